@@ -1,0 +1,55 @@
+"""The contract every world backend meets, so the host serves the sandbox and a trained model alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass
+class Prompt:
+    """What a world starts from; any combination may be given, all may be empty."""
+
+    seed: int | None = None
+    text: str | None = None
+    image: np.ndarray | None = None  # (H, W, 3) uint8 RGB, any size: the backend resizes
+    sketch: np.ndarray | None = None  # (H, W, 3) uint8 flat-colour layout (see bridge.worlds.sketch palette)
+
+
+@dataclass
+class WorldEvent:
+    """A promptable world event: a typed event, free text, or both."""
+
+    type: str | None = None  # one of the backend's `event_types`, e.g. "weather_snow"
+    text: str | None = None  # free text, e.g. "it begins to snow"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class WorldBackend(Protocol):
+    """A world the host can roll forward one frame at a time."""
+
+    kind: str  # "sandbox" (the scripted game, a test backend) or "world_model" (a trained checkpoint)
+    name: str  # human-readable, shown to users, e.g. "sandbox game" or "world model tiny (step 12000)"
+    action_names: list[str]  # index = action id; named actions clients may send
+    num_latent_actions: int  # for the sandbox this equals len(action_names)
+    event_types: list[str]  # typed events this backend understands
+    height: int
+    width: int
+
+    def reset(self, prompt: Prompt) -> np.ndarray:
+        """Start a new world; returns the first frame (H, W, 3) uint8."""
+        ...
+
+    def step(self, action: int, event: WorldEvent | None = None) -> np.ndarray:
+        """Advance one frame under `action` (and an event, if one fires now); returns (H, W, 3) uint8."""
+        ...
+
+    def get_state(self) -> Any:
+        """An opaque snapshot of everything that determines future frames (for branching)."""
+        ...
+
+    def set_state(self, state: Any) -> None:
+        """Restore a snapshot taken by get_state; the world continues from it deterministically."""
+        ...

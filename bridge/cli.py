@@ -1,0 +1,47 @@
+"""The `worldbridge` command: one lazily-loaded click group per part, so `--help` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# command name -> "module:attribute" of a click command or group
+COMMANDS = {
+    "data": ("bridge.data.cli:data", "Generate, import, capture, inspect and preview video datasets."),
+    "train": ("bridge.train.cli:train", "Train the video tokenizer, or the latent action model + dynamics."),
+    "eval": ("bridge.train.evaluate:eval_command", "Evaluate a checkpoint on a dataset and print JSON."),
+    "serve": ("bridge.host.cli:serve", "Run the world host (ZeroMQ ROUTER) for engine plugins and the editor."),
+    "bench": ("bridge.host.bench:bench", "Measure frames/s and latency in-process and through the protocol."),
+    "keys": ("bridge.host.cli:keys", "Generate ZeroMQ CURVE keys for binding beyond loopback."),
+    "record": ("bridge.host.cli:record", "Export or replay session recordings."),
+    "play": ("editor_gui.app:play", "Open the editor window and play a world."),
+    "demo": ("bridge.demo:demo", "Headless scripted session through the real protocol; writes a recording and a GIF/MP4."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand only when it is run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_text) for name, (_, help_text) in sorted(COMMANDS.items())])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="worldbridge")
+def main() -> None:
+    """WorldBridge: generated, playable worlds for Unity, Godot and a desktop editor."""
+
+
+if __name__ == "__main__":
+    main()
