@@ -1,0 +1,352 @@
+"""`WorldClient`: the Python side of protocol v1 (docs/protocol.md), used by the editor, the Gym env, demo and bench.
+
+Not thread-safe: use one client per thread (ZeroMQ sockets must stay on the thread that uses them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from bridge.host import protocol as P
+from bridge.host.pixels import decode_pixels, encode_prompt_image
+from bridge.host.protocol import ProtocolError
+
+__all__ = ["Frame", "ProtocolError", "WorldClient"]
+
+
+def client_ms() -> float:
+    """The client clock in ms; `client_ts` and `received_ts` use it (same clock as the host on one machine)."""
+    return time.perf_counter() * 1000.0
+
+
+@dataclass
+class Frame:
+    """One frame as received, with the header fields that matter to a client."""
+
+    session_id: str
+    index: int
+    epoch: int
+    action: int
+    client_ts: float | None
+    seq: int | None
+    host_ts: float
+    timings: dict
+    events: list[str]
+    image: np.ndarray  # (H, W, 3) uint8
+    received_ts: float  # client clock ms, same clock as client_ts
+    header: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Input sent -> frame received, when this frame echoes an input's client_ts."""
+        return None if self.client_ts is None else self.received_ts - self.client_ts
+
+
+class WorldClient:
+    """One connection to a world host: handshake, one session at a time, frames newest-first."""
+
+    def __init__(self, address: str = "tcp://127.0.0.1:5555", client_name: str = "python", timeout: float = 5.0,
+                 codecs: tuple[str, ...] | list[str] = ("raw",), *, curve_server_key: bytes | str | None = None,
+                 context: zmq.Context | None = None, max_buffered_frames: int = 64):
+        self.address = address
+        self.client_name = client_name
+        self.timeout = timeout
+        self.codecs = list(codecs)
+        self.welcome: dict | None = None
+        self.session: dict | None = None
+        self.errors: deque[dict] = deque(maxlen=64)  # asynchronous errors (no req_id), newest last
+        self._frames: deque[Frame] = deque(maxlen=max_buffered_frames)
+        self._replies: dict[int, dict] = {}
+        self._req_id = 0
+        self._seq = 0
+        self._epoch = 0
+        self._closed = False
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 200)
+        self._sock.setsockopt(zmq.RCVHWM, 64)
+        self._sock.setsockopt(zmq.SNDHWM, 1000)
+        self._sock.setsockopt(zmq.RCVBUF, 256 * 1024)
+        if curve_server_key is not None:
+            self._sock.curve_serverkey = curve_server_key.encode() if isinstance(curve_server_key, str) \
+                else curve_server_key
+            self._sock.curve_publickey, self._sock.curve_secretkey = zmq.curve_keypair()
+        self._sock.connect(address)
+
+    # --- context manager ---
+
+    def __enter__(self) -> "WorldClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- plumbing ---
+
+    def _send(self, msg: dict) -> None:
+        if self._closed:
+            raise ProtocolError("closed", "this WorldClient is closed: make a new one")
+        self._sock.send(P.encode(msg))
+
+    def _next_req(self) -> int:
+        self._req_id += 1
+        return self._req_id
+
+    def _receive(self, timeout_s: float | None) -> bool:
+        """Receive and file one message (frame / reply / async error); False when nothing came in time."""
+        timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
+        if not self._sock.poll(timeout_ms, zmq.POLLIN):
+            return False
+        parts = self._sock.recv_multipart()
+        received = client_ms()
+        try:
+            msg = P.decode(parts[0])
+        except ProtocolError:
+            return True
+        mtype = msg["type"]
+        if mtype == "frame":
+            self._file_frame(msg, parts, received)
+        elif mtype == "error" and msg.get("req_id") is None:
+            self.errors.append(msg)
+            if msg.get("fatal"):
+                self.session = None
+        elif msg.get("req_id") is not None:
+            self._replies[msg["req_id"]] = msg
+        elif mtype in ("welcome", "reject"):
+            self._replies[-1] = msg
+        return True
+
+    def _file_frame(self, h: dict, parts: list[bytes], received: float) -> None:
+        if self.session is not None and h.get("session_id") != self.session.get("session_id"):
+            return  # a late frame of a session this client already replaced
+        epoch = h.get("epoch", 0)
+        if epoch < self._epoch:
+            return  # a frame of a timeline the client already left (reset/branch)
+        self._epoch = epoch
+        if len(parts) < 2:
+            raise ProtocolError("bad_message", "frame header arrived without its pixel part")
+        image = decode_pixels(parts[1], h["codec"], h["width"], h["height"])
+        self._frames.append(Frame(h["session_id"], h["index"], epoch, h["action"], h.get("client_ts"), h.get("seq"),
+                                  h["host_ts"], h.get("timings", {}), h.get("events", []), image, received, h))
+
+    def _wait_reply(self, req_id: int, what: str, timeout: float | None = None) -> dict:
+        """Wait for the answer to `req_id`, buffering frames meanwhile; errors become ProtocolError."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while req_id not in self._replies:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._receive(left):
+                if req_id in self._replies:
+                    break
+                raise ProtocolError("timeout", f"no answer to `{what}` from {self.address} within {timeout:g} s: "
+                                               "is the host still running (`worldbridge serve`)?")
+        reply = self._replies.pop(req_id)
+        if reply["type"] == "error":
+            if reply.get("fatal"):
+                self.session = None
+            raise ProtocolError(reply.get("code", "error"), reply.get("message", ""), bool(reply.get("fatal")))
+        return reply
+
+    def _request(self, msg: dict, timeout: float | None = None) -> dict:
+        req_id = self._next_req()
+        self._send({"type": msg["type"], "req_id": req_id, **{k: v for k, v in msg.items() if k != "type"}})
+        return self._wait_reply(req_id, msg["type"], timeout)
+
+    def _need_session(self) -> dict:
+        if self.session is None:
+            raise ProtocolError("no_session", "no session: call start() first")
+        return self.session
+
+    # --- handshake and session ---
+
+    def connect(self) -> dict:
+        """hello -> welcome; ProtocolError on reject (version) or when no host answers."""
+        self._send({"type": "hello", "protocol_major": P.PROTOCOL_MAJOR, "protocol_minor": P.PROTOCOL_MINOR,
+                    "client": self.client_name, "codecs": self.codecs})
+        deadline = time.monotonic() + self.timeout
+        while -1 not in self._replies:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._receive(left):
+                if -1 in self._replies:
+                    break
+                raise ProtocolError("no_host", f"no host at {self.address}: start one with `worldbridge serve`")
+        reply = self._replies.pop(-1)
+        if reply["type"] == "reject":
+            raise ProtocolError(reply.get("code", "version_mismatch"), reply.get("message", "rejected"), True)
+        self.welcome = reply
+        return reply
+
+    def start(self, backend: str | None = None, checkpoint: str | None = None, mode: str = "realtime",
+              fps: float = 24.0, seed: int | None = None, text: str | None = None,
+              image: np.ndarray | bytes | None = None, sketch: np.ndarray | bytes | None = None,
+              action_map: dict[str, int] | None = None, resume: str | None = None) -> dict:
+        """Start (or resume) a session; returns the `session` message. Frame 0 follows right away."""
+        if checkpoint is not None:
+            raise ProtocolError("bad_argument", "the host chooses checkpoints: start it with "
+                                                f"`worldbridge serve --checkpoint {checkpoint}` and pass backend="
+                                                "'world_model'")
+        if self.welcome is None:
+            self.connect()
+        msg = {"type": "start", "backend": backend, "mode": mode, "fps": float(fps), "seed": seed, "text": text,
+               "image": None if image is None else encode_prompt_image(image),
+               "sketch": None if sketch is None else encode_prompt_image(sketch),
+               "action_map": action_map, "resume": resume}
+        self._frames.clear()
+        reply = self._request(msg)
+        self.session = reply
+        self._epoch = reply["epoch"]
+        self._frames = deque((f for f in self._frames if f.session_id == reply["session_id"]),
+                             maxlen=self._frames.maxlen)
+        return reply
+
+    def _action(self, action: int | str) -> int | str:
+        s = self._need_session()
+        if isinstance(action, str):
+            return action  # names are resolved by the host (the session's action_map may add some)
+        if isinstance(action, (int, np.integer)) and not isinstance(action, bool):
+            n = max(s["num_latent_actions"], len(s["action_names"]))
+            if not 0 <= int(action) < n:
+                raise ProtocolError("bad_argument", f"action id {action} is outside 0-{n - 1}")
+            return int(action)
+        raise ProtocolError("bad_argument", f"action must be an id or a name, got {type(action).__name__}")
+
+    def act(self, action: int | str, seq: int | None = None) -> None:
+        """Set the current input (realtime: applies from the next tick; step: makes one frame)."""
+        self._send({"type": "input", "action": self._action(action), "client_ts": client_ms(), "seq": seq})
+
+    def step(self, action: int | str, timeout: float | None = None) -> Frame:
+        """Step mode: send one input and wait for exactly the frame it produced."""
+        s = self._need_session()
+        if s["mode"] != "step":
+            raise ProtocolError("bad_argument", "step() needs a step-mode session: start(mode='step') or "
+                                                "settings(mode='step')")
+        self._seq += 1
+        seq, req_id = self._seq, self._next_req()
+        self._send({"type": "input", "req_id": req_id, "action": self._action(action), "client_ts": client_ms(),
+                    "seq": seq})
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, f in enumerate(self._frames):
+                if f.seq == seq:
+                    for _ in range(i + 1):
+                        self._frames.popleft()
+                    return f
+            if req_id in self._replies:
+                self._wait_reply(req_id, "input")  # raises the error the host sent for this input
+            if self.session is None and self.errors:
+                e = self.errors[-1]
+                raise ProtocolError(e.get("code", "error"), e.get("message", ""), True)
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._receive(left):
+                if any(f.seq == seq for f in self._frames):
+                    continue
+                raise ProtocolError("timeout", f"no frame for input seq {seq} within {timeout:g} s")
+
+    def event(self, event_type: str | None = None, text: str | None = None) -> dict:
+        """Fire a world event on the next frame; the `ok` carries its caption."""
+        self._need_session()
+        return self._request({"type": "event", "event_type": event_type, "text": text})
+
+    def reset(self, seed: int | None = None, text: str | None = None, image: np.ndarray | bytes | None = None,
+              sketch: np.ndarray | bytes | None = None) -> dict:
+        """A new world (missing prompt parts are kept); epoch += 1 and frame 0 follows."""
+        self._need_session()
+        reply = self._request({"type": "reset", "seed": seed, "text": text,
+                               "image": None if image is None else encode_prompt_image(image),
+                               "sketch": None if sketch is None else encode_prompt_image(sketch)})
+        self._adopt_epoch(reply)
+        return reply
+
+    def branch(self, frame: int) -> dict:
+        """Continue from frame `frame` of the current timeline; epoch += 1 and that frame is re-sent."""
+        self._need_session()
+        reply = self._request({"type": "branch", "frame": int(frame)})
+        self._adopt_epoch(reply)
+        return reply
+
+    def _adopt_epoch(self, reply: dict) -> None:
+        epoch = reply.get("epoch")
+        if isinstance(epoch, int) and epoch > self._epoch:
+            self._epoch = epoch
+            self._frames = deque((f for f in self._frames if f.epoch >= epoch), maxlen=self._frames.maxlen)
+
+    def settings(self, **kw: Any) -> dict:
+        """Change steps / temperature / cfg / fps / mode; returns the `ok` with the full settings map."""
+        self._need_session()
+        unknown = set(kw) - {"steps", "temperature", "cfg", "fps", "mode"}
+        if unknown:
+            raise ProtocolError("bad_argument", f"unknown settings {sorted(unknown)}: use steps, temperature, cfg, "
+                                                "fps, mode")
+        msg = {k: (float(v) if k in ("temperature", "cfg", "fps") else v) for k, v in kw.items()}
+        reply = self._request({"type": "settings", **msg})
+        st = reply.get("settings", {})
+        self.session = {**self.session, "settings": st, "mode": st.get("mode", self.session["mode"]),
+                        "fps": st.get("fps", self.session["fps"])}
+        return reply
+
+    def record_start(self, path: str | None = None) -> dict:
+        """Record this session on the host's disk; the `ok` carries the path."""
+        self._need_session()
+        return self._request({"type": "record_start", "path": None if path is None else str(path)})
+
+    def record_stop(self) -> dict:
+        self._need_session()
+        return self._request({"type": "record_stop"})
+
+    def status(self) -> dict:
+        return self._request({"type": "status"})
+
+    def ping(self) -> float:
+        """Round trip in ms."""
+        t0 = client_ms()
+        self._request({"type": "ping", "client_ts": t0})
+        return client_ms() - t0
+
+    # --- frames ---
+
+    def next_frame(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame (older queued ones are dropped); waits up to `timeout` s (None = self.timeout)."""
+        while self._receive(0):
+            pass
+        if not self._frames:
+            timeout = self.timeout if timeout is None else timeout
+            deadline = time.monotonic() + timeout
+            while not self._frames:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._receive(left):
+                    if not self._frames:
+                        return None
+            while self._receive(0):
+                pass
+        frame = self._frames[-1]
+        self._frames.clear()
+        return frame
+
+    def frames(self, timeout: float | None = None) -> Iterator[Frame]:
+        """Yield the newest frame each time one arrives; stops after `timeout` s without a frame (None: never)."""
+        while True:
+            frame = self.next_frame(timeout=1e9 if timeout is None else timeout)
+            if frame is None:
+                return
+            yield frame
+
+    def close(self) -> None:
+        """Say bye (ends the session on the host) and close the socket."""
+        if self._closed:
+            return
+        if self.welcome is not None:
+            try:
+                self._sock.send(P.encode({"type": "bye"}), zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+        self._closed = True
+        self._sock.close(linger=200)
+        self.session = None

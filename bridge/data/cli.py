@@ -1,0 +1,123 @@
+"""`worldbridge data ...`: generate, import, capture, inspect and preview video datasets."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def data() -> None:
+    """Generate, import, capture, inspect and preview video datasets (format: docs/data.md)."""
+
+
+@data.command()
+@click.option("--world", default="sandbox", show_default=True, help="World to play: only 'sandbox' (the scripted game).")
+@click.option("--episodes", default=100, show_default=True, type=int, help="Number of episodes (one level each).")
+@click.option("--frames", default=500, show_default=True, type=int, help="Frames per episode, including the first.")
+@click.option("--size", default=64, show_default=True, type=int, help="Frame height and width in pixels (a multiple of 64).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Base seed; every level seed derives from it.")
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
+@click.option("--sketch", is_flag=True, help="Also store the flat-colour sketch view of every frame.")
+@click.option("--events-per-episode", default=1.0, show_default=True, type=float,
+              help="Mean number of world events in an episode that has events.")
+@click.option("--event-fraction", default=0.5, show_default=True, type=float, help="Share of episodes with events.")
+@click.option("--val-fraction", default=0.05, show_default=True, type=float, help="Share of levels (by seed) held out for validation.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(world, episodes, frames, size, out, seed, workers, sketch, events_per_episode, event_fraction, val_fraction,
+             overwrite, quiet) -> None:
+    """Play the sandbox game with scripted players and save the frames, true and effective actions."""
+    from bridge.data.generate import GenerateConfig, generate as run
+
+    try:
+        cfg = GenerateConfig(world=world, episodes=episodes, frames=frames, size=size, seed=seed, workers=workers,
+                             sketch=sketch, events_per_episode=events_per_episode, event_fraction=event_fraction,
+                             val_fraction=val_fraction)
+        summary = run(cfg, out, overwrite=overwrite, progress=not quiet)
+    except (ValueError, FileExistsError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {summary['frames']} frames in {summary['episodes']} episodes to {summary['out']} "
+               f"in {summary['seconds']} s: {summary['frames_per_s']:.0f} frames/s, "
+               f"{summary['bytes'] / 2**20:.1f} MiB")
+
+
+@data.command()
+@click.argument("root", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def info(root, as_json) -> None:
+    """Summarise a dataset: episodes, frames, resolution, fps, size on disk, splits, captions and events."""
+    from bridge.data.dataset import VideoDataset
+    from bridge.data.summary import dataset_info, format_info
+
+    try:
+        summary = dataset_info(VideoDataset(root))
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps(summary, indent=1) if as_json else format_info(summary))
+
+
+@data.command(name="import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@click.option("--size", default=64, show_default=True, type=int, help="Frame size: center-crop to square, then resize.")
+@click.option("--fps", default=10.0, show_default=True, type=float, help="Resample every video to this frame rate.")
+@click.option("--val-fraction", default=0.05, show_default=True, type=float, help="Share of sources held out for validation.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
+def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
+    """Import mp4/webm/gif videos, folders of images and host recordings (.wbrec) as video-only footage."""
+    from bridge.data.importer import import_footage
+
+    try:
+        summary = import_footage(paths, out, size=size, fps=fps, val_fraction=val_fraction, overwrite=overwrite)
+    except (ValueError, FileExistsError) as e:
+        raise click.ClickException(f"{e} (nothing was written)") from None
+    click.echo(f"imported {summary['frames']} frames in {summary['episodes']} episodes to {summary['out']}")
+
+
+@data.command()
+@click.option("--env", "env_id", required=True, help="Gymnasium id, e.g. CartPole-v1 (must render rgb_array).")
+@click.option("--episodes", default=10, show_default=True, type=int, help="Episodes to play.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@click.option("--frames", default=500, show_default=True, type=int, help="Most frames per episode (episodes may end sooner).")
+@click.option("--size", default=64, show_default=True, type=int, help="Frame size: center-crop to square, then resize.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the environment and the random policy.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
+def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
+    """Record a Gymnasium environment under a random action-repeat policy, with its true actions."""
+    from bridge.data.capture import capture as run
+
+    try:
+        summary = run(env_id, out, episodes=episodes, frames=frames, size=size, seed=seed, overwrite=overwrite)
+    except (ValueError, FileExistsError) as e:
+        raise click.ClickException(str(e)) from None
+    acts = "with actions " + str(summary["actions"]) if summary["actions"] else "without actions (not a discrete space)"
+    click.echo(f"captured {summary['frames']} frames in {summary['episodes']} episodes of {env_id} to {summary['out']} {acts}")
+
+
+@data.command()
+@click.argument("root", required=False, type=click.Path())
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--rows", default=8, show_default=True, type=int, help="Episodes to show.")
+@click.option("--cols", default=8, show_default=True, type=int, help="Frames per episode.")
+@click.option("--scale", default=2, show_default=True, type=int, help="Pixel scale factor.")
+@click.option("--sandbox-gallery", is_flag=True, help="Instead of a dataset: every sandbox theme x time x weather, and every event.")
+@click.option("--size", default=64, show_default=True, type=int, help="Frame size for --sandbox-gallery.")
+def preview(root, out, rows, cols, scale, sandbox_gallery, size) -> None:
+    """Write a contact-sheet PNG of a dataset (or the sandbox gallery)."""
+    from bridge.data.dataset import VideoDataset
+    from bridge.data.preview import contact_sheet, sandbox_gallery as gallery, save_png
+
+    try:
+        if sandbox_gallery:
+            image = gallery(size=size, scale=scale)
+        elif root is None:
+            raise click.UsageError("give a dataset folder, or --sandbox-gallery")
+        else:
+            image = contact_sheet(VideoDataset(root), rows=rows, cols=cols, scale=scale)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    path = save_png(out, image)
+    click.echo(f"wrote {path} ({image.shape[1]}x{image.shape[0]})")

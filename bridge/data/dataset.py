@@ -1,0 +1,174 @@
+"""Reading worldbridge-video datasets: memory-mapped frame shards, aligned actions, and clips that stay in one episode."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "worldbridge-video"
+VERSION = 1
+
+
+@dataclass
+class Episode:
+    """One continuous video: `length` frames at `start` in shard `shard`."""
+
+    id: int
+    shard: int
+    start: int
+    length: int
+    seed: int | None = None
+    caption: str = ""
+    params: dict | None = None
+    events: list[dict] = field(default_factory=list)
+    split: str = "train"
+    extra: dict = field(default_factory=dict)  # any other keys the manifest holds (e.g. policy, source file)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Episode":
+        known = {"id", "shard", "start", "length", "seed", "caption", "params", "events", "split"}
+        return cls(**{k: d[k] for k in known if k in d}, extra={k: v for k, v in d.items() if k not in known})
+
+    def to_dict(self) -> dict:
+        d = {"id": self.id, "shard": self.shard, "start": self.start, "length": self.length, "seed": self.seed,
+             "caption": self.caption, "params": self.params, "events": self.events, "split": self.split}
+        d.update(self.extra)
+        return d
+
+
+def shard_name(kind: str, index: int) -> str:
+    """File name of a shard: frames_00000.npy, actions_00000.npy, effective_actions_00000.npy, sketches_00000.npy."""
+    return f"{kind}_{index:05d}.npy"
+
+
+class VideoDataset:
+    """A dataset directory written by `worldbridge data generate|import|capture` (see docs/data.md)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        manifest = self.root / "manifest.json"
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"dataset directory {self.root} does not exist; create one with `worldbridge data generate`")
+        if not manifest.is_file():
+            raise FileNotFoundError(
+                f"{self.root} has no manifest.json, so it is not a complete dataset (an interrupted run, or the wrong "
+                f"folder); regenerate it with `worldbridge data generate` or `worldbridge data import`"
+            )
+        try:
+            m = json.loads(manifest.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{manifest} is corrupt ({e}); regenerate the dataset") from None
+        if not isinstance(m, dict) or m.get("format") != FORMAT:
+            raise ValueError(f"{manifest} is not a {FORMAT} manifest (format={m.get('format') if isinstance(m, dict) else None!r})")
+        if m.get("version") != VERSION:
+            raise ValueError(f"{manifest} has version {m.get('version')}; this worldbridge reads version {VERSION}")
+        missing = [k for k in ("height", "width", "fps", "episodes") if k not in m]
+        if missing:
+            raise ValueError(f"{manifest} lacks the keys {missing}; regenerate the dataset")
+        self.manifest = m
+        self.height, self.width, self.fps = int(m["height"]), int(m["width"]), float(m["fps"])
+        self.action_names: list[str] | None = m.get("action_names")
+        self.source: str = m.get("source", "unknown")
+        self.episodes = [Episode.from_dict(e) for e in m["episodes"]]
+        self.num_frames = int(sum(e.length for e in self.episodes))
+        self._shards: dict[tuple[str, int], np.ndarray] = {}
+        self.has_actions = (self.root / shard_name("actions", 0)).is_file() if self.episodes else False
+        self.has_sketches = (self.root / shard_name("sketches", 0)).is_file() if self.episodes else False
+
+    def __repr__(self) -> str:
+        return f"VideoDataset({str(self.root)!r}, {len(self.episodes)} episodes, {self.num_frames} frames, {self.height}x{self.width})"
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def _shard(self, kind: str, index: int) -> np.ndarray | None:
+        key = (kind, index)
+        if key not in self._shards:
+            path = self.root / shard_name(kind, index)
+            if not path.is_file():
+                if kind == "frames":
+                    raise FileNotFoundError(f"{path} is missing; the dataset is damaged, regenerate it")
+                return None
+            self._shards[key] = np.load(path, mmap_mode="r")
+        return self._shards[key]
+
+    def frames(self, episode: Episode) -> np.ndarray:
+        """(L, H, W, 3) uint8 memory-mapped view of an episode's frames."""
+        return self._shard("frames", episode.shard)[episode.start : episode.start + episode.length]
+
+    def actions(self, episode: Episode, effective: bool = False) -> np.ndarray | None:
+        """(L,) int16: actions[i] moves frame i to frame i+1, -1 on the last frame; None for action-free footage."""
+        a = self._shard("effective_actions" if effective else "actions", episode.shard)
+        return None if a is None else a[episode.start : episode.start + episode.length]
+
+    def sketches(self, episode: Episode) -> np.ndarray | None:
+        """(L, H, W, 3) uint8 sketch views, when generated with --sketch."""
+        s = self._shard("sketches", episode.shard)
+        return None if s is None else s[episode.start : episode.start + episode.length]
+
+    def split(self, name: str) -> list[Episode]:
+        """Episodes of a split ("train" / "val"); splits are by level seed, so no level is in both."""
+        if name not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {name!r}")
+        return [e for e in self.episodes if e.split == name]
+
+
+class ClipSampler:
+    """Uniform random clips of `clip_len` frames that never cross an episode boundary."""
+
+    def __init__(self, ds: VideoDataset, clip_len: int, split: str = "train", stride: int = 1, seed: int = 0):
+        if clip_len < 1 or stride < 1:
+            raise ValueError(f"clip_len and stride must be >= 1, got clip_len={clip_len}, stride={stride}")
+        self.ds, self.clip_len, self.stride = ds, clip_len, stride
+        self.episodes = ds.episodes if split == "all" else ds.split(split)
+        ep_idx, offsets = [], []
+        for i, e in enumerate(self.episodes):
+            n = (e.length - clip_len) // stride + 1 if e.length >= clip_len else 0
+            ep_idx.append(np.full(n, i, np.int32))
+            offsets.append(np.arange(n, dtype=np.int64) * stride)
+        self.ep_idx = np.concatenate(ep_idx) if ep_idx else np.zeros(0, np.int32)
+        self.offsets = np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
+        if len(self.ep_idx) == 0:
+            longest = max((e.length for e in self.episodes), default=0)
+            raise ValueError(
+                f"no clips of {clip_len} frames in split {split!r} of {ds.root} ({len(self.episodes)} episodes, "
+                f"longest {longest} frames); use a shorter clip_len or generate longer episodes"
+            )
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.ep_idx)
+
+    def clip(self, index: int) -> tuple[Episode, int]:
+        """The episode and frame offset of clip number `index`."""
+        return self.episodes[int(self.ep_idx[index])], int(self.offsets[index])
+
+    def _pick(self, batch: int, rng: np.random.Generator | None) -> np.ndarray:
+        return (rng or self.rng).integers(0, len(self), size=batch)
+
+    def _frames(self, picks: np.ndarray) -> np.ndarray:
+        T = self.clip_len
+        out = np.empty((len(picks), T, self.ds.height, self.ds.width, 3), np.uint8)
+        for b, k in enumerate(picks):
+            ep, off = self.clip(int(k))
+            out[b] = self.ds.frames(ep)[off : off + T]
+        return out
+
+    def sample(self, batch: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """(B, T, H, W, 3) uint8 clips."""
+        return self._frames(self._pick(batch, rng))
+
+    def sample_with_actions(self, batch: int, rng: np.random.Generator | None = None, effective: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Clips and their actions (B, T-1) int16: actions[:, t] takes frame t to frame t+1 (None without actions)."""
+        picks = self._pick(batch, rng)
+        frames = self._frames(picks)
+        if not self.ds.has_actions:
+            return frames, None
+        acts = np.empty((batch, self.clip_len - 1), np.int16)
+        for b, k in enumerate(picks):
+            ep, off = self.clip(int(k))
+            acts[b] = self.ds.actions(ep, effective=effective)[off : off + self.clip_len - 1]
+        return frames, acts

@@ -1,0 +1,190 @@
+"""Importing footage as a video-only dataset: video files, GIFs, folders of images, and host session recordings."""
+
+from __future__ import annotations
+
+import importlib.util
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from bridge.data.writer import DatasetWriter, split_for_seed
+
+VIDEO_EXTS = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".mpg", ".mpeg"}
+GIF_EXTS = {".gif"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+RECORDING_EXTS = {".wbrec"}
+
+
+class FootageError(ValueError):
+    """A file that cannot be imported; the message names it."""
+
+
+def square_resize(frame: np.ndarray, size: int) -> np.ndarray:
+    """Center-crop to a square, then resize to size x size (area filter when shrinking)."""
+    from PIL import Image
+
+    frame = np.asarray(frame)
+    if frame.ndim == 2:
+        frame = np.repeat(frame[..., None], 3, axis=2)
+    if frame.shape[2] == 4:
+        frame = frame[..., :3]
+    if frame.dtype != np.uint8:
+        frame = np.clip(frame, 0, 255).astype(np.uint8)
+    h, w = frame.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    crop = np.ascontiguousarray(frame[y0 : y0 + s, x0 : x0 + s])
+    if s == size:
+        return crop
+    resample = Image.Resampling.BOX if s > size else Image.Resampling.BICUBIC
+    return np.asarray(Image.fromarray(crop).resize((size, size), resample))
+
+
+def resample_indices(times: np.ndarray, fps: float) -> np.ndarray:
+    """Indices of source frames (at `times` seconds) shown at each tick of a `fps` clock: the latest frame not after it."""
+    times = np.asarray(times, np.float64)
+    if len(times) == 0:
+        return np.zeros(0, np.int64)
+    ticks = times[0] + np.arange(int(np.floor((times[-1] - times[0]) * fps + 1e-9)) + 1) / fps
+    return np.clip(np.searchsorted(times, ticks + 1e-9, side="right") - 1, 0, len(times) - 1)
+
+
+def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
+    """Frames of a video file and its frame rate (imageio + imageio-ffmpeg)."""
+    import imageio.v3 as iio
+
+    try:
+        meta = iio.immeta(path, plugin="FFMPEG")
+        fps = float(meta.get("fps") or 0) or 30.0
+        return iio.imiter(path, plugin="FFMPEG"), fps
+    except Exception as e:  # imageio raises several types for unreadable files
+        raise FootageError(f"{path}: cannot read this video ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})") from None
+
+
+def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float]]:
+    """Frames of an animated GIF and each frame's start time in seconds."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            frames, times, t = [], [], 0.0
+            for f in ImageSequence.Iterator(im):
+                frames.append(np.asarray(f.convert("RGB")))
+                times.append(t)
+                t += (f.info.get("duration") or 100) / 1000.0
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise FootageError(f"{path}: cannot read this GIF ({e})") from None
+    return frames, times
+
+
+def _image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise FootageError(f"{path}: cannot read this image ({e})") from None
+
+
+def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, np.ndarray]]:
+    """Episodes of a host recording (.wbrec): one per epoch (a reset or branch starts a new one)."""
+    if importlib.util.find_spec("bridge.host.recording") is None:
+        raise FootageError(f"{path}: importing recordings needs bridge.host.recording, which this install lacks")
+    from bridge.host.recording import RecordingReader
+
+    try:
+        reader = RecordingReader(path)
+    except (ValueError, OSError) as e:
+        raise FootageError(f"{path}: {e}") from None
+    by_epoch: dict[int, tuple[list[float], list[np.ndarray]]] = {}
+    for f in reader.frames():
+        if f.source == "resend":
+            continue
+        times, images = by_epoch.setdefault(int(f.epoch), ([], []))
+        if times and f.t / 1000.0 <= times[-1]:
+            continue
+        times.append(f.t / 1000.0)
+        images.append(f.image)
+    if not by_epoch:
+        raise FootageError(f"{path}: the recording holds no frames")
+    backend = reader.header.get("session", {}).get("backend_name")
+    for epoch, (times, images) in sorted(by_epoch.items()):
+        idx = resample_indices(np.array(times), fps)
+        frames = np.stack([square_resize(images[i], size) for i in idx])
+        yield {"caption": "", "source_file": str(path), "epoch": epoch, "recorded_backend": backend}, frames
+
+
+def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, np.ndarray]]:
+    """(manifest fields, (L, size, size, 3) frames) for every episode a path holds."""
+    path = Path(path)
+    if not path.exists():
+        raise FootageError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        images = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
+        if images:  # a folder of frames is one episode, already at the dataset's frame rate
+            yield {"caption": "", "source_file": str(path)}, np.stack([square_resize(_image(p), size) for p in images])
+            return
+        media = [p for p in files if p.suffix.lower() in VIDEO_EXTS | GIF_EXTS | RECORDING_EXTS]
+        if not media:
+            raise FootageError(f"{path}: the folder holds no images, videos, GIFs or .wbrec recordings")
+        for p in media:
+            yield from footage_episodes(p, size, fps)
+        return
+    ext = path.suffix.lower()
+    if ext in VIDEO_EXTS:
+        it, src_fps = _video_frames(path)
+        frames = []
+        try:
+            for f in it:
+                frames.append(square_resize(f, size))
+        except Exception as e:
+            raise FootageError(f"{path}: the video is damaged after {len(frames)} frames ({type(e).__name__})") from None
+        if not frames:
+            raise FootageError(f"{path}: the video has no frames")
+        idx = resample_indices(np.arange(len(frames)) / src_fps, fps)
+        yield {"caption": "", "source_file": str(path), "source_fps": src_fps}, np.stack([frames[i] for i in idx])
+    elif ext in GIF_EXTS:
+        frames, times = _gif_frames(path)
+        idx = resample_indices(np.array(times), fps)
+        yield {"caption": "", "source_file": str(path)}, np.stack([square_resize(frames[i], size) for i in idx])
+    elif ext in RECORDING_EXTS:
+        yield from _recording_episodes(path, size, fps)
+    elif ext in IMAGE_EXTS:
+        raise FootageError(f"{path}: a single image is not footage; put the frames in a folder and import the folder")
+    else:
+        supported = sorted(VIDEO_EXTS | GIF_EXTS | RECORDING_EXTS)
+        raise FootageError(f"{path}: unsupported file type {ext or '(none)'}; supported: {supported} and folders of images")
+
+
+def import_footage(paths: Iterable[str | Path], out: str | Path, size: int = 64, fps: float = 10.0,
+                   val_fraction: float = 0.05, overwrite: bool = False, progress: bool = True) -> dict:
+    """Import footage into a video-only dataset at `out` (no action files); all or nothing."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise FootageError("give at least one file or folder to import")
+    if size < 8 or fps <= 0:
+        raise FootageError(f"--size must be >= 8 and --fps > 0, got size={size}, fps={fps}")
+    known = VIDEO_EXTS | GIF_EXTS | RECORDING_EXTS
+    for p in paths:  # fail fast on obvious mistakes before any decoding
+        if not p.exists():
+            raise FootageError(f"{p}: no such file or folder")
+        if p.is_file() and p.suffix.lower() not in known:
+            hint = "put single images in a folder and import the folder" if p.suffix.lower() in IMAGE_EXTS else f"supported: {sorted(known)} and folders of images"
+            raise FootageError(f"{p}: unsupported file type {p.suffix or '(none)'}; {hint}")
+    frames_total = 0
+    with DatasetWriter(out, height=size, width=size, fps=fps, action_names=None, source="import", overwrite=overwrite) as w:
+        eid = 0
+        for p in tqdm(paths, desc="import", unit="file", disable=not progress):
+            for meta, frames in footage_episodes(p, size, fps):
+                seed = zlib.crc32(f"{meta['source_file']}#{meta.get('epoch', 0)}".encode()) & 0x7FFFFFFF  # split by source
+                w.add_episode({"id": eid, "seed": seed, "params": None, "events": [],
+                               "split": split_for_seed(seed, val_fraction), **meta}, frames)
+                frames_total += len(frames)
+                eid += 1
+        path = w.finish()
+    return {"out": str(path), "episodes": eid, "frames": frames_total}

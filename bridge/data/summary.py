@@ -1,0 +1,62 @@
+"""What a dataset holds, for `worldbridge data info`: sizes, splits, captions and events."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bridge.data.dataset import VideoDataset
+
+
+def dataset_info(ds: VideoDataset) -> dict:
+    """A JSON-able summary of a dataset."""
+    size = sum(f.stat().st_size for f in ds.root.iterdir() if f.is_file())
+    events = Counter(e["type"] for ep in ds.episodes for e in ep.events)
+    params = [ep.params or {} for ep in ds.episodes]
+    counts = {key: dict(Counter(p[key] for p in params if key in p)) for key in ("theme", "time", "weather")}
+    return {
+        "root": str(ds.root),
+        "source": ds.source,
+        "episodes": len(ds.episodes),
+        "frames": ds.num_frames,
+        "height": ds.height,
+        "width": ds.width,
+        "fps": ds.fps,
+        "hours": round(ds.num_frames / ds.fps / 3600, 3) if ds.fps else None,
+        "action_names": ds.action_names,
+        "has_actions": ds.has_actions,
+        "has_sketches": ds.has_sketches,
+        "bytes": size,
+        "bytes_per_100k_frames": round(size / max(ds.num_frames, 1) * 100_000),
+        "splits": {name: {"episodes": len(eps), "frames": sum(e.length for e in eps)}
+                   for name in ("train", "val") for eps in [ds.split(name)]},
+        "episode_length": {"min": min((e.length for e in ds.episodes), default=0),
+                           "max": max((e.length for e in ds.episodes), default=0)},
+        "params": {k: v for k, v in counts.items() if v},
+        "events": dict(events),
+        "episodes_with_events": sum(1 for ep in ds.episodes if ep.events),
+        "example_captions": sorted({ep.caption for ep in ds.episodes if ep.caption})[:5],
+    }
+
+
+def format_info(info: dict) -> str:
+    """The summary as readable text."""
+    mb = info["bytes"] / 2**20
+    lines = [
+        f"{info['root']}  (source: {info['source']})",
+        f"  episodes  {info['episodes']}  ({info['episode_length']['min']}-{info['episode_length']['max']} frames each)",
+        f"  frames    {info['frames']}  at {info['height']}x{info['width']}, {info['fps']:g} fps"
+        + (f"  ({info['hours']} h)" if info["hours"] is not None else ""),
+        f"  on disk   {mb:.1f} MiB  ({info['bytes_per_100k_frames'] / 2**20:.0f} MiB per 100k frames)",
+        "  splits    " + ", ".join(f"{k}: {v['episodes']} episodes / {v['frames']} frames" for k, v in info["splits"].items()),
+        f"  actions   {info['action_names'] if info['has_actions'] else 'none (video only)'}",
+    ]
+    if info["has_sketches"]:
+        lines.append("  sketches  yes")
+    for key, counts in info["params"].items():
+        lines.append(f"  {key:<9} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if info["events"]:
+        lines.append(f"  events    {info['episodes_with_events']} episodes with events: "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(info["events"].items())))
+    for c in info["example_captions"]:
+        lines.append(f"  caption   {c}")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Writing datasets atomically: everything goes to a hidden temp folder that replaces the output only when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bridge.data.dataset import FORMAT, VERSION, shard_name
+
+SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
+
+
+def split_for_seed(seed: int, val_fraction: float) -> str:
+    """'val' for a fixed pseudo-random fraction of seeds: the split depends on the level seed only."""
+    h = (int(seed) * 2654435761 + 0x9E3779B9) % 2**32
+    return "val" if h / 2**32 < val_fraction else "train"
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON through a temp file and os.replace, so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+class DatasetWriter:
+    """Collects shards and episodes in `OUT/../.OUT.tmp-*`; `finish()` writes the manifest last and moves it into place.
+
+    Use as a context manager: any exception (Ctrl-C included) deletes the temp folder, leaving no half dataset.
+    """
+
+    def __init__(self, out: str | Path, *, height: int, width: int, fps: float, action_names: list[str] | None,
+                 source: str, overwrite: bool = False):
+        self.out = Path(out).absolute()
+        if self.out.exists() and not (self.out.is_dir() and not any(self.out.iterdir())) and not overwrite:
+            raise FileExistsError(f"{self.out} already exists; choose another --out or pass --overwrite")
+        self._made_parents = []
+        p = self.out.parent
+        while not p.exists():
+            self._made_parents.append(p)
+            p = p.parent
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self.header = {"format": FORMAT, "version": VERSION, "height": int(height), "width": int(width), "fps": float(fps),
+                       "action_names": action_names, "source": source}
+        self.episodes: list[dict] = []
+        self.num_shards = 0
+        self._pending: list[tuple[dict, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+        self._pending_frames = 0
+        self.done = False
+
+    def __enter__(self) -> "DatasetWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self.done:
+            self.abort()
+
+    # --- Shards written by someone else (e.g. generation workers) ---
+    def reserve_shard(self) -> int:
+        self.num_shards += 1
+        return self.num_shards - 1
+
+    def add_episodes(self, episodes: list[dict]) -> None:
+        self.episodes.extend(episodes)
+
+    # --- Streaming episodes (import, capture): buffered into shards of about SHARD_FRAMES frames ---
+    def add_episode(self, meta: dict, frames: np.ndarray, actions: np.ndarray | None = None,
+                    effective: np.ndarray | None = None) -> None:
+        """Queue one episode; shards are flushed as they fill."""
+        H, W = self.header["height"], self.header["width"]
+        if frames.ndim != 4 or frames.shape[1:] != (H, W, 3) or frames.dtype != np.uint8:
+            raise ValueError(f"episode frames must be (L, {H}, {W}, 3) uint8, got {frames.shape} {frames.dtype}")
+        if len(frames) == 0:
+            raise ValueError("an episode needs at least one frame")
+        self._pending.append((meta, frames, actions, effective))
+        self._pending_frames += len(frames)
+        if self._pending_frames >= SHARD_FRAMES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        shard = self.reserve_shard()
+        start = 0
+        for meta, frames, _, _ in self._pending:
+            self.episodes.append({**meta, "shard": shard, "start": start, "length": len(frames)})
+            start += len(frames)
+        save_shard(self.tmp, shard, np.concatenate([p[1] for p in self._pending]),
+                   _cat([p[2] for p in self._pending]), _cat([p[3] for p in self._pending]))
+        self._pending, self._pending_frames = [], 0
+
+    def finish(self) -> Path:
+        """Write the manifest (last) and move the finished dataset to `out`."""
+        self.flush()
+        if not self.episodes:
+            raise ValueError("no episodes were written; nothing to save")
+        episodes = sorted(self.episodes, key=lambda e: e["id"])
+        write_json_atomic(self.tmp / "manifest.json", {**self.header, "episodes": episodes})
+        old = None
+        if self.out.exists():
+            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.replace(self.out, old)
+        os.replace(self.tmp, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        self.done = True
+        return self.out
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for p in self._made_parents:
+            try:
+                p.rmdir()
+            except OSError:
+                break
+
+
+def _cat(parts: list[np.ndarray | None]) -> np.ndarray | None:
+    return None if any(p is None for p in parts) else np.concatenate(parts).astype(np.int16)
+
+
+def save_shard(folder: Path, index: int, frames: np.ndarray, actions: np.ndarray | None = None,
+               effective: np.ndarray | None = None, sketches: np.ndarray | None = None) -> None:
+    """Write one shard's arrays as .npy files (frames uint8, actions int16)."""
+    np.save(folder / shard_name("frames", index), np.ascontiguousarray(frames, np.uint8))
+    if actions is not None:
+        np.save(folder / shard_name("actions", index), np.asarray(actions, np.int16))
+    if effective is not None:
+        np.save(folder / shard_name("effective_actions", index), np.asarray(effective, np.int16))
+    if sketches is not None:
+        np.save(folder / shard_name("sketches", index), np.ascontiguousarray(sketches, np.uint8))

@@ -1,0 +1,97 @@
+"""`worldbridge demo`: the README's first command — a scripted session through the real protocol, no display needed."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import click
+import numpy as np
+
+# The script: (frames to play, action name or id, event to fire first or None)
+SCRIPT: list[tuple[int, str, str | None]] = [
+    (24, "right", None),
+    (12, "right_jump", None),
+    (24, "right", "weather_snow"),
+    (12, "left", None),
+    (24, "right_jump", "night_falls"),
+    (24, "right", None),
+]
+BRANCH_AT = 40  # after the script, branch back to this frame and play on differently
+
+
+def _script_action(name: str, action_names: list[str]) -> int:
+    """Map a script action to the session's actions (latent ids when the backend has no such name)."""
+    if name in action_names:
+        return action_names.index(name)
+    return zlib.crc32(name.encode()) % len(action_names)  # unnamed latent actions: a fixed, arbitrary pick
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95))}
+
+
+@click.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
+@click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True, help="Where the recording, MP4 and GIF go.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--text", default="a snowy night level with many coins", show_default=True, help="Text prompt for the world.")
+def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str) -> None:
+    """Start a host, play a scripted session (prompt, movement, two events, a branch) and report speed."""
+    from bridge.client import WorldClient
+    from bridge.host.recording import export_recording
+    from bridge.host.server import run_host_in_thread
+
+    out.mkdir(parents=True, exist_ok=True)
+    spec = {"backend": backend, "checkpoint": str(checkpoint) if checkpoint else None}
+    host = run_host_in_thread(spec, "tcp://127.0.0.1:*")
+    try:
+        with WorldClient(host.address, client_name="worldbridge-demo") as client:
+            client.connect()
+            session = client.start(mode="step", seed=seed, text=text)
+            kind, name = session["backend_kind"], session["backend_name"]
+            click.echo(f"serving: {name} [{kind}]" + ("  (the sandbox game is a test backend, not the world model)" if kind == "sandbox" else ""), err=True)
+            rec = client.record_start(str(out / "demo.wbrec"))
+            latencies: list[float] = []
+            frame = None
+            started = time.perf_counter()
+            played = 0
+            for count, action, event in SCRIPT:
+                if event and event in session["event_types"]:
+                    client.event(event_type=event)
+                elif event:
+                    client.event(text=event.replace("_", " "))
+                act = _script_action(action, session["action_names"])
+                for _ in range(count):
+                    frame = client.step(act)
+                    latencies.append(frame.received_ts - frame.client_ts)
+                    played += 1
+            client.branch(BRANCH_AT)
+            for _ in range(48):
+                frame = client.step(_script_action("left", session["action_names"]))
+                latencies.append(frame.received_ts - frame.client_ts)
+                played += 1
+            elapsed = time.perf_counter() - started
+            stopped = client.record_stop()
+        files = export_recording(Path(stopped["path"]), mp4=out / "demo.mp4", gif=out / "demo.gif")
+    finally:
+        host.stop()
+    lat = _percentiles(latencies)
+    report = {
+        "backend_kind": kind,
+        "backend_name": name,
+        "frames": played,
+        "fps": played / elapsed,
+        "latency_ms_p50": lat["p50"],
+        "latency_ms_p95": lat["p95"],
+        "last_frame": {"index": frame.index, "epoch": frame.epoch} if frame else None,
+        "recording": rec.get("path", stopped["path"]),
+        "outputs": {k: str(v) for k, v in files.items()},
+    }
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -1,0 +1,110 @@
+"""`WorldEnv`: any world (in-process backend or a remote host) as a Gymnasium env, for agents and scripted tests."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from bridge.backend import Prompt
+
+RewardFn = Callable[[np.ndarray, int, np.ndarray, dict], float]
+
+
+class WorldEnv(gymnasium.Env):
+    """Step-mode world: observation = the (H, W, 3) uint8 frame, action = Discrete(number of actions).
+
+    Pass `backend` (a WorldBackend, "sandbox", a checkpoint path) to run in-process, or `address` to drive a host
+    through WorldClient in step mode. `reward_fn(prev_obs, action, obs, info)` supplies rewards (default 0).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 24}
+
+    def __init__(self, backend: Any = None, address: str | None = None, *, backend_name: str | None = None,
+                 text: str | None = None, image: np.ndarray | None = None, sketch: np.ndarray | None = None,
+                 reward_fn: RewardFn | None = None, max_steps: int | None = None, render_mode: str = "rgb_array",
+                 timeout: float = 10.0):
+        if (backend is None) == (address is None):
+            raise ValueError("give exactly one of backend= (in-process) or address= (a running host)")
+        if render_mode != "rgb_array":
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
+        self.render_mode = render_mode
+        self.reward_fn = reward_fn
+        self.max_steps = max_steps
+        self._prompt = {"text": text, "image": image, "sketch": sketch}
+        self.client = None
+        self.world = None
+        if address is not None:
+            from bridge.client import WorldClient
+
+            self.client = WorldClient(address, client_name="worldbridge-gym", timeout=timeout)
+            self.client.connect()
+            s = self.client.start(backend=backend_name, mode="step", **self._prompt)
+            self.client.next_frame(timeout=timeout)
+            h, w, n = s["height"], s["width"], max(s["num_latent_actions"], len(s["action_names"]))
+            self.action_names = list(s["action_names"])
+            self.backend_kind, self.backend_name = s["backend_kind"], s["backend_name"]
+        else:
+            if hasattr(backend, "step") and hasattr(backend, "reset"):
+                self.world = backend
+            else:
+                from bridge.host.backends import as_spec
+
+                self.world = as_spec(backend).create()
+            h, w = int(self.world.height), int(self.world.width)
+            n = max(int(self.world.num_latent_actions), len(self.world.action_names))
+            self.action_names = list(self.world.action_names)
+            self.backend_kind = getattr(self.world, "kind", "sandbox")
+            self.backend_name = getattr(self.world, "name", type(self.world).__name__)
+        self.observation_space = spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8)
+        self.action_space = spaces.Discrete(n)
+        self._obs: np.ndarray | None = None
+        self._steps = 0
+
+    def _info(self, **extra: Any) -> dict:
+        return {"backend_kind": self.backend_kind, "backend_name": self.backend_name, "frame_index": self._steps,
+                **extra}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        """A new world; `options` may override text/image/sketch of the prompt."""
+        super().reset(seed=seed)
+        world_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
+        prompt = {**self._prompt, **{k: v for k, v in (options or {}).items() if k in self._prompt}}
+        if self.client is not None:
+            self.client.reset(seed=world_seed, **prompt)
+            frame = self.client.next_frame()
+            if frame is None:
+                raise TimeoutError("the host sent no frame after reset")
+            obs = frame.image
+        else:
+            obs = np.asarray(self.world.reset(Prompt(seed=world_seed, **prompt)))
+        self._obs, self._steps = obs, 0
+        return obs, self._info()
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        action = int(action)
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action} is outside {self.action_space}")
+        if self.client is not None:
+            frame = self.client.step(action)
+            obs, info = frame.image, self._info(events=frame.events, timings=frame.timings)
+        else:
+            obs, info = np.asarray(self.world.step(action)), self._info(events=[])
+        self._steps += 1
+        info["frame_index"] = self._steps
+        reward = float(self.reward_fn(self._obs, action, obs, info)) if self.reward_fn else 0.0
+        self._obs = obs
+        truncated = self.max_steps is not None and self._steps >= self.max_steps
+        return obs, reward, False, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        return self._obs
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None

@@ -1,0 +1,108 @@
+"""Which world a host serves: the sandbox game, a checkpoint, or the embedded default model, made per session."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from bridge.backend import WorldBackend
+
+DEFAULT_WORLD = Path(__file__).resolve().parents[1] / "assets" / "default_world"
+SANDBOX_NOTICE = "no trained world model found; serving the sandbox game (a test backend)"
+
+
+@dataclass
+class BackendSpec:
+    """How to make one backend instance per session; `kind` is "sandbox" or "world_model"."""
+
+    kind: str
+    checkpoint: str | None = None
+    factory: Callable[[], WorldBackend] | None = None  # overrides the above (tests, embedding)
+    notice: str | None = None  # shown loudly at startup (e.g. the sandbox fallback)
+    sandbox_size: int = 64
+
+    def create(self) -> WorldBackend:
+        if self.factory is not None:
+            return self.factory()
+        if self.kind == "sandbox":
+            from bridge.worlds.sandbox import SandboxWorld
+
+            return SandboxWorld(size=self.sandbox_size, seed=0)
+        from bridge.model.world import load_world
+
+        return load_world(self.checkpoint)
+
+
+def resolve_backend(backend: str | None = None, checkpoint: str | Path | None = None) -> BackendSpec:
+    """`--backend sandbox` / `--checkpoint PATH` / neither (embedded default model, else the sandbox, loudly)."""
+    if backend is not None and checkpoint is not None:
+        raise ValueError("give either --backend sandbox or --checkpoint PATH, not both")
+    if backend is not None:
+        if backend != "sandbox":
+            raise ValueError(f"unknown backend {backend!r}: use --backend sandbox or --checkpoint PATH")
+        return BackendSpec("sandbox")
+    if checkpoint is not None:
+        if not Path(checkpoint).exists():
+            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist: train one with `worldbridge train` "
+                                    "or pass --backend sandbox")
+        return BackendSpec("world_model", checkpoint=str(checkpoint))
+    if DEFAULT_WORLD.exists():
+        return BackendSpec("world_model", checkpoint=str(DEFAULT_WORLD))
+    return BackendSpec("sandbox", notice=SANDBOX_NOTICE)
+
+
+def as_spec(spec: Any) -> BackendSpec:
+    """Accept a BackendSpec, {"backend", "checkpoint"} dict, "sandbox", a checkpoint path, None or a factory."""
+    if isinstance(spec, BackendSpec):
+        return spec
+    if spec is None:
+        return resolve_backend()
+    if isinstance(spec, dict):
+        return resolve_backend(spec.get("backend"), spec.get("checkpoint"))
+    if isinstance(spec, str) and spec == "sandbox":
+        return resolve_backend("sandbox")
+    if isinstance(spec, (str, Path)):
+        return resolve_backend(checkpoint=spec)
+    if callable(spec):
+        probe = spec()
+        return BackendSpec(getattr(probe, "kind", "sandbox"), factory=spec)
+    raise TypeError(f"cannot make a backend from {spec!r}: pass 'sandbox', a checkpoint path or a BackendSpec")
+
+
+class BackendPool:
+    """The specs a host can serve by name; world models are loaded once per session (see `spawn`)."""
+
+    def __init__(self, default: BackendSpec):
+        self.default = default
+        self.specs: dict[str, BackendSpec] = {default.kind: default}
+        if "sandbox" not in self.specs:
+            self.specs["sandbox"] = BackendSpec("sandbox")
+        self._templates: dict[str, WorldBackend] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.specs)
+
+    def create(self, name: str | None) -> WorldBackend:
+        """A fresh, isolated backend for one session (a model backend's `spawn()` shares weights when it has one)."""
+        spec = self.specs.get(name or self.default.kind)
+        if spec is None:
+            raise KeyError(f"backend {name!r} is not served here; this host serves {self.names}")
+        template = self._templates.get(spec.kind)
+        if template is not None and hasattr(template, "spawn"):
+            return template.spawn()
+        backend = spec.create()
+        if hasattr(backend, "spawn"):
+            self._templates[spec.kind] = backend
+            return backend.spawn()
+        return backend
+
+
+def announce(spec: BackendSpec, stream=sys.stderr) -> None:
+    """Say loudly which backend is served (the sandbox is a test backend, never the world model)."""
+    if spec.notice:
+        bar = "!" * len(spec.notice)
+        print(f"{bar}\n{spec.notice}\n{bar}", file=stream)
+

@@ -1,0 +1,164 @@
+"""`worldbridge bench`: frames/s and latency of the backend alone and through the real protocol, and the difference."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+
+def _stats(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
+    a = np.asarray(latencies_ms, dtype=np.float64)
+    return {"fps": len(a) / wall_s if wall_s > 0 else 0.0, "latency_ms_p50": float(np.percentile(a, 50)),
+            "latency_ms_p95": float(np.percentile(a, 95))}
+
+
+def bench_in_process(spec: Any, frames: int, warmup: int = 10) -> tuple[dict, Any]:
+    """backend.step in a loop: the floor any protocol adds to."""
+    from bridge.backend import Prompt
+
+    backend = spec.create()
+    backend.reset(Prompt(seed=0))
+    n_actions = max(1, int(backend.num_latent_actions))
+    for i in range(warmup):
+        backend.step(i % n_actions)
+    lat = []
+    t_start = time.perf_counter()
+    for i in range(frames):
+        t0 = time.perf_counter()
+        backend.step((i // 8) % n_actions)
+        lat.append((time.perf_counter() - t0) * 1000.0)
+    return _stats(lat, time.perf_counter() - t_start), backend
+
+
+def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, codec: str = "raw") -> None:
+    """One step-mode client: input sent -> frame received, per frame, plus that frame's model time."""
+    from bridge.client import WorldClient
+
+    with WorldClient(address, client_name="worldbridge-bench", codecs=[codec], timeout=30.0) as c:
+        c.connect()
+        s = c.start(mode="step", seed=0)
+        n_actions = max(1, int(s["num_latent_actions"]))
+        c.next_frame(timeout=30.0)
+        for i in range(warmup):
+            c.step(i % n_actions)
+        lat, overhead = [], []
+        t_start = time.perf_counter()
+        for i in range(frames):
+            f = c.step((i // 8) % n_actions)
+            lat.append(f.received_ts - f.client_ts)
+            overhead.append(f.received_ts - f.client_ts - f.timings.get("model", 0.0))
+        out[key] = {"lat": lat, "overhead": overhead, "wall": time.perf_counter() - t_start,
+                    "kind": s["backend_kind"], "name": s["backend_name"], "size": (s["width"], s["height"])}
+
+
+def _serve_child(spec: Any, queue: Any) -> None:
+    """Subprocess host: report the bound address, serve until terminated."""
+    import torch
+
+    torch.set_num_threads(1)
+    from bridge.host.server import Host
+
+    host = Host(spec, bind="tcp://127.0.0.1:*")
+    queue.put(host.address)
+    host.run()
+
+
+class _HostProcess:
+    def __init__(self, spec: Any):
+        ctx = mp.get_context("spawn")
+        q = ctx.Queue()
+        self.proc = ctx.Process(target=_serve_child, args=(spec, q), daemon=True)
+        self.proc.start()
+        self.address = q.get(timeout=120)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.join(10)
+
+
+def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: bool = True,
+              scaling_frames: int = 200) -> dict:
+    """All measurements as one JSON-able dict."""
+    from bridge.host.server import run_host_in_thread
+
+    in_proc, backend = bench_in_process(spec, frames)
+    host = _HostProcess(spec) if where == "subprocess" else run_host_in_thread(spec)
+    try:
+        out: dict = {}
+        _client_run(host.address, frames, 20, out, "e2e")
+        e2e = out["e2e"]
+        report = {
+            "backend_kind": e2e["kind"], "backend_name": e2e["name"],
+            "width": e2e["size"][0], "height": e2e["size"][1], "codec": "raw", "frames": frames, "mode": "step",
+            "host": f"{where} (the host runs in a {'separate process' if where == 'subprocess' else 'thread of this process'}; "
+                    "the client sends one input and waits for its frame)",
+            "in_process": in_proc,
+            "end_to_end": _stats(e2e["lat"], e2e["wall"]),
+            "protocol_overhead_ms_p50": float(np.percentile(e2e["overhead"], 50)),
+            "protocol_overhead_ms_p95": float(np.percentile(e2e["overhead"], 95)),
+        }
+        if scaling:
+            rows = []
+            for n in (1, 2, 4, 8):
+                res: dict = {}
+                threads = [threading.Thread(target=_client_run, args=(host.address, scaling_frames, 5, res, i))
+                           for i in range(n)]
+                t0 = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - t0
+                lat = [x for r in res.values() for x in r["lat"]]
+                rows.append({"sessions": n, "fps_total": n * scaling_frames / wall,
+                             "latency_ms_p50": float(np.percentile(lat, 50)),
+                             "latency_ms_p95": float(np.percentile(lat, 95))})
+            report["sessions_scaling"] = rows
+    finally:
+        host.stop()
+    report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return report
+
+
+@click.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World model to measure.")
+@click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Measure the sandbox game.")
+@click.option("--frames", type=click.IntRange(10), default=500, show_default=True)
+@click.option("--host", "where", type=click.Choice(["subprocess", "thread"]), default="subprocess",
+              show_default=True, help="Run the host in a separate process or in a thread of this one.")
+@click.option("--no-scaling", is_flag=True, help="Skip the 1/2/4/8 concurrent sessions measurement.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str, no_scaling: bool,
+          as_json: bool) -> None:
+    """Measure frames/s and latency in-process and end to end (step mode through a real WorldClient)."""
+    import torch
+
+    from bridge.host.backends import announce, resolve_backend
+
+    torch.set_num_threads(1)
+    try:
+        spec = resolve_backend(backend, checkpoint)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    announce(spec)
+    report = run_bench(spec, frames=frames, where=where, scaling=not no_scaling)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"backend: {report['backend_name']} [{report['backend_kind']}], {report['width']}x{report['height']}, "
+               f"host in a {where}")
+    for key in ("in_process", "end_to_end"):
+        r = report[key]
+        click.echo(f"{key:>11}: {r['fps']:8.1f} fps   p50 {r['latency_ms_p50']:6.2f} ms   p95 {r['latency_ms_p95']:6.2f} ms")
+    click.echo(f"protocol overhead p95: {report['protocol_overhead_ms_p95']:.3f} ms")
+    for row in report.get("sessions_scaling", []):
+        click.echo(f"{row['sessions']:2d} sessions: {row['fps_total']:8.1f} fps total, p95 {row['latency_ms_p95']:.2f} ms")

@@ -1,0 +1,150 @@
+"""`worldbridge serve`, `worldbridge keys` and `worldbridge record {info,export,replay}`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="World-model checkpoint (run dir) to serve.")
+@click.option("--backend", type=click.Choice(["sandbox"]), default=None,
+              help="Serve the sandbox game (a test backend) instead of a world model.")
+@click.option("--bind", default="tcp://127.0.0.1:5555", show_default=True,
+              help="ZeroMQ endpoint. Anything but loopback needs --curve-secret.")
+@click.option("--curve-secret", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The host's CURVE secret key file (host.key_secret from `worldbridge keys`).")
+@click.option("--heartbeat", is_flag=True, help="Send ZMTP PINGs and drop clients that stop answering.")
+@click.option("--recordings", type=click.Path(file_okay=False, path_type=Path), default=Path("recordings"),
+              show_default=True, help="Where record_start writes when a client gives no path.")
+@click.option("--max-sessions", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("--idle-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True,
+              help="Seconds without messages before a session is closed.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every session start/stop.")
+def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
+          recordings: Path, max_sessions: int, idle_timeout: float, verbose: bool) -> None:
+    """Run the world host until Ctrl+C."""
+    from bridge.host.backends import announce, resolve_backend
+    from bridge.host.protocol import Limits
+    from bridge.host.server import Host
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(message)s")
+    try:
+        spec = resolve_backend(backend, checkpoint)
+        limits = Limits(max_sessions=max_sessions, idle_timeout_s=idle_timeout)
+        host = Host(spec, bind=bind, limits=limits, curve_secret=curve_secret, heartbeat=heartbeat,
+                    recordings_dir=recordings)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    announce(spec)
+    what = "the sandbox game (a test backend, not a world model)" if spec.kind == "sandbox" else \
+        f"world model {spec.checkpoint}"
+    security = "CURVE" if curve_secret else "NULL (loopback only)"
+    click.echo(f"worldbridge host on {host.address} serving {what}; security {security}. Ctrl+C to stop.", err=True)
+    signal.signal(signal.SIGTERM, lambda *_: host.stop())
+    try:
+        host.run()
+    except KeyboardInterrupt:
+        pass
+    click.echo("host stopped", err=True)
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory for host.key/host.key_secret and client.key/client.key_secret.")
+def keys(out: Path) -> None:
+    """Generate CURVE key pairs (ZPL certificate files) for binding beyond loopback."""
+    from zmq.auth import create_certificates
+
+    out.mkdir(parents=True, exist_ok=True)
+    existing = [p for p in ("host.key_secret", "client.key_secret") if (out / p).exists()]
+    if existing:
+        raise click.ClickException(f"{out} already holds {existing}: choose another --out (keys are never "
+                                   "overwritten)")
+    for name in ("host", "client"):
+        public, secret = create_certificates(str(out), name)
+        Path(secret).chmod(0o600)
+    host_public = (out / "host.key").read_text().split('public-key = "')[1].split('"')[0]
+    click.echo(f"wrote {out}/host.key(_secret) and {out}/client.key(_secret)\n"
+               f"serve:   worldbridge serve --bind tcp://0.0.0.0:5555 --curve-secret {out}/host.key_secret\n"
+               f"clients: set the server key to {host_public}")
+
+
+@click.group()
+def record() -> None:
+    """Inspect, export or replay session recordings (.wbrec)."""
+
+
+@record.command("info")
+@click.argument("rec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def record_info(rec: Path) -> None:
+    """Print a recording's summary as JSON."""
+    from bridge.host.recording import RecordingReader
+
+    try:
+        click.echo(json.dumps(RecordingReader(rec).info(), indent=2))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@record.command("export")
+@click.argument("rec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mp4", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--gif", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--frames", "frames_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for one PNG per frame.")
+@click.option("--actions", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="NDJSON file: one line per frame with its action, epoch, index and events.")
+@click.option("--fps", type=click.FloatRange(1, 120), default=None, help="Video fps (default: the session's).")
+def record_export(rec: Path, mp4: Path | None, gif: Path | None, frames_dir: Path | None, actions: Path | None,
+                  fps: float | None) -> None:
+    """Export a recording as MP4 / GIF / PNG frames / an action log."""
+    from bridge.host.recording import export_recording
+
+    if not any((mp4, gif, frames_dir, actions)):
+        raise click.UsageError("nothing to export: pass --mp4, --gif, --frames and/or --actions")
+    try:
+        out = export_recording(rec, mp4=mp4, gif=gif, frames_dir=frames_dir, actions=actions, fps=fps)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps({k: str(v) for k, v in out.items()}, indent=2))
+
+
+@record.command("replay")
+@click.argument("rec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="World model to replay against (default: the one recorded in the file).")
+@click.option("--backend", type=click.Choice(["sandbox"]), default=None)
+def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> None:
+    """Re-run the recorded inputs against the backend and report (JSON) whether frames reproduce exactly."""
+    from bridge.host.backends import BackendSpec
+    from bridge.host.recording import RecordingReader, replay_recording
+
+    try:
+        header = RecordingReader(rec).header
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    s = header["session"]
+    if backend is None and checkpoint is None:
+        if s["backend_kind"] == "sandbox":
+            backend = "sandbox"
+        elif header.get("checkpoint") and Path(header["checkpoint"]).exists():
+            checkpoint = Path(header["checkpoint"])
+        else:
+            raise click.ClickException(f"the recording was made with {s['backend_name']!r}; pass --checkpoint PATH "
+                                       "to replay it")
+    if backend == "sandbox":
+        size = int(s["height"])
+        spec = BackendSpec("sandbox", sandbox_size=size)
+    else:
+        spec = BackendSpec("world_model", checkpoint=str(checkpoint))
+    report = replay_recording(rec, spec.create)
+    click.echo(json.dumps(report, indent=2))
+    if not report["reproduced"]:
+        sys.exit(1)

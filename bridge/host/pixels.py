@@ -1,0 +1,62 @@
+"""Frame pixel codecs (raw RGB8, PNG, JPEG) and prompt-image decoding, shared by host, client and recordings."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from bridge.host.protocol import ProtocolError
+
+
+def encode_pixels(image: np.ndarray, codec: str) -> bytes:
+    """(H, W, 3) uint8 -> payload bytes for `codec`."""
+    if codec == "raw":
+        return np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+    buf = io.BytesIO()
+    if codec == "png":
+        Image.fromarray(image, "RGB").save(buf, format="PNG", compress_level=1)
+    elif codec == "jpeg":
+        Image.fromarray(image, "RGB").save(buf, format="JPEG", quality=90)
+    else:
+        raise ValueError(f"unknown codec {codec!r}; use raw, png or jpeg")
+    return buf.getvalue()
+
+
+def decode_pixels(payload: bytes, codec: str, width: int, height: int) -> np.ndarray:
+    """Payload bytes -> (H, W, 3) uint8; ValueError when the payload does not match the header."""
+    if codec == "raw":
+        if len(payload) != width * height * 3:
+            raise ValueError(f"raw frame has {len(payload)} bytes, expected {height}*{width}*3 = {width * height * 3}")
+        return np.frombuffer(payload, dtype=np.uint8).reshape(height, width, 3)
+    if codec not in ("png", "jpeg"):
+        raise ValueError(f"unknown codec {codec!r}")
+    img = np.asarray(Image.open(io.BytesIO(payload)).convert("RGB"))
+    if img.shape != (height, width, 3):
+        raise ValueError(f"{codec} frame is {img.shape[1]}x{img.shape[0]}, header says {width}x{height}")
+    return img
+
+
+def decode_prompt_image(data: bytes, what: str = "image") -> np.ndarray:
+    """PNG/JPEG prompt bytes -> (H, W, 3) uint8, or ProtocolError(bad_prompt) naming the problem."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > 4096 * 4096:
+                raise ProtocolError("bad_prompt", f"{what} is {im.width}x{im.height}: send at most 4096x4096")
+            return np.asarray(im.convert("RGB"))
+    except ProtocolError:
+        raise
+    except Exception as e:
+        raise ProtocolError("bad_prompt", f"{what} prompt is not a PNG or JPEG file ({type(e).__name__}): "
+                                          "send the encoded file bytes") from None
+
+
+def encode_prompt_image(image: np.ndarray | bytes) -> bytes:
+    """What clients send as a prompt: bytes pass through, arrays become PNG."""
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"prompt image must be (H, W, 3) uint8, got {arr.shape} {arr.dtype}")
+    return encode_pixels(arr, "png")

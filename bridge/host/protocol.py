@@ -1,0 +1,210 @@
+"""Protocol v1.0 codec and message validation (docs/protocol.md), shared by the host and the Python client."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import msgpack
+
+PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 0
+try:
+    HOST_NAME = f"worldbridge/{metadata.version('worldbridge')}"
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    HOST_NAME = "worldbridge/0+source"
+
+CODECS = ("raw", "png", "jpeg")  # what the host can encode, in its own preference order
+MODES = ("realtime", "step")
+CAPABILITIES = ["realtime", "step", "events", "text_prompt", "image_prompt", "sketch_prompt", "branch", "record",
+                "resume", "settings"]
+UINT64_MAX = 2**64 - 1
+
+
+@dataclass
+class Limits:
+    """Host limits from docs/protocol.md §6; `welcome.limits` reports the first three."""
+
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_sessions: int = 64
+    idle_timeout_s: float = 60.0
+    max_string_bytes: int = 4096
+    branch_window: int = 1024
+    branch_window_bytes: int = 256 * 1024 * 1024  # per session; the window shrinks for very large frames
+    max_peers: int = 4096  # handshaken peers without a session are forgotten oldest-first beyond this
+    fps_min: float = 1.0
+    fps_max: float = 120.0
+    steps_min: int = 1
+    steps_max: int = 64
+
+
+class ProtocolError(Exception):
+    """A protocol-level failure with its error `code` (docs/protocol.md §5) and a message that says what to do."""
+
+    def __init__(self, code: str, message: str, fatal: bool = False):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+
+
+# --- Codec ---
+
+def encode(msg: dict) -> bytes:
+    """Pack a header with the pinned rules (python-msgpack already writes smallest ints and float64)."""
+    return msgpack.packb(msg, use_bin_type=True)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack ext type {code} is not allowed")
+
+
+def decode(data: bytes, max_bytes: int | None = None) -> dict:
+    """Unpack one header; ProtocolError(bad_message/too_large) for anything that is not a map with a str `type`."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ProtocolError("too_large", f"message of {len(data)} bytes is over the {max_bytes}-byte limit: "
+                                         "send smaller images (PNG/JPEG) or raise the host's limit")
+    try:
+        msg = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext, timestamp=0)
+    except Exception as e:  # msgpack raises several types (ExtraData, FormatError, StackError, ValueError, ...)
+        raise ProtocolError("bad_message", f"not a msgpack message ({type(e).__name__}): encode the header as one "
+                                           "msgpack map") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("bad_message", f"header is a msgpack {type(msg).__name__}, not a map")
+    if not isinstance(msg.get("type"), str):
+        raise ProtocolError("bad_message", "header has no string `type` key")
+    return msg
+
+
+# --- Validation of client -> host messages ---
+# kind per key: uint, int, float, str, bin, bool, strlist, action, actionmap. Every key may be nil (= absent).
+
+SCHEMAS: dict[str, dict[str, str]] = {
+    "hello": {"protocol_major": "uint", "protocol_minor": "uint", "client": "str", "codecs": "strlist"},
+    "start": {"backend": "str", "mode": "str", "fps": "float", "seed": "int", "text": "str", "image": "bin",
+              "sketch": "bin", "action_map": "actionmap", "resume": "str"},
+    "input": {"action": "action", "client_ts": "float", "seq": "uint"},
+    "event": {"event_type": "str", "text": "str"},
+    "reset": {"seed": "int", "text": "str", "image": "bin", "sketch": "bin"},
+    "branch": {"frame": "uint"},
+    "settings": {"steps": "uint", "temperature": "float", "cfg": "float", "fps": "float", "mode": "str"},
+    "record_start": {"path": "str"},
+    "record_stop": {},
+    "status": {},
+    "ping": {"client_ts": "float"},
+    "bye": {},
+}
+REQUIRED = {"hello": ("protocol_major",), "input": ("action",), "branch": ("frame",)}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
+    """Return v (floats normalised) or raise bad_message naming the key and the expected type."""
+    ok = False
+    if kind == "uint":
+        ok = _is_int(v) and 0 <= v <= UINT64_MAX
+    elif kind == "int":
+        ok = _is_int(v) and -(2**63) <= v <= UINT64_MAX
+    elif kind == "float":
+        ok = (_is_int(v) or isinstance(v, float)) and math.isfinite(float(v))
+        if ok:
+            v = float(v)
+    elif kind == "str":
+        ok = isinstance(v, str) and len(v.encode("utf-8", "surrogatepass")) <= limits.max_string_bytes
+        if isinstance(v, str) and not ok:
+            raise ProtocolError("bad_message", f"`{key}` is longer than {limits.max_string_bytes} bytes")
+    elif kind == "bin":
+        ok = isinstance(v, bytes)
+    elif kind == "bool":
+        ok = isinstance(v, bool)
+    elif kind == "strlist":
+        ok = isinstance(v, list) and len(v) <= 64 and all(isinstance(x, str) and len(x) <= 64 for x in v)
+    elif kind == "action":
+        ok = (_is_int(v) and 0 <= v <= UINT64_MAX) or (isinstance(v, str) and len(v) <= 256)
+    elif kind == "actionmap":
+        ok = (isinstance(v, dict) and len(v) <= 1024
+              and all(isinstance(k, str) and len(k) <= 256 and _is_int(x) and 0 <= x <= UINT64_MAX
+                      for k, x in v.items()))
+    if not ok:
+        expected = {"uint": "a non-negative integer", "int": "an integer", "float": "a finite number",
+                    "str": "a string", "bin": "bytes (msgpack bin)", "bool": "a boolean",
+                    "strlist": "a list of short strings", "action": "an action id (uint) or name (str)",
+                    "actionmap": "a map {name: action id}"}[kind]
+        raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {type(v).__name__}")
+    return v
+
+
+def validate(msg: dict, limits: Limits | None = None) -> dict:
+    """Check a decoded client message against its schema; returns a dict holding every schema key (nil if absent).
+
+    Unknown keys are dropped; unknown types pass through untouched (the host ignores them).
+    """
+    limits = limits or Limits()
+    mtype = msg["type"]
+    req_id = msg.get("req_id")
+    if req_id is not None and not (_is_int(req_id) and 0 <= req_id <= UINT64_MAX):
+        raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {type(req_id).__name__}")
+    schema = SCHEMAS.get(mtype)
+    if schema is None:
+        return msg
+    out: dict[str, Any] = {"type": mtype, "req_id": req_id}
+    for key, kind in schema.items():
+        v = msg.get(key)
+        out[key] = None if v is None else _check(kind, key, v, limits)
+    for key in REQUIRED.get(mtype, ()):
+        if out[key] is None:
+            raise ProtocolError("bad_message", f"`{mtype}` needs `{key}`")
+    if out.get("mode") is not None and out["mode"] not in MODES:
+        raise ProtocolError("bad_argument", f"mode {out['mode']!r} is not one of {list(MODES)}")
+    if out.get("fps") is not None and not limits.fps_min <= out["fps"] <= limits.fps_max:
+        raise ProtocolError("bad_argument", f"fps {out['fps']} is outside {limits.fps_min:g}-{limits.fps_max:g}")
+    if mtype == "settings":
+        if out["steps"] is not None and not limits.steps_min <= out["steps"] <= limits.steps_max:
+            raise ProtocolError("bad_argument", f"steps {out['steps']} is outside {limits.steps_min}-{limits.steps_max}")
+        if out["temperature"] is not None and out["temperature"] < 0:
+            raise ProtocolError("bad_argument", f"temperature {out['temperature']} must be >= 0")
+    return out
+
+
+# --- Host -> client messages (keys in the documented order) ---
+
+def welcome(codec: str, backends: list[str], default_backend: str, limits: Limits) -> dict:
+    return {"type": "welcome", "protocol_major": PROTOCOL_MAJOR, "protocol_minor": PROTOCOL_MINOR, "host": HOST_NAME,
+            "codec": codec, "capabilities": list(CAPABILITIES), "backends": backends,
+            "default_backend": default_backend,
+            "limits": {"max_message_bytes": limits.max_message_bytes, "max_sessions": limits.max_sessions,
+                       "idle_timeout_s": float(limits.idle_timeout_s)}}
+
+
+def reject(client_major: Any, client_minor: Any) -> dict:
+    major = client_major if _is_int(client_major) and 0 <= client_major < 10**6 else "?"
+    minor = client_minor if _is_int(client_minor) and 0 <= client_minor < 10**6 else 0
+    theirs = f"{major}.{minor}"
+    return {"type": "reject", "code": "version_mismatch",
+            "message": f"client speaks protocol {theirs}, host speaks {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}: "
+                       "update the plugin or the host",
+            "protocol_major": PROTOCOL_MAJOR, "protocol_minor": PROTOCOL_MINOR}
+
+
+def ok(req_id: int | None, request: str, **extra: Any) -> dict:
+    return {"type": "ok", "req_id": req_id, "request": request, **extra}
+
+
+def error(code: str, message: str, req_id: int | None = None, fatal: bool = False) -> dict:
+    return {"type": "error", "req_id": req_id, "code": code, "message": message, "fatal": fatal}
+
+
+def pong(req_id: int | None, client_ts: float | None, host_ts: float) -> dict:
+    return {"type": "pong", "req_id": req_id, "client_ts": client_ts, "host_ts": host_ts}
+
+
+def choose_codec(client_codecs: list[str] | None) -> str:
+    """First codec in the client's list the host supports; raw when none (raw is always supported)."""
+    for c in client_codecs or []:
+        if c in CODECS:
+            return c
+    return "raw"

@@ -1,0 +1,630 @@
+"""The world host: one ROUTER socket, one thread, a poller timed to the next realtime tick, many sessions."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import zmq
+
+from bridge.host import protocol as P
+from bridge.host.backends import BackendPool, BackendSpec, announce, as_spec
+from bridge.host.pixels import encode_pixels
+from bridge.host.protocol import Limits, ProtocolError
+from bridge.host.recording import Recorder
+from bridge.host.session import Produced, Session, build_prompt, now_ms
+
+log = logging.getLogger("worldbridge.host")
+
+SESSION_MESSAGES = {"input", "event", "reset", "branch", "settings", "record_start", "record_stop"}
+MAX_OUTBOX = 4096  # queued replies/step frames for one peer before the host gives up on it
+
+
+@dataclass
+class Peer:
+    """A connected client (a DEALER routing id) that completed `hello`."""
+
+    codec: str = "raw"
+    client: str = ""
+    session: Session | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for endpoints only this machine can reach (ipc, inproc, tcp on 127.x / ::1 / localhost)."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    host = urlparse(endpoint.replace("tcp://", "tcp-x://", 1)).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+class Host:
+    """Serves WorldBridge protocol v1 on one ROUTER socket; `run()` blocks until `stop()`."""
+
+    def __init__(self, backend: Any = None, bind: str = "tcp://127.0.0.1:5555", limits: Limits | None = None,
+                 curve_secret: str | Path | None = None, heartbeat: bool = False, sndhwm: int = 4,
+                 sndbuf: int = 256 * 1024, recordings_dir: str | Path = "recordings",
+                 context: zmq.Context | None = None):
+        self.spec: BackendSpec = as_spec(backend)
+        self.pool = BackendPool(self.spec)
+        self.limits = limits or Limits()
+        self.recordings_dir = Path(recordings_dir)
+        self.loopback = is_loopback(bind)
+        if not self.loopback and curve_secret is None:
+            raise ValueError(f"binding {bind} exposes the host beyond this machine: create keys with "
+                             "`worldbridge keys --out keys` and pass --curve-secret keys/host.key_secret")
+        self.ctx = context or zmq.Context()
+        self._own_ctx = context is None
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peer -> EHOSTUNREACH, full pipe -> EAGAIN
+        self.sock.setsockopt(zmq.SNDHWM, sndhwm)  # small: a slow client gets the newest frame, not a backlog
+        self.sock.setsockopt(zmq.SNDBUF, sndbuf)
+        self.sock.setsockopt(zmq.RCVHWM, 1000)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, 2 * self.limits.max_message_bytes)  # hard cap: drop the connection
+        if heartbeat:
+            self.sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+            self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+            self.sock.setsockopt(zmq.HEARTBEAT_TTL, 10000)
+        if curve_secret is not None:
+            from zmq.auth import load_certificate
+
+            public, secret = load_certificate(str(curve_secret))
+            if secret is None:
+                raise ValueError(f"{curve_secret} holds no secret key: pass the host.key_secret file")
+            self.sock.curve_server = True
+            self.sock.curve_publickey, self.sock.curve_secretkey = public, secret
+        try:
+            self.sock.bind(bind)
+        except zmq.ZMQError as e:
+            self.sock.close(0)
+            raise OSError(f"cannot bind {bind}: {e.strerror}; is another host running? pick another port with "
+                          "--bind") from None
+        self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._wake_addr = f"inproc://worldbridge-host-{id(self)}"
+        self._wake_rx = self.ctx.socket(zmq.PAIR)
+        self._wake_rx.bind(self._wake_addr)
+        self._stopping = threading.Event()
+        self.peers: dict[bytes, Peer] = {}
+        self.sessions: dict[str, Session] = {}
+        self.stats = {"messages": 0, "bad_messages": 0, "frames_sent": 0, "frames_dropped": 0}
+        self.default_kind = self.spec.kind
+
+    # --- lifecycle ---
+
+    def stop(self) -> None:
+        """Ask the loop to end (thread-safe) and wait for nothing; `run()` returns soon after."""
+        self._stopping.set()
+        wake = self.ctx.socket(zmq.PAIR)
+        wake.setsockopt(zmq.LINGER, 0)
+        wake.connect(self._wake_addr)
+        try:
+            wake.send(b"", zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+        wake.close(0)
+
+    def close(self) -> None:
+        for s in list(self.sessions.values()):
+            self._close_session(s, notify=None)
+        self.sock.close(0)
+        self._wake_rx.close(0)
+        if self._own_ctx:
+            self.ctx.term()
+
+    def run(self) -> None:
+        """The loop: poll until the next realtime tick (no busy wait), handle messages, step, tick, flush."""
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
+        next_housekeeping = time.monotonic() + 1.0
+        try:
+            while not self._stopping.is_set():
+                events = dict(poller.poll(self._timeout_ms(next_housekeeping)))
+                if self._wake_rx in events:
+                    break
+                if self.sock in events:
+                    self._drain()
+                self._run_step_inputs()
+                self._run_ticks()
+                self._flush_outboxes()
+                if time.monotonic() >= next_housekeeping:
+                    self._housekeeping()
+                    next_housekeeping = time.monotonic() + 1.0
+        finally:
+            self.close()
+
+    def _timeout_ms(self, next_housekeeping: float) -> int:
+        """Sleep until the earliest realtime tick / housekeeping; 0 while step inputs wait; short while outboxes wait."""
+        now = time.monotonic()
+        if any(s.step_inputs for s in self.sessions.values()):
+            return 0
+        deadline = next_housekeeping
+        for s in self.sessions.values():
+            if s.mode == "realtime" and s.peer is not None:
+                deadline = min(deadline, s.next_tick)
+        wait = max(0.0, deadline - now) * 1000.0
+        if any(p.outbox for p in self.peers.values()):
+            wait = min(wait, 2.0)
+        return int(wait) if wait >= 1.0 or wait == 0.0 else 1
+
+    # --- receiving ---
+
+    def _drain(self, budget: int = 512) -> None:
+        """Handle every queued message (bounded, so ticks still run under a flood)."""
+        for _ in range(budget):
+            try:
+                parts = self._recv()
+            except zmq.Again:
+                return
+            if parts is not None:
+                self._handle(*parts)
+
+    def _recv(self) -> tuple[bytes, bytes, int] | None:
+        """(routing id, header bytes, total size); extra parts are read and discarded."""
+        rid = self.sock.recv(zmq.NOBLOCK)
+        body, size, n = b"", 0, 0
+        while self.sock.getsockopt(zmq.RCVMORE):
+            part = self.sock.recv()
+            if n == 0:
+                body = part
+            size += len(part)
+            n += 1
+        return rid, body, size
+
+    def _handle(self, rid: bytes, data: bytes, size: int) -> None:
+        self.stats["messages"] += 1
+        peer = self.peers.get(rid)
+        if peer is not None:
+            peer.last_seen = time.monotonic()
+        req_id = None
+        try:
+            raw = P.decode(data, self.limits.max_message_bytes) if size <= self.limits.max_message_bytes else None
+            if raw is None:
+                raise ProtocolError("too_large", f"message of {size} bytes is over the "
+                                                 f"{self.limits.max_message_bytes}-byte limit")
+            rq = raw.get("req_id")
+            req_id = rq if P._is_int(rq) and 0 <= rq <= P.UINT64_MAX else None
+            mtype = raw["type"]
+            if mtype == "hello":
+                return self._on_hello(rid, raw)
+            if mtype == "ping":
+                msg = P.validate(raw, self.limits)
+                return self._send(rid, [P.encode(P.pong(msg["req_id"], msg["client_ts"], now_ms()))], force=True)
+            if mtype not in P.SCHEMAS:
+                return  # unknown types are ignored (a newer minor version may add them)
+            if peer is None:
+                raise ProtocolError("not_ready", "send `hello` first")
+            msg = P.validate(raw, self.limits)
+            if mtype == "bye":
+                return self._on_bye(rid, peer)
+            if mtype == "start":
+                return self._on_start(rid, peer, msg)
+            if mtype == "status":
+                return self._send(rid, [P.encode(self._status(peer, req_id))])
+            session = peer.session
+            if session is None:
+                raise ProtocolError("no_session", f"`{mtype}` needs a session: send `start` first")
+            session.last_seen = time.monotonic()
+            if mtype == "input":
+                return self._on_input(rid, session, msg, data)
+            self._run_queued_steps(session)  # keep order: earlier step inputs happen before this message
+            getattr(self, f"_on_{mtype}")(rid, session, msg, data)
+        except ProtocolError as e:
+            self.stats["bad_messages"] += 1
+            if e.code == "not_ready" and peer is None and len(self.peers) >= self.limits.max_peers:
+                return
+            self._send(rid, [P.encode(P.error(e.code, e.message, req_id, e.fatal))], force=peer is None)
+            if e.fatal and peer is not None and peer.session is not None:
+                self._close_session(peer.session, notify=None)
+        except Exception as e:  # a backend failure must never take the host down
+            log.exception("error while handling a message")
+            self._send(rid, [P.encode(P.error("backend_error", f"{type(e).__name__}: {e}", req_id))],
+                       force=peer is None)
+
+    # --- handlers ---
+
+    def _on_hello(self, rid: bytes, raw: dict) -> None:
+        major, minor = raw.get("protocol_major"), raw.get("protocol_minor")
+        if major != P.PROTOCOL_MAJOR:
+            old = self.peers.pop(rid, None)
+            if old is not None and old.session is not None:
+                old.session.peer = None
+            self._send(rid, [P.encode(P.reject(major, minor))], force=True)
+            return
+        msg = P.validate(raw, self.limits)
+        peer = self.peers.get(rid)
+        if peer is None:
+            self._evict_peers()
+            peer = self.peers[rid] = Peer()
+        peer.codec = P.choose_codec(msg["codecs"])
+        peer.client = msg["client"] or ""
+        self._send(rid, [P.encode(P.welcome(peer.codec, self.pool.names, self.default_kind, self.limits))])
+
+    def _on_bye(self, rid: bytes, peer: Peer) -> None:
+        if peer.session is not None:
+            self._close_session(peer.session, notify=None)
+        self.peers.pop(rid, None)
+
+    def _on_start(self, rid: bytes, peer: Peer, msg: dict) -> None:
+        req_id = msg["req_id"]
+        if msg["resume"] is not None:
+            session = self.sessions.get(msg["resume"])
+            if session is None:
+                raise ProtocolError("unknown_session", f"session {msg['resume']!r} does not exist or timed out: "
+                                                       "start a new one")
+            if peer.session is not None and peer.session is not session:
+                self._close_session(peer.session, notify=None)
+            if session.peer is not None and session.peer != rid and session.peer in self.peers:
+                old = self.peers[session.peer]
+                old.session = None
+                self._send(session.peer, [P.encode(P.error("no_session", f"session {session.id} was resumed by "
+                                                                         "another connection", None, True))])
+            session.peer, peer.session = rid, session
+            session.last_seen = time.monotonic()
+            session.next_tick = time.monotonic() + 1.0 / session.fps
+            self._send(rid, [P.encode(session.describe(req_id, resumed=True))])
+            if session.last_image is not None:
+                self._emit(session, Produced(session.last_image, session.index, session.epoch, -1, [], 0.0,
+                                             "resend"), time.perf_counter())
+            return
+        if peer.session is not None:
+            self._close_session(peer.session, notify=None)  # a second start replaces the session
+        if len(self.sessions) >= self.limits.max_sessions:
+            raise ProtocolError("busy", f"the host already runs {self.limits.max_sessions} sessions: try again later")
+        if msg["backend"] is not None and msg["backend"] not in self.pool.specs:
+            raise ProtocolError("bad_argument", f"backend {msg['backend']!r} is not served here; this host serves "
+                                                f"{self.pool.names}")
+        prompt = build_prompt(msg)
+        t0 = time.perf_counter()
+        backend = self.pool.create(msg["backend"])
+        session = Session(backend, mode=msg["mode"] or "realtime", fps=msg["fps"] or 24.0, limits=self.limits,
+                          action_map=msg["action_map"], backend_label=msg["backend"] or self.default_kind)
+        session.prompt_wire = {k: msg[k] for k in ("seed", "text", "image", "sketch")}
+        try:
+            produced = session.begin(prompt)
+        except ValueError as e:
+            raise ProtocolError("bad_prompt", str(e)) from None
+        session.peer, peer.session = rid, session
+        self.sessions[session.id] = session
+        log.info("session %s started: %s [%s], %s mode, client %r", session.id, session.name, session.kind,
+                 session.mode, peer.client)
+        self._send(rid, [P.encode(session.describe(req_id))])
+        session.next_tick = time.monotonic() + 1.0 / session.fps
+        self._emit(session, produced, t0)
+
+    def _on_input(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
+        action = session.resolve_action(msg["action"])
+        received = time.perf_counter()
+        if session.recorder is not None:
+            session.recorder.write({"kind": "input", "t": now_ms(), "wire": [wire], "action_id": action})
+        if session.mode == "step":
+            session.step_inputs.append((action, msg["client_ts"], msg["seq"], received))
+        else:
+            session.action, session.client_ts, session.seq, session.input_ts = (action, msg["client_ts"], msg["seq"],
+                                                                                received)
+
+    def _on_event(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
+        caption = session.queue_event(msg["event_type"], msg["text"])
+        if session.recorder is not None:
+            session.recorder.write({"kind": "event", "t": now_ms(), "wire": [wire], "caption": caption})
+        self._send(rid, [P.encode(P.ok(msg["req_id"], "event", caption=caption))])
+
+    def _on_reset(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
+        t0 = time.perf_counter()
+        prompt = build_prompt(msg, session.prompt)
+        merged = {k: msg[k] if msg.get(k) is not None else session.prompt_wire.get(k)
+                  for k in ("seed", "text", "image", "sketch")}
+        try:
+            produced = session.begin(prompt, source="reset")
+        except ValueError as e:
+            raise ProtocolError("bad_prompt", str(e)) from None
+        session.prompt_wire = merged
+        self._control(session, wire, {"epoch": session.epoch})
+        self._send(rid, [P.encode(P.ok(msg["req_id"], "reset", epoch=session.epoch, frame_index=0))])
+        self._emit(session, produced, t0)
+
+    def _on_branch(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
+        t0 = time.perf_counter()
+        produced = session.branch(msg["frame"])
+        self._control(session, wire, {"epoch": session.epoch, "frame_index": session.index})
+        self._send(rid, [P.encode(P.ok(msg["req_id"], "branch", epoch=session.epoch, frame_index=session.index))])
+        self._emit(session, produced, t0)
+
+    def _on_settings(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
+        session.apply_settings(msg, self.limits)
+        knobs = {k: msg[k] for k in ("steps", "temperature", "cfg") if msg.get(k) is not None}
+        self._control(session, wire, {"settings_knobs": knobs} if knobs else {})
+        self._send(rid, [P.encode(P.ok(msg["req_id"], "settings", settings=session.settings_map()))])
+
+    def _on_record_start(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
+        if session.recorder is not None:
+            raise ProtocolError("bad_argument", f"already recording to {session.recorder.path}: send record_stop first")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(msg["path"]) if msg["path"] else self.recordings_dir / f"{session.id}-{stamp}.wbrec"
+        if msg["path"] and not self.loopback:
+            root = self.recordings_dir.resolve()
+            if root not in (self.recordings_dir / path).resolve().parents:
+                raise ProtocolError("bad_argument", f"remote clients may only record inside {root}: pass a "
+                                                    "relative path")
+            path = self.recordings_dir / path
+        if path.suffix != ".wbrec":
+            raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec")
+        if path.exists():
+            raise ProtocolError("bad_argument", f"{path} already exists: recordings are never overwritten")
+        header = {"t": now_ms(), "host": P.HOST_NAME, "session": session.describe(None),
+                  "backend_label": session.backend_label, "checkpoint": self.pool.specs[session.kind].checkpoint
+                  if session.kind in self.pool.specs else None,
+                  "prompt": session.prompt_wire, "reset_settings": session.reset_settings,
+                  "history": [list(h) for h in session.history], "codec": "png" if self._codec(session) == "jpeg"
+                  else self._codec(session)}
+        try:
+            session.recorder = Recorder(path, header)
+        except OSError as e:
+            raise ProtocolError("bad_argument", f"cannot write {path}: {e.strerror or e}") from None
+        self._send(rid, [P.encode(P.ok(msg["req_id"], "record_start", path=str(path)))])
+
+    def _on_record_stop(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
+        rec = session.recorder
+        if rec is None:
+            raise ProtocolError("bad_argument", "not recording: send record_start first")
+        rec.close(now_ms())
+        session.recorder = None
+        self._send(rid, [P.encode(P.ok(msg["req_id"], "record_stop", path=str(rec.path), frames=rec.frames))])
+
+    def _control(self, session: Session, wire: bytes, info: dict) -> None:
+        if session.recorder is not None:
+            session.recorder.write({"kind": "control", "t": now_ms(), "wire": [wire], "info": info})
+
+    def _status(self, peer: Peer, req_id: int | None) -> dict:
+        s = peer.session
+        return {"type": "status", "req_id": req_id, "sessions": len(self.sessions),
+                "session_id": s.id if s else None, "frame_index": s.index if s else None,
+                "epoch": s.epoch if s else None, "mode": s.mode if s else None, "fps_target": s.fps if s else None,
+                "fps_measured": s.fps_measured if s else None, "recording": bool(s and s.recorder),
+                "backend_kind": s.kind if s else self.default_kind, "backend_name": s.name if s else None,
+                "frames_sent": s.frames_sent if s else None, "frames_dropped": s.frames_dropped if s else None}
+
+    # --- making frames ---
+
+    def _run_queued_steps(self, session: Session) -> None:
+        while session.step_inputs:
+            self._step_sessions([session])
+
+    def _run_step_inputs(self) -> None:
+        """One queued input per step-mode session, all sessions stepped together (batched when the backend can)."""
+        ready = [s for s in self.sessions.values() if s.step_inputs and s.mode == "step"]
+        if ready:
+            self._step_sessions(ready)
+
+    def _run_ticks(self) -> None:
+        now = time.monotonic()
+        due = [s for s in self.sessions.values() if s.mode == "realtime" and s.peer is not None and s.next_tick <= now]
+        for s in due:
+            period = 1.0 / s.fps
+            s.next_tick += period
+            if s.next_tick < now:  # we fell behind: skip ahead rather than burst
+                s.next_tick = now + period
+        if due:
+            self._step_sessions(due)
+
+    def _step_sessions(self, sessions: list[Session]) -> None:
+        """Step each session once; a backend class with `step_batch` gets its sessions in one call."""
+        groups: dict[type, list[Session]] = {}
+        for s in sessions:
+            groups.setdefault(type(s.backend), []).append(s)
+        for cls, group in groups.items():
+            work = []
+            for s in group:
+                if s.mode == "step" and s.step_inputs:
+                    action, client_ts, seq, received = s.step_inputs.popleft()
+                else:
+                    action, client_ts, seq = s.action, s.client_ts, s.seq
+                    received = s.input_ts if s.input_ts is not None else time.perf_counter()
+                    s.input_ts = None
+                work.append((s, action, client_ts, seq, received))
+            if hasattr(cls, "step_batch") and len(work) > 1:
+                self._step_batched(cls, work)
+                continue
+            for s, action, client_ts, seq, received in work:
+                try:
+                    produced = s.step(action)
+                except Exception as e:
+                    self._backend_failed(s, e)
+                    continue
+                if produced.refused and s.peer is not None:
+                    self._send(s.peer, [P.encode(P.error("bad_argument", produced.refused))])
+                self._emit(s, produced, received, client_ts, seq)
+
+    def _step_batched(self, cls: type, work: list) -> None:
+        prepared = [(s, a, *s.prepare_step()) for s, a, *_ in work]
+        t0 = time.perf_counter()
+        try:
+            images = cls.step_batch([s.backend for s, *_ in prepared], [a for _, a, *_ in prepared],
+                                    [ev for _, _, ev, _ in prepared])
+        except Exception as e:
+            for s, *_ in prepared:
+                self._backend_failed(s, e)
+            return
+        model_ms = (time.perf_counter() - t0) * 1000.0
+        for (s, a, ev, cap), (_, _, client_ts, seq, received), image in zip(prepared, work, images):
+            produced = s.finish_step(a, ev, cap, image, model_ms, {"batch": float(len(work))})
+            self._emit(s, produced, received, client_ts, seq)
+
+    def _backend_failed(self, session: Session, e: Exception) -> None:
+        log.exception("backend failed in session %s", session.id, exc_info=e)
+        msg = f"the backend failed ({type(e).__name__}: {e}); the session is closed: start a new one"
+        self._close_session(session, notify=P.error("backend_error", msg, None, True))
+
+    def _codec(self, session: Session) -> str:
+        peer = self.peers.get(session.peer) if session.peer is not None else None
+        return peer.codec if peer is not None else "raw"
+
+    def _emit(self, session: Session, produced: Produced, received: float, client_ts: float | None = None,
+              seq: int | None = None) -> None:
+        """Encode, record and send one frame; realtime frames are dropped (not queued) for a full pipe."""
+        codec = self._codec(session)
+        t0 = time.perf_counter()
+        payload = encode_pixels(produced.image, codec)
+        t1 = time.perf_counter()
+        timings = {"model": produced.model_ms, "encode": (t1 - t0) * 1000.0, "total": 0.0}
+        timings.update({k: float(v) for k, v in produced.backend_timings.items() if k not in timings
+                        and isinstance(v, (int, float))})
+        header = {"type": "frame", "session_id": session.id, "index": produced.index, "epoch": produced.epoch,
+                  "action": produced.action, "client_ts": client_ts, "seq": seq, "host_ts": now_ms(),
+                  "timings": timings, "events": produced.events, "codec": codec,
+                  "width": int(session.backend.width), "height": int(session.backend.height)}
+        timings["total"] = (time.perf_counter() - received) * 1000.0
+        hdr = P.encode(header)
+        if session.recorder is not None:
+            rec_hdr, rec_payload = hdr, payload
+            if codec == "jpeg":  # recordings stay lossless so replays and datasets are exact
+                rec_hdr, rec_payload = P.encode({**header, "codec": "png"}), encode_pixels(produced.image, "png")
+            record = {"kind": "frame", "t": header["host_ts"], "wire": [rec_hdr, rec_payload],
+                      "source": produced.source}
+            if produced.event is not None:
+                record["event"] = {"type": produced.event.type, "text": produced.event.text}
+            if produced.source in ("start", "reset"):
+                record["prompt"] = session.prompt_wire
+            session.recorder.write(record)
+        if session.peer is None:
+            return
+        droppable = session.mode == "realtime" and produced.source == "step"
+        if self._send(session.peer, [hdr, payload], droppable=droppable):
+            session.frames_sent += 1
+            self.stats["frames_sent"] += 1
+            if droppable:
+                session.last_seen = time.monotonic()  # a frame the client's pipe accepted counts as activity
+        else:
+            session.frames_dropped += 1
+            self.stats["frames_dropped"] += 1
+
+    # --- sending ---
+
+    def _send(self, rid: bytes, parts: list[bytes], droppable: bool = False, force: bool = False) -> bool:
+        """Send now; a full pipe drops `droppable` frames and queues everything else in the peer's outbox.
+
+        `force` sends to peers that have no Peer record (replies before/without hello) and drops on a full pipe.
+        """
+        peer = self.peers.get(rid)
+        if peer is None and not force:
+            return False
+        if peer is not None and peer.outbox:
+            if droppable:
+                return False
+            peer.outbox.append(parts)
+            return True
+        try:
+            self.sock.send_multipart([rid, *parts], flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            if droppable or peer is None:
+                return False
+            peer.outbox.append(parts)
+            return True
+        except zmq.ZMQError as e:
+            if e.errno == zmq.EHOSTUNREACH:
+                self._peer_gone(rid)
+                return False
+            raise
+
+    def _flush_outboxes(self) -> None:
+        for rid, peer in list(self.peers.items()):
+            while peer.outbox:
+                try:
+                    self.sock.send_multipart([rid, *peer.outbox[0]], flags=zmq.NOBLOCK, copy=False)
+                    peer.outbox.popleft()
+                except zmq.Again:
+                    if len(peer.outbox) > MAX_OUTBOX:
+                        log.warning("client %r reads nothing; forgetting it", peer.client)
+                        self._peer_gone(rid)
+                    break
+                except zmq.ZMQError as e:
+                    if e.errno == zmq.EHOSTUNREACH:
+                        self._peer_gone(rid)
+                        break
+                    raise
+
+    # --- sessions and peers ---
+
+    def _peer_gone(self, rid: bytes) -> None:
+        """The connection is gone: forget the peer, keep its session for `resume` until the idle timeout."""
+        peer = self.peers.pop(rid, None)
+        if peer is not None and peer.session is not None and peer.session.peer == rid:
+            peer.session.peer = None
+            peer.session.step_inputs.clear()
+            log.info("session %s detached (client gone); resumable for %.0f s", peer.session.id,
+                     self.limits.idle_timeout_s)
+
+    def _close_session(self, session: Session, notify: dict | None) -> None:
+        if session.recorder is not None:
+            session.recorder.close(now_ms())
+            session.recorder = None
+        self.sessions.pop(session.id, None)
+        if session.peer is not None:
+            peer = self.peers.get(session.peer)
+            if notify is not None:
+                self._send(session.peer, [P.encode(notify)])
+            if peer is not None and peer.session is session:
+                peer.session = None
+        session.peer = None
+        close = getattr(session.backend, "close", None)
+        if callable(close):
+            close()
+        log.info("session %s closed after %d frames", session.id, session.index)
+
+    def _evict_peers(self) -> None:
+        """Keep at most max_peers handshaken peers: forget the longest-silent ones without a session."""
+        if len(self.peers) < self.limits.max_peers:
+            return
+        idle = sorted((p.last_seen, rid) for rid, p in self.peers.items() if p.session is None)
+        for _, rid in idle[: len(self.peers) - self.limits.max_peers + 1]:
+            self.peers.pop(rid, None)
+
+    def _housekeeping(self) -> None:
+        """Close sessions and forget peers silent for longer than the idle timeout."""
+        now = time.monotonic()
+        limit = self.limits.idle_timeout_s
+        for s in list(self.sessions.values()):
+            if now - s.last_seen > limit:
+                self._close_session(s, notify=P.error("no_session", f"session {s.id} was closed after {limit:g} s "
+                                                      "without messages: start a new one", None, True))
+        for rid, p in list(self.peers.items()):
+            if p.session is None and now - p.last_seen > limit:
+                self.peers.pop(rid, None)
+
+
+@dataclass
+class HostHandle:
+    """A host running in a background thread of this process (editor, demo, tests)."""
+
+    host: Host
+    thread: threading.Thread
+    address: str
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.host.stop()
+        self.thread.join(timeout)
+
+    def __enter__(self) -> "HostHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run_host_in_thread(backend_spec: Any = None, bind: str = "tcp://127.0.0.1:*", **kw: Any) -> HostHandle:
+    """Start a host on `bind` in a daemon thread; `backend_spec`: "sandbox", a checkpoint path, a dict or a factory."""
+    host = Host(backend_spec, bind=bind, **kw)
+    announce(host.spec)
+    thread = threading.Thread(target=host.run, name="worldbridge-host", daemon=True)
+    thread.start()
+    return HostHandle(host, thread, host.address)

@@ -1,0 +1,285 @@
+"""One client's world: backend, timeline (index/epoch), branch snapshots, input state, events and recording."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bridge.backend import Prompt, WorldBackend, WorldEvent
+from bridge.host.pixels import decode_prompt_image
+from bridge.host.protocol import Limits, ProtocolError
+
+
+def now_ms() -> float:
+    """The host clock in ms (monotonic); `host_ts` and recordings use it."""
+    return time.perf_counter() * 1000.0
+
+
+@dataclass
+class Produced:
+    """A frame the session just made, before it is encoded for the wire."""
+
+    image: np.ndarray
+    index: int
+    epoch: int
+    action: int
+    events: list[str]
+    model_ms: float
+    source: str  # "start" | "reset" | "step" | "branch" | "resend"
+    event: WorldEvent | None = None
+    backend_timings: dict[str, float] = field(default_factory=dict)
+    refused: str | None = None  # why the backend refused the event meant for this frame
+
+
+def _event_dict(ev: WorldEvent | None) -> dict | None:
+    return None if ev is None else {"type": ev.type, "text": ev.text}
+
+
+class Session:
+    """Isolated per-session state; the host owns the socket, the session owns the world."""
+
+    def __init__(self, backend: WorldBackend, mode: str = "realtime", fps: float = 24.0,
+                 limits: Limits | None = None, action_map: dict[str, int] | None = None,
+                 backend_label: str | None = None):
+        self.id = "s-" + secrets.token_hex(8)
+        self.backend = backend
+        self.backend_label = backend_label  # the name the client used in `start.backend` (for replay)
+        self.limits = limits or Limits()
+        self.mode = mode
+        self.fps = float(fps)
+        self.epoch = 0
+        self.index = 0
+        self.action = 0  # the input state in force (realtime keeps applying it)
+        self.client_ts: float | None = None
+        self.seq: int | None = None
+        self.input_ts: float | None = None  # host time the newest input arrived, until a frame applies it
+        self.pending_events: deque[tuple[WorldEvent, str]] = deque()
+        self.step_inputs: deque[tuple[int, float | None, int | None, float]] = deque()  # step mode queue
+        self.prompt = Prompt()
+        self.prompt_wire: dict[str, Any] = {}  # the prompt as the client sent it (bytes), for recordings
+        self.reset_settings: dict[str, Any] = {}  # model settings in force at the last reset, for replay
+        self.history: list[tuple] = []  # ("step", action, event dict) / ("settings", dict) since the last reset
+        frame_bytes = max(1, backend.height * backend.width * 3)
+        self.branch_window = max(2, min(self.limits.branch_window, self.limits.branch_window_bytes // frame_bytes))
+        self.snapshots: deque[tuple[int, Any, np.ndarray, int]] = deque(maxlen=self.branch_window)  # (index, state, image, history len)
+        self.last_image: np.ndarray | None = None
+        self.settings: dict[str, Any] = {"steps": None, "temperature": None, "cfg": None}
+        backend_settings = getattr(backend, "settings", None)
+        if isinstance(backend_settings, dict):
+            self.settings.update({k: backend_settings.get(k) for k in ("steps", "temperature", "cfg")})
+        self.action_names: list[str] = list(backend.action_names)
+        self.num_actions = max(int(backend.num_latent_actions), len(self.action_names))
+        self.action_map: dict[str, int] = {n: i for i, n in enumerate(self.action_names)}
+        for name, aid in (action_map or {}).items():
+            if aid >= self.num_actions:
+                raise ProtocolError("bad_argument", f"action_map maps {name!r} to {aid}, but the backend has "
+                                                    f"{self.num_actions} actions (0-{self.num_actions - 1})")
+            self.action_map[name] = int(aid)
+        self.peer: bytes | None = None
+        self.last_seen = time.monotonic()
+        self.next_tick = time.monotonic()
+        self.frames_sent = 0
+        self.frames_dropped = 0
+        self._tick_times: deque[float] = deque(maxlen=48)
+        self.recorder = None  # bridge.host.recording.Recorder while recording
+
+    # --- descriptions ---
+
+    @property
+    def kind(self) -> str:
+        return getattr(self.backend, "kind", "sandbox")
+
+    @property
+    def name(self) -> str:
+        return getattr(self.backend, "name", type(self.backend).__name__)
+
+    def settings_map(self) -> dict:
+        return {**self.settings, "fps": self.fps, "mode": self.mode}
+
+    def describe(self, req_id: int | None, resumed: bool = False) -> dict:
+        """The `session` message."""
+        return {"type": "session", "req_id": req_id, "session_id": self.id, "backend_kind": self.kind,
+                "backend_name": self.name, "mode": self.mode, "fps": self.fps, "width": int(self.backend.width),
+                "height": int(self.backend.height), "action_names": self.action_names,
+                "num_latent_actions": int(self.backend.num_latent_actions),
+                "event_types": list(self.backend.event_types), "settings": self.settings_map(),
+                "frame_index": self.index, "epoch": self.epoch, "resumed": resumed,
+                "branch_window": self.branch_window}
+
+    @property
+    def fps_measured(self) -> float:
+        t = self._tick_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    # --- inputs ---
+
+    def resolve_action(self, action: int | str) -> int:
+        """Action id or name -> id; bad_argument when it is neither a known name nor in range."""
+        if isinstance(action, str):
+            if action not in self.action_map:
+                names = ", ".join(list(self.action_map)[:16])
+                raise ProtocolError("bad_argument", f"unknown action name {action!r}: use one of {names} "
+                                                    f"or an id 0-{self.num_actions - 1}")
+            return self.action_map[action]
+        if not 0 <= action < self.num_actions:
+            raise ProtocolError("bad_argument", f"action id {action} is outside 0-{self.num_actions - 1}")
+        return int(action)
+
+    def queue_event(self, event_type: str | None, text: str | None) -> str:
+        """Check an event against the backend and queue it for the next frame; returns its caption."""
+        if event_type is None and not text:
+            raise ProtocolError("bad_argument", "event needs `event_type` or `text`")
+        if event_type is not None and event_type not in self.backend.event_types:
+            raise ProtocolError("bad_argument", f"unknown event type {event_type!r}: this backend knows "
+                                                f"{list(self.backend.event_types)}")
+        event = WorldEvent(type=event_type, text=text)
+        try:
+            caption = describe_event(self.backend, event)
+        except ValueError as e:
+            raise ProtocolError("bad_argument", str(e)) from None
+        self.pending_events.append((event, caption))
+        return caption
+
+    # --- making frames ---
+
+    def _check_image(self, image: Any) -> np.ndarray:
+        image = np.asarray(image)
+        if image.shape != (self.backend.height, self.backend.width, 3) or image.dtype != np.uint8:
+            raise ProtocolError("backend_error", f"backend returned a {image.shape} {image.dtype} frame; expected "
+                                                 f"({self.backend.height}, {self.backend.width}, 3) uint8", True)
+        return image
+
+    def _timed(self, fn, *args) -> tuple[np.ndarray, float, dict]:
+        t0 = time.perf_counter()
+        image = fn(*args)
+        model_ms = (time.perf_counter() - t0) * 1000.0
+        timings = getattr(self.backend, "last_timings", None)
+        return self._check_image(image), model_ms, dict(timings) if isinstance(timings, dict) else {}
+
+    def _snapshot(self, image: np.ndarray) -> None:
+        self.snapshots.append((self.index, self.backend.get_state(), image, len(self.history)))
+        self.last_image = image
+
+    def _fired(self) -> list | None:
+        """The backend's cumulative list of fired events, if it keeps one (the sandbox does)."""
+        fired = getattr(self.backend, "events_fired", None)
+        return fired if isinstance(fired, list) else None
+
+    def _run_step(self, action: int, event: WorldEvent | None) -> tuple[np.ndarray, float, dict, list[str] | None, str | None]:
+        """backend.step with event captions; an event the backend refuses is dropped (reported) and the step retried."""
+        before = len(self._fired() or [])
+        state = self.backend.get_state() if event is not None else None
+        try:
+            image, model_ms, bt = self._timed(self.backend.step, action, event)
+            refused = None
+        except ValueError as e:
+            if event is None:
+                raise
+            self.backend.set_state(state)
+            image, model_ms, bt = self._timed(self.backend.step, action, None)
+            refused = f"event {event.type or event.text!r} was refused by the backend: {e}"
+        fired = self._fired()
+        captions = None if fired is None else [f.get("caption", str(f)) if isinstance(f, dict) else str(f)
+                                                for f in fired[before:]]
+        return image, model_ms, bt, captions, refused
+
+    def begin(self, prompt: Prompt, source: str = "start") -> Produced:
+        """Reset the world to `prompt` (frame 0 of a new timeline; a `reset` bumps the epoch)."""
+        image, model_ms, bt = self._timed(self.backend.reset, prompt)
+        if source == "reset":
+            self.epoch += 1
+        self.prompt = prompt
+        self.index = 0
+        self.history = []
+        self.pending_events.clear()
+        self.snapshots.clear()
+        self.reset_settings = dict(self.settings)
+        self._snapshot(image)
+        return Produced(image, 0, self.epoch, -1, [], model_ms, source, backend_timings=bt)
+
+    def prepare_step(self) -> tuple[WorldEvent | None, str | None]:
+        """Pop the event that fires on the next frame (split from `finish_step` so steps can be batched)."""
+        return self.pending_events.popleft() if self.pending_events else (None, None)
+
+    def finish_step(self, action: int, event: WorldEvent | None, caption: str | None, image: np.ndarray,
+                    model_ms: float, backend_timings: dict, captions: list[str] | None = None) -> Produced:
+        image = self._check_image(image)
+        self.index += 1
+        self.history.append(("step", action, _event_dict(event)))
+        self._snapshot(image)
+        self._tick_times.append(time.monotonic())
+        if captions is None:
+            captions = [caption] if caption else []
+        return Produced(image, self.index, self.epoch, action, captions, model_ms, "step", event, backend_timings)
+
+    def step(self, action: int) -> Produced:
+        """Advance one frame under `action` and the oldest pending event (`refused` says if the backend refused it)."""
+        event, caption = self.prepare_step()
+        image, model_ms, bt, captions, refused = self._run_step(action, event)
+        produced = self.finish_step(action, None if refused else event, None if refused else caption, image,
+                                    model_ms, bt, captions)
+        produced.refused = refused
+        return produced
+
+    def branch(self, frame: int) -> Produced:
+        """Restore the state right after `frame`, bump the epoch; frame `frame` is re-sent."""
+        for index, state, image, hist_len in self.snapshots:
+            if index == frame:
+                t0 = time.perf_counter()
+                self.backend.set_state(state)
+                model_ms = (time.perf_counter() - t0) * 1000.0
+                while self.snapshots and self.snapshots[-1][0] > frame:
+                    self.snapshots.pop()
+                self.history = self.history[:hist_len]
+                self.epoch += 1
+                self.index = frame
+                self.pending_events.clear()
+                self.last_image = image
+                return Produced(image, frame, self.epoch, -1, [], model_ms, "branch")
+        lo = self.snapshots[0][0] if self.snapshots else 0
+        raise ProtocolError("bad_argument", f"frame {frame} is outside the branch window {lo}-{self.index} "
+                                            f"(the host keeps the last {self.branch_window} frames)")
+
+    def apply_settings(self, msg: dict, limits: Limits) -> None:
+        """Apply a validated `settings` message; the backend's `configure` gets the model knobs."""
+        knobs = {k: msg[k] for k in ("steps", "temperature", "cfg") if msg.get(k) is not None}
+        if knobs:
+            configure = getattr(self.backend, "configure", None)
+            if configure is not None:
+                configure(**knobs)
+            self.settings.update(knobs)
+            self.history.append(("settings", knobs))
+        if msg.get("fps") is not None:
+            self.fps = float(msg["fps"])
+            self._tick_times.clear()
+        if msg.get("mode") is not None and msg["mode"] != self.mode:
+            self.mode = msg["mode"]
+            self.next_tick = time.monotonic()
+            self._tick_times.clear()
+            self.step_inputs.clear()
+
+
+def describe_event(backend: WorldBackend, event: WorldEvent) -> str:
+    """The caption an event will show, or ValueError when the backend cannot match it (checked before queueing)."""
+    describe = getattr(backend, "describe_event", None)
+    if describe is not None:
+        return describe(event)
+    if getattr(backend, "kind", None) == "sandbox" and hasattr(backend, "events_fired"):
+        from bridge.worlds.events import EVENT_CAPTIONS, match_event_text
+
+        return EVENT_CAPTIONS[event.type or match_event_text(event.text or "")]
+    return event.text or (event.type or "").replace("_", " ")
+
+
+def build_prompt(msg: dict, previous: Prompt | None = None) -> Prompt:
+    """A Prompt from `start`/`reset` keys; missing keys keep `previous` (reset semantics)."""
+    prev = previous or Prompt()
+    image = decode_prompt_image(msg["image"], "image") if msg.get("image") is not None else prev.image
+    sketch = decode_prompt_image(msg["sketch"], "sketch") if msg.get("sketch") is not None else prev.sketch
+    return Prompt(seed=msg["seed"] if msg.get("seed") is not None else prev.seed,
+                  text=msg["text"] if msg.get("text") is not None else prev.text, image=image, sketch=sketch)

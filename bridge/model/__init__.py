@@ -1,0 +1,1 @@
+"""The world model: ST transformer, tokenizer, latent actions, MaskGIT dynamics, sampler, checkpoints and the backend."""

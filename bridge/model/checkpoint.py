@@ -1,0 +1,159 @@
+"""Checkpoints as plain files: model.safetensors + config.json + model_card.json (+ train_state.safetensors).
+
+Every file is written atomically (temp file + os.replace) and nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from bridge.model.config import WorldConfig
+
+FORMAT, VERSION = "worldbridge-checkpoint", 1
+MODEL, CONFIG, CARD, STATE = "model.safetensors", "config.json", "model_card.json", "train_state.safetensors"
+KINDS = ("tokenizer", "world")
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, incomplete or does not fit the model asked for."""
+
+
+def missing(path: Path, kind: str = "world") -> CheckpointError:
+    how = "worldbridge train tokenizer" if kind == "tokenizer" else "worldbridge train dynamics"
+    return CheckpointError(f"no checkpoint at {path}: train one with `{how} ...` or pass --checkpoint")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    return st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, metadata=metadata)
+
+
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    data = path.read_bytes()
+    try:
+        tensors = st_load(data)
+        n = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + n]).get("__metadata__", {}) or {}
+    except (SafetensorError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({e}): re-train or copy it again") from e
+    return tensors, meta
+
+
+def save_model(run_dir: Path, kind: str, config: WorldConfig, tensors: dict[str, torch.Tensor], card: dict[str, Any],
+               step: int) -> None:
+    """Write the loadable model: weights, config and card (weights first, so a config always has its weights)."""
+    assert kind in KINDS, kind
+    run_dir = Path(run_dir)
+    atomic_write_bytes(run_dir / MODEL, _tensor_bytes(tensors, {"format": FORMAT, "kind": kind, "step": str(step)}))
+    atomic_write_json(run_dir / CONFIG, {"format": FORMAT, "version": VERSION, "kind": kind, "step": step,
+                                         "world": config.to_dict()})
+    atomic_write_json(run_dir / CARD, {**card, "kind": kind, "step": step})
+
+
+def load_model(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """-> (config, tensors, card, header); clear errors for a missing, partial or wrong-kind checkpoint."""
+    path = Path(path)
+    if not (path / CONFIG).is_file() or not (path / MODEL).is_file():
+        raise missing(path, kind or "world")
+    header = json.loads((path / CONFIG).read_text())
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{path / CONFIG} is not a WorldBridge checkpoint config (format={header.get('format')!r})")
+    if header.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer WorldBridge (format v{header['version']}): upgrade worldbridge")
+    if kind is not None and header["kind"] != kind:
+        other = "worldbridge train dynamics" if kind == "world" else "worldbridge train tokenizer"
+        raise CheckpointError(f"{path} holds a {header['kind']} checkpoint, not a {kind}: point at the output of `{other}`")
+    tensors, meta = _read_tensors(path / MODEL)
+    if meta.get("step") not in (None, str(header["step"])):
+        raise CheckpointError(f"{path}: model.safetensors is at step {meta['step']} but config.json says "
+                              f"{header['step']}; the run was interrupted mid-save: run training again to resume")
+    card = json.loads((path / CARD).read_text()) if (path / CARD).is_file() else {}
+    return WorldConfig.from_dict(header["world"]), tensors, card, header
+
+
+def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "", where: str = "checkpoint") -> None:
+    """Copy `prefix.*` tensors into module; any missing/unexpected/mis-shaped key is a clear error."""
+    sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    own = module.state_dict()
+    missing_keys = sorted(set(own) - set(sub))
+    extra = sorted(set(sub) - set(own))
+    shapes = [f"{k}: {tuple(sub[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in sub and sub[k].shape != own[k].shape]
+    if missing_keys or extra or shapes:
+        raise CheckpointError(f"{where} does not match the model built from its config.json "
+                              f"(missing {missing_keys[:5]}, unexpected {extra[:5]}, shapes {shapes[:5]}): "
+                              "it was written by another version or edited; re-train or use a matching checkpoint")
+    module.load_state_dict(sub)
+
+
+def state_tensors(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    return {prefix + k: v for k, v in module.state_dict().items()}
+
+
+# --- Resumable training state (weights + optimizer + counters) in ONE atomic file ---
+
+def save_train_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict[str, Any],
+                     extra: dict[str, torch.Tensor] | None = None) -> None:
+    tensors = state_tensors(model, "model.")
+    sd = opt.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v
+            else:
+                scalars.setdefault(str(pid), {})[k] = v
+    for k, v in (extra or {}).items():
+        tensors[f"extra.{k}"] = v
+    meta = {**meta, "param_groups": sd["param_groups"], "opt_scalars": scalars}
+    atomic_write_bytes(Path(run_dir) / STATE, _tensor_bytes(tensors, {"meta": json.dumps(meta)}))
+
+
+def load_train_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+    """Restore weights + optimizer from run_dir; None when there is nothing to resume."""
+    path = Path(run_dir) / STATE
+    if not path.is_file():
+        return None
+    tensors, md = _read_tensors(path)
+    meta = json.loads(md["meta"])
+    load_into(model, tensors, "model.", where=str(path))
+    state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    for pid, st in meta.pop("opt_scalars").items():
+        state.setdefault(int(pid), {}).update(st)
+    try:
+        opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: optimizer state does not fit this model ({e}); use a new --out directory") from e
+    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return meta, extra

@@ -1,0 +1,159 @@
+"""Model configuration as plain dataclasses, so a checkpoint's config.json rebuilds the exact model."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TokenizerConfig:
+    """ST-ViViT VQ-VAE: frames -> (T, N) discrete tokens and back."""
+
+    patch: int = 8  # pixels per patch side; tokens per frame = (H / patch) * (W / patch)
+    dim: int = 128
+    enc_depth: int = 4
+    dec_depth: int = 4
+    heads: int = 4
+    codebook: int = 1024
+    code_dim: int = 32
+    quantizer: str = "vq"  # "vq" (cosine codebook) or "fsq"
+    fsq_levels: tuple[int, ...] = (8, 5, 5, 5)  # used when quantizer == "fsq"; codebook = prod(levels)
+    window: int = 4  # temporal context (frames) of the causal encoder/decoder
+    clip_len: int = 8  # training clip length
+    commit: float = 0.25
+    reset_after: int = 50  # steps a code may go unused before it is reset to an encoder output
+    dropout: float = 0.0
+
+
+@dataclass
+class LatentActionConfig:
+    """Latent action model: pixels of x(<=t+1) -> one of `num_actions` codes for the step t -> t+1."""
+
+    patch: int = 16
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    num_actions: int = 8
+    code_dim: int = 16
+    quantizer: str = "vq"
+    fsq_levels: tuple[int, ...] = (2, 2, 2)
+    window: int = 16
+    commit: float = 0.25
+    entropy_weight: float = 0.1  # batch code-entropy bonus: keeps every action in use
+    entropy_temp: float = 0.1  # softmax temperature of the cosine similarities for that bonus
+    reset_after: int = 50
+    dropout: float = 0.0
+
+
+@dataclass
+class DynamicsConfig:
+    """MaskGIT dynamics over video tokens conditioned on latent actions."""
+
+    dim: int = 192
+    depth: int = 4
+    heads: int = 6
+    window: int = 16  # temporal context (frames) the model attends to; the rollout cache keeps window - 1
+    clip_len: int = 16  # training clip length (also used for the latent action model)
+    action_mode: str = "additive"  # "additive" (Genie) or "token" (one action token per frame)
+    action_dropout: float = 0.1  # replaced by the learned null action, so guidance on actions works
+    mask_min: float = 0.5  # per-sample mask rate ~ U(mask_min, 1)
+    corrupt_max: float = 0.1  # random-token corruption of context, rising linearly to this on the last frame
+    cond_dim: int = 0  # width of the prompt/event conditioning slot (0 = no slot)
+    cond_prefix: bool = False  # also give the conditioning its own prefix token per frame
+    steps: int = 8  # MaskGIT steps per frame at inference
+    temperature: float = 1.0
+    cfg: float = 1.0  # classifier-free guidance scale on actions (1 = off)
+    unmask: str = "random"  # "random" order or "confidence"
+    dropout: float = 0.0
+
+
+@dataclass
+class WorldConfig:
+    """Everything that defines a world model: frame geometry and the three parts."""
+
+    preset: str = "tiny"
+    height: int = 64
+    width: int = 64
+    fps: float = 15.0
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    lam: LatentActionConfig = field(default_factory=LatentActionConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    action_names: list[str] | None = None  # display names of latent actions (default latent_0, ...)
+    event_types: list[str] = field(default_factory=list)  # typed events the conditioning slot was trained on
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return (self.height // self.tokenizer.patch) * (self.width // self.tokenizer.patch)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.height // self.tokenizer.patch, self.width // self.tokenizer.patch
+
+    @property
+    def vocab(self) -> int:
+        t = self.tokenizer
+        if t.quantizer == "fsq":
+            n = 1
+            for lv in t.fsq_levels:
+                n *= lv
+            return n
+        return t.codebook
+
+    @property
+    def num_actions(self) -> int:
+        c = self.lam
+        if c.quantizer == "fsq":
+            n = 1
+            for lv in c.fsq_levels:
+                n *= lv
+            return n
+        return c.num_actions
+
+    def latent_action_names(self) -> list[str]:
+        return list(self.action_names) if self.action_names else [f"latent_{i}" for i in range(self.num_actions)]
+
+    def validate(self) -> None:
+        """Fail early with a message naming the bad field and the fix."""
+        for part, patch in (("tokenizer", self.tokenizer.patch), ("lam", self.lam.patch)):
+            if self.height % patch or self.width % patch:
+                raise ValueError(
+                    f"frame size {self.height}x{self.width} is not divisible by {part}.patch={patch}: "
+                    f"resize the dataset or choose a preset whose patch divides it"
+                )
+        for part, c in (("tokenizer", self.tokenizer), ("lam", self.lam), ("dynamics", self.dynamics)):
+            if c.dim % c.heads:
+                raise ValueError(f"{part}.dim={c.dim} must be divisible by {part}.heads={c.heads}")
+        for part, c in (("tokenizer", self.tokenizer), ("lam", self.lam)):
+            if c.quantizer not in ("vq", "fsq"):
+                raise ValueError(f"{part}.quantizer must be 'vq' or 'fsq', got {c.quantizer!r}")
+        d = self.dynamics
+        if d.action_mode not in ("additive", "token"):
+            raise ValueError(f"dynamics.action_mode must be 'additive' or 'token', got {d.action_mode!r}")
+        if d.unmask not in ("random", "confidence"):
+            raise ValueError(f"dynamics.unmask must be 'random' or 'confidence', got {d.unmask!r}")
+        if self.action_names is not None and len(self.action_names) != self.num_actions:
+            raise ValueError(f"action_names has {len(self.action_names)} names for {self.num_actions} latent actions")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "WorldConfig":
+        """Rebuild from config.json; unknown keys are an error (a newer/other format), missing keys take defaults."""
+        d = dict(d)
+        subs = {"tokenizer": TokenizerConfig, "lam": LatentActionConfig, "dynamics": DynamicsConfig}
+        for key, sub in subs.items():
+            if key in d:
+                d[key] = _build(sub, d[key])
+        return _build(cls, d)
+
+
+def _build(cls, d: dict[str, Any]):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__} got unknown fields {sorted(unknown)}: the checkpoint was written by another version")
+    d = {k: (tuple(v) if isinstance(v, list) and k.endswith("levels") else v) for k, v in d.items()}
+    return cls(**d)

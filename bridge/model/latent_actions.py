@@ -1,0 +1,71 @@
+"""Latent action model: infers which of a few discrete actions explains each frame-to-frame change.
+
+Lessons built in (BRIEF section 3): the encoder sees each frame AND its difference image; the decoder must
+predict the RESIDUAL x(t+1) - x(t) from x(<=t) plus the code, so the code has to carry what changed; a batch
+code-entropy bonus and dead-code resets keep all codes in use. Only the encoder is needed after training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bridge.model.config import LatentActionConfig
+from bridge.model.quantizer import make_quantizer
+from bridge.model.st_transformer import STTransformer, patchify, unpatchify
+from bridge.model.tokenizer import to_float
+
+
+def with_diff(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, H, W, 3) -> (B, T, H, W, 6): each frame beside its difference from the previous one (0 for the first)."""
+    d = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+    return torch.cat([x, d], dim=-1)
+
+
+class LatentActionModel(nn.Module):
+    """Pixels (B, T, H, W, 3) -> latent action indices (B, T-1); index t labels the step from frame t to t+1."""
+
+    def __init__(self, cfg: LatentActionConfig, height: int, width: int):
+        super().__init__()
+        self.cfg, self.height, self.width = cfg, height, width
+        p = cfg.patch
+        n = (height // p) * (width // p)
+        self.quant = make_quantizer(cfg.quantizer, cfg.num_actions, cfg.code_dim, cfg.fsq_levels, cfg.commit,
+                                    cfg.reset_after, cfg.entropy_temp)
+        self.enc_in = nn.Linear(p * p * 6, cfg.dim)
+        self.action_slot = nn.Parameter(torch.randn(1, 1, 1, cfg.dim) * 0.02)  # prefix token read out as the action
+        self.encoder = STTransformer(cfg.dim, cfg.depth, cfg.heads, n + 1, cfg.window, cfg.dropout)
+        self.to_code = nn.Linear(cfg.dim, self.quant.dim)
+        self.dec_in = nn.Linear(p * p * 6, cfg.dim)
+        self.action_up = nn.Linear(self.quant.dim, cfg.dim)
+        self.decoder = STTransformer(cfg.dim, cfg.depth, cfg.heads, n, cfg.window, cfg.dropout)
+        self.dec_out = nn.Linear(cfg.dim, p * p * 3)
+
+    @property
+    def num_actions(self) -> int:
+        return self.quant.num_codes
+
+    def encode(self, frames: torch.Tensor):
+        """frames (B, T, H, W, 3) -> indices (B, T-1), codes (B, T-1, d), quantizer stats."""
+        x = with_diff(to_float(frames))
+        h = self.enc_in(patchify(x, self.cfg.patch))  # (B, T, N, E)
+        B, T = h.shape[:2]
+        h = torch.cat([self.action_slot.expand(B, T, 1, -1), h], dim=2)  # (B, T, 1+N, E)
+        z = self.to_code(self.encoder(h)[:, 1:, 0])  # (B, T-1, d): frame t+1's slot saw x(<=t+1)
+        q, idx, stats = self.quant(z)
+        return idx, q, stats
+
+    def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Residual-prediction loss + quantizer loss - entropy bonus."""
+        x = to_float(frames)
+        idx, q, stats = self.encode(x)
+        # --- Decode: x(<=t) + code(t) -> x(t+1) - x(t) ---
+        h = self.dec_in(patchify(with_diff(x)[:, :-1], self.cfg.patch))  # (B, T-1, N, E)
+        h = h + self.action_up(q)[:, :, None]
+        resid = unpatchify(self.dec_out(self.decoder(h)), self.cfg.patch, self.height, self.width)  # (B, T-1, H, W, 3)
+        target = x[:, 1:] - x[:, :-1]
+        # normalised so 1.0 = no better than "nothing moves"; scale-free against the entropy bonus
+        rel = F.mse_loss(resid.float(), target) / (target.pow(2).mean() + 1e-4)
+        loss = rel + stats["loss"] - self.cfg.entropy_weight * stats["entropy"]
+        return {"loss": loss, "rel_mse": rel, "vq": stats["loss"], "entropy": stats["entropy"], "actions": idx}

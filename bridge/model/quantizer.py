@@ -1,0 +1,138 @@
+"""Discrete bottlenecks: a cosine-codebook VQ with dead-code reset (the default) and FSQ (a config switch).
+
+Both return (quantized with straight-through gradients, indices, stats) where stats holds the auxiliary
+`loss` to add to the objective and the batch code `entropy` (nats) to watch for collapse.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class VectorQuantizer(nn.Module):
+    """VQ over L2-normalised codes (cosine similarity), commitment loss, and reset of long-unused codes."""
+
+    def __init__(self, num_codes: int, dim: int, commit: float = 0.25, reset_after: int = 50, entropy_temp: float = 0.1):
+        super().__init__()
+        self.num_codes, self.dim, self.commit = num_codes, dim, commit
+        self.reset_after, self.entropy_temp = reset_after, entropy_temp
+        self.codebook = nn.Parameter(F.normalize(torch.randn(num_codes, dim), dim=-1))
+        self.register_buffer("unused", torch.zeros(num_codes, dtype=torch.long))  # steps since last use
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self._counts: torch.Tensor | None = None  # uses this step (training only)
+        self._recent: torch.Tensor | None = None  # recent encoder outputs, candidates for resets
+
+    def codes(self) -> torch.Tensor:
+        return F.normalize(self.codebook, dim=-1)  # (K, d)
+
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.codes()[idx]
+
+    def forward(self, z: torch.Tensor):
+        shape = z.shape
+        zf = F.normalize(z.reshape(-1, self.dim).float(), dim=-1)  # (M, d)
+        if self.training and not bool(self.initialized):
+            self._init_from(zf.detach())
+        c = self.codes()
+        sim = zf @ c.t()  # (M, K)
+        idx = sim.argmax(-1)
+        q = c[idx]
+        loss = F.mse_loss(q, zf.detach()) + self.commit * F.mse_loss(zf, q.detach())
+        q_st = zf + (q - zf).detach()
+        avg = F.softmax(sim / self.entropy_temp, dim=-1).mean(0)  # (K,) soft code use over the batch
+        entropy = -(avg * torch.log(avg + 1e-9)).sum()
+        if self.training:
+            with torch.no_grad():
+                counts = torch.bincount(idx, minlength=self.num_codes)
+                self._counts = counts if self._counts is None else self._counts + counts
+                self._recent = zf.detach()[torch.randperm(zf.shape[0], device=zf.device)[: 4 * self.num_codes]]
+        return q_st.view(*shape[:-1], self.dim).to(z.dtype), idx.view(shape[:-1]), {"loss": loss, "entropy": entropy}
+
+    @torch.no_grad()
+    def _init_from(self, zf: torch.Tensor) -> None:
+        """Collapse guard at step 1: start the codes on real encoder outputs, not random directions."""
+        pick = torch.randint(0, zf.shape[0], (self.num_codes,), device=zf.device)
+        new = zf[pick] + 0.01 * torch.randn(self.num_codes, self.dim, device=zf.device)
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(new, 0)
+        self.codebook.data.copy_(F.normalize(new, dim=-1))
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def reset_dead(self) -> dict[str, float]:
+        """Call once per optimizer step: codes unused for `reset_after` steps jump to random recent encoder outputs."""
+        if self._counts is None:
+            return {"usage": float("nan"), "resets": 0}
+        counts, self._counts = self._counts, None
+        ddp = dist.is_available() and dist.is_initialized()
+        if ddp:  # every rank must agree on which codes are dead and on their new values
+            dist.all_reduce(counts)
+        usage = (counts > 0).float().mean().item()
+        self.unused.copy_(torch.where(counts > 0, torch.zeros_like(self.unused), self.unused + 1))
+        dead = (self.unused >= self.reset_after).nonzero().squeeze(1)
+        if len(dead) and self._recent is not None:
+            pick = torch.randint(0, self._recent.shape[0], (len(dead),), device=self._recent.device)
+            new = self._recent[pick] + 0.01 * torch.randn(len(dead), self.dim, device=self._recent.device)
+            if ddp:
+                dist.broadcast(new, 0)
+            self.codebook.data[dead] = F.normalize(new, dim=-1).to(self.codebook.dtype)
+            self.unused[dead] = 0
+        return {"usage": usage, "resets": int(len(dead))}
+
+
+class FSQ(nn.Module):
+    """Finite scalar quantization (Mentzer et al. 2023): no codebook to collapse, codes = grid points."""
+
+    def __init__(self, levels: tuple[int, ...]):
+        super().__init__()
+        self.levels = list(levels)
+        self.dim = len(levels)
+        self.num_codes = math.prod(levels)
+        self.register_buffer("_levels", torch.tensor(levels, dtype=torch.float32), persistent=False)
+        basis = [math.prod(levels[:i]) for i in range(len(levels))]
+        self.register_buffer("_basis", torch.tensor(basis, dtype=torch.long), persistent=False)
+
+    def _bound(self, z: torch.Tensor) -> torch.Tensor:
+        half = (self._levels - 1) / 2
+        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half)
+        return torch.tanh(z + shift) * half - offset
+
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:
+        digits = (idx[..., None] // self._basis) % self._levels.long()  # (..., d)
+        half = self._levels.long() // 2
+        return (digits - half).float() / half
+
+    def forward(self, z: torch.Tensor):
+        b = self._bound(z.float())
+        q = b + (torch.round(b) - b).detach()  # straight-through rounding
+        half = self._levels.long() // 2
+        digits = (torch.round(b).long() + half).clamp(min=0)
+        digits = torch.minimum(digits, self._levels.long() - 1)
+        idx = (digits * self._basis).sum(-1)
+        zero = z.new_zeros(())
+        return (q / half).to(z.dtype), idx, {"loss": zero, "entropy": _index_entropy(idx, self.num_codes)}
+
+
+def _index_entropy(idx: torch.Tensor, k: int) -> torch.Tensor:
+    p = torch.bincount(idx.reshape(-1), minlength=k).float()
+    p = p / p.sum().clamp(min=1)
+    return -(p * torch.log(p + 1e-9)).sum()
+
+
+def make_quantizer(kind: str, num_codes: int, dim: int, levels: tuple[int, ...], commit: float, reset_after: int,
+                   entropy_temp: float = 0.1) -> nn.Module:
+    """The configured bottleneck; its `.dim` is the width the encoder must project to."""
+    if kind == "fsq":
+        return FSQ(levels)
+    return VectorQuantizer(num_codes, dim, commit, reset_after, entropy_temp)
+
+
+def reset_dead_codes(model: nn.Module) -> dict[str, dict[str, float]]:
+    """Run the dead-code reset of every VQ inside `model`; returns usage/resets per quantizer name."""
+    return {name: m.reset_dead() for name, m in model.named_modules() if isinstance(m, VectorQuantizer)}

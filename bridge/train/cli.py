@@ -1,0 +1,79 @@
+"""`worldbridge train tokenizer|dynamics`: the two training stages (also under `torchrun`)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+import click
+
+from bridge.model.presets import PRESETS
+
+_common = [
+    click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (worldbridge data ...)."),
+    click.option("--out", required=True, type=click.Path(file_okay=False),
+                 help="Run directory: the checkpoint lives here, and a run resumes from it."),
+    click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+                 help="Model size [default: tiny; a resumed run keeps its own]."),
+    click.option("--steps", type=int, default=None, help="Total optimizer steps [default: the preset's]."),
+    click.option("--batch", type=int, default=None, help="Clips per process per step [default: the preset's]."),
+    click.option("--lr", type=float, default=None, help="Peak learning rate [default: the preset's]."),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+    click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs]."),
+    click.option("--ckpt-every", type=int, default=500, show_default=True, help="Checkpoint every N steps."),
+    click.option("--ckpt-minutes", type=float, default=10.0, show_default=True, help="... and every M minutes."),
+    click.option("--max-minutes", type=float, default=None, help="Stop (with a checkpoint) after this many minutes."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def common(f):
+    for opt in reversed(_common):
+        f = opt(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def train() -> None:
+    """Train the video tokenizer, then the latent action model + dynamics (docs/model.md)."""
+
+
+@train.command()
+@common
+def tokenizer(**kw) -> None:
+    """Stage 1: the ST-ViViT VQ-VAE video tokenizer."""
+    _run("tokenizer", None, kw)
+
+
+@train.command()
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(file_okay=False), default=None,
+              help="Run directory of `worldbridge train tokenizer` (copied into --out; not needed to resume).")
+@common
+def dynamics(tokenizer_dir: str | None, **kw) -> None:
+    """Stage 2: latent action model + MaskGIT dynamics on the frozen tokenizer; --out becomes a loadable world."""
+    _run("dynamics", tokenizer_dir, kw)
+
+
+def _run(stage: str, tokenizer_dir: str | None, kw: dict) -> None:
+    from bridge.model.checkpoint import CheckpointError
+    from bridge.train.trainer import TrainOptions, train as run
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    launcher = f"torchrun --nproc_per_node {world} $(which worldbridge)" if world > 1 else "worldbridge"
+    command = " ".join([launcher] + [shlex.quote(a) for a in sys.argv[1:]])
+    opts = TrainOptions(stage=stage, data=kw["data"], out=kw["out"], preset=kw["preset"], tokenizer=tokenizer_dir,
+                        steps=kw["steps"], batch=kw["batch"], lr=kw["lr"], seed=kw["seed"], device=kw["device"],
+                        amp=kw["amp"], ckpt_every=kw["ckpt_every"], ckpt_minutes=kw["ckpt_minutes"],
+                        max_minutes=kw["max_minutes"], command=command, progress=not kw["quiet"])
+    try:
+        result = run(opts)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo(f"stopped; run the same command to resume from {kw['out']}", err=True)
+        sys.exit(130)
+    if int(os.environ.get("RANK", "0")) == 0:
+        shown = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
+        click.echo(f"{stage}: step {result['step']} saved to {kw['out']} {shown}")

@@ -1,0 +1,335 @@
+"""One training loop for both stages: tokenizer, then latent actions + dynamics on the frozen tokenizer.
+
+Resumes from the run directory, checkpoints every N steps / M minutes and on Ctrl-C (atomically), logs
+metrics.csv and a tqdm bar, and runs under `torchrun` (DDP: gloo on CPU, nccl on GPU) unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import datetime as _dt
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from tqdm import tqdm
+
+from bridge.model.checkpoint import (MODEL, STATE, atomic_write_bytes, load_into, load_model, load_train_state,
+                                     save_model, save_train_state, state_tensors)
+from bridge.model.config import WorldConfig
+from bridge.model.genie import WorldModel
+from bridge.model.presets import TRAIN_DEFAULTS, get_preset
+from bridge.model.quantizer import reset_dead_codes
+from bridge.model.tokenizer import VideoTokenizer
+
+BANK_SIZE = 64
+STAGES = ("tokenizer", "dynamics")
+
+
+@dataclass
+class TrainOptions:
+    """Everything a run needs; None means the preset's default (presets.TRAIN_DEFAULTS)."""
+
+    stage: str
+    data: str
+    out: str
+    preset: str | None = None  # None: the run's own preset when resuming, else "tiny"
+    tokenizer: str | None = None  # dynamics stage: the tokenizer run directory
+    steps: int | None = None
+    batch: int | None = None  # clips per rank per step
+    lr: float | None = None
+    seed: int = 0
+    device: str | None = None
+    amp: bool | None = None  # bf16 autocast; default on for CUDA and AVX-512-BF16 CPUs
+    ckpt_every: int = 500
+    ckpt_minutes: float = 10.0
+    log_every: int = 10
+    warmup: int = 200
+    lam_lr_scale: float = 0.5  # the latent action model learns slower (collapse guard)
+    max_minutes: float | None = None  # stop (and checkpoint) after this long, e.g. to fit a time budget
+    command: str = ""
+    progress: bool = True
+
+
+class Dist:
+    """Rank/world of this process; initialises torch.distributed when launched by torchrun."""
+
+    def __init__(self, device: str | None):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+        if want_cuda and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for but CUDA is not available: use --device cpu")
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if want_cuda else "gloo")
+        if want_cuda:
+            self.device = torch.device("cuda", local if self.world > 1 else torch.device(device or "cuda").index or 0)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        self.main = self.rank == 0
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        if self.world == 1:
+            return values
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return {k: float(v) / self.world for k, v in zip(keys, t.tolist())}
+
+    def any(self, flag: bool) -> bool:
+        if self.world == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+
+def world_config(preset: str, ds) -> WorldConfig:
+    """The preset, fitted to the dataset's frame size and fps."""
+    cfg = get_preset(preset)
+    cfg.height, cfg.width, cfg.fps = ds.height, ds.width, ds.fps
+    cfg.validate()
+    return cfg
+
+
+def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of base."""
+    warmup = min(warmup, max(total // 10, 1))
+    if step < warmup:
+        return base * (step + 1) / warmup
+    r = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * r)))
+
+
+def make_optimizer(model: nn.Module, lr: float, lam_scale: float) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (nanoGPT); the latent action model at lam_scale * lr."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((p.dim() >= 2 and "codebook" not in name, name.startswith("lam.")), []).append(p)
+    params = [{"params": ps, "weight_decay": 0.05 if decay else 0.0, "scale": lam_scale if lam else 1.0}
+              for (decay, lam), ps in sorted(groups.items())]
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), fused=False)
+
+
+def first_frames(ds, sampler, rng: np.random.Generator, k: int = BANK_SIZE) -> np.ndarray:
+    """Real first frames to start worlds from: episode starts of the train split, topped up with random clip starts."""
+    eps = list(ds.split("train"))
+    rng.shuffle(eps)
+    frames = [np.asarray(ds.frames(e)[0]) for e in eps[:k]]
+    if len(frames) < k:
+        frames += list(sampler.sample(k - len(frames), rng)[:, 0])
+    return np.stack(frames)
+
+
+def _amp(device: torch.device, amp: bool | None):
+    if amp is None:
+        from bridge.model.world import _cpu_has_bf16
+
+        amp = device.type == "cuda" or _cpu_has_bf16()
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext(), bool(amp)
+
+
+def train(opts: TrainOptions) -> dict[str, Any]:
+    """Run (or resume) one stage; returns the final logged metrics."""
+    from bridge.data.dataset import ClipSampler, VideoDataset
+
+    if opts.stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {opts.stage!r}")
+    env = Dist(opts.device)
+    out = Path(opts.out)
+    ds = VideoDataset(opts.data)
+    kind = "tokenizer" if opts.stage == "tokenizer" else "world"
+    resuming = (out / STATE).is_file()
+
+    # --- Config: a resumed run keeps its own; a fresh run takes the preset fitted to the data ---
+    if resuming:
+        cfg, _, card, header = load_model(out)
+        if header["kind"] != kind:
+            raise ValueError(f"{out} holds a {header['kind']} run; give `train {opts.stage}` a new --out directory")
+        if opts.preset not in (None, cfg.preset):
+            raise ValueError(f"{out} is a --preset {cfg.preset} run; resume it with that preset or use a new --out")
+        if (cfg.height, cfg.width) != (ds.height, ds.width):
+            raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}")
+        tokenizer_from = card.get("tokenizer_from")
+    else:
+        cfg = world_config(opts.preset or "tiny", ds)
+    defaults = TRAIN_DEFAULTS[cfg.preset][opts.stage]
+    steps = int(opts.steps or defaults["steps"])
+    batch = int(opts.batch or defaults["batch"])
+    lr = float(opts.lr or defaults["lr"])
+
+    torch.manual_seed(opts.seed + 1000 * env.rank)
+    if opts.stage == "tokenizer":
+        model: nn.Module = VideoTokenizer(cfg.tokenizer, cfg.height, cfg.width)
+        clip_len = cfg.tokenizer.clip_len
+    else:
+        if not resuming:
+            if not opts.tokenizer:
+                raise ValueError("train dynamics needs --tokenizer RUN_DIR (the output of `worldbridge train tokenizer`)")
+            tcfg, ttensors, tcard, _ = load_model(Path(opts.tokenizer), kind="tokenizer")
+            if (tcfg.height, tcfg.width) != (ds.height, ds.width):
+                raise ValueError(f"tokenizer {opts.tokenizer} was trained on {tcfg.height}x{tcfg.width} frames but "
+                                 f"{opts.data} has {ds.height}x{ds.width}: train a tokenizer on this data")
+            cfg.tokenizer = tcfg.tokenizer
+            tokenizer_from = {"path": str(Path(opts.tokenizer).resolve()), "step": tcard.get("step"),
+                              "metrics": tcard.get("metrics", {})}
+        model = WorldModel(cfg, bank_size=BANK_SIZE)
+        if not resuming:
+            load_into(model.tokenizer, ttensors, "tokenizer.", where=str(Path(opts.tokenizer) / MODEL))
+        model.tokenizer.requires_grad_(False)
+        clip_len = cfg.dynamics.clip_len
+    model.to(env.device)
+    sampler = ClipSampler(ds, clip_len, "train", seed=opts.seed)
+    opt = make_optimizer(model, lr, opts.lam_lr_scale)
+
+    # --- Resume, or start a world with a bank of real first frames (as tokens) ---
+    start, elapsed = 0, 0.0
+    if resuming:
+        meta, _ = load_train_state(out, model, opt)
+        start, elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
+    elif opts.stage == "dynamics":
+        with torch.no_grad():
+            bank = torch.from_numpy(first_frames(ds, sampler, np.random.default_rng(opts.seed))).to(env.device)
+            model.bank.copy_(model.tokenizer.encode(bank[:, None])[0][:, 0])
+    if start >= steps:
+        if env.main:
+            print(f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
+        return {"step": start}
+
+    card = {"preset": cfg.preset, "stage": opts.stage, "command": opts.command, "seed": opts.seed,
+            "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
+                     "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
+                     "action_names": ds.action_names},
+            "train": {"steps_total": steps, "batch_per_rank": batch, "world_size": env.world, "lr": lr,
+                      "clip_len": clip_len}}
+    if opts.stage == "dynamics":
+        card["tokenizer_from"] = tokenizer_from
+
+    ctx, amp_on = _amp(env.device, opts.amp)
+    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[env.device] if env.device.type == "cuda" else None) \
+        if env.world > 1 else model
+    rng = np.random.default_rng([opts.seed, env.rank, start])
+    csv_path = out / "metrics.csv"
+    if env.main:
+        out.mkdir(parents=True, exist_ok=True)
+        _truncate_csv(csv_path, start)
+
+    def save(step: int, metrics: dict[str, float]) -> None:
+        if not env.main:
+            return
+        meta = {"step": step, "stage": opts.stage, "preset": opts.preset, "elapsed_s": elapsed + time.time() - t_start}
+        save_train_state(out, model, opt, meta)
+        info = {**card, "metrics": metrics, "train_time_s": round(meta["elapsed_s"], 1),
+                "updated": _dt.datetime.now().isoformat(timespec="seconds"), "amp_bf16": amp_on}
+        tensors = state_tensors(model, "tokenizer.") if kind == "tokenizer" else state_tensors(model)
+        save_model(out, kind, cfg, tensors, info, step)
+
+    bar = tqdm(total=steps, initial=start, desc=f"train {opts.stage} ({opts.preset})", unit="step", dynamic_ncols=True,
+               disable=not (env.main and opts.progress))
+    main_thread = threading.current_thread() is threading.main_thread()
+    prev_term = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None  # `kill` saves too
+    t_start = last_ckpt = last_log = time.time()
+    sums: dict[str, float] = {}
+    n_sum, frames_since, metrics, done = 0, 0, {}, start
+    model.train()
+    try:
+        for step in range(start, steps):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps, lr, opts.warmup) * g["scale"]
+            clips = torch.from_numpy(sampler.sample(batch, rng)).to(env.device, non_blocking=True)
+            with ctx:
+                res = ddp(clips)
+            opt.zero_grad(set_to_none=True)
+            res["loss"].backward()
+            res["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            done = step + 1
+            for name, r in reset_dead_codes(model).items():  # collapse guard, from step 1
+                short = "lam" if name.startswith("lam") else "code"
+                res[f"{short}_usage"] = torch.tensor(r["usage"])
+                res[f"{short}_resets"] = torch.tensor(float(r["resets"]))
+            for k, v in res.items():
+                if torch.is_tensor(v) and v.dim() == 0:
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n_sum += 1
+            frames_since += clips.shape[0] * clips.shape[1] * env.world
+            bar.update(1)
+            if done % opts.log_every == 0 or done == steps:
+                metrics = env.mean({k: v / n_sum for k, v in sums.items()})
+                now = time.time()
+                metrics["frames_per_s"] = frames_since / max(now - last_log, 1e-9)
+                metrics["lr"] = lr_at(step, steps, lr, opts.warmup)
+                sums, n_sum, frames_since, last_log = {}, 0, 0, now
+                if env.main:
+                    _append_csv(csv_path, {"step": done, "time_s": round(elapsed + now - t_start, 1), **metrics})
+                    bar.set_postfix(_postfix(metrics), refresh=False)
+            timed_out = env.any(opts.max_minutes is not None and time.time() - t_start > opts.max_minutes * 60)
+            if done == steps or timed_out or env.any(done % opts.ckpt_every == 0 or
+                                                     time.time() - last_ckpt > opts.ckpt_minutes * 60):
+                save(done, metrics)
+                last_ckpt = time.time()
+            if timed_out:
+                break
+    except KeyboardInterrupt:
+        bar.close()
+        if env.main:
+            tqdm.write(f"interrupted: saving step {done} to {out} ...")
+        save(done, metrics)
+        raise
+    finally:
+        bar.close()
+        if prev_term is not None:
+            signal.signal(signal.SIGTERM, prev_term)
+        if env.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return {"step": done, **metrics}
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+POSTFIX = {"loss": "loss", "psnr": "psnr", "code_usage": "codes", "ce": "ce", "acc": "acc", "lam_rel_mse": "lam",
+           "lam_bits": "lam_bits", "lam_usage": "lam_use", "frames_per_s": "fr/s"}
+
+
+def _postfix(m: dict[str, float]) -> dict[str, str]:
+    return {short: f"{m[k]:.3g}" for k, short in POSTFIX.items() if k in m}
+
+
+def _append_csv(path: Path, row: dict[str, float]) -> None:
+    new = not path.is_file() or path.stat().st_size == 0
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _truncate_csv(path: Path, step: int) -> None:
+    """On resume, drop rows logged after the checkpoint we resume from (they will be logged again)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    keep = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= step]
+    if len(keep) != len(rows):
+        buf = io.StringIO()
+        csv.writer(buf).writerows(keep)
+        atomic_write_bytes(path, buf.getvalue().encode())

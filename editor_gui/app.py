@@ -1,0 +1,70 @@
+"""`worldbridge play`: open the editor; with no --host it starts a host of its own and stops it on exit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+def start_own_host(backend: str | None, checkpoint: Path | None):
+    """A host in this process on a free loopback port (what `play` uses when no --host is given)."""
+    from bridge.host.server import run_host_in_thread
+
+    spec = {"backend": "sandbox" if backend == "sandbox" else None, "checkpoint": str(checkpoint) if checkpoint else None}
+    return run_host_in_thread(spec, "tcp://127.0.0.1:*")
+
+
+@click.command()
+@click.option("--host", "host_address", default=None, metavar="ADDRESS",
+              help="Connect to a running host, e.g. tcp://127.0.0.1:5555 (default: start one inside the editor).")
+@click.option("--checkpoint", type=click.Path(path_type=Path, exists=True), default=None,
+              help="World-model run dir for the editor's own host (default: the embedded model, else the sandbox).")
+@click.option("--backend", type=click.Choice(["sandbox", "world_model"]), default=None,
+              help="Which backend to play; 'sandbox' is the scripted test game, not the world model.")
+@click.option("--fps", type=click.FloatRange(1, 120), default=24.0, show_default=True, help="Target frame rate.")
+@click.option("--step", "step_mode", is_flag=True, help="Start paused (one frame per key press).")
+@click.option("--seed", type=int, default=None, help="World seed (default: random).")
+@click.option("--text", default=None, help="Text prompt for the first world.")
+@click.option("--session", "session_path", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Open a saved session (.wbsession file or folder).")
+def play(host_address: str | None, checkpoint: Path | None, backend: str | None, fps: float, step_mode: bool,
+         seed: int | None, text: str | None, session_path: Path | None) -> None:
+    """Open the editor window and play a world."""
+    if checkpoint is not None and backend == "sandbox":
+        raise click.UsageError("--checkpoint and --backend sandbox contradict each other: pick one")
+    if checkpoint is not None and host_address is not None:
+        raise click.UsageError("a running host serves its own checkpoint: restart it with "
+                               f"`worldbridge serve --checkpoint {checkpoint}`, or drop --host to let the editor start one")
+    if checkpoint is not None and backend is None:
+        backend = "world_model"
+    from PySide6.QtWidgets import QApplication
+
+    from editor_gui.main_window import MainWindow, StartOptions, apply_theme
+    from editor_gui.session_store import PromptSpec
+
+    host = None
+    note = ""
+    if host_address is None:
+        try:
+            host = start_own_host(backend, checkpoint)
+        except Exception as e:  # noqa: BLE001 - a model that cannot load is a user-facing message
+            raise click.ClickException(f"could not start a host: {e}") from e
+        host_address, note = host.address, "started by the editor"
+        click.echo(f"host: {host_address} ({note})", err=True)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("WorldBridge editor")
+    apply_theme(app)
+    options = StartOptions(backend=backend, mode="step" if step_mode else "realtime", fps=fps,
+                           prompt=PromptSpec(seed=seed, text=text), autostart=session_path is None)
+    window = MainWindow(host_address, options, host_note=note)
+    window.show()
+    if session_path is not None:
+        window.load_from(session_path)
+    try:
+        code = app.exec()
+    finally:
+        if host is not None:
+            host.stop()
+    sys.exit(code)

@@ -1,0 +1,71 @@
+"""Promptable world events: one button per event type the backend advertises, plus free text."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QVBoxLayout, QWidget
+
+
+def pretty(event_type: str) -> str:
+    """'weather_snow' -> 'Weather snow' for a button label."""
+    return event_type.replace("_", " ").capitalize()
+
+
+class EventsPanel(QWidget):
+    """Fires events at the world; the host's captions come back in frames and are listed here and on the timeline."""
+
+    fire = Signal(object, object)  # event_type or None, text or None
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.buttons: dict[str, QPushButton] = {}
+        self.grid = QGridLayout()
+        self.text = QLineEdit()
+        self.text.setPlaceholderText("Free text, e.g. “make it snow”")
+        self.text.returnPressed.connect(self._fire_text)
+        send = QPushButton("Fire")
+        send.clicked.connect(self._fire_text)
+        row = QHBoxLayout()
+        row.addWidget(self.text, 1)
+        row.addWidget(send)
+        self.status = QLabel("Start a world to see its events.")
+        self.status.setWordWrap(True)
+        self.log = QListWidget()
+        self.log.setMaximumHeight(140)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.grid)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        layout.addWidget(QLabel("Fired"))
+        layout.addWidget(self.log)
+        layout.addStretch(1)
+
+    def set_event_types(self, types: list[str]) -> None:
+        for b in self.buttons.values():
+            self.grid.removeWidget(b)
+            b.deleteLater()
+        self.buttons.clear()
+        for i, etype in enumerate(types):
+            b = QPushButton(pretty(etype))
+            b.setObjectName(f"event_{etype}")
+            b.setToolTip(etype)
+            b.clicked.connect(lambda _=False, t=etype: self.fire.emit(t, None))
+            self.grid.addWidget(b, i // 2, i % 2)
+            self.buttons[etype] = b
+        self.status.setText("" if types else "This backend advertises no typed events; try free text.")
+
+    def _fire_text(self) -> None:
+        text = self.text.text().strip()
+        if not text:
+            self.status.setText("Type what should happen first, e.g. “night falls”.")
+            return
+        self.fire.emit(None, text)
+        self.text.clear()
+
+    def on_fired(self, caption: str, frame_index: int | None) -> None:
+        where = f"frame {frame_index}" if frame_index is not None else "next frame"
+        self.log.insertItem(0, f"{where}: {caption}")
+        self.status.setText(f"Fired: {caption}")
+
+    def on_failed(self, message: str) -> None:
+        self.status.setText(f"Event refused: {message}")

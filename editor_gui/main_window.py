@@ -1,0 +1,709 @@
+"""The editor window: wires the viewport, panels and timeline to the network worker; never blocks on the network."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressDialog,
+    QStyle,
+    QStyleFactory,
+    QTabWidget,
+    QToolBar,
+)
+
+from editor_gui import export as exporting
+from editor_gui.events_panel import EventsPanel
+from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap, KeyMapDialog, key_name
+from editor_gui.latent_explorer import LatentExplorer
+from editor_gui.prompt_panel import PromptPanel
+from editor_gui.session_store import FILE_SUFFIX, Branch, FrameRecord, PromptSpec, Session
+from editor_gui.settings_panel import SettingsPanel
+from editor_gui.timeline import TimelinePanel
+from editor_gui.viewport import ShownFrame, Viewport, badge_text
+from editor_gui.worker import ExploreResult, ResimResult, WorkerThread
+
+MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
+
+
+@dataclass
+class StartOptions:
+    """How the first world starts once the host answers."""
+
+    backend: str | None = None
+    mode: str = "realtime"
+    fps: float = 24.0
+    prompt: PromptSpec | None = None
+    autostart: bool = True
+
+
+class Job(QThread):
+    """Long work (save, load, export) off the UI thread, with progress and cancel."""
+
+    progressed = Signal(int, int)
+    succeeded = Signal(object)
+    errored = Signal(str)
+
+    def __init__(self, fn: Callable[[Callable[[int, int], bool]], Any], parent: QObject | None = None):
+        super().__init__(parent)
+        self.fn = fn
+        self.cancelled = False
+
+    def _progress(self, done: int, total: int) -> bool:
+        self.progressed.emit(done, total)
+        return not self.cancelled
+
+    def run(self) -> None:
+        try:
+            self.succeeded.emit(self.fn(self._progress))
+        except exporting.ExportCancelled:
+            self.errored.emit("cancelled; nothing was written")
+        except Exception as e:  # noqa: BLE001 - shown to the user
+            self.errored.emit(f"{e}")
+
+
+def apply_theme(app: QApplication) -> None:
+    """A dark Fusion theme: the frames are the brightest thing on screen."""
+    app.setStyle(QStyleFactory.create("Fusion"))
+    pal = QPalette()
+    base, alt, text = QColor("#1e2127"), QColor("#282c34"), QColor("#d7dae0")
+    for role, color in (
+        (QPalette.ColorRole.Window, alt), (QPalette.ColorRole.WindowText, text), (QPalette.ColorRole.Base, base),
+        (QPalette.ColorRole.AlternateBase, alt), (QPalette.ColorRole.Text, text), (QPalette.ColorRole.Button, QColor("#353b45")),
+        (QPalette.ColorRole.ButtonText, text), (QPalette.ColorRole.Highlight, QColor("#3e6fb0")),
+        (QPalette.ColorRole.HighlightedText, QColor("#ffffff")), (QPalette.ColorRole.ToolTipBase, base),
+        (QPalette.ColorRole.ToolTipText, text), (QPalette.ColorRole.PlaceholderText, QColor("#7f848e")),
+    ):
+        pal.setColor(role, color)
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#6b717c"))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#6b717c"))
+    app.setPalette(pal)
+
+
+class MainWindow(QMainWindow):
+    """One host connection, one editor session (a tree of branches) at a time."""
+
+    def __init__(self, address: str, options: StartOptions | None = None, host_note: str = ""):
+        super().__init__()
+        self.address, self.options, self.host_note = address, options or StartOptions(), host_note
+        self.setWindowTitle("WorldBridge editor")
+        self.resize(1440, 900)
+        self.welcome: dict | None = None
+        self.info: dict | None = None  # the host's session message
+        self.session: Session | None = None
+        self.mode = self.options.mode
+        self.epoch = -1
+        self.recording = False
+        self.pending_fork: Branch | None = None
+        self.pending_events: list[dict] = []
+        self.pending_prompt: PromptSpec | None = None
+        self.busy: str | None = None
+        self.viewing: FrameRecord | None = None
+        self.keymap = KeyMap()
+        self.held = HeldKeys()
+        self.resolver = ActionResolver([], 0)
+        self.current_action = 0
+        self.seq = 1_000_000  # our input seqs; the client numbers its own step() inputs from 1
+        self.resim_mismatches = 0
+        self._recorded = 0  # frames with pixels received this run (memory guard)
+        self.jobs: list[Job] = []
+        self.worker_thread: WorkerThread | None = None
+
+        # --- widgets ---
+        self.viewport = Viewport()
+        self.setCentralWidget(self.viewport)
+        self.prompt_panel = PromptPanel()
+        self.events_panel = EventsPanel()
+        self.explorer = LatentExplorer()
+        self.settings_panel = SettingsPanel()
+        self.timeline = TimelinePanel()
+        self._dock("Prompt", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        tabs = QTabWidget()
+        tabs.addTab(self.events_panel, "Events")
+        tabs.addTab(self.explorer, "Latent actions")
+        tabs.addTab(self.settings_panel, "Settings")
+        self.tabs = tabs
+        self._dock("World", tabs, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._toolbar()
+        self.status_backend = QLabel("no world")
+        self.statusBar().addPermanentWidget(self.status_backend)
+
+        # --- wiring ---
+        self.viewport.key_pressed.connect(self.on_key_pressed)
+        self.viewport.key_released.connect(self.on_key_released)
+        self.viewport.focus_changed.connect(self._on_focus)
+        self.prompt_panel.new_world.connect(self.new_world)
+        self.prompt_panel.error.connect(self.show_error)
+        self.events_panel.fire.connect(self.fire_event)
+        self.explorer.explore.connect(self.explore)
+        self.explorer.names_changed.connect(self.set_latent_names)
+        self.explorer.play_action.connect(self.play_once)
+        self.settings_panel.changed.connect(self.change_settings)
+        self.settings_panel.reconnect.connect(self.connect_host)
+        self.timeline.record_toggled.connect(self.set_recording)
+        self.timeline.host_record_toggled.connect(self.set_host_recording)
+        self.timeline.branch_requested.connect(self.branch_from)
+        self.timeline.frame_selected.connect(self.view_frame)
+        self.timeline.save_requested.connect(self._save_dialog)
+        self.timeline.load_requested.connect(self._load_dialog)
+        self.timeline.export_requested.connect(self._export_dialog)
+        self._timeline_dirty = False
+        self._timeline_timer = QTimer(self)
+        self._timeline_timer.setInterval(150)
+        self._timeline_timer.timeout.connect(self._refresh_timeline)
+        self._timeline_timer.start()
+        self._overlay_timer = QTimer(self)  # fps text stays current when frames stop
+        self._overlay_timer.setInterval(500)
+        self._overlay_timer.timeout.connect(self.viewport.update)
+        self._overlay_timer.start()
+        if self.options.prompt is not None:
+            self.prompt_panel.set_prompt(self.options.prompt)
+        self.connect_host()
+
+    # ------------------------------------------------------------------ layout
+    def _dock(self, title: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _toolbar(self) -> None:
+        tb = QToolBar("Play")
+        tb.setObjectName("play_toolbar")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(tb)
+        icon = self.style().standardIcon
+        self.pause_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPause), "Pause", self)
+        self.pause_action.setCheckable(True)
+        self.pause_action.setShortcut(QKeySequence("Ctrl+P"))
+        self.pause_action.toggled.connect(self.set_paused)
+        self.step_action = QAction(icon(QStyle.StandardPixmap.SP_MediaSkipForward), "Step", self)
+        self.step_action.setShortcut(QKeySequence("Ctrl+N"))
+        self.step_action.triggered.connect(self.step_once)
+        keys = QAction("Keys…", self)
+        keys.triggered.connect(self.edit_keys)
+        new = QAction(icon(QStyle.StandardPixmap.SP_FileIcon), "New world", self)
+        new.triggered.connect(lambda: self.new_world(self.prompt_panel.prompt()))
+        for a in (new, self.pause_action, self.step_action, keys):
+            tb.addAction(a)
+
+    # ------------------------------------------------------------------ connection
+    def connect_host(self) -> None:
+        """(Re)connect: a fresh worker thread owns a fresh client."""
+        if self.worker_thread is not None:
+            self.worker_thread.stop()
+        self.settings_panel.set_connection(False, "Connecting…", self.address)
+        self.viewport.set_message(f"Connecting to the host at {self.address}…")
+        wt = WorkerThread(self.address)
+        w = wt.worker
+        w.connected.connect(self.on_connected)
+        w.connection_failed.connect(self.on_connection_failed)
+        w.connection_lost.connect(self.on_connection_lost)
+        w.session_started.connect(self.on_session_started)
+        w.frame_received.connect(self.on_frame)
+        w.done.connect(self.on_done)
+        w.failed.connect(self.on_failed)
+        w.progress.connect(self.on_progress)
+        w.session_ended.connect(self.on_session_ended)
+        self.worker_thread = wt
+        wt.start()
+
+    def submit(self, command: str, **kw: Any) -> None:
+        if self.worker_thread is None or self.welcome is None:
+            self.show_error("not connected to a host; check Settings → Host")
+            return
+        self.worker_thread.worker.submit(command, **kw)
+
+    def on_connected(self, welcome: dict) -> None:
+        self.welcome = welcome
+        version = f"{welcome.get('protocol_major')}.{welcome.get('protocol_minor')}"
+        self.settings_panel.set_connection(True, f"Connected to {welcome.get('host', 'host')} (protocol {version})" + (f" — {self.host_note}" if self.host_note else ""), self.address)
+        self.settings_panel.set_backends(list(welcome.get("backends", [])), self.options.backend or welcome.get("default_backend"))
+        self.viewport.set_message("Connected. Press New world to start.")
+        if self.options.autostart:
+            self.options.autostart = False
+            self.new_world(self.options.prompt or self.prompt_panel.prompt())
+
+    def on_connection_failed(self, message: str) -> None:
+        self.welcome = None
+        self.settings_panel.set_connection(False, message, self.address)
+        self.viewport.set_message(message)
+        self.statusBar().showMessage(message)
+
+    def on_connection_lost(self, message: str) -> None:
+        self.on_connection_failed(f"Lost the host: {message}")
+        self.busy = None
+        self.explorer.set_busy(False)
+
+    def on_session_ended(self, message: str) -> None:
+        """The host closed our session (idle timeout, fatal error): keep the editor's data, say what to do."""
+        self.info = None
+        if self.session is not None:
+            self.session.live = None
+        self.busy = None
+        self.explorer.set_busy(False)
+        self.viewport.set_message(message)
+        self.settings_panel.set_session(None)
+        self.show_error(message)
+
+    # ------------------------------------------------------------------ sessions and frames
+    def new_world(self, prompt: PromptSpec) -> None:
+        """Start a new world on the host (a new root in the branch tree)."""
+        if self.busy:
+            self.show_error(f"wait for {self.busy} to finish")
+            return
+        backend = self.settings_panel.backend.currentText() or self.options.backend
+        self.pending_prompt = prompt
+        self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
+                    fps=float(self.settings_panel.fps.value() if self.info else self.options.fps), seed=prompt.seed,
+                    text=prompt.text, image=prompt.image_png, sketch=prompt.sketch_png,
+                    action_map=(self.session.action_map() or None) if self.session else None)
+
+    def on_session_started(self, info: dict, purpose: str) -> None:
+        self.info = info
+        self.epoch = int(info.get("epoch", 0))
+        self.mode = info.get("mode", self.mode)
+        self.pending_fork = None
+        self.pending_events = []
+        if self.session is None or (purpose == "new" and self.session.backend_kind not in ("", info["backend_kind"])):
+            self.session = Session(keymap=self.keymap.to_dict(), latent_names=self.session.latent_names if self.session else {})
+        s = self.session
+        s.backend_kind, s.backend_name = info["backend_kind"], info["backend_name"]
+        s.fps, s.width, s.height = float(info.get("fps", 24.0)), int(info["width"]), int(info["height"])
+        s.action_names = list(info.get("action_names", []))
+        if purpose == "new":
+            root = s.new_root(self.pending_prompt or PromptSpec())
+            s.live = root.id
+            self.timeline.set_session(s)
+        self._rebuild_resolver()
+        self.viewport.set_backend(info["backend_kind"], info["backend_name"])
+        self.viewport.stats.reset()
+        self.status_backend.setText(f"{badge_text(info['backend_kind'], info['backend_name'])}   session {info['session_id'][:8]}")
+        self.events_panel.set_event_types(list(info.get("event_types", [])))
+        self.explorer.set_actions(int(info.get("num_latent_actions", len(s.action_names))), s.action_names, s.latent_names)
+        self.settings_panel.set_session(info)
+        self._set_pause_checked(self.mode == "step")
+        self.current_action = self.resolver.resolve(self.keymap.idle) or 0
+
+    def on_frame(self, frame) -> None:
+        if self.info is None or frame.session_id != self.info["session_id"] or frame.epoch < self.epoch:
+            return  # a late frame of an old session or timeline
+        rewind = False
+        if frame.epoch > self.epoch:
+            self.epoch = frame.epoch
+            if self.pending_fork is not None and self.session is not None:
+                self.session.live = self.pending_fork.id
+                self.timeline.set_session(self.session)
+                self.pending_fork = None
+            else:
+                rewind = True  # the host went back on the same branch (the explorer branches back to where it began)
+        fired: list[dict] = []
+        if frame.events and self.pending_events:
+            fired, self.pending_events = self.pending_events, []
+        s = self.session
+        if s is not None and s.live is not None:
+            live = s.branches[s.live]
+            if live.parent_frame is not None and frame.index <= live.parent_frame:
+                self._check_resim(frame)
+            else:
+                keep = self.recording and self._recorded_count() < MAX_RECORDED
+                if self.recording and not keep:
+                    self.timeline.record.setChecked(False)
+                    self.show_error(f"recording stopped at {MAX_RECORDED} frames: save the session to keep them")
+                image = np.ascontiguousarray(frame.image) if keep else None
+                s.add_frame(FrameRecord(frame.index, int(frame.action), list(frame.events), fired, image), rewind=rewind)
+                if image is not None:
+                    self._recorded += 1
+                self._timeline_dirty = True
+        if self.viewing is None:
+            self.viewport.show_frame(ShownFrame(frame.image, frame.index, frame.epoch, frame.seq, frame.client_ts, frame.received_ts))
+        for caption in frame.events:
+            self.events_panel.on_fired(caption, frame.index)
+
+    def _recorded_count(self) -> int:
+        return self._recorded
+
+    def _check_resim(self, frame) -> None:
+        """While a branch is rebuilt, compare the host's frames with the recorded ones (is the backend deterministic?)."""
+        for rec in self.session.path(self.session.live):
+            if rec.index == frame.index and rec.image is not None and rec.image.shape == frame.image.shape:
+                if not np.array_equal(rec.image, frame.image):
+                    self.resim_mismatches += 1
+                return
+
+    def _refresh_timeline(self) -> None:
+        if self._timeline_dirty and not self.timeline.replaying():
+            self._timeline_dirty = False
+            self.timeline.refresh()
+
+    # ------------------------------------------------------------------ input
+    def _rebuild_resolver(self) -> None:
+        if self.info is None:
+            return
+        n = int(self.info.get("num_latent_actions", len(self.info.get("action_names", []))))
+        self.resolver = ActionResolver(list(self.info.get("action_names", [])), n, self.session.latent_names if self.session else {})
+
+    def send_action(self, action: int, pressed_ts: float | None = None) -> None:
+        self.seq += 1
+        if pressed_ts is not None:
+            self.viewport.stats.press_ts[self.seq] = pressed_ts
+        self.current_action = action
+        self.submit("act", action=int(action), seq=self.seq)
+
+    def on_key_pressed(self, key: int, ts: float) -> None:
+        if self.info is None or self.busy or self.viewing is not None:
+            return
+        name = key_name(key)
+        ref = self.keymap.action_for(name)
+        if ref is None:
+            return
+        if self.resolver.resolve(ref) is None:
+            self.statusBar().showMessage(f"Key {name} plays '{ref}', which this backend has no action for: edit the keys (Keys…) or name a latent action '{ref}'", 5000)
+            return
+        self.held.press(name)
+        action = self.held.current(self.keymap, self.resolver)
+        if self.mode == "step" or action != self.current_action:
+            self.send_action(action, ts)  # step mode: every press is one frame
+
+    def on_key_released(self, key: int) -> None:
+        if not self.held.release(key_name(key)) or self.info is None:
+            return
+        action = self.held.current(self.keymap, self.resolver)
+        if self.mode == "step":
+            self.current_action = action
+        elif action != self.current_action:
+            self.send_action(action)
+
+    def _on_focus(self, focused: bool) -> None:
+        if not focused and self.held:
+            self.held.clear()
+            if self.info is not None and self.mode != "step":
+                self.send_action(self.held.current(self.keymap, self.resolver))
+
+    def edit_keys(self) -> None:
+        dlg = KeyMapDialog(self.keymap, self.resolver.names(), self)
+        if dlg.exec():
+            self.set_keymap(dlg.keymap())
+
+    def set_keymap(self, keymap: KeyMap) -> None:
+        self.keymap = keymap
+        self.held.clear()
+        if self.session is not None:
+            self.session.keymap = keymap.to_dict()
+
+    def set_latent_names(self, names: dict[int, str]) -> None:
+        if self.session is not None:
+            self.session.latent_names = dict(names)
+        self._rebuild_resolver()
+        self.statusBar().showMessage("Latent action names saved with the session; bind them in Keys…", 4000)
+
+    # ------------------------------------------------------------------ play controls
+    def _set_pause_checked(self, paused: bool) -> None:
+        self.pause_action.blockSignals(True)
+        self.pause_action.setChecked(paused)
+        self.pause_action.setText("Resume" if paused else "Pause")
+        self.pause_action.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay if paused else QStyle.StandardPixmap.SP_MediaPause))
+        self.pause_action.blockSignals(False)
+        self.viewport.set_mode_label("PAUSED (step mode)" if paused and self.viewing is None else self.viewport.mode_label if self.viewing else "")
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause = the host's step mode (one frame per input); resume = realtime again with the held action."""
+        self.mode = "step" if paused else "realtime"
+        self._set_pause_checked(paused)
+        self.submit("settings", mode=self.mode)
+        if not paused:
+            self.send_action(self.held.current(self.keymap, self.resolver))
+
+    def step_once(self) -> None:
+        if self.mode != "step":
+            self.set_paused(True)
+        self.send_action(self.held.current(self.keymap, self.resolver))
+
+    def play_once(self, action: int) -> None:
+        """Show one latent action on the live world: one frame when paused, half a second otherwise."""
+        if self.mode == "step":
+            self.send_action(action)
+            return
+        self.send_action(action)
+        QTimer.singleShot(500, lambda: self.send_action(self.held.current(self.keymap, self.resolver)))
+
+    def change_settings(self, changes: dict) -> None:
+        if "mode" in changes:
+            self.mode = changes["mode"]
+            self._set_pause_checked(self.mode == "step")
+        self.submit("settings", **changes)
+
+    def fire_event(self, event_type: str | None, text: str | None) -> None:
+        if self.info is None:
+            self.events_panel.on_failed("start a world first")
+            return
+        self.pending_events.append({"event_type": event_type, "text": text})
+        self.submit("event", event_type=event_type, text=text)
+        if self.mode == "step":  # the event applies on the next frame: make one
+            self.send_action(self.held.current(self.keymap, self.resolver))
+
+    def explore(self, steps: int) -> None:
+        if self.info is None:
+            self.show_error("start a world first")
+            return
+        if self.busy:
+            self.show_error(f"wait for {self.busy} to finish")
+            return
+        self.busy = "the latent-action preview"
+        self.held.clear()
+        self.explorer.set_busy(True, 0, int(self.info.get("num_latent_actions", 1)))
+        self.submit("explore", steps=int(steps), actions=int(self.info.get("num_latent_actions", len(self.info["action_names"]))), resume_mode=self.mode)
+
+    # ------------------------------------------------------------------ recording and branching
+    def set_recording(self, on: bool) -> None:
+        self.recording = on
+        self.statusBar().showMessage("Recording frames into the timeline" if on else "Recording stopped", 3000)
+
+    def set_host_recording(self, on: bool) -> None:
+        if self.info is None:
+            return
+        self.submit("record_start" if on else "record_stop")
+
+    def branch_from(self, branch_id: int, index: int) -> None:
+        """Continue the world from frame `index` of a branch: a host branch when the frame is on the live timeline,
+        otherwise the branch is rebuilt on the host by replaying its actions from frame 0."""
+        s = self.session
+        if s is None or self.welcome is None:
+            self.show_error("no session to branch")
+            return
+        if self.busy:
+            self.show_error(f"wait for {self.busy} to finish")
+            return
+        self.view_frame(None)
+        if s.live is not None and s.owner(branch_id, index) == s.owner(s.live, index) and index <= s.branches[s.live].last_index():
+            self.pending_fork = s.fork(branch_id, index)
+            self.submit("branch", frame=int(index))
+        else:
+            self.resimulate(branch_id, index)
+
+    def resimulate(self, branch_id: int, index: int) -> None:
+        s = self.session
+        path = [r for r in s.path(branch_id) if r.index <= index]
+        missing = sorted(set(range(index + 1)) - {r.index for r in path})
+        if missing:
+            self.show_error(f"cannot rebuild frame {index}: frames {missing[0]}…{missing[-1]} were never received "
+                            f"(dropped in realtime), so their actions are unknown. Branch from a frame of the live "
+                            f"timeline, or record in step mode.")
+            return
+        root = s.root_of(branch_id)
+        p = root.prompt or PromptSpec()
+        fork = s.fork(branch_id, index)
+        s.live = fork.id
+        self.pending_fork = None
+        self.timeline.set_session(s)
+        self.busy = "rebuilding the branch"
+        self.resim_mismatches = 0
+        start = dict(backend=s.backend_kind or None, fps=s.fps, seed=p.seed, text=p.text,
+                     image=p.image_png, sketch=p.sketch_png, action_map=s.action_map() or None)
+        steps = [(r.action, r.fired) for r in path if r.index >= 1]
+        self.statusBar().showMessage(f"Rebuilding {len(steps)} frames on the host…")
+        self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode)
+
+    def view_frame(self, rec: FrameRecord | None) -> None:
+        """Show a recorded frame (scrubbing, replay) instead of the live one; None returns to live."""
+        self.viewing = rec
+        if rec is None:
+            self.viewport.set_mode_label("PAUSED (step mode)" if self.mode == "step" else "")
+            return
+        self.held.clear()
+        label = "REPLAY" if self.timeline.replaying() else "VIEWING"
+        self.viewport.set_mode_label(f"{label} frame {rec.index} — press Live to return")
+        self.viewport.show_frame(ShownFrame(rec.image, rec.index, -1), live=False)
+
+    # ------------------------------------------------------------------ worker answers
+    def on_done(self, command: str, result: Any) -> None:
+        if command == "event":
+            self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
+        elif command == "settings":
+            settings = result.get("settings", {}) if isinstance(result, dict) else {}
+            self.settings_panel.apply_settings(settings)
+            if settings.get("mode"):
+                self.mode = settings["mode"]
+                self._set_pause_checked(self.mode == "step")
+        elif command == "explore":
+            assert isinstance(result, ExploreResult)
+            self.busy = None
+            self.explorer.show_result(result.previews, result.start_index)
+        elif command == "resimulate":
+            assert isinstance(result, ResimResult)
+            self.busy = None
+            note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
+                    if self.resim_mismatches else "")
+            self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from there{note}", 8000)
+        elif command in ("record_start", "record_stop"):
+            self.statusBar().showMessage(f"Host recording {'started' if command == 'record_start' else 'stopped'}: {result.get('path', '')}", 8000)
+        elif command == "branch":
+            self.statusBar().showMessage("Branched: the world continues from the selected frame", 4000)
+
+    def on_failed(self, command: str, message: str) -> None:
+        if command == "event":
+            if self.pending_events:
+                self.pending_events.pop()
+            self.events_panel.on_failed(message)
+            return
+        if command == "branch" and self.pending_fork is not None and self.session is not None:
+            fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
+            del self.session.branches[fork.id]
+            self.resimulate(fork.parent, fork.parent_frame)
+            return
+        if command in ("explore", "resimulate"):
+            self.busy = None
+            self.explorer.set_busy(False)
+        self.show_error(f"{command}: {message}")
+
+    def on_progress(self, command: str, done: int, total: int) -> None:
+        if command == "explore":
+            self.explorer.set_busy(True, done, total)
+        else:
+            self.statusBar().showMessage(f"Rebuilding the branch on the host: {done}/{total} frames")
+
+    def show_error(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+
+    # ------------------------------------------------------------------ save, load, export
+    def run_job(self, title: str, fn: Callable, on_done: Callable[[Any], None] | None = None, dialog: bool = True) -> Job:
+        """Run fn(progress) on a thread with a progress dialog; the window stays live."""
+        job = Job(fn, self)
+        progress = None
+        if dialog:
+            progress = QProgressDialog(title, "Cancel", 0, 0, self)
+            progress.setWindowTitle("WorldBridge")
+            progress.setMinimumDuration(300)
+            progress.setWindowModality(Qt.WindowModality.WindowModal)
+            progress.canceled.connect(lambda: setattr(job, "cancelled", True))
+            job.progressed.connect(lambda d, t: (progress.setMaximum(t), progress.setValue(d)))
+
+        def finish() -> None:
+            if progress is not None:
+                progress.close()
+            if job in self.jobs:
+                self.jobs.remove(job)
+
+        job.succeeded.connect(lambda r: (finish(), on_done(r) if on_done else None))
+        job.errored.connect(lambda m: (finish(), self.show_error(f"{title} failed: {m}")))
+        self.jobs.append(job)
+        job.start()
+        return job
+
+    def _snapshot(self) -> Session:
+        """A copy safe to read from another thread while frames keep arriving."""
+        s = self.session
+        copy = Session(live=s.live, latent_names=dict(s.latent_names), keymap=self.keymap.to_dict(),
+                       backend_kind=s.backend_kind, backend_name=s.backend_name, fps=s.fps, width=s.width,
+                       height=s.height, action_names=list(s.action_names))
+        for b in s.branches.values():
+            copy.branches[b.id] = Branch(b.id, b.parent, b.parent_frame, b.name, b.prompt, dict(b.frames))
+        return copy
+
+    def save_to(self, path: str | Path) -> Job:
+        if self.session is None:
+            raise ValueError("nothing to save yet: start a world first")
+        snap = self._snapshot()
+        return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path),
+                            lambda p: self.statusBar().showMessage(f"Saved {p}", 5000))
+
+    def load_from(self, path: str | Path) -> Job:
+        return self.run_job(f"Opening {Path(path).name}", lambda _p: Session.load(path), self._loaded)
+
+    def _loaded(self, session: Session) -> None:
+        """Show an opened session; the host keeps its world paused until a branch continues the session."""
+        session.live = None
+        self.session = session
+        if session.keymap:
+            try:
+                self.set_keymap(KeyMap.from_dict(session.keymap))
+            except ValueError as e:
+                self.show_error(f"the saved key map was ignored: {e}")
+        self.pending_fork = None
+        if self.info is not None and self.mode != "step":
+            self.set_paused(True)
+        self._rebuild_resolver()
+        if self.info is not None:
+            self.explorer.set_actions(int(self.info.get("num_latent_actions", 0)), list(self.info.get("action_names", [])), session.latent_names)
+        self.timeline.set_session(session)
+        last = max(session.branches, default=None)
+        if last is not None:
+            self.timeline.show_branch(last)
+            root = session.root_of(last)
+            if root.prompt:
+                self.prompt_panel.set_prompt(root.prompt)
+        self.statusBar().showMessage("Session opened: pick a branch and frame, then 'Branch from this frame' to continue it live", 8000)
+
+    def export_to(self, fmt: str, path: str | Path, scale: int | None = None) -> Job:
+        """Export the viewed branch's recorded frames (or its action log) as mp4, gif, png or actions."""
+        if fmt not in exporting.FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; use one of {exporting.FORMATS}")
+        if self.session is None or self.timeline.branch_id is None:
+            raise ValueError("nothing to export yet: start a world and record some frames")
+        path, s, bid = Path(path), self.session, self.timeline.branch_id
+        records = list(s.path(bid))
+        frames = [r.image for r in records if r.image is not None]
+        scale = scale or exporting.auto_scale(s.height or 64, s.width or 64)
+        fps, names = s.fps, self.resolver.name_of
+        jobs = {
+            "mp4": lambda p: exporting.export_mp4(frames, path, fps, scale, p),
+            "gif": lambda p: exporting.export_gif(frames, path, fps, scale, p),
+            "png": lambda p: exporting.export_png_frames(records, path, scale, p),
+            "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps), path),
+        }
+        return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000))
+
+    def _save_dialog(self) -> None:
+        if self.session is None:
+            self.show_error("nothing to save yet: start a world first")
+            return
+        path, filt = QFileDialog.getSaveFileName(self, "Save session", f"session{FILE_SUFFIX}",
+                                                 f"Session file (*{FILE_SUFFIX});;Session folder (*)")
+        if path:
+            if "folder" not in filt and not path.endswith(FILE_SUFFIX):
+                path += FILE_SUFFIX
+            self.save_to(path)
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", f"Session file (*{FILE_SUFFIX});;session.json in a folder (session.json)")
+        if path:
+            self.load_from(Path(path).parent if Path(path).name == "session.json" else path)
+
+    def _export_dialog(self, fmt: str) -> None:
+        suffix = {"mp4": ".mp4", "gif": ".gif", "png": "", "actions": ".json"}[fmt]
+        if fmt == "png":
+            parent = QFileDialog.getExistingDirectory(self, "Export PNG frames into…")
+            path = str(Path(parent) / f"frames-{time.strftime('%Y%m%d-%H%M%S')}") if parent else ""
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.upper()}", f"world{suffix}", f"*{suffix}")
+        if path:
+            try:
+                self.export_to(fmt, path)
+            except ValueError as e:
+                self.show_error(str(e))
+
+    # ------------------------------------------------------------------ shutdown
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        for job in list(self.jobs):
+            job.cancelled = True
+            job.wait(10000)
+        if self.worker_thread is not None:
+            self.worker_thread.stop()
+            self.worker_thread = None
+        super().closeEvent(event)

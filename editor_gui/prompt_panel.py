@@ -1,0 +1,218 @@
+"""What a new world starts from: text, an image (open, paste, drop), a flat-colour sketch, and a seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, Signal
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from editor_gui.session_store import PromptSpec
+from editor_gui.sketch_canvas import SketchCanvas
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
+
+
+def image_to_png(image: QImage) -> bytes:
+    """Encode a QImage as PNG bytes (the protocol carries image prompts as PNG or JPEG)."""
+    if image.isNull():
+        raise ValueError("the image is empty or could not be decoded; use a PNG, JPEG, BMP, GIF or WebP file")
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.convertToFormat(QImage.Format.Format_RGB888).save(buf, "PNG")
+    buf.close()
+    return bytes(data.data())
+
+
+class ImageDrop(QLabel):
+    """A drop zone that previews the image prompt; accepts image files and raw image data."""
+
+    dropped = Signal(QImage)
+
+    def __init__(self) -> None:
+        super().__init__("Drop an image here\n(or Open… / Paste)")
+        self.setAcceptDrops(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumHeight(96)
+        self.setStyleSheet("QLabel { border: 1px dashed #5c6370; border-radius: 6px; color: #8b93a1; }")
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        md = event.mimeData()
+        if md.hasImage() or (md.hasUrls() and any(u.isLocalFile() for u in md.urls())):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        md = event.mimeData()
+        if md.hasImage():
+            self.dropped.emit(QImage(md.imageData()))
+        else:
+            for url in md.urls():
+                if url.isLocalFile():
+                    self.dropped.emit(QImage(url.toLocalFile()))
+                    break
+        event.acceptProposedAction()
+
+
+class PromptPanel(QWidget):
+    """Collects a prompt and asks for a new world; the sketch palette comes from the sandbox."""
+
+    new_world = Signal(object)  # PromptSpec
+    error = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.image_png: bytes | None = None
+        self.text = QPlainTextEdit()
+        self.text.setPlaceholderText("Text prompt, e.g. “a snowy night level with many coins”")
+        self.text.setFixedHeight(56)
+
+        # --- image prompt ---
+        self.drop = ImageDrop()
+        self.drop.dropped.connect(self._set_image)
+        open_btn, paste_btn, clear_btn = QPushButton("Open…"), QPushButton("Paste"), QPushButton("Clear")
+        open_btn.clicked.connect(self._open_image)
+        paste_btn.clicked.connect(self.paste_image)
+        clear_btn.clicked.connect(self.clear_image)
+        img_box = QGroupBox("Image prompt")
+        ib = QVBoxLayout(img_box)
+        ib.addWidget(self.drop)
+        row = QHBoxLayout()
+        for b in (open_btn, paste_btn, clear_btn):
+            row.addWidget(b)
+        ib.addLayout(row)
+
+        # --- sketch prompt ---
+        self.use_sketch = QCheckBox("Send the sketch")
+        self.canvas = SketchCanvas()
+        self.canvas.changed.connect(lambda: self.use_sketch.setChecked(True))
+        self.colors = QButtonGroup(self)
+        pal_row = QGridLayout()
+        for i, (name, rgb) in enumerate(self.canvas.palette_colors.items()):
+            b = QToolButton()
+            pix = QPixmap(14, 14)
+            pix.fill(QColor(*rgb))
+            b.setIcon(QIcon(pix))
+            b.setText(name)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            b.setCheckable(True)
+            b.setChecked(name == self.canvas.color_name)
+            b.setObjectName(f"color_{name}")
+            b.clicked.connect(lambda _=False, n=name: setattr(self.canvas, "color_name", n))
+            self.colors.addButton(b)
+            pal_row.addWidget(b, i // 3, i % 3)
+        self.brush = QSpinBox()
+        self.brush.setRange(1, 4)
+        self.brush.setPrefix("brush ")
+        self.brush.setSuffix(" cell")
+        self.brush.valueChanged.connect(lambda v: setattr(self.canvas, "brush", v))
+        self.cols = QSpinBox()
+        self.cols.setRange(16, 256)
+        self.cols.setSingleStep(16)
+        self.cols.setValue(self.canvas.cells.shape[1])
+        self.cols.setPrefix("width ")
+        self.cols.setSuffix(" cells")
+        self.cols.valueChanged.connect(self.canvas.set_columns)
+        clear_sketch = QPushButton("Clear")
+        clear_sketch.clicked.connect(self.canvas.clear)
+        sk_box = QGroupBox("Sketch prompt")
+        sb = QVBoxLayout(sk_box)
+        sb.addLayout(pal_row)
+        sb.addWidget(self.canvas, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.brush)
+        row.addWidget(self.cols)
+        row.addWidget(clear_sketch)
+        sb.addLayout(row)
+        sb.addWidget(self.use_sketch)
+        self.use_sketch.setChecked(False)
+
+        # --- seed + go ---
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(7)
+        self.random_seed = QCheckBox("random")
+        self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
+        self.go = QPushButton("New world")
+        self.go.setObjectName("new_world")
+        self.go.setStyleSheet("QPushButton { font-weight: bold; padding: 6px; }")
+        self.go.clicked.connect(lambda: self.new_world.emit(self.prompt()))
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(QLabel("Seed"))
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.random_seed)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Text prompt"))
+        layout.addWidget(self.text)
+        layout.addWidget(img_box)
+        layout.addWidget(sk_box, 1)
+        layout.addLayout(seed_row)
+        layout.addWidget(self.go)
+
+    # --- image ---
+    def _set_image(self, image: QImage) -> None:
+        try:
+            self.image_png = image_to_png(image)
+        except ValueError as e:
+            self.error.emit(str(e))
+            return
+        self.drop.setPixmap(QPixmap.fromImage(image).scaled(200, 96, Qt.AspectRatioMode.KeepAspectRatio,
+                                                            Qt.TransformationMode.FastTransformation))
+
+    def load_image_file(self, path: str | Path) -> None:
+        image = QImage(str(path))
+        if image.isNull():
+            self.error.emit(f"could not read an image from {path}; use a PNG, JPEG, BMP, GIF or WebP file")
+            return
+        self._set_image(image)
+
+    def _open_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Image prompt", "", IMAGE_FILTER)
+        if path:
+            self.load_image_file(path)
+
+    def paste_image(self) -> None:
+        image = QGuiApplication.clipboard().image()
+        if image.isNull():
+            self.error.emit("the clipboard holds no image; copy an image first")
+            return
+        self._set_image(image)
+
+    def clear_image(self) -> None:
+        self.image_png = None
+        self.drop.clear()
+        self.drop.setText("Drop an image here\n(or Open… / Paste)")
+
+    # --- prompt ---
+    def prompt(self) -> PromptSpec:
+        text = self.text.toPlainText().strip() or None
+        seed = None if self.random_seed.isChecked() else self.seed.value()
+        sketch = self.canvas.to_png() if self.use_sketch.isChecked() else None
+        return PromptSpec(seed=seed, text=text, image_png=self.image_png, sketch_png=sketch)
+
+    def set_prompt(self, p: PromptSpec) -> None:
+        """Show a saved world's prompt (text and seed; the image as a preview)."""
+        self.text.setPlainText(p.text or "")
+        self.random_seed.setChecked(p.seed is None)
+        if p.seed is not None:
+            self.seed.setValue(p.seed)
+        if p.image_png:
+            self._set_image(QImage.fromData(p.image_png))
+        else:
+            self.clear_image()

@@ -1,0 +1,251 @@
+"""The editor's session: a tree of branches of frames + actions + events, and its atomic save/load (folder or file)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "worldbridge-editor-session"
+VERSION = 1
+FILE_SUFFIX = ".wbsession"  # a single zip file; any other path is saved as a folder
+
+
+@dataclass
+class PromptSpec:
+    """What a world was started from (kept so a branch can be re-simulated and a session re-opened)."""
+
+    seed: int | None = None
+    text: str | None = None
+    image_png: bytes | None = None
+    sketch_png: bytes | None = None
+
+
+@dataclass
+class FrameRecord:
+    """One frame of a timeline: the action that made it, events that fired on it, the pixels if recorded."""
+
+    index: int
+    action: int
+    events: list[str] = field(default_factory=list)  # captions the host reported on this frame
+    fired: list[dict] = field(default_factory=list)  # event requests ({"event_type", "text"}) that produced them
+    image: np.ndarray | None = None  # (H, W, 3) uint8, None when the frame was not recorded
+
+
+@dataclass
+class Branch:
+    """A timeline: frames after `parent_frame` of `parent` (roots start a world from `prompt`)."""
+
+    id: int
+    parent: int | None = None
+    parent_frame: int | None = None
+    name: str = ""
+    prompt: PromptSpec | None = None  # roots only
+    frames: dict[int, FrameRecord] = field(default_factory=dict)
+
+    def last_index(self) -> int:
+        return max(self.frames) if self.frames else (self.parent_frame if self.parent_frame is not None else -1)
+
+
+@dataclass
+class Session:
+    """Everything the editor saves: branch tree, latent-action names, key map and what backend made it."""
+
+    branches: dict[int, Branch] = field(default_factory=dict)
+    live: int | None = None  # the branch the host is playing now
+    latent_names: dict[int, str] = field(default_factory=dict)
+    keymap: dict = field(default_factory=dict)
+    backend_kind: str = ""
+    backend_name: str = ""
+    fps: float = 24.0
+    width: int = 0
+    height: int = 0
+    action_names: list[str] = field(default_factory=list)
+
+    # --- tree ---
+    def root_of(self, branch_id: int) -> Branch:
+        b = self.branches[branch_id]
+        while b.parent is not None:
+            b = self.branches[b.parent]
+        return b
+
+    def new_root(self, prompt: PromptSpec, name: str = "") -> Branch:
+        bid = max(self.branches, default=-1) + 1
+        self.branches[bid] = Branch(bid, name=name or f"world {sum(b.parent is None for b in self.branches.values()) + 1}", prompt=prompt)
+        return self.branches[bid]
+
+    def fork(self, branch_id: int, index: int, name: str = "") -> Branch:
+        """A new branch continuing from frame `index` of `branch_id`'s timeline."""
+        if index not in {f.index for f in self.path(branch_id)}:
+            raise ValueError(f"frame {index} is not on branch {branch_id}'s timeline")
+        bid = max(self.branches) + 1
+        self.branches[bid] = Branch(bid, parent=self.owner(branch_id, index), parent_frame=index, name=name or f"branch {bid} @ {index}")
+        return self.branches[bid]
+
+    def owner(self, branch_id: int, index: int) -> int:
+        """Which branch in `branch_id`'s ancestry holds frame `index` of its timeline."""
+        b = self.branches[branch_id]
+        while b.parent is not None and b.parent_frame is not None and index <= b.parent_frame:
+            b = self.branches[b.parent]
+        return b.id
+
+    def path(self, branch_id: int) -> list[FrameRecord]:
+        """The whole timeline of a branch, frame 0 first: ancestors' frames up to each fork, then its own."""
+        out: dict[int, FrameRecord] = {}
+        b, limit = self.branches[branch_id], None
+        while True:
+            out.update({i: r for i, r in b.frames.items() if limit is None or i <= limit})
+            if b.parent is None:
+                break
+            b, limit = self.branches[b.parent], b.parent_frame
+        return [out[i] for i in sorted(out)]
+
+    def recorded(self, branch_id: int) -> list[FrameRecord]:
+        """Frames of a branch's timeline that have pixels (what the scrubber and exports show)."""
+        return [r for r in self.path(branch_id) if r.image is not None]
+
+    def add_frame(self, rec: FrameRecord, rewind: bool = False) -> None:
+        """Append a frame to the live branch; `rewind`: the host went back to rec.index, drop frames after it."""
+        b = self.branches[self.live]  # type: ignore[index]
+        if b.parent_frame is not None and rec.index <= b.parent_frame:
+            return  # a frame the branch shares with its parent (the host re-sends the fork frame)
+        if rewind:
+            for i in [i for i in b.frames if i > rec.index]:
+                del b.frames[i]
+            if rec.index in b.frames and rec.action < 0:
+                return  # the host re-sent a frame we have: keep the original (it knows the action that made it)
+        b.frames[rec.index] = rec
+
+    def children(self, branch_id: int) -> list[Branch]:
+        return [b for b in self.branches.values() if b.parent == branch_id]
+
+    def action_map(self) -> dict[str, int]:
+        """Latent-action names as the protocol's start.action_map ({name: id})."""
+        return {name: int(i) for i, name in self.latent_names.items() if name}
+
+    # --- save / load ---
+    def _manifest(self) -> dict:
+        branches = []
+        for b in self.branches.values():
+            p = b.prompt
+            branches.append({
+                "id": b.id, "parent": b.parent, "parent_frame": b.parent_frame, "name": b.name,
+                "prompt": None if p is None else {
+                    "seed": p.seed, "text": p.text,
+                    "image": f"prompts/{b.id}_image.png" if p.image_png else None,
+                    "sketch": f"prompts/{b.id}_sketch.png" if p.sketch_png else None,
+                },
+                "frames": [{"index": r.index, "action": r.action, "events": r.events, "fired": r.fired,
+                            "recorded": r.image is not None} for r in sorted(b.frames.values(), key=lambda r: r.index)],
+            })
+        return {
+            "format": FORMAT, "version": VERSION, "backend_kind": self.backend_kind, "backend_name": self.backend_name,
+            "fps": self.fps, "width": self.width, "height": self.height, "action_names": self.action_names,
+            "latent_names": {str(k): v for k, v in self.latent_names.items()}, "keymap": self.keymap,
+            "live": self.live, "branches": branches,
+        }
+
+    def _files(self) -> dict[str, bytes]:
+        """Every file of the saved session, by relative path."""
+        files = {"session.json": json.dumps(self._manifest(), indent=1).encode()}
+        for b in self.branches.values():
+            if b.prompt and b.prompt.image_png:
+                files[f"prompts/{b.id}_image.png"] = b.prompt.image_png
+            if b.prompt and b.prompt.sketch_png:
+                files[f"prompts/{b.id}_sketch.png"] = b.prompt.sketch_png
+            recs = [r for r in sorted(b.frames.values(), key=lambda r: r.index) if r.image is not None]
+            if recs:
+                buf = io.BytesIO()
+                np.savez_compressed(buf, index=np.array([r.index for r in recs], dtype=np.int64),
+                                    images=np.stack([r.image for r in recs]))
+                files[f"frames/branch_{b.id}.npz"] = buf.getvalue()
+        return files
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically: a `.wbsession` zip file, or a folder for any other name; never a half-written session."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files = self._files()
+        if path.suffix == FILE_SUFFIX:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+                    for name, data in files.items():
+                        zf.writestr(name, data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return path
+        if path.exists() and not (path / "session.json").exists() and any(path.iterdir()):
+            raise FileExistsError(f"{path} is a non-empty folder that is not a saved session; choose another name")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            for name, data in files.items():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / name).write_bytes(data)
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Session:
+        """Open a session saved by `save` (folder or `.wbsession` file); errors say what is wrong with the path."""
+        path = Path(path)
+        if path.is_dir():
+            if not (path / "session.json").exists():
+                raise ValueError(f"{path} has no session.json: open a folder or {FILE_SUFFIX} file saved by the editor")
+            read = lambda name: (path / name).read_bytes()  # noqa: E731
+            return cls._from(read)
+        if not path.exists():
+            raise FileNotFoundError(f"no session at {path}")
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is not a saved session: open a folder or {FILE_SUFFIX} file saved by the editor")
+        with zipfile.ZipFile(path) as zf:
+            if "session.json" not in zf.namelist():
+                raise ValueError(f"{path} has no session.json: it is a zip file but not an editor session")
+            return cls._from(zf.read)
+
+    @classmethod
+    def _from(cls, read) -> Session:
+        m = json.loads(read("session.json"))
+        if m.get("format") != FORMAT:
+            raise ValueError(f"not an editor session (format {m.get('format')!r}, expected {FORMAT!r})")
+        if m.get("version", 0) > VERSION:
+            raise ValueError(f"session version {m['version']} is newer than this editor ({VERSION}): update WorldBridge")
+        s = cls(live=m.get("live"), latent_names={int(k): v for k, v in m.get("latent_names", {}).items()},
+                keymap=m.get("keymap", {}), backend_kind=m.get("backend_kind", ""), backend_name=m.get("backend_name", ""),
+                fps=float(m.get("fps", 24.0)), width=int(m.get("width", 0)), height=int(m.get("height", 0)),
+                action_names=list(m.get("action_names", [])))
+        for bd in m["branches"]:
+            p = bd.get("prompt")
+            prompt = None if p is None else PromptSpec(
+                seed=p.get("seed"), text=p.get("text"),
+                image_png=read(p["image"]) if p.get("image") else None,
+                sketch_png=read(p["sketch"]) if p.get("sketch") else None)
+            b = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""), prompt)
+            for fd in bd["frames"]:
+                b.frames[fd["index"]] = FrameRecord(fd["index"], fd["action"], list(fd.get("events", [])), list(fd.get("fired", [])))
+            if any(fd.get("recorded") for fd in bd["frames"]):
+                with np.load(io.BytesIO(read(f"frames/branch_{b.id}.npz"))) as z:
+                    for i, img in zip(z["index"].tolist(), z["images"]):
+                        b.frames[i].image = img
+            s.branches[b.id] = b
+        if s.live is not None and s.live not in s.branches:
+            s.live = None
+        return s

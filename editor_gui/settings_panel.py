@@ -1,0 +1,150 @@
+"""Sampling and pacing settings (MaskGIT steps, temperature, CFG, fps, mode) and the host connection status."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+MODEL_ONLY = ("steps", "temperature", "cfg")  # the sandbox ignores these (docs/protocol.md, settings)
+
+
+class SettingsPanel(QWidget):
+    """Edits apply to the running session after a short pause (so dragging a spin box sends one message)."""
+
+    changed = Signal(dict)  # only the keys the user changed
+    reconnect = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.conn_label = QLabel("Not connected")
+        self.conn_label.setWordWrap(True)
+        self.conn_label.setObjectName("connection")
+        self.address = QLabel("")
+        self.reconnect_btn = QPushButton("Reconnect")
+        self.reconnect_btn.clicked.connect(self.reconnect.emit)
+        conn = QGroupBox("Host")
+        cf = QVBoxLayout(conn)
+        cf.addWidget(self.conn_label)
+        cf.addWidget(self.address)
+        cf.addWidget(self.reconnect_btn)
+
+        self.backend = QComboBox()  # backend for the next "New world"
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 64)
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 5.0)
+        self.temperature.setSingleStep(0.1)
+        self.cfg = QDoubleSpinBox()
+        self.cfg.setRange(0.0, 20.0)
+        self.cfg.setSingleStep(0.5)
+        self.fps = QDoubleSpinBox()
+        self.fps.setRange(1.0, 120.0)
+        self.fps.setValue(24.0)
+        self.fps.setSuffix(" fps")
+        self.mode = QComboBox()
+        self.mode.addItems(["realtime", "step"])
+        self.resolution = QLabel("–")
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #8b93a1")
+        form_box = QGroupBox("World")
+        form = QFormLayout(form_box)
+        form.addRow("Backend (new worlds)", self.backend)
+        form.addRow("MaskGIT steps", self.steps)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("CFG scale", self.cfg)
+        form.addRow("Target fps", self.fps)
+        form.addRow("Mode", self.mode)
+        form.addRow("Resolution", self.resolution)
+        form.addRow(self.note)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(conn)
+        layout.addWidget(form_box)
+        layout.addStretch(1)
+
+        self._pending: dict = {}
+        self._loading = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(250)
+        self._timer.timeout.connect(self._flush)
+        for key, w in (("steps", self.steps), ("temperature", self.temperature), ("cfg", self.cfg), ("fps", self.fps)):
+            w.valueChanged.connect(lambda v, k=key: self._edit(k, v))
+        self.mode.currentTextChanged.connect(lambda v: self._edit("mode", v))
+        self.set_session(None)
+
+    def _edit(self, key: str, value) -> None:
+        if self._loading:
+            return
+        self._pending[key] = value
+        self._timer.start()
+
+    def _flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            self.changed.emit(pending)
+
+    def set_backends(self, backends: list[str], default: str | None) -> None:
+        self.backend.clear()
+        self.backend.addItems(backends)
+        if default in backends:
+            self.backend.setCurrentText(default)
+
+    def set_session(self, session: dict | None) -> None:
+        """Show a session's settings; model-only knobs are disabled for the sandbox, which ignores them."""
+        self._loading = True
+        try:
+            live = session is not None
+            model = live and session.get("backend_kind") == "world_model"
+            settings = (session or {}).get("settings", {}) or {}
+            for key in MODEL_ONLY:
+                w = getattr(self, key)
+                w.setEnabled(bool(model and key in settings))
+                if key in settings and settings[key] is not None:
+                    w.setValue(settings[key])
+            self.fps.setEnabled(live)
+            self.mode.setEnabled(live)
+            if live:
+                self.fps.setValue(float(settings.get("fps", session.get("fps", 24.0))))
+                self.mode.setCurrentText(settings.get("mode", session.get("mode", "realtime")))
+                self.resolution.setText(f"{session['width']}×{session['height']} (fixed by the backend)")
+            if not live:
+                self.note.setText("Start a world to change its settings.")
+            elif model:
+                self.note.setText("Fewer MaskGIT steps = faster frames; higher CFG = stronger action control.")
+            else:
+                self.note.setText("The sandbox game ignores steps, temperature and CFG (they are world-model settings).")
+        finally:
+            self._loading = False
+
+    def apply_settings(self, settings: dict) -> None:
+        """Reflect the host's current settings map (the answer to a settings request)."""
+        self._loading = True
+        try:
+            for key in MODEL_ONLY:
+                if settings.get(key) is not None:
+                    getattr(self, key).setValue(settings[key])
+            if settings.get("fps") is not None:
+                self.fps.setValue(float(settings["fps"]))
+            if settings.get("mode"):
+                self.mode.setCurrentText(settings["mode"])
+        finally:
+            self._loading = False
+
+    def set_connection(self, ok: bool, text: str, address: str = "") -> None:
+        color = "#98c379" if ok else "#e06c75"
+        self.conn_label.setText(f"<span style='color:{color}'>●</span> {text}")
+        if address:
+            self.address.setText(address)
+        self.reconnect_btn.setVisible(not ok)

@@ -1,0 +1,248 @@
+"""The live view: the newest frame scaled nearest-neighbour, which backend made it, fps and input-to-frame latency."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from editor_gui.keymap import is_play_key
+
+
+def now_ms() -> float:
+    """The client clock (perf_counter ms), the same clock as Frame.received_ts and client_ts."""
+    return time.perf_counter() * 1000.0
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """Wrap an (H, W, 3) uint8 array as a QImage without copying (the caller keeps the array alive)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 frame, got {image.shape} {image.dtype}")
+    if not image.flags.c_contiguous:
+        raise ValueError("frame must be C-contiguous (np.ascontiguousarray) so the QImage can borrow it")
+    h, w, _ = image.shape
+    return QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+
+
+def badge_text(kind: str, name: str) -> str:
+    """What the user must always see: is this the trained world model or the scripted test game."""
+    if kind == "sandbox":
+        return "SANDBOX GAME (test backend)"
+    if kind == "world_model":
+        return f"WORLD MODEL  {name}"
+    return f"{kind.upper()}  {name}" if kind else "NO WORLD"
+
+
+@dataclass
+class ShownFrame:
+    """A frame as the viewport shows it, with what it needs for latency figures."""
+
+    image: np.ndarray
+    index: int
+    epoch: int
+    seq: int | None = None
+    client_ts: float | None = None
+    received_ts: float | None = None
+
+
+class FrameStats:
+    """Display fps and latency: protocol (received - client_ts) and editor overhead (key press -> send, receive -> paint)."""
+
+    def __init__(self, window: int = 120):
+        self.painted: deque[float] = deque(maxlen=window)  # paint times of distinct frames
+        self.received: deque[float] = deque(maxlen=window)
+        self.protocol_ms: deque[float] = deque(maxlen=window)  # received_ts - client_ts, first frame of each input
+        self.editor_ms: deque[float] = deque(maxlen=window)  # (client_ts - key press) + (paint - received)
+        self.press_ts: dict[int, float] = {}  # seq -> key press time
+        self._last_seq: int | None = None
+
+    @staticmethod
+    def _rate(times: deque[float], span_ms: float = 1000.0) -> float:
+        if len(times) < 2:
+            return 0.0
+        recent = [t for t in times if t >= times[-1] - span_ms]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) * 1000.0 / (recent[-1] - recent[0])
+
+    def fps_shown(self) -> float:
+        return self._rate(self.painted)
+
+    def fps_received(self) -> float:
+        return self._rate(self.received)
+
+    def on_received(self, f: ShownFrame) -> None:
+        self.received.append(f.received_ts if f.received_ts is not None else now_ms())
+
+    def on_painted(self, f: ShownFrame, paint_ts: float) -> None:
+        self.painted.append(paint_ts)
+        if f.seq is None or f.seq == self._last_seq:
+            return
+        self._last_seq = f.seq  # first frame that carries this input: its latency is the one that counts
+        if f.client_ts is not None and f.received_ts is not None:
+            self.protocol_ms.append(f.received_ts - f.client_ts)
+            pressed = self.press_ts.pop(f.seq, None)
+            if pressed is not None:
+                self.editor_ms.append((f.client_ts - pressed) + (paint_ts - f.received_ts))
+        for s in [s for s in self.press_ts if s < f.seq]:
+            del self.press_ts[s]
+
+    def reset(self) -> None:
+        self.painted.clear()
+        self.received.clear()
+
+    @staticmethod
+    def median(values: deque[float]) -> float | None:
+        return float(np.median(values)) if values else None
+
+
+class Viewport(QWidget):
+    """Shows frames crisp and centred; takes keyboard focus on click and reports play keys (never Tab/Escape)."""
+
+    key_pressed = Signal(int, float)  # Qt key, press time (ms, client clock)
+    key_released = Signal(int)
+    focus_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(320, 240)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.stats = FrameStats()
+        self.frame: ShownFrame | None = None
+        self._qimage: QImage | None = None
+        self._painted_key: tuple[int, int] | None = None
+        self.kind, self.name = "", ""
+        self.mode_label = ""  # "PAUSED", "REPLAY 12/50", "" when live
+        self.message = "Connecting to the host…"
+
+    # --- inputs ---
+    def set_backend(self, kind: str, name: str) -> None:
+        self.kind, self.name = kind, name
+        self.update()
+
+    def set_mode_label(self, text: str) -> None:
+        self.mode_label = text
+        self.update()
+
+    def set_message(self, text: str) -> None:
+        self.message = text
+        self.update()
+
+    def show_frame(self, frame: ShownFrame, live: bool = True) -> None:
+        frame.image = np.ascontiguousarray(frame.image)  # the QImage borrows this buffer
+        self.frame = frame
+        self._qimage = to_qimage(frame.image)
+        if live:
+            self.stats.on_received(frame)
+        self.message = ""
+        self.update()
+
+    # --- Qt ---
+    def sizeHint(self):  # noqa: N802
+        from PySide6.QtCore import QSize
+
+        return QSize(640, 480)
+
+    def image_rect(self) -> QRectF:
+        """Where the frame lands: the largest integer-or-fitting scale that keeps the aspect, centred."""
+        if self._qimage is None:
+            return QRectF()
+        w, h = self._qimage.width(), self._qimage.height()
+        scale = min(self.width() / w, self.height() / h)
+        if scale >= 1:
+            scale = max(1, int(scale)) if scale < 8 else scale  # integer scaling when small keeps pixels square
+        dw, dh = w * scale, h * scale
+        return QRectF((self.width() - dw) / 2, (self.height() - dh) / 2, dw, dh)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#101216"))
+        if self._qimage is not None:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)  # nearest neighbour
+            p.drawImage(self.image_rect(), self._qimage)
+            f = self.frame
+            key = (f.epoch, f.index)
+            if key != self._painted_key and not self.mode_label.startswith("REPLAY"):
+                self._painted_key = key
+                self.stats.on_painted(f, now_ms())
+        self._paint_overlay(p)
+        p.end()
+
+    def _pill(self, p: QPainter, x: float, y: float, text: str, bg: str, fg: str = "#ffffff", right: bool = False) -> None:
+        fm = p.fontMetrics()
+        w, h = fm.horizontalAdvance(text) + 16, fm.height() + 8
+        rect = QRectF(x - w if right else x, y, w, h)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(bg))
+        p.drawRoundedRect(rect, 6, 6)
+        p.setPen(QColor(fg))
+        p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_overlay(self, p: QPainter) -> None:
+        font = QFont(self.font())
+        font.setBold(True)
+        font.setPointSizeF(max(8.0, font.pointSizeF()))
+        p.setFont(font)
+        if self.kind or self.name:
+            bg = "#c0392b" if self.kind == "sandbox" else "#2e7d32"
+            self._pill(p, 10, 10, badge_text(self.kind, self.name), bg)
+        if self.frame is not None:
+            parts = [f"{self.stats.fps_shown():4.1f} fps", f"frame {self.frame.index}"]
+            proto, editor = FrameStats.median(self.stats.protocol_ms), FrameStats.median(self.stats.editor_ms)
+            if proto is not None:
+                parts.append(f"input→frame {proto:.0f} ms" + (f" (+{editor:.1f} editor)" if editor is not None else ""))
+            font.setBold(False)
+            p.setFont(font)
+            self._pill(p, self.width() - 10, 10, "   ".join(parts), "#b0000000", right=True)
+        if self.mode_label:
+            font.setBold(True)
+            p.setFont(font)
+            self._pill(p, 10, self.height() - 40, self.mode_label, "#b58900")
+        if not self.hasFocus() and self.frame is not None and not self.mode_label.startswith("REPLAY"):
+            font.setBold(False)
+            p.setFont(font)
+            self._pill(p, self.width() - 10, self.height() - 40, "click to play with the keyboard", "#a0000000", right=True)
+        if self.hasFocus():
+            p.setPen(QPen(QColor("#61afef"), 2))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(self.rect().adjusted(1, 1, -1, -1))
+        if self.message:
+            p.setPen(QColor("#d0d0d0"))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.message)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        super().mousePressEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if not is_play_key(event.key()) or event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier):
+            super().keyPressEvent(event)  # shortcuts and focus keys keep working
+            return
+        if not event.isAutoRepeat():
+            self.key_pressed.emit(event.key(), now_ms())
+        event.accept()
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if not is_play_key(event.key()):
+            super().keyReleaseEvent(event)
+            return
+        if not event.isAutoRepeat():
+            self.key_released.emit(event.key())
+        event.accept()
+
+    def focusInEvent(self, event) -> None:  # noqa: N802
+        super().focusInEvent(event)
+        self.focus_changed.emit(True)
+        self.update()
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802
+        super().focusOutEvent(event)
+        self.focus_changed.emit(False)  # keys held when focus leaves are released, or the player walks forever
+        self.update()

@@ -1,0 +1,278 @@
+"""The network thread: the one owner of the WorldClient; frames go out by signal, commands come in by a queue."""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+POLL_S = 0.002  # how long one wait for a frame may hold back a queued command (adds at most this to input latency)
+PING_AFTER_S = 2.0  # with no frames for this long (paused, step mode) ping to notice a dead host
+KEEPALIVE_S = 20.0  # the host closes sessions after 60 s without a session message; pings do not count there
+
+
+def take_frames(client, timeout: float) -> list:
+    """Every frame the client has buffered, oldest first: the editor records each one, while the client's
+    `next_frame` hands out only the newest (right for a viewer, lossy for a timeline)."""
+    frames = getattr(client, "_frames", None)
+    receive = getattr(client, "_receive", None)
+    if frames is None or receive is None:  # a client without the buffer: fall back to the public, newest-only API
+        f = client.next_frame(timeout=timeout)
+        return [] if f is None else [f]
+    if not frames:
+        receive(timeout)
+    while receive(0):
+        pass
+    out = list(frames)
+    frames.clear()
+    return out
+
+
+@dataclass
+class ExploreResult:
+    """One short preview per latent action, all started from the same frame."""
+
+    start_index: int
+    previews: list[list[np.ndarray]] = field(default_factory=list)  # [action][step] (H, W, 3) uint8
+
+
+@dataclass
+class ResimResult:
+    """A branch rebuilt on the host by replaying its actions and events from frame 0."""
+
+    session: dict
+    last_index: int
+
+
+class HostLost(Exception):
+    """The host stopped answering."""
+
+
+def describe_error(exc: BaseException, address: str) -> str:
+    """A message a user can act on, from any error the client raises."""
+    code = getattr(exc, "code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    if code == "version_mismatch":
+        return f"Host at {address} speaks another protocol version: {message}"
+    if isinstance(exc, (TimeoutError, HostLost)) or code in ("no_host", "timeout"):
+        return (f"No answer from the host at {address}. Is it running? Start one with `worldbridge serve`, "
+                f"or run `worldbridge play` without --host to let the editor start its own. ({message})")
+    if code:
+        return f"{message} ({code})"
+    return f"{type(exc).__name__}: {message}"
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if getattr(exc, "code", None) in ("timeout", "no_host", "closed"):
+        return True
+    return isinstance(exc, (TimeoutError, HostLost, zmq.ZMQError, ConnectionError))
+
+
+class WorldWorker(QObject):
+    """Runs on a QThread; `submit` is the only method other threads call."""
+
+    connected = Signal(dict)  # the host's welcome
+    connection_failed = Signal(str)  # could not connect (host down, version mismatch)
+    connection_lost = Signal(str)  # was connected, host stopped answering
+    session_started = Signal(dict, str)  # session, purpose ("new", "resim")
+    frame_received = Signal(object)  # bridge.client.Frame
+    done = Signal(str, object)  # command, result
+    failed = Signal(str, str)  # command, message
+    progress = Signal(str, int, int)  # command, done, total
+    session_ended = Signal(str)  # the host closed the session (idle timeout, fatal error)
+    finished = Signal()
+
+    def __init__(self, address: str, client_name: str = "worldbridge-editor", timeout: float = 5.0):
+        super().__init__()
+        self.address, self.client_name, self.timeout = address, client_name, timeout
+        self._inbox: queue.Queue[tuple[str, dict]] = queue.Queue()
+        self._running = True
+        self._latest = None  # the newest frame seen (explore starts from it)
+        self._had_session = False
+        self._last_traffic = time.monotonic()
+
+    # --- any thread ---
+    def submit(self, command: str, **kwargs: Any) -> None:
+        self._inbox.put((command, kwargs))
+
+    def stop(self) -> None:
+        self._running = False
+
+    # --- worker thread ---
+    @Slot()
+    def run(self) -> None:
+        client = None
+        try:
+            try:
+                from bridge.client import WorldClient
+
+                client = WorldClient(address=self.address, client_name=self.client_name, timeout=self.timeout)
+                welcome = client.connect()
+            except Exception as e:  # noqa: BLE001 - every failure becomes a message for the user
+                self.connection_failed.emit(describe_error(e, self.address))
+                return
+            self.connected.emit(welcome)
+            self._loop(client)
+        finally:
+            try:
+                if client is not None:
+                    client.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection may fail; nothing to do
+                pass
+            self.finished.emit()
+
+    def _loop(self, client) -> None:
+        last_keepalive = time.monotonic()
+        while self._running:
+            try:
+                self._drain(client)
+                frames = take_frames(client, POLL_S)
+                for frame in frames:
+                    self._emit_frame(frame)
+                self._report_host_errors(client)
+                now = time.monotonic()
+                if not frames and now - self._last_traffic > PING_AFTER_S:
+                    client.ping()
+                    self._last_traffic = now
+                    if client.session is not None and now - last_keepalive > KEEPALIVE_S:
+                        client.settings()  # a session message: keeps a paused session from timing out
+                        last_keepalive = now
+            except Exception as e:  # noqa: BLE001
+                if _is_connection_error(e):
+                    self.connection_lost.emit(describe_error(e, self.address))
+                    return
+                self.failed.emit("receive", describe_error(e, self.address))
+
+    def _report_host_errors(self, client) -> None:
+        """Errors the host sent without a request (a refused input, a session closed for idling)."""
+        had_session = client.session is not None or self._had_session
+        while client.errors:
+            err = client.errors.popleft()
+            self.failed.emit("host", f"{err.get('message', '')} ({err.get('code', 'error')})")
+        self._had_session = client.session is not None
+        if had_session and client.session is None:
+            self.session_ended.emit("the host ended the session; press New world to start another")
+
+    def _emit_frame(self, frame) -> None:
+        self._latest = frame
+        self._last_traffic = time.monotonic()
+        self.frame_received.emit(frame)
+
+    def _drain(self, client) -> None:
+        while True:
+            try:
+                command, kwargs = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if command == "quit":
+                self._running = False
+                return
+            try:
+                self._run_command(client, command, kwargs)
+            except Exception as e:  # noqa: BLE001
+                if _is_connection_error(e):
+                    raise
+                self.failed.emit(command, describe_error(e, self.address))
+
+    def _run_command(self, client, command: str, kw: dict) -> None:
+        if command == "act":
+            client.act(kw["action"], seq=kw.get("seq"))
+        elif command == "step":
+            self._emit_frame(client.step(kw["action"]))
+        elif command == "start":
+            purpose = kw.pop("purpose", "new")
+            session = client.start(**kw)
+            self._latest = None
+            self.session_started.emit(session, purpose)
+        elif command == "explore":
+            self.done.emit(command, self._explore(client, **kw))
+        elif command == "resimulate":
+            self.done.emit(command, self._resimulate(client, **kw))
+        elif command == "ping":
+            self.done.emit(command, client.ping())
+        elif command in ("event", "reset", "branch", "settings", "record_start", "record_stop", "status"):
+            self.done.emit(command, getattr(client, command)(**kw))
+        else:
+            raise ValueError(f"unknown worker command {command!r}")
+        self._last_traffic = time.monotonic()
+
+    def _wait_for(self, client, index: int, after_epoch: int, timeout: float = 5.0):
+        """Read frames until the host's frame `index` of an epoch newer than `after_epoch` arrives (branch re-sends it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            f = client.next_frame(timeout=0.05)
+            if f is not None and f.epoch > after_epoch and f.index == index:
+                return f
+        raise HostLost(f"the host did not re-send frame {index} after a branch")
+
+    def _explore(self, client, steps: int, actions: int, resume_mode: str) -> ExploreResult:
+        """From the newest frame: for each latent action play `steps` frames, then branch back; restore the mode."""
+        client.settings(mode="step")
+        while frames := take_frames(client, 0.1):  # frames already in flight
+            for f in frames:
+                self._emit_frame(f)
+        if self._latest is None:
+            raise ValueError("no frame yet to explore from; start a world first")
+        start, epoch = self._latest.index, self._latest.epoch
+        result = ExploreResult(start)
+        for a in range(actions):
+            client.branch(start)
+            epoch = self._wait_for(client, start, epoch).epoch
+            frames = []
+            for _ in range(steps):
+                f = client.step(a)
+                epoch = f.epoch
+                frames.append(f.image)
+            result.previews.append(frames)
+            self.progress.emit("explore", a + 1, actions)
+        client.branch(start)  # back where the user was; the re-sent frame is emitted so the timeline follows
+        self._emit_frame(self._wait_for(client, start, epoch))
+        if resume_mode != "step":
+            client.settings(mode=resume_mode)
+        return result
+
+    def _resimulate(self, client, start: dict, steps: list[tuple[int, list[dict]]], resume_mode: str) -> ResimResult:
+        """Start the branch's world again in step mode and replay its actions (events before their frames)."""
+        session = client.start(**{**start, "mode": "step"})
+        self._latest = None
+        self.session_started.emit(session, "resim")
+        first = take_frames(client, self.timeout)
+        if not first:
+            raise HostLost("the host sent no first frame after start")
+        for f in first:
+            self._emit_frame(f)
+        for i, (action, fired) in enumerate(steps):
+            for ev in fired:
+                client.event(event_type=ev.get("event_type"), text=ev.get("text"))
+            self._emit_frame(client.step(action))
+            if i % 10 == 0 or i == len(steps) - 1:
+                self.progress.emit("resimulate", i + 1, len(steps))
+        if resume_mode != "step":
+            client.settings(mode=resume_mode)
+        return ResimResult(session, self._latest.index)
+
+
+class WorkerThread:
+    """A WorldWorker on its own QThread, started and stopped together."""
+
+    def __init__(self, address: str, timeout: float = 5.0):
+        self.thread = QThread()
+        self.thread.setObjectName("worldbridge-network")
+        self.worker = WorldWorker(address, timeout=timeout)
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.run)
+        self.worker.finished.connect(self.thread.quit)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, wait_ms: int = 3000) -> None:
+        self.worker.stop()
+        self.worker.submit("quit")
+        self.thread.quit()
+        self.thread.wait(wait_ms)

@@ -1,0 +1,123 @@
+@tool
+class_name WorldBridgeProtocol
+extends RefCounted
+## Builders for WorldBridge protocol 1.0 messages, keys in the order docs/protocol.md lists them.
+##
+## Keeping every client->host message in one place makes the Godot bytes comparable with the
+## golden vectors (docs/protocol/vectors/msgpack.json) and with the Unity and Python clients.
+
+const MAJOR := 1
+const MINOR := 0
+const CLIENT_NAME := "godot/0.1.0"
+## Pixel codecs Godot decodes itself (Image.set_data, load_png_from_buffer, load_jpg_from_buffer).
+const CODECS := ["raw", "png", "jpeg"]
+const BACKEND_SANDBOX := "sandbox"
+const BACKEND_WORLD_MODEL := "world_model"
+const MODES := ["realtime", "step"]
+## `start` keys after type/req_id, in documented order.
+const START_KEYS := [
+	"backend", "mode", "fps", "seed", "text", "image", "sketch", "action_map", "resume"
+]
+const RESET_KEYS := ["seed", "text", "image", "sketch"]
+const SETTINGS_KEYS := ["steps", "temperature", "cfg", "fps", "mode"]
+const FLOAT_KEYS := ["fps", "temperature", "cfg"]
+
+
+static func hello(client_name: String = CLIENT_NAME, codecs: Array = CODECS) -> Dictionary:
+	return {
+		"type": "hello",
+		"protocol_major": MAJOR,
+		"protocol_minor": MINOR,
+		"client": client_name,
+		"codecs": codecs.duplicate(),
+	}
+
+
+## `options` may hold any START_KEYS; missing ones are sent as nil (host defaults),
+## except mode/fps, which default to realtime at 24 fps. With `resume`, only resume is sent.
+static func start(req_id: int, options: Dictionary) -> Dictionary:
+	var msg := {"type": "start", "req_id": req_id}
+	if options.get("resume") != null:
+		msg["resume"] = options["resume"]
+		return msg
+	for key in START_KEYS:
+		msg[key] = _clean(key, options.get(key))
+	if msg["mode"] == null:
+		msg["mode"] = "realtime"
+	if msg["fps"] == null:
+		msg["fps"] = 24.0
+	return msg
+
+
+## `action` is a latent/named action id (int) or a name from the session's action_names.
+static func input(action: Variant, client_ts: float, seq: int) -> Dictionary:
+	return {"type": "input", "action": action, "client_ts": client_ts, "seq": seq}
+
+
+## A typed event (one of the session's event_types) and/or free text; "" counts as absent.
+static func event(req_id: int, event_type: String, text: String) -> Dictionary:
+	return {
+		"type": "event",
+		"req_id": req_id,
+		"event_type": event_type if event_type != "" else null,
+		"text": text if text != "" else null,
+	}
+
+
+## A new world; keys missing from `prompt` keep the session's previous prompt.
+static func reset(req_id: int, prompt: Dictionary) -> Dictionary:
+	return _with_keys({"type": "reset", "req_id": req_id}, RESET_KEYS, prompt)
+
+
+static func branch(req_id: int, frame: int) -> Dictionary:
+	return {"type": "branch", "req_id": req_id, "frame": frame}
+
+
+static func settings(req_id: int, values: Dictionary) -> Dictionary:
+	return _with_keys({"type": "settings", "req_id": req_id}, SETTINGS_KEYS, values)
+
+
+static func record_start(req_id: int, path: String = "") -> Dictionary:
+	var msg := {"type": "record_start", "req_id": req_id}
+	if path != "":
+		msg["path"] = path
+	return msg
+
+
+static func record_stop(req_id: int) -> Dictionary:
+	return {"type": "record_stop", "req_id": req_id}
+
+
+static func status(req_id: int) -> Dictionary:
+	return {"type": "status", "req_id": req_id}
+
+
+static func ping(req_id: int, client_ts: float) -> Dictionary:
+	return {"type": "ping", "req_id": req_id, "client_ts": client_ts}
+
+
+static func bye() -> Dictionary:
+	return {"type": "bye"}
+
+
+## Words a user sees for a backend kind: the sandbox is a test backend, never the world model.
+static func describe_backend(kind: String, name: String) -> String:
+	if kind == BACKEND_SANDBOX:
+		return "SANDBOX (test backend, not the world model): %s" % name
+	if kind == BACKEND_WORLD_MODEL:
+		return "WORLD MODEL: %s" % name
+	return "unknown backend %s: %s" % [kind, name]
+
+
+static func _with_keys(msg: Dictionary, keys: Array, values: Dictionary) -> Dictionary:
+	for key in keys:
+		if values.get(key) != null:
+			msg[key] = _clean(key, values[key])
+	return msg
+
+
+## Float fields go out as float64 even when a caller passes an int (pinned encoding rule).
+static func _clean(key: String, value: Variant) -> Variant:
+	if key in FLOAT_KEYS and typeof(value) == TYPE_INT:
+		return float(value)
+	return value

@@ -1,0 +1,483 @@
+@tool
+@icon("res://addons/world_bridge/icons/world_bridge_client.svg")
+class_name WorldBridgeClient
+extends Node
+## Connects to a WorldBridge host, runs one session and emits its frames.
+##
+## Works in exported games without the editor plugin. Poll-driven from _process: connection,
+## hello/welcome, start/session, frames, events, recording and resume after a reconnect.
+## Always shows users which backend runs: the sandbox game is a test backend, not the world model.
+
+## Human-readable connection/session status, e.g. for a HUD.
+signal status_changed(text: String)
+## The host accepted `start`; `session` is the host's `session` message (backend_kind, size, ...).
+signal session_started(session: Dictionary)
+## The session ended (fatal error, disconnect_from_host, or a new start).
+signal session_ended(reason: String)
+## A frame of the current epoch; `pixels` is raw RGB8 (height*width*3), PNG or JPEG per header.codec.
+signal frame_received(header: Dictionary, pixels: PackedByteArray)
+## An `error` from the host, or a client-side problem (code "client").
+signal error_received(code: String, message: String, fatal: bool)
+## The host applied an event; `caption` is what will show on the next frame.
+signal event_applied(caption: String)
+signal recording_changed(recording: bool, path: String)
+## Every message from the host, decoded, for tools that need more than the signals above.
+signal message_received(header: Dictionary, payload: PackedByteArray)
+
+enum Link { OFFLINE, CONNECTING, HANDSHAKING, READY, IN_SESSION }
+
+const Zmtp := preload("../core/zmtp.gd")
+const MsgPack := preload("../core/msgpack.gd")
+const Protocol := preload("../core/protocol.gd")
+const DEFAULT_MAX_MESSAGE_BYTES := 16 * 1024 * 1024
+const FPS_WINDOW := 30
+
+@export var endpoint := "tcp://127.0.0.1:5555"
+## Connect in _ready (games). The editor dock connects on demand.
+@export var auto_connect := true
+## Send `start` as soon as the host says welcome (and `start{resume}` after a reconnect).
+@export var auto_start := true
+@export_enum("default", "sandbox", "world_model") var backend: String = "default"
+@export_enum("realtime", "step") var mode: String = "realtime"
+@export_range(1.0, 120.0) var fps := 24.0
+## World seed; -1 lets the host pick.
+@export var world_seed := -1
+@export_multiline var text_prompt := ""
+## A level blocked out in Godot: its rendered image becomes the world's starting scene.
+@export var prompt_viewport: SubViewport
+@export_enum("image", "sketch") var prompt_viewport_as: String = "image"
+## Extra named actions, name -> latent action id (extends the backend's own names).
+@export var action_map := {}
+@export var client_name := Protocol.CLIENT_NAME
+## Lets a client run inside the editor (the WorldBridge dock sets this).
+@export var editor_preview := false
+
+var link: Link = Link.OFFLINE
+var status_text := "offline"
+var welcome := {}
+var session := {}
+var backend_kind := ""
+var backend_name := ""
+var recording := false
+var recording_path := ""
+var last_frame_header := {}
+var frames_received := 0
+var frames_skipped := 0
+var fps_measured := 0.0
+## Input -> frame latency from the host's echo of client_ts (ms); -1 until measured.
+var latency_ms := -1.0
+var rtt_ms := -1.0
+var last_status := {}
+
+var _socket: Zmtp = null
+var _req_id := 0
+var _seq := 0
+var _epoch := 0
+var _resume_id := ""
+var _start_options := {}
+var _frame_times: Array = []
+
+
+func _ready() -> void:
+	if Engine.is_editor_hint() and not editor_preview:
+		set_process(false)
+		return
+	if auto_connect:
+		connect_to_host()
+
+
+func _process(_delta: float) -> void:
+	poll()
+
+
+func _exit_tree() -> void:
+	if _socket != null:
+		disconnect_from_host()
+
+
+## Opens the ZeroMQ connection (to `address`, or `endpoint` when empty); reconnects on loss.
+func connect_to_host(address: String = "") -> Error:
+	if address != "":
+		endpoint = address
+	if _socket != null:
+		_socket.close()
+	_socket = Zmtp.new()
+	_socket.properties = {"X-Client": client_name}
+	_socket.opened.connect(_on_socket_opened)
+	_socket.closed.connect(_on_socket_closed)
+	var err := _socket.open(endpoint)
+	if err != OK:
+		_set_link(Link.OFFLINE, _socket.last_error)
+		error_received.emit("client", _socket.last_error, true)
+		_socket = null
+		return err
+	_set_link(Link.CONNECTING, "connecting to %s" % endpoint)
+	return OK
+
+
+## Says bye (ends the session on the host) and closes the connection.
+func disconnect_from_host() -> void:
+	if _socket == null:
+		return
+	if link == Link.IN_SESSION:
+		_send(Protocol.bye())
+	_socket.close()
+	_socket = null
+	_resume_id = ""
+	_end_session("disconnected")
+	_set_link(Link.OFFLINE, "offline")
+
+
+## Drives the connection and dispatches messages; _process calls it, tests may call it directly.
+func poll() -> void:
+	if _socket == null:
+		return
+	_socket.poll()
+	var latest_frame: Array = []
+	while _socket != null:
+		var parts: Array = _socket.receive()
+		if parts.is_empty():
+			break
+		var decoded := MsgPack.decode(parts[0])
+		var header: Variant = decoded["value"]
+		if decoded["error"] != "" or typeof(header) != TYPE_DICTIONARY:
+			_client_error("the host sent a header that is not a msgpack map: %s" % decoded["error"])
+			continue
+		if not header.get("type") is String:
+			_client_error("the host sent a message without a string `type`")
+			continue
+		var payload: PackedByteArray = parts[1] if parts.size() > 1 else PackedByteArray()
+		message_received.emit(header, payload)
+		if header["type"] == "frame":
+			# Realtime: show only the newest frame of this poll; older ones are stale.
+			if not latest_frame.is_empty():
+				frames_skipped += 1
+			latest_frame = [header, payload]
+		else:
+			_dispatch(header)
+	if not latest_frame.is_empty():
+		_on_frame(latest_frame[0], latest_frame[1])
+
+
+## Starts a session; `options` overrides the exported settings (any `start` key of the protocol).
+func start_session(options: Dictionary = {}) -> bool:
+	if link != Link.READY and link != Link.IN_SESSION:
+		_start_options = options
+		return false
+	var opts := {
+		"backend": null if backend == "default" else backend,
+		"mode": mode,
+		"fps": fps,
+		"seed": null if world_seed < 0 else world_seed,
+		"text": null if text_prompt == "" else text_prompt,
+		"action_map": null if action_map.is_empty() else action_map,
+	}
+	if prompt_viewport != null:
+		var png := capture_viewport_png(prompt_viewport)
+		if png.is_empty():
+			_client_error("the prompt viewport has not rendered an image yet; starting without it")
+		else:
+			opts[prompt_viewport_as] = png
+	opts.merge(options, true)
+	_start_options = {}
+	return _send(Protocol.start(_next_req(), opts))
+
+
+## Sends the current input state: an action id (int) or name (String); it stays in force.
+func send_input(action: Variant) -> bool:
+	if link != Link.IN_SESSION:
+		return false
+	if typeof(action) != TYPE_INT and typeof(action) != TYPE_STRING:
+		_client_error("an action must be an int id or a String name, not %s" % type_string(typeof(action)))
+		return false
+	_seq += 1
+	return _send(Protocol.input(action, _now_ms(), _seq))
+
+
+## Fires a promptable world event: a typed event (session.event_types) and/or free text.
+func fire_event(event_type: String = "", text: String = "") -> bool:
+	if event_type == "" and text == "":
+		_client_error("an event needs an event_type or a text, e.g. fire_event(\"\", \"make it snow\")")
+		return false
+	return _in_session() and _send(Protocol.event(_next_req(), event_type, text))
+
+
+## A new world: `prompt` may hold seed, text, image, sketch; missing keys keep the old prompt.
+func reset_world(prompt: Dictionary = {}) -> bool:
+	return _in_session() and _send(Protocol.reset(_next_req(), prompt))
+
+
+## Continues from frame `frame` of the current timeline (a new epoch starts).
+func branch_from(frame: int) -> bool:
+	return _in_session() and _send(Protocol.branch(_next_req(), frame))
+
+
+## Changes steps, temperature, cfg, fps or mode on the host.
+func change_settings(values: Dictionary) -> bool:
+	return _in_session() and _send(Protocol.settings(_next_req(), values))
+
+
+## Records this session on the host's disk (path optional); recording_changed confirms.
+func start_recording(path: String = "") -> bool:
+	return _in_session() and _send(Protocol.record_start(_next_req(), path))
+
+
+func stop_recording() -> bool:
+	return _in_session() and _send(Protocol.record_stop(_next_req()))
+
+
+func toggle_recording() -> bool:
+	return stop_recording() if recording else start_recording()
+
+
+## Asks for the host's status (answer in `last_status`) and measures round-trip time.
+func request_status() -> bool:
+	var sent := _send(Protocol.status(_next_req()))
+	return _send(Protocol.ping(_next_req(), _now_ms())) and sent
+
+
+## Re-prompts the world from a SubViewport (a blocked-out level): image or sketch prompt.
+func prompt_from_viewport(viewport: SubViewport, as_sketch: bool = false) -> bool:
+	var png := capture_viewport_png(viewport)
+	if png.is_empty():
+		_client_error("the viewport has no rendered image yet: wait a frame after changing it")
+		return false
+	var key := "sketch" if as_sketch else "image"
+	if link == Link.IN_SESSION:
+		return reset_world({key: png})
+	return start_session({key: png})
+
+
+## What runs, in words for users; the sandbox is labelled as a test backend.
+func backend_label() -> String:
+	if backend_kind == "":
+		return "no session"
+	return Protocol.describe_backend(backend_kind, backend_name)
+
+
+func is_in_session() -> bool:
+	return link == Link.IN_SESSION
+
+
+## PNG bytes of what `viewport` rendered last; empty when it has not rendered (or headless).
+static func capture_viewport_png(viewport: Viewport) -> PackedByteArray:
+	if viewport == null or viewport.get_texture() == null:
+		return PackedByteArray()
+	var image := viewport.get_texture().get_image()
+	if image == null or image.is_empty():
+		return PackedByteArray()
+	return image.save_png_to_buffer()
+
+
+# --- Incoming messages ---
+
+
+func _dispatch(header: Dictionary) -> void:
+	match header["type"]:
+		"welcome":
+			_on_welcome(header)
+		"reject":
+			_on_reject(header)
+		"session":
+			_on_session(header)
+		"ok":
+			_on_ok(header)
+		"error":
+			_on_error(header)
+		"status":
+			last_status = header
+		"pong":
+			if typeof(header.get("client_ts")) == TYPE_FLOAT:
+				rtt_ms = _now_ms() - header["client_ts"]
+		_:
+			pass  # unknown message types are ignored (protocol §2)
+
+
+func _on_welcome(header: Dictionary) -> void:
+	welcome = header
+	var host_text := _text(header, "host")
+	_set_link(Link.READY, "connected to %s at %s" % [host_text, endpoint])
+	if _resume_id != "":
+		_send(Protocol.start(_next_req(), {"resume": _resume_id}))
+	elif auto_start or not _start_options.is_empty():
+		start_session(_start_options)
+
+
+func _on_reject(header: Dictionary) -> void:
+	var message := _text(header, "message")
+	_socket.close()
+	_socket = null
+	_set_link(Link.OFFLINE, "rejected by the host: %s" % message)
+	error_received.emit(_text(header, "code"), message, true)
+
+
+func _on_session(header: Dictionary) -> void:
+	if link == Link.IN_SESSION:
+		_end_session("a new session replaced this one")
+	session = header
+	backend_kind = _text(header, "backend_kind")
+	backend_name = _text(header, "backend_name")
+	_epoch = _int(header, "epoch")
+	_resume_id = ""
+	if not _flag(header, "resumed"):
+		recording = false
+	_frame_times.clear()
+	_set_link(Link.IN_SESSION, backend_label())
+	session_started.emit(header)
+
+
+func _on_frame(header: Dictionary, pixels: PackedByteArray) -> void:
+	if link != Link.IN_SESSION:
+		return
+	var epoch := _int(header, "epoch")
+	if epoch < _epoch:
+		frames_skipped += 1
+		return  # a frame from before a reset/branch
+	_epoch = epoch
+	var width := _int(header, "width")
+	var height := _int(header, "height")
+	if _text(header, "codec") == "raw" and pixels.size() != width * height * 3:
+		_client_error(
+			"frame %d: %d pixel bytes for %dx%d RGB8" % [_int(header, "index"), pixels.size(), width, height]
+		)
+		return
+	frames_received += 1
+	last_frame_header = header
+	var now := _now_ms()
+	_frame_times.append(now)
+	if _frame_times.size() > FPS_WINDOW:
+		_frame_times.pop_front()
+	if _frame_times.size() > 1:
+		fps_measured = 1000.0 * (_frame_times.size() - 1) / maxf(now - _frame_times[0], 0.001)
+	if typeof(header.get("client_ts")) == TYPE_FLOAT:
+		latency_ms = now - header["client_ts"]
+	for caption in header.get("events", []):
+		event_applied.emit(str(caption))
+	frame_received.emit(header, pixels)
+
+
+func _on_ok(header: Dictionary) -> void:
+	match _text(header, "request"):
+		"record_start":
+			recording = true
+			recording_path = _text(header, "path")
+			recording_changed.emit(true, recording_path)
+		"record_stop":
+			recording = false
+			recording_path = _text(header, "path")
+			recording_changed.emit(false, recording_path)
+		"settings":
+			if typeof(header.get("settings")) == TYPE_DICTIONARY:
+				session["settings"] = header["settings"]
+				if typeof(header["settings"].get("mode")) == TYPE_STRING:
+					session["mode"] = header["settings"]["mode"]
+
+
+func _on_error(header: Dictionary) -> void:
+	var code := _text(header, "code")
+	var message := _text(header, "message")
+	var fatal := _flag(header, "fatal")
+	error_received.emit(code, message, fatal)
+	if code == "unknown_session":
+		# The session we tried to resume is gone (timed out): start a fresh one.
+		_resume_id = ""
+		_end_session(message)
+		_set_link(Link.READY, "the previous session expired; starting a new one")
+		if auto_start:
+			start_session()
+	elif fatal and link == Link.IN_SESSION:
+		_end_session(message)
+		_set_link(Link.READY, "session ended: %s" % message)
+
+
+# --- Connection ---
+
+
+func _on_socket_opened(_peer_properties: Dictionary) -> void:
+	_set_link(Link.HANDSHAKING, "greeting the host at %s" % endpoint)
+	_send(Protocol.hello(client_name))
+
+
+func _on_socket_closed(reason: String) -> void:
+	if link == Link.IN_SESSION:
+		_resume_id = _text(session, "session_id")
+	if _socket == null or _socket.state == Zmtp.State.IDLE:
+		_set_link(Link.OFFLINE, "connection lost: %s" % reason)
+	else:
+		_set_link(Link.CONNECTING, "connection lost: %s; reconnecting" % reason)
+
+
+func _send(msg: Dictionary) -> bool:
+	if _socket == null or not _socket.is_open():
+		return false
+	var encoded := MsgPack.encode(msg)
+	if encoded["error"] != "":
+		_client_error(encoded["error"])
+		return false
+	var data: PackedByteArray = encoded["bytes"]
+	var limits: Variant = welcome.get("limits", {})
+	var limit := DEFAULT_MAX_MESSAGE_BYTES
+	if typeof(limits) == TYPE_DICTIONARY and typeof(limits.get("max_message_bytes")) == TYPE_INT:
+		limit = limits["max_message_bytes"]
+	if data.size() > limit:
+		_client_error(
+			"%s message of %d bytes is over the host's %d-byte limit: use a smaller image"
+			% [msg["type"], data.size(), limit]
+		)
+		return false
+	var err := _socket.send([data])
+	if err != OK:
+		_client_error("could not send %s: %s" % [msg["type"], _socket.last_error])
+	return err == OK
+
+
+func _in_session() -> bool:
+	if link != Link.IN_SESSION:
+		_client_error("no session yet: wait for session_started (status: %s)" % status_text)
+		return false
+	return true
+
+
+func _end_session(reason: String) -> void:
+	if session.is_empty():
+		return
+	session = {}
+	backend_kind = ""
+	backend_name = ""
+	recording = false
+	session_ended.emit(reason)
+
+
+func _set_link(value: Link, text: String) -> void:
+	link = value
+	status_text = text
+	status_changed.emit(text)
+
+
+func _client_error(message: String) -> void:
+	push_warning("WorldBridge: " + message)
+	error_received.emit("client", message, false)
+
+
+func _next_req() -> int:
+	_req_id += 1
+	return _req_id
+
+
+func _now_ms() -> float:
+	return Time.get_ticks_usec() / 1000.0
+
+
+static func _text(map: Dictionary, key: String) -> String:
+	var value: Variant = map.get(key)
+	return value if typeof(value) == TYPE_STRING else ""
+
+
+static func _int(map: Dictionary, key: String) -> int:
+	var value: Variant = map.get(key)
+	return value if typeof(value) == TYPE_INT else 0
+
+
+static func _flag(map: Dictionary, key: String) -> bool:
+	var value: Variant = map.get(key)
+	return typeof(value) == TYPE_BOOL and value

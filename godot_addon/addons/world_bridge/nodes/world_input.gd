@@ -1,0 +1,126 @@
+@icon("res://addons/world_bridge/icons/world_input.svg")
+class_name WorldInput
+extends Node
+## Maps Input Map actions (keyboard, gamepad) to WorldBridge actions, named or latent.
+##
+## Realtime sessions get an `input` only when the resolved action changes: the host keeps the
+## last input in force, so a held key keeps walking without flooding the socket.
+## Step sessions get one `input` per press (each input produces exactly one frame).
+
+## Emitted whenever an action is sent (name or latent id).
+signal action_sent(action: Variant)
+
+## The client to drive.
+@export var client: WorldBridgeClient
+## Input Map action(s) -> WorldBridge action: a String (a name from session.action_names or the
+## client's action_map) or an int (a latent action id). Join Input actions with "+" for chords.
+## The first entry whose Input actions are all pressed wins: list chords before single keys.
+@export var bindings := {
+	"wb_right+wb_jump": "right_jump",
+	"wb_left+wb_jump": "left_jump",
+	"wb_right": "right",
+	"wb_left": "left",
+	"wb_jump": "jump",
+	"wb_down": "down",
+	"wb_use": "use",
+	"wb_latent_1": 0,
+	"wb_latent_2": 1,
+	"wb_latent_3": 2,
+	"wb_latent_4": 3,
+	"wb_latent_5": 4,
+	"wb_latent_6": 5,
+	"wb_latent_7": 6,
+	"wb_latent_8": 7,
+}
+## What to send when nothing is pressed (realtime mode): a name, or a latent id as digits ("0").
+@export var idle_action := "noop"
+@export var enabled := true
+
+## The action in force on the host (realtime), null before the first send.
+var current_action: Variant = null
+var missing_actions := PackedStringArray()
+
+var _chords: Array = []  # [[PackedStringArray input actions, Variant world action], ...]
+
+
+func _ready() -> void:
+	rebuild()
+
+
+## Re-reads `bindings`, skipping (and naming once) Input actions missing from the Input Map.
+func rebuild() -> void:
+	_chords.clear()
+	missing_actions = PackedStringArray()
+	for key in bindings:
+		var names := String(key).split("+", false)
+		var known := true
+		for input_name in names:
+			if not InputMap.has_action(input_name):
+				known = false
+				if not input_name in missing_actions:
+					missing_actions.append(input_name)
+		if known and not names.is_empty():
+			_chords.append([names, bindings[key]])
+	if not missing_actions.is_empty():
+		push_warning(
+			(
+				"WorldInput: no Input Map action named %s: add them in Project Settings > Input Map"
+				% ", ".join(missing_actions)
+			)
+		)
+
+
+## The world action for the keys held now (the idle action when none is held).
+func resolve_action() -> Variant:
+	for chord in _chords:
+		var all_held := true
+		for input_name in chord[0]:
+			if not Input.is_action_pressed(input_name):
+				all_held = false
+				break
+		if all_held:
+			return chord[1]
+	return _idle()
+
+
+## The idle action; latent id 0 when the backend has no action by that name.
+func _idle() -> Variant:
+	if idle_action.is_valid_int():
+		return int(idle_action)
+	if client == null:
+		return idle_action
+	var names: Variant = client.session.get("action_names", [])
+	var known: bool = (
+		typeof(names) != TYPE_ARRAY or idle_action in names or client.action_map.has(idle_action)
+	)
+	return idle_action if known else 0
+
+
+func _process(_delta: float) -> void:
+	if not enabled or client == null or not client.is_in_session():
+		current_action = null
+		return
+	var mode: Variant = client.session.get("mode")
+	if typeof(mode) == TYPE_STRING and mode == "step":
+		var pressed: Variant = _just_pressed_action()
+		if pressed != null and client.send_input(pressed):
+			action_sent.emit(pressed)
+		return
+	var action: Variant = resolve_action()
+	if typeof(action) == typeof(current_action) and action == current_action:
+		return
+	if client.send_input(action):
+		current_action = action
+		action_sent.emit(action)
+
+
+func _just_pressed_action() -> Variant:
+	for chord in _chords:
+		var all_held := true
+		var any_new := false
+		for input_name in chord[0]:
+			all_held = all_held and Input.is_action_pressed(input_name)
+			any_new = any_new or Input.is_action_just_pressed(input_name)
+		if all_held and any_new:
+			return chord[1]
+	return null

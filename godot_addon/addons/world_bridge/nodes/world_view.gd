@@ -1,0 +1,152 @@
+@tool
+@icon("res://addons/world_bridge/icons/world_view.svg")
+class_name WorldView
+extends TextureRect
+## Shows the generated world under the engine's own UI, with a badge naming the backend.
+##
+## One Image (Image.create_from_data once, then set_data) and one ImageTexture (update() per
+## frame) are reused, so a frame costs one copy into the texture and no allocations.
+
+const Protocol := preload("../core/protocol.gd")
+
+## The client whose frames to show; set it here or call show_frame() yourself.
+@export var client: WorldBridgeClient:
+	set = set_client
+## Show which backend runs (sandbox test backend vs world model) in the top-left corner.
+@export var show_backend_badge := true:
+	set = set_show_backend_badge
+## Pixel-art look (nearest) by default; smooth filtering when true.
+@export var smooth := false:
+	set = set_smooth
+
+var frames_shown := 0
+var frames_rejected := 0
+
+var _image: Image = null
+var _texture: ImageTexture = null
+var _badge: Label = null
+
+
+func _ready() -> void:
+	expand_mode = TextureRect.EXPAND_IGNORE_SIZE
+	stretch_mode = TextureRect.STRETCH_KEEP_ASPECT_CENTERED
+	set_smooth(smooth)
+	_badge = Label.new()
+	_badge.name = "BackendBadge"
+	_badge.position = Vector2(8, 8)
+	_badge.add_theme_color_override("font_outline_color", Color.BLACK)
+	_badge.add_theme_constant_override("outline_size", 4)
+	add_child(_badge, false, Node.INTERNAL_MODE_FRONT)
+	set_client(client)
+	_update_badge()
+
+
+func set_client(value: WorldBridgeClient) -> void:
+	if client != null and client.frame_received.is_connected(show_frame):
+		client.frame_received.disconnect(show_frame)
+		client.status_changed.disconnect(_on_status_changed)
+	client = value
+	if client != null and is_inside_tree():
+		client.frame_received.connect(show_frame)
+		client.status_changed.connect(_on_status_changed)
+	_update_badge()
+
+
+func set_show_backend_badge(value: bool) -> void:
+	show_backend_badge = value
+	_update_badge()
+
+
+func set_smooth(value: bool) -> void:
+	smooth = value
+	texture_filter = (
+		CanvasItem.TEXTURE_FILTER_LINEAR if smooth else CanvasItem.TEXTURE_FILTER_NEAREST
+	)
+
+
+## Displays one frame (header from the `frame` message, pixels from its payload part).
+func show_frame(header: Dictionary, pixels: PackedByteArray) -> bool:
+	var codec: String = header["codec"] if typeof(header.get("codec")) == TYPE_STRING else ""
+	var width: Variant = header.get("width")
+	var height: Variant = header.get("height")
+	var ok := false
+	if codec == "raw" and typeof(width) == TYPE_INT and typeof(height) == TYPE_INT:
+		ok = _load_raw(width, height, pixels)
+	elif codec == "png" or codec == "jpeg":
+		ok = _load_encoded(codec, pixels)
+	if not ok:
+		frames_rejected += 1
+		return false
+	if (
+		_texture == null
+		or _texture.get_width() != _image.get_width()
+		or _texture.get_height() != _image.get_height()
+	):
+		_texture = ImageTexture.create_from_image(_image)
+		texture = _texture
+	else:
+		_texture.update(_image)
+	frames_shown += 1
+	return true
+
+
+## The last frame as an Image (shared, do not modify), or null before the first frame.
+func get_frame_image() -> Image:
+	return _image
+
+
+func _load_raw(width: int, height: int, pixels: PackedByteArray) -> bool:
+	if width <= 0 or height <= 0 or pixels.size() != width * height * 3:
+		push_warning(
+			"WorldView: %d bytes is not a %dx%d RGB8 frame" % [pixels.size(), width, height]
+		)
+		return false
+	if (
+		_image == null
+		or _image.get_width() != width
+		or _image.get_height() != height
+		or _image.get_format() != Image.FORMAT_RGB8
+	):
+		_image = Image.create_from_data(width, height, false, Image.FORMAT_RGB8, pixels)
+	else:
+		_image.set_data(width, height, false, Image.FORMAT_RGB8, pixels)
+	return true
+
+
+func _load_encoded(codec: String, data: PackedByteArray) -> bool:
+	var decoded := Image.new()
+	var err := (
+		decoded.load_png_from_buffer(data) if codec == "png" else decoded.load_jpg_from_buffer(data)
+	)
+	if err != OK:
+		push_warning("WorldView: could not decode a %s frame (error %d)" % [codec, err])
+		return false
+	if decoded.get_format() != Image.FORMAT_RGB8:
+		decoded.convert(Image.FORMAT_RGB8)
+	if (
+		_image != null
+		and _image.get_width() == decoded.get_width()
+		and _image.get_height() == decoded.get_height()
+	):
+		_image.set_data(
+			decoded.get_width(), decoded.get_height(), false, Image.FORMAT_RGB8, decoded.get_data()
+		)
+	else:
+		_image = decoded
+	return true
+
+
+func _on_status_changed(_text: String) -> void:
+	_update_badge()
+
+
+func _update_badge() -> void:
+	if _badge == null:
+		return
+	_badge.visible = show_backend_badge
+	if client == null:
+		_badge.text = "WorldBridge: no client"
+		return
+	_badge.text = client.backend_label() if client.is_in_session() else client.status_text
+	var sandbox := client.backend_kind == Protocol.BACKEND_SANDBOX
+	_badge.add_theme_color_override("font_color", Color.ORANGE if sandbox else Color.WHITE)

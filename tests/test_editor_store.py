@@ -1,0 +1,161 @@
+"""Editor pieces that need no host: the branch tree, session save/load, exports, key maps."""
+
+import json
+import os
+
+import imageio.v2 as iio2
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from editor_gui import export as exporting
+from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap
+from editor_gui.session_store import FrameRecord, PromptSpec, Session
+
+
+def _img(i: int) -> np.ndarray:
+    img = np.zeros((16, 16, 3), np.uint8)
+    img[..., 0] = i
+    img[i % 16, :, 1] = 255
+    return img
+
+
+def _session() -> Session:
+    """Root 0..9 recorded; branch from frame 4 with frames 5..7; a branch of that branch from 6 with 7..8."""
+    s = Session(backend_kind="sandbox", backend_name="sandbox game", fps=12.0, width=16, height=16,
+                action_names=["noop", "left", "right"], latent_names={2: "go right"}, keymap=KeyMap().to_dict())
+    root = s.new_root(PromptSpec(seed=3, text="snow", image_png=b"\x89PNGfake", sketch_png=None))
+    s.live = root.id
+    for i in range(10):
+        s.add_frame(FrameRecord(i, -1 if i == 0 else i % 3, ["it snows"] if i == 3 else [], [{"event_type": "weather_snow", "text": None}] if i == 3 else [], _img(i)))
+    b1 = s.fork(root.id, 4)
+    s.live = b1.id
+    for i in range(4, 8):  # frame 4 is the parent's (the host re-sends it): not stored twice
+        s.add_frame(FrameRecord(i, 1, [], [], _img(100 + i)))
+    b2 = s.fork(b1.id, 6)
+    s.live = b2.id
+    for i in range(7, 9):
+        s.add_frame(FrameRecord(i, 2, [], [], _img(200 + i)))
+    return s
+
+
+def test_branch_tree_paths():
+    s = _session()
+    assert [r.index for r in s.path(0)] == list(range(10))
+    p1 = s.path(1)
+    assert [r.index for r in p1] == list(range(8))
+    assert p1[4].image[0, 0, 0] == 4 and p1[5].image[0, 0, 0] == 105  # fork frame from the root, then its own
+    assert sorted(s.branches[1].frames) == [5, 6, 7]
+    p2 = s.path(2)
+    assert [r.image[0, 0, 0] for r in p2] == [0, 1, 2, 3, 4, 105, 106, 207, 208]
+    assert s.owner(2, 3) == 0 and s.owner(2, 6) == 1 and s.owner(2, 8) == 2
+    # forking at a frame of an ancestor makes the ancestor the parent
+    b3 = s.fork(2, 2)
+    assert b3.parent == 0 and b3.parent_frame == 2
+    with pytest.raises(ValueError, match="not on branch"):
+        s.fork(1, 9)
+
+
+def test_rewind_drops_later_frames():
+    s = _session()
+    s.live = 0
+    s.add_frame(FrameRecord(6, -1, [], [], _img(50)), rewind=True)  # a re-sent frame (action -1)
+    assert sorted(s.branches[0].frames) == [0, 1, 2, 3, 4, 5, 6]
+    assert s.branches[0].frames[6].action == 0 and s.branches[0].frames[6].image[0, 0, 0] == 6
+    s.add_frame(FrameRecord(7, 2, [], [], _img(51)))
+    assert s.branches[0].frames[7].image[0, 0, 0] == 51
+
+
+@pytest.mark.parametrize("name", ["one.wbsession", "folder_session"])
+def test_save_load_roundtrip(tmp_path, name):
+    s = _session()
+    s.branches[0].frames[9].image = None  # an unrecorded frame keeps its action but no pixels
+    path = s.save(tmp_path / name)
+    assert path.is_file() == name.endswith(".wbsession")
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "temp files left behind"
+    t = Session.load(path)
+    assert t.backend_kind == "sandbox" and t.fps == 12.0 and t.latent_names == {2: "go right"} and t.live == 2
+    assert t.keymap == KeyMap().to_dict()
+    assert t.branches[0].prompt.seed == 3 and t.branches[0].prompt.image_png == b"\x89PNGfake"
+    assert t.branches[0].prompt.sketch_png is None
+    for bid in s.branches:
+        a, b = s.path(bid), t.path(bid)
+        assert [(r.index, r.action, r.events, r.fired) for r in a] == [(r.index, r.action, r.events, r.fired) for r in b]
+        for ra, rb in zip(a, b):
+            assert (ra.image is None and rb.image is None) or np.array_equal(ra.image, rb.image)
+    assert t.branches[0].frames[9].image is None and t.branches[0].frames[9].action == 0
+    # saving again over the same path replaces it atomically
+    s.branches[1].name = "renamed"
+    s.save(path)
+    assert Session.load(path).branches[1].name == "renamed"
+
+
+def test_load_rejects_other_files(tmp_path):
+    (tmp_path / "x.wbsession").write_text("hello")
+    with pytest.raises(ValueError, match="not a saved session"):
+        Session.load(tmp_path / "x.wbsession")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no session.json"):
+        Session.load(tmp_path / "empty")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a saved session"):
+        _session().save(tmp_path / "other")
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_exports_read_back(tmp_path):
+    s = _session()
+    recs = s.path(2)
+    frames = [r.image for r in recs]
+    scale = exporting.auto_scale(16, 16)
+    assert (16 * scale) % 16 == 0
+    seen = []
+    mp4 = exporting.export_mp4(frames, tmp_path / "a.mp4", 12.0, scale, lambda d, t: seen.append((d, t)) or True)
+    assert seen[-1] == (len(frames), len(frames))
+    reader = iio2.get_reader(mp4)
+    assert reader.count_frames() == len(frames)
+    assert reader.get_meta_data()["size"] == (16 * scale, 16 * scale)
+    reader.close()
+    gif = exporting.export_gif(frames, tmp_path / "a.gif", 12.0, 2)
+    assert iio.imread(gif, index=None).shape[:3] == (len(frames), 32, 32)
+    folder = exporting.export_png_frames(recs, tmp_path / "pngs", 1)
+    assert sorted(os.listdir(folder))[0] == "frame_000000.png" and len(os.listdir(folder)) == len(recs)
+    assert np.array_equal(iio.imread(folder / "frame_000008.png"), recs[-1].image)
+    log = exporting.action_log(recs, lambda a: ["noop", "left", "right"][a], 12.0)
+    path = exporting.export_actions(log, tmp_path / "log.json")
+    data = json.loads(path.read_text())
+    assert [f["action_name"] for f in data["frames"]][:3] == [None, "left", "right"]
+    assert data["frames"][3]["events"] == ["it snows"]
+
+
+def test_export_cancel_and_empty(tmp_path):
+    with pytest.raises(ValueError, match="record some frames"):
+        exporting.export_mp4([], tmp_path / "x.mp4", 24.0)
+    with pytest.raises(exporting.ExportCancelled):
+        exporting.export_mp4([_img(i) for i in range(5)], tmp_path / "x.mp4", 24.0, 1, lambda d, t: d < 2)
+    assert not any(tmp_path.iterdir()), "a cancelled export must leave nothing behind"
+
+
+def test_keymap_resolution_and_combos():
+    km = KeyMap()
+    r = ActionResolver(["noop", "left", "right", "jump", "right_jump", "left_jump"], 6, {0: "wait"})
+    held = HeldKeys()
+    assert held.current(km, r) == 0  # idle = noop
+    held.press("Right")
+    assert held.current(km, r) == 2
+    held.press("Space")
+    assert held.current(km, r) == 4  # right + jump -> right_jump
+    held.release("Right")
+    assert held.current(km, r) == 3
+    held.press("A")
+    assert held.current(km, r) == 5  # jump + left -> left_jump (either order)
+    held.clear()
+    held.press("3")
+    assert held.current(km, r) == 2  # digits play action ids directly
+    assert r.resolve("wait") == 0 and r.resolve("up") is None and r.resolve(9) is None
+    # latent names never shadow the backend's own names
+    assert ActionResolver(["noop", "left"], 2, {0: "left"}).resolve("left") == 1
+    assert KeyMap.from_dict(km.to_dict()) == km
+    with pytest.raises(ValueError, match="bad key binding"):
+        KeyMap.from_dict({"bindings": {"Left": [1]}})

@@ -1,0 +1,210 @@
+// The messages of docs/protocol.md v1.0 as builders (keys in the documented order, so bytes match the golden
+// vectors) and as typed views of what the host sends.
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+
+namespace WorldBridge.Core
+{
+    public static class Protocol
+    {
+        public const int Major = 1, Minor = 0;
+        public const string PluginVersion = "0.1.0";
+
+        static readonly Stopwatch clock = Stopwatch.StartNew();
+
+        /// <summary>Milliseconds on a monotonic clock: the client_ts the host echoes back in frames.</summary>
+        public static double NowMs => clock.Elapsed.TotalMilliseconds;
+
+        public static MsgMap Hello(string client, IList<string> codecs) => new MsgMap
+        {
+            { "type", "hello" }, { "protocol_major", Major }, { "protocol_minor", Minor },
+            { "client", client }, { "codecs", new List<object>(codecs) },
+        };
+
+        public static MsgMap Start(long reqId, StartOptions o)
+        {
+            MsgMap actionMap = null;
+            if (o.ActionMap != null && o.ActionMap.Count > 0)
+            {
+                actionMap = new MsgMap();
+                foreach (var kv in o.ActionMap) actionMap[kv.Key] = kv.Value;
+            }
+            return new MsgMap
+            {
+                { "type", "start" }, { "req_id", reqId }, { "backend", o.Backend }, { "mode", o.Mode }, { "fps", o.Fps },
+                { "seed", o.Seed }, { "text", o.Text }, { "image", o.Image }, { "sketch", o.Sketch },
+                { "action_map", actionMap }, { "resume", null },
+            };
+        }
+
+        public static MsgMap Resume(long reqId, string sessionId) => new MsgMap
+        {
+            { "type", "start" }, { "req_id", reqId }, { "resume", sessionId },
+        };
+
+        /// <summary>`action` is an id (int/long) or a name from the session's action_names / action_map.</summary>
+        public static MsgMap Input(object action, double clientTs, long seq)
+        {
+            if (!(action is string) && !(action is int) && !(action is long))
+                throw new ArgumentException("an input action is an action id (int) or an action name (string)");
+            return new MsgMap { { "type", "input" }, { "action", action }, { "client_ts", clientTs }, { "seq", seq } };
+        }
+
+        public static MsgMap Event(long reqId, string eventType, string text)
+        {
+            if (string.IsNullOrEmpty(eventType) && string.IsNullOrEmpty(text))
+                throw new ArgumentException("an event needs an event type (one of the session's event_types) or free text");
+            return new MsgMap { { "type", "event" }, { "req_id", reqId }, { "event_type", eventType }, { "text", text } };
+        }
+
+        /// <summary>Only the given prompt keys are sent: missing ones keep the session's previous prompt.</summary>
+        public static MsgMap Reset(long reqId, long? seed = null, string text = null, byte[] image = null, byte[] sketch = null)
+        {
+            var m = new MsgMap { { "type", "reset" }, { "req_id", reqId } };
+            if (seed.HasValue) m["seed"] = seed.Value;
+            if (text != null) m["text"] = text;
+            if (image != null) m["image"] = image;
+            if (sketch != null) m["sketch"] = sketch;
+            return m;
+        }
+
+        public static MsgMap Branch(long reqId, long frame)
+        {
+            if (frame < 0) throw new ArgumentException($"branch frame must be >= 0, got {frame}");
+            return new MsgMap { { "type", "branch" }, { "req_id", reqId }, { "frame", frame } };
+        }
+
+        public static MsgMap Settings(long reqId, int? steps = null, double? temperature = null, double? cfg = null, double? fps = null, string mode = null)
+        {
+            var m = new MsgMap { { "type", "settings" }, { "req_id", reqId } };
+            if (steps.HasValue) m["steps"] = steps.Value;
+            if (temperature.HasValue) m["temperature"] = temperature.Value;
+            if (cfg.HasValue) m["cfg"] = cfg.Value;
+            if (fps.HasValue) m["fps"] = fps.Value;
+            if (mode != null) m["mode"] = CheckMode(mode);
+            return m;
+        }
+
+        public static MsgMap RecordStart(long reqId, string path = null)
+        {
+            var m = new MsgMap { { "type", "record_start" }, { "req_id", reqId } };
+            if (path != null) m["path"] = path;
+            return m;
+        }
+
+        public static MsgMap RecordStop(long reqId) => new MsgMap { { "type", "record_stop" }, { "req_id", reqId } };
+        public static MsgMap Status(long reqId) => new MsgMap { { "type", "status" }, { "req_id", reqId } };
+        public static MsgMap Ping(long reqId, double clientTs) => new MsgMap { { "type", "ping" }, { "req_id", reqId }, { "client_ts", clientTs } };
+        public static MsgMap Bye() => new MsgMap { { "type", "bye" } };
+
+        public static string CheckMode(string mode) =>
+            mode == "realtime" || mode == "step" ? mode : throw new ArgumentException($"mode '{mode}' must be \"realtime\" or \"step\"");
+    }
+
+    /// <summary>What `start` asks for; null fields let the host choose (docs/protocol.md §4 start).</summary>
+    public sealed class StartOptions
+    {
+        public string Backend;            // "sandbox", "world_model" or null for the host default
+        public string Mode = "realtime";  // or "step": one frame per input
+        public double Fps = 24;
+        public long? Seed;
+        public string Text;
+        public byte[] Image;              // PNG or JPEG bytes
+        public byte[] Sketch;             // PNG bytes in the sketch palette
+        public Dictionary<string, int> ActionMap;
+    }
+
+    /// <summary>The host's `welcome`: its version, what it can do and its limits.</summary>
+    public sealed class WelcomeInfo
+    {
+        public int ProtocolMajor, ProtocolMinor;
+        public string Host, Codec, DefaultBackend;
+        public string[] Capabilities, Backends;
+        public long MaxMessageBytes, MaxSessions;
+        public double IdleTimeoutS;
+
+        public static WelcomeInfo From(MsgMap m)
+        {
+            var limits = m.GetMap("limits") ?? new MsgMap();
+            return new WelcomeInfo
+            {
+                ProtocolMajor = (int)m.GetLong("protocol_major"), ProtocolMinor = (int)m.GetLong("protocol_minor"),
+                Host = m.GetString("host", "?"), Codec = m.GetString("codec", "raw"), DefaultBackend = m.GetString("default_backend", ""),
+                Capabilities = m.GetStrings("capabilities"), Backends = m.GetStrings("backends"),
+                MaxMessageBytes = limits.GetLong("max_message_bytes", 16L << 20), MaxSessions = limits.GetLong("max_sessions"),
+                IdleTimeoutS = limits.GetDouble("idle_timeout_s"),
+            };
+        }
+
+        public bool Can(string capability) => Array.IndexOf(Capabilities, capability) >= 0;
+    }
+
+    /// <summary>The host's `session`: which backend runs (users must be told), frame size, actions and events.</summary>
+    public sealed class SessionInfo
+    {
+        public string SessionId, BackendKind, BackendName, Mode;
+        public double Fps;
+        public int Width, Height, NumLatentActions;
+        public string[] ActionNames, EventTypes;
+        public MsgMap Settings;
+        public long FrameIndex, Epoch;
+        public bool Resumed;
+
+        public bool IsSandbox => BackendKind == "sandbox";
+
+        /// <summary>The line to show users wherever the world is visible.</summary>
+        public string BackendLabel => IsSandbox
+            ? $"SANDBOX: {BackendName} (scripted test game, not the world model)"
+            : $"WORLD MODEL: {BackendName}";
+
+        public int ActionId(string name) => Array.IndexOf(ActionNames, name);
+
+        public static SessionInfo From(MsgMap m) => new SessionInfo
+        {
+            SessionId = m.GetString("session_id", ""), BackendKind = m.GetString("backend_kind", "?"),
+            BackendName = m.GetString("backend_name", "?"), Mode = m.GetString("mode", "realtime"), Fps = m.GetDouble("fps", 24),
+            Width = (int)m.GetLong("width"), Height = (int)m.GetLong("height"), NumLatentActions = (int)m.GetLong("num_latent_actions"),
+            ActionNames = m.GetStrings("action_names"), EventTypes = m.GetStrings("event_types"),
+            Settings = m.GetMap("settings") ?? new MsgMap(), FrameIndex = m.GetLong("frame_index"), Epoch = m.GetLong("epoch"),
+            Resumed = m.GetBool("resumed"),
+        };
+    }
+
+    /// <summary>One frame header plus its pixels (raw codec: RGB8, rows top to bottom).</summary>
+    public sealed class WorldFrame
+    {
+        public string SessionId, Codec;
+        public long Index, Epoch, Action;
+        public double? ClientTs;
+        public long? Seq;
+        public double HostTs, ModelMs, EncodeMs, TotalMs, ReceivedMs;
+        public string[] Events;
+        public int Width, Height;
+        public byte[] Pixels;
+
+        /// <summary>Round trip from the input that produced this frame to its arrival, if the host echoed it.</summary>
+        public double? LatencyMs => ClientTs.HasValue ? ReceivedMs - ClientTs.Value : (double?)null;
+
+        public static WorldFrame From(MsgMap h, byte[] payload)
+        {
+            var timings = h.GetMap("timings") ?? new MsgMap();
+            var f = new WorldFrame
+            {
+                SessionId = h.GetString("session_id", ""), Codec = h.GetString("codec", "raw"),
+                Index = h.GetLong("index"), Epoch = h.GetLong("epoch"), Action = h.GetLong("action", -1),
+                ClientTs = h.Has("client_ts") ? h.GetDouble("client_ts") : (double?)null,
+                Seq = h.Has("seq") ? h.GetLong("seq") : (long?)null,
+                HostTs = h.GetDouble("host_ts"), ModelMs = timings.GetDouble("model"), EncodeMs = timings.GetDouble("encode"),
+                TotalMs = timings.GetDouble("total"), Events = h.GetStrings("events"),
+                Width = (int)h.GetLong("width"), Height = (int)h.GetLong("height"), Pixels = payload,
+                ReceivedMs = Protocol.NowMs,
+            };
+            if (payload == null) throw new FormatException($"frame {f.Index} arrived without its pixel part");
+            if (f.Codec != "raw") throw new FormatException($"frame codec '{f.Codec}' is not supported by this client (it asked for raw)");
+            if (f.Width <= 0 || f.Height <= 0 || payload.Length != (long)f.Width * f.Height * 3)
+                throw new FormatException($"raw frame {f.Index}: {payload.Length} bytes do not match {f.Width}x{f.Height}x3");
+            return f;
+        }
+    }
+}

@@ -1,0 +1,355 @@
+// One client connection to a WorldBridge host. IO runs on background threads so a game loop never blocks on the
+// network; the game thread polls TryTakeFrame (only the newest frame is kept) and TryReceiveMessage.
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Threading;
+
+namespace WorldBridge.Core
+{
+    public enum ConnectionState { Idle, Connecting, Ready, Reconnecting, Failed, Closed }
+
+    public sealed class ConnectionOptions
+    {
+        public string Endpoint = "tcp://127.0.0.1:5555";
+        public string Client = "worldbridge-csharp/" + Protocol.PluginVersion;
+        public int ConnectTimeoutMs = 3000;
+        public bool Reconnect = true;               // with backoff, resuming the session afterwards
+        public int ReconnectInitialMs = 250, ReconnectMaxMs = 5000;
+        public long MaxMessageBytes = 64L << 20;    // refuse larger messages from the host
+        public int MaxQueuedMessages = 1024;        // outgoing while disconnected, and incoming not yet read
+    }
+
+    public sealed class WorldBridgeConnection : IDisposable
+    {
+        static readonly HashSet<WorldBridgeConnection> open = new HashSet<WorldBridgeConnection>();
+
+        public readonly ConnectionOptions Options;
+        readonly BlockingCollection<byte[][]> outbox;
+        readonly BlockingCollection<MsgMap> inbox;
+        readonly CancellationTokenSource cancel = new CancellationTokenSource();
+        readonly ManualResetEventSlim ready = new ManualResetEventSlim(false);
+        readonly ManualResetEventSlim stopping = new ManualResetEventSlim(false);
+        readonly object frameLock = new object();
+        readonly object dealerLock = new object();
+        Thread ioThread, sendThread;
+        ZmtpDealer dealer;
+        WorldFrame latest;
+        long reqId, seq, pendingSends, framesReceived, framesDropped, newestEpoch;
+        volatile ConnectionState state = ConnectionState.Idle;
+        volatile WelcomeInfo welcome;
+        volatile SessionInfo session;
+        volatile string lastError, mode = "realtime";
+
+        public WorldBridgeConnection(ConnectionOptions options = null)
+        {
+            Options = options ?? new ConnectionOptions();
+            ZmtpDealer.ParseEndpoint(Options.Endpoint); // fail now, on the caller's thread, with a clear message
+            outbox = new BlockingCollection<byte[][]>(Options.MaxQueuedMessages);
+            inbox = new BlockingCollection<MsgMap>(Options.MaxQueuedMessages);
+        }
+
+        public ConnectionState State => state;
+        public bool IsReady => state == ConnectionState.Ready;
+        public WelcomeInfo Welcome => welcome;
+        public SessionInfo Session => session;
+        /// <summary>"realtime" or "step": from the session, updated by `settings`.</summary>
+        public string Mode => mode;
+        public string LastError => lastError;
+        public long FramesReceived => Interlocked.Read(ref framesReceived);
+        /// <summary>Frames replaced in the slot before anyone took them (the game ran slower than the host).</summary>
+        public long FramesDropped => Interlocked.Read(ref framesDropped);
+
+        // --- Lifecycle ---
+
+        /// <summary>Starts the IO threads; hello is sent on every (re)connect. Returns at once.</summary>
+        public void Connect()
+        {
+            if (ioThread != null) throw new InvalidOperationException("Connect was already called; make a new WorldBridgeConnection to connect again");
+            lock (open) open.Add(this);
+            state = ConnectionState.Connecting;
+            ioThread = new Thread(RunIO) { IsBackground = true, Name = "WorldBridge IO" };
+            sendThread = new Thread(RunSend) { IsBackground = true, Name = "WorldBridge send" };
+            ioThread.Start();
+            sendThread.Start();
+        }
+
+        /// <summary>Blocks until the host welcomed us (true) or the connection failed / timed out (false).</summary>
+        public bool WaitReady(int timeoutMs)
+        {
+            var deadline = Protocol.NowMs + timeoutMs;
+            while (state != ConnectionState.Failed && state != ConnectionState.Closed)
+            {
+                var left = deadline - Protocol.NowMs;
+                if (left <= 0) return false;
+                if (ready.Wait((int)Math.Min(left, 50))) return true;
+            }
+            return false;
+        }
+
+        /// <summary>Sends bye (after flushing queued messages for up to flushMs), closes the socket, joins the threads.</summary>
+        public void Close(int flushMs = 200)
+        {
+            if (state == ConnectionState.Closed) return;
+            var deadline = Protocol.NowMs + flushMs;
+            while (Interlocked.Read(ref pendingSends) > 0 && state == ConnectionState.Ready && Protocol.NowMs < deadline) Thread.Sleep(2);
+            state = ConnectionState.Closed;
+            stopping.Set();
+            cancel.Cancel();
+            lock (dealerLock)
+            {
+                if (dealer != null && ready.IsSet)
+                    try { dealer.Send(MsgPack.Encode(Protocol.Bye())); } catch (Exception) { }
+                dealer?.Dispose();
+                dealer = null;
+            }
+            ioThread?.Join(1000);
+            sendThread?.Join(1000);
+            lock (open) open.Remove(this);
+        }
+
+        public void Dispose() => Close();
+
+        /// <summary>Closes every open connection: call it before a Unity domain reload and on quit.</summary>
+        public static void CloseAll()
+        {
+            List<WorldBridgeConnection> all;
+            lock (open) all = new List<WorldBridgeConnection>(open);
+            foreach (var c in all) c.Close(0);
+        }
+
+        // --- Receiving (any thread, typically the game's main thread) ---
+
+        /// <summary>Takes the newest frame, if one arrived since the last call.</summary>
+        public bool TryTakeFrame(out WorldFrame frame)
+        {
+            lock (frameLock) { frame = latest; latest = null; }
+            return frame != null;
+        }
+
+        /// <summary>Waits up to timeoutMs for a frame (for scripts and tests; a game loop uses TryTakeFrame).</summary>
+        public bool WaitFrame(int timeoutMs, out WorldFrame frame)
+        {
+            var deadline = Protocol.NowMs + timeoutMs;
+            lock (frameLock)
+            {
+                while (latest == null)
+                {
+                    var left = deadline - Protocol.NowMs;
+                    if (left <= 0 || state == ConnectionState.Closed) { frame = null; return false; }
+                    Monitor.Wait(frameLock, (int)Math.Ceiling(left));
+                }
+                frame = latest;
+                latest = null;
+                return true;
+            }
+        }
+
+        /// <summary>Every message but frames (welcome, session, ok, error, status, pong, ...) in arrival order.</summary>
+        public bool TryReceiveMessage(out MsgMap message, int timeoutMs = 0) => inbox.TryTake(out message, timeoutMs);
+
+        // --- Requests (any thread; queued and sent by the send thread). Return the req_id or seq. ---
+
+        public long Start(StartOptions options)
+        {
+            if (options == null) throw new ArgumentNullException(nameof(options));
+            Protocol.CheckMode(options.Mode);
+            if (options.Fps < 1 || options.Fps > 120) throw new ArgumentException($"fps {options.Fps} must be within 1-120");
+            var id = NextReqId();
+            Enqueue(Protocol.Start(id, options));
+            return id;
+        }
+
+        public long Input(int action) => SendInput(action);
+        public long Input(string action) => SendInput(action ?? throw new ArgumentNullException(nameof(action)));
+
+        public long Event(string eventType, string text = null) => Request(id => Protocol.Event(id, eventType, text));
+        public long Reset(long? seed = null, string text = null, byte[] image = null, byte[] sketch = null) =>
+            Request(id => Protocol.Reset(id, seed, text, image, sketch));
+        public long Branch(long frame) => Request(id => Protocol.Branch(id, frame));
+        public long Settings(int? steps = null, double? temperature = null, double? cfg = null, double? fps = null, string mode = null) =>
+            Request(id => Protocol.Settings(id, steps, temperature, cfg, fps, mode));
+        public long RecordStart(string path = null) => Request(id => Protocol.RecordStart(id, path));
+        public long RecordStop() => Request(Protocol.RecordStop);
+        public long Status() => Request(Protocol.Status);
+        public long Ping() => Request(id => Protocol.Ping(id, Protocol.NowMs));
+
+        long SendInput(object action)
+        {
+            var s = Interlocked.Increment(ref seq);
+            Enqueue(Protocol.Input(action, Protocol.NowMs, s));
+            return s;
+        }
+
+        long Request(Func<long, MsgMap> build)
+        {
+            var id = NextReqId();
+            Enqueue(build(id));
+            return id;
+        }
+
+        long NextReqId() => Interlocked.Increment(ref reqId);
+
+        void Enqueue(MsgMap message)
+        {
+            if (state == ConnectionState.Closed || state == ConnectionState.Failed)
+                throw new InvalidOperationException($"the connection is {state.ToString().ToLowerInvariant()}{(lastError != null ? ": " + lastError : "")}; make a new connection");
+            var bytes = MsgPack.Encode(message);
+            var limit = welcome?.MaxMessageBytes ?? 0;
+            if (limit > 0 && bytes.Length > limit)
+                throw new ArgumentException($"the {message["type"]} message is {bytes.Length} bytes but the host accepts at most {limit}: use a smaller image");
+            Interlocked.Increment(ref pendingSends);
+            if (!outbox.TryAdd(new[] { bytes }))
+            {
+                Interlocked.Decrement(ref pendingSends);
+                throw new InvalidOperationException($"{Options.MaxQueuedMessages} messages are waiting for the host at {Options.Endpoint}: is it running?");
+            }
+        }
+
+        // --- Threads ---
+
+        void RunSend()
+        {
+            try
+            {
+                foreach (var parts in outbox.GetConsumingEnumerable(cancel.Token))
+                {
+                    while (true) // keep the message until a live connection took it (a reconnect may be under way)
+                    {
+                        ready.Wait(cancel.Token);
+                        ZmtpDealer d;
+                        lock (dealerLock) d = dealer;
+                        try { d?.Send(parts); if (d != null) break; }
+                        catch (Exception e) { lastError = "send failed: " + e.Message; }
+                        stopping.Wait(20);
+                    }
+                    Interlocked.Decrement(ref pendingSends);
+                }
+            }
+            catch (OperationCanceledException) { }
+        }
+
+        void RunIO()
+        {
+            var backoff = new ReconnectBackoff { InitialMs = Options.ReconnectInitialMs, MaxMs = Options.ReconnectMaxMs };
+            bool fatal = false;
+            while (!stopping.IsSet && !fatal)
+            {
+                ZmtpDealer d = null;
+                try
+                {
+                    var props = new[] { new KeyValuePair<string, string>("X-Client", Options.Client) };
+                    d = ZmtpDealer.Connect(Options.Endpoint, Options.ConnectTimeoutMs, props);
+                    d.MaxMessageBytes = Options.MaxMessageBytes;
+                    lock (dealerLock)
+                    {
+                        if (stopping.IsSet) break;
+                        dealer = d;
+                    }
+                    fatal = !Handshake(d);
+                    if (fatal) break;
+                    backoff.Reset();
+                    state = ConnectionState.Ready;
+                    ready.Set();
+                    while (!stopping.IsSet) Dispatch(d.Receive());
+                }
+                catch (Exception e)
+                {
+                    if (!stopping.IsSet) lastError = e.Message;
+                }
+                finally
+                {
+                    ready.Reset();
+                    lock (dealerLock) { if (dealer == d) dealer = null; }
+                    d?.Dispose();
+                }
+                if (stopping.IsSet || !Options.Reconnect) break;
+                state = ConnectionState.Reconnecting;
+                stopping.Wait(backoff.NextDelayMs());
+            }
+            if (state != ConnectionState.Closed) state = fatal || !Options.Reconnect ? ConnectionState.Failed : ConnectionState.Closed;
+            lock (frameLock) Monitor.PulseAll(frameLock);
+        }
+
+        /// <summary>hello → welcome (or reject: fatal), then resume the session we had before a reconnect.</summary>
+        bool Handshake(ZmtpDealer d)
+        {
+            d.Send(MsgPack.Encode(Protocol.Hello(Options.Client, new[] { "raw" })));
+            while (true)
+            {
+                var parts = d.Receive(); // the handshake read timeout (ConnectTimeoutMs) still applies here
+                var m = MsgPack.DecodeHeader(parts[0]);
+                var type = m.GetString("type");
+                if (type == "reject")
+                {
+                    lastError = m.GetString("message", "the host rejected this client");
+                    Post(m);
+                    return false;
+                }
+                if (type != "welcome") continue;
+                var w = WelcomeInfo.From(m);
+                if (w.ProtocolMajor != Protocol.Major)
+                {
+                    lastError = $"host speaks protocol {w.ProtocolMajor}.{w.ProtocolMinor}, this plugin speaks {Protocol.Major}.{Protocol.Minor}: update the plugin or the host";
+                    return false;
+                }
+                welcome = w;
+                Post(m);
+                var s = session;
+                if (s != null) d.Send(MsgPack.Encode(Protocol.Resume(NextReqId(), s.SessionId)));
+                d.SetReceiveTimeout(0);
+                return true;
+            }
+        }
+
+        void Dispatch(List<byte[]> parts)
+        {
+            MsgMap m;
+            try { m = MsgPack.DecodeHeader(parts[0]); }
+            catch (FormatException e) { lastError = "ignored a malformed message from the host: " + e.Message; return; }
+            var type = m.GetString("type");
+            if (type == "frame") { OnFrame(m, parts.Count > 1 ? parts[1] : null); return; }
+            if (type == "session")
+            {
+                var s = SessionInfo.From(m);
+                Interlocked.Exchange(ref newestEpoch, s.Epoch);
+                lock (frameLock) latest = null; // frames of the previous session are stale
+                mode = s.Mode;
+                session = s;
+            }
+            else if (type == "ok" && m.GetString("request") == "settings")
+            {
+                var settings = m.GetMap("settings");
+                if (settings != null && settings.Has("mode")) mode = settings.GetString("mode");
+            }
+            else if (type == "error" && (m.GetBool("fatal") || m.GetString("code") == "unknown_session"))
+            {
+                session = null;
+            }
+            Post(m);
+        }
+
+        void OnFrame(MsgMap header, byte[] payload)
+        {
+            WorldFrame f;
+            try { f = WorldFrame.From(header, payload); }
+            catch (FormatException e) { lastError = e.Message; return; }
+            var s = session;
+            if (s != null && f.SessionId != s.SessionId) return;       // from a session we already left
+            if (f.Epoch < Interlocked.Read(ref newestEpoch)) return;    // from before a reset/branch
+            Interlocked.Exchange(ref newestEpoch, f.Epoch);
+            lock (frameLock)
+            {
+                if (latest != null) Interlocked.Increment(ref framesDropped);
+                latest = f;
+                Interlocked.Increment(ref framesReceived);
+                Monitor.PulseAll(frameLock);
+            }
+        }
+
+        void Post(MsgMap m)
+        {
+            while (!inbox.TryAdd(m)) inbox.TryTake(out _); // nobody reads: keep the newest
+        }
+    }
+}

@@ -1,0 +1,214 @@
+// Owns one connection to a WorldBridge host and ties it to the component's life, so sockets never outlive a Play
+// session or a domain reload; raises frames and messages on the main thread for the other components.
+using System;
+using System.IO;
+using UnityEngine;
+using UnityEngine.Events;
+using WorldBridge.Core;
+#if UNITY_EDITOR
+using UnityEditor;
+#endif
+
+namespace WorldBridge
+{
+    public enum WorldBackendChoice { HostDefault, Sandbox, WorldModel }
+    public enum WorldMode { Realtime, Step }
+
+    [Serializable] public class StringEvent : UnityEvent<string> { }
+
+    [AddComponentMenu("World Bridge/World Bridge Client")]
+    [DisallowMultipleComponent]
+    public sealed class WorldBridgeClient : MonoBehaviour
+    {
+        [Header("Host")]
+        [Tooltip("Where `worldbridge serve` listens, e.g. tcp://127.0.0.1:5555")]
+        public string endpoint = "tcp://127.0.0.1:5555";
+
+        [Header("World")]
+        [Tooltip("Send `start` with the settings below as soon as the host welcomed us.")]
+        public bool startOnConnect = true;
+        public WorldBackendChoice backend = WorldBackendChoice.HostDefault;
+        public WorldMode mode = WorldMode.Realtime;
+        [Range(1, 120)] public float fps = 24;
+        public bool fixedSeed;
+        public int seed;
+        [TextArea(2, 4)] public string textPrompt = "";
+        [Tooltip("Image prompt (PNG/JPEG asset, or any texture with Read/Write enabled).")]
+        public Texture2D imagePrompt;
+        [Tooltip("Send the image as a sketch (flat-colour layout in the sketch palette) instead of a picture.")]
+        public bool imageIsSketch;
+
+        [Header("Status (read only)")]
+        [SerializeField] string backendInUse = "not connected";
+        [SerializeField] string connectionState = "Idle";
+        [SerializeField] long frameIndex;
+        [SerializeField] float latencyMs;
+        [SerializeField] long framesDropped;
+
+        [Header("Events")]
+        public UnityEvent onSessionStarted = new UnityEvent();
+        [Tooltip("Caption of every world event that fired on a frame.")]
+        public StringEvent onWorldEvent = new StringEvent();
+        public StringEvent onError = new StringEvent();
+
+        /// <summary>Every frame that reaches the main thread (the newest one each Update).</summary>
+        public event Action<WorldFrame> FrameReceived;
+        /// <summary>Every other host message: welcome, session, ok, error, status, pong.</summary>
+        public event Action<MsgMap> MessageReceived;
+
+        public WorldBridgeConnection Connection { get; private set; }
+        public SessionInfo Session => Connection?.Session;
+        /// <summary>Which backend the user is looking at: show it next to the world.</summary>
+        public string BackendLabel => backendInUse;
+
+        bool startSent;
+
+        void OnEnable()
+        {
+            Application.quitting += Shutdown;
+#if UNITY_EDITOR
+            AssemblyReloadEvents.beforeAssemblyReload += Shutdown;
+#endif
+            Open();
+        }
+
+        void OnDisable()
+        {
+            Application.quitting -= Shutdown;
+#if UNITY_EDITOR
+            AssemblyReloadEvents.beforeAssemblyReload -= Shutdown;
+#endif
+            Shutdown();
+        }
+
+        /// <summary>Connects (IO runs on background threads); the component does this in OnEnable.</summary>
+        public void Open()
+        {
+            if (Connection != null) return;
+            try
+            {
+                Connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = endpoint, Client = "unity/" + Protocol.PluginVersion });
+            }
+            catch (ArgumentException e)
+            {
+                Fail(e.Message);
+                return;
+            }
+            Connection.Connect();
+            startSent = false;
+            backendInUse = "connecting to " + endpoint;
+        }
+
+        /// <summary>Sends bye and closes the socket; safe to call twice, and before a domain reload.</summary>
+        public void Shutdown()
+        {
+            var c = Connection;
+            Connection = null;
+            c?.Close();
+            connectionState = "Closed";
+        }
+
+        void Update()
+        {
+            var c = Connection;
+            if (c == null) return;
+            connectionState = c.State.ToString();
+            if (c.IsReady && startOnConnect && !startSent && c.Session == null) StartWorld();
+            while (c.TryReceiveMessage(out var m)) Handle(m);
+            if (c.TryTakeFrame(out var frame))
+            {
+                frameIndex = frame.Index;
+                framesDropped = c.FramesDropped;
+                if (frame.LatencyMs.HasValue) latencyMs = (float)frame.LatencyMs.Value;
+                foreach (var caption in frame.Events) onWorldEvent.Invoke(caption);
+                FrameReceived?.Invoke(frame);
+            }
+        }
+
+        void Handle(MsgMap m)
+        {
+            var type = m.GetString("type");
+            if (type == "session")
+            {
+                var s = Connection?.Session ?? SessionInfo.From(m);
+                backendInUse = s.BackendLabel;
+                Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}");
+                onSessionStarted.Invoke();
+            }
+            else if (type == "error" || type == "reject")
+            {
+                Fail($"{m.GetString("code", "error")}: {m.GetString("message", "")}");
+            }
+            MessageReceived?.Invoke(m);
+        }
+
+        void Fail(string message)
+        {
+            Debug.LogWarning("[WorldBridge] " + message);
+            onError.Invoke(message);
+        }
+
+        // --- Requests (return the req_id or seq, or -1 after reporting the problem through onError) ---
+
+        public long StartWorld() => StartWorld(null, imageIsSketch);
+
+        /// <summary>Starts a world from the inspector settings; `png` (if given) replaces the image prompt.</summary>
+        public long StartWorld(byte[] png, bool asSketch)
+        {
+            startSent = true;
+            return Send(c =>
+            {
+                var image = png ?? (imagePrompt != null ? EncodePromptImage(imagePrompt) : null);
+                return c.Start(new StartOptions
+                {
+                    Backend = backend == WorldBackendChoice.Sandbox ? "sandbox" : backend == WorldBackendChoice.WorldModel ? "world_model" : null,
+                    Mode = mode == WorldMode.Step ? "step" : "realtime",
+                    Fps = fps,
+                    Seed = fixedSeed ? seed : (long?)null,
+                    Text = string.IsNullOrEmpty(textPrompt) ? null : textPrompt,
+                    Image = asSketch ? null : image,
+                    Sketch = asSketch ? image : null,
+                });
+            });
+        }
+
+        /// <summary>A new world in the same session; prompts left null keep the previous ones.</summary>
+        public long ResetWorld(byte[] png = null, bool asSketch = false, string text = null) =>
+            Send(c => c.Reset(fixedSeed ? seed : (long?)null, text, asSketch ? null : png, asSketch ? png : null));
+
+        public long FireEvent(string eventType) => Send(c => c.Event(eventType));
+        public long FireEventText(string text) => Send(c => c.Event(null, text));
+        public long SendAction(string actionName) => Send(c => c.Input(actionName));
+        public long SendAction(int actionId) => Send(c => c.Input(actionId));
+        public long Branch(long frame) => Send(c => c.Branch(frame));
+        public long RecordStart(string path = null) => Send(c => c.RecordStart(string.IsNullOrEmpty(path) ? null : path));
+        public long RecordStop() => Send(c => c.RecordStop());
+
+        long Send(Func<WorldBridgeConnection, long> request)
+        {
+            var c = Connection;
+            if (c == null || c.State == ConnectionState.Failed || c.State == ConnectionState.Closed)
+            {
+                Fail($"not connected to a host at {endpoint}{(c?.LastError != null ? ": " + c.LastError : "")}");
+                return -1;
+            }
+            try { return request(c); }
+            catch (ArgumentException e) { Fail(e.Message); }
+            catch (InvalidOperationException e) { Fail(e.Message); }
+            return -1;
+        }
+
+        /// <summary>PNG/JPEG bytes of a prompt texture: the asset file itself in the editor, else EncodeToPNG.</summary>
+        public static byte[] EncodePromptImage(Texture2D texture)
+        {
+#if UNITY_EDITOR
+            var path = AssetDatabase.GetAssetPath(texture);
+            var ext = Path.GetExtension(path).ToLowerInvariant();
+            if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") return File.ReadAllBytes(path);
+#endif
+            if (!texture.isReadable)
+                throw new ArgumentException($"prompt texture '{texture.name}' is not readable: enable Read/Write in its import settings");
+            return ImageConversion.EncodeToPNG(texture);
+        }
+    }
+}

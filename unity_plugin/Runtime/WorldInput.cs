@@ -1,0 +1,208 @@
+// Turns keys and gamepads into the world's actions. Buttons are read through the Input System when the project
+// uses it, else through the legacy Input Manager; rules then map held buttons (chords too) to named or latent actions.
+using System;
+using System.Collections.Generic;
+using UnityEngine;
+using WorldBridge.Core;
+#if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
+using UnityEngine.InputSystem;
+#endif
+
+namespace WorldBridge
+{
+    [Serializable]
+    public class ButtonBinding
+    {
+        public string button = "right";
+        [Header("Input System")]
+        [Tooltip("Control paths separated by ';', e.g. <Keyboard>/rightArrow;<Gamepad>/dpad/right;<Gamepad>/leftStick/right")]
+        public string inputSystemPaths = "";
+        [Header("Legacy Input Manager")]
+        public KeyCode key = KeyCode.None;
+        public KeyCode altKey = KeyCode.None;
+        [Tooltip("An axis from the Input Manager (e.g. Horizontal, which includes the gamepad stick); empty for none.")]
+        public string axis = "";
+        [Tooltip("+1 or -1: which direction of the axis presses this button.")]
+        public float axisDirection = 1;
+
+        public ButtonBinding() { }
+
+        public ButtonBinding(string button, string paths, KeyCode key, KeyCode altKey, string axis, float direction)
+        {
+            this.button = button; inputSystemPaths = paths; this.key = key; this.altKey = altKey; this.axis = axis; axisDirection = direction;
+        }
+    }
+
+    [Serializable]
+    public class ActionRule
+    {
+        [Tooltip("The action to send: a name from the session's action_names.")]
+        public string action = "right";
+        [Tooltip(">= 0: send this latent action id instead of the name (world model backends).")]
+        public int latentAction = -1;
+        [Tooltip("All of these buttons must be held.")]
+        public string[] whenHeld = { "right" };
+
+        public ActionRule() { }
+
+        public ActionRule(string action, params string[] whenHeld) { this.action = action; this.whenHeld = whenHeld; }
+
+        public string Describe() => latentAction >= 0 ? $"latent action {latentAction}" : $"'{action}'";
+    }
+
+    [AddComponentMenu("World Bridge/World Input")]
+    public sealed class WorldInput : MonoBehaviour
+    {
+        public WorldBridgeClient client;
+
+        public List<ButtonBinding> buttons = new List<ButtonBinding>
+        {
+            new ButtonBinding("left", "<Keyboard>/leftArrow;<Keyboard>/a;<Gamepad>/dpad/left;<Gamepad>/leftStick/left", KeyCode.LeftArrow, KeyCode.A, "Horizontal", -1),
+            new ButtonBinding("right", "<Keyboard>/rightArrow;<Keyboard>/d;<Gamepad>/dpad/right;<Gamepad>/leftStick/right", KeyCode.RightArrow, KeyCode.D, "Horizontal", 1),
+            new ButtonBinding("jump", "<Keyboard>/space;<Keyboard>/upArrow;<Keyboard>/w;<Gamepad>/buttonSouth", KeyCode.Space, KeyCode.JoystickButton0, "", 1),
+            new ButtonBinding("down", "<Keyboard>/downArrow;<Keyboard>/s;<Gamepad>/dpad/down;<Gamepad>/leftStick/down", KeyCode.DownArrow, KeyCode.S, "Vertical", -1),
+        };
+
+        [Tooltip("First rule whose buttons are all held wins, so put chords first.")]
+        public List<ActionRule> rules = new List<ActionRule>
+        {
+            new ActionRule("right_jump", "right", "jump"), new ActionRule("left_jump", "left", "jump"),
+            new ActionRule("right", "right"), new ActionRule("left", "left"), new ActionRule("jump", "jump"), new ActionRule("down", "down"),
+        };
+
+        [Tooltip("Sent while no rule matches.")]
+        public string idleAction = "noop";
+        [Range(0.1f, 0.9f)] public float axisThreshold = 0.5f;
+        [Tooltip("Step mode: keep stepping with the idle action while nothing is held (else the world waits for input).")]
+        public bool stepWhenIdle = true;
+
+        [Header("Status (read only)")]
+        [SerializeField] string currentAction = "";
+
+        string lastSent;
+        long awaitedSeq = -1;
+        float sentAt;
+#if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
+        readonly Dictionary<string, InputAction> actions = new Dictionary<string, InputAction>();
+#else
+        readonly HashSet<string> brokenAxes = new HashSet<string>();
+#endif
+
+        void OnEnable()
+        {
+            if (client == null) client = GetComponentInParent<WorldBridgeClient>();
+            if (client == null)
+            {
+                Debug.LogError("[WorldBridge] WorldInput needs a WorldBridgeClient: drag one into its Client field", this);
+                enabled = false;
+                return;
+            }
+            client.onSessionStarted.AddListener(OnSession);
+            client.FrameReceived += OnFrame;
+#if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
+            foreach (var b in buttons)
+            {
+                var action = new InputAction(b.button, InputActionType.Button);
+                foreach (var path in b.inputSystemPaths.Split(';'))
+                    if (path.Trim().Length > 0) action.AddBinding(path.Trim());
+                action.Enable();
+                actions[b.button] = action;
+            }
+#endif
+        }
+
+        void OnDisable()
+        {
+            if (client == null) return;
+            client.onSessionStarted.RemoveListener(OnSession);
+            client.FrameReceived -= OnFrame;
+#if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
+            foreach (var action in actions.Values) { action.Disable(); action.Dispose(); }
+            actions.Clear();
+#endif
+        }
+
+        /// <summary>A new session: resend the input state, and warn about actions this backend does not have.</summary>
+        void OnSession()
+        {
+            lastSent = null;
+            awaitedSeq = -1;
+            var session = client.Session;
+            if (session == null) return;
+            var unknown = new List<string>();
+            foreach (var rule in rules)
+                if (rule.latentAction < 0 && session.ActionId(rule.action) < 0) unknown.Add(rule.action);
+            if (session.ActionId(idleAction) < 0) unknown.Add(idleAction);
+            if (unknown.Count > 0)
+                Debug.LogWarning($"[WorldBridge] WorldInput: {string.Join(", ", unknown)} not among this backend's actions " +
+                                 $"({string.Join(", ", session.ActionNames)}); edit the rules on {name}", this);
+        }
+
+        void OnFrame(WorldFrame frame)
+        {
+            if (frame.Seq.HasValue && frame.Seq.Value >= awaitedSeq) awaitedSeq = -1;
+        }
+
+        void Update()
+        {
+            var c = client.Connection;
+            if (c == null || !c.IsReady || client.Session == null) return;
+            var rule = Current();
+            currentAction = rule != null ? rule.Describe() : idleAction;
+            if (c.Mode == "step")
+            {
+                // one frame per input: send the next once the frame answering the previous one arrived
+                // (or after 2 s, in case the host refused that input)
+                if ((awaitedSeq >= 0 && Time.unscaledTime - sentAt < 2f) || (rule == null && !stepWhenIdle)) return;
+                awaitedSeq = Send(rule);
+                sentAt = Time.unscaledTime;
+            }
+            else if (currentAction != lastSent)
+            {
+                Send(rule);
+                lastSent = currentAction;
+            }
+        }
+
+        long Send(ActionRule rule)
+        {
+            if (rule == null) return client.SendAction(idleAction);
+            return rule.latentAction >= 0 ? client.SendAction(rule.latentAction) : client.SendAction(rule.action);
+        }
+
+        /// <summary>The first rule whose buttons are all held, or null.</summary>
+        public ActionRule Current()
+        {
+            foreach (var rule in rules)
+            {
+                bool all = rule.whenHeld.Length > 0;
+                foreach (var b in rule.whenHeld) all &= IsHeld(b);
+                if (all) return rule;
+            }
+            return null;
+        }
+
+        public bool IsHeld(string button)
+        {
+#if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
+            return actions.TryGetValue(button, out var action) && action.IsPressed();
+#else
+            foreach (var b in buttons)
+            {
+                if (b.button != button) continue;
+                if (Input.GetKey(b.key) || Input.GetKey(b.altKey)) return true;
+                if (!string.IsNullOrEmpty(b.axis) && !brokenAxes.Contains(b.axis))
+                {
+                    try { if (Input.GetAxisRaw(b.axis) * b.axisDirection > axisThreshold) return true; }
+                    catch (ArgumentException)
+                    {
+                        brokenAxes.Add(b.axis);
+                        Debug.LogWarning($"[WorldBridge] WorldInput: axis '{b.axis}' is not set up in Project Settings > Input Manager; clear it on {name}", this);
+                    }
+                }
+            }
+            return false;
+#endif
+        }
+    }
+}

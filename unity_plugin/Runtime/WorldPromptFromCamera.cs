@@ -1,0 +1,81 @@
+// Lets a designer prompt a world with what a Unity camera sees (a greybox level, a sketch drawn with flat colours):
+// renders the camera into a RenderTexture, reads it back, encodes PNG and sends it as an image or sketch prompt.
+using UnityEngine;
+
+namespace WorldBridge
+{
+    [AddComponentMenu("World Bridge/World Prompt From Camera")]
+    public sealed class WorldPromptFromCamera : MonoBehaviour
+    {
+        public enum PromptKind { Image, Sketch }
+        public enum Delivery { StartNewWorld, ResetCurrentWorld }
+
+        public WorldBridgeClient client;
+        [Tooltip("The camera to capture; it is rendered on demand, so it may stay disabled.")]
+        public Camera sourceCamera;
+        [Min(8)] public int width = 256;
+        [Min(8)] public int height = 256;
+        public PromptKind kind = PromptKind.Image;
+        public Delivery delivery = Delivery.StartNewWorld;
+        [Tooltip("Capture and send once the host has welcomed the client.")]
+        public bool sendWhenConnected;
+
+        Texture2D readback;
+        bool sent;
+
+        void Update()
+        {
+            if (!sendWhenConnected || sent || client == null || client.Connection == null || !client.Connection.IsReady) return;
+            sent = true;
+            SendPrompt();
+        }
+
+        void OnDestroy()
+        {
+            if (readback != null) Destroy(readback);
+        }
+
+        /// <summary>Renders the camera now and returns PNG bytes (main thread only).</summary>
+        public byte[] Capture()
+        {
+            if (sourceCamera == null) throw new System.InvalidOperationException("WorldPromptFromCamera needs a Source Camera: drag one into its field");
+            if (readback == null || readback.width != width || readback.height != height)
+            {
+                if (readback != null) Destroy(readback);
+                readback = new Texture2D(width, height, TextureFormat.RGB24, false) { name = "WorldBridge prompt" };
+            }
+            var target = RenderTexture.GetTemporary(width, height, 24);
+            var previousTarget = sourceCamera.targetTexture;
+            var previousActive = RenderTexture.active;
+            try
+            {
+                sourceCamera.targetTexture = target;
+                sourceCamera.Render();
+                RenderTexture.active = target;
+                readback.ReadPixels(new Rect(0, 0, width, height), 0, 0);
+                readback.Apply(false);
+            }
+            finally
+            {
+                sourceCamera.targetTexture = previousTarget;
+                RenderTexture.active = previousActive;
+                RenderTexture.ReleaseTemporary(target);
+            }
+            return ImageConversion.EncodeToPNG(readback);
+        }
+
+        /// <summary>Captures the camera and sends it as the chosen prompt; returns the req_id or -1.</summary>
+        public long SendPrompt()
+        {
+            if (client == null)
+            {
+                Debug.LogError("[WorldBridge] WorldPromptFromCamera needs a WorldBridgeClient", this);
+                return -1;
+            }
+            var png = Capture();
+            bool sketch = kind == PromptKind.Sketch;
+            Debug.Log($"[WorldBridge] sending a {png.Length}-byte {(sketch ? "sketch" : "image")} prompt from camera '{sourceCamera.name}'");
+            return delivery == Delivery.StartNewWorld ? client.StartWorld(png, sketch) : client.ResetWorld(png, sketch);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+// Shows the generated world: one Texture2D created per frame size, filled on the main thread each frame
+// (LoadRawTextureData + Apply(false): no allocation, no mipmaps), flipped because the host sends rows top first.
+using UnityEngine;
+using UnityEngine.UI;
+using WorldBridge.Core;
+
+namespace WorldBridge
+{
+    [AddComponentMenu("World Bridge/World View")]
+    public sealed class WorldView : MonoBehaviour
+    {
+        [Tooltip("The client whose frames to show (defaults to one on this object or a parent).")]
+        public WorldBridgeClient client;
+
+        [Header("Targets (any combination)")]
+        [Tooltip("A UI RawImage, e.g. a full-screen background under the HUD.")]
+        public RawImage rawImage;
+        [Tooltip("A renderer whose material gets the frame (e.g. a quad in the scene).")]
+        public Renderer targetRenderer;
+        public string textureProperty = "_MainTex";
+        [Tooltip("A RenderTexture the frame is blitted into (flipped upright), for custom shaders or post effects.")]
+        public RenderTexture targetTexture;
+
+        [Header("Which backend is running")]
+        [Tooltip("Optional UI Text that shows whether this is the sandbox game or the world model.")]
+        public Text backendLabel;
+
+        /// <summary>The texture frames are uploaded into (null before the first frame).</summary>
+        public Texture2D Texture { get; private set; }
+        public WorldFrame LastFrame { get; private set; }
+
+        void OnEnable()
+        {
+            if (client == null) client = GetComponentInParent<WorldBridgeClient>();
+            if (client == null)
+            {
+                Debug.LogError("[WorldBridge] WorldView needs a WorldBridgeClient: drag one into its Client field", this);
+                enabled = false;
+                return;
+            }
+            client.FrameReceived += Show;
+            client.onSessionStarted.AddListener(ShowBackend);
+            ShowBackend();
+        }
+
+        void OnDisable()
+        {
+            if (client == null) return;
+            client.FrameReceived -= Show;
+            client.onSessionStarted.RemoveListener(ShowBackend);
+        }
+
+        void OnDestroy()
+        {
+            if (Texture != null) Destroy(Texture);
+        }
+
+        void ShowBackend()
+        {
+            if (backendLabel != null) backendLabel.text = client.BackendLabel;
+        }
+
+        /// <summary>Uploads one frame; called on the main thread by WorldBridgeClient.Update.</summary>
+        public void Show(WorldFrame frame)
+        {
+            LastFrame = frame;
+            if (Texture == null || Texture.width != frame.Width || Texture.height != frame.Height)
+            {
+                if (Texture != null) Destroy(Texture);
+                Texture = new Texture2D(frame.Width, frame.Height, TextureFormat.RGB24, false)
+                {
+                    name = "WorldBridge frame", filterMode = FilterMode.Point, wrapMode = TextureWrapMode.Clamp,
+                };
+                Attach();
+            }
+            Texture.LoadRawTextureData(frame.Pixels);
+            Texture.Apply(false);
+            if (targetTexture != null) Graphics.Blit(Texture, targetTexture, new Vector2(1, -1), new Vector2(0, 1));
+        }
+
+        void Attach()
+        {
+            if (rawImage != null)
+            {
+                rawImage.texture = Texture;
+                rawImage.uvRect = new Rect(0, 1, 1, -1); // row 0 of the frame is the top of the picture
+            }
+            if (targetRenderer != null)
+            {
+                var material = targetRenderer.material;
+                material.SetTexture(textureProperty, Texture);
+                material.SetTextureScale(textureProperty, new Vector2(1, -1));
+                material.SetTextureOffset(textureProperty, new Vector2(0, 1));
+            }
+        }
+    }
+}

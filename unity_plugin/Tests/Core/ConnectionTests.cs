@@ -1,0 +1,241 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading;
+using NUnit.Framework;
+using WorldBridge.Core;
+
+namespace WorldBridge.Tests
+{
+    /// <summary>A scripted host on loopback that speaks ZMTP like libzmq's ROUTER, driven step by step by a test.</summary>
+    public sealed class FakeHost : IDisposable
+    {
+        readonly TcpListener listener = new TcpListener(IPAddress.Loopback, 0);
+        TcpClient tcp;
+        ZmtpDealer framer;
+
+        public FakeHost() { listener.Start(); }
+        public string Endpoint => $"tcp://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}";
+
+        /// <summary>Accepts the next connection, exchanges greeting + READY and returns the client's hello.</summary>
+        public MsgMap Accept()
+        {
+            var accepting = listener.AcceptTcpClientAsync();
+            Assert.IsTrue(accepting.Wait(5000), "the client did not connect");
+            tcp = accepting.Result;
+            tcp.ReceiveTimeout = 5000;
+            var stream = tcp.GetStream();
+            var greeting = new byte[64];
+            for (int n = 0; n < 64;) n += stream.Read(greeting, n, 64 - n);
+            ZmtpDealer.CheckGreeting(greeting);
+            var ours = ZmtpDealer.Greeting(); ours[8] = 1; ours[11] = 1; // as libzmq 4.3.5 sends it
+            stream.Write(ours, 0, 64);
+            var ready = ZmtpDealer.EncodeCommand("READY", ZmtpDealer.EncodeProperties(new[] {
+                new KeyValuePair<string, byte[]>("Socket-Type", System.Text.Encoding.ASCII.GetBytes("ROUTER")),
+                new KeyValuePair<string, byte[]>("Identity", new byte[0]) }));
+            stream.Write(ready, 0, ready.Length);
+            framer = new ZmtpDealer(stream); // the client's READY command is skipped by Receive
+            return Expect("hello");
+        }
+
+        public MsgMap Expect(string type)
+        {
+            var m = MsgPack.DecodeHeader(framer.Receive()[0]);
+            Assert.AreEqual(type, m.GetString("type"), "the host expected another message");
+            return m;
+        }
+
+        public void Send(MsgMap header, byte[] payload = null)
+        {
+            if (payload == null) framer.Send(MsgPack.Encode(header));
+            else framer.Send(MsgPack.Encode(header), payload);
+        }
+
+        public void Welcome(long maxMessageBytes = 16 << 20) => Send(new MsgMap
+        {
+            { "type", "welcome" }, { "protocol_major", 1 }, { "protocol_minor", 0 }, { "host", "fake/1" }, { "codec", "raw" },
+            { "capabilities", new List<object> { "step", "events", "branch" } }, { "backends", new List<object> { "sandbox" } },
+            { "default_backend", "sandbox" }, { "limits", new MsgMap { { "max_message_bytes", maxMessageBytes }, { "max_sessions", 4 }, { "idle_timeout_s", 60.0 } } },
+        });
+
+        public void Session(string id, bool resumed = false) => Send(new MsgMap
+        {
+            { "type", "session" }, { "session_id", id }, { "backend_kind", "sandbox" }, { "backend_name", "fake sandbox" },
+            { "mode", "step" }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object> { "noop", "right" } },
+            { "num_latent_actions", 2 }, { "event_types", new List<object> { "weather_snow" } }, { "settings", new MsgMap() },
+            { "frame_index", 0 }, { "epoch", 0 }, { "resumed", resumed },
+        });
+
+        public void Frame(string session, long index, long epoch) => Send(new MsgMap
+        {
+            { "type", "frame" }, { "session_id", session }, { "index", index }, { "epoch", epoch }, { "action", -1 },
+            { "client_ts", null }, { "seq", null }, { "host_ts", 1.0 }, { "timings", new MsgMap() }, { "events", new List<object>() },
+            { "codec", "raw" }, { "width", 2 }, { "height", 1 },
+        }, new byte[] { (byte)index, 0, 0, (byte)epoch, 0, 0 });
+
+        public void Drop() { tcp?.Close(); tcp = null; }
+
+        public void Dispose() { Drop(); listener.Stop(); }
+    }
+
+    [TestFixture]
+    public class ConnectionTests
+    {
+        static ConnectionOptions Options(FakeHost host) => new ConnectionOptions
+        {
+            Endpoint = host.Endpoint, Client = "nunit/1", ConnectTimeoutMs = 2000, ReconnectInitialMs = 20, ReconnectMaxMs = 100,
+        };
+
+        static MsgMap NextMessage(WorldBridgeConnection c, string type)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (DateTime.UtcNow < deadline)
+                if (c.TryReceiveMessage(out var m, 100) && m.GetString("type") == type) return m;
+            Assert.Fail($"no '{type}' message arrived (last error: {c.LastError})");
+            return null;
+        }
+
+        static void Until(Func<bool> condition, string what)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (!condition()) { Assert.Less(DateTime.UtcNow, deadline, "timed out waiting for " + what); Thread.Sleep(2); }
+        }
+
+        [Test]
+        public void KeepsOnlyTheNewestFrameAndDropsStaleEpochsAndSessions()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                var hello = host.Accept();
+                Assert.AreEqual(1, hello.GetLong("protocol_major"));
+                Assert.AreEqual("nunit/1", hello.GetString("client"));
+                CollectionAssert.AreEqual(new[] { "raw" }, hello.GetStrings("codecs"));
+                host.Welcome();
+                Assert.IsTrue(c.WaitReady(5000), c.LastError);
+                Assert.AreEqual("fake/1", c.Welcome.Host);
+
+                var reqId = c.Start(new StartOptions { Mode = "step", Seed = 3 });
+                var start = host.Expect("start");
+                Assert.AreEqual(reqId, start.GetLong("req_id"));
+                Assert.AreEqual("step", start.GetString("mode"));
+                Assert.AreEqual(3, start.GetLong("seed"));
+                host.Session("s1");
+                for (int i = 0; i < 3; i++) host.Frame("s1", i, 0);
+                Until(() => c.FramesReceived == 3, "three frames");
+                Assert.IsTrue(c.TryTakeFrame(out var newest));
+                Assert.AreEqual(2, newest.Index);
+                Assert.AreEqual(2, c.FramesDropped);
+                Assert.IsFalse(c.TryTakeFrame(out _), "a frame is taken once");
+                Assert.AreEqual("s1", NextMessage(c, "session").GetString("session_id"));
+                Assert.AreEqual("step", c.Mode);
+
+                host.Frame("s1", 0, 1);      // after a reset: epoch 1
+                host.Frame("s1", 3, 0);      // late frame of epoch 0: dropped
+                host.Frame("other", 9, 7);   // another session's frame: dropped
+                host.Send(new MsgMap { { "type", "pong" }, { "req_id", 1 } });
+                NextMessage(c, "pong");
+                Assert.IsTrue(c.TryTakeFrame(out var current));
+                Assert.AreEqual((0L, 1L), (current.Index, current.Epoch));
+                CollectionAssert.AreEqual(new byte[] { 0, 0, 0, 1, 0, 0 }, current.Pixels);
+                Assert.IsFalse(c.TryTakeFrame(out _));
+
+                c.Input("right");
+                var input = host.Expect("input");
+                Assert.AreEqual("right", input.GetString("action"));
+                Assert.AreEqual(1, input.GetLong("seq"));
+                c.Event("weather_snow");
+                Assert.AreEqual("weather_snow", host.Expect("event").GetString("event_type"));
+                c.Branch(0);
+                Assert.AreEqual(0, host.Expect("branch").GetLong("frame"));
+
+                c.Close();
+                host.Expect("bye");
+                Assert.AreEqual(ConnectionState.Closed, c.State);
+                Assert.Throws<InvalidOperationException>(() => c.Input(0));
+            }
+        }
+
+        [Test]
+        public void RejectIsFatalAndExplained()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Send(new MsgMap { { "type", "reject" }, { "code", "version_mismatch" }, { "message", "update the plugin" },
+                                       { "protocol_major", 2 }, { "protocol_minor", 0 } });
+                Assert.IsFalse(c.WaitReady(5000));
+                Assert.AreEqual(ConnectionState.Failed, c.State);
+                StringAssert.Contains("update the plugin", c.LastError);
+                StringAssert.Contains("update the plugin", Assert.Throws<InvalidOperationException>(() => c.Event(null, "snow")).Message);
+            }
+        }
+
+        [Test]
+        public void ReconnectsAndResumesTheSession()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();
+                c.Start(new StartOptions());
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                host.Drop();                                   // the host goes away...
+                Until(() => !c.IsReady, "the client to notice the drop");
+                c.Input(1);                                    // ...input made meanwhile waits in the queue
+                host.Accept();                                 // ...and comes back
+                host.Welcome();
+                var resume = host.Expect("start");
+                Assert.AreEqual("s1", resume.GetString("resume"));
+                Assert.AreEqual(1, host.Expect("input").GetLong("action"), "queued input is sent after the resume");
+                host.Session("s1", resumed: true);
+                Assert.IsTrue(NextMessage(c, "session").GetBool("resumed"));
+                Assert.IsTrue(c.Session.Resumed);
+            }
+        }
+
+        [Test]
+        public void MessagesOverTheHostLimitAreRefused()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome(maxMessageBytes: 1000);
+                Assert.IsTrue(c.WaitReady(5000));
+                var e = Assert.Throws<ArgumentException>(() => c.Reset(image: new byte[2000]));
+                StringAssert.Contains("at most 1000", e.Message);
+            }
+        }
+
+        [Test]
+        public void NoHostMeansRetryingUntilClosed()
+        {
+            int port;
+            using (var probe = new FakeHost()) port = int.Parse(probe.Endpoint.Substring(probe.Endpoint.LastIndexOf(':') + 1));
+            var c = new WorldBridgeConnection(new ConnectionOptions { Endpoint = $"tcp://127.0.0.1:{port}", ReconnectInitialMs = 10, ReconnectMaxMs = 20 });
+            c.Connect();
+            Assert.IsFalse(c.WaitReady(300));
+            Assert.AreEqual(ConnectionState.Reconnecting, c.State);
+            StringAssert.Contains("127.0.0.1", c.LastError);
+            WorldBridgeConnection.CloseAll();
+            Assert.AreEqual(ConnectionState.Closed, c.State);
+        }
+
+        [Test]
+        public void BadEndpointFailsOnTheCallersThread()
+        {
+            Assert.Throws<ArgumentException>(() => new WorldBridgeConnection(new ConnectionOptions { Endpoint = "localhost:5555" }));
+        }
+    }
+}
