@@ -27,10 +27,11 @@ def start_own_host(backend: str | None, checkpoint: Path | None):
 @click.option("--step", "step_mode", is_flag=True, help="Start paused (one frame per key press).")
 @click.option("--seed", type=int, default=None, help="World seed (default: random).")
 @click.option("--text", default=None, help="Text prompt for the first world.")
+@click.option("--quit-after", type=float, default=None, hidden=True, help="Close after this many seconds (smoke tests).")
 @click.option("--session", "session_path", type=click.Path(path_type=Path, exists=True), default=None,
               help="Open a saved session (.wbsession file or folder).")
 def play(host_address: str | None, checkpoint: Path | None, backend: str | None, fps: float, step_mode: bool,
-         seed: int | None, text: str | None, session_path: Path | None) -> None:
+         seed: int | None, text: str | None, quit_after: float | None, session_path: Path | None) -> None:
     """Open the editor window and play a world."""
     if checkpoint is not None and backend == "sandbox":
         raise click.UsageError("--checkpoint and --backend sandbox contradict each other: pick one")
@@ -62,9 +63,16 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
     window.show()
     if session_path is not None:
         window.load_from(session_path)
+    if quit_after is not None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(int(quit_after * 1000), window.close)
     try:
         code = app.exec()
     finally:
         if host is not None:
             host.stop()
+    shown = window.viewport.frame
+    click.echo(f"editor closed: {'no frame shown' if shown is None else f'last frame {shown.index}'} "
+               f"({window.viewport.kind or 'no backend'})", err=True)
     sys.exit(code)

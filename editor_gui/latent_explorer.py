@@ -75,7 +75,7 @@ class LatentExplorer(QWidget):
     """Asks the worker to branch-and-preview every latent action; names typed here join the key map's actions."""
 
     explore = Signal(int)  # steps per preview
-    names_changed = Signal(dict)  # {action id: name}
+    names_changed = Signal(object)  # {action id: name} (int keys: not a QVariantMap)
     play_action = Signal(int)
 
     def __init__(self, parent: QWidget | None = None):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ class StartOptions:
     fps: float = 24.0
     prompt: PromptSpec | None = None
     autostart: bool = True
+    timeout: float = 5.0  # seconds to wait for a host answer before calling it gone
 
 
 class Job(QThread):
@@ -210,7 +213,7 @@ class MainWindow(QMainWindow):
             self.worker_thread.stop()
         self.settings_panel.set_connection(False, "Connecting…", self.address)
         self.viewport.set_message(f"Connecting to the host at {self.address}…")
-        wt = WorkerThread(self.address)
+        wt = WorkerThread(self.address, timeout=self.options.timeout)
         w = wt.worker
         w.connected.connect(self.on_connected)
         w.connection_failed.connect(self.on_connection_failed)
@@ -268,6 +271,8 @@ class MainWindow(QMainWindow):
         if self.busy:
             self.show_error(f"wait for {self.busy} to finish")
             return
+        if prompt.seed is None:  # draw it here, so the world can be rebuilt later (the host does not report seeds)
+            prompt = dataclasses.replace(prompt, seed=random.randrange(2**31))
         backend = self.settings_panel.backend.currentText() or self.options.backend
         self.pending_prompt = prompt
         self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
@@ -281,14 +286,15 @@ class MainWindow(QMainWindow):
         self.mode = info.get("mode", self.mode)
         self.pending_fork = None
         self.pending_events = []
-        if self.session is None or (purpose == "new" and self.session.backend_kind not in ("", info["backend_kind"])):
-            self.session = Session(keymap=self.keymap.to_dict(), latent_names=self.session.latent_names if self.session else {})
+        if self.session is None:
+            self.session = Session(keymap=self.keymap.to_dict())
         s = self.session
         s.backend_kind, s.backend_name = info["backend_kind"], info["backend_name"]
         s.fps, s.width, s.height = float(info.get("fps", 24.0)), int(info["width"]), int(info["height"])
         s.action_names = list(info.get("action_names", []))
         if purpose == "new":
-            root = s.new_root(self.pending_prompt or PromptSpec())
+            prompt = self.pending_prompt or PromptSpec()
+            root = s.new_root(PromptSpec(prompt.seed, prompt.text, prompt.image_png, prompt.sketch_png, info["backend_kind"]))
             s.live = root.id
             self.timeline.set_session(s)
         self._rebuild_resolver()
@@ -381,14 +387,14 @@ class MainWindow(QMainWindow):
         if self.mode == "step" or action != self.current_action:
             self.send_action(action, ts)  # step mode: every press is one frame
 
-    def on_key_released(self, key: int) -> None:
+    def on_key_released(self, key: int, ts: float) -> None:
         if not self.held.release(key_name(key)) or self.info is None:
             return
         action = self.held.current(self.keymap, self.resolver)
         if self.mode == "step":
             self.current_action = action
         elif action != self.current_action:
-            self.send_action(action)
+            self.send_action(action, ts)
 
     def _on_focus(self, focused: bool) -> None:
         if not focused and self.held:
@@ -514,7 +520,7 @@ class MainWindow(QMainWindow):
         self.timeline.set_session(s)
         self.busy = "rebuilding the branch"
         self.resim_mismatches = 0
-        start = dict(backend=s.backend_kind or None, fps=s.fps, seed=p.seed, text=p.text,
+        start = dict(backend=p.backend or s.backend_kind or None, fps=s.fps, seed=p.seed, text=p.text,
                      image=p.image_png, sketch=p.sketch_png, action_map=s.action_map() or None)
         steps = [(r.action, r.fired) for r in path if r.index >= 1]
         self.statusBar().showMessage(f"Rebuilding {len(steps)} frames on the host…")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, Signal
@@ -202,7 +203,9 @@ class PromptPanel(QWidget):
     # --- prompt ---
     def prompt(self) -> PromptSpec:
         text = self.text.toPlainText().strip() or None
-        seed = None if self.random_seed.isChecked() else self.seed.value()
+        if self.random_seed.isChecked():  # drawn here and shown, so the world can be rebuilt and shared
+            self.seed.setValue(random.randrange(2**31 - 1))
+        seed = self.seed.value()
         sketch = self.canvas.to_png() if self.use_sketch.isChecked() else None
         return PromptSpec(seed=seed, text=text, image_png=self.image_png, sketch_png=sketch)
 

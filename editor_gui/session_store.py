@@ -26,6 +26,7 @@ class PromptSpec:
     text: str | None = None
     image_png: bytes | None = None
     sketch_png: bytes | None = None
+    backend: str | None = None  # "sandbox" / "world_model": which backend made this world
 
 
 @dataclass
@@ -138,7 +139,7 @@ class Session:
             branches.append({
                 "id": b.id, "parent": b.parent, "parent_frame": b.parent_frame, "name": b.name,
                 "prompt": None if p is None else {
-                    "seed": p.seed, "text": p.text,
+                    "seed": p.seed, "text": p.text, "backend": p.backend,
                     "image": f"prompts/{b.id}_image.png" if p.image_png else None,
                     "sketch": f"prompts/{b.id}_sketch.png" if p.sketch_png else None,
                 },
@@ -235,7 +236,7 @@ class Session:
         for bd in m["branches"]:
             p = bd.get("prompt")
             prompt = None if p is None else PromptSpec(
-                seed=p.get("seed"), text=p.get("text"),
+                seed=p.get("seed"), text=p.get("text"), backend=p.get("backend"),
                 image_png=read(p["image"]) if p.get("image") else None,
                 sketch_png=read(p["sketch"]) if p.get("sketch") else None)
             b = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""), prompt)

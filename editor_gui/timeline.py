@@ -150,8 +150,8 @@ class TimelinePanel(QWidget):
         export.setMenu(menu)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Branch", "Frames"])
-        self.tree.setColumnWidth(0, 150)
-        self.tree.setMaximumWidth(260)
+        self.tree.setColumnWidth(0, 190)
+        self.tree.setMaximumWidth(290)
         self.tree.itemClicked.connect(lambda item, _col: self.show_branch(item.data(0, Qt.ItemDataRole.UserRole)))
 
         controls = QHBoxLayout()

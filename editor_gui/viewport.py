@@ -58,17 +58,20 @@ class FrameStats:
         self.received: deque[float] = deque(maxlen=window)
         self.protocol_ms: deque[float] = deque(maxlen=window)  # received_ts - client_ts, first frame of each input
         self.editor_ms: deque[float] = deque(maxlen=window)  # (client_ts - key press) + (paint - received)
+        self.key_to_paint_ms: deque[float] = deque(maxlen=window)  # key press -> first frame of that input painted
+        self.send_ms: deque[float] = deque(maxlen=window)  # key press -> input sent (client_ts): the editor's half
+        self.display_ms: deque[float] = deque(maxlen=window)  # frame received -> painted: the other half
         self.press_ts: dict[int, float] = {}  # seq -> key press time
         self._last_seq: int | None = None
 
     @staticmethod
     def _rate(times: deque[float], span_ms: float = 1000.0) -> float:
-        if len(times) < 2:
-            return 0.0
-        recent = [t for t in times if t >= times[-1] - span_ms]
+        """Frames per second over the last `span_ms` up to now (drops to 0 when frames stop)."""
+        now = now_ms()
+        recent = [t for t in times if t >= now - span_ms]
         if len(recent) < 2:
             return 0.0
-        return (len(recent) - 1) * 1000.0 / (recent[-1] - recent[0])
+        return (len(recent) - 1) * 1000.0 / max(recent[-1] - recent[0], 1e-6)
 
     def fps_shown(self) -> float:
         return self._rate(self.painted)
@@ -89,6 +92,9 @@ class FrameStats:
             pressed = self.press_ts.pop(f.seq, None)
             if pressed is not None:
                 self.editor_ms.append((f.client_ts - pressed) + (paint_ts - f.received_ts))
+                self.key_to_paint_ms.append(paint_ts - pressed)
+                self.send_ms.append(f.client_ts - pressed)
+                self.display_ms.append(paint_ts - f.received_ts)
         for s in [s for s in self.press_ts if s < f.seq]:
             del self.press_ts[s]
 
@@ -105,7 +111,7 @@ class Viewport(QWidget):
     """Shows frames crisp and centred; takes keyboard focus on click and reports play keys (never Tab/Escape)."""
 
     key_pressed = Signal(int, float)  # Qt key, press time (ms, client clock)
-    key_released = Signal(int)
+    key_released = Signal(int, float)  # Qt key, release time
     focus_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None):
@@ -234,7 +240,7 @@ class Viewport(QWidget):
             super().keyReleaseEvent(event)
             return
         if not event.isAutoRepeat():
-            self.key_released.emit(event.key())
+            self.key_released.emit(event.key(), now_ms())
         event.accept()
 
     def focusInEvent(self, event) -> None:  # noqa: N802

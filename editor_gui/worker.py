@@ -61,7 +61,7 @@ def describe_error(exc: BaseException, address: str) -> str:
         return f"Host at {address} speaks another protocol version: {message}"
     if isinstance(exc, (TimeoutError, HostLost)) or code in ("no_host", "timeout"):
         return (f"No answer from the host at {address}. Is it running? Start one with `worldbridge serve`, "
-                f"or run `worldbridge play` without --host to let the editor start its own. ({message})")
+                f"or run `worldbridge play` without --host to let the editor start its own.")
     if code:
         return f"{message} ({code})"
     return f"{type(exc).__name__}: {message}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,6 +108,11 @@ def play_episode(world, plan: dict, frames: int, sketch: bool):
     return video, actions, effective, sketches, meta
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the pool and deletes the temp folder."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _work_shard(job: tuple) -> list[dict]:
     """Worker: play a shard's episodes and save its arrays into the dataset's temp folder."""
     folder, shard, plans, cfg_dict = job
@@ -153,7 +159,7 @@ def generate(cfg: GenerateConfig, out: str | Path, overwrite: bool = False, prog
                     bar.update(sum(m["length"] for m in metas))
             else:
                 ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-                with ctx.Pool(min(cfg.workers, len(jobs))) as pool:
+                with ctx.Pool(min(cfg.workers, len(jobs)), initializer=_ignore_sigint) as pool:
                     try:
                         for metas in pool.imap_unordered(_work_shard, jobs):
                             writer.add_episodes(metas)

@@ -43,12 +43,20 @@ def square_resize(frame: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(crop).resize((size, size), resample))
 
 
-def resample_indices(times: np.ndarray, fps: float) -> np.ndarray:
-    """Indices of source frames (at `times` seconds) shown at each tick of a `fps` clock: the latest frame not after it."""
+def resample_indices(times: np.ndarray, fps: float, end: float | None = None) -> np.ndarray:
+    """Indices of source frames (starting at `times` seconds) shown at each tick of a `fps` clock.
+
+    Each tick shows the latest frame that started at or before it; ticks run until `end` (exclusive; the end of
+    the last frame) or, without it, up to the last frame's start.
+    """
     times = np.asarray(times, np.float64)
     if len(times) == 0:
         return np.zeros(0, np.int64)
-    ticks = times[0] + np.arange(int(np.floor((times[-1] - times[0]) * fps + 1e-9)) + 1) / fps
+    if end is None:
+        n = int(np.floor((times[-1] - times[0]) * fps + 1e-9)) + 1
+    else:
+        n = max(1, int(np.ceil((end - times[0]) * fps - 1e-9)))
+    ticks = times[0] + np.arange(n) / fps
     return np.clip(np.searchsorted(times, ticks + 1e-9, side="right") - 1, 0, len(times) - 1)
 
 
@@ -64,8 +72,8 @@ def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
         raise FootageError(f"{path}: cannot read this video ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})") from None
 
 
-def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float]]:
-    """Frames of an animated GIF and each frame's start time in seconds."""
+def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float], float]:
+    """Frames of an animated GIF, each frame's start time and the end time, in seconds."""
     from PIL import Image, ImageSequence, UnidentifiedImageError
 
     try:
@@ -77,7 +85,7 @@ def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float]]:
                 t += (f.info.get("duration") or 100) / 1000.0
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise FootageError(f"{path}: cannot read this GIF ({e})") from None
-    return frames, times
+    return frames, times, t
 
 
 def _image(path: Path) -> np.ndarray:
@@ -146,11 +154,11 @@ def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, 
             raise FootageError(f"{path}: the video is damaged after {len(frames)} frames ({type(e).__name__})") from None
         if not frames:
             raise FootageError(f"{path}: the video has no frames")
-        idx = resample_indices(np.arange(len(frames)) / src_fps, fps)
+        idx = resample_indices(np.arange(len(frames)) / src_fps, fps, end=len(frames) / src_fps)
         yield {"caption": "", "source_file": str(path), "source_fps": src_fps}, np.stack([frames[i] for i in idx])
     elif ext in GIF_EXTS:
-        frames, times = _gif_frames(path)
-        idx = resample_indices(np.array(times), fps)
+        frames, times, end = _gif_frames(path)
+        idx = resample_indices(np.array(times), fps, end=end)
         yield {"caption": "", "source_file": str(path)}, np.stack([square_resize(frames[i], size) for i in idx])
     elif ext in RECORDING_EXTS:
         yield from _recording_episodes(path, size, fps)

@@ -90,7 +90,7 @@ def sandbox_gallery(size: int = 64, scale: int = 2, seed: int = 3) -> np.ndarray
         for t in range(steps):
             frame = world.step(RIGHT_JUMP if t % 9 == 0 else RIGHT)
         if event is not None:
-            for t in range(12):
+            for t in range(70 if event == "flood" else 12):
                 frame = world.step(RIGHT if t % 2 else 0, WorldEvent(type=event) if t == 0 else None)
         return frame.repeat(scale, 0).repeat(scale, 1)
 

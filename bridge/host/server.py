@@ -50,7 +50,8 @@ class Host:
     """Serves WorldBridge protocol v1 on one ROUTER socket; `run()` blocks until `stop()`."""
 
     def __init__(self, backend: Any = None, bind: str = "tcp://127.0.0.1:5555", limits: Limits | None = None,
-                 curve_secret: str | Path | None = None, heartbeat: bool = False, sndhwm: int = 4,
+                 curve_secret: str | Path | None = None, heartbeat: bool = False, heartbeat_ivl_ms: int = 1000,
+                 sndhwm: int = 4,
                  sndbuf: int = 256 * 1024, recordings_dir: str | Path = "recordings",
                  context: zmq.Context | None = None):
         self.spec: BackendSpec = as_spec(backend)
@@ -71,9 +72,9 @@ class Host:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, 2 * self.limits.max_message_bytes)  # hard cap: drop the connection
         if heartbeat:
-            self.sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-            self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
-            self.sock.setsockopt(zmq.HEARTBEAT_TTL, 10000)
+            self.sock.setsockopt(zmq.HEARTBEAT_IVL, heartbeat_ivl_ms)
+            self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5 * heartbeat_ivl_ms)
+            self.sock.setsockopt(zmq.HEARTBEAT_TTL, 10 * heartbeat_ivl_ms)
         if curve_secret is not None:
             from zmq.auth import load_certificate
 
@@ -94,6 +95,7 @@ class Host:
         self._wake_rx.bind(self._wake_addr)
         self._stopping = threading.Event()
         self.peers: dict[bytes, Peer] = {}
+        self.orphans: dict[bytes, deque] = {}  # replies to peers without a Peer record (reject, pong, not_ready)
         self.sessions: dict[str, Session] = {}
         self.stats = {"messages": 0, "bad_messages": 0, "frames_sent": 0, "frames_dropped": 0}
         self.default_kind = self.spec.kind
@@ -125,7 +127,8 @@ class Host:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
-        next_housekeeping = time.monotonic() + 1.0
+        every = min(1.0, self.limits.idle_timeout_s / 4)
+        next_housekeeping = time.monotonic() + every
         try:
             while not self._stopping.is_set():
                 events = dict(poller.poll(self._timeout_ms(next_housekeeping)))
@@ -138,7 +141,7 @@ class Host:
                 self._flush_outboxes()
                 if time.monotonic() >= next_housekeeping:
                     self._housekeeping()
-                    next_housekeeping = time.monotonic() + 1.0
+                    next_housekeeping = time.monotonic() + every
         finally:
             self.close()
 
@@ -152,7 +155,7 @@ class Host:
             if s.mode == "realtime" and s.peer is not None:
                 deadline = min(deadline, s.next_tick)
         wait = max(0.0, deadline - now) * 1000.0
-        if any(p.outbox for p in self.peers.values()):
+        if self.orphans or any(p.outbox for p in self.peers.values()):
             wait = min(wait, 2.0)
         return int(wait) if wait >= 1.0 or wait == 0.0 else 1
 
@@ -245,6 +248,7 @@ class Host:
         if peer is None:
             self._evict_peers()
             peer = self.peers[rid] = Peer()
+            peer.outbox.extend(self.orphans.pop(rid, ()))
         peer.codec = P.choose_codec(msg["codecs"])
         peer.client = msg["client"] or ""
         self._send(rid, [P.encode(P.welcome(peer.codec, self.pool.names, self.default_kind, self.limits))])
@@ -276,9 +280,8 @@ class Host:
                 self._emit(session, Produced(session.last_image, session.index, session.epoch, -1, [], 0.0,
                                              "resend"), time.perf_counter())
             return
-        if peer.session is not None:
-            self._close_session(peer.session, notify=None)  # a second start replaces the session
-        if len(self.sessions) >= self.limits.max_sessions:
+        others = len(self.sessions) - (peer.session is not None)
+        if others >= self.limits.max_sessions:
             raise ProtocolError("busy", f"the host already runs {self.limits.max_sessions} sessions: try again later")
         if msg["backend"] is not None and msg["backend"] not in self.pool.specs:
             raise ProtocolError("bad_argument", f"backend {msg['backend']!r} is not served here; this host serves "
@@ -293,6 +296,8 @@ class Host:
             produced = session.begin(prompt)
         except ValueError as e:
             raise ProtocolError("bad_prompt", str(e)) from None
+        if peer.session is not None:  # a second start replaces the session (only once the new one works)
+            self._close_session(peer.session, notify=None)
         session.peer, peer.session = rid, session
         self.sessions[session.id] = session
         log.info("session %s started: %s [%s], %s mode, client %r", session.id, session.name, session.kind,
@@ -522,13 +527,21 @@ class Host:
                 return False
             peer.outbox.append(parts)
             return True
+        if peer is None and rid in self.orphans:
+            self.orphans[rid].append(parts)
+            return True
         try:
             self.sock.send_multipart([rid, *parts], flags=zmq.NOBLOCK, copy=False)
             return True
         except zmq.Again:
-            if droppable or peer is None:
+            if droppable:
                 return False
-            peer.outbox.append(parts)
+            if peer is None:
+                if rid not in self.orphans and len(self.orphans) >= self.limits.max_peers:
+                    return False
+                self.orphans.setdefault(rid, deque(maxlen=16)).append(parts)
+            else:
+                peer.outbox.append(parts)
             return True
         except zmq.ZMQError as e:
             if e.errno == zmq.EHOSTUNREACH:
@@ -537,6 +550,16 @@ class Host:
             raise
 
     def _flush_outboxes(self) -> None:
+        for rid, box in list(self.orphans.items()):
+            try:
+                while box:
+                    self.sock.send_multipart([rid, *box[0]], flags=zmq.NOBLOCK, copy=False)
+                    box.popleft()
+                del self.orphans[rid]
+            except zmq.Again:
+                pass
+            except zmq.ZMQError:
+                del self.orphans[rid]
         for rid, peer in list(self.peers.items()):
             while peer.outbox:
                 try:

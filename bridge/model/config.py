@@ -24,6 +24,8 @@ class TokenizerConfig:
     clip_len: int = 8  # training clip length
     commit: float = 0.25
     reset_after: int = 50  # steps a code may go unused before it is reset to an encoder output
+    entropy_weight: float = 0.0  # batch code-entropy bonus (collapse guard)
+    entropy_temp: float = 0.1
     dropout: float = 0.0
 
 

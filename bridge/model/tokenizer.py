@@ -24,7 +24,8 @@ class VideoTokenizer(nn.Module):
         self.cfg, self.height, self.width = cfg, height, width
         p = cfg.patch
         n = (height // p) * (width // p)
-        self.quant = make_quantizer(cfg.quantizer, cfg.codebook, cfg.code_dim, cfg.fsq_levels, cfg.commit, cfg.reset_after)
+        self.quant = make_quantizer(cfg.quantizer, cfg.codebook, cfg.code_dim, cfg.fsq_levels, cfg.commit, cfg.reset_after,
+                                    cfg.entropy_temp)
         self.patch_in = nn.Linear(p * p * 3, cfg.dim)
         self.encoder = STTransformer(cfg.dim, cfg.enc_depth, cfg.heads, n, cfg.window, cfg.dropout)
         self.to_code = nn.Linear(cfg.dim, self.quant.dim)
@@ -59,4 +60,5 @@ class VideoTokenizer(nn.Module):
         recon = self.decode_codes(q)
         mse = F.mse_loss(recon.float(), target)
         psnr = -10 * torch.log10(mse.detach().clamp(min=1e-10))
-        return {"loss": mse + stats["loss"], "mse": mse, "psnr": psnr, "vq": stats["loss"]}
+        loss = mse + stats["loss"] - self.cfg.entropy_weight * stats["entropy"]
+        return {"loss": loss, "mse": mse, "psnr": psnr, "vq": stats["loss"]}

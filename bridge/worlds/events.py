@@ -33,13 +33,13 @@ EVENT_CAPTIONS = {
 # keyword -> event type; earlier entries win ties, so "stop the rain" clears rather than rains
 _KEYWORDS: list[tuple[str, tuple[str, ...]]] = [
     ("weather_clear", ("clear", "clears", "stop", "stops", "end", "ends", "sunny", "sunshine", "calm")),
-    ("flood", ("flood", "floods", "flooding", "water", "rises", "tide", "deluge")),
+    ("flood", ("flood", "floods", "flooding", "water", "rises", "rising", "tide", "deluge")),
     ("weather_snow", ("snow", "snows", "snowing", "snowfall", "blizzard", "snowflakes")),
     ("weather_rain", ("rain", "rains", "raining", "rainy", "storm", "downpour", "drizzle", "shower")),
     ("weather_fog", ("fog", "foggy", "mist", "misty", "haze", "hazy")),
     ("night_falls", ("night", "nighttime", "dark", "darkness", "midnight", "moon")),
-    ("dusk", ("dusk", "sunset", "evening", "twilight")),
-    ("day_breaks", ("day", "dawn", "morning", "sunrise", "daybreak", "daylight", "light", "bright")),
+    ("dusk", ("dusk", "sunset", "evening", "twilight", "sets", "setting")),
+    ("day_breaks", ("day", "dawn", "morning", "sunrise", "daybreak", "daylight", "light", "bright", "sun", "rises")),
     ("spawn_enemy", ("enemy", "enemies", "monster", "monsters", "foe", "foes", "creature", "baddie")),
     ("spawn_coins", ("coin", "coins", "gold", "treasure", "money")),
 ]

@@ -182,10 +182,12 @@ def generate_level(params: LevelParams, seed: int, prefix: Level | None = None) 
         enemies = []
         start = (2.0, 12 - 1.5)
         slots = [s for s in enemy_slots if s[1] >= 16]
-    for i in range(params.enemy_count if slots else 0):
+    wanted, tries = len(enemies) + params.enemy_count, 0
+    while slots and len(enemies) < wanted and tries < 20 * wanted:
+        tries += 1
         r, c0, c1 = slots[int(rng.integers(len(slots)))]
         c = int(rng.integers(c0, c1 + 1))
-        if all(abs(c - ec) > 1 or r != er for ec, er in enemies):
+        if all(abs(c - ec) > 2 or r != er for ec, er in enemies):
             enemies.append((c, r))
     if params.theme == "cave":  # a rock ceiling (not over a sketched prefix)
         tiles[0, start_col:][tiles[0, start_col:] == EMPTY] = BLOCK

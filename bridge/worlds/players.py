@@ -46,10 +46,10 @@ class ExplorerPlayer:
             if not 0 <= c < tiles.shape[1]:
                 return True
             if any(tiles[r, c] in SOLID_TILES for r in range(max(feet - 1, 0), feet + 1)):
-                return True  # a wall or a step
-            below = tiles[feet + 1 :, c] if feet + 1 < LEVEL_ROWS else tiles[:0, c]
-            if not any(t in SOLID_TILES for t in below[:2]) or (len(below) and below[0] == HAZARD):
-                return True  # a gap
+                return True  # a wall or a step: jump a little ahead of it
+        below = tiles[feet + 1 : feet + 3, front] if 0 <= front < tiles.shape[1] else tiles[:0, 0]
+        if not any(t in SOLID_TILES for t in below) or (len(below) and below[0] == HAZARD):
+            return True  # a gap: jump at its very edge so the flight clears it
         if len(s.enemies):
             ex = s.enemies[:, 0][s.enemy_alive]
             ey = s.enemies[:, 1][s.enemy_alive]
@@ -63,10 +63,11 @@ class ExplorerPlayer:
         if self.hold > 0:
             self.hold -= 1
             return self.hold_action
-        if self.rng.random() < self.epsilon:  # a pause, a look back, a random hop
-            self.hold_action = int(self.rng.choice([NOOP, LEFT, JUMP, DOWN, RIGHT_JUMP]))
-            self.hold = int(self.rng.integers(1, 6))
-            return self.hold_action
+        if self.rng.random() < self.epsilon:  # a pause, a look back, a random hop (unless it would be fatal)
+            action, hold = int(self.rng.choice([NOOP, LEFT, JUMP, DOWN, RIGHT_JUMP])), int(self.rng.integers(1, 6))
+            if world.predict([action] * hold + [NOOP] * 20).deaths == s.deaths:
+                self.hold_action, self.hold = action, hold - 1
+                return action
         if s.x > s.level.cols - 4:
             self.direction = -1  # the end of the level: head back
         elif self.rng.random() < (0.04 if self.direction < 0 else 0.004):
@@ -77,9 +78,15 @@ class ExplorerPlayer:
         if s.on_ground and world._tile(cc, int(np.floor(s.y + 0.75))) == 3 and self.rng.random() < 0.3:
             self.hold_action, self.hold = JUMP, 4
             return JUMP  # take the ladder up
+        walk, hop = (RIGHT, RIGHT_JUMP) if self.direction > 0 else (LEFT, LEFT_JUMP)
         if s.on_ground and self._danger_ahead(world, self.direction):
-            return RIGHT_JUMP if self.direction > 0 else LEFT_JUMP
-        return RIGHT if self.direction > 0 else LEFT
+            # look ahead with the game's own physics: jump now, a step later, or wait for a better moment
+            for first, plan in ((hop, [hop] + [walk] * 22), (walk, [walk, hop] + [walk] * 22), (walk, [walk, walk, hop] + [walk] * 22)):
+                after = world.predict(plan)
+                if after.deaths == s.deaths and self.direction * (after.x - s.x) > 1.0:
+                    return first
+            return NOOP if self.rng.random() < 0.7 else hop
+        return walk
 
 
 class MixedPlayer:

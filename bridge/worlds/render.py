@@ -37,7 +37,7 @@ THEME_COLORS: dict[str, dict[str, tuple[int, int, int]]] = {
         hazard=(30, 80, 160), hazard_light=(90, 150, 220), enemy=(150, 70, 200), enemy_feet=(60, 20, 90),
     ),
     "lava_castle": dict(
-        sky_top=(50, 14, 24), sky_bottom=(150, 46, 24), far=(70, 22, 28), far2=(40, 12, 18), cloud=(120, 60, 50),
+        sky_top=(50, 14, 24), sky_bottom=(150, 46, 24), far=(34, 10, 18), far2=(40, 12, 18), cloud=(120, 60, 50),
         top=(160, 150, 150), top_dark=(120, 110, 112), dirt=(104, 96, 98), dirt_dark=(74, 68, 72),
         plat=(120, 108, 116), plat_light=(170, 160, 166), plat_dark=(72, 64, 70),
         brick=(136, 120, 116), mortar=(72, 60, 60), ladder=(150, 110, 70),
@@ -166,6 +166,8 @@ def _sky(theme: str, time: str, h: int, w: int, rng: np.random.Generator) -> np.
         top, bottom = (top + 3 * np.array(DUSK_SKY[0])) / 4, (bottom + 3 * np.array(DUSK_SKY[1])) / 4
     if theme != "cave" and time == "night":
         top, bottom = np.array(NIGHT_SKY[0], np.float32), np.array(NIGHT_SKY[1], np.float32)
+        if theme == "lava_castle":  # the lava still glows on the clouds at night
+            top, bottom = np.array((18, 6, 16), np.float32), np.array((74, 22, 22), np.float32)
     t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
     sky = np.broadcast_to(top * (1 - t) + bottom * t, (h, w, 3)).copy()
     ys = np.arange(h, dtype=np.float32)[:, None]
@@ -200,7 +202,7 @@ def _sky(theme: str, time: str, h: int, w: int, rng: np.random.Generator) -> np.
         u = (xs + phase[0] * period) % period
         tower = (u < h * 0.5) & (ys > h * 0.22) | (u >= h * 0.5) & (ys > h * 0.45)
         merlon = (u < h * 0.5) & (ys > h * 0.16) & ((u // max(h // 16, 1)) % 2 == 0)
-        window = (u > h * 0.2) & (u < h * 0.28) & (ys > h * 0.32) & (ys < h * 0.4)
+        window = (((u > h * 0.12) & (u < h * 0.17)) | ((u > h * 0.32) & (u < h * 0.37))) & (ys > h * 0.3) & (ys < h * 0.37)
         sky = np.where((tower | merlon)[..., None], far, sky)
         sky = np.where(window[..., None], np.asarray((255, 160, 60), np.float32) * tint, sky)
     if theme in ("grassland", "snow", "desert") and time != "night":  # clouds

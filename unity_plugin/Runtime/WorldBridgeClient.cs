@@ -60,6 +60,11 @@ namespace WorldBridge
         public SessionInfo Session => Connection?.Session;
         /// <summary>Which backend the user is looking at: show it next to the world.</summary>
         public string BackendLabel => backendInUse;
+        public string ConnectionStateText => connectionState;
+        public long FrameIndex => frameIndex;
+        /// <summary>Input → frame round trip of the last frame that echoed an input, in ms.</summary>
+        public float LatencyMs => latencyMs;
+        public long FramesDropped => framesDropped;
 
         bool startSent;
 
@@ -130,7 +135,7 @@ namespace WorldBridge
             var type = m.GetString("type");
             if (type == "session")
             {
-                var s = Connection?.Session ?? SessionInfo.From(m);
+                var s = SessionInfo.From(m);
                 backendInUse = s.BackendLabel;
                 Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}");
                 onSessionStarted.Invoke();

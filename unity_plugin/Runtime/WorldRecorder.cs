@@ -20,6 +20,7 @@ namespace WorldBridge
 
         public bool IsRecording => recording;
         public string LastPath => lastPath;
+        public long LastFrames => lastFrames;
 
         void OnEnable()
         {

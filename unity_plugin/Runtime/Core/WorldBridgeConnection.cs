@@ -193,7 +193,8 @@ namespace WorldBridge.Core
         void Enqueue(MsgMap message)
         {
             if (state == ConnectionState.Closed || state == ConnectionState.Failed)
-                throw new InvalidOperationException($"the connection is {state.ToString().ToLowerInvariant()}{(lastError != null ? ": " + lastError : "")}; make a new connection");
+                throw new InvalidOperationException($"cannot send: the connection {(state == ConnectionState.Closed ? "was closed" : "failed")}" +
+                                                    $"{(lastError != null ? " (" + lastError + ")" : "")}; make a new WorldBridgeConnection");
             var bytes = MsgPack.Encode(message);
             var limit = welcome?.MaxMessageBytes ?? 0;
             if (limit > 0 && bytes.Length > limit)
@@ -340,7 +341,18 @@ namespace WorldBridge.Core
             Interlocked.Exchange(ref newestEpoch, f.Epoch);
             lock (frameLock)
             {
-                if (latest != null) Interlocked.Increment(ref framesDropped);
+                if (latest != null)
+                {
+                    Interlocked.Increment(ref framesDropped);
+                    // a replaced frame's event captions would be lost: carry them into the newer frame
+                    if (latest.Events.Length > 0 && latest.Epoch == f.Epoch)
+                    {
+                        var merged = new string[latest.Events.Length + f.Events.Length];
+                        latest.Events.CopyTo(merged, 0);
+                        f.Events.CopyTo(merged, latest.Events.Length);
+                        f.Events = merged;
+                    }
+                }
                 latest = f;
                 Interlocked.Increment(ref framesReceived);
                 Monitor.PulseAll(frameLock);
@@ -351,5 +363,21 @@ namespace WorldBridge.Core
         {
             while (!inbox.TryAdd(m)) inbox.TryTake(out _); // nobody reads: keep the newest
         }
+    }
+
+    /// <summary>Reconnect delays: doubling from InitialMs up to MaxMs, back to InitialMs after a success.</summary>
+    public sealed class ReconnectBackoff
+    {
+        public int InitialMs = 250, MaxMs = 5000;
+        int attempt;
+
+        public int NextDelayMs()
+        {
+            long delay = (long)InitialMs << Math.Min(attempt, 20);
+            attempt++;
+            return (int)Math.Min(delay, MaxMs);
+        }
+
+        public void Reset() => attempt = 0;
     }
 }

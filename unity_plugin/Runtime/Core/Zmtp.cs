@@ -286,20 +286,4 @@ namespace WorldBridge.Core
             tcp?.Close();
         }
     }
-
-    /// <summary>Reconnect delays: doubling from InitialMs up to MaxMs, back to InitialMs after a success.</summary>
-    public sealed class ReconnectBackoff
-    {
-        public int InitialMs = 250, MaxMs = 5000;
-        int attempt;
-
-        public int NextDelayMs()
-        {
-            long delay = (long)InitialMs << Math.Min(attempt, 20);
-            attempt++;
-            return (int)Math.Min(delay, MaxMs);
-        }
-
-        public void Reset() => attempt = 0;
-    }
 }

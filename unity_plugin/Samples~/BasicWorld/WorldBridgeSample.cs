@@ -22,6 +22,7 @@ namespace WorldBridge.Samples
         WorldRecorder recorder;
         Text scoreText, statusText, recordText;
         RectTransform eventBar;
+        AspectRatioFitter worldFitter;
         Font font;
         int score;
         readonly List<GameObject> eventButtons = new List<GameObject>();
@@ -40,7 +41,7 @@ namespace WorldBridge.Samples
                 cam.clearFlags = CameraClearFlags.SolidColor;
                 cam.backgroundColor = Color.black;
             }
-            if (FindEventSystem() == null)
+            if (EventSystem.current == null)
             {
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
                 new GameObject("EventSystem", typeof(EventSystem), typeof(InputSystemUIInputModule));
@@ -73,7 +74,8 @@ namespace WorldBridge.Samples
             var world = new GameObject("World", typeof(RawImage), typeof(AspectRatioFitter));
             world.transform.SetParent(canvas.transform, false);
             Stretch(world.GetComponent<RectTransform>());
-            world.GetComponent<AspectRatioFitter>().aspectMode = AspectRatioFitter.AspectMode.FitInParent;
+            worldFitter = world.GetComponent<AspectRatioFitter>();
+            worldFitter.aspectMode = AspectRatioFitter.AspectMode.FitInParent;
             view.rawImage = world.GetComponent<RawImage>();
 
             scoreText = Label(canvas.transform, "Score: 0", new Vector2(0, 1), new Vector2(16, -16), 28, TextAnchor.UpperLeft);
@@ -106,9 +108,7 @@ namespace WorldBridge.Samples
             eventButtons.Clear();
             var session = client.Session;
             if (session == null) return;
-            var fitter = GetComponentInChildren<AspectRatioFitter>();
-            var world = FindObjectOfTypeWorld();
-            if (world != null) world.aspectRatio = (float)session.Width / session.Height;
+            worldFitter.aspectRatio = (float)session.Width / session.Height;
             foreach (var type in session.EventTypes)
             {
                 var eventType = type;
@@ -125,14 +125,6 @@ namespace WorldBridge.Samples
                 score++;
             scoreText.text = $"Score: {score}   frame {frame.Index}";
         }
-
-        AspectRatioFitter FindObjectOfTypeWorld()
-        {
-            var view = GetComponent<WorldView>();
-            return view != null && view.rawImage != null ? view.rawImage.GetComponent<AspectRatioFitter>() : null;
-        }
-
-        static EventSystem FindEventSystem() => EventSystem.current;
 
         Text Label(Transform parent, string text, Vector2 corner, Vector2 offset, int size, TextAnchor align)
         {
@@ -154,7 +146,9 @@ namespace WorldBridge.Samples
             go.transform.SetParent(parent, false);
             go.GetComponent<Image>().color = new Color(0, 0, 0, 0.6f);
             go.GetComponent<LayoutElement>().preferredWidth = 140;
-            go.GetComponent<Button>().onClick.AddListener(onClick);
+            var button = go.GetComponent<Button>();
+            button.targetGraphic = go.GetComponent<Image>();
+            button.onClick.AddListener(onClick);
             var label = Label(go.transform, text, new Vector2(0.5f, 0.5f), Vector2.zero, 18, TextAnchor.MiddleCenter);
             Stretch(label.rectTransform);
             return label;

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading;
@@ -68,10 +69,10 @@ namespace WorldBridge.Tests
             { "frame_index", 0 }, { "epoch", 0 }, { "resumed", resumed },
         });
 
-        public void Frame(string session, long index, long epoch) => Send(new MsgMap
+        public void Frame(string session, long index, long epoch, params object[] events) => Send(new MsgMap
         {
             { "type", "frame" }, { "session_id", session }, { "index", index }, { "epoch", epoch }, { "action", -1 },
-            { "client_ts", null }, { "seq", null }, { "host_ts", 1.0 }, { "timings", new MsgMap() }, { "events", new List<object>() },
+            { "client_ts", null }, { "seq", null }, { "host_ts", 1.0 }, { "timings", new MsgMap() }, { "events", new List<object>(events) },
             { "codec", "raw" }, { "width", 2 }, { "height", 1 },
         }, new byte[] { (byte)index, 0, 0, (byte)epoch, 0, 0 });
 
@@ -124,11 +125,14 @@ namespace WorldBridge.Tests
                 Assert.AreEqual("step", start.GetString("mode"));
                 Assert.AreEqual(3, start.GetLong("seed"));
                 host.Session("s1");
-                for (int i = 0; i < 3; i++) host.Frame("s1", i, 0);
+                host.Frame("s1", 0, 0);
+                host.Frame("s1", 1, 0, "it starts to rain");
+                host.Frame("s1", 2, 0);
                 Until(() => c.FramesReceived == 3, "three frames");
                 Assert.IsTrue(c.TryTakeFrame(out var newest));
                 Assert.AreEqual(2, newest.Index);
                 Assert.AreEqual(2, c.FramesDropped);
+                CollectionAssert.AreEqual(new[] { "it starts to rain" }, newest.Events, "captions of replaced frames are kept");
                 Assert.IsFalse(c.TryTakeFrame(out _), "a frame is taken once");
                 Assert.AreEqual("s1", NextMessage(c, "session").GetString("session_id"));
                 Assert.AreEqual("step", c.Mode);
@@ -230,6 +234,15 @@ namespace WorldBridge.Tests
             StringAssert.Contains("127.0.0.1", c.LastError);
             WorldBridgeConnection.CloseAll();
             Assert.AreEqual(ConnectionState.Closed, c.State);
+        }
+
+        [Test]
+        public void BackoffDoublesUpToTheCapAndResets()
+        {
+            var b = new ReconnectBackoff { InitialMs = 250, MaxMs = 5000 };
+            CollectionAssert.AreEqual(new[] { 250, 500, 1000, 2000, 4000, 5000, 5000 }, Enumerable.Range(0, 7).Select(_ => b.NextDelayMs()).ToArray());
+            b.Reset();
+            Assert.AreEqual(250, b.NextDelayMs());
         }
 
         [Test]

@@ -203,14 +203,5 @@ namespace WorldBridge.Tests
             Assert.Throws<ArgumentException>(() => ZmtpDealer.ParseEndpoint("tcp://localhost"));
             Assert.Throws<ArgumentException>(() => ZmtpDealer.ParseEndpoint("tcp://localhost:99999"));
         }
-
-        [Test]
-        public void BackoffDoublesUpToTheCapAndResets()
-        {
-            var b = new ReconnectBackoff { InitialMs = 250, MaxMs = 5000 };
-            CollectionAssert.AreEqual(new[] { 250, 500, 1000, 2000, 4000, 5000, 5000 }, Enumerable.Range(0, 7).Select(_ => b.NextDelayMs()).ToArray());
-            b.Reset();
-            Assert.AreEqual(250, b.NextDelayMs());
-        }
     }
 }

@@ -96,9 +96,12 @@ static func _write(buf: StreamPeerBuffer, value: Variant, depth: int, where: Str
 			error = _write_array(buf, Array(value), depth, where)
 		_:
 			error = (
-				"msgpack: cannot encode %s at %s: convert it to int, float, String, "
-				+ "PackedByteArray, Array or Dictionary first"
-			) % [type_string(typeof(value)), where]
+				(
+					"msgpack: cannot encode %s at %s: convert it to int, float, String, "
+					+ "PackedByteArray, Array or Dictionary first"
+				)
+				% [type_string(typeof(value)), where]
+			)
 	return error
 
 

@@ -110,7 +110,9 @@ func poll(now_ms: int = -1) -> void:
 		_fail("the host at %s:%d closed the connection" % [host, port])
 		return
 	if state != State.OPEN and _now_ms > _deadline_ms:
-		_fail("no ZMTP handshake from %s:%d: is it a WorldBridge host (ZeroMQ ROUTER)?" % [host, port])
+		_fail(
+			"no ZMTP handshake from %s:%d: is it a WorldBridge host (ZeroMQ ROUTER)?" % [host, port]
+		)
 		return
 	if _read_socket():
 		_process_rx()
@@ -235,7 +237,8 @@ static func decode_properties(data: PackedByteArray) -> Dictionary:
 	return {"properties": props, "error": ""}
 
 
-## Reads one frame at `offset`: {"status": "ok"|"partial"|"error", "flags", "body", "next", "error"}.
+## Reads one frame at `offset`:
+## {"status": "ok"|"partial"|"error", "flags", "body", "next", "error"}.
 static func read_frame(data: PackedByteArray, offset: int, max_bytes: int) -> Dictionary:
 	var avail := data.size() - offset
 	if avail < 2:
@@ -376,7 +379,9 @@ func _on_command(body: PackedByteArray) -> void:
 		opened.emit(peer_properties)
 	elif name == "PING" and state == State.OPEN:
 		# PING = TTL (2 bytes) + context (0-16 bytes); PONG echoes the context.
-		_tx.append_array(encode_command("PONG", data.slice(2) if data.size() > 2 else PackedByteArray()))
+		_tx.append_array(
+			encode_command("PONG", data.slice(2) if data.size() > 2 else PackedByteArray())
+		)
 		pings_answered += 1
 	elif name == "ERROR":
 		var reason := data.slice(1).get_string_from_utf8() if data.size() > 0 else ""

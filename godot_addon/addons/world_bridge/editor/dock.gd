@@ -60,7 +60,9 @@ func _build() -> void:
 	add_child(_status)
 
 	row = _row()
-	_backend = _options(row, BACKENDS, "Backend: the sandbox is a test backend, not the world model")
+	_backend = _options(
+		row, BACKENDS, "Backend: the sandbox is a test backend, not the world model"
+	)
 	_mode = _options(row, ["realtime", "step"], "Realtime ticks at the target fps; step waits")
 	_prompt = TextEdit.new()
 	_prompt.placeholder_text = "Text prompt, e.g. a snowy cave with lava"

@@ -14,7 +14,8 @@ signal status_changed(text: String)
 signal session_started(session: Dictionary)
 ## The session ended (fatal error, disconnect_from_host, or a new start).
 signal session_ended(reason: String)
-## A frame of the current epoch; `pixels` is raw RGB8 (height*width*3), PNG or JPEG per header.codec.
+## A frame of the current epoch; `pixels` is raw RGB8 (height*width*3), PNG or JPEG
+## as header.codec says.
 signal frame_received(header: Dictionary, pixels: PackedByteArray)
 ## An `error` from the host, or a client-side problem (code "client").
 signal error_received(code: String, message: String, fatal: bool)
@@ -172,9 +173,13 @@ func start_session(options: Dictionary = {}) -> bool:
 		"text": null if text_prompt == "" else text_prompt,
 		"action_map": null if action_map.is_empty() else action_map,
 	}
-	if prompt_viewport != null:
+	if prompt_viewport != null and not options.has(prompt_viewport_as):
 		var png := capture_viewport_png(prompt_viewport)
-		if png.is_empty():
+		if not has_capability(prompt_viewport_as + "_prompt"):
+			_client_error(
+				"this host takes no %s prompts; starting without one" % prompt_viewport_as
+			)
+		elif png.is_empty():
 			_client_error("the prompt viewport has not rendered an image yet; starting without it")
 		else:
 			opts[prompt_viewport_as] = png
@@ -188,7 +193,9 @@ func send_input(action: Variant) -> bool:
 	if link != Link.IN_SESSION:
 		return false
 	if typeof(action) != TYPE_INT and typeof(action) != TYPE_STRING:
-		_client_error("an action must be an int id or a String name, not %s" % type_string(typeof(action)))
+		_client_error(
+			"an action must be an int id or a String name, not %s" % type_string(typeof(action))
+		)
 		return false
 	_seq += 1
 	return _send(Protocol.input(action, _now_ms(), _seq))
@@ -197,7 +204,7 @@ func send_input(action: Variant) -> bool:
 ## Fires a promptable world event: a typed event (session.event_types) and/or free text.
 func fire_event(event_type: String = "", text: String = "") -> bool:
 	if event_type == "" and text == "":
-		_client_error("an event needs an event_type or a text, e.g. fire_event(\"\", \"make it snow\")")
+		_client_error('an event needs an event_type or a text, e.g. fire_event("", "make it snow")')
 		return false
 	return _in_session() and _send(Protocol.event(_next_req(), event_type, text))
 
@@ -257,6 +264,12 @@ func backend_label() -> String:
 
 func is_in_session() -> bool:
 	return link == Link.IN_SESSION
+
+
+## True when the host's welcome lists `capability` (e.g. "sketch_prompt", "record").
+func has_capability(capability: String) -> bool:
+	var capabilities: Variant = welcome.get("capabilities", [])
+	return typeof(capabilities) == TYPE_ARRAY and capability in capabilities
 
 
 ## PNG bytes of what `viewport` rendered last; empty when it has not rendered (or headless).
@@ -338,7 +351,10 @@ func _on_frame(header: Dictionary, pixels: PackedByteArray) -> void:
 	var height := _int(header, "height")
 	if _text(header, "codec") == "raw" and pixels.size() != width * height * 3:
 		_client_error(
-			"frame %d: %d pixel bytes for %dx%d RGB8" % [_int(header, "index"), pixels.size(), width, height]
+			(
+				"frame %d: %d pixel bytes for %dx%d RGB8"
+				% [_int(header, "index"), pixels.size(), width, height]
+			)
 		)
 		return
 	frames_received += 1
@@ -421,8 +437,10 @@ func _send(msg: Dictionary) -> bool:
 		limit = limits["max_message_bytes"]
 	if data.size() > limit:
 		_client_error(
-			"%s message of %d bytes is over the host's %d-byte limit: use a smaller image"
-			% [msg["type"], data.size(), limit]
+			(
+				"%s message of %d bytes is over the host's %d-byte limit: use a smaller image"
+				% [msg["type"], data.size(), limit]
+			)
 		)
 		return false
 	var err := _socket.send([data])

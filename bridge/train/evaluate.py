@@ -1,0 +1,291 @@
+"""`worldbridge eval`: tokenizer fidelity, latent-action controllability and rollout quality on the val split.
+
+Prints ONE JSON object on stdout (progress on stderr). True actions are read here only, never in training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from bridge.model.checkpoint import CheckpointError, load_into, load_model
+from bridge.model.genie import WorldModel
+from bridge.model.sampler import sample_frame
+from bridge.model.tokenizer import VideoTokenizer
+from bridge.model.world import pick_device
+
+DELTA_T = (1, 4, 16)
+SECONDS = (1, 3, 10)
+
+
+# --- Image metrics ---
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of (..., H, W, C) tensors in [0, 1]."""
+    mse = (a.float() - b.float()).pow(2).flatten(-3).mean(-1)
+    return -10 * torch.log10(mse.clamp(min=1e-10))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
+    """Per-image SSIM (Wang et al. 2004, Gaussian window, per channel, averaged) of (N, H, W, C) in [0, 1]."""
+    x, y = a.float().permute(0, 3, 1, 2), b.float().permute(0, 3, 1, 2)
+    C = x.shape[1]
+    g = torch.exp(-((torch.arange(size, dtype=torch.float32) - size // 2) ** 2) / (2 * sigma**2))
+    g = (g / g.sum()).to(x.device)
+    win = (g[:, None] * g[None, :]).expand(C, 1, size, size)
+    f = lambda t: F.conv2d(t, win, groups=C)  # noqa: E731  valid conv, like the reference implementation
+    mx, my = f(x), f(y)
+    vx, vy, cxy = f(x * x) - mx**2, f(y * y) - my**2, f(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1)
+
+
+# --- Latent action vs true action agreement ---
+
+def mapping_accuracy(latent_fit: np.ndarray, true_fit: np.ndarray, latent_test: np.ndarray, true_test: np.ndarray,
+                     num_latent: int, num_true: int) -> dict[str, float]:
+    """Fit latent->true maps on one part, score on the other: best many-to-one, best one-to-one, majority chance."""
+    counts = np.zeros((num_latent, num_true), np.int64)
+    np.add.at(counts, (latent_fit, true_fit), 1)
+    many = counts.argmax(1)
+    one = _best_assignment(counts)
+    majority = np.bincount(true_fit, minlength=num_true).argmax()
+    return {"many_to_one": float((many[latent_test] == true_test).mean()),
+            "one_to_one": float((one[latent_test] == true_test).mean()),
+            "chance": float((true_test == majority).mean()), "n": int(len(true_test))}
+
+
+def _best_assignment(counts: np.ndarray) -> np.ndarray:
+    """Latent -> distinct true action maximising agreement (exact DP over subsets of true actions); -1 = unmatched."""
+    L, A = counts.shape
+    if A > 16:  # beyond exact DP: greedy
+        out, used = np.full(L, -1), set()
+        for flat in np.argsort(-counts, axis=None):
+            lat, act = divmod(int(flat), A)
+            if out[lat] < 0 and act not in used:
+                out[lat], _ = act, used.add(act)
+        return out
+    best = {0: (0, ())}  # used-actions mask -> (score, assignment so far)
+    for lat in range(L):
+        nxt: dict[int, tuple[int, tuple]] = {}
+        for mask, (score, asg) in best.items():
+            options = [(score, mask, -1)] + [(score + counts[lat, a], mask | 1 << a, a) for a in range(A) if not mask >> a & 1]
+            for sc, m, a in options:
+                if m not in nxt or nxt[m][0] < sc:
+                    nxt[m] = (sc, asg + (a,))
+        best = nxt
+    return np.array(max(best.values())[1])
+
+
+def code_stats(idx: np.ndarray, k: int) -> tuple[float, float]:
+    """(fraction of codes used, entropy in bits of their distribution)."""
+    p = np.bincount(idx.ravel(), minlength=k) / max(idx.size, 1)
+    nz = p[p > 0]
+    return float((p > 0).mean()), float(-(nz * np.log2(nz)).sum())
+
+
+# --- Rollouts ---
+
+@torch.no_grad()
+def rollout(model: WorldModel, first: torch.Tensor, actions: torch.Tensor, settings: dict[str, Any],
+            generator: torch.Generator) -> torch.Tensor:
+    """first (B, H, W, 3) uint8, actions (B, L) -> generated frames (B, L, H, W, 3) in [0, 1], one frame at a time."""
+    dyn, tok = model.dynamics, model.tokenizer
+    tokens = tok.encode(first[:, None])[0][:, 0]  # (B, N)
+    dcache, tcache = dyn.new_cache(), tok.decoder.new_cache()
+    dyn(tokens[:, None], torch.full_like(actions[:, :1], dyn.null_action), None, dcache, append=True)
+    tok.decode(tokens[:, None], tcache)
+    out = []
+    for t in range(actions.shape[1]):
+        tokens = sample_frame(dyn, dcache, actions[:, t], settings["steps"], settings["temperature"], settings["cfg"],
+                              settings["unmask"], generator=generator)
+        out.append(tok.decode(tokens[:, None], tcache)[:, 0])
+    return torch.stack(out, 1)
+
+
+def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int = 16, seed: int = 0,
+             overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """All metrics of a checkpoint (a world or a tokenizer run) on the val split of `data`."""
+    from bridge.data.dataset import ClipSampler, VideoDataset
+
+    dev = pick_device(device)
+    ds = VideoDataset(data)
+    val = ds.split("val")
+    if not val:
+        raise ValueError(f"{data} has no val episodes: generate it with --val-fraction > 0")
+    cfg, tensors, card, header = load_model(Path(checkpoint))
+    if (cfg.height, cfg.width) != (ds.height, ds.width):
+        raise ValueError(f"{checkpoint} models {cfg.height}x{cfg.width} frames but {data} has {ds.height}x{ds.width}")
+    if header["kind"] == "world":
+        model = WorldModel(cfg, bank_size=tensors["bank"].shape[0])
+        load_into(model, tensors, where=checkpoint)
+        tok = model.tokenizer
+    else:
+        model, tok = None, VideoTokenizer(cfg.tokenizer, cfg.height, cfg.width)
+        load_into(tok, tensors, "tokenizer.", where=checkpoint)
+    tok.to(dev).eval()
+    if model is not None:
+        model.to(dev).eval()
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    longest = max(e.length for e in val)
+    H = max(DELTA_T + tuple(round(s * ds.fps) for s in SECONDS if round(s * ds.fps) < longest))
+    bar = tqdm(total=5 if model is not None else 1, desc="eval", file=sys.stderr, disable=not progress)
+    res: dict[str, Any] = {"checkpoint": str(checkpoint), "kind": header["kind"], "step": header["step"],
+                           "data": str(data), "val_episodes": len(val), "val_frames": int(sum(e.length for e in val))}
+
+    # --- Tokenizer: reconstruction and code usage ---
+    with torch.no_grad():
+        sampler = ClipSampler(ds, min(cfg.tokenizer.clip_len, longest), "val", seed=seed)
+        x = torch.from_numpy(sampler.sample(max(clips, 4) * 4, rng)).to(dev)
+        idx, q, _ = tok.encode(x)
+        rec = tok.decode(idx)
+        ref = x.float() / 255
+        res["tokenizer_psnr"] = float(psnr(rec, ref).mean())
+        res["tokenizer_ssim"] = float(ssim(rec.flatten(0, 1), ref.flatten(0, 1)).mean())
+        res["codebook_usage"] = code_stats(idx.cpu().numpy(), tok.vocab)[0]
+    bar.update(1)
+    if model is None:
+        bar.close()
+        return res
+
+    # --- Latent actions: usage, entropy, agreement with true actions ---
+    settings = {**_defaults(cfg), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    res["settings"] = settings
+    T = min(cfg.dynamics.clip_len, longest)
+    sampler = ClipSampler(ds, T, "val", seed=seed)
+    frames, true, eff = _clips_with_actions(ds, sampler, clips * 8, rng)
+    with torch.no_grad():
+        lat = np.concatenate([model.lam.encode(torch.from_numpy(frames[i:i + 32]).to(dev))[0].cpu().numpy()
+                              for i in range(0, len(frames), 32)])
+    A = model.lam.num_actions
+    res["latent_action_usage"], res["latent_action_entropy_bits"] = code_stats(lat, A)
+    res["true_action_accuracy"], res["true_action_accuracy_detail"] = None, None
+    if true is not None:
+        K = len(ds.action_names or []) or int(true.max()) + 1
+        detail = {"raw": _agreement(lat, true, A, K), "effective": None}
+        if eff is not None:
+            detail["effective"] = _agreement(lat, eff, A, K)
+        res["true_action_accuracy_detail"] = detail
+        # headline: against effective actions where the data has them (an action with no effect is unknowable)
+        res["true_action_accuracy"] = (detail["effective"] or detail["raw"])["many_to_one"]
+    bar.update(1)
+
+    # --- Rollouts: inferred vs random actions (delta PSNR), long-horizon PSNR, copy-last-frame baseline ---
+    sampler = ClipSampler(ds, H + 1, "val", seed=seed)
+    clip = torch.from_numpy(sampler.sample(clips, rng)).to(dev)  # (B, H+1, h, w, 3)
+    ref = clip.float() / 255
+    with torch.no_grad():
+        inferred = model.lam.encode(clip)[0]  # (B, H)
+    gen.manual_seed(seed)
+    t0 = time.perf_counter()
+    pred = rollout(model, clip[:, 0], inferred, settings, gen)  # (B, H, ...)
+    bar.update(1)
+    gen.manual_seed(seed)
+    rand = torch.randint(0, A, (clips, max(DELTA_T)), device=dev, generator=gen)
+    pred_rand = rollout(model, clip[:, 0], rand, settings, gen)
+    bar.update(1)
+    p_inf, p_rand = psnr(pred, ref[:, 1:]), psnr(pred_rand, ref[:, 1:max(DELTA_T) + 1])  # (B, L)
+    p_copy = psnr(ref[:, :1].expand_as(ref[:, 1:]), ref[:, 1:])
+    res["delta_psnr"] = {str(t): float((p_inf[:, t - 1] - p_rand[:, t - 1]).mean()) for t in DELTA_T}
+    res["rollout_psnr"], res["copy_last_frame_psnr"] = {}, {}
+    for s in SECONDS:
+        t = round(s * ds.fps)
+        ok = t <= H
+        res["rollout_psnr"][str(s)] = float(p_inf[:, t - 1].mean()) if ok else None
+        res["copy_last_frame_psnr"][str(s)] = float(p_copy[:, t - 1].mean()) if ok else None
+    res["rollout_frames"] = {"clips": clips, "horizon": H, "batch_s": round(time.perf_counter() - t0, 2)}
+
+    # --- Interactive speed: one stream, as a client sees it ---
+    res.update(_speed(checkpoint, device, overrides))
+    bar.update(1)
+    bar.close()
+    return res
+
+
+def _defaults(cfg) -> dict[str, Any]:
+    d = cfg.dynamics
+    return {"steps": min(d.steps, cfg.tokens_per_frame), "temperature": d.temperature, "cfg": d.cfg, "unmask": d.unmask}
+
+
+def _agreement(lat: np.ndarray, true: np.ndarray, A: int, K: int) -> dict[str, float]:
+    lat, true = lat.reshape(-1), true.reshape(-1).astype(np.int64)
+    keep = true >= 0
+    lat, true = lat[keep], true[keep]
+    half = len(lat) // 2
+    return mapping_accuracy(lat[:half], true[:half], lat[half:], true[half:], A, max(K, int(true.max()) + 1))
+
+
+def _clips_with_actions(ds, sampler, n: int, rng: np.random.Generator):
+    """n val clips (n, T, H, W, 3) with their raw and effective actions (n, T-1) for the SAME clips (None if absent)."""
+    T = sampler.clip_len
+    frames, raw, eff = [], [], []
+    for k in rng.integers(0, len(sampler), size=n):
+        ep, off = sampler.clip(int(k))
+        frames.append(np.asarray(ds.frames(ep)[off:off + T]))
+        a, e = ds.actions(ep), ds.actions(ep, effective=True)
+        raw.append(None if a is None else np.asarray(a[off:off + T - 1]))
+        eff.append(None if e is None else np.asarray(e[off:off + T - 1]))
+    stack = lambda xs: None if any(x is None for x in xs) else np.stack(xs)  # noqa: E731
+    return np.stack(frames), stack(raw), stack(eff)
+
+
+def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None, frames: int = 40) -> dict[str, Any]:
+    from bridge.backend import Prompt
+    from bridge.model.world import load_world
+
+    w = load_world(checkpoint, device=device)
+    w.configure(**{k: v for k, v in (overrides or {}).items() if v is not None})
+    w.reset(Prompt(seed=0))
+    dyn, dec = [], []
+    for i in range(frames):
+        w.step(i % w.num_latent_actions)
+        if i >= 5:
+            dyn.append(w.last_timings["dynamics"])
+            dec.append(w.last_timings["decode"])
+    ms = statistics.median(dyn) + statistics.median(dec)
+    return {"rollout_fps": round(1000 / ms, 1),
+            "rollout_ms": {"dynamics": round(statistics.median(dyn), 2), "decode": round(statistics.median(dec), 2),
+                           "device": str(w.device), "autocast_bf16": w.autocast}}
+
+
+@click.command("eval")
+@click.option("--checkpoint", required=True, type=click.Path(file_okay=False), help="A run directory (world or tokenizer).")
+@click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder; its val split is used.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output is the same JSON, indented).")
+@click.option("--clips", default=16, show_default=True, help="Val clips per rollout metric.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default=None)
+@click.option("--steps", type=int, default=None, help="MaskGIT steps (default: the checkpoint's).")
+@click.option("--temperature", type=float, default=None)
+@click.option("--cfg", type=float, default=None, help="Guidance scale on actions (1 = off).")
+@click.option("--unmask", type=click.Choice(["random", "confidence"]), default=None)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_command(checkpoint, data, as_json, clips, seed, device, steps, temperature, cfg, unmask, quiet) -> None:
+    """Evaluate a checkpoint on a dataset's val split and print JSON."""
+    try:
+        res = evaluate(checkpoint, data, device, clips, seed,
+                       {"steps": steps, "temperature": temperature, "cfg": cfg, "unmask": unmask}, progress=not quiet)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps(res, default=_json_default) if as_json else json.dumps(res, indent=2, default=_json_default))
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    raise TypeError(type(o))

@@ -1,0 +1,144 @@
+"""WorldClient and WorldEnv against a real host: frames, codecs, prompts, clocks, and the Gymnasium contract."""
+
+import time
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from bridge.client import Frame, ProtocolError, WorldClient
+from bridge.gym import WorldEnv
+from bridge.host.server import run_host_in_thread
+from bridge.worlds.sandbox import SandboxWorld
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def host():
+    h = run_host_in_thread("sandbox")
+    yield h
+    h.stop()
+
+
+def test_next_frame_returns_newest_and_drops_older(host):
+    with WorldClient(host.address) as c:
+        c.start(mode="step", seed=2)
+        for _ in range(5):
+            c.act("right")  # step mode: each input makes one frame; we do not wait for them
+        time.sleep(0.3)
+        f = c.next_frame()
+        assert isinstance(f, Frame) and f.index == 5 and f.image.shape == (64, 64, 3) and f.image.dtype == np.uint8
+        assert c.next_frame(timeout=0.05) is None  # the older four were dropped, not queued
+
+
+def test_frames_iterator_and_clock(host):
+    with WorldClient(host.address) as c:
+        c.start(mode="realtime", fps=60)
+        c.act(2)
+        seen = []
+        for f in c.frames(timeout=1.0):
+            seen.append(f.index)
+            if len(seen) == 5:
+                break
+        assert seen == sorted(seen) and len(set(seen)) == 5
+        c.settings(mode="step")
+        time.sleep(0.05)
+        c.next_frame(timeout=0.05)
+        assert list(c.frames(timeout=0.2)) == []  # step mode without inputs: nothing comes, iterator ends
+        f = c.step(0)
+        assert 0 < f.latency_ms < 1000 and f.received_ts >= f.client_ts and f.host_ts > 0
+
+
+def test_mode_and_argument_errors(host):
+    with WorldClient(host.address) as c:
+        with pytest.raises(ProtocolError, match="start"):
+            c.act(1)
+        c.start(mode="realtime")
+        with pytest.raises(ProtocolError, match="step-mode session"):
+            c.step(0)
+        with pytest.raises(ProtocolError, match="outside 0-6"):
+            c.act(99)
+        with pytest.raises(ProtocolError, match="unknown settings"):
+            c.settings(speed=3)
+        with pytest.raises(ProtocolError, match="serve --checkpoint"):
+            c.start(checkpoint="x.pt")
+        assert c.ping() > 0
+
+
+@pytest.mark.parametrize("codec", ["png", "jpeg"])
+def test_codecs(host, codec):
+    with WorldClient(host.address) as raw, WorldClient(host.address, codecs=[codec]) as enc:
+        assert enc.connect()["codec"] == codec
+        raw.start(mode="step", seed=4)
+        enc.start(mode="step", seed=4)
+        a, b = raw.step(2), enc.step(2)
+        assert b.header["codec"] == codec
+        diff = np.abs(a.image.astype(int) - b.image.astype(int)).mean()
+        assert diff == 0 if codec == "png" else diff < 8
+
+
+def test_prompts_image_and_sketch(host):
+    world = SandboxWorld(64, 0)
+    sketch = world.sketch()
+    with WorldClient(host.address) as c:
+        c.start(mode="step", sketch=sketch, seed=1)
+        assert c.next_frame().index == 0
+        photo = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        c.reset(image=photo)  # the session's sketch is kept (missing keys keep the prompt) and wins
+        assert c.next_frame().epoch == 1
+        with pytest.raises(ProtocolError) as e:
+            c.start(mode="step", image=photo)  # a photo alone: the sandbox cannot realise it
+        assert e.value.code == "bad_prompt" and "sketch" in e.value.message
+        with pytest.raises(ProtocolError) as e:
+            c.start(mode="step", image=b"not an image")
+        assert e.value.code == "bad_prompt"
+
+
+def test_close_says_bye(host):
+    c = WorldClient(host.address)
+    c.start(mode="step")
+    sid = c.session["session_id"]
+    assert sid in host.host.sessions
+    c.close()
+    time.sleep(0.1)
+    assert sid not in host.host.sessions
+    with pytest.raises(ProtocolError, match="closed"):
+        c.status()
+
+
+def test_gym_env_in_process_passes_checker():
+    env = WorldEnv(backend="sandbox", max_steps=5,
+                   reward_fn=lambda prev, a, obs, info: float(np.abs(obs.astype(int) - prev).mean()))
+    check_env(env, skip_render_check=False)
+    assert isinstance(env.action_space, gymnasium.spaces.Discrete) and env.action_space.n == 7
+    o1, info = env.reset(seed=3)
+    assert info["backend_kind"] == "sandbox"
+    o2, _ = env.reset(seed=3)
+    assert np.array_equal(o1, o2)  # same seed, same world
+    total, truncated = 0.0, False
+    for _ in range(5):
+        obs, r, term, truncated, info = env.step(2)
+        total += r
+    assert truncated and total > 0 and np.array_equal(env.render(), obs)
+    with pytest.raises(ValueError):
+        env.step(7)
+
+
+def test_gym_env_over_the_protocol_matches_in_process(host):
+    remote = WorldEnv(address=host.address)
+    local = WorldEnv(backend=SandboxWorld(64, 0))
+    try:
+        a, _ = remote.reset(seed=9)
+        b, _ = local.reset(seed=9)
+        assert np.array_equal(a, b)
+        for act in (2, 2, 5, 0, 1):
+            ra, lb = remote.step(act), local.step(act)
+            assert np.array_equal(ra[0], lb[0]) and ra[4]["frame_index"] == lb[4]["frame_index"]
+    finally:
+        remote.close()
+        local.close()
+    with pytest.raises(ValueError, match="exactly one"):
+        WorldEnv()

@@ -1,0 +1,104 @@
+"""The dataset reader and clip sampler: memmapped frames, clips that never cross episodes, splits, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.data.dataset import ClipSampler, VideoDataset
+from bridge.data.writer import DatasetWriter
+
+torch.set_num_threads(1)
+
+
+def synthetic(root, lengths, with_actions=True, val=()):
+    """A dataset whose every frame is filled with its episode id (and actions with their frame index)."""
+    with DatasetWriter(root, height=8, width=8, fps=10, action_names=["a", "b"] if with_actions else None, source="import") as w:
+        for i, n in enumerate(lengths):
+            frames = np.full((n, 8, 8, 3), i, np.uint8)
+            frames[:, 0, 0, 0] = np.arange(n)  # frame index in one pixel
+            acts = np.r_[np.arange(n - 1), -1].astype(np.int16) if with_actions else None
+            w.add_episode({"id": i, "seed": 1000 + i, "caption": f"ep {i}", "params": None, "events": [],
+                           "split": "val" if i in val else "train"}, frames, acts, acts)
+        w.finish()
+    return VideoDataset(root)
+
+
+def test_reader_returns_memmapped_episodes(tmp_path):
+    ds = synthetic(tmp_path / "d", [5, 7, 3], val=(1,))
+    assert (ds.height, ds.width, ds.fps, ds.num_frames, len(ds.episodes)) == (8, 8, 10.0, 15, 3)
+    f = ds.frames(ds.episodes[1])
+    assert isinstance(f, np.memmap) or isinstance(f.base, np.memmap)
+    assert f.shape == (7, 8, 8, 3) and (f[:, 1:, 1:] == 1).all()
+    assert ds.actions(ds.episodes[1]).tolist() == [0, 1, 2, 3, 4, 5, -1]
+    assert [e.id for e in ds.split("train")] == [0, 2] and [e.id for e in ds.split("val")] == [1]
+    with pytest.raises(ValueError, match="'train' or 'val'"):
+        ds.split("test")
+
+
+def test_clips_never_cross_episode_boundaries(tmp_path):
+    ds = synthetic(tmp_path / "d", [5, 9, 4, 12, 2])
+    s = ClipSampler(ds, clip_len=4, split="all")
+    assert len(s) == (5 - 3) + (9 - 3) + (4 - 3) + (12 - 3)  # the 2-frame episode has no clip
+    clips, acts = s.sample_with_actions(300, rng=np.random.default_rng(0))
+    assert clips.shape == (300, 4, 8, 8, 3) and acts.shape == (300, 3)
+    for clip, act in zip(clips, acts):
+        assert len(np.unique(clip[:, 1:, 1:])) == 1  # one episode per clip
+        idx = clip[:, 0, 0, 0].astype(int)
+        assert np.array_equal(np.diff(idx), [1, 1, 1])  # consecutive frames
+        assert np.array_equal(act, idx[:-1])  # action t moves frame t to t+1
+        assert (act >= 0).all()  # never the end-of-episode marker
+    strided = ClipSampler(ds, clip_len=4, split="all", stride=3)
+    assert len(strided) == 1 + 2 + 1 + 3
+    with pytest.raises(ValueError, match="no clips of 20 frames"):
+        ClipSampler(ds, clip_len=20, split="all")
+
+
+def test_sampler_is_seeded(tmp_path):
+    ds = synthetic(tmp_path / "d", [30, 30])
+    a = ClipSampler(ds, 5, seed=1).sample(8)
+    b = ClipSampler(ds, 5, seed=1).sample(8)
+    c = ClipSampler(ds, 5, seed=2).sample(8)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_video_only_dataset_has_no_actions(tmp_path):
+    ds = synthetic(tmp_path / "d", [6], with_actions=False)
+    assert ds.actions(ds.episodes[0]) is None and ds.action_names is None
+    clips, acts = ClipSampler(ds, 3).sample_with_actions(2)
+    assert clips.shape == (2, 3, 8, 8, 3) and acts is None
+
+
+def test_missing_or_corrupt_manifest_is_a_clear_error(tmp_path):
+    ds_dir = tmp_path / "d"
+    synthetic(ds_dir, [4])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        VideoDataset(tmp_path / "nope")
+    (ds_dir / "manifest.json").write_text("{ not json")
+    with pytest.raises(ValueError, match="corrupt"):
+        VideoDataset(ds_dir)
+    (ds_dir / "manifest.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError, match="not a worldbridge-video manifest"):
+        VideoDataset(ds_dir)
+    (ds_dir / "manifest.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        VideoDataset(ds_dir)
+
+
+def test_writer_rejects_bad_frames_and_cleans_up(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        with DatasetWriter(tmp_path / "d", height=8, width=8, fps=10, action_names=None, source="import") as w:
+            w.add_episode({"id": 0}, np.zeros((3, 8, 8, 3), np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_torch_iterable_yields_clip_tensors(tmp_path):
+    from bridge.data.torch_dataset import ClipIterable
+
+    ds = synthetic(tmp_path / "d", [10, 10])
+    it = iter(torch.utils.data.DataLoader(ClipIterable(tmp_path / "d", clip_len=4, seed=0, with_actions=True), batch_size=3))
+    frames, actions = next(it)
+    assert frames.shape == (3, 4, 8, 8, 3) and frames.dtype == torch.uint8
+    assert actions.shape == (3, 3) and actions.dtype == torch.int64
+    assert ds.num_frames == 20

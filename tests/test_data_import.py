@@ -1,0 +1,105 @@
+"""Importing footage: real mp4 (imageio-ffmpeg), GIF, image folders, host recordings; clear errors and no half output."""
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bridge.data.cli import data
+from bridge.data.dataset import VideoDataset
+from bridge.data.importer import FootageError, import_footage, resample_indices, square_resize
+
+torch.set_num_threads(1)
+
+
+def colour_frames(n, h=48, w=80):
+    """Frames whose centre square is a solid colour that encodes the frame index (survives video compression)."""
+    f = np.zeros((n, h, w, 3), np.uint8)
+    f[:, :, :] = (30, 30, 30)
+    for i in range(n):
+        f[i, :, (w - h) // 2 : (w + h) // 2] = (i * 8 % 256, 255 - i * 8 % 256, 128)
+    return f
+
+
+def frame_index(img):
+    return int(round(img[..., 0].astype(float).mean() / 8))
+
+
+def test_resampling_and_square_resize():
+    assert resample_indices(np.arange(30) / 30, 10, end=1.0).tolist() == list(range(0, 30, 3))
+    assert resample_indices(np.array([0.0, 0.5, 1.0]), 4).tolist() == [0, 0, 1, 1, 2]
+    img = np.zeros((40, 100, 3), np.uint8)
+    img[:, 30:70] = 200  # the centre square
+    out = square_resize(img, 16)
+    assert out.shape == (16, 16, 3) and (out == 200).all()
+
+
+def test_import_mp4_gif_and_image_folder(tmp_path):
+    frames = colour_frames(30)
+    iio.imwrite(tmp_path / "clip.mp4", frames, fps=30, plugin="FFMPEG", codec="libx264", quality=10)
+    iio.imwrite(tmp_path / "anim.gif", frames[:8], duration=200, loop=0)  # 5 fps
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in range(6):
+        iio.imwrite(folder / f"frame_{i:03d}.png", frames[i * 4])
+    summary = import_footage([tmp_path / "clip.mp4", tmp_path / "anim.gif", folder], tmp_path / "ds", size=32, fps=10,
+                             progress=False)
+    ds = VideoDataset(tmp_path / "ds")
+    assert summary["episodes"] == 3 and ds.source == "import" and ds.action_names is None and ds.fps == 10
+    mp4, gif, imgs = ds.episodes
+    assert (ds.height, ds.width) == (32, 32)
+    assert mp4.length == 10  # 1 s of 30 fps video at 10 fps
+    got = [frame_index(f) for f in ds.frames(mp4)]
+    assert all(abs(g - e) <= 1 for g, e in zip(got, range(0, 30, 3))), got
+    assert gif.length == 16  # 8 frames x 0.2 s = 1.6 s at 10 fps: every GIF frame shown twice
+    assert [frame_index(f) for f in ds.frames(gif)] == [i // 2 for i in range(16)]
+    assert [frame_index(f) for f in ds.frames(imgs)] == [0, 4, 8, 12, 16, 20]  # folder order = file name order
+    assert ds.actions(mp4) is None
+    assert all(e.extra["source_file"] for e in ds.episodes)
+
+
+def test_corrupt_video_gives_clear_error_and_no_output(tmp_path):
+    iio.imwrite(tmp_path / "good.mp4", colour_frames(10), fps=10, plugin="FFMPEG")
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 500)
+    out = tmp_path / "out" / "ds"
+    with pytest.raises(FootageError, match="broken.mp4"):
+        import_footage([tmp_path / "good.mp4", tmp_path / "broken.mp4"], out, progress=False)
+    assert not out.exists() and not (tmp_path / "out").exists()
+
+
+def test_unsupported_and_missing_files_are_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(FootageError, match=r"notes.txt: unsupported file type \.txt"):
+        import_footage([tmp_path / "notes.txt"], tmp_path / "ds", progress=False)
+    with pytest.raises(FootageError, match="nope.mp4: no such file"):
+        import_footage([tmp_path / "nope.mp4"], tmp_path / "ds", progress=False)
+    iio.imwrite(tmp_path / "one.png", colour_frames(1)[0])
+    with pytest.raises(FootageError, match="import the folder"):
+        import_footage([tmp_path / "one.png"], tmp_path / "ds", progress=False)
+    assert not (tmp_path / "ds").exists()
+    result = CliRunner().invoke(data, ["import", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "ds")])
+    assert result.exit_code != 0 and "notes.txt" in result.output and "nothing was written" in result.output
+
+
+def test_import_host_recording(tmp_path):
+    rec = pytest.importorskip("bridge.host.recording")
+    protocol = pytest.importorskip("bridge.host.protocol")
+    from bridge.host.pixels import encode_pixels
+
+    frames = colour_frames(12, 64, 64)
+    r = rec.Recorder(tmp_path / "s.wbrec", {"session": {"backend_name": "sandbox game", "width": 64, "height": 64}})
+    for i, img in enumerate(frames):
+        epoch = 0 if i < 6 else 1  # a reset starts epoch 1
+        header = {"type": "frame", "index": i, "epoch": epoch, "action": 2, "events": [], "codec": "png",
+                  "width": 64, "height": 64}
+        r.write({"kind": "frame", "t": 1000.0 + i * 100.0, "wire": [protocol.encode(header), encode_pixels(img, "png")],
+                 "source": "reset" if i == 6 else "step"})
+    r.close()
+    import_footage([tmp_path / "s.wbrec"], tmp_path / "ds", size=32, fps=10, progress=False)
+    ds = VideoDataset(tmp_path / "ds")
+    assert [e.length for e in ds.episodes] == [6, 6]
+    assert [frame_index(f) for f in ds.frames(ds.episodes[1])] == list(range(6, 12))
+    (tmp_path / "bad.wbrec").write_bytes(b"not a recording")
+    with pytest.raises(FootageError, match="bad.wbrec"):
+        import_footage([tmp_path / "bad.wbrec"], tmp_path / "ds2", progress=False)

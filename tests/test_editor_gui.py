@@ -1,0 +1,342 @@
+"""The editor window driven through Qt against a real host serving the sandbox game (offscreen)."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as iio2
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from editor_gui.keymap import KeyMap
+from editor_gui.main_window import MainWindow, StartOptions, apply_theme
+from editor_gui.session_store import PromptSpec, Session
+
+torch.set_num_threads(1)
+pytest.importorskip("pytestqt")
+
+RIGHT, LEFT, NOOP = 2, 1, 0  # sandbox action ids (bridge.worlds.sandbox.ACTIONS)
+DOCS_PNG = Path(__file__).resolve().parents[1] / "docs" / "editor.png"
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    from bridge.host.server import run_host_in_thread
+
+    h = run_host_in_thread("sandbox", "tcp://127.0.0.1:*", recordings_dir=tmp_path_factory.mktemp("recordings"))
+    yield h
+    h.stop()
+
+
+def open_window(qtbot, address: str, **kw) -> MainWindow:
+    opts = dict(backend="sandbox", mode="realtime", fps=30.0, prompt=PromptSpec(seed=3))
+    opts.update(kw)
+    w = MainWindow(address, StartOptions(**opts))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    if opts.get("autostart", True):
+        qtbot.waitUntil(lambda: w.info is not None and w.viewport.frame is not None, timeout=10000)
+    else:
+        qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
+    return w
+
+
+def live_frames(w: MainWindow):
+    return w.session.path(w.session.live)
+
+
+def focus_viewport(qtbot, w: MainWindow) -> None:
+    w.activateWindow()
+    qtbot.mouseClick(w.viewport, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(w.viewport.hasFocus, timeout=3000)
+
+
+def step_keys(qtbot, w: MainWindow, key, n: int) -> None:
+    """Step mode: each key press makes exactly one frame; wait for each."""
+    for _ in range(n):
+        last = live_frames(w)[-1].index
+        qtbot.keyClick(w.viewport, key)
+        qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+
+
+def test_play_with_keys_and_focus(qtbot, host):
+    w = open_window(qtbot, host.address)
+    assert w.viewport.kind == "sandbox" and "SANDBOX GAME (test backend)" in w.status_backend.text()
+    focus_viewport(qtbot, w)
+    before = w.viewport.frame.image.copy()
+    qtbot.keyPress(w.viewport, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].action == RIGHT, timeout=5000)
+    qtbot.waitUntil(lambda: not np.array_equal(w.viewport.frame.image, before), timeout=5000)
+    qtbot.keyPress(w.viewport, Qt.Key.Key_Space)  # held with right: the sandbox's combined action
+    qtbot.waitUntil(lambda: live_frames(w)[-1].action == 5, timeout=5000)  # right_jump
+    qtbot.keyRelease(w.viewport, Qt.Key.Key_Space)
+    qtbot.keyRelease(w.viewport, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].action == NOOP, timeout=5000)
+    # the latency figures come from real frames: protocol part and the editor's own part
+    qtbot.waitUntil(lambda: len(w.viewport.stats.editor_ms) >= 2, timeout=5000)
+    assert all(0 <= v < 100 for v in w.viewport.stats.editor_ms)
+    assert w.viewport.stats.fps_shown() > 10
+    # a text field keeps its keys: typing "dd" there neither moves the player nor loses letters
+    w.events_panel.text.setFocus()
+    qtbot.waitUntil(w.events_panel.text.hasFocus, timeout=3000)
+    sent = w.seq
+    qtbot.keyClicks(w.events_panel.text, "dd")
+    assert w.events_panel.text.text() == "dd" and w.seq == sent and not w.held
+    # focus leaving the viewport while a key is held releases it (no endless walking)
+    focus_viewport(qtbot, w)
+    qtbot.keyPress(w.viewport, Qt.Key.Key_A)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].action == LEFT, timeout=5000)
+    w.events_panel.text.setFocus()
+    qtbot.waitUntil(lambda: live_frames(w)[-1].action == NOOP, timeout=5000)
+
+
+def test_events_fire_and_mark_the_timeline(qtbot, host):
+    w = open_window(qtbot, host.address)
+    assert set(w.events_panel.buttons) >= {"weather_snow", "night_falls"}
+    w.timeline.record.click()
+    qtbot.mouseClick(w.events_panel.buttons["weather_snow"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any(r.events for r in w.session.recorded(w.session.live)), timeout=5000)
+    rec = next(r for r in w.session.recorded(w.session.live) if r.events)
+    assert rec.events == ["it starts to snow"] and rec.fired == [{"event_type": "weather_snow", "text": None}]
+    w.events_panel.text.setText("night falls")
+    qtbot.keyClick(w.events_panel.text, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: any("night falls" in r.events for r in w.session.recorded(w.session.live)), timeout=5000)
+    assert w.events_panel.log.count() == 2
+    qtbot.waitUntil(lambda: any(r.events for r in w.timeline.strip.records), timeout=3000)  # marked on the strip
+    w.events_panel.text.setText("xyzzy plugh")  # nothing the sandbox can match: a clear refusal, no crash
+    qtbot.keyClick(w.events_panel.text, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "refused" in w.events_panel.status.text(), timeout=5000)
+    assert not w.pending_events
+
+
+def test_record_branch_export_save_load(qtbot, host, tmp_path):
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    w.timeline.record.click()
+    w.new_world(PromptSpec(seed=11, text="a level with coins"))
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None and len(live_frames(w)) == 1, timeout=5000)
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 49)
+    w.timeline.record.click()
+    root = w.session.live
+    recorded = w.session.recorded(root)
+    assert [r.index for r in recorded] == list(range(50))
+    assert {r.action for r in recorded[1:]} == {RIGHT}
+
+    # branch at frame 20: the host continues from there in a new branch, the old one is kept
+    w.timeline.select_index(20)
+    assert w.viewing is not None and w.viewing.index == 20
+    qtbot.mouseClick(w.timeline.branch_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.session.live != root, timeout=5000)
+    child = w.session.branches[w.session.live]
+    assert child.parent == root and child.parent_frame == 20 and w.viewing is None
+    w.timeline.record.click()
+    step_keys(qtbot, w, Qt.Key.Key_Left, 5)
+    w.timeline.record.click()
+    path = w.session.path(child.id)
+    assert [r.index for r in path] == list(range(26))
+    assert [r.action for r in path[21:]] == [LEFT] * 5
+    assert all(path[i] is recorded[i] for i in range(21))  # shared history, stored once
+    assert len(w.session.recorded(root)) == 50  # the old branch is intact
+    # the world really continued from frame 20: the same move from there matches the host's own replay
+    assert not np.array_equal(path[21].image, recorded[21].image)
+
+    # export the original branch as MP4 (and the others formats) and read them back
+    w.timeline.show_branch(root)
+    with qtbot.waitSignal(w.export_to("mp4", tmp_path / "root.mp4").succeeded, timeout=30000):
+        pass
+    reader = iio2.get_reader(tmp_path / "root.mp4")
+    assert reader.count_frames() == 50
+    reader.close()
+    w.timeline.show_branch(child.id)
+    with qtbot.waitSignal(w.export_to("gif", tmp_path / "child.gif").succeeded, timeout=30000):
+        pass
+    assert iio.imread(tmp_path / "child.gif", index=None).shape[0] == 26
+    with qtbot.waitSignal(w.export_to("actions", tmp_path / "child.json").succeeded, timeout=10000):
+        pass
+    assert '"action_name": "left"' in (tmp_path / "child.json").read_text()
+
+    # save, then reload into the same window: same tree, frames, actions, names
+    w.session.latent_names = {RIGHT: "walk right"}
+    with qtbot.waitSignal(w.save_to(tmp_path / "s.wbsession").succeeded, timeout=30000):
+        pass
+    before = w.session
+    with qtbot.waitSignal(w.load_from(tmp_path / "s.wbsession").succeeded, timeout=30000):
+        pass
+    after = w.session
+    assert after is not before and after.live is None and after.latent_names == {RIGHT: "walk right"}
+    assert {b.id: (b.parent, b.parent_frame) for b in after.branches.values()} == \
+        {b.id: (b.parent, b.parent_frame) for b in before.branches.values()}
+    for bid in before.branches:
+        a, b = before.path(bid), after.path(bid)
+        assert [(r.index, r.action, r.events) for r in a] == [(r.index, r.action, r.events) for r in b]
+        assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b) if x.image is not None)
+    assert after.branches[root].prompt.seed == 11 and after.branches[root].prompt.text == "a level with coins"
+    assert Session.load(tmp_path / "s.wbsession").fps == before.fps
+
+    # continue the re-opened session from frame 30 of the original branch: rebuilt on the host, deterministically
+    w.timeline.show_branch(root)
+    w.timeline.select_index(30)
+    qtbot.mouseClick(w.timeline.branch_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.busy is None and w.session.live is not None, timeout=20000)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
+    fork = w.session.branches[w.session.live]
+    assert fork.parent == root and fork.parent_frame == 30 and w.resim_mismatches == 0
+    assert np.array_equal(w.viewport.frame.image, recorded[30].image)  # the host stands exactly at frame 30 again
+    step_keys(qtbot, w, Qt.Key.Key_Right, 1)
+    assert np.array_equal(live_frames(w)[-1].image if live_frames(w)[-1].image is not None else w.viewport.frame.image,
+                          recorded[31].image)  # same action from the same state: the same frame
+
+
+def test_latent_explorer_previews_and_names(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 3)
+    start = live_frames(w)[-1].index
+    n = w.info["num_latent_actions"]
+    assert len(w.explorer.cells) == n
+    w.explorer.steps.setValue(6)
+    qtbot.mouseClick(w.explorer.run_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
+    assert all(len(c.frames) == 6 for c in w.explorer.cells)
+    left = w.explorer.cells[LEFT].frames[-1].toImage()
+    right = w.explorer.cells[RIGHT].frames[-1].toImage()
+    assert left != right  # different latent actions lead to different places
+    assert live_frames(w)[-1].index == start  # back where the user was, timeline untouched
+    step_keys(qtbot, w, Qt.Key.Key_Right, 1)
+    assert live_frames(w)[-1].index == start + 1
+    # name action 1 and bind a key to the name: the key map plays it
+    cell = w.explorer.cells[LEFT]
+    cell.name.setText("go west")
+    cell.name.editingFinished.emit()
+    assert w.session.latent_names == {LEFT: "go west"} and w.session.action_map() == {"go west": LEFT}
+    w.set_keymap(KeyMap(bindings={"G": "go west"}, idle="noop"))
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_G, 1)
+    assert live_frames(w)[-1].action == LEFT
+    # a new world carries the names to the host as the session's action_map
+    w.new_world(PromptSpec(seed=4))
+    qtbot.waitUntil(lambda: len(w.session.branches) == 2 and len(live_frames(w)) == 1, timeout=5000)
+    assert w.statusBar().currentMessage() == "" or "failed" not in w.statusBar().currentMessage()
+
+
+def test_pause_step_resume_and_settings(qtbot, host):
+    w = open_window(qtbot, host.address)
+    assert not w.settings_panel.steps.isEnabled() and "ignores" in w.settings_panel.note.text()
+    w.pause_action.trigger()
+    qtbot.waitUntil(lambda: w.settings_panel.mode.currentText() == "step", timeout=5000)
+    qtbot.wait(200)
+    last = live_frames(w)[-1].index
+    qtbot.wait(300)
+    assert live_frames(w)[-1].index == last  # paused: no frames
+    w.step_action.trigger()
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+    w.pause_action.trigger()  # resume
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index > last + 5, timeout=5000)
+    w.settings_panel.fps.setValue(12.0)
+    qtbot.waitUntil(lambda: w.settings_panel._pending == {} and w.mode == "realtime", timeout=3000)
+    qtbot.waitUntil(lambda: 9 < w.viewport.stats.fps_received() < 15, timeout=8000)
+
+
+def test_prompts_sketch_and_image_reach_the_host(qtbot, host, tmp_path):
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    w.prompt_panel.seed.setValue(3)
+    w.prompt_panel.go.click()  # no sketch yet: the seed's own level
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None and len(live_frames(w)) == 1, timeout=5000)
+    plain = w.viewport.frame.image.copy()
+    canvas = w.prompt_panel.canvas
+    canvas.fill_rect((9, 6), (9, 12), "platform")
+    canvas.paint_cells(8, 9, "coin")
+    png = canvas.to_png()
+    img = iio.imread(png)
+    assert img.shape == (64, canvas.cells.shape[1] * 4, 3)
+    assert tuple(img[9 * 4, 6 * 4]) == canvas.palette_colors["platform"]
+    assert w.prompt_panel.use_sketch.isChecked()
+    w.prompt_panel.go.click()
+    qtbot.waitUntil(lambda: len(w.session.branches) == 2 and len(live_frames(w)) == 1, timeout=5000)
+    sketched = w.viewport.frame.image.copy()
+    assert not np.array_equal(sketched, plain)  # the sketch shaped the level
+    photo = np.zeros((48, 48, 3), np.uint8)
+    photo[:24] = (90, 140, 220)
+    photo[24:] = (60, 160, 60)
+    iio.imwrite(tmp_path / "prompt.png", photo)
+    w.prompt_panel.use_sketch.setChecked(False)
+    w.prompt_panel.load_image_file(tmp_path / "prompt.png")
+    assert w.prompt_panel.image_png is not None
+    w.prompt_panel.go.click()  # the sandbox cannot start from a photo: the host says so, the world stays
+    qtbot.waitUntil(lambda: "photo-like" in w.statusBar().currentMessage(), timeout=5000)
+    assert len(w.session.branches) == 2
+    iio.imwrite(tmp_path / "drawn.png", img)  # a drawn layout as an image prompt is fine: the same level
+    w.prompt_panel.load_image_file(tmp_path / "drawn.png")
+    w.prompt_panel.go.click()
+    qtbot.waitUntil(lambda: len(w.session.branches) == 3 and len(live_frames(w)) == 1, timeout=5000)
+    assert w.session.branches[w.session.live].prompt.image_png == w.prompt_panel.image_png
+    assert np.array_equal(w.viewport.frame.image, sketched)
+    w.prompt_panel.load_image_file(tmp_path / "missing.png")  # a clear message, the old image kept
+    assert "could not read" in w.statusBar().currentMessage()
+
+
+def test_no_host_and_lost_host_say_what_to_do(qtbot):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    w = MainWindow(f"tcp://127.0.0.1:{port}", StartOptions(timeout=0.5))
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: "No answer" in w.settings_panel.conn_label.text(), timeout=5000)
+    assert "worldbridge serve" in w.settings_panel.conn_label.text() and not w.settings_panel.reconnect_btn.isHidden()
+
+    from bridge.host.server import run_host_in_thread
+
+    h = run_host_in_thread("sandbox", "tcp://127.0.0.1:*")
+    w2 = open_window(qtbot, h.address, timeout=1.0)
+    h.stop()
+    qtbot.waitUntil(lambda: "Lost the host" in w2.settings_panel.conn_label.text(), timeout=10000)
+
+
+def test_screenshot(qtbot, host, tmp_path):
+    """Render the window in use; the PNG is a test artifact and, when missing or asked for, docs/editor.png."""
+    from PySide6.QtWidgets import QApplication
+
+    apply_theme(QApplication.instance())  # as `worldbridge play` shows it
+    w = open_window(qtbot, host.address, prompt=PromptSpec(seed=5, text="a snowy night level with many coins"))
+    w.resize(1440, 900)
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    qtbot.keyPress(w.viewport, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: len(w.session.recorded(w.session.live)) > 30, timeout=10000)
+    qtbot.mouseClick(w.events_panel.buttons["weather_snow"], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.events_panel.buttons["night_falls"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(w.session.recorded(w.session.live)) > 45, timeout=10000)
+    first = w.session.live
+    w.timeline.select_index(w.session.recorded(first)[20].index)
+    qtbot.mouseClick(w.timeline.branch_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.session.live != first, timeout=5000)
+    focus_viewport(qtbot, w)
+    qtbot.keyPress(w.viewport, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: len(w.session.recorded(w.session.live)) > 60, timeout=10000)
+    qtbot.keyRelease(w.viewport, Qt.Key.Key_Space)
+    qtbot.keyRelease(w.viewport, Qt.Key.Key_Right)
+    qtbot.wait(300)
+    out = tmp_path / "editor.png"
+    assert w.grab().save(str(out))
+    shot = iio.imread(out)
+    assert shot.shape[0] >= 800 and shot.shape[1] >= 1400 and shot.std() > 20
+    if os.environ.get("WORLDBRIDGE_UPDATE_DOCS") or not DOCS_PNG.exists():
+        DOCS_PNG.write_bytes(out.read_bytes())
+
+
+def test_play_command_starts_and_stops_its_own_host(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    r = subprocess.run([sys.executable, "-m", "bridge.cli", "play", "--backend", "sandbox", "--seed", "3", "--quit-after", "2.5"],
+                       capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "host: tcp://127.0.0.1:" in r.stderr and "started by the editor" in r.stderr
+    assert "last frame" in r.stderr and "(sandbox)" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "bridge.cli", "play", "--backend", "sandbox", "--checkpoint", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and "contradict" in r.stderr

@@ -1,0 +1,181 @@
+"""Hostile input never crashes the host: fuzzed fields, random maps, garbage, truncated and oversized frames,
+while another session keeps receiving frames."""
+
+import threading
+import time
+
+import msgpack
+import pytest
+import torch
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bridge.client import WorldClient
+from bridge.host import protocol as P
+from bridge.host.protocol import Limits
+from bridge.host.server import run_host_in_thread
+
+torch.set_num_threads(1)
+MAX_BYTES = 64 * 1024
+
+
+class Watcher(threading.Thread):
+    """A realtime session in its own thread; records when frames arrive so gaps show up."""
+
+    def __init__(self, address: str):
+        super().__init__(daemon=True)
+        self.address, self.times, self.stop_flag, self.error = address, [], threading.Event(), None
+
+    def run(self):
+        try:
+            with WorldClient(self.address, timeout=5) as c:
+                c.start(mode="realtime", fps=50, seed=1)
+                while not self.stop_flag.is_set():
+                    f = c.next_frame(timeout=2.0)
+                    if f is None:
+                        raise AssertionError("watcher session got no frame for 2 s")
+                    self.times.append(time.monotonic())
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+@pytest.fixture(scope="module")
+def fuzz_env(tmp_path_factory):
+    rec_dir = tmp_path_factory.mktemp("rec")
+    h = run_host_in_thread("sandbox", limits=Limits(max_message_bytes=MAX_BYTES), recordings_dir=rec_dir)
+    w = Watcher(h.address)
+    w.start()
+    time.sleep(0.3)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(h.address)
+    yield h, w, sock
+    w.stop_flag.set()
+    w.join(5)
+    sock.close(0)
+    assert w.error is None, w.error
+    gaps = [b - a for a, b in zip(w.times, w.times[1:])]
+    assert len(w.times) > 20 and max(gaps) < 0.5, f"watcher stalled for {max(gaps):.2f} s"
+    assert h.thread.is_alive()
+    h.stop()
+
+
+_req = [1000]
+
+
+def sync(sock) -> list[dict]:
+    """Ping and collect every reply up to the pong: proves the host processed what came before and lives."""
+    _req[0] += 1
+    sock.send(P.encode({"type": "ping", "req_id": _req[0], "client_ts": 0.0}))
+    seen = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not sock.poll(int((deadline - time.monotonic()) * 1000) + 1):
+            break
+        parts = sock.recv_multipart()
+        msg = msgpack.unpackb(parts[0], raw=False)
+        if msg.get("type") == "pong" and msg.get("req_id") == _req[0]:
+            return seen
+        seen.append(msg)
+    raise AssertionError("host did not answer ping")
+
+
+def handshake(sock) -> None:
+    sock.send(P.encode({"type": "hello", "protocol_major": 1}))
+    sock.send(P.encode({"type": "start", "mode": "step", "seed": 0}))
+    sync(sock)
+
+
+scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=True)
+           | st.text(max_size=40) | st.binary(max_size=40))
+anything = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+                        max_leaves=12)
+good = {"uint": st.integers(0, 2**64 - 1), "int": st.integers(-(2**63), 2**64 - 1), "float": st.floats(-1e6, 1e6),
+        "str": st.text(max_size=30), "bin": st.binary(max_size=30), "strlist": st.lists(st.text(max_size=5)),
+        "action": st.integers(0, 12) | st.sampled_from(["left", "right", "jump", "nope"]),
+        "actionmap": st.dictionaries(st.text(max_size=5), st.integers(0, 2**64 - 1), max_size=3)}
+
+
+@st.composite
+def fuzzed_message(draw):
+    mtype = draw(st.sampled_from(sorted(P.SCHEMAS)))
+    msg = {"type": mtype}
+    for key, kind in P.SCHEMAS[mtype].items():
+        choice = draw(st.sampled_from(["absent", "good", "wrong"]))
+        if key == "path":
+            choice = "absent"  # never let the fuzzer write files
+        if choice == "good":
+            msg[key] = draw(good.get(kind, anything))
+        elif choice == "wrong":
+            msg[key] = draw(anything)
+    if draw(st.booleans()):
+        msg["req_id"] = draw(st.integers(0, 2**64 - 1) | anything)
+    msg.update(draw(st.dictionaries(st.text(max_size=6), anything, max_size=3)))
+    msg["type"] = mtype if draw(st.integers(0, 9)) else draw(anything)
+    return msg
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(msg=fuzzed_message())
+def test_fuzzed_messages_get_an_answer_or_are_ignored(fuzz_env, msg):
+    h, w, sock = fuzz_env
+    handshake(sock)
+    sock.send(msgpack.packb(msg, use_bin_type=True))
+    replies = sync(sock)
+    for r in replies:
+        assert r["type"] in ("ok", "error", "frame", "session", "status", "welcome", "reject", "pong"), r
+        if r["type"] == "error":
+            assert r["code"] in ("bad_message", "bad_argument", "bad_prompt", "no_session", "not_ready",
+                                 "unknown_session", "busy", "backend_error") and r["message"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.binary(max_size=200), extra=st.lists(st.binary(max_size=50), max_size=3))
+def test_garbage_frames(fuzz_env, data, extra):
+    h, w, sock = fuzz_env
+    sock.send_multipart([data, *extra])
+    for r in sync(sock):
+        assert r["type"] in ("error", "ok", "frame", "welcome", "session", "status", "reject")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(cut=st.integers(1, 200), which=st.integers(0, 100))
+def test_truncated_messages(fuzz_env, cut, which):
+    h, w, sock = fuzz_env
+    handshake(sock)
+    samples = [{"type": "input", "action": 2, "client_ts": 1.5, "seq": 3},
+               {"type": "start", "req_id": 3, "mode": "step", "text": "a snowy level " * 5},
+               {"type": "settings", "req_id": 4, "fps": 30.0, "mode": "step"},
+               {"type": "hello", "protocol_major": 1, "codecs": ["raw", "png"]}]
+    data = P.encode(samples[which % len(samples)])
+    sock.send(data[: min(cut, len(data) - 1)])
+    errors = [r for r in sync(sock) if r["type"] == "error"]
+    assert all(e["code"] == "bad_message" for e in errors) and len(errors) <= 1
+
+
+def test_oversized_and_deep_messages(fuzz_env):
+    h, w, sock = fuzz_env
+    handshake(sock)
+    sock.send(P.encode({"type": "start", "image": b"\0" * (MAX_BYTES + 10)}))
+    errs = [r for r in sync(sock) if r["type"] == "error"]
+    assert errs and errs[0]["code"] == "too_large"
+    sock.send(b"\x91" * 100000 + b"\xc0")  # 100k-deep nested arrays
+    assert any(r.get("code") in ("bad_message", "too_large") for r in sync(sock))
+    sock.send(P.encode({"type": "event", "req_id": 5, "text": "x" * 5000}))
+    errs = [r for r in sync(sock) if r["type"] == "error"]
+    assert errs[0]["code"] == "bad_message" and "4096" in errs[0]["message"]
+    sock.send(P.encode({"type": "reset", "req_id": 6, "image": b"not a png"}))
+    errs = [r for r in sync(sock) if r["type"] == "error"]
+    assert errs[0]["code"] == "bad_prompt" and errs[0]["req_id"] == 6
+
+
+def test_over_hard_cap_drops_only_that_connection(fuzz_env):
+    h, w, sock = fuzz_env
+    rogue = zmq.Context.instance().socket(zmq.DEALER)
+    rogue.setsockopt(zmq.LINGER, 0)
+    rogue.connect(h.address)
+    rogue.send(b"\0" * (2 * MAX_BYTES + 100))  # over the hard cap: libzmq closes the connection
+    time.sleep(0.2)
+    rogue.close(0)
+    handshake(sock)  # everyone else is fine

@@ -1,0 +1,447 @@
+"""The host over real loopback sockets: handshake, both modes, reset/branch/epochs, resume, limits, failures."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import zmq
+
+from bridge.backend import Prompt
+from bridge.client import ProtocolError, WorldClient
+from bridge.host import protocol as P
+from bridge.host.protocol import Limits
+from bridge.host.server import Host, is_loopback, run_host_in_thread
+
+torch.set_num_threads(1)
+
+
+class CounterWorld:
+    """TEST-ONLY backend: frame pixels encode (seed, step count, last action) so tests can read them back."""
+
+    kind = "sandbox"
+    name = "test counter world"
+    action_names = ["a", "b", "c"]
+    num_latent_actions = 3
+    event_types = ["boom"]
+    height = 8
+    width = 8
+    batch_calls = 0
+
+    def __init__(self, fail_at: int | None = None):
+        self.fail_at = fail_at
+        self.seed, self.n, self.last = 0, 0, 0
+
+    def _frame(self):
+        img = np.zeros((self.height, self.width, 3), np.uint8)
+        img[0, 0] = (self.seed % 256, self.n % 256, self.last)
+        return img
+
+    def reset(self, prompt: Prompt):
+        self.seed, self.n, self.last = int(prompt.seed or 0), 0, 0
+        return self._frame()
+
+    def step(self, action, event=None):
+        if self.fail_at is not None and self.n + 1 >= self.fail_at:
+            raise RuntimeError("simulated backend crash")
+        self.n += 1
+        self.last = int(action)
+        return self._frame()
+
+    def get_state(self):
+        return (self.seed, self.n, self.last)
+
+    def set_state(self, state):
+        self.seed, self.n, self.last = state
+
+
+class BatchWorld(CounterWorld):
+    """TEST-ONLY backend with `step_batch`, to prove concurrent sessions share one call."""
+
+    @classmethod
+    def step_batch(cls, worlds, actions, events):
+        cls.batch_calls += 1
+        return [w.step(a, e) for w, a, e in zip(worlds, actions, events)]
+
+
+def pixel(frame):
+    return tuple(int(x) for x in frame.image[0, 0])
+
+
+@pytest.fixture
+def host():
+    h = run_host_in_thread("sandbox", limits=Limits(idle_timeout_s=30))
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def counter_host():
+    h = run_host_in_thread(CounterWorld)
+    yield h
+    h.stop()
+
+
+def test_handshake_welcome_lists_capabilities(host):
+    with WorldClient(host.address, codecs=["zstd", "png"]) as c:
+        w = c.connect()
+    assert w["protocol_major"] == 1 and w["codec"] == "png"
+    assert {"realtime", "step", "branch", "resume", "record"} <= set(w["capabilities"])
+    assert w["default_backend"] == "sandbox" and "sandbox" in w["backends"]
+    assert w["limits"]["max_message_bytes"] == 16 * 1024 * 1024
+
+
+def test_version_mismatch_is_rejected_with_clear_message(host):
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.connect(host.address)
+    s.send(P.encode({"type": "hello", "protocol_major": 2, "protocol_minor": 3, "client": "x", "codecs": []}))
+    assert s.poll(3000)
+    msg = P.decode(s.recv())
+    s.close(0)
+    assert msg["type"] == "reject" and msg["code"] == "version_mismatch"
+    assert msg["message"] == "client speaks protocol 2.0, host speaks 1.0: update the plugin or the host".replace(
+        "2.0", "2.3")
+
+
+def test_client_without_host_says_how_to_fix():
+    with WorldClient("tcp://127.0.0.1:1", timeout=0.3) as c:
+        with pytest.raises(ProtocolError) as e:
+            c.connect()
+    assert "no host at tcp://127.0.0.1:1" in e.value.message and "worldbridge serve" in e.value.message
+
+
+def test_state_machine_errors(host):
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.connect(host.address)
+    s.send(P.encode({"type": "status", "req_id": 1}))
+    assert s.poll(3000)
+    assert P.decode(s.recv())["code"] == "not_ready"
+    s.send(P.encode({"type": "hello", "protocol_major": 1}))
+    assert s.poll(3000) and P.decode(s.recv())["type"] == "welcome"
+    s.send(P.encode({"type": "input", "action": 1, "req_id": 7}))
+    assert s.poll(3000)
+    err = P.decode(s.recv())
+    assert err["code"] == "no_session" and err["req_id"] == 7
+    s.send(P.encode({"type": "some_future_message", "req_id": 8}))  # unknown types are ignored
+    s.send(P.encode({"type": "ping", "req_id": 9, "client_ts": 1.5}))
+    assert s.poll(3000)
+    pong = P.decode(s.recv())
+    assert pong["type"] == "pong" and pong["req_id"] == 9 and pong["client_ts"] == 1.5
+    s.close(0)
+
+
+def test_step_mode_makes_exactly_one_frame_per_input(counter_host):
+    with WorldClient(counter_host.address) as c:
+        s = c.start(mode="step", seed=5)
+        assert s["backend_name"] == "test counter world" and s["mode"] == "step"
+        f0 = c.next_frame()
+        assert (f0.index, f0.epoch, f0.action) == (0, 0, -1) and pixel(f0) == (5, 0, 0)
+        for i in range(1, 21):
+            f = c.step(i % 3)
+            assert f.index == i and pixel(f) == (5, i, i % 3) and f.action == i % 3
+            assert f.seq is not None and f.client_ts is not None and f.received_ts >= f.client_ts
+            assert set(f.timings) >= {"model", "encode", "total"}
+        time.sleep(0.1)
+        assert c.next_frame(timeout=0.05) is None  # nothing extra was produced
+        assert c.step("b").action == 1  # names resolve to ids
+
+
+def test_realtime_mode_ticks_at_target_fps_with_latest_input(counter_host):
+    with WorldClient(counter_host.address) as c:
+        c.start(mode="realtime", fps=50, seed=1)
+        c.act("c", seq=42)
+        time.sleep(0.5)
+        f = c.next_frame()
+        assert 15 <= f.index <= 30, f.index  # ~25 frames in 0.5 s at 50 fps
+        assert f.action == 2 and f.seq == 42 and pixel(f)[2] == 2
+        st = c.status()
+        assert st["mode"] == "realtime" and 30 <= st["fps_measured"] <= 70
+
+
+def test_reset_and_branch_epochs(counter_host):
+    with WorldClient(counter_host.address) as c:
+        c.start(mode="step", seed=3)
+        c.next_frame()
+        for i in range(10):
+            c.step(1)
+        ok = c.branch(4)
+        assert ok["epoch"] == 1 and ok["frame_index"] == 4
+        f = c.next_frame()
+        assert (f.index, f.epoch) == (4, 1) and pixel(f) == (3, 4, 1)  # frame 4 itself is re-sent
+        f = c.step(2)
+        assert (f.index, f.epoch) == (5, 1) and pixel(f) == (3, 5, 2)  # continues from the state after frame 4
+        ok = c.reset(seed=9)
+        assert ok["epoch"] == 2
+        f = c.next_frame()
+        assert (f.index, f.epoch) == (0, 2) and pixel(f) == (9, 0, 0)
+        with pytest.raises(ProtocolError) as e:
+            c.branch(50)
+        assert e.value.code == "bad_argument" and "branch window" in e.value.message
+        c.reset()  # missing prompt keys keep the previous prompt (seed 9)
+        assert pixel(c.next_frame()) == (9, 0, 0)
+
+
+def test_stale_epoch_frames_are_dropped_by_client(counter_host):
+    with WorldClient(counter_host.address) as c:
+        c.start(mode="realtime", fps=100, seed=1)
+        time.sleep(0.2)
+        c.reset(seed=2)
+        f = c.next_frame()
+        assert f.epoch == 1 and pixel(f)[0] == 2
+
+
+def test_bad_action_event_and_settings(host):
+    with WorldClient(host.address) as c:
+        s = c.start(mode="step", seed=1)
+        assert s["backend_kind"] == "sandbox"
+        with pytest.raises(ProtocolError) as e:
+            c.step("fly")
+        assert e.value.code == "bad_argument" and "unknown action name 'fly'" in e.value.message
+        assert c.event(event_type="weather_snow")["caption"]
+        f = c.step(0)
+        assert f.events  # the caption shows on the frame the event fired on
+        assert c.event(text="make it snow")["caption"] == "it starts to snow"
+        with pytest.raises(ProtocolError) as e:
+            c.event(text="qwertyuiop")
+        assert e.value.code == "bad_argument"
+        with pytest.raises(ProtocolError) as e:
+            c.event(event_type="earthquake")
+        assert e.value.code == "bad_argument"
+        st = c.settings(fps=30.0, steps=4)["settings"]
+        assert st["fps"] == 30.0 and st["steps"] == 4 and st["mode"] == "step"
+        with pytest.raises(ProtocolError) as e:
+            c.settings(fps=500.0)
+        assert e.value.code == "bad_argument"
+
+
+def test_action_map_extends_names(counter_host):
+    with WorldClient(counter_host.address) as c:
+        c.start(mode="step", action_map={"jump": 2})
+        c.next_frame()
+        assert c.step("jump").action == 2
+        with pytest.raises(ProtocolError):
+            c.start(mode="step", action_map={"jump": 99})
+
+
+def test_resume_after_reconnect(counter_host):
+    c1 = WorldClient(counter_host.address)
+    c1.start(mode="step", seed=4)
+    for _ in range(5):
+        c1.step(1)
+    sid = c1.session["session_id"]
+    c1._sock.close(0)  # vanish without bye (e.g. the engine crashed)
+    with WorldClient(counter_host.address) as c2:
+        s = c2.start(resume=sid)
+        assert s["resumed"] and s["frame_index"] == 5 and s["session_id"] == sid
+        assert c2.next_frame().index == 5  # the current frame is re-sent
+        assert c2.step(0).index == 6
+    with WorldClient(counter_host.address) as c3:  # bye closed it: no longer resumable
+        with pytest.raises(ProtocolError) as e:
+            c3.start(resume=sid)
+        assert e.value.code == "unknown_session"
+
+
+def test_idle_sessions_time_out():
+    h = run_host_in_thread(CounterWorld, limits=Limits(idle_timeout_s=1.0))
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            sid = c.session["session_id"]
+            time.sleep(1.5)
+            with pytest.raises(ProtocolError) as e:
+                c.step(0)
+            assert e.value.code == "no_session"
+            with WorldClient(h.address) as c2:
+                with pytest.raises(ProtocolError) as e:
+                    c2.start(resume=sid)
+                assert e.value.code == "unknown_session"
+    finally:
+        h.stop()
+
+
+def test_max_sessions_busy():
+    h = run_host_in_thread(CounterWorld, limits=Limits(max_sessions=2))
+    clients = [WorldClient(h.address) for _ in range(3)]
+    try:
+        clients[0].start(mode="step")
+        clients[1].start(mode="step")
+        with pytest.raises(ProtocolError) as e:
+            clients[2].start(mode="step")
+        assert e.value.code == "busy"
+        clients[0].close()
+        time.sleep(0.1)
+        assert clients[2].start(mode="step")["session_id"]
+    finally:
+        for c in clients:
+            c.close()
+        h.stop()
+
+
+def test_backend_crash_closes_only_that_session():
+    h = run_host_in_thread(lambda: CounterWorld(fail_at=3))
+    try:
+        with WorldClient(h.address) as c, WorldClient(h.address) as other:
+            c.start(mode="step")
+            other.start(mode="step")
+            c.step(0)
+            c.step(0)
+            with pytest.raises(ProtocolError) as e:
+                c.step(0)
+            assert e.value.code == "backend_error" and "simulated backend crash" in e.value.message
+            assert c.session is None
+            other.step(1)  # the host is fine
+            assert other.ping() > 0
+    finally:
+        h.stop()
+
+
+def test_step_batch_is_used_for_concurrent_sessions():
+    BatchWorld.batch_calls = 0
+    h = run_host_in_thread(BatchWorld)
+    try:
+        clients = [WorldClient(h.address) for _ in range(4)]
+        for c in clients:
+            c.start(mode="realtime", fps=100)
+        time.sleep(0.5)
+        frames = [c.next_frame() for c in clients]
+        assert all(f is not None and f.index > 10 for f in frames)
+        assert BatchWorld.batch_calls > 5
+        for c in clients:
+            c.close()
+    finally:
+        h.stop()
+
+
+def test_sixteen_concurrent_step_clients(host):
+    n_frames, results, errors = 30, {}, []
+
+    def run(i):
+        try:
+            with WorldClient(host.address, timeout=20) as c:
+                c.start(mode="step", seed=i)
+                c.next_frame()
+                got = [c.step(i % 7).index for _ in range(n_frames)]
+                results[i] = got
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert len(results) == 16 and all(r == list(range(1, n_frames + 1)) for r in results.values())
+
+
+def test_slow_realtime_client_gets_newest_frame_not_backlog():
+    h = run_host_in_thread(lambda: CounterWorld(), sndbuf=16 * 1024)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="realtime", fps=120)
+            c._sock.setsockopt(zmq.RCVBUF, 8 * 1024)
+            time.sleep(1.5)  # reads nothing meanwhile
+            c.status()  # still answered (replies queue behind frames, never dropped)
+            f = c.next_frame()
+            st = c.status()
+            assert st["frame_index"] - f.index <= 3  # newest, not a 1.5 s old backlog entry
+    finally:
+        h.stop()
+
+
+def test_frames_dropped_when_client_never_reads():
+    big = type("BigWorld", (CounterWorld,), {"height": 256, "width": 256})
+    h = run_host_in_thread(big, sndbuf=64 * 1024)
+    try:
+        ctx = zmq.Context.instance()
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.RCVHWM, 2)
+        s.setsockopt(zmq.RCVBUF, 64 * 1024)
+        s.connect(h.address)
+        s.send(P.encode({"type": "hello", "protocol_major": 1}))
+        s.send(P.encode({"type": "start", "mode": "realtime", "fps": 120.0}))
+        time.sleep(1.5)
+        session = next(iter(h.host.sessions.values()))
+        assert session.frames_dropped > 50 and session.frames_sent < 60
+        s.close(0)
+    finally:
+        h.stop()
+
+
+CHILD = """
+import sys, time
+from bridge.client import WorldClient
+c = WorldClient(sys.argv[1])
+c.start(mode="realtime", fps=100)
+print("started", flush=True)
+while True:
+    c.next_frame(timeout=1)
+"""
+
+
+def test_sigkilled_client_leaves_host_healthy(host):
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, host.address], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        time.sleep(0.3)
+        with WorldClient(host.address) as c:
+            c.start(mode="step")
+            assert c.step(1).index == 1
+            assert c.status()["sessions"] >= 1
+        deadline = time.time() + 5
+        while time.time() < deadline and any(s.peer is not None and s.mode == "realtime"
+                                             for s in host.host.sessions.values()):
+            time.sleep(0.05)
+        assert all(s.peer is None for s in host.host.sessions.values() if s.mode == "realtime")  # detached
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_binding_beyond_loopback_needs_curve():
+    assert is_loopback("tcp://127.0.0.1:5555") and is_loopback("tcp://localhost:1") and is_loopback("ipc:///tmp/x")
+    assert not is_loopback("tcp://0.0.0.0:5555") and not is_loopback("tcp://192.168.1.2:5555")
+    with pytest.raises(ValueError, match="worldbridge keys"):
+        Host("sandbox", bind="tcp://0.0.0.0:*")
+
+
+def test_curve_encrypted_session(tmp_path):
+    from zmq.auth import create_certificates, load_certificate
+
+    create_certificates(str(tmp_path), "host")
+    public, _ = load_certificate(str(tmp_path / "host.key"))
+    h = run_host_in_thread(CounterWorld, bind="tcp://127.0.0.1:*", curve_secret=tmp_path / "host.key_secret")
+    try:
+        with WorldClient(h.address, curve_server_key=public) as c:
+            c.start(mode="step")
+            assert c.step(1).index == 1
+        with WorldClient(h.address, timeout=0.5) as plain:  # a client without the key gets nowhere
+            with pytest.raises(ProtocolError):
+                plain.connect()
+    finally:
+        h.stop()
+
+
+def test_record_paths_are_checked(host, tmp_path):
+    with WorldClient(host.address) as c:
+        c.start(mode="step")
+        with pytest.raises(ProtocolError, match="must end in .wbrec"):
+            c.record_start(str(tmp_path / "x.txt"))
+        ok = c.record_start(str(tmp_path / "a.wbrec"))
+        assert ok["path"].endswith("a.wbrec") and c.status()["recording"]
+        with pytest.raises(ProtocolError, match="already recording"):
+            c.record_start(str(tmp_path / "b.wbrec"))
+        c.step(0)
+        assert c.record_stop()["frames"] == 1
+        with pytest.raises(ProtocolError, match="already exists"):
+            c.record_start(str(tmp_path / "a.wbrec"))

@@ -1,0 +1,221 @@
+"""The Unity plugin's C# without Unity: the protocol core's NUnit tests (golden vectors, ZMTP edge cases, the
+connection), the Unity-facing scripts compiled against compile-only API stubs, and a mono client that plays a
+session against `worldbridge serve` and must see exactly the frames the Python client sees."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = ROOT / "unity_plugin"
+STUBS = PLUGIN / "Tests" / "CompileOnly~"
+VECTORS = ROOT / "docs" / "protocol" / "vectors"
+NUNIT = Path("/usr/lib/cli/nunit.framework-2.6.3/nunit.framework.dll")
+
+_missing = [tool for tool in ("mcs", "mono", "nunit-console") if shutil.which(tool) is None]
+pytestmark = pytest.mark.skipif(bool(_missing), reason=f"needs {', '.join(_missing)}: apt-get install mono-mcs "
+                                                      "nunit-console (CI installs them)")
+
+
+def mcs(out: Path, sources: list[Path], refs: tuple[Path | str, ...] = (), defines: tuple[str, ...] = (),
+        target: str = "library") -> Path:
+    """Compile with the C# subset both mono and Unity accept; warnings are errors."""
+    cmd = ["mcs", "-langversion:7.2", "-warnaserror", "-nologo", f"-target:{target}", f"-out:{out}"]
+    cmd += [f"-r:{r}" for r in refs] + ([f"-define:{';'.join(defines)}"] if defines else [])
+    result = subprocess.run(cmd + [str(s) for s in sources], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"mcs failed for {out.name}:\n{result.stdout}{result.stderr}"
+    return out
+
+
+def cs(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("*.cs"))
+    assert files, f"no C# sources in {folder}"
+    return files
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory) -> Path:
+    """WorldBridge.Core.dll and the compile-only Unity stub assemblies, built once per test run."""
+    out = tmp_path_factory.mktemp("unity_build")
+    mcs(out / "WorldBridge.Core.dll", cs(PLUGIN / "Runtime" / "Core"))
+    mcs(out / "UnityEngine.dll", [STUBS / "UnityEngine.cs"])
+    mcs(out / "UnityEngine.UI.dll", [STUBS / "UnityEngine.UI.cs"], (out / "UnityEngine.dll",))
+    mcs(out / "Unity.InputSystem.dll", [STUBS / "Unity.InputSystem.cs"], (out / "UnityEngine.dll", out / "UnityEngine.UI.dll"))
+    mcs(out / "UnityEditor.dll", [STUBS / "UnityEditor.cs"], (out / "UnityEngine.dll",))
+    return out
+
+
+# --- Protocol core: NUnit ---
+
+def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path):
+    assert NUNIT.is_file(), f"{NUNIT} missing: apt-get install libnunit-framework2.6.3-cil (comes with nunit-console)"
+    tests = mcs(tmp_path / "WorldBridge.Core.Tests.dll", cs(PLUGIN / "Tests" / "Core"),
+                (build / "WorldBridge.Core.dll", NUNIT, "System.Core.dll"))
+    shutil.copy(build / "WorldBridge.Core.dll", tmp_path)
+    result_xml = tmp_path / "nunit.xml"
+    env = dict(os.environ, WORLDBRIDGE_VECTORS=str(VECTORS))
+    run = subprocess.run(["nunit-console", "-nologo", "-noshadow", f"-xml={result_xml}", str(tests)],
+                         capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env)
+    assert result_xml.is_file(), f"nunit-console wrote no results:\n{run.stdout}{run.stderr}"
+    summary = ET.parse(result_xml).getroot().attrib
+    assert run.returncode == 0 and summary["failures"] == "0" and summary["errors"] == "0", run.stdout[-6000:]
+    assert int(summary["total"]) >= 30, f"only {summary['total']} NUnit tests ran"
+    # skipped would mean the golden vectors were not found: a silent pass is not a pass
+    assert summary["ignored"] == "0" and summary["skipped"] == "0" and summary["not-run"] == "0", run.stdout[-3000:]
+    names = {case.get("name") for case in ET.parse(result_xml).getroot().iter("test-case")}
+    for required in ("GoldenVectorsDecodeToTheirValueAndReencodeByteExact", "EveryZmtpVectorIsCoveredByATest",
+                     "ClientMessagesMatchTheGoldenVectorsByteForByte", "ReconnectsAndResumesTheSession"):
+        assert any(n.endswith(required) for n in names), f"{required} did not run"
+
+
+# --- Unity-facing scripts against the compile-only stubs ---
+
+VARIANTS = {
+    # name: (defines, extra stub assemblies) -- one per way Unity compiles the Runtime assembly
+    "player-legacy-input": ((), ()),
+    "player-input-system": (("ENABLE_INPUT_SYSTEM", "WORLDBRIDGE_INPUT_SYSTEM"), ("Unity.InputSystem.dll",)),
+    "editor-legacy-input": (("UNITY_EDITOR",), ("UnityEditor.dll",)),
+    "editor-input-system": (("UNITY_EDITOR", "ENABLE_INPUT_SYSTEM", "WORLDBRIDGE_INPUT_SYSTEM", "UNITY_2022_2_OR_NEWER"),
+                            ("UnityEditor.dll", "Unity.InputSystem.dll")),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_unity_scripts_compile_against_the_api_stubs(build: Path, tmp_path: Path, variant: str):
+    defines, extra = VARIANTS[variant]
+    engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll")
+    extra_refs = tuple(build / e for e in extra)
+    runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine + extra_refs, defines)
+    mcs(tmp_path / "WorldBridge.Samples.dll", cs(PLUGIN / "Samples~" / "BasicWorld"), engine + extra_refs + (runtime,),
+        defines)
+    if "UNITY_EDITOR" in defines:
+        mcs(tmp_path / "WorldBridge.Editor.dll", cs(PLUGIN / "Editor"), engine + extra_refs + (runtime,), defines)
+
+
+def test_player_code_cannot_use_the_editor_api(build: Path, tmp_path: Path):
+    """Editor-only API outside `#if UNITY_EDITOR` breaks player builds; the player variant must catch it."""
+    bad = tmp_path / "Bad.cs"
+    bad.write_text("public class Bad { public string P => UnityEditor.AssetDatabase.GetAssetPath(null); }\n")
+    with pytest.raises(AssertionError, match="UnityEditor"):
+        mcs(tmp_path / "Bad.dll", [bad], (build / "UnityEngine.dll",))
+
+
+def test_newer_csharp_than_unity_and_mono_share_is_refused(tmp_path: Path):
+    src = tmp_path / "Cs8.cs"
+    src.write_text("public class Cs8 { public int F(object o) { return o switch { int i => i, _ => 0 }; } }\n")
+    with pytest.raises(AssertionError, match="mcs failed"):
+        mcs(tmp_path / "Cs8.dll", [src])
+
+
+# --- Interop with the real host ---
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"worldbridge serve exited: {proc.stderr.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"worldbridge serve did not listen on {port} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def interop_exe(build: Path) -> Path:
+    return mcs(build / "InteropClient.exe", cs(PLUGIN / "Tests" / "Interop~"), (build / "WorldBridge.Core.dll",),
+               target="exe")
+
+
+def _run_interop(exe: Path, endpoint: str, seed: int, actions: list[int], out: Path, *extra: str) -> dict:
+    cmd = ["mono", str(exe), "--endpoint", endpoint, "--seed", str(seed), "--actions", ",".join(map(str, actions)),
+           "--out", str(out), *extra]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"mono interop client failed:\n{run.stdout}{run.stderr}"
+    lines = out.read_text().splitlines()
+    parsed: dict = {"frames": []}
+    for line in lines:
+        kind, _, rest = line.partition(" ")
+        if kind == "frame":
+            index, epoch, action, size, digest = rest.split()
+            parsed["frames"].append((int(index), int(epoch), int(action), size, digest))
+        else:
+            parsed[kind] = rest
+    return parsed
+
+
+def _python_hashes(endpoint: str, seed: int, actions: list[int]) -> list[tuple[int, int, str]]:
+    from bridge.client import WorldClient
+
+    with WorldClient(endpoint, client_name="pytest-interop") as client:
+        client.start(backend="sandbox", mode="step", seed=seed)
+        first = client.next_frame(timeout=10)
+        frames = [first] + [client.step(a) for a in actions]
+    return [(f.index, f.action, hashlib.sha256(f.image.tobytes()).hexdigest()) for f in frames]
+
+
+def test_mono_client_plays_the_sandbox_like_the_python_client(interop_exe: Path, tmp_path: Path):
+    port = _free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    host = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--backend", "sandbox", "--bind", endpoint,
+                             "--recordings", str(tmp_path / "recordings")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        _wait_for_port(port, host)
+        rng = random.Random(1234)
+        actions = [rng.choice([0, 1, 2, 2, 2, 3, 5, 6]) for _ in range(100)]
+        got = _run_interop(interop_exe, endpoint, 7, actions, tmp_path / "frames.txt")
+
+        assert got["session"].split()[1] == "sandbox", got["session"]
+        frames = got["frames"]
+        assert [f[0] for f in frames] == list(range(101)), "frame indices must be 0..100 with no gaps"
+        assert all(f[1] == 0 for f in frames) and all(f[3] == "64x64" for f in frames)
+        assert [f[2] for f in frames] == [-1] + actions, "each frame must carry the action that produced it"
+        assert len({f[4] for f in frames}) > 20, "the world should change as the player moves"
+        event_type, caption, frame_events = got["event"].split("\t")
+        assert caption and caption in frame_events.split("|"), f"{event_type}: the caption must show on the next frame"
+        assert "dropped=0" in got["stats"], got["stats"]
+        assert got["closed"] == "Closed"
+
+        python = _python_hashes(endpoint, 7, actions)
+        assert [(f[0], f[2], f[4]) for f in frames] == python, "mono and Python clients saw different frames"
+    finally:
+        host.terminate()
+        host.wait(timeout=10)
+
+
+def test_mono_client_answers_heartbeats(interop_exe: Path, tmp_path: Path):
+    """A host with 50 ms heartbeats drops a silent peer after 250 ms unless it answers PING with PONG."""
+    from bridge.host.backends import resolve_backend
+    from bridge.host.server import Host
+
+    host = Host(resolve_backend("sandbox"), bind="tcp://127.0.0.1:*", heartbeat=True, heartbeat_ivl_ms=50,
+                recordings_dir=tmp_path / "recordings")
+    runner = threading.Thread(target=host.run, daemon=True)
+    runner.start()
+    try:
+        got = _run_interop(interop_exe, host.address, 3, [2] * 10, tmp_path / "frames.txt",
+                           "--idle-after", "5", "--idle-ms", "1200", "--event", "none")
+        assert [f[0] for f in got["frames"]] == list(range(11)), "the connection did not survive the idle pause"
+    finally:
+        host.stop()
+        runner.join(timeout=10)  # run() closes the host on its way out

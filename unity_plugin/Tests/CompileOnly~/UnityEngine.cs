@@ -1,0 +1,255 @@
+// COMPILE-ONLY STUB of Unity's API (UnityEngine core + IMGUI) — test scaffolding, NOT product code.
+// It declares just the members the plugin uses, with Unity's real signatures, so CI can compile Runtime/, Editor/ and
+// Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything; never ship it.
+// Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
+using System;
+#pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
+
+namespace UnityEngine
+{
+    public class Object
+    {
+        public string name { get; set; }
+        public HideFlags hideFlags { get; set; }
+        public static void Destroy(Object obj) { }
+        public static void DestroyImmediate(Object obj) { }
+        public static bool operator ==(Object x, Object y) => ReferenceEquals(x, y);
+        public static bool operator !=(Object x, Object y) => !ReferenceEquals(x, y);
+        public static implicit operator bool(Object exists) => !ReferenceEquals(exists, null);
+        public override bool Equals(object other) => ReferenceEquals(this, other);
+        public override int GetHashCode() => 0;
+    }
+
+    [Flags] public enum HideFlags { None = 0, HideInHierarchy = 1, HideInInspector = 2, DontSaveInEditor = 4, NotEditable = 8, DontSaveInBuild = 16, DontUnloadUnusedAsset = 32, DontSave = 52, HideAndDontSave = 61 }
+
+    public class Component : Object
+    {
+        public GameObject gameObject => null;
+        public Transform transform => null;
+        public string tag { get; set; }
+        public T GetComponent<T>() => default;
+        public T GetComponentInParent<T>() => default;
+        public T GetComponentInChildren<T>() => default;
+    }
+
+    public class Behaviour : Component { public bool enabled { get; set; } }
+    public class MonoBehaviour : Behaviour { }
+    public class ScriptableObject : Object { }
+
+    public sealed class GameObject : Object
+    {
+        public GameObject(string name, params Type[] components) { }
+        public Transform transform => null;
+        public T GetComponent<T>() => default;
+        public T AddComponent<T>() where T : Component => default;
+        public void SetActive(bool value) { }
+    }
+
+    public class Transform : Component
+    {
+        public int childCount => 0;
+        public Transform GetChild(int index) => null;
+        public void SetParent(Transform parent, bool worldPositionStays) { }
+    }
+
+    public sealed class RectTransform : Transform
+    {
+        public Vector2 anchorMin { get; set; }
+        public Vector2 anchorMax { get; set; }
+        public Vector2 pivot { get; set; }
+        public Vector2 anchoredPosition { get; set; }
+        public Vector2 sizeDelta { get; set; }
+        public Vector2 offsetMin { get; set; }
+        public Vector2 offsetMax { get; set; }
+    }
+
+    public struct Vector2
+    {
+        public float x, y;
+        public Vector2(float x, float y) { this.x = x; this.y = y; }
+        public static Vector2 zero => default;
+        public static Vector2 one => new Vector2(1, 1);
+    }
+
+    public struct Rect
+    {
+        public Rect(float x, float y, float width, float height) { this.x = x; this.y = y; this.width = width; this.height = height; }
+        public float x { get; set; }
+        public float y { get; set; }
+        public float width { get; set; }
+        public float height { get; set; }
+    }
+
+    public struct Color
+    {
+        public float r, g, b, a;
+        public Color(float r, float g, float b, float a) { this.r = r; this.g = g; this.b = b; this.a = a; }
+        public static Color black => new Color(0, 0, 0, 1);
+        public static Color white => new Color(1, 1, 1, 1);
+    }
+
+    public enum TextureFormat { Alpha8 = 1, RGB24 = 3, RGBA32 = 4 }
+    public enum FilterMode { Point = 0, Bilinear = 1, Trilinear = 2 }
+    public enum TextureWrapMode { Repeat = 0, Clamp = 1, Mirror = 2, MirrorOnce = 3 }
+
+    public class Texture : Object
+    {
+        public virtual int width { get; set; }
+        public virtual int height { get; set; }
+        public FilterMode filterMode { get; set; }
+        public TextureWrapMode wrapMode { get; set; }
+        public virtual bool isReadable => false;
+    }
+
+    public sealed class Texture2D : Texture
+    {
+        public Texture2D(int width, int height, TextureFormat textureFormat, bool mipChain) { }
+        public void LoadRawTextureData(byte[] data) { }
+        public void Apply(bool updateMipmaps = true, bool makeNoLongerReadable = false) { }
+        public void ReadPixels(Rect source, int destX, int destY, bool recalculateMipMaps = true) { }
+    }
+
+    public class RenderTexture : Texture
+    {
+        public static RenderTexture active { get; set; }
+        public static RenderTexture GetTemporary(int width, int height, int depthBuffer = 0) => null;
+        public static void ReleaseTemporary(RenderTexture temp) { }
+    }
+
+    public static class ImageConversion
+    {
+        public static byte[] EncodeToPNG(this Texture2D tex) => null;
+    }
+
+    public sealed class Graphics
+    {
+        public static void Blit(Texture source, RenderTexture dest, Vector2 scale, Vector2 offset) { }
+    }
+
+    public class Material : Object
+    {
+        public void SetTexture(string name, Texture value) { }
+        public void SetTextureScale(string name, Vector2 value) { }
+        public void SetTextureOffset(string name, Vector2 value) { }
+    }
+
+    public class Renderer : Component { public Material material { get; set; } }
+
+    public enum CameraClearFlags { Skybox = 1, Color = 2, SolidColor = 2, Depth = 3, Nothing = 4 }
+
+    public sealed class Camera : Behaviour
+    {
+        public static Camera main => null;
+        public RenderTexture targetTexture { get; set; }
+        public CameraClearFlags clearFlags { get; set; }
+        public Color backgroundColor { get; set; }
+        public void Render() { }
+    }
+
+    public enum RenderMode { ScreenSpaceOverlay = 0, ScreenSpaceCamera = 1, WorldSpace = 2 }
+    public sealed class Canvas : Behaviour { public RenderMode renderMode { get; set; } }
+    public enum TextAnchor { UpperLeft, UpperCenter, UpperRight, MiddleLeft, MiddleCenter, MiddleRight, LowerLeft, LowerCenter, LowerRight }
+    public class Font : Object { }
+
+    public static class Resources
+    {
+        public static T GetBuiltinResource<T>(string path) where T : Object => default;
+    }
+
+    public static class Debug
+    {
+        public static void Log(object message) { }
+        public static void LogWarning(object message) { }
+        public static void LogWarning(object message, Object context) { }
+        public static void LogError(object message) { }
+        public static void LogError(object message, Object context) { }
+    }
+
+    public static class Application
+    {
+        public static event Action quitting;
+    }
+
+    public static class Time { public static float unscaledTime => 0; }
+
+    public enum KeyCode
+    {
+        None = 0, Space = 32, A = 97, D = 100, S = 115, W = 119,
+        UpArrow = 273, DownArrow = 274, RightArrow = 275, LeftArrow = 276, JoystickButton0 = 330,
+    }
+
+    public static class Input
+    {
+        public static bool GetKey(KeyCode key) => false;
+        public static float GetAxisRaw(string axisName) => 0;
+    }
+
+    // --- Attributes ---
+    [AttributeUsage(AttributeTargets.Field)] public class PropertyAttribute : Attribute { }
+    public sealed class HeaderAttribute : PropertyAttribute { public HeaderAttribute(string header) { } }
+    public class TooltipAttribute : PropertyAttribute { public TooltipAttribute(string tooltip) { } }
+    public sealed class RangeAttribute : PropertyAttribute { public RangeAttribute(float min, float max) { } }
+    public sealed class MinAttribute : PropertyAttribute { public MinAttribute(float min) { } }
+    public sealed class TextAreaAttribute : PropertyAttribute { public TextAreaAttribute() { } public TextAreaAttribute(int minLines, int maxLines) { } }
+    [AttributeUsage(AttributeTargets.Field)] public sealed class SerializeField : Attribute { }
+    [AttributeUsage(AttributeTargets.Class)] public sealed class AddComponentMenu : Attribute { public AddComponentMenu(string menuName) { } }
+    [AttributeUsage(AttributeTargets.Class)] public sealed class DisallowMultipleComponent : Attribute { }
+
+    // --- IMGUI (used by the editor window) ---
+    public enum EventType { MouseDown = 0, MouseUp = 1, KeyDown = 4, KeyUp = 5, Repaint = 7 }
+
+    public sealed class Event
+    {
+        public static Event current { get; set; }
+        public EventType type { get; set; }
+        public KeyCode keyCode { get; set; }
+        public void Use() { }
+    }
+
+    public sealed class GUIStyle { }
+    public sealed class GUILayoutOption { }
+
+    public class GUI
+    {
+        public static bool enabled { get; set; }
+        public static void DrawTextureWithTexCoords(Rect position, Texture image, Rect texCoords) { }
+    }
+
+    public class GUILayout
+    {
+        public static bool Button(string text, params GUILayoutOption[] options) => false;
+        public static bool Button(string text, GUIStyle style, params GUILayoutOption[] options) => false;
+        public static GUILayoutOption Width(float width) => null;
+        public static GUILayoutOption MinHeight(float minHeight) => null;
+        public static GUILayoutOption MaxWidth(float maxWidth) => null;
+    }
+
+    public class GUILayoutUtility
+    {
+        public static Rect GetAspectRect(float aspect, params GUILayoutOption[] options) => default;
+    }
+}
+
+namespace UnityEngine.Events
+{
+    public delegate void UnityAction();
+    public delegate void UnityAction<T0>(T0 arg0);
+
+    public abstract class UnityEventBase { }
+
+    [Serializable]
+    public class UnityEvent : UnityEventBase
+    {
+        public void AddListener(UnityAction call) { }
+        public void RemoveListener(UnityAction call) { }
+        public void Invoke() { }
+    }
+
+    [Serializable]
+    public class UnityEvent<T0> : UnityEventBase
+    {
+        public void AddListener(UnityAction<T0> call) { }
+        public void RemoveListener(UnityAction<T0> call) { }
+        public void Invoke(T0 arg0) { }
+    }
+}
