@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         self.seq = 1_000_000  # our input seqs; the client numbers its own step() inputs from 1
         self.resim_mismatches = 0
         self._recorded = 0  # frames with pixels received this run (memory guard)
+        self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self.jobs: list[Job] = []
         self.worker_thread: WorkerThread | None = None
 
@@ -347,11 +348,9 @@ class MainWindow(QMainWindow):
 
     def _check_resim(self, frame) -> None:
         """While a branch is rebuilt, compare the host's frames with the recorded ones (is the backend deterministic?)."""
-        for rec in self.session.path(self.session.live):
-            if rec.index == frame.index and rec.image is not None and rec.image.shape == frame.image.shape:
-                if not np.array_equal(rec.image, frame.image):
-                    self.resim_mismatches += 1
-                return
+        expected = self._resim_expect.get(frame.index)
+        if expected is not None and expected.shape == frame.image.shape and not np.array_equal(expected, frame.image):
+            self.resim_mismatches += 1
 
     def _refresh_timeline(self) -> None:
         if self._timeline_dirty and not self.timeline.replaying():
@@ -520,6 +519,7 @@ class MainWindow(QMainWindow):
         self.timeline.set_session(s)
         self.busy = "rebuilding the branch"
         self.resim_mismatches = 0
+        self._resim_expect = {r.index: r.image for r in path if r.image is not None}
         start = dict(backend=p.backend or s.backend_kind or None, fps=s.fps, seed=p.seed, text=p.text,
                      image=p.image_png, sketch=p.sketch_png, action_map=s.action_map() or None)
         steps = [(r.action, r.fired) for r in path if r.index >= 1]

@@ -225,23 +225,23 @@ class TimelinePanel(QWidget):
         self._update_buttons()
 
     def _fill_tree(self) -> None:
+        """Rebuild the branch tree when its shape changes; otherwise only update the frame counts."""
         s = self.session
-        sig = tuple((b.id, b.parent, len(b.frames), s.live, self.branch_id) for b in s.branches.values())
-        if getattr(self, "_tree_sig", None) == sig:
-            return
-        self._tree_sig = sig
-        self.tree.clear()
-        items: dict[int, QTreeWidgetItem] = {}
-        for b in sorted(s.branches.values(), key=lambda b: b.id):
-            label = b.name + ("  ● live" if b.id == s.live else "")
-            item = QTreeWidgetItem([label, str(len(s.path(b.id)))])
-            item.setData(0, Qt.ItemDataRole.UserRole, b.id)
-            parent = items.get(b.parent) if b.parent is not None else None
-            (parent.addChild(item) if parent else self.tree.addTopLevelItem(item))
-            items[b.id] = item
-            if b.id == self.branch_id:
-                item.setSelected(True)
-        self.tree.expandAll()
+        sig = (tuple((b.id, b.parent, b.name) for b in s.branches.values()), s.live, self.branch_id)
+        if getattr(self, "_tree_sig", None) != sig:
+            self._tree_sig = sig
+            self.tree.clear()
+            self._items: dict[int, QTreeWidgetItem] = {}
+            for b in sorted(s.branches.values(), key=lambda b: b.id):
+                item = QTreeWidgetItem([b.name + ("  ● live" if b.id == s.live else ""), ""])
+                item.setData(0, Qt.ItemDataRole.UserRole, b.id)
+                parent = self._items.get(b.parent) if b.parent is not None else None
+                (parent.addChild(item) if parent else self.tree.addTopLevelItem(item))
+                self._items[b.id] = item
+                item.setSelected(b.id == self.branch_id)
+            self.tree.expandAll()
+        for bid, item in self._items.items():
+            item.setText(1, str(s.branches[bid].last_index() + 1))  # timeline length, frame 0 included
 
     def _label(self, pos: int) -> None:
         if not self.records:
@@ -280,6 +280,7 @@ class TimelinePanel(QWidget):
 
     def select_index(self, frame_index: int) -> None:
         """Select the recorded frame with this host frame index."""
+        self.refresh()
         for pos, r in enumerate(self.records):
             if r.index == frame_index:
                 self._select(pos)

@@ -3,7 +3,6 @@
 import json
 
 import imageio.v3 as iio
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner

@@ -340,3 +340,47 @@ def test_play_command_starts_and_stops_its_own_host(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bridge.cli", "play", "--backend", "sandbox", "--checkpoint", str(tmp_path)],
                        capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and "contradict" in r.stderr
+
+
+def test_replay_and_host_recording(qtbot, host, tmp_path):
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 12)
+    w.timeline.record.click()
+    # replay: the viewport plays the recorded frames, says so, and stops at the end
+    first = w.session.recorded(w.session.live)[0].index
+    w.timeline.select_index(first)
+    w.timeline.replay_btn.click()
+    qtbot.waitUntil(lambda: w.viewport.mode_label.startswith(f"REPLAY frame {first + 3}"), timeout=5000)
+    qtbot.waitUntil(lambda: not w.timeline.replay_btn.isChecked(), timeout=5000)
+    assert w.viewing is not None and w.viewing.index == 12
+    assert np.array_equal(w.viewport.frame.image, w.session.recorded(w.session.live)[-1].image)
+    qtbot.mouseClick(w.timeline.live_btn, Qt.MouseButton.LeftButton)
+    assert w.viewing is None and "REPLAY" not in w.viewport.mode_label
+    # the host's own recording (.wbrec) next to the editor's timeline
+    w.timeline.host_record.setChecked(True)
+    qtbot.waitUntil(lambda: "Host recording started" in w.statusBar().currentMessage(), timeout=5000)
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Left, 3)
+    w.timeline.host_record.setChecked(False)
+    qtbot.waitUntil(lambda: "Host recording stopped" in w.statusBar().currentMessage(), timeout=5000)
+    path = Path(w.statusBar().currentMessage().split(": ", 1)[1])
+    assert path.suffix == ".wbrec" and path.exists() and path.stat().st_size > 0
+
+
+def test_version_mismatch_is_explained(qtbot, host, monkeypatch):
+    from bridge.client import WorldClient
+    from bridge.host import protocol as P
+
+    reject = P.reject(2, 0)  # what the host answers a client of another major version
+
+    def connect(self):
+        raise P.ProtocolError(reject["code"], reject["message"], True)
+
+    monkeypatch.setattr(WorldClient, "connect", connect)
+    w = MainWindow(host.address, StartOptions(timeout=1.0))
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: "another protocol version" in w.settings_panel.conn_label.text(), timeout=5000)
+    assert "update the plugin or the host" in w.settings_panel.conn_label.text()
+    assert w.welcome is None and "another protocol version" in w.viewport.message

@@ -215,7 +215,7 @@ def test_bad_action_event_and_settings(host):
             c.event(event_type="earthquake")
         assert e.value.code == "bad_argument"
         st = c.settings(fps=30.0, steps=4)["settings"]
-        assert st["fps"] == 30.0 and st["steps"] == 4 and st["mode"] == "step"
+        assert st["fps"] == 30.0 and st["steps"] is None and st["mode"] == "step"  # the sandbox has no steps
         with pytest.raises(ProtocolError) as e:
             c.settings(fps=500.0)
         assert e.value.code == "bad_argument"
@@ -445,3 +445,36 @@ def test_record_paths_are_checked(host, tmp_path):
         assert c.record_stop()["frames"] == 1
         with pytest.raises(ProtocolError, match="already exists"):
             c.record_start(str(tmp_path / "a.wbrec"))
+
+
+class KnobWorld(CounterWorld):
+    """TEST-ONLY backend with model settings, like the world model's `settings` + `configure`."""
+
+    def __init__(self):
+        super().__init__()
+        self.settings = {"steps": 8, "temperature": 1.0, "cfg": 1.0}
+
+    def configure(self, steps=None, temperature=None, cfg=None):
+        if steps is not None and steps > 16:
+            raise ValueError(f"steps {steps} is more than the 16 tokens per frame")
+        self.settings.update({k: v for k, v in (("steps", steps), ("temperature", temperature), ("cfg", cfg))
+                              if v is not None})
+        return dict(self.settings)
+
+
+def test_settings_reach_a_backend_with_knobs():
+    h = run_host_in_thread(KnobWorld)
+    try:
+        with WorldClient(h.address) as c:
+            s = c.start(mode="step")
+            assert s["settings"] == {"steps": 8, "temperature": 1.0, "cfg": 1.0, "fps": 24.0, "mode": "step"}
+            st = c.settings(steps=4, temperature=0.5)["settings"]
+            assert st["steps"] == 4 and st["temperature"] == 0.5 and st["cfg"] == 1.0
+            session = next(iter(h.host.sessions.values()))
+            assert session.backend.settings["steps"] == 4
+            with pytest.raises(ProtocolError) as e:
+                c.settings(steps=20)
+            assert e.value.code == "bad_argument" and "16 tokens" in e.value.message
+            assert c.settings()["settings"]["steps"] == 4
+    finally:
+        h.stop()

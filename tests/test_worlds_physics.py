@@ -6,7 +6,7 @@ import torch
 
 from bridge.backend import Prompt, WorldEvent
 from bridge.worlds.sandbox import ACTIONS, DOWN, JUMP, LEFT, NOOP, RIGHT, RIGHT_JUMP, SandboxWorld
-from worlds_helpers import ascii_sketch, flat_level, overlaps_solid
+from test_worlds_helpers import ascii_sketch, flat_level, overlaps_solid
 
 torch.set_num_threads(1)
 
@@ -170,8 +170,10 @@ def test_bad_actions_and_events_give_clear_errors(world):
         world.step(9)
     with pytest.raises(ValueError, match="unknown sandbox event"):
         world.step(NOOP, WorldEvent(type="earthquake"))
+    before = world.get_state()
     with pytest.raises(ValueError, match="no sandbox event matches"):
         world.step(NOOP, WorldEvent(text="hello there"))
+    assert world.s.frame == before.frame and world.s.x == before.x  # a refused event changes nothing
     with pytest.raises(ValueError, match="multiple of 64"):
         SandboxWorld(size=50)
 

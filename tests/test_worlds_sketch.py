@@ -8,7 +8,7 @@ from bridge.backend import Prompt
 from bridge.worlds.levels import BLOCK, GROUND, HAZARD, LADDER, PLATFORM
 from bridge.worlds.sandbox import SandboxWorld, sketch_to_level
 from bridge.worlds.sketch import SKETCH_PALETTE, is_palette_like
-from worlds_helpers import ascii_sketch, flat_level
+from test_worlds_helpers import ascii_sketch, flat_level
 
 torch.set_num_threads(1)
 

@@ -123,6 +123,9 @@ def test_fired_events_are_recorded_with_frame_and_caption():
         {"type": "flood", "frame": 3, "caption": "the water rises"},
     ]
     assert "in falling snow" in w.caption  # the caption follows the scene
+    assert w.describe_event(WorldEvent(text="night falls")) == "night falls"
+    with pytest.raises(ValueError, match="no sandbox event matches"):
+        w.describe_event(WorldEvent(text="do a barrel roll"))
     assert set(EVENT_CAPTIONS) == set(EVENT_TYPES) and len(EVENT_TYPES) >= 10
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,18 +76,23 @@ def _useful_event(world, rng: np.random.Generator) -> str:
     return str(rng.choice([t for t in EVENT_TYPES if t not in useless]))
 
 
-def play_episode(world, plan: dict, frames: int, sketch: bool):
-    """Play one planned episode; returns (frames, actions, effective actions, sketches or None, manifest entry)."""
+def play_episode(world, plan: dict, frames: int, sketch: bool, out: tuple | None = None):
+    """Play one planned episode; returns (frames, actions, effective actions, sketches or None, manifest entry).
+
+    `out` may give the four arrays to fill (views into a shard), so shards are never copied.
+    """
     from bridge.backend import Prompt, WorldEvent
     from bridge.worlds.players import make_player
 
     rng = np.random.default_rng([plan["seed"], 11])
     player = make_player(plan["player"], rng)
     H, W = world.height, world.width
-    video = np.empty((frames, H, W, 3), np.uint8)
-    sketches = np.empty((frames, H, W, 3), np.uint8) if sketch else None
-    actions = np.full(frames, -1, np.int16)
-    effective = np.full(frames, -1, np.int16)
+    if out is None:
+        out = (np.empty((frames, H, W, 3), np.uint8), np.empty(frames, np.int16), np.empty(frames, np.int16),
+               np.empty((frames, H, W, 3), np.uint8) if sketch else None)
+    video, actions, effective, sketches = out
+    actions[:] = -1
+    effective[:] = -1
     video[0] = world.reset(Prompt(seed=plan["seed"]))
     caption, params = world.caption, world.params.to_dict()
     if sketch:
@@ -108,6 +113,17 @@ def play_episode(world, plan: dict, frames: int, sketch: bool):
     return video, actions, effective, sketches, meta
 
 
+_BUFFERS: dict[str, np.ndarray] = {}
+
+
+def _buffer(name: str, shape: tuple, dtype) -> np.ndarray:
+    """A shard-sized array reused across shards: touching fresh memory costs more than playing the game."""
+    buf = _BUFFERS.get(name)
+    if buf is None or buf.shape != shape:
+        buf = _BUFFERS[name] = np.empty(shape, dtype)
+    return buf
+
+
 def _ignore_sigint() -> None:
     """Workers leave Ctrl-C to the parent, which stops the pool and deletes the temp folder."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -120,15 +136,16 @@ def _work_shard(job: tuple) -> list[dict]:
 
     cfg = GenerateConfig(**cfg_dict)
     world = SandboxWorld(size=cfg.size, seed=cfg.seed)
-    parts, metas, start = [], [], 0
-    for plan in plans:
-        video, acts, eff, sk, meta = play_episode(world, plan, cfg.frames, cfg.sketch)
-        parts.append((video, acts, eff, sk))
-        metas.append({**meta, "shard": shard, "start": start, "length": cfg.frames,
+    n, H, W = len(plans) * cfg.frames, world.height, world.width
+    video, acts, eff = _buffer("video", (n, H, W, 3), np.uint8), np.empty(n, np.int16), np.empty(n, np.int16)
+    sk = _buffer("sketch", (n, H, W, 3), np.uint8) if cfg.sketch else None
+    metas = []
+    for i, plan in enumerate(plans):
+        part = slice(i * cfg.frames, (i + 1) * cfg.frames)
+        *_, meta = play_episode(world, plan, cfg.frames, cfg.sketch, (video[part], acts[part], eff[part], sk[part] if cfg.sketch else None))
+        metas.append({**meta, "shard": shard, "start": part.start, "length": cfg.frames,
                       "split": split_for_seed(plan["seed"], cfg.val_fraction)})
-        start += cfg.frames
-    save_shard(Path(folder), shard, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-               np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]) if cfg.sketch else None)
+    save_shard(Path(folder), shard, video, acts, eff, sk)
     return metas
 
 
@@ -138,10 +155,10 @@ def generate(cfg: GenerateConfig, out: str | Path, overwrite: bool = False, prog
 
     probe = SandboxWorld(size=cfg.size, seed=cfg.seed)  # validates the size before any work starts
     plans = plan_episodes(cfg)
-    if cfg.val_fraction > 0 and cfg.episodes >= 2 and not any(split_for_seed(p["seed"], cfg.val_fraction) == "val" for p in plans):
-        cfg.val_fraction = min(0.999, cfg.val_fraction * 2)  # tiny datasets: make sure validation is not empty
-        while not any(split_for_seed(p["seed"], cfg.val_fraction) == "val" for p in plans):
-            cfg.val_fraction = min(0.999, cfg.val_fraction * 2)
+    frac = cfg.val_fraction
+    while 0 < frac < 0.5 and cfg.episodes >= 2 and not any(split_for_seed(p["seed"], frac) == "val" for p in plans):
+        frac *= 2  # a tiny dataset: raise the fraction until validation is not empty
+    cfg = replace(cfg, val_fraction=frac)
     per_shard = max(1, round(SHARD_FRAMES / cfg.frames))
     total = cfg.episodes * cfg.frames
     t0 = time.perf_counter()
@@ -169,6 +186,7 @@ def generate(cfg: GenerateConfig, out: str | Path, overwrite: bool = False, prog
                         raise
         finally:
             bar.close()
+            _BUFFERS.clear()
         seconds = time.perf_counter() - t0
         path = writer.finish()
     size = sum(f.stat().st_size for f in path.iterdir())

@@ -48,7 +48,7 @@ def resolve_backend(backend: str | None = None, checkpoint: str | Path | None = 
             raise FileNotFoundError(f"checkpoint {checkpoint} does not exist: train one with `worldbridge train` "
                                     "or pass --backend sandbox")
         return BackendSpec("world_model", checkpoint=str(checkpoint))
-    if DEFAULT_WORLD.exists():
+    if (DEFAULT_WORLD / "config.json").is_file():
         return BackendSpec("world_model", checkpoint=str(DEFAULT_WORLD))
     return BackendSpec("sandbox", notice=SANDBOX_NOTICE)
 

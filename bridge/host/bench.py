@@ -62,9 +62,10 @@ def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, cod
 
 def _serve_child(spec: Any, queue: Any) -> None:
     """Subprocess host: report the bound address, serve until terminated."""
-    import torch
+    if spec.kind == "world_model":
+        import torch
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)
     from bridge.host.server import Host
 
     host = Host(spec, bind="tcp://127.0.0.1:*")
@@ -140,15 +141,16 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str, no_scaling: bool,
           as_json: bool) -> None:
     """Measure frames/s and latency in-process and end to end (step mode through a real WorldClient)."""
-    import torch
-
     from bridge.host.backends import announce, resolve_backend
 
-    torch.set_num_threads(1)
     try:
         spec = resolve_backend(backend, checkpoint)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    if spec.kind == "world_model":
+        import torch
+
+        torch.set_num_threads(1)  # the bench measures one session per core budget, as the host runs it
     announce(spec)
     report = run_bench(spec, frames=frames, where=where, scaling=not no_scaling)
     if as_json:

@@ -248,11 +248,15 @@ class Session:
     def apply_settings(self, msg: dict, limits: Limits) -> None:
         """Apply a validated `settings` message; the backend's `configure` gets the model knobs."""
         knobs = {k: msg[k] for k in ("steps", "temperature", "cfg") if msg.get(k) is not None}
-        if knobs:
-            configure = getattr(self.backend, "configure", None)
-            if configure is not None:
-                configure(**knobs)
+        configure = getattr(self.backend, "configure", None)
+        if knobs and configure is not None:  # backends without knobs (the sandbox) ignore them
+            try:
+                current = configure(**knobs)
+            except ValueError as e:
+                raise ProtocolError("bad_argument", str(e)) from None
             self.settings.update(knobs)
+            if isinstance(current, dict):
+                self.settings.update({k: current[k] for k in ("steps", "temperature", "cfg") if k in current})
             self.history.append(("settings", knobs))
         if msg.get("fps") is not None:
             self.fps = float(msg["fps"])

@@ -41,6 +41,8 @@ class LatentActionModel(nn.Module):
         self.action_up = nn.Linear(self.quant.dim, cfg.dim)
         self.decoder = STTransformer(cfg.dim, cfg.depth, cfg.heads, n, cfg.window, cfg.dropout)
         self.dec_out = nn.Linear(cfg.dim, p * p * 3)
+        nn.init.zeros_(self.dec_out.weight)  # start by predicting "nothing moves" (relative loss 1.0)
+        nn.init.zeros_(self.dec_out.bias)
 
     @property
     def num_actions(self) -> int:

@@ -64,10 +64,10 @@ class VectorQuantizer(nn.Module):
         self.initialized.fill_(True)
 
     @torch.no_grad()
-    def reset_dead(self) -> dict[str, float]:
+    def reset_dead(self) -> dict[str, float] | None:
         """Call once per optimizer step: codes unused for `reset_after` steps jump to random recent encoder outputs."""
-        if self._counts is None:
-            return {"usage": float("nan"), "resets": 0}
+        if self._counts is None:  # not used in training this step (e.g. a frozen tokenizer)
+            return None
         counts, self._counts = self._counts, None
         ddp = dist.is_available() and dist.is_initialized()
         if ddp:  # every rank must agree on which codes are dead and on their new values
@@ -135,4 +135,5 @@ def make_quantizer(kind: str, num_codes: int, dim: int, levels: tuple[int, ...],
 
 def reset_dead_codes(model: nn.Module) -> dict[str, dict[str, float]]:
     """Run the dead-code reset of every VQ inside `model`; returns usage/resets per quantizer name."""
-    return {name: m.reset_dead() for name, m in model.named_modules() if isinstance(m, VectorQuantizer)}
+    out = {name: m.reset_dead() for name, m in model.named_modules() if isinstance(m, VectorQuantizer)}
+    return {k: v for k, v in out.items() if v is not None}

@@ -125,6 +125,15 @@ def make_optimizer(model: nn.Module, lr: float, lam_scale: float) -> torch.optim
     return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), fused=False)
 
 
+def clip_per_module(model: nn.Module, max_norm: float) -> dict[str, torch.Tensor]:
+    """Clip each trained part on its own, so one part's large gradients never shrink another's updates."""
+    parts: dict[str, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad and p.grad is not None:
+            parts.setdefault(name.split(".")[0] if isinstance(model, WorldModel) else "model", []).append(p)
+    return {f"grad_{k}": torch.nn.utils.clip_grad_norm_(ps, max_norm) for k, ps in parts.items()}
+
+
 def first_frames(ds, sampler, rng: np.random.Generator, k: int = BANK_SIZE) -> np.ndarray:
     """Real first frames to start worlds from: episode starts of the train split, topped up with random clip starts."""
     eps = list(ds.split("train"))
@@ -255,7 +264,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                 res = ddp(clips)
             opt.zero_grad(set_to_none=True)
             res["loss"].backward()
-            res["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            res.update(clip_per_module(model, 1.0))
             opt.step()
             done = step + 1
             for name, r in reset_dead_codes(model).items():  # collapse guard, from step 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -293,8 +293,3 @@ def parse_prompt_text(text: str, rng: np.random.Generator, **fixed) -> LevelPara
                 found["num_enemies"] = 0
     found.update({k: v for k, v in fixed.items() if v is not None})
     return random_params(rng, **found)
-
-
-def with_overrides(params: LevelParams, **changes) -> LevelParams:
-    """A copy of the params with some fields changed (validated again)."""
-    return replace(params, **changes)

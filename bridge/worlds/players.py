@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridge.worlds.levels import HAZARD, LEVEL_ROWS, SOLID_TILES
+from bridge.worlds.levels import HAZARD, SOLID_TILES
 from bridge.worlds.sandbox import DOWN, JUMP, LEFT, LEFT_JUMP, NOOP, PHYS, RIGHT, RIGHT_JUMP, SandboxWorld
 
 # how often the random player picks each action (walking and jumping dominate, as in human play)
@@ -65,7 +65,7 @@ class ExplorerPlayer:
             return self.hold_action
         if self.rng.random() < self.epsilon:  # a pause, a look back, a random hop (unless it would be fatal)
             action, hold = int(self.rng.choice([NOOP, LEFT, JUMP, DOWN, RIGHT_JUMP])), int(self.rng.integers(1, 6))
-            if world.predict([action] * hold + [NOOP] * 20).deaths == s.deaths:
+            if world.predict([action] * hold + [NOOP] * 16).deaths == s.deaths:
                 self.hold_action, self.hold = action, hold - 1
                 return action
         if s.x > s.level.cols - 4:
@@ -81,7 +81,7 @@ class ExplorerPlayer:
         walk, hop = (RIGHT, RIGHT_JUMP) if self.direction > 0 else (LEFT, LEFT_JUMP)
         if s.on_ground and self._danger_ahead(world, self.direction):
             # look ahead with the game's own physics: jump now, a step later, or wait for a better moment
-            for first, plan in ((hop, [hop] + [walk] * 22), (walk, [walk, hop] + [walk] * 22), (walk, [walk, walk, hop] + [walk] * 22)):
+            for first, plan in ((hop, [hop] + [walk] * 18), (walk, [walk, hop] + [walk] * 18), (walk, [walk, walk, hop] + [walk] * 18)):
                 after = world.predict(plan)
                 if after.deaths == s.deaths and self.direction * (after.x - s.x) > 1.0:
                     return first

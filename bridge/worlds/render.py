@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridge.worlds.levels import BLOCK, EMPTY, GROUND, HAZARD, LADDER, PLATFORM
+from bridge.worlds.levels import BLOCK, GROUND, HAZARD, LADDER, PLATFORM
 
 # --- Theme palettes (daylight colours; time of day tints them) ---
 THEME_COLORS: dict[str, dict[str, tuple[int, int, int]]] = {
@@ -181,19 +181,19 @@ def _sky(theme: str, time: str, h: int, w: int, rng: np.random.Generator) -> np.
         sky[stars] = (230, 230, 250)
     if theme == "grassland" or theme == "desert":
         ridge = h * (0.52 if theme == "grassland" else 0.6) + h * 0.08 * np.sin(xs / (w / 9) + phase[0]) + h * 0.05 * np.sin(xs / (w / 23) + phase[1])
-        sky = np.where((ys > ridge)[..., None], far2 if theme == "desert" else far, sky)
+        sky[ys > ridge] = far2 if theme == "desert" else far
         ridge2 = h * 0.68 + h * 0.05 * np.sin(xs / (w / 17) + phase[2])
-        sky = np.where((ys > ridge2)[..., None], far if theme == "desert" else far2, sky)
+        sky[ys > ridge2] = far if theme == "desert" else far2
     if theme == "snow":
         period = h * 1.6
         tri = np.abs(((xs + phase[0] * period) % period) / period - 0.5) * 2  # 0 at peaks, 1 at valleys
         ridge = h * 0.25 + tri * h * 0.35
-        sky = np.where((ys > ridge)[..., None], far, sky)
-        sky = np.where(((ys > ridge) & (ys < ridge + h * 0.06))[..., None], far2, sky)  # snow caps
+        sky[ys > ridge] = far
+        sky[(ys > ridge) & (ys < ridge + h * 0.06)] = far2  # snow caps
     if theme == "cave":
         noise = rng.random((h // 4 + 1, w // 4 + 1)).repeat(4, 0).repeat(4, 1)[:h, :w]
-        sky = np.where((noise > 0.82)[..., None], far, sky)
-        sky = np.where((noise < 0.08)[..., None], far2, sky)
+        sky[noise > 0.82] = far
+        sky[noise < 0.08] = far2
         gems = (rng.random((h, w)) < 0.0015) & (ys > h * 0.2)
         sky[gems] = np.asarray(pal["cloud"], np.float32)
         sky *= np.asarray(TIME_TINT[time], np.float32) ** 0.3  # deep underground, the hour barely shows
@@ -203,19 +203,22 @@ def _sky(theme: str, time: str, h: int, w: int, rng: np.random.Generator) -> np.
         tower = (u < h * 0.5) & (ys > h * 0.22) | (u >= h * 0.5) & (ys > h * 0.45)
         merlon = (u < h * 0.5) & (ys > h * 0.16) & ((u // max(h // 16, 1)) % 2 == 0)
         window = (((u > h * 0.12) & (u < h * 0.17)) | ((u > h * 0.32) & (u < h * 0.37))) & (ys > h * 0.3) & (ys < h * 0.37)
-        sky = np.where((tower | merlon)[..., None], far, sky)
-        sky = np.where(window[..., None], np.asarray((255, 160, 60), np.float32) * tint, sky)
+        sky[tower | merlon] = far
+        sky[window] = np.asarray((255, 160, 60), np.float32) * tint
     if theme in ("grassland", "snow", "desert") and time != "night":  # clouds
         cloud = np.asarray(pal["cloud"], np.float32) * tint
         for _ in range(max(1, w // (h * 2))):
             cx, cy = rng.uniform(0, w), rng.uniform(h * 0.08, h * 0.3)
             rx, ry = rng.uniform(h * 0.12, h * 0.22), rng.uniform(h * 0.04, h * 0.07)
-            blob = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 < 1
-            blob |= ((xs - cx - rx * 0.5) / (rx * 0.6)) ** 2 + ((ys - cy + ry * 0.6) / ry) ** 2 < 1
-            sky = np.where(blob[..., None], cloud, sky)
+            x0, x1 = max(int(cx - rx) - 1, 0), min(int(cx + 2 * rx) + 2, w)  # only the cloud's box
+            y0, y1 = max(int(cy - 2 * ry) - 1, 0), min(int(cy + ry) + 2, h)
+            bx, by = xs[:, x0:x1], ys[y0:y1]
+            blob = ((bx - cx) / rx) ** 2 + ((by - cy) / ry) ** 2 < 1
+            blob |= ((bx - cx - rx * 0.5) / (rx * 0.6)) ** 2 + ((by - cy + ry * 0.6) / ry) ** 2 < 1
+            sky[y0:y1, x0:x1][blob] = cloud
     if time == "night" and theme not in ("cave",):  # the moon
         mx, my, mr = rng.uniform(w * 0.05, w * 0.25), h * 0.15, h * 0.06
-        sky = np.where((((xs - mx) ** 2 + (ys - my) ** 2) < mr**2)[..., None], np.float32(235), sky)
+        sky[((xs - mx) ** 2 + (ys - my) ** 2) < mr**2] = 235
     return sky
 
 

@@ -16,7 +16,7 @@ from bridge.worlds.levels import (
     parse_prompt_text, random_params,
 )
 from bridge.worlds.render import (
-    FOG_COLOR, HAZARD_KIND, RAIN_COLOR, SNOW_COLOR, SPRITE_TINT, WATER_COLOR, Particles, blend, blit, darken,
+    FOG_COLOR, HAZARD_KIND, RAIN_COLOR, SNOW_COLOR, WATER_COLOR, Particles, blend, blit, darken,
     make_sprites, render_background,
 )
 from bridge.worlds.sketch import SKETCH_PALETTE, is_palette_like, render_sketch_background, sketch_to_level
@@ -132,6 +132,8 @@ class SandboxWorld:
         if self.width % self.tile or self.width < 8 * self.tile:
             raise ValueError(f"sandbox width must be a multiple of {self.tile} and at least {8 * self.tile} at height {self.height}, got {self.width}")
         self.view_cols = self.width // self.tile
+        if self.view_cols > 64:
+            raise ValueError(f"the sandbox view is at most 64 tiles wide ({64 * self.tile} px at height {self.height}), got {self.width}")
         self._seed_rng = np.random.default_rng(seed)
         self._bg_cache: dict[str, np.ndarray] = {}
         self.reset(Prompt(seed=int(seed)))
@@ -206,6 +208,8 @@ class SandboxWorld:
             raise ValueError(f"action must be an integer id 0..{len(ACTIONS) - 1} ({ACTIONS}), got {action!r}") from None
         if not 0 <= a < len(ACTIONS):
             raise ValueError(f"action {a} is out of range: the sandbox has {len(ACTIONS)} actions {ACTIONS}")
+        if event is not None:
+            self.event_type(event)  # a bad event fails before anything changes
         self.s.frame += 1
         if event is not None:
             self._fire(event)
@@ -243,12 +247,12 @@ class SandboxWorld:
         s, t = self.s, self.tile
         cam = self.camera_x
         out = self._sk_bg[:, cam : cam + self.width].copy()
-        for (c, r), alive in zip(s.coins, s.coin_alive):
-            if alive:
-                self._box(out, c * t - cam, r * t, t, t, SKETCH_PALETTE["coin"])
-        for (ex, ey, *_), alive in zip(s.enemies, s.enemy_alive):
-            if alive:
-                self._box(out, int(round(ex * t)) - cam, int(round(ey * t)), t, t, SKETCH_PALETTE["enemy"])
+        view = s.coin_alive & (s.coins[:, 0] * t > cam - t) & (s.coins[:, 0] * t < cam + self.width)
+        for c, r in s.coins[view]:
+            self._box(out, int(c) * t - cam, int(r) * t, t, t, SKETCH_PALETTE["coin"])
+        view = s.enemy_alive & (s.enemies[:, 0] * t > cam - t) & (s.enemies[:, 0] * t < cam + self.width)
+        for ex, ey, *_ in s.enemies[view]:
+            self._box(out, int(round(ex * t)) - cam, int(round(ey * t)), t, t, SKETCH_PALETTE["enemy"])
         self._box(out, int(round(s.x * t)) - cam, int(round(s.y * t)), int(PHYS.player_w * t), int(PHYS.player_h * t), SKETCH_PALETTE["player"])
         return out
 
@@ -285,7 +289,7 @@ class SandboxWorld:
             img[y0:y1, x0:x1] = color
 
     def _render(self) -> np.ndarray:
-        s, t, W, H = self.s, self.tile, self.width, self.height
+        s, t, W = self.s, self.tile, self.width
         cam = self.camera_x
         frame = self._bg[:, cam : cam + W].copy()
         spr = self._spr
@@ -311,7 +315,9 @@ class SandboxWorld:
         return frame
 
     # --- Internals: events ---
-    def _fire(self, event: WorldEvent) -> None:
+    @staticmethod
+    def event_type(event: WorldEvent) -> str:
+        """The sandbox event type a WorldEvent asks for (by type, else by keywords in its text); ValueError if none."""
         if not isinstance(event, WorldEvent):
             raise TypeError(f"event must be a WorldEvent, got {type(event).__name__}")
         etype = event.type or (match_event_text(event.text) if event.text else None)
@@ -319,6 +325,14 @@ class SandboxWorld:
             raise ValueError("a WorldEvent needs a type or some text")
         if etype not in EVENT_TYPES:
             raise ValueError(f"unknown sandbox event {etype!r}; known types: {EVENT_TYPES}")
+        return etype
+
+    def describe_event(self, event: WorldEvent) -> str:
+        """The caption an event will get ("it starts to snow"), checked before it is queued."""
+        return EVENT_CAPTIONS[self.event_type(event)]
+
+    def _fire(self, event: WorldEvent) -> None:
+        etype = self.event_type(event)
         s = self.s
         rng = np.random.default_rng()
         rng.bit_generator.state = s.rng_state

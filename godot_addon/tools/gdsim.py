@@ -302,7 +302,7 @@ class Script:
 
     def __init__(self, sim: "Sim", path: Path):
         self.sim, self.path = sim, path
-        self.tree = _gd_parser.parse(path.read_text(encoding="utf-8"), gather_metadata=True)
+        self.tree = parse_cached(path.read_text(encoding="utf-8"))
         self.class_name: str | None = None
         self.extends: str | None = None
         self.base: Script | None = None
@@ -399,10 +399,7 @@ class Script:
                 s.consts[name] = value
                 return True, value
             if name in s.enums:
-                return True, s.enums[name]
-            for values in s.enums.values():
-                if name in values:
-                    return True, values[name]
+                return True, s.enums[name]  # named enum values are reached as Enum.VALUE only
             s = s.base
         return False, None
 
@@ -433,6 +430,16 @@ class Script:
                 return True
             s = s.base
         return False
+
+
+_PARSED: dict[str, Tree] = {}
+
+
+def parse_cached(text: str) -> Tree:
+    """gdtoolkit parse trees by source text (parsing is the slow part of loading a script)."""
+    if text not in _PARSED:
+        _PARSED[text] = _gd_parser.parse(text, gather_metadata=True)
+    return _PARSED[text]
 
 
 def _string_value(node: Tree) -> str:
@@ -620,7 +627,10 @@ class StreamPeerBufferModel(NativeObject):
         self._put("q", i64(v))
 
     def put_float(self, v: float) -> None:
-        self._put("f", float(v))
+        v = float(v)
+        if math.isfinite(v) and abs(v) > 3.4028234663852886e38:
+            v = math.copysign(math.inf, v)  # a C float cast, as Godot does
+        self._put("f", v)
 
     def put_double(self, v: float) -> None:
         self._put("d", float(v))
@@ -1180,6 +1190,7 @@ class Sim:
         self.warnings: list[str] = []
         self.errors: list[str] = []
         self.counters: dict[str, int] = {}
+        self.statements = 0  # GDScript statements executed (to prove loops never run per byte)
         self.sockets: list[StreamPeerTCPModel] = []
         self.free_queue: list[Any] = []
         self.clock_ms: float | None = None  # None: real time
@@ -1362,6 +1373,7 @@ class Sim:
 
     def exec(self, st: Tree, frame: Frame) -> None:
         kind = st.data
+        self.statements += 1
         try:
             if kind == "expr_stmt":
                 self.eval(st.children[0], frame)

@@ -149,11 +149,13 @@ func poll() -> void:
 			continue
 		var payload: PackedByteArray = parts[1] if parts.size() > 1 else PackedByteArray()
 		message_received.emit(header, payload)
-		if header["type"] == "frame":
+		if header["type"] == "frame" and _text(session, "mode") == "realtime":
 			# Realtime: show only the newest frame of this poll; older ones are stale.
 			if not latest_frame.is_empty():
 				frames_skipped += 1
 			latest_frame = [header, payload]
+		elif header["type"] == "frame":
+			_on_frame(header, payload)  # step mode: every frame answers one input
 		else:
 			_dispatch(header)
 	if not latest_frame.is_empty():
@@ -343,9 +345,9 @@ func _on_frame(header: Dictionary, pixels: PackedByteArray) -> void:
 	if link != Link.IN_SESSION:
 		return
 	var epoch := _int(header, "epoch")
-	if epoch < _epoch:
+	if _text(header, "session_id") != _text(session, "session_id") or epoch < _epoch:
 		frames_skipped += 1
-		return  # a frame from before a reset/branch
+		return  # from an older session, or from before a reset/branch
 	_epoch = epoch
 	var width := _int(header, "width")
 	var height := _int(header, "height")

@@ -49,7 +49,7 @@ static func parse_args(argv: PackedStringArray) -> Dictionary:
 	for arg in argv:
 		if not arg.begins_with("--"):
 			continue
-		var parts := arg.substr(2).split("=", true, 1)
+		var parts: PackedStringArray = arg.substr(2).split("=", true, 1)
 		args[parts[0]] = parts[1] if parts.size() > 1 else "true"
 	return args
 

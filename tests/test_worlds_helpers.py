@@ -44,3 +44,21 @@ def overlaps_solid(world) -> bool:
             if 0 <= r < tiles.shape[0] and 0 <= c < tiles.shape[1] and tiles[r, c] in SOLID_TILES:
                 return True
     return False
+
+
+def test_ascii_sketch_draws_palette_cells():
+    img = ascii_sketch(flat_level(width=20), cell=3)
+    assert img.shape == (48, 60, 3)
+    assert tuple(img[0, 0]) == SKETCH_PALETTE["sky"] and tuple(img[-1, -1]) == SKETCH_PALETTE["ground"]
+    assert tuple(img[10 * 3, 2 * 3]) == SKETCH_PALETTE["player"]
+
+
+def test_overlaps_solid_detects_a_player_inside_ground():
+    from bridge.backend import Prompt
+    from bridge.worlds.sandbox import SandboxWorld
+
+    w = SandboxWorld(size=64)
+    w.reset(Prompt(seed=0, sketch=ascii_sketch(flat_level())))
+    assert not overlaps_solid(w)
+    w.s.y += 1.0  # pushed into the ground
+    assert overlaps_solid(w)

@@ -1,0 +1,1 @@
+"""Prompts and promptable world events: text encoder, text/sketch -> first frame, event conditioning, frame edits."""

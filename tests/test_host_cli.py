@@ -1,0 +1,86 @@
+"""`worldbridge serve`, `keys` and `bench` as users run them."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.client import WorldClient
+from bridge.host.backends import SANDBOX_NOTICE, resolve_backend
+from bridge.host.bench import bench
+from bridge.host.cli import keys, serve
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_runs_says_which_backend_and_stops_on_sigterm():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--backend", "sandbox", "--bind",
+                             f"tcp://127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert "serving the sandbox game (a test backend" in line and f"127.0.0.1:{port}" in line
+        with WorldClient(f"tcp://127.0.0.1:{port}", timeout=10) as c:
+            s = c.start(mode="step")
+            assert s["backend_kind"] == "sandbox" and c.step(1).index == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_serve_refuses_public_bind_without_keys():
+    res = CliRunner().invoke(serve, ["--backend", "sandbox", "--bind", "tcp://0.0.0.0:5599"])
+    assert res.exit_code != 0 and "worldbridge keys" in res.output
+
+
+def test_default_backend_falls_back_to_sandbox_loudly(monkeypatch, tmp_path):
+    import bridge.host.backends as B
+
+    monkeypatch.setattr(B, "DEFAULT_WORLD", tmp_path / "missing")
+    spec = resolve_backend()
+    assert spec.kind == "sandbox" and spec.notice == SANDBOX_NOTICE
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setattr(B, "DEFAULT_WORLD", tmp_path)
+    assert resolve_backend().kind == "world_model" and resolve_backend().checkpoint == str(tmp_path)
+    with pytest.raises(FileNotFoundError, match="--backend sandbox"):
+        resolve_backend(checkpoint=tmp_path / "nope")
+    with pytest.raises(ValueError, match="not both"):
+        resolve_backend("sandbox", tmp_path)
+
+
+def test_keys_writes_curve_pairs_and_never_overwrites(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(keys, ["--out", str(tmp_path / "k")])
+    assert res.exit_code == 0 and "--curve-secret" in res.output
+    from zmq.auth import load_certificate
+
+    public, secret = load_certificate(str(tmp_path / "k" / "host.key_secret"))
+    assert len(public) == 40 and len(secret) == 40
+    assert oct(os.stat(tmp_path / "k" / "host.key_secret").st_mode)[-3:] == "600"
+    res = runner.invoke(keys, ["--out", str(tmp_path / "k")])
+    assert res.exit_code != 0 and "never overwritten" in res.output
+
+
+def test_bench_json_has_the_promised_fields():
+    res = CliRunner().invoke(bench, ["--json", "--backend", "sandbox", "--frames", "40", "--host", "thread",
+                                     "--no-scaling"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    assert report["backend_kind"] == "sandbox" and report["backend_name"] == "sandbox game"
+    for key in ("in_process", "end_to_end"):
+        assert set(report[key]) == {"fps", "latency_ms_p50", "latency_ms_p95"} and report[key]["fps"] > 0
+    assert report["end_to_end"]["latency_ms_p50"] >= report["in_process"]["latency_ms_p50"]
+    assert 0 < report["protocol_overhead_ms_p95"] < 50
+    assert "thread" in report["host"]

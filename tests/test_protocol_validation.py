@@ -1,0 +1,85 @@
+"""Decoding and validation rules of docs/protocol.md §2, §4-§6, without sockets."""
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.host import protocol as P
+from bridge.host.protocol import Limits, ProtocolError
+
+
+def code_of(fn, *a):
+    with pytest.raises(ProtocolError) as e:
+        fn(*a)
+    return e.value.code
+
+
+def test_decode_rejects_non_maps_ext_and_oversize():
+    assert code_of(P.decode, b"\xc1") == "bad_message"  # never-used byte
+    assert code_of(P.decode, msgpack.packb([1, 2])) == "bad_message"
+    assert code_of(P.decode, msgpack.packb({"no_type": 1})) == "bad_message"
+    assert code_of(P.decode, msgpack.packb({"type": 5})) == "bad_message"
+    assert code_of(P.decode, msgpack.packb({"type": "x", "e": msgpack.ExtType(5, b"a")})) == "bad_message"
+    assert code_of(P.decode, msgpack.packb({"type": "x"}) + b"\x00") == "bad_message"  # trailing bytes
+    assert code_of(P.decode, b"\x81" + b"\xa4type\xa1x" + b"", 3) == "too_large"
+    assert P.decode(P.encode({"type": "ping", "client_ts": 1}))["client_ts"] == 1
+
+
+def test_encode_pins_widths():
+    assert P.encode({"a": 200}) == bytes.fromhex("81a161ccc8")
+    assert P.encode({"a": -33}) == bytes.fromhex("81a161d0df")
+    assert P.encode({"a": 1.5})[3] == 0xCB
+
+
+@pytest.mark.parametrize("msg,code", [
+    ({"type": "input"}, "bad_message"),  # missing action
+    ({"type": "input", "action": -1}, "bad_message"),
+    ({"type": "input", "action": True}, "bad_message"),  # bools are not ints
+    ({"type": "input", "action": 1.0}, "bad_message"),
+    ({"type": "input", "action": 1, "client_ts": "now"}, "bad_message"),
+    ({"type": "input", "action": 1, "client_ts": float("nan")}, "bad_message"),
+    ({"type": "branch", "frame": "3"}, "bad_message"),
+    ({"type": "start", "fps": 0.5}, "bad_argument"),
+    ({"type": "start", "mode": "turbo"}, "bad_argument"),
+    ({"type": "start", "image": "not bytes"}, "bad_message"),
+    ({"type": "start", "action_map": {"a": -1}}, "bad_message"),
+    ({"type": "start", "text": "x" * 4097}, "bad_message"),
+    ({"type": "settings", "steps": 0}, "bad_argument"),
+    ({"type": "settings", "steps": 65}, "bad_argument"),
+    ({"type": "settings", "temperature": -1.0}, "bad_argument"),
+    ({"type": "hello", "codecs": "raw", "protocol_major": 1}, "bad_message"),
+    ({"type": "ping", "req_id": -5}, "bad_message"),
+    ({"type": "ping", "req_id": 2**64}, "bad_message"),
+])
+def test_validate_rejects(msg, code):
+    assert code_of(P.validate, msg) == code
+
+
+def test_validate_accepts_and_normalises():
+    m = P.validate({"type": "input", "action": "jump", "client_ts": 12, "seq": 3, "extra": [1]})
+    assert m == {"type": "input", "req_id": None, "action": "jump", "client_ts": 12.0, "seq": 3}
+    assert isinstance(m["client_ts"], float)
+    m = P.validate({"type": "start", "fps": 24, "seed": -7, "text": None})
+    assert m["fps"] == 24.0 and m["seed"] == -7 and m["mode"] is None
+    assert P.validate({"type": "future_thing", "x": 1}) == {"type": "future_thing", "x": 1}
+
+
+def test_reject_message_and_codec_choice():
+    r = P.reject(2, 0)
+    assert r["message"] == "client speaks protocol 2.0, host speaks 1.0: update the plugin or the host"
+    assert P.reject("x" * 10**6, None)["message"].startswith("client speaks protocol ?.0")
+    assert P.choose_codec(["webp", "jpeg", "png"]) == "jpeg" and P.choose_codec([]) == "raw"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["type", "req_id", "action", "frame", "fps", "mode", "steps", "text",
+                                        "image", "codecs", "protocol_major", "action_map", "seed"]),
+                       st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=5)
+                       | st.binary(max_size=5) | st.lists(st.integers(), max_size=3)))
+def test_validate_only_raises_protocol_errors(msg):
+    msg["type"] = msg.get("type") if isinstance(msg.get("type"), str) else "input"
+    try:
+        P.validate(msg, Limits())
+    except ProtocolError as e:
+        assert e.code in ("bad_message", "bad_argument") and e.message
