@@ -201,7 +201,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             load_into(model.tokenizer, ttensors, "tokenizer.", where=str(Path(opts.tokenizer) / MODEL))
         model.tokenizer.requires_grad_(False)
         clip_len = cfg.dynamics.clip_len
-    model.to(env.device)
+    model.to(env.device).train()  # (a WorldModel keeps its frozen tokenizer in eval mode)
     sampler = ClipSampler(ds, clip_len, "train", seed=opts.seed)
     opt = make_optimizer(model, lr, opts.lam_lr_scale)
 
@@ -321,9 +321,15 @@ def _postfix(m: dict[str, float]) -> dict[str, str]:
 
 
 def _append_csv(path: Path, row: dict[str, float]) -> None:
+    """Append a row; the columns are fixed by the file's header (a key missing from a row is left empty)."""
     new = not path.is_file() or path.stat().st_size == 0
+    if new:
+        fields = list(row)
+    else:
+        with open(path, newline="") as f:
+            fields = next(csv.reader(f))
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
