@@ -153,7 +153,7 @@ def test_payloads_are_never_walked_byte_by_byte(sim):
 def test_decoder_reports_bad_input_clearly(sim):
     codec = sim.script(MSGPACK)
     cases = {b"\xc1": "ext/timestamp", b"\xdb\xff\xff\xff\xff": "truncated", b"\xdd\xff\xff\xff\xff": "cannot fit",
-             b"\x91": "truncated", b"\xc3\xc3": "trailing"}
+             b"\x91": "cannot fit", b"\xa3ab": "truncated", b"\xc3\xc3": "trailing"}
     for data, needle in cases.items():
         result = gdsim.to_py(sim.call_static(codec, "decode", [gdsim.PackedByteArray(data)]))
         assert result["value"] is None and needle in result["error"] and result["error"].startswith("msgpack:")

@@ -478,3 +478,33 @@ def test_settings_reach_a_backend_with_knobs():
             assert c.settings()["settings"]["steps"] == 4
     finally:
         h.stop()
+
+
+class HeavyStateWorld(CounterWorld):
+    """TEST-ONLY backend whose state is large (like a KV cache): the host must keep keyframes, not every state."""
+
+    def get_state(self):
+        return {"small": super().get_state(), "cache": np.zeros(4 * 1024 * 1024, np.uint8)}
+
+    def set_state(self, state):
+        super().set_state(state["small"])
+
+
+def test_branch_with_sparse_keyframes_is_exact():
+    h = run_host_in_thread(HeavyStateWorld, limits=Limits(branch_window=64, branch_window_bytes=32 * 1024 * 1024))
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step", seed=7)
+            for i in range(1, 41):
+                c.step(i % 3)
+            session = next(iter(h.host.sessions.values()))
+            assert session.keyframe_every >= 8 and len(session.keyframes) <= 64 // 8 + 2  # ~32 MB, not 160
+            ok = c.branch(37)  # between keyframes: restored by re-simulating from the one before
+            assert ok["frame_index"] == 37
+            assert pixel(c.next_frame()) == (7, 37, 37 % 3)
+            f = c.step(0)
+            assert f.index == 38 and pixel(f) == (7, 38, 0)
+            with pytest.raises(ProtocolError, match="branch window"):
+                c.branch(39)  # the old future is gone after a branch
+    finally:
+        h.stop()

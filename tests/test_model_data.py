@@ -57,3 +57,46 @@ def test_square_dataset_reads_back_with_aligned_actions(tmp_path):
     t = int(np.flatnonzero(a == 2)[0])
     xs = [np.flatnonzero((f[i] == (255, 230, 40)).all(-1).any(0))[0] for i in (t, t + 1)]
     assert xs[1] - xs[0] == 2
+
+
+def save_random_world(out: Path, preset: str = "micro", bank: int = 4, seed: int = 0, **dynamics) -> Path:
+    """An untrained but complete world checkpoint (fast; for tests of plumbing, not of quality)."""
+    import torch
+
+    from bridge.model.checkpoint import save_model, state_tensors
+    from bridge.model.genie import WorldModel
+    from bridge.model.presets import get_preset
+
+    cfg = get_preset(preset)
+    for k, v in dynamics.items():
+        setattr(cfg.dynamics, k, v)
+    torch.manual_seed(seed)
+    model = WorldModel(cfg, bank_size=bank)
+    model.bank.copy_(torch.randint(0, model.tokenizer.vocab, model.bank.shape))
+    save_model(out, "world", cfg, state_tensors(model), {"step": 0, "preset": preset}, 0)
+    return Path(out)
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def trained_micro(steps: int = 120) -> dict[str, Path]:
+    """Train the micro tokenizer and world once per test session on the square dataset (about 10 s)."""
+    if not _TRAINED:
+        import atexit
+        import shutil
+        import tempfile
+
+        import torch
+
+        from bridge.train.trainer import TrainOptions, train
+
+        torch.set_num_threads(1)
+        root = Path(tempfile.mkdtemp(prefix="wb-micro-"))
+        atexit.register(shutil.rmtree, root, True)
+        ds = write_square_dataset(root / "ds")
+        common = dict(data=str(ds), preset="micro", steps=steps, progress=False, log_every=10)
+        train(TrainOptions(stage="tokenizer", out=str(root / "tok"), **common))
+        train(TrainOptions(stage="dynamics", out=str(root / "world"), tokenizer=str(root / "tok"), **common))
+        _TRAINED.update(root=root, data=ds, tok=root / "tok", world=root / "world")
+    return _TRAINED

@@ -248,16 +248,19 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
 
     # --- rebuild the world as it stood when recording started: prompt, then the timeline's history ---
     h = rec.header
-    window = int(h["session"].get("branch_window") or 1024)
+    # only the frames some branch returns to need a saved state (world-model states are megabytes)
+    targets = {msgpack.unpackb(r["wire"][0], raw=False)["index"] for r in rec.records
+               if r["kind"] == "frame" and r.get("source") == "branch"}
     configure(h.get("reset_settings") or {})
     backend.reset(prompt_of(h["prompt"]))
-    states: dict[int, Any] = {0: backend.get_state()}
+    states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
     index = 0
     for entry in h.get("history", []):
         if entry[0] == "step":
             backend.step(int(entry[1]), event_of(entry[2]))
             index += 1
-            states[index] = backend.get_state()
+            if index in targets:
+                states[index] = backend.get_state()
         else:
             configure(entry[1])
     compared, exact, psnrs, first_mismatch, branches = 0, 0, [], None, 0
@@ -285,8 +288,8 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
             image = backend.reset(prompt_of(r["prompt"]))
         else:
             image = backend.step(int(hdr["action"]), event_of(r.get("event")))
-        states[hdr["index"]] = backend.get_state()
-        states.pop(hdr["index"] - window, None)
+        if hdr["index"] in targets:
+            states[hdr["index"]] = backend.get_state()
         image = np.asarray(image)
         recorded = decode_pixels(r["wire"][1], hdr["codec"], hdr["width"], hdr["height"])
         compared += 1

@@ -25,6 +25,7 @@ log = logging.getLogger("worldbridge.host")
 
 SESSION_MESSAGES = {"input", "event", "reset", "branch", "settings", "record_start", "record_stop"}
 MAX_OUTBOX = 4096  # queued replies/step frames for one peer before the host gives up on it
+MAX_STEP_QUEUE = 1024  # step-mode inputs waiting for their frame, per session
 
 
 @dataclass
@@ -104,8 +105,13 @@ class Host:
 
     def stop(self) -> None:
         """Ask the loop to end (thread-safe) and wait for nothing; `run()` returns soon after."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
-        wake = self.ctx.socket(zmq.PAIR)
+        try:
+            wake = self.ctx.socket(zmq.PAIR)
+        except zmq.ZMQError:  # the loop already ended and terminated the context
+            return
         wake.setsockopt(zmq.LINGER, 0)
         wake.connect(self._wake_addr)
         try:
@@ -312,6 +318,9 @@ class Host:
         if session.recorder is not None:
             session.recorder.write({"kind": "input", "t": now_ms(), "wire": [wire], "action_id": action})
         if session.mode == "step":
+            if len(session.step_inputs) >= MAX_STEP_QUEUE:
+                raise ProtocolError("busy", f"{MAX_STEP_QUEUE} inputs are already waiting for frames: read your "
+                                            "frames before sending more")
             session.step_inputs.append((action, msg["client_ts"], msg["seq"], received))
         else:
             session.action, session.client_ts, session.seq, session.input_ts = (action, msg["client_ts"], msg["seq"],

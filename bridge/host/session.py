@@ -64,9 +64,14 @@ class Session:
         self.prompt_wire: dict[str, Any] = {}  # the prompt as the client sent it (bytes), for recordings
         self.reset_settings: dict[str, Any] = {}  # model settings in force at the last reset, for replay
         self.history: list[tuple] = []  # ("step", action, event dict) / ("settings", dict) since the last reset
-        frame_bytes = max(1, backend.height * backend.width * 3)
-        self.branch_window = max(2, min(self.limits.branch_window, self.limits.branch_window_bytes // frame_bytes))
-        self.snapshots: deque[tuple[int, Any, np.ndarray, int]] = deque(maxlen=self.branch_window)  # (index, state, image, history len)
+        # --- branch window: every frame's image, plus a full backend state every `keyframe_every` frames ---
+        self.frame_bytes = max(1, backend.height * backend.width * 3)
+        budget = self.limits.branch_window_bytes
+        self.branch_window = max(2, min(self.limits.branch_window, budget // 2 // self.frame_bytes))
+        self.frames: deque[tuple[int, np.ndarray, int]] = deque(maxlen=self.branch_window)  # (index, image, history len)
+        self.keyframes: dict[int, tuple[Any, dict, int]] = {}  # index -> (backend state, settings then, history len)
+        self.keyframe_every = 1
+        self.state_bytes = 0
         self.last_image: np.ndarray | None = None
         self.settings: dict[str, Any] = {"steps": None, "temperature": None, "cfg": None}
         backend_settings = getattr(backend, "settings", None)
@@ -161,9 +166,21 @@ class Session:
         timings = getattr(self.backend, "last_timings", None)
         return self._check_image(image), model_ms, dict(timings) if isinstance(timings, dict) else {}
 
-    def _snapshot(self, image: np.ndarray) -> None:
-        self.snapshots.append((self.index, self.backend.get_state(), image, len(self.history)))
+    def _snapshot(self, image: np.ndarray, force_key: bool = False) -> None:
+        """Remember this frame for `branch`: its image always, the backend state on keyframes."""
+        self.frames.append((self.index, image, len(self.history)))
         self.last_image = image
+        if force_key or self.index % self.keyframe_every == 0:
+            state = self.backend.get_state()
+            self.keyframes[self.index] = (state, dict(self.settings), len(self.history))
+            size = nbytes(state)
+            if size > self.state_bytes:  # big states (KV caches): keep fewer, re-simulate the frames between
+                self.state_bytes = size
+                state_budget = max(1, self.limits.branch_window_bytes - self.branch_window * self.frame_bytes)
+                self.keyframe_every = max(1, -(-self.branch_window * size // state_budget))
+        low = self.frames[0][0]
+        for k in [k for k in self.keyframes if k < low - self.keyframe_every]:
+            del self.keyframes[k]
 
     def _fired(self) -> list | None:
         """The backend's cumulative list of fired events, if it keeps one (the sandbox does)."""
@@ -197,9 +214,10 @@ class Session:
         self.index = 0
         self.history = []
         self.pending_events.clear()
-        self.snapshots.clear()
+        self.frames.clear()
+        self.keyframes.clear()
         self.reset_settings = dict(self.settings)
-        self._snapshot(image)
+        self._snapshot(image, force_key=True)
         return Produced(image, 0, self.epoch, -1, [], model_ms, source, backend_timings=bt)
 
     def prepare_step(self) -> tuple[WorldEvent | None, str | None]:
@@ -227,23 +245,46 @@ class Session:
         return produced
 
     def branch(self, frame: int) -> Produced:
-        """Restore the state right after `frame`, bump the epoch; frame `frame` is re-sent."""
-        for index, state, image, hist_len in self.snapshots:
-            if index == frame:
-                t0 = time.perf_counter()
-                self.backend.set_state(state)
-                model_ms = (time.perf_counter() - t0) * 1000.0
-                while self.snapshots and self.snapshots[-1][0] > frame:
-                    self.snapshots.pop()
-                self.history = self.history[:hist_len]
-                self.epoch += 1
-                self.index = frame
-                self.pending_events.clear()
-                self.last_image = image
-                return Produced(image, frame, self.epoch, -1, [], model_ms, "branch")
-        lo = self.snapshots[0][0] if self.snapshots else 0
-        raise ProtocolError("bad_argument", f"frame {frame} is outside the branch window {lo}-{self.index} "
-                                            f"(the host keeps the last {self.branch_window} frames)")
+        """Restore the state right after `frame` (nearest keyframe + re-simulation), bump the epoch, re-send it."""
+        entry = next((e for e in self.frames if e[0] == frame), None)
+        keys = [k for k in self.keyframes if k <= frame]
+        if entry is None or not keys:
+            lo = self.frames[0][0] if self.frames else 0
+            raise ProtocolError("bad_argument", f"frame {frame} is outside the branch window {lo}-{self.index} "
+                                                f"(the host keeps the last {self.branch_window} frames)")
+        _, image, hist_len = entry
+        key = max(keys)
+        t0 = time.perf_counter()
+        state, key_settings, key_hist = self.keyframes[key]
+        self.backend.set_state(state)
+        if key != frame:
+            self._configure(key_settings)
+            for entry_ in self.history[key_hist:hist_len]:  # re-simulate keyframe -> frame exactly
+                if entry_[0] == "step":
+                    ev = entry_[2]
+                    self.backend.step(entry_[1], WorldEvent(type=ev["type"], text=ev["text"]) if ev else None)
+                else:
+                    self._configure(entry_[1])
+            self._configure(self.settings)  # the user's current settings stay in force
+        model_ms = (time.perf_counter() - t0) * 1000.0
+        while self.frames and self.frames[-1][0] > frame:
+            self.frames.pop()
+        for k in [k for k in self.keyframes if k > frame]:
+            del self.keyframes[k]
+        self.history = self.history[:hist_len]
+        self.epoch += 1
+        self.index = frame
+        self.pending_events.clear()
+        self.last_image = image
+        if frame not in self.keyframes:
+            self.keyframes[frame] = (self.backend.get_state(), dict(self.settings), hist_len)
+        return Produced(image, frame, self.epoch, -1, [], model_ms, "branch")
+
+    def _configure(self, settings: dict) -> None:
+        knobs = {k: v for k, v in settings.items() if k in ("steps", "temperature", "cfg") and v is not None}
+        configure = getattr(self.backend, "configure", None)
+        if knobs and configure is not None:
+            configure(**knobs)
 
     def apply_settings(self, msg: dict, limits: Limits) -> None:
         """Apply a validated `settings` message; the backend's `configure` gets the model knobs."""
@@ -266,6 +307,27 @@ class Session:
             self.next_tick = time.monotonic()
             self._tick_times.clear()
             self.step_inputs.clear()
+
+
+def nbytes(obj: Any, depth: int = 0, seen: set | None = None) -> int:
+    """Rough memory held by an opaque backend state (tensors, arrays, bytes inside containers/objects)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 6:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, (bytes, bytearray)):
+        return len(obj)
+    if hasattr(obj, "element_size") and hasattr(obj, "numel"):  # torch.Tensor without importing torch
+        return int(obj.element_size() * obj.numel())
+    if isinstance(obj, dict):
+        return sum(nbytes(v, depth + 1, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple, set)):
+        return sum(nbytes(v, depth + 1, seen) for v in obj)
+    if hasattr(obj, "__dict__"):
+        return nbytes(vars(obj), depth + 1, seen)
+    return 0
 
 
 def describe_event(backend: WorldBackend, event: WorldEvent) -> str:

@@ -56,13 +56,29 @@ def dynamics(tokenizer_dir: str | None, **kw) -> None:
     _run("dynamics", tokenizer_dir, kw)
 
 
+def _command_line(ctx: click.Context, stage: str) -> str:
+    """The exact command (every option spelled out) for the model card, so a run can be repeated."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    parts = [f"torchrun --nproc_per_node {world} $(which worldbridge)" if world > 1 else "worldbridge", "train", stage]
+    for p in ctx.command.params:
+        v = ctx.params.get(p.name)
+        if v is None or not isinstance(p, click.Option):
+            continue
+        if p.is_flag:
+            if p.secondary_opts:
+                parts.append(p.opts[0] if v else p.secondary_opts[0])
+            elif v:
+                parts.append(p.opts[0])
+        else:
+            parts += [p.opts[0], shlex.quote(str(v))]
+    return " ".join(parts)
+
+
 def _run(stage: str, tokenizer_dir: str | None, kw: dict) -> None:
     from bridge.model.checkpoint import CheckpointError
     from bridge.train.trainer import TrainOptions, train as run
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    launcher = f"torchrun --nproc_per_node {world} $(which worldbridge)" if world > 1 else "worldbridge"
-    command = " ".join([launcher] + [shlex.quote(a) for a in sys.argv[1:]])
+    command = _command_line(click.get_current_context(), stage)
     opts = TrainOptions(stage=stage, data=kw["data"], out=kw["out"], preset=kw["preset"], tokenizer=tokenizer_dir,
                         steps=kw["steps"], batch=kw["batch"], lr=kw["lr"], seed=kw["seed"], device=kw["device"],
                         amp=kw["amp"], ckpt_every=kw["ckpt_every"], ckpt_minutes=kw["ckpt_minutes"],

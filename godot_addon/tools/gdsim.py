@@ -1327,9 +1327,10 @@ class Sim:
         return inst
 
     def call_method(self, obj: Instance, name: str, args: list) -> Any:
+        """obj.name(args): a script method, or else a method of its engine class."""
         fn = obj.script.find_func(name)
         if fn is None:
-            raise SimError(f"{obj!r} has no method {name}()")
+            return self.call_on(obj, name, args, Frame(obj.script, None))
         return self.call_func(fn, obj, args)
 
     def call_static(self, script: Script, name: str, args: list) -> Any:

@@ -2,7 +2,8 @@ extends SceneTree
 ## Headless tests for anyone with Godot 4.2+ (from the repository root):
 ##
 ##   godot --headless --path godot_addon -s addons/world_bridge/tests/run_tests.gd -- \
-##       --vectors=../docs/protocol/vectors [--host=tcp://127.0.0.1:5555] [--backend=sandbox]
+##       --vectors=../docs/protocol/vectors [--host=tcp://127.0.0.1:5555] [--backend=sandbox] \
+##       [--record-dir=/tmp]
 ##
 ## Offline: codec, builders and ZMTP framing against the golden vectors. With --host (and
 ## `worldbridge serve` running): a live session in step mode through WorldBridgeClient.
@@ -34,7 +35,8 @@ func _run() -> void:
 	)
 	_failures.append_array(result["failures"])
 	if args.has("host"):
-		await _live_session(args["host"], args.get("backend", "sandbox"))
+		var record_dir: String = args.get("record-dir", "")
+		await _live_session(args["host"], args.get("backend", "sandbox"), record_dir)
 	else:
 		print("live: skipped (pass --host=tcp://127.0.0.1:5555 with `worldbridge serve` running)")
 	for failure in _failures:
@@ -55,7 +57,7 @@ static func parse_args(argv: PackedStringArray) -> Dictionary:
 
 
 ## A step-mode session through the real client node: frames, input, event, branch, record.
-func _live_session(endpoint: String, backend: String) -> void:
+func _live_session(endpoint: String, backend: String, record_dir: String) -> void:
 	var client := Client.new()
 	client.endpoint = endpoint
 	client.backend = backend
@@ -110,7 +112,7 @@ func _live_session(endpoint: String, backend: String) -> void:
 		await _wait_for(func() -> bool: return client.last_frame_header["epoch"] > epoch, 10.0),
 		"live: branch starts a new epoch"
 	)
-	client.start_recording()
+	client.start_recording(record_dir.path_join("godot-runner.wbrec") if record_dir != "" else "")
 	await _wait_for(func() -> bool: return client.recording, 10.0)
 	client.send_input(0)
 	client.stop_recording()

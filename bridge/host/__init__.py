@@ -1,0 +1,1 @@
+"""The world host: protocol codec, ROUTER server, sessions, recordings, bench and their commands."""

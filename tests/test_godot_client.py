@@ -1,0 +1,217 @@
+"""WorldBridgeClient, WorldView and WorldInput (the addon's nodes), executed by gdsim against the
+real WorldBridge host (sandbox backend) and a scripted pyzmq host. gdsim models the Godot APIs
+the nodes call (Node, Image, ImageTexture, Input, StreamPeerTCP); it is not Godot."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+ROOT = Path(__file__).resolve().parents[1]
+GODOT = ROOT / "godot_addon"
+sys.path.insert(0, str(GODOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import gdsim  # noqa: E402
+import zmtp_raw  # noqa: E402
+
+server = pytest.importorskip("bridge.host.server", reason="the WorldBridge host (bridge.host.server) is needed")
+
+CLIENT = "res://addons/world_bridge/nodes/world_bridge_client.gd"
+VIEW = "res://addons/world_bridge/nodes/world_view.gd"
+INPUT = "res://addons/world_bridge/nodes/world_input.gd"
+IN_SESSION = 4
+
+
+@pytest.fixture(scope="module")
+def host():
+    h = server.run_host_in_thread("sandbox")
+    yield h
+    h.stop()
+
+
+@pytest.fixture()
+def sim():
+    s = gdsim.Sim(GODOT)
+    s.input_actions = gdsim.input_actions_from_project(GODOT / "project.godot")
+    yield s
+    s.close()
+
+
+class Recorder:
+    """Collects a node's signals as plain Python values."""
+
+    def __init__(self, node, *signals):
+        self.seen = {name: [] for name in signals}
+        for name in signals:
+            node.signals[name].connect(gdsim.GDCallable(
+                lambda *a, _n=name: self.seen[_n].append(tuple(gdsim.to_py(x) for x in a)), (name,)))
+
+    def __getitem__(self, name):
+        return self.seen[name]
+
+
+def _client(sim, endpoint, **members):
+    c = sim.new(sim.script(CLIENT))
+    c.members["endpoint"] = endpoint
+    for key, value in members.items():
+        c.members[key] = gdsim.to_gd(value)
+    return c
+
+
+def _run_until(sim, cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sim.process()
+        if cond():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def test_step_session_end_to_end(sim, host, tmp_path):
+    c = _client(sim, host.address, mode="step", backend="sandbox", world_seed=5, text_prompt="a test level")
+    rec = Recorder(c, "frame_received", "error_received", "event_applied", "recording_changed", "session_started",
+                   "status_changed")
+    sim.add_to_root(c)
+    assert _run_until(sim, lambda: len(rec["frame_received"]) >= 1)
+    (session,) = rec["session_started"][0]
+    assert session["backend_kind"] == "sandbox" and session["mode"] == "step"
+    label = sim.call_method(c, "backend_label", [])
+    assert label.startswith("SANDBOX (test backend, not the world model)")
+    assert rec["status_changed"][-1] == (label,)
+    header, size = rec["frame_received"][0][0], len(rec["frame_received"][0][1])
+    assert header["index"] == 0 and header["codec"] == "raw" and size == header["width"] * header["height"] * 3
+    for action in ("right", "right", 3):  # names and ids
+        assert sim.call_method(c, "send_input", [action])
+    assert _run_until(sim, lambda: len(rec["frame_received"]) >= 4)  # step mode: one frame per input, none dropped
+    assert [f[0]["index"] for f in rec["frame_received"]] == [0, 1, 2, 3]
+    assert rec["frame_received"][-1][0]["seq"] == 3 and c.members["latency_ms"] > 0
+    assert sim.call_method(c, "fire_event", ["weather_snow", ""])
+    sim.call_method(c, "send_input", ["noop"])
+    assert _run_until(sim, lambda: rec["event_applied"])
+    epoch = c.members["last_frame_header"]["epoch"]
+    assert sim.call_method(c, "branch_from", [1])
+    assert _run_until(sim, lambda: c.members["last_frame_header"]["epoch"] == epoch + 1)
+    assert c.members["last_frame_header"]["index"] == 1
+    path = str(tmp_path / "godot.wbrec")
+    assert sim.call_method(c, "start_recording", [path])
+    assert _run_until(sim, lambda: c.members["recording"])
+    sim.call_method(c, "send_input", ["right"])
+    assert sim.call_method(c, "toggle_recording", [])
+    assert _run_until(sim, lambda: len(rec["recording_changed"]) == 2)
+    assert rec["recording_changed"] == [(True, path), (False, path)] and Path(path).stat().st_size > 0
+    sim.call_method(c, "send_input", ["fly"])
+    assert _run_until(sim, lambda: any(e[0] == "bad_argument" for e in rec["error_received"]))
+    assert sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 30})])  # int goes out as float64
+    assert sim.call_method(c, "request_status", [])
+    assert _run_until(sim, lambda: len(c.members["last_status"]) > 0 and c.members["rtt_ms"] >= 0)
+    assert c.members["last_status"]["backend_kind"] == "sandbox"
+    assert not any(e[0] == "bad_message" for e in rec["error_received"])
+    sim.call_method(c, "queue_free", [])
+    sim.process()  # _exit_tree says bye
+    assert c.members["link"] == 0 and c.members["_socket"] is None
+
+
+def test_realtime_view_reuses_one_image_and_texture(sim, host):
+    c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
+    view = sim.new(sim.script(VIEW))
+    view.members["client"] = c
+    sim.add_to_root(c)
+    sim.add_to_root(view)
+    assert _run_until(sim, lambda: view.members["frames_shown"] >= 6, timeout=20)
+    assert sim.counters["Image.create_from_data"] == 1
+    assert sim.counters["ImageTexture.create_from_image"] == 1
+    shown = view.members["frames_shown"]
+    assert sim.counters["Image.set_data"] == shown - 1 and sim.counters["ImageTexture.update"] == shown - 1
+    assert view.native.texture is view.members["_texture"]
+    badge = view.members["_badge"]
+    assert badge.text.startswith("SANDBOX") and view.members["frames_rejected"] == 0
+    assert c.members["fps_measured"] > 0  # measured from arrivals (the shared CPU decides how high)
+
+
+def test_reconnect_resumes_the_same_session(sim, host):
+    c = _client(sim, host.address, mode="step", backend="sandbox")
+    rec = Recorder(c, "session_started", "status_changed")
+    sim.add_to_root(c)
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    first = rec["session_started"][0][0]
+    sim.call_method(c.members["_socket"], "_fail", ["simulated network drop"])
+    assert c.members["link"] == 1 and "reconnecting" in c.members["status_text"]
+    assert _run_until(sim, lambda: len(rec["session_started"]) == 2)
+    second = rec["session_started"][1][0]
+    assert second["resumed"] is True and second["session_id"] == first["session_id"]
+    sim.call_method(c, "disconnect_from_host", [])
+
+
+def test_world_input_sends_changes_only_and_chords(sim, host):
+    c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
+    wi = sim.new(sim.script(INPUT))
+    wi.members["client"] = c
+    sent = Recorder(wi, "action_sent")
+    sim.add_to_root(c)
+    sim.add_to_root(wi)
+    assert wi.members["missing_actions"] == []  # every default binding is in project.godot's Input Map
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    sim.process(3)
+    gdsim.press(sim, "wb_right")
+    sim.process(5)
+    gdsim.press(sim, "wb_jump")
+    sim.process(5)
+    gdsim.release(sim, "wb_right")
+    gdsim.release(sim, "wb_jump")
+    sim.process(3)
+    gdsim.press(sim, "wb_latent_3")
+    sim.process(2)
+    assert [a[0] for a in sent["action_sent"]] == ["noop", "right", "right_jump", "noop", 2]
+    assert _run_until(sim, lambda: c.members["last_frame_header"].get("seq") == 5)
+    sim.call_method(c, "disconnect_from_host", [])
+
+
+def test_world_input_step_mode_sends_one_input_per_press(sim, host):
+    c = _client(sim, host.address, mode="step", backend="sandbox")
+    wi = sim.new(sim.script(INPUT))
+    wi.members["client"] = c
+    sent = Recorder(wi, "action_sent")
+    sim.add_to_root(c)
+    sim.add_to_root(wi)
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    gdsim.press(sim, "wb_left")
+    sim.process(4)  # held: still one press
+    gdsim.release(sim, "wb_left")
+    sim.process(1)
+    gdsim.press(sim, "wb_left")
+    sim.process(1)
+    assert [a[0] for a in sent["action_sent"]] == ["left", "left"]
+    sim.call_method(c, "disconnect_from_host", [])
+
+
+def test_reject_stops_reconnecting_and_says_why(sim):
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}")
+        rec = Recorder(c, "error_received")
+        sim.add_to_root(c)
+        assert _run_until(sim, lambda: router.poll(0))
+        ident, hello = router.recv_multipart()
+        assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 0,
+                                          "client": "godot/0.1.0", "codecs": ["raw", "png", "jpeg"]}
+        router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
+        router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
+        router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
+                                                     "message": "client speaks 1.0, host speaks 2.0: update",
+                                                     "protocol_major": 2, "protocol_minor": 0})])
+        assert _run_until(sim, lambda: any(e[0] == "version_mismatch" for e in rec["error_received"]))
+        assert rec["error_received"][0][0] == "client" and "not a msgpack map" in rec["error_received"][0][1]
+        assert c.members["link"] == 0 and c.members["_socket"] is None
+        assert c.members["status_text"].startswith("rejected by the host: client speaks 1.0")
+        sim.process(10)
+        assert not router.poll(100)  # no reconnect, no second hello
+    finally:
+        router.close()

@@ -1,0 +1,142 @@
+"""load_world: the WorldBackend contract, determinism, branching via get/set_state, settings and clear errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import bridge
+from bridge.backend import Prompt, WorldEvent
+from bridge.model.checkpoint import CheckpointError
+from bridge.model.world import load_world
+from test_model_data import save_random_world
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory):
+    return save_random_world(tmp_path_factory.mktemp("w") / "world")
+
+
+def _roll(w, actions):
+    return np.stack([w.step(a) for a in actions])
+
+
+def test_backend_contract_and_name(world_dir):
+    w = bridge.load_world(world_dir, device="cpu")
+    assert w.kind == "world_model" and "world model micro" in w.name and "step 0" in w.name
+    assert w.action_names == ["latent_0", "latent_1", "latent_2", "latent_3"] and w.num_latent_actions == 4
+    assert w.event_types == [] and (w.height, w.width) == (16, 16)
+    f = w.reset(Prompt(seed=1))
+    assert f.shape == (16, 16, 3) and f.dtype == np.uint8
+    g = w.step(2)
+    assert g.shape == (16, 16, 3) and g.dtype == np.uint8
+    assert set(w.last_timings) == {"dynamics", "decode"} and all(v > 0 for v in w.last_timings.values())
+
+
+def test_same_seed_same_world_different_seed_differs(world_dir):
+    w = load_world(world_dir, device="cpu")
+    a = np.concatenate([w.reset(Prompt(seed=3))[None], _roll(w, [0, 1, 2, 3, 1])])
+    b = np.concatenate([w.reset(Prompt(seed=3))[None], _roll(w, [0, 1, 2, 3, 1])])
+    c = np.concatenate([w.reset(Prompt(seed=4))[None], _roll(w, [0, 1, 2, 3, 1])])
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_get_set_state_branches_deterministically(world_dir):
+    w = load_world(world_dir, device="cpu")
+    w.reset(Prompt(seed=0))
+    _roll(w, [1, 2])
+    state = w.get_state()
+    first = _roll(w, [3, 0, 1])
+    w.step(2)  # wander off
+    w.set_state(state)
+    assert np.array_equal(_roll(w, [3, 0, 1]), first)
+    w.set_state(state)
+    other = _roll(w, [0, 0, 0])
+    assert not np.array_equal(other, first)  # a different branch from the same point
+    with pytest.raises(ValueError, match="get_state"):
+        w.set_state({"something": 1})
+
+
+def test_image_prompt_is_resized_and_tokenized(world_dir):
+    w = load_world(world_dir, device="cpu")
+    img = np.zeros((50, 70, 3), np.uint8)
+    img[:, :35] = 255
+    f = w.reset(Prompt(image=img, seed=0))
+    assert f.shape == (16, 16, 3)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        w.reset(Prompt(image=np.zeros((8, 8), np.float32)))
+    with pytest.warns(UserWarning, match="no text conditioning"):
+        w.reset(Prompt(text="a snowy castle", seed=1))
+
+
+def test_configure_validates_and_changes_sampling(world_dir):
+    w = load_world(world_dir, device="cpu")
+    s = w.configure()
+    assert s == {"steps": 4, "temperature": 1.0, "cfg": 1.0, "unmask": "random"}
+    assert w.configure(steps=2, temperature=0.0, cfg=2.0, unmask="confidence")["cfg"] == 2.0
+    w.reset(Prompt(seed=0))
+    a = _roll(w, [1, 1])
+    w.reset(Prompt(seed=4))  # same bank frame (4 % 4 == 0), other RNG seed: greedy decoding does not use the RNG
+    assert np.array_equal(_roll(w, [1, 1]), a)
+    for bad in ({"steps": 0}, {"steps": 999}, {"temperature": -1}, {"cfg": -0.5}, {"unmask": "best"}):
+        with pytest.raises(ValueError):
+            w.configure(**bad)
+
+
+def test_bad_actions_events_and_order_are_clear_errors(world_dir):
+    w = load_world(world_dir, device="cpu")
+    with pytest.raises(RuntimeError, match="reset"):
+        w.step(0)
+    w.reset(Prompt(seed=0))
+    for bad in (4, -1, 1.5, "left"):
+        with pytest.raises(ValueError, match=r"action must be an int in \[0, 4\)"):
+            w.step(bad)
+    with pytest.raises(ValueError, match="unknown event type 'weather_snow'.*not trained with events"):
+        w.step(0, WorldEvent(type="weather_snow"))
+    with pytest.raises(ValueError, match="no text conditioning"):
+        w.step(0, WorldEvent(text="make it rain"))
+    assert w.step(0, WorldEvent()).shape == (16, 16, 3)  # an empty event is no event
+
+
+def test_trained_event_types_condition_the_next_frame(tmp_path):
+    from bridge.model.checkpoint import load_model, save_model
+    from bridge.model.genie import WorldModel
+
+    path = save_random_world(tmp_path / "ev", cond_dim=8)
+    cfg, tensors, card, _ = load_model(path)
+    cfg.event_types = ["weather_snow"]
+    model = WorldModel(cfg, bank_size=4)
+    model.load_state_dict({**tensors, "event_embed": torch.randn(1, 8) * 5}, strict=True)
+    model.dynamics.cond_proj.weight.data.normal_(0, 1.0)
+    save_model(path, "world", cfg, model.state_dict(), card, 0)
+    w = load_world(path, device="cpu")
+    assert w.event_types == ["weather_snow"]
+    w.reset(Prompt(seed=0))
+    s = w.get_state()
+    plain = w.step(1)
+    w.set_state(s)
+    snowy = w.step(1, WorldEvent(type="weather_snow"))
+    assert not np.array_equal(plain, snowy)
+
+
+def test_missing_default_and_missing_path_name_the_fix(tmp_path, monkeypatch):
+    import bridge.model.world as world
+
+    monkeypatch.setattr(world, "DEFAULT_WORLD", tmp_path / "default_world")
+    with pytest.raises(CheckpointError, match="no embedded default world.*worldbridge train dynamics"):
+        load_world()
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_world(tmp_path / "nope")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_rollout_matches_contract_and_is_deterministic(world_dir):
+    w = load_world(world_dir, device="cuda")
+    assert w.autocast
+    a = np.concatenate([w.reset(Prompt(seed=3))[None], _roll(w, [0, 1, 2])])
+    b = np.concatenate([w.reset(Prompt(seed=3))[None], _roll(w, [0, 1, 2])])
+    assert np.array_equal(a, b)
+    wc = load_world(world_dir, device="cuda", compile="reduce-overhead")
+    assert wc.reset(Prompt(seed=3)).shape == (16, 16, 3) and wc.step(1).shape == (16, 16, 3)

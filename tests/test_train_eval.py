@@ -1,0 +1,63 @@
+"""`worldbridge eval`: one JSON object with every metric, and the metric helpers themselves."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bridge.cli import main
+from bridge.train.evaluate import code_stats, evaluate, mapping_accuracy, psnr, ssim
+from test_model_data import trained_micro
+
+torch.set_num_threads(1)
+
+
+def test_eval_reports_every_metric_on_the_val_split():
+    run = trained_micro()
+    res = evaluate(str(run["world"]), str(run["data"]), device="cpu", clips=4, progress=False)
+    for k in ("tokenizer_psnr", "tokenizer_ssim", "codebook_usage", "latent_action_usage", "latent_action_entropy_bits",
+              "true_action_accuracy", "rollout_fps"):
+        assert isinstance(res[k], float), k
+    assert 10 < res["tokenizer_psnr"] < 60 and 0 < res["tokenizer_ssim"] <= 1 and 0 < res["codebook_usage"] <= 1
+    assert 0 < res["latent_action_usage"] <= 1 and 0 <= res["latent_action_entropy_bits"] <= 2  # 4 latent actions
+    d = res["true_action_accuracy_detail"]
+    assert res["true_action_accuracy"] == d["effective"]["many_to_one"]
+    assert all(0 <= d[k][m] <= 1 for k in ("raw", "effective") for m in ("many_to_one", "one_to_one", "chance"))
+    assert d["raw"]["n"] > 50
+    assert set(res["delta_psnr"]) == {"1", "4", "16"}
+    # val episodes are 40 frames at 10 fps: 1 s and 3 s fit, 10 s does not
+    assert res["rollout_psnr"]["10"] is None and res["copy_last_frame_psnr"]["10"] is None
+    assert res["rollout_psnr"]["1"] > 5 and res["copy_last_frame_psnr"]["3"] > 5 and res["rollout_fps"] > 0
+    assert res["val_episodes"] == 2
+
+
+def test_eval_cli_prints_json_alone_on_stdout():
+    run = trained_micro()
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(run["tok"]), "--data", str(run["data"]), "--json",
+                                  "--quiet", "--clips", "2", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)  # a tokenizer run: tokenizer metrics only
+    assert res["kind"] == "tokenizer" and res["tokenizer_psnr"] > 10 and "delta_psnr" not in res
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(run["root"] / "none"), "--data", str(run["data"])])
+    assert r.exit_code != 0 and "no checkpoint at" in r.output
+
+
+def test_mapping_accuracy_many_to_one_and_one_to_one():
+    # latent 0,1 both mean true 2; latent 2 means true 0
+    lat = np.array([0, 1, 2, 0, 1, 2] * 10)
+    true = np.array([2, 2, 0, 2, 2, 0] * 10)
+    acc = mapping_accuracy(lat, true, lat, true, num_latent=3, num_true=3)
+    assert acc["many_to_one"] == 1.0
+    assert acc["one_to_one"] == pytest.approx(4 / 6)  # only one of latents 0/1 may take true 2
+    assert acc["chance"] == pytest.approx(4 / 6)
+
+
+def test_image_metrics_and_code_stats():
+    x = torch.rand(3, 32, 32, 3)
+    assert torch.allclose(ssim(x, x), torch.ones(3), atol=1e-5)
+    assert (ssim(x, torch.rand(3, 32, 32, 3)) < 0.2).all()
+    assert torch.allclose(psnr(torch.zeros(1, 4, 4, 3), torch.full((1, 4, 4, 3), 0.1)), torch.tensor([20.0]))
+    usage, bits = code_stats(np.array([0, 1, 2, 3] * 5), 8)
+    assert usage == 0.5 and bits == pytest.approx(2.0)

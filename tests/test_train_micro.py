@@ -1,0 +1,131 @@
+"""Training end to end on a tiny dataset: losses fall, checkpoints round-trip, runs resume, CLI errors are clear."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bridge.cli import main
+from bridge.model.checkpoint import CheckpointError, load_model, load_train_state, save_train_state
+from bridge.model.genie import WorldModel
+from bridge.train.trainer import TrainOptions, lr_at, make_optimizer, train
+from test_model_data import save_random_world, trained_micro, write_square_dataset
+
+torch.set_num_threads(1)
+
+
+def _rows(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
+
+
+def test_micro_tokenizer_and_dynamics_overfit():
+    run = trained_micro()
+    tok, world = _rows(run["tok"] / "metrics.csv"), _rows(run["world"] / "metrics.csv")
+    assert tok[-1]["step"] == 120 and world[-1]["step"] == 120
+    assert tok[-1]["mse"] < 0.25 * tok[0]["mse"], (tok[0], tok[-1])  # reconstruction falls well below start
+    assert world[-1]["ce"] < 0.5 * world[0]["ce"], (world[0], world[-1])  # next-frame token loss too
+    assert world[-1]["lam_rel_mse"] < 1.0  # latent actions explain part of each change
+    assert world[-1]["lam_usage"] > 0.25  # more than one latent action in use
+    card = json.loads((run["world"] / "model_card.json").read_text())
+    assert card["step"] == 120 and card["tokenizer_from"]["step"] == 120 and card["data"]["frames"] == 480
+    assert "metrics" in card and card["preset"] == "micro"
+
+
+def test_world_run_dir_is_self_contained_and_loads():
+    run = trained_micro()
+    model, card, header = WorldModel.load(run["world"])
+    tok_cfg, tok_tensors, _, _ = load_model(run["tok"], kind="tokenizer")
+    assert header["kind"] == "world" and model.bank.shape[0] == 64
+    for k, v in tok_tensors.items():  # the frozen tokenizer was copied in unchanged
+        assert torch.equal(model.state_dict()[k], v)
+
+
+def test_checkpoint_round_trip_is_bit_exact(tmp_path):
+    path = save_random_world(tmp_path / "w")
+    a, _, _ = WorldModel.load(path)
+    a.train()
+    opt = make_optimizer(a, 1e-3, 0.5)
+    a.dynamics.training_loss(torch.randint(0, 64, (2, 3, 16)), torch.randint(0, 4, (2, 2)))["loss"].backward()
+    opt.step()
+    save_train_state(tmp_path / "w", a, opt, {"step": 7})
+    b, _, _ = WorldModel.load(path)
+    opt_b = make_optimizer(b, 1e-3, 0.5)
+    meta, _ = load_train_state(tmp_path / "w", b, opt_b)
+    assert meta["step"] == 7
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(va, vb), k
+    sa, sb = opt.state_dict()["state"], opt_b.state_dict()["state"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+
+
+def test_checkpoint_errors_are_clear(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at .*worldbridge train dynamics"):
+        WorldModel.load(tmp_path / "nothing")
+    run = trained_micro()
+    with pytest.raises(CheckpointError, match="holds a tokenizer checkpoint"):
+        WorldModel.load(run["tok"])
+    bad = save_random_world(tmp_path / "bad")
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["world"]["dynamics"]["dim"] = 48
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="does not match the model"):
+        WorldModel.load(bad)
+
+
+def test_resume_continues_from_the_saved_step(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", progress=False, log_every=2)
+    train(TrainOptions(steps=4, **opts))
+    first = load_model(tmp_path / "run")[1]
+    train(TrainOptions(steps=6, **opts))  # resumes at 4, runs 2 more
+    rows = _rows(tmp_path / "run" / "metrics.csv")
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 6
+    assert any(not torch.equal(first[k], v) for k, v in load_model(tmp_path / "run")[1].items())
+    # a time budget stops early with a checkpoint
+    res = train(TrainOptions(steps=50, max_minutes=0.0, **opts))
+    assert res["step"] == 7 and json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 7
+    with pytest.raises(ValueError, match="--preset micro run"):
+        train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
+
+
+def test_lr_schedule_warms_up_then_decays():
+    lrs = [lr_at(s, 1000, 1.0, 100) for s in range(1000)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[99] == pytest.approx(1.0)
+    assert lrs[-1] == pytest.approx(0.1, abs=1e-3) and all(a >= b for a, b in zip(lrs[100:], lrs[101:]))
+
+
+def test_cli_trains_and_reports_clear_errors(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    r = CliRunner().invoke(main, ["train", "tokenizer", "--data", str(ds), "--preset", "micro", "--steps", "3",
+                                  "--out", str(tmp_path / "tok"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "step 3 saved" in r.output
+    card = json.loads((tmp_path / "tok" / "model_card.json").read_text())
+    assert "train tokenizer" in card["command"] and card["train"]["batch_per_rank"] == 8
+    r = CliRunner().invoke(main, ["train", "dynamics", "--data", str(ds), "--out", str(tmp_path / "w"), "--quiet"])
+    assert r.exit_code != 0 and "needs --tokenizer" in r.output
+    r = CliRunner().invoke(main, ["train", "dynamics", "--data", str(ds), "--tokenizer", str(tmp_path / "nope"),
+                                  "--out", str(tmp_path / "w"), "--quiet"])
+    assert r.exit_code != 0 and "no checkpoint at" in r.output and "worldbridge train tokenizer" in r.output
+    r = CliRunner().invoke(main, ["train", "tokenizer", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "worldbridge data generate" in r.output
+
+
+def test_torchrun_two_processes_on_cpu_with_gloo(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bridge.cli",
+           "train", "tokenizer", "--data", str(ds), "--preset", "micro", "--steps", "6", "--out", str(tmp_path / "run"),
+           "--device", "cpu", "--quiet"]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    card = json.loads((tmp_path / "run" / "model_card.json").read_text())
+    assert card["step"] == 6 and card["train"]["world_size"] == 2 and card["command"].startswith("torchrun")
