@@ -215,3 +215,82 @@ def test_reject_stops_reconnecting_and_says_why(sim):
         assert not router.poll(100)  # no reconnect, no second hello
     finally:
         router.close()
+
+
+def _demo_blockout_png() -> bytes:
+    """Rasterizes demo.tscn's LevelViewport ColorRects the way Godot draws them (tree order)."""
+    import re
+
+    import imageio.v3 as iio
+    import numpy as np
+
+    text = (GODOT / "demo" / "demo.tscn").read_text(encoding="utf-8")
+    size = re.search(r'\[node name="LevelViewport".*?size = Vector2i\((\d+), (\d+)\)', text, re.S)
+    w, h = int(size.group(1)), int(size.group(2))
+    img = np.zeros((h, w, 3), np.uint8)
+    for block in re.findall(r'\[node name="\w+" type="ColorRect" parent="LevelViewport"\]\n(.*?)\n\n', text, re.S):
+        props = dict(line.split(" = ", 1) for line in block.splitlines())
+        x0, y0 = round(float(props["offset_left"])), round(float(props["offset_top"]))
+        x1, y1 = round(float(props["offset_right"])), round(float(props["offset_bottom"]))
+        rgb = [round(float(c) * 255) for c in re.findall(r"[\d.]+", props["color"])[:3]]
+        img[y0:y1, x0:x1] = rgb
+    return iio.imwrite("<bytes>", img, extension=".png")
+
+
+def test_demo_blockout_level_is_a_valid_sketch_prompt(sim, host):
+    """The demo's Godot-blocked-out level, sent as a sketch, starts a sandbox world (no bad_prompt)."""
+    c = _client(sim, host.address, mode="step", backend="sandbox", auto_start=False)
+    rec = Recorder(c, "session_started", "error_received")
+    sim.add_to_root(c)
+    assert _run_until(sim, lambda: c.members["link"] == 3)  # READY
+    assert sim.call_method(c, "has_capability", ["sketch_prompt"])
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"sketch": _demo_blockout_png()})])
+    assert _run_until(sim, lambda: rec["session_started"] or rec["error_received"])
+    assert rec["error_received"] == [] and rec["session_started"][0][0]["backend_kind"] == "sandbox"
+    sim.call_method(c, "disconnect_from_host", [])
+
+
+def _recv(router, timeout_ms=3000):
+    assert router.poll(timeout_ms), "the client sent nothing"
+    ident, data = router.recv_multipart()
+    return ident, zmtp_raw.unpack(data)
+
+
+def _pump(sim, router):
+    """Processes the sim until the scripted host has a message waiting."""
+    assert _run_until(sim, lambda: router.poll(0), timeout=5)
+
+
+def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim):
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    welcome = {"type": "welcome", "protocol_major": 1, "protocol_minor": 0, "host": "scripted", "codec": "raw",
+               "capabilities": ["image_prompt"], "backends": ["sandbox"], "default_backend": "sandbox",
+               "limits": {"max_message_bytes": 1024, "max_sessions": 1, "idle_timeout_s": 60.0}}
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+        rec = Recorder(c, "error_received")
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, hello = _recv(router)
+        assert hello["type"] == "hello"
+        router.send_multipart([ident, zmtp_raw.pack(welcome)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"image": b"\x89PNG" + b"\0" * 2000})])
+        assert "over the host's 1024-byte limit" in rec["error_received"][-1][1]
+        assert not router.poll(100)  # refused before sending
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+        _pump(sim, router)
+        ident, start = _recv(router)
+        assert start["type"] == "start" and start["text"] == "a cave"
+        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "not_ready",
+                                                     "message": "send `hello` first", "fatal": False})])
+        _pump(sim, router)
+        assert _recv(router)[1]["type"] == "hello"  # greets again
+        router.send_multipart([ident, zmtp_raw.pack(welcome)])
+        _pump(sim, router)
+        again = _recv(router)[1]
+        assert again["type"] == "start" and again["text"] == "a cave" and again["req_id"] > start["req_id"]
+    finally:
+        router.close()

@@ -107,7 +107,7 @@ def _same(a, b) -> bool:
 
 
 # Godot Strings end at a NUL character (String::parse_utf8), so protocol strings never hold one.
-TEXT = st.text(st.characters(blacklist_characters="\x00"), max_size=300)
+TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=300)
 SHARED = gdsim.Sim(GODOT)
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
@@ -117,7 +117,7 @@ values = st.recursive(
 )
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_gdscript_codec_agrees_with_the_python_raw_client(value):
     """Random values: GDScript encode == zmtp_raw.pack, and GDScript decode inverts it."""

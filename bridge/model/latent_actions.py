@@ -69,5 +69,5 @@ class LatentActionModel(nn.Module):
         target = x[:, 1:] - x[:, :-1]
         # normalised so 1.0 = no better than "nothing moves"; scale-free against the entropy bonus
         rel = F.mse_loss(resid.float(), target) / (target.pow(2).mean() + 1e-4)
-        loss = rel + stats["loss"] - self.cfg.entropy_weight * stats["entropy"]
+        loss = rel + stats["loss"] - self.cfg.entropy_weight * stats["entropy_bonus"]
         return {"loss": loss, "rel_mse": rel, "vq": stats["loss"], "entropy": stats["entropy"], "actions": idx}

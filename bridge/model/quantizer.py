@@ -1,7 +1,8 @@
 """Discrete bottlenecks: a cosine-codebook VQ with dead-code reset (the default) and FSQ (a config switch).
 
 Both return (quantized with straight-through gradients, indices, stats) where stats holds the auxiliary
-`loss` to add to the objective and the batch code `entropy` (nats) to watch for collapse.
+`loss` to add to the objective, the batch code `entropy` (nats) to watch for collapse, and `entropy_bonus`
+(batch entropy minus mean per-sample entropy) for models that subtract weight * bonus from their loss.
 """
 
 from __future__ import annotations
@@ -44,14 +45,19 @@ class VectorQuantizer(nn.Module):
         q = c[idx]
         loss = F.mse_loss(q, zf.detach()) + self.commit * F.mse_loss(zf, q.detach())
         q_st = zf + (q - zf).detach()
-        avg = F.softmax(sim / self.entropy_temp, dim=-1).mean(0)  # (K,) soft code use over the batch
+        p = F.softmax(sim / self.entropy_temp, dim=-1)  # (M, K) soft assignments
+        avg = p.mean(0)  # (K,) soft code use over the batch
         entropy = -(avg * torch.log(avg + 1e-9)).sum()
+        # confident per sample AND diverse over the batch: without the first term, identical encoder outputs
+        # equidistant from all codes would maximise batch entropy while meaning nothing
+        sample_entropy = -(p * torch.log(p + 1e-9)).sum(-1).mean()
         if self.training:
             with torch.no_grad():
                 counts = torch.bincount(idx, minlength=self.num_codes)
                 self._counts = counts if self._counts is None else self._counts + counts
                 self._recent = zf.detach()[torch.randperm(zf.shape[0], device=zf.device)[: 4 * self.num_codes]]
-        return q_st.view(*shape[:-1], self.dim).to(z.dtype), idx.view(shape[:-1]), {"loss": loss, "entropy": entropy}
+        stats = {"loss": loss, "entropy": entropy, "entropy_bonus": entropy - sample_entropy}
+        return q_st.view(*shape[:-1], self.dim).to(z.dtype), idx.view(shape[:-1]), stats
 
     @torch.no_grad()
     def _init_from(self, zf: torch.Tensor) -> None:
@@ -116,7 +122,8 @@ class FSQ(nn.Module):
         digits = torch.minimum(digits, self._levels.long() - 1)
         idx = (digits * self._basis).sum(-1)
         zero = z.new_zeros(())
-        return (q / half).to(z.dtype), idx, {"loss": zero, "entropy": _index_entropy(idx, self.num_codes)}
+        return (q / half).to(z.dtype), idx, {"loss": zero, "entropy": _index_entropy(idx, self.num_codes),
+                                             "entropy_bonus": zero}
 
 
 def _index_entropy(idx: torch.Tensor, k: int) -> torch.Tensor:

@@ -60,5 +60,5 @@ class VideoTokenizer(nn.Module):
         recon = self.decode_codes(q)
         mse = F.mse_loss(recon.float(), target)
         psnr = -10 * torch.log10(mse.detach().clamp(min=1e-10))
-        loss = mse + stats["loss"] - self.cfg.entropy_weight * stats["entropy"]
+        loss = mse + stats["loss"] - self.cfg.entropy_weight * stats["entropy_bonus"]
         return {"loss": loss, "mse": mse, "psnr": psnr, "vq": stats["loss"]}

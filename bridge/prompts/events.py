@@ -25,16 +25,26 @@ EVENTS_FILE = "events.json"
 
 # Wordings used in training, besides the caption (listed first). Never reuse EVAL_PARAPHRASES here.
 TRAIN_PHRASINGS: dict[str, list[str]] = {
-    "weather_rain": ["it starts to rain", "rain begins to fall", "make it rain", "a rain shower starts"],
-    "weather_snow": ["it starts to snow", "snow begins to fall", "make it snow", "it is snowing now"],
-    "weather_fog": ["fog rolls in", "it gets foggy", "make it foggy", "a fog covers everything"],
-    "weather_clear": ["the sky clears", "the weather clears", "clear weather", "the sky turns clear"],
-    "night_falls": ["night falls", "it becomes night", "make it night", "night time comes"],
-    "dusk": ["the sun sets", "it becomes dusk", "make it dusk", "dusk comes"],
-    "day_breaks": ["day breaks", "it becomes day", "make it day", "day time comes"],
-    "spawn_enemy": ["an enemy appears", "spawn an enemy", "add an enemy", "an enemy shows up"],
-    "spawn_coins": ["coins appear", "spawn coins", "add some coins", "coins show up"],
-    "flood": ["the water rises", "a flood starts", "make a flood", "the level floods"],
+    "weather_rain": ["it starts to rain", "rain begins to fall", "make it rain", "a rain shower starts", "a rainstorm begins",
+                     "it is raining now", "wet weather with rain arrives", "rain clouds open up"],
+    "weather_snow": ["it starts to snow", "snow begins to fall", "make it snow", "it is snowing now", "a snowstorm begins",
+                     "snowflakes fall", "winter snow arrives", "white snow falls from the sky"],
+    "weather_fog": ["fog rolls in", "it gets foggy", "make it foggy", "a fog covers everything", "mist appears",
+                    "a grey haze rises", "visibility drops in dense fog", "the air becomes misty"],
+    "weather_clear": ["the sky clears", "the weather clears", "clear weather", "the sky turns clear", "the rain stops",
+                      "the snow stops", "the fog lifts", "sunny weather returns"],
+    "night_falls": ["night falls", "it becomes night", "make it night", "night time comes", "it gets dark",
+                    "the moon rises in a dark sky", "darkness falls", "the night begins"],
+    "dusk": ["the sun sets", "it becomes dusk", "make it dusk", "dusk comes", "evening falls", "sunset colours the sky",
+             "the light turns orange as the sun goes down", "late evening arrives"],
+    "day_breaks": ["day breaks", "it becomes day", "make it day", "day time comes", "the sun rises", "morning comes",
+                   "the night ends and daylight returns", "a bright sunny day begins"],
+    "spawn_enemy": ["an enemy appears", "spawn an enemy", "add an enemy", "an enemy shows up", "a monster appears",
+                    "a creature spawns", "another enemy arrives", "a hostile critter pops up"],
+    "spawn_coins": ["coins appear", "spawn coins", "add some coins", "coins show up", "gold coins appear",
+                    "money spawns", "a row of coins pops up", "treasure appears"],
+    "flood": ["the water rises", "a flood starts", "make a flood", "the level floods", "water floods the ground",
+              "the water level goes up", "flooding begins", "rising water covers the floor"],
 }
 
 # Held-out wordings for `eval-prompts`: never seen in training.

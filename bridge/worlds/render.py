@@ -276,15 +276,15 @@ class Particles:
     def rain(self, frame: np.ndarray, t: int, cam_x: int, color: tuple[int, int, int]) -> None:
         s = self.scale
         n = len(self.x0) * 2 // 3
-        y = ((self.y0[:n] + t * 3.0 * s * self.speed[:n]) % self.h).astype(np.int32)
-        x = ((self.x0[:n] - t * 0.8 * s - cam_x * 0.5 - y * 0.25) % self.w).astype(np.int32)
+        y = (np.floor(self.y0[:n] + t * 3.0 * s * self.speed[:n]).astype(np.int32) % self.h)
+        x = (np.floor(self.x0[:n] - t * 0.8 * s - cam_x * 0.5 - y * 0.25).astype(np.int32) % self.w)
         for k in range(2 * s):
             frame[(y + k) % self.h, (x - k // 4) % self.w] = color
 
     def snow(self, frame: np.ndarray, t: int, cam_x: int, color: tuple[int, int, int]) -> None:
         s = self.scale
-        y = ((self.y0 + t * 0.6 * s * self.speed) % self.h).astype(np.int32)
-        x = ((self.x0 + 1.5 * s * np.sin(self.phase + t * 0.15) - cam_x * 0.5) % self.w).astype(np.int32)
+        y = (np.floor(self.y0 + t * 0.6 * s * self.speed).astype(np.int32) % self.h)
+        x = (np.floor(self.x0 + 1.5 * s * np.sin(self.phase + t * 0.15) - cam_x * 0.5).astype(np.int32) % self.w)
         frame[y, x] = color
         if s > 1:
             frame[(y + 1) % self.h, x] = color

@@ -2,15 +2,16 @@
 
 Why: no Godot binary can be installed where this project is developed and tested, and gdparse
 only checks syntax. gdsim interprets the addon's real .gd files (parsed by gdtoolkit) so the
-msgpack codec, the ZMTP state machine, the client node and the vector tests execute here,
-against the golden vectors and a live pyzmq/libzmq ROUTER.
+msgpack codec, the ZMTP state machine, the nodes and the vector tests execute here, against the
+golden vectors, libzmq (pyzmq) and the real WorldBridge host.
 
-It is NOT Godot. Only the APIs modelled below exist (their behaviour follows the Godot 4.2
-class reference); anything else is a SimError. Where Godot would raise a runtime error, gdsim
-raises too, and it is deliberately stricter in a few places so mistakes cannot hide:
-`==` between unrelated types, String/Array/Dictionary used as a condition, PackedByteArray.resize
-leaving garbage in new bytes, reads past the end of a StreamPeerBuffer.
-Not modelled: await/coroutines, static type inference errors (see check_scripts), the renderer.
+It is NOT Godot. Only the engine APIs modelled below exist (their behaviour follows the Godot 4.2
+class reference); anything else is a SimError. Where Godot raises a runtime error, gdsim raises
+too, and it is deliberately stricter in a few places so mistakes cannot hide: `==` between
+unrelated types, String/Array/Dictionary used as a condition, PackedByteArray.resize leaving
+garbage in new bytes, reads past the end of a StreamPeerBuffer.
+Not modelled: await/coroutines, node paths ($Node), the renderer, and Godot's static analyzer
+(gdcheck.py covers undeclared names, unknown engine members and `:=` inference).
 """
 
 from __future__ import annotations

@@ -76,6 +76,8 @@ var _seq := 0
 var _epoch := 0
 var _resume_id := ""
 var _start_options := {}
+var _start_pending := false
+var _start_req := -1
 var _frame_times: Array = []
 
 
@@ -166,6 +168,7 @@ func poll() -> void:
 func start_session(options: Dictionary = {}) -> bool:
 	if link != Link.READY and link != Link.IN_SESSION:
 		_start_options = options
+		_start_pending = true
 		return false
 	var opts := {
 		"backend": null if backend == "default" else backend,
@@ -186,8 +189,10 @@ func start_session(options: Dictionary = {}) -> bool:
 		else:
 			opts[prompt_viewport_as] = png
 	opts.merge(options, true)
-	_start_options = {}
-	return _send(Protocol.start(_next_req(), opts))
+	_start_options = options
+	_start_pending = false
+	_start_req = _next_req()
+	return _send(Protocol.start(_start_req, opts))
 
 
 ## Sends the current input state: an action id (int) or name (String); it stays in force.
@@ -314,7 +319,7 @@ func _on_welcome(header: Dictionary) -> void:
 	_set_link(Link.READY, "connected to %s at %s" % [host_text, endpoint])
 	if _resume_id != "":
 		_send(Protocol.start(_next_req(), {"resume": _resume_id}))
-	elif auto_start or not _start_options.is_empty():
+	elif auto_start or _start_pending:
 		start_session(_start_options)
 
 
@@ -396,7 +401,13 @@ func _on_error(header: Dictionary) -> void:
 	var message := _text(header, "message")
 	var fatal := _flag(header, "fatal")
 	error_received.emit(code, message, fatal)
-	if code == "unknown_session":
+	if code == "not_ready":
+		# The host forgot this peer (idle before `start`, or restarted): greet it again,
+		# and repeat the `start` it refused once the new welcome arrives.
+		_start_pending = _start_pending or _int(header, "req_id") == _start_req
+		_set_link(Link.HANDSHAKING, "the host forgot this client; greeting it again")
+		_send(Protocol.hello(client_name))
+	elif code == "unknown_session":
 		# The session we tried to resume is gone (timed out): start a fresh one.
 		_resume_id = ""
 		_end_session(message)

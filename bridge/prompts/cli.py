@@ -1,0 +1,135 @@
+"""`worldbridge train prompts events|first-frame` and `worldbridge eval-prompts` (docs/prompts.md)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+
+import click
+
+_shared = [
+    click.option("--world", required=True, type=click.Path(file_okay=False),
+                 help="World checkpoint directory (the --out of `worldbridge train dynamics`)."),
+    click.option("--data", required=True, type=click.Path(file_okay=False),
+                 help="Sandbox dataset with captions and events (`worldbridge data generate`; add --sketch for sketches)."),
+    click.option("--steps", type=int, default=300, show_default=True, help="Optimizer steps."),
+    click.option("--batch", type=int, default=None, help="Samples per step [default: 16 clips / 64 frames]."),
+    click.option("--lr", type=float, default=None, help="Peak learning rate [default: 1e-4 events / 5e-4 first-frame]."),
+    click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
+                 help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
+    click.option("--max-frames", type=int, default=40000, show_default=True, help="Frames tokenized up front."),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+    click.option("--ckpt-every", type=int, default=100, show_default=True, help="Save every N steps."),
+    click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def shared(f):
+    for opt in reversed(_shared):
+        f = opt(f)
+    return f
+
+
+@click.group("prompts", context_settings={"help_option_names": ["-h", "--help"]})
+def train_prompts() -> None:
+    """Teach a trained world prompts: events in the dynamics, and text/sketch -> first frame."""
+
+
+def _run(stage: str, **kw) -> dict:
+    from bridge.model.checkpoint import CheckpointError
+    from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
+
+    batch = kw.pop("batch") or (16 if stage == "events" else 64)
+    quiet = kw.pop("quiet")
+    opts = PromptTrainOptions(**kw, batch=batch, progress=not quiet,
+                              command="worldbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    try:
+        return (train_events if stage == "events" else train_first_frame)(opts)
+    except (ValueError, FileNotFoundError, CheckpointError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo("stopped; the last state was saved", err=True)
+        sys.exit(130)
+
+
+def _report(result: dict) -> None:
+    shown = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
+    click.echo(f"step {result['step']} saved to {result['out']} {shown}")
+
+
+@train_prompts.command("events")
+@shared
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="New directory for the event-conditioned world (a complete checkpoint); rerun to train it further.")
+@click.option("--clip-len", type=int, default=8, show_default=True, help="Frames per training clip.")
+@click.option("--hold", type=int, default=4, show_default=True,
+              help="Frames the event embedding stays in the conditioning slot, the firing frame included.")
+@click.option("--guidance", type=float, default=3.0, show_default=True, help="Default guidance scale on events.")
+@click.option("--event-share", type=float, default=0.5, show_default=True, help="Share of clips that contain an event.")
+def events(**kw) -> None:
+    """Fine-tune the dynamics to take event embeddings in its conditioning slot (typed and free-text events)."""
+    _report(_run("events", **kw))
+
+
+@train_prompts.command("first-frame")
+@shared
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Where first_frame.* go [default: the --world directory, so the world takes text prompts].")
+@click.option("--preset", type=click.Choice(["micro", "tiny", "small"]), default="tiny", show_default=True,
+              help="Size of the first-frame MaskGIT.")
+def first_frame(**kw) -> None:
+    """Train the text/sketch -> first frame MaskGIT on (caption, frame, sketch) triples, on the world's tokenizer."""
+    _report(_run("first-frame", **kw))
+
+
+@click.command("eval-prompts", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="World checkpoint directory.")
+@click.option("--backend", type=click.Choice(["sandbox"]), default=None,
+              help="Score the sandbox game itself (validates the pixel checks; should be ~100%).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (progress on stderr).")
+@click.option("--trials", type=int, default=6, show_default=True, help="Rollouts per event type.")
+@click.option("--prompts", type=int, default=60, show_default=True, help="Text prompts (theme x time x weather).")
+@click.option("--sketches", type=int, default=12, show_default=True, help="Sketch prompts.")
+@click.option("--event-guidance", type=float, default=None, help="Guidance scale on events [default: the checkpoint's].")
+@click.option("--only", type=click.Choice(["checks", "text", "sketch", "events"]), multiple=True,
+              help="Measure only these sections (repeatable) [default: all].")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_prompts(checkpoint, backend, as_json, trials, prompts, sketches, event_guidance, only, device, quiet) -> None:
+    """Measure prompt-to-scene accuracy, sketch fidelity and event success on held-out sandbox levels."""
+    from bridge.model.checkpoint import CheckpointError
+    from bridge.prompts.checks import default_checker
+    from bridge.prompts.evaluate import EvalOptions, evaluate
+
+    if (checkpoint is None) == (backend is None):
+        raise click.UsageError("give --checkpoint RUN_DIR (a world) or --backend sandbox (to validate the checks)")
+    try:
+        if backend == "sandbox":
+            from bridge.worlds.sandbox import SandboxWorld
+
+            world = SandboxWorld(size=64)
+        else:
+            from bridge.model.world import load_world
+
+            world = load_world(checkpoint, device=device)
+        opts = EvalOptions(prompts=prompts, sketches=sketches, trials=trials, event_guidance=event_guidance)
+        checker = default_checker(progress=not quiet)
+        result = evaluate(world, checker, opts, progress=not quiet,
+                          sections=tuple(only) or ("checks", "text", "sketch", "events"))
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(result, indent=1, sort_keys=False))
+        return
+    click.echo(f"backend: {result['backend']['name']} ({result['backend']['kind']})")
+    for key in ("prompt_attribute_accuracy", "prompt_attribute_accuracy_paraphrase", "event_success",
+                "event_success_paraphrase", "false_event_rate"):
+        if key in result and result[key] is not None:
+            click.echo(f"  {key:40s} {result[key]:.3f}")
+    if "sketch" in result and result["sketch"].get("sketch_supported"):
+        s = result["sketch"]
+        click.echo(f"  {'sketch_psnr (own / other layout)':40s} {s['sketch_psnr']:.2f} / {s['sketch_psnr_other_layout']:.2f} dB")
+    click.echo("(use --json for every breakdown)")

@@ -1,0 +1,272 @@
+"""`worldbridge eval-prompts`: does a world do what its prompts and events say? Measured by pixel checks.
+
+On held-out sandbox levels: text prompt -> first frame, checked per attribute (theme, time, weather); sketch ->
+first frame, compared with the real view of the same sketch; events fired mid-rollout, checked within 24 frames
+(typed, and by paraphrases never seen in training), against a paired rollout without the event (false events).
+Rollouts branch from one snapshot (get_state/set_state), so with and without the event share everything else.
+Run it on the sandbox itself (`--backend sandbox`) to validate the checks: the real game must score ~100%.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from bridge.backend import Prompt, WorldEvent
+from bridge.prompts.checks import (ATTRIBUTES, HELDOUT_SEEDS, WINDOW, SceneChecker, event_detected, to_64, validate)
+from bridge.prompts.events import EVAL_PARAPHRASES, TRAIN_PHRASINGS
+from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES
+from bridge.worlds.levels import THEMES, TIMES, WEATHERS, LevelParams, caption_for, random_params
+
+# Scene prompts never used in training (training captions follow caption_for's template), with what they ask for.
+SCENE_PARAPHRASES: list[tuple[str, dict[str, str]]] = [
+    ("a frozen tundra world at midnight", {"theme": "snow", "time": "night"}),
+    ("sand dunes under the blazing midday sun", {"theme": "desert", "time": "day"}),
+    ("a dark underground cavern", {"theme": "cave"}),
+    ("a volcanic fortress full of fire", {"theme": "lava_castle"}),
+    ("green rolling hills on a misty morning", {"theme": "grassland", "weather": "fog"}),
+    ("a stormy evening in the desert with pouring rain", {"theme": "desert", "time": "dusk", "weather": "rain"}),
+    ("meadows at sunset", {"theme": "grassland", "time": "dusk"}),
+    ("an icy landscape while a blizzard rages", {"theme": "snow", "weather": "snow"}),
+    ("a grassy field at night in heavy rain", {"theme": "grassland", "time": "night", "weather": "rain"}),
+    ("a castle of lava shrouded in haze", {"theme": "lava_castle", "weather": "fog"}),
+]
+
+
+@dataclass
+class EvalOptions:
+    """How much to measure; the defaults take a few minutes for the tiny model on 2 CPU cores."""
+
+    seeds: tuple[int, ...] = HELDOUT_SEEDS
+    prompts: int = 60  # text prompts (theme x time x weather combinations, cycled)
+    sketches: int = 12
+    trials: int = 6  # rollouts per event type
+    warmup: int = 4  # frames rolled before the event fires
+    window: int = WINDOW
+    event_guidance: float | None = None  # None: the backend's default
+    event_types: list[str] = field(default_factory=lambda: list(EVENT_TYPES))
+
+
+def _params(seed: int, **fixed) -> LevelParams:
+    return random_params(np.random.default_rng(seed), **fixed)
+
+
+def start(backend, seed: int, params: LevelParams, frame: np.ndarray | None = None) -> np.ndarray:
+    """Put any backend at the first frame of a held-out level: the sandbox builds it, a model is shown it."""
+    if backend.kind == "sandbox":
+        return backend.reset(Prompt(seed=seed), params=params)
+    if frame is None:
+        from bridge.worlds.sandbox import SandboxWorld
+
+        frame = SandboxWorld(size=backend.height).reset(Prompt(seed=seed), params=params)
+    return backend.reset(Prompt(seed=seed, image=frame))
+
+
+def still_action(backend, seeds: tuple[int, ...], frames: int = 6) -> int:
+    """The action that changes the picture least (the sandbox's noop; for a model, measured per latent action)."""
+    if backend.kind == "sandbox":
+        return 0
+    motion = np.zeros(backend.num_latent_actions)
+    for seed in seeds[:2]:
+        p = _params(seed, time="day", weather="clear")
+        for a in range(backend.num_latent_actions):
+            prev = start(backend, seed, p).astype(np.float32)
+            for _ in range(frames):
+                f = backend.step(a).astype(np.float32)
+                motion[a] += np.abs(f - prev).mean()
+                prev = f
+    return int(motion.argmin())
+
+
+def _accuracy(pairs: list[tuple[str, str]]) -> float | None:
+    return float(np.mean([a == b for a, b in pairs])) if pairs else None
+
+
+# --- Text prompts ---
+
+def eval_text_prompts(backend, checker: SceneChecker, opts: EvalOptions, bar) -> dict[str, Any]:
+    combos = list(itertools.product(THEMES, TIMES, WEATHERS))
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(combos))
+    got: dict[str, list[tuple[str, str]]] = {a: [] for a in ATTRIBUTES}
+    for k in range(opts.prompts):
+        theme, tod, weather = combos[order[k % len(combos)]]
+        seed = opts.seeds[k % len(opts.seeds)]
+        text = caption_for(_params(seed, theme=theme, time=tod, weather=weather))
+        frame = backend.reset(Prompt(seed=seed + k, text=text))
+        pred = checker.classify([frame])[0]
+        for a, want in (("theme", theme), ("time", tod), ("weather", weather)):
+            got[a].append((pred[a], want))
+        bar.update(1)
+    para: dict[str, list[tuple[str, str]]] = {a: [] for a in ATTRIBUTES}
+    for k, (text, want) in enumerate(SCENE_PARAPHRASES):
+        try:
+            frame = backend.reset(Prompt(seed=opts.seeds[0] + k, text=text))
+            pred = checker.classify([frame])[0]
+        except ValueError:
+            pred = {a: None for a in ATTRIBUTES}
+        for a, v in want.items():
+            para[a].append((pred[a], v))
+        bar.update(1)
+    per = {a: {"accuracy": _accuracy(p), "n": len(p),
+               "by_value": {v: _accuracy([x for x in p if x[1] == v]) for v in ATTRIBUTES[a] if any(x[1] == v for x in p)}}
+           for a, p in got.items()}
+    all_para = [x for p in para.values() for x in p]
+    return {"prompt_attribute_accuracy": float(np.mean([per[a]["accuracy"] for a in ATTRIBUTES])),
+            "prompt_attribute": per,
+            "prompt_attribute_accuracy_paraphrase": _accuracy(all_para),
+            "prompt_attribute_paraphrase": {a: _accuracy(p) for a, p in para.items()}}
+
+
+# --- Sketch prompts ---
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((to_64(a).astype(np.float32) - to_64(b).astype(np.float32)) ** 2).mean()) / 255.0**2
+    return float(-10 * np.log10(max(mse, 1e-10)))
+
+
+def eval_sketches(backend, opts: EvalOptions, bar) -> dict[str, Any]:
+    """Generated frame vs the real view of the same sketch, against vs the real view of another sketch."""
+    from bridge.worlds.sandbox import SandboxWorld
+
+    world = SandboxWorld(size=backend.height)
+    pairs = []
+    for k in range(opts.sketches):
+        seed = opts.seeds[k % len(opts.seeds)] + 1000 * k
+        p = _params(seed, time="day", weather="clear")
+        real = world.reset(Prompt(seed=seed), params=p)
+        for _ in range(int(np.random.default_rng(seed).integers(0, 40))):
+            real = world.step(2)
+        pairs.append((world.sketch(), real, caption_for(p)))
+    own, other = [], []
+    for k, (sk, real, text) in enumerate(pairs):
+        try:
+            frame = backend.reset(Prompt(seed=k, sketch=sk, text=text))
+        except ValueError as e:
+            bar.update(opts.sketches - k)
+            return {"sketch_supported": False, "sketch_error": str(e)}
+        own.append(_psnr(frame, real))
+        other.append(_psnr(frame, pairs[(k + 1) % len(pairs)][1]))
+        bar.update(1)
+    return {"sketch_supported": True, "sketch_psnr": float(np.mean(own)), "sketch_psnr_other_layout": float(np.mean(other)),
+            "sketch_layout_wins": float(np.mean(np.array(own) > np.array(other)))}
+
+
+# --- Events ---
+
+def event_scene(event_type: str, k: int) -> dict[str, str]:
+    """A scene where the event is a visible change (no snow event while it already snows), cycling themes."""
+    theme = THEMES[k % len(THEMES)]
+    tod, weather = "day", "clear"
+    if event_type == "day_breaks":
+        tod = ("night", "dusk")[k % 2]
+    elif event_type in ("night_falls", "dusk"):
+        tod = "day"
+    elif event_type == "weather_clear":
+        weather = ("rain", "snow", "fog")[k % 3]
+    return {"theme": theme, "time": tod, "weather": weather}
+
+
+def _rollout(backend, action: int, n: int, event: WorldEvent | None) -> list[np.ndarray]:
+    frames = []
+    for t in range(n):
+        frames.append(backend.step(action, event if t == 0 else None))
+    return frames
+
+
+def eval_events(backend, checker: SceneChecker, opts: EvalOptions, action: int, bar) -> dict[str, Any]:
+    typed: dict[str, list[bool]] = {}
+    para: dict[str, list[bool]] = {}
+    false: dict[str, list[bool]] = {}
+    errors: list[str] = []
+    for etype in opts.event_types:
+        typed[etype], para[etype], false[etype] = [], [], []
+        for k in range(opts.trials):
+            scene = event_scene(etype, k)
+            seed = opts.seeds[k % len(opts.seeds)] + 7919 * k
+            start(backend, seed, _params(seed, **scene))
+            pre = None
+            for _ in range(opts.warmup):
+                pre = backend.step(action)
+            snap = backend.get_state()
+            runs = {"none": None, "typed": WorldEvent(type=etype),
+                    "paraphrase": WorldEvent(text=EVAL_PARAPHRASES[etype][k % len(EVAL_PARAPHRASES[etype])])}
+            for name, event in runs.items():
+                backend.set_state(snap)
+                try:
+                    frames = [pre] + _rollout(backend, action, opts.window, event)
+                    hit = event_detected(etype, frames, checker, scene["theme"], scene["time"])
+                except ValueError as e:  # e.g. the sandbox's keyword matcher does not know a paraphrase
+                    errors.append(f"{etype}/{name}: {e}")
+                    hit = False
+                {"none": false, "typed": typed, "paraphrase": para}[name][etype].append(hit)
+            bar.update(1)
+    mean = lambda d: float(np.mean([x for v in d.values() for x in v]))  # noqa: E731
+    return {"event_success": mean(typed), "event_success_by_type": {t: float(np.mean(v)) for t, v in typed.items()},
+            "event_success_paraphrase": mean(para),
+            "event_success_paraphrase_by_type": {t: float(np.mean(v)) for t, v in para.items()},
+            "false_event_rate": mean(false), "false_event_rate_by_type": {t: float(np.mean(v)) for t, v in false.items()},
+            "event_errors": errors[:10]}
+
+
+def paraphrase_caption_match(encoder_name: str = "minilm") -> dict[str, Any]:
+    """How often a held-out paraphrase's nearest training wording (by the text encoder) has the right type."""
+    from bridge.prompts.text_encoder import get_encoder
+
+    enc = get_encoder(encoder_name)
+    known = [(t, p) for t, ps in TRAIN_PHRASINGS.items() for p in ps]
+    K = enc.encode([p for _, p in known])
+    hits = []
+    for t, ps in EVAL_PARAPHRASES.items():
+        for v in enc.encode(ps):
+            hits.append(known[int((K @ v).argmax())][0] == t)
+    captions = enc.encode([EVENT_CAPTIONS[t] for t in EVENT_TYPES])
+    cap_hits = [EVENT_TYPES[int((captions @ v).argmax())] == t for t, ps in EVAL_PARAPHRASES.items() for v in enc.encode(ps)]
+    return {"nearest_training_wording": float(np.mean(hits)), "nearest_caption": float(np.mean(cap_hits)), "n": len(hits)}
+
+
+def reconstruction_ceiling(backend, checker: SceneChecker, opts: EvalOptions) -> dict[str, float] | None:
+    """The checks on real held-out frames after the model's own tokenizer (what a perfect generator could score)."""
+    if backend.kind == "sandbox":
+        return None
+    got: dict[str, list[tuple[str, str]]] = {a: [] for a in ATTRIBUTES}
+    for k, (theme, tod, weather) in enumerate(itertools.product(THEMES, TIMES, WEATHERS)):
+        seed = opts.seeds[k % len(opts.seeds)]
+        frame = start(backend, seed, _params(seed, theme=theme, time=tod, weather=weather))
+        pred = checker.classify([frame])[0]
+        for a, want in (("theme", theme), ("time", tod), ("weather", weather)):
+            got[a].append((pred[a], want))
+    return {a: _accuracy(p) for a, p in got.items()}
+
+
+def evaluate(backend, checker: SceneChecker, opts: EvalOptions | None = None, progress: bool = True,
+             sections: tuple[str, ...] = ("checks", "text", "sketch", "events")) -> dict[str, Any]:
+    """Every prompt metric for one backend, as one JSON-ready dict."""
+    opts = opts or EvalOptions()
+    t0 = time.time()
+    out: dict[str, Any] = {"backend": {"kind": backend.kind, "name": backend.name}}
+    if opts.event_guidance is not None and hasattr(backend, "configure"):
+        backend.configure(event_cfg=opts.event_guidance)
+    if hasattr(backend, "settings"):
+        out["settings"] = dict(backend.settings)
+    total = (opts.prompts + len(SCENE_PARAPHRASES) if "text" in sections else 0) + \
+            (opts.sketches if "sketch" in sections else 0) + (len(opts.event_types) * opts.trials if "events" in sections else 0)
+    with tqdm(total=total, desc="eval-prompts", unit="trial", disable=not progress, dynamic_ncols=True) as bar:
+        if "checks" in sections:
+            out["checks_validation"] = validate(checker, opts.seeds)
+            out["checks_on_reconstructions"] = reconstruction_ceiling(backend, checker, opts)
+        if "text" in sections:
+            out.update(eval_text_prompts(backend, checker, opts, bar))
+        if "sketch" in sections:
+            out["sketch"] = eval_sketches(backend, opts, bar)
+        if "events" in sections:
+            action = still_action(backend, opts.seeds)
+            out["still_action"] = action
+            out.update(eval_events(backend, checker, opts, action, bar))
+    out["seconds"] = round(time.time() - t0, 1)
+    return out

@@ -1,0 +1,412 @@
+"""Training the prompt models on top of a trained world: the text/sketch first-frame MaskGIT, and event conditioning.
+
+Both stages freeze the world's tokenizer (and latent action model), so frames are tokenized once up front and
+each step only runs the model being trained. `train_events` fine-tunes the dynamics with event embeddings in its
+conditioning slot and writes a new, complete world checkpoint; `train_first_frame` writes first_frame.* into a
+world's directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bridge.model.checkpoint import CheckpointError, load_model, save_model, state_tensors
+from bridge.model.genie import WorldModel
+from bridge.model.world import pick_device
+from bridge.prompts.events import (EventSettings, cond_for_clip, default_captions, load_event_settings,
+                                   save_event_settings, training_text)
+from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
+                                        save_first_frame, sketch_class_map, tokenizer_fingerprint)
+from bridge.prompts.text_encoder import get_encoder
+from bridge.worlds.events import EVENT_TYPES
+
+
+@dataclass
+class PromptTrainOptions:
+    """One prompt-training run; None means the stage's default."""
+
+    world: str  # a world checkpoint directory (`worldbridge train dynamics --out`)
+    data: str  # a sandbox dataset with captions/events (and sketches for the sketch prompt)
+    out: str | None = None  # events: new world dir (required); first-frame: default = the world dir
+    steps: int = 300
+    batch: int = 32
+    lr: float | None = None
+    seed: int = 0
+    device: str | None = None
+    encoder: str = "minilm"
+    max_frames: int = 40000  # frames tokenized up front (a cap on memory and set-up time)
+    preset: str = "tiny"  # first-frame model size
+    clip_len: int = 8  # events: clip length (short clips put more of the loss on the event frames)
+    hold: int = 4  # events: frames the embedding stays in the cond slot
+    event_share: float = 0.5  # events: share of clips that contain an event
+    guidance: float = 3.0  # events: default guidance scale written to events.json
+    ckpt_every: int = 100
+    max_minutes: float | None = None
+    command: str = ""
+    progress: bool = True
+
+
+def _load_world(path: str, device: torch.device) -> tuple[WorldModel, Any, dict]:
+    cfg, tensors, card, _ = load_model(Path(path), kind="world")
+    model = WorldModel(cfg, bank_size=tensors["bank"].shape[0] if "bank" in tensors else 0)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not match its config.json (missing {missing[:4]}, unexpected {unexpected[:4]})")
+    return model.to(device).eval(), tensors, card
+
+
+def _lr(step: int, total: int, base: float, warmup: int = 20) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * (0.1 + 0.45 * (1 + math.cos(math.pi * min((step - warmup) / max(total - warmup, 1), 1.0))))
+
+
+@torch.no_grad()
+def tokenize_frames(model: WorldModel, frames: np.ndarray, device: torch.device, batch: int = 128,
+                    progress: bool = False, desc: str = "tokenize") -> np.ndarray:
+    """(n, H, W, 3) uint8 -> (n, N) int16, each frame tokenized on its own (as a prompt frame is)."""
+    out = np.zeros((len(frames), model.cfg.tokens_per_frame), np.int16)
+    for i in tqdm(range(0, len(frames), batch), desc=desc, disable=not progress, leave=False):
+        x = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).to(device)
+        out[i : i + batch] = model.tokenizer.encode(x[:, None])[0][:, 0].cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def tokenize_episode(model: WorldModel, frames: np.ndarray, device: torch.device, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """An episode (L, H, W, 3) -> tokens (L, N) int16 and latent actions (L-1,) int16, as the world's training saw them."""
+    toks, acts = [], []
+    for s in range(0, len(frames), chunk):
+        x = torch.from_numpy(np.ascontiguousarray(frames[max(s - 1, 0) : s + chunk])).to(device)[None]
+        t = model.tokenizer.encode(x)[0][0]
+        a = model.lam.encode(x)[0][0]
+        toks.append(t[1:] if s else t)
+        acts.append(a)
+    return torch.cat(toks).cpu().numpy().astype(np.int16), torch.cat(acts).cpu().numpy().astype(np.int16)
+
+
+class Averager:
+    """Running means of scalar metrics, reported (and shown in the bar) every `every` steps."""
+
+    def __init__(self, every: int = 10):
+        self.every, self.sums, self.n = every, {}, 0
+
+    def add(self, res: dict[str, torch.Tensor], bar: tqdm) -> dict[str, float] | None:
+        for k, v in res.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.n += 1
+        bar.update(1)
+        if self.n < self.every:
+            return None
+        out = {k: v / self.n for k, v in self.sums.items()}
+        self.sums, self.n = {}, 0
+        bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()}, refresh=False)
+        return out
+
+    def flush(self) -> dict[str, float] | None:
+        """Means of the steps since the last report (None if there were none)."""
+        out = {k: v / self.n for k, v in self.sums.items()} if self.n else None
+        self.sums, self.n = {}, 0
+        return out
+
+
+def _bar(total: int, desc: str, opts: PromptTrainOptions) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, disable=not opts.progress)
+
+
+# --- Text/sketch -> first frame ---
+
+_THEME = {"grassland": ["grassy", "grassland", "green"], "desert": ["desert", "sandy"], "snow": ["snowy", "icy"],
+          "cave": ["cave", "underground"], "lava_castle": ["lava castle", "volcanic castle"]}
+_WEATHER = {"clear": ["", "clear"], "rain": ["in the rain", "rainy"], "snow": ["in falling snow", "snowing"],
+            "fog": ["in thick fog", "foggy"]}
+
+
+def caption_variant(params: dict, rng: np.random.Generator) -> str:
+    """A shorter wording naming a random subset of theme / time / weather (so short prompts work too)."""
+    keep = [k for k in ("theme", "time", "weather") if rng.random() < 0.6] or ["theme"]
+    words = []
+    if "theme" in keep:
+        words.append(str(rng.choice(_THEME[params["theme"]])))
+    if "time" in keep:
+        words.append(params["time"])
+    phrase = " ".join(["a"] + words + ["level"])
+    if "weather" in keep and params["weather"] != "clear":
+        w = _WEATHER[params["weather"]]
+        phrase = f"{phrase} {w[0]}" if rng.random() < 0.5 else phrase.replace("a ", f"a {w[1]} ", 1)
+    return phrase
+
+
+def first_frame_samples(ds, max_frames: int, rng: np.random.Generator, with_sketch: bool):
+    """(frames, sketches or None, captions) from train episodes, only frames before the first event (the caption
+    describes the level as it started)."""
+    eps = [e for e in ds.split("train") if e.caption]
+    if not eps:
+        raise ValueError(f"{ds.root} has no captioned training episodes: generate a sandbox dataset with "
+                         "`worldbridge data generate --sketch`")
+    per = max(1, max_frames // len(eps))
+    frames, sketches, texts = [], [], []
+    for e in eps:
+        last = min([int(ev["frame"]) for ev in e.events] + [e.length])
+        ts = sorted(set([0] + list(rng.integers(0, max(last, 1), size=per - 1))))
+        fr = ds.frames(e)
+        frames.append(np.asarray(fr[ts]))
+        if with_sketch:
+            sketches.append(np.asarray(ds.sketches(e)[ts]))
+        for _ in ts:
+            texts.append(e.caption if (e.params is None or rng.random() < 0.5) else caption_variant(e.params, rng))
+    return np.concatenate(frames), (np.concatenate(sketches) if with_sketch else None), texts
+
+
+def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
+    """Train the first-frame MaskGIT on (caption, frame[, sketch]) pairs; returns final metrics."""
+    from bridge.data.dataset import VideoDataset
+
+    if opts.preset not in PRESETS:
+        raise ValueError(f"unknown first-frame preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
+    device = pick_device(opts.device)
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    world, _, world_card = _load_world(opts.world, device)
+    ds = VideoDataset(opts.data)
+    if (ds.height, ds.width) != (world.cfg.height, world.cfg.width):
+        raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world {opts.world} was trained on "
+                         f"{world.cfg.height}x{world.cfg.width}")
+    out = Path(opts.out or opts.world)
+    encoder = get_encoder(opts.encoder)
+    with_sketch = bool(ds.has_sketches)
+
+    frames, sketches, texts = first_frame_samples(ds, opts.max_frames, rng, with_sketch)
+    tokens = torch.from_numpy(tokenize_frames(world, frames, device, progress=opts.progress).astype(np.int64))
+    unique = sorted(set(texts))
+    emb = encoder.encode(unique)
+    text_vec = torch.from_numpy(emb[[unique.index(t) for t in texts]])
+    grid = world.cfg.grid
+    sk = torch.from_numpy(np.stack([sketch_class_map(s, grid) for s in sketches])) if with_sketch else None
+
+    cfg = copy.deepcopy(PRESETS[opts.preset])
+    cfg.text_dim = encoder.dim
+    resumed = has_first_frame(out)
+    if resumed:
+        model, meta = load_first_frame(out, world.tokenizer)
+        start = int(meta.get("step", 0))
+    else:
+        model, start = FirstFrameModel(cfg, world.tokenizer.vocab, grid), 0
+    model.to(device).train()
+    lr = opts.lr or 5e-4
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+    n = len(tokens)
+    bar = _bar(opts.steps, f"train first-frame ({opts.preset})", opts)
+    t0, avg, metrics = time.time(), Averager(), {}
+    card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
+            "samples": n, "captions": len(unique), "sketch_trained": with_sketch, "encoder": opts.encoder,
+            "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command, "batch": opts.batch, "lr": lr}
+
+    def save(step: int) -> None:
+        save_first_frame(out, model, {**card, "step": step, "metrics": metrics,
+                                      "updated": _dt.datetime.now().isoformat(timespec="seconds")})
+
+    done = start
+    try:
+        for i in range(opts.steps):
+            for g in opt.param_groups:
+                g["lr"] = _lr(i, opts.steps, lr)
+            idx = torch.from_numpy(rng.integers(0, n, opts.batch))
+            res = model.training_loss(tokens[idx].to(device), text_vec[idx].to(device),
+                                      None if sk is None else sk[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            res["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            done = start + i + 1
+            metrics = avg.add(res, bar) or metrics
+            if (i + 1) % opts.ckpt_every == 0:
+                save(done)
+            if opts.max_minutes is not None and time.time() - t0 > opts.max_minutes * 60:
+                break
+    except KeyboardInterrupt:
+        save(done)
+        raise
+    finally:
+        bar.close()
+    metrics = avg.flush() or metrics
+    save(done)
+    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), **metrics}
+
+
+# --- Events in the dynamics' conditioning slot ---
+
+def _event_world(src: WorldModel, src_tensors: dict, event_types: list[str], cond_dim: int) -> WorldModel:
+    """The source world rebuilt with a conditioning slot of width cond_dim and the event types (new weights zero)."""
+    cfg = copy.deepcopy(src.cfg)
+    if cfg.dynamics.cond_dim not in (0, cond_dim):
+        raise ValueError(f"the world's conditioning slot is {cfg.dynamics.cond_dim} wide but the text encoder gives "
+                         f"{cond_dim}: use the encoder it was trained with")
+    cfg.dynamics.cond_dim = cond_dim
+    cfg.event_types = list(event_types)
+    model = WorldModel(cfg, bank_size=src.bank.shape[0])
+    missing, unexpected = model.load_state_dict(src_tensors, strict=False)
+    allowed = {"dynamics.cond_proj.weight", "event_embed", "dynamics.cond_token"}
+    if unexpected or set(missing) - allowed:
+        raise CheckpointError(f"cannot add events to this world (missing {missing[:4]}, unexpected {unexpected[:4]})")
+    return model
+
+
+def event_episodes(ds, max_frames: int, rng: np.random.Generator) -> list:
+    """Train episodes to tokenize: all with events first, then others, up to max_frames frames."""
+    eps = list(ds.split("train"))
+    rng.shuffle(eps)
+    eps.sort(key=lambda e: not e.events)
+    chosen, total = [], 0
+    for e in eps:
+        if total + e.length > max_frames and chosen:
+            break
+        chosen.append(e)
+        total += e.length
+    if not any(e.events for e in chosen):
+        raise ValueError(f"{ds.root} has no events in its training episodes: generate data with events, e.g. "
+                         "`worldbridge data generate --event-fraction 1 --events-per-episode 2`")
+    return chosen
+
+
+def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
+    """Fine-tune the world's dynamics to take event embeddings; writes a complete world checkpoint to opts.out."""
+    from bridge.data.dataset import VideoDataset
+
+    if not opts.out:
+        raise ValueError("train prompts events needs --out: a new directory for the event-conditioned world")
+    if opts.clip_len < 3:
+        raise ValueError(f"--clip-len must be at least 3 frames, got {opts.clip_len}")
+    out = Path(opts.out)
+    device = pick_device(opts.device)
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    resume = (out / "config.json").is_file() and load_event_settings(out) is not None
+    src_dir = out if resume else Path(opts.world)
+    src, tensors, src_card = _load_world(str(src_dir), device)
+    ds = VideoDataset(opts.data)
+    if (ds.height, ds.width) != (src.cfg.height, src.cfg.width):
+        raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world was trained on "
+                         f"{src.cfg.height}x{src.cfg.width}")
+    encoder = get_encoder(opts.encoder)
+    T = opts.clip_len
+
+    # --- Tokens and latent actions of the chosen episodes, once ---
+    eps = event_episodes(ds, opts.max_frames, rng)
+    data = []
+    for e in tqdm(eps, desc="tokenize episodes", disable=not opts.progress, leave=False):
+        if e.length < T:
+            continue
+        tok, act = tokenize_episode(src, np.asarray(ds.frames(e)), device)
+        data.append((tok, act, [dict(ev) for ev in e.events]))
+    if not data:
+        raise ValueError(f"no training episode of {opts.data} is at least --clip-len {T} frames long")
+    events = [(i, ev) for i, (_, _, evs) in enumerate(data) for ev in evs]
+    seen_types = sorted({ev.get("type") for _, ev in events if ev.get("type")})
+    types = [t for t in EVENT_TYPES if t in seen_types] + [t for t in seen_types if t not in EVENT_TYPES]
+    captions = {**default_captions([t for t in types if t in EVENT_TYPES]),
+                **{ev["type"]: ev["caption"] for _, ev in events if ev.get("type") not in EVENT_TYPES and ev.get("caption")}}
+    if resume:
+        model = src
+        settings = load_event_settings(out)
+        types = list(model.cfg.event_types)
+    else:
+        model = _event_world(src, tensors, types, encoder.dim).to(device)
+        settings = EventSettings(encoder=opts.encoder, hold=opts.hold, guidance=opts.guidance, captions=captions)
+    with torch.no_grad():
+        model.event_embed.copy_(torch.from_numpy(encoder.encode([settings.captions[t] for t in types])))
+    phrase_cache: dict[str, np.ndarray] = {}
+
+    def vec(text: str) -> np.ndarray:
+        if text not in phrase_cache:
+            phrase_cache[text] = encoder.encode([text])[0]
+        return phrase_cache[text]
+
+    def sample(b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        toks, acts, conds, n_ev = [], [], [], 0
+        for _ in range(b):
+            if rng.random() < opts.event_share:
+                i, ev = events[int(rng.integers(len(events)))]
+                L = len(data[i][0])
+                pos = int(rng.integers(1, T - 1))
+                s = int(np.clip(int(ev["frame"]) - pos, 0, L - T))
+            else:
+                i = int(rng.integers(len(data)))
+                s = int(rng.integers(0, len(data[i][0]) - T + 1))
+            tok, act, evs = data[i]
+            inside = [ev for ev in evs if s - settings.hold < int(ev["frame"]) < s + T]
+            n_ev += bool(inside)
+            conds.append(cond_for_clip(T, s, inside, [vec(training_text(ev, rng)) for ev in inside], settings.hold,
+                                       encoder.dim))
+            toks.append(tok[s : s + T])
+            acts.append(act[s : s + T - 1])
+        return (torch.from_numpy(np.stack(toks).astype(np.int64)), torch.from_numpy(np.stack(acts).astype(np.int64)),
+                torch.from_numpy(np.stack(conds)), n_ev)
+
+    # --- Fine-tune the dynamics; the new slot learns 10x faster than the pretrained weights ---
+    lr = opts.lr or 1e-4
+    dyn = model.dynamics
+    slot = [p for n, p in dyn.named_parameters() if n.startswith("cond_")]
+    rest = [p for n, p in dyn.named_parameters() if not n.startswith("cond_")]
+    opt = torch.optim.AdamW([{"params": rest, "scale": 1.0}, {"params": slot, "scale": 10.0, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+    start = int(src_card.get("events", {}).get("steps", 0)) if resume else 0
+    card = {**{k: v for k, v in src_card.items() if k not in ("metrics", "events")},
+            "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
+                       "event_types": types, "episodes": len(data), "events": len(events), "clip_len": T,
+                       "batch": opts.batch, "lr": lr, "encoder": opts.encoder, "hold": settings.hold,
+                       "command": opts.command}}
+    metrics: dict[str, float] = {}
+    t0 = time.time()
+
+    def save(step: int) -> None:
+        card["events"]["steps"] = step
+        card["events"]["updated"] = _dt.datetime.now().isoformat(timespec="seconds")
+        save_model(out, "world", model.cfg, state_tensors(model), {**card, "metrics": metrics}, int(src_card.get("step", 0)))
+        save_event_settings(out, settings)
+        if not resume and has_first_frame(Path(opts.world)) and not has_first_frame(out):
+            for name in (WEIGHTS, META):  # the tokenizer is unchanged, so the first-frame model still fits
+                shutil.copy2(Path(opts.world) / name, out / name)
+
+    dyn.train()
+    bar = _bar(opts.steps, "train events", opts)
+    avg = Averager()
+    done = start
+    try:
+        for i in range(opts.steps):
+            for g in opt.param_groups:
+                g["lr"] = _lr(i, opts.steps, lr) * g["scale"]
+            toks, acts, cond, n_ev = sample(opts.batch)
+            res = dyn.training_loss(toks.to(device), acts.to(device), cond.to(device))
+            opt.zero_grad(set_to_none=True)
+            res["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(dyn.parameters(), 1.0)
+            opt.step()
+            done = start + i + 1
+            res["slot_norm"] = dyn.cond_proj.weight.norm()
+            res["event_clips"] = torch.tensor(n_ev / opts.batch)
+            metrics = avg.add(res, bar) or metrics
+            if (i + 1) % opts.ckpt_every == 0:
+                save(done)
+            if opts.max_minutes is not None and time.time() - t0 > opts.max_minutes * 60:
+                break
+    except KeyboardInterrupt:
+        save(done)
+        raise
+    finally:
+        bar.close()
+    dyn.eval()
+    metrics = avg.flush() or metrics
+    save(done)
+    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), "event_types": types, **metrics}

@@ -1,0 +1,73 @@
+"""Text encoder: unit vectors, memory + disk caching keyed by text, paraphrase similarity with the real model."""
+
+import os
+
+import numpy as np
+import pytest
+
+from bridge.prompts import text_encoder as te
+from bridge.prompts.events import EVAL_PARAPHRASES, TRAIN_PHRASINGS
+from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES
+
+
+def test_hashing_encoder_is_normalised_deterministic_and_cached(tmp_path):
+    enc = te.HashingEncoder(cache_dir=tmp_path)
+    v = enc.encode(["it starts to snow", "night falls", "it starts to snow"])
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(v[0], v[2])
+    assert enc.model_calls == 2  # the repeat came from memory
+    enc.encode(["  it starts   to snow "])  # whitespace does not make a new text
+    assert enc.model_calls == 2
+    fresh = te.HashingEncoder(cache_dir=tmp_path)  # a new process: the disk cache answers
+    assert np.array_equal(fresh.encode(["night falls"])[0], v[1]) and fresh.model_calls == 0
+    assert len(list((tmp_path / enc.name).rglob("*.npy"))) == 2
+
+
+def test_damaged_cache_file_is_recomputed(tmp_path):
+    enc = te.HashingEncoder(cache_dir=tmp_path)
+    want = enc.encode(["coins appear"])[0]
+    path = enc._path("coins appear")
+    path.write_bytes(b"not an array")
+    fresh = te.HashingEncoder(cache_dir=tmp_path)
+    assert np.array_equal(fresh.encode(["coins appear"])[0], want) and fresh.model_calls == 1
+
+
+def test_bad_input_is_named():
+    enc = te.HashingEncoder(disk_cache=False)
+    with pytest.raises(TypeError, match="list of strings"):
+        enc.encode("just one string")
+    with pytest.raises(TypeError, match="must be strings"):
+        enc.encode([3])
+    with pytest.raises(ValueError, match="unknown text encoder"):
+        te.get_encoder("bert-large")
+
+
+def test_hub_is_forced_offline():
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_training_and_eval_wordings_never_overlap():
+    for t in EVENT_TYPES:
+        assert TRAIN_PHRASINGS[t][0] == EVENT_CAPTIONS[t]
+        assert not set(TRAIN_PHRASINGS[t]) & set(EVAL_PARAPHRASES[t])
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+    return te.MiniLMEncoder(cache_dir=tmp_path_factory.mktemp("emb"))
+
+
+def test_minilm_paraphrases_land_near_their_event(minilm, tmp_path):
+    v = minilm.encode(["make it snow", "it starts to snow", "night falls", "coins appear"])
+    assert v.shape == (4, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2 and v[0] @ v[1] > v[0] @ v[3] + 0.2
+    # held-out paraphrases: the nearest training wording belongs to the right event for most of them
+    known = [(t, p) for t, ps in TRAIN_PHRASINGS.items() for p in ps]
+    K = minilm.encode([p for _, p in known])
+    hits = [known[int((K @ v).argmax())][0] == t for t, ps in EVAL_PARAPHRASES.items() for v in minilm.encode(ps)]
+    assert np.mean(hits) >= 0.75, hits
+    calls = minilm.model_calls
+    again = te.MiniLMEncoder(cache_dir=minilm.cache_dir.parent)  # same disk cache, nothing re-embedded
+    assert np.array_equal(again.encode(["make it snow"])[0], v[0]) and again.model_calls == 0
+    assert minilm.model_calls == calls
