@@ -330,6 +330,27 @@ class WorldClient:
         self._frames.clear()
         return frame
 
+    def drain_frames(self, timeout: float | None = 0.0) -> list[Frame]:
+        """Every buffered frame of the current epoch, oldest first: a timeline records each frame, a viewer wants
+        only `next_frame`. Waits up to `timeout` s for the first one (None = self.timeout); [] when none came."""
+        timeout = self.timeout if timeout is None else timeout
+        out: list[Frame] = []
+
+        def take() -> None:  # move frames out after every message, so a burst never overflows the buffer
+            out.extend(self._frames)
+            self._frames.clear()
+
+        take()
+        deadline = time.monotonic() + timeout
+        while not out:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._receive(left):
+                break
+            take()
+        while self._receive(0):
+            take()
+        return [f for f in out if f.epoch >= self._epoch]
+
     def frames(self, timeout: float | None = None) -> Iterator[Frame]:
         """Yield the newest frame each time one arrives; stops after `timeout` s without a frame (None: never)."""
         while True:

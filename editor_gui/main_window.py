@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -272,8 +270,6 @@ class MainWindow(QMainWindow):
         if self.busy:
             self.show_error(f"wait for {self.busy} to finish")
             return
-        if prompt.seed is None:  # draw it here, so the world can be rebuilt later (the host does not report seeds)
-            prompt = dataclasses.replace(prompt, seed=random.randrange(2**31))
         backend = self.settings_panel.backend.currentText() or self.options.backend
         self.pending_prompt = prompt
         self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
@@ -295,7 +291,8 @@ class MainWindow(QMainWindow):
         s.action_names = list(info.get("action_names", []))
         if purpose == "new":
             prompt = self.pending_prompt or PromptSpec()
-            root = s.new_root(PromptSpec(prompt.seed, prompt.text, prompt.image_png, prompt.sketch_png, info["backend_kind"]))
+            seed = prompt.seed if prompt.seed is not None else info.get("seed")  # the host reports the seed it drew
+            root = s.new_root(PromptSpec(seed, prompt.text, prompt.image_png, prompt.sketch_png, info["backend_kind"]))
             s.live = root.id
             self.timeline.set_session(s)
         self._rebuild_resolver()

@@ -12,25 +12,8 @@ import zmq
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 POLL_S = 0.002  # how long one wait for a frame may hold back a queued command (adds at most this to input latency)
-PING_AFTER_S = 2.0  # with no frames for this long (paused, step mode) ping to notice a dead host
-KEEPALIVE_S = 20.0  # the host closes sessions after 60 s without a session message; pings do not count there
-
-
-def take_frames(client, timeout: float) -> list:
-    """Every frame the client has buffered, oldest first: the editor records each one, while the client's
-    `next_frame` hands out only the newest (right for a viewer, lossy for a timeline)."""
-    frames = getattr(client, "_frames", None)
-    receive = getattr(client, "_receive", None)
-    if frames is None or receive is None:  # a client without the buffer: fall back to the public, newest-only API
-        f = client.next_frame(timeout=timeout)
-        return [] if f is None else [f]
-    if not frames:
-        receive(timeout)
-    while receive(0):
-        pass
-    out = list(frames)
-    frames.clear()
-    return out
+PING_AFTER_S = 2.0  # with no frames for this long (paused, step mode) ping to notice a dead host; a ping also
+# counts as activity on the host, so a paused session is never closed for idling while the editor runs
 
 
 @dataclass
@@ -127,11 +110,10 @@ class WorldWorker(QObject):
             self.finished.emit()
 
     def _loop(self, client) -> None:
-        last_keepalive = time.monotonic()
         while self._running:
             try:
                 self._drain(client)
-                frames = take_frames(client, POLL_S)
+                frames = client.drain_frames(POLL_S)  # every frame: the timeline records each one
                 for frame in frames:
                     self._emit_frame(frame)
                 self._report_host_errors(client)
@@ -139,9 +121,6 @@ class WorldWorker(QObject):
                 if not frames and now - self._last_traffic > PING_AFTER_S:
                     client.ping()
                     self._last_traffic = now
-                    if client.session is not None and now - last_keepalive > KEEPALIVE_S:
-                        client.settings()  # a session message: keeps a paused session from timing out
-                        last_keepalive = now
             except Exception as e:  # noqa: BLE001
                 if _is_connection_error(e):
                     self.connection_lost.emit(describe_error(e, self.address))
@@ -205,15 +184,15 @@ class WorldWorker(QObject):
         """Read frames until the host's frame `index` of an epoch newer than `after_epoch` arrives (branch re-sends it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            f = client.next_frame(timeout=0.05)
-            if f is not None and f.epoch > after_epoch and f.index == index:
-                return f
+            for f in client.drain_frames(0.05):
+                if f.epoch > after_epoch and f.index == index:
+                    return f
         raise HostLost(f"the host did not re-send frame {index} after a branch")
 
     def _explore(self, client, steps: int, actions: int, resume_mode: str) -> ExploreResult:
         """From the newest frame: for each latent action play `steps` frames, then branch back; restore the mode."""
         client.settings(mode="step")
-        while frames := take_frames(client, 0.1):  # frames already in flight
+        while frames := client.drain_frames(0.1):  # frames already in flight
             for f in frames:
                 self._emit_frame(f)
         if self._latest is None:
@@ -241,7 +220,7 @@ class WorldWorker(QObject):
         session = client.start(**{**start, "mode": "step"})
         self._latest = None
         self.session_started.emit(session, "resim")
-        first = take_frames(client, self.timeout)
+        first = client.drain_frames(self.timeout)
         if not first:
             raise HostLost("the host sent no first frame after start")
         for f in first:

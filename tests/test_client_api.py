@@ -142,3 +142,22 @@ def test_gym_env_over_the_protocol_matches_in_process(host):
         local.close()
     with pytest.raises(ValueError, match="exactly one"):
         WorldEnv()
+
+
+def test_drain_frames_returns_every_frame_in_order(host):
+    with WorldClient(host.address) as c:
+        c.start(mode="step", seed=2)
+        assert [f.index for f in c.drain_frames(timeout=2.0)] == [0]  # waits for frame 0
+        t0 = time.monotonic()
+        assert c.drain_frames() == [] and time.monotonic() - t0 < 0.05  # default: no wait
+        for _ in range(100):  # more than the client's 64-frame buffer: draining must still lose none
+            c.act("right")
+        got, deadline = [], time.monotonic() + 10
+        while len(got) < 100 and time.monotonic() < deadline:
+            got += c.drain_frames(timeout=0.5)
+        assert [f.index for f in got] == list(range(1, 101))
+        for _ in range(3):
+            c.act("left")
+        c.reset()  # frames of the old timeline still in flight are not handed out
+        got = c.drain_frames(timeout=2.0)
+        assert got and {f.epoch for f in got} == {1} and got[0].index == 0

@@ -384,3 +384,30 @@ def test_version_mismatch_is_explained(qtbot, host, monkeypatch):
     qtbot.waitUntil(lambda: "another protocol version" in w.settings_panel.conn_label.text(), timeout=5000)
     assert "update the plugin or the host" in w.settings_panel.conn_label.text()
     assert w.welcome is None and "another protocol version" in w.viewport.message
+
+
+def test_unseeded_world_keeps_the_seed_the_host_drew(qtbot, host):
+    w = open_window(qtbot, host.address, prompt=PromptSpec(seed=None))
+    seed = w.info["seed"]
+    assert isinstance(seed, int) and w.session.root_of(w.session.live).prompt.seed == seed  # so it can be rebuilt
+
+
+def test_paused_editor_keeps_its_session_by_pinging(qtbot, monkeypatch):
+    """A paused editor sends no session messages; its pings alone keep the host from closing the session."""
+    from bridge.host.protocol import Limits
+    from bridge.host.server import run_host_in_thread
+    from editor_gui import worker
+
+    monkeypatch.setattr(worker, "PING_AFTER_S", 0.2)
+    h = run_host_in_thread("sandbox", "tcp://127.0.0.1:*", limits=Limits(idle_timeout_s=0.8))
+    try:
+        w = open_window(qtbot, h.address, mode="step")
+        sid = w.info["session_id"]
+        qtbot.wait(2000)  # over twice the idle timeout, paused
+        assert w.info is not None and list(h.host.sessions) == [sid]
+        last = live_frames(w)[-1].index
+        w.step_action.trigger()
+        qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+        w.close()
+    finally:
+        h.stop()

@@ -266,6 +266,65 @@ def test_idle_sessions_time_out():
         h.stop()
 
 
+def test_any_message_keeps_a_session_alive_and_silence_closes_it():
+    h = run_host_in_thread(CounterWorld, limits=Limits(idle_timeout_s=0.6))
+    try:
+        with WorldClient(h.address) as pinger, WorldClient(h.address) as silent:
+            pinger.start(mode="step")
+            silent.start(mode="step")
+            deadline = time.monotonic() + 1.5  # well past the idle timeout
+            while time.monotonic() < deadline:  # a paused editor: only pings and status requests, no session message
+                pinger.ping()
+                assert pinger.status()["session_id"] == pinger.session["session_id"]
+                time.sleep(0.15)
+            assert pinger.step(0).index == 1
+            with pytest.raises(ProtocolError) as e:
+                silent.step(0)
+            assert e.value.code == "no_session" and "without messages" in e.value.message
+    finally:
+        h.stop()
+
+
+def test_status_and_ping_answer_after_queued_step_inputs(counter_host):
+    with WorldClient(counter_host.address) as c:
+        c.start(mode="step")
+        for _ in range(5):
+            c.act(1)  # not waiting for the frames
+        assert c.status()["frame_index"] == 5  # order is kept: the inputs made their frames first
+        for _ in range(3):
+            c.act(2)
+        c.ping()
+        assert [f.index for f in c.drain_frames()] == list(range(6)) + [6, 7, 8]
+
+
+def test_session_reports_the_seed_its_world_started_from(tmp_path):
+    from bridge.host.recording import replay_recording
+    from bridge.worlds.sandbox import SandboxWorld
+
+    h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
+    try:
+        with WorldClient(h.address) as c, WorldClient(h.address) as again:
+            assert c.start(mode="step", seed=7)["seed"] == 7
+            drawn = c.start(mode="step")["seed"]  # no seed given: the host draws one and says which
+            assert isinstance(drawn, int) and 0 <= drawn < 2**31
+            first = c.next_frame()
+            assert again.start(mode="step", seed=drawn)["seed"] == drawn
+            assert np.array_equal(again.next_frame().image, first.image)  # the world can be rebuilt from it
+            path = c.record_start(str(tmp_path / "seedless.wbrec"))["path"]
+            for a in (2, 2, 3, 0):
+                c.step(a)
+            reset = c.reset()  # a reset without a seed draws a new one (the old behaviour) and reports it too
+            assert isinstance(reset["seed"], int) and c.next_frame().index == 0
+            assert c.reset(seed=9)["seed"] == 9
+            c.next_frame()
+            c.step(1)
+            c.record_stop()
+        report = replay_recording(path, lambda: SandboxWorld(64, 0), progress=False)
+        assert report["reproduced"] and report["frames_compared"] == 7  # a seedless start replays exactly
+    finally:
+        h.stop()
+
+
 def test_max_sessions_busy():
     h = run_host_in_thread(CounterWorld, limits=Limits(max_sessions=2))
     clients = [WorldClient(h.address) for _ in range(3)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -72,14 +73,20 @@ def as_spec(spec: Any) -> BackendSpec:
 
 
 class BackendPool:
-    """The specs a host can serve by name; world models are loaded once per session (see `spawn`)."""
+    """The specs a host can serve by name; a checkpoint is read from disk once per path when its backend can `spawn`.
+
+    Thread-safe: the host makes backends on loader threads, so loading one never stalls the sessions it serves.
+    """
 
     def __init__(self, default: BackendSpec):
         self.default = default
         self.specs: dict[str, BackendSpec] = {default.kind: default}
         if "sandbox" not in self.specs:
             self.specs["sandbox"] = BackendSpec("sandbox")
-        self._templates: dict[str, WorldBackend] = {}
+        self._templates: dict[str, WorldBackend] = {}  # checkpoint path (or kind) -> a loaded backend kept to spawn
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.loads = 0  # backends made from their spec (a checkpoint read from disk, a factory called)
 
     @property
     def names(self) -> list[str]:
@@ -90,14 +97,18 @@ class BackendPool:
         spec = self.specs.get(name or self.default.kind)
         if spec is None:
             raise KeyError(f"backend {name!r} is not served here; this host serves {self.names}")
-        template = self._templates.get(spec.kind)
-        if template is not None and hasattr(template, "spawn"):
-            return template.spawn()
-        backend = spec.create()
-        if hasattr(backend, "spawn"):
-            self._templates[spec.kind] = backend
-            return backend.spawn()
-        return backend
+        key = spec.checkpoint or spec.kind
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # a second session of the same checkpoint waits for the first load, then spawns from it
+            template = self._templates.get(key)
+            if template is None:
+                backend = spec.create()
+                self.loads += 1
+                if not callable(getattr(backend, "spawn", None)):
+                    return backend  # cannot share weights: every session loads its own
+                self._templates[key] = template = backend
+        return template.spawn()
 
 
 def announce(spec: BackendSpec, stream=sys.stderr) -> None:

@@ -26,6 +26,8 @@ log = logging.getLogger("worldbridge.host")
 SESSION_MESSAGES = {"input", "event", "reset", "branch", "settings", "record_start", "record_stop"}
 MAX_OUTBOX = 4096  # queued replies/step frames for one peer before the host gives up on it
 MAX_STEP_QUEUE = 1024  # step-mode inputs waiting for their frame, per session
+BATCH_SLACK_S = 0.002  # realtime ticks this close together run as one batch (sessions start a fraction of a ms apart)
+MAX_HELD = 1024  # messages (at most 4 x max_message_bytes) a peer may send while its `start` loads; run after it
 
 
 @dataclass
@@ -37,6 +39,23 @@ class Peer:
     session: Session | None = None
     last_seen: float = field(default_factory=time.monotonic)
     outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
+    pending: PendingStart | None = None  # a `start` whose backend is loading on a loader thread
+    held: deque = field(default_factory=deque)  # (header bytes, size) received meanwhile, handled after it
+
+
+@dataclass
+class PendingStart:
+    """A `start` being served off the loop thread: making the backend (maybe loading a checkpoint) and frame 0."""
+
+    rid: bytes
+    peer: Peer
+    msg: dict
+    prompt: Any  # bridge.backend.Prompt
+    received: float  # perf_counter when the `start` arrived (frame 0's `total` timing counts from here)
+    session: Session | None = None
+    produced: Produced | None = None
+    error: BaseException | None = None
+    done: bool = False  # set under the host's notify lock, last
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -94,6 +113,14 @@ class Host:
         self._wake_addr = f"inproc://worldbridge-host-{id(self)}"
         self._wake_rx = self.ctx.socket(zmq.PAIR)
         self._wake_rx.bind(self._wake_addr)
+        # loader threads say "a start finished" through this pair; the lock keeps its one sending socket safe
+        self._loaded_rx = self.ctx.socket(zmq.PAIR)
+        self._loaded_rx.bind(self._wake_addr + "-loaded")
+        self._loaded_tx: zmq.Socket | None = self.ctx.socket(zmq.PAIR)
+        self._loaded_tx.setsockopt(zmq.LINGER, 0)
+        self._loaded_tx.connect(self._wake_addr + "-loaded")
+        self._loaded_lock = threading.Lock()
+        self.pending: list[PendingStart] = []
         self._stopping = threading.Event()
         self.peers: dict[bytes, Peer] = {}
         self.orphans: dict[bytes, deque] = {}  # replies to peers without a Peer record (reject, pong, not_ready)
@@ -121,10 +148,17 @@ class Host:
         wake.close(0)
 
     def close(self) -> None:
+        with self._loaded_lock:  # loads still running close their own backend when they finish (see _load)
+            self._loaded_tx.close(0)
+            self._loaded_tx = None
+            finished = [job for job in self.pending if job.done and job.error is None]
+        for job in finished:
+            _close_backend(job.session.backend)
         for s in list(self.sessions.values()):
             self._close_session(s, notify=None)
         self.sock.close(0)
         self._wake_rx.close(0)
+        self._loaded_rx.close(0)
         if self._own_ctx:
             self.ctx.term()
 
@@ -133,6 +167,7 @@ class Host:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
+        poller.register(self._loaded_rx, zmq.POLLIN)
         every = min(1.0, self.limits.idle_timeout_s / 4)
         next_housekeeping = time.monotonic() + every
         try:
@@ -140,6 +175,10 @@ class Host:
                 events = dict(poller.poll(self._timeout_ms(next_housekeeping)))
                 if self._wake_rx in events:
                     break
+                if self._loaded_rx in events:
+                    while self._loaded_rx.poll(0):
+                        self._loaded_rx.recv()
+                self._finish_starts()
                 if self.sock in events:
                     self._drain()
                 self._run_step_inputs()
@@ -189,11 +228,15 @@ class Host:
             n += 1
         return rid, body, size
 
-    def _handle(self, rid: bytes, data: bytes, size: int) -> None:
-        self.stats["messages"] += 1
-        peer = self.peers.get(rid)
+    def _handle(self, rid: bytes, data: bytes, size: int, held_by: Peer | None = None) -> None:
+        """One message; `held_by`: the peer that sent it while its `start` loaded (it may have vanished since)."""
+        if held_by is None:
+            self.stats["messages"] += 1
+        peer = held_by or self.peers.get(rid)
         if peer is not None:
             peer.last_seen = time.monotonic()
+            if peer.session is not None:  # any message from the session's client counts, ping and status too
+                peer.session.last_seen = peer.last_seen
         req_id = None
         try:
             raw = P.decode(data, self.limits.max_message_bytes) if size <= self.limits.max_message_bytes else None
@@ -203,6 +246,15 @@ class Host:
             rq = raw.get("req_id")
             req_id = rq if P._is_int(rq) and 0 <= rq <= P.UINT64_MAX else None
             mtype = raw["type"]
+            if peer is not None and peer.pending is not None:  # even `ping`: a client may use it as a barrier
+                held_bytes = sum(n for _, n in peer.held) + size
+                if len(peer.held) >= MAX_HELD or held_bytes > 4 * self.limits.max_message_bytes:
+                    raise ProtocolError("busy", f"{len(peer.held)} messages ({held_bytes} bytes) already wait for the "
+                                                "`start` that is loading: wait for its `session` before sending more")
+                peer.held.append((data, size))  # keep order: they act on the session the `start` makes
+                return
+            if mtype != "input" and peer is not None and peer.session is not None and peer.session.step_inputs:
+                self._run_queued_steps(peer.session)  # keep order: earlier step inputs make their frames first
             if mtype == "hello":
                 return self._on_hello(rid, raw)
             if mtype == "ping":
@@ -222,10 +274,8 @@ class Host:
             session = peer.session
             if session is None:
                 raise ProtocolError("no_session", f"`{mtype}` needs a session: send `start` first")
-            session.last_seen = time.monotonic()
             if mtype == "input":
                 return self._on_input(rid, session, msg, data)
-            self._run_queued_steps(session)  # keep order: earlier step inputs happen before this message
             getattr(self, f"_on_{mtype}")(rid, session, msg, data)
         except ProtocolError as e:
             self.stats["bad_messages"] += 1
@@ -280,37 +330,83 @@ class Host:
                                                                          "another connection", None, True))])
             session.peer, peer.session = rid, session
             session.last_seen = time.monotonic()
-            session.next_tick = time.monotonic() + 1.0 / session.fps
+            session.next_tick = self._first_tick(session)
             self._send(rid, [P.encode(session.describe(req_id, resumed=True))])
             if session.last_image is not None:
                 self._emit(session, Produced(session.last_image, session.index, session.epoch, -1, [], 0.0,
                                              "resend"), time.perf_counter())
             return
-        others = len(self.sessions) - (peer.session is not None)
+        others = len(self.sessions) + len(self.pending) - (peer.session is not None)
         if others >= self.limits.max_sessions:
             raise ProtocolError("busy", f"the host already runs {self.limits.max_sessions} sessions: try again later")
         if msg["backend"] is not None and msg["backend"] not in self.pool.specs:
             raise ProtocolError("bad_argument", f"backend {msg['backend']!r} is not served here; this host serves "
                                                 f"{self.pool.names}")
-        prompt = build_prompt(msg)
-        t0 = time.perf_counter()
-        backend = self.pool.create(msg["backend"])
-        session = Session(backend, mode=msg["mode"] or "realtime", fps=msg["fps"] or 24.0, limits=self.limits,
-                          action_map=msg["action_map"], backend_label=msg["backend"] or self.default_kind)
-        session.prompt_wire = {k: msg[k] for k in ("seed", "text", "image", "sketch")}
+        job = PendingStart(rid, peer, msg, build_prompt(msg), time.perf_counter())
+        peer.pending = job
+        self.pending.append(job)
+        threading.Thread(target=self._load, args=(job,), name="worldbridge-load", daemon=True).start()
+
+    def _load(self, job: PendingStart) -> None:
+        """Loader thread: make the backend and frame 0 without stalling the loop (a checkpoint can take seconds)."""
+        msg, backend = job.msg, None
         try:
-            produced = session.begin(prompt)
-        except ValueError as e:
-            raise ProtocolError("bad_prompt", str(e)) from None
-        if peer.session is not None:  # a second start replaces the session (only once the new one works)
-            self._close_session(peer.session, notify=None)
-        session.peer, peer.session = rid, session
-        self.sessions[session.id] = session
-        log.info("session %s started: %s [%s], %s mode, client %r", session.id, session.name, session.kind,
-                 session.mode, peer.client)
-        self._send(rid, [P.encode(session.describe(req_id))])
-        session.next_tick = time.monotonic() + 1.0 / session.fps
-        self._emit(session, produced, t0)
+            backend = self.pool.create(msg["backend"])
+            session = Session(backend, mode=msg["mode"] or "realtime", fps=msg["fps"] or 24.0, limits=self.limits,
+                              action_map=msg["action_map"], backend_label=msg["backend"] or self.default_kind)
+            job.session = session
+            try:
+                job.produced = session.begin(job.prompt)
+            except ValueError as e:
+                raise ProtocolError("bad_prompt", str(e)) from None
+            session.prompt_wire = {**{k: msg[k] for k in ("seed", "text", "image", "sketch")}, "seed": session.seed}
+        except BaseException as e:  # reported to the client by the loop thread
+            job.error = e
+        with self._loaded_lock:
+            job.done = True
+            orphaned = self._loaded_tx is None  # the host closed meanwhile: nobody will finish this start
+            if not orphaned:
+                try:
+                    self._loaded_tx.send(b"", zmq.NOBLOCK)
+                except zmq.ZMQError:  # a full pipe already holds a wake-up
+                    pass
+        if orphaned or job.error is not None:
+            _close_backend(backend)
+
+    def _finish_starts(self) -> None:
+        """Loop thread: answer every `start` whose loader finished, then run the messages its peer sent meanwhile."""
+        with self._loaded_lock:
+            done = [job for job in self.pending if job.done]
+            self.pending = [job for job in self.pending if not job.done]
+        for job in done:
+            peer, rid, req_id = job.peer, job.rid, job.msg["req_id"]
+            peer.pending = None
+            connected = self.peers.get(rid) is peer
+            if job.error is not None:
+                e = job.error
+                if isinstance(e, ProtocolError):
+                    self.stats["bad_messages"] += 1
+                    reply = P.error(e.code, e.message, req_id, e.fatal)
+                else:
+                    log.error("could not start a session", exc_info=e)
+                    reply = P.error("backend_error", f"{type(e).__name__}: {e}", req_id)
+                if connected:
+                    self._send(rid, [P.encode(reply)])
+            elif not connected:  # the client left while its world loaded
+                _close_backend(job.session.backend)
+            else:
+                session = job.session
+                if peer.session is not None:  # a second start replaces the session (only once the new one works)
+                    self._close_session(peer.session, notify=None)
+                session.peer, peer.session = rid, session
+                self.sessions[session.id] = session
+                log.info("session %s started: %s [%s], %s mode, client %r", session.id, session.name, session.kind,
+                         session.mode, peer.client)
+                self._send(rid, [P.encode(session.describe(req_id))])
+                session.next_tick = self._first_tick(session)
+                self._emit(session, job.produced, job.received)
+            while connected and peer.held and peer.pending is None:  # in order; a held `start` stops it again
+                self._handle(rid, *peer.held.popleft(), held_by=peer)
 
     def _on_input(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         action = session.resolve_action(msg["action"])
@@ -336,14 +432,15 @@ class Host:
         t0 = time.perf_counter()
         prompt = build_prompt(msg, session.prompt)
         merged = {k: msg[k] if msg.get(k) is not None else session.prompt_wire.get(k)
-                  for k in ("seed", "text", "image", "sketch")}
+                  for k in ("text", "image", "sketch")}
         try:
             produced = session.begin(prompt, source="reset")
         except ValueError as e:
             raise ProtocolError("bad_prompt", str(e)) from None
-        session.prompt_wire = merged
+        session.prompt_wire = {"seed": session.seed, **merged}
         self._control(session, wire, {"epoch": session.epoch})
-        self._send(rid, [P.encode(P.ok(msg["req_id"], "reset", epoch=session.epoch, frame_index=0))])
+        self._send(rid, [P.encode(P.ok(msg["req_id"], "reset", epoch=session.epoch, frame_index=0,
+                                       seed=session.seed))])
         self._emit(session, produced, t0)
 
     def _on_branch(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
@@ -419,12 +516,28 @@ class Host:
         if ready:
             self._step_sessions(ready)
 
+    def _first_tick(self, session: Session) -> float:
+        """A (re)started session's first tick: in step with a running realtime session of the same fps, so a
+        `step_batch` backend steps them in one call; else one period from now."""
+        now, period = time.monotonic(), 1.0 / session.fps
+        for s in self.sessions.values():
+            if s is not session and s.mode == "realtime" and s.peer is not None and s.fps == session.fps:
+                return max(s.next_tick, now)
+        return now + period
+
     def _run_ticks(self) -> None:
         now = time.monotonic()
-        due = [s for s in self.sessions.values() if s.mode == "realtime" and s.peer is not None and s.next_tick <= now]
+        live = [s for s in self.sessions.values() if s.mode == "realtime" and s.peer is not None]
+        if not any(s.next_tick <= now for s in live):
+            return
+        # sessions due within a hair of each other tick together, so a `step_batch` backend gets them in one call
+        due = [s for s in live if s.next_tick <= now + min(BATCH_SLACK_S, 0.25 / s.fps)]
+        base: dict[float, float] = {}
+        for s in due:
+            base[s.fps] = min(base.get(s.fps, s.next_tick), s.next_tick)
         for s in due:
             period = 1.0 / s.fps
-            s.next_tick += period
+            s.next_tick = base[s.fps] + period  # same fps, ticked together: they stay in step from now on
             if s.next_tick < now:  # we fell behind: skip ahead rather than burst
                 s.next_tick = now + period
         if due:
@@ -617,7 +730,7 @@ class Host:
         """Keep at most max_peers handshaken peers: forget the longest-silent ones without a session."""
         if len(self.peers) < self.limits.max_peers:
             return
-        idle = sorted((p.last_seen, rid) for rid, p in self.peers.items() if p.session is None)
+        idle = sorted((p.last_seen, rid) for rid, p in self.peers.items() if p.session is None and p.pending is None)
         for _, rid in idle[: len(self.peers) - self.limits.max_peers + 1]:
             self.peers.pop(rid, None)
 
@@ -630,8 +743,15 @@ class Host:
                 self._close_session(s, notify=P.error("no_session", f"session {s.id} was closed after {limit:g} s "
                                                       "without messages: start a new one", None, True))
         for rid, p in list(self.peers.items()):
-            if p.session is None and now - p.last_seen > limit:
+            if p.session is None and p.pending is None and now - p.last_seen > limit:
                 self.peers.pop(rid, None)
+
+
+def _close_backend(backend: Any) -> None:
+    """Free a backend whose session never started (its start failed, or nobody is left to take it)."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections import deque
@@ -60,7 +61,8 @@ class Session:
         self.input_ts: float | None = None  # host time the newest input arrived, until a frame applies it
         self.pending_events: deque[tuple[WorldEvent, str]] = deque()
         self.step_inputs: deque[tuple[int, float | None, int | None, float]] = deque()  # step mode queue
-        self.prompt = Prompt()
+        self.prompt = Prompt()  # as the client sent it: a reset without a seed draws a new one
+        self.seed: int | None = None  # the seed the current world actually started from (reported in `session`)
         self.prompt_wire: dict[str, Any] = {}  # the prompt as the client sent it (bytes), for recordings
         self.reset_settings: dict[str, Any] = {}  # model settings in force at the last reset, for replay
         self.history: list[tuple] = []  # ("step", action, event dict) / ("settings", dict) since the last reset
@@ -114,7 +116,7 @@ class Session:
                 "num_latent_actions": int(self.backend.num_latent_actions),
                 "event_types": list(self.backend.event_types), "settings": self.settings_map(),
                 "frame_index": self.index, "epoch": self.epoch, "resumed": resumed,
-                "branch_window": self.branch_window}
+                "branch_window": self.branch_window, "seed": self.seed}
 
     @property
     def fps_measured(self) -> float:
@@ -206,11 +208,15 @@ class Session:
         return image, model_ms, bt, captions, refused
 
     def begin(self, prompt: Prompt, source: str = "start") -> Produced:
-        """Reset the world to `prompt` (frame 0 of a new timeline; a `reset` bumps the epoch)."""
-        image, model_ms, bt = self._timed(self.backend.reset, prompt)
+        """Reset the world to `prompt` (frame 0 of a new timeline; a `reset` bumps the epoch).
+
+        Without a seed the host draws one, so every world can be rebuilt from what `session`/`ok` report."""
+        seeded = prompt if prompt.seed is not None else dataclasses.replace(prompt, seed=secrets.randbelow(2**31))
+        image, model_ms, bt = self._timed(self.backend.reset, seeded)
         if source == "reset":
             self.epoch += 1
         self.prompt = prompt
+        self.seed = int(seeded.seed)
         self.index = 0
         self.history = []
         self.pending_events.clear()

@@ -6,6 +6,7 @@ prompt-trained checkpoint carries (first_frame.*, events.json) and degrades to a
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +63,14 @@ class PromptRuntime:
             sketch = prompt.image  # a flat-colour drawing sent as an image is a sketch, as in the sandbox
         text = prompt.text.strip() if prompt.text and prompt.text.strip() else None
         if sketch is None and (text is None or prompt.image is not None):
+            return None  # an image (it wins over text) or a seed: the backend's own paths
+        if self.first is None or (sketch is not None and not self.sketch_prompts):
+            what = "text/sketch-to-frame model" if self.first is None else "sketch-trained first-frame model"
+            warnings.warn(f"{self.folder} has no {what}, so the {'sketch' if sketch is not None else 'text'} prompt "
+                          f"is used as {'a plain image' if sketch is not None else 'nothing'}: train one with `worldbridge "
+                          f"train prompts first-frame --world {self.folder} --data DIR` (a dataset made with --sketch)",
+                          stacklevel=3)
             return None
-        if self.first is None:
-            raise ValueError(f"{self.folder} has no text/sketch-to-frame model: train one with `worldbridge train "
-                             f"prompts first-frame --world {self.folder} --data DIR`, or start from an image or a seed")
-        if sketch is not None and not self.sketch_prompts:
-            raise ValueError(f"the first-frame model in {self.folder} was trained without sketches: retrain it on a "
-                             "dataset made with `worldbridge data generate --sketch`, or start from an image")
         grid = self.first.grid
         s = None if sketch is None else torch.from_numpy(sketch_class_map(np.asarray(sketch), grid))[None].to(self.device)
         t = None

@@ -57,10 +57,15 @@ class PromptTrainOptions:
     progress: bool = True
 
 
-def _load_world(path: str, device: torch.device) -> tuple[WorldModel, Any, dict]:
-    cfg, tensors, card, _ = load_model(Path(path), kind="world")
+def _load_world(path: str, device: torch.device, tokenizer_ok: bool = False) -> tuple[WorldModel, Any, dict]:
+    """A world checkpoint as a model in eval mode; with tokenizer_ok a tokenizer run also does (only its tokenizer
+    is then real: enough for the first-frame model, which needs nothing else)."""
+    cfg, tensors, card, header = load_model(Path(path), kind=None if tokenizer_ok else "world")
     model = WorldModel(cfg, bank_size=tensors["bank"].shape[0] if "bank" in tensors else 0)
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    target = model.tokenizer if header["kind"] == "tokenizer" else model
+    if header["kind"] == "tokenizer":
+        tensors = {k[len("tokenizer."):]: v for k, v in tensors.items() if k.startswith("tokenizer.")}
+    missing, unexpected = target.load_state_dict(tensors, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{path} does not match its config.json (missing {missing[:4]}, unexpected {unexpected[:4]})")
     return model.to(device).eval(), tensors, card
@@ -78,7 +83,7 @@ def tokenize_frames(model: WorldModel, frames: np.ndarray, device: torch.device,
     """(n, H, W, 3) uint8 -> (n, N) int16, each frame tokenized on its own (as a prompt frame is)."""
     out = np.zeros((len(frames), model.cfg.tokens_per_frame), np.int16)
     for i in tqdm(range(0, len(frames), batch), desc=desc, disable=not progress, leave=False):
-        x = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).to(device)
+        x = torch.from_numpy(np.array(frames[i : i + batch])).to(device)
         out[i : i + batch] = model.tokenizer.encode(x[:, None])[0][:, 0].cpu().numpy()
     return out
 
@@ -88,7 +93,7 @@ def tokenize_episode(model: WorldModel, frames: np.ndarray, device: torch.device
     """An episode (L, H, W, 3) -> tokens (L, N) int16 and latent actions (L-1,) int16, as the world's training saw them."""
     toks, acts = [], []
     for s in range(0, len(frames), chunk):
-        x = torch.from_numpy(np.ascontiguousarray(frames[max(s - 1, 0) : s + chunk])).to(device)[None]
+        x = torch.from_numpy(np.array(frames[max(s - 1, 0) : s + chunk])).to(device)[None]
         t = model.tokenizer.encode(x)[0][0]
         a = model.lam.encode(x)[0][0]
         toks.append(t[1:] if s else t)
@@ -104,7 +109,7 @@ class Averager:
 
     def add(self, res: dict[str, torch.Tensor], bar: tqdm) -> dict[str, float] | None:
         for k, v in res.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+            self.sums[k] = self.sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
         self.n += 1
         bar.update(1)
         if self.n < self.every:
@@ -148,6 +153,12 @@ def caption_variant(params: dict, rng: np.random.Generator) -> str:
     return phrase
 
 
+def pre_event_indices(episode, count: int, rng: np.random.Generator) -> list[int]:
+    """Frame 0 and up to count-1 random frames before the episode's first event (the caption still holds there)."""
+    last = min([int(ev["frame"]) for ev in episode.events] + [episode.length])
+    return sorted(set([0] + [int(t) for t in rng.integers(0, max(last, 1), size=max(count - 1, 0))]))
+
+
 def first_frame_samples(ds, max_frames: int, rng: np.random.Generator, with_sketch: bool):
     """(frames, sketches or None, captions) from train episodes, only frames before the first event (the caption
     describes the level as it started)."""
@@ -158,8 +169,7 @@ def first_frame_samples(ds, max_frames: int, rng: np.random.Generator, with_sket
     per = max(1, max_frames // len(eps))
     frames, sketches, texts = [], [], []
     for e in eps:
-        last = min([int(ev["frame"]) for ev in e.events] + [e.length])
-        ts = sorted(set([0] + list(rng.integers(0, max(last, 1), size=per - 1))))
+        ts = pre_event_indices(e, per, rng)
         fr = ds.frames(e)
         frames.append(np.asarray(fr[ts]))
         if with_sketch:
@@ -178,7 +188,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     device = pick_device(opts.device)
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    world, _, world_card = _load_world(opts.world, device)
+    world, _, world_card = _load_world(opts.world, device, tokenizer_ok=True)
     ds = VideoDataset(opts.data)
     if (ds.height, ds.width) != (world.cfg.height, world.cfg.width):
         raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world {opts.world} was trained on "

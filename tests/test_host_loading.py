@@ -1,0 +1,250 @@
+"""Starting a session loads its backend off the host loop: other sessions keep ticking, checkpoints load once."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import zmq
+
+from bridge.backend import Prompt
+from bridge.client import ProtocolError, WorldClient
+from bridge.host import protocol as P
+from bridge.host.backends import BackendSpec
+from bridge.host.protocol import Limits
+from bridge.host.server import run_host_in_thread
+
+torch.set_num_threads(1)
+
+
+class SlowLoadWorld:
+    """TEST-ONLY backend: "loading" it sleeps `delay` s (a checkpoint read); `spawn()` shares the loaded weights."""
+
+    kind = "world_model"
+    name = "test slow-loading world"
+    action_names = ["a", "b", "c"]
+    num_latent_actions = 3
+    event_types = []
+    height = width = 8
+    delay = 0.0
+    fail_load = False
+    fail_reset = False
+    loads = 0
+    closed = 0
+
+    def __init__(self, weights=None):
+        if weights is None:  # a real load
+            if SlowLoadWorld.fail_load:
+                raise OSError("checkpoint file is truncated")
+            time.sleep(SlowLoadWorld.delay)
+            SlowLoadWorld.loads += 1
+            weights = np.arange(4)
+        self.weights, self.seed, self.n = weights, 0, 0
+
+    @classmethod
+    def reset_counters(cls, delay=0.0):
+        cls.delay, cls.fail_load, cls.fail_reset, cls.loads, cls.closed = delay, False, False, 0, 0
+
+    def spawn(self):
+        return type(self)(self.weights)
+
+    def _frame(self):
+        img = np.zeros((8, 8, 3), np.uint8)
+        img[0, 0] = (self.seed % 256, self.n % 256, 0)
+        return img
+
+    def reset(self, prompt: Prompt):
+        if SlowLoadWorld.fail_reset:
+            raise ValueError("this world cannot start from that prompt")
+        self.seed, self.n = int(prompt.seed), 0
+        return self._frame()
+
+    def step(self, action, event=None):
+        self.n += 1
+        return self._frame()
+
+    def get_state(self):
+        return (self.seed, self.n)
+
+    def set_state(self, state):
+        self.seed, self.n = state
+
+    def close(self):
+        SlowLoadWorld.closed += 1
+
+
+class NoSpawnWorld(SlowLoadWorld):
+    """TEST-ONLY: the same, but it cannot share weights, so every session loads its own."""
+
+    spawn = None
+
+
+@pytest.fixture
+def slow_host():
+    SlowLoadWorld.reset_counters()
+    h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/slow", factory=SlowLoadWorld))
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def nospawn_host():
+    SlowLoadWorld.reset_counters()
+    h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/nospawn", factory=NoSpawnWorld))
+    yield h
+    h.stop()
+
+
+def test_other_sessions_keep_ticking_while_a_checkpoint_loads(nospawn_host):
+    with WorldClient(nospawn_host.address, timeout=5) as watcher, WorldClient(nospawn_host.address, timeout=5) as late:
+        watcher.start(mode="realtime", fps=50, seed=1)  # an instant load
+        SlowLoadWorld.delay = 1.0  # the next one takes a second
+        arrivals, started = [], {}
+
+        def start_late():
+            t0 = time.monotonic()
+            started["session"] = late.start(mode="step", seed=2)
+            started["took"] = time.monotonic() - t0
+
+        t = threading.Thread(target=start_late)
+        t.start()
+        while t.is_alive():
+            f = watcher.next_frame(timeout=0.5)
+            assert f is not None, "the running session stalled while another one loaded"
+            arrivals.append(time.monotonic())
+        t.join()
+        assert started["took"] >= 1.0 and started["session"]["seed"] == 2
+        assert len(arrivals) > 25 and max(b - a for a, b in zip(arrivals, arrivals[1:])) < 0.3
+        assert late.next_frame().index == 0 and late.step(1).index == 1
+        assert SlowLoadWorld.loads == 2
+
+
+def test_a_checkpoint_is_loaded_once_and_spawned_per_session(slow_host):
+    SlowLoadWorld.delay = 0.3
+    clients = [WorldClient(slow_host.address, timeout=5) for _ in range(3)]
+    try:
+        threads = [threading.Thread(target=c.start, kwargs={"mode": "step", "seed": i}) for i, c in enumerate(clients)]
+        for t in threads:  # three sessions ask at once: the second and third wait for the first load
+            t.start()
+        for t in threads:
+            t.join()
+        assert SlowLoadWorld.loads == 1 and slow_host.host.pool.loads == 1
+        sessions = list(slow_host.host.sessions.values())
+        assert len(sessions) == 3 and len({id(s.backend) for s in sessions}) == 3  # independent worlds...
+        assert all(s.backend.weights is sessions[0].backend.weights for s in sessions)  # ...sharing the weights
+        assert [c.step(0).image[0, 0, 0] for c in clients] == [0, 1, 2]
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_backend_without_spawn_is_loaded_per_session(nospawn_host):
+    with WorldClient(nospawn_host.address) as a, WorldClient(nospawn_host.address) as b:
+        a.start(mode="step")
+        b.start(mode="step")
+        assert SlowLoadWorld.loads == 2 and nospawn_host.host.pool.loads == 2
+        sessions = list(nospawn_host.host.sessions.values())
+        assert sessions[0].backend.weights is not sessions[1].backend.weights
+        assert a.step(0).index == b.step(0).index == 1
+
+
+def recv_all(sock, until, timeout=5.0) -> list[dict]:
+    """Every message up to and including the first one for which `until(msg)` holds."""
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sock.poll(int((deadline - time.monotonic()) * 1000) + 1):
+            break
+        msg = P.decode(sock.recv_multipart()[0])
+        seen.append(msg)
+        if until(msg):
+            return seen
+    raise AssertionError(f"no matching message; got {seen}")
+
+
+def test_messages_sent_while_loading_act_in_order_on_the_new_session(slow_host):
+    SlowLoadWorld.delay = 0.5
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(slow_host.address)
+    try:
+        sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 0, "client": "t", "codecs": []}))
+        recv_all(sock, lambda m: m["type"] == "welcome")
+        for msg in ({"type": "start", "req_id": 1, "mode": "step", "seed": 5},  # no waiting for `session`
+                    {"type": "input", "action": 2, "client_ts": 1.0, "seq": 1},
+                    {"type": "status", "req_id": 2},
+                    {"type": "ping", "req_id": 3, "client_ts": 2.0}):
+            sock.send(P.encode(msg))
+        got = recv_all(sock, lambda m: m["type"] == "pong")
+        assert [(m["type"], m.get("index"), m.get("req_id")) for m in got] == [
+            ("session", None, 1), ("frame", 0, None), ("frame", 1, None), ("status", None, 2), ("pong", None, 3)]
+        assert got[0]["seed"] == 5 and got[2]["seq"] == 1 and got[3]["session_id"] == got[0]["session_id"]
+    finally:
+        sock.close(0)
+
+
+def test_a_failed_load_reports_why_and_keeps_the_current_session(nospawn_host):
+    slow_host = nospawn_host
+    with WorldClient(slow_host.address) as c:
+        c.start(mode="step", seed=3)
+        SlowLoadWorld.fail_load = True
+        with pytest.raises(ProtocolError) as e:
+            c.start(mode="step")
+        assert e.value.code == "backend_error" and "checkpoint file is truncated" in e.value.message
+        SlowLoadWorld.fail_load, SlowLoadWorld.fail_reset = False, True
+        with pytest.raises(ProtocolError) as e:
+            c.start(mode="step")
+        assert e.value.code == "bad_prompt" and "cannot start from that prompt" in e.value.message
+        assert c.step(0).image[0, 0, 0] == 3  # the first session still runs
+        assert SlowLoadWorld.closed == 1  # the backend whose reset failed was freed
+        assert not slow_host.host.pending and len(slow_host.host.sessions) == 1
+
+
+def test_a_client_that_leaves_while_loading_leaves_nothing_behind(slow_host):
+    SlowLoadWorld.delay = 0.4
+    c = WorldClient(slow_host.address, timeout=0.1)
+    c.connect()
+    with pytest.raises(ProtocolError):
+        c.start(mode="step")  # gives up before the load ends
+    c.close()  # `bye` waits behind the start, then ends the session it made
+    deadline = time.monotonic() + 3
+    while (slow_host.host.pending or slow_host.host.sessions) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not slow_host.host.pending and not slow_host.host.sessions and SlowLoadWorld.closed == 1
+
+
+def test_what_waits_for_a_loading_start_is_bounded():
+    SlowLoadWorld.reset_counters(delay=0.5)
+    h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/slow", factory=SlowLoadWorld),
+                           limits=Limits(max_message_bytes=4096))
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(h.address)
+    try:
+        sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 0, "client": "t", "codecs": []}))
+        recv_all(sock, lambda m: m["type"] == "welcome")
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        for i in range(8):  # ~3 KB each: the host holds up to 4 x max_message_bytes for a loading start
+            sock.send(P.encode({"type": "status", "req_id": 10 + i, "pad": "x" * 3000}))
+        got = recv_all(sock, lambda m: m.get("req_id") == 14)
+        busy = [m["req_id"] for m in got if m["type"] == "error"]
+        assert busy == [15, 16, 17] and all(m["code"] == "busy" for m in got if m["type"] == "error")
+        assert [m["req_id"] for m in got if m["type"] == "status"] == [10, 11, 12, 13, 14]
+    finally:
+        sock.close(0)
+        h.stop()
+
+
+def test_a_load_that_outlives_the_host_frees_its_backend():
+    SlowLoadWorld.reset_counters(delay=0.4)
+    h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/nospawn", factory=NoSpawnWorld))
+    c = WorldClient(h.address, timeout=0.1)
+    c.connect()
+    with pytest.raises(ProtocolError):
+        c.start(mode="step")
+    h.stop()  # while the backend is still loading
+    deadline = time.monotonic() + 3
+    while SlowLoadWorld.closed == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.close()
+    assert SlowLoadWorld.loads == 1 and SlowLoadWorld.closed == 1

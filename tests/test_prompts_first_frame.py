@@ -1,0 +1,141 @@
+"""Text/sketch -> first frame: the sketch class map, the MaskGIT model, its files, and a micro training run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.model.checkpoint import CheckpointError
+from bridge.prompts.first_frame import (FirstFrameConfig, FirstFrameModel, load_first_frame, save_first_frame,
+                                        sketch_class_map)
+from bridge.prompts.train import (PromptTrainOptions, caption_variant, first_frame_samples, pre_event_indices,
+                                  train_first_frame)
+from bridge.worlds.sketch import SKETCH_PALETTE
+from test_prompts_helpers import sandbox_dataset, save_micro_world
+
+torch.set_num_threads(1)
+NAMES = list(SKETCH_PALETTE)
+
+
+def test_sketch_class_map_pools_palette_colours_per_token_cell():
+    sk = np.zeros((64, 64, 3), np.uint8)
+    sk[:] = SKETCH_PALETTE["sky"]
+    sk[48:] = SKETCH_PALETTE["ground"]  # bottom quarter
+    sk[40:48, 0:8] = SKETCH_PALETTE["enemy"]
+    m = sketch_class_map(sk, (4, 4))
+    assert m.shape == (16, len(NAMES)) and np.allclose(m.sum(1), 1)
+    assert m[0, NAMES.index("sky")] == 1.0 and m[15, NAMES.index("ground")] == 1.0
+    assert m[8, NAMES.index("enemy")] == pytest.approx(64 / 256)  # an 8x8 enemy in a 16x16 cell
+    assert np.allclose(sketch_class_map(np.repeat(np.repeat(sk, 2, 0), 2, 1), (4, 4)), m)  # any resolution
+    with pytest.raises(ValueError, match="sketch palette"):
+        sketch_class_map(np.zeros((64, 64), np.uint8), (4, 4))
+
+
+def _model(vocab=64, grid=(4, 4)):
+    torch.manual_seed(0)
+    return FirstFrameModel(FirstFrameConfig(dim=32, depth=2, heads=2, steps=4, text_dim=8), vocab, grid)
+
+
+def test_model_learns_text_to_tokens_and_generates_valid_maps():
+    m = _model()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 64, (2, 16), generator=g)
+    text = torch.nn.functional.normalize(torch.randn(2, 8, generator=g), dim=-1)
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        loss = m.training_loss(tokens, text, None)["loss"]
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.3 * first
+    m.eval()
+    out = m.generate(text, temperature=0.0, generator=torch.Generator().manual_seed(1))
+    assert out.shape == (2, 16) and out.min() >= 0 and out.max() < 64
+    assert (out == tokens).float().mean() > 0.8  # each prompt brings back its own map
+    sk = torch.rand(1, 16, len(NAMES))
+    assert m.generate(None, sk, cfg=1.0).shape == (1, 16)  # sketch only, and unconditional
+    assert m.generate(None, None, batch=3).shape == (3, 16)
+
+
+def test_null_condition_is_used_when_dropped():
+    m = _model().eval()
+    tok = torch.full((1, 16), m.mask_id)
+    text = torch.randn(1, 8)
+    off = torch.zeros(1, dtype=torch.bool)
+    assert torch.allclose(m(tok, text, None, off), m(tok, None, None), atol=1e-6)
+    assert not torch.allclose(m(tok, text, None), m(tok, None, None), atol=1e-4)
+
+
+def test_files_round_trip_and_tokenizer_mismatch_is_refused(tmp_path):
+    m = _model()
+    save_first_frame(tmp_path, m, {"step": 3, "tokenizer": "abc", "encoder": "hashing"})
+    meta = json.loads((tmp_path / "first_frame.json").read_text())
+    assert meta["step"] == 3 and meta["grid"] == [4, 4]
+    b, _ = load_first_frame(tmp_path)
+    for k, v in m.state_dict().items():
+        assert torch.equal(b.state_dict()[k], v)
+
+    class Tok(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(2))
+
+    with pytest.raises(CheckpointError, match="another video tokenizer"):
+        load_first_frame(tmp_path, Tok())
+    with pytest.raises(CheckpointError, match="no first-frame model"):
+        load_first_frame(tmp_path / "nowhere")
+
+
+def test_caption_variants_name_only_the_scene():
+    rng = np.random.default_rng(0)
+    params = {"theme": "snow", "time": "night", "weather": "fog"}
+    texts = {caption_variant(params, rng) for _ in range(50)}
+    assert len(texts) > 5 and all(t.startswith("a ") and "level" in t for t in texts)
+    assert any("night" in t for t in texts) and any("fog" in t for t in texts)
+
+
+def test_training_samples_stop_at_the_first_event():
+    from bridge.data.dataset import VideoDataset
+
+    ds = VideoDataset(sandbox_dataset())
+    rng = np.random.default_rng(0)
+    for e in ds.episodes:
+        ts = pre_event_indices(e, 50, rng)
+        assert ts[0] == 0 and all(t < min(ev["frame"] for ev in e.events) for t in ts), (ts, e.events)
+    frames, sketches, texts = first_frame_samples(ds, 200, rng, with_sketch=True)
+    assert len(frames) == len(sketches) == len(texts) and frames.shape[1:] == (64, 64, 3)
+    captions = {e.caption for e in ds.split("train")}
+    assert captions & set(texts) and set(texts) - captions  # captions and shorter variants
+
+
+def test_micro_first_frame_training_writes_a_loadable_model(tmp_path):
+    world = save_micro_world(tmp_path / "world")
+    res = train_first_frame(PromptTrainOptions(world=str(world), data=str(sandbox_dataset()), steps=12, batch=8,
+                                               preset="micro", encoder="hashing", max_frames=120, progress=False))
+    assert res["step"] == 12 and np.isfinite(res["loss"])
+    model, meta = load_first_frame(world)
+    assert meta["sketch_trained"] and meta["encoder"] == "hashing" and meta["samples"] > 0
+    # a second run continues from the saved model
+    res2 = train_first_frame(PromptTrainOptions(world=str(world), data=str(sandbox_dataset()), steps=3, batch=4,
+                                                preset="micro", encoder="hashing", max_frames=40, progress=False))
+    assert res2["step"] == 15
+
+
+def test_first_frame_trains_on_a_tokenizer_run_and_fits_worlds_built_on_it(tmp_path):
+    from bridge.model.checkpoint import save_model, state_tensors
+    from bridge.model.genie import WorldModel
+    from test_prompts_helpers import micro64_config
+
+    world_dir = save_micro_world(tmp_path / "world")
+    world, _, _ = WorldModel.load(world_dir)
+    save_model(tmp_path / "tok", "tokenizer", micro64_config(), state_tensors(world.tokenizer, "tokenizer."), {}, 5)
+    train_first_frame(PromptTrainOptions(world=str(tmp_path / "tok"), data=str(sandbox_dataset()), steps=2, batch=4,
+                                         preset="micro", encoder="hashing", max_frames=40, progress=False))
+    model, meta = load_first_frame(tmp_path / "tok", world.tokenizer)  # same tokenizer weights: accepted
+    assert meta["step"] == 2
+    other = save_micro_world(tmp_path / "other", seed=1)
+    with pytest.raises(CheckpointError, match="another video tokenizer"):
+        load_first_frame(tmp_path / "tok", WorldModel.load(other)[0].tokenizer)

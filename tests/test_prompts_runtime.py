@@ -1,0 +1,93 @@
+"""PromptRuntime: text/sketch prompts -> first tokens, events -> the cond slot, on a micro prompt-trained world."""
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.backend import Prompt, WorldEvent
+from bridge.model.genie import WorldModel
+from bridge.prompts.runtime import PromptRuntime
+from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
+from bridge.worlds.sketch import SKETCH_PALETTE
+from test_prompts_helpers import sandbox_dataset, save_micro_world
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def prompt_world(tmp_path_factory):
+    """A micro world with events (hold 3) and a sketch-trained first-frame model, all with the hashing encoder."""
+    root = tmp_path_factory.mktemp("rt")
+    world = save_micro_world(root / "world")
+    data = str(sandbox_dataset())
+    train_events(PromptTrainOptions(world=str(world), data=data, out=str(root / "pw"), steps=20, batch=8, lr=3e-3,
+                                    encoder="hashing", clip_len=6, hold=3, progress=False))
+    train_first_frame(PromptTrainOptions(world=str(root / "pw"), data=data, steps=20, batch=8, preset="micro",
+                                         encoder="hashing", max_frames=120, progress=False))
+    return root
+
+
+def _runtime(path):
+    model, _, _ = WorldModel.load(path)
+    return PromptRuntime(path, model, torch.device("cpu")), model
+
+
+def _sketch() -> np.ndarray:
+    sk = np.zeros((64, 64, 3), np.uint8)
+    sk[:] = SKETCH_PALETTE["sky"]
+    sk[48:] = SKETCH_PALETTE["ground"]
+    sk[40:48, 8:12] = SKETCH_PALETTE["player"]
+    return sk
+
+
+def test_text_and_sketch_prompts_give_valid_token_maps(prompt_world):
+    rt, model = _runtime(prompt_world / "pw")
+    assert rt.text_prompts and rt.sketch_prompts and rt.text_events
+    g = torch.Generator().manual_seed(0)
+    for prompt in (Prompt(text="a snowy night level"), Prompt(sketch=_sketch()),
+                   Prompt(text="a desert level", sketch=_sketch()), Prompt(image=_sketch())):
+        tok = rt.first_tokens(prompt, g)
+        assert tok.shape == (1, 16) and 0 <= int(tok.min()) and int(tok.max()) < model.tokenizer.vocab
+        with torch.no_grad():
+            frame = model.tokenizer.decode(tok[:, None])[0, 0]
+        assert frame.shape == (64, 64, 3) and 0 <= float(frame.min()) and float(frame.max()) <= 1
+    photo = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert rt.first_tokens(Prompt(image=photo), g) is None  # a photo takes the backend's image path
+    assert rt.first_tokens(Prompt(seed=3), g) is None
+    assert rt.first_tokens(Prompt(text="a cave level", image=photo), g) is None  # an image wins over text
+
+
+def test_events_fill_the_slot_for_hold_frames(prompt_world):
+    rt, model = _runtime(prompt_world / "pw")
+    assert rt.event_cond(None) is None
+    c = rt.event_cond(WorldEvent(type="night_falls"))
+    want = model.event_embed[model.cfg.event_types.index("night_falls")]
+    assert c.shape == (1, 1, 384) and torch.allclose(c[0, 0], want)
+    assert rt.event_cond(None) is not None and rt.event_cond(None) is not None  # hold = 3
+    assert rt.event_cond(None) is None
+    free = rt.event_cond(WorldEvent(text="let it snow"))
+    assert free.shape == (1, 1, 384) and abs(float(free.norm()) - 1.0) < 1e-4
+    assert not torch.allclose(free, c)
+    rt.reset()
+    assert rt.event_cond(None) is None
+    with pytest.raises(ValueError, match="unknown event type"):
+        rt.event_cond(WorldEvent(type="meteor_shower"))
+
+
+def test_a_world_without_prompt_training_says_what_to_train(prompt_world):
+    rt, _ = _runtime(prompt_world / "world")
+    assert not rt.text_prompts and not rt.text_events
+    with pytest.warns(UserWarning, match="train prompts first-frame"):
+        assert rt.first_tokens(Prompt(text="a cave level"), torch.Generator()) is None
+    with pytest.raises(ValueError, match="train prompts events"):
+        rt.event_cond(WorldEvent(text="make it rain"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_prompts_run_on_cuda(prompt_world):
+    model, _, _ = WorldModel.load(prompt_world / "pw")
+    rt = PromptRuntime(prompt_world / "pw", model.cuda(), torch.device("cuda"))
+    tok = rt.first_tokens(Prompt(text="a snowy level", sketch=_sketch()), torch.Generator(device="cuda").manual_seed(0))
+    assert tok.is_cuda and tok.shape == (1, 16)
+    assert rt.event_cond(WorldEvent(text="make it rain")).is_cuda
