@@ -56,7 +56,7 @@ def fuzz_env(tmp_path_factory):
     sock.close(0)
     assert w.error is None, w.error
     gaps = [b - a for a, b in zip(w.times, w.times[1:])]
-    assert len(w.times) > 20 and max(gaps) < 0.5, f"watcher stalled for {max(gaps):.2f} s"
+    assert len(w.times) > 20 and max(gaps) < 1.5, f"watcher stalled for {max(gaps):.2f} s"
     assert h.thread.is_alive()
     h.stop()
 

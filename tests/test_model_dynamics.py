@@ -158,4 +158,16 @@ def test_vq_straight_through_dead_code_reset_and_fsq():
     q, idx, _ = fsq(torch.randn(100, 4) * 3)
     assert fsq.num_codes == 1000 and idx.max() < 1000 and idx.min() >= 0
     assert torch.allclose(fsq.lookup(idx), q)
-    assert reset_dead_codes(torch.nn.Sequential(vq)) and dataclasses.is_dataclass(DynamicsConfig)
+    vq(torch.randn(8, 4))
+    assert set(reset_dead_codes(torch.nn.Sequential(vq))) == {"0"}
+    assert reset_dead_codes(torch.nn.Sequential(vq)) == {}  # no forward since: nothing to report (frozen parts)
+    assert dataclasses.is_dataclass(DynamicsConfig)
+
+
+def test_vq_starts_its_codes_on_encoder_outputs():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 4).train()
+    z = torch.nn.functional.normalize(torch.randn(100, 4), dim=-1)
+    vq(z)
+    best = (vq.codes() @ z.t()).max(dim=1).values  # every code sits (almost) on one of the outputs
+    assert (best > 0.99).all() and bool(vq.initialized)

@@ -55,7 +55,7 @@ def test_event_eval_on_the_sandbox_is_perfect_and_never_fires_falsely(checker):
 
     opts = EvalOptions(trials=1, warmup=2)
     with tqdm(disable=True) as bar:
-        res = eval_events(SandboxWorld(64), checker, opts, action=0, bar=bar)
+        res = eval_events(SandboxWorld(64), {"sandbox": checker}, opts, action=0, bar=bar)["sandbox"]
     assert res["event_success"] == 1.0, res["event_success_by_type"]
     assert res["false_event_rate"] == 0.0, res["false_event_rate_by_type"]
 

@@ -125,3 +125,23 @@ def test_event_training_needs_events_and_an_out_dir(tmp_path):
     world = save_micro_world(tmp_path / "w")
     with pytest.raises(ValueError, match="--out"):
         train_events(PromptTrainOptions(world=str(world), data=str(sandbox_dataset()), encoder="hashing", progress=False))
+
+
+def test_train_prompts_cli_runs_both_stages_and_explains_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from bridge.prompts.cli import train_prompts
+
+    world = save_micro_world(tmp_path / "w")
+    data = str(sandbox_dataset())
+    r = CliRunner().invoke(train_prompts, ["events", "--world", str(world), "--data", data, "--out", str(tmp_path / "p"),
+                                           "--steps", "3", "--batch", "4", "--encoder", "hashing", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "step 3 saved to" in r.output and (tmp_path / "p" / EVENTS_FILE).is_file()
+    r = CliRunner().invoke(train_prompts, ["first-frame", "--world", str(tmp_path / "p"), "--data", data, "--steps", "2",
+                                           "--batch", "4", "--preset", "micro", "--encoder", "hashing", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "p" / "first_frame.json").is_file()
+    r = CliRunner().invoke(train_prompts, ["events", "--world", str(tmp_path / "nowhere"), "--data", data, "--out",
+                                           str(tmp_path / "q"), "--encoder", "hashing", "--quiet"])
+    assert r.exit_code != 0 and "no checkpoint at" in r.output

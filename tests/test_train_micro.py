@@ -100,6 +100,9 @@ def test_lr_schedule_warms_up_then_decays():
     lrs = [lr_at(s, 1000, 1.0, 100) for s in range(1000)]
     assert lrs[0] == pytest.approx(0.01) and lrs[99] == pytest.approx(1.0)
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3) and all(a >= b for a, b in zip(lrs[100:], lrs[101:]))
+    # with a time budget the decay follows whichever is further along: steps or time
+    assert lr_at(200, 1000, 1.0, 100, time_frac=1.0) == pytest.approx(0.1)
+    assert lr_at(200, 1000, 1.0, 100, time_frac=0.0) > 0.9
 
 
 def test_cli_trains_and_reports_clear_errors(tmp_path):

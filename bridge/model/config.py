@@ -42,6 +42,7 @@ class LatentActionConfig:
     quantizer: str = "vq"
     fsq_levels: tuple[int, ...] = (2, 2, 2)
     window: int = 16
+    decoder_context: int = 1  # frames the decoder sees: 1 = x(t) only (codes must carry the motion), up to window
     commit: float = 0.25
     entropy_weight: float = 0.1  # batch code-entropy bonus: keeps every action in use
     entropy_temp: float = 0.1  # softmax temperature of the cosine similarities for that bonus

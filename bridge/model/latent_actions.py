@@ -1,8 +1,10 @@
 """Latent action model: infers which of a few discrete actions explains each frame-to-frame change.
 
 Lessons built in (BRIEF section 3): the encoder sees each frame AND its difference image; the decoder must
-predict the RESIDUAL x(t+1) - x(t) from x(<=t) plus the code, so the code has to carry what changed; a batch
-code-entropy bonus and dead-code resets keep all codes in use. Only the encoder is needed after training.
+predict the RESIDUAL x(t+1) - x(t) from the last `decoder_context` frames plus the code, so the code has to
+carry what changed; a batch code-entropy bonus and dead-code resets keep all codes in use. With a long decoder
+context the code drifts to meaning "change relative to the recent motion" (players repeat actions), so the
+default context is 1 frame (docs/model.md). Only the encoder is needed after training.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ class LatentActionModel(nn.Module):
         self.action_slot = nn.Parameter(torch.randn(1, 1, 1, cfg.dim) * 0.02)  # prefix token read out as the action
         self.encoder = STTransformer(cfg.dim, cfg.depth, cfg.heads, n + 1, cfg.window, cfg.dropout)
         self.to_code = nn.Linear(cfg.dim, self.quant.dim)
-        self.dec_in = nn.Linear(p * p * 6, cfg.dim)
+        self.dec_in = nn.Linear(p * p * 3, cfg.dim)
         self.action_up = nn.Linear(self.quant.dim, cfg.dim)
-        self.decoder = STTransformer(cfg.dim, cfg.depth, cfg.heads, n, cfg.window, cfg.dropout)
+        self.decoder = STTransformer(cfg.dim, cfg.depth, cfg.heads, n, max(1, min(cfg.decoder_context, cfg.window)),
+                                     cfg.dropout)
         self.dec_out = nn.Linear(cfg.dim, p * p * 3)
         nn.init.zeros_(self.dec_out.weight)  # start by predicting "nothing moves" (relative loss 1.0)
         nn.init.zeros_(self.dec_out.bias)
@@ -62,12 +65,14 @@ class LatentActionModel(nn.Module):
         """Residual-prediction loss + quantizer loss - entropy bonus."""
         x = to_float(frames)
         idx, q, stats = self.encode(x)
-        # --- Decode: x(<=t) + code(t) -> x(t+1) - x(t) ---
-        h = self.dec_in(patchify(with_diff(x)[:, :-1], self.cfg.patch))  # (B, T-1, N, E)
+        # --- Decode: x(t - context + 1 .. t) + code(t) -> x(t+1) - x(t) ---
+        h = self.dec_in(patchify(x[:, :-1], self.cfg.patch))  # (B, T-1, N, E)
         h = h + self.action_up(q)[:, :, None]
         resid = unpatchify(self.dec_out(self.decoder(h)), self.cfg.patch, self.height, self.width)  # (B, T-1, H, W, 3)
         target = x[:, 1:] - x[:, :-1]
-        # normalised so 1.0 = no better than "nothing moves"; scale-free against the entropy bonus
-        rel = F.mse_loss(resid.float(), target) / (target.pow(2).mean() + 1e-4)
+        # per transition, relative to its own change (1.0 = "nothing moves"): a small player move counts as much
+        # as a screen full of falling snow, and the loss is scale-free against the entropy bonus
+        err = (resid.float() - target).pow(2).flatten(2).mean(-1)  # (B, T-1)
+        rel = (err / (target.pow(2).flatten(2).mean(-1) + 1e-3)).mean()
         loss = rel + stats["loss"] - self.cfg.entropy_weight * stats["entropy_bonus"]
         return {"loss": loss, "rel_mse": rel, "vq": stats["loss"], "entropy": stats["entropy"], "actions": idx}

@@ -44,7 +44,7 @@ PRESETS: dict[str, WorldConfig] = {
 # per-rank batch (clips), learning rate, steps; see docs/model.md for how tiny's numbers fit 2 CPU hours
 TRAIN_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
     "micro": {"tokenizer": {"batch": 8, "lr": 3e-3, "steps": 200}, "dynamics": {"batch": 8, "lr": 3e-3, "steps": 200}},
-    "tiny": {"tokenizer": {"batch": 16, "lr": 5e-4, "steps": 6000}, "dynamics": {"batch": 8, "lr": 4e-4, "steps": 8000}},
+    "tiny": {"tokenizer": {"batch": 16, "lr": 5e-4, "steps": 4000}, "dynamics": {"batch": 8, "lr": 4e-4, "steps": 4000}},
     "small": {"tokenizer": {"batch": 32, "lr": 3e-4, "steps": 50000}, "dynamics": {"batch": 32, "lr": 3e-4, "steps": 100000}},
     "base": {"tokenizer": {"batch": 48, "lr": 3e-4, "steps": 200000}, "dynamics": {"batch": 36, "lr": 3e-4, "steps": 200000}},
 }

@@ -148,10 +148,10 @@ class LDA:
 class SceneChecker:
     """Reads theme, time of day and weather from frames; fitted on reference sandbox scenes (plain + blurred)."""
 
-    def __init__(self, scenes: list[Scene]):
-        frames = [s.frame for s in scenes]
-        X = np.stack([frame_features(f) for f in frames] + [frame_features(blur(f)) for f in frames])
-        labels = {a: [getattr(s, a) for s in scenes] * 2 for a in ATTRIBUTES}
+    def __init__(self, scenes: list[Scene], augment: bool = True):
+        frames = [s.frame for s in scenes] + ([blur(s.frame) for s in scenes] if augment else [])
+        X = np.stack([frame_features(f) for f in frames])
+        labels = {a: [getattr(s, a) for s in scenes] * (2 if augment else 1) for a in ATTRIBUTES}
         self.models = {a: LDA().fit(X, labels[a]) for a in ATTRIBUTES}
 
     def classify(self, frames) -> list[dict[str, str]]:

@@ -96,9 +96,12 @@ def first_frame(**kw) -> None:
 @click.option("--event-guidance", type=float, default=None, help="Guidance scale on events [default: the checkpoint's].")
 @click.option("--only", type=click.Choice(["checks", "text", "sketch", "events"]), multiple=True,
               help="Measure only these sections (repeatable) [default: all].")
+@click.option("--calibrate", is_flag=True,
+              help="Also score with checks fitted on this model's own tokenizer reconstructions (tokenizer_calibrated).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_prompts(checkpoint, backend, as_json, trials, prompts, sketches, event_guidance, only, device, quiet) -> None:
+def eval_prompts(checkpoint, backend, as_json, trials, prompts, sketches, event_guidance, only, calibrate, device,
+                 quiet) -> None:
     """Measure prompt-to-scene accuracy, sketch fidelity and event success on held-out sandbox levels."""
     from bridge.model.checkpoint import CheckpointError
     from bridge.prompts.checks import default_checker
@@ -118,7 +121,7 @@ def eval_prompts(checkpoint, backend, as_json, trials, prompts, sketches, event_
         opts = EvalOptions(prompts=prompts, sketches=sketches, trials=trials, event_guidance=event_guidance)
         checker = default_checker(progress=not quiet)
         result = evaluate(world, checker, opts, progress=not quiet,
-                          sections=tuple(only) or ("checks", "text", "sketch", "events"))
+                          sections=tuple(only) or ("checks", "text", "sketch", "events"), calibrate=calibrate)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     if as_json:

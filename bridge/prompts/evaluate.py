@@ -18,7 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from bridge.backend import Prompt, WorldEvent
-from bridge.prompts.checks import (ATTRIBUTES, HELDOUT_SEEDS, WINDOW, SceneChecker, event_detected, to_64, validate)
+from bridge.prompts.checks import (ATTRIBUTES, HELDOUT_SEEDS, REFERENCE_SEEDS, WINDOW, SceneChecker, event_detected,
+                                   sandbox_scenes, to_64, validate)
 from bridge.prompts.events import EVAL_PARAPHRASES, TRAIN_PHRASINGS
 from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES
 from bridge.worlds.levels import THEMES, TIMES, WEATHERS, LevelParams, caption_for, random_params
@@ -89,38 +90,42 @@ def _accuracy(pairs: list[tuple[str, str]]) -> float | None:
 
 # --- Text prompts ---
 
-def eval_text_prompts(backend, checker: SceneChecker, opts: EvalOptions, bar) -> dict[str, Any]:
-    combos = list(itertools.product(THEMES, TIMES, WEATHERS))
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(combos))
-    got: dict[str, list[tuple[str, str]]] = {a: [] for a in ATTRIBUTES}
-    for k in range(opts.prompts):
-        theme, tod, weather = combos[order[k % len(combos)]]
-        seed = opts.seeds[k % len(opts.seeds)]
-        text = caption_for(_params(seed, theme=theme, time=tod, weather=weather))
-        frame = backend.reset(Prompt(seed=seed + k, text=text))
-        pred = checker.classify([frame])[0]
-        for a, want in (("theme", theme), ("time", tod), ("weather", weather)):
-            got[a].append((pred[a], want))
-        bar.update(1)
-    para: dict[str, list[tuple[str, str]]] = {a: [] for a in ATTRIBUTES}
-    for k, (text, want) in enumerate(SCENE_PARAPHRASES):
-        try:
-            frame = backend.reset(Prompt(seed=opts.seeds[0] + k, text=text))
-            pred = checker.classify([frame])[0]
-        except ValueError:
-            pred = {a: None for a in ATTRIBUTES}
-        for a, v in want.items():
-            para[a].append((pred[a], v))
-        bar.update(1)
+def _prompt_scores(got: dict[str, list], para: dict[str, list]) -> dict[str, Any]:
     per = {a: {"accuracy": _accuracy(p), "n": len(p),
                "by_value": {v: _accuracy([x for x in p if x[1] == v]) for v in ATTRIBUTES[a] if any(x[1] == v for x in p)}}
            for a, p in got.items()}
-    all_para = [x for p in para.values() for x in p]
     return {"prompt_attribute_accuracy": float(np.mean([per[a]["accuracy"] for a in ATTRIBUTES])),
             "prompt_attribute": per,
-            "prompt_attribute_accuracy_paraphrase": _accuracy(all_para),
+            "prompt_attribute_accuracy_paraphrase": _accuracy([x for p in para.values() for x in p]),
             "prompt_attribute_paraphrase": {a: _accuracy(p) for a, p in para.items()}}
+
+
+def eval_text_prompts(backend, checkers: dict[str, SceneChecker], opts: EvalOptions, bar) -> dict[str, dict[str, Any]]:
+    """Per checker: attribute accuracy of first frames made from caption-style and from paraphrased prompts."""
+    combos = list(itertools.product(THEMES, TIMES, WEATHERS))
+    order = np.random.default_rng(0).permutation(len(combos))
+    got = {c: {a: [] for a in ATTRIBUTES} for c in checkers}
+    para = {c: {a: [] for a in ATTRIBUTES} for c in checkers}
+    for k in range(opts.prompts):
+        theme, tod, weather = combos[order[k % len(combos)]]
+        seed = opts.seeds[k % len(opts.seeds)]
+        frame = backend.reset(Prompt(seed=seed + k, text=caption_for(_params(seed, theme=theme, time=tod, weather=weather))))
+        for c, checker in checkers.items():
+            pred = checker.classify([frame])[0]
+            for a, want in (("theme", theme), ("time", tod), ("weather", weather)):
+                got[c][a].append((pred[a], want))
+        bar.update(1)
+    for k, (text, want) in enumerate(SCENE_PARAPHRASES):
+        try:
+            frame = backend.reset(Prompt(seed=opts.seeds[0] + k, text=text))
+        except ValueError:
+            frame = None
+        for c, checker in checkers.items():
+            pred = checker.classify([frame])[0] if frame is not None else {a: None for a in ATTRIBUTES}
+            for a, v in want.items():
+                para[c][a].append((pred[a], v))
+        bar.update(1)
+    return {c: _prompt_scores(got[c], para[c]) for c in checkers}
 
 
 # --- Sketch prompts ---
@@ -179,13 +184,11 @@ def _rollout(backend, action: int, n: int, event: WorldEvent | None) -> list[np.
     return frames
 
 
-def eval_events(backend, checker: SceneChecker, opts: EvalOptions, action: int, bar) -> dict[str, Any]:
-    typed: dict[str, list[bool]] = {}
-    para: dict[str, list[bool]] = {}
-    false: dict[str, list[bool]] = {}
+def eval_events(backend, checkers: dict[str, SceneChecker], opts: EvalOptions, action: int, bar) -> dict[str, dict[str, Any]]:
+    """Per checker: typed / paraphrased event success and the false-event rate of paired no-event rollouts."""
+    hits = {c: {run: {t: [] for t in opts.event_types} for run in ("none", "typed", "paraphrase")} for c in checkers}
     errors: list[str] = []
     for etype in opts.event_types:
-        typed[etype], para[etype], false[etype] = [], [], []
         for k in range(opts.trials):
             scene = event_scene(etype, k)
             seed = opts.seeds[k % len(opts.seeds)] + 7919 * k
@@ -196,22 +199,29 @@ def eval_events(backend, checker: SceneChecker, opts: EvalOptions, action: int, 
             snap = backend.get_state()
             runs = {"none": None, "typed": WorldEvent(type=etype),
                     "paraphrase": WorldEvent(text=EVAL_PARAPHRASES[etype][k % len(EVAL_PARAPHRASES[etype])])}
-            for name, event in runs.items():
+            for run, event in runs.items():
                 backend.set_state(snap)
                 try:
                     frames = [pre] + _rollout(backend, action, opts.window, event)
-                    hit = event_detected(etype, frames, checker, scene["theme"], scene["time"])
                 except ValueError as e:  # e.g. the sandbox's keyword matcher does not know a paraphrase
-                    errors.append(f"{etype}/{name}: {e}")
-                    hit = False
-                {"none": false, "typed": typed, "paraphrase": para}[name][etype].append(hit)
+                    errors.append(f"{etype}/{run}: {e}")
+                    frames = None
+                for c, checker in checkers.items():
+                    hit = frames is not None and event_detected(etype, frames, checker, scene["theme"], scene["time"])
+                    hits[c][run][etype].append(bool(hit))
             bar.update(1)
-    mean = lambda d: float(np.mean([x for v in d.values() for x in v]))  # noqa: E731
-    return {"event_success": mean(typed), "event_success_by_type": {t: float(np.mean(v)) for t, v in typed.items()},
-            "event_success_paraphrase": mean(para),
-            "event_success_paraphrase_by_type": {t: float(np.mean(v)) for t, v in para.items()},
-            "false_event_rate": mean(false), "false_event_rate_by_type": {t: float(np.mean(v)) for t, v in false.items()},
-            "event_errors": errors[:10]}
+    out = {}
+    for c in checkers:
+        h = hits[c]
+        mean = lambda d: float(np.mean([x for v in d.values() for x in v]))  # noqa: E731
+        out[c] = {"event_success": mean(h["typed"]),
+                  "event_success_by_type": {t: float(np.mean(v)) for t, v in h["typed"].items()},
+                  "event_success_paraphrase": mean(h["paraphrase"]),
+                  "event_success_paraphrase_by_type": {t: float(np.mean(v)) for t, v in h["paraphrase"].items()},
+                  "false_event_rate": mean(h["none"]),
+                  "false_event_rate_by_type": {t: float(np.mean(v)) for t, v in h["none"].items()},
+                  "event_errors": errors[:10]}
+    return out
 
 
 def paraphrase_caption_match(encoder_name: str = "minilm") -> dict[str, Any]:
@@ -244,9 +254,21 @@ def reconstruction_ceiling(backend, checker: SceneChecker, opts: EvalOptions) ->
     return {a: _accuracy(p) for a, p in got.items()}
 
 
+def tokenizer_checker(backend, progress: bool = False) -> SceneChecker:
+    """Checks fitted on the reference scenes as this model's tokenizer reconstructs them (its own idea of snow)."""
+    scenes = sandbox_scenes(REFERENCE_SEEDS, progress=progress)
+    for s in tqdm(scenes, desc="reconstruct reference scenes", disable=not progress, leave=False):
+        s.frame = backend.reset(Prompt(seed=0, image=s.frame))
+    return SceneChecker(scenes, augment=False)
+
+
 def evaluate(backend, checker: SceneChecker, opts: EvalOptions | None = None, progress: bool = True,
-             sections: tuple[str, ...] = ("checks", "text", "sketch", "events")) -> dict[str, Any]:
-    """Every prompt metric for one backend, as one JSON-ready dict."""
+             sections: tuple[str, ...] = ("checks", "text", "sketch", "events"), calibrate: bool = False) -> dict[str, Any]:
+    """Every prompt metric for one backend, as one JSON-ready dict.
+
+    With `calibrate` (world models only) the text and event metrics are also scored by checks fitted on the model's
+    own tokenizer reconstructions, under "tokenizer_calibrated"; the top-level figures always use the sandbox checks.
+    """
     opts = opts or EvalOptions()
     t0 = time.time()
     out: dict[str, Any] = {"backend": {"kind": backend.kind, "name": backend.name}}
@@ -254,19 +276,29 @@ def evaluate(backend, checker: SceneChecker, opts: EvalOptions | None = None, pr
         backend.configure(event_cfg=opts.event_guidance)
     if hasattr(backend, "settings"):
         out["settings"] = dict(backend.settings)
+    checkers = {"sandbox": checker}
     total = (opts.prompts + len(SCENE_PARAPHRASES) if "text" in sections else 0) + \
             (opts.sketches if "sketch" in sections else 0) + (len(opts.event_types) * opts.trials if "events" in sections else 0)
+    if calibrate and backend.kind != "sandbox":
+        checkers["tokenizer"] = tokenizer_checker(backend, progress)
+        out["tokenizer_calibrated"] = {"checks_on_reconstructions": reconstruction_ceiling(backend, checkers["tokenizer"], opts)}
     with tqdm(total=total, desc="eval-prompts", unit="trial", disable=not progress, dynamic_ncols=True) as bar:
         if "checks" in sections:
             out["checks_validation"] = validate(checker, opts.seeds)
             out["checks_on_reconstructions"] = reconstruction_ceiling(backend, checker, opts)
         if "text" in sections:
-            out.update(eval_text_prompts(backend, checker, opts, bar))
+            res = eval_text_prompts(backend, checkers, opts, bar)
+            out.update(res["sandbox"])
+            if "tokenizer" in res:
+                out["tokenizer_calibrated"].update({k: v for k, v in res["tokenizer"].items()})
         if "sketch" in sections:
             out["sketch"] = eval_sketches(backend, opts, bar)
         if "events" in sections:
             action = still_action(backend, opts.seeds)
             out["still_action"] = action
-            out.update(eval_events(backend, checker, opts, action, bar))
+            res = eval_events(backend, checkers, opts, action, bar)
+            out.update(res["sandbox"])
+            if "tokenizer" in res:
+                out["tokenizer_calibrated"].update({k: v for k, v in res["tokenizer"].items() if k != "event_errors"})
     out["seconds"] = round(time.time() - t0, 1)
     return out

@@ -24,7 +24,7 @@ _common = [
     click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs]."),
     click.option("--ckpt-every", type=int, default=500, show_default=True, help="Checkpoint every N steps."),
     click.option("--ckpt-minutes", type=float, default=10.0, show_default=True, help="... and every M minutes."),
-    click.option("--max-minutes", type=float, default=None, help="Stop (with a checkpoint) after this many minutes."),
+    click.option("--max-minutes", type=float, default=None, help="Training-time budget of the run in minutes (resumes count): the learning rate decays to fit it and the run stops with a checkpoint when it is spent."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
 

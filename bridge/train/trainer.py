@@ -57,7 +57,7 @@ class TrainOptions:
     log_every: int = 10
     warmup: int = 200
     lam_lr_scale: float = 0.5  # the latent action model learns slower (collapse guard)
-    max_minutes: float | None = None  # stop (and checkpoint) after this long, e.g. to fit a time budget
+    max_minutes: float | None = None  # total training-time budget of the run (resumes included); the lr decays to fit it
     command: str = ""
     progress: bool = True
 
@@ -105,12 +105,12 @@ def world_config(preset: str, ds) -> WorldConfig:
     return cfg
 
 
-def lr_at(step: int, total: int, base: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 10% of base."""
+def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 10% of base, by steps or by the time budget, whichever is further."""
     warmup = min(warmup, max(total // 10, 1))
     if step < warmup:
         return base * (step + 1) / warmup
-    r = min((step - warmup) / max(total - warmup, 1), 1.0)
+    r = min(max((step - warmup) / max(total - warmup, 1), time_frac), 1.0)
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * r)))
 
 
@@ -240,14 +240,14 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     def save(step: int, metrics: dict[str, float]) -> None:
         if not env.main:
             return
-        meta = {"step": step, "stage": opts.stage, "preset": opts.preset, "elapsed_s": elapsed + time.time() - t_start}
+        meta = {"step": step, "stage": opts.stage, "preset": cfg.preset, "elapsed_s": elapsed + time.time() - t_start}
         save_train_state(out, model, opt, meta)
         info = {**card, "metrics": metrics, "train_time_s": round(meta["elapsed_s"], 1),
                 "updated": _dt.datetime.now().isoformat(timespec="seconds"), "amp_bf16": amp_on}
         tensors = state_tensors(model, "tokenizer.") if kind == "tokenizer" else state_tensors(model)
         save_model(out, kind, cfg, tensors, info, step)
 
-    bar = tqdm(total=steps, initial=start, desc=f"train {opts.stage} ({opts.preset})", unit="step", dynamic_ncols=True,
+    bar = tqdm(total=steps, initial=start, desc=f"train {opts.stage} ({cfg.preset})", unit="step", dynamic_ncols=True,
                disable=not (env.main and opts.progress))
     main_thread = threading.current_thread() is threading.main_thread()
     prev_term = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None  # `kill` saves too
@@ -256,9 +256,12 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     n_sum, frames_since, metrics, done = 0, 0, {}, start
     model.train()
     try:
+        budget = opts.max_minutes * 60 if opts.max_minutes is not None else None
         for step in range(start, steps):
+            spent = elapsed + time.time() - t_start
+            frac = spent / budget if budget else 0.0
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, steps, lr, opts.warmup) * g["scale"]
+                g["lr"] = lr_at(step, steps, lr, opts.warmup, frac) * g["scale"]
             clips = torch.from_numpy(sampler.sample(batch, rng)).to(env.device, non_blocking=True)
             with ctx:
                 res = ddp(clips)
@@ -281,12 +284,12 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                 metrics = env.mean({k: v / n_sum for k, v in sums.items()})
                 now = time.time()
                 metrics["frames_per_s"] = frames_since / max(now - last_log, 1e-9)
-                metrics["lr"] = lr_at(step, steps, lr, opts.warmup)
+                metrics["lr"] = lr_at(step, steps, lr, opts.warmup, frac)
                 sums, n_sum, frames_since, last_log = {}, 0, 0, now
                 if env.main:
                     _append_csv(csv_path, {"step": done, "time_s": round(elapsed + now - t_start, 1), **metrics})
                     bar.set_postfix(_postfix(metrics), refresh=False)
-            timed_out = env.any(opts.max_minutes is not None and time.time() - t_start > opts.max_minutes * 60)
+            timed_out = env.any(budget is not None and elapsed + time.time() - t_start > budget)
             if done == steps or timed_out or env.any(done % opts.ckpt_every == 0 or
                                                      time.time() - last_ckpt > opts.ckpt_minutes * 60):
                 save(done, metrics)
