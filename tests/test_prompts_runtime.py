@@ -77,10 +77,12 @@ def test_events_fill_the_slot_for_hold_frames(prompt_world):
 def test_a_world_without_prompt_training_says_what_to_train(prompt_world):
     rt, _ = _runtime(prompt_world / "world")
     assert not rt.text_prompts and not rt.text_events
-    with pytest.warns(UserWarning, match="train prompts first-frame"):
+    with pytest.warns(UserWarning, match="no text conditioning.*train prompts first-frame"):
         assert rt.first_tokens(Prompt(text="a cave level"), torch.Generator()) is None
-    with pytest.raises(ValueError, match="train prompts events"):
+    with pytest.raises(ValueError, match="no text conditioning.*train prompts events"):
         rt.event_cond(WorldEvent(text="make it rain"))
+    with pytest.raises(ValueError, match="not trained with events"):
+        rt.event_cond(WorldEvent(type="weather_snow"))
 
 
 @pytest.mark.gpu

@@ -1,4 +1,9 @@
-"""`worldbridge bench`: frames/s and latency of the backend alone and through the real protocol, and the difference."""
+"""`worldbridge bench`: frames/s and latency of the backend alone and through the real protocol, and the difference.
+
+For a world model it also reports where the model's time goes (bridge/model/speed.py: stage timings, FLOPs per
+frame, achieved vs peak matmul GFLOP/s, fps at 2/4/6/8 MaskGIT steps) and, with --rollout-health N, the share of N
+generated frames whose token statistics stay within the range of real footage (bridge/model/health.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +19,7 @@ from typing import Any
 
 import click
 import numpy as np
+from tqdm import tqdm
 
 
 def _stats(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
@@ -56,7 +63,8 @@ def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, cod
             f = c.step((i // 8) % n_actions)
             lat.append(f.received_ts - f.client_ts)
             overhead.append(f.received_ts - f.client_ts - f.timings.get("model", 0.0))
-        out[key] = {"lat": lat, "overhead": overhead, "wall": time.perf_counter() - t_start,
+        t_end = time.perf_counter()
+        out[key] = {"lat": lat, "overhead": overhead, "wall": t_end - t_start, "span": (t_start, t_end),
                     "kind": s["backend_kind"], "name": s["backend_name"], "size": (s["width"], s["height"])}
 
 
@@ -87,15 +95,37 @@ class _HostProcess:
 
 
 def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: bool = True,
-              scaling_frames: int = 200) -> dict:
-    """All measurements as one JSON-able dict."""
+              scaling_frames: int = 200, quick: bool = False, health_frames: int = 0, progress: bool = True) -> dict:
+    """All measurements as one JSON-able dict (a bar on stderr shows which phase runs)."""
     from bridge.host.server import run_host_in_thread
 
+    bar = tqdm(total=5, desc="bench: in-process", file=sys.stderr, disable=not progress, leave=False)
     in_proc, backend = bench_in_process(spec, frames)
+    bar.update(1)
+    model: dict = {}
+    if spec.kind == "world_model" and callable(getattr(backend, "spawn", None)):
+        from bridge.model.speed import model_report
+
+        bar.set_description("bench: model stages, FLOPs, peak, MaskGIT steps")
+        model = model_report(backend, quick=quick)
+        if health_frames:
+            from bridge.model.health import check_rollout
+            from bridge.model.speed import SWEEP_STEPS
+
+            model["rollout_health"] = check_rollout(backend.spawn(), health_frames, "random", seed=0)
+            by_steps = {}  # which step counts the quality allows, beside the fps of each in steps_sweep
+            for steps in (s for s in SWEEP_STEPS if s <= backend.cfg.tokens_per_frame):
+                world = backend.spawn()
+                world.configure(steps=steps)
+                by_steps[str(steps)] = check_rollout(world, health_frames, "random", seed=0)["within_range"]
+            model["rollout_health_by_steps"] = by_steps
+    bar.update(2)
+    bar.set_description("bench: end to end")
     host = _HostProcess(spec) if where == "subprocess" else run_host_in_thread(spec)
     try:
         out: dict = {}
         _client_run(host.address, frames, 20, out, "e2e")
+        bar.update(1)
         e2e = out["e2e"]
         report = {
             "backend_kind": e2e["kind"], "backend_name": e2e["name"],
@@ -106,8 +136,11 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             "end_to_end": _stats(e2e["lat"], e2e["wall"]),
             "protocol_overhead_ms_p50": float(np.percentile(e2e["overhead"], 50)),
             "protocol_overhead_ms_p95": float(np.percentile(e2e["overhead"], 95)),
+            "quick": quick,
+            **model,
         }
         if scaling:
+            bar.set_description("bench: 1/2/4/8 sessions")
             rows = []
             for n in (1, 2, 4, 8):
                 res: dict = {}
@@ -119,6 +152,8 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
                 for t in threads:
                     t.join()
                 wall = time.perf_counter() - t0
+                if len(res) == n:  # the measured loops only: connecting and warming up are not frames
+                    wall = max(r["span"][1] for r in res.values()) - min(r["span"][0] for r in res.values())
                 lat = [x for r in res.values() for x in r["lat"]]
                 rows.append({"sessions": n, "fps_total": n * scaling_frames / wall,
                              "latency_ms_p50": float(np.percentile(lat, 50)),
@@ -126,6 +161,7 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             report["sessions_scaling"] = rows
     finally:
         host.stop()
+        bar.close()
     report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     return report
 
@@ -137,9 +173,13 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 @click.option("--host", "where", type=click.Choice(["subprocess", "thread"]), default="subprocess",
               show_default=True, help="Run the host in a separate process or in a thread of this one.")
 @click.option("--no-scaling", is_flag=True, help="Skip the 1/2/4/8 concurrent sessions measurement.")
+@click.option("--quick", is_flag=True, help="A short run (~1 min): fewer frames everywhere; figures are rougher.")
+@click.option("--rollout-health", "health_frames", type=click.IntRange(0), default=0, metavar="N",
+              help="Also roll the world model N frames and report the share within the token-statistics range of "
+                   "real footage stored in its model card (docs/model.md, 'Rollout health').")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
-def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str, no_scaling: bool,
-          as_json: bool) -> None:
+def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str, no_scaling: bool, quick: bool,
+          health_frames: int, as_json: bool) -> None:
     """Measure frames/s and latency in-process and end to end (step mode through a real WorldClient)."""
     from bridge.host.backends import announce, resolve_backend
 
@@ -147,12 +187,17 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
         spec = resolve_backend(backend, checkpoint)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    if health_frames:
+        _check_health_range(spec)
+    if quick:
+        frames = min(frames, 60)
     if spec.kind == "world_model":
         import torch
 
         torch.set_num_threads(1)  # the bench measures one session per core budget, as the host runs it
     announce(spec)
-    report = run_bench(spec, frames=frames, where=where, scaling=not no_scaling)
+    report = run_bench(spec, frames=frames, where=where, scaling=not no_scaling, scaling_frames=20 if quick else 200,
+                       quick=quick, health_frames=health_frames)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -164,3 +209,30 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
     click.echo(f"protocol overhead p95: {report['protocol_overhead_ms_p95']:.3f} ms")
     for row in report.get("sessions_scaling", []):
         click.echo(f"{row['sessions']:2d} sessions: {row['fps_total']:8.1f} fps total, p95 {row['latency_ms_p95']:.2f} ms")
+    if "stages_ms" in report:
+        st = report["stages_ms"]
+        click.echo(f"model stages (p50): tokenize {st['tokenize']:.2f} ms, dynamics {st['dynamics']:.2f} ms "
+                   f"({st['maskgit_steps']} MaskGIT steps of ~{st['dynamics_step']:.2f} ms + commit "
+                   f"{st['commit']:.2f} ms), decode {st['decode']:.2f} ms")
+        dtype = report["compute_dtype"]
+        click.echo(f"compute: {report['flops_per_frame'] / 1e9:.2f} GFLOP/frame, {report['achieved_gflops']:.1f} "
+                   f"GFLOP/s achieved vs {report['matmul_peak_gflops'][dtype]:.1f} peak ({dtype}): "
+                   f"utilisation {100 * report['utilisation']:.1f} %")
+        click.echo("fps by MaskGIT steps: " + ", ".join(f"{r['steps']}: {r['fps']:.1f}" for r in report["steps_sweep"]))
+    if "rollout_health" in report:
+        h = report["rollout_health"]
+        click.echo(f"rollout health: {100 * h['within_range']:.1f} % of {h['frames']} frames within range; "
+                   f"first failure: {h['first_failure']}")
+        click.echo("within range by MaskGIT steps: " + ", ".join(
+            f"{k}: {100 * v:.1f} %" for k, v in report["rollout_health_by_steps"].items()))
+
+
+def _check_health_range(spec: Any) -> None:
+    """--rollout-health needs a world model whose card holds the range: say so before measuring anything."""
+    from bridge.model.health import HOW_TO_CALIBRATE
+
+    if spec.kind != "world_model" or spec.checkpoint is None:
+        raise click.ClickException("--rollout-health checks a world model: pass --checkpoint RUN_DIR")
+    card = Path(spec.checkpoint) / "model_card.json"
+    if not card.is_file() or not json.loads(card.read_text()).get("health"):
+        raise click.ClickException(f"{spec.checkpoint} has no health range in its model card: {HOW_TO_CALIBRATE}")

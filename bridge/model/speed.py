@@ -1,59 +1,259 @@
-"""Per-frame rollout cost of a preset (weights do not matter for speed): `python -m bridge.model.speed --preset tiny`."""
+"""Where a world model's per-frame time goes: stage timings, FLOPs per frame, the machine's matmul peak, MaskGIT steps.
+
+`python -m bridge.model.speed --preset tiny` measures a random-init preset (weights do not matter for speed);
+`--checkpoint RUN_DIR --report` prints the full model report that `worldbridge bench` embeds.
+"""
 
 from __future__ import annotations
 
 import json
 import statistics
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import click
+import numpy as np
 import torch
 
 from bridge.backend import Prompt
 from bridge.model.checkpoint import save_model, state_tensors
+from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import get_preset
-from bridge.model.world import load_world
+from bridge.model.world import WorldModelBackend, load_world
 
+SWEEP_STEPS = (2, 4, 6, 8)
+
+
+def random_world(preset: str, out: Path, seed: int = 0) -> Path:
+    """Save an untrained but complete world checkpoint of a preset (a speed subject; its frames mean nothing)."""
+    cfg = get_preset(preset)
+    torch.manual_seed(seed)
+    model = WorldModel(cfg, bank_size=4)
+    model.bank.copy_(torch.randint(0, model.tokenizer.vocab, model.bank.shape))
+    save_model(Path(out), "world", cfg, state_tensors(model), {"step": 0, "preset": preset}, 0)
+    return Path(out)
+
+
+# --- FLOPs ---
+
+def _st_flops(tokens: int, dim: int, depth: int, keys: int) -> tuple[int, int]:
+    """(projection, attention) FLOPs of one ST-transformer pass over one frame attending `keys` frames in time."""
+    linear = depth * 2 * tokens * 16 * dim * dim  # qkv 3D^2 + proj D^2, twice (space, time), FFN 8D^2
+    attention = depth * 4 * tokens * dim * (tokens + keys)  # QK^T and AV: spatial over tokens, temporal over keys
+    return linear, attention
+
+
+def frame_flops(cfg: WorldConfig, steps: int, branches: int = 1) -> dict[str, int]:
+    """Analytic matmul FLOPs (2 per multiply-add) of one frame at full context: `dynamics` = steps x branches + 1
+    commit forwards, `decode`, and `tokenize` (one frame, for resets and edits); `*_linear` counts projections only,
+    which is what torch's FlopCounterMode sees on CPU (it has no formula for the CPU attention kernel)."""
+    d, t, N = cfg.dynamics, cfg.tokenizer, cfg.tokens_per_frame
+    n_prefix = int(d.action_mode == "token") + int(d.cond_prefix and d.cond_dim > 0)
+    lin, att = _st_flops(N + n_prefix, d.dim, d.depth, d.window)
+    head = 2 * N * d.dim * cfg.vocab
+    forwards = steps * branches + 1
+    qdim = len(t.fsq_levels) if t.quantizer == "fsq" else t.code_dim
+    patch = 2 * N * t.dim * t.patch * t.patch * 3
+    dl, da = _st_flops(N, t.dim, t.dec_depth, t.window)
+    el, ea = _st_flops(N, t.dim, t.enc_depth, t.window)
+    vq = 2 * N * qdim * cfg.vocab if t.quantizer == "vq" else 0
+    out = {"dynamics_linear": forwards * (lin + head), "dynamics_attention": forwards * att,
+           "decode_linear": 2 * N * qdim * t.dim + dl + patch, "decode_attention": da,
+           "tokenize_linear": patch + el + 2 * N * t.dim * qdim + vq, "tokenize_attention": ea}
+    out["dynamics"] = out["dynamics_linear"] + out["dynamics_attention"]
+    out["decode"] = out["decode_linear"] + out["decode_attention"]
+    out["tokenize"] = out["tokenize_linear"] + out["tokenize_attention"]
+    out["frame"] = out["dynamics"] + out["decode"]
+    out["frame_linear"] = out["dynamics_linear"] + out["decode_linear"]
+    return out
+
+
+def _branches(backend: WorldModelBackend) -> int:
+    return 1 + int(backend.settings["cfg"] != 1.0)  # event guidance only runs while an event is held
+
+
+def _warm(world: WorldModelBackend, seed: int = 0) -> None:
+    """Reset and fill the context window, so timings and FLOPs are those of a long rollout."""
+    world.reset(Prompt(seed=seed))
+    for i in range(world.cfg.dynamics.window + 2):
+        world.step(i % world.num_latent_actions)
+
+
+def measured_frame_flops(backend: WorldModelBackend) -> int:
+    """Matmul FLOPs of one step counted by torch.utils.flop_counter on a spawned session (the backend is untouched)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    world = backend.spawn()
+    _warm(world)
+    with FlopCounterMode(display=False) as counter:
+        world.step(1 % world.num_latent_actions)
+    return int(counter.get_total_flops())
+
+
+def matmul_peak_gflops(dtype: torch.dtype, seconds: float = 1.0, n: int = 1024,
+                       device: str | torch.device = "cpu") -> float:
+    """This machine's n x n matmul throughput at the current thread count (the ceiling for `utilisation`)."""
+    dev = torch.device(device)
+    a, b = torch.randn(n, n, dtype=dtype, device=dev), torch.randn(n, n, dtype=dtype, device=dev)
+    for _ in range(2):
+        a @ b
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    sync()
+    count, t0 = 0, time.perf_counter()
+    while True:
+        a @ b
+        count += 1
+        if count % 4 == 0:
+            sync()
+            if time.perf_counter() - t0 >= seconds:
+                break
+    return 2 * n**3 * count / (time.perf_counter() - t0) / 1e9
+
+
+# --- Stage timings ---
+
+def _sig(x: float, digits: int = 4) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+def _p50(xs: list[float]) -> float:
+    return round(float(statistics.median(xs)), 3)
+
+
+def stage_timings(backend: WorldModelBackend, frames: int = 40, resets: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Model-only p50 ms per stage on a spawned session: tokenize (an image prompt, as resets and edits do), each
+    MaskGIT step, the commit pass, dynamics in all, decode, and the frame (dynamics + decode)."""
+    world = backend.spawn()
+    rng = np.random.default_rng(seed)
+    tok = []
+    for i in range(resets):
+        world.reset(Prompt(seed=i, image=rng.integers(0, 256, (world.height, world.width, 3), dtype=np.uint8)))
+        tok.append(world.last_timings["tokenize"])
+    _warm(world, seed)
+    world.detailed_timings = True
+    steps, commit, dyn, dec = [], [], [], []
+    for i in range(frames):
+        world.step(int(rng.integers(world.num_latent_actions)))
+        *per_step, last = world.last_step_ms
+        steps.append(per_step)
+        commit.append(last)
+        dyn.append(world.last_timings["dynamics"])
+        dec.append(world.last_timings["decode"])
+    per_step = [_p50([s[k] for s in steps]) for k in range(len(steps[0]))]
+    return {"tokenize": _p50(tok), "dynamics_per_step": per_step, "dynamics_step": _p50([x for s in steps for x in s]),
+            "commit": _p50(commit), "dynamics": _p50(dyn), "decode": _p50(dec),
+            "frame": round(_p50(dyn) + _p50(dec), 3), "maskgit_steps": len(per_step), "frames": frames}
+
+
+def steps_sweep(backend: WorldModelBackend, steps: tuple[int, ...] = SWEEP_STEPS, frames: int = 30) -> list[dict]:
+    """fps (model only, one session) at each MaskGIT step count; counts above the tokens per frame are skipped."""
+    rows = []
+    for s in steps:
+        if s > backend.cfg.tokens_per_frame:
+            continue
+        world = backend.spawn()
+        world.configure(steps=s)
+        _warm(world)
+        dyn, dec = [], []
+        for i in range(frames):
+            world.step(i % world.num_latent_actions)
+            dyn.append(world.last_timings["dynamics"])
+            dec.append(world.last_timings["decode"])
+        ms = _p50(dyn) + _p50(dec)
+        rows.append({"steps": s, "dynamics_ms": _p50(dyn), "decode_ms": _p50(dec), "frame_ms": round(ms, 3),
+                     "fps": round(1000.0 / ms, 1)})
+    return rows
+
+
+def model_report(backend: WorldModelBackend, quick: bool = False) -> dict[str, Any]:
+    """Everything `worldbridge bench` adds for a world model: stages, FLOPs, matmul peak, utilisation, step sweep."""
+    stages = stage_timings(backend, frames=12 if quick else 60, resets=3 if quick else 7)
+    flops = frame_flops(backend.cfg, backend.settings["steps"], _branches(backend))
+    dtype = "bf16" if backend.autocast else "fp32"
+    peak_s = 0.25 if quick else 1.0
+    if backend.device.type == "cpu":
+        peak = {"fp32": matmul_peak_gflops(torch.float32, peak_s), "bf16": matmul_peak_gflops(torch.bfloat16, peak_s)}
+    else:
+        peak = {k: matmul_peak_gflops(dt, peak_s, 4096, backend.device)
+                for k, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    achieved = flops["frame"] / (stages["frame"] / 1e3) / 1e9
+    return {
+        "stages_ms": stages,
+        "flops_per_frame": flops["frame"],
+        "flops_per_frame_detail": flops,
+        "flops_per_frame_measured": measured_frame_flops(backend),
+        "achieved_gflops": _sig(achieved),
+        "matmul_peak_gflops": {k: round(v, 1) for k, v in peak.items()},
+        "compute_dtype": dtype,
+        "utilisation": _sig(achieved / peak[dtype]),
+        "steps_sweep": steps_sweep(backend, frames=10 if quick else 40),
+        "threads": torch.get_num_threads(),
+        "device": str(backend.device),
+    }
+
+
+# --- The original one-line measurement ---
 
 def measure(preset: str, frames: int = 60, steps: int | None = None, autocast: bool | None = None,
-            device: str | None = None, cfg: float | None = None, threads: int | None = None) -> dict[str, float]:
-    """Median ms per generated frame (dynamics incl. all MaskGIT steps + commit, and decode) of a random-init preset."""
+            device: str | None = None, cfg: float | None = None, threads: int | None = None,
+            compile: bool | str = False, checkpoint: str | None = None) -> dict[str, Any]:
+    """Median ms per generated frame (dynamics incl. all MaskGIT steps + commit, and decode) of a random-init preset
+    (or of a checkpoint); `warmup_s` is the time from load to the first 10 frames (torch.compile shows up there)."""
     if threads:
         torch.set_num_threads(threads)
-    wcfg = get_preset(preset)
-    torch.manual_seed(0)
-    model = WorldModel(wcfg, bank_size=1)
     with tempfile.TemporaryDirectory() as tmp:
-        save_model(Path(tmp), "world", wcfg, state_tensors(model), {"step": 0}, 0)
-        world = load_world(tmp, device=device, autocast=autocast)
+        path = checkpoint or random_world(preset, Path(tmp) / "world")
+        t0 = time.perf_counter()
+        world = load_world(path, device=device, autocast=autocast, compile=compile)
     world.configure(steps=steps, cfg=cfg)
     world.reset(Prompt(seed=0))
     dyn, dec = [], []
     for i in range(frames + 10):  # 10 warm-up frames also fill the context window
         world.step(i % world.num_latent_actions)
+        if i == 9:
+            warmup = time.perf_counter() - t0
         if i >= 10:
             dyn.append(world.last_timings["dynamics"])
             dec.append(world.last_timings["decode"])
     d, e = statistics.median(dyn), statistics.median(dec)
-    return {"preset": preset, "device": str(world.device), "autocast_bf16": world.autocast, **world.settings,
-            "threads": torch.get_num_threads(), "dynamics_ms": round(d, 2), "decode_ms": round(e, 2),
-            "frame_ms": round(d + e, 2), "fps": round(1000 / (d + e), 1)}
+    return {"preset": world.cfg.preset, "device": str(world.device), "autocast_bf16": world.autocast,
+            "compile": compile or None, **world.settings, "threads": torch.get_num_threads(),
+            "dynamics_ms": round(d, 2), "decode_ms": round(e, 2), "frame_ms": round(d + e, 2),
+            "fps": round(1000 / (d + e), 1), "warmup_s": round(warmup, 2)}
 
 
 @click.command()
 @click.option("--preset", default="tiny", show_default=True)
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Measure this world instead of a random-init preset.")
 @click.option("--frames", default=60, show_default=True)
 @click.option("--steps", type=int, default=None, help="MaskGIT steps (default: the preset's)")
 @click.option("--cfg", type=float, default=None, help="guidance scale (1 = off, >1 doubles the batch)")
 @click.option("--autocast/--no-autocast", default=None, help="bf16 autocast (default: auto)")
+@click.option("--compile", "compile_mode", default=None,
+              help="torch.compile mode (default, reduce-overhead, ...); measured slower on CPU, see docs/model.md")
 @click.option("--device", default=None)
 @click.option("--threads", type=int, default=None)
-def main(preset: str, frames: int, steps: int | None, cfg: float | None, autocast: bool | None, device: str | None,
-         threads: int | None) -> None:
-    """Print one JSON line with the per-frame rollout time of a preset."""
-    print(json.dumps(measure(preset, frames, steps, autocast, device, cfg, threads)))
+@click.option("--report", is_flag=True, help="Print the full model report (stages, FLOPs, peak, step sweep).")
+@click.option("--quick", is_flag=True, help="With --report: a short run.")
+def main(preset: str, checkpoint: str | None, frames: int, steps: int | None, cfg: float | None,
+         autocast: bool | None, compile_mode: str | None, device: str | None, threads: int | None, report: bool,
+         quick: bool) -> None:
+    """Print one JSON line with the per-frame rollout time of a preset (or the full report with --report)."""
+    if not report:
+        print(json.dumps(measure(preset, frames, steps, autocast, device, cfg, threads, compile_mode or False,
+                                 checkpoint)))
+        return
+    if threads:
+        torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        world = load_world(checkpoint or random_world(preset, Path(tmp) / "world"), device=device, autocast=autocast,
+                           compile=compile_mode or False)
+    world.configure(steps=steps, cfg=cfg)
+    print(json.dumps(model_report(world, quick=quick)))
 
 
 if __name__ == "__main__":

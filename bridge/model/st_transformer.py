@@ -54,6 +54,18 @@ class KVCache:
         self.pos += len(q_pos)
         self.filled = min(self.filled + len(q_pos), self.ring)
 
+    def rewind(self) -> None:
+        """Forget the last committed frame so a changed version of it can be committed in its place (frame edits).
+
+        Its ring slot is marked empty, so the re-committed frame sees one frame less of the past than the original.
+        """
+        if self.pos == 0:
+            raise RuntimeError("nothing to rewind: no frame was committed to this cache")
+        self.pos -= 1
+        if self.ring and self.slot_pos is not None:
+            self.slot_pos[self.pos % self.ring] = -1
+            self.filled = max(self.filled - 1, 0)
+
     def _map(self, fn) -> "KVCache":
         c = KVCache(len(self.k), self.window)
         c.k = [None if t is None else fn(t) for t in self.k]

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import secrets
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from bridge.backend import Prompt, WorldEvent
-from bridge.model.checkpoint import CheckpointError
+from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.genie import WorldModel
 from bridge.model.sampler import mask_schedule, sample_frame
+from bridge.model.st_transformer import KVCache
 
 DEFAULT_WORLD = Path(__file__).resolve().parent.parent / "assets" / "default_world"
 
@@ -65,16 +68,45 @@ class WorldModelBackend:
                          "unmask": d.unmask}
         # bf16 autocast: on CUDA always; on CPU only where measured faster (AVX-512 BF16), see docs/model.md
         self.autocast = (device.type == "cuda" or _cpu_has_bf16()) if autocast is None else autocast
+        self.detailed_timings = False  # also time each MaskGIT step into `last_step_ms` (bench; syncs CUDA)
+        self._new_session()
+        from bridge.prompts.runtime import PromptRuntime  # text/sketch prompts and events (docs/prompts.md)
+
+        self.prompts = PromptRuntime(self.path, self.model, device, self.name)
+        if self.prompts.text_events:
+            self.settings["event_cfg"] = self.prompts.guidance
+
+    def _new_session(self) -> None:
+        """Everything one session owns; the rest (weights, prompt models) is shared by `spawn`."""
         self.last_timings: dict[str, float] = {}
+        self.last_step_ms: list[float] = []  # per MaskGIT step, then the commit pass (when detailed_timings)
         self.seed: int | None = None
-        self._gen = torch.Generator(device=device)
+        self._gen = torch.Generator(device=self.device)
         self._dyn = self._dec = None
         self._frame: np.ndarray | None = None
+        self._last: tuple[torch.Tensor, torch.Tensor | None] | None = None  # action and cond of the last frame (edits)
+        self._buffers: dict[str, torch.Tensor] = {}  # the sampler's token maps, reused every frame
+        self._tokens: torch.Tensor | None = None  # (1, N) token map of the current frame
+
+    def spawn(self) -> "WorldModelBackend":
+        """Another session on the same weights (no copy, no disk read): its own caches, RNG, settings and events."""
+        other = copy.copy(self)
+        other.settings = dict(self.settings)
+        other._new_session()
+        other.prompts = copy.copy(self.prompts)
+        other.prompts.reset()
+        return other
 
     # --- settings ---
     def configure(self, steps: int | None = None, temperature: float | None = None, cfg: float | None = None,
-                  unmask: str | None = None) -> dict[str, Any]:
+                  unmask: str | None = None, event_cfg: float | None = None) -> dict[str, Any]:
         """Change sampling settings (None keeps a value); returns the current settings."""
+        if event_cfg is not None:
+            if event_cfg < 0:
+                raise ValueError(f"event_cfg (guidance scale on events) must be >= 0 (1 = off), got {event_cfg}")
+            if self.cfg.dynamics.cond_dim <= 0:
+                raise ValueError(f"{self.name} has no event conditioning, so event_cfg does not apply")
+            self.settings["event_cfg"] = float(event_cfg)
         if steps is not None:
             mask_schedule(int(steps), self.cfg.tokens_per_frame)  # validates the range
             self.settings["steps"] = int(steps)
@@ -98,71 +130,159 @@ class WorldModelBackend:
     # --- WorldBackend ---
     @torch.no_grad()
     def reset(self, prompt: Prompt | None = None) -> np.ndarray:
-        """Start from the prompt image/sketch (resized, tokenized) or from the seed's first frame in the bank."""
+        """Start from a text/sketch prompt (the first-frame model, when trained), an image (resized, tokenized), or
+        the seed's first frame in the bank."""
         prompt = prompt or Prompt()
         self.seed = prompt.seed if prompt.seed is not None else secrets.randbelow(2**31)
         self._gen.manual_seed(int(self.seed))
-        if prompt.text:
-            warnings.warn(f"{self.name} has no text conditioning; the text prompt is ignored "
-                          "(start from an image, a sketch or a seed)", stacklevel=2)
+        self.prompts.reset()
         m, image = self.model, prompt.image if prompt.image is not None else prompt.sketch
         with self._ctx():
-            if image is not None:
+            t0 = time.perf_counter()
+            tokens = self.prompts.first_tokens(prompt, self._gen)  # text and/or sketch -> (1, N), else None
+            if tokens is None and image is not None:
                 x = resize_image(image, self.height, self.width).to(self.device)
                 tokens = m.tokenizer.encode(x[None, None])[0][:, 0]  # (1, N)
-            else:
+            elif tokens is None:
                 if len(m.bank) == 0:
                     raise ValueError(f"{self.path} stores no first frames: give the prompt an image")
                 tokens = m.bank[int(self.seed) % len(m.bank)][None].to(self.device)  # (1, N)
+            t1 = self._sync()
             self._dyn, self._dec = m.dynamics.new_cache(), m.tokenizer.decoder.new_cache()
             null = torch.full((1, 1), m.dynamics.null_action, device=self.device)
             m.dynamics(tokens[:, None], null, None, self._dyn, append=True)
-            self._frame = to_uint8(m.tokenizer.decode(tokens[:, None], self._dec)[0, 0])
+            t2 = self._sync()
+            self._frame, self._tokens = to_uint8(m.tokenizer.decode(tokens[:, None], self._dec)[0, 0]), tokens
+            t3 = time.perf_counter()
+        self._last = (null, None)
+        self.last_timings = {"tokenize": (t1 - t0) * 1e3, "dynamics": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
         return self._frame.copy()
 
     @torch.no_grad()
     def step(self, action: int, event: WorldEvent | None = None) -> np.ndarray:
-        """Generate the next frame under latent action `action` (and a trained event type, if given)."""
+        """Generate the next frame under latent action `action`; an event (typed, or free text when trained for it)
+        conditions this frame and the next `hold - 1` (docs/prompts.md)."""
         if self._dyn is None:
             raise RuntimeError("call reset() before step()")
-        if not isinstance(action, (int, np.integer)) or not 0 <= int(action) < self.num_latent_actions:
-            raise ValueError(f"action must be an int in [0, {self.num_latent_actions}) ({', '.join(self.action_names)}), got {action!r}")
-        cond = self._event_cond(event)
+        self._check_action(action)
+        cond = self.prompts.event_cond(event)  # (1, 1, C) while an event is held, else None
         m, s = self.model, self.settings
         a = torch.tensor([int(action)], device=self.device)
+        self._last = (a[:, None], cond)
         with self._ctx():
+            step_ms = [] if self.detailed_timings else None
             t0 = time.perf_counter()
             tokens = sample_frame(m.dynamics, self._dyn, a, s["steps"], s["temperature"], s["cfg"], s["unmask"],
-                                  cond=cond, generator=self._gen)
-            self._sync()
-            t1 = time.perf_counter()
+                                  cond=cond, generator=self._gen, cond_cfg=s.get("event_cfg", 1.0),
+                                  buffers=self._buffers, step_ms=step_ms)
+            t1 = self._sync()
             frame = m.tokenizer.decode(tokens[:, None], self._dec)[0, 0]
-            self._frame = to_uint8(frame)
+            self._frame, self._tokens = to_uint8(frame), tokens
             t2 = time.perf_counter()
         self.last_timings = {"dynamics": (t1 - t0) * 1e3, "decode": (t2 - t1) * 1e3}
+        if step_ms is not None:
+            self.last_step_ms = step_ms
         return self._frame.copy()
 
-    def _event_cond(self, event: WorldEvent | None) -> torch.Tensor | None:
-        if event is None or (event.type is None and not event.text):
-            return None
-        if event.type is None:
-            raise ValueError(f"{self.name} has no text conditioning: send a typed event, one of {self.event_types}")
-        if event.type not in self.event_types:
-            known = ", ".join(self.event_types) or "none (this checkpoint was not trained with events)"
-            raise ValueError(f"unknown event type {event.type!r}; {self.name} knows: {known}")
-        vec = self.model.event_embed[self.event_types.index(event.type)]
-        return vec.to(self.device)[None, None]  # (1, 1, C): conditions the frame generated now
+    def _check_action(self, action: Any) -> None:
+        if not isinstance(action, (int, np.integer)) or not 0 <= int(action) < self.num_latent_actions:
+            raise ValueError(f"action must be an int in [0, {self.num_latent_actions}) ({', '.join(self.action_names)}), got {action!r}")
 
-    def _sync(self) -> None:
+    # --- Several sessions in one batch (the host calls this for concurrent sessions of one backend class) ---
+    @classmethod
+    @torch.no_grad()
+    def step_batch(cls, worlds: list["WorldModelBackend"], actions: list[int],
+                   events: list[WorldEvent | None]) -> list[np.ndarray]:
+        """`step` for many sessions at once: sessions of one model at the same point of their rollout, with the same
+        settings and no new event, run as one batch; each keeps its own random stream, so a session's frames do not
+        depend on who it was batched with. The others (and groups of one) are stepped alone."""
+        if not len(worlds) == len(actions) == len(events):
+            raise ValueError(f"step_batch got {len(worlds)} worlds, {len(actions)} actions and {len(events)} events")
+        for w, a in zip(worlds, actions):
+            w._check_action(a)
+        out: list[np.ndarray | None] = [None] * len(worlds)
+        groups: dict[tuple, list[tuple[int, torch.Tensor | None]]] = {}
+        for i, (w, e) in enumerate(zip(worlds, events)):
+            new_event = e is not None and (e.type is not None or bool(e.text))
+            if w._dyn is None or new_event:  # errors and refused events are reported one session at a time
+                out[i] = w.step(actions[i], e)
+                continue
+            cond = w.prompts.event_cond(None)  # an event fired earlier may still be held
+            groups.setdefault(w._batch_key(cond), []).append((i, cond))
+        for members in groups.values():
+            frames = cls._step_group([worlds[i] for i, _ in members], [int(actions[i]) for i, _ in members],
+                                     [c for _, c in members])
+            for (i, _), f in zip(members, frames):
+                out[i] = f
+        return out
+
+    def _batch_key(self, cond: torch.Tensor | None) -> tuple:
+        """Sessions with equal keys can share one batch: same model, settings, cache positions and cond shape."""
+        caches = tuple((c.pos, c.filled, None if c.slot_pos is None else tuple(c.slot_pos.tolist()))
+                       for c in (self._dyn, self._dec))
+        return (id(self.model), str(self.device), self.autocast, tuple(sorted(self.settings.items())), caches,
+                None if cond is None else tuple(cond.shape))
+
+    @classmethod
+    def _step_group(cls, ws: list["WorldModelBackend"], actions: list[int],
+                    conds: list[torch.Tensor | None]) -> list[np.ndarray]:
+        w0, G = ws[0], len(ws)
+        m, s = w0.model, w0.settings
+        a = torch.tensor(actions, device=w0.device)  # (G,)
+        cond = None if conds[0] is None else torch.cat(conds)  # (G, 1, C)
+        dyn, dec = _stack_caches([w._dyn for w in ws]), _stack_caches([w._dec for w in ws])
+        with w0._ctx():
+            t0 = time.perf_counter()
+            tokens = sample_frame(m.dynamics, dyn, a, s["steps"], s["temperature"], s["cfg"], s["unmask"], cond=cond,
+                                  generator=[w._gen for w in ws], cond_cfg=s.get("event_cfg", 1.0))
+            t1 = w0._sync()
+            frames = to_uint8(m.tokenizer.decode(tokens[:, None], dec)[:, 0])  # (G, H, W, 3)
+            t2 = time.perf_counter()
+        timings = {"dynamics": (t1 - t0) * 1e3, "decode": (t2 - t1) * 1e3}
+        for i, w in enumerate(ws):
+            _unstack_cache(dyn, w._dyn, i, G)
+            _unstack_cache(dec, w._dec, i, G)
+            w._frame, w._last, w.last_timings = frames[i], (a[i:i + 1, None], conds[i]), dict(timings)
+            w._tokens = tokens[i:i + 1]
+        return [f.copy() for f in frames]
+
+    @torch.no_grad()
+    def edit_frame(self, rgba: np.ndarray, x: int, y: int) -> np.ndarray:
+        """Paste an RGBA layer at (x, y) into the current frame; the world continues from the edited frame.
+
+        The edited frame is re-tokenized and replaces the last frame in the dynamics' and decoder's caches; the
+        returned frame is how the world now sees it (the tokenizer's reconstruction).
+        """
+        if self._dyn is None:
+            raise RuntimeError("call reset() before edit_frame()")
+        from bridge.prompts.edit import paste_layer
+
+        edited = paste_layer(self._frame, rgba, x, y)
+        m, (action, cond) = self.model, self._last
+        with self._ctx():
+            img = torch.from_numpy(edited).to(self.device).float() / 255.0
+            tokens = m.tokenizer.encode(img[None, None])[0][:, 0]  # (1, N)
+            self._dyn.rewind()
+            self._dec.rewind()
+            m.dynamics(tokens[:, None], action, cond, self._dyn, append=True)
+            self._frame = to_uint8(m.tokenizer.decode(tokens[:, None], self._dec)[0, 0])
+            self._tokens = tokens
+        return self._frame.copy()
+
+    def _sync(self) -> float:
+        """Wait for the GPU (timings must not stop before the work does); returns the time after."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def get_state(self) -> dict[str, Any]:
         """Caches + RNG + last frame: restoring it continues bit-exactly as the original would have."""
         if self._dyn is None:
             raise RuntimeError("call reset() before get_state()")
         return {"dyn": self._dyn.clone(), "dec": self._dec.clone(), "rng": self._gen.get_state(),
-                "frame": self._frame.copy(), "seed": self.seed, "model": str(self.path)}
+                "frame": self._frame.copy(), "seed": self.seed, "model": str(self.path),
+                "event": self.prompts.track.get_state(), "last": self._last,
+                "tokens": None if self._tokens is None else self._tokens.clone()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or state.get("model") != str(self.path):
@@ -170,10 +290,82 @@ class WorldModelBackend:
         self._dyn, self._dec = state["dyn"].clone(), state["dec"].clone()
         self._gen.set_state(state["rng"])
         self._frame, self.seed = state["frame"].copy(), state["seed"]
+        self.prompts.track.set_state(state.get("event", (None, 0)))
+        self._last = state.get("last", self._last)
+        self._tokens = None if state.get("tokens") is None else state["tokens"].clone()
 
     @property
     def frame(self) -> np.ndarray | None:
         return None if self._frame is None else self._frame.copy()
+
+    @property
+    def last_tokens(self) -> torch.Tensor | None:
+        """(N,) token map of the current frame (what the rollout health check reads), or None before reset."""
+        return None if self._tokens is None else self._tokens[0].detach().clone()
+
+
+def _stack_caches(caches: list[KVCache]) -> KVCache:
+    """Caches of one-session batches at the same position -> one cache whose batch row b is caches[b]."""
+    c0 = caches[0]
+    out = KVCache(len(c0.k), c0.window)
+    out.k = [None if t is None else torch.cat([c.k[i] for c in caches]) for i, t in enumerate(c0.k)]
+    out.v = [None if t is None else torch.cat([c.v[i] for c in caches]) for i, t in enumerate(c0.v)]
+    out.slot_pos = None if c0.slot_pos is None else c0.slot_pos.clone()
+    out.pos, out.filled = c0.pos, c0.filled
+    return out
+
+
+def _unstack_cache(merged: KVCache, cache: KVCache, row: int, rows: int) -> None:
+    """Point `cache` at its batch row of `merged` (views, no copy) after the batch committed a frame."""
+    for i, (k, v) in enumerate(zip(merged.k, merged.v)):
+        if k is not None:
+            n = k.shape[0] // rows
+            cache.k[i], cache.v[i] = k[row * n:(row + 1) * n], v[row * n:(row + 1) * n]
+    cache.slot_pos = None if merged.slot_pos is None else merged.slot_pos.clone()
+    cache.pos, cache.filled = merged.pos, merged.filled
+
+
+class _SkipInit(TorchFunctionMode):
+    """Inside: nn.init and in-place random fills do nothing, since a checkpoint overwrites every weight next
+    (random init was ~75 % of building the tiny model). Torch function modes are per thread."""
+
+    FILLS = {torch.Tensor.normal_, torch.Tensor.uniform_}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__module__", None) == "torch.nn.init" or func in self.FILLS:
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **(kwargs or {}))
+
+
+def _load_model(path: Path) -> tuple[WorldModel, dict[str, Any]]:
+    """WorldModel.load without the wasted random init; the same checks and clear errors (load_into)."""
+    cfg, tensors, card, _ = load_model(path, kind="world")
+    with _SkipInit():
+        model = WorldModel(cfg, bank_size=tensors["bank"].shape[0] if "bank" in tensors else 0)
+    load_into(model, tensors, where=str(path / "model.safetensors"))
+    return model.eval(), card
+
+
+def _bf16_linears(module: torch.nn.Module) -> None:
+    """Store Linear weights in bf16: autocast casts them to exactly these values on every call anyway (its cast
+    cache lives only as long as one autocast block, i.e. one step), so frames are bit-identical and ~2 ms faster."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.to(torch.bfloat16)
+
+
+def _compile_mode(compile: bool | str) -> str | None:
+    """compile= argument, else WORLDBRIDGE_COMPILE (1/default/reduce-overhead/max-autotune; 0 or unset = off)."""
+    if not compile:
+        compile = os.environ.get("WORLDBRIDGE_COMPILE", "").strip()
+    if compile in (False, "", "0", "off", "false"):
+        return None
+    if compile is True or compile in ("1", "on", "true"):
+        return "default"
+    if compile not in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
+        raise ValueError(f"unknown torch.compile mode {compile!r} (WORLDBRIDGE_COMPILE): use 1, default, "
+                         "reduce-overhead or max-autotune")
+    return str(compile)
 
 
 def _cpu_has_bf16() -> bool:
@@ -192,10 +384,12 @@ def load_world(path: str | Path | None = None, device: str | torch.device | None
             raise CheckpointError(f"no embedded default world at {path}: train one with `worldbridge train dynamics ...` "
                                   "and pass its run directory (or copy it there)")
     dev = pick_device(device)
-    model, card, _ = WorldModel.load(Path(path))
+    mode = _compile_mode(compile)
+    model, card = _load_model(Path(path))
     backend = WorldModelBackend(model, card, Path(path), dev, autocast)
-    if compile:
-        mode = compile if isinstance(compile, str) else "default"
+    if backend.autocast:
+        _bf16_linears(backend.model.dynamics)  # not the tokenizer: prompt models fingerprint its fp32 weights
+    if mode:
         backend.model.dynamics.st = torch.compile(backend.model.dynamics.st, mode=mode, dynamic=True)
         backend.model.tokenizer.decoder = torch.compile(backend.model.tokenizer.decoder, mode=mode, dynamic=True)
     return backend

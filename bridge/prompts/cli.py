@@ -18,7 +18,7 @@ _shared = [
     click.option("--lr", type=float, default=None, help="Peak learning rate [default: 1e-4 events / 5e-4 first-frame]."),
     click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
                  help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
-    click.option("--max-frames", type=int, default=40000, show_default=True, help="Frames tokenized up front."),
+    click.option("--max-frames", type=int, default=12000, show_default=True, help="Frames tokenized up front."),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
     click.option("--ckpt-every", type=int, default=100, show_default=True, help="Save every N steps."),

@@ -44,6 +44,7 @@ class EvalOptions:
     """How much to measure; the defaults take a few minutes for the tiny model on 2 CPU cores."""
 
     seeds: tuple[int, ...] = HELDOUT_SEEDS
+    reference_seeds: tuple[int, ...] = REFERENCE_SEEDS  # levels the tokenizer-calibrated checks are fitted on
     prompts: int = 60  # text prompts (theme x time x weather combinations, cycled)
     sketches: int = 12
     trials: int = 6  # rollouts per event type
@@ -84,6 +85,15 @@ def still_action(backend, seeds: tuple[int, ...], frames: int = 6) -> int:
     return int(motion.argmin())
 
 
+def supports(backend, what: str) -> bool:
+    """Whether a backend was trained for a kind of prompt: "text_prompts", "sketch_prompts", "events"."""
+    if backend.kind == "sandbox":
+        return True
+    if what == "events":
+        return bool(getattr(backend, "event_types", []))
+    return bool(getattr(getattr(backend, "prompts", None), what, False))
+
+
 def _accuracy(pairs: list[tuple[str, str]]) -> float | None:
     return float(np.mean([a == b for a, b in pairs])) if pairs else None
 
@@ -109,7 +119,10 @@ def eval_text_prompts(backend, checkers: dict[str, SceneChecker], opts: EvalOpti
     for k in range(opts.prompts):
         theme, tod, weather = combos[order[k % len(combos)]]
         seed = opts.seeds[k % len(opts.seeds)]
-        frame = backend.reset(Prompt(seed=seed + k, text=caption_for(_params(seed, theme=theme, time=tod, weather=weather))))
+        text = caption_for(_params(seed, theme=theme, time=tod, weather=weather))
+        if weather == "clear":  # the training captions leave clear weather unsaid; a prompt must say what it scores
+            text += " under a clear sky"
+        frame = backend.reset(Prompt(seed=seed + k, text=text))
         for c, checker in checkers.items():
             pred = checker.classify([frame])[0]
             for a, want in (("theme", theme), ("time", tod), ("weather", weather)):
@@ -254,9 +267,9 @@ def reconstruction_ceiling(backend, checker: SceneChecker, opts: EvalOptions) ->
     return {a: _accuracy(p) for a, p in got.items()}
 
 
-def tokenizer_checker(backend, progress: bool = False) -> SceneChecker:
+def tokenizer_checker(backend, seeds: tuple[int, ...] = REFERENCE_SEEDS, progress: bool = False) -> SceneChecker:
     """Checks fitted on the reference scenes as this model's tokenizer reconstructs them (its own idea of snow)."""
-    scenes = sandbox_scenes(REFERENCE_SEEDS, progress=progress)
+    scenes = sandbox_scenes(seeds, progress=progress)
     for s in tqdm(scenes, desc="reconstruct reference scenes", disable=not progress, leave=False):
         s.frame = backend.reset(Prompt(seed=0, image=s.frame))
     return SceneChecker(scenes, augment=False)
@@ -280,20 +293,30 @@ def evaluate(backend, checker: SceneChecker, opts: EvalOptions | None = None, pr
     total = (opts.prompts + len(SCENE_PARAPHRASES) if "text" in sections else 0) + \
             (opts.sketches if "sketch" in sections else 0) + (len(opts.event_types) * opts.trials if "events" in sections else 0)
     if calibrate and backend.kind != "sandbox":
-        checkers["tokenizer"] = tokenizer_checker(backend, progress)
+        checkers["tokenizer"] = tokenizer_checker(backend, opts.reference_seeds, progress)
         out["tokenizer_calibrated"] = {"checks_on_reconstructions": reconstruction_ceiling(backend, checkers["tokenizer"], opts)}
     with tqdm(total=total, desc="eval-prompts", unit="trial", disable=not progress, dynamic_ncols=True) as bar:
         if "checks" in sections:
             out["checks_validation"] = validate(checker, opts.seeds)
             out["checks_on_reconstructions"] = reconstruction_ceiling(backend, checker, opts)
-        if "text" in sections:
+        if "text" in sections and not supports(backend, "text_prompts"):
+            out["prompt_attribute_accuracy"] = None
+            out["text_prompts_supported"] = False
+            bar.update(opts.prompts + len(SCENE_PARAPHRASES))
+        elif "text" in sections:
             res = eval_text_prompts(backend, checkers, opts, bar)
             out.update(res["sandbox"])
             if "tokenizer" in res:
                 out["tokenizer_calibrated"].update({k: v for k, v in res["tokenizer"].items()})
-        if "sketch" in sections:
+        if "sketch" in sections and not supports(backend, "sketch_prompts"):
+            out["sketch"] = {"sketch_supported": False}
+            bar.update(opts.sketches)
+        elif "sketch" in sections:
             out["sketch"] = eval_sketches(backend, opts, bar)
-        if "events" in sections:
+        if "events" in sections and not supports(backend, "events"):
+            out["event_success"] = out["event_success_paraphrase"] = out["false_event_rate"] = None
+            out["events_supported"] = False
+        elif "events" in sections:
             action = still_action(backend, opts.seeds)
             out["still_action"] = action
             res = eval_events(backend, checkers, opts, action, bar)

@@ -22,8 +22,8 @@ from bridge.worlds.sketch import is_palette_like
 class PromptRuntime:
     """Per backend: the first-frame model (if trained), the event settings (if trained) and the active event."""
 
-    def __init__(self, folder: str | Path, model, device: torch.device):
-        self.folder, self.model, self.device = Path(folder), model, device
+    def __init__(self, folder: str | Path, model, device: torch.device, name: str = "this world"):
+        self.folder, self.model, self.device, self.name = Path(folder), model, device, name
         self.first = self.first_meta = None
         if has_first_frame(self.folder):
             self.first, self.first_meta = load_first_frame(self.folder, model.tokenizer)
@@ -65,11 +65,14 @@ class PromptRuntime:
         if sketch is None and (text is None or prompt.image is not None):
             return None  # an image (it wins over text) or a seed: the backend's own paths
         if self.first is None or (sketch is not None and not self.sketch_prompts):
-            what = "text/sketch-to-frame model" if self.first is None else "sketch-trained first-frame model"
-            warnings.warn(f"{self.folder} has no {what}, so the {'sketch' if sketch is not None else 'text'} prompt "
-                          f"is used as {'a plain image' if sketch is not None else 'nothing'}: train one with `worldbridge "
-                          f"train prompts first-frame --world {self.folder} --data DIR` (a dataset made with --sketch)",
-                          stacklevel=3)
+            if sketch is not None:
+                warnings.warn(f"{self.name} has no sketch-trained first-frame model, so the sketch is tokenized as a "
+                              f"plain image: train one with `worldbridge train prompts first-frame --world {self.folder} "
+                              "--data DIR` on a dataset made with --sketch", stacklevel=3)
+            else:
+                warnings.warn(f"{self.name} has no text conditioning, so the text prompt is ignored (start from an "
+                              f"image, a sketch or a seed, or train a first-frame model with `worldbridge train prompts "
+                              f"first-frame --world {self.folder} --data DIR`)", stacklevel=3)
             return None
         grid = self.first.grid
         s = None if sketch is None else torch.from_numpy(sketch_class_map(np.asarray(sketch), grid))[None].to(self.device)
@@ -81,22 +84,21 @@ class PromptRuntime:
 
     # --- Events -> conditioning ---
     def event_vector(self, event: WorldEvent) -> np.ndarray:
-        """The unit vector an event means: the stored embedding of a typed event, else the encoded text."""
-        text = event_text(event, self.captions)
+        """The unit vector an event means: encoded free text (when trained for it), else the typed event's embedding."""
         types = list(self.model.cfg.event_types)
-        if not (event.text and event.text.strip()) and event.type in types:
-            return self.model.event_embed[types.index(event.type)].detach().float().cpu().numpy()
-        if self.events is None:
-            raise ValueError(f"{self.folder} was not trained on free-text events: send a typed event "
-                             f"({', '.join(types) or 'none known'}), or train with `worldbridge train prompts events`")
-        return self.encoder(self.events.encoder).encode([text])[0]
+        if event.text and event.text.strip() and self.events is not None:
+            return self.encoder(self.events.encoder).encode([event_text(event, self.captions)])[0]
+        if event.type is None:
+            raise ValueError(f"{self.name} has no text conditioning: send a typed event, one of {types}, or train "
+                             "free-text events with `worldbridge train prompts events --world ... --data ... --out ...`")
+        if event.type not in types:
+            known = ", ".join(types) or "none (this checkpoint was not trained with events)"
+            raise ValueError(f"unknown event type {event.type!r}; {self.name} knows: {known}")
+        return self.model.event_embed[types.index(event.type)].detach().float().cpu().numpy()
 
     def event_cond(self, event: WorldEvent | None) -> torch.Tensor | None:
         """(1, 1, C) conditioning for the frame generated now: fires `event` if given, holds it for `hold` frames."""
         if event is not None and (event.type is not None or (event.text and event.text.strip())):
-            if self.model.cfg.dynamics.cond_dim <= 0:
-                raise ValueError(f"{self.folder} has no event conditioning: train it with `worldbridge train prompts "
-                                 "events --world ... --data ... --out ...`")
             self.track.fire(self.event_vector(event))
         v = self.track.next()
         return None if v is None else torch.from_numpy(v).to(self.device)[None, None]

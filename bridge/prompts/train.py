@@ -45,7 +45,7 @@ class PromptTrainOptions:
     seed: int = 0
     device: str | None = None
     encoder: str = "minilm"
-    max_frames: int = 40000  # frames tokenized up front (a cap on memory and set-up time)
+    max_frames: int = 12000  # frames tokenized up front (a cap on memory and set-up time)
     preset: str = "tiny"  # first-frame model size
     clip_len: int = 8  # events: clip length (short clips put more of the loss on the event frames)
     hold: int = 4  # events: frames the embedding stays in the cond slot
@@ -134,7 +134,7 @@ def _bar(total: int, desc: str, opts: PromptTrainOptions) -> tqdm:
 
 _THEME = {"grassland": ["grassy", "grassland", "green"], "desert": ["desert", "sandy"], "snow": ["snowy", "icy"],
           "cave": ["cave", "underground"], "lava_castle": ["lava castle", "volcanic castle"]}
-_WEATHER = {"clear": ["", "clear"], "rain": ["in the rain", "rainy"], "snow": ["in falling snow", "snowing"],
+_WEATHER = {"clear": ["under a clear sky", "clear"], "rain": ["in the rain", "rainy"], "snow": ["in falling snow", "snowing"],
             "fog": ["in thick fog", "foggy"]}
 
 
@@ -147,9 +147,12 @@ def caption_variant(params: dict, rng: np.random.Generator) -> str:
     if "time" in keep:
         words.append(params["time"])
     phrase = " ".join(["a"] + words + ["level"])
-    if "weather" in keep and params["weather"] != "clear":
+    if "weather" in keep:
         w = _WEATHER[params["weather"]]
-        phrase = f"{phrase} {w[0]}" if rng.random() < 0.5 else phrase.replace("a ", f"a {w[1]} ", 1)
+        if params["weather"] == "clear":
+            phrase = f"{phrase} under a clear sky" if rng.random() < 0.5 else phrase.replace("a ", "a clear ", 1)
+        else:
+            phrase = f"{phrase} {w[0]}" if rng.random() < 0.5 else phrase.replace("a ", f"a {w[1]} ", 1)
     return phrase
 
 
@@ -324,7 +327,10 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         raise ValueError(f"no training episode of {opts.data} is at least --clip-len {T} frames long")
     events = [(i, ev) for i, (_, _, evs) in enumerate(data) for ev in evs]
     seen_types = sorted({ev.get("type") for _, ev in events if ev.get("type")})
-    types = [t for t in EVENT_TYPES if t in seen_types] + [t for t in seen_types if t not in EVENT_TYPES]
+    # every sandbox type keeps its caption (an untrained type still means something through the encoder)
+    sandbox = any(t in EVENT_TYPES for t in seen_types)
+    types = (list(EVENT_TYPES) if sandbox else []) + [t for t in seen_types if t not in EVENT_TYPES]
+    counts = {t: sum(ev.get("type") == t for _, ev in events) for t in types}
     captions = {**default_captions([t for t in types if t in EVENT_TYPES]),
                 **{ev["type"]: ev["caption"] for _, ev in events if ev.get("type") not in EVENT_TYPES and ev.get("caption")}}
     if resume:
@@ -374,7 +380,8 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     start = int(src_card.get("events", {}).get("steps", 0)) if resume else 0
     card = {**{k: v for k, v in src_card.items() if k not in ("metrics", "events")},
             "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
-                       "event_types": types, "episodes": len(data), "events": len(events), "clip_len": T,
+                       "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
+                       "clip_len": T,
                        "batch": opts.batch, "lr": lr, "encoder": opts.encoder, "hold": settings.hold,
                        "command": opts.command}}
     metrics: dict[str, float] = {}

@@ -1,0 +1,257 @@
+"""Is a rollout still a world? A frame degenerates when its token statistics leave the range real footage spans.
+
+Definition. For one frame's token map (N tokens over a codebook of K codes):
+
+* `distinct`  - how many different codes the frame uses;
+* `max_share` - the share of the frame's tokens taken by its most common code;
+* `entropy`   - entropy (bits) of the frame's code histogram;
+* `change`    - the share of positions whose code differs from the previous frame's.
+
+`calibrate` tokenizes REAL footage (clips from a dataset's val split, as training saw them) with the world's own
+tokenizer and keeps each statistic's [p0.5, p99.5]; `save_range` stores that range in the checkpoint's
+model_card.json under "health". A frame **degenerates** when any statistic lies outside its range: a collapsed
+world (one flat colour: few codes, one code dominating, low entropy) and a noise world (every code different and
+flickering: entropy and change too high) both fail, while real footage fails only at the rates the quantiles allow.
+`check_rollout` plays a backend for N frames and reports the share of frames within range and the first that is not.
+
+    worldbridge health calibrate --checkpoint RUN --data DATASET   # writes model_card.json["health"]
+    worldbridge health check --checkpoint RUN --frames 300         # or: bench --rollout-health 300
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bridge.backend import Prompt
+from bridge.model.checkpoint import CARD, CheckpointError, atomic_write_json, load_into, load_model
+from bridge.model.tokenizer import VideoTokenizer
+
+STATS = ("distinct", "max_share", "entropy", "change")
+QUANTILES = (0.005, 0.995)
+HOW_TO_CALIBRATE = ("compute one with `worldbridge health calibrate --checkpoint RUN_DIR --data DATASET` "
+                    "(real footage of the world's kind, with a val split)")
+
+
+def token_stats(tokens: torch.Tensor, vocab: int) -> dict[str, np.ndarray]:
+    """tokens (..., T, N) -> each statistic per frame (..., T); `change` of each sequence's first frame is NaN."""
+    t = tokens.long()
+    flat = t.reshape(-1, t.shape[-1])  # (F, N)
+    counts = torch.zeros(flat.shape[0], vocab, dtype=torch.float32, device=flat.device)
+    counts.scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.float32))
+    p = counts / flat.shape[-1]
+    entropy = -(p * torch.log2(p.clamp(min=1e-12))).sum(-1)
+    change = torch.full(t.shape[:-1], float("nan"), device=t.device)
+    if t.shape[-2] > 1:
+        change[..., 1:] = (t[..., 1:, :] != t[..., :-1, :]).float().mean(-1)
+    shape = t.shape[:-1]
+    out = {"distinct": (counts > 0).sum(-1).reshape(shape), "max_share": p.max(-1).values.reshape(shape),
+           "entropy": entropy.reshape(shape), "change": change}
+    return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+
+def failing(stats: dict[str, float], stats_range: dict[str, Any]) -> list[str]:
+    """Names of the statistics of one frame that lie outside the range (NaN = not measured = not failing)."""
+    bounds = stats_range["stats"]
+    return [k for k in STATS if k in bounds and not np.isnan(stats[k])
+            and not bounds[k][0] <= stats[k] <= bounds[k][1]]
+
+
+# --- The range, from real footage ---
+
+def load_tokenizer(checkpoint: str | Path, device: torch.device | str = "cpu") -> VideoTokenizer:
+    """The video tokenizer of a world (or tokenizer) run directory, in eval mode."""
+    cfg, tensors, _, _ = load_model(Path(checkpoint))
+    tok = VideoTokenizer(cfg.tokenizer, cfg.height, cfg.width)
+    load_into(tok, tensors, "tokenizer.", where=str(checkpoint))
+    return tok.to(device).eval()
+
+
+def _autocast(device: torch.device) -> Any:
+    from bridge.model.world import _cpu_has_bf16
+
+    on = device.type == "cuda" or _cpu_has_bf16()
+    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
+
+
+@torch.no_grad()
+def calibrate(tokenizer: VideoTokenizer, data: str | Path, clips: int = 512, split: str = "val", seed: int = 0,
+              batch: int = 16, progress: bool = True) -> dict[str, Any]:
+    """Each statistic's [p0.5, p99.5] over `clips` random clips of real footage from `data`'s `split`."""
+    from bridge.data.dataset import ClipSampler, VideoDataset
+
+    ds = VideoDataset(data)
+    episodes = ds.split(split)
+    if not episodes:
+        raise ValueError(f"{data} has no {split} episodes: generate it with --val-fraction > 0 (or pass --split train)")
+    if (ds.height, ds.width) != (tokenizer.height, tokenizer.width):
+        raise ValueError(f"the tokenizer takes {tokenizer.height}x{tokenizer.width} frames but {data} has "
+                         f"{ds.height}x{ds.width}: calibrate on footage of this world's size")
+    length = min(tokenizer.cfg.clip_len, max(e.length for e in episodes))
+    if length < 2:
+        raise ValueError(f"{data}'s {split} episodes are single frames; `change` needs clips of at least 2 frames")
+    sampler = ClipSampler(ds, length, split, seed=seed)
+    rng, dev = np.random.default_rng(seed), next(tokenizer.parameters()).device
+    per: dict[str, list[np.ndarray]] = {k: [] for k in STATS}
+    with _autocast(dev):
+        for start in tqdm(range(0, clips, batch), desc="health: tokenizing real footage", file=sys.stderr,
+                          disable=not progress):
+            x = torch.from_numpy(sampler.sample(min(batch, clips - start), rng)).to(dev)  # (B, T, H, W, 3)
+            for k, v in token_stats(tokenizer.encode(x)[0], tokenizer.vocab).items():
+                per[k].append(v.reshape(-1))
+    stats = {}
+    for k, parts in per.items():
+        v = np.concatenate(parts)
+        v = v[~np.isnan(v)]
+        stats[k] = [float(np.quantile(v, QUANTILES[0])), float(np.quantile(v, QUANTILES[1]))]
+    n = int(sum(len(p) for p in per["distinct"]))
+    p = tokenizer.cfg.patch
+    return {"stats": stats, "quantiles": list(QUANTILES), "frames": n, "clips": clips, "clip_len": length,
+            "data": str(data), "split": split, "seed": seed, "vocab": int(tokenizer.vocab),
+            "tokens_per_frame": (tokenizer.height // p) * (tokenizer.width // p)}
+
+
+def save_range(checkpoint: str | Path, stats_range: dict[str, Any]) -> Path:
+    """Store the range in the checkpoint's model_card.json (atomically; every other card entry is kept)."""
+    path = Path(checkpoint) / CARD
+    if not (Path(checkpoint) / "config.json").is_file():
+        raise CheckpointError(f"{checkpoint} is not a checkpoint directory (no config.json)")
+    card = json.loads(path.read_text()) if path.is_file() else {}
+    card["health"] = stats_range
+    atomic_write_json(path, card)
+    return path
+
+
+# --- Checking a rollout ---
+
+def _policy(policy: str | int, num_actions: int, rng: np.random.Generator):
+    """-> function(frame index) -> action: 'random' (uniform each frame), 'sticky' (held 4-16 frames), or an id."""
+    if isinstance(policy, (int, np.integer)) or (isinstance(policy, str) and policy.isdigit()):
+        a = int(policy)
+        if not 0 <= a < num_actions:
+            raise ValueError(f"policy action {a} is outside 0-{num_actions - 1}")
+        return lambda t: a
+    if policy == "random":
+        return lambda t: int(rng.integers(num_actions))
+    if policy == "sticky":
+        state = {"a": 0, "left": 0}
+
+        def sticky(t: int) -> int:
+            if state["left"] == 0:
+                state["a"], state["left"] = int(rng.integers(num_actions)), int(rng.integers(4, 17))
+            state["left"] -= 1
+            return state["a"]
+        return sticky
+    raise ValueError(f"unknown policy {policy!r}: use 'random', 'sticky' or an action id")
+
+
+@torch.no_grad()
+def check_rollout(backend: Any, frames: int = 100, policy: str | int = "random", seed: int = 0,
+                  stats_range: dict[str, Any] | None = None, tokenizer: VideoTokenizer | None = None,
+                  progress: bool = False) -> dict[str, Any]:
+    """Play `frames` steps from reset(seed) and test every generated frame against the range.
+
+    A world model is judged on the token maps it generates (`backend.last_tokens`); any other backend (footage, the
+    sandbox) on its frames tokenized with `tokenizer`. The range comes from `stats_range`, else from the backend's
+    model card. Frame indices count from the reset frame (0), so the first generated frame is 1.
+    """
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    stats_range = stats_range or (getattr(backend, "card", None) or {}).get("health")
+    if not stats_range:
+        raise ValueError(f"{getattr(backend, 'name', 'this backend')} has no health range in its model card: "
+                         + HOW_TO_CALIBRATE)
+    own_tokens = hasattr(backend, "last_tokens")
+    if not own_tokens and tokenizer is None:
+        raise ValueError("this backend does not expose token maps: pass the tokenizer its footage is judged with")
+    vocab = int(backend.model.tokenizer.vocab) if own_tokens else int(tokenizer.vocab)
+    if stats_range.get("vocab", vocab) != vocab:
+        raise ValueError(f"the health range was measured with a {stats_range['vocab']}-code tokenizer but this world "
+                         f"uses {vocab} codes: " + HOW_TO_CALIBRATE)
+    rng = np.random.default_rng(seed)
+    act = _policy(policy, int(backend.num_latent_actions), rng)
+    encode = None
+    if not own_tokens:
+        dev = next(tokenizer.parameters()).device
+        cache = tokenizer.encoder.new_cache()
+
+        def encode(img: np.ndarray) -> torch.Tensor:
+            with _autocast(dev):
+                return tokenizer.encode(torch.from_numpy(np.array(img, copy=True)).to(dev)[None, None], cache)[0][0, 0]
+
+    first = backend.reset(Prompt(seed=seed))
+    maps = [backend.last_tokens if own_tokens else encode(first)]
+    for t in tqdm(range(1, frames + 1), desc="health: rollout", file=sys.stderr, disable=not progress):
+        img = backend.step(act(t))
+        maps.append(backend.last_tokens if own_tokens else encode(img))
+    stats = token_stats(torch.stack([m.cpu() for m in maps]), vocab)  # each (frames + 1,)
+    rows = [{k: float(stats[k][i]) for k in STATS} for i in range(1, frames + 1)]
+    fails = [failing(r, stats_range) for r in rows]
+    bad = [i for i, f in enumerate(fails) if f]
+    first_bad = bad[0] if bad else None
+    return {
+        "backend": getattr(backend, "name", type(backend).__name__), "frames": frames, "policy": policy, "seed": seed,
+        "within_range": round(1.0 - len(bad) / frames, 4),
+        "first_failure": None if first_bad is None else first_bad + 1,
+        "first_failure_stats": None if first_bad is None else {**rows[first_bad], "outside": fails[first_bad]},
+        "failures_by_stat": {k: sum(k in f for f in fails) for k in STATS},
+        "stats_p50": {k: float(np.nanmedian(stats[k][1:])) for k in STATS},
+        "range": stats_range["stats"],
+    }
+
+
+# --- Command line ---
+
+@click.group("health")
+def health() -> None:
+    """Degeneracy check of world-model rollouts against the token statistics of real footage."""
+
+
+@health.command("calibrate")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False), help="World run directory.")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Real footage (a dataset).")
+@click.option("--clips", default=512, show_default=True, help="Clips of real footage to tokenize.")
+@click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default=None)
+@click.option("--dry-run", is_flag=True, help="Print the range; do not write the model card.")
+def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> None:
+    """Measure the range on real footage and store it in CHECKPOINT/model_card.json["health"]."""
+    from bridge.model.world import pick_device
+
+    try:
+        rng = calibrate(load_tokenizer(checkpoint, pick_device(device)), data, clips, split, seed)
+        if not dry_run:
+            click.echo(f"wrote the health range to {save_range(checkpoint, rng)}", err=True)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps(rng, indent=2))
+
+
+@health.command("check")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False), help="World run directory.")
+@click.option("--frames", default=300, show_default=True, type=click.IntRange(1))
+@click.option("--policy", default="random", show_default=True, help="random, sticky or an action id.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default=None)
+def check_command(checkpoint, frames, policy, seed, device) -> None:
+    """Roll the world FRAMES steps and print the share of frames within the range as JSON."""
+    from bridge.model.world import load_world
+
+    try:
+        res = check_rollout(load_world(checkpoint, device=device), frames, policy, seed, progress=True)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    health()

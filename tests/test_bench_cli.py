@@ -1,0 +1,75 @@
+"""`worldbridge bench` on a world model: the model report (stages, FLOPs, peak, utilisation, steps), sessions
+scaling, --quick and --rollout-health, and their clear errors."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bridge.host.bench import bench
+from test_model_data import save_random_world
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory):
+    return save_random_world(tmp_path_factory.mktemp("bench") / "world")
+
+
+def _json(res):
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output[res.output.index("{"):])
+
+
+def test_world_model_bench_json_has_every_promised_figure(world_dir):
+    r = _json(CliRunner().invoke(bench, ["--json", "--checkpoint", str(world_dir), "--quick", "--host", "thread",
+                                         "--frames", "20", "--no-scaling"]))
+    assert r["backend_kind"] == "world_model" and r["quick"] is True and r["frames"] == 20
+    for key in ("in_process", "end_to_end"):
+        assert set(r[key]) == {"fps", "latency_ms_p50", "latency_ms_p95"} and r[key]["fps"] > 0
+    assert r["protocol_overhead_ms_p95"] >= 0
+    st = r["stages_ms"]
+    assert len(st["dynamics_per_step"]) == 4 and st["tokenize"] > 0 and st["decode"] > 0 and st["commit"] > 0
+    assert st["dynamics"] >= 0.9 * (sum(st["dynamics_per_step"]) + st["commit"])
+    assert r["flops_per_frame"] > r["flops_per_frame_measured"] > 0  # analytic adds attention to the counted matmuls
+    assert r["compute_dtype"] in ("bf16", "fp32") and set(r["matmul_peak_gflops"]) == {"fp32", "bf16"}
+    expected = r["flops_per_frame"] / (st["frame"] / 1e3) / 1e9
+    assert r["achieved_gflops"] == pytest.approx(expected, rel=0.01)
+    assert r["utilisation"] == pytest.approx(r["achieved_gflops"] / r["matmul_peak_gflops"][r["compute_dtype"]],
+                                             rel=0.01)
+    assert [row["steps"] for row in r["steps_sweep"]] == [2, 4, 6, 8] and all(x["fps"] > 0 for x in r["steps_sweep"])
+    assert "rollout_health" not in r and "sessions_scaling" not in r
+
+
+@pytest.mark.slow
+def test_world_model_sessions_scaling(world_dir):
+    r = _json(CliRunner().invoke(bench, ["--json", "--checkpoint", str(world_dir), "--quick", "--host", "thread"]))
+    assert r["frames"] == 60
+    rows = r["sessions_scaling"]
+    assert [row["sessions"] for row in rows] == [1, 2, 4, 8]
+    assert all(row["fps_total"] > 0 and row["latency_ms_p95"] >= row["latency_ms_p50"] for row in rows)
+
+
+def test_rollout_health_needs_a_calibrated_world_model(world_dir):
+    res = CliRunner().invoke(bench, ["--checkpoint", str(world_dir), "--rollout-health", "10", "--quick"])
+    assert res.exit_code != 0 and "no health range" in res.output and "health calibrate" in res.output
+    res = CliRunner().invoke(bench, ["--backend", "sandbox", "--rollout-health", "10"])
+    assert res.exit_code != 0 and "--checkpoint" in res.output
+
+
+def test_rollout_health_is_reported(tmp_path):
+    from bridge.model.health import save_range
+
+    world = save_random_world(tmp_path / "w")
+    span = {"distinct": [1, 16], "max_share": [0.0, 1.0], "entropy": [0.0, 4.0], "change": [0.0, 0.5]}
+    save_range(world, {"stats": span, "vocab": 64})
+    r = _json(CliRunner().invoke(bench, ["--json", "--checkpoint", str(world), "--quick", "--host", "thread",
+                                         "--no-scaling", "--frames", "10", "--rollout-health", "12"]))
+    h = r["rollout_health"]
+    assert h["frames"] == 12 and 0.0 <= h["within_range"] <= 1.0 and h["range"] == span
+    # an untrained world samples near-uniform codes: a new token map every frame, so `change` is far above 0.5
+    assert h["failures_by_stat"]["change"] >= 10 and h["first_failure"] == 1
+    assert set(r["rollout_health_by_steps"]) == {"2", "4", "6", "8"}
+    assert all(0.0 <= v <= 1.0 for v in r["rollout_health_by_steps"].values())

@@ -1,0 +1,148 @@
+"""Rollout health: token statistics, the range from real footage, check_rollout telling footage from collapse."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bridge.data.dataset import VideoDataset
+from bridge.model.health import (STATS, calibrate, check_rollout, failing, health, load_tokenizer, save_range,
+                                 token_stats)
+from bridge.model.world import load_world
+from test_model_data import save_random_world, trained_micro
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """The micro world trained on the square footage (shared with the training tests; ~10 s once per session): an
+    untrained tokenizer maps most footage to one or two codes, so only a trained one tells a world from collapse."""
+    run = trained_micro()  # micro: 16x16 frames, 16 tokens, 64 codes
+    tok = load_tokenizer(run["world"])
+    return run["world"], run["data"], tok, calibrate(tok, run["data"], clips=64, progress=False)
+
+
+class FootagePlayer:
+    """TEST-ONLY backend: plays real footage (the dataset's val episodes) frame by frame, whatever the action."""
+
+    kind, name = "sandbox", "footage player"
+    action_names = ["a", "b"]
+    num_latent_actions = 2
+    event_types: list = []
+
+    def __init__(self, data):
+        self.ds = VideoDataset(data)
+        self.height, self.width = self.ds.height, self.ds.width
+        self.episodes = self.ds.split("val")
+
+    def reset(self, prompt):
+        self.frames = self.ds.frames(self.episodes[int(prompt.seed) % len(self.episodes)])
+        self.t = 0
+        return np.asarray(self.frames[0])
+
+    def step(self, action, event=None):
+        self.t = min(self.t + 1, len(self.frames) - 1)
+        return np.asarray(self.frames[self.t])
+
+
+def test_token_stats_of_handmade_maps():
+    tokens = torch.tensor([[0, 0, 0, 0], [0, 1, 2, 3], [0, 1, 2, 2]])  # one sequence of 3 frames, 4 tokens
+    s = token_stats(tokens, vocab=8)
+    assert s["distinct"].tolist() == [1, 4, 3]
+    assert s["max_share"].tolist() == [1.0, 0.25, 0.5]
+    assert np.allclose(s["entropy"], [0.0, 2.0, 1.5])
+    assert np.isnan(s["change"][0]) and np.allclose(s["change"][1:], [0.75, 0.25])
+    batched = token_stats(tokens[None].repeat(2, 1, 1), vocab=8)
+    assert batched["distinct"].shape == (2, 3)
+
+
+def test_failing_names_the_statistics_out_of_range():
+    rng = {"stats": {"distinct": [3, 10], "max_share": [0.1, 0.5], "entropy": [1.0, 3.0], "change": [0.0, 0.5]}}
+    ok = {"distinct": 5, "max_share": 0.3, "entropy": 2.0, "change": float("nan")}
+    assert failing(ok, rng) == []
+    assert failing({**ok, "distinct": 1, "max_share": 1.0, "entropy": 0.0}, rng) == ["distinct", "max_share", "entropy"]
+    assert failing({**ok, "change": 0.9}, rng) == ["change"]
+
+
+def test_range_is_measured_on_real_footage(setup):
+    _, data, tok, rng = setup
+    assert set(rng["stats"]) == set(STATS) and rng["quantiles"] == [0.005, 0.995]
+    assert rng["vocab"] == 64 and rng["tokens_per_frame"] == 16 and rng["split"] == "val" and rng["frames"] == 64 * 4
+    for lo, hi in rng["stats"].values():
+        assert lo <= hi
+    assert 1 <= rng["stats"]["distinct"][0] and rng["stats"]["distinct"][1] <= 16
+
+
+def test_real_footage_passes(setup):
+    _, data, tok, rng = setup
+    res = check_rollout(FootagePlayer(data), frames=35, seed=0, stats_range=rng, tokenizer=tok)
+    assert res["frames"] == 35 and res["within_range"] >= 0.95, res
+    res = check_rollout(FootagePlayer(data), frames=35, seed=1, stats_range=rng, tokenizer=tok)
+    assert res["within_range"] >= 0.95, res
+
+
+def test_a_constant_token_rollout_fails_from_its_first_frame(setup):
+    world_dir, _, _, rng = setup
+    w = load_world(world_dir, device="cpu")
+    head = w.model.dynamics.head  # every position predicts code 7 whatever the context: a collapsed world
+    head.weight.data.zero_()
+    head.bias.data.fill_(-30.0)
+    head.bias.data[7] = 30.0
+    res = check_rollout(w, frames=6, seed=0, stats_range=rng)
+    assert rng["stats"]["distinct"][0] >= 2  # real footage: at least background and square
+    assert res["within_range"] == 0.0 and res["first_failure"] == 1
+    assert "distinct" in res["first_failure_stats"]["outside"] and res["first_failure_stats"]["distinct"] == 1
+    assert res["stats_p50"]["max_share"] == 1.0 and res["failures_by_stat"]["distinct"] == 6
+
+
+def test_range_is_stored_in_the_model_card_and_used_from_there(setup, tmp_path):
+    world_dir, _, _, rng = setup
+    w = load_world(save_random_world(tmp_path / "w"), device="cpu")
+    with pytest.raises(ValueError, match="no health range.*health calibrate"):
+        check_rollout(w, frames=2)
+    path = save_range(tmp_path / "w", rng)
+    card = json.loads(path.read_text())
+    assert card["health"]["stats"] == rng["stats"] and card["preset"] == "micro" and card["step"] == 0
+    res = check_rollout(load_world(tmp_path / "w", device="cpu"), frames=3, policy="sticky", seed=2)
+    assert res["frames"] == 3 and 0.0 <= res["within_range"] <= 1.0 and res["range"] == rng["stats"]
+    with pytest.raises(ValueError, match="64-code tokenizer but this world uses 1024"):
+        check_rollout(_with_vocab(w, 1024), frames=2, stats_range=rng)
+
+
+def _with_vocab(w, vocab):
+    """The range says 64 codes; pretend the world's tokenizer had `vocab` (a mismatched calibration)."""
+    w.model.tokenizer.quant.num_codes = vocab
+    return w
+
+
+def test_bad_inputs_are_clear_errors(setup, tmp_path):
+    world_dir, data, tok, rng = setup
+    with pytest.raises(ValueError, match="tokenizer"):
+        check_rollout(FootagePlayer(data), frames=2, stats_range=rng)
+    with pytest.raises(ValueError, match="unknown policy"):
+        check_rollout(FootagePlayer(data), frames=2, policy="wander", stats_range=rng, tokenizer=tok)
+    with pytest.raises(ValueError, match="frames must be"):
+        check_rollout(FootagePlayer(data), frames=0, stats_range=rng, tokenizer=tok)
+    big = load_tokenizer(save_random_world(tmp_path / "tiny_w", preset="tiny", bank=1))
+    with pytest.raises(ValueError, match="16x16"):
+        calibrate(big, data, clips=2, progress=False)
+
+
+def test_cli_calibrate_writes_the_card_and_check_reads_it(setup, tmp_path):
+    _, data, _, _ = setup
+    world = save_random_world(tmp_path / "w")
+    runner = CliRunner()
+    res = runner.invoke(health, ["calibrate", "--checkpoint", str(world), "--data", str(data), "--clips", "16",
+                                 "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "health" not in json.loads((world / "model_card.json").read_text())
+    res = runner.invoke(health, ["calibrate", "--checkpoint", str(world), "--data", str(data), "--clips", "16"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((world / "model_card.json").read_text())["health"]["clips"] == 16
+    res = runner.invoke(health, ["check", "--checkpoint", str(world), "--frames", "4"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output[res.output.index("{"):])
+    assert out["frames"] == 4 and "within_range" in out

@@ -1,0 +1,150 @@
+"""The world-model backend end to end with prompts: text/sketch reset, typed and free-text events held for `hold`
+frames with guidance, branching with a held event, and frame edits through the KV caches."""
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.backend import Prompt, WorldEvent
+from bridge.model.world import load_world
+from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
+from bridge.worlds.sketch import SKETCH_PALETTE
+from test_prompts_helpers import sandbox_dataset, save_micro_world, solid_rgba
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pw")
+    world = save_micro_world(root / "world")
+    data = str(sandbox_dataset())
+    train_events(PromptTrainOptions(world=str(world), data=data, out=str(root / "pw"), steps=20, batch=8, lr=3e-3,
+                                    encoder="hashing", clip_len=6, hold=3, progress=False))
+    train_first_frame(PromptTrainOptions(world=str(root / "pw"), data=data, steps=10, batch=8, preset="micro",
+                                         encoder="hashing", max_frames=80, progress=False))
+    return root / "pw"
+
+
+def _roll(w, n, events=None):
+    events = events or {}
+    return np.stack([w.step(1, events.get(t)) for t in range(n)])
+
+
+def test_text_and_sketch_prompts_start_a_world(world_dir):
+    w = load_world(world_dir, device="cpu")
+    f = w.reset(Prompt(text="a snowy night level", seed=1))
+    assert f.shape == (64, 64, 3) and f.dtype == np.uint8
+    sk = np.full((64, 64, 3), SKETCH_PALETTE["sky"], np.uint8)
+    sk[48:] = SKETCH_PALETTE["ground"]
+    assert w.reset(Prompt(sketch=sk, seed=1)).shape == (64, 64, 3)
+    assert _roll(w, 2).shape == (2, 64, 64, 3)
+    a = w.reset(Prompt(text="a desert day level", seed=3))
+    assert np.array_equal(w.reset(Prompt(text="a desert day level", seed=3)), a)  # seeded: reproducible
+
+
+def test_absent_and_empty_events_equal_the_unconditioned_world(world_dir):
+    w = load_world(world_dir, device="cpu")
+    w.reset(Prompt(seed=0))
+    s = w.get_state()
+    plain = _roll(w, 3)
+    w.set_state(s)
+    assert np.array_equal(_roll(w, 3, {0: WorldEvent()}), plain)
+
+
+def test_events_condition_hold_frames_and_survive_branching(world_dir):
+    w = load_world(world_dir, device="cpu")
+    assert w.prompts.track.hold == 3 and w.settings["event_cfg"] == 3.0
+    w.reset(Prompt(seed=0))
+    s = w.get_state()
+    plain = _roll(w, 5)
+    for event in (WorldEvent(type="weather_snow"), WorldEvent(text="let it snow")):
+        w.set_state(s)
+        ev = _roll(w, 5, {0: event})
+        assert not np.array_equal(ev, plain)
+    # the slot is used on exactly `hold` frames: the same as sending the event three frames running would do
+    w.set_state(s)
+    w.step(1, WorldEvent(type="night_falls"))
+    assert w.prompts.track.left == 2
+    mid = w.get_state()
+    after = _roll(w, 3)
+    assert w.prompts.track.left == 0
+    w.set_state(mid)  # branching restores the held event too
+    assert w.prompts.track.left == 2 and np.array_equal(_roll(w, 3), after)
+
+
+def test_event_guidance_is_a_setting(world_dir):
+    w = load_world(world_dir, device="cpu")
+    w.reset(Prompt(seed=0))
+    s = w.get_state()
+    a = _roll(w, 2, {0: WorldEvent(type="flood")})
+    w.configure(event_cfg=8.0)
+    w.set_state(s)
+    b = _roll(w, 2, {0: WorldEvent(type="flood")})
+    assert not np.array_equal(a, b)
+    w.configure(event_cfg=1.0)
+    w.set_state(s)
+    _roll(w, 1, {0: WorldEvent(type="flood")})  # guidance off: one pass, still conditioned
+    with pytest.raises(ValueError, match="event_cfg"):
+        w.configure(event_cfg=-1)
+
+
+def test_kv_cache_rewind_equals_committing_the_replacement_directly(world_dir):
+    from bridge.model.genie import WorldModel
+
+    model, _, _ = WorldModel.load(world_dir)
+    dyn = model.dynamics
+    g = torch.Generator().manual_seed(0)
+    f0, fa, fb, probe = (torch.randint(0, model.tokenizer.vocab, (1, 1, 16), generator=g) for _ in range(4))
+    act = torch.zeros(1, 1, dtype=torch.long)
+    with torch.no_grad():
+        c1, c2 = dyn.new_cache(), dyn.new_cache()
+        for c, frames in ((c1, (f0, fa)), (c2, (f0,))):
+            for f in frames:
+                dyn(f, act, None, c, append=True)
+        c1.rewind()
+        dyn(fb, act, None, c1, append=True)
+        dyn(fb, act, None, c2, append=True)
+        assert c1.pos == c2.pos == 2
+        assert torch.allclose(dyn(probe, act, None, c1, append=False), dyn(probe, act, None, c2, append=False), atol=1e-5)
+    with pytest.raises(RuntimeError, match="nothing to rewind"):
+        dyn.new_cache().rewind()
+
+
+def test_edit_frame_pastes_and_the_world_continues_from_it(world_dir):
+    w = load_world(world_dir, device="cpu")
+    with pytest.raises(RuntimeError, match="reset"):
+        w.edit_frame(solid_rgba(8, 8), 0, 0)
+    w.reset(Prompt(seed=0))
+    w.step(1)
+    s = w.get_state()
+    cont = _roll(w, 2)
+    w.set_state(s)
+    edited = w.edit_frame(solid_rgba(24, 24, (255, 0, 0)), 20, 20)
+    assert edited.shape == (64, 64, 3) and np.array_equal(w.frame, edited)
+    assert w._dyn.pos == s["dyn"].pos  # the edit replaced the last frame, it did not add one
+    after = _roll(w, 2)
+    assert not np.array_equal(after, cont)
+    with pytest.raises(ValueError, match="RGBA"):
+        w.edit_frame(np.zeros((4, 4), np.uint8), 0, 0)
+
+
+def test_eval_prompts_scores_a_world_model_with_every_section(world_dir):
+    from bridge.prompts.checks import HELDOUT_SEEDS, REFERENCE_SEEDS, default_checker
+    from bridge.prompts.evaluate import EvalOptions, evaluate
+
+    w = load_world(world_dir, device="cpu")
+    opts = EvalOptions(seeds=HELDOUT_SEEDS[:1], reference_seeds=REFERENCE_SEEDS[:1], prompts=4, sketches=2, trials=1,
+                       warmup=2, window=6, event_types=["night_falls", "flood"])
+    res = evaluate(w, default_checker(), opts, progress=False, calibrate=True)
+    assert res["backend"]["kind"] == "world_model" and res["settings"]["event_cfg"] == 3.0
+    for key in ("prompt_attribute_accuracy", "event_success", "event_success_paraphrase", "false_event_rate"):
+        assert 0.0 <= res[key] <= 1.0, key
+        assert 0.0 <= res["tokenizer_calibrated"][key] <= 1.0, key
+    assert set(res["event_success_by_type"]) == {"night_falls", "flood"}
+    assert res["sketch"]["sketch_supported"] and 0 <= res["still_action"] < w.num_latent_actions
+    assert set(res["checks_on_reconstructions"]) == {"theme", "time", "weather"}
+    plain = load_world(world_dir.parent / "world", device="cpu")  # no prompt training: said so, not scored
+    res = evaluate(plain, default_checker(), opts, progress=False, sections=("text", "sketch", "events"))
+    assert res["text_prompts_supported"] is False and res["sketch"] == {"sketch_supported": False}
+    assert res["events_supported"] is False and res["event_success"] is None
