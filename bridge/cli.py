@@ -11,6 +11,7 @@ COMMANDS = {
     "data": ("bridge.data.cli:data", "Generate, import, capture, inspect and preview video datasets."),
     "train": ("bridge.train.cli:train", "Train the video tokenizer, or the latent action model + dynamics."),
     "eval": ("bridge.train.evaluate:eval_command", "Evaluate a checkpoint on a dataset and print JSON."),
+    "eval-prompts": ("bridge.prompts.cli:eval_prompts", "Measure prompt-to-scene and world-event accuracy with pixel checks (JSON)."),
     "health": ("bridge.model.health:health", "Check world-model rollouts for degenerate frames against real footage."),
     "serve": ("bridge.host.cli:serve", "Run the world host (ZeroMQ ROUTER) for engine plugins and the editor."),
     "bench": ("bridge.host.bench:bench", "Measure frames/s and latency in-process and through the protocol."),

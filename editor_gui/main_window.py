@@ -606,7 +606,7 @@ class MainWindow(QMainWindow):
         job.succeeded.connect(lambda r: (finish(), on_done(r) if on_done else None))
         job.errored.connect(lambda m: (finish(), self.show_error(f"{title} failed: {m}")))
         self.jobs.append(job)
-        job.start()
+        QTimer.singleShot(0, job, job.start)  # start on the next loop turn, so callers can connect to the returned job first
         return job
 
     def _snapshot(self) -> Session:
@@ -705,6 +705,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         for job in list(self.jobs):
             job.cancelled = True
+            if not job.isRunning() and not job.isFinished():
+                job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)
             job.wait(10000)
         if self.worker_thread is not None:
             self.worker_thread.stop()

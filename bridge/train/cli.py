@@ -9,6 +9,7 @@ import sys
 import click
 
 from bridge.model.presets import PRESETS
+from bridge.prompts.cli import train_prompts
 
 _common = [
     click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (worldbridge data ...)."),
@@ -93,3 +94,6 @@ def _run(stage: str, tokenizer_dir: str | None, kw: dict) -> None:
     if int(os.environ.get("RANK", "0")) == 0:
         shown = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
         click.echo(f"{stage}: step {result['step']} saved to {kw['out']} {shown}")
+
+
+train.add_command(train_prompts)  # `worldbridge train prompts events|first-frame` (docs/prompts.md)
