@@ -26,6 +26,8 @@ def client_ms() -> float:
     return time.perf_counter() * 1000.0
 
 
+START_TIMEOUT_S = 120.0  # a first start may load a checkpoint and the text encoder on a busy CPU
+
 @dataclass
 class Frame:
     """One frame as received, with the header fields that matter to a client."""
@@ -186,8 +188,13 @@ class WorldClient:
     def start(self, backend: str | None = None, checkpoint: str | None = None, mode: str = "realtime",
               fps: float = 24.0, seed: int | None = None, text: str | None = None,
               image: np.ndarray | bytes | None = None, sketch: np.ndarray | bytes | None = None,
-              action_map: dict[str, int] | None = None, resume: str | None = None) -> dict:
-        """Start (or resume) a session; returns the `session` message. Frame 0 follows right away."""
+              action_map: dict[str, int] | None = None, resume: str | None = None,
+              timeout: float | None = None) -> dict:
+        """Start (or resume) a session; returns the `session` message. Frame 0 follows right away.
+
+        The host may be loading a checkpoint (and the text encoder) first, so this waits up to
+        START_TIMEOUT_S (or `timeout`) rather than the client's per-request timeout.
+        """
         if checkpoint is not None:
             raise ProtocolError("bad_argument", "the host chooses checkpoints: start it with "
                                                 f"`worldbridge serve --checkpoint {checkpoint}` and pass backend="
@@ -199,7 +206,7 @@ class WorldClient:
                "sketch": None if sketch is None else encode_prompt_image(sketch),
                "action_map": action_map, "resume": resume}
         self._frames.clear()
-        reply = self._request(msg)
+        reply = self._request(msg, timeout if timeout is not None else max(self.timeout, START_TIMEOUT_S))
         self.session = reply
         self._epoch = reply["epoch"]
         self._frames = deque((f for f in self._frames if f.session_id == reply["session_id"]),
