@@ -205,7 +205,7 @@ def test_a_client_that_leaves_while_loading_leaves_nothing_behind(slow_host):
     c = WorldClient(slow_host.address, timeout=0.1)
     c.connect()
     with pytest.raises(ProtocolError):
-        c.start(mode="step")  # gives up before the load ends
+        c.start(mode="step", timeout=0.1)  # gives up before the load ends
     c.close()  # `bye` waits behind the start, then ends the session it made
     deadline = time.monotonic() + 3
     while (slow_host.host.pending or slow_host.host.sessions) and time.monotonic() < deadline:
@@ -241,10 +241,18 @@ def test_a_load_that_outlives_the_host_frees_its_backend():
     c = WorldClient(h.address, timeout=0.1)
     c.connect()
     with pytest.raises(ProtocolError):
-        c.start(mode="step")
+        c.start(mode="step", timeout=0.1)
     h.stop()  # while the backend is still loading
     deadline = time.monotonic() + 3
     while SlowLoadWorld.closed == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     c.close()
     assert SlowLoadWorld.loads == 1 and SlowLoadWorld.closed == 1
+
+
+def test_start_waits_past_the_request_timeout_for_a_slow_load(slow_host):
+    SlowLoadWorld.delay = 0.4
+    with WorldClient(slow_host.address, timeout=0.1) as c:  # requests time out at 0.1 s; start allows for loading
+        c.connect()
+        assert c.start(mode="step")["backend_kind"] == "world_model"
+        assert c.step(0).index == 1
