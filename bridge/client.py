@@ -1,4 +1,4 @@
-"""`WorldClient`: the Python side of protocol v1 (docs/protocol.md), used by the editor, the Gym env, demo and bench.
+"""`WorldClient`: the Python side of protocol v1.1 (docs/protocol.md), used by the editor, the Gym env, demo and bench.
 
 Not thread-safe: use one client per thread (ZeroMQ sockets must stay on the thread that uses them).
 """
@@ -15,7 +15,7 @@ import numpy as np
 import zmq
 
 from bridge.host import protocol as P
-from bridge.host.pixels import decode_pixels, encode_prompt_image
+from bridge.host.pixels import decode_pixels, encode_layer, encode_prompt_image
 from bridge.host.protocol import ProtocolError
 
 __all__ = ["Frame", "ProtocolError", "WorldClient"]
@@ -279,6 +279,19 @@ class WorldClient:
         self._adopt_epoch(reply)
         return reply
 
+    def edit(self, layer: np.ndarray | bytes, x: int, y: int, timeout: float | None = None) -> dict:
+        """Paste a layer (PNG bytes, or an (h, w, 4) RGBA / (h, w, 3) RGB uint8 array) into the current frame with
+        its top-left at (x, y); the world continues from the edited frame. Returns the `ok` (`epoch`, `frame_index`);
+        the edited frame follows with `events == ["edit"]`. ProtocolError `unsupported` when the session's backend
+        cannot edit (see `session["capabilities"]`)."""
+        self._need_session()
+        if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, np.integer)) \
+                or not isinstance(y, (int, np.integer)):
+            raise ProtocolError("bad_argument", f"edit position must be integer pixels, got x={x!r}, y={y!r}")
+        reply = self._request({"type": "edit", "layer": encode_layer(layer), "x": int(x), "y": int(y)}, timeout)
+        self._adopt_epoch(reply)
+        return reply
+
     def _adopt_epoch(self, reply: dict) -> None:
         epoch = reply.get("epoch")
         if isinstance(epoch, int) and epoch > self._epoch:
@@ -286,13 +299,13 @@ class WorldClient:
             self._frames = deque((f for f in self._frames if f.epoch >= epoch), maxlen=self._frames.maxlen)
 
     def settings(self, **kw: Any) -> dict:
-        """Change steps / temperature / cfg / fps / mode; returns the `ok` with the full settings map."""
+        """Change steps / temperature / cfg / event_cfg / fps / mode; returns the `ok` with the full settings map."""
         self._need_session()
-        unknown = set(kw) - {"steps", "temperature", "cfg", "fps", "mode"}
+        unknown = set(kw) - {"steps", "temperature", "cfg", "event_cfg", "fps", "mode"}
         if unknown:
             raise ProtocolError("bad_argument", f"unknown settings {sorted(unknown)}: use steps, temperature, cfg, "
-                                                "fps, mode")
-        msg = {k: (float(v) if k in ("temperature", "cfg", "fps") else v) for k, v in kw.items()}
+                                                "event_cfg, fps, mode")
+        msg = {k: (float(v) if k in ("temperature", "cfg", "event_cfg", "fps") else v) for k, v in kw.items()}
         reply = self._request({"type": "settings", **msg})
         st = reply.get("settings", {})
         self.session = {**self.session, "settings": st, "mode": st.get("mode", self.session["mode"]),

@@ -19,15 +19,16 @@ class EventsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.buttons: dict[str, QPushButton] = {}
+        self.typed_reason: str | None = None  # why typed events are off for this session (None: they are on)
         self.grid = QGridLayout()
         self.text = QLineEdit()
         self.text.setPlaceholderText("Free text, e.g. “make it snow”")
         self.text.returnPressed.connect(self._fire_text)
-        send = QPushButton("Fire")
-        send.clicked.connect(self._fire_text)
+        self.send = QPushButton("Fire")
+        self.send.clicked.connect(self._fire_text)
         row = QHBoxLayout()
         row.addWidget(self.text, 1)
-        row.addWidget(send)
+        row.addWidget(self.send)
         self.status = QLabel("Start a world to see its events.")
         self.status.setWordWrap(True)
         self.log = QListWidget()
@@ -48,11 +49,26 @@ class EventsPanel(QWidget):
         for i, etype in enumerate(types):
             b = QPushButton(pretty(etype))
             b.setObjectName(f"event_{etype}")
-            b.setToolTip(etype)
+            b.setToolTip(etype if self.typed_reason is None else self.typed_reason)
+            b.setEnabled(self.typed_reason is None)
             b.clicked.connect(lambda _=False, t=etype: self.fire.emit(t, None))
             self.grid.addWidget(b, i // 2, i % 2)
             self.buttons[etype] = b
         self.status.setText("" if types else "This backend advertises no typed events; try free text.")
+
+    def set_capabilities(self, typed: str | None, text: str | None) -> None:
+        """Enable typed events and the free-text box per session; each argument is None (on) or why it is off."""
+        self.typed_reason = typed
+        for etype, b in self.buttons.items():
+            b.setEnabled(typed is None)
+            b.setToolTip(etype if typed is None else typed)
+        for w in (self.text, self.send):
+            w.setEnabled(text is None)
+            w.setToolTip("" if text is None else text)
+        self.text.setPlaceholderText("Free text, e.g. “make it snow”" if text is None else "no free-text events")
+        notes = [r for r in (typed, text) if r]
+        if notes:
+            self.status.setText(" ".join(notes))
 
     def _fire_text(self) -> None:
         text = self.text.text().strip()

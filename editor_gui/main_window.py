@@ -25,9 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from editor_gui import export as exporting
+from editor_gui.capabilities import host_can_edit, session_caps, why_not
 from editor_gui.events_panel import EventsPanel
 from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap, KeyMapDialog, key_name
 from editor_gui.latent_explorer import LatentExplorer
+from editor_gui.layers import Layer, rgba_to_qimage
+from editor_gui.object_panel import ObjectPanel
 from editor_gui.prompt_panel import PromptPanel
 from editor_gui.session_store import FILE_SUFFIX, Branch, FrameRecord, PromptSpec, Session
 from editor_gui.settings_panel import SettingsPanel
@@ -35,6 +38,7 @@ from editor_gui.timeline import TimelinePanel
 from editor_gui.viewport import ShownFrame, Viewport, badge_text
 from editor_gui.worker import ExploreResult, ResimResult, WorkerThread
 
+PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the object)"
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
 
@@ -109,6 +113,9 @@ class MainWindow(QMainWindow):
         self.recording = False
         self.pending_fork: Branch | None = None
         self.pending_events: list[dict] = []
+        self.pending_edits: list[dict] = []  # [{"layer": PNG, "x", "y"}] sent, their edited frames not yet received
+        self.placing_layer: Layer | None = None
+        self.caps_by_backend: dict[str, dict] = {}  # backend kind -> the last session of it (what new worlds can take)
         self.pending_prompt: PromptSpec | None = None
         self.busy: str | None = None
         self.viewing: FrameRecord | None = None
@@ -120,6 +127,8 @@ class MainWindow(QMainWindow):
         self.resim_mismatches = 0
         self._recorded = 0  # frames with pixels received this run (memory guard)
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
+        self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
+        self._edit_action, self._edits_before = -1, []
         self.jobs: list[Job] = []
         self.worker_thread: WorkerThread | None = None
 
@@ -130,10 +139,12 @@ class MainWindow(QMainWindow):
         self.events_panel = EventsPanel()
         self.explorer = LatentExplorer()
         self.settings_panel = SettingsPanel()
+        self.object_panel = ObjectPanel()
         self.timeline = TimelinePanel()
         self._dock("Prompt", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         tabs = QTabWidget()
         tabs.addTab(self.events_panel, "Events")
+        tabs.addTab(self.object_panel, "Objects")
         tabs.addTab(self.explorer, "Latent actions")
         tabs.addTab(self.settings_panel, "Settings")
         self.tabs = tabs
@@ -147,6 +158,12 @@ class MainWindow(QMainWindow):
         self.viewport.key_pressed.connect(self.on_key_pressed)
         self.viewport.key_released.connect(self.on_key_released)
         self.viewport.focus_changed.connect(self._on_focus)
+        self.viewport.placed.connect(self.edit_at)
+        self.viewport.placing_changed.connect(self._on_placing)
+        self.object_panel.place.connect(self.begin_placing)
+        self.object_panel.error.connect(self.show_error)
+        self.object_panel.cancel.connect(self.viewport.cancel_placing)
+        self.settings_panel.backend.currentTextChanged.connect(lambda _t: self._apply_prompt_caps())
         self.prompt_panel.new_world.connect(self.new_world)
         self.prompt_panel.error.connect(self.show_error)
         self.events_panel.fire.connect(self.fire_event)
@@ -202,7 +219,18 @@ class MainWindow(QMainWindow):
         keys.triggered.connect(self.edit_keys)
         new = QAction(icon(QStyle.StandardPixmap.SP_FileIcon), "New world", self)
         new.triggered.connect(lambda: self.new_world(self.prompt_panel.prompt()))
-        for a in (new, self.pause_action, self.step_action, keys):
+        self.paste_action = QAction("Paste object", self)
+        self.paste_action.setObjectName("paste_object")
+        self.paste_action.setCheckable(True)
+        self.paste_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.paste_action.setToolTip(PASTE_TIP)
+        self.paste_action.triggered.connect(self._toggle_placing)
+        self.cancel_action = QAction("Cancel placing", self)
+        self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_action.setEnabled(False)  # only while placing, so Esc keeps its other uses
+        self.cancel_action.triggered.connect(self.viewport.cancel_placing)
+        self.addAction(self.cancel_action)
+        for a in (new, self.pause_action, self.step_action, self.paste_action, keys):
             tb.addAction(a)
 
     # ------------------------------------------------------------------ connection
@@ -249,6 +277,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def on_connection_lost(self, message: str) -> None:
+        self.viewport.cancel_placing()
         self.on_connection_failed(f"Lost the host: {message}")
         self.busy = None
         self.explorer.set_busy(False)
@@ -256,6 +285,7 @@ class MainWindow(QMainWindow):
     def on_session_ended(self, message: str) -> None:
         """The host closed our session (idle timeout, fatal error): keep the editor's data, say what to do."""
         self.info = None
+        self.viewport.cancel_placing()
         if self.session is not None:
             self.session.live = None
         self.busy = None
@@ -300,6 +330,10 @@ class MainWindow(QMainWindow):
         self.viewport.stats.reset()
         self.status_backend.setText(f"{badge_text(info['backend_kind'], info['backend_name'])}   session {info['session_id'][:8]}")
         self.events_panel.set_event_types(list(info.get("event_types", [])))
+        self.object_panel.set_frame_size(s.width, s.height)
+        self.pending_edits = []
+        self.caps_by_backend[info["backend_kind"]] = info
+        self._apply_caps()
         self.explorer.set_actions(int(info.get("num_latent_actions", len(s.action_names))), s.action_names, s.latent_names)
         self.settings_panel.set_session(info)
         self._set_pause_checked(self.mode == "step")
@@ -308,17 +342,21 @@ class MainWindow(QMainWindow):
     def on_frame(self, frame) -> None:
         if self.info is None or frame.session_id != self.info["session_id"] or frame.epoch < self.epoch:
             return  # a late frame of an old session or timeline
-        rewind = False
+        rewind = edited = False
         if frame.epoch > self.epoch:
             self.epoch = frame.epoch
-            if self.pending_fork is not None and self.session is not None:
+            if self.pending_edits and "edit" in frame.events and self.session is not None \
+                    and self.session.live is not None:
+                edited = True  # the host re-sent the current frame, edited: it starts a branch of its own
+                self._fork_edit(frame.index)
+            elif self.pending_fork is not None and self.session is not None:
                 self.session.live = self.pending_fork.id
                 self.timeline.set_session(self.session)
                 self.pending_fork = None
             else:
                 rewind = True  # the host went back on the same branch (the explorer branches back to where it began)
         fired: list[dict] = []
-        if frame.events and self.pending_events:
+        if frame.events and self.pending_events and not edited:
             fired, self.pending_events = self.pending_events, []
         s = self.session
         if s is not None and s.live is not None:
@@ -331,20 +369,37 @@ class MainWindow(QMainWindow):
                     self.timeline.record.setChecked(False)
                     self.show_error(f"recording stopped at {MAX_RECORDED} frames: save the session to keep them")
                 image = np.ascontiguousarray(frame.image) if keep else None
-                s.add_frame(FrameRecord(frame.index, int(frame.action), list(frame.events), fired, image), rewind=rewind)
+                rec = FrameRecord(frame.index, int(frame.action), list(frame.events), fired, image)
+                if edited:
+                    rec.action, rec.edits = self._edit_action, [*self._edits_before, self.pending_edits[0]]
+                s.add_frame(rec, rewind=rewind)
                 if image is not None:
                     self._recorded += 1
                 self._timeline_dirty = True
         if self.viewing is None:
             self.viewport.show_frame(ShownFrame(frame.image, frame.index, frame.epoch, frame.seq, frame.client_ts, frame.received_ts))
-        for caption in frame.events:
+        if edited:
+            self.pending_edits.pop(0)
+        for caption in ([] if edited else frame.events):
             self.events_panel.on_fired(caption, frame.index)
+
+    def _fork_edit(self, index: int) -> None:
+        """The live branch forks before `index`: the edited frame `index` is the new branch's first own frame, and
+        it keeps the action that made the unedited frame, so a rebuild can step there and edit again."""
+        s = self.session
+        before = {r.index: r for r in s.path(s.live)}.get(index)
+        self._edit_action = before.action if before is not None and index > 0 else -1
+        self._edits_before = list(before.edits) if before is not None else []  # a frame edited again keeps them all
+        s.live = s.fork_edit(s.live, index).id
+        self.timeline.set_session(s)
 
     def _recorded_count(self) -> int:
         return self._recorded
 
     def _check_resim(self, frame) -> None:
         """While a branch is rebuilt, compare the host's frames with the recorded ones (is the backend deterministic?)."""
+        if frame.index in self._resim_edited and "edit" not in frame.events:
+            return  # the frame before its edit: the recording holds the edited one
         expected = self._resim_expect.get(frame.index)
         if expected is not None and expected.shape == frame.image.shape and not np.array_equal(expected, frame.image):
             self.resim_mismatches += 1
@@ -460,6 +515,76 @@ class MainWindow(QMainWindow):
         if self.mode == "step":  # the event applies on the next frame: make one
             self.send_action(self.held.current(self.keymap, self.resolver))
 
+    # ------------------------------------------------------------------ frame edits and capabilities
+    def _apply_caps(self) -> None:
+        """Grey out what this session's backend cannot do (protocol 1.1 session.capabilities), saying why."""
+        caps = session_caps(self.info)
+        off = lambda cap: None if cap in caps else why_not(cap, self.info)  # noqa: E731
+        self.events_panel.set_capabilities(off("events"), off("text_events"))
+        reason = self._edit_unavailable()
+        self.object_panel.set_available(reason is None, reason or "")
+        self.paste_action.setEnabled(reason is None)
+        self.paste_action.setToolTip(reason or PASTE_TIP)
+        if reason is not None:
+            self.viewport.cancel_placing()
+        self._apply_prompt_caps()
+
+    def _apply_prompt_caps(self) -> None:
+        """Prompts are for the next New world: follow the backend chosen for it (one not played yet: all inputs on)."""
+        kind = self.settings_panel.backend.currentText() or (self.info or {}).get("backend_kind", "")
+        info = self.caps_by_backend.get(kind)
+        caps = session_caps(info)
+        off = lambda cap: None if cap in caps else why_not(cap, info)  # noqa: E731
+        self.prompt_panel.set_capabilities(off("text_prompt"), off("image_prompt"), off("sketch_prompt"))
+
+    def _edit_unavailable(self) -> str | None:
+        """Why frame edits are off right now, or None."""
+        if self.welcome is None:
+            return "Not connected to a host."
+        if not host_can_edit(self.welcome):
+            return ("This host speaks protocol 1.0, which has no frame edits: update WorldBridge where the host runs "
+                    "(`worldbridge serve`).")
+        if "edit" not in session_caps(self.info):
+            return why_not("edit", self.info)
+        return None
+
+    def _toggle_placing(self, on: bool) -> None:
+        if on:
+            self.object_panel.start_placing()
+        else:
+            self.viewport.cancel_placing()
+
+    def _on_placing(self, on: bool) -> None:
+        self.paste_action.blockSignals(True)
+        self.paste_action.setChecked(on)
+        self.paste_action.blockSignals(False)
+        self.object_panel.set_placing(on)
+        self.cancel_action.setEnabled(on)
+
+    def begin_placing(self, layer: Layer) -> None:
+        """Carry the object under the cursor over the live frame (a recorded frame being viewed goes back to live)."""
+        reason = "start a world first" if self.info is None else self._edit_unavailable()
+        if reason is not None:
+            self.show_error(reason)
+            self._on_placing(False)
+            return
+        if self.viewing is not None:
+            self.timeline.go_live()
+        self.placing_layer = layer
+        self.viewport.begin_placing(rgba_to_qimage(layer.rgba))
+
+    def edit_at(self, x: int, y: int) -> None:
+        """Paste the object with its top-left at frame pixel (x, y) of the live world's current frame."""
+        if self.info is None or self.placing_layer is None:
+            self.show_error("start a world and choose an object first")
+            return
+        if self.busy:
+            self.show_error(f"wait for {self.busy} to finish")
+            return
+        png = self.placing_layer.png()
+        self.pending_edits.append({"layer": png, "x": int(x), "y": int(y)})
+        self.submit("edit", layer=png, x=int(x), y=int(y))
+
     def explore(self, steps: int) -> None:
         if self.info is None:
             self.show_error("start a world first")
@@ -502,7 +627,8 @@ class MainWindow(QMainWindow):
     def resimulate(self, branch_id: int, index: int) -> None:
         s = self.session
         path = [r for r in s.path(branch_id) if r.index <= index]
-        missing = sorted(set(range(index + 1)) - {r.index for r in path})
+        missing = sorted((set(range(index + 1)) - {r.index for r in path})
+                         | {r.index for r in path if r.edits and r.index > 0 and r.action < 0})
         if missing:
             self.show_error(f"cannot rebuild frame {index}: frames {missing[0]}…{missing[-1]} were never received "
                             f"(dropped in realtime), so their actions are unknown. Branch from a frame of the live "
@@ -517,11 +643,13 @@ class MainWindow(QMainWindow):
         self.busy = "rebuilding the branch"
         self.resim_mismatches = 0
         self._resim_expect = {r.index: r.image for r in path if r.image is not None}
+        self._resim_edited = {r.index for r in path if r.edits}
         start = dict(backend=p.backend or s.backend_kind or None, fps=s.fps, seed=p.seed, text=p.text,
                      image=p.image_png, sketch=p.sketch_png, action_map=s.action_map() or None)
-        steps = [(r.action, r.fired) for r in path if r.index >= 1]
+        steps = [(r.action, r.fired, r.edits) for r in path if r.index >= 1]
+        edits0 = path[0].edits if path and path[0].index == 0 else []
         self.statusBar().showMessage(f"Rebuilding {len(steps)} frames on the host…")
-        self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode)
+        self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=edits0)
 
     def view_frame(self, rec: FrameRecord | None) -> None:
         """Show a recorded frame (scrubbing, replay) instead of the live one; None returns to live."""
@@ -558,12 +686,22 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Host recording {'started' if command == 'record_start' else 'stopped'}: {result.get('path', '')}", 8000)
         elif command == "branch":
             self.statusBar().showMessage("Branched: the world continues from the selected frame", 4000)
+        elif command == "edit":
+            self.object_panel.on_edited(int(result.get("frame_index", -1)))
+            self.statusBar().showMessage(f"Object pasted into frame {result.get('frame_index')}: the world continues "
+                                         "from the edited frame (a new branch)", 5000)
 
     def on_failed(self, command: str, message: str) -> None:
         if command == "event":
             if self.pending_events:
                 self.pending_events.pop()
             self.events_panel.on_failed(message)
+            return
+        if command == "edit":
+            if self.pending_edits:
+                self.pending_edits.pop(0)
+            self.object_panel.on_failed(message)
+            self.show_error(f"Edit refused: {message}")
             return
         if command == "branch" and self.pending_fork is not None and self.session is not None:
             fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead

@@ -79,6 +79,7 @@ class PromptPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.image_png: bytes | None = None
+        self.off: set[str] = set()  # inputs the backend for new worlds does not take ("text", "image", "sketch")
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("Text prompt, e.g. “a snowy night level with many coins”")
         self.text.setFixedHeight(56)
@@ -90,7 +91,7 @@ class PromptPanel(QWidget):
         open_btn.clicked.connect(self._open_image)
         paste_btn.clicked.connect(self.paste_image)
         clear_btn.clicked.connect(self.clear_image)
-        img_box = QGroupBox("Image prompt")
+        img_box = self.img_box = QGroupBox("Image prompt")
         ib = QVBoxLayout(img_box)
         ib.addWidget(self.drop)
         row = QHBoxLayout()
@@ -131,7 +132,7 @@ class PromptPanel(QWidget):
         self.cols.valueChanged.connect(self.canvas.set_columns)
         clear_sketch = QPushButton("Clear")
         clear_sketch.clicked.connect(self.canvas.clear)
-        sk_box = QGroupBox("Sketch prompt")
+        sk_box = self.sk_box = QGroupBox("Sketch prompt")
         sb = QVBoxLayout(sk_box)
         sb.addLayout(pal_row)
         sb.addWidget(self.canvas, 1)
@@ -200,14 +201,24 @@ class PromptPanel(QWidget):
         self.drop.clear()
         self.drop.setText("Drop an image here\n(or Open… / Paste)")
 
+    # --- what the backend takes ---
+    def set_capabilities(self, text: str | None, image: str | None, sketch: str | None) -> None:
+        """Enable each input for backends that take it; each argument is None (on) or why it is off (a tooltip).
+        A disabled input is left out of the prompt, so what is greyed out is never sent."""
+        self.off = {k for k, reason in (("text", text), ("image", image), ("sketch", sketch)) if reason is not None}
+        for w, reason in ((self.text, text), (self.img_box, image), (self.sk_box, sketch)):
+            w.setEnabled(reason is None)
+            w.setToolTip(reason or "")
+
     # --- prompt ---
     def prompt(self) -> PromptSpec:
-        text = self.text.toPlainText().strip() or None
+        text = (self.text.toPlainText().strip() or None) if "text" not in self.off else None
         if self.random_seed.isChecked():  # drawn here and shown, so the world can be rebuilt and shared
             self.seed.setValue(random.randrange(2**31 - 1))
         seed = self.seed.value()
-        sketch = self.canvas.to_png() if self.use_sketch.isChecked() else None
-        return PromptSpec(seed=seed, text=text, image_png=self.image_png, sketch_png=sketch)
+        sketch = self.canvas.to_png() if self.use_sketch.isChecked() and "sketch" not in self.off else None
+        image = self.image_png if "image" not in self.off else None
+        return PromptSpec(seed=seed, text=text, image_png=image, sketch_png=sketch)
 
     def set_prompt(self, p: PromptSpec) -> None:
         """Show a saved world's prompt (text and seed; the image as a preview)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "worldbridge-editor-session"
-VERSION = 1
+VERSION = 2  # 2: frames may carry a frame edit (an object layer pasted by `edit`); sessions without edits save as 1
 FILE_SUFFIX = ".wbsession"  # a single zip file; any other path is saved as a folder
 
 
@@ -38,6 +38,8 @@ class FrameRecord:
     events: list[str] = field(default_factory=list)  # captions the host reported on this frame
     fired: list[dict] = field(default_factory=list)  # event requests ({"event_type", "text"}) that produced them
     image: np.ndarray | None = None  # (H, W, 3) uint8, None when the frame was not recorded
+    edits: list[dict] = field(default_factory=list)  # [{"layer": PNG bytes, "x", "y"}]: the frame `action` made, then
+    # these object layers pasted into it in order (the host's `edit`)
 
 
 @dataclass
@@ -88,6 +90,16 @@ class Session:
             raise ValueError(f"frame {index} is not on branch {branch_id}'s timeline")
         bid = max(self.branches) + 1
         self.branches[bid] = Branch(bid, parent=self.owner(branch_id, index), parent_frame=index, name=name or f"branch {bid} @ {index}")
+        return self.branches[bid]
+
+    def fork_edit(self, branch_id: int, index: int, name: str = "") -> Branch:
+        """A new branch whose own frame `index` is an edited copy of `branch_id`'s (the host's `edit`: like a branch,
+        new epoch, same index), so it shares frames up to index - 1 and keeps the unedited frame in the parent."""
+        if index < 0:
+            raise ValueError(f"frame index must be >= 0, got {index}")
+        bid = max(self.branches) + 1
+        self.branches[bid] = Branch(bid, parent=self.owner(branch_id, index - 1), parent_frame=index - 1,
+                                    name=name or f"edit {bid} @ {index}")
         return self.branches[bid]
 
     def owner(self, branch_id: int, index: int) -> int:
@@ -144,10 +156,14 @@ class Session:
                     "sketch": f"prompts/{b.id}_sketch.png" if p.sketch_png else None,
                 },
                 "frames": [{"index": r.index, "action": r.action, "events": r.events, "fired": r.fired,
-                            "recorded": r.image is not None} for r in sorted(b.frames.values(), key=lambda r: r.index)],
+                            "recorded": r.image is not None,
+                            **({"edits": [{"layer": f"edits/{b.id}_{r.index}_{k}.png", "x": e["x"], "y": e["y"]}
+                                          for k, e in enumerate(r.edits)]} if r.edits else {})}
+                           for r in sorted(b.frames.values(), key=lambda r: r.index)],
             })
+        edits = any(r.edits for b in self.branches.values() for r in b.frames.values())
         return {
-            "format": FORMAT, "version": VERSION, "backend_kind": self.backend_kind, "backend_name": self.backend_name,
+            "format": FORMAT, "version": VERSION if edits else 1, "backend_kind": self.backend_kind, "backend_name": self.backend_name,
             "fps": self.fps, "width": self.width, "height": self.height, "action_names": self.action_names,
             "latent_names": {str(k): v for k, v in self.latent_names.items()}, "keymap": self.keymap,
             "live": self.live, "branches": branches,
@@ -161,6 +177,9 @@ class Session:
                 files[f"prompts/{b.id}_image.png"] = b.prompt.image_png
             if b.prompt and b.prompt.sketch_png:
                 files[f"prompts/{b.id}_sketch.png"] = b.prompt.sketch_png
+            for r in b.frames.values():
+                for k, e in enumerate(r.edits):
+                    files[f"edits/{b.id}_{r.index}_{k}.png"] = e["layer"]
             recs = [r for r in sorted(b.frames.values(), key=lambda r: r.index) if r.image is not None]
             if recs:
                 buf = io.BytesIO()
@@ -241,7 +260,9 @@ class Session:
                 sketch_png=read(p["sketch"]) if p.get("sketch") else None)
             b = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""), prompt)
             for fd in bd["frames"]:
-                b.frames[fd["index"]] = FrameRecord(fd["index"], fd["action"], list(fd.get("events", [])), list(fd.get("fired", [])))
+                edits = [{"layer": read(e["layer"]), "x": int(e["x"]), "y": int(e["y"])} for e in fd.get("edits", [])]
+                b.frames[fd["index"]] = FrameRecord(fd["index"], fd["action"], list(fd.get("events", [])),
+                                                    list(fd.get("fired", [])), edits=edits)
             if any(fd.get("recorded") for fd in bd["frames"]):
                 with np.load(io.BytesIO(read(f"frames/branch_{b.id}.npz"))) as z:
                     for i, img in zip(z["index"].tolist(), z["images"]):

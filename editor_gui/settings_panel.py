@@ -1,4 +1,4 @@
-"""Sampling and pacing settings (MaskGIT steps, temperature, CFG, fps, mode) and the host connection status."""
+"""Sampling and pacing settings (MaskGIT steps, temperature, CFG, event guidance, fps, mode) and the host connection."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 MODEL_ONLY = ("steps", "temperature", "cfg")  # the sandbox ignores these (docs/protocol.md, settings)
+EVENT_CFG_TIP = "Guidance scale on events: higher = events show more strongly (1 = off)"
 
 
 class SettingsPanel(QWidget):
@@ -47,6 +48,11 @@ class SettingsPanel(QWidget):
         self.cfg = QDoubleSpinBox()
         self.cfg.setRange(0.0, 20.0)
         self.cfg.setSingleStep(0.5)
+        self.event_cfg = QDoubleSpinBox()  # protocol 1.1; nil in the session's settings when the backend has no events
+        self.event_cfg.setObjectName("event_cfg")
+        self.event_cfg.setRange(0.0, 20.0)
+        self.event_cfg.setSingleStep(0.5)
+        self.event_cfg.setValue(1.0)
         self.fps = QDoubleSpinBox()
         self.fps.setRange(1.0, 120.0)
         self.fps.setValue(24.0)
@@ -63,6 +69,7 @@ class SettingsPanel(QWidget):
         form.addRow("MaskGIT steps", self.steps)
         form.addRow("Temperature", self.temperature)
         form.addRow("CFG scale", self.cfg)
+        form.addRow("Event guidance", self.event_cfg)
         form.addRow("Target fps", self.fps)
         form.addRow("Mode", self.mode)
         form.addRow("Resolution", self.resolution)
@@ -79,7 +86,8 @@ class SettingsPanel(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(250)
         self._timer.timeout.connect(self._flush)
-        for key, w in (("steps", self.steps), ("temperature", self.temperature), ("cfg", self.cfg), ("fps", self.fps)):
+        for key, w in (("steps", self.steps), ("temperature", self.temperature), ("cfg", self.cfg),
+                       ("event_cfg", self.event_cfg), ("fps", self.fps)):
             w.valueChanged.connect(lambda v, k=key: self._edit(k, v))
         self.mode.currentTextChanged.connect(lambda v: self._edit("mode", v))
         self.set_session(None)
@@ -113,6 +121,7 @@ class SettingsPanel(QWidget):
                 w.setEnabled(bool(model and key in settings))
                 if key in settings and settings[key] is not None:
                     w.setValue(settings[key])
+            self._set_event_cfg(session, settings)
             self.fps.setEnabled(live)
             self.mode.setEnabled(live)
             if live:
@@ -128,6 +137,21 @@ class SettingsPanel(QWidget):
         finally:
             self._loading = False
 
+    def _set_event_cfg(self, session: dict | None, settings: dict) -> None:
+        """Event guidance exists only where the backend has event conditioning (settings.event_cfg not nil)."""
+        value = settings.get("event_cfg")
+        self.event_cfg.setEnabled(value is not None)
+        if value is not None:
+            self.event_cfg.setValue(float(value))
+            self.event_cfg.setToolTip(EVENT_CFG_TIP)
+        elif session is None:
+            self.event_cfg.setToolTip("Start a world to change its settings.")
+        elif session.get("backend_kind") == "sandbox":
+            self.event_cfg.setToolTip("The sandbox game applies events exactly; it has no event guidance.")
+        else:
+            self.event_cfg.setToolTip(f"{session.get('backend_name', 'This backend')} has no event conditioning, so "
+                                      "there is no event guidance — train it with `worldbridge train prompts events`.")
+
     def apply_settings(self, settings: dict) -> None:
         """Reflect the host's current settings map (the answer to a settings request)."""
         self._loading = True
@@ -135,6 +159,8 @@ class SettingsPanel(QWidget):
             for key in MODEL_ONLY:
                 if settings.get(key) is not None:
                     getattr(self, key).setValue(settings[key])
+            if settings.get("event_cfg") is not None:
+                self.event_cfg.setValue(float(settings["event_cfg"]))
             if settings.get("fps") is not None:
                 self.fps.setValue(float(settings["fps"]))
             if settings.get("mode"):

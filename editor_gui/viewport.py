@@ -1,4 +1,5 @@
-"""The live view: the newest frame scaled nearest-neighbour, which backend made it, fps and input-to-frame latency."""
+"""The live view: the newest frame scaled nearest-neighbour, which backend made it, fps and input-to-frame latency;
+also where an object layer is placed for a frame edit (a translucent preview follows the cursor)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -113,6 +114,8 @@ class Viewport(QWidget):
     key_pressed = Signal(int, float)  # Qt key, press time (ms, client clock)
     key_released = Signal(int, float)  # Qt key, release time
     focus_changed = Signal(bool)
+    placed = Signal(int, int)  # frame pixel (x, y) where the layer's top-left corner goes
+    placing_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -127,6 +130,8 @@ class Viewport(QWidget):
         self.kind, self.name = "", ""
         self.mode_label = ""  # "PAUSED", "REPLAY 12/50", "" when live
         self.message = "Connecting to the host…"
+        self.placing: QImage | None = None  # the layer being placed (its top-left follows the cursor, centred)
+        self._hover: tuple[int, int] | None = None  # frame pixel under the cursor while placing
 
     # --- inputs ---
     def set_backend(self, kind: str, name: str) -> None:
@@ -149,6 +154,56 @@ class Viewport(QWidget):
             self.stats.on_received(frame)
         self.message = ""
         self.update()
+
+    # --- placing an object layer ---
+    def begin_placing(self, layer: QImage) -> None:
+        """Carry `layer` under the cursor; a left click places it (Shift keeps placing), Esc or right click cancels."""
+        self.placing = layer
+        self.setMouseTracking(True)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.placing_changed.emit(True)
+        self.update()
+
+    def cancel_placing(self) -> None:
+        if self.placing is None:
+            return
+        self.placing, self._hover = None, None
+        self.setMouseTracking(False)
+        self.unsetCursor()
+        self.placing_changed.emit(False)
+        self.update()
+
+    def frame_pixel(self, pos: QPointF) -> tuple[int, int] | None:
+        """The frame pixel under a widget position (None off the frame); undoes the nearest-neighbour scaling."""
+        r = self.image_rect()
+        if self._qimage is None or not r.contains(pos):
+            return None
+        w, h = self._qimage.width(), self._qimage.height()
+        x = int((pos.x() - r.x()) * w / r.width())
+        y = int((pos.y() - r.y()) * h / r.height())
+        return min(max(x, 0), w - 1), min(max(y, 0), h - 1)
+
+    def layer_origin(self, pixel: tuple[int, int]) -> tuple[int, int]:
+        """Top-left frame pixel of the layer when the cursor is on `pixel` (the cursor holds the layer's centre)."""
+        return pixel[0] - self.placing.width() // 2, pixel[1] - self.placing.height() // 2
+
+    def _paint_placing(self, p: QPainter) -> None:
+        if self.placing is None or self._hover is None or self._qimage is None:
+            return
+        r = self.image_rect()
+        sx, sy = r.width() / self._qimage.width(), r.height() / self._qimage.height()
+        x, y = self.layer_origin(self._hover)
+        target = QRectF(r.x() + x * sx, r.y() + y * sy, self.placing.width() * sx, self.placing.height() * sy)
+        p.save()
+        p.setClipRect(r)  # what hangs over an edge is clipped, as the host clips it
+        p.setOpacity(0.6)
+        p.drawImage(target, self.placing)
+        p.setOpacity(1.0)
+        p.setPen(QPen(QColor("#e5c07b"), 1, Qt.PenStyle.DashLine))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(target)
+        p.restore()
 
     # --- Qt ---
     def sizeHint(self):  # noqa: N802
@@ -178,6 +233,7 @@ class Viewport(QWidget):
             if key != self._painted_key and not self.mode_label.startswith("REPLAY"):
                 self._painted_key = key
                 self.stats.on_painted(f, now_ms())
+            self._paint_placing(p)
         self._paint_overlay(p)
         p.end()
 
@@ -207,6 +263,10 @@ class Viewport(QWidget):
             font.setBold(False)
             p.setFont(font)
             self._pill(p, self.width() - 10, 10, "   ".join(parts), "#b0000000", right=True)
+        if self.placing is not None:
+            font.setBold(True)
+            p.setFont(font)
+            self._pill(p, 10, 44, "PLACING: click to paste the object (Shift+click: more) · Esc cancels", "#b58900")
         if self.mode_label:
             font.setBold(True)
             p.setFont(font)
@@ -225,9 +285,36 @@ class Viewport(QWidget):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self.setFocus(Qt.FocusReason.MouseFocusReason)
+        if self.placing is not None:
+            if event.button() == Qt.MouseButton.RightButton:
+                self.cancel_placing()
+            elif event.button() == Qt.MouseButton.LeftButton:
+                pixel = self.frame_pixel(event.position())
+                if pixel is not None:
+                    x, y = self.layer_origin(pixel)
+                    if not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                        self.cancel_placing()
+                    self.placed.emit(x, y)
+            event.accept()
+            return
         super().mousePressEvent(event)
 
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.placing is not None:
+            self._hover = self.frame_pixel(event.position())
+            self.update()
+        super().mouseMoveEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        self._hover = None
+        self.update()
+        super().leaveEvent(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Escape and self.placing is not None:
+            self.cancel_placing()
+            event.accept()
+            return
         if not is_play_key(event.key()) or event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier):
             super().keyPressEvent(event)  # shortcuts and focus keys keep working
             return

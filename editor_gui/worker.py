@@ -174,7 +174,7 @@ class WorldWorker(QObject):
             self.done.emit(command, self._resimulate(client, **kw))
         elif command == "ping":
             self.done.emit(command, client.ping())
-        elif command in ("event", "reset", "branch", "settings", "record_start", "record_stop", "status"):
+        elif command in ("event", "reset", "branch", "edit", "settings", "record_start", "record_stop", "status"):
             self.done.emit(command, getattr(client, command)(**kw))
         else:
             raise ValueError(f"unknown worker command {command!r}")
@@ -187,7 +187,7 @@ class WorldWorker(QObject):
             for f in client.drain_frames(0.05):
                 if f.epoch > after_epoch and f.index == index:
                     return f
-        raise HostLost(f"the host did not re-send frame {index} after a branch")
+        raise HostLost(f"the host did not re-send frame {index} after a branch or edit")
 
     def _explore(self, client, steps: int, actions: int, resume_mode: str) -> ExploreResult:
         """From the newest frame: for each latent action play `steps` frames, then branch back; restore the mode."""
@@ -215,8 +215,16 @@ class WorldWorker(QObject):
             client.settings(mode=resume_mode)
         return result
 
-    def _resimulate(self, client, start: dict, steps: list[tuple[int, list[dict]]], resume_mode: str) -> ResimResult:
-        """Start the branch's world again in step mode and replay its actions (events before their frames)."""
+    def _edit(self, client, edit: dict) -> None:
+        """Paste an edit's layer into the current frame and emit the edited frame the host re-sends."""
+        epoch = self._latest.epoch if self._latest is not None else -1
+        reply = client.edit(edit["layer"], edit["x"], edit["y"])
+        self._emit_frame(self._wait_for(client, int(reply["frame_index"]), epoch))
+
+    def _resimulate(self, client, start: dict, steps: list[tuple[int, list[dict], list[dict]]], resume_mode: str,
+                    edits0: list[dict] | None = None) -> ResimResult:
+        """Start the branch's world again in step mode and replay its actions (events before their frames, frame
+        edits right after them; `edits0` edit frame 0)."""
         session = client.start(**{**start, "mode": "step"})
         self._latest = None
         self.session_started.emit(session, "resim")
@@ -225,10 +233,14 @@ class WorldWorker(QObject):
             raise HostLost("the host sent no first frame after start")
         for f in first:
             self._emit_frame(f)
-        for i, (action, fired) in enumerate(steps):
+        for edit in edits0 or []:
+            self._edit(client, edit)
+        for i, (action, fired, edits) in enumerate(steps):
             for ev in fired:
                 client.event(event_type=ev.get("event_type"), text=ev.get("text"))
             self._emit_frame(client.step(action))
+            for edit in edits:
+                self._edit(client, edit)
             if i % 10 == 0 or i == len(steps) - 1:
                 self.progress.emit("resimulate", i + 1, len(steps))
         if resume_mode != "step":

@@ -161,3 +161,54 @@ def test_drain_frames_returns_every_frame_in_order(host):
         c.reset()  # frames of the old timeline still in flight are not handed out
         got = c.drain_frames(timeout=2.0)
         assert got and {f.epoch for f in got} == {1} and got[0].index == 0
+
+
+def test_edit_sends_arrays_and_bytes_as_png_layers():
+    from test_host_edit import PasteWorld, png  # a 16x16 canvas that pastes layers exactly
+
+    h = run_host_in_thread(PasteWorld)
+    try:
+        with WorldClient(h.address) as c:
+            with pytest.raises(ProtocolError, match="start"):
+                c.edit(b"\x89PNG", 0, 0)
+            assert c.connect()["protocol_minor"] == 1
+            assert c.start(mode="step", seed=1)["capabilities"] == ["events", "edit"]
+            assert c.session["capabilities"] == ["events", "edit"]
+            c.next_frame()
+            rgba = np.zeros((4, 6, 4), np.uint8)
+            rgba[..., :3], rgba[:, :3, 3] = (10, 20, 30), 255  # left half opaque, right half transparent
+            ok = c.edit(rgba, 2, 3)
+            assert ok["request"] == "edit" and (ok["epoch"], ok["frame_index"]) == (1, 0)
+            f = c.next_frame()
+            assert f.epoch == 1 and f.events == ["edit"]
+            assert (f.image[3:7, 2:5] == (10, 20, 30)).all() and (f.image[3:7, 5:8] == 40).all()
+            c.edit(np.full((3, 2, 3), 77, np.uint8), np.int64(12), -1)  # RGB: opaque; numpy ints are fine
+            assert (c.next_frame().image[0:2, 12:14] == 77).all()
+            c.edit(png(np.full((2, 2, 4), 200, np.uint8)), 0, 14)  # PNG bytes pass through; alpha 200 blends
+            g = c.next_frame()
+            assert g.epoch == 3 and (g.image[14:16, 0:2] == (200 * 200 + 40 * 55 + 127) // 255).all()
+            for bad in (np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.float32), np.zeros((0, 4, 4), np.uint8)):
+                with pytest.raises(ValueError, match="RGBA"):
+                    c.edit(bad, 0, 0)
+            for x in (1.5, True, "3"):
+                with pytest.raises(ProtocolError) as e:
+                    c.edit(rgba, x, 0)
+                assert e.value.code == "bad_argument"
+            assert c.status()["epoch"] == 3
+    finally:
+        h.stop()
+
+
+def test_edit_and_event_cfg_on_the_sandbox_answer_clear_errors(host):
+    with WorldClient(host.address) as c:
+        s = c.start(mode="step", seed=1)
+        assert "edit" not in s["capabilities"] and s["settings"]["event_cfg"] is None
+        with pytest.raises(ProtocolError) as e:
+            c.edit(np.zeros((2, 2, 4), np.uint8), 0, 0)
+        assert e.value.code == "unsupported" and not e.value.fatal
+        with pytest.raises(ProtocolError) as e:
+            c.settings(event_cfg=2)
+        assert e.value.code == "bad_argument" and "event conditioning" in e.value.message
+        with pytest.raises(ProtocolError, match="event_cfg"):
+            c.settings(guidance=2)  # the error lists what settings() takes
+        assert c.step(0).index == 1

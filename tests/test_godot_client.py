@@ -49,10 +49,16 @@ class Recorder:
         self.seen = {name: [] for name in signals}
         for name in signals:
             node.signals[name].connect(gdsim.GDCallable(
-                lambda *a, _n=name: self.seen[_n].append(tuple(gdsim.to_py(x) for x in a)), (name,)))
+                lambda *a, _n=name: self.seen[_n].append(tuple(_py(x) for x in a)), (name,)))
 
     def __getitem__(self, name):
         return self.seen[name]
+
+
+def _py(v):
+    if isinstance(v, gdsim.Vector2i):
+        return (v.x, v.y)
+    return gdsim.to_py(v)
 
 
 def _client(sim, endpoint, **members):
@@ -200,7 +206,7 @@ def test_reject_stops_reconnecting_and_says_why(sim):
         sim.add_to_root(c)
         assert _run_until(sim, lambda: router.poll(0))
         ident, hello = router.recv_multipart()
-        assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 0,
+        assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 1,
                                           "client": "godot/0.1.0", "codecs": ["raw", "png", "jpeg"]}
         router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
         router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored

@@ -69,3 +69,80 @@ def test_format_operator_checks_argument_count(tmp_path):
     assert _run(tmp_path, 'static func f() -> String:\n\treturn "%s=%02x %.1f" % ["a", 10, 1.5]') == "a=0a 1.5"
     with pytest.raises(gdsim.SimError, match="formatting"):
         _run(tmp_path, 'static func f() -> String:\n\treturn "%s %s" % ["a"]')
+
+
+def _png(array, mode: str | None = None) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    (Image.fromarray(array) if mode is None else Image.fromarray(array, mode)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_png_loading_picks_godots_formats_and_saving_keeps_them(tmp_path):
+    """Grey PNGs load as L8/LA8, palette PNGs with transparency as RGBA8, 16-bit grey as 8-bit L8; a
+    PNG saved by save_png_to_buffer loads back to the same format and bytes."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    body = ("static func f(png: PackedByteArray) -> Array:\n"
+            "\tvar image := Image.new()\n\tvar err := image.load_png_from_buffer(png)\n"
+            "\tvar again := Image.new()\n\tagain.load_png_from_buffer(image.save_png_to_buffer())\n"
+            "\treturn [err, image.get_format(), image.get_width(), image.get_height(), image.get_data(),\n"
+            "\t\tagain.get_format(), again.get_data() == image.get_data()]")
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    assert _run(tmp_path, body, _png(grey, "L")) == [0, 0, 4, 3, grey.tobytes(), 0, True]
+    la = np.stack([grey, 255 - grey], axis=2)
+    assert _run(tmp_path, body, _png(la, "LA"))[:2] == [0, 1]
+    palette = Image.fromarray(np.zeros((2, 2, 3), np.uint8)).convert("P")
+    palette.info["transparency"] = 0
+    buf = io.BytesIO()
+    palette.save(buf, format="PNG", transparency=0)
+    result = _run(tmp_path, body, buf.getvalue())
+    assert result[1] == 5 and result[4] == bytes([0, 0, 0, 0] * 4) and result[6]
+    deep = (np.arange(4, dtype=np.uint16).reshape(2, 2) * 0x4000 + 0xFF)
+    assert _run(tmp_path, body, _png(deep))[1:5] == [0, 2, 2, bytes([0, 64, 128, 192])]
+    assert _run(tmp_path, body, b"\x89PNG not really")[0] == 43  # ERR_PARSE_ERROR
+    empty = "static func f() -> Array:\n\treturn [Image.new().save_png_to_buffer().size()]"
+    assert _run(tmp_path, empty) == [0]
+
+
+def test_image_pixels_follow_godots_arithmetic(tmp_path):
+    """set_pixel truncates c * 255 of a float32 Color; convert spreads grey and adds opaque alpha;
+    resize(NEAREST) picks source x = dst_x * src_w / dst_w (integer division)."""
+    import numpy as np
+
+    body = ("static func f() -> Array:\n"
+            "\tvar image := Image.create(3, 2, false, Image.FORMAT_RGBA8)\n"
+            "\timage.set_pixel(1, 0, Color(0.5, 0.2, 1.0, 0.999))\n"
+            "\tvar before := image.get_data()\n"
+            "\tvar grey := Image.create_from_data(2, 1, false, Image.FORMAT_LA8, PackedByteArray([10, 20, 30, 40]))\n"
+            "\tgrey.convert(Image.FORMAT_RGBA8)\n"
+            "\timage.resize(7, 5, Image.INTERPOLATE_NEAREST)\n"
+            "\treturn [before, grey.get_data(), image.get_width(), image.get_data()]")
+    before, grey, width, resized = _run(tmp_path, body)
+    assert before[4:8] == bytes([127, 51, 255, 254]) and before[:4] == bytes(4)
+    assert grey == bytes([10, 10, 10, 20, 30, 30, 30, 40])
+    src = np.frombuffer(before, np.uint8).reshape(2, 3, 4)
+    expected = src[np.arange(5) * 2 // 5][:, np.arange(7) * 3 // 7]
+    assert width == 7 and resized == expected.tobytes()
+    with pytest.raises(gdsim.SimError, match="only Image.INTERPOLATE_NEAREST"):
+        _run(tmp_path, "static func f() -> void:\n\tImage.create(2, 2, false, Image.FORMAT_RGB8).resize(1, 1)")
+
+
+def test_vectors_are_values_with_godots_operators(tmp_path):
+    body = ("static func f() -> Array:\n"
+            "\tvar a := Vector2(1, 2) * 2.0 + Vector2(1, 1)\n"
+            "\tvar b := Vector2i(7, -7) / 2\n"
+            "\tvar r := Rect2(Vector2(), Vector2(4, 2))\n"
+            "\treturn [a.x, a.y, b.x, b.y, (Vector2(3, -4) / Vector2(1, 2)).abs().y, Vector2(3, 4).length(),\n"
+            "\t\tr.has_point(Vector2(0, 0)), r.has_point(Vector2(4, 1)), Vector2i(2, 3) == Vector2i(2, 3)]")
+    assert _run(tmp_path, body) == [3.0, 5.0, 3, -3, 2.0, 5.0, True, False, True]
+    with pytest.raises(gdsim.SimError, match="Invalid operands"):
+        _run(tmp_path, "static func f() -> Vector2:\n\treturn Vector2(1, 2) + 1")
+    with pytest.raises(gdsim.SimError, match="not assigned in place"):
+        _run(tmp_path, "static func f() -> Vector2:\n\tvar v := Vector2()\n\tv.x = 1.0\n\treturn v")

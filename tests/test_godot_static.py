@@ -90,9 +90,11 @@ def test_gdcheck_catches_typical_mistakes(tmp_path):
     bad.write_text(bad.read_text(encoding="utf-8") + (
         "\n\nfunc _mistakes(d: Dictionary) -> void:\n"
         "\tvar a := d[\"x\"]\n\tvar b := undefined_thing\n\tvar c := Time.get_tick_msec()\n"
-        "\t_tcp.pol()\n\tvar w := WorldBridgeClient.new()\n\tw.sned_input(1)\n"), encoding="utf-8")
+        "\t_tcp.pol()\n\tvar w := WorldBridgeClient.new()\n\tw.sned_input(1)\n"
+        "\tmatch 1:\n\t\tTextureRect.STRETCH_TILT:\n\t\t\tpass\n"), encoding="utf-8")
     problems = "\n".join(gdcheck.check_project(copy))
-    for expected in ("cannot infer", '"undefined_thing"', "get_tick_msec", "no member pol", "sned_input"):
+    for expected in ("cannot infer", '"undefined_thing"', "get_tick_msec", "no member pol", "sned_input",
+                     "no member STRETCH_TILT"):
         assert expected in problems
 
 
@@ -163,7 +165,8 @@ def test_demo_scene_references_resolve():
             exported = set(re.findall(r"^@export\w*(?:\([^)]*\))? var (\w+)", script, re.M))
             for key in node["props"]:
                 if key not in ("script", "layout_mode", "anchors_preset", "anchor_right", "anchor_bottom",
-                               "grow_horizontal", "grow_vertical", "mouse_filter", "expand_mode", "stretch_mode"):
+                               "grow_horizontal", "grow_vertical", "mouse_filter", "tooltip_text", "expand_mode",
+                               "stretch_mode"):
                     assert key in exported, f"{node['name']}.{key} is not an @export var of its script"
     demo = (GODOT / "demo" / "demo.gd").read_text(encoding="utf-8")
     for rel in re.findall(r"\$([\w/]+)", demo):

@@ -1,15 +1,18 @@
 """Hostile input never crashes the host: fuzzed fields, random maps, garbage, truncated and oversized frames,
-while another session keeps receiving frames."""
+fuzzed `edit` layers, while another session keeps receiving frames."""
 
+import io
 import threading
 import time
 
 import msgpack
+import numpy as np
 import pytest
 import torch
 import zmq
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from bridge.client import WorldClient
 from bridge.host import protocol as P
@@ -127,7 +130,9 @@ def test_fuzzed_messages_get_an_answer_or_are_ignored(fuzz_env, msg):
         assert r["type"] in ("ok", "error", "frame", "session", "status", "welcome", "reject", "pong"), r
         if r["type"] == "error":
             assert r["code"] in ("bad_message", "bad_argument", "bad_prompt", "no_session", "not_ready",
-                                 "unknown_session", "busy", "backend_error") and r["message"]
+                                 "unknown_session", "busy", "unsupported", "backend_error") and r["message"]
+            if msg.get("type") == "edit" and r["code"] not in ("bad_message", "no_session"):
+                assert r["code"] == "unsupported"  # the sandbox cannot edit, whatever the layer
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
@@ -179,3 +184,64 @@ def test_over_hard_cap_drops_only_that_connection(fuzz_env):
     time.sleep(0.2)
     rogue.close(0)
     handshake(sock)  # everyone else is fine
+
+
+# --- `edit` on a backend that can edit ---
+
+@pytest.fixture(scope="module")
+def edit_env():
+    from test_host_edit import PasteWorld  # 16x16 canvas that pastes exactly
+
+    h = run_host_in_thread(PasteWorld, limits=Limits(max_message_bytes=MAX_BYTES))
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(h.address)
+    yield h, sock
+    sock.close(0)
+    assert h.thread.is_alive()
+    h.stop()
+
+
+@st.composite
+def layers(draw):
+    """Edit layers: PNGs of every mode and size around the 16x16 frame, other images, damaged files, garbage."""
+    kind = draw(st.sampled_from(["png", "png", "png", "jpeg", "cut", "garbage", "wrong_type"]))
+    if kind == "garbage":
+        return draw(st.binary(max_size=80))
+    if kind == "wrong_type":
+        return draw(anything)
+    h, w = draw(st.integers(1, 20)), draw(st.integers(1, 20))
+    mode = draw(st.sampled_from(["RGBA", "RGB", "L", "LA", "P", "1", "I;16"])) if kind != "jpeg" else "RGB"
+    seed = draw(st.integers(0, 2**32 - 1))
+    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 4), dtype=np.uint8)
+    img = Image.fromarray(arr, "RGBA").convert(mode)
+    if mode == "P" and draw(st.booleans()):
+        img.info["transparency"] = 0
+    buf = io.BytesIO()
+    img.save(buf, format="PNG" if kind != "jpeg" else "JPEG")
+    data = buf.getvalue()
+    return data[: draw(st.integers(8, len(data) - 1))] if kind == "cut" else data
+
+
+position = {"near": st.integers(-20, 36), "wide": st.integers(-(2**63), 2**64 - 1), "wrong": anything}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(layer=layers(), x=st.sampled_from(["near"] * 6 + ["wide", "wrong"]).flatmap(lambda k: position[k]),
+       y=st.sampled_from(["near"] * 6 + ["wide", "wrong"]).flatmap(lambda k: position[k]))
+def test_fuzzed_edits_get_ok_and_a_frame_or_a_clear_error(edit_env, layer, x, y):
+    h, sock = edit_env
+    handshake(sock)
+    sock.send(msgpack.packb({"type": "edit", "req_id": 7, "layer": layer, "x": x, "y": y}, use_bin_type=True))
+    replies = [r for r in sync(sock) if r.get("req_id") == 7 or r["type"] == "frame"]
+    answer = next(r for r in replies if r["type"] in ("ok", "error"))
+    event(answer["type"] if answer["type"] == "ok" else answer["code"])
+    if answer["type"] == "error":
+        assert answer["code"] in ("bad_message", "bad_prompt", "bad_argument") and not answer["fatal"], answer
+        assert answer["message"]
+        return
+    assert answer["request"] == "edit" and answer["epoch"] >= 1
+    frames = [r for r in replies if r["type"] == "frame" and r["epoch"] == answer["epoch"]]
+    assert len(frames) == 1 and frames[0]["events"] == ["edit"] and frames[0]["index"] == answer["frame_index"]
+    assert isinstance(layer, bytes) and layer.startswith(b"\x89PNG")
+    assert -16 <= x <= 32 and -16 <= y <= 32

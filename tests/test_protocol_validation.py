@@ -48,6 +48,13 @@ def test_encode_pins_widths():
     ({"type": "settings", "steps": 0}, "bad_argument"),
     ({"type": "settings", "steps": 65}, "bad_argument"),
     ({"type": "settings", "temperature": -1.0}, "bad_argument"),
+    ({"type": "settings", "event_cfg": -0.5}, "bad_argument"),
+    ({"type": "settings", "event_cfg": "2"}, "bad_message"),
+    ({"type": "edit", "x": 0, "y": 0}, "bad_message"),  # no layer
+    ({"type": "edit", "layer": b"png", "x": 0}, "bad_message"),  # no y
+    ({"type": "edit", "layer": "not bytes", "x": 0, "y": 0}, "bad_message"),
+    ({"type": "edit", "layer": b"png", "x": 1.5, "y": 0}, "bad_message"),
+    ({"type": "edit", "layer": b"png", "x": 0, "y": True}, "bad_message"),
     ({"type": "hello", "codecs": "raw", "protocol_major": 1}, "bad_message"),
     ({"type": "ping", "req_id": -5}, "bad_message"),
     ({"type": "ping", "req_id": 2**64}, "bad_message"),
@@ -63,22 +70,36 @@ def test_validate_accepts_and_normalises():
     m = P.validate({"type": "start", "fps": 24, "seed": -7, "text": None})
     assert m["fps"] == 24.0 and m["seed"] == -7 and m["mode"] is None
     assert P.validate({"type": "future_thing", "x": 1}) == {"type": "future_thing", "x": 1}
+    m = P.validate({"type": "edit", "req_id": 4, "layer": b"\x89PNG", "x": -40, "y": 12, "z": 1})
+    assert m == {"type": "edit", "req_id": 4, "layer": b"\x89PNG", "x": -40, "y": 12}
+    m = P.validate({"type": "settings", "event_cfg": 2})
+    assert m["event_cfg"] == 2.0 and isinstance(m["event_cfg"], float) and m["steps"] is None
+
+
+def test_version_and_capabilities_are_1_1():
+    assert (P.PROTOCOL_MAJOR, P.PROTOCOL_MINOR) == (1, 1)
+    w = P.welcome("raw", ["sandbox"], "sandbox", Limits())
+    assert w["protocol_minor"] == 1 and {"text_events", "edit"} <= set(w["capabilities"])
+    assert set(P.SESSION_CAPABILITIES) == {"text_prompt", "image_prompt", "sketch_prompt", "events", "text_events",
+                                           "edit"}
 
 
 def test_reject_message_and_codec_choice():
     r = P.reject(2, 0)
-    assert r["message"] == "client speaks protocol 2.0, host speaks 1.0: update the plugin or the host"
+    assert r["message"] == "client speaks protocol 2.0, host speaks 1.1: update the plugin or the host"
     assert P.reject("x" * 10**6, None)["message"].startswith("client speaks protocol ?.0")
     assert P.choose_codec(["webp", "jpeg", "png"]) == "jpeg" and P.choose_codec([]) == "raw"
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["type", "req_id", "action", "frame", "fps", "mode", "steps", "text",
-                                        "image", "codecs", "protocol_major", "action_map", "seed"]),
+                                        "image", "codecs", "protocol_major", "action_map", "seed", "layer", "x", "y",
+                                        "event_cfg"]),
                        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=5)
-                       | st.binary(max_size=5) | st.lists(st.integers(), max_size=3)))
-def test_validate_only_raises_protocol_errors(msg):
-    msg["type"] = msg.get("type") if isinstance(msg.get("type"), str) else "input"
+                       | st.binary(max_size=5) | st.lists(st.integers(), max_size=3)),
+       st.sampled_from(sorted(P.SCHEMAS)))
+def test_validate_only_raises_protocol_errors(msg, mtype):
+    msg["type"] = msg.get("type") if isinstance(msg.get("type"), str) else mtype
     try:
         P.validate(msg, Limits())
     except ProtocolError as e:

@@ -59,7 +59,7 @@ def test_vectors_cover_every_message_and_width():
     names = {v["name"] for v in MSGPACK}
     types = {untag(v["value"])["type"] for v in MSGPACK if v["name"].startswith("msg_")}
     assert types == {"hello", "welcome", "reject", "start", "session", "input", "frame", "event", "reset", "branch",
-                     "settings", "record_start", "record_stop", "status", "ping", "pong", "ok", "error", "bye"}
+                     "settings", "record_start", "record_stop", "status", "ping", "pong", "ok", "error", "bye", "edit"}
     first_bytes = {bytes.fromhex(v["hex"])[0] for v in MSGPACK}
     for tag in (0xCC, 0xCD, 0xCE, 0xCF, 0xD0, 0xD1, 0xD2, 0xD3, 0xCB, 0xD9, 0xDA, 0xDB, 0xC4, 0xC5, 0xC6, 0xDC, 0xDE):
         assert tag in first_bytes, f"no vector starts with {tag:#04x}"
@@ -115,3 +115,24 @@ def test_zmtp_vector_parses(vec):
         (f0, hdr), (f1, px) = frames
         assert f0 == 1 and f1 == 2 and len(px) == 64 * 64 * 3
         assert zmtp_raw.unpack(hdr)["type"] == "frame"
+
+
+def test_1_1_vectors_match_what_the_host_sends():
+    from bridge.host import protocol as P
+    from bridge.host.pixels import decode_layer
+    from bridge.host.session import Session
+    from bridge.worlds.sandbox import SandboxWorld
+
+    v = {x["name"]: untag(x["value"]) for x in MSGPACK}
+    assert (v["msg_hello"]["protocol_minor"], v["msg_welcome"]["protocol_minor"]) == (1, P.PROTOCOL_MINOR)
+    assert v["msg_welcome"]["capabilities"] == P.CAPABILITIES
+    edit = P.validate(v["msg_edit"])
+    assert decode_layer(edit["layer"], 64, 64).shape == (2, 2, 4) and (edit["x"], edit["y"]) == (-40, 12)
+    assert P.validate(v["msg_settings_event_cfg"])["event_cfg"] == 2.5
+    session = Session(SandboxWorld(64, 0))
+    caps = v["msg_session_caps"]
+    assert list(caps) == list(session.describe(1)) and list(caps["settings"]) == list(session.settings_map())
+    assert caps["capabilities"] == list(P.SESSION_CAPABILITIES)
+    assert list(v["msg_ok_edit"]) == list(P.ok(13, "edit", epoch=2, frame_index=42))
+    err = v["msg_error_unsupported"]
+    assert list(err) == list(P.error("unsupported", "x", 13)) and err["code"] == "unsupported"

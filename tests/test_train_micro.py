@@ -96,6 +96,24 @@ def test_resume_continues_from_the_saved_step(tmp_path):
         train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
 
 
+def test_warm_start_takes_the_dynamics_but_learns_latent_actions_afresh(tmp_path):
+    run = trained_micro()
+    out = tmp_path / "warm"
+    train(TrainOptions(stage="dynamics", data=str(run["data"]), out=str(out), init_from=str(run["world"]), preset="micro",
+                       steps=1, progress=False, lr=1e-12, warmup=1))
+    old, new = WorldModel.load(run["world"])[0].state_dict(), WorldModel.load(out)[0].state_dict()
+    kept = [k for k in old if k.startswith("dynamics.") and "action" not in k]
+    assert kept and all(torch.allclose(old[k].float(), new[k].float(), atol=1e-6) for k in kept)
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("tokenizer."))  # the world's own tokenizer
+    lam = [k for k in old if k.startswith("lam.") and old[k].dtype.is_floating_point and old[k].dim() >= 2]
+    assert any(not torch.allclose(old[k], new[k]) for k in lam)  # a fresh latent action model
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["tokenizer_from"]["step"] == 120
+    with pytest.raises(ValueError, match="--init-from"):
+        train(TrainOptions(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "bad"), init_from=str(run["world"]),
+                           preset="tiny", steps=1, progress=False))
+
+
 def test_lr_schedule_warms_up_then_decays():
     lrs = [lr_at(s, 1000, 1.0, 100) for s in range(1000)]
     assert lrs[0] == pytest.approx(0.01) and lrs[99] == pytest.approx(1.0)

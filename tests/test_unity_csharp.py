@@ -76,7 +76,10 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
     assert summary["ignored"] == "0" and summary["skipped"] == "0" and summary["not-run"] == "0", run.stdout[-3000:]
     names = {case.get("name") for case in ET.parse(result_xml).getroot().iter("test-case")}
     for required in ("GoldenVectorsDecodeToTheirValueAndReencodeByteExact", "EveryZmtpVectorIsCoveredByATest",
-                     "ClientMessagesMatchTheGoldenVectorsByteForByte", "ReconnectsAndResumesTheSession"):
+                     "ClientMessagesMatchTheGoldenVectorsByteForByte", "ReconnectsAndResumesTheSession",
+                     "SessionCapabilitiesAreParsedIntoATypedSet", "EditLayersAreCheckedLikeTheHostChecksThem",
+                     "EditIsAnsweredWithTheNewEpochAndTheEditedFrameFollows",
+                     "UnsupportedEditIsATypedErrorAndTheSessionGoesOn"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
@@ -146,6 +149,18 @@ def interop_exe(build: Path) -> Path:
                target="exe")
 
 
+def _write_layer(path: Path, size: int = 4) -> Path:
+    """A small opaque-red-square RGBA PNG with a transparent border, written the way the Python client encodes layers."""
+    import numpy as np
+
+    from bridge.host.pixels import encode_layer
+
+    layer = np.zeros((size, size, 4), np.uint8)
+    layer[1:-1, 1:-1] = (255, 0, 0, 255)
+    path.write_bytes(encode_layer(layer))
+    return path
+
+
 def _run_interop(exe: Path, endpoint: str, seed: int, actions: list[int], out: Path, *extra: str) -> dict:
     cmd = ["mono", str(exe), "--endpoint", endpoint, "--seed", str(seed), "--actions", ",".join(map(str, actions)),
            "--out", str(out), *extra]
@@ -155,7 +170,10 @@ def _run_interop(exe: Path, endpoint: str, seed: int, actions: list[int], out: P
     parsed: dict = {"frames": []}
     for line in lines:
         kind, _, rest = line.partition(" ")
-        if kind == "frame":
+        if kind == "after_edit":  # "after_edit frame INDEX EPOCH ACTION SIZE DIGEST"
+            index, epoch, action, size, digest = rest.split()[1:]
+            parsed["after_edit"] = (int(index), int(epoch), int(action), size, digest)
+        elif kind == "frame":
             index, epoch, action, size, digest = rest.split()
             parsed["frames"].append((int(index), int(epoch), int(action), size, digest))
         else:
@@ -183,9 +201,12 @@ def test_mono_client_plays_the_sandbox_like_the_python_client(interop_exe: Path,
         _wait_for_port(port, host)
         rng = random.Random(1234)
         actions = [rng.choice([0, 1, 2, 2, 2, 3, 5, 6]) for _ in range(100)]
-        got = _run_interop(interop_exe, endpoint, 7, actions, tmp_path / "frames.txt")
+        layer = _write_layer(tmp_path / "layer.png")
+        got = _run_interop(interop_exe, endpoint, 7, actions, tmp_path / "frames.txt", "--edit", f"{layer}:10:20")
 
         assert got["session"].split()[1] == "sandbox", got["session"]
+        declared, caps = got["capabilities"].split()
+        assert declared == "declared" and "edit" not in caps.split(",") and "events" in caps.split(","), caps
         frames = got["frames"]
         assert [f[0] for f in frames] == list(range(101)), "frame indices must be 0..100 with no gaps"
         assert all(f[1] == 0 for f in frames) and all(f[3] == "64x64" for f in frames)
@@ -195,9 +216,64 @@ def test_mono_client_plays_the_sandbox_like_the_python_client(interop_exe: Path,
         assert caption and caption in frame_events.split("|"), f"{event_type}: the caption must show on the next frame"
         assert "dropped=0" in got["stats"], got["stats"]
         assert got["closed"] == "Closed"
+        # protocol 1.1: the sandbox cannot edit; the host says so with a typed error and the world goes on
+        outcome, _, message = got["edit"].partition("\t")
+        assert outcome == "error unsupported" and "cannot edit" in message, got["edit"]
+        assert got["after_edit"][:2] == (102, 0), "after a refused edit the next input makes frame 102 of epoch 0"
 
         python = _python_hashes(endpoint, 7, actions)
         assert [(f[0], f[2], f[4]) for f in frames] == python, "mono and Python clients saw different frames"
+    finally:
+        host.terminate()
+        host.wait(timeout=10)
+
+
+def _python_edit_hashes(endpoint: str, seed: int, actions: list[int], layer: bytes, x: int, y: int) -> list[tuple]:
+    """What the Python client sees for the same world-model session: the frames, the edit's answer, the edited frame."""
+    from bridge.client import WorldClient
+
+    with WorldClient(endpoint, client_name="pytest-interop") as client:
+        client.start(backend="world_model", mode="step", seed=seed)
+        frames = [client.next_frame(timeout=30)] + [client.step(a) for a in actions]
+        ok = client.edit(layer, x, y, timeout=30)
+        frames += [client.next_frame(timeout=10), client.step(0)]
+    digest = [(f.index, f.epoch, f.action, hashlib.sha256(f.image.tobytes()).hexdigest()) for f in frames]
+    return digest + [(ok["epoch"], ok["frame_index"], list(frames[-2].events))]
+
+
+def test_mono_client_edits_a_served_world_model(interop_exe: Path, tmp_path: Path):
+    """Protocol 1.1 `edit` against `worldbridge serve --checkpoint` (an untrained micro world: plumbing, not quality):
+    ok with a new epoch, the edited frame re-sent with events ["edit"], the world going on from it - and the same
+    pixels the Python client gets for the same seed, inputs and layer."""
+    from test_model_data import save_random_world  # tests/ is on sys.path under pytest, as for the model tests
+
+    world = save_random_world(tmp_path / "world")
+    port = _free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    host = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--checkpoint", str(world), "--bind", endpoint,
+                             "--recordings", str(tmp_path / "recordings")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        _wait_for_port(port, host)
+        layer = _write_layer(tmp_path / "layer.png")
+        actions = [1, 2, 3]
+        got = _run_interop(interop_exe, endpoint, 11, actions, tmp_path / "frames.txt", "--backend", "world_model",
+                           "--event", "none", "--edit", f"{layer}:5:6")
+        assert got["session"].split()[1] == "world_model", got["session"]
+        declared, caps = got["capabilities"].split()
+        assert declared == "declared" and "edit" in caps.split(","), caps
+        outcome, _, events = got["edit"].partition("\t")
+        assert outcome == "ok 1 3" and events == "edit", got["edit"]
+        frames = got["frames"]
+        assert [f[:2] for f in frames] == [(0, 0), (1, 0), (2, 0), (3, 0), (3, 1)], "the edited frame 3 comes in epoch 1"
+        assert frames[-1][4] != frames[-2][4], "the edited frame must differ from the frame before the edit"
+        assert got["after_edit"][:3] == (4, 1, 0), "the world goes on from the edited frame, in the new epoch"
+
+        python = _python_edit_hashes(endpoint, 11, actions, layer.read_bytes(), 5, 6)
+        mono = [(f[0], f[1], f[2], f[4]) for f in frames] + [got["after_edit"][:3] + (got["after_edit"][4],)]
+        assert python[-1] == (1, 3, ["edit"])
+        assert mono == python[:-1], "mono and Python clients saw different frames around the edit"
     finally:
         host.terminate()
         host.wait(timeout=10)

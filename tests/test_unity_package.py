@@ -124,3 +124,21 @@ def test_readme_has_install_steps_and_compatibility_table():
 def test_compile_only_stubs_are_labelled(stub: Path):
     head = stub.read_text(encoding="utf-8")[:400]
     assert "COMPILE-ONLY STUB" in head and "NOT product code" in head
+
+
+def test_versions_agree_and_the_changelog_describes_this_release():
+    """package.json, the version the plugin reports in hello, and the CHANGELOG's top entry move together."""
+    version = json.loads((PLUGIN / "package.json").read_text(encoding="utf-8"))["version"]
+    protocol = (PLUGIN / "Runtime" / "Core" / "Protocol.cs").read_text(encoding="utf-8")
+    assert f'PluginVersion = "{version}"' in protocol, "Protocol.PluginVersion must equal package.json's version"
+    minor = re.search(r"Major = (\d+), Minor = (\d+)", protocol)
+    assert minor and (minor[1], minor[2]) == ("1", "1"), "the plugin speaks protocol 1.1"
+    changelog = (PLUGIN / "CHANGELOG.md").read_text(encoding="utf-8")
+    top = re.search(r"^## (\S+)", changelog, re.M)
+    assert top and top[1] == version, f"CHANGELOG.md's newest entry is {top and top[1]}, package.json says {version}"
+
+
+def test_readme_documents_protocol_1_1():
+    readme = (PLUGIN / "README.md").read_text(encoding="utf-8")
+    for needle in ("PasteLayer", "ScreenToFramePixel", "WorldPaste", "CanEdit", "unsupported", "SetEventGuidance", "1.1"):
+        assert needle in readme, f"README.md does not mention {needle}"

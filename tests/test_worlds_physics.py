@@ -64,6 +64,19 @@ def test_camera_follows_the_player(world):
     assert abs(screen_x - world.width / 2) < world.tile  # the player stays near the middle of the view
 
 
+def test_camera_and_player_move_one_pixel_every_frame_at_walking_speed(world):
+    """Halves rounded to even made the view jump 2 px every other frame: half the walking frames showed no motion."""
+    world.reset(Prompt(seed=0, sketch=ascii_sketch(flat_level(width=80))))
+    cams, xs = [], []
+    for _ in range(60):
+        world.step(RIGHT)
+        cams.append(world.camera_x)
+        xs.append(int(np.floor((world.s.x - (1 - 0.75) / 2) * world.tile + 0.5)))
+    moving = np.diff(cams)[np.array(cams[:-1]) > 0]
+    assert len(moving) > 20 and set(moving.tolist()) == {1}, cams
+    assert set(np.diff(xs).tolist()) == {1}, xs
+
+
 def test_falling_into_a_gap_respawns_and_the_episode_continues(world):
     rows = flat_level(width=40, extra={(r, c): "." for r in range(12, 14) for c in range(8, 11)} | {(r, c): "~" for r in (14, 15) for c in range(8, 11)})
     world.reset(Prompt(seed=0, sketch=ascii_sketch(rows)))

@@ -52,6 +52,42 @@ def decode_prompt_image(data: bytes, what: str = "image") -> np.ndarray:
                                           "send the encoded file bytes") from None
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def decode_layer(data: bytes, width: int, height: int) -> np.ndarray:
+    """An `edit` layer: PNG bytes -> (h, w, 4) RGBA or (h, w, 3) RGB uint8, at most width x height; else bad_prompt."""
+    if not bytes(data[:8]) == PNG_SIGNATURE:
+        raise ProtocolError("bad_prompt", "the edit layer is not a PNG file: send PNG bytes (RGBA for a cut-out "
+                                          "object, RGB for an opaque patch)")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width > width or im.height > height:  # checked on the header, before decoding any pixels
+                raise ProtocolError("bad_prompt", f"the edit layer is {im.width}x{im.height}, larger than the "
+                                                  f"{width}x{height} frame: crop or scale it to fit")
+            alpha = "A" in im.getbands() or "transparency" in im.info
+            return np.asarray(im.convert("RGBA" if alpha else "RGB"))
+    except ProtocolError:
+        raise
+    except Exception as e:
+        raise ProtocolError("bad_prompt", f"the edit layer is not a readable PNG ({type(e).__name__}: {e}): send "
+                                          "the encoded file bytes") from None
+
+
+def encode_layer(layer: np.ndarray | bytes) -> bytes:
+    """What clients send as an `edit` layer: bytes pass through, (h, w, 4|3) uint8 arrays become PNG."""
+    if isinstance(layer, (bytes, bytearray)):
+        return bytes(layer)
+    arr = np.asarray(layer)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8 or 0 in arr.shape:
+        raise ValueError(f"an edit layer must be an (h, w, 4) RGBA or (h, w, 3) RGB uint8 image, got {arr.shape} "
+                         f"{arr.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr), "RGBA" if arr.shape[2] == 4 else "RGB").save(buf, format="PNG",
+                                                                                             compress_level=1)
+    return buf.getvalue()
+
+
 def encode_prompt_image(image: np.ndarray | bytes) -> bytes:
     """What clients send as a prompt: bytes pass through, arrays become PNG."""
     if isinstance(image, (bytes, bytearray)):

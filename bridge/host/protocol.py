@@ -1,4 +1,4 @@
-"""Protocol v1.0 codec and message validation (docs/protocol.md), shared by the host and the Python client."""
+"""Protocol v1.1 codec and message validation (docs/protocol.md), shared by the host and the Python client."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 0
+PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 1
 try:
     HOST_NAME = f"worldbridge/{metadata.version('worldbridge')}"
 except metadata.PackageNotFoundError:  # running from a source tree that was never installed
@@ -18,7 +18,10 @@ except metadata.PackageNotFoundError:  # running from a source tree that was nev
 CODECS = ("raw", "png", "jpeg")  # what the host can encode, in its own preference order
 MODES = ("realtime", "step")
 CAPABILITIES = ["realtime", "step", "events", "text_prompt", "image_prompt", "sketch_prompt", "branch", "record",
-                "resume", "settings"]
+                "resume", "settings", "text_events", "edit"]
+# what one session's backend may be able to do (`session.capabilities`, 1.1), in this order
+SESSION_CAPABILITIES = ("text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit")
+MODEL_KNOBS = ("steps", "temperature", "cfg", "event_cfg")  # settings a backend's `configure` takes
 UINT64_MAX = 2**64 - 1
 
 
@@ -88,14 +91,16 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "event": {"event_type": "str", "text": "str"},
     "reset": {"seed": "int", "text": "str", "image": "bin", "sketch": "bin"},
     "branch": {"frame": "uint"},
-    "settings": {"steps": "uint", "temperature": "float", "cfg": "float", "fps": "float", "mode": "str"},
+    "settings": {"steps": "uint", "temperature": "float", "cfg": "float", "event_cfg": "float", "fps": "float",
+                 "mode": "str"},
+    "edit": {"layer": "bin", "x": "int", "y": "int"},
     "record_start": {"path": "str"},
     "record_stop": {},
     "status": {},
     "ping": {"client_ts": "float"},
     "bye": {},
 }
-REQUIRED = {"hello": ("protocol_major",), "input": ("action",), "branch": ("frame",)}
+REQUIRED = {"hello": ("protocol_major",), "input": ("action",), "branch": ("frame",), "edit": ("layer", "x", "y")}
 
 
 def _is_int(v: Any) -> bool:
@@ -167,6 +172,8 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
             raise ProtocolError("bad_argument", f"steps {out['steps']} is outside {limits.steps_min}-{limits.steps_max}")
         if out["temperature"] is not None and out["temperature"] < 0:
             raise ProtocolError("bad_argument", f"temperature {out['temperature']} must be >= 0")
+        if out["event_cfg"] is not None and out["event_cfg"] < 0:
+            raise ProtocolError("bad_argument", f"event_cfg {out['event_cfg']} must be >= 0 (1 = off)")
     return out
 
 

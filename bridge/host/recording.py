@@ -64,7 +64,7 @@ class RecordedFrame:
     image: np.ndarray  # (H, W, 3) uint8
     events: list[str]
     t: float  # host ms
-    source: str  # start | reset | step | branch | resend
+    source: str  # start | reset | step | branch | edit | resend
     header: dict = field(repr=False, default_factory=dict)  # the wire header as sent
 
 
@@ -127,7 +127,7 @@ class RecordingReader:
                 yield {**msgpack.unpackb(r["wire"][0], raw=False), "caption": r.get("caption"), "t": r["t"]}
 
     def controls(self) -> Iterator[dict]:
-        """reset / branch / settings / record messages as received, with the host's resolution."""
+        """reset / branch / edit / settings messages as received, with the host's resolution."""
         for r in self.records:
             if r["kind"] == "control":
                 yield {**msgpack.unpackb(r["wire"][0], raw=False), **r.get("info", {}), "t": r["t"]}
@@ -218,9 +218,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress: bool = True) -> dict:
-    """Re-run the recorded prompt, actions, events, branches and settings; compare every frame with the recording."""
+    """Re-run the recorded prompt, actions, events, branches, edits and settings; compare every frame with the recording."""
     from bridge.backend import Prompt, WorldEvent
-    from bridge.host.pixels import decode_prompt_image
+    from bridge.host.pixels import decode_layer, decode_prompt_image
     from tqdm import tqdm
 
     rec = RecordingReader(path)
@@ -232,16 +232,14 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
                       sketch=decode_prompt_image(p["sketch"]) if p.get("sketch") else None)
 
     def configure(knobs: dict) -> None:
-        if hasattr(backend, "configure"):
+        knobs = {k: v for k, v in knobs.items() if v is not None}  # nil = a knob this backend does not have
+        if knobs and hasattr(backend, "configure"):
             backend.configure(**knobs)
 
-    def run_history(history: list) -> None:
-        for entry in history:
-            if entry[0] == "step":
-                ev = entry[2]
-                backend.step(int(entry[1]), WorldEvent(type=ev["type"], text=ev["text"]) if ev else None)
-            else:
-                configure(entry[1])
+    def edit(png: bytes, x: int, y: int) -> np.ndarray:
+        if not callable(getattr(backend, "edit_frame", None)):
+            raise ValueError(f"the recording edits frames, which {getattr(backend, 'name', 'this backend')} cannot do")
+        return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
 
     def event_of(ev: dict | None) -> WorldEvent | None:
         return WorldEvent(type=ev["type"], text=ev["text"]) if ev else None
@@ -259,6 +257,10 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         if entry[0] == "step":
             backend.step(int(entry[1]), event_of(entry[2]))
             index += 1
+            if index in targets:
+                states[index] = backend.get_state()
+        elif entry[0] == "edit":
+            edit(entry[1], entry[2], entry[3])
             if index in targets:
                 states[index] = backend.get_state()
         else:
@@ -286,6 +288,8 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         if source in ("start", "reset"):
             states = {}
             image = backend.reset(prompt_of(r["prompt"]))
+        elif source == "edit":
+            image = edit(r["edit"]["layer"], r["edit"]["x"], r["edit"]["y"])
         else:
             image = backend.step(int(hdr["action"]), event_of(r.get("event")))
         if hdr["index"] in targets:

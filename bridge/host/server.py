@@ -23,7 +23,7 @@ from bridge.host.session import Produced, Session, build_prompt, now_ms
 
 log = logging.getLogger("worldbridge.host")
 
-SESSION_MESSAGES = {"input", "event", "reset", "branch", "settings", "record_start", "record_stop"}
+SESSION_MESSAGES = {"input", "event", "reset", "branch", "edit", "settings", "record_start", "record_stop"}
 MAX_OUTBOX = 4096  # queued replies/step frames for one peer before the host gives up on it
 MAX_STEP_QUEUE = 1024  # step-mode inputs waiting for their frame, per session
 BATCH_SLACK_S = 0.002  # realtime ticks this close together run as one batch (sessions start a fraction of a ms apart)
@@ -450,9 +450,16 @@ class Host:
         self._send(rid, [P.encode(P.ok(msg["req_id"], "branch", epoch=session.epoch, frame_index=session.index))])
         self._emit(session, produced, t0)
 
+    def _on_edit(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
+        t0 = time.perf_counter()
+        produced = session.edit(msg["layer"], msg["x"], msg["y"])
+        self._control(session, wire, {"epoch": session.epoch, "frame_index": session.index})
+        self._send(rid, [P.encode(P.ok(msg["req_id"], "edit", epoch=session.epoch, frame_index=session.index))])
+        self._emit(session, produced, t0)
+
     def _on_settings(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         session.apply_settings(msg, self.limits)
-        knobs = {k: msg[k] for k in ("steps", "temperature", "cfg") if msg.get(k) is not None}
+        knobs = {k: msg[k] for k in P.MODEL_KNOBS if msg.get(k) is not None}
         self._control(session, wire, {"settings_knobs": knobs} if knobs else {})
         self._send(rid, [P.encode(P.ok(msg["req_id"], "settings", settings=session.settings_map()))])
 
@@ -619,6 +626,8 @@ class Host:
                       "source": produced.source}
             if produced.event is not None:
                 record["event"] = {"type": produced.event.type, "text": produced.event.text}
+            if produced.edit is not None:
+                record["edit"] = produced.edit
             if produced.source in ("start", "reset"):
                 record["prompt"] = session.prompt_wire
             session.recorder.write(record)

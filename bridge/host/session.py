@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import secrets
 import time
 from collections import deque
@@ -12,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from bridge.backend import Prompt, WorldBackend, WorldEvent
-from bridge.host.pixels import decode_prompt_image
-from bridge.host.protocol import Limits, ProtocolError
+from bridge.host.pixels import decode_layer, decode_prompt_image
+from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError
 
 
 def now_ms() -> float:
@@ -31,14 +32,36 @@ class Produced:
     action: int
     events: list[str]
     model_ms: float
-    source: str  # "start" | "reset" | "step" | "branch" | "resend"
+    source: str  # "start" | "reset" | "step" | "branch" | "edit" | "resend"
     event: WorldEvent | None = None
     backend_timings: dict[str, float] = field(default_factory=dict)
     refused: str | None = None  # why the backend refused the event meant for this frame
+    edit: dict | None = None  # {"layer": PNG bytes, "x", "y"} of an `edit` (recordings replay it)
 
 
 def _event_dict(ev: WorldEvent | None) -> dict | None:
     return None if ev is None else {"type": ev.type, "text": ev.text}
+
+
+def backend_capabilities(backend: WorldBackend) -> list[str]:
+    """`session.capabilities`: what the backend says it can do; a backend that says nothing gets only `events`
+    (when it has event types), and `edit` also needs an `edit_frame` method."""
+    caps = getattr(backend, "capabilities", None)
+    if caps is None:
+        caps = ["events"] if list(getattr(backend, "event_types", [])) else []
+    caps = set(caps)
+    if not callable(getattr(backend, "edit_frame", None)):
+        caps.discard("edit")
+    return [c for c in SESSION_CAPABILITIES if c in caps]
+
+
+def _takes(fn: Any, name: str) -> bool:
+    """True when `fn` accepts the keyword `name` (or any keyword)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class Session:
@@ -65,7 +88,7 @@ class Session:
         self.seed: int | None = None  # the seed the current world actually started from (reported in `session`)
         self.prompt_wire: dict[str, Any] = {}  # the prompt as the client sent it (bytes), for recordings
         self.reset_settings: dict[str, Any] = {}  # model settings in force at the last reset, for replay
-        self.history: list[tuple] = []  # ("step", action, event dict) / ("settings", dict) since the last reset
+        self.history: list[tuple] = []  # ("step", action, event) / ("settings", dict) / ("edit", png, x, y) since reset
         # --- branch window: every frame's image, plus a full backend state every `keyframe_every` frames ---
         self.frame_bytes = max(1, backend.height * backend.width * 3)
         budget = self.limits.branch_window_bytes
@@ -75,10 +98,14 @@ class Session:
         self.keyframe_every = 1
         self.state_bytes = 0
         self.last_image: np.ndarray | None = None
-        self.settings: dict[str, Any] = {"steps": None, "temperature": None, "cfg": None}
+        self.capabilities = backend_capabilities(backend)
+        self.settings: dict[str, Any] = {k: None for k in MODEL_KNOBS}
         backend_settings = getattr(backend, "settings", None)
         if isinstance(backend_settings, dict):
-            self.settings.update({k: backend_settings.get(k) for k in ("steps", "temperature", "cfg")})
+            self.settings.update({k: backend_settings.get(k) for k in MODEL_KNOBS})
+        if (self.settings["event_cfg"] is None and {"events", "text_events"} & set(self.capabilities)
+                and _takes(getattr(backend, "configure", None), "event_cfg")):
+            self.settings["event_cfg"] = 1.0  # event conditioning, guidance not set yet: 1 = off
         self.action_names: list[str] = list(backend.action_names)
         self.num_actions = max(int(backend.num_latent_actions), len(self.action_names))
         self.action_map: dict[str, int] = {n: i for i, n in enumerate(self.action_names)}
@@ -116,7 +143,7 @@ class Session:
                 "num_latent_actions": int(self.backend.num_latent_actions),
                 "event_types": list(self.backend.event_types), "settings": self.settings_map(),
                 "frame_index": self.index, "epoch": self.epoch, "resumed": resumed,
-                "branch_window": self.branch_window, "seed": self.seed}
+                "branch_window": self.branch_window, "capabilities": list(self.capabilities), "seed": self.seed}
 
     @property
     def fps_measured(self) -> float:
@@ -269,6 +296,9 @@ class Session:
                 if entry_[0] == "step":
                     ev = entry_[2]
                     self.backend.step(entry_[1], WorldEvent(type=ev["type"], text=ev["text"]) if ev else None)
+                elif entry_[0] == "edit":
+                    layer = decode_layer(entry_[1], int(self.backend.width), int(self.backend.height))
+                    self.backend.edit_frame(layer, entry_[2], entry_[3])
                 else:
                     self._configure(entry_[1])
             self._configure(self.settings)  # the user's current settings stay in force
@@ -286,15 +316,56 @@ class Session:
             self.keyframes[frame] = (self.backend.get_state(), dict(self.settings), hist_len)
         return Produced(image, frame, self.epoch, -1, [], model_ms, "branch")
 
+    def edit(self, png: bytes, x: int, y: int) -> Produced:
+        """Paste a PNG layer at (x, y) into the current frame; like a branch to it (epoch += 1), the world goes on
+        from the edited frame, and a later branch to this index restores the edited world."""
+        edit_frame = getattr(self.backend, "edit_frame", None)
+        if "edit" not in self.capabilities or not callable(edit_frame):
+            why = " (it renders from game state, not pixels)" if self.kind == "sandbox" else ""
+            raise ProtocolError("unsupported", f"{self.name} cannot edit frames{why}: start a world_model session to "
+                                               "edit (session.capabilities lists what a backend can do)")
+        W, H = int(self.backend.width), int(self.backend.height)
+        layer = decode_layer(png, W, H)
+        if not (-W <= x <= 2 * W and -H <= y <= 2 * H):
+            raise ProtocolError("bad_argument", f"edit position ({x}, {y}) is off the {W}x{H} frame: x must be in "
+                                                f"[{-W}, {2 * W}] and y in [{-H}, {2 * H}]")
+        state = self.backend.get_state()
+        t0 = time.perf_counter()
+        try:
+            image = self._check_image(edit_frame(layer, int(x), int(y)))
+        except ValueError as e:  # the backend refused the layer; the world is as it was
+            self.backend.set_state(state)
+            raise ProtocolError("bad_prompt", str(e)) from None
+        except BaseException:
+            self.backend.set_state(state)
+            raise
+        model_ms = (time.perf_counter() - t0) * 1000.0
+        self.epoch += 1
+        self.history.append(("edit", bytes(png), int(x), int(y)))
+        if self.frames and self.frames[-1][0] == self.index:  # begin/step/branch leave the current frame last
+            self.frames.pop()
+        self.frames.append((self.index, image, len(self.history)))
+        if self.index in self.keyframes:  # else a branch re-simulates from the keyframe before, edit included
+            self.keyframes[self.index] = (self.backend.get_state(), dict(self.settings), len(self.history))
+        self.last_image = image
+        return Produced(image, self.index, self.epoch, -1, ["edit"], model_ms, "edit",
+                        edit={"layer": bytes(png), "x": int(x), "y": int(y)})
+
     def _configure(self, settings: dict) -> None:
-        knobs = {k: v for k, v in settings.items() if k in ("steps", "temperature", "cfg") and v is not None}
+        knobs = {k: v for k, v in settings.items() if k in MODEL_KNOBS and v is not None}
+        backend_settings = getattr(self.backend, "settings", None)
+        if knobs.get("event_cfg") == 1.0 and isinstance(backend_settings, dict) and "event_cfg" not in backend_settings:
+            del knobs["event_cfg"]  # the backend's default already (1 = off): keep its settings as they were
         configure = getattr(self.backend, "configure", None)
         if knobs and configure is not None:
             configure(**knobs)
 
     def apply_settings(self, msg: dict, limits: Limits) -> None:
         """Apply a validated `settings` message; the backend's `configure` gets the model knobs."""
-        knobs = {k: msg[k] for k in ("steps", "temperature", "cfg") if msg.get(k) is not None}
+        knobs = {k: msg[k] for k in MODEL_KNOBS if msg.get(k) is not None}
+        if "event_cfg" in knobs and self.settings["event_cfg"] is None:
+            raise ProtocolError("bad_argument", f"{self.name} has no event conditioning, so event_cfg does not "
+                                                "apply: leave it out (session.settings.event_cfg is nil)")
         configure = getattr(self.backend, "configure", None)
         if knobs and configure is not None:  # backends without knobs (the sandbox) ignore them
             try:
@@ -303,7 +374,7 @@ class Session:
                 raise ProtocolError("bad_argument", str(e)) from None
             self.settings.update(knobs)
             if isinstance(current, dict):
-                self.settings.update({k: current[k] for k in ("steps", "temperature", "cfg") if k in current})
+                self.settings.update({k: current[k] for k in MODEL_KNOBS if k in current})
             self.history.append(("settings", knobs))
         if msg.get("fps") is not None:
             self.fps = float(msg["fps"])

@@ -43,6 +43,7 @@ class LatentActionConfig:
     fsq_levels: tuple[int, ...] = (2, 2, 2)
     window: int = 16
     decoder_context: int = 1  # frames the decoder sees: 1 = x(t) only (codes must carry the motion), up to window
+    motion_shifts: tuple[int, int] = (0, 0)  # (max |dx|, max |dy|) px: the decoder mixes shifted copies of x(t) per patch (0 = off)
     commit: float = 0.25
     entropy_weight: float = 0.1  # batch code-entropy bonus: keeps every action in use
     entropy_temp: float = 0.1  # softmax temperature of the cosine similarities for that bonus

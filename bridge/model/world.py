@@ -97,6 +97,15 @@ class WorldModelBackend:
         other.prompts.reset()
         return other
 
+    @property
+    def capabilities(self) -> list[str]:
+        """What this world can do (protocol 1.1 `session.capabilities`): the prompts and events it was trained for,
+        image prompts and frame edits always."""
+        p = self.prompts
+        return ([c for c, ok in (("text_prompt", p.text_prompts), ("image_prompt", True),
+                                 ("sketch_prompt", p.sketch_prompts), ("events", bool(self.cfg.event_types)),
+                                 ("text_events", p.text_events)) if ok] + ["edit"])
+
     # --- settings ---
     def configure(self, steps: int | None = None, temperature: float | None = None, cfg: float | None = None,
                   unmask: str | None = None, event_cfg: float | None = None) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class TrainOptions:
     out: str
     preset: str | None = None  # None: the run's own preset when resuming, else "tiny"
     tokenizer: str | None = None  # dynamics stage: the tokenizer run directory
+    init_from: str | None = None  # dynamics stage: warm-start the dynamics (and tokenizer) from this world checkpoint
     steps: int | None = None
     batch: int | None = None  # clips per rank per step
     lr: float | None = None
@@ -103,6 +104,19 @@ def world_config(preset: str, ds) -> WorldConfig:
     cfg.height, cfg.width, cfg.fps = ds.height, ds.width, ds.fps
     cfg.validate()
     return cfg
+
+
+def warm_start(model: WorldModel, world_dir: Path) -> None:
+    """Start the dynamics from another world's weights: frame prediction carries over when only the latent actions
+    change (e.g. a new LAM design); the LAM and the dynamics' action embeddings are learned afresh."""
+    wcfg, tensors, _, _ = load_model(world_dir, kind="world")
+    if wcfg.dynamics != model.cfg.dynamics or wcfg.tokenizer != model.cfg.tokenizer:
+        raise ValueError(f"--init-from {world_dir} has another tokenizer or dynamics config than this run's preset; "
+                         "warm starts need the same sizes")
+    own = model.dynamics.state_dict()
+    keep = {k[len("dynamics."):]: v for k, v in tensors.items()
+            if k.startswith("dynamics.") and "action" not in k and k[len("dynamics."):] in own}
+    model.dynamics.load_state_dict({**own, **keep})
 
 
 def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
@@ -187,18 +201,26 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         clip_len = cfg.tokenizer.clip_len
     else:
         if not resuming:
-            if not opts.tokenizer:
-                raise ValueError("train dynamics needs --tokenizer RUN_DIR (the output of `worldbridge train tokenizer`)")
-            tcfg, ttensors, tcard, _ = load_model(Path(opts.tokenizer), kind="tokenizer")
+            if not opts.tokenizer and not opts.init_from:
+                raise ValueError("train dynamics needs --tokenizer RUN_DIR (the output of `worldbridge train tokenizer`) "
+                                 "or --init-from WORLD_DIR")
+            if opts.tokenizer:
+                tcfg, ttensors, tcard, _ = load_model(Path(opts.tokenizer), kind="tokenizer")
+            else:  # the world's own tokenizer
+                tcfg, ttensors, tcard, _ = load_model(Path(opts.init_from), kind="world")
+                ttensors = {k: v for k, v in ttensors.items() if k.startswith("tokenizer.")}
+                tcard = tcard.get("tokenizer_from", {})
             if (tcfg.height, tcfg.width) != (ds.height, ds.width):
                 raise ValueError(f"tokenizer {opts.tokenizer} was trained on {tcfg.height}x{tcfg.width} frames but "
                                  f"{opts.data} has {ds.height}x{ds.width}: train a tokenizer on this data")
             cfg.tokenizer = tcfg.tokenizer
             tokenizer_from = {"path": str(Path(opts.tokenizer).resolve()), "step": tcard.get("step"),
-                              "metrics": tcard.get("metrics", {})}
+                              "metrics": tcard.get("metrics", {})} if opts.tokenizer else tcard
         model = WorldModel(cfg, bank_size=BANK_SIZE)
         if not resuming:
-            load_into(model.tokenizer, ttensors, "tokenizer.", where=str(Path(opts.tokenizer) / MODEL))
+            load_into(model.tokenizer, ttensors, "tokenizer.", where=str(Path(opts.tokenizer or opts.init_from) / MODEL))
+            if opts.init_from:
+                warm_start(model, Path(opts.init_from))
         model.tokenizer.requires_grad_(False)
         clip_len = cfg.dynamics.clip_len
     model.to(env.device).train()  # (a WorldModel keeps its frozen tokenizer in eval mode)

@@ -93,6 +93,12 @@ class SandboxState:
         return s
 
 
+def _px(v: float) -> int:
+    """Pixel position, rounding halves up: Python's round() rounds them to even, which made the camera and sprites
+    move 2 px every other frame at walking speed (1 px a frame) instead of 1 px every frame."""
+    return int(math.floor(v + 0.5))
+
+
 @lru_cache(maxsize=64)
 def _sprites(theme: str, time: str, tile: int) -> dict:
     return make_sprites(theme, time, tile)
@@ -121,6 +127,9 @@ class SandboxWorld:
     action_names = list(ACTIONS)
     num_latent_actions = len(ACTIONS)
     event_types = list(EVENT_TYPES)
+    # protocol 1.1 session.capabilities: a game renders from its state, so it cannot take frame edits; image prompts
+    # work only for palette-like drawings (sketches), not photos, so `image_prompt` is not claimed
+    capabilities = ["text_prompt", "sketch_prompt", "events", "text_events"]
     fps = SANDBOX_FPS
 
     def __init__(self, size: int = 64, seed: int = 0, height: int | None = None, width: int | None = None):
@@ -170,7 +179,7 @@ class SandboxWorld:
     def camera_x(self) -> int:
         """Left edge of the view in pixels (the camera follows the player horizontally)."""
         level_px = self.s.level.cols * self.tile
-        cx = int(round((self.s.x + PHYS.player_w / 2) * self.tile)) - self.width // 2
+        cx = _px((self.s.x + PHYS.player_w / 2) * self.tile) - self.width // 2
         return min(max(cx, 0), level_px - self.width)
 
     # --- WorldBackend ---
@@ -252,8 +261,8 @@ class SandboxWorld:
             self._box(out, int(c) * t - cam, int(r) * t, t, t, SKETCH_PALETTE["coin"])
         view = s.enemy_alive & (s.enemies[:, 0] * t > cam - t) & (s.enemies[:, 0] * t < cam + self.width)
         for ex, ey, *_ in s.enemies[view]:
-            self._box(out, int(round(ex * t)) - cam, int(round(ey * t)), t, t, SKETCH_PALETTE["enemy"])
-        self._box(out, int(round(s.x * t)) - cam, int(round(s.y * t)), int(PHYS.player_w * t), int(PHYS.player_h * t), SKETCH_PALETTE["player"])
+            self._box(out, _px(ex * t) - cam, _px(ey * t), t, t, SKETCH_PALETTE["enemy"])
+        self._box(out, _px(s.x * t) - cam, _px(s.y * t), int(PHYS.player_w * t), int(PHYS.player_h * t), SKETCH_PALETTE["player"])
         return out
 
     # --- Internals: state install, rendering caches ---
@@ -295,14 +304,14 @@ class SandboxWorld:
         spr = self._spr
         anim = "a" if (s.frame // 4) % 2 == 0 else "b"
         for (ex, ey, d, _, _), alive in zip(s.enemies, s.enemy_alive):
-            px = int(round(ex * t)) - cam
+            px = _px(ex * t) - cam
             if alive and -t < px < W:
-                blit(frame, spr["enemy_" + anim], px, int(round(ey * t)), mirror=d > 0)
+                blit(frame, spr["enemy_" + anim], px, _px(ey * t), mirror=d > 0)
         if s.invulnerable == 0 or (s.invulnerable // 2) % 2 == 0:
-            px = int(round((s.x - (1 - PHYS.player_w) / 2) * t)) - cam
-            blit(frame, spr["player_" + s.pose], px, int(round(s.y * t)), mirror=s.facing < 0)
+            px = _px((s.x - (1 - PHYS.player_w) / 2) * t) - cam
+            blit(frame, spr["player_" + s.pose], px, _px(s.y * t), mirror=s.facing < 0)
         if s.water_y < LEVEL_ROWS:
-            wy = max(0, int(round(s.water_y * t)))
+            wy = max(0, _px(s.water_y * t))
             blend(frame[wy:], WATER_COLOR, 150)
             blend(frame[wy : wy + max(1, t // 4)], (200, 230, 255), 120)
         if s.weather == "rain":

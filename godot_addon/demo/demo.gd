@@ -1,6 +1,7 @@
 extends Control
 ## The WorldBridge demo: the generated world as the background, a Godot HUD over it,
-## keyboard/gamepad play through the Input Map (project.godot), and world-event buttons.
+## keyboard/gamepad play through the Input Map (project.godot), world-event buttons, and objects
+## pasted where the player clicks (protocol 1.1 `edit`; the HUD lists what the backend can do).
 ##
 ## The level in LevelViewport is a blockout in the sketch palette (white sky, black ground,
 ## brown platforms, blue player, yellow coins): it is sent as the world's starting sketch.
@@ -10,6 +11,24 @@ const EVENTS := {
 	"snow": ["weather_snow", "it begins to snow"],
 	"night": ["night_falls", "night falls"],
 }
+## Session capabilities in words, for the HUD.
+const CAPABILITY_WORDS := {
+	"text_prompt": "text prompts",
+	"image_prompt": "image prompts",
+	"sketch_prompt": "sketches",
+	"events": "events",
+	"text_events": "free-text events",
+	"edit": "pasting objects",
+}
+const COIN := Color(1.0, 0.86, 0.0)
+const COIN_RIM := Color(0.6, 0.4, 0.0)
+
+## What a click on the world (or P / gamepad Y) pastes; empty: a coin drawn by coin_sprite().
+@export var object_texture: Texture2D
+## The pasted object's longest side in frame pixels (frames are 64x64 by default).
+@export_range(1, 64) var object_size := 8
+
+var _object: Image = null
 
 @onready var client: WorldBridgeClient = $Client
 @onready var world_input: WorldInput = $WorldInput
@@ -20,6 +39,9 @@ const EVENTS := {
 @onready var stats_label: Label = $HUD/Layout/StatsLabel
 @onready var prompt_edit: LineEdit = $HUD/Layout/Controls/PromptEdit
 @onready var record_button: Button = $HUD/Layout/Controls/RecordButton
+@onready var world_view: WorldView = $WorldView
+@onready var caps_label: Label = $HUD/Layout/CapsLabel
+@onready var paste_button: Button = $HUD/Layout/Controls/PasteButton
 
 
 func _ready() -> void:
@@ -28,6 +50,14 @@ func _ready() -> void:
 	client.event_applied.connect(_on_event_applied)
 	client.recording_changed.connect(_on_recording_changed)
 	client.error_received.connect(_on_error)
+	client.capabilities_changed.connect(_on_capabilities_changed)
+	client.edit_applied.connect(_on_edit_applied)
+	world_view.frame_clicked.connect(_on_frame_clicked)
+	paste_button.pressed.connect(_paste_at_pointer)
+	if object_texture != null:
+		_object = WorldBridgeClient.object_layer(object_texture.get_image(), object_size)
+	else:
+		_object = coin_sprite(object_size)
 	$HUD/Layout/Controls/PromptButton.pressed.connect(_on_prompt_pressed)
 	$HUD/Layout/Controls/LevelButton.pressed.connect(_on_level_pressed)
 	$HUD/Layout/Controls/SnowButton.pressed.connect(_fire.bind("snow"))
@@ -40,6 +70,19 @@ func _ready() -> void:
 	prompt_edit.focus_entered.connect(_set_playing.bind(false))
 	prompt_edit.focus_exited.connect(_set_playing.bind(true))
 	_on_status_changed(client.status_text)
+	_on_capabilities_changed(client.capabilities)
+
+
+## A round coin with a darker rim on a transparent background: the default object to paste.
+static func coin_sprite(side: int) -> Image:
+	var image := Image.create(side, side, false, Image.FORMAT_RGBA8)
+	var radius := side / 2.0
+	for y in range(side):
+		for x in range(side):
+			var distance := Vector2(x + 0.5 - radius, y + 0.5 - radius).length()
+			if distance <= radius:
+				image.set_pixel(x, y, COIN if distance < radius - 1.0 else COIN_RIM)
+	return image
 
 
 func _unhandled_input(event: InputEvent) -> void:
@@ -51,6 +94,8 @@ func _unhandled_input(event: InputEvent) -> void:
 		_on_reset_pressed()
 	elif event.is_action_pressed("wb_record"):
 		_on_record_pressed()
+	elif event.is_action_pressed("wb_paste"):
+		_paste_at_pointer()
 
 
 func _process(_delta: float) -> void:
@@ -65,10 +110,26 @@ func _process(_delta: float) -> void:
 func _fire(kind: String) -> void:
 	var spec: Array = EVENTS[kind]
 	var types: Variant = client.session.get("event_types", [])
-	if typeof(types) == TYPE_ARRAY and spec[0] in types:
+	if client.has_capability("events") and typeof(types) == TYPE_ARRAY and spec[0] in types:
 		client.fire_event(spec[0], "")
-	else:
+	elif client.has_capability("text_events"):
 		client.fire_event("", spec[1])
+	else:
+		caption_label.text = "this backend takes no %s event" % kind
+
+
+func _on_frame_clicked(pixel: Vector2i, button_index: int) -> void:
+	if button_index == MOUSE_BUTTON_LEFT:
+		world_view.paste_at_pixel(_object, pixel)
+
+
+## Pastes under the mouse pointer when it is over the world, else in the middle of the frame.
+func _paste_at_pointer() -> void:
+	var pixel := world_view.frame_pixel_at(world_view.get_local_mouse_position())
+	var frame := world_view.get_frame_image()
+	if pixel == WorldView.NO_PIXEL and frame != null:
+		pixel = Vector2i(frame.get_width() >> 1, frame.get_height() >> 1)
+	world_view.paste_at_pixel(_object, pixel)
 
 
 func _on_prompt_pressed() -> void:
@@ -112,7 +173,32 @@ func _on_session_started(_session: Dictionary) -> void:
 
 
 func _on_event_applied(caption: String) -> void:
-	caption_label.text = caption
+	if caption != "edit":  # an edited frame's marker: _on_edit_applied has said it
+		caption_label.text = caption
+
+
+func _on_edit_applied(_epoch: int, frame_index: int) -> void:
+	caption_label.text = "object pasted into frame %d: the world goes on from it" % frame_index
+
+
+## The HUD says what this backend can do; controls for the rest are greyed out.
+func _on_capabilities_changed(capabilities: PackedStringArray) -> void:
+	var can := PackedStringArray()
+	var cannot := PackedStringArray()
+	for capability in CAPABILITY_WORDS:
+		if capability in capabilities:
+			can.append(CAPABILITY_WORDS[capability])
+		else:
+			cannot.append(CAPABILITY_WORDS[capability])
+	caps_label.text = ""
+	if client.is_in_session():
+		caps_label.text = "can: %s" % (", ".join(can) if can.size() > 0 else "nothing more")
+		if cannot.size() > 0:
+			caps_label.text += "   cannot: %s" % ", ".join(cannot)
+	paste_button.disabled = not client.has_capability("edit")
+	var events := client.has_capability("events") or client.has_capability("text_events")
+	$HUD/Layout/Controls/SnowButton.disabled = not events
+	$HUD/Layout/Controls/NightButton.disabled = not events
 
 
 func _on_recording_changed(recording: bool, path: String) -> void:

@@ -22,7 +22,7 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
     "Object": (None, "connect disconnect is_connected emit_signal get_class is_class has_method call call_deferred "
                      "set get free get_instance_id set_meta get_meta"),
     "RefCounted": ("Object", ""),
-    "Resource": ("RefCounted", "resource_path"),
+    "Resource": ("RefCounted", "resource_path duplicate"),
     "Node": ("Object", "name owner add_child remove_child get_child get_children get_child_count get_parent "
                        "get_node get_node_or_null queue_free set_process is_processing is_inside_tree get_tree "
                        "get_viewport process_mode ready tree_entered tree_exiting INTERNAL_MODE_DISABLED "
@@ -32,21 +32,27 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
     "Control": ("CanvasItem", "position size custom_minimum_size size_flags_horizontal size_flags_vertical "
                               "tooltip_text focus_mode mouse_filter grab_focus release_focus has_focus "
                               "focus_entered focus_exited add_theme_color_override add_theme_constant_override "
-                              "SIZE_FILL SIZE_EXPAND SIZE_EXPAND_FILL FOCUS_NONE MOUSE_FILTER_IGNORE"),
+                              "gui_input accept_event get_local_mouse_position "
+                              "SIZE_FILL SIZE_EXPAND SIZE_EXPAND_FILL FOCUS_NONE MOUSE_FILTER_STOP MOUSE_FILTER_PASS "
+                              "MOUSE_FILTER_IGNORE"),
     "Container": ("Control", ""),
     "BoxContainer": ("Container", "alignment"),
     "HBoxContainer": ("BoxContainer", ""),
     "VBoxContainer": ("BoxContainer", ""),
     "MarginContainer": ("Container", ""),
     "GridContainer": ("Container", "columns"),
-    "TextureRect": ("Control", "texture expand_mode stretch_mode EXPAND_KEEP_SIZE EXPAND_IGNORE_SIZE STRETCH_SCALE "
-                               "STRETCH_KEEP_ASPECT_CENTERED"),
+    "TextureRect": ("Control", "texture expand_mode stretch_mode flip_h flip_v EXPAND_KEEP_SIZE EXPAND_IGNORE_SIZE "
+                               "STRETCH_SCALE STRETCH_TILE STRETCH_KEEP STRETCH_KEEP_CENTERED STRETCH_KEEP_ASPECT "
+                               "STRETCH_KEEP_ASPECT_CENTERED STRETCH_KEEP_ASPECT_COVERED"),
     "Label": ("Control", "text autowrap_mode horizontal_alignment text_overrun_behavior"),
     "LineEdit": ("Control", "text placeholder_text editable text_submitted text_changed clear"),
     "TextEdit": ("Control", "text placeholder_text editable text_changed clear"),
     "BaseButton": ("Control", "pressed button_down button_up toggled disabled toggle_mode button_pressed"),
     "Button": ("BaseButton", "text"),
     "OptionButton": ("Button", "add_item clear selected get_item_text item_count select item_selected"),
+    "Range": ("Control", "min_value max_value step value value_changed rounded allow_greater allow_lesser "
+                         "set_value_no_signal"),
+    "SpinBox": ("Range", "suffix prefix editable"),
     "Viewport": ("Node", "get_texture transparent_bg"),
     "SubViewport": ("Viewport", "size render_target_update_mode UPDATE_ONCE UPDATE_ALWAYS"),
     "Window": ("Viewport", "title popup_centered popup_centered_ratio"),
@@ -57,8 +63,10 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
     "Texture2D": ("Resource", "get_image get_width get_height get_size"),
     "ViewportTexture": ("Texture2D", ""),
     "ImageTexture": ("Texture2D", "create_from_image update set_image"),
-    "Image": ("Resource", "create_from_data set_data get_width get_height get_format is_empty get_data convert "
-                          "load_png_from_buffer load_jpg_from_buffer save_png_to_buffer FORMAT_RGB8 FORMAT_RGBA8"),
+    "Image": ("Resource", "create create_from_data set_data get_width get_height get_size get_format is_empty "
+                          "get_data convert resize is_compressed decompress set_pixel fill load_png_from_buffer "
+                          "load_jpg_from_buffer save_png_to_buffer FORMAT_L8 FORMAT_LA8 FORMAT_RGB8 FORMAT_RGBA8 "
+                          "INTERPOLATE_NEAREST INTERPOLATE_BILINEAR"),
     "StreamPeer": ("RefCounted", "big_endian put_u8 put_8 put_u16 put_16 put_u32 put_32 put_u64 put_64 put_float "
                                  "put_double put_data put_partial_data get_u8 get_8 get_u16 get_16 get_u32 get_32 "
                                  "get_u64 get_64 get_float get_double get_data get_partial_data get_available_bytes"),
@@ -69,7 +77,11 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
                              "DOCK_SLOT_RIGHT_UL"),
     "MainLoop": ("Object", ""),
     "SceneTree": ("MainLoop", "root quit process_frame create_timer"),
-    "InputEvent": ("Resource", "is_action_pressed is_action_released"),
+    "InputEvent": ("Resource", "is_action_pressed is_action_released is_pressed is_echo"),
+    "InputEventFromWindow": ("InputEvent", "window_id"),
+    "InputEventWithModifiers": ("InputEventFromWindow", "shift_pressed ctrl_pressed alt_pressed meta_pressed"),
+    "InputEventMouse": ("InputEventWithModifiers", "position global_position button_mask"),
+    "InputEventMouseButton": ("InputEventMouse", "button_index pressed double_click factor"),
 }
 SINGLETONS: dict[str, str] = {
     "Time": "get_ticks_msec get_ticks_usec",
@@ -82,21 +94,22 @@ SINGLETONS: dict[str, str] = {
     "InputMap": "has_action",
     "RenderingServer": "frame_post_draw",
     "EditorInterface": "get_editor_viewport_2d",
-    "TextServer": "AUTOWRAP_WORD_SMART",
+    "TextServer": "AUTOWRAP_WORD_SMART OVERRUN_TRIM_ELLIPSIS",
     "Color": "BLACK WHITE ORANGE",
 }
 GLOBAL_FUNCS = set(
     "preload load print printerr push_error push_warning str int float bool typeof type_string range minf maxf "
-    "mini maxi absf absi abs floorf floor is_instance_valid len Array Dictionary String StringName "
-    "PackedByteArray PackedStringArray Vector2 Vector2i Color Callable".split()
+    "mini maxi absf absi abs floorf floor floori roundi clampi clampf fposmod is_instance_valid len Array "
+    "Dictionary String StringName "
+    "PackedByteArray PackedStringArray Vector2 Vector2i Rect2 Color Callable".split()
 )
 BUILTIN_TYPES = set(
     "int float bool String StringName Array Dictionary Variant void PackedByteArray PackedStringArray "
-    "PackedInt32Array PackedInt64Array PackedFloat32Array PackedFloat64Array Vector2 Vector2i Color Callable "
+    "PackedInt32Array PackedInt64Array PackedFloat32Array PackedFloat64Array Vector2 Vector2i Rect2 Color Callable "
     "Signal Object Error NodePath".split()
 )
 GLOBAL_CONSTS = {"OK", "FAILED", "PI", "TAU", "INF", "NAN", "true", "false", "null", "self", "super"}
-GLOBAL_CONST_RE = re.compile(r"^(TYPE_[A-Z0-9_]+|ERR_[A-Z_]+)$")
+GLOBAL_CONST_RE = re.compile(r"^(TYPE_[A-Z0-9_]+|ERR_[A-Z_]+|MOUSE_BUTTON_(?:NONE|LEFT|RIGHT|MIDDLE))$")
 # Methods of Variant types whose result Godot cannot type statically (Variant).
 VARIANT_RESULT_METHODS = {"get", "pop_front", "pop_back", "front", "back", "pick_random", "call", "callv", "min",
                           "max", "get_meta", "parse_string"}
@@ -383,14 +396,31 @@ class Checker:
                       "wildcard_pattern", "annotation", "trailing_comma"):
             return
         elif kind == "match_branch":
-            pattern = ch[0]
-            for tok in pattern.scan_values(lambda v: isinstance(v, Token) and v.type == "NAME"):
-                self._check_name(str(tok), tok, scope)
+            self._check_pattern(ch[0], scope)
             for st in ch[1:]:
                 self._visit(st, scope)
         else:
             for sub in ch:
                 self._visit(sub, scope)
+
+    def _check_pattern(self, node: object, scope: dict) -> None:
+        """Names in a match pattern; `Class.CONSTANT` patterns are checked like attribute access."""
+        if isinstance(node, Token):
+            if node.type == "NAME":
+                self._check_name(str(node), node, scope)
+            return
+        if node.data == "attr_pattern":
+            names = [c for c in node.children if isinstance(c, Token) and c.type == "NAME"]
+            self._check_name(str(names[0]), names[0], scope)
+            members = self._members_of(names[0], scope)
+            if members is not None and str(names[1]) not in members:
+                self._problem(self.info.path, _line(names[1]), f"{names[0]} has no member {names[1]} (checked API list)")
+            return
+        if node.data == "var_capture_pattern":
+            scope[str(node.children[0])] = True
+            return
+        for sub in node.children:
+            self._check_pattern(sub, scope)
 
     def _check_name(self, name: str, tok: Token, scope: dict) -> None:
         known = (name in scope or name in self.class_names or name in GLOBAL_CONSTS or GLOBAL_CONST_RE.match(name)

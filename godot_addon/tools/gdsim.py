@@ -10,8 +10,14 @@ class reference); anything else is a SimError. Where Godot raises a runtime erro
 too, and it is deliberately stricter in a few places so mistakes cannot hide: `==` between
 unrelated types, String/Array/Dictionary used as a condition, PackedByteArray.resize leaving
 garbage in new bytes, reads past the end of a StreamPeerBuffer.
+The editor dock's controls (containers, Label, LineEdit, TextEdit, Button, OptionButton, SpinBox,
+FileDialog) are modelled as state plus signals, so the dock runs; tests press buttons with click()
+and answer file dialogs by emitting `file_selected`. Nothing is drawn and there is no layout.
 Not modelled: await/coroutines, node paths ($Node), the renderer, and Godot's static analyzer
-(gdcheck.py covers undeclared names, unknown engine members and `:=` inference).
+(gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2/Vector2i
+are values whose components cannot be assigned (`v.x = 1` is a SimError: build a new vector).
+Image pixels are real: PNG/JPEG through PIL, the pixel formats L8, LA8, RGB8 and RGBA8, and
+resize/convert/set_pixel with Godot's arithmetic (nearest-neighbour only).
 """
 
 from __future__ import annotations
@@ -77,13 +83,57 @@ class StringName(str):
 
 
 class Vector2:
+    """Vector2 (a value: arithmetic builds new vectors)."""
+
+    __slots__ = ("x", "y")
+
     def __init__(self, x: float = 0.0, y: float = 0.0):
-        self.x, self.y = float(x), float(y)
+        object.__setattr__(self, "x", float(x))
+        object.__setattr__(self, "y", float(y))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise SimError("gdsim: Vector2 components are not assigned in place here; build a new Vector2")
+
+    def __repr__(self) -> str:
+        return f"Vector2({self.x}, {self.y})"
+
+
+class Vector2i:
+    """Vector2i (a value); float arguments truncate toward zero, as in Godot."""
+
+    __slots__ = ("x", "y")
+
+    def __init__(self, x: Any = 0, y: Any = 0):
+        object.__setattr__(self, "x", i64(int(x)))
+        object.__setattr__(self, "y", i64(int(y)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise SimError("gdsim: Vector2i components are not assigned in place here; build a new Vector2i")
+
+    def __repr__(self) -> str:
+        return f"Vector2i({self.x}, {self.y})"
+
+
+class Rect2:
+    """Rect2(position, size) or Rect2(x, y, width, height); only has_point is modelled."""
+
+    def __init__(self, *args: Any):
+        if len(args) == 2 and all(isinstance(a, Vector2) for a in args):
+            self.position, self.size = args
+        elif len(args) == 4:
+            self.position, self.size = Vector2(args[0], args[1]), Vector2(args[2], args[3])
+        else:
+            raise SimError("gdsim: Rect2() takes (position, size) or (x, y, width, height)")
+
+    def has_point(self, p: Vector2) -> bool:
+        """Godot: the start edges are inside, the end edges are not."""
+        return (self.position.x <= p.x < self.position.x + self.size.x
+                and self.position.y <= p.y < self.position.y + self.size.y)
 
 
 class Color:
     def __init__(self, r: float = 0.0, g: float = 0.0, b: float = 0.0, a: float = 1.0):
-        self.r, self.g, self.b, self.a = r, g, b, a
+        self.r, self.g, self.b, self.a = float(r), float(g), float(b), float(a)
 
 
 TYPE_NAMES = [
@@ -134,6 +184,10 @@ def gd_typeof(v: Any) -> int:
         return T["Dictionary"]
     if isinstance(v, Vector2):
         return T["Vector2"]
+    if isinstance(v, Vector2i):
+        return T["Vector2i"]
+    if isinstance(v, Rect2):
+        return T["Rect2"]
     if isinstance(v, Color):
         return T["Color"]
     if isinstance(v, GDCallable):
@@ -162,8 +216,8 @@ def gd_str(v: Any) -> str:
         return "[" + ", ".join(gd_str(x) for x in v) + "]"
     if t == T["Dictionary"]:
         return "{ " + ", ".join(f"{gd_repr(k)}: {gd_repr(x)}" for k, x in v.items()) + " }"
-    if t == T["Vector2"]:
-        return f"({v.x}, {v.y})"
+    if t in (T["Vector2"], T["Vector2i"]):
+        return f"({gd_str(v.x)}, {gd_str(v.y)})"
     return str(v)
 
 
@@ -200,7 +254,7 @@ def _same_value(a: Any, b: Any) -> bool:
         return bytes(a) == bytes(b)
     if ta == T["Object"] or ta in (T["Callable"], T["Signal"]):
         return a is b or a == b
-    if ta == T["Vector2"]:
+    if ta in (T["Vector2"], T["Vector2i"]):
         return (a.x, a.y) == (b.x, b.y)
     return a == b
 
@@ -840,19 +894,30 @@ class NodeModel(NativeObject):
     def queue_free(self) -> None:
         self.sim.free_queue.append(self.owner)
 
+    def free(self) -> None:
+        """Object.free: immediately (a node still in the tree leaves it first)."""
+        if self.inside_tree:
+            self.sim.exit_tree(self.owner)
+        if self.parent is not None:
+            self.sim.native_of(self.parent).children.remove(self.owner)
+            self.parent = None
+        self.freed = True
 
-class TextureRectModel(NodeModel):
-    CLASS = "TextureRect"
-    EXPAND_KEEP_SIZE, EXPAND_IGNORE_SIZE = 0, 1
-    STRETCH_SCALE, STRETCH_KEEP_ASPECT_CENTERED = 0, 5
+
+class ControlModel(NodeModel):
+    """Control: the properties the addon's UI sets, with Godot 4.2 defaults; PROPS lists what exists."""
+
+    CLASS = "Control"
+    SIZE_SHRINK_BEGIN, SIZE_FILL, SIZE_EXPAND, SIZE_EXPAND_FILL = 0, 1, 2, 3
+    MOUSE_FILTER_STOP, MOUSE_FILTER_PASS, MOUSE_FILTER_IGNORE = 0, 1, 2
+    PROPS: dict[str, Any] = {"tooltip_text": "", "custom_minimum_size": None, "size_flags_horizontal": 1,
+                             "size_flags_vertical": 1, "mouse_filter": 0, "focus_mode": 0, "visible": True,
+                             "size": None, "position": None}
 
     def __init__(self, sim: "Sim", owner: Any = None):
         super().__init__(sim, owner)
-        self.texture = None
-        self.expand_mode = 0
-        self.stretch_mode = 0
-        self.texture_filter = 0
-        self.visible = True
+        for key, default in type(self).PROPS.items():
+            setattr(self, key, Vector2() if default is None else default)
         self.theme_overrides: dict[str, Any] = {}
 
     def add_theme_color_override(self, name: str, color: Any) -> None:
@@ -862,20 +927,194 @@ class TextureRectModel(NodeModel):
         self.theme_overrides[name] = value
 
 
-class LabelModel(TextureRectModel):
-    CLASS = "Label"
+def _props(base: type, **extra: Any) -> dict[str, Any]:
+    return {**base.PROPS, **extra}
+
+
+class BoxContainerModel(ControlModel):
+    CLASS = "BoxContainer"
+
+
+class VBoxContainerModel(BoxContainerModel):
+    CLASS = "VBoxContainer"
+
+
+class HBoxContainerModel(BoxContainerModel):
+    CLASS = "HBoxContainer"
+
+
+class GridContainerModel(ControlModel):
+    CLASS = "GridContainer"
+    PROPS = _props(ControlModel, columns=1)
+
+
+class TextureRectModel(ControlModel):
+    """TextureRect; `size` is what layout gave the control (tests set it)."""
+
+    CLASS = "TextureRect"
+    EXPAND_KEEP_SIZE, EXPAND_IGNORE_SIZE = 0, 1
+    (STRETCH_SCALE, STRETCH_TILE, STRETCH_KEEP, STRETCH_KEEP_CENTERED, STRETCH_KEEP_ASPECT,
+     STRETCH_KEEP_ASPECT_CENTERED, STRETCH_KEEP_ASPECT_COVERED) = range(7)
+    PROPS = _props(ControlModel, texture=False, expand_mode=0, stretch_mode=0, texture_filter=0, flip_h=False,
+                   flip_v=False, mouse_filter=1)
 
     def __init__(self, sim: "Sim", owner: Any = None):
         super().__init__(sim, owner)
-        self.text = ""
-        self.position = Vector2()
+        self.texture = None
+
+
+class LabelModel(ControlModel):
+    CLASS = "Label"
+    PROPS = _props(ControlModel, text="", autowrap_mode=0, horizontal_alignment=0, text_overrun_behavior=0,
+                   mouse_filter=2)
+
+
+class LineEditModel(ControlModel):
+    CLASS = "LineEdit"
+    SIGNALS = ("text_submitted", "text_changed", "focus_entered", "focus_exited")
+    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True)
+
+
+class TextEditModel(ControlModel):
+    CLASS = "TextEdit"
+    SIGNALS = ("text_changed",)
+    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True)
+
+
+class ButtonModel(ControlModel):
+    """Button (BaseButton): tests press it by emitting `pressed` (a disabled button ignores the press)."""
+
+    CLASS = "Button"
+    SIGNALS = ("pressed", "button_down", "button_up", "toggled")
+    PROPS = _props(ControlModel, text="", disabled=False, toggle_mode=False, button_pressed=False)
+
+
+class OptionButtonModel(ButtonModel):
+    """OptionButton: the first item added is selected; clear() leaves nothing selected (-1)."""
+
+    CLASS = "OptionButton"
+    SIGNALS = ButtonModel.SIGNALS + ("item_selected",)
+    PROPS = _props(ButtonModel, selected=-1, item_count=0)
+    READ_ONLY = ("selected", "item_count")
+
+    def __init__(self, sim: "Sim", owner: Any = None):
+        self.items: list[str] = []
+        super().__init__(sim, owner)
+
+    def add_item(self, label: str, id: int = -1) -> None:
+        self.items.append(label)
+        self.item_count = len(self.items)
+        if self.selected == -1:
+            self.selected = 0
+
+    def clear(self) -> None:
+        self.items, self.item_count, self.selected = [], 0, -1
+
+    def get_item_text(self, index: int) -> str:
+        if not 0 <= index < len(self.items):
+            raise SimError(f"OptionButton.get_item_text({index}): index out of range ({len(self.items)} items)")
+        return self.items[index]
+
+    def select(self, index: int) -> None:
+        if not -1 <= index < len(self.items):
+            raise SimError(f"OptionButton.select({index}): index out of range")
+        self.selected = index
+
+
+class RangeModel(ControlModel):
+    """Range: setting `value` snaps to `step`, clamps to [min_value, max_value] and emits value_changed."""
+
+    CLASS = "Range"
+    SIGNALS = ("value_changed",)
+    PROPS = _props(ControlModel, min_value=0.0, max_value=100.0, step=1.0, value=0.0, rounded=False,
+                   allow_greater=False, allow_lesser=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("min_value", "max_value", "step") and "value" in self.__dict__:
+            object.__setattr__(self, name, float(value))
+            self._set_value(self.__dict__["value"], emit=True)  # Godot re-clamps the value
+        elif name == "value" and "value" in self.__dict__:
+            self._set_value(value, emit=True)
+        else:
+            object.__setattr__(self, name, float(value) if name in ("min_value", "max_value", "step") else value)
+
+    def _set_value(self, v: float, emit: bool) -> None:
+        v = float(v)
+        if self.step > 0:
+            v = math.floor((v - self.min_value) / self.step + 0.5) * self.step + self.min_value
+        if self.rounded:
+            v = float(math.floor(v + 0.5))
+        if not self.allow_greater and v > self.max_value:
+            v = self.max_value
+        if not self.allow_lesser and v < self.min_value:
+            v = self.min_value
+        if v == self.__dict__["value"]:
+            return
+        self.__dict__["value"] = v
+        if emit:
+            self.native_signals["value_changed"].emit(v)
+
+    def set_value_no_signal(self, v: float) -> None:
+        self._set_value(v, emit=False)
+
+
+class SpinBoxModel(RangeModel):
+    CLASS = "SpinBox"
+    PROPS = _props(RangeModel, suffix="", prefix="", editable=True)
+
+
+class FileDialogModel(NodeModel):
+    """FileDialog (a Window): tests answer it by emitting `file_selected`; popups are counted."""
+
+    CLASS = "FileDialog"
+    FILE_MODE_OPEN_FILE, ACCESS_RESOURCES, ACCESS_USERDATA, ACCESS_FILESYSTEM = 0, 0, 1, 2
+    SIGNALS = ("file_selected",)
+    PROPS = {"file_mode": 4, "access": 0, "filters": None, "title": ""}
+
+    def __init__(self, sim: "Sim", owner: Any = None):
+        super().__init__(sim, owner)
+        self.file_mode, self.access, self.filters, self.title = 4, 0, PackedStringArray(), ""
+        self.popups = 0
+
+    def popup_centered_ratio(self, ratio: float = 0.8) -> None:
+        self.popups += 1
+
+
+class InputEventMouseButtonModel(NativeObject):
+    """InputEventMouseButton: `position` in the receiving control's coordinates (as _gui_input gets it)."""
+
+    CLASS = "InputEventMouseButton"
+
+    def __init__(self, sim: "Sim", owner: Any = None, position: Vector2 | None = None, button_index: int = 1,
+                 pressed: bool = True):
+        super().__init__(sim, owner)
+        self.position = position if position is not None else Vector2()
+        self.button_index, self.pressed = button_index, pressed
+
+    def is_pressed(self) -> bool:
+        return self.pressed
+
+
+class InputEventKeyModel(NativeObject):
+    CLASS = "InputEventKey"
+
+    def __init__(self, sim: "Sim", owner: Any = None, pressed: bool = True):
+        super().__init__(sim, owner)
+        self.pressed = pressed
+
+    def is_pressed(self) -> bool:
+        return self.pressed
 
 
 class ImageModel(NativeObject):
-    """Image with the calls WorldView uses; counts them so tests can prove reuse."""
+    """Image with real pixels (formats L8, LA8, RGB8, RGBA8); counts calls so tests can prove reuse."""
 
     CLASS = "Image"
-    FORMAT_RGB8, FORMAT_RGBA8 = 4, 5
+    FORMAT_L8, FORMAT_LA8, FORMAT_R8, FORMAT_RG8, FORMAT_RGB8, FORMAT_RGBA8 = 0, 1, 2, 3, 4, 5
+    INTERPOLATE_NEAREST, INTERPOLATE_BILINEAR, INTERPOLATE_CUBIC, INTERPOLATE_TRILINEAR, INTERPOLATE_LANCZOS = range(5)
+    CHANNELS = {FORMAT_L8: 1, FORMAT_LA8: 2, FORMAT_RGB8: 3, FORMAT_RGBA8: 4}
+    PIL_MODES = {FORMAT_L8: "L", FORMAT_LA8: "LA", FORMAT_RGB8: "RGB", FORMAT_RGBA8: "RGBA"}
+    MAX_SIDE = 16384  # Image::MAX_WIDTH / MAX_HEIGHT
 
     def __init__(self, sim: "Sim", owner: Any = None):
         super().__init__(sim, owner)
@@ -884,12 +1123,20 @@ class ImageModel(NativeObject):
         self.data = bytearray()
 
     def _set(self, w: int, h: int, mipmaps: bool, fmt: int, data: PackedByteArray) -> None:
-        channels = {self.FORMAT_RGB8: 3, self.FORMAT_RGBA8: 4}[fmt]
+        if fmt not in self.CHANNELS:
+            raise SimError(f"gdsim: Image format {fmt} is not modelled (L8, LA8, RGB8, RGBA8 are)")
+        channels = self.CHANNELS[fmt]
         if mipmaps:
             raise SimError("gdsim: mipmapped images are not modelled")
         if len(data) != w * h * channels:
             raise SimError(f"Image: expected {w * h * channels} bytes for {w}x{h}, got {len(data)}")
         self.width, self.height, self.format, self.data = w, h, fmt, bytearray(data)
+
+    def _pixels(self) -> "Any":
+        import numpy as np
+
+        ch = self.CHANNELS[self.format]
+        return np.frombuffer(bytes(self.data), np.uint8).reshape(self.height, self.width, ch)
 
     def set_data(self, w: int, h: int, mipmaps: bool, fmt: int, data: PackedByteArray) -> None:
         self.sim.count("Image.set_data")
@@ -907,29 +1154,102 @@ class ImageModel(NativeObject):
     def is_empty(self) -> bool:
         return self.width == 0 or self.height == 0
 
+    def is_compressed(self) -> bool:
+        return False  # gdsim models no VRAM-compressed formats
+
     def get_data(self) -> PackedByteArray:
         return PackedByteArray(self.data)
 
+    def duplicate(self, subresources: bool = False) -> "ImageModel":
+        copy = ImageModel(self.sim)
+        copy.width, copy.height, copy.format, copy.data = self.width, self.height, self.format, bytearray(self.data)
+        return copy
+
     def convert(self, fmt: int) -> None:
+        """Image.convert between L8/LA8/RGB8/RGBA8: grey spreads to RGB, missing alpha becomes 255."""
+        import numpy as np
+
         if fmt == self.format:
             return
-        if (self.format, fmt) != (self.FORMAT_RGBA8, self.FORMAT_RGB8):
-            raise SimError("gdsim: only RGBA8 -> RGB8 conversion is modelled")
-        px = bytes(self.data)
-        self.data = bytearray(b"".join(px[i:i + 3] for i in range(0, len(px), 4)))
-        self.format = fmt
+        if fmt not in (self.FORMAT_RGB8, self.FORMAT_RGBA8):
+            raise SimError("gdsim: only conversions to RGB8 and RGBA8 are modelled")
+        if self.is_empty():
+            self.format = fmt
+            return
+        px = self._pixels()
+        rgb = px[..., :1].repeat(3, axis=2) if px.shape[2] <= 2 else px[..., :3]
+        if fmt == self.FORMAT_RGB8:
+            out = rgb
+        else:
+            alpha = px[..., -1:] if px.shape[2] in (2, 4) else np.full(px.shape[:2] + (1,), 255, np.uint8)
+            out = np.concatenate([rgb, alpha], axis=2)
+        self.data, self.format = bytearray(np.ascontiguousarray(out).tobytes()), fmt
+
+    def resize(self, w: int, h: int, interpolation: int = 1) -> None:
+        """Image.resize; nearest-neighbour as Godot's _scale_nearest (src = dst * src_size / dst_size)."""
+        import numpy as np
+
+        if interpolation != self.INTERPOLATE_NEAREST:
+            raise SimError("gdsim: only Image.INTERPOLATE_NEAREST resizing is modelled")
+        if not (0 < w <= self.MAX_SIDE and 0 < h <= self.MAX_SIDE) or self.is_empty():
+            raise SimError(f"Image.resize: invalid size {w}x{h} for a {self.width}x{self.height} image")
+        ys = np.arange(h) * self.height // h
+        xs = np.arange(w) * self.width // w
+        out = self._pixels()[ys][:, xs]
+        self.width, self.height, self.data = w, h, bytearray(np.ascontiguousarray(out).tobytes())
+
+    def set_pixel(self, x: int, y: int, color: "Color") -> None:
+        """set_pixel: each channel is uint8(clamp(c * 255, 0, 255)) of the float32 Color (Godot truncates)."""
+        import numpy as np
+
+        if not (0 <= x < self.width and 0 <= y < self.height):
+            raise SimError(f"Image.set_pixel: ({x}, {y}) is outside the {self.width}x{self.height} image")
+
+        def byte(c: float) -> int:
+            return int(min(max(float(np.float32(c)) * 255.0, 0.0), 255.0))
+
+        r, g, b, a = (byte(c) for c in (color.r, color.g, color.b, color.a))
+        if self.format in (self.FORMAT_L8, self.FORMAT_LA8):
+            v = byte(max(float(np.float32(color.r)), float(np.float32(color.g)), float(np.float32(color.b))))
+            values = [v] if self.format == self.FORMAT_L8 else [v, a]
+        else:
+            values = [r, g, b] if self.format == self.FORMAT_RGB8 else [r, g, b, a]
+        ch = len(values)
+        at = (y * self.width + x) * ch
+        self.data[at:at + ch] = bytes(values)
+
+    def fill(self, color: "Color") -> None:
+        if self.is_empty():
+            return
+        self.set_pixel(0, 0, color)
+        ch = self.CHANNELS[self.format]
+        self.data = bytearray(bytes(self.data[:ch]) * (self.width * self.height))
 
     def _load(self, data: PackedByteArray, kind: str) -> int:
-        import imageio.v3 as iio
+        """PNG/JPEG through PIL into the format Godot's loaders pick (grey -> L8/LA8, palette -> RGB(A)8)."""
+        import numpy as np
+        from PIL import Image as PILImage
 
         try:
-            arr = iio.imread(io.BytesIO(bytes(data)), extension="." + kind)
+            with PILImage.open(io.BytesIO(bytes(data))) as im:
+                if im.format != kind.upper().replace("JPG", "JPEG"):
+                    return 43  # ERR_PARSE_ERROR: not this file type
+                im.load()
+                has_alpha = "A" in im.getbands() or "transparency" in im.info
+                if im.mode in ("L", "LA"):
+                    mode = im.mode
+                elif im.mode == "1":
+                    mode = "L"
+                elif im.mode.startswith("I"):
+                    mode = "L"  # 16-bit grey: Godot's loader strips it to 8 bits
+                    im = PILImage.fromarray((np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8), "L")
+                else:
+                    mode = "RGBA" if has_alpha else "RGB"
+                arr = im.convert(mode)
         except Exception:  # noqa: BLE001 - any decoder failure is Godot's ERR_PARSE_ERROR
             return 43
-        if arr.ndim == 2:
-            arr = arr[..., None].repeat(3, axis=2)
-        fmt = self.FORMAT_RGBA8 if arr.shape[2] == 4 else self.FORMAT_RGB8
-        self._set(arr.shape[1], arr.shape[0], False, fmt, PackedByteArray(arr.astype("uint8").tobytes()))
+        fmt = {v: k for k, v in self.PIL_MODES.items()}[mode]
+        self._set(arr.width, arr.height, False, fmt, PackedByteArray(arr.tobytes()))
         return 0
 
     def load_png_from_buffer(self, data: PackedByteArray) -> int:
@@ -939,12 +1259,16 @@ class ImageModel(NativeObject):
         return self._load(data, "jpg")
 
     def save_png_to_buffer(self) -> PackedByteArray:
-        import numpy as np
-        import imageio.v3 as iio
+        """A PNG of the same pixel format (L8 grey, LA8 grey+alpha, RGB8, RGBA8); empty for an empty image."""
+        from PIL import Image as PILImage
 
-        ch = 3 if self.format == self.FORMAT_RGB8 else 4
-        arr = np.frombuffer(bytes(self.data), np.uint8).reshape(self.height, self.width, ch)
-        return PackedByteArray(iio.imwrite("<bytes>", arr, extension=".png"))
+        if self.is_empty():
+            self.sim.errors.append("Image.save_png_to_buffer: the image is empty")
+            return PackedByteArray()
+        im = PILImage.frombytes(self.PIL_MODES[self.format], (self.width, self.height), bytes(self.data))
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        return PackedByteArray(buf.getvalue())
 
 
 class ImageTextureModel(NativeObject):
@@ -976,6 +1300,15 @@ def _image_create_from_data(sim: "Sim", w: int, h: int, mipmaps: bool, fmt: int,
     return img
 
 
+def _image_create(sim: "Sim", w: int, h: int, mipmaps: bool, fmt: int) -> ImageModel:
+    """Image.create: a new image of zeros (transparent black)."""
+    img = ImageModel(sim)
+    if not (0 < w <= ImageModel.MAX_SIDE and 0 < h <= ImageModel.MAX_SIDE):
+        raise SimError(f"Image.create: invalid size {w}x{h}")
+    img._set(w, h, mipmaps, fmt, PackedByteArray(w * h * ImageModel.CHANNELS.get(fmt, 1)))
+    return img
+
+
 def _texture_create_from_image(sim: "Sim", image: ImageModel) -> ImageTextureModel:
     sim.count("ImageTexture.create_from_image")
     tex = ImageTextureModel(sim)
@@ -987,15 +1320,33 @@ def _texture_create_from_image(sim: "Sim", image: ImageModel) -> ImageTextureMod
 NATIVE_MODELS: dict[str, type[NativeObject]] = {
     "RefCounted": NativeObject, "Object": NativeObject, "StreamPeerBuffer": StreamPeerBufferModel,
     "StreamPeerTCP": StreamPeerTCPModel, "Node": NodeModel, "TextureRect": TextureRectModel,
-    "Label": LabelModel, "Image": ImageModel, "ImageTexture": ImageTextureModel,
+    "Label": LabelModel, "Image": ImageModel, "ImageTexture": ImageTextureModel, "Control": ControlModel,
+    "VBoxContainer": VBoxContainerModel, "HBoxContainer": HBoxContainerModel, "GridContainer": GridContainerModel,
+    "LineEdit": LineEditModel, "TextEdit": TextEditModel, "Button": ButtonModel, "OptionButton": OptionButtonModel,
+    "SpinBox": SpinBoxModel, "FileDialog": FileDialogModel,
+    "InputEventMouseButton": InputEventMouseButtonModel, "InputEventKey": InputEventKeyModel,
 }
 NATIVE_PARENTS = {"StreamPeerBuffer": "RefCounted", "StreamPeerTCP": "RefCounted", "Node": "Object",
-                  "TextureRect": "Node", "Label": "Node", "Image": "RefCounted", "ImageTexture": "RefCounted",
-                  "RefCounted": "Object", "SubViewport": "Node", "Viewport": "Node"}
+                  "CanvasItem": "Node", "Control": "CanvasItem", "TextureRect": "Control", "Label": "Control",
+                  "Container": "Control", "BoxContainer": "Container", "VBoxContainer": "BoxContainer",
+                  "HBoxContainer": "BoxContainer", "GridContainer": "Container", "LineEdit": "Control",
+                  "TextEdit": "Control", "BaseButton": "Control", "Button": "BaseButton", "OptionButton": "Button",
+                  "Range": "Control", "SpinBox": "Range", "Window": "Viewport", "AcceptDialog": "Window",
+                  "ConfirmationDialog": "AcceptDialog", "FileDialog": "ConfirmationDialog",
+                  "Image": "RefCounted", "ImageTexture": "RefCounted",
+                  "RefCounted": "Object", "SubViewport": "Node", "Viewport": "Node",
+                  "InputEventMouseButton": "InputEventMouse", "InputEventMouse": "InputEventWithModifiers",
+                  "InputEventKey": "InputEventWithModifiers", "InputEventWithModifiers": "InputEventFromWindow",
+                  "InputEventFromWindow": "InputEvent", "InputEvent": "RefCounted"}
 # Properties: name -> (getter, setter) method names, for native properties with copy semantics.
 NATIVE_PROPERTIES = {"data_array": ("get_data_array", "set_data_array")}
 NATIVE_PUBLIC_ATTRS = {"big_endian", "name", "texture", "expand_mode", "stretch_mode", "texture_filter", "visible",
-                       "text", "position"}
+                       "text", "position", "size", "flip_h", "flip_v", "pressed", "button_index"}
+
+
+def _native_attr(obj: Any, name: str) -> bool:
+    """A modelled property of an engine object: a listed public attribute, or one of its class's PROPS."""
+    return (name in NATIVE_PUBLIC_ATTRS and hasattr(obj, name)) or name in getattr(type(obj), "PROPS", ())
 
 
 class NativeClass:
@@ -1056,9 +1407,21 @@ def _string_method(s: str, name: str, args: list) -> Any:
         "replace": lambda a, b: s.replace(a, b),
         "to_lower": lambda: s.lower(),
         "to_upper": lambda: s.upper(),
+        "get_file": lambda: s[max(s.rfind("/"), s.rfind("\\")) + 1:],
     }
     if name not in m:
         raise SimError(f"gdsim: String has no (modelled) method {name}()")
+    return m[name](*args)
+
+
+def _vector_method(v: Any, name: str, args: list) -> Any:
+    m = {
+        "abs": lambda: type(v)(abs(v.x), abs(v.y)),
+        "length": lambda: math.hypot(v.x, v.y),
+        "floor": lambda: Vector2(math.floor(v.x), math.floor(v.y)),
+    }
+    if name not in m:
+        raise SimError(f"gdsim: {type(v).__name__} has no (modelled) method {name}()")
     return m[name](*args)
 
 
@@ -1567,6 +1930,11 @@ class Sim:
             return StringName(_string_value(ch[0]))
         if kind == "lambda":
             return self.make_lambda(node, frame)
+        if kind == "attr_pattern":  # `Class.CONSTANT` in a match pattern
+            value = self.resolve(str(ch[0]), frame)
+            for name in ch[2::2]:
+                value = self.get_attr(value, str(name), frame)
+            return value
         if kind in ("get_node", "unique_node_path", "node_path"):
             raise SimError("gdsim: node paths ($Node, %Name, ^path) are not modelled")
         raise SimError(f"gdsim: expression {kind} is not modelled")
@@ -1626,7 +1994,7 @@ class Sim:
             if fn is not None:
                 return self.bound(obj, name)
             native = obj.native
-            if name in NATIVE_PUBLIC_ATTRS and hasattr(native, name):
+            if _native_attr(native, name):
                 return getattr(native, name)
         found, value = frame.script.find_const(name)
         if found:
@@ -1688,7 +2056,7 @@ class Sim:
                 return getattr(obj, NATIVE_PROPERTIES[name][0])()
             if name in obj.native_signals:
                 return obj.native_signals[name]
-            if name in NATIVE_PUBLIC_ATTRS and hasattr(obj, name):
+            if _native_attr(obj, name):
                 return getattr(obj, name)
             if name.isupper() and hasattr(type(obj), name):
                 return getattr(type(obj), name)
@@ -1709,7 +2077,7 @@ class Sim:
             if name in obj:
                 return obj[name]
             raise SimError(f'Invalid access to property or key "{name}" on a Dictionary')
-        if isinstance(obj, Vector2) and name in ("x", "y"):
+        if isinstance(obj, (Vector2, Vector2i)) and name in ("x", "y"):
             return getattr(obj, name)
         if obj is None:
             raise SimError(f'Invalid access to property or key "{name}" on a base object of type "Nil".')
@@ -1726,13 +2094,17 @@ class Sim:
             if name in NATIVE_PROPERTIES:
                 getattr(obj, NATIVE_PROPERTIES[name][1])(value)
                 return
-            if name in NATIVE_PUBLIC_ATTRS and hasattr(obj, name):
+            if _native_attr(obj, name):
+                if name in getattr(type(obj), "READ_ONLY", ()):
+                    raise SimError(f"{obj.CLASS}.{name} is read-only")
                 setattr(obj, name, value)
                 return
             raise SimError(f"{obj.CLASS} has no (modelled) property {name}")
         if isinstance(obj, GDDict):
             obj[name] = value
             return
+        if isinstance(obj, (Vector2, Vector2i)):
+            raise SimError(f"gdsim: {type(obj).__name__} components are not assigned in place here; build a new one")
         raise SimError(f"cannot set {name} on a {TYPE_NAMES[gd_typeof(obj)]}")
 
     def set_member(self, obj: Instance, name: str, value: Any, frame: Frame) -> None:
@@ -1786,7 +2158,7 @@ class Sim:
                 frame.locals[name] = coerce(value, frame.types.get(name), self, frame.script, f"var {name}")
             elif frame.self_obj is not None and name in frame.self_obj.members:
                 self.set_member(frame.self_obj, name, value, frame)
-            elif frame.self_obj is not None and name in NATIVE_PUBLIC_ATTRS and hasattr(frame.self_obj.native, name):
+            elif frame.self_obj is not None and _native_attr(frame.self_obj.native, name):
                 setattr(frame.self_obj.native, name, value)
             else:
                 s: Script | None = frame.script
@@ -1850,6 +2222,8 @@ class Sim:
             if op in ("<<", ">>") and not 0 <= b < 64:
                 raise SimError(f"shift by {b} is out of range")
             return i64({"&": a & b, "|": a | b, "^": a ^ b, "<<": a << b, ">>": a >> b}[op])
+        if Vector2 in (type(a), type(b)) or Vector2i in (type(a), type(b)):
+            return _vector_binary(a, op, b)
         if not numeric:
             raise SimError(f'Invalid operands "{TYPE_NAMES[ta]}" and "{TYPE_NAMES[tb]}" for "{op}" operator.')
         if op == "+":
@@ -1949,6 +2323,12 @@ class Sim:
                 return GDCallable(base.fn, base.key, base.bound + tuple(args))
             raise SimError(f"Callable has no (modelled) method {name}()")
         t = gd_typeof(base)
+        if t in (T["Vector2"], T["Vector2i"]):
+            return _vector_method(base, name, args)
+        if t == T["Rect2"]:
+            if name != "has_point":
+                raise SimError(f"gdsim: Rect2 has no (modelled) method {name}()")
+            return base.has_point(*args)
         if t in (T["String"], T["StringName"]):
             return _string_method(str(base), name, args)
         if t == T["PackedByteArray"]:
@@ -1958,6 +2338,41 @@ class Sim:
         if t == T["Dictionary"]:
             return _dict_method(base, name, args)
         raise SimError(f"Cannot call method {name}() on a {TYPE_NAMES[t]}")
+
+
+def _vector_binary(a: Any, op: str, b: Any) -> Any:
+    """Vector2 (op) Vector2 / number, componentwise as in Godot; Vector2i only with Vector2i or int."""
+    numeric = (int, float)
+    kind = type(a) if isinstance(a, (Vector2, Vector2i)) else type(b)
+    ax, ay = (a.x, a.y) if isinstance(a, (Vector2, Vector2i)) else (a, a)
+    bx, by = (b.x, b.y) if isinstance(b, (Vector2, Vector2i)) else (b, b)
+    scalar_ok = isinstance(a, numeric) or isinstance(b, numeric)
+    same = type(a) is type(b)
+    # Godot defines vector (+ - * /) same vector, vector (* /) number and number * vector; nothing else.
+    allowed = same or (scalar_ok and op in ("*", "/") and (isinstance(b, numeric) or op == "*"))
+    if op not in ("+", "-", "*", "/") or not allowed or isinstance(a, bool) or isinstance(b, bool):
+        raise SimError(f'Invalid operands "{TYPE_NAMES[gd_typeof(a)]}" and "{TYPE_NAMES[gd_typeof(b)]}" for "{op}" '
+                       "operator.")
+    if kind is Vector2i and any(isinstance(v, float) for v in (ax, ay, bx, by)):
+        kind = Vector2  # Vector2i * float gives a Vector2 in Godot
+    if op == "/" and (bx == 0 or by == 0) and kind is Vector2i:
+        raise SimError("Division by zero error in operator '/'.")
+
+    def one(x: Any, y: Any) -> Any:
+        if op == "+":
+            return x + y
+        if op == "-":
+            return x - y
+        if op == "*":
+            return x * y
+        if kind is Vector2i:
+            q = abs(x) // abs(y)
+            return q if (x >= 0) == (y >= 0) else -q
+        return x / y if y != 0 else (math.copysign(math.inf, x) if x else math.nan)
+
+    if kind is Vector2:
+        return Vector2(one(float(ax), float(bx)), one(float(ay), float(by)))
+    return Vector2i(one(ax, bx), one(ay, by))
 
 
 def _native_is(model: NativeObject, class_name: str) -> bool:
@@ -1985,7 +2400,7 @@ def _find_var(script: Script, name: str) -> VarDef | None:
 BUILTIN_DEFAULTS: dict[str, Callable[[], Any]] = {
     "int": lambda: 0, "float": lambda: 0.0, "bool": lambda: False, "String": lambda: "",
     "StringName": lambda: StringName(""), "Array": GDArray, "Dictionary": GDDict, "PackedByteArray": PackedByteArray,
-    "PackedStringArray": PackedStringArray, "Vector2": Vector2,
+    "PackedStringArray": PackedStringArray, "Vector2": Vector2, "Vector2i": Vector2i,
 }
 
 
@@ -2146,6 +2561,14 @@ def _psa_ctor(sim: Sim, v: Any = None) -> PackedStringArray:
     return PackedStringArray(str(x) for x in v)
 
 
+def _fposmod(sim: Sim, x: float, y: float) -> float:
+    """fposmod: like fmod, but the result has the sign of y (a positive modulo for tiling)."""
+    r = math.fmod(float(x), float(y))
+    if (r < 0 < y) or (r > 0 > y):
+        r += y
+    return float(r)
+
+
 def _range(sim: Sim, *args: int) -> GDArray:
     if any(gd_typeof(a) != T["int"] for a in args):
         raise SimError("range() takes ints")
@@ -2174,7 +2597,9 @@ BUILTIN_FUNCS: dict[str, Callable[..., Any]] = {
     "PackedByteArray": _bytes_ctor, "PackedStringArray": _psa_ctor,
     "Dictionary": lambda sim, v=None: GDDict(v or {}),
     "StringName": lambda sim, v="": StringName(v),
-    "Vector2": lambda sim, x=0.0, y=0.0: Vector2(x, y),
+    "Vector2": lambda sim, x=0.0, y=0.0: Vector2(x.x, x.y) if isinstance(x, (Vector2, Vector2i)) else Vector2(x, y),
+    "Rect2": lambda sim, *a: Rect2(*a),
+    "Vector2i": lambda sim, x=0, y=0: Vector2i(x.x, x.y) if isinstance(x, (Vector2, Vector2i)) else Vector2i(x, y),
     "Color": lambda sim, *a: Color(*a),
     "range": _range, "print": _print("out"), "printerr": _print("err"),
     "push_error": _push("error"), "push_warning": _push("warning"),
@@ -2182,6 +2607,9 @@ BUILTIN_FUNCS: dict[str, Callable[..., Any]] = {
     "mini": lambda sim, a, b: min(a, b), "maxi": lambda sim, a, b: max(a, b),
     "absf": lambda sim, a: abs(float(a)), "absi": lambda sim, a: abs(a), "abs": lambda sim, a: abs(a),
     "floorf": lambda sim, a: float(math.floor(a)), "floor": lambda sim, a: float(math.floor(a)),
+    "floori": lambda sim, a: i64(math.floor(a)), "roundi": lambda sim, a: i64(math.floor(abs(a) + 0.5) * (1 if a >= 0 else -1)),
+    "clampi": lambda sim, v, lo, hi: max(lo, min(v, hi)), "clampf": lambda sim, v, lo, hi: float(max(lo, min(v, hi))),
+    "fposmod": _fposmod,
     "is_instance_valid": lambda sim, o: o is not None and not getattr(sim.native_of(o), "freed", False),
 }
 
@@ -2193,6 +2621,7 @@ NATIVE_CONSTANTS: dict[str, dict[str, Any]] = {
 
 NATIVE_STATICS: dict[tuple[str, str], Callable[..., Any]] = {
     ("Image", "create_from_data"): _image_create_from_data,
+    ("Image", "create"): _image_create,
     ("ImageTexture", "create_from_image"): _texture_create_from_image,
 }
 
@@ -2223,6 +2652,7 @@ def _globals(sim: Sim) -> dict[str, Any]:
     g.update(TYPE_CONSTANTS)
     g.update(ERRORS)
     g.update({"PI": math.pi, "TAU": math.tau, "INF": math.inf, "NAN": math.nan})
+    g.update({"MOUSE_BUTTON_NONE": 0, "MOUSE_BUTTON_LEFT": 1, "MOUSE_BUTTON_RIGHT": 2, "MOUSE_BUTTON_MIDDLE": 3})
     for name in list(NATIVE_MODELS) + ["CanvasItem", "Color", "SubViewport", "Viewport"]:
         g[name] = NativeClass(sim, name)
     g["Time"] = Singleton("Time", {
@@ -2230,6 +2660,7 @@ def _globals(sim: Sim) -> dict[str, Any]:
         "get_ticks_usec": lambda: int(sim.now_ms() * 1000.0),
     })
     g["Engine"] = Singleton("Engine", {"is_editor_hint": lambda: sim.editor_hint})
+    g["TextServer"] = Singleton("TextServer", {"AUTOWRAP_WORD_SMART": 3, "OVERRUN_TRIM_ELLIPSIS": 3})
     g["JSON"] = Singleton("JSON", {"parse_string": _json_parse})
     g["FileAccess"] = _file_access(sim)
     g["InputMap"] = Singleton("InputMap", {"has_action": lambda a: a in sim.input_actions})
@@ -2257,6 +2688,16 @@ def press(sim: Sim, action: str) -> None:
     if action not in sim.pressed:
         sim.just_pressed.add(action)
     sim.pressed.add(action)
+
+
+def click(button: Any) -> bool:
+    """A mouse click on a Button (model or node): button_down, pressed, button_up; ignored when disabled."""
+    model = button.native if isinstance(button, Instance) else button
+    if model.disabled:
+        return False
+    for signal in ("button_down", "pressed", "button_up"):
+        model.native_signals[signal].emit()
+    return True
 
 
 def release(sim: Sim, action: str) -> None:

@@ -20,6 +20,10 @@ namespace WorldBridge.Editor
         [SerializeField] string eventText = "";
         [SerializeField] int eventIndex;
         [SerializeField] int branchFrame;
+        [SerializeField] float eventGuidance = 1;
+        [SerializeField] Texture2D pasteLayer;
+        [SerializeField] int pasteX, pasteY;
+        [SerializeField] bool pasteCentred = true;
         [SerializeField] Vector2 scroll;
 
         WorldBridgeConnection connection;
@@ -83,11 +87,18 @@ namespace WorldBridge.Editor
                 var type = m.GetString("type");
                 if (type == "welcome") status = $"connected to {m.GetString("host")}";
                 else if (type == "session") status = $"session {m.GetString("session_id")} started";
-                else if (type == "error" || type == "reject") status = $"{m.GetString("code")}: {m.GetString("message")}";
+                else if (type == "error" || type == "reject")
+                {
+                    var error = HostError.From(m);
+                    status = error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.ToString();
+                }
                 else if (type == "ok")
                 {
                     var request = m.GetString("request");
                     if (request == "event") status = "event: " + m.GetString("caption", "fired");
+                    else if (request == "edit") status = $"pasted: frame {m.GetLong("frame_index")} is now epoch {m.GetLong("epoch")}, the world goes on from it";
+                    else if (request == "settings" && m.GetMap("settings") != null && m.GetMap("settings").Has("event_cfg"))
+                        status = $"settings: ok (event guidance {m.GetMap("settings").GetDouble("event_cfg"):0.##})";
                     else if (request == "record_start") { recording = true; status = "recording to " + m.GetString("path"); }
                     else if (request == "record_stop") { recording = false; status = $"recorded {m.GetLong("frames")} frames to {m.GetString("path")}"; }
                     else status = request + ": ok";
@@ -130,9 +141,10 @@ namespace WorldBridge.Editor
             if (session != null)
             {
                 DrawBackend(session);
-                DrawPreview();
+                DrawPreview(session);
                 DrawPlay(session);
                 DrawEvents(session);
+                DrawPaste(session);
                 DrawTimeline();
             }
             EditorGUILayout.EndScrollView();
@@ -172,18 +184,44 @@ namespace WorldBridge.Editor
             if (GUILayout.Button("Reset world")) Request(c => c.Reset(fixedSeed ? seed : (long?)null, NullIfEmpty(textPrompt), Image(false), Image(true)));
             GUI.enabled = true;
             EditorGUILayout.EndHorizontal();
+            var unsupported = session == null ? null : UnsupportedPrompt(session.Capabilities);
+            if (unsupported != null)
+                EditorGUILayout.HelpBox($"This backend takes no {unsupported} prompt: Reset world would be refused (start another backend instead).", MessageType.Warning);
+        }
+
+        /// <summary>The kind of prompt filled in above that the session's backend cannot take, or null.</summary>
+        string UnsupportedPrompt(SessionCapabilities caps)
+        {
+            if (textPrompt.Trim().Length > 0 && !caps.CanTextPrompt) return "text";
+            if (imagePrompt != null && !imageIsSketch && !caps.CanImagePrompt) return "image";
+            if (imagePrompt != null && imageIsSketch && !caps.CanSketchPrompt) return "sketch";
+            return null;
         }
 
         void DrawBackend(SessionInfo session)
         {
             EditorGUILayout.HelpBox(session.BackendLabel, session.IsSandbox ? MessageType.Warning : MessageType.Info);
+            var caps = session.Capabilities;
+            var cannot = Array.FindAll(SessionCapabilities.All, c => !caps.Has(c));
+            EditorGUILayout.LabelField($"Can: {caps}" + (cannot.Length > 0 ? $"   Cannot: {string.Join(", ", cannot)}" : "") +
+                                       (caps.Declared ? "" : "   (a protocol 1.0 host: assumed)"), EditorStyles.miniLabel);
         }
 
-        void DrawPreview()
+        void DrawPreview(SessionInfo session)
         {
             if (preview == null) { EditorGUILayout.HelpBox("waiting for the first frame…", MessageType.None); return; }
             var rect = GUILayoutUtility.GetAspectRect((float)preview.width / preview.height, GUILayout.MaxWidth(position.width - 8));
             GUI.DrawTextureWithTexCoords(rect, preview, new Rect(0, 1, 1, -1)); // rows arrive top first
+            var e = Event.current;
+            if (e.type == EventType.MouseDown && rect.Contains(e.mousePosition) && session.Capabilities.CanEdit)
+            {
+                // a click places the object to paste: the top of the preview is the frame's row 0
+                FramePixels.FromDisplayPoint((e.mousePosition.x - rect.x) / rect.width, 1 - (e.mousePosition.y - rect.y) / rect.height,
+                                             0, 1, 1, -1, preview.width, preview.height, out pasteX, out pasteY);
+                pasteCentred = true;
+                e.Use();
+                Repaint();
+            }
             if (lastFrame != null)
                 EditorGUILayout.LabelField($"frame {lastFrame.Index}  epoch {lastFrame.Epoch}  model {lastFrame.ModelMs:F1} ms" +
                                            (lastFrame.LatencyMs.HasValue ? $"  latency {lastFrame.LatencyMs.Value:F0} ms" : "") +
@@ -204,20 +242,66 @@ namespace WorldBridge.Editor
 
         void DrawEvents(SessionInfo session)
         {
+            var caps = session.Capabilities;
             EditorGUILayout.LabelField("World events", EditorStyles.boldLabel);
             if (session.EventTypes.Length > 0)
             {
                 EditorGUILayout.BeginHorizontal();
+                GUI.enabled = caps.CanEvents;
                 eventIndex = EditorGUILayout.Popup(Math.Min(eventIndex, session.EventTypes.Length - 1), session.EventTypes);
                 if (GUILayout.Button("Fire", GUILayout.Width(60))) Request(c => c.Event(session.EventTypes[eventIndex]));
+                GUI.enabled = true;
                 EditorGUILayout.EndHorizontal();
             }
+            if (caps.CanTextEvents)
+            {
+                EditorGUILayout.BeginHorizontal();
+                eventText = EditorGUILayout.TextField(eventText);
+                GUI.enabled = eventText.Trim().Length > 0;
+                if (GUILayout.Button("Fire text", GUILayout.Width(60))) Request(c => c.Event(null, eventText.Trim()));
+                GUI.enabled = true;
+                EditorGUILayout.EndHorizontal();
+            }
+            else EditorGUILayout.LabelField("Free-text events: not available for this backend", EditorStyles.miniLabel);
+            var settings = connection.CurrentSettings;
+            if (settings != null && settings.HasEventGuidance)
+            {
+                EditorGUILayout.BeginHorizontal();
+                eventGuidance = Math.Max(0, EditorGUILayout.FloatField($"Event guidance (now {settings.EventCfg.Value:0.##}, 1 = off)", eventGuidance));
+                if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(eventCfg: eventGuidance));
+                EditorGUILayout.EndHorizontal();
+            }
+            else if (caps.CanEvents || caps.CanTextEvents)
+                EditorGUILayout.LabelField("Event guidance: not available for this backend", EditorStyles.miniLabel);
+        }
+
+        void DrawPaste(SessionInfo session)
+        {
+            EditorGUILayout.LabelField("Paste an object", EditorStyles.boldLabel);
+            if (!session.Capabilities.CanEdit)
+            {
+                EditorGUILayout.HelpBox($"{session.BackendName} cannot edit frames" + (session.IsSandbox ? " (the sandbox game renders from game state, not pixels)" : "") +
+                                        ": serve a world model to paste objects into the world.", MessageType.Info);
+                return;
+            }
+            pasteLayer = (Texture2D)EditorGUILayout.ObjectField("Object (PNG, RGBA)", pasteLayer, typeof(Texture2D), false);
             EditorGUILayout.BeginHorizontal();
-            eventText = EditorGUILayout.TextField(eventText);
-            GUI.enabled = eventText.Trim().Length > 0;
-            if (GUILayout.Button("Fire text", GUILayout.Width(60))) Request(c => c.Event(null, eventText.Trim()));
-            GUI.enabled = true;
+            pasteX = EditorGUILayout.IntField("x", pasteX);
+            pasteY = EditorGUILayout.IntField("y", pasteY);
             EditorGUILayout.EndHorizontal();
+            pasteCentred = EditorGUILayout.Toggle("Centre on x, y", pasteCentred);
+            EditorGUILayout.LabelField($"Click the preview to place it; the frame is {session.Width}x{session.Height}, (0, 0) is its top-left.", EditorStyles.miniLabel);
+            GUI.enabled = pasteLayer != null;
+            if (GUILayout.Button("Paste into the current frame")) Request(c => Paste(c, pasteLayer));
+            GUI.enabled = true;
+        }
+
+        long Paste(WorldBridgeConnection c, Texture2D layer)
+        {
+            var png = WorldBridgeClient.EncodeLayer(layer);
+            int x = pasteX, y = pasteY;
+            if (pasteCentred && Png.TryReadSize(png, out var w, out var h)) FramePixels.TopLeftForCentre(pasteX, pasteY, w, h, out x, out y);
+            return c.Edit(png, x, y);
         }
 
         void DrawTimeline()

@@ -55,9 +55,15 @@ namespace WorldBridge
         public event Action<WorldFrame> FrameReceived;
         /// <summary>Every other host message: welcome, session, ok, error, status, pong.</summary>
         public event Action<MsgMap> MessageReceived;
+        /// <summary>Every `error` from the host, typed: Kind == HostErrorCode.Unsupported means this backend cannot do it.</summary>
+        public event Action<HostError> HostErrorReceived;
 
         public WorldBridgeConnection Connection { get; private set; }
         public SessionInfo Session => Connection?.Session;
+        /// <summary>(1.1) What the running backend can do (null before a session): grey out the rest.</summary>
+        public SessionCapabilities Capabilities => Session?.Capabilities;
+        /// <summary>(1.1) True when the running backend can take PasteLayer (the world model can; the sandbox game cannot).</summary>
+        public bool CanEdit => Session != null && Session.Capabilities.CanEdit;
         /// <summary>Which backend the user is looking at: show it next to the world.</summary>
         public string BackendLabel => backendInUse;
         public string ConnectionStateText => connectionState;
@@ -135,14 +141,16 @@ namespace WorldBridge
             var type = m.GetString("type");
             if (type == "session")
             {
-                var s = SessionInfo.From(m);
+                var s = SessionInfo.From(m, Connection?.Welcome);
                 backendInUse = s.BackendLabel;
-                Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}");
+                Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}, can: {s.Capabilities}");
                 onSessionStarted.Invoke();
             }
             else if (type == "error" || type == "reject")
             {
-                Fail($"{m.GetString("code", "error")}: {m.GetString("message", "")}");
+                var error = HostError.From(m);
+                Fail(error.ToString());
+                HostErrorReceived?.Invoke(error);
             }
             MessageReceived?.Invoke(m);
         }
@@ -189,6 +197,48 @@ namespace WorldBridge
         public long RecordStart(string path = null) => Send(c => c.RecordStart(string.IsNullOrEmpty(path) ? null : path));
         public long RecordStop() => Send(c => c.RecordStop());
 
+        /// <summary>(1.1) Guidance scale on world events (>= 0, 1 = off); only backends with event conditioning have it.</summary>
+        public long SetEventGuidance(float eventCfg)
+        {
+            var settings = Connection?.CurrentSettings;
+            if (settings != null && !settings.HasEventGuidance)
+            {
+                Fail($"{backendInUse} has no event guidance (its settings have no event_cfg)");
+                return -1;
+            }
+            return Send(c => c.Settings(eventCfg: eventCfg));
+        }
+
+        /// <summary>
+        /// (1.1) Pastes an object into the world: `layer` goes into the current frame with its top-left corner at
+        /// `framePixel` (x to the right, y down from the frame's top row; it may hang over an edge), and the world goes on
+        /// from the edited frame. Transparent pixels of an RGBA layer leave the world as it was. The host answers `ok`
+        /// (through MessageReceived) and re-sends the frame edited, with events ["edit"]. Main thread only (the texture is
+        /// encoded here). Returns the req_id, or -1 after reporting the problem through onError, e.g. when the backend
+        /// cannot edit (see CanEdit: the sandbox game renders from game state, not pixels).
+        /// </summary>
+        public long PasteLayer(Texture2D layer, Vector2Int framePixel) => Paste(layer, framePixel, false);
+
+        /// <summary>PasteLayer with the layer centred on `framePixel` (e.g. where the player clicked: WorldView.ScreenToFramePixel).</summary>
+        public long PasteLayerCentred(Texture2D layer, Vector2Int framePixel) => Paste(layer, framePixel, true);
+
+        long Paste(Texture2D layer, Vector2Int pixel, bool centred)
+        {
+            if (layer == null) { Fail("PasteLayer needs a layer texture"); return -1; }
+            var s = Session;
+            if (s == null) { Fail("no world yet: paste once onSessionStarted has fired"); return -1; }
+            if (!s.Capabilities.CanEdit)
+            {
+                Fail($"{s.BackendLabel} cannot edit frames (it can: {s.Capabilities}); serve a world model to paste objects");
+                return -1;
+            }
+            byte[] png;
+            try { png = EncodeLayer(layer); }
+            catch (ArgumentException e) { Fail(e.Message); return -1; }
+            int x = pixel.x, y = pixel.y;
+            if (centred && Png.TryReadSize(png, out var w, out var h)) FramePixels.TopLeftForCentre(pixel.x, pixel.y, w, h, out x, out y);
+            return Send(c => c.Edit(png, x, y));
+        }
         long Send(Func<WorldBridgeConnection, long> request)
         {
             var c = Connection;
@@ -201,6 +251,49 @@ namespace WorldBridge
             catch (ArgumentException e) { Fail(e.Message); }
             catch (InvalidOperationException e) { Fail(e.Message); }
             return -1;
+        }
+
+        /// <summary>
+        /// PNG bytes of an object layer, alpha kept: a PNG asset's own file in the editor, else ImageConversion.EncodeToPNG
+        /// of the texture (read back through the GPU first when it is not readable). Main thread only.
+        /// </summary>
+        public static byte[] EncodeLayer(Texture2D texture)
+        {
+            if (texture == null) throw new ArgumentException("no layer texture given");
+#if UNITY_EDITOR
+            var path = AssetDatabase.GetAssetPath(texture);
+            if (Path.GetExtension(path).ToLowerInvariant() == ".png") return File.ReadAllBytes(path);
+#endif
+            if (texture.isReadable)
+            {
+                var png = ImageConversion.EncodeToPNG(texture);
+                if (png != null && png.Length > 0) return png;
+            }
+            return ReadBackAsPng(texture);
+        }
+
+        /// <summary>Copies any texture (compressed, not readable) into an RGBA32 one through a RenderTexture and encodes that.</summary>
+        static byte[] ReadBackAsPng(Texture2D texture)
+        {
+            var target = RenderTexture.GetTemporary(texture.width, texture.height, 0);
+            var previous = RenderTexture.active;
+            var copy = new Texture2D(texture.width, texture.height, TextureFormat.RGBA32, false) { name = "WorldBridge layer" };
+            try
+            {
+                Graphics.Blit(texture, target);
+                RenderTexture.active = target;
+                copy.ReadPixels(new Rect(0, 0, texture.width, texture.height), 0, 0);
+                copy.Apply(false);
+                var png = ImageConversion.EncodeToPNG(copy);
+                if (png == null || png.Length == 0) throw new ArgumentException($"layer texture '{texture.name}' could not be encoded to PNG");
+                return png;
+            }
+            finally
+            {
+                RenderTexture.active = previous;
+                RenderTexture.ReleaseTemporary(target);
+                if (Application.isPlaying) Destroy(copy); else DestroyImmediate(copy); // the editor window encodes outside Play mode
+            }
         }
 
         /// <summary>PNG/JPEG bytes of a prompt texture: the asset file itself in the editor, else EncodeToPNG.</summary>

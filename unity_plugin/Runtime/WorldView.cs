@@ -78,6 +78,27 @@ namespace WorldBridge
             if (targetTexture != null) Graphics.Blit(Texture, targetTexture, new Vector2(1, -1), new Vector2(0, 1));
         }
 
+        /// <summary>
+        /// The frame pixel under a screen position (a click, a touch) on the RawImage this view shows the world in: x to the
+        /// right, y down from the frame's top row, ready for WorldBridgeClient.PasteLayer. `eventCamera` is the canvas's
+        /// camera (null for a Screen Space - Overlay canvas; a PointerEventData has it as pressEventCamera). False when the
+        /// point is off the picture, or before the first frame.
+        /// </summary>
+        public bool ScreenToFramePixel(Vector2 screenPosition, Camera eventCamera, out Vector2Int framePixel)
+        {
+            framePixel = default;
+            if (rawImage == null || LastFrame == null) return false;
+            var rt = rawImage.rectTransform;
+            if (!RectTransformUtility.ScreenPointToLocalPointInRectangle(rt, screenPosition, eventCamera, out var local)) return false;
+            var r = rt.rect;
+            if (r.width <= 0 || r.height <= 0) return false;
+            var uv = rawImage.uvRect;
+            var inside = FramePixels.FromDisplayPoint((local.x - r.x) / r.width, (local.y - r.y) / r.height, uv.x, uv.y, uv.width, uv.height,
+                                                      LastFrame.Width, LastFrame.Height, out var x, out var y);
+            framePixel = new Vector2Int(x, y);
+            return inside;
+        }
+
         void Attach()
         {
             if (rawImage != null)

@@ -156,19 +156,22 @@ def message_vectors() -> list[tuple[str, dict]]:
     """One example of every message in docs/protocol.md §4, keys in the documented order."""
     png_1x1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
                             "0000000c4944415478da63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
+    png_rgba_2x2 = bytes.fromhex("89504e470d0a1a0a0000000d494844520000000200000002080600000072b60d2400000018494441"
+                                 "54789c05c10101000008c3201edde41316e144e10134fe057ef0e899360000000049454e44ae426082")
     settings = {"steps": 8, "temperature": 1.0, "cfg": 1.0, "fps": 24.0, "mode": "realtime"}
+    settings_11 = {"steps": 8, "temperature": 1.0, "cfg": 1.0, "event_cfg": 1.0, "fps": 24.0, "mode": "step"}
     return [
-        ("msg_hello", {"type": "hello", "protocol_major": 1, "protocol_minor": 0, "client": "unity/0.1.0",
+        ("msg_hello", {"type": "hello", "protocol_major": 1, "protocol_minor": 1, "client": "unity/0.1.0",
                        "codecs": ["raw", "png"]}),
-        ("msg_welcome", {"type": "welcome", "protocol_major": 1, "protocol_minor": 0, "host": "worldbridge/0.1.0",
+        ("msg_welcome", {"type": "welcome", "protocol_major": 1, "protocol_minor": 1, "host": "worldbridge/0.1.0",
                          "codec": "raw",
                          "capabilities": ["realtime", "step", "events", "text_prompt", "image_prompt", "sketch_prompt",
-                                          "branch", "record", "resume", "settings"],
+                                          "branch", "record", "resume", "settings", "text_events", "edit"],
                          "backends": ["sandbox", "world_model"], "default_backend": "world_model",
                          "limits": {"max_message_bytes": 16777216, "max_sessions": 64, "idle_timeout_s": 60.0}}),
         ("msg_reject", {"type": "reject", "code": "version_mismatch",
-                        "message": "client speaks protocol 2.0, host speaks 1.0: update the plugin or the host",
-                        "protocol_major": 1, "protocol_minor": 0}),
+                        "message": "client speaks protocol 2.0, host speaks 1.1: update the plugin or the host",
+                        "protocol_major": 1, "protocol_minor": 1}),
         ("msg_start", {"type": "start", "req_id": 1, "backend": None, "mode": "realtime", "fps": 24.0, "seed": 7,
                        "text": "a cave with lava", "image": png_1x1, "sketch": None, "action_map": {"jump": 3},
                        "resume": None}),
@@ -183,6 +186,15 @@ def message_vectors() -> list[tuple[str, dict]]:
                               "width": 64, "height": 64, "action_names": [f"a{i}" for i in range(8)],
                               "num_latent_actions": 8, "event_types": [], "settings": settings, "frame_index": 0,
                               "epoch": 0, "resumed": False, "branch_window": 1024, "seed": 1804289383}),
+        ("msg_session_caps", {"type": "session", "req_id": 1, "session_id": "s-7b31e0", "backend_kind": "world_model",
+                              "backend_name": "world model tiny (step 12000)", "mode": "step", "fps": 24.0,
+                              "width": 64, "height": 64, "action_names": [f"a{i}" for i in range(8)],
+                              "num_latent_actions": 8, "event_types": ["weather_snow", "spawn_enemy"],
+                              "settings": settings_11, "frame_index": 0, "epoch": 0, "resumed": False,
+                              "branch_window": 1024,
+                              "capabilities": ["text_prompt", "image_prompt", "sketch_prompt", "events", "text_events",
+                                               "edit"],
+                              "seed": 7}),
         ("msg_input_id", {"type": "input", "action": 2, "client_ts": 1234.5, "seq": 17}),
         ("msg_input_name", {"type": "input", "action": "jump", "client_ts": 1301.25, "seq": 18}),
         ("msg_frame", {"type": "frame", "session_id": "s-4f2a9c", "index": 42, "epoch": 1, "action": 2,
@@ -199,6 +211,8 @@ def message_vectors() -> list[tuple[str, dict]]:
         ("msg_branch", {"type": "branch", "req_id": 6, "frame": 30}),
         ("msg_settings", {"type": "settings", "req_id": 7, "steps": 8, "temperature": 0.9, "cfg": 1.5, "fps": 30.0,
                           "mode": "step"}),
+        ("msg_settings_event_cfg", {"type": "settings", "req_id": 14, "event_cfg": 2.5}),
+        ("msg_edit", {"type": "edit", "req_id": 13, "layer": png_rgba_2x2, "x": -40, "y": 12}),
         ("msg_record_start", {"type": "record_start", "req_id": 8, "path": "recordings/demo.wbrec"}),
         ("msg_record_stop", {"type": "record_stop", "req_id": 9}),
         ("msg_status_request", {"type": "status", "req_id": 10}),
@@ -209,10 +223,14 @@ def message_vectors() -> list[tuple[str, dict]]:
         ("msg_pong", {"type": "pong", "req_id": 11, "client_ts": 5000.5, "host_ts": 99000.25}),
         ("msg_ok", {"type": "ok", "req_id": 3, "request": "event", "caption": "it begins to snow"}),
         ("msg_ok_reset", {"type": "ok", "req_id": 5, "request": "reset", "epoch": 1, "frame_index": 0, "seed": 8}),
+        ("msg_ok_edit", {"type": "ok", "req_id": 13, "request": "edit", "epoch": 2, "frame_index": 42}),
         ("msg_ok_record_stop", {"type": "ok", "req_id": 9, "request": "record_stop", "path": "recordings/demo.wbrec",
                                 "frames": 120}),
         ("msg_error", {"type": "error", "req_id": 12, "code": "bad_argument",
                        "message": "unknown action name 'fly': use one of noop, left, right, jump", "fatal": False}),
+        ("msg_error_unsupported", {"type": "error", "req_id": 13, "code": "unsupported",
+                                   "message": "the sandbox game cannot edit frames (it renders from game state, not "
+                                              "pixels): start a world_model session to edit", "fatal": False}),
         ("msg_bye", {"type": "bye"}),
     ]
 
@@ -307,7 +325,7 @@ def main() -> None:
     names = [v["name"] for v in vectors]
     assert len(names) == len(set(names))
     write_json(HERE / "msgpack.json", {
-        "protocol": "1.0",
+        "protocol": "1.1",
         "rules": "non-negative ints: smallest unsigned; negative ints: smallest signed; floats: float64; str/bin "
                  "smallest length class; map keys in the listed order. value: JSON, floats as {\"$f64\": x}, "
                  "bytes as {\"$bin\": hex}. Generated by make_vectors.py.",

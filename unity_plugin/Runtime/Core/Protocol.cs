@@ -1,4 +1,4 @@
-// The messages of docs/protocol.md v1.0 as builders (keys in the documented order, so bytes match the golden
+// The messages of docs/protocol.md v1.1 as builders (keys in the documented order, so bytes match the golden
 // vectors) and as typed views of what the host sends.
 using System;
 using System.Collections.Generic;
@@ -8,8 +8,8 @@ namespace WorldBridge.Core
 {
     public static class Protocol
     {
-        public const int Major = 1, Minor = 0;
-        public const string PluginVersion = "0.1.0";
+        public const int Major = 1, Minor = 1;
+        public const string PluginVersion = "0.2.0";
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 
@@ -75,15 +75,29 @@ namespace WorldBridge.Core
             return new MsgMap { { "type", "branch" }, { "req_id", reqId }, { "frame", frame } };
         }
 
-        public static MsgMap Settings(long reqId, int? steps = null, double? temperature = null, double? cfg = null, double? fps = null, string mode = null)
+        /// <summary>Only the given values are sent. `eventCfg` (1.1) is the guidance scale on events: >= 0, 1 = off.</summary>
+        public static MsgMap Settings(long reqId, int? steps = null, double? temperature = null, double? cfg = null, double? fps = null, string mode = null,
+                                      double? eventCfg = null)
         {
+            if (eventCfg.HasValue && !(eventCfg.Value >= 0))
+                throw new ArgumentException($"event guidance (event_cfg) must be >= 0 (1 = off), got {eventCfg.Value}");
             var m = new MsgMap { { "type", "settings" }, { "req_id", reqId } };
             if (steps.HasValue) m["steps"] = steps.Value;
             if (temperature.HasValue) m["temperature"] = temperature.Value;
             if (cfg.HasValue) m["cfg"] = cfg.Value;
+            if (eventCfg.HasValue) m["event_cfg"] = eventCfg.Value;
             if (fps.HasValue) m["fps"] = fps.Value;
             if (mode != null) m["mode"] = CheckMode(mode);
             return m;
+        }
+
+        /// <summary>(1.1) Paste a PNG layer with its top-left corner at frame pixel (x, y); the world goes on from there.</summary>
+        public static MsgMap Edit(long reqId, byte[] layer, int x, int y)
+        {
+            if (layer == null || layer.Length == 0) throw new ArgumentException("an edit needs a layer: PNG bytes (RGBA or RGB)");
+            if (!Png.TryReadSize(layer, out _, out _))
+                throw new ArgumentException("the edit layer is not a PNG: encode it with ImageConversion.EncodeToPNG (RGBA keeps transparency)");
+            return new MsgMap { { "type", "edit" }, { "req_id", reqId }, { "layer", layer }, { "x", x }, { "y", y } };
         }
 
         public static MsgMap RecordStart(long reqId, string path = null)
@@ -140,6 +154,70 @@ namespace WorldBridge.Core
         public bool Can(string capability) => Array.IndexOf(Capabilities, capability) >= 0;
     }
 
+    /// <summary>What one session's backend can do (1.1 `session.capabilities`); greys out what it cannot.</summary>
+    public sealed class SessionCapabilities
+    {
+        public const string TextPrompt = "text_prompt", ImagePrompt = "image_prompt", SketchPrompt = "sketch_prompt",
+                            Events = "events", TextEvents = "text_events", Edit = "edit";
+        /// <summary>Every capability protocol 1.1 defines, in the documented order.</summary>
+        public static readonly string[] All = { TextPrompt, ImagePrompt, SketchPrompt, Events, TextEvents, Edit };
+
+        readonly string[] names;
+
+        /// <summary>True when the host listed them; false for a 1.0 host, which says nothing (then all of 1.0 is allowed).</summary>
+        public readonly bool Declared;
+
+        SessionCapabilities(string[] names, bool declared) { this.names = names; Declared = declared; }
+
+        /// <summary>The names allowed, in the host's order (unknown future names are kept).</summary>
+        public string[] Names => (string[])names.Clone();
+
+        public bool Has(string capability) => Array.IndexOf(names, capability) >= 0;
+        public bool CanTextPrompt => Has(TextPrompt);
+        public bool CanImagePrompt => Has(ImagePrompt);
+        public bool CanSketchPrompt => Has(SketchPrompt);
+        public bool CanEvents => Has(Events);
+        public bool CanTextEvents => Has(TextEvents);
+        public bool CanEdit => Has(Edit);
+
+        /// <summary>`session.capabilities` if present. A 1.0 host sends none: everything is allowed then, except `edit`
+        /// unless the host's welcome lists it (a host that does not know `edit` ignores it and never answers).</summary>
+        public static SessionCapabilities From(MsgMap session, WelcomeInfo welcome = null)
+        {
+            if (session.Has("capabilities")) return new SessionCapabilities(session.GetStrings("capabilities"), true);
+            var allowed = new List<string>();
+            foreach (var c in All)
+                if (c != Edit || (welcome != null && welcome.Can(Edit))) allowed.Add(c);
+            return new SessionCapabilities(allowed.ToArray(), false);
+        }
+
+        public override string ToString() => names.Length == 0 ? "none" : string.Join(", ", names);
+    }
+
+    /// <summary>The session's current `settings` map, typed; a value the backend does not have is null.</summary>
+    public sealed class WorldSettings
+    {
+        public int? Steps;
+        public double? Temperature, Cfg, EventCfg, Fps;
+        public string Mode;
+
+        /// <summary>(1.1) Only backends with event conditioning have a guidance scale on events.</summary>
+        public bool HasEventGuidance => EventCfg.HasValue;
+
+        public static WorldSettings From(MsgMap m)
+        {
+            m = m ?? new MsgMap();
+            return new WorldSettings
+            {
+                Steps = m.Has("steps") ? (int)m.GetLong("steps") : (int?)null,
+                Temperature = Optional(m, "temperature"), Cfg = Optional(m, "cfg"), EventCfg = Optional(m, "event_cfg"),
+                Fps = Optional(m, "fps"), Mode = m.GetString("mode"),
+            };
+        }
+
+        static double? Optional(MsgMap m, string key) => m.Has(key) ? m.GetDouble(key) : (double?)null;
+    }
+
     /// <summary>The host's `session`: which backend runs (users must be told), frame size, actions and events.</summary>
     public sealed class SessionInfo
     {
@@ -150,6 +228,10 @@ namespace WorldBridge.Core
         public MsgMap Settings;
         public long FrameIndex, Epoch;
         public bool Resumed;
+        /// <summary>(1.1) What this session's backend can do; a 1.0 host's sessions allow everything it knows.</summary>
+        public SessionCapabilities Capabilities;
+        /// <summary>`Settings` typed, as the session started (later `settings` answers: WorldBridgeConnection.CurrentSettings).</summary>
+        public WorldSettings TypedSettings;
 
         public bool IsSandbox => BackendKind == "sandbox";
 
@@ -160,14 +242,16 @@ namespace WorldBridge.Core
 
         public int ActionId(string name) => Array.IndexOf(ActionNames, name);
 
-        public static SessionInfo From(MsgMap m) => new SessionInfo
+        /// <summary>`welcome` (the host's) decides what a session without `capabilities` (a 1.0 host) allows.</summary>
+        public static SessionInfo From(MsgMap m, WelcomeInfo welcome = null) => new SessionInfo
         {
             SessionId = m.GetString("session_id", ""), BackendKind = m.GetString("backend_kind", "?"),
             BackendName = m.GetString("backend_name", "?"), Mode = m.GetString("mode", "realtime"), Fps = m.GetDouble("fps", 24),
             Width = (int)m.GetLong("width"), Height = (int)m.GetLong("height"), NumLatentActions = (int)m.GetLong("num_latent_actions"),
             ActionNames = m.GetStrings("action_names"), EventTypes = m.GetStrings("event_types"),
             Settings = m.GetMap("settings") ?? new MsgMap(), FrameIndex = m.GetLong("frame_index"), Epoch = m.GetLong("epoch"),
-            Resumed = m.GetBool("resumed"),
+            Resumed = m.GetBool("resumed"), Capabilities = SessionCapabilities.From(m, welcome),
+            TypedSettings = WorldSettings.From(m.GetMap("settings")),
         };
     }
 

@@ -27,6 +27,7 @@ namespace WorldBridge.Core
         public readonly ConnectionOptions Options;
         readonly BlockingCollection<byte[][]> outbox;
         readonly BlockingCollection<MsgMap> inbox;
+        readonly ConcurrentQueue<MsgMap> deferred = new ConcurrentQueue<MsgMap>(); // passed over by WaitReply, read first
         readonly CancellationTokenSource cancel = new CancellationTokenSource();
         readonly ManualResetEventSlim ready = new ManualResetEventSlim(false);
         readonly ManualResetEventSlim stopping = new ManualResetEventSlim(false);
@@ -39,6 +40,7 @@ namespace WorldBridge.Core
         volatile ConnectionState state = ConnectionState.Idle;
         volatile WelcomeInfo welcome;
         volatile SessionInfo session;
+        volatile WorldSettings settings;
         volatile string lastError, mode = "realtime";
 
         public WorldBridgeConnection(ConnectionOptions options = null)
@@ -53,6 +55,8 @@ namespace WorldBridge.Core
         public bool IsReady => state == ConnectionState.Ready;
         public WelcomeInfo Welcome => welcome;
         public SessionInfo Session => session;
+        /// <summary>The session's settings: from `session`, then from every `settings` answer (null before a session).</summary>
+        public WorldSettings CurrentSettings => settings;
         /// <summary>"realtime" or "step": from the session, updated by `settings`.</summary>
         public string Mode => mode;
         public string LastError => lastError;
@@ -146,7 +150,48 @@ namespace WorldBridge.Core
         }
 
         /// <summary>Every message but frames (welcome, session, ok, error, status, pong, ...) in arrival order.</summary>
-        public bool TryReceiveMessage(out MsgMap message, int timeoutMs = 0) => inbox.TryTake(out message, timeoutMs);
+        public bool TryReceiveMessage(out MsgMap message, int timeoutMs = 0) =>
+            deferred.TryDequeue(out message) || inbox.TryTake(out message, timeoutMs);
+
+        /// <summary>
+        /// Waits up to timeoutMs for the answer to request reqId (ok, session, status or pong) and returns it; an `error`
+        /// answer throws WorldBridgeException (its Error.Kind says which, e.g. Unsupported). For scripts and tests: call it
+        /// from the thread that reads messages; messages passed over meanwhile stay for TryReceiveMessage, in order.
+        /// </summary>
+        public MsgMap WaitReply(long reqId, int timeoutMs)
+        {
+            var deadline = Protocol.NowMs + timeoutMs;
+            var passed = new List<MsgMap>();
+            while (deferred.TryDequeue(out var earlier)) passed.Add(earlier); // an earlier WaitReply may have passed it over
+            try
+            {
+                for (int i = 0; i < passed.Count; i++)
+                    if (Answers(passed[i], reqId))
+                    {
+                        var found = passed[i];
+                        passed.RemoveAt(i);
+                        return Reply(found);
+                    }
+                while (true)
+                {
+                    var left = deadline - Protocol.NowMs;
+                    if (left <= 0 || state == ConnectionState.Failed || state == ConnectionState.Closed)
+                        throw new TimeoutException($"no answer to request {reqId} within {timeoutMs} ms ({state}" +
+                                                   $"{(lastError != null ? ": " + lastError : "")})");
+                    if (!inbox.TryTake(out var m, (int)Math.Min(left, 50))) continue;
+                    if (Answers(m, reqId)) return Reply(m);
+                    passed.Add(m);
+                }
+            }
+            finally
+            {
+                foreach (var m in passed) deferred.Enqueue(m); // in arrival order, ahead of the inbox
+            }
+        }
+
+        static bool Answers(MsgMap m, long reqId) => m.Has("req_id") && m.GetLong("req_id") == reqId && m.GetString("type") != "reject";
+
+        static MsgMap Reply(MsgMap m) => m.GetString("type") == "error" ? throw new WorldBridgeException(HostError.From(m)) : m;
 
         // --- Requests (any thread; queued and sent by the send thread). Return the req_id or seq. ---
 
@@ -167,8 +212,24 @@ namespace WorldBridge.Core
         public long Reset(long? seed = null, string text = null, byte[] image = null, byte[] sketch = null) =>
             Request(id => Protocol.Reset(id, seed, text, image, sketch));
         public long Branch(long frame) => Request(id => Protocol.Branch(id, frame));
-        public long Settings(int? steps = null, double? temperature = null, double? cfg = null, double? fps = null, string mode = null) =>
-            Request(id => Protocol.Settings(id, steps, temperature, cfg, fps, mode));
+        /// <summary>`eventCfg` (1.1): guidance on events, >= 0, 1 = off; only backends with event conditioning have it
+        /// (CurrentSettings.HasEventGuidance).</summary>
+        public long Settings(int? steps = null, double? temperature = null, double? cfg = null, double? fps = null, string mode = null,
+                             double? eventCfg = null) =>
+            Request(id => Protocol.Settings(id, steps, temperature, cfg, fps, mode, eventCfg));
+
+        /// <summary>
+        /// (1.1) Pastes a PNG layer (RGBA: alpha-composited) with its top-left corner at frame pixel (x, y) and lets the world
+        /// go on from the edited frame. The host answers `ok` with `epoch` and `frame_index`, then re-sends the current frame
+        /// edited, with the new epoch and events ["edit"]; or `error` Unsupported when the session's backend cannot edit
+        /// (Session.Capabilities.CanEdit). With a session, the host's size and position rules are checked here first.
+        /// </summary>
+        public long Edit(byte[] png, int x, int y)
+        {
+            var s = session;
+            if (s != null && s.Width > 0 && s.Height > 0) FramePixels.CheckEdit(png, x, y, s.Width, s.Height);
+            return Request(id => Protocol.Edit(id, png, x, y));
+        }
         public long RecordStart(string path = null) => Request(id => Protocol.RecordStart(id, path));
         public long RecordStop() => Request(Protocol.RecordStop);
         public long Status() => Request(Protocol.Status);
@@ -312,16 +373,21 @@ namespace WorldBridge.Core
             if (type == "frame") { OnFrame(m, parts.Count > 1 ? parts[1] : null); return; }
             if (type == "session")
             {
-                var s = SessionInfo.From(m);
+                var s = SessionInfo.From(m, welcome);
                 Interlocked.Exchange(ref newestEpoch, s.Epoch);
                 lock (frameLock) latest = null; // frames of the previous session are stale
                 mode = s.Mode;
+                settings = s.TypedSettings;
                 session = s;
             }
             else if (type == "ok" && m.GetString("request") == "settings")
             {
-                var settings = m.GetMap("settings");
-                if (settings != null && settings.Has("mode")) mode = settings.GetString("mode");
+                var map = m.GetMap("settings");
+                if (map != null)
+                {
+                    settings = WorldSettings.From(map);
+                    if (map.Has("mode")) mode = map.GetString("mode");
+                }
             }
             else if (type == "error" && (m.GetBool("fatal") || m.GetString("code") == "unknown_session"))
             {

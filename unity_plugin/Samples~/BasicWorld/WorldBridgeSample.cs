@@ -23,6 +23,7 @@ namespace WorldBridge.Samples
         Text scoreText, statusText, recordText;
         RectTransform eventBar;
         AspectRatioFitter worldFitter;
+        WorldPaste paste;
         Font font;
         int score;
         readonly List<GameObject> eventButtons = new List<GameObject>();
@@ -77,6 +78,8 @@ namespace WorldBridge.Samples
             worldFitter = world.GetComponent<AspectRatioFitter>();
             worldFitter.aspectMode = AspectRatioFitter.AspectMode.FitInParent;
             view.rawImage = world.GetComponent<RawImage>();
+            paste = world.AddComponent<WorldPaste>(); // click the world to drop a crate into it (world model only)
+            paste.view = view;
 
             scoreText = Label(canvas.transform, "Score: 0", new Vector2(0, 1), new Vector2(16, -16), 28, TextAnchor.UpperLeft);
             view.backendLabel = Label(canvas.transform, "connecting…", new Vector2(0.5f, 1), new Vector2(0, -16), 20, TextAnchor.UpperCenter);
@@ -109,6 +112,10 @@ namespace WorldBridge.Samples
             var session = client.Session;
             if (session == null) return;
             worldFitter.aspectRatio = (float)session.Width / session.Height;
+            if (paste.layer != null) Destroy(paste.layer);
+            paste.layer = session.Capabilities.CanEdit ? Crate(System.Math.Max(2, session.Width / 5)) : null;
+            statusText.text = session.Capabilities.CanEdit ? "arrows/WASD/gamepad to play, click the world to drop a crate"
+                                                           : "arrows/WASD/gamepad to play (this backend cannot paste objects)";
             foreach (var type in session.EventTypes)
             {
                 var eventType = type;
@@ -124,6 +131,22 @@ namespace WorldBridge.Samples
             if (session != null && frame.Action >= 0 && frame.Action < session.ActionNames.Length && session.ActionNames[frame.Action].StartsWith("right"))
                 score++;
             scoreText.text = $"Score: {score}   frame {frame.Index}";
+        }
+
+        /// <summary>A small wooden crate with a transparent corner, made in code so the sample needs no texture asset.</summary>
+        static Texture2D Crate(int size)
+        {
+            var texture = new Texture2D(size, size, TextureFormat.RGBA32, false) { name = "Crate", filterMode = FilterMode.Point };
+            var pixels = new Color32[size * size];
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                {
+                    bool plank = x == 0 || y == 0 || x == size - 1 || y == size - 1 || x == y || x == size - 1 - y;
+                    pixels[y * size + x] = x + y == 0 ? new Color32(0, 0, 0, 0) : plank ? new Color32(90, 55, 20, 255) : new Color32(170, 120, 60, 255);
+                }
+            texture.SetPixels32(pixels);
+            texture.Apply(false);
+            return texture;
         }
 
         Text Label(Transform parent, string text, Vector2 corner, Vector2 offset, int size, TextAnchor align)

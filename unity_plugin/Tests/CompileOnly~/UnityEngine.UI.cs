@@ -9,6 +9,21 @@ namespace UnityEngine.EventSystems
     public abstract class BaseInputModule : UIBehaviour { }
     public class StandaloneInputModule : BaseInputModule { }
     public abstract class BaseMeshEffect : UIBehaviour { }
+
+    public interface IEventSystemHandler { }
+    public interface IPointerClickHandler : IEventSystemHandler { void OnPointerClick(PointerEventData eventData); }
+
+    public abstract class AbstractEventData { }
+    public class BaseEventData : AbstractEventData { public BaseEventData(EventSystem eventSystem) { } }
+
+    public class PointerEventData : BaseEventData
+    {
+        public enum InputButton { Left = 0, Right = 1, Middle = 2 }
+        public PointerEventData(EventSystem eventSystem) : base(eventSystem) { }
+        public Vector2 position { get; set; }
+        public Camera pressEventCamera => null;
+        public InputButton button { get; set; }
+    }
 }
 
 namespace UnityEngine.UI

@@ -61,6 +61,16 @@ namespace UnityEngine
         public Vector2 sizeDelta { get; set; }
         public Vector2 offsetMin { get; set; }
         public Vector2 offsetMax { get; set; }
+        public Rect rect => default;
+    }
+
+    public sealed class RectTransformUtility
+    {
+        public static bool ScreenPointToLocalPointInRectangle(RectTransform rect, Vector2 screenPoint, Camera cam, out Vector2 localPoint)
+        {
+            localPoint = default;
+            return false;
+        }
     }
 
     public struct Vector2
@@ -71,6 +81,13 @@ namespace UnityEngine
         public static Vector2 one => new Vector2(1, 1);
     }
 
+    public struct Vector2Int
+    {
+        public Vector2Int(int x, int y) { this.x = x; this.y = y; }
+        public int x { get; set; }
+        public int y { get; set; }
+    }
+
     public struct Rect
     {
         public Rect(float x, float y, float width, float height) { this.x = x; this.y = y; this.width = width; this.height = height; }
@@ -78,6 +95,7 @@ namespace UnityEngine
         public float y { get; set; }
         public float width { get; set; }
         public float height { get; set; }
+        public bool Contains(Vector2 point) => false;
     }
 
     public struct Color
@@ -86,6 +104,12 @@ namespace UnityEngine
         public Color(float r, float g, float b, float a) { this.r = r; this.g = g; this.b = b; this.a = a; }
         public static Color black => new Color(0, 0, 0, 1);
         public static Color white => new Color(1, 1, 1, 1);
+    }
+
+    public struct Color32
+    {
+        public byte r, g, b, a;
+        public Color32(byte r, byte g, byte b, byte a) { this.r = r; this.g = g; this.b = b; this.a = a; }
     }
 
     public enum TextureFormat { Alpha8 = 1, RGB24 = 3, RGBA32 = 4 }
@@ -107,6 +131,7 @@ namespace UnityEngine
         public void LoadRawTextureData(byte[] data) { }
         public void Apply(bool updateMipmaps = true, bool makeNoLongerReadable = false) { }
         public void ReadPixels(Rect source, int destX, int destY, bool recalculateMipMaps = true) { }
+        public void SetPixels32(Color32[] colors, int miplevel = 0) { }
     }
 
     public class RenderTexture : Texture
@@ -123,6 +148,7 @@ namespace UnityEngine
 
     public sealed class Graphics
     {
+        public static void Blit(Texture source, RenderTexture dest) { }
         public static void Blit(Texture source, RenderTexture dest, Vector2 scale, Vector2 offset) { }
     }
 
@@ -168,6 +194,7 @@ namespace UnityEngine
     public static class Application
     {
         public static event Action quitting;
+        public static bool isPlaying => false;
     }
 
     public static class Time { public static float unscaledTime => 0; }
@@ -203,6 +230,7 @@ namespace UnityEngine
         public static Event current { get; set; }
         public EventType type { get; set; }
         public KeyCode keyCode { get; set; }
+        public Vector2 mousePosition { get; set; }
         public void Use() { }
     }
 

@@ -54,20 +54,27 @@ namespace WorldBridge.Tests
             else framer.Send(MsgPack.Encode(header), payload);
         }
 
-        public void Welcome(long maxMessageBytes = 16 << 20) => Send(new MsgMap
+        public void Welcome(long maxMessageBytes = 16 << 20, int minor = 0) => Send(new MsgMap
         {
-            { "type", "welcome" }, { "protocol_major", 1 }, { "protocol_minor", 0 }, { "host", "fake/1" }, { "codec", "raw" },
-            { "capabilities", new List<object> { "step", "events", "branch" } }, { "backends", new List<object> { "sandbox" } },
+            { "type", "welcome" }, { "protocol_major", 1 }, { "protocol_minor", minor }, { "host", "fake/1" }, { "codec", "raw" },
+            { "capabilities", minor >= 1 ? new List<object> { "step", "events", "branch", "text_events", "edit" } : new List<object> { "step", "events", "branch" } },
+            { "backends", new List<object> { "sandbox" } },
             { "default_backend", "sandbox" }, { "limits", new MsgMap { { "max_message_bytes", maxMessageBytes }, { "max_sessions", 4 }, { "idle_timeout_s", 60.0 } } },
         });
 
-        public void Session(string id, bool resumed = false) => Send(new MsgMap
+        /// <summary>A 1.0 session, or with `capabilities` (1.1) when given.</summary>
+        public void Session(string id, bool resumed = false, params object[] capabilities)
         {
-            { "type", "session" }, { "session_id", id }, { "backend_kind", "sandbox" }, { "backend_name", "fake sandbox" },
-            { "mode", "step" }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object> { "noop", "right" } },
-            { "num_latent_actions", 2 }, { "event_types", new List<object> { "weather_snow" } }, { "settings", new MsgMap() },
-            { "frame_index", 0 }, { "epoch", 0 }, { "resumed", resumed },
-        });
+            var m = new MsgMap
+            {
+                { "type", "session" }, { "session_id", id }, { "backend_kind", "sandbox" }, { "backend_name", "fake sandbox" },
+                { "mode", "step" }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object> { "noop", "right" } },
+                { "num_latent_actions", 2 }, { "event_types", new List<object> { "weather_snow" } }, { "settings", new MsgMap() },
+                { "frame_index", 0 }, { "epoch", 0 }, { "resumed", resumed },
+            };
+            if (capabilities.Length > 0) m["capabilities"] = new List<object>(capabilities);
+            Send(m);
+        }
 
         public void Frame(string session, long index, long epoch, params object[] events) => Send(new MsgMap
         {
@@ -113,6 +120,7 @@ namespace WorldBridge.Tests
                 c.Connect();
                 var hello = host.Accept();
                 Assert.AreEqual(1, hello.GetLong("protocol_major"));
+                Assert.AreEqual(1, hello.GetLong("protocol_minor"), "this plugin speaks protocol 1.1");
                 Assert.AreEqual("nunit/1", hello.GetString("client"));
                 CollectionAssert.AreEqual(new[] { "raw" }, hello.GetStrings("codecs"));
                 host.Welcome();
@@ -160,6 +168,134 @@ namespace WorldBridge.Tests
                 host.Expect("bye");
                 Assert.AreEqual(ConnectionState.Closed, c.State);
                 Assert.Throws<InvalidOperationException>(() => c.Input(0));
+            }
+        }
+
+        /// <summary>A 2x1 RGBA PNG (the fake host's frames are 2x1); only its IHDR matters to the client.</summary>
+        static readonly byte[] Layer2x1 =
+        {
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, (byte)'I', (byte)'H', (byte)'D', (byte)'R',
+            0, 0, 0, 2, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0, 0, 0, 0,
+        };
+
+        static WorldBridgeConnection InSession(FakeHost host, params object[] capabilities)
+        {
+            var c = new WorldBridgeConnection(Options(host));
+            c.Connect();
+            host.Accept();
+            host.Welcome(minor: 1);
+            Assert.IsTrue(c.WaitReady(5000), c.LastError);
+            c.Start(new StartOptions { Mode = "step" });
+            host.Expect("start");
+            host.Session("s1", false, capabilities);
+            host.Frame("s1", 0, 0);
+            Assert.AreEqual("s1", NextMessage(c, "session").GetString("session_id"));
+            Assert.IsTrue(c.WaitFrame(5000, out _));
+            return c;
+        }
+
+        [Test]
+        public void EditIsAnsweredWithTheNewEpochAndTheEditedFrameFollows()
+        {
+            using (var host = new FakeHost())
+            using (var c = InSession(host, "events", "edit"))
+            {
+                Assert.IsTrue(c.Session.Capabilities.CanEdit);
+                Assert.IsFalse(c.Session.Capabilities.CanTextEvents);
+                c.Input(1);
+                host.Expect("input");
+                host.Frame("s1", 1, 0);
+                var id = c.Edit(Layer2x1, -1, 0);
+                var edit = host.Expect("edit");
+                Assert.AreEqual(id, edit.GetLong("req_id"));
+                CollectionAssert.AreEqual(Layer2x1, edit.GetBytes("layer"));
+                Assert.AreEqual((-1L, 0L), (edit.GetLong("x"), edit.GetLong("y")));
+                host.Send(new MsgMap { { "type", "ok" }, { "req_id", id }, { "request", "edit" }, { "epoch", 1 }, { "frame_index", 1 } });
+                host.Frame("s1", 1, 1, "edit");
+                host.Frame("s1", 1, 0);                         // a late frame of the old epoch is dropped
+                var ok = c.WaitReply(id, 5000);
+                Assert.AreEqual(("edit", 1L, 1L), (ok.GetString("request"), ok.GetLong("epoch"), ok.GetLong("frame_index")));
+                Until(() => c.FramesReceived == 3, "the edited frame");
+                host.Send(new MsgMap { { "type", "pong" }, { "req_id", 99 } }); // everything sent before it has been read
+                NextMessage(c, "pong");
+                Assert.IsTrue(c.TryTakeFrame(out var edited));
+                Assert.AreEqual((1L, 1L), (edited.Index, edited.Epoch));
+                CollectionAssert.AreEqual(new[] { "edit" }, edited.Events);
+                Assert.IsFalse(c.TryTakeFrame(out _));
+
+                // the host's rules are checked before anything is sent
+                StringAssert.Contains("[-2, 4]", Assert.Throws<ArgumentException>(() => c.Edit(Layer2x1, 5, 0)).Message);
+                var tall = (byte[])Layer2x1.Clone();
+                tall[23] = 3;
+                StringAssert.Contains("2x3 but the frame is 2x1", Assert.Throws<ArgumentException>(() => c.Edit(tall, 0, 0)).Message);
+                StringAssert.Contains("not a PNG", Assert.Throws<ArgumentException>(() => c.Edit(new byte[] { 1, 2, 3 }, 0, 0)).Message);
+
+                var settingsId = c.Settings(eventCfg: 2.5);
+                var settings = host.Expect("settings");
+                Assert.AreEqual(2.5, settings.GetDouble("event_cfg"));
+                Assert.IsFalse(settings.Has("steps"));
+                host.Send(new MsgMap { { "type", "ok" }, { "req_id", settingsId }, { "request", "settings" },
+                                       { "settings", new MsgMap { { "steps", null }, { "event_cfg", 2.5 }, { "fps", 24.0 }, { "mode", "step" } } } });
+                c.WaitReply(settingsId, 5000);
+                Assert.AreEqual(2.5, c.CurrentSettings.EventCfg);
+            }
+        }
+
+        [Test]
+        public void UnsupportedEditIsATypedErrorAndTheSessionGoesOn()
+        {
+            using (var host = new FakeHost())
+            using (var c = InSession(host, "text_prompt", "sketch_prompt", "events", "text_events"))
+            {
+                Assert.IsFalse(c.Session.Capabilities.CanEdit);
+                var id = c.Edit(Layer2x1, 0, 0);               // the core still asks: the host decides
+                host.Expect("edit");
+                var statusId = c.Status();
+                host.Expect("status");
+                host.Frame("s1", 1, 0);
+                host.Send(new MsgMap { { "type", "status" }, { "req_id", statusId } }); // an answer that overtakes the error
+                host.Send(new MsgMap { { "type", "pong" }, { "req_id", 77 } });
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", id }, { "code", "unsupported" },
+                                       { "message", "the sandbox game cannot edit frames" }, { "fatal", false } });
+                var e = Assert.Throws<WorldBridgeException>(() => c.WaitReply(id, 5000));
+                Assert.AreEqual(HostErrorCode.Unsupported, e.Kind);
+                Assert.AreEqual(id, e.Error.ReqId);
+                StringAssert.Contains("cannot edit", e.Message);
+                Assert.IsNotNull(c.Session, "a non-fatal error keeps the session");
+                Assert.AreEqual("status", c.WaitReply(statusId, 1000).GetString("type"), "an answer passed over is still found");
+                Assert.AreEqual(77, NextMessage(c, "pong").GetLong("req_id"), "messages passed over while waiting are kept");
+                Assert.IsFalse(c.TryReceiveMessage(out _), "the answer WaitReply took (here: raised) is not delivered twice");
+                Assert.IsTrue(c.TryTakeFrame(out var before));
+                Assert.AreEqual((1L, 0L), (before.Index, before.Epoch), "a refused edit leaves the epoch alone");
+                c.Input(1);
+                host.Expect("input");
+                host.Frame("s1", 2, 0);
+                Assert.IsTrue(c.WaitFrame(5000, out var f));
+                Assert.AreEqual((2L, 0L), (f.Index, f.Epoch));
+                var t = Assert.Throws<TimeoutException>(() => c.WaitReply(12345, 100));
+                StringAssert.Contains("12345", t.Message);
+            }
+        }
+
+        [Test]
+        public void ASessionFromA10HostAllowsEverythingButEdit()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();                                // protocol 1.0, no `edit` capability
+                Assert.IsTrue(c.WaitReady(5000));
+                c.Start(new StartOptions());
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                var caps = c.Session.Capabilities;
+                Assert.IsFalse(caps.Declared);
+                Assert.IsTrue(caps.CanTextPrompt && caps.CanImagePrompt && caps.CanEvents && caps.CanTextEvents);
+                Assert.IsFalse(caps.CanEdit);
+                Assert.IsFalse(c.CurrentSettings.HasEventGuidance);
             }
         }
 

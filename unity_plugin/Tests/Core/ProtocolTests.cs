@@ -39,6 +39,8 @@ namespace WorldBridge.Tests
             AssertBytes("msg_reset", Protocol.Reset(5, seed: 8, text: "a forest"));
             AssertBytes("msg_branch", Protocol.Branch(6, 30));
             AssertBytes("msg_settings", Protocol.Settings(7, steps: 8, temperature: 0.9, cfg: 1.5, fps: 30, mode: "step"));
+            AssertBytes("msg_settings_event_cfg", Protocol.Settings(14, eventCfg: 2.5));
+            AssertBytes("msg_edit", Protocol.Edit(13, Message("msg_edit").GetBytes("layer"), -40, 12));
             AssertBytes("msg_record_start", Protocol.RecordStart(8, "recordings/demo.wbrec"));
             AssertBytes("msg_record_stop", Protocol.RecordStop(9));
             AssertBytes("msg_status_request", Protocol.Status(10));
@@ -77,12 +79,141 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void HelloAsksForProtocolOneOne()
+        {
+            var hello = (MsgMap)MsgPack.Decode(MsgPack.Encode(Protocol.Hello("x", new[] { "raw" })));
+            Assert.AreEqual((1L, 1L), (hello.GetLong("protocol_major"), hello.GetLong("protocol_minor")));
+            Assert.AreEqual(1, Message("msg_hello").GetLong("protocol_minor"), "the golden hello is the 1.1 one");
+        }
+
+        [Test]
+        public void SessionCapabilitiesAreParsedIntoATypedSet()
+        {
+            var welcome11 = WelcomeInfo.From(Message("msg_welcome"));
+            Assert.IsTrue(welcome11.Can("edit") && welcome11.Can("text_events"));
+            var welcome10 = WelcomeInfo.From(Message("msg_welcome"));
+            welcome10.ProtocolMinor = 0;
+            welcome10.Capabilities = Array.FindAll(welcome10.Capabilities, c => c != "edit" && c != "text_events");
+
+            // a 1.1 world model that can do everything
+            var caps = SessionInfo.From(Message("msg_session_caps"), welcome11).Capabilities;
+            Assert.IsTrue(caps.Declared);
+            CollectionAssert.AreEqual(SessionCapabilities.All, caps.Names);
+            Assert.IsTrue(caps.CanEdit && caps.CanEvents && caps.CanTextEvents && caps.CanSketchPrompt && caps.Has("edit"));
+
+            // a 1.1 session that lists less: exactly that, and future names are kept
+            var sandbox = Message("msg_session");
+            sandbox["capabilities"] = new List<object> { "text_prompt", "sketch_prompt", "events", "time_travel" };
+            caps = SessionInfo.From(sandbox, welcome11).Capabilities;
+            Assert.IsTrue(caps.CanTextPrompt && caps.CanSketchPrompt && caps.CanEvents && caps.Has("time_travel"));
+            Assert.IsFalse(caps.CanEdit || caps.CanImagePrompt || caps.CanTextEvents || caps.Has("text_events"));
+            sandbox["capabilities"] = new List<object>();
+            caps = SessionInfo.From(sandbox).Capabilities;
+            Assert.IsTrue(caps.Declared);
+            Assert.IsFalse(caps.CanTextPrompt || caps.CanEvents || caps.CanEdit, "an empty list means the backend can do none of them");
+            Assert.AreEqual("none", caps.ToString());
+
+            // a 1.0 host says nothing: everything 1.0 had is allowed; edit only if the host's welcome knows it
+            var old = Message("msg_session");
+            Assert.IsFalse(old.Has("capabilities"));
+            caps = SessionInfo.From(old, welcome10).Capabilities;
+            Assert.IsFalse(caps.Declared);
+            Assert.IsTrue(caps.CanTextPrompt && caps.CanImagePrompt && caps.CanSketchPrompt && caps.CanEvents && caps.CanTextEvents);
+            Assert.IsFalse(caps.CanEdit, "a 1.0 host ignores `edit` and never answers it");
+            Assert.IsFalse(SessionInfo.From(old).Capabilities.CanEdit);
+            Assert.IsTrue(SessionInfo.From(old, welcome11).Capabilities.CanEdit);
+        }
+
+        [Test]
+        public void SettingsCarryEventGuidanceWhenTheBackendHasIt()
+        {
+            var with = SessionInfo.From(Message("msg_session_caps")).TypedSettings;
+            Assert.IsTrue(with.HasEventGuidance);
+            Assert.AreEqual(1.0, with.EventCfg);
+            Assert.AreEqual(8, with.Steps);
+            Assert.AreEqual("step", with.Mode);
+            var without = SessionInfo.From(Message("msg_session")).TypedSettings;
+            Assert.IsFalse(without.HasEventGuidance, "a 1.0 session's settings have no event_cfg");
+            var sandbox = WorldSettings.From(new MsgMap { { "steps", null }, { "temperature", null }, { "cfg", null }, { "event_cfg", null },
+                                                          { "fps", 24.0 }, { "mode", "realtime" } });
+            Assert.IsFalse(sandbox.HasEventGuidance || sandbox.Steps.HasValue || sandbox.Cfg.HasValue);
+            Assert.AreEqual(24.0, sandbox.Fps);
+            var lenient = WorldSettings.From(new MsgMap { { "event_cfg", 2L } });
+            Assert.AreEqual(2.0, lenient.EventCfg, "an integer where a float is documented is accepted");
+        }
+
+        [Test]
+        public void ErrorsAreTyped()
+        {
+            var e = HostError.From(Message("msg_error_unsupported"));
+            Assert.AreEqual(HostErrorCode.Unsupported, e.Kind);
+            Assert.AreEqual("unsupported", e.Code);
+            Assert.AreEqual(13L, e.ReqId);
+            Assert.IsFalse(e.Fatal);
+            StringAssert.Contains("world_model", e.Message);
+            Assert.AreEqual(HostErrorCode.BadArgument, HostError.From(Message("msg_error")).Kind);
+            var reject = HostError.From(Message("msg_reject"));
+            Assert.AreEqual((HostErrorCode.VersionMismatch, true), (reject.Kind, reject.Fatal));
+            Assert.IsNull(reject.ReqId);
+            Assert.AreEqual(HostErrorCode.Other, HostError.Parse("melted"), "a code newer than the plugin is kept as text");
+            foreach (var code in new[] { "not_ready", "no_session", "unknown_session", "bad_message", "too_large", "bad_prompt", "busy", "backend_error" })
+                Assert.AreNotEqual(HostErrorCode.Other, HostError.Parse(code), code);
+            Assert.AreEqual(HostErrorCode.Unsupported, new WorldBridgeException(e).Kind);
+
+            var ok = Message("msg_ok_edit");
+            Assert.AreEqual(("edit", 2L, 42L), (ok.GetString("request"), ok.GetLong("epoch"), ok.GetLong("frame_index")));
+        }
+
+        [Test]
+        public void EditLayersAreCheckedLikeTheHostChecksThem()
+        {
+            var layer = Message("msg_edit").GetBytes("layer");
+            Assert.IsTrue(Png.TryReadSize(layer, out var w, out var h));
+            Assert.AreEqual((2, 2), (w, h));
+            Assert.IsFalse(Png.TryReadSize(new byte[] { 0xff, 0xd8, 0xff, 0xe0 }, out _, out _), "JPEG is not a PNG");
+            Assert.IsFalse(Png.TryReadSize(null, out _, out _));
+            StringAssert.Contains("not a PNG", Assert.Throws<ArgumentException>(() => Protocol.Edit(1, new byte[30], 0, 0)).Message);
+            StringAssert.Contains("needs a layer", Assert.Throws<ArgumentException>(() => Protocol.Edit(1, null, 0, 0)).Message);
+
+            FramePixels.CheckEdit(layer, -64, 128, 64, 64); // the corners of the allowed range
+            FramePixels.CheckEdit(layer, 128, -64, 64, 64);
+            StringAssert.Contains("[-64, 128]", Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 129, 0, 64, 64)).Message);
+            Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, -65, 64, 64));
+            var big = Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, 0, 1, 8));
+            StringAssert.Contains("2x2 but the frame is 1x8", big.Message);
+            Assert.DoesNotThrow(() => FramePixels.CheckEdit(layer, 0, 0, 2, 2));
+
+            FramePixels.TopLeftForCentre(10, 10, 5, 4, out var x, out var y);
+            Assert.AreEqual((8, 8), (x, y));
+        }
+
+        [Test]
+        public void DisplayPointsMapToFramePixels()
+        {
+            // WorldView shows the frame with uvRect (0, 1, 1, -1): the top of the picture is the frame's row 0
+            Assert.IsTrue(FramePixels.FromDisplayPoint(0, 1, 0, 1, 1, -1, 64, 48, out var x, out var y));
+            Assert.AreEqual((0, 0), (x, y), "top-left corner");
+            Assert.IsTrue(FramePixels.FromDisplayPoint(1, 0, 0, 1, 1, -1, 64, 48, out x, out y));
+            Assert.AreEqual((63, 47), (x, y), "bottom-right corner");
+            Assert.IsTrue(FramePixels.FromDisplayPoint(0.5, 0.75, 0, 1, 1, -1, 64, 48, out x, out y));
+            Assert.AreEqual((32, 12), (x, y), "a quarter down from the top");
+            // an unflipped texture (uvRect 0,0,1,1): the top of the picture is the frame's last row
+            Assert.IsTrue(FramePixels.FromDisplayPoint(0.25, 1, 0, 0, 1, 1, 64, 48, out x, out y));
+            Assert.AreEqual((16, 47), (x, y));
+            Assert.IsFalse(FramePixels.FromDisplayPoint(1.2, 0.5, 0, 1, 1, -1, 64, 48, out x, out y), "outside the picture");
+            Assert.AreEqual(63, x, "clamped to the frame");
+            Assert.Throws<ArgumentException>(() => FramePixels.FromDisplayPoint(0, 0, 0, 1, 1, -1, 0, 48, out _, out _));
+        }
+
+        [Test]
         public void BadRequestsAreRefusedBeforeSending()
         {
             Assert.Throws<ArgumentException>(() => Protocol.Event(1, null, ""));
             Assert.Throws<ArgumentException>(() => Protocol.Branch(1, -1));
             StringAssert.Contains("realtime", Assert.Throws<ArgumentException>(() => Protocol.Settings(1, mode: "fast")).Message);
             Assert.Throws<ArgumentException>(() => Protocol.Input(1.5, 0, 1));
+            StringAssert.Contains("event_cfg", Assert.Throws<ArgumentException>(() => Protocol.Settings(1, eventCfg: -0.5)).Message);
+            Assert.Throws<ArgumentException>(() => Protocol.Settings(1, eventCfg: double.NaN));
         }
     }
 }

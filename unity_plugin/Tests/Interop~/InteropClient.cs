@@ -2,7 +2,9 @@
 // same protocol core the Unity components use, and writes one line per frame (index, epoch, action, SHA-256 of the
 // pixels) so pytest can compare them with what the Python client gets for the same seed and inputs.
 // Usage: mono InteropClient.exe --endpoint tcp://127.0.0.1:5555 --seed 7 --actions 2,2,3,0 --out frames.txt
-//        [--backend sandbox] [--event first|<type>|none] [--idle-after N --idle-ms MS]
+//        [--backend sandbox] [--event first|<type>|none] [--idle-after N --idle-ms MS] [--edit layer.png:X:Y]
+// --edit (protocol 1.1) pastes the PNG at frame pixel (X, Y) after the inputs (and the event), then sends one more input;
+// it writes `edit ok EPOCH INDEX<TAB>EVENTS` + the edited frame, or `edit error CODE<TAB>MESSAGE`, then the next frame.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -50,15 +52,17 @@ public static class InteropClient
         Expect(c, "session", startId);
         var s = c.Session;
         lines.Add($"session {s.SessionId} {s.BackendKind} {s.Width}x{s.Height} {string.Join(",", s.ActionNames)}");
+        lines.Add($"capabilities {(s.Capabilities.Declared ? "declared" : "implied")} {string.Join(",", s.Capabilities.Names)}");
+        long index = 0, epoch = 0;
 
         var watch = Stopwatch.StartNew();
-        lines.Add(FrameLine(Next(c, 0)));
+        lines.Add(FrameLine(Next(c, 0, 0)));
         int idleAfter = int.Parse(o["idle-after"]);
         for (int i = 0; i < actions.Length; i++)
         {
             if (i == idleAfter) Thread.Sleep(int.Parse(o["idle-ms"])); // long enough for heartbeats to need PONGs
             c.Input(actions[i]);
-            lines.Add(FrameLine(Next(c, i + 1)));
+            lines.Add(FrameLine(Next(c, ++index, epoch)));
         }
         var stepMs = watch.Elapsed.TotalMilliseconds / Math.Max(1, actions.Length);
 
@@ -67,8 +71,27 @@ public static class InteropClient
             var type = o["event"] == "first" ? s.EventTypes[0] : o["event"];
             var ok = Expect(c, "ok", c.Event(type));
             c.Input(0);
-            var after = Next(c, actions.Length + 1);
+            var after = Next(c, ++index, epoch);
             lines.Add($"event {type}\t{ok.GetString("caption")}\t{string.Join("|", after.Events)}");
+        }
+        if (o.ContainsKey("edit"))
+        {
+            var spec = o["edit"].Split(':');
+            if (spec.Length != 3) throw new ArgumentException($"--edit takes layer.png:X:Y, got '{o["edit"]}'");
+            var id = c.Edit(File.ReadAllBytes(spec[0]), int.Parse(spec[1]), int.Parse(spec[2]));
+            try
+            {
+                var ok = c.WaitReply(id, 15000);
+                if (ok.GetString("request") != "edit" || ok.GetLong("frame_index") != index || ok.GetLong("epoch") <= epoch)
+                    throw new Exception($"edit answered request={ok.GetString("request")} epoch={ok.GetLong("epoch")} frame_index={ok.GetLong("frame_index")} at frame {index} of epoch {epoch}");
+                epoch = ok.GetLong("epoch");
+                var edited = Next(c, index, epoch);
+                lines.Add($"edit ok {epoch} {index}\t{string.Join("|", edited.Events)}");
+                lines.Add(FrameLine(edited));
+            }
+            catch (WorldBridgeException e) { lines.Add($"edit error {e.Error.Code}\t{e.Error.Message}"); }
+            c.Input(0);
+            lines.Add("after_edit " + FrameLine(Next(c, ++index, epoch)));
         }
         lines.Add($"stats frames={c.FramesReceived} dropped={c.FramesDropped} step_ms={stepMs:F2}");
         c.Close();
@@ -80,10 +103,10 @@ public static class InteropClient
         return 0;
     }
 
-    static WorldFrame Next(WorldBridgeConnection c, long index)
+    static WorldFrame Next(WorldBridgeConnection c, long index, long epoch)
     {
         if (!c.WaitFrame(10000, out var f)) throw new Exception($"frame {index} did not arrive: {c.LastError}");
-        if (f.Index != index || f.Epoch != 0) throw new Exception($"expected frame {index} of epoch 0, got frame {f.Index} of epoch {f.Epoch}");
+        if (f.Index != index || f.Epoch != epoch) throw new Exception($"expected frame {index} of epoch {epoch}, got frame {f.Index} of epoch {f.Epoch}");
         return f;
     }
 

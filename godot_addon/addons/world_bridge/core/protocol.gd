@@ -1,26 +1,30 @@
 @tool
 class_name WorldBridgeProtocol
 extends RefCounted
-## Builders for WorldBridge protocol 1.0 messages, keys in the order docs/protocol.md lists them.
+## Builders for WorldBridge protocol 1.1 messages, keys in the order docs/protocol.md lists them.
 ##
 ## Keeping every client->host message in one place makes the Godot bytes comparable with the
 ## golden vectors (docs/protocol/vectors/msgpack.json) and with the Unity and Python clients.
 
 const MAJOR := 1
-const MINOR := 0
+const MINOR := 1
 const CLIENT_NAME := "godot/0.1.0"
 ## Pixel codecs Godot decodes itself (Image.set_data, load_png_from_buffer, load_jpg_from_buffer).
 const CODECS := ["raw", "png", "jpeg"]
 const BACKEND_SANDBOX := "sandbox"
 const BACKEND_WORLD_MODEL := "world_model"
 const MODES := ["realtime", "step"]
+## What one session's backend may be able to do (`session.capabilities`, 1.1), in documented order.
+const SESSION_CAPABILITIES := [
+	"text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit"
+]
 ## `start` keys after type/req_id, in documented order.
 const START_KEYS := [
 	"backend", "mode", "fps", "seed", "text", "image", "sketch", "action_map", "resume"
 ]
 const RESET_KEYS := ["seed", "text", "image", "sketch"]
-const SETTINGS_KEYS := ["steps", "temperature", "cfg", "fps", "mode"]
-const FLOAT_KEYS := ["fps", "temperature", "cfg"]
+const SETTINGS_KEYS := ["steps", "temperature", "cfg", "event_cfg", "fps", "mode"]
+const FLOAT_KEYS := ["fps", "temperature", "cfg", "event_cfg"]
 
 
 static func hello(client_name: String = CLIENT_NAME, codecs: Array = CODECS) -> Dictionary:
@@ -71,6 +75,11 @@ static func reset(req_id: int, prompt: Dictionary) -> Dictionary:
 
 static func branch(req_id: int, frame: int) -> Dictionary:
 	return {"type": "branch", "req_id": req_id, "frame": frame}
+
+
+## Pastes `layer` (PNG bytes, RGBA or RGB) with its top-left corner at frame pixel (x, y) (1.1).
+static func edit(req_id: int, layer: PackedByteArray, x: int, y: int) -> Dictionary:
+	return {"type": "edit", "req_id": req_id, "layer": layer, "x": x, "y": y}
 
 
 static func settings(req_id: int, values: Dictionary) -> Dictionary:

@@ -1,11 +1,13 @@
 @tool
 extends VBoxContainer
 ## The WorldBridge editor dock: connect to a host, prompt by text or image (or the 2D view),
-## preview the world, press actions, fire events, record; all without running the game.
+## preview the world, press actions, fire events, paste objects into the world (protocol 1.1),
+## record; all without running the game. Controls the session's backend cannot use are greyed.
 
 const Client := preload("../nodes/world_bridge_client.gd")
 const View := preload("../nodes/world_view.gd")
 const BACKENDS := ["default", "sandbox", "world_model"]
+const UNAVAILABLE := "\n(greyed: this session's backend cannot do it)"
 
 var client: Client
 var view: View
@@ -17,10 +19,23 @@ var _backend: OptionButton
 var _mode: OptionButton
 var _prompt: TextEdit
 var _actions: GridContainer
+var _image_button: Button
+var _sketch_button: Button
 var _events: OptionButton
 var _event_text: LineEdit
+var _fire_button: Button
+var _event_cfg: SpinBox
+var _object_button: Button
+var _object_label: Label
+var _object_size: SpinBox
+var _paste_x: SpinBox
+var _paste_y: SpinBox
+var _paste_button: Button
 var _record_button: Button
 var _file_dialog: FileDialog
+var _object_dialog: FileDialog
+## The picked object (a PNG, alpha = transparent), pasted scaled to _object_size.
+var _object: Image = null
 
 
 func _ready() -> void:
@@ -38,7 +53,10 @@ func _ready() -> void:
 	client.recording_changed.connect(_on_recording_changed)
 	client.error_received.connect(_on_error)
 	client.event_applied.connect(_on_event_applied)
+	client.edit_applied.connect(_on_edit_applied)
+	client.capabilities_changed.connect(_on_capabilities_changed)
 	_build()
+	_apply_capabilities()
 
 
 func _exit_tree() -> void:
@@ -70,14 +88,18 @@ func _build() -> void:
 	add_child(_prompt)
 	row = _row()
 	_button(row, "Start", _on_start_pressed)
-	_button(row, "Image...", _on_image_pressed)
-	_button(row, "Sketch from 2D view", _on_sketch_pressed)
+	_image_button = _button(row, "Image...", _on_image_pressed)
+	_image_button.tooltip_text = "Start (or reset) the world from a PNG or JPEG image"
+	_sketch_button = _button(row, "Sketch from 2D view", _on_sketch_pressed)
+	_sketch_button.tooltip_text = "Start (or reset) the world from the 2D view, as a sketch"
 
 	view = View.new()
 	view.custom_minimum_size = Vector2(0, 200)
 	view.size_flags_vertical = Control.SIZE_EXPAND_FILL
+	view.tooltip_text = "Click to paste the picked object there"
 	add_child(view)
 	view.client = client
+	view.frame_clicked.connect(_on_preview_clicked)
 
 	_actions = GridContainer.new()
 	_actions.columns = 4
@@ -89,7 +111,39 @@ func _build() -> void:
 	_event_text.placeholder_text = "or free text: make it snow"
 	_event_text.size_flags_horizontal = Control.SIZE_EXPAND_FILL
 	row.add_child(_event_text)
-	_button(row, "Fire", _on_fire_pressed)
+	_fire_button = _button(row, "Fire", _on_fire_pressed)
+	row = _row()
+	var cfg_label := Label.new()
+	cfg_label.text = "Event guidance"
+	row.add_child(cfg_label)
+	_event_cfg = _spin(
+		row, 0.0, 10.0, 0.1, "Guidance on events (event_cfg): 1 = off, higher = stronger"
+	)
+	_event_cfg.value = 1.0
+	_event_cfg.value_changed.connect(
+		func(value: float) -> void: client.change_settings({"event_cfg": value})
+	)
+
+	row = _row()
+	_object_button = _button(
+		row, "Object...", func() -> void: _object_dialog.popup_centered_ratio(0.6)
+	)
+	_object_button.tooltip_text = "Pick a PNG to paste into the world (alpha = transparent)"
+	_object_label = Label.new()
+	_object_label.text = "no object picked"
+	_object_label.size_flags_horizontal = Control.SIZE_EXPAND_FILL
+	_object_label.text_overrun_behavior = TextServer.OVERRUN_TRIM_ELLIPSIS
+	row.add_child(_object_label)
+	row = _row()
+	_object_size = _spin(row, 1, 256, 1, "Object size: its longest side in frame pixels")
+	_object_size.value = 16
+	_object_size.suffix = "px"
+	_paste_x = _spin(row, -512, 1024, 1, "x: the object's left edge in frame pixels")
+	_paste_x.prefix = "x"
+	_paste_y = _spin(row, -512, 1024, 1, "y: the object's top edge in frame pixels")
+	_paste_y.prefix = "y"
+	_paste_button = _button(row, "Paste", _on_paste_pressed)
+	_paste_button.tooltip_text = "Paste the object at (x, y); or click the preview"
 
 	row = _row()
 	_record_button = _button(row, "Record", func() -> void: client.toggle_recording())
@@ -102,6 +156,12 @@ func _build() -> void:
 	_file_dialog.filters = PackedStringArray(["*.png, *.jpg, *.jpeg ; PNG or JPEG images"])
 	_file_dialog.file_selected.connect(_on_image_selected)
 	add_child(_file_dialog)
+	_object_dialog = FileDialog.new()
+	_object_dialog.file_mode = FileDialog.FILE_MODE_OPEN_FILE
+	_object_dialog.access = FileDialog.ACCESS_FILESYSTEM
+	_object_dialog.filters = PackedStringArray(["*.png ; PNG images (alpha = transparent)"])
+	_object_dialog.file_selected.connect(_on_object_selected)
+	add_child(_object_dialog)
 
 
 func _row() -> HBoxContainer:
@@ -116,6 +176,16 @@ func _button(parent: Control, text: String, callback: Callable) -> Button:
 	button.pressed.connect(callback)
 	parent.add_child(button)
 	return button
+
+
+func _spin(parent: Control, low: float, high: float, step: float, tooltip: String) -> SpinBox:
+	var spin := SpinBox.new()
+	spin.min_value = low
+	spin.max_value = high
+	spin.step = step
+	spin.tooltip_text = tooltip
+	parent.add_child(spin)
+	return spin
 
 
 func _options(parent: Control, items: Array, tooltip: String) -> OptionButton:
@@ -178,6 +248,37 @@ func _prompt_with(prompt: Dictionary) -> void:
 			client.connect_to_host(_endpoint.text.strip_edges())
 
 
+func _on_object_selected(path: String) -> void:
+	var image := Image.new()
+	if image.load_png_from_buffer(FileAccess.get_file_as_bytes(path)) != OK:
+		_status.text = "%s is not a readable PNG" % path
+		return
+	_object = image
+	_object_label.text = "%s (%dx%d)" % [path.get_file(), image.get_width(), image.get_height()]
+	_object_label.tooltip_text = path
+
+
+func _on_paste_pressed() -> void:
+	if _object == null:
+		_status.text = "pick an object first (Object...)"
+		return
+	var layer := Client.object_layer(_object, int(_object_size.value))
+	client.edit(layer, int(_paste_x.value), int(_paste_y.value))
+
+
+## A click on the preview pastes the picked object centred there (when the backend can edit).
+func _on_preview_clicked(pixel: Vector2i, button_index: int) -> void:
+	if button_index != MOUSE_BUTTON_LEFT or _paste_button.disabled:
+		return
+	if _object == null:
+		_status.text = "pick an object first (Object...), then click the preview"
+		return
+	var layer := Client.object_layer(_object, int(_object_size.value))
+	_paste_x.value = pixel.x - (layer.get_width() >> 1)
+	_paste_y.value = pixel.y - (layer.get_height() >> 1)
+	client.edit(layer, int(_paste_x.value), int(_paste_y.value))
+
+
 func _on_fire_pressed() -> void:
 	var event_type := ""
 	if _events.item_count > 0 and _events.selected >= 0:
@@ -209,7 +310,51 @@ func _on_session_started(session: Dictionary) -> void:
 	if typeof(event_types) == TYPE_ARRAY:
 		for event_type in event_types:
 			_events.add_item(str(event_type))
+	var settings: Variant = session.get("settings", {})
+	if typeof(settings) == TYPE_DICTIONARY and typeof(settings.get("event_cfg")) == TYPE_FLOAT:
+		_event_cfg.set_value_no_signal(settings["event_cfg"])
+	_apply_capabilities()
 	_status.text = client.backend_label()
+
+
+func _on_capabilities_changed(_capabilities: PackedStringArray) -> void:
+	_apply_capabilities()
+
+
+## Greys out what this session's backend cannot do (session.capabilities); before a host has
+## greeted the dock nothing is known, so prompts stay available.
+func _apply_capabilities() -> void:
+	var known := not client.welcome.is_empty()
+	var live := client.is_in_session()
+	_enable(_image_button, not known or client.has_capability("image_prompt"))
+	_enable(_sketch_button, not known or client.has_capability("sketch_prompt"))
+	var typed := live and client.has_capability("events") and _events.item_count > 0
+	var text := live and client.has_capability("text_events")
+	_enable(_events, typed)
+	_event_text.editable = text
+	_enable(_fire_button, typed or text)
+	var settings: Variant = client.session.get("settings", {})
+	_event_cfg.editable = (
+		live
+		and typeof(settings) == TYPE_DICTIONARY
+		and typeof(settings.get("event_cfg")) == TYPE_FLOAT
+	)
+	var can_edit := live and client.has_capability("edit")
+	for control in [_object_size, _paste_x, _paste_y]:
+		control.editable = can_edit
+	_enable(_paste_button, can_edit)
+	view.tooltip_text = (
+		"Click to paste the picked object there"
+		if can_edit
+		else "This session's backend cannot paste objects (the sandbox renders from game state)"
+	)
+
+
+func _enable(button: BaseButton, enabled: bool) -> void:
+	button.disabled = not enabled
+	button.tooltip_text = button.tooltip_text.trim_suffix(UNAVAILABLE)
+	if not enabled:
+		button.tooltip_text += UNAVAILABLE
 
 
 ## Realtime: the action holds while the button is down. Step: one frame per click.
@@ -231,6 +376,7 @@ func _on_action_released() -> void:
 
 func _on_session_ended(reason: String) -> void:
 	_status.text = "session ended: %s" % reason
+	_apply_capabilities()
 
 
 func _on_recording_changed(recording: bool, path: String) -> void:
@@ -243,4 +389,11 @@ func _on_error(code: String, message: String, _fatal: bool) -> void:
 
 
 func _on_event_applied(caption: String) -> void:
-	_status.text = "event: %s" % caption
+	if caption != "edit":  # an edited frame's marker: edit_applied has said it
+		_status.text = "event: %s" % caption
+
+
+func _on_edit_applied(epoch: int, frame_index: int) -> void:
+	_status.text = (
+		"pasted into frame %d; the world goes on from it (epoch %d)" % [frame_index, epoch]
+	)

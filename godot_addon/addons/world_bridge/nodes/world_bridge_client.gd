@@ -5,8 +5,9 @@ extends Node
 ## Connects to a WorldBridge host, runs one session and emits its frames.
 ##
 ## Works in exported games without the editor plugin. Poll-driven from _process: connection,
-## hello/welcome, start/session, frames, events, recording and resume after a reconnect.
-## Always shows users which backend runs: the sandbox game is a test backend, not the world model.
+## hello/welcome, start/session, frames, events, frame edits (protocol 1.1), recording and resume
+## after a reconnect. Always shows users which backend runs: the sandbox game is a test backend,
+## not the world model.
 
 ## Human-readable connection/session status, e.g. for a HUD.
 signal status_changed(text: String)
@@ -21,6 +22,11 @@ signal frame_received(header: Dictionary, pixels: PackedByteArray)
 signal error_received(code: String, message: String, fatal: bool)
 ## The host applied an event; `caption` is what will show on the next frame.
 signal event_applied(caption: String)
+## The host pasted an edit() layer: the edited frame follows with this epoch and frame_index.
+signal edit_applied(epoch: int, frame_index: int)
+## What has_capability() allows changed (a host greeted, a session started or ended): the
+## names of WorldBridgeProtocol.SESSION_CAPABILITIES this session's backend can do now.
+signal capabilities_changed(capabilities: PackedStringArray)
 signal recording_changed(recording: bool, path: String)
 ## Every message from the host, decoded, for tools that need more than the signals above.
 signal message_received(header: Dictionary, payload: PackedByteArray)
@@ -69,6 +75,8 @@ var fps_measured := 0.0
 var latency_ms := -1.0
 var rtt_ms := -1.0
 var last_status := {}
+## What this session's backend can do (see has_capability), e.g. ["image_prompt", "edit"].
+var capabilities := PackedStringArray()
 
 var _socket: Zmtp = null
 var _req_id := 0
@@ -127,7 +135,9 @@ func disconnect_from_host() -> void:
 	_socket.close()
 	_socket = null
 	_resume_id = ""
+	welcome = {}
 	_end_session("disconnected")
+	_update_capabilities()
 	_set_link(Link.OFFLINE, "offline")
 
 
@@ -180,7 +190,7 @@ func start_session(options: Dictionary = {}) -> bool:
 	}
 	if prompt_viewport != null and not options.has(prompt_viewport_as):
 		var png := capture_viewport_png(prompt_viewport)
-		if not has_capability(prompt_viewport_as + "_prompt"):
+		if not _host_has(prompt_viewport_as + "_prompt"):
 			_client_error(
 				"this host takes no %s prompts; starting without one" % prompt_viewport_as
 			)
@@ -226,9 +236,41 @@ func branch_from(frame: int) -> bool:
 	return _in_session() and _send(Protocol.branch(_next_req(), frame))
 
 
-## Changes steps, temperature, cfg, fps or mode on the host.
+## Changes steps, temperature, cfg, event_cfg (1.1: guidance on events, 1 = off; only backends
+## whose session.settings has it), fps or mode on the host.
 func change_settings(values: Dictionary) -> bool:
 	return _in_session() and _send(Protocol.settings(_next_req(), values))
+
+
+## Pastes `layer` (an object sprite; alpha is kept; at most the frame's size) into the current
+## frame with its top-left corner at frame pixel (x, y), and the world continues from the edited
+## frame (protocol 1.1). `edit_applied` confirms, then the edited frame arrives with a new epoch
+## and events ["edit"]. A backend that cannot edit (the sandbox game) answers the error
+## "unsupported" through error_received; has_capability("edit") tells beforehand.
+func edit(layer: Image, x: int, y: int) -> bool:
+	if not _in_session():
+		return false
+	if layer == null or layer.is_empty():
+		_client_error("edit needs a non-empty Image, e.g. a sprite with alpha (see object_layer)")
+		return false
+	if not _host_has("edit"):
+		var version := "%d.%d" % [_int(welcome, "protocol_major"), _int(welcome, "protocol_minor")]
+		error_received.emit(
+			"unsupported",
+			(
+				"the host speaks protocol %s, which has no frame edits: update it to 1.1 or later"
+				% version
+			),
+			false
+		)
+		return false
+	var png := layer.save_png_to_buffer()
+	if png.is_empty():
+		_client_error(
+			"could not encode the %dx%d layer as PNG" % [layer.get_width(), layer.get_height()]
+		)
+		return false
+	return _send(Protocol.edit(_next_req(), png, x, y))
 
 
 ## Records this session on the host's disk (path optional); recording_changed confirms.
@@ -273,10 +315,38 @@ func is_in_session() -> bool:
 	return link == Link.IN_SESSION
 
 
-## True when the host's welcome lists `capability` (e.g. "sketch_prompt", "record").
+## True when `capability` is available here. Session capabilities (SESSION_CAPABILITIES of
+## protocol.gd: "edit", "events", "text_events", "text_prompt", "image_prompt", "sketch_prompt")
+## come from this session's `session.capabilities` (1.1). Before a session, and from a 1.0 host
+## (no such key), everything the host's welcome offers is allowed: a 1.0 host has no "edit",
+## and its "events" take free text too. Host features ("record", "branch", "step") always come
+## from the welcome.
 func has_capability(capability: String) -> bool:
-	var capabilities: Variant = welcome.get("capabilities", [])
-	return typeof(capabilities) == TYPE_ARRAY and capability in capabilities
+	var listed: Variant = session.get("capabilities")
+	if capability in Protocol.SESSION_CAPABILITIES and typeof(listed) == TYPE_ARRAY:
+		return capability in listed
+	if capability == "text_events" and not _host_has("text_events"):
+		return _host_has("events")
+	return _host_has(capability)
+
+
+## A copy of `image` ready for edit(): RGBA8, scaled down (nearest, aspect kept) so neither side
+## exceeds `max_size` pixels (frames are small, 64x64 by default; sprites often are not).
+static func object_layer(image: Image, max_size: int) -> Image:
+	if image == null or image.is_empty():
+		return Image.new()
+	var layer: Image = image.duplicate()
+	if layer.is_compressed():
+		layer.decompress()
+	if layer.get_format() != Image.FORMAT_RGBA8:
+		layer.convert(Image.FORMAT_RGBA8)
+	var longest := maxi(layer.get_width(), layer.get_height())
+	if max_size > 0 and longest > max_size:
+		var factor := float(max_size) / longest
+		var width := maxi(1, roundi(layer.get_width() * factor))
+		var height := maxi(1, roundi(layer.get_height() * factor))
+		layer.resize(width, height, Image.INTERPOLATE_NEAREST)
+	return layer
 
 
 ## PNG bytes of what `viewport` rendered last; empty when it has not rendered (or headless).
@@ -317,6 +387,7 @@ func _on_welcome(header: Dictionary) -> void:
 	welcome = header
 	var host_text := _text(header, "host")
 	_set_link(Link.READY, "connected to %s at %s" % [host_text, endpoint])
+	_update_capabilities()
 	if _resume_id != "":
 		_send(Protocol.start(_next_req(), {"resume": _resume_id}))
 	elif auto_start or _start_pending:
@@ -343,6 +414,7 @@ func _on_session(header: Dictionary) -> void:
 		recording = false
 	_frame_times.clear()
 	_set_link(Link.IN_SESSION, backend_label())
+	_update_capabilities()
 	session_started.emit(header)
 
 
@@ -389,6 +461,11 @@ func _on_ok(header: Dictionary) -> void:
 			recording = false
 			recording_path = _text(header, "path")
 			recording_changed.emit(false, recording_path)
+		"edit":
+			_adopt_epoch(header)
+			edit_applied.emit(_int(header, "epoch"), _int(header, "frame_index"))
+		"branch", "reset":
+			_adopt_epoch(header)
 		"settings":
 			if typeof(header.get("settings")) == TYPE_DICTIONARY:
 				session["settings"] = header["settings"]
@@ -476,7 +553,28 @@ func _end_session(reason: String) -> void:
 	backend_kind = ""
 	backend_name = ""
 	recording = false
+	_update_capabilities()
 	session_ended.emit(reason)
+
+
+## An ok for reset/branch/edit: frames of older epochs that are still queued are stale now.
+func _adopt_epoch(header: Dictionary) -> void:
+	_epoch = maxi(_epoch, _int(header, "epoch"))
+
+
+func _host_has(capability: String) -> bool:
+	var listed: Variant = welcome.get("capabilities")
+	return typeof(listed) == TYPE_ARRAY and capability in listed
+
+
+func _update_capabilities() -> void:
+	var now := PackedStringArray()
+	for capability in Protocol.SESSION_CAPABILITIES:
+		if has_capability(capability):
+			now.append(capability)
+	if now != capabilities:
+		capabilities = now
+		capabilities_changed.emit(now)
 
 
 func _set_link(value: Link, text: String) -> void:

@@ -6,8 +6,15 @@ extends TextureRect
 ##
 ## One Image (Image.create_from_data once, then set_data) and one ImageTexture (update() per
 ## frame) are reused, so a frame costs one copy into the texture and no allocations.
+## Clicks map to frame pixels (frame_pixel_at, frame_clicked), so a game can paste an object
+## where the player clicks (paste_at, paste_at_pixel; protocol 1.1 `edit`).
+
+## A mouse button went down over the picture: `pixel` is the frame pixel under the pointer.
+signal frame_clicked(pixel: Vector2i, button_index: int)
 
 const Protocol := preload("../core/protocol.gd")
+## What frame_pixel_at() returns for a position off the picture.
+const NO_PIXEL := Vector2i(-1, -1)
 
 ## The client whose frames to show; set it here or call show_frame() yourself.
 @export var client: WorldBridgeClient:
@@ -93,6 +100,83 @@ func show_frame(header: Dictionary, pixels: PackedByteArray) -> bool:
 ## The last frame as an Image (shared, do not modify), or null before the first frame.
 func get_frame_image() -> Image:
 	return _image
+
+
+## The frame pixel shown at `local_position` (this control's coordinates, e.g. a mouse event's
+## `position` in _gui_input, or get_local_mouse_position()), for every stretch_mode and flip as
+## TextureRect draws them; NO_PIXEL when that is off the picture or no frame has been shown.
+func frame_pixel_at(local_position: Vector2) -> Vector2i:
+	if _image == null or _image.is_empty():
+		return NO_PIXEL
+	var frame := Vector2(_image.get_width(), _image.get_height())
+	var offset := Vector2()  # top-left corner of the drawn picture
+	var drawn := size  # its size on screen
+	var region_start := Vector2()  # the part of the frame it shows
+	var region_size := frame
+	match stretch_mode:
+		TextureRect.STRETCH_TILE:
+			if not Rect2(Vector2(), size).has_point(local_position):
+				return NO_PIXEL
+			drawn = frame
+			local_position = Vector2(
+				fposmod(size.x - local_position.x if flip_h else local_position.x, frame.x),
+				fposmod(size.y - local_position.y if flip_v else local_position.y, frame.y)
+			)
+		TextureRect.STRETCH_KEEP:
+			drawn = frame
+		TextureRect.STRETCH_KEEP_CENTERED:
+			offset = (size - frame) / 2.0
+			drawn = frame
+		TextureRect.STRETCH_KEEP_ASPECT, TextureRect.STRETCH_KEEP_ASPECT_CENTERED:
+			# Whole screen pixels, as TextureRect computes them.
+			var width := int(frame.x * size.y / frame.y)
+			var height := int(size.y)
+			if width > size.x:
+				width = int(size.x)
+				height = int(frame.y * width / frame.x)
+			drawn = Vector2(width, height)
+			if stretch_mode == TextureRect.STRETCH_KEEP_ASPECT_CENTERED:
+				offset = (size - drawn) / 2.0
+		TextureRect.STRETCH_KEEP_ASPECT_COVERED:
+			var zoom := maxf(size.x / frame.x, size.y / frame.y)
+			region_start = ((frame * zoom - size) / zoom).abs() / 2.0
+			region_size = size / zoom
+	if drawn.x <= 0.0 or drawn.y <= 0.0:
+		return NO_PIXEL
+	var uv := (local_position - offset) / drawn
+	if uv.x < 0.0 or uv.y < 0.0 or uv.x >= 1.0 or uv.y >= 1.0:
+		return NO_PIXEL
+	if stretch_mode != TextureRect.STRETCH_TILE:
+		uv = Vector2(1.0 - uv.x if flip_h else uv.x, 1.0 - uv.y if flip_v else uv.y)
+	var pixel := region_start + uv * region_size
+	return Vector2i(
+		clampi(floori(pixel.x), 0, _image.get_width() - 1),
+		clampi(floori(pixel.y), 0, _image.get_height() - 1)
+	)
+
+
+## Pastes `layer` (see WorldBridgeClient.edit) centred on the frame pixel shown at
+## `local_position`, e.g. where the player clicked; false when that is off the picture.
+func paste_at(layer: Image, local_position: Vector2) -> bool:
+	return paste_at_pixel(layer, frame_pixel_at(local_position))
+
+
+## Pastes `layer` centred on frame pixel `pixel` through `client`; false when it cannot be sent.
+func paste_at_pixel(layer: Image, pixel: Vector2i) -> bool:
+	if client == null or layer == null or pixel == NO_PIXEL:
+		return false
+	return client.edit(
+		layer, pixel.x - (layer.get_width() >> 1), pixel.y - (layer.get_height() >> 1)
+	)
+
+
+func _gui_input(event: InputEvent) -> void:
+	var click := event as InputEventMouseButton
+	if click == null or not click.pressed:
+		return
+	var pixel := frame_pixel_at(click.position)
+	if pixel != NO_PIXEL:
+		frame_clicked.emit(pixel, click.button_index)
 
 
 func _load_raw(width: int, height: int, pixels: PackedByteArray) -> bool:

@@ -56,7 +56,8 @@ static func parse_args(argv: PackedStringArray) -> Dictionary:
 	return args
 
 
-## A step-mode session through the real client node: frames, input, event, branch, record.
+## A step-mode session through the real client node: frames, input, event, branch, edit (1.1),
+## record.
 func _live_session(endpoint: String, backend: String, record_dir: String) -> void:
 	var client := Client.new()
 	client.endpoint = endpoint
@@ -112,6 +113,24 @@ func _live_session(endpoint: String, backend: String, record_dir: String) -> voi
 		await _wait_for(func() -> bool: return client.last_frame_header["epoch"] > epoch, 10.0),
 		"live: branch starts a new epoch"
 	)
+	# Protocol 1.1: paste a red square; a backend that cannot edit says "unsupported".
+	var layer := Image.create(4, 4, false, Image.FORMAT_RGBA8)
+	layer.fill(Color(1, 0, 0))
+	epoch = client.last_frame_header["epoch"]
+	client.edit(layer, 8, 8)
+	if client.has_capability("edit"):
+		_expect(
+			await _wait_for(func() -> bool: return client.last_frame_header["epoch"] > epoch, 10.0),
+			"live: edit starts a new epoch"
+		)
+		_expect(
+			"edit" in client.last_frame_header["events"], "live: edited frame has events [edit]"
+		)
+	else:
+		_expect(
+			await _wait_for(func() -> bool: return "unsupported" in seen["errors"], 10.0),
+			"live: a backend that cannot edit answers unsupported"
+		)
 	client.start_recording(record_dir.path_join("godot-runner.wbrec") if record_dir != "" else "")
 	await _wait_for(func() -> bool: return client.recording, 10.0)
 	client.send_input(0)

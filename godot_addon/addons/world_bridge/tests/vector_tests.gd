@@ -2,6 +2,7 @@ extends RefCounted
 ## Offline tests: the GDScript codec, message builders and ZMTP framing against the golden
 ## vectors (docs/protocol/vectors). Synchronous, no network; run_tests.gd calls run().
 
+const Client := preload("../nodes/world_bridge_client.gd")
 const MsgPack := preload("../core/msgpack.gd")
 const Protocol := preload("../core/protocol.gd")
 const Zmtp := preload("../core/zmtp.gd")
@@ -10,6 +11,12 @@ const INT_LIMIT := 9223372036854775808.0
 const PNG_1X1 := (
 	"89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
 	+ "0000000c4944415478da63f8cfc0000003010100c9fe92ef0000000049454e44ae426082"
+)
+## The 2x2 RGBA layer of msg_edit (red, with alpha 255/128/255/0).
+const PNG_RGBA_2X2 := (
+	"89504e470d0a1a0a0000000d494844520000000200000002080600000072b60d24"
+	+ "0000001849444154789c05c10101000008c3201edde41316e144e10134fe057ef0"
+	+ "e899360000000049454e44ae426082"
 )
 
 var passed := 0
@@ -24,6 +31,7 @@ func run(vectors_dir: String) -> Dictionary:
 	if typeof(msgpack_doc) == TYPE_DICTIONARY:
 		test_msgpack_vectors(msgpack_doc["vectors"])
 		test_builders(msgpack_doc["vectors"])
+		test_client_reads_1_1_messages(msgpack_doc["vectors"])
 	if typeof(zmtp_doc) == TYPE_DICTIONARY:
 		test_zmtp_vectors(zmtp_doc["vectors"])
 	test_msgpack_errors()
@@ -80,10 +88,12 @@ func test_builders(vectors: Array) -> void:
 		"msg_event_text": Protocol.event(4, "", "make it snow"),
 		"msg_reset": Protocol.reset(5, {"seed": 8, "text": "a forest"}),
 		"msg_branch": Protocol.branch(6, 30),
+		"msg_edit": Protocol.edit(13, PNG_RGBA_2X2.hex_decode(), -40, 12),
 		"msg_settings":
 		Protocol.settings(
 			7, {"steps": 8, "temperature": 0.9, "cfg": 1.5, "fps": 30, "mode": "step"}
 		),
+		"msg_settings_event_cfg": Protocol.settings(14, {"event_cfg": 2.5}),
 		"msg_record_start": Protocol.record_start(8, "recordings/demo.wbrec"),
 		"msg_record_stop": Protocol.record_stop(9),
 		"msg_status_request": Protocol.status(10),
@@ -105,6 +115,51 @@ func test_builders(vectors: Array) -> void:
 			)
 		)
 	_check(found == built.size(), "only %d of %d builder vectors found" % [found, built.size()])
+
+
+## WorldBridgeClient reads the 1.1 messages of the vectors: session.capabilities (and a 1.0
+## session without them), the answer to an edit, and the `unsupported` error.
+func test_client_reads_1_1_messages(vectors: Array) -> void:
+	var by_name := {}
+	for vec in vectors:
+		by_name[vec["name"]] = untag(vec["value"])
+	for name in ["msg_welcome", "msg_session", "msg_session_caps", "msg_ok_edit"]:
+		if not by_name.has(name):
+			_check(false, "vector %s is missing" % name)
+			return
+	var client := Client.new()
+	var seen := {"errors": [], "edits": []}
+	client.error_received.connect(
+		func(code: String, _message: String, _fatal: bool) -> void: seen["errors"].append(code)
+	)
+	client.edit_applied.connect(
+		func(epoch: int, frame_index: int) -> void: seen["edits"].append([epoch, frame_index])
+	)
+	client.welcome = by_name["msg_welcome"]
+	var caps: Array = by_name["msg_session_caps"]["capabilities"]
+	client.session = by_name["msg_session_caps"]
+	for cap in Protocol.SESSION_CAPABILITIES:
+		_check(client.has_capability(cap) == (cap in caps), "session_caps: %s" % cap)
+	_check(client.has_capability("record"), "host features come from the welcome")
+	# A 1.0 host: no session.capabilities, a welcome without text_events and edit.
+	var old_welcome: Dictionary = by_name["msg_welcome"].duplicate()
+	old_welcome["protocol_minor"] = 0
+	old_welcome["capabilities"] = ["realtime", "step", "events", "text_prompt", "image_prompt"]
+	client.welcome = old_welcome
+	client.session = by_name["msg_session"]
+	_check(client.has_capability("events") and client.has_capability("text_events"), "1.0 events")
+	_check(client.has_capability("image_prompt"), "1.0 host: what its welcome offers is allowed")
+	_check(not client.has_capability("edit"), "a 1.0 host has no edit")
+	_check(not client.has_capability("sketch_prompt"), "1.0 host without sketch_prompt")
+	client._dispatch(by_name["msg_ok_edit"])
+	_check(same(seen["edits"], [[2, 42]]), "ok edit emits edit_applied(epoch, frame_index)")
+	_check(client._epoch == 2, "ok edit adopts the new epoch")
+	if by_name.has("msg_error_unsupported"):
+		client._dispatch(by_name["msg_error_unsupported"])
+		_check(same(seen["errors"], ["unsupported"]), "unsupported reaches error_received")
+	else:
+		_check(false, "vector msg_error_unsupported is missing")
+	client.free()
 
 
 ## Greeting, READY, short/long/multipart frames and PING/PONG against zmtp.json.

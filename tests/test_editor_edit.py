@@ -1,0 +1,210 @@
+"""Protocol 1.1 in the editor against real hosts: frame edits placed by clicking, per-session capabilities, event
+guidance. The world-model sessions serve untrained micro checkpoints (16x16 frames; plumbing, not quality)."""
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPoint, Qt
+
+from bridge.prompts.edit import paste_layer
+from editor_gui.layers import Layer, builtin_layer
+from editor_gui.main_window import MainWindow, StartOptions
+from editor_gui.session_store import PromptSpec
+from test_model_data import save_random_world
+
+torch.set_num_threads(1)
+pytest.importorskip("pytestqt")
+
+
+def save_event_world(out):
+    """An untrained micro world with two typed events (an event conditioning slot, no free-text events)."""
+    from bridge.model.checkpoint import save_model, state_tensors
+    from bridge.model.genie import WorldModel
+    from bridge.model.presets import get_preset
+
+    cfg = get_preset("micro")
+    cfg.event_types, cfg.dynamics.cond_dim = ["weather_snow", "night_falls"], 8
+    torch.manual_seed(0)
+    model = WorldModel(cfg, bank_size=4)
+    model.bank.copy_(torch.randint(0, model.tokenizer.vocab, model.bank.shape))
+    save_model(out, "world", cfg, state_tensors(model), {"step": 0, "preset": "micro"}, 0)
+    return out
+
+
+def _host(spec):
+    from bridge.host.server import run_host_in_thread
+
+    return run_host_in_thread(spec, "tcp://127.0.0.1:*")
+
+
+@pytest.fixture(scope="module")
+def world_host(tmp_path_factory):
+    from bridge.host.backends import BackendSpec
+
+    h = _host(BackendSpec("world_model", checkpoint=str(save_random_world(tmp_path_factory.mktemp("edit") / "world"))))
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def sandbox_host():
+    h = _host("sandbox")
+    yield h
+    h.stop()
+
+
+def open_window(qtbot, address: str, backend: str, mode: str = "step") -> MainWindow:
+    w = MainWindow(address, StartOptions(backend=backend, mode=mode, fps=30.0, prompt=PromptSpec(seed=3), timeout=20.0))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: w.info is not None and w.viewport.frame is not None, timeout=20000)
+    return w
+
+
+def pixel_point(w: MainWindow, x: int, y: int) -> QPoint:
+    """Where frame pixel (x, y) is drawn in the viewport (the centre of its scaled block)."""
+    r, (h, wd) = w.viewport.image_rect(), w.viewport.frame.image.shape[:2]
+    return QPoint(int(r.x() + (x + 0.5) * r.width() / wd), int(r.y() + (y + 0.5) * r.height() / h))
+
+
+def test_place_a_sprite_by_clicking_edits_the_world_and_branches(qtbot, world_host, monkeypatch):
+    from bridge.model.world import WorldModelBackend
+
+    calls = []  # what the host's world model was asked to paste, and the frame it pasted into
+    real = WorldModelBackend.edit_frame
+
+    def spy(self, rgba, x, y):
+        calls.append((rgba.copy(), x, y, self._frame.copy()))
+        return real(self, rgba, x, y)
+
+    monkeypatch.setattr(WorldModelBackend, "edit_frame", spy)
+    w = open_window(qtbot, world_host.address, "world_model")
+    assert w.info["backend_kind"] == "world_model" and "edit" in w.info["capabilities"]
+    # capabilities of an untrained checkpoint: images and edits, no text/sketch prompts, no events, no event guidance
+    pp, ev = w.prompt_panel, w.events_panel
+    assert pp.img_box.isEnabled() and not pp.text.isEnabled() and not pp.sk_box.isEnabled()
+    assert "no text conditioning — train one with `worldbridge train prompts first-frame`" in pp.text.toolTip()
+    assert not ev.text.isEnabled() and "worldbridge train prompts events" in ev.text.toolTip()
+    assert not w.settings_panel.event_cfg.isEnabled() and "no event conditioning" in w.settings_panel.event_cfg.toolTip()
+    assert w.paste_action.isEnabled() and w.object_panel.place_btn.isEnabled()
+
+    w.timeline.record.click()
+    w.step_action.trigger()
+    qtbot.waitUntil(lambda: w.viewport.frame.index == 1, timeout=10000)
+    root, epoch, before = w.session.live, w.epoch, w.viewport.frame.image.copy()
+    w.tabs.setCurrentWidget(w.object_panel)
+    qtbot.mouseClick(w.object_panel.builtin_buttons["enemy"], Qt.MouseButton.LeftButton)
+    assert w.viewport.placing is not None and w.paste_action.isChecked() and w.object_panel.place_btn.isChecked()
+    qtbot.mouseMove(w.viewport, pixel_point(w, 9, 6))
+    qtbot.waitUntil(lambda: w.viewport._hover == (9, 6), timeout=3000)  # the preview follows the cursor
+    qtbot.mouseClick(w.viewport, Qt.MouseButton.LeftButton, pos=pixel_point(w, 9, 6))
+    assert w.viewport.placing is None and not w.paste_action.isChecked()
+    qtbot.waitUntil(lambda: w.session.live != root and w.viewport.frame.epoch > epoch, timeout=10000)
+
+    # the host pasted the enemy sprite centred on the clicked pixel: 4x4 at (7, 4), the frame changed right there
+    enemy = builtin_layer("enemy", 16).rgba
+    assert len(calls) == 1
+    rgba, x, y, shown = calls[0]
+    assert (x, y) == (7, 4) and np.array_equal(rgba, enemy) and np.array_equal(shown, before)
+    pasted = paste_layer(before, enemy, 7, 4)
+    changed = np.argwhere((pasted != before).any(-1))
+    assert changed.size and changed[:, 0].min() >= 4 and changed[:, 0].max() <= 7
+    assert changed[:, 1].min() >= 7 and changed[:, 1].max() <= 10
+    # like a branch: new epoch, same index; the edited frame opens a branch of its own, the old frame 1 is kept
+    assert w.epoch == epoch + 1 and w.viewport.frame.index == 1 and w.viewport.frame.epoch == epoch + 1
+    edit = w.session.branches[w.session.live]
+    assert (edit.parent, edit.parent_frame) == (root, 0) and w.timeline.branch_id == edit.id
+    rec = edit.frames[1]
+    assert rec.events == ["edit"] and rec.action == w.session.branches[root].frames[1].action
+    assert [(e["x"], e["y"]) for e in rec.edits] == [(7, 4)] and np.array_equal(rec.image, w.viewport.frame.image)
+    assert np.array_equal(w.session.branches[root].frames[1].image, before)
+    assert not w.events_panel.log.count()  # an edit is no world event
+    assert "Pasted into frame 1" in w.object_panel.status.text()
+    w._refresh_timeline()
+    assert edit.name in [w.timeline.tree.topLevelItem(0).child(i).text(0).split("  ")[0]
+                         for i in range(w.timeline.tree.topLevelItem(0).childCount())]
+    w.step_action.trigger()  # the world goes on from the edited frame, on the edit's branch
+    qtbot.waitUntil(lambda: 2 in edit.frames, timeout=10000)
+
+    # rebuilding the edited branch from frame 0 (as after reopening a session) replays the edit at frame 1
+    w.branch_from(root, 0)
+    qtbot.waitUntil(lambda: w.session.live not in (root, edit.id), timeout=10000)
+    w.timeline.show_branch(edit.id)
+    w.branch_from(edit.id, 2)  # not on the live timeline any more: rebuilt on the host
+    qtbot.waitUntil(lambda: w.busy is None and len(calls) == 2, timeout=20000)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
+    assert calls[1][1:3] == (7, 4) and np.array_equal(calls[1][0], enemy) and np.array_equal(calls[1][3], before)
+    assert w.session.branches[w.session.live].parent == edit.id and w.resim_mismatches == 0
+
+    # a layer the host refuses (larger than the 16x16 frame; the Objects tab would have scaled it down): shown, no branch
+    n = len(w.session.branches)
+    w.placing_layer = Layer(np.full((20, 20, 4), 255, np.uint8), "too big")
+    w.edit_at(0, 0)
+    qtbot.waitUntil(lambda: "Edit refused" in w.object_panel.status.text(), timeout=5000)
+    assert "(bad_prompt)" in w.object_panel.status.text() and len(w.session.branches) == n and not w.pending_edits
+
+
+def test_sandbox_greys_out_edits_and_event_guidance_and_shows_refusals(qtbot, sandbox_host):
+    w = open_window(qtbot, sandbox_host.address, "sandbox", mode="realtime")
+    reason = "The sandbox game renders from game state; frame edits need the world model"
+    assert not w.paste_action.isEnabled() and reason in w.paste_action.toolTip()
+    assert not w.object_panel.place_btn.isEnabled() and reason in w.object_panel.builtin_buttons["coin"].toolTip()
+    assert reason in w.object_panel.status.text()
+    assert not w.settings_panel.event_cfg.isEnabled() and "sandbox" in w.settings_panel.event_cfg.toolTip()
+    assert w.events_panel.text.isEnabled() and all(b.isEnabled() for b in w.events_panel.buttons.values())
+    assert w.prompt_panel.text.isEnabled() and w.prompt_panel.sk_box.isEnabled()
+    assert not w.prompt_panel.img_box.isEnabled()
+    w.paste_action.trigger()  # the shortcut on a disabled tool does nothing
+    assert w.viewport.placing is None
+    # an edit sent anyway: the host's refusal is shown where the user looks
+    w.placing_layer = builtin_layer("coin", 64)
+    w.edit_at(10, 10)
+    qtbot.waitUntil(lambda: "Edit refused" in w.object_panel.status.text(), timeout=5000)
+    assert "(unsupported)" in w.object_panel.status.text() and "Edit refused" in w.statusBar().currentMessage()
+    assert not w.pending_edits and len(w.session.branches) == 1
+
+
+def test_event_guidance_and_typed_events_on_a_world_with_events(qtbot, tmp_path):
+    from bridge.host.backends import BackendSpec
+
+    h = _host(BackendSpec("world_model", checkpoint=str(save_event_world(tmp_path / "world"))))
+    try:
+        w = open_window(qtbot, h.address, "world_model")
+        caps = set(w.info["capabilities"])
+        assert {"events", "edit"} <= caps and "text_events" not in caps
+        ev, sp = w.events_panel, w.settings_panel
+        assert set(ev.buttons) == {"weather_snow", "night_falls"} and all(b.isEnabled() for b in ev.buttons.values())
+        assert not ev.text.isEnabled() and not ev.send.isEnabled() and "free-text" in ev.text.toolTip()
+        assert sp.event_cfg.isEnabled() and sp.event_cfg.value() == w.info["settings"]["event_cfg"]
+        sp.event_cfg.setValue(2.5)
+        sid = w.info["session_id"]
+        qtbot.waitUntil(lambda: h.host.sessions[sid].settings.get("event_cfg") == 2.5, timeout=5000)
+        qtbot.waitUntil(lambda: not sp._pending, timeout=3000)
+        assert sp.event_cfg.value() == 2.5
+    finally:
+        h.stop()
+
+
+def test_a_1_0_host_leaves_every_tool_on_but_edits(qtbot, sandbox_host, monkeypatch):
+    """Without `capabilities` (protocol 1.0) nothing is greyed out, except edits: a 1.0 host has no such message."""
+    from bridge.client import WorldClient
+
+    connect, start = WorldClient.connect, WorldClient.start
+
+    def connect_10(self):
+        welcome = connect(self)
+        caps = [c for c in welcome["capabilities"] if c not in ("edit", "text_events")]
+        return {**welcome, "protocol_minor": 0, "capabilities": caps}
+
+    def start_10(self, *a, **kw):
+        session = start(self, *a, **kw)
+        return {k: v for k, v in session.items() if k != "capabilities"}
+
+    monkeypatch.setattr(WorldClient, "connect", connect_10)
+    monkeypatch.setattr(WorldClient, "start", start_10)
+    w = open_window(qtbot, sandbox_host.address, "sandbox", mode="realtime")
+    assert "capabilities" not in w.info
+    assert w.prompt_panel.img_box.isEnabled() and w.prompt_panel.text.isEnabled() and w.prompt_panel.sk_box.isEnabled()
+    assert w.events_panel.text.isEnabled() and all(b.isEnabled() for b in w.events_panel.buttons.values())
+    assert not w.paste_action.isEnabled() and "protocol 1.0" in w.paste_action.toolTip()

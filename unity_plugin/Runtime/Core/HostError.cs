@@ -1,0 +1,61 @@
+// The host's `error` answers (docs/protocol.md §5) as a typed value, so a game can tell "this backend cannot do that"
+// (unsupported) from "fix your input" (bad_argument, bad_prompt) without comparing strings.
+using System;
+
+namespace WorldBridge.Core
+{
+    public enum HostErrorCode
+    {
+        Other, VersionMismatch, NotReady, NoSession, UnknownSession, BadMessage, TooLarge, BadArgument, BadPrompt, Busy,
+        /// <summary>(1.1) The session's backend cannot do this, e.g. `edit` on the sandbox game: see SessionInfo.Capabilities.</summary>
+        Unsupported,
+        BackendError,
+    }
+
+    /// <summary>One `error` (or `reject`) from the host.</summary>
+    public sealed class HostError
+    {
+        static readonly string[] Codes =
+        {
+            null, "version_mismatch", "not_ready", "no_session", "unknown_session", "bad_message", "too_large", "bad_argument",
+            "bad_prompt", "busy", "unsupported", "backend_error",
+        };
+
+        /// <summary>The req_id of the request it answers, or null for errors that answer none (a refused queued event, a timeout).</summary>
+        public long? ReqId;
+        /// <summary>The code as sent; a code newer than this plugin keeps its text here and Kind == Other.</summary>
+        public string Code;
+        public HostErrorCode Kind;
+        public string Message;
+        /// <summary>The session ended.</summary>
+        public bool Fatal;
+
+        public static HostErrorCode Parse(string code)
+        {
+            int i = code == null ? -1 : Array.IndexOf(Codes, code);
+            return i > 0 ? (HostErrorCode)i : HostErrorCode.Other;
+        }
+
+        public static HostError From(MsgMap m)
+        {
+            var code = m.GetString("code", "error");
+            return new HostError
+            {
+                ReqId = m.Has("req_id") ? m.GetLong("req_id") : (long?)null, Code = code, Kind = Parse(code),
+                Message = m.GetString("message", ""), Fatal = m.GetBool("fatal") || m.GetString("type") == "reject",
+            };
+        }
+
+        public override string ToString() => $"{Code}: {Message}";
+    }
+
+    /// <summary>Thrown by the waiting helpers (WorldBridgeConnection.WaitReply) when the host answered with an error.</summary>
+    public sealed class WorldBridgeException : Exception
+    {
+        public readonly HostError Error;
+
+        public WorldBridgeException(HostError error) : base(error.ToString()) { Error = error; }
+
+        public HostErrorCode Kind => Error.Kind;
+    }
+}

@@ -1,0 +1,55 @@
+// Click (or tap) the world to paste an object into it: put this on the RawImage a WorldView shows the world in, give it
+// a texture (RGBA: transparent pixels leave the world as it was), and the world model goes on from the edited frame.
+// Protocol 1.1 `edit`; backends that cannot edit (the sandbox game) are reported once instead of being asked.
+using UnityEngine;
+using UnityEngine.EventSystems;
+using WorldBridge.Core;
+
+namespace WorldBridge
+{
+    [AddComponentMenu("World Bridge/World Paste (click to paste an object)")]
+    public sealed class WorldPaste : MonoBehaviour, IPointerClickHandler
+    {
+        [Tooltip("The view whose RawImage is clicked (defaults to one on this object or a parent).")]
+        public WorldView view;
+        [Tooltip("The object to paste: at most the frame's size; RGBA keeps its transparency. Readable, or a PNG asset.")]
+        public Texture2D layer;
+        [Tooltip("Centre the object on the clicked pixel (otherwise its top-left corner goes there).")]
+        public bool centred = true;
+        [Tooltip("Which mouse button pastes.")]
+        public PointerEventData.InputButton button = PointerEventData.InputButton.Left;
+
+        bool warned;
+
+        public void OnPointerClick(PointerEventData eventData)
+        {
+            if (eventData.button == button) PasteAt(eventData.position, eventData.pressEventCamera);
+        }
+
+        /// <summary>Pastes `layer` at a screen position (for your own input code); returns the req_id or -1.</summary>
+        public long PasteAt(Vector2 screenPosition, Camera eventCamera)
+        {
+            if (view == null) view = GetComponentInParent<WorldView>(); // looked up late: scripts may set it after AddComponent
+            var client = view != null ? view.client : null;
+            if (client == null)
+            {
+                Warn("WorldPaste needs a WorldView with a client: drag one into its View field");
+                return -1;
+            }
+            if (layer == null) return -1;
+            if (client.Session != null && !client.CanEdit)
+            {
+                Warn($"{client.BackendLabel} cannot edit frames, so WorldPaste does nothing here");
+                return -1;
+            }
+            if (!view.ScreenToFramePixel(screenPosition, eventCamera, out var pixel)) return -1;
+            return centred ? client.PasteLayerCentred(layer, pixel) : client.PasteLayer(layer, pixel);
+        }
+
+        void Warn(string message)
+        {
+            if (!warned) Debug.LogWarning("[WorldBridge] " + message, this);
+            warned = true;
+        }
+    }
+}
