@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
-from test_godot_client import Recorder, _client, _py, _run_until  # noqa: E402
+from test_godot_client import Recorder, _client, _run_until  # noqa: E402
 
 server = pytest.importorskip("bridge.host.server", reason="the WorldBridge host (bridge.host.server) is needed")
 
