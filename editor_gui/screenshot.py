@@ -1,0 +1,83 @@
+"""Render the editor in use on a world to a PNG, the picture in the README and docs/editor.md.
+
+    QT_QPA_PLATFORM=offscreen python -m editor_gui.screenshot --out docs/editor.png [--checkpoint DIR]
+
+Starts its own host (the embedded default world unless --checkpoint), prompts a world by text, records while walking
+right and jumping, fires two events, branches from an earlier frame and pastes an object, then saves the window.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+
+def _wait(app, cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise click.ClickException(f"timed out after {timeout:.0f} s waiting for {what}")
+        app.processEvents()
+        time.sleep(0.005)
+
+
+@click.command()
+@click.option("--out", type=click.Path(dir_okay=False), default="docs/editor.png", show_default=True)
+@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
+              help="World checkpoint [default: the embedded default world].")
+@click.option("--text", default="a snowy castle level at night with many coins", show_default=True)
+@click.option("--seed", type=int, default=5, show_default=True)
+def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
+    """Save a screenshot of the editor playing a world model."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from bridge.host.server import run_host_in_thread
+    from editor_gui.main_window import MainWindow, StartOptions, apply_theme
+    from editor_gui.session_store import PromptSpec
+    from editor_gui.viewport import badge_text
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    apply_theme(app)
+    host = run_host_in_thread(checkpoint)
+    try:
+        w = MainWindow(host.address, StartOptions(backend="world_model", mode="realtime", fps=24.0,
+                                                  prompt=PromptSpec(seed=seed, text=text)))
+        w.resize(1440, 900)
+        w.show()
+        frames = lambda: len(w.session.recorded(w.session.live)) if w.session.live is not None else 0  # noqa: E731
+        _wait(app, lambda: w.session.live is not None, 180, "the world model's first frame")
+        w.timeline.record.click()
+        w.viewport.setFocus()
+        QTest.keyPress(w.viewport, Qt.Key.Key_Right)
+        _wait(app, lambda: frames() > 30, 60, "30 recorded frames")
+        for name in ("night_falls", "weather_snow"):
+            if name in w.events_panel.buttons and w.events_panel.buttons[name].isEnabled():
+                w.events_panel.buttons[name].click()
+        _wait(app, lambda: frames() > 48, 60, "48 recorded frames")
+        first = w.session.live
+        w.timeline.select_index(w.session.recorded(first)[20].index)
+        w.timeline.branch_btn.click()
+        _wait(app, lambda: w.session.live != first, 30, "the branch")
+        w.viewport.setFocus()
+        QTest.keyPress(w.viewport, Qt.Key.Key_Space)
+        _wait(app, lambda: frames() > 60, 60, "frames on the branch")
+        QTest.keyRelease(w.viewport, Qt.Key.Key_Space)
+        QTest.keyRelease(w.viewport, Qt.Key.Key_Right)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            app.processEvents()
+        if not w.grab().save(out):
+            raise click.ClickException(f"could not write {out}")
+        click.echo(f"wrote {out}: {badge_text(w.viewport.kind, w.viewport.name)}")
+        w.close()
+    finally:
+        host.stop()
+
+
+if __name__ == "__main__":
+    main()
