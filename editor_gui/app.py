@@ -8,6 +8,23 @@ from pathlib import Path
 import click
 
 
+def check_qt_runtime() -> None:
+    """Refuse a PySide6 whose Signal.emit() over-releases its return value (6.12.0): the editor emits for every frame
+    and the interpreter aborts a few minutes in ("bool_dealloc: deallocating True or False")."""
+    from PySide6 import __version__ as version
+    from PySide6.QtCore import QObject, Signal
+
+    class _Probe(QObject):
+        ping = Signal()
+
+    probe, before = _Probe(), sys.getrefcount(True)
+    for _ in range(32):
+        probe.ping.emit()
+    if sys.getrefcount(True) < before - 16:
+        raise click.ClickException(f"PySide6 {version} has a reference-counting bug in Signal.emit() that crashes the "
+                                   "editor after a few minutes: pip install 'PySide6-Essentials>=6.5,<6.12'")
+
+
 def start_own_host(backend: str | None, checkpoint: Path | None):
     """A host in this process on a free loopback port (what `play` uses when no --host is given)."""
     from bridge.host.server import run_host_in_thread
@@ -45,6 +62,7 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
     from editor_gui.main_window import MainWindow, StartOptions, apply_theme
     from editor_gui.session_store import PromptSpec
 
+    check_qt_runtime()
     host = None
     note = ""
     if host_address is None:

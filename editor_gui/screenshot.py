@@ -37,10 +37,12 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
     from PySide6.QtWidgets import QApplication
 
     from bridge.host.server import run_host_in_thread
+    from editor_gui.app import check_qt_runtime
     from editor_gui.main_window import MainWindow, StartOptions, apply_theme
     from editor_gui.session_store import PromptSpec
     from editor_gui.viewport import badge_text
 
+    check_qt_runtime()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     apply_theme(app)
     host = run_host_in_thread(checkpoint)
@@ -49,8 +51,8 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
                                                   prompt=PromptSpec(seed=seed, text=text)))
         w.resize(1440, 900)
         w.show()
-        frames = lambda: len(w.session.recorded(w.session.live)) if w.session.live is not None else 0  # noqa: E731
-        _wait(app, lambda: w.session.live is not None, 180, "the world model's first frame")
+        frames = lambda: len(w.session.recorded(w.session.live))  # noqa: E731
+        _wait(app, lambda: w.session is not None and w.session.live is not None, 180, "the world model's first frame")
         w.timeline.record.click()
         w.viewport.setFocus()
         QTest.keyPress(w.viewport, Qt.Key.Key_Right)

@@ -1,0 +1,40 @@
+"""The installed PySide6 must not over-release Signal.emit()'s return value (PySide6 6.12.0 does: the editor, which
+emits for every frame, aborts with "bool_dealloc" a few minutes in). Run in a subprocess: the bug kills the interpreter."""
+
+import subprocess
+import sys
+
+PROBE = """
+import sys
+from PySide6.QtCore import QCoreApplication, QObject, Signal
+app = QCoreApplication([])
+class E(QObject):
+    frame = Signal(object)
+e = E()
+e.frame.connect(lambda v: None)
+before = sys.getrefcount(True)
+for _ in range(20000):
+    e.frame.emit(1)
+print(sys.getrefcount(True) - before)
+"""
+
+
+def test_signal_emit_keeps_reference_counts_balanced():
+    r = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and abs(int(r.stdout.strip())) < 100, (
+        f"this PySide6 corrupts reference counts in Signal.emit() (rc {r.returncode}: {r.stderr.strip()[-200:]}): "
+        "pip install 'PySide6-Essentials>=6.5,<6.12'")
+
+
+def test_the_editor_refuses_a_broken_pyside6_with_the_fix(monkeypatch):
+    import click
+    import pytest
+
+    from editor_gui import app
+
+    app.check_qt_runtime()  # the installed one is fine
+    real = sys.getrefcount
+    calls = iter(range(2))
+    monkeypatch.setattr(sys, "getrefcount", lambda o: real(o) - 100 * next(calls, 1))  # as if 32 emits lost 100 refs
+    with pytest.raises(click.ClickException, match="PySide6-Essentials>=6.5,<6.12"):
+        app.check_qt_runtime()
