@@ -22,12 +22,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
-from test_godot_client import Recorder, _client, _run_until  # noqa: E402
+from test_godot_client import CLIENT, VIEW, Recorder, _client, _run_until  # noqa: E402
 
 server = pytest.importorskip("bridge.host.server", reason="the WorldBridge host (bridge.host.server) is needed")
 
-CLIENT = "res://addons/world_bridge/nodes/world_bridge_client.gd"
-VIEW = "res://addons/world_bridge/nodes/world_view.gd"
 DEMO = "res://demo/demo.gd"
 READY, IN_SESSION = 3, 4
 ALL_CAPS = ["text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit"]
