@@ -2,9 +2,10 @@
 
 import json
 
+import pytest
 import torch
 
-from bridge.model.latent_actions import LatentActionModel
+from bridge.model.latent_actions import LatentActionModel, motion_cost
 from bridge.model.presets import get_preset
 from bridge.train import lam_oracle
 from test_model_data import write_square_dataset
@@ -31,8 +32,47 @@ def test_motion_path_is_off_by_default_so_old_checkpoints_keep_their_keys():
     assert lam.shifts == [] and not any(k.startswith("dec_motion") for k in lam.state_dict())
 
 
+def test_motion_features_point_at_the_shift_that_maps_one_frame_onto_the_next():
+    x = torch.rand(1, 16, 20, 3)
+    clip = torch.stack([x[:, :, 2:18], x[:, :, 1:17], x[:, :, 0:16]], 1)  # (1, 3, 16, 16, 3): content pans 1 px right per frame
+    feats = motion_cost(clip, 1, 8)  # (1, 3, 4 patches, 2 * 9 shifts)
+    assert feats.shape == (1, 3, 4, 18)
+    shifts = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    local, whole = feats[..., :9], feats[..., 9:]
+    assert torch.allclose(feats.sum(-1), torch.full((1, 3, 4), 2.0), atol=1e-5)  # two distributions over shifts
+    assert (whole[0, 0].argmax(-1) == shifts.index((0, 0))).all()  # the first frame is compared with itself
+    assert (whole[0, 1:].argmax(-1) == shifts.index((1, 0))).all() and (whole[0, 1:, :, shifts.index((1, 0))] > 0.9).all()
+    assert (local[0, 1:].argmax(-1) == shifts.index((1, 0))).all()
+
+
+def test_motion_features_widen_only_the_encoder_input_and_stay_off_by_default():
+    cfg = get_preset("micro").lam
+    plain = LatentActionModel(cfg, 16, 16)
+    cfg.motion_features = 1
+    lam = LatentActionModel(cfg, 16, 16)
+    assert lam.enc_in.in_features == plain.enc_in.in_features + 18
+    assert set(lam.state_dict()) == set(plain.state_dict())  # same keys: old checkpoints load when it is off
+    idx, q, _ = lam.encode(torch.randint(0, 255, (2, 4, 16, 16, 3), dtype=torch.uint8))
+    assert idx.shape == (2, 3) and q.shape[:2] == (2, 3)
+
+
 def test_oracle_diagnostic_prints_the_decoder_error(tmp_path, capsys):
     ds = write_square_dataset(tmp_path / "ds", episodes=4, length=20)
     lam_oracle.main(["--data", str(ds), "--mode", "oracle", "--steps", "4", "--every", "2", "--batch", "2"])
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["step"] for r in rows] == [2, 4] and all(0 < r["rel_mse_recent"] < float("inf") for r in rows)
+
+
+def test_probe_mode_reports_the_encoders_accuracy_next_to_the_majority_class(tmp_path, capsys):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=20)
+    lam_oracle.main(["--data", str(ds), "--mode", "probe", "--steps", "4", "--every", "2", "--batch", "2",
+                     "--motion-features", "1"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(0 <= r["acc_recent"] <= 1 and 0 < r["majority_recent"] <= 1 for r in rows)
+
+
+def test_weather_filter_names_the_problem_when_no_episode_matches(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=2, length=12)
+    with pytest.raises(SystemExit, match="no event-free train episode with weather 'clear'"):
+        lam_oracle.main(["--data", str(ds), "--weather", "clear", "--steps", "1"])

@@ -7,7 +7,11 @@ context the code drifts to meaning "change relative to the recent motion" (playe
 default context is 1 frame (docs/model.md). With `motion_shifts` the decoder also mixes shifted copies of x(t) per
 patch (softmax weights from its tokens): a 1-px camera pan or a sprite's step is then exact to express, while through
 a 768 -> dim -> 768 patch bottleneck it is not, so without it the codes learned weather and flicker instead of moves
-(on the sandbox: true-action accuracy at chance). Only the encoder is needed after training.
+(on the sandbox: true-action accuracy at chance). With `motion_features` the encoder also gets a cost volume: for every
+patch and for the whole frame, a soft-min over small shifts of how well shift(x(t)) matches x(t+1). A 1-px camera pan
+is a faint signal in raw patches: a supervised probe of the plain encoder reaches 0.60 against a 0.54 majority class
+after 1,500 steps, and 0.78 after 1,000 steps with the cost volume (docs/model.md). Only the encoder is needed after
+training.
 """
 
 from __future__ import annotations
@@ -28,6 +32,30 @@ def with_diff(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, d], dim=-1)
 
 
+PATCH_SHARPNESS, FRAME_SHARPNESS = 50.0, 200.0  # soft-min sharpness over mean |difference| (pixels in [0, 1])
+
+
+def shifted(x: torch.Tensor, shifts: list[tuple[int, int]], mx: int, my: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, S, C, H, W): x moved by each (dx, dy) (content goes right/down), edges replicated."""
+    H, W = x.shape[-2:]
+    pad = F.pad(x, (mx, mx, my, my), mode="replicate")
+    return torch.stack([pad[:, :, my - dy:my - dy + H, mx - dx:mx - dx + W] for dx, dy in shifts], 1)
+
+
+def motion_cost(x: torch.Tensor, radius: int, patch: int) -> torch.Tensor:
+    """(B, T, H, W, 3) in [0, 1] -> (B, T, N, 2S): per patch and per frame, a soft-min over the S = (2R+1)^2 shifts
+    of mean |shift(x(t-1)) - x(t)|; frame 0 is compared with itself (no motion)."""
+    B, T, H, W, _ = x.shape
+    shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    prev = torch.cat([x[:, :1], x[:, :-1]], 1).flatten(0, 1).permute(0, 3, 1, 2)  # (BT, 3, H, W)
+    cur = x.flatten(0, 1).permute(0, 3, 1, 2)
+    cost = (shifted(prev, shifts, radius, radius) - cur[:, None]).abs().mean(2)  # (BT, S, H, W)
+    per_patch = F.avg_pool2d(cost, patch).flatten(2).transpose(1, 2)  # (BT, N, S)
+    local = (-PATCH_SHARPNESS * per_patch).softmax(-1)
+    whole = (-FRAME_SHARPNESS * per_patch.mean(1, keepdim=True)).softmax(-1).expand_as(local)
+    return torch.cat([local, whole], -1).reshape(B, T, -1, 2 * len(shifts))
+
+
 class LatentActionModel(nn.Module):
     """Pixels (B, T, H, W, 3) -> latent action indices (B, T-1); index t labels the step from frame t to t+1."""
 
@@ -38,7 +66,8 @@ class LatentActionModel(nn.Module):
         n = (height // p) * (width // p)
         self.quant = make_quantizer(cfg.quantizer, cfg.num_actions, cfg.code_dim, cfg.fsq_levels, cfg.commit,
                                     cfg.reset_after, cfg.entropy_temp)
-        self.enc_in = nn.Linear(p * p * 6, cfg.dim)
+        self.motion_dim = 2 * (2 * cfg.motion_features + 1) ** 2 if cfg.motion_features else 0
+        self.enc_in = nn.Linear(p * p * 6 + self.motion_dim, cfg.dim)
         self.action_slot = nn.Parameter(torch.randn(1, 1, 1, cfg.dim) * 0.02)  # prefix token read out as the action
         self.encoder = STTransformer(cfg.dim, cfg.depth, cfg.heads, n + 1, cfg.window, cfg.dropout)
         self.to_code = nn.Linear(cfg.dim, self.quant.dim)
@@ -60,8 +89,7 @@ class LatentActionModel(nn.Module):
         """Per-patch softmax mixture of (shift(x) - x) over the configured pixel shifts (edges replicate)."""
         H, W, p = self.height, self.width, self.cfg.patch
         mx, my = self.cfg.motion_shifts
-        pad = F.pad(x.flatten(0, 1).permute(0, 3, 1, 2), (mx, mx, my, my), mode="replicate")  # (BT, 3, H+2my, W+2mx)
-        moved = torch.stack([pad[:, :, my - dy:my - dy + H, mx - dx:mx - dx + W] for dx, dy in self.shifts], 1)
+        moved = shifted(x.flatten(0, 1).permute(0, 3, 1, 2), self.shifts, mx, my)  # (BT, S, 3, H, W)
         moved = moved.permute(0, 1, 3, 4, 2).reshape(*x.shape[:2], len(self.shifts), H, W, 3) - x[:, :, None]
         w = self.dec_motion(d).float().softmax(-1)  # (B, T, N, S)
         w = w.view(*w.shape[:2], H // p, W // p, -1).repeat_interleave(p, 2).repeat_interleave(p, 3)  # (B, T, H, W, S)
@@ -71,14 +99,20 @@ class LatentActionModel(nn.Module):
     def num_actions(self) -> int:
         return self.quant.num_codes
 
-    def encode(self, frames: torch.Tensor):
-        """frames (B, T, H, W, 3) -> indices (B, T-1), codes (B, T-1, d), quantizer stats."""
-        x = with_diff(to_float(frames))
-        h = self.enc_in(patchify(x, self.cfg.patch))  # (B, T, N, E)
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (B, T, H, W, 3) -> the encoder's continuous output (B, T-1, d) before quantizing."""
+        xf = to_float(frames)
+        h = patchify(with_diff(xf), self.cfg.patch)
+        if self.motion_dim:
+            h = torch.cat([h, motion_cost(xf, self.cfg.motion_features, self.cfg.patch).to(h.dtype)], -1)
+        h = self.enc_in(h)  # (B, T, N, E)
         B, T = h.shape[:2]
         h = torch.cat([self.action_slot.expand(B, T, 1, -1), h], dim=2)  # (B, T, 1+N, E)
-        z = self.to_code(self.encoder(h)[:, 1:, 0])  # (B, T-1, d): frame t+1's slot saw x(<=t+1)
-        q, idx, stats = self.quant(z)
+        return self.to_code(self.encoder(h)[:, 1:, 0])  # (B, T-1, d): frame t+1's slot saw x(<=t+1)
+
+    def encode(self, frames: torch.Tensor):
+        """frames (B, T, H, W, 3) -> indices (B, T-1), codes (B, T-1, d), quantizer stats."""
+        q, idx, stats = self.quant(self.features(frames))
         return idx, q, stats
 
     def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:

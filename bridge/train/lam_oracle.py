@@ -1,9 +1,11 @@
-"""Diagnostic: how much does knowing the TRUE action help the latent action decoder on a dataset?
+"""Diagnostic: how much does knowing the TRUE action help the latent action decoder, and can the encoder see it?
 
-Trains the LAM decoder with the true effective action as its code ("oracle") or a constant code ("const") and prints
-the relative residual error; a small gap means the footage's change is mostly not the player's doing, so an
-unsupervised LAM has little reason to learn the actions (docs/model.md, "Why the sandbox latent actions sit at chance").
-Usage: python -m bridge.train.lam_oracle --data DIR --mode oracle|const [--steps 400]
+`oracle`/`const` train the LAM decoder with the true effective action as its code, or a constant code, and print the
+relative residual error; a small gap means the footage's change is mostly not the player's doing, so an unsupervised
+LAM has little reason to learn the actions. `probe` trains the LAM encoder with a linear head on the true action
+(cross-entropy) and prints its accuracy: if even that stays at the majority class, the encoder cannot see the action
+(docs/model.md, "Why the sandbox latent actions sit at chance").
+Usage: python -m bridge.train.lam_oracle --data DIR --mode oracle|const|probe [--steps 400] [--weather clear]
 """
 
 from __future__ import annotations
@@ -24,34 +26,50 @@ from bridge.model.presets import get_preset
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)
-    p.add_argument("--mode", choices=("oracle", "const"), default="oracle")
+    p.add_argument("--mode", choices=("oracle", "const", "probe"), default="oracle")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--patch", type=int, default=8)
     p.add_argument("--shifts", type=int, nargs=2, default=(2, 4), help="lam.motion_shifts (max |dx|, max |dy|)")
     p.add_argument("--context", type=int, default=1, help="lam.decoder_context")
     p.add_argument("--clip", type=int, default=4)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--weather", default=None, help="only event-free episodes with this weather (e.g. clear)")
+    p.add_argument("--motion-features", type=int, default=0, help="lam.motion_features (encoder cost volume radius)")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3 (oracle/const), 5e-4 (probe)")
     p.add_argument("--every", type=int, default=50, help="print every N steps")
     a = p.parse_args(argv)
     torch.manual_seed(0)
     ds = VideoDataset(a.data)
     eps, rng = list(ds.split("train")), np.random.default_rng(0)
+    if a.weather:
+        eps = [e for e in eps if (e.params or {}).get("weather") == a.weather and not e.events]
+        if not eps:
+            raise SystemExit(f"{a.data} has no event-free train episode with weather {a.weather!r}")
     if ds.actions(eps[0], effective=True) is None:
         raise SystemExit(f"{a.data} has no effective actions: use sandbox footage (`worldbridge data generate`)")
     cfg = get_preset("tiny").lam
     cfg.patch, cfg.motion_shifts, cfg.decoder_context = a.patch, tuple(a.shifts), a.context
+    cfg.motion_features = a.motion_features
     lam = LatentActionModel(cfg, ds.height, ds.width)
     emb = nn.Embedding(len(ds.action_names), lam.quant.dim)
     zero = torch.zeros(())
     true: dict[str, torch.Tensor] = {}
+    head = nn.Linear(lam.quant.dim, len(ds.action_names))
+
+    def probe(frames: torch.Tensor) -> dict[str, torch.Tensor]:  # encoder (before quantizing) -> true action
+        logits = head(lam.features(frames))
+        loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), true["a"].flatten())
+        return {"loss": loss, "acc": (logits.argmax(-1) == true["a"]).float().mean()}
 
     def encode(frames: torch.Tensor):  # replaces the LAM encoder: the code is the true action (or always 0)
         idx = true["a"] if a.mode == "oracle" else torch.zeros_like(true["a"])
         return idx, emb(idx), {"loss": zero, "entropy": zero, "entropy_bonus": zero}
 
-    lam.encode = encode
-    opt = torch.optim.AdamW([*lam.parameters(), *emb.parameters()], lr=1e-3)
-    hist, t0 = [], time.time()
+    if a.mode != "probe":
+        lam.encode = encode
+    lr = a.lr or (5e-4 if a.mode == "probe" else 1e-3)
+    opt = torch.optim.AdamW([*lam.parameters(), *emb.parameters(), *head.parameters()], lr=lr)
+    hist, majority, t0 = [], [], time.time()
     for step in range(1, a.steps + 1):
         clips, acts = [], []
         for _ in range(a.batch):
@@ -60,14 +78,20 @@ def main(argv: list[str] | None = None) -> None:
             clips.append(np.asarray(ds.frames(ep)[s:s + a.clip]))
             acts.append(np.asarray(ds.actions(ep, effective=True)[s:s + a.clip - 1]))
         true["a"] = torch.from_numpy(np.stack(acts).astype(np.int64)).clamp(min=0)
-        r = lam(torch.from_numpy(np.stack(clips)))
+        majority.append(float(np.bincount(true["a"].flatten().numpy()).max() / true["a"].numel()))
+        x = torch.from_numpy(np.stack(clips))
+        r = probe(x) if a.mode == "probe" else lam(x)
         opt.zero_grad()
         r["loss"].backward()
         opt.step()
-        hist.append(float(r["rel_mse"].detach()))
+        key = "acc" if a.mode == "probe" else "rel_mse"
+        hist.append(float(r[key].detach()))
         if step % a.every == 0:
-            print(json.dumps({"mode": a.mode, "step": step, "seconds": round(time.time() - t0),
-                              "rel_mse_recent": round(float(np.mean(hist[-a.every:])), 4)}), flush=True)
+            row = {"mode": a.mode, "step": step, "seconds": round(time.time() - t0),
+                   f"{key}_recent": round(float(np.mean(hist[-a.every:])), 4)}
+            if a.mode == "probe":  # the accuracy of always answering the batch's most common action
+                row["majority_recent"] = round(float(np.mean(majority[-a.every:])), 4)
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
