@@ -76,3 +76,32 @@ def test_weather_filter_names_the_problem_when_no_episode_matches(tmp_path):
     ds = write_square_dataset(tmp_path / "ds", episodes=2, length=12)
     with pytest.raises(SystemExit, match="no event-free train episode with weather 'clear'"):
         lam_oracle.main(["--data", str(ds), "--weather", "clear", "--steps", "1"])
+
+
+def test_shift_mask_keeps_the_panned_scene_and_drops_a_sprite_that_moved_on_its_own():
+    from bridge.model.latent_actions import shift_explained
+
+    x = torch.rand(1, 16, 20, 3) * 0.2
+    a, b = x[:, :, 2:18].clone(), x[:, :, 1:17].clone()  # the scene pans 1 px right
+    b[:, 0:4, 0:4] = 1.0  # a bright sprite appears at the top left
+    m = shift_explained(torch.stack([a, b], 1), 2, 0.04)
+    assert m.shape == (1, 1, 16, 16, 1)
+    assert m[0, 0, 6:, 4:].mean() == 1.0 and m[0, 0, 0:4, 0:4].sum() == 0
+
+
+def test_shift_mask_loss_trains_and_is_off_by_default():
+    cfg = get_preset("micro").lam
+    assert cfg.shift_mask == 0
+    cfg.shift_mask = 0.04
+    lam = LatentActionModel(cfg, 16, 16)
+    out = lam(torch.randint(0, 255, (2, 4, 16, 16, 3), dtype=torch.uint8))
+    out["loss"].backward()
+    assert torch.isfinite(out["rel_mse"]) and lam.dec_in.weight.grad is not None
+
+
+def test_lam_mode_scores_its_codes_against_the_true_actions(tmp_path, capsys):
+    ds = write_square_dataset(tmp_path / "ds", episodes=6, length=20)
+    lam_oracle.main(["--data", str(ds), "--mode", "lam", "--steps", "2", "--every", "2", "--batch", "2",
+                     "--shift-mask", "0.04", "--motion-features", "1"])
+    row = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert 0 <= row["accuracy"] <= 1 and 0 < row["chance"] <= 1 and 0 < row["codes_used"] <= 1

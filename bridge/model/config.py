@@ -45,6 +45,7 @@ class LatentActionConfig:
     decoder_context: int = 1  # frames the decoder sees: 1 = x(t) only (codes must carry the motion), up to window
     motion_shifts: tuple[int, int] = (0, 0)  # (max |dx|, max |dy|) px: the decoder mixes shifted copies of x(t) per patch (0 = off)
     motion_features: int = 0  # R px: the encoder also sees which shift in [-R, R]^2 best maps x(t) onto x(t+1) (0 = off)
+    shift_mask: float = 0.0  # > 0: score the decoder only on pixels the frame's best global shift explains within this |error| (0 = off)
     commit: float = 0.25
     entropy_weight: float = 0.1  # batch code-entropy bonus: keeps every action in use
     entropy_temp: float = 0.1  # softmax temperature of the cosine similarities for that bonus
@@ -133,6 +134,8 @@ class WorldConfig:
         for part, c in (("tokenizer", self.tokenizer), ("lam", self.lam)):
             if c.quantizer not in ("vq", "fsq"):
                 raise ValueError(f"{part}.quantizer must be 'vq' or 'fsq', got {c.quantizer!r}")
+        if self.lam.shift_mask < 0:
+            raise ValueError(f"lam.shift_mask is a pixel-error threshold in [0, 1] (0 = off), got {self.lam.shift_mask}")
         if self.lam.motion_features < 0 or min(self.lam.motion_shifts) < 0:
             raise ValueError("lam.motion_features and lam.motion_shifts are pixel radii: use 0 (off) or more")
         d = self.dynamics

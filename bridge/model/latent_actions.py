@@ -10,8 +10,9 @@ a 768 -> dim -> 768 patch bottleneck it is not, so without it the codes learned 
 (on the sandbox: true-action accuracy at chance). With `motion_features` the encoder also gets a cost volume: for every
 patch and for the whole frame, a soft-min over small shifts of how well shift(x(t)) matches x(t+1). A 1-px camera pan
 is a faint signal in raw patches: a supervised probe of the plain encoder reaches 0.60 against a 0.54 majority class
-after 1,500 steps, and 0.78 after 1,000 steps with the cost volume (docs/model.md). Only the encoder is needed after
-training.
+after 1,500 steps, and 0.78 after 1,000 steps with the cost volume (docs/model.md). With `shift_mask` the decoder is
+scored only where the frame's best global shift explains the change, so weather and enemies cannot buy the code
+(above chance in one run, not yet reproducible: docs/model.md). Only the encoder is needed after training.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def with_diff(x: torch.Tensor) -> torch.Tensor:
 
 
 PATCH_SHARPNESS, FRAME_SHARPNESS = 50.0, 200.0  # soft-min sharpness over mean |difference| (pixels in [0, 1])
+MASK_RADIUS = 2  # px: the global shifts `shift_mask` tries
 
 
 def shifted(x: torch.Tensor, shifts: list[tuple[int, int]], mx: int, my: int) -> torch.Tensor:
@@ -54,6 +56,18 @@ def motion_cost(x: torch.Tensor, radius: int, patch: int) -> torch.Tensor:
     local = (-PATCH_SHARPNESS * per_patch).softmax(-1)
     whole = (-FRAME_SHARPNESS * per_patch.mean(1, keepdim=True)).softmax(-1).expand_as(local)
     return torch.cat([local, whole], -1).reshape(B, T, -1, 2 * len(shifts))
+
+
+def shift_explained(x: torch.Tensor, radius: int, threshold: float) -> torch.Tensor:
+    """(B, T, H, W, 3) in [0, 1] -> (B, T-1, H, W, 1): 1 where the whole frame's best shift of x(t) (within ±radius)
+    matches x(t+1) to within `threshold`; the camera pan and the static scene, not rain, flicker or enemies."""
+    B, T, H, W, _ = x.shape
+    prev = x[:, :-1].flatten(0, 1).permute(0, 3, 1, 2)
+    cur = x[:, 1:].flatten(0, 1).permute(0, 3, 1, 2)
+    shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    cost = (shifted(prev, shifts, radius, radius) - cur[:, None]).abs().mean(2)  # (B(T-1), S, H, W)
+    best = cost.mean((2, 3)).argmin(1)
+    return (cost[torch.arange(cost.shape[0]), best] < threshold).float().reshape(B, T - 1, H, W, 1)
 
 
 class LatentActionModel(nn.Module):
@@ -127,9 +141,17 @@ class LatentActionModel(nn.Module):
         if self.shifts:
             resid = resid + self._motion(x[:, :-1], d)
         target = x[:, 1:] - x[:, :-1]
-        # per transition, relative to its own change (1.0 = "nothing moves"): a small player move counts as much
-        # as a screen full of falling snow, and the loss is scale-free against the entropy bonus
-        err = (resid.float() - target).pow(2).flatten(2).mean(-1)  # (B, T-1)
-        rel = (err / (target.pow(2).flatten(2).mean(-1) + 1e-3)).mean()
+        if self.cfg.shift_mask > 0:
+            # only the pixels a global shift explains: there the change is the camera's (the player's) doing,
+            # and the code cannot win by describing weather or enemies (docs/model.md)
+            with torch.no_grad():
+                m = shift_explained(x, MASK_RADIUS, self.cfg.shift_mask)
+            err = ((resid.float() - target).pow(2) * m).flatten(2).sum(-1)
+            rel = (err / ((target.pow(2) * m).flatten(2).sum(-1) + 1.0)).mean()
+        else:
+            # per transition, relative to its own change (1.0 = "nothing moves"): a small player move counts as
+            # much as a screen full of falling snow, and the loss is scale-free against the entropy bonus
+            err = (resid.float() - target).pow(2).flatten(2).mean(-1)  # (B, T-1)
+            rel = (err / (target.pow(2).flatten(2).mean(-1) + 1e-3)).mean()
         loss = rel + stats["loss"] - self.cfg.entropy_weight * stats["entropy_bonus"]
         return {"loss": loss, "rel_mse": rel, "vq": stats["loss"], "entropy": stats["entropy"], "actions": idx}

@@ -4,8 +4,9 @@
 relative residual error; a small gap means the footage's change is mostly not the player's doing, so an unsupervised
 LAM has little reason to learn the actions. `probe` trains the LAM encoder with a linear head on the true action
 (cross-entropy) and prints its accuracy: if even that stays at the majority class, the encoder cannot see the action
-(docs/model.md, "Why the sandbox latent actions sit at chance").
-Usage: python -m bridge.train.lam_oracle --data DIR --mode oracle|const|probe [--steps 400] [--weather clear]
+(docs/model.md, "Why the sandbox latent actions sit at chance"). `lam` trains the whole LAM unsupervised (bf16 autocast)
+and prints how well its codes match the true actions on held-out clips (many-to-one, as `worldbridge eval` scores).
+Usage: python -m bridge.train.lam_oracle --data DIR --mode oracle|const|probe|lam [--steps 400] [--weather clear]
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import torch.nn as nn
 from bridge.data.dataset import VideoDataset
 from bridge.model.latent_actions import LatentActionModel
 from bridge.model.presets import get_preset
+from bridge.model.quantizer import reset_dead_codes
+from bridge.train.evaluate import code_stats, mapping_accuracy
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)
-    p.add_argument("--mode", choices=("oracle", "const", "probe"), default="oracle")
+    p.add_argument("--mode", choices=("oracle", "const", "probe", "lam"), default="oracle")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--patch", type=int, default=8)
     p.add_argument("--shifts", type=int, nargs=2, default=(2, 4), help="lam.motion_shifts (max |dx|, max |dy|)")
@@ -35,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--weather", default=None, help="only event-free episodes with this weather (e.g. clear)")
     p.add_argument("--motion-features", type=int, default=0, help="lam.motion_features (encoder cost volume radius)")
-    p.add_argument("--lr", type=float, default=None, help="default 1e-3 (oracle/const), 5e-4 (probe)")
+    p.add_argument("--shift-mask", type=float, default=0.0, help="lam.shift_mask (0 = off)")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3 (oracle/const), 5e-4 (probe), 3e-4 (lam)")
     p.add_argument("--every", type=int, default=50, help="print every N steps")
     a = p.parse_args(argv)
     torch.manual_seed(0)
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{a.data} has no effective actions: use sandbox footage (`worldbridge data generate`)")
     cfg = get_preset("tiny").lam
     cfg.patch, cfg.motion_shifts, cfg.decoder_context = a.patch, tuple(a.shifts), a.context
-    cfg.motion_features = a.motion_features
+    cfg.motion_features, cfg.shift_mask = a.motion_features, a.shift_mask
     lam = LatentActionModel(cfg, ds.height, ds.width)
     emb = nn.Embedding(len(ds.action_names), lam.quant.dim)
     zero = torch.zeros(())
@@ -65,10 +69,12 @@ def main(argv: list[str] | None = None) -> None:
         idx = true["a"] if a.mode == "oracle" else torch.zeros_like(true["a"])
         return idx, emb(idx), {"loss": zero, "entropy": zero, "entropy_bonus": zero}
 
-    if a.mode != "probe":
+    if a.mode in ("oracle", "const"):
         lam.encode = encode
-    lr = a.lr or (5e-4 if a.mode == "probe" else 1e-3)
-    opt = torch.optim.AdamW([*lam.parameters(), *emb.parameters(), *head.parameters()], lr=lr)
+    lr = a.lr or {"probe": 5e-4, "lam": 3e-4}.get(a.mode, 1e-3)
+    held_out = held_out_clips(ds) if a.mode == "lam" else None
+    betas = (0.9, 0.95) if a.mode == "lam" else (0.9, 0.999)  # lam: as `train dynamics`; the others as measured
+    opt = torch.optim.AdamW([*lam.parameters(), *emb.parameters(), *head.parameters()], lr=lr, betas=betas)
     hist, majority, t0 = [], [], time.time()
     for step in range(1, a.steps + 1):
         clips, acts = [], []
@@ -80,10 +86,15 @@ def main(argv: list[str] | None = None) -> None:
         true["a"] = torch.from_numpy(np.stack(acts).astype(np.int64)).clamp(min=0)
         majority.append(float(np.bincount(true["a"].flatten().numpy()).max() / true["a"].numel()))
         x = torch.from_numpy(np.stack(clips))
-        r = probe(x) if a.mode == "probe" else lam(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.mode == "lam"):
+            r = probe(x) if a.mode == "probe" else lam(x)
         opt.zero_grad()
         r["loss"].backward()
+        if a.mode == "lam":
+            torch.nn.utils.clip_grad_norm_(lam.parameters(), 1.0)
         opt.step()
+        if a.mode == "lam":
+            reset_dead_codes(lam)
         key = "acc" if a.mode == "probe" else "rel_mse"
         hist.append(float(r[key].detach()))
         if step % a.every == 0:
@@ -91,7 +102,36 @@ def main(argv: list[str] | None = None) -> None:
                    f"{key}_recent": round(float(np.mean(hist[-a.every:])), 4)}
             if a.mode == "probe":  # the accuracy of always answering the batch's most common action
                 row["majority_recent"] = round(float(np.mean(majority[-a.every:])), 4)
+            if a.mode == "lam":
+                row.update(code_accuracy(lam, *held_out))
             print(json.dumps(row), flush=True)
+
+
+def held_out_clips(ds: VideoDataset, n: int = 160, length: int = 8) -> tuple[torch.Tensor, np.ndarray]:
+    """A fixed set of val-split clips (all weathers) and their effective actions."""
+    eps, rng, clips, acts = list(ds.split("val")), np.random.default_rng(1), [], []
+    if not eps:
+        raise SystemExit("--mode lam needs a dataset with a val split")
+    for _ in range(n):
+        ep = eps[rng.integers(len(eps))]
+        s = int(rng.integers(0, ep.length - length))
+        clips.append(np.asarray(ds.frames(ep)[s:s + length]))
+        acts.append(np.asarray(ds.actions(ep, effective=True)[s:s + length - 1]))
+    return torch.from_numpy(np.stack(clips)), np.stack(acts).clip(min=0)
+
+
+@torch.no_grad()
+def code_accuracy(lam: LatentActionModel, clips: torch.Tensor, acts: np.ndarray) -> dict[str, float]:
+    """Codes fitted to actions on half the held-out steps, scored on the other half; codes used and their bits."""
+    lam.eval()
+    idx = torch.cat([lam.encode(clips[i:i + 40])[0] for i in range(0, len(clips), 40)]).numpy()
+    lam.train()
+    lat, tru = idx.ravel(), acts.ravel()
+    h = len(lat) // 2
+    m = mapping_accuracy(lat[:h], tru[:h], lat[h:], tru[h:], lam.num_actions, int(acts.max()) + 1)
+    usage, bits = code_stats(idx, lam.num_actions)
+    return {"accuracy": round(m["many_to_one"], 4), "chance": round(m["chance"], 4), "codes_used": usage,
+            "bits": round(bits, 3)}
 
 
 if __name__ == "__main__":
