@@ -99,9 +99,10 @@ def test_shift_mask_loss_trains_and_is_off_by_default():
     assert torch.isfinite(out["rel_mse"]) and lam.dec_in.weight.grad is not None
 
 
-def test_lam_mode_scores_its_codes_against_the_true_actions(tmp_path, capsys):
+@pytest.mark.parametrize("quantizer", ["vq", "fsq"])
+def test_lam_mode_scores_its_codes_against_the_true_actions(tmp_path, capsys, quantizer):
     ds = write_square_dataset(tmp_path / "ds", episodes=6, length=20)
     lam_oracle.main(["--data", str(ds), "--mode", "lam", "--steps", "2", "--every", "2", "--batch", "2",
-                     "--shift-mask", "0.04", "--motion-features", "1"])
+                     "--shift-mask", "0.04", "--motion-features", "1", "--quantizer", quantizer])
     row = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert 0 <= row["accuracy"] <= 1 and 0 < row["chance"] <= 1 and 0 < row["codes_used"] <= 1
