@@ -44,28 +44,29 @@ def shifted(x: torch.Tensor, shifts: list[tuple[int, int]], mx: int, my: int) ->
     return torch.stack([pad[:, :, my - dy:my - dy + H, mx - dx:mx - dx + W] for dx, dy in shifts], 1)
 
 
+def shift_cost(prev: torch.Tensor, cur: torch.Tensor, radius: int) -> torch.Tensor:
+    """(B, T, H, W, 3) pairs -> (BT, S, H, W): per pixel, mean |shift(prev) - cur| for the S = (2R+1)^2 shifts."""
+    shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    prev, cur = (v.flatten(0, 1).permute(0, 3, 1, 2) for v in (prev, cur))  # (BT, 3, H, W)
+    return (shifted(prev, shifts, radius, radius) - cur[:, None]).abs().mean(2)
+
+
 def motion_cost(x: torch.Tensor, radius: int, patch: int) -> torch.Tensor:
     """(B, T, H, W, 3) in [0, 1] -> (B, T, N, 2S): per patch and per frame, a soft-min over the S = (2R+1)^2 shifts
     of mean |shift(x(t-1)) - x(t)|; frame 0 is compared with itself (no motion)."""
     B, T, H, W, _ = x.shape
-    shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
-    prev = torch.cat([x[:, :1], x[:, :-1]], 1).flatten(0, 1).permute(0, 3, 1, 2)  # (BT, 3, H, W)
-    cur = x.flatten(0, 1).permute(0, 3, 1, 2)
-    cost = (shifted(prev, shifts, radius, radius) - cur[:, None]).abs().mean(2)  # (BT, S, H, W)
+    cost = shift_cost(torch.cat([x[:, :1], x[:, :-1]], 1), x, radius)  # (BT, S, H, W)
     per_patch = F.avg_pool2d(cost, patch).flatten(2).transpose(1, 2)  # (BT, N, S)
     local = (-PATCH_SHARPNESS * per_patch).softmax(-1)
     whole = (-FRAME_SHARPNESS * per_patch.mean(1, keepdim=True)).softmax(-1).expand_as(local)
-    return torch.cat([local, whole], -1).reshape(B, T, -1, 2 * len(shifts))
+    return torch.cat([local, whole], -1).reshape(B, T, -1, 2 * cost.shape[1])
 
 
 def shift_explained(x: torch.Tensor, radius: int, threshold: float) -> torch.Tensor:
     """(B, T, H, W, 3) in [0, 1] -> (B, T-1, H, W, 1): 1 where the whole frame's best shift of x(t) (within ±radius)
     matches x(t+1) to within `threshold`; the camera pan and the static scene, not rain, flicker or enemies."""
     B, T, H, W, _ = x.shape
-    prev = x[:, :-1].flatten(0, 1).permute(0, 3, 1, 2)
-    cur = x[:, 1:].flatten(0, 1).permute(0, 3, 1, 2)
-    shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
-    cost = (shifted(prev, shifts, radius, radius) - cur[:, None]).abs().mean(2)  # (B(T-1), S, H, W)
+    cost = shift_cost(x[:, :-1], x[:, 1:], radius)  # (B(T-1), S, H, W)
     best = cost.mean((2, 3)).argmin(1)
     return (cost[torch.arange(cost.shape[0]), best] < threshold).float().reshape(B, T - 1, H, W, 1)
 

@@ -175,9 +175,9 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     res["true_action_accuracy"], res["true_action_accuracy_detail"] = None, None
     if true is not None:
         K = len(ds.action_names or []) or int(true.max()) + 1
-        detail = {"raw": _agreement(lat, true, A, K), "effective": None}
+        detail = {"raw": action_agreement(lat, true, A, K), "effective": None}
         if eff is not None:
-            detail["effective"] = _agreement(lat, eff, A, K)
+            detail["effective"] = action_agreement(lat, eff, A, K)
         res["true_action_accuracy_detail"] = detail
         # headline: against effective actions where the data has them (an action with no effect is unknowable)
         res["true_action_accuracy"] = (detail["effective"] or detail["raw"])["many_to_one"]
@@ -220,7 +220,8 @@ def _defaults(cfg) -> dict[str, Any]:
     return {"steps": min(d.steps, cfg.tokens_per_frame), "temperature": d.temperature, "cfg": d.cfg, "unmask": d.unmask}
 
 
-def _agreement(lat: np.ndarray, true: np.ndarray, A: int, K: int) -> dict[str, float]:
+def action_agreement(lat: np.ndarray, true: np.ndarray, A: int, K: int) -> dict[str, float]:
+    """Codes mapped to true actions on the first half of the steps (unknown actions, < 0, dropped), scored on the rest."""
     lat, true = lat.reshape(-1), true.reshape(-1).astype(np.int64)
     keep = true >= 0
     lat, true = lat[keep], true[keep]

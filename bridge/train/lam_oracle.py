@@ -23,7 +23,7 @@ from bridge.data.dataset import VideoDataset
 from bridge.model.latent_actions import LatentActionModel
 from bridge.model.presets import get_preset
 from bridge.model.quantizer import reset_dead_codes
-from bridge.train.evaluate import code_stats, mapping_accuracy
+from bridge.train.evaluate import action_agreement, code_stats
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,9 +127,7 @@ def code_accuracy(lam: LatentActionModel, clips: torch.Tensor, acts: np.ndarray)
     lam.eval()
     idx = torch.cat([lam.encode(clips[i:i + 40])[0] for i in range(0, len(clips), 40)]).numpy()
     lam.train()
-    lat, tru = idx.ravel(), acts.ravel()
-    h = len(lat) // 2
-    m = mapping_accuracy(lat[:h], tru[:h], lat[h:], tru[h:], lam.num_actions, int(acts.max()) + 1)
+    m = action_agreement(idx, acts, lam.num_actions, int(acts.max()) + 1)
     usage, bits = code_stats(idx, lam.num_actions)
     return {"accuracy": round(m["many_to_one"], 4), "chance": round(m["chance"], 4), "codes_used": usage,
             "bits": round(bits, 3)}
