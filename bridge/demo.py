@@ -30,6 +30,15 @@ def _script_action(name: str, action_names: list[str]) -> int:
     return zlib.crc32(name.encode()) % len(action_names)  # unnamed latent actions: a fixed, arbitrary pick
 
 
+def fresh_stem(out: Path, name: str = "demo") -> str:
+    """demo, demo-2, demo-3, ...: the first name with no .wbrec/.mp4/.gif in out, so a rerun keeps earlier runs."""
+    stem, n = name, 1
+    while any((out / f"{stem}{ext}").exists() for ext in (".wbrec", ".mp4", ".gif")):
+        n += 1
+        stem = f"{name}-{n}"
+    return stem
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=np.float64)
     return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95))}
@@ -48,6 +57,7 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
     from bridge.host.server import run_host_in_thread
 
     out.mkdir(parents=True, exist_ok=True)
+    stem = fresh_stem(out)
     spec = {"backend": backend, "checkpoint": str(checkpoint) if checkpoint else None}
     host = run_host_in_thread(spec, "tcp://127.0.0.1:*")
     try:
@@ -56,7 +66,7 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
             session = client.start(mode="step", seed=seed, text=text)
             kind, name = session["backend_kind"], session["backend_name"]
             click.echo(f"serving: {name} [{kind}]" + ("  (the sandbox game is a test backend, not the world model)" if kind == "sandbox" else ""), err=True)
-            rec = client.record_start(str(out / "demo.wbrec"))
+            rec = client.record_start(str(out / f"{stem}.wbrec"))
             latencies: list[float] = []
             frame = None
             started = time.perf_counter()
@@ -78,7 +88,7 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
                 played += 1
             elapsed = time.perf_counter() - started
             stopped = client.record_stop()
-        files = export_recording(Path(stopped["path"]), mp4=out / "demo.mp4", gif=out / "demo.gif")
+        files = export_recording(Path(stopped["path"]), mp4=out / f"{stem}.mp4", gif=out / f"{stem}.gif")
     finally:
         host.stop()
     lat = _percentiles(latencies)

@@ -145,3 +145,37 @@ def test_train_prompts_cli_runs_both_stages_and_explains_errors(tmp_path):
     r = CliRunner().invoke(train_prompts, ["events", "--world", str(tmp_path / "nowhere"), "--data", data, "--out",
                                            str(tmp_path / "q"), "--encoder", "hashing", "--quiet"])
     assert r.exit_code != 0 and "no checkpoint at" in r.output
+
+
+def test_anchor_keeps_event_free_play_near_the_source_world(event_world, tmp_path):
+    from bridge.data.dataset import VideoDataset
+    from bridge.prompts.train import anchor_kl
+
+    root, _ = event_world
+    res = train_events(PromptTrainOptions(world=str(root / "world"), data=str(sandbox_dataset()), out=str(tmp_path / "a"),
+                                          steps=30, batch=8, lr=3e-3, encoder="hashing", clip_len=6, hold=3, anchor=5.0,
+                                          progress=False))
+    assert res["anchor_kl"] >= 0
+    src, _, _ = WorldModel.load(root / "world")
+    free, _, _ = WorldModel.load(root / "events")
+    anchored, card, _ = WorldModel.load(tmp_path / "a")
+    assert card["events"]["anchor"] == 5.0
+    ds = VideoDataset(sandbox_dataset())
+    with torch.no_grad():
+        tok, act = tokenize_episode(src, np.asarray(ds.frames(ds.episodes[0])), torch.device("cpu"))
+        tokens, acts = torch.from_numpy(tok[None, :6].astype(np.int64)), torch.from_numpy(act[None, :5].astype(np.int64))
+
+        def drift(model: WorldModel) -> float:
+            out = model.dynamics.training_loss(tokens.expand(8, -1, -1), acts.expand(8, -1),
+                                               generator=torch.Generator().manual_seed(1))
+            return float(anchor_kl(src.dynamics, out, torch.ones(8, dtype=torch.bool)))
+
+        assert drift(src) == pytest.approx(0.0, abs=1e-5)  # a model is its own anchor
+        assert drift(anchored) < 0.5 * drift(free)  # unanchored event training moved plain play; anchored did not
+
+
+def test_anchor_must_not_be_negative(tmp_path):
+    world = save_micro_world(tmp_path / "w")
+    with pytest.raises(ValueError, match="--anchor"):
+        train_events(PromptTrainOptions(world=str(world), data=str(sandbox_dataset()), out=str(tmp_path / "o"),
+                                        encoder="hashing", anchor=-1.0, progress=False))

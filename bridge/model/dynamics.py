@@ -91,4 +91,5 @@ class Dynamics(nn.Module):
         ce_all = F.cross_entropy(logits.flatten(0, 2).float(), tokens.flatten(), reduction="none")
         ce = (ce_all * m).sum() / m.sum().clamp(min=1)
         acc = ((logits.flatten(0, 2).argmax(-1) == tokens.flatten()).float() * m).sum() / m.sum().clamp(min=1)
-        return {"loss": ce, "ce": ce, "acc": acc}
+        # the corrupted inputs and mask go back too, so a caller can score another model on the very same positions
+        return {"loss": ce, "ce": ce, "acc": acc, "logits": logits, "inputs": inp, "frame_actions": acts, "mask": mask}

@@ -69,6 +69,9 @@ def _report(result: dict) -> None:
               help="Frames the event embedding stays in the conditioning slot, the firing frame included.")
 @click.option("--guidance", type=float, default=3.0, show_default=True, help="Default guidance scale on events.")
 @click.option("--event-share", type=float, default=0.5, show_default=True, help="Share of clips that contain an event.")
+@click.option("--anchor", type=float, default=0.0, show_default=True,
+              help="Weight of KL(--world's dynamics || the new one) on event-free clips; > 0 keeps plain play as it was "
+                   "(against flicker after long event runs).")
 def events(**kw) -> None:
     """Fine-tune the dynamics to take event embeddings in its conditioning slot (typed and free-text events)."""
     _report(_run("events", **kw))

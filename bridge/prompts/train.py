@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from bridge.model.checkpoint import CheckpointError, load_model, save_model, state_tensors
@@ -51,6 +52,7 @@ class PromptTrainOptions:
     hold: int = 4  # events: frames the embedding stays in the cond slot
     event_share: float = 0.5  # events: share of clips that contain an event
     guidance: float = 3.0  # events: default guidance scale written to events.json
+    anchor: float = 0.0  # events: weight of KL(source world || this one) on event-free clips (against flicker)
     ckpt_every: int = 100
     max_minutes: float | None = None
     command: str = ""
@@ -293,6 +295,19 @@ def event_episodes(ds, max_frames: int, rng: np.random.Generator) -> list:
     return chosen
 
 
+def anchor_kl(ref: torch.nn.Module, res: dict[str, torch.Tensor], event_free: torch.Tensor) -> torch.Tensor:
+    """KL(reference || model) on the masked tokens of event-free clips: event training may not retune plain play."""
+    mask = res["mask"] & event_free.to(res["mask"].device)[:, None, None]
+    if not mask.any():
+        return res["logits"].sum() * 0.0
+    B, T = res["inputs"].shape[:2]
+    with torch.no_grad():
+        cond = torch.zeros(B, T, ref.cfg.cond_dim, device=res["inputs"].device) if ref.cfg.cond_dim > 0 else None
+        ref_logp = F.log_softmax(ref(res["inputs"], res["frame_actions"], cond)[mask].float(), -1)
+    logp = F.log_softmax(res["logits"][mask].float(), -1)
+    return (ref_logp.exp() * (ref_logp - logp)).sum(-1).mean()
+
+
 def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     """Fine-tune the world's dynamics to take event embeddings; writes a complete world checkpoint to opts.out."""
     from bridge.data.dataset import VideoDataset
@@ -370,6 +385,13 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         return (torch.from_numpy(np.stack(toks).astype(np.int64)), torch.from_numpy(np.stack(acts).astype(np.int64)),
                 torch.from_numpy(np.stack(conds)), n_ev)
 
+    # --- The anchor: the source world, frozen; event-free clips are pulled towards its predictions ---
+    if opts.anchor < 0:
+        raise ValueError(f"--anchor must be >= 0, got {opts.anchor}")
+    ref = _load_world(opts.world, device)[0].dynamics if opts.anchor > 0 else None
+    if ref is not None and (ref.vocab, ref.num_actions) != (model.dynamics.vocab, model.dynamics.num_actions):
+        raise ValueError(f"--anchor needs --world {opts.world} to share this world's tokens and actions")
+
     # --- Fine-tune the dynamics; the new slot learns 10x faster than the pretrained weights ---
     lr = opts.lr or 1e-4
     dyn = model.dynamics
@@ -383,6 +405,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
                        "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
                        "clip_len": T,
                        "batch": opts.batch, "lr": lr, "encoder": opts.encoder, "hold": settings.hold,
+                       **({"anchor": opts.anchor, "anchor_world": str(Path(opts.world).resolve())} if ref is not None else {}),
                        "command": opts.command}}
     metrics: dict[str, float] = {}
     t0 = time.time()
@@ -405,7 +428,11 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
             for g in opt.param_groups:
                 g["lr"] = _lr(i, opts.steps, lr) * g["scale"]
             toks, acts, cond, n_ev = sample(opts.batch)
-            res = dyn.training_loss(toks.to(device), acts.to(device), cond.to(device))
+            out_ = dyn.training_loss(toks.to(device), acts.to(device), cond.to(device))
+            res = {k: out_[k] for k in ("loss", "ce", "acc")}
+            if ref is not None:
+                res["anchor_kl"] = anchor_kl(ref, out_, event_free=cond.abs().sum((1, 2)) == 0)
+                res["loss"] = res["loss"] + opts.anchor * res["anchor_kl"]
             opt.zero_grad(set_to_none=True)
             res["loss"].backward()
             torch.nn.utils.clip_grad_norm_(dyn.parameters(), 1.0)
