@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,16 @@ def check_qt_runtime() -> None:
     if sys.getrefcount(True) < before - 16:
         raise click.ClickException(f"PySide6 {version} has a reference-counting bug in Signal.emit() that crashes the "
                                    "editor after a few minutes: pip install 'PySide6-Essentials>=6.5,<6.12'")
+
+
+def check_display(env: dict[str, str] | None = None, platform: str = sys.platform) -> None:
+    """Say what to do on a machine with no display, before Qt aborts the process with a plugin error."""
+    env = os.environ if env is None else env
+    if not platform.startswith("linux") or any(env.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        return
+    raise click.ClickException("worldbridge play opens a window, and this machine has no display (DISPLAY and "
+                               "WAYLAND_DISPLAY are unset). Headless, run `worldbridge demo` for a scripted session, "
+                               "or `xvfb-run -a worldbridge play` to run the editor on a virtual display.")
 
 
 def start_own_host(backend: str | None, checkpoint: Path | None):
@@ -57,6 +68,7 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
                                f"`worldbridge serve --checkpoint {checkpoint}`, or drop --host to let the editor start one")
     if checkpoint is not None and backend is None:
         backend = "world_model"
+    check_display()
     from PySide6.QtWidgets import QApplication
 
     from editor_gui.main_window import MainWindow, StartOptions, apply_theme

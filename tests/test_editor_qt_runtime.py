@@ -1,6 +1,7 @@
 """The installed PySide6 must not over-release Signal.emit()'s return value (PySide6 6.12.0 does: the editor, which
 emits for every frame, aborts with "bool_dealloc" a few minutes in). Run in a subprocess: the bug kills the interpreter."""
 
+import os
 import subprocess
 import sys
 
@@ -38,3 +39,21 @@ def test_the_editor_refuses_a_broken_pyside6_with_the_fix(monkeypatch):
     monkeypatch.setattr(sys, "getrefcount", lambda o: real(o) - 100 * next(calls, 1))  # as if 32 emits lost 100 refs
     with pytest.raises(click.ClickException, match="PySide6-Essentials>=6.5,<6.12"):
         app.check_qt_runtime()
+
+
+def test_play_without_a_display_says_how_to_run_headless():
+    import click
+    import pytest
+
+    from editor_gui import app
+
+    with pytest.raises(click.ClickException, match="xvfb-run -a worldbridge play") as e:
+        app.check_display({}, "linux")
+    assert "worldbridge demo" in e.value.message
+    for env in ({"DISPLAY": ":0"}, {"WAYLAND_DISPLAY": "wayland-0"}, {"QT_QPA_PLATFORM": "offscreen"}):
+        app.check_display(env, "linux")  # a display, or a platform Qt was told to use: go ahead
+    app.check_display({}, "darwin")  # macOS and Windows always have a window system
+    r = subprocess.run([sys.executable, "-m", "bridge.cli", "play"], capture_output=True, text=True, timeout=60,
+                       env={k: v for k, v in os.environ.items()
+                            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")})
+    assert r.returncode == 1 and "has no display" in r.stderr and "host:" not in r.stderr  # refused before any host
