@@ -106,3 +106,25 @@ def test_lam_mode_scores_its_codes_against_the_true_actions(tmp_path, capsys, qu
                      "--shift-mask", "0.04", "--motion-features", "1", "--quantizer", quantizer])
     row = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert 0 <= row["accuracy"] <= 1 and 0 < row["chance"] <= 1 and 0 < row["codes_used"] <= 1
+
+
+def test_code_norm_spreads_outputs_that_all_point_one_way_and_is_off_by_default():
+    cfg = get_preset("micro").lam
+    assert not cfg.code_norm
+    plain = LatentActionModel(cfg, 16, 16)
+    cfg.code_norm = True
+    lam = LatentActionModel(cfg, 16, 16)
+    assert set(lam.state_dict()) - set(plain.state_dict()) == {f"code_norm.{k}" for k in
+                                                               ("running_mean", "running_var", "num_batches_tracked")}
+    with torch.no_grad():
+        lam.to_code.bias.fill_(100.0)  # every raw output is ~ (100, 100, ...): one direction, one code
+    frames = torch.randint(0, 255, (8, 4, 16, 16, 3), dtype=torch.uint8)
+    z = lam.features(frames).flatten(0, 1)
+    assert z.mean(0).abs().max() < 1e-3 and (z.std(0) - 1).abs().max() < 0.05  # centred and unit over the batch
+    idx, _, _ = lam.encode(frames)
+    assert len(idx.unique()) > 1
+    with torch.no_grad():
+        for _ in range(200):  # the running statistics settle on this batch's
+            lam.features(frames)
+    lam.eval()  # then one clip alone is treated as it was inside the batch
+    assert torch.allclose(lam.features(frames[:1]), z.view(8, 3, -1)[:1], atol=0.1)

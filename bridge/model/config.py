@@ -46,6 +46,7 @@ class LatentActionConfig:
     motion_shifts: tuple[int, int] = (0, 0)  # (max |dx|, max |dy|) px: the decoder mixes shifted copies of x(t) per patch (0 = off)
     motion_features: int = 0  # R px: the encoder also sees which shift in [-R, R]^2 best maps x(t) onto x(t+1) (0 = off)
     shift_mask: float = 0.0  # > 0: score the decoder only on pixels the frame's best global shift explains within this |error| (0 = off)
+    code_norm: bool = False  # standardise the encoder's outputs over the batch before quantizing (against code collapse)
     commit: float = 0.25
     entropy_weight: float = 0.1  # batch code-entropy bonus: keeps every action in use
     entropy_temp: float = 0.1  # softmax temperature of the cosine similarities for that bonus

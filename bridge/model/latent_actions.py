@@ -12,7 +12,9 @@ patch and for the whole frame, a soft-min over small shifts of how well shift(x(
 is a faint signal in raw patches: a supervised probe of the plain encoder reaches 0.60 against a 0.54 majority class
 after 1,500 steps, and 0.78 after 1,000 steps with the cost volume (docs/model.md). With `shift_mask` the decoder is
 scored only where the frame's best global shift explains the change, so weather and enemies cannot buy the code
-(above chance in one run, not yet reproducible: docs/model.md). Only the encoder is needed after training.
+(above chance in one run, not yet reproducible: docs/model.md). With `code_norm` the encoder's outputs are
+standardised over the batch before the VQ (running statistics at eval), so a slow start in which all outputs point
+the same way cannot put every step on one code. Only the encoder is needed after training.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class LatentActionModel(nn.Module):
         self.action_slot = nn.Parameter(torch.randn(1, 1, 1, cfg.dim) * 0.02)  # prefix token read out as the action
         self.encoder = STTransformer(cfg.dim, cfg.depth, cfg.heads, n + 1, cfg.window, cfg.dropout)
         self.to_code = nn.Linear(cfg.dim, self.quant.dim)
+        # outputs that all point one way would all take one code; standardised over the batch they cannot
+        self.code_norm = nn.BatchNorm1d(self.quant.dim, affine=False) if cfg.code_norm else None
         self.dec_in = nn.Linear(p * p * 3, cfg.dim)
         self.action_up = nn.Linear(self.quant.dim, cfg.dim)
         self.decoder = STTransformer(cfg.dim, cfg.depth, cfg.heads, n, max(1, min(cfg.decoder_context, cfg.window)),
@@ -123,7 +127,10 @@ class LatentActionModel(nn.Module):
         h = self.enc_in(h)  # (B, T, N, E)
         B, T = h.shape[:2]
         h = torch.cat([self.action_slot.expand(B, T, 1, -1), h], dim=2)  # (B, T, 1+N, E)
-        return self.to_code(self.encoder(h)[:, 1:, 0])  # (B, T-1, d): frame t+1's slot saw x(<=t+1)
+        z = self.to_code(self.encoder(h)[:, 1:, 0])  # (B, T-1, d): frame t+1's slot saw x(<=t+1)
+        if self.code_norm is not None:
+            z = self.code_norm(z.flatten(0, 1).float()).view(z.shape).to(z.dtype)
+        return z
 
     def encode(self, frames: torch.Tensor):
         """frames (B, T, H, W, 3) -> indices (B, T-1), codes (B, T-1, d), quantizer stats."""

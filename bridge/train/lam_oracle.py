@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--motion-features", type=int, default=0, help="lam.motion_features (encoder cost volume radius)")
     p.add_argument("--shift-mask", type=float, default=0.0, help="lam.shift_mask (0 = off)")
     p.add_argument("--quantizer", choices=("vq", "fsq"), default="vq", help="lam.quantizer (fsq: levels 2,2,2)")
+    p.add_argument("--code-norm", action="store_true", help="lam.code_norm: standardise encoder outputs over the batch")
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 (oracle/const), 5e-4 (probe), 3e-4 (lam)")
     p.add_argument("--every", type=int, default=50, help="print every N steps")
     a = p.parse_args(argv)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{a.data} has no effective actions: use sandbox footage (`worldbridge data generate`)")
     cfg = get_preset("tiny").lam
     cfg.patch, cfg.motion_shifts, cfg.decoder_context = a.patch, tuple(a.shifts), a.context
-    cfg.motion_features, cfg.shift_mask, cfg.quantizer = a.motion_features, a.shift_mask, a.quantizer
+    cfg.motion_features, cfg.shift_mask, cfg.quantizer, cfg.code_norm = a.motion_features, a.shift_mask, a.quantizer, a.code_norm
     lam = LatentActionModel(cfg, ds.height, ds.width)
     emb = nn.Embedding(len(ds.action_names), lam.quant.dim)
     zero = torch.zeros(())
