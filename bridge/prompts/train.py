@@ -428,10 +428,10 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
             for g in opt.param_groups:
                 g["lr"] = _lr(i, opts.steps, lr) * g["scale"]
             toks, acts, cond, n_ev = sample(opts.batch)
-            out_ = dyn.training_loss(toks.to(device), acts.to(device), cond.to(device))
-            res = {k: out_[k] for k in ("loss", "ce", "acc")}
+            full = dyn.training_loss(toks.to(device), acts.to(device), cond.to(device))
+            res = {k: full[k] for k in ("loss", "ce", "acc")}
             if ref is not None:
-                res["anchor_kl"] = anchor_kl(ref, out_, event_free=cond.abs().sum((1, 2)) == 0)
+                res["anchor_kl"] = anchor_kl(ref, full, event_free=cond.abs().sum((1, 2)) == 0)
                 res["loss"] = res["loss"] + opts.anchor * res["anchor_kl"]
             opt.zero_grad(set_to_none=True)
             res["loss"].backward()
