@@ -297,14 +297,15 @@ def event_episodes(ds, max_frames: int, rng: np.random.Generator) -> list:
 
 def anchor_kl(ref: torch.nn.Module, res: dict[str, torch.Tensor], event_free: torch.Tensor) -> torch.Tensor:
     """KL(reference || model) on the masked tokens of event-free clips: event training may not retune plain play."""
-    mask = res["mask"] & event_free.to(res["mask"].device)[:, None, None]
+    free = event_free.to(res["mask"].device)
+    mask = res["mask"][free]
     if not mask.any():
         return res["logits"].sum() * 0.0
-    B, T = res["inputs"].shape[:2]
+    inputs = res["inputs"][free]  # the reference only runs on the clips it scores
     with torch.no_grad():
-        cond = torch.zeros(B, T, ref.cfg.cond_dim, device=res["inputs"].device) if ref.cfg.cond_dim > 0 else None
-        ref_logp = F.log_softmax(ref(res["inputs"], res["frame_actions"], cond)[mask].float(), -1)
-    logp = F.log_softmax(res["logits"][mask].float(), -1)
+        cond = inputs.new_zeros(*inputs.shape[:2], ref.cfg.cond_dim, dtype=torch.float) if ref.cfg.cond_dim > 0 else None
+        ref_logp = F.log_softmax(ref(inputs, res["frame_actions"][free], cond)[mask].float(), -1)
+    logp = F.log_softmax(res["logits"][free][mask].float(), -1)
     return (ref_logp.exp() * (ref_logp - logp)).sum(-1).mean()
 
 
