@@ -144,7 +144,38 @@ def test_eval_prompts_scores_a_world_model_with_every_section(world_dir):
     assert set(res["event_success_by_type"]) == {"night_falls", "flood"}
     assert res["sketch"]["sketch_supported"] and 0 <= res["still_action"] < w.num_latent_actions
     assert set(res["checks_on_reconstructions"]) == {"theme", "time", "weather"}
+    ceiling = res["events_on_reconstructions"]
+    assert set(ceiling["event_success_by_type"]) == {"night_falls", "flood"} and 0 <= ceiling["false_event_rate"] <= 1
+    from bridge.worlds.sandbox import SandboxWorld
+
+    game = SandboxWorld(size=64)
+    clip = [game.reset(Prompt(seed=5))] + [game.step(3) for _ in range(2)]  # real frames (a flat one is a sketch)
+    back = w.reconstruct(clip)
+    assert len(back) == 3 and back[0].shape == (64, 64, 3) and back[0].dtype == np.uint8
+    assert np.array_equal(back[0], w.reset(Prompt(seed=0, image=clip[0])))  # the same round trip as an image prompt
+    assert np.array_equal(w.reconstruct(clip[:2])[1], back[1]) and not np.array_equal(back[1], back[2])  # causal
     plain = load_world(world_dir.parent / "world", device="cpu")  # no prompt training: said so, not scored
     res = evaluate(plain, default_checker(), opts, progress=False, sections=("text", "sketch", "events"))
     assert res["text_prompts_supported"] is False and res["sketch"] == {"sketch_supported": False}
     assert res["events_supported"] is False and res["event_success"] is None
+
+
+class _Lens:
+    """A stand-in world whose tokenizer round trip is a given function (the ceiling logic, without a model)."""
+
+    kind, height = "world_model", 64
+
+    def __init__(self, fn):
+        self.reconstruct = lambda frames: [fn(f) for f in frames]
+
+
+def test_events_on_reconstructions_is_the_game_through_the_tokenizer():
+    from bridge.prompts.checks import HELDOUT_SEEDS, default_checker
+    from bridge.prompts.evaluate import EvalOptions, events_on_reconstructions
+
+    opts = EvalOptions(seeds=HELDOUT_SEEDS[:2], trials=2, event_types=["night_falls", "flood", "dusk"])
+    perfect = events_on_reconstructions(_Lens(lambda f: f), default_checker(), opts)
+    assert perfect["event_success"] == 1.0 and perfect["false_event_rate"] == 0.0  # the real game passes every check
+    blind = events_on_reconstructions(_Lens(lambda f: np.full_like(f, 128)), default_checker(), opts)
+    assert blind["event_success"] == 0.0  # a tokenizer that loses everything caps every event at 0
+    assert events_on_reconstructions(type("S", (), {"kind": "sandbox"})(), default_checker(), opts) is None

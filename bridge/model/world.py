@@ -168,6 +168,14 @@ class WorldModelBackend:
         return self._frame.copy()
 
     @torch.no_grad()
+    def reconstruct(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """A real clip through the tokenizer and back (causal in time, as play decodes it): what the model can show."""
+        x = torch.stack([resize_image(f, self.height, self.width) for f in frames])[None].to(self.device)
+        with self._ctx():
+            out = self.model.tokenizer.decode(self.model.tokenizer.encode(x)[0])
+        return list(to_uint8(out[0]))
+
+    @torch.no_grad()
     def step(self, action: int, event: WorldEvent | None = None) -> np.ndarray:
         """Generate the next frame under latent action `action`; an event (typed, or free text when trained for it)
         conditions this frame and the next `hold - 1` (docs/prompts.md)."""

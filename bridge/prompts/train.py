@@ -30,6 +30,7 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
+from bridge.train.loop import fine_tune
 from bridge.worlds.events import EVENT_TYPES
 
 
@@ -232,29 +233,20 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
         save_first_frame(out, model, {**card, "step": step, "metrics": metrics,
                                       "updated": _dt.datetime.now().isoformat(timespec="seconds")})
 
-    done = start
-    try:
-        for i in range(opts.steps):
-            for g in opt.param_groups:
-                g["lr"] = _lr(i, opts.steps, lr)
-            idx = torch.from_numpy(rng.integers(0, n, opts.batch))
-            res = model.training_loss(tokens[idx].to(device), text_vec[idx].to(device),
-                                      None if sk is None else sk[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            res["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            done = start + i + 1
-            metrics = avg.add(res, bar) or metrics
-            if (i + 1) % opts.ckpt_every == 0:
-                save(done)
-            if opts.max_minutes is not None and time.time() - t0 > opts.max_minutes * 60:
-                break
-    except KeyboardInterrupt:
-        save(done)
-        raise
-    finally:
-        bar.close()
+    def step(i: int) -> None:
+        nonlocal metrics
+        for g in opt.param_groups:
+            g["lr"] = _lr(i, opts.steps, lr)
+        idx = torch.from_numpy(rng.integers(0, n, opts.batch))
+        res = model.training_loss(tokens[idx].to(device), text_vec[idx].to(device),
+                                  None if sk is None else sk[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        res["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        metrics = avg.add(res, bar) or metrics
+
+    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar)
     metrics = avg.flush() or metrics
     save(done)
     return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), **metrics}
@@ -420,37 +412,28 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
             for name in (WEIGHTS, META):  # the tokenizer is unchanged, so the first-frame model still fits
                 shutil.copy2(Path(opts.world) / name, out / name)
 
+    def step(i: int) -> None:
+        nonlocal metrics
+        for g in opt.param_groups:
+            g["lr"] = _lr(i, opts.steps, lr) * g["scale"]
+        toks, acts, cond, n_ev = sample(opts.batch)
+        full = dyn.training_loss(toks.to(device), acts.to(device), cond.to(device))
+        res = {k: full[k] for k in ("loss", "ce", "acc")}
+        if ref is not None:
+            res["anchor_kl"] = anchor_kl(ref, full, event_free=cond.abs().sum((1, 2)) == 0)
+            res["loss"] = res["loss"] + opts.anchor * res["anchor_kl"]
+        opt.zero_grad(set_to_none=True)
+        res["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(dyn.parameters(), 1.0)
+        opt.step()
+        res["slot_norm"] = dyn.cond_proj.weight.norm()
+        res["event_clips"] = torch.tensor(n_ev / opts.batch)
+        metrics = avg.add(res, bar) or metrics
+
     dyn.train()
     bar = _bar(opts.steps, "train events", opts)
     avg = Averager()
-    done = start
-    try:
-        for i in range(opts.steps):
-            for g in opt.param_groups:
-                g["lr"] = _lr(i, opts.steps, lr) * g["scale"]
-            toks, acts, cond, n_ev = sample(opts.batch)
-            full = dyn.training_loss(toks.to(device), acts.to(device), cond.to(device))
-            res = {k: full[k] for k in ("loss", "ce", "acc")}
-            if ref is not None:
-                res["anchor_kl"] = anchor_kl(ref, full, event_free=cond.abs().sum((1, 2)) == 0)
-                res["loss"] = res["loss"] + opts.anchor * res["anchor_kl"]
-            opt.zero_grad(set_to_none=True)
-            res["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(dyn.parameters(), 1.0)
-            opt.step()
-            done = start + i + 1
-            res["slot_norm"] = dyn.cond_proj.weight.norm()
-            res["event_clips"] = torch.tensor(n_ev / opts.batch)
-            metrics = avg.add(res, bar) or metrics
-            if (i + 1) % opts.ckpt_every == 0:
-                save(done)
-            if opts.max_minutes is not None and time.time() - t0 > opts.max_minutes * 60:
-                break
-    except KeyboardInterrupt:
-        save(done)
-        raise
-    finally:
-        bar.close()
+    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar)
     dyn.eval()
     metrics = avg.flush() or metrics
     save(done)

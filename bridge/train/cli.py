@@ -1,4 +1,5 @@
-"""`worldbridge train tokenizer|dynamics`: the two training stages (also under `torchrun`)."""
+"""`worldbridge train tokenizer|dynamics|decoder`: the two training stages (also under `torchrun`), and the decoder
+fine-tune of a finished world."""
 
 from __future__ import annotations
 
@@ -60,6 +61,46 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, **kw) -> None:
     _run("dynamics", tokenizer_dir, kw, init_from)
 
 
+@train.command()
+@click.option("--world", required=True, type=click.Path(file_okay=False),
+              help="World checkpoint whose decoder to train (e.g. bridge/assets/default_world).")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(file_okay=False),
+              help="Dataset folder; repeat to alternate between several.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="New directory: a complete copy of --world with the new decoder; rerun to train it further.")
+@click.option("--steps", type=int, default=2000, show_default=True, help="Optimizer steps in this run.")
+@click.option("--batch", type=int, default=16, show_default=True, help="Clips per step.")
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ckpt-every", type=int, default=200, show_default=True, help="Save (and measure val PSNR) every N steps.")
+@click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def decoder(**kw) -> None:
+    """Train the tokenizer's decoder further on frozen tokens: sharper frames, and the dynamics, events and
+    first-frame model stay valid (docs/model.md)."""
+    from bridge.train.decoder import DecoderTrainOptions, train_decoder
+
+    quiet = kw.pop("quiet")
+    opts = DecoderTrainOptions(**{**kw, "data": list(kw["data"])}, progress=not quiet,
+                               command="worldbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    r = _guarded(train_decoder, opts, kw["out"])
+    click.echo(f"decoder: step {r['step']} saved to {r['out']}; val PSNR {r['val_psnr_before']:.2f} -> "
+               f"{r['val_psnr_after']:.2f} dB ({r['seconds']} s)")
+
+
+def _guarded(fn, opts, out: str):
+    """Run a training function: a known failure becomes a clean CLI error, Ctrl-C says how to resume."""
+    from bridge.model.checkpoint import CheckpointError
+
+    try:
+        return fn(opts)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo(f"stopped; run the same command to resume from {out}", err=True)
+        sys.exit(130)
+
+
 def _command_line(ctx: click.Context, stage: str) -> str:
     """The exact command (every option spelled out) for the model card, so a run can be repeated."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -79,7 +120,6 @@ def _command_line(ctx: click.Context, stage: str) -> str:
 
 
 def _run(stage: str, tokenizer_dir: str | None, kw: dict, init_from: str | None = None) -> None:
-    from bridge.model.checkpoint import CheckpointError
     from bridge.train.trainer import TrainOptions, train as run
 
     command = _command_line(click.get_current_context(), stage)
@@ -87,13 +127,7 @@ def _run(stage: str, tokenizer_dir: str | None, kw: dict, init_from: str | None 
                         steps=kw["steps"], batch=kw["batch"], lr=kw["lr"], seed=kw["seed"], device=kw["device"],
                         amp=kw["amp"], ckpt_every=kw["ckpt_every"], ckpt_minutes=kw["ckpt_minutes"],
                         max_minutes=kw["max_minutes"], command=command, progress=not kw["quiet"])
-    try:
-        result = run(opts)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
-        raise click.ClickException(str(e)) from None
-    except KeyboardInterrupt:
-        click.echo(f"stopped; run the same command to resume from {kw['out']}", err=True)
-        sys.exit(130)
+    result = _guarded(run, opts, kw["out"])
     if int(os.environ.get("RANK", "0")) == 0:
         shown = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
         click.echo(f"{stage}: step {result['step']} saved to {kw['out']} {shown}")

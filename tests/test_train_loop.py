@@ -1,0 +1,36 @@
+"""The shared fine-tuning loop: checkpoints on schedule, at the time budget and on Ctrl-C."""
+
+from __future__ import annotations
+
+import pytest
+from tqdm import tqdm
+
+from bridge.train.loop import fine_tune
+
+
+def _bar() -> tqdm:
+    return tqdm(disable=True)
+
+
+def test_fine_tune_saves_every_n_steps_and_counts_from_the_resumed_step():
+    saved, ran = [], []
+    done = fine_tune(7, 100, ran.append, saved.append, ckpt_every=3, max_minutes=None, bar=_bar())
+    assert done == 107 and ran == list(range(7)) and saved == [103, 106]
+
+
+def test_fine_tune_stops_at_the_time_budget():
+    ran = []
+    assert fine_tune(50, 0, ran.append, lambda s: None, ckpt_every=10, max_minutes=0.0, bar=_bar()) == 1
+    assert ran == [0]
+
+
+def test_ctrl_c_saves_the_last_finished_step_then_stops():
+    saved = []
+
+    def step(i: int) -> None:
+        if i == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(10, 20, step, saved.append, ckpt_every=100, max_minutes=None, bar=_bar())
+    assert saved == [24]
