@@ -53,6 +53,20 @@ def test_decoder_training_sharpens_frames_and_keeps_every_token(tmp_path):
     assert again["steps"] == 50 and again["val_psnr_before"] == card["val_psnr_before"]  # resumed, not restarted
 
 
+def test_a_world_with_text_prompts_keeps_them_after_decoder_training(tmp_path):
+    from bridge.backend import Prompt
+    from bridge.prompts.train import PromptTrainOptions, train_first_frame
+
+    world = save_micro_world(tmp_path / "world")
+    data = str(sandbox_dataset())
+    train_first_frame(PromptTrainOptions(world=str(world), data=data, steps=2, batch=4, preset="micro",
+                                         encoder="hashing", max_frames=20, progress=False))
+    r = _run("--world", str(world), "--data", data, "--out", str(tmp_path / "sharp"), "--steps", "3", "--batch", "2")
+    assert r.exit_code == 0, r.output
+    w = load_world(tmp_path / "sharp", device="cpu")  # the first-frame model still fits: the tokens did not change
+    assert w.prompts.text_prompts and w.reset(Prompt(seed=1, text="a snowy level at night")).shape == (64, 64, 3)
+
+
 def test_decoder_training_refuses_bad_input(tmp_path):
     data = str(sandbox_dataset())
     r = _run("--world", str(tmp_path / "nope"), "--data", data, "--out", str(tmp_path / "o"))

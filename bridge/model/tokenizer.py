@@ -16,6 +16,9 @@ def to_float(frames: torch.Tensor) -> torch.Tensor:
     return frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
 
 
+DECODER_PARTS = ("from_code", "decoder", "patch_out")  # after the codebook: they draw the tokens, they do not define them
+
+
 class VideoTokenizer(nn.Module):
     """Pixels (B, T, H, W, 3) -> tokens (B, T, N) -> pixels."""
 

@@ -27,6 +27,7 @@ from safetensors.torch import save as st_save
 
 from bridge.model.checkpoint import CheckpointError, atomic_write_bytes, atomic_write_json
 from bridge.model.sampler import mask_schedule
+from bridge.model.tokenizer import DECODER_PARTS
 from bridge.worlds.sketch import SKETCH_PALETTE, nearest_labels
 
 WEIGHTS, META = "first_frame.safetensors", "first_frame.json"
@@ -178,9 +179,12 @@ class FirstFrameModel(nn.Module):
 # --- Files ---
 
 def tokenizer_fingerprint(tokenizer: nn.Module) -> str:
-    """A short hash of the tokenizer's weights: a first-frame model only fits the tokenizer it was trained on."""
+    """A short hash of the weights that define the tokens (encoder and codebook): a first-frame model only fits the
+    tokens it was trained on, and a decoder trained further (`worldbridge train decoder`) leaves them as they were."""
     h = hashlib.sha256()
     for k, v in sorted(tokenizer.state_dict().items()):
+        if k.startswith(tuple(f"{p}." for p in DECODER_PARTS)):
+            continue
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]

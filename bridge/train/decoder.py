@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from bridge.model.checkpoint import load_into, load_model, save_model, state_tensors
 from bridge.model.genie import WorldModel
-from bridge.model.tokenizer import VideoTokenizer, to_float
+from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
 from bridge.train.loop import fine_tune
 from bridge.train.trainer import _amp
 
@@ -43,9 +43,6 @@ class DecoderTrainOptions:
     max_minutes: float | None = None
     command: str = ""
     progress: bool = True
-
-
-DECODER_PARTS = ("from_code", "decoder", "patch_out")  # everything after the codebook
 
 
 def decoder_parameters(tok: VideoTokenizer) -> list[torch.nn.Parameter]:
