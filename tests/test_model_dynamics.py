@@ -8,7 +8,7 @@ import torch
 from bridge.model.config import DynamicsConfig
 from bridge.model.dynamics import Dynamics, frame_actions
 from bridge.model.quantizer import FSQ, VectorQuantizer, reset_dead_codes
-from bridge.model.sampler import mask_schedule, sample_categorical, sample_frame
+from bridge.model.sampler import _probs, mask_schedule, sample_categorical, sample_frame
 
 torch.set_num_threads(1)
 V, A, N = 32, 4, 9
@@ -171,3 +171,13 @@ def test_vq_starts_its_codes_on_encoder_outputs():
     vq(z)
     best = (vq.codes() @ z.t()).max(dim=1).values  # every code sits (almost) on one of the outputs
     assert (best > 0.99).all() and bool(vq.initialized)
+
+
+def test_top_p_draws_only_from_the_likeliest_tokens():
+    logits = torch.log(torch.tensor([[0.05, 0.6, 0.02, 0.3, 0.03]]))
+    assert torch.allclose(_probs(logits, 1.0, 1.0), logits.exp(), atol=1e-6)  # off: the plain distribution
+    p = _probs(logits, 1.0, 0.8)  # 0.6 + 0.3 reach 0.8: the tail is cut, the head renormalised
+    assert torch.allclose(p, torch.tensor([[0.0, 0.6 / 0.9, 0.0, 0.3 / 0.9, 0.0]]), atol=1e-6)
+    assert torch.equal(_probs(logits, 1.0, 0.1) > 0, torch.tensor([[False, True, False, False, False]]))  # never empty
+    hot = _probs(logits, 3.0, 0.8)  # temperature flattens first, so more tokens make the cut
+    assert int((hot > 0).sum()) > 2 and abs(float(hot.sum()) - 1) < 1e-6

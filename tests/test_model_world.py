@@ -73,13 +73,20 @@ def test_image_prompt_is_resized_and_tokenized(world_dir):
 def test_configure_validates_and_changes_sampling(world_dir):
     w = load_world(world_dir, device="cpu")
     s = w.configure()
-    assert s == {"steps": 4, "temperature": 1.0, "cfg": 1.0, "unmask": "random"}
+    assert s == {"steps": 4, "temperature": 1.0, "cfg": 1.0, "unmask": "random", "top_p": 1.0}
     assert w.configure(steps=2, temperature=0.0, cfg=2.0, unmask="confidence")["cfg"] == 2.0
     w.reset(Prompt(seed=0))
     a = _roll(w, [1, 1])
     w.reset(Prompt(seed=4))  # same bank frame (4 % 4 == 0), other RNG seed: greedy decoding does not use the RNG
     assert np.array_equal(_roll(w, [1, 1]), a)
-    for bad in ({"steps": 0}, {"steps": 999}, {"temperature": -1}, {"cfg": -0.5}, {"unmask": "best"}):
+    w.configure(temperature=1.5, top_p=1e-6)  # a nucleus of one token: the RNG no longer matters, as with greedy
+    w.reset(Prompt(seed=0))
+    b = _roll(w, [1, 1])
+    w.reset(Prompt(seed=4))
+    assert np.array_equal(_roll(w, [1, 1]), b)
+    assert w.configure(top_p=0.5)["top_p"] == 0.5
+    for bad in ({"steps": 0}, {"steps": 999}, {"temperature": -1}, {"cfg": -0.5}, {"unmask": "best"}, {"top_p": 0},
+                {"top_p": 1.5}):
         with pytest.raises(ValueError):
             w.configure(**bad)
 

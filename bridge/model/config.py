@@ -71,6 +71,7 @@ class DynamicsConfig:
     cond_prefix: bool = False  # also give the conditioning its own prefix token per frame
     steps: int = 8  # MaskGIT steps per frame at inference
     temperature: float = 1.0
+    top_p: float = 1.0  # nucleus sampling: draw only from the likeliest tokens holding this much probability (1 = off)
     cfg: float = 1.0  # classifier-free guidance scale on actions (1 = off)
     unmask: str = "random"  # "random" order or "confidence"
     dropout: float = 0.0

@@ -64,14 +64,15 @@ def _scratch(buffers: dict | None, name: str, shape: tuple[int, ...], dtype: tor
 def sample_frame(dyn: Dynamics, cache: KVCache, action: torch.Tensor, steps: int = 8, temperature: float = 1.0,
                  cfg: float = 1.0, unmask: str = "random", cond: torch.Tensor | None = None,
                  generator: Generators = None, commit: bool = True, cond_cfg: float = 1.0,
-                 buffers: dict | None = None, step_ms: list[float] | None = None) -> torch.Tensor:
+                 buffers: dict | None = None, step_ms: list[float] | None = None, top_p: float = 1.0) -> torch.Tensor:
     """action (B,) latent ids -> new frame tokens (B, N); with commit the frame joins the cache.
 
     `cfg` guides on the action (against the null action), `cond_cfg` on the conditioning (against a zero slot,
     i.e. "no event"); the guided passes run side by side in one batch. `generator` may be a list, one per row.
     With `buffers` (a dict the caller keeps) the token maps are reused every frame, so the returned tokens are only
     valid until the next call with the same dict. With `step_ms` the ms of each MaskGIT step, then of the commit
-    pass, are appended (on CUDA each is synchronised, so only ask for them when measuring).
+    pass, are appended (on CUDA each is synchronised, so only ask for them when measuring). `top_p` < 1 draws only
+    from the likeliest tokens that together hold that much probability (nucleus sampling: no long-tail speckle).
     """
     B, N, dev = action.shape[0], dyn.tokens, action.device
     tokens = _scratch(buffers, "tokens", (B, N), torch.long, dev).fill_(dyn.mask_id)
@@ -100,7 +101,7 @@ def sample_frame(dyn: Dynamics, cache: KVCache, action: torch.Tensor, steps: int
             if cond_guided:
                 logits = logits + (cond_cfg - 1) * (c - parts[-1])
         if unmask == "confidence":  # draw everywhere, reveal the most confident masked positions
-            probs = _probs(logits, temperature)  # (B, N, V)
+            probs = _probs(logits, temperature, top_p)  # (B, N, V)
             sampled = sample_categorical(probs, generator) if temperature > 0 else probs.argmax(-1)
             score = probs.gather(-1, sampled[..., None])[..., 0].masked_fill(~masked, -1.0)
             idx = score.topk(reveal, dim=-1).indices  # (B, reveal)
@@ -108,7 +109,7 @@ def sample_frame(dyn: Dynamics, cache: KVCache, action: torch.Tensor, steps: int
         else:  # random order does not depend on the draws: pick positions first, then draw only there
             score = uniform(B, (N,), dev, generator).masked_fill_(~masked, -1.0)
             idx = score.topk(reveal, dim=-1).indices  # (B, reveal)
-            probs = _probs(logits.gather(1, idx[..., None].expand(-1, -1, logits.shape[-1])), temperature)
+            probs = _probs(logits.gather(1, idx[..., None].expand(-1, -1, logits.shape[-1])), temperature, top_p)
             tokens.scatter_(1, idx, sample_categorical(probs, generator) if temperature > 0 else probs.argmax(-1))
         t0 = _lap(step_ms, t0, dev)
     if commit:
@@ -117,9 +118,14 @@ def sample_frame(dyn: Dynamics, cache: KVCache, action: torch.Tensor, steps: int
     return tokens
 
 
-def _probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def _probs(logits: torch.Tensor, temperature: float, top_p: float = 1.0) -> torch.Tensor:
     x = logits.float()
-    return torch.softmax(x / temperature if temperature > 0 and temperature != 1 else x, dim=-1)
+    p = torch.softmax(x / temperature if temperature > 0 and temperature != 1 else x, dim=-1)
+    if top_p >= 1.0 or temperature <= 0:
+        return p
+    sp, order = p.sort(-1, descending=True)
+    sp = sp.masked_fill_(sp.cumsum(-1) - sp >= top_p, 0.0)  # keep the head that first reaches top_p (never empty)
+    return torch.zeros_like(p).scatter_(-1, order, sp / sp.sum(-1, keepdim=True))
 
 
 def _lap(step_ms: list[float] | None, t0: float, device: torch.device) -> float:

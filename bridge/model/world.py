@@ -65,7 +65,7 @@ class WorldModelBackend:
         self.height, self.width, self.fps = cfg.height, cfg.width, cfg.fps
         d = cfg.dynamics
         self.settings = {"steps": min(d.steps, cfg.tokens_per_frame), "temperature": d.temperature, "cfg": d.cfg,
-                         "unmask": d.unmask}
+                         "unmask": d.unmask, "top_p": d.top_p}
         # bf16 autocast: on CUDA always; on CPU only where measured faster (AVX-512 BF16), see docs/model.md
         self.autocast = (device.type == "cuda" or _cpu_has_bf16()) if autocast is None else autocast
         self.detailed_timings = False  # also time each MaskGIT step into `last_step_ms` (bench; syncs CUDA)
@@ -108,7 +108,7 @@ class WorldModelBackend:
 
     # --- settings ---
     def configure(self, steps: int | None = None, temperature: float | None = None, cfg: float | None = None,
-                  unmask: str | None = None, event_cfg: float | None = None) -> dict[str, Any]:
+                  unmask: str | None = None, event_cfg: float | None = None, top_p: float | None = None) -> dict[str, Any]:
         """Change sampling settings (None keeps a value); returns the current settings."""
         if event_cfg is not None:
             if event_cfg < 0:
@@ -123,6 +123,10 @@ class WorldModelBackend:
             if temperature < 0:
                 raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
             self.settings["temperature"] = float(temperature)
+        if top_p is not None:
+            if not 0 < top_p <= 1:
+                raise ValueError(f"top_p (nucleus sampling) must be in (0, 1] (1 = off), got {top_p}")
+            self.settings["top_p"] = float(top_p)
         if cfg is not None:
             if cfg < 0:
                 raise ValueError(f"cfg (guidance scale) must be >= 0 (1 = off), got {cfg}")
@@ -191,7 +195,7 @@ class WorldModelBackend:
             t0 = time.perf_counter()
             tokens = sample_frame(m.dynamics, self._dyn, a, s["steps"], s["temperature"], s["cfg"], s["unmask"],
                                   cond=cond, generator=self._gen, cond_cfg=s.get("event_cfg", 1.0),
-                                  buffers=self._buffers, step_ms=step_ms)
+                                  buffers=self._buffers, step_ms=step_ms, top_p=s.get("top_p", 1.0))
             t1 = self._sync()
             frame = m.tokenizer.decode(tokens[:, None], self._dec)[0, 0]
             self._frame, self._tokens = to_uint8(frame), tokens
@@ -251,7 +255,8 @@ class WorldModelBackend:
         with w0._ctx():
             t0 = time.perf_counter()
             tokens = sample_frame(m.dynamics, dyn, a, s["steps"], s["temperature"], s["cfg"], s["unmask"], cond=cond,
-                                  generator=[w._gen for w in ws], cond_cfg=s.get("event_cfg", 1.0))
+                                  generator=[w._gen for w in ws], cond_cfg=s.get("event_cfg", 1.0),
+                                  top_p=s.get("top_p", 1.0))
             t1 = w0._sync()
             frames = to_uint8(m.tokenizer.decode(tokens[:, None], dec)[:, 0])  # (G, H, W, 3)
             t2 = time.perf_counter()

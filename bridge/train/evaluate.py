@@ -110,7 +110,7 @@ def rollout(model: WorldModel, first: torch.Tensor, actions: torch.Tensor, setti
     out = []
     for t in range(actions.shape[1]):
         tokens = sample_frame(dyn, dcache, actions[:, t], settings["steps"], settings["temperature"], settings["cfg"],
-                              settings["unmask"], generator=generator)
+                              settings["unmask"], generator=generator, top_p=settings.get("top_p", 1.0))
         out.append(tok.decode(tokens[:, None], tcache)[:, 0])
     return torch.stack(out, 1)
 
@@ -217,7 +217,8 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
 
 def _defaults(cfg) -> dict[str, Any]:
     d = cfg.dynamics
-    return {"steps": min(d.steps, cfg.tokens_per_frame), "temperature": d.temperature, "cfg": d.cfg, "unmask": d.unmask}
+    return {"steps": min(d.steps, cfg.tokens_per_frame), "temperature": d.temperature, "cfg": d.cfg, "unmask": d.unmask,
+            "top_p": d.top_p}
 
 
 def action_agreement(lat: np.ndarray, true: np.ndarray, A: int, K: int) -> dict[str, float]:
@@ -271,14 +272,16 @@ def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None
 @click.option("--device", default=None)
 @click.option("--steps", type=int, default=None, help="MaskGIT steps (default: the checkpoint's).")
 @click.option("--temperature", type=float, default=None)
+@click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling mass (1 = off; default: the checkpoint's).")
 @click.option("--cfg", type=float, default=None, help="Guidance scale on actions (1 = off).")
 @click.option("--unmask", type=click.Choice(["random", "confidence"]), default=None)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_command(checkpoint, data, as_json, clips, seed, device, steps, temperature, cfg, unmask, quiet) -> None:
+def eval_command(checkpoint, data, as_json, clips, seed, device, steps, temperature, top_p, cfg, unmask, quiet) -> None:
     """Evaluate a checkpoint on a dataset's val split and print JSON."""
     try:
         res = evaluate(checkpoint, data, device, clips, seed,
-                       {"steps": steps, "temperature": temperature, "cfg": cfg, "unmask": unmask}, progress=not quiet)
+                       {"steps": steps, "temperature": temperature, "top_p": top_p, "cfg": cfg, "unmask": unmask},
+                       progress=not quiet)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps(res, default=_json_default) if as_json else json.dumps(res, indent=2, default=_json_default))
