@@ -145,4 +145,10 @@ def test_cli_calibrate_writes_the_card_and_check_reads_it(setup, tmp_path):
     res = runner.invoke(health, ["check", "--checkpoint", str(world), "--frames", "4"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output[res.output.index("{"):])
-    assert out["frames"] == 4 and "within_range" in out
+    assert out["frames"] == 4 and "within_range" in out and out["settings"]["top_p"] == 1.0
+    res = runner.invoke(health, ["check", "--checkpoint", str(world), "--frames", "4", "--temperature", "1.3",
+                                 "--top-p", "0.9"])
+    out = json.loads(res.output[res.output.index("{"):])
+    assert res.exit_code == 0 and (out["settings"]["temperature"], out["settings"]["top_p"]) == (1.3, 0.9)
+    res = runner.invoke(health, ["check", "--checkpoint", str(world), "--frames", "4", "--top-p", "2"])
+    assert res.exit_code != 0 and "top_p" in res.output

@@ -242,12 +242,17 @@ def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> 
 @click.option("--policy", default="random", show_default=True, help="random, sticky or an action id.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default=None)
-def check_command(checkpoint, frames, policy, seed, device) -> None:
+@click.option("--temperature", type=float, default=None, help="Sampling temperature [default: the checkpoint's].")
+@click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling mass, 1 = off [default: the checkpoint's].")
+def check_command(checkpoint, frames, policy, seed, device, temperature, top_p) -> None:
     """Roll the world FRAMES steps and print the share of frames within the range as JSON."""
     from bridge.model.world import load_world
 
     try:
-        res = check_rollout(load_world(checkpoint, device=device), frames, policy, seed, progress=True)
+        world = load_world(checkpoint, device=device)
+        world.configure(temperature=temperature, top_p=top_p)
+        res = check_rollout(world, frames, policy, seed, progress=True)
+        res["settings"] = dict(world.settings)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps(res, indent=2))
