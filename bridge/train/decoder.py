@@ -105,7 +105,6 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     load_into(model, tensors, where=str(out))
     tok = model.tokenizer
     torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
 
     datasets = [VideoDataset(d) for d in opts.data]
     for d, ds in zip(opts.data, datasets):
@@ -119,6 +118,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
 
     prev = card.get("decoder", {})
     start = int(prev.get("steps", 0))
+    rng = np.random.default_rng([opts.seed, start])  # a resumed run draws other clips than the run before it
     before = float(prev["val_psnr_before"]) if "val_psnr_before" in prev else val_psnr(tok, val)
     params = decoder_parameters(tok)
     opt = torch.optim.AdamW(params, lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.05)
