@@ -197,44 +197,44 @@ def _rollout(backend, action: int, n: int, event: WorldEvent | None) -> list[np.
     return frames
 
 
-def eval_events(backend, checkers: dict[str, SceneChecker], opts: EvalOptions, action: int, bar) -> dict[str, dict[str, Any]]:
-    """Per checker: typed / paraphrased event success and the false-event rate of paired no-event rollouts."""
-    hits = {c: {run: {t: [] for t in opts.event_types} for run in ("none", "typed", "paraphrase")} for c in checkers}
-    errors: list[str] = []
+def event_trials(backend, opts: EvalOptions, action: int):
+    """Every event trial's start: a scene where the event is a visible change, warmed up with `action`; yields
+    (event type, trial number, scene, warm-up frames, the snapshot each run branches from)."""
     for etype in opts.event_types:
         for k in range(opts.trials):
             scene = event_scene(etype, k)
             seed = opts.seeds[k % len(opts.seeds)] + 7919 * k
             start(backend, seed, _params(seed, **scene))
-            pre = None
-            for _ in range(opts.warmup):
-                pre = backend.step(action)
-            snap = backend.get_state()
-            runs = {"none": None, "typed": WorldEvent(type=etype),
-                    "paraphrase": WorldEvent(text=EVAL_PARAPHRASES[etype][k % len(EVAL_PARAPHRASES[etype])])}
-            for run, event in runs.items():
-                backend.set_state(snap)
-                try:
-                    frames = [pre] + _rollout(backend, action, opts.window, event)
-                except ValueError as e:  # e.g. the sandbox's keyword matcher does not know a paraphrase
-                    errors.append(f"{etype}/{run}: {e}")
-                    frames = None
-                for c, checker in checkers.items():
-                    hit = frames is not None and event_detected(etype, frames, checker, scene["theme"], scene["time"])
-                    hits[c][run][etype].append(bool(hit))
-            bar.update(1)
-    out = {}
-    for c in checkers:
-        h = hits[c]
-        mean = lambda d: float(np.mean([x for v in d.values() for x in v]))  # noqa: E731
-        out[c] = {"event_success": mean(h["typed"]),
-                  "event_success_by_type": {t: float(np.mean(v)) for t, v in h["typed"].items()},
-                  "event_success_paraphrase": mean(h["paraphrase"]),
-                  "event_success_paraphrase_by_type": {t: float(np.mean(v)) for t, v in h["paraphrase"].items()},
-                  "false_event_rate": mean(h["none"]),
-                  "false_event_rate_by_type": {t: float(np.mean(v)) for t, v in h["none"].items()},
-                  "event_errors": errors[:10]}
-    return out
+            pre = [backend.step(action) for _ in range(opts.warmup)]
+            yield etype, k, scene, pre, backend.get_state()
+
+
+def _rates(hits: dict[str, list[bool]], key: str) -> dict[str, Any]:
+    """The share of hits over every trial under `key`, and per event type under `key`_by_type."""
+    return {key: float(np.mean([x for v in hits.values() for x in v])),
+            f"{key}_by_type": {t: float(np.mean(v)) for t, v in hits.items()}}
+
+
+def eval_events(backend, checkers: dict[str, SceneChecker], opts: EvalOptions, action: int, bar) -> dict[str, dict[str, Any]]:
+    """Per checker: typed / paraphrased event success and the false-event rate of paired no-event rollouts."""
+    hits = {c: {run: {t: [] for t in opts.event_types} for run in ("none", "typed", "paraphrase")} for c in checkers}
+    errors: list[str] = []
+    for etype, k, scene, pre, snap in event_trials(backend, opts, action):
+        runs = {"none": None, "typed": WorldEvent(type=etype),
+                "paraphrase": WorldEvent(text=EVAL_PARAPHRASES[etype][k % len(EVAL_PARAPHRASES[etype])])}
+        for run, event in runs.items():
+            backend.set_state(snap)
+            try:
+                frames = [pre[-1]] + _rollout(backend, action, opts.window, event)
+            except ValueError as e:  # e.g. the sandbox's keyword matcher does not know a paraphrase
+                errors.append(f"{etype}/{run}: {e}")
+                frames = None
+            for c, checker in checkers.items():
+                hit = frames is not None and event_detected(etype, frames, checker, scene["theme"], scene["time"])
+                hits[c][run][etype].append(bool(hit))
+        bar.update(1)
+    return {c: {**_rates(h["typed"], "event_success"), **_rates(h["paraphrase"], "event_success_paraphrase"),
+                **_rates(h["none"], "false_event_rate"), "event_errors": errors[:10]} for c, h in hits.items()}
 
 
 def paraphrase_caption_match(encoder_name: str = "minilm") -> dict[str, Any]:
@@ -276,24 +276,14 @@ def events_on_reconstructions(backend, checker: SceneChecker, opts: EvalOptions,
 
     game = SandboxWorld(size=backend.height)
     hits = {run: {t: [] for t in opts.event_types} for run in ("none", "typed")}
-    for etype in opts.event_types:
-        for k in range(opts.trials):
-            scene = event_scene(etype, k)
-            seed = opts.seeds[k % len(opts.seeds)] + 7919 * k
-            start(game, seed, _params(seed, **scene))
-            pre = [game.step(0) for _ in range(opts.warmup)]
-            snap = game.get_state()
-            for run, event in (("none", None), ("typed", WorldEvent(type=etype))):
-                game.set_state(snap)
-                frames = backend.reconstruct(pre + _rollout(game, 0, opts.window, event))[opts.warmup - 1:]
-                hits[run][etype].append(bool(event_detected(etype, frames, checker, scene["theme"], scene["time"])))
-            if bar is not None:
-                bar.update(1)
-    mean = lambda d: float(np.mean([x for v in d.values() for x in v]))  # noqa: E731
-    return {"event_success": mean(hits["typed"]),
-            "event_success_by_type": {t: float(np.mean(v)) for t, v in hits["typed"].items()},
-            "false_event_rate": mean(hits["none"]),
-            "false_event_rate_by_type": {t: float(np.mean(v)) for t, v in hits["none"].items()}}
+    for etype, _, scene, pre, snap in event_trials(game, opts, 0):  # 0: the game's noop
+        for run, event in (("none", None), ("typed", WorldEvent(type=etype))):
+            game.set_state(snap)
+            frames = backend.reconstruct(pre + _rollout(game, 0, opts.window, event))[opts.warmup - 1:]
+            hits[run][etype].append(bool(event_detected(etype, frames, checker, scene["theme"], scene["time"])))
+        if bar is not None:
+            bar.update(1)
+    return {**_rates(hits["typed"], "event_success"), **_rates(hits["none"], "false_event_rate")}
 
 
 def tokenizer_checker(backend, seeds: tuple[int, ...] = REFERENCE_SEEDS, progress: bool = False) -> SceneChecker:

@@ -30,7 +30,7 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import fine_tune
+from bridge.train.loop import Averager, fine_tune
 from bridge.worlds.events import EVENT_TYPES
 
 
@@ -102,31 +102,6 @@ def tokenize_episode(model: WorldModel, frames: np.ndarray, device: torch.device
         toks.append(t[1:] if s else t)
         acts.append(a)
     return torch.cat(toks).cpu().numpy().astype(np.int16), torch.cat(acts).cpu().numpy().astype(np.int16)
-
-
-class Averager:
-    """Running means of scalar metrics, reported (and shown in the bar) every `every` steps."""
-
-    def __init__(self, every: int = 10):
-        self.every, self.sums, self.n = every, {}, 0
-
-    def add(self, res: dict[str, torch.Tensor], bar: tqdm) -> dict[str, float] | None:
-        for k, v in res.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
-        self.n += 1
-        bar.update(1)
-        if self.n < self.every:
-            return None
-        out = {k: v / self.n for k, v in self.sums.items()}
-        self.sums, self.n = {}, 0
-        bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()}, refresh=False)
-        return out
-
-    def flush(self) -> dict[str, float] | None:
-        """Means of the steps since the last report (None if there were none)."""
-        out = {k: v / self.n for k, v in self.sums.items()} if self.n else None
-        self.sums, self.n = {}, 0
-        return out
 
 
 def _bar(total: int, desc: str, opts: PromptTrainOptions) -> tqdm:

@@ -7,7 +7,7 @@ and need no retraining: only what the world draws from its tokens gets sharper (
 from __future__ import annotations
 
 import datetime as _dt
-import math
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,8 +22,8 @@ from tqdm import tqdm
 from bridge.model.checkpoint import load_into, load_model, save_model, state_tensors
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
-from bridge.train.loop import fine_tune
-from bridge.train.trainer import _amp
+from bridge.train.loop import Averager, fine_tune
+from bridge.train.trainer import _amp, lr_at
 
 
 @dataclass
@@ -56,14 +56,6 @@ def decoder_parameters(tok: VideoTokenizer) -> list[torch.nn.Parameter]:
     return params
 
 
-def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
-    """Warm-up, then cosine to 10% by steps or by the time budget, whichever is further along."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    r = min(max((step - warmup) / max(total - warmup, 1), time_frac), 1.0)
-    return base * (0.1 + 0.45 * (1 + math.cos(math.pi * r)))
-
-
 def decoder_loss(tok: VideoTokenizer, clips: torch.Tensor) -> dict[str, torch.Tensor]:
     """MSE of the decoded frozen codes against the clip (the tokenizer's own reconstruction loss, decoder side)."""
     with torch.no_grad():
@@ -94,7 +86,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     from bridge.data.dataset import ClipSampler, VideoDataset
 
     out, src = Path(opts.out), Path(opts.world)
-    resume = (out / "model_card.json").is_file() and "decoder" in load_model(out, kind="world")[2]
+    resume = (out / "model_card.json").is_file() and "decoder" in json.loads((out / "model_card.json").read_text())
     if not resume:
         if out.exists() and any(out.iterdir()):
             raise ValueError(f"--out {out} exists and is not a decoder run: give a new directory")
@@ -136,11 +128,11 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         return after
 
     ctx, _ = _amp(torch.device("cpu"), None)
-    t0, sums = time.time(), {}
+    t0, avg = time.time(), Averager()
     bar = tqdm(total=opts.steps, desc="train decoder", unit="step", dynamic_ncols=True, disable=not opts.progress)
 
     def step(i: int) -> None:
-        nonlocal metrics, sums
+        nonlocal metrics
         frac = (time.time() - t0) / (opts.max_minutes * 60) if opts.max_minutes else 0.0
         for g in opt.param_groups:
             g["lr"] = lr_at(i, opts.steps, opts.lr, opts.warmup, frac)
@@ -150,13 +142,8 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         res["loss"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        for k, v in res.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach()) / 10
-        bar.update(1)
-        if (i + 1) % 10 == 0:
-            metrics, sums = sums, {}
-            val_now = card.get("decoder", {}).get("val_psnr_after", before)
-            bar.set_postfix({"psnr": f"{metrics['psnr']:.2f}", "val": f"{val_now:.2f}"}, refresh=False)
+        res["val_psnr"] = card.get("decoder", {}).get("val_psnr_after", before)  # of the last checkpoint
+        metrics = avg.add(res, bar) or metrics
 
     done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar)
     after = save(done)
