@@ -55,8 +55,11 @@ def test_token_stats_of_handmade_maps():
     assert s["max_share"].tolist() == [1.0, 0.25, 0.5]
     assert np.allclose(s["entropy"], [0.0, 2.0, 1.5])
     assert np.isnan(s["change"][0]) and np.allclose(s["change"][1:], [0.75, 0.25])
+    assert np.isnan(s["still"][0]) and s["still"][1:].tolist() == [0, 0]
     batched = token_stats(tokens[None].repeat(2, 1, 1), vocab=8)
     assert batched["distinct"].shape == (2, 3)
+    held = token_stats(torch.cat([tokens, tokens[-1:].repeat(3, 1), tokens[:1]]), vocab=8)  # frozen 3 frames, then moves
+    assert held["still"][1:].tolist() == [0, 0, 1, 2, 3, 0]
 
 
 def test_failing_names_the_statistics_out_of_range():
@@ -65,14 +68,17 @@ def test_failing_names_the_statistics_out_of_range():
     assert failing(ok, rng) == []
     assert failing({**ok, "distinct": 1, "max_share": 1.0, "entropy": 0.0}, rng) == ["distinct", "max_share", "entropy"]
     assert failing({**ok, "change": 0.9}, rng) == ["change"]
+    assert failing({**ok, "still": 40.0}, rng) == []  # a range from before `still` existed does not judge it
+    assert failing({**ok, "still": 40.0}, {"stats": {**rng["stats"], "still": [0, 3]}}) == ["still"]
+    assert failing({**ok, "still": 40.0}, {"stats": {**rng["stats"], "still": [0, None]}}) == []  # no known limit
 
 
 def test_range_is_measured_on_real_footage(setup):
     _, data, tok, rng = setup
     assert set(rng["stats"]) == set(STATS) and rng["quantiles"] == [0.005, 0.995]
-    assert rng["vocab"] == 64 and rng["tokens_per_frame"] == 16 and rng["split"] == "val" and rng["frames"] == 64 * 4
+    assert rng["vocab"] == 64 and rng["tokens_per_frame"] == 16 and rng["split"] == "val" and rng["frames"] == 64 * 24
     for lo, hi in rng["stats"].values():
-        assert lo <= hi
+        assert hi is None or lo <= hi
     assert 1 <= rng["stats"]["distinct"][0] and rng["stats"]["distinct"][1] <= 16
 
 
@@ -82,6 +88,17 @@ def test_real_footage_passes(setup):
     assert res["frames"] == 35 and res["within_range"] >= 0.95, res
     res = check_rollout(FootagePlayer(data), frames=35, seed=1, stats_range=rng, tokenizer=tok)
     assert res["within_range"] >= 0.95, res
+
+
+def test_footage_that_stops_moving_fails_on_still(setup):
+    _, data, tok, rng = setup
+    # the square's footage stays on the same tokens for whole clips (calibration: no known limit, null); a range
+    # from footage that keeps moving (still runs of at most 3 frames) judges footage held on its last frame
+    assert rng["clip_len"] == 24 and rng["stats"]["still"] == [0.0, None]
+    assert check_rollout(FootagePlayer(data), frames=79, seed=1, stats_range=rng, tokenizer=tok)["within_range"] == 1
+    moving = {**rng, "stats": {**rng["stats"], "still": [0.0, 3.0]}}
+    res = check_rollout(FootagePlayer(data), frames=79, seed=1, stats_range=moving, tokenizer=tok)  # 40 frames, then held
+    assert res["failures_by_stat"]["still"] >= 35  # every held frame from the 4th on
 
 
 def test_a_constant_token_rollout_fails_from_its_first_frame(setup):

@@ -139,3 +139,32 @@ def test_first_frame_trains_on_a_tokenizer_run_and_fits_worlds_built_on_it(tmp_p
     other = save_micro_world(tmp_path / "other", seed=1)
     with pytest.raises(CheckpointError, match="another video tokenizer"):
         load_first_frame(tmp_path / "tok", WorldModel.load(other)[0].tokenizer)
+
+
+def test_first_frame_warm_start_from_a_world_on_another_tokenizer(tmp_path):
+    from bridge.model.genie import WorldModel
+
+    old = save_micro_world(tmp_path / "old")
+    opts = dict(data=str(sandbox_dataset()), batch=4, preset="micro", encoder="hashing", max_frames=40, progress=False)
+    train_first_frame(PromptTrainOptions(world=str(old), steps=3, **opts))
+    new = save_micro_world(tmp_path / "new", seed=1)  # another tokenizer: the old model is refused as it is
+    with pytest.raises(CheckpointError, match="another video tokenizer"):
+        load_first_frame(old, WorldModel.load(new)[0].tokenizer)
+    src = load_first_frame(old)[0].state_dict()
+    res = train_first_frame(PromptTrainOptions(world=str(new), steps=1, lr=1e-12, init_from=str(old), **opts))
+    model, meta = load_first_frame(new, WorldModel.load(new)[0].tokenizer)  # now fitted to the new tokenizer
+    assert res["step"] == 1 and meta["init_from"] == str(old.resolve())
+    assert all(torch.allclose(src[k], v, atol=1e-6) for k, v in model.state_dict().items())  # started from old's weights
+    fresh = train_first_frame(PromptTrainOptions(world=str(save_micro_world(tmp_path / "fresh", seed=1)), steps=1,
+                                                 lr=1e-12, **opts))
+    assert fresh["step"] == 1 and not all(torch.allclose(src[k], v, atol=1e-6)
+                                          for k, v in load_first_frame(tmp_path / "fresh")[0].state_dict().items())
+    from bridge.model.checkpoint import save_model, state_tensors
+    from test_prompts_helpers import micro64_config
+
+    cfg = micro64_config()
+    cfg.tokenizer.codebook //= 2
+    small = WorldModel(cfg, bank_size=4)
+    save_model(tmp_path / "bad", "world", cfg, state_tensors(small), {"step": 0}, 0)
+    with pytest.raises(ValueError, match="codes"):
+        train_first_frame(PromptTrainOptions(world=str(tmp_path / "bad"), steps=1, init_from=str(old), **opts))

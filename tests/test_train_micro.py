@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,22 +97,70 @@ def test_resume_continues_from_the_saved_step(tmp_path):
         train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
 
 
-def test_warm_start_takes_the_dynamics_but_learns_latent_actions_afresh(tmp_path):
+def _event_copy(world: Path, out: Path) -> Path:
+    """The micro world with an event slot whose weights are not zero (as after `train prompts events`)."""
+    from bridge.model.checkpoint import save_model, state_tensors
+    from bridge.prompts.train import _event_world
+
+    src, card, _ = WorldModel.load(world)
+    model = _event_world(src, src.state_dict(), ["flood", "snow"], 16)
+    model.cfg.dynamics.temperature = 1.3
+    with torch.no_grad():
+        model.event_embed.normal_()
+        model.dynamics.cond_proj.weight.normal_(std=0.5)
+    save_model(out, "world", model.cfg, state_tensors(model), card, card.get("step", 0))
+    return out
+
+
+def _warm(run: dict, out: Path, **kw) -> tuple[dict, dict]:
+    """Warm-start a 1-step run at a vanishing lr from kw's world; -> (old, new) state dicts."""
+    train(TrainOptions(stage="dynamics", data=str(run["data"]), out=str(out), preset="micro", steps=1, progress=False,
+                       lr=1e-12, warmup=1, **kw))
+    return WorldModel.load(kw["init_from"])[0].state_dict(), WorldModel.load(out)[0].state_dict()
+
+
+def _same(old: dict, new: dict, keys: list[str]) -> bool:
+    keys = [k for k in keys if not k.endswith(".unused")]  # a dead-code counter, which the step itself moves
+    return bool(keys) and all(torch.allclose(old[k].float(), new[k].float(), atol=1e-6) for k in keys)
+
+
+def test_warm_start_carries_dynamics_events_and_latent_actions_over(tmp_path):
     run = trained_micro()
-    out = tmp_path / "warm"
-    train(TrainOptions(stage="dynamics", data=str(run["data"]), out=str(out), init_from=str(run["world"]), preset="micro",
-                       steps=1, progress=False, lr=1e-12, warmup=1))
-    old, new = WorldModel.load(run["world"])[0].state_dict(), WorldModel.load(out)[0].state_dict()
-    kept = [k for k in old if k.startswith("dynamics.") and "action" not in k]
-    assert kept and all(torch.allclose(old[k].float(), new[k].float(), atol=1e-6) for k in kept)
+    src = _event_copy(run["world"], tmp_path / "events")
+    old, new = _warm(run, tmp_path / "warm", init_from=str(src))
+    assert _same(old, new, [k for k in old if k.startswith(("dynamics.", "lam.")) or k == "event_embed"])
+    assert "dynamics.cond_proj.weight" in new and new["event_embed"].abs().sum() > 0
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("tokenizer."))  # the world's own tokenizer
+    cfg = load_model(tmp_path / "warm")[0]
+    assert cfg.event_types == ["flood", "snow"] and cfg.dynamics.cond_dim == 16 and cfg.dynamics.temperature == 1.3
+    assert json.loads((tmp_path / "warm" / "model_card.json").read_text())["tokenizer_from"]["step"] == 120
+
+
+def test_warm_start_on_a_new_tokenizer_keeps_the_world_and_takes_the_tokens(tmp_path):
+    run = trained_micro()
+    tok = tmp_path / "tok2"  # a tokenizer trained further, as when the encoder improves
+    shutil.copytree(run["tok"], tok)
+    train(TrainOptions(stage="tokenizer", data=str(run["data"]), out=str(tok), preset="micro", steps=125, progress=False))
+    old, new = _warm(run, tmp_path / "warm", init_from=str(run["world"]), tokenizer=str(tok))
+    assert _same(old, new, [k for k in old if k.startswith(("dynamics.", "lam."))])
+    tok_new = load_model(tok)[1]
+    assert all(torch.equal(tok_new[k], new[k]) for k in new if k.startswith("tokenizer."))
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("tokenizer."))
+    assert not torch.equal(old["bank"], new["bank"])  # first frames re-tokenized by the new encoder
+
+
+def test_warm_start_with_fresh_lam_learns_latent_actions_afresh(tmp_path):
+    run = trained_micro()
+    old, new = _warm(run, tmp_path / "warm", init_from=str(run["world"]), fresh_lam=True)
+    assert _same(old, new, [k for k in old if k.startswith("dynamics.") and "action" not in k])
     lam = [k for k in old if k.startswith("lam.") and old[k].dtype.is_floating_point and old[k].dim() >= 2]
-    assert any(not torch.allclose(old[k], new[k]) for k in lam)  # a fresh latent action model
-    card = json.loads((out / "model_card.json").read_text())
-    assert card["tokenizer_from"]["step"] == 120
+    assert any(not torch.allclose(old[k], new[k]) for k in lam)
     with pytest.raises(ValueError, match="--init-from"):
         train(TrainOptions(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "bad"), init_from=str(run["world"]),
                            preset="tiny", steps=1, progress=False))
+    res = CliRunner().invoke(main, ["train", "dynamics", "--data", str(run["data"]), "--out", str(tmp_path / "x"),
+                                    "--tokenizer", str(run["tok"]), "--fresh-lam"])
+    assert res.exit_code != 0 and "--fresh-lam goes with --init-from" in res.output
 
 
 def test_lr_schedule_warms_up_then_decays():

@@ -5,13 +5,16 @@ Definition. For one frame's token map (N tokens over a codebook of K codes):
 * `distinct`  - how many different codes the frame uses;
 * `max_share` - the share of the frame's tokens taken by its most common code;
 * `entropy`   - entropy (bits) of the frame's code histogram;
-* `change`    - the share of positions whose code differs from the previous frame's.
+* `change`    - the share of positions whose code differs from the previous frame's;
+* `still`     - how many frames in a row, up to this one, repeat the previous frame's map exactly (0 if it changed).
 
 `calibrate` tokenizes REAL footage (clips from a dataset's val split, as training saw them) with the world's own
 tokenizer and keeps each statistic's [p0.5, p99.5]; `save_range` stores that range in the checkpoint's
 model_card.json under "health". A frame **degenerates** when any statistic lies outside its range: a collapsed
 world (one flat colour: few codes, one code dominating, low entropy) and a noise world (every code different and
-flickering: entropy and change too high) both fail, while real footage fails only at the rates the quantiles allow.
+flickering: entropy and change too high) both fail, and so does a frozen world (`still` runs longer than real
+footage's: calibration uses clips of at least STILL_CLIP frames so that runs can show), while real footage fails
+only at the rates the quantiles allow.
 `check_rollout` plays a backend for N frames and reports the share of frames within range and the first that is not.
 
     worldbridge health calibrate --checkpoint RUN --data DATASET   # writes model_card.json["health"]
@@ -35,14 +38,15 @@ from bridge.backend import Prompt
 from bridge.model.checkpoint import CARD, CheckpointError, atomic_write_json, load_into, load_model
 from bridge.model.tokenizer import VideoTokenizer
 
-STATS = ("distinct", "max_share", "entropy", "change")
+STATS = ("distinct", "max_share", "entropy", "change", "still")
+STILL_CLIP = 24  # frames per calibration clip at least: long enough to see how long real footage stays still
 QUANTILES = (0.005, 0.995)
 HOW_TO_CALIBRATE = ("compute one with `worldbridge health calibrate --checkpoint RUN_DIR --data DATASET` "
                     "(real footage of the world's kind, with a val split)")
 
 
 def token_stats(tokens: torch.Tensor, vocab: int) -> dict[str, np.ndarray]:
-    """tokens (..., T, N) -> each statistic per frame (..., T); `change` of each sequence's first frame is NaN."""
+    """tokens (..., T, N) -> each statistic per frame (..., T); `change` and `still` of a sequence's first frame are NaN."""
     t = tokens.long()
     flat = t.reshape(-1, t.shape[-1])  # (F, N)
     counts = torch.zeros(flat.shape[0], vocab, dtype=torch.float32, device=flat.device)
@@ -52,17 +56,24 @@ def token_stats(tokens: torch.Tensor, vocab: int) -> dict[str, np.ndarray]:
     change = torch.full(t.shape[:-1], float("nan"), device=t.device)
     if t.shape[-2] > 1:
         change[..., 1:] = (t[..., 1:, :] != t[..., :-1, :]).float().mean(-1)
+    still = torch.full_like(change, float("nan"))
+    if t.shape[-2] > 1:
+        run = torch.zeros_like(change[..., 0])
+        for i in range(1, t.shape[-2]):
+            run = torch.where(change[..., i] == 0, run + 1, torch.zeros_like(run))
+            still[..., i] = run
     shape = t.shape[:-1]
     out = {"distinct": (counts > 0).sum(-1).reshape(shape), "max_share": p.max(-1).values.reshape(shape),
-           "entropy": entropy.reshape(shape), "change": change}
+           "entropy": entropy.reshape(shape), "change": change, "still": still}
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 
 def failing(stats: dict[str, float], stats_range: dict[str, Any]) -> list[str]:
-    """Names of the statistics of one frame that lie outside the range (NaN = not measured = not failing)."""
+    """Names of the statistics of one frame that lie outside the range (NaN = not measured = not failing; an upper
+    bound of None = no limit)."""
     bounds = stats_range["stats"]
     return [k for k in STATS if k in bounds and not np.isnan(stats[k])
-            and not bounds[k][0] <= stats[k] <= bounds[k][1]]
+            and not bounds[k][0] <= stats[k] <= (np.inf if bounds[k][1] is None else bounds[k][1])]
 
 
 # --- The range, from real footage ---
@@ -95,7 +106,7 @@ def calibrate(tokenizer: VideoTokenizer, data: str | Path, clips: int = 512, spl
     if (ds.height, ds.width) != (tokenizer.height, tokenizer.width):
         raise ValueError(f"the tokenizer takes {tokenizer.height}x{tokenizer.width} frames but {data} has "
                          f"{ds.height}x{ds.width}: calibrate on footage of this world's size")
-    length = min(tokenizer.cfg.clip_len, max(e.length for e in episodes))
+    length = min(max(tokenizer.cfg.clip_len, STILL_CLIP), max(e.length for e in episodes))
     if length < 2:
         raise ValueError(f"{data}'s {split} episodes are single frames; `change` needs clips of at least 2 frames")
     sampler = ClipSampler(ds, length, split, seed=seed)
@@ -112,6 +123,8 @@ def calibrate(tokenizer: VideoTokenizer, data: str | Path, clips: int = 512, spl
         v = np.concatenate(parts)
         v = v[~np.isnan(v)]
         stats[k] = [float(np.quantile(v, QUANTILES[0])), float(np.quantile(v, QUANTILES[1]))]
+    if stats["still"][1] >= length - 1:  # real footage stays still as long as a whole clip: no known limit (null)
+        stats["still"][1] = None
     n = int(sum(len(p) for p in per["distinct"]))
     p = tokenizer.cfg.patch
     return {"stats": stats, "quantiles": list(QUANTILES), "frames": n, "clips": clips, "clip_len": length,

@@ -83,6 +83,9 @@ def events(**kw) -> None:
               help="Where first_frame.* go [default: the --world directory, so the world takes text prompts].")
 @click.option("--preset", type=click.Choice(["micro", "tiny", "small"]), default="tiny", show_default=True,
               help="Size of the first-frame MaskGIT.")
+@click.option("--init-from", type=click.Path(file_okay=False), default=None,
+              help="Warm start from this world's first-frame model (same codebook size and grid), e.g. the world "
+                   "before its tokenizer was trained further.")
 def first_frame(**kw) -> None:
     """Train the text/sketch -> first frame MaskGIT on (caption, frame, sketch) triples, on the world's tokenizer."""
     _report(_run("first-frame", **kw))

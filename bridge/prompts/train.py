@@ -54,6 +54,7 @@ class PromptTrainOptions:
     event_share: float = 0.5  # events: share of clips that contain an event
     guidance: float = 3.0  # events: default guidance scale written to events.json
     anchor: float = 0.0  # events: weight of KL(source world || this one) on event-free clips (against flicker)
+    init_from: str | None = None  # first-frame: start from this world's first-frame model (e.g. before a new tokenizer)
     ckpt_every: int = 100
     max_minutes: float | None = None
     command: str = ""
@@ -192,6 +193,11 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     if resumed:
         model, meta = load_first_frame(out, world.tokenizer)
         start = int(meta.get("step", 0))
+    elif opts.init_from:  # its tokens' meanings are relearned here, so no tokenizer check
+        model, start = load_first_frame(Path(opts.init_from))[0], 0
+        if (model.vocab, model.grid) != (world.tokenizer.vocab, tuple(grid)):
+            raise ValueError(f"--init-from {opts.init_from} has a first-frame model over {model.vocab} codes on a "
+                             f"{model.grid} grid but this world's tokenizer has {world.tokenizer.vocab} on {tuple(grid)}")
     else:
         model, start = FirstFrameModel(cfg, world.tokenizer.vocab, grid), 0
     model.to(device).train()
@@ -202,7 +208,8 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     t0, avg, metrics = time.time(), Averager(), {}
     card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
             "samples": n, "captions": len(unique), "sketch_trained": with_sketch, "encoder": opts.encoder,
-            "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command, "batch": opts.batch, "lr": lr}
+            "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command, "batch": opts.batch, "lr": lr,
+            "init_from": meta.get("init_from") if resumed else opts.init_from and str(Path(opts.init_from).resolve())}
 
     def save(step: int) -> None:
         save_first_frame(out, model, {**card, "step": step, "metrics": metrics,

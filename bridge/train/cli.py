@@ -53,12 +53,15 @@ def tokenizer(**kw) -> None:
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory of `worldbridge train tokenizer` (copied into --out; not needed to resume).")
 @click.option("--init-from", "init_from", type=click.Path(file_okay=False), default=None,
-              help="Warm start: a world checkpoint whose dynamics (and tokenizer, when --tokenizer is not given) this "
-                   "run starts from; the latent action model and action embeddings start afresh.")
+              help="Warm start: a world checkpoint whose dynamics, event slot and latent actions (and tokenizer, when "
+                   "--tokenizer is not given) this run starts from; a preset with another LAM design learns it afresh.")
+@click.option("--fresh-lam", is_flag=True, help="With --init-from: learn the latent action model afresh anyway.")
 @common
-def dynamics(tokenizer_dir: str | None, init_from: str | None, **kw) -> None:
+def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, **kw) -> None:
     """Stage 2: latent action model + MaskGIT dynamics on the frozen tokenizer; --out becomes a loadable world."""
-    _run("dynamics", tokenizer_dir, kw, init_from)
+    if fresh_lam and not init_from:
+        raise click.UsageError("--fresh-lam goes with --init-from (a fresh run learns its latent actions anyway)")
+    _run("dynamics", tokenizer_dir, kw, init_from, fresh_lam)
 
 
 @train.command()
@@ -119,12 +122,12 @@ def _command_line(ctx: click.Context, stage: str) -> str:
     return " ".join(parts)
 
 
-def _run(stage: str, tokenizer_dir: str | None, kw: dict, init_from: str | None = None) -> None:
+def _run(stage: str, tokenizer_dir: str | None, kw: dict, init_from: str | None = None, fresh_lam: bool = False) -> None:
     from bridge.train.trainer import TrainOptions, train as run
 
     command = _command_line(click.get_current_context(), stage)
-    opts = TrainOptions(stage=stage, data=kw["data"], out=kw["out"], preset=kw["preset"], tokenizer=tokenizer_dir, init_from=init_from,
-                        steps=kw["steps"], batch=kw["batch"], lr=kw["lr"], seed=kw["seed"], device=kw["device"],
+    opts = TrainOptions(stage=stage, data=kw["data"], out=kw["out"], preset=kw["preset"], tokenizer=tokenizer_dir,
+                        init_from=init_from, fresh_lam=fresh_lam, steps=kw["steps"], batch=kw["batch"], lr=kw["lr"], seed=kw["seed"], device=kw["device"],
                         amp=kw["amp"], ckpt_every=kw["ckpt_every"], ckpt_minutes=kw["ckpt_minutes"],
                         max_minutes=kw["max_minutes"], command=command, progress=not kw["quiet"])
     result = _guarded(run, opts, kw["out"])

@@ -7,7 +7,9 @@ metrics.csv and a tqdm bar, and runs under `torchrun` (DDP: gloo on CPU, nccl on
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
 import datetime as _dt
 import math
 import os
@@ -47,6 +49,7 @@ class TrainOptions:
     preset: str | None = None  # None: the run's own preset when resuming, else "tiny"
     tokenizer: str | None = None  # dynamics stage: the tokenizer run directory
     init_from: str | None = None  # dynamics stage: warm-start the dynamics (and tokenizer) from this world checkpoint
+    fresh_lam: bool = False  # with init_from: learn the latent action model afresh even when its design is unchanged
     steps: int | None = None
     batch: int | None = None  # clips per rank per step
     lr: float | None = None
@@ -106,17 +109,32 @@ def world_config(preset: str, ds) -> WorldConfig:
     return cfg
 
 
-def warm_start(model: WorldModel, world_dir: Path) -> None:
-    """Start the dynamics from another world's weights: frame prediction carries over when only the latent actions
-    change (e.g. a new LAM design); the LAM and the dynamics' action embeddings are learned afresh."""
-    wcfg, tensors, _, _ = load_model(world_dir, kind="world")
-    if wcfg.dynamics != model.cfg.dynamics or wcfg.tokenizer != model.cfg.tokenizer:
-        raise ValueError(f"--init-from {world_dir} has another tokenizer or dynamics config than this run's preset; "
+WARM_SETTINGS = ("steps", "temperature", "top_p", "cfg", "unmask", "cond_dim")  # a world's own, not its architecture
+
+
+def warm_config(cfg: WorldConfig, world_dir: Path, fresh_lam: bool) -> tuple[WorldConfig, bool]:
+    """The run's config for a warm start from world_dir: its dynamics (sampling settings and event slot included) and
+    event types; its latent action model too unless fresh_lam or the preset's LAM design differs. -> (cfg, keep_lam)"""
+    wcfg = load_model(world_dir, kind="world")[0]
+    if dataclasses.replace(wcfg.dynamics, **{k: getattr(cfg.dynamics, k) for k in WARM_SETTINGS}) != cfg.dynamics:
+        raise ValueError(f"--init-from {world_dir} has another dynamics size than this run's --preset {cfg.preset}; "
                          "warm starts need the same sizes")
-    own = model.dynamics.state_dict()
-    keep = {k[len("dynamics."):]: v for k, v in tensors.items()
-            if k.startswith("dynamics.") and "action" not in k and k[len("dynamics."):] in own}
-    model.dynamics.load_state_dict({**own, **keep})
+    cfg.dynamics, cfg.event_types = wcfg.dynamics, list(wcfg.event_types)
+    same_lam = json.dumps(dataclasses.asdict(wcfg.lam)) == json.dumps(dataclasses.asdict(cfg.lam))
+    return cfg, same_lam and not fresh_lam
+
+
+def warm_start(model: WorldModel, world_dir: Path, keep_lam: bool) -> None:
+    """Start from another world's weights: its dynamics and event embeddings always (frame prediction carries over
+    to a new tokenizer or LAM), its latent action model and action embeddings when keep_lam, else learned afresh."""
+    wcfg, tensors, _, _ = load_model(world_dir, kind="world")
+    if wcfg.tokenizer != model.cfg.tokenizer:
+        raise ValueError(f"--init-from {world_dir} has another tokenizer config than --tokenizer; "
+                         "warm starts need the same codebook and grid")
+    own = model.state_dict()
+    keep = {k: v for k, v in tensors.items() if k in own and k != "bank" and not k.startswith("tokenizer.")
+            and (keep_lam or not (k.startswith("lam.") or (k.startswith("dynamics.") and "action" in k)))}
+    model.load_state_dict({**own, **keep})
 
 
 def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
@@ -190,6 +208,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         tokenizer_from = card.get("tokenizer_from")
     else:
         cfg = world_config(opts.preset or "tiny", ds)
+        if opts.stage == "dynamics" and opts.init_from:
+            cfg, keep_lam = warm_config(cfg, Path(opts.init_from), opts.fresh_lam)
     defaults = TRAIN_DEFAULTS[cfg.preset][opts.stage]
     steps = int(opts.steps or defaults["steps"])
     batch = int(opts.batch or defaults["batch"])
@@ -220,7 +240,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if not resuming:
             load_into(model.tokenizer, ttensors, "tokenizer.", where=str(Path(opts.tokenizer or opts.init_from) / MODEL))
             if opts.init_from:
-                warm_start(model, Path(opts.init_from))
+                warm_start(model, Path(opts.init_from), keep_lam)
         model.tokenizer.requires_grad_(False)
         clip_len = cfg.dynamics.clip_len
     model.to(env.device).train()  # (a WorldModel keeps its frozen tokenizer in eval mode)
