@@ -207,7 +207,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}")
         tokenizer_from = card.get("tokenizer_from")
     else:
-        cfg = world_config(opts.preset or "tiny", ds)
+        cfg, keep_lam = world_config(opts.preset or "tiny", ds), False
         if opts.stage == "dynamics" and opts.init_from:
             cfg, keep_lam = warm_config(cfg, Path(opts.init_from), opts.fresh_lam)
     defaults = TRAIN_DEFAULTS[cfg.preset][opts.stage]
