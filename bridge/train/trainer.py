@@ -112,10 +112,10 @@ def world_config(preset: str, ds) -> WorldConfig:
 WARM_SETTINGS = ("steps", "temperature", "top_p", "cfg", "unmask", "cond_dim")  # a world's own, not its architecture
 
 
-def warm_config(cfg: WorldConfig, world_dir: Path, fresh_lam: bool) -> tuple[WorldConfig, bool]:
-    """The run's config for a warm start from world_dir: its dynamics (sampling settings and event slot included) and
-    event types; its latent action model too unless fresh_lam or the preset's LAM design differs. -> (cfg, keep_lam)"""
-    wcfg = load_model(world_dir, kind="world")[0]
+def warm_config(cfg: WorldConfig, wcfg: WorldConfig, world_dir: str, fresh_lam: bool) -> tuple[WorldConfig, bool]:
+    """The run's config for a warm start from world_dir (its config wcfg): its dynamics (sampling settings and event
+    slot included) and event types; its latent action model too unless fresh_lam or the preset's LAM design differs.
+    -> (cfg, keep_lam)"""
     if dataclasses.replace(wcfg.dynamics, **{k: getattr(cfg.dynamics, k) for k in WARM_SETTINGS}) != cfg.dynamics:
         raise ValueError(f"--init-from {world_dir} has another dynamics size than this run's --preset {cfg.preset}; "
                          "warm starts need the same sizes")
@@ -124,10 +124,10 @@ def warm_config(cfg: WorldConfig, world_dir: Path, fresh_lam: bool) -> tuple[Wor
     return cfg, same_lam and not fresh_lam
 
 
-def warm_start(model: WorldModel, world_dir: Path, keep_lam: bool) -> None:
+def warm_start(model: WorldModel, wcfg: WorldConfig, tensors: dict[str, torch.Tensor], world_dir: str,
+               keep_lam: bool) -> None:
     """Start from another world's weights: its dynamics and event embeddings always (frame prediction carries over
     to a new tokenizer or LAM), its latent action model and action embeddings when keep_lam, else learned afresh."""
-    wcfg, tensors, _, _ = load_model(world_dir, kind="world")
     if wcfg.tokenizer != model.cfg.tokenizer:
         raise ValueError(f"--init-from {world_dir} has another tokenizer config than --tokenizer; "
                          "warm starts need the same codebook and grid")
@@ -207,9 +207,10 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}")
         tokenizer_from = card.get("tokenizer_from")
     else:
-        cfg, keep_lam = world_config(opts.preset or "tiny", ds), False
+        cfg, keep_lam, warm = world_config(opts.preset or "tiny", ds), False, None
         if opts.stage == "dynamics" and opts.init_from:
-            cfg, keep_lam = warm_config(cfg, Path(opts.init_from), opts.fresh_lam)
+            warm = load_model(Path(opts.init_from), kind="world")  # read once: its config, tokenizer and weights
+            cfg, keep_lam = warm_config(cfg, warm[0], opts.init_from, opts.fresh_lam)
     defaults = TRAIN_DEFAULTS[cfg.preset][opts.stage]
     steps = int(opts.steps or defaults["steps"])
     batch = int(opts.batch or defaults["batch"])
@@ -227,7 +228,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             if opts.tokenizer:
                 tcfg, ttensors, tcard, _ = load_model(Path(opts.tokenizer), kind="tokenizer")
             else:  # the world's own tokenizer
-                tcfg, ttensors, tcard, _ = load_model(Path(opts.init_from), kind="world")
+                tcfg, ttensors, tcard, _ = warm
                 ttensors = {k: v for k, v in ttensors.items() if k.startswith("tokenizer.")}
                 tcard = tcard.get("tokenizer_from", {})
             if (tcfg.height, tcfg.width) != (ds.height, ds.width):
@@ -240,7 +241,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if not resuming:
             load_into(model.tokenizer, ttensors, "tokenizer.", where=str(Path(opts.tokenizer or opts.init_from) / MODEL))
             if opts.init_from:
-                warm_start(model, Path(opts.init_from), keep_lam)
+                warm_start(model, warm[0], warm[1], opts.init_from, keep_lam)
         model.tokenizer.requires_grad_(False)
         clip_len = cfg.dynamics.clip_len
     model.to(env.device).train()  # (a WorldModel keeps its frozen tokenizer in eval mode)
