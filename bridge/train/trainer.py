@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import datetime as _dt
+import gc
 import math
 import os
 import signal
@@ -339,6 +340,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                 last_ckpt = time.time()
             if timed_out:
                 break
+        if env.world > 1:
+            dist.barrier()  # every rank waits for rank 0's save, so none tears gloo down mid-transfer
     except KeyboardInterrupt:
         bar.close()
         if env.main:
@@ -350,6 +353,10 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if prev_term is not None:
             signal.signal(signal.SIGTERM, prev_term)
         if env.world > 1 and dist.is_initialized():
+            # DDP sits in a reference cycle that holds gloo's worker threads; left to the interpreter's last
+            # garbage collection, those threads wake during shutdown and abort the process (rc -6)
+            ddp = None
+            gc.collect()
             dist.destroy_process_group()
     return {"step": done, **metrics}
 
