@@ -147,3 +147,15 @@ def test_cuda_rollout_matches_contract_and_is_deterministic(world_dir):
     assert np.array_equal(a, b)
     wc = load_world(world_dir, device="cuda", compile="reduce-overhead")
     assert wc.reset(Prompt(seed=3)).shape == (16, 16, 3) and wc.step(1).shape == (16, 16, 3)
+
+
+def test_config_json_round_trip_keeps_tuples_so_loaded_equals_saved():
+    import json
+    import dataclasses
+    from bridge.model.config import WorldConfig
+    cfg = WorldConfig()
+    cfg.lam = dataclasses.replace(cfg.lam, motion_shifts=(2, 4))
+    back = WorldConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg and back.lam.motion_shifts == (2, 4) and isinstance(back.tokenizer.fsq_levels, tuple)
+    back.lam = dataclasses.replace(back.lam, motion_shifts=(2, 3))
+    assert back != cfg

@@ -163,9 +163,10 @@ class WorldConfig:
 
 
 def _build(cls, d: dict[str, Any]):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
+    fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(fields)
     if unknown:
         raise ValueError(f"{cls.__name__} got unknown fields {sorted(unknown)}: the checkpoint was written by another version")
-    d = {k: (tuple(v) if isinstance(v, list) and k.endswith("levels") else v) for k, v in d.items()}
+    # JSON has no tuples: give tuple fields back their type, so a loaded config equals the one that was saved
+    d = {k: (tuple(v) if isinstance(v, list) and fields[k].startswith("tuple") else v) for k, v in d.items()}
     return cls(**d)

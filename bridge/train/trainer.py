@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import datetime as _dt
 import gc
 import math
@@ -121,8 +120,7 @@ def warm_config(cfg: WorldConfig, wcfg: WorldConfig, world_dir: str, fresh_lam: 
         raise ValueError(f"--init-from {world_dir} has another dynamics size than this run's --preset {cfg.preset}; "
                          "warm starts need the same sizes")
     cfg.dynamics, cfg.event_types = wcfg.dynamics, list(wcfg.event_types)
-    same_lam = json.dumps(dataclasses.asdict(wcfg.lam)) == json.dumps(dataclasses.asdict(cfg.lam))
-    return cfg, same_lam and not fresh_lam
+    return cfg, wcfg.lam == cfg.lam and not fresh_lam
 
 
 def warm_start(model: WorldModel, wcfg: WorldConfig, tensors: dict[str, torch.Tensor], world_dir: str,
