@@ -180,6 +180,9 @@ def test_cli_trains_and_reports_clear_errors(tmp_path):
     assert "step 3 saved" in r.output
     card = json.loads((tmp_path / "tok" / "model_card.json").read_text())
     assert "train tokenizer" in card["command"] and card["train"]["batch_per_rank"] == 8
+    r = CliRunner().invoke(main, ["train", "tokenizer", "--data", str(ds), "--preset", "micro", "--steps", "3",
+                                  "--out", str(tmp_path / "tok"), "--quiet"])  # a finished run: says so, saves nothing
+    assert r.exit_code == 0 and "already at step 3 of 3" in r.output and "saved" not in r.output, r.output
     r = CliRunner().invoke(main, ["train", "dynamics", "--data", str(ds), "--out", str(tmp_path / "w"), "--quiet"])
     assert r.exit_code != 0 and "needs --tokenizer" in r.output
     r = CliRunner().invoke(main, ["train", "dynamics", "--data", str(ds), "--tokenizer", str(tmp_path / "nope"),

@@ -131,7 +131,7 @@ def _run(stage: str, tokenizer_dir: str | None, kw: dict, init_from: str | None 
                         amp=kw["amp"], ckpt_every=kw["ckpt_every"], ckpt_minutes=kw["ckpt_minutes"],
                         max_minutes=kw["max_minutes"], command=command, progress=not kw["quiet"])
     result = _guarded(run, opts, kw["out"])
-    if int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0 and not result.get("unchanged"):
         shown = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
         click.echo(f"{stage}: step {result['step']} saved to {kw['out']} {shown}")
 

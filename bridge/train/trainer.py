@@ -259,7 +259,9 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     if start >= steps:
         if env.main:
             print(f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
-        return {"step": start}
+        if env.world > 1:
+            dist.destroy_process_group()
+        return {"step": start, "unchanged": True}
 
     card = {"preset": cfg.preset, "stage": opts.stage, "command": opts.command, "seed": opts.seed,
             "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
