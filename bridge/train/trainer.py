@@ -100,6 +100,13 @@ class Dist:
         dist.all_reduce(t)
         return bool(t.item() > 0)
 
+    def close(self) -> None:
+        """Tear the process group down while the interpreter is whole: gloo's worker threads, left to the final
+        garbage collection (DDP sits in a reference cycle), wake during shutdown and abort the process (rc -6)."""
+        if self.world > 1 and dist.is_initialized():
+            gc.collect()
+            dist.destroy_process_group()
+
 
 def world_config(preset: str, ds) -> WorldConfig:
     """The preset, fitted to the dataset's frame size and fps."""
@@ -259,8 +266,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     if start >= steps:
         if env.main:
             print(f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
-        if env.world > 1:
-            dist.destroy_process_group()
+        env.close()
         return {"step": start, "unchanged": True}
 
     card = {"preset": cfg.preset, "stage": opts.stage, "command": opts.command, "seed": opts.seed,
@@ -352,12 +358,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         bar.close()
         if prev_term is not None:
             signal.signal(signal.SIGTERM, prev_term)
-        if env.world > 1 and dist.is_initialized():
-            # DDP sits in a reference cycle that holds gloo's worker threads; left to the interpreter's last
-            # garbage collection, those threads wake during shutdown and abort the process (rc -6)
-            ddp = None
-            gc.collect()
-            dist.destroy_process_group()
+        ddp = None  # DDP's reducer holds the process group: let go of it before env.close() collects it
+        env.close()
     return {"step": done, **metrics}
 
 
