@@ -27,6 +27,7 @@ def client_ms() -> float:
 
 
 START_TIMEOUT_S = 120.0  # a first start may load a checkpoint and the text encoder on a busy CPU
+BRANCH_TIMEOUT_S = 60.0  # a branch re-simulates up to a keyframe interval of frames (15 for the tiny world) at once
 
 @dataclass
 class Frame:
@@ -272,10 +273,15 @@ class WorldClient:
         self._adopt_epoch(reply)
         return reply
 
-    def branch(self, frame: int) -> dict:
-        """Continue from frame `frame` of the current timeline; epoch += 1 and that frame is re-sent."""
+    def branch(self, frame: int, timeout: float | None = None) -> dict:
+        """Continue from frame `frame` of the current timeline; epoch += 1 and that frame is re-sent.
+
+        The host may re-simulate several frames to get there, so this waits up to BRANCH_TIMEOUT_S (or `timeout`)
+        rather than the per-request timeout that one frame's work fits in.
+        """
         self._need_session()
-        reply = self._request({"type": "branch", "frame": int(frame)})
+        reply = self._request({"type": "branch", "frame": int(frame)},
+                              timeout if timeout is not None else max(self.timeout, BRANCH_TIMEOUT_S))
         self._adopt_epoch(reply)
         return reply
 

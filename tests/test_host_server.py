@@ -568,3 +568,37 @@ def test_branch_with_sparse_keyframes_is_exact():
                 c.branch(39)  # the old future is gone after a branch
     finally:
         h.stop()
+
+
+class SlowHeavyStateWorld(HeavyStateWorld):
+    """TEST-ONLY: once `slow` is set, each frame takes 0.1 s, as the world model's does on a busy 2-core CPU."""
+
+    slow = False
+
+    def step(self, action, event=None):
+        if self.slow:
+            time.sleep(0.1)
+        return super().step(action, event)
+
+
+def test_branch_waits_for_a_re_simulation_longer_than_the_per_frame_timeout():
+    h = run_host_in_thread(SlowHeavyStateWorld, limits=Limits(branch_window=64, branch_window_bytes=32 * 1024 * 1024))
+    try:
+        with WorldClient(h.address, timeout=0.35) as c:  # one frame (0.1 s) fits in it; a branch's replay does not
+            c.start(mode="step", seed=7)
+            for i in range(1, 41):
+                c.step(i % 3)
+            session = next(iter(h.host.sessions.values()))
+            k = session.keyframe_every
+            target = 40 // k * k - 1  # just before a keyframe: re-simulated from the one before, k - 1 >= 7 frames
+            assert k >= 8 and target + 1 - k in session.keyframes
+            session.backend.slow = True
+            assert c.step(1).index == 41  # a single slow frame is within the client's timeout
+            t0 = time.monotonic()
+            ok = c.branch(target)  # >= 0.7 s of re-simulation
+            assert ok["frame_index"] == target and time.monotonic() - t0 > 0.35
+            assert pixel(c.next_frame()) == (7, target, target % 3)
+            with pytest.raises(ProtocolError, match="timeout"):
+                c.branch(target - 1, timeout=0.2)  # an explicit timeout still holds
+    finally:
+        h.stop()
