@@ -13,7 +13,7 @@ _shared = [
                  help="World checkpoint directory (the --out of `worldbridge train dynamics`)."),
     click.option("--data", required=True, type=click.Path(file_okay=False),
                  help="Sandbox dataset with captions and events (`worldbridge data generate`; add --sketch for sketches)."),
-    click.option("--steps", type=int, default=300, show_default=True, help="Optimizer steps."),
+    click.option("--steps", type=int, default=300, show_default=True, help="Optimizer steps in this run (a rerun on the same --out trains this many more, its learning-rate schedule afresh)."),
     click.option("--batch", type=int, default=None, help="Samples per step [default: 16 clips / 64 frames]."),
     click.option("--lr", type=float, default=None, help="Peak learning rate [default: 1e-4 events / 5e-4 first-frame]."),
     click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
