@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from bridge.cli import main
-from bridge.train.evaluate import code_stats, evaluate, mapping_accuracy, psnr, ssim
+from bridge.train.evaluate import ci95, code_stats, evaluate, mapping_accuracy, psnr, ssim
 from test_model_data import trained_micro
 
 torch.set_num_threads(1)
@@ -26,7 +26,10 @@ def test_eval_reports_every_metric_on_the_val_split():
     assert res["true_action_accuracy"] == d["effective"]["many_to_one"]
     assert all(0 <= d[k][m] <= 1 for k in ("raw", "effective") for m in ("many_to_one", "one_to_one", "chance"))
     assert d["raw"]["n"] > 50
-    assert set(res["delta_psnr"]) == {"1", "4", "16"}
+    assert set(res["delta_psnr"]) == set(res["delta_psnr_ci95"]) == {"1", "4", "16"}
+    assert all(v > 0 for v in res["delta_psnr_ci95"].values())  # 4 clips never agree exactly
+    assert res["rollout_minus_copy_last"]["1"] == pytest.approx(res["rollout_psnr"]["1"] - res["copy_last_frame_psnr"]["1"])
+    assert res["rollout_psnr_ci95"]["10"] is None and res["rollout_minus_copy_last_ci95"]["3"] > 0
     # val episodes are 40 frames at 10 fps: 1 s and 3 s fit, 10 s does not
     assert res["rollout_psnr"]["10"] is None and res["copy_last_frame_psnr"]["10"] is None
     assert res["rollout_psnr"]["1"] > 5 and res["copy_last_frame_psnr"]["3"] > 5 and res["rollout_fps"] > 0
@@ -52,6 +55,12 @@ def test_mapping_accuracy_many_to_one_and_one_to_one():
     assert acc["many_to_one"] == 1.0
     assert acc["one_to_one"] == pytest.approx(4 / 6)  # only one of latents 0/1 may take true 2
     assert acc["chance"] == pytest.approx(4 / 6)
+
+
+def test_ci95_is_the_normal_interval_of_the_mean():
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])  # sample sd 1.291
+    assert ci95(x) == pytest.approx(1.96 * 1.2910 / 2, rel=1e-3)
+    assert ci95(x.repeat(4)) < ci95(x) and ci95(torch.tensor([5.0])) is None
 
 
 def test_image_metrics_and_code_stats():

@@ -52,6 +52,12 @@ def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5, size: int = 11) -
     return s.flatten(1).mean(1)
 
 
+def ci95(per_clip: torch.Tensor) -> float | None:
+    """Half-width of the 95% normal interval of a mean over clips: how far the figure would move with other clips."""
+    x = per_clip.double().cpu()
+    return float(1.96 * x.std() / math.sqrt(len(x))) if len(x) > 1 else None
+
+
 # --- Latent action vs true action agreement ---
 
 def mapping_accuracy(latent_fit: np.ndarray, true_fit: np.ndarray, latent_test: np.ndarray, true_test: np.ndarray,
@@ -200,12 +206,17 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     p_inf, p_rand = psnr(pred, ref[:, 1:]), psnr(pred_rand, ref[:, 1:max(DELTA_T) + 1])  # (B, L)
     p_copy = psnr(ref[:, :1].expand_as(ref[:, 1:]), ref[:, 1:])
     res["delta_psnr"] = {str(t): float((p_inf[:, t - 1] - p_rand[:, t - 1]).mean()) for t in DELTA_T}
-    res["rollout_psnr"], res["copy_last_frame_psnr"] = {}, {}
+    res["delta_psnr_ci95"] = {str(t): ci95(p_inf[:, t - 1] - p_rand[:, t - 1]) for t in DELTA_T}
+    res["rollout_psnr"], res["copy_last_frame_psnr"], res["rollout_minus_copy_last"] = {}, {}, {}
+    res["rollout_psnr_ci95"], res["rollout_minus_copy_last_ci95"] = {}, {}
     for s in SECONDS:
         t = round(s * ds.fps)
         ok = t <= H
         res["rollout_psnr"][str(s)] = float(p_inf[:, t - 1].mean()) if ok else None
         res["copy_last_frame_psnr"][str(s)] = float(p_copy[:, t - 1].mean()) if ok else None
+        res["rollout_minus_copy_last"][str(s)] = float((p_inf[:, t - 1] - p_copy[:, t - 1]).mean()) if ok else None
+        res["rollout_psnr_ci95"][str(s)] = ci95(p_inf[:, t - 1]) if ok else None
+        res["rollout_minus_copy_last_ci95"][str(s)] = ci95(p_inf[:, t - 1] - p_copy[:, t - 1]) if ok else None
     res["rollout_frames"] = {"clips": clips, "horizon": H, "batch_s": round(time.perf_counter() - t0, 2)}
 
     # --- Interactive speed: one stream, as a client sees it ---
