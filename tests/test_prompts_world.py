@@ -144,6 +144,10 @@ def test_eval_prompts_scores_a_world_model_with_every_section(world_dir):
     assert set(res["event_success_by_type"]) == {"night_falls", "flood"}
     assert res["sketch"]["sketch_supported"] and 0 <= res["still_action"] < w.num_latent_actions
     assert set(res["checks_on_reconstructions"]) == {"theme", "time", "weather"}
+    particles = res["particles_on_reconstructions"]
+    assert particles["snow"]["real"]["snow_dots"] > 3 * particles["clear"]["real"]["snow_dots"]  # the game's snowfall
+    assert particles["rain"]["real"]["rain_streaks"] > 3 * particles["clear"]["real"]["rain_streaks"]
+    assert all(0 <= v <= 1 for w in particles.values() for side in w.values() for v in side.values())
     ceiling = res["events_on_reconstructions"]
     assert set(ceiling["event_success_by_type"]) == {"night_falls", "flood"} and 0 <= ceiling["false_event_rate"] <= 1
     from bridge.worlds.sandbox import SandboxWorld

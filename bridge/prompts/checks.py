@@ -47,8 +47,8 @@ def _shift(p: np.ndarray, dy: int, dx: int, H: int, W: int) -> np.ndarray:
     return p[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
 
 
-def frame_features(frame: np.ndarray) -> np.ndarray:
-    """(F,) float features of one frame; each is a colour statistic or a particle/edge density."""
+def texture_features(frame: np.ndarray) -> dict[str, float]:
+    """Shares of pixels that are weather particles or edges: what a tokenizer must keep for snow and rain to show."""
     x = to_64(frame).astype(np.float32)
     H, W = x.shape[:2]
     lum = x.mean(-1)
@@ -58,19 +58,29 @@ def frame_features(frame: np.ndarray) -> np.ndarray:
     white = x.min(-1) > 225
     wp = np.pad(white, 1)
     white_nbrs = sum(_shift(wp, dy, dx, H, W).astype(np.int32) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
-    snow = (white & (white_nbrs <= 2) & (lum - box > 20)).mean()  # isolated white dots
-    peaks = ((lum > np.max(nbrs, axis=0)) & (lum - box > 6)).mean()  # the same, after blur
     horiz = (_shift(p, 0, -1, H, W) + _shift(p, 0, 1, H, W)) / 2
     vert = (_shift(p, -1, 0, H, W) + _shift(p, 1, 0, H, W)) / 2
-    rain = ((np.abs(x - np.array([170, 196, 240], np.float32)).sum(-1) < 40) & (lum - horiz > 10)).mean()
-    streaks = ((vert - horiz) > 6).mean()  # thin vertical lines
-    edges = np.abs(4 * lum - sum(nbrs[i] for i in (1, 3, 4, 6))).mean()
+    return {
+        "peaks": float(((lum > np.max(nbrs, axis=0)) & (lum - box > 6)).mean()),  # isolated bright dots, after blur
+        "streaks": float(((vert - horiz) > 6).mean()),  # thin vertical lines
+        "snow_dots": float((white & (white_nbrs <= 2) & (lum - box > 20)).mean()),  # isolated white dots
+        "rain_streaks": float(((np.abs(x - np.array([170, 196, 240], np.float32)).sum(-1) < 40) & (lum - horiz > 10)).mean()),
+        "edges": float(np.abs(4 * lum - sum(nbrs[i] for i in (1, 3, 4, 6))).mean()),
+    }
+
+
+def frame_features(frame: np.ndarray) -> np.ndarray:
+    """(F,) float features of one frame; each is a colour statistic or a particle/edge density."""
+    x = to_64(frame).astype(np.float32)
+    H = x.shape[0]
+    lum = x.mean(-1)
+    t = texture_features(x)
     q = H // 4
     hist = np.histogramdd(x.reshape(-1, 3), bins=(4, 4, 4), range=[(0, 256)] * 3)[0].ravel() / lum.size
     return np.concatenate([
         x.mean((0, 1)) / 255, x[:q].mean((0, 1)) / 255, x[-q:].mean((0, 1)) / 255, [lum.std() / 128],
-        x.std((0, 1)) / 128, hist, [peaks * 10, streaks * 10, snow * 50, rain * 20, edges / 50,
-                                    (x[..., 0] - x[..., 2]).mean() / 128, (x.max(-1) - x.min(-1)).mean() / 128],
+        x.std((0, 1)) / 128, hist, [t["peaks"] * 10, t["streaks"] * 10, t["snow_dots"] * 50, t["rain_streaks"] * 20,
+                                    t["edges"] / 50, (x[..., 0] - x[..., 2]).mean() / 128, (x.max(-1) - x.min(-1)).mean() / 128],
         np.percentile(lum, [10, 50, 90]) / 255,
     ]).astype(np.float32)
 

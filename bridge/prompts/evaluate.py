@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from bridge.backend import Prompt, WorldEvent
 from bridge.prompts.checks import (ATTRIBUTES, HELDOUT_SEEDS, REFERENCE_SEEDS, WINDOW, SceneChecker, event_detected,
-                                   sandbox_scenes, to_64, validate)
+                                   sandbox_scenes, texture_features, to_64, validate)
 from bridge.prompts.events import EVAL_PARAPHRASES, TRAIN_PHRASINGS
 from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES
 from bridge.worlds.levels import THEMES, TIMES, WEATHERS, LevelParams, caption_for, random_params
@@ -267,6 +267,25 @@ def reconstruction_ceiling(backend, checker: SceneChecker, opts: EvalOptions) ->
     return {a: _accuracy(p) for a, p in got.items()}
 
 
+def particles_on_reconstructions(backend, opts: EvalOptions) -> dict[str, Any] | None:
+    """Snowflake and raindrop pixels (shares of the frame) in real first frames of clear, snowy and rainy levels and after
+    the model's tokenizer: where it erases them, no dynamics on it can show snow or rain, and no check can read them."""
+    if backend.kind == "sandbox":
+        return None
+    from bridge.worlds.sandbox import SandboxWorld
+
+    game = SandboxWorld(size=backend.height)
+    out: dict[str, Any] = {}
+    for weather in ("clear", "snow", "rain"):
+        real, rec = [], []
+        for theme, seed in itertools.product(THEMES, opts.seeds):
+            real.append(start(game, seed, _params(seed, theme=theme, time="day", weather=weather)))
+            rec.append(backend.reset(Prompt(seed=seed, image=real[-1])))
+        out[weather] = {side: {key: float(np.mean([texture_features(f)[key] for f in frames]))
+                               for key in ("snow_dots", "rain_streaks")} for side, frames in (("real", real), ("reconstructed", rec))}
+    return out
+
+
 def events_on_reconstructions(backend, checker: SceneChecker, opts: EvalOptions, bar=None) -> dict[str, Any] | None:
     """Event checks on the real game's event rollouts after the model's tokenizer: the most a perfect dynamics
     could score, so a low figure here is the tokenizer's and not the dynamics' fault."""
@@ -319,6 +338,7 @@ def evaluate(backend, checker: SceneChecker, opts: EvalOptions | None = None, pr
         if "checks" in sections:
             out["checks_validation"] = validate(checker, opts.seeds)
             out["checks_on_reconstructions"] = reconstruction_ceiling(backend, checker, opts)
+            out["particles_on_reconstructions"] = particles_on_reconstructions(backend, opts)
         if "text" in sections and not supports(backend, "text_prompts"):
             out["prompt_attribute_accuracy"] = None
             out["text_prompts_supported"] = False
