@@ -34,6 +34,31 @@ def test_checks_see_the_difference_an_event_makes(checker):
     assert not checks.event_detected("weather_snow", [before] + after, checker, "grassland", "day")
 
 
+def test_snow_and_rain_are_read_only_where_their_particles_show(checker):
+    w = SandboxWorld(64)
+    for weather, key in (("snow", "snow_dots"), ("rain", "rain_streaks")):
+        w.reset(Prompt(seed=3), params=random_params(np.random.default_rng(3), theme="grassland", time="day", weather=weather))
+        sharp = w.step(0)
+        soft = checks.blur(sharp)  # no particle survives a 3x3 blur, as none survives the tiny tokenizer
+        assert checks.texture_features(sharp)[key] >= checks.PARTICLE_GATE[weather][1] > checks.texture_features(soft)[key]
+        assert checker.classify([sharp])[0]["weather"] == weather
+        assert checker.classify([soft])[0]["weather"] != weather
+        checker.gate = False
+        try:
+            assert checker.classify([soft])[0]["weather"] == weather  # colour alone would have guessed it
+        finally:
+            checker.gate = True
+
+
+def test_an_event_is_a_change_from_the_frame_before_it_fired(checker):
+    w = SandboxWorld(64)
+    w.reset(Prompt(seed=5), params=random_params(np.random.default_rng(5), theme="grassland", time="night", weather="clear"))
+    night = [w.step(0) for _ in range(6)]
+    assert all(c["time"] == "night" for c in checker.classify(night))
+    assert checks.event_signal("night_falls", night, checker, "grassland", "night") == [False] * 5  # it was night already
+    assert not checks.event_detected("night_falls", night, checker, "grassland", "night")
+
+
 def test_counting_detectors():
     w = SandboxWorld(64)
     w.reset(Prompt(seed=9), params=random_params(np.random.default_rng(9), theme="desert", time="day", weather="clear",

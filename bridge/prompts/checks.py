@@ -4,8 +4,9 @@ Scene attributes are read from a few interpretable pixel features (mean colours 
 a coarse colour histogram for the theme's palette, brightness percentiles for the time of day, isolated white
 pixels for snow, thin bright vertical streaks for rain, edge energy for fog) by a shrinkage LDA fitted on real
 sandbox frames of reference seeds, plain and blurred (a generated frame is a tokenizer reconstruction, so it is
-never sharp). Enemies, coins and floods are counted directly: pixels of the theme's enemy colour, of the coin
-colour, and the blue cast of the bottom rows. `validate()` scores the checks on held-out sandbox seeds; they
+never sharp); snow and rain also need their particles on screen. Enemies, coins and floods are counted directly:
+pixels of the theme's enemy colour, of the coin colour, and the blue cast of the bottom rows. An event is a change:
+the frame before it fired must not already show it. `validate()` scores the checks on held-out sandbox seeds; they
 must get the real game ~100% right before they may score a model.
 """
 
@@ -155,14 +156,23 @@ class LDA:
         return [self.classes[i] for i in self.distances(X).argmin(1)]
 
 
-class SceneChecker:
-    """Reads theme, time of day and weather from frames; fitted on reference sandbox scenes (plain + blurred)."""
+# Weather that is drawn as particles counts only where they show: >= 10 of 4,096 pixels (real snowy and rainy frames
+# have 36-66, clear ones <= 21, the tiny tokenizers' reconstructions of snowy and rainy frames ~1)
+PARTICLE_GATE = {"snow": ("snow_dots", 0.0025), "rain": ("rain_streaks", 0.0025)}
 
-    def __init__(self, scenes: list[Scene], augment: bool = True):
+
+class SceneChecker:
+    """Reads theme, time of day and weather from frames; fitted on reference sandbox scenes (plain + blurred).
+
+    With `gate`, snow and rain are read only where their particles show (PARTICLE_GATE): colour alone may guess
+    the weather, but a frame without snowflakes does not show snow."""
+
+    def __init__(self, scenes: list[Scene], augment: bool = True, gate: bool = True):
         frames = [s.frame for s in scenes] + ([blur(s.frame) for s in scenes] if augment else [])
         X = np.stack([frame_features(f) for f in frames])
         labels = {a: [getattr(s, a) for s in scenes] * (2 if augment else 1) for a in ATTRIBUTES}
         self.models = {a: LDA().fit(X, labels[a]) for a in ATTRIBUTES}
+        self.gate = gate
 
     def classify(self, frames) -> list[dict[str, str]]:
         """One {theme, time, weather} dict per frame."""
@@ -170,7 +180,16 @@ class SceneChecker:
         if not frames:
             return []
         X = np.stack([frame_features(f) for f in frames])
-        preds = {a: m.predict(X) for a, m in self.models.items()}
+        preds = {a: m.predict(X) for a, m in self.models.items() if a != "weather"}
+        m = self.models["weather"]
+        d = m.distances(X)
+        if self.gate:
+            for i, f in enumerate(frames):
+                tex = texture_features(f)
+                for weather, (key, least) in PARTICLE_GATE.items():
+                    if weather in m.classes and tex[key] < least:
+                        d[i, m.classes.index(weather)] = np.inf
+        preds["weather"] = [m.classes[j] for j in d.argmin(1)]
         return [{a: preds[a][i] for a in ATTRIBUTES} for i in range(len(frames))]
 
 
@@ -223,9 +242,10 @@ def _held(flags: list[bool], run: int = RUN) -> bool:
 
 def event_signal(event_type: str, frames: list[np.ndarray], checker: SceneChecker, theme: str, time: str) -> list[bool]:
     """Per frame of `frames` (frames[0] = the last frame before the event would fire): does it show the event?"""
-    if event_type in TARGET:
+    if event_type in TARGET:  # a change: a frame that already showed the target before firing leaves none to see
         attr, value = TARGET[event_type]
-        return [c[attr] == value for c in checker.classify(frames[1:])]
+        read = [c[attr] == value for c in checker.classify(frames)]
+        return [False] * (len(frames) - 1) if read[0] else read[1:]
     if event_type == "spawn_enemy":
         counts = [enemy_pixels(f, theme, time) for f in frames]
     elif event_type == "spawn_coins":
