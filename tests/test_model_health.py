@@ -169,3 +169,10 @@ def test_cli_calibrate_writes_the_card_and_check_reads_it(setup, tmp_path):
     assert res.exit_code == 0 and (out["settings"]["temperature"], out["settings"]["top_p"]) == (1.3, 0.9)
     res = runner.invoke(health, ["check", "--checkpoint", str(world), "--frames", "4", "--top-p", "2"])
     assert res.exit_code != 0 and "top_p" in res.output
+    res = runner.invoke(health, ["check", "--checkpoint", str(world), "--frames", "4", "--seed", "5", "--seeds", "3"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output[res.output.index("{"):])
+    per = out["per_seed"]
+    assert out["seeds"] == [5, 6, 7] and [r["seed"] for r in per] == [5, 6, 7]
+    assert out["within_range"] == pytest.approx(np.mean([r["within_range"] for r in per]), abs=1e-4)
+    assert out["min_within_range"] == min(r["within_range"] for r in per)

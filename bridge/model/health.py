@@ -221,6 +221,21 @@ def check_rollout(backend: Any, frames: int = 100, policy: str | int = "random",
     }
 
 
+def combine_rollouts(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several check_rollout results (one per seed) as one: the mean share within range, and the worst seed's."""
+    bad = [r["first_failure"] for r in runs if r["first_failure"] is not None]
+    return {
+        "backend": runs[0]["backend"], "frames": runs[0]["frames"], "policy": runs[0]["policy"],
+        "seeds": [r["seed"] for r in runs],
+        "within_range": round(float(np.mean([r["within_range"] for r in runs])), 4),
+        "min_within_range": min(r["within_range"] for r in runs),
+        "first_failure": min(bad) if bad else None,
+        "failures_by_stat": {k: sum(r["failures_by_stat"][k] for r in runs) for k in STATS},
+        "per_seed": [{k: r[k] for k in ("seed", "within_range", "first_failure", "stats_p50")} for r in runs],
+        "range": runs[0]["range"],
+    }
+
+
 # --- Command line ---
 
 @click.group("health")
@@ -253,18 +268,21 @@ def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> 
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False), help="World run directory.")
 @click.option("--frames", default=300, show_default=True, type=click.IntRange(1))
 @click.option("--policy", default="random", show_default=True, help="random, sticky or an action id.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Level, input and sampling seed of the (first) rollout.")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1),
+              help="Roll from this many seeds (seed, seed + 1, ...): one rollout may pass or fail by luck.")
 @click.option("--device", default=None)
 @click.option("--temperature", type=float, default=None, help="Sampling temperature [default: the checkpoint's].")
 @click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling mass, 1 = off [default: the checkpoint's].")
-def check_command(checkpoint, frames, policy, seed, device, temperature, top_p) -> None:
+def check_command(checkpoint, frames, policy, seed, seeds, device, temperature, top_p) -> None:
     """Roll the world FRAMES steps and print the share of frames within the range as JSON."""
     from bridge.model.world import load_world
 
     try:
         world = load_world(checkpoint, device=device)
         world.configure(temperature=temperature, top_p=top_p)
-        res = check_rollout(world, frames, policy, seed, progress=True)
+        runs = [check_rollout(world, frames, policy, seed + k, progress=True) for k in range(seeds)]
+        res = runs[0] if seeds == 1 else combine_rollouts(runs)
         res["settings"] = dict(world.settings)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
