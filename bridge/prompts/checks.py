@@ -70,12 +70,13 @@ def texture_features(frame: np.ndarray) -> dict[str, float]:
     }
 
 
-def frame_features(frame: np.ndarray) -> np.ndarray:
-    """(F,) float features of one frame; each is a colour statistic or a particle/edge density."""
+def frame_features(frame: np.ndarray, texture: dict[str, float] | None = None) -> np.ndarray:
+    """(F,) float features of one frame; each is a colour statistic or a particle/edge density (`texture`: its
+    texture_features, when the caller has them already)."""
     x = to_64(frame).astype(np.float32)
     H = x.shape[0]
     lum = x.mean(-1)
-    t = texture_features(x)
+    t = texture if texture is not None else texture_features(x)
     q = H // 4
     hist = np.histogramdd(x.reshape(-1, 3), bins=(4, 4, 4), range=[(0, 256)] * 3)[0].ravel() / lum.size
     return np.concatenate([
@@ -179,13 +180,13 @@ class SceneChecker:
         frames = list(frames)
         if not frames:
             return []
-        X = np.stack([frame_features(f) for f in frames])
+        textures = [texture_features(f) for f in frames]
+        X = np.stack([frame_features(f, t) for f, t in zip(frames, textures)])
         preds = {a: m.predict(X) for a, m in self.models.items() if a != "weather"}
         m = self.models["weather"]
         d = m.distances(X)
         if self.gate:
-            for i, f in enumerate(frames):
-                tex = texture_features(f)
+            for i, tex in enumerate(textures):
                 for weather, (key, least) in PARTICLE_GATE.items():
                     if weather in m.classes and tex[key] < least:
                         d[i, m.classes.index(weather)] = np.inf
