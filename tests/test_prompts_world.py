@@ -148,6 +148,8 @@ def test_eval_prompts_scores_a_world_model_with_every_section(world_dir):
     assert particles["snow"]["real"]["snow_dots"] > 3 * particles["clear"]["real"]["snow_dots"]  # the game's snowfall
     assert particles["rain"]["real"]["rain_streaks"] > 3 * particles["clear"]["real"]["rain_streaks"]
     assert all(0 <= v <= 1 for w in particles.values() for side in w.values() for v in side.values())
+    player = res["player_on_reconstructions"]
+    assert player["frames"] == 5 * len(opts.seeds) and 4 < player["player_pixels"] < 64 and 0 < player["contrast_kept"] < 2
     ceiling = res["events_on_reconstructions"]
     assert set(ceiling["event_success_by_type"]) == {"night_falls", "flood"} and 0 <= ceiling["false_event_rate"] <= 1
     from bridge.worlds.sandbox import SandboxWorld
@@ -183,3 +185,19 @@ def test_events_on_reconstructions_is_the_game_through_the_tokenizer():
     blind = events_on_reconstructions(_Lens(lambda f: np.full_like(f, 128)), default_checker(), opts)
     assert blind["event_success"] == 0.0  # a tokenizer that loses everything caps every event at 0
     assert events_on_reconstructions(type("S", (), {"kind": "sandbox"})(), default_checker(), opts) is None
+
+
+def test_player_contrast_is_one_for_a_perfect_tokenizer_and_zero_for_one_that_erases_the_player():
+    from bridge.prompts.evaluate import EvalOptions, player_on_reconstructions
+
+    class Tokenizer:
+        kind, height = "fake", 64
+
+        def __init__(self, draw):
+            self.reconstruct = lambda frames: [draw(f) for f in frames]
+
+    opts = EvalOptions(seeds=(101,))
+    perfect = player_on_reconstructions(Tokenizer(lambda f: f), opts)
+    assert perfect["frames"] == 5 and perfect["player_pixels"] > 4 and perfect["contrast_kept"] == 1.0
+    flat = player_on_reconstructions(Tokenizer(lambda f: np.full_like(f, f.mean(axis=(0, 1)).astype(np.uint8))), opts)
+    assert flat["contrast_kept"] < 0.05  # a blur the size of the frame keeps almost nothing of a 17-pixel sprite

@@ -76,3 +76,52 @@ def test_decoder_training_refuses_bad_input(tmp_path):
     (busy / "notes.txt").write_text("mine")
     r = _run("--world", str(save_micro_world(tmp_path / "w")), "--data", data, "--out", str(busy))
     assert r.exit_code != 0 and "not a decoder run" in r.output and (busy / "notes.txt").read_text() == "mine"
+
+
+def test_adversarial_decoder_training_keeps_every_token_and_resumes_its_critic(tmp_path):
+    from bridge.model.checkpoint import read_tensors, save_tensors
+    from bridge.train.decoder import DISCRIMINATOR
+
+    world = save_micro_world(tmp_path / "world")
+    data = str(sandbox_dataset())
+    out = tmp_path / "adv"
+    r = _run("--world", str(world), "--data", data, "--out", str(out), "--steps", "6", "--batch", "2",
+             "--ckpt-every", "3", "--adv", "0.5", "--adv-start", "2")
+    assert r.exit_code == 0, r.output
+    assert "weather particles" in r.output
+    card = json.loads((out / "model_card.json").read_text())["decoder"]
+    assert card["adv"] == 0.5 and card["train_metrics"]["adv_weight"] > 0, card  # the decoder felt the critic
+    assert set(card["val_particles_after"]) == {"real", "reconstructed"}
+    _, before, _, _ = load_model(world)
+    _, after, _, _ = load_model(out)
+    assert all(torch.equal(before[k], after[k]) != k.startswith(DECODER) for k in before)
+    critic = read_tensors(out / DISCRIMINATOR)
+
+    marked = {k: v * 3 if k.endswith("original") else v for k, v in critic.items()}  # a critic no init would give
+    save_tensors(out / DISCRIMINATOR, marked)
+    r = _run("--world", str(world), "--data", data, "--out", str(out), "--steps", "1", "--batch", "2", "--adv", "0.5")
+    assert r.exit_code == 0, r.output
+    moved = read_tensors(out / DISCRIMINATOR)  # one more step of the critic read back from its file
+    weights = [k for k in critic if k.endswith("original")]
+    dist = lambda a, b: sum(float((a[k] - b[k]).norm()) for k in weights)  # noqa: E731
+    assert set(moved) == set(critic) and 0 < dist(marked, moved) < 0.1 * dist(critic, moved)
+
+
+def test_the_adversarial_weight_balances_the_two_gradients_at_the_last_layer():
+    from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
+
+    torch.manual_seed(0)
+    last = torch.nn.Linear(4, 64 * 64 * 3)
+    x = last(torch.randn(2, 4)).view(2, 64, 64, 3).sigmoid()
+    rec = ((x - 0.5) ** 2).mean()
+    adv = g_hinge_loss(PatchDiscriminator(code_dim=2, ch=4)(x, torch.randn(2, 64, 2)))
+    w = adaptive_weight(rec, adv, last.weight, 0.5)
+    g_rec = torch.autograd.grad(rec, last.weight, retain_graph=True)[0].norm()
+    g_adv = torch.autograd.grad(adv, last.weight, retain_graph=True)[0].norm()
+    assert w.item() == pytest.approx(0.5 * g_rec.item() / (g_adv.item() + 1e-4), rel=1e-5)
+    assert (torch.autograd.grad(w * adv, last.weight)[0].norm() - 0.5 * g_rec).abs() < 0.05 * g_rec
+    critic, frame = PatchDiscriminator(code_dim=2, ch=4), torch.rand(1, 64, 64, 3)
+    a, b = critic(frame, torch.zeros(1, 64, 2)), critic(frame, torch.ones(1, 64, 2))
+    assert a.shape == (1, 16, 16) and not torch.allclose(a, b)  # the same frame, judged against other codes
+    assert d_hinge_loss(torch.full((3,), 2.0), torch.full((3,), -2.0)).item() == 0.0  # both sides past their margin
+    assert d_hinge_loss(torch.zeros(3), torch.zeros(3)).item() == 2.0

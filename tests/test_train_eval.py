@@ -34,6 +34,19 @@ def test_eval_reports_every_metric_on_the_val_split():
     assert res["rollout_psnr"]["10"] is None and res["copy_last_frame_psnr"]["10"] is None
     assert res["rollout_psnr"]["1"] > 5 and res["copy_last_frame_psnr"]["3"] > 5 and res["rollout_fps"] > 0
     assert res["val_episodes"] == 2
+    assert "data_generated_by" not in res  # footage of unknown making: nothing invented
+
+
+def test_eval_names_how_its_footage_was_generated(tmp_path):
+    import shutil
+
+    run = trained_micro()
+    data = tmp_path / "ds"
+    shutil.copytree(run["data"], data)
+    m = json.loads((data / "manifest.json").read_text())
+    (data / "manifest.json").write_text(json.dumps({**m, "generated_by": {"episodes": 4, "seed": 9}}))
+    res = evaluate(str(run["world"]), str(data), device="cpu", clips=2, progress=False)
+    assert res["data_generated_by"] == {"episodes": 4, "seed": 9}
 
 
 def test_eval_cli_prints_json_alone_on_stdout():

@@ -163,7 +163,8 @@ def generate(cfg: GenerateConfig, out: str | Path, overwrite: bool = False, prog
     total = cfg.episodes * cfg.frames
     t0 = time.perf_counter()
     with DatasetWriter(out, height=probe.height, width=probe.width, fps=SANDBOX_FPS, action_names=ACTIONS,
-                       source="sandbox", overwrite=overwrite) as writer:
+                       source="sandbox", overwrite=overwrite,
+                       generated_by={k: v for k, v in asdict(cfg).items() if k != "workers"}) as writer:
         jobs = []
         for i in range(0, len(plans), per_shard):
             jobs.append((str(writer.tmp), writer.reserve_shard(), plans[i : i + per_shard], asdict(cfg)))

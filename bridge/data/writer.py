@@ -35,7 +35,7 @@ class DatasetWriter:
     """
 
     def __init__(self, out: str | Path, *, height: int, width: int, fps: float, action_names: list[str] | None,
-                 source: str, overwrite: bool = False):
+                 source: str, overwrite: bool = False, generated_by: dict | None = None):
         self.out = Path(out).absolute()
         if self.out.exists() and not (self.out.is_dir() and not any(self.out.iterdir())) and not overwrite:
             raise FileExistsError(f"{self.out} already exists; choose another --out or pass --overwrite")
@@ -48,6 +48,8 @@ class DatasetWriter:
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
         self.header = {"format": FORMAT, "version": VERSION, "height": int(height), "width": int(width), "fps": float(fps),
                        "action_names": action_names, "source": source}
+        if generated_by is not None:  # how to make this dataset again (the generator's settings)
+            self.header["generated_by"] = generated_by
         self.episodes: list[dict] = []
         self.num_shards = 0
         self._pending: list[tuple[dict, np.ndarray, np.ndarray | None, np.ndarray | None]] = []

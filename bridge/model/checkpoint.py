@@ -67,6 +67,16 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, meta
 
 
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """One safetensors file, written atomically (a training helper's weights, e.g. the decoder's critic)."""
+    atomic_write_bytes(Path(path), _tensor_bytes(tensors))
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of one safetensors file; a clear CheckpointError when it is not one."""
+    return _read_tensors(Path(path))[0]
+
+
 def save_model(run_dir: Path, kind: str, config: WorldConfig, tensors: dict[str, torch.Tensor], card: dict[str, Any],
                step: int) -> None:
     """Write the loadable model: weights, config and card (weights first, so a config always has its weights)."""

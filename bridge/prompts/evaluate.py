@@ -286,6 +286,33 @@ def particles_on_reconstructions(backend, opts: EvalOptions) -> dict[str, Any] |
     return out
 
 
+def player_on_reconstructions(backend, opts: EvalOptions, walk: int = 12) -> dict[str, Any] | None:
+    """The player sprite through the model's tokenizer: each held-out level (every theme) after `walk` steps right,
+    drawn with the player and without (the blink phase that hides it). `contrast_kept` is the share of the sprite's
+    difference that the reconstructions keep: a player the world cannot draw is one no input can visibly move."""
+    if backend.kind == "sandbox" or not hasattr(backend, "reconstruct"):
+        return None
+    from bridge.worlds.sandbox import ACTIONS, SandboxWorld
+
+    game = SandboxWorld(size=backend.height)
+    shown, hidden = [], []
+    for theme, seed in itertools.product(THEMES, opts.seeds):
+        start(game, seed, _params(seed, theme=theme, time="day", weather="clear"))
+        for _ in range(walk):
+            game.step(ACTIONS.index("right"))
+        state = game.get_state()
+        for invulnerable, frames in ((0, shown), (2, hidden)):
+            state.invulnerable = invulnerable
+            game.set_state(state)
+            frames.append(game.render())
+    real = np.abs(np.stack(shown).astype(np.float32) - np.stack(hidden)).sum(-1)
+    back = [np.stack([backend.reconstruct([f])[0] for f in frames]).astype(np.float32) for frames in (shown, hidden)]
+    rec = np.abs(back[0] - back[1]).sum(-1)  # each frame alone: the tokenizer is causal in time
+    mask = real > 0
+    return {"frames": len(shown), "player_pixels": round(float(mask.sum() / len(shown)), 1),
+            "contrast_kept": round(float(rec[mask].sum() / real[mask].sum()), 4)}
+
+
 def events_on_reconstructions(backend, checker: SceneChecker, opts: EvalOptions, bar=None) -> dict[str, Any] | None:
     """Event checks on the real game's event rollouts after the model's tokenizer: the most a perfect dynamics
     could score, so a low figure here is the tokenizer's and not the dynamics' fault."""
@@ -339,6 +366,7 @@ def evaluate(backend, checker: SceneChecker, opts: EvalOptions | None = None, pr
             out["checks_validation"] = validate(checker, opts.seeds)
             out["checks_on_reconstructions"] = reconstruction_ceiling(backend, checker, opts)
             out["particles_on_reconstructions"] = particles_on_reconstructions(backend, opts)
+            out["player_on_reconstructions"] = player_on_reconstructions(backend, opts)
         if "text" in sections and not supports(backend, "text_prompts"):
             out["prompt_attribute_accuracy"] = None
             out["text_prompts_supported"] = False

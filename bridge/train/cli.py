@@ -77,6 +77,12 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ckpt-every", type=int, default=200, show_default=True, help="Save (and measure val PSNR) every N steps.")
 @click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
+@click.option("--adv", type=float, default=0.0, show_default=True,
+              help="Weight of a conditional patch critic's loss beside MSE (VQGAN's adaptive weight), to push the decoder "
+                   "toward sharp detail (snowflakes, sprites) instead of its blurred mean; 0: MSE only. Measured so far "
+                   "without a gain: docs/model.md.")
+@click.option("--adv-start", type=int, default=0, show_default=True,
+              help="With --adv: the first N steps of this run train the discriminator alone, then the decoder feels it too.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def decoder(**kw) -> None:
     """Train the tokenizer's decoder further on frozen tokens: sharper frames, and the dynamics, events and
@@ -88,7 +94,9 @@ def decoder(**kw) -> None:
                                command="worldbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     r = _guarded(train_decoder, opts, kw["out"])
     click.echo(f"decoder: step {r['step']} saved to {r['out']}; val PSNR {r['val_psnr_before']:.2f} -> "
-               f"{r['val_psnr_after']:.2f} dB ({r['seconds']} s)")
+               f"{r['val_psnr_after']:.2f} dB; weather particles (share of val pixels, real "
+               f"{r['val_particles_after']['real']:.4%}) drawn {r['val_particles_before']['reconstructed']:.4%} -> "
+               f"{r['val_particles_after']['reconstructed']:.4%} ({r['seconds']} s)")
 
 
 def _guarded(fn, opts, out: str):

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.model.checkpoint import load_into, load_model, save_model, state_tensors
+from bridge.model.checkpoint import load_into, load_model, read_tensors, save_model, save_tensors, state_tensors
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
+from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
 from bridge.train.loop import Averager, fine_tune
 from bridge.train.trainer import _amp, lr_at
 
@@ -41,6 +42,8 @@ class DecoderTrainOptions:
     seed: int = 0
     ckpt_every: int = 200
     max_minutes: float | None = None
+    adv: float = 0.0  # weight of the patch discriminator's loss (0: MSE only), relative to MSE's gradient
+    adv_start: int = 0  # steps of this run in which the discriminator trains alone, before the decoder feels it
     command: str = ""
     progress: bool = True
 
@@ -56,13 +59,45 @@ def decoder_parameters(tok: VideoTokenizer) -> list[torch.nn.Parameter]:
     return params
 
 
-def decoder_loss(tok: VideoTokenizer, clips: torch.Tensor) -> dict[str, torch.Tensor]:
-    """MSE of the decoded frozen codes against the clip (the tokenizer's own reconstruction loss, decoder side)."""
+DISCRIMINATOR = "discriminator.safetensors"  # in --out beside the world: a rerun of an --adv run resumes its critic
+CRITIC_LR = 4.0  # the critic learns at 4x the decoder's rate (two time-scale rule): a critic at chance only adds noise
+
+
+def decoder_loss(tok: VideoTokenizer, clips: torch.Tensor, disc: PatchDiscriminator | None = None,
+                 adv: float = 0.0) -> dict[str, torch.Tensor]:
+    """MSE of the decoded frozen codes against the clip (the tokenizer's own reconstruction loss, decoder side), plus
+    with `disc` and adv > 0 the critic's hinge loss at its adaptive weight; `recon` is returned for the critic's step."""
     with torch.no_grad():
         _, q, _ = tok.encode(clips)
     recon = tok.decode_codes(q)
     mse = F.mse_loss(recon.float(), to_float(clips))
-    return {"loss": mse, "psnr": -10 * torch.log10(mse.detach().clamp(min=1e-10))}
+    out = {"loss": mse, "psnr": -10 * torch.log10(mse.detach().clamp(min=1e-10)), "recon": recon.detach(), "codes": q}
+    if disc is not None and adv > 0:
+        g = g_hinge_loss(disc(critic_frames(recon.float()), critic_frames(q.float())))
+        w = adaptive_weight(mse, g, tok.patch_out.weight, adv)
+        out.update(loss=mse + w * g, g_loss=g.detach(), adv_weight=w)
+    return out
+
+
+def critic_frames(clips: torch.Tensor) -> torch.Tensor:
+    """Every fourth frame of each clip, (B*T/4, H, W, 3): the critic judges single frames, and neighbours add little
+    but time."""
+    return clips[:, ::4].flatten(0, 1)
+
+
+def critic_step(disc: PatchDiscriminator, opt: torch.optim.Optimizer, clips: torch.Tensor, recon: torch.Tensor,
+                codes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One step of the discriminator: the real clip's frames against the decoder's drawing of the same frames, each
+    beside the codes both share."""
+    real = critic_frames(to_float(clips))
+    fake = critic_frames(recon.float()).clamp(0, 1)
+    c = critic_frames(codes.float())
+    real_logits, fake_logits = disc(real, c), disc(fake, c)
+    loss = d_hinge_loss(real_logits, fake_logits)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
 
 
 @torch.no_grad()
@@ -79,6 +114,28 @@ def val_psnr(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> float:
     for m, mode in zip(tok.modules(), modes):
         m.training = mode
     return float(torch.cat(out).mean())
+
+
+@torch.no_grad()
+def val_particles(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> dict[str, float]:
+    """Snowflake and raindrop pixels (shares of all val frames) in the real clips and in their reconstructions: how
+    much weather the decoder draws, which PSNR barely sees."""
+    from bridge.prompts.checks import texture_features
+
+    modes = [m.training for m in tok.modules()]
+    tok.eval()
+    sums = {"real": 0.0, "reconstructed": 0.0}
+    for i in range(0, len(clips), batch):
+        x = torch.from_numpy(clips[i : i + batch])
+        rec = (tok.decode(tok.encode(x)[0]) * 255).round().to(torch.uint8).numpy()
+        for side, frames in (("real", clips[i : i + batch]), ("reconstructed", rec)):
+            for f in frames.reshape(-1, *frames.shape[-3:]):
+                t = texture_features(f)
+                sums[side] += t["snow_dots"] + t["rain_streaks"]
+    for m, mode in zip(tok.modules(), modes):
+        m.training = mode
+    n = clips.shape[0] * clips.shape[1]
+    return {k: round(v / n, 6) for k, v in sums.items()}
 
 
 def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
@@ -112,18 +169,31 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     start = int(prev.get("steps", 0))
     rng = np.random.default_rng([opts.seed, start])  # a resumed run draws other clips than the run before it
     before = float(prev["val_psnr_before"]) if "val_psnr_before" in prev else val_psnr(tok, val)
+    particles_before = prev.get("val_particles_before") or val_particles(tok, val)  # at the first run that measured it
     params = decoder_parameters(tok)
     opt = torch.optim.AdamW(params, lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.05)
+    disc = d_opt = None
+    if opts.adv > 0:
+        disc = PatchDiscriminator(code_dim=tok.quant.dim, patch=cfg.tokenizer.patch)
+        if (out / DISCRIMINATOR).is_file():
+            load_into(disc, read_tensors(out / DISCRIMINATOR), where=str(out / DISCRIMINATOR))
+        d_opt = torch.optim.Adam(disc.parameters(), lr=CRITIC_LR * opts.lr, betas=(0.5, 0.9))
     section = {"from_world": str(prev.get("from_world", src.resolve())), "data": [str(Path(d).resolve()) for d in opts.data],
-               "batch": opts.batch, "lr": opts.lr, "clip_len": T, "val_clips": len(val),
-               "val_psnr_before": round(before, 3), "command": opts.command}
+               "batch": opts.batch, "lr": opts.lr, "clip_len": T, "val_clips": len(val), "adv": opts.adv,
+               "adv_start": opts.adv_start, "val_psnr_before": round(before, 3), "val_particles_before": particles_before,
+               "command": opts.command}
+    if prev.get("adv") and prev["adv"] != opts.adv:  # the card keeps every weight a run of this --out trained with
+        section["earlier_adv"] = sorted({*prev.get("earlier_adv", []), prev["adv"]})
     metrics: dict[str, float] = {}
 
     def save(step: int) -> float:
-        """Checkpoint the whole world, with the decoder's held-out PSNR in its card."""
+        """Checkpoint the whole world (and the critic), with the decoder's held-out PSNR and particles in its card."""
         after = val_psnr(tok, val)
         card["decoder"] = {**section, "steps": step, "val_psnr_after": round(after, 3),
+                           "val_particles_after": val_particles(tok, val),
                            "updated": _dt.datetime.now().isoformat(timespec="seconds"), "train_metrics": metrics}
+        if disc is not None:
+            save_tensors(out / DISCRIMINATOR, state_tensors(disc))
         save_model(out, "world", cfg, state_tensors(model), card, header["step"])
         return after
 
@@ -136,16 +206,28 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         frac = (time.time() - t0) / (opts.max_minutes * 60) if opts.max_minutes else 0.0
         for g in opt.param_groups:
             g["lr"] = lr_at(i, opts.steps, opts.lr, opts.warmup, frac)
+        clips = torch.from_numpy(samplers[i % len(samplers)].sample(opts.batch, rng))
+        critic = disc if disc is not None and i >= opts.adv_start else None
+        if disc is not None:
+            disc.requires_grad_(False)  # the decoder's step reads the critic, it does not train it
         with ctx:
-            res = decoder_loss(tok, torch.from_numpy(samplers[i % len(samplers)].sample(opts.batch, rng)))
+            res = decoder_loss(tok, clips, critic, opts.adv)
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        recon, codes = res.pop("recon"), res.pop("codes")
+        if disc is not None:
+            disc.requires_grad_(True)
+            for g in d_opt.param_groups:
+                g["lr"] = CRITIC_LR * opt.param_groups[0]["lr"]
+            res.update(critic_step(disc, d_opt, clips, recon, codes))
         res["val_psnr"] = card.get("decoder", {}).get("val_psnr_after", before)  # of the last checkpoint
         metrics = avg.add(res, bar) or metrics
 
     done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar)
+    metrics = avg.flush() or metrics  # the last steps' means, however few
     after = save(done)
     return {"step": done, "out": str(out), "val_psnr_before": before, "val_psnr_after": after,
+            "val_particles_before": particles_before, "val_particles_after": card["decoder"]["val_particles_after"],
             "seconds": round(time.time() - t0, 1)}

@@ -151,6 +151,8 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     bar = tqdm(total=5 if model is not None else 1, desc="eval", file=sys.stderr, disable=not progress)
     res: dict[str, Any] = {"checkpoint": str(checkpoint), "kind": header["kind"], "step": header["step"],
                            "data": str(data), "val_episodes": len(val), "val_frames": int(sum(e.length for e in val))}
+    if "generated_by" in ds.manifest:  # so a figure can be reproduced on the same footage
+        res["data_generated_by"] = ds.manifest["generated_by"]
 
     # --- Tokenizer: reconstruction and code usage ---
     with torch.no_grad():
