@@ -100,42 +100,31 @@ def critic_step(disc: PatchDiscriminator, opt: torch.optim.Optimizer, clips: tor
     return {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
 
 
+def particle_share(frames: np.ndarray) -> float:
+    """Share of pixels that are snowflakes or raindrops over uint8 frames (..., H, W, 3): the weather a decoder draws,
+    which PSNR barely sees."""
+    from bridge.prompts.checks import texture_features
+
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    return sum(t["snow_dots"] + t["rain_streaks"] for t in map(texture_features, flat)) / len(flat)
+
+
 @torch.no_grad()
-def val_psnr(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> float:
-    """Mean per-clip PSNR of held-out clips through the tokenizer (as `worldbridge eval` measures it)."""
+def held_out(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> tuple[float, float]:
+    """Held-out clips through the tokenizer, decoded once: their mean per-clip PSNR (as `worldbridge eval` measures
+    it) and the particle share of the reconstructions."""
     modes = [m.training for m in tok.modules()]
     tok.eval()
-    out = []
+    psnrs, drawn = [], 0.0
     for i in range(0, len(clips), batch):
         x = torch.from_numpy(clips[i : i + batch])
         rec = tok.decode(tok.encode(x)[0])
         mse = ((rec - to_float(x)) ** 2).flatten(1).mean(1).clamp(min=1e-10)
-        out.append(-10 * torch.log10(mse))
+        psnrs.append(-10 * torch.log10(mse))
+        drawn += particle_share((rec * 255).round().to(torch.uint8).numpy()) * len(x)
     for m, mode in zip(tok.modules(), modes):
         m.training = mode
-    return float(torch.cat(out).mean())
-
-
-@torch.no_grad()
-def val_particles(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> dict[str, float]:
-    """Snowflake and raindrop pixels (shares of all val frames) in the real clips and in their reconstructions: how
-    much weather the decoder draws, which PSNR barely sees."""
-    from bridge.prompts.checks import texture_features
-
-    modes = [m.training for m in tok.modules()]
-    tok.eval()
-    sums = {"real": 0.0, "reconstructed": 0.0}
-    for i in range(0, len(clips), batch):
-        x = torch.from_numpy(clips[i : i + batch])
-        rec = (tok.decode(tok.encode(x)[0]) * 255).round().to(torch.uint8).numpy()
-        for side, frames in (("real", clips[i : i + batch]), ("reconstructed", rec)):
-            for f in frames.reshape(-1, *frames.shape[-3:]):
-                t = texture_features(f)
-                sums[side] += t["snow_dots"] + t["rain_streaks"]
-    for m, mode in zip(tok.modules(), modes):
-        m.training = mode
-    n = clips.shape[0] * clips.shape[1]
-    return {k: round(v / n, 6) for k, v in sums.items()}
+    return float(torch.cat(psnrs).mean()), drawn / len(clips)
 
 
 def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
@@ -168,8 +157,13 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     prev = card.get("decoder", {})
     start = int(prev.get("steps", 0))
     rng = np.random.default_rng([opts.seed, start])  # a resumed run draws other clips than the run before it
-    before = float(prev["val_psnr_before"]) if "val_psnr_before" in prev else val_psnr(tok, val)
-    particles_before = prev.get("val_particles_before") or val_particles(tok, val)  # at the first run that measured it
+    real_particles = round(particle_share(val), 6)  # the val clips never change: measured once
+    if "val_psnr_before" in prev and prev.get("val_particles_before"):
+        before, particles_before = float(prev["val_psnr_before"]), prev["val_particles_before"]
+    else:  # each from the first run that measured it
+        psnr0, drawn0 = held_out(tok, val)
+        before = float(prev["val_psnr_before"]) if "val_psnr_before" in prev else psnr0
+        particles_before = prev.get("val_particles_before") or {"real": real_particles, "reconstructed": round(drawn0, 6)}
     params = decoder_parameters(tok)
     opt = torch.optim.AdamW(params, lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.05)
     disc = d_opt = None
@@ -188,9 +182,9 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
 
     def save(step: int) -> float:
         """Checkpoint the whole world (and the critic), with the decoder's held-out PSNR and particles in its card."""
-        after = val_psnr(tok, val)
+        after, drawn = held_out(tok, val)
         card["decoder"] = {**section, "steps": step, "val_psnr_after": round(after, 3),
-                           "val_particles_after": val_particles(tok, val),
+                           "val_particles_after": {"real": real_particles, "reconstructed": round(drawn, 6)},
                            "updated": _dt.datetime.now().isoformat(timespec="seconds"), "train_metrics": metrics}
         if disc is not None:
             save_tensors(out / DISCRIMINATOR, state_tensors(disc))
