@@ -272,6 +272,16 @@ def test_compile_mode_from_argument_or_environment(monkeypatch):
         _compile_mode(False)
 
 
+def test_reduce_overhead_compiles_the_cached_transformers_without_cuda_graphs(world_dir, monkeypatch):
+    """CUDA graph replays overwrite the KV caches these transformers keep between calls (seen on an H100)."""
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda module, mode=None, dynamic=None: modes.append(mode) or module)
+    load_world(world_dir, device="cpu", compile="reduce-overhead")
+    assert modes == ["default", "default"]
+    load_world(world_dir, device="cpu", compile="max-autotune")
+    assert modes[2:] == ["max-autotune", "max-autotune"]
+
+
 # --- CUDA ---
 
 @pytest.mark.gpu
@@ -300,8 +310,8 @@ def test_cuda_step_batch_bf16_and_spawn(world_dir):
 
 @pytest.mark.gpu
 @cuda
-def test_cuda_report_and_graphs(world_dir):
-    w = load_world(world_dir, device="cuda", compile="reduce-overhead")  # CUDA graphs
+def test_cuda_report_and_compiled_stages(world_dir):
+    w = load_world(world_dir, device="cuda", compile="reduce-overhead")  # compiled; no CUDA graphs (KV caches)
     st = stage_timings(w, frames=4, resets=2)
     assert st["dynamics"] > 0 and len(st["dynamics_per_step"]) == 4
     assert matmul_peak_gflops(torch.bfloat16, seconds=0.1, n=2048, device="cuda") > 1000

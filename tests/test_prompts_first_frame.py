@@ -168,3 +168,19 @@ def test_first_frame_warm_start_from_a_world_on_another_tokenizer(tmp_path):
     save_model(tmp_path / "bad", "world", cfg, state_tensors(small), {"step": 0}, 0)
     with pytest.raises(ValueError, match="codes"):
         train_first_frame(PromptTrainOptions(world=str(tmp_path / "bad"), steps=1, init_from=str(old), **opts))
+
+
+def test_prompt_stages_decay_their_learning_rate_to_fit_the_time_budget():
+    """--max-minutes with a large --steps (how a GPU run is bounded) must still end the cosine at 10%."""
+    import time
+
+    from bridge.prompts.train import _lr
+
+    opts = PromptTrainOptions(world="w", data="d", steps=100_000, max_minutes=1.0)
+    now = time.time()
+    assert _lr(50, opts, 1.0, now) > 0.99  # warm-up done, the budget barely touched
+    assert _lr(50, opts, 1.0, now - 30) == pytest.approx(0.55, abs=0.01)  # half the budget: half way down the cosine
+    assert _lr(50, opts, 1.0, now - 60) == pytest.approx(0.1)  # budget spent
+    assert _lr(5, opts, 1.0, now) == pytest.approx(6 / 20)  # warm-up still by steps
+    opts.max_minutes = None
+    assert _lr(50, opts, 1.0, now - 3600) > 0.99  # no budget: by steps alone

@@ -22,7 +22,7 @@ _shared = [
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
     click.option("--ckpt-every", type=int, default=100, show_default=True, help="Save every N steps."),
-    click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes."),
+    click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes; the learning rate decays to fit."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
 

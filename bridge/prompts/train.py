@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
 from bridge.train.loop import Averager, fine_tune
+from bridge.train.trainer import lr_at
 from bridge.worlds.events import EVENT_TYPES
 
 
@@ -75,10 +75,10 @@ def _load_world(path: str, device: torch.device, tokenizer_ok: bool = False) -> 
     return model.to(device).eval(), tensors, card
 
 
-def _lr(step: int, total: int, base: float, warmup: int = 20) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return base * (0.1 + 0.45 * (1 + math.cos(math.pi * min((step - warmup) / max(total - warmup, 1), 1.0))))
+def _lr(step: int, opts: "PromptTrainOptions", base: float, t0: float) -> float:
+    """Warm-up over 20 steps, then cosine decay to 10% by the steps or by --max-minutes, whichever is further."""
+    frac = (time.time() - t0) / (opts.max_minutes * 60) if opts.max_minutes else 0.0
+    return lr_at(step, opts.steps, base, 20, frac)
 
 
 @torch.no_grad()
@@ -218,7 +218,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     def step(i: int) -> None:
         nonlocal metrics
         for g in opt.param_groups:
-            g["lr"] = _lr(i, opts.steps, lr)
+            g["lr"] = _lr(i, opts, lr, t0)
         idx = torch.from_numpy(rng.integers(0, n, opts.batch))
         res = model.training_loss(tokens[idx].to(device), text_vec[idx].to(device),
                                   None if sk is None else sk[idx].to(device))
@@ -397,7 +397,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     def step(i: int) -> None:
         nonlocal metrics
         for g in opt.param_groups:
-            g["lr"] = _lr(i, opts.steps, lr) * g["scale"]
+            g["lr"] = _lr(i, opts, lr, t0) * g["scale"]
         toks, acts, cond, n_ev = sample(opts.batch)
         full = dyn.training_loss(toks.to(device), acts.to(device), cond.to(device))
         res = {k: full[k] for k in ("loss", "ce", "acc")}
