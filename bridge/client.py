@@ -305,13 +305,14 @@ class WorldClient:
             self._frames = deque((f for f in self._frames if f.epoch >= epoch), maxlen=self._frames.maxlen)
 
     def settings(self, **kw: Any) -> dict:
-        """Change steps / temperature / cfg / event_cfg / fps / mode; returns the `ok` with the full settings map."""
+        """Change steps / temperature / cfg / event_cfg / top_p / unmask / fps / mode; returns the `ok` with the full
+        settings map."""
         self._need_session()
-        unknown = set(kw) - {"steps", "temperature", "cfg", "event_cfg", "fps", "mode"}
+        known = (*P.MODEL_KNOBS, "fps", "mode")
+        unknown = set(kw) - set(known)
         if unknown:
-            raise ProtocolError("bad_argument", f"unknown settings {sorted(unknown)}: use steps, temperature, cfg, "
-                                                "event_cfg, fps, mode")
-        msg = {k: (float(v) if k in ("temperature", "cfg", "event_cfg", "fps") else v) for k, v in kw.items()}
+            raise ProtocolError("bad_argument", f"unknown settings {sorted(unknown)}: use {', '.join(known)}")
+        msg = {k: (float(v) if k in ("temperature", "cfg", "event_cfg", "top_p", "fps") else v) for k, v in kw.items()}
         reply = self._request({"type": "settings", **msg})
         st = reply.get("settings", {})
         self.session = {**self.session, "settings": st, "mode": st.get("mode", self.session["mode"]),

@@ -9,6 +9,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from bridge.client import Frame, ProtocolError, WorldClient
+from bridge.host import protocol as P
 from bridge.gym import WorldEnv
 from bridge.host.server import run_host_in_thread
 from bridge.worlds.sandbox import SandboxWorld
@@ -171,7 +172,7 @@ def test_edit_sends_arrays_and_bytes_as_png_layers():
         with WorldClient(h.address) as c:
             with pytest.raises(ProtocolError, match="start"):
                 c.edit(b"\x89PNG", 0, 0)
-            assert c.connect()["protocol_minor"] == 1
+            assert c.connect()["protocol_minor"] == P.PROTOCOL_MINOR == 2
             assert c.start(mode="step", seed=1)["capabilities"] == ["events", "edit"]
             assert c.session["capabilities"] == ["events", "edit"]
             c.next_frame()

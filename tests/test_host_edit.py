@@ -264,7 +264,7 @@ def test_edit_on_the_sandbox_is_unsupported_and_the_session_lives(model_host):
 
 def test_session_capabilities_come_from_the_backend(event_host):
     with WorldClient(event_host.address) as c:
-        assert c.connect()["protocol_minor"] == 1 and {"edit", "text_events"} <= set(c.welcome["capabilities"])
+        assert c.connect()["protocol_minor"] == 2 and {"edit", "text_events"} <= set(c.welcome["capabilities"])
         assert c.start(mode="step")["capabilities"] == ["image_prompt", "events", "edit"]
     h = run_host_in_thread(PlainPaste)  # says nothing: only `events` (it has event types), so no edits
     try:
@@ -477,7 +477,7 @@ def test_a_1_0_client_still_works(model_host):
         sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 0, "client": "old/1.0",
                             "codecs": ["raw"]}))
         welcome, _ = recv({"welcome", "reject"})
-        assert welcome["type"] == "welcome" and (welcome["protocol_major"], welcome["protocol_minor"]) == (1, 1)
+        assert welcome["type"] == "welcome" and (welcome["protocol_major"], welcome["protocol_minor"]) == (1, 2)
         sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step", "seed": 3}))
         session, _ = recv({"session", "error"})
         assert session["type"] == "session" and session["backend_kind"] == "world_model"
@@ -496,3 +496,20 @@ def test_a_1_0_client_still_works(model_host):
         assert (again["index"], again["epoch"]) == (0, 1)
     finally:
         sock.close(0)
+
+
+def test_sampling_settings_reach_the_world_model_and_are_refused_where_they_do_not_apply(model_host):
+    """(1.2) `settings.top_p` and `settings.unmask` change the MaskGIT sampler; the sandbox has none."""
+    with WorldClient(model_host.address) as c:
+        s = c.start(mode="step", seed=2)["settings"]
+        assert s["unmask"] in ("random", "confidence") and 0 < s["top_p"] <= 1
+        st = c.settings(unmask="confidence", top_p=0.9)["settings"]
+        assert (st["unmask"], st["top_p"]) == ("confidence", 0.9)
+        session = model_host.host.sessions[c.session["session_id"]]
+        assert (session.backend.settings["unmask"], session.backend.settings["top_p"]) == ("confidence", 0.9)
+        for bad in ({"unmask": "sideways"}, {"top_p": 0.0}, {"top_p": 1.5}):
+            with pytest.raises(ProtocolError) as e:
+                c.settings(**bad)
+            assert e.value.code == "bad_argument"
+        assert c.settings()["settings"]["unmask"] == "confidence"  # a refused message changed nothing
+        c.next_frame()

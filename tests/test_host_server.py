@@ -105,8 +105,8 @@ def test_version_mismatch_is_rejected_with_clear_message(host):
     msg = P.decode(s.recv())
     s.close(0)
     assert msg["type"] == "reject" and msg["code"] == "version_mismatch"
-    assert msg["message"] == "client speaks protocol 2.3, host speaks 1.1: update the plugin or the host"
-    assert (msg["protocol_major"], msg["protocol_minor"]) == (1, 1)
+    assert msg["message"] == "client speaks protocol 2.3, host speaks 1.2: update the plugin or the host"
+    assert (msg["protocol_major"], msg["protocol_minor"]) == (1, 2)
 
 
 def test_client_without_host_says_how_to_fix():
@@ -526,8 +526,8 @@ def test_settings_reach_a_backend_with_knobs():
     try:
         with WorldClient(h.address) as c:
             s = c.start(mode="step")
-            assert s["settings"] == {"steps": 8, "temperature": 1.0, "cfg": 1.0, "event_cfg": None, "fps": 24.0,
-                                     "mode": "step"}
+            assert s["settings"] == {"steps": 8, "temperature": 1.0, "cfg": 1.0, "event_cfg": None, "top_p": None,
+                                     "unmask": None, "fps": 24.0, "mode": "step"}
             st = c.settings(steps=4, temperature=0.5)["settings"]
             assert st["steps"] == 4 and st["temperature"] == 0.5 and st["cfg"] == 1.0
             session = next(iter(h.host.sessions.values()))
@@ -536,6 +536,9 @@ def test_settings_reach_a_backend_with_knobs():
                 c.settings(steps=20)
             assert e.value.code == "bad_argument" and "16 tokens" in e.value.message
             assert c.settings()["settings"]["steps"] == 4
+            with pytest.raises(ProtocolError) as e:  # (1.2) a backend whose configure has no top_p says so
+                c.settings(top_p=0.9)
+            assert e.value.code == "bad_argument" and "no top_p" in e.value.message
     finally:
         h.stop()
 

@@ -117,18 +117,20 @@ def test_zmtp_vector_parses(vec):
         assert zmtp_raw.unpack(hdr)["type"] == "frame"
 
 
-def test_1_1_vectors_match_what_the_host_sends():
+def test_1_1_and_1_2_vectors_match_what_the_host_sends():
     from bridge.host import protocol as P
     from bridge.host.pixels import decode_layer
     from bridge.host.session import Session
     from bridge.worlds.sandbox import SandboxWorld
 
     v = {x["name"]: untag(x["value"]) for x in MSGPACK}
-    assert (v["msg_hello"]["protocol_minor"], v["msg_welcome"]["protocol_minor"]) == (1, P.PROTOCOL_MINOR)
+    assert v["msg_hello"]["protocol_minor"] == v["msg_welcome"]["protocol_minor"] == P.PROTOCOL_MINOR == 2
     assert v["msg_welcome"]["capabilities"] == P.CAPABILITIES
     edit = P.validate(v["msg_edit"])
     assert decode_layer(edit["layer"], 64, 64).shape == (2, 2, 4) and (edit["x"], edit["y"]) == (-40, 12)
     assert P.validate(v["msg_settings_event_cfg"])["event_cfg"] == 2.5
+    sampling = P.validate(v["msg_settings_sampling"])  # 1.2
+    assert (sampling["top_p"], sampling["unmask"], sampling["steps"]) == (0.9, "confidence", None)
     session = Session(SandboxWorld(64, 0))
     caps = v["msg_session_caps"]
     assert list(caps) == list(session.describe(1)) and list(caps["settings"]) == list(session.settings_map())

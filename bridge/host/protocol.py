@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 1
+PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 2
 try:
     HOST_NAME = f"worldbridge/{metadata.version('worldbridge')}"
 except metadata.PackageNotFoundError:  # running from a source tree that was never installed
@@ -21,7 +21,8 @@ CAPABILITIES = ["realtime", "step", "events", "text_prompt", "image_prompt", "sk
                 "resume", "settings", "text_events", "edit"]
 # what one session's backend may be able to do (`session.capabilities`, 1.1), in this order
 SESSION_CAPABILITIES = ("text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit")
-MODEL_KNOBS = ("steps", "temperature", "cfg", "event_cfg")  # settings a backend's `configure` takes
+MODEL_KNOBS = ("steps", "temperature", "cfg", "event_cfg", "top_p", "unmask")  # settings a backend's `configure` takes
+UNMASK_ORDERS = ("random", "confidence")  # (1.2) `settings.unmask`: which tokens a MaskGIT step keeps
 UINT64_MAX = 2**64 - 1
 
 
@@ -92,7 +93,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "reset": {"seed": "int", "text": "str", "image": "bin", "sketch": "bin"},
     "branch": {"frame": "uint"},
     "settings": {"steps": "uint", "temperature": "float", "cfg": "float", "event_cfg": "float", "fps": "float",
-                 "mode": "str"},
+                 "mode": "str", "top_p": "float", "unmask": "str"},
     "edit": {"layer": "bin", "x": "int", "y": "int"},
     "record_start": {"path": "str"},
     "record_stop": {},
@@ -174,6 +175,10 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
             raise ProtocolError("bad_argument", f"temperature {out['temperature']} must be >= 0")
         if out["event_cfg"] is not None and out["event_cfg"] < 0:
             raise ProtocolError("bad_argument", f"event_cfg {out['event_cfg']} must be >= 0 (1 = off)")
+        if out["top_p"] is not None and not 0 < out["top_p"] <= 1:
+            raise ProtocolError("bad_argument", f"top_p {out['top_p']} must be in (0, 1] (1 = off)")
+        if out["unmask"] is not None and out["unmask"] not in UNMASK_ORDERS:
+            raise ProtocolError("bad_argument", f"unmask {out['unmask']!r} is not one of {list(UNMASK_ORDERS)}")
     return out
 
 

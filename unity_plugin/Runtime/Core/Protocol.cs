@@ -8,8 +8,8 @@ namespace WorldBridge.Core
 {
     public static class Protocol
     {
-        public const int Major = 1, Minor = 1;
-        public const string PluginVersion = "0.2.0";
+        public const int Major = 1, Minor = 2;
+        public const string PluginVersion = "0.3.0";
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 
@@ -75,12 +75,17 @@ namespace WorldBridge.Core
             return new MsgMap { { "type", "branch" }, { "req_id", reqId }, { "frame", frame } };
         }
 
-        /// <summary>Only the given values are sent. `eventCfg` (1.1) is the guidance scale on events: >= 0, 1 = off.</summary>
+        /// <summary>Only the given values are sent. `eventCfg` (1.1) is the guidance scale on events: >= 0, 1 = off.
+        /// `topP` (1.2) is the nucleus mass in (0, 1], 1 = off; `unmask` (1.2) is "random" or "confidence".</summary>
         public static MsgMap Settings(long reqId, int? steps = null, double? temperature = null, double? cfg = null, double? fps = null, string mode = null,
-                                      double? eventCfg = null)
+                                      double? eventCfg = null, double? topP = null, string unmask = null)
         {
             if (eventCfg.HasValue && !(eventCfg.Value >= 0))
                 throw new ArgumentException($"event guidance (event_cfg) must be >= 0 (1 = off), got {eventCfg.Value}");
+            if (topP.HasValue && !(topP.Value > 0 && topP.Value <= 1))
+                throw new ArgumentException($"top_p (nucleus sampling) must be in (0, 1] (1 = off), got {topP.Value}");
+            if (unmask != null && unmask != "random" && unmask != "confidence")
+                throw new ArgumentException($"unmask must be \"random\" or \"confidence\", got \"{unmask}\"");
             var m = new MsgMap { { "type", "settings" }, { "req_id", reqId } };
             if (steps.HasValue) m["steps"] = steps.Value;
             if (temperature.HasValue) m["temperature"] = temperature.Value;
@@ -88,6 +93,8 @@ namespace WorldBridge.Core
             if (eventCfg.HasValue) m["event_cfg"] = eventCfg.Value;
             if (fps.HasValue) m["fps"] = fps.Value;
             if (mode != null) m["mode"] = CheckMode(mode);
+            if (topP.HasValue) m["top_p"] = topP.Value;
+            if (unmask != null) m["unmask"] = unmask;
             return m;
         }
 
@@ -198,8 +205,8 @@ namespace WorldBridge.Core
     public sealed class WorldSettings
     {
         public int? Steps;
-        public double? Temperature, Cfg, EventCfg, Fps;
-        public string Mode;
+        public double? Temperature, Cfg, EventCfg, Fps, TopP;
+        public string Mode, Unmask;
 
         /// <summary>(1.1) Only backends with event conditioning have a guidance scale on events.</summary>
         public bool HasEventGuidance => EventCfg.HasValue;
@@ -212,6 +219,7 @@ namespace WorldBridge.Core
                 Steps = m.Has("steps") ? (int)m.GetLong("steps") : (int?)null,
                 Temperature = Optional(m, "temperature"), Cfg = Optional(m, "cfg"), EventCfg = Optional(m, "event_cfg"),
                 Fps = Optional(m, "fps"), Mode = m.GetString("mode"),
+                TopP = Optional(m, "top_p"), Unmask = m.GetString("unmask"),  // 1.2; nil for backends without them
             };
         }
 

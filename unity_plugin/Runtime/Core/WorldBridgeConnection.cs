@@ -213,10 +213,11 @@ namespace WorldBridge.Core
             Request(id => Protocol.Reset(id, seed, text, image, sketch));
         public long Branch(long frame) => Request(id => Protocol.Branch(id, frame));
         /// <summary>`eventCfg` (1.1): guidance on events, >= 0, 1 = off; only backends with event conditioning have it
-        /// (CurrentSettings.HasEventGuidance).</summary>
+        /// (CurrentSettings.HasEventGuidance). `topP` and `unmask` (1.2): the MaskGIT sampler's nucleus mass and unmasking
+        /// order; nil in CurrentSettings for backends without them.</summary>
         public long Settings(int? steps = null, double? temperature = null, double? cfg = null, double? fps = null, string mode = null,
-                             double? eventCfg = null) =>
-            Request(id => Protocol.Settings(id, steps, temperature, cfg, fps, mode, eventCfg));
+                             double? eventCfg = null, double? topP = null, string unmask = null) =>
+            Request(id => Protocol.Settings(id, steps, temperature, cfg, fps, mode, eventCfg, topP, unmask));
 
         /// <summary>
         /// (1.1) Pastes a PNG layer (RGBA: alpha-composited) with its top-left corner at frame pixel (x, y) and lets the world

@@ -40,6 +40,7 @@ namespace WorldBridge.Tests
             AssertBytes("msg_branch", Protocol.Branch(6, 30));
             AssertBytes("msg_settings", Protocol.Settings(7, steps: 8, temperature: 0.9, cfg: 1.5, fps: 30, mode: "step"));
             AssertBytes("msg_settings_event_cfg", Protocol.Settings(14, eventCfg: 2.5));
+            AssertBytes("msg_settings_sampling", Protocol.Settings(15, topP: 0.9, unmask: "confidence"));
             AssertBytes("msg_edit", Protocol.Edit(13, Message("msg_edit").GetBytes("layer"), -40, 12));
             AssertBytes("msg_record_start", Protocol.RecordStart(8, "recordings/demo.wbrec"));
             AssertBytes("msg_record_stop", Protocol.RecordStop(9));
@@ -79,11 +80,11 @@ namespace WorldBridge.Tests
         }
 
         [Test]
-        public void HelloAsksForProtocolOneOne()
+        public void HelloAsksForProtocolOneTwo()
         {
             var hello = (MsgMap)MsgPack.Decode(MsgPack.Encode(Protocol.Hello("x", new[] { "raw" })));
-            Assert.AreEqual((1L, 1L), (hello.GetLong("protocol_major"), hello.GetLong("protocol_minor")));
-            Assert.AreEqual(1, Message("msg_hello").GetLong("protocol_minor"), "the golden hello is the 1.1 one");
+            Assert.AreEqual((1L, 2L), (hello.GetLong("protocol_major"), hello.GetLong("protocol_minor")));
+            Assert.AreEqual(2, Message("msg_hello").GetLong("protocol_minor"), "the golden hello is the 1.2 one");
         }
 
         [Test]
@@ -132,14 +133,26 @@ namespace WorldBridge.Tests
             Assert.AreEqual(1.0, with.EventCfg);
             Assert.AreEqual(8, with.Steps);
             Assert.AreEqual("step", with.Mode);
+            Assert.AreEqual(1.0, with.TopP);  // 1.2
+            Assert.AreEqual("confidence", with.Unmask);
             var without = SessionInfo.From(Message("msg_session")).TypedSettings;
             Assert.IsFalse(without.HasEventGuidance, "a 1.0 session's settings have no event_cfg");
+            Assert.IsFalse(without.TopP.HasValue || without.Unmask != null, "nor top_p and unmask");
             var sandbox = WorldSettings.From(new MsgMap { { "steps", null }, { "temperature", null }, { "cfg", null }, { "event_cfg", null },
                                                           { "fps", 24.0 }, { "mode", "realtime" } });
             Assert.IsFalse(sandbox.HasEventGuidance || sandbox.Steps.HasValue || sandbox.Cfg.HasValue);
             Assert.AreEqual(24.0, sandbox.Fps);
             var lenient = WorldSettings.From(new MsgMap { { "event_cfg", 2L } });
             Assert.AreEqual(2.0, lenient.EventCfg, "an integer where a float is documented is accepted");
+        }
+
+        [Test]
+        public void SamplingSettingsAreCheckedBeforeSending()
+        {
+            Assert.Throws<ArgumentException>(() => Protocol.Settings(1, topP: 0.0));
+            Assert.Throws<ArgumentException>(() => Protocol.Settings(1, topP: 1.5));
+            Assert.Throws<ArgumentException>(() => Protocol.Settings(1, unmask: "sideways"));
+            Assert.AreEqual("random", Protocol.Settings(1, unmask: "random").GetString("unmask"));
         }
 
         [Test]

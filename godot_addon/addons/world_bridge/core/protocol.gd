@@ -7,7 +7,7 @@ extends RefCounted
 ## golden vectors (docs/protocol/vectors/msgpack.json) and with the Unity and Python clients.
 
 const MAJOR := 1
-const MINOR := 1
+const MINOR := 2
 const CLIENT_NAME := "godot/0.1.0"
 ## Pixel codecs Godot decodes itself (Image.set_data, load_png_from_buffer, load_jpg_from_buffer).
 const CODECS := ["raw", "png", "jpeg"]
@@ -23,7 +23,9 @@ const START_KEYS := [
 	"backend", "mode", "fps", "seed", "text", "image", "sketch", "action_map", "resume"
 ]
 const RESET_KEYS := ["seed", "text", "image", "sketch"]
-const SETTINGS_KEYS := ["steps", "temperature", "cfg", "event_cfg", "fps", "mode"]
+const SETTINGS_KEYS := [
+	"steps", "temperature", "cfg", "event_cfg", "fps", "mode", "top_p", "unmask"
+]
 const FLOAT_KEYS := ["fps", "temperature", "cfg", "event_cfg"]
 
 

@@ -237,7 +237,9 @@ func branch_from(frame: int) -> bool:
 
 
 ## Changes steps, temperature, cfg, event_cfg (1.1: guidance on events, 1 = off; only backends
-## whose session.settings has it), fps or mode on the host.
+## whose session.settings has it), top_p and unmask (1.2: the world model's nucleus mass in (0, 1]
+## and unmasking order, "random" or "confidence"; null in session.settings for other backends),
+## fps or mode on the host.
 func change_settings(values: Dictionary) -> bool:
 	return _in_session() and _send(Protocol.settings(_next_req(), values))
 

@@ -94,6 +94,7 @@ func test_builders(vectors: Array) -> void:
 			7, {"steps": 8, "temperature": 0.9, "cfg": 1.5, "fps": 30, "mode": "step"}
 		),
 		"msg_settings_event_cfg": Protocol.settings(14, {"event_cfg": 2.5}),
+		"msg_settings_sampling": Protocol.settings(15, {"unmask": "confidence", "top_p": 0.9}),
 		"msg_record_start": Protocol.record_start(8, "recordings/demo.wbrec"),
 		"msg_record_stop": Protocol.record_stop(9),
 		"msg_status_request": Protocol.status(10),
