@@ -1,4 +1,5 @@
-"""Sampling and pacing settings (MaskGIT steps, temperature, CFG, event guidance, fps, mode) and the host connection."""
+"""Sampling and pacing settings (MaskGIT steps, temperature, CFG, top-p, unmasking, event guidance, fps, mode) and the
+host connection."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 MODEL_ONLY = ("steps", "temperature", "cfg")  # the sandbox ignores these (docs/protocol.md, settings)
+SAMPLER = ("top_p", "unmask")  # protocol 1.2: nil in the session's settings for backends (or hosts) without them
 EVENT_CFG_TIP = "Guidance scale on events: higher = events show more strongly (1 = off)"
 
 
@@ -48,6 +50,16 @@ class SettingsPanel(QWidget):
         self.cfg = QDoubleSpinBox()
         self.cfg.setRange(0.0, 20.0)
         self.cfg.setSingleStep(0.5)
+        self.top_p = QDoubleSpinBox()  # protocol 1.2
+        self.top_p.setObjectName("top_p")
+        self.top_p.setRange(0.05, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setValue(1.0)
+        self.top_p.setToolTip("Nucleus sampling: keep the most likely codes that make up this much probability (1 = off)")
+        self.unmask = QComboBox()  # protocol 1.2
+        self.unmask.setObjectName("unmask")
+        self.unmask.addItems(["confidence", "random"])
+        self.unmask.setToolTip("The order MaskGIT commits tokens in: most confident first, or at random")
         self.event_cfg = QDoubleSpinBox()  # protocol 1.1; nil in the session's settings when the backend has no events
         self.event_cfg.setObjectName("event_cfg")
         self.event_cfg.setRange(0.0, 20.0)
@@ -69,6 +81,8 @@ class SettingsPanel(QWidget):
         form.addRow("MaskGIT steps", self.steps)
         form.addRow("Temperature", self.temperature)
         form.addRow("CFG scale", self.cfg)
+        form.addRow("Top-p", self.top_p)
+        form.addRow("Unmasking", self.unmask)
         form.addRow("Event guidance", self.event_cfg)
         form.addRow("Target fps", self.fps)
         form.addRow("Mode", self.mode)
@@ -87,8 +101,9 @@ class SettingsPanel(QWidget):
         self._timer.setInterval(250)
         self._timer.timeout.connect(self._flush)
         for key, w in (("steps", self.steps), ("temperature", self.temperature), ("cfg", self.cfg),
-                       ("event_cfg", self.event_cfg), ("fps", self.fps)):
+                       ("top_p", self.top_p), ("event_cfg", self.event_cfg), ("fps", self.fps)):
             w.valueChanged.connect(lambda v, k=key: self._edit(k, v))
+        self.unmask.currentTextChanged.connect(lambda v: self._edit("unmask", v))
         self.mode.currentTextChanged.connect(lambda v: self._edit("mode", v))
         self.set_session(None)
 
@@ -121,6 +136,12 @@ class SettingsPanel(QWidget):
                 w.setEnabled(bool(model and key in settings))
                 if key in settings and settings[key] is not None:
                     w.setValue(settings[key])
+            for key in SAMPLER:
+                getattr(self, key).setEnabled(bool(model and settings.get(key) is not None))
+            if settings.get("top_p") is not None:
+                self.top_p.setValue(float(settings["top_p"]))
+            if settings.get("unmask") is not None:
+                self.unmask.setCurrentText(str(settings["unmask"]))
             self._set_event_cfg(session, settings)
             self.fps.setEnabled(live)
             self.mode.setEnabled(live)
@@ -133,7 +154,8 @@ class SettingsPanel(QWidget):
             elif model:
                 self.note.setText("Fewer MaskGIT steps = faster frames; higher CFG = stronger action control.")
             else:
-                self.note.setText("The sandbox game ignores steps, temperature and CFG (they are world-model settings).")
+                self.note.setText("The sandbox game ignores steps, temperature, CFG, top-p and unmasking (they are "
+                                  "world-model settings).")
         finally:
             self._loading = False
 

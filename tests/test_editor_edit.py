@@ -186,6 +186,23 @@ def test_event_guidance_and_typed_events_on_a_world_with_events(qtbot, tmp_path)
         h.stop()
 
 
+def test_top_p_and_unmasking_reach_the_world_model_and_are_off_for_the_sandbox(qtbot, world_host, sandbox_host):
+    """Protocol 1.2's sampler settings in the Settings tab: shown from the session, sent on change, greyed out where nil."""
+    w = open_window(qtbot, world_host.address, "world_model")
+    sp, sid = w.settings_panel, w.info["session_id"]
+    assert sp.top_p.isEnabled() and sp.unmask.isEnabled()
+    assert (sp.top_p.value(), sp.unmask.currentText()) == (w.info["settings"]["top_p"], w.info["settings"]["unmask"])
+    other = "random" if sp.unmask.currentText() == "confidence" else "confidence"
+    sp.top_p.setValue(0.9)
+    sp.unmask.setCurrentText(other)
+    backend = world_host.host.sessions[sid].backend
+    qtbot.waitUntil(lambda: (backend.settings["top_p"], backend.settings["unmask"]) == (0.9, other), timeout=5000)
+    w.close()
+    w = open_window(qtbot, sandbox_host.address, "sandbox")
+    assert not w.settings_panel.top_p.isEnabled() and not w.settings_panel.unmask.isEnabled()
+    assert "top-p" in w.settings_panel.note.text()
+
+
 def test_a_1_0_host_leaves_every_tool_on_but_edits(qtbot, sandbox_host, monkeypatch):
     """Without `capabilities` (protocol 1.0) nothing is greyed out, except edits: a 1.0 host has no such message."""
     from bridge.client import WorldClient
