@@ -21,6 +21,8 @@ namespace WorldBridge.Editor
         [SerializeField] int eventIndex;
         [SerializeField] int branchFrame;
         [SerializeField] float eventGuidance = 1;
+        [SerializeField] float topP = 1;
+        [SerializeField] int unmaskIndex;
         [SerializeField] Texture2D pasteLayer;
         [SerializeField] int pasteX, pasteY;
         [SerializeField] bool pasteCentred = true;
@@ -144,6 +146,7 @@ namespace WorldBridge.Editor
                 DrawPreview(session);
                 DrawPlay(session);
                 DrawEvents(session);
+                DrawSampler();
                 DrawPaste(session);
                 DrawTimeline();
             }
@@ -273,6 +276,22 @@ namespace WorldBridge.Editor
             }
             else if (caps.CanEvents || caps.CanTextEvents)
                 EditorGUILayout.LabelField("Event guidance: not available for this backend", EditorStyles.miniLabel);
+        }
+
+        static readonly string[] UnmaskOrders = { "confidence", "random" };
+
+        /// <summary>(1.2) The world model's sampler: nucleus mass and unmasking order; absent where the session has none.</summary>
+        void DrawSampler()
+        {
+            var settings = connection.CurrentSettings;
+            if (settings == null || !settings.TopP.HasValue || settings.Unmask == null) return;
+            EditorGUILayout.LabelField("Sampler", EditorStyles.boldLabel);
+            EditorGUILayout.BeginHorizontal();
+            topP = Math.Min(1f, Math.Max(0.05f, EditorGUILayout.FloatField($"Top-p (now {settings.TopP.Value:0.##}, 1 = off)", topP)));
+            unmaskIndex = EditorGUILayout.Popup(unmaskIndex, UnmaskOrders, GUILayout.Width(90));
+            if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(topP: topP, unmask: UnmaskOrders[unmaskIndex]));
+            EditorGUILayout.EndHorizontal();
+            EditorGUILayout.LabelField($"Unmasking now: {settings.Unmask}", EditorStyles.miniLabel);
         }
 
         void DrawPaste(SessionInfo session)

@@ -209,6 +209,19 @@ namespace WorldBridge
             return Send(c => c.Settings(eventCfg: eventCfg));
         }
 
+        /// <summary>(1.2) The world model's sampler: nucleus mass in (0, 1] (1 = off) and/or unmasking order ("random" or
+        /// "confidence"); only backends whose settings have them (not the sandbox game).</summary>
+        public long SetSampling(float? topP = null, string unmask = null)
+        {
+            var settings = Connection?.CurrentSettings;
+            if (settings != null && (topP.HasValue && !settings.TopP.HasValue || unmask != null && settings.Unmask == null))
+            {
+                Fail($"{backendInUse} has no sampler settings (its settings have no top_p / unmask)");
+                return -1;
+            }
+            return Send(c => c.Settings(topP: topP, unmask: unmask));
+        }
+
         /// <summary>
         /// (1.1) Pastes an object into the world: `layer` goes into the current frame with its top-left corner at
         /// `framePixel` (x to the right, y down from the frame's top row; it may hang over an edge), and the world goes on
