@@ -312,7 +312,7 @@ class WorldClient:
         unknown = set(kw) - set(known)
         if unknown:
             raise ProtocolError("bad_argument", f"unknown settings {sorted(unknown)}: use {', '.join(known)}")
-        msg = {k: (float(v) if k in ("temperature", "cfg", "event_cfg", "top_p", "fps") else v) for k, v in kw.items()}
+        msg = {k: (float(v) if P.SCHEMAS["settings"][k] == "float" else v) for k, v in kw.items()}
         reply = self._request({"type": "settings", **msg})
         st = reply.get("settings", {})
         self.session = {**self.session, "settings": st, "mode": st.get("mode", self.session["mode"]),

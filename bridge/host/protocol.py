@@ -9,6 +9,8 @@ from typing import Any
 
 import msgpack
 
+from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
+
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 2
 try:
     HOST_NAME = f"worldbridge/{metadata.version('worldbridge')}"
@@ -22,7 +24,6 @@ CAPABILITIES = ["realtime", "step", "events", "text_prompt", "image_prompt", "sk
 # what one session's backend may be able to do (`session.capabilities`, 1.1), in this order
 SESSION_CAPABILITIES = ("text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit")
 MODEL_KNOBS = ("steps", "temperature", "cfg", "event_cfg", "top_p", "unmask")  # settings a backend's `configure` takes
-UNMASK_ORDERS = ("random", "confidence")  # (1.2) `settings.unmask`: which tokens a MaskGIT step keeps
 UINT64_MAX = 2**64 - 1
 
 

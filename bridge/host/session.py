@@ -367,8 +367,8 @@ class Session:
             raise ProtocolError("bad_argument", f"{self.name} has no event conditioning, so event_cfg does not "
                                                 "apply: leave it out (session.settings.event_cfg is nil)")
         configure = getattr(self.backend, "configure", None)
-        for k in ("top_p", "unmask"):  # (1.2) sampling knobs only a MaskGIT backend has
-            if k in knobs and configure is not None and self.settings[k] is None and not _takes(configure, k):
+        for k in knobs:  # e.g. (1.2) top_p / unmask, which only a MaskGIT backend has
+            if configure is not None and not _takes(configure, k):
                 raise ProtocolError("bad_argument", f"{self.name} has no {k} setting: leave it out "
                                                     f"(session.settings.{k} is nil)")
         if knobs and configure is not None:  # backends without knobs (the sandbox) ignore them

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+UNMASK_ORDERS = ("random", "confidence")  # which tokens a MaskGIT step commits first: any, or its most confident
+
 
 @dataclass
 class TokenizerConfig:
@@ -143,8 +145,8 @@ class WorldConfig:
         d = self.dynamics
         if d.action_mode not in ("additive", "token"):
             raise ValueError(f"dynamics.action_mode must be 'additive' or 'token', got {d.action_mode!r}")
-        if d.unmask not in ("random", "confidence"):
-            raise ValueError(f"dynamics.unmask must be 'random' or 'confidence', got {d.unmask!r}")
+        if d.unmask not in UNMASK_ORDERS:
+            raise ValueError(f"dynamics.unmask must be one of {UNMASK_ORDERS}, got {d.unmask!r}")
         if self.action_names is not None and len(self.action_names) != self.num_actions:
             raise ValueError(f"action_names has {len(self.action_names)} names for {self.num_actions} latent actions")
 

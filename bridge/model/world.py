@@ -16,6 +16,7 @@ from torch.overrides import TorchFunctionMode
 
 from bridge.backend import Prompt, WorldEvent
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
+from bridge.model.config import UNMASK_ORDERS
 from bridge.model.genie import WorldModel
 from bridge.model.sampler import mask_schedule, sample_frame
 from bridge.model.st_transformer import KVCache
@@ -132,8 +133,8 @@ class WorldModelBackend:
                 raise ValueError(f"cfg (guidance scale) must be >= 0 (1 = off), got {cfg}")
             self.settings["cfg"] = float(cfg)
         if unmask is not None:
-            if unmask not in ("random", "confidence"):
-                raise ValueError(f"unmask must be 'random' or 'confidence', got {unmask!r}")
+            if unmask not in UNMASK_ORDERS:
+                raise ValueError(f"unmask must be one of {UNMASK_ORDERS}, got {unmask!r}")
             self.settings["unmask"] = unmask
         return dict(self.settings)
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
+from bridge.model.config import UNMASK_ORDERS
 from bridge.model.genie import WorldModel
 from bridge.model.sampler import sample_frame
 from bridge.model.tokenizer import VideoTokenizer
@@ -289,7 +290,7 @@ def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None
 @click.option("--temperature", type=float, default=None)
 @click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling mass (1 = off; default: the checkpoint's).")
 @click.option("--cfg", type=float, default=None, help="Guidance scale on actions (1 = off).")
-@click.option("--unmask", type=click.Choice(["random", "confidence"]), default=None)
+@click.option("--unmask", type=click.Choice(UNMASK_ORDERS), default=None)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(checkpoint, data, as_json, clips, seed, device, steps, temperature, top_p, cfg, unmask, quiet) -> None:
     """Evaluate a checkpoint on a dataset's val split and print JSON."""

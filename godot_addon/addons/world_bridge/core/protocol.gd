@@ -26,7 +26,7 @@ const RESET_KEYS := ["seed", "text", "image", "sketch"]
 const SETTINGS_KEYS := [
 	"steps", "temperature", "cfg", "event_cfg", "fps", "mode", "top_p", "unmask"
 ]
-const FLOAT_KEYS := ["fps", "temperature", "cfg", "event_cfg"]
+const FLOAT_KEYS := ["fps", "temperature", "cfg", "event_cfg", "top_p"]
 
 
 static func hello(client_name: String = CLIENT_NAME, codecs: Array = CODECS) -> Dictionary:
