@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from click.testing import CliRunner
 
 from bridge.cli import main
@@ -125,3 +126,35 @@ def test_the_adversarial_weight_balances_the_two_gradients_at_the_last_layer():
     assert a.shape == (1, 16, 16) and not torch.allclose(a, b)  # the same frame, judged against other codes
     assert d_hinge_loss(torch.full((3,), 2.0), torch.full((3,), -2.0)).item() == 0.0  # both sides past their margin
     assert d_hinge_loss(torch.zeros(3), torch.zeros(3)).item() == 2.0
+
+
+def test_detail_weighting_makes_the_decoder_draw_a_likely_snowflake_that_plain_mse_leaves_grey():
+    from bridge.train.decoder import detail_weights
+
+    flake = torch.zeros(1, 1, 8, 8, 3)
+    flake[0, 0, 4, 4] = 1.0  # the same token: half the time it hides a flake at (4, 4), half the time plain sky
+    sky = torch.zeros_like(flake)
+    pixel = torch.linspace(0, 1, 101)  # what a decoder could draw at (4, 4)
+
+    def best(detail: float) -> float:
+        loss = [sum(((p - t[0, 0, 4, 4, 0]) ** 2 * (detail_weights(t, detail)[0, 0, 4, 4, 0] if detail else 1))
+                    for t in (flake, sky)) for p in pixel]
+        return float(pixel[int(torch.stack(loss).argmin())])
+
+    assert abs(best(0.0) - 0.5) < 0.02  # plain MSE: a grey smudge, no snowflake by the checks' measure
+    assert best(20.0) > 0.85  # weighted: a white flake, since the flake's pixel counts ~10x in the frames it is real
+    w = detail_weights(flake, 20.0)
+    assert torch.allclose(w.mean((2, 3)), torch.ones(1, 1, 1)) and w[0, 0, 0, 0, 0] < w[0, 0, 4, 4, 0]
+
+
+def test_decoder_training_with_detail_weighting_records_it_and_keeps_every_token(tmp_path):
+    world = save_micro_world(tmp_path / "world")
+    out = tmp_path / "detailed"
+    r = _run("--world", str(world), "--data", str(sandbox_dataset()), "--out", str(out), "--steps", "6",
+             "--batch", "2", "--detail", "20")
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "model_card.json").read_text())["decoder"]
+    assert card["detail"] == 20 and card["steps"] == 6, card
+    _, before, _, _ = load_model(world)
+    _, after, _, _ = load_model(out)
+    assert all(torch.equal(before[k], after[k]) != k.startswith(DECODER) for k in before)

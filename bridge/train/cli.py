@@ -83,6 +83,10 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
                    "without a gain: docs/model.md.")
 @click.option("--adv-start", type=int, default=0, show_default=True,
               help="With --adv: the first N steps of this run train the discriminator alone, then the decoder feels it too.")
+@click.option("--detail", type=float, default=0.0, show_default=True,
+              help="Weight MSE up on detail pixels (1 + D x |pixel - its 3x3 mean|): one-pixel snowflakes, raindrops and "
+                   "sprite edges count more than flat sky, so the decoder draws what its tokens make likely instead of a "
+                   "smear; 0: plain MSE (docs/model.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def decoder(**kw) -> None:
     """Train the tokenizer's decoder further on frozen tokens: sharper frames, and the dynamics, events and

@@ -44,6 +44,7 @@ class DecoderTrainOptions:
     max_minutes: float | None = None
     adv: float = 0.0  # weight of the patch discriminator's loss (0: MSE only), relative to MSE's gradient
     adv_start: int = 0  # steps of this run in which the discriminator trains alone, before the decoder feels it
+    detail: float = 0.0  # MSE weighted up on detail pixels (detail_weights; 0: plain MSE)
     command: str = ""
     progress: bool = True
 
@@ -63,15 +64,30 @@ DISCRIMINATOR = "discriminator.safetensors"  # in --out beside the world: a reru
 CRITIC_LR = 4.0  # the critic learns at 4x the decoder's rate (two time-scale rule): a critic at chance only adds noise
 
 
+def detail_weights(target: torch.Tensor, detail: float) -> torch.Tensor:
+    """Per-pixel loss weights 1 + detail * |pixel - its 3x3 mean| (luminance), normalised to mean 1 per frame: a one-pixel
+    snowflake, raindrop or sprite edge counts up to ~10x a pixel of flat sky, so the decoder's (weighted) mean leans to
+    drawing the detail its tokens make likely instead of averaging it away."""
+    B, T, H, W, _ = target.shape
+    lum = target.mean(-1).reshape(B * T, 1, H, W)
+    high = (lum - F.avg_pool2d(F.pad(lum, (1, 1, 1, 1), mode="replicate"), 3, stride=1)).abs()
+    w = 1 + detail * high
+    return (w / w.mean((2, 3), keepdim=True)).reshape(B, T, H, W, 1)
+
+
 def decoder_loss(tok: VideoTokenizer, clips: torch.Tensor, disc: PatchDiscriminator | None = None,
-                 adv: float = 0.0) -> dict[str, torch.Tensor]:
-    """MSE of the decoded frozen codes against the clip (the tokenizer's own reconstruction loss, decoder side), plus
-    with `disc` and adv > 0 the critic's hinge loss at its adaptive weight; `recon` is returned for the critic's step."""
+                 adv: float = 0.0, detail: float = 0.0) -> dict[str, torch.Tensor]:
+    """MSE of the decoded frozen codes against the clip (the tokenizer's own reconstruction loss, decoder side; with
+    detail > 0 weighted up on detail pixels), plus with `disc` and adv > 0 the critic's hinge loss at its adaptive
+    weight; `recon` is returned for the critic's step and `psnr` is always the plain one."""
     with torch.no_grad():
         _, q, _ = tok.encode(clips)
     recon = tok.decode_codes(q)
-    mse = F.mse_loss(recon.float(), to_float(clips))
-    out = {"loss": mse, "psnr": -10 * torch.log10(mse.detach().clamp(min=1e-10)), "recon": recon.detach(), "codes": q}
+    target = to_float(clips)
+    err = (recon.float() - target) ** 2
+    plain = err.mean()
+    mse = (err * detail_weights(target, detail)).mean() if detail > 0 else plain
+    out = {"loss": mse, "psnr": -10 * torch.log10(plain.detach().clamp(min=1e-10)), "recon": recon.detach(), "codes": q}
     if disc is not None and adv > 0:
         g = g_hinge_loss(disc(critic_frames(recon.float()), critic_frames(q.float())))
         w = adaptive_weight(mse, g, tok.patch_out.weight, adv)
@@ -174,8 +190,8 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         d_opt = torch.optim.Adam(disc.parameters(), lr=CRITIC_LR * opts.lr, betas=(0.5, 0.9))
     section = {"from_world": str(prev.get("from_world", src.resolve())), "data": [str(Path(d).resolve()) for d in opts.data],
                "batch": opts.batch, "lr": opts.lr, "clip_len": T, "val_clips": len(val), "adv": opts.adv,
-               "adv_start": opts.adv_start, "val_psnr_before": round(before, 3), "val_particles_before": particles_before,
-               "command": opts.command}
+               "adv_start": opts.adv_start, "detail": opts.detail, "val_psnr_before": round(before, 3),
+               "val_particles_before": particles_before, "command": opts.command}
     if prev.get("adv") and prev["adv"] != opts.adv:  # the card keeps every weight a run of this --out trained with
         section["earlier_adv"] = sorted({*prev.get("earlier_adv", []), prev["adv"]})
     metrics: dict[str, float] = {}
@@ -205,7 +221,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         if disc is not None:
             disc.requires_grad_(False)  # the decoder's step reads the critic, it does not train it
         with ctx:
-            res = decoder_loss(tok, clips, critic, opts.adv)
+            res = decoder_loss(tok, clips, critic, opts.adv, opts.detail)
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
