@@ -73,3 +73,14 @@ def test_rollout_health_is_reported(tmp_path):
     assert h["failures_by_stat"]["change"] >= 10 and h["first_failure"] == 1
     assert set(r["rollout_health_by_steps"]) == {"2", "4", "6", "8"}
     assert all(0.0 <= v <= 1.0 for v in r["rollout_health_by_steps"].values())
+
+
+def test_bench_cfg_sets_every_sessions_action_guidance(world_dir):
+    r = _json(CliRunner().invoke(bench, ["--json", "--checkpoint", str(world_dir), "--quick", "--host", "thread",
+                                         "--frames", "10", "--no-scaling", "--cfg", "1.5"]))
+    assert r["settings"]["cfg"] == 1.5 and r["end_to_end"]["fps"] > 0
+    plain = _json(CliRunner().invoke(bench, ["--json", "--checkpoint", str(world_dir), "--quick", "--host", "thread",
+                                             "--frames", "10", "--no-scaling"]))
+    assert plain["settings"]["cfg"] == 1.0
+    res = CliRunner().invoke(bench, ["--backend", "sandbox", "--cfg", "1.5"])
+    assert res.exit_code != 0 and "sandbox" in res.output

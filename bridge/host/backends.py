@@ -23,6 +23,7 @@ class BackendSpec:
     factory: Callable[[], WorldBackend] | None = None  # overrides the above (tests, embedding)
     notice: str | None = None  # shown loudly at startup (e.g. the sandbox fallback)
     sandbox_size: int = 64
+    settings: dict[str, Any] | None = None  # world-model sampling settings every session starts with (bench --cfg)
 
     def create(self) -> WorldBackend:
         if self.factory is not None:
@@ -33,7 +34,10 @@ class BackendSpec:
             return SandboxWorld(size=self.sandbox_size, seed=0)
         from bridge.model.world import load_world
 
-        return load_world(self.checkpoint)
+        world = load_world(self.checkpoint)
+        if self.settings:
+            world.configure(**self.settings)
+        return world
 
 
 def resolve_backend(backend: str | None = None, checkpoint: str | Path | None = None) -> BackendSpec:

@@ -137,6 +137,7 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             "protocol_overhead_ms_p50": float(np.percentile(e2e["overhead"], 50)),
             "protocol_overhead_ms_p95": float(np.percentile(e2e["overhead"], 95)),
             "quick": quick,
+            **({"settings": dict(backend.settings)} if isinstance(getattr(backend, "settings", None), dict) else {}),
             **model,
         }
         if scaling:
@@ -177,9 +178,12 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 @click.option("--rollout-health", "health_frames", type=click.IntRange(0), default=0, metavar="N",
               help="Also roll the world model N frames and report the share within the token-statistics range of "
                    "real footage stored in its model card (docs/model.md, 'Rollout health').")
+@click.option("--cfg", type=float, default=None,
+              help="Action guidance for every session (1 = off; default: the checkpoint's). Guidance adds an "
+                   "action-free pass to each MaskGIT step, so it costs frames (docs/model.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str, no_scaling: bool, quick: bool,
-          health_frames: int, as_json: bool) -> None:
+          health_frames: int, cfg: float | None, as_json: bool) -> None:
     """Measure frames/s and latency in-process and end to end (step mode through a real WorldClient)."""
     from bridge.host.backends import announce, resolve_backend
 
@@ -187,6 +191,10 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
         spec = resolve_backend(backend, checkpoint)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    if cfg is not None:
+        if spec.kind != "world_model":
+            raise click.ClickException("--cfg is a world model's action guidance; the sandbox game has none")
+        spec.settings = {"cfg": cfg}
     if health_frames:
         _check_health_range(spec)
     if quick:
