@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bridge.model.config import UNMASK_ORDERS  # the orders a world model's sampler knows (protocol 1.2 `unmask`)
+
 MODEL_ONLY = ("steps", "temperature", "cfg")  # the sandbox ignores these (docs/protocol.md, settings)
 SAMPLER = ("top_p", "unmask")  # protocol 1.2: nil in the session's settings for backends (or hosts) without them
 EVENT_CFG_TIP = "Guidance scale on events: higher = events show more strongly (1 = off)"
@@ -58,7 +60,7 @@ class SettingsPanel(QWidget):
         self.top_p.setToolTip("Nucleus sampling: keep the most likely codes that make up this much probability (1 = off)")
         self.unmask = QComboBox()  # protocol 1.2
         self.unmask.setObjectName("unmask")
-        self.unmask.addItems(["confidence", "random"])
+        self.unmask.addItems(UNMASK_ORDERS)
         self.unmask.setToolTip("The order MaskGIT commits tokens in: most confident first, or at random")
         self.event_cfg = QDoubleSpinBox()  # protocol 1.1; nil in the session's settings when the backend has no events
         self.event_cfg.setObjectName("event_cfg")

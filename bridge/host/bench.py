@@ -107,7 +107,7 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
         from bridge.model.speed import model_report
 
         bar.set_description("bench: model stages, FLOPs, peak, MaskGIT steps")
-        model = model_report(backend, quick=quick)
+        model = {"settings": dict(backend.settings), **model_report(backend, quick=quick)}  # what every session ran with
         if health_frames:
             from bridge.model.health import check_rollout
             from bridge.model.speed import SWEEP_STEPS
@@ -137,7 +137,6 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             "protocol_overhead_ms_p50": float(np.percentile(e2e["overhead"], 50)),
             "protocol_overhead_ms_p95": float(np.percentile(e2e["overhead"], 95)),
             "quick": quick,
-            **({"settings": dict(backend.settings)} if isinstance(getattr(backend, "settings", None), dict) else {}),
             **model,
         }
         if scaling:
