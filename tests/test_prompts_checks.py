@@ -110,3 +110,20 @@ def test_text_prompt_eval_keys_and_cli_json(checker, monkeypatch):
     assert data["backend"]["kind"] == "sandbox"
     bad = CliRunner().invoke(cli.eval_prompts, ["--json"])
     assert bad.exit_code != 0 and "--checkpoint" in bad.output
+
+
+@pytest.mark.parametrize("time", ["day", "dusk"])
+def test_enemy_count_is_not_fooled_by_grassland_dirt_scrolling_past(checker, time):
+    """Grassland's dirt is within reach of its enemy's brown: walking scrolls hundreds of such pixels through the
+    frame, which must not read as an enemy appearing, while a real spawn on the same walk still must."""
+    w = SandboxWorld(64)
+    w.reset(Prompt(seed=3), params=random_params(np.random.default_rng(3), theme="grassland", time=time, weather="clear",
+                                                  enemy_density=0.0))
+    for _ in range(4):
+        w.step(2)
+    snap = w.get_state()
+    walk = [w.step(2) for _ in range(checks.WINDOW + 1)]
+    w.set_state(snap)
+    spawn = walk[:1] + [w.step(2, WorldEvent(type="spawn_enemy") if t == 0 else None) for t in range(checks.WINDOW)]
+    assert not checks.event_detected("spawn_enemy", walk, checker, "grassland", time)
+    assert checks.event_detected("spawn_enemy", spawn, checker, "grassland", time)

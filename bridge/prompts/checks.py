@@ -5,9 +5,9 @@ a coarse colour histogram for the theme's palette, brightness percentiles for th
 pixels for snow, thin bright vertical streaks for rain, edge energy for fog) by a shrinkage LDA fitted on real
 sandbox frames of reference seeds, plain and blurred (a generated frame is a tokenizer reconstruction, so it is
 never sharp); snow and rain also need their particles on screen. Enemies, coins and floods are counted directly:
-pixels of the theme's enemy colour, of the coin colour, and the blue cast of the bottom rows. An event is a change:
-the frame before it fired must not already show it. `validate()` scores the checks on held-out sandbox seeds; they
-must get the real game ~100% right before they may score a model.
+pixels of the theme's enemy colour (and nearer it than any other colour of the scene), of the coin colour, and the
+blue cast of the bottom rows. An event is a change: the frame before it fired must not already show it. `validate()`
+scores the checks on held-out sandbox seeds; they must get the real game ~100% right before they may score a model.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bridge.worlds.levels import THEMES, TIMES, WEATHERS
-from bridge.worlds.render import SPRITE_TINT, THEME_COLORS
+from bridge.worlds.render import SPRITE_COLORS, SPRITE_TINT, THEME_COLORS, TIME_TINT
 
 ATTRIBUTES = {"theme": THEMES, "time": TIMES, "weather": WEATHERS}
 REFERENCE_SEEDS = tuple(range(1_000_000, 1_000_004))  # levels the checks are fitted on
@@ -202,11 +202,22 @@ def default_checker(seeds: tuple[int, ...] = REFERENCE_SEEDS, progress: bool = F
 
 # --- Counting detectors for spawn / flood events ---
 
+@lru_cache(maxsize=None)
+def _enemy_colours(theme: str, time: str) -> tuple[np.ndarray, np.ndarray]:
+    """The enemy's body colour, and every other colour of the scene it must be told from, as tinted for the time."""
+    pal, world, sprite = THEME_COLORS[theme], np.asarray(TIME_TINT[time], np.float32), np.asarray(SPRITE_TINT[time], np.float32)
+    others = [np.asarray(c, np.float32) * world for k, c in pal.items() if not k.startswith("enemy")]
+    others += [np.asarray(c, np.float32) * sprite for c in [*SPRITE_COLORS.values(), pal["enemy_feet"]]]
+    return np.asarray(pal["enemy"], np.float32) * sprite, np.stack(others)
+
+
 def enemy_pixels(frame: np.ndarray, theme: str, time: str) -> int:
-    """Pixels within reach of the theme's enemy body colour (as tinted for the time of day)."""
-    c = np.asarray(THEME_COLORS[theme]["enemy"], np.float32) * np.asarray(SPRITE_TINT[time], np.float32)
+    """Pixels within reach of the theme's enemy body colour and nearer it than any other colour of the scene (grassland
+    dirt is within reach of its enemy's brown, so a scrolling or redrawn ground would otherwise count as enemies)."""
+    enemy, others = _enemy_colours(theme, time)
     x = to_64(frame).astype(np.float32)
-    return int((np.abs(x - c).sum(-1) < 60).sum())
+    d = np.abs(x - enemy).sum(-1)
+    return int(((d < 60) & (d < np.abs(x[..., None, :] - others).sum(-1).min(-1))).sum())
 
 
 def coin_pixels(frame: np.ndarray) -> int:

@@ -82,7 +82,7 @@ _PLAYER_ART = {
 }
 _ENEMY_ART = {"a": [".EE.", "EWWE", "EEEE", "F..F"], "b": [".EE.", "EWWE", "EEEE", ".FF."]}
 _COIN_ART = ["....", ".YY.", "YWYY", ".YY."]
-_SPRITE_COLORS = {
+SPRITE_COLORS = {
     "R": (226, 44, 40), "S": (252, 204, 160), "K": (16, 16, 24), "h": (96, 56, 24), "B": (236, 72, 56),
     "O": (48, 84, 228), "F": (70, 40, 24), "W": (255, 255, 255), "Y": (255, 214, 40),
 }
@@ -122,12 +122,12 @@ def make_sprites(theme: str, time: str, tile: int) -> dict[str, Sprite]:
     tint = SPRITE_TINT[time]
     out = {}
     for name, art in _PLAYER_ART.items():
-        rgb, mask = _paint(art, _SPRITE_COLORS, scale)
+        rgb, mask = _paint(art, SPRITE_COLORS, scale)
         out["player_" + name] = Sprite(_tint(rgb, tint), mask)
     for name, art in _ENEMY_ART.items():
-        rgb, mask = _paint(art, {**_SPRITE_COLORS, "E": pal["enemy"], "F": pal["enemy_feet"]}, scale)
+        rgb, mask = _paint(art, {**SPRITE_COLORS, "E": pal["enemy"], "F": pal["enemy_feet"]}, scale)
         out["enemy_" + name] = Sprite(_tint(rgb, tint), mask)
-    rgb, mask = _paint(_COIN_ART, _SPRITE_COLORS, scale)
+    rgb, mask = _paint(_COIN_ART, SPRITE_COLORS, scale)
     out["coin"] = Sprite(_tint(rgb, (1.0, 1.0, 1.0) if time == "day" else (0.95, 0.9, 0.8)), mask)
     return out
 
