@@ -74,6 +74,30 @@ def test_events_fill_the_slot_for_hold_frames(prompt_world):
         rt.event_cond(WorldEvent(type="meteor_shower"))
 
 
+def test_free_text_near_a_trained_wording_is_read_as_it_and_says_so(prompt_world):
+    rt, _ = _runtime(prompt_world / "pw")
+    wordings = rt.events.wordings
+    assert wordings and all(ws[0] == rt.captions[t] for t, ws in wordings.items())  # caption first, then phrasings
+    t = sorted(wordings)[0]
+    wording = wordings[t][1]
+    enc = rt.encoder(rt.events.encoder)
+    near, far = f"please {wording} now", "purple elephants dance on xylophones"
+    v, read = rt.read_text(near)
+    assert read == wording and np.allclose(v, enc.encode([wording])[0])  # the point the dynamics was trained on
+    assert rt.describe_event(WorldEvent(text=near)) == f"{near} (read as: {wording})"
+    v, read = rt.read_text(far)
+    assert read is None and np.allclose(v, enc.encode([far])[0])  # nothing near: its own vector
+    assert rt.describe_event(WorldEvent(text=far)) == far
+    assert rt.describe_event(WorldEvent(text=wording)) == wording
+    assert rt.describe_event(WorldEvent(type=t)) == rt.captions[t]
+    c = rt.event_cond(WorldEvent(text=near))
+    assert torch.allclose(c[0, 0], torch.from_numpy(enc.encode([wording])[0]))
+    rt.events.read_as = 1.01  # above any cosine: free text always keeps its own vector
+    assert rt.read_text(near)[1] is None
+    with pytest.raises(ValueError, match="unknown event type"):
+        rt.describe_event(WorldEvent(type="meteor_shower"))
+
+
 def test_a_world_without_prompt_training_says_what_to_train(prompt_world):
     rt, _ = _runtime(prompt_world / "world")
     assert not rt.text_prompts and not rt.text_events
@@ -83,6 +107,8 @@ def test_a_world_without_prompt_training_says_what_to_train(prompt_world):
         rt.event_cond(WorldEvent(text="make it rain"))
     with pytest.raises(ValueError, match="not trained with events"):
         rt.event_cond(WorldEvent(type="weather_snow"))
+    with pytest.raises(ValueError, match="no text conditioning.*train prompts events"):
+        rt.describe_event(WorldEvent(text="make it rain"))  # refused when queued, not only when the frame is made
 
 
 @pytest.mark.gpu

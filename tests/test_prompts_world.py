@@ -152,6 +152,11 @@ def test_eval_prompts_scores_a_world_model_with_every_section(world_dir):
     assert player["frames"] == 5 * len(opts.seeds) and 4 < player["player_pixels"] < 64 and 0 < player["contrast_kept"] < 2
     ceiling = res["events_on_reconstructions"]
     assert set(ceiling["event_success_by_type"]) == {"night_falls", "flood"} and 0 <= ceiling["false_event_rate"] <= 1
+    reading = res["paraphrase_reading"]  # each held-out paraphrase: read as a wording of its event, another's, or as is
+    assert reading["n"] == 4 and set(reading["by_type"]) == {"night_falls", "flood"}
+    assert abs(reading["read_as_right_event"] + reading["read_as_other_event"] + reading["kept_own_vector"] - 1) < 1e-9
+    wordings = {x for ws in w.prompts.events.wordings.values() for x in ws}
+    assert all(x is None or x in wordings for xs in reading["by_type"].values() for x in xs)
     from bridge.worlds.sandbox import SandboxWorld
 
     game = SandboxWorld(size=64)
@@ -163,7 +168,7 @@ def test_eval_prompts_scores_a_world_model_with_every_section(world_dir):
     plain = load_world(world_dir.parent / "world", device="cpu")  # no prompt training: said so, not scored
     res = evaluate(plain, default_checker(), opts, progress=False, sections=("text", "sketch", "events"))
     assert res["text_prompts_supported"] is False and res["sketch"] == {"sketch_supported": False}
-    assert res["events_supported"] is False and res["event_success"] is None
+    assert res["events_supported"] is False and res["event_success"] is None and "paraphrase_reading" not in res
 
 
 class _Lens:

@@ -180,6 +180,10 @@ class WorldModelBackend:
             out = self.model.tokenizer.decode(self.model.tokenizer.encode(x)[0])
         return list(to_uint8(out[0]))
 
+    def describe_event(self, event: WorldEvent) -> str:
+        """The caption an event will get (free text: and the trained wording it is read as); ValueError if refused."""
+        return self.prompts.describe_event(event)
+
     @torch.no_grad()
     def step(self, action: int, event: WorldEvent | None = None) -> np.ndarray:
         """Generate the next frame under latent action `action`; an event (typed, or free text when trained for it)

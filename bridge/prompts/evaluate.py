@@ -20,8 +20,8 @@ from tqdm import tqdm
 from bridge.backend import Prompt, WorldEvent
 from bridge.prompts.checks import (ATTRIBUTES, HELDOUT_SEEDS, REFERENCE_SEEDS, WINDOW, SceneChecker, event_detected,
                                    sandbox_scenes, texture_features, to_64, validate)
-from bridge.prompts.events import EVAL_PARAPHRASES, TRAIN_PHRASINGS
-from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES
+from bridge.prompts.events import EVAL_PARAPHRASES
+from bridge.worlds.events import EVENT_TYPES
 from bridge.worlds.levels import THEMES, TIMES, WEATHERS, LevelParams, caption_for, random_params
 
 # Scene prompts never used in training (training captions follow caption_for's template), with what they ask for.
@@ -237,20 +237,19 @@ def eval_events(backend, checkers: dict[str, SceneChecker], opts: EvalOptions, a
                 **_rates(h["none"], "false_event_rate"), "event_errors": errors[:10]} for c, h in hits.items()}
 
 
-def paraphrase_caption_match(encoder_name: str = "minilm") -> dict[str, Any]:
-    """How often a held-out paraphrase's nearest training wording (by the text encoder) has the right type."""
-    from bridge.prompts.text_encoder import get_encoder
-
-    enc = get_encoder(encoder_name)
-    known = [(t, p) for t, ps in TRAIN_PHRASINGS.items() for p in ps]
-    K = enc.encode([p for _, p in known])
-    hits = []
-    for t, ps in EVAL_PARAPHRASES.items():
-        for v in enc.encode(ps):
-            hits.append(known[int((K @ v).argmax())][0] == t)
-    captions = enc.encode([EVENT_CAPTIONS[t] for t in EVENT_TYPES])
-    cap_hits = [EVENT_TYPES[int((captions @ v).argmax())] == t for t, ps in EVAL_PARAPHRASES.items() for v in enc.encode(ps)]
-    return {"nearest_training_wording": float(np.mean(hits)), "nearest_caption": float(np.mean(cap_hits)), "n": len(hits)}
+def paraphrase_reading(backend, opts: EvalOptions) -> dict[str, Any] | None:
+    """How the world reads each held-out paraphrase: as which trained wording (and so event), or as its own vector."""
+    prompts = getattr(backend, "prompts", None)
+    if prompts is None or prompts.events is None or not prompts.events.wordings:
+        return None
+    owner = {w: t for t, ws in prompts.events.wordings.items() for w in ws}
+    read = {t: [prompts.read_text(p)[1] for p in EVAL_PARAPHRASES[t]] for t in opts.event_types}
+    flat = [(t, w) for t, ws in read.items() for w in ws]
+    return {"read_as": prompts.events.read_as, "n": len(flat),
+            "read_as_right_event": float(np.mean([w is not None and owner[w] == t for t, w in flat])),
+            "read_as_other_event": float(np.mean([w is not None and owner[w] != t for t, w in flat])),
+            "kept_own_vector": float(np.mean([w is None for _, w in flat])),
+            "by_type": read}
 
 
 def reconstruction_ceiling(backend, checker: SceneChecker, opts: EvalOptions) -> dict[str, float] | None:
@@ -390,6 +389,7 @@ def evaluate(backend, checker: SceneChecker, opts: EvalOptions | None = None, pr
             out["still_action"] = action
             res = eval_events(backend, checkers, opts, action, bar)
             out.update(res["sandbox"])
+            out["paraphrase_reading"] = paraphrase_reading(backend, opts)
             if "tokenizer" in res:
                 out["tokenizer_calibrated"].update({k: v for k, v in res["tokenizer"].items() if k != "event_errors"})
     out["seconds"] = round(time.time() - t0, 1)

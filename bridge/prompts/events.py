@@ -70,12 +70,16 @@ class EventSettings:
     hold: int = 4  # frames the event embedding stays in the cond slot, the firing frame included
     guidance: float = 3.0  # default classifier-free guidance scale on events (1 = off)
     captions: dict[str, str] = field(default_factory=dict)  # event type -> its canonical text
+    wordings: dict[str, list[str]] = field(default_factory=dict)  # event type -> every text it was trained on
+    read_as: float = 0.5  # free text at least this similar (cosine) to a trained wording is read as that wording
 
     def __post_init__(self) -> None:
         if self.hold < 1:
             raise ValueError(f"event hold must be at least 1 frame, got {self.hold}")
         if self.guidance < 0:
             raise ValueError(f"event guidance must be >= 0 (1 = off), got {self.guidance}")
+        if not -1 <= self.read_as <= 1.01:
+            raise ValueError(f"event read_as must be a cosine similarity in [-1, 1] (above 1: never), got {self.read_as}")
 
 
 def save_event_settings(folder: Path, s: EventSettings, extra: dict[str, Any] | None = None) -> None:
@@ -104,6 +108,18 @@ def event_text(event: WorldEvent, captions: dict[str, str]) -> str:
         known = ", ".join(sorted(captions)) or "none"
         raise ValueError(f"unknown event type {event.type!r}: this world knows {known} (or send free text)")
     return captions[event.type]
+
+
+def trained_wordings(types: list[str], captions: dict[str, str]) -> dict[str, list[str]]:
+    """Every text `training_text` can give each of `types`: its caption, then its TRAIN_PHRASINGS."""
+    return {t: list(dict.fromkeys([captions[t], *TRAIN_PHRASINGS.get(t, [])])) for t in types if t in captions}
+
+
+def nearest_wording(vector: np.ndarray, vectors: np.ndarray) -> tuple[int, float]:
+    """(row, cosine) of the wording vector (unit rows of `vectors`) nearest a unit text vector."""
+    sims = vectors @ vector
+    i = int(sims.argmax())
+    return i, float(sims[i])
 
 
 def default_captions(types: list[str] | None = None) -> dict[str, str]:

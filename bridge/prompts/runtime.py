@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from bridge.backend import Prompt, WorldEvent
-from bridge.prompts.events import EventTrack, event_text, load_event_settings
+from bridge.prompts.events import EventTrack, event_text, load_event_settings, nearest_wording
 from bridge.prompts.first_frame import has_first_frame, load_first_frame, sketch_class_map
 from bridge.prompts.text_encoder import TextEncoder, get_encoder
 from bridge.worlds.sketch import is_palette_like
@@ -36,6 +36,7 @@ class PromptRuntime:
         self.guidance = self.events.guidance if self.events else 1.0
         self.track = EventTrack(self.events.hold if self.events else 1)
         self._encoder: TextEncoder | None = None
+        self._wordings: tuple[list[str], np.ndarray] | None = None  # trained wordings and their vectors, on first use
 
     # --- Capabilities, for clients and error messages ---
     @property
@@ -83,11 +84,37 @@ class PromptRuntime:
         return self.first.generate(t, s, batch=1, generator=generator)
 
     # --- Events -> conditioning ---
+    def read_text(self, text: str) -> tuple[np.ndarray, str | None]:
+        """Free event text -> (unit vector, the trained wording it is read as, or None).
+
+        The dynamics learned the few points its training wordings encode to, not the space between them, so a text
+        within `read_as` of one (cosine) takes that wording's vector; anything further keeps its own."""
+        enc = self.encoder(self.events.encoder)
+        v = enc.encode([text])[0]
+        if not self.events.wordings:
+            return v, None
+        if self._wordings is None:
+            texts = [w for ws in self.events.wordings.values() for w in ws]
+            self._wordings = (texts, enc.encode(texts))
+        texts, vectors = self._wordings
+        i, sim = nearest_wording(v, vectors)
+        return (vectors[i], texts[i]) if sim >= self.events.read_as else (v, None)
+
+    def describe_event(self, event: WorldEvent) -> str:
+        """The caption an event will show, checked as `event_vector` checks it: free text says what it was read as."""
+        if event.text and event.text.strip() and self.events is not None:
+            text = event_text(event, self.captions)
+            _, wording = self.read_text(text)
+            return text if wording is None or wording == text else f"{text} (read as: {wording})"
+        self.event_vector(event)  # raises the error the step would
+        return self.captions.get(event.type, event.type)
+
     def event_vector(self, event: WorldEvent) -> np.ndarray:
-        """The unit vector an event means: encoded free text (when trained for it), else the typed event's embedding."""
+        """The unit vector an event means: free text (when trained for it) as `read_text` reads it, else the typed
+        event's embedding."""
         types = list(self.model.cfg.event_types)
         if event.text and event.text.strip() and self.events is not None:
-            return self.encoder(self.events.encoder).encode([event_text(event, self.captions)])[0]
+            return self.read_text(event_text(event, self.captions))[0]
         if event.type is None:
             raise ValueError(f"{self.name} has no text conditioning: send a typed event, one of {types}, or train "
                              "free-text events with `worldbridge train prompts events --world ... --data ... --out ...`")

@@ -25,7 +25,7 @@ from bridge.model.checkpoint import CheckpointError, load_model, save_model, sta
 from bridge.model.genie import WorldModel
 from bridge.model.world import pick_device
 from bridge.prompts.events import (EventSettings, cond_for_clip, default_captions, load_event_settings,
-                                   save_event_settings, training_text)
+                                   save_event_settings, trained_wordings, training_text)
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
@@ -330,6 +330,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     else:
         model = _event_world(src, tensors, types, encoder.dim).to(device)
         settings = EventSettings(encoder=opts.encoder, hold=opts.hold, guidance=opts.guidance, captions=captions)
+    settings.wordings = trained_wordings([t for t in types if counts.get(t)], settings.captions)
     with torch.no_grad():
         model.event_embed.copy_(torch.from_numpy(encoder.encode([settings.captions[t] for t in types])))
     phrase_cache: dict[str, np.ndarray] = {}
