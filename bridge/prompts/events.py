@@ -115,13 +115,6 @@ def trained_wordings(types: list[str], captions: dict[str, str]) -> dict[str, li
     return {t: list(dict.fromkeys([captions[t], *TRAIN_PHRASINGS.get(t, [])])) for t in types if t in captions}
 
 
-def nearest_wording(vector: np.ndarray, vectors: np.ndarray) -> tuple[int, float]:
-    """(row, cosine) of the wording vector (unit rows of `vectors`) nearest a unit text vector."""
-    sims = vectors @ vector
-    i = int(sims.argmax())
-    return i, float(sims[i])
-
-
 def default_captions(types: list[str] | None = None) -> dict[str, str]:
     """Canonical text per sandbox event type."""
     return {t: EVENT_CAPTIONS[t] for t in (types or EVENT_TYPES)}

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from bridge.backend import Prompt, WorldEvent
-from bridge.prompts.events import EventTrack, event_text, load_event_settings, nearest_wording
+from bridge.prompts.events import EventTrack, event_text, load_event_settings
 from bridge.prompts.first_frame import has_first_frame, load_first_frame, sketch_class_map
 from bridge.prompts.text_encoder import TextEncoder, get_encoder
 from bridge.worlds.sketch import is_palette_like
@@ -97,8 +97,9 @@ class PromptRuntime:
             texts = [w for ws in self.events.wordings.values() for w in ws]
             self._wordings = (texts, enc.encode(texts))
         texts, vectors = self._wordings
-        i, sim = nearest_wording(v, vectors)
-        return (vectors[i], texts[i]) if sim >= self.events.read_as else (v, None)
+        sims = vectors @ v  # cosines: every vector is a unit row
+        i = int(sims.argmax())
+        return (vectors[i], texts[i]) if sims[i] >= self.events.read_as else (v, None)
 
     def describe_event(self, event: WorldEvent) -> str:
         """The caption an event will show, checked as `event_vector` checks it: free text says what it was read as."""
