@@ -300,3 +300,61 @@ def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim):
         assert again["type"] == "start" and again["text"] == "a cave" and again["req_id"] > start["req_id"]
     finally:
         router.close()
+
+
+def _scripted_session(sim, router, mode: str, idle_timeout_s: float = 60.0):
+    """A client in session `s1` with a scripted pyzmq host; returns (client, recorder, the host's peer id)."""
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    c = _client(sim, f"tcp://127.0.0.1:{port}", mode=mode)
+    rec = Recorder(c, "event_applied", "frame_received")
+    sim.add_to_root(c)
+    _pump(sim, router)
+    ident, hello = _recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack({
+        "type": "welcome", "protocol_major": 1, "protocol_minor": 2, "host": "scripted", "codec": "raw",
+        "capabilities": ["events"], "backends": ["sandbox"], "default_backend": "sandbox",
+        "limits": {"max_message_bytes": 1 << 24, "max_sessions": 1, "idle_timeout_s": idle_timeout_s}})])
+    _pump(sim, router)
+    ident, start = _recv(router)
+    assert start["type"] == "start"
+    router.send_multipart([ident, zmtp_raw.pack({
+        "type": "session", "req_id": start["req_id"], "session_id": "s1", "backend_kind": "sandbox",
+        "backend_name": "scripted", "mode": mode, "fps": 24.0, "width": 2, "height": 2, "action_names": ["noop"],
+        "num_latent_actions": 0, "event_types": [], "settings": {}, "frame_index": 0, "epoch": 0, "resumed": False})])
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    return c, rec, ident
+
+
+def _frame_msg(index: int, events: list[str], epoch: int = 0) -> bytes:
+    return zmtp_raw.pack({"type": "frame", "session_id": "s1", "index": index, "epoch": epoch, "action": 0,
+                          "client_ts": None, "seq": None, "host_ts": 1.0, "timings": {}, "events": events,
+                          "codec": "raw", "width": 2, "height": 2})
+
+
+def test_realtime_frames_skipped_in_one_poll_still_report_their_events(sim):
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    try:
+        c, rec, ident = _scripted_session(sim, router, "realtime")
+        router.send_multipart([ident, _frame_msg(1, ["it begins to snow"]), b"\0" * 12])
+        router.send_multipart([ident, _frame_msg(2, []), b"\0" * 12])
+        time.sleep(0.3)  # both frames wait in the socket: one poll reads them together
+        sim.call_method(c, "poll", [])
+        assert len(rec["frame_received"]) == 1 and c.members["frames_skipped"] == 1  # only the newest is shown...
+        assert rec["event_applied"] == [("it begins to snow",)]  # ...but the skipped frame's event is still said
+    finally:
+        router.close()
+
+
+def test_an_idle_step_session_is_kept_open_with_pings(sim):
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    try:
+        c, rec, ident = _scripted_session(sim, router, "step", idle_timeout_s=1.5)
+        began = time.monotonic()
+        _pump(sim, router)  # the game sends nothing; the client must, well inside the host's 1.5 s
+        _, ping = _recv(router)
+        assert ping["type"] == "ping" and time.monotonic() - began < 1.4
+    finally:
+        router.close()

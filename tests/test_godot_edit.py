@@ -388,61 +388,83 @@ def _find_button(node, text):
     return None
 
 
-def test_dock_greys_out_what_the_backend_cannot_do_and_pastes_objects(micro_world, tmp_path):
+@pytest.fixture()
+def dock_sim():
+    """The editor dock in a simulated editor: (sim, dock)."""
     sim = gdsim.Sim(GODOT, editor_hint=True)
     try:
         dock = sim.new(sim.script(DOCK))
         sim.add_to_root(dock)
-        m = dock.members
-        client = m["client"]
-        # offline: nothing is known, so prompts stay available; pasting needs a session
-        assert not m["_image_button"].disabled and not m["_sketch_button"].disabled
-        assert m["_paste_button"].disabled and m["_fire_button"].disabled and not m["_paste_x"].editable
-        with server.run_host_in_thread(str(micro_world)) as host:
-            m["_endpoint"].text = host.address
-            m["_backend"].select(1)  # sandbox
-            m["_mode"].select(1)  # step
-            assert gdsim.click(_find_button(dock, "Start"))
-            assert _run_until(sim, lambda: client.members["frames_received"] >= 1, timeout=20)
-            assert client.members["backend_kind"] == "sandbox"
-            # the sandbox: text/sketch prompts and events, no image prompts, no pasting
-            assert m["_image_button"].disabled and m["_image_button"].tooltip_text.endswith(
-                "(greyed: this session's backend cannot do it)")
-            assert not m["_sketch_button"].disabled and not m["_fire_button"].disabled
-            assert not m["_events"].disabled and m["_event_text"].editable
-            assert m["_paste_button"].disabled and not m["_paste_x"].editable and not m["_event_cfg"].editable
-            assert m["view"].native.tooltip_text.startswith("This session's backend cannot paste")
-            assert not gdsim.click(m["_paste_button"])
-
-            m["_backend"].select(2)  # world_model: the micro world takes image prompts and edits
-            assert gdsim.click(_find_button(dock, "Start"))
-            assert _run_until(sim, lambda: client.members["backend_kind"] == "world_model"
-                              and client.members["last_frame_header"].get("session_id")
-                              == client.members["session"]["session_id"], timeout=20)
-            assert not m["_image_button"].disabled and not m["_image_button"].tooltip_text.endswith(")")
-            assert m["_sketch_button"].disabled and m["_fire_button"].disabled and m["_events"].disabled
-            assert not m["_event_text"].editable and not m["_event_cfg"].editable  # no event conditioning
-            assert not m["_paste_button"].disabled and m["_paste_x"].editable
-
-            rgba = np.zeros((16, 32, 4), np.uint8)
-            rgba[..., 2] = rgba[..., 3] = 255
-            Image.fromarray(rgba, "RGBA").save(tmp_path / "blue.png")
-            m["_object_dialog"].native_signals["file_selected"].emit(str(tmp_path / "blue.png"))
-            assert m["_object_label"].text == "blue.png (32x16)"
-            m["_object_size"].value = 8
-            m["_paste_x"].value, m["_paste_y"].value = 10, 20
-            assert gdsim.click(m["_paste_button"])
-            assert _run_until(sim, lambda: client.members["last_frame_header"]["epoch"] == 1)
-            assert client.members["last_frame_header"]["events"] == ["edit"]
-            assert m["_status"].text.startswith("pasted into frame 0")
-
-            view = m["view"]
-            view.native.size = gdsim.Vector2(128, 128)  # 64x64 frames at 2x
-            click = gdsim.InputEventMouseButtonModel(sim, position=gdsim.Vector2(81.0, 61.0))
-            sim.call_method(view, "_gui_input", [click])  # pixel (40, 30); the 8x4 layer is centred there
-            assert (m["_paste_x"].value, m["_paste_y"].value) == (36.0, 28.0)
-            assert _run_until(sim, lambda: client.members["last_frame_header"]["epoch"] == 2)
-            sim.call_method(client, "disconnect_from_host", [])
-        assert m["_paste_button"].disabled and not m["_image_button"].disabled  # offline again
+        yield sim, dock
     finally:
         sim.close()
+
+
+def test_dock_greys_out_what_the_backend_cannot_do_and_pastes_objects(dock_sim, micro_world, tmp_path):
+    sim, dock = dock_sim
+    m = dock.members
+    client = m["client"]
+    # offline: nothing is known, so prompts stay available; pasting needs a session
+    assert not m["_image_button"].disabled and not m["_sketch_button"].disabled
+    assert m["_paste_button"].disabled and m["_fire_button"].disabled and not m["_paste_x"].editable
+    with server.run_host_in_thread(str(micro_world)) as host:
+        m["_endpoint"].text = host.address
+        m["_backend"].select(1)  # sandbox
+        m["_mode"].select(1)  # step
+        assert gdsim.click(_find_button(dock, "Start"))
+        assert _run_until(sim, lambda: client.members["frames_received"] >= 1, timeout=20)
+        assert client.members["backend_kind"] == "sandbox"
+        # the sandbox: text/sketch prompts and events, no image prompts, no pasting
+        assert m["_image_button"].disabled and m["_image_button"].tooltip_text.endswith(
+            "(greyed: this session's backend cannot do it)")
+        assert not m["_sketch_button"].disabled and not m["_fire_button"].disabled
+        assert not m["_events"].disabled and m["_event_text"].editable
+        assert m["_paste_button"].disabled and not m["_paste_x"].editable and not m["_event_cfg"].editable
+        assert m["view"].native.tooltip_text.startswith("This session's backend cannot paste")
+        assert not gdsim.click(m["_paste_button"])
+
+        m["_backend"].select(2)  # world_model: the micro world takes image prompts and edits
+        assert gdsim.click(_find_button(dock, "Start"))
+        assert _run_until(sim, lambda: client.members["backend_kind"] == "world_model"
+                          and client.members["last_frame_header"].get("session_id")
+                          == client.members["session"]["session_id"], timeout=20)
+        assert not m["_image_button"].disabled and not m["_image_button"].tooltip_text.endswith(")")
+        assert m["_sketch_button"].disabled and m["_fire_button"].disabled and m["_events"].disabled
+        assert not m["_event_text"].editable and not m["_event_cfg"].editable  # no event conditioning
+        assert not m["_paste_button"].disabled and m["_paste_x"].editable
+
+        rgba = np.zeros((16, 32, 4), np.uint8)
+        rgba[..., 2] = rgba[..., 3] = 255
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "blue.png")
+        m["_object_dialog"].native_signals["file_selected"].emit(str(tmp_path / "blue.png"))
+        assert m["_object_label"].text == "blue.png (32x16)"
+        m["_object_size"].value = 8
+        m["_paste_x"].value, m["_paste_y"].value = 10, 20
+        assert gdsim.click(m["_paste_button"])
+        assert _run_until(sim, lambda: client.members["last_frame_header"]["epoch"] == 1)
+        assert client.members["last_frame_header"]["events"] == ["edit"]
+        assert m["_status"].text.startswith("pasted into frame 0")
+
+        view = m["view"]
+        view.native.size = gdsim.Vector2(128, 128)  # 64x64 frames at 2x
+        click = gdsim.InputEventMouseButtonModel(sim, position=gdsim.Vector2(81.0, 61.0))
+        sim.call_method(view, "_gui_input", [click])  # pixel (40, 30); the 8x4 layer is centred there
+        assert (m["_paste_x"].value, m["_paste_y"].value) == (36.0, 28.0)
+        assert _run_until(sim, lambda: client.members["last_frame_header"]["epoch"] == 2)
+        sim.call_method(client, "disconnect_from_host", [])
+    assert m["_paste_button"].disabled and not m["_image_button"].disabled  # offline again
+
+
+def test_dock_takes_an_integer_event_cfg_as_a_number(dock_sim):
+    """Protocol §2: a float field may arrive as an integer from a lenient encoder; the guidance control still works."""
+    sim, dock = dock_sim
+    m = dock.members
+    client = m["client"]
+    session = {"session_id": "s1", "backend_kind": "world_model", "backend_name": "w", "action_names": [],
+               "num_latent_actions": 0, "event_types": ["flood"], "capabilities": ["events", "text_events"],
+               "settings": {"event_cfg": 3}}
+    client.members["welcome"] = gdsim.to_gd({"type": "welcome", "host": "scripted"})
+    client.members["session"] = gdsim.to_gd(session)
+    client.members["link"] = 4  # in session
+    sim.call_method(dock, "_on_session_started", [gdsim.to_gd(session)])
+    assert m["_event_cfg"].editable and m["_event_cfg"].value == 3.0

@@ -162,9 +162,9 @@ def test_truncated_messages(fuzz_env, cut, which):
 def test_oversized_and_deep_messages(fuzz_env):
     h, w, sock = fuzz_env
     handshake(sock)
-    sock.send(P.encode({"type": "start", "image": b"\0" * (MAX_BYTES + 10)}))
+    sock.send(P.encode({"type": "start", "req_id": 7, "image": b"\0" * (MAX_BYTES + 10)}))
     errs = [r for r in sync(sock) if r["type"] == "error"]
-    assert errs and errs[0]["code"] == "too_large"
+    assert errs and errs[0]["code"] == "too_large" and errs[0]["req_id"] == 7  # it still answers the request
     sock.send(b"\x91" * 100000 + b"\xc0")  # 100k-deep nested arrays
     assert any(r.get("code") in ("bad_message", "too_large") for r in sync(sock))
     sock.send(P.encode({"type": "event", "req_id": 5, "text": "x" * 5000}))

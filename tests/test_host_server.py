@@ -262,6 +262,10 @@ def test_idle_sessions_time_out():
                 with pytest.raises(ProtocolError) as e:
                     c2.start(resume=sid)
                 assert e.value.code == "unknown_session"
+                time.sleep(1.5)  # greeted, then silent for longer than the timeout before its first start
+                assert c2.start(mode="step")["type"] == "session"
+            assert c.start(mode="step")["session_id"] != sid  # "start a new one", as the notice says: it works
+            assert c.step(0).index == 1
     finally:
         h.stop()
 
@@ -504,6 +508,64 @@ def test_record_paths_are_checked(host, tmp_path):
         assert c.record_stop()["frames"] == 1
         with pytest.raises(ProtocolError, match="already exists"):
             c.record_start(str(tmp_path / "a.wbrec"))
+
+
+def test_default_recording_names_never_collide(tmp_path):
+    h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            paths = []
+            for _ in range(3):  # three recordings inside one second: each gets its own file
+                paths.append(c.record_start()["path"])
+                c.step(0)
+                c.record_stop()
+            assert len(set(paths)) == 3 and all(p.endswith(".wbrec") for p in paths)
+            with pytest.raises(ProtocolError, match="bad_argument.*NUL"):
+                c.record_start(str(tmp_path / "a\0b.wbrec"))
+    finally:
+        h.stop()
+
+
+class _FullDisk:
+    """TEST-ONLY stand-in for a recording file on a disk that just filled up."""
+
+    def __init__(self, f):
+        self.f, self.closed = f, False
+
+    def write(self, data):
+        raise OSError(28, "No space left on device")
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+        self.f.close()
+
+
+def test_a_failed_recording_write_stops_that_recording_not_the_host(tmp_path):
+    from bridge.host.recording import RecordingReader
+    h = run_host_in_thread("sandbox")
+    try:
+        with WorldClient(h.address) as a, WorldClient(h.address) as b:
+            a.start(mode="step")
+            b.start(mode="step")
+            path = a.record_start(str(tmp_path / "full.wbrec"))["path"]
+            a.step(0)
+            rec = next(s for s in h.host.sessions.values() if s.recorder is not None).recorder
+            rec._f = _FullDisk(rec._f)  # the disk fills up
+            a.step(1)  # this frame cannot be written
+            deadline = time.monotonic() + 5
+            while not a.errors and time.monotonic() < deadline:
+                a.status()
+            assert a.errors[-1]["code"] == "backend_error" and "full.wbrec stopped: No space left" in a.errors[-1]["message"]
+            assert not a.status()["recording"] and a.step(0).index == 3  # the session goes on...
+            assert b.step(0).index == 1  # ...and so does everyone else's
+            kept = RecordingReader(path)
+            assert len(list(kept.frames())) == 1 and not kept.complete  # the frame written before is readable
+    finally:
+        h.stop()
 
 
 class KnobWorld(CounterWorld):

@@ -50,6 +50,8 @@ def test_event_text_typed_free_and_errors():
         event_text(WorldEvent(), caps)
     with pytest.raises(ValueError, match="hold"):
         EventSettings(hold=0)
+    s = EventSettings(guidance=3, read_as=1)  # as a hand-edited events.json may hold them
+    assert type(s.guidance) is float and type(s.read_as) is float  # event_cfg goes out as a msgpack float
 
 
 def test_training_wordings_vary_but_stay_on_the_event():

@@ -63,6 +63,11 @@ def test_validate_rejects(msg, code):
     assert code_of(P.validate, msg) == code
 
 
+def test_an_overlong_action_name_is_explained():
+    with pytest.raises(ProtocolError, match="action name of 300 characters; names are at most 256"):
+        P.validate({"type": "input", "action": "x" * 300})
+
+
 def test_validate_accepts_and_normalises():
     m = P.validate({"type": "input", "action": "jump", "client_ts": 12, "seq": 3, "extra": [1]})
     assert m == {"type": "input", "req_id": None, "action": "jump", "client_ts": 12.0, "seq": 3}

@@ -82,6 +82,12 @@ def decode(data: bytes, max_bytes: int | None = None) -> dict:
     return msg
 
 
+def req_id_of(msg: dict) -> int | None:
+    """The message's req_id when it is a valid one, so that an error about the message still answers its request."""
+    rq = msg.get("req_id")
+    return rq if _is_int(rq) and 0 <= rq <= UINT64_MAX else None
+
+
 # --- Validation of client -> host messages ---
 # kind per key: uint, int, float, str, bin, bool, strlist, action, actionmap. Every key may be nil (= absent).
 
@@ -132,6 +138,8 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
         ok = isinstance(v, list) and len(v) <= 64 and all(isinstance(x, str) and len(x) <= 64 for x in v)
     elif kind == "action":
         ok = (_is_int(v) and 0 <= v <= UINT64_MAX) or (isinstance(v, str) and len(v) <= 256)
+        if isinstance(v, str) and not ok:
+            raise ProtocolError("bad_message", f"`{key}` is an action name of {len(v)} characters; names are at most 256")
     elif kind == "actionmap":
         ok = (isinstance(v, dict) and len(v) <= 1024
               and all(isinstance(k, str) and len(k) <= 256 and _is_int(x) and 0 <= x <= UINT64_MAX

@@ -36,10 +36,14 @@ class Recorder:
             raise ValueError(f"recording path {self.path} must end in .wbrec")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "xb")  # never overwrite another recording
-        self._f.write(MAGIC)
         self.frames = 0
-        self.write({"kind": "header", "format": FORMAT_VERSION,
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **header})
+        try:
+            self._f.write(MAGIC)
+            self.write({"kind": "header", "format": FORMAT_VERSION,
+                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **header})
+        except BaseException:  # a full disk at the very start: no half-open file left behind
+            self._f.close()
+            raise
 
     def write(self, record: dict) -> None:
         body = _pack(record)
@@ -48,10 +52,18 @@ class Recorder:
         if record.get("kind") == "frame":
             self.frames += 1
 
-    def close(self, t: float | None = None) -> None:
-        if not self._f.closed:
-            self.write({"kind": "end", "t": t, "frames": self.frames})
-            self._f.close()
+    def close(self, t: float | None = None, write_end: bool = True) -> None:
+        """End the file (with its `end` record unless a write already failed); the file is closed even if that fails."""
+        if self._f.closed:
+            return
+        try:
+            if write_end:
+                self.write({"kind": "end", "t": t, "frames": self.frames})
+        finally:
+            try:
+                self._f.close()
+            except OSError:  # the flush of a full disk: every whole record is on disk already
+                pass
 
 
 @dataclass

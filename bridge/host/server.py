@@ -239,12 +239,15 @@ class Host:
                 peer.session.last_seen = peer.last_seen
         req_id = None
         try:
-            raw = P.decode(data, self.limits.max_message_bytes) if size <= self.limits.max_message_bytes else None
-            if raw is None:
-                raise ProtocolError("too_large", f"message of {size} bytes is over the "
-                                                 f"{self.limits.max_message_bytes}-byte limit")
-            rq = raw.get("req_id")
-            req_id = rq if P._is_int(rq) and 0 <= rq <= P.UINT64_MAX else None
+            if size > self.limits.max_message_bytes:  # libzmq already refused anything over twice the limit
+                try:
+                    req_id = P.req_id_of(P.decode(data))  # so the client's wait for this request ends with the error
+                except ProtocolError:
+                    pass
+                raise ProtocolError("too_large", f"message of {size} bytes is over the {self.limits.max_message_bytes}"
+                                                 "-byte limit: send smaller images (PNG/JPEG) or raise the host's limit")
+            raw = P.decode(data, self.limits.max_message_bytes)
+            req_id = P.req_id_of(raw)
             mtype = raw["type"]
             if peer is not None and peer.pending is not None:  # even `ping`: a client may use it as a barrier
                 held_bytes = sum(n for _, n in peer.held) + size
@@ -411,8 +414,7 @@ class Host:
     def _on_input(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         action = session.resolve_action(msg["action"])
         received = time.perf_counter()
-        if session.recorder is not None:
-            session.recorder.write({"kind": "input", "t": now_ms(), "wire": [wire], "action_id": action})
+        self._record(session, {"kind": "input", "t": now_ms(), "wire": [wire], "action_id": action})
         if session.mode == "step":
             if len(session.step_inputs) >= MAX_STEP_QUEUE:
                 raise ProtocolError("busy", f"{MAX_STEP_QUEUE} inputs are already waiting for frames: read your "
@@ -424,8 +426,7 @@ class Host:
 
     def _on_event(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         caption = session.queue_event(msg["event_type"], msg["text"])
-        if session.recorder is not None:
-            session.recorder.write({"kind": "event", "t": now_ms(), "wire": [wire], "caption": caption})
+        self._record(session, {"kind": "event", "t": now_ms(), "wire": [wire], "caption": caption})
         self._send(rid, [P.encode(P.ok(msg["req_id"], "event", caption=caption))])
 
     def _on_reset(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
@@ -466,16 +467,15 @@ class Host:
     def _on_record_start(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         if session.recorder is not None:
             raise ProtocolError("bad_argument", f"already recording to {session.recorder.path}: send record_stop first")
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(msg["path"]) if msg["path"] else self.recordings_dir / f"{session.id}-{stamp}.wbrec"
+        path = Path(msg["path"]) if msg["path"] else self._free_recording_path(session)
         if msg["path"] and not self.loopback:
             root = self.recordings_dir.resolve()
             if root not in (self.recordings_dir / path).resolve().parents:
                 raise ProtocolError("bad_argument", f"remote clients may only record inside {root}: pass a "
                                                     "relative path")
             path = self.recordings_dir / path
-        if path.suffix != ".wbrec":
-            raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec")
+        if path.suffix != ".wbrec" or "\0" in str(path):
+            raise ProtocolError("bad_argument", f"recording path {path!r} must end in .wbrec (and hold no NUL byte)")
         if path.exists():
             raise ProtocolError("bad_argument", f"{path} already exists: recordings are never overwritten")
         header = {"t": now_ms(), "host": P.HOST_NAME, "session": session.describe(None),
@@ -490,17 +490,43 @@ class Host:
             raise ProtocolError("bad_argument", f"cannot write {path}: {e.strerror or e}") from None
         self._send(rid, [P.encode(P.ok(msg["req_id"], "record_start", path=str(path)))])
 
+    def _free_recording_path(self, session: Session) -> Path:
+        """recordings/<session>-<time>.wbrec, with -2, -3 ... when one was already started within the same second."""
+        stem = f"{session.id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        path, n = self.recordings_dir / f"{stem}.wbrec", 1
+        while path.exists():
+            n += 1
+            path = self.recordings_dir / f"{stem}-{n}.wbrec"
+        return path
+
     def _on_record_stop(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
-        rec = session.recorder
+        rec, session.recorder = session.recorder, None
         if rec is None:
             raise ProtocolError("bad_argument", "not recording: send record_start first")
-        rec.close(now_ms())
-        session.recorder = None
+        try:
+            rec.close(now_ms())
+        except OSError as e:
+            raise ProtocolError("backend_error", f"recording {rec.path} ended without its end record ({e.strerror or e})"
+                                                 f"; everything before it is kept and readable ({rec.frames} frames)") from None
         self._send(rid, [P.encode(P.ok(msg["req_id"], "record_stop", path=str(rec.path), frames=rec.frames))])
 
     def _control(self, session: Session, wire: bytes, info: dict) -> None:
-        if session.recorder is not None:
-            session.recorder.write({"kind": "control", "t": now_ms(), "wire": [wire], "info": info})
+        self._record(session, {"kind": "control", "t": now_ms(), "wire": [wire], "info": info})
+
+    def _record(self, session: Session, record: dict) -> None:
+        """Append to the session's recording; a failed write (disk full) ends that recording, never the host."""
+        if session.recorder is None:
+            return
+        try:
+            session.recorder.write(record)
+        except OSError as e:
+            rec, session.recorder = session.recorder, None
+            rec.close(None, write_end=False)
+            why = (f"recording {rec.path} stopped: {e.strerror or e}; everything recorded before it is kept and "
+                   f"readable ({rec.frames} frames): free some space and send record_start again")
+            log.error("session %s: %s", session.id, why)
+            if session.peer is not None:
+                self._send(session.peer, [P.encode(P.error("backend_error", why, None))])
 
     def _status(self, peer: Peer, req_id: int | None) -> dict:
         s = peer.session
@@ -630,7 +656,7 @@ class Host:
                 record["edit"] = produced.edit
             if produced.source in ("start", "reset"):
                 record["prompt"] = session.prompt_wire
-            session.recorder.write(record)
+            self._record(session, record)
         if session.peer is None:
             return
         droppable = session.mode == "realtime" and produced.source == "step"
@@ -720,8 +746,11 @@ class Host:
 
     def _close_session(self, session: Session, notify: dict | None) -> None:
         if session.recorder is not None:
-            session.recorder.close(now_ms())
-            session.recorder = None
+            rec, session.recorder = session.recorder, None
+            try:
+                rec.close(now_ms())
+            except OSError as e:  # the file keeps every whole record; closing the session must go on
+                log.error("session %s: recording %s closed without its end record: %s", session.id, rec.path, e)
         self.sessions.pop(session.id, None)
         if session.peer is not None:
             peer = self.peers.get(session.peer)
@@ -744,16 +773,14 @@ class Host:
             self.peers.pop(rid, None)
 
     def _housekeeping(self) -> None:
-        """Close sessions and forget peers silent for longer than the idle timeout."""
+        """Close sessions silent for longer than the idle timeout. Their peers stay greeted (READY until `bye`, §3), so
+        the `start a new one` the notice asks for works; peers without a session are bounded by `_evict_peers`."""
         now = time.monotonic()
         limit = self.limits.idle_timeout_s
         for s in list(self.sessions.values()):
             if now - s.last_seen > limit:
                 self._close_session(s, notify=P.error("no_session", f"session {s.id} was closed after {limit:g} s "
                                                       "without messages: start a new one", None, True))
-        for rid, p in list(self.peers.items()):
-            if p.session is None and p.pending is None and now - p.last_seen > limit:
-                self.peers.pop(rid, None)
 
 
 def _close_backend(backend: Any) -> None:

@@ -74,6 +74,8 @@ class EventSettings:
     read_as: float = 0.5  # free text at least this similar (cosine) to a trained wording is read as that wording
 
     def __post_init__(self) -> None:
+        # events.json may say 3 for 3.0: the protocol sends event_cfg as a float, and strict clients read only floats
+        self.hold, self.guidance, self.read_as = int(self.hold), float(self.guidance), float(self.read_as)
         if self.hold < 1:
             raise ValueError(f"event hold must be at least 1 frame, got {self.hold}")
         if self.guidance < 0:

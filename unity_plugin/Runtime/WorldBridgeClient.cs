@@ -33,7 +33,7 @@ namespace WorldBridge
         public bool fixedSeed;
         public int seed;
         [TextArea(2, 4)] public string textPrompt = "";
-        [Tooltip("Image prompt (PNG/JPEG asset, or any texture with Read/Write enabled).")]
+        [Tooltip("Image prompt: any texture (a PNG/JPEG asset is sent as its file in the editor).")]
         public Texture2D imagePrompt;
         [Tooltip("Send the image as a sketch (flat-colour layout in the sketch palette) instead of a picture.")]
         public bool imageIsSketch;
@@ -41,6 +41,7 @@ namespace WorldBridge
         [Header("Status (read only)")]
         [SerializeField] string backendInUse = "not connected";
         [SerializeField] string connectionState = "Idle";
+        string reportedError; // the connection's LastError already sent to onError
         [SerializeField] long frameIndex;
         [SerializeField] float latencyMs;
         [SerializeField] long framesDropped;
@@ -106,6 +107,7 @@ namespace WorldBridge
                 return;
             }
             Connection.Connect();
+            reportedError = null;
             startSent = false;
             backendInUse = "connecting to " + endpoint;
         }
@@ -126,6 +128,12 @@ namespace WorldBridge
             connectionState = c.State.ToString();
             if (c.IsReady && startOnConnect && !startSent && c.Session == null) StartWorld();
             while (c.TryReceiveMessage(out var m)) Handle(m);
+            var error = c.LastError; // no host, a refused handshake, a malformed frame: the IO thread only records them
+            if (error != null && error != reportedError)
+            {
+                reportedError = error;
+                Fail(c.State == ConnectionState.Reconnecting ? error + " (retrying)" : error);
+            }
             if (c.TryTakeFrame(out var frame))
             {
                 frameIndex = frame.Index;
@@ -151,6 +159,7 @@ namespace WorldBridge
                 var error = HostError.From(m);
                 Fail(error.ToString());
                 HostErrorReceived?.Invoke(error);
+                if (type == "reject") reportedError = Connection?.LastError; // the same refusal: reported once
             }
             MessageReceived?.Invoke(m);
         }
@@ -268,16 +277,32 @@ namespace WorldBridge
 
         /// <summary>
         /// PNG bytes of an object layer, alpha kept: a PNG asset's own file in the editor, else ImageConversion.EncodeToPNG
-        /// of the texture (read back through the GPU first when it is not readable). Main thread only.
+        /// of the texture (read back through the GPU first when it is compressed or not readable). Main thread only.
         /// </summary>
         public static byte[] EncodeLayer(Texture2D texture)
         {
             if (texture == null) throw new ArgumentException("no layer texture given");
+            return Encode(texture, ".png");
+        }
+
+        /// <summary>
+        /// PNG/JPEG bytes of a prompt texture: the asset's own file in the editor, else EncodeToPNG of the texture (read back
+        /// through the GPU first when it is compressed or not readable, as imported textures are in a player build).
+        /// </summary>
+        public static byte[] EncodePromptImage(Texture2D texture)
+        {
+            if (texture == null) throw new ArgumentException("no prompt texture given");
+            return Encode(texture, ".png", ".jpg", ".jpeg");
+        }
+
+        /// <summary>The asset file itself when its type is one of `fileTypes` (editor only), else PNG bytes of the pixels.</summary>
+        static byte[] Encode(Texture2D texture, params string[] fileTypes)
+        {
 #if UNITY_EDITOR
             var path = AssetDatabase.GetAssetPath(texture);
-            if (Path.GetExtension(path).ToLowerInvariant() == ".png") return File.ReadAllBytes(path);
+            if (Array.IndexOf(fileTypes, Path.GetExtension(path).ToLowerInvariant()) >= 0) return File.ReadAllBytes(path);
 #endif
-            if (texture.isReadable)
+            if (texture.isReadable) // EncodeToPNG gives nothing for a compressed format, readable or not
             {
                 var png = ImageConversion.EncodeToPNG(texture);
                 if (png != null && png.Length > 0) return png;
@@ -298,7 +323,7 @@ namespace WorldBridge
                 copy.ReadPixels(new Rect(0, 0, texture.width, texture.height), 0, 0);
                 copy.Apply(false);
                 var png = ImageConversion.EncodeToPNG(copy);
-                if (png == null || png.Length == 0) throw new ArgumentException($"layer texture '{texture.name}' could not be encoded to PNG");
+                if (png == null || png.Length == 0) throw new ArgumentException($"texture '{texture.name}' could not be encoded to PNG");
                 return png;
             }
             finally
@@ -309,17 +334,5 @@ namespace WorldBridge
             }
         }
 
-        /// <summary>PNG/JPEG bytes of a prompt texture: the asset file itself in the editor, else EncodeToPNG.</summary>
-        public static byte[] EncodePromptImage(Texture2D texture)
-        {
-#if UNITY_EDITOR
-            var path = AssetDatabase.GetAssetPath(texture);
-            var ext = Path.GetExtension(path).ToLowerInvariant();
-            if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") return File.ReadAllBytes(path);
-#endif
-            if (!texture.isReadable)
-                throw new ArgumentException($"prompt texture '{texture.name}' is not readable: enable Read/Write in its import settings");
-            return ImageConversion.EncodeToPNG(texture);
-        }
     }
 }

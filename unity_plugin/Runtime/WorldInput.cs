@@ -113,13 +113,14 @@ namespace WorldBridge
 
         void OnDisable()
         {
-            if (client == null) return;
-            client.onSessionStarted.RemoveListener(OnSession);
-            client.FrameReceived -= OnFrame;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
+            // first: the client may already be destroyed, and these actions would stay enabled
             foreach (var action in actions.Values) { action.Disable(); action.Dispose(); }
             actions.Clear();
 #endif
+            if (client == null) return;
+            client.onSessionStarted.RemoveListener(OnSession);
+            client.FrameReceived -= OnFrame;
         }
 
         /// <summary>A new session: resend the input state, and warn about actions this backend does not have.</summary>

@@ -17,6 +17,8 @@ namespace WorldBridge
         public RawImage rawImage;
         [Tooltip("A renderer whose material gets the frame (e.g. a quad in the scene).")]
         public Renderer targetRenderer;
+        [Tooltip("The material's texture to set; empty or _MainTex: its main texture, whatever its shader calls it " +
+                 "(the [MainTexture] property: _BaseMap in URP Lit, _MainTex in the built-in shaders).")]
         public string textureProperty = "_MainTex";
         [Tooltip("A RenderTexture the frame is blitted into (flipped upright), for custom shaders or post effects.")]
         public RenderTexture targetTexture;
@@ -28,6 +30,7 @@ namespace WorldBridge
         /// <summary>The texture frames are uploaded into (null before the first frame).</summary>
         public Texture2D Texture { get; private set; }
         public WorldFrame LastFrame { get; private set; }
+        Material material; // targetRenderer's own copy (Renderer.material instantiates one): ours to destroy
 
         void OnEnable()
         {
@@ -53,6 +56,7 @@ namespace WorldBridge
         void OnDestroy()
         {
             if (Texture != null) Destroy(Texture);
+            if (material != null) Destroy(material);
         }
 
         void ShowBackend()
@@ -108,10 +112,19 @@ namespace WorldBridge
             }
             if (targetRenderer != null)
             {
-                var material = targetRenderer.material;
-                material.SetTexture(textureProperty, Texture);
-                material.SetTextureScale(textureProperty, new Vector2(1, -1));
-                material.SetTextureOffset(textureProperty, new Vector2(0, 1));
+                if (material == null) material = targetRenderer.material;
+                if (string.IsNullOrEmpty(textureProperty) || textureProperty == "_MainTex")
+                {   // the shader's [MainTexture]: a URP Lit material samples _BaseMap, not _MainTex
+                    material.mainTexture = Texture;
+                    material.mainTextureScale = new Vector2(1, -1);
+                    material.mainTextureOffset = new Vector2(0, 1);
+                }
+                else
+                {
+                    material.SetTexture(textureProperty, Texture);
+                    material.SetTextureScale(textureProperty, new Vector2(1, -1));
+                    material.SetTextureOffset(textureProperty, new Vector2(0, 1));
+                }
             }
         }
     }

@@ -273,10 +273,16 @@ namespace WorldBridge.Core
 
         void RunSend()
         {
+            var lastSent = Protocol.NowMs;
             try
             {
-                foreach (var parts in outbox.GetConsumingEnumerable(cancel.Token))
+                while (true)
                 {
+                    if (!outbox.TryTake(out var parts, 1000, cancel.Token))
+                    {
+                        if (KeepaliveDue(lastSent)) KeepAlive();
+                        continue;
+                    }
                     while (true) // keep the message until a live connection took it (a reconnect may be under way)
                     {
                         ready.Wait(cancel.Token);
@@ -286,10 +292,25 @@ namespace WorldBridge.Core
                         catch (Exception e) { lastError = "send failed: " + e.Message; }
                         stopping.Wait(20);
                     }
+                    lastSent = Protocol.NowMs;
                     Interlocked.Decrement(ref pendingSends);
                 }
             }
             catch (OperationCanceledException) { }
+        }
+
+        /// <summary>The host closes a session whose client sent nothing for idle_timeout_s (a paused game in step mode,
+        /// a user reading the editor's preview): past a third of that, a ping keeps it open (its pong is a message).</summary>
+        bool KeepaliveDue(double lastSentMs)
+        {
+            var w = welcome;
+            return session != null && ready.IsSet && w != null && w.IdleTimeoutS > 0 && Protocol.NowMs - lastSentMs > w.IdleTimeoutS * 1000 / 3;
+        }
+
+        void KeepAlive()
+        {
+            try { Ping(); }
+            catch (InvalidOperationException) { } // closing, or the outbox is full: nothing to keep alive
         }
 
         void RunIO()
@@ -302,7 +323,7 @@ namespace WorldBridge.Core
                 try
                 {
                     var props = new[] { new KeyValuePair<string, string>("X-Client", Options.Client) };
-                    d = ZmtpDealer.Connect(Options.Endpoint, Options.ConnectTimeoutMs, props);
+                    d = ZmtpDealer.Connect(Options.Endpoint, Options.ConnectTimeoutMs, props, cancel.Token); // Close() aborts it
                     d.MaxMessageBytes = Options.MaxMessageBytes;
                     lock (dealerLock)
                     {
@@ -319,6 +340,7 @@ namespace WorldBridge.Core
                 catch (Exception e)
                 {
                     if (!stopping.IsSet) lastError = e.Message;
+                    if (e is ZmtpException z && z.Fatal) fatal = true;
                 }
                 finally
                 {
@@ -326,7 +348,7 @@ namespace WorldBridge.Core
                     lock (dealerLock) { if (dealer == d) dealer = null; }
                     d?.Dispose();
                 }
-                if (stopping.IsSet || !Options.Reconnect) break;
+                if (stopping.IsSet || fatal || !Options.Reconnect) break;
                 state = ConnectionState.Reconnecting;
                 stopping.Wait(backoff.NextDelayMs());
             }

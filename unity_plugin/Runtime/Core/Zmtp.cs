@@ -5,13 +5,17 @@ using System.Collections.Generic;
 using System.IO;
 using System.Net.Sockets;
 using System.Text;
+using System.Threading;
 
 namespace WorldBridge.Core
 {
     /// <summary>The peer broke the ZMTP protocol, closed the connection, or sent an oversized message.</summary>
     public sealed class ZmtpException : IOException
     {
-        public ZmtpException(string message) : base(message) { }
+        /// <summary>Trying again cannot help (the host asks for a security mechanism this client lacks).</summary>
+        public readonly bool Fatal;
+
+        public ZmtpException(string message, bool fatal = false) : base(message) { Fatal = fatal; }
     }
 
     public sealed class ZmtpDealer : IDisposable
@@ -43,15 +47,20 @@ namespace WorldBridge.Core
             tcp = owner;
         }
 
-        /// <summary>Opens a TCP connection to "tcp://host:port" and completes the ZMTP handshake.</summary>
-        public static ZmtpDealer Connect(string endpoint, int timeoutMs, IEnumerable<KeyValuePair<string, string>> properties = null)
+        /// <summary>
+        /// Opens a TCP connection to "tcp://host:port" and completes the ZMTP handshake; cancelling `cancel` closes the
+        /// socket at once (OperationCanceledException or an IOException), so a Close() need not wait out the timeouts.
+        /// </summary>
+        public static ZmtpDealer Connect(string endpoint, int timeoutMs, IEnumerable<KeyValuePair<string, string>> properties = null,
+                                         CancellationToken cancel = default(CancellationToken))
         {
             var (host, port) = ParseEndpoint(endpoint);
             var tcp = new TcpClient { NoDelay = true };
+            var closeOnCancel = cancel.Register(tcp.Close);
             try
             {
                 var connecting = tcp.ConnectAsync(host, port);
-                if (!connecting.Wait(timeoutMs))
+                if (!connecting.Wait(timeoutMs, cancel))
                     throw new ZmtpException($"no host answered at {endpoint} within {timeoutMs} ms: is `worldbridge serve` running?");
                 tcp.ReceiveTimeout = timeoutMs; // stays until SetReceiveTimeout(0): the caller's own hello needs it too
                 tcp.SendTimeout = timeoutMs;
@@ -68,6 +77,10 @@ namespace WorldBridge.Core
             {
                 tcp.Close();
                 throw;
+            }
+            finally
+            {
+                closeOnCancel.Dispose(); // from here on, whoever owns the dealer closes it
             }
         }
 
@@ -123,7 +136,7 @@ namespace WorldBridge.Core
                 throw new ZmtpException($"the peer speaks ZMTP {g[10]}.x, WorldBridge needs ZMTP 3 (libzmq >= 4)");
             var mechanism = Encoding.ASCII.GetString(g, 12, 20).TrimEnd('\0');
             if (mechanism != "NULL")
-                throw new ZmtpException($"the host uses the {mechanism} security mechanism; this client only speaks NULL (bind the host to loopback)");
+                throw new ZmtpException($"the host uses the {mechanism} security mechanism; this client only speaks NULL (bind the host to loopback)", fatal: true);
         }
 
         // --- Framing ---

@@ -157,6 +157,9 @@ namespace UnityEngine
         public void SetTexture(string name, Texture value) { }
         public void SetTextureScale(string name, Vector2 value) { }
         public void SetTextureOffset(string name, Vector2 value) { }
+        public Texture mainTexture { get; set; }
+        public Vector2 mainTextureScale { get; set; }
+        public Vector2 mainTextureOffset { get; set; }
     }
 
     public class Renderer : Component { public Material material { get; set; } }

@@ -41,6 +41,19 @@ namespace WorldBridge.Tests
             return Expect("hello");
         }
 
+        /// <summary>Accepts the next connection and answers its greeting with one asking for `mechanism` (e.g. CURVE).</summary>
+        public void AcceptWithMechanism(string mechanism)
+        {
+            var accepting = listener.AcceptTcpClientAsync();
+            Assert.IsTrue(accepting.Wait(5000), "the client did not connect");
+            tcp = accepting.Result;
+            var stream = tcp.GetStream();
+            var ours = ZmtpDealer.Greeting();
+            Array.Clear(ours, 12, 20);
+            System.Text.Encoding.ASCII.GetBytes(mechanism).CopyTo(ours, 12);
+            stream.Write(ours, 0, 64);
+        }
+
         public MsgMap Expect(string type)
         {
             var m = MsgPack.DecodeHeader(framer.Receive()[0]);
@@ -54,12 +67,12 @@ namespace WorldBridge.Tests
             else framer.Send(MsgPack.Encode(header), payload);
         }
 
-        public void Welcome(long maxMessageBytes = 16 << 20, int minor = 0) => Send(new MsgMap
+        public void Welcome(long maxMessageBytes = 16 << 20, int minor = 0, double idleTimeoutS = 60.0) => Send(new MsgMap
         {
             { "type", "welcome" }, { "protocol_major", 1 }, { "protocol_minor", minor }, { "host", "fake/1" }, { "codec", "raw" },
             { "capabilities", minor >= 1 ? new List<object> { "step", "events", "branch", "text_events", "edit" } : new List<object> { "step", "events", "branch" } },
             { "backends", new List<object> { "sandbox" } },
-            { "default_backend", "sandbox" }, { "limits", new MsgMap { { "max_message_bytes", maxMessageBytes }, { "max_sessions", 4 }, { "idle_timeout_s", 60.0 } } },
+            { "default_backend", "sandbox" }, { "limits", new MsgMap { { "max_message_bytes", maxMessageBytes }, { "max_sessions", 4 }, { "idle_timeout_s", idleTimeoutS } } },
         });
 
         /// <summary>A 1.0 session, or with `capabilities` (1.1) when given.</summary>
@@ -370,6 +383,54 @@ namespace WorldBridge.Tests
             StringAssert.Contains("127.0.0.1", c.LastError);
             WorldBridgeConnection.CloseAll();
             Assert.AreEqual(ConnectionState.Closed, c.State);
+        }
+
+        [Test]
+        public void AnIdleSessionIsKeptOpenWithPings()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome(idleTimeoutS: 3.0);  // the host would close a session silent for 3 s
+                Assert.IsTrue(c.WaitReady(5000));
+                c.Start(new StartOptions { Mode = "step" });
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                var started = DateTime.UtcNow;
+                host.Expect("ping");              // nothing sent since the start: a ping well inside the 3 s
+                Assert.Less((DateTime.UtcNow - started).TotalSeconds, 2.9);
+            }
+        }
+
+        [Test]
+        public void CloseDuringTheHandshakeReturnsAtOnce()
+        {
+            using (var host = new FakeHost())   // accepts the TCP connection but never answers the ZMTP greeting
+            {
+                var c = new WorldBridgeConnection(new ConnectionOptions { Endpoint = host.Endpoint, ConnectTimeoutMs = 3000 });
+                c.Connect();
+                Thread.Sleep(200);
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                c.Close();
+                Assert.Less(watch.ElapsedMilliseconds, 500, "Close waited for the handshake's read timeout");
+                Assert.AreEqual(ConnectionState.Closed, c.State);
+            }
+        }
+
+        [Test]
+        public void AHostWithASecurityMechanismIsFatalAndExplained()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.AcceptWithMechanism("CURVE");
+                Until(() => c.State == ConnectionState.Failed, "the connection to give up");
+                StringAssert.Contains("CURVE", c.LastError);
+            }
         }
 
         [Test]

@@ -311,8 +311,8 @@ func _on_session_started(session: Dictionary) -> void:
 		for event_type in event_types:
 			_events.add_item(str(event_type))
 	var settings: Variant = session.get("settings", {})
-	if typeof(settings) == TYPE_DICTIONARY and typeof(settings.get("event_cfg")) == TYPE_FLOAT:
-		_event_cfg.set_value_no_signal(settings["event_cfg"])
+	if typeof(settings) == TYPE_DICTIONARY and _is_number(settings.get("event_cfg")):
+		_event_cfg.set_value_no_signal(float(settings["event_cfg"]))
 	_apply_capabilities()
 	_status.text = client.backend_label()
 
@@ -335,9 +335,7 @@ func _apply_capabilities() -> void:
 	_enable(_fire_button, typed or text)
 	var settings: Variant = client.session.get("settings", {})
 	_event_cfg.editable = (
-		live
-		and typeof(settings) == TYPE_DICTIONARY
-		and typeof(settings.get("event_cfg")) == TYPE_FLOAT
+		live and typeof(settings) == TYPE_DICTIONARY and _is_number(settings.get("event_cfg"))
 	)
 	var can_edit := live and client.has_capability("edit")
 	for control in [_object_size, _paste_x, _paste_y]:
@@ -397,3 +395,8 @@ func _on_edit_applied(epoch: int, frame_index: int) -> void:
 	_status.text = (
 		"pasted into frame %d; the world goes on from it (epoch %d)" % [frame_index, epoch]
 	)
+
+
+## A float field may come as an integer from a lenient encoder (protocol §2): both are numbers.
+func _is_number(value: Variant) -> bool:
+	return typeof(value) == TYPE_FLOAT or typeof(value) == TYPE_INT

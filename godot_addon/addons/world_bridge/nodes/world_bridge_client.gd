@@ -87,6 +87,7 @@ var _start_options := {}
 var _start_pending := false
 var _start_req := -1
 var _frame_times: Array = []
+var _last_sent_ms := 0.0
 
 
 func _ready() -> void:
@@ -162,9 +163,11 @@ func poll() -> void:
 		var payload: PackedByteArray = parts[1] if parts.size() > 1 else PackedByteArray()
 		message_received.emit(header, payload)
 		if header["type"] == "frame" and _text(session, "mode") == "realtime":
-			# Realtime: show only the newest frame of this poll; older ones are stale.
+			# Realtime: show only the newest frame of this poll; older ones are stale, but
+			# their event captions are not (each comes once), so those are still said.
 			if not latest_frame.is_empty():
 				frames_skipped += 1
+				_say_captions(latest_frame[0])
 			latest_frame = [header, payload]
 		elif header["type"] == "frame":
 			_on_frame(header, payload)  # step mode: every frame answers one input
@@ -172,6 +175,7 @@ func poll() -> void:
 			_dispatch(header)
 	if not latest_frame.is_empty():
 		_on_frame(latest_frame[0], latest_frame[1])
+	_keep_alive()
 
 
 ## Starts a session; `options` overrides the exported settings (any `start` key of the protocol).
@@ -379,8 +383,8 @@ func _dispatch(header: Dictionary) -> void:
 		"status":
 			last_status = header
 		"pong":
-			if typeof(header.get("client_ts")) == TYPE_FLOAT:
-				rtt_ms = _now_ms() - header["client_ts"]
+			if typeof(header.get("client_ts")) in [TYPE_FLOAT, TYPE_INT]:
+				rtt_ms = _now_ms() - float(header["client_ts"])
 		_:
 			pass  # unknown message types are ignored (protocol §2)
 
@@ -446,11 +450,34 @@ func _on_frame(header: Dictionary, pixels: PackedByteArray) -> void:
 		_frame_times.pop_front()
 	if _frame_times.size() > 1:
 		fps_measured = 1000.0 * (_frame_times.size() - 1) / maxf(now - _frame_times[0], 0.001)
-	if typeof(header.get("client_ts")) == TYPE_FLOAT:
-		latency_ms = now - header["client_ts"]
+	if typeof(header.get("client_ts")) in [TYPE_FLOAT, TYPE_INT]:
+		latency_ms = now - float(header["client_ts"])
+	_say_captions(header)
+	frame_received.emit(header, pixels)
+
+
+## Emits the events a frame of this session carries (not one from before a reset/branch).
+func _say_captions(header: Dictionary) -> void:
+	if (
+		_text(header, "session_id") != _text(session, "session_id")
+		or _int(header, "epoch") < _epoch
+	):
+		return
 	for caption in header.get("events", []):
 		event_applied.emit(str(caption))
-	frame_received.emit(header, pixels)
+
+
+## The host closes a session whose client sent nothing for idle_timeout_s (a paused game in
+## step mode): past a third of that, a ping keeps it open.
+func _keep_alive() -> void:
+	if link != Link.IN_SESSION:
+		return
+	var limits: Variant = welcome.get("limits", {})
+	var idle: Variant = limits.get("idle_timeout_s") if typeof(limits) == TYPE_DICTIONARY else null
+	if typeof(idle) != TYPE_FLOAT and typeof(idle) != TYPE_INT:
+		return
+	if _now_ms() - _last_sent_ms > float(idle) * 1000.0 / 3.0:
+		_send(Protocol.ping(_next_req(), _now_ms()))
 
 
 func _on_ok(header: Dictionary) -> void:
@@ -538,6 +565,8 @@ func _send(msg: Dictionary) -> bool:
 	var err := _socket.send([data])
 	if err != OK:
 		_client_error("could not send %s: %s" % [msg["type"], _socket.last_error])
+	else:
+		_last_sent_ms = _now_ms()
 	return err == OK
 
 
