@@ -13,6 +13,7 @@ import imageio.v2 as iio2
 import imageio.v3 as iio
 import numpy as np
 
+from bridge.files import publish
 from editor_gui.session_store import FrameRecord
 
 Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
@@ -64,7 +65,7 @@ def export_mp4(frames: Sequence[np.ndarray], path: Path, fps: float, scale: int 
                 _tick(progress, i + 1, len(frames))
         finally:
             writer.close()
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -83,7 +84,7 @@ def export_gif(frames: Sequence[np.ndarray], path: Path, fps: float, scale: int 
     tmp = _temp_beside(path, ".gif")
     try:
         iio.imwrite(tmp, np.stack(scaled), extension=".gif", duration=1000.0 / float(fps), loop=0)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -106,7 +107,7 @@ def export_png_frames(records: Sequence[FrameRecord], folder: Path, scale: int =
             _tick(progress, i + 1, len(recs))
         if folder.exists():
             folder.rmdir()
-        os.replace(tmp, folder)
+        publish(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -128,7 +129,7 @@ def export_actions(log: dict, path: Path) -> Path:
     tmp = _temp_beside(path, ".json")
     try:
         tmp.write_text(json.dumps(log, indent=1))
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

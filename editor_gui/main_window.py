@@ -39,6 +39,7 @@ from editor_gui.viewport import ShownFrame, Viewport, badge_text
 from editor_gui.worker import ExploreResult, ResimResult, WorkerThread
 
 PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the object)"
+NO_WORLD = "No world is running: press New world."
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
 
@@ -125,9 +126,11 @@ class MainWindow(QMainWindow):
         self.current_action = 0
         self.seq = 1_000_000  # our input seqs; the client numbers its own step() inputs from 1
         self.resim_mismatches = 0
-        self._recorded = 0  # frames with pixels received this run (memory guard)
+        self._recorded = 0  # frames with pixels held (memory guard): counted up per frame, recounted at the limit
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
+        self._resim_undo: tuple[int | None, int] = (None, -1)  # (the live branch before a rebuild, the rebuild's branch)
+        self._resim_from: str | None = None  # while a rebuild starts: the session it replaces
         self._edit_action, self._edits_before = -1, []
         self.jobs: list[Job] = []
         self.worker_thread: WorkerThread | None = None
@@ -235,9 +238,12 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ connection
     def connect_host(self) -> None:
-        """(Re)connect: a fresh worker thread owns a fresh client."""
+        """(Re)connect: a fresh worker thread owns a fresh client; whatever the old one knew is gone."""
         if self.worker_thread is not None:
-            self.worker_thread.stop()
+            self.worker_thread.stop(wait=False)  # it may still be connecting: do not block the window on it
+            self.worker_thread = None
+        self.welcome = None
+        self._forget_session()
         self.settings_panel.set_connection(False, "Connecting…", self.address)
         self.viewport.set_message(f"Connecting to the host at {self.address}…")
         wt = WorkerThread(self.address, timeout=self.options.timeout)
@@ -277,22 +283,29 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def on_connection_lost(self, message: str) -> None:
-        self.viewport.cancel_placing()
+        self._forget_session()
         self.on_connection_failed(f"Lost the host: {message}")
-        self.busy = None
-        self.explorer.set_busy(False)
 
     def on_session_ended(self, message: str) -> None:
         """The host closed our session (idle timeout, fatal error): keep the editor's data, say what to do."""
+        self._forget_session()
+        self.viewport.set_message(message)
+        self.show_error(message)
+
+    def _forget_session(self) -> None:
+        """No host session any more (ended, connection lost, reconnecting): the recorded branches stay; nothing may act
+        as if the old world still ran (badges, enabled controls, the host recording box)."""
         self.info = None
         self.viewport.cancel_placing()
         if self.session is not None:
             self.session.live = None
         self.busy = None
         self.explorer.set_busy(False)
-        self.viewport.set_message(message)
+        self.pending_fork, self.pending_events, self.pending_edits = None, [], []
+        self.status_backend.setText("no world running")
+        self.viewport.set_backend("", "")
         self.settings_panel.set_session(None)
-        self.show_error(message)
+        self._apply_caps()
 
     # ------------------------------------------------------------------ sessions and frames
     def new_world(self, prompt: PromptSpec) -> None:
@@ -308,7 +321,7 @@ class MainWindow(QMainWindow):
                     action_map=(self.session.action_map() or None) if self.session else None)
 
     def on_session_started(self, info: dict, purpose: str) -> None:
-        self.info = info
+        self.info, self._resim_from = info, None
         self.epoch = int(info.get("epoch", 0))
         self.mode = info.get("mode", self.mode)
         self.pending_fork = None
@@ -338,10 +351,15 @@ class MainWindow(QMainWindow):
         self.settings_panel.set_session(info)
         self._set_pause_checked(self.mode == "step")
         self.current_action = self.resolver.resolve(self.keymap.idle) or 0
+        self.view_frame(None)  # show the new world, not a frame of the old one still under review
+        if self.timeline.host_record.isChecked():  # the host's recording ended with its old session: keep recording
+            self.submit("record_start")
 
     def on_frame(self, frame) -> None:
         if self.info is None or frame.session_id != self.info["session_id"] or frame.epoch < self.epoch:
             return  # a late frame of an old session or timeline
+        if frame.session_id == self._resim_from:
+            return  # the world a rebuild is replacing: its frames are not the rebuilt branch's
         rewind = edited = False
         if frame.epoch > self.epoch:
             self.epoch = frame.epoch
@@ -394,6 +412,10 @@ class MainWindow(QMainWindow):
         self.timeline.set_session(s)
 
     def _recorded_count(self) -> int:
+        """Frames with pixels in memory. Rewinds, Open… and new sessions drop frames without counting down, so at the
+        limit the real number is counted once (otherwise recording would stay off for the rest of the run)."""
+        if self._recorded >= MAX_RECORDED:
+            self._recorded = self.session.images_held() if self.session is not None else 0
         return self._recorded
 
     def _check_resim(self, frame) -> None:
@@ -520,7 +542,10 @@ class MainWindow(QMainWindow):
         """Grey out what this session's backend cannot do (protocol 1.1 session.capabilities), saying why."""
         caps = session_caps(self.info)
         off = lambda cap: None if cap in caps else why_not(cap, self.info)  # noqa: E731
-        self.events_panel.set_capabilities(off("events"), off("text_events"))
+        if self.info is None:
+            self.events_panel.set_capabilities(NO_WORLD, NO_WORLD)
+        else:
+            self.events_panel.set_capabilities(off("events"), off("text_events"))
         reason = self._edit_unavailable()
         self.object_panel.set_available(reason is None, reason or "")
         self.paste_action.setEnabled(reason is None)
@@ -544,6 +569,8 @@ class MainWindow(QMainWindow):
         if not host_can_edit(self.welcome):
             return ("This host speaks protocol 1.0, which has no frame edits: update WorldBridge where the host runs "
                     "(`worldbridge serve`).")
+        if self.info is None:
+            return NO_WORLD
         if "edit" not in session_caps(self.info):
             return why_not("edit", self.info)
         return None
@@ -637,6 +664,9 @@ class MainWindow(QMainWindow):
         root = s.root_of(branch_id)
         p = root.prompt or PromptSpec()
         fork = s.fork(branch_id, index)
+        # if the host refuses the rebuild, its old world goes on where it was; until then that world's frames belong to
+        # no branch (the rebuild's branch starts with the rebuild's own frames)
+        self._resim_undo, self._resim_from = (s.live, fork.id), (self.info or {}).get("session_id")
         s.live = fork.id
         self.pending_fork = None
         self.timeline.set_session(s)
@@ -711,7 +741,20 @@ class MainWindow(QMainWindow):
         if command in ("explore", "resimulate"):
             self.busy = None
             self.explorer.set_busy(False)
+        if command == "resimulate":
+            self._undo_resim()
         self.show_error(f"{command}: {message}")
+
+    def _undo_resim(self) -> None:
+        """A rebuild the host refused before its first frame: drop its empty branch and go back to the live one (the
+        host's old session is still running); one that failed part way keeps the frames it made."""
+        s, (previous, fork_id) = self.session, self._resim_undo
+        self._resim_expect, self._resim_edited, self._resim_from = {}, set(), None
+        if s is None or fork_id not in s.branches or s.branches[fork_id].frames or s.children(fork_id):
+            return
+        del s.branches[fork_id]
+        s.live = previous if previous in s.branches else None
+        self.timeline.set_session(s)
 
     def on_progress(self, command: str, done: int, total: int) -> None:
         if command == "explore":

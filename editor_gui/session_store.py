@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.files import publish
+
 FORMAT = "worldbridge-editor-session"
 VERSION = 2  # 2: frames may carry a frame edit (an object layer pasted by `edit`); sessions without edits save as 1
 FILE_SUFFIX = ".wbsession"  # a single zip file; any other path is saved as a folder
@@ -124,6 +126,10 @@ class Session:
         """Frames of a branch's timeline that have pixels (what the scrubber and exports show)."""
         return [r for r in self.path(branch_id) if r.image is not None]
 
+    def images_held(self) -> int:
+        """Frames of every branch that hold pixels (what the editor's memory guard counts)."""
+        return sum(r.image is not None for b in self.branches.values() for r in b.frames.values())
+
     def add_frame(self, rec: FrameRecord, rewind: bool = False) -> None:
         """Append a frame to the live branch; `rewind`: the host went back to rec.index, drop frames after it."""
         b = self.branches[self.live]  # type: ignore[index]
@@ -199,7 +205,7 @@ class Session:
                 with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
                     for name, data in files.items():
                         zf.writestr(name, data)
-                os.replace(tmp, path)
+                publish(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -215,7 +221,7 @@ class Session:
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{os.getpid()}")
                 os.replace(path, old)
-            os.replace(tmp, path)
+            publish(tmp, path)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:

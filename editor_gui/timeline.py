@@ -208,6 +208,7 @@ class TimelinePanel(QWidget):
             self.slider.setRange(0, 0)
             self.pos_label.setText("–")
             self.tree.clear()
+            self._tree_sig, self._items = None, {}  # the items are gone: the next session's tree is built afresh
             self._update_buttons()
             return
         self.records = s.recorded(self.branch_id)

@@ -45,6 +45,8 @@ def describe_error(exc: BaseException, address: str) -> str:
     if isinstance(exc, (TimeoutError, HostLost)) or code in ("no_host", "timeout"):
         return (f"No answer from the host at {address}. Is it running? Start one with `worldbridge serve`, "
                 f"or run `worldbridge play` without --host to let the editor start its own.")
+    if code == "no_session":
+        return f"No world is running: press New world. ({message})"
     if code:
         return f"{message} ({code})"
     return f"{type(exc).__name__}: {message}"
@@ -248,6 +250,15 @@ class WorldWorker(QObject):
         return ResimResult(session, self._latest.index)
 
 
+# stopped WorkerThreads whose thread has not ended yet (a connect attempt can take `timeout`): Qt aborts the process if
+# a running QThread is destroyed, so they are kept here until their thread finishes
+_retiring: set[WorkerThread] = set()
+
+
+WINDOW_SIGNALS = ("connected", "connection_failed", "connection_lost", "session_started", "frame_received", "done",
+                  "failed", "progress", "session_ended")  # what the window listens to (not `finished`: the thread's)
+
+
 class WorkerThread:
     """A WorldWorker on its own QThread, started and stopped together."""
 
@@ -262,8 +273,20 @@ class WorkerThread:
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self, wait_ms: int = 3000) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """End the worker: wait for its thread (closing the window), or, with wait=False (reconnecting), return at once,
+        the old worker silenced and kept alive until its thread ends."""
         self.worker.stop()
         self.worker.submit("quit")
         self.thread.quit()
-        self.thread.wait(wait_ms)
+        if wait:
+            self.thread.wait()  # at most the client's connect timeout: the loop checks `stop` every POLL_S
+            return
+        for name in WINDOW_SIGNALS:  # a late "connection failed" of the old worker must not reach the window
+            try:
+                getattr(self.worker, name).disconnect()
+            except (RuntimeError, TypeError):
+                pass
+        if self.thread.isRunning():
+            _retiring.add(self)
+            self.thread.finished.connect(lambda: _retiring.discard(self))

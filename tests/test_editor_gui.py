@@ -430,3 +430,74 @@ def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_pat
     assert "world model" in r.output  # the badge names the backend
     shot = iio.imread(out)
     assert shot.shape[0] >= 800 and shot.shape[1] >= 1400 and shot.std() > 10
+
+
+def test_reconnecting_while_connecting_does_not_abort_the_editor(tmp_path):
+    """A Reconnect (or closing the window) during a connect attempt once destroyed a running QThread: Qt aborts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = ("import sys\nfrom PySide6.QtCore import QTimer\nfrom PySide6.QtWidgets import QApplication\n"
+              "from editor_gui.main_window import MainWindow, StartOptions\n"
+              "app = QApplication(sys.argv)\n"
+              f"w = MainWindow('tcp://127.0.0.1:{port}', StartOptions(timeout=3.0))\n"
+              "w.show()\n"
+              "QTimer.singleShot(200, w.settings_panel.reconnect_btn.click)\n"
+              "QTimer.singleShot(400, w.settings_panel.reconnect_btn.click)\n"
+              "QTimer.singleShot(600, w.close)\n"
+              "QTimer.singleShot(700, app.quit)\n"
+              "app.exec()\nprint('closed cleanly')\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0 and "closed cleanly" in r.stdout, r.stderr[-2000:]
+
+
+def test_a_lost_host_leaves_no_stale_world_and_reopening_keeps_the_tree(qtbot, tmp_path):
+    from bridge.host.server import run_host_in_thread
+
+    h = run_host_in_thread("sandbox", "tcp://127.0.0.1:*")
+    w = open_window(qtbot, h.address, timeout=1.0)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: len(w.session.recorded(0)) >= 5, timeout=10000)
+    w.timeline.record.setChecked(False)
+    job = w.save_to(tmp_path / "a.wbsession")
+    qtbot.waitUntil(job.isFinished, timeout=10000)
+    h.stop()
+    qtbot.waitUntil(lambda: "Lost the host" in w.settings_panel.conn_label.text(), timeout=15000)
+    assert w.info is None and w.session.live is None and "no world running" in w.status_backend.text()
+    assert w.viewport.kind == "" and not w.events_panel.send.isEnabled()  # nothing acts as if the old world ran
+    for _ in range(2):  # the same file twice: the tree is rebuilt, not written into deleted items
+        job = w.load_from(tmp_path / "a.wbsession")
+        qtbot.waitUntil(job.isFinished, timeout=10000)
+        qtbot.wait(300)
+        assert w.timeline.tree.topLevelItemCount() == 1
+
+
+def test_a_refused_rebuild_goes_back_to_the_running_world(qtbot, host):
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: len(w.session.recorded(0)) >= 8, timeout=10000)
+    w.timeline.record.setChecked(False)
+    w.session.branches[0].prompt.backend = "world_model"  # recorded with a backend this host does not serve
+    w.resimulate(0, 5)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert "not served here" in w.statusBar().currentMessage()
+    assert w.session.live == 0 and list(w.session.branches) == [0]  # no empty branch left, the old world live
+    grown = w.session.branches[0].last_index()
+    qtbot.waitUntil(lambda: w.session.branches[0].last_index() > grown, timeout=5000)
+
+
+def test_new_world_returns_to_live_and_keeps_host_recording(qtbot, host):
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: len(w.session.recorded(0)) >= 5, timeout=10000)
+    w.view_frame(w.session.recorded(0)[2])
+    w.timeline.host_record.setChecked(True)
+    qtbot.waitUntil(lambda: any(s.recorder is not None for s in host.host.sessions.values()), timeout=5000)
+    old = w.info["session_id"]
+    w.new_world(PromptSpec(seed=4))
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=10000)
+    assert w.viewing is None  # the new world is shown, not a frame of the old one
+    qtbot.waitUntil(lambda: host.host.sessions.get(w.info["session_id"]) is not None
+                    and host.host.sessions[w.info["session_id"]].recorder is not None, timeout=5000)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import imageio.v2 as iio2
 import imageio.v3 as iio
@@ -88,6 +89,22 @@ def test_save_load_roundtrip(tmp_path, name):
     s.branches[1].name = "renamed"
     s.save(path)
     assert Session.load(path).branches[1].name == "renamed"
+
+
+def test_saves_and_exports_get_an_ordinary_files_mode(tmp_path):
+    """Temp files are private to their owner (mkstemp, mkdtemp); what lands is meant to be shared."""
+    old = os.umask(0o022)
+    try:
+        s = _session()
+        made = [s.save(tmp_path / "a.wbsession"), s.save(tmp_path / "folder"),
+                exporting.export_gif([r.image for r in s.path(2)], tmp_path / "a.gif", 12.0, 1),
+                exporting.export_png_frames(s.path(2), tmp_path / "pngs", 1)]
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in made}
+        assert modes == {"a.wbsession": 0o644, "folder": 0o755, "a.gif": 0o644, "pngs": 0o755}
+        os.umask(0o077)  # a user who wants them private gets that too
+        assert stat.S_IMODE(s.save(tmp_path / "b.wbsession").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
 
 
 def test_load_rejects_other_files(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.data.dataset import FORMAT, VERSION, shard_name
+from bridge.files import publish
 
 SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
 
@@ -108,7 +109,7 @@ class DatasetWriter:
         if self.out.exists():
             old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
             os.replace(self.out, old)
-        os.replace(self.tmp, self.out)
+        publish(self.tmp, self.out)  # mkdtemp made it private: the dataset gets an ordinary folder's mode
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         self.done = True

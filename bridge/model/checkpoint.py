@@ -6,8 +6,6 @@ Every file is written atomically (temp file + os.replace) and nothing is ever un
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from bridge.files import atomic_write_bytes, atomic_write_json
 from bridge.model.config import WorldConfig
 
 FORMAT, VERSION = "worldbridge-checkpoint", 1
@@ -31,25 +30,6 @@ class CheckpointError(Exception):
 def missing(path: Path, kind: str = "world") -> CheckpointError:
     how = "worldbridge train tokenizer" if kind == "tokenizer" else "worldbridge train dynamics"
     return CheckpointError(f"no checkpoint at {path}: train one with `{how} ...` or pass --checkpoint")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:

@@ -35,7 +35,8 @@ import torch
 from tqdm import tqdm
 
 from bridge.backend import Prompt
-from bridge.model.checkpoint import CARD, CheckpointError, atomic_write_json, load_into, load_model
+from bridge.files import atomic_write_json
+from bridge.model.checkpoint import CARD, CheckpointError, load_into, load_model
 from bridge.model.tokenizer import VideoTokenizer
 
 STATS = ("distinct", "max_share", "entropy", "change", "still")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bridge.backend import WorldEvent
-from bridge.model.checkpoint import atomic_write_json
+from bridge.files import atomic_write_json
 from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES
 
 EVENTS_FILE = "events.json"

@@ -25,7 +25,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from bridge.model.checkpoint import CheckpointError, atomic_write_bytes, atomic_write_json
+from bridge.files import atomic_write_bytes, atomic_write_json
+from bridge.model.checkpoint import CheckpointError
 from bridge.model.sampler import mask_schedule
 from bridge.model.tokenizer import DECODER_PARTS
 from bridge.worlds.sketch import SKETCH_PALETTE, nearest_labels

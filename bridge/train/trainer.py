@@ -27,8 +27,9 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
-from bridge.model.checkpoint import (MODEL, STATE, atomic_write_bytes, load_into, load_model, load_train_state,
-                                     save_model, save_train_state, state_tensors)
+from bridge.files import atomic_write_bytes
+from bridge.model.checkpoint import (MODEL, STATE, load_into, load_model, load_train_state, save_model, save_train_state,
+                                     state_tensors)
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
