@@ -65,6 +65,7 @@ class WorldClient:
         self.welcome: dict | None = None
         self.session: dict | None = None
         self.errors: deque[dict] = deque(maxlen=64)  # asynchronous errors (no req_id), newest last
+        self.last_session_id: str | None = None  # the session a host restart or reconnect made this client lose
         self._frames: deque[Frame] = deque(maxlen=max_buffered_frames)
         self._replies: dict[int, dict] = {}
         self._req_id = 0
@@ -105,6 +106,8 @@ class WorldClient:
     def _receive(self, timeout_s: float | None) -> bool:
         """Receive and file one message (frame / reply / async error); False when nothing came in time."""
         timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
+        if self._closed:
+            raise ProtocolError("closed", "this WorldClient is closed: make a new one")
         if not self._sock.poll(timeout_ms, zmq.POLLIN):
             return False
         parts = self._sock.recv_multipart()
@@ -117,6 +120,8 @@ class WorldClient:
         if mtype == "frame":
             self._file_frame(msg, parts, received)
         elif mtype == "error" and msg.get("req_id") is None:
+            if msg.get("code") == "not_ready":
+                msg = {**msg, "message": self._host_forgot_us()}
             self.errors.append(msg)
             if msg.get("fatal"):
                 self.session = None
@@ -152,10 +157,22 @@ class WorldClient:
                                                "is the host still running (`worldbridge serve`)?")
         reply = self._replies.pop(req_id)
         if reply["type"] == "error":
+            if reply.get("code") == "not_ready":
+                raise ProtocolError("not_ready", self._host_forgot_us(), True)
             if reply.get("fatal"):
                 self.session = None
             raise ProtocolError(reply.get("code", "error"), reply.get("message", ""), bool(reply.get("fatal")))
         return reply
+
+    def _host_forgot_us(self) -> str:
+        """`not_ready`: the host no longer knows this client (it restarted, or the connection was made anew). The next
+        start() greets it again; the session's id stays in `last_session_id` for start(resume=...)."""
+        if self.session is not None:
+            self.last_session_id = self.session["session_id"]
+        self.welcome, self.session = None, None
+        return ("the host no longer knows this client (it restarted, or the connection dropped): call start() for a "
+                "new world" + (f", or start(resume={self.last_session_id!r}) to continue the last one (it is kept "
+                               "for the host's idle timeout)" if self.last_session_id else ""))
 
     def _request(self, msg: dict, timeout: float | None = None) -> dict:
         req_id = self._next_req()
@@ -312,7 +329,8 @@ class WorldClient:
         unknown = set(kw) - set(known)
         if unknown:
             raise ProtocolError("bad_argument", f"unknown settings {sorted(unknown)}: use {', '.join(known)}")
-        msg = {k: (float(v) if P.SCHEMAS["settings"][k] == "float" else v) for k, v in kw.items()}
+        cast = {"float": float, "uint": int, "int": int, "str": str}  # numpy scalars do not pack
+        msg = {k: (None if v is None else cast.get(P.SCHEMAS["settings"][k], lambda x: x)(v)) for k, v in kw.items()}
         reply = self._request({"type": "settings", **msg})
         st = reply.get("settings", {})
         self.session = {**self.session, "settings": st, "mode": st.get("mode", self.session["mode"]),

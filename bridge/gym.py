@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from bridge.backend import Prompt
+from bridge.host.protocol import ProtocolError
 
 RewardFn = Callable[[np.ndarray, int, np.ndarray, dict], float]
 
@@ -36,13 +37,17 @@ class WorldEnv(gymnasium.Env):
         self._prompt = {"text": text, "image": image, "sketch": sketch}
         self.client = None
         self.world = None
+        self.last_timings: dict = {}  # a remote step's per-stage ms (host and backend)
         if address is not None:
             from bridge.client import WorldClient
 
-            self.client = WorldClient(address, client_name="worldbridge-gym", timeout=timeout)
-            self.client.connect()
-            s = self.client.start(backend=backend_name, mode="step", **self._prompt)
-            self.client.next_frame(timeout=timeout)
+            self.client, self._backend_arg, self._timeout = (WorldClient(address, client_name="worldbridge-gym",
+                                                                         timeout=timeout), backend_name, timeout)
+            try:
+                s = self._start(self._prompt, seed=None)
+            except BaseException:
+                self.client.close()  # say bye: the host forgets this client now, not at its idle timeout
+                raise
             h, w, n = s["height"], s["width"], max(s["num_latent_actions"], len(s["action_names"]))
             self.action_names = list(s["action_names"])
             self.backend_kind, self.backend_name = s["backend_kind"], s["backend_name"]
@@ -63,6 +68,14 @@ class WorldEnv(gymnasium.Env):
         self._obs: np.ndarray | None = None
         self._steps = 0
 
+    def _start(self, prompt: dict, seed: int | None) -> dict:
+        """A step-mode session on the host (greeting it first when needed) and its first frame; returns `session`."""
+        s = self.client.start(backend=self._backend_arg, mode="step", seed=seed, **prompt)
+        self._sent = prompt
+        if seed is None:
+            self.client.next_frame(timeout=self._timeout)  # frame 0 of the world __init__ starts; reset takes its own
+        return s
+
     def _info(self, **extra: Any) -> dict:
         return {"backend_kind": self.backend_kind, "backend_name": self.backend_name, "frame_index": self._steps,
                 **extra}
@@ -73,11 +86,22 @@ class WorldEnv(gymnasium.Env):
         world_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
         prompt = {**self._prompt, **{k: v for k, v in (options or {}).items() if k in self._prompt}}
         if self.client is not None:
-            self.client.reset(seed=world_seed, **prompt)
+            # a prompt key to clear needs a new session: `reset` keeps what it is not given (nil keeps the old)
+            fresh = self.client.session is None or any(self._sent[k] is not None and prompt[k] is None for k in prompt)
+            if not fresh:
+                try:
+                    self.client.reset(seed=world_seed, **prompt)
+                    self._sent = prompt
+                except ProtocolError as e:  # the host closed the session (idle timeout) or restarted
+                    if e.code not in ("no_session", "not_ready"):
+                        raise
+                    fresh = True
+            if fresh:
+                self._start(prompt, seed=world_seed)
             frame = self.client.next_frame()
             if frame is None:
                 raise TimeoutError("the host sent no frame after reset")
-            obs = frame.image
+            obs = frame.image.copy()  # writable, as in-process observations are
         else:
             obs = np.asarray(self.world.reset(Prompt(seed=world_seed, **prompt)))
         self._obs, self._steps = obs, 0
@@ -91,7 +115,8 @@ class WorldEnv(gymnasium.Env):
             raise ValueError(f"action {action} is outside {self.action_space}")
         if self.client is not None:
             frame = self.client.step(action)
-            obs, info = frame.image, self._info(events=frame.events, timings=frame.timings)
+            obs, info = frame.image.copy(), self._info(events=frame.events)
+            self.last_timings = frame.timings  # per-stage ms; not in `info`, which must repeat for a repeated seed
         else:
             obs, info = np.asarray(self.world.step(action)), self._info(events=[])
         self._steps += 1

@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 from bridge.client import Frame, ProtocolError, WorldClient
 from bridge.host import protocol as P
+from bridge.host.protocol import Limits
 from bridge.gym import WorldEnv
 from bridge.host.server import run_host_in_thread
 from bridge.worlds.sandbox import SandboxWorld
@@ -143,6 +144,60 @@ def test_gym_env_over_the_protocol_matches_in_process(host):
         local.close()
     with pytest.raises(ValueError, match="exactly one"):
         WorldEnv()
+
+
+def test_gym_env_over_the_protocol_passes_the_checker_and_clears_prompts(host):
+    env = WorldEnv(address=host.address, max_steps=5)
+    try:
+        check_env(env, skip_render_check=False)  # same seed and actions, same observations and info
+        plain, _ = env.reset(seed=1)
+        env.reset(seed=1, options={"text": "a castle at dawn"})
+        again, _ = env.reset(seed=1)  # the text given once is not kept, as in-process
+        assert np.array_equal(plain, again)
+        again[0, 0] = 0  # observations are the env's to hand out: writable
+        obs, *_ = env.step(2)
+        assert obs.flags.writeable and set(env.last_timings) >= {"model", "total"}
+    finally:
+        env.close()
+
+
+def test_a_lost_session_or_host_is_recovered_not_stuck():
+    h = run_host_in_thread("sandbox", limits=Limits(idle_timeout_s=0.5))
+    env = WorldEnv(address=h.address)
+    try:
+        env.reset(seed=2)
+        time.sleep(1.2)  # e.g. a long update between episodes: the host closed the idle session
+        obs, _ = env.reset(seed=2)  # a new session, not "no session: call start() first" forever
+        assert obs.shape == (64, 64, 3)
+    finally:
+        env.close()
+        h.stop()
+    h1 = run_host_in_thread("sandbox")
+    port = h1.address.rsplit(":", 1)[1]
+    c = WorldClient(h1.address, timeout=2.0)
+    try:
+        c.start(mode="step", seed=1)
+        sid = c.session["session_id"]
+        h1.stop()
+        h2 = run_host_in_thread("sandbox", f"tcp://127.0.0.1:{port}")  # the host restarts on the same address
+        try:
+            with pytest.raises(ProtocolError, match="no longer knows this client") as e:
+                c.step(0)
+            assert e.value.code == "not_ready" and c.session is None and c.last_session_id == sid
+            assert c.start(mode="step", seed=1)["type"] == "session" and c.step(0).index == 1  # greets it again
+        finally:
+            h2.stop()
+    finally:
+        c.close()
+    with pytest.raises(ProtocolError, match="closed"):
+        c.next_frame()
+
+
+def test_settings_take_numpy_numbers(host):
+    with WorldClient(host.address) as c:
+        c.start(mode="step")
+        assert c.settings(fps=np.float32(12), mode="step")["settings"]["fps"] == 12.0
+        assert c.settings(steps=np.int64(4))["type"] == "ok"  # numpy integers were a TypeError in msgpack
 
 
 def test_drain_frames_returns_every_frame_in_order(host):
