@@ -86,6 +86,33 @@ def test_missing_or_corrupt_manifest_is_a_clear_error(tmp_path):
         VideoDataset(ds_dir)
 
 
+def test_damaged_shards_are_named_not_aborted(tmp_path):
+    ds = synthetic(tmp_path / "d", [5, 7])
+    shard = next(p for p in (tmp_path / "d").iterdir() if p.name.startswith("frames_"))
+    shard.write_bytes(b"")  # an empty file: numpy raises EOFError, which click turned into a bare "Aborted!"
+    with pytest.raises(ValueError, match=f"{shard.name} is damaged .*regenerate"):
+        VideoDataset(tmp_path / "d").frames(ds.episodes[0])
+    actions = next(p for p in (tmp_path / "d").iterdir() if p.name.startswith("actions_"))
+    np.save(actions, np.zeros(3, np.int16))  # readable, but shorter than the episodes it must cover
+    with pytest.raises(ValueError, match="holds 3 frames but the manifest needs 12"):
+        VideoDataset(tmp_path / "d").actions(ds.episodes[1])
+
+
+def test_overwrite_replaces_datasets_only(tmp_path):
+    (tmp_path / "proj" / "src").mkdir(parents=True)
+    (tmp_path / "proj" / "src" / "code.py").write_text("important")
+    with pytest.raises(FileExistsError, match="not a WorldBridge dataset.*will not delete it"):
+        DatasetWriter(tmp_path / "proj", height=8, width=8, fps=10, action_names=None, source="import", overwrite=True)
+    assert (tmp_path / "proj" / "src" / "code.py").read_text() == "important"
+    synthetic(tmp_path / "d", [4])
+    with DatasetWriter(tmp_path / "d", height=8, width=8, fps=10, action_names=None, source="import",
+                       overwrite=True) as w:  # a dataset: replaced
+        w.add_episode({"id": 0, "seed": 1, "caption": "", "params": None, "events": [], "split": "train"},
+                      np.zeros((2, 8, 8, 3), np.uint8), None, None)
+        w.finish()
+    assert VideoDataset(tmp_path / "d").num_frames == 2
+
+
 def test_writer_rejects_bad_frames_and_cleans_up(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         with DatasetWriter(tmp_path / "d", height=8, width=8, fps=10, action_names=None, source="import") as w:

@@ -68,6 +68,18 @@ def test_corrupt_video_gives_clear_error_and_no_output(tmp_path):
     assert not out.exists() and not (tmp_path / "out").exists()
 
 
+def test_a_truncated_video_is_refused_not_imported_short(tmp_path):
+    iio.imwrite(tmp_path / "whole.mp4", colour_frames(60), fps=10, plugin="FFMPEG", codec="libx264",
+                output_params=["-movflags", "+faststart"])  # the index first: a cut file still says 6 s
+    data_bytes = (tmp_path / "whole.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data_bytes[: len(data_bytes) * 6 // 10])
+    with pytest.raises(FootageError, match="cut.mp4: the video stops after .* of its 6.0 s"):
+        import_footage([tmp_path / "cut.mp4"], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    import_footage([tmp_path / "whole.mp4"], tmp_path / "ok", fps=10, progress=False)
+    assert VideoDataset(tmp_path / "ok").num_frames == 60
+
+
 def test_unsupported_and_missing_files_are_named(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(FootageError, match=r"notes.txt: unsupported file type \.txt"):

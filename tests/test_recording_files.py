@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import imageio.v2 as imageio
 import msgpack
@@ -213,3 +214,9 @@ def test_record_cli(session_recording, tmp_path):
     assert res.exit_code == 0 and (tmp_path / "x.gif").stat().st_size > 1000
     res = runner.invoke(record, ["export", path])
     assert res.exit_code != 0 and "nothing to export" in res.output
+    res = runner.invoke(record, ["replay", path, "--checkpoint", str(tmp_path / "no_world")])
+    assert res.exit_code == 1 and "no checkpoint at" in res.output and res.exception.__class__ is SystemExit
+    torn = tmp_path / "torn.wbrec"
+    torn.write_bytes(Path(path).read_bytes()[:6])  # killed before its header was whole
+    res = runner.invoke(record, ["info", str(torn)])
+    assert res.exit_code != 0 and "ends inside its 8-byte header" in res.output

@@ -75,8 +75,15 @@ def test_decoder_training_refuses_bad_input(tmp_path):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
-    r = _run("--world", str(save_micro_world(tmp_path / "w")), "--data", data, "--out", str(busy))
+    world = save_micro_world(tmp_path / "w")
+    r = _run("--world", str(world), "--data", data, "--out", str(busy))
     assert r.exit_code != 0 and "not a decoder run" in r.output and (busy / "notes.txt").read_text() == "mine"
+    r = _run("--world", str(world), "--data", str(tmp_path / "no_data"), "--out", str(tmp_path / "o2"))
+    assert r.exit_code != 0 and not (tmp_path / "o2").exists()  # nothing half-made that would refuse the rerun
+    (world / "train_state.safetensors").write_bytes(b"the world's own training state")
+    r = _run("--world", str(world), "--data", data, "--out", str(tmp_path / "o3"), "--steps", "1", "--batch", "2")
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "o3" / "train_state.safetensors").exists()  # `train dynamics` there would undo the decoder
 
 
 def test_adversarial_decoder_training_keeps_every_token_and_resumes_its_critic(tmp_path):

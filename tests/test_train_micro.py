@@ -97,6 +97,28 @@ def test_resume_continues_from_the_saved_step(tmp_path):
         train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
 
 
+def test_a_save_cut_short_still_resumes_and_finished_checkpoints_are_never_overwritten(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", progress=False, log_every=2)
+    train(TrainOptions(steps=3, **opts))
+    header = json.loads((tmp_path / "run" / "config.json").read_text())
+    train(TrainOptions(steps=4, **opts))
+    (tmp_path / "run" / "config.json").write_text(json.dumps(header))  # weights at step 4, config.json still at 3
+    assert train(TrainOptions(steps=5, **opts))["step"] == 5  # resumes from the training state
+    for name in ("config.json", "model.safetensors", "model_card.json"):  # the first save cut off after its state
+        (tmp_path / "run" / name).unlink()
+    assert train(TrainOptions(steps=6, **opts))["step"] == 6
+    assert load_model(tmp_path / "run")[3]["step"] == 6
+    world = save_random_world(tmp_path / "world")  # a finished world (no training state): never trained over
+    before = (world / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="holds a finished checkpoint"):
+        train(TrainOptions(**{**opts, "out": str(world)}, steps=3))
+    assert (world / "model.safetensors").read_bytes() == before
+    (world / "config.json").write_text('{"format": "worldbridge-che')  # torn
+    with pytest.raises(CheckpointError, match="config.json is damaged"):
+        load_model(world)
+
+
 def _event_copy(world: Path, out: Path) -> Path:
     """The micro world with an event slot whose weights are not zero (as after `train prompts events`)."""
     from bridge.model.checkpoint import save_model, state_tensors

@@ -37,7 +37,7 @@ def generate(world, episodes, frames, size, out, seed, workers, sketch, events_p
                              sketch=sketch, events_per_episode=events_per_episode, event_fraction=event_fraction,
                              val_fraction=val_fraction)
         summary = run(cfg, out, overwrite=overwrite, progress=not quiet)
-    except (ValueError, FileExistsError) as e:
+    except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {summary['frames']} frames in {summary['episodes']} episodes to {summary['out']} "
                f"in {summary['seconds']} s: {summary['frames_per_s']:.0f} frames/s, "
@@ -54,7 +54,7 @@ def info(root, as_json) -> None:
 
     try:
         summary = dataset_info(VideoDataset(root))
-    except (FileNotFoundError, ValueError) as e:
+    except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps(summary, indent=1) if as_json else format_info(summary))
 
@@ -72,7 +72,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
 
     try:
         summary = import_footage(paths, out, size=size, fps=fps, val_fraction=val_fraction, overwrite=overwrite)
-    except (ValueError, FileExistsError) as e:
+    except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(f"{e} (nothing was written)") from None
     click.echo(f"imported {summary['frames']} frames in {summary['episodes']} episodes to {summary['out']}")
 
@@ -91,7 +91,7 @@ def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
 
     try:
         summary = run(env_id, out, episodes=episodes, frames=frames, size=size, seed=seed, overwrite=overwrite)
-    except (ValueError, FileExistsError) as e:
+    except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(str(e)) from None
     acts = "with actions " + str(summary["actions"]) if summary["actions"] else "without actions (not a discrete space)"
     click.echo(f"captured {summary['frames']} frames in {summary['episodes']} episodes of {env_id} to {summary['out']} {acts}")
@@ -117,7 +117,7 @@ def preview(root, out, rows, cols, scale, sandbox_gallery, size) -> None:
             raise click.UsageError("give a dataset folder, or --sandbox-gallery")
         else:
             image = contact_sheet(VideoDataset(root), rows=rows, cols=cols, scale=scale)
-    except (FileNotFoundError, ValueError) as e:
+    except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     path = save_png(out, image)
     click.echo(f"wrote {path} ({image.shape[1]}x{image.shape[0]})")

@@ -92,7 +92,15 @@ class VideoDataset:
                 if kind == "frames":
                     raise FileNotFoundError(f"{path} is missing; the dataset is damaged, regenerate it")
                 return None
-            self._shards[key] = np.load(path, mmap_mode="r")
+            try:
+                arr = np.load(path, mmap_mode="r")
+            except (ValueError, EOFError, OSError) as e:  # empty, truncated or not a .npy file at all
+                raise ValueError(f"{path} is damaged ({e or type(e).__name__}); regenerate the dataset") from None
+            need = max((e.start + e.length for e in self.episodes if e.shard == index), default=0)
+            if len(arr) < need:
+                raise ValueError(f"{path} holds {len(arr)} frames but the manifest needs {need}; the dataset is damaged, "
+                                 "regenerate it")
+            self._shards[key] = arr
         return self._shards[key]
 
     def frames(self, episode: Episode) -> np.ndarray:

@@ -60,14 +60,15 @@ def resample_indices(times: np.ndarray, fps: float, end: float | None = None) ->
     return np.clip(np.searchsorted(times, ticks + 1e-9, side="right") - 1, 0, len(times) - 1)
 
 
-def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
-    """Frames of a video file and its frame rate (imageio + imageio-ffmpeg)."""
+def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, float]:
+    """Frames of a video file, its frame rate and its duration in seconds (0 if unknown) (imageio + imageio-ffmpeg)."""
     import imageio.v3 as iio
 
     try:
         meta = iio.immeta(path, plugin="FFMPEG")
         fps = float(meta.get("fps") or 0) or 30.0
-        return iio.imiter(path, plugin="FFMPEG"), fps
+        duration = float(meta.get("duration") or 0)
+        return iio.imiter(path, plugin="FFMPEG"), fps, duration if np.isfinite(duration) else 0.0
     except Exception as e:  # imageio raises several types for unreadable files
         raise FootageError(f"{path}: cannot read this video ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})") from None
 
@@ -145,7 +146,7 @@ def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, 
         return
     ext = path.suffix.lower()
     if ext in VIDEO_EXTS:
-        it, src_fps = _video_frames(path)
+        it, src_fps, duration = _video_frames(path)
         frames = []
         try:
             for f in it:
@@ -154,6 +155,9 @@ def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, 
             raise FootageError(f"{path}: the video is damaged after {len(frames)} frames ({type(e).__name__})") from None
         if not frames:
             raise FootageError(f"{path}: the video has no frames")
+        if len(frames) < 0.8 * duration * src_fps - 2:  # ffmpeg stops quietly where a truncated file ends
+            raise FootageError(f"{path}: the video stops after {len(frames) / src_fps:.1f} s of its {duration:.1f} s "
+                               f"({len(frames)} frames): the file is truncated or damaged; export or copy it again")
         idx = resample_indices(np.arange(len(frames)) / src_fps, fps, end=len(frames) / src_fps)
         yield {"caption": "", "source_file": str(path), "source_fps": src_fps}, np.stack([frames[i] for i in idx])
     elif ext in GIF_EXTS:

@@ -29,6 +29,14 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+def _is_dataset(path: Path) -> bool:
+    """A folder this writer made: its manifest.json names the format."""
+    try:
+        return json.loads((path / "manifest.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class DatasetWriter:
     """Collects shards and episodes in `OUT/../.OUT.tmp-*`; `finish()` writes the manifest last and moves it into place.
 
@@ -38,8 +46,13 @@ class DatasetWriter:
     def __init__(self, out: str | Path, *, height: int, width: int, fps: float, action_names: list[str] | None,
                  source: str, overwrite: bool = False, generated_by: dict | None = None):
         self.out = Path(out).absolute()
-        if self.out.exists() and not (self.out.is_dir() and not any(self.out.iterdir())) and not overwrite:
-            raise FileExistsError(f"{self.out} already exists; choose another --out or pass --overwrite")
+        empty = self.out.is_dir() and not any(self.out.iterdir())
+        if self.out.exists() and not empty:
+            if not overwrite:
+                raise FileExistsError(f"{self.out} already exists; choose another --out or pass --overwrite")
+            if not _is_dataset(self.out):  # --overwrite replaces a dataset, never a folder of anything else
+                raise FileExistsError(f"{self.out} is not a WorldBridge dataset (no {FORMAT} manifest.json), so "
+                                      "--overwrite will not delete it: choose another --out")
         self._made_parents = []
         p = self.out.parent
         while not p.exists():

@@ -125,6 +125,7 @@ def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> No
     """Re-run the recorded inputs against the backend and report (JSON) whether frames reproduce exactly."""
     from bridge.host.backends import BackendSpec
     from bridge.host.recording import RecordingReader, replay_recording
+    from bridge.model.checkpoint import CheckpointError
 
     try:
         header = RecordingReader(rec).header
@@ -144,7 +145,10 @@ def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> No
         spec = BackendSpec("sandbox", sandbox_size=size)
     else:
         spec = BackendSpec("world_model", checkpoint=str(checkpoint))
-    report = replay_recording(rec, spec.create)
+    try:
+        report = replay_recording(rec, spec.create)
+    except (ValueError, OSError, CheckpointError) as e:  # a wrong --checkpoint, a recording it cannot replay
+        raise click.ClickException(str(e)) from None
     click.echo(json.dumps(report, indent=2))
     if not report["reproduced"]:
         sys.exit(1)

@@ -88,6 +88,8 @@ class RecordingReader:
         data = self.path.read_bytes()
         if not data.startswith(MAGIC[:6]):
             raise ValueError(f"{self.path} is not a WorldBridge recording (.wbrec): bad magic bytes")
+        if len(data) < len(MAGIC):
+            raise ValueError(f"{self.path} ends inside its 8-byte header ({len(data)} bytes): it holds no records")
         if data[6] != FORMAT_VERSION:
             raise ValueError(f"{self.path} is recording format {data[6]}; this version reads format {FORMAT_VERSION}")
         self.records: list[dict] = []

@@ -68,12 +68,25 @@ def save_model(run_dir: Path, kind: str, config: WorldConfig, tensors: dict[str,
     atomic_write_json(run_dir / CARD, {**card, "kind": kind, "step": step})
 
 
-def load_model(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """-> (config, tensors, card, header); clear errors for a missing, partial or wrong-kind checkpoint."""
+def read_json(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A checkpoint's JSON file as a dict; a CheckpointError that names the file when it is damaged or incomplete."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path} is damaged ({e}): copy the checkpoint again, or re-train it") from None
+    lacking = [k for k in required if not isinstance(obj, dict) or k not in obj]
+    if not isinstance(obj, dict) or lacking:
+        raise CheckpointError(f"{path} is damaged (not a JSON object{' with ' + ', '.join(lacking) if lacking else ''}):"
+                              " copy the checkpoint again, or re-train it")
+    return obj
+
+
+def read_config(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[str, Any], dict[str, Any]]:
+    """-> (config, card, header) of a checkpoint directory, without its weights; clear errors throughout."""
     path = Path(path)
-    if not (path / CONFIG).is_file() or not (path / MODEL).is_file():
+    if not (path / CONFIG).is_file():
         raise missing(path, kind or "world")
-    header = json.loads((path / CONFIG).read_text())
+    header = read_json(path / CONFIG, ("format", "kind", "step", "world"))
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path / CONFIG} is not a WorldBridge checkpoint config (format={header.get('format')!r})")
     if header.get("version", 0) > VERSION:
@@ -81,12 +94,25 @@ def load_model(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[s
     if kind is not None and header["kind"] != kind:
         other = "worldbridge train dynamics" if kind == "world" else "worldbridge train tokenizer"
         raise CheckpointError(f"{path} holds a {header['kind']} checkpoint, not a {kind}: point at the output of `{other}`")
+    card = read_json(path / CARD) if (path / CARD).is_file() else {}
+    try:
+        cfg = WorldConfig.from_dict(header["world"])
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{path / CONFIG} holds no usable model config ({e}): copy it again, or re-train") from None
+    return cfg, card, header
+
+
+def load_model(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """-> (config, tensors, card, header); clear errors for a missing, partial or wrong-kind checkpoint."""
+    path = Path(path)
+    if not (path / MODEL).is_file():
+        raise missing(path, kind or "world")
+    cfg, card, header = read_config(path, kind)
     tensors, meta = _read_tensors(path / MODEL)
     if meta.get("step") not in (None, str(header["step"])):
         raise CheckpointError(f"{path}: model.safetensors is at step {meta['step']} but config.json says "
                               f"{header['step']}; the run was interrupted mid-save: run training again to resume")
-    card = json.loads((path / CARD).read_text()) if (path / CARD).is_file() else {}
-    return WorldConfig.from_dict(header["world"]), tensors, card, header
+    return cfg, tensors, card, header
 
 
 def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "", where: str = "checkpoint") -> None:
@@ -126,13 +152,28 @@ def save_train_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer
     atomic_write_bytes(Path(run_dir) / STATE, _tensor_bytes(tensors, {"meta": json.dumps(meta)}))
 
 
+def read_train_meta(run_dir: Path) -> dict[str, Any]:
+    """What a training state was saved with (step, stage, and since 2026-11-24 the model config, kind and card), its
+    tensors unread: a run whose first save was cut off before config.json still resumes from it."""
+    path = Path(run_dir) / STATE
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            return json.loads((json.loads(f.read(n)).get("__metadata__") or {})["meta"])
+    except (OSError, ValueError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{path} is not a readable WorldBridge training state ({e}); use a new --out") from None
+
+
 def load_train_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
     """Restore weights + optimizer from run_dir; None when there is nothing to resume."""
     path = Path(run_dir) / STATE
     if not path.is_file():
         return None
     tensors, md = _read_tensors(path)
-    meta = json.loads(md["meta"])
+    try:
+        meta = json.loads(md["meta"])
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a WorldBridge training state (no readable meta: {e}); use a new --out") from None
     load_into(model, tensors, "model.", where=str(path))
     state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():

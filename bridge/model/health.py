@@ -247,7 +247,7 @@ def health() -> None:
 @health.command("calibrate")
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False), help="World run directory.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Real footage (a dataset).")
-@click.option("--clips", default=512, show_default=True, help="Clips of real footage to tokenize.")
+@click.option("--clips", type=click.IntRange(min=1), default=512, show_default=True, help="Clips of real footage to tokenize.")
 @click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default=None)

@@ -10,7 +10,6 @@ guidance on events contrasts the event with no event: logits = none + g * (event
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 
 from bridge.backend import WorldEvent
 from bridge.files import atomic_write_json
+from bridge.model.checkpoint import read_json
 from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES
 
 EVENTS_FILE = "events.json"
@@ -93,7 +93,7 @@ def load_event_settings(folder: Path) -> EventSettings | None:
     path = Path(folder) / EVENTS_FILE
     if not path.is_file():
         return None
-    d = json.loads(path.read_text())
+    d = read_json(path)
     names = set(EventSettings.__dataclass_fields__)
     return EventSettings(**{k: v for k, v in d.items() if k in names})
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from bridge.files import atomic_write_bytes, atomic_write_json
-from bridge.model.checkpoint import CheckpointError
+from bridge.model.checkpoint import CheckpointError, read_json
 from bridge.model.sampler import mask_schedule
 from bridge.model.tokenizer import DECODER_PARTS
 from bridge.worlds.sketch import SKETCH_PALETTE, nearest_labels
@@ -211,7 +210,7 @@ def load_first_frame(folder: Path, tokenizer: nn.Module | None = None) -> tuple[
     if not has_first_frame(folder):
         raise CheckpointError(f"no first-frame model in {folder}: train one with "
                               f"`worldbridge train prompts first-frame --world {folder} --data DIR`")
-    meta = json.loads((folder / META).read_text())
+    meta = read_json(folder / META)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{folder / META} is not a first-frame model file (format={meta.get('format')!r})")
     if tokenizer is not None and meta.get("tokenizer") not in (None, tokenizer_fingerprint(tokenizer)):

@@ -296,6 +296,9 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
     resume = (out / "config.json").is_file() and load_event_settings(out) is not None
+    if not resume and out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty and holds no event run to resume: give `train prompts events` a new --out "
+                         "directory (it would overwrite what is there)")
     src_dir = out if resume else Path(opts.world)
     src, tensors, src_card = _load_world(str(src_dir), device)
     ds = VideoDataset(opts.data)

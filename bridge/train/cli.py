@@ -18,13 +18,13 @@ _common = [
                  help="Run directory: the checkpoint lives here, and a run resumes from it."),
     click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
                  help="Model size [default: tiny; a resumed run keeps its own]."),
-    click.option("--steps", type=int, default=None, help="Total optimizer steps [default: the preset's]."),
-    click.option("--batch", type=int, default=None, help="Clips per process per step [default: the preset's]."),
+    click.option("--steps", type=click.IntRange(min=1), default=None, help="Total optimizer steps [default: the preset's]."),
+    click.option("--batch", type=click.IntRange(min=1), default=None, help="Clips per process per step [default: the preset's]."),
     click.option("--lr", type=float, default=None, help="Peak learning rate [default: the preset's]."),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
     click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs]."),
-    click.option("--ckpt-every", type=int, default=500, show_default=True, help="Checkpoint every N steps."),
+    click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps."),
     click.option("--ckpt-minutes", type=float, default=10.0, show_default=True, help="... and every M minutes."),
     click.option("--max-minutes", type=float, default=None, help="Training-time budget of the run in minutes (resumes count): the learning rate decays to fit it and the run stops with a checkpoint when it is spent."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
@@ -71,11 +71,11 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
               help="Dataset folder; repeat to alternate between several.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="New directory: a complete copy of --world with the new decoder; rerun to train it further.")
-@click.option("--steps", type=int, default=2000, show_default=True, help="Optimizer steps in this run.")
-@click.option("--batch", type=int, default=16, show_default=True, help="Clips per step.")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps in this run.")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Clips per step.")
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--ckpt-every", type=int, default=200, show_default=True, help="Save (and measure val PSNR) every N steps.")
+@click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True, help="Save (and measure val PSNR) every N steps.")
 @click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
 @click.option("--adv", type=float, default=0.0, show_default=True,
               help="Weight of a conditional patch critic's loss beside MSE (VQGAN's adaptive weight), to push the decoder "

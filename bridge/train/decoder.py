@@ -7,8 +7,8 @@ and need no retraining: only what the world draws from its tokens gets sharper (
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.model.checkpoint import load_into, load_model, read_tensors, save_model, save_tensors, state_tensors
+from bridge.files import publish
+from bridge.model.checkpoint import (STATE, load_into, load_model, read_config, read_json, read_tensors, save_model,
+                                     save_tensors, state_tensors)
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
@@ -148,22 +150,35 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     from bridge.data.dataset import ClipSampler, VideoDataset
 
     out, src = Path(opts.out), Path(opts.world)
-    resume = (out / "model_card.json").is_file() and "decoder" in json.loads((out / "model_card.json").read_text())
+    resume = (out / "model_card.json").is_file() and "decoder" in read_json(out / "model_card.json")
+    datasets = [VideoDataset(d) for d in opts.data]  # clear errors before anything is copied
+    wcfg = read_config(out if resume else src, kind="world")[0]
+    for d, ds in zip(opts.data, datasets):
+        if (ds.height, ds.width) != (wcfg.height, wcfg.width):
+            raise ValueError(f"{d} has {ds.height}x{ds.width} frames but {src} was trained on {wcfg.height}x{wcfg.width}")
     if not resume:
         if out.exists() and any(out.iterdir()):
             raise ValueError(f"--out {out} exists and is not a decoder run: give a new directory")
-        load_model(src, kind="world")  # a clear error before anything is copied
-        shutil.copytree(src, out, dirs_exist_ok=True)  # the world's other files (events, first-frame model) come along
+        load_model(src, kind="world")
+        # the world's other files (events, first-frame model) come along; not its training state, whose weights would
+        # undo the new decoder if anyone resumed `train dynamics` here. Copied whole or not at all.
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+        try:
+            shutil.copytree(src, tmp, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(STATE, "metrics.csv"))
+            if out.exists():
+                out.rmdir()  # empty (checked above)
+            publish(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     cfg, tensors, card, header = load_model(out, kind="world")
     model = WorldModel(cfg, bank_size=tensors["bank"].shape[0] if "bank" in tensors else 0)
     load_into(model, tensors, where=str(out))
     tok = model.tokenizer
     torch.manual_seed(opts.seed)
 
-    datasets = [VideoDataset(d) for d in opts.data]
-    for d, ds in zip(opts.data, datasets):
-        if (ds.height, ds.width) != (cfg.height, cfg.width):
-            raise ValueError(f"{d} has {ds.height}x{ds.width} frames but {src} was trained on {cfg.height}x{cfg.width}")
     T = cfg.tokenizer.clip_len
     samplers = [ClipSampler(ds, T, "train", seed=opts.seed) for ds in datasets]
     val = np.concatenate([ClipSampler(ds, T, "val", seed=opts.seed).sample(max(opts.val_clips // len(datasets), 1),

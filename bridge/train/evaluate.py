@@ -283,7 +283,7 @@ def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None
 @click.option("--checkpoint", required=True, type=click.Path(file_okay=False), help="A run directory (world or tokenizer).")
 @click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder; its val split is used.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output is the same JSON, indented).")
-@click.option("--clips", default=64, show_default=True,
+@click.option("--clips", type=click.IntRange(min=1), default=64, show_default=True,
               help="Val clips per rollout metric (x4 for the tokenizer's; fewer is faster but noisier: see the _ci95 figures).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default=None)

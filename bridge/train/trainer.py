@@ -28,8 +28,8 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from bridge.files import atomic_write_bytes
-from bridge.model.checkpoint import (MODEL, STATE, load_into, load_model, load_train_state, save_model, save_train_state,
-                                     state_tensors)
+from bridge.model.checkpoint import (CONFIG, MODEL, STATE, CheckpointError, load_into, load_model, load_train_state,
+                                     read_config, read_train_meta, save_model, save_train_state, state_tensors)
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
@@ -74,6 +74,8 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device is not None and not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
+            raise ValueError(f"--device {device!r}: use cpu, cuda or cuda:N")
         want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
         if want_cuda and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} asked for but CUDA is not available: use --device cpu")
@@ -202,10 +204,20 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     ds = VideoDataset(opts.data)
     kind = "tokenizer" if opts.stage == "tokenizer" else "world"
     resuming = (out / STATE).is_file()
+    if not resuming and ((out / MODEL).exists() or (out / CONFIG).exists()):
+        raise ValueError(f"{out} holds a finished checkpoint (no training state to resume): give `train {opts.stage}` a "
+                         "new --out directory" + (f", or --init-from {out} to go on from its weights"
+                                                   if opts.stage == "dynamics" else ""))
 
     # --- Config: a resumed run keeps its own; a fresh run takes the preset fitted to the data ---
     if resuming:
-        cfg, _, card, header = load_model(out)
+        try:  # the weights come from the training state: config.json may lag them by a save cut short
+            cfg, card, header = read_config(out)
+        except CheckpointError:
+            meta = read_train_meta(out)  # the first save was cut off before config.json was written
+            if "world" not in meta:
+                raise
+            cfg, card, header = WorldConfig.from_dict(meta["world"]), meta.get("card", {}), {"kind": meta["kind"]}
         if header["kind"] != kind:
             raise ValueError(f"{out} holds a {header['kind']} run; give `train {opts.stage}` a new --out directory")
         if opts.preset not in (None, cfg.preset):
@@ -291,7 +303,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     def save(step: int, metrics: dict[str, float]) -> None:
         if not env.main:
             return
-        meta = {"step": step, "stage": opts.stage, "preset": cfg.preset, "elapsed_s": elapsed + time.time() - t_start}
+        meta = {"step": step, "stage": opts.stage, "preset": cfg.preset, "elapsed_s": elapsed + time.time() - t_start,
+                "kind": kind, "world": cfg.to_dict(), "card": card}  # enough to resume without config.json
         save_train_state(out, model, opt, meta)
         info = {**card, "metrics": metrics, "train_time_s": round(meta["elapsed_s"], 1),
                 "updated": _dt.datetime.now().isoformat(timespec="seconds"), "amp_bf16": amp_on}
