@@ -47,7 +47,8 @@ class WorldBackend(Protocol):
         ...
 
     def get_state(self) -> Any:
-        """An opaque snapshot of everything that determines future frames (for branching)."""
+        """An opaque snapshot of everything that determines future frames (for branching), but the sampling settings:
+        those stay as the session has them now, so a branch plays on with the user's current settings."""
         ...
 
     def set_state(self, state: Any) -> None:

@@ -86,9 +86,31 @@ def test_configure_validates_and_changes_sampling(world_dir):
     assert np.array_equal(_roll(w, [1, 1]), b)
     assert w.configure(top_p=0.5)["top_p"] == 0.5
     for bad in ({"steps": 0}, {"steps": 999}, {"temperature": -1}, {"cfg": -0.5}, {"unmask": "best"}, {"top_p": 0},
-                {"top_p": 1.5}):
+                {"top_p": 1.5}, {"temperature": float("nan")}, {"cfg": float("inf")}, {"steps": 2.9}, {"steps": True},
+                {"temperature": 0.2, "cfg": -1}):  # the last: a refused value changes none of the others
+        before = w.configure()
         with pytest.raises(ValueError):
             w.configure(**bad)
+        assert w.configure() == before
+
+
+def test_a_refused_reset_or_batch_leaves_every_world_as_it_was(world_dir):
+    w = load_world(world_dir, device="cpu")
+    w.reset(Prompt(seed=0))
+    w.step(1)
+    state = w.get_state()
+    with pytest.raises(ValueError, match="image"):
+        w.reset(Prompt(seed=99, image=np.zeros((8, 8), np.uint8)))  # grey, no colour channels
+    assert w.seed == 0
+    went_on = _roll(w, [1, 2, 3])
+    w.set_state(state)
+    assert np.array_equal(_roll(w, [1, 2, 3]), went_on)  # the same random stream: the failed reset touched nothing
+    a, b = w.spawn(), w.spawn()
+    for x in (a, b):
+        x.reset(Prompt(seed=1))
+    with pytest.raises(ValueError, match="unknown event type"):
+        type(w).step_batch([a, b], [0, 0], [None, WorldEvent(type="no_such_event")])
+    assert a.get_state()["dyn"].pos == b.get_state()["dyn"].pos  # neither moved: the batch was refused as one
 
 
 def test_bad_actions_events_and_order_are_clear_errors(world_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 import secrets
 import time
@@ -47,6 +48,11 @@ def resize_image(image: np.ndarray, height: int, width: int) -> torch.Tensor:
     if x.shape[-2:] != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     return x[0].permute(1, 2, 0).clamp(0, 1)
+
+
+def _is_number(x: Any) -> bool:
+    """A real number, numpy's included, and not a bool (True is not 1 MaskGIT step)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
 class WorldModelBackend:
@@ -110,33 +116,32 @@ class WorldModelBackend:
     # --- settings ---
     def configure(self, steps: int | None = None, temperature: float | None = None, cfg: float | None = None,
                   unmask: str | None = None, event_cfg: float | None = None, top_p: float | None = None) -> dict[str, Any]:
-        """Change sampling settings (None keeps a value); returns the current settings."""
-        if event_cfg is not None:
-            if event_cfg < 0:
-                raise ValueError(f"event_cfg (guidance scale on events) must be >= 0 (1 = off), got {event_cfg}")
-            if self.cfg.dynamics.cond_dim <= 0:
-                raise ValueError(f"{self.name} has no event conditioning, so event_cfg does not apply")
-            self.settings["event_cfg"] = float(event_cfg)
+        """Change sampling settings (None keeps a value); all or nothing: a refused value changes none of them."""
+        new = dict(self.settings)
+        for name, value, low, rule in (("event_cfg", event_cfg, 0.0, "(guidance scale on events) must be >= 0 (1 = off)"),
+                                       ("temperature", temperature, 0.0, "must be >= 0 (0 = greedy)"),
+                                       ("cfg", cfg, 0.0, "(guidance scale) must be >= 0 (1 = off)")):
+            if value is not None:
+                if not (_is_number(value) and math.isfinite(value) and value >= low):
+                    raise ValueError(f"{name} {rule}, got {value!r}")
+                new[name] = float(value)
+        if event_cfg is not None and self.cfg.dynamics.cond_dim <= 0:
+            raise ValueError(f"{self.name} has no event conditioning, so event_cfg does not apply")
         if steps is not None:
+            if not (_is_number(steps) and float(steps).is_integer()):
+                raise ValueError(f"steps (MaskGIT steps per frame) must be a whole number, got {steps!r}")
             mask_schedule(int(steps), self.cfg.tokens_per_frame)  # validates the range
-            self.settings["steps"] = int(steps)
-        if temperature is not None:
-            if temperature < 0:
-                raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-            self.settings["temperature"] = float(temperature)
+            new["steps"] = int(steps)
         if top_p is not None:
-            if not 0 < top_p <= 1:
-                raise ValueError(f"top_p (nucleus sampling) must be in (0, 1] (1 = off), got {top_p}")
-            self.settings["top_p"] = float(top_p)
-        if cfg is not None:
-            if cfg < 0:
-                raise ValueError(f"cfg (guidance scale) must be >= 0 (1 = off), got {cfg}")
-            self.settings["cfg"] = float(cfg)
+            if not (_is_number(top_p) and 0 < top_p <= 1):
+                raise ValueError(f"top_p (nucleus sampling) must be in (0, 1] (1 = off), got {top_p!r}")
+            new["top_p"] = float(top_p)
         if unmask is not None:
             if unmask not in UNMASK_ORDERS:
                 raise ValueError(f"unmask must be one of {UNMASK_ORDERS}, got {unmask!r}")
-            self.settings["unmask"] = unmask
-        return dict(self.settings)
+            new["unmask"] = unmask
+        self.settings = new
+        return dict(new)
 
     def _ctx(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
@@ -147,21 +152,22 @@ class WorldModelBackend:
         """Start from a text/sketch prompt (the first-frame model, when trained), an image (resized, tokenized), or
         the seed's first frame in the bank."""
         prompt = prompt or Prompt()
-        self.seed = prompt.seed if prompt.seed is not None else secrets.randbelow(2**31)
-        self._gen.manual_seed(int(self.seed))
-        self.prompts.reset()
+        seed = prompt.seed if prompt.seed is not None else secrets.randbelow(2**31)
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))  # the running world's stays until this works
         m, image = self.model, prompt.image if prompt.image is not None else prompt.sketch
         with self._ctx():
             t0 = time.perf_counter()
-            tokens = self.prompts.first_tokens(prompt, self._gen)  # text and/or sketch -> (1, N), else None
+            tokens = self.prompts.first_tokens(prompt, gen)  # text and/or sketch -> (1, N), else None
             if tokens is None and image is not None:
                 x = resize_image(image, self.height, self.width).to(self.device)
                 tokens = m.tokenizer.encode(x[None, None])[0][:, 0]  # (1, N)
             elif tokens is None:
                 if len(m.bank) == 0:
                     raise ValueError(f"{self.path} stores no first frames: give the prompt an image")
-                tokens = m.bank[int(self.seed) % len(m.bank)][None].to(self.device)  # (1, N)
+                tokens = m.bank[int(seed) % len(m.bank)][None].to(self.device)  # (1, N)
             t1 = self._sync()
+            self.seed, self._gen = seed, gen  # a refused prompt (bad image, unknown words) left the old world as it was
+            self.prompts.reset()
             self._dyn, self._dec = m.dynamics.new_cache(), m.tokenizer.decoder.new_cache()
             null = torch.full((1, 1), m.dynamics.null_action, device=self.device)
             m.dynamics(tokens[:, None], null, None, self._dyn, append=True)
@@ -224,13 +230,15 @@ class WorldModelBackend:
         depend on who it was batched with. The others (and groups of one) are stepped alone."""
         if not len(worlds) == len(actions) == len(events):
             raise ValueError(f"step_batch got {len(worlds)} worlds, {len(actions)} actions and {len(events)} events")
-        for w, a in zip(worlds, actions):
+        for w, a, e in zip(worlds, actions, events):  # refuse before any session moves (the batch fails as one)
             w._check_action(a)
+            if e is not None and (e.type is not None or bool(e.text)):
+                w.describe_event(e)
         out: list[np.ndarray | None] = [None] * len(worlds)
         groups: dict[tuple, list[tuple[int, torch.Tensor | None]]] = {}
         for i, (w, e) in enumerate(zip(worlds, events)):
             new_event = e is not None and (e.type is not None or bool(e.text))
-            if w._dyn is None or new_event:  # errors and refused events are reported one session at a time
+            if w._dyn is None or new_event:  # stepped alone: its event changes the conditioning
                 out[i] = w.step(actions[i], e)
                 continue
             cond = w.prompts.event_cond(None)  # an event fired earlier may still be held
