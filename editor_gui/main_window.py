@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +42,13 @@ from editor_gui.worker import ExploreResult, ResimResult, WorkerThread
 
 PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the object)"
 NO_WORLD = "No world is running: press New world."
+AUTOSAVE_ENV = "WORLDBRIDGE_AUTOSAVE"  # where unsaved recordings go when the window closes or Open… replaces them
+
+
+def autosave_dir() -> Path:
+    return Path(os.environ.get(AUTOSAVE_ENV) or Path.home() / ".worldbridge" / "autosave")
+
+
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
 
@@ -127,6 +136,7 @@ class MainWindow(QMainWindow):
         self.seq = 1_000_000  # our input seqs; the client numbers its own step() inputs from 1
         self.resim_mismatches = 0
         self._recorded = 0  # frames with pixels held (memory guard): counted up per frame, recounted at the limit
+        self._unsaved = 0  # frames recorded since the session was last saved or opened
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
         self._resim_undo: tuple[int | None, int] = (None, -1)  # (the live branch before a rebuild, the rebuild's branch)
@@ -393,6 +403,7 @@ class MainWindow(QMainWindow):
                 s.add_frame(rec, rewind=rewind)
                 if image is not None:
                     self._recorded += 1
+                    self._unsaved += 1
                 self._timeline_dirty = True
         if self.viewing is None:
             self.viewport.show_frame(ShownFrame(frame.image, frame.index, frame.epoch, frame.seq, frame.client_ts, frame.received_ts))
@@ -803,17 +814,40 @@ class MainWindow(QMainWindow):
     def save_to(self, path: str | Path) -> Job:
         if self.session is None:
             raise ValueError("nothing to save yet: start a world first")
-        snap = self._snapshot()
-        return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path),
-                            lambda p: self.statusBar().showMessage(f"Saved {p}", 5000))
+        snap, unsaved = self._snapshot(), self._unsaved
+
+        def saved(p: Path) -> None:
+            self._unsaved = max(0, self._unsaved - unsaved)  # frames recorded while it saved are still unsaved
+            self.statusBar().showMessage(f"Saved {p}", 5000)
+
+        return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
 
     def load_from(self, path: str | Path) -> Job:
+        self.keep_unsaved("replaced")
         return self.run_job(f"Opening {Path(path).name}", lambda _p: Session.load(path), self._loaded)
+
+    def keep_unsaved(self, why: str) -> Path | None:
+        """Recorded frames are never thrown away unsaved: before Open… replaces them or the window closes, they are
+        saved to autosave_dir() (the path goes to the status bar and stderr); None when there was nothing to keep."""
+        if self.session is None or self._unsaved == 0:
+            return None
+        path = autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
+        try:
+            self._snapshot().save(path)
+        except OSError as e:
+            print(f"worldbridge play: could not keep the unsaved recording in {path}: {e}", file=sys.stderr)
+            return None
+        self._unsaved = 0
+        message = f"The unsaved recording was kept in {path} (File ▸ Open… it)"
+        self.statusBar().showMessage(message, 10000)
+        print(f"worldbridge play: {message}", file=sys.stderr)
+        return path
 
     def _loaded(self, session: Session) -> None:
         """Show an opened session; the host keeps its world paused until a branch continues the session."""
         session.live = None
         self.session = session
+        self._unsaved = 0
         if session.keymap:
             try:
                 self.set_keymap(KeyMap.from_dict(session.keymap))
@@ -884,6 +918,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.keep_unsaved("closed")
         for job in list(self.jobs):
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():

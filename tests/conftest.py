@@ -4,3 +4,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+if "WORLDBRIDGE_AUTOSAVE" not in os.environ:  # the editor keeps unsaved recordings on close: not in the user's home
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["WORLDBRIDGE_AUTOSAVE"] = tempfile.mkdtemp(prefix="worldbridge-autosave-")
+    atexit.register(shutil.rmtree, os.environ["WORLDBRIDGE_AUTOSAVE"], True)

@@ -501,3 +501,24 @@ def test_new_world_returns_to_live_and_keeps_host_recording(qtbot, host):
     assert w.viewing is None  # the new world is shown, not a frame of the old one
     qtbot.waitUntil(lambda: host.host.sessions.get(w.info["session_id"]) is not None
                     and host.host.sessions[w.info["session_id"]].recorder is not None, timeout=5000)
+
+
+def test_unsaved_recordings_are_kept_when_the_window_closes_or_open_replaces_them(qtbot, host, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: len(w.session.recorded(0)) >= 5, timeout=10000)
+    w.timeline.record.setChecked(False)
+    job = w.save_to(tmp_path / "mine.wbsession")
+    qtbot.waitUntil(job.isFinished, timeout=10000)
+    assert w.keep_unsaved("test") is None  # saved: nothing to keep
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: len(w.session.recorded(0)) >= 12, timeout=10000)
+    w.timeline.record.setChecked(False)
+    held = len(w.session.recorded(0))
+    job = w.load_from(tmp_path / "mine.wbsession")  # Open… over frames recorded since the save
+    qtbot.waitUntil(job.isFinished, timeout=10000)
+    kept = list((tmp_path / "autosave").glob("*-replaced-*.wbsession"))
+    assert len(kept) == 1 and len(Session.load(kept[0]).recorded(0)) == held
+    w.close()
+    assert len(list((tmp_path / "autosave").iterdir())) == 1  # the opened session was unchanged: nothing new kept
