@@ -107,6 +107,13 @@ def test_version_mismatch_is_rejected_with_clear_message(host):
     assert msg["type"] == "reject" and msg["code"] == "version_mismatch"
     assert msg["message"] == "client speaks protocol 2.3, host speaks 1.2: update the plugin or the host"
     assert (msg["protocol_major"], msg["protocol_minor"]) == (1, 2)
+    s = ctx.socket(zmq.DEALER)
+    s.connect(host.address)
+    s.send(P.encode({"type": "hello", "protocol_major": "1"}))  # malformed, not another version
+    assert s.poll(3000)
+    msg = P.decode(s.recv())
+    s.close(0)
+    assert msg["type"] == "error" and msg["code"] == "bad_message" and "protocol_major" in msg["message"]
 
 
 def test_client_without_host_says_how_to_fix():

@@ -296,6 +296,8 @@ class Host:
 
     def _on_hello(self, rid: bytes, raw: dict) -> None:
         major, minor = raw.get("protocol_major"), raw.get("protocol_minor")
+        if not (P._is_int(major) and major >= 0):  # a malformed hello, not another version (§5)
+            raise ProtocolError("bad_message", f"hello needs `protocol_major` as an unsigned int, got {major!r}")
         if major != P.PROTOCOL_MAJOR:
             old = self.peers.pop(rid, None)
             if old is not None and old.session is not None:
