@@ -140,3 +140,11 @@ def test_ctrl_c_during_parallel_generation_cleans_up(tmp_path):
     assert proc.returncode != 0, (f"exit 0 {time.time() - sent:.1f} s after SIGINT; seen: {[p.name for p in tmp_path.iterdir()]}; "
                                   f"stdout: {out_.decode()[-500:]!r}; stderr: {err.decode()[-1500:]!r}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_events_planned_on_one_frame_all_fire():
+    from bridge.worlds.sandbox import SandboxWorld
+
+    plan = {"id": 0, "seed": 5, "player": "random", "event_frames": [8, 8, 21]}  # the plan's draws may repeat a frame
+    *_, meta = gen.play_episode(SandboxWorld(size=64), plan, frames=30, sketch=False)
+    assert [e["frame"] for e in meta["events"]] == [8, 9, 21]  # none dropped: the second fires on the next frame

@@ -88,6 +88,7 @@ def test_falling_into_a_gap_respawns_and_the_episode_continues(world):
             break
     assert world.s.deaths == 1, "walking into the water-filled gap must respawn the player"
     assert world.s.x < 8 and world.s.on_ground  # back at the last safe spot before the gap
+    assert world.effective_action == NOOP  # the jump back to the checkpoint was no key's doing (it read as LEFT)
     world.step(RIGHT)  # and play goes on
 
 

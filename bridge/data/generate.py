@@ -25,7 +25,7 @@ class GenerateConfig:
     seed: int = 0
     workers: int = 2
     sketch: bool = False
-    events_per_episode: float = 1.0  # mean events in an episode that has events
+    events_per_episode: float = 1.0  # an episode with events gets max(1, Poisson(this)): mean 1.37 at 1.0
     event_fraction: float = 0.5  # share of episodes with events
     val_fraction: float = 0.05
     players: tuple[str, ...] = ("random", "explorer", "mixed")
@@ -101,7 +101,7 @@ def play_episode(world, plan: dict, frames: int, sketch: bool, out: tuple | None
     for t in range(1, frames):
         a = player.act(world)
         event = None
-        while pending and pending[0] <= t:
+        if pending and pending[0] <= t:  # one a frame: two planned on one frame fire on consecutive frames
             pending.pop(0)
             event = WorldEvent(type=_useful_event(world, rng))
         video[t] = world.step(a, event)

@@ -252,7 +252,9 @@ class SandboxWorld:
         return self._render()
 
     def sketch(self) -> np.ndarray:
-        """The current view in flat SKETCH_PALETTE colours: the layout a designer would draw."""
+        """The current view in flat SKETCH_PALETTE colours: the layout a designer would draw. What events change on top of
+        the layout (weather, time of day, a flood's rising water) is not layout and is not drawn; sketch water is a
+        hazard tile."""
         s, t = self.s, self.tile
         cam = self.camera_x
         out = self._sk_bg[:, cam : cam + self.width].copy()
@@ -311,7 +313,7 @@ class SandboxWorld:
             px = _px((s.x - (1 - PHYS.player_w) / 2) * t) - cam
             blit(frame, spr["player_" + s.pose], px, _px(s.y * t), mirror=s.facing < 0)
         if s.water_y < LEVEL_ROWS:
-            wy = max(0, _px(s.water_y * t))
+            wy = max(0, math.floor(s.water_y * t))  # floor: a flood shows from the frame it fires, even at 4 px tiles
             blend(frame[wy:], WATER_COLOR, 150)
             blend(frame[wy : wy + max(1, t // 4)], (200, 230, 255), 120)
         if s.weather == "rain":
@@ -588,7 +590,9 @@ class SandboxWorld:
             s.water_y = max(s.water_target, s.water_y - P.flood_rate)
 
         # --- The action that really had an effect (for honest latent-action scoring) ---
-        if jumped and moved_h:
+        if died:  # the frame shows the respawn, not the key: the move toward the checkpoint was nobody's action
+            eff = NOOP
+        elif jumped and moved_h:
             eff = LEFT_JUMP if s.x < x0 else RIGHT_JUMP
         elif jumped:
             eff = JUMP
