@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from bridge.cli import main
 from bridge.train.evaluate import ci95, code_stats, evaluate, mapping_accuracy, psnr, ssim
-from test_model_data import trained_micro
+from test_model_data import trained_micro, write_square_dataset
 
 torch.set_num_threads(1)
 
@@ -83,3 +83,18 @@ def test_image_metrics_and_code_stats():
     assert torch.allclose(psnr(torch.zeros(1, 4, 4, 3), torch.full((1, 4, 4, 3), 0.1)), torch.tensor([20.0]))
     usage, bits = code_stats(np.array([0, 1, 2, 3] * 5), 8)
     assert usage == 0.5 and bits == pytest.approx(2.0)
+
+
+def test_true_action_map_is_scored_only_on_episodes_it_was_not_fitted_on(tmp_path):
+    from bridge.data.dataset import ClipSampler, VideoDataset
+    from bridge.train.evaluate import _clips_with_actions, action_agreement
+
+    lat = np.array([[0, 0], [0, 0]])
+    true = np.array([[1, 1], [2, 2]])
+    fit = np.array([[True, True], [False, False]])  # code 0 means action 1 on the fitted clip, 2 on the scored one
+    assert action_agreement(lat, true, 2, 3, fit)["many_to_one"] == 0.0  # a score on unseen steps, not a memory
+    ds = VideoDataset(write_square_dataset(tmp_path / "ds", episodes=6, length=20))
+    sampler = ClipSampler(ds, 8, "val", seed=0) if ds.split("val") else ClipSampler(ds, 8, "train", seed=0)
+    *_, fit = _clips_with_actions(ds, sampler, 64, np.random.default_rng(0))
+    assert fit.shape == (64, 7) and fit.any() and not fit.all()
+    assert (fit.all(1) | ~fit.any(1)).all()  # whole clips, split by episode: no step on both sides

@@ -46,8 +46,10 @@ def bench_in_process(spec: Any, frames: int, warmup: int = 10) -> tuple[dict, An
     return _stats(lat, time.perf_counter() - t_start), backend
 
 
-def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, codec: str = "raw") -> None:
-    """One step-mode client: input sent -> frame received, per frame, plus that frame's model time."""
+def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, codec: str = "raw",
+                start_together: threading.Barrier | None = None) -> None:
+    """One step-mode client: input sent -> frame received, per frame, plus that frame's model time. With
+    `start_together`, the measured loop starts when every client has warmed up (no one's warm-up is timed)."""
     from bridge.client import WorldClient
 
     with WorldClient(address, client_name="worldbridge-bench", codecs=[codec], timeout=30.0) as c:
@@ -57,6 +59,8 @@ def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, cod
         c.next_frame(timeout=30.0)
         for i in range(warmup):
             c.step(i % n_actions)
+        if start_together is not None:
+            start_together.wait(timeout=120)
         lat, overhead = [], []
         t_start = time.perf_counter()
         for i in range(frames):
@@ -144,8 +148,9 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             rows = []
             for n in (1, 2, 4, 8):
                 res: dict = {}
-                threads = [threading.Thread(target=_client_run, args=(host.address, scaling_frames, 5, res, i))
-                           for i in range(n)]
+                together = threading.Barrier(n)  # other clients' connects and warm-ups must not fall in the window
+                threads = [threading.Thread(target=_client_run, args=(host.address, scaling_frames, 5, res, i),
+                                            kwargs={"start_together": together}) for i in range(n)]
                 t0 = time.perf_counter()
                 for t in threads:
                     t.start()

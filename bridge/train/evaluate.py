@@ -175,7 +175,7 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     res["settings"] = settings
     T = min(cfg.dynamics.clip_len, longest)
     sampler = ClipSampler(ds, T, "val", seed=seed)
-    frames, true, eff = _clips_with_actions(ds, sampler, clips * 8, rng)
+    frames, true, eff, fit = _clips_with_actions(ds, sampler, clips * 8, rng)
     with torch.no_grad():
         lat = np.concatenate([model.lam.encode(torch.from_numpy(frames[i:i + 32]).to(dev))[0].cpu().numpy()
                               for i in range(0, len(frames), 32)])
@@ -184,9 +184,9 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     res["true_action_accuracy"], res["true_action_accuracy_detail"] = None, None
     if true is not None:
         K = len(ds.action_names or []) or int(true.max()) + 1
-        detail = {"raw": action_agreement(lat, true, A, K), "effective": None}
+        detail = {"raw": action_agreement(lat, true, A, K, fit), "effective": None}
         if eff is not None:
-            detail["effective"] = action_agreement(lat, eff, A, K)
+            detail["effective"] = action_agreement(lat, eff, A, K, fit)
         res["true_action_accuracy_detail"] = detail
         # headline: against effective actions where the data has them (an action with no effect is unknowable)
         res["true_action_accuracy"] = (detail["effective"] or detail["raw"])["many_to_one"]
@@ -237,27 +237,37 @@ def _defaults(cfg) -> dict[str, Any]:
             "top_p": d.top_p}
 
 
-def action_agreement(lat: np.ndarray, true: np.ndarray, A: int, K: int) -> dict[str, float]:
-    """Codes mapped to true actions on the first half of the steps (unknown actions, < 0, dropped), scored on the rest."""
+def action_agreement(lat: np.ndarray, true: np.ndarray, A: int, K: int, fit: np.ndarray | None = None) -> dict[str, float]:
+    """Codes mapped to true actions on the steps `fit` marks (default: the first half), scored on the others; unknown
+    actions (< 0) dropped. Give `fit` so that no step is in both parts (clips of one episode overlap)."""
     lat, true = lat.reshape(-1), true.reshape(-1).astype(np.int64)
-    keep = true >= 0
-    lat, true = lat[keep], true[keep]
-    half = len(lat) // 2
-    return mapping_accuracy(lat[:half], true[:half], lat[half:], true[half:], A, max(K, int(true.max()) + 1))
+    if fit is None:
+        fit = np.arange(len(lat)) < len(lat) // 2
+    fit, keep = np.asarray(fit, bool).reshape(-1), true >= 0
+    a, b = fit & keep, ~fit & keep
+    return mapping_accuracy(lat[a], true[a], lat[b], true[b], A, max(K, int(true[keep].max()) + 1))
 
 
 def _clips_with_actions(ds, sampler, n: int, rng: np.random.Generator):
-    """n val clips (n, T, H, W, 3) with their raw and effective actions (n, T-1) for the SAME clips (None if absent)."""
+    """n val clips (n, T, H, W, 3) with their raw and effective actions (n, T-1) for the SAME clips (None if absent),
+    and which of their steps fit the latent -> true map (n, T-1): the steps of every other val episode, so the steps
+    scored were never seen by the fit (overlapping clips share steps); with one episode, its first half."""
     T = sampler.clip_len
-    frames, raw, eff = [], [], []
+    frames, raw, eff, where = [], [], [], []
     for k in rng.integers(0, len(sampler), size=n):
         ep, off = sampler.clip(int(k))
         frames.append(np.asarray(ds.frames(ep)[off:off + T]))
         a, e = ds.actions(ep), ds.actions(ep, effective=True)
         raw.append(None if a is None else np.asarray(a[off:off + T - 1]))
         eff.append(None if e is None else np.asarray(e[off:off + T - 1]))
+        where.append((ep, off))
+    episodes = sorted({ep.id for ep, _ in where})
+    if len(episodes) > 1:
+        fit = np.array([[ep.id in episodes[::2]] * (T - 1) for ep, _ in where])
+    else:
+        fit = np.array([np.arange(off, off + T - 1) < ep.length // 2 for ep, off in where])
     stack = lambda xs: None if any(x is None for x in xs) else np.stack(xs)  # noqa: E731
-    return np.stack(frames), stack(raw), stack(eff)
+    return np.stack(frames), stack(raw), stack(eff), fit
 
 
 def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None, frames: int = 40) -> dict[str, Any]:
