@@ -24,7 +24,7 @@ def data() -> None:
 @click.option("--events-per-episode", default=1.0, show_default=True, type=float,
               help="An episode with events gets max(1, Poisson(this)) of them (mean 1.37 at 1.0, 2.58 at 2.5).")
 @click.option("--event-fraction", default=0.5, show_default=True, type=float, help="Share of episodes with events.")
-@click.option("--val-fraction", default=0.05, show_default=True, type=float, help="Share of levels (by seed) held out for validation.")
+@click.option("--val-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 1), help="Share of levels (by seed) held out for validation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(world, episodes, frames, size, out, seed, workers, sketch, events_per_episode, event_fraction, val_fraction,
@@ -64,7 +64,7 @@ def info(root, as_json) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
 @click.option("--size", default=64, show_default=True, type=int, help="Frame size: center-crop to square, then resize.")
 @click.option("--fps", default=10.0, show_default=True, type=float, help="Resample every video to this frame rate.")
-@click.option("--val-fraction", default=0.05, show_default=True, type=float, help="Share of sources held out for validation.")
+@click.option("--val-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 1), help="Share of sources held out for validation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
     """Import mp4/webm/gif videos, folders of images and host recordings (.wbrec) as video-only footage."""

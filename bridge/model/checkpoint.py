@@ -29,7 +29,7 @@ class CheckpointError(Exception):
 
 def missing(path: Path, kind: str = "world") -> CheckpointError:
     how = "worldbridge train tokenizer" if kind == "tokenizer" else "worldbridge train dynamics"
-    return CheckpointError(f"no checkpoint at {path}: train one with `{how} ...` or pass --checkpoint")
+    return CheckpointError(f"no checkpoint at {path}: train one with `{how} ...`, or give the directory of one")
 
 
 def _tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
