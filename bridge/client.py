@@ -329,8 +329,8 @@ class WorldClient:
         unknown = set(kw) - set(known)
         if unknown:
             raise ProtocolError("bad_argument", f"unknown settings {sorted(unknown)}: use {', '.join(known)}")
-        cast = {"float": float, "uint": int, "int": int, "str": str}  # numpy scalars do not pack
-        msg = {k: (None if v is None else cast.get(P.SCHEMAS["settings"][k], lambda x: x)(v)) for k, v in kw.items()}
+        # numpy scalars do not pack: unwrap them; anything else goes as given, for the host to accept or refuse
+        msg = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in kw.items()}
         reply = self._request({"type": "settings", **msg})
         st = reply.get("settings", {})
         self.session = {**self.session, "settings": st, "mode": st.get("mode", self.session["mode"]),

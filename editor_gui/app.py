@@ -73,6 +73,7 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
 
     from editor_gui.main_window import MainWindow, StartOptions, apply_theme
     from editor_gui.session_store import PromptSpec
+    from editor_gui.worker import wait_for_workers
 
     check_qt_runtime()
     host = None
@@ -105,4 +106,8 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
     shown = window.viewport.frame
     click.echo(f"editor closed: {'no frame shown' if shown is None else f'last frame {shown.index}'} "
                f"({window.viewport.kind or 'no backend'})", err=True)
+    if not wait_for_workers(timeout_s=5.0):  # a worker still waits on the network (a start the host never answered)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # recordings were kept on close; a running QThread must not be destroyed (Qt would abort)
     sys.exit(code)

@@ -253,6 +253,17 @@ class WorldWorker(QObject):
 # stopped WorkerThreads whose thread has not ended yet (a connect attempt can take `timeout`): Qt aborts the process if
 # a running QThread is destroyed, so they are kept here until their thread finishes
 _retiring: set[WorkerThread] = set()
+STOP_WAIT_MS = 5000  # how long closing the window waits for a busy worker before leaving it to end on its own
+
+
+def wait_for_workers(timeout_s: float) -> bool:
+    """At exit: wait for stopped workers still busy; False if one is still running (the process must then leave
+    with os._exit, or Qt aborts it for destroying a running thread)."""
+    deadline = time.monotonic() + timeout_s
+    for wt in list(_retiring):
+        if not wt.thread.wait(max(0, int((deadline - time.monotonic()) * 1000))):
+            return False
+    return True
 
 
 WINDOW_SIGNALS = ("connected", "connection_failed", "connection_lost", "session_started", "frame_received", "done",
@@ -274,13 +285,13 @@ class WorkerThread:
         self.thread.start()
 
     def stop(self, wait: bool = True) -> None:
-        """End the worker: wait for its thread (closing the window), or, with wait=False (reconnecting), return at once,
-        the old worker silenced and kept alive until its thread ends."""
+        """End the worker: wait a few seconds for its thread (closing the window), or, with wait=False (reconnecting),
+        not at all. A thread still busy (a connect, a long start or rebuild: the loop checks `stop` between commands)
+        is silenced and kept alive until it ends; `wait_for_workers` waits for those at exit."""
         self.worker.stop()
         self.worker.submit("quit")
         self.thread.quit()
-        if wait:
-            self.thread.wait()  # at most the client's connect timeout: the loop checks `stop` every POLL_S
+        if wait and self.thread.wait(STOP_WAIT_MS):
             return
         for name in WINDOW_SIGNALS:  # a late "connection failed" of the old worker must not reach the window
             try:

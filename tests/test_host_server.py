@@ -530,6 +530,9 @@ def test_default_recording_names_never_collide(tmp_path):
             assert len(set(paths)) == 3 and all(p.endswith(".wbrec") for p in paths)
             with pytest.raises(ProtocolError, match="bad_argument.*NUL"):
                 c.record_start(str(tmp_path / "a\0b.wbrec"))
+            h.host.loopback = False  # as a host bound beyond loopback checks paths (it resolves them first)
+            with pytest.raises(ProtocolError, match="bad_argument.*NUL"):
+                c.record_start("a\0b.wbrec")
     finally:
         h.stop()
 

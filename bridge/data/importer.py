@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,6 +17,10 @@ VIDEO_EXTS = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".mpg", ".mpeg"}
 GIF_EXTS = {".gif"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 RECORDING_EXTS = {".wbrec"}
+
+
+class FootageWarning(UserWarning):
+    """Footage that imports, but maybe not whole (a video that ends before its file says)."""
 
 
 class FootageError(ValueError):
@@ -156,8 +161,9 @@ def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, 
         if not frames:
             raise FootageError(f"{path}: the video has no frames")
         if len(frames) < 0.8 * duration * src_fps - 2:  # ffmpeg stops quietly where a truncated file ends
-            raise FootageError(f"{path}: the video stops after {len(frames) / src_fps:.1f} s of its {duration:.1f} s "
-                               f"({len(frames)} frames): the file is truncated or damaged; export or copy it again")
+            warnings.warn(f"{path}: the picture stops after {len(frames) / src_fps:.1f} s of the file's {duration:.1f} s "
+                          f"({len(frames)} frames imported): unless its audio runs longer, the file is truncated; export "
+                          "or copy it again", FootageWarning, stacklevel=2)
         idx = resample_indices(np.arange(len(frames)) / src_fps, fps, end=len(frames) / src_fps)
         yield {"caption": "", "source_file": str(path), "source_fps": src_fps}, np.stack([frames[i] for i in idx])
     elif ext in GIF_EXTS:

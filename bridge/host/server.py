@@ -469,6 +469,8 @@ class Host:
     def _on_record_start(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         if session.recorder is not None:
             raise ProtocolError("bad_argument", f"already recording to {session.recorder.path}: send record_stop first")
+        if msg["path"] and "\0" in msg["path"]:
+            raise ProtocolError("bad_argument", f"recording path {msg['path']!r} holds a NUL byte")
         path = Path(msg["path"]) if msg["path"] else self._free_recording_path(session)
         if msg["path"] and not self.loopback:
             root = self.recordings_dir.resolve()
@@ -476,8 +478,8 @@ class Host:
                 raise ProtocolError("bad_argument", f"remote clients may only record inside {root}: pass a "
                                                     "relative path")
             path = self.recordings_dir / path
-        if path.suffix != ".wbrec" or "\0" in str(path):
-            raise ProtocolError("bad_argument", f"recording path {path!r} must end in .wbrec (and hold no NUL byte)")
+        if path.suffix != ".wbrec":
+            raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec")
         if path.exists():
             raise ProtocolError("bad_argument", f"{path} already exists: recordings are never overwritten")
         header = {"t": now_ms(), "host": P.HOST_NAME, "session": session.describe(None),

@@ -206,7 +206,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     resuming = (out / STATE).is_file()
     if not resuming and ((out / MODEL).exists() or (out / CONFIG).exists()):
         raise ValueError(f"{out} holds a finished checkpoint (no training state to resume): give `train {opts.stage}` a "
-                         "new --out directory" + (f", or --init-from {out} to go on from its weights"
+                         "new --out directory" + (f" (with --init-from {out} to go on from its weights)"
                                                    if opts.stage == "dynamics" else ""))
 
     # --- Config: a resumed run keeps its own; a fresh run takes the preset fitted to the data ---
