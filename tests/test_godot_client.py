@@ -358,3 +358,22 @@ def test_an_idle_step_session_is_kept_open_with_pings(sim):
         assert ping["type"] == "ping" and time.monotonic() - began < 1.4
     finally:
         router.close()
+
+
+def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim, host):
+    c = _client(sim, host.address, backend="sandbox", mode="step")
+    view = sim.new(sim.script(VIEW))
+    assert view.native.stretch_mode == 5  # the default, STRETCH_KEEP_ASPECT_CENTERED
+    view.native.stretch_mode = 6  # as a scene saved with KEEP_ASPECT_COVERED sets it, after _init
+    view.members["client"] = c
+    rec = Recorder(c, "recording_changed")
+    sim.add_to_root(c)
+    sim.add_to_root(view)
+    assert _run_until(sim, lambda: view.members["frames_shown"] >= 1, timeout=20)
+    assert view.native.stretch_mode == 6  # _ready no longer overwrites it
+    assert sim.call_method(c, "start_recording", [])
+    assert _run_until(sim, lambda: rec["recording_changed"] and rec["recording_changed"][-1][0] is True)
+    sim.call_method(c, "disconnect_from_host", [])
+    assert rec["recording_changed"][-1][0] is False  # the Record button must not keep saying "Stop"
+    badge = view.members["_badge"]
+    assert "(last frame)" in badge.text and "sandbox" in badge.text.lower(), badge.text  # a frame on screen keeps its label

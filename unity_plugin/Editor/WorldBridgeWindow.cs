@@ -75,6 +75,9 @@ namespace WorldBridge.Editor
             connection?.Close();
             connection = null;
             recording = false;
+            lastFrame = null; // the next host's world must not show under this one's frame
+            if (preview != null) DestroyImmediate(preview);
+            preview = null;
         }
 
         /// <summary>Runs every editor tick: drains messages, uploads the newest frame, repaints when something changed.</summary>
@@ -88,7 +91,11 @@ namespace WorldBridge.Editor
                 changed = true;
                 var type = m.GetString("type");
                 if (type == "welcome") status = $"connected to {m.GetString("host")}";
-                else if (type == "session") status = $"session {m.GetString("session_id")} started";
+                else if (type == "session")
+                {
+                    status = $"session {m.GetString("session_id")} started";
+                    if (!m.GetBool("resumed")) recording = false; // the host's recorder ended with the old session
+                }
                 else if (type == "error" || type == "reject")
                 {
                     var error = HostError.From(m);

@@ -139,7 +139,8 @@ namespace WorldBridge
                 frameIndex = frame.Index;
                 framesDropped = c.FramesDropped;
                 if (frame.LatencyMs.HasValue) latencyMs = (float)frame.LatencyMs.Value;
-                foreach (var caption in frame.Events) onWorldEvent.Invoke(caption);
+                foreach (var caption in frame.Events)
+                    if (caption != "edit") onWorldEvent.Invoke(caption); // "edit" marks a pasted object, not a world event
                 FrameReceived?.Invoke(frame);
             }
         }

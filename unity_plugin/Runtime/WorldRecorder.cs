@@ -52,6 +52,12 @@ namespace WorldBridge
 
         void OnMessage(MsgMap m)
         {
+            if (m.GetString("type") == "session" && !m.GetBool("resumed") && recording)
+            {
+                recording = false; // a new session: the host's recorder ended with the old one
+                Report("recording ended with the previous session");
+                return;
+            }
             if (m.GetString("type") != "ok") return;
             var request = m.GetString("request");
             if (request == "record_start")

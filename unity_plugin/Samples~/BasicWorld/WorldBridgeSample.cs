@@ -86,7 +86,7 @@ namespace WorldBridge.Samples
             statusText = Label(canvas.transform, "arrows/WASD/gamepad to play", new Vector2(0, 0), new Vector2(16, 16), 18, TextAnchor.LowerLeft);
             eventBar = new GameObject("Events", typeof(RectTransform), typeof(HorizontalLayoutGroup)).GetComponent<RectTransform>();
             eventBar.SetParent(canvas.transform, false);
-            Anchor(eventBar, new Vector2(1, 1), new Vector2(-16, -16), new Vector2(600, 40));
+            Anchor(eventBar, new Vector2(1, 1), new Vector2(-16, -64), new Vector2(600, 40)); // below the backend label
             eventBar.GetComponent<HorizontalLayoutGroup>().childAlignment = TextAnchor.UpperRight;
             eventBar.GetComponent<HorizontalLayoutGroup>().spacing = 8;
             var bottom = new GameObject("Controls", typeof(RectTransform), typeof(HorizontalLayoutGroup)).GetComponent<RectTransform>();

@@ -416,8 +416,9 @@ func _on_session(header: Dictionary) -> void:
 	backend_name = _text(header, "backend_name")
 	_epoch = _int(header, "epoch")
 	_resume_id = ""
-	if not _flag(header, "resumed"):
-		recording = false
+	if not _flag(header, "resumed") and recording:
+		recording = false  # a new session: the host's recorder ended with the old one
+		recording_changed.emit(false, recording_path)
 	_frame_times.clear()
 	_set_link(Link.IN_SESSION, backend_label())
 	_update_capabilities()
@@ -583,7 +584,9 @@ func _end_session(reason: String) -> void:
 	session = {}
 	backend_kind = ""
 	backend_name = ""
-	recording = false
+	if recording:
+		recording = false
+		recording_changed.emit(false, recording_path)
 	_update_capabilities()
 	session_ended.emit(reason)
 

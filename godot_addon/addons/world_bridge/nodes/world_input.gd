@@ -22,7 +22,6 @@ signal action_sent(action: Variant)
 	"wb_left": "left",
 	"wb_jump": "jump",
 	"wb_down": "down",
-	"wb_use": "use",
 	"wb_latent_1": 0,
 	"wb_latent_2": 1,
 	"wb_latent_3": 2,

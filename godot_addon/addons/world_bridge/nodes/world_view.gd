@@ -32,11 +32,17 @@ var frames_rejected := 0
 var _image: Image = null
 var _texture: ImageTexture = null
 var _badge: Label = null
+## The backend of the frame on screen, said while it stays up after its session ends.
+var _shown_label := ""
+
+
+func _init() -> void:
+	# defaults only: a scene's saved stretch_mode / expand_mode (set after _init) win
+	expand_mode = TextureRect.EXPAND_IGNORE_SIZE
+	stretch_mode = TextureRect.STRETCH_KEEP_ASPECT_CENTERED
 
 
 func _ready() -> void:
-	expand_mode = TextureRect.EXPAND_IGNORE_SIZE
-	stretch_mode = TextureRect.STRETCH_KEEP_ASPECT_CENTERED
 	set_smooth(smooth)
 	_badge = Label.new()
 	_badge.name = "BackendBadge"
@@ -94,6 +100,8 @@ func show_frame(header: Dictionary, pixels: PackedByteArray) -> bool:
 	else:
 		_texture.update(_image)
 	frames_shown += 1
+	if client != null and client.is_in_session():
+		_shown_label = client.backend_label()
 	return true
 
 
@@ -231,6 +239,11 @@ func _update_badge() -> void:
 	if client == null:
 		_badge.text = "WorldBridge: no client"
 		return
-	_badge.text = client.backend_label() if client.is_in_session() else client.status_text
+	if client.is_in_session():
+		_badge.text = client.backend_label()
+	elif _shown_label != "":
+		_badge.text = "%s (last frame): %s" % [_shown_label, client.status_text]
+	else:
+		_badge.text = client.status_text
 	var sandbox := client.backend_kind == Protocol.BACKEND_SANDBOX
 	_badge.add_theme_color_override("font_color", Color.ORANGE if sandbox else Color.WHITE)
