@@ -31,6 +31,13 @@ def test_damaged_cache_file_is_recomputed(tmp_path):
     path.write_bytes(b"not an array")
     fresh = te.HashingEncoder(cache_dir=tmp_path)
     assert np.array_equal(fresh.encode(["coins appear"])[0], want) and fresh.model_calls == 1
+    for damage in (b"", b"PK\x03\x04zip", None):  # empty, a zip, a readable file that is not a unit vector
+        if damage is None:
+            np.save(path, np.full(enc.dim, 5.0, np.float32))
+        else:
+            path.write_bytes(damage)
+        fresh = te.HashingEncoder(cache_dir=tmp_path)
+        assert np.array_equal(fresh.encode(["coins appear"])[0], want) and fresh.model_calls == 1
 
 
 def test_bad_input_is_named():

@@ -8,6 +8,7 @@ import torch
 
 from bridge.backend import WorldEvent
 from bridge.model.genie import WorldModel
+from bridge.model.world import load_world
 from bridge.model.sampler import sample_frame
 from bridge.prompts.events import (EVENTS_FILE, EventSettings, EventTrack, cond_for_clip, event_text,
                                    load_event_settings, training_text)
@@ -78,6 +79,15 @@ def test_micro_event_training_writes_a_complete_event_world(event_world):
     s = load_event_settings(root / "events")
     assert s.encoder == "hashing" and s.hold == 3 and set(s.captions) == set(model.cfg.event_types)
     assert model.cfg.dynamics.cond_dim == 384 and card["events"]["steps"] == 30
+    with pytest.raises(ValueError, match="resume it with --encoder hashing"):  # one embedding space per world
+        train_events(PromptTrainOptions(world=str(root / "world"), data=str(sandbox_dataset()), out=str(root / "events"),
+                                        steps=1, batch=8, encoder="minilm", clip_len=6, hold=3, progress=False))
+    w = load_world(root / "events", device="cpu")
+    wording = s.wordings[model.cfg.event_types[0]][0]
+    assert w.describe_event(WorldEvent(text=wording.upper())) == wording.upper()  # no "(read as: the same words)"
+    for blank in ("", "   "):
+        with pytest.raises(ValueError, match="needs a type or some text"):
+            w.describe_event(WorldEvent(text=blank))
     want = get_encoder("hashing").encode([s.captions[t] for t in model.cfg.event_types])
     assert np.allclose(model.event_embed.detach().numpy(), want)
     src, _, _ = WorldModel.load(root / "world")

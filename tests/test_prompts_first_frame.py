@@ -184,3 +184,13 @@ def test_prompt_stages_decay_their_learning_rate_to_fit_the_time_budget():
     assert _lr(5, opts, 1.0, now) == pytest.approx(6 / 20)  # warm-up still by steps
     opts.max_minutes = None
     assert _lr(50, opts, 1.0, now - 3600) > 0.99  # no budget: by steps alone
+
+
+def test_a_transparent_sketch_background_is_sky_not_ground():
+    from bridge.prompts.first_frame import sketch_class_map
+
+    opaque = np.full((16, 16, 3), 255, np.uint8)
+    opaque[12:] = 0  # white sky, black ground below
+    rgba = np.zeros((16, 16, 4), np.uint8)  # what drawing tools export: nothing drawn = transparent black
+    rgba[12:] = (0, 0, 0, 255)
+    assert np.allclose(sketch_class_map(rgba, (4, 4)), sketch_class_map(opaque, (4, 4)))

@@ -232,12 +232,12 @@ class WorldModelBackend:
             raise ValueError(f"step_batch got {len(worlds)} worlds, {len(actions)} actions and {len(events)} events")
         for w, a, e in zip(worlds, actions, events):  # refuse before any session moves (the batch fails as one)
             w._check_action(a)
-            if e is not None and (e.type is not None or bool(e.text)):
+            if e is not None and (e.type is not None or bool(e.text and e.text.strip())):
                 w.describe_event(e)
         out: list[np.ndarray | None] = [None] * len(worlds)
         groups: dict[tuple, list[tuple[int, torch.Tensor | None]]] = {}
         for i, (w, e) in enumerate(zip(worlds, events)):
-            new_event = e is not None and (e.type is not None or bool(e.text))
+            new_event = e is not None and (e.type is not None or bool(e.text and e.text.strip()))
             if w._dyn is None or new_event:  # stepped alone: its event changes the conditioning
                 out[i] = w.step(actions[i], e)
                 continue

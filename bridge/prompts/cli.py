@@ -96,9 +96,9 @@ def first_frame(**kw) -> None:
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None,
               help="Score the sandbox game itself (validates the pixel checks; should be ~100%).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (progress on stderr).")
-@click.option("--trials", type=int, default=6, show_default=True, help="Rollouts per event type.")
-@click.option("--prompts", type=int, default=60, show_default=True, help="Text prompts (theme x time x weather).")
-@click.option("--sketches", type=int, default=12, show_default=True, help="Sketch prompts.")
+@click.option("--trials", type=click.IntRange(min=1), default=6, show_default=True, help="Rollouts per event type.")
+@click.option("--prompts", type=click.IntRange(min=1), default=60, show_default=True, help="Text prompts (theme x time x weather).")
+@click.option("--sketches", type=click.IntRange(min=1), default=12, show_default=True, help="Sketch prompts.")
 @click.option("--event-guidance", type=float, default=None, help="Guidance scale on events [default: the checkpoint's].")
 @click.option("--only", type=click.Choice(["checks", "text", "sketch", "events"]), multiple=True,
               help="Measure only these sections (repeatable) [default: all].")

@@ -22,7 +22,7 @@ def paste_layer(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> np.ndarr
         raise ValueError(f"the layer is empty (shape {layer.shape})")
     try:
         x, y = int(x), int(y)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"x and y must be integer pixel positions, got x={x!r}, y={y!r}") from None
     out = frame.copy()
     H, W = frame.shape[:2]

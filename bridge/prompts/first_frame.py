@@ -62,8 +62,9 @@ PRESETS = {
 def sketch_class_map(sketch: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """A sketch (H, W, 3) uint8 in SKETCH_PALETTE colours -> (gh*gw, classes) fraction of each colour per token cell."""
     img = np.asarray(sketch)
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[..., :3]
+    if img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8:  # transparent = not drawn = sky (white)
+        a = img[..., 3:].astype(np.uint16)
+        img = ((img[..., :3] * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"a sketch must be an (H, W, 3) uint8 image in the sketch palette, got shape {img.shape} "
                          f"dtype {img.dtype}")
@@ -214,8 +215,9 @@ def load_first_frame(folder: Path, tokenizer: nn.Module | None = None) -> tuple[
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{folder / META} is not a first-frame model file (format={meta.get('format')!r})")
     if tokenizer is not None and meta.get("tokenizer") not in (None, tokenizer_fingerprint(tokenizer)):
-        raise CheckpointError(f"the first-frame model in {folder} was trained on another video tokenizer: retrain it "
-                              f"with `worldbridge train prompts first-frame --world {folder} --data DIR`")
+        raise CheckpointError(f"the first-frame model in {folder} was trained on another video tokenizer: delete "
+                              f"{folder}/first_frame.* and train one afresh with `worldbridge train prompts first-frame "
+                              f"--world {folder} --data DIR` (add --init-from OLD_WORLD to start from its weights)")
     names = {f.name for f in dataclasses.fields(FirstFrameConfig)}
     cfg = FirstFrameConfig(**{k: v for k, v in meta["config"].items() if k in names})
     model = FirstFrameModel(cfg, int(meta["vocab"]), tuple(meta["grid"]))

@@ -106,7 +106,8 @@ class PromptRuntime:
         if event.text and event.text.strip() and self.events is not None:
             text = event_text(event, self.captions)
             _, wording = self.read_text(text)
-            return text if wording is None or wording == text else f"{text} (read as: {wording})"
+            same = wording is not None and " ".join(wording.lower().split()) == " ".join(text.lower().split())
+            return text if wording is None or same else f"{text} (read as: {wording})"
         self.event_vector(event)  # raises the error the step would
         return self.captions.get(event.type, event.type)
 
@@ -116,6 +117,8 @@ class PromptRuntime:
         types = list(self.model.cfg.event_types)
         if event.text and event.text.strip() and self.events is not None:
             return self.read_text(event_text(event, self.captions))[0]
+        if event.type is None and self.events is not None:
+            raise ValueError("an event needs a type or some text (this one has neither)")
         if event.type is None:
             raise ValueError(f"{self.name} has no text conditioning: send a typed event, one of {types}, or train "
                              "free-text events with `worldbridge train prompts events --world ... --data ... --out ...`")

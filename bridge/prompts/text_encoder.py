@@ -61,9 +61,12 @@ class TextEncoder:
         path = self._path(text)
         try:
             v = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            return None  # absent or damaged: embed again (and overwrite)
-        return v.astype(np.float32) if v.shape == (self.dim,) else None
+        except Exception:  # absent or damaged (empty, a zip, not .npy at all: numpy raises several types): embed again
+            return None
+        if not isinstance(v, np.ndarray) or v.shape != (self.dim,) or not np.isfinite(v).all() \
+                or abs(float(np.linalg.norm(v)) - 1.0) > 1e-3:
+            return None  # not a unit vector of this encoder: embed again (and overwrite)
+        return v.astype(np.float32)
 
     def _save_disk(self, text: str, vec: np.ndarray) -> None:
         if not self.disk_cache:

@@ -193,6 +193,9 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     if resumed:
         model, meta = load_first_frame(out, world.tokenizer)
         start = int(meta.get("step", 0))
+        if meta.get("encoder", opts.encoder) != opts.encoder or model.cfg.dim != cfg.dim:
+            raise ValueError(f"{out} holds a first-frame model trained with --encoder {meta.get('encoder')} at another "
+                             f"size: resume it with the same --encoder and --preset, or delete first_frame.* to start over")
     elif opts.init_from:  # its tokens' meanings are relearned here, so no tokenizer check
         model, start = load_first_frame(Path(opts.init_from))[0], 0
         if (model.vocab, model.grid) != (world.tokenizer.vocab, tuple(grid)):
@@ -329,6 +332,9 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     if resume:
         model = src
         settings = load_event_settings(out)
+        if settings.encoder != opts.encoder:  # typed events and free text must live in one embedding space
+            raise ValueError(f"{out} learned its events with the {settings.encoder} text encoder: resume it with "
+                             f"--encoder {settings.encoder}, or give a new --out")
         types = list(model.cfg.event_types)
     else:
         model = _event_world(src, tensors, types, encoder.dim).to(device)
