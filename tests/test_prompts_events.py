@@ -88,6 +88,10 @@ def test_micro_event_training_writes_a_complete_event_world(event_world):
     for blank in ("", "   "):
         with pytest.raises(ValueError, match="needs a type or some text"):
             w.describe_event(WorldEvent(text=blank))
+    negated = f"don't {wording}"
+    enc = get_encoder("hashing")
+    assert float(enc.encode([negated])[0] @ enc.encode([wording])[0]) >= s.read_as  # near enough to be read as it...
+    assert w.prompts.read_text(wording)[1] == wording and w.prompts.read_text(negated)[1] is None  # ...but it is not
     want = get_encoder("hashing").encode([s.captions[t] for t in model.cfg.event_types])
     assert np.allclose(model.event_embed.detach().numpy(), want)
     src, _, _ = WorldModel.load(root / "world")
@@ -191,3 +195,10 @@ def test_anchor_must_not_be_negative(tmp_path):
     with pytest.raises(ValueError, match="--anchor"):
         train_events(PromptTrainOptions(world=str(world), data=str(sandbox_dataset()), out=str(tmp_path / "o"),
                                         encoder="hashing", anchor=-1.0, progress=False))
+
+
+def test_a_negated_event_is_never_read_as_its_opposite():
+    from bridge.prompts.runtime import _negations
+
+    assert _negations("Don’t make it RAIN!") == {"don't"} and _negations("no more snow") == {"no"}
+    assert _negations("the rain stops") == set()  # a trained wording ("stops" ends weather, it is not a negation)

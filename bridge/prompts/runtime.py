@@ -6,6 +6,7 @@ prompt-trained checkpoint carries (first_frame.*, events.json) and degrades to a
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,14 @@ from bridge.prompts.events import EventTrack, event_text, load_event_settings
 from bridge.prompts.first_frame import has_first_frame, load_first_frame, sketch_class_map
 from bridge.prompts.text_encoder import TextEncoder, get_encoder
 from bridge.worlds.sketch import is_palette_like
+
+
+NEGATIONS = frozenset({"not", "no", "never", "don't", "dont", "doesn't", "isn't", "without", "remove", "kill", "drain",
+                       "recede", "recedes"})  # words that turn an event into its opposite (a sentence encoder barely notices)
+
+
+def _negations(text: str) -> frozenset[str]:
+    return NEGATIONS.intersection(re.findall(r"[a-z']+", text.lower().replace("\u2019", "'")))
 
 
 class PromptRuntime:
@@ -99,7 +108,9 @@ class PromptRuntime:
         texts, vectors = self._wordings
         sims = vectors @ v  # cosines: every vector is a unit row
         i = int(sims.argmax())
-        return (vectors[i], texts[i]) if sims[i] >= self.events.read_as else (v, None)
+        if sims[i] < self.events.read_as or _negations(text) != _negations(texts[i]):
+            return v, None  # "don't make it rain" sits next to "make it rain": never read it as its opposite
+        return vectors[i], texts[i]
 
     def describe_event(self, event: WorldEvent) -> str:
         """The caption an event will show, checked as `event_vector` checks it: free text says what it was read as."""
