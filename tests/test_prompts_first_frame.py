@@ -194,3 +194,12 @@ def test_a_transparent_sketch_background_is_sky_not_ground():
     rgba = np.zeros((16, 16, 4), np.uint8)  # what drawing tools export: nothing drawn = transparent black
     rgba[12:] = (0, 0, 0, 255)
     assert np.allclose(sketch_class_map(rgba, (4, 4)), sketch_class_map(opaque, (4, 4)))
+
+
+def test_a_huge_sketch_is_read_like_a_small_one_without_the_memory():
+    from bridge.prompts.first_frame import sketch_class_map
+
+    small = np.full((64, 64, 3), 255, np.uint8)
+    small[48:] = 0
+    big = np.repeat(np.repeat(small, 32, 0), 32, 1)  # 2048 x 2048, the same drawing
+    assert np.allclose(sketch_class_map(big, (8, 8)), sketch_class_map(small, (8, 8)))
