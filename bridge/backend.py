@@ -26,6 +26,16 @@ class WorldEvent:
     text: str | None = None  # free text, e.g. "it begins to snow"
     params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def has_text(self) -> bool:
+        """Free text that says something: blank text is no text."""
+        return bool(self.text and self.text.strip())
+
+    @property
+    def fires(self) -> bool:
+        """Whether this is an event at all (a type, or text that says something); an empty one is no event."""
+        return self.type is not None or self.has_text
+
 
 class WorldBackend(Protocol):
     """A world the host can roll forward one frame at a time."""

@@ -304,7 +304,7 @@ class MainWindow(QMainWindow):
 
     def _forget_session(self) -> None:
         """No host session any more (ended, connection lost, reconnecting): the recorded branches stay; nothing may act
-        as if the old world still ran (badges, enabled controls, the host recording box)."""
+        as if the old world still ran (badges, enabled controls, pending forks, events and edits)."""
         self.info = None
         self.viewport.cancel_placing()
         if self.session is not None:

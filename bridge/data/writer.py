@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.data.dataset import FORMAT, VERSION, shard_name
-from bridge.files import publish
+from bridge.files import atomic_write_bytes, publish
 
 SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
 
@@ -24,9 +24,7 @@ def split_for_seed(seed: int, val_fraction: float) -> str:
 
 def write_json_atomic(path: Path, data) -> None:
     """Write JSON through a temp file and os.replace, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
 def _is_dataset(path: Path) -> bool:

@@ -36,12 +36,17 @@ def _tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | N
     return st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, metadata=metadata)
 
 
+def _metadata(head: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file, from its first bytes (the 8-byte length, then the JSON header)."""
+    n = int.from_bytes(head[:8], "little")
+    return json.loads(head[8 : 8 + n]).get("__metadata__", {}) or {}
+
+
 def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     data = path.read_bytes()
     try:
         tensors = st_load(data)
-        n = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8 : 8 + n]).get("__metadata__", {}) or {}
+        meta = _metadata(data)
     except (SafetensorError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e}): re-train or copy it again") from e
     return tensors, meta
@@ -158,8 +163,8 @@ def read_train_meta(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / STATE
     try:
         with open(path, "rb") as f:
-            n = int.from_bytes(f.read(8), "little")
-            return json.loads((json.loads(f.read(n)).get("__metadata__") or {})["meta"])
+            head = f.read(8)
+            return json.loads(_metadata(head + f.read(int.from_bytes(head, "little")))["meta"])
     except (OSError, ValueError, KeyError, AttributeError) as e:
         raise CheckpointError(f"{path} is not a readable WorldBridge training state ({e}); use a new --out") from None
 

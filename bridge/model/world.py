@@ -230,16 +230,16 @@ class WorldModelBackend:
         depend on who it was batched with. The others (and groups of one) are stepped alone."""
         if not len(worlds) == len(actions) == len(events):
             raise ValueError(f"step_batch got {len(worlds)} worlds, {len(actions)} actions and {len(events)} events")
-        for w, a, e in zip(worlds, actions, events):  # refuse before any session moves (the batch fails as one)
+        fired = [e is not None and e.fires for e in events]
+        for w, a, e, f in zip(worlds, actions, events, fired):  # refuse before any session moves (the batch fails as one)
             w._check_action(a)
-            if e is not None and (e.type is not None or bool(e.text and e.text.strip())):
+            if f:
                 w.describe_event(e)
         out: list[np.ndarray | None] = [None] * len(worlds)
         groups: dict[tuple, list[tuple[int, torch.Tensor | None]]] = {}
-        for i, (w, e) in enumerate(zip(worlds, events)):
-            new_event = e is not None and (e.type is not None or bool(e.text and e.text.strip()))
-            if w._dyn is None or new_event:  # stepped alone: its event changes the conditioning
-                out[i] = w.step(actions[i], e)
+        for i, w in enumerate(worlds):
+            if w._dyn is None or fired[i]:  # stepped alone: its event changes the conditioning
+                out[i] = w.step(actions[i], events[i])
                 continue
             cond = w.prompts.event_cond(None)  # an event fired earlier may still be held
             groups.setdefault(w._batch_key(cond), []).append((i, cond))

@@ -102,7 +102,7 @@ def event_text(event: WorldEvent, captions: dict[str, str]) -> str:
     """The sentence an event means: free text as written, else its type's caption; a clear error otherwise."""
     if not isinstance(event, WorldEvent):
         raise TypeError(f"event must be a WorldEvent, got {type(event).__name__}")
-    if event.text and event.text.strip():
+    if event.has_text:
         return event.text.strip()
     if event.type is None:
         raise ValueError("a WorldEvent needs a type or some text")

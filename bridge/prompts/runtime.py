@@ -16,7 +16,7 @@ import torch
 from bridge.backend import Prompt, WorldEvent
 from bridge.prompts.events import EventTrack, event_text, load_event_settings
 from bridge.prompts.first_frame import has_first_frame, load_first_frame, sketch_class_map
-from bridge.prompts.text_encoder import TextEncoder, get_encoder
+from bridge.prompts.text_encoder import TextEncoder, get_encoder, normalize_text
 from bridge.worlds.sketch import is_palette_like
 
 
@@ -114,10 +114,10 @@ class PromptRuntime:
 
     def describe_event(self, event: WorldEvent) -> str:
         """The caption an event will show, checked as `event_vector` checks it: free text says what it was read as."""
-        if event.text and event.text.strip() and self.events is not None:
+        if event.has_text and self.events is not None:
             text = event_text(event, self.captions)
             _, wording = self.read_text(text)
-            same = wording is not None and " ".join(wording.lower().split()) == " ".join(text.lower().split())
+            same = wording is not None and normalize_text(wording).lower() == normalize_text(text).lower()
             return text if wording is None or same else f"{text} (read as: {wording})"
         self.event_vector(event)  # raises the error the step would
         return self.captions.get(event.type, event.type)
@@ -126,7 +126,7 @@ class PromptRuntime:
         """The unit vector an event means: free text (when trained for it) as `read_text` reads it, else the typed
         event's embedding."""
         types = list(self.model.cfg.event_types)
-        if event.text and event.text.strip() and self.events is not None:
+        if event.has_text and self.events is not None:
             return self.read_text(event_text(event, self.captions))[0]
         if event.type is None and self.events is not None:
             raise ValueError("an event needs a type or some text (this one has neither)")
@@ -140,7 +140,7 @@ class PromptRuntime:
 
     def event_cond(self, event: WorldEvent | None) -> torch.Tensor | None:
         """(1, 1, C) conditioning for the frame generated now: fires `event` if given, holds it for `hold` frames."""
-        if event is not None and (event.type is not None or (event.text and event.text.strip())):
+        if event is not None and event.fires:
             self.track.fire(self.event_vector(event))
         v = self.track.next()
         return None if v is None else torch.from_numpy(v).to(self.device)[None, None]
