@@ -178,6 +178,33 @@ def test_world_input_sends_changes_only_and_chords(sim, host):
     sim.call_method(c, "disconnect_from_host", [])
 
 
+def test_world_input_warns_once_about_bindings_the_backend_lacks_and_sends_nothing_for_them(sim, host):
+    c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
+    wi = sim.new(sim.script(INPUT))
+    wi.members["client"] = c
+    wi.members["bindings"] = gdsim.to_gd({"wb_latent_8": 7, "wb_latent_1": 0, "wb_jump": "fly", "wb_left": "left"})
+    sent = Recorder(wi, "action_sent")
+    errors = Recorder(c, "error_received")
+    sim.add_to_root(c)
+    sim.add_to_root(wi)
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    sim.process(3)
+    assert list(wi.members["unknown_actions"]) == ["latent 7", "fly"]  # the sandbox has 7 actions, none named fly
+    warned = [w for w in sim.warnings if "not among this backend's actions" in w]
+    assert len(warned) == 1 and "latent 7, fly" in warned[0] and "latent ids 0-6" in warned[0]
+    for key in ("wb_latent_8", "wb_jump"):
+        gdsim.press(sim, key)
+        sim.process(3)
+        gdsim.release(sim, key)
+    gdsim.press(sim, "wb_latent_1")
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["noop", 0]  # the unknown keys sent nothing; latent 0 did
+    sim.process(5)
+    assert errors["error_received"] == []  # nothing reached the host to be refused
+    assert len([w for w in sim.warnings if "not among this backend's actions" in w]) == 1  # once a session
+    sim.call_method(c, "disconnect_from_host", [])
+
+
 def test_world_input_step_mode_sends_one_input_per_press(sim, host):
     c = _client(sim, host.address, mode="step", backend="sandbox")
     wi = sim.new(sim.script(INPUT))

@@ -221,6 +221,9 @@ def test_bad_action_event_and_settings(host):
         with pytest.raises(ProtocolError) as e:
             c.event(event_type="earthquake")
         assert e.value.code == "bad_argument"
+        with pytest.raises(ProtocolError) as e:
+            c.event(text="   ")
+        assert e.value.code == "bad_argument" and "blank text is no event" in e.value.message
         st = c.settings(fps=30.0, steps=4)["settings"]
         assert st["fps"] == 30.0 and st["steps"] is None and st["mode"] == "step"  # the sandbox has no steps
         with pytest.raises(ProtocolError) as e:

@@ -78,3 +78,19 @@ def test_minilm_paraphrases_land_near_their_event(minilm, tmp_path):
     again = te.MiniLMEncoder(cache_dir=minilm.cache_dir.parent)  # same disk cache, nothing re-embedded
     assert np.array_equal(again.encode(["make it snow"])[0], v[0]) and again.model_calls == 0
     assert minilm.model_calls == calls
+
+
+def test_minilm_refuses_texts_it_cannot_read_instead_of_meaning_something_else(minilm):
+    assert minilm.unreadable("make it snow") is None and minilm.unreadable("☀️ a sunny day") is None
+    emoji = minilm.encode(["🌧️", "🔥🔥"])
+    assert emoji[0] @ emoji[1] > 0.99  # why: all of them encode alike
+    assert "no words" in minilm.unreadable("🌧️") and "no words" in minilm.unreadable(" 🔥 🔥 ")
+    long = "a snowy night level with coins " * 60
+    assert "word pieces long" in minilm.unreadable(long) and "shorten it" in minilm.unreadable(long)
+    assert minilm.unreadable("a snowy night level with coins " * 40) is None  # 240 pieces fit
+
+
+def test_hashing_encoder_refuses_texts_without_words(tmp_path):
+    enc = te.HashingEncoder(cache_dir=tmp_path)
+    assert enc.unreadable("make it snow") is None
+    assert "no words" in enc.unreadable("🌧️ !!") and "no words" in enc.unreadable("雪")

@@ -98,6 +98,19 @@ def test_free_text_near_a_trained_wording_is_read_as_it_and_says_so(prompt_world
         rt.describe_event(WorldEvent(type="meteor_shower"))
 
 
+def test_texts_the_encoder_cannot_read_are_refused_with_the_fix(prompt_world):
+    rt, _ = _runtime(prompt_world / "pw")
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="text prompt: .*no words.*say it in words"):
+        rt.first_tokens(Prompt(text="🌧️🌧️"), g)
+    with pytest.raises(ValueError, match="event text: .*no words"):
+        rt.describe_event(WorldEvent(text="❄️"))
+    with pytest.raises(ValueError, match="event text: .*no words"):
+        rt.event_cond(WorldEvent(text="❄️"))
+    assert rt.track.next() is None  # nothing fired
+    assert rt.first_tokens(Prompt(text="a snowy level ☃"), g).shape == (1, 16)  # one word is enough
+
+
 def test_a_world_without_prompt_training_says_what_to_train(prompt_world):
     rt, _ = _runtime(prompt_world / "world")
     assert not rt.text_prompts and not rt.text_events

@@ -166,12 +166,12 @@ class Session:
 
     def queue_event(self, event_type: str | None, text: str | None) -> str:
         """Check an event against the backend and queue it for the next frame; returns its caption."""
-        if event_type is None and not text:
-            raise ProtocolError("bad_argument", "event needs `event_type` or `text`")
+        event = WorldEvent(type=event_type, text=text)
+        if not event.fires:
+            raise ProtocolError("bad_argument", "event needs `event_type` or some `text` (blank text is no event)")
         if event_type is not None and event_type not in self.backend.event_types:
             raise ProtocolError("bad_argument", f"unknown event type {event_type!r}: this backend knows "
                                                 f"{list(self.backend.event_types)}")
-        event = WorldEvent(type=event_type, text=text)
         try:
             caption = describe_event(self.backend, event)
         except ValueError as e:

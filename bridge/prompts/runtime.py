@@ -89,6 +89,8 @@ class PromptRuntime:
         t = None
         if text is not None:
             enc = self.encoder(self.first_meta.get("encoder", "minilm"))
+            if (problem := enc.unreadable(text)) is not None:
+                raise ValueError(f"text prompt: {problem}")
             t = torch.from_numpy(enc.encode([text])).to(self.device)
         return self.first.generate(t, s, batch=1, generator=generator)
 
@@ -99,6 +101,8 @@ class PromptRuntime:
         The dynamics learned the few points its training wordings encode to, not the space between them, so a text
         within `read_as` of one (cosine) takes that wording's vector; anything further keeps its own."""
         enc = self.encoder(self.events.encoder)
+        if (problem := enc.unreadable(text)) is not None:
+            raise ValueError(f"event text: {problem}")
         v = enc.encode([text])[0]
         if not self.events.wordings:
             return v, None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import string
 import tempfile
 import threading
 from pathlib import Path
@@ -107,12 +108,22 @@ class TextEncoder:
                 out[i] = self._memory[k]
         return out
 
+    def unreadable(self, text: str) -> str | None:
+        """Why the encoder cannot read `text` faithfully, or None: prompts must fail loudly, not mean something else."""
+        return self._unreadable(normalize_text(text))
+
+    def _unreadable(self, text: str) -> str | None:
+        return None
+
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two texts (both unit vectors)."""
         va, vb = self.encode([a, b])
         return float(va @ vb)
 
 
+_NO_WORDS = ("the text {text!r} has no words the text encoder knows (emoji, symbols and characters outside its "
+             "vocabulary all read as one unknown token, so every such text would mean the same): say it in words, "
+             "e.g. 'a snowy night in a cave'")
 _MODEL_LOCK = threading.Lock()
 _MODEL = None
 
@@ -150,6 +161,20 @@ class MiniLMEncoder(TextEncoder):
             return _sentence_model().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False,
                                             convert_to_numpy=True)
 
+    def _unreadable(self, text: str) -> str | None:
+        if len(text) - text.count(" ") <= 254 and any(w.strip(string.punctuation).isascii()
+                                                     and w.strip(string.punctuation).isalnum() for w in text.split()):
+            return None  # a plain ASCII word reads as known pieces, and no character gives more than one piece
+        model = _sentence_model()  # only for long or unusual texts: the tokenizer decides
+        pieces = model.tokenizer.tokenize(text)
+        if all(p == model.tokenizer.unk_token for p in pieces):
+            return _NO_WORDS.format(text=text)
+        room = model.max_seq_length - 2  # [CLS] and [SEP]
+        if len(pieces) > room:
+            return (f"the text is {len(pieces)} word pieces long and the text encoder reads only the first {room}, "
+                    "so the rest would be ignored: shorten it")
+        return None
+
 
 class HashingEncoder(TextEncoder):
     """Bag of words and word pairs hashed to fixed random directions: instant and model-free, for tests and
@@ -168,6 +193,9 @@ class HashingEncoder(TextEncoder):
             if not words:
                 out[i, 0] = 1.0  # the empty text still gets a unit vector
         return out
+
+    def _unreadable(self, text: str) -> str | None:
+        return None if re.search(r"[a-z0-9]", text.lower()) else _NO_WORDS.format(text=text)
 
 
 ENCODERS: dict[str, type[TextEncoder]] = {"minilm": MiniLMEncoder, "hashing": HashingEncoder}

@@ -133,6 +133,7 @@ namespace WorldBridge
             var unknown = new List<string>();
             foreach (var rule in rules)
                 if (rule.latentAction < 0 && session.ActionId(rule.action) < 0) unknown.Add(rule.action);
+                else if (rule.latentAction >= session.NumLatentActions) unknown.Add($"latent {rule.latentAction}");
             if (session.ActionId(idleAction) < 0) unknown.Add(idleAction);
             if (unknown.Count > 0)
                 Debug.LogWarning($"[WorldBridge] WorldInput: {string.Join(", ", unknown)} not among this backend's actions " +

@@ -38,6 +38,11 @@ signal action_sent(action: Variant)
 ## The action in force on the host (realtime), null before the first send.
 var current_action: Variant = null
 var missing_actions := PackedStringArray()
+## Bound world actions the current session's backend lacks (warned once a session;
+## their keys send nothing).
+var unknown_actions := PackedStringArray()
+
+var _checked_session := ""
 
 var _chords: Array = []  # [[PackedStringArray input actions, Variant world action], ...]
 
@@ -69,9 +74,47 @@ func rebuild() -> void:
 		)
 
 
+## The bound world actions `session` cannot take (names it lacks, latent ids past its count).
+func check_bindings(session: Dictionary) -> PackedStringArray:
+	var unknown := PackedStringArray()
+	var names: Variant = session.get("action_names", [])
+	var count := int(session.get("num_latent_actions", 0))
+	for chord in _chords:
+		var label := _unknown_label(chord[1], names, count)
+		if label != "" and not label in unknown:
+			unknown.append(label)
+	if not unknown.is_empty():
+		var why := "WorldInput: %s not among this backend's actions (%s; latent ids 0-%d)"
+		push_warning(
+			(
+				(why % [", ".join(unknown), str(names), count - 1])
+				+ ": their keys send nothing; edit the bindings"
+			)
+		)
+	return unknown
+
+
+func _unknown_label(action: Variant, names: Variant, count: int) -> String:
+	if typeof(action) == TYPE_INT:
+		return "" if action >= 0 and action < count else "latent %d" % action
+	var known: bool = (
+		typeof(names) != TYPE_ARRAY
+		or String(action) in names
+		or (client != null and client.action_map.has(String(action)))
+	)
+	return "" if known else String(action)
+
+
+func _sendable(action: Variant) -> bool:
+	var label := "latent %d" % action if typeof(action) == TYPE_INT else String(action)
+	return not label in unknown_actions
+
+
 ## The world action for the keys held now (the idle action when none is held).
 func resolve_action() -> Variant:
 	for chord in _chords:
+		if not _sendable(chord[1]):
+			continue
 		var all_held := true
 		for input_name in chord[0]:
 			if not Input.is_action_pressed(input_name):
@@ -99,6 +142,10 @@ func _process(_delta: float) -> void:
 	if not enabled or client == null or not client.is_in_session():
 		current_action = null
 		return
+	var session_id := str(client.session.get("session_id", ""))
+	if session_id != _checked_session:
+		_checked_session = session_id
+		unknown_actions = check_bindings(client.session)
 	var mode: Variant = client.session.get("mode")
 	if typeof(mode) == TYPE_STRING and mode == "step":
 		var pressed: Variant = _just_pressed_action()
@@ -115,6 +162,8 @@ func _process(_delta: float) -> void:
 
 func _just_pressed_action() -> Variant:
 	for chord in _chords:
+		if not _sendable(chord[1]):
+			continue
 		var all_held := true
 		var any_new := false
 		for input_name in chord[0]:
