@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from bridge.model.config import UNMASK_ORDERS  # the orders a world model's sampler knows (protocol 1.2 `unmask`)
+from bridge.host.protocol import UNMASK_ORDERS  # the orders `settings.unmask` takes (protocol 1.2)
 
 MODEL_ONLY = ("steps", "temperature", "cfg")  # the sandbox ignores these (docs/protocol.md, settings)
 SAMPLER = ("top_p", "unmask")  # protocol 1.2: nil in the session's settings for backends (or hosts) without them

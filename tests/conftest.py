@@ -11,3 +11,16 @@ if "WORLDBRIDGE_AUTOSAVE" not in os.environ:  # the editor keeps unsaved recordi
 
     os.environ["WORLDBRIDGE_AUTOSAVE"] = tempfile.mkdtemp(prefix="worldbridge-autosave-")
     atexit.register(shutil.rmtree, os.environ["WORLDBRIDGE_AUTOSAVE"], True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need a CUDA device: the marker alone skips them where there is none."""
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

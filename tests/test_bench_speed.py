@@ -15,7 +15,6 @@ from bridge.model.world import WorldModelBackend, _compile_mode, load_world
 from test_model_data import save_random_world
 
 torch.set_num_threads(1)
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +284,6 @@ def test_reduce_overhead_compiles_the_cached_transformers_without_cuda_graphs(wo
 # --- CUDA ---
 
 @pytest.mark.gpu
-@cuda
 def test_cuda_step_batch_bf16_and_spawn(world_dir):
     base = load_world(world_dir, device="cuda")
     assert base.autocast and base.model.dynamics.head.weight.dtype == torch.bfloat16
@@ -309,7 +307,6 @@ def test_cuda_step_batch_bf16_and_spawn(world_dir):
 
 
 @pytest.mark.gpu
-@cuda
 def test_cuda_report_and_compiled_stages(world_dir):
     w = load_world(world_dir, device="cuda", compile="reduce-overhead")  # compiled; no CUDA graphs (KV caches)
     st = stage_timings(w, frames=4, resets=2)

@@ -98,8 +98,8 @@ def test_unsupported_and_missing_files_are_named(tmp_path):
 
 
 def test_import_host_recording(tmp_path):
-    rec = pytest.importorskip("bridge.host.recording")
-    protocol = pytest.importorskip("bridge.host.protocol")
+    from bridge.host import protocol
+    from bridge.host import recording as rec
     from bridge.host.pixels import encode_pixels
 
     frames = colour_frames(12, 64, 64)

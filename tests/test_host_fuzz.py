@@ -179,9 +179,13 @@ def test_over_hard_cap_drops_only_that_connection(fuzz_env):
     h, w, sock = fuzz_env
     rogue = zmq.Context.instance().socket(zmq.DEALER)
     rogue.setsockopt(zmq.LINGER, 0)
+    monitor = rogue.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     rogue.connect(h.address)
     rogue.send(b"\0" * (2 * MAX_BYTES + 100))  # over the hard cap: libzmq closes the connection
-    time.sleep(0.2)
+    assert monitor.poll(5000), "the host kept a connection that sent more than twice max_message_bytes"
+    assert not rogue.poll(300)  # dropped unread: no `too_large` answer was ever made
+    rogue.disable_monitor()
+    monitor.close(0)
     rogue.close(0)
     handshake(sock)  # everyone else is fine
 

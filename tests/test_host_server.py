@@ -204,6 +204,13 @@ def test_stale_epoch_frames_are_dropped_by_client(counter_host):
         assert f.epoch == 1 and pixel(f)[0] == 2
 
 
+def test_every_client_message_in_the_spec_has_a_handler():
+    from bridge.host.server import Host
+
+    inline = {"hello", "ping", "status"}  # answered in `_handle` itself
+    assert all(hasattr(Host, f"_on_{m}") for m in set(P.SCHEMAS) - inline), set(P.SCHEMAS)
+
+
 def test_bad_action_event_and_settings(host):
     with WorldClient(host.address) as c:
         s = c.start(mode="step", seed=1)

@@ -160,7 +160,6 @@ def test_missing_default_and_missing_path_name_the_fix(tmp_path, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_rollout_matches_contract_and_is_deterministic(world_dir):
     w = load_world(world_dir, device="cuda")
     assert w.autocast

@@ -125,7 +125,6 @@ def test_a_world_without_prompt_training_says_what_to_train(prompt_world):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_prompts_run_on_cuda(prompt_world):
     model, _, _ = WorldModel.load(prompt_world / "pw")
     rt = PromptRuntime(prompt_world / "pw", model.cuda(), torch.device("cuda"))

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from bridge import DEFAULT_WORLD
 from bridge.backend import WorldBackend
 
-DEFAULT_WORLD = Path(__file__).resolve().parents[1] / "assets" / "default_world"
 SANDBOX_NOTICE = "no trained world model found; serving the sandbox game (a test backend)"
 
 

@@ -1,4 +1,4 @@
-"""Protocol v1.1 codec and message validation (docs/protocol.md), shared by the host and the Python client."""
+"""Protocol v1.2 codec and message validation (docs/protocol.md), shared by the host and the Python client."""
 
 from __future__ import annotations
 

@@ -23,7 +23,6 @@ from bridge.host.session import Produced, Session, build_prompt, now_ms
 
 log = logging.getLogger("worldbridge.host")
 
-SESSION_MESSAGES = {"input", "event", "reset", "branch", "edit", "settings", "record_start", "record_stop"}
 MAX_OUTBOX = 4096  # queued replies/step frames for one peer before the host gives up on it
 MAX_STEP_QUEUE = 1024  # step-mode inputs waiting for their frame, per session
 BATCH_SLACK_S = 0.002  # realtime ticks this close together run as one batch (sessions start a fraction of a ms apart)

@@ -88,10 +88,9 @@ def load_tokenizer(checkpoint: str | Path, device: torch.device | str = "cpu") -
 
 
 def _autocast(device: torch.device) -> Any:
-    from bridge.model.world import _cpu_has_bf16
+    from bridge.model.world import bf16_by_default
 
-    on = device.type == "cuda" or _cpu_has_bf16()
-    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16_by_default(device) else nullcontext()
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from bridge import DEFAULT_WORLD
 from bridge.backend import Prompt, WorldEvent
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
@@ -22,7 +23,6 @@ from bridge.model.genie import WorldModel
 from bridge.model.sampler import mask_schedule, sample_frame
 from bridge.model.st_transformer import KVCache
 
-DEFAULT_WORLD = Path(__file__).resolve().parent.parent / "assets" / "default_world"
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -73,8 +73,7 @@ class WorldModelBackend:
         d = cfg.dynamics
         self.settings = {"steps": min(d.steps, cfg.tokens_per_frame), "temperature": d.temperature, "cfg": d.cfg,
                          "unmask": d.unmask, "top_p": d.top_p}
-        # bf16 autocast: on CUDA always; on CPU only where measured faster (AVX-512 BF16), see docs/model.md
-        self.autocast = (device.type == "cuda" or _cpu_has_bf16()) if autocast is None else autocast
+        self.autocast = bf16_by_default(device) if autocast is None else autocast
         self.detailed_timings = False  # also time each MaskGIT step into `last_step_ms` (bench; syncs CUDA)
         self._new_session()
         from bridge.prompts.runtime import PromptRuntime  # text/sketch prompts and events (docs/prompts.md)
@@ -403,7 +402,10 @@ def _compile_mode(compile: bool | str) -> str | None:
     return str(compile)
 
 
-def _cpu_has_bf16() -> bool:
+def bf16_by_default(device: torch.device) -> bool:
+    """bf16 autocast on CUDA always, on a CPU only where measured faster (AVX-512 BF16): docs/model.md."""
+    if device.type == "cuda":
+        return True
     try:
         return bool(torch.backends.cpu.get_cpu_capability() == "AVX512" and torch.cpu._is_avx512_bf16_supported())
     except AttributeError:

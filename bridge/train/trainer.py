@@ -187,9 +187,9 @@ def first_frames(ds, sampler, rng: np.random.Generator, k: int = BANK_SIZE) -> n
 
 def _amp(device: torch.device, amp: bool | None):
     if amp is None:
-        from bridge.model.world import _cpu_has_bf16
+        from bridge.model.world import bf16_by_default
 
-        amp = device.type == "cuda" or _cpu_has_bf16()
+        amp = bf16_by_default(device)
     return torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext(), bool(amp)
 
 
