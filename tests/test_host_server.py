@@ -69,6 +69,22 @@ class BatchWorld(CounterWorld):
         return [w.step(a, e) for w, a, e in zip(worlds, actions, events)]
 
 
+class RefusingBatchWorld(CounterWorld):
+    """TEST-ONLY batching backend that accepts `boom` when queued but refuses it when the frame is made."""
+
+    @classmethod
+    def step_batch(cls, worlds, actions, events):
+        if any(e is not None for e in events):
+            raise ValueError("no boom right now")  # refused before any world moves, as WorldModelBackend does
+        cls.batch_calls += 1
+        return [w.step(a) for w, a in zip(worlds, actions)]
+
+    def step(self, action, event=None):
+        if event is not None:
+            raise ValueError("no boom right now")
+        return super().step(action)
+
+
 def pixel(frame):
     return tuple(int(x) for x in frame.image[0, 0])
 
@@ -685,5 +701,31 @@ def test_branch_waits_for_a_re_simulation_longer_than_the_per_frame_timeout():
             assert pixel(c.next_frame()) == (7, target, target % 3)
             with pytest.raises(ProtocolError, match="timeout"):
                 c.branch(target - 1, timeout=0.2)  # an explicit timeout still holds
+    finally:
+        h.stop()
+
+
+def test_an_event_refused_in_a_batch_is_that_sessions_error_only():
+    RefusingBatchWorld.batch_calls = 0
+    h = run_host_in_thread(RefusingBatchWorld)
+    try:
+        a, b = WorldClient(h.address), WorldClient(h.address)
+        for c in (a, b):
+            c.start(mode="realtime", fps=50)
+        time.sleep(0.3)
+        assert RefusingBatchWorld.batch_calls > 0
+        assert a.event(event_type="boom")["caption"] == "boom"  # accepted when queued
+        time.sleep(0.5)
+        for c in (a, b):
+            c.drain_frames()  # reads what arrived, errors included
+        assert [e["code"] for e in a.errors] == ["bad_argument"] and "no boom right now" in a.errors[0]["message"]
+        assert not a.errors[0]["fatal"] and not b.errors
+        time.sleep(0.3)
+        for c in (a, b):
+            frames = c.drain_frames()
+            assert len(frames) >= 3 and frames[-1].index > frames[0].index  # both sessions go on
+            assert not any(f.events for f in frames)  # the refused event never showed
+        for c in (a, b):
+            c.close()
     finally:
         h.stop()

@@ -42,6 +42,8 @@ def test_encode_pins_widths():
     ({"type": "branch", "frame": "3"}, "bad_message"),
     ({"type": "start", "fps": 0.5}, "bad_argument"),
     ({"type": "start", "mode": "turbo"}, "bad_argument"),
+    ({"type": "start", "seed": -1}, "bad_argument"),  # not a numpy error at reset time (was bad_prompt)
+    ({"type": "reset", "seed": 2**63}, "bad_argument"),  # C# and GDScript could not read it back
     ({"type": "start", "image": "not bytes"}, "bad_message"),
     ({"type": "start", "action_map": {"a": -1}}, "bad_message"),
     ({"type": "start", "text": "x" * 4097}, "bad_message"),
@@ -72,8 +74,8 @@ def test_validate_accepts_and_normalises():
     m = P.validate({"type": "input", "action": "jump", "client_ts": 12, "seq": 3, "extra": [1]})
     assert m == {"type": "input", "req_id": None, "action": "jump", "client_ts": 12.0, "seq": 3}
     assert isinstance(m["client_ts"], float)
-    m = P.validate({"type": "start", "fps": 24, "seed": -7, "text": None})
-    assert m["fps"] == 24.0 and m["seed"] == -7 and m["mode"] is None
+    m = P.validate({"type": "start", "fps": 24, "seed": 2**63 - 1, "text": None})
+    assert m["fps"] == 24.0 and m["seed"] == 2**63 - 1 and m["mode"] is None
     assert P.validate({"type": "future_thing", "x": 1}) == {"type": "future_thing", "x": 1}
     m = P.validate({"type": "edit", "req_id": 4, "layer": b"\x89PNG", "x": -40, "y": 12, "z": 1})
     assert m == {"type": "edit", "req_id": 4, "layer": b"\x89PNG", "x": -40, "y": 12}

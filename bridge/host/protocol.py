@@ -111,6 +111,9 @@ SCHEMAS: dict[str, dict[str, str]] = {
 REQUIRED = {"hello": ("protocol_major",), "input": ("action",), "branch": ("frame",), "edit": ("layer", "x", "y")}
 
 
+SEED_MAX = 2**63 - 1  # the largest seed C# (long) and GDScript (int) can send and read back
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -175,6 +178,9 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
             raise ProtocolError("bad_message", f"`{mtype}` needs `{key}`")
     if out.get("mode") is not None and out["mode"] not in MODES:
         raise ProtocolError("bad_argument", f"mode {out['mode']!r} is not one of {list(MODES)}")
+    if out.get("seed") is not None and not 0 <= out["seed"] <= SEED_MAX:
+        raise ProtocolError("bad_argument", f"seed {out['seed']} is outside 0-{SEED_MAX} (every client can send those; "
+                                            "leave it nil for the host to draw one)")
     if out.get("fps") is not None and not limits.fps_min <= out["fps"] <= limits.fps_max:
         raise ProtocolError("bad_argument", f"fps {out['fps']} is outside {limits.fps_min:g}-{limits.fps_max:g}")
     if mtype == "settings":

@@ -596,16 +596,19 @@ class Host:
                 work.append((s, action, client_ts, seq, received))
             if hasattr(cls, "step_batch") and len(work) > 1:
                 self._step_batched(cls, work)
+            else:
+                self._step_alone(work)
+
+    def _step_alone(self, work: list) -> None:
+        for s, action, client_ts, seq, received in work:
+            try:
+                produced = s.step(action)
+            except Exception as e:
+                self._backend_failed(s, e)
                 continue
-            for s, action, client_ts, seq, received in work:
-                try:
-                    produced = s.step(action)
-                except Exception as e:
-                    self._backend_failed(s, e)
-                    continue
-                if produced.refused and s.peer is not None:
-                    self._send(s.peer, [P.encode(P.error("bad_argument", produced.refused))])
-                self._emit(s, produced, received, client_ts, seq)
+            if produced.refused and s.peer is not None:
+                self._send(s.peer, [P.encode(P.error("bad_argument", produced.refused))])
+            self._emit(s, produced, received, client_ts, seq)
 
     def _step_batched(self, cls: type, work: list) -> None:
         prepared = [(s, a, *s.prepare_step()) for s, a, *_ in work]
@@ -613,6 +616,12 @@ class Host:
         try:
             images = cls.step_batch([s.backend for s, *_ in prepared], [a for _, a, *_ in prepared],
                                     [ev for _, _, ev, _ in prepared])
+        except ValueError:  # refused before any world moved (an action or event): one session's, not the batch's
+            for s, _, ev, cap in prepared:
+                if ev is not None:
+                    s.pending_events.appendleft((ev, cap))
+            self._step_alone(work)  # each alone: a refused event is dropped and reported to its own client only
+            return
         except Exception as e:
             for s, *_ in prepared:
                 self._backend_failed(s, e)
