@@ -45,11 +45,12 @@ class Frame:
     image: np.ndarray  # (H, W, 3) uint8
     received_ts: float  # client clock ms, same clock as client_ts
     header: dict = field(default_factory=dict, repr=False)
+    answers_input: bool = False  # the first frame received that echoes its input (later ones repeat the echo)
 
     @property
     def latency_ms(self) -> float | None:
-        """Input sent -> frame received, when this frame echoes an input's client_ts."""
-        return None if self.client_ts is None else self.received_ts - self.client_ts
+        """Input sent -> first frame received under it; None on later frames, which only repeat the echo."""
+        return self.received_ts - self.client_ts if self.answers_input and self.client_ts is not None else None
 
 
 class WorldClient:
@@ -71,6 +72,7 @@ class WorldClient:
         self._req_id = 0
         self._seq = 0
         self._epoch = 0
+        self._last_echo: tuple = (None, None)  # (seq, client_ts) of the newest frame: latency counts its first frame
         self._closed = False
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
@@ -141,8 +143,11 @@ class WorldClient:
         if len(parts) < 2:
             raise ProtocolError("bad_message", "frame header arrived without its pixel part")
         image = decode_pixels(parts[1], h["codec"], h["width"], h["height"])
+        echo = (h.get("seq"), h.get("client_ts"))  # the host repeats the input in force on every realtime frame
+        first = echo[1] is not None and echo != self._last_echo
+        self._last_echo = echo
         self._frames.append(Frame(h["session_id"], h["index"], epoch, h["action"], h.get("client_ts"), h.get("seq"),
-                                  h["host_ts"], h.get("timings", {}), h.get("events", []), image, received, h))
+                                  h["host_ts"], h.get("timings", {}), h.get("events", []), image, received, h, first))
 
     def _wait_reply(self, req_id: int, what: str, timeout: float | None = None) -> dict:
         """Wait for the answer to `req_id`, buffering frames meanwhile; errors become ProtocolError."""

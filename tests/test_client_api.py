@@ -52,6 +52,13 @@ def test_frames_iterator_and_clock(host):
         assert list(c.frames(timeout=0.2)) == []  # step mode without inputs: nothing comes, iterator ends
         f = c.step(0)
         assert 0 < f.latency_ms < 1000 and f.received_ts >= f.client_ts and f.host_ts > 0
+        c.settings(mode="realtime")
+        c.act(1, seq=77)
+        time.sleep(0.4)
+        under = [g for g in c.drain_frames() if g.seq == 77]
+        assert len(under) >= 3 and all(g.client_ts == under[0].client_ts for g in under)  # the echo repeats
+        assert under[0].latency_ms is not None and 0 < under[0].latency_ms < 1000
+        assert [g.latency_ms for g in under[1:]] == [None] * (len(under) - 1)  # not "time since the key changed"
 
 
 def test_mode_and_argument_errors(host):
