@@ -36,6 +36,44 @@ def check_display(env: dict[str, str] | None = None, platform: str = sys.platfor
                                "or `xvfb-run -a worldbridge play` to run the editor on a virtual display.")
 
 
+XCB_RUNTIME = ("libxcb-icccm.so.4", "libxcb-keysyms.so.1", "libxcb-cursor.so.0")  # Qt's xcb plugin needs them
+
+
+def _ldd_missing(paths: list[Path]) -> set[str]:
+    import subprocess
+
+    out = subprocess.run(["ldd", *map(str, paths)], capture_output=True, text=True, check=False).stdout
+    return {line.split("=>")[0].strip() for line in out.splitlines() if "not found" in line}
+
+
+def _debian_package(soname: str) -> str:
+    """libxcb-icccm.so.4 -> libxcb-icccm4, libxkbcommon-x11.so.0 -> libxkbcommon-x11-0 (Debian's naming)."""
+    name, _, version = soname.partition(".so.")
+    return f"{name}{'-' if name[-1].isdigit() else ''}{version}"
+
+
+def check_xcb(env: dict[str, str] | None = None, platform: str = sys.platform, missing=None) -> None:
+    """Name the apt packages Qt's xcb plugin lacks: Qt itself aborts with a hint that names the wrong one."""
+    env = os.environ if env is None else env
+    if not platform.startswith("linux") or env.get("QT_QPA_PLATFORM", "xcb") != "xcb" or not env.get("DISPLAY"):
+        return
+    if missing is None:
+        import ctypes.util
+        import shutil
+
+        import PySide6
+
+        qt = Path(PySide6.__file__).parent / "Qt"
+        plugins = [p for p in (qt / "plugins" / "platforms" / "libqxcb.so", qt / "lib" / "libQt6XcbQpa.so.6")
+                   if p.is_file()]
+        missing = _ldd_missing(plugins) if plugins and shutil.which("ldd") else set()
+        missing |= {n for n in XCB_RUNTIME if ctypes.util.find_library(n[3:].split(".so")[0]) is None}
+    if missing:
+        packages = " ".join(sorted({_debian_package(n) for n in missing}))
+        raise click.ClickException(f"Qt cannot open a window: its xcb plugin needs {', '.join(sorted(missing))}. "
+                                   f"Install them with `sudo apt-get install -y {packages}` and run again.")
+
+
 def start_own_host(backend: str | None, checkpoint: Path | None):
     """A host in this process on a free loopback port (what `play` uses when no --host is given)."""
     from bridge.host.server import run_host_in_thread
@@ -69,6 +107,7 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
     if checkpoint is not None and backend is None:
         backend = "world_model"
     check_display()
+    check_xcb()
     from PySide6.QtWidgets import QApplication
 
     from editor_gui.main_window import MainWindow, StartOptions, apply_theme

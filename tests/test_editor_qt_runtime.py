@@ -4,6 +4,7 @@ emits for every frame, aborts with "bool_dealloc" a few minutes in). Run in a su
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 PROBE = """
 import sys
@@ -57,3 +58,27 @@ def test_play_without_a_display_says_how_to_run_headless():
                        env={k: v for k, v in os.environ.items()
                             if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")})
     assert r.returncode == 1 and "has no display" in r.stderr and "host:" not in r.stderr  # refused before any host
+
+
+def test_play_names_the_apt_packages_qts_xcb_plugin_lacks(tmp_path):
+    import click
+    import pytest
+
+    from editor_gui import app
+
+    with pytest.raises(click.ClickException, match=r"apt-get install -y libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0"):
+        app.check_xcb({"DISPLAY": ":99"}, "linux",
+                      missing={"libxcb-keysyms.so.1", "libxcb-icccm.so.4", "libxkbcommon-x11.so.0"})
+    for env in ({"DISPLAY": ":99", "QT_QPA_PLATFORM": "offscreen"}, {"WAYLAND_DISPLAY": "wayland-0"}):
+        app.check_xcb(env, "linux", missing={"libxcb-icccm.so.4"})  # not the xcb platform: nothing to check
+    app.check_xcb({"DISPLAY": ":99"}, "linux", missing=set())
+    assert app._ldd_missing([Path(sys.executable)]) == set()  # ldd's "not found" lines are what is parsed
+    fake = tmp_path / "ldd"
+    fake.write_text("#!/bin/sh\necho '\tlibxcb-icccm.so.4 => not found'\necho '\tlibc.so.6 => /lib/libc.so.6'\n")
+    fake.chmod(0o755)
+    old = os.environ["PATH"]
+    os.environ["PATH"] = f"{tmp_path}:{old}"
+    try:
+        assert app._ldd_missing([Path(sys.executable)]) == {"libxcb-icccm.so.4"}
+    finally:
+        os.environ["PATH"] = old
