@@ -541,6 +541,9 @@ def test_record_paths_are_checked(host, tmp_path):
         assert c.record_stop()["frames"] == 1
         with pytest.raises(ProtocolError, match="already exists"):
             c.record_start(str(tmp_path / "a.wbrec"))
+        with pytest.raises(ProtocolError, match="cannot write .*too long") as e:
+            c.record_start(str(tmp_path / ("a" * 300 + ".wbrec")))
+        assert e.value.code == "bad_argument"
 
 
 def test_default_recording_names_never_collide(tmp_path):
@@ -727,5 +730,58 @@ def test_an_event_refused_in_a_batch_is_that_sessions_error_only():
             assert not any(f.events for f in frames)  # the refused event never showed
         for c in (a, b):
             c.close()
+    finally:
+        h.stop()
+
+
+def test_refused_step_inputs_are_not_recorded(monkeypatch, tmp_path):
+    from bridge.host import server as S
+    from bridge.host.recording import RecordingReader
+
+    monkeypatch.setattr(S, "MAX_STEP_QUEUE", 0)  # every step input is refused as `busy`
+    h = run_host_in_thread(CounterWorld)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            c.record_start(str(tmp_path / "r.wbrec"))
+            with pytest.raises(ProtocolError) as e:
+                c.step(1)
+            assert e.value.code == "busy"
+            c.record_stop()
+    finally:
+        h.stop()
+    assert list(RecordingReader(tmp_path / "r.wbrec").inputs()) == []  # a replay would apply inputs never taken
+
+
+class BigFrameWorld(CounterWorld):
+    """TEST-ONLY: 128x128 frames, so a few hundred queued frames weigh megabytes."""
+
+    height = width = 128
+
+
+def test_a_peer_that_reads_nothing_is_forgotten_by_the_bytes_it_queues(monkeypatch):
+    from bridge.host import server as S
+
+    monkeypatch.setattr(S, "MAX_OUTBOX_BYTES", 2 * 1024 * 1024)  # count stays far under MAX_OUTBOX (4096)
+    h = run_host_in_thread(BigFrameWorld, sndhwm=1, sndbuf=4096)
+    try:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 1)
+        sock.setsockopt(zmq.RCVBUF, 4096)
+        sock.connect(h.address)
+        sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 2, "client": "mute"}))
+        sock.send(P.encode({"type": "start", "mode": "step"}))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(p.session for p in list(h.host.peers.values())):
+            time.sleep(0.02)
+        assert len(h.host.peers) == 1
+        for i in range(400):  # 400 frames of 48 KiB: ~19 MiB the client never reads
+            sock.send(P.encode({"type": "input", "action": i % 3}))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and h.host.peers:
+            time.sleep(0.05)
+        assert not h.host.peers  # forgotten long before 4096 frames were queued
+        sock.close(0)
     finally:
         h.stop()

@@ -111,3 +111,21 @@ def test_validate_only_raises_protocol_errors(msg, mtype):
         P.validate(msg, Limits())
     except ProtocolError as e:
         assert e.code in ("bad_message", "bad_argument") and e.message
+
+
+def test_a_small_header_cannot_unpack_into_millions_of_objects():
+    import tracemalloc
+
+    bomb = b"\xdd" + (16 * 1024 * 1024).to_bytes(4, "big") + b"\x90" * (16 * 1024 * 1024)  # 16 MiB: 16M empty arrays
+    with pytest.raises(ProtocolError, match="max_array_len"):
+        P.decode(bomb)
+    nested = P.encode({"type": "ping", "x": [[[[] for _ in range(16)] for _ in range(1024)] for _ in range(1024)]})
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProtocolError, match="over 65536 array and map items"):
+            P.decode(nested)
+        assert tracemalloc.get_traced_memory()[1] < 50e6  # stopped early: 16M lists would take ~1 GB
+    finally:
+        tracemalloc.stop()
+    big_map = {"type": "start", "action_map": {f"a{i}": i for i in range(1024)}}
+    assert P.validate(P.decode(P.encode(big_map)))["action_map"] == big_map["action_map"]  # real messages still fit

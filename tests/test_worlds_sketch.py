@@ -65,6 +65,16 @@ def test_a_hand_drawn_sketch_sets_the_layout():
     assert (w.level.tiles[8, [10, 11, 13, 14]] == PLATFORM).all()
 
 
+def test_big_sketches_read_like_small_ones_and_overlong_ones_are_refused():
+    rows = flat_level(width=32, extra={(8, c): "=" for c in range(10, 15)} | {(7, 11): "o", (11, 20): "E"})
+    small, big = (sketch_to_level(ascii_sketch(rows, cell=c), seed=1, extend=False) for c in (4, 128))  # 2048 px tall
+    assert np.array_equal(small.tiles, big.tiles) and small.coins == big.coins and small.enemies == big.enemies
+    assert small.start == pytest.approx(big.start, abs=0.1)
+    strip = np.full((8, 20000, 3), SKETCH_PALETTE["ground"], np.uint8)  # 562 bytes as a PNG; took 2 s and 626 MB
+    with pytest.raises(ValueError, match="40000 cells wide.*at most 512 cells wide"):
+        sketch_to_level(strip)
+
+
 def test_palette_detection_and_errors():
     assert is_palette_like(ascii_sketch(flat_level()))
     assert not is_palette_like((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))

@@ -61,6 +61,10 @@ def encode(msg: dict) -> bytes:
     return msgpack.packb(msg, use_bin_type=True)
 
 
+MAX_CONTAINER_LEN = 4096  # items in one array or map (an action_map holds at most 1024)
+MAX_HEADER_ITEMS = 65536  # array and map items in one header, all containers together
+
+
 def _no_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack ext type {code} is not allowed")
 
@@ -70,10 +74,24 @@ def decode(data: bytes, max_bytes: int | None = None) -> dict:
     if max_bytes is not None and len(data) > max_bytes:
         raise ProtocolError("too_large", f"message of {len(data)} bytes is over the {max_bytes}-byte limit: "
                                          "send smaller images (PNG/JPEG) or raise the host's limit")
+    items = 0
+
+    def counted(container: Any) -> Any:
+        nonlocal items
+        items += len(container) + 1
+        if items > MAX_HEADER_ITEMS:  # a few bytes each, a Python object each: bound the memory a header can take
+            raise ProtocolError("bad_message", f"the header holds over {MAX_HEADER_ITEMS} array and map items: headers "
+                                               "are small maps; send pixels and other bulk data as bin")
+        return container
+
     try:
-        msg = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext, timestamp=0)
+        msg = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext, timestamp=0,
+                              max_array_len=MAX_CONTAINER_LEN, max_map_len=MAX_CONTAINER_LEN,
+                              list_hook=counted, object_hook=counted)
+    except ProtocolError:
+        raise
     except Exception as e:  # msgpack raises several types (ExtraData, FormatError, StackError, ValueError, ...)
-        raise ProtocolError("bad_message", f"not a msgpack message ({type(e).__name__}): encode the header as one "
+        raise ProtocolError("bad_message", f"not a msgpack message ({type(e).__name__}: {e}): encode the header as one "
                                            "msgpack map") from None
     if not isinstance(msg, dict):
         raise ProtocolError("bad_message", f"header is a msgpack {type(msg).__name__}, not a map")

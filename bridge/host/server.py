@@ -24,6 +24,7 @@ from bridge.host.session import Produced, Session, build_prompt, now_ms
 log = logging.getLogger("worldbridge.host")
 
 MAX_OUTBOX = 4096  # queued replies/step frames for one peer before the host gives up on it
+MAX_OUTBOX_BYTES = 64 * 1024 * 1024  # ... or their bytes: a peer that reads nothing must not fill the host's memory
 MAX_STEP_QUEUE = 1024  # step-mode inputs waiting for their frame, per session
 BATCH_SLACK_S = 0.002  # realtime ticks this close together run as one batch (sessions start a fraction of a ms apart)
 MAX_HELD = 1024  # messages (at most 4 x max_message_bytes) a peer may send while its `start` loads; run after it
@@ -38,6 +39,14 @@ class Peer:
     session: Session | None = None
     last_seen: float = field(default_factory=time.monotonic)
     outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
+    outbox_bytes: int = 0
+
+    def queue(self, parts: list) -> None:
+        self.outbox.append(parts)
+        self.outbox_bytes += sum(len(x) for x in parts)
+
+    def sent_first(self) -> None:
+        self.outbox_bytes -= sum(len(x) for x in self.outbox.popleft())
     pending: PendingStart | None = None  # a `start` whose backend is loading on a loader thread
     held: deque = field(default_factory=deque)  # (header bytes, size) received meanwhile, handled after it
 
@@ -415,11 +424,11 @@ class Host:
     def _on_input(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         action = session.resolve_action(msg["action"])
         received = time.perf_counter()
-        self._record(session, {"kind": "input", "t": now_ms(), "wire": [wire], "action_id": action})
+        if session.mode == "step" and len(session.step_inputs) >= MAX_STEP_QUEUE:
+            raise ProtocolError("busy", f"{MAX_STEP_QUEUE} inputs are already waiting for frames: read your "
+                                        "frames before sending more")
+        self._record(session, {"kind": "input", "t": now_ms(), "wire": [wire], "action_id": action})  # taken: kept
         if session.mode == "step":
-            if len(session.step_inputs) >= MAX_STEP_QUEUE:
-                raise ProtocolError("busy", f"{MAX_STEP_QUEUE} inputs are already waiting for frames: read your "
-                                            "frames before sending more")
             session.step_inputs.append((action, msg["client_ts"], msg["seq"], received))
         else:
             session.action, session.client_ts, session.seq, session.input_ts = (action, msg["client_ts"], msg["seq"],
@@ -479,7 +488,11 @@ class Host:
             path = self.recordings_dir / path
         if path.suffix != ".wbrec":
             raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec")
-        if path.exists():
+        try:
+            taken = path.exists()
+        except OSError as e:  # e.g. a name over the file system's 255 bytes
+            raise ProtocolError("bad_argument", f"cannot write {path}: {e.strerror or e}") from None
+        if taken:
             raise ProtocolError("bad_argument", f"{path} already exists: recordings are never overwritten")
         header = {"t": now_ms(), "host": P.HOST_NAME, "session": session.describe(None),
                   "backend_label": session.backend_label, "checkpoint": self.pool.specs[session.kind].checkpoint
@@ -694,7 +707,7 @@ class Host:
         if peer is not None and peer.outbox:
             if droppable:
                 return False
-            peer.outbox.append(parts)
+            peer.queue(parts)
             return True
         if peer is None and rid in self.orphans:
             self.orphans[rid].append(parts)
@@ -710,7 +723,7 @@ class Host:
                     return False
                 self.orphans.setdefault(rid, deque(maxlen=16)).append(parts)
             else:
-                peer.outbox.append(parts)
+                peer.queue(parts)
             return True
         except zmq.ZMQError as e:
             if e.errno == zmq.EHOSTUNREACH:
@@ -733,9 +746,9 @@ class Host:
             while peer.outbox:
                 try:
                     self.sock.send_multipart([rid, *peer.outbox[0]], flags=zmq.NOBLOCK, copy=False)
-                    peer.outbox.popleft()
+                    peer.sent_first()
                 except zmq.Again:
-                    if len(peer.outbox) > MAX_OUTBOX:
+                    if len(peer.outbox) > MAX_OUTBOX or peer.outbox_bytes > MAX_OUTBOX_BYTES:
                         log.warning("client %r reads nothing; forgetting it", peer.client)
                         self._peer_gone(rid)
                     break

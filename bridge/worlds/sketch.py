@@ -6,6 +6,8 @@ import numpy as np
 
 from bridge.worlds.levels import BLOCK, EMPTY, GROUND, HAZARD, LADDER, LEVEL_ROWS, PLATFORM, Level, LevelParams, generate_level
 
+MAX_SKETCH_COLS = 512  # 32 screens of cells: wider sketches are refused, not read for seconds into gigabytes
+
 # Colours a designer draws with: white paper is sky, black is ground.
 SKETCH_PALETTE: dict[str, tuple[int, int, int]] = {
     "sky": (255, 255, 255),
@@ -77,10 +79,16 @@ def sketch_to_level(sketch: np.ndarray, params: LevelParams | None = None, seed:
     H, W = img.shape[:2]
     cell = H / LEVEL_ROWS
     cols = max(1, int(round(W / cell)))
-    lab, _ = nearest_labels(img)
+    if cols > MAX_SKETCH_COLS:
+        raise ValueError(f"the sketch is {W}x{H} pixels, {cols} cells wide at 16 cells high: draw at most "
+                         f"{MAX_SKETCH_COLS} cells wide ({MAX_SKETCH_COLS // LEVEL_ROWS}x wider than tall); the level "
+                         "continues past the sketch by itself")
+    step = max(1, int(cell // 8))  # at most 8x8 samples a cell: a 4096-px sketch reads as fast as a 128-px one
+    ys, xs = np.arange(0, H, step), np.arange(0, W, step)
+    lab, _ = nearest_labels(img[ys][:, xs])
     # majority vote of pixel labels within each cell
-    ry = np.minimum((np.arange(H) / cell).astype(int), LEVEL_ROWS - 1)
-    rx = np.minimum((np.arange(W) * cols / W).astype(int), cols - 1)
+    ry = np.minimum((ys / cell).astype(int), LEVEL_ROWS - 1)
+    rx = np.minimum((xs * cols / W).astype(int), cols - 1)
     cell_id = ry[:, None] * cols + rx[None, :]
     votes = np.zeros((LEVEL_ROWS * cols, len(_NAMES)), np.int64)
     np.add.at(votes, (cell_id.ravel(), lab.ravel()), 1)
@@ -102,10 +110,10 @@ def sketch_to_level(sketch: np.ndarray, params: LevelParams | None = None, seed:
     for r, c in zip(*np.nonzero(names == "enemy")):
         if all(abs(c - ec) > 1 or abs(r - er) > 1 for ec, er in enemies):
             enemies.append((int(c), int(r)))
-    player_px = np.nonzero(lab == _LABEL["player"])
-    if len(player_px[0]) >= max(1, int(cell * cell * 0.3)):
-        px = (float(np.median(player_px[1])) + 0.5) / W * cols
-        py_bottom = float(player_px[0].max() + 1) / cell
+    py_, px_ = np.nonzero(lab == _LABEL["player"])
+    if len(py_) * step * step >= max(1, int(cell * cell * 0.3)):
+        px = (float(np.median(xs[px_])) + 0.5) / W * cols
+        py_bottom = float(ys[py_].max() + step) / cell
         start = (max(0.0, px - 0.375), py_bottom - 1.5)
     else:
         col = next((c for c in range(cols) if (tiles[:, c] == GROUND).any()), 0)
