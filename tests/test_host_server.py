@@ -785,3 +785,31 @@ def test_a_peer_that_reads_nothing_is_forgotten_by_the_bytes_it_queues(monkeypat
         sock.close(0)
     finally:
         h.stop()
+
+
+class SlowStepWorld(CounterWorld):
+    """TEST-ONLY: each frame takes 20 ms, as a small world model's would."""
+
+    def step(self, action, event=None):
+        time.sleep(0.02)
+        return super().step(action, event)
+
+
+def test_a_burst_of_step_inputs_then_a_ping_keeps_order_without_stalling_others():
+    h = run_host_in_thread(SlowStepWorld)
+    try:
+        with WorldClient(h.address) as a, WorldClient(h.address, max_buffered_frames=1024) as b:
+            b.start(mode="realtime", fps=20)
+            a.start(mode="step")
+            a.next_frame(timeout=2)
+            b.drain_frames()
+            for i in range(50):  # 50 frames of 20 ms each: a second of work queued at once
+                a.act(i % 3, seq=i)
+            a.ping()  # answered after the 50 frames (order kept) ...
+            got = a.drain_frames()
+            assert [f.seq for f in got] == list(range(50))
+            frames = b.drain_frames()
+            gaps = np.diff([f.host_ts for f in frames])
+            assert len(frames) >= 10 and gaps.max() < 400, gaps  # ... while the realtime session kept ticking
+    finally:
+        h.stop()

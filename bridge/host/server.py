@@ -49,6 +49,7 @@ class Peer:
         self.outbox_bytes -= sum(len(x) for x in self.outbox.popleft())
     pending: PendingStart | None = None  # a `start` whose backend is loading on a loader thread
     held: deque = field(default_factory=deque)  # (header bytes, size) received meanwhile, handled after it
+    waiting: deque = field(default_factory=deque)  # (header bytes, size) behind its session's queued step inputs
 
 
 @dataclass
@@ -236,9 +237,10 @@ class Host:
             n += 1
         return rid, body, size
 
-    def _handle(self, rid: bytes, data: bytes, size: int, held_by: Peer | None = None) -> None:
-        """One message; `held_by`: the peer that sent it while its `start` loaded (it may have vanished since)."""
-        if held_by is None:
+    def _handle(self, rid: bytes, data: bytes, size: int, held_by: Peer | None = None, released: bool = False) -> None:
+        """One message; `held_by`: the peer that sent it while its `start` loaded (it may have vanished since);
+        `released`: it waited behind its session's step inputs."""
+        if held_by is None and not released:
             self.stats["messages"] += 1
         peer = held_by or self.peers.get(rid)
         if peer is not None:
@@ -264,8 +266,16 @@ class Host:
                                                 "`start` that is loading: wait for its `session` before sending more")
                 peer.held.append((data, size))  # keep order: they act on the session the `start` makes
                 return
-            if mtype != "input" and peer is not None and peer.session is not None and peer.session.step_inputs:
-                self._run_queued_steps(peer.session)  # keep order: earlier step inputs make their frames first
+            if not released and peer is not None and (peer.waiting or (
+                    mtype != "input" and peer.session is not None and peer.session.step_inputs)):
+                # keep order: earlier step inputs make their frames first, one a loop like everyone's, so a burst of
+                # inputs and a `ping` cannot stall the other sessions until the burst is done
+                waiting_bytes = sum(n for _, n in peer.waiting) + size
+                if len(peer.waiting) >= MAX_HELD or waiting_bytes > 4 * self.limits.max_message_bytes:
+                    raise ProtocolError("busy", f"{len(peer.waiting)} messages ({waiting_bytes} bytes) already wait "
+                                                "for your step inputs' frames: read them before sending more")
+                peer.waiting.append((data, size))
+                return
             if mtype == "hello":
                 return self._on_hello(rid, raw)
             if mtype == "ping":
@@ -555,15 +565,16 @@ class Host:
 
     # --- making frames ---
 
-    def _run_queued_steps(self, session: Session) -> None:
-        while session.step_inputs:
-            self._step_sessions([session])
-
     def _run_step_inputs(self) -> None:
-        """One queued input per step-mode session, all sessions stepped together (batched when the backend can)."""
+        """One queued input per step-mode session, all sessions stepped together (batched when the backend can);
+        then what each client sent after its inputs, once their frames are made."""
         ready = [s for s in self.sessions.values() if s.step_inputs and s.mode == "step"]
         if ready:
             self._step_sessions(ready)
+        for rid, peer in list(self.peers.items()):
+            while peer.waiting and self.peers.get(rid) is peer and peer.pending is None and not (
+                    peer.session is not None and peer.session.step_inputs and peer.session.mode == "step"):
+                self._handle(rid, *peer.waiting.popleft(), released=True)
 
     def _first_tick(self, session: Session) -> float:
         """A (re)started session's first tick: in step with a running realtime session of the same fps, so a
