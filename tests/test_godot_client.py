@@ -234,7 +234,7 @@ def test_reject_stops_reconnecting_and_says_why(sim):
         assert _run_until(sim, lambda: router.poll(0))
         ident, hello = router.recv_multipart()
         assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                          "client": "godot/0.1.0", "codecs": ["raw", "png", "jpeg"]}
+                                          "client": "godot/0.1.1", "codecs": ["raw", "png", "jpeg"]}
         router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
         router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
         router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -353,9 +353,10 @@ def _scripted_session(sim, router, mode: str, idle_timeout_s: float = 60.0):
     return c, rec, ident
 
 
-def _frame_msg(index: int, events: list[str], epoch: int = 0) -> bytes:
+def _frame_msg(index: int, events: list[str], epoch: int = 0, client_ts: float | None = None,
+               seq: int | None = None) -> bytes:
     return zmtp_raw.pack({"type": "frame", "session_id": "s1", "index": index, "epoch": epoch, "action": 0,
-                          "client_ts": None, "seq": None, "host_ts": 1.0, "timings": {}, "events": events,
+                          "client_ts": client_ts, "seq": seq, "host_ts": 1.0, "timings": {}, "events": events,
                           "codec": "raw", "width": 2, "height": 2})
 
 
@@ -370,6 +371,62 @@ def test_realtime_frames_skipped_in_one_poll_still_report_their_events(sim):
         sim.call_method(c, "poll", [])
         assert len(rec["frame_received"]) == 1 and c.members["frames_skipped"] == 1  # only the newest is shown...
         assert rec["event_applied"] == [("it begins to snow",)]  # ...but the skipped frame's event is still said
+    finally:
+        router.close()
+
+
+def test_latency_is_measured_on_the_first_frame_of_each_input_only(sim):
+    """The host echoes the input in force on every frame: a held key must not read as a growing latency."""
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    try:
+        c, rec, ident = _scripted_session(sim, router, "realtime")
+        assert sim.call_method(c, "send_input", ["noop"])
+        _pump(sim, router)
+        _, sent = _recv(router)
+        router.send_multipart([ident, _frame_msg(1, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
+        assert _run_until(sim, lambda: len(rec["frame_received"]) == 1)
+        first = c.members["latency_ms"]
+        assert first >= 0
+        time.sleep(0.3)  # the key stays held
+        router.send_multipart([ident, _frame_msg(2, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
+        assert _run_until(sim, lambda: len(rec["frame_received"]) == 2)
+        assert c.members["latency_ms"] == first  # no new sample: the HUD keeps the last one
+    finally:
+        router.close()
+
+
+def test_the_edit_marker_is_not_a_world_event_and_settings_update_the_session(sim):
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    try:
+        c, rec, ident = _scripted_session(sim, router, "realtime")
+        router.send_multipart([ident, _frame_msg(1, ["edit", "it begins to snow"], epoch=1), b"\0" * 12])
+        assert _run_until(sim, lambda: len(rec["frame_received"]) == 1)
+        assert rec["event_applied"] == [("it begins to snow",)]  # "edit" marks the pasted frame (edit_applied)
+        assert sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 12.0})])
+        _pump(sim, router)
+        _, settings = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": settings["req_id"], "request": "settings",
+                                                     "settings": {"fps": 12.0, "mode": "step"}})])
+        assert _run_until(sim, lambda: c.members["session"]["mode"] == "step")
+        assert c.members["session"]["fps"] == 12.0
+    finally:
+        router.close()
+
+
+def test_a_paused_game_keeps_its_session_open(sim):
+    """get_tree().paused stops _process of PAUSABLE nodes: the client runs always, so it still pings."""
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    try:
+        c, rec, ident = _scripted_session(sim, router, "step", idle_timeout_s=1.5)
+        assert c.native.process_mode == gdsim.NodeModel.PROCESS_MODE_ALWAYS
+        sim.tree.paused = True
+        began = time.monotonic()
+        _pump(sim, router)
+        _, ping = _recv(router)
+        assert ping["type"] == "ping" and time.monotonic() - began < 1.4
     finally:
         router.close()
 

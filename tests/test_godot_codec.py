@@ -161,6 +161,20 @@ def test_decoder_reports_bad_input_clearly(sim):
     assert "deeper" in sim.call_static(codec, "decode", [gdsim.PackedByteArray(deep)])["error"]
 
 
+def test_decoder_refuses_strings_and_keys_godot_would_change(sim):
+    """Like the C# decoder: a NUL (Godot strings end there), invalid UTF-8 (Godot would put U+FFFD in) and a map key
+    that is not a string are errors, not silently changed values."""
+    codec = sim.script(MSGPACK)
+    cases = {b"\xa3A\x00B": "not valid UTF-8 or holds a NUL", b"\xa2\xc3\x28": "not valid UTF-8",
+             b"\x81\x01\xc0": "map key 0 is not a string", b"\x82\xa1a\xc0\xc3\xc0": "map key 1 is not a string"}
+    for data, needle in cases.items():
+        result = gdsim.to_py(sim.call_static(codec, "decode", [gdsim.PackedByteArray(data)]))
+        assert result["value"] is None and needle in result["error"] and result["error"].startswith("msgpack:"), data
+    text = "snow \u2744 \u00e9"  # multi-byte UTF-8 still decodes
+    ok = gdsim.to_py(sim.call_static(codec, "decode", [gdsim.PackedByteArray(zmtp_raw.pack({text: text}))]))
+    assert ok == {"value": {text: text}, "error": ""}
+
+
 def test_uint64_above_int64_decodes_as_float(sim):
     value = sim.call_static(sim.script(MSGPACK), "decode", [gdsim.PackedByteArray(zmtp_raw.pack(2**64 - 1))])
     assert isinstance(value["value"], float) and math.isclose(value["value"], 2.0**64)

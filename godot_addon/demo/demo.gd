@@ -173,8 +173,7 @@ func _on_session_started(_session: Dictionary) -> void:
 
 
 func _on_event_applied(caption: String) -> void:
-	if caption != "edit":  # an edited frame's marker: _on_edit_applied has said it
-		caption_label.text = caption
+	caption_label.text = caption
 
 
 func _on_edit_applied(_epoch: int, frame_index: int) -> void:

@@ -26,7 +26,8 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
     "Node": ("Object", "name owner add_child remove_child get_child get_children get_child_count get_parent "
                        "get_node get_node_or_null queue_free set_process is_processing is_inside_tree get_tree "
                        "get_viewport process_mode ready tree_entered tree_exiting INTERNAL_MODE_DISABLED "
-                       "INTERNAL_MODE_FRONT INTERNAL_MODE_BACK"),
+                       "INTERNAL_MODE_FRONT INTERNAL_MODE_BACK PROCESS_MODE_INHERIT PROCESS_MODE_PAUSABLE "
+                       "PROCESS_MODE_WHEN_PAUSED PROCESS_MODE_ALWAYS PROCESS_MODE_DISABLED"),
     "CanvasItem": ("Node", "visible modulate texture_filter show hide queue_redraw TEXTURE_FILTER_NEAREST "
                            "TEXTURE_FILTER_LINEAR"),
     "Control": ("CanvasItem", "position size custom_minimum_size size_flags_horizontal size_flags_vertical "
@@ -76,7 +77,7 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
     "EditorPlugin": ("Node", "add_control_to_dock remove_control_from_docks add_custom_type remove_custom_type "
                              "DOCK_SLOT_RIGHT_UL"),
     "MainLoop": ("Object", ""),
-    "SceneTree": ("MainLoop", "root quit process_frame create_timer"),
+    "SceneTree": ("MainLoop", "root quit process_frame create_timer paused"),
     "InputEvent": ("Resource", "is_action_pressed is_action_released is_pressed is_echo"),
     "InputEventFromWindow": ("InputEvent", "window_id"),
     "InputEventWithModifiers": ("InputEventFromWindow", "shift_pressed ctrl_pressed alt_pressed meta_pressed"),

@@ -856,10 +856,12 @@ class StreamPeerTCPModel(NativeObject):
 
 
 class NodeModel(NativeObject):
-    """Node: name, children, tree membership, _ready/_process/_exit_tree, queue_free."""
+    """Node: name, children, tree membership, _ready/_process/_exit_tree, queue_free, process_mode."""
 
     CLASS = "Node"
     INTERNAL_MODE_DISABLED, INTERNAL_MODE_FRONT, INTERNAL_MODE_BACK = 0, 1, 2
+    (PROCESS_MODE_INHERIT, PROCESS_MODE_PAUSABLE, PROCESS_MODE_WHEN_PAUSED, PROCESS_MODE_ALWAYS,
+     PROCESS_MODE_DISABLED) = range(5)
 
     def __init__(self, sim: "Sim", owner: Any = None):
         super().__init__(sim, owner)
@@ -868,7 +870,22 @@ class NodeModel(NativeObject):
         self.parent: Any = None
         self.inside_tree = False
         self.processing = True
+        self.process_mode = self.PROCESS_MODE_INHERIT
         self.freed = False
+
+    def get_tree(self) -> "SceneTreeModel":
+        return self.sim.tree
+
+    def can_process(self) -> bool:
+        """Godot's rule: INHERIT takes the parent's mode (the root's is PAUSABLE); a paused tree runs
+        only ALWAYS and WHEN_PAUSED nodes, an unpaused one all but WHEN_PAUSED and DISABLED."""
+        node: Any = self
+        while node.process_mode == self.PROCESS_MODE_INHERIT and node.parent is not None:
+            node = self.sim.native_of(node.parent)
+        mode = node.process_mode if node.process_mode != self.PROCESS_MODE_INHERIT else self.PROCESS_MODE_PAUSABLE
+        if self.sim.tree.paused:
+            return mode in (self.PROCESS_MODE_ALWAYS, self.PROCESS_MODE_WHEN_PAUSED)
+        return mode not in (self.PROCESS_MODE_WHEN_PAUSED, self.PROCESS_MODE_DISABLED)
 
     def add_child(self, child: Any, force_readable_name: bool = False, internal: int = 0) -> None:
         model = self.sim.native_of(child)
@@ -902,6 +919,16 @@ class NodeModel(NativeObject):
             self.sim.native_of(self.parent).children.remove(self.owner)
             self.parent = None
         self.freed = True
+
+
+class SceneTreeModel(NativeObject):
+    """SceneTree: `paused` (tests pause the game with sim.tree.paused = True)."""
+
+    CLASS = "SceneTree"
+
+    def __init__(self, sim: "Sim", owner: Any = None):
+        super().__init__(sim, owner)
+        self.paused = False
 
 
 class ControlModel(NodeModel):
@@ -1341,7 +1368,8 @@ NATIVE_PARENTS = {"StreamPeerBuffer": "RefCounted", "StreamPeerTCP": "RefCounted
 # Properties: name -> (getter, setter) method names, for native properties with copy semantics.
 NATIVE_PROPERTIES = {"data_array": ("get_data_array", "set_data_array")}
 NATIVE_PUBLIC_ATTRS = {"big_endian", "name", "texture", "expand_mode", "stretch_mode", "texture_filter", "visible",
-                       "text", "position", "size", "flip_h", "flip_v", "pressed", "button_index"}
+                       "text", "position", "size", "flip_h", "flip_v", "pressed", "button_index", "process_mode",
+                       "paused"}
 
 
 def _native_attr(obj: Any, name: str) -> bool:
@@ -1562,6 +1590,7 @@ class Sim:
         self.input_actions: set[str] = set()
         self.pressed: set[str] = set()
         self.just_pressed: set[str] = set()
+        self.tree = SceneTreeModel(self)
         self.root = NodeModel(self)  # stands in for SceneTree.root
         self.root.inside_tree = True
         self.root.name = "root"
@@ -1649,7 +1678,7 @@ class Sim:
             for node in self._walk(self.root):
                 model = self.native_of(node)
                 if (isinstance(node, Instance) and model.processing and not model.freed
-                        and node.script.find_func("_process")):
+                        and model.can_process() and node.script.find_func("_process")):
                     self.call_method(node, "_process", [delta])
             self.just_pressed.clear()
             for node in self.free_queue:

@@ -31,6 +31,7 @@ namespace WorldBridge.Editor
         WorldBridgeConnection connection;
         Texture2D preview;
         WorldFrame lastFrame;
+        double? latencyMs; // the last sample: only the first frame of each input measures one
         string status = "not connected";
         bool recording;
 
@@ -76,6 +77,7 @@ namespace WorldBridge.Editor
             connection = null;
             recording = false;
             lastFrame = null; // the next host's world must not show under this one's frame
+            latencyMs = null;
             if (preview != null) DestroyImmediate(preview);
             preview = null;
         }
@@ -129,6 +131,7 @@ namespace WorldBridge.Editor
         void Upload(WorldFrame frame)
         {
             lastFrame = frame;
+            if (frame.LatencyMs.HasValue) latencyMs = frame.LatencyMs;
             if (preview == null || preview.width != frame.Width || preview.height != frame.Height)
             {
                 if (preview != null) DestroyImmediate(preview);
@@ -234,7 +237,7 @@ namespace WorldBridge.Editor
             }
             if (lastFrame != null)
                 EditorGUILayout.LabelField($"frame {lastFrame.Index}  epoch {lastFrame.Epoch}  model {lastFrame.ModelMs:F1} ms" +
-                                           (lastFrame.LatencyMs.HasValue ? $"  latency {lastFrame.LatencyMs.Value:F0} ms" : "") +
+                                           (latencyMs.HasValue ? $"  latency {latencyMs.Value:F0} ms" : "") +
                                            $"  dropped {connection.FramesDropped}", EditorStyles.miniLabel);
         }
 

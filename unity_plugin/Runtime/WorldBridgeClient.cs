@@ -69,7 +69,8 @@ namespace WorldBridge
         public string BackendLabel => backendInUse;
         public string ConnectionStateText => connectionState;
         public long FrameIndex => frameIndex;
-        /// <summary>Input → frame round trip of the last frame that echoed an input, in ms.</summary>
+        /// <summary>Input → frame round trip in ms, measured on the first frame that echoed each input (its seq); it keeps
+        /// the last sample while an input stays in force (later frames echo the same seq and measure nothing).</summary>
         public float LatencyMs => latencyMs;
         public long FramesDropped => framesDropped;
 
@@ -138,7 +139,7 @@ namespace WorldBridge
             {
                 frameIndex = frame.Index;
                 framesDropped = c.FramesDropped;
-                if (frame.LatencyMs.HasValue) latencyMs = (float)frame.LatencyMs.Value;
+                if (frame.LatencyMs.HasValue) latencyMs = (float)frame.LatencyMs.Value; // null: the same input, no new sample
                 foreach (var caption in frame.Events)
                     if (caption != "edit") onWorldEvent.Invoke(caption); // "edit" marks a pasted object, not a world event
                 FrameReceived?.Invoke(frame);
@@ -160,7 +161,9 @@ namespace WorldBridge
                 var error = HostError.From(m);
                 Fail(error.ToString());
                 HostErrorReceived?.Invoke(error);
-                if (type == "reject") reportedError = Connection?.LastError; // the same refusal: reported once
+                // a refused handshake (reject, or an error to hello) is also the connection's LastError: reported once
+                var last = Connection?.LastError;
+                if (type == "reject" || last != null && last == error.Message) reportedError = last;
             }
             MessageReceived?.Invoke(m);
         }

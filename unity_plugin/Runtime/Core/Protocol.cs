@@ -1,4 +1,4 @@
-// The messages of docs/protocol.md v1.1 as builders (keys in the documented order, so bytes match the golden
+// The messages of docs/protocol.md v1.2 as builders (keys in the documented order, so bytes match the golden
 // vectors) and as typed views of what the host sends.
 using System;
 using System.Collections.Generic;
@@ -9,7 +9,7 @@ namespace WorldBridge.Core
     public static class Protocol
     {
         public const int Major = 1, Minor = 2;
-        public const string PluginVersion = "0.3.1";
+        public const string PluginVersion = "0.3.2";
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 
@@ -166,7 +166,7 @@ namespace WorldBridge.Core
     {
         public const string TextPrompt = "text_prompt", ImagePrompt = "image_prompt", SketchPrompt = "sketch_prompt",
                             Events = "events", TextEvents = "text_events", Edit = "edit";
-        /// <summary>Every capability protocol 1.1 defines, in the documented order.</summary>
+        /// <summary>Every session capability of protocol 1.2 (all came with 1.1), in the documented order.</summary>
         public static readonly string[] All = { TextPrompt, ImagePrompt, SketchPrompt, Events, TextEvents, Edit };
 
         readonly string[] names;
@@ -275,8 +275,10 @@ namespace WorldBridge.Core
         public int Width, Height;
         public byte[] Pixels;
 
-        /// <summary>Round trip from the input that produced this frame to its arrival, if the host echoed it.</summary>
-        public double? LatencyMs => ClientTs.HasValue ? ReceivedMs - ClientTs.Value : (double?)null;
+        /// <summary>Round trip from an input to the first frame that echoed it (its `seq`), in ms. The host echoes the input
+        /// in force on every frame, so WorldBridgeConnection clears this on later frames with the same seq (a held key
+        /// is not a growing latency): null means no new sample, keep showing the last one.</summary>
+        public double? LatencyMs;
 
         public static WorldFrame From(MsgMap h, byte[] payload)
         {
@@ -292,6 +294,7 @@ namespace WorldBridge.Core
                 Width = (int)h.GetLong("width"), Height = (int)h.GetLong("height"), Pixels = payload,
                 ReceivedMs = Protocol.NowMs,
             };
+            if (f.ClientTs.HasValue) f.LatencyMs = f.ReceivedMs - f.ClientTs.Value;
             if (payload == null) throw new FormatException($"frame {f.Index} arrived without its pixel part");
             if (f.Codec != "raw") throw new FormatException($"frame codec '{f.Codec}' is not supported by this client (it asked for raw)");
             if (f.Width <= 0 || f.Height <= 0 || payload.Length != (long)f.Width * f.Height * 3)

@@ -13,8 +13,9 @@ namespace WorldBridge.Core
     {
         public string Endpoint = "tcp://127.0.0.1:5555";
         public string Client = "worldbridge-csharp/" + Protocol.PluginVersion;
-        public int ConnectTimeoutMs = 3000;
-        public bool Reconnect = true;               // with backoff, resuming the session afterwards
+        public int ConnectTimeoutMs = 3000;         // for the TCP connect, and for hello → welcome by the clock
+        public bool Reconnect = true;               // with backoff, resuming the session afterwards (or starting a
+                                                    // fresh one with the same StartOptions if the host lost it)
         public int ReconnectInitialMs = 250, ReconnectMaxMs = 5000;
         public long MaxMessageBytes = 64L << 20;    // refuse larger messages from the host
         public int MaxQueuedMessages = 1024;        // outgoing while disconnected, and incoming not yet read
@@ -36,6 +37,10 @@ namespace WorldBridge.Core
         Thread ioThread, sendThread;
         ZmtpDealer dealer;
         WorldFrame latest;
+        volatile StartOptions lastStart;            // what the last Start asked for: a lost session is started again
+        long resumeReqId = -1;
+        long? lastEchoSeq;                          // IO thread only: the seq of the last frame seen
+        double? lastEchoTs;
         long reqId, seq, pendingSends, framesReceived, framesDropped, newestEpoch;
         volatile ConnectionState state = ConnectionState.Idle;
         volatile WelcomeInfo welcome;
@@ -202,6 +207,7 @@ namespace WorldBridge.Core
             if (options.Fps < 1 || options.Fps > 120) throw new ArgumentException($"fps {options.Fps} must be within 1-120");
             var id = NextReqId();
             Enqueue(Protocol.Start(id, options));
+            lastStart = options;
             return id;
         }
 
@@ -335,7 +341,7 @@ namespace WorldBridge.Core
                     backoff.Reset();
                     state = ConnectionState.Ready;
                     ready.Set();
-                    while (!stopping.IsSet) Dispatch(d.Receive());
+                    while (!stopping.IsSet) Dispatch(d, d.Receive());
                 }
                 catch (Exception e)
                 {
@@ -356,8 +362,23 @@ namespace WorldBridge.Core
             lock (frameLock) Monitor.PulseAll(frameLock);
         }
 
-        /// <summary>hello → welcome (or reject: fatal), then resume the session we had before a reconnect.</summary>
+        /// <summary>hello → welcome (or reject/error: fatal), then resume the session we had before a reconnect.</summary>
         bool Handshake(ZmtpDealer d)
+        {
+            // a --heartbeat host's PINGs reset the read timeout, so the whole exchange gets ConnectTimeoutMs by the clock
+            using (var deadline = new CancellationTokenSource(Options.ConnectTimeoutMs))
+            using (deadline.Token.Register(d.Dispose))
+            {
+                try { return Greet(d); }
+                catch (Exception) when (deadline.IsCancellationRequested && !stopping.IsSet)
+                {
+                    throw new TimeoutException($"the host at {Options.Endpoint} did not answer hello within {Options.ConnectTimeoutMs} ms " +
+                                               "(ConnectTimeoutMs): is it a WorldBridge host, and not overloaded?");
+                }
+            }
+        }
+
+        bool Greet(ZmtpDealer d)
         {
             d.Send(MsgPack.Encode(Protocol.Hello(Options.Client, new[] { "raw" })));
             while (true)
@@ -365,9 +386,9 @@ namespace WorldBridge.Core
                 var parts = d.Receive(); // the handshake read timeout (ConnectTimeoutMs) still applies here
                 var m = MsgPack.DecodeHeader(parts[0]);
                 var type = m.GetString("type");
-                if (type == "reject")
+                if (type == "reject" || type == "error") // e.g. bad_message for a client name over 4096 bytes: retrying cannot help
                 {
-                    lastError = m.GetString("message", "the host rejected this client");
+                    lastError = m.GetString("message", type == "reject" ? "the host rejected this client" : "the host refused hello");
                     Post(m);
                     return false;
                 }
@@ -381,13 +402,13 @@ namespace WorldBridge.Core
                 welcome = w;
                 Post(m);
                 var s = session;
-                if (s != null) d.Send(MsgPack.Encode(Protocol.Resume(NextReqId(), s.SessionId)));
+                if (s != null) d.Send(MsgPack.Encode(Protocol.Resume(resumeReqId = NextReqId(), s.SessionId)));
                 d.SetReceiveTimeout(0);
                 return true;
             }
         }
 
-        void Dispatch(List<byte[]> parts)
+        void Dispatch(ZmtpDealer d, List<byte[]> parts)
         {
             MsgMap m;
             try { m = MsgPack.DecodeHeader(parts[0]); }
@@ -415,6 +436,9 @@ namespace WorldBridge.Core
             else if (type == "error" && (m.GetBool("fatal") || m.GetString("code") == "unknown_session"))
             {
                 session = null;
+                // the session we tried to resume is gone (the host restarted, or it timed out): start a fresh one, as Godot does
+                if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && lastStart != null)
+                    d.Send(MsgPack.Encode(Protocol.Start(NextReqId(), lastStart)));
             }
             Post(m);
         }
@@ -428,11 +452,16 @@ namespace WorldBridge.Core
             if (s != null && f.SessionId != s.SessionId) return;       // from a session we already left
             if (f.Epoch < Interlocked.Read(ref newestEpoch)) return;    // from before a reset/branch
             Interlocked.Exchange(ref newestEpoch, f.Epoch);
+            // every frame echoes the input in force: only the first one with a new seq measures its latency
+            if (f.Seq.HasValue ? f.Seq == lastEchoSeq : f.ClientTs == lastEchoTs) f.LatencyMs = null;
+            lastEchoSeq = f.Seq;
+            lastEchoTs = f.ClientTs;
             lock (frameLock)
             {
                 if (latest != null)
                 {
                     Interlocked.Increment(ref framesDropped);
+                    if (!f.LatencyMs.HasValue) f.LatencyMs = latest.LatencyMs; // the replaced frame's sample is the input's
                     // a replaced frame's event captions would be lost: carry them into the newer frame
                     if (latest.Events.Length > 0 && latest.Epoch == f.Epoch)
                     {

@@ -96,6 +96,29 @@ namespace WorldBridge.Tests
             { "codec", "raw" }, { "width", 2 }, { "height", 1 },
         }, new byte[] { (byte)index, 0, 0, (byte)epoch, 0, 0 });
 
+        /// <summary>A frame echoing the input in force (`client_ts`, `seq`), as the host sends every frame.</summary>
+        public void FrameEcho(string session, long index, double clientTs, long seq) => Send(new MsgMap
+        {
+            { "type", "frame" }, { "session_id", session }, { "index", index }, { "epoch", 0 }, { "action", 1 },
+            { "client_ts", clientTs }, { "seq", seq }, { "host_ts", 1.0 }, { "timings", new MsgMap() }, { "events", new List<object>() },
+            { "codec", "raw" }, { "width", 2 }, { "height", 1 },
+        }, new byte[6]);
+
+        /// <summary>A ZMTP PING command, as a --heartbeat host sends them (the client answers PONG).</summary>
+        public void Ping()
+        {
+            var ping = ZmtpDealer.EncodeCommand("PING", new byte[] { 0, 0 });
+            tcp.GetStream().Write(ping, 0, ping.Length);
+        }
+
+        /// <summary>True when a client connects (again) within `ms`.</summary>
+        public bool Pending(int ms)
+        {
+            var deadline = DateTime.UtcNow.AddMilliseconds(ms);
+            while (DateTime.UtcNow < deadline) { if (listener.Pending()) return true; Thread.Sleep(5); }
+            return listener.Pending();
+        }
+
         public void Drop() { tcp?.Close(); tcp = null; }
 
         public void Dispose() { Drop(); listener.Stop(); }
@@ -353,6 +376,102 @@ namespace WorldBridge.Tests
                 host.Session("s1", resumed: true);
                 Assert.IsTrue(NextMessage(c, "session").GetBool("resumed"));
                 Assert.IsTrue(c.Session.Resumed);
+            }
+        }
+
+        [Test]
+        public void AFailedResumeStartsAFreshSessionWithTheSameOptions()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();
+                c.Start(new StartOptions { Mode = "step", Seed = 5, Text = "a cave" });
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                host.Drop();                                   // the host restarts...
+                Until(() => !c.IsReady, "the client to notice the drop");
+                host.Accept();
+                host.Welcome();
+                var resume = host.Expect("start");
+                Assert.AreEqual("s1", resume.GetString("resume"));
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", resume.GetLong("req_id") }, { "code", "unknown_session" },
+                                       { "message", "no session s1 (it timed out or the host restarted)" }, { "fatal", false } });
+                var fresh = host.Expect("start");              // ...and no longer has s1: a new world, as asked before
+                Assert.IsNull(fresh["resume"]);
+                Assert.AreEqual(("step", 5L, "a cave"), (fresh.GetString("mode"), fresh.GetLong("seed"), fresh.GetString("text")));
+                Assert.AreEqual("unknown_session", NextMessage(c, "error").GetString("code"));
+                host.Session("s2");
+                NextMessage(c, "session");
+                Assert.AreEqual("s2", c.Session.SessionId);
+            }
+        }
+
+        [Test]
+        public void LatencyIsMeasuredOnTheFirstFrameOfEachInputOnly()
+        {
+            using (var host = new FakeHost())
+            using (var c = InSession(host))
+            {
+                c.Input(1);
+                var input = host.Expect("input");
+                double ts = input.GetDouble("client_ts");
+                long seq = input.GetLong("seq");
+                host.FrameEcho("s1", 1, ts, seq);
+                Assert.IsTrue(c.WaitFrame(5000, out var first));
+                Assert.IsTrue(first.LatencyMs.HasValue, "the first frame of an input measures its latency");
+                Thread.Sleep(100);                             // the key stays held: the host echoes the same input
+                host.FrameEcho("s1", 2, ts, seq);
+                Assert.IsTrue(c.WaitFrame(5000, out var held));
+                Assert.IsNull(held.LatencyMs, "a later frame of the same input is no latency sample (it would grow)");
+
+                c.Input(0);
+                input = host.Expect("input");
+                host.FrameEcho("s1", 3, input.GetDouble("client_ts"), input.GetLong("seq"));
+                host.FrameEcho("s1", 4, input.GetDouble("client_ts"), input.GetLong("seq"));
+                Until(() => c.FramesReceived == 5, "two more frames");
+                Assert.IsTrue(c.TryTakeFrame(out var newest));
+                Assert.AreEqual(4, newest.Index);
+                Assert.IsTrue(newest.LatencyMs.HasValue && newest.LatencyMs < 5000, "a replaced frame's sample is kept");
+            }
+        }
+
+        [Test]
+        public void AnErrorAnsweringHelloIsFatalAndExplained()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", null }, { "code", "bad_message" },
+                                       { "message", "client is 5000 bytes, over the 4096-byte limit for strings" }, { "fatal", false } });
+                Until(() => c.State == ConnectionState.Failed, "the connection to give up");
+                Assert.AreEqual("client is 5000 bytes, over the 4096-byte limit for strings", c.LastError);
+                Assert.AreEqual("bad_message", NextMessage(c, "error").GetString("code"));
+                Assert.IsFalse(host.Pending(300), "retrying a hello the host refused cannot help");
+            }
+        }
+
+        [Test]
+        public void TheHandshakeHasADeadlineThatHeartbeatsDoNotExtend()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(new ConnectionOptions
+                   { Endpoint = host.Endpoint, ConnectTimeoutMs = 600, ReconnectInitialMs = 20, ReconnectMaxMs = 100 }))
+            {
+                c.Connect();
+                host.Accept();                                 // ...and never answers hello, but sends PINGs
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                try { while (c.LastError == null && watch.ElapsedMilliseconds < 3000) { host.Ping(); Thread.Sleep(100); } }
+                catch (IOException) { }                        // the client hung up: expected
+                Until(() => c.LastError != null, "the handshake to time out");
+                StringAssert.Contains("did not answer hello within 600 ms", c.LastError);
+                Assert.Less(watch.ElapsedMilliseconds, 2000);
+                Assert.IsTrue(host.Pending(2000), "a timed-out handshake is retried");
             }
         }
 

@@ -276,7 +276,15 @@ static func _read_str(buf: StreamPeerBuffer, state: Dictionary, n: int) -> Strin
 	var utf8 := _read_bytes(buf, state, n)
 	if state["error"] != "":
 		return ""
-	return utf8.get_string_from_utf8()
+	var text := utf8.get_string_from_utf8()
+	# Godot stops at a NUL and replaces invalid UTF-8: a string that does not re-encode to its
+	# own bytes would arrive changed, so it is refused (as the C# decoder refuses it).
+	if text.to_utf8_buffer() != utf8:
+		_fail(
+			state, "a %d-byte string is not valid UTF-8 or holds a NUL (Godot strings cannot)" % n
+		)
+		return ""
+	return text
 
 
 static func _read_float(buf: StreamPeerBuffer, state: Dictionary, is_double: bool) -> float:
@@ -338,6 +346,9 @@ static func _read_map(buf: StreamPeerBuffer, state: Dictionary, n: int, depth: i
 		return map
 	for i in range(n):
 		var key: Variant = _read(buf, state, depth + 1)
+		if state["error"] == "" and typeof(key) != TYPE_STRING:
+			_fail(state, "map key %d is not a string (protocol maps have string keys)" % i)
+			break
 		var value: Variant = _read(buf, state, depth + 1)
 		if state["error"] != "":
 			break

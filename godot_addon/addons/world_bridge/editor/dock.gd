@@ -387,8 +387,7 @@ func _on_error(code: String, message: String, _fatal: bool) -> void:
 
 
 func _on_event_applied(caption: String) -> void:
-	if caption != "edit":  # an edited frame's marker: edit_applied has said it
-		_status.text = "event: %s" % caption
+	_status.text = "event: %s" % caption
 
 
 func _on_edit_applied(epoch: int, frame_index: int) -> void:

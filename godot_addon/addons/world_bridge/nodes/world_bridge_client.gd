@@ -71,7 +71,8 @@ var last_frame_header := {}
 var frames_received := 0
 var frames_skipped := 0
 var fps_measured := 0.0
-## Input -> frame latency from the host's echo of client_ts (ms); -1 until measured.
+## Input -> frame latency from the host's echo of client_ts (ms), measured on the first frame
+## that echoes each input's seq (every frame echoes the input in force); -1 until measured.
 var latency_ms := -1.0
 var rtt_ms := -1.0
 var last_status := {}
@@ -88,12 +89,17 @@ var _start_pending := false
 var _start_req := -1
 var _frame_times: Array = []
 var _last_sent_ms := 0.0
+var _latency_seq := 0
 
 
 func _ready() -> void:
 	if Engine.is_editor_hint() and not editor_preview:
 		set_process(false)
 		return
+	# A paused game (get_tree().paused) must still ping and answer heartbeats, or the host drops
+	# the session; a process_mode set in the inspector is kept.
+	if process_mode == Node.PROCESS_MODE_INHERIT:
+		process_mode = Node.PROCESS_MODE_ALWAYS
 	if auto_connect:
 		connect_to_host()
 
@@ -451,8 +457,11 @@ func _on_frame(header: Dictionary, pixels: PackedByteArray) -> void:
 		_frame_times.pop_front()
 	if _frame_times.size() > 1:
 		fps_measured = 1000.0 * (_frame_times.size() - 1) / maxf(now - _frame_times[0], 0.001)
-	if typeof(header.get("client_ts")) in [TYPE_FLOAT, TYPE_INT]:
+	# Every frame echoes the input in force: only the first with a new seq measures its latency.
+	var seq := _int(header, "seq")
+	if typeof(header.get("client_ts")) in [TYPE_FLOAT, TYPE_INT] and seq != _latency_seq:
 		latency_ms = now - float(header["client_ts"])
+	_latency_seq = seq
 	_say_captions(header)
 	frame_received.emit(header, pixels)
 
@@ -465,7 +474,8 @@ func _say_captions(header: Dictionary) -> void:
 	):
 		return
 	for caption in header.get("events", []):
-		event_applied.emit(str(caption))
+		if str(caption) != "edit":  # marks an edited frame (edit_applied), not a world event
+			event_applied.emit(str(caption))
 
 
 ## The host closes a session whose client sent nothing for idle_timeout_s (a paused game in
@@ -501,6 +511,8 @@ func _on_ok(header: Dictionary) -> void:
 				session["settings"] = header["settings"]
 				if typeof(header["settings"].get("mode")) == TYPE_STRING:
 					session["mode"] = header["settings"]["mode"]
+				if typeof(header["settings"].get("fps")) in [TYPE_FLOAT, TYPE_INT]:
+					session["fps"] = float(header["settings"]["fps"])
 
 
 func _on_error(header: Dictionary) -> void:
