@@ -118,3 +118,40 @@ def test_import_host_recording(tmp_path):
     (tmp_path / "bad.wbrec").write_bytes(b"not a recording")
     with pytest.raises(FootageError, match="bad.wbrec"):
         import_footage([tmp_path / "bad.wbrec"], tmp_path / "ds2", progress=False)
+
+
+def _fast_recording(path, mode, n=30, torn=False):
+    """n frames made 1 ms apart by the host clock (a client stepping as fast as it can)."""
+    from bridge.host import protocol
+    from bridge.host import recording as rec
+    from bridge.host.pixels import encode_pixels
+
+    r = rec.Recorder(path, {"session": {"backend_name": "sandbox game", "width": 64, "height": 64, "mode": mode}})
+    for i, img in enumerate(colour_frames(n, 64, 64)):
+        header = {"type": "frame", "index": i, "epoch": 0, "action": 2, "events": [], "codec": "png",
+                  "width": 64, "height": 64}
+        r.write({"kind": "frame", "t": 1000.0 + i, "wire": [protocol.encode(header), encode_pixels(img, "png")],
+                 "source": "step"})
+    r.close(write_end=not torn)
+    if torn:
+        path.write_bytes(path.read_bytes()[:-10])
+    return path
+
+
+def test_import_step_recording_keeps_every_world_step(tmp_path):
+    path = _fast_recording(tmp_path / "step.wbrec", "step")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import_footage([path], tmp_path / "ds", size=32, fps=10, progress=False)
+    ds = VideoDataset(tmp_path / "ds")
+    assert [e.length for e in ds.episodes] == [30]
+    assert [frame_index(f) for f in ds.frames(ds.episodes[0])] == list(range(30))
+
+
+def test_import_warns_about_lost_or_torn_recordings(tmp_path):
+    with pytest.warns(FootageWarning, match="only 1 of its 30 frames survive"):
+        import_footage([_fast_recording(tmp_path / "rt.wbrec", "realtime")], tmp_path / "ds", fps=10, progress=False)
+    with pytest.warns(FootageWarning, match="unreadable and dropped"):
+        import_footage([_fast_recording(tmp_path / "torn.wbrec", "step", torn=True)], tmp_path / "ds2", fps=10,
+                       progress=False)
+    assert VideoDataset(tmp_path / "ds2").episodes[0].length == 29

@@ -63,11 +63,19 @@ def test_torn_tail_keeps_every_whole_record(tmp_path):
         assert len(r.records) == whole and r.records == full.records[:whole]
         assert r.torn == (cut not in ends)
     flipped = bytearray(data)
-    flipped[ends[5] - 3] ^= 0xFF  # corrupt record 6: CRC catches it, records 0-5 are kept
+    flipped[ends[5] - 3] ^= 0xFF  # corrupt record 6: CRC catches it, and reading resumes at record 7
     p = tmp_path / "flip.wbrec"
     p.write_bytes(bytes(flipped))
     r = RecordingReader(p)
-    assert len(r.records) == 5 and r.torn
+    assert r.records == full.records[:5] + full.records[6:] and r.torn and r.complete
+    assert r.skipped == [(ends[4], ends[5])] and r.info()["dropped_bytes"] == ends[5] - ends[4]
+    assert r.info()["file_bytes"] == len(data) and "bytes were unreadable and dropped" in r.damage()
+    flipped[ends[8] + 2] ^= 0xFF  # a length gone huge, and a torn tail: three holes, every whole record kept
+    p.write_bytes(bytes(flipped[:-5]))
+    r = RecordingReader(p)
+    assert r.records == full.records[:5] + full.records[6:9] + full.records[10:-1] and not r.complete
+    assert r.skipped == [(ends[4], ends[5]), (ends[8], ends[9]), (ends[-2], len(data) - 5)]
+    assert "the file has no end record" in r.damage()
 
 
 def test_reader_rejects_other_files(tmp_path):
@@ -220,3 +228,136 @@ def test_record_cli(session_recording, tmp_path):
     torn.write_bytes(Path(path).read_bytes()[:6])  # killed before its header was whole
     res = runner.invoke(record, ["info", str(torn)])
     assert res.exit_code != 0 and "ends inside its 8-byte header" in res.output
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_recording(path: Path, n: int = 6, size: int = 4, end: bool = True, mode: str | None = None) -> Path:
+    """A recording of `n` flat-colour frames of size x size (raw codec)."""
+    rec = Recorder(path, {**HEADER, "session": {**HEADER["session"], "width": size, "height": size, "mode": mode}})
+    for i in range(n):
+        hdr = msgpack.packb({"type": "frame", "index": i, "epoch": 0, "action": 1, "events": [], "codec": "raw",
+                             "width": size, "height": size}, use_bin_type=True)
+        rec.write({"kind": "frame", "t": float(i), "wire": [hdr, bytes([i * 40 % 256]) * (size * size * 3)],
+                   "source": "step"})
+    rec.close(write_end=end)
+    return path
+
+
+def test_export_never_replaces_the_recording_or_another_one(tmp_path):
+    path = small_recording(tmp_path / "victim.wbrec")
+    other = small_recording(tmp_path / "other.wbrec")
+    before, runner = path.read_bytes(), CliRunner()
+    os.link(path, tmp_path / "hard.nd")
+    for flag, target in [("--actions", path), ("--actions", tmp_path / "sub" / ".." / "victim.wbrec"),
+                         ("--gif", tmp_path / "hard.nd"), ("--actions", other)]:
+        res = runner.invoke(record, ["export", str(path), flag, str(target)])
+        assert res.exit_code == 1 and type(res.exception) is SystemExit, res.output
+        assert "choose another" in res.output and "nothing was written" in res.output
+    assert path.read_bytes() == before and other.read_bytes() == before
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc, a folder nobody can write to")
+def test_export_checks_every_output_before_encoding_any(tmp_path):
+    path, runner = small_recording(tmp_path / "r.wbrec"), CliRunner()
+    (tmp_path / "some.mp4").write_bytes(b"x")
+    (tmp_path / "stale").mkdir()
+    (tmp_path / "stale" / "000099_e0_i99.png").write_bytes(b"old")
+    for args in (["--mp4", "/proc/out.mp4"], ["--gif", "/proc/x.gif"], ["--actions", "/proc/a.nd"],
+                 ["--frames", "/proc/fr"], ["--actions", str(tmp_path / "some.mp4" / "a.nd")],
+                 ["--mp4", str(tmp_path / "ok.mp4"), "--actions", "/proc/a.nd"],
+                 ["--frames", str(tmp_path / "stale")], ["--actions", str(tmp_path / "stale")],
+                 ["--mp4", str(tmp_path / "same"), "--gif", str(tmp_path / "same")]):
+        res = runner.invoke(record, ["export", str(path), *args])
+        assert res.exit_code in (1, 2) and type(res.exception) is SystemExit and "Error" in res.output, (args, res.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.wbrec", "some.mp4", "stale"]  # nothing half-written
+    assert os.listdir(tmp_path / "stale") == ["000099_e0_i99.png"]
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(record, ["export", str(path), "--mp4", str(tmp_path / "video"), "--frames", str(tmp_path / "empty")])
+    assert res.exit_code == 0, res.output  # no extension: still an MP4 (the encoder is told, not guessed)
+    assert (tmp_path / "video").read_bytes()[4:8] == b"ftyp" and len(os.listdir(tmp_path / "empty")) == 6
+
+
+def test_export_refuses_a_folder_with_other_files(tmp_path):
+    path = small_recording(tmp_path / "r.wbrec")
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "old.png").write_bytes(b"old")
+    res = CliRunner().invoke(record, ["export", str(path), "--frames", str(tmp_path / "f")])
+    assert res.exit_code == 1 and "not empty: choose a new folder name or remove it" in res.output
+    assert os.listdir(tmp_path / "f") == ["old.png"]
+
+
+def test_ctrl_c_during_export_leaves_nothing(tmp_path):
+    rec = Recorder(tmp_path / "big.wbrec", {**HEADER, "session": {**HEADER["session"], "width": 64, "height": 64}})
+    rng = np.random.default_rng(0)
+    for i in range(600):
+        hdr = msgpack.packb({"type": "frame", "index": i, "epoch": 0, "action": 0, "events": [], "codec": "raw",
+                             "width": 64, "height": 64}, use_bin_type=True)
+        rec.write({"kind": "frame", "t": float(i), "wire": [hdr, rng.integers(0, 255, 64 * 64 * 3, np.uint8).tobytes()]})
+    rec.close()
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "record", "export", str(tmp_path / "big.wbrec"),
+                             "--mp4", str(out / "b.mp4"), "--gif", str(out / "b.gif"), "--frames", str(out / "fr"),
+                             "--actions", str(out / "a.nd")], cwd=ROOT, stderr=subprocess.PIPE)
+    seen = b""
+    while b"export:" not in seen:  # the progress bar is up: every temp output exists
+        chunk = proc.stderr.read1(256)
+        assert chunk, seen
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    err = (seen + proc.stderr.read()).decode()
+    assert proc.wait(60) == 130 and "export interrupted: nothing was written" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
+
+
+def test_torn_recordings_say_so(tmp_path):
+    path = small_recording(tmp_path / "t.wbrec", end=False)
+    data = path.read_bytes()
+    path.write_bytes(data[:-7])  # the last frame is torn
+    runner = CliRunner()
+    res = runner.invoke(record, ["export", str(path), "--actions", str(tmp_path / "a.nd")])
+    assert res.exit_code == 0 and "bytes were unreadable and dropped" in res.stderr
+    assert "the file has no end record" in res.stderr and len((tmp_path / "a.nd").read_text().splitlines()) == 5
+    res = runner.invoke(record, ["info", str(path)])
+    info = json.loads(res.stdout)
+    assert info["file_bytes"] == len(data) - 7 and info["dropped_bytes"] > 0 and "unreadable" in res.stderr
+    empty = tmp_path / "empty.wbrec"
+    Recorder(empty, HEADER).close()
+    res = runner.invoke(record, ["replay", str(empty)])
+    assert res.exit_code == 1 and "holds no frames to replay" in res.output
+
+
+def test_replay_rejects_checkpoint_with_sandbox(tmp_path):
+    path = small_recording(tmp_path / "r.wbrec")
+    res = CliRunner().invoke(record, ["replay", str(path), "--backend", "sandbox", "--checkpoint", str(tmp_path)])
+    assert res.exit_code == 2 and "not both" in res.output
+
+
+def test_reader_streams_and_actions_skip_pixels(tmp_path, monkeypatch):
+    import tracemalloc
+
+    import bridge.host.recording as recording
+
+    path = small_recording(tmp_path / "big.wbrec", n=60, size=256)  # 60 x 196 KB
+    assert path.stat().st_size > 10_000_000
+    monkeypatch.setattr(recording, "decode_pixels", lambda *a: pytest.fail("an action log needs no pixels"))
+    tracemalloc.start()
+    try:
+        export_recording(path, actions=tmp_path / "a.nd", progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3_000_000 and len((tmp_path / "a.nd").read_text().splitlines()) == 60
+
+
+def test_mp4_plays_everywhere_even_from_odd_sizes(tmp_path):
+    import editor_gui.export as editor_export
+
+    path = small_recording(tmp_path / "odd.wbrec", n=4, size=5)
+    export_recording(path, mp4=tmp_path / "cli.mp4", progress=False)
+    frames = [np.full((64, 64, 3), i * 40, np.uint8) for i in range(4)]
+    editor_export.export_mp4(frames, tmp_path / "editor.mp4", 24.0, editor_export.auto_scale(64, 64))
+    for name, size in (("cli.mp4", (6, 6)), ("editor.mp4", (384, 384))):
+        meta = imageio.get_reader(tmp_path / name).get_meta_data()
+        assert meta["pix_fmt"].startswith("yuv420p") and meta["size"] == size and meta["codec"] == "h264"

@@ -105,7 +105,11 @@ def _image(path: Path) -> np.ndarray:
 
 
 def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, np.ndarray]]:
-    """Episodes of a host recording (.wbrec): one per epoch (a reset or branch starts a new one)."""
+    """Episodes of a host recording (.wbrec): one per epoch (a reset or branch starts a new one).
+
+    A step-mode session made one frame per world step, whatever the wall clock did: every frame is kept. A realtime
+    session is resampled to `fps` by the host clock.
+    """
     if importlib.util.find_spec("bridge.host.recording") is None:
         raise FootageError(f"{path}: importing recordings needs bridge.host.recording, which this install lacks")
     from bridge.host.recording import RecordingReader
@@ -114,21 +118,29 @@ def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dic
         reader = RecordingReader(path)
     except (ValueError, OSError) as e:
         raise FootageError(f"{path}: {e}") from None
+    if reader.damage():
+        warnings.warn(reader.damage(), FootageWarning, stacklevel=2)
+    step_mode = reader.header.get("session", {}).get("mode") == "step"
     by_epoch: dict[int, tuple[list[float], list[np.ndarray]]] = {}
     for f in reader.frames():
         if f.source == "resend":
             continue
         times, images = by_epoch.setdefault(int(f.epoch), ([], []))
-        if times and f.t / 1000.0 <= times[-1]:
+        if not step_mode and times and f.t / 1000.0 <= times[-1]:
             continue
         times.append(f.t / 1000.0)
         images.append(f.image)
     if not by_epoch:
         raise FootageError(f"{path}: the recording holds no frames")
+    picks = {e: np.arange(len(images)) if step_mode else resample_indices(np.array(times), fps)
+             for e, (times, images) in by_epoch.items()}
+    kept, total = sum(len(set(i.tolist())) for i in picks.values()), sum(len(im) for _, im in by_epoch.values())
+    if kept < 0.5 * total:
+        warnings.warn(f"{path}: only {kept} of its {total} frames survive resampling to {fps:g} fps (a realtime session "
+                      "recorded faster than that); pass a higher --fps to keep more", FootageWarning, stacklevel=2)
     backend = reader.header.get("session", {}).get("backend_name")
     for epoch, (times, images) in sorted(by_epoch.items()):
-        idx = resample_indices(np.array(times), fps)
-        frames = np.stack([square_resize(images[i], size) for i in idx])
+        frames = np.stack([square_resize(images[i], size) for i in picks[epoch]])
         yield {"caption": "", "source_file": str(path), "epoch": epoch, "recorded_backend": backend}, frames
 
 

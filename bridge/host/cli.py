@@ -84,13 +84,15 @@ def record() -> None:
 @record.command("info")
 @click.argument("rec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def record_info(rec: Path) -> None:
-    """Print a recording's summary as JSON."""
-    from bridge.host.recording import RecordingReader
+    """Print a recording's summary as JSON (a torn or corrupt file also gets a warning on stderr)."""
+    from bridge.host.recording import RecordingReader, warn_damage
 
     try:
-        click.echo(json.dumps(RecordingReader(rec).info(), indent=2))
-    except ValueError as e:
+        reader = RecordingReader(rec)
+    except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    warn_damage(reader)
+    click.echo(json.dumps(reader.info(), indent=2))
 
 
 @record.command("export")
@@ -111,8 +113,12 @@ def record_export(rec: Path, mp4: Path | None, gif: Path | None, frames_dir: Pat
         raise click.UsageError("nothing to export: pass --mp4, --gif, --frames and/or --actions")
     try:
         out = export_recording(rec, mp4=mp4, gif=gif, frames_dir=frames_dir, actions=actions, fps=fps)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo("export interrupted: nothing was written", err=True)
+        sys.exit(130)
+    except (ValueError, OSError, RuntimeError) as e:  # RuntimeError: ffmpeg refusing the frames
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]  # not ffmpeg's whole log
+        raise click.ClickException(f"{first}; nothing was written") from None
     click.echo(json.dumps({k: str(v) for k, v in out.items()}, indent=2))
 
 
@@ -127,9 +133,11 @@ def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> No
     from bridge.host.recording import RecordingReader, replay_recording
     from bridge.model.checkpoint import CheckpointError
 
+    if backend is not None and checkpoint is not None:
+        raise click.UsageError("give either --backend sandbox or --checkpoint PATH, not both")
     try:
         header = RecordingReader(rec).header
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     s = header["session"]
     if backend is None and checkpoint is None:

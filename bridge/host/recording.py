@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import msgpack
 import numpy as np
@@ -73,155 +73,199 @@ class RecordedFrame:
     index: int
     epoch: int
     action: int
-    image: np.ndarray  # (H, W, 3) uint8
+    image: np.ndarray | None  # (H, W, 3) uint8; None when read with decode=False
     events: list[str]
     t: float  # host ms
     source: str  # start | reset | step | branch | edit | resend
     header: dict = field(repr=False, default_factory=dict)  # the wire header as sent
 
 
+SIGNATURE = b"\xa4kind"  # every record body is a msgpack map whose first key is "kind": resync looks for it
+SCAN_CHUNK = 1 << 20
+
+
 class RecordingReader:
-    """Reads a .wbrec file; everything up to the last whole record is kept, a torn or corrupt tail is dropped."""
+    """Reads a .wbrec file record by record (never whole); unreadable bytes are skipped up to the next whole record."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        data = self.path.read_bytes()
-        if not data.startswith(MAGIC[:6]):
-            raise ValueError(f"{self.path} is not a WorldBridge recording (.wbrec): bad magic bytes")
-        if len(data) < len(MAGIC):
-            raise ValueError(f"{self.path} ends inside its 8-byte header ({len(data)} bytes): it holds no records")
-        if data[6] != FORMAT_VERSION:
-            raise ValueError(f"{self.path} is recording format {data[6]}; this version reads format {FORMAT_VERSION}")
-        self.records: list[dict] = []
-        self.torn = False
-        pos = len(MAGIC)
-        while pos < len(data):
-            if pos + PREFIX.size > len(data):
-                self.torn = True
-                break
-            n, crc = PREFIX.unpack_from(data, pos)
-            body = data[pos + PREFIX.size:pos + PREFIX.size + n]
-            if n > MAX_RECORD_BYTES or len(body) != n or zlib.crc32(body) != crc:
-                self.torn = True
-                break
-            try:
-                self.records.append(msgpack.unpackb(body, raw=False, strict_map_key=False))
-            except Exception:
-                self.torn = True
-                break
-            pos += PREFIX.size + n
-        self.valid_bytes = pos
-        if not self.records or self.records[0].get("kind") != "header":
+        self.file_bytes = self.path.stat().st_size
+        self._index: list[tuple[int, int]] = []  # (offset, body length) of every readable record
+        self.skipped: list[tuple[int, int]] = []  # [start, end) byte ranges that were unreadable
+        self.counts: dict[str, int] = {}
+        self.epochs: set[int] = set()
+        self.frame_times: list[float] = []
+        self.header: dict = {}
+        last_kind = None
+        with open(self.path, "rb") as f:
+            magic = f.read(len(MAGIC))
+            if not magic.startswith(MAGIC[:6]):
+                raise ValueError(f"{self.path} is not a WorldBridge recording (.wbrec): bad magic bytes")
+            if len(magic) < len(MAGIC):
+                raise ValueError(f"{self.path} ends inside its 8-byte header ({len(magic)} bytes): it holds no records")
+            if magic[6] != FORMAT_VERSION:
+                raise ValueError(f"{self.path} is recording format {magic[6]}; this version reads format {FORMAT_VERSION}")
+            pos = len(MAGIC)
+            while pos < self.file_bytes:
+                record = self._read_at(f, pos)
+                if record is None:
+                    nxt = self._resync(f, pos + 1)
+                    self.skipped.append((pos, nxt))
+                    pos = nxt
+                    continue
+                n, r = record
+                if not self._index and r["kind"] != "header":
+                    break
+                kind = last_kind = r["kind"]
+                if kind == "header":
+                    self.header = self.header or r
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+                if kind == "frame":
+                    self.epochs.add(msgpack.unpackb(r["wire"][0], raw=False)["epoch"])
+                    self.frame_times.append(r["t"])
+                self._index.append((pos, n))
+                pos += PREFIX.size + n
+        if not self._index:
             raise ValueError(f"{self.path} has no readable header record")
-        self.header: dict = self.records[0]
-        self.complete = self.records[-1].get("kind") == "end"
+        self.complete = last_kind == "end" and not (self.skipped and self.skipped[-1][1] == self.file_bytes)
+        self.dropped_bytes = sum(b - a for a, b in self.skipped)
+        self.valid_bytes = self.file_bytes - self.dropped_bytes
+        self.torn = bool(self.skipped)
+        self.frame_count = self.counts.get("frame", 0)
+
+    def _read_at(self, f: BinaryIO, pos: int) -> tuple[int, dict] | None:
+        """The record at `pos` (body length, decoded body) if its length, CRC and msgpack all check out."""
+        f.seek(pos)
+        prefix = f.read(PREFIX.size)
+        if len(prefix) < PREFIX.size:
+            return None
+        n, crc = PREFIX.unpack(prefix)
+        if n > MAX_RECORD_BYTES or pos + PREFIX.size + n > self.file_bytes:
+            return None
+        body = f.read(n)
+        if len(body) != n or zlib.crc32(body) != crc:
+            return None
+        try:
+            r = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        except Exception:  # noqa: BLE001 - msgpack raises many types for bad bytes
+            return None
+        return (n, r) if isinstance(r, dict) and isinstance(r.get("kind"), str) else None
+
+    def _resync(self, f: BinaryIO, start: int) -> int:
+        """The next offset at or after `start` holding a whole record (end of file if none): one pass, chunk by chunk."""
+        at = start
+        while at < self.file_bytes:
+            f.seek(at)
+            chunk = f.read(SCAN_CHUNK + 16)
+            hit = chunk.find(SIGNATURE)
+            while hit != -1:
+                candidate = at + hit - PREFIX.size - 1  # prefix, then the map's one-byte length, then "kind"
+                if candidate >= start and self._read_at(f, candidate) is not None:
+                    return candidate
+                hit = chunk.find(SIGNATURE, hit + 1)
+            at += SCAN_CHUNK
+        return self.file_bytes
+
+    def damage(self) -> str | None:
+        """A one-line warning for a torn or corrupt file, or None when it read whole."""
+        if not self.skipped and self.complete:
+            return None
+        if not self.skipped:
+            return (f"{self.path}: the file has no end record (its writer stopped, or is still writing); "
+                    f"its {self.frame_count} frames were read")
+        ranges = ", ".join(f"{a}-{b}" for a, b in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
+        end = "; the file has no end record" if not self.complete else ""
+        return (f"{self.path}: {self.dropped_bytes} bytes were unreadable and dropped (bytes {ranges}){end}; "
+                f"only the {self.frame_count} readable frames are used")
 
     def __iter__(self) -> Iterator[dict]:
-        return iter(self.records)
+        with open(self.path, "rb") as f:
+            for pos, n in self._index:
+                f.seek(pos + PREFIX.size)
+                yield msgpack.unpackb(f.read(n), raw=False, strict_map_key=False)
 
-    def frames(self) -> Iterator[RecordedFrame]:
+    @property
+    def records(self) -> list[dict]:
+        """Every readable record in memory at once (small files, tests); iterate the reader to stream big ones."""
+        return list(self)
+
+    def frames(self, decode: bool = True) -> Iterator[RecordedFrame]:
         """Every frame the session produced, in order (including frames dropped for a slow client)."""
-        for r in self.records:
+        for r in self:
             if r["kind"] == "frame":
                 h = msgpack.unpackb(r["wire"][0], raw=False)
-                image = decode_pixels(r["wire"][1], h["codec"], h["width"], h["height"])
+                image = decode_pixels(r["wire"][1], h["codec"], h["width"], h["height"]) if decode else None
                 yield RecordedFrame(h["index"], h["epoch"], h["action"], image, list(h["events"]), r["t"],
                                     r.get("source", "step"), h)
 
     def inputs(self) -> Iterator[dict]:
         """Client `input` messages as received, plus `action_id` (resolved) and `t` (host ms)."""
-        for r in self.records:
+        for r in self:
             if r["kind"] == "input":
                 yield {**msgpack.unpackb(r["wire"][0], raw=False), "action_id": r["action_id"], "t": r["t"]}
 
     def events(self) -> Iterator[dict]:
         """Client `event` messages as received, plus the `caption` the host answered and `t`."""
-        for r in self.records:
+        for r in self:
             if r["kind"] == "event":
                 yield {**msgpack.unpackb(r["wire"][0], raw=False), "caption": r.get("caption"), "t": r["t"]}
 
     def controls(self) -> Iterator[dict]:
         """reset / branch / edit / settings messages as received, with the host's resolution."""
-        for r in self.records:
+        for r in self:
             if r["kind"] == "control":
                 yield {**msgpack.unpackb(r["wire"][0], raw=False), **r.get("info", {}), "t": r["t"]}
 
     def info(self) -> dict:
         """A JSON-able summary for `worldbridge record info`."""
-        frames = [r for r in self.records if r["kind"] == "frame"]
-        times = [r["t"] for r in frames]
+        times = self.frame_times
         s = self.header.get("session", {})
         return {"path": str(self.path), "format": self.header.get("format"), "created": self.header.get("created"),
                 "host": self.header.get("host"), "session_id": s.get("session_id"),
                 "backend_kind": s.get("backend_kind"), "backend_name": s.get("backend_name"),
                 "checkpoint": self.header.get("checkpoint"), "width": s.get("width"), "height": s.get("height"),
-                "mode": s.get("mode"), "frames": len(frames),
-                "epochs": len({msgpack.unpackb(r["wire"][0], raw=False)["epoch"] for r in frames}),
-                "inputs": sum(r["kind"] == "input" for r in self.records),
-                "events": sum(r["kind"] == "event" for r in self.records),
+                "mode": s.get("mode"), "frames": self.frame_count, "epochs": len(self.epochs),
+                "inputs": self.counts.get("input", 0), "events": self.counts.get("event", 0),
                 "duration_s": (times[-1] - times[0]) / 1000.0 if len(times) > 1 else 0.0,
-                "complete": self.complete, "torn_tail_dropped": self.torn, "valid_bytes": self.valid_bytes}
+                "complete": self.complete, "torn_tail_dropped": self.torn, "valid_bytes": self.valid_bytes,
+                "file_bytes": self.file_bytes, "dropped_bytes": self.dropped_bytes,
+                "skipped_ranges": [list(r) for r in self.skipped]}
+
+
+def warn_damage(rec: RecordingReader) -> None:
+    """Say on stderr that a recording is torn or corrupt, so nobody takes what was read for the whole session."""
+    note = rec.damage()
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
 
 
 # --- Export ---
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-
-
 def export_recording(path: str | Path, mp4: str | Path | None = None, gif: str | Path | None = None,
                      frames_dir: str | Path | None = None, actions: str | Path | None = None,
-                     fps: float | None = None, progress: bool = True) -> dict[str, Path]:
-    """Write the recording's frames as MP4/GIF/PNGs and its inputs as NDJSON; returns what was written."""
-    import imageio.v2 as imageio
+                     fps: float | None = None, progress: bool = True, scale: int = 1) -> dict[str, Path]:
+    """Stream the recording's frames into MP4/GIF/PNGs and its per-frame actions into NDJSON; all or nothing."""
     from tqdm import tqdm
 
+    from bridge.export import Export
+
     rec = RecordingReader(path)
-    fps = fps or float(rec.header.get("session", {}).get("fps") or 24.0)
-    frames = list(rec.frames())
-    if not frames and (mp4 or gif or frames_dir):
+    warn_damage(rec)
+    pictures = bool(mp4 or gif or frames_dir)
+    if not rec.frame_count and pictures:
         raise ValueError(f"{path} holds no frames to export")
-    out: dict[str, Path] = {}
-    writers: list[tuple[str, Path, Path, Any]] = []
-    if mp4:
-        mp4 = Path(mp4)
-        tmp = _atomic_target(mp4)
-        writers.append(("mp4", mp4, tmp, imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264",
-                                                            quality=8, macro_block_size=1)))
-    if gif:
-        gif = Path(gif)
-        tmp = _atomic_target(gif)
-        writers.append(("gif", gif, tmp, imageio.get_writer(tmp, format="GIF", mode="I", duration=1000.0 / fps,
-                                                            loop=0)))
-    if frames_dir:
-        frames_dir = Path(frames_dir)
-        frames_dir.mkdir(parents=True, exist_ok=True)
-    for n, f in enumerate(tqdm(frames, desc="export", unit="frame", disable=not progress)):
-        for _, _, _, w in writers:
-            w.append_data(f.image)
-        if frames_dir:
-            name = frames_dir / f"{n:06d}_e{f.epoch}_i{f.index}.png"
-            tmp = _atomic_target(name)
-            imageio.imwrite(tmp, f.image, format="PNG")
-            os.replace(tmp, name)
-    for kind, final, tmp, w in writers:
-        w.close()
-        os.replace(tmp, final)
-        out[kind] = final
-    if frames_dir:
-        out["frames"] = frames_dir
-    if actions:
-        actions = Path(actions)
-        tmp = _atomic_target(actions)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for f in frames:
-                fh.write(json.dumps({"t": f.t, "epoch": f.epoch, "index": f.index, "action": f.action,
-                                     "source": f.source, "events": f.events,
-                                     "client_ts": f.header.get("client_ts"), "seq": f.header.get("seq")}) + "\n")
-        os.replace(tmp, actions)
-        out["actions"] = actions
-    return out
+    fps = fps or float(rec.header.get("session", {}).get("fps") or 24.0)
+    targets = {"mp4": mp4, "gif": gif, "frames": frames_dir, "actions": actions}
+    with Export(targets, fps, scale, source=rec.path) as ex, \
+            tqdm(total=rec.frame_count, desc="export", unit="frame", disable=not progress) as bar:
+        for n, f in enumerate(rec.frames(decode=pictures)):  # pixels stay undecoded for an action log alone
+            ex.add(f.image, f"{n:06d}_e{f.epoch}_i{f.index}.png")
+            if actions:
+                ex.write_log(json.dumps({"t": f.t, "epoch": f.epoch, "index": f.index, "action": f.action,
+                                         "source": f.source, "events": f.events,
+                                         "client_ts": f.header.get("client_ts"), "seq": f.header.get("seq")}) + "\n")
+            bar.update(1)
+        return ex.finish()
 
 
 # --- Replay ---
@@ -238,6 +282,9 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
     from tqdm import tqdm
 
     rec = RecordingReader(path)
+    warn_damage(rec)
+    if not rec.frame_count:
+        raise ValueError(f"{path} holds no frames to replay: there is nothing to compare")
     backend = make_backend()
 
     def prompt_of(p: dict) -> Prompt:
@@ -261,8 +308,7 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
     # --- rebuild the world as it stood when recording started: prompt, then the timeline's history ---
     h = rec.header
     # only the frames some branch returns to need a saved state (world-model states are megabytes)
-    targets = {msgpack.unpackb(r["wire"][0], raw=False)["index"] for r in rec.records
-               if r["kind"] == "frame" and r.get("source") == "branch"}
+    targets = {f.index for f in rec.frames(decode=False) if f.source == "branch"}
     configure(h.get("reset_settings") or {})
     backend.reset(prompt_of(h["prompt"]))
     states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
@@ -280,9 +326,8 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         else:
             configure(entry[1])
     compared, exact, psnrs, first_mismatch, branches = 0, 0, [], None, 0
-    bar = tqdm(total=sum(r["kind"] == "frame" for r in rec.records), desc="replay", unit="frame",
-               disable=not progress)
-    for r in rec.records:
+    bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
+    for r in rec:
         if r["kind"] == "control" and r.get("info", {}).get("settings_knobs"):
             configure(r["info"]["settings_knobs"])
         if r["kind"] != "frame":

@@ -1,0 +1,182 @@
+"""The one exporter of frames (MP4, GIF, a PNG folder) and logs: `worldbridge record export`, the demo and the editor.
+
+Every output is written into a temp file (or folder) beside it and published only when all of them are whole, so an
+error, a cancel or Ctrl+C leaves nothing behind: not a temp file, not one output without the others.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.files import publish
+
+Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
+KINDS = ("mp4", "gif", "frames", "actions")
+
+
+class ExportCancelled(Exception):
+    """The user cancelled an export; nothing was written."""
+
+
+def upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour upscaling: small world frames stay crisp in players and editors."""
+    return image if scale == 1 else image.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def auto_scale(height: int, width: int, target: int = 384) -> int:
+    """An integer scale that brings the frame near `target` pixels and keeps MP4 sizes a multiple of 16."""
+    scale = max(1, round(target / max(height, width)))
+    while (height * scale) % 16 or (width * scale) % 16:
+        scale += 1
+        if scale > 64:
+            return max(1, round(target / max(height, width)))
+    return scale
+
+
+def tick(progress: Progress | None, done: int, total: int) -> None:
+    """Report progress; a callback answering False cancels the export."""
+    if progress is not None and progress(done, total) is False:
+        raise ExportCancelled()
+
+
+def check_targets(targets: dict[str, Path], source: Path | None = None) -> None:
+    """Refuse, before anything is encoded, an output that would destroy the input, a recording, or another output."""
+    seen: dict[Path, str] = {}
+    for kind, path in targets.items():
+        where = path.resolve()
+        if where in seen:
+            raise ValueError(f"--{seen[where]} and --{kind} both name {path}: give each output its own path")
+        seen[where] = kind
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise ValueError(f"--{kind} {path}: {folder} is a file, not a folder: choose another path")
+        if source is not None and (where == source.resolve() or (path.exists() and os.path.samefile(path, source))):
+            raise ValueError(f"--{kind} {path} is the recording being exported: choose another output path")
+        if path.suffix.lower() == ".wbrec" and path.exists():
+            raise ValueError(f"--{kind} {path} is a recording, which an export never replaces: choose another path")
+        if kind == "frames":
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"--frames {path} is a file: give a new folder name")
+            if path.is_dir() and any(path.iterdir()):
+                raise FileExistsError(f"{path} exists and is not empty: choose a new folder name or remove it")
+        elif path.is_dir():
+            raise ValueError(f"--{kind} {path} is a folder: give a file name")
+
+
+class Export:
+    """Temp outputs beside their targets, filled frame by frame; `finish` publishes them all, any error removes them."""
+
+    def __init__(self, targets: dict[str, str | Path | None], fps: float, scale: int = 1, source: Path | None = None):
+        self.targets = {k: Path(v) for k, v in targets.items() if v}
+        check_targets(self.targets, source)
+        self.fps, self.scale, self.frames = float(fps), scale, 0
+        self.temps: dict[str, Path] = {}
+        self.mp4: Any = None
+        self.gif: Any = None
+        self.log: Any = None
+        try:
+            for kind, path in self.targets.items():  # every folder is proven writable before one frame is encoded
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    if kind == "frames":
+                        self.temps[kind] = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+                    else:  # the temp's suffix tells ffmpeg and pillow the format, whatever the target is named
+                        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix={"mp4": ".mp4", "gif": ".gif"}.get(kind, ".tmp"),
+                                                   dir=path.parent)
+                        os.close(fd)
+                        self.temps[kind] = Path(tmp)
+                except OSError as e:
+                    raise OSError(f"cannot write --{kind} {path} ({e.strerror or e}): choose a folder you can write to") from None
+            import imageio.v2 as iio2
+            import imageio.v3 as iio
+
+            if "mp4" in self.temps:  # H.264 yuv420p plays everywhere; yuv420p needs even sizes (macro_block_size=2)
+                self.mp4 = iio2.get_writer(self.temps["mp4"], format="FFMPEG", mode="I", fps=self.fps, codec="libx264",
+                                           quality=8, pixelformat="yuv420p", macro_block_size=2, ffmpeg_log_level="error")
+            if "gif" in self.temps:
+                self.gif = iio.imopen(self.temps["gif"], "w", extension=".gif")
+            if "actions" in self.temps:
+                self.log = open(self.temps["actions"], "w", encoding="utf-8")
+        except BaseException:
+            self.discard()
+            raise
+
+    def __enter__(self) -> Export:
+        return self
+
+    def __exit__(self, kind: type | None, *_: Any) -> None:
+        if kind is not None:
+            self.discard()
+
+    def add(self, image: np.ndarray | None, png_name: str | None = None) -> None:
+        """Append one frame to the MP4 and GIF and write it into the PNG folder as `png_name`."""
+        if image is None:
+            return
+        import imageio.v3 as iio
+
+        image = upscale(np.asarray(image), self.scale)
+        if self.mp4 is not None:
+            self.mp4.append_data(image)
+        if self.gif is not None:
+            self.gif.write(image, is_batch=False, duration=1000.0 / self.fps, loop=0)
+        if "frames" in self.temps:
+            iio.imwrite(self.temps["frames"] / (png_name or f"frame_{self.frames:06d}.png"), image, extension=".png")
+        self.frames += 1
+
+    def write_log(self, text: str) -> None:
+        """Append text to the action log."""
+        self.log.write(text)
+
+    def _close(self) -> None:
+        for w in (self.mp4, self.gif, self.log):
+            if w is not None:
+                w.close()
+        self.mp4 = self.gif = self.log = None
+
+    def finish(self) -> dict[str, Path]:
+        """Close every writer and publish every output; returns {kind: path}."""
+        if self.frames == 0 and set(self.temps) & {"mp4", "gif", "frames"}:
+            raise ValueError("there are no frames to export")
+        self._close()
+        for kind, tmp in list(self.temps.items()):
+            target = self.targets[kind]
+            if kind == "frames" and target.is_dir():
+                target.rmdir()  # check_targets made sure it is empty
+            publish(tmp, target)
+            del self.temps[kind]
+        return self.targets
+
+    def discard(self) -> None:
+        """Stop every writer and remove every temp output (an error, a cancel, Ctrl+C)."""
+        for w in (self.mp4, self.gif, self.log):
+            try:
+                if w is not None:
+                    w.close()
+            except Exception:  # noqa: BLE001 - a writer broken by the very error being cleaned up
+                pass
+        self.mp4 = self.gif = self.log = None
+        for tmp in self.temps.values():
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        self.temps.clear()
+
+
+def export_frames(frames: Sequence[np.ndarray], targets: dict[str, str | Path | None], fps: float, scale: int = 1,
+                  progress: Progress | None = None, png_names: Sequence[str] | None = None) -> dict[str, Path]:
+    """Write in-memory frames to the given outputs (all or nothing), reporting progress per frame."""
+    with Export(targets, fps, scale) as ex:
+        for i, frame in enumerate(frames):
+            ex.add(frame, png_names[i] if png_names else None)
+            tick(progress, i + 1, len(frames))
+        return ex.finish()
