@@ -148,9 +148,7 @@ def test_import_step_recording_keeps_every_world_step(tmp_path):
     assert [frame_index(f) for f in ds.frames(ds.episodes[0])] == list(range(30))
 
 
-def test_import_warns_about_lost_or_torn_recordings(tmp_path):
-    with pytest.warns(FootageWarning, match="only 1 of its 30 frames survive"):
-        import_footage([_fast_recording(tmp_path / "rt.wbrec", "realtime")], tmp_path / "ds", fps=10, progress=False)
+def test_import_warns_about_torn_recordings(tmp_path):
     with pytest.warns(FootageWarning, match="unreadable and dropped"):
         import_footage([_fast_recording(tmp_path / "torn.wbrec", "step", torn=True)], tmp_path / "ds2", fps=10,
                        progress=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
@@ -110,8 +109,6 @@ def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dic
     A step-mode session made one frame per world step, whatever the wall clock did: every frame is kept. A realtime
     session is resampled to `fps` by the host clock.
     """
-    if importlib.util.find_spec("bridge.host.recording") is None:
-        raise FootageError(f"{path}: importing recordings needs bridge.host.recording, which this install lacks")
     from bridge.host.recording import RecordingReader
 
     try:
@@ -134,10 +131,6 @@ def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dic
         raise FootageError(f"{path}: the recording holds no frames")
     picks = {e: np.arange(len(images)) if step_mode else resample_indices(np.array(times), fps)
              for e, (times, images) in by_epoch.items()}
-    kept, total = sum(len(set(i.tolist())) for i in picks.values()), sum(len(im) for _, im in by_epoch.values())
-    if kept < 0.5 * total:
-        warnings.warn(f"{path}: only {kept} of its {total} frames survive resampling to {fps:g} fps (a realtime session "
-                      "recorded faster than that); pass a higher --fps to keep more", FootageWarning, stacklevel=2)
     backend = reader.header.get("session", {}).get("backend_name")
     for epoch, (times, images) in sorted(by_epoch.items()):
         frames = np.stack([square_resize(images[i], size) for i in picks[epoch]])
