@@ -213,6 +213,23 @@ def test_a_client_that_leaves_while_loading_leaves_nothing_behind(slow_host):
     assert not slow_host.host.pending and not slow_host.host.sessions and SlowLoadWorld.closed == 1
 
 
+def test_a_client_that_vanishes_without_bye_while_loading_holds_no_session_slot(slow_host):
+    SlowLoadWorld.delay = 0.4
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(slow_host.address)
+    sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 2}))
+    sock.send(P.encode({"type": "start", "mode": "step"}))
+    deadline = time.monotonic() + 3
+    while not slow_host.host.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sock.close(0)  # gone before its `session` (and the id to resume it) could arrive
+    deadline = time.monotonic() + 3
+    while (slow_host.host.pending or slow_host.host.sessions) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not slow_host.host.pending and not slow_host.host.sessions  # not kept for a resume nobody can send
+
+
 def test_what_waits_for_a_loading_start_is_bounded():
     SlowLoadWorld.reset_counters(delay=0.5)
     h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/slow", factory=SlowLoadWorld),

@@ -365,7 +365,7 @@ class Host:
         if msg["backend"] is not None and msg["backend"] not in self.pool.specs:
             raise ProtocolError("bad_argument", f"backend {msg['backend']!r} is not served here; this host serves "
                                                 f"{self.pool.names}")
-        job = PendingStart(rid, peer, msg, build_prompt(msg), time.perf_counter())
+        job = PendingStart(rid, peer, msg, None, time.perf_counter())  # the prompt is decoded by the loader
         peer.pending = job
         self.pending.append(job)
         threading.Thread(target=self._load, args=(job,), name="worldbridge-load", daemon=True).start()
@@ -374,6 +374,7 @@ class Host:
         """Loader thread: make the backend and frame 0 without stalling the loop (a checkpoint can take seconds)."""
         msg, backend = job.msg, None
         try:
+            job.prompt = build_prompt(msg)  # a 4096-px JPEG takes a while to decode: not on the loop thread
             backend = self.pool.create(msg["backend"])
             session = Session(backend, mode=msg["mode"] or "realtime", fps=msg["fps"] or 24.0, limits=self.limits,
                               action_map=msg["action_map"], backend_label=msg["backend"] or self.default_kind)
@@ -425,7 +426,9 @@ class Host:
                 self.sessions[session.id] = session
                 log.info("session %s started: %s [%s], %s mode, client %r", session.id, session.name, session.kind,
                          session.mode, peer.client)
-                self._send(rid, [P.encode(session.describe(req_id))])
+                if not self._send(rid, [P.encode(session.describe(req_id))]) and self.peers.get(rid) is not peer:
+                    self._close_session(session, notify=None)  # it left before learning the id: nobody can resume it
+                    continue
                 session.next_tick = self._first_tick(session)
                 self._emit(session, job.produced, job.received)
             while connected and peer.held and peer.pending is None:  # in order; a held `start` stops it again
