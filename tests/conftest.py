@@ -24,3 +24,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prompt_world_root(tmp_path_factory):
+    """A micro prompt-trained world shared by the prompt tests: root/world (plain) and root/pw (events, first frame)."""
+    from test_prompts_helpers import trained_prompt_world
+
+    return trained_prompt_world(tmp_path_factory.mktemp("prompt_world"))

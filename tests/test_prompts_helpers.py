@@ -61,3 +61,17 @@ def solid_rgba(h: int, w: int, rgb=(255, 0, 0), alpha: int = 255) -> np.ndarray:
     layer[..., :3] = rgb
     layer[..., 3] = alpha
     return layer
+
+
+def trained_prompt_world(root: Path) -> Path:
+    """root/world (no prompt training) and root/pw: events (hold 3) and a sketch-trained first-frame model, all with
+    the hashing encoder. Trained once a test run (the `prompt_world_root` fixture)."""
+    from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
+
+    world = save_micro_world(root / "world")
+    data = str(sandbox_dataset())
+    train_events(PromptTrainOptions(world=str(world), data=data, out=str(root / "pw"), steps=20, batch=8, lr=3e-3,
+                                    encoder="hashing", clip_len=6, hold=3, progress=False))
+    train_first_frame(PromptTrainOptions(world=str(root / "pw"), data=data, steps=20, batch=8, preset="micro",
+                                         encoder="hashing", max_frames=120, progress=False))
+    return root

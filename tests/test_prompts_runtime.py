@@ -7,24 +7,14 @@ import torch
 from bridge.backend import Prompt, WorldEvent
 from bridge.model.genie import WorldModel
 from bridge.prompts.runtime import PromptRuntime
-from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
 from bridge.worlds.sketch import SKETCH_PALETTE
-from test_prompts_helpers import sandbox_dataset, save_micro_world
 
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def prompt_world(tmp_path_factory):
-    """A micro world with events (hold 3) and a sketch-trained first-frame model, all with the hashing encoder."""
-    root = tmp_path_factory.mktemp("rt")
-    world = save_micro_world(root / "world")
-    data = str(sandbox_dataset())
-    train_events(PromptTrainOptions(world=str(world), data=data, out=str(root / "pw"), steps=20, batch=8, lr=3e-3,
-                                    encoder="hashing", clip_len=6, hold=3, progress=False))
-    train_first_frame(PromptTrainOptions(world=str(root / "pw"), data=data, steps=20, batch=8, preset="micro",
-                                         encoder="hashing", max_frames=120, progress=False))
-    return root
+@pytest.fixture()
+def prompt_world(prompt_world_root):
+    return prompt_world_root
 
 
 def _runtime(path):

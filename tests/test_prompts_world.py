@@ -7,23 +7,15 @@ import torch
 
 from bridge.backend import Prompt, WorldEvent
 from bridge.model.world import load_world
-from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
 from bridge.worlds.sketch import SKETCH_PALETTE
-from test_prompts_helpers import sandbox_dataset, save_micro_world, solid_rgba
+from test_prompts_helpers import solid_rgba
 
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def world_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pw")
-    world = save_micro_world(root / "world")
-    data = str(sandbox_dataset())
-    train_events(PromptTrainOptions(world=str(world), data=data, out=str(root / "pw"), steps=20, batch=8, lr=3e-3,
-                                    encoder="hashing", clip_len=6, hold=3, progress=False))
-    train_first_frame(PromptTrainOptions(world=str(root / "pw"), data=data, steps=10, batch=8, preset="micro",
-                                         encoder="hashing", max_frames=80, progress=False))
-    return root / "pw"
+@pytest.fixture()
+def world_dir(prompt_world_root):
+    return prompt_world_root / "pw"
 
 
 def _roll(w, n, events=None):
