@@ -7,11 +7,15 @@ import signal
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from bridge.data.writer import SHARD_FRAMES, DatasetWriter, save_shard, split_for_seed
+
+if TYPE_CHECKING:
+    from bridge.worlds.sandbox import SandboxWorld
 
 
 @dataclass
@@ -76,7 +80,7 @@ def _useful_event(world, rng: np.random.Generator) -> str:
     return str(rng.choice([t for t in EVENT_TYPES if t not in useless]))
 
 
-def play_episode(world, plan: dict, frames: int, sketch: bool, out: tuple | None = None):
+def play_episode(world: SandboxWorld, plan: dict, frames: int, sketch: bool, out: tuple | None = None) -> tuple:
     """Play one planned episode; returns (frames, actions, effective actions, sketches or None, manifest entry).
 
     `out` may give the four arrays to fill (views into a shard), so shards are never copied.

@@ -132,7 +132,7 @@ class LatentActionModel(nn.Module):
             z = self.code_norm(z.flatten(0, 1).float()).view(z.shape).to(z.dtype)
         return z
 
-    def encode(self, frames: torch.Tensor):
+    def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """frames (B, T, H, W, 3) -> indices (B, T-1), codes (B, T-1, d), quantizer stats."""
         q, idx, stats = self.quant(self.features(frames))
         return idx, q, stats

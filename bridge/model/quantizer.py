@@ -34,7 +34,7 @@ class VectorQuantizer(nn.Module):
     def lookup(self, idx: torch.Tensor) -> torch.Tensor:
         return self.codes()[idx]
 
-    def forward(self, z: torch.Tensor):
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         shape = z.shape
         zf = F.normalize(z.reshape(-1, self.dim).float(), dim=-1)  # (M, d)
         if self.training and not bool(self.initialized):
@@ -114,7 +114,7 @@ class FSQ(nn.Module):
         half = self._levels.long() // 2
         return (digits - half).float() / half
 
-    def forward(self, z: torch.Tensor):
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         b = self._bound(z.float())
         q = b + (torch.round(b) - b).detach()  # straight-through rounding
         half = self._levels.long() // 2

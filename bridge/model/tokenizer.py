@@ -40,7 +40,7 @@ class VideoTokenizer(nn.Module):
     def vocab(self) -> int:
         return self.quant.num_codes
 
-    def encode(self, frames: torch.Tensor, cache: KVCache | None = None):
+    def encode(self, frames: torch.Tensor, cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """frames (B, T, H, W, 3) uint8 or [0,1] -> tokens (B, T, N), quantized codes (B, T, N, d), stats."""
         x = self.patch_in(patchify(to_float(frames), self.cfg.patch))  # (B, T, N, E)
         z = self.to_code(self.encoder(x, cache))  # (B, T, N, d)

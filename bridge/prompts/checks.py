@@ -13,6 +13,7 @@ scores the checks on held-out sandbox seeds; they must get the real game ~100% r
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -108,7 +109,8 @@ class Scene:
     seed: int
 
 
-def sandbox_scenes(seeds, frame_steps=(0, 20, 40), progress: bool = False, size: int = 64):
+def sandbox_scenes(seeds: Iterable[int], frame_steps: tuple[int, ...] = (0, 20, 40), progress: bool = False,
+                   size: int = 64) -> list:
     """Every theme x time x weather on each seed, viewed at a few points of a rightward run."""
     from bridge.backend import Prompt
     from bridge.worlds.levels import random_params
@@ -274,7 +276,8 @@ def event_detected(event_type: str, frames: list[np.ndarray], checker: SceneChec
     return _held(event_signal(event_type, frames[: WINDOW + 1], checker, theme, time))
 
 
-def validate(checker: SceneChecker, seeds=HELDOUT_SEEDS, frame_steps=(5, 33)) -> dict[str, float]:
+def validate(checker: SceneChecker, seeds: Iterable[int] = HELDOUT_SEEDS, frame_steps: tuple[int, ...] = (5, 33)
+             ) -> dict[str, float]:
     """Accuracy of each attribute check on real sandbox frames of held-out seeds (should be ~1.0)."""
     scenes = sandbox_scenes(seeds, frame_steps)
     preds = checker.classify([s.frame for s in scenes])

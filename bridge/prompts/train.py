@@ -14,7 +14,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from bridge.prompts.text_encoder import get_encoder
 from bridge.train.loop import Averager, fine_tune
 from bridge.train.trainer import lr_at
 from bridge.worlds.events import EVENT_TYPES
+
+if TYPE_CHECKING:
+    from bridge.data.dataset import Episode, VideoDataset
 
 
 @dataclass
@@ -135,13 +138,13 @@ def caption_variant(params: dict, rng: np.random.Generator) -> str:
     return phrase
 
 
-def pre_event_indices(episode, count: int, rng: np.random.Generator) -> list[int]:
+def pre_event_indices(episode: Episode, count: int, rng: np.random.Generator) -> list[int]:
     """Frame 0 and up to count-1 random frames before the episode's first event (the caption still holds there)."""
     last = min([int(ev["frame"]) for ev in episode.events] + [episode.length])
     return sorted(set([0] + [int(t) for t in rng.integers(0, max(last, 1), size=max(count - 1, 0))]))
 
 
-def first_frame_samples(ds, max_frames: int, rng: np.random.Generator, with_sketch: bool):
+def first_frame_samples(ds: VideoDataset, max_frames: int, rng: np.random.Generator, with_sketch: bool) -> tuple:
     """(frames, sketches or None, captions) from train episodes, only frames before the first event (the caption
     describes the level as it started)."""
     eps = [e for e in ds.split("train") if e.caption]
@@ -255,7 +258,7 @@ def _event_world(src: WorldModel, src_tensors: dict, event_types: list[str], con
     return model
 
 
-def event_episodes(ds, max_frames: int, rng: np.random.Generator) -> list:
+def event_episodes(ds: VideoDataset, max_frames: int, rng: np.random.Generator) -> list:
     """Train episodes to tokenize: all with events first, then others, up to max_frames frames."""
     eps = list(ds.split("train"))
     rng.shuffle(eps)

@@ -19,7 +19,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
+
+if TYPE_CHECKING:
+    from bridge.data.dataset import ClipSampler, VideoDataset
 
 BANK_SIZE = 64
 STAGES = ("tokenizer", "dynamics")
@@ -111,7 +114,7 @@ class Dist:
             dist.destroy_process_group()
 
 
-def world_config(preset: str, ds) -> WorldConfig:
+def world_config(preset: str, ds: VideoDataset) -> WorldConfig:
     """The preset, fitted to the dataset's frame size and fps."""
     cfg = get_preset(preset)
     cfg.height, cfg.width, cfg.fps = ds.height, ds.width, ds.fps
@@ -175,7 +178,7 @@ def clip_per_module(model: nn.Module, max_norm: float) -> dict[str, torch.Tensor
     return {f"grad_{k}": torch.nn.utils.clip_grad_norm_(ps, max_norm) for k, ps in parts.items()}
 
 
-def first_frames(ds, sampler, rng: np.random.Generator, k: int = BANK_SIZE) -> np.ndarray:
+def first_frames(ds: VideoDataset, sampler: ClipSampler, rng: np.random.Generator, k: int = BANK_SIZE) -> np.ndarray:
     """Real first frames to start worlds from: episode starts of the train split, topped up with random clip starts."""
     eps = list(ds.split("train"))
     rng.shuffle(eps)

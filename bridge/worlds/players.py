@@ -110,7 +110,7 @@ class MixedPlayer:
 PLAYERS = {"random": RandomPlayer, "explorer": ExplorerPlayer, "mixed": MixedPlayer}
 
 
-def make_player(name: str, rng: np.random.Generator):
+def make_player(name: str, rng: np.random.Generator) -> RandomPlayer | ExplorerPlayer | MixedPlayer:
     """A scripted player by name ('random', 'explorer', 'mixed')."""
     if name not in PLAYERS:
         raise ValueError(f"unknown player {name!r}; choose one of {sorted(PLAYERS)}")
