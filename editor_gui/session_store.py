@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.files import publish
+from bridge.files import publish, temp_beside
 
 FORMAT = "worldbridge-editor-session"
 VERSION = 2  # 2: frames may carry a frame edit (an object layer pasted by `edit`); sessions without edits save as 1
@@ -200,15 +200,9 @@ class Session:
         path.parent.mkdir(parents=True, exist_ok=True)
         files = self._files()
         if path.suffix == FILE_SUFFIX:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
-                    for name, data in files.items():
-                        zf.writestr(name, data)
-                publish(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with temp_beside(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+                for name, data in files.items():
+                    zf.writestr(name, data)
             return path
         if path.exists() and not (path / "session.json").exists() and any(path.iterdir()):
             raise FileExistsError(f"{path} is a non-empty folder that is not a saved session; choose another name")

@@ -11,11 +11,12 @@ import hashlib
 import os
 import re
 import string
-import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
+
+from bridge.files import temp_beside
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub: never touch the network
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -72,13 +73,9 @@ class TextEncoder:
     def _save_disk(self, text: str, vec: np.ndarray) -> None:
         if not self.disk_cache:
             return
-        path = self._path(text)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
+            with temp_beside(self._path(text)) as tmp, open(tmp, "wb") as f:
                 np.save(f, vec)
-            os.replace(tmp, path)
         except OSError:
             pass  # a read-only cache must not break prompting: the memory cache still works
 
