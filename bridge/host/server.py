@@ -40,6 +40,9 @@ class Peer:
     last_seen: float = field(default_factory=time.monotonic)
     outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
     outbox_bytes: int = 0
+    pending: PendingStart | None = None  # a `start` whose backend is loading on a loader thread
+    held: deque = field(default_factory=deque)  # (header bytes, size) received meanwhile, handled after it
+    waiting: deque = field(default_factory=deque)  # (header bytes, size) behind its session's queued step inputs
 
     def queue(self, parts: list) -> None:
         self.outbox.append(parts)
@@ -47,9 +50,6 @@ class Peer:
 
     def sent_first(self) -> None:
         self.outbox_bytes -= sum(len(x) for x in self.outbox.popleft())
-    pending: PendingStart | None = None  # a `start` whose backend is loading on a loader thread
-    held: deque = field(default_factory=deque)  # (header bytes, size) received meanwhile, handled after it
-    waiting: deque = field(default_factory=deque)  # (header bytes, size) behind its session's queued step inputs
 
 
 @dataclass
@@ -574,7 +574,7 @@ class Host:
         ready = [s for s in self.sessions.values() if s.step_inputs and s.mode == "step"]
         if ready:
             self._step_sessions(ready)
-        for rid, peer in list(self.peers.items()):
+        for rid, peer in [(r, p) for r, p in self.peers.items() if p.waiting]:
             while peer.waiting and self.peers.get(rid) is peer and peer.pending is None and not (
                     peer.session is not None and peer.session.step_inputs and peer.session.mode == "step"):
                 self._handle(rid, *peer.waiting.popleft(), released=True)
