@@ -118,3 +118,15 @@ def test_import_host_recording(tmp_path):
     (tmp_path / "bad.wbrec").write_bytes(b"not a recording")
     with pytest.raises(FootageError, match="bad.wbrec"):
         import_footage([tmp_path / "bad.wbrec"], tmp_path / "ds2", progress=False)
+
+
+def test_a_few_sources_still_get_a_val_episode(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative names: the split hashes them, and at 5 % none of these three is held out
+    for name in ("src2", "src3", "src4"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            iio.imwrite(tmp_path / name / f"frame_{i}.png", colour_frames(1)[0])
+    r = CliRunner().invoke(data, ["import", "src2", "src3", "src4", "--out", "ds", "--size", "16"])
+    assert r.exit_code == 0, r.output
+    splits = [e.split for e in VideoDataset(tmp_path / "ds").episodes]
+    assert splits.count("val") >= 1 and splits.count("train") >= 1, splits
