@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -44,21 +46,25 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95))}
 
 
-@click.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
-@click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True, help="Where the recording, MP4 and GIF go.")
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--text", default="a snowy night level with many coins", show_default=True, help="Text prompt for the world.")
-def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str) -> None:
-    """Start a host, play a scripted session (prompt, movement, two events, a branch) and report speed."""
+def _make_out(out: Path) -> bool:
+    """Create --out (True when this run made it), or say why it cannot be the demo's folder."""
+    if out.exists() and not out.is_dir():
+        raise click.ClickException(f"--out {out} is a file: give a folder for the recording, MP4 and GIF")
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.ClickException(f"cannot create --out {out} ({e.strerror or e}): give a folder you can write to") from None
+    return made
+
+
+def _play(spec: Any, out: Path, seed: int, text: str) -> dict[str, Any]:
+    """The scripted session on a host in this process, its recording, MP4 and GIF in `out`; -> the report."""
     from bridge.client import WorldClient
     from bridge.host.recording import export_recording
     from bridge.host.server import run_host_in_thread
 
-    out.mkdir(parents=True, exist_ok=True)
     stem = fresh_stem(out)
-    spec = {"backend": backend, "checkpoint": str(checkpoint) if checkpoint else None}
     host = run_host_in_thread(spec, "tcp://127.0.0.1:*")
     try:
         with WorldClient(host.address, client_name="worldbridge-demo") as client:
@@ -92,7 +98,7 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
     finally:
         host.stop()
     lat = _percentiles(latencies)
-    report = {
+    return {
         "backend_kind": kind,
         "backend_name": name,
         "frames": played,
@@ -103,5 +109,32 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
         "recording": rec.get("path", stopped["path"]),
         "outputs": {k: str(v) for k, v in files.items()},
     }
+
+
+@click.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
+@click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True, help="Where the recording, MP4 and GIF go.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--text", default="a snowy night level with many coins", show_default=True, help="Text prompt for the world.")
+def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str) -> None:
+    """Start a host, play a scripted session (prompt, movement, two events, a branch) and report speed."""
+    from bridge.host.backends import preload, resolve_backend
+    from bridge.host.protocol import ProtocolError
+    from bridge.model.checkpoint import CheckpointError
+
+    try:  # every checkpoint file is read now: a damaged one is named before anything starts or is written
+        spec = preload(resolve_backend(backend, checkpoint))
+    except (ValueError, OSError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
+    made = _make_out(out)
+    try:
+        report = _play(spec, out, seed, text)
+    except BaseException as e:
+        if made:  # nothing half-made: a folder this run created goes with its failure
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(e, (ProtocolError, ValueError, OSError)):
+            raise click.ClickException(f"the demo failed: {e}") from None
+        raise
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")

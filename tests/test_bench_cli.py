@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from bridge.host.bench import bench
-from test_model_data import save_random_world
+from test_model_data import DAMAGE, damaged_checkpoint, save_random_world
 
 torch.set_num_threads(1)
 
@@ -84,3 +84,12 @@ def test_bench_cfg_sets_every_sessions_action_guidance(world_dir):
     assert plain["settings"]["cfg"] == 1.0
     res = CliRunner().invoke(bench, ["--backend", "sandbox", "--cfg", "1.5"])
     assert res.exit_code != 0 and "sandbox" in res.output
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+@pytest.mark.parametrize("health", [[], ["--rollout-health", "5"]])
+def test_a_bad_checkpoint_is_one_clear_error(tmp_path, how, health):
+    args = ["--checkpoint", str(damaged_checkpoint(tmp_path, how)), "--quick", "--no-scaling", "--host", "thread"]
+    res = CliRunner().invoke(bench, args + health)
+    said = res.output.split("\r")[-1]  # after the progress bar, which clears its line
+    assert res.exit_code == 1 and said.startswith("Error: ") and str(tmp_path / "ck") in said, res.output

@@ -71,3 +71,9 @@ def test_unknown_env_is_a_clear_error_and_writes_nothing(tmp_path):
     with pytest.raises(CaptureError, match="unknown Gymnasium environment 'NoSuchEnv-v0'"):
         capture("NoSuchEnv-v0", tmp_path / "ds", progress=False)
     assert not (tmp_path / "ds").exists()
+
+
+def test_a_few_episodes_still_get_a_val_episode(tmp_path):
+    capture("WorldBridgeColourWalk-v0", tmp_path / "ds", episodes=3, frames=5, size=16, seed=0, progress=False)
+    splits = [e.split for e in VideoDataset(tmp_path / "ds").episodes]
+    assert splits.count("val") >= 1 and splits.count("train") >= 1, splits

@@ -66,3 +66,47 @@ def test_failures_are_clear(tmp_path):
     assert r.exit_code != 0 and "multiple of 64" in r.output and not (tmp_path / "x").exists()
     r = CliRunner().invoke(data, ["preview", "--out", str(tmp_path / "p.png")])
     assert r.exit_code != 0 and "--sandbox-gallery" in r.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--out", "/proc/worldbridge-sheet.png"], "cannot write --out /proc/worldbridge-sheet.png"),
+    (["--out", "{tmp}/sheet.jpg"], "is not a .png file"),
+    (["--out", "{tmp}/sheet.png", "--rows", "0"], "'--rows': 0 is not in the range x>=1"),
+    (["--out", "{tmp}/sheet.png", "--cols", "0"], "'--cols': 0 is not in the range x>=1"),
+    (["--out", "{tmp}/sheet.png", "--scale", "0"], "'--scale': 0 is not in the range x>=1"),
+    (["--out", "{tmp}/sheet.png", "--scale", "-1"], "'--scale': -1 is not in the range x>=1"),
+])
+def test_preview_refuses_bad_options_with_one_clear_error(tmp_path, args, says):
+    from test_model_data import write_square_dataset
+
+    ds = write_square_dataset(tmp_path / "ds", episodes=2, length=4)
+    r = CliRunner().invoke(data, ["preview", str(ds)] + [a.format(tmp=tmp_path) for a in args])
+    assert r.exit_code in (1, 2) and "Error: " in r.output and says in r.output, r.output
+    assert not list(tmp_path.glob("sheet*")) and not list(tmp_path.glob(".sheet*"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "float32", "random"])
+def test_info_reports_a_damaged_shard_and_fails(tmp_path, damage):
+    import os
+
+    import numpy as np
+
+    from test_model_data import write_square_dataset
+
+    ds = write_square_dataset(tmp_path / "ds", episodes=2, length=4)
+    shard = ds / "frames_00000.npy"
+    if damage == "truncate":
+        shard.write_bytes(shard.read_bytes()[:-50])
+    elif damage == "float32":
+        np.save(shard, np.load(shard).astype(np.float32))
+    else:
+        shard.write_bytes(os.urandom(2000))
+    r = CliRunner().invoke(data, ["info", str(ds)])
+    assert r.exit_code == 1 and r.output.startswith("Error: ") and "frames_00000.npy" in r.output, r.output
+
+
+def test_generate_into_an_unwritable_folder_names_that_folder_not_a_temp_path():
+    r = CliRunner().invoke(data, ["generate", "--episodes", "2", "--frames", "10", "--out", "/sys/worldbridge-ds",
+                                  "--quiet"])
+    assert r.exit_code == 1 and r.output.startswith("Error: cannot write a dataset into /sys (") and ".tmp" not in r.output
+    assert "choose an --out" in r.output

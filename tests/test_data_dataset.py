@@ -1,6 +1,7 @@
 """The dataset reader and clip sampler: memmapped frames, clips that never cross episodes, splits, clear errors."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -92,10 +93,26 @@ def test_damaged_shards_are_named_not_aborted(tmp_path):
     shard.write_bytes(b"")  # an empty file: numpy raises EOFError, which click turned into a bare "Aborted!"
     with pytest.raises(ValueError, match=f"{shard.name} is damaged .*regenerate"):
         VideoDataset(tmp_path / "d").frames(ds.episodes[0])
-    actions = next(p for p in (tmp_path / "d").iterdir() if p.name.startswith("actions_"))
+    synthetic(tmp_path / "e", [5, 7])
+    actions = next(p for p in (tmp_path / "e").iterdir() if p.name.startswith("actions_"))
     np.save(actions, np.zeros(3, np.int16))  # readable, but shorter than the episodes it must cover
     with pytest.raises(ValueError, match="holds 3 frames but the manifest needs 12"):
-        VideoDataset(tmp_path / "d").actions(ds.episodes[1])
+        VideoDataset(tmp_path / "e")
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda d, f, a: np.save(f, np.load(f).astype(np.float32)), r"holds float32 images .* says uint8"),
+    (lambda d, f, a: np.save(f, np.load(f)[:, :4]), r"holds uint8 images of shape \(4, 8, 3\)"),
+    (lambda d, f, a: np.save(a, np.zeros(20, np.int16)), "holds 20 actions but frames_00000.npy holds 12 frames"),
+    (lambda d, f, a: np.save(a, np.zeros((12, 2), np.int16)), "not one integer action per frame"),
+    (lambda d, f, a: f.write_bytes(os.urandom(500)), "frames_00000.npy is damaged"),
+])
+def test_shards_that_do_not_fit_the_manifest_are_refused_on_opening(tmp_path, damage, says):
+    synthetic(tmp_path / "d", [5, 7])
+    damage(tmp_path / "d", tmp_path / "d" / "frames_00000.npy", tmp_path / "d" / "actions_00000.npy")
+    with pytest.raises(ValueError, match=says) as e:
+        VideoDataset(tmp_path / "d")
+    assert "regenerate" in str(e.value)
 
 
 def test_overwrite_replaces_datasets_only(tmp_path):

@@ -153,3 +153,15 @@ def test_import_warns_about_torn_recordings(tmp_path):
         import_footage([_fast_recording(tmp_path / "torn.wbrec", "step", torn=True)], tmp_path / "ds2", fps=10,
                        progress=False)
     assert VideoDataset(tmp_path / "ds2").episodes[0].length == 29
+
+
+def test_a_few_sources_still_get_a_val_episode(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative names: the split hashes them, and at 5 % none of these three is held out
+    for name in ("src2", "src3", "src4"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            iio.imwrite(tmp_path / name / f"frame_{i}.png", colour_frames(1)[0])
+    r = CliRunner().invoke(data, ["import", "src2", "src3", "src4", "--out", "ds", "--size", "16"])
+    assert r.exit_code == 0, r.output
+    splits = [e.split for e in VideoDataset(tmp_path / "ds").episodes]
+    assert splits.count("val") >= 1 and splits.count("train") >= 1, splits

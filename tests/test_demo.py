@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from bridge.demo import SCRIPT, demo, fresh_stem
+from test_model_data import DAMAGE, damaged_checkpoint
 
 
 def test_fresh_stem_skips_every_name_an_earlier_run_used(tmp_path):
@@ -34,3 +37,26 @@ def test_demo_runs_twice_in_one_folder_and_keeps_the_first_run(tmp_path):
         assert rep["fps"] > 0 and rep["latency_ms_p95"] >= rep["latency_ms_p50"] > 0
         stem = rep["recording"][: -len(".wbrec")]
         assert sorted(rep["outputs"].values()) == [stem + ".gif", stem + ".mp4"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_bad_checkpoint_is_one_clear_error_and_leaves_no_out_folder(tmp_path, how):
+    out = tmp_path / "demo_out"
+    r = CliRunner().invoke(demo, ["--checkpoint", str(damaged_checkpoint(tmp_path, how)), "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: ") and "Traceback" not in r.output, r.output
+    assert str(tmp_path / "ck") in r.output  # names the checkpoint (or its file) at fault
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--checkpoint", "x", "--backend", "sandbox"], "not both"),
+    (["--backend", "sandbox", "--out", "{file}"], "is a file"),
+    (["--backend", "sandbox", "--out", "/proc/worldbridge-demo"], "cannot create --out"),
+])
+def test_bad_options_are_one_clear_error(tmp_path, args, says):
+    file = tmp_path / "some.mp4"
+    file.write_bytes(b"x")
+    r = CliRunner().invoke(demo, [a.format(file=file) for a in args])
+    assert r.exit_code == 1 and says in r.output and r.output.startswith("Error: "), r.output
+    assert file.read_bytes() == b"x"

@@ -15,6 +15,7 @@ from bridge.client import WorldClient
 from bridge.host.backends import SANDBOX_NOTICE, resolve_backend
 from bridge.host.bench import bench
 from bridge.host.cli import keys, serve
+from test_model_data import DAMAGE, damaged_checkpoint
 
 
 def free_port() -> int:
@@ -84,3 +85,37 @@ def test_bench_json_has_the_promised_fields():
     assert report["end_to_end"]["latency_ms_p50"] >= report["in_process"]["latency_ms_p50"]
     assert 0 < report["protocol_overhead_ms_p95"] < 50
     assert "thread" in report["host"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_serve_refuses_a_bad_checkpoint_at_startup(tmp_path, how, monkeypatch):
+    from bridge.host.server import Host
+
+    monkeypatch.setattr(Host, "run", lambda self: None)  # a host that did start returns at once instead of serving
+    res = CliRunner().invoke(serve, ["--checkpoint", str(damaged_checkpoint(tmp_path, how)), "--bind",
+                                     "tcp://127.0.0.1:*"])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and str(tmp_path / "ck") in res.output, res.output
+    assert "serving" not in res.output
+
+
+@pytest.mark.parametrize("bind", ["garbage", "tcp://0.0.0.0", "tcp://127.0.0.1:99999", "udp://1.2.3.4:5"])
+def test_serve_names_an_invalid_endpoint(bind, monkeypatch):
+    from bridge.host.server import Host
+
+    monkeypatch.setattr(Host, "run", lambda self: None)
+    res = CliRunner().invoke(serve, ["--backend", "sandbox", "--bind", bind])
+    assert res.exit_code == 1 and "not a valid endpoint" in res.output and "beyond this machine" not in res.output
+
+
+@pytest.mark.parametrize("where", ["/sys/worldbridge-keys", "/proc/worldbridge-keys"])
+def test_keys_in_an_unwritable_place_is_one_clear_error(where):
+    res = CliRunner().invoke(keys, ["--out", where])
+    assert res.exit_code == 1 and res.output.startswith("Error: cannot write keys") and "Traceback" not in res.output
+
+
+def test_keys_quotes_the_path_it_tells_you_to_paste(tmp_path):
+    import shlex
+
+    out = tmp_path / "k ü"
+    res = CliRunner().invoke(keys, ["--out", str(out)])
+    assert res.exit_code == 0 and f"--curve-secret {shlex.quote(str(out / 'host.key_secret'))}\n" in res.output

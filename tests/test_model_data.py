@@ -100,3 +100,42 @@ def trained_micro(steps: int = 120) -> dict[str, Path]:
         train(TrainOptions(stage="dynamics", out=str(root / "world"), tokenizer=str(root / "tok"), **common))
         _TRAINED.update(root=root, data=ds, tok=root / "tok", world=root / "world")
     return _TRAINED
+
+
+DAMAGE = ["missing", "empty_dir", "plain_file", "truncated", "pickle", "no_config", "wrong_shapes", "bad_events",
+          "tokenizer_only"]
+
+
+def damaged_checkpoint(tmp_path: Path, how: str) -> Path:
+    """A checkpoint broken in one way a user meets: gone, empty, a file, cut short, pickled, other shapes,
+    bad events, or a tokenizer's where a world belongs."""
+    ck = tmp_path / "ck"
+    if how == "missing":
+        return ck
+    if how == "empty_dir":
+        ck.mkdir()
+        return ck
+    if how == "plain_file":
+        ck.write_bytes(b"not a checkpoint")
+        return ck
+    save_random_world(ck)
+    model = ck / "model.safetensors"
+    if how == "truncated":
+        model.write_bytes(model.read_bytes()[:-1000])
+    elif how == "pickle":
+        import pickle
+
+        model.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    elif how == "no_config":
+        (ck / "config.json").unlink()
+    elif how == "wrong_shapes":
+        other = save_random_world(tmp_path / "other", preset="tiny")
+        model.write_bytes((other / "model.safetensors").read_bytes())
+    elif how == "bad_events":
+        (ck / "events.json").write_text("{\n")
+    elif how == "tokenizer_only":
+        import json
+
+        config = json.loads((ck / "config.json").read_text())
+        (ck / "config.json").write_text(json.dumps({**config, "kind": "tokenizer"}))
+    return ck

@@ -176,3 +176,11 @@ def test_cli_calibrate_writes_the_card_and_check_reads_it(setup, tmp_path):
     assert out["seeds"] == [5, 6, 7] and [r["seed"] for r in per] == [5, 6, 7]
     assert out["within_range"] == pytest.approx(np.mean([r["within_range"] for r in per]), abs=1e-4)
     assert out["min_within_range"] == min(r["within_range"] for r in per)
+
+
+def test_check_without_checkpoint_rolls_the_default_world():
+    """As the README shows it: `worldbridge health check` with no --checkpoint checks the embedded default world."""
+    res = CliRunner().invoke(health, ["check", "--frames", "2"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    assert report["frames"] == 2 and "world model" in report["backend"]

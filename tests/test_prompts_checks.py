@@ -108,8 +108,24 @@ def test_text_prompt_eval_keys_and_cli_json(checker, monkeypatch):
     for key in ("event_success", "event_success_paraphrase", "false_event_rate", "event_success_by_type"):
         assert key in data
     assert data["backend"]["kind"] == "sandbox"
-    bad = CliRunner().invoke(cli.eval_prompts, ["--json"])
-    assert bad.exit_code != 0 and "--checkpoint" in bad.output
+    bad = CliRunner().invoke(cli.eval_prompts, ["--json", "--checkpoint", "x", "--backend", "sandbox"])
+    assert bad.exit_code != 0 and "not both" in bad.output
+
+
+def test_eval_prompts_without_options_scores_the_default_world(monkeypatch):
+    """As the README shows it: no --checkpoint and no --backend is the embedded default world, as serve and demo."""
+    import bridge.model.world as world
+    from bridge.prompts import cli
+
+    asked = []
+
+    def load_world(path=None, **kw):
+        asked.append(path)
+        raise ValueError("stop here: the default world was asked for")
+
+    monkeypatch.setattr(world, "load_world", load_world)
+    out = CliRunner().invoke(cli.eval_prompts, ["--json", "--quiet"])
+    assert asked == [None] and "stop here" in out.output, out.output
 
 
 @pytest.mark.parametrize("time", ["day", "dusk"])

@@ -98,3 +98,20 @@ def test_true_action_map_is_scored_only_on_episodes_it_was_not_fitted_on(tmp_pat
     *_, fit = _clips_with_actions(ds, sampler, 64, np.random.default_rng(0))
     assert fit.shape == (64, 7) and fit.any() and not fit.all()
     assert (fit.all(1) | ~fit.any(1)).all()  # whole clips, split by episode: no step on both sides
+
+
+@pytest.mark.parametrize("source, episodes, says", [
+    ("import", 3, "worldbridge data import ... --val-fraction"),
+    ("sandbox", 3, "worldbridge data generate ... --val-fraction"),
+    ("gymnasium:CartPole-v1", 3, "capture it again"),
+    ("import", 1, "at least 2 episodes"),
+])
+def test_no_val_split_says_which_command_to_run_again(tmp_path, source, episodes, says):
+    from bridge.data.writer import DatasetWriter
+
+    with DatasetWriter(tmp_path / "ds", height=8, width=8, fps=10, action_names=None, source=source) as w:
+        for i in range(episodes):
+            w.add_episode({"id": i, "seed": i, "split": "train"}, np.zeros((4, 8, 8, 3), np.uint8))
+        w.finish()
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path), "--data", str(tmp_path / "ds")])
+    assert r.exit_code == 1 and "has no val episodes" in r.output and says in r.output, r.output

@@ -224,3 +224,13 @@ def test_torchrun_two_processes_on_cpu_with_gloo(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     card = json.loads((tmp_path / "run" / "model_card.json").read_text())
     assert card["step"] == 6 and card["train"]["world_size"] == 2 and card["command"].startswith("torchrun")
+
+
+def test_cli_start_failures_are_one_clear_error_and_make_no_out_folder(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    r = CliRunner().invoke(main, ["train", "tokenizer", "--data", str(ds), "--out", "/sys/worldbridge-run", "--quiet"])
+    assert r.exit_code == 1 and r.output.startswith("Error: /sys/worldbridge-run: ") and "choose an --out" in r.output
+    shard = ds / "frames_00000.npy"
+    shard.write_bytes(shard.read_bytes()[:-100])  # a dataset cut short: it fails before the run folder is made
+    r = CliRunner().invoke(main, ["train", "tokenizer", "--data", str(ds), "--out", str(tmp_path / "run"), "--quiet"])
+    assert r.exit_code == 1 and "frames_00000.npy is damaged" in r.output and not (tmp_path / "run").exists()

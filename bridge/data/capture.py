@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bridge.data.importer import square_resize
-from bridge.data.writer import DatasetWriter, split_for_seed
+from bridge.data.writer import DatasetWriter, fitted_val_fraction, split_for_seed
 
 
 class CaptureError(ValueError):
@@ -63,11 +63,13 @@ def capture(env_id: str, out: str | Path, episodes: int = 10, frames: int = 500,
         rng = np.random.default_rng(seed)
         env.action_space.seed(seed)
         total = 0
+        ep_seeds = [seed * 100_003 + ep for ep in range(episodes)]
+        val_fraction = fitted_val_fraction(ep_seeds, val_fraction)
         with DatasetWriter(out, height=size, width=size, fps=fps, action_names=names,
                            source=f"gymnasium:{env_id}", overwrite=overwrite) as w:
             bar = tqdm(total=episodes * frames, unit="frame", desc=f"capture {env_id}", disable=not progress)
             for ep in range(episodes):
-                ep_seed = seed * 100_003 + ep
+                ep_seed = ep_seeds[ep]
                 env.reset(seed=ep_seed)
                 video = [square_resize(env.render(), size)]
                 acts: list[int] = []

@@ -99,10 +99,10 @@ def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
 
 @data.command()
 @click.argument("root", required=False, type=click.Path())
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
-@click.option("--rows", default=8, show_default=True, type=int, help="Episodes to show.")
-@click.option("--cols", default=8, show_default=True, type=int, help="Frames per episode.")
-@click.option("--scale", default=2, show_default=True, type=int, help="Pixel scale factor.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write (ends in .png).")
+@click.option("--rows", default=8, show_default=True, type=click.IntRange(min=1), help="Episodes to show.")
+@click.option("--cols", default=8, show_default=True, type=click.IntRange(min=1), help="Frames per episode.")
+@click.option("--scale", default=2, show_default=True, type=click.IntRange(min=1), help="Pixel scale factor.")
 @click.option("--sandbox-gallery", is_flag=True, help="Instead of a dataset: every sandbox theme x time x weather, and every event.")
 @click.option("--size", default=64, show_default=True, type=int, help="Frame size for --sandbox-gallery.")
 def preview(root, out, rows, cols, scale, sandbox_gallery, size) -> None:
@@ -110,6 +110,8 @@ def preview(root, out, rows, cols, scale, sandbox_gallery, size) -> None:
     from bridge.data.dataset import VideoDataset
     from bridge.data.preview import contact_sheet, sandbox_gallery as gallery, save_png
 
+    if not out.lower().endswith(".png"):  # the sheet is always a PNG: a .jpg name would hold PNG bytes
+        raise click.ClickException(f"--out {out} is not a .png file: give a name ending in .png")
     try:
         if sandbox_gallery:
             image = gallery(size=size, scale=scale)
@@ -119,5 +121,8 @@ def preview(root, out, rows, cols, scale, sandbox_gallery, size) -> None:
             image = contact_sheet(VideoDataset(root), rows=rows, cols=cols, scale=scale)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
-    path = save_png(out, image)
+    try:
+        path = save_png(out, image)
+    except OSError as e:
+        raise click.ClickException(f"cannot write --out {out} ({e.strerror or e}): give a path you can write to") from None
     click.echo(f"wrote {path} ({image.shape[1]}x{image.shape[0]})")

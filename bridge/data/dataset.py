@@ -39,6 +39,9 @@ class Episode:
         return d
 
 
+SHARD_KINDS = ("frames", "actions", "effective_actions", "sketches")
+
+
 def shard_name(kind: str, index: int) -> str:
     """File name of a shard: frames_00000.npy, actions_00000.npy, effective_actions_00000.npy, sketches_00000.npy."""
     return f"{kind}_{index:05d}.npy"
@@ -77,6 +80,9 @@ class VideoDataset:
         self._shards: dict[tuple[str, int], np.ndarray] = {}
         self.has_actions = (self.root / shard_name("actions", 0)).is_file() if self.episodes else False
         self.has_sketches = (self.root / shard_name("sketches", 0)).is_file() if self.episodes else False
+        for index in sorted({e.shard for e in self.episodes}):  # every shard's header now: damage is named up front
+            for kind in SHARD_KINDS:
+                self._shard(kind, index)
 
     def __repr__(self) -> str:
         return f"VideoDataset({str(self.root)!r}, {len(self.episodes)} episodes, {self.num_frames} frames, {self.height}x{self.width})"
@@ -100,8 +106,25 @@ class VideoDataset:
             if len(arr) < need:
                 raise ValueError(f"{path} holds {len(arr)} frames but the manifest needs {need}; the dataset is damaged, "
                                  "regenerate it")
+            self._check_shard(path, kind, index, arr)
             self._shards[key] = arr
         return self._shards[key]
+
+    def _check_shard(self, path: Path, kind: str, index: int, arr: np.ndarray) -> None:
+        """A shard must hold what the manifest promises, or training and previews read garbage without a word."""
+        if kind in ("frames", "sketches"):
+            want = (self.height, self.width, 3)
+            if arr.dtype != np.uint8 or arr.shape[1:] != want:
+                raise ValueError(f"{path} holds {arr.dtype} images of shape {arr.shape[1:]}, but manifest.json says uint8 "
+                                 f"{want}: the dataset is damaged or was edited by hand; regenerate it")
+            return
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{path} holds {arr.dtype} {arr.shape}, not one integer action per frame: the dataset is "
+                             "damaged; regenerate it")
+        frames = self._shard("frames", index)
+        if len(arr) != len(frames):
+            raise ValueError(f"{path} holds {len(arr)} actions but {shard_name('frames', index)} holds {len(frames)} "
+                             "frames: the dataset is damaged; regenerate it")
 
     def frames(self, episode: Episode) -> np.ndarray:
         """(L, H, W, 3) uint8 memory-mapped view of an episode's frames."""

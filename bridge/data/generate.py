@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from bridge.data.writer import SHARD_FRAMES, DatasetWriter, save_shard, split_for_seed
+from bridge.data.writer import SHARD_FRAMES, DatasetWriter, fitted_val_fraction, save_shard, split_for_seed
 
 if TYPE_CHECKING:
     from bridge.worlds.sandbox import SandboxWorld
@@ -159,10 +159,7 @@ def generate(cfg: GenerateConfig, out: str | Path, overwrite: bool = False, prog
 
     probe = SandboxWorld(size=cfg.size, seed=cfg.seed)  # validates the size before any work starts
     plans = plan_episodes(cfg)
-    frac = cfg.val_fraction
-    while 0 < frac < 0.5 and cfg.episodes >= 2 and not any(split_for_seed(p["seed"], frac) == "val" for p in plans):
-        frac *= 2  # a tiny dataset: raise the fraction until validation is not empty
-    cfg = replace(cfg, val_fraction=frac)
+    cfg = replace(cfg, val_fraction=fitted_val_fraction([p["seed"] for p in plans], cfg.val_fraction))
     per_shard = max(1, round(SHARD_FRAMES / cfg.frames))
     total = cfg.episodes * cfg.frames
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bridge.data.writer import DatasetWriter, split_for_seed
+from bridge.data.writer import DatasetWriter
 
 VIDEO_EXTS = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".mpg", ".mpeg"}
 GIF_EXTS = {".gif"}
@@ -205,9 +205,9 @@ def import_footage(paths: Iterable[str | Path], out: str | Path, size: int = 64,
         for p in tqdm(paths, desc="import", unit="file", disable=not progress):
             for meta, frames in footage_episodes(p, size, fps):
                 seed = zlib.crc32(f"{meta['source_file']}#{meta.get('epoch', 0)}".encode()) & 0x7FFFFFFF  # split by source
-                w.add_episode({"id": eid, "seed": seed, "params": None, "events": [],
-                               "split": split_for_seed(seed, val_fraction), **meta}, frames)
+                w.add_episode({"id": eid, "seed": seed, "params": None, "events": [], **meta}, frames)
                 frames_total += len(frames)
                 eid += 1
+        w.split_by_seed(val_fraction)
         path = w.finish()
     return {"out": str(path), "episodes": eid, "frames": frames_total}

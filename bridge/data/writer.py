@@ -22,6 +22,13 @@ def split_for_seed(seed: int, val_fraction: float) -> str:
     return "val" if h / 2**32 < val_fraction else "train"
 
 
+def fitted_val_fraction(seeds: list[int], val_fraction: float) -> float:
+    """val_fraction, doubled while none of >= 2 seeds lands in validation: a small dataset still gets a val split."""
+    while 0 < val_fraction < 0.5 and len(seeds) >= 2 and not any(split_for_seed(s, val_fraction) == "val" for s in seeds):
+        val_fraction *= 2
+    return val_fraction
+
+
 def write_json_atomic(path: Path, data) -> None:
     """Write JSON through a temp file and os.replace, so readers never see half a file."""
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
@@ -56,8 +63,14 @@ class DatasetWriter:
         while not p.exists():
             self._made_parents.append(p)
             p = p.parent
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self.tmp: Path | None = None
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        except OSError as e:  # name the folder the user chose, not the hidden temp folder beside --out
+            self.abort()
+            raise OSError(f"cannot write a dataset into {self.out.parent} ({e.strerror or e}): choose an --out in a "
+                          "folder you can write to") from None
         self.header = {"format": FORMAT, "version": VERSION, "height": int(height), "width": int(width), "fps": float(fps),
                        "action_names": action_names, "source": source}
         if generated_by is not None:  # how to make this dataset again (the generator's settings)
@@ -109,6 +122,14 @@ class DatasetWriter:
                    _cat([p[2] for p in self._pending]), _cat([p[3] for p in self._pending]))
         self._pending, self._pending_frames = [], 0
 
+    def split_by_seed(self, val_fraction: float) -> None:
+        """Give every episode its split from its seed, with the fraction fitted to all of them (import learns its
+        seeds only while reading its sources)."""
+        self.flush()
+        frac = fitted_val_fraction([e["seed"] for e in self.episodes], val_fraction)
+        for e in self.episodes:
+            e["split"] = split_for_seed(e["seed"], frac)
+
     def finish(self) -> Path:
         """Write the manifest (last) and move the finished dataset to `out`."""
         self.flush()
@@ -127,7 +148,8 @@ class DatasetWriter:
         return self.out
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
         for p in self._made_parents:
             try:
                 p.rmdir()

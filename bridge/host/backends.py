@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,6 +56,15 @@ def resolve_backend(backend: str | None = None, checkpoint: str | Path | None = 
     if (DEFAULT_WORLD / "config.json").is_file():
         return BackendSpec("world_model", checkpoint=str(DEFAULT_WORLD))
     return BackendSpec("sandbox", notice=SANDBOX_NOTICE)
+
+
+def preload(spec: BackendSpec) -> BackendSpec:
+    """Load a world model now, so a damaged or wrong checkpoint is refused at startup rather than at a client's first
+    start; sessions then spawn from this one load (in-process hosts only: a loaded world does not pickle)."""
+    if spec.kind != "world_model" or spec.factory is not None:
+        return spec
+    world = spec.create()
+    return replace(spec, factory=lambda: world)
 
 
 def as_spec(spec: Any) -> BackendSpec:

@@ -104,7 +104,11 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
     from bridge.host.server import run_host_in_thread
 
     bar = tqdm(total=5, desc="bench: in-process", file=sys.stderr, disable=not progress, leave=False)
-    in_proc, backend = bench_in_process(spec, frames)
+    try:
+        in_proc, backend = bench_in_process(spec, frames)
+    except BaseException:  # a checkpoint that does not load: its error gets a clean line, not the bar's
+        bar.close()
+        raise
     bar.update(1)
     model: dict = {}
     if spec.kind == "world_model" and callable(getattr(backend, "spawn", None)):
@@ -190,6 +194,7 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
           health_frames: int, cfg: float | None, as_json: bool) -> None:
     """Measure frames/s and latency in-process and end to end (step mode through a real WorldClient)."""
     from bridge.host.backends import announce, resolve_backend
+    from bridge.model.checkpoint import CheckpointError
 
     try:
         spec = resolve_backend(backend, checkpoint)
@@ -199,17 +204,20 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
         if spec.kind != "world_model":
             raise click.ClickException("--cfg is a world model's action guidance; the sandbox game has none")
         spec.settings = {"cfg": cfg}
-    if health_frames:
-        _check_health_range(spec)
     if quick:
         frames = min(frames, 60)
     if spec.kind == "world_model":
         import torch
 
         torch.set_num_threads(1)  # the bench measures one session per core budget, as the host runs it
-    announce(spec)
-    report = run_bench(spec, frames=frames, where=where, scaling=not no_scaling, scaling_frames=20 if quick else 200,
-                       quick=quick, health_frames=health_frames)
+    try:  # the checkpoint is read first (in-process), so a damaged one fails before any host starts
+        if health_frames:
+            _check_health_range(spec)
+        announce(spec)
+        report = run_bench(spec, frames=frames, where=where, scaling=not no_scaling,
+                           scaling_frames=20 if quick else 200, quick=quick, health_frames=health_frames)
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -245,6 +253,7 @@ def _check_health_range(spec: Any) -> None:
 
     if spec.kind != "world_model" or spec.checkpoint is None:
         raise click.ClickException("--rollout-health checks a world model: pass --checkpoint RUN_DIR")
-    card = Path(spec.checkpoint) / "model_card.json"
-    if not card.is_file() or not json.loads(card.read_text()).get("health"):
+    from bridge.model.checkpoint import read_config
+
+    if not read_config(Path(spec.checkpoint), "world")[1].get("health"):
         raise click.ClickException(f"{spec.checkpoint} has no health range in its model card: {HOW_TO_CALIBRATE}")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shlex
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -11,9 +14,20 @@ from pathlib import Path
 import click
 
 
+ENDPOINT = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+):(\d{1,5}|\*)|(ipc|inproc)://\S+")
+
+
+def _check_endpoint(bind: str) -> None:
+    """Refuse a --bind ZeroMQ cannot bind before judging whether it reaches beyond this machine."""
+    m = ENDPOINT.fullmatch(bind)
+    if m is None or (m.group(2) not in (None, "*") and not 0 < int(m.group(2)) < 65536):
+        raise click.ClickException(f"--bind {bind} is not a valid endpoint: use tcp://HOST:PORT (e.g. "
+                                   "tcp://127.0.0.1:5555, tcp://0.0.0.0:5555 with --curve-secret) or ipc://PATH")
+
+
 @click.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="World-model checkpoint (run dir) to serve.")
+              help="World-model checkpoint (run dir) to serve [default: the embedded default world].")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None,
               help="Serve the sandbox game (a test backend) instead of a world model.")
 @click.option("--bind", default="tcp://127.0.0.1:5555", show_default=True,
@@ -30,17 +44,19 @@ import click
 def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
           recordings: Path, max_sessions: int, idle_timeout: float, verbose: bool) -> None:
     """Run the world host until Ctrl+C."""
-    from bridge.host.backends import announce, resolve_backend
+    from bridge.host.backends import announce, preload, resolve_backend
     from bridge.host.protocol import Limits
     from bridge.host.server import Host
+    from bridge.model.checkpoint import CheckpointError
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(message)s")
-    try:
-        spec = resolve_backend(backend, checkpoint)
+    _check_endpoint(bind)
+    try:  # the checkpoint is loaded now: a damaged one is refused here, not at a client's first start
+        spec = preload(resolve_backend(backend, checkpoint))
         limits = Limits(max_sessions=max_sessions, idle_timeout_s=idle_timeout)
         host = Host(spec, bind=bind, limits=limits, curve_secret=curve_secret, heartbeat=heartbeat,
                     recordings_dir=recordings)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     announce(spec)
     what = "the sandbox game (a test backend, not a world model)" if spec.kind == "sandbox" else \
@@ -62,17 +78,24 @@ def keys(out: Path) -> None:
     """Generate CURVE key pairs (ZPL certificate files) for binding beyond loopback."""
     from zmq.auth import create_certificates
 
-    out.mkdir(parents=True, exist_ok=True)
     existing = [p for p in ("host.key_secret", "client.key_secret") if (out / p).exists()]
     if existing:
         raise click.ClickException(f"{out} already holds {existing}: choose another --out (keys are never "
                                    "overwritten)")
-    for name in ("host", "client"):
-        public, secret = create_certificates(str(out), name)
-        Path(secret).chmod(0o600)
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("host", "client"):
+            public, secret = create_certificates(str(out), name)
+            Path(secret).chmod(0o600)
+    except OSError as e:
+        if made:  # no empty or half-filled key folder is left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise click.ClickException(f"cannot write keys to --out {out} ({e.strerror or e}): give a folder you can "
+                                   "write to") from None
     host_public = (out / "host.key").read_text().split('public-key = "')[1].split('"')[0]
     click.echo(f"wrote {out}/host.key(_secret) and {out}/client.key(_secret)\n"
-               f"serve:   worldbridge serve --bind tcp://0.0.0.0:5555 --curve-secret {out}/host.key_secret\n"
+               f"serve:   worldbridge serve --bind tcp://0.0.0.0:5555 --curve-secret {shlex.quote(str(out / 'host.key_secret'))}\n"
                f"clients: set the server key to {host_public}")
 
 

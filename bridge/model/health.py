@@ -265,7 +265,8 @@ def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> 
 
 
 @health.command("check")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False), help="World run directory.")
+@click.option("--checkpoint", default=None, type=click.Path(exists=True, file_okay=False),
+              help="World run directory [default: the embedded default world].")
 @click.option("--frames", default=300, show_default=True, type=click.IntRange(1))
 @click.option("--policy", default="random", show_default=True, help="random, sticky or an action id.")
 @click.option("--seed", default=0, show_default=True, help="Level, input and sampling seed of the (first) rollout.")

@@ -92,7 +92,8 @@ def first_frame(**kw) -> None:
 
 
 @click.command("eval-prompts", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", type=click.Path(file_okay=False), default=None, help="World checkpoint directory.")
+@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
+              help="World checkpoint directory [default: the embedded default world].")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None,
               help="Score the sandbox game itself (validates the pixel checks; should be ~100%).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (progress on stderr).")
@@ -113,8 +114,8 @@ def eval_prompts(checkpoint, backend, as_json, trials, prompts, sketches, event_
     from bridge.prompts.checks import default_checker
     from bridge.prompts.evaluate import EvalOptions, evaluate
 
-    if (checkpoint is None) == (backend is None):
-        raise click.UsageError("give --checkpoint RUN_DIR (a world) or --backend sandbox (to validate the checks)")
+    if checkpoint is not None and backend is not None:
+        raise click.UsageError("give --checkpoint RUN_DIR (a world) or --backend sandbox (to validate the checks), not both")
     try:
         if backend == "sandbox":
             from bridge.worlds.sandbox import SandboxWorld

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from typing import Any, Callable
 
 import click
 
@@ -103,13 +104,16 @@ def decoder(**kw) -> None:
                f"{r['val_particles_after']['reconstructed']:.4%} ({r['seconds']} s)")
 
 
-def _guarded(fn, opts, out: str):
+def _guarded(fn: Callable[[Any], dict], opts: Any, out: str) -> dict:
     """Run a training function: a known failure becomes a clean CLI error, Ctrl-C says how to resume."""
     from bridge.model.checkpoint import CheckpointError
 
     try:
         return fn(opts)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
+    except (ValueError, OSError, CheckpointError) as e:
+        if isinstance(e, OSError) and e.filename is not None:  # the system's words, and what to do about them
+            hint = "choose an --out you can write to" if str(e.filename).startswith(str(out)) else "check that path"
+            raise click.ClickException(f"{e.filename}: {e.strerror or e}; {hint}") from None
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
         click.echo(f"stopped; run the same command to resume from {out}", err=True)

@@ -122,6 +122,20 @@ def rollout(model: WorldModel, first: torch.Tensor, actions: torch.Tensor, setti
     return torch.stack(out, 1)
 
 
+def no_val_episodes(ds: Any) -> str:
+    """Why a dataset has nothing held out, and the command that makes one that has (by how it was made)."""
+    made = {"sandbox": "generate", "import": "import"}.get(ds.source, "capture" if ds.source.startswith("gymnasium:") else None)
+    if len(ds.episodes) < 2:
+        fix = "make it again with at least 2 episodes (one is held out for validation)"
+    elif made == "capture":
+        fix = "capture it again (with 2 or more episodes, one is held out)"
+    elif made is not None:
+        fix = f"make it again with `worldbridge data {made} ... --val-fraction 0.2 --overwrite`"
+    else:
+        fix = "give some episodes \"split\": \"val\" in its manifest.json, or make it again with `worldbridge data ...`"
+    return f"{ds.root} has no val episodes ({len(ds.episodes)} episodes, all in train): {fix}"
+
+
 def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int = 64, seed: int = 0,
              overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """All metrics of a checkpoint (a world or a tokenizer run) on the val split of `data`."""
@@ -131,7 +145,7 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     ds = VideoDataset(data)
     val = ds.split("val")
     if not val:
-        raise ValueError(f"{data} has no val episodes: generate it with --val-fraction > 0")
+        raise ValueError(no_val_episodes(ds))
     cfg, tensors, card, header = load_model(Path(checkpoint))
     if (cfg.height, cfg.width) != (ds.height, ds.width):
         raise ValueError(f"{checkpoint} models {cfg.height}x{cfg.width} frames but {data} has {ds.height}x{ds.width}")
