@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +42,14 @@ def _grid(tiles: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
 
 
 def save_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write a PNG atomically (temp file, then os.replace)."""
+    """Write a PNG that appears whole or not at all (bridge/files.py)."""
     import imageio.v3 as iio
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    iio.imwrite(tmp, image)
-    os.replace(tmp, path)
-    return path
+    from bridge.files import temp_beside
+
+    with temp_beside(path, suffix=".png") as tmp:
+        iio.imwrite(tmp, image)
+    return Path(path)
 
 
 def contact_sheet(ds: VideoDataset, rows: int = 8, cols: int = 8, scale: int = 2, seed: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.data.dataset import FORMAT, VERSION, shard_name
-from bridge.files import atomic_write_bytes, publish
+from bridge.files import atomic_write_json, publish
 
 SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
 
@@ -28,10 +28,6 @@ def fitted_val_fraction(seeds: list[int], val_fraction: float) -> float:
         val_fraction *= 2
     return val_fraction
 
-
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON through a temp file and os.replace, so readers never see half a file."""
-    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
 def _is_dataset(path: Path) -> bool:
@@ -136,7 +132,7 @@ class DatasetWriter:
         if not self.episodes:
             raise ValueError("no episodes were written; nothing to save")
         episodes = sorted(self.episodes, key=lambda e: e["id"])
-        write_json_atomic(self.tmp / "manifest.json", {**self.header, "episodes": episodes})
+        atomic_write_json(self.tmp / "manifest.json", {**self.header, "episodes": episodes})
         old = None
         if self.out.exists():
             old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
