@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 
 import click
+
+from bridge.train.options import guarded, saved, typed_command, with_options
 
 _shared = [
     click.option("--world", required=True, type=click.Path(file_okay=False),
@@ -27,10 +27,7 @@ _shared = [
 ]
 
 
-def shared(f):
-    for opt in reversed(_shared):
-        f = opt(f)
-    return f
+shared = with_options(_shared)
 
 
 @click.group("prompts", context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,25 +36,16 @@ def train_prompts() -> None:
 
 
 def _run(stage: str, **kw) -> dict:
-    from bridge.model.checkpoint import CheckpointError
     from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
 
     batch = kw.pop("batch") or (16 if stage == "events" else 64)
     quiet = kw.pop("quiet")
-    opts = PromptTrainOptions(**kw, batch=batch, progress=not quiet,
-                              command="worldbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    try:
-        return (train_events if stage == "events" else train_first_frame)(opts)
-    except (ValueError, FileNotFoundError, CheckpointError, RuntimeError) as e:
-        raise click.ClickException(str(e)) from None
-    except KeyboardInterrupt:
-        click.echo("stopped; the last state was saved", err=True)
-        sys.exit(130)
+    opts = PromptTrainOptions(**kw, batch=batch, progress=not quiet, command=typed_command())
+    return guarded(train_events if stage == "events" else train_first_frame, opts, kw.get("out") or kw["world"])
 
 
 def _report(result: dict) -> None:
-    shown = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
-    click.echo(f"step {result['step']} saved to {result['out']} {shown}")
+    click.echo(saved("", result, result["out"]))
 
 
 @train_prompts.command("events")

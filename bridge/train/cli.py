@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
-from typing import Any, Callable
 
 import click
 
 from bridge.model.presets import PRESETS
 from bridge.prompts.cli import train_prompts
+from bridge.train.options import guarded, saved, typed_command, with_options
 
 _common = [
     click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (worldbridge data ...)."),
@@ -32,10 +31,7 @@ _common = [
 ]
 
 
-def common(f):
-    for opt in reversed(_common):
-        f = opt(f)
-    return f
+common = with_options(_common)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,29 +91,12 @@ def decoder(**kw) -> None:
     from bridge.train.decoder import DecoderTrainOptions, train_decoder
 
     quiet = kw.pop("quiet")
-    opts = DecoderTrainOptions(**{**kw, "data": list(kw["data"])}, progress=not quiet,
-                               command="worldbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    r = _guarded(train_decoder, opts, kw["out"])
+    opts = DecoderTrainOptions(**{**kw, "data": list(kw["data"])}, progress=not quiet, command=typed_command())
+    r = guarded(train_decoder, opts, kw["out"])
     click.echo(f"decoder: step {r['step']} saved to {r['out']}; val PSNR {r['val_psnr_before']:.2f} -> "
                f"{r['val_psnr_after']:.2f} dB; weather particles (share of val pixels, real "
                f"{r['val_particles_after']['real']:.4%}) drawn {r['val_particles_before']['reconstructed']:.4%} -> "
                f"{r['val_particles_after']['reconstructed']:.4%} ({r['seconds']} s)")
-
-
-def _guarded(fn: Callable[[Any], dict], opts: Any, out: str) -> dict:
-    """Run a training function: a known failure becomes a clean CLI error, Ctrl-C says how to resume."""
-    from bridge.model.checkpoint import CheckpointError
-
-    try:
-        return fn(opts)
-    except (ValueError, OSError, CheckpointError) as e:
-        if isinstance(e, OSError) and e.filename is not None:  # the system's words, and what to do about them
-            hint = "choose an --out you can write to" if str(e.filename).startswith(str(out)) else "check that path"
-            raise click.ClickException(f"{e.filename}: {e.strerror or e}; {hint}") from None
-        raise click.ClickException(str(e)) from None
-    except KeyboardInterrupt:
-        click.echo(f"stopped; run the same command to resume from {out}", err=True)
-        sys.exit(130)
 
 
 def _command_line(ctx: click.Context, stage: str) -> str:
@@ -146,10 +125,9 @@ def _run(stage: str, tokenizer_dir: str | None, kw: dict, init_from: str | None 
                         init_from=init_from, fresh_lam=fresh_lam, steps=kw["steps"], batch=kw["batch"], lr=kw["lr"], seed=kw["seed"], device=kw["device"],
                         amp=kw["amp"], ckpt_every=kw["ckpt_every"], ckpt_minutes=kw["ckpt_minutes"],
                         max_minutes=kw["max_minutes"], command=command, progress=not kw["quiet"])
-    result = _guarded(run, opts, kw["out"])
+    result = guarded(run, opts, kw["out"])
     if int(os.environ.get("RANK", "0")) == 0 and not result.get("unchanged"):
-        shown = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
-        click.echo(f"{stage}: step {result['step']} saved to {kw['out']} {shown}")
+        click.echo(saved(f"{stage}: ", result, kw["out"]))
 
 
 train.add_command(train_prompts)  # `worldbridge train prompts events|first-frame` (docs/prompts.md)

@@ -1,0 +1,49 @@
+"""What every training command line shares: option lists applied as one decorator, the exact command for the model
+card, a clean error for a known failure, and the one-line result."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any, Callable
+
+import click
+
+
+def with_options(options: list[Callable]) -> Callable:
+    """One decorator for a list of click options, applied in the order they are listed (as --help shows them)."""
+    def apply(f: Callable) -> Callable:
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return apply
+
+
+def typed_command() -> str:
+    """The command as typed, for a model card (prompt stages and the decoder; the two pre-training stages spell out
+    every option instead, so a resumed run repeats exactly)."""
+    return "worldbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def guarded(fn: Callable[[Any], dict], opts: Any, out: str | None) -> dict:
+    """Run a training function: a known failure becomes a clean CLI error, Ctrl-C says how to resume."""
+    from bridge.model.checkpoint import CheckpointError
+
+    try:
+        return fn(opts)
+    except (ValueError, RuntimeError, OSError, CheckpointError) as e:
+        if isinstance(e, OSError) and e.filename is not None:  # the system's words, and what to do about them
+            mine = out is not None and str(e.filename).startswith(str(out))
+            hint = "choose an --out you can write to" if mine else "check that path"
+            raise click.ClickException(f"{e.filename}: {e.strerror or e}; {hint}") from None
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo(f"stopped; the last state was saved{f': run the same command to resume from {out}' if out else ''}",
+                   err=True)
+        sys.exit(130)
+
+
+def saved(what: str, result: dict, out: str) -> str:
+    """`<what>: step N saved to OUT {float metrics}`, the line every training command ends with."""
+    shown = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
+    return f"{what}step {result['step']} saved to {out} {shown}"
