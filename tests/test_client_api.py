@@ -275,3 +275,15 @@ def test_edit_and_event_cfg_on_the_sandbox_answer_clear_errors(host):
         with pytest.raises(ProtocolError, match="event_cfg"):
             c.settings(guidance=2)  # the error lists what settings() takes
         assert c.step(0).index == 1
+
+
+def test_act_refuses_the_first_id_past_the_last_action_at_once():
+    h = run_host_in_thread("sandbox")
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="realtime")
+            c.act(6)  # the last of 7 actions
+            with pytest.raises(ProtocolError, match="outside 0-6"):
+                c.act(7)
+    finally:
+        h.stop()

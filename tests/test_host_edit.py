@@ -15,7 +15,7 @@ from bridge.backend import Prompt
 from bridge.client import ProtocolError, WorldClient
 from bridge.host import protocol as P
 from bridge.host.backends import DEFAULT_WORLD
-from bridge.host.protocol import Limits
+from bridge.host.protocol import Limits, ProtocolError
 from bridge.host.recording import RecordingReader, replay_recording
 from bridge.host.server import run_host_in_thread
 from bridge.model.world import load_world
@@ -513,3 +513,41 @@ def test_sampling_settings_reach_the_world_model_and_are_refused_where_they_do_n
             assert e.value.code == "bad_argument"
         assert c.settings()["settings"]["unmask"] == "confidence"  # a refused message changed nothing
         c.next_frame()
+
+
+def test_edit_positions_are_checked_per_axis_on_a_wide_frame():
+    from bridge.host.session import Session
+
+    class WidePaste(PasteWorld):  # TEST-ONLY: 32 wide, 16 high
+        width = 32
+
+        def reset(self, prompt):
+            super().reset(prompt)
+            self.img = np.full((16, 32, 3), 40, np.uint8)
+            return self._frame()
+
+    s = Session(WidePaste(), mode="step")
+    s.begin(Prompt(seed=1))
+    layer = png(solid_rgba(4, 4))
+    assert s.edit(layer, 64, 32).index == 0  # x up to 2 * width, y up to 2 * height
+    for x, y in ((65, 0), (0, 33), (0, -17), (-33, 0)):
+        with pytest.raises(ProtocolError) as e:
+            s.edit(layer, x, y)
+        assert e.value.code == "bad_argument" and "x must be in [-32, 64] and y in [-16, 32]" in e.value.message
+
+
+def test_a_layer_the_backend_refuses_midway_leaves_the_world_as_it_was():
+    from bridge.host.session import Session
+
+    class HalfPaste(PasteWorld):  # TEST-ONLY: paints, then refuses (as a model may fail after touching its state)
+        def edit_frame(self, rgba, x, y):
+            super().edit_frame(rgba, x, y)
+            raise ValueError("this layer cannot be pasted here")
+
+    s = Session(HalfPaste(), mode="step")
+    s.begin(Prompt(seed=1))
+    before = s.step(0).image
+    with pytest.raises(ProtocolError) as e:
+        s.edit(png(solid_rgba(4, 4, (200, 0, 0))), 2, 2)
+    assert e.value.code == "bad_prompt" and s.epoch == 0 and s.index == 1
+    assert np.array_equal(s.step(0).image[1:], before[1:])  # no paint leaked into the world (row 0 holds the counter)

@@ -162,14 +162,20 @@ def recv_all(sock, until, timeout=5.0) -> list[dict]:
     raise AssertionError(f"no matching message; got {seen}")
 
 
-def test_messages_sent_while_loading_act_in_order_on_the_new_session(slow_host):
-    SlowLoadWorld.delay = 0.5
+def _greeted(address: str, minor: int):
+    """A raw DEALER that has said hello and read its welcome."""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(slow_host.address)
+    sock.connect(address)
+    sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": minor, "client": "t", "codecs": []}))
+    recv_all(sock, lambda m: m["type"] == "welcome")
+    return sock
+
+
+def test_messages_sent_while_loading_act_in_order_on_the_new_session(slow_host):
+    SlowLoadWorld.delay = 0.5
+    sock = _greeted(slow_host.address, minor=0)
     try:
-        sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 0, "client": "t", "codecs": []}))
-        recv_all(sock, lambda m: m["type"] == "welcome")
         for msg in ({"type": "start", "req_id": 1, "mode": "step", "seed": 5},  # no waiting for `session`
                     {"type": "input", "action": 2, "client_ts": 1.0, "seq": 1},
                     {"type": "status", "req_id": 2},
@@ -273,3 +279,22 @@ def test_start_waits_past_the_request_timeout_for_a_slow_load(slow_host):
         c.connect()
         assert c.start(mode="step")["backend_kind"] == "world_model"
         assert c.step(0).index == 1
+
+
+def test_a_second_start_sent_while_the_first_loads_holds_the_messages_behind_it(slow_host):
+    SlowLoadWorld.delay = 0.3
+    sock = _greeted(slow_host.address, minor=2)
+    try:
+        for msg in ({"type": "start", "req_id": 1, "mode": "step", "seed": 5},
+                    {"type": "start", "req_id": 2, "mode": "step", "seed": 6},  # held; loads when the first is done
+                    {"type": "input", "action": 1, "client_ts": 1.0, "seq": 1},  # must act on the second world
+                    {"type": "ping", "req_id": 3, "client_ts": 2.0}):
+            sock.send(P.encode(msg))
+        got = recv_all(sock, lambda m: m["type"] == "pong")
+        assert [(m["type"], m.get("req_id"), m.get("index")) for m in got] == [
+            ("session", 1, None), ("frame", None, 0), ("session", 2, None), ("frame", None, 0), ("frame", None, 1),
+            ("pong", 3, None)]
+        assert got[4]["session_id"] == got[2]["session_id"] != got[0]["session_id"]
+        assert slow_host.thread.is_alive() and len(slow_host.host.sessions) == 1
+    finally:
+        sock.close(0)

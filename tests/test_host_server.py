@@ -813,3 +813,154 @@ def test_a_burst_of_step_inputs_then_a_ping_keeps_order_without_stalling_others(
             assert len(frames) >= 10 and gaps.max() < 400, gaps  # ... while the realtime session kept ticking
     finally:
         h.stop()
+
+
+def test_a_fatal_error_answering_a_request_ends_the_clients_session():
+    class BadResetWorld(CounterWorld):  # TEST-ONLY: a reset to seed 13 returns a frame of the wrong size
+        def reset(self, prompt):
+            img = super().reset(prompt)
+            return img[:4] if prompt.seed == 13 else img
+
+    h = run_host_in_thread(BadResetWorld)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step", seed=1)
+            with pytest.raises(ProtocolError) as e:
+                c.reset(seed=13)
+            assert e.value.code == "backend_error" and e.value.fatal
+            assert c.session is None and c.status()["sessions"] == 0
+            with pytest.raises(ProtocolError, match="call start"):  # refused locally: no request to a dead session
+                c.step(0)
+            assert c.start(mode="step", seed=2)["type"] == "session"
+    finally:
+        h.stop()
+
+
+def test_a_second_start_replaces_the_session_even_at_max_sessions():
+    h = run_host_in_thread(CounterWorld, limits=Limits(max_sessions=1))
+    try:
+        with WorldClient(h.address) as c:
+            first = c.start(mode="step", seed=1)["session_id"]
+            second = c.start(mode="step", seed=2)  # replaces its own session: not a second one
+            assert second["session_id"] != first and c.status()["sessions"] == 1
+            assert first not in h.host.sessions and pixel(c.step(0)) == (2, 1, 0)
+            with pytest.raises(ProtocolError) as e:
+                c.start(resume=first)
+            assert e.value.code == "unknown_session"
+    finally:
+        h.stop()
+
+
+def test_a_resumed_session_tells_its_old_connection():
+    h = run_host_in_thread(CounterWorld)
+    try:
+        with WorldClient(h.address) as c1, WorldClient(h.address) as c2:
+            sid = c1.start(mode="step", seed=1)["session_id"]
+            c2.start(resume=sid)
+            deadline = time.monotonic() + 3
+            while c1.session is not None and time.monotonic() < deadline:
+                c1.next_frame(timeout=0.1)
+            assert c1.session is None  # the host's fatal no_session notice reached it
+            assert c1.errors[-1]["code"] == "no_session" and "resumed by another connection" in c1.errors[-1]["message"]
+            assert c2.step(0).index == 1
+    finally:
+        h.stop()
+
+
+def test_a_vanished_peer_leaves_no_step_inputs_behind():
+    from bridge.host.server import Host, Peer
+    from bridge.host.session import Session
+
+    host = Host(CounterWorld, bind="tcp://127.0.0.1:*")
+    try:
+        s = Session(CounterWorld(), mode="step")
+        s.peer = b"gone"
+        host.peers[b"gone"], host.sessions[s.id] = Peer(session=s), s
+        s.step_inputs.extend([(1, None, 1, 0.0), (2, None, 2, 0.0)])
+        host._peer_gone(b"gone")
+        assert s.peer is None and not s.step_inputs  # a resume starts clean; the loop does not spin on them
+        assert host._timeout_ms(time.monotonic() + 1.0) > 0
+    finally:
+        host.close()
+
+
+def test_reset_and_branch_drop_events_queued_for_the_old_timeline():
+    from bridge.host.session import Session
+
+    s = Session(CounterWorld(), mode="step")
+    s.begin(Prompt(seed=1))
+    for _ in range(3):
+        s.step(0)
+    s.queue_event("boom", None)
+    s.begin(Prompt(seed=2), source="reset")  # a new world: the old world's event must not fire in it
+    assert s.step(0).event is None and not s.pending_events
+    s.queue_event("boom", None)
+    s.branch(1)  # back in time: an event queued on the abandoned timeline must not fire either
+    assert s.step(0).event is None and not s.pending_events
+
+
+def test_a_branch_forgets_the_frames_after_it():
+    from bridge.host.session import Session
+
+    s = Session(CounterWorld(), mode="step")
+    s.begin(Prompt(seed=1))
+    for _ in range(10):
+        s.step(1)
+    s.branch(4)
+    assert [f[0] for f in s.frames] == [0, 1, 2, 3, 4] and len(s.history) == 4
+    with pytest.raises(ProtocolError) as e:
+        s.branch(5)  # frame 5 belonged to the abandoned timeline
+    assert e.value.code == "bad_argument"
+
+
+def test_branch_with_sparse_keyframes_after_a_branch_re_simulates_the_new_timeline():
+    from bridge.host.session import Session
+
+    s = Session(CounterWorld(), mode="step")
+    s.begin(Prompt(seed=1))
+    s.keyframe_every = 100  # as for a big (KV cache) state: only frame 0 has a keyframe, the rest is re-simulated
+    for _ in range(10):
+        s.step(1)
+    s.branch(4)
+    s.step(2)
+    s.step(2)
+    s.branch(5)
+    assert s.backend.get_state() == (1, 5, 2)  # frame 5 of the new timeline, not of the abandoned one
+    assert tuple(s.step(0).image[0, 0]) == (1, 6, 0)
+
+
+def test_action_ids_and_action_map_are_checked_against_the_action_count():
+    from bridge.host.session import Session
+
+    s = Session(CounterWorld(), mode="step")  # 3 actions: ids 0-2
+    assert s.resolve_action(2) == 2
+    with pytest.raises(ProtocolError) as e:
+        s.resolve_action(3)
+    assert e.value.code == "bad_argument" and "outside 0-2" in e.value.message
+    assert Session(CounterWorld(), action_map={"jump": 2}).resolve_action("jump") == 2
+    with pytest.raises(ProtocolError) as e:
+        Session(CounterWorld(), action_map={"jump": 3})
+    assert e.value.code == "bad_argument"
+
+
+def test_leaving_step_mode_drops_the_queued_step_inputs():
+    from bridge.host.protocol import Limits
+    from bridge.host.session import Session
+
+    s = Session(CounterWorld(), mode="step")
+    s.begin(Prompt(seed=1))
+    s.step_inputs.extend([(1, None, 1, 0.0), (2, None, 2, 0.0)])
+    s.apply_settings({"mode": "realtime"}, Limits())
+    assert s.mode == "realtime" and not s.step_inputs  # else the host loop spins (timeout 0) on inputs nobody runs
+
+
+def test_an_event_type_the_backend_does_not_know_is_refused_when_queued():
+    from bridge.host.session import Session
+
+    s = Session(CounterWorld(), mode="step")  # event_types ["boom"], no describe_event of its own
+    s.begin(Prompt(seed=1))
+    with pytest.raises(ProtocolError) as e:
+        s.queue_event("earthquake", None)
+    assert e.value.code == "bad_argument" and "unknown event type 'earthquake'" in e.value.message
+    assert not s.pending_events
+    assert s.queue_event("boom", None) == "boom"

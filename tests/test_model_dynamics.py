@@ -8,7 +8,7 @@ import torch
 from bridge.model.config import DynamicsConfig
 from bridge.model.dynamics import Dynamics, frame_actions
 from bridge.model.quantizer import FSQ, VectorQuantizer, reset_dead_codes
-from bridge.model.sampler import _probs, mask_schedule, sample_categorical, sample_frame
+from bridge.model.sampler import _probs, mask_schedule, sample_categorical, sample_frame, uniform
 
 torch.set_num_threads(1)
 V, A, N = 32, 4, 9
@@ -181,3 +181,60 @@ def test_top_p_draws_only_from_the_likeliest_tokens():
     assert torch.equal(_probs(logits, 1.0, 0.1) > 0, torch.tensor([[False, True, False, False, False]]))  # never empty
     hot = _probs(logits, 3.0, 0.8)  # temperature flattens first, so more tokens make the cut
     assert int((hot > 0).sum()) > 2 and abs(float(hot.sum()) - 1) < 1e-6
+
+
+class _StubDyn:
+    """TEST-ONLY dynamics: fixed logits per branch (action / null action / zeroed conditioning), records the commit."""
+
+    tokens, mask_id, null_action = 1, 99, 7
+
+    def __init__(self, act, null, zero=None):
+        self.act, self.null, self.zero = (torch.tensor(x, dtype=torch.float) for x in (act, null, zero or act))
+        self.committed = None
+
+    def __call__(self, x, acts, cond, cache, append=False):
+        if append:
+            self.committed = (x.clone(), acts.clone(), None if cond is None else cond.clone())
+            return None
+        rows = []
+        for b in range(x.shape[0]):
+            if int(acts[b, 0]) == self.null_action:
+                rows.append(self.null)
+            elif cond is not None and not cond[b].any():
+                rows.append(self.zero)
+            else:
+                rows.append(self.act)
+        return torch.stack(rows)[:, None, None, :]  # (B', 1, N=1, V)
+
+
+class _Cache:
+    def repeat(self, n):
+        return self
+
+
+def test_action_guidance_extrapolates_from_the_null_action():
+    # guided = null + cfg * (act - null): with cfg 0.5 it is the midpoint [0.5, 0, 1.5] -> token 2
+    d = _StubDyn(act=[1.0, 0.0, 0.0], null=[0.0, 0.0, 3.0])
+    out = sample_frame(d, _Cache(), torch.tensor([0]), steps=1, temperature=0.0, cfg=0.5)
+    assert out.tolist() == [[2]]
+    out = sample_frame(d, _Cache(), torch.tensor([0]), steps=1, temperature=0.0, cfg=1.0)
+    assert out.tolist() == [[0]]  # cfg 1 = off: the conditional logits alone
+
+
+def test_event_guidance_extrapolates_from_the_zero_conditioning_and_is_committed():
+    # guided = act + (cond_cfg - 1) * (act - zero): cond_cfg 0.5 -> [0.5, 0, 0.6] -> token 2
+    d = _StubDyn(act=[1.0, 0.0, 0.0], null=[0.0, 0.0, 0.0], zero=[0.0, 0.0, 1.2])
+    cond = torch.ones(1, 1, 4)
+    out = sample_frame(d, _Cache(), torch.tensor([0]), steps=1, temperature=0.0, cond=cond, cond_cfg=0.5)
+    assert out.tolist() == [[2]]
+    out = sample_frame(d, _Cache(), torch.tensor([0]), steps=1, temperature=0.0, cond=cond, cond_cfg=1.0)
+    assert out.tolist() == [[0]]
+    _, acts, committed_cond = d.committed  # the frame joins the cache under the event it was drawn with
+    assert acts.tolist() == [[0]] and committed_cond is not None and torch.equal(committed_cond, cond)
+
+
+def test_a_batch_row_draws_the_same_numbers_as_alone():
+    gens = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    batch = uniform(2, (5,), torch.device("cpu"), gens)
+    alone = [uniform(1, (5,), torch.device("cpu"), [torch.Generator().manual_seed(s)])[0] for s in (1, 2)]
+    assert torch.equal(batch[0], alone[0]) and torch.equal(batch[1], alone[1])

@@ -129,3 +129,38 @@ def test_a_small_header_cannot_unpack_into_millions_of_objects():
         tracemalloc.stop()
     big_map = {"type": "start", "action_map": {f"a{i}": i for i in range(1024)}}
     assert P.validate(P.decode(P.encode(big_map)))["action_map"] == big_map["action_map"]  # real messages still fit
+
+
+def test_decode_accepts_a_message_of_exactly_the_limit():
+    data = P.encode({"type": "ping", "client_ts": 1.0})
+    assert P.decode(data, len(data))["type"] == "ping"  # the limit is inclusive (docs/protocol.md §6)
+    with pytest.raises(ProtocolError) as e:
+        P.decode(data, len(data) - 1)
+    assert e.value.code == "too_large"
+
+
+def test_req_id_zero_is_a_valid_req_id():
+    assert P.req_id_of({"type": "ping", "req_id": 0}) == 0
+    assert P.req_id_of({"type": "ping", "req_id": P.UINT64_MAX}) == P.UINT64_MAX
+    assert P.req_id_of({"type": "ping", "req_id": -1}) is None
+    assert P.req_id_of({"type": "ping", "req_id": True}) is None
+
+
+def test_limits_are_inclusive_at_both_ends():
+    assert P.validate({"type": "start", "fps": 120.0})["fps"] == 120.0
+    assert P.validate({"type": "start", "fps": 1.0})["fps"] == 1.0
+    assert P.validate({"type": "settings", "steps": 64})["steps"] == 64
+    assert P.validate({"type": "settings", "top_p": 1.0})["top_p"] == 1.0
+    assert P.validate({"type": "start", "text": "x" * 4096})["text"] == "x" * 4096
+    assert P.validate({"type": "start", "text": "\u00e9" * 2048})["text"] == "\u00e9" * 2048  # 4096 UTF-8 bytes
+    for msg in ({"type": "settings", "top_p": 0.0}, {"type": "settings", "top_p": 1.01},
+                {"type": "start", "fps": 120.5}):
+        with pytest.raises(ProtocolError) as e:
+            P.validate(msg)
+        assert e.value.code == "bad_argument", msg
+
+
+def test_branch_needs_a_frame():
+    with pytest.raises(ProtocolError) as e:
+        P.validate({"type": "branch", "req_id": 3})
+    assert e.value.code == "bad_message" and "`branch` needs `frame`" in e.value.message

@@ -36,12 +36,18 @@ HEADER = {"session": {"session_id": "s", "backend_kind": "sandbox", "width": 4, 
                       "frame_index": 0}, "prompt": {"seed": 1}}
 
 
-def test_torn_tail_keeps_every_whole_record(tmp_path):
-    path = tmp_path / "a.wbrec"
-    rec = Recorder(path, HEADER)
-    for i in range(10):
+def _frames_recording(path, n: int, header: dict = HEADER):
+    """A closed recording of `n` frame records."""
+    rec = Recorder(path, header)
+    for i in range(n):
         rec.write(frame_record(i))
     rec.close()
+    return path
+
+
+def test_torn_tail_keeps_every_whole_record(tmp_path):
+    path = tmp_path / "a.wbrec"
+    _frames_recording(path, 10)
     data = path.read_bytes()
     full = RecordingReader(path)
     assert full.complete and not full.torn and len(list(full.frames())) == 10
@@ -361,3 +367,73 @@ def test_mp4_plays_everywhere_even_from_odd_sizes(tmp_path):
     for name, size in (("cli.mp4", (6, 6)), ("editor.mp4", (384, 384))):
         meta = imageio.get_reader(tmp_path / name).get_meta_data()
         assert meta["pix_fmt"].startswith("yuv420p") and meta["size"] == size and meta["codec"] == "h264"
+
+
+def test_a_recording_whose_header_record_is_corrupt_is_refused(tmp_path):
+    path = tmp_path / "a.wbrec"
+    _frames_recording(path, 3)
+    data = bytearray(path.read_bytes())
+    data[len(MAGIC) + 12] ^= 0xFF  # inside the header record's body: its CRC fails, the frames after it are whole
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="no readable header record"):
+        RecordingReader(path)  # frames without their header (size, codec, prompt) must not pass for a recording
+
+
+def test_bytes_after_the_end_record_make_a_recording_incomplete(tmp_path):
+    path = tmp_path / "a.wbrec"
+    rec = Recorder(path, HEADER)
+    rec.write(frame_record(0))
+    rec.close()
+    size = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b"\x00" * 10)  # e.g. a second writer that died at once
+    r = RecordingReader(path)
+    assert r.torn and r.skipped == [(size, size + 10)] and not r.complete
+    assert r.frame_count == 1 and "no end record" in r.damage()
+
+
+def test_export_uses_the_recorded_fps(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "a.wbrec"
+    _frames_recording(path, 3, {**HEADER, "session": {**HEADER["session"], "fps": 10.0}})
+    export_recording(path, gif=tmp_path / "a.gif", progress=False)
+    assert Image.open(tmp_path / "a.gif").info["duration"] == 100  # 10 fps: 100 ms a frame, not 24 fps
+    export_recording(path, gif=tmp_path / "b.gif", fps=20.0, progress=False)
+    assert Image.open(tmp_path / "b.gif").info["duration"] == 50  # an explicit fps still wins
+
+
+def test_replay_of_two_branches_to_the_same_frame(tmp_path):
+    from bridge.client import WorldClient
+    from bridge.host.server import run_host_in_thread
+    from test_host_server import CounterWorld
+
+    path = tmp_path / "twice.wbrec"
+    h = run_host_in_thread(CounterWorld)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step", seed=3)
+            c.record_start(str(path))
+            for _ in range(6):
+                c.step(1)
+            c.branch(4)
+            c.step(2)
+            c.branch(4)  # the same frame again, from the new timeline
+            c.step(0)
+            c.record_stop()
+    finally:
+        h.stop()
+    report = replay_recording(path, CounterWorld, progress=False)
+    assert report["reproduced"] and report["branches"] == 2
+
+
+def test_a_recording_of_a_newer_format_is_refused_by_name(tmp_path):
+    path = tmp_path / "new.wbrec"
+    rec = Recorder(path, HEADER)
+    rec.write(frame_record(0))
+    rec.close()
+    data = bytearray(path.read_bytes())
+    data[6] = 2  # format version byte of the magic
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="is recording format 2; this version reads format 1"):
+        RecordingReader(path)
