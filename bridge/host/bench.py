@@ -209,7 +209,7 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
     if spec.kind == "world_model":
         import torch
 
-        torch.set_num_threads(1)  # the bench measures one session per core budget, as the host runs it
+        torch.set_num_threads(1)  # one session on one core: what a host busy with a second session gives each
     try:  # the checkpoint is read first (in-process), so a damaged one fails before any host starts
         if health_frames:
             _check_health_range(spec)
