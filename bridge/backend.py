@@ -37,6 +37,11 @@ class WorldEvent:
         return self.type is not None or self.has_text
 
 
+class StepRefused(ValueError):
+    """`step_batch` refused an action or event before any world moved: the host steps each session alone instead,
+    so only the session that sent it hears about it. Any other error may come after some worlds moved."""
+
+
 class WorldBackend(Protocol):
     """A world the host can roll forward one frame at a time."""
 

@@ -145,7 +145,8 @@ class WorldClient:
         image = decode_pixels(parts[1], h["codec"], h["width"], h["height"])
         echo = (h.get("seq"), h.get("client_ts"))  # the host repeats the input in force on every realtime frame
         first = echo[1] is not None and echo != self._last_echo
-        self._last_echo = echo
+        if echo[1] is not None:  # reset/branch/edit frames echo nothing: the input in force is still the same one
+            self._last_echo = echo
         self._frames.append(Frame(h["session_id"], h["index"], epoch, h["action"], h.get("client_ts"), h.get("seq"),
                                   h["host_ts"], h.get("timings", {}), h.get("events", []), image, received, h, first))
 

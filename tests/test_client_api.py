@@ -59,6 +59,10 @@ def test_frames_iterator_and_clock(host):
         assert len(under) >= 3 and all(g.client_ts == under[0].client_ts for g in under)  # the echo repeats
         assert under[0].latency_ms is not None and 0 < under[0].latency_ms < 1000
         assert [g.latency_ms for g in under[1:]] == [None] * (len(under) - 1)  # not "time since the key changed"
+        c.branch(under[-1].index)  # its frame echoes no input ...
+        time.sleep(0.3)
+        after = [g for g in c.drain_frames() if g.seq == 77]
+        assert after and all(g.latency_ms is None for g in after)  # ... and the held input is still not a new one
 
 
 def test_mode_and_argument_errors(host):

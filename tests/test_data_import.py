@@ -165,3 +165,26 @@ def test_a_few_sources_still_get_a_val_episode(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     splits = [e.split for e in VideoDataset(tmp_path / "ds").episodes]
     assert splits.count("val") >= 1 and splits.count("train") >= 1, splits
+
+
+def test_the_fitted_split_always_leaves_both_a_val_and_a_train_seed():
+    from bridge.data.writer import fitted_val_fraction, split_for_seed
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5):
+        for _ in range(2000):
+            seeds = [int(s) for s in rng.integers(0, 2**31, n)]
+            for fraction in (0.05, 0.2, 0.9):
+                splits = [split_for_seed(s, fitted_val_fraction(seeds, fraction)) for s in seeds]
+                assert "val" in splits and "train" in splits, (seeds, fraction, splits)
+    assert fitted_val_fraction([7, 7], 0.05) == 0.05  # one distinct seed: nothing to split
+    assert fitted_val_fraction([1, 2, 3], 0.0) == 0.0  # asked for no validation: none
+
+
+def test_two_similar_sources_are_not_both_held_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for i in range(2):
+        iio.imwrite(tmp_path / f"clip7_{i}.gif", np.stack(colour_frames(12, 16, 16)), duration=100, loop=0)
+    r = CliRunner().invoke(data, ["import", "clip7_0.gif", "clip7_1.gif", "--out", "ds", "--size", "16"])
+    assert r.exit_code == 0, r.output
+    assert sorted(e.split for e in VideoDataset(tmp_path / "ds").episodes) == ["train", "val"]

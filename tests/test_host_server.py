@@ -12,7 +12,7 @@ import pytest
 import torch
 import zmq
 
-from bridge.backend import Prompt
+from bridge.backend import Prompt, StepRefused
 from bridge.client import ProtocolError, WorldClient
 from bridge.host import protocol as P
 from bridge.host.protocol import Limits
@@ -75,7 +75,7 @@ class RefusingBatchWorld(CounterWorld):
     @classmethod
     def step_batch(cls, worlds, actions, events):
         if any(e is not None for e in events):
-            raise ValueError("no boom right now")  # refused before any world moves, as WorldModelBackend does
+            raise StepRefused("no boom right now")  # refused before any world moves, as WorldModelBackend does
         cls.batch_calls += 1
         return [w.step(a) for w, a in zip(worlds, actions)]
 
@@ -964,3 +964,45 @@ def test_an_event_type_the_backend_does_not_know_is_refused_when_queued():
     assert e.value.code == "bad_argument" and "unknown event type 'earthquake'" in e.value.message
     assert not s.pending_events
     assert s.queue_event("boom", None) == "boom"
+
+
+
+class LateFailingBatchWorld(CounterWorld):
+    """TEST-ONLY batching backend whose batch fails after its worlds moved (not a refusal)."""
+
+    @classmethod
+    def step_batch(cls, worlds, actions, events):
+        for w, a in zip(worlds, actions):
+            w.step(a)
+        raise ValueError("the batch broke after stepping")
+
+
+def test_only_a_refusal_before_any_world_moved_is_retried_alone():
+    h = run_host_in_thread(LateFailingBatchWorld)
+    try:
+        a, b = WorldClient(h.address), WorldClient(h.address)
+        for c in (a, b):
+            c.start(mode="realtime", fps=50)
+        time.sleep(0.4)
+        for c in (a, b):
+            c.drain_frames()
+        # retrying alone would step each world a second time and show frames out of step with their history
+        assert all(e["code"] == "backend_error" and e["fatal"] for e in a.errors) and a.errors
+        assert not h.host.sessions
+        for c in (a, b):
+            c.close()
+    finally:
+        h.stop()
+
+
+def test_replies_queued_before_hello_count_in_the_outbox_bytes():
+    from bridge.host.server import Host
+
+    host = Host(CounterWorld, bind="tcp://127.0.0.1:*")
+    try:
+        host.orphans[b"early"] = __import__("collections").deque([[b"x" * 100, b"y" * 50]])
+        host._on_hello(b"early", {"type": "hello", "protocol_major": 1, "protocol_minor": 2, "client": "t"})
+        peer = host.peers[b"early"]
+        assert peer.outbox_bytes == sum(len(x) for parts in peer.outbox for x in parts) and peer.outbox_bytes >= 150
+    finally:
+        host.close()

@@ -164,3 +164,10 @@ def test_branch_needs_a_frame():
     with pytest.raises(ProtocolError) as e:
         P.validate({"type": "branch", "req_id": 3})
     assert e.value.code == "bad_message" and "`branch` needs `frame`" in e.value.message
+
+
+
+def test_an_oversized_container_is_named_as_such():
+    with pytest.raises(ProtocolError, match="an array or map in the header holds over 4096 items") as e:
+        P.decode(P.encode({"type": "input", "action": 0, "extra": list(range(5000))}))
+    assert "not a msgpack message" not in e.value.message

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import zmq
 
+from bridge.backend import StepRefused
 from bridge.host import protocol as P
 from bridge.host.backends import BackendPool, BackendSpec, announce, as_spec
 from bridge.host.pixels import encode_pixels
@@ -327,7 +328,8 @@ class Host:
         if peer is None:
             self._evict_peers()
             peer = self.peers[rid] = Peer()
-            peer.outbox.extend(self.orphans.pop(rid, ()))
+            for parts in self.orphans.pop(rid, ()):
+                peer.queue(parts)
         peer.codec = P.choose_codec(msg["codecs"])
         peer.client = msg["client"] or ""
         self._send(rid, [P.encode(P.welcome(peer.codec, self.pool.names, self.default_kind, self.limits))])
@@ -643,7 +645,7 @@ class Host:
         try:
             images = cls.step_batch([s.backend for s, *_ in prepared], [a for _, a, *_ in prepared],
                                     [ev for _, _, ev, _ in prepared])
-        except ValueError:  # refused before any world moved (an action or event): one session's, not the batch's
+        except StepRefused:  # refused before any world moved (an action or event): one session's, not the batch's
             for s, _, ev, cap in prepared:
                 if ev is not None:
                     s.pending_events.appendleft((ev, cap))

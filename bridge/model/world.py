@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from bridge import DEFAULT_WORLD
-from bridge.backend import Prompt, WorldEvent
+from bridge.backend import Prompt, StepRefused, WorldEvent
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
 from bridge.model.genie import WorldModel
@@ -230,10 +230,13 @@ class WorldModelBackend:
         if not len(worlds) == len(actions) == len(events):
             raise ValueError(f"step_batch got {len(worlds)} worlds, {len(actions)} actions and {len(events)} events")
         fired = [e is not None and e.fires for e in events]
-        for w, a, e, f in zip(worlds, actions, events, fired):  # refuse before any session moves (the batch fails as one)
-            w._check_action(a)
-            if f:
-                w.describe_event(e)
+        for w, a, e, f in zip(worlds, actions, events, fired):  # refuse before any session moves
+            try:
+                w._check_action(a)
+                if f:
+                    w.describe_event(e)
+            except ValueError as err:
+                raise StepRefused(str(err)) from err
         out: list[np.ndarray | None] = [None] * len(worlds)
         groups: dict[tuple, list[tuple[int, torch.Tensor | None]]] = {}
         for i, w in enumerate(worlds):
