@@ -708,14 +708,20 @@ def test_branch_waits_for_a_re_simulation_longer_than_the_per_frame_timeout():
         h.stop()
 
 
+def _two_realtime_sessions(h, settle: float):
+    """Two clients with realtime sessions at 50 fps, ticking together (so a batching backend batches them)."""
+    a, b = WorldClient(h.address), WorldClient(h.address)
+    for c in (a, b):
+        c.start(mode="realtime", fps=50)
+    time.sleep(settle)
+    return a, b
+
+
 def test_an_event_refused_in_a_batch_is_that_sessions_error_only():
     RefusingBatchWorld.batch_calls = 0
     h = run_host_in_thread(RefusingBatchWorld)
     try:
-        a, b = WorldClient(h.address), WorldClient(h.address)
-        for c in (a, b):
-            c.start(mode="realtime", fps=50)
-        time.sleep(0.3)
+        a, b = _two_realtime_sessions(h, settle=0.3)
         assert RefusingBatchWorld.batch_calls > 0
         assert a.event(event_type="boom")["caption"] == "boom"  # accepted when queued
         time.sleep(0.5)
@@ -980,10 +986,7 @@ class LateFailingBatchWorld(CounterWorld):
 def test_only_a_refusal_before_any_world_moved_is_retried_alone():
     h = run_host_in_thread(LateFailingBatchWorld)
     try:
-        a, b = WorldClient(h.address), WorldClient(h.address)
-        for c in (a, b):
-            c.start(mode="realtime", fps=50)
-        time.sleep(0.4)
+        a, b = _two_realtime_sessions(h, settle=0.4)
         for c in (a, b):
             c.drain_frames()
         # retrying alone would step each world a second time and show frames out of step with their history
