@@ -392,6 +392,11 @@ def test_latency_is_measured_on_the_first_frame_of_each_input_only(sim):
         router.send_multipart([ident, _frame_msg(2, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
         assert _run_until(sim, lambda: len(rec["frame_received"]) == 2)
         assert c.members["latency_ms"] == first  # no new sample: the HUD keeps the last one
+        router.send_multipart([ident, _frame_msg(3, []), b"\0" * 12])  # a branch's frame: it echoes no input
+        assert _run_until(sim, lambda: len(rec["frame_received"]) == 3)
+        router.send_multipart([ident, _frame_msg(4, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
+        assert _run_until(sim, lambda: len(rec["frame_received"]) == 4)
+        assert c.members["latency_ms"] == first  # the held input is still not a new one
     finally:
         router.close()
 

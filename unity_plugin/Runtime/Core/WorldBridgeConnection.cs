@@ -452,10 +452,14 @@ namespace WorldBridge.Core
             if (s != null && f.SessionId != s.SessionId) return;       // from a session we already left
             if (f.Epoch < Interlocked.Read(ref newestEpoch)) return;    // from before a reset/branch
             Interlocked.Exchange(ref newestEpoch, f.Epoch);
-            // every frame echoes the input in force: only the first one with a new seq measures its latency
-            if (f.Seq.HasValue ? f.Seq == lastEchoSeq : f.ClientTs == lastEchoTs) f.LatencyMs = null;
-            lastEchoSeq = f.Seq;
-            lastEchoTs = f.ClientTs;
+            // frames echo the input in force: only the first one with a new seq measures its latency, and frames
+            // that echo nothing (start, reset, branch, edit) leave the input in force as it was
+            if (f.ClientTs.HasValue)
+            {
+                if (f.Seq.HasValue ? f.Seq == lastEchoSeq : f.ClientTs == lastEchoTs) f.LatencyMs = null;
+                lastEchoSeq = f.Seq;
+                lastEchoTs = f.ClientTs;
+            }
             lock (frameLock)
             {
                 if (latest != null)

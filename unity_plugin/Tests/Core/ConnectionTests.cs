@@ -427,14 +427,19 @@ namespace WorldBridge.Tests
                 host.FrameEcho("s1", 2, ts, seq);
                 Assert.IsTrue(c.WaitFrame(5000, out var held));
                 Assert.IsNull(held.LatencyMs, "a later frame of the same input is no latency sample (it would grow)");
+                host.Frame("s1", 3, 0);                        // a branch's frame: it echoes no input
+                Assert.IsTrue(c.WaitFrame(5000, out var branched));
+                host.FrameEcho("s1", 4, ts, seq);              // the held input again: still not a new one
+                Assert.IsTrue(c.WaitFrame(5000, out var after));
+                Assert.IsNull(after.LatencyMs, "a frame that echoes nothing does not make the held input new");
 
                 c.Input(0);
                 input = host.Expect("input");
-                host.FrameEcho("s1", 3, input.GetDouble("client_ts"), input.GetLong("seq"));
-                host.FrameEcho("s1", 4, input.GetDouble("client_ts"), input.GetLong("seq"));
-                Until(() => c.FramesReceived == 5, "two more frames");
+                host.FrameEcho("s1", 5, input.GetDouble("client_ts"), input.GetLong("seq"));
+                host.FrameEcho("s1", 6, input.GetDouble("client_ts"), input.GetLong("seq"));
+                Until(() => c.FramesReceived == 7, "two more frames");
                 Assert.IsTrue(c.TryTakeFrame(out var newest));
-                Assert.AreEqual(4, newest.Index);
+                Assert.AreEqual(6, newest.Index);
                 Assert.IsTrue(newest.LatencyMs.HasValue && newest.LatencyMs < 5000, "a replaced frame's sample is kept");
             }
         }

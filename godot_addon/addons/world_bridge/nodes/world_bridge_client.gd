@@ -457,11 +457,13 @@ func _on_frame(header: Dictionary, pixels: PackedByteArray) -> void:
 		_frame_times.pop_front()
 	if _frame_times.size() > 1:
 		fps_measured = 1000.0 * (_frame_times.size() - 1) / maxf(now - _frame_times[0], 0.001)
-	# Every frame echoes the input in force: only the first with a new seq measures its latency.
-	var seq := _int(header, "seq")
-	if typeof(header.get("client_ts")) in [TYPE_FLOAT, TYPE_INT] and seq != _latency_seq:
-		latency_ms = now - float(header["client_ts"])
-	_latency_seq = seq
+	# Frames echo the input in force: only the first with a new seq measures its latency, and
+	# frames that echo nothing (start, reset, branch, edit) leave the input in force as it was.
+	if typeof(header.get("client_ts")) in [TYPE_FLOAT, TYPE_INT]:
+		var seq := _int(header, "seq")
+		if seq != _latency_seq:
+			latency_ms = now - float(header["client_ts"])
+		_latency_seq = seq
 	_say_captions(header)
 	frame_received.emit(header, pixels)
 
