@@ -162,6 +162,9 @@ class ClipSampler:
             offsets.append(np.arange(n, dtype=np.int64) * stride)
         self.ep_idx = np.concatenate(ep_idx) if ep_idx else np.zeros(0, np.int32)
         self.offsets = np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
+        if not self.episodes:
+            raise ValueError(f"{ds.root} has no {split!r} episodes: make it again from more sources or episodes, or "
+                             "with another --val-fraction, so that both splits get some")
         if len(self.ep_idx) == 0:
             longest = max((e.length for e in self.episodes), default=0)
             raise ValueError(

@@ -16,18 +16,25 @@ from bridge.files import atomic_write_json, publish
 SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
 
 
+def _seed_hash(seed: int) -> float:
+    return ((int(seed) * 2654435761 + 0x9E3779B9) % 2**32) / 2**32
+
+
 def split_for_seed(seed: int, val_fraction: float) -> str:
     """'val' for a fixed pseudo-random fraction of seeds: the split depends on the level seed only."""
-    h = (int(seed) * 2654435761 + 0x9E3779B9) % 2**32
-    return "val" if h / 2**32 < val_fraction else "train"
+    return "val" if _seed_hash(seed) < val_fraction else "train"
 
 
 def fitted_val_fraction(seeds: list[int], val_fraction: float) -> float:
-    """val_fraction, doubled while none of >= 2 seeds lands in validation: a small dataset still gets a val split."""
-    while 0 < val_fraction < 0.5 and len(seeds) >= 2 and not any(split_for_seed(s, val_fraction) == "val" for s in seeds):
-        val_fraction *= 2
+    """val_fraction, moved just enough that two or more distinct seeds get both a val and a train episode."""
+    h = sorted({_seed_hash(s) for s in seeds})
+    if len(h) < 2 or val_fraction <= 0:
+        return val_fraction
+    if val_fraction <= h[0]:  # none would be held out: the first seed is
+        return (h[0] + h[1]) / 2
+    if val_fraction > h[-1]:  # none would be trained on: the last seed is
+        return (h[-2] + h[-1]) / 2
     return val_fraction
-
 
 
 def _is_dataset(path: Path) -> bool:
