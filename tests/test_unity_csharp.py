@@ -81,7 +81,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "EditIsAnsweredWithTheNewEpochAndTheEditedFrameFollows",
                      "UnsupportedEditIsATypedErrorAndTheSessionGoesOn", "LatencyIsMeasuredOnTheFirstFrameOfEachInputOnly",
                      "AnErrorAnsweringHelloIsFatalAndExplained", "TheHandshakeHasADeadlineThatHeartbeatsDoNotExtend",
-                     "AFailedResumeStartsAFreshSessionWithTheSameOptions"):
+                     "AFailedResumeStartsAFreshSessionWithTheSameOptions", "AStartMadeWhileReconnectingReplacesTheResume",
+                     "AFailedResumeDoesNotRestartWhenTheGameStartedMeanwhile"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

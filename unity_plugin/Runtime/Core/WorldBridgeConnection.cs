@@ -39,6 +39,7 @@ namespace WorldBridge.Core
         WorldFrame latest;
         volatile StartOptions lastStart;            // what the last Start asked for: a lost session is started again
         long resumeReqId = -1;
+        long starts, startsAtDrop, startsAtResume = -1; // Start calls: one made while reconnecting replaces the resume
         long? lastEchoSeq;                          // IO thread only: the seq of the last frame seen
         double? lastEchoTs;
         long reqId, seq, pendingSends, framesReceived, framesDropped, newestEpoch;
@@ -206,6 +207,7 @@ namespace WorldBridge.Core
             Protocol.CheckMode(options.Mode);
             if (options.Fps < 1 || options.Fps > 120) throw new ArgumentException($"fps {options.Fps} must be within 1-120");
             var id = NextReqId();
+            Interlocked.Increment(ref starts);
             Enqueue(Protocol.Start(id, options));
             lastStart = options;
             return id;
@@ -350,6 +352,7 @@ namespace WorldBridge.Core
                 }
                 finally
                 {
+                    if (ready.IsSet) Interlocked.Exchange(ref startsAtDrop, Interlocked.Read(ref starts));
                     ready.Reset();
                     lock (dealerLock) { if (dealer == d) dealer = null; }
                     d?.Dispose();
@@ -402,7 +405,13 @@ namespace WorldBridge.Core
                 welcome = w;
                 Post(m);
                 var s = session;
-                if (s != null) d.Send(MsgPack.Encode(Protocol.Resume(resumeReqId = NextReqId(), s.SessionId)));
+                // a Start made while reconnecting is queued and replaces the lost session: no resume (as Godot does)
+                if (s != null && Interlocked.Read(ref starts) != Interlocked.Read(ref startsAtDrop)) session = s = null;
+                if (s != null)
+                {
+                    Interlocked.Exchange(ref startsAtResume, Interlocked.Read(ref starts));
+                    d.Send(MsgPack.Encode(Protocol.Resume(resumeReqId = NextReqId(), s.SessionId)));
+                }
                 d.SetReceiveTimeout(0);
                 return true;
             }
@@ -436,8 +445,10 @@ namespace WorldBridge.Core
             else if (type == "error" && (m.GetBool("fatal") || m.GetString("code") == "unknown_session"))
             {
                 session = null;
-                // the session we tried to resume is gone (the host restarted, or it timed out): start a fresh one, as Godot does
-                if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && lastStart != null)
+                // the session we tried to resume is gone (the host restarted, or it timed out): start a fresh one, as Godot
+                // does, unless the game called Start since the resume (its start is on the way: one world, not two)
+                if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && lastStart != null &&
+                    Interlocked.Read(ref starts) == Interlocked.Read(ref startsAtResume))
                     d.Send(MsgPack.Encode(Protocol.Start(NextReqId(), lastStart)));
             }
             Post(m);
