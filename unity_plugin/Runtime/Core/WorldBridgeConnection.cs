@@ -206,6 +206,7 @@ namespace WorldBridge.Core
             if (options == null) throw new ArgumentNullException(nameof(options));
             Protocol.CheckMode(options.Mode);
             if (options.Fps < 1 || options.Fps > 120) throw new ArgumentException($"fps {options.Fps} must be within 1-120");
+            CheckSeed(options.Seed);
             var id = NextReqId();
             Interlocked.Increment(ref starts);
             Enqueue(Protocol.Start(id, options));
@@ -217,8 +218,17 @@ namespace WorldBridge.Core
         public long Input(string action) => SendInput(action ?? throw new ArgumentNullException(nameof(action)));
 
         public long Event(string eventType, string text = null) => Request(id => Protocol.Event(id, eventType, text));
-        public long Reset(long? seed = null, string text = null, byte[] image = null, byte[] sketch = null) =>
-            Request(id => Protocol.Reset(id, seed, text, image, sketch));
+        public long Reset(long? seed = null, string text = null, byte[] image = null, byte[] sketch = null)
+        {
+            CheckSeed(seed);
+            return Request(id => Protocol.Reset(id, seed, text, image, sketch));
+        }
+
+        static void CheckSeed(long? seed)
+        {
+            if (seed < 0) throw new ArgumentException($"seed {seed} must be within 0-{long.MaxValue} (the host refuses others): " +
+                                                      "use a non-negative seed, or none to let the host pick");
+        }
         public long Branch(long frame) => Request(id => Protocol.Branch(id, frame));
         /// <summary>`eventCfg` (1.1): guidance on events, >= 0, 1 = off; only backends with event conditioning have it
         /// (CurrentSettings.HasEventGuidance). `topP` and `unmask` (1.2): the MaskGIT sampler's nucleus mass and unmasking

@@ -411,6 +411,20 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void NegativeSeedsAreRefusedBeforeSending()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                var start = Assert.Throws<ArgumentException>(() => c.Start(new StartOptions { Seed = -1 }));
+                StringAssert.Contains("seed -1 must be within 0-9223372036854775807", start.Message);
+                var reset = Assert.Throws<ArgumentException>(() => c.Reset(seed: -5));
+                StringAssert.Contains("seed -5 must be within", reset.Message);
+                c.Start(new StartOptions { Seed = 0 });   // 0 is a seed
+            }
+        }
+
+        [Test]
         public void AStartMadeWhileReconnectingReplacesTheResume()
         {
             using (var host = new FakeHost())

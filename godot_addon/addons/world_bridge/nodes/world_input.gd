@@ -139,7 +139,7 @@ func resolve_action() -> Variant:
 
 ## The idle action; latent id 0 when the backend lacks it (check_bindings warned).
 func _idle() -> Variant:
-	var idle := _idle_value()
+	var idle: Variant = _idle_value()
 	var label := "latent %d" % idle if typeof(idle) == TYPE_INT else String(idle)
 	return 0 if "idle " + label in unknown_actions else idle
 
