@@ -466,3 +466,160 @@ def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim
     assert rec["recording_changed"][-1][0] is False  # the Record button must not keep saying "Stop"
     badge = view.members["_badge"]
     assert "(last frame)" in badge.text and "sandbox" in badge.text.lower(), badge.text  # a frame on screen keeps its label
+
+
+# --- hello errors and deadlines, restarts after a failed resume, WorldInput against the start's action_map ---
+
+SCRIPTED_WELCOME = {"type": "welcome", "protocol_major": 1, "protocol_minor": 2, "host": "scripted", "codec": "raw",
+                    "capabilities": ["events", "text_prompt"], "backends": ["sandbox"], "default_backend": "sandbox",
+                    "limits": {"max_message_bytes": 1 << 24, "max_sessions": 1, "idle_timeout_s": 60.0}}
+
+
+def _session_msg(req_id, sid="s1"):
+    return {"type": "session", "req_id": req_id, "session_id": sid, "backend_kind": "sandbox",
+            "backend_name": "scripted", "mode": "realtime", "fps": 24.0, "width": 2, "height": 2,
+            "action_names": ["noop", "right"], "num_latent_actions": 2, "event_types": [], "settings": {},
+            "frame_index": 0, "epoch": 0, "resumed": False}
+
+
+def _router(port=None):
+    r = zmq.Context.instance().socket(zmq.ROUTER)
+    r.setsockopt(zmq.LINGER, 0)
+    if port is None:
+        return r, r.bind_to_random_port("tcp://127.0.0.1")
+    r.bind(f"tcp://127.0.0.1:{port}")
+    return r, port
+
+
+def _greet_and_start(sim, router, c):
+    _pump(sim, router)
+    ident, hello = _recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    _pump(sim, router)
+    ident, start = _recv(router)
+    assert start["type"] == "start"
+    return ident, start
+
+
+def _unknown_session(req_id):
+    return zmtp_raw.pack({"type": "error", "req_id": req_id, "code": "unknown_session", "message": "gone",
+                          "fatal": False})
+
+
+def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
+        rec = Recorder(c, "error_received")
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, hello = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "bad_message",
+                                                     "message": "client is 5000 bytes", "fatal": False})])
+        assert _run_until(sim, lambda: rec["error_received"])
+        assert rec["error_received"] == [("bad_message", "client is 5000 bytes", True)]
+        assert c.members["link"] == 0 and "client is 5000 bytes" in c.members["status_text"]
+        sim.process(10)
+        assert not router.poll(300), "greeted again after the host refused hello"
+    finally:
+        router.close()
+
+
+def test_hello_unanswered_within_the_handshake_timeout_reconnects(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}")
+        rec = Recorder(c, "error_received")
+        sim.add_to_root(c)
+        c.members["_socket"].members["handshake_timeout_s"] = 0.3
+        _pump(sim, router)
+        _recv(router)  # hello, never answered
+        assert _run_until(sim, lambda: c.members["link"] != 2, timeout=3), "no deadline on hello -> welcome"
+        assert "did not answer hello within 0.3 s" in rec["error_received"][-1][1]
+        _pump(sim, router)
+        assert _recv(router)[1]["type"] == "hello"  # greets again on a new connection
+    finally:
+        router.close()
+
+
+def test_a_failed_resume_restarts_with_the_last_starts_options_even_without_auto_start(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave", "seed": 5})])
+        _pump(sim, router)
+        ident, start = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s2"))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        router.close()  # the host restarts
+        router, _ = _router(port)
+        _pump(sim, router)
+        ident, hello = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        _pump(sim, router)
+        ident, resume = _recv(router)
+        assert resume["resume"] == "s2"
+        router.send_multipart([ident, _unknown_session(resume["req_id"])])
+        _pump(sim, router)
+        fresh = _recv(router)[1]
+        assert fresh["type"] == "start" and fresh.get("resume") is None
+        assert (fresh["text"], fresh["seed"]) == ("a cave", 5), f"lost the last start's options: {fresh}"
+    finally:
+        router.close()
+
+
+def test_a_start_asked_for_while_reconnecting_replaces_the_resume(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}")
+        sim.add_to_root(c)
+        ident, start = _greet_and_start(sim, router, c)
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        router.close()
+        assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+        router, _ = _router(port)
+        ident, first = _greet_and_start(sim, router, c)
+        assert first.get("resume") is None and first["text"] == "a desert", f"the pending start was dropped: {first}"
+        assert not router.poll(300), "a second start"
+    finally:
+        router.close()
+
+
+def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_action(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+        inp = sim.new(sim.script(INPUT))
+        inp.members["client"] = c
+        inp.members["bindings"] = gdsim.to_gd({"wb_right": "dash"})
+        inp.members["idle_action"] = "9"  # the backend has latent ids 0-1
+        sim.add_to_root(c)
+        sim.add_to_root(inp)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
+        _pump(sim, router)
+        ident, start = _recv(router)
+        assert start["action_map"] == {"dash": 1}
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        _pump(sim, router)
+        idle = _recv(router)[1]
+        assert idle["action"] == 0, f"an idle latent id past num_latent_actions was sent: {idle}"
+        assert gdsim.to_py(inp.members["unknown_actions"]) == ["idle latent 9"]
+        sim.pressed.add("wb_right")
+        sim.just_pressed.add("wb_right")
+        _pump(sim, router)
+        assert _recv(router)[1]["action"] == "dash", "a name of the start's action_map sent nothing"
+    finally:
+        router.close()

@@ -178,3 +178,13 @@ def test_decoder_refuses_strings_and_keys_godot_would_change(sim):
 def test_uint64_above_int64_decodes_as_float(sim):
     value = sim.call_static(sim.script(MSGPACK), "decode", [gdsim.PackedByteArray(zmtp_raw.pack(2**64 - 1))])
     assert isinstance(value["value"], float) and math.isclose(value["value"], 2.0**64)
+
+
+def test_a_string_starting_with_a_byte_order_mark_decodes_whole(sim):
+    """Godot's UTF-8 parser skips a leading BOM (gdsim does too): U+FEFF starting a string is still text, not an
+    error that drops the whole message."""
+    text = "\ufeffmake it snow"
+    data = zmtp_raw.pack({"type": "frame", "events": [text]})
+    assert gdsim._bytes_method(sim, gdsim.PackedByteArray(b"\xef\xbb\xbfab"), "get_string_from_utf8", []) == "ab"
+    result = gdsim.to_py(sim.call_static(sim.script(MSGPACK), "decode", [gdsim.PackedByteArray(data)]))
+    assert result == {"value": {"type": "frame", "events": [text]}, "error": ""}

@@ -81,11 +81,33 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "EditIsAnsweredWithTheNewEpochAndTheEditedFrameFollows",
                      "UnsupportedEditIsATypedErrorAndTheSessionGoesOn", "LatencyIsMeasuredOnTheFirstFrameOfEachInputOnly",
                      "AnErrorAnsweringHelloIsFatalAndExplained", "TheHandshakeHasADeadlineThatHeartbeatsDoNotExtend",
-                     "AFailedResumeStartsAFreshSessionWithTheSameOptions"):
+                     "AFailedResumeStartsAFreshSessionWithTheSameOptions", "AStartMadeWhileReconnectingReplacesTheResume",
+                     "AFailedResumeDoesNotRestartWhenTheGameStartedMeanwhile",
+                     "NegativeSeedsAreRefusedBeforeSending"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
 # --- Unity-facing scripts against the compile-only stubs ---
+
+def test_world_input_checks_nunit(build: Path, tmp_path: Path):
+    """WorldInput's checks against a session, run under mono on the compile-only stubs."""
+    engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll")
+    runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine)
+    tests = mcs(tmp_path / "WorldBridge.Runtime.Tests.dll", cs(PLUGIN / "Tests" / "Runtime~"),
+                engine + (runtime, NUNIT, "System.Core.dll"))
+    for dll in engine:
+        shutil.copy(dll, tmp_path)
+    result_xml = tmp_path / "nunit.xml"
+    run = subprocess.run(["nunit-console", "-nologo", "-noshadow", f"-xml={result_xml}", str(tests)],
+                         capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert result_xml.is_file(), f"nunit-console wrote no results:\n{run.stdout}{run.stderr}"
+    summary = ET.parse(result_xml).getroot().attrib
+    assert run.returncode == 0 and summary["failures"] == "0" and summary["errors"] == "0", run.stdout[-6000:]
+    names = {case.get("name") for case in ET.parse(result_xml).getroot().iter("test-case")}
+    for required in ("RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero",
+                     "DescribeMakesNoNewStringPerCall"):
+        assert any(n.endswith(required) for n in names), f"{required} did not run"
+
 
 VARIANTS = {
     # name: (defines, extra stub assemblies) -- one per way Unity compiles the Runtime assembly

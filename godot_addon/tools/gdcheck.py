@@ -99,7 +99,7 @@ SINGLETONS: dict[str, str] = {
     "Color": "BLACK WHITE ORANGE",
 }
 GLOBAL_FUNCS = set(
-    "preload load print printerr push_error push_warning str int float bool typeof type_string range minf maxf "
+    "preload load print printerr push_error push_warning str int float bool typeof type_string char range minf maxf "
     "mini maxi absf absi abs floorf floor floori roundi clampi clampf fposmod is_instance_valid len Array "
     "Dictionary String StringName "
     "PackedByteArray PackedStringArray Vector2 Vector2i Rect2 Color Callable".split()

@@ -1489,6 +1489,8 @@ def _bytes_method(sim: "Sim", b: PackedByteArray, name: str, args: list) -> Any:
 
     def get_utf8() -> str:
         raw = bytes(b).split(b"\0", 1)[0]
+        if raw.startswith(b"\xef\xbb\xbf"):  # Godot's String::parse_utf8 skips a leading BOM
+            raw = raw[3:]
         return raw.decode("utf-8", errors="replace")
 
     m = {
@@ -2622,6 +2624,7 @@ BUILTIN_FUNCS: dict[str, Callable[..., Any]] = {
     "typeof": lambda sim, v: gd_typeof(v),
     "type_string": lambda sim, t: TYPE_NAMES[t] if 0 <= t < len(TYPE_NAMES) else "<invalid type>",
     "str": lambda sim, *a: "".join(gd_str(x) for x in a),
+    "char": lambda sim, code: chr(code),
     "int": _to_int, "float": _to_float, "String": _to_string, "Array": _array_ctor,
     "PackedByteArray": _bytes_ctor, "PackedStringArray": _psa_ctor,
     "Dictionary": lambda sim, v=None: GDDict(v or {}),

@@ -31,7 +31,7 @@ namespace WorldBridge
         public WorldMode mode = WorldMode.Realtime;
         [Range(1, 120)] public float fps = 24;
         public bool fixedSeed;
-        public int seed;
+        [Min(0)] public int seed;
         [TextArea(2, 4)] public string textPrompt = "";
         [Tooltip("Image prompt: any texture (a PNG/JPEG asset is sent as its file in the editor).")]
         public Texture2D imagePrompt;
@@ -41,6 +41,7 @@ namespace WorldBridge
         [Header("Status (read only)")]
         [SerializeField] string backendInUse = "not connected";
         [SerializeField] string connectionState = "Idle";
+        ConnectionState shownState = ConnectionState.Idle;
         string reportedError; // the connection's LastError already sent to onError
         [SerializeField] long frameIndex;
         [SerializeField] float latencyMs;
@@ -126,7 +127,7 @@ namespace WorldBridge
         {
             var c = Connection;
             if (c == null) return;
-            connectionState = c.State.ToString();
+            if (c.State != shownState) connectionState = (shownState = c.State).ToString(); // no string per frame
             if (c.IsReady && startOnConnect && !startSent && c.Session == null) StartWorld();
             while (c.TryReceiveMessage(out var m)) Handle(m);
             var error = c.LastError; // no host, a refused handshake, a malformed frame: the IO thread only records them

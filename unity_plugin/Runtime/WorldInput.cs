@@ -47,7 +47,20 @@ namespace WorldBridge
 
         public ActionRule(string action, params string[] whenHeld) { this.action = action; this.whenHeld = whenHeld; }
 
-        public string Describe() => latentAction >= 0 ? $"latent action {latentAction}" : $"'{action}'";
+        string described, describedAction;
+        int describedLatent = int.MinValue;
+
+        /// <summary>"'right'" or "latent action 3"; cached, so Update makes no string while a key is held.</summary>
+        public string Describe()
+        {
+            if (described == null || describedAction != action || describedLatent != latentAction)
+            {
+                describedAction = action;
+                describedLatent = latentAction;
+                described = latentAction >= 0 ? $"latent action {latentAction}" : $"'{action}'";
+            }
+            return described;
+        }
     }
 
     [AddComponentMenu("World Bridge/World Input")]
@@ -70,7 +83,7 @@ namespace WorldBridge
             new ActionRule("right", "right"), new ActionRule("left", "left"), new ActionRule("jump", "jump"), new ActionRule("down", "down"),
         };
 
-        [Tooltip("Sent while no rule matches.")]
+        [Tooltip("Sent while no rule matches; latent action 0 is sent instead when the backend lacks it.")]
         public string idleAction = "noop";
         [Range(0.1f, 0.9f)] public float axisThreshold = 0.5f;
         [Tooltip("Step mode: keep stepping with the idle action while nothing is held (else the world waits for input).")]
@@ -80,6 +93,8 @@ namespace WorldBridge
         [SerializeField] string currentAction = "";
 
         string lastSent;
+        readonly HashSet<ActionRule> unusable = new HashSet<ActionRule>(); // rules for actions this backend lacks
+        bool idleUnknown;
         long awaitedSeq = -1;
         float sentAt;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
@@ -129,16 +144,45 @@ namespace WorldBridge
             lastSent = null;
             awaitedSeq = -1;
             var session = client.Session;
-            if (session == null) return;
+            if (session != null) CheckRules(session);
+        }
+
+        /// <summary>
+        /// Names the rules' actions `session` lacks (names it does not have, latent ids past its num_latent_actions) and the
+        /// idle action if it lacks that; as in the Godot addon, those rules then send nothing (the host would answer
+        /// bad_argument) and latent action 0 is sent instead of an unknown idle action.
+        /// </summary>
+        public List<string> CheckRules(SessionInfo session)
+        {
+            unusable.Clear();
             var unknown = new List<string>();
             foreach (var rule in rules)
-                if (rule.latentAction < 0 && session.ActionId(rule.action) < 0) unknown.Add(rule.action);
-                else if (rule.latentAction >= session.NumLatentActions) unknown.Add($"latent {rule.latentAction}");
-            if (session.ActionId(idleAction) < 0) unknown.Add(idleAction);
+            {
+                var label = rule.latentAction >= 0 ? (rule.latentAction < session.NumLatentActions ? null : $"latent {rule.latentAction}")
+                                                   : (session.ActionId(rule.action) >= 0 ? null : rule.action);
+                if (label == null) continue;
+                unusable.Add(rule);
+                if (!unknown.Contains(label)) unknown.Add(label);
+            }
             if (unknown.Count > 0)
                 Debug.LogWarning($"[WorldBridge] WorldInput: {string.Join(", ", unknown)} not among this backend's actions " +
-                                 $"({string.Join(", ", session.ActionNames)}); edit the rules on {name}", this);
+                                 $"({string.Join(", ", session.ActionNames)}; latent ids 0-{session.NumLatentActions - 1}): " +
+                                 $"their buttons send nothing; edit the rules on {name}", this);
+            idleUnknown = session.ActionId(idleAction) < 0;
+            if (idleUnknown)
+            {
+                Debug.LogWarning($"[WorldBridge] WorldInput: idle action '{idleAction}' not among this backend's actions " +
+                                 $"({string.Join(", ", session.ActionNames)}): latent action 0 is sent instead; edit idleAction on {name}", this);
+                unknown.Add("idle " + idleAction);
+            }
+            return unknown;
         }
+
+        /// <summary>False for a rule whose action this session's backend lacks (CheckRules): its buttons send nothing.</summary>
+        public bool Usable(ActionRule rule) => !unusable.Contains(rule);
+
+        /// <summary>What an idle moment sends: idleAction, or latent action 0 (an int) when the backend lacks it.</summary>
+        public object IdleToSend() => idleUnknown ? (object)0 : idleAction;
 
         void OnFrame(WorldFrame frame)
         {
@@ -150,7 +194,7 @@ namespace WorldBridge
             var c = client.Connection;
             if (c == null || !c.IsReady || client.Session == null) return;
             var rule = Current();
-            currentAction = rule != null ? rule.Describe() : idleAction;
+            currentAction = rule != null ? rule.Describe() : idleUnknown ? "latent action 0" : idleAction;
             if (c.Mode == "step")
             {
                 // one frame per input: send the next once the frame answering the previous one arrived
@@ -168,7 +212,7 @@ namespace WorldBridge
 
         long Send(ActionRule rule)
         {
-            if (rule == null) return client.SendAction(idleAction);
+            if (rule == null) return idleUnknown ? client.SendAction(0) : client.SendAction(idleAction);
             return rule.latentAction >= 0 ? client.SendAction(rule.latentAction) : client.SendAction(rule.action);
         }
 
@@ -177,6 +221,7 @@ namespace WorldBridge
         {
             foreach (var rule in rules)
             {
+                if (unusable.Contains(rule)) continue;
                 bool all = rule.whenHeld.Length > 0;
                 foreach (var b in rule.whenHeld) all &= IsHeld(b);
                 if (all) return rule;

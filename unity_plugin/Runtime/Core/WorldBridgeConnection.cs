@@ -39,6 +39,7 @@ namespace WorldBridge.Core
         WorldFrame latest;
         volatile StartOptions lastStart;            // what the last Start asked for: a lost session is started again
         long resumeReqId = -1;
+        long starts, startsAtDrop, startsAtResume = -1; // Start calls: one made while reconnecting replaces the resume
         long? lastEchoSeq;                          // IO thread only: the seq of the last frame seen
         double? lastEchoTs;
         long reqId, seq, pendingSends, framesReceived, framesDropped, newestEpoch;
@@ -205,7 +206,9 @@ namespace WorldBridge.Core
             if (options == null) throw new ArgumentNullException(nameof(options));
             Protocol.CheckMode(options.Mode);
             if (options.Fps < 1 || options.Fps > 120) throw new ArgumentException($"fps {options.Fps} must be within 1-120");
+            CheckSeed(options.Seed);
             var id = NextReqId();
+            Interlocked.Increment(ref starts);
             Enqueue(Protocol.Start(id, options));
             lastStart = options;
             return id;
@@ -215,8 +218,17 @@ namespace WorldBridge.Core
         public long Input(string action) => SendInput(action ?? throw new ArgumentNullException(nameof(action)));
 
         public long Event(string eventType, string text = null) => Request(id => Protocol.Event(id, eventType, text));
-        public long Reset(long? seed = null, string text = null, byte[] image = null, byte[] sketch = null) =>
-            Request(id => Protocol.Reset(id, seed, text, image, sketch));
+        public long Reset(long? seed = null, string text = null, byte[] image = null, byte[] sketch = null)
+        {
+            CheckSeed(seed);
+            return Request(id => Protocol.Reset(id, seed, text, image, sketch));
+        }
+
+        static void CheckSeed(long? seed)
+        {
+            if (seed < 0) throw new ArgumentException($"seed {seed} must be within 0-{long.MaxValue} (the host refuses others): " +
+                                                      "use a non-negative seed, or none to let the host pick");
+        }
         public long Branch(long frame) => Request(id => Protocol.Branch(id, frame));
         /// <summary>`eventCfg` (1.1): guidance on events, >= 0, 1 = off; only backends with event conditioning have it
         /// (CurrentSettings.HasEventGuidance). `topP` and `unmask` (1.2): the MaskGIT sampler's nucleus mass and unmasking
@@ -350,6 +362,7 @@ namespace WorldBridge.Core
                 }
                 finally
                 {
+                    if (ready.IsSet) Interlocked.Exchange(ref startsAtDrop, Interlocked.Read(ref starts));
                     ready.Reset();
                     lock (dealerLock) { if (dealer == d) dealer = null; }
                     d?.Dispose();
@@ -402,7 +415,13 @@ namespace WorldBridge.Core
                 welcome = w;
                 Post(m);
                 var s = session;
-                if (s != null) d.Send(MsgPack.Encode(Protocol.Resume(resumeReqId = NextReqId(), s.SessionId)));
+                // a Start made while reconnecting is queued and replaces the lost session: no resume (as Godot does)
+                if (s != null && Interlocked.Read(ref starts) != Interlocked.Read(ref startsAtDrop)) session = s = null;
+                if (s != null)
+                {
+                    Interlocked.Exchange(ref startsAtResume, Interlocked.Read(ref starts));
+                    d.Send(MsgPack.Encode(Protocol.Resume(resumeReqId = NextReqId(), s.SessionId)));
+                }
                 d.SetReceiveTimeout(0);
                 return true;
             }
@@ -436,8 +455,10 @@ namespace WorldBridge.Core
             else if (type == "error" && (m.GetBool("fatal") || m.GetString("code") == "unknown_session"))
             {
                 session = null;
-                // the session we tried to resume is gone (the host restarted, or it timed out): start a fresh one, as Godot does
-                if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && lastStart != null)
+                // the session we tried to resume is gone (the host restarted, or it timed out): start a fresh one, as Godot
+                // does, unless the game called Start since the resume (its start is on the way: one world, not two)
+                if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && lastStart != null &&
+                    Interlocked.Read(ref starts) == Interlocked.Read(ref startsAtResume))
                     d.Send(MsgPack.Encode(Protocol.Start(NextReqId(), lastStart)));
             }
             Post(m);

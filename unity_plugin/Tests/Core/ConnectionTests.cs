@@ -411,6 +411,74 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void NegativeSeedsAreRefusedBeforeSending()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                var start = Assert.Throws<ArgumentException>(() => c.Start(new StartOptions { Seed = -1 }));
+                StringAssert.Contains("seed -1 must be within 0-9223372036854775807", start.Message);
+                var reset = Assert.Throws<ArgumentException>(() => c.Reset(seed: -5));
+                StringAssert.Contains("seed -5 must be within", reset.Message);
+                c.Start(new StartOptions { Seed = 0 });   // 0 is a seed
+            }
+        }
+
+        [Test]
+        public void AStartMadeWhileReconnectingReplacesTheResume()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();
+                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                host.Drop();
+                Until(() => !c.IsReady, "the client to notice the drop");
+                c.Start(new StartOptions { Mode = "step", Text = "a desert" });   // the game asks for a new world meanwhile
+                host.Accept();
+                host.Welcome();
+                var first = host.Expect("start");
+                Assert.IsNull(first["resume"], "resumed a session the queued start replaces");
+                Assert.AreEqual("a desert", first.GetString("text"));
+                Assert.IsFalse(host.Pending(0));
+            }
+        }
+
+        [Test]
+        public void AFailedResumeDoesNotRestartWhenTheGameStartedMeanwhile()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();
+                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                host.Drop();
+                Until(() => !c.IsReady, "the client to notice the drop");
+                host.Accept();
+                host.Welcome();
+                var resume = host.Expect("start");
+                Assert.AreEqual("s1", resume.GetString("resume"));
+                c.Start(new StartOptions { Mode = "step", Text = "a desert" });   // after the resume went out
+                Assert.AreEqual("a desert", host.Expect("start").GetString("text"));
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", resume.GetLong("req_id") }, { "code", "unknown_session" },
+                                       { "message", "gone" }, { "fatal", false } });
+                Assert.AreEqual("unknown_session", NextMessage(c, "error").GetString("code"));
+                c.Input(1);                                    // the next message the host sees is this input: no second start
+                Assert.AreEqual(1L, host.Expect("input").GetLong("action"));
+            }
+        }
+
+        [Test]
         public void LatencyIsMeasuredOnTheFirstFrameOfEachInputOnly()
         {
             using (var host = new FakeHost())

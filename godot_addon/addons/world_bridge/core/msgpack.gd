@@ -277,6 +277,9 @@ static func _read_str(buf: StreamPeerBuffer, state: Dictionary, n: int) -> Strin
 	if state["error"] != "":
 		return ""
 	var text := utf8.get_string_from_utf8()
+	# Godot's UTF-8 parser skips a leading byte order mark: U+FEFF is part of the string here.
+	if utf8.size() >= 3 and utf8[0] == 0xEF and utf8[1] == 0xBB and utf8[2] == 0xBF:
+		text = char(0xFEFF) + text
 	# Godot stops at a NUL and replaces invalid UTF-8: a string that does not re-encode to its
 	# own bytes would arrive changed, so it is refused (as the C# decoder refuses it).
 	if text.to_utf8_buffer() != utf8:

@@ -79,6 +79,12 @@ func close() -> void:
 	state = State.IDLE
 
 
+## Drops the connection as if it were lost (closed is emitted; a reconnect follows if enabled).
+func drop(reason: String) -> void:
+	if state != State.IDLE:
+		_fail(reason)
+
+
 func is_open() -> bool:
 	return state == State.OPEN
 

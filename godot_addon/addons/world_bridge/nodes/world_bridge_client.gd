@@ -78,6 +78,9 @@ var rtt_ms := -1.0
 var last_status := {}
 ## What this session's backend can do (see has_capability), e.g. ["image_prompt", "edit"].
 var capabilities := PackedStringArray()
+## The action_map this session's `start` sent (exported and start_session options merged): the
+## host takes these names but does not list them in session.action_names.
+var action_map_sent := {}
 
 var _socket: Zmtp = null
 var _req_id := 0
@@ -90,6 +93,7 @@ var _start_req := -1
 var _frame_times: Array = []
 var _last_sent_ms := 0.0
 var _latency_seq := 0
+var _hello_deadline_ms := 0
 
 
 func _ready() -> void:
@@ -181,6 +185,16 @@ func poll() -> void:
 			_dispatch(header)
 	if not latest_frame.is_empty():
 		_on_frame(latest_frame[0], latest_frame[1])
+	if link == Link.HANDSHAKING and _socket != null and Time.get_ticks_msec() > _hello_deadline_ms:
+		var why := (
+			(
+				"the host at %s did not answer hello within %.1f s: is it a WorldBridge host, "
+				+ "and not overloaded? reconnecting"
+			)
+			% [endpoint, _socket.handshake_timeout_s]
+		)
+		_client_error(why)
+		_socket.drop(why)
 	_keep_alive()
 
 
@@ -210,6 +224,7 @@ func start_session(options: Dictionary = {}) -> bool:
 			opts[prompt_viewport_as] = png
 	opts.merge(options, true)
 	_start_options = options
+	action_map_sent = opts["action_map"] if typeof(opts["action_map"]) == TYPE_DICTIONARY else {}
 	_start_pending = false
 	_start_req = _next_req()
 	return _send(Protocol.start(_start_req, opts))
@@ -400,9 +415,14 @@ func _on_welcome(header: Dictionary) -> void:
 	var host_text := _text(header, "host")
 	_set_link(Link.READY, "connected to %s at %s" % [host_text, endpoint])
 	_update_capabilities()
-	if _resume_id != "":
+	if _start_pending:
+		# A start asked for while reconnecting replaces the lost session: no resume.
+		_resume_id = ""
+		_end_session("replaced by the start asked for while reconnecting")
+		start_session(_start_options)
+	elif _resume_id != "":
 		_send(Protocol.start(_next_req(), {"resume": _resume_id}))
-	elif auto_start or _start_pending:
+	elif auto_start:
 		start_session(_start_options)
 
 
@@ -521,20 +541,30 @@ func _on_error(header: Dictionary) -> void:
 	var code := _text(header, "code")
 	var message := _text(header, "message")
 	var fatal := _flag(header, "fatal")
+	if link == Link.HANDSHAKING and code != "not_ready":
+		# An error answering hello (e.g. bad_message for a client name over 4096 bytes):
+		# greeting again cannot help, so it is fatal, like a reject.
+		_socket.close()
+		_socket = null
+		_resume_id = ""
+		_end_session(message)
+		_set_link(Link.OFFLINE, "the host refused hello: %s" % message)
+		error_received.emit(code, message, true)
+		return
 	error_received.emit(code, message, fatal)
 	if code == "not_ready":
 		# The host forgot this peer (idle before `start`, or restarted): greet it again,
 		# and repeat the `start` it refused once the new welcome arrives.
 		_start_pending = _start_pending or _int(header, "req_id") == _start_req
 		_set_link(Link.HANDSHAKING, "the host forgot this client; greeting it again")
-		_send(Protocol.hello(client_name))
+		_greet()
 	elif code == "unknown_session":
-		# The session we tried to resume is gone (timed out): start a fresh one.
+		# The session we tried to resume is gone (timed out, or the host restarted): start a
+		# fresh one with the last start's options, whatever auto_start says (the game had one).
 		_resume_id = ""
 		_end_session(message)
 		_set_link(Link.READY, "the previous session expired; starting a new one")
-		if auto_start:
-			start_session()
+		start_session(_start_options)
 	elif fatal and link == Link.IN_SESSION:
 		_end_session(message)
 		_set_link(Link.READY, "session ended: %s" % message)
@@ -545,6 +575,12 @@ func _on_error(header: Dictionary) -> void:
 
 func _on_socket_opened(_peer_properties: Dictionary) -> void:
 	_set_link(Link.HANDSHAKING, "greeting the host at %s" % endpoint)
+	_greet()
+
+
+## hello, answered by welcome within the socket's handshake_timeout_s, else poll() reconnects.
+func _greet() -> void:
+	_hello_deadline_ms = Time.get_ticks_msec() + int(_socket.handshake_timeout_s * 1000.0)
 	_send(Protocol.hello(client_name))
 
 

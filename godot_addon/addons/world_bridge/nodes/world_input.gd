@@ -32,6 +32,7 @@ signal action_sent(action: Variant)
 	"wb_latent_8": 7,
 }
 ## What to send when nothing is pressed (realtime mode): a name, or a latent id as digits ("0").
+## One the backend lacks is warned about once a session, and latent id 0 is sent instead.
 @export var idle_action := "noop"
 @export var enabled := true
 
@@ -74,7 +75,8 @@ func rebuild() -> void:
 		)
 
 
-## The bound world actions `session` cannot take (names it lacks, latent ids past its count).
+## The bound world actions `session` cannot take (names it lacks, latent ids past its count);
+## the idle action is checked too.
 func check_bindings(session: Dictionary) -> PackedStringArray:
 	var unknown := PackedStringArray()
 	var names: Variant = session.get("action_names", [])
@@ -83,14 +85,23 @@ func check_bindings(session: Dictionary) -> PackedStringArray:
 		var label := _unknown_label(chord[1], names, count)
 		if label != "" and not label in unknown:
 			unknown.append(label)
+	var why := "WorldInput: %s not among this backend's actions (%s; latent ids 0-%d)"
 	if not unknown.is_empty():
-		var why := "WorldInput: %s not among this backend's actions (%s; latent ids 0-%d)"
 		push_warning(
 			(
 				(why % [", ".join(unknown), str(names), count - 1])
 				+ ": their keys send nothing; edit the bindings"
 			)
 		)
+	var idle := _unknown_label(_idle_value(), names, count)
+	if idle != "":
+		push_warning(
+			(
+				(why % ["idle action " + idle, str(names), count - 1])
+				+ ": latent action 0 is sent instead; edit idle_action"
+			)
+		)
+		unknown.append("idle " + idle)
 	return unknown
 
 
@@ -101,6 +112,7 @@ func _unknown_label(action: Variant, names: Variant, count: int) -> String:
 		typeof(names) != TYPE_ARRAY
 		or String(action) in names
 		or (client != null and client.action_map.has(String(action)))
+		or (client != null and client.action_map_sent.has(String(action)))
 	)
 	return "" if known else String(action)
 
@@ -125,17 +137,15 @@ func resolve_action() -> Variant:
 	return _idle()
 
 
-## The idle action; latent id 0 when the backend has no action by that name.
+## The idle action; latent id 0 when the backend lacks it (check_bindings warned).
 func _idle() -> Variant:
-	if idle_action.is_valid_int():
-		return int(idle_action)
-	if client == null:
-		return idle_action
-	var names: Variant = client.session.get("action_names", [])
-	var known: bool = (
-		typeof(names) != TYPE_ARRAY or idle_action in names or client.action_map.has(idle_action)
-	)
-	return idle_action if known else 0
+	var idle: Variant = _idle_value()
+	var label := "latent %d" % idle if typeof(idle) == TYPE_INT else String(idle)
+	return 0 if "idle " + label in unknown_actions else idle
+
+
+func _idle_value() -> Variant:
+	return int(idle_action) if idle_action.is_valid_int() else idle_action
 
 
 func _process(_delta: float) -> void:
