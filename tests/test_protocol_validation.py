@@ -171,3 +171,24 @@ def test_an_oversized_container_is_named_as_such():
     with pytest.raises(ProtocolError, match="an array or map in the header holds over 4096 items") as e:
         P.decode(P.encode({"type": "input", "action": 0, "extra": list(range(5000))}))
     assert "not a msgpack message" not in e.value.message
+
+
+def test_a_big_jpeg_prompt_is_decoded_at_a_reduced_scale_and_a_png_whole():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from bridge.host.pixels import PROMPT_DECODE_PX, decode_prompt_image
+
+    big = np.zeros((2048, 3072, 3), np.uint8)
+    big[:, :1536] = (200, 30, 30)
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "JPEG", quality=95)
+    img = decode_prompt_image(buf.getvalue())
+    assert img.shape == (512, 768, 3)  # 1/4 scale: the smallest JPEG scale still >= PROMPT_DECODE_PX on each side
+    assert min(img.shape[:2]) >= PROMPT_DECODE_PX and abs(int(img[100, 100, 0]) - 200) < 8
+    small = np.arange(300 * 200 * 3, dtype=np.uint8).reshape(300, 200, 3)
+    buf = io.BytesIO()
+    Image.fromarray(small).save(buf, "PNG")
+    assert np.array_equal(decode_prompt_image(buf.getvalue()), small)  # lossless and small: untouched

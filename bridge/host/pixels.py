@@ -38,12 +38,16 @@ def decode_pixels(payload: bytes, codec: str, width: int, height: int) -> np.nda
     return img
 
 
+PROMPT_DECODE_PX = 512  # prompts end up 64-256 px: a 4096-px JPEG need not be decoded whole (1 s on the loop)
+
+
 def decode_prompt_image(data: bytes, what: str = "image") -> np.ndarray:
     """PNG/JPEG prompt bytes -> (H, W, 3) uint8, or ProtocolError(bad_prompt) naming the problem."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.width * im.height > 4096 * 4096:
                 raise ProtocolError("bad_prompt", f"{what} is {im.width}x{im.height}: send at most 4096x4096")
+            im.draft("RGB", (PROMPT_DECODE_PX, PROMPT_DECODE_PX))  # a JPEG decodes at 1/2-1/8 scale, still >= that
             return np.asarray(im.convert("RGB"))
     except ProtocolError:
         raise
