@@ -356,7 +356,7 @@ class WorldClient:
         return self._request({"type": "status"})
 
     def ping(self) -> float:
-        """Round trip in ms."""
+        """Round trip in ms: also a barrier (the host answers after everything sent before it)."""
         t0 = client_ms()
         self._request({"type": "ping", "client_ts": t0})
         return client_ms() - t0

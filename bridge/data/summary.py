@@ -39,7 +39,7 @@ def dataset_info(ds: VideoDataset) -> dict:
 
 
 def format_info(info: dict) -> str:
-    """The summary as readable text."""
+    """The summary for a terminal (`data info` without --json)."""
     mb = info["bytes"] / 2**20
     lines = [
         f"{info['root']}  (source: {info['source']})",

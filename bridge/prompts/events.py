@@ -118,7 +118,7 @@ def trained_wordings(types: list[str], captions: dict[str, str]) -> dict[str, li
 
 
 def default_captions(types: list[str] | None = None) -> dict[str, str]:
-    """Canonical text per sandbox event type."""
+    """The caption each event type shows and is trained on first (its canonical wording)."""
     return {t: EVENT_CAPTIONS[t] for t in (types or EVENT_TYPES)}
 
 
