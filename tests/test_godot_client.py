@@ -623,3 +623,119 @@ def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_
         assert _recv(router)[1]["action"] == "dash", "a name of the start's action_map sent nothing"
     finally:
         router.close()
+
+
+def _rebind(port):
+    """The same port again, once the closed router let go of it."""
+    for _ in range(200):
+        try:
+            return _router(port)
+        except zmq.ZMQError:
+            time.sleep(0.02)
+    raise AssertionError("could not rebind")
+
+
+def _starts_seen(router, ms=400):
+    """Every message the client sends until it is quiet for `ms`."""
+    out = []
+    while router.poll(ms):
+        ident, data = router.recv_multipart()
+        out.append(zmtp_raw.unpack(data))
+    return out
+
+
+def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resume_fails(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}")
+        sim.add_to_root(c)
+        ident, start = _greet_and_start(sim, router, c)
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        router.close()  # host restarts
+        router, _ = _rebind(port)
+        _pump(sim, router)
+        ident, hello = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        _pump(sim, router)
+        ident, resume = _recv(router)
+        assert resume["resume"] == "s1"
+        # the game asks for a new world after the resume went out (link is READY: sent at once)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+        _pump(sim, router)
+        ident, game_start = _recv(router)
+        assert game_start["type"] == "start" and game_start["text"] == "a desert"
+        router.send_multipart([ident, _unknown_session(resume["req_id"])])
+        for _ in range(50):
+            sim.process()
+        extra = [m for m in _starts_seen(router) if m["type"] == "start"]
+        assert not extra, f"a second start after the failed resume (docs/protocol.md §5 says the game's start replaces it): {extra}"
+    finally:
+        router.close()
+
+
+def test_two_not_ready_answers_greet_once_and_start_once(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=True)
+        sim.add_to_root(c)
+        ident, start = _greet_and_start(sim, router, c)
+        # the start fails (e.g. bad_prompt): READY, no session; later the host forgets the peer (max_peers eviction)
+        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "bad_prompt",
+                                                     "message": "bad", "fatal": False})])
+        for _ in range(20):
+            sim.process()
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "again"})])
+        assert sim.call_method(c, "request_status", [])
+        _pump(sim, router)
+        msgs = []
+        while router.poll(300):
+            msgs.append(router.recv_multipart())
+        kinds = [zmtp_raw.unpack(d)["type"] for _, d in msgs]
+        assert kinds == ["start", "status", "ping"], kinds
+        s_req = zmtp_raw.unpack(msgs[0][1])["req_id"]
+        st_req = zmtp_raw.unpack(msgs[1][1])["req_id"]
+        for rq in (s_req, st_req):   # what a host that forgot the peer answers
+            router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": rq, "code": "not_ready",
+                                                         "message": "send hello first", "fatal": False})])
+        _pump(sim, router)
+        hellos = [m for m in _starts_seen(router) if m["type"] == "hello"]
+        for _ in hellos:
+            router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        for _ in range(50):
+            sim.process()
+        starts = [m for m in _starts_seen(router) if m["type"] == "start"]
+        assert len(hellos) == 1 or len(starts) == 1, f"{len(hellos)} hellos -> {len(starts)} starts: {starts}"
+    finally:
+        router.close()
+
+
+def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}")
+        inp = sim.new(sim.script(INPUT))
+        inp.members["client"] = c
+        inp.members["bindings"] = gdsim.to_gd({"wb_right": "right"})
+        sim.add_to_root(c)
+        sim.add_to_root(inp)
+        ident, start = _greet_and_start(sim, router, c)
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        _pump(sim, router)
+        assert _recv(router)[1]["action"] == "noop"
+        sim.pressed.add("wb_right")
+        _pump(sim, router)
+        assert _recv(router)[1]["action"] == "right"
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
+        _pump(sim, router)
+        ident, start2 = _recv(router)
+        assert start2["type"] == "start"
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start2["req_id"], "s2"))])
+        assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+        for _ in range(30):
+            sim.process()
+        inputs = [m for m in _starts_seen(router) if m["type"] == "input"]
+        assert inputs, "the new session s2 never got the held 'right': it runs with no input while the key is held"
+    finally:
+        router.close()

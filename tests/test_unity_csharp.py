@@ -82,7 +82,7 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "UnsupportedEditIsATypedErrorAndTheSessionGoesOn", "LatencyIsMeasuredOnTheFirstFrameOfEachInputOnly",
                      "AnErrorAnsweringHelloIsFatalAndExplained", "TheHandshakeHasADeadlineThatHeartbeatsDoNotExtend",
                      "AFailedResumeStartsAFreshSessionWithTheSameOptions", "AStartMadeWhileReconnectingReplacesTheResume",
-                     "AFailedResumeDoesNotRestartWhenTheGameStartedMeanwhile",
+                     "AFailedResumeDoesNotRestartWhenTheGameStartedMeanwhile", "AStartThatThrowsWhileReconnectingIsNoStart",
                      "NegativeSeedsAreRefusedBeforeSending"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 

@@ -208,8 +208,8 @@ namespace WorldBridge.Core
             if (options.Fps < 1 || options.Fps > 120) throw new ArgumentException($"fps {options.Fps} must be within 1-120");
             CheckSeed(options.Seed);
             var id = NextReqId();
+            Enqueue(Protocol.Start(id, options));        // may throw (too large, closed): then it is no start at all
             Interlocked.Increment(ref starts);
-            Enqueue(Protocol.Start(id, options));
             lastStart = options;
             return id;
         }

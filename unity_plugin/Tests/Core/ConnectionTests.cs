@@ -513,6 +513,29 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AStartThatThrowsWhileReconnectingIsNoStart()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome(maxMessageBytes: 4096);
+                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                host.Drop();
+                Until(() => !c.IsReady, "the client to notice the drop");
+                Assert.Throws<ArgumentException>(() => c.Start(new StartOptions { Mode = "step", Image = new byte[10000] }));
+                host.Accept();
+                host.Welcome(maxMessageBytes: 4096);
+                c.Input(1);
+                Assert.AreEqual("s1", host.Expect("start").GetString("resume"), "the refused Start must not cancel the resume");
+            }
+        }
+
+        [Test]
         public void AnErrorAnsweringHelloIsFatalAndExplained()
         {
             using (var host = new FakeHost())

@@ -90,6 +90,7 @@ var _resume_id := ""
 var _start_options := {}
 var _start_pending := false
 var _start_req := -1
+var _resume_req := -1
 var _frame_times: Array = []
 var _last_sent_ms := 0.0
 var _latency_seq := 0
@@ -421,7 +422,8 @@ func _on_welcome(header: Dictionary) -> void:
 		_end_session("replaced by the start asked for while reconnecting")
 		start_session(_start_options)
 	elif _resume_id != "":
-		_send(Protocol.start(_next_req(), {"resume": _resume_id}))
+		_resume_req = _next_req()
+		_send(Protocol.start(_resume_req, {"resume": _resume_id}))
 	elif auto_start:
 		start_session(_start_options)
 
@@ -556,13 +558,17 @@ func _on_error(header: Dictionary) -> void:
 		# The host forgot this peer (idle before `start`, or restarted): greet it again,
 		# and repeat the `start` it refused once the new welcome arrives.
 		_start_pending = _start_pending or _int(header, "req_id") == _start_req
-		_set_link(Link.HANDSHAKING, "the host forgot this client; greeting it again")
-		_greet()
+		if link != Link.HANDSHAKING:  # every request it forgot answers not_ready: one hello is enough
+			_set_link(Link.HANDSHAKING, "the host forgot this client; greeting it again")
+			_greet()
 	elif code == "unknown_session":
 		# The session we tried to resume is gone (timed out, or the host restarted): start a
 		# fresh one with the last start's options, whatever auto_start says (the game had one).
 		_resume_id = ""
 		_end_session(message)
+		if _start_req > _resume_req:  # the game asked for a new world since the resume went out: that one
+			_set_link(Link.READY, "the previous session expired")
+			return
 		_set_link(Link.READY, "the previous session expired; starting a new one")
 		start_session(_start_options)
 	elif fatal and link == Link.IN_SESSION:

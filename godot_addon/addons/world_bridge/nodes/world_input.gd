@@ -156,6 +156,7 @@ func _process(_delta: float) -> void:
 	if session_id != _checked_session:
 		_checked_session = session_id
 		unknown_actions = check_bindings(client.session)
+		current_action = null  # a new session starts idle: send the held keys to it again
 	var mode: Variant = client.session.get("mode")
 	if typeof(mode) == TYPE_STRING and mode == "step":
 		var pressed: Variant = _just_pressed_action()
