@@ -119,3 +119,26 @@ def test_keys_quotes_the_path_it_tells_you_to_paste(tmp_path):
     out = tmp_path / "k ü"
     res = CliRunner().invoke(keys, ["--out", str(out)])
     assert res.exit_code == 0 and f"--curve-secret {shlex.quote(str(out / 'host.key_secret'))}\n" in res.output
+
+
+def test_preload_reads_the_world_on_a_thread_that_ends_and_passes_its_errors_on():
+    """torch's OpenMP workers live as long as the thread that started them: a world loaded on the main thread made
+    the demo's host thread run at half speed (15 against 30 frames/s), so preload must not touch torch there."""
+    import threading
+
+    from bridge.host.backends import BackendSpec, preload
+
+    seen = []
+
+    class Probe(BackendSpec):
+        def create(self):
+            seen.append(threading.current_thread())
+            if self.checkpoint == "bad":
+                raise ValueError("bad checkpoint: retrain it")
+            return "world"
+
+    spec = preload(Probe("world_model", checkpoint="good"))
+    assert spec.factory() == "world" and len(seen) == 1  # sessions spawn from that one load
+    assert seen[0] is not threading.main_thread() and not seen[0].is_alive()
+    with pytest.raises(ValueError, match="bad checkpoint: retrain it"):
+        preload(Probe("world_model", checkpoint="bad"))

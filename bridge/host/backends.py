@@ -63,7 +63,23 @@ def preload(spec: BackendSpec) -> BackendSpec:
     start; sessions then spawn from this one load (in-process hosts only: a loaded world does not pickle)."""
     if spec.kind != "world_model" or spec.factory is not None:
         return spec
-    world = spec.create()
+    made: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            made["world"] = spec.create()
+        except BaseException as e:  # re-raised in the caller's thread
+            made["error"] = e
+
+    # On a thread that ends, as the host's loader threads are: torch's OpenMP workers started by a thread live as
+    # long as it does, and the main thread's would then compete with the host thread's for the cores (measured: the
+    # demo ran at 15 frames/s with the world loaded on the main thread, 30 with it loaded here).
+    loader = threading.Thread(target=load, name="worldbridge-preload")
+    loader.start()
+    loader.join()
+    if "error" in made:
+        raise made["error"]
+    world = made["world"]
     return replace(spec, factory=lambda: world)
 
 
