@@ -223,31 +223,26 @@ def test_world_input_step_mode_sends_one_input_per_press(sim, host):
     sim.call_method(c, "disconnect_from_host", [])
 
 
-def test_reject_stops_reconnecting_and_says_why(sim):
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}")
-        rec = Recorder(c, "error_received")
-        sim.add_to_root(c)
-        assert _run_until(sim, lambda: router.poll(0))
-        ident, hello = router.recv_multipart()
-        assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                          "client": "godot/0.1.1", "codecs": ["raw", "png", "jpeg"]}
-        router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
-        router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
-        router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
-                                                     "message": "client speaks 1.0, host speaks 2.0: update",
-                                                     "protocol_major": 2, "protocol_minor": 0})])
-        assert _run_until(sim, lambda: any(e[0] == "version_mismatch" for e in rec["error_received"]))
-        assert rec["error_received"][0][0] == "client" and "not a msgpack map" in rec["error_received"][0][1]
-        assert c.members["link"] == 0 and c.members["_socket"] is None
-        assert c.members["status_text"].startswith("rejected by the host: client speaks 1.0")
-        sim.process(10)
-        assert not router.poll(100)  # no reconnect, no second hello
-    finally:
-        router.close()
+def test_reject_stops_reconnecting_and_says_why(sim, scripted):
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    rec = Recorder(c, "error_received")
+    sim.add_to_root(c)
+    assert _run_until(sim, lambda: router.poll(0))
+    ident, hello = router.recv_multipart()
+    assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
+                                      "client": "godot/0.1.1", "codecs": ["raw", "png", "jpeg"]}
+    router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
+    router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
+    router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
+                                                 "message": "client speaks 1.0, host speaks 2.0: update",
+                                                 "protocol_major": 2, "protocol_minor": 0})])
+    assert _run_until(sim, lambda: any(e[0] == "version_mismatch" for e in rec["error_received"]))
+    assert rec["error_received"][0][0] == "client" and "not a msgpack map" in rec["error_received"][0][1]
+    assert c.members["link"] == 0 and c.members["_socket"] is None
+    assert c.members["status_text"].startswith("rejected by the host: client speaks 1.0")
+    sim.process(10)
+    assert not router.poll(100)  # no reconnect, no second hello
 
 
 def _demo_blockout_png() -> bytes:
@@ -294,61 +289,87 @@ def _pump(sim, router):
     assert _run_until(sim, lambda: router.poll(0), timeout=5)
 
 
-def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim):
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
+def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim, scripted):
+    router, port = scripted
     welcome = {"type": "welcome", "protocol_major": 1, "protocol_minor": 0, "host": "scripted", "codec": "raw",
                "capabilities": ["image_prompt"], "backends": ["sandbox"], "default_backend": "sandbox",
                "limits": {"max_message_bytes": 1024, "max_sessions": 1, "idle_timeout_s": 60.0}}
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
-        rec = Recorder(c, "error_received")
-        sim.add_to_root(c)
-        _pump(sim, router)
-        ident, hello = _recv(router)
-        assert hello["type"] == "hello"
-        router.send_multipart([ident, zmtp_raw.pack(welcome)])
-        assert _run_until(sim, lambda: c.members["link"] == 3)
-        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"image": b"\x89PNG" + b"\0" * 2000})])
-        assert "over the host's 1024-byte limit" in rec["error_received"][-1][1]
-        assert not router.poll(100)  # refused before sending
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-        _pump(sim, router)
-        ident, start = _recv(router)
-        assert start["type"] == "start" and start["text"] == "a cave"
-        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "not_ready",
-                                                     "message": "send `hello` first", "fatal": False})])
-        _pump(sim, router)
-        assert _recv(router)[1]["type"] == "hello"  # greets again
-        router.send_multipart([ident, zmtp_raw.pack(welcome)])
-        _pump(sim, router)
-        again = _recv(router)[1]
-        assert again["type"] == "start" and again["text"] == "a cave" and again["req_id"] > start["req_id"]
-    finally:
-        router.close()
-
-
-def _scripted_session(sim, router, mode: str, idle_timeout_s: float = 60.0):
-    """A client in session `s1` with a scripted pyzmq host; returns (client, recorder, the host's peer id)."""
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    c = _client(sim, f"tcp://127.0.0.1:{port}", mode=mode)
-    rec = Recorder(c, "event_applied", "frame_received")
+    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+    rec = Recorder(c, "error_received")
     sim.add_to_root(c)
     _pump(sim, router)
     ident, hello = _recv(router)
     assert hello["type"] == "hello"
-    router.send_multipart([ident, zmtp_raw.pack({
-        "type": "welcome", "protocol_major": 1, "protocol_minor": 2, "host": "scripted", "codec": "raw",
-        "capabilities": ["events"], "backends": ["sandbox"], "default_backend": "sandbox",
-        "limits": {"max_message_bytes": 1 << 24, "max_sessions": 1, "idle_timeout_s": idle_timeout_s}})])
+    router.send_multipart([ident, zmtp_raw.pack(welcome)])
+    assert _run_until(sim, lambda: c.members["link"] == 3)
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"image": b"\x89PNG" + b"\0" * 2000})])
+    assert "over the host's 1024-byte limit" in rec["error_received"][-1][1]
+    assert not router.poll(100)  # refused before sending
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _pump(sim, router)
+    ident, start = _recv(router)
+    assert start["type"] == "start" and start["text"] == "a cave"
+    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "not_ready",
+                                                 "message": "send `hello` first", "fatal": False})])
+    _pump(sim, router)
+    assert _recv(router)[1]["type"] == "hello"  # greets again
+    router.send_multipart([ident, zmtp_raw.pack(welcome)])
+    _pump(sim, router)
+    again = _recv(router)[1]
+    assert again["type"] == "start" and again["text"] == "a cave" and again["req_id"] > start["req_id"]
+
+
+SCRIPTED_WELCOME = {"type": "welcome", "protocol_major": 1, "protocol_minor": 2, "host": "scripted", "codec": "raw",
+                    "capabilities": ["events", "text_prompt"], "backends": ["sandbox"], "default_backend": "sandbox",
+                    "limits": {"max_message_bytes": 1 << 24, "max_sessions": 1, "idle_timeout_s": 60.0}}
+
+
+def _session_msg(req_id, sid="s1", mode="realtime"):
+    return {"type": "session", "req_id": req_id, "session_id": sid, "backend_kind": "sandbox",
+            "backend_name": "scripted", "mode": mode, "fps": 24.0, "width": 2, "height": 2,
+            "action_names": ["noop", "right"], "num_latent_actions": 2, "event_types": [], "settings": {},
+            "frame_index": 0, "epoch": 0, "resumed": False}
+
+
+def _router(port=None):
+    """A scripted host's ROUTER on a free loopback port (or `port` again, after a restart)."""
+    r = zmq.Context.instance().socket(zmq.ROUTER)
+    r.setsockopt(zmq.LINGER, 0)
+    if port is None:
+        return r, r.bind_to_random_port("tcp://127.0.0.1")
+    r.bind(f"tcp://127.0.0.1:{port}")
+    return r, port
+
+
+@pytest.fixture()
+def scripted():
+    """(router, port) of a scripted pyzmq host, closed after the test."""
+    router, port = _router()
+    yield router, port
+    router.close()
+
+
+def _greet_and_start(sim, router, c, welcome=SCRIPTED_WELCOME):
+    """Answer the client's hello with `welcome`; returns (its peer id, the start it then sends)."""
+    _pump(sim, router)
+    ident, hello = _recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(welcome)])
     _pump(sim, router)
     ident, start = _recv(router)
     assert start["type"] == "start"
-    router.send_multipart([ident, zmtp_raw.pack({
-        "type": "session", "req_id": start["req_id"], "session_id": "s1", "backend_kind": "sandbox",
-        "backend_name": "scripted", "mode": mode, "fps": 24.0, "width": 2, "height": 2, "action_names": ["noop"],
-        "num_latent_actions": 0, "event_types": [], "settings": {}, "frame_index": 0, "epoch": 0, "resumed": False})])
+    return ident, start
+
+
+def _scripted_session(sim, scripted, mode: str, idle_timeout_s: float = 60.0):
+    """A client in session `s1` with a scripted pyzmq host; returns (client, recorder, the host's peer id)."""
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}", mode=mode)
+    rec = Recorder(c, "event_applied", "frame_received")
+    sim.add_to_root(c)
+    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "idle_timeout_s": idle_timeout_s}}
+    ident, start = _greet_and_start(sim, router, c, welcome)
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], mode=mode))])
     assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
     return c, rec, ident
 
@@ -360,93 +381,73 @@ def _frame_msg(index: int, events: list[str], epoch: int = 0, client_ts: float |
                           "codec": "raw", "width": 2, "height": 2})
 
 
-def test_realtime_frames_skipped_in_one_poll_still_report_their_events(sim):
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    try:
-        c, rec, ident = _scripted_session(sim, router, "realtime")
-        router.send_multipart([ident, _frame_msg(1, ["it begins to snow"]), b"\0" * 12])
-        router.send_multipart([ident, _frame_msg(2, []), b"\0" * 12])
-        time.sleep(0.3)  # both frames wait in the socket: one poll reads them together
-        sim.call_method(c, "poll", [])
-        assert len(rec["frame_received"]) == 1 and c.members["frames_skipped"] == 1  # only the newest is shown...
-        assert rec["event_applied"] == [("it begins to snow",)]  # ...but the skipped frame's event is still said
-    finally:
-        router.close()
+def test_realtime_frames_skipped_in_one_poll_still_report_their_events(sim, scripted):
+    router, _ = scripted
+    c, rec, ident = _scripted_session(sim, scripted, "realtime")
+    router.send_multipart([ident, _frame_msg(1, ["it begins to snow"]), b"\0" * 12])
+    router.send_multipart([ident, _frame_msg(2, []), b"\0" * 12])
+    time.sleep(0.3)  # both frames wait in the socket: one poll reads them together
+    sim.call_method(c, "poll", [])
+    assert len(rec["frame_received"]) == 1 and c.members["frames_skipped"] == 1  # only the newest is shown...
+    assert rec["event_applied"] == [("it begins to snow",)]  # ...but the skipped frame's event is still said
 
 
-def test_latency_is_measured_on_the_first_frame_of_each_input_only(sim):
+def test_latency_is_measured_on_the_first_frame_of_each_input_only(sim, scripted):
     """The host echoes the input in force on every frame: a held key must not read as a growing latency."""
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    try:
-        c, rec, ident = _scripted_session(sim, router, "realtime")
-        assert sim.call_method(c, "send_input", ["noop"])
-        _pump(sim, router)
-        _, sent = _recv(router)
-        router.send_multipart([ident, _frame_msg(1, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
-        assert _run_until(sim, lambda: len(rec["frame_received"]) == 1)
-        first = c.members["latency_ms"]
-        assert first >= 0
-        time.sleep(0.3)  # the key stays held
-        router.send_multipart([ident, _frame_msg(2, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
-        assert _run_until(sim, lambda: len(rec["frame_received"]) == 2)
-        assert c.members["latency_ms"] == first  # no new sample: the HUD keeps the last one
-        router.send_multipart([ident, _frame_msg(3, []), b"\0" * 12])  # a branch's frame: it echoes no input
-        assert _run_until(sim, lambda: len(rec["frame_received"]) == 3)
-        router.send_multipart([ident, _frame_msg(4, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
-        assert _run_until(sim, lambda: len(rec["frame_received"]) == 4)
-        assert c.members["latency_ms"] == first  # the held input is still not a new one
-    finally:
-        router.close()
+    router, _ = scripted
+    c, rec, ident = _scripted_session(sim, scripted, "realtime")
+    assert sim.call_method(c, "send_input", ["noop"])
+    _pump(sim, router)
+    _, sent = _recv(router)
+    router.send_multipart([ident, _frame_msg(1, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
+    assert _run_until(sim, lambda: len(rec["frame_received"]) == 1)
+    first = c.members["latency_ms"]
+    assert first >= 0
+    time.sleep(0.3)  # the key stays held
+    router.send_multipart([ident, _frame_msg(2, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
+    assert _run_until(sim, lambda: len(rec["frame_received"]) == 2)
+    assert c.members["latency_ms"] == first  # no new sample: the HUD keeps the last one
+    router.send_multipart([ident, _frame_msg(3, []), b"\0" * 12])  # a branch's frame: it echoes no input
+    assert _run_until(sim, lambda: len(rec["frame_received"]) == 3)
+    router.send_multipart([ident, _frame_msg(4, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
+    assert _run_until(sim, lambda: len(rec["frame_received"]) == 4)
+    assert c.members["latency_ms"] == first  # the held input is still not a new one
 
 
-def test_the_edit_marker_is_not_a_world_event_and_settings_update_the_session(sim):
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    try:
-        c, rec, ident = _scripted_session(sim, router, "realtime")
-        router.send_multipart([ident, _frame_msg(1, ["edit", "it begins to snow"], epoch=1), b"\0" * 12])
-        assert _run_until(sim, lambda: len(rec["frame_received"]) == 1)
-        assert rec["event_applied"] == [("it begins to snow",)]  # "edit" marks the pasted frame (edit_applied)
-        assert sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 12.0})])
-        _pump(sim, router)
-        _, settings = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": settings["req_id"], "request": "settings",
-                                                     "settings": {"fps": 12.0, "mode": "step"}})])
-        assert _run_until(sim, lambda: c.members["session"]["mode"] == "step")
-        assert c.members["session"]["fps"] == 12.0
-    finally:
-        router.close()
+def test_the_edit_marker_is_not_a_world_event_and_settings_update_the_session(sim, scripted):
+    router, _ = scripted
+    c, rec, ident = _scripted_session(sim, scripted, "realtime")
+    router.send_multipart([ident, _frame_msg(1, ["edit", "it begins to snow"], epoch=1), b"\0" * 12])
+    assert _run_until(sim, lambda: len(rec["frame_received"]) == 1)
+    assert rec["event_applied"] == [("it begins to snow",)]  # "edit" marks the pasted frame (edit_applied)
+    assert sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 12.0})])
+    _pump(sim, router)
+    _, settings = _recv(router)
+    router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": settings["req_id"], "request": "settings",
+                                                 "settings": {"fps": 12.0, "mode": "step"}})])
+    assert _run_until(sim, lambda: c.members["session"]["mode"] == "step")
+    assert c.members["session"]["fps"] == 12.0
 
 
-def test_a_paused_game_keeps_its_session_open(sim):
+def test_a_paused_game_keeps_its_session_open(sim, scripted):
     """get_tree().paused stops _process of PAUSABLE nodes: the client runs always, so it still pings."""
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    try:
-        c, rec, ident = _scripted_session(sim, router, "step", idle_timeout_s=1.5)
-        assert c.native.process_mode == gdsim.NodeModel.PROCESS_MODE_ALWAYS
-        sim.tree.paused = True
-        began = time.monotonic()
-        _pump(sim, router)
-        _, ping = _recv(router)
-        assert ping["type"] == "ping" and time.monotonic() - began < 1.4
-    finally:
-        router.close()
+    router, _ = scripted
+    c, rec, ident = _scripted_session(sim, scripted, "step", idle_timeout_s=1.5)
+    assert c.native.process_mode == gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    sim.tree.paused = True
+    began = time.monotonic()
+    _pump(sim, router)
+    _, ping = _recv(router)
+    assert ping["type"] == "ping" and time.monotonic() - began < 1.4
 
 
-def test_an_idle_step_session_is_kept_open_with_pings(sim):
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    try:
-        c, rec, ident = _scripted_session(sim, router, "step", idle_timeout_s=1.5)
-        began = time.monotonic()
-        _pump(sim, router)  # the game sends nothing; the client must, well inside the host's 1.5 s
-        _, ping = _recv(router)
-        assert ping["type"] == "ping" and time.monotonic() - began < 1.4
-    finally:
-        router.close()
+def test_an_idle_step_session_is_kept_open_with_pings(sim, scripted):
+    router, _ = scripted
+    c, rec, ident = _scripted_session(sim, scripted, "step", idle_timeout_s=1.5)
+    began = time.monotonic()
+    _pump(sim, router)  # the game sends nothing; the client must, well inside the host's 1.5 s
+    _, ping = _recv(router)
+    assert ping["type"] == "ping" and time.monotonic() - began < 1.4
 
 
 def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim, host):
@@ -470,36 +471,13 @@ def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim
 
 # --- hello errors and deadlines, restarts after a failed resume, WorldInput against the start's action_map ---
 
-SCRIPTED_WELCOME = {"type": "welcome", "protocol_major": 1, "protocol_minor": 2, "host": "scripted", "codec": "raw",
-                    "capabilities": ["events", "text_prompt"], "backends": ["sandbox"], "default_backend": "sandbox",
-                    "limits": {"max_message_bytes": 1 << 24, "max_sessions": 1, "idle_timeout_s": 60.0}}
 
 
-def _session_msg(req_id, sid="s1"):
-    return {"type": "session", "req_id": req_id, "session_id": sid, "backend_kind": "sandbox",
-            "backend_name": "scripted", "mode": "realtime", "fps": 24.0, "width": 2, "height": 2,
-            "action_names": ["noop", "right"], "num_latent_actions": 2, "event_types": [], "settings": {},
-            "frame_index": 0, "epoch": 0, "resumed": False}
 
 
-def _router(port=None):
-    r = zmq.Context.instance().socket(zmq.ROUTER)
-    r.setsockopt(zmq.LINGER, 0)
-    if port is None:
-        return r, r.bind_to_random_port("tcp://127.0.0.1")
-    r.bind(f"tcp://127.0.0.1:{port}")
-    return r, port
 
 
-def _greet_and_start(sim, router, c):
-    _pump(sim, router)
-    ident, hello = _recv(router)
-    assert hello["type"] == "hello"
-    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    _pump(sim, router)
-    ident, start = _recv(router)
-    assert start["type"] == "start"
-    return ident, start
+
 
 
 def _unknown_session(req_id):
@@ -507,40 +485,34 @@ def _unknown_session(req_id):
                           "fatal": False})
 
 
-def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(sim):
-    router, port = _router()
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
-        rec = Recorder(c, "error_received")
-        sim.add_to_root(c)
-        _pump(sim, router)
-        ident, hello = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "bad_message",
-                                                     "message": "client is 5000 bytes", "fatal": False})])
-        assert _run_until(sim, lambda: rec["error_received"])
-        assert rec["error_received"] == [("bad_message", "client is 5000 bytes", True)]
-        assert c.members["link"] == 0 and "client is 5000 bytes" in c.members["status_text"]
-        sim.process(10)
-        assert not router.poll(300), "greeted again after the host refused hello"
-    finally:
-        router.close()
+def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(sim, scripted):
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
+    rec = Recorder(c, "error_received")
+    sim.add_to_root(c)
+    _pump(sim, router)
+    ident, hello = _recv(router)
+    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "bad_message",
+                                                 "message": "client is 5000 bytes", "fatal": False})])
+    assert _run_until(sim, lambda: rec["error_received"])
+    assert rec["error_received"] == [("bad_message", "client is 5000 bytes", True)]
+    assert c.members["link"] == 0 and "client is 5000 bytes" in c.members["status_text"]
+    sim.process(10)
+    assert not router.poll(300), "greeted again after the host refused hello"
 
 
-def test_hello_unanswered_within_the_handshake_timeout_reconnects(sim):
-    router, port = _router()
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}")
-        rec = Recorder(c, "error_received")
-        sim.add_to_root(c)
-        c.members["_socket"].members["handshake_timeout_s"] = 0.3
-        _pump(sim, router)
-        _recv(router)  # hello, never answered
-        assert _run_until(sim, lambda: c.members["link"] != 2, timeout=3), "no deadline on hello -> welcome"
-        assert "did not answer hello within 0.3 s" in rec["error_received"][-1][1]
-        _pump(sim, router)
-        assert _recv(router)[1]["type"] == "hello"  # greets again on a new connection
-    finally:
-        router.close()
+def test_hello_unanswered_within_the_handshake_timeout_reconnects(sim, scripted):
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    rec = Recorder(c, "error_received")
+    sim.add_to_root(c)
+    c.members["_socket"].members["handshake_timeout_s"] = 0.3
+    _pump(sim, router)
+    _recv(router)  # hello, never answered
+    assert _run_until(sim, lambda: c.members["link"] != 2, timeout=3), "no deadline on hello -> welcome"
+    assert "did not answer hello within 0.3 s" in rec["error_received"][-1][1]
+    _pump(sim, router)
+    assert _recv(router)[1]["type"] == "hello"  # greets again on a new connection
 
 
 def test_a_failed_resume_restarts_with_the_last_starts_options_even_without_auto_start(sim):
@@ -593,36 +565,33 @@ def test_a_start_asked_for_while_reconnecting_replaces_the_resume(sim):
         router.close()
 
 
-def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_action(sim):
-    router, port = _router()
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
-        inp = sim.new(sim.script(INPUT))
-        inp.members["client"] = c
-        inp.members["bindings"] = gdsim.to_gd({"wb_right": "dash"})
-        inp.members["idle_action"] = "9"  # the backend has latent ids 0-1
-        sim.add_to_root(c)
-        sim.add_to_root(inp)
-        _pump(sim, router)
-        ident, _ = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-        assert _run_until(sim, lambda: c.members["link"] == 3)
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
-        _pump(sim, router)
-        ident, start = _recv(router)
-        assert start["action_map"] == {"dash": 1}
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
-        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
-        _pump(sim, router)
-        idle = _recv(router)[1]
-        assert idle["action"] == 0, f"an idle latent id past num_latent_actions was sent: {idle}"
-        assert gdsim.to_py(inp.members["unknown_actions"]) == ["idle latent 9"]
-        sim.pressed.add("wb_right")
-        sim.just_pressed.add("wb_right")
-        _pump(sim, router)
-        assert _recv(router)[1]["action"] == "dash", "a name of the start's action_map sent nothing"
-    finally:
-        router.close()
+def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_action(sim, scripted):
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+    inp = sim.new(sim.script(INPUT))
+    inp.members["client"] = c
+    inp.members["bindings"] = gdsim.to_gd({"wb_right": "dash"})
+    inp.members["idle_action"] = "9"  # the backend has latent ids 0-1
+    sim.add_to_root(c)
+    sim.add_to_root(inp)
+    _pump(sim, router)
+    ident, _ = _recv(router)
+    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    assert _run_until(sim, lambda: c.members["link"] == 3)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
+    _pump(sim, router)
+    ident, start = _recv(router)
+    assert start["action_map"] == {"dash": 1}
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    _pump(sim, router)
+    idle = _recv(router)[1]
+    assert idle["action"] == 0, f"an idle latent id past num_latent_actions was sent: {idle}"
+    assert gdsim.to_py(inp.members["unknown_actions"]) == ["idle latent 9"]
+    sim.pressed.add("wb_right")
+    sim.just_pressed.add("wb_right")
+    _pump(sim, router)
+    assert _recv(router)[1]["action"] == "dash", "a name of the start's action_map sent nothing"
 
 
 def _rebind(port):
@@ -674,68 +643,62 @@ def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resum
         router.close()
 
 
-def test_two_not_ready_answers_greet_once_and_start_once(sim):
-    router, port = _router()
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=True)
-        sim.add_to_root(c)
-        ident, start = _greet_and_start(sim, router, c)
-        # the start fails (e.g. bad_prompt): READY, no session; later the host forgets the peer (max_peers eviction)
-        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "bad_prompt",
-                                                     "message": "bad", "fatal": False})])
-        for _ in range(20):
-            sim.process()
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "again"})])
-        assert sim.call_method(c, "request_status", [])
-        _pump(sim, router)
-        msgs = []
-        while router.poll(300):
-            msgs.append(router.recv_multipart())
-        kinds = [zmtp_raw.unpack(d)["type"] for _, d in msgs]
-        assert kinds == ["start", "status", "ping"], kinds
-        s_req = zmtp_raw.unpack(msgs[0][1])["req_id"]
-        st_req = zmtp_raw.unpack(msgs[1][1])["req_id"]
-        for rq in (s_req, st_req):   # what a host that forgot the peer answers
-            router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": rq, "code": "not_ready",
-                                                         "message": "send hello first", "fatal": False})])
-        _pump(sim, router)
-        hellos = [m for m in _starts_seen(router) if m["type"] == "hello"]
-        for _ in hellos:
-            router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-        for _ in range(50):
-            sim.process()
-        starts = [m for m in _starts_seen(router) if m["type"] == "start"]
-        assert len(hellos) == 1 or len(starts) == 1, f"{len(hellos)} hellos -> {len(starts)} starts: {starts}"
-    finally:
-        router.close()
+def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=True)
+    sim.add_to_root(c)
+    ident, start = _greet_and_start(sim, router, c)
+    # the start fails (e.g. bad_prompt): READY, no session; later the host forgets the peer (max_peers eviction)
+    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "bad_prompt",
+                                                 "message": "bad", "fatal": False})])
+    for _ in range(20):
+        sim.process()
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "again"})])
+    assert sim.call_method(c, "request_status", [])
+    _pump(sim, router)
+    msgs = []
+    while router.poll(300):
+        msgs.append(router.recv_multipart())
+    kinds = [zmtp_raw.unpack(d)["type"] for _, d in msgs]
+    assert kinds == ["start", "status", "ping"], kinds
+    s_req = zmtp_raw.unpack(msgs[0][1])["req_id"]
+    st_req = zmtp_raw.unpack(msgs[1][1])["req_id"]
+    for rq in (s_req, st_req):   # what a host that forgot the peer answers
+        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": rq, "code": "not_ready",
+                                                     "message": "send hello first", "fatal": False})])
+    _pump(sim, router)
+    hellos = [m for m in _starts_seen(router) if m["type"] == "hello"]
+    for _ in hellos:
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    for _ in range(50):
+        sim.process()
+    starts = [m for m in _starts_seen(router) if m["type"] == "start"]
+    assert len(hellos) == 1 or len(starts) == 1, f"{len(hellos)} hellos -> {len(starts)} starts: {starts}"
 
 
-def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(sim):
-    router, port = _router()
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}")
-        inp = sim.new(sim.script(INPUT))
-        inp.members["client"] = c
-        inp.members["bindings"] = gdsim.to_gd({"wb_right": "right"})
-        sim.add_to_root(c)
-        sim.add_to_root(inp)
-        ident, start = _greet_and_start(sim, router, c)
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
-        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
-        _pump(sim, router)
-        assert _recv(router)[1]["action"] == "noop"
-        sim.pressed.add("wb_right")
-        _pump(sim, router)
-        assert _recv(router)[1]["action"] == "right"
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
-        _pump(sim, router)
-        ident, start2 = _recv(router)
-        assert start2["type"] == "start"
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start2["req_id"], "s2"))])
-        assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
-        for _ in range(30):
-            sim.process()
-        inputs = [m for m in _starts_seen(router) if m["type"] == "input"]
-        assert inputs, "the new session s2 never got the held 'right': it runs with no input while the key is held"
-    finally:
-        router.close()
+def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(sim, scripted):
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    inp = sim.new(sim.script(INPUT))
+    inp.members["client"] = c
+    inp.members["bindings"] = gdsim.to_gd({"wb_right": "right"})
+    sim.add_to_root(c)
+    sim.add_to_root(inp)
+    ident, start = _greet_and_start(sim, router, c)
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    _pump(sim, router)
+    assert _recv(router)[1]["action"] == "noop"
+    sim.pressed.add("wb_right")
+    _pump(sim, router)
+    assert _recv(router)[1]["action"] == "right"
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
+    _pump(sim, router)
+    ident, start2 = _recv(router)
+    assert start2["type"] == "start"
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start2["req_id"], "s2"))])
+    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+    for _ in range(30):
+        sim.process()
+    inputs = [m for m in _starts_seen(router) if m["type"] == "input"]
+    assert inputs, "the new session s2 never got the held 'right': it runs with no input while the key is held"
