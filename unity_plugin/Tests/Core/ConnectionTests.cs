@@ -214,6 +214,23 @@ namespace WorldBridge.Tests
             0, 0, 0, 2, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0, 0, 0, 0,
         };
 
+        /// <summary>A connection whose session s1, started with `options`, was live when the host went away, and that has
+        /// noticed the drop (the host accepts again with its next Accept).</summary>
+        static WorldBridgeConnection Dropped(FakeHost host, StartOptions options, long maxMessageBytes = 16 << 20)
+        {
+            var c = new WorldBridgeConnection(Options(host));
+            c.Connect();
+            host.Accept();
+            host.Welcome(maxMessageBytes: maxMessageBytes);
+            c.Start(options);
+            host.Expect("start");
+            host.Session("s1");
+            NextMessage(c, "session");
+            host.Drop();
+            Until(() => !c.IsReady, "the client to notice the drop");
+            return c;
+        }
+
         static WorldBridgeConnection InSession(FakeHost host, params object[] capabilities)
         {
             var c = new WorldBridgeConnection(Options(host));
@@ -383,17 +400,9 @@ namespace WorldBridge.Tests
         public void AFailedResumeStartsAFreshSessionWithTheSameOptions()
         {
             using (var host = new FakeHost())
-            using (var c = new WorldBridgeConnection(Options(host)))
+            using (var c = Dropped(host, new StartOptions { Mode = "step", Seed = 5, Text = "a cave" }))
             {
-                c.Connect();
-                host.Accept();
-                host.Welcome();
-                c.Start(new StartOptions { Mode = "step", Seed = 5, Text = "a cave" });
-                host.Expect("start");
-                host.Session("s1");
-                NextMessage(c, "session");
-                host.Drop();                                   // the host restarts...
-                Until(() => !c.IsReady, "the client to notice the drop");
+                // the host restarts...
                 host.Accept();
                 host.Welcome();
                 var resume = host.Expect("start");
@@ -428,17 +437,8 @@ namespace WorldBridge.Tests
         public void AStartMadeWhileReconnectingReplacesTheResume()
         {
             using (var host = new FakeHost())
-            using (var c = new WorldBridgeConnection(Options(host)))
+            using (var c = Dropped(host, new StartOptions { Mode = "step", Text = "a cave" }))
             {
-                c.Connect();
-                host.Accept();
-                host.Welcome();
-                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
-                host.Expect("start");
-                host.Session("s1");
-                NextMessage(c, "session");
-                host.Drop();
-                Until(() => !c.IsReady, "the client to notice the drop");
                 c.Start(new StartOptions { Mode = "step", Text = "a desert" });   // the game asks for a new world meanwhile
                 host.Accept();
                 host.Welcome();
@@ -453,17 +453,8 @@ namespace WorldBridge.Tests
         public void AFailedResumeDoesNotRestartWhenTheGameStartedMeanwhile()
         {
             using (var host = new FakeHost())
-            using (var c = new WorldBridgeConnection(Options(host)))
+            using (var c = Dropped(host, new StartOptions { Mode = "step", Text = "a cave" }))
             {
-                c.Connect();
-                host.Accept();
-                host.Welcome();
-                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
-                host.Expect("start");
-                host.Session("s1");
-                NextMessage(c, "session");
-                host.Drop();
-                Until(() => !c.IsReady, "the client to notice the drop");
                 host.Accept();
                 host.Welcome();
                 var resume = host.Expect("start");
@@ -516,17 +507,8 @@ namespace WorldBridge.Tests
         public void AStartThatThrowsWhileReconnectingIsNoStart()
         {
             using (var host = new FakeHost())
-            using (var c = new WorldBridgeConnection(Options(host)))
+            using (var c = Dropped(host, new StartOptions { Mode = "step", Text = "a cave" }, maxMessageBytes: 4096))
             {
-                c.Connect();
-                host.Accept();
-                host.Welcome(maxMessageBytes: 4096);
-                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
-                host.Expect("start");
-                host.Session("s1");
-                NextMessage(c, "session");
-                host.Drop();
-                Until(() => !c.IsReady, "the client to notice the drop");
                 Assert.Throws<ArgumentException>(() => c.Start(new StartOptions { Mode = "step", Image = new byte[10000] }));
                 host.Accept();
                 host.Welcome(maxMessageBytes: 4096);
