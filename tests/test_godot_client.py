@@ -341,6 +341,24 @@ def _router(port=None):
     return r, port
 
 
+def _rebind(port):
+    """The same port again, once the closed router let go of it."""
+    for _ in range(200):
+        try:
+            return _router(port)
+        except zmq.ZMQError:
+            time.sleep(0.02)
+    raise AssertionError("could not rebind")
+
+
+def _restart_host(sim, router, port):
+    """The scripted host restarts on the same port and welcomes the client again: (router, peer id, what it sent next)."""
+    router.close()
+    router, _ = _rebind(port)
+    ident, sent = _greet_and_start(sim, router)
+    return router, ident, sent
+
+
 @pytest.fixture()
 def scripted():
     """(router, port) of a scripted pyzmq host, closed after the test."""
@@ -349,7 +367,7 @@ def scripted():
     router.close()
 
 
-def _greet_and_start(sim, router, c, welcome=SCRIPTED_WELCOME):
+def _greet_and_start(sim, router, welcome=SCRIPTED_WELCOME):
     """Answer the client's hello with `welcome`; returns (its peer id, the start it then sends)."""
     _pump(sim, router)
     ident, hello = _recv(router)
@@ -368,7 +386,7 @@ def _scripted_session(sim, scripted, mode: str, idle_timeout_s: float = 60.0):
     rec = Recorder(c, "event_applied", "frame_received")
     sim.add_to_root(c)
     welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "idle_timeout_s": idle_timeout_s}}
-    ident, start = _greet_and_start(sim, router, c, welcome)
+    ident, start = _greet_and_start(sim, router, welcome)
     router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], mode=mode))])
     assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
     return c, rec, ident
@@ -529,13 +547,7 @@ def test_a_failed_resume_restarts_with_the_last_starts_options_even_without_auto
         ident, start = _recv(router)
         router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s2"))])
         assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
-        router.close()  # the host restarts
-        router, _ = _router(port)
-        _pump(sim, router)
-        ident, hello = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-        _pump(sim, router)
-        ident, resume = _recv(router)
+        router, ident, resume = _restart_host(sim, router, port)
         assert resume["resume"] == "s2"
         router.send_multipart([ident, _unknown_session(resume["req_id"])])
         _pump(sim, router)
@@ -549,16 +561,12 @@ def test_a_failed_resume_restarts_with_the_last_starts_options_even_without_auto
 def test_a_start_asked_for_while_reconnecting_replaces_the_resume(sim):
     router, port = _router()
     try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}")
-        sim.add_to_root(c)
-        ident, start = _greet_and_start(sim, router, c)
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
-        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        c, _, ident = _scripted_session(sim, (router, port), "realtime")
         router.close()
         assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
         assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-        router, _ = _router(port)
-        ident, first = _greet_and_start(sim, router, c)
+        router, _ = _rebind(port)
+        ident, first = _greet_and_start(sim, router)
         assert first.get("resume") is None and first["text"] == "a desert", f"the pending start was dropped: {first}"
         assert not router.poll(300), "a second start"
     finally:
@@ -594,16 +602,6 @@ def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_
     assert _recv(router)[1]["action"] == "dash", "a name of the start's action_map sent nothing"
 
 
-def _rebind(port):
-    """The same port again, once the closed router let go of it."""
-    for _ in range(200):
-        try:
-            return _router(port)
-        except zmq.ZMQError:
-            time.sleep(0.02)
-    raise AssertionError("could not rebind")
-
-
 def _starts_seen(router, ms=400):
     """Every message the client sends until it is quiet for `ms`."""
     out = []
@@ -616,18 +614,8 @@ def _starts_seen(router, ms=400):
 def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resume_fails(sim):
     router, port = _router()
     try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}")
-        sim.add_to_root(c)
-        ident, start = _greet_and_start(sim, router, c)
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
-        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
-        router.close()  # host restarts
-        router, _ = _rebind(port)
-        _pump(sim, router)
-        ident, hello = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-        _pump(sim, router)
-        ident, resume = _recv(router)
+        c, _, ident = _scripted_session(sim, (router, port), "realtime")
+        router, ident, resume = _restart_host(sim, router, port)
         assert resume["resume"] == "s1"
         # the game asks for a new world after the resume went out (link is READY: sent at once)
         assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
@@ -647,7 +635,7 @@ def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=True)
     sim.add_to_root(c)
-    ident, start = _greet_and_start(sim, router, c)
+    ident, start = _greet_and_start(sim, router)
     # the start fails (e.g. bad_prompt): READY, no session; later the host forgets the peer (max_peers eviction)
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "bad_prompt",
                                                  "message": "bad", "fatal": False})])
@@ -684,7 +672,7 @@ def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_o
     inp.members["bindings"] = gdsim.to_gd({"wb_right": "right"})
     sim.add_to_root(c)
     sim.add_to_root(inp)
-    ident, start = _greet_and_start(sim, router, c)
+    ident, start = _greet_and_start(sim, router)
     router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
     assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
     _pump(sim, router)
