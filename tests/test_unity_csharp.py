@@ -90,7 +90,7 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
 # --- Unity-facing scripts against the compile-only stubs ---
 
 def test_world_input_checks_nunit(build: Path, tmp_path: Path):
-    """WorldInput's checks against a session, run under mono on the compile-only stubs."""
+    """WorldInput's rule checks, run under mono against Tests/CompileOnly~ (Unity's API declared for the compiler)."""
     engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll")
     runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine)
     tests = mcs(tmp_path / "WorldBridge.Runtime.Tests.dll", cs(PLUGIN / "Tests" / "Runtime~"),

@@ -1,5 +1,5 @@
-// WorldInput's checks against a session, run under mono with the compile-only UnityEngine stubs (Unity's Input reads
-// nothing there, so held buttons are not simulated: the checks and what they decide are).
+// WorldInput's rule checks, run under mono against Tests/CompileOnly~, Unity's API declared for the compiler (its
+// Input reads no buttons there, so held buttons are not simulated: the checks and what they decide are).
 using System.Collections.Generic;
 using NUnit.Framework;
 using WorldBridge;
