@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bridge.export import ExportCancelled, Progress, auto_scale, export_frames, upscale  # noqa: F401 - the editor's API
-from bridge.files import atomic_write_bytes
+from bridge.files import atomic_write_json
 from editor_gui.session_store import FrameRecord
 
 FORMATS = ("mp4", "gif", "png", "actions")
@@ -50,5 +49,5 @@ def action_log(records: Sequence[FrameRecord], action_names: Callable[[int], str
 
 def export_actions(log: dict, path: Path) -> Path:
     """Write the action log as JSON, atomically."""
-    atomic_write_bytes(path, json.dumps(log, indent=1).encode())
+    atomic_write_json(path, log)
     return Path(path)
