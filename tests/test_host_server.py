@@ -1009,3 +1009,36 @@ def test_replies_queued_before_hello_count_in_the_outbox_bytes():
         assert peer.outbox_bytes == sum(len(x) for parts in peer.outbox for x in parts) and peer.outbox_bytes >= 150
     finally:
         host.close()
+
+
+def test_what_waits_behind_step_inputs_is_bounded(monkeypatch):
+    from bridge.host import server as S
+
+    monkeypatch.setattr(S, "MAX_HELD", 2)
+    h = run_host_in_thread(SlowStepWorld)
+    try:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(h.address)
+        sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 2, "client": "t"}))
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        got = []
+        while not any(m["type"] == "session" for m in got):  # not held behind a loading start: behind the inputs
+            assert sock.poll(5000)
+            got.append(P.decode(sock.recv_multipart()[0]))
+        for i in range(20):  # 20 frames of 20 ms: the pings below wait behind them
+            sock.send(P.encode({"type": "input", "action": i % 3, "seq": i}))
+        for rq in (2, 3, 4):
+            sock.send(P.encode({"type": "ping", "req_id": rq, "client_ts": 1.0}))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len([m for m in got if m["type"] in ("pong", "error")]) < 3:
+            if sock.poll(200):
+                got.append(P.decode(sock.recv_multipart()[0]))
+        answers = [(m["type"], m.get("req_id"), m.get("code")) for m in got if m["type"] in ("pong", "error")]
+        assert ("error", 4, "busy") in answers and ("pong", 2, None) in answers and ("pong", 3, None) in answers
+        busy = next(m for m in got if m["type"] == "error")
+        assert "already wait for your step inputs' frames: read them before sending more" in busy["message"]
+        assert [m["index"] for m in got if m["type"] == "frame"] == list(range(21))  # every input still made its frame
+        sock.close(0)
+    finally:
+        h.stop()

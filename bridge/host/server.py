@@ -261,22 +261,13 @@ class Host:
             req_id = P.req_id_of(raw)
             mtype = raw["type"]
             if peer is not None and peer.pending is not None:  # even `ping`: a client may use it as a barrier
-                held_bytes = sum(n for _, n in peer.held) + size
-                if len(peer.held) >= MAX_HELD or held_bytes > 4 * self.limits.max_message_bytes:
-                    raise ProtocolError("busy", f"{len(peer.held)} messages ({held_bytes} bytes) already wait for the "
-                                                "`start` that is loading: wait for its `session` before sending more")
-                peer.held.append((data, size))  # keep order: they act on the session the `start` makes
-                return
+                # keep order: they act on the session the `start` makes
+                return self._park(peer.held, data, size, "for the `start` that is loading: wait for its `session`")
             if not released and peer is not None and (peer.waiting or (
                     mtype != "input" and peer.session is not None and peer.session.step_inputs)):
                 # keep order: earlier step inputs make their frames first, one a loop like everyone's, so a burst of
                 # inputs and a `ping` cannot stall the other sessions until the burst is done
-                waiting_bytes = sum(n for _, n in peer.waiting) + size
-                if len(peer.waiting) >= MAX_HELD or waiting_bytes > 4 * self.limits.max_message_bytes:
-                    raise ProtocolError("busy", f"{len(peer.waiting)} messages ({waiting_bytes} bytes) already wait "
-                                                "for your step inputs' frames: read them before sending more")
-                peer.waiting.append((data, size))
-                return
+                return self._park(peer.waiting, data, size, "for your step inputs' frames: read them")
             if mtype == "hello":
                 return self._on_hello(rid, raw)
             if mtype == "ping":
@@ -312,6 +303,14 @@ class Host:
                        force=peer is None)
 
     # --- handlers ---
+
+    def _park(self, queue: deque, data: bytes, size: int, behind: str) -> None:
+        """Keep a message to handle later, in order; bounded, so a client cannot pile up the host's memory meanwhile."""
+        parked = sum(n for _, n in queue) + size
+        if len(queue) >= MAX_HELD or parked > 4 * self.limits.max_message_bytes:
+            raise ProtocolError("busy", f"{len(queue)} messages ({parked} bytes) already wait {behind} before "
+                                        "sending more")
+        queue.append((data, size))
 
     def _on_hello(self, rid: bytes, raw: dict) -> None:
         major, minor = raw.get("protocol_major"), raw.get("protocol_minor")
