@@ -115,8 +115,8 @@ def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dic
         reader = RecordingReader(path)
     except (ValueError, OSError) as e:
         raise FootageError(f"{path}: {e}") from None
-    if reader.damage():
-        warnings.warn(reader.damage(), FootageWarning, stacklevel=2)
+    if (damage := reader.damage()) is not None:
+        warnings.warn(damage, FootageWarning, stacklevel=2)
     step_mode = reader.header.get("session", {}).get("mode") == "step"
     by_epoch: dict[int, tuple[list[float], list[np.ndarray]]] = {}
     for f in reader.frames():
