@@ -192,8 +192,8 @@ class _StubDyn:
         self.act, self.null, self.zero = (torch.tensor(x, dtype=torch.float) for x in (act, null, zero or act))
         self.committed = None
 
-    def __call__(self, x, acts, cond, cache, append=False):
-        if append:
+    def __call__(self, x, acts, cond, cache, append=False, kv_only=False):
+        if kv_only:
             self.committed = (x.clone(), acts.clone(), None if cond is None else cond.clone())
             return None
         rows = []

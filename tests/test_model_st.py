@@ -61,6 +61,22 @@ def test_cache_without_append_is_a_pure_query_and_chunks_match():
     assert torch.allclose(rest, full[:, 5:], atol=1e-5)
 
 
+def test_kv_only_commit_fills_the_cache_exactly_as_a_full_pass_does():
+    m = _model(window=16, depth=3)
+    x = torch.randn(2, 6, 6, 32)
+    with torch.no_grad():
+        full, quick = m.new_cache(), m.new_cache()
+        for t in range(5):
+            m(x[:, t:t + 1], full, append=True)
+            assert m(x[:, t:t + 1], quick, kv_only=True) is None
+        assert quick.pos == full.pos == 5 and quick.filled == full.filled
+        ring = slice(0, quick.ring)  # the last slot is scratch, written by each new frame before it is read
+        assert all(torch.equal(a[:, :, ring], b[:, :, ring]) for a, b in zip(quick.k + quick.v, full.k + full.v))
+        assert torch.equal(m(x[:, 5:], quick, append=False), m(x[:, 5:], full, append=False))
+        with pytest.raises(ValueError, match="kv_only adds frames to a cache"):
+            m(x[:, :1], None, kv_only=True)
+
+
 def test_cache_clone_and_repeat_are_independent_copies():
     m = _model(window=4)
     with torch.no_grad():
@@ -74,7 +90,7 @@ def test_cache_clone_and_repeat_are_independent_copies():
 
 def test_rope_scores_depend_only_on_distance():
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
-    s = lambda a, b: (rope(q, torch.tensor([a])) * rope(k, torch.tensor([b]))).sum()  # noqa: E731
+    s = lambda a, b: (rope(q, a) * rope(k, b)).sum()  # noqa: E731
     assert torch.allclose(s(3, 1), s(1003, 1001), atol=1e-4)
     assert not torch.allclose(s(3, 1), s(3, 2))
 

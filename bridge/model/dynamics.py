@@ -46,7 +46,8 @@ class Dynamics(nn.Module):
         return self.st.new_cache()
 
     def forward(self, tokens: torch.Tensor, actions: torch.Tensor, cond: torch.Tensor | None = None,
-                cache: KVCache | None = None, append: bool = True) -> torch.Tensor:
+                cache: KVCache | None = None, append: bool = True, kv_only: bool = False) -> torch.Tensor | None:
+        """Logits for every token; kv_only: the frames only join the cache (a commit), no logits."""
         x = self.tok_embed(tokens)  # (B, T, N, D)
         a = self.act_embed(actions)[:, :, None]  # (B, T, 1, D)
         c = self.cond_proj(cond)[:, :, None] if cond is not None and self.cfg.cond_dim > 0 else None  # (B, T, 1, D)
@@ -61,8 +62,8 @@ class Dynamics(nn.Module):
             prefix.append(self.cond_token.expand(x.shape[0], x.shape[1], 1, -1) + (c if c is not None else 0))
         if prefix:
             x = torch.cat(prefix + [x], dim=2)  # (B, T, P+N, D)
-        h = self.st(x, cache, append)[:, :, self.n_prefix:]
-        return self.head(h)  # (B, T, N, V)
+        h = self.st(x, cache, append, kv_only)
+        return None if h is None else self.head(h[:, :, self.n_prefix:])  # (B, T, N, V)
 
     def training_loss(self, tokens: torch.Tensor, actions: torch.Tensor, cond: torch.Tensor | None = None,
                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

@@ -113,7 +113,7 @@ def sample_frame(dyn: Dynamics, cache: KVCache, action: torch.Tensor, steps: int
             tokens.scatter_(1, idx, sample_categorical(probs, generator) if temperature > 0 else probs.argmax(-1))
         t0 = _lap(step_ms, t0, dev)
     if commit:
-        dyn(tokens[:, None], action[:, None], cond, cache, append=True)
+        dyn(tokens[:, None], action[:, None], cond, cache, kv_only=True)
         _lap(step_ms, t0, dev)
     return tokens
 

@@ -8,6 +8,7 @@ full pass over the same frames computes, at the cost of one frame.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -82,14 +83,22 @@ class KVCache:
         return self._map(lambda t: t.repeat(n, 1, 1, 1))
 
 
-def rope(x: torch.Tensor, pos: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
-    """Rotate pairs of channels by angle pos * freq, so attention scores depend on frame distance only."""
+def rope(x: torch.Tensor, pos0: int, theta: float = 10000.0) -> torch.Tensor:
+    """Rotate pairs of channels of x (..., T, hd), frames pos0.., by angle pos * freq, so attention scores depend on
+    frame distance only."""
     hd = x.shape[-1]
-    freqs = theta ** (-torch.arange(0, hd, 2, dtype=torch.float64, device=x.device) / hd)  # (hd/2,)
-    ang = pos.to(torch.float64)[:, None] * freqs[None]  # (T, hd/2), float64 so long rollouts stay exact
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    cos, sin = _rope_tables(pos0, x.shape[-2], hd, theta, x.dtype, x.device)
     x1, x2 = x[..., : hd // 2], x[..., hd // 2 :]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+@functools.lru_cache(maxsize=16)
+def _rope_tables(pos0: int, n: int, hd: int, theta: float, dtype: torch.dtype,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin for frames pos0 .. pos0+n-1, kept: a rollout's passes and layers all ask for the same frame."""
+    freqs = theta ** (-torch.arange(0, hd, 2, dtype=torch.float64, device=device) / hd)  # (hd/2,)
+    ang = torch.arange(pos0, pos0 + n, dtype=torch.float64, device=device)[:, None] * freqs[None]  # float64: exact
+    return ang.cos().to(dtype), ang.sin().to(dtype)
 
 
 def band_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -> torch.Tensor:
@@ -110,7 +119,7 @@ class STBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
     def forward(self, x: torch.Tensor, pos0: int, window: int, cache: KVCache | None = None, layer: int = 0,
-                append: bool = False) -> torch.Tensor:
+                append: bool = False, kv_only: bool = False) -> torch.Tensor:
         B, T, N, D = x.shape
         H, hd = self.heads, D // self.heads
         p = self.dropout if self.training else 0.0
@@ -122,9 +131,12 @@ class STBlock(nn.Module):
 
         # --- Causal temporal attention at each position ---
         h = self.ln_t(x).transpose(1, 2)  # (B, N, T, D)
-        q, k, v = self.t_qkv(h).view(B * N, T, 3, H, hd).permute(2, 0, 3, 1, 4)  # each (B*N, H, T, hd)
+        qkv = self.t_qkv(h).view(B * N, T, 3, H, hd).permute(2, 0, 3, 1, 4)  # (3, B*N, H, T, hd)
+        (q, k), v = rope(qkv[:2], pos0), qkv[2]
         q_pos = torch.arange(pos0, pos0 + T, device=x.device)
-        q, k = rope(q, q_pos), rope(k, q_pos)
+        if kv_only:  # the last layer of a commit: nothing after its keys and values is ever read
+            cache.write(layer, k, v, q_pos)
+            return x
         if cache is None:  # training / full pass: banded causal mask over the clip
             mask = band_mask(q_pos, q_pos, window) if T > 1 else None
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
@@ -168,15 +180,19 @@ class STTransformer(nn.Module):
     def new_cache(self) -> KVCache:
         return KVCache(self.depth, self.window)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, append: bool = True) -> torch.Tensor:
-        """x (B, T, N, D) are the frames after those in `cache`; with append they join the cache."""
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, append: bool = True,
+                kv_only: bool = False) -> torch.Tensor | None:
+        """x (B, T, N, D) are the frames after those in `cache`; with append they join the cache. kv_only: they only
+        join it (a rollout's commit), so the last layer stops at its keys and values and nothing is returned."""
+        if kv_only and (cache is None or not append):
+            raise ValueError("kv_only adds frames to a cache: give a cache and append=True")
         x = x + self.pos
         pos0 = cache.pos if cache is not None else 0
         for i, blk in enumerate(self.blocks):
-            x = blk(x, pos0, self.window, cache, i, append)
+            x = blk(x, pos0, self.window, cache, i, append, kv_only and i == self.depth - 1)
         if cache is not None and append:
             cache.advance(torch.arange(pos0, pos0 + x.shape[1], device=x.device))
-        return self.ln(x)
+        return None if kv_only else self.ln(x)
 
 
 def _init(m: nn.Module) -> None:

@@ -169,7 +169,7 @@ class WorldModelBackend:
             self.prompts.reset()
             self._dyn, self._dec = m.dynamics.new_cache(), m.tokenizer.decoder.new_cache()
             null = torch.full((1, 1), m.dynamics.null_action, device=self.device)
-            m.dynamics(tokens[:, None], null, None, self._dyn, append=True)
+            m.dynamics(tokens[:, None], null, None, self._dyn, kv_only=True)
             t2 = self._sync()
             self._frame, self._tokens = to_uint8(m.tokenizer.decode(tokens[:, None], self._dec)[0, 0]), tokens
             t3 = time.perf_counter()
@@ -301,7 +301,7 @@ class WorldModelBackend:
             tokens = m.tokenizer.encode(img[None, None])[0][:, 0]  # (1, N)
             self._dyn.rewind()
             self._dec.rewind()
-            m.dynamics(tokens[:, None], action, cond, self._dyn, append=True)
+            m.dynamics(tokens[:, None], action, cond, self._dyn, kv_only=True)
             self._frame = to_uint8(m.tokenizer.decode(tokens[:, None], self._dec)[0, 0])
             self._tokens = tokens
         return self._frame.copy()
