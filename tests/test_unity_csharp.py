@@ -83,7 +83,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "AnErrorAnsweringHelloIsFatalAndExplained", "TheHandshakeHasADeadlineThatHeartbeatsDoNotExtend",
                      "AFailedResumeStartsAFreshSessionWithTheSameOptions", "AStartMadeWhileReconnectingReplacesTheResume",
                      "AFailedResumeDoesNotRestartWhenTheGameStartedMeanwhile", "AStartThatThrowsWhileReconnectingIsNoStart",
-                     "NegativeSeedsAreRefusedBeforeSending"):
+                     "NegativeSeedsAreRefusedBeforeSending", "AStartSentButUnansweredAtTheDropIsSentAgainInsteadOfTheResume",
+                     "AFirstStartUnansweredAtTheDropIsSentAgain", "AStartQueuedAtTheDropIsSentOnceAndReplacesTheResume"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
