@@ -231,7 +231,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                      "client": "godot/0.1.1", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.2", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -690,3 +690,42 @@ def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_o
         sim.process()
     inputs = [m for m in _starts_seen(router) if m["type"] == "input"]
     assert inputs, "the new session s2 never got the held 'right': it runs with no input while the key is held"
+
+
+def test_a_start_sent_but_unanswered_at_the_drop_is_sent_again_instead_of_the_resume(sim):
+    router, port = _router()
+    try:
+        c, _, ident = _scripted_session(sim, (router, port), "realtime")
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+        _pump(sim, router)
+        assert _recv(router)[1]["text"] == "a desert"  # it reached the host, which goes away before answering
+        router.close()
+        assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+        router, _ = _rebind(port)
+        ident, first = _greet_and_start(sim, router)
+        assert first.get("resume") is None and first["text"] == "a desert", f"resumed instead: {first}"
+        assert not [m for m in _starts_seen(router) if m["type"] == "start"], "a second start"
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(first["req_id"], "s2"))])
+        assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+        router, ident, resume = _restart_host(sim, router, port)  # answered: a later drop resumes s2
+        assert resume["resume"] == "s2"
+    finally:
+        router.close()
+
+
+def test_a_first_start_unanswered_at_the_drop_is_sent_again_without_auto_start(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+        _pump(sim, router)
+        assert _recv(router)[1]["text"] == "a cave"
+        router, ident, again = _restart_host(sim, router, port)
+        assert again.get("resume") is None and again["text"] == "a cave"
+    finally:
+        router.close()
