@@ -481,10 +481,12 @@ namespace WorldBridge.Core
             catch (FormatException e) { lastError = "ignored a malformed message from the host: " + e.Message; return; }
             var type = m.GetString("type");
             if (type == "frame") { OnFrame(m, parts.Count > 1 ? parts[1] : null); return; }
-            if ((type == "session" || type == "error") && m.Has("req_id")) unanswered.TryRemove(m.GetLong("req_id"), out _);
+            StartOptions answered = null;
+            if ((type == "session" || type == "error") && m.Has("req_id")) unanswered.TryRemove(m.GetLong("req_id"), out answered);
             if (type == "session")
             {
                 var s = SessionInfo.From(m, welcome);
+                s.StartedWith = s.Resumed ? session?.StartedWith : answered;
                 Interlocked.Exchange(ref newestEpoch, s.Epoch);
                 lock (frameLock) latest = null; // frames of the previous session are stale
                 mode = s.Mode;

@@ -570,6 +570,31 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ASessionKnowsTheActionMapOfTheStartItAnswersAndKeepsItWhenResumed()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();
+                c.Start(new StartOptions { ActionMap = new Dictionary<string, int> { { "dash", 1 } } });
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                Assert.IsTrue(c.Session.HasAction("dash") && c.Session.HasAction("right") && !c.Session.HasAction("fly"));
+                host.Drop();
+                Until(() => !c.IsReady, "the client to notice the drop");
+                host.Accept();
+                host.Welcome();
+                Assert.AreEqual("s1", host.Expect("start").GetString("resume"));
+                host.Session("s1", resumed: true);
+                Assert.IsTrue(NextMessage(c, "session").GetBool("resumed"));
+                Assert.IsTrue(c.Session.HasAction("dash"), "the resumed session forgot its start's action_map");
+            }
+        }
+
+        [Test]
         public void LatencyIsMeasuredOnTheFirstFrameOfEachInputOnly()
         {
             using (var host = new FakeHost())
