@@ -729,3 +729,31 @@ def test_a_first_start_unanswered_at_the_drop_is_sent_again_without_auto_start(s
         assert again.get("resume") is None and again["text"] == "a cave"
     finally:
         router.close()
+
+
+def test_world_input_uses_a_new_sessions_actions_from_its_first_frame_when_it_runs_before_the_client(sim, scripted):
+    """Godot's WorldInput re-checks its bindings against the session the client holds in the same _process that sends,
+    so a session that replaces another never gets an input decided by the previous session's action names."""
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    inp = sim.new(sim.script(INPUT))
+    inp.members["client"] = c
+    inp.members["bindings"] = gdsim.to_gd({"wb_right": "wait"})
+    sim.add_to_root(inp)  # processed before the client: it sees a new session one frame after the client took it
+    sim.add_to_root(c)
+    sim.pressed.add("wb_right")
+    ident, start = _greet_and_start(sim, router)
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])  # s1 has no "wait"
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    _pump(sim, router)
+    assert _recv(router)[1]["action"] == "noop"
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
+    _pump(sim, router)
+    ident, start2 = _recv(router)
+    s2 = {**_session_msg(start2["req_id"], "s2"), "action_names": ["noop", "wait"]}
+    router.send_multipart([ident, zmtp_raw.pack(s2)])
+    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+    for _ in range(5):
+        sim.process()
+    inputs = [m["action"] for m in _starts_seen(router) if m["type"] == "input"]
+    assert inputs[:1] == ["wait"], f"s2's first input was decided by s1's actions: {inputs}"
