@@ -231,7 +231,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                      "client": "godot/0.1.1", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.2", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -690,3 +690,70 @@ def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_o
         sim.process()
     inputs = [m for m in _starts_seen(router) if m["type"] == "input"]
     assert inputs, "the new session s2 never got the held 'right': it runs with no input while the key is held"
+
+
+def test_a_start_sent_but_unanswered_at_the_drop_is_sent_again_instead_of_the_resume(sim):
+    router, port = _router()
+    try:
+        c, _, ident = _scripted_session(sim, (router, port), "realtime")
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+        _pump(sim, router)
+        assert _recv(router)[1]["text"] == "a desert"  # it reached the host, which goes away before answering
+        router.close()
+        assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+        router, _ = _rebind(port)
+        ident, first = _greet_and_start(sim, router)
+        assert first.get("resume") is None and first["text"] == "a desert", f"resumed instead: {first}"
+        assert not [m for m in _starts_seen(router) if m["type"] == "start"], "a second start"
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(first["req_id"], "s2"))])
+        assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+        router, ident, resume = _restart_host(sim, router, port)  # answered: a later drop resumes s2
+        assert resume["resume"] == "s2"
+    finally:
+        router.close()
+
+
+def test_a_first_start_unanswered_at_the_drop_is_sent_again_without_auto_start(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+        _pump(sim, router)
+        assert _recv(router)[1]["text"] == "a cave"
+        router, ident, again = _restart_host(sim, router, port)
+        assert again.get("resume") is None and again["text"] == "a cave"
+    finally:
+        router.close()
+
+
+def test_world_input_uses_a_new_sessions_actions_from_its_first_frame_when_it_runs_before_the_client(sim, scripted):
+    """Godot's WorldInput re-checks its bindings against the session the client holds in the same _process that sends,
+    so a session that replaces another never gets an input decided by the previous session's action names."""
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    inp = sim.new(sim.script(INPUT))
+    inp.members["client"] = c
+    inp.members["bindings"] = gdsim.to_gd({"wb_right": "wait"})
+    sim.add_to_root(inp)  # processed before the client: it sees a new session one frame after the client took it
+    sim.add_to_root(c)
+    sim.pressed.add("wb_right")
+    ident, start = _greet_and_start(sim, router)
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])  # s1 has no "wait"
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    _pump(sim, router)
+    assert _recv(router)[1]["action"] == "noop"
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
+    _pump(sim, router)
+    ident, start2 = _recv(router)
+    s2 = {**_session_msg(start2["req_id"], "s2"), "action_names": ["noop", "wait"]}
+    router.send_multipart([ident, zmtp_raw.pack(s2)])
+    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+    for _ in range(5):
+        sim.process()
+    inputs = [m["action"] for m in _starts_seen(router) if m["type"] == "input"]
+    assert inputs[:1] == ["wait"], f"s2's first input was decided by s1's actions: {inputs}"

@@ -4,6 +4,7 @@ against the Python raw-socket client's encoder (tests/zmtp_raw.py)."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
@@ -46,6 +47,9 @@ def test_vector_suite_passes_in_gdsim():
     assert result["failures"] == []
     assert result["passed"] >= 350  # every vector decoded and re-encoded, builders, framing
     assert result["skipped"] == 1  # uint64_max: GDScript ints are signed 64-bit
+    decode_only = [v for v in json.loads((VECTORS / "msgpack.json").read_text(encoding="utf-8"))["vectors"]
+                   if v.get("decode_only")]
+    assert decode_only and result["decode_only"] == len(decode_only), "decode_only vectors were not all read"
 
 
 @pytest.mark.parametrize("old,new", [

@@ -83,7 +83,9 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "AnErrorAnsweringHelloIsFatalAndExplained", "TheHandshakeHasADeadlineThatHeartbeatsDoNotExtend",
                      "AFailedResumeStartsAFreshSessionWithTheSameOptions", "AStartMadeWhileReconnectingReplacesTheResume",
                      "AFailedResumeDoesNotRestartWhenTheGameStartedMeanwhile", "AStartThatThrowsWhileReconnectingIsNoStart",
-                     "NegativeSeedsAreRefusedBeforeSending"):
+                     "NegativeSeedsAreRefusedBeforeSending", "AStartSentButUnansweredAtTheDropIsSentAgainInsteadOfTheResume",
+                     "AFirstStartUnansweredAtTheDropIsSentAgain", "AStartQueuedAtTheDropIsSentOnceAndReplacesTheResume",
+                     "ASessionKnowsTheActionMapOfTheStartItAnswersAndKeepsItWhenResumed"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
@@ -105,7 +107,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
     assert run.returncode == 0 and summary["failures"] == "0" and summary["errors"] == "0", run.stdout[-6000:]
     names = {case.get("name") for case in ET.parse(result_xml).getroot().iter("test-case")}
     for required in ("RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero",
-                     "DescribeMakesNoNewStringPerCall"):
+                     "DescribeMakesNoNewStringPerCall", "NamesOfTheActionMapTheSessionStartedWithAreActions",
+                     "ANewSessionsActionsAreUsedFromItsFirstFrame"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -36,7 +36,7 @@ namespace WorldBridge
     [Serializable]
     public class ActionRule
     {
-        [Tooltip("The action to send: a name from the session's action_names.")]
+        [Tooltip("The action to send: a name from the session's action_names or its start's ActionMap.")]
         public string action = "right";
         [Tooltip(">= 0: send this latent action id instead of the name (world model backends).")]
         public int latentAction = -1;
@@ -93,6 +93,7 @@ namespace WorldBridge
         [SerializeField] string currentAction = "";
 
         string lastSent;
+        SessionInfo followed; // the session the rules were last checked against
         readonly HashSet<ActionRule> unusable = new HashSet<ActionRule>(); // rules for actions this backend lacks
         bool idleUnknown;
         long awaitedSeq = -1;
@@ -112,7 +113,6 @@ namespace WorldBridge
                 enabled = false;
                 return;
             }
-            client.onSessionStarted.AddListener(OnSession);
             client.FrameReceived += OnFrame;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
             foreach (var b in buttons)
@@ -134,17 +134,17 @@ namespace WorldBridge
             actions.Clear();
 #endif
             if (client == null) return;
-            client.onSessionStarted.RemoveListener(OnSession);
             client.FrameReceived -= OnFrame;
         }
 
-        /// <summary>A new session: resend the input state, and warn about actions this backend does not have.</summary>
-        void OnSession()
+        /// <summary>A new session (a new connection's Session, seen before onSessionStarted runs): resend the input state,
+        /// and warn about actions this backend does not have, before its first input.</summary>
+        void Follow(SessionInfo session)
         {
+            followed = session;
             lastSent = null;
             awaitedSeq = -1;
-            var session = client.Session;
-            if (session != null) CheckRules(session);
+            CheckRules(session);
         }
 
         /// <summary>
@@ -159,7 +159,7 @@ namespace WorldBridge
             foreach (var rule in rules)
             {
                 var label = rule.latentAction >= 0 ? (rule.latentAction < session.NumLatentActions ? null : $"latent {rule.latentAction}")
-                                                   : (session.ActionId(rule.action) >= 0 ? null : rule.action);
+                                                   : (session.HasAction(rule.action) ? null : rule.action);
                 if (label == null) continue;
                 unusable.Add(rule);
                 if (!unknown.Contains(label)) unknown.Add(label);
@@ -168,7 +168,7 @@ namespace WorldBridge
                 Debug.LogWarning($"[WorldBridge] WorldInput: {string.Join(", ", unknown)} not among this backend's actions " +
                                  $"({string.Join(", ", session.ActionNames)}; latent ids 0-{session.NumLatentActions - 1}): " +
                                  $"their buttons send nothing; edit the rules on {name}", this);
-            idleUnknown = session.ActionId(idleAction) < 0;
+            idleUnknown = !session.HasAction(idleAction);
             if (idleUnknown)
             {
                 Debug.LogWarning($"[WorldBridge] WorldInput: idle action '{idleAction}' not among this backend's actions " +
@@ -192,7 +192,9 @@ namespace WorldBridge
         void Update()
         {
             var c = client.Connection;
-            if (c == null || !c.IsReady || client.Session == null) return;
+            var session = c?.Session;
+            if (c == null || !c.IsReady || session == null) return;
+            if (session != followed) Follow(session);
             var rule = Current();
             currentAction = rule != null ? rule.Describe() : idleUnknown ? "latent action 0" : idleAction;
             if (c.Mode == "step")

@@ -9,7 +9,7 @@ namespace WorldBridge.Core
     public static class Protocol
     {
         public const int Major = 1, Minor = 2;
-        public const string PluginVersion = "0.3.2";
+        public const string PluginVersion = "0.3.3";
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 
@@ -240,6 +240,9 @@ namespace WorldBridge.Core
         public SessionCapabilities Capabilities;
         /// <summary>`Settings` typed, as the session started (later `settings` answers: WorldBridgeConnection.CurrentSettings).</summary>
         public WorldSettings TypedSettings;
+        /// <summary>What the `start` this session answers asked for (kept on resume; null when unknown): the host takes
+        /// the names of its ActionMap as actions, but does not list them in ActionNames.</summary>
+        public StartOptions StartedWith;
 
         public bool IsSandbox => BackendKind == "sandbox";
 
@@ -249,6 +252,10 @@ namespace WorldBridge.Core
             : $"WORLD MODEL: {BackendName}";
 
         public int ActionId(string name) => Array.IndexOf(ActionNames, name);
+
+        /// <summary>True for a name the host takes as an action: one of ActionNames, or of the start's ActionMap.</summary>
+        public bool HasAction(string name) =>
+            ActionId(name) >= 0 || name != null && StartedWith?.ActionMap != null && StartedWith.ActionMap.ContainsKey(name);
 
         /// <summary>`welcome` (the host's) decides what a session without `capabilities` (a 1.0 host) allows.</summary>
         public static SessionInfo From(MsgMap m, WelcomeInfo welcome = null) => new SessionInfo

@@ -26,7 +26,7 @@ namespace WorldBridge.Core
         static readonly HashSet<WorldBridgeConnection> open = new HashSet<WorldBridgeConnection>();
 
         public readonly ConnectionOptions Options;
-        readonly BlockingCollection<byte[][]> outbox;
+        readonly BlockingCollection<Outgoing> outbox;
         readonly BlockingCollection<MsgMap> inbox;
         readonly ConcurrentQueue<MsgMap> deferred = new ConcurrentQueue<MsgMap>(); // passed over by WaitReply, read first
         readonly CancellationTokenSource cancel = new CancellationTokenSource();
@@ -39,7 +39,10 @@ namespace WorldBridge.Core
         WorldFrame latest;
         volatile StartOptions lastStart;            // what the last Start asked for: a lost session is started again
         long resumeReqId = -1;
-        long starts, startsAtDrop, startsAtResume = -1; // Start calls: one made while reconnecting replaces the resume
+        long starts, startsSent, startsAtResume = -1; // Start calls queued, and sent by the send thread: one still queued
+                                                      // at a reconnect replaces the resume
+        // starts that reached the socket and the host has not answered yet, by req_id: a reconnect sends the newest again
+        readonly ConcurrentDictionary<long, StartOptions> unanswered = new ConcurrentDictionary<long, StartOptions>();
         long? lastEchoSeq;                          // IO thread only: the seq of the last frame seen
         double? lastEchoTs;
         long reqId, seq, pendingSends, framesReceived, framesDropped, newestEpoch;
@@ -53,7 +56,7 @@ namespace WorldBridge.Core
         {
             Options = options ?? new ConnectionOptions();
             ZmtpDealer.ParseEndpoint(Options.Endpoint); // fail now, on the caller's thread, with a clear message
-            outbox = new BlockingCollection<byte[][]>(Options.MaxQueuedMessages);
+            outbox = new BlockingCollection<Outgoing>(Options.MaxQueuedMessages);
             inbox = new BlockingCollection<MsgMap>(Options.MaxQueuedMessages);
         }
 
@@ -208,7 +211,7 @@ namespace WorldBridge.Core
             if (options.Fps < 1 || options.Fps > 120) throw new ArgumentException($"fps {options.Fps} must be within 1-120");
             CheckSeed(options.Seed);
             var id = NextReqId();
-            Enqueue(Protocol.Start(id, options));        // may throw (too large, closed): then it is no start at all
+            Enqueue(Protocol.Start(id, options), options); // may throw (too large, closed): then it is no start at all
             Interlocked.Increment(ref starts);
             lastStart = options;
             return id;
@@ -270,7 +273,15 @@ namespace WorldBridge.Core
 
         long NextReqId() => Interlocked.Increment(ref reqId);
 
-        void Enqueue(MsgMap message)
+        /// <summary>A message waiting for the socket; a start keeps its options, to be tracked from when it is sent.</summary>
+        sealed class Outgoing
+        {
+            public byte[] Bytes;
+            public long ReqId;
+            public StartOptions Start;
+        }
+
+        void Enqueue(MsgMap message, StartOptions start = null)
         {
             if (state == ConnectionState.Closed || state == ConnectionState.Failed)
                 throw new InvalidOperationException($"cannot send: the connection {(state == ConnectionState.Closed ? "was closed" : "failed")}" +
@@ -280,7 +291,7 @@ namespace WorldBridge.Core
             if (limit > 0 && bytes.Length > limit)
                 throw new ArgumentException($"the {message["type"]} message is {bytes.Length} bytes but the host accepts at most {limit}: use a smaller image");
             Interlocked.Increment(ref pendingSends);
-            if (!outbox.TryAdd(new[] { bytes }))
+            if (!outbox.TryAdd(new Outgoing { Bytes = bytes, ReqId = message.GetLong("req_id", -1), Start = start }))
             {
                 Interlocked.Decrement(ref pendingSends);
                 throw new InvalidOperationException($"{Options.MaxQueuedMessages} messages are waiting for the host at {Options.Endpoint}: is it running?");
@@ -296,7 +307,7 @@ namespace WorldBridge.Core
             {
                 while (true)
                 {
-                    if (!outbox.TryTake(out var parts, 1000, cancel.Token))
+                    if (!outbox.TryTake(out var item, 1000, cancel.Token))
                     {
                         if (KeepaliveDue(lastSent)) KeepAlive();
                         continue;
@@ -306,8 +317,7 @@ namespace WorldBridge.Core
                         ready.Wait(cancel.Token);
                         ZmtpDealer d;
                         lock (dealerLock) d = dealer;
-                        try { d?.Send(parts); if (d != null) break; }
-                        catch (Exception e) { lastError = "send failed: " + e.Message; }
+                        if (d != null && TrySend(d, item)) break;
                         stopping.Wait(20);
                     }
                     lastSent = Protocol.NowMs;
@@ -315,6 +325,22 @@ namespace WorldBridge.Core
                 }
             }
             catch (OperationCanceledException) { }
+        }
+
+        /// <summary>A start counts as awaiting its answer from before its bytes go out (an answer may come back at once),
+        /// and as sent once they did; one that failed to go out stays queued.</summary>
+        bool TrySend(ZmtpDealer d, Outgoing item)
+        {
+            if (item.Start != null) unanswered[item.ReqId] = item.Start;
+            try { d.Send(item.Bytes); }
+            catch (Exception e)
+            {
+                if (item.Start != null) unanswered.TryRemove(item.ReqId, out _);
+                lastError = "send failed: " + e.Message;
+                return false;
+            }
+            if (item.Start != null) Interlocked.Increment(ref startsSent);
+            return true;
         }
 
         /// <summary>The host closes a session whose client sent nothing for idle_timeout_s (a paused game in step mode,
@@ -362,7 +388,6 @@ namespace WorldBridge.Core
                 }
                 finally
                 {
-                    if (ready.IsSet) Interlocked.Exchange(ref startsAtDrop, Interlocked.Read(ref starts));
                     ready.Reset();
                     lock (dealerLock) { if (dealer == d) dealer = null; }
                     d?.Dispose();
@@ -375,7 +400,7 @@ namespace WorldBridge.Core
             lock (frameLock) Monitor.PulseAll(frameLock);
         }
 
-        /// <summary>hello → welcome (or reject/error: fatal), then resume the session we had before a reconnect.</summary>
+        /// <summary>hello → welcome (or reject/error: fatal), then Restore what the game asked for before a reconnect.</summary>
         bool Handshake(ZmtpDealer d)
         {
             // a --heartbeat host's PINGs reset the read timeout, so the whole exchange gets ConnectTimeoutMs by the clock
@@ -414,17 +439,39 @@ namespace WorldBridge.Core
                 }
                 welcome = w;
                 Post(m);
-                var s = session;
-                // a Start made while reconnecting is queued and replaces the lost session: no resume (as Godot does)
-                if (s != null && Interlocked.Read(ref starts) != Interlocked.Read(ref startsAtDrop)) session = s = null;
-                if (s != null)
-                {
-                    Interlocked.Exchange(ref startsAtResume, Interlocked.Read(ref starts));
-                    d.Send(MsgPack.Encode(Protocol.Resume(resumeReqId = NextReqId(), s.SessionId)));
-                }
+                Restore(d);
                 d.SetReceiveTimeout(0);
                 return true;
             }
+        }
+
+        /// <summary>
+        /// After a reconnect, the world the game asked for last: a Start still queued goes out as it is, once (it replaces
+        /// the lost session: no resume); else a start that reached the old connection unanswered is sent again, with its
+        /// req_id; else the session we had is resumed.
+        /// </summary>
+        void Restore(ZmtpDealer d)
+        {
+            bool queued = Interlocked.Read(ref starts) > Interlocked.Read(ref startsSent);
+            long newest = -1;
+            foreach (var id in unanswered.Keys) newest = Math.Max(newest, id);
+            unanswered.TryGetValue(newest, out var again);
+            unanswered.Clear(); // the old connection's answers never come: a new connection is a new peer to the host
+            var s = session;
+            if (queued || again != null) session = s = null;
+            if (!queued && again != null) SendStart(d, newest, again);
+            else if (s != null)
+            {
+                Interlocked.Exchange(ref startsAtResume, Interlocked.Read(ref starts));
+                d.Send(MsgPack.Encode(Protocol.Resume(resumeReqId = NextReqId(), s.SessionId)));
+            }
+        }
+
+        /// <summary>A start from the IO thread (a reconnect, a failed resume), awaiting its answer like a queued one.</summary>
+        void SendStart(ZmtpDealer d, long id, StartOptions options)
+        {
+            unanswered[id] = options;
+            d.Send(MsgPack.Encode(Protocol.Start(id, options)));
         }
 
         void Dispatch(ZmtpDealer d, List<byte[]> parts)
@@ -434,9 +481,12 @@ namespace WorldBridge.Core
             catch (FormatException e) { lastError = "ignored a malformed message from the host: " + e.Message; return; }
             var type = m.GetString("type");
             if (type == "frame") { OnFrame(m, parts.Count > 1 ? parts[1] : null); return; }
+            StartOptions answered = null;
+            if ((type == "session" || type == "error") && m.Has("req_id")) unanswered.TryRemove(m.GetLong("req_id"), out answered);
             if (type == "session")
             {
                 var s = SessionInfo.From(m, welcome);
+                s.StartedWith = s.Resumed ? session?.StartedWith : answered;
                 Interlocked.Exchange(ref newestEpoch, s.Epoch);
                 lock (frameLock) latest = null; // frames of the previous session are stale
                 mode = s.Mode;
@@ -459,7 +509,7 @@ namespace WorldBridge.Core
                 // does, unless the game called Start since the resume (its start is on the way: one world, not two)
                 if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && lastStart != null &&
                     Interlocked.Read(ref starts) == Interlocked.Read(ref startsAtResume))
-                    d.Send(MsgPack.Encode(Protocol.Start(NextReqId(), lastStart)));
+                    SendStart(d, NextReqId(), lastStart);
             }
             Post(m);
         }

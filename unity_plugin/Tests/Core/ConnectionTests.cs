@@ -16,8 +16,14 @@ namespace WorldBridge.Tests
         readonly TcpListener listener = new TcpListener(IPAddress.Loopback, 0);
         TcpClient tcp;
         ZmtpDealer framer;
+        long? startReqId;   // the last start's req_id: `session` echoes it, as the host does
 
-        public FakeHost() { listener.Start(); }
+        /// <summary>`receiveBuffer` > 0: a small socket buffer, so a client that sends more than the host reads blocks soon.</summary>
+        public FakeHost(int receiveBuffer = 0)
+        {
+            if (receiveBuffer > 0) listener.Server.ReceiveBufferSize = receiveBuffer;
+            listener.Start();
+        }
         public string Endpoint => $"tcp://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}";
 
         /// <summary>Accepts the next connection, exchanges greeting + READY and returns the client's hello.</summary>
@@ -56,9 +62,35 @@ namespace WorldBridge.Tests
 
         public MsgMap Expect(string type)
         {
-            var m = MsgPack.DecodeHeader(framer.Receive()[0]);
+            var m = Next();
             Assert.AreEqual(type, m.GetString("type"), "the host expected another message");
             return m;
+        }
+
+        MsgMap Next()
+        {
+            var m = MsgPack.DecodeHeader(framer.Receive()[0]);
+            if (m.GetString("type") == "start") startReqId = m.Has("req_id") ? m.GetLong("req_id") : (long?)null;
+            return m;
+        }
+
+        /// <summary>Every message the client sends until it is quiet for `quietMs`; `answer` may reply to each at once.</summary>
+        public List<MsgMap> Drain(int quietMs, Func<MsgMap, MsgMap> answer = null)
+        {
+            var seen = new List<MsgMap>();
+            tcp.ReceiveTimeout = quietMs;
+            try
+            {
+                while (true)
+                {
+                    var m = Next();
+                    seen.Add(m);
+                    var reply = answer?.Invoke(m);
+                    if (reply != null) Send(reply);
+                }
+            }
+            catch (IOException) { }
+            return seen;
         }
 
         public void Send(MsgMap header, byte[] payload = null)
@@ -80,7 +112,7 @@ namespace WorldBridge.Tests
         {
             var m = new MsgMap
             {
-                { "type", "session" }, { "session_id", id }, { "backend_kind", "sandbox" }, { "backend_name", "fake sandbox" },
+                { "type", "session" }, { "req_id", startReqId }, { "session_id", id }, { "backend_kind", "sandbox" }, { "backend_name", "fake sandbox" },
                 { "mode", "step" }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object> { "noop", "right" } },
                 { "num_latent_actions", 2 }, { "event_types", new List<object> { "weather_snow" } }, { "settings", new MsgMap() },
                 { "frame_index", 0 }, { "epoch", 0 }, { "resumed", resumed },
@@ -466,6 +498,99 @@ namespace WorldBridge.Tests
                 Assert.AreEqual("unknown_session", NextMessage(c, "error").GetString("code"));
                 c.Input(1);                                    // the next message the host sees is this input: no second start
                 Assert.AreEqual(1L, host.Expect("input").GetLong("action"));
+            }
+        }
+
+        [Test]
+        public void AStartSentButUnansweredAtTheDropIsSentAgainInsteadOfTheResume()
+        {
+            using (var host = new FakeHost())
+            using (var c = InSession(host))
+            {
+                var id = c.Start(new StartOptions { Mode = "step", Text = "a desert" });
+                Assert.AreEqual("a desert", host.Expect("start").GetString("text"));   // it reached the host...
+                host.Drop();                                                           // ...which went away unanswering
+                Until(() => !c.IsReady, "the client to notice the drop");
+                host.Accept();
+                host.Welcome();
+                var again = host.Expect("start");
+                Assert.IsNull(again["resume"], "resumed s1, and the world the game asked for is lost");
+                Assert.AreEqual(("a desert", id), (again.GetString("text"), again.GetLong("req_id")), "the same start, sent again");
+                host.Session("s2");
+                Assert.AreEqual(id, NextMessage(c, "session").GetLong("req_id"));
+                host.Drop();                                                           // answered: a later drop resumes s2
+                Until(() => !c.IsReady, "the client to notice the second drop");
+                host.Accept();
+                host.Welcome();
+                Assert.AreEqual("s2", host.Expect("start").GetString("resume"));
+            }
+        }
+
+        [Test]
+        public void AFirstStartUnansweredAtTheDropIsSentAgain()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();
+                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
+                host.Expect("start");
+                host.Drop();
+                Until(() => !c.IsReady, "the client to notice the drop");
+                host.Accept();
+                host.Welcome();
+                Assert.AreEqual("a cave", host.Expect("start").GetString("text"), "the start was lost with the connection");
+            }
+        }
+
+        [Test]
+        public void AStartQueuedAtTheDropIsSentOnceAndReplacesTheResume()
+        {
+            using (var host = new FakeHost(receiveBuffer: 4096))
+            using (var c = InSession(host))
+            {
+                // the host stops reading: big events fill the socket, so the start waits in the queue behind them
+                var text = new string('x', 1 << 20);
+                for (int i = 0; i < 12; i++) c.Event(null, text);
+                c.Start(new StartOptions { Mode = "step", Text = "a desert" });
+                Thread.Sleep(200);
+                host.Drop();
+                Until(() => !c.IsReady, "the client to notice the drop");
+                host.Accept();
+                host.Welcome();
+                // a resume, if one goes out, fails: the host restarted
+                var sent = host.Drain(1000, m => m.Has("resume") ? new MsgMap { { "type", "error" }, { "req_id", m.GetLong("req_id") },
+                    { "code", "unknown_session" }, { "message", "gone" }, { "fatal", false } } : null);
+                var starts = sent.Where(m => m.GetString("type") == "start").ToList();
+                Assert.AreEqual(1, starts.Count, "one start for the queued one: no resume, no second start after a failed one");
+                Assert.AreEqual(("a desert", (string)null), (starts[0].GetString("text"), starts[0].GetString("resume", null)));
+            }
+        }
+
+        [Test]
+        public void ASessionKnowsTheActionMapOfTheStartItAnswersAndKeepsItWhenResumed()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();
+                c.Start(new StartOptions { ActionMap = new Dictionary<string, int> { { "dash", 1 } } });
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                Assert.IsTrue(c.Session.HasAction("dash") && c.Session.HasAction("right") && !c.Session.HasAction("fly"));
+                host.Drop();
+                Until(() => !c.IsReady, "the client to notice the drop");
+                host.Accept();
+                host.Welcome();
+                Assert.AreEqual("s1", host.Expect("start").GetString("resume"));
+                host.Session("s1", resumed: true);
+                Assert.IsTrue(NextMessage(c, "session").GetBool("resumed"));
+                Assert.IsTrue(c.Session.HasAction("dash"), "the resumed session forgot its start's action_map");
             }
         }
 

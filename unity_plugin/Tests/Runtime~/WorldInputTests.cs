@@ -1,6 +1,7 @@
 // WorldInput's rule checks, run under mono against Tests/CompileOnly~, Unity's API declared for the compiler (its
 // Input reads no buttons there, so held buttons are not simulated: the checks and what they decide are).
 using System.Collections.Generic;
+using System.Reflection;
 using NUnit.Framework;
 using WorldBridge;
 using WorldBridge.Core;
@@ -10,13 +11,58 @@ namespace WorldBridge.Tests
     [TestFixture]
     public class WorldInputTests
     {
-        static SessionInfo TwoActionSession() => SessionInfo.From(new MsgMap
+        static SessionInfo TwoActionSession() => Session("s1", "step", "noop", "right");
+
+        static SessionInfo Session(string id, string mode, params object[] actionNames) => SessionInfo.From(new MsgMap
         {
-            { "type", "session" }, { "session_id", "s1" }, { "backend_kind", "sandbox" }, { "backend_name", "fake" },
-            { "mode", "step" }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object> { "noop", "right" } },
+            { "type", "session" }, { "session_id", id }, { "backend_kind", "sandbox" }, { "backend_name", "fake" },
+            { "mode", mode }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object>(actionNames) },
             { "num_latent_actions", 2 }, { "event_types", new List<object>() }, { "settings", new MsgMap() },
             { "frame_index", 0 }, { "epoch", 0 }, { "resumed", false },
         }, null);
+
+        /// <summary>A client whose connection is ready and holds `session`, as its IO thread leaves it (no host: the
+        /// connection's state is set directly, and what WorldInput sends waits in its queue).</summary>
+        static WorldBridgeClient ClientIn(SessionInfo session)
+        {
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(connection, "state", ConnectionState.Ready);
+            Set(connection, "session", session);
+            var client = new WorldBridgeClient();
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            return client;
+        }
+
+        static void Set(WorldBridgeConnection c, string field, object value) =>
+            typeof(WorldBridgeConnection).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance).SetValue(c, value);
+
+        static void RunUpdate(WorldInput input) =>
+            typeof(WorldInput).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
+
+        [Test]
+        public void NamesOfTheActionMapTheSessionStartedWithAreActions()
+        {
+            var input = new WorldInput { idleAction = "rest" };
+            var dash = new ActionRule("dash", "right");
+            input.rules = new List<ActionRule> { dash, new ActionRule("fly", "jump") };
+            var session = TwoActionSession();
+            session.StartedWith = new StartOptions { ActionMap = new Dictionary<string, int> { { "dash", 1 }, { "rest", 0 } } };
+            CollectionAssert.AreEqual(new[] { "fly" }, input.CheckRules(session));
+            Assert.IsTrue(input.Usable(dash));
+            Assert.AreEqual("rest", input.IdleToSend());
+        }
+
+        [Test]
+        public void ANewSessionsActionsAreUsedFromItsFirstFrame()
+        {
+            var s1 = Session("s1", "realtime", "noop", "right");
+            var input = new WorldInput { idleAction = "wait", client = ClientIn(s1) };
+            input.CheckRules(s1);                                   // what s1's onSessionStarted left: it lacks "wait"
+            Assert.AreEqual(0, input.IdleToSend());
+            Set(input.client.Connection, "session", Session("s2", "realtime", "noop", "wait")); // the IO thread took s2...
+            RunUpdate(input);                                       // ...and this Update comes before the client's
+            Assert.AreEqual("wait", input.IdleToSend(), "s2's first frame used s1's actions");
+        }
 
         [Test]
         public void RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero()

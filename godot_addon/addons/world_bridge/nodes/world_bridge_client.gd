@@ -90,6 +90,9 @@ var _resume_id := ""
 var _start_options := {}
 var _start_pending := false
 var _start_req := -1
+## The start `_start_req` reached the socket and the host has not answered it: a reconnect
+## sends it again instead of resuming the session it replaces.
+var _start_unanswered := false
 var _resume_req := -1
 var _frame_times: Array = []
 var _last_sent_ms := 0.0
@@ -147,6 +150,7 @@ func disconnect_from_host() -> void:
 	_socket.close()
 	_socket = null
 	_resume_id = ""
+	_start_unanswered = false
 	welcome = {}
 	_end_session("disconnected")
 	_update_capabilities()
@@ -228,7 +232,9 @@ func start_session(options: Dictionary = {}) -> bool:
 	action_map_sent = opts["action_map"] if typeof(opts["action_map"]) == TYPE_DICTIONARY else {}
 	_start_pending = false
 	_start_req = _next_req()
-	return _send(Protocol.start(_start_req, opts))
+	var sent := _send(Protocol.start(_start_req, opts))
+	_start_unanswered = sent or _start_unanswered
+	return sent
 
 
 ## Sends the current input state: an action id (int) or name (String); it stays in force.
@@ -417,7 +423,8 @@ func _on_welcome(header: Dictionary) -> void:
 	_set_link(Link.READY, "connected to %s at %s" % [host_text, endpoint])
 	_update_capabilities()
 	if _start_pending:
-		# A start asked for while reconnecting replaces the lost session: no resume.
+		# A start asked for while reconnecting, or sent and unanswered when the connection
+		# dropped, replaces the lost session: no resume.
 		_resume_id = ""
 		_end_session("replaced by the start asked for while reconnecting")
 		start_session(_start_options)
@@ -437,6 +444,7 @@ func _on_reject(header: Dictionary) -> void:
 
 
 func _on_session(header: Dictionary) -> void:
+	_answered(header)
 	if link == Link.IN_SESSION:
 		_end_session("a new session replaced this one")
 	session = header
@@ -540,6 +548,7 @@ func _on_ok(header: Dictionary) -> void:
 
 
 func _on_error(header: Dictionary) -> void:
+	_answered(header)
 	var code := _text(header, "code")
 	var message := _text(header, "message")
 	var fatal := _flag(header, "fatal")
@@ -576,6 +585,12 @@ func _on_error(header: Dictionary) -> void:
 		_set_link(Link.READY, "session ended: %s" % message)
 
 
+## A `session` or `error` answering the last start settles it.
+func _answered(header: Dictionary) -> void:
+	if typeof(header.get("req_id")) == TYPE_INT and header["req_id"] == _start_req:
+		_start_unanswered = false
+
+
 # --- Connection ---
 
 
@@ -593,6 +608,9 @@ func _greet() -> void:
 func _on_socket_closed(reason: String) -> void:
 	if link == Link.IN_SESSION:
 		_resume_id = _text(session, "session_id")
+	if _start_unanswered:  # its answer will never come on this connection: send it again
+		_start_pending = true
+		_start_unanswered = false
 	if _socket == null or _socket.state == Zmtp.State.IDLE:
 		_set_link(Link.OFFLINE, "connection lost: %s" % reason)
 	else:

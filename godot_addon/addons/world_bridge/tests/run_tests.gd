@@ -29,8 +29,16 @@ func _run() -> void:
 	var result: Dictionary = tests.run(vectors_dir)
 	print(
 		(
-			"offline: %d checks passed, %d vectors skipped (uint64 > 2^63-1), %d failed"
-			% [result["passed"], result["skipped"], result["failures"].size()]
+			(
+				"offline: %d checks passed, %d vectors skipped (uint64 > 2^63-1), "
+				+ "%d decode-only vectors read, %d failed"
+			)
+			% [
+				result["passed"],
+				result["skipped"],
+				result["decode_only"],
+				result["failures"].size()
+			]
 		)
 	)
 	_failures.append_array(result["failures"])
