@@ -242,7 +242,7 @@ def test_analytic_flops_match_the_flop_counter(world_dir, guidance):
 
 def test_tiny_preset_flops_are_what_the_docs_say():
     f = frame_flops(get_preset("tiny"), steps=4)
-    assert f["frame_linear"] == 1_773_666_304 and 1.8e9 < f["frame"] < 1.9e9
+    assert f["frame_linear"] == 1_706_033_152 and 1.75e9 < f["frame"] < 1.85e9
 
 
 def test_matmul_peak_and_stage_report(world_dir):

@@ -47,20 +47,23 @@ def _st_flops(tokens: int, dim: int, depth: int, keys: int) -> tuple[int, int]:
 
 
 def frame_flops(cfg: WorldConfig, steps: int, branches: int = 1) -> dict[str, int]:
-    """Analytic matmul FLOPs (2 per multiply-add) of one frame at full context: `dynamics` = steps x branches + 1
-    commit forwards, `decode`, and `tokenize` (one frame, for resets and edits); `*_linear` counts projections only,
+    """Analytic matmul FLOPs (2 per multiply-add) of one frame at full context: `dynamics` = steps x branches
+    forwards and the commit, `decode`, and `tokenize` (one frame, for resets and edits); `*_linear` counts projections only,
     which is what torch's FlopCounterMode sees on CPU (it has no formula for the CPU attention kernel)."""
     d, t, N = cfg.dynamics, cfg.tokenizer, cfg.tokens_per_frame
     n_prefix = int(d.action_mode == "token") + int(d.cond_prefix and d.cond_dim > 0)
     lin, att = _st_flops(N + n_prefix, d.dim, d.depth, d.window)
     head = 2 * N * d.dim * cfg.vocab
-    forwards = steps * branches + 1
+    forwards = steps * branches
+    # the commit stops at the last layer's keys and values: no temporal attention, t_proj (D^2), FFN (8 D^2) or head
+    commit_lin = lin - 2 * (N + n_prefix) * 9 * d.dim * d.dim
+    commit_att = att - 4 * (N + n_prefix) * d.dim * d.window
     qdim = len(t.fsq_levels) if t.quantizer == "fsq" else t.code_dim
     patch = 2 * N * t.dim * t.patch * t.patch * 3
     dl, da = _st_flops(N, t.dim, t.dec_depth, t.window)
     el, ea = _st_flops(N, t.dim, t.enc_depth, t.window)
     vq = 2 * N * qdim * cfg.vocab if t.quantizer == "vq" else 0
-    out = {"dynamics_linear": forwards * (lin + head), "dynamics_attention": forwards * att,
+    out = {"dynamics_linear": forwards * (lin + head) + commit_lin, "dynamics_attention": forwards * att + commit_att,
            "decode_linear": 2 * N * qdim * t.dim + dl + patch, "decode_attention": da,
            "tokenize_linear": patch + el + 2 * N * t.dim * qdim + vq, "tokenize_attention": ea}
     out["dynamics"] = out["dynamics_linear"] + out["dynamics_attention"]
