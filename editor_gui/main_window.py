@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
         self.explorer.set_busy(False)
         self.pending_fork, self.pending_events, self.pending_edits = None, [], []
         self.status_backend.setText("no world running")
-        self.viewport.set_backend("", "")
+        self._show_backend()
         self.settings_panel.set_session(None)
         self._apply_caps()
 
@@ -349,7 +349,6 @@ class MainWindow(QMainWindow):
             s.live = root.id
             self.timeline.set_session(s)
         self._rebuild_resolver()
-        self.viewport.set_backend(info["backend_kind"], info["backend_name"])
         self.viewport.stats.reset()
         self.status_backend.setText(f"{badge_text(info['backend_kind'], info['backend_name'])}   session {info['session_id'][:8]}")
         self.events_panel.set_event_types(list(info.get("event_types", [])))
@@ -697,11 +696,25 @@ class MainWindow(QMainWindow):
         self.viewing = rec
         if rec is None:
             self.viewport.set_mode_label("PAUSED (step mode)" if self.mode == "step" else "")
+            self._show_backend()
             return
         self.held.clear()
+        self._show_backend()
         label = "REPLAY" if self.timeline.replaying() else "VIEWING"
         self.viewport.set_mode_label(f"{label} frame {rec.index} — press Live to return")
         self.viewport.show_frame(ShownFrame(rec.image, rec.index, -1), live=False)
+
+    def _show_backend(self) -> None:
+        """The viewport's badge names the backend that made the frame shown: a recorded frame's world while viewing
+        one (never the live world's, or the sandbox could pass for the world model), else the host's running world."""
+        s, bid = self.session, self.timeline.branch_id
+        if self.viewing is not None and s is not None and bid in s.branches:
+            kind = (s.root_of(bid).prompt or PromptSpec()).backend or s.backend_kind
+            self.viewport.set_backend(kind, s.backend_name if kind == s.backend_kind else "")
+        elif self.info is not None:
+            self.viewport.set_backend(self.info["backend_kind"], self.info["backend_name"])
+        else:
+            self.viewport.set_backend("", "")
 
     # ------------------------------------------------------------------ worker answers
     def on_done(self, command: str, result: Any) -> None:
