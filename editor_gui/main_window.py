@@ -122,7 +122,8 @@ class MainWindow(QMainWindow):
         self.epoch = -1
         self.recording = False
         self.pending_fork: Branch | None = None
-        self.pending_events: list[dict] = []
+        self.pending_events: list[dict] = []  # event requests the host accepted, their captions not yet seen in a frame
+        self.asked_events: list[dict] = []  # event requests sent, not answered yet (the host answers them in order)
         self.pending_edits: list[dict] = []  # [{"layer": PNG, "x", "y"}] sent, their edited frames not yet received
         self.placing_layer: Layer | None = None
         self.caps_by_backend: dict[str, dict] = {}  # backend kind -> the last session of it (what new worlds can take)
@@ -311,7 +312,7 @@ class MainWindow(QMainWindow):
             self.session.live = None
         self.busy = None
         self.explorer.set_busy(False)
-        self.pending_fork, self.pending_events, self.pending_edits = None, [], []
+        self.pending_fork, self.pending_events, self.asked_events, self.pending_edits = None, [], [], []
         self.status_backend.setText("no world running")
         self._show_backend()
         self.settings_panel.set_session(None)
@@ -335,7 +336,7 @@ class MainWindow(QMainWindow):
         self.epoch = int(info.get("epoch", 0))
         self.mode = info.get("mode", self.mode)
         self.pending_fork = None
-        self.pending_events = []
+        self.pending_events, self.asked_events = [], []
         if self.session is None:
             self.session = Session(keymap=self.keymap.to_dict())
         s = self.session
@@ -542,7 +543,7 @@ class MainWindow(QMainWindow):
         if self.info is None:
             self.events_panel.on_failed("start a world first")
             return
-        self.pending_events.append({"event_type": event_type, "text": text})
+        self.asked_events.append({"event_type": event_type, "text": text})
         self.submit("event", event_type=event_type, text=text)
         if self.mode == "step":  # the event applies on the next frame: make one
             self.send_action(self.held.current(self.keymap, self.resolver))
@@ -719,6 +720,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ worker answers
     def on_done(self, command: str, result: Any) -> None:
         if command == "event":
+            if self.asked_events:
+                self.pending_events.append(self.asked_events.pop(0))
             self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
         elif command == "settings":
             settings = result.get("settings", {}) if isinstance(result, dict) else {}
@@ -747,8 +750,8 @@ class MainWindow(QMainWindow):
 
     def on_failed(self, command: str, message: str) -> None:
         if command == "event":
-            if self.pending_events:
-                self.pending_events.pop()
+            if self.asked_events:
+                self.asked_events.pop(0)  # the oldest unanswered request is the refused one
             self.events_panel.on_failed(message)
             return
         if command == "edit":

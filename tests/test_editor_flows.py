@@ -30,3 +30,15 @@ def test_the_badge_names_the_backend_of_the_frame_shown(qtbot, host, tmp_path):
     assert (w.viewport.kind, w.viewport.name) == ("world_model", "tiny (step 1200)")
     w.timeline.go_live()
     assert w.viewing is None and w.viewport.kind == "sandbox"
+
+
+def test_a_refused_event_is_not_recorded_as_the_next_events_request(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    w.fire_event(None, "xyzzy plugh")  # refused by the sandbox, its answer still on the way when the next one is fired
+    w.fire_event("night_falls", None)
+    qtbot.waitUntil(lambda: any(r.events for r in live_frames(w)), timeout=5000)
+    qtbot.waitUntil(lambda: "refused" in w.events_panel.status.text() or "Fired" in w.events_panel.status.text(), timeout=5000)
+    rec = next(r for r in live_frames(w) if r.events)
+    assert rec.events == ["night falls"] and rec.fired == [{"event_type": "night_falls", "text": None}]
+    assert not w.pending_events and not w.asked_events
