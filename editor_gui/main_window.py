@@ -839,24 +839,51 @@ class MainWindow(QMainWindow):
         return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
 
     def load_from(self, path: str | Path) -> Job:
-        self.keep_unsaved("replaced")
-        return self.run_job(f"Opening {Path(path).name}", lambda _p: Session.load(path), self._loaded)
+        """Open a session on a job thread; frames recorded since the last save are first kept in autosave_dir() on
+        that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened."""
+        keep = self._autosave_path("replaced") if self.session is not None and self._unsaved else None
+        snap, unsaved = (self._snapshot(), self._unsaved) if keep is not None else (None, 0)
+
+        def work(_progress) -> Session:
+            if snap is not None:
+                try:
+                    snap.save(keep)
+                except OSError as e:
+                    raise OSError(f"could not keep the unsaved recording in {keep} ({e}), so nothing was opened: "
+                                  f"Save… it first, or set ${AUTOSAVE_ENV} to a writable folder") from e
+            return Session.load(path)
+
+        def opened(session: Session) -> None:
+            if keep is not None:
+                self._unsaved = max(0, self._unsaved - unsaved)
+                self._kept(keep)
+            self.keep_unsaved("replaced")  # frames recorded while it opened (nothing to do when none were)
+            self._loaded(session)
+
+        return self.run_job(f"Opening {Path(path).name}", work, opened)
+
+    @staticmethod
+    def _autosave_path(why: str) -> Path:
+        return autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
+
+    def _kept(self, path: Path) -> None:
+        message = f"The unsaved recording was kept in {path} (File ▸ Open… it)"
+        self.statusBar().showMessage(message, 10000)
+        print(f"worldbridge play: {message}", file=sys.stderr)
 
     def keep_unsaved(self, why: str) -> Path | None:
-        """Recorded frames are never thrown away unsaved: before Open… replaces them or the window closes, they are
-        saved to autosave_dir() (the path goes to the status bar and stderr); None when there was nothing to keep."""
+        """Recorded frames are never thrown away unsaved: before the window closes, they are saved to autosave_dir()
+        (the path goes to the status bar and stderr); None when there was nothing to keep."""
         if self.session is None or self._unsaved == 0:
             return None
-        path = autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
+        path = self._autosave_path(why)
         try:
             self._snapshot().save(path)
         except OSError as e:
             print(f"worldbridge play: could not keep the unsaved recording in {path}: {e}", file=sys.stderr)
             return None
         self._unsaved = 0
-        message = f"The unsaved recording was kept in {path} (File ▸ Open… it)"
-        self.statusBar().showMessage(message, 10000)
-        print(f"worldbridge play: {message}", file=sys.stderr)
+        self._kept(path)
         return path
 
     def _loaded(self, session: Session) -> None:

@@ -42,3 +42,40 @@ def test_a_refused_event_is_not_recorded_as_the_next_events_request(qtbot, host)
     rec = next(r for r in live_frames(w) if r.events)
     assert rec.events == ["night falls"] and rec.fired == [{"event_type": "night_falls", "text": None}]
     assert not w.pending_events and not w.asked_events
+
+
+def record_unsaved(qtbot, w, n: int = 5) -> None:
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: w._unsaved >= n, timeout=10000)
+    w.timeline.record.setChecked(False)
+
+
+def test_open_keeps_unsaved_frames_off_the_ui_thread_and_opens_nothing_if_it_cannot(qtbot, host, tmp_path, monkeypatch):
+    from PySide6.QtCore import QThread
+    from PySide6.QtWidgets import QApplication
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    saved_on = []
+    save = Session.save
+    monkeypatch.setattr(Session, "save", lambda self, path: (saved_on.append(QThread.currentThread()), save(self, path))[1])
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    assert saved_on and QApplication.instance().thread() not in saved_on  # the window never froze on the write
+    assert len(list((tmp_path / "autosave").glob("*-replaced-*.wbsession"))) == 1
+    assert w.session.backend_kind == "world_model" and w._unsaved == 0
+
+    w.timeline.go_live()
+    w.new_world(PromptSpec(seed=2))
+    qtbot.waitUntil(lambda: w.session.live is not None, timeout=5000)
+    w.set_paused(False)  # Open… paused the host's world
+    record_unsaved(qtbot, w)
+    mine = w.session
+    (tmp_path / "not_a_folder").write_text("")
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "not_a_folder" / "autosave"))
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").errored, timeout=10000) as failed:
+        pass
+    assert "could not keep the unsaved recording" in failed.args[0] and "nothing was opened" in failed.args[0]
+    assert w.session is mine and w._unsaved >= 5  # the recording is still there, still unsaved
