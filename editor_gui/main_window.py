@@ -138,6 +138,7 @@ class MainWindow(QMainWindow):
         self.resim_mismatches = 0
         self._recorded = 0  # frames with pixels held (memory guard): counted up per frame, recounted at the limit
         self._unsaved = 0  # frames recorded since the session was last saved or opened
+        self._discard_on_close = False  # set when a close found unsaved frames it could not keep
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
         self._resim_undo: tuple[int | None, int] = (None, -1)  # (the live branch before a rebuild, the rebuild's branch)
@@ -880,7 +881,9 @@ class MainWindow(QMainWindow):
         try:
             self._snapshot().save(path)
         except OSError as e:
-            print(f"worldbridge play: could not keep the unsaved recording in {path}: {e}", file=sys.stderr)
+            message = f"could not keep the unsaved recording in {path}: {e}"
+            self.show_error(f"{message}. Save… it, or set ${AUTOSAVE_ENV} to a writable folder")
+            print(f"worldbridge play: {message}", file=sys.stderr)
             return None
         self._unsaved = 0
         self._kept(path)
@@ -961,7 +964,13 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        self.keep_unsaved("closed")
+        """Keep unsaved frames; if they cannot be kept the window stays open once (the status bar says why), so only
+        a second close throws them away."""
+        if self.keep_unsaved("closed") is None and self._unsaved and not self._discard_on_close:
+            self._discard_on_close = True
+            self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
+            event.ignore()
+            return
         for job in list(self.jobs):
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():

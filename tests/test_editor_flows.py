@@ -79,3 +79,16 @@ def test_open_keeps_unsaved_frames_off_the_ui_thread_and_opens_nothing_if_it_can
         pass
     assert "could not keep the unsaved recording" in failed.args[0] and "nothing was opened" in failed.args[0]
     assert w.session is mine and w._unsaved >= 5  # the recording is still there, still unsaved
+
+
+def test_closing_with_a_recording_that_cannot_be_kept_leaves_the_window_open_once(qtbot, host, tmp_path, monkeypatch):
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    (tmp_path / "not_a_folder").write_text("")
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "not_a_folder" / "autosave"))
+    assert not w.close() and w.isVisible()
+    assert "could not keep the unsaved recording" in w.statusBar().currentMessage()
+    assert "close again to discard it" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(w.save_to(tmp_path / "mine.wbsession").succeeded, timeout=10000):
+        pass
+    assert w.close() and len(Session.load(tmp_path / "mine.wbsession").recorded(0)) >= 5
