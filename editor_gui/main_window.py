@@ -42,6 +42,8 @@ from editor_gui.worker import ExploreResult, ResimResult, WorkerThread
 
 PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the object)"
 NO_WORLD = "No world is running: press New world."
+NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothing done to it would be recorded: pick a "
+                  "frame and press 'Branch from this frame' to continue the session, or press New world.")
 AUTOSAVE_ENV = "WORLDBRIDGE_AUTOSAVE"  # where unsaved recordings go when the window closes or Open… replaces them
 
 
@@ -457,8 +459,21 @@ class MainWindow(QMainWindow):
         self.current_action = action
         self.submit("act", action=int(action), seq=self.seq)
 
+    def _not_playable(self) -> str | None:
+        """Why input cannot go to the host's world now, or None (after Open… that world is in no branch)."""
+        if self.info is None:
+            return NO_WORLD
+        if self.busy:
+            return f"wait for {self.busy} to finish"
+        if self.session is not None and self.session.live is None:
+            return NOT_IN_SESSION
+        return None
+
     def on_key_pressed(self, key: int, ts: float) -> None:
         if self.info is None or self.busy or self.viewing is not None:
+            return
+        if self.session is not None and self.session.live is None:
+            self.statusBar().showMessage(NOT_IN_SESSION, 8000)
             return
         name = key_name(key)
         ref = self.keymap.action_for(name)
@@ -522,12 +537,18 @@ class MainWindow(QMainWindow):
             self.send_action(self.held.current(self.keymap, self.resolver))
 
     def step_once(self) -> None:
+        if reason := self._not_playable():
+            self.show_error(reason)
+            return
         if self.mode != "step":
             self.set_paused(True)
         self.send_action(self.held.current(self.keymap, self.resolver))
 
     def play_once(self, action: int) -> None:
         """Show one latent action on the live world: one frame when paused, half a second otherwise."""
+        if reason := self._not_playable():
+            self.show_error(reason)
+            return
         if self.mode == "step":
             self.send_action(action)
             return
@@ -541,8 +562,8 @@ class MainWindow(QMainWindow):
         self.submit("settings", **changes)
 
     def fire_event(self, event_type: str | None, text: str | None) -> None:
-        if self.info is None:
-            self.events_panel.on_failed("start a world first")
+        if reason := self._not_playable():
+            self.events_panel.on_failed(reason)
             return
         self.asked_events.append({"event_type": event_type, "text": text})
         self.submit("event", event_type=event_type, text=text)
@@ -583,6 +604,8 @@ class MainWindow(QMainWindow):
                     "(`worldbridge serve`).")
         if self.info is None:
             return NO_WORLD
+        if self.session is not None and self.session.live is None:
+            return NOT_IN_SESSION
         if "edit" not in session_caps(self.info):
             return why_not("edit", self.info)
         return None
@@ -902,6 +925,7 @@ class MainWindow(QMainWindow):
         self.pending_fork = None
         if self.info is not None and self.mode != "step":
             self.set_paused(True)
+        self._apply_caps()  # the host's world is in no branch of this session: no edits to it
         self._rebuild_resolver()
         if self.info is not None:
             self.explorer.set_actions(int(self.info.get("num_latent_actions", 0)), list(self.info.get("action_names", [])), session.latent_names)

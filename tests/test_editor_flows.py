@@ -79,6 +79,7 @@ def test_open_keeps_unsaved_frames_off_the_ui_thread_and_opens_nothing_if_it_can
         pass
     assert "could not keep the unsaved recording" in failed.args[0] and "nothing was opened" in failed.args[0]
     assert w.session is mine and w._unsaved >= 5  # the recording is still there, still unsaved
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))  # so closing the window keeps it
 
 
 def test_closing_with_a_recording_that_cannot_be_kept_leaves_the_window_open_once(qtbot, host, tmp_path, monkeypatch):
@@ -92,3 +93,26 @@ def test_closing_with_a_recording_that_cannot_be_kept_leaves_the_window_open_onc
     with qtbot.waitSignal(w.save_to(tmp_path / "mine.wbsession").succeeded, timeout=10000):
         pass
     assert w.close() and len(Session.load(tmp_path / "mine.wbsession").recorded(0)) >= 5
+
+
+def test_after_open_the_hosts_world_refuses_input_that_no_branch_would_record(qtbot, host, tmp_path):
+    from PySide6.QtCore import Qt
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address, mode="step")
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    w.timeline.go_live()  # the host's world again, but it belongs to no branch of the opened session
+    shown = w.viewport.frame.index
+    focus_viewport(qtbot, w)
+    qtbot.keyClick(w.viewport, Qt.Key.Key_Right)
+    w.step_action.trigger()
+    w.fire_event("night_falls", None)
+    qtbot.wait(400)
+    assert w.viewport.frame.index == shown  # no frame was made that nothing records
+    assert "Branch from this frame" in w.statusBar().currentMessage()
+    assert "Branch from this frame" in w.events_panel.status.text()
+    assert not w.paste_action.isEnabled() and "Branch from this frame" in w.paste_action.toolTip()
+    w.new_world(PromptSpec(seed=2))  # a new root of the opened session: playable again
+    qtbot.waitUntil(lambda: w.session.live is not None, timeout=5000)
+    assert w._not_playable() is None and "Branch from" not in w.paste_action.toolTip()
