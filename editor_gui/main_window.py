@@ -349,6 +349,8 @@ class MainWindow(QMainWindow):
         if purpose == "new":
             prompt = self.pending_prompt or PromptSpec()
             seed = prompt.seed if prompt.seed is not None else info.get("seed")  # the host reports the seed it drew
+            if prompt.seed is None and isinstance(seed, int):
+                self.prompt_panel.seed.setValue(seed)  # shown, so this world can be made again
             root = s.new_root(PromptSpec(seed, prompt.text, prompt.image_png, prompt.sketch_png, info["backend_kind"]))
             s.live = root.id
             self.timeline.set_session(s)

@@ -393,6 +393,7 @@ def test_unseeded_world_keeps_the_seed_the_host_drew(qtbot, host):
     w = open_window(qtbot, host.address, prompt=PromptSpec(seed=None))
     seed = w.info["seed"]
     assert isinstance(seed, int) and w.session.root_of(w.session.live).prompt.seed == seed  # so it can be rebuilt
+    assert w.prompt_panel.seed.value() == seed  # and shown: unticking "random" makes the same world again
 
 
 def test_paused_editor_keeps_its_session_by_pinging(qtbot, monkeypatch):
