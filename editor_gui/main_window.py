@@ -736,8 +736,7 @@ class MainWindow(QMainWindow):
         one (never the live world's, or the sandbox could pass for the world model), else the host's running world."""
         s, bid = self.session, self.timeline.branch_id
         if self.viewing is not None and s is not None and bid in s.branches:
-            kind = (s.root_of(bid).prompt or PromptSpec()).backend or s.backend_kind
-            self.viewport.set_backend(kind, s.backend_name if kind == s.backend_kind else "")
+            self.viewport.set_backend(*s.backend_of(bid))
         elif self.info is not None:
             self.viewport.set_backend(self.info["backend_kind"], self.info["backend_name"])
         else:
@@ -951,11 +950,13 @@ class MainWindow(QMainWindow):
         frames = [r.image for r in records if r.image is not None]
         scale = scale or exporting.auto_scale(s.height or 64, s.width or 64)
         fps, names = s.fps, self.resolver.name_of
+        prompt, (kind, name) = s.root_of(bid).prompt or PromptSpec(), s.backend_of(bid)
+        world = {"backend_kind": kind, "backend_name": name, "seed": prompt.seed, "text": prompt.text}
         jobs = {
             "mp4": lambda p: exporting.export_mp4(frames, path, fps, scale, p),
             "gif": lambda p: exporting.export_gif(frames, path, fps, scale, p),
             "png": lambda p: exporting.export_png_frames(records, path, scale, p),
-            "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps), path),
+            "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps, world), path),
         }
         return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000))
 

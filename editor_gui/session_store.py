@@ -142,6 +142,11 @@ class Session:
                 return  # the host re-sent a frame we have: keep the original (it knows the action that made it)
         b.frames[rec.index] = rec
 
+    def backend_of(self, branch_id: int) -> tuple[str, str]:
+        """(kind, name) of the backend that made a branch's world (the session's name only fits worlds of its kind)."""
+        kind = (self.root_of(branch_id).prompt or PromptSpec()).backend or self.backend_kind
+        return kind, self.backend_name if kind == self.backend_kind else ""
+
     def children(self, branch_id: int) -> list[Branch]:
         return [b for b in self.branches.values() if b.parent == branch_id]
 

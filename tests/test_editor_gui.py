@@ -1,5 +1,6 @@
 """The editor window driven through Qt against a real host serving the sandbox game (offscreen)."""
 
+import json
 import os
 import socket
 import subprocess
@@ -160,6 +161,8 @@ def test_record_branch_export_save_load(qtbot, host, tmp_path):
     with qtbot.waitSignal(w.export_to("actions", tmp_path / "child.json").succeeded, timeout=10000):
         pass
     assert '"action_name": "left"' in (tmp_path / "child.json").read_text()
+    assert json.loads((tmp_path / "child.json").read_text())["world"] == \
+        {"backend_kind": "sandbox", "backend_name": w.info["backend_name"], "seed": 11, "text": "a level with coins"}
 
     # save, then reload into the same window: same tree, frames, actions, names
     w.session.latent_names = {RIGHT: "walk right"}
