@@ -405,8 +405,7 @@ class MainWindow(QMainWindow):
                 rec = FrameRecord(frame.index, int(frame.action), list(frame.events), fired, image)
                 if edited:
                     rec.action, rec.edits = self._edit_action, [*self._edits_before, self.pending_edits[0]]
-                s.add_frame(rec, rewind=rewind)
-                if image is not None:
+                if s.add_frame(rec, rewind=rewind) and image is not None:
                     self._recorded += 1
                     self._unsaved += 1
                 self._timeline_dirty = True

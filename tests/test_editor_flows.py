@@ -116,3 +116,19 @@ def test_after_open_the_hosts_world_refuses_input_that_no_branch_would_record(qt
     w.new_world(PromptSpec(seed=2))  # a new root of the opened session: playable again
     qtbot.waitUntil(lambda: w.session.live is not None, timeout=5000)
     assert w._not_playable() is None and "Branch from" not in w.paste_action.toolTip()
+
+
+def test_a_preview_after_saving_leaves_nothing_unsaved(qtbot, host, tmp_path):
+    from PySide6.QtCore import Qt
+
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 3)
+    with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    w.explorer.steps.setValue(2)
+    qtbot.mouseClick(w.explorer.run_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
+    assert [r.index for r in live_frames(w)] == [0, 1, 2, 3]
+    assert w._unsaved == 0 and w.keep_unsaved("closed") is None  # closing writes no autosave of a saved session
