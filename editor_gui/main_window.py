@@ -313,6 +313,7 @@ class MainWindow(QMainWindow):
         self.viewport.cancel_placing()
         if self.session is not None:
             self.session.live = None
+            self._timeline_dirty = True  # the tree stops marking a branch "live"
         self.busy = None
         self.explorer.set_busy(False)
         self.pending_fork, self.pending_events, self.asked_events, self.pending_edits = None, [], [], []

@@ -471,6 +471,7 @@ def test_a_lost_host_leaves_no_stale_world_and_reopening_keeps_the_tree(qtbot, t
     qtbot.waitUntil(lambda: "Lost the host" in w.settings_panel.conn_label.text(), timeout=15000)
     assert w.info is None and w.session.live is None and "no world running" in w.status_backend.text()
     assert w.viewport.kind == "" and not w.events_panel.send.isEnabled()  # nothing acts as if the old world ran
+    qtbot.waitUntil(lambda: "live" not in w.timeline.tree.topLevelItem(0).text(0), timeout=3000)  # nor the tree
     for _ in range(2):  # the same file twice: the tree is rebuilt, not written into deleted items
         job = w.load_from(tmp_path / "a.wbsession")
         qtbot.waitUntil(job.isFinished, timeout=10000)
