@@ -534,6 +534,9 @@ class MainWindow(QMainWindow):
         """Pause = the host's step mode (one frame per input); resume = realtime again with the held action."""
         self.mode = "step" if paused else "realtime"
         self._set_pause_checked(paused)
+        if self.info is None:  # nothing runs yet: the next world starts this way
+            self.statusBar().showMessage(f"The next world starts {'paused' if paused else 'in realtime'}", 4000)
+            return
         self.submit("settings", mode=self.mode)
         if not paused:
             self.send_action(self.held.current(self.keymap, self.resolver))

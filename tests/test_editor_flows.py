@@ -132,3 +132,13 @@ def test_a_preview_after_saving_leaves_nothing_unsaved(qtbot, host, tmp_path):
     qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
     assert [r.index for r in live_frames(w)] == [0, 1, 2, 3]
     assert w._unsaved == 0 and w.keep_unsaved("closed") is None  # closing writes no autosave of a saved session
+
+
+def test_pause_before_a_world_starts_the_next_world_paused(qtbot, host):
+    w = open_window(qtbot, host.address, autostart=False)
+    w.pause_action.trigger()
+    qtbot.wait(300)
+    assert "next world starts paused" in w.statusBar().currentMessage()  # not a "no session" error
+    w.new_world(PromptSpec(seed=3))
+    qtbot.waitUntil(lambda: w.info is not None, timeout=5000)
+    assert w.info["mode"] == "step" and w.pause_action.isChecked()
