@@ -142,3 +142,25 @@ def test_pause_before_a_world_starts_the_next_world_paused(qtbot, host):
     w.new_world(PromptSpec(seed=3))
     qtbot.waitUntil(lambda: w.info is not None, timeout=5000)
     assert w.info["mode"] == "step" and w.pause_action.isChecked()
+
+
+def test_clicking_record_new_world_or_an_event_keeps_the_keys_on_the_viewport(qtbot, host):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    w = open_window(qtbot, host.address, mode="step")
+    focus_viewport(qtbot, w)
+    for button in (w.timeline.record, w.events_panel.buttons["night_falls"], w.explorer.run_btn):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert QApplication.focusWidget() is w.viewport
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)  # the preview the last click started
+    last = live_frames(w)[-1].index
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)  # jump: not a second click on Record
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+    assert w.timeline.record.isChecked() and live_frames(w)[-1].action == 3  # the sandbox's jump
+    roots = len(w.session.branches)
+    qtbot.mouseClick(w.prompt_panel.go, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(w.session.branches) == roots + 1 and len(live_frames(w)) == 1, timeout=5000)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: len(live_frames(w)) == 2, timeout=5000)
+    assert len(w.session.branches) == roots + 1  # the key jumped in the new world, it did not start another
