@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
         self.timeline.host_record_toggled.connect(self.set_host_recording)
         self.timeline.branch_requested.connect(self.branch_from)
         self.timeline.frame_selected.connect(self.view_frame)
+        self.timeline.live_btn.clicked.connect(self._play_focus)
         self.timeline.save_requested.connect(self._save_dialog)
         self.timeline.load_requested.connect(self._load_dialog)
         self.timeline.export_requested.connect(self._export_dialog)
@@ -504,6 +505,11 @@ class MainWindow(QMainWindow):
             if self.info is not None and self.mode != "step":
                 self.send_action(self.held.current(self.keymap, self.resolver))
 
+    def _play_focus(self) -> None:
+        """Back to playing (Live, Branch): the keys go to the viewport again, not to the scrubber or tree used to
+        pick a frame (whose arrow keys would scrub instead of moving the player)."""
+        self.viewport.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def edit_keys(self) -> None:
         dlg = KeyMapDialog(self.keymap, self.resolver.names(), self)
         if dlg.exec():
@@ -685,6 +691,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"wait for {self.busy} to finish")
             return
         self.view_frame(None)
+        self._play_focus()
         if s.live is not None and s.owner(branch_id, index) == s.owner(s.live, index) and index <= s.branches[s.live].last_index():
             self.pending_fork = s.fork(branch_id, index)
             self.submit("branch", frame=int(index))

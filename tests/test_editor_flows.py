@@ -164,3 +164,24 @@ def test_clicking_record_new_world_or_an_event_keeps_the_keys_on_the_viewport(qt
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: len(live_frames(w)) == 2, timeout=5000)
     assert len(w.session.branches) == roots + 1  # the key jumped in the new world, it did not start another
+
+
+def test_live_and_branch_after_scrubbing_give_the_keys_back_to_the_viewport(qtbot, host):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 5)
+    for button in (w.timeline.live_btn, w.timeline.branch_btn):
+        w.timeline.refresh()
+        qtbot.mouseClick(w.timeline.slider, Qt.MouseButton.LeftButton, pos=w.timeline.slider.rect().center())
+        qtbot.keyClick(w.timeline.slider, Qt.Key.Key_Home)  # scrub to the first frame
+        assert w.viewing is not None and QApplication.focusWidget() is w.timeline.slider
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: w.busy is None and w.pending_fork is None, timeout=5000)
+        last = live_frames(w)[-1].index
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Left)  # plays: it does not scrub
+        qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+        assert w.viewing is None and live_frames(w)[-1].action == 1  # the sandbox's left
