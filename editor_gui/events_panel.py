@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QVBoxLayout, QWidget
 
+from editor_gui.keymap import keep_play_focus
+
 
 def pretty(event_type: str) -> str:
     """'weather_snow' -> 'Weather snow' for a button label."""
@@ -52,6 +54,7 @@ class EventsPanel(QWidget):
             b.setToolTip(etype if self.typed_reason is None else self.typed_reason)
             b.setEnabled(self.typed_reason is None)
             b.clicked.connect(lambda _=False, t=etype: self.fire.emit(t, None))
+            keep_play_focus(b)
             self.grid.addWidget(b, i // 2, i % 2)
             self.buttons[etype] = b
         self.status.setText("" if types else "This backend advertises no typed events; try free text.")

@@ -38,10 +38,13 @@ def export_png_frames(records: Sequence[FrameRecord], folder: Path, scale: int =
                          png_names=[f"frame_{r.index:06d}.png" for r in recs])["frames"]
 
 
-def action_log(records: Sequence[FrameRecord], action_names: Callable[[int], str], fps: float) -> dict:
-    """The replayable log: per frame the action id and name, events fired and their captions."""
+def action_log(records: Sequence[FrameRecord], action_names: Callable[[int], str], fps: float,
+               world: dict | None = None) -> dict:
+    """The replayable log: which backend and prompt made the world (a sandbox log must never pass for the world
+    model's), then per frame the action id and name, events fired and their captions."""
     return {
         "fps": fps,
+        "world": world or {},
         "frames": [{"index": r.index, "action": r.action, "action_name": action_names(r.action) if r.action >= 0 else None,
                     "events": r.events, "fired": r.fired, "recorded": r.image is not None} for r in records],
     }

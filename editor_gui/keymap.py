@@ -228,6 +228,13 @@ class KeyMapDialog(QDialog):
         super().accept()
 
 
+def keep_play_focus(*buttons: QWidget) -> None:
+    """Clicking these leaves keyboard focus where it was (the viewport, while playing), so the next Space jumps
+    instead of pressing the button again (stopping a recording, starting another world); Tab still reaches them."""
+    for b in buttons:
+        b.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+
+
 def is_play_key(event_key: int) -> bool:
     """Keys the viewport never claims (so Tab still moves focus and Escape still leaves)."""
     return event_key not in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab, Qt.Key.Key_Escape)

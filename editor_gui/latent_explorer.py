@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from editor_gui.keymap import keep_play_focus
 from editor_gui.viewport import to_qimage
 
 PREVIEW_PX = 128
@@ -53,6 +54,7 @@ class PreviewCell(QWidget):
         use = QPushButton("Play")
         use.setToolTip("Send this action once (step) so you can see it on the live world")
         use.clicked.connect(lambda: self.play.emit(self.action))
+        keep_play_focus(use)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.view, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -89,6 +91,7 @@ class LatentExplorer(QWidget):
         self.run_btn = QPushButton("Preview from current frame")
         self.run_btn.setObjectName("explore")
         self.run_btn.clicked.connect(lambda: self.explore.emit(self.steps.value()))
+        keep_play_focus(self.run_btn)
         self.bar = QProgressBar()
         self.bar.setVisible(False)
         self.info = QLabel("Each latent action is played from the same frame (the host branches back after each), "

@@ -42,6 +42,8 @@ from editor_gui.worker import ExploreResult, ResimResult, WorkerThread
 
 PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the object)"
 NO_WORLD = "No world is running: press New world."
+NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothing done to it would be recorded: pick a "
+                  "frame and press 'Branch from this frame' to continue the session, or press New world.")
 AUTOSAVE_ENV = "WORLDBRIDGE_AUTOSAVE"  # where unsaved recordings go when the window closes or Open… replaces them
 
 
@@ -122,7 +124,8 @@ class MainWindow(QMainWindow):
         self.epoch = -1
         self.recording = False
         self.pending_fork: Branch | None = None
-        self.pending_events: list[dict] = []
+        self.pending_events: list[dict] = []  # event requests the host accepted, their captions not yet seen in a frame
+        self.asked_events: list[dict] = []  # event requests sent, not answered yet (the host answers them in order)
         self.pending_edits: list[dict] = []  # [{"layer": PNG, "x", "y"}] sent, their edited frames not yet received
         self.placing_layer: Layer | None = None
         self.caps_by_backend: dict[str, dict] = {}  # backend kind -> the last session of it (what new worlds can take)
@@ -137,6 +140,7 @@ class MainWindow(QMainWindow):
         self.resim_mismatches = 0
         self._recorded = 0  # frames with pixels held (memory guard): counted up per frame, recounted at the limit
         self._unsaved = 0  # frames recorded since the session was last saved or opened
+        self._discard_on_close = False  # set when a close found unsaved frames it could not keep
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
         self._resim_undo: tuple[int | None, int] = (None, -1)  # (the live branch before a rebuild, the rebuild's branch)
@@ -189,6 +193,7 @@ class MainWindow(QMainWindow):
         self.timeline.host_record_toggled.connect(self.set_host_recording)
         self.timeline.branch_requested.connect(self.branch_from)
         self.timeline.frame_selected.connect(self.view_frame)
+        self.timeline.live_btn.clicked.connect(self._play_focus)
         self.timeline.save_requested.connect(self._save_dialog)
         self.timeline.load_requested.connect(self._load_dialog)
         self.timeline.export_requested.connect(self._export_dialog)
@@ -309,11 +314,12 @@ class MainWindow(QMainWindow):
         self.viewport.cancel_placing()
         if self.session is not None:
             self.session.live = None
+            self._timeline_dirty = True  # the tree stops marking a branch "live"
         self.busy = None
         self.explorer.set_busy(False)
-        self.pending_fork, self.pending_events, self.pending_edits = None, [], []
+        self.pending_fork, self.pending_events, self.asked_events, self.pending_edits = None, [], [], []
         self.status_backend.setText("no world running")
-        self.viewport.set_backend("", "")
+        self._show_backend()
         self.settings_panel.set_session(None)
         self._apply_caps()
 
@@ -335,7 +341,7 @@ class MainWindow(QMainWindow):
         self.epoch = int(info.get("epoch", 0))
         self.mode = info.get("mode", self.mode)
         self.pending_fork = None
-        self.pending_events = []
+        self.pending_events, self.asked_events = [], []
         if self.session is None:
             self.session = Session(keymap=self.keymap.to_dict())
         s = self.session
@@ -345,11 +351,12 @@ class MainWindow(QMainWindow):
         if purpose == "new":
             prompt = self.pending_prompt or PromptSpec()
             seed = prompt.seed if prompt.seed is not None else info.get("seed")  # the host reports the seed it drew
+            if prompt.seed is None and isinstance(seed, int):
+                self.prompt_panel.seed.setValue(seed)  # shown, so this world can be made again
             root = s.new_root(PromptSpec(seed, prompt.text, prompt.image_png, prompt.sketch_png, info["backend_kind"]))
             s.live = root.id
             self.timeline.set_session(s)
         self._rebuild_resolver()
-        self.viewport.set_backend(info["backend_kind"], info["backend_name"])
         self.viewport.stats.reset()
         self.status_backend.setText(f"{badge_text(info['backend_kind'], info['backend_name'])}   session {info['session_id'][:8]}")
         self.events_panel.set_event_types(list(info.get("event_types", [])))
@@ -400,8 +407,7 @@ class MainWindow(QMainWindow):
                 rec = FrameRecord(frame.index, int(frame.action), list(frame.events), fired, image)
                 if edited:
                     rec.action, rec.edits = self._edit_action, [*self._edits_before, self.pending_edits[0]]
-                s.add_frame(rec, rewind=rewind)
-                if image is not None:
+                if s.add_frame(rec, rewind=rewind) and image is not None:
                     self._recorded += 1
                     self._unsaved += 1
                 self._timeline_dirty = True
@@ -456,8 +462,21 @@ class MainWindow(QMainWindow):
         self.current_action = action
         self.submit("act", action=int(action), seq=self.seq)
 
+    def _not_playable(self) -> str | None:
+        """Why input cannot go to the host's world now, or None (after Open… that world is in no branch)."""
+        if self.info is None:
+            return NO_WORLD
+        if self.busy:
+            return f"wait for {self.busy} to finish"
+        if self.session is not None and self.session.live is None:
+            return NOT_IN_SESSION
+        return None
+
     def on_key_pressed(self, key: int, ts: float) -> None:
         if self.info is None or self.busy or self.viewing is not None:
+            return
+        if self.session is not None and self.session.live is None:
+            self.statusBar().showMessage(NOT_IN_SESSION, 8000)
             return
         name = key_name(key)
         ref = self.keymap.action_for(name)
@@ -485,6 +504,11 @@ class MainWindow(QMainWindow):
             self.held.clear()
             if self.info is not None and self.mode != "step":
                 self.send_action(self.held.current(self.keymap, self.resolver))
+
+    def _play_focus(self) -> None:
+        """Back to playing (Live, Branch): the keys go to the viewport again, not to the scrubber or tree used to
+        pick a frame (whose arrow keys would scrub instead of moving the player)."""
+        self.viewport.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def edit_keys(self) -> None:
         dlg = KeyMapDialog(self.keymap, self.resolver.names(), self)
@@ -516,17 +540,26 @@ class MainWindow(QMainWindow):
         """Pause = the host's step mode (one frame per input); resume = realtime again with the held action."""
         self.mode = "step" if paused else "realtime"
         self._set_pause_checked(paused)
+        if self.info is None:  # nothing runs yet: the next world starts this way
+            self.statusBar().showMessage(f"The next world starts {'paused' if paused else 'in realtime'}", 4000)
+            return
         self.submit("settings", mode=self.mode)
         if not paused:
             self.send_action(self.held.current(self.keymap, self.resolver))
 
     def step_once(self) -> None:
+        if reason := self._not_playable():
+            self.show_error(reason)
+            return
         if self.mode != "step":
             self.set_paused(True)
         self.send_action(self.held.current(self.keymap, self.resolver))
 
     def play_once(self, action: int) -> None:
         """Show one latent action on the live world: one frame when paused, half a second otherwise."""
+        if reason := self._not_playable():
+            self.show_error(reason)
+            return
         if self.mode == "step":
             self.send_action(action)
             return
@@ -540,10 +573,10 @@ class MainWindow(QMainWindow):
         self.submit("settings", **changes)
 
     def fire_event(self, event_type: str | None, text: str | None) -> None:
-        if self.info is None:
-            self.events_panel.on_failed("start a world first")
+        if reason := self._not_playable():
+            self.events_panel.on_failed(reason)
             return
-        self.pending_events.append({"event_type": event_type, "text": text})
+        self.asked_events.append({"event_type": event_type, "text": text})
         self.submit("event", event_type=event_type, text=text)
         if self.mode == "step":  # the event applies on the next frame: make one
             self.send_action(self.held.current(self.keymap, self.resolver))
@@ -582,6 +615,8 @@ class MainWindow(QMainWindow):
                     "(`worldbridge serve`).")
         if self.info is None:
             return NO_WORLD
+        if self.session is not None and self.session.live is None:
+            return NOT_IN_SESSION
         if "edit" not in session_caps(self.info):
             return why_not("edit", self.info)
         return None
@@ -656,6 +691,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"wait for {self.busy} to finish")
             return
         self.view_frame(None)
+        self._play_focus()
         if s.live is not None and s.owner(branch_id, index) == s.owner(s.live, index) and index <= s.branches[s.live].last_index():
             self.pending_fork = s.fork(branch_id, index)
             self.submit("branch", frame=int(index))
@@ -697,15 +733,30 @@ class MainWindow(QMainWindow):
         self.viewing = rec
         if rec is None:
             self.viewport.set_mode_label("PAUSED (step mode)" if self.mode == "step" else "")
+            self._show_backend()
             return
         self.held.clear()
+        self._show_backend()
         label = "REPLAY" if self.timeline.replaying() else "VIEWING"
         self.viewport.set_mode_label(f"{label} frame {rec.index} — press Live to return")
         self.viewport.show_frame(ShownFrame(rec.image, rec.index, -1), live=False)
 
+    def _show_backend(self) -> None:
+        """The viewport's badge names the backend that made the frame shown: a recorded frame's world while viewing
+        one (never the live world's, or the sandbox could pass for the world model), else the host's running world."""
+        s, bid = self.session, self.timeline.branch_id
+        if self.viewing is not None and s is not None and bid in s.branches:
+            self.viewport.set_backend(*s.backend_of(bid))
+        elif self.info is not None:
+            self.viewport.set_backend(self.info["backend_kind"], self.info["backend_name"])
+        else:
+            self.viewport.set_backend("", "")
+
     # ------------------------------------------------------------------ worker answers
     def on_done(self, command: str, result: Any) -> None:
         if command == "event":
+            if self.asked_events:
+                self.pending_events.append(self.asked_events.pop(0))
             self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
         elif command == "settings":
             settings = result.get("settings", {}) if isinstance(result, dict) else {}
@@ -734,8 +785,8 @@ class MainWindow(QMainWindow):
 
     def on_failed(self, command: str, message: str) -> None:
         if command == "event":
-            if self.pending_events:
-                self.pending_events.pop()
+            if self.asked_events:
+                self.asked_events.pop(0)  # the oldest unanswered request is the refused one
             self.events_panel.on_failed(message)
             return
         if command == "edit":
@@ -823,24 +874,53 @@ class MainWindow(QMainWindow):
         return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
 
     def load_from(self, path: str | Path) -> Job:
-        self.keep_unsaved("replaced")
-        return self.run_job(f"Opening {Path(path).name}", lambda _p: Session.load(path), self._loaded)
+        """Open a session on a job thread; frames recorded since the last save are first kept in autosave_dir() on
+        that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened."""
+        keep = self._autosave_path("replaced") if self.session is not None and self._unsaved else None
+        snap, unsaved = (self._snapshot(), self._unsaved) if keep is not None else (None, 0)
 
-    def keep_unsaved(self, why: str) -> Path | None:
-        """Recorded frames are never thrown away unsaved: before Open… replaces them or the window closes, they are
-        saved to autosave_dir() (the path goes to the status bar and stderr); None when there was nothing to keep."""
-        if self.session is None or self._unsaved == 0:
-            return None
-        path = autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
-        try:
-            self._snapshot().save(path)
-        except OSError as e:
-            print(f"worldbridge play: could not keep the unsaved recording in {path}: {e}", file=sys.stderr)
-            return None
-        self._unsaved = 0
+        def work(_progress) -> Session:
+            if snap is not None:
+                try:
+                    snap.save(keep)
+                except OSError as e:
+                    raise OSError(f"could not keep the unsaved recording in {keep} ({e}), so nothing was opened: "
+                                  f"Save… it first, or set ${AUTOSAVE_ENV} to a writable folder") from e
+            return Session.load(path)
+
+        def opened(session: Session) -> None:
+            if keep is not None:
+                self._unsaved = max(0, self._unsaved - unsaved)
+                self._kept(keep)
+            self.keep_unsaved("replaced")  # frames recorded while it opened (nothing to do when none were)
+            self._loaded(session)
+
+        return self.run_job(f"Opening {Path(path).name}", work, opened)
+
+    @staticmethod
+    def _autosave_path(why: str) -> Path:
+        return autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
+
+    def _kept(self, path: Path) -> None:
         message = f"The unsaved recording was kept in {path} (File ▸ Open… it)"
         self.statusBar().showMessage(message, 10000)
         print(f"worldbridge play: {message}", file=sys.stderr)
+
+    def keep_unsaved(self, why: str) -> Path | None:
+        """Recorded frames are never thrown away unsaved: before the window closes, they are saved to autosave_dir()
+        (the path goes to the status bar and stderr); None when there was nothing to keep."""
+        if self.session is None or self._unsaved == 0:
+            return None
+        path = self._autosave_path(why)
+        try:
+            self._snapshot().save(path)
+        except OSError as e:
+            message = f"could not keep the unsaved recording in {path}: {e}"
+            self.show_error(f"{message}. Save… it, or set ${AUTOSAVE_ENV} to a writable folder")
+            print(f"worldbridge play: {message}", file=sys.stderr)
+            return None
+        self._unsaved = 0
+        self._kept(path)
         return path
 
     def _loaded(self, session: Session) -> None:
@@ -856,6 +936,7 @@ class MainWindow(QMainWindow):
         self.pending_fork = None
         if self.info is not None and self.mode != "step":
             self.set_paused(True)
+        self._apply_caps()  # the host's world is in no branch of this session: no edits to it
         self._rebuild_resolver()
         if self.info is not None:
             self.explorer.set_actions(int(self.info.get("num_latent_actions", 0)), list(self.info.get("action_names", [])), session.latent_names)
@@ -879,11 +960,13 @@ class MainWindow(QMainWindow):
         frames = [r.image for r in records if r.image is not None]
         scale = scale or exporting.auto_scale(s.height or 64, s.width or 64)
         fps, names = s.fps, self.resolver.name_of
+        prompt, (kind, name) = s.root_of(bid).prompt or PromptSpec(), s.backend_of(bid)
+        world = {"backend_kind": kind, "backend_name": name, "seed": prompt.seed, "text": prompt.text}
         jobs = {
             "mp4": lambda p: exporting.export_mp4(frames, path, fps, scale, p),
             "gif": lambda p: exporting.export_gif(frames, path, fps, scale, p),
             "png": lambda p: exporting.export_png_frames(records, path, scale, p),
-            "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps), path),
+            "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps, world), path),
         }
         return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000))
 
@@ -918,7 +1001,13 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        self.keep_unsaved("closed")
+        """Keep unsaved frames; if they cannot be kept the window stays open once (the status bar says why), so only
+        a second close throws them away."""
+        if self.keep_unsaved("closed") is None and self._unsaved and not self._discard_on_close:
+            self._discard_on_close = True
+            self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
+            event.ignore()
+            return
         for job in list(self.jobs):
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():

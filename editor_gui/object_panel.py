@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from editor_gui.keymap import keep_play_focus
 from editor_gui.layers import BUILTINS, Layer, builtin_layer, fit_layer, load_layer, qimage_to_rgba, rgba_to_qimage
 
 PNG_FILTER = "PNG with alpha (*.png);;Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
@@ -75,6 +76,7 @@ class ObjectPanel(QWidget):
         self.place_btn.setCheckable(True)
         self.place_btn.setToolTip("Click on the viewport to paste the object; Esc cancels")
         self.place_btn.clicked.connect(lambda on: self.start_placing() if on else self.cancel.emit())
+        keep_play_focus(self.place_btn, *self.builtin_buttons.values())
         self._tips = {w: w.toolTip() for w in self._tools()}  # restored when a backend can edit again
         self.status = QLabel(HINT)
         self.status.setWordWrap(True)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from editor_gui.keymap import keep_play_focus
 from editor_gui.session_store import PromptSpec
 from editor_gui.sketch_canvas import SketchCanvas
 
@@ -154,6 +155,7 @@ class PromptPanel(QWidget):
         self.go.setObjectName("new_world")
         self.go.setStyleSheet("QPushButton { font-weight: bold; padding: 6px; }")
         self.go.clicked.connect(lambda: self.new_world.emit(self.prompt()))
+        keep_play_focus(self.go)
         seed_row = QHBoxLayout()
         seed_row.addWidget(QLabel("Seed"))
         seed_row.addWidget(self.seed, 1)

@@ -130,17 +130,24 @@ class Session:
         """Frames of every branch that hold pixels (what the editor's memory guard counts)."""
         return sum(r.image is not None for b in self.branches.values() for r in b.frames.values())
 
-    def add_frame(self, rec: FrameRecord, rewind: bool = False) -> None:
-        """Append a frame to the live branch; `rewind`: the host went back to rec.index, drop frames after it."""
+    def add_frame(self, rec: FrameRecord, rewind: bool = False) -> bool:
+        """Append a frame to the live branch; `rewind`: the host went back to rec.index, drop frames after it.
+        False when the frame was already held (a re-sent one), so nothing new needs saving."""
         b = self.branches[self.live]  # type: ignore[index]
         if b.parent_frame is not None and rec.index <= b.parent_frame:
-            return  # a frame the branch shares with its parent (the host re-sends the fork frame)
+            return False  # a frame the branch shares with its parent (the host re-sends the fork frame)
         if rewind:
             for i in [i for i in b.frames if i > rec.index]:
                 del b.frames[i]
             if rec.index in b.frames and rec.action < 0:
-                return  # the host re-sent a frame we have: keep the original (it knows the action that made it)
+                return False  # the host re-sent a frame we have: keep the original (it knows the action that made it)
         b.frames[rec.index] = rec
+        return True
+
+    def backend_of(self, branch_id: int) -> tuple[str, str]:
+        """(kind, name) of the backend that made a branch's world (the session's name only fits worlds of its kind)."""
+        kind = (self.root_of(branch_id).prompt or PromptSpec()).backend or self.backend_kind
+        return kind, self.backend_name if kind == self.backend_kind else ""
 
     def children(self, branch_id: int) -> list[Branch]:
         return [b for b in self.branches.values() if b.parent == branch_id]

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from editor_gui.keymap import keep_play_focus
 from editor_gui.session_store import FrameRecord, Session
 from editor_gui.viewport import to_qimage
 
@@ -148,6 +149,7 @@ class TimelinePanel(QWidget):
             act.triggered.connect(lambda _=False, f=fmt: self.export_requested.emit(f))
             menu.addAction(act)
         export.setMenu(menu)
+        keep_play_focus(self.record, self.host_record, self.branch_btn, self.replay_btn, self.live_btn, save, load, export)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Branch", "Frames"])
         self.tree.setColumnWidth(0, 190)

@@ -1,5 +1,6 @@
 """The editor window driven through Qt against a real host serving the sandbox game (offscreen)."""
 
+import json
 import os
 import socket
 import subprocess
@@ -160,6 +161,8 @@ def test_record_branch_export_save_load(qtbot, host, tmp_path):
     with qtbot.waitSignal(w.export_to("actions", tmp_path / "child.json").succeeded, timeout=10000):
         pass
     assert '"action_name": "left"' in (tmp_path / "child.json").read_text()
+    assert json.loads((tmp_path / "child.json").read_text())["world"] == \
+        {"backend_kind": "sandbox", "backend_name": w.info["backend_name"], "seed": 11, "text": "a level with coins"}
 
     # save, then reload into the same window: same tree, frames, actions, names
     w.session.latent_names = {RIGHT: "walk right"}
@@ -393,6 +396,7 @@ def test_unseeded_world_keeps_the_seed_the_host_drew(qtbot, host):
     w = open_window(qtbot, host.address, prompt=PromptSpec(seed=None))
     seed = w.info["seed"]
     assert isinstance(seed, int) and w.session.root_of(w.session.live).prompt.seed == seed  # so it can be rebuilt
+    assert w.prompt_panel.seed.value() == seed  # and shown: unticking "random" makes the same world again
 
 
 def test_paused_editor_keeps_its_session_by_pinging(qtbot, monkeypatch):
@@ -467,6 +471,7 @@ def test_a_lost_host_leaves_no_stale_world_and_reopening_keeps_the_tree(qtbot, t
     qtbot.waitUntil(lambda: "Lost the host" in w.settings_panel.conn_label.text(), timeout=15000)
     assert w.info is None and w.session.live is None and "no world running" in w.status_backend.text()
     assert w.viewport.kind == "" and not w.events_panel.send.isEnabled()  # nothing acts as if the old world ran
+    qtbot.waitUntil(lambda: "live" not in w.timeline.tree.topLevelItem(0).text(0), timeout=3000)  # nor the tree
     for _ in range(2):  # the same file twice: the tree is rebuilt, not written into deleted items
         job = w.load_from(tmp_path / "a.wbsession")
         qtbot.waitUntil(job.isFinished, timeout=10000)

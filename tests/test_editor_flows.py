@@ -1,0 +1,187 @@
+"""Editor flows a level designer hits after the first world: viewing other worlds, opened sessions, refused events,
+keeping recordings, exports (the real window against a real sandbox host, offscreen)."""
+
+import numpy as np
+import pytest
+from test_editor_gui import focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
+
+from editor_gui.session_store import FrameRecord, PromptSpec, Session
+
+pytest.importorskip("pytestqt")
+
+
+def model_session(path, frames: int = 3) -> Session:
+    """A saved session recorded on a world model (synthetic frames), as another editor would have saved it."""
+    s = Session(backend_kind="world_model", backend_name="tiny (step 1200)", width=64, height=64)
+    root = s.new_root(PromptSpec(seed=1, backend="world_model"))
+    for i in range(frames):
+        root.frames[i] = FrameRecord(i, 0, image=np.full((64, 64, 3), 40 * i, np.uint8))
+    s.save(path)
+    return s
+
+
+def test_the_badge_names_the_backend_of_the_frame_shown(qtbot, host, tmp_path):
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address, mode="step")
+    assert w.viewport.kind == "sandbox"
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    assert w.viewing is not None and w.info["backend_kind"] == "sandbox"  # a model frame shown, the sandbox running
+    assert (w.viewport.kind, w.viewport.name) == ("world_model", "tiny (step 1200)")
+    w.timeline.go_live()
+    assert w.viewing is None and w.viewport.kind == "sandbox"
+
+
+def test_a_refused_event_is_not_recorded_as_the_next_events_request(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    w.fire_event(None, "xyzzy plugh")  # refused by the sandbox, its answer still on the way when the next one is fired
+    w.fire_event("night_falls", None)
+    qtbot.waitUntil(lambda: any(r.events for r in live_frames(w)), timeout=5000)
+    qtbot.waitUntil(lambda: "refused" in w.events_panel.status.text() or "Fired" in w.events_panel.status.text(), timeout=5000)
+    rec = next(r for r in live_frames(w) if r.events)
+    assert rec.events == ["night falls"] and rec.fired == [{"event_type": "night_falls", "text": None}]
+    assert not w.pending_events and not w.asked_events
+
+
+def record_unsaved(qtbot, w, n: int = 5) -> None:
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: w._unsaved >= n, timeout=10000)
+    w.timeline.record.setChecked(False)
+
+
+def test_open_keeps_unsaved_frames_off_the_ui_thread_and_opens_nothing_if_it_cannot(qtbot, host, tmp_path, monkeypatch):
+    from PySide6.QtCore import QThread
+    from PySide6.QtWidgets import QApplication
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    saved_on = []
+    save = Session.save
+    monkeypatch.setattr(Session, "save", lambda self, path: (saved_on.append(QThread.currentThread()), save(self, path))[1])
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    assert saved_on and QApplication.instance().thread() not in saved_on  # the window never froze on the write
+    assert len(list((tmp_path / "autosave").glob("*-replaced-*.wbsession"))) == 1
+    assert w.session.backend_kind == "world_model" and w._unsaved == 0
+
+    w.timeline.go_live()
+    w.new_world(PromptSpec(seed=2))
+    qtbot.waitUntil(lambda: w.session.live is not None, timeout=5000)
+    w.set_paused(False)  # Open… paused the host's world
+    record_unsaved(qtbot, w)
+    mine = w.session
+    (tmp_path / "not_a_folder").write_text("")
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "not_a_folder" / "autosave"))
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").errored, timeout=10000) as failed:
+        pass
+    assert "could not keep the unsaved recording" in failed.args[0] and "nothing was opened" in failed.args[0]
+    assert w.session is mine and w._unsaved >= 5  # the recording is still there, still unsaved
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))  # so closing the window keeps it
+
+
+def test_closing_with_a_recording_that_cannot_be_kept_leaves_the_window_open_once(qtbot, host, tmp_path, monkeypatch):
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    (tmp_path / "not_a_folder").write_text("")
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "not_a_folder" / "autosave"))
+    assert not w.close() and w.isVisible()
+    assert "could not keep the unsaved recording" in w.statusBar().currentMessage()
+    assert "close again to discard it" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(w.save_to(tmp_path / "mine.wbsession").succeeded, timeout=10000):
+        pass
+    assert w.close() and len(Session.load(tmp_path / "mine.wbsession").recorded(0)) >= 5
+
+
+def test_after_open_the_hosts_world_refuses_input_that_no_branch_would_record(qtbot, host, tmp_path):
+    from PySide6.QtCore import Qt
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address, mode="step")
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    w.timeline.go_live()  # the host's world again, but it belongs to no branch of the opened session
+    shown = w.viewport.frame.index
+    focus_viewport(qtbot, w)
+    qtbot.keyClick(w.viewport, Qt.Key.Key_Right)
+    w.step_action.trigger()
+    w.fire_event("night_falls", None)
+    qtbot.wait(400)
+    assert w.viewport.frame.index == shown  # no frame was made that nothing records
+    assert "Branch from this frame" in w.statusBar().currentMessage()
+    assert "Branch from this frame" in w.events_panel.status.text()
+    assert not w.paste_action.isEnabled() and "Branch from this frame" in w.paste_action.toolTip()
+    w.new_world(PromptSpec(seed=2))  # a new root of the opened session: playable again
+    qtbot.waitUntil(lambda: w.session.live is not None, timeout=5000)
+    assert w._not_playable() is None and "Branch from" not in w.paste_action.toolTip()
+
+
+def test_a_preview_after_saving_leaves_nothing_unsaved(qtbot, host, tmp_path):
+    from PySide6.QtCore import Qt
+
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 3)
+    with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    w.explorer.steps.setValue(2)
+    qtbot.mouseClick(w.explorer.run_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
+    assert [r.index for r in live_frames(w)] == [0, 1, 2, 3]
+    assert w._unsaved == 0 and w.keep_unsaved("closed") is None  # closing writes no autosave of a saved session
+
+
+def test_pause_before_a_world_starts_the_next_world_paused(qtbot, host):
+    w = open_window(qtbot, host.address, autostart=False)
+    w.pause_action.trigger()
+    qtbot.wait(300)
+    assert "next world starts paused" in w.statusBar().currentMessage()  # not a "no session" error
+    w.new_world(PromptSpec(seed=3))
+    qtbot.waitUntil(lambda: w.info is not None, timeout=5000)
+    assert w.info["mode"] == "step" and w.pause_action.isChecked()
+
+
+def test_clicking_record_new_world_or_an_event_keeps_the_keys_on_the_viewport(qtbot, host):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    w = open_window(qtbot, host.address, mode="step")
+    focus_viewport(qtbot, w)
+    for button in (w.timeline.record, w.events_panel.buttons["night_falls"], w.explorer.run_btn):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert QApplication.focusWidget() is w.viewport
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)  # the preview the last click started
+    last = live_frames(w)[-1].index
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)  # jump: not a second click on Record
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+    assert w.timeline.record.isChecked() and live_frames(w)[-1].action == 3  # the sandbox's jump
+    roots = len(w.session.branches)
+    qtbot.mouseClick(w.prompt_panel.go, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(w.session.branches) == roots + 1 and len(live_frames(w)) == 1, timeout=5000)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: len(live_frames(w)) == 2, timeout=5000)
+    assert len(w.session.branches) == roots + 1  # the key jumped in the new world, it did not start another
+
+
+def test_live_and_branch_after_scrubbing_give_the_keys_back_to_the_viewport(qtbot, host):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 5)
+    for button in (w.timeline.live_btn, w.timeline.branch_btn):
+        w.timeline.refresh()
+        qtbot.mouseClick(w.timeline.slider, Qt.MouseButton.LeftButton, pos=w.timeline.slider.rect().center())
+        qtbot.keyClick(w.timeline.slider, Qt.Key.Key_Home)  # scrub to the first frame
+        assert w.viewing is not None and QApplication.focusWidget() is w.timeline.slider
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: w.busy is None and w.pending_fork is None, timeout=5000)
+        last = live_frames(w)[-1].index
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Left)  # plays: it does not scrub
+        qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+        assert w.viewing is None and live_frames(w)[-1].action == 1  # the sandbox's left
