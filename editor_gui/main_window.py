@@ -993,6 +993,8 @@ class MainWindow(QMainWindow):
             path = str(Path(parent) / f"frames-{time.strftime('%Y%m%d-%H%M%S')}") if parent else ""
         else:
             path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.upper()}", f"world{suffix}", f"*{suffix}")
+            if path and not path.lower().endswith(suffix):  # a name typed without it: players go by the suffix
+                path += suffix
         if path:
             try:
                 self.export_to(fmt, path)

@@ -185,3 +185,16 @@ def test_live_and_branch_after_scrubbing_give_the_keys_back_to_the_viewport(qtbo
         qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Left)  # plays: it does not scrub
         qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
         assert w.viewing is None and live_frames(w)[-1].action == 1  # the sandbox's left
+
+
+@pytest.mark.parametrize("fmt, typed, written", [("mp4", "clip", "clip.mp4"), ("gif", "clip.GIF", "clip.GIF"),
+                                                 ("actions", "log", "log.json")])
+def test_an_export_name_typed_without_its_suffix_gets_it(qtbot, host, tmp_path, monkeypatch, fmt, typed, written):
+    from editor_gui import main_window
+
+    w = open_window(qtbot, host.address, mode="step")
+    asked = []
+    monkeypatch.setattr(main_window.QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / typed), ""))
+    monkeypatch.setattr(w, "export_to", lambda f, path: asked.append((f, path)))
+    w._export_dialog(fmt)
+    assert asked == [(fmt, str(tmp_path / written))]
