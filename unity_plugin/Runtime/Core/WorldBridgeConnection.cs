@@ -35,7 +35,8 @@ namespace WorldBridge.Core
         readonly object frameLock = new object();
         readonly object dealerLock = new object();
         Thread ioThread, sendThread;
-        ZmtpDealer dealer;
+        ZmtpDealer dealer;                          // the connection the send thread writes to: set only once the host
+                                                    // welcomed it, so nothing of the queue can overtake hello or Restore
         WorldFrame latest;
         volatile StartOptions lastStart;            // what the last Start asked for: a lost session is started again
         long resumeReqId = -1;
@@ -369,16 +370,16 @@ namespace WorldBridge.Core
                     var props = new[] { new KeyValuePair<string, string>("X-Client", Options.Client) };
                     d = ZmtpDealer.Connect(Options.Endpoint, Options.ConnectTimeoutMs, props, cancel.Token); // Close() aborts it
                     d.MaxMessageBytes = Options.MaxMessageBytes;
+                    fatal = !Handshake(d);
+                    if (fatal) break;
+                    backoff.Reset();
                     lock (dealerLock)
                     {
                         if (stopping.IsSet) break;
                         dealer = d;
+                        state = ConnectionState.Ready;
+                        ready.Set();
                     }
-                    fatal = !Handshake(d);
-                    if (fatal) break;
-                    backoff.Reset();
-                    state = ConnectionState.Ready;
-                    ready.Set();
                     while (!stopping.IsSet) Dispatch(d, d.Receive());
                 }
                 catch (Exception e)
@@ -400,12 +401,14 @@ namespace WorldBridge.Core
             lock (frameLock) Monitor.PulseAll(frameLock);
         }
 
-        /// <summary>hello → welcome (or reject/error: fatal), then Restore what the game asked for before a reconnect.</summary>
+        /// <summary>hello → welcome (or reject/error: fatal), then Restore what the game asked for before a reconnect; on
+        /// the IO thread alone, before the send thread can see the connection. Close (cancel) ends it.</summary>
         bool Handshake(ZmtpDealer d)
         {
             // a --heartbeat host's PINGs reset the read timeout, so the whole exchange gets ConnectTimeoutMs by the clock
             using (var deadline = new CancellationTokenSource(Options.ConnectTimeoutMs))
             using (deadline.Token.Register(d.Dispose))
+            using (cancel.Token.Register(d.Dispose))
             {
                 try { return Greet(d); }
                 catch (Exception) when (deadline.IsCancellationRequested && !stopping.IsSet)
