@@ -86,7 +86,9 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "NegativeSeedsAreRefusedBeforeSending", "AStartSentButUnansweredAtTheDropIsSentAgainInsteadOfTheResume",
                      "AFirstStartUnansweredAtTheDropIsSentAgain", "AStartQueuedAtTheDropIsSentOnceAndReplacesTheResume",
                      "ASessionKnowsTheActionMapOfTheStartItAnswersAndKeepsItWhenResumed",
-                     "NothingButHelloReachesAReconnectBeforeItsWelcome", "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce"):
+                     "NothingButHelloReachesAReconnectBeforeItsWelcome",
+                     "AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince",
+                     "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -548,6 +548,42 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();
+                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                var refused = c.Start(new StartOptions { Mode = "step", Text = "a sketch that does not decode" });
+                host.Expect("start");
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", refused }, { "code", "bad_prompt" },
+                                       { "message", "the sketch does not decode" }, { "fatal", false } });
+                Assert.AreEqual("bad_prompt", NextMessage(c, "error").GetString("code"));
+                Assert.AreEqual("s1", c.Session.SessionId, "a refused start leaves the session running");
+                host.Drop();
+                Until(() => !c.IsReady, "the client to notice the drop");
+                host.Accept();
+                host.Welcome();
+                var resume = host.Expect("start");
+                Assert.AreEqual("s1", resume.GetString("resume"));
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", resume.GetLong("req_id") }, { "code", "unknown_session" },
+                                       { "message", "gone" }, { "fatal", false } });
+                var fresh = host.Expect("start");
+                Assert.AreEqual(("step", "a cave"), (fresh.GetString("mode"), fresh.GetString("text")),
+                                "the restart repeated the refused start instead of the lost session's options");
+                host.Session("s2");
+                NextMessage(c, "session");
+                Assert.AreEqual("a cave", c.Session.StartedWith.Text);
+            }
+        }
+
+        [Test]
         public void AFirstStartUnansweredAtTheDropIsSentAgain()
         {
             using (var host = new FakeHost())
