@@ -231,7 +231,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                      "client": "godot/0.1.2", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.3", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -757,3 +757,25 @@ def test_world_input_uses_a_new_sessions_actions_from_its_first_frame_when_it_ru
         sim.process()
     inputs = [m["action"] for m in _starts_seen(router) if m["type"] == "input"]
     assert inputs[:1] == ["wait"], f"s2's first input was decided by s1's actions: {inputs}"
+
+
+def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim):
+    router, port = _router()
+    try:
+        c, _, ident = _scripted_session(sim, (router, port), "realtime")
+        router.close()
+        assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+        router, _ = _rebind(port)
+        _pump(sim, router)
+        ident, hello = _recv(router)
+        assert hello["type"] == "hello"  # the host holds its welcome back; the game asks for the host's status
+        assert not sim.call_method(c, "request_status", [])
+        sim.process(5)
+        early = _starts_seen(router, 300)
+        assert not early, f"sent to the new connection before its welcome: {early}"
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        _pump(sim, router)
+        assert _recv(router)[1]["resume"] == "s1"
+    finally:
+        router.close()
+

@@ -620,6 +620,8 @@ func _on_socket_closed(reason: String) -> void:
 func _send(msg: Dictionary) -> bool:
 	if _socket == null or not _socket.is_open():
 		return false
+	if link != Link.READY and link != Link.IN_SESSION and msg["type"] != "hello":
+		return false  # nothing but hello reaches a connection before the host's welcome
 	var encoded := MsgPack.encode(msg)
 	if encoded["error"] != "":
 		_client_error(encoded["error"])
