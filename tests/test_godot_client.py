@@ -779,3 +779,23 @@ def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim):
     finally:
         router.close()
 
+
+def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, scripted):
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+    sim.add_to_root(c)
+    _pump(sim, router)
+    ident, _ = _recv(router)
+    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    assert _run_until(sim, lambda: c.members["link"] == 3)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"jump": 1}})])  # before the first's session
+    _pump(sim, router)
+    ident, first = _recv(router)
+    _, second = _recv(router)
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(first["req_id"], "s1"))])
+    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s1")
+    assert gdsim.to_py(c.members["action_map_sent"]) == {"dash": 1}, "s1 is checked against the newer start's map"
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(second["req_id"], "s2"))])
+    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+    assert gdsim.to_py(c.members["action_map_sent"]) == {"jump": 1}
