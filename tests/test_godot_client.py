@@ -780,6 +780,37 @@ def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim):
         router.close()
 
 
+def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_start_refused_since(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+        _pump(sim, router)
+        ident, start = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a sketch that does not decode"})])
+        _pump(sim, router)
+        ident, refused = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": refused["req_id"], "code": "bad_prompt",
+                                                     "message": "does not decode", "fatal": False})])
+        sim.process(5)
+        assert c.members["session"]["session_id"] == "s1"  # a refused start leaves the session running
+        router, ident, resume = _restart_host(sim, router, port)
+        assert resume["resume"] == "s1"
+        router.send_multipart([ident, _unknown_session(resume["req_id"])])
+        _pump(sim, router)
+        fresh = _recv(router)[1]
+        assert fresh["type"] == "start" and fresh["text"] == "a cave", f"restarted with the refused start's options: {fresh}"
+    finally:
+        router.close()
+
+
 def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, scripted):
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)

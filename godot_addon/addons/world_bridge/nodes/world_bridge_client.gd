@@ -94,8 +94,10 @@ var _start_req := -1
 ## sends it again instead of resuming the session it replaces.
 var _start_unanswered := false
 ## What each start sent on this connection asked for (exports and options merged), by req_id,
-## until the host answers it: a session takes its start's action_map.
+## until the host answers it: a session takes its start's options and action_map.
 var _starts_sent := {}
+## The options the current session was started with: a failed resume starts them again.
+var _session_options := {}
 var _resume_req := -1
 var _frame_times: Array = []
 var _last_sent_ms := 0.0
@@ -577,20 +579,20 @@ func _on_error(header: Dictionary) -> void:
 			_greet()
 	elif code == "unknown_session":
 		# The session we tried to resume is gone (timed out, or the host restarted): start a
-		# fresh one with the last start's options, whatever auto_start says (the game had one).
+		# fresh one with its own options, whatever auto_start says (the game had one).
 		_resume_id = ""
 		_end_session(message)
 		if _start_req > _resume_req:  # the game asked for a new world since the resume went out: that one
 			_set_link(Link.READY, "the previous session expired")
 			return
 		_set_link(Link.READY, "the previous session expired; starting a new one")
-		start_session(_start_options)
+		start_session(_session_options)
 	elif fatal and link == Link.IN_SESSION:
 		_end_session(message)
 		_set_link(Link.READY, "session ended: %s" % message)
 
 
-## A `session` or `error` answering a start settles it; a new session takes that start's action_map.
+## A `session` or `error` answering a start settles it; a new session takes that start's options.
 func _answered(header: Dictionary) -> void:
 	var req: Variant = header.get("req_id")
 	if typeof(req) != TYPE_INT:
@@ -600,6 +602,7 @@ func _answered(header: Dictionary) -> void:
 	var opts: Dictionary = _starts_sent.get(req, {})
 	_starts_sent.erase(req)
 	if header["type"] == "session" and not _flag(header, "resumed"):
+		_session_options = opts
 		var map: Variant = opts.get("action_map")
 		action_map_sent = map if typeof(map) == TYPE_DICTIONARY else {}
 
