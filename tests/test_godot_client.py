@@ -231,7 +231,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                      "client": "godot/0.1.2", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.3", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -757,3 +757,76 @@ def test_world_input_uses_a_new_sessions_actions_from_its_first_frame_when_it_ru
         sim.process()
     inputs = [m["action"] for m in _starts_seen(router) if m["type"] == "input"]
     assert inputs[:1] == ["wait"], f"s2's first input was decided by s1's actions: {inputs}"
+
+
+def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim):
+    router, port = _router()
+    try:
+        c, _, ident = _scripted_session(sim, (router, port), "realtime")
+        router.close()
+        assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+        router, _ = _rebind(port)
+        _pump(sim, router)
+        ident, hello = _recv(router)
+        assert hello["type"] == "hello"  # the host holds its welcome back; the game asks for the host's status
+        assert not sim.call_method(c, "request_status", [])
+        sim.process(5)
+        early = _starts_seen(router, 300)
+        assert not early, f"sent to the new connection before its welcome: {early}"
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        _pump(sim, router)
+        assert _recv(router)[1]["resume"] == "s1"
+    finally:
+        router.close()
+
+
+def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_start_refused_since(sim):
+    router, port = _router()
+    try:
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+        _pump(sim, router)
+        ident, start = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a sketch that does not decode"})])
+        _pump(sim, router)
+        ident, refused = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": refused["req_id"], "code": "bad_prompt",
+                                                     "message": "does not decode", "fatal": False})])
+        sim.process(5)
+        assert c.members["session"]["session_id"] == "s1"  # a refused start leaves the session running
+        router, ident, resume = _restart_host(sim, router, port)
+        assert resume["resume"] == "s1"
+        router.send_multipart([ident, _unknown_session(resume["req_id"])])
+        _pump(sim, router)
+        fresh = _recv(router)[1]
+        assert fresh["type"] == "start" and fresh["text"] == "a cave", f"restarted with the refused start's options: {fresh}"
+    finally:
+        router.close()
+
+
+def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, scripted):
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+    sim.add_to_root(c)
+    _pump(sim, router)
+    ident, _ = _recv(router)
+    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    assert _run_until(sim, lambda: c.members["link"] == 3)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"jump": 1}})])  # before the first's session
+    _pump(sim, router)
+    ident, first = _recv(router)
+    _, second = _recv(router)
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(first["req_id"], "s1"))])
+    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s1")
+    assert gdsim.to_py(c.members["action_map_sent"]) == {"dash": 1}, "s1 is checked against the newer start's map"
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(second["req_id"], "s2"))])
+    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+    assert gdsim.to_py(c.members["action_map_sent"]) == {"jump": 1}

@@ -85,7 +85,10 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "AFailedResumeDoesNotRestartWhenTheGameStartedMeanwhile", "AStartThatThrowsWhileReconnectingIsNoStart",
                      "NegativeSeedsAreRefusedBeforeSending", "AStartSentButUnansweredAtTheDropIsSentAgainInsteadOfTheResume",
                      "AFirstStartUnansweredAtTheDropIsSentAgain", "AStartQueuedAtTheDropIsSentOnceAndReplacesTheResume",
-                     "ASessionKnowsTheActionMapOfTheStartItAnswersAndKeepsItWhenResumed"):
+                     "ASessionKnowsTheActionMapOfTheStartItAnswersAndKeepsItWhenResumed",
+                     "NothingButHelloReachesAReconnectBeforeItsWelcome",
+                     "AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince",
+                     "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

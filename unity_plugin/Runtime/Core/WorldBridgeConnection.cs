@@ -15,7 +15,7 @@ namespace WorldBridge.Core
         public string Client = "worldbridge-csharp/" + Protocol.PluginVersion;
         public int ConnectTimeoutMs = 3000;         // for the TCP connect, and for hello → welcome by the clock
         public bool Reconnect = true;               // with backoff, resuming the session afterwards (or starting a
-                                                    // fresh one with the same StartOptions if the host lost it)
+                                                    // fresh one with its StartOptions if the host lost it)
         public int ReconnectInitialMs = 250, ReconnectMaxMs = 5000;
         public long MaxMessageBytes = 64L << 20;    // refuse larger messages from the host
         public int MaxQueuedMessages = 1024;        // outgoing while disconnected, and incoming not yet read
@@ -35,10 +35,12 @@ namespace WorldBridge.Core
         readonly object frameLock = new object();
         readonly object dealerLock = new object();
         Thread ioThread, sendThread;
-        ZmtpDealer dealer;
+        ZmtpDealer dealer;                          // the connection the send thread writes to: set only once the host
+                                                    // welcomed it, so nothing of the queue can overtake hello or Restore
         WorldFrame latest;
-        volatile StartOptions lastStart;            // what the last Start asked for: a lost session is started again
         long resumeReqId = -1;
+        volatile StartOptions resumedWith;          // the options of the session the resume asks for: started again if
+                                                    // the host lost it (not those of a later start the host refused)
         long starts, startsSent, startsAtResume = -1; // Start calls queued, and sent by the send thread: one still queued
                                                       // at a reconnect replaces the resume
         // starts that reached the socket and the host has not answered yet, by req_id: a reconnect sends the newest again
@@ -213,7 +215,6 @@ namespace WorldBridge.Core
             var id = NextReqId();
             Enqueue(Protocol.Start(id, options), options); // may throw (too large, closed): then it is no start at all
             Interlocked.Increment(ref starts);
-            lastStart = options;
             return id;
         }
 
@@ -369,16 +370,16 @@ namespace WorldBridge.Core
                     var props = new[] { new KeyValuePair<string, string>("X-Client", Options.Client) };
                     d = ZmtpDealer.Connect(Options.Endpoint, Options.ConnectTimeoutMs, props, cancel.Token); // Close() aborts it
                     d.MaxMessageBytes = Options.MaxMessageBytes;
+                    fatal = !Handshake(d);
+                    if (fatal) break;
+                    backoff.Reset();
                     lock (dealerLock)
                     {
                         if (stopping.IsSet) break;
                         dealer = d;
+                        state = ConnectionState.Ready;
+                        ready.Set();
                     }
-                    fatal = !Handshake(d);
-                    if (fatal) break;
-                    backoff.Reset();
-                    state = ConnectionState.Ready;
-                    ready.Set();
                     while (!stopping.IsSet) Dispatch(d, d.Receive());
                 }
                 catch (Exception e)
@@ -400,12 +401,14 @@ namespace WorldBridge.Core
             lock (frameLock) Monitor.PulseAll(frameLock);
         }
 
-        /// <summary>hello → welcome (or reject/error: fatal), then Restore what the game asked for before a reconnect.</summary>
+        /// <summary>hello → welcome (or reject/error: fatal), then Restore what the game asked for before a reconnect; on
+        /// the IO thread alone, before the send thread can see the connection. Close (cancel) ends it.</summary>
         bool Handshake(ZmtpDealer d)
         {
             // a --heartbeat host's PINGs reset the read timeout, so the whole exchange gets ConnectTimeoutMs by the clock
             using (var deadline = new CancellationTokenSource(Options.ConnectTimeoutMs))
             using (deadline.Token.Register(d.Dispose))
+            using (cancel.Token.Register(d.Dispose))
             {
                 try { return Greet(d); }
                 catch (Exception) when (deadline.IsCancellationRequested && !stopping.IsSet)
@@ -463,6 +466,7 @@ namespace WorldBridge.Core
             else if (s != null)
             {
                 Interlocked.Exchange(ref startsAtResume, Interlocked.Read(ref starts));
+                resumedWith = s.StartedWith;
                 d.Send(MsgPack.Encode(Protocol.Resume(resumeReqId = NextReqId(), s.SessionId)));
             }
         }
@@ -505,11 +509,12 @@ namespace WorldBridge.Core
             else if (type == "error" && (m.GetBool("fatal") || m.GetString("code") == "unknown_session"))
             {
                 session = null;
-                // the session we tried to resume is gone (the host restarted, or it timed out): start a fresh one, as Godot
-                // does, unless the game called Start since the resume (its start is on the way: one world, not two)
-                if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && lastStart != null &&
+                // the session we tried to resume is gone (the host restarted, or it timed out): start a fresh one with its
+                // own options, as Godot does, unless the game called Start since the resume (its start is on the way: one
+                // world, not two)
+                if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && resumedWith != null &&
                     Interlocked.Read(ref starts) == Interlocked.Read(ref startsAtResume))
-                    SendStart(d, NextReqId(), lastStart);
+                    SendStart(d, NextReqId(), resumedWith);
             }
             Post(m);
         }

@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Net;
 using System.Net.Sockets;
+using System.Reflection;
 using System.Threading;
 using NUnit.Framework;
 using WorldBridge.Core;
@@ -90,6 +91,7 @@ namespace WorldBridge.Tests
                 }
             }
             catch (IOException) { }
+            finally { tcp.ReceiveTimeout = 5000; }
             return seen;
         }
 
@@ -527,6 +529,61 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void NothingButHelloReachesAReconnectBeforeItsWelcome()
+        {
+            using (var host = new FakeHost())
+            using (var c = Dropped(host, new StartOptions { Mode = "step" }))
+            {
+                c.Input(1);                                    // waits in the queue for the next connection
+                host.Accept();                                 // hello: the host holds its welcome back
+                // the send thread writes to `dealer` only: a connection there before its welcome is one it can write the
+                // queued input to ahead of hello (answered not_ready, and lost) or ahead of the resume
+                var sendable = typeof(WorldBridgeConnection).GetField("dealer", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(c);
+                Assert.IsNull(sendable, "the send thread can reach a connection the host has not welcomed");
+                Assert.IsEmpty(host.Drain(200), "sent before the welcome");
+                host.Welcome();
+                Assert.AreEqual("s1", host.Expect("start").GetString("resume"));
+                Assert.AreEqual(1, host.Expect("input").GetLong("action"), "the queued input follows the resume");
+            }
+        }
+
+        [Test]
+        public void AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                c.Connect();
+                host.Accept();
+                host.Welcome();
+                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
+                host.Expect("start");
+                host.Session("s1");
+                NextMessage(c, "session");
+                var refused = c.Start(new StartOptions { Mode = "step", Text = "a sketch that does not decode" });
+                host.Expect("start");
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", refused }, { "code", "bad_prompt" },
+                                       { "message", "the sketch does not decode" }, { "fatal", false } });
+                Assert.AreEqual("bad_prompt", NextMessage(c, "error").GetString("code"));
+                Assert.AreEqual("s1", c.Session.SessionId, "a refused start leaves the session running");
+                host.Drop();
+                Until(() => !c.IsReady, "the client to notice the drop");
+                host.Accept();
+                host.Welcome();
+                var resume = host.Expect("start");
+                Assert.AreEqual("s1", resume.GetString("resume"));
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", resume.GetLong("req_id") }, { "code", "unknown_session" },
+                                       { "message", "gone" }, { "fatal", false } });
+                var fresh = host.Expect("start");
+                Assert.AreEqual(("step", "a cave"), (fresh.GetString("mode"), fresh.GetString("text")),
+                                "the restart repeated the refused start instead of the lost session's options");
+                host.Session("s2");
+                NextMessage(c, "session");
+                Assert.AreEqual("a cave", c.Session.StartedWith.Text);
+            }
+        }
+
+        [Test]
         public void AFirstStartUnansweredAtTheDropIsSentAgain()
         {
             using (var host = new FakeHost())
@@ -738,6 +795,21 @@ namespace WorldBridge.Tests
                 var watch = System.Diagnostics.Stopwatch.StartNew();
                 c.Close();
                 Assert.Less(watch.ElapsedMilliseconds, 500, "Close waited for the handshake's read timeout");
+                Assert.AreEqual(ConnectionState.Closed, c.State);
+            }
+        }
+
+        [Test]
+        public void CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce()
+        {
+            using (var host = new FakeHost())
+            {
+                var c = new WorldBridgeConnection(Options(host));
+                c.Connect();
+                host.Accept();                                 // hello, never answered
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                c.Close();
+                Assert.Less(watch.ElapsedMilliseconds, 500, "Close waited for the hello's deadline");
                 Assert.AreEqual(ConnectionState.Closed, c.State);
             }
         }

@@ -78,8 +78,8 @@ var rtt_ms := -1.0
 var last_status := {}
 ## What this session's backend can do (see has_capability), e.g. ["image_prompt", "edit"].
 var capabilities := PackedStringArray()
-## The action_map this session's `start` sent (exported and start_session options merged): the
-## host takes these names but does not list them in session.action_names.
+## The action_map of the `start` this session answers (exported and start_session options merged):
+## the host takes these names but does not list them in session.action_names.
 var action_map_sent := {}
 
 var _socket: Zmtp = null
@@ -93,6 +93,11 @@ var _start_req := -1
 ## The start `_start_req` reached the socket and the host has not answered it: a reconnect
 ## sends it again instead of resuming the session it replaces.
 var _start_unanswered := false
+## What each start sent on this connection asked for (exports and options merged), by req_id,
+## until the host answers it: a session takes its start's options and action_map.
+var _starts_sent := {}
+## The options the current session was started with: a failed resume starts them again.
+var _session_options := {}
 var _resume_req := -1
 var _frame_times: Array = []
 var _last_sent_ms := 0.0
@@ -151,6 +156,7 @@ func disconnect_from_host() -> void:
 	_socket = null
 	_resume_id = ""
 	_start_unanswered = false
+	_starts_sent.clear()
 	welcome = {}
 	_end_session("disconnected")
 	_update_capabilities()
@@ -229,11 +235,12 @@ func start_session(options: Dictionary = {}) -> bool:
 			opts[prompt_viewport_as] = png
 	opts.merge(options, true)
 	_start_options = options
-	action_map_sent = opts["action_map"] if typeof(opts["action_map"]) == TYPE_DICTIONARY else {}
 	_start_pending = false
 	_start_req = _next_req()
 	var sent := _send(Protocol.start(_start_req, opts))
 	_start_unanswered = sent or _start_unanswered
+	if sent:
+		_starts_sent[_start_req] = opts
 	return sent
 
 
@@ -572,23 +579,32 @@ func _on_error(header: Dictionary) -> void:
 			_greet()
 	elif code == "unknown_session":
 		# The session we tried to resume is gone (timed out, or the host restarted): start a
-		# fresh one with the last start's options, whatever auto_start says (the game had one).
+		# fresh one with its own options, whatever auto_start says (the game had one).
 		_resume_id = ""
 		_end_session(message)
 		if _start_req > _resume_req:  # the game asked for a new world since the resume went out: that one
 			_set_link(Link.READY, "the previous session expired")
 			return
 		_set_link(Link.READY, "the previous session expired; starting a new one")
-		start_session(_start_options)
+		start_session(_session_options)
 	elif fatal and link == Link.IN_SESSION:
 		_end_session(message)
 		_set_link(Link.READY, "session ended: %s" % message)
 
 
-## A `session` or `error` answering the last start settles it.
+## A `session` or `error` answering a start settles it; a new session takes that start's options.
 func _answered(header: Dictionary) -> void:
-	if typeof(header.get("req_id")) == TYPE_INT and header["req_id"] == _start_req:
+	var req: Variant = header.get("req_id")
+	if typeof(req) != TYPE_INT:
+		return
+	if req == _start_req:
 		_start_unanswered = false
+	var opts: Dictionary = _starts_sent.get(req, {})
+	_starts_sent.erase(req)
+	if header["type"] == "session" and not _flag(header, "resumed"):
+		_session_options = opts
+		var map: Variant = opts.get("action_map")
+		action_map_sent = map if typeof(map) == TYPE_DICTIONARY else {}
 
 
 # --- Connection ---
@@ -608,6 +624,7 @@ func _greet() -> void:
 func _on_socket_closed(reason: String) -> void:
 	if link == Link.IN_SESSION:
 		_resume_id = _text(session, "session_id")
+	_starts_sent.clear()  # their answers never come on a new connection
 	if _start_unanswered:  # its answer will never come on this connection: send it again
 		_start_pending = true
 		_start_unanswered = false
@@ -620,6 +637,8 @@ func _on_socket_closed(reason: String) -> void:
 func _send(msg: Dictionary) -> bool:
 	if _socket == null or not _socket.is_open():
 		return false
+	if link != Link.READY and link != Link.IN_SESSION and msg["type"] != "hello":
+		return false  # nothing but hello reaches a connection before the host's welcome
 	var encoded := MsgPack.encode(msg)
 	if encoded["error"] != "":
 		_client_error(encoded["error"])
