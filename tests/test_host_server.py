@@ -546,6 +546,37 @@ def test_record_paths_are_checked(host, tmp_path):
         assert e.value.code == "bad_argument"
 
 
+def test_a_host_confines_recordings_to_its_folder_unless_told_otherwise(tmp_path):
+    rec_dir, outside = tmp_path / "rec", tmp_path / "elsewhere"
+    h = run_host_in_thread("sandbox", recordings_dir=rec_dir, record_anywhere=False)  # as `worldbridge serve` starts
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            for bad in (outside / "a.wbrec", "../a.wbrec", rec_dir / ".." / "a.wbrec"):
+                with pytest.raises(ProtocolError) as e:
+                    c.record_start(str(bad))
+                assert e.value.code == "bad_argument" and str(rec_dir.resolve()) in e.value.message
+                assert "--recordings" in e.value.message and "--record-anywhere" in e.value.message
+            assert not outside.exists() and not (tmp_path / "a.wbrec").exists()  # no folder made, no file written
+            assert c.record_start("deep/a.wbrec")["path"] == str(rec_dir / "deep" / "a.wbrec")  # relative to it
+            c.record_stop()
+            assert c.record_start(str(rec_dir.resolve() / "b.wbrec"))["path"].endswith("b.wbrec")  # inside: fine
+            c.record_stop()
+            assert (rec_dir / "deep" / "a.wbrec").is_file() and (rec_dir / "b.wbrec").is_file()
+    finally:
+        h.stop()
+    h = run_host_in_thread("sandbox", recordings_dir=rec_dir, record_anywhere=True)  # the explicit opt-out
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            assert c.record_start(str(outside / "a.wbrec"))["path"] == str(outside / "a.wbrec")
+            c.record_stop()
+    finally:
+        h.stop()
+    with pytest.raises(ValueError, match="--record-anywhere is for hosts bound to loopback"):
+        Host("sandbox", bind="tcp://0.0.0.0:*", curve_secret=tmp_path / "unused", record_anywhere=True)
+
+
 def test_default_recording_names_never_collide(tmp_path):
     h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
     try:

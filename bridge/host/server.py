@@ -85,7 +85,7 @@ class Host:
     def __init__(self, backend: Any = None, bind: str = "tcp://127.0.0.1:5555", limits: Limits | None = None,
                  curve_secret: str | Path | None = None, heartbeat: bool = False, heartbeat_ivl_ms: int = 1000,
                  sndhwm: int = 4,
-                 sndbuf: int = 256 * 1024, recordings_dir: str | Path = "recordings",
+                 sndbuf: int = 256 * 1024, recordings_dir: str | Path = "recordings", record_anywhere: bool = False,
                  context: zmq.Context | None = None):
         self.spec: BackendSpec = as_spec(backend)
         self.pool = BackendPool(self.spec)
@@ -95,6 +95,10 @@ class Host:
         if not self.loopback and curve_secret is None:
             raise ValueError(f"binding {bind} exposes the host beyond this machine: create keys with "
                              "`worldbridge keys --out keys` and pass --curve-secret keys/host.key_secret")
+        if record_anywhere and not self.loopback:
+            raise ValueError(f"--record-anywhere is for hosts bound to loopback only: clients reaching {bind} from "
+                             "other machines always record inside --recordings")
+        self.record_anywhere = record_anywhere  # record_start may write any path the host's user can (else: inside)
         self.ctx = context or zmq.Context()
         self._own_ctx = context is None
         self.sock = self.ctx.socket(zmq.ROUTER)
@@ -516,11 +520,13 @@ class Host:
         if msg["path"] and "\0" in msg["path"]:
             raise ProtocolError("bad_argument", f"recording path {msg['path']!r} holds a NUL byte")
         path = Path(msg["path"]) if msg["path"] else self._free_recording_path(session)
-        if msg["path"] and not self.loopback:
+        if msg["path"] and not (self.record_anywhere and self.loopback):
             root = self.recordings_dir.resolve()
             if root not in (self.recordings_dir / path).resolve().parents:
-                raise ProtocolError("bad_argument", f"remote clients may only record inside {root}: pass a "
-                                                    "relative path")
+                how = ("or start the host with --record-anywhere to let clients on this machine record elsewhere"
+                       if self.loopback else "clients beyond this machine cannot record elsewhere")
+                raise ProtocolError("bad_argument", f"recording path {msg['path']} is outside {root}, the host's "
+                                                    f"--recordings folder: pass a path relative to it, {how}")
             path = self.recordings_dir / path
         if path.suffix != ".wbrec":
             raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec")
@@ -876,7 +882,10 @@ class HostHandle:
 
 
 def run_host_in_thread(backend_spec: Any = None, bind: str = "tcp://127.0.0.1:*", **kw: Any) -> HostHandle:
-    """Start a host on `bind` in a daemon thread; `backend_spec`: "sandbox", a checkpoint path, a dict or a factory."""
+    """Start a host on `bind` in a daemon thread; `backend_spec`: "sandbox", a checkpoint path, a dict or a factory.
+
+    On loopback its clients may record anywhere (`record_anywhere`): they are this program, which picks its paths."""
+    kw.setdefault("record_anywhere", is_loopback(bind))
     host = Host(backend_spec, bind=bind, **kw)
     announce(host.spec)
     thread = threading.Thread(target=host.run, name="worldbridge-host", daemon=True)
