@@ -389,3 +389,23 @@ def test_a_resume_of_a_session_whose_reset_builds_its_world_is_busy_then_works(s
     finally:
         a.close(0)
         b.close(0)
+
+
+def test_messages_held_behind_a_reset_stop_where_their_client_left(slow_host):
+    a, b = _greeted(slow_host.address, minor=2), _greeted(slow_host.address, minor=2)
+    try:
+        a.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        sid = recv_all(a, lambda m: m["type"] == "frame")[0]["session_id"]
+        SlowLoadWorld.reset_delay = 0.3
+        for msg in ({"type": "reset", "req_id": 2, "seed": 4},
+                    {"type": "hello", "protocol_major": 2},  # held; rejected: the connection is forgotten ...
+                    {"type": "input", "action": 1, "req_id": 3},  # ... so this must not step its old session
+                    {"type": "reset", "req_id": 4}):
+            a.send(P.encode(msg))
+        recv_all(a, lambda m: m["type"] == "reject")
+        b.send(P.encode({"type": "start", "req_id": 5, "resume": sid}))
+        got = recv_all(b, lambda m: m["type"] == "frame")
+        assert (got[0]["epoch"], got[0]["frame_index"]) == (1, 0) and slow_host.thread.is_alive()
+    finally:
+        a.close(0)
+        b.close(0)

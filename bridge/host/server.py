@@ -461,7 +461,8 @@ class Host:
                     continue
                 session.next_tick = self._first_tick(session)
                 self._emit(session, job.produced, job.received)
-            while connected and peer.held and peer.pending is None:  # in order; a held `start` stops it again
+            # in order; a held `start`/`reset` stops it again, a held `bye` (or a `hello` of another version) ends it
+            while peer.held and peer.pending is None and self.peers.get(rid) is peer:
                 self._handle(rid, *peer.held.popleft(), held_by=peer)
 
     def _on_input(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
