@@ -391,7 +391,7 @@ def test_a_resume_of_a_session_whose_reset_builds_its_world_is_busy_then_works(s
         b.close(0)
 
 
-def test_messages_held_behind_a_reset_stop_where_their_client_left(slow_host):
+def test_messages_held_behind_a_reset_after_a_rejected_hello_act_as_from_a_new_connection(slow_host):
     a, b = _greeted(slow_host.address, minor=2), _greeted(slow_host.address, minor=2)
     try:
         a.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
@@ -400,12 +400,39 @@ def test_messages_held_behind_a_reset_stop_where_their_client_left(slow_host):
         for msg in ({"type": "reset", "req_id": 2, "seed": 4},
                     {"type": "hello", "protocol_major": 2},  # held; rejected: the connection is forgotten ...
                     {"type": "input", "action": 1, "req_id": 3},  # ... so this must not step its old session
-                    {"type": "reset", "req_id": 4}):
+                    {"type": "ping", "req_id": 4, "client_ts": 1.0},
+                    {"type": "hello", "protocol_major": 1, "protocol_minor": 2},  # greeted again: a new peer
+                    {"type": "status", "req_id": 5}):
             a.send(P.encode(msg))
-        recv_all(a, lambda m: m["type"] == "reject")
-        b.send(P.encode({"type": "start", "req_id": 5, "resume": sid}))
+        got = recv_all(a, lambda m: m["type"] == "status")
+        assert [(m["type"], m.get("req_id"), m.get("code")) for m in got] == [
+            ("ok", 2, None), ("frame", None, None), ("reject", None, "version_mismatch"), ("error", 3, "not_ready"),
+            ("pong", 4, None), ("welcome", None, None), ("status", 5, None)]
+        assert got[-1]["session_id"] is None
+        b.send(P.encode({"type": "start", "req_id": 6, "resume": sid}))
         got = recv_all(b, lambda m: m["type"] == "frame")
         assert (got[0]["epoch"], got[0]["frame_index"]) == (1, 0) and slow_host.thread.is_alive()
     finally:
         a.close(0)
         b.close(0)
+
+
+def test_messages_waiting_behind_step_inputs_after_a_bye_act_as_from_a_new_connection(slow_host):
+    sock = _greeted(slow_host.address, minor=2)
+    try:
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        recv_all(sock, lambda m: m["type"] == "frame")
+        for msg in ({"type": "input", "action": 1},
+                    {"type": "input", "action": 2},
+                    {"type": "bye"},  # waits behind the inputs' frames, then ends the peer and its session
+                    {"type": "ping", "req_id": 2, "client_ts": 1.0},
+                    {"type": "hello", "protocol_major": 1, "protocol_minor": 2},  # a client that greets again
+                    {"type": "start", "req_id": 3, "mode": "step", "seed": 8}):
+            sock.send(P.encode(msg))
+        got = recv_all(sock, lambda m: m["type"] == "frame" and m["index"] == 0)
+        assert [(m["type"], m.get("req_id"), m.get("index")) for m in got] == [
+            ("frame", None, 1), ("frame", None, 2), ("pong", 2, None), ("welcome", None, None), ("session", 3, None),
+            ("frame", None, 0)]
+        assert got[-2]["seed"] == 8 and len(slow_host.host.sessions) == 1
+    finally:
+        sock.close(0)

@@ -245,12 +245,13 @@ class Host:
             n += 1
         return rid, body, size
 
-    def _handle(self, rid: bytes, data: bytes, size: int, held_by: Peer | None = None, released: bool = False) -> None:
-        """One message; `held_by`: the peer that sent it while its `start` loaded (it may have vanished since);
-        `released`: it waited behind its session's step inputs."""
-        if held_by is None and not released:
+    def _handle(self, rid: bytes, data: bytes, size: int, parked: str = "") -> None:
+        """One message; `parked`: "held" when it waited for a loading `start`/`reset`, "waiting" when it waited behind
+        its session's step inputs (its turn has come). A parked message acts as if it arrived now, so once a parked
+        `bye` (or a rejected `hello`) has ended its peer, the rest arrive as from a new connection."""
+        if not parked:
             self.stats["messages"] += 1
-        peer = held_by or self.peers.get(rid)
+        peer = self.peers.get(rid)
         if peer is not None:
             peer.last_seen = time.monotonic()
             if peer.session is not None:  # any message from the session's client counts, ping and status too
@@ -271,7 +272,7 @@ class Host:
                 # keep order: they act on the world the `start` or `reset` makes
                 return self._park(peer.held, data, size, f"for the `{peer.pending.source}` that is loading: wait "
                                                          "for its answer")
-            if not released and peer is not None and (peer.waiting or (
+            if parked != "waiting" and peer is not None and (peer.waiting or (
                     mtype != "input" and peer.session is not None and peer.session.step_inputs)):
                 # keep order: earlier step inputs make their frames first, one a loop like everyone's, so a burst of
                 # inputs and a `ping` cannot stall the other sessions until the burst is done
@@ -325,9 +326,7 @@ class Host:
         if not (P._is_int(major) and major >= 0):  # a malformed hello, not another version (§5)
             raise ProtocolError("bad_message", f"hello needs `protocol_major` as an unsigned int, got {major!r}")
         if major != P.PROTOCOL_MAJOR:
-            old = self.peers.pop(rid, None)
-            if old is not None and old.session is not None:
-                old.session.peer = None
+            self._peer_gone(rid)  # its session stays resumable, as after a lost connection
             self._send(rid, [P.encode(P.reject(major, minor))], force=True)
             return
         msg = P.validate(raw, self.limits)
@@ -461,9 +460,8 @@ class Host:
                     continue
                 session.next_tick = self._first_tick(session)
                 self._emit(session, job.produced, job.received)
-            # in order; a held `start`/`reset` stops it again, a held `bye` (or a `hello` of another version) ends it
-            while peer.held and peer.pending is None and self.peers.get(rid) is peer:
-                self._handle(rid, *peer.held.popleft(), held_by=peer)
+            while connected and peer.held and peer.pending is None:  # in order; a held `start`/`reset` stops it again
+                self._handle(rid, *peer.held.popleft(), parked="held")
 
     def _on_input(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         action = session.resolve_action(msg["action"])
@@ -605,9 +603,9 @@ class Host:
         if ready:
             self._step_sessions(ready)
         for rid, peer in [(r, p) for r, p in self.peers.items() if p.waiting]:
-            while peer.waiting and self.peers.get(rid) is peer and peer.pending is None and not (
+            while peer.waiting and peer.pending is None and not (
                     peer.session is not None and peer.session.step_inputs and peer.session.mode == "step"):
-                self._handle(rid, *peer.waiting.popleft(), released=True)
+                self._handle(rid, *peer.waiting.popleft(), parked="waiting")
 
     def _first_tick(self, session: Session) -> float:
         """A (re)started session's first tick: in step with a running realtime session of the same fps, so a
