@@ -1073,3 +1073,25 @@ def test_what_waits_behind_step_inputs_is_bounded(monkeypatch):
         sock.close(0)
     finally:
         h.stop()
+
+
+@pytest.mark.parametrize("ending", [{"type": "bye"}, {"type": "hello", "protocol_major": 2}])
+def test_replies_owed_when_a_client_ends_its_peer_still_go_out_in_order(host, ending):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(host.address)
+    try:
+        sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 2}))
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        for i in range(2, 300):  # a burst: most replies wait in the host's outbox for the socket's pipe
+            sock.send(P.encode({"type": "status", "req_id": i}))
+        sock.send(P.encode(ending))
+        sock.send(P.encode({"type": "ping", "req_id": 300, "client_ts": 1.0}))
+        got = []
+        while not got or got[-1]["type"] != "pong":
+            assert sock.poll(5000), f"no pong; got {len(got)} messages"
+            got.append(P.decode(sock.recv_multipart()[0]))
+        answers = [m["req_id"] for m in got if m["type"] in ("session", "status", "pong")]
+        assert answers == list(range(1, 301))
+    finally:
+        sock.close(0)

@@ -326,7 +326,9 @@ class Host:
         if not (P._is_int(major) and major >= 0):  # a malformed hello, not another version (§5)
             raise ProtocolError("bad_message", f"hello needs `protocol_major` as an unsigned int, got {major!r}")
         if major != P.PROTOCOL_MAJOR:
+            peer = self.peers.get(rid)
             self._peer_gone(rid)  # its session stays resumable, as after a lost connection
+            self._keep_owed(rid, peer)
             self._send(rid, [P.encode(P.reject(major, minor))], force=True)
             return
         msg = P.validate(raw, self.limits)
@@ -344,6 +346,13 @@ class Host:
         if peer.session is not None:
             self._close_session(peer.session, notify=None)
         self.peers.pop(rid, None)
+        self._keep_owed(rid, peer)
+
+    def _keep_owed(self, rid: bytes, peer: Peer | None) -> None:
+        """A peer ended while its connection stays (`bye`, a rejected `hello`): the replies still waiting in its outbox
+        go out first, in order, as replies to a connection without a peer do (a new `hello` takes them back)."""
+        if peer is not None and peer.outbox:
+            self.orphans[rid] = deque(peer.outbox, maxlen=len(peer.outbox) + 16)
 
     def _on_start(self, rid: bytes, peer: Peer, msg: dict) -> None:
         req_id = msg["req_id"]
