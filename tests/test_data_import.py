@@ -148,6 +148,32 @@ def test_import_step_recording_keeps_every_world_step(tmp_path):
     assert [frame_index(f) for f in ds.frames(ds.episodes[0])] == list(range(30))
 
 
+def test_import_follows_a_mode_switch_within_a_recording(tmp_path):
+    from bridge.host import protocol
+    from bridge.host import recording as rec
+    from bridge.host.pixels import encode_pixels
+
+    # 10 realtime frames at 20 fps, `settings` to step mode: 10 steps 1 ms apart, back to realtime: 10 more at 20 fps
+    r = rec.Recorder(tmp_path / "m.wbrec", {"session": {"backend_name": "sandbox game", "width": 64, "height": 64,
+                                                        "mode": "realtime"}})
+    t = 1000.0
+    for i, img in enumerate(colour_frames(30, 64, 64)):
+        if i in (10, 20):
+            wire = protocol.encode({"type": "settings", "req_id": i, "mode": "step" if i == 10 else "realtime"})
+            r.write({"kind": "control", "t": t, "wire": [wire], "info": {}})
+        t += 1.0 if 10 <= i < 20 else 50.0
+        header = {"type": "frame", "index": i, "epoch": 0, "action": 2, "events": [], "codec": "png",
+                  "width": 64, "height": 64}
+        r.write({"kind": "frame", "t": t, "wire": [protocol.encode(header), encode_pixels(img, "png")],
+                 "source": "step"})
+    r.close()
+    assert [f.mode for f in rec.RecordingReader(tmp_path / "m.wbrec").frames(decode=False)] == (
+        ["realtime"] * 10 + ["step"] * 10 + ["realtime"] * 10)
+    import_footage([tmp_path / "m.wbrec"], tmp_path / "ds", size=32, fps=10, progress=False)
+    ds = VideoDataset(tmp_path / "ds")
+    assert [frame_index(f) for f in ds.frames(ds.episodes[0])] == [0, 2, 4, 6, 8, *range(10, 20), 20, 22, 24, 26, 28]
+
+
 def test_import_warns_about_torn_recordings(tmp_path):
     with pytest.warns(FootageWarning, match="unreadable and dropped"):
         import_footage([_fast_recording(tmp_path / "torn.wbrec", "step", torn=True)], tmp_path / "ds2", fps=10,

@@ -11,7 +11,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from bridge.client import WorldClient
+from bridge.client import ProtocolError, WorldClient
 from bridge.host.backends import SANDBOX_NOTICE, resolve_backend
 from bridge.host.bench import bench
 from bridge.host.cli import keys, serve
@@ -39,6 +39,34 @@ def test_serve_runs_says_which_backend_and_stops_on_sigterm():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_serve_confines_recordings_to_its_folder(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--backend", "sandbox", "--bind",
+                             f"tcp://127.0.0.1:{port}", "--recordings", str(tmp_path / "rec")],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stderr.readline()
+        with WorldClient(f"tcp://127.0.0.1:{port}", timeout=10) as c:
+            c.start(mode="step")
+            with pytest.raises(ProtocolError, match="--record-anywhere") as e:
+                c.record_start(str(tmp_path / "mine" / "a.wbrec"))
+            assert str((tmp_path / "rec").resolve()) in e.value.message and not (tmp_path / "mine").exists()
+            assert c.record_start("a.wbrec")["path"] == str(tmp_path / "rec" / "a.wbrec")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_serve_allows_record_anywhere_on_loopback_only(tmp_path):
+    secret = tmp_path / "host.key_secret"
+    secret.write_text("")
+    res = CliRunner().invoke(serve, ["--backend", "sandbox", "--bind", "tcp://0.0.0.0:5599", "--curve-secret",
+                                     str(secret), "--record-anywhere"])
+    assert res.exit_code != 0 and "--record-anywhere is for hosts bound to loopback only" in res.output
 
 
 def test_serve_refuses_public_bind_without_keys():

@@ -1,5 +1,5 @@
 """Hostile input never crashes the host: fuzzed fields, random maps, garbage, truncated and oversized frames,
-fuzzed `edit` layers, while another session keeps receiving frames."""
+fuzzed `edit` layers, bursts of well-formed requests in any order, while another session keeps receiving frames."""
 
 import io
 import threading
@@ -249,3 +249,56 @@ def test_fuzzed_edits_get_ok_and_a_frame_or_a_clear_error(edit_env, layer, x, y)
     assert len(frames) == 1 and frames[0]["events"] == ["edit"] and frames[0]["index"] == answer["frame_index"]
     assert isinstance(layer, bytes) and layer.startswith(b"\x89PNG")
     assert -16 <= x <= 32 and -16 <= y <= 32
+
+
+# --- well-formed messages in the orders a buggy engine client sends them ---
+
+requests = st.sampled_from([
+    {"type": "start", "mode": "step", "seed": 1}, {"type": "start", "mode": "realtime", "fps": 120.0},
+    {"type": "start", "resume": "s-0000"}, {"type": "reset", "seed": 2}, {"type": "reset", "text": "night"},
+    {"type": "branch", "frame": 0}, {"type": "branch", "frame": 3}, {"type": "input", "action": 1},
+    {"type": "input", "action": "right"}, {"type": "input", "action": 99}, {"type": "settings", "mode": "step"},
+    {"type": "settings", "mode": "realtime"}, {"type": "settings", "fps": 60.0}, {"type": "record_start"},
+    {"type": "record_stop"}, {"type": "event", "event_type": "spawn_enemy"}, {"type": "event", "text": "rain"},
+    {"type": "status"}, {"type": "ping", "client_ts": 0.0}, {"type": "bye"},
+    {"type": "hello", "protocol_major": 1, "protocol_minor": 2}, {"type": "hello", "protocol_major": 2},
+    {"type": "edit", "layer": b"\x89PNG", "x": 0, "y": 0}])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(burst=st.lists(st.tuples(st.integers(0, 1), requests, st.booleans()), min_size=1, max_size=30))
+def test_a_burst_of_requests_in_any_order_is_answered_once_each_in_order(fuzz_env, burst):
+    h, w, _ = fuzz_env
+    socks = [zmq.Context.instance().socket(zmq.DEALER) for _ in range(2)]
+    try:
+        for s in socks:
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(h.address)
+            s.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 2}))
+        sent: list[list[dict]] = [[], []]
+        for n, (i, msg, with_id) in enumerate(burst, start=1):  # no waiting for answers
+            msg = {**msg, "req_id": n} if with_id or msg["type"] != "input" else dict(msg)
+            sent[i].append(msg)
+            socks[i].send(P.encode(msg))
+        for i, s in enumerate(socks):
+            s.send(P.encode({"type": "ping", "req_id": 10**6, "client_ts": 0.0}))
+            got = []
+            while not got or got[-1].get("req_id") != 10**6:
+                assert s.poll(10000), f"no pong; got {got}"
+                got.append(P.decode(s.recv_multipart()[0]))
+            answers = [m["req_id"] for m in got[:-1] if m["type"] != "frame" and m.get("req_id") is not None]
+            assert answers == sorted(set(answers)), got  # in the order asked, none twice
+            ended = next((k for k, m in enumerate(sent[i]) if m["type"] == "bye" or m.get("protocol_major") == 2),
+                         len(sent[i]))
+            if len(sent[i]) - ended < 16:  # a client that talks on after `bye` without reading loses the oldest
+                owed = [m["req_id"] for m in sent[i][:ended] if "req_id" in m and m["type"] not in ("input", "hello")]
+                assert set(owed) <= set(answers), (owed, got)
+            epochs: dict[str, int] = {}
+            for m in got:
+                if m["type"] == "frame":
+                    assert m["epoch"] >= epochs.get(m["session_id"], 0), got
+                    epochs[m["session_id"]] = m["epoch"]
+    finally:
+        for s in socks:
+            s.send(P.encode({"type": "bye"}))
+            s.close(0)

@@ -28,6 +28,7 @@ class SlowLoadWorld:
     event_types = []
     height = width = 8
     delay = 0.0
+    reset_delay = 0.0  # building a world from a prompt (a world model re-tokenizes it)
     fail_load = False
     fail_reset = False
     loads = 0
@@ -45,6 +46,7 @@ class SlowLoadWorld:
     @classmethod
     def reset_counters(cls, delay=0.0):
         cls.delay, cls.fail_load, cls.fail_reset, cls.loads, cls.closed = delay, False, False, 0, 0
+        cls.reset_delay = 0.0
 
     def spawn(self):
         return type(self)(self.weights)
@@ -57,6 +59,7 @@ class SlowLoadWorld:
     def reset(self, prompt: Prompt):
         if SlowLoadWorld.fail_reset:
             raise ValueError("this world cannot start from that prompt")
+        time.sleep(SlowLoadWorld.reset_delay)
         self.seed, self.n = int(prompt.seed), 0
         return self._frame()
 
@@ -296,5 +299,140 @@ def test_a_second_start_sent_while_the_first_loads_holds_the_messages_behind_it(
             ("pong", 3, None)]
         assert got[4]["session_id"] == got[2]["session_id"] != got[0]["session_id"]
         assert slow_host.thread.is_alive() and len(slow_host.host.sessions) == 1
+    finally:
+        sock.close(0)
+
+
+def test_a_slow_reset_stalls_no_other_session_and_its_replies_stay_in_order(slow_host):
+    with WorldClient(slow_host.address, timeout=5) as watcher:
+        watcher.start(mode="realtime", fps=50, seed=1)
+        sock = _greeted(slow_host.address, minor=2)
+        try:
+            sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step", "seed": 5}))
+            recv_all(sock, lambda m: m["type"] == "frame")
+            SlowLoadWorld.reset_delay = 1.0  # every world built from now on takes a second
+            for msg in ({"type": "reset", "req_id": 2, "seed": 7},  # no waiting for its `ok`
+                        {"type": "input", "action": 1, "client_ts": 1.0, "seq": 1},  # must act on the new world
+                        {"type": "status", "req_id": 3},
+                        {"type": "ping", "req_id": 4, "client_ts": 2.0}):
+                sock.send(P.encode(msg))
+            t0, arrivals = time.monotonic(), []
+            while not sock.poll(0):
+                assert watcher.next_frame(timeout=0.5) is not None, "a session stalled while another one reset"
+                arrivals.append(time.monotonic())
+            assert time.monotonic() - t0 >= 0.9 and len(arrivals) > 25
+            assert max(b - a for a, b in zip(arrivals, arrivals[1:])) < 0.3
+            got = recv_all(sock, lambda m: m["type"] == "pong")
+            assert [(m["type"], m.get("req_id"), m.get("index"), m.get("epoch")) for m in got] == [
+                ("ok", 2, None, 1), ("frame", None, 0, 1), ("frame", None, 1, 1), ("status", 3, None, 1),
+                ("pong", 4, None, None)]
+            assert got[0]["seed"] == 7 and got[2]["seq"] == 1 and got[3]["frame_index"] == 1
+        finally:
+            sock.close(0)
+
+
+def test_a_realtime_session_does_not_tick_while_its_reset_builds_the_world(slow_host):
+    sock = _greeted(slow_host.address, minor=2)
+    try:
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "realtime", "fps": 50, "seed": 5}))
+        recv_all(sock, lambda m: m["type"] == "frame" and m["index"] >= 3)
+        SlowLoadWorld.reset_delay = 0.6
+        sock.send(P.encode({"type": "reset", "req_id": 2, "seed": 7}))
+        got = recv_all(sock, lambda m: m["type"] == "frame" and m["epoch"] == 1 and m["index"] == 2)
+        ok = next(i for i, m in enumerate(got) if m["type"] == "ok")
+        assert sum(m["type"] == "frame" for m in got[:ok]) <= 3  # only those already made when the reset arrived
+        assert [(m["epoch"], m["index"]) for m in got[ok + 1:]] == [(1, 0), (1, 1), (1, 2)]
+    finally:
+        sock.close(0)
+
+
+def test_a_host_stopped_during_a_reset_frees_that_world_once():
+    SlowLoadWorld.reset_counters()
+    h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/slow", factory=SlowLoadWorld))
+    sock = _greeted(h.address, minor=2)
+    try:
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        recv_all(sock, lambda m: m["type"] == "frame")
+        SlowLoadWorld.reset_delay = 0.4
+        sock.send(P.encode({"type": "reset", "req_id": 2}))
+        deadline = time.monotonic() + 3
+        while not h.host.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        h.stop()  # while the reset still builds the world: the loader, not the host, closes it
+        assert SlowLoadWorld.closed == 0
+        deadline = time.monotonic() + 3
+        while SlowLoadWorld.closed == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
+        assert SlowLoadWorld.closed == 1
+    finally:
+        sock.close(0)
+
+
+def test_a_resume_of_a_session_whose_reset_builds_its_world_is_busy_then_works(slow_host):
+    a, b = _greeted(slow_host.address, minor=2), _greeted(slow_host.address, minor=2)
+    try:
+        a.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        sid = recv_all(a, lambda m: m["type"] == "session")[-1]["session_id"]
+        SlowLoadWorld.reset_delay = 0.5
+        a.send(P.encode({"type": "reset", "req_id": 2, "seed": 9}))
+        deadline = time.monotonic() + 3
+        while not slow_host.host.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        b.send(P.encode({"type": "start", "req_id": 3, "resume": sid}))
+        err = recv_all(b, lambda m: m["type"] == "error")[-1]
+        assert err["code"] == "busy" and sid in err["message"] and "resume again" in err["message"]
+        recv_all(a, lambda m: m["type"] == "ok")
+        b.send(P.encode({"type": "start", "req_id": 4, "resume": sid}))
+        got = recv_all(b, lambda m: m["type"] == "frame")
+        assert got[0]["resumed"] and (got[-1]["epoch"], got[-1]["index"]) == (1, 0)
+    finally:
+        a.close(0)
+        b.close(0)
+
+
+def test_messages_held_behind_a_reset_after_a_rejected_hello_act_as_from_a_new_connection(slow_host):
+    a, b = _greeted(slow_host.address, minor=2), _greeted(slow_host.address, minor=2)
+    try:
+        a.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        sid = recv_all(a, lambda m: m["type"] == "frame")[0]["session_id"]
+        SlowLoadWorld.reset_delay = 0.3
+        for msg in ({"type": "reset", "req_id": 2, "seed": 4},
+                    {"type": "hello", "protocol_major": 2},  # held; rejected: the connection is forgotten ...
+                    {"type": "input", "action": 1, "req_id": 3},  # ... so this must not step its old session
+                    {"type": "ping", "req_id": 4, "client_ts": 1.0},
+                    {"type": "hello", "protocol_major": 1, "protocol_minor": 2},  # greeted again: a new peer
+                    {"type": "status", "req_id": 5}):
+            a.send(P.encode(msg))
+        got = recv_all(a, lambda m: m["type"] == "status")
+        assert [(m["type"], m.get("req_id"), m.get("code")) for m in got] == [
+            ("ok", 2, None), ("frame", None, None), ("reject", None, "version_mismatch"), ("error", 3, "not_ready"),
+            ("pong", 4, None), ("welcome", None, None), ("status", 5, None)]
+        assert got[-1]["session_id"] is None
+        b.send(P.encode({"type": "start", "req_id": 6, "resume": sid}))
+        got = recv_all(b, lambda m: m["type"] == "frame")
+        assert (got[0]["epoch"], got[0]["frame_index"]) == (1, 0) and slow_host.thread.is_alive()
+    finally:
+        a.close(0)
+        b.close(0)
+
+
+def test_messages_waiting_behind_step_inputs_after_a_bye_act_as_from_a_new_connection(slow_host):
+    sock = _greeted(slow_host.address, minor=2)
+    try:
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        recv_all(sock, lambda m: m["type"] == "frame")
+        for msg in ({"type": "input", "action": 1},
+                    {"type": "input", "action": 2},
+                    {"type": "bye"},  # waits behind the inputs' frames, then ends the peer and its session
+                    {"type": "ping", "req_id": 2, "client_ts": 1.0},
+                    {"type": "hello", "protocol_major": 1, "protocol_minor": 2},  # a client that greets again
+                    {"type": "start", "req_id": 3, "mode": "step", "seed": 8}):
+            sock.send(P.encode(msg))
+        got = recv_all(sock, lambda m: m["type"] == "frame" and m["index"] == 0)
+        assert [(m["type"], m.get("req_id"), m.get("index")) for m in got] == [
+            ("frame", None, 1), ("frame", None, 2), ("pong", 2, None), ("welcome", None, None), ("session", 3, None),
+            ("frame", None, 0)]
+        assert got[-2]["seed"] == 8 and len(slow_host.host.sessions) == 1
     finally:
         sock.close(0)

@@ -546,6 +546,37 @@ def test_record_paths_are_checked(host, tmp_path):
         assert e.value.code == "bad_argument"
 
 
+def test_a_host_confines_recordings_to_its_folder_unless_told_otherwise(tmp_path):
+    rec_dir, outside = tmp_path / "rec", tmp_path / "elsewhere"
+    h = run_host_in_thread("sandbox", recordings_dir=rec_dir, record_anywhere=False)  # as `worldbridge serve` starts
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            for bad in (outside / "a.wbrec", "../a.wbrec", rec_dir / ".." / "a.wbrec"):
+                with pytest.raises(ProtocolError) as e:
+                    c.record_start(str(bad))
+                assert e.value.code == "bad_argument" and str(rec_dir.resolve()) in e.value.message
+                assert "--recordings" in e.value.message and "--record-anywhere" in e.value.message
+            assert not outside.exists() and not (tmp_path / "a.wbrec").exists()  # no folder made, no file written
+            assert c.record_start("deep/a.wbrec")["path"] == str(rec_dir / "deep" / "a.wbrec")  # relative to it
+            c.record_stop()
+            assert c.record_start(str(rec_dir.resolve() / "b.wbrec"))["path"].endswith("b.wbrec")  # inside: fine
+            c.record_stop()
+            assert (rec_dir / "deep" / "a.wbrec").is_file() and (rec_dir / "b.wbrec").is_file()
+    finally:
+        h.stop()
+    h = run_host_in_thread("sandbox", recordings_dir=rec_dir, record_anywhere=True)  # the explicit opt-out
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            assert c.record_start(str(outside / "a.wbrec"))["path"] == str(outside / "a.wbrec")
+            c.record_stop()
+    finally:
+        h.stop()
+    with pytest.raises(ValueError, match="--record-anywhere is for hosts bound to loopback"):
+        Host("sandbox", bind="tcp://0.0.0.0:*", curve_secret=tmp_path / "unused", record_anywhere=True)
+
+
 def test_default_recording_names_never_collide(tmp_path):
     h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
     try:
@@ -1042,3 +1073,25 @@ def test_what_waits_behind_step_inputs_is_bounded(monkeypatch):
         sock.close(0)
     finally:
         h.stop()
+
+
+@pytest.mark.parametrize("ending", [{"type": "bye"}, {"type": "hello", "protocol_major": 2}])
+def test_replies_owed_when_a_client_ends_its_peer_still_go_out_in_order(host, ending):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(host.address)
+    try:
+        sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 2}))
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
+        for i in range(2, 300):  # a burst: most replies wait in the host's outbox for the socket's pipe
+            sock.send(P.encode({"type": "status", "req_id": i}))
+        sock.send(P.encode(ending))
+        sock.send(P.encode({"type": "ping", "req_id": 300, "client_ts": 1.0}))
+        got = []
+        while not got or got[-1]["type"] != "pong":
+            assert sock.poll(5000), f"no pong; got {len(got)} messages"
+            got.append(P.decode(sock.recv_multipart()[0]))
+        answers = [m["req_id"] for m in got if m["type"] in ("session", "status", "pong")]
+        assert answers == list(range(1, 301))
+    finally:
+        sock.close(0)

@@ -176,6 +176,10 @@ def test_reader_sees_what_crossed_the_wire(session_recording):
     assert [e["caption"] for e in r.events()] == ["an enemy appears", "night falls"]
     info = r.info()
     assert info["frames"] == len(frames) and info["epochs"] == 3 and info["complete"]
+    switch = next(i for i, f in enumerate(frames) if f.mode == "realtime")  # `settings(mode="realtime")`
+    assert r.header["session"]["mode"] == "step" and {f.mode for f in frames[:switch]} == {"step"}
+    assert (frames[switch - 1].epoch, frames[switch - 1].index) == (2, 5) and len(frames) - switch >= 3
+    assert {f.mode for f in frames[switch:]} == {"realtime"}
 
 
 def test_replay_reproduces_exactly(session_recording):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -103,12 +104,26 @@ def _image(path: Path) -> np.ndarray:
         raise FootageError(f"{path}: cannot read this image ({e})") from None
 
 
-def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, np.ndarray]]:
-    """Episodes of a host recording (.wbrec): one per epoch (a reset or branch starts a new one).
+def _kept_frames(frames: list, fps: float) -> list[np.ndarray]:
+    """One epoch's images, stretch by stretch of one mode: in step mode the session made one frame per world step,
+    whatever the wall clock did, so every frame is kept; a realtime stretch is resampled to `fps` by the host clock."""
+    kept = []
+    for mode, run in groupby(frames, key=lambda f: f.mode):
+        if mode == "step":
+            kept += [f.image for f in run]
+            continue
+        times, images = [], []
+        for f in run:
+            if not times or f.t / 1000.0 > times[-1]:
+                times.append(f.t / 1000.0)
+                images.append(f.image)
+        kept += [images[i] for i in resample_indices(np.array(times), fps)]
+    return kept
 
-    A step-mode session made one frame per world step, whatever the wall clock did: every frame is kept. A realtime
-    session is resampled to `fps` by the host clock.
-    """
+
+def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, np.ndarray]]:
+    """Episodes of a host recording (.wbrec): one per epoch (a reset or branch starts a new one), each resampled by
+    the mode its frames were made in (`_kept_frames`)."""
     from bridge.host.recording import RecordingReader
 
     try:
@@ -117,24 +132,16 @@ def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dic
         raise FootageError(f"{path}: {e}") from None
     if (damage := reader.damage()) is not None:
         warnings.warn(damage, FootageWarning, stacklevel=2)
-    step_mode = reader.header.get("session", {}).get("mode") == "step"
-    by_epoch: dict[int, tuple[list[float], list[np.ndarray]]] = {}
+    by_epoch: dict[int, list] = {}
     for f in reader.frames():
-        if f.source == "resend":
-            continue
-        times, images = by_epoch.setdefault(int(f.epoch), ([], []))
-        if not step_mode and times and f.t / 1000.0 <= times[-1]:
-            continue
-        times.append(f.t / 1000.0)
-        images.append(f.image)
+        if f.source != "resend":
+            by_epoch.setdefault(int(f.epoch), []).append(f)
     if not by_epoch:
         raise FootageError(f"{path}: the recording holds no frames")
-    picks = {e: np.arange(len(images)) if step_mode else resample_indices(np.array(times), fps)
-             for e, (times, images) in by_epoch.items()}
     backend = reader.header.get("session", {}).get("backend_name")
-    for epoch, (times, images) in sorted(by_epoch.items()):
-        frames = np.stack([square_resize(images[i], size) for i in picks[epoch]])
-        yield {"caption": "", "source_file": str(path), "epoch": epoch, "recorded_backend": backend}, frames
+    for epoch, frames in sorted(by_epoch.items()):
+        images = np.stack([square_resize(image, size) for image in _kept_frames(frames, fps)])
+        yield {"caption": "", "source_file": str(path), "epoch": epoch, "recorded_backend": backend}, images
 
 
 def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, np.ndarray]]:

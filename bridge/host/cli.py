@@ -36,13 +36,15 @@ def _check_endpoint(bind: str) -> None:
               help="The host's CURVE secret key file (host.key_secret from `worldbridge keys`).")
 @click.option("--heartbeat", is_flag=True, help="Send ZMTP PINGs and drop clients that stop answering.")
 @click.option("--recordings", type=click.Path(file_okay=False, path_type=Path), default=Path("recordings"),
-              show_default=True, help="Where record_start writes when a client gives no path.")
+              show_default=True, help="The folder every recording goes in; a record_start path is relative to it.")
+@click.option("--record-anywhere", is_flag=True,
+              help="Let clients on this machine record to any path the host's user can write (loopback binds only).")
 @click.option("--max-sessions", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("--idle-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True,
               help="Seconds without messages before a session is closed.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every session start/stop.")
 def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
-          recordings: Path, max_sessions: int, idle_timeout: float, verbose: bool) -> None:
+          recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool) -> None:
     """Run the world host until Ctrl+C."""
     from bridge.host.backends import announce, preload, resolve_backend
     from bridge.host.protocol import Limits
@@ -55,7 +57,7 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
         spec = preload(resolve_backend(backend, checkpoint))
         limits = Limits(max_sessions=max_sessions, idle_timeout_s=idle_timeout)
         host = Host(spec, bind=bind, limits=limits, curve_secret=curve_secret, heartbeat=heartbeat,
-                    recordings_dir=recordings)
+                    recordings_dir=recordings, record_anywhere=record_anywhere)
     except (ValueError, OSError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     announce(spec)

@@ -78,6 +78,7 @@ class RecordedFrame:
     t: float  # host ms
     source: str  # start | reset | step | branch | edit | resend
     header: dict = field(repr=False, default_factory=dict)  # the wire header as sent
+    mode: str = "realtime"  # the session's mode when it was made: the header's, then each `settings` that switched it
 
 
 SIGNATURE = b"\xa4kind"  # every record body is a msgpack map whose first key is "kind": resync looks for it
@@ -190,13 +191,19 @@ class RecordingReader:
         return list(self)
 
     def frames(self, decode: bool = True) -> Iterator[RecordedFrame]:
-        """Every frame the session produced, in order (including frames dropped for a slow client)."""
+        """Every frame the session produced, in order (including frames dropped for a slow client), with the mode it
+        was made in (a client may switch mode mid-recording with `settings`)."""
+        mode = self.header.get("session", {}).get("mode") or "realtime"
         for r in self:
-            if r["kind"] == "frame":
+            if r["kind"] == "control":
+                msg = msgpack.unpackb(r["wire"][0], raw=False)
+                if msg.get("type") == "settings" and msg.get("mode") is not None:
+                    mode = msg["mode"]  # recorded only once the host applied it
+            elif r["kind"] == "frame":
                 h = msgpack.unpackb(r["wire"][0], raw=False)
                 image = decode_pixels(r["wire"][1], h["codec"], h["width"], h["height"]) if decode else None
                 yield RecordedFrame(h["index"], h["epoch"], h["action"], image, list(h["events"]), r["t"],
-                                    r.get("source", "step"), h)
+                                    r.get("source", "step"), h, mode)
 
     def inputs(self) -> Iterator[dict]:
         """Client `input` messages as received, plus `action_id` (resolved) and `t` (host ms)."""

@@ -28,7 +28,7 @@ MAX_OUTBOX = 4096  # queued replies/step frames for one peer before the host giv
 MAX_OUTBOX_BYTES = 64 * 1024 * 1024  # ... or their bytes: a peer that reads nothing must not fill the host's memory
 MAX_STEP_QUEUE = 1024  # step-mode inputs waiting for their frame, per session
 BATCH_SLACK_S = 0.002  # realtime ticks this close together run as one batch (sessions start a fraction of a ms apart)
-MAX_HELD = 1024  # messages (at most 4 x max_message_bytes) a peer may send while its `start` loads; run after it
+MAX_HELD = 1024  # messages (at most 4 x max_message_bytes) a peer may send while its `start`/`reset` loads; run after it
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Peer:
     last_seen: float = field(default_factory=time.monotonic)
     outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
     outbox_bytes: int = 0
-    pending: PendingStart | None = None  # a `start` whose backend is loading on a loader thread
+    pending: PendingStart | None = None  # a `start` or `reset` whose world is loading on a loader thread
     held: deque = field(default_factory=deque)  # (header bytes, size) received meanwhile, handled after it
     waiting: deque = field(default_factory=deque)  # (header bytes, size) behind its session's queued step inputs
 
@@ -55,14 +55,17 @@ class Peer:
 
 @dataclass
 class PendingStart:
-    """A `start` being served off the loop thread: making the backend (maybe loading a checkpoint) and frame 0."""
+    """A `start` or `reset` being served off the loop thread: making the backend (maybe loading a checkpoint, for a
+    `start`) and frame 0 (a world model re-tokenizes its prompt)."""
 
     rid: bytes
     peer: Peer
     msg: dict
     prompt: Any  # bridge.backend.Prompt
-    received: float  # perf_counter when the `start` arrived (frame 0's `total` timing counts from here)
-    session: Session | None = None
+    received: float  # perf_counter when the message arrived (frame 0's `total` timing counts from here)
+    session: Session | None = None  # a `reset`'s session from the outset; a `start`'s once the loader made it
+    source: str = "start"  # or "reset"
+    wire: bytes = b""  # a `reset` as received, for the session's recording
     produced: Produced | None = None
     error: BaseException | None = None
     done: bool = False  # set under the host's notify lock, last
@@ -82,7 +85,7 @@ class Host:
     def __init__(self, backend: Any = None, bind: str = "tcp://127.0.0.1:5555", limits: Limits | None = None,
                  curve_secret: str | Path | None = None, heartbeat: bool = False, heartbeat_ivl_ms: int = 1000,
                  sndhwm: int = 4,
-                 sndbuf: int = 256 * 1024, recordings_dir: str | Path = "recordings",
+                 sndbuf: int = 256 * 1024, recordings_dir: str | Path = "recordings", record_anywhere: bool = False,
                  context: zmq.Context | None = None):
         self.spec: BackendSpec = as_spec(backend)
         self.pool = BackendPool(self.spec)
@@ -92,6 +95,10 @@ class Host:
         if not self.loopback and curve_secret is None:
             raise ValueError(f"binding {bind} exposes the host beyond this machine: create keys with "
                              "`worldbridge keys --out keys` and pass --curve-secret keys/host.key_secret")
+        if record_anywhere and not self.loopback:
+            raise ValueError(f"--record-anywhere is for hosts bound to loopback only: clients reaching {bind} from "
+                             "other machines always record inside --recordings")
+        self.record_anywhere = record_anywhere  # record_start may write any path the host's user can (else: inside)
         self.ctx = context or zmq.Context()
         self._own_ctx = context is None
         self.sock = self.ctx.socket(zmq.ROUTER)
@@ -161,11 +168,12 @@ class Host:
         with self._loaded_lock:  # loads still running close their own backend when they finish (see _load)
             self._loaded_tx.close(0)
             self._loaded_tx = None
-            finished = [job for job in self.pending if job.done and job.error is None]
+            finished = [job for job in self.pending if job.done and job.error is None and job.source == "start"]
+            resetting = [job.session for job in self.pending if not job.done and job.source == "reset"]
         for job in finished:
             _close_backend(job.session.backend)
         for s in list(self.sessions.values()):
-            self._close_session(s, notify=None)
+            self._close_session(s, notify=None, free=all(s is not r for r in resetting))
         self.sock.close(0)
         self._wake_rx.close(0)
         self._loaded_rx.close(0)
@@ -206,9 +214,8 @@ class Host:
         if any(s.step_inputs for s in self.sessions.values()):
             return 0
         deadline = next_housekeeping
-        for s in self.sessions.values():
-            if s.mode == "realtime" and s.peer is not None:
-                deadline = min(deadline, s.next_tick)
+        for s in self._ticking():
+            deadline = min(deadline, s.next_tick)
         wait = max(0.0, deadline - now) * 1000.0
         if self.orphans or any(p.outbox for p in self.peers.values()):
             wait = min(wait, 2.0)
@@ -238,12 +245,13 @@ class Host:
             n += 1
         return rid, body, size
 
-    def _handle(self, rid: bytes, data: bytes, size: int, held_by: Peer | None = None, released: bool = False) -> None:
-        """One message; `held_by`: the peer that sent it while its `start` loaded (it may have vanished since);
-        `released`: it waited behind its session's step inputs."""
-        if held_by is None and not released:
+    def _handle(self, rid: bytes, data: bytes, size: int, parked: str = "") -> None:
+        """One message; `parked`: "held" when it waited for a loading `start`/`reset`, "waiting" when it waited behind
+        its session's step inputs (its turn has come). A parked message acts as if it arrived now, so once a parked
+        `bye` (or a rejected `hello`) has ended its peer, the rest arrive as from a new connection."""
+        if not parked:
             self.stats["messages"] += 1
-        peer = held_by or self.peers.get(rid)
+        peer = self.peers.get(rid)
         if peer is not None:
             peer.last_seen = time.monotonic()
             if peer.session is not None:  # any message from the session's client counts, ping and status too
@@ -261,9 +269,10 @@ class Host:
             req_id = P.req_id_of(raw)
             mtype = raw["type"]
             if peer is not None and peer.pending is not None:  # even `ping`: a client may use it as a barrier
-                # keep order: they act on the session the `start` makes
-                return self._park(peer.held, data, size, "for the `start` that is loading: wait for its `session`")
-            if not released and peer is not None and (peer.waiting or (
+                # keep order: they act on the world the `start` or `reset` makes
+                return self._park(peer.held, data, size, f"for the `{peer.pending.source}` that is loading: wait "
+                                                         "for its answer")
+            if parked != "waiting" and peer is not None and (peer.waiting or (
                     mtype != "input" and peer.session is not None and peer.session.step_inputs)):
                 # keep order: earlier step inputs make their frames first, one a loop like everyone's, so a burst of
                 # inputs and a `ping` cannot stall the other sessions until the burst is done
@@ -317,9 +326,9 @@ class Host:
         if not (P._is_int(major) and major >= 0):  # a malformed hello, not another version (§5)
             raise ProtocolError("bad_message", f"hello needs `protocol_major` as an unsigned int, got {major!r}")
         if major != P.PROTOCOL_MAJOR:
-            old = self.peers.pop(rid, None)
-            if old is not None and old.session is not None:
-                old.session.peer = None
+            peer = self.peers.get(rid)
+            self._peer_gone(rid)  # its session stays resumable, as after a lost connection
+            self._keep_owed(rid, peer)
             self._send(rid, [P.encode(P.reject(major, minor))], force=True)
             return
         msg = P.validate(raw, self.limits)
@@ -337,6 +346,13 @@ class Host:
         if peer.session is not None:
             self._close_session(peer.session, notify=None)
         self.peers.pop(rid, None)
+        self._keep_owed(rid, peer)
+
+    def _keep_owed(self, rid: bytes, peer: Peer | None) -> None:
+        """A peer ended while its connection stays (`bye`, a rejected `hello`): the replies still waiting in its outbox
+        go out first, in order, as replies to a connection without a peer do (a new `hello` takes them back)."""
+        if peer is not None and peer.outbox:
+            self.orphans[rid] = deque(peer.outbox, maxlen=len(peer.outbox) + 16)
 
     def _on_start(self, rid: bytes, peer: Peer, msg: dict) -> None:
         req_id = msg["req_id"]
@@ -345,6 +361,9 @@ class Host:
             if session is None:
                 raise ProtocolError("unknown_session", f"session {msg['resume']!r} does not exist or timed out: "
                                                        "start a new one")
+            if session.loading:
+                raise ProtocolError("busy", f"session {session.id} is building its new world (a `reset`): send the "
+                                            "resume again in a moment")
             if peer.session is not None and peer.session is not session:
                 self._close_session(peer.session, notify=None)
             if session.peer is not None and session.peer != rid and session.peer in self.peers:
@@ -360,31 +379,42 @@ class Host:
                 self._emit(session, Produced(session.last_image, session.index, session.epoch, -1, [], 0.0,
                                              "resend"), time.perf_counter())
             return
-        others = len(self.sessions) + len(self.pending) - (peer.session is not None)
+        others = len(self.sessions) + sum(j.source == "start" for j in self.pending) - (peer.session is not None)
         if others >= self.limits.max_sessions:
             raise ProtocolError("busy", f"the host already runs {self.limits.max_sessions} sessions: try again later")
         if msg["backend"] is not None and msg["backend"] not in self.pool.specs:
             raise ProtocolError("bad_argument", f"backend {msg['backend']!r} is not served here; this host serves "
                                                 f"{self.pool.names}")
-        job = PendingStart(rid, peer, msg, None, time.perf_counter())  # the prompt is decoded by the loader
-        peer.pending = job
+        self._load_off_loop(PendingStart(rid, peer, msg, None, time.perf_counter()))
+
+    def _load_off_loop(self, job: PendingStart) -> None:
+        """Hand a `start`/`reset` to a loader thread; its peer's next messages wait for it (see `_handle`)."""
+        job.peer.pending = job
+        if job.session is not None:
+            job.session.loading = True  # the loop leaves it alone (no ticks, no idle close) until it is back
         self.pending.append(job)
         threading.Thread(target=self._load, args=(job,), name="worldbridge-load", daemon=True).start()
 
     def _load(self, job: PendingStart) -> None:
-        """Loader thread: make the backend and frame 0 without stalling the loop (a checkpoint can take seconds)."""
-        msg, backend = job.msg, None
+        """Loader thread: make the backend (for a `start`) and frame 0 without stalling the loop (a checkpoint can take
+        seconds, a world model re-tokenizes its prompt)."""
+        msg = job.msg
+        backend = None if job.session is None else job.session.backend
         try:
-            job.prompt = build_prompt(msg)  # a 4096-px JPEG takes a while to decode: not on the loop thread
-            backend = self.pool.create(msg["backend"])
-            session = Session(backend, mode=msg["mode"] or "realtime", fps=msg["fps"] or 24.0, limits=self.limits,
-                              action_map=msg["action_map"], backend_label=msg["backend"] or self.default_kind)
-            job.session = session
+            # a 4096-px JPEG takes a while to decode: not on the loop thread; a reset keeps the keys it leaves out
+            job.prompt = build_prompt(msg, None if job.session is None else job.session.prompt)
+            if job.session is None:
+                backend = self.pool.create(msg["backend"])
+                job.session = Session(backend, mode=msg["mode"] or "realtime", fps=msg["fps"] or 24.0,
+                                      limits=self.limits, action_map=msg["action_map"],
+                                      backend_label=msg["backend"] or self.default_kind)
             try:
-                job.produced = session.begin(job.prompt)
+                job.produced = job.session.begin(job.prompt, source=job.source)
             except ValueError as e:
                 raise ProtocolError("bad_prompt", str(e)) from None
-            session.prompt_wire = {**{k: msg[k] for k in ("seed", "text", "image", "sketch")}, "seed": session.seed}
+            s = job.session
+            s.prompt_wire = {"seed": s.seed, **{k: msg[k] if msg.get(k) is not None else s.prompt_wire.get(k)
+                                                for k in ("text", "image", "sketch")}}
         except BaseException as e:  # reported to the client by the loop thread
             job.error = e
         with self._loaded_lock:
@@ -395,11 +425,12 @@ class Host:
                     self._loaded_tx.send(b"", zmq.NOBLOCK)
                 except zmq.ZMQError:  # a full pipe already holds a wake-up
                     pass
-        if orphaned or job.error is not None:
+        if orphaned or (job.error is not None and job.source == "start"):  # a failed reset keeps its session
             _close_backend(backend)
 
     def _finish_starts(self) -> None:
-        """Loop thread: answer every `start` whose loader finished, then run the messages its peer sent meanwhile."""
+        """Loop thread: answer every `start`/`reset` whose loader finished, then run the messages its peer sent
+        meanwhile."""
         with self._loaded_lock:
             done = [job for job in self.pending if job.done]
             self.pending = [job for job in self.pending if not job.done]
@@ -407,16 +438,22 @@ class Host:
             peer, rid, req_id = job.peer, job.rid, job.msg["req_id"]
             peer.pending = None
             connected = self.peers.get(rid) is peer
+            if job.source == "reset":
+                job.session.loading = False
             if job.error is not None:
                 e = job.error
                 if isinstance(e, ProtocolError):
                     self.stats["bad_messages"] += 1
                     reply = P.error(e.code, e.message, req_id, e.fatal)
                 else:
-                    log.error("could not start a session", exc_info=e)
+                    log.error("could not %s a session", job.source, exc_info=e)
                     reply = P.error("backend_error", f"{type(e).__name__}: {e}", req_id)
                 if connected:
                     self._send(rid, [P.encode(reply)])
+                if reply["fatal"] and job.source == "reset":  # e.g. a frame of the wrong size: the world is broken
+                    self._close_session(job.session, notify=None)
+            elif job.source == "reset":
+                self._finish_reset(job, connected)
             elif not connected:  # the client left while its world loaded
                 _close_backend(job.session.backend)
             else:
@@ -432,8 +469,8 @@ class Host:
                     continue
                 session.next_tick = self._first_tick(session)
                 self._emit(session, job.produced, job.received)
-            while connected and peer.held and peer.pending is None:  # in order; a held `start` stops it again
-                self._handle(rid, *peer.held.popleft(), held_by=peer)
+            while connected and peer.held and peer.pending is None:  # in order; a held `start`/`reset` stops it again
+                self._handle(rid, *peer.held.popleft(), parked="held")
 
     def _on_input(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         action = session.resolve_action(msg["action"])
@@ -454,19 +491,16 @@ class Host:
         self._send(rid, [P.encode(P.ok(msg["req_id"], "event", caption=caption))])
 
     def _on_reset(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
-        t0 = time.perf_counter()
-        prompt = build_prompt(msg, session.prompt)
-        merged = {k: msg[k] if msg.get(k) is not None else session.prompt_wire.get(k)
-                  for k in ("text", "image", "sketch")}
-        try:
-            produced = session.begin(prompt, source="reset")
-        except ValueError as e:
-            raise ProtocolError("bad_prompt", str(e)) from None
-        session.prompt_wire = {"seed": session.seed, **merged}
-        self._control(session, wire, {"epoch": session.epoch})
-        self._send(rid, [P.encode(P.ok(msg["req_id"], "reset", epoch=session.epoch, frame_index=0,
-                                       seed=session.seed))])
-        self._emit(session, produced, t0)
+        self._load_off_loop(PendingStart(rid, self.peers[rid], msg, None, time.perf_counter(), session, "reset", wire))
+
+    def _finish_reset(self, job: PendingStart, connected: bool) -> None:
+        """Loop thread: a reset's new world is made; record it, answer, send its frame 0 (to whoever holds it now)."""
+        session, msg = job.session, job.msg
+        self._control(session, job.wire, {"epoch": session.epoch})
+        if connected:
+            self._send(job.rid, [P.encode(P.ok(msg["req_id"], "reset", epoch=session.epoch, frame_index=0,
+                                               seed=session.seed))])
+        self._emit(session, job.produced, job.received)
 
     def _on_branch(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         t0 = time.perf_counter()
@@ -494,11 +528,13 @@ class Host:
         if msg["path"] and "\0" in msg["path"]:
             raise ProtocolError("bad_argument", f"recording path {msg['path']!r} holds a NUL byte")
         path = Path(msg["path"]) if msg["path"] else self._free_recording_path(session)
-        if msg["path"] and not self.loopback:
+        if msg["path"] and not (self.record_anywhere and self.loopback):
             root = self.recordings_dir.resolve()
             if root not in (self.recordings_dir / path).resolve().parents:
-                raise ProtocolError("bad_argument", f"remote clients may only record inside {root}: pass a "
-                                                    "relative path")
+                how = ("or start the host with --record-anywhere to let clients on this machine record elsewhere"
+                       if self.loopback else "clients beyond this machine cannot record elsewhere")
+                raise ProtocolError("bad_argument", f"recording path {msg['path']} is outside {root}, the host's "
+                                                    f"--recordings folder: pass a path relative to it, {how}")
             path = self.recordings_dir / path
         if path.suffix != ".wbrec":
             raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec")
@@ -576,9 +612,9 @@ class Host:
         if ready:
             self._step_sessions(ready)
         for rid, peer in [(r, p) for r, p in self.peers.items() if p.waiting]:
-            while peer.waiting and self.peers.get(rid) is peer and peer.pending is None and not (
+            while peer.waiting and peer.pending is None and not (
                     peer.session is not None and peer.session.step_inputs and peer.session.mode == "step"):
-                self._handle(rid, *peer.waiting.popleft(), released=True)
+                self._handle(rid, *peer.waiting.popleft(), parked="waiting")
 
     def _first_tick(self, session: Session) -> float:
         """A (re)started session's first tick: in step with a running realtime session of the same fps, so a
@@ -589,9 +625,13 @@ class Host:
                 return max(s.next_tick, now)
         return now + period
 
+    def _ticking(self) -> list[Session]:
+        """Realtime sessions with a client, but not one whose `reset` is building its world on a loader thread."""
+        return [s for s in self.sessions.values() if s.mode == "realtime" and s.peer is not None and not s.loading]
+
     def _run_ticks(self) -> None:
         now = time.monotonic()
-        live = [s for s in self.sessions.values() if s.mode == "realtime" and s.peer is not None]
+        live = self._ticking()
         if not any(s.next_tick <= now for s in live):
             return
         # sessions due within a hair of each other tick together, so a `step_batch` backend gets them in one call
@@ -784,7 +824,8 @@ class Host:
             log.info("session %s detached (client gone); resumable for %.0f s", peer.session.id,
                      self.limits.idle_timeout_s)
 
-    def _close_session(self, session: Session, notify: dict | None) -> None:
+    def _close_session(self, session: Session, notify: dict | None, free: bool = True) -> None:
+        """End a session; `free`: close its backend too (False while a loader thread still uses it, which closes it)."""
         if session.recorder is not None:
             rec, session.recorder = session.recorder, None
             try:
@@ -799,9 +840,8 @@ class Host:
             if peer is not None and peer.session is session:
                 peer.session = None
         session.peer = None
-        close = getattr(session.backend, "close", None)
-        if callable(close):
-            close()
+        if free:
+            _close_backend(session.backend)
         log.info("session %s closed after %d frames", session.id, session.index)
 
     def _evict_peers(self) -> None:
@@ -818,13 +858,13 @@ class Host:
         now = time.monotonic()
         limit = self.limits.idle_timeout_s
         for s in list(self.sessions.values()):
-            if now - s.last_seen > limit:
+            if now - s.last_seen > limit and not s.loading:  # a loading reset's client waits for it: not idle
                 self._close_session(s, notify=P.error("no_session", f"session {s.id} was closed after {limit:g} s "
                                                       "without messages: start a new one", None, True))
 
 
 def _close_backend(backend: Any) -> None:
-    """Free a backend whose session never started (its start failed, or nobody is left to take it)."""
+    """Free a backend (a session's, or one whose session never started: its start failed, or nobody took it)."""
     close = getattr(backend, "close", None)
     if callable(close):
         close()
@@ -850,7 +890,10 @@ class HostHandle:
 
 
 def run_host_in_thread(backend_spec: Any = None, bind: str = "tcp://127.0.0.1:*", **kw: Any) -> HostHandle:
-    """Start a host on `bind` in a daemon thread; `backend_spec`: "sandbox", a checkpoint path, a dict or a factory."""
+    """Start a host on `bind` in a daemon thread; `backend_spec`: "sandbox", a checkpoint path, a dict or a factory.
+
+    On loopback its clients may record anywhere (`record_anywhere`): they are this program, which picks its paths."""
+    kw.setdefault("record_anywhere", is_loopback(bind))
     host = Host(backend_spec, bind=bind, **kw)
     announce(host.spec)
     thread = threading.Thread(target=host.run, name="worldbridge-host", daemon=True)

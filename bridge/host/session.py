@@ -121,6 +121,7 @@ class Session:
         self.frames_dropped = 0
         self._tick_times: deque[float] = deque(maxlen=48)
         self.recorder = None  # bridge.host.recording.Recorder while recording
+        self.loading = False  # a loader thread is resetting the world: the host loop leaves the session alone
 
     # --- descriptions ---
 
