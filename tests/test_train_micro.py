@@ -97,6 +97,19 @@ def test_resume_continues_from_the_saved_step(tmp_path):
         train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
 
 
+def test_a_bare_rerun_resumes_with_the_runs_own_steps_batch_lr_and_budget(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    bare = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), progress=False, log_every=1)
+    assert train(TrainOptions(preset="micro", steps=6, batch=2, lr=1e-4, max_minutes=0.0, command="first", **bare))["step"] == 1
+    assert train(TrainOptions(command="again", **bare))["step"] == 2  # the spent budget still holds
+    card = json.loads((tmp_path / "run" / "model_card.json").read_text())
+    assert card["train"]["steps_total"] == 6  # not the preset's 200
+    assert card["train"]["batch_per_rank"] == 2 and card["train"]["lr"] == 1e-4 and card["train"]["max_minutes"] == 0.0
+    assert card["command"] == "first" and card["resumed_with"] == ["again"]
+    assert train(TrainOptions(max_minutes=60.0, command="more", **bare))["step"] == 6  # a given option still counts
+    assert max(r["lr"] for r in _rows(tmp_path / "run" / "metrics.csv")) <= 1e-4
+
+
 def test_a_save_cut_short_still_resumes_and_finished_checkpoints_are_never_overwritten(tmp_path):
     ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
     opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", progress=False, log_every=2)

@@ -228,15 +228,18 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if (cfg.height, cfg.width) != (ds.height, ds.width):
             raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}")
         tokenizer_from = card.get("tokenizer_from")
+        run = card.get("train", {})  # what the run was started with: a resume without these options keeps them
     else:
         cfg, keep_lam, warm = world_config(opts.preset or "tiny", ds), False, None
         if opts.stage == "dynamics" and opts.init_from:
             warm = load_model(Path(opts.init_from), kind="world")  # read once: its config, tokenizer and weights
             cfg, keep_lam = warm_config(cfg, warm[0], opts.init_from, opts.fresh_lam)
+        run = {}
     defaults = TRAIN_DEFAULTS[cfg.preset][opts.stage]
-    steps = int(opts.steps or defaults["steps"])
-    batch = int(opts.batch or defaults["batch"])
-    lr = float(opts.lr or defaults["lr"])
+    steps = int(_given(opts.steps, run.get("steps_total"), defaults["steps"]))
+    batch = int(_given(opts.batch, run.get("batch_per_rank"), defaults["batch"]))
+    lr = float(_given(opts.lr, run.get("lr"), defaults["lr"]))
+    max_minutes = _given(opts.max_minutes, run.get("max_minutes"), None)
 
     torch.manual_seed(opts.seed + 1000 * env.rank)
     if opts.stage == "tokenizer":
@@ -285,12 +288,14 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         env.close()
         return {"step": start, "unchanged": True}
 
-    card = {"preset": cfg.preset, "stage": opts.stage, "command": opts.command, "seed": opts.seed,
+    commands = {"command": opts.command} if not resuming else {  # the run's first command, then each resume's
+        "command": card.get("command", opts.command), "resumed_with": [*card.get("resumed_with", []), opts.command]}
+    card = {"preset": cfg.preset, "stage": opts.stage, **commands, "seed": opts.seed,
             "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names},
             "train": {"steps_total": steps, "batch_per_rank": batch, "world_size": env.world, "lr": lr,
-                      "clip_len": clip_len}}
+                      "max_minutes": max_minutes, "clip_len": clip_len}}
     if opts.stage == "dynamics":
         card["tokenizer_from"] = tokenizer_from
 
@@ -323,7 +328,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     n_sum, frames_since, metrics, done = 0, 0, {}, start
     model.train()
     try:
-        budget = opts.max_minutes * 60 if opts.max_minutes is not None else None
+        budget = max_minutes * 60 if max_minutes is not None else None
         for step in range(start, steps):
             spent = elapsed + time.time() - t_start
             frac = spent / budget if budget else 0.0
@@ -378,6 +383,11 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         ddp = None  # DDP's reducer holds the process group: let go of it before env.close() collects it
         env.close()
     return {"step": done, **metrics}
+
+
+def _given(option: Any, resumed: Any, default: Any) -> Any:
+    """An option as typed, else the resumed run's own value, else the default: a bare rerun changes nothing."""
+    return option if option is not None else resumed if resumed is not None else default
 
 
 def _raise_interrupt(signum, frame):
