@@ -13,8 +13,6 @@ import datetime as _dt
 import gc
 import math
 import os
-import signal
-import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
+from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_bytes
 from bridge.model.checkpoint import (CONFIG, MODEL, STATE, CheckpointError, load_into, load_model, load_train_state,
                                      read_config, read_train_meta, save_model, save_train_state, state_tensors)
@@ -197,7 +196,12 @@ def _amp(device: torch.device, amp: bool | None):
 
 
 def train(opts: TrainOptions) -> dict[str, Any]:
-    """Run (or resume) one stage; returns the final logged metrics."""
+    """Run (or resume) one stage; returns the final logged metrics. `kill` saves as Ctrl-C does."""
+    with sigterm_as_ctrl_c():
+        return _train(opts)
+
+
+def _train(opts: TrainOptions) -> dict[str, Any]:
     from bridge.data.dataset import ClipSampler, VideoDataset
 
     if opts.stage not in STAGES:
@@ -321,8 +325,6 @@ def train(opts: TrainOptions) -> dict[str, Any]:
 
     bar = tqdm(total=steps, initial=start, desc=f"train {opts.stage} ({cfg.preset})", unit="step", dynamic_ncols=True,
                disable=not (env.main and opts.progress))
-    main_thread = threading.current_thread() is threading.main_thread()
-    prev_term = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None  # `kill` saves too
     t_start = last_ckpt = last_log = time.time()
     sums: dict[str, float] = {}
     n_sum, frames_since, metrics, done = 0, 0, {}, start
@@ -378,8 +380,6 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         raise
     finally:
         bar.close()
-        if prev_term is not None:
-            signal.signal(signal.SIGTERM, prev_term)
         ddp = None  # DDP's reducer holds the process group: let go of it before env.close() collects it
         env.close()
     return {"step": done, **metrics}
@@ -388,10 +388,6 @@ def train(opts: TrainOptions) -> dict[str, Any]:
 def _given(option: Any, resumed: Any, default: Any) -> Any:
     """An option as typed, else the resumed run's own value, else the default: a bare rerun changes nothing."""
     return option if option is not None else resumed if resumed is not None else default
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 POSTFIX = {"loss": "loss", "psnr": "psnr", "code_usage": "codes", "ce": "ce", "acc": "acc", "lam_rel_mse": "lam",
