@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.files import publish
+from bridge.files import atomic_write_json, publish
 from bridge.model.checkpoint import (STATE, load_into, load_model, read_config, read_json, read_tensors, save_model,
                                      save_tensors, state_tensors)
 from bridge.model.genie import WorldModel
@@ -159,7 +159,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     if not resume:
         if out.exists() and any(out.iterdir()):
             raise ValueError(f"--out {out} exists and is not a decoder run: give a new directory")
-        load_model(src, kind="world")
+        card = load_model(src, kind="world")[2]
         # the world's other files (events, first-frame model) come along; not its training state, whose weights would
         # undo the new decoder if anyone resumed `train dynamics` here. Copied whole or not at all.
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +167,8 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         try:
             shutil.copytree(src, tmp, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(STATE, "metrics.csv"))
+            # marked as a decoder run at once: stopped before its first save, the rerun resumes it (at step 0)
+            atomic_write_json(tmp / "model_card.json", {**card, "decoder": {"from_world": str(src.resolve()), "steps": 0}})
             if out.exists():
                 out.rmdir()  # empty (checked above)
             publish(tmp, out)
