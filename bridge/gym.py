@@ -51,6 +51,7 @@ class WorldEnv(gymnasium.Env):
             h, w, n = s["height"], s["width"], max(s["num_latent_actions"], len(s["action_names"]))
             self.action_names = list(s["action_names"])
             self.backend_kind, self.backend_name = s["backend_kind"], s["backend_name"]
+            fps = s["fps"]
         else:
             if hasattr(backend, "step") and hasattr(backend, "reset"):
                 self.world = backend
@@ -63,6 +64,9 @@ class WorldEnv(gymnasium.Env):
             self.action_names = list(self.world.action_names)
             self.backend_kind = getattr(self.world, "kind", "sandbox")
             self.backend_name = getattr(self.world, "name", type(self.world).__name__)
+            fps = getattr(self.world, "fps", self.metadata["render_fps"])
+        # the world's own frame rate, which video recorders (gymnasium's RecordVideo) play the frames back at
+        self.metadata = {**self.metadata, "render_fps": float(fps)}
         self.observation_space = spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8)
         self.action_space = spaces.Discrete(n)
         self._obs: np.ndarray | None = None
