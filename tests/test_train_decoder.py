@@ -182,3 +182,12 @@ def test_a_run_stopped_before_its_first_save_resumes_on_a_rerun(tmp_path, monkey
     r = _run("--world", str(world), "--data", data, "--out", str(out), "--steps", "2", "--batch", "2")
     assert r.exit_code == 0, r.output
     assert json.loads((out / "model_card.json").read_text())["decoder"]["steps"] == 2
+
+
+def test_footage_too_short_for_a_clip_is_refused_before_the_world_is_copied(tmp_path):
+    from bridge.data.generate import GenerateConfig, generate
+
+    short = generate(GenerateConfig(episodes=4, frames=3, workers=1), tmp_path / "short", progress=False)["out"]
+    r = _run("--world", str(save_micro_world(tmp_path / "world")), "--data", short, "--out", str(tmp_path / "o"))
+    assert r.exit_code == 1 and "episodes of 4 frames or more" in r.output and "--frames 4" in r.output, r.output
+    assert not (tmp_path / "o").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["short", "world"]

@@ -196,7 +196,8 @@ class ClipSampler:
             longest = max((e.length for e in self.episodes), default=0)
             raise ValueError(
                 f"no clips of {clip_len} frames in split {split!r} of {ds.root} ({len(self.episodes)} episodes, "
-                f"longest {longest} frames); use a shorter clip_len or generate longer episodes"
+                f"longest {longest} frames): make the dataset again with episodes of {clip_len} frames or more "
+                f"(e.g. `worldbridge data generate --frames {clip_len}`)"
             )
         self.rng = np.random.default_rng(seed)
 

@@ -156,6 +156,11 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     for d, ds in zip(opts.data, datasets):
         if (ds.height, ds.width) != (wcfg.height, wcfg.width):
             raise ValueError(f"{d} has {ds.height}x{ds.width} frames but {src} was trained on {wcfg.height}x{wcfg.width}")
+    T = wcfg.tokenizer.clip_len  # clips of every set before anything is copied: too short a set is refused first
+    samplers = [ClipSampler(ds, T, "train", seed=opts.seed) for ds in datasets]
+    val = np.concatenate([ClipSampler(ds, T, "val", seed=opts.seed).sample(max(opts.val_clips // len(datasets), 1),
+                                                                              np.random.default_rng(opts.seed))
+                          for ds in datasets])
     if not resume:
         if out.exists() and any(out.iterdir()):
             raise ValueError(f"--out {out} exists and is not a decoder run: give a new directory")
@@ -180,12 +185,6 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     load_into(model, tensors, where=str(out))
     tok = model.tokenizer
     torch.manual_seed(opts.seed)
-
-    T = cfg.tokenizer.clip_len
-    samplers = [ClipSampler(ds, T, "train", seed=opts.seed) for ds in datasets]
-    val = np.concatenate([ClipSampler(ds, T, "val", seed=opts.seed).sample(max(opts.val_clips // len(datasets), 1),
-                                                                              np.random.default_rng(opts.seed))
-                          for ds in datasets])
 
     prev = card.get("decoder", {})
     start = int(prev.get("steps", 0))
