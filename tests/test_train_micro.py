@@ -110,6 +110,23 @@ def test_a_bare_rerun_resumes_with_the_runs_own_steps_batch_lr_and_budget(tmp_pa
     assert max(r["lr"] for r in _rows(tmp_path / "run" / "metrics.csv")) <= 1e-4
 
 
+def test_a_new_run_never_writes_into_a_dataset_or_a_folder_of_other_files(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    before = sorted(p.name for p in ds.iterdir())
+    opts = dict(stage="tokenizer", data=str(ds), preset="micro", steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"--out .*ds holds files that are not a training run's \(actions_00000.npy, effective_actions_00000.npy, frames_00000.npy"):
+        train(TrainOptions(out=str(ds), **opts))  # --out given the --data folder
+    assert sorted(p.name for p in ds.iterdir()) == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"\(todo.txt\): give `train tokenizer` a new --out directory"):
+        train(TrainOptions(out=str(tmp_path / "notes"), **opts))
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "metrics.csv").write_text("step,loss\n")  # a run killed before its first save
+    assert train(TrainOptions(out=str(tmp_path / "cut"), **opts))["step"] == 1
+
+
 def test_a_save_cut_short_still_resumes_and_finished_checkpoints_are_never_overwritten(tmp_path):
     ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
     opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", progress=False, log_every=2)

@@ -27,8 +27,9 @@ from tqdm import tqdm
 
 from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_bytes
-from bridge.model.checkpoint import (CONFIG, MODEL, STATE, CheckpointError, load_into, load_model, load_train_state,
-                                     read_config, read_train_meta, save_model, save_train_state, state_tensors)
+from bridge.model.checkpoint import (CARD, CONFIG, MODEL, STATE, CheckpointError, load_into, load_model,
+                                     load_train_state, read_config, read_train_meta, save_model, save_train_state,
+                                     state_tensors)
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from bridge.data.dataset import ClipSampler, VideoDataset
 
 BANK_SIZE = 64
+RUN_FILES = {MODEL, CONFIG, CARD, STATE, "metrics.csv"}  # all that a run directory holds
 STAGES = ("tokenizer", "dynamics")
 
 
@@ -211,6 +213,11 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     ds = VideoDataset(opts.data)
     kind = "tokenizer" if opts.stage == "tokenizer" else "world"
     resuming = (out / STATE).is_file()
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.startswith(".")) \
+        if out.is_dir() and not resuming else []  # (a dot name: a save's temp file)
+    if foreign:  # a new run writes only into a new folder (or its own, cut short): never into a dataset or the like
+        raise ValueError(f"--out {out} holds files that are not a training run's ({', '.join(foreign[:3])}"
+                         f"{' ...' if len(foreign) > 3 else ''}): give `train {opts.stage}` a new --out directory")
     if not resuming and ((out / MODEL).exists() or (out / CONFIG).exists()):
         raise ValueError(f"{out} holds a finished checkpoint (no training state to resume): give `train {opts.stage}` a "
                          "new --out directory" + (f" (with --init-from {out} to go on from its weights)"
