@@ -90,23 +90,23 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     assert [r["step"] for r in rows] == [2, 4, 6]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 6
     assert any(not torch.equal(first[k], v) for k, v in load_model(tmp_path / "run")[1].items())
-    # a time budget stops early with a checkpoint
-    res = train(TrainOptions(steps=50, max_minutes=0.0, **opts))
-    assert res["step"] == 7 and json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 7
+    # a time budget already spent by the run stops it before another step (a fresh run's: after one, with a checkpoint)
+    assert train(TrainOptions(steps=50, max_minutes=0.0, **opts)) == {"step": 6, "unchanged": True}
     with pytest.raises(ValueError, match="--preset micro run"):
         train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
 
 
 def test_a_bare_rerun_resumes_with_the_runs_own_steps_batch_lr_and_budget(tmp_path):
     ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
-    bare = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), progress=False, log_every=1)
+    bare = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), progress=False, log_every=10)
     assert train(TrainOptions(preset="micro", steps=6, batch=2, lr=1e-4, max_minutes=0.0, command="first", **bare))["step"] == 1
-    assert train(TrainOptions(command="again", **bare))["step"] == 2  # the spent budget still holds
+    assert _rows(tmp_path / "run" / "metrics.csv")[-1]["step"] == 1  # the step the budget stopped it at is logged
+    assert train(TrainOptions(command="again", **bare)) == {"step": 1, "unchanged": True}  # the budget is spent
+    assert train(TrainOptions(max_minutes=60.0, command="more", **bare))["step"] == 6  # a given option counts
     card = json.loads((tmp_path / "run" / "model_card.json").read_text())
     assert card["train"]["steps_total"] == 6  # not the preset's 200
-    assert card["train"]["batch_per_rank"] == 2 and card["train"]["lr"] == 1e-4 and card["train"]["max_minutes"] == 0.0
-    assert card["command"] == "first" and card["resumed_with"] == ["again"]
-    assert train(TrainOptions(max_minutes=60.0, command="more", **bare))["step"] == 6  # a given option still counts
+    assert card["train"]["batch_per_rank"] == 2 and card["train"]["lr"] == 1e-4 and card["train"]["max_minutes"] == 60.0
+    assert card["command"] == "first" and card["resumed_with"] == ["more"]
     assert max(r["lr"] for r in _rows(tmp_path / "run" / "metrics.csv")) <= 1e-4
 
 

@@ -293,9 +293,11 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         with torch.no_grad():
             bank = torch.from_numpy(first_frames(ds, sampler, np.random.default_rng(opts.seed))).to(env.device)
             model.bank.copy_(model.tokenizer.encode(bank[:, None])[0][:, 0])
-    if start >= steps:
+    budget_spent = resuming and max_minutes is not None and elapsed >= max_minutes * 60
+    if start >= steps or budget_spent:
         if env.main:
-            print(f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
+            print(f"{out} has spent its --max-minutes {max_minutes:g} at step {start}: pass a larger --max-minutes to "
+                  "continue" if budget_spent else f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
         env.close()
         return {"step": start, "unchanged": True}
 
@@ -361,7 +363,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
             n_sum += 1
             frames_since += clips.shape[0] * clips.shape[1] * env.world
             bar.update(1)
-            if done % opts.log_every == 0 or done == steps:
+            timed_out = env.any(budget is not None and elapsed + time.time() - t_start > budget)
+            if done % opts.log_every == 0 or done == steps or timed_out:  # the last steps' metrics go in the card
                 metrics = env.mean({k: v / n_sum for k, v in sums.items()})
                 now = time.time()
                 metrics["frames_per_s"] = frames_since / max(now - last_log, 1e-9)
@@ -370,7 +373,6 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
                 if env.main:
                     _append_csv(csv_path, {"step": done, "time_s": round(elapsed + now - t_start, 1), **metrics})
                     bar.set_postfix(_postfix(metrics), refresh=False)
-            timed_out = env.any(budget is not None and elapsed + time.time() - t_start > budget)
             if done == steps or timed_out or env.any(done % opts.ckpt_every == 0 or
                                                      time.time() - last_ckpt > opts.ckpt_minutes * 60):
                 save(done, metrics)
