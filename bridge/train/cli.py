@@ -21,7 +21,7 @@ _common = [
     click.option("--steps", type=click.IntRange(min=1), default=None, help="Total optimizer steps [default: the preset's; a resumed run keeps its own]."),
     click.option("--batch", type=click.IntRange(min=1), default=None, help="Clips per process per step [default: the preset's; a resumed run keeps its own]."),
     click.option("--lr", type=float, default=None, help="Peak learning rate [default: the preset's; a resumed run keeps its own]."),
-    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
     click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
     click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs]."),
     click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps."),
@@ -71,7 +71,7 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps in this run.")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Clips per step.")
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True, help="Save (and measure val PSNR) every N steps.")
 @click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
 @click.option("--adv", type=float, default=0.0, show_default=True,
