@@ -110,6 +110,18 @@ def test_a_bare_rerun_resumes_with_the_runs_own_steps_batch_lr_and_budget(tmp_pa
     assert max(r["lr"] for r in _rows(tmp_path / "run" / "metrics.csv")) <= 1e-4
 
 
+def test_a_resume_refuses_another_tokenizer_instead_of_ignoring_it(tmp_path):
+    run = trained_micro()
+    opts = dict(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "w"), preset="micro", progress=False)
+    train(TrainOptions(tokenizer=str(run["tok"]), steps=1, **opts))
+    other = tmp_path / "tok2"
+    shutil.copytree(run["tok"], other)
+    with pytest.raises(ValueError, match=r"started on the tokenizer .*, not --tokenizer .*tok2: resume without --tokenizer"):
+        train(TrainOptions(tokenizer=str(other), steps=2, **opts))
+    assert train(TrainOptions(tokenizer=str(run["tok"]), steps=2, **opts))["step"] == 2  # the same command resumes
+    assert train(TrainOptions(steps=3, **opts))["step"] == 3
+
+
 def test_a_new_run_never_writes_into_a_dataset_or_a_folder_of_other_files(tmp_path):
     ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
     before = sorted(p.name for p in ds.iterdir())

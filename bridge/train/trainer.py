@@ -239,6 +239,10 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         if (cfg.height, cfg.width) != (ds.height, ds.width):
             raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}")
         tokenizer_from = card.get("tokenizer_from")
+        if opts.tokenizer and str(Path(opts.tokenizer).resolve()) != (tokenizer_from or {}).get("path"):
+            raise ValueError(f"{out} was started on the tokenizer {(tokenizer_from or {}).get('path')}, not "
+                             f"--tokenizer {opts.tokenizer}: resume without --tokenizer, or give a new --out (with "
+                             f"--init-from {out} to keep its dynamics)")
         run = card.get("train", {})  # what the run was started with: a resume without these options keeps them
     else:
         cfg, keep_lam, warm = world_config(opts.preset or "tiny", ds), False, None
