@@ -114,9 +114,9 @@ class WorldEnv(gymnasium.Env):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
+        if not self.action_space.contains(action):  # before int(): 1.7 is no action, not action 1
+            raise ValueError(f"action {action!r} is outside {self.action_space}: give an integer 0-{self.action_space.n - 1}")
         action = int(action)
-        if not self.action_space.contains(action):
-            raise ValueError(f"action {action} is outside {self.action_space}")
         if self.client is not None:
             frame = self.client.step(action)
             obs, info = frame.image.copy(), self._info(events=frame.events)
