@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -87,16 +88,14 @@ class DatasetWriter:
         self.done = False
 
     def __enter__(self) -> "DatasetWriter":
-        self._sigterm = sigterm_as_ctrl_c()
-        self._sigterm.__enter__()
+        self._signals = ExitStack()
+        self._signals.enter_context(sigterm_as_ctrl_c())
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
+        with self._signals:
             if exc_type is not None or not self.done:
                 self.abort()
-        finally:
-            self._sigterm.__exit__(None, None, None)
 
     # --- Shards written by someone else (e.g. generation workers) ---
     def reserve_shard(self) -> int:
