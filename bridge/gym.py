@@ -25,12 +25,12 @@ class WorldEnv(gymnasium.Env):
 
     def __init__(self, backend: Any = None, address: str | None = None, *, backend_name: str | None = None,
                  text: str | None = None, image: np.ndarray | None = None, sketch: np.ndarray | None = None,
-                 reward_fn: RewardFn | None = None, max_steps: int | None = None, render_mode: str = "rgb_array",
+                 reward_fn: RewardFn | None = None, max_steps: int | None = None, render_mode: str | None = "rgb_array",
                  timeout: float = 10.0):
         if (backend is None) == (address is None):
             raise ValueError("give exactly one of backend= (in-process) or address= (a running host)")
-        if render_mode != "rgb_array":
-            raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
+        if render_mode not in (None, "rgb_array"):  # None: no rendering, as gymnasium.make passes by default
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         self.render_mode = render_mode
         self.reward_fn = reward_fn
         self.max_steps = max_steps
@@ -131,7 +131,7 @@ class WorldEnv(gymnasium.Env):
         return obs, reward, False, truncated, info
 
     def render(self) -> np.ndarray | None:
-        return self._obs
+        return self._obs if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
         if self.client is not None:

@@ -22,3 +22,14 @@ def test_an_action_outside_the_space_is_refused_not_rounded(action):
         env.step(action)
     assert env.step(np.int64(2))[4]["frame_index"] == 1  # numpy integers are actions
     env.close()
+
+
+def test_render_mode_none_is_accepted_and_renders_nothing():
+    from gymnasium.utils.env_checker import check_env
+
+    env = WorldEnv(backend="sandbox", render_mode=None, max_steps=3)
+    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    assert env.render() is None
+    with pytest.raises(ValueError, match="render_mode 'human' is not supported; use 'rgb_array' or None"):
+        WorldEnv(backend="sandbox", render_mode="human")
