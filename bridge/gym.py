@@ -25,12 +25,12 @@ class WorldEnv(gymnasium.Env):
 
     def __init__(self, backend: Any = None, address: str | None = None, *, backend_name: str | None = None,
                  text: str | None = None, image: np.ndarray | None = None, sketch: np.ndarray | None = None,
-                 reward_fn: RewardFn | None = None, max_steps: int | None = None, render_mode: str = "rgb_array",
+                 reward_fn: RewardFn | None = None, max_steps: int | None = None, render_mode: str | None = "rgb_array",
                  timeout: float = 10.0):
         if (backend is None) == (address is None):
             raise ValueError("give exactly one of backend= (in-process) or address= (a running host)")
-        if render_mode != "rgb_array":
-            raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array'")
+        if render_mode not in (None, "rgb_array"):  # None: no rendering, as gymnasium.make passes by default
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         self.render_mode = render_mode
         self.reward_fn = reward_fn
         self.max_steps = max_steps
@@ -51,6 +51,7 @@ class WorldEnv(gymnasium.Env):
             h, w, n = s["height"], s["width"], max(s["num_latent_actions"], len(s["action_names"]))
             self.action_names = list(s["action_names"])
             self.backend_kind, self.backend_name = s["backend_kind"], s["backend_name"]
+            fps = s["fps"]
         else:
             if hasattr(backend, "step") and hasattr(backend, "reset"):
                 self.world = backend
@@ -63,6 +64,9 @@ class WorldEnv(gymnasium.Env):
             self.action_names = list(self.world.action_names)
             self.backend_kind = getattr(self.world, "kind", "sandbox")
             self.backend_name = getattr(self.world, "name", type(self.world).__name__)
+            fps = getattr(self.world, "fps", self.metadata["render_fps"])
+        # the world's own frame rate, which video recorders (gymnasium's RecordVideo) play the frames back at
+        self.metadata = {**self.metadata, "render_fps": float(fps)}
         self.observation_space = spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8)
         self.action_space = spaces.Discrete(n)
         self._obs: np.ndarray | None = None
@@ -110,9 +114,9 @@ class WorldEnv(gymnasium.Env):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
+        if not self.action_space.contains(action):  # before int(): 1.7 is no action, not action 1
+            raise ValueError(f"action {action!r} is outside {self.action_space}: give an integer 0-{self.action_space.n - 1}")
         action = int(action)
-        if not self.action_space.contains(action):
-            raise ValueError(f"action {action} is outside {self.action_space}")
         if self.client is not None:
             frame = self.client.step(action)
             obs, info = frame.image.copy(), self._info(events=frame.events)
@@ -127,7 +131,7 @@ class WorldEnv(gymnasium.Env):
         return obs, reward, False, truncated, info
 
     def render(self) -> np.ndarray | None:
-        return self._obs
+        return self._obs if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
         if self.client is not None:

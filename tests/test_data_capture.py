@@ -67,6 +67,14 @@ def test_capture_cartpole(tmp_path):
     assert set(ds.actions(ds.episodes[0])[:-1].tolist()) <= {0, 1}
 
 
+def test_the_progress_bar_counts_the_frames_captured_when_episodes_end_early(tmp_path, capsys):
+    pytest.importorskip("pygame")
+    n = capture("CartPole-v1", tmp_path / "cp", episodes=2, frames=200, size=16, seed=0)["frames"]
+    assert n < 400  # random play drops the pole long before 200 frames
+    last = capsys.readouterr().err.strip().split("\r")[-1]  # the bar as it was left
+    assert "100%" in last and f" {n}/{n} [" in last, last
+
+
 def test_unknown_env_is_a_clear_error_and_writes_nothing(tmp_path):
     with pytest.raises(CaptureError, match="unknown Gymnasium environment 'NoSuchEnv-v0'"):
         capture("NoSuchEnv-v0", tmp_path / "ds", progress=False)

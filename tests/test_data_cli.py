@@ -110,3 +110,34 @@ def test_generate_into_an_unwritable_folder_names_that_folder_not_a_temp_path():
                                   "--quiet"])
     assert r.exit_code == 1 and r.output.startswith("Error: cannot write a dataset into /sys (") and ".tmp" not in r.output
     assert "choose an --out" in r.output
+
+
+@pytest.mark.parametrize("argv", [
+    ["data", "generate", "--out", "ds"], ["data", "capture", "--env", "CartPole-v1", "--out", "ds"],
+    ["train", "tokenizer", "--data", "ds", "--out", "run"], ["train", "dynamics", "--data", "ds", "--out", "run"],
+    ["train", "decoder", "--world", "w", "--data", "ds", "--out", "run"], ["eval", "--checkpoint", "w", "--data", "ds"],
+])
+def test_a_negative_seed_is_named_as_the_option_it_is(argv, tmp_path, monkeypatch):
+    from bridge.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, [*argv, "--seed", "-1"])
+    assert r.exit_code == 2 and "Invalid value for '--seed': -1 is not in the range x>=0" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "tokenizer", "--data", "ds", "--out", "run", "--lr", "-1e-3"], "--lr"),
+    (["train", "tokenizer", "--data", "ds", "--out", "run", "--lr", "0"], "--lr"),
+    (["train", "dynamics", "--data", "ds", "--out", "run", "--max-minutes", "-5"], "--max-minutes"),
+    (["train", "dynamics", "--data", "ds", "--out", "run", "--ckpt-minutes", "0"], "--ckpt-minutes"),
+    (["train", "decoder", "--world", "w", "--data", "ds", "--out", "run", "--adv", "-0.1"], "--adv"),
+    (["train", "decoder", "--world", "w", "--data", "ds", "--out", "run", "--detail", "-2"], "--detail"),
+])
+def test_a_training_number_out_of_range_is_named_as_the_option_it_is(argv, option, tmp_path, monkeypatch):
+    from bridge.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, argv)
+    assert r.exit_code == 2 and f"Invalid value for '{option}'" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []

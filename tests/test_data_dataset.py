@@ -87,6 +87,23 @@ def test_missing_or_corrupt_manifest_is_a_clear_error(tmp_path):
         VideoDataset(ds_dir)
 
 
+@pytest.mark.parametrize("edit, says", [
+    (lambda m: m["episodes"][0].update(length="12"), r"episodes\[0\]\.length='12' \(a whole number >= 1\)"),
+    (lambda m: m["episodes"][1].pop("shard"), r"episodes\[1\]\.shard=None"),
+    (lambda m: m["episodes"][0].update(split="test"), r"episodes\[0\]\.split='test' \('train' or 'val'\)"),
+    (lambda m: m.update(height=None), r"height=None"),
+    (lambda m: m.update(fps="15"), r"fps='15' \(a number > 0\)"),
+    (lambda m: m.update(episodes={}), r"episodes \(a list\)"),
+])
+def test_a_hand_edited_manifest_with_a_bad_value_names_it(tmp_path, edit, says):
+    synthetic(tmp_path / "d", [4, 5])
+    m = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    edit(m)
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match=f"manifest.json has bad values: {says}.*fix them or make the dataset again"):
+        VideoDataset(tmp_path / "d")
+
+
 def test_damaged_shards_are_named_not_aborted(tmp_path):
     ds = synthetic(tmp_path / "d", [5, 7])
     shard = next(p for p in (tmp_path / "d").iterdir() if p.name.startswith("frames_"))

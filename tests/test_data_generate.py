@@ -117,8 +117,10 @@ def test_bad_config_is_rejected():
         GenerateConfig(workers=0)
 
 
-def test_ctrl_c_during_parallel_generation_cleans_up(tmp_path):
-    """A real SIGINT to `worldbridge data generate --workers 2` leaves neither the dataset nor its temp folder."""
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_kill_during_parallel_generation_cleans_up(tmp_path, sig):
+    """A real SIGINT or SIGTERM to `worldbridge data generate --workers 2` leaves neither the dataset nor its temp
+    folder."""
     import signal
     import subprocess
     import sys
@@ -134,10 +136,10 @@ def test_ctrl_c_during_parallel_generation_cleans_up(tmp_path):
         time.sleep(0.05)
     time.sleep(0.3)
     sent = time.time()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     out_, err = proc.communicate(timeout=30)
     # if this exits 0, say what the process did (it once ran on: pytest had been started with `&`, SIGINT ignored)
-    assert proc.returncode != 0, (f"exit 0 {time.time() - sent:.1f} s after SIGINT; seen: {[p.name for p in tmp_path.iterdir()]}; "
+    assert proc.returncode != 0, (f"exit 0 {time.time() - sent:.1f} s after {sig}; seen: {[p.name for p in tmp_path.iterdir()]}; "
                                   f"stdout: {out_.decode()[-500:]!r}; stderr: {err.decode()[-1500:]!r}")
     assert list(tmp_path.iterdir()) == []
 

@@ -165,3 +165,29 @@ def test_decoder_training_with_detail_weighting_records_it_and_keeps_every_token
     _, before, _, _ = load_model(world)
     _, after, _, _ = load_model(out)
     assert all(torch.equal(before[k], after[k]) != k.startswith(DECODER) for k in before)
+
+
+def test_a_run_stopped_before_its_first_save_resumes_on_a_rerun(tmp_path, monkeypatch):
+    import bridge.train.decoder as dec
+
+    world, data, out = save_micro_world(tmp_path / "world"), str(sandbox_dataset()), tmp_path / "sharp"
+
+    def ctrl_c(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dec, "held_out", ctrl_c)  # Ctrl-C while the copied world is measured, before any step
+    r = _run("--world", str(world), "--data", data, "--out", str(out), "--steps", "2", "--batch", "2")
+    assert r.exit_code == 130 and (out / "model.safetensors").is_file()
+    monkeypatch.undo()
+    r = _run("--world", str(world), "--data", data, "--out", str(out), "--steps", "2", "--batch", "2")
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "model_card.json").read_text())["decoder"]["steps"] == 2
+
+
+def test_footage_too_short_for_a_clip_is_refused_before_the_world_is_copied(tmp_path):
+    from bridge.data.generate import GenerateConfig, generate
+
+    short = generate(GenerateConfig(episodes=4, frames=3, workers=1), tmp_path / "short", progress=False)["out"]
+    r = _run("--world", str(save_micro_world(tmp_path / "world")), "--data", short, "--out", str(tmp_path / "o"))
+    assert r.exit_code == 1 and "episodes of 4 frames or more" in r.output and "--frames 4" in r.output, r.output
+    assert not (tmp_path / "o").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["short", "world"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 from tqdm import tqdm
 
@@ -34,3 +37,37 @@ def test_ctrl_c_saves_the_last_finished_step_then_stops():
     with pytest.raises(KeyboardInterrupt):
         fine_tune(10, 20, step, saved.append, ckpt_every=100, max_minutes=None, bar=_bar())
     assert saved == [24]
+
+
+def test_kill_saves_the_last_finished_step_like_ctrl_c_and_restores_the_handler():
+    saved, seen = [], []
+    outer = signal.signal(signal.SIGTERM, lambda *_: seen.append("outer"))  # so a miss fails the test, not pytest
+
+    def step(i: int) -> None:
+        if i == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fine_tune(10, 5, step, saved.append, ckpt_every=100, max_minutes=None, bar=_bar())
+        assert saved == [7] and seen == []
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler from before is back
+        assert seen == ["outer"]
+    finally:
+        signal.signal(signal.SIGTERM, outer)
+
+
+def test_ctrl_c_before_the_first_save_does_not_claim_a_saved_state(tmp_path, capsys):
+    from bridge.train.options import guarded
+
+    def stopped(_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as e:
+        guarded(stopped, None, str(tmp_path / "run"))  # e.g. Ctrl-C while a dataset is being opened
+    assert e.value.code == 130 and capsys.readouterr().err.strip() == f"stopped before anything was saved to {tmp_path / 'run'}"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train_state.safetensors").write_bytes(b"x")
+    with pytest.raises(SystemExit):
+        guarded(stopped, None, str(tmp_path / "run"))
+    assert "the last state was saved: run the same command to resume" in capsys.readouterr().err

@@ -90,11 +90,53 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     assert [r["step"] for r in rows] == [2, 4, 6]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 6
     assert any(not torch.equal(first[k], v) for k, v in load_model(tmp_path / "run")[1].items())
-    # a time budget stops early with a checkpoint
-    res = train(TrainOptions(steps=50, max_minutes=0.0, **opts))
-    assert res["step"] == 7 and json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 7
+    # a time budget already spent by the run stops it before another step (a fresh run's: after one, with a checkpoint)
+    assert train(TrainOptions(steps=50, max_minutes=0.0, **opts)) == {"step": 6, "unchanged": True}
     with pytest.raises(ValueError, match="--preset micro run"):
         train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
+
+
+def test_a_bare_rerun_resumes_with_the_runs_own_steps_batch_lr_and_budget(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    bare = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), progress=False, log_every=10)
+    assert train(TrainOptions(preset="micro", steps=6, batch=2, lr=1e-4, max_minutes=0.0, command="first", **bare))["step"] == 1
+    assert _rows(tmp_path / "run" / "metrics.csv")[-1]["step"] == 1  # the step the budget stopped it at is logged
+    assert train(TrainOptions(command="again", **bare)) == {"step": 1, "unchanged": True}  # the budget is spent
+    assert train(TrainOptions(max_minutes=60.0, command="more", **bare))["step"] == 6  # a given option counts
+    card = json.loads((tmp_path / "run" / "model_card.json").read_text())
+    assert card["train"]["steps_total"] == 6  # not the preset's 200
+    assert card["train"]["batch_per_rank"] == 2 and card["train"]["lr"] == 1e-4 and card["train"]["max_minutes"] == 60.0
+    assert card["command"] == "first" and card["resumed_with"] == ["more"]
+    assert max(r["lr"] for r in _rows(tmp_path / "run" / "metrics.csv")) <= 1e-4
+
+
+def test_a_resume_refuses_another_tokenizer_instead_of_ignoring_it(tmp_path):
+    run = trained_micro()
+    opts = dict(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "w"), preset="micro", progress=False)
+    train(TrainOptions(tokenizer=str(run["tok"]), steps=1, **opts))
+    other = tmp_path / "tok2"
+    shutil.copytree(run["tok"], other)
+    with pytest.raises(ValueError, match=r"started on the tokenizer .*, not --tokenizer .*tok2: resume without --tokenizer"):
+        train(TrainOptions(tokenizer=str(other), steps=2, **opts))
+    assert train(TrainOptions(tokenizer=str(run["tok"]), steps=2, **opts))["step"] == 2  # the same command resumes
+    assert train(TrainOptions(steps=3, **opts))["step"] == 3
+
+
+def test_a_new_run_never_writes_into_a_dataset_or_a_folder_of_other_files(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    before = sorted(p.name for p in ds.iterdir())
+    opts = dict(stage="tokenizer", data=str(ds), preset="micro", steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"--out .*ds holds files that are not a training run's \(actions_00000.npy, effective_actions_00000.npy, frames_00000.npy"):
+        train(TrainOptions(out=str(ds), **opts))  # --out given the --data folder
+    assert sorted(p.name for p in ds.iterdir()) == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"\(todo.txt\): give `train tokenizer` a new --out directory"):
+        train(TrainOptions(out=str(tmp_path / "notes"), **opts))
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "metrics.csv").write_text("step,loss\n")  # a run killed before its first save
+    assert train(TrainOptions(out=str(tmp_path / "cut"), **opts))["step"] == 1
 
 
 def test_a_save_cut_short_still_resumes_and_finished_checkpoints_are_never_overwritten(tmp_path):

@@ -72,6 +72,7 @@ def capture(env_id: str, out: str | Path, episodes: int = 10, frames: int = 500,
                 ep_seed = ep_seeds[ep]
                 env.reset(seed=ep_seed)
                 video = [square_resize(env.render(), size)]
+                bar.update(1)
                 acts: list[int] = []
                 action, left = None, 0
                 while len(video) < frames:
@@ -81,14 +82,15 @@ def capture(env_id: str, out: str | Path, episodes: int = 10, frames: int = 500,
                     _, _, terminated, truncated, _ = env.step(action)
                     video.append(square_resize(env.render(), size))
                     acts.append(int(action) if names is not None else -1)
+                    bar.update(1)
                     if terminated or truncated:
+                        bar.total -= frames - len(video)  # an episode that ends early: rate and ETA stay true
                         break
                 actions = np.array(acts + [-1], np.int16) if names is not None else None
                 w.add_episode({"id": ep, "seed": ep_seed, "caption": "", "params": None, "events": [],
                                "split": split_for_seed(ep_seed, val_fraction), "env": env_id},
                               np.stack(video), actions)
                 total += len(video)
-                bar.update(frames)
             bar.close()
             path = w.finish()
     finally:

@@ -18,7 +18,7 @@ def data() -> None:
 @click.option("--frames", default=500, show_default=True, type=int, help="Frames per episode, including the first.")
 @click.option("--size", default=64, show_default=True, type=int, help="Frame height and width in pixels (a multiple of 64).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Base seed; every level seed derives from it.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Base seed; every level seed derives from it.")
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
 @click.option("--sketch", is_flag=True, help="Also store the flat-colour sketch view of every frame.")
 @click.option("--events-per-episode", default=1.0, show_default=True, type=float,
@@ -83,7 +83,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
 @click.option("--frames", default=500, show_default=True, type=int, help="Most frames per episode (episodes may end sooner).")
 @click.option("--size", default=64, show_default=True, type=int, help="Frame size: center-crop to square, then resize.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the environment and the random policy.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the environment and the random policy.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     """Record a Gymnasium environment under a random action-repeat policy, with its true actions."""

@@ -47,6 +47,32 @@ def shard_name(kind: str, index: int) -> str:
     return f"{kind}_{index:05d}.npy"
 
 
+def _count(v: object, least: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _check_manifest(path: Path, m: dict) -> None:
+    """Every field a reader relies on, with its type, so a hand edit gone wrong is named instead of a traceback."""
+    bad = [f"{k}={m[k]!r} (a whole number >= 1)" for k in ("height", "width") if not _count(m[k], 1)]
+    if not (isinstance(m["fps"], (int, float)) and not isinstance(m["fps"], bool) and m["fps"] > 0):
+        bad.append(f"fps={m['fps']!r} (a number > 0)")
+    if not (m.get("action_names") is None or isinstance(m["action_names"], list)):
+        bad.append(f"action_names={m['action_names']!r} (a list of names, or null)")
+    if not isinstance(m["episodes"], list):
+        bad.append("episodes (a list)")
+    for i, e in enumerate(m["episodes"] if isinstance(m["episodes"], list) else []):
+        if not isinstance(e, dict):
+            bad.append(f"episodes[{i}] (an object)")
+            continue
+        bad += [f"episodes[{i}].{k}={e.get(k)!r} (a whole number >= {least})"
+                for k, least in (("id", 0), ("shard", 0), ("start", 0), ("length", 1)) if not _count(e.get(k), least)]
+        if e.get("split", "train") not in ("train", "val"):
+            bad.append(f"episodes[{i}].split={e['split']!r} ('train' or 'val')")
+    if bad:
+        raise ValueError(f"{path} has bad values: {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; fix them or "
+                         "make the dataset again")
+
+
 class VideoDataset:
     """A dataset directory written by `worldbridge data generate|import|capture` (see docs/data.md)."""
 
@@ -71,6 +97,7 @@ class VideoDataset:
         missing = [k for k in ("height", "width", "fps", "episodes") if k not in m]
         if missing:
             raise ValueError(f"{manifest} lacks the keys {missing}; regenerate the dataset")
+        _check_manifest(manifest, m)
         self.manifest = m
         self.height, self.width, self.fps = int(m["height"]), int(m["width"]), float(m["fps"])
         self.action_names: list[str] | None = m.get("action_names")
@@ -169,7 +196,8 @@ class ClipSampler:
             longest = max((e.length for e in self.episodes), default=0)
             raise ValueError(
                 f"no clips of {clip_len} frames in split {split!r} of {ds.root} ({len(self.episodes)} episodes, "
-                f"longest {longest} frames); use a shorter clip_len or generate longer episodes"
+                f"longest {longest} frames): make the dataset again with episodes of {clip_len} frames or more "
+                f"(e.g. `worldbridge data generate --frames {clip_len}`)"
             )
         self.rng = np.random.default_rng(seed)
 

@@ -129,8 +129,10 @@ def _buffer(name: str, shape: tuple, dtype) -> np.ndarray:
 
 
 def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which stops the pool and deletes the temp folder."""
+    """Workers leave Ctrl-C to the parent, which stops the pool and deletes the temp folder; the parent's `kill`
+    handler is not theirs (the pool ends them with SIGTERM)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _work_shard(job: tuple) -> list[dict]:

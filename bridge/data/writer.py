@@ -6,11 +6,13 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from bridge.data.dataset import FORMAT, VERSION, shard_name
+from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_json, publish
 
 SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
@@ -48,7 +50,8 @@ def _is_dataset(path: Path) -> bool:
 class DatasetWriter:
     """Collects shards and episodes in `OUT/../.OUT.tmp-*`; `finish()` writes the manifest last and moves it into place.
 
-    Use as a context manager: any exception (Ctrl-C included) deletes the temp folder, leaving no half dataset.
+    Use as a context manager: any exception (Ctrl-C and `kill` included) deletes the temp folder, leaving no half
+    dataset.
     """
 
     def __init__(self, out: str | Path, *, height: int, width: int, fps: float, action_names: list[str] | None,
@@ -85,11 +88,14 @@ class DatasetWriter:
         self.done = False
 
     def __enter__(self) -> "DatasetWriter":
+        self._signals = ExitStack()
+        self._signals.enter_context(sigterm_as_ctrl_c())
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None or not self.done:
-            self.abort()
+        with self._signals:
+            if exc_type is not None or not self.done:
+                self.abort()
 
     # --- Shards written by someone else (e.g. generation workers) ---
     def reserve_shard(self) -> int:

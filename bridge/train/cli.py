@@ -12,21 +12,22 @@ from bridge.model.presets import PRESETS
 from bridge.prompts.cli import train_prompts
 from bridge.train.options import guarded, saved, typed_command, with_options
 
+POSITIVE, NOT_NEGATIVE = click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)  # rates, weights, minutes
 _common = [
     click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (worldbridge data ...)."),
     click.option("--out", required=True, type=click.Path(file_okay=False),
                  help="Run directory: the checkpoint lives here, and a run resumes from it."),
     click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
                  help="Model size [default: tiny; a resumed run keeps its own]."),
-    click.option("--steps", type=click.IntRange(min=1), default=None, help="Total optimizer steps [default: the preset's]."),
-    click.option("--batch", type=click.IntRange(min=1), default=None, help="Clips per process per step [default: the preset's]."),
-    click.option("--lr", type=float, default=None, help="Peak learning rate [default: the preset's]."),
-    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--steps", type=click.IntRange(min=1), default=None, help="Total optimizer steps [default: the preset's; a resumed run keeps its own]."),
+    click.option("--batch", type=click.IntRange(min=1), default=None, help="Clips per process per step [default: the preset's; a resumed run keeps its own]."),
+    click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: the preset's; a resumed run keeps its own]."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
     click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
     click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs]."),
     click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps."),
-    click.option("--ckpt-minutes", type=float, default=10.0, show_default=True, help="... and every M minutes."),
-    click.option("--max-minutes", type=float, default=None, help="Training-time budget of the run in minutes (resumes count): the learning rate decays to fit it and the run stops with a checkpoint when it is spent."),
+    click.option("--ckpt-minutes", type=POSITIVE, default=10.0, show_default=True, help="... and every M minutes."),
+    click.option("--max-minutes", type=NOT_NEGATIVE, default=None, help="Training-time budget of the run in minutes (resumes count): the learning rate decays to fit it and the run stops with a checkpoint when it is spent [a resumed run keeps its own]."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
 
@@ -70,17 +71,17 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
               help="New directory: a complete copy of --world with the new decoder; rerun to train it further.")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps in this run.")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Clips per step.")
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lr", type=POSITIVE, default=2e-4, show_default=True, help="Peak learning rate.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True, help="Save (and measure val PSNR) every N steps.")
-@click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
-@click.option("--adv", type=float, default=0.0, show_default=True,
+@click.option("--max-minutes", type=NOT_NEGATIVE, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
+@click.option("--adv", type=NOT_NEGATIVE, default=0.0, show_default=True,
               help="Weight of a conditional patch critic's loss beside MSE (VQGAN's adaptive weight), to push the decoder "
                    "toward sharp detail (snowflakes, sprites) instead of its blurred mean; 0: MSE only. Measured so far "
                    "without a gain: docs/model.md.")
-@click.option("--adv-start", type=int, default=0, show_default=True,
+@click.option("--adv-start", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --adv: the first N steps of this run train the discriminator alone, then the decoder feels it too.")
-@click.option("--detail", type=float, default=0.0, show_default=True,
+@click.option("--detail", type=NOT_NEGATIVE, default=0.0, show_default=True,
               help="Weight MSE up on detail pixels (1 + D x |pixel - its 3x3 mean|): one-pixel snowflakes, raindrops and "
                    "sprite edges count more than flat sky, so the decoder draws what its tokens make likely instead of a "
                    "smear; 0: plain MSE (docs/model.md).")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.files import publish
+from bridge.files import atomic_write_json, publish
 from bridge.model.checkpoint import (STATE, load_into, load_model, read_config, read_json, read_tensors, save_model,
                                      save_tensors, state_tensors)
 from bridge.model.genie import WorldModel
@@ -156,10 +156,15 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     for d, ds in zip(opts.data, datasets):
         if (ds.height, ds.width) != (wcfg.height, wcfg.width):
             raise ValueError(f"{d} has {ds.height}x{ds.width} frames but {src} was trained on {wcfg.height}x{wcfg.width}")
+    T = wcfg.tokenizer.clip_len  # clips of every set before anything is copied: too short a set is refused first
+    samplers = [ClipSampler(ds, T, "train", seed=opts.seed) for ds in datasets]
+    val = np.concatenate([ClipSampler(ds, T, "val", seed=opts.seed).sample(max(opts.val_clips // len(datasets), 1),
+                                                                              np.random.default_rng(opts.seed))
+                          for ds in datasets])
     if not resume:
         if out.exists() and any(out.iterdir()):
             raise ValueError(f"--out {out} exists and is not a decoder run: give a new directory")
-        load_model(src, kind="world")
+        card = load_model(src, kind="world")[2]
         # the world's other files (events, first-frame model) come along; not its training state, whose weights would
         # undo the new decoder if anyone resumed `train dynamics` here. Copied whole or not at all.
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +172,8 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         try:
             shutil.copytree(src, tmp, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(STATE, "metrics.csv"))
+            # marked as a decoder run at once: stopped before its first save, the rerun resumes it (at step 0)
+            atomic_write_json(tmp / "model_card.json", {**card, "decoder": {"from_world": str(src.resolve()), "steps": 0}})
             if out.exists():
                 out.rmdir()  # empty (checked above)
             publish(tmp, out)
@@ -178,12 +185,6 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     load_into(model, tensors, where=str(out))
     tok = model.tokenizer
     torch.manual_seed(opts.seed)
-
-    T = cfg.tokenizer.clip_len
-    samplers = [ClipSampler(ds, T, "train", seed=opts.seed) for ds in datasets]
-    val = np.concatenate([ClipSampler(ds, T, "val", seed=opts.seed).sample(max(opts.val_clips // len(datasets), 1),
-                                                                              np.random.default_rng(opts.seed))
-                          for ds in datasets])
 
     prev = card.get("decoder", {})
     start = int(prev.get("steps", 0))

@@ -309,7 +309,7 @@ def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output is the same JSON, indented).")
 @click.option("--clips", type=click.IntRange(min=1), default=64, show_default=True,
               help="Val clips per rollout metric (x4 for the tokenizer's; fewer is faster but noisier: see the _ci95 figures).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default=None)
 @click.option("--steps", type=int, default=None, help="MaskGIT steps (default: the checkpoint's).")
 @click.option("--temperature", type=float, default=None)

@@ -8,25 +8,28 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from bridge.data.interrupt import sigterm_as_ctrl_c
+
 
 def fine_tune(steps: int, start: int, step: Callable[[int], None], save: Callable[[int], None], ckpt_every: int,
               max_minutes: float | None, bar: tqdm) -> int:
-    """Run step(i) for i < steps, saving every ckpt_every steps, at the time budget and on Ctrl-C (then re-raised);
-    returns the absolute step reached (start + steps done). The caller saves the final state."""
+    """Run step(i) for i < steps, saving every ckpt_every steps, at the time budget and on Ctrl-C or `kill` (then
+    re-raised); returns the absolute step reached (start + steps done). The caller saves the final state."""
     t0, done = time.time(), start
-    try:
-        for i in range(steps):
-            step(i)
-            done = start + i + 1
-            if (i + 1) % ckpt_every == 0:
-                save(done)
-            if max_minutes is not None and time.time() - t0 > max_minutes * 60:
-                break
-    except KeyboardInterrupt:
-        save(done)
-        raise
-    finally:
-        bar.close()
+    with sigterm_as_ctrl_c():
+        try:
+            for i in range(steps):
+                step(i)
+                done = start + i + 1
+                if (i + 1) % ckpt_every == 0:
+                    save(done)
+                if max_minutes is not None and time.time() - t0 > max_minutes * 60:
+                    break
+        except KeyboardInterrupt:
+            save(done)
+            raise
+        finally:
+            bar.close()
     return done
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -38,8 +39,11 @@ def guarded(fn: Callable[[Any], dict], opts: Any, out: str | None) -> dict:
             raise click.ClickException(f"{e.filename}: {e.strerror or e}; {hint}") from None
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
-        click.echo(f"stopped; the last state was saved{f': run the same command to resume from {out}' if out else ''}",
-                   err=True)
+        if out and not (Path(out).is_dir() and any(Path(out).iterdir())):  # stopped while it was still setting up
+            click.echo(f"stopped before anything was saved to {out}", err=True)
+        else:
+            click.echo(f"stopped; the last state was saved{f': run the same command to resume from {out}' if out else ''}",
+                       err=True)
         sys.exit(130)
 
 

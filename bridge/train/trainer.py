@@ -13,8 +13,6 @@ import datetime as _dt
 import gc
 import math
 import os
-import signal
-import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -27,9 +25,11 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
+from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_bytes
-from bridge.model.checkpoint import (CONFIG, MODEL, STATE, CheckpointError, load_into, load_model, load_train_state,
-                                     read_config, read_train_meta, save_model, save_train_state, state_tensors)
+from bridge.model.checkpoint import (CARD, CONFIG, MODEL, STATE, CheckpointError, load_into, load_model,
+                                     load_train_state, read_config, read_train_meta, save_model, save_train_state,
+                                     state_tensors)
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from bridge.data.dataset import ClipSampler, VideoDataset
 
 BANK_SIZE = 64
+RUN_FILES = {MODEL, CONFIG, CARD, STATE, "metrics.csv"}  # all that a run directory holds
 STAGES = ("tokenizer", "dynamics")
 
 
@@ -197,7 +198,12 @@ def _amp(device: torch.device, amp: bool | None):
 
 
 def train(opts: TrainOptions) -> dict[str, Any]:
-    """Run (or resume) one stage; returns the final logged metrics."""
+    """Run (or resume) one stage; returns the final logged metrics. `kill` saves as Ctrl-C does."""
+    with sigterm_as_ctrl_c():
+        return _train(opts)
+
+
+def _train(opts: TrainOptions) -> dict[str, Any]:
     from bridge.data.dataset import ClipSampler, VideoDataset
 
     if opts.stage not in STAGES:
@@ -207,6 +213,11 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     ds = VideoDataset(opts.data)
     kind = "tokenizer" if opts.stage == "tokenizer" else "world"
     resuming = (out / STATE).is_file()
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.startswith(".")) \
+        if out.is_dir() and not resuming else []  # (a dot name: a save's temp file)
+    if foreign:  # a new run writes only into a new folder (or its own, cut short): never into a dataset or the like
+        raise ValueError(f"--out {out} holds files that are not a training run's ({', '.join(foreign[:3])}"
+                         f"{' ...' if len(foreign) > 3 else ''}): give `train {opts.stage}` a new --out directory")
     if not resuming and ((out / MODEL).exists() or (out / CONFIG).exists()):
         raise ValueError(f"{out} holds a finished checkpoint (no training state to resume): give `train {opts.stage}` a "
                          "new --out directory" + (f" (with --init-from {out} to go on from its weights)"
@@ -228,15 +239,22 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if (cfg.height, cfg.width) != (ds.height, ds.width):
             raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}")
         tokenizer_from = card.get("tokenizer_from")
+        if opts.tokenizer and str(Path(opts.tokenizer).resolve()) != (tokenizer_from or {}).get("path"):
+            raise ValueError(f"{out} was started on the tokenizer {(tokenizer_from or {}).get('path')}, not "
+                             f"--tokenizer {opts.tokenizer}: resume without --tokenizer, or give a new --out (with "
+                             f"--init-from {out} to keep its dynamics)")
+        run = card.get("train", {})  # what the run was started with: a resume without these options keeps them
     else:
         cfg, keep_lam, warm = world_config(opts.preset or "tiny", ds), False, None
         if opts.stage == "dynamics" and opts.init_from:
             warm = load_model(Path(opts.init_from), kind="world")  # read once: its config, tokenizer and weights
             cfg, keep_lam = warm_config(cfg, warm[0], opts.init_from, opts.fresh_lam)
+        run = {}
     defaults = TRAIN_DEFAULTS[cfg.preset][opts.stage]
-    steps = int(opts.steps or defaults["steps"])
-    batch = int(opts.batch or defaults["batch"])
-    lr = float(opts.lr or defaults["lr"])
+    steps = int(_given(opts.steps, run.get("steps_total"), defaults["steps"]))
+    batch = int(_given(opts.batch, run.get("batch_per_rank"), defaults["batch"]))
+    lr = float(_given(opts.lr, run.get("lr"), defaults["lr"]))
+    max_minutes = _given(opts.max_minutes, run.get("max_minutes"), None)
 
     torch.manual_seed(opts.seed + 1000 * env.rank)
     if opts.stage == "tokenizer":
@@ -279,18 +297,22 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         with torch.no_grad():
             bank = torch.from_numpy(first_frames(ds, sampler, np.random.default_rng(opts.seed))).to(env.device)
             model.bank.copy_(model.tokenizer.encode(bank[:, None])[0][:, 0])
-    if start >= steps:
+    budget_spent = resuming and max_minutes is not None and elapsed >= max_minutes * 60
+    if start >= steps or budget_spent:
         if env.main:
-            print(f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
+            print(f"{out} has spent its --max-minutes {max_minutes:g} at step {start}: pass a larger --max-minutes to "
+                  "continue" if budget_spent else f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
         env.close()
         return {"step": start, "unchanged": True}
 
-    card = {"preset": cfg.preset, "stage": opts.stage, "command": opts.command, "seed": opts.seed,
+    commands = {"command": opts.command} if not resuming else {  # the run's first command, then each resume's
+        "command": card.get("command", opts.command), "resumed_with": [*card.get("resumed_with", []), opts.command]}
+    card = {"preset": cfg.preset, "stage": opts.stage, **commands, "seed": opts.seed,
             "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names},
             "train": {"steps_total": steps, "batch_per_rank": batch, "world_size": env.world, "lr": lr,
-                      "clip_len": clip_len}}
+                      "max_minutes": max_minutes, "clip_len": clip_len}}
     if opts.stage == "dynamics":
         card["tokenizer_from"] = tokenizer_from
 
@@ -316,14 +338,12 @@ def train(opts: TrainOptions) -> dict[str, Any]:
 
     bar = tqdm(total=steps, initial=start, desc=f"train {opts.stage} ({cfg.preset})", unit="step", dynamic_ncols=True,
                disable=not (env.main and opts.progress))
-    main_thread = threading.current_thread() is threading.main_thread()
-    prev_term = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None  # `kill` saves too
     t_start = last_ckpt = last_log = time.time()
     sums: dict[str, float] = {}
     n_sum, frames_since, metrics, done = 0, 0, {}, start
     model.train()
     try:
-        budget = opts.max_minutes * 60 if opts.max_minutes is not None else None
+        budget = max_minutes * 60 if max_minutes is not None else None
         for step in range(start, steps):
             spent = elapsed + time.time() - t_start
             frac = spent / budget if budget else 0.0
@@ -347,7 +367,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             n_sum += 1
             frames_since += clips.shape[0] * clips.shape[1] * env.world
             bar.update(1)
-            if done % opts.log_every == 0 or done == steps:
+            timed_out = env.any(budget is not None and elapsed + time.time() - t_start > budget)
+            if done % opts.log_every == 0 or done == steps or timed_out:  # the last steps' metrics go in the card
                 metrics = env.mean({k: v / n_sum for k, v in sums.items()})
                 now = time.time()
                 metrics["frames_per_s"] = frames_since / max(now - last_log, 1e-9)
@@ -356,7 +377,6 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                 if env.main:
                     _append_csv(csv_path, {"step": done, "time_s": round(elapsed + now - t_start, 1), **metrics})
                     bar.set_postfix(_postfix(metrics), refresh=False)
-            timed_out = env.any(budget is not None and elapsed + time.time() - t_start > budget)
             if done == steps or timed_out or env.any(done % opts.ckpt_every == 0 or
                                                      time.time() - last_ckpt > opts.ckpt_minutes * 60):
                 save(done, metrics)
@@ -373,15 +393,14 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         raise
     finally:
         bar.close()
-        if prev_term is not None:
-            signal.signal(signal.SIGTERM, prev_term)
         ddp = None  # DDP's reducer holds the process group: let go of it before env.close() collects it
         env.close()
     return {"step": done, **metrics}
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _given(option: Any, resumed: Any, default: Any) -> Any:
+    """An option as typed, else the resumed run's own value, else the default: a bare rerun changes nothing."""
+    return option if option is not None else resumed if resumed is not None else default
 
 
 POSTFIX = {"loss": "loss", "psnr": "psnr", "code_usage": "codes", "ce": "ce", "acc": "acc", "lam_rel_mse": "lam",

@@ -1,0 +1,35 @@
+"""The Gymnasium env as recorders see it: frames are played back at the world's own rate."""
+
+import numpy as np
+import pytest
+
+from bridge.gym import WorldEnv
+from bridge.worlds.sandbox import SANDBOX_FPS
+
+
+def test_render_fps_is_the_worlds_own_frame_rate():
+    env = WorldEnv(backend="sandbox")
+    assert env.metadata["render_fps"] == SANDBOX_FPS  # 15: a RecordVideo of the sandbox plays at real speed
+    assert WorldEnv.metadata["render_fps"] == 24  # the class default is left alone
+    env.close()
+
+
+@pytest.mark.parametrize("action", [1.7, "2", 7, -1, np.float32(3.0)])
+def test_an_action_outside_the_space_is_refused_not_rounded(action):
+    env = WorldEnv(backend="sandbox")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"is outside Discrete\(7\): give an integer 0-6"):
+        env.step(action)
+    assert env.step(np.int64(2))[4]["frame_index"] == 1  # numpy integers are actions
+    env.close()
+
+
+def test_render_mode_none_is_accepted_and_renders_nothing():
+    from gymnasium.utils.env_checker import check_env
+
+    env = WorldEnv(backend="sandbox", render_mode=None, max_steps=3)
+    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    assert env.render() is None
+    with pytest.raises(ValueError, match="render_mode 'human' is not supported; use 'rgb_array' or None"):
+        WorldEnv(backend="sandbox", render_mode="human")
