@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from bridge.model.st_transformer import KVCache, STTransformer, band_mask, patchify, rope, unpatchify
+import torch.nn.functional as F
+
+from bridge.model.st_transformer import KVCache, STTransformer, attend_one, band_mask, patchify, rope, unpatchify
 
 torch.set_num_threads(1)
 
@@ -46,6 +48,19 @@ def test_kv_cached_rollout_equals_full_recomputation(window):
         step = [m(x[:, t:t + 1], cache, append=True) for t in range(10)]
     assert torch.allclose(torch.cat(step, 1), full, atol=1e-5)
     assert cache.pos == 10 and cache.filled == min(window - 1, 10)
+
+
+@pytest.mark.parametrize("keys", [4, 16])
+@pytest.mark.parametrize("masked", [False, True])
+def test_one_query_attention_matches_sdpa_in_bf16_under_autocast(keys, masked):
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(128, 6, n, 32).to(torch.bfloat16) for n in (1, keys, keys))
+    mask = (torch.arange(keys) % 3 != 1)[None] if masked else None
+    ref = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attend_one(q, k, v, mask)
+    assert out.dtype == torch.bfloat16 and out.shape == (128, 6, 1, 32)
+    assert (out.double() - ref).abs().max() <= ref.abs().max() * 2**-7  # within bf16 rounding of the exact result
 
 
 def test_cache_without_append_is_a_pure_query_and_chunks_match():

@@ -22,6 +22,7 @@ from bridge.model.checkpoint import save_model, state_tensors
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import get_preset
+from bridge.model.st_transformer import PLAIN_ATTENTION_MIN_KEYS
 from bridge.model.world import WorldModelBackend, load_world
 
 SWEEP_STEPS = (2, 4, 6, 8)
@@ -48,8 +49,8 @@ def _st_flops(tokens: int, dim: int, depth: int, keys: int) -> tuple[int, int]:
 
 def frame_flops(cfg: WorldConfig, steps: int, branches: int = 1) -> dict[str, int]:
     """Analytic matmul FLOPs (2 per multiply-add) of one frame at full context: `dynamics` = steps x branches
-    forwards and the commit, `decode`, and `tokenize` (one frame, for resets and edits); `*_linear` counts projections only,
-    which is what torch's FlopCounterMode sees on CPU (it has no formula for the CPU attention kernel)."""
+    forwards and the commit, `decode`, and `tokenize` (one frame, for resets and edits); `*_linear` counts projections
+    only; `frame_counted_cpu` is what torch's FlopCounterMode counts on a CPU."""
     d, t, N = cfg.dynamics, cfg.tokenizer, cfg.tokens_per_frame
     n_prefix = int(d.action_mode == "token") + int(d.cond_prefix and d.cond_dim > 0)
     lin, att = _st_flops(N + n_prefix, d.dim, d.depth, d.window)
@@ -71,6 +72,10 @@ def frame_flops(cfg: WorldConfig, steps: int, branches: int = 1) -> dict[str, in
     out["tokenize"] = out["tokenize_linear"] + out["tokenize_attention"]
     out["frame"] = out["dynamics"] + out["decode"]
     out["frame_linear"] = out["dynamics_linear"] + out["decode_linear"]
+    # torch's FlopCounterMode on a CPU sees the projections, and the temporal attention `attend_one` runs as plain
+    # matmuls (every layer of the step passes, all but the last of the commit); SDPA's CPU kernel it cannot count
+    temporal = 4 * (N + n_prefix) * d.dim * d.window if d.window >= PLAIN_ATTENTION_MIN_KEYS else 0
+    out["frame_counted_cpu"] = out["frame_linear"] + (forwards * d.depth + d.depth - 1) * temporal
     return out
 
 

@@ -101,6 +101,21 @@ def _rope_tables(pos0: int, n: int, hd: int, theta: float, dtype: torch.dtype,
     return ang.cos().to(dtype), ang.sin().to(dtype)
 
 
+PLAIN_ATTENTION_MIN_KEYS = 8  # from this many cached frames on, a CPU attends one query frame with plain ops
+
+
+def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One query frame over the cached ones. SDPA's CPU kernel pays per (row, head) pair: over the dynamics' 16 keys it
+    took twice as long as these plain fp32 ops, over the decoder's 4 it is the faster (docs/model.md, Speed)."""
+    if q.device.type != "cpu" or k.shape[-2] < PLAIN_ATTENTION_MIN_KEYS:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    with torch.autocast("cpu", enabled=False):  # bf16 autocast would send these small matmuls back to bf16
+        s = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
+        if mask is not None:
+            s = s.masked_fill(~mask, float("-inf"))
+        return (s.softmax(-1) @ v.float()).to(q.dtype)
+
+
 def band_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -> torch.Tensor:
     """True where a query frame may attend a key frame: not in the future and fewer than `window` frames back."""
     d = q_pos[:, None] - k_pos[None, :]  # (Tq, Tk)
@@ -146,7 +161,7 @@ class STBlock(nn.Module):
             mask = None
             if cache.filled < cache.ring:
                 mask = torch.cat([cache.slot_pos >= 0, cache.slot_pos.new_ones(1, dtype=torch.bool)])[None]
-            o = F.scaled_dot_product_attention(q, K, V, attn_mask=mask)
+            o = attend_one(q, K, V, mask)
         else:  # several new frames on top of a cache
             K, V = cache.buffers(layer, k)
             k_pos = torch.cat([cache.slot_pos, q_pos])
