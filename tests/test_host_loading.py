@@ -436,3 +436,21 @@ def test_messages_waiting_behind_step_inputs_after_a_bye_act_as_from_a_new_conne
         assert got[-2]["seed"] == 8 and len(slow_host.host.sessions) == 1
     finally:
         sock.close(0)
+
+
+@pytest.mark.parametrize("slow", ["start", "reset"])
+def test_a_start_or_reset_slower_than_the_idle_timeout_does_not_count_as_idle(slow):
+    SlowLoadWorld.reset_counters()
+    h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/slow", factory=SlowLoadWorld),
+                           limits=Limits(idle_timeout_s=0.5))
+    try:
+        with WorldClient(h.address, timeout=5) as c:
+            if slow == "reset":
+                c.start(mode="step", seed=1)
+            SlowLoadWorld.reset_delay = 1.0  # building the world takes twice the idle timeout
+            c.start(mode="step", seed=2) if slow == "start" else c.reset(seed=2)
+            SlowLoadWorld.reset_delay = 0.0
+            time.sleep(0.3)  # idle for less than the timeout since the answer: the session must still be there
+            assert c.step(1).index == 1 and len(h.host.sessions) == 1
+    finally:
+        h.stop()

@@ -438,6 +438,8 @@ class Host:
             peer, rid, req_id = job.peer, job.rid, job.msg["req_id"]
             peer.pending = None
             connected = self.peers.get(rid) is peer
+            if job.session is not None:  # its client waited for the world, it was not idle: the timeout counts from now
+                job.session.last_seen = time.monotonic()
             if job.source == "reset":
                 job.session.loading = False
             if job.error is not None:
