@@ -776,7 +776,10 @@ class Host:
             peer.queue(parts)
             return True
         if peer is None and rid in self.orphans:
-            self.orphans[rid].append(parts)
+            box = self.orphans[rid]
+            if len(box) == box.maxlen:  # the newest reply goes, so replies owed from before a `bye` never do
+                return False
+            box.append(parts)
             return True
         try:
             self.sock.send_multipart([rid, *parts], flags=zmq.NOBLOCK, copy=False)
