@@ -82,3 +82,22 @@ def test_play_names_the_apt_packages_qts_xcb_plugin_lacks(tmp_path):
         assert app._ldd_missing([Path(sys.executable)]) == {"libxcb-icccm.so.4"}
     finally:
         os.environ["PATH"] = old
+
+
+def test_the_editors_own_host_records_only_inside_its_recordings_folder(tmp_path, monkeypatch):
+    import pytest
+
+    from bridge.client import ProtocolError, WorldClient
+    from editor_gui import app
+
+    monkeypatch.chdir(tmp_path)  # the host's recordings folder is ./recordings
+    outside = tmp_path / "elsewhere" / "a.wbrec"
+    with app.start_own_host("sandbox", None) as h, WorldClient(h.address) as c:
+        c.start(mode="step")
+        with pytest.raises(ProtocolError) as e:  # another program on this machine cannot make it write anywhere
+            c.record_start(str(outside))
+        assert e.value.code == "bad_argument" and "--recordings" in e.value.message
+        assert not outside.parent.exists()
+        path = Path(c.record_start()["path"])  # what the editor sends: no path
+        c.record_stop()
+    assert path.parent.resolve() == (tmp_path / "recordings").resolve() and path.is_file()

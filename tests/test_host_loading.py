@@ -369,23 +369,30 @@ def test_a_host_stopped_during_a_reset_frees_that_world_once():
         sock.close(0)
 
 
-def test_a_resume_of_a_session_whose_reset_builds_its_world_is_busy_then_works(slow_host):
+def test_a_resume_of_a_session_whose_reset_builds_its_world_waits_for_the_world(slow_host):
     a, b = _greeted(slow_host.address, minor=2), _greeted(slow_host.address, minor=2)
     try:
         a.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
-        sid = recv_all(a, lambda m: m["type"] == "session")[-1]["session_id"]
+        sid = recv_all(a, lambda m: m["type"] == "frame")[-1]["session_id"]
         SlowLoadWorld.reset_delay = 0.5
         a.send(P.encode({"type": "reset", "req_id": 2, "seed": 9}))
+        a.send(P.encode({"type": "reset", "req_id": 3, "seed": 10}))  # held behind the first: the resume waits for both
         deadline = time.monotonic() + 3
         while not slow_host.host.pending and time.monotonic() < deadline:
             time.sleep(0.01)
-        b.send(P.encode({"type": "start", "req_id": 3, "resume": sid}))
-        err = recv_all(b, lambda m: m["type"] == "error")[-1]
-        assert err["code"] == "busy" and sid in err["message"] and "resume again" in err["message"]
-        recv_all(a, lambda m: m["type"] == "ok")
-        b.send(P.encode({"type": "start", "req_id": 4, "resume": sid}))
-        got = recv_all(b, lambda m: m["type"] == "frame")
-        assert got[0]["resumed"] and (got[-1]["epoch"], got[-1]["index"]) == (1, 0)
+        t0 = time.monotonic()
+        b.send(P.encode({"type": "start", "req_id": 4, "resume": sid}))  # a client reconnecting mid-reset
+        b.send(P.encode({"type": "input", "action": 1, "client_ts": 1.0, "seq": 1}))  # acts on the resumed session
+        b.send(P.encode({"type": "ping", "req_id": 5, "client_ts": 2.0}))
+        got = recv_all(b, lambda m: m["type"] == "pong")
+        assert time.monotonic() - t0 >= 0.8  # both worlds were built first
+        assert [(m["type"], m.get("req_id"), m.get("epoch"), m.get("index")) for m in got] == [
+            ("session", 4, 2, None), ("frame", None, 2, 0), ("frame", None, 2, 1), ("pong", 5, None, None)]
+        assert got[0]["resumed"] and got[0]["frame_index"] == 0 and got[2]["seq"] == 1
+        got = recv_all(a, lambda m: m["type"] == "error")
+        assert [(m["type"], m.get("req_id"), m.get("epoch")) for m in got] == [
+            ("ok", 2, 1), ("frame", None, 1), ("ok", 3, 2), ("frame", None, 2), ("error", None, None)]
+        assert got[-1]["code"] == "no_session" and got[-1]["fatal"]
     finally:
         a.close(0)
         b.close(0)
@@ -436,3 +443,21 @@ def test_messages_waiting_behind_step_inputs_after_a_bye_act_as_from_a_new_conne
         assert got[-2]["seed"] == 8 and len(slow_host.host.sessions) == 1
     finally:
         sock.close(0)
+
+
+@pytest.mark.parametrize("slow", ["start", "reset"])
+def test_a_start_or_reset_slower_than_the_idle_timeout_does_not_count_as_idle(slow):
+    SlowLoadWorld.reset_counters()
+    h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/slow", factory=SlowLoadWorld),
+                           limits=Limits(idle_timeout_s=0.5))
+    try:
+        with WorldClient(h.address, timeout=5) as c:
+            if slow == "reset":
+                c.start(mode="step", seed=1)
+            SlowLoadWorld.reset_delay = 1.0  # building the world takes twice the idle timeout
+            c.start(mode="step", seed=2) if slow == "start" else c.reset(seed=2)
+            SlowLoadWorld.reset_delay = 0.0
+            time.sleep(0.3)  # idle for less than the timeout since the answer: the session must still be there
+            assert c.step(1).index == 1 and len(h.host.sessions) == 1
+    finally:
+        h.stop()

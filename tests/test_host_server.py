@@ -1042,6 +1042,26 @@ def test_replies_queued_before_hello_count_in_the_outbox_bytes():
         host.close()
 
 
+def test_replies_owed_before_a_bye_survive_a_flood_of_later_requests():
+    from bridge.host.server import Peer
+
+    host = Host(CounterWorld, bind="tcp://127.0.0.1:*")
+    try:
+        rid, peer = b"mute", Peer()
+        host.peers[rid] = peer
+        owed = [[P.encode({"type": "status", "req_id": i})] for i in range(3)]  # its pipe was full: they wait
+        for parts in owed:
+            peer.queue(parts)
+        for data in [P.encode({"type": "bye"})] + [P.encode({"type": "ping", "req_id": 10 + i, "client_ts": 1.0})
+                                                   for i in range(40)]:  # sent on, still reading nothing
+            host._handle(rid, data, len(data))
+        box = list(host.orphans[rid])
+        assert box[:3] == owed and len(box) == 3 + 16  # the cap drops later pongs, never what was owed before
+        assert [P.decode(parts[0])["req_id"] for parts in box[3:]] == list(range(10, 26))
+    finally:
+        host.close()
+
+
 def test_what_waits_behind_step_inputs_is_bounded(monkeypatch):
     from bridge.host import server as S
 

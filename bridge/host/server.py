@@ -41,7 +41,7 @@ class Peer:
     last_seen: float = field(default_factory=time.monotonic)
     outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
     outbox_bytes: int = 0
-    pending: PendingStart | None = None  # a `start` or `reset` whose world is loading on a loader thread
+    pending: PendingStart | None = None  # a `start`/`reset` loading on a loader thread (its own, or a held resume's)
     held: deque = field(default_factory=deque)  # (header bytes, size) received meanwhile, handled after it
     waiting: deque = field(default_factory=deque)  # (header bytes, size) behind its session's queued step inputs
 
@@ -290,7 +290,7 @@ class Host:
             if mtype == "bye":
                 return self._on_bye(rid, peer)
             if mtype == "start":
-                return self._on_start(rid, peer, msg)
+                return self._on_start(rid, peer, msg, data, size)
             if mtype == "status":
                 return self._send(rid, [P.encode(self._status(peer, req_id))])
             session = peer.session
@@ -354,16 +354,17 @@ class Host:
         if peer is not None and peer.outbox:
             self.orphans[rid] = deque(peer.outbox, maxlen=len(peer.outbox) + 16)
 
-    def _on_start(self, rid: bytes, peer: Peer, msg: dict) -> None:
+    def _on_start(self, rid: bytes, peer: Peer, msg: dict, data: bytes, size: int) -> None:
         req_id = msg["req_id"]
         if msg["resume"] is not None:
             session = self.sessions.get(msg["resume"])
             if session is None:
                 raise ProtocolError("unknown_session", f"session {msg['resume']!r} does not exist or timed out: "
                                                        "start a new one")
-            if session.loading:
-                raise ProtocolError("busy", f"session {session.id} is building its new world (a `reset`): send the "
-                                            "resume again in a moment")
+            if session.loading:  # a reconnecting client's resume: it (and what follows) acts once the world is built
+                peer.held.appendleft((data, size))  # first in line: held is empty, or this came from its front
+                peer.pending = session.loading
+                return
             if peer.session is not None and peer.session is not session:
                 self._close_session(peer.session, notify=None)
             if session.peer is not None and session.peer != rid and session.peer in self.peers:
@@ -391,7 +392,7 @@ class Host:
         """Hand a `start`/`reset` to a loader thread; its peer's next messages wait for it (see `_handle`)."""
         job.peer.pending = job
         if job.session is not None:
-            job.session.loading = True  # the loop leaves it alone (no ticks, no idle close) until it is back
+            job.session.loading = job  # the loop leaves it alone (no ticks, no idle close) until it is back
         self.pending.append(job)
         threading.Thread(target=self._load, args=(job,), name="worldbridge-load", daemon=True).start()
 
@@ -438,8 +439,10 @@ class Host:
             peer, rid, req_id = job.peer, job.rid, job.msg["req_id"]
             peer.pending = None
             connected = self.peers.get(rid) is peer
+            if job.session is not None:  # its client waited for the world, it was not idle: the timeout counts from now
+                job.session.last_seen = time.monotonic()
             if job.source == "reset":
-                job.session.loading = False
+                job.session.loading = None
             if job.error is not None:
                 e = job.error
                 if isinstance(e, ProtocolError):
@@ -469,8 +472,16 @@ class Host:
                     continue
                 session.next_tick = self._first_tick(session)
                 self._emit(session, job.produced, job.received)
-            while connected and peer.held and peer.pending is None:  # in order; a held `start`/`reset` stops it again
-                self._handle(rid, *peer.held.popleft(), parked="held")
+            if connected:
+                self._run_held(rid, peer)
+            for other_rid, other in [(r, p) for r, p in self.peers.items() if p.pending is job]:  # held resumes
+                other.pending = None
+                self._run_held(other_rid, other)
+
+    def _run_held(self, rid: bytes, peer: Peer) -> None:
+        """What a peer sent while a `start`/`reset` loaded, in order; a held `start`/`reset`/resume stops it again."""
+        while peer.held and peer.pending is None:
+            self._handle(rid, *peer.held.popleft(), parked="held")
 
     def _on_input(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         action = session.resolve_action(msg["action"])
@@ -765,7 +776,10 @@ class Host:
             peer.queue(parts)
             return True
         if peer is None and rid in self.orphans:
-            self.orphans[rid].append(parts)
+            box = self.orphans[rid]
+            if len(box) == box.maxlen:  # the newest reply goes, so replies owed from before a `bye` never do
+                return False
+            box.append(parts)
             return True
         try:
             self.sock.send_multipart([rid, *parts], flags=zmq.NOBLOCK, copy=False)

@@ -121,7 +121,7 @@ class Session:
         self.frames_dropped = 0
         self._tick_times: deque[float] = deque(maxlen=48)
         self.recorder = None  # bridge.host.recording.Recorder while recording
-        self.loading = False  # a loader thread is resetting the world: the host loop leaves the session alone
+        self.loading: Any = None  # the host's PendingStart while a loader thread resets the world: the loop waits
 
     # --- descriptions ---
 
