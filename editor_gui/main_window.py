@@ -962,10 +962,11 @@ class MainWindow(QMainWindow):
         fps, names = s.fps, self.resolver.name_of
         prompt, (kind, name) = s.root_of(bid).prompt or PromptSpec(), s.backend_of(bid)
         world = {"backend_kind": kind, "backend_name": name, "seed": prompt.seed, "text": prompt.text}
+        label = exporting.source_label([(kind, name)] if kind else [])
         jobs = {
-            "mp4": lambda p: exporting.export_mp4(frames, path, fps, scale, p),
-            "gif": lambda p: exporting.export_gif(frames, path, fps, scale, p),
-            "png": lambda p: exporting.export_png_frames(records, path, scale, p),
+            "mp4": lambda p: exporting.export_mp4(frames, path, fps, scale, p, label),
+            "gif": lambda p: exporting.export_gif(frames, path, fps, scale, p, label),
+            "png": lambda p: exporting.export_png_frames(records, path, scale, p, label),
             "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps, world), path),
         }
         return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000))
