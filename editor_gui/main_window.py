@@ -377,7 +377,7 @@ class MainWindow(QMainWindow):
             return  # a late frame of an old session or timeline
         if frame.session_id == self._resim_from:
             return  # the world a rebuild is replacing: its frames are not the rebuilt branch's
-        rewind = edited = False
+        rewind = edited = replayed = False
         if frame.epoch > self.epoch:
             self.epoch = frame.epoch
             if self.pending_edits and "edit" in frame.events and self.session is not None \
@@ -397,6 +397,7 @@ class MainWindow(QMainWindow):
         if s is not None and s.live is not None:
             live = s.branches[s.live]
             if live.parent_frame is not None and frame.index <= live.parent_frame:
+                replayed = True  # a rebuild replaying recorded frames: their events were fired long ago
                 self._check_resim(frame)
             else:
                 keep = self.recording and self._recorded_count() < MAX_RECORDED
@@ -415,7 +416,7 @@ class MainWindow(QMainWindow):
             self.viewport.show_frame(ShownFrame(frame.image, frame.index, frame.epoch, frame.seq, frame.client_ts, frame.received_ts))
         if edited:
             self.pending_edits.pop(0)
-        for caption in ([] if edited else frame.events):
+        for caption in ([] if edited or replayed else frame.events):
             self.events_panel.on_fired(caption, frame.index)
 
     def _fork_edit(self, index: int) -> None:

@@ -1,0 +1,42 @@
+"""Editor follow-ups: what a rebuild, a New world and closing the window must not lose or misreport (the real window
+against real hosts, offscreen)."""
+
+import threading
+
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from test_editor_flows import record_unsaved
+from test_editor_gui import RIGHT, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
+
+from editor_gui.session_store import PromptSpec
+
+torch.set_num_threads(1)
+pytest.importorskip("pytestqt")
+
+
+@pytest.fixture(scope="module")
+def model_host():
+    from bridge.host.backends import resolve_backend
+    from bridge.host.server import run_host_in_thread
+
+    h = run_host_in_thread(resolve_backend(None, None), "tcp://127.0.0.1:*")  # the embedded default world
+    yield h
+    h.stop()
+
+
+def test_a_rebuild_does_not_list_its_replayed_events_as_fired(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 2)
+    w.fire_event("night_falls", None)  # step mode: the event makes the next frame
+    qtbot.waitUntil(lambda: any(r.events for r in live_frames(w)), timeout=5000)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 2)
+    root, fired = w.session.live, w.events_panel.log.count()
+    assert fired == 1
+    w.resimulate(root, 4)  # replays the event at frame 3
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert "Branch rebuilt" in w.statusBar().currentMessage()
+    assert any(r.events for r in live_frames(w))  # the rebuilt branch has the event ...
+    assert w.events_panel.log.count() == fired  # ... which the user did not fire again
