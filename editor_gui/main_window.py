@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from bridge.host.protocol import MODEL_KNOBS
 from editor_gui import export as exporting
 from editor_gui.capabilities import host_can_edit, session_caps, why_not
 from editor_gui.events_panel import EventsPanel
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
         self._resim_from: str | None = None  # while a rebuild starts: the session it replaces
         self._edit_action, self._edits_before = -1, []
         self.jobs: list[Job] = []
+        self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose: every new world starts with them
         self.worker_thread: WorkerThread | None = None
 
         # --- widgets ---
@@ -334,7 +336,8 @@ class MainWindow(QMainWindow):
         self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
                     fps=float(self.settings_panel.fps.value() if self.info else self.options.fps), seed=prompt.seed,
                     text=prompt.text, image=prompt.image_png, sketch=prompt.sketch_png,
-                    action_map=(self.session.action_map() or None) if self.session else None)
+                    action_map=(self.session.action_map() or None) if self.session else None,
+                    settings=dict(self.kept_settings))
 
     def on_session_started(self, info: dict, purpose: str) -> None:
         self.info, self._resim_from = info, None
@@ -568,6 +571,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(500, lambda: self.send_action(self.held.current(self.keymap, self.resolver)))
 
     def change_settings(self, changes: dict) -> None:
+        self.kept_settings.update({k: v for k, v in changes.items() if k in MODEL_KNOBS})
         if "mode" in changes:
             self.mode = changes["mode"]
             self._set_pause_checked(self.mode == "step")

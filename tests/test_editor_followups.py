@@ -40,3 +40,20 @@ def test_a_rebuild_does_not_list_its_replayed_events_as_fired(qtbot, host):
     assert "Branch rebuilt" in w.statusBar().currentMessage()
     assert any(r.events for r in live_frames(w))  # the rebuilt branch has the event ...
     assert w.events_panel.log.count() == fired  # ... which the user did not fire again
+
+
+def test_new_world_keeps_the_users_sampling_settings(qtbot, model_host):
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0)
+    assert w.info["backend_kind"] == "world_model"
+    defaults = dict(w.info["settings"])
+    w.settings_panel.steps.setValue(defaults["steps"] + 3)
+    w.settings_panel.temperature.setValue(0.5)
+    qtbot.waitUntil(lambda: w.info is not None and w.settings_panel.steps.value() == defaults["steps"] + 3, timeout=3000)
+    qtbot.waitUntil(lambda: model_host.host.sessions[w.info["session_id"]].settings["temperature"] == 0.5, timeout=5000)
+    old = w.info["session_id"]
+    w.new_world(PromptSpec(seed=5))
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=30000)
+    live = model_host.host.sessions[w.info["session_id"]].settings
+    assert (live["steps"], live["temperature"]) == (defaults["steps"] + 3, 0.5)  # the new world runs with them
+    assert (w.settings_panel.steps.value(), w.settings_panel.temperature.value()) == (defaults["steps"] + 3, 0.5)
+    assert live["cfg"] == defaults["cfg"]  # what the user never changed stays the host's
