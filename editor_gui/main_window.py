@@ -372,6 +372,10 @@ class MainWindow(QMainWindow):
         self._set_pause_checked(self.mode == "step")
         self.current_action = self.resolver.resolve(self.keymap.idle) or 0
         self.view_frame(None)  # show the new world, not a frame of the old one still under review
+        if purpose == "new" and self.mode != "step" and self.held:  # a key held across New world plays on in it
+            action = self.held.current(self.keymap, self.resolver)
+            if action != self.current_action:
+                self.send_action(action)
         if self.timeline.host_record.isChecked():  # the host's recording ended with its old session: keep recording
             self.submit("record_start")
 

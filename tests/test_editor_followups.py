@@ -57,3 +57,16 @@ def test_new_world_keeps_the_users_sampling_settings(qtbot, model_host):
     assert (live["steps"], live["temperature"]) == (defaults["steps"] + 3, 0.5)  # the new world runs with them
     assert (w.settings_panel.steps.value(), w.settings_panel.temperature.value()) == (defaults["steps"] + 3, 0.5)
     assert live["cfg"] == defaults["cfg"]  # what the user never changed stays the host's
+
+
+def test_a_key_held_across_new_world_moves_the_new_world(qtbot, host):
+    w = open_window(qtbot, host.address)
+    focus_viewport(qtbot, w)
+    qtbot.keyPress(w.viewport, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].action == RIGHT, timeout=5000)
+    old = w.info["session_id"]
+    w.new_world(PromptSpec(seed=4))
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=10000)
+    qtbot.waitUntil(lambda: len(live_frames(w)) > 5, timeout=5000)
+    assert live_frames(w)[-1].action == RIGHT  # still held: the new world moves right without a new press
+    qtbot.keyRelease(w.viewport, Qt.Key.Key_Right)
