@@ -74,9 +74,11 @@ class Job(QThread):
     succeeded = Signal(object)
     errored = Signal(str)
 
-    def __init__(self, fn: Callable[[Callable[[int, int], bool]], Any], parent: QObject | None = None):
+    def __init__(self, fn: Callable[[Callable[[int, int], bool]], Any], parent: QObject | None = None, title: str = "",
+                 keeps_window: bool = False):
         super().__init__(parent)
-        self.fn = fn
+        self.fn, self.title = fn, title
+        self.keeps_window = keeps_window  # closing the window waits for it (an export the user is waiting for)
         self.cancelled = False
 
     def _progress(self, done: int, total: int) -> bool:
@@ -142,6 +144,7 @@ class MainWindow(QMainWindow):
         self._recorded = 0  # frames with pixels held (memory guard): counted up per frame, recounted at the limit
         self._unsaved = 0  # frames recorded since the session was last saved or opened
         self._discard_on_close = False  # set when a close found unsaved frames it could not keep
+        self._close_when_done = False  # set when a close waits for an export to finish
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
         self._resim_undo: tuple[int | None, int] = (None, -1)  # (the live branch before a rebuild, the rebuild's branch)
@@ -837,9 +840,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 10000)
 
     # ------------------------------------------------------------------ save, load, export
-    def run_job(self, title: str, fn: Callable, on_done: Callable[[Any], None] | None = None, dialog: bool = True) -> Job:
+    def run_job(self, title: str, fn: Callable, on_done: Callable[[Any], None] | None = None, dialog: bool = True,
+                keeps_window: bool = False) -> Job:
         """Run fn(progress) on a thread with a progress dialog; the window stays live."""
-        job = Job(fn, self)
+        job = Job(fn, self, title, keeps_window)
         progress = None
         if dialog:
             progress = QProgressDialog(title, "Cancel", 0, 0, self)
@@ -849,14 +853,17 @@ class MainWindow(QMainWindow):
             progress.canceled.connect(lambda: setattr(job, "cancelled", True))
             job.progressed.connect(lambda d, t: (progress.setMaximum(t), progress.setValue(d)))
 
-        def finish() -> None:
+        def finish(outcome: str) -> None:
             if progress is not None:
                 progress.close()
             if job in self.jobs:
                 self.jobs.remove(job)
+            if self._close_when_done and self.isVisible() and not any(j.keeps_window for j in self.jobs):  # held back
+                print(f"worldbridge play: {title} {outcome}", file=sys.stderr)
+                QTimer.singleShot(0, self.close)
 
-        job.succeeded.connect(lambda r: (finish(), on_done(r) if on_done else None))
-        job.errored.connect(lambda m: (finish(), self.show_error(f"{title} failed: {m}")))
+        job.succeeded.connect(lambda r: (finish("done"), on_done(r) if on_done else None))
+        job.errored.connect(lambda m: (finish(f"failed: {m}"), self.show_error(f"{title} failed: {m}")))
         self.jobs.append(job)
         QTimer.singleShot(0, job, job.start)  # start on the next loop turn, so callers can connect to the returned job first
         return job
@@ -978,7 +985,8 @@ class MainWindow(QMainWindow):
             "png": lambda p: exporting.export_png_frames(records, path, scale, p, label),
             "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps, world), path),
         }
-        return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000))
+        return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000),
+                            keeps_window=True)
 
     def _save_dialog(self) -> None:
         if self.session is None:
@@ -1014,13 +1022,24 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Keep unsaved frames; if they cannot be kept the window stays open once (the status bar says why), so only
-        a second close throws them away."""
+        a second close throws them away. A running export keeps the window open until it is done, saying so; closing
+        again cancels it (stderr says so)."""
+        exporting_now = [j for j in self.jobs if j.keeps_window]
+        if exporting_now and not self._close_when_done:
+            self._close_when_done = True
+            self.statusBar().showMessage(f"{exporting_now[0].title}: the window closes when it is done — close again to "
+                                         "cancel it")
+            event.ignore()
+            return
         if self.keep_unsaved("closed") is None and self._unsaved and not self._discard_on_close:
             self._discard_on_close = True
             self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
             event.ignore()
             return
         for job in list(self.jobs):
+            if job.keeps_window:
+                print(f"worldbridge play: {job.title} was cancelled as the window closed: nothing was written",
+                      file=sys.stderr)
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():
                 job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)
