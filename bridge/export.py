@@ -1,7 +1,9 @@
 """The one exporter of frames (MP4, GIF, a PNG folder) and logs: `worldbridge record export`, the demo and the editor.
 
 Every output is written into a temp file (or folder) beside it and published only when all of them are whole, so an
-error, a cancel or Ctrl+C leaves nothing behind: not a temp file, not one output without the others.
+error, a cancel or Ctrl+C leaves nothing behind: not a temp file, not one output without the others. Every picture
+output says in its own metadata which backend made its frames (`source_label`), so sandbox footage never passes for
+the world model's: the MP4's title and comment, the GIF's comment extension, each PNG's Comment and Source text chunks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,25 @@ from bridge.files import publish
 
 Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
 KINDS = ("mp4", "gif", "frames", "actions")
+SANDBOX = "SANDBOX GAME (scripted data source, not the world model)"
+
+
+def source_label(backends: Sequence[tuple[str, str]]) -> str:
+    """What an export says made its frames, from each backend's (kind, name): a sandbox clip must never pass for the
+    world model's, and frames from several backends say so."""
+    parts: list[str] = []
+    for kind, name in backends:
+        if kind == "sandbox":
+            part = SANDBOX
+        elif kind == "world_model":
+            part = "world model" + (f": {name.removeprefix('world model ')}" if name else "")
+        else:
+            part = f"{kind or 'unknown'} backend" + (f": {name}" if name else "")
+        if part not in parts:
+            parts.append(part)
+    if not parts:
+        return "WorldBridge — backend unknown (not recorded with these frames)"
+    return "WorldBridge — " + (parts[0] if len(parts) == 1 else "SEVERAL BACKENDS: " + " + ".join(parts))
 
 
 class ExportCancelled(Exception):
@@ -75,10 +96,11 @@ def check_targets(targets: dict[str, Path], source: Path | None = None) -> None:
 class Export:
     """Temp outputs beside their targets, filled frame by frame; `finish` publishes them all, any error removes them."""
 
-    def __init__(self, targets: dict[str, str | Path | None], fps: float, scale: int = 1, source: Path | None = None):
+    def __init__(self, targets: dict[str, str | Path | None], fps: float, scale: int = 1, source: Path | None = None,
+                 *, label: str):
         self.targets = {k: Path(v) for k, v in targets.items() if v}
         check_targets(self.targets, source)
-        self.fps, self.scale, self.frames = float(fps), scale, 0
+        self.fps, self.scale, self.frames, self.label = float(fps), scale, 0, label
         self.temps: dict[str, Path] = {}
         self.mp4: Any = None
         self.gif: Any = None
@@ -101,7 +123,8 @@ class Export:
 
             if "mp4" in self.temps:  # H.264 yuv420p plays everywhere; yuv420p needs even sizes (macro_block_size=2)
                 self.mp4 = iio2.get_writer(self.temps["mp4"], format="FFMPEG", mode="I", fps=self.fps, codec="libx264",
-                                           quality=8, pixelformat="yuv420p", macro_block_size=2, ffmpeg_log_level="error")
+                                           quality=8, pixelformat="yuv420p", macro_block_size=2, ffmpeg_log_level="error",
+                                           output_params=["-metadata", f"title={label}", "-metadata", f"comment={label}"])
             if "gif" in self.temps:
                 self.gif = iio.imopen(self.temps["gif"], "w", extension=".gif")
             if "actions" in self.temps:
@@ -127,10 +150,19 @@ class Export:
         if self.mp4 is not None:
             self.mp4.append_data(image)
         if self.gif is not None:
-            self.gif.write(image, is_batch=False, duration=1000.0 / self.fps, loop=0)
+            self.gif.write(image, is_batch=False, duration=1000.0 / self.fps, loop=0, comment=self.label)
         if "frames" in self.temps:
-            iio.imwrite(self.temps["frames"] / (png_name or f"frame_{self.frames:06d}.png"), image, extension=".png")
+            iio.imwrite(self.temps["frames"] / (png_name or f"frame_{self.frames:06d}.png"), image, extension=".png",
+                        pnginfo=self._pnginfo())
         self.frames += 1
+
+    def _pnginfo(self) -> Any:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_itxt("Comment", self.label)  # iTXt: the label is UTF-8 (its dash), which tEXt's Latin-1 cannot hold
+        info.add_itxt("Source", self.label)
+        return info
 
     def write_log(self, text: str) -> None:
         """Append text to the action log."""
@@ -173,9 +205,9 @@ class Export:
 
 
 def export_frames(frames: Sequence[np.ndarray], targets: dict[str, str | Path | None], fps: float, scale: int = 1,
-                  progress: Progress | None = None, png_names: Sequence[str] | None = None) -> dict[str, Path]:
+                  progress: Progress | None = None, png_names: Sequence[str] | None = None, *, label: str) -> dict[str, Path]:
     """Write in-memory frames to the given outputs (all or nothing), reporting progress per frame."""
-    with Export(targets, fps, scale) as ex:
+    with Export(targets, fps, scale, label=label) as ex:
         for i, frame in enumerate(frames):
             ex.add(frame, png_names[i] if png_names else None)
             tick(progress, i + 1, len(frames))

@@ -7,35 +7,39 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.export import ExportCancelled, Progress, auto_scale, export_frames, upscale  # noqa: F401 - the editor's API
+from bridge.export import ExportCancelled, Progress, auto_scale, export_frames, source_label, upscale  # noqa: F401 - the editor's API
 from bridge.files import atomic_write_json
 from editor_gui.session_store import FrameRecord
 
 FORMATS = ("mp4", "gif", "png", "actions")
 NOTHING = "nothing to export: record some frames first (the timeline's Record button)"
+UNKNOWN = source_label(())  # frames from a session file that never said which backend made them
 
 
-def export_mp4(frames: Sequence[np.ndarray], path: Path, fps: float, scale: int = 1, progress: Progress | None = None) -> Path:
-    """H.264 MP4 (yuv420p, plays everywhere)."""
+def export_mp4(frames: Sequence[np.ndarray], path: Path, fps: float, scale: int = 1, progress: Progress | None = None,
+               label: str = UNKNOWN) -> Path:
+    """H.264 MP4 (yuv420p, plays everywhere), titled with the backend that made it."""
     if not frames:
         raise ValueError(NOTHING)
-    return export_frames(frames, {"mp4": path}, fps, scale, progress)["mp4"]
+    return export_frames(frames, {"mp4": path}, fps, scale, progress, label=label)["mp4"]
 
 
-def export_gif(frames: Sequence[np.ndarray], path: Path, fps: float, scale: int = 1, progress: Progress | None = None) -> Path:
-    """Looping GIF (flat-colour worlds quantise well)."""
+def export_gif(frames: Sequence[np.ndarray], path: Path, fps: float, scale: int = 1, progress: Progress | None = None,
+               label: str = UNKNOWN) -> Path:
+    """Looping GIF (flat-colour worlds quantise well), its comment naming the backend that made it."""
     if not frames:
         raise ValueError(NOTHING)
-    return export_frames(frames, {"gif": path}, fps, scale, progress)["gif"]
+    return export_frames(frames, {"gif": path}, fps, scale, progress, label=label)["gif"]
 
 
-def export_png_frames(records: Sequence[FrameRecord], folder: Path, scale: int = 1, progress: Progress | None = None) -> Path:
+def export_png_frames(records: Sequence[FrameRecord], folder: Path, scale: int = 1, progress: Progress | None = None,
+                      label: str = UNKNOWN) -> Path:
     """One PNG per frame, named by frame index, into a new folder that appears complete or not at all."""
     recs = [r for r in records if r.image is not None]
     if not recs:
         raise ValueError(NOTHING)
     return export_frames([r.image for r in recs], {"frames": folder}, 1.0, scale, progress,
-                         png_names=[f"frame_{r.index:06d}.png" for r in recs])["frames"]
+                         png_names=[f"frame_{r.index:06d}.png" for r in recs], label=label)["frames"]
 
 
 def action_log(records: Sequence[FrameRecord], action_names: Callable[[int], str], fps: float,

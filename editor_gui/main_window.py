@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from bridge.host.protocol import MODEL_KNOBS
 from editor_gui import export as exporting
 from editor_gui.capabilities import host_can_edit, session_caps, why_not
 from editor_gui.events_panel import EventsPanel
@@ -73,9 +74,11 @@ class Job(QThread):
     succeeded = Signal(object)
     errored = Signal(str)
 
-    def __init__(self, fn: Callable[[Callable[[int, int], bool]], Any], parent: QObject | None = None):
+    def __init__(self, fn: Callable[[Callable[[int, int], bool]], Any], parent: QObject | None = None, title: str = "",
+                 keeps_window: bool = False):
         super().__init__(parent)
-        self.fn = fn
+        self.fn, self.title = fn, title
+        self.keeps_window = keeps_window  # closing the window waits for it (an export the user is waiting for)
         self.cancelled = False
 
     def _progress(self, done: int, total: int) -> bool:
@@ -141,12 +144,14 @@ class MainWindow(QMainWindow):
         self._recorded = 0  # frames with pixels held (memory guard): counted up per frame, recounted at the limit
         self._unsaved = 0  # frames recorded since the session was last saved or opened
         self._discard_on_close = False  # set when a close found unsaved frames it could not keep
+        self._close_when_done = False  # set when a close waits for an export to finish
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
         self._resim_undo: tuple[int | None, int] = (None, -1)  # (the live branch before a rebuild, the rebuild's branch)
         self._resim_from: str | None = None  # while a rebuild starts: the session it replaces
         self._edit_action, self._edits_before = -1, []
         self.jobs: list[Job] = []
+        self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose: every new world starts with them
         self.worker_thread: WorkerThread | None = None
 
         # --- widgets ---
@@ -334,7 +339,8 @@ class MainWindow(QMainWindow):
         self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
                     fps=float(self.settings_panel.fps.value() if self.info else self.options.fps), seed=prompt.seed,
                     text=prompt.text, image=prompt.image_png, sketch=prompt.sketch_png,
-                    action_map=(self.session.action_map() or None) if self.session else None)
+                    action_map=(self.session.action_map() or None) if self.session else None,
+                    settings=dict(self.kept_settings))
 
     def on_session_started(self, info: dict, purpose: str) -> None:
         self.info, self._resim_from = info, None
@@ -369,6 +375,10 @@ class MainWindow(QMainWindow):
         self._set_pause_checked(self.mode == "step")
         self.current_action = self.resolver.resolve(self.keymap.idle) or 0
         self.view_frame(None)  # show the new world, not a frame of the old one still under review
+        if purpose == "new" and self.mode != "step" and self.held:  # a key held across New world plays on in it
+            action = self.held.current(self.keymap, self.resolver)
+            if action != self.current_action:
+                self.send_action(action)
         if self.timeline.host_record.isChecked():  # the host's recording ended with its old session: keep recording
             self.submit("record_start")
 
@@ -377,7 +387,7 @@ class MainWindow(QMainWindow):
             return  # a late frame of an old session or timeline
         if frame.session_id == self._resim_from:
             return  # the world a rebuild is replacing: its frames are not the rebuilt branch's
-        rewind = edited = False
+        rewind = edited = replayed = False
         if frame.epoch > self.epoch:
             self.epoch = frame.epoch
             if self.pending_edits and "edit" in frame.events and self.session is not None \
@@ -397,6 +407,7 @@ class MainWindow(QMainWindow):
         if s is not None and s.live is not None:
             live = s.branches[s.live]
             if live.parent_frame is not None and frame.index <= live.parent_frame:
+                replayed = True  # a rebuild replaying recorded frames: their events were fired long ago
                 self._check_resim(frame)
             else:
                 keep = self.recording and self._recorded_count() < MAX_RECORDED
@@ -415,7 +426,7 @@ class MainWindow(QMainWindow):
             self.viewport.show_frame(ShownFrame(frame.image, frame.index, frame.epoch, frame.seq, frame.client_ts, frame.received_ts))
         if edited:
             self.pending_edits.pop(0)
-        for caption in ([] if edited else frame.events):
+        for caption in ([] if edited or replayed else frame.events):
             self.events_panel.on_fired(caption, frame.index)
 
     def _fork_edit(self, index: int) -> None:
@@ -567,6 +578,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(500, lambda: self.send_action(self.held.current(self.keymap, self.resolver)))
 
     def change_settings(self, changes: dict) -> None:
+        self.kept_settings.update({k: v for k, v in changes.items() if k in MODEL_KNOBS})
         if "mode" in changes:
             self.mode = changes["mode"]
             self._set_pause_checked(self.mode == "step")
@@ -828,9 +840,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 10000)
 
     # ------------------------------------------------------------------ save, load, export
-    def run_job(self, title: str, fn: Callable, on_done: Callable[[Any], None] | None = None, dialog: bool = True) -> Job:
+    def run_job(self, title: str, fn: Callable, on_done: Callable[[Any], None] | None = None, dialog: bool = True,
+                keeps_window: bool = False) -> Job:
         """Run fn(progress) on a thread with a progress dialog; the window stays live."""
-        job = Job(fn, self)
+        job = Job(fn, self, title, keeps_window)
         progress = None
         if dialog:
             progress = QProgressDialog(title, "Cancel", 0, 0, self)
@@ -840,14 +853,17 @@ class MainWindow(QMainWindow):
             progress.canceled.connect(lambda: setattr(job, "cancelled", True))
             job.progressed.connect(lambda d, t: (progress.setMaximum(t), progress.setValue(d)))
 
-        def finish() -> None:
+        def finish(outcome: str) -> None:
             if progress is not None:
                 progress.close()
             if job in self.jobs:
                 self.jobs.remove(job)
+            if self._close_when_done and self.isVisible() and not any(j.keeps_window for j in self.jobs):  # held back
+                print(f"worldbridge play: {title} {outcome}", file=sys.stderr)
+                QTimer.singleShot(0, self.close)
 
-        job.succeeded.connect(lambda r: (finish(), on_done(r) if on_done else None))
-        job.errored.connect(lambda m: (finish(), self.show_error(f"{title} failed: {m}")))
+        job.succeeded.connect(lambda r: (finish("done"), on_done(r) if on_done else None))
+        job.errored.connect(lambda m: (finish(f"failed: {m}"), self.show_error(f"{title} failed: {m}")))
         self.jobs.append(job)
         QTimer.singleShot(0, job, job.start)  # start on the next loop turn, so callers can connect to the returned job first
         return job
@@ -962,13 +978,15 @@ class MainWindow(QMainWindow):
         fps, names = s.fps, self.resolver.name_of
         prompt, (kind, name) = s.root_of(bid).prompt or PromptSpec(), s.backend_of(bid)
         world = {"backend_kind": kind, "backend_name": name, "seed": prompt.seed, "text": prompt.text}
+        label = exporting.source_label([(kind, name)] if kind else [])
         jobs = {
-            "mp4": lambda p: exporting.export_mp4(frames, path, fps, scale, p),
-            "gif": lambda p: exporting.export_gif(frames, path, fps, scale, p),
-            "png": lambda p: exporting.export_png_frames(records, path, scale, p),
+            "mp4": lambda p: exporting.export_mp4(frames, path, fps, scale, p, label),
+            "gif": lambda p: exporting.export_gif(frames, path, fps, scale, p, label),
+            "png": lambda p: exporting.export_png_frames(records, path, scale, p, label),
             "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps, world), path),
         }
-        return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000))
+        return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000),
+                            keeps_window=True)
 
     def _save_dialog(self) -> None:
         if self.session is None:
@@ -1004,13 +1022,24 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Keep unsaved frames; if they cannot be kept the window stays open once (the status bar says why), so only
-        a second close throws them away."""
+        a second close throws them away. A running export keeps the window open until it is done, saying so; closing
+        again cancels it (stderr says so)."""
+        exporting_now = [j for j in self.jobs if j.keeps_window]
+        if exporting_now and not self._close_when_done:
+            self._close_when_done = True
+            self.statusBar().showMessage(f"{exporting_now[0].title}: the window closes when it is done — close again to "
+                                         "cancel it")
+            event.ignore()
+            return
         if self.keep_unsaved("closed") is None and self._unsaved and not self._discard_on_close:
             self._discard_on_close = True
             self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
             event.ignore()
             return
         for job in list(self.jobs):
+            if job.keeps_window:
+                print(f"worldbridge play: {job.title} was cancelled as the window closed: nothing was written",
+                      file=sys.stderr)
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():
                 job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)

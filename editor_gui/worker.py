@@ -166,10 +166,21 @@ class WorldWorker(QObject):
         elif command == "step":
             self._emit_frame(client.step(kw["action"]))
         elif command == "start":
-            purpose = kw.pop("purpose", "new")
+            purpose, keep = kw.pop("purpose", "new"), kw.pop("settings", None) or {}
             session = client.start(**kw)
             self._latest = None
+            kept = {k: v for k, v in keep.items() if session.get("settings", {}).get(k) is not None}  # knobs it has
+            refused = None
+            if kept:  # the protocol's start takes no settings: they follow it at once, before the window sees it
+                try:
+                    session = {**session, "settings": client.settings(**kept)["settings"]}
+                except Exception as e:  # noqa: BLE001 - the world runs with the host's defaults; the user is told
+                    if _is_connection_error(e):
+                        raise
+                    refused = describe_error(e, self.address)
             self.session_started.emit(session, purpose)
+            if refused is not None:
+                self.failed.emit("settings", f"your settings were not kept for the new world ({refused})")
         elif command == "explore":
             self.done.emit(command, self._explore(client, **kw))
         elif command == "resimulate":

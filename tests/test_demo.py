@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.demo import SCRIPT, demo, fresh_stem
+from test_export import read_labels
 from test_model_data import DAMAGE, damaged_checkpoint
 
 
@@ -37,6 +38,8 @@ def test_demo_runs_twice_in_one_folder_and_keeps_the_first_run(tmp_path):
         assert rep["fps"] > 0 and rep["latency_ms_p95"] >= rep["latency_ms_p50"] > 0
         stem = rep["recording"][: -len(".wbrec")]
         assert sorted(rep["outputs"].values()) == [stem + ".gif", stem + ".mp4"]
+        for video in rep["outputs"].values():  # the clips themselves say it is the sandbox, wherever they go
+            assert read_labels(video) == ["WorldBridge — SANDBOX GAME (scripted data source, not the world model)"]
 
 
 @pytest.mark.parametrize("how", DAMAGE)

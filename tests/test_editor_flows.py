@@ -198,3 +198,22 @@ def test_an_export_name_typed_without_its_suffix_gets_it(qtbot, host, tmp_path, 
     monkeypatch.setattr(w, "export_to", lambda f, path: asked.append((f, path)))
     w._export_dialog(fmt)
     assert asked == [(fmt, str(tmp_path / written))]
+
+
+def test_exports_name_the_backend_of_the_branch_exported(qtbot, host, tmp_path, monkeypatch):
+    from test_export import read_labels
+
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))  # Open keeps the sandbox frames there
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 2)
+    for name in ("sandbox.gif", "sandbox.mp4"):
+        with qtbot.waitSignal(w.export_to(name[-3:], tmp_path / name).succeeded, timeout=30000):
+            pass
+        assert read_labels(tmp_path / name) == ["WorldBridge — SANDBOX GAME (scripted data source, not the world model)"]
+    model_session(tmp_path / "model.wbsession")
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    assert w.info["backend_kind"] == "sandbox"  # the model's branch is shown while the sandbox is still running
+    with qtbot.waitSignal(w.export_to("png", tmp_path / "model_pngs").succeeded, timeout=30000):
+        pass
+    assert read_labels(tmp_path / "model_pngs") == ["WorldBridge — world model: tiny (step 1200)"]

@@ -18,5 +18,93 @@ def test_export_frames_refuses_an_empty_export_and_leaves_nothing(tmp_path):
 
     for targets in ({"gif": tmp_path / "a.gif"}, {"mp4": tmp_path / "a.mp4"}, {"frames": tmp_path / "f"}):
         with pytest.raises(ValueError, match="no frames to export"):
-            export_frames([], targets, 24.0)
+            export_frames([], targets, 24.0, label="WorldBridge — test")
     assert list(tmp_path.iterdir()) == []
+
+
+SANDBOX = ("sandbox", "sandbox game")
+MODEL = ("world_model", "world model tiny (default_world, step 4627)")
+
+
+def read_labels(path) -> list[str]:
+    """Every place an export says what made it, read back the way a user's tools read it (ffmpeg, pillow)."""
+    import subprocess
+    from pathlib import Path
+
+    import imageio_ffmpeg
+    from PIL import Image
+
+    path = Path(path)
+    if path.is_dir():
+        return sorted({v for png in path.iterdir() for k, v in Image.open(png).text.items() if k in ("Comment", "Source")})
+    if path.suffix == ".gif":
+        return [Image.open(path).info["comment"].decode()]
+    meta = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
+                          capture_output=True, text=True, check=True).stdout
+    return sorted({line.split("=", 1)[1] for line in meta.splitlines() if line.startswith(("title=", "comment="))})
+
+
+def test_source_label_names_the_sandbox_the_model_several_or_none():
+    from bridge.export import source_label
+
+    assert source_label([SANDBOX]) == "WorldBridge — SANDBOX GAME (scripted data source, not the world model)"
+    assert source_label([MODEL, MODEL]) == "WorldBridge — world model: tiny (default_world, step 4627)"
+    both = source_label([MODEL, SANDBOX])
+    assert both.startswith("WorldBridge — SEVERAL BACKENDS: ") and "world model: tiny" in both and "SANDBOX GAME" in both
+    assert "unknown" in source_label([])
+
+
+def _recording(path, backends, n=3):
+    """A recording whose header(s) name `backends` ((kind, name) each), holding n flat frames."""
+    import msgpack
+
+    from bridge.host.recording import Recorder
+
+    rec = Recorder(path, {"host": "test", "session": {"backend_kind": backends[0][0], "backend_name": backends[0][1],
+                                                      "fps": 12.0, "width": 16, "height": 16}})
+    for kind, name in backends[1:]:  # a session that went on in another world
+        rec.write({"kind": "header", "t": 0.0, "session": {"backend_kind": kind, "backend_name": name}})
+    for i in range(n):
+        hdr = msgpack.packb({"type": "frame", "index": i, "epoch": 0, "action": 1, "events": [], "codec": "raw",
+                             "width": 16, "height": 16}, use_bin_type=True)
+        rec.write({"kind": "frame", "t": float(i), "wire": [hdr, bytes([i * 60]) * (16 * 16 * 3)], "source": "step"})
+    rec.close()
+    return path
+
+
+@pytest.mark.parametrize("backends, says", [
+    ([SANDBOX], "SANDBOX GAME (scripted data source, not the world model)"),
+    ([MODEL], "world model: tiny (default_world, step 4627)"),
+    ([MODEL, SANDBOX], "SEVERAL BACKENDS"),
+])
+def test_record_export_says_in_every_file_which_backend_made_it(tmp_path, backends, says):
+    from click.testing import CliRunner
+
+    from bridge.export import source_label
+    from bridge.host.cli import record
+
+    rec = _recording(tmp_path / "s.wbrec", backends)
+    out = {"mp4": tmp_path / "a.mp4", "gif": tmp_path / "a.gif", "frames": tmp_path / "pngs"}
+    r = CliRunner().invoke(record, ["export", str(rec)] + [a for k, p in out.items() for a in (f"--{k}", str(p))])
+    assert r.exit_code == 0, r.output
+    for path in out.values():
+        assert read_labels(path) == [source_label(backends)], path
+        assert says in read_labels(path)[0]
+
+
+def test_editor_exports_carry_the_label_they_are_given(tmp_path):
+    import numpy as np
+
+    from bridge.export import source_label
+    from editor_gui import export as exporting
+    from editor_gui.session_store import FrameRecord
+
+    frames = [np.full((16, 16, 3), i * 50, np.uint8) for i in range(3)]
+    recs = [FrameRecord(index=i, action=0, image=f) for i, f in enumerate(frames)]
+    label = source_label([SANDBOX])
+    outs = [exporting.export_mp4(frames, tmp_path / "a.mp4", 12.0, 1, None, label),
+            exporting.export_gif(frames, tmp_path / "a.gif", 12.0, 1, None, label),
+            exporting.export_png_frames(recs, tmp_path / "pngs", 1, None, label)]
+    assert [read_labels(p) for p in outs] == [[label]] * 3
+    unlabeled = exporting.export_gif(frames, tmp_path / "b.gif", 12.0)  # a caller that knows no backend says so
+    assert "backend unknown" in read_labels(unlabeled)[0]

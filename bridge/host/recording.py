@@ -97,6 +97,7 @@ class RecordingReader:
         self.epochs: set[int] = set()
         self.frame_times: list[float] = []
         self.header: dict = {}
+        self.backends: list[tuple[str, str]] = []  # (kind, name) of every header: what made the frames
         last_kind = None
         with open(self.path, "rb") as f:
             magic = f.read(len(MAGIC))
@@ -120,6 +121,8 @@ class RecordingReader:
                 kind = last_kind = r["kind"]
                 if kind == "header":
                     self.header = self.header or r
+                    made_by = r.get("session", {})
+                    self.backends.append((made_by.get("backend_kind") or "", made_by.get("backend_name") or ""))
                 self.counts[kind] = self.counts.get(kind, 0) + 1
                 if kind == "frame":
                     self.epochs.add(msgpack.unpackb(r["wire"][0], raw=False)["epoch"])
@@ -254,7 +257,7 @@ def export_recording(path: str | Path, mp4: str | Path | None = None, gif: str |
     """Stream the recording's frames into MP4/GIF/PNGs and its per-frame actions into NDJSON; all or nothing."""
     from tqdm import tqdm
 
-    from bridge.export import Export
+    from bridge.export import Export, source_label
 
     rec = RecordingReader(path)
     warn_damage(rec)
@@ -263,7 +266,7 @@ def export_recording(path: str | Path, mp4: str | Path | None = None, gif: str |
         raise ValueError(f"{path} holds no frames to export")
     fps = fps or float(rec.header.get("session", {}).get("fps") or 24.0)
     targets = {"mp4": mp4, "gif": gif, "frames": frames_dir, "actions": actions}
-    with Export(targets, fps, scale, source=rec.path) as ex, \
+    with Export(targets, fps, scale, source=rec.path, label=source_label(rec.backends)) as ex, \
             tqdm(total=rec.frame_count, desc="export", unit="frame", disable=not progress) as bar:
         for n, f in enumerate(rec.frames(decode=pictures)):  # pixels stay undecoded for an action log alone
             ex.add(f.image, f"{n:06d}_e{f.epoch}_i{f.index}.png")

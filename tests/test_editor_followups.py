@@ -1,0 +1,116 @@
+"""Editor follow-ups: what a rebuild, a New world and closing the window must not lose or misreport (the real window
+against real hosts, offscreen)."""
+
+import threading
+
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from test_editor_flows import record_unsaved
+from test_editor_gui import RIGHT, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
+
+from editor_gui.session_store import PromptSpec
+
+torch.set_num_threads(1)
+pytest.importorskip("pytestqt")
+
+
+@pytest.fixture(scope="module")
+def model_host():
+    from bridge.host.backends import resolve_backend
+    from bridge.host.server import run_host_in_thread
+
+    h = run_host_in_thread(resolve_backend(None, None), "tcp://127.0.0.1:*")  # the embedded default world
+    yield h
+    h.stop()
+
+
+def test_a_rebuild_does_not_list_its_replayed_events_as_fired(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 2)
+    w.fire_event("night_falls", None)  # step mode: the event makes the next frame
+    qtbot.waitUntil(lambda: any(r.events for r in live_frames(w)), timeout=5000)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 2)
+    root, fired = w.session.live, w.events_panel.log.count()
+    assert fired == 1
+    w.resimulate(root, 4)  # replays the event at frame 3
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert "Branch rebuilt" in w.statusBar().currentMessage()
+    assert any(r.events for r in live_frames(w))  # the rebuilt branch has the event ...
+    assert w.events_panel.log.count() == fired  # ... which the user did not fire again
+
+
+def test_new_world_keeps_the_users_sampling_settings(qtbot, model_host):
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0)
+    assert w.info["backend_kind"] == "world_model"
+    defaults = dict(w.info["settings"])
+    w.settings_panel.steps.setValue(defaults["steps"] + 3)
+    w.settings_panel.temperature.setValue(0.5)
+    qtbot.waitUntil(lambda: w.info is not None and w.settings_panel.steps.value() == defaults["steps"] + 3, timeout=3000)
+    qtbot.waitUntil(lambda: model_host.host.sessions[w.info["session_id"]].settings["temperature"] == 0.5, timeout=5000)
+    old = w.info["session_id"]
+    w.new_world(PromptSpec(seed=5))
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=30000)
+    live = model_host.host.sessions[w.info["session_id"]].settings
+    assert (live["steps"], live["temperature"]) == (defaults["steps"] + 3, 0.5)  # the new world runs with them
+    assert (w.settings_panel.steps.value(), w.settings_panel.temperature.value()) == (defaults["steps"] + 3, 0.5)
+    assert live["cfg"] == defaults["cfg"]  # what the user never changed stays the host's
+
+
+def test_a_key_held_across_new_world_moves_the_new_world(qtbot, host):
+    w = open_window(qtbot, host.address)
+    focus_viewport(qtbot, w)
+    qtbot.keyPress(w.viewport, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].action == RIGHT, timeout=5000)
+    old = w.info["session_id"]
+    w.new_world(PromptSpec(seed=4))
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=10000)
+    qtbot.waitUntil(lambda: len(live_frames(w)) > 5, timeout=5000)
+    assert live_frames(w)[-1].action == RIGHT  # still held: the new world moves right without a new press
+    qtbot.keyRelease(w.viewport, Qt.Key.Key_Right)
+
+
+def slow_export(monkeypatch, gate: threading.Event) -> None:
+    """The editor's GIF export waits for `gate` (at most 5 s) first, so the window can be closed while it runs."""
+    from editor_gui import export as exporting
+
+    real = exporting.export_gif
+
+    def waiting(*a, **kw):
+        gate.wait(5)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(exporting, "export_gif", waiting)
+
+
+def test_closing_during_an_export_waits_for_it_and_then_closes(qtbot, host, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    gate = threading.Event()
+    slow_export(monkeypatch, gate)
+    job = w.export_to("gif", tmp_path / "a.gif")
+    qtbot.waitUntil(job.isRunning, timeout=3000)
+    assert not w.close() and w.isVisible()  # not silently cancelled: the window waits for it, and says so
+    assert "closes when it is done" in w.statusBar().currentMessage()
+    assert "close again to cancel" in w.statusBar().currentMessage()
+    gate.set()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)
+    assert (tmp_path / "a.gif").is_file()
+
+
+def test_closing_twice_during_an_export_cancels_it_and_says_so(qtbot, host, tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    gate = threading.Event()
+    slow_export(monkeypatch, gate)
+    job = w.export_to("gif", tmp_path / "a.gif")
+    qtbot.waitUntil(job.isRunning, timeout=3000)
+    assert not w.close()
+    threading.Timer(0.3, gate.set).start()  # the export would go on, but the user closes again before it is done
+    assert w.close()
+    assert not (tmp_path / "a.gif").exists()
+    assert "Exporting a.gif was cancelled as the window closed: nothing was written" in capfd.readouterr().err
