@@ -180,3 +180,23 @@ def test_config_json_round_trip_keeps_tuples_so_loaded_equals_saved():
     assert back == cfg and back.lam.motion_shifts == (2, 4) and isinstance(back.tokenizer.fsq_levels, tuple)
     back.lam = dataclasses.replace(back.lam, motion_shifts=(2, 3))
     assert back != cfg
+
+
+@pytest.mark.parametrize("part, key, value", [("dynamics", "dim", "x"), ("tokenizer", "codebook", 1.5),
+                                              ("dynamics", "temperature", "hot"), ("lam", "code_norm", 1),
+                                              (None, "height", True)])
+def test_a_config_value_of_the_wrong_type_names_its_field(part, key, value):
+    import json
+    from bridge.model.config import WorldConfig
+    d = json.loads(json.dumps(WorldConfig().to_dict()))
+    (d[part] if part else d)[key] = value
+    with pytest.raises(ValueError, match=rf"\.{key} must be \w+, got {value!r}: fix config.json"):
+        WorldConfig.from_dict(d)
+    (d[part] if part else d)[key] = WorldConfig().to_dict()[part][key] if part else 64
+    assert WorldConfig.from_dict(d) is not None
+
+
+def test_an_unknown_device_is_named_with_the_choices():
+    from bridge.model.world import pick_device
+    with pytest.raises(ValueError, match="unknown device 'bogus': use cpu, cuda or cuda:N"):
+        pick_device("bogus")

@@ -171,4 +171,17 @@ def _build(cls, d: dict[str, Any]):
         raise ValueError(f"{cls.__name__} got unknown fields {sorted(unknown)}: the checkpoint was written by another version")
     # JSON has no tuples: give tuple fields back their type, so a loaded config equals the one that was saved
     d = {k: (tuple(v) if isinstance(v, list) and fields[k].startswith("tuple") else v) for k, v in d.items()}
+    for k, v in d.items():
+        ok = _SCALARS.get(fields[k])
+        if ok is not None and not ok(v):
+            raise ValueError(f"{cls.__name__}.{k} must be {fields[k]}, got {v!r}: fix config.json (a hand edit?) or "
+                             "retrain")
     return cls(**d)
+
+
+_SCALARS = {  # field type -> check of a JSON value (bool is an int in Python, so it is kept out of int and float)
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+}

@@ -28,7 +28,10 @@ from bridge.model.st_transformer import KVCache
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """Explicit device, else CUDA when present, else CPU."""
     if device is not None:
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} asked for but CUDA is not available: pass --device cpu")
         return dev
