@@ -79,6 +79,8 @@ def test_free_text_near_a_trained_wording_is_read_as_it_and_says_so(prompt_world
     assert read is None and np.allclose(v, enc.encode([far])[0])  # nothing near: its own vector
     assert rt.describe_event(WorldEvent(text=far)) == far
     assert rt.describe_event(WorldEvent(text=wording)) == wording
+    shouted = f"{wording.capitalize()}!!"  # a case and punctuation variant is the wording, not a reading of it
+    assert rt.read_text(shouted)[1] == wording and rt.describe_event(WorldEvent(text=shouted)) == shouted
     assert rt.describe_event(WorldEvent(type=t)) == rt.captions[t]
     c = rt.event_cond(WorldEvent(text=near))
     assert torch.allclose(c[0, 0], torch.from_numpy(enc.encode([wording])[0]))

@@ -16,7 +16,7 @@ import torch
 from bridge.backend import Prompt, WorldEvent
 from bridge.prompts.events import EventTrack, event_text, load_event_settings
 from bridge.prompts.first_frame import has_first_frame, load_first_frame, sketch_class_map
-from bridge.prompts.text_encoder import TextEncoder, get_encoder, normalize_text
+from bridge.prompts.text_encoder import TextEncoder, get_encoder
 from bridge.worlds.sketch import is_palette_like
 
 
@@ -24,8 +24,13 @@ NEGATIONS = frozenset({"not", "no", "never", "don't", "dont", "doesn't", "isn't"
                        "recede", "recedes"})  # words that turn an event into its opposite (a sentence encoder barely notices)
 
 
+def _words(text: str) -> list[str]:
+    """The words of a text, lower case: case and punctuation do not change what an event means."""
+    return re.findall(r"[\w']+", text.lower().replace("\u2019", "'"))
+
+
 def _negations(text: str) -> frozenset[str]:
-    return NEGATIONS.intersection(re.findall(r"[a-z']+", text.lower().replace("\u2019", "'")))
+    return NEGATIONS.intersection(_words(text))
 
 
 class PromptRuntime:
@@ -121,7 +126,7 @@ class PromptRuntime:
         if event.has_text and self.events is not None:
             text = event_text(event, self.captions)
             _, wording = self.read_text(text)
-            same = wording is not None and normalize_text(wording).lower() == normalize_text(text).lower()
+            same = wording is not None and _words(wording) == _words(text)
             return text if wording is None or same else f"{text} (read as: {wording})"
         self.event_vector(event)  # raises the error the step would
         return self.captions.get(event.type, event.type)
