@@ -53,9 +53,12 @@ def _report(result: dict) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="New directory for the event-conditioned world (a complete checkpoint); rerun to train it further.")
 @click.option("--clip-len", type=int, default=8, show_default=True, help="Frames per training clip.")
-@click.option("--hold", type=int, default=4, show_default=True,
-              help="Frames the event embedding stays in the conditioning slot, the firing frame included.")
-@click.option("--guidance", type=float, default=3.0, show_default=True, help="Default guidance scale on events.")
+@click.option("--hold", type=int, default=None,
+              help="Frames the event embedding stays in the conditioning slot, the firing frame included [default: 4; "
+                   "a resumed run keeps its own].")
+@click.option("--guidance", type=float, default=None,
+              help="Default guidance scale on events, stored for play [default: 3; a resumed run keeps its own unless "
+                   "given].")
 @click.option("--event-share", type=float, default=0.5, show_default=True, help="Share of clips that contain an event.")
 @click.option("--anchor", type=float, default=0.0, show_default=True,
               help="Weight of KL(--world's dynamics || the new one) on event-free clips; > 0 keeps plain play as it was "

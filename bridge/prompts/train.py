@@ -9,6 +9,7 @@ world's directory.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as _dt
 import shutil
 import time
@@ -53,9 +54,9 @@ class PromptTrainOptions:
     max_frames: int = 12000  # frames tokenized up front (a cap on memory and set-up time)
     preset: str = "tiny"  # first-frame model size
     clip_len: int = 8  # events: clip length (short clips put more of the loss on the event frames)
-    hold: int = 4  # events: frames the embedding stays in the cond slot
+    hold: int | None = None  # events: frames the embedding stays in the cond slot (None: 4, or a resumed run's own)
     event_share: float = 0.5  # events: share of clips that contain an event
-    guidance: float = 3.0  # events: default guidance scale written to events.json
+    guidance: float | None = None  # events: default guidance scale written to events.json (None: 3, or the run's own)
     anchor: float = 0.0  # events: weight of KL(source world || this one) on event-free clips (against flicker)
     init_from: str | None = None  # first-frame: start from this world's first-frame model (e.g. before a new tokenizer)
     ckpt_every: int = 100
@@ -338,11 +339,18 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         if settings.encoder != opts.encoder:  # typed events and free text must live in one embedding space
             raise ValueError(f"{out} learned its events with the {settings.encoder} text encoder: resume it with "
                              f"--encoder {settings.encoder}, or give a new --out")
+        if opts.hold is not None and opts.hold != settings.hold:
+            raise ValueError(f"{out} learned to hold events for {settings.hold} frames, so --hold {opts.hold} cannot "
+                             "apply to it: resume without --hold, or give a new --out")
+        if opts.guidance is not None:  # only the default stored for play: it may change on any run
+            settings = dataclasses.replace(settings, guidance=opts.guidance)
         types = list(model.cfg.event_types)
     else:
         model = _event_world(src, tensors, types, encoder.dim).to(device)
-        settings = EventSettings(encoder=opts.encoder, hold=opts.hold, guidance=opts.guidance, captions=captions)
-    settings.wordings = trained_wordings([t for t in types if counts.get(t)], settings.captions)
+        settings = EventSettings(encoder=opts.encoder, hold=4 if opts.hold is None else opts.hold,
+                                 guidance=3.0 if opts.guidance is None else opts.guidance, captions=captions)
+    # a resumed run keeps the wordings of types its new data lacks: the model learned them all the same
+    settings.wordings = {**settings.wordings, **trained_wordings([t for t in types if counts.get(t)], settings.captions)}
     with torch.no_grad():
         model.event_embed.copy_(torch.from_numpy(encoder.encode([settings.captions[t] for t in types])))
     phrase_cache: dict[str, np.ndarray] = {}
