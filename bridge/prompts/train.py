@@ -165,6 +165,13 @@ def first_frame_samples(ds: VideoDataset, max_frames: int, rng: np.random.Genera
     return np.concatenate(frames), (np.concatenate(sketches) if with_sketch else None), texts
 
 
+def _check_setup(source: str, meta: dict, model: FirstFrameModel, cfg, opts: PromptTrainOptions, fix: str) -> None:
+    """A first-frame model trained on another text encoder or at another size would be trained on as if it were not."""
+    if meta.get("encoder", opts.encoder) != opts.encoder or model.cfg.dim != cfg.dim:
+        raise ValueError(f"{source} holds a first-frame model trained with --encoder {meta.get('encoder')} at width "
+                         f"{model.cfg.dim}, not --encoder {opts.encoder} --preset {opts.preset} (width {cfg.dim}): {fix}")
+
+
 def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     """Train the first-frame MaskGIT on (caption, frame[, sketch]) pairs; returns final metrics."""
     from bridge.data.dataset import VideoDataset
@@ -182,31 +189,33 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     out = Path(opts.out or opts.world)
     encoder = get_encoder(opts.encoder)
     with_sketch = bool(ds.has_sketches)
+    grid = world.cfg.grid
+
+    cfg = copy.deepcopy(PRESETS[opts.preset])
+    cfg.text_dim = encoder.dim
+    resumed = has_first_frame(out)
+    start = 0
+    if resumed:
+        model, meta = load_first_frame(out, world.tokenizer)
+        start = int(meta.get("step", 0))
+        _check_setup(str(out), meta, model, cfg, opts, "resume it with the same --encoder and --preset, or delete "
+                                                        "first_frame.* to start over")
+    elif opts.init_from:  # its tokens' meanings are relearned here, so no tokenizer check
+        model, init_meta = load_first_frame(Path(opts.init_from))
+        _check_setup(f"--init-from {opts.init_from}", init_meta, model, cfg, opts,
+                     "give the --encoder and --preset it was trained with")
+        if (model.vocab, model.grid) != (world.tokenizer.vocab, tuple(grid)):
+            raise ValueError(f"--init-from {opts.init_from} has a first-frame model over {model.vocab} codes on a "
+                             f"{model.grid} grid but this world's tokenizer has {world.tokenizer.vocab} on {tuple(grid)}")
+    else:
+        model = FirstFrameModel(cfg, world.tokenizer.vocab, grid)
 
     frames, sketches, texts = first_frame_samples(ds, opts.max_frames, rng, with_sketch)
     tokens = torch.from_numpy(tokenize_frames(world, frames, device, progress=opts.progress).astype(np.int64))
     unique = sorted(set(texts))
     emb = encoder.encode(unique)
     text_vec = torch.from_numpy(emb[[unique.index(t) for t in texts]])
-    grid = world.cfg.grid
     sk = torch.from_numpy(np.stack([sketch_class_map(s, grid) for s in sketches])) if with_sketch else None
-
-    cfg = copy.deepcopy(PRESETS[opts.preset])
-    cfg.text_dim = encoder.dim
-    resumed = has_first_frame(out)
-    if resumed:
-        model, meta = load_first_frame(out, world.tokenizer)
-        start = int(meta.get("step", 0))
-        if meta.get("encoder", opts.encoder) != opts.encoder or model.cfg.dim != cfg.dim:
-            raise ValueError(f"{out} holds a first-frame model trained with --encoder {meta.get('encoder')} at another "
-                             f"size: resume it with the same --encoder and --preset, or delete first_frame.* to start over")
-    elif opts.init_from:  # its tokens' meanings are relearned here, so no tokenizer check
-        model, start = load_first_frame(Path(opts.init_from))[0], 0
-        if (model.vocab, model.grid) != (world.tokenizer.vocab, tuple(grid)):
-            raise ValueError(f"--init-from {opts.init_from} has a first-frame model over {model.vocab} codes on a "
-                             f"{model.grid} grid but this world's tokenizer has {world.tokenizer.vocab} on {tuple(grid)}")
-    else:
-        model, start = FirstFrameModel(cfg, world.tokenizer.vocab, grid), 0
     model.to(device).train()
     lr = opts.lr or 5e-4
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
@@ -308,6 +317,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
                          "directory (it would overwrite what is there)")
     src_dir = out if resume else Path(opts.world)
     src, tensors, src_card = _load_world(str(src_dir), device)
+    start = int(src_card.get("events", {}).get("steps", 0)) if resume else 0
     ds = VideoDataset(opts.data)
     if (ds.height, ds.width) != (src.cfg.height, src.cfg.width):
         raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world was trained on "
@@ -395,7 +405,6 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     rest = [p for n, p in dyn.named_parameters() if not n.startswith("cond_")]
     opt = torch.optim.AdamW([{"params": rest, "scale": 1.0}, {"params": slot, "scale": 10.0, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
-    start = int(src_card.get("events", {}).get("steps", 0)) if resume else 0
     card = {**{k: v for k, v in src_card.items() if k not in ("metrics", "events")},
             "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
                        "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
