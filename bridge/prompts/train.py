@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.model.checkpoint import CheckpointError, load_model, save_model, state_tensors
+from bridge.model.checkpoint import CheckpointError, load_model, read_json, save_model, state_tensors
 from bridge.model.genie import WorldModel
 from bridge.model.world import pick_device
 from bridge.prompts.events import (EventSettings, cond_for_clip, default_captions, load_event_settings,
@@ -165,6 +165,13 @@ def first_frame_samples(ds: VideoDataset, max_frames: int, rng: np.random.Genera
     return np.concatenate(frames), (np.concatenate(sketches) if with_sketch else None), texts
 
 
+def seed_run(seed: int, start: int) -> np.random.Generator:
+    """Seed torch and return the sampling RNG of a run that starts at step `start`: a resumed run draws new batches
+    and masks instead of replaying the ones its first run began with."""
+    torch.manual_seed(seed + 1_000_003 * start)
+    return np.random.default_rng([seed, start])
+
+
 def _check_setup(source: str, meta: dict, model: FirstFrameModel, cfg, opts: PromptTrainOptions, fix: str) -> None:
     """A first-frame model trained on another text encoder or at another size would be trained on as if it were not."""
     if meta.get("encoder", opts.encoder) != opts.encoder or model.cfg.dim != cfg.dim:
@@ -179,8 +186,6 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     if opts.preset not in PRESETS:
         raise ValueError(f"unknown first-frame preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
     device = pick_device(opts.device)
-    torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
     world, _, world_card = _load_world(opts.world, device, tokenizer_ok=True)
     ds = VideoDataset(opts.data)
     if (ds.height, ds.width) != (world.cfg.height, world.cfg.width):
@@ -194,10 +199,10 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     cfg = copy.deepcopy(PRESETS[opts.preset])
     cfg.text_dim = encoder.dim
     resumed = has_first_frame(out)
-    start = 0
+    start = int(read_json(out / META).get("step", 0)) if resumed else 0
+    rng = seed_run(opts.seed, start)  # before a new model's weights are drawn
     if resumed:
         model, meta = load_first_frame(out, world.tokenizer)
-        start = int(meta.get("step", 0))
         _check_setup(str(out), meta, model, cfg, opts, "resume it with the same --encoder and --preset, or delete "
                                                         "first_frame.* to start over")
     elif opts.init_from:  # its tokens' meanings are relearned here, so no tokenizer check
@@ -309,8 +314,6 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         raise ValueError(f"--clip-len must be at least 3 frames, got {opts.clip_len}")
     out = Path(opts.out)
     device = pick_device(opts.device)
-    torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
     resume = (out / "config.json").is_file() and load_event_settings(out) is not None
     if not resume and out.is_dir() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty and holds no event run to resume: give `train prompts events` a new --out "
@@ -318,6 +321,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     src_dir = out if resume else Path(opts.world)
     src, tensors, src_card = _load_world(str(src_dir), device)
     start = int(src_card.get("events", {}).get("steps", 0)) if resume else 0
+    rng = seed_run(opts.seed, start)
     ds = VideoDataset(opts.data)
     if (ds.height, ds.width) != (src.cfg.height, src.cfg.width):
         raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world was trained on "
