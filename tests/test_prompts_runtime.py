@@ -123,3 +123,11 @@ def test_prompts_run_on_cuda(prompt_world):
     tok = rt.first_tokens(Prompt(text="a snowy level", sketch=_sketch()), torch.Generator(device="cuda").manual_seed(0))
     assert tok.is_cuda and tok.shape == (1, 16)
     assert rt.event_cond(WorldEvent(text="make it rain")).is_cuda
+
+
+def test_a_level_wide_sketch_starts_from_its_first_screen_as_in_the_sandbox(prompt_world):
+    rt, _ = _runtime(prompt_world / "pw")
+    level = np.concatenate([_sketch(), np.zeros((64, 192, 3), np.uint8)], 1)  # the level goes on as solid ground
+    first, wide = (rt.first_tokens(Prompt(sketch=sk), torch.Generator().manual_seed(1)) for sk in (_sketch(), level))
+    assert torch.equal(first, wide)
+    assert torch.equal(wide, rt.first_tokens(Prompt(image=level), torch.Generator().manual_seed(1)))

@@ -33,6 +33,14 @@ def _negations(text: str) -> frozenset[str]:
     return NEGATIONS.intersection(_words(text))
 
 
+def first_screen(sketch: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The part of a level-wide sketch the first frame shows: its left end at the frame's aspect, as in the sandbox
+    (the model learned one screen per sketch, so a whole level would be squeezed into one frame)."""
+    if sketch.ndim != 3:
+        return sketch  # not an image: sketch_class_map names the problem
+    return sketch[:, : max(1, round(sketch.shape[0] * width / height))]
+
+
 class PromptRuntime:
     """Per backend: the first-frame model (if trained), the event settings (if trained) and the active event."""
 
@@ -90,7 +98,9 @@ class PromptRuntime:
                               f"first-frame --world {self.folder} --data DIR`)", stacklevel=3)
             return None
         grid = self.first.grid
-        s = None if sketch is None else torch.from_numpy(sketch_class_map(np.asarray(sketch), grid))[None].to(self.device)
+        s = None if sketch is None else torch.from_numpy(
+            sketch_class_map(first_screen(np.asarray(sketch), self.model.cfg.height, self.model.cfg.width), grid)
+        )[None].to(self.device)
         t = None
         if text is not None:
             enc = self.encoder(self.first_meta.get("encoder", "minilm"))
