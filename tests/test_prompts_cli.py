@@ -1,0 +1,19 @@
+"""`worldbridge train prompts`: settings out of range are refused up front, not trained with or ignored."""
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.prompts.cli import train_prompts
+
+
+@pytest.mark.parametrize("stage,option,value", [
+    ("events", "--event-share", "1.5"), ("events", "--event-share", "-0.1"), ("events", "--hold", "0"),
+    ("events", "--clip-len", "2"), ("events", "--anchor", "-1"), ("events", "--guidance", "-2"),
+    ("events", "--lr", "-1e-4"), ("first-frame", "--lr", "0"), ("first-frame", "--max-minutes", "-5"),
+    ("first-frame", "--max-frames", "0"),
+])
+def test_out_of_range_settings_are_refused_before_anything_runs(tmp_path, stage, option, value):
+    out = ["--out", str(tmp_path / "out")] if stage == "events" else []
+    res = CliRunner().invoke(train_prompts, [stage, "--world", str(tmp_path / "w"), "--data", str(tmp_path / "d"),
+                                             *out, option, value])
+    assert res.exit_code == 2 and option in res.output and "Invalid value" in res.output, res.output
