@@ -17,3 +17,12 @@ def test_out_of_range_settings_are_refused_before_anything_runs(tmp_path, stage,
     res = CliRunner().invoke(train_prompts, [stage, "--world", str(tmp_path / "w"), "--data", str(tmp_path / "d"),
                                              *out, option, value])
     assert res.exit_code == 2 and option in res.output and "Invalid value" in res.output, res.output
+
+
+@pytest.mark.parametrize("option", [["--event-guidance", "12"], ["--calibrate"]])
+def test_eval_prompts_refuses_world_model_settings_for_the_sandbox(option):
+    from bridge.prompts.cli import eval_prompts
+
+    res = CliRunner().invoke(eval_prompts, ["--backend", "sandbox", "--only", "events", "--trials", "1", "--quiet",
+                                            *option])
+    assert res.exit_code == 2 and option[0] in res.output and "apply to a world model" in res.output, res.output

@@ -107,6 +107,9 @@ def eval_prompts(checkpoint, backend, as_json, trials, prompts, sketches, event_
 
     if checkpoint is not None and backend is not None:
         raise click.UsageError("give --checkpoint RUN_DIR (a world) or --backend sandbox (to validate the checks), not both")
+    if backend == "sandbox" and (event_guidance is not None or calibrate):
+        raise click.UsageError("--event-guidance and --calibrate apply to a world model: the sandbox game has no "
+                               "guidance and no tokenizer, so drop them with --backend sandbox")
     try:
         if backend == "sandbox":
             from bridge.worlds.sandbox import SandboxWorld
