@@ -94,3 +94,24 @@ def test_hashing_encoder_refuses_texts_without_words(tmp_path):
     enc = te.HashingEncoder(cache_dir=tmp_path)
     assert enc.unreadable("make it snow") is None
     assert "no words" in enc.unreadable("🌧️ !!") and "no words" in enc.unreadable("雪")
+
+
+def test_cached_vectors_belong_to_the_encoder_that_made_them(tmp_path, monkeypatch):
+    class Reversed(te.HashingEncoder):  # same name and dim, other vectors: a swapped model
+        def _embed(self, texts):
+            return super()._embed(texts)[:, ::-1].copy()
+
+    want = Reversed(disk_cache=False).encode(["coins appear"])[0]
+    te.HashingEncoder(cache_dir=tmp_path).encode(["coins appear"])
+    other = Reversed(cache_dir=tmp_path)
+    assert np.array_equal(other.encode(["coins appear"])[0], want) and other.model_calls == 1
+    # MiniLM's keys follow its weights: a reinstalled or swapped model does not read the old vectors
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights 1")
+    monkeypatch.setattr(te, "_model_path", lambda: model)
+    before = te.MiniLMEncoder(cache_dir=tmp_path)._path("coins appear")
+    (model / "model.safetensors").write_bytes(b"weights 2")
+    te.files_fingerprint.cache_clear()
+    assert te.MiniLMEncoder(cache_dir=tmp_path)._path("coins appear") != before

@@ -202,3 +202,23 @@ def test_a_negated_event_is_never_read_as_its_opposite():
 
     assert _negations("Don’t make it RAIN!") == {"don't"} and _negations("no more snow") == {"no"}
     assert _negations("the rain stops") == set()  # a trained wording ("stops" ends weather, it is not a negation)
+
+
+def test_a_resumed_event_run_keeps_its_settings_and_wordings(event_world, tmp_path):
+    import shutil
+
+    root, _ = event_world
+    out = tmp_path / "events"
+    shutil.copytree(root / "events", out)
+    d = json.loads((out / EVENTS_FILE).read_text())
+    d["wordings"]["old_type"] = ["an old wording"]  # learned from the first run's data; this data has none of it
+    (out / EVENTS_FILE).write_text(json.dumps(d))
+    opts = dict(world=str(root / "world"), data=str(sandbox_dataset()), out=str(out), steps=1, batch=4,
+                encoder="hashing", clip_len=6, progress=False)
+    with pytest.raises(ValueError, match="hold events for 3 frames, so --hold 5 cannot apply"):
+        train_events(PromptTrainOptions(hold=5, **opts))
+    train_events(PromptTrainOptions(guidance=7.0, **opts))  # --guidance is only the stored default: it applies
+    s = load_event_settings(out)
+    assert (s.hold, s.guidance) == (3, 7.0) and s.wordings["old_type"] == ["an old wording"]
+    train_events(PromptTrainOptions(**opts))  # neither given: the run's own
+    assert (load_event_settings(out).hold, load_event_settings(out).guidance) == (3, 7.0)

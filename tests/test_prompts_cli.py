@@ -1,0 +1,28 @@
+"""`worldbridge train prompts`: settings out of range are refused up front, not trained with or ignored."""
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.prompts.cli import train_prompts
+
+
+@pytest.mark.parametrize("stage,option,value", [
+    ("events", "--event-share", "1.5"), ("events", "--event-share", "-0.1"), ("events", "--hold", "0"),
+    ("events", "--clip-len", "2"), ("events", "--anchor", "-1"), ("events", "--guidance", "-2"),
+    ("events", "--lr", "-1e-4"), ("first-frame", "--lr", "0"), ("first-frame", "--max-minutes", "-5"),
+    ("first-frame", "--max-frames", "0"),
+])
+def test_out_of_range_settings_are_refused_before_anything_runs(tmp_path, stage, option, value):
+    out = ["--out", str(tmp_path / "out")] if stage == "events" else []
+    res = CliRunner().invoke(train_prompts, [stage, "--world", str(tmp_path / "w"), "--data", str(tmp_path / "d"),
+                                             *out, option, value])
+    assert res.exit_code == 2 and option in res.output and "Invalid value" in res.output, res.output
+
+
+@pytest.mark.parametrize("option", [["--event-guidance", "12"], ["--calibrate"]])
+def test_eval_prompts_refuses_world_model_settings_for_the_sandbox(option):
+    from bridge.prompts.cli import eval_prompts
+
+    res = CliRunner().invoke(eval_prompts, ["--backend", "sandbox", "--only", "events", "--trials", "1", "--quiet",
+                                            *option])
+    assert res.exit_code == 2 and option[0] in res.output and "apply to a world model" in res.output, res.output
