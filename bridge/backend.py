@@ -14,8 +14,17 @@ class Prompt:
 
     seed: int | None = None
     text: str | None = None
-    image: np.ndarray | None = None  # (H, W, 3) uint8 RGB, any size: the backend resizes
-    sketch: np.ndarray | None = None  # (H, W, 3) uint8 flat-colour layout (see bridge.worlds.sketch palette)
+    image: np.ndarray | None = None  # (H, W, 3) uint8 RGB (RGBA: over white, `opaque`), any size: resized
+    sketch: np.ndarray | None = None  # (H, W, 3) uint8 flat-colour layout (bridge.worlds.sketch); RGBA as image
+
+
+def opaque(image: np.ndarray) -> np.ndarray:
+    """(H, W, 4) RGBA uint8 -> (H, W, 3) over white: a transparent pixel was not drawn (sky, in a sketch); else as is."""
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 4 or img.dtype != np.uint8:
+        return img
+    a = img[..., 3:].astype(np.uint16)
+    return ((img[..., :3] * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
 
 
 @dataclass

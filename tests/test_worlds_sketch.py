@@ -93,3 +93,29 @@ def test_editor_style_sketch_png_round_trip():
     w = SandboxWorld(size=64, seed=0)
     w.reset(Prompt(seed=0, sketch=ascii_sketch(rows)))
     assert w.s.x == pytest.approx(2.125) and w.s.y == pytest.approx(10.5) and w.s.on_ground
+
+
+def test_a_sketch_drawn_on_a_transparent_canvas_reads_its_blank_as_sky():
+    """An engine camera or canvas sends RGBA: transparent is what was not drawn, whatever RGB it holds (often black,
+    which is ground): the host, the sandbox and the world model all read it as white paper."""
+    import io
+
+    from PIL import Image
+
+    from bridge.host.pixels import decode_prompt_image
+    from bridge.model.world import resize_image
+
+    rows = ["." * 48] * 12 + ["#" * 48] * 4
+    rows[10] = rows[11] = "..P" + "." * 45
+    rgb = ascii_sketch(rows)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    blank = (rgb == SKETCH_PALETTE["sky"]).all(-1)
+    rgba[blank] = 0  # transparent black
+    png = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(png, format="PNG")
+    assert np.array_equal(decode_prompt_image(png.getvalue(), "sketch"), rgb)
+    assert np.array_equal(resize_image(rgba, *rgb.shape[:2]).numpy(), resize_image(rgb, *rgb.shape[:2]).numpy())
+    a, b = SandboxWorld(size=64, seed=0), SandboxWorld(size=64, seed=0)
+    a.reset(Prompt(seed=0, sketch=rgba))
+    b.reset(Prompt(seed=0, sketch=rgb))
+    assert np.array_equal(a.s.level.tiles, b.s.level.tiles) and (a.s.x, a.s.y) == (b.s.x, b.s.y)

@@ -7,6 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from bridge.backend import opaque
 from bridge.host.protocol import ProtocolError
 
 
@@ -42,12 +43,14 @@ PROMPT_DECODE_PX = 512  # prompts end up 64-256 px: a 4096-px JPEG need not be d
 
 
 def decode_prompt_image(data: bytes, what: str = "image") -> np.ndarray:
-    """PNG/JPEG prompt bytes -> (H, W, 3) uint8, or ProtocolError(bad_prompt) naming the problem."""
+    """PNG/JPEG prompt bytes -> (H, W, 3) uint8 (transparency over white), or ProtocolError(bad_prompt) naming it."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.width * im.height > 4096 * 4096:
                 raise ProtocolError("bad_prompt", f"{what} is {im.width}x{im.height}: send at most 4096x4096")
             im.draft("RGB", (PROMPT_DECODE_PX, PROMPT_DECODE_PX))  # a JPEG decodes at 1/2-1/8 scale, still >= that
+            if "A" in im.getbands() or "transparency" in im.info:  # an engine canvas: transparent = not drawn
+                return opaque(np.asarray(im.convert("RGBA")))
             return np.asarray(im.convert("RGB"))
     except ProtocolError:
         raise

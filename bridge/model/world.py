@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from bridge import DEFAULT_WORLD
-from bridge.backend import Prompt, StepRefused, WorldEvent
+from bridge.backend import Prompt, StepRefused, WorldEvent, opaque
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
 from bridge.model.genie import WorldModel
@@ -43,11 +43,11 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """Any (H, W, 3|4) uint8 image -> (height, width, 3) float in [0, 1] (antialiased bilinear)."""
-    img = np.asarray(image)
+    """Any (H, W, 3|4) uint8 image -> (height, width, 3) float in [0, 1] (antialiased bilinear; RGBA over white)."""
+    img = opaque(image)
     if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
         raise ValueError(f"prompt image must be (H, W, 3) uint8 RGB, got shape {img.shape} dtype {img.dtype}")
-    x = torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
     if x.shape[-2:] != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     return x[0].permute(1, 2, 0).clamp(0, 1)

@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from bridge.backend import opaque
 from bridge.files import atomic_write_bytes, atomic_write_json
 from bridge.model.checkpoint import CheckpointError, read_json
 from bridge.model.sampler import mask_schedule
@@ -61,10 +62,7 @@ PRESETS = {
 
 def sketch_class_map(sketch: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """A sketch (H, W, 3) uint8 in SKETCH_PALETTE colours -> (gh*gw, classes) fraction of each colour per token cell."""
-    img = np.asarray(sketch)
-    if img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8:  # transparent = not drawn = sky (white)
-        a = img[..., 3:].astype(np.uint16)
-        img = ((img[..., :3] * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+    img = opaque(sketch)  # transparent = not drawn = sky (white)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"a sketch must be an (H, W, 3) uint8 image in the sketch palette, got shape {img.shape} "
                          f"dtype {img.dtype}")

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from bridge.backend import Prompt, WorldEvent
+from bridge.backend import Prompt, WorldEvent, opaque
 from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES, match_event_text
 from bridge.worlds.levels import (
     GROUND, BLOCK, HAZARD, LADDER, LEVEL_ROWS, SOLID_TILES, Level, LevelParams, caption_for, generate_level,
@@ -188,13 +188,13 @@ class SandboxWorld:
         prompt = prompt or Prompt()
         seed = int(prompt.seed) if prompt.seed is not None else int(self._seed_rng.integers(2**31 - 1))
         rng = np.random.default_rng(seed)
-        sketch = prompt.sketch
+        sketch = None if prompt.sketch is None else opaque(prompt.sketch)
         if prompt.image is not None and sketch is None:
-            if not is_palette_like(prompt.image):
+            sketch = opaque(prompt.image)
+            if not is_palette_like(sketch):
                 raise ValueError(
                     "the sandbox backend cannot start from a photo-like image; use a world-model checkpoint or a sketch"
                 )
-            sketch = prompt.image
         if params is None:
             params = parse_prompt_text(prompt.text, rng) if prompt.text else random_params(rng)
         level = sketch_to_level(sketch, params, seed) if sketch is not None else generate_level(params, seed)
