@@ -90,6 +90,16 @@ def test_free_text_near_a_trained_wording_is_read_as_it_and_says_so(prompt_world
         rt.describe_event(WorldEvent(type="meteor_shower"))
 
 
+def test_an_event_with_a_type_and_text_fires_its_type_as_the_sandbox_does(prompt_world):
+    rt, _ = _runtime(prompt_world / "pw")
+    t, other = sorted(rt.events.wordings)[:2]
+    both = WorldEvent(type=t, text=rt.captions[other])
+    assert rt.describe_event(both) == rt.captions[t]
+    assert np.allclose(rt.event_vector(both), rt.event_vector(WorldEvent(type=t)))
+    with pytest.raises(ValueError, match="unknown event type 'meteor_shower'"):  # a bad type is not hidden by text
+        rt.event_vector(WorldEvent(type="meteor_shower", text=rt.captions[t]))
+
+
 def test_texts_the_encoder_cannot_read_are_refused_with_the_fix(prompt_world):
     rt, _ = _runtime(prompt_world / "pw")
     g = torch.Generator().manual_seed(0)

@@ -133,7 +133,7 @@ class PromptRuntime:
 
     def describe_event(self, event: WorldEvent) -> str:
         """The caption an event will show, checked as `event_vector` checks it: free text says what it was read as."""
-        if event.has_text and self.events is not None:
+        if event.type is None and event.has_text and self.events is not None:
             text = event_text(event, self.captions)
             _, wording = self.read_text(text)
             same = wording is not None and _words(wording) == _words(text)
@@ -142,10 +142,10 @@ class PromptRuntime:
         return self.captions.get(event.type, event.type)
 
     def event_vector(self, event: WorldEvent) -> np.ndarray:
-        """The unit vector an event means: free text (when trained for it) as `read_text` reads it, else the typed
-        event's embedding."""
+        """The unit vector an event means: a typed event's embedding (its type wins over any text, as in the sandbox),
+        else free text (when trained for it) as `read_text` reads it."""
         types = list(self.model.cfg.event_types)
-        if event.has_text and self.events is not None:
+        if event.type is None and event.has_text and self.events is not None:
             return self.read_text(event_text(event, self.captions))[0]
         if event.type is None and self.events is not None:
             raise ValueError("an event needs a type or some text (this one has neither)")
