@@ -88,6 +88,8 @@ def test_minilm_refuses_texts_it_cannot_read_instead_of_meaning_something_else(m
     long = "a snowy night level with coins " * 60
     assert "word pieces long" in minilm.unreadable(long) and "shorten it" in minilm.unreadable(long)
     assert minilm.unreadable("a snowy night level with coins " * 40) is None  # 240 pieces fit
+    korean = "a " + "한국 " * 100  # 201 characters, but each syllable is split into jamo: 601 pieces
+    assert "601 word pieces long" in minilm.unreadable(korean)
 
 
 def test_hashing_encoder_refuses_texts_without_words(tmp_path):
@@ -115,3 +117,13 @@ def test_cached_vectors_belong_to_the_encoder_that_made_them(tmp_path, monkeypat
     (model / "model.safetensors").write_bytes(b"weights 2")
     te.files_fingerprint.cache_clear()
     assert te.MiniLMEncoder(cache_dir=tmp_path)._path("coins appear") != before
+
+
+def test_an_unreadable_texts_error_quotes_its_start_not_all_of_it():
+    from bridge.prompts.text_encoder import HashingEncoder
+
+    enc = HashingEncoder()
+    long = "🌧️" * 1000
+    msg = enc.unreadable(long)
+    assert msg.startswith("the text '🌧️") and "(2000 characters) has no words" in msg and len(msg) < 400
+    assert "'🌧️' has no words" in enc.unreadable("🌧️")  # a short one is quoted whole

@@ -13,6 +13,7 @@ import os
 import re
 import string
 import threading
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -127,10 +128,15 @@ class TextEncoder:
         return float(va @ vb)
 
 
-_NO_WORDS = ("the text {text!r} has no words the text encoder knows (emoji, symbols and characters outside its "
+_NO_WORDS = ("the text {text} has no words the text encoder knows (emoji, symbols and characters outside its "
              "vocabulary all read as one unknown token, so every such text would mean the same): say it in words, "
              "e.g. 'a snowy night in a cave'")
 _MODEL_LOCK = threading.Lock()
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    """The text as an error quotes it: whole when short, else its start and its length (a pasted page is no message)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
 _MODEL = None
 
 
@@ -194,13 +200,14 @@ class MiniLMEncoder(TextEncoder):
                                             convert_to_numpy=True)
 
     def _unreadable(self, text: str) -> str | None:
-        if len(text) - text.count(" ") <= 254 and any(w.strip(string.punctuation).isascii()
-                                                     and w.strip(string.punctuation).isalnum() for w in text.split()):
+        chars = len(unicodedata.normalize("NFD", text)) - text.count(" ")  # the tokenizer splits Hangul into jamo
+        if chars <= 254 and any(w.strip(string.punctuation).isascii() and w.strip(string.punctuation).isalnum()
+                                for w in text.split()):
             return None  # a plain ASCII word reads as known pieces, and no character gives more than one piece
         model = _sentence_model()  # only for long or unusual texts: the tokenizer decides
         pieces = model.tokenizer.tokenize(text)
         if all(p == model.tokenizer.unk_token for p in pieces):
-            return _NO_WORDS.format(text=text)
+            return _NO_WORDS.format(text=_quote(text))
         room = model.max_seq_length - 2  # [CLS] and [SEP]
         if len(pieces) > room:
             return (f"the text is {len(pieces)} word pieces long and the text encoder reads only the first {room}, "
@@ -227,7 +234,7 @@ class HashingEncoder(TextEncoder):
         return out
 
     def _unreadable(self, text: str) -> str | None:
-        return None if re.search(r"[a-z0-9]", text.lower()) else _NO_WORDS.format(text=text)
+        return None if re.search(r"[a-z0-9]", text.lower()) else _NO_WORDS.format(text=_quote(text))
 
 
 ENCODERS: dict[str, type[TextEncoder]] = {"minilm": MiniLMEncoder, "hashing": HashingEncoder}
