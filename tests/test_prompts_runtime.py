@@ -118,6 +118,8 @@ def test_a_world_without_prompt_training_says_what_to_train(prompt_world):
     assert not rt.text_prompts and not rt.text_events
     with pytest.warns(UserWarning, match="no text conditioning.*train prompts first-frame"):
         assert rt.first_tokens(Prompt(text="a cave level"), torch.Generator()) is None
+    with pytest.warns(UserWarning, match="sketch is tokenized as a plain image and the text prompt is not used"):
+        assert rt.first_tokens(Prompt(text="a cave level", sketch=_sketch()), torch.Generator()) is None
     with pytest.raises(ValueError, match="no text conditioning.*train prompts events"):
         rt.event_cond(WorldEvent(text="make it rain"))
     with pytest.raises(ValueError, match="not trained with events"):

@@ -89,9 +89,10 @@ class PromptRuntime:
             return None  # an image (it wins over text) or a seed: the backend's own paths
         if self.first is None or (sketch is not None and not self.sketch_prompts):
             if sketch is not None:
+                dropped = " and the text prompt is not used" if text is not None else ""
                 warnings.warn(f"{self.name} has no sketch-trained first-frame model, so the sketch is tokenized as a "
-                              f"plain image: train one with `worldbridge train prompts first-frame --world {self.folder} "
-                              "--data DIR` on a dataset made with --sketch", stacklevel=3)
+                              f"plain image{dropped}: train one with `worldbridge train prompts first-frame --world "
+                              f"{self.folder} --data DIR` on a dataset made with --sketch", stacklevel=3)
             else:
                 warnings.warn(f"{self.name} has no text conditioning, so the text prompt is ignored (start from an "
                               f"image, a sketch or a seed, or train a first-frame model with `worldbridge train prompts "
