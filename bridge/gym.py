@@ -88,7 +88,7 @@ class WorldEnv(gymnasium.Env):
         """A new world; `options` may override text/image/sketch of the prompt."""
         super().reset(seed=seed)
         world_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
-        prompt = {**self._prompt, **{k: v for k, v in (options or {}).items() if k in self._prompt}}
+        prompt = {**self._prompt, **_prompt_options(options or {}, list(self._prompt))}
         if self.client is not None:
             # a prompt key to clear needs a new session: `reset` keeps what it is not given (nil keeps the old)
             fresh = self.client.session is None or any(self._sent[k] is not None and prompt[k] is None for k in prompt)
@@ -137,3 +137,16 @@ class WorldEnv(gymnasium.Env):
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+def _prompt_options(options: dict, keys: list[str]) -> dict:
+    """`reset(options=...)` checked, so a misspelt key or a wrong type is named instead of ignored."""
+    if not isinstance(options, dict) or set(options) - set(keys):
+        raise ValueError(f"reset options may set {keys}, got {options!r}")
+    for k, v in options.items():
+        if k == "text" and not (v is None or isinstance(v, str)):
+            raise ValueError(f"reset option text must be a string or None, got {v!r}")
+        if k != "text" and v is not None and not (isinstance(v, np.ndarray) and v.ndim == 3 and v.shape[2] in (3, 4)
+                                                  and v.dtype == np.uint8):
+            raise ValueError(f"reset option {k} must be an (H, W, 3|4) uint8 image or None, got {type(v).__name__}")
+    return options

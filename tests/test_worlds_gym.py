@@ -33,3 +33,13 @@ def test_render_mode_none_is_accepted_and_renders_nothing():
     assert env.render() is None
     with pytest.raises(ValueError, match="render_mode 'human' is not supported; use 'rgb_array' or None"):
         WorldEnv(backend="sandbox", render_mode="human")
+
+
+@pytest.mark.parametrize("options, named", [({"txt": "a cave"}, "may set"), ({"text": 5}, "text must be a string"),
+                                            ({"sketch": [[0]]}, "sketch must be an .* uint8 image")])
+def test_reset_options_that_would_be_ignored_are_refused(options, named):
+    env = WorldEnv(backend="sandbox")
+    with pytest.raises(ValueError, match=named):
+        env.reset(seed=0, options=options)
+    assert env.reset(seed=0, options={"text": "a snowy cave"})[0].shape == (64, 64, 3)
+    env.close()

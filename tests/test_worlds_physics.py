@@ -182,6 +182,12 @@ def test_get_state_set_state_replays_identically(world):
 def test_bad_actions_and_events_give_clear_errors(world):
     with pytest.raises(ValueError, match="out of range"):
         world.step(9)
+    for not_an_id in (3.5, "2", True):  # never rounded or parsed into another action
+        with pytest.raises(ValueError, match="action must be an integer id"):
+            world.step(not_an_id)
+    assert world.step(np.int64(NOOP)) is not None  # numpy integers are ids
+    with pytest.raises(ValueError, match="seed must be 0 or more, got -1"):
+        SandboxWorld(size=64).reset(Prompt(seed=-1))
     with pytest.raises(ValueError, match="unknown sandbox event"):
         world.step(NOOP, WorldEvent(type="earthquake"))
     before = world.get_state()

@@ -187,6 +187,8 @@ class SandboxWorld:
         """Start a level from a prompt (seed, text, sketch, or a palette-like image); returns frame 0."""
         prompt = prompt or Prompt()
         seed = int(prompt.seed) if prompt.seed is not None else int(self._seed_rng.integers(2**31 - 1))
+        if seed < 0:
+            raise ValueError(f"seed must be 0 or more, got {seed}")
         rng = np.random.default_rng(seed)
         sketch = None if prompt.sketch is None else opaque(prompt.sketch)
         if prompt.image is not None and sketch is None:
@@ -211,10 +213,9 @@ class SandboxWorld:
 
     def step(self, action: int, event: WorldEvent | None = None) -> np.ndarray:
         """Advance one frame: fire the event (if any), move the player, enemies and water; returns the new frame."""
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            raise ValueError(f"action must be an integer id 0..{len(ACTIONS) - 1} ({ACTIONS}), got {action!r}") from None
+        if not isinstance(action, (int, np.integer)) or isinstance(action, bool):  # 3.5 or "2" is not an action
+            raise ValueError(f"action must be an integer id 0..{len(ACTIONS) - 1} ({ACTIONS}), got {action!r}")
+        a = int(action)
         if not 0 <= a < len(ACTIONS):
             raise ValueError(f"action {a} is out of range: the sandbox has {len(ACTIONS)} actions {ACTIONS}")
         if event is not None:
