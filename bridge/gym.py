@@ -65,7 +65,9 @@ class WorldEnv(gymnasium.Env):
             self.backend_kind = getattr(self.world, "kind", "sandbox")
             self.backend_name = getattr(self.world, "name", type(self.world).__name__)
             fps = getattr(self.world, "fps", self.metadata["render_fps"])
-        # the world's own frame rate, which video recorders (gymnasium's RecordVideo) play the frames back at
+        # the rate video recorders (gymnasium's RecordVideo) play the frames back at: in-process the world's own (the
+        # sandbox 15); through a host the session's target fps (24 unless the host was asked for another), because
+        # the protocol's `session` does not carry the backend's native rate
         self.metadata = {**self.metadata, "render_fps": float(fps)}
         self.observation_space = spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8)
         self.action_space = spaces.Discrete(n)
@@ -114,7 +116,7 @@ class WorldEnv(gymnasium.Env):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
-        if not self.action_space.contains(action):  # before int(): 1.7 is no action, not action 1
+        if isinstance(action, bool) or not self.action_space.contains(action):  # 1.7 or True is no action, not 1
             raise ValueError(f"action {action!r} is outside {self.action_space}: give an integer 0-{self.action_space.n - 1}")
         action = int(action)
         if self.client is not None:

@@ -118,3 +118,14 @@ def test_band_mask_and_patchify_roundtrip():
     assert p.shape == (2, 3, 24, 48)
     assert torch.equal(unpatchify(p, 4, 16, 24), x)
     assert isinstance(KVCache(2, 4), KVCache)
+
+
+def test_a_pass_under_inference_mode_leaves_training_passes_able_to_backpropagate():
+    m = _model(window=4)
+    x = torch.randn(1, 3, 6, 32)
+    with torch.inference_mode():
+        m(x)  # a preview or validation pass asks for the same rotary tables first
+    m.train()
+    y = m(x.clone().requires_grad_())
+    y.sum().backward()
+    assert m.blocks[0].t_qkv.weight.grad is not None

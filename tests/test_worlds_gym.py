@@ -14,7 +14,7 @@ def test_render_fps_is_the_worlds_own_frame_rate():
     env.close()
 
 
-@pytest.mark.parametrize("action", [1.7, "2", 7, -1, np.float32(3.0)])
+@pytest.mark.parametrize("action", [1.7, "2", 7, -1, np.float32(3.0), True])
 def test_an_action_outside_the_space_is_refused_not_rounded(action):
     env = WorldEnv(backend="sandbox")
     env.reset(seed=0)

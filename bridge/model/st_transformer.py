@@ -95,10 +95,12 @@ def rope(x: torch.Tensor, pos0: int, theta: float = 10000.0) -> torch.Tensor:
 @functools.lru_cache(maxsize=16)
 def _rope_tables(pos0: int, n: int, hd: int, theta: float, dtype: torch.dtype,
                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin for frames pos0 .. pos0+n-1, kept: a rollout's passes and layers all ask for the same frame."""
-    freqs = theta ** (-torch.arange(0, hd, 2, dtype=torch.float64, device=device) / hd)  # (hd/2,)
-    ang = torch.arange(pos0, pos0 + n, dtype=torch.float64, device=device)[:, None] * freqs[None]  # float64: exact
-    return ang.cos().to(dtype), ang.sin().to(dtype)
+    """cos and sin for frames pos0 .. pos0+n-1, kept: a rollout's passes and layers all ask for the same frame.
+    Made outside inference mode, so tables first asked for under it still serve a training pass."""
+    with torch.inference_mode(False):
+        freqs = theta ** (-torch.arange(0, hd, 2, dtype=torch.float64, device=device) / hd)  # (hd/2,)
+        ang = torch.arange(pos0, pos0 + n, dtype=torch.float64, device=device)[:, None] * freqs[None]  # float64: exact
+        return ang.cos().to(dtype), ang.sin().to(dtype)
 
 
 PLAIN_ATTENTION_MIN_KEYS = 8  # from this many cached frames on, a CPU attends one query frame with plain ops
