@@ -68,6 +68,15 @@ def test_ctrl_c_before_the_first_save_does_not_claim_a_saved_state(tmp_path, cap
     assert e.value.code == 130 and capsys.readouterr().err.strip() == f"stopped before anything was saved to {tmp_path / 'run'}"
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "train_state.safetensors").write_bytes(b"x")
+    os.utime(tmp_path / "run" / "train_state.safetensors", (1, 1))  # an earlier run's state (or a world's files)
     with pytest.raises(SystemExit):
-        guarded(stopped, None, str(tmp_path / "run"))
+        guarded(stopped, None, str(tmp_path / "run"))  # e.g. Ctrl-C while `train prompts` tokenizes its data
+    assert capsys.readouterr().err.strip() == f"stopped before this run saved anything: {tmp_path / 'run'} keeps what was there before"
+
+    def saved_then_stopped(_):
+        (tmp_path / "run" / "train_state.safetensors").write_bytes(b"y")
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit):
+        guarded(saved_then_stopped, None, str(tmp_path / "run"))
     assert "the last state was saved: run the same command to resume" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +31,7 @@ def guarded(fn: Callable[[Any], dict], opts: Any, out: str | None) -> dict:
     """Run a training function: a known failure becomes a clean CLI error, Ctrl-C says how to resume."""
     from bridge.model.checkpoint import CheckpointError
 
+    started = time.time()
     try:
         return fn(opts)
     except (ValueError, RuntimeError, OSError, CheckpointError) as e:
@@ -39,11 +41,13 @@ def guarded(fn: Callable[[Any], dict], opts: Any, out: str | None) -> dict:
             raise click.ClickException(f"{e.filename}: {e.strerror or e}; {hint}") from None
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
-        if out and not (Path(out).is_dir() and any(Path(out).iterdir())):  # stopped while it was still setting up
-            click.echo(f"stopped before anything was saved to {out}", err=True)
+        files = [f for f in Path(out).iterdir() if f.is_file()] if out and Path(out).is_dir() else []
+        if any(f.stat().st_mtime >= started for f in files):
+            click.echo(f"stopped; the last state was saved: run the same command to resume from {out}", err=True)
+        elif files:  # stopped while setting up, over an earlier run's state (or a world a prompt stage adds to)
+            click.echo(f"stopped before this run saved anything: {out} keeps what was there before", err=True)
         else:
-            click.echo(f"stopped; the last state was saved{f': run the same command to resume from {out}' if out else ''}",
-                       err=True)
+            click.echo(f"stopped before anything was saved{f' to {out}' if out else ''}", err=True)
         sys.exit(130)
 
 
