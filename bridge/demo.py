@@ -65,7 +65,7 @@ def _play(spec: Any, out: Path, seed: int, text: str) -> dict[str, Any]:
     from bridge.host.server import run_host_in_thread
 
     stem = fresh_stem(out)
-    host = run_host_in_thread(spec, "tcp://127.0.0.1:*")
+    host = run_host_in_thread(spec, "tcp://127.0.0.1:*", record_anywhere=True)  # it records into --out
     try:
         with WorldClient(host.address, client_name="worldbridge-demo") as client:
             client.connect()

@@ -80,7 +80,7 @@ def start_own_host(backend: str | None, checkpoint: Path | None):
     from bridge.host.server import run_host_in_thread
 
     spec = {"backend": "sandbox" if backend == "sandbox" else None, "checkpoint": str(checkpoint) if checkpoint else None}
-    return run_host_in_thread(spec, "tcp://127.0.0.1:*", record_anywhere=False)
+    return run_host_in_thread(spec, "tcp://127.0.0.1:*")
 
 
 @click.command()

@@ -127,7 +127,7 @@ def on_cpu(path: Path):
 @pytest.fixture(scope="module")
 def model_host(plain_dir):
     """A host serving the micro world model (default) and the sandbox."""
-    h = run_host_in_thread(on_cpu(plain_dir), limits=Limits(idle_timeout_s=60))
+    h = run_host_in_thread(on_cpu(plain_dir), limits=Limits(idle_timeout_s=60), record_anywhere=True)
     yield h
     h.stop()
 
@@ -139,7 +139,7 @@ def event_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def event_host(event_dir):
-    h = run_host_in_thread(on_cpu(event_dir))
+    h = run_host_in_thread(on_cpu(event_dir), record_anywhere=True)
     yield h
     h.stop()
 

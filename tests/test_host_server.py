@@ -91,7 +91,7 @@ def pixel(frame):
 
 @pytest.fixture
 def host():
-    h = run_host_in_thread("sandbox", limits=Limits(idle_timeout_s=30))
+    h = run_host_in_thread("sandbox", limits=Limits(idle_timeout_s=30), record_anywhere=True)  # tests pick paths
     yield h
     h.stop()
 
@@ -548,7 +548,7 @@ def test_record_paths_are_checked(host, tmp_path):
 
 def test_a_host_confines_recordings_to_its_folder_unless_told_otherwise(tmp_path):
     rec_dir, outside = tmp_path / "rec", tmp_path / "elsewhere"
-    h = run_host_in_thread("sandbox", recordings_dir=rec_dir, record_anywhere=False)  # as `worldbridge serve` starts
+    h = run_host_in_thread("sandbox", recordings_dir=rec_dir)  # the default, in a program as in `worldbridge serve`
     try:
         with WorldClient(h.address) as c:
             c.start(mode="step")
@@ -616,7 +616,7 @@ class _FullDisk:
 
 def test_a_failed_recording_write_stops_that_recording_not_the_host(tmp_path):
     from bridge.host.recording import RecordingReader
-    h = run_host_in_thread("sandbox")
+    h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
     try:
         with WorldClient(h.address) as a, WorldClient(h.address) as b:
             a.start(mode="step")
@@ -776,7 +776,7 @@ def test_refused_step_inputs_are_not_recorded(monkeypatch, tmp_path):
     from bridge.host.recording import RecordingReader
 
     monkeypatch.setattr(S, "MAX_STEP_QUEUE", 0)  # every step input is refused as `busy`
-    h = run_host_in_thread(CounterWorld)
+    h = run_host_in_thread(CounterWorld, recordings_dir=tmp_path)
     try:
         with WorldClient(h.address) as c:
             c.start(mode="step")

@@ -131,7 +131,7 @@ def test_sigkilled_writer_leaves_a_readable_recording(tmp_path):
 def session_recording(tmp_path_factory):
     """A real sandbox session: steps, an event, a branch, a settings change, a reset, a realtime stretch."""
     out = tmp_path_factory.mktemp("rec")
-    h = run_host_in_thread("sandbox")
+    h = run_host_in_thread("sandbox", record_anywhere=True)  # the tests pick their paths
     try:
         with WorldClient(h.address, codecs=["png"]) as c:
             c.start(mode="step", seed=11, text="a snowy level")
@@ -413,7 +413,7 @@ def test_replay_of_two_branches_to_the_same_frame(tmp_path):
     from test_host_server import CounterWorld
 
     path = tmp_path / "twice.wbrec"
-    h = run_host_in_thread(CounterWorld)
+    h = run_host_in_thread(CounterWorld, record_anywhere=True)
     try:
         with WorldClient(h.address) as c:
             c.start(mode="step", seed=3)

@@ -906,8 +906,8 @@ class HostHandle:
 def run_host_in_thread(backend_spec: Any = None, bind: str = "tcp://127.0.0.1:*", **kw: Any) -> HostHandle:
     """Start a host on `bind` in a daemon thread; `backend_spec`: "sandbox", a checkpoint path, a dict or a factory.
 
-    On loopback its clients may record anywhere (`record_anywhere`): they are this program, which picks its paths."""
-    kw.setdefault("record_anywhere", is_loopback(bind))
+    Recordings stay inside `recordings_dir`, as with `worldbridge serve`: any program on this machine can reach a
+    loopback port. A program that picks its own paths (the demo) passes `record_anywhere=True` on loopback."""
     host = Host(backend_spec, bind=bind, **kw)
     announce(host.spec)
     thread = threading.Thread(target=host.run, name="worldbridge-host", daemon=True)
