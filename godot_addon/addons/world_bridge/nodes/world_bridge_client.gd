@@ -221,6 +221,9 @@ func start_session(options: Dictionary = {}) -> bool:
 		"fps": fps,
 		"seed": null if world_seed < 0 else world_seed,
 		"text": null if text_prompt == "" else text_prompt,
+		# Named even when absent, so a session's options started again capture no viewport.
+		"image": null,
+		"sketch": null,
 		"action_map": null if action_map.is_empty() else action_map,
 	}
 	if prompt_viewport != null and not options.has(prompt_viewport_as):
