@@ -769,7 +769,10 @@ def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim):
         _pump(sim, router)
         ident, hello = _recv(router)
         assert hello["type"] == "hello"  # the host holds its welcome back; the game asks for the host's status
+        rec = Recorder(c, "error_received")
         assert not sim.call_method(c, "request_status", [])
+        assert [e[0] for e in rec["error_received"]] == ["client"], "a refused status request said nothing"
+        assert "greeting the host" in rec["error_received"][0][1]
         sim.process(5)
         early = _starts_seen(router, 300)
         assert not early, f"sent to the new connection before its welcome: {early}"

@@ -330,8 +330,12 @@ func toggle_recording() -> bool:
 	return stop_recording() if recording else start_recording()
 
 
-## Asks for the host's status (answer in `last_status`) and measures round-trip time.
+## Asks for the host's status (answer in `last_status`) and measures round-trip time; while
+## offline or reconnecting it says why it sent nothing (error_received), so a Status button does.
 func request_status() -> bool:
+	if link != Link.READY and link != Link.IN_SESSION:
+		_client_error("no host to ask for its status until its welcome (%s)" % status_text)
+		return false
 	var sent := _send(Protocol.status(_next_req()))
 	return _send(Protocol.ping(_next_req(), _now_ms())) and sent
 
