@@ -844,6 +844,33 @@ def test_a_failed_resume_restarts_without_capturing_the_prompt_viewport_the_lost
         router.close()
 
 
+def test_a_start_answered_after_a_later_start_failed_to_send_is_resumed_after_a_drop(sim):
+    router, port = _router()
+    try:
+        welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(welcome)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+        _pump(sim, router)
+        ident, start = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        router.close()
+        router, _ = _rebind(port)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(welcome)])
+        assert _run_until(sim, lambda: router.poll(0), timeout=3), "s1 was dropped for the start that never went out"
+        assert _recv(router)[1].get("resume") == "s1"
+    finally:
+        router.close()
+
+
 def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, scripted):
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
