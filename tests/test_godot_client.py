@@ -871,6 +871,22 @@ def test_a_start_answered_after_a_later_start_failed_to_send_is_resumed_after_a_
         router.close()
 
 
+def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(sim):
+    router, port = _router()
+    try:
+        c, _, ident = _scripted_session(sim, (router, port), "realtime")
+        welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+        router, ident, resume = _restart_host(sim, router, port, welcome)
+        assert resume["resume"] == "s1"
+        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+        router.send_multipart([ident, _unknown_session(resume["req_id"])])
+        assert _run_until(sim, lambda: router.poll(0), timeout=3), "no restart: a start that never went out stopped it"
+        fresh = _recv(router)[1]
+        assert fresh["type"] == "start" and fresh.get("resume") is None and fresh["text"] is None
+    finally:
+        router.close()
+
+
 def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, scripted):
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)

@@ -585,7 +585,8 @@ func _on_error(header: Dictionary) -> void:
 		# fresh one with its own options, whatever auto_start says (the game had one).
 		_resume_id = ""
 		_end_session(message)
-		if _start_req > _resume_req:  # the game asked for a new world since the resume went out: that one
+		# The game asked for a new world since the resume went out, and it went out: that one.
+		if _start_req > _resume_req and _starts_sent.has(_start_req):
 			_set_link(Link.READY, "the previous session expired")
 			return
 		_set_link(Link.READY, "the previous session expired; starting a new one")
