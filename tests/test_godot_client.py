@@ -231,7 +231,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                      "client": "godot/0.1.3", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.4", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -351,11 +351,11 @@ def _rebind(port):
     raise AssertionError("could not rebind")
 
 
-def _restart_host(sim, router, port):
+def _restart_host(sim, router, port, welcome=SCRIPTED_WELCOME):
     """The scripted host restarts on the same port and welcomes the client again: (router, peer id, what it sent next)."""
     router.close()
     router, _ = _rebind(port)
-    ident, sent = _greet_and_start(sim, router)
+    ident, sent = _greet_and_start(sim, router, welcome)
     return router, ident, sent
 
 
@@ -769,7 +769,10 @@ def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim):
         _pump(sim, router)
         ident, hello = _recv(router)
         assert hello["type"] == "hello"  # the host holds its welcome back; the game asks for the host's status
+        rec = Recorder(c, "error_received")
         assert not sim.call_method(c, "request_status", [])
+        assert [e[0] for e in rec["error_received"]] == ["client"], "a refused status request said nothing"
+        assert "greeting the host" in rec["error_received"][0][1]
         sim.process(5)
         early = _starts_seen(router, 300)
         assert not early, f"sent to the new connection before its welcome: {early}"
@@ -807,6 +810,79 @@ def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_
         _pump(sim, router)
         fresh = _recv(router)[1]
         assert fresh["type"] == "start" and fresh["text"] == "a cave", f"restarted with the refused start's options: {fresh}"
+    finally:
+        router.close()
+
+
+def test_a_failed_resume_restarts_without_capturing_the_prompt_viewport_the_lost_session_had_no_image_of(sim):
+    router, port = _router()
+    try:
+        welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt"]}
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False, text_prompt="a cave")
+        viewport = gdsim.SubViewportModel(sim)  # has not rendered yet: the first start goes without an image
+        c.members["prompt_viewport"] = viewport
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(welcome)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert sim.call_method(c, "start_session", [])
+        _pump(sim, router)
+        ident, start = _recv(router)
+        assert start["image"] is None and start["text"] == "a cave"
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
+        router, ident, resume = _restart_host(sim, router, port, welcome)
+        assert resume["resume"] == "s1"
+        router.send_multipart([ident, _unknown_session(resume["req_id"])])
+        _pump(sim, router)
+        fresh = _recv(router)[1]
+        assert fresh["type"] == "start" and fresh["text"] == "a cave"
+        assert fresh["image"] is None, "the restart captured the viewport: not the lost session's options"
+    finally:
+        router.close()
+
+
+def test_a_start_answered_after_a_later_start_failed_to_send_is_resumed_after_a_drop(sim):
+    router, port = _router()
+    try:
+        welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+        sim.add_to_root(c)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(welcome)])
+        assert _run_until(sim, lambda: c.members["link"] == 3)
+        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+        _pump(sim, router)
+        ident, start = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
+        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+        router.close()
+        router, _ = _rebind(port)
+        _pump(sim, router)
+        ident, _ = _recv(router)
+        router.send_multipart([ident, zmtp_raw.pack(welcome)])
+        assert _run_until(sim, lambda: router.poll(0), timeout=3), "s1 was dropped for the start that never went out"
+        assert _recv(router)[1].get("resume") == "s1"
+    finally:
+        router.close()
+
+
+def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(sim):
+    router, port = _router()
+    try:
+        c, _, ident = _scripted_session(sim, (router, port), "realtime")
+        welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+        router, ident, resume = _restart_host(sim, router, port, welcome)
+        assert resume["resume"] == "s1"
+        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+        router.send_multipart([ident, _unknown_session(resume["req_id"])])
+        assert _run_until(sim, lambda: router.poll(0), timeout=3), "no restart: a start that never went out stopped it"
+        fresh = _recv(router)[1]
+        assert fresh["type"] == "start" and fresh.get("resume") is None and fresh["text"] is None
     finally:
         router.close()
 

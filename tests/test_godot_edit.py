@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
-from test_godot_client import CLIENT, VIEW, Recorder, _client, _run_until  # noqa: E402
+from test_godot_client import (CLIENT, SCRIPTED_WELCOME, VIEW, Recorder, _client, _pump, _recv,  # noqa: E402
+                               _run_until)
 
 from bridge.host import server  # noqa: E402
 
@@ -468,3 +469,20 @@ def test_dock_takes_an_integer_event_cfg_as_a_number(dock_sim):
     client.members["link"] = 4  # in session
     sim.call_method(dock, "_on_session_started", [gdsim.to_gd(session)])
     assert m["_event_cfg"].editable and m["_event_cfg"].value == 3.0
+
+
+def test_dock_status_button_says_why_nothing_was_asked_while_reconnecting(dock_sim, router):
+    sim, dock = dock_sim
+    m = dock.members
+    sock, address = router
+    m["_endpoint"].text = address
+    assert gdsim.click(_find_button(dock, "Connect"))
+    _pump(sim, sock)
+    ident, hello = _recv(sock)
+    sock.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    assert _run_until(sim, lambda: m["client"].members["link"] == READY)
+    sock.close()  # the host goes away: the dock's client reconnects
+    assert _run_until(sim, lambda: "reconnecting" in m["_status"].text)
+    m["_status"].text = ""
+    assert gdsim.click(_find_button(dock, "Status"))
+    assert "reconnecting" in m["_status"].text, f"the Status button said nothing: {m['_status'].text!r}"

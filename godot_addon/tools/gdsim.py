@@ -12,7 +12,8 @@ unrelated types, String/Array/Dictionary used as a condition, PackedByteArray.re
 garbage in new bytes, reads past the end of a StreamPeerBuffer.
 The editor dock's controls (containers, Label, LineEdit, TextEdit, Button, OptionButton, SpinBox,
 FileDialog) are modelled as state plus signals, so the dock runs; tests press buttons with click()
-and answer file dialogs by emitting `file_selected`. Nothing is drawn and there is no layout.
+and answer file dialogs by emitting `file_selected`. Nothing is drawn and there is no layout; a
+SubViewport shows the Image a test puts in its `rendered`.
 Not modelled: await/coroutines, node paths ($Node), the renderer, and Godot's static analyzer
 (gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2/Vector2i
 are values whose components cannot be assigned (`v.x = 1` is a SimError: build a new vector).
@@ -1320,6 +1321,33 @@ class ImageTextureModel(NativeObject):
         return self.height
 
 
+class ViewportTextureModel(NativeObject):
+    """ViewportTexture: get_image() is a copy of what its viewport rendered last (empty before that)."""
+
+    CLASS = "ViewportTexture"
+
+    def __init__(self, sim: "Sim", viewport: "SubViewportModel"):
+        super().__init__(sim)
+        self.viewport = viewport
+
+    def get_image(self) -> ImageModel:
+        rendered = self.viewport.rendered
+        return rendered.duplicate() if rendered is not None else ImageModel(self.sim)
+
+
+class SubViewportModel(NodeModel):
+    """SubViewport; nothing is drawn: tests set `rendered` (an Image) to what it shows."""
+
+    CLASS = "SubViewport"
+
+    def __init__(self, sim: "Sim", owner: Any = None):
+        super().__init__(sim, owner)
+        self.rendered: ImageModel | None = None
+
+    def get_texture(self) -> ViewportTextureModel:
+        return ViewportTextureModel(self.sim, self)
+
+
 def _image_create_from_data(sim: "Sim", w: int, h: int, mipmaps: bool, fmt: int, data: PackedByteArray) -> ImageModel:
     sim.count("Image.create_from_data")
     img = ImageModel(sim)
@@ -1352,6 +1380,7 @@ NATIVE_MODELS: dict[str, type[NativeObject]] = {
     "LineEdit": LineEditModel, "TextEdit": TextEditModel, "Button": ButtonModel, "OptionButton": OptionButtonModel,
     "SpinBox": SpinBoxModel, "FileDialog": FileDialogModel,
     "InputEventMouseButton": InputEventMouseButtonModel, "InputEventKey": InputEventKeyModel,
+    "SubViewport": SubViewportModel,
 }
 NATIVE_PARENTS = {"StreamPeerBuffer": "RefCounted", "StreamPeerTCP": "RefCounted", "Node": "Object",
                   "CanvasItem": "Node", "Control": "CanvasItem", "TextureRect": "Control", "Label": "Control",
@@ -1361,7 +1390,7 @@ NATIVE_PARENTS = {"StreamPeerBuffer": "RefCounted", "StreamPeerTCP": "RefCounted
                   "Range": "Control", "SpinBox": "Range", "Window": "Viewport", "AcceptDialog": "Window",
                   "ConfirmationDialog": "AcceptDialog", "FileDialog": "ConfirmationDialog",
                   "Image": "RefCounted", "ImageTexture": "RefCounted",
-                  "RefCounted": "Object", "SubViewport": "Node", "Viewport": "Node",
+                  "RefCounted": "Object", "SubViewport": "Viewport", "Viewport": "Node",
                   "InputEventMouseButton": "InputEventMouse", "InputEventMouse": "InputEventWithModifiers",
                   "InputEventKey": "InputEventWithModifiers", "InputEventWithModifiers": "InputEventFromWindow",
                   "InputEventFromWindow": "InputEvent", "InputEvent": "RefCounted"}
@@ -2685,7 +2714,7 @@ def _globals(sim: Sim) -> dict[str, Any]:
     g.update(ERRORS)
     g.update({"PI": math.pi, "TAU": math.tau, "INF": math.inf, "NAN": math.nan})
     g.update({"MOUSE_BUTTON_NONE": 0, "MOUSE_BUTTON_LEFT": 1, "MOUSE_BUTTON_RIGHT": 2, "MOUSE_BUTTON_MIDDLE": 3})
-    for name in list(NATIVE_MODELS) + ["CanvasItem", "Color", "SubViewport", "Viewport"]:
+    for name in list(NATIVE_MODELS) + ["CanvasItem", "Color", "Viewport"]:
         g[name] = NativeClass(sim, name)
     g["Time"] = Singleton("Time", {
         "get_ticks_msec": lambda: int(sim.now_ms()),

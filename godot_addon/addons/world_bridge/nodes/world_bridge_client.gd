@@ -90,11 +90,9 @@ var _resume_id := ""
 var _start_options := {}
 var _start_pending := false
 var _start_req := -1
-## The start `_start_req` reached the socket and the host has not answered it: a reconnect
-## sends it again instead of resuming the session it replaces.
-var _start_unanswered := false
 ## What each start sent on this connection asked for (exports and options merged), by req_id,
-## until the host answers it: a session takes its start's options and action_map.
+## until the host answers it: a session takes its start's options and action_map, and a
+## reconnect sends the start `_start_req` again if it is here (instead of a resume).
 var _starts_sent := {}
 ## The options the current session was started with: a failed resume starts them again.
 var _session_options := {}
@@ -155,7 +153,6 @@ func disconnect_from_host() -> void:
 	_socket.close()
 	_socket = null
 	_resume_id = ""
-	_start_unanswered = false
 	_starts_sent.clear()
 	welcome = {}
 	_end_session("disconnected")
@@ -221,6 +218,9 @@ func start_session(options: Dictionary = {}) -> bool:
 		"fps": fps,
 		"seed": null if world_seed < 0 else world_seed,
 		"text": null if text_prompt == "" else text_prompt,
+		# Named even when absent, so a session's options started again capture no viewport.
+		"image": null,
+		"sketch": null,
 		"action_map": null if action_map.is_empty() else action_map,
 	}
 	if prompt_viewport != null and not options.has(prompt_viewport_as):
@@ -238,7 +238,6 @@ func start_session(options: Dictionary = {}) -> bool:
 	_start_pending = false
 	_start_req = _next_req()
 	var sent := _send(Protocol.start(_start_req, opts))
-	_start_unanswered = sent or _start_unanswered
 	if sent:
 		_starts_sent[_start_req] = opts
 	return sent
@@ -327,8 +326,12 @@ func toggle_recording() -> bool:
 	return stop_recording() if recording else start_recording()
 
 
-## Asks for the host's status (answer in `last_status`) and measures round-trip time.
+## Asks for the host's status (answer in `last_status`) and measures round-trip time; while
+## offline or reconnecting it says why it sent nothing (error_received), so a Status button does.
 func request_status() -> bool:
+	if link != Link.READY and link != Link.IN_SESSION:
+		_client_error("no host to ask for its status until its welcome (%s)" % status_text)
+		return false
 	var sent := _send(Protocol.status(_next_req()))
 	return _send(Protocol.ping(_next_req(), _now_ms())) and sent
 
@@ -582,7 +585,8 @@ func _on_error(header: Dictionary) -> void:
 		# fresh one with its own options, whatever auto_start says (the game had one).
 		_resume_id = ""
 		_end_session(message)
-		if _start_req > _resume_req:  # the game asked for a new world since the resume went out: that one
+		# The game asked for a new world since the resume went out, and it went out: that one.
+		if _start_req > _resume_req and _starts_sent.has(_start_req):
 			_set_link(Link.READY, "the previous session expired")
 			return
 		_set_link(Link.READY, "the previous session expired; starting a new one")
@@ -597,8 +601,6 @@ func _answered(header: Dictionary) -> void:
 	var req: Variant = header.get("req_id")
 	if typeof(req) != TYPE_INT:
 		return
-	if req == _start_req:
-		_start_unanswered = false
 	var opts: Dictionary = _starts_sent.get(req, {})
 	_starts_sent.erase(req)
 	if header["type"] == "session" and not _flag(header, "resumed"):
@@ -624,10 +626,9 @@ func _greet() -> void:
 func _on_socket_closed(reason: String) -> void:
 	if link == Link.IN_SESSION:
 		_resume_id = _text(session, "session_id")
-	_starts_sent.clear()  # their answers never come on a new connection
-	if _start_unanswered:  # its answer will never come on this connection: send it again
+	if _starts_sent.has(_start_req):  # its answer will never come on this connection: send it again
 		_start_pending = true
-		_start_unanswered = false
+	_starts_sent.clear()  # their answers never come on a new connection
 	if _socket == null or _socket.state == Zmtp.State.IDLE:
 		_set_link(Link.OFFLINE, "connection lost: %s" % reason)
 	else:
