@@ -166,19 +166,9 @@ class WorldWorker(QObject):
         elif command == "step":
             self._emit_frame(client.step(kw["action"]))
         elif command == "start":
-            purpose, keep = kw.pop("purpose", "new"), kw.pop("settings", None) or {}
-            session = client.start(**kw)
-            self._latest = None
-            kept = {k: v for k, v in keep.items() if session.get("settings", {}).get(k) is not None}  # knobs it has
-            refused = None
-            if kept:  # the protocol's start takes no settings: they follow it at once, before the window sees it
-                try:
-                    session = {**session, "settings": client.settings(**kept)["settings"]}
-                except Exception as e:  # noqa: BLE001 - the world runs with the host's defaults; the user is told
-                    if _is_connection_error(e):
-                        raise
-                    refused = describe_error(e, self.address)
-            self.session_started.emit(session, purpose)
+            purpose, settings, mode = kw.pop("purpose", "new"), kw.pop("settings", None) or {}, kw.get("mode", "realtime")
+            session, refused = self._start(client, kw, settings)
+            self.session_started.emit(self._set_mode(client, session, mode), purpose)
             if refused is not None:
                 self.failed.emit("settings", f"your settings were not kept for the new world ({refused})")
         elif command == "explore":
@@ -192,6 +182,32 @@ class WorldWorker(QObject):
         else:
             raise ValueError(f"unknown worker command {command!r}")
         self._last_traffic = time.monotonic()
+
+    def _start(self, client, start: dict, settings: dict) -> tuple[dict, str | None]:
+        """Start a world paused (step mode: the host makes only frame 0, which no sampling setting touches) and apply
+        `settings` before it makes another, so no frame is made with the host's defaults; returns the session and, if
+        the host refused the settings, why (the world then has the host's defaults)."""
+        session = client.start(**{**start, "mode": "step"})
+        self._latest = None
+        try:
+            return self._apply(client, session, settings), None
+        except Exception as e:  # noqa: BLE001 - the world runs with the host's defaults; the caller tells the user
+            if _is_connection_error(e):
+                raise
+            return session, describe_error(e, self.address)
+
+    @staticmethod
+    def _apply(client, session: dict, settings: dict) -> dict:
+        """Send the sampling settings this session's backend has (the rest mean nothing to it); the updated session."""
+        have = {k: v for k, v in settings.items() if session.get("settings", {}).get(k) is not None}
+        return {**session, "settings": client.settings(**have)["settings"]} if have else session
+
+    @staticmethod
+    def _set_mode(client, session: dict, mode: str) -> dict:
+        """Leave the step mode a world started in when `mode` is realtime; the session as it now runs."""
+        if mode == "step":
+            return session
+        return {**session, "mode": mode, "settings": client.settings(mode=mode)["settings"]}
 
     def _wait_for(self, client, index: int, after_epoch: int, timeout: float = 5.0):
         """Read frames until the host's frame `index` of an epoch newer than `after_epoch` arrives (branch re-sends it)."""

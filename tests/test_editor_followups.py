@@ -2,6 +2,7 @@
 against real hosts, offscreen)."""
 
 import threading
+import time
 
 import pytest
 import torch
@@ -114,3 +115,26 @@ def test_closing_twice_during_an_export_cancels_it_and_says_so(qtbot, host, tmp_
     assert w.close()
     assert not (tmp_path / "a.gif").exists()
     assert "Exporting a.gif was cancelled as the window closed: nothing was written" in capfd.readouterr().err
+
+
+def test_no_frame_of_a_new_world_is_made_with_the_defaults_the_user_changed(qtbot, model_host, monkeypatch):
+    from bridge.client import WorldClient
+
+    w = open_window(qtbot, model_host.address, backend=None, mode="realtime", timeout=30.0)
+    w.settings_panel.temperature.setValue(0.5)
+    qtbot.waitUntil(lambda: model_host.host.sessions[w.info["session_id"]].settings["temperature"] == 0.5, timeout=5000)
+    send = WorldClient.settings
+
+    def slow(self, **kw):  # settings that take a while to reach the host (a busy network)
+        time.sleep(0.3)
+        return send(self, **kw)
+
+    monkeypatch.setattr(WorldClient, "settings", slow)
+    old = w.info["session_id"]
+    w.new_world(PromptSpec(seed=5))
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=30000)
+    qtbot.waitUntil(lambda: len(live_frames(w)) > 3, timeout=10000)
+    assert w.mode == "realtime" and not w.pause_action.isChecked()  # it plays on its own, as the user asked
+    history = model_host.host.sessions[w.info["session_id"]].history
+    first_step = next(i for i, h in enumerate(history) if h[0] == "step")
+    assert ("settings", {"temperature": 0.5}) in history[:first_step]  # every frame after frame 0 has the user's
