@@ -28,7 +28,7 @@ class ExploreResult:
 class ResimResult:
     """A branch rebuilt on the host by replaying its actions and events from frame 0."""
 
-    session: dict
+    session: dict  # as it runs after the rebuild (its settings and mode)
     last_index: int
 
 
@@ -250,13 +250,16 @@ class WorldWorker(QObject):
         reply = client.edit(edit["layer"], edit["x"], edit["y"])
         self._emit_frame(self._wait_for(client, int(reply["frame_index"]), epoch))
 
-    def _resimulate(self, client, start: dict, steps: list[tuple[int, list[dict], list[dict]]], resume_mode: str,
-                    edits0: list[dict] | None = None) -> ResimResult:
-        """Start the branch's world again in step mode and replay its actions (events before their frames, frame
-        edits right after them; `edits0` edit frame 0)."""
-        session = client.start(**{**start, "mode": "step"})
-        self._latest = None
+    def _resimulate(self, client, start: dict, steps: list[tuple[int, list[dict], list[dict], dict]], resume_mode: str,
+                    edits0: list[dict] | None = None, settings0: dict | None = None,
+                    resume_settings: dict | None = None) -> ResimResult:
+        """Start the branch's world again in step mode with the sampling settings it was made with (`settings0`) and
+        replay its actions (settings changes and events before their frames, frame edits right after them; `edits0`
+        edit frame 0); then the world goes on with `resume_settings`, as after the host's own branch."""
+        session, refused = self._start(client, start, settings0 or {})
         self.session_started.emit(session, "resim")
+        if refused is not None:
+            self.failed.emit("settings", f"the branch's settings were not kept for its rebuild ({refused})")
         first = client.drain_frames(self.timeout)
         if not first:
             raise HostLost("the host sent no first frame after start")
@@ -264,7 +267,8 @@ class WorldWorker(QObject):
             self._emit_frame(f)
         for edit in edits0 or []:
             self._edit(client, edit)
-        for i, (action, fired, edits) in enumerate(steps):
+        for i, (action, fired, edits, settings) in enumerate(steps):
+            session = self._apply(client, session, settings)
             for ev in fired:
                 client.event(event_type=ev.get("event_type"), text=ev.get("text"))
             self._emit_frame(client.step(action))
@@ -272,8 +276,7 @@ class WorldWorker(QObject):
                 self._edit(client, edit)
             if i % 10 == 0 or i == len(steps) - 1:
                 self.progress.emit("resimulate", i + 1, len(steps))
-        if resume_mode != "step":
-            client.settings(mode=resume_mode)
+        session = self._set_mode(client, self._apply(client, session, resume_settings or {}), resume_mode)
         return ResimResult(session, self._latest.index)
 
 

@@ -138,3 +138,39 @@ def test_no_frame_of_a_new_world_is_made_with_the_defaults_the_user_changed(qtbo
     history = model_host.host.sessions[w.info["session_id"]].history
     first_step = next(i for i, h in enumerate(history) if h[0] == "step")
     assert ("settings", {"temperature": 0.5}) in history[:first_step]  # every frame after frame 0 has the user's
+
+
+def test_a_rebuild_makes_the_branch_with_the_settings_it_was_made_with(qtbot, model_host):
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0)
+    w.timeline.record.click()
+    default = w.info["settings"]["temperature"]
+
+    def temperature(t: float) -> None:
+        w.settings_panel.temperature.setValue(t)
+        qtbot.waitUntil(lambda: model_host.host.sessions[w.info["session_id"]].settings["temperature"] == t, timeout=5000)
+
+    def step(n: int) -> None:
+        for _ in range(n):
+            last = live_frames(w)[-1].index
+            w.step_once()
+            qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=10000)
+
+    temperature(0.5)
+    step(3)
+    temperature(0.7)  # changed part way: frames 4 and 5 are made with 0.7
+    step(2)
+    root = w.session.live
+    assert [r.settings.get("temperature") for r in live_frames(w)][1:] == [0.5, None, None, 0.7, None]
+    temperature(default)  # the live world's settings now differ from the branch's
+    w.resimulate(root, 5)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=30000)
+    assert "Branch rebuilt" in w.statusBar().currentMessage()
+    assert w.resim_mismatches == 0  # every replayed frame equals the recorded one: made with the same settings
+    live = model_host.host.sessions[w.info["session_id"]]
+    made = [h[1]["temperature"] if h[0] == "settings" else h[0] for h in live.history
+            if h[0] == "step" or (h[0] == "settings" and "temperature" in h[1])]
+    assert made == [default, 0.5, "step", "step", "step", 0.7, "step", "step", default]  # the branch's settings where
+    # it changed them, then the user's again (as after a host branch)
+    assert live.settings["temperature"] == w.settings_panel.temperature.value() == default
+    step(1)  # the rebuilt branch's first own frame notes what it was made with, so it can be rebuilt in turn
+    assert live_frames(w)[-1].settings["temperature"] == default
