@@ -378,10 +378,8 @@ class MainWindow(QMainWindow):
         self._set_pause_checked(self.mode == "step")
         self.current_action = self.resolver.resolve(self.keymap.idle) or 0
         self.view_frame(None)  # show the new world, not a frame of the old one still under review
-        if purpose == "new" and self.mode != "step" and self.held:  # a key held across New world plays on in it
-            action = self.held.current(self.keymap, self.resolver)
-            if action != self.current_action:
-                self.send_action(action)
+        if purpose == "new":  # a rebuild's world plays once its replay is done
+            self._play_held()
         if self.timeline.host_record.isChecked():  # the host's recording ended with its old session: keep recording
             self.submit("record_start")
 
@@ -516,6 +514,13 @@ class MainWindow(QMainWindow):
             self.current_action = action
         elif action != self.current_action:
             self.send_action(action, ts)
+
+    def _play_held(self) -> None:
+        """A world that starts playing (New world, a rebuild) moves with the keys still held, as the old one did."""
+        if self.mode != "step" and self.held:
+            action = self.held.current(self.keymap, self.resolver)
+            if action != self.current_action:
+                self.send_action(action)
 
     def _on_focus(self, focused: bool) -> None:
         if not focused and self.held:
@@ -804,6 +809,7 @@ class MainWindow(QMainWindow):
             self.settings_panel.apply_settings(result.session.get("settings", {}))
             self.mode = result.session.get("mode", self.mode)
             self._set_pause_checked(self.mode == "step")
+            self._play_held()
             note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
                     if self.resim_mismatches else "")
             self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from there{note}", 8000)

@@ -174,3 +174,19 @@ def test_a_rebuild_makes_the_branch_with_the_settings_it_was_made_with(qtbot, mo
     assert live.settings["temperature"] == w.settings_panel.temperature.value() == default
     step(1)  # the rebuilt branch's first own frame notes what it was made with, so it can be rebuilt in turn
     assert live_frames(w)[-1].settings["temperature"] == default
+
+
+def test_a_key_held_across_a_rebuild_moves_the_rebuilt_branch(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 3)
+    w.set_paused(False)
+    qtbot.keyPress(w.viewport, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].action == RIGHT, timeout=5000)
+    w.resimulate(w.session.live, 3)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert w.mode == "realtime" and not w.pause_action.isChecked()  # the rebuilt branch plays on, as before
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index > 8, timeout=5000)
+    assert live_frames(w)[-1].action == RIGHT  # still held: the rebuilt branch moves right without a new press
+    qtbot.keyRelease(w.viewport, Qt.Key.Key_Right)
