@@ -600,7 +600,7 @@ class MainWindow(QMainWindow):
         """The live world's sampling settings changed (a new world, a rebuild, a `settings` answer): the next recorded
         frame notes what changed, or, with `whole`, all of them (it starts a world or a branch)."""
         now = {k: settings[k] for k in MODEL_KNOBS if settings.get(k) is not None}
-        changed = now if whole else {k: v for k, v in now.items() if self._in_force.get(k) != v}
+        changed = dict(now) if whole else {k: v for k, v in now.items() if self._in_force.get(k) != v}
         self._settings_due = changed if whole else {**self._settings_due, **changed}
         self._in_force = now
 
