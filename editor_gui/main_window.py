@@ -152,6 +152,8 @@ class MainWindow(QMainWindow):
         self._edit_action, self._edits_before = -1, []
         self.jobs: list[Job] = []
         self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose: every new world starts with them
+        self._in_force: dict[str, Any] = {}  # the sampling settings the live world runs with
+        self._settings_due: dict[str, Any] = {}  # those the next recorded frame notes as changed (see FrameRecord)
         self.worker_thread: WorkerThread | None = None
 
         # --- widgets ---
@@ -344,6 +346,7 @@ class MainWindow(QMainWindow):
 
     def on_session_started(self, info: dict, purpose: str) -> None:
         self.info, self._resim_from = info, None
+        self._settings_now(info.get("settings", {}), whole=True)
         self.epoch = int(info.get("epoch", 0))
         self.mode = info.get("mode", self.mode)
         self.pending_fork = None
@@ -375,10 +378,8 @@ class MainWindow(QMainWindow):
         self._set_pause_checked(self.mode == "step")
         self.current_action = self.resolver.resolve(self.keymap.idle) or 0
         self.view_frame(None)  # show the new world, not a frame of the old one still under review
-        if purpose == "new" and self.mode != "step" and self.held:  # a key held across New world plays on in it
-            action = self.held.current(self.keymap, self.resolver)
-            if action != self.current_action:
-                self.send_action(action)
+        if purpose == "new":  # a rebuild's world plays once its replay is done
+            self._play_held()
         if self.timeline.host_record.isChecked():  # the host's recording ended with its old session: keep recording
             self.submit("record_start")
 
@@ -390,6 +391,7 @@ class MainWindow(QMainWindow):
         rewind = edited = replayed = False
         if frame.epoch > self.epoch:
             self.epoch = frame.epoch
+            self._settings_due = dict(self._in_force)  # a branch, edit or rewind: its next frame notes them all
             if self.pending_edits and "edit" in frame.events and self.session is not None \
                     and self.session.live is not None:
                 edited = True  # the host re-sent the current frame, edited: it starts a branch of its own
@@ -415,12 +417,15 @@ class MainWindow(QMainWindow):
                     self.timeline.record.setChecked(False)
                     self.show_error(f"recording stopped at {MAX_RECORDED} frames: save the session to keep them")
                 image = np.ascontiguousarray(frame.image) if keep else None
-                rec = FrameRecord(frame.index, int(frame.action), list(frame.events), fired, image)
+                rec = FrameRecord(frame.index, int(frame.action), list(frame.events), fired, image,
+                                  settings=self._settings_due)
                 if edited:
                     rec.action, rec.edits = self._edit_action, [*self._edits_before, self.pending_edits[0]]
-                if s.add_frame(rec, rewind=rewind) and image is not None:
-                    self._recorded += 1
-                    self._unsaved += 1
+                if s.add_frame(rec, rewind=rewind):
+                    self._settings_due = {}
+                    if image is not None:
+                        self._recorded += 1
+                        self._unsaved += 1
                 self._timeline_dirty = True
         if self.viewing is None:
             self.viewport.show_frame(ShownFrame(frame.image, frame.index, frame.epoch, frame.seq, frame.client_ts, frame.received_ts))
@@ -510,6 +515,13 @@ class MainWindow(QMainWindow):
         elif action != self.current_action:
             self.send_action(action, ts)
 
+    def _play_held(self) -> None:
+        """A world that starts playing (New world, a rebuild) moves with the keys still held, as the old one did."""
+        if self.mode != "step" and self.held:
+            action = self.held.current(self.keymap, self.resolver)
+            if action != self.current_action:
+                self.send_action(action)
+
     def _on_focus(self, focused: bool) -> None:
         if not focused and self.held:
             self.held.clear()
@@ -583,6 +595,14 @@ class MainWindow(QMainWindow):
             self.mode = changes["mode"]
             self._set_pause_checked(self.mode == "step")
         self.submit("settings", **changes)
+
+    def _settings_now(self, settings: dict, whole: bool = False) -> None:
+        """The live world's sampling settings changed (a new world, a rebuild, a `settings` answer): the next recorded
+        frame notes what changed, or, with `whole`, all of them (it starts a world or a branch)."""
+        now = {k: settings[k] for k in MODEL_KNOBS if settings.get(k) is not None}
+        changed = dict(now) if whole else {k: v for k, v in now.items() if self._in_force.get(k) != v}
+        self._settings_due = changed if whole else {**self._settings_due, **changed}
+        self._in_force = now
 
     def fire_event(self, event_type: str | None, text: str | None) -> None:
         if reason := self._not_playable():
@@ -735,10 +755,11 @@ class MainWindow(QMainWindow):
         self._resim_edited = {r.index for r in path if r.edits}
         start = dict(backend=p.backend or s.backend_kind or None, fps=s.fps, seed=p.seed, text=p.text,
                      image=p.image_png, sketch=p.sketch_png, action_map=s.action_map() or None)
-        steps = [(r.action, r.fired, r.edits) for r in path if r.index >= 1]
-        edits0 = path[0].edits if path and path[0].index == 0 else []
+        steps = [(r.action, r.fired, r.edits, r.settings) for r in path if r.index >= 1]
+        first = path[0] if path and path[0].index == 0 else FrameRecord(0, -1)
         self.statusBar().showMessage(f"Rebuilding {len(steps)} frames on the host…")
-        self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=edits0)
+        self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=first.edits,
+                    settings0=first.settings, resume_settings=dict(self._in_force if self.info else self.kept_settings))
 
     def view_frame(self, rec: FrameRecord | None) -> None:
         """Show a recorded frame (scrubbing, replay) instead of the live one; None returns to live."""
@@ -772,6 +793,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
         elif command == "settings":
             settings = result.get("settings", {}) if isinstance(result, dict) else {}
+            self._settings_now(settings)
             self.settings_panel.apply_settings(settings)
             if settings.get("mode"):
                 self.mode = settings["mode"]
@@ -783,6 +805,11 @@ class MainWindow(QMainWindow):
         elif command == "resimulate":
             assert isinstance(result, ResimResult)
             self.busy = None
+            self._settings_now(result.session.get("settings", {}), whole=True)
+            self.settings_panel.apply_settings(result.session.get("settings", {}))
+            self.mode = result.session.get("mode", self.mode)
+            self._set_pause_checked(self.mode == "step")
+            self._play_held()
             note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
                     if self.resim_mismatches else "")
             self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from there{note}", 8000)

@@ -16,7 +16,8 @@ import numpy as np
 from bridge.files import publish, temp_beside
 
 FORMAT = "worldbridge-editor-session"
-VERSION = 2  # 2: frames may carry a frame edit (an object layer pasted by `edit`); sessions without edits save as 1
+VERSION = 3  # 2: frames may carry a frame edit (an object layer pasted by `edit`); 3: and the sampling settings they
+# were made with; a session saves as the lowest version that holds what it has
 FILE_SUFFIX = ".wbsession"  # a single zip file; any other path is saved as a folder
 
 
@@ -42,6 +43,8 @@ class FrameRecord:
     image: np.ndarray | None = None  # (H, W, 3) uint8, None when the frame was not recorded
     edits: list[dict] = field(default_factory=list)  # [{"layer": PNG bytes, "x", "y"}]: the frame `action` made, then
     # these object layers pasted into it in order (the host's `edit`)
+    settings: dict = field(default_factory=dict)  # sampling settings changed just before this frame was made (all of
+    # them on the first frame of a world, of a branch and after a rewind), so a rebuild makes it with the same ones
 
 
 @dataclass
@@ -171,12 +174,14 @@ class Session:
                 "frames": [{"index": r.index, "action": r.action, "events": r.events, "fired": r.fired,
                             "recorded": r.image is not None,
                             **({"edits": [{"layer": f"edits/{b.id}_{r.index}_{k}.png", "x": e["x"], "y": e["y"]}
-                                          for k, e in enumerate(r.edits)]} if r.edits else {})}
+                                          for k, e in enumerate(r.edits)]} if r.edits else {}),
+                            **({"settings": r.settings} if r.settings else {})}
                            for r in sorted(b.frames.values(), key=lambda r: r.index)],
             })
-        edits = any(r.edits for b in self.branches.values() for r in b.frames.values())
+        frames = [r for b in self.branches.values() for r in b.frames.values()]
+        version = 3 if any(r.settings for r in frames) else 2 if any(r.edits for r in frames) else 1
         return {
-            "format": FORMAT, "version": VERSION if edits else 1, "backend_kind": self.backend_kind, "backend_name": self.backend_name,
+            "format": FORMAT, "version": version, "backend_kind": self.backend_kind, "backend_name": self.backend_name,
             "fps": self.fps, "width": self.width, "height": self.height, "action_names": self.action_names,
             "latent_names": {str(k): v for k, v in self.latent_names.items()}, "keymap": self.keymap,
             "live": self.live, "branches": branches,
@@ -269,7 +274,8 @@ class Session:
             for fd in bd["frames"]:
                 edits = [{"layer": read(e["layer"]), "x": int(e["x"]), "y": int(e["y"])} for e in fd.get("edits", [])]
                 b.frames[fd["index"]] = FrameRecord(fd["index"], fd["action"], list(fd.get("events", [])),
-                                                    list(fd.get("fired", [])), edits=edits)
+                                                    list(fd.get("fired", [])), edits=edits,
+                                                    settings=dict(fd.get("settings", {})))
             if any(fd.get("recorded") for fd in bd["frames"]):
                 with np.load(io.BytesIO(read(f"frames/branch_{b.id}.npz"))) as z:
                     for i, img in zip(z["index"].tolist(), z["images"]):

@@ -28,7 +28,7 @@ class ExploreResult:
 class ResimResult:
     """A branch rebuilt on the host by replaying its actions and events from frame 0."""
 
-    session: dict
+    session: dict  # as it runs after the rebuild (its settings and mode)
     last_index: int
 
 
@@ -166,19 +166,9 @@ class WorldWorker(QObject):
         elif command == "step":
             self._emit_frame(client.step(kw["action"]))
         elif command == "start":
-            purpose, keep = kw.pop("purpose", "new"), kw.pop("settings", None) or {}
-            session = client.start(**kw)
-            self._latest = None
-            kept = {k: v for k, v in keep.items() if session.get("settings", {}).get(k) is not None}  # knobs it has
-            refused = None
-            if kept:  # the protocol's start takes no settings: they follow it at once, before the window sees it
-                try:
-                    session = {**session, "settings": client.settings(**kept)["settings"]}
-                except Exception as e:  # noqa: BLE001 - the world runs with the host's defaults; the user is told
-                    if _is_connection_error(e):
-                        raise
-                    refused = describe_error(e, self.address)
-            self.session_started.emit(session, purpose)
+            purpose, settings, mode = kw.pop("purpose", "new"), kw.pop("settings", None) or {}, kw.get("mode", "realtime")
+            session, refused = self._start(client, kw, settings)
+            self.session_started.emit(self._set_mode(client, session, mode), purpose)
             if refused is not None:
                 self.failed.emit("settings", f"your settings were not kept for the new world ({refused})")
         elif command == "explore":
@@ -192,6 +182,32 @@ class WorldWorker(QObject):
         else:
             raise ValueError(f"unknown worker command {command!r}")
         self._last_traffic = time.monotonic()
+
+    def _start(self, client, start: dict, settings: dict) -> tuple[dict, str | None]:
+        """Start a world paused (step mode: the host makes only frame 0, which no sampling setting touches) and apply
+        `settings` before it makes another, so no frame is made with the host's defaults; returns the session and, if
+        the host refused the settings, why (the world then has the host's defaults)."""
+        session = client.start(**{**start, "mode": "step"})
+        self._latest = None
+        try:
+            return self._apply(client, session, settings), None
+        except Exception as e:  # noqa: BLE001 - the world runs with the host's defaults; the caller tells the user
+            if _is_connection_error(e):
+                raise
+            return session, describe_error(e, self.address)
+
+    @staticmethod
+    def _apply(client, session: dict, settings: dict) -> dict:
+        """Send the sampling settings this session's backend has (the rest mean nothing to it); the updated session."""
+        have = {k: v for k, v in settings.items() if session.get("settings", {}).get(k) is not None}
+        return {**session, "settings": client.settings(**have)["settings"]} if have else session
+
+    @staticmethod
+    def _set_mode(client, session: dict, mode: str) -> dict:
+        """Leave the step mode a world started in when `mode` is realtime; the session as it now runs."""
+        if mode == "step":
+            return session
+        return {**session, "mode": mode, "settings": client.settings(mode=mode)["settings"]}
 
     def _wait_for(self, client, index: int, after_epoch: int, timeout: float = 5.0):
         """Read frames until the host's frame `index` of an epoch newer than `after_epoch` arrives (branch re-sends it)."""
@@ -234,13 +250,16 @@ class WorldWorker(QObject):
         reply = client.edit(edit["layer"], edit["x"], edit["y"])
         self._emit_frame(self._wait_for(client, int(reply["frame_index"]), epoch))
 
-    def _resimulate(self, client, start: dict, steps: list[tuple[int, list[dict], list[dict]]], resume_mode: str,
-                    edits0: list[dict] | None = None) -> ResimResult:
-        """Start the branch's world again in step mode and replay its actions (events before their frames, frame
-        edits right after them; `edits0` edit frame 0)."""
-        session = client.start(**{**start, "mode": "step"})
-        self._latest = None
+    def _resimulate(self, client, start: dict, steps: list[tuple[int, list[dict], list[dict], dict]], resume_mode: str,
+                    edits0: list[dict] | None = None, settings0: dict | None = None,
+                    resume_settings: dict | None = None) -> ResimResult:
+        """Start the branch's world again in step mode with the sampling settings it was made with (`settings0`) and
+        replay its actions (settings changes and events before their frames, frame edits right after them; `edits0`
+        edit frame 0); then the world goes on with `resume_settings`, as after the host's own branch."""
+        session, refused = self._start(client, start, settings0 or {})
         self.session_started.emit(session, "resim")
+        if refused is not None:
+            self.failed.emit("settings", f"the branch's settings were not kept for its rebuild ({refused})")
         first = client.drain_frames(self.timeout)
         if not first:
             raise HostLost("the host sent no first frame after start")
@@ -248,7 +267,8 @@ class WorldWorker(QObject):
             self._emit_frame(f)
         for edit in edits0 or []:
             self._edit(client, edit)
-        for i, (action, fired, edits) in enumerate(steps):
+        for i, (action, fired, edits, settings) in enumerate(steps):
+            session = self._apply(client, session, settings)
             for ev in fired:
                 client.event(event_type=ev.get("event_type"), text=ev.get("text"))
             self._emit_frame(client.step(action))
@@ -256,8 +276,7 @@ class WorldWorker(QObject):
                 self._edit(client, edit)
             if i % 10 == 0 or i == len(steps) - 1:
                 self.progress.emit("resimulate", i + 1, len(steps))
-        if resume_mode != "step":
-            client.settings(mode=resume_mode)
+        session = self._set_mode(client, self._apply(client, session, resume_settings or {}), resume_mode)
         return ResimResult(session, self._latest.index)
 
 

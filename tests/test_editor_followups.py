@@ -2,6 +2,7 @@
 against real hosts, offscreen)."""
 
 import threading
+import time
 
 import pytest
 import torch
@@ -114,3 +115,78 @@ def test_closing_twice_during_an_export_cancels_it_and_says_so(qtbot, host, tmp_
     assert w.close()
     assert not (tmp_path / "a.gif").exists()
     assert "Exporting a.gif was cancelled as the window closed: nothing was written" in capfd.readouterr().err
+
+
+def test_no_frame_of_a_new_world_is_made_with_the_defaults_the_user_changed(qtbot, model_host, monkeypatch):
+    from bridge.client import WorldClient
+
+    w = open_window(qtbot, model_host.address, backend=None, mode="realtime", timeout=30.0)
+    w.settings_panel.temperature.setValue(0.5)
+    qtbot.waitUntil(lambda: model_host.host.sessions[w.info["session_id"]].settings["temperature"] == 0.5, timeout=5000)
+    send = WorldClient.settings
+
+    def slow(self, **kw):  # settings that take a while to reach the host (a busy network)
+        time.sleep(0.3)
+        return send(self, **kw)
+
+    monkeypatch.setattr(WorldClient, "settings", slow)
+    old = w.info["session_id"]
+    w.new_world(PromptSpec(seed=5))
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=30000)
+    qtbot.waitUntil(lambda: len(live_frames(w)) > 3, timeout=10000)
+    assert w.mode == "realtime" and not w.pause_action.isChecked()  # it plays on its own, as the user asked
+    history = model_host.host.sessions[w.info["session_id"]].history
+    first_step = next(i for i, h in enumerate(history) if h[0] == "step")
+    assert ("settings", {"temperature": 0.5}) in history[:first_step]  # every frame after frame 0 has the user's
+
+
+def test_a_rebuild_makes_the_branch_with_the_settings_it_was_made_with(qtbot, model_host):
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0)
+    w.timeline.record.click()
+    default = w.info["settings"]["temperature"]
+
+    def temperature(t: float) -> None:
+        w.settings_panel.temperature.setValue(t)
+        qtbot.waitUntil(lambda: model_host.host.sessions[w.info["session_id"]].settings["temperature"] == t, timeout=5000)
+
+    def step(n: int) -> None:
+        for _ in range(n):
+            last = live_frames(w)[-1].index
+            w.step_once()
+            qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=10000)
+
+    temperature(0.5)
+    step(3)
+    temperature(0.7)  # changed part way: frames 4 and 5 are made with 0.7
+    step(2)
+    root = w.session.live
+    assert [r.settings.get("temperature") for r in live_frames(w)][1:] == [0.5, None, None, 0.7, None]
+    temperature(default)  # the live world's settings now differ from the branch's
+    w.resimulate(root, 5)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=30000)
+    assert "Branch rebuilt" in w.statusBar().currentMessage()
+    assert w.resim_mismatches == 0  # every replayed frame equals the recorded one: made with the same settings
+    live = model_host.host.sessions[w.info["session_id"]]
+    made = [h[1]["temperature"] if h[0] == "settings" else h[0] for h in live.history
+            if h[0] == "step" or (h[0] == "settings" and "temperature" in h[1])]
+    assert made == [default, 0.5, "step", "step", "step", 0.7, "step", "step", default]  # the branch's settings where
+    # it changed them, then the user's again (as after a host branch)
+    assert live.settings["temperature"] == w.settings_panel.temperature.value() == default
+    step(1)  # the rebuilt branch's first own frame notes what it was made with, so it can be rebuilt in turn
+    assert live_frames(w)[-1].settings["temperature"] == default
+
+
+def test_a_key_held_across_a_rebuild_moves_the_rebuilt_branch(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 3)
+    w.set_paused(False)
+    qtbot.keyPress(w.viewport, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].action == RIGHT, timeout=5000)
+    w.resimulate(w.session.live, 3)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert w.mode == "realtime" and not w.pause_action.isChecked()  # the rebuilt branch plays on, as before
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index > 8, timeout=5000)
+    assert live_frames(w)[-1].action == RIGHT  # still held: the rebuilt branch moves right without a new press
+    qtbot.keyRelease(w.viewport, Qt.Key.Key_Right)

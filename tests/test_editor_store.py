@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+import zipfile
 
 import imageio.v2 as iio2
 import imageio.v3 as iio
@@ -176,3 +177,26 @@ def test_keymap_resolution_and_combos():
     assert KeyMap.from_dict(km.to_dict()) == km
     with pytest.raises(ValueError, match="bad key binding"):
         KeyMap.from_dict({"bindings": {"Left": [1]}})
+
+
+def test_frame_settings_save_and_reload_and_older_sessions_have_none(tmp_path):
+    s = _session()
+    s.branches[0].frames[0].settings = {"steps": 8, "temperature": 1.0}  # what the world started with
+    s.branches[0].frames[3].settings = {"temperature": 0.5}  # changed just before frame 3
+    path = s.save(tmp_path / "tuned.wbsession")
+    t = Session.load(path)
+    assert [r.settings for r in t.path(0)][:4] == [{"steps": 8, "temperature": 1.0}, {}, {}, {"temperature": 0.5}]
+    manifest = json.loads(zipfile.ZipFile(path).read("session.json"))
+    assert manifest["version"] == 3  # older editors refuse it rather than rebuild with other settings
+    for f in manifest["branches"][0]["frames"]:  # a session saved before settings were recorded
+        f.pop("settings", None)
+    manifest["version"] = 2
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "session.json").write_text(json.dumps(manifest))
+    for name in zipfile.ZipFile(path).namelist():
+        if name != "session.json":
+            (old / name).parent.mkdir(parents=True, exist_ok=True)
+            (old / name).write_bytes(zipfile.ZipFile(path).read(name))
+    assert all(r.settings == {} for r in Session.load(old).path(0))  # it opens; its rebuilds use the host's defaults
+    assert json.loads((_session().save(tmp_path / "plain") / "session.json").read_text())["version"] == 1
