@@ -346,6 +346,24 @@ def test_a_realtime_session_does_not_tick_while_its_reset_builds_the_world(slow_
         sock.close(0)
 
 
+def test_a_reset_world_ticks_one_period_after_its_first_frame_not_at_once(slow_host):
+    sock = _greeted(slow_host.address, minor=2)
+    try:
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "realtime", "fps": 4, "seed": 5}))
+        recv_all(sock, lambda m: m["type"] == "frame")
+        SlowLoadWorld.reset_delay = 0.8  # longer than a period: the old schedule is overdue when the world is made
+        sock.send(P.encode({"type": "reset", "req_id": 2, "seed": 7}))
+        arrived = {}
+        deadline = time.monotonic() + 5
+        while (1, 1) not in arrived and sock.poll(int(max(deadline - time.monotonic(), 0) * 1000) + 1):
+            m = P.decode(sock.recv_multipart()[0])
+            if m["type"] == "frame":
+                arrived[(m["epoch"], m["index"])] = time.monotonic()
+        assert arrived[(1, 1)] - arrived[(1, 0)] > 0.15  # a period is 0.25 s; frame 1 used to follow frame 0 at once
+    finally:
+        sock.close(0)
+
+
 def test_a_host_stopped_during_a_reset_frees_that_world_once():
     SlowLoadWorld.reset_counters()
     h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/slow", factory=SlowLoadWorld))

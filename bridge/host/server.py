@@ -511,6 +511,7 @@ class Host:
         if connected:
             self._send(job.rid, [P.encode(P.ok(msg["req_id"], "reset", epoch=session.epoch, frame_index=0,
                                                seed=session.seed))])
+        session.next_tick = self._first_tick(session)  # its old schedule fell due while it loaded
         self._emit(session, job.produced, job.received)
 
     def _on_branch(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
