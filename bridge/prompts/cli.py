@@ -6,7 +6,7 @@ import json
 
 import click
 
-from bridge.train.options import guarded, saved, typed_command, with_options
+from bridge.train.options import NOT_NEGATIVE, POSITIVE, guarded, saved, typed_command, with_options
 
 _shared = [
     click.option("--world", required=True, type=click.Path(file_okay=False),
@@ -15,14 +15,14 @@ _shared = [
                  help="Sandbox dataset with captions and events (`worldbridge data generate`; add --sketch for sketches)."),
     click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Optimizer steps in this run (a rerun on the same --out trains this many more, its learning-rate schedule afresh)."),
     click.option("--batch", type=click.IntRange(min=1), default=None, help="Samples per step [default: 16 clips / 64 frames]."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate [default: 1e-4 events / 5e-4 first-frame]."),
+    click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: 1e-4 events / 5e-4 first-frame]."),
     click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
                  help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
     click.option("--max-frames", type=click.IntRange(min=1), default=12000, show_default=True, help="Frames tokenized up front."),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
     click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save every N steps."),
-    click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop (and save) after this many minutes; the learning rate decays to fit."),
+    click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the learning rate decays to fit."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
 
@@ -56,11 +56,11 @@ def _report(result: dict) -> None:
 @click.option("--hold", type=click.IntRange(min=1), default=None,
               help="Frames the event embedding stays in the conditioning slot, the firing frame included [default: 4; "
                    "a resumed run keeps its own].")
-@click.option("--guidance", type=click.FloatRange(min=0), default=None,
+@click.option("--guidance", type=NOT_NEGATIVE, default=None,
               help="Default guidance scale on events, stored for play [default: 3; a resumed run keeps its own unless "
                    "given].")
 @click.option("--event-share", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of clips that contain an event.")
-@click.option("--anchor", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--anchor", type=NOT_NEGATIVE, default=0.0, show_default=True,
               help="Weight of KL(--world's dynamics || the new one) on event-free clips; > 0 keeps plain play as it was "
                    "(against flicker after long event runs).")
 def events(**kw) -> None:

@@ -10,9 +10,8 @@ import click
 
 from bridge.model.presets import PRESETS
 from bridge.prompts.cli import train_prompts
-from bridge.train.options import guarded, saved, typed_command, with_options
+from bridge.train.options import NOT_NEGATIVE, POSITIVE, guarded, saved, typed_command, with_options
 
-POSITIVE, NOT_NEGATIVE = click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)  # rates, weights, minutes
 _common = [
     click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (worldbridge data ...)."),
     click.option("--out", required=True, type=click.Path(file_okay=False),
@@ -27,7 +26,7 @@ _common = [
     click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs]."),
     click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps."),
     click.option("--ckpt-minutes", type=POSITIVE, default=10.0, show_default=True, help="... and every M minutes."),
-    click.option("--max-minutes", type=NOT_NEGATIVE, default=None, help="Training-time budget of the run in minutes (resumes count): the learning rate decays to fit it and the run stops with a checkpoint when it is spent [a resumed run keeps its own]."),
+    click.option("--max-minutes", type=POSITIVE, default=None, help="Training-time budget of the run in minutes (resumes count): the learning rate decays to fit it and the run stops with a checkpoint when it is spent [a resumed run keeps its own]."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
 
@@ -74,7 +73,7 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 @click.option("--lr", type=POSITIVE, default=2e-4, show_default=True, help="Peak learning rate.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True, help="Save (and measure val PSNR) every N steps.")
-@click.option("--max-minutes", type=NOT_NEGATIVE, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
+@click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
 @click.option("--adv", type=NOT_NEGATIVE, default=0.0, show_default=True,
               help="Weight of a conditional patch critic's loss beside MSE (VQGAN's adaptive weight), to push the decoder "
                    "toward sharp detail (snowflakes, sprites) instead of its blurred mean; 0: MSE only. Measured so far "

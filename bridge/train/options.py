@@ -12,6 +12,9 @@ from typing import Any, Callable
 import click
 
 
+POSITIVE, NOT_NEGATIVE = click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)  # rates, minutes; weights
+
+
 def with_options(options: list[Callable]) -> Callable:
     """One decorator for a list of click options, applied in the order they are listed (as --help shows them)."""
     def apply(f: Callable) -> Callable:
