@@ -18,13 +18,16 @@ class Prompt:
     sketch: np.ndarray | None = None  # (H, W, 3) uint8 flat-colour layout (bridge.worlds.sketch); RGBA as image
 
 
+def over(rgba: np.ndarray, below: np.ndarray | int) -> np.ndarray:
+    """Integer "over" compositing, rounded: alpha 255 keeps the layer, 0 what lies below (an image or a grey level)."""
+    a = rgba[..., 3:].astype(np.uint32)
+    return ((rgba[..., :3].astype(np.uint32) * a + np.asarray(below, np.uint32) * (255 - a) + 127) // 255).astype(np.uint8)
+
+
 def opaque(image: np.ndarray) -> np.ndarray:
     """(H, W, 4) RGBA uint8 -> (H, W, 3) over white: a transparent pixel was not drawn (sky, in a sketch); else as is."""
     img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] != 4 or img.dtype != np.uint8:
-        return img
-    a = img[..., 3:].astype(np.uint16)
-    return ((img[..., :3] * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+    return over(img, 255) if img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8 else img
 
 
 @dataclass

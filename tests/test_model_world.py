@@ -192,8 +192,8 @@ def test_a_config_value_of_the_wrong_type_names_its_field(part, key, value):
     (d[part] if part else d)[key] = value
     with pytest.raises(ValueError, match=rf"\.{key} must be \w+, got {value!r}: fix config.json"):
         WorldConfig.from_dict(d)
-    (d[part] if part else d)[key] = WorldConfig().to_dict()[part][key] if part else 64
-    assert WorldConfig.from_dict(d) is not None
+    (d[part] if part else d)[key] = WorldConfig().to_dict()[part][key] if part else WorldConfig().height
+    assert WorldConfig.from_dict(d) == WorldConfig()  # the right type reads back
 
 
 def test_an_unknown_device_is_named_with_the_choices():

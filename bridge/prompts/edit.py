@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bridge.backend import over
+
 
 def paste_layer(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> np.ndarray:
     """A copy of `frame` (H, W, 3) uint8 with `rgba` (h, w, 4) uint8 alpha-composited at top-left (x, y).
@@ -34,8 +36,5 @@ def paste_layer(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> np.ndarr
     if src.shape[2] == 3:
         out[y0:y1, x0:x1] = src
         return out
-    a = src[..., 3:4].astype(np.uint32)
-    dst = out[y0:y1, x0:x1].astype(np.uint32)
-    # integer "over" compositing, rounded: a=255 copies the layer, a=0 keeps the frame
-    out[y0:y1, x0:x1] = ((src[..., :3].astype(np.uint32) * a + dst * (255 - a) + 127) // 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = over(src, out[y0:y1, x0:x1])
     return out
