@@ -1062,6 +1062,22 @@ def test_replies_owed_before_a_bye_survive_a_flood_of_later_requests():
         host.close()
 
 
+def test_replies_kept_after_bye_are_kept_for_at_most_max_peers_connections():
+    from bridge.host.server import Peer
+
+    host = Host(CounterWorld, bind="tcp://127.0.0.1:*", limits=Limits(max_peers=2))
+    try:
+        for n in range(4):  # connections that each filled their pipe, then said bye without reading
+            rid, peer = b"mute%d" % n, Peer()
+            host.peers[rid] = peer
+            peer.queue([P.encode({"type": "status", "req_id": n})])
+            data = P.encode({"type": "bye"})
+            host._handle(rid, data, len(data))
+        assert sorted(host.orphans) == [b"mute0", b"mute1"]  # memory for the replies of dead connections is bounded
+    finally:
+        host.close()
+
+
 def test_what_waits_behind_step_inputs_is_bounded(monkeypatch):
     from bridge.host import server as S
 

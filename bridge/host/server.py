@@ -351,8 +351,8 @@ class Host:
     def _keep_owed(self, rid: bytes, peer: Peer | None) -> None:
         """A peer ended while its connection stays (`bye`, a rejected `hello`): the replies still waiting in its outbox
         go out first, in order, as replies to a connection without a peer do (a new `hello` takes them back)."""
-        if peer is not None and peer.outbox:
-            self.orphans[rid] = deque(peer.outbox, maxlen=len(peer.outbox) + 16)
+        if peer is not None and peer.outbox and (rid in self.orphans or len(self.orphans) < self.limits.max_peers):
+            self.orphans[rid] = deque(peer.outbox, maxlen=len(peer.outbox) + 16)  # as many boxes as peers, at most
 
     def _on_start(self, rid: bytes, peer: Peer, msg: dict, data: bytes, size: int) -> None:
         req_id = msg["req_id"]
@@ -778,7 +778,9 @@ class Host:
             return True
         if peer is None and rid in self.orphans:
             box = self.orphans[rid]
-            if len(box) == box.maxlen:  # the newest reply goes, so replies owed from before a `bye` never do
+            # full: the newest reply goes, so replies owed from before a `bye` (at the front) never do; for a
+            # connection that never said hello this keeps its first 16 replies rather than its last
+            if len(box) == box.maxlen:
                 return False
             box.append(parts)
             return True
