@@ -29,7 +29,7 @@ IN_SESSION = 4
 
 @pytest.fixture(scope="module")
 def host():
-    h = server.run_host_in_thread("sandbox")
+    h = server.run_host_in_thread("sandbox", record_anywhere=True)  # the tests record into tmp_path
     yield h
     h.stop()
 

@@ -40,7 +40,7 @@ def test_headless_runner_passes_offline_and_live(tmp_path):
         pytest.skip(f"{GODOT_BIN} is Godot {_godot_version()}; the addon needs 4.2+")
     from bridge.host.server import run_host_in_thread
 
-    with run_host_in_thread("sandbox") as host:
+    with run_host_in_thread("sandbox", record_anywhere=True) as host:  # it records into --record-dir
         result = subprocess.run(
             [GODOT_BIN, "--headless", "--path", str(GODOT_PROJECT), "-s", "addons/world_bridge/tests/run_tests.gd",
              "--", f"--vectors={VECTORS}", f"--host={host.address}", f"--record-dir={tmp_path}"],
