@@ -73,10 +73,14 @@ def test_a_key_held_across_new_world_moves_the_new_world(qtbot, host):
     qtbot.keyRelease(w.viewport, Qt.Key.Key_Right)
 
 
-def slow_export(monkeypatch, gate: threading.Event) -> None:
-    """The editor's GIF export waits for `gate` (at most 5 s) first, so the window can be closed while it runs."""
+def exporting_slowly(qtbot, host, tmp_path, monkeypatch):
+    """A window exporting 3 unsaved frames to a.gif, held by the returned gate (5 s at most): it can close mid-way."""
     from editor_gui import export as exporting
 
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    gate = threading.Event()
     real = exporting.export_gif
 
     def waiting(*a, **kw):
@@ -84,16 +88,13 @@ def slow_export(monkeypatch, gate: threading.Event) -> None:
         return real(*a, **kw)
 
     monkeypatch.setattr(exporting, "export_gif", waiting)
+    job = w.export_to("gif", tmp_path / "a.gif")
+    qtbot.waitUntil(job.isRunning, timeout=3000)
+    return w, gate
 
 
 def test_closing_during_an_export_waits_for_it_and_then_closes(qtbot, host, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
-    w = open_window(qtbot, host.address)
-    record_unsaved(qtbot, w, 3)
-    gate = threading.Event()
-    slow_export(monkeypatch, gate)
-    job = w.export_to("gif", tmp_path / "a.gif")
-    qtbot.waitUntil(job.isRunning, timeout=3000)
+    w, gate = exporting_slowly(qtbot, host, tmp_path, monkeypatch)
     assert not w.close() and w.isVisible()  # not silently cancelled: the window waits for it, and says so
     assert "closes when it is done" in w.statusBar().currentMessage()
     assert "close again to cancel" in w.statusBar().currentMessage()
@@ -103,13 +104,7 @@ def test_closing_during_an_export_waits_for_it_and_then_closes(qtbot, host, tmp_
 
 
 def test_closing_twice_during_an_export_cancels_it_and_says_so(qtbot, host, tmp_path, monkeypatch, capfd):
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
-    w = open_window(qtbot, host.address)
-    record_unsaved(qtbot, w, 3)
-    gate = threading.Event()
-    slow_export(monkeypatch, gate)
-    job = w.export_to("gif", tmp_path / "a.gif")
-    qtbot.waitUntil(job.isRunning, timeout=3000)
+    w, gate = exporting_slowly(qtbot, host, tmp_path, monkeypatch)
     assert not w.close()
     threading.Timer(0.3, gate.set).start()  # the export would go on, but the user closes again before it is done
     assert w.close()

@@ -61,12 +61,20 @@ def _py(v):
     return gdsim.to_py(v)
 
 
-def _client(sim, endpoint, **members):
-    c = sim.new(sim.script(CLIENT))
-    c.members["endpoint"] = endpoint
+def _node(sim, script, **members):
+    """A node running `script`, with `members` set (not yet in the tree)."""
+    node = sim.new(sim.script(script))
     for key, value in members.items():
-        c.members[key] = gdsim.to_gd(value)
-    return c
+        node.members[key] = gdsim.to_gd(value)
+    return node
+
+
+def _client(sim, endpoint, **members):
+    return _node(sim, CLIENT, endpoint=endpoint, **members)
+
+
+def _world_input(sim, client, **members):
+    return _node(sim, INPUT, client=client, **members)
 
 
 def _run_until(sim, cond, timeout=10.0):
@@ -156,8 +164,7 @@ def test_reconnect_resumes_the_same_session(sim, host):
 
 def test_world_input_sends_changes_only_and_chords(sim, host):
     c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
-    wi = sim.new(sim.script(INPUT))
-    wi.members["client"] = c
+    wi = _world_input(sim, c)
     sent = Recorder(wi, "action_sent")
     sim.add_to_root(c)
     sim.add_to_root(wi)
@@ -180,9 +187,7 @@ def test_world_input_sends_changes_only_and_chords(sim, host):
 
 def test_world_input_warns_once_about_bindings_the_backend_lacks_and_sends_nothing_for_them(sim, host):
     c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
-    wi = sim.new(sim.script(INPUT))
-    wi.members["client"] = c
-    wi.members["bindings"] = gdsim.to_gd({"wb_latent_8": 7, "wb_latent_1": 0, "wb_jump": "fly", "wb_left": "left"})
+    wi = _world_input(sim, c, bindings={"wb_latent_8": 7, "wb_latent_1": 0, "wb_jump": "fly", "wb_left": "left"})
     sent = Recorder(wi, "action_sent")
     errors = Recorder(c, "error_received")
     sim.add_to_root(c)
@@ -207,8 +212,7 @@ def test_world_input_warns_once_about_bindings_the_backend_lacks_and_sends_nothi
 
 def test_world_input_step_mode_sends_one_input_per_press(sim, host):
     c = _client(sim, host.address, mode="step", backend="sandbox")
-    wi = sim.new(sim.script(INPUT))
-    wi.members["client"] = c
+    wi = _world_input(sim, c)
     sent = Recorder(wi, "action_sent")
     sim.add_to_root(c)
     sim.add_to_root(wi)
@@ -286,7 +290,7 @@ def _recv(router, timeout_ms=3000):
 
 def _pump(sim, router):
     """Processes the sim until the scripted host has a message waiting."""
-    assert _run_until(sim, lambda: router.poll(0), timeout=5)
+    assert _run_until(sim, lambda: router.poll(0), timeout=5), "the client sent nothing"
 
 
 def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim, scripted):
@@ -294,14 +298,8 @@ def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim, scripted)
     welcome = {"type": "welcome", "protocol_major": 1, "protocol_minor": 0, "host": "scripted", "codec": "raw",
                "capabilities": ["image_prompt"], "backends": ["sandbox"], "default_backend": "sandbox",
                "limits": {"max_message_bytes": 1024, "max_sessions": 1, "idle_timeout_s": 60.0}}
-    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+    c = _ready(sim, router, port, welcome)
     rec = Recorder(c, "error_received")
-    sim.add_to_root(c)
-    _pump(sim, router)
-    ident, hello = _recv(router)
-    assert hello["type"] == "hello"
-    router.send_multipart([ident, zmtp_raw.pack(welcome)])
-    assert _run_until(sim, lambda: c.members["link"] == 3)
     assert not sim.call_method(c, "start_session", [gdsim.to_gd({"image": b"\x89PNG" + b"\0" * 2000})])
     assert "over the host's 1024-byte limit" in rec["error_received"][-1][1]
     assert not router.poll(100)  # refused before sending
@@ -331,9 +329,13 @@ def _session_msg(req_id, sid="s1", mode="realtime"):
             "frame_index": 0, "epoch": 0, "resumed": False}
 
 
+_ROUTERS = []  # every scripted host's router, restarts included: the `scripted` fixture closes them
+
+
 def _router(port=None):
     """A scripted host's ROUTER on a free loopback port (or `port` again, after a restart)."""
     r = zmq.Context.instance().socket(zmq.ROUTER)
+    _ROUTERS.append(r)
     r.setsockopt(zmq.LINGER, 0)
     if port is None:
         return r, r.bind_to_random_port("tcp://127.0.0.1")
@@ -361,10 +363,10 @@ def _restart_host(sim, router, port, welcome=SCRIPTED_WELCOME):
 
 @pytest.fixture()
 def scripted():
-    """(router, port) of a scripted pyzmq host, closed after the test."""
-    router, port = _router()
-    yield router, port
-    router.close()
+    """(router, port) of a scripted pyzmq host; it and the routers of its restarts are closed after the test."""
+    yield _router()
+    while _ROUTERS:
+        _ROUTERS.pop().close()
 
 
 def _greet_and_start(sim, router, welcome=SCRIPTED_WELCOME):
@@ -379,6 +381,49 @@ def _greet_and_start(sim, router, welcome=SCRIPTED_WELCOME):
     return ident, start
 
 
+def _ready(sim, router, port, welcome=SCRIPTED_WELCOME, **members):
+    """A client (auto_start off, `members` set) whose hello the host at `port` answered with `welcome`: it is READY."""
+    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False, **members)
+    sim.add_to_root(c)
+    _pump(sim, router)
+    ident, hello = _recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(welcome)])
+    assert _run_until(sim, lambda: c.members["link"] == 3)
+    return c
+
+
+def _answer(sim, router, c, ident, start, sid="s1", **session):
+    """Answers `start` with session `sid` (`session`: fields to change) and waits until client `c` holds it."""
+    router.send_multipart([ident, zmtp_raw.pack({**_session_msg(start["req_id"], sid), **session})])
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION and c.members["session"].get("session_id") == sid)
+
+
+def _session_started(sim, router, c, sid="s1", **session):
+    """Answers the next start client `c` sends with session `sid` (see _answer); returns that start."""
+    _pump(sim, router)
+    ident, start = _recv(router)
+    assert start["type"] == "start"
+    _answer(sim, router, c, ident, start, sid, **session)
+    return start
+
+
+def _drop(sim, router, port, c):
+    """The scripted host goes away until client `c` notices; returns a router bound to the same port again."""
+    router.close()
+    assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+    return _rebind(port)[0]
+
+
+def _restart_failing_resume(sim, router, port, sid, welcome=SCRIPTED_WELCOME):
+    """The host restarts and answers the client's resume of `sid` with unknown_session: (router, what it sent next)."""
+    router, ident, resume = _restart_host(sim, router, port, welcome)
+    assert resume["resume"] == sid
+    router.send_multipart([ident, _unknown_session(resume["req_id"])])
+    _pump(sim, router)
+    return router, _recv(router)[1]
+
+
 def _scripted_session(sim, scripted, mode: str, idle_timeout_s: float = 60.0):
     """A client in session `s1` with a scripted pyzmq host; returns (client, recorder, the host's peer id)."""
     router, port = scripted
@@ -387,8 +432,7 @@ def _scripted_session(sim, scripted, mode: str, idle_timeout_s: float = 60.0):
     sim.add_to_root(c)
     welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "idle_timeout_s": idle_timeout_s}}
     ident, start = _greet_and_start(sim, router, welcome)
-    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], mode=mode))])
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    _answer(sim, router, c, ident, start, mode=mode)
     return c, rec, ident
 
 
@@ -533,53 +577,32 @@ def test_hello_unanswered_within_the_handshake_timeout_reconnects(sim, scripted)
     assert _recv(router)[1]["type"] == "hello"  # greets again on a new connection
 
 
-def test_a_failed_resume_restarts_with_the_last_starts_options_even_without_auto_start(sim):
-    router, port = _router()
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
-        sim.add_to_root(c)
-        _pump(sim, router)
-        ident, _ = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-        assert _run_until(sim, lambda: c.members["link"] == 3)
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave", "seed": 5})])
-        _pump(sim, router)
-        ident, start = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s2"))])
-        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
-        router, ident, resume = _restart_host(sim, router, port)
-        assert resume["resume"] == "s2"
-        router.send_multipart([ident, _unknown_session(resume["req_id"])])
-        _pump(sim, router)
-        fresh = _recv(router)[1]
-        assert fresh["type"] == "start" and fresh.get("resume") is None
-        assert (fresh["text"], fresh["seed"]) == ("a cave", 5), f"lost the last start's options: {fresh}"
-    finally:
-        router.close()
+def test_a_failed_resume_restarts_with_the_last_starts_options_even_without_auto_start(sim, scripted):
+    router, port = scripted
+    c = _ready(sim, router, port)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave", "seed": 5})])
+    _session_started(sim, router, c, "s2")
+    router, fresh = _restart_failing_resume(sim, router, port, "s2")
+    assert fresh["type"] == "start" and fresh.get("resume") is None
+    assert (fresh["text"], fresh["seed"]) == ("a cave", 5), f"lost the last start's options: {fresh}"
 
 
-def test_a_start_asked_for_while_reconnecting_replaces_the_resume(sim):
-    router, port = _router()
-    try:
-        c, _, ident = _scripted_session(sim, (router, port), "realtime")
-        router.close()
-        assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
-        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-        router, _ = _rebind(port)
-        ident, first = _greet_and_start(sim, router)
-        assert first.get("resume") is None and first["text"] == "a desert", f"the pending start was dropped: {first}"
-        assert not router.poll(300), "a second start"
-    finally:
-        router.close()
+def test_a_start_asked_for_while_reconnecting_replaces_the_resume(sim, scripted):
+    router, port = scripted
+    c, _, ident = _scripted_session(sim, (router, port), "realtime")
+    router.close()
+    assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    router, _ = _rebind(port)
+    ident, first = _greet_and_start(sim, router)
+    assert first.get("resume") is None and first["text"] == "a desert", f"the pending start was dropped: {first}"
+    assert not router.poll(300), "a second start"
 
 
 def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_action(sim, scripted):
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
-    inp = sim.new(sim.script(INPUT))
-    inp.members["client"] = c
-    inp.members["bindings"] = gdsim.to_gd({"wb_right": "dash"})
-    inp.members["idle_action"] = "9"  # the backend has latent ids 0-1
+    inp = _world_input(sim, c, bindings={"wb_right": "dash"}, idle_action="9")  # the backend has latent ids 0-1
     sim.add_to_root(c)
     sim.add_to_root(inp)
     _pump(sim, router)
@@ -587,11 +610,7 @@ def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_
     router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
     assert _run_until(sim, lambda: c.members["link"] == 3)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
-    _pump(sim, router)
-    ident, start = _recv(router)
-    assert start["action_map"] == {"dash": 1}
-    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    assert _session_started(sim, router, c)["action_map"] == {"dash": 1}
     _pump(sim, router)
     idle = _recv(router)[1]
     assert idle["action"] == 0, f"an idle latent id past num_latent_actions was sent: {idle}"
@@ -611,24 +630,21 @@ def _starts_seen(router, ms=400):
     return out
 
 
-def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resume_fails(sim):
-    router, port = _router()
-    try:
-        c, _, ident = _scripted_session(sim, (router, port), "realtime")
-        router, ident, resume = _restart_host(sim, router, port)
-        assert resume["resume"] == "s1"
-        # the game asks for a new world after the resume went out (link is READY: sent at once)
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-        _pump(sim, router)
-        ident, game_start = _recv(router)
-        assert game_start["type"] == "start" and game_start["text"] == "a desert"
-        router.send_multipart([ident, _unknown_session(resume["req_id"])])
-        for _ in range(50):
-            sim.process()
-        extra = [m for m in _starts_seen(router) if m["type"] == "start"]
-        assert not extra, f"a second start after the failed resume (docs/protocol.md §5 says the game's start replaces it): {extra}"
-    finally:
-        router.close()
+def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resume_fails(sim, scripted):
+    router, port = scripted
+    c, _, ident = _scripted_session(sim, (router, port), "realtime")
+    router, ident, resume = _restart_host(sim, router, port)
+    assert resume["resume"] == "s1"
+    # the game asks for a new world after the resume went out (link is READY: sent at once)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    _pump(sim, router)
+    ident, game_start = _recv(router)
+    assert game_start["type"] == "start" and game_start["text"] == "a desert"
+    router.send_multipart([ident, _unknown_session(resume["req_id"])])
+    for _ in range(50):
+        sim.process()
+    extra = [m for m in _starts_seen(router) if m["type"] == "start"]
+    assert not extra, f"a second start after the failed resume (docs/protocol.md §5 says the game's start replaces it): {extra}"
 
 
 def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
@@ -667,68 +683,46 @@ def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
 def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(sim, scripted):
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}")
-    inp = sim.new(sim.script(INPUT))
-    inp.members["client"] = c
-    inp.members["bindings"] = gdsim.to_gd({"wb_right": "right"})
+    inp = _world_input(sim, c, bindings={"wb_right": "right"})
     sim.add_to_root(c)
     sim.add_to_root(inp)
-    ident, start = _greet_and_start(sim, router)
-    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    _answer(sim, router, c, *_greet_and_start(sim, router))
     _pump(sim, router)
     assert _recv(router)[1]["action"] == "noop"
     sim.pressed.add("wb_right")
     _pump(sim, router)
     assert _recv(router)[1]["action"] == "right"
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
-    _pump(sim, router)
-    ident, start2 = _recv(router)
-    assert start2["type"] == "start"
-    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start2["req_id"], "s2"))])
-    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+    _session_started(sim, router, c, "s2")
     for _ in range(30):
         sim.process()
     inputs = [m for m in _starts_seen(router) if m["type"] == "input"]
     assert inputs, "the new session s2 never got the held 'right': it runs with no input while the key is held"
 
 
-def test_a_start_sent_but_unanswered_at_the_drop_is_sent_again_instead_of_the_resume(sim):
-    router, port = _router()
-    try:
-        c, _, ident = _scripted_session(sim, (router, port), "realtime")
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-        _pump(sim, router)
-        assert _recv(router)[1]["text"] == "a desert"  # it reached the host, which goes away before answering
-        router.close()
-        assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
-        router, _ = _rebind(port)
-        ident, first = _greet_and_start(sim, router)
-        assert first.get("resume") is None and first["text"] == "a desert", f"resumed instead: {first}"
-        assert not [m for m in _starts_seen(router) if m["type"] == "start"], "a second start"
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(first["req_id"], "s2"))])
-        assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
-        router, ident, resume = _restart_host(sim, router, port)  # answered: a later drop resumes s2
-        assert resume["resume"] == "s2"
-    finally:
-        router.close()
+def test_a_start_sent_but_unanswered_at_the_drop_is_sent_again_instead_of_the_resume(sim, scripted):
+    router, port = scripted
+    c, _, ident = _scripted_session(sim, (router, port), "realtime")
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    _pump(sim, router)
+    assert _recv(router)[1]["text"] == "a desert"  # it reached the host, which goes away before answering
+    router = _drop(sim, router, port, c)
+    ident, first = _greet_and_start(sim, router)
+    assert first.get("resume") is None and first["text"] == "a desert", f"resumed instead: {first}"
+    assert not [m for m in _starts_seen(router) if m["type"] == "start"], "a second start"
+    _answer(sim, router, c, ident, first, "s2")
+    router, ident, resume = _restart_host(sim, router, port)  # answered: a later drop resumes s2
+    assert resume["resume"] == "s2"
 
 
-def test_a_first_start_unanswered_at_the_drop_is_sent_again_without_auto_start(sim):
-    router, port = _router()
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
-        sim.add_to_root(c)
-        _pump(sim, router)
-        ident, _ = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-        assert _run_until(sim, lambda: c.members["link"] == 3)
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-        _pump(sim, router)
-        assert _recv(router)[1]["text"] == "a cave"
-        router, ident, again = _restart_host(sim, router, port)
-        assert again.get("resume") is None and again["text"] == "a cave"
-    finally:
-        router.close()
+def test_a_first_start_unanswered_at_the_drop_is_sent_again_without_auto_start(sim, scripted):
+    router, port = scripted
+    c = _ready(sim, router, port)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _pump(sim, router)
+    assert _recv(router)[1]["text"] == "a cave"
+    router, ident, again = _restart_host(sim, router, port)
+    assert again.get("resume") is None and again["text"] == "a cave"
 
 
 def test_world_input_uses_a_new_sessions_actions_from_its_first_frame_when_it_runs_before_the_client(sim, scripted):
@@ -736,165 +730,97 @@ def test_world_input_uses_a_new_sessions_actions_from_its_first_frame_when_it_ru
     so a session that replaces another never gets an input decided by the previous session's action names."""
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}")
-    inp = sim.new(sim.script(INPUT))
-    inp.members["client"] = c
-    inp.members["bindings"] = gdsim.to_gd({"wb_right": "wait"})
+    inp = _world_input(sim, c, bindings={"wb_right": "wait"})
     sim.add_to_root(inp)  # processed before the client: it sees a new session one frame after the client took it
     sim.add_to_root(c)
     sim.pressed.add("wb_right")
-    ident, start = _greet_and_start(sim, router)
-    router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])  # s1 has no "wait"
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    _answer(sim, router, c, *_greet_and_start(sim, router))  # s1 has no "wait"
     _pump(sim, router)
     assert _recv(router)[1]["action"] == "noop"
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
-    _pump(sim, router)
-    ident, start2 = _recv(router)
-    s2 = {**_session_msg(start2["req_id"], "s2"), "action_names": ["noop", "wait"]}
-    router.send_multipart([ident, zmtp_raw.pack(s2)])
-    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+    _session_started(sim, router, c, "s2", action_names=["noop", "wait"])
     for _ in range(5):
         sim.process()
     inputs = [m["action"] for m in _starts_seen(router) if m["type"] == "input"]
     assert inputs[:1] == ["wait"], f"s2's first input was decided by s1's actions: {inputs}"
 
 
-def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim):
-    router, port = _router()
-    try:
-        c, _, ident = _scripted_session(sim, (router, port), "realtime")
-        router.close()
-        assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
-        router, _ = _rebind(port)
-        _pump(sim, router)
-        ident, hello = _recv(router)
-        assert hello["type"] == "hello"  # the host holds its welcome back; the game asks for the host's status
-        rec = Recorder(c, "error_received")
-        assert not sim.call_method(c, "request_status", [])
-        assert [e[0] for e in rec["error_received"]] == ["client"], "a refused status request said nothing"
-        assert "greeting the host" in rec["error_received"][0][1]
-        sim.process(5)
-        early = _starts_seen(router, 300)
-        assert not early, f"sent to the new connection before its welcome: {early}"
-        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-        _pump(sim, router)
-        assert _recv(router)[1]["resume"] == "s1"
-    finally:
-        router.close()
+def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim, scripted):
+    router, port = scripted
+    c, _, ident = _scripted_session(sim, (router, port), "realtime")
+    router = _drop(sim, router, port, c)
+    _pump(sim, router)
+    ident, hello = _recv(router)
+    assert hello["type"] == "hello"  # the host holds its welcome back; the game asks for the host's status
+    rec = Recorder(c, "error_received")
+    assert not sim.call_method(c, "request_status", [])
+    assert [e[0] for e in rec["error_received"]] == ["client"], "a refused status request said nothing"
+    assert "greeting the host" in rec["error_received"][0][1]
+    sim.process(5)
+    early = _starts_seen(router, 300)
+    assert not early, f"sent to the new connection before its welcome: {early}"
+    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    _pump(sim, router)
+    assert _recv(router)[1]["resume"] == "s1"
 
 
-def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_start_refused_since(sim):
-    router, port = _router()
-    try:
-        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
-        sim.add_to_root(c)
-        _pump(sim, router)
-        ident, _ = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-        assert _run_until(sim, lambda: c.members["link"] == 3)
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-        _pump(sim, router)
-        ident, start = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
-        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a sketch that does not decode"})])
-        _pump(sim, router)
-        ident, refused = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": refused["req_id"], "code": "bad_prompt",
-                                                     "message": "does not decode", "fatal": False})])
-        sim.process(5)
-        assert c.members["session"]["session_id"] == "s1"  # a refused start leaves the session running
-        router, ident, resume = _restart_host(sim, router, port)
-        assert resume["resume"] == "s1"
-        router.send_multipart([ident, _unknown_session(resume["req_id"])])
-        _pump(sim, router)
-        fresh = _recv(router)[1]
-        assert fresh["type"] == "start" and fresh["text"] == "a cave", f"restarted with the refused start's options: {fresh}"
-    finally:
-        router.close()
+def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_start_refused_since(sim, scripted):
+    router, port = scripted
+    c = _ready(sim, router, port)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _session_started(sim, router, c)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a sketch that does not decode"})])
+    _pump(sim, router)
+    ident, refused = _recv(router)
+    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": refused["req_id"], "code": "bad_prompt",
+                                                 "message": "does not decode", "fatal": False})])
+    sim.process(5)
+    assert c.members["session"]["session_id"] == "s1"  # a refused start leaves the session running
+    router, fresh = _restart_failing_resume(sim, router, port, "s1")
+    assert fresh["type"] == "start" and fresh["text"] == "a cave", f"restarted with the refused start's options: {fresh}"
 
 
-def test_a_failed_resume_restarts_without_capturing_the_prompt_viewport_the_lost_session_had_no_image_of(sim):
-    router, port = _router()
-    try:
-        welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt"]}
-        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False, text_prompt="a cave")
-        viewport = gdsim.SubViewportModel(sim)  # has not rendered yet: the first start goes without an image
-        c.members["prompt_viewport"] = viewport
-        sim.add_to_root(c)
-        _pump(sim, router)
-        ident, _ = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(welcome)])
-        assert _run_until(sim, lambda: c.members["link"] == 3)
-        assert sim.call_method(c, "start_session", [])
-        _pump(sim, router)
-        ident, start = _recv(router)
-        assert start["image"] is None and start["text"] == "a cave"
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
-        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
-        viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
-        router, ident, resume = _restart_host(sim, router, port, welcome)
-        assert resume["resume"] == "s1"
-        router.send_multipart([ident, _unknown_session(resume["req_id"])])
-        _pump(sim, router)
-        fresh = _recv(router)[1]
-        assert fresh["type"] == "start" and fresh["text"] == "a cave"
-        assert fresh["image"] is None, "the restart captured the viewport: not the lost session's options"
-    finally:
-        router.close()
+def test_a_failed_resume_restarts_without_capturing_the_prompt_viewport_the_lost_session_had_no_image_of(sim, scripted):
+    router, port = scripted
+    welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt"]}
+    viewport = gdsim.SubViewportModel(sim)  # has not rendered yet: the first start goes without an image
+    c = _ready(sim, router, port, welcome, text_prompt="a cave", prompt_viewport=viewport)
+    assert sim.call_method(c, "start_session", [])
+    start = _session_started(sim, router, c)
+    assert start["image"] is None and start["text"] == "a cave"
+    viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
+    router, fresh = _restart_failing_resume(sim, router, port, "s1", welcome)
+    assert fresh["type"] == "start" and fresh["text"] == "a cave"
+    assert fresh["image"] is None, "the restart captured the viewport: not the lost session's options"
 
 
-def test_a_start_answered_after_a_later_start_failed_to_send_is_resumed_after_a_drop(sim):
-    router, port = _router()
-    try:
-        welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-        c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
-        sim.add_to_root(c)
-        _pump(sim, router)
-        ident, _ = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(welcome)])
-        assert _run_until(sim, lambda: c.members["link"] == 3)
-        assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
-        _pump(sim, router)
-        ident, start = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"], "s1"))])
-        assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
-        router.close()
-        router, _ = _rebind(port)
-        _pump(sim, router)
-        ident, _ = _recv(router)
-        router.send_multipart([ident, zmtp_raw.pack(welcome)])
-        assert _run_until(sim, lambda: router.poll(0), timeout=3), "s1 was dropped for the start that never went out"
-        assert _recv(router)[1].get("resume") == "s1"
-    finally:
-        router.close()
+def test_a_start_answered_after_a_later_start_failed_to_send_is_resumed_after_a_drop(sim, scripted):
+    router, port = scripted
+    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+    c = _ready(sim, router, port, welcome)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    _session_started(sim, router, c)
+    router, _, resume = _restart_host(sim, router, port, welcome)
+    assert resume.get("resume") == "s1", "s1 was dropped for the start that never went out"
 
 
-def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(sim):
-    router, port = _router()
-    try:
-        c, _, ident = _scripted_session(sim, (router, port), "realtime")
-        welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-        router, ident, resume = _restart_host(sim, router, port, welcome)
-        assert resume["resume"] == "s1"
-        assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
-        router.send_multipart([ident, _unknown_session(resume["req_id"])])
-        assert _run_until(sim, lambda: router.poll(0), timeout=3), "no restart: a start that never went out stopped it"
-        fresh = _recv(router)[1]
-        assert fresh["type"] == "start" and fresh.get("resume") is None and fresh["text"] is None
-    finally:
-        router.close()
+def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(sim, scripted):
+    router, port = scripted
+    c, _, ident = _scripted_session(sim, (router, port), "realtime")
+    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+    router, ident, resume = _restart_host(sim, router, port, welcome)
+    assert resume["resume"] == "s1"
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    router.send_multipart([ident, _unknown_session(resume["req_id"])])
+    assert _run_until(sim, lambda: router.poll(0), timeout=3), "no restart: a start that never went out stopped it"
+    fresh = _recv(router)[1]
+    assert fresh["type"] == "start" and fresh.get("resume") is None and fresh["text"] is None
 
 
 def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, scripted):
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
-    sim.add_to_root(c)
-    _pump(sim, router)
-    ident, _ = _recv(router)
-    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    assert _run_until(sim, lambda: c.members["link"] == 3)
+    c = _ready(sim, router, port)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"jump": 1}})])  # before the first's session
     _pump(sim, router)

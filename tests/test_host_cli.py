@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from click.testing import CliRunner
@@ -24,16 +26,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_runs_says_which_backend_and_stops_on_sigterm():
+@contextmanager
+def serving(*args: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`serve --backend sandbox` on a free loopback port; leaving the block SIGTERMs it, which must exit 0."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--backend", "sandbox", "--bind",
-                             f"tcp://127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+                             f"tcp://127.0.0.1:{port}", *args], stderr=subprocess.PIPE, text=True)
     try:
-        line = proc.stderr.readline()
-        assert "serving the sandbox game (a test backend" in line and f"127.0.0.1:{port}" in line
-        with WorldClient(f"tcp://127.0.0.1:{port}", timeout=10) as c:
-            s = c.start(mode="step")
-            assert s["backend_kind"] == "sandbox" and c.step(1).index == 1
+        yield proc, port
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
@@ -41,12 +41,17 @@ def test_serve_runs_says_which_backend_and_stops_on_sigterm():
             proc.kill()
 
 
+def test_serve_runs_says_which_backend_and_stops_on_sigterm():
+    with serving() as (proc, port):
+        line = proc.stderr.readline()
+        assert "serving the sandbox game (a test backend" in line and f"127.0.0.1:{port}" in line
+        with WorldClient(f"tcp://127.0.0.1:{port}", timeout=10) as c:
+            s = c.start(mode="step")
+            assert s["backend_kind"] == "sandbox" and c.step(1).index == 1
+
+
 def test_serve_confines_recordings_to_its_folder(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--backend", "sandbox", "--bind",
-                             f"tcp://127.0.0.1:{port}", "--recordings", str(tmp_path / "rec")],
-                            stderr=subprocess.PIPE, text=True)
-    try:
+    with serving("--recordings", str(tmp_path / "rec")) as (proc, port):
         proc.stderr.readline()
         with WorldClient(f"tcp://127.0.0.1:{port}", timeout=10) as c:
             c.start(mode="step")
@@ -54,11 +59,6 @@ def test_serve_confines_recordings_to_its_folder(tmp_path):
                 c.record_start(str(tmp_path / "mine" / "a.wbrec"))
             assert str((tmp_path / "rec").resolve()) in e.value.message and not (tmp_path / "mine").exists()
             assert c.record_start("a.wbrec")["path"] == str(tmp_path / "rec" / "a.wbrec")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_serve_allows_record_anywhere_on_loopback_only(tmp_path):

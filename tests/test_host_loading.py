@@ -2,6 +2,8 @@
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -175,6 +177,18 @@ def _greeted(address: str, minor: int):
     return sock
 
 
+@contextmanager
+def _started(address: str, until=lambda m: m["type"] == "frame", **start) -> Iterator:
+    """A greeted DEALER whose session (`start` fields) has sent a message `until` holds for; closed on leaving."""
+    sock = _greeted(address, minor=2)
+    try:
+        sock.send(P.encode({"type": "start", "req_id": 1, **start}))
+        recv_all(sock, until)
+        yield sock
+    finally:
+        sock.close(0)
+
+
 def test_messages_sent_while_loading_act_in_order_on_the_new_session(slow_host):
     SlowLoadWorld.delay = 0.5
     sock = _greeted(slow_host.address, minor=0)
@@ -306,10 +320,7 @@ def test_a_second_start_sent_while_the_first_loads_holds_the_messages_behind_it(
 def test_a_slow_reset_stalls_no_other_session_and_its_replies_stay_in_order(slow_host):
     with WorldClient(slow_host.address, timeout=5) as watcher:
         watcher.start(mode="realtime", fps=50, seed=1)
-        sock = _greeted(slow_host.address, minor=2)
-        try:
-            sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step", "seed": 5}))
-            recv_all(sock, lambda m: m["type"] == "frame")
+        with _started(slow_host.address, mode="step", seed=5) as sock:
             SlowLoadWorld.reset_delay = 1.0  # every world built from now on takes a second
             for msg in ({"type": "reset", "req_id": 2, "seed": 7},  # no waiting for its `ok`
                         {"type": "input", "action": 1, "client_ts": 1.0, "seq": 1},  # must act on the new world
@@ -327,30 +338,21 @@ def test_a_slow_reset_stalls_no_other_session_and_its_replies_stay_in_order(slow
                 ("ok", 2, None, 1), ("frame", None, 0, 1), ("frame", None, 1, 1), ("status", 3, None, 1),
                 ("pong", 4, None, None)]
             assert got[0]["seed"] == 7 and got[2]["seq"] == 1 and got[3]["frame_index"] == 1
-        finally:
-            sock.close(0)
 
 
 def test_a_realtime_session_does_not_tick_while_its_reset_builds_the_world(slow_host):
-    sock = _greeted(slow_host.address, minor=2)
-    try:
-        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "realtime", "fps": 50, "seed": 5}))
-        recv_all(sock, lambda m: m["type"] == "frame" and m["index"] >= 3)
+    with _started(slow_host.address, until=lambda m: m["type"] == "frame" and m["index"] >= 3,
+                  mode="realtime", fps=50, seed=5) as sock:
         SlowLoadWorld.reset_delay = 0.6
         sock.send(P.encode({"type": "reset", "req_id": 2, "seed": 7}))
         got = recv_all(sock, lambda m: m["type"] == "frame" and m["epoch"] == 1 and m["index"] == 2)
         ok = next(i for i, m in enumerate(got) if m["type"] == "ok")
         assert sum(m["type"] == "frame" for m in got[:ok]) <= 3  # only those already made when the reset arrived
         assert [(m["epoch"], m["index"]) for m in got[ok + 1:]] == [(1, 0), (1, 1), (1, 2)]
-    finally:
-        sock.close(0)
 
 
 def test_a_reset_world_ticks_one_period_after_its_first_frame_not_at_once(slow_host):
-    sock = _greeted(slow_host.address, minor=2)
-    try:
-        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "realtime", "fps": 4, "seed": 5}))
-        recv_all(sock, lambda m: m["type"] == "frame")
+    with _started(slow_host.address, mode="realtime", fps=4, seed=5) as sock:
         SlowLoadWorld.reset_delay = 0.8  # longer than a period: the old schedule is overdue when the world is made
         sock.send(P.encode({"type": "reset", "req_id": 2, "seed": 7}))
         arrived = {}
@@ -360,17 +362,12 @@ def test_a_reset_world_ticks_one_period_after_its_first_frame_not_at_once(slow_h
             if m["type"] == "frame":
                 arrived[(m["epoch"], m["index"])] = time.monotonic()
         assert arrived[(1, 1)] - arrived[(1, 0)] > 0.15  # a period is 0.25 s; frame 1 used to follow frame 0 at once
-    finally:
-        sock.close(0)
 
 
 def test_a_host_stopped_during_a_reset_frees_that_world_once():
     SlowLoadWorld.reset_counters()
     h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/slow", factory=SlowLoadWorld))
-    sock = _greeted(h.address, minor=2)
-    try:
-        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
-        recv_all(sock, lambda m: m["type"] == "frame")
+    with _started(h.address, mode="step") as sock:
         SlowLoadWorld.reset_delay = 0.4
         sock.send(P.encode({"type": "reset", "req_id": 2}))
         deadline = time.monotonic() + 3
@@ -383,8 +380,6 @@ def test_a_host_stopped_during_a_reset_frees_that_world_once():
             time.sleep(0.05)
         time.sleep(0.1)
         assert SlowLoadWorld.closed == 1
-    finally:
-        sock.close(0)
 
 
 def test_a_resume_of_a_session_whose_reset_builds_its_world_waits_for_the_world(slow_host):
@@ -443,10 +438,7 @@ def test_messages_held_behind_a_reset_after_a_rejected_hello_act_as_from_a_new_c
 
 
 def test_messages_waiting_behind_step_inputs_after_a_bye_act_as_from_a_new_connection(slow_host):
-    sock = _greeted(slow_host.address, minor=2)
-    try:
-        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
-        recv_all(sock, lambda m: m["type"] == "frame")
+    with _started(slow_host.address, mode="step") as sock:
         for msg in ({"type": "input", "action": 1},
                     {"type": "input", "action": 2},
                     {"type": "bye"},  # waits behind the inputs' frames, then ends the peer and its session
@@ -459,8 +451,6 @@ def test_messages_waiting_behind_step_inputs_after_a_bye_act_as_from_a_new_conne
             ("frame", None, 1), ("frame", None, 2), ("pong", 2, None), ("welcome", None, None), ("session", 3, None),
             ("frame", None, 0)]
         assert got[-2]["seed"] == 8 and len(slow_host.host.sessions) == 1
-    finally:
-        sock.close(0)
 
 
 @pytest.mark.parametrize("slow", ["start", "reset"])

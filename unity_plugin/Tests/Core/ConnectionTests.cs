@@ -248,22 +248,64 @@ namespace WorldBridge.Tests
             0, 0, 0, 2, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0, 0, 0, 0,
         };
 
-        /// <summary>A connection whose session s1, started with `options`, was live when the host went away, and that has
-        /// noticed the drop (the host accepts again with its next Accept).</summary>
-        static WorldBridgeConnection Dropped(FakeHost host, StartOptions options, long maxMessageBytes = 16 << 20)
+        /// <summary>A connection the host has accepted and welcomed (it has not waited for the welcome to arrive).</summary>
+        static WorldBridgeConnection Welcomed(FakeHost host, long maxMessageBytes = 16 << 20)
         {
             var c = new WorldBridgeConnection(Options(host));
             c.Connect();
             host.Accept();
             host.Welcome(maxMessageBytes: maxMessageBytes);
+            return c;
+        }
+
+        /// <summary>A connection holding session s1, started with `options`.</summary>
+        static WorldBridgeConnection Started(FakeHost host, StartOptions options, long maxMessageBytes = 16 << 20)
+        {
+            var c = Welcomed(host, maxMessageBytes);
             c.Start(options);
             host.Expect("start");
             host.Session("s1");
             NextMessage(c, "session");
-            host.Drop();
-            Until(() => !c.IsReady, "the client to notice the drop");
             return c;
         }
+
+        /// <summary>The host goes away until `c` notices (the host accepts again with its next Accept).</summary>
+        static void DropNoticed(FakeHost host, WorldBridgeConnection c)
+        {
+            host.Drop();
+            Until(() => !c.IsReady, "the client to notice the drop");
+        }
+
+        /// <summary>The host goes away until `c` notices, then comes back: it accepts `c` again and welcomes it.</summary>
+        static void Restart(FakeHost host, WorldBridgeConnection c)
+        {
+            DropNoticed(host, c);
+            host.Accept();
+            host.Welcome();
+        }
+
+        /// <summary>A connection whose session s1, started with `options`, was live when the host went away, and that has
+        /// noticed the drop (the host accepts again with its next Accept).</summary>
+        static WorldBridgeConnection Dropped(FakeHost host, StartOptions options, long maxMessageBytes = 16 << 20)
+        {
+            var c = Started(host, options, maxMessageBytes);
+            DropNoticed(host, c);
+            return c;
+        }
+
+        /// <summary>The start that resumes session `id`, as the reconnected client sends it first.</summary>
+        static MsgMap ExpectResume(FakeHost host, string id)
+        {
+            var resume = host.Expect("start");
+            Assert.AreEqual(id, resume.GetString("resume"));
+            return resume;
+        }
+
+        /// <summary>What a host that no longer has the session answers the start that resumes it.</summary>
+        static MsgMap UnknownSession(MsgMap resume, string message = "gone") => new MsgMap
+        {
+            { "type", "error" }, { "req_id", resume.GetLong("req_id") }, { "code", "unknown_session" }, { "message", message }, { "fatal", false },
+        };
 
         static WorldBridgeConnection InSession(FakeHost host, params object[] capabilities)
         {
@@ -407,22 +449,12 @@ namespace WorldBridge.Tests
         public void ReconnectsAndResumesTheSession()
         {
             using (var host = new FakeHost())
-            using (var c = new WorldBridgeConnection(Options(host)))
+            using (var c = Dropped(host, new StartOptions()))   // the host goes away...
             {
-                c.Connect();
-                host.Accept();
-                host.Welcome();
-                c.Start(new StartOptions());
-                host.Expect("start");
-                host.Session("s1");
-                NextMessage(c, "session");
-                host.Drop();                                   // the host goes away...
-                Until(() => !c.IsReady, "the client to notice the drop");
                 c.Input(1);                                    // ...input made meanwhile waits in the queue
                 host.Accept();                                 // ...and comes back
                 host.Welcome();
-                var resume = host.Expect("start");
-                Assert.AreEqual("s1", resume.GetString("resume"));
+                ExpectResume(host, "s1");
                 Assert.AreEqual(1, host.Expect("input").GetLong("action"), "queued input is sent after the resume");
                 host.Session("s1", resumed: true);
                 Assert.IsTrue(NextMessage(c, "session").GetBool("resumed"));
@@ -439,10 +471,7 @@ namespace WorldBridge.Tests
                 // the host restarts...
                 host.Accept();
                 host.Welcome();
-                var resume = host.Expect("start");
-                Assert.AreEqual("s1", resume.GetString("resume"));
-                host.Send(new MsgMap { { "type", "error" }, { "req_id", resume.GetLong("req_id") }, { "code", "unknown_session" },
-                                       { "message", "no session s1 (it timed out or the host restarted)" }, { "fatal", false } });
+                host.Send(UnknownSession(ExpectResume(host, "s1"), "no session s1 (it timed out or the host restarted)"));
                 var fresh = host.Expect("start");              // ...and no longer has s1: a new world, as asked before
                 Assert.IsNull(fresh["resume"]);
                 Assert.AreEqual(("step", 5L, "a cave"), (fresh.GetString("mode"), fresh.GetLong("seed"), fresh.GetString("text")));
@@ -491,12 +520,10 @@ namespace WorldBridge.Tests
             {
                 host.Accept();
                 host.Welcome();
-                var resume = host.Expect("start");
-                Assert.AreEqual("s1", resume.GetString("resume"));
+                var resume = ExpectResume(host, "s1");
                 c.Start(new StartOptions { Mode = "step", Text = "a desert" });   // after the resume went out
                 Assert.AreEqual("a desert", host.Expect("start").GetString("text"));
-                host.Send(new MsgMap { { "type", "error" }, { "req_id", resume.GetLong("req_id") }, { "code", "unknown_session" },
-                                       { "message", "gone" }, { "fatal", false } });
+                host.Send(UnknownSession(resume));
                 Assert.AreEqual("unknown_session", NextMessage(c, "error").GetString("code"));
                 c.Input(1);                                    // the next message the host sees is this input: no second start
                 Assert.AreEqual(1L, host.Expect("input").GetLong("action"));
@@ -511,20 +538,14 @@ namespace WorldBridge.Tests
             {
                 var id = c.Start(new StartOptions { Mode = "step", Text = "a desert" });
                 Assert.AreEqual("a desert", host.Expect("start").GetString("text"));   // it reached the host...
-                host.Drop();                                                           // ...which went away unanswering
-                Until(() => !c.IsReady, "the client to notice the drop");
-                host.Accept();
-                host.Welcome();
+                Restart(host, c);                                                      // ...which went away unanswering
                 var again = host.Expect("start");
                 Assert.IsNull(again["resume"], "resumed s1, and the world the game asked for is lost");
                 Assert.AreEqual(("a desert", id), (again.GetString("text"), again.GetLong("req_id")), "the same start, sent again");
                 host.Session("s2");
                 Assert.AreEqual(id, NextMessage(c, "session").GetLong("req_id"));
-                host.Drop();                                                           // answered: a later drop resumes s2
-                Until(() => !c.IsReady, "the client to notice the second drop");
-                host.Accept();
-                host.Welcome();
-                Assert.AreEqual("s2", host.Expect("start").GetString("resume"));
+                Restart(host, c);                                                      // answered: a later drop resumes s2
+                ExpectResume(host, "s2");
             }
         }
 
@@ -551,29 +572,16 @@ namespace WorldBridge.Tests
         public void AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince()
         {
             using (var host = new FakeHost())
-            using (var c = new WorldBridgeConnection(Options(host)))
+            using (var c = Started(host, new StartOptions { Mode = "step", Text = "a cave" }))
             {
-                c.Connect();
-                host.Accept();
-                host.Welcome();
-                c.Start(new StartOptions { Mode = "step", Text = "a cave" });
-                host.Expect("start");
-                host.Session("s1");
-                NextMessage(c, "session");
                 var refused = c.Start(new StartOptions { Mode = "step", Text = "a sketch that does not decode" });
                 host.Expect("start");
                 host.Send(new MsgMap { { "type", "error" }, { "req_id", refused }, { "code", "bad_prompt" },
                                        { "message", "the sketch does not decode" }, { "fatal", false } });
                 Assert.AreEqual("bad_prompt", NextMessage(c, "error").GetString("code"));
                 Assert.AreEqual("s1", c.Session.SessionId, "a refused start leaves the session running");
-                host.Drop();
-                Until(() => !c.IsReady, "the client to notice the drop");
-                host.Accept();
-                host.Welcome();
-                var resume = host.Expect("start");
-                Assert.AreEqual("s1", resume.GetString("resume"));
-                host.Send(new MsgMap { { "type", "error" }, { "req_id", resume.GetLong("req_id") }, { "code", "unknown_session" },
-                                       { "message", "gone" }, { "fatal", false } });
+                Restart(host, c);
+                host.Send(UnknownSession(ExpectResume(host, "s1")));
                 var fresh = host.Expect("start");
                 Assert.AreEqual(("step", "a cave"), (fresh.GetString("mode"), fresh.GetString("text")),
                                 "the restart repeated the refused start instead of the lost session's options");
@@ -587,17 +595,11 @@ namespace WorldBridge.Tests
         public void AFirstStartUnansweredAtTheDropIsSentAgain()
         {
             using (var host = new FakeHost())
-            using (var c = new WorldBridgeConnection(Options(host)))
+            using (var c = Welcomed(host))
             {
-                c.Connect();
-                host.Accept();
-                host.Welcome();
                 c.Start(new StartOptions { Mode = "step", Text = "a cave" });
                 host.Expect("start");
-                host.Drop();
-                Until(() => !c.IsReady, "the client to notice the drop");
-                host.Accept();
-                host.Welcome();
+                Restart(host, c);
                 Assert.AreEqual("a cave", host.Expect("start").GetString("text"), "the start was lost with the connection");
             }
         }
@@ -613,13 +615,8 @@ namespace WorldBridge.Tests
                 for (int i = 0; i < 12; i++) c.Event(null, text);
                 c.Start(new StartOptions { Mode = "step", Text = "a desert" });
                 Thread.Sleep(200);
-                host.Drop();
-                Until(() => !c.IsReady, "the client to notice the drop");
-                host.Accept();
-                host.Welcome();
-                // a resume, if one goes out, fails: the host restarted
-                var sent = host.Drain(1000, m => m.Has("resume") ? new MsgMap { { "type", "error" }, { "req_id", m.GetLong("req_id") },
-                    { "code", "unknown_session" }, { "message", "gone" }, { "fatal", false } } : null);
+                Restart(host, c);
+                var sent = host.Drain(1000, m => m.Has("resume") ? UnknownSession(m) : null);   // a resume fails: the host restarted
                 var starts = sent.Where(m => m.GetString("type") == "start").ToList();
                 Assert.AreEqual(1, starts.Count, "one start for the queued one: no resume, no second start after a failed one");
                 Assert.AreEqual(("a desert", (string)null), (starts[0].GetString("text"), starts[0].GetString("resume", null)));
@@ -630,21 +627,11 @@ namespace WorldBridge.Tests
         public void ASessionKnowsTheActionMapOfTheStartItAnswersAndKeepsItWhenResumed()
         {
             using (var host = new FakeHost())
-            using (var c = new WorldBridgeConnection(Options(host)))
+            using (var c = Started(host, new StartOptions { ActionMap = new Dictionary<string, int> { { "dash", 1 } } }))
             {
-                c.Connect();
-                host.Accept();
-                host.Welcome();
-                c.Start(new StartOptions { ActionMap = new Dictionary<string, int> { { "dash", 1 } } });
-                host.Expect("start");
-                host.Session("s1");
-                NextMessage(c, "session");
                 Assert.IsTrue(c.Session.HasAction("dash") && c.Session.HasAction("right") && !c.Session.HasAction("fly"));
-                host.Drop();
-                Until(() => !c.IsReady, "the client to notice the drop");
-                host.Accept();
-                host.Welcome();
-                Assert.AreEqual("s1", host.Expect("start").GetString("resume"));
+                Restart(host, c);
+                ExpectResume(host, "s1");
                 host.Session("s1", resumed: true);
                 Assert.IsTrue(NextMessage(c, "session").GetBool("resumed"));
                 Assert.IsTrue(c.Session.HasAction("dash"), "the resumed session forgot its start's action_map");
