@@ -108,7 +108,7 @@ PLAIN_ATTENTION_MIN_KEYS = 8  # from this many cached frames on, a CPU attends o
 
 def attend_one(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """One query frame over the cached ones. SDPA's CPU kernel pays per (row, head) pair: over the dynamics' 16 keys it
-    took twice as long as these plain fp32 ops, over the decoder's 4 it is the faster (docs/model.md, Speed)."""
+    took twice as long as these plain fp32 ops, over the decoder's 4 it is the faster (docs/model.md, fast path)."""
     if q.device.type != "cpu" or k.shape[-2] < PLAIN_ATTENTION_MIN_KEYS:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     with torch.autocast("cpu", enabled=False):  # bf16 autocast would send these small matmuls back to bf16
