@@ -235,7 +235,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                      "client": "godot/0.1.4", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.5", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -832,3 +832,20 @@ def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, script
     router.send_multipart([ident, zmtp_raw.pack(_session_msg(second["req_id"], "s2"))])
     assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
     assert gdsim.to_py(c.members["action_map_sent"]) == {"jump": 1}
+
+
+def test_a_start_sent_again_after_a_drop_is_the_start_as_sent_not_the_exports_changed_since(sim, scripted):
+    router, port = scripted
+    welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt"]}
+    viewport = gdsim.SubViewportModel(sim)  # has not rendered yet: the start goes without an image
+    c = _ready(sim, router, port, welcome, text_prompt="a cave", prompt_viewport=viewport)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"seed": 5})])
+    _pump(sim, router)
+    sent = _recv(router)[1]  # it reached the host, which goes away before answering
+    assert (sent["text"], sent["image"], sent["seed"]) == ("a cave", None, 5)
+    c.members["text_prompt"] = "a desert"
+    viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
+    router, _, again = _restart_host(sim, router, port, welcome)
+    assert again.get("resume") is None
+    assert (again["text"], again["image"], again["seed"]) == ("a cave", None, 5), f"not the start as sent: {again}"
+

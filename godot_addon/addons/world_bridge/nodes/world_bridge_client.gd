@@ -89,6 +89,9 @@ var _epoch := 0
 var _resume_id := ""
 var _start_options := {}
 var _start_pending := false
+## What a start that was sent and never answered asked for (exports and options merged): the
+## next welcome sends exactly this again, without a new prompt_viewport capture; empty otherwise.
+var _start_resend := {}
 var _start_req := -1
 ## What each start sent on this connection asked for (exports and options merged), by req_id,
 ## until the host answers it: a session takes its start's options and action_map, and a
@@ -211,6 +214,7 @@ func start_session(options: Dictionary = {}) -> bool:
 	if link != Link.READY and link != Link.IN_SESSION:
 		_start_options = options
 		_start_pending = true
+		_start_resend = {}  # the game's new start replaces one that was sent and never answered
 		return false
 	var opts := {
 		"backend": null if backend == "default" else backend,
@@ -235,12 +239,7 @@ func start_session(options: Dictionary = {}) -> bool:
 			opts[prompt_viewport_as] = png
 	opts.merge(options, true)
 	_start_options = options
-	_start_pending = false
-	_start_req = _next_req()
-	var sent := _send(Protocol.start(_start_req, opts))
-	if sent:
-		_starts_sent[_start_req] = opts
-	return sent
+	return _send_start(opts)
 
 
 ## Sends the current input state: an action id (int) or name (String); it stays in force.
@@ -403,6 +402,17 @@ static func capture_viewport_png(viewport: Viewport) -> PackedByteArray:
 	return image.save_png_to_buffer()
 
 
+## Sends a start asking for `opts` as they are (exports already merged); true if it went out.
+func _send_start(opts: Dictionary) -> bool:
+	_start_pending = false
+	_start_resend = {}
+	_start_req = _next_req()
+	var sent := _send(Protocol.start(_start_req, opts))
+	if sent:
+		_starts_sent[_start_req] = opts
+	return sent
+
+
 # --- Incoming messages ---
 
 
@@ -437,7 +447,10 @@ func _on_welcome(header: Dictionary) -> void:
 		# dropped, replaces the lost session: no resume.
 		_resume_id = ""
 		_end_session("replaced by the start asked for while reconnecting")
-		start_session(_start_options)
+		if _start_resend.is_empty():
+			start_session(_start_options)
+		else:
+			_send_start(_start_resend)
 	elif _resume_id != "":
 		_resume_req = _next_req()
 		_send(Protocol.start(_resume_req, {"resume": _resume_id}))
@@ -626,8 +639,11 @@ func _greet() -> void:
 func _on_socket_closed(reason: String) -> void:
 	if link == Link.IN_SESSION:
 		_resume_id = _text(session, "session_id")
-	if _starts_sent.has(_start_req):  # its answer will never come on this connection: send it again
+	# Its answer will never come on this connection: send it again as it was sent, unless the
+	# game asked for another start since (pending already).
+	if _starts_sent.has(_start_req) and not _start_pending:
 		_start_pending = true
+		_start_resend = _starts_sent[_start_req]
 	_starts_sent.clear()  # their answers never come on a new connection
 	if _socket == null or _socket.state == Zmtp.State.IDLE:
 		_set_link(Link.OFFLINE, "connection lost: %s" % reason)
