@@ -849,3 +849,25 @@ def test_a_start_sent_again_after_a_drop_is_the_start_as_sent_not_the_exports_ch
     assert again.get("resume") is None
     assert (again["text"], again["image"], again["seed"]) == ("a cave", None, 5), f"not the start as sent: {again}"
 
+
+def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_next_reconnect(sim, scripted):
+    router, port = scripted
+    c = _ready(sim, router, port)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _session_started(sim, router, c)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 3000})])
+    _pump(sim, router)
+    assert _recv(router)[1]["type"] == "start"  # it reached the host, which goes away before answering
+    rec = Recorder(c, "error_received")
+    small = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+    router = _drop(sim, router, port, c)
+    _pump(sim, router)
+    ident, hello = _recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(small)])  # this host takes no 3000-byte start
+    assert _run_until(sim, lambda: c.members["link"] == 3)
+    sim.process(5)
+    assert not _starts_seen(router, 300)
+    assert "goes again on the next reconnect" in rec["error_received"][-1][1], rec["error_received"]
+    router, _, again = _restart_host(sim, router, port)
+    assert again.get("resume") is None and again["text"] == "a" * 3000, f"the start was lost: {again}"

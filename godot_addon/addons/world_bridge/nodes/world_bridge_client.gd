@@ -447,10 +447,12 @@ func _on_welcome(header: Dictionary) -> void:
 		# dropped, replaces the lost session: no resume.
 		_resume_id = ""
 		_end_session("replaced by the start asked for while reconnecting")
-		if _start_resend.is_empty():
-			start_session(_start_options)
-		else:
-			_send_start(_start_resend)
+		var resend := _start_resend
+		var sent := start_session(_start_options) if resend.is_empty() else _send_start(resend)
+		if not sent:  # kept, or the world the game asked for is lost without a word
+			_start_pending = true
+			_start_resend = resend
+			_client_error("the start did not go out; it goes again on the next reconnect")
 	elif _resume_id != "":
 		_resume_req = _next_req()
 		_send(Protocol.start(_resume_req, {"resume": _resume_id}))
