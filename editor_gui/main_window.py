@@ -151,7 +151,8 @@ class MainWindow(QMainWindow):
         self._resim_from: str | None = None  # while a rebuild starts: the session it replaces
         self._edit_action, self._edits_before = -1, []
         self.jobs: list[Job] = []
-        self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose: every new world starts with them
+        self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose and the host took: new worlds get them
+        self.asked_settings: list[dict] = []  # settings requests sent, not answered yet (answered in order)
         self._in_force: dict[str, Any] = {}  # the sampling settings the live world runs with
         self._settings_due: dict[str, Any] = {}  # those the next recorded frame notes as changed (see FrameRecord)
         self.worker_thread: WorkerThread | None = None
@@ -265,6 +266,7 @@ class MainWindow(QMainWindow):
             self.worker_thread.stop(wait=False)  # it may still be connecting: do not block the window on it
             self.worker_thread = None
         self.welcome = None
+        self.asked_settings = []  # the old worker answers none of them now
         self._forget_session()
         self.settings_panel.set_connection(False, "Connecting…", self.address)
         self.viewport.set_message(f"Connecting to the host at {self.address}…")
@@ -282,11 +284,13 @@ class MainWindow(QMainWindow):
         self.worker_thread = wt
         wt.start()
 
-    def submit(self, command: str, **kw: Any) -> None:
+    def submit(self, command: str, **kw: Any) -> bool:
+        """Send a command to the worker; False (and the status bar says why) when no host is connected."""
         if self.worker_thread is None or self.welcome is None:
             self.show_error("not connected to a host; check Settings → Host")
-            return
+            return False
         self.worker_thread.worker.submit(command, **kw)
+        return True
 
     def on_connected(self, welcome: dict) -> None:
         self.welcome = welcome
@@ -566,7 +570,7 @@ class MainWindow(QMainWindow):
         if self.info is None:  # nothing runs yet: the next world starts this way
             self.statusBar().showMessage(f"The next world starts {'paused' if paused else 'in realtime'}", 4000)
             return
-        self.submit("settings", mode=self.mode)
+        self._ask_settings({"mode": self.mode})
         if not paused:
             self.send_action(self.held.current(self.keymap, self.resolver))
 
@@ -590,11 +594,15 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(500, lambda: self.send_action(self.held.current(self.keymap, self.resolver)))
 
     def change_settings(self, changes: dict) -> None:
-        self.kept_settings.update({k: v for k, v in changes.items() if k in MODEL_KNOBS})
         if "mode" in changes:
             self.mode = changes["mode"]
             self._set_pause_checked(self.mode == "step")
-        self.submit("settings", **changes)
+        self._ask_settings(changes)
+
+    def _ask_settings(self, changes: dict) -> None:
+        """Send a settings request; its answer says which of them to keep for new worlds (see on_done)."""
+        if self.submit("settings", **changes):
+            self.asked_settings.append(dict(changes))
 
     def _settings_now(self, settings: dict, whole: bool = False) -> None:
         """The live world's sampling settings changed (a new world, a rebuild, a `settings` answer): the next recorded
@@ -793,6 +801,9 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
         elif command == "settings":
             settings = result.get("settings", {}) if isinstance(result, dict) else {}
+            asked = self.asked_settings.pop(0) if self.asked_settings else {}
+            self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
+                                       if k in MODEL_KNOBS})  # the host took them: every new world gets them too
             self._settings_now(settings)
             self.settings_panel.apply_settings(settings)
             if settings.get("mode"):
@@ -834,6 +845,10 @@ class MainWindow(QMainWindow):
             self.object_panel.on_failed(message)
             self.show_error(f"Edit refused: {message}")
             return
+        if command == "settings":
+            if self.asked_settings:
+                self.asked_settings.pop(0)  # refused: none of it is kept, and the panel shows what is in force
+            self.settings_panel.apply_settings(self._in_force)
         if command == "branch" and self.pending_fork is not None and self.session is not None:
             fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
             del self.session.branches[fork.id]

@@ -170,7 +170,7 @@ class WorldWorker(QObject):
             session, refused = self._start(client, kw, settings)
             self.session_started.emit(self._set_mode(client, session, mode), purpose)
             if refused is not None:
-                self.failed.emit("settings", f"your settings were not kept for the new world ({refused})")
+                self.failed.emit("start", f"your settings were not kept for the new world ({refused})")
         elif command == "explore":
             self.done.emit(command, self._explore(client, **kw))
         elif command == "resimulate":
@@ -259,7 +259,7 @@ class WorldWorker(QObject):
         session, refused = self._start(client, start, settings0 or {})
         self.session_started.emit(session, "resim")
         if refused is not None:
-            self.failed.emit("settings", f"the branch's settings were not kept for its rebuild ({refused})")
+            self.failed.emit("start", f"the branch's settings were not kept for its rebuild ({refused})")
         first = client.drain_frames(self.timeout)
         if not first:
             raise HostLost("the host sent no first frame after start")

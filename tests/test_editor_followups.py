@@ -185,3 +185,24 @@ def test_a_key_held_across_a_rebuild_moves_the_rebuilt_branch(qtbot, host):
     qtbot.waitUntil(lambda: live_frames(w)[-1].index > 8, timeout=5000)
     assert live_frames(w)[-1].action == RIGHT  # still held: the rebuilt branch moves right without a new press
     qtbot.keyRelease(w.viewport, Qt.Key.Key_Right)
+
+
+def test_a_refused_setting_is_not_kept_and_the_accepted_ones_still_reach_every_new_world(qtbot, model_host, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setattr(model_host.host, "limits", dataclasses.replace(model_host.host.limits, steps_max=16))
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0)
+    live = lambda: model_host.host.sessions[w.info["session_id"]].settings  # noqa: E731
+    steps = live()["steps"]
+    w.settings_panel.temperature.setValue(0.5)
+    qtbot.waitUntil(lambda: live()["temperature"] == 0.5, timeout=5000)
+    w.settings_panel.steps.setValue(20)  # over this host's steps_max: refused
+    qtbot.waitUntil(lambda: "steps" in w.statusBar().currentMessage(), timeout=5000)
+    assert w.kept_settings == {"temperature": 0.5}  # the refused value is not kept ...
+    assert w.settings_panel.steps.value() == steps  # ... nor shown as if it were in force
+    for seed in (5, 6):  # each New world sends only what the host took, so it takes it again
+        old = w.info["session_id"]
+        w.new_world(PromptSpec(seed=seed))
+        qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=30000)
+        assert (live()["temperature"], live()["steps"]) == (0.5, steps)
+        assert "not kept" not in w.statusBar().currentMessage()
