@@ -206,3 +206,28 @@ def test_a_refused_setting_is_not_kept_and_the_accepted_ones_still_reach_every_n
         qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=30000)
         assert (live()["temperature"], live()["steps"]) == (0.5, steps)
         assert "not kept" not in w.statusBar().currentMessage()
+
+
+def test_in_realtime_a_settings_change_is_noted_on_the_first_frame_made_after_it(qtbot, model_host, monkeypatch):
+    from bridge.client import WorldClient
+    from bridge.host.session import Session as HostSession
+
+    w = open_window(qtbot, model_host.address, backend=None, mode="realtime", timeout=30.0)
+    qtbot.waitUntil(lambda: len(live_frames(w)) > 3, timeout=10000)
+    send, apply = WorldClient.settings, HostSession.apply_settings
+    made_before: list[int] = []  # the host's last frame when it applied the change
+
+    def slow(self, **kw):  # frames pile up in the client's buffer while the request is on its way
+        time.sleep(0.3)
+        return send(self, **kw)
+
+    def applying(self, msg, limits):
+        apply(self, msg, limits)
+        made_before.append(self.index)
+
+    monkeypatch.setattr(WorldClient, "settings", slow)
+    monkeypatch.setattr(HostSession, "apply_settings", applying)
+    w.settings_panel.temperature.setValue(0.5)
+    qtbot.waitUntil(lambda: any(r.settings.get("temperature") == 0.5 for r in live_frames(w)), timeout=5000)
+    noted = [r.index for r in live_frames(w) if r.settings.get("temperature") == 0.5]
+    assert noted == [made_before[0] + 1]  # not a frame made with the old temperature (a rebuild would apply it early)
