@@ -231,3 +231,17 @@ def test_in_realtime_a_settings_change_is_noted_on_the_first_frame_made_after_it
     qtbot.waitUntil(lambda: any(r.settings.get("temperature") == 0.5 for r in live_frames(w)), timeout=5000)
     noted = [r.index for r in live_frames(w) if r.settings.get("temperature") == 0.5]
     assert noted == [made_before[0] + 1]  # not a frame made with the old temperature (a rebuild would apply it early)
+
+
+@pytest.mark.parametrize("mode", ["realtime", "step"])
+def test_pause_or_resume_while_the_first_world_starts_applies_to_that_world(qtbot, host, mode):
+    w = open_window(qtbot, host.address, autostart=False, mode=mode)
+    w.new_world(PromptSpec(seed=3))  # asked for in `mode` ...
+    w.pause_action.trigger()  # ... then toggled before the host answers
+    wanted = "step" if mode == "realtime" else "realtime"
+    assert w.statusBar().currentMessage() == f"The next world starts {'paused' if wanted == 'step' else 'in realtime'}"
+    qtbot.waitUntil(lambda: w.info is not None, timeout=5000)
+    assert w.mode == wanted and w.pause_action.isChecked() == (wanted == "step")  # not undone by the start
+    qtbot.waitUntil(lambda: host.host.sessions[w.info["session_id"]].mode == wanted, timeout=5000)  # the world runs so
+    qtbot.wait(200)
+    assert w.mode == wanted and w.pause_action.isChecked() == (wanted == "step")
