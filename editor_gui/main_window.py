@@ -151,7 +151,9 @@ class MainWindow(QMainWindow):
         self._resim_from: str | None = None  # while a rebuild starts: the session it replaces
         self._edit_action, self._edits_before = -1, []
         self.jobs: list[Job] = []
-        self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose: every new world starts with them
+        self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose and the host took: new worlds get them
+        self.asked_settings: list[dict] = []  # settings requests sent, not answered yet (answered in order)
+        self._starting = False  # a New world sent, its session not started yet
         self._in_force: dict[str, Any] = {}  # the sampling settings the live world runs with
         self._settings_due: dict[str, Any] = {}  # those the next recorded frame notes as changed (see FrameRecord)
         self.worker_thread: WorkerThread | None = None
@@ -175,6 +177,7 @@ class MainWindow(QMainWindow):
         self._dock("World", tabs, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._toolbar()
+        self._set_pause_checked(self.mode == "step")  # --step: Pause shows it before the first world
         self.status_backend = QLabel("no world")
         self.statusBar().addPermanentWidget(self.status_backend)
 
@@ -265,6 +268,7 @@ class MainWindow(QMainWindow):
             self.worker_thread.stop(wait=False)  # it may still be connecting: do not block the window on it
             self.worker_thread = None
         self.welcome = None
+        self.asked_settings, self._starting = [], False  # the old worker answers none of them now
         self._forget_session()
         self.settings_panel.set_connection(False, "Connecting…", self.address)
         self.viewport.set_message(f"Connecting to the host at {self.address}…")
@@ -282,11 +286,13 @@ class MainWindow(QMainWindow):
         self.worker_thread = wt
         wt.start()
 
-    def submit(self, command: str, **kw: Any) -> None:
+    def submit(self, command: str, **kw: Any) -> bool:
+        """Send a command to the worker; False (and the status bar says why) when no host is connected."""
         if self.worker_thread is None or self.welcome is None:
             self.show_error("not connected to a host; check Settings → Host")
-            return
+            return False
         self.worker_thread.worker.submit(command, **kw)
+        return True
 
     def on_connected(self, welcome: dict) -> None:
         self.welcome = welcome
@@ -338,7 +344,7 @@ class MainWindow(QMainWindow):
             return
         backend = self.settings_panel.backend.currentText() or self.options.backend
         self.pending_prompt = prompt
-        self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
+        self._starting = self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
                     fps=float(self.settings_panel.fps.value() if self.info else self.options.fps), seed=prompt.seed,
                     text=prompt.text, image=prompt.image_png, sketch=prompt.sketch_png,
                     action_map=(self.session.action_map() or None) if self.session else None,
@@ -348,7 +354,8 @@ class MainWindow(QMainWindow):
         self.info, self._resim_from = info, None
         self._settings_now(info.get("settings", {}), whole=True)
         self.epoch = int(info.get("epoch", 0))
-        self.mode = info.get("mode", self.mode)
+        if purpose == "new":
+            self._starting = False
         self.pending_fork = None
         self.pending_events, self.asked_events = [], []
         if self.session is None:
@@ -375,7 +382,7 @@ class MainWindow(QMainWindow):
         self._apply_caps()
         self.explorer.set_actions(int(info.get("num_latent_actions", len(s.action_names))), s.action_names, s.latent_names)
         self.settings_panel.set_session(info)
-        self._set_pause_checked(self.mode == "step")
+        self._follow_mode(info.get("mode", self.mode))
         self.current_action = self.resolver.resolve(self.keymap.idle) or 0
         self.view_frame(None)  # show the new world, not a frame of the old one still under review
         if purpose == "new":  # a rebuild's world plays once its replay is done
@@ -565,8 +572,10 @@ class MainWindow(QMainWindow):
         self._set_pause_checked(paused)
         if self.info is None:  # nothing runs yet: the next world starts this way
             self.statusBar().showMessage(f"The next world starts {'paused' if paused else 'in realtime'}", 4000)
+            if self._starting:  # the one on its way was asked for in the other mode: switch it once it runs
+                self._ask_settings({"mode": self.mode})
             return
-        self.submit("settings", mode=self.mode)
+        self._ask_settings({"mode": self.mode})
         if not paused:
             self.send_action(self.held.current(self.keymap, self.resolver))
 
@@ -590,11 +599,21 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(500, lambda: self.send_action(self.held.current(self.keymap, self.resolver)))
 
     def change_settings(self, changes: dict) -> None:
-        self.kept_settings.update({k: v for k, v in changes.items() if k in MODEL_KNOBS})
+        self._ask_settings(changes)
         if "mode" in changes:
-            self.mode = changes["mode"]
-            self._set_pause_checked(self.mode == "step")
-        self.submit("settings", **changes)
+            self._follow_mode(changes["mode"])
+
+    def _ask_settings(self, changes: dict) -> None:
+        """Send a settings request; its answer says which of them to keep for new worlds (see on_done)."""
+        if self.submit("settings", **changes):
+            self.asked_settings.append(dict(changes))
+
+    def _follow_mode(self, mode: str) -> None:
+        """The host's world runs in `mode` (a start or settings answer), unless a mode change still on its way there
+        says otherwise: Pause shows the mode the world is about to run in, not one it is leaving."""
+        asked = [a["mode"] for a in self.asked_settings if a.get("mode")]
+        self.mode = asked[-1] if asked else mode
+        self._set_pause_checked(self.mode == "step")
 
     def _settings_now(self, settings: dict, whole: bool = False) -> None:
         """The live world's sampling settings changed (a new world, a rebuild, a `settings` answer): the next recorded
@@ -793,11 +812,12 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
         elif command == "settings":
             settings = result.get("settings", {}) if isinstance(result, dict) else {}
+            asked = self.asked_settings.pop(0) if self.asked_settings else {}
+            self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
+                                       if k in MODEL_KNOBS})  # the host took them: every new world gets them too
             self._settings_now(settings)
             self.settings_panel.apply_settings(settings)
-            if settings.get("mode"):
-                self.mode = settings["mode"]
-                self._set_pause_checked(self.mode == "step")
+            self._follow_mode(settings.get("mode") or self.mode)
         elif command == "explore":
             assert isinstance(result, ExploreResult)
             self.busy = None
@@ -807,8 +827,7 @@ class MainWindow(QMainWindow):
             self.busy = None
             self._settings_now(result.session.get("settings", {}), whole=True)
             self.settings_panel.apply_settings(result.session.get("settings", {}))
-            self.mode = result.session.get("mode", self.mode)
-            self._set_pause_checked(self.mode == "step")
+            self._follow_mode(result.session.get("mode", self.mode))
             self._play_held()
             note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
                     if self.resim_mismatches else "")
@@ -834,6 +853,12 @@ class MainWindow(QMainWindow):
             self.object_panel.on_failed(message)
             self.show_error(f"Edit refused: {message}")
             return
+        if command == "start":
+            self._starting = False  # refused: the next New world starts in the mode Pause shows
+        if command == "settings":
+            if self.asked_settings:
+                self.asked_settings.pop(0)  # refused: none of it is kept, and the panel shows what is in force
+            self.settings_panel.apply_settings(self._in_force)
         if command == "branch" and self.pending_fork is not None and self.session is not None:
             fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
             del self.session.branches[fork.id]

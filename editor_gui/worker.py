@@ -170,18 +170,25 @@ class WorldWorker(QObject):
             session, refused = self._start(client, kw, settings)
             self.session_started.emit(self._set_mode(client, session, mode), purpose)
             if refused is not None:
-                self.failed.emit("settings", f"your settings were not kept for the new world ({refused})")
+                self.failed.emit("start", f"your settings were not kept for the new world ({refused})")
         elif command == "explore":
-            self.done.emit(command, self._explore(client, **kw))
+            self._answer(client, command, self._explore(client, **kw))
         elif command == "resimulate":
-            self.done.emit(command, self._resimulate(client, **kw))
+            self._answer(client, command, self._resimulate(client, **kw))
         elif command == "ping":
-            self.done.emit(command, client.ping())
+            self._answer(client, command, client.ping())
         elif command in ("event", "reset", "branch", "edit", "settings", "record_start", "record_stop", "status"):
-            self.done.emit(command, getattr(client, command)(**kw))
+            self._answer(client, command, getattr(client, command)(**kw))
         else:
             raise ValueError(f"unknown worker command {command!r}")
         self._last_traffic = time.monotonic()
+
+    def _answer(self, client, command: str, result: Any) -> None:
+        """Emit the frames the client buffered while it waited for the answer before the answer: the host made them
+        before it answered, so a settings change is noted on the first frame made after it, not on one of those."""
+        for frame in client.drain_frames(0):
+            self._emit_frame(frame)
+        self.done.emit(command, result)
 
     def _start(self, client, start: dict, settings: dict) -> tuple[dict, str | None]:
         """Start a world paused (step mode: the host makes only frame 0, which no sampling setting touches) and apply
@@ -259,7 +266,7 @@ class WorldWorker(QObject):
         session, refused = self._start(client, start, settings0 or {})
         self.session_started.emit(session, "resim")
         if refused is not None:
-            self.failed.emit("settings", f"the branch's settings were not kept for its rebuild ({refused})")
+            self.failed.emit("start", f"the branch's settings were not kept for its rebuild ({refused})")
         first = client.drain_frames(self.timeout)
         if not first:
             raise HostLost("the host sent no first frame after start")

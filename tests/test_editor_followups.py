@@ -185,3 +185,63 @@ def test_a_key_held_across_a_rebuild_moves_the_rebuilt_branch(qtbot, host):
     qtbot.waitUntil(lambda: live_frames(w)[-1].index > 8, timeout=5000)
     assert live_frames(w)[-1].action == RIGHT  # still held: the rebuilt branch moves right without a new press
     qtbot.keyRelease(w.viewport, Qt.Key.Key_Right)
+
+
+def test_a_refused_setting_is_not_kept_and_the_accepted_ones_still_reach_every_new_world(qtbot, model_host, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setattr(model_host.host, "limits", dataclasses.replace(model_host.host.limits, steps_max=16))
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0)
+    live = lambda: model_host.host.sessions[w.info["session_id"]].settings  # noqa: E731
+    steps = live()["steps"]
+    w.settings_panel.temperature.setValue(0.5)
+    qtbot.waitUntil(lambda: live()["temperature"] == 0.5, timeout=5000)
+    w.settings_panel.steps.setValue(20)  # over this host's steps_max: refused
+    qtbot.waitUntil(lambda: "steps" in w.statusBar().currentMessage(), timeout=5000)
+    assert w.kept_settings == {"temperature": 0.5}  # the refused value is not kept ...
+    assert w.settings_panel.steps.value() == steps  # ... nor shown as if it were in force
+    for seed in (5, 6):  # each New world sends only what the host took, so it takes it again
+        old = w.info["session_id"]
+        w.new_world(PromptSpec(seed=seed))
+        qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=30000)
+        assert (live()["temperature"], live()["steps"]) == (0.5, steps)
+        assert "not kept" not in w.statusBar().currentMessage()
+
+
+def test_in_realtime_a_settings_change_is_noted_on_the_first_frame_made_after_it(qtbot, model_host, monkeypatch):
+    from bridge.client import WorldClient
+    from bridge.host.session import Session as HostSession
+
+    w = open_window(qtbot, model_host.address, backend=None, mode="realtime", timeout=30.0)
+    qtbot.waitUntil(lambda: len(live_frames(w)) > 3, timeout=10000)
+    send, apply = WorldClient.settings, HostSession.apply_settings
+    made_before: list[int] = []  # the host's last frame when it applied the change
+
+    def slow(self, **kw):  # frames pile up in the client's buffer while the request is on its way
+        time.sleep(0.3)
+        return send(self, **kw)
+
+    def applying(self, msg, limits):
+        apply(self, msg, limits)
+        made_before.append(self.index)
+
+    monkeypatch.setattr(WorldClient, "settings", slow)
+    monkeypatch.setattr(HostSession, "apply_settings", applying)
+    w.settings_panel.temperature.setValue(0.5)
+    qtbot.waitUntil(lambda: any(r.settings.get("temperature") == 0.5 for r in live_frames(w)), timeout=5000)
+    noted = [r.index for r in live_frames(w) if r.settings.get("temperature") == 0.5]
+    assert noted == [made_before[0] + 1]  # not a frame made with the old temperature (a rebuild would apply it early)
+
+
+@pytest.mark.parametrize("mode", ["realtime", "step"])
+def test_pause_or_resume_while_the_first_world_starts_applies_to_that_world(qtbot, host, mode):
+    w = open_window(qtbot, host.address, autostart=False, mode=mode)
+    w.new_world(PromptSpec(seed=3))  # asked for in `mode` ...
+    w.pause_action.trigger()  # ... then toggled before the host answers
+    wanted = "step" if mode == "realtime" else "realtime"
+    assert w.statusBar().currentMessage() == f"The next world starts {'paused' if wanted == 'step' else 'in realtime'}"
+    qtbot.waitUntil(lambda: w.info is not None, timeout=5000)
+    assert w.mode == wanted and w.pause_action.isChecked() == (wanted == "step")  # not undone by the start
+    qtbot.waitUntil(lambda: host.host.sessions[w.info["session_id"]].mode == wanted, timeout=5000)  # the world runs so
+    qtbot.wait(200)
+    assert w.mode == wanted and w.pause_action.isChecked() == (wanted == "step")
