@@ -28,8 +28,9 @@ IN_SESSION = 4
 
 
 @pytest.fixture(scope="module")
-def host():
-    h = server.run_host_in_thread("sandbox", record_anywhere=True)  # the tests record into tmp_path
+def host(tmp_path_factory):
+    # the tests record into tmp_path, or with no path into a recordings folder of their own (not the repository's)
+    h = server.run_host_in_thread("sandbox", recordings_dir=tmp_path_factory.mktemp("recordings"), record_anywhere=True)
     yield h
     h.stop()
 
