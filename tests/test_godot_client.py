@@ -236,7 +236,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                      "client": "godot/0.1.5", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.6", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -308,8 +308,7 @@ def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim, scripted)
     _pump(sim, router)
     ident, start = _recv(router)
     assert start["type"] == "start" and start["text"] == "a cave"
-    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "not_ready",
-                                                 "message": "send `hello` first", "fatal": False})])
+    router.send_multipart([ident, _not_ready(start["req_id"])])
     _pump(sim, router)
     assert _recv(router)[1]["type"] == "hello"  # greets again
     router.send_multipart([ident, zmtp_raw.pack(welcome)])
@@ -548,6 +547,11 @@ def _unknown_session(req_id):
                           "fatal": False})
 
 
+def _not_ready(req_id):
+    return zmtp_raw.pack({"type": "error", "req_id": req_id, "code": "not_ready", "message": "send hello first",
+                          "fatal": False})
+
+
 def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(sim, scripted):
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
@@ -669,8 +673,7 @@ def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
     s_req = zmtp_raw.unpack(msgs[0][1])["req_id"]
     st_req = zmtp_raw.unpack(msgs[1][1])["req_id"]
     for rq in (s_req, st_req):   # what a host that forgot the peer answers
-        router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": rq, "code": "not_ready",
-                                                     "message": "send hello first", "fatal": False})])
+        router.send_multipart([ident, _not_ready(rq)])
     _pump(sim, router)
     hellos = [m for m in _starts_seen(router) if m["type"] == "hello"]
     for _ in hellos:
@@ -835,19 +838,41 @@ def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, script
     assert gdsim.to_py(c.members["action_map_sent"]) == {"jump": 1}
 
 
-def test_a_start_sent_again_after_a_drop_is_the_start_as_sent_not_the_exports_changed_since(sim, scripted):
-    router, port = scripted
-    welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt"]}
+_IMAGE_WELCOME = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt"]}
+
+
+def _start_then_change_exports(sim, router, port):
+    """A start (text "a cave", seed 5, no image) reaches the host, then text_prompt and prompt_viewport change:
+    (the host's peer id, the start as sent)."""
     viewport = gdsim.SubViewportModel(sim)  # has not rendered yet: the start goes without an image
-    c = _ready(sim, router, port, welcome, text_prompt="a cave", prompt_viewport=viewport)
+    c = _ready(sim, router, port, _IMAGE_WELCOME, text_prompt="a cave", prompt_viewport=viewport)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"seed": 5})])
     _pump(sim, router)
-    sent = _recv(router)[1]  # it reached the host, which goes away before answering
+    ident, sent = _recv(router)
     assert (sent["text"], sent["image"], sent["seed"]) == ("a cave", None, 5)
     c.members["text_prompt"] = "a desert"
     viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
-    router, _, again = _restart_host(sim, router, port, welcome)
+    return ident, sent
+
+
+def test_a_start_sent_again_after_a_drop_is_the_start_as_sent_not_the_exports_changed_since(sim, scripted):
+    router, port = scripted
+    _start_then_change_exports(sim, router, port)  # the host goes away before answering
+    router, _, again = _restart_host(sim, router, port, _IMAGE_WELCOME)
     assert again.get("resume") is None
+    assert (again["text"], again["image"], again["seed"]) == ("a cave", None, 5), f"not the start as sent: {again}"
+
+
+def test_a_start_repeated_after_not_ready_is_the_start_as_sent_not_the_exports_changed_since(sim, scripted):
+    router, port = scripted
+    ident, sent = _start_then_change_exports(sim, router, port)
+    router.send_multipart([ident, _not_ready(sent["req_id"])])  # the host forgot this client
+    _pump(sim, router)
+    assert _recv(router)[1]["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(_IMAGE_WELCOME)])
+    _pump(sim, router)
+    again = _recv(router)[1]
+    assert again["type"] == "start" and again["req_id"] > sent["req_id"]
     assert (again["text"], again["image"], again["seed"]) == ("a cave", None, 5), f"not the start as sent: {again}"
 
 

@@ -89,8 +89,9 @@ var _epoch := 0
 var _resume_id := ""
 var _start_options := {}
 var _start_pending := false
-## What a start that was sent and never answered asked for (exports and options merged): the
-## next welcome sends exactly this again, without a new prompt_viewport capture; empty otherwise.
+## What a start that was sent and never answered (or answered not_ready) asked for (exports and
+## options merged): the next welcome sends exactly this again, with no new prompt_viewport
+## capture; empty otherwise.
 var _start_resend := {}
 var _start_req := -1
 ## What each start sent on this connection asked for (exports and options merged), by req_id,
@@ -444,7 +445,7 @@ func _on_welcome(header: Dictionary) -> void:
 	_update_capabilities()
 	if _start_pending:
 		# A start asked for while reconnecting, or sent and unanswered when the connection
-		# dropped, replaces the lost session: no resume.
+		# dropped or refused with not_ready, replaces the lost session: no resume.
 		_resume_id = ""
 		_end_session("replaced by the start asked for while reconnecting")
 		var resend := _start_resend
@@ -573,7 +574,7 @@ func _on_ok(header: Dictionary) -> void:
 
 
 func _on_error(header: Dictionary) -> void:
-	_answered(header)
+	var refused := _answered(header)
 	var code := _text(header, "code")
 	var message := _text(header, "message")
 	var fatal := _flag(header, "fatal")
@@ -590,8 +591,9 @@ func _on_error(header: Dictionary) -> void:
 	error_received.emit(code, message, fatal)
 	if code == "not_ready":
 		# The host forgot this peer (idle before `start`, or restarted): greet it again,
-		# and repeat the `start` it refused once the new welcome arrives.
-		_start_pending = _start_pending or _int(header, "req_id") == _start_req
+		# and repeat the `start` it refused, as it was sent, once the new welcome arrives.
+		if _int(header, "req_id") == _start_req and not refused.is_empty():
+			_resend_at_welcome(refused)
 		if link != Link.HANDSHAKING:  # every request it forgot answers not_ready: one hello is enough
 			_set_link(Link.HANDSHAKING, "the host forgot this client; greeting it again")
 			_greet()
@@ -612,16 +614,26 @@ func _on_error(header: Dictionary) -> void:
 
 
 ## A `session` or `error` answering a start settles it; a new session takes that start's options.
-func _answered(header: Dictionary) -> void:
+## Returns what that start sent (empty if it answers no start), for a start to be repeated as sent.
+func _answered(header: Dictionary) -> Dictionary:
 	var req: Variant = header.get("req_id")
 	if typeof(req) != TYPE_INT:
-		return
+		return {}
 	var opts: Dictionary = _starts_sent.get(req, {})
 	_starts_sent.erase(req)
 	if header["type"] == "session" and not _flag(header, "resumed"):
 		_session_options = opts
 		var map: Variant = opts.get("action_map")
 		action_map_sent = map if typeof(map) == TYPE_DICTIONARY else {}
+	return opts
+
+
+## A sent start the host will never answer goes again at the next welcome exactly as sent
+## (no new prompt_viewport capture), unless the game asked for another start since.
+func _resend_at_welcome(opts: Dictionary) -> void:
+	if not _start_pending:
+		_start_pending = true
+		_start_resend = opts
 
 
 # --- Connection ---
@@ -641,11 +653,8 @@ func _greet() -> void:
 func _on_socket_closed(reason: String) -> void:
 	if link == Link.IN_SESSION:
 		_resume_id = _text(session, "session_id")
-	# Its answer will never come on this connection: send it again as it was sent, unless the
-	# game asked for another start since (pending already).
-	if _starts_sent.has(_start_req) and not _start_pending:
-		_start_pending = true
-		_start_resend = _starts_sent[_start_req]
+	if _starts_sent.has(_start_req):  # its answer will never come on this connection
+		_resend_at_welcome(_starts_sent[_start_req])
 	_starts_sent.clear()  # their answers never come on a new connection
 	if _socket == null or _socket.state == Zmtp.State.IDLE:
 		_set_link(Link.OFFLINE, "connection lost: %s" % reason)
