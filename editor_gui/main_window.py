@@ -383,7 +383,8 @@ class MainWindow(QMainWindow):
         self._apply_caps()
         self.explorer.set_actions(int(info.get("num_latent_actions", len(s.action_names))), s.action_names, s.latent_names)
         self.settings_panel.set_session(info)
-        self._follow_mode(info.get("mode", self.mode))
+        # a rebuild steps through its frames, then resumes in the mode shown (asked when it began, or since): keep showing it
+        self._follow_mode(self.mode if purpose == "resim" else info.get("mode", self.mode))
         self.current_action = self.resolver.resolve(self.keymap.idle) or 0
         self.view_frame(None)  # show the new world, not a frame of the old one still under review
         if purpose == "new":  # a rebuild's world plays once its replay is done

@@ -282,3 +282,33 @@ def test_a_refused_mode_change_shows_the_mode_in_force_and_why(qtbot, host, monk
     message = w.statusBar().currentMessage()
     assert "mode changes are off on this host" in message  # why
     assert ("stays paused" if mode == "step" else "runs in realtime") in message
+
+
+@pytest.mark.parametrize("press_pause", [False, True])
+@pytest.mark.parametrize("mode", ["realtime", "step"])
+def test_during_a_rebuild_pause_and_the_mode_box_show_the_mode_it_resumes_in(qtbot, host, monkeypatch, mode,
+                                                                             press_pause):
+    from bridge.host.session import Session
+
+    w = open_window(qtbot, host.address, mode=mode)
+    w.timeline.record.setChecked(True)
+    if mode == "step":
+        focus_viewport(qtbot, w)
+        step_keys(qtbot, w, Qt.Key.Key_Right, 8)
+    qtbot.waitUntil(lambda: len(w.session.recorded(0)) >= 8, timeout=10000)
+    w.timeline.record.setChecked(False)
+    step = Session.step
+    monkeypatch.setattr(Session, "step", lambda self, action: (time.sleep(0.1), step(self, action))[1])  # a slow rebuild
+    old = w.info["session_id"]
+    w.resimulate(0, 6)
+    qtbot.waitUntil(lambda: w.info["session_id"] != old and w.busy is not None, timeout=5000)  # it steps frames now
+    assert shown_mode(w) == (mode, mode)  # the rebuild goes on in the mode the world ran in before
+    wanted = mode
+    if press_pause:  # Pause, or Resume, while it rebuilds: the world goes on that way once rebuilt
+        w.pause_action.trigger()
+        wanted = "step" if mode == "realtime" else "realtime"
+        assert w.busy is not None and shown_mode(w) == (wanted, wanted)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert "Branch rebuilt" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: host.host.sessions[w.info["session_id"]].mode == wanted, timeout=5000)
+    assert w.mode == wanted and shown_mode(w) == (wanted, wanted)
