@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose and the host took: new worlds get them
         self.asked_settings: list[dict] = []  # settings requests sent, not answered yet (answered in order)
         self._starting = False  # a New world sent, its session not started yet
+        self._host_mode = self.mode  # the mode the host's world runs in (or, during a rebuild, resumes in)
         self._in_force: dict[str, Any] = {}  # the sampling settings the live world runs with
         self._settings_due: dict[str, Any] = {}  # those the next recorded frame notes as changed (see FrameRecord)
         self.worker_thread: WorkerThread | None = None
@@ -382,7 +383,8 @@ class MainWindow(QMainWindow):
         self._apply_caps()
         self.explorer.set_actions(int(info.get("num_latent_actions", len(s.action_names))), s.action_names, s.latent_names)
         self.settings_panel.set_session(info)
-        self._follow_mode(info.get("mode", self.mode))
+        # a rebuild steps through its frames, then resumes in the mode shown (asked when it began, or since): keep showing it
+        self._follow_mode(self.mode if purpose == "resim" else info.get("mode", self.mode))
         self.current_action = self.resolver.resolve(self.keymap.idle) or 0
         self.view_frame(None)  # show the new world, not a frame of the old one still under review
         if purpose == "new":  # a rebuild's world plays once its replay is done
@@ -564,6 +566,7 @@ class MainWindow(QMainWindow):
         self.pause_action.setText("Resume" if paused else "Pause")
         self.pause_action.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay if paused else QStyle.StandardPixmap.SP_MediaPause))
         self.pause_action.blockSignals(False)
+        self.settings_panel.show_mode("step" if paused else "realtime")  # the panel's mode box agrees with Pause
         self.viewport.set_mode_label("PAUSED (step mode)" if paused and self.viewing is None else self.viewport.mode_label if self.viewing else "")
 
     def set_paused(self, paused: bool) -> None:
@@ -601,18 +604,19 @@ class MainWindow(QMainWindow):
     def change_settings(self, changes: dict) -> None:
         self._ask_settings(changes)
         if "mode" in changes:
-            self._follow_mode(changes["mode"])
+            self._follow_mode()
 
     def _ask_settings(self, changes: dict) -> None:
         """Send a settings request; its answer says which of them to keep for new worlds (see on_done)."""
         if self.submit("settings", **changes):
             self.asked_settings.append(dict(changes))
 
-    def _follow_mode(self, mode: str) -> None:
-        """The host's world runs in `mode` (a start or settings answer), unless a mode change still on its way there
-        says otherwise: Pause shows the mode the world is about to run in, not one it is leaving."""
+    def _follow_mode(self, mode: str | None = None) -> None:
+        """The host's world runs in `mode` (a start or settings answer; None: as before), unless a mode change still on
+        its way there says otherwise: Pause shows the mode the world is about to run in, not one it is leaving."""
+        self._host_mode = mode or self._host_mode
         asked = [a["mode"] for a in self.asked_settings if a.get("mode")]
-        self.mode = asked[-1] if asked else mode
+        self.mode = asked[-1] if asked else self._host_mode
         self._set_pause_checked(self.mode == "step")
 
     def _settings_now(self, settings: dict, whole: bool = False) -> None:
@@ -856,9 +860,13 @@ class MainWindow(QMainWindow):
         if command == "start":
             self._starting = False  # refused: the next New world starts in the mode Pause shows
         if command == "settings":
-            if self.asked_settings:
-                self.asked_settings.pop(0)  # refused: none of it is kept, and the panel shows what is in force
-            self.settings_panel.apply_settings(self._in_force)
+            refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
+            self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
+            if "mode" in refused:
+                self._follow_mode()
+                now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
+                self.show_error(f"Mode change refused: {message} — the world {now}")
+                return
         if command == "branch" and self.pending_fork is not None and self.session is not None:
             fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
             del self.session.branches[fork.id]

@@ -192,6 +192,14 @@ class SettingsPanel(QWidget):
         finally:
             self._loading = False
 
+    def show_mode(self, mode: str) -> None:
+        """Show the mode the window plays in (as the Pause button does), without asking the host for it again."""
+        self._loading = True
+        try:
+            self.mode.setCurrentText(mode)
+        finally:
+            self._loading = False
+
     def set_connection(self, ok: bool, text: str, address: str = "") -> None:
         color = "#98c379" if ok else "#e06c75"
         self.conn_label.setText(f"<span style='color:{color}'>●</span> {text}")

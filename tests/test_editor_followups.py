@@ -245,3 +245,70 @@ def test_pause_or_resume_while_the_first_world_starts_applies_to_that_world(qtbo
     qtbot.waitUntil(lambda: host.host.sessions[w.info["session_id"]].mode == wanted, timeout=5000)  # the world runs so
     qtbot.wait(200)
     assert w.mode == wanted and w.pause_action.isChecked() == (wanted == "step")
+
+
+def refuse_mode_changes(monkeypatch, session) -> None:
+    """Make the host refuse every mode change of `session` as the protocol refuses a bad value."""
+    from bridge.host.protocol import ProtocolError
+
+    applied = session.apply_settings
+
+    def apply_settings(msg, limits):
+        if msg.get("mode") is not None:
+            raise ProtocolError("bad_argument", "mode changes are off on this host")
+        applied(msg, limits)
+
+    monkeypatch.setattr(session, "apply_settings", apply_settings)
+
+
+def shown_mode(w) -> tuple[str, str]:
+    """The mode the Pause button and the Settings panel's mode box show."""
+    return "step" if w.pause_action.isChecked() else "realtime", w.settings_panel.mode.currentText()
+
+
+@pytest.mark.parametrize("via", ["pause", "panel"])
+@pytest.mark.parametrize("mode", ["realtime", "step"])
+def test_a_refused_mode_change_shows_the_mode_in_force_and_why(qtbot, host, monkeypatch, via, mode):
+    w = open_window(qtbot, host.address, mode=mode)
+    refuse_mode_changes(monkeypatch, host.host.sessions[w.info["session_id"]])
+    other = "step" if mode == "realtime" else "realtime"
+    if via == "pause":
+        w.pause_action.trigger()
+    else:
+        w.settings_panel.mode.setCurrentText(other)
+    qtbot.waitUntil(lambda: "Mode change refused" in w.statusBar().currentMessage(), timeout=5000)
+    assert host.host.sessions[w.info["session_id"]].mode == mode
+    assert w.mode == mode and shown_mode(w) == (mode, mode)  # what is in force, not what was asked
+    message = w.statusBar().currentMessage()
+    assert "mode changes are off on this host" in message  # why
+    assert ("stays paused" if mode == "step" else "runs in realtime") in message
+
+
+@pytest.mark.parametrize("press_pause", [False, True])
+@pytest.mark.parametrize("mode", ["realtime", "step"])
+def test_during_a_rebuild_pause_and_the_mode_box_show_the_mode_it_resumes_in(qtbot, host, monkeypatch, mode,
+                                                                             press_pause):
+    from bridge.host.session import Session
+
+    w = open_window(qtbot, host.address, mode=mode)
+    w.timeline.record.setChecked(True)
+    if mode == "step":
+        focus_viewport(qtbot, w)
+        step_keys(qtbot, w, Qt.Key.Key_Right, 8)
+    qtbot.waitUntil(lambda: len(w.session.recorded(0)) >= 8, timeout=10000)
+    w.timeline.record.setChecked(False)
+    step = Session.step
+    monkeypatch.setattr(Session, "step", lambda self, action: (time.sleep(0.1), step(self, action))[1])  # a slow rebuild
+    old = w.info["session_id"]
+    w.resimulate(0, 6)
+    qtbot.waitUntil(lambda: w.info["session_id"] != old and w.busy is not None, timeout=5000)  # it steps frames now
+    assert shown_mode(w) == (mode, mode)  # the rebuild goes on in the mode the world ran in before
+    wanted = mode
+    if press_pause:  # Pause, or Resume, while it rebuilds: the world goes on that way once rebuilt
+        w.pause_action.trigger()
+        wanted = "step" if mode == "realtime" else "realtime"
+        assert w.busy is not None and shown_mode(w) == (wanted, wanted)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert "Branch rebuilt" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: host.host.sessions[w.info["session_id"]].mode == wanted, timeout=5000)
+    assert w.mode == wanted and shown_mode(w) == (wanted, wanted)
