@@ -345,11 +345,14 @@ class MainWindow(QMainWindow):
             return
         backend = self.settings_panel.backend.currentText() or self.options.backend
         self.pending_prompt = prompt
+        settings = dict(self.kept_settings)
+        for asked in self.asked_settings:  # chosen before this click, their answer still on its way: kept too
+            settings.update({k: v for k, v in asked.items() if k in MODEL_KNOBS})
         self._starting = self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
                     fps=float(self.settings_panel.fps.value() if self.info else self.options.fps), seed=prompt.seed,
                     text=prompt.text, image=prompt.image_png, sketch=prompt.sketch_png,
                     action_map=(self.session.action_map() or None) if self.session else None,
-                    settings=dict(self.kept_settings))
+                    settings=settings)
 
     def on_session_started(self, info: dict, purpose: str) -> None:
         self.info, self._resim_from = info, None

@@ -60,6 +60,25 @@ def test_new_world_keeps_the_users_sampling_settings(qtbot, model_host):
     assert live["cfg"] == defaults["cfg"]  # what the user never changed stays the host's
 
 
+def test_settings_still_on_their_way_when_new_world_is_clicked_reach_the_new_world(qtbot, model_host, monkeypatch):
+    from bridge.client import WorldClient
+
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0)
+    send = WorldClient.settings
+
+    def slow(self, **kw):  # the host's answer is still on its way when the user clicks New world
+        time.sleep(0.3)
+        return send(self, **kw)
+
+    monkeypatch.setattr(WorldClient, "settings", slow)
+    w.change_settings({"temperature": 0.5})
+    assert w.kept_settings == {} and w.asked_settings  # asked, not answered yet
+    old = w.info["session_id"]
+    w.new_world(PromptSpec(seed=5))
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=30000)
+    assert model_host.host.sessions[w.info["session_id"]].settings["temperature"] == 0.5
+
+
 def test_a_key_held_across_new_world_moves_the_new_world(qtbot, host):
     w = open_window(qtbot, host.address)
     focus_viewport(qtbot, w)
