@@ -130,10 +130,10 @@ def test_a_new_run_never_writes_into_a_dataset_or_a_folder_of_other_files(tmp_pa
         train(TrainOptions(out=str(ds), **opts))  # --out given the --data folder
     assert sorted(p.name for p in ds.iterdir()) == before
     (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "todo.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"\(todo.txt\): give `train tokenizer` a new --out directory"):
+    (tmp_path / "notes" / "plans.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"\(plans.txt\): give `train tokenizer` a new --out directory"):
         train(TrainOptions(out=str(tmp_path / "notes"), **opts))
-    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["plans.txt"]
     (tmp_path / "cut").mkdir()
     (tmp_path / "cut" / "metrics.csv").write_text("step,loss\n")  # a run killed before its first save
     assert train(TrainOptions(out=str(tmp_path / "cut"), **opts))["step"] == 1
