@@ -45,8 +45,9 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
 def resize_image(image: np.ndarray, height: int, width: int) -> torch.Tensor:
     """Any (H, W, 3|4) uint8 image -> (height, width, 3) float in [0, 1] (antialiased bilinear; RGBA over white)."""
     img = opaque(image)
-    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
-        raise ValueError(f"prompt image must be (H, W, 3) uint8 RGB, got shape {img.shape} dtype {img.dtype}")
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:  # RGBA uint8 is RGB once `opaque` has run
+        raise ValueError(f"prompt image must be (H, W, 3) uint8 RGB or (H, W, 4) RGBA, got shape {img.shape} dtype "
+                         f"{img.dtype}")
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
     if x.shape[-2:] != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
