@@ -149,11 +149,11 @@ class STBlock(nn.Module):
         # --- Causal temporal attention at each position ---
         h = self.ln_t(x).transpose(1, 2)  # (B, N, T, D)
         qkv = self.t_qkv(h).view(B * N, T, 3, H, hd).permute(2, 0, 3, 1, 4)  # (3, B*N, H, T, hd)
-        (q, k), v = rope(qkv[:2], pos0), qkv[2]
         q_pos = torch.arange(pos0, pos0 + T, device=x.device)
-        if kv_only:  # the last layer of a commit: nothing after its keys and values is ever read
-            cache.write(layer, k, v, q_pos)
+        if kv_only:  # the last layer of a commit: only its keys and values are ever read, so q is not even rotated
+            cache.write(layer, rope(qkv[1], pos0), qkv[2], q_pos)
             return x
+        (q, k), v = rope(qkv[:2], pos0), qkv[2]
         if cache is None:  # training / full pass: banded causal mask over the clip
             mask = band_mask(q_pos, q_pos, window) if T > 1 else None
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
