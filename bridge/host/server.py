@@ -41,7 +41,7 @@ class Peer:
     last_seen: float = field(default_factory=time.monotonic)
     outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
     outbox_bytes: int = 0
-    pending: PendingStart | None = None  # a `start`/`reset` loading on a loader thread (its own, or a held resume's)
+    pending: LoadJob | None = None  # a `start`/`reset` loading on a loader thread (its own, or a held resume's)
     held: deque = field(default_factory=deque)  # (header bytes, size) received meanwhile, handled after it
     waiting: deque = field(default_factory=deque)  # (header bytes, size) behind its session's queued step inputs
 
@@ -54,9 +54,9 @@ class Peer:
 
 
 @dataclass
-class PendingStart:
-    """A `start` or `reset` being served off the loop thread: making the backend (maybe loading a checkpoint, for a
-    `start`) and frame 0 (a world model re-tokenizes its prompt)."""
+class LoadJob:
+    """A `start` or a `reset` whose world a loader thread builds, so the loop thread never waits: a `start`'s backend
+    (maybe a checkpoint to load) and either one's frame 0 (a world model re-tokenizes its prompt)."""
 
     rid: bytes
     peer: Peer
@@ -130,14 +130,14 @@ class Host:
         self._wake_addr = f"inproc://worldbridge-host-{id(self)}"
         self._wake_rx = self.ctx.socket(zmq.PAIR)
         self._wake_rx.bind(self._wake_addr)
-        # loader threads say "a start finished" through this pair; the lock keeps its one sending socket safe
+        # loader threads say "a start or reset finished" through this pair; the lock keeps its one sending socket safe
         self._loaded_rx = self.ctx.socket(zmq.PAIR)
         self._loaded_rx.bind(self._wake_addr + "-loaded")
         self._loaded_tx: zmq.Socket | None = self.ctx.socket(zmq.PAIR)
         self._loaded_tx.setsockopt(zmq.LINGER, 0)
         self._loaded_tx.connect(self._wake_addr + "-loaded")
         self._loaded_lock = threading.Lock()
-        self.pending: list[PendingStart] = []
+        self.pending: list[LoadJob] = []
         self._stopping = threading.Event()
         self.peers: dict[bytes, Peer] = {}
         self.orphans: dict[bytes, deque] = {}  # replies to peers without a Peer record (reject, pong, not_ready)
@@ -196,7 +196,7 @@ class Host:
                 if self._loaded_rx in events:
                     while self._loaded_rx.poll(0):
                         self._loaded_rx.recv()
-                self._finish_starts()
+                self._finish_loads()
                 if self.sock in events:
                     self._drain()
                 self._run_step_inputs()
@@ -386,9 +386,9 @@ class Host:
         if msg["backend"] is not None and msg["backend"] not in self.pool.specs:
             raise ProtocolError("bad_argument", f"backend {msg['backend']!r} is not served here; this host serves "
                                                 f"{self.pool.names}")
-        self._load_off_loop(PendingStart(rid, peer, msg, None, time.perf_counter()))
+        self._load_off_loop(LoadJob(rid, peer, msg, None, time.perf_counter()))
 
-    def _load_off_loop(self, job: PendingStart) -> None:
+    def _load_off_loop(self, job: LoadJob) -> None:
         """Hand a `start`/`reset` to a loader thread; its peer's next messages wait for it (see `_handle`)."""
         job.peer.pending = job
         if job.session is not None:
@@ -396,7 +396,7 @@ class Host:
         self.pending.append(job)
         threading.Thread(target=self._load, args=(job,), name="worldbridge-load", daemon=True).start()
 
-    def _load(self, job: PendingStart) -> None:
+    def _load(self, job: LoadJob) -> None:
         """Loader thread: make the backend (for a `start`) and frame 0 without stalling the loop (a checkpoint can take
         seconds, a world model re-tokenizes its prompt)."""
         msg = job.msg
@@ -420,7 +420,7 @@ class Host:
             job.error = e
         with self._loaded_lock:
             job.done = True
-            orphaned = self._loaded_tx is None  # the host closed meanwhile: nobody will finish this start
+            orphaned = self._loaded_tx is None  # the host closed meanwhile: nobody will finish this load
             if not orphaned:
                 try:
                     self._loaded_tx.send(b"", zmq.NOBLOCK)
@@ -429,7 +429,7 @@ class Host:
         if orphaned or (job.error is not None and job.source == "start"):  # a failed reset keeps its session
             _close_backend(backend)
 
-    def _finish_starts(self) -> None:
+    def _finish_loads(self) -> None:
         """Loop thread: answer every `start`/`reset` whose loader finished, then run the messages its peer sent
         meanwhile."""
         with self._loaded_lock:
@@ -502,9 +502,9 @@ class Host:
         self._send(rid, [P.encode(P.ok(msg["req_id"], "event", caption=caption))])
 
     def _on_reset(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
-        self._load_off_loop(PendingStart(rid, self.peers[rid], msg, None, time.perf_counter(), session, "reset", wire))
+        self._load_off_loop(LoadJob(rid, self.peers[rid], msg, None, time.perf_counter(), session, "reset", wire))
 
-    def _finish_reset(self, job: PendingStart, connected: bool) -> None:
+    def _finish_reset(self, job: LoadJob, connected: bool) -> None:
         """Loop thread: a reset's new world is made; record it, answer, send its frame 0 (to whoever holds it now)."""
         session, msg = job.session, job.msg
         self._control(session, job.wire, {"epoch": session.epoch})

@@ -121,7 +121,7 @@ class Session:
         self.frames_dropped = 0
         self._tick_times: deque[float] = deque(maxlen=48)
         self.recorder = None  # bridge.host.recording.Recorder while recording
-        self.loading: Any = None  # the host's PendingStart while a loader thread resets the world: the loop waits
+        self.loading: Any = None  # the host's LoadJob while a loader thread resets the world: the loop waits
 
     # --- descriptions ---
 
