@@ -17,6 +17,7 @@ import zmq
 from bridge.host import protocol as P
 from bridge.host.pixels import decode_pixels, encode_layer, encode_prompt_image
 from bridge.host.protocol import ProtocolError
+from bridge.values import is_int
 
 __all__ = ["Frame", "ProtocolError", "WorldClient"]
 
@@ -241,7 +242,7 @@ class WorldClient:
         s = self._need_session()
         if isinstance(action, str):
             return action  # names are resolved by the host (the session's action_map may add some)
-        if isinstance(action, (int, np.integer)) and not isinstance(action, bool):
+        if is_int(action) or isinstance(action, np.integer):
             n = max(s["num_latent_actions"], len(s["action_names"]))
             if not 0 <= int(action) < n:
                 raise ProtocolError("bad_argument", f"action id {action} is outside 0-{n - 1}")
@@ -314,8 +315,7 @@ class WorldClient:
         the edited frame follows with `events == ["edit"]`. ProtocolError `unsupported` when the session's backend
         cannot edit (see `session["capabilities"]`)."""
         self._need_session()
-        if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, np.integer)) \
-                or not isinstance(y, (int, np.integer)):
+        if not all(is_int(v) or isinstance(v, np.integer) for v in (x, y)):
             raise ProtocolError("bad_argument", f"edit position must be integer pixels, got x={x!r}, y={y!r}")
         reply = self._request({"type": "edit", "layer": encode_layer(layer), "x": int(x), "y": int(y)}, timeout)
         self._adopt_epoch(reply)

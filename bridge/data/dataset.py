@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.values import is_int
+
 FORMAT = "worldbridge-video"
 VERSION = 1
 
@@ -48,7 +50,7 @@ def shard_name(kind: str, index: int) -> str:
 
 
 def _count(v: object, least: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+    return is_int(v) and v >= least
 
 
 def _check_manifest(path: Path, m: dict) -> None:

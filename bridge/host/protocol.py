@@ -10,6 +10,7 @@ from typing import Any
 import msgpack
 
 from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
+from bridge.values import is_int
 
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 2
 try:
@@ -109,7 +110,7 @@ def decode(data: bytes, max_bytes: int | None = None) -> dict:
 def req_id_of(msg: dict) -> int | None:
     """The message's req_id when it is a valid one, so that an error about the message still answers its request."""
     rq = msg.get("req_id")
-    return rq if _is_int(rq) and 0 <= rq <= UINT64_MAX else None
+    return rq if is_int(rq) and 0 <= rq <= UINT64_MAX else None
 
 
 # --- Validation of client -> host messages ---
@@ -138,19 +139,15 @@ REQUIRED = {"hello": ("protocol_major",), "input": ("action",), "branch": ("fram
 SEED_MAX = 2**63 - 1  # the largest seed C# (long) and GDScript (int) can send and read back
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
     """Return v (floats normalised) or raise bad_message naming the key and the expected type."""
     ok = False
     if kind == "uint":
-        ok = _is_int(v) and 0 <= v <= UINT64_MAX
+        ok = is_int(v) and 0 <= v <= UINT64_MAX
     elif kind == "int":
-        ok = _is_int(v) and -(2**63) <= v <= UINT64_MAX
+        ok = is_int(v) and -(2**63) <= v <= UINT64_MAX
     elif kind == "float":
-        ok = (_is_int(v) or isinstance(v, float)) and math.isfinite(float(v))
+        ok = (is_int(v) or isinstance(v, float)) and math.isfinite(float(v))
         if ok:
             v = float(v)
     elif kind == "str":
@@ -164,12 +161,12 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
     elif kind == "strlist":
         ok = isinstance(v, list) and len(v) <= 64 and all(isinstance(x, str) and len(x) <= 64 for x in v)
     elif kind == "action":
-        ok = (_is_int(v) and 0 <= v <= UINT64_MAX) or (isinstance(v, str) and len(v) <= 256)
+        ok = (is_int(v) and 0 <= v <= UINT64_MAX) or (isinstance(v, str) and len(v) <= 256)
         if isinstance(v, str) and not ok:
             raise ProtocolError("bad_message", f"`{key}` is an action name of {len(v)} characters; names are at most 256")
     elif kind == "actionmap":
         ok = (isinstance(v, dict) and len(v) <= 1024
-              and all(isinstance(k, str) and len(k) <= 256 and _is_int(x) and 0 <= x <= UINT64_MAX
+              and all(isinstance(k, str) and len(k) <= 256 and is_int(x) and 0 <= x <= UINT64_MAX
                       for k, x in v.items()))
     if not ok:
         expected = {"uint": "a non-negative integer", "int": "an integer", "float": "a finite number",
@@ -188,7 +185,7 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     limits = limits or Limits()
     mtype = msg["type"]
     req_id = msg.get("req_id")
-    if req_id is not None and not (_is_int(req_id) and 0 <= req_id <= UINT64_MAX):
+    if req_id is not None and not (is_int(req_id) and 0 <= req_id <= UINT64_MAX):
         raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {type(req_id).__name__}")
     schema = SCHEMAS.get(mtype)
     if schema is None:
@@ -232,8 +229,8 @@ def welcome(codec: str, backends: list[str], default_backend: str, limits: Limit
 
 
 def reject(client_major: Any, client_minor: Any) -> dict:
-    major = client_major if _is_int(client_major) and 0 <= client_major < 10**6 else "?"
-    minor = client_minor if _is_int(client_minor) and 0 <= client_minor < 10**6 else 0
+    major = client_major if is_int(client_major) and 0 <= client_major < 10**6 else "?"
+    minor = client_minor if is_int(client_minor) and 0 <= client_minor < 10**6 else 0
     theirs = f"{major}.{minor}"
     return {"type": "reject", "code": "version_mismatch",
             "message": f"client speaks protocol {theirs}, host speaks {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}: "

@@ -21,6 +21,7 @@ from bridge.host.pixels import encode_pixels
 from bridge.host.protocol import Limits, ProtocolError
 from bridge.host.recording import Recorder
 from bridge.host.session import Produced, Session, build_prompt, now_ms
+from bridge.values import is_int
 
 log = logging.getLogger("worldbridge.host")
 
@@ -323,7 +324,7 @@ class Host:
 
     def _on_hello(self, rid: bytes, raw: dict) -> None:
         major, minor = raw.get("protocol_major"), raw.get("protocol_minor")
-        if not (P._is_int(major) and major >= 0):  # a malformed hello, not another version (§5)
+        if not (is_int(major) and major >= 0):  # a malformed hello, not another version (§5)
             raise ProtocolError("bad_message", f"hello needs `protocol_major` as an unsigned int, got {major!r}")
         if major != P.PROTOCOL_MAJOR:
             peer = self.peers.get(rid)

@@ -1,0 +1,38 @@
+"""bridge/values.py: the one "int but not bool" rule, in a leaf every layer may import."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bridge.values
+from bridge.host import protocol as P
+from bridge.values import is_int
+from bridge.worlds.sandbox import SandboxWorld
+
+
+@pytest.mark.parametrize("v", [0, -3, 2**70])
+def test_ints_are_ints(v):
+    assert is_int(v)
+
+
+@pytest.mark.parametrize("v", [True, False, 1.0, "1", None, np.int64(1), np.bool_(True)])
+def test_bools_floats_strings_and_numpy_scalars_are_not(v):
+    assert not is_int(v)
+
+
+def test_it_imports_nothing_from_bridge_so_no_layer_imports_upward_through_it():
+    tree = ast.parse(Path(bridge.values.__file__).read_text())
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert names and not any(m == "bridge" or m.startswith("bridge.") for m in names)
+
+
+def test_protocol_and_sandbox_refuse_true_where_they_take_1():
+    assert P.req_id_of({"req_id": 1}) == 1 and P.req_id_of({"req_id": True}) is None
+    w = SandboxWorld()
+    w.reset()
+    w.step(np.int64(1))
+    with pytest.raises(ValueError, match="action must be an integer id"):
+        w.step(True)
