@@ -517,16 +517,16 @@ class Host:
 
     def _on_branch(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         t0 = time.perf_counter()
-        produced = session.branch(msg["frame"])
-        self._control(session, wire, {"epoch": session.epoch, "frame_index": session.index})
-        self._send(rid, [P.encode(P.ok(msg["req_id"], "branch", epoch=session.epoch, frame_index=session.index))])
-        self._emit(session, produced, t0)
+        self._new_epoch(rid, session, msg, wire, session.branch(msg["frame"]), t0)
 
     def _on_edit(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         t0 = time.perf_counter()
-        produced = session.edit(msg["layer"], msg["x"], msg["y"])
+        self._new_epoch(rid, session, msg, wire, session.edit(msg["layer"], msg["x"], msg["y"]), t0)
+
+    def _new_epoch(self, rid: bytes, session: Session, msg: dict, wire: bytes, produced: Produced, t0: float) -> None:
+        """A `branch` or `edit` began a new epoch: record it, answer, then send its first frame."""
         self._control(session, wire, {"epoch": session.epoch, "frame_index": session.index})
-        self._send(rid, [P.encode(P.ok(msg["req_id"], "edit", epoch=session.epoch, frame_index=session.index))])
+        self._send(rid, [P.encode(P.ok(msg["req_id"], msg["type"], epoch=session.epoch, frame_index=session.index))])
         self._emit(session, produced, t0)
 
     def _on_settings(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
