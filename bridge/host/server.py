@@ -437,7 +437,7 @@ class Host:
             done = [job for job in self.pending if job.done]
             self.pending = [job for job in self.pending if not job.done]
         for job in done:
-            peer, rid, req_id = job.peer, job.rid, job.msg["req_id"]
+            peer, rid = job.peer, job.rid
             peer.pending = None
             connected = self.peers.get(rid) is peer
             if job.session is not None:  # its client waited for the world, it was not idle: the timeout counts from now
@@ -445,39 +445,50 @@ class Host:
             if job.source == "reset":
                 job.session.loading = None
             if job.error is not None:
-                e = job.error
-                if isinstance(e, ProtocolError):
-                    self.stats["bad_messages"] += 1
-                    reply = P.error(e.code, e.message, req_id, e.fatal)
-                else:
-                    log.error("could not %s a session", job.source, exc_info=e)
-                    reply = P.error("backend_error", f"{type(e).__name__}: {e}", req_id)
-                if connected:
-                    self._send(rid, [P.encode(reply)])
-                if reply["fatal"] and job.source == "reset":  # e.g. a frame of the wrong size: the world is broken
-                    self._close_session(job.session, notify=None)
+                self._load_failed(job, connected)
             elif job.source == "reset":
                 self._finish_reset(job, connected)
             elif not connected:  # the client left while its world loaded
                 _close_backend(job.session.backend)
-            else:
-                session = job.session
-                if peer.session is not None:  # a second start replaces the session (only once the new one works)
-                    self._close_session(peer.session, notify=None)
-                session.peer, peer.session = rid, session
-                self.sessions[session.id] = session
-                log.info("session %s started: %s [%s], %s mode, client %r", session.id, session.name, session.kind,
-                         session.mode, peer.client)
-                if not self._send(rid, [P.encode(session.describe(req_id))]) and self.peers.get(rid) is not peer:
-                    self._close_session(session, notify=None)  # it left before learning the id: nobody can resume it
-                    continue
-                session.next_tick = self._first_tick(session)
-                self._emit(session, job.produced, job.received)
+            elif not self._finish_start(job):
+                continue
             if connected:
                 self._run_held(rid, peer)
             for other_rid, other in [(r, p) for r, p in self.peers.items() if p.pending is job]:  # held resumes
                 other.pending = None
                 self._run_held(other_rid, other)
+
+    def _load_failed(self, job: LoadJob, connected: bool) -> None:
+        """Loop thread: a `start` or `reset` could not build its world; tell its client (a broken world ends a reset's
+        session)."""
+        e, req_id = job.error, job.msg["req_id"]
+        if isinstance(e, ProtocolError):
+            self.stats["bad_messages"] += 1
+            reply = P.error(e.code, e.message, req_id, e.fatal)
+        else:
+            log.error("could not %s a session", job.source, exc_info=e)
+            reply = P.error("backend_error", f"{type(e).__name__}: {e}", req_id)
+        if connected:
+            self._send(job.rid, [P.encode(reply)])
+        if reply["fatal"] and job.source == "reset":  # e.g. a frame of the wrong size: the world is broken
+            self._close_session(job.session, notify=None)
+
+    def _finish_start(self, job: LoadJob) -> bool:
+        """Loop thread: a `start`'s world is made; make it its client's session, answer, send frame 0. False when the
+        client left before learning the session id (the session is closed: nobody can resume it)."""
+        session, peer, rid = job.session, job.peer, job.rid
+        if peer.session is not None:  # a second start replaces the session (only once the new one works)
+            self._close_session(peer.session, notify=None)
+        session.peer, peer.session = rid, session
+        self.sessions[session.id] = session
+        log.info("session %s started: %s [%s], %s mode, client %r", session.id, session.name, session.kind,
+                 session.mode, peer.client)
+        if not self._send(rid, [P.encode(session.describe(job.msg["req_id"]))]) and self.peers.get(rid) is not peer:
+            self._close_session(session, notify=None)
+            return False
+        session.next_tick = self._first_tick(session)
+        self._emit(session, job.produced, job.received)
+        return True
 
     def _run_held(self, rid: bytes, peer: Peer) -> None:
         """What a peer sent while a `start`/`reset` loaded, in order; a held `start`/`reset`/resume stops it again."""
