@@ -1,0 +1,59 @@
+"""The docs a user follows literally: every command, flag and folder they name exists, and every command is listed."""
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from bridge.cli import COMMANDS, main
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "unity_plugin" / "README.md",
+        ROOT / "godot_addon" / "README.md"]
+
+
+def _leaf_commands(cmd: click.Command, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
+    """Every runnable `worldbridge ...` command by its words, so the docs can be checked against the real CLI."""
+    if not isinstance(cmd, click.Group):
+        return {path: cmd}
+    ctx = click.Context(cmd)
+    out: dict[tuple[str, ...], click.Command] = {}
+    for name in cmd.list_commands(ctx):
+        out.update(_leaf_commands(cmd.get_command(ctx, name), (*path, name)))
+    return out
+
+
+COMMAND_LINES = _leaf_commands(main)
+
+
+def _doc_text(path: Path) -> str:
+    """The doc with shell line continuations joined, so a command split over lines is read whole."""
+    return re.sub(r"\\\n\s*", " ", path.read_text())
+
+
+def _resolve(words: list[str]) -> tuple[tuple[str, ...], click.Command | None]:
+    for n in range(len(words), 0, -1):
+        if tuple(words[:n]) in COMMAND_LINES:
+            return tuple(words[:n]), COMMAND_LINES[tuple(words[:n])]
+    return (), None
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_flag_a_doc_gives_a_command_exists(doc: Path):
+    bad = []
+    for m in re.finditer(r"worldbridge ((?:[a-z][a-z-]*\s?)+)([^\n`|]*)", _doc_text(doc)):
+        words, cmd = _resolve(m.group(1).split())
+        if cmd is None:
+            continue
+        known = {o for p in cmd.params for o in [*p.opts, *p.secondary_opts]} | {"--help"}
+        rest = " ".join(m.group(1).split()[len(words):]) + " " + m.group(2)
+        bad += [f"{' '.join(words)} {flag}" for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)
+                if flag not in known]
+    assert not bad, f"{doc.name} names flags the commands do not have: {bad}"
+
+
+def test_top_level_help_names_every_subcommand_of_train_and_record():
+    summaries = {name: help_text.lower() for name, (_, help_text) in COMMANDS.items()}
+    assert "decoder" in summaries["train"] and "prompts" in summaries["train"], summaries["train"]
+    assert "inspect" in summaries["record"], summaries["record"]
