@@ -53,6 +53,21 @@ def test_every_flag_a_doc_gives_a_command_exists(doc: Path):
     assert not bad, f"{doc.name} names flags the commands do not have: {bad}"
 
 
+def _table_commands() -> list[list[set[str]]]:
+    """The command words of the README's Commands table, each word a set of alternatives (`health calibrate\\|check`)."""
+    table = (ROOT / "README.md").read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
+    cells = [row.split(" | ")[0] for row in table.splitlines() if row.startswith("| `")]
+    snippets = [s.removeprefix("worldbridge ") for cell in cells for s in re.findall(r"`([^`]*)`", cell)]
+    return [[set(word.split("\\|")) for word in s.split()] for s in snippets]
+
+
+def test_readme_command_table_lists_every_command():
+    rows = _table_commands()
+    missing = [" ".join(words) for words in COMMAND_LINES
+               if not any(len(row) >= len(words) and all(w in alts for w, alts in zip(words, row)) for row in rows)]
+    assert not missing, f"README's Commands table leaves out: {missing}"
+
+
 def test_top_level_help_names_every_subcommand_of_train_and_record():
     summaries = {name: help_text.lower() for name, (_, help_text) in COMMANDS.items()}
     assert "decoder" in summaries["train"] and "prompts" in summaries["train"], summaries["train"]
