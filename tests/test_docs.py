@@ -1,6 +1,7 @@
 """The docs a user follows literally: every command, flag and folder they name exists, and every command is listed."""
 
 import re
+import subprocess
 from pathlib import Path
 
 import click
@@ -66,6 +67,15 @@ def test_readme_command_table_lists_every_command():
     missing = [" ".join(words) for words in COMMAND_LINES
                if not any(len(row) >= len(words) and all(w in alts for w, alts in zip(words, row)) for row in rows)]
     assert not missing, f"README's Commands table leaves out: {missing}"
+
+
+def test_architecture_has_a_paragraph_per_folder():
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    folders = {f.split("/")[0] for f in files if "/" in f}
+    folders |= {"/".join(f.split("/")[:2]) for f in files if f.startswith("bridge/") and f.count("/") >= 2}
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing = sorted(f for f in folders if f"**`{f}/`**" not in text)
+    assert not missing, f"docs/architecture.md has no paragraph for: {missing}"
 
 
 def test_top_level_help_names_every_subcommand_of_train_and_record():
