@@ -1,5 +1,6 @@
 """The docs a user follows literally: every command, flag and folder they name exists, and every command is listed."""
 
+import inspect
 import re
 import subprocess
 from pathlib import Path
@@ -82,3 +83,17 @@ def test_top_level_help_names_every_subcommand_of_train_and_record():
     summaries = {name: help_text.lower() for name, (_, help_text) in COMMANDS.items()}
     assert "decoder" in summaries["train"] and "prompts" in summaries["train"], summaries["train"]
     assert "inspect" in summaries["record"], summaries["record"]
+
+
+def test_protocol_doc_gives_each_client_its_own_handshake_timeout():
+    from bridge.client import WorldClient
+
+    text = " ".join((ROOT / "docs" / "protocol.md").read_text().split())
+    engines = re.search(r"Unity and Godot clients' handshake/connect timeout, (\d+) s by default", text)
+    python = re.search(r"`WorldClient`'s `timeout`, (\d+) s by default", text)
+    assert engines and python, "docs/protocol.md §3 must give the engine clients' and WorldClient's hello deadlines"
+    unity = (ROOT / "unity_plugin" / "Runtime" / "Core" / "WorldBridgeConnection.cs").read_text()
+    godot = (ROOT / "godot_addon" / "addons" / "world_bridge" / "core" / "zmtp.gd").read_text()
+    assert f"ConnectTimeoutMs = {int(engines[1]) * 1000};" in unity
+    assert f"var handshake_timeout_s := {float(engines[1])}" in godot
+    assert inspect.signature(WorldClient).parameters["timeout"].default == float(python[1])
