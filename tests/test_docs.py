@@ -97,3 +97,12 @@ def test_protocol_doc_gives_each_client_its_own_handshake_timeout():
     assert f"ConnectTimeoutMs = {int(engines[1]) * 1000};" in unity
     assert f"var handshake_timeout_s := {float(engines[1])}" in godot
     assert inspect.signature(WorldClient).parameters["timeout"].default == float(python[1])
+
+
+def test_editor_doc_names_every_window_shortcut():
+    code = (ROOT / "editor_gui" / "main_window.py").read_text()
+    shortcuts = set(re.findall(r'setShortcut\(QKeySequence\("([^"]+)"\)\)', code))
+    doc = (ROOT / "docs" / "editor.md").read_text()
+    missing = sorted(s for s in shortcuts if s not in doc)
+    assert shortcuts and not missing, f"docs/editor.md leaves out the shortcuts {missing}"
+    assert set(re.findall(r"\bCtrl\+[A-Z]\b", doc)) <= shortcuts, "docs/editor.md names a shortcut the window lacks"
