@@ -9,14 +9,14 @@ import click
 # command name -> "module:attribute" of a click command or group
 COMMANDS = {
     "data": ("bridge.data.cli:data", "Generate, import, capture, inspect and preview video datasets."),
-    "train": ("bridge.train.cli:train", "Train the video tokenizer, or the latent action model + dynamics."),
+    "train": ("bridge.train.cli:train", "Train the tokenizer, the latent actions + dynamics, a sharper decoder, or prompts and events."),
     "eval": ("bridge.train.evaluate:eval_command", "Evaluate a checkpoint on a dataset and print JSON."),
     "eval-prompts": ("bridge.prompts.cli:eval_prompts", "Measure prompt-to-scene and world-event accuracy with pixel checks (JSON)."),
     "health": ("bridge.model.health:health", "Check world-model rollouts for degenerate frames against real footage."),
     "serve": ("bridge.host.cli:serve", "Run the world host (ZeroMQ ROUTER) for engine plugins and the editor."),
     "bench": ("bridge.host.bench:bench", "Measure frames/s and latency in-process and through the protocol."),
     "keys": ("bridge.host.cli:keys", "Generate ZeroMQ CURVE keys for binding beyond loopback."),
-    "record": ("bridge.host.cli:record", "Export or replay session recordings."),
+    "record": ("bridge.host.cli:record", "Inspect, export or replay session recordings."),
     "play": ("editor_gui.app:play", "Open the editor window and play a world."),
     "demo": ("bridge.demo:demo", "Headless scripted session through the real protocol; writes a recording and a GIF/MP4."),
 }

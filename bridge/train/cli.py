@@ -36,7 +36,7 @@ common = with_options(_common)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def train() -> None:
-    """Train the video tokenizer, then the latent action model + dynamics (docs/model.md)."""
+    """Train the video tokenizer, the latent action model + dynamics, a sharper decoder, and prompts (docs/model.md)."""
 
 
 @train.command()

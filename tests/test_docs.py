@@ -1,0 +1,108 @@
+"""The docs a user follows literally: every command, flag and folder they name exists, and every command is listed."""
+
+import inspect
+import re
+import subprocess
+from pathlib import Path
+
+import click
+import pytest
+
+from bridge.cli import COMMANDS, main
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "unity_plugin" / "README.md",
+        ROOT / "godot_addon" / "README.md"]
+
+
+def _leaf_commands(cmd: click.Command, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
+    """Every runnable `worldbridge ...` command by its words, so the docs can be checked against the real CLI."""
+    if not isinstance(cmd, click.Group):
+        return {path: cmd}
+    ctx = click.Context(cmd)
+    out: dict[tuple[str, ...], click.Command] = {}
+    for name in cmd.list_commands(ctx):
+        out.update(_leaf_commands(cmd.get_command(ctx, name), (*path, name)))
+    return out
+
+
+COMMAND_LINES = _leaf_commands(main)
+
+
+def _doc_text(path: Path) -> str:
+    """The doc with shell line continuations joined, so a command split over lines is read whole."""
+    return re.sub(r"\\\n\s*", " ", path.read_text())
+
+
+def _resolve(words: list[str]) -> tuple[tuple[str, ...], click.Command | None]:
+    for n in range(len(words), 0, -1):
+        if tuple(words[:n]) in COMMAND_LINES:
+            return tuple(words[:n]), COMMAND_LINES[tuple(words[:n])]
+    return (), None
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_flag_a_doc_gives_a_command_exists(doc: Path):
+    bad = []
+    for m in re.finditer(r"worldbridge ((?:[a-z][a-z-]*\s?)+)([^\n`|]*)", _doc_text(doc)):
+        words, cmd = _resolve(m.group(1).split())
+        if cmd is None:
+            continue
+        known = {o for p in cmd.params for o in [*p.opts, *p.secondary_opts]} | {"--help"}
+        rest = " ".join(m.group(1).split()[len(words):]) + " " + m.group(2)
+        bad += [f"{' '.join(words)} {flag}" for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)
+                if flag not in known]
+    assert not bad, f"{doc.name} names flags the commands do not have: {bad}"
+
+
+def _table_commands() -> list[list[set[str]]]:
+    """The command words of the README's Commands table, each word a set of alternatives (`health calibrate\\|check`)."""
+    table = (ROOT / "README.md").read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
+    cells = [row.split(" | ")[0] for row in table.splitlines() if row.startswith("| `")]
+    snippets = [s.removeprefix("worldbridge ") for cell in cells for s in re.findall(r"`([^`]*)`", cell)]
+    return [[set(word.split("\\|")) for word in s.split()] for s in snippets]
+
+
+def test_readme_command_table_lists_every_command():
+    rows = _table_commands()
+    missing = [" ".join(words) for words in COMMAND_LINES
+               if not any(len(row) >= len(words) and all(w in alts for w, alts in zip(words, row)) for row in rows)]
+    assert not missing, f"README's Commands table leaves out: {missing}"
+
+
+def test_architecture_has_a_paragraph_per_folder():
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    folders = {f.split("/")[0] for f in files if "/" in f}
+    folders |= {"/".join(f.split("/")[:2]) for f in files if f.startswith("bridge/") and f.count("/") >= 2}
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing = sorted(f for f in folders if f"**`{f}/`**" not in text)
+    assert not missing, f"docs/architecture.md has no paragraph for: {missing}"
+
+
+def test_top_level_help_names_every_subcommand_of_train_and_record():
+    summaries = {name: help_text.lower() for name, (_, help_text) in COMMANDS.items()}
+    assert "decoder" in summaries["train"] and "prompts" in summaries["train"], summaries["train"]
+    assert "inspect" in summaries["record"], summaries["record"]
+
+
+def test_protocol_doc_gives_each_client_its_own_handshake_timeout():
+    from bridge.client import WorldClient
+
+    text = " ".join((ROOT / "docs" / "protocol.md").read_text().split())
+    engines = re.search(r"Unity and Godot clients' handshake/connect timeout, (\d+) s by default", text)
+    python = re.search(r"`WorldClient`'s `timeout`, (\d+) s by default", text)
+    assert engines and python, "docs/protocol.md §3 must give the engine clients' and WorldClient's hello deadlines"
+    unity = (ROOT / "unity_plugin" / "Runtime" / "Core" / "WorldBridgeConnection.cs").read_text()
+    godot = (ROOT / "godot_addon" / "addons" / "world_bridge" / "core" / "zmtp.gd").read_text()
+    assert f"ConnectTimeoutMs = {int(engines[1]) * 1000};" in unity
+    assert f"var handshake_timeout_s := {float(engines[1])}" in godot
+    assert inspect.signature(WorldClient).parameters["timeout"].default == float(python[1])
+
+
+def test_editor_doc_names_every_window_shortcut():
+    code = (ROOT / "editor_gui" / "main_window.py").read_text()
+    shortcuts = set(re.findall(r'setShortcut\(QKeySequence\("([^"]+)"\)\)', code))
+    doc = (ROOT / "docs" / "editor.md").read_text()
+    missing = sorted(s for s in shortcuts if s not in doc)
+    assert shortcuts and not missing, f"docs/editor.md leaves out the shortcuts {missing}"
+    assert set(re.findall(r"\bCtrl\+[A-Z]\b", doc)) <= shortcuts, "docs/editor.md names a shortcut the window lacks"
