@@ -88,7 +88,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "ASessionKnowsTheActionMapOfTheStartItAnswersAndKeepsItWhenResumed",
                      "NothingButHelloReachesAReconnectBeforeItsWelcome",
                      "AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince",
-                     "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce"):
+                     "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce", "NotReadyGreetsAgainAndRepeatsTheRefusedStartAsSent",
+                     "NotReadyInASessionGreetsAgainAndResumesIt"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
