@@ -236,7 +236,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                      "client": "godot/0.1.6", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.7", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -820,6 +820,52 @@ def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(
     assert _run_until(sim, lambda: router.poll(0), timeout=3), "no restart: a start that never went out stopped it"
     fresh = _recv(router)[1]
     assert fresh["type"] == "start" and fresh.get("resume") is None and fresh["text"] is None
+
+
+def test_a_start_that_failed_to_send_after_the_games_start_does_not_restart_the_lost_session(sim, scripted):
+    router, port = scripted
+    c, _, ident = _scripted_session(sim, (router, port), "realtime")
+    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+    router, ident, resume = _restart_host(sim, router, port, welcome)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])  # after the resume went out
+    _pump(sim, router)
+    ident, game_start = _recv(router)
+    assert game_start["text"] == "a desert"
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    router.send_multipart([ident, _unknown_session(resume["req_id"])])
+    for _ in range(50):
+        sim.process()
+    extra = [m for m in _starts_seen(router) if m["type"] == "start"]
+    assert not extra, f"the lost session restarted over the desert the game asked for: {extra}"
+
+
+def test_a_start_refused_with_not_ready_is_repeated_though_a_later_start_failed_to_send(sim, scripted):
+    router, port = scripted
+    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+    c = _ready(sim, router, port, welcome)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    _pump(sim, router)
+    ident, start = _recv(router)
+    router.send_multipart([ident, _not_ready(start["req_id"])])
+    _pump(sim, router)
+    assert _recv(router)[1]["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(welcome)])
+    assert _run_until(sim, lambda: router.poll(0), timeout=3), "the cave the host refused was not asked for again"
+    again = _recv(router)[1]
+    assert again["type"] == "start" and again["text"] == "a cave"
+
+
+def test_request_ids_name_sent_requests_only(sim, scripted):
+    router, port = scripted
+    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+    c = _ready(sim, router, port, welcome)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    _pump(sim, router)
+    ids = [m["req_id"] for m in _starts_seen(router)]
+    assert ids == [ids[0], ids[0] + 1], f"a start that never went out took a request id: {ids}"
 
 
 def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, scripted):

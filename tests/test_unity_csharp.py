@@ -88,7 +88,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "ASessionKnowsTheActionMapOfTheStartItAnswersAndKeepsItWhenResumed",
                      "NothingButHelloReachesAReconnectBeforeItsWelcome",
                      "AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince",
-                     "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce"):
+                     "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce", "NotReadyGreetsAgainAndRepeatsTheRefusedStartAsSent",
+                     "NotReadyInASessionGreetsAgainAndResumesIt"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
@@ -111,7 +112,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
     names = {case.get("name") for case in ET.parse(result_xml).getroot().iter("test-case")}
     for required in ("RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero",
                      "DescribeMakesNoNewStringPerCall", "NamesOfTheActionMapTheSessionStartedWithAreActions",
-                     "ANewSessionsActionsAreUsedFromItsFirstFrame"):
+                     "ANewSessionsActionsAreUsedFromItsFirstFrame", "AFatalErrorEndsTheRecordingWithTheSession"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

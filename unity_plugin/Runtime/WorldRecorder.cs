@@ -58,6 +58,12 @@ namespace WorldBridge
                 Report("recording ended with the previous session");
                 return;
             }
+            if (m.GetString("type") == "error" && m.GetBool("fatal") && recording)
+            {
+                recording = false; // the session ended (idle timeout, backend failure): its recording ended with it
+                Report("recording ended with the session: " + m.GetString("message", "fatal error"));
+                return;
+            }
             if (m.GetString("type") != "ok") return;
             var request = m.GetString("request");
             if (request == "record_start")

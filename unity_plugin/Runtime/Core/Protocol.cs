@@ -9,7 +9,7 @@ namespace WorldBridge.Core
     public static class Protocol
     {
         public const int Major = 1, Minor = 2;
-        public const string PluginVersion = "0.3.4";
+        public const string PluginVersion = "0.3.5";
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 

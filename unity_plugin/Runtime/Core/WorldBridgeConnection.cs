@@ -34,6 +34,7 @@ namespace WorldBridge.Core
         readonly ManualResetEventSlim stopping = new ManualResetEventSlim(false);
         readonly object frameLock = new object();
         readonly object dealerLock = new object();
+        readonly object sendOrder = new object();   // a send and the withdrawal of its connection: not both at once
         Thread ioThread, sendThread;
         ZmtpDealer dealer;                          // the connection the send thread writes to: set only once the host
                                                     // welcomed it, so nothing of the queue can overtake hello or Restore
@@ -316,9 +317,14 @@ namespace WorldBridge.Core
                     while (true) // keep the message until a live connection took it (a reconnect may be under way)
                     {
                         ready.Wait(cancel.Token);
-                        ZmtpDealer d;
-                        lock (dealerLock) d = dealer;
-                        if (d != null && TrySend(d, item)) break;
+                        bool sent;
+                        lock (sendOrder)
+                        {
+                            ZmtpDealer d;
+                            lock (dealerLock) d = dealer;
+                            sent = d != null && TrySend(d, item);
+                        }
+                        if (sent) break;
                         stopping.Wait(20);
                     }
                     lastSent = Protocol.NowMs;
@@ -370,17 +376,21 @@ namespace WorldBridge.Core
                     var props = new[] { new KeyValuePair<string, string>("X-Client", Options.Client) };
                     d = ZmtpDealer.Connect(Options.Endpoint, Options.ConnectTimeoutMs, props, cancel.Token); // Close() aborts it
                     d.MaxMessageBytes = Options.MaxMessageBytes;
-                    fatal = !Handshake(d);
-                    if (fatal) break;
-                    backoff.Reset();
-                    lock (dealerLock)
+                    while (!stopping.IsSet) // greets again on this connection when the host forgot this peer (not_ready)
                     {
-                        if (stopping.IsSet) break;
-                        dealer = d;
-                        state = ConnectionState.Ready;
-                        ready.Set();
+                        fatal = !Handshake(d);
+                        if (fatal) break;
+                        backoff.Reset();
+                        lock (dealerLock)
+                        {
+                            if (stopping.IsSet) break;
+                            dealer = d;
+                            state = ConnectionState.Ready;
+                            ready.Set();
+                        }
+                        while (!stopping.IsSet && Dispatch(d, d.Receive())) { }
+                        Withdraw(d);
                     }
-                    while (!stopping.IsSet) Dispatch(d, d.Receive());
                 }
                 catch (Exception e)
                 {
@@ -419,6 +429,20 @@ namespace WorldBridge.Core
             }
         }
 
+        /// <summary>The host forgot this peer: the send thread loses the connection until the new welcome, so nothing but
+        /// hello reaches the host before it (what it sent already is answered not_ready, before the welcome).</summary>
+        void Withdraw(ZmtpDealer d)
+        {
+            if (stopping.IsSet) return;
+            lock (sendOrder)
+            {
+                lock (dealerLock) { if (dealer == d) dealer = null; }
+                ready.Reset();
+            }
+            state = ConnectionState.Connecting;
+            d.SetReceiveTimeout(Options.ConnectTimeoutMs);
+        }
+
         bool Greet(ZmtpDealer d)
         {
             d.Send(MsgPack.Encode(Protocol.Hello(Options.Client, new[] { "raw" })));
@@ -427,6 +451,11 @@ namespace WorldBridge.Core
                 var parts = d.Receive(); // the handshake read timeout (ConnectTimeoutMs) still applies here
                 var m = MsgPack.DecodeHeader(parts[0]);
                 var type = m.GetString("type");
+                if (type == "error" && m.GetString("code") == "not_ready") // answers what was sent before this hello
+                {
+                    Post(m);
+                    continue;
+                }
                 if (type == "reject" || type == "error") // e.g. bad_message for a client name over 4096 bytes: retrying cannot help
                 {
                     lastError = m.GetString("message", type == "reject" ? "the host rejected this client" : "the host refused hello");
@@ -478,13 +507,21 @@ namespace WorldBridge.Core
             d.Send(MsgPack.Encode(Protocol.Start(id, options)));
         }
 
-        void Dispatch(ZmtpDealer d, List<byte[]> parts)
+        /// <summary>Handles one message from the host; false when it answered not_ready, i.e. forgot this peer (idle
+        /// before a start, or restarted): then the caller greets it again, and Restore repeats a start it refused.</summary>
+        bool Dispatch(ZmtpDealer d, List<byte[]> parts)
         {
             MsgMap m;
             try { m = MsgPack.DecodeHeader(parts[0]); }
-            catch (FormatException e) { lastError = "ignored a malformed message from the host: " + e.Message; return; }
+            catch (FormatException e) { lastError = "ignored a malformed message from the host: " + e.Message; return true; }
             var type = m.GetString("type");
-            if (type == "frame") { OnFrame(m, parts.Count > 1 ? parts[1] : null); return; }
+            if (type == "frame") { OnFrame(m, parts.Count > 1 ? parts[1] : null); return true; }
+            if (type == "error" && m.GetString("code") == "not_ready") // a start it refused stays unanswered: sent again
+            {
+                lastError = "the host forgot this client (" + m.GetString("message", "not_ready") + "): greeting it again";
+                Post(m);
+                return false;
+            }
             StartOptions answered = null;
             if ((type == "session" || type == "error") && m.Has("req_id")) unanswered.TryRemove(m.GetLong("req_id"), out answered);
             if (type == "session")
@@ -517,6 +554,7 @@ namespace WorldBridge.Core
                     SendStart(d, NextReqId(), resumedWith);
             }
             Post(m);
+            return true;
         }
 
         void OnFrame(MsgMap header, byte[] payload)

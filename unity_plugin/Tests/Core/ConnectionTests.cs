@@ -591,6 +591,59 @@ namespace WorldBridge.Tests
             }
         }
 
+        /// <summary>What a host that forgot this peer (idle before a start, or restarted) answers request `reqId`.</summary>
+        static MsgMap NotReady(long reqId) => new MsgMap
+        {
+            { "type", "error" }, { "req_id", reqId }, { "code", "not_ready" }, { "message", "send hello first" }, { "fatal", false },
+        };
+
+        [Test]
+        public void NotReadyGreetsAgainAndRepeatsTheRefusedStartAsSent()
+        {
+            using (var host = new FakeHost())
+            using (var c = Welcomed(host))
+            {
+                Assert.IsTrue(c.WaitReady(5000), c.LastError);
+                var id = c.Start(new StartOptions { Mode = "step", Seed = 9, Text = "a cave" });
+                host.Expect("start");
+                var ping = c.Ping();
+                host.Expect("ping");
+                host.Send(NotReady(id));                       // the host forgot this client: every request says so
+                host.Send(NotReady(ping));
+                host.Expect("hello");
+                Until(() => !c.IsReady, "the client to wait for the new welcome");
+                c.Input(1);                                    // waits for the welcome, behind the repeated start
+                Assert.IsEmpty(host.Drain(200), "one hello for two not_ready answers, and nothing before the welcome");
+                host.Welcome();
+                var sent = host.Drain(300);
+                Assert.AreEqual(new[] { "start", "input" }, sent.Select(m => m.GetString("type")).ToArray(), "one start, then the input");
+                Assert.AreEqual((id, "step", 9L, "a cave"), (sent[0].GetLong("req_id"), sent[0].GetString("mode"), sent[0].GetLong("seed"),
+                                                             sent[0].GetString("text")), "the start was not repeated as it was sent");
+                Assert.IsNull(sent[0]["resume"]);
+                Assert.AreEqual("not_ready", NextMessage(c, "error").GetString("code"));
+                host.Session("s1");
+                Assert.AreEqual(id, NextMessage(c, "session").GetLong("req_id"));
+                Assert.AreEqual("a cave", c.Session.StartedWith.Text);
+                Assert.IsEmpty(host.Drain(200), "a second start would end the session it just got");
+            }
+        }
+
+        [Test]
+        public void NotReadyInASessionGreetsAgainAndResumesIt()
+        {
+            using (var host = new FakeHost())
+            using (var c = Started(host, new StartOptions { Mode = "step", Text = "a cave" }))
+            {
+                c.Input(1);
+                host.Expect("input");
+                host.Send(NotReady(0));
+                host.Expect("hello");
+                host.Welcome();
+                ExpectResume(host, "s1");
+                Assert.IsTrue(c.WaitReady(5000), c.LastError);
+            }
+        }
+
         [Test]
         public void AFirstStartUnansweredAtTheDropIsSentAgain()
         {

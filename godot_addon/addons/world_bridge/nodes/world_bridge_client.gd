@@ -407,11 +407,12 @@ static func capture_viewport_png(viewport: Viewport) -> PackedByteArray:
 func _send_start(opts: Dictionary) -> bool:
 	_start_pending = false
 	_start_resend = {}
-	_start_req = _next_req()
-	var sent := _send(Protocol.start(_start_req, opts))
-	if sent:
-		_starts_sent[_start_req] = opts
-	return sent
+	var req := _next_req()
+	if not _send(Protocol.start(req, opts)):
+		return false
+	_start_req = req  # the newest start sent: one that did not go out is no start to wait for
+	_starts_sent[req] = opts
+	return true
 
 
 # --- Incoming messages ---
@@ -662,7 +663,17 @@ func _on_socket_closed(reason: String) -> void:
 		_set_link(Link.CONNECTING, "connection lost: %s; reconnecting" % reason)
 
 
+## Sends `msg`; a request id taken for it is given back when it does not go out, so ids name sent
+## requests only.
 func _send(msg: Dictionary) -> bool:
+	if _write(msg):
+		return true
+	if msg.get("req_id") == _req_id:
+		_req_id -= 1
+	return false
+
+
+func _write(msg: Dictionary) -> bool:
 	if _socket == null or not _socket.is_open():
 		return false
 	if link != Link.READY and link != Link.IN_SESSION and msg["type"] != "hello":

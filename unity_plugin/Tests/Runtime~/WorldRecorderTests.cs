@@ -1,0 +1,38 @@
+// WorldRecorder's status, run under mono against Tests/CompileOnly~ (the host's messages are handed to it directly).
+using System.Reflection;
+using NUnit.Framework;
+using WorldBridge;
+using WorldBridge.Core;
+
+namespace WorldBridge.Tests
+{
+    [TestFixture]
+    public class WorldRecorderTests
+    {
+        static WorldRecorder Recording()
+        {
+            var recorder = new WorldRecorder();
+            Receive(recorder, new MsgMap { { "type", "ok" }, { "req_id", 1 }, { "request", "record_start" }, { "path", "a.wbrec" } });
+            Assert.IsTrue(recorder.IsRecording);
+            return recorder;
+        }
+
+        static void Receive(WorldRecorder recorder, MsgMap m) =>
+            typeof(WorldRecorder).GetMethod("OnMessage", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(recorder, new object[] { m });
+
+        static MsgMap Error(bool fatal) => new MsgMap
+        {
+            { "type", "error" }, { "req_id", null }, { "code", "backend_error" }, { "message", "the backend failed" }, { "fatal", fatal },
+        };
+
+        [Test]
+        public void AFatalErrorEndsTheRecordingWithTheSession()
+        {
+            var recorder = Recording();
+            Receive(recorder, Error(fatal: false));
+            Assert.IsTrue(recorder.IsRecording, "a refused request leaves the session, and its recording, running");
+            Receive(recorder, Error(fatal: true));
+            Assert.IsFalse(recorder.IsRecording, "the session ended, and the recorder still says it records");
+        }
+    }
+}
