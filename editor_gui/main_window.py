@@ -153,7 +153,7 @@ class MainWindow(QMainWindow):
         self.jobs: list[Job] = []
         self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose and the host took: new worlds get them
         self.asked_settings: list[dict] = []  # settings requests sent, not answered yet (answered in order)
-        self._starting = False  # a New world sent, its session not started yet
+        self._starting = False  # a New world or a rebuild sent, its session not started yet
         self._host_mode = self.mode  # the mode the host's world runs in (or, during a rebuild, resumes in)
         self._in_force: dict[str, Any] = {}  # the sampling settings the live world runs with
         self._settings_due: dict[str, Any] = {}  # those the next recorded frame notes as changed (see FrameRecord)
@@ -358,8 +358,7 @@ class MainWindow(QMainWindow):
         self.info, self._resim_from = info, None
         self._settings_now(info.get("settings", {}), whole=True)
         self.epoch = int(info.get("epoch", 0))
-        if purpose == "new":
-            self._starting = False
+        self._starting = False
         self.pending_fork = None
         self.pending_events, self.asked_events = [], []
         if self.session is None:
@@ -578,7 +577,8 @@ class MainWindow(QMainWindow):
         self._set_pause_checked(paused)
         if self.info is None:  # nothing runs yet: the next world starts this way
             self.statusBar().showMessage(f"The next world starts {'paused' if paused else 'in realtime'}", 4000)
-            if self._starting:  # the one on its way was asked for in the other mode: switch it once it runs
+            if self._starting:  # the one on its way (a New world, a rebuild) was asked for in the other mode: switch
+                # it once it runs
                 self._ask_settings({"mode": self.mode})
             return
         self._ask_settings({"mode": self.mode})
@@ -784,8 +784,9 @@ class MainWindow(QMainWindow):
         steps = [(r.action, r.fired, r.edits, r.settings) for r in path if r.index >= 1]
         first = path[0] if path and path[0].index == 0 else FrameRecord(0, -1)
         self.statusBar().showMessage(f"Rebuilding {len(steps)} frames on the host…")
-        self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=first.edits,
-                    settings0=first.settings, resume_settings=dict(self._in_force if self.info else self.kept_settings))
+        self._starting = self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=first.edits,
+                                     settings0=first.settings,
+                                     resume_settings=dict(self._in_force if self.info else self.kept_settings))
 
     def view_frame(self, rec: FrameRecord | None) -> None:
         """Show a recorded frame (scrubbing, replay) instead of the live one; None returns to live."""
@@ -860,7 +861,7 @@ class MainWindow(QMainWindow):
             self.object_panel.on_failed(message)
             self.show_error(f"Edit refused: {message}")
             return
-        if command == "start":
+        if command in ("start", "resimulate"):
             self._starting = False  # refused: the next New world starts in the mode Pause shows
         if command == "settings":
             refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel

@@ -331,3 +331,35 @@ def test_during_a_rebuild_pause_and_the_mode_box_show_the_mode_it_resumes_in(qtb
     assert "Branch rebuilt" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: host.host.sessions[w.info["session_id"]].mode == wanted, timeout=5000)
     assert w.mode == wanted and shown_mode(w) == (wanted, wanted)
+
+
+def sandbox_session(path, frames: int = 6) -> None:
+    """A saved sandbox session of `frames` frames walking right (no pixels: a rebuild replays the actions)."""
+    from editor_gui.session_store import FrameRecord, Session
+
+    s = Session(backend_kind="sandbox", backend_name="sandbox", width=64, height=64)
+    root = s.new_root(PromptSpec(seed=3, backend="sandbox"))
+    for i in range(frames):
+        root.frames[i] = FrameRecord(i, RIGHT if i else -1)
+    s.save(path)
+
+
+@pytest.mark.parametrize("mode", ["realtime", "step"])
+def test_pause_toggled_before_a_rebuild_of_an_opened_session_starts_wins(qtbot, host, monkeypatch, tmp_path, mode):
+    from bridge.client import WorldClient
+
+    sandbox_session(tmp_path / "s.wbsession")
+    w = open_window(qtbot, host.address, mode=mode, autostart=False)  # as `worldbridge play --session`: no world yet
+    with qtbot.waitSignal(w.load_from(tmp_path / "s.wbsession").succeeded, timeout=10000):
+        pass
+    start = WorldClient.start
+    monkeypatch.setattr(WorldClient, "start", lambda self, **kw: (time.sleep(0.3), start(self, **kw))[1])
+    w.branch_from(0, 4)
+    w.pause_action.trigger()  # before the rebuild's world starts
+    wanted = "step" if mode == "realtime" else "realtime"
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert "Branch rebuilt" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: host.host.sessions[w.info["session_id"]].mode == wanted, timeout=5000)  # the user's choice
+    qtbot.wait(200)
+    assert host.host.sessions[w.info["session_id"]].mode == wanted
+    assert w.mode == wanted and shown_mode(w) == (wanted, wanted)  # screen and host agree
