@@ -866,11 +866,11 @@ class MainWindow(QMainWindow):
         if command == "settings":
             refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
             self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
-            if "mode" in refused:
-                self._follow_mode()
-                now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
-                self.show_error(f"Mode change refused: {message} — the world {now}")
-                return
+        if command == "mode" or (command == "settings" and "mode" in refused):  # "mode": a New world's or a
+            self._follow_mode()  # rebuild's own switch to realtime
+            now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
+            self.show_error(f"Mode change refused: {message} — the world {now}")
+            return
         if command == "branch" and self.pending_fork is not None and self.session is not None:
             fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
             del self.session.branches[fork.id]
