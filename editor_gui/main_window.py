@@ -500,10 +500,11 @@ class MainWindow(QMainWindow):
         return None
 
     def on_key_pressed(self, key: int, ts: float) -> None:
-        if self.info is None or self.busy or self.viewing is not None:
+        if self.viewing is not None:
             return
-        if self.session is not None and self.session.live is None:
-            self.statusBar().showMessage(NOT_IN_SESSION, 8000)
+        if reason := self._not_playable():  # only the opened session's case is news: the viewport already says
+            if reason == NOT_IN_SESSION:  # "press New world", and a busy job shows its progress
+                self.statusBar().showMessage(reason, 8000)
             return
         name = key_name(key)
         ref = self.keymap.action_for(name)
