@@ -867,8 +867,8 @@ class MainWindow(QMainWindow):
         if command == "settings":
             refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
             self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
-        if command == "mode" or (command == "settings" and "mode" in refused):  # "mode": a New world's or a
-            self._follow_mode()  # rebuild's own switch to realtime
+        if command == "mode" or (command == "settings" and "mode" in refused):  # "mode": a New world's, rebuild's or
+            self._follow_mode("step" if command == "mode" else None)  # preview's own switch back from step mode
             now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
             self.show_error(f"Mode change refused: {message} — the world {now}")
             return

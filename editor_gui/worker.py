@@ -22,6 +22,7 @@ class ExploreResult:
 
     start_index: int
     previews: list[list[np.ndarray]] = field(default_factory=list)  # [action][step] (H, W, 3) uint8
+    mode_refused: str | None = None  # why the host refused to go back to realtime (it then stays in step mode)
 
 
 @dataclass
@@ -175,10 +176,8 @@ class WorldWorker(QObject):
                 self.failed.emit("start", f"your settings were not kept for the new world ({refused})")
             if mode_refused is not None:
                 self.failed.emit("mode", mode_refused)
-        elif command == "explore":
-            self._answer(client, command, self._explore(client, **kw))
-        elif command == "resimulate":
-            result = self._resimulate(client, **kw)
+        elif command in ("explore", "resimulate"):
+            result = self._explore(client, **kw) if command == "explore" else self._resimulate(client, **kw)
             self._answer(client, command, result)
             if result.mode_refused is not None:
                 self.failed.emit("mode", result.mode_refused)
@@ -259,8 +258,7 @@ class WorldWorker(QObject):
             self.progress.emit("explore", a + 1, actions)
         client.branch(start)  # back where the user was; the re-sent frame is emitted so the timeline follows
         self._emit_frame(self._wait_for(client, start, epoch))
-        if resume_mode != "step":
-            client.settings(mode=resume_mode)
+        result.mode_refused = self._set_mode(client, {}, resume_mode)[1]
         return result
 
     def _edit(self, client, edit: dict) -> None:

@@ -266,16 +266,16 @@ def test_pause_or_resume_while_the_first_world_starts_applies_to_that_world(qtbo
     assert w.mode == wanted and w.pause_action.isChecked() == (wanted == "step")
 
 
-def refuse_mode_changes(monkeypatch) -> None:
-    """Make the host refuse every mode change (a New world's or rebuild's own switch to realtime included: the editor
-    starts every world in step mode) as the protocol refuses a bad value."""
+def refuse_mode_changes(monkeypatch, to: tuple[str, ...] = ("realtime", "step")) -> None:
+    """Make the host refuse every mode change to `to` (a New world's or rebuild's own switch to realtime included: the
+    editor starts every world in step mode) as the protocol refuses a bad value."""
     from bridge.host.protocol import ProtocolError
     from bridge.host.session import Session as HostSession
 
     apply = HostSession.apply_settings
 
     def refusing(self, msg, limits):
-        if msg.get("mode") is not None:
+        if msg.get("mode") in to:
             raise ProtocolError("bad_argument", "mode changes are off on this host")
         apply(self, msg, limits)
 
@@ -396,4 +396,12 @@ def test_a_rebuild_whose_switch_back_to_realtime_is_refused_keeps_its_branch_and
     w.resimulate(0, 3)
     qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
     assert [r.index for r in live_frames(w)] == [0, 1, 2, 3]  # the rebuilt branch is live
+    assert_refused_switch_shown(qtbot, w, host)
+
+
+def test_a_preview_whose_switch_back_to_realtime_is_refused_shows_the_world_paused_and_why(qtbot, host, monkeypatch):
+    w = open_window(qtbot, host.address, mode="realtime")
+    refuse_mode_changes(monkeypatch, to=("realtime",))  # the preview's switch to step mode is taken, not the way back
+    w.explore(2)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
     assert_refused_switch_shown(qtbot, w, host)
