@@ -153,7 +153,7 @@ class MainWindow(QMainWindow):
         self.jobs: list[Job] = []
         self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose and the host took: new worlds get them
         self.asked_settings: list[dict] = []  # settings requests sent, not answered yet (answered in order)
-        self._starting = False  # a New world sent, its session not started yet
+        self._starting = False  # a New world or a rebuild sent, its session not started yet
         self._host_mode = self.mode  # the mode the host's world runs in (or, during a rebuild, resumes in)
         self._in_force: dict[str, Any] = {}  # the sampling settings the live world runs with
         self._settings_due: dict[str, Any] = {}  # those the next recorded frame notes as changed (see FrameRecord)
@@ -358,8 +358,7 @@ class MainWindow(QMainWindow):
         self.info, self._resim_from = info, None
         self._settings_now(info.get("settings", {}), whole=True)
         self.epoch = int(info.get("epoch", 0))
-        if purpose == "new":
-            self._starting = False
+        self._starting = False
         self.pending_fork = None
         self.pending_events, self.asked_events = [], []
         if self.session is None:
@@ -501,10 +500,11 @@ class MainWindow(QMainWindow):
         return None
 
     def on_key_pressed(self, key: int, ts: float) -> None:
-        if self.info is None or self.busy or self.viewing is not None:
+        if self.viewing is not None:
             return
-        if self.session is not None and self.session.live is None:
-            self.statusBar().showMessage(NOT_IN_SESSION, 8000)
+        if reason := self._not_playable():  # only the opened session's case is news: the viewport already says
+            if reason == NOT_IN_SESSION:  # "press New world", and a busy job shows its progress
+                self.statusBar().showMessage(reason, 8000)
             return
         name = key_name(key)
         ref = self.keymap.action_for(name)
@@ -578,7 +578,8 @@ class MainWindow(QMainWindow):
         self._set_pause_checked(paused)
         if self.info is None:  # nothing runs yet: the next world starts this way
             self.statusBar().showMessage(f"The next world starts {'paused' if paused else 'in realtime'}", 4000)
-            if self._starting:  # the one on its way was asked for in the other mode: switch it once it runs
+            if self._starting:  # the one on its way (a New world, a rebuild) was asked for in the other mode: switch
+                # it once it runs
                 self._ask_settings({"mode": self.mode})
             return
         self._ask_settings({"mode": self.mode})
@@ -784,8 +785,9 @@ class MainWindow(QMainWindow):
         steps = [(r.action, r.fired, r.edits, r.settings) for r in path if r.index >= 1]
         first = path[0] if path and path[0].index == 0 else FrameRecord(0, -1)
         self.statusBar().showMessage(f"Rebuilding {len(steps)} frames on the host…")
-        self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=first.edits,
-                    settings0=first.settings, resume_settings=dict(self._in_force if self.info else self.kept_settings))
+        self._starting = self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=first.edits,
+                                     settings0=first.settings,
+                                     resume_settings=dict(self._in_force if self.info else self.kept_settings))
 
     def view_frame(self, rec: FrameRecord | None) -> None:
         """Show a recorded frame (scrubbing, replay) instead of the live one; None returns to live."""
@@ -860,16 +862,16 @@ class MainWindow(QMainWindow):
             self.object_panel.on_failed(message)
             self.show_error(f"Edit refused: {message}")
             return
-        if command == "start":
+        if command in ("start", "resimulate"):
             self._starting = False  # refused: the next New world starts in the mode Pause shows
         if command == "settings":
             refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
             self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
-            if "mode" in refused:
-                self._follow_mode()
-                now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
-                self.show_error(f"Mode change refused: {message} — the world {now}")
-                return
+        if command == "mode" or (command == "settings" and "mode" in refused):  # "mode": a New world's, rebuild's or
+            self._follow_mode("step" if command == "mode" else None)  # preview's own switch back from step mode
+            now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
+            self.show_error(f"Mode change refused: {message} — the world {now}")
+            return
         if command == "branch" and self.pending_fork is not None and self.session is not None:
             fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
             del self.session.branches[fork.id]

@@ -22,6 +22,7 @@ class ExploreResult:
 
     start_index: int
     previews: list[list[np.ndarray]] = field(default_factory=list)  # [action][step] (H, W, 3) uint8
+    mode_refused: str | None = None  # why the host refused to go back to realtime (it then stays in step mode)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class ResimResult:
 
     session: dict  # as it runs after the rebuild (its settings and mode)
     last_index: int
+    mode_refused: str | None = None  # why the host refused to resume it in realtime (it then stays in step mode)
 
 
 class HostLost(Exception):
@@ -168,13 +170,17 @@ class WorldWorker(QObject):
         elif command == "start":
             purpose, settings, mode = kw.pop("purpose", "new"), kw.pop("settings", None) or {}, kw.get("mode", "realtime")
             session, refused = self._start(client, kw, settings)
-            self.session_started.emit(self._set_mode(client, session, mode), purpose)
+            session, mode_refused = self._set_mode(client, session, mode)
+            self.session_started.emit(session, purpose)  # the world exists on the host even if its mode was refused
             if refused is not None:
                 self.failed.emit("start", f"your settings were not kept for the new world ({refused})")
-        elif command == "explore":
-            self._answer(client, command, self._explore(client, **kw))
-        elif command == "resimulate":
-            self._answer(client, command, self._resimulate(client, **kw))
+            if mode_refused is not None:
+                self.failed.emit("mode", mode_refused)
+        elif command in ("explore", "resimulate"):
+            result = self._explore(client, **kw) if command == "explore" else self._resimulate(client, **kw)
+            self._answer(client, command, result)
+            if result.mode_refused is not None:
+                self.failed.emit("mode", result.mode_refused)
         elif command == "ping":
             self._answer(client, command, client.ping())
         elif command in ("event", "reset", "branch", "edit", "settings", "record_start", "record_stop", "status"):
@@ -209,12 +215,17 @@ class WorldWorker(QObject):
         have = {k: v for k, v in settings.items() if session.get("settings", {}).get(k) is not None}
         return {**session, "settings": client.settings(**have)["settings"]} if have else session
 
-    @staticmethod
-    def _set_mode(client, session: dict, mode: str) -> dict:
-        """Leave the step mode a world started in when `mode` is realtime; the session as it now runs."""
+    def _set_mode(self, client, session: dict, mode: str) -> tuple[dict, str | None]:
+        """Leave the step mode a world started in when `mode` is realtime; the session as it now runs and, if the host
+        refused the switch, why (the world then stays in step mode: it exists all the same)."""
         if mode == "step":
-            return session
-        return {**session, "mode": mode, "settings": client.settings(mode=mode)["settings"]}
+            return session, None
+        try:
+            return {**session, "mode": mode, "settings": client.settings(mode=mode)["settings"]}, None
+        except Exception as e:  # noqa: BLE001 - the caller tells the user
+            if _is_connection_error(e):
+                raise
+            return {**session, "mode": "step"}, describe_error(e, self.address)
 
     def _wait_for(self, client, index: int, after_epoch: int, timeout: float = 5.0):
         """Read frames until the host's frame `index` of an epoch newer than `after_epoch` arrives (branch re-sends it)."""
@@ -247,8 +258,7 @@ class WorldWorker(QObject):
             self.progress.emit("explore", a + 1, actions)
         client.branch(start)  # back where the user was; the re-sent frame is emitted so the timeline follows
         self._emit_frame(self._wait_for(client, start, epoch))
-        if resume_mode != "step":
-            client.settings(mode=resume_mode)
+        result.mode_refused = self._set_mode(client, {}, resume_mode)[1]
         return result
 
     def _edit(self, client, edit: dict) -> None:
@@ -283,8 +293,8 @@ class WorldWorker(QObject):
                 self._edit(client, edit)
             if i % 10 == 0 or i == len(steps) - 1:
                 self.progress.emit("resimulate", i + 1, len(steps))
-        session = self._set_mode(client, self._apply(client, session, resume_settings or {}), resume_mode)
-        return ResimResult(session, self._latest.index)
+        session, mode_refused = self._set_mode(client, self._apply(client, session, resume_settings or {}), resume_mode)
+        return ResimResult(session, self._latest.index, mode_refused)
 
 
 # stopped WorkerThreads whose thread has not ended yet (a connect attempt can take `timeout`): Qt aborts the process if

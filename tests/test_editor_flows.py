@@ -217,3 +217,37 @@ def test_exports_name_the_backend_of_the_branch_exported(qtbot, host, tmp_path, 
     with qtbot.waitSignal(w.export_to("png", tmp_path / "model_pngs").succeeded, timeout=30000):
         pass
     assert read_labels(tmp_path / "model_pngs") == ["WorldBridge — world model: tiny (step 1200)"]
+
+
+def test_a_key_that_plays_nothing_says_why_only_when_the_world_is_in_no_branch(qtbot, host, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from editor_gui.main_window import NOT_IN_SESSION
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    focus_viewport(qtbot, w)
+
+    def press() -> str:
+        """The status bar after a key press that must send nothing."""
+        w.statusBar().showMessage("before")
+        sent = w.seq
+        qtbot.keyClick(w.viewport, Qt.Key.Key_Right)
+        assert w.seq == sent
+        return w.statusBar().currentMessage()
+
+    assert press() == "before"  # no world: the viewport already says to press New world
+    w.new_world(PromptSpec(seed=3))
+    qtbot.waitUntil(lambda: w.info is not None and w.viewport.frame is not None, timeout=5000)
+    w.timeline.record.click()
+    step_keys(qtbot, w, Qt.Key.Key_Right, 1)
+    w.busy = "the latent-action preview"
+    assert press() == "before"  # busy: its progress is on screen
+    w.busy = None
+    w.view_frame(live_frames(w)[-1])
+    assert press() == "before"  # viewing a recorded frame: it is labelled "press Live to return"
+    w.timeline.go_live()
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    w.timeline.go_live()
+    assert press() == NOT_IN_SESSION  # the host's world runs, but no branch would record what a key did

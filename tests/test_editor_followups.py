@@ -266,18 +266,20 @@ def test_pause_or_resume_while_the_first_world_starts_applies_to_that_world(qtbo
     assert w.mode == wanted and w.pause_action.isChecked() == (wanted == "step")
 
 
-def refuse_mode_changes(monkeypatch, session) -> None:
-    """Make the host refuse every mode change of `session` as the protocol refuses a bad value."""
+def refuse_mode_changes(monkeypatch, to: tuple[str, ...] = ("realtime", "step")) -> None:
+    """Make the host refuse every mode change to `to` (a New world's or rebuild's own switch to realtime included: the
+    editor starts every world in step mode) as the protocol refuses a bad value."""
     from bridge.host.protocol import ProtocolError
+    from bridge.host.session import Session as HostSession
 
-    applied = session.apply_settings
+    apply = HostSession.apply_settings
 
-    def apply_settings(msg, limits):
-        if msg.get("mode") is not None:
+    def refusing(self, msg, limits):
+        if msg.get("mode") in to:
             raise ProtocolError("bad_argument", "mode changes are off on this host")
-        applied(msg, limits)
+        apply(self, msg, limits)
 
-    monkeypatch.setattr(session, "apply_settings", apply_settings)
+    monkeypatch.setattr(HostSession, "apply_settings", refusing)
 
 
 def shown_mode(w) -> tuple[str, str]:
@@ -289,7 +291,7 @@ def shown_mode(w) -> tuple[str, str]:
 @pytest.mark.parametrize("mode", ["realtime", "step"])
 def test_a_refused_mode_change_shows_the_mode_in_force_and_why(qtbot, host, monkeypatch, via, mode):
     w = open_window(qtbot, host.address, mode=mode)
-    refuse_mode_changes(monkeypatch, host.host.sessions[w.info["session_id"]])
+    refuse_mode_changes(monkeypatch)
     other = "step" if mode == "realtime" else "realtime"
     if via == "pause":
         w.pause_action.trigger()
@@ -331,3 +333,75 @@ def test_during_a_rebuild_pause_and_the_mode_box_show_the_mode_it_resumes_in(qtb
     assert "Branch rebuilt" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: host.host.sessions[w.info["session_id"]].mode == wanted, timeout=5000)
     assert w.mode == wanted and shown_mode(w) == (wanted, wanted)
+
+
+def sandbox_session(path, frames: int = 6) -> None:
+    """A saved sandbox session of `frames` frames walking right (no pixels: a rebuild replays the actions)."""
+    from editor_gui.session_store import FrameRecord, Session
+
+    s = Session(backend_kind="sandbox", backend_name="sandbox", width=64, height=64)
+    root = s.new_root(PromptSpec(seed=3, backend="sandbox"))
+    for i in range(frames):
+        root.frames[i] = FrameRecord(i, RIGHT if i else -1)
+    s.save(path)
+
+
+@pytest.mark.parametrize("mode", ["realtime", "step"])
+def test_pause_toggled_before_a_rebuild_of_an_opened_session_starts_wins(qtbot, host, monkeypatch, tmp_path, mode):
+    from bridge.client import WorldClient
+
+    sandbox_session(tmp_path / "s.wbsession")
+    w = open_window(qtbot, host.address, mode=mode, autostart=False)  # as `worldbridge play --session`: no world yet
+    with qtbot.waitSignal(w.load_from(tmp_path / "s.wbsession").succeeded, timeout=10000):
+        pass
+    start = WorldClient.start
+    monkeypatch.setattr(WorldClient, "start", lambda self, **kw: (time.sleep(0.3), start(self, **kw))[1])
+    w.branch_from(0, 4)
+    w.pause_action.trigger()  # before the rebuild's world starts
+    wanted = "step" if mode == "realtime" else "realtime"
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert "Branch rebuilt" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: host.host.sessions[w.info["session_id"]].mode == wanted, timeout=5000)  # the user's choice
+    qtbot.wait(200)
+    assert host.host.sessions[w.info["session_id"]].mode == wanted
+    assert w.mode == wanted and shown_mode(w) == (wanted, wanted)  # screen and host agree
+
+
+def assert_refused_switch_shown(qtbot, w, host) -> None:
+    qtbot.waitUntil(lambda: "Mode change refused" in w.statusBar().currentMessage(), timeout=5000)
+    assert host.host.sessions[w.info["session_id"]].mode == "step"
+    assert w.mode == "step" and shown_mode(w) == ("step", "step")  # the refused switch is undone on screen ...
+    message = w.statusBar().currentMessage()
+    assert "Mode change refused" in message and "mode changes are off on this host" in message  # ... and why
+    assert "stays paused" in message
+
+
+def test_a_new_world_whose_switch_to_realtime_is_refused_still_appears_paused_and_says_why(qtbot, host, monkeypatch):
+    w = open_window(qtbot, host.address, mode="realtime", autostart=False)
+    refuse_mode_changes(monkeypatch)
+    w.new_world(PromptSpec(seed=3))
+    qtbot.waitUntil(lambda: w.info is not None, timeout=5000)  # the session exists on the host: it is shown
+    assert w.info["session_id"] in host.host.sessions and w.session.live is not None
+    qtbot.waitUntil(lambda: len(live_frames(w)) == 1, timeout=5000)  # its frame 0 is on the timeline
+    assert_refused_switch_shown(qtbot, w, host)
+
+
+def test_a_rebuild_whose_switch_back_to_realtime_is_refused_keeps_its_branch_and_shows_it_paused(qtbot, host,
+                                                                                                monkeypatch):
+    w = open_window(qtbot, host.address, mode="realtime")
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: len(w.session.recorded(0)) >= 5, timeout=10000)
+    w.timeline.record.setChecked(False)
+    refuse_mode_changes(monkeypatch)
+    w.resimulate(0, 3)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert [r.index for r in live_frames(w)] == [0, 1, 2, 3]  # the rebuilt branch is live
+    assert_refused_switch_shown(qtbot, w, host)
+
+
+def test_a_preview_whose_switch_back_to_realtime_is_refused_shows_the_world_paused_and_why(qtbot, host, monkeypatch):
+    w = open_window(qtbot, host.address, mode="realtime")
+    refuse_mode_changes(monkeypatch, to=("realtime",))  # the preview's switch to step mode is taken, not the way back
+    w.explore(2)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
+    assert_refused_switch_shown(qtbot, w, host)
