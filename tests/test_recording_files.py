@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from bridge.client import WorldClient
 from bridge.host.cli import record
-from bridge.host.recording import MAGIC, Recorder, RecordingReader, export_recording, replay_recording
+from bridge.host.recording import (FORMAT_VERSION, MAGIC, Recorder, RecordingReader, export_recording,
+                                    replay_recording)
 from bridge.host.server import run_host_in_thread
 from bridge.worlds.sandbox import SandboxWorld
 
@@ -441,3 +442,38 @@ def test_a_recording_of_a_newer_format_is_refused_by_name(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="is recording format 2; this version reads format 1"):
         RecordingReader(path)
+
+
+def _one_clear_line(res, path) -> str:
+    """The CLI refused with exit 1 and one line naming the file: no traceback, no usage text."""
+    assert res.exit_code == 1 and type(res.exception) is SystemExit, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and str(path) in lines[0], res.output
+    return lines[0]
+
+
+def _newer_format(path):
+    data = bytearray(small_recording(path).read_bytes())
+    data[6] = FORMAT_VERSION + 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
+    (lambda p: p.write_bytes(MAGIC[:3]), "ends inside its 8-byte header (3 bytes)"),
+    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100)), "not a WorldBridge recording (it is a PNG image)"),
+    (lambda p: p.write_bytes(b"PK\x03\x04" + bytes(100)), "worldbridge play --session"),
+    (lambda p: p.write_bytes(b"just some text"), "not a WorldBridge recording: open a .wbrec file"),
+    (_newer_format, "update WorldBridge"),
+    (lambda p: p.write_bytes(small_recording(p).read_bytes()[:20]), "nothing can be recovered"),
+])
+def test_unreadable_files_get_one_line_naming_file_problem_and_fix(tmp_path, make, says):
+    path = tmp_path / "x.wbrec"
+    make(path)
+    before = path.read_bytes()
+    for args in (["info"], ["replay"], ["export", "--actions", str(tmp_path / "a.nd")]):
+        res = CliRunner().invoke(record, [args[0], str(path), *args[1:]])
+        assert says in _one_clear_line(res, path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["x.wbrec"]
+    with pytest.raises(ValueError, match="is a folder, not a recording"):
+        RecordingReader(tmp_path)
