@@ -556,3 +556,11 @@ def test_the_default_world_replays_its_recording_exactly(tmp_path):
     report = json.loads(res.stdout)
     assert res.exit_code == 0 and report["backend_kind"] == "world_model" and report["reproduced"], res.output
     assert report["frames_compared"] == report["frames_exact"] == 5 and report["branches"] == 1
+
+
+def test_a_stopped_recording_is_on_disk(tmp_path, monkeypatch):
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), fsync(fd)))
+    path = small_recording(tmp_path / "r.wbrec", n=2)  # a power loss after record_stop must keep every frame
+    assert synced == [path.stat().st_ino] and RecordingReader(path).complete

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
 import zlib
@@ -53,12 +54,14 @@ class Recorder:
             self.frames += 1
 
     def close(self, t: float | None = None, write_end: bool = True) -> None:
-        """End the file (with its `end` record unless a write already failed); the file is closed even if that fails."""
+        """End the file (with its `end` record unless a write already failed) and put it on disk, so a power loss after
+        `record_stop` keeps the whole recording; the file is closed even if that fails."""
         if self._f.closed:
             return
         try:
             if write_end:
                 self.write({"kind": "end", "t": t, "frames": self.frames})
+                os.fsync(self._f.fileno())
         finally:
             try:
                 self._f.close()
