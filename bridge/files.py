@@ -25,11 +25,37 @@ def _umask() -> int:
     return mask
 
 
+def _fsync(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync(tmp: Path) -> None:
+    """Put a temp file's bytes (a folder's: every file's) on disk, so a power loss after the rename that publishes it
+    leaves the whole new file, never an empty or half one in place of the old."""
+    if not tmp.is_dir():
+        _fsync(tmp)
+        return
+    for folder, _, names in os.walk(tmp):
+        for name in names:
+            _fsync(Path(folder) / name)
+        if os.name == "posix":  # a folder opens for fsync on POSIX only
+            _fsync(folder)
+
+
 def publish(tmp: str | Path, path: str | Path) -> None:
-    """Move a finished temp file or folder onto `path`, with the mode open()/mkdir() would have given it: mkstemp and
-    mkdtemp make theirs private to the owner, and a saved session or a checkpoint is meant to be shared."""
-    os.chmod(tmp, (0o777 if Path(tmp).is_dir() else 0o666) & ~_umask())
+    """Move a finished temp file or folder onto `path` once it is on disk, with the mode open()/mkdir() would have
+    given it: mkstemp and mkdtemp make theirs private to the owner, and a saved session or a checkpoint is meant to be
+    shared."""
+    tmp = Path(tmp)
+    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())
+    _sync(tmp)
     os.replace(tmp, path)
+    if os.name == "posix":  # the rename itself, so the new name survives a power loss too
+        _fsync(Path(path).parent)
 
 
 @contextmanager
@@ -48,11 +74,9 @@ def temp_beside(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write through a synced temp file beside `path`, so a crash leaves the old file or the new one, never half."""
+    """Write through a temp file beside `path` (synced by `publish`), so a crash leaves the old file or the new one."""
     with temp_beside(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

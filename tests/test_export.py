@@ -108,3 +108,33 @@ def test_editor_exports_carry_the_label_they_are_given(tmp_path):
     assert [read_labels(p) for p in outs] == [[label]] * 3
     unlabeled = exporting.export_gif(frames, tmp_path / "b.gif", 12.0)  # a caller that knows no backend says so
     assert "backend unknown" in read_labels(unlabeled)[0]
+
+
+def test_every_export_is_on_disk_before_it_replaces_the_old_file(tmp_path, monkeypatch):
+    """A power loss right after an export must leave the new file whole or the old one, never an empty file."""
+    import os
+
+    import numpy as np
+
+    from bridge.export import export_frames
+
+    synced, unsynced = set(), []
+    fsync, replace = os.fsync, os.replace
+
+    def fsync_seen(fd):
+        synced.add(os.fstat(fd).st_ino)
+        fsync(fd)
+
+    def replace_checked(src, dst):
+        files = [os.path.join(d, n) for d, _, names in os.walk(src) for n in names] if os.path.isdir(src) else [src]
+        unsynced.extend(f for f in files + [src] if os.stat(f).st_ino not in synced)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync_seen)
+    monkeypatch.setattr(os, "replace", replace_checked)
+    (tmp_path / "old.mp4").write_bytes(b"the user's earlier export")
+    frames = [np.full((16, 16, 3), i * 60, np.uint8) for i in range(3)]
+    out = export_frames(frames, {"mp4": tmp_path / "old.mp4", "gif": tmp_path / "a.gif", "frames": tmp_path / "f"},
+                        12.0, label="test")
+    assert set(out) == {"mp4", "gif", "frames"} and len(os.listdir(tmp_path / "f")) == 3
+    assert (tmp_path / "old.mp4").read_bytes()[4:8] == b"ftyp" and unsynced == []

@@ -15,9 +15,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from bridge import DEFAULT_WORLD
 from bridge.client import WorldClient
 from bridge.host.cli import record
-from bridge.host.recording import MAGIC, Recorder, RecordingReader, export_recording, replay_recording
+from bridge.host.recording import (FORMAT_VERSION, MAGIC, Recorder, RecordingReader, export_recording,
+                                    replay_recording)
 from bridge.host.server import run_host_in_thread
 from bridge.worlds.sandbox import SandboxWorld
 
@@ -441,3 +443,124 @@ def test_a_recording_of_a_newer_format_is_refused_by_name(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="is recording format 2; this version reads format 1"):
         RecordingReader(path)
+
+
+def _one_clear_line(res, path) -> str:
+    """The CLI refused with exit 1 and one line naming the file: no traceback, no usage text."""
+    assert res.exit_code == 1 and type(res.exception) is SystemExit, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and str(path) in lines[0], res.output
+    return lines[0]
+
+
+def _newer_format(path):
+    data = bytearray(small_recording(path).read_bytes())
+    data[6] = FORMAT_VERSION + 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
+    (lambda p: p.write_bytes(MAGIC[:3]), "ends inside its 8-byte header (3 bytes)"),
+    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100)), "not a WorldBridge recording (it is a PNG image)"),
+    (lambda p: p.write_bytes(b"PK\x03\x04" + bytes(100)), "worldbridge play --session"),
+    (lambda p: p.write_bytes(b"just some text"), "not a WorldBridge recording: open a .wbrec file"),
+    (_newer_format, "update WorldBridge"),
+    (lambda p: p.write_bytes(small_recording(p).read_bytes()[:20]), "nothing can be recovered"),
+])
+def test_unreadable_files_get_one_line_naming_file_problem_and_fix(tmp_path, make, says):
+    path = tmp_path / "x.wbrec"
+    make(path)
+    before = path.read_bytes()
+    for args in (["info"], ["replay"], ["export", "--actions", str(tmp_path / "a.nd")]):
+        res = CliRunner().invoke(record, [args[0], str(path), *args[1:]])
+        assert says in _one_clear_line(res, path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["x.wbrec"]
+    with pytest.raises(ValueError, match="is a folder, not a recording"):
+        RecordingReader(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def short_session(tmp_path_factory):
+    """A short real sandbox session with an event, a branch and a reset: the records a crash can cut."""
+    path = tmp_path_factory.mktemp("short") / "s.wbrec"
+    h = run_host_in_thread("sandbox", record_anywhere=True)
+    try:
+        with WorldClient(h.address, codecs=["png"]) as c:
+            c.start(mode="step", seed=11, text="a snowy level")
+            c.step(2)
+            c.record_start(str(path))
+            for i in range(5):
+                c.step(i)
+            c.event(event_type="spawn_enemy")
+            c.step(5)
+            c.branch(3)
+            c.step(3)
+            c.reset(seed=12)
+            c.step(1)
+            c.record_stop()
+    finally:
+        h.stop()
+    return path
+
+
+def test_a_recording_cut_at_any_byte_keeps_every_frame_before_the_cut(short_session, tmp_path):
+    data = short_session.read_bytes()
+    full = RecordingReader(short_session)
+    frames = [(f.epoch, f.index, f.image.tobytes()) for f in full.frames()]
+    ends, kinds, pos = [], [], len(MAGIC)  # where each record ends, and its kind
+    for r in full.records:
+        pos += 8 + len(msgpack.packb(r, use_bin_type=True))
+        ends.append(pos)
+        kinds.append(r["kind"])
+    assert ends[-1] == len(data) and kinds.count("frame") == len(frames) == 10
+    rng = np.random.default_rng(0)
+    cuts = sorted({*range(0, ends[0] + 2, 13), *(e + d for e in ends for d in (-1, 0, 1)), *rng.integers(0, len(data), 40)})
+    cut_path = tmp_path / "cut.wbrec"
+    for cut in (c for c in cuts if c <= len(data)):
+        cut_path.write_bytes(data[:cut])
+        whole = sum(1 for e, k in zip(ends, kinds) if e <= cut and k == "frame")
+        if cut < ends[0]:  # inside the header: refused in one line, never a traceback
+            assert "record the session again" in _one_clear_line(CliRunner().invoke(record, ["info", str(cut_path)]),
+                                                                 cut_path)
+            continue
+        r = RecordingReader(cut_path)
+        assert [(f.epoch, f.index, f.image.tobytes()) for f in r.frames()] == frames[:whole], cut
+        assert r.complete == (cut == len(data)) and (r.damage() is None) == (cut == len(data))
+        export_recording(cut_path, actions=tmp_path / f"a{cut}.nd", progress=False)
+        assert len((tmp_path / f"a{cut}.nd").read_text().splitlines()) == whole
+        if whole:
+            report = replay_recording(cut_path, lambda: SandboxWorld(64, 0), progress=False)
+            assert report["reproduced"] and report["torn_tail_dropped"] == (cut not in ends), (cut, report)
+
+
+@pytest.mark.skipif(not (DEFAULT_WORLD / "config.json").is_file(), reason="the embedded default world is not installed")
+def test_the_default_world_replays_its_recording_exactly(tmp_path):
+    path = tmp_path / "world.wbrec"
+    h = run_host_in_thread(str(DEFAULT_WORLD), record_anywhere=True)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step", seed=5, text="a snowy level")
+            c.step(1)  # before recording: rebuilt from the header's history
+            c.record_start(str(path))
+            for a in (2, 3, 4):
+                c.step(a)
+            c.event(event_type="weather_rain")
+            c.step(1)
+            c.branch(2)
+            c.step(5)
+            assert c.record_stop()["frames"] == 6
+    finally:
+        h.stop()
+    res = CliRunner().invoke(record, ["replay", str(path)])  # the checkpoint named in the header, on this CPU
+    report = json.loads(res.stdout)
+    assert res.exit_code == 0 and report["backend_kind"] == "world_model" and report["reproduced"], res.output
+    assert report["frames_compared"] == report["frames_exact"] == 5 and report["branches"] == 1
+
+
+def test_a_stopped_recording_is_on_disk(tmp_path, monkeypatch):
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), fsync(fd)))
+    path = small_recording(tmp_path / "r.wbrec", n=2)  # a power loss after record_stop must keep every frame
+    assert synced == [path.stat().st_ino] and RecordingReader(path).complete

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
 import zlib
@@ -53,12 +54,14 @@ class Recorder:
             self.frames += 1
 
     def close(self, t: float | None = None, write_end: bool = True) -> None:
-        """End the file (with its `end` record unless a write already failed); the file is closed even if that fails."""
+        """End the file (with its `end` record unless a write already failed) and put it on disk, so a power loss after
+        `record_stop` keeps the whole recording; the file is closed even if that fails."""
         if self._f.closed:
             return
         try:
             if write_end:
                 self.write({"kind": "end", "t": t, "frames": self.frames})
+                os.fsync(self._f.fileno())
         finally:
             try:
                 self._f.close()
@@ -83,6 +86,9 @@ class RecordedFrame:
 
 SIGNATURE = b"\xa4kind"  # every record body is a msgpack map whose first key is "kind": resync looks for it
 SCAN_CHUNK = 1 << 20
+AGAIN = "record the session again"
+FOREIGN = {b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"\xff\xd8\xff": "a JPEG image",
+           b"PK\x03\x04": "a zip file; an editor session (.wbsession) opens with `worldbridge play --session`"}
 
 
 class RecordingReader:
@@ -90,6 +96,8 @@ class RecordingReader:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ValueError(f"{self.path} is a folder, not a recording: pass the path of a .wbrec file")
         self.file_bytes = self.path.stat().st_size
         self._index: list[tuple[int, int]] = []  # (offset, body length) of every readable record
         self.skipped: list[tuple[int, int]] = []  # [start, end) byte ranges that were unreadable
@@ -100,13 +108,7 @@ class RecordingReader:
         self.backends: list[tuple[str, str]] = []  # (kind, name) of every header: what made the frames
         last_kind = None
         with open(self.path, "rb") as f:
-            magic = f.read(len(MAGIC))
-            if not magic.startswith(MAGIC[:6]):
-                raise ValueError(f"{self.path} is not a WorldBridge recording (.wbrec): bad magic bytes")
-            if len(magic) < len(MAGIC):
-                raise ValueError(f"{self.path} ends inside its 8-byte header ({len(magic)} bytes): it holds no records")
-            if magic[6] != FORMAT_VERSION:
-                raise ValueError(f"{self.path} is recording format {magic[6]}; this version reads format {FORMAT_VERSION}")
+            self._check_magic(f.read(len(MAGIC)))
             pos = len(MAGIC)
             while pos < self.file_bytes:
                 record = self._read_at(f, pos)
@@ -130,12 +132,31 @@ class RecordingReader:
                 self._index.append((pos, n))
                 pos += PREFIX.size + n
         if not self._index:
-            raise ValueError(f"{self.path} has no readable header record")
+            raise ValueError(f"{self.path} has no readable header record (the file was cut or damaged inside it), and "
+                             f"no frame can be decoded without it: nothing can be recovered; {AGAIN}")
         self.complete = last_kind == "end" and not (self.skipped and self.skipped[-1][1] == self.file_bytes)
         self.dropped_bytes = sum(b - a for a, b in self.skipped)
         self.valid_bytes = self.file_bytes - self.dropped_bytes
         self.torn = bool(self.skipped)
         self.frame_count = self.counts.get("frame", 0)
+
+    def _check_magic(self, magic: bytes) -> None:
+        """Refuse, in one line naming the file, the problem and the fix, what is no readable recording of this format."""
+        if not magic:
+            raise ValueError(f"{self.path} is empty (0 bytes): it was cut before its first byte was written, so it "
+                             f"holds no frames; {AGAIN}")
+        if len(magic) < len(MAGIC) and MAGIC.startswith(magic):
+            raise ValueError(f"{self.path} ends inside its 8-byte header ({len(magic)} bytes): it was cut before its "
+                             f"first record, so it holds no frames; {AGAIN}")
+        if not magic.startswith(MAGIC[:6]):
+            what = next((f" (it is {name})" for sig, name in FOREIGN.items() if magic.startswith(sig)), "")
+            raise ValueError(f"{self.path} is not a WorldBridge recording{what}: open a .wbrec file written by "
+                             "`worldbridge serve`, `worldbridge demo` or the editor's host recording")
+        if magic[6] != FORMAT_VERSION:
+            fix = ("update WorldBridge (pip install -U worldbridge) to read it" if magic[6] > FORMAT_VERSION
+                   else "no WorldBridge ever wrote that format, so the file is damaged")
+            raise ValueError(f"{self.path} is recording format {magic[6]}; this version reads format {FORMAT_VERSION}: "
+                             f"{fix}")
 
     def _read_at(self, f: BinaryIO, pos: int) -> tuple[int, dict] | None:
         """The record at `pos` (body length, decoded body) if its length, CRC and msgpack all check out."""
