@@ -58,9 +58,11 @@ def _make_out(out: Path) -> bool:
     return made
 
 
-def _play(spec: Any, out: Path, seed: int, text: str) -> dict[str, Any]:
-    """The scripted session on a host in this process, its recording, MP4 and GIF in `out`; -> the report."""
+def _play(spec: Any, out: Path, seed: int, text: str, launched: float) -> dict[str, Any]:
+    """The scripted session on a host in this process, its recording, MP4 and GIF in `out`; -> the report (its
+    warm-up counted from `launched`, when the command started loading the world)."""
     from bridge.client import WorldClient
+    from bridge.host.bench import FIRST_FRAMES, timed_start
     from bridge.host.recording import export_recording
     from bridge.host.server import run_host_in_thread
 
@@ -68,8 +70,7 @@ def _play(spec: Any, out: Path, seed: int, text: str) -> dict[str, Any]:
     host = run_host_in_thread(spec, "tcp://127.0.0.1:*", record_anywhere=True)  # it records into --out
     try:
         with WorldClient(host.address, client_name="worldbridge-demo") as client:
-            client.connect()
-            session = client.start(mode="step", seed=seed, text=text)
+            session, warmup = timed_start(client, launched, mode="step", seed=seed, text=text)
             kind, name = session["backend_kind"], session["backend_name"]
             click.echo(f"serving: {name} [{kind}]" + ("  (the sandbox game is a test backend, not the world model)" if kind == "sandbox" else ""), err=True)
             rec = client.record_start(str(out / f"{stem}.wbrec"))
@@ -105,6 +106,7 @@ def _play(spec: Any, out: Path, seed: int, text: str) -> dict[str, Any]:
         "fps": played / elapsed,
         "latency_ms_p50": lat["p50"],
         "latency_ms_p95": lat["p95"],
+        "warmup": {**warmup, "first_frames_ms": latencies[:FIRST_FRAMES]},
         "last_frame": {"index": frame.index, "epoch": frame.epoch} if frame else None,
         "recording": rec.get("path", stopped["path"]),
         "outputs": {k: str(v) for k, v in files.items()},
@@ -123,13 +125,14 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
     from bridge.host.protocol import ProtocolError
     from bridge.model.checkpoint import CheckpointError
 
+    launched = time.perf_counter()
     try:  # every checkpoint file is read now: a damaged one is named before anything starts or is written
         spec = preload(resolve_backend(backend, checkpoint))
     except (ValueError, OSError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     made = _make_out(out)
     try:
-        report = _play(spec, out, seed, text)
+        report = _play(spec, out, seed, text, launched)
     except BaseException as e:
         if made:  # nothing half-made: a folder this run created goes with its failure
             shutil.rmtree(out, ignore_errors=True)

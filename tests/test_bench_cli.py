@@ -41,6 +41,17 @@ def test_world_model_bench_json_has_every_promised_figure(world_dir):
                                              rel=0.01)
     assert [row["steps"] for row in r["steps_sweep"]] == [2, 4, 6, 8] and all(x["fps"] > 0 for x in r["steps_sweep"])
     assert "rollout_health" not in r and "sessions_scaling" not in r
+    w = r["warmup"]
+    assert w["host_ready_s"] > 0 and w["start_to_frame0_ms"] > 0 and len(w["first_frames_ms"]) == 5
+
+
+def test_warmup_counts_from_launching_the_host_process():
+    """The subprocess host's warm-up includes starting Python in a new process, so it cannot be near zero."""
+    r = _json(CliRunner().invoke(bench, ["--json", "--backend", "sandbox", "--frames", "10", "--no-scaling"]))
+    w = r["warmup"]
+    assert set(w) == {"host_ready_s", "start_to_frame0_ms", "first_frames_ms"}
+    assert w["host_ready_s"] > 0.05 and w["start_to_frame0_ms"] > 0
+    assert len(w["first_frames_ms"]) == 5 and min(w["first_frames_ms"]) > 0
 
 
 @pytest.mark.slow

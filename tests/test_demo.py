@@ -36,6 +36,9 @@ def test_demo_runs_twice_in_one_folder_and_keeps_the_first_run(tmp_path):
     for rep in reports:
         assert rep["backend_kind"] == "sandbox" and rep["frames"] == sum(n for n, _, _ in SCRIPT) + 48
         assert rep["fps"] > 0 and rep["latency_ms_p95"] >= rep["latency_ms_p50"] > 0
+        w = rep["warmup"]  # launch -> hello, start -> frame 0, then the first frames' latencies
+        assert w["host_ready_s"] > 0 and w["start_to_frame0_ms"] > 0
+        assert len(w["first_frames_ms"]) == 5 and min(w["first_frames_ms"]) > 0
         stem = rep["recording"][: -len(".wbrec")]
         assert sorted(rep["outputs"].values()) == [stem + ".gif", stem + ".mp4"]
         for video in rep["outputs"].values():  # the clips themselves say it is the sandbox, wherever they go

@@ -46,19 +46,36 @@ def bench_in_process(spec: Any, frames: int, warmup: int = 10) -> tuple[dict, An
     return _stats(lat, time.perf_counter() - t_start), backend
 
 
+FIRST_FRAMES = 5  # frames after frame 0 whose latencies `warmup` reports: PyTorch's first calls can be slow
+
+
+def timed_start(client: Any, launched: float, **start: Any) -> tuple[dict, dict[str, float]]:
+    """hello, then `start` until frame 0 arrives: what a user waits for after launching a host -> (session, figures)."""
+    from bridge.host.protocol import ProtocolError
+
+    client.connect()
+    ready = time.perf_counter()
+    session = client.start(**start)
+    if client.next_frame(timeout=120.0) is None:
+        raise ProtocolError("timeout", "the host sent no frame 0 within 120 s of start: is it overloaded?")
+    return session, {"host_ready_s": ready - launched, "start_to_frame0_ms": (time.perf_counter() - ready) * 1e3}
+
+
 def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, codec: str = "raw",
-                start_together: threading.Barrier | None = None) -> None:
+                start_together: threading.Barrier | None = None, launched: float | None = None) -> None:
     """One step-mode client: input sent -> frame received, per frame, plus that frame's model time. With
-    `start_together`, the measured loop starts when every client has warmed up (no one's warm-up is timed)."""
+    `start_together`, the measured loop starts when every client has warmed up (no one's warm-up is timed). With
+    `launched` (when the host was launched), the host's warm-up goes into out[key]["warmup"]."""
     from bridge.client import WorldClient
 
     with WorldClient(address, client_name="worldbridge-bench", codecs=[codec], timeout=30.0) as c:
-        c.connect()
-        s = c.start(mode="step", seed=0)
+        s, warm = timed_start(c, time.perf_counter() if launched is None else launched, mode="step", seed=0)
         n_actions = max(1, int(s["num_latent_actions"]))
-        c.next_frame(timeout=30.0)
+        first = []
         for i in range(warmup):
-            c.step(i % n_actions)
+            f = c.step(i % n_actions)
+            first.append(f.received_ts - f.client_ts)
+        warm["first_frames_ms"] = first[:FIRST_FRAMES]
         if start_together is not None:
             start_together.wait(timeout=120)
         lat, overhead = [], []
@@ -68,19 +85,20 @@ def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, cod
             lat.append(f.received_ts - f.client_ts)
             overhead.append(f.received_ts - f.client_ts - f.timings.get("model", 0.0))
         t_end = time.perf_counter()
-        out[key] = {"lat": lat, "overhead": overhead, "wall": t_end - t_start, "span": (t_start, t_end),
+        out[key] = {"warmup": warm, "lat": lat, "overhead": overhead, "wall": t_end - t_start, "span": (t_start, t_end),
                     "kind": s["backend_kind"], "name": s["backend_name"], "size": (s["width"], s["height"])}
 
 
 def _serve_child(spec: Any, queue: Any) -> None:
-    """Subprocess host: report the bound address, serve until terminated."""
+    """Subprocess host started as `worldbridge serve` starts one: report the bound address, serve until terminated."""
     if spec.kind == "world_model":
         import torch
 
         torch.set_num_threads(1)
+    from bridge.host.backends import preload
     from bridge.host.server import Host
 
-    host = Host(spec, bind="tcp://127.0.0.1:*")
+    host = Host(preload(spec), bind="tcp://127.0.0.1:*")
     queue.put(host.address)
     host.run()
 
@@ -101,6 +119,7 @@ class _HostProcess:
 def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: bool = True,
               scaling_frames: int = 200, quick: bool = False, health_frames: int = 0, progress: bool = True) -> dict:
     """All measurements as one JSON-able dict (a bar on stderr shows which phase runs)."""
+    from bridge.host.backends import preload
     from bridge.host.server import run_host_in_thread
 
     bar = tqdm(total=5, desc="bench: in-process", file=sys.stderr, disable=not progress, leave=False)
@@ -129,10 +148,11 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             model["rollout_health_by_steps"] = by_steps
     bar.update(2)
     bar.set_description("bench: end to end")
-    host = _HostProcess(spec) if where == "subprocess" else run_host_in_thread(spec)
+    launched = time.perf_counter()
+    host = _HostProcess(spec) if where == "subprocess" else run_host_in_thread(preload(spec))
     try:
         out: dict = {}
-        _client_run(host.address, frames, 20, out, "e2e")
+        _client_run(host.address, frames, 20, out, "e2e", launched=launched)
         bar.update(1)
         e2e = out["e2e"]
         report = {
@@ -141,6 +161,7 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             "host": f"{where} (the host runs in a {'separate process' if where == 'subprocess' else 'thread of this process'}; "
                     "the client sends one input and waits for its frame)",
             "in_process": in_proc,
+            "warmup": e2e["warmup"],
             "end_to_end": _stats(e2e["lat"], e2e["wall"]),
             "protocol_overhead_ms_p50": float(np.percentile(e2e["overhead"], 50)),
             "protocol_overhead_ms_p95": float(np.percentile(e2e["overhead"], 95)),
@@ -227,6 +248,9 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
         r = report[key]
         click.echo(f"{key:>11}: {r['fps']:8.1f} fps   p50 {r['latency_ms_p50']:6.2f} ms   p95 {r['latency_ms_p95']:6.2f} ms")
     click.echo(f"protocol overhead p95: {report['protocol_overhead_ms_p95']:.3f} ms")
+    w = report["warmup"]
+    click.echo(f"warm-up: host answered hello {w['host_ready_s']:.2f} s after launch, frame 0 {w['start_to_frame0_ms']:.1f} ms "
+               f"after start, next frames " + ", ".join(f"{x:.1f}" for x in w["first_frames_ms"]) + " ms")
     for row in report.get("sessions_scaling", []):
         click.echo(f"{row['sessions']:2d} sessions: {row['fps_total']:8.1f} fps total, p95 {row['latency_ms_p95']:.2f} ms")
     if "stages_ms" in report:
