@@ -18,7 +18,8 @@ class WorldEnv(gymnasium.Env):
     """Step-mode world: observation = the (H, W, 3) uint8 frame, action = Discrete(number of actions).
 
     Pass `backend` (a WorldBackend, "sandbox", a checkpoint path) to run in-process, or `address` to drive a host
-    through WorldClient in step mode. `reward_fn(prev_obs, action, obs, info)` supplies rewards (default 0).
+    through WorldClient in step mode (`backend_name` picks the host's backend: "sandbox", "world_model").
+    `reward_fn(prev_obs, action, obs, info)` supplies rewards (default 0).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 24}
@@ -27,7 +28,10 @@ class WorldEnv(gymnasium.Env):
                  text: str | None = None, image: np.ndarray | None = None, sketch: np.ndarray | None = None,
                  reward_fn: RewardFn | None = None, max_steps: int | None = None, render_mode: str | None = "rgb_array",
                  timeout: float = 10.0):
-        if (backend is None) == (address is None):
+        if backend is not None and address is not None:
+            raise ValueError(f"backend={backend!r} runs a world in this process, address= drives a host: to pick the "
+                             f"host's backend, pass backend_name={backend!r} with address=")
+        if backend is None and address is None:
             raise ValueError("give exactly one of backend= (in-process) or address= (a running host)")
         if render_mode not in (None, "rgb_array"):  # None: no rendering, as gymnasium.make passes by default
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
