@@ -1,4 +1,4 @@
-"""`WorldClient`: the Python side of protocol v1.1 (docs/protocol.md), used by the editor, the Gym env, demo and bench.
+"""`WorldClient`: the Python side of protocol v1.2 (docs/protocol.md; user guide: docs/python.md), used by the editor, the Gym env, demo and bench.
 
 Not thread-safe: use one client per thread (ZeroMQ sockets must stay on the thread that uses them).
 """
@@ -59,7 +59,7 @@ class WorldClient:
 
     def __init__(self, address: str = "tcp://127.0.0.1:5555", client_name: str = "python", timeout: float = 5.0,
                  codecs: tuple[str, ...] | list[str] = ("raw",), *, curve_server_key: bytes | str | None = None,
-                 context: zmq.Context | None = None, max_buffered_frames: int = 64):
+                 context: zmq.Context | None = None, max_buffered_frames: int = 64) -> None:
         self.address = address
         self.client_name = client_name
         self.timeout = timeout
@@ -349,10 +349,12 @@ class WorldClient:
         return self._request({"type": "record_start", "path": None if path is None else str(path)})
 
     def record_stop(self) -> dict:
+        """Stop this session's recording; the `ok` carries its `path` and `frames`, so the file can be found."""
         self._need_session()
         return self._request({"type": "record_stop"})
 
     def status(self) -> dict:
+        """The host's view of this client (session, frame, measured fps, frames sent and dropped), for diagnosis."""
         return self._request({"type": "status"})
 
     def ping(self) -> float:

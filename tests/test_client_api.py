@@ -1,5 +1,6 @@
 """WorldClient and WorldEnv against a real host: frames, codecs, prompts, clocks, and the Gymnasium contract."""
 
+import inspect
 import time
 
 import gymnasium
@@ -291,3 +292,12 @@ def test_act_refuses_the_first_id_past_the_last_action_at_once():
                 c.act(7)
     finally:
         h.stop()
+
+
+@pytest.mark.parametrize("cls", [WorldClient, WorldEnv])
+def test_every_public_method_has_a_docstring_and_return_hint(cls):
+    """docs/python.md sends users to help(); every public method must say why it exists and what it returns."""
+    public = {n: f for n, f in vars(cls).items() if callable(f) and (not n.startswith("_") or n == "__init__")}
+    undocumented = [n for n, f in public.items() if n != "__init__" and not (f.__doc__ or "").strip()]
+    unhinted = [n for n, f in public.items() if inspect.signature(f).return_annotation is inspect.Signature.empty]
+    assert not undocumented and not unhinted, f"{cls.__name__}: no docstring {undocumented}, no return hint {unhinted}"
