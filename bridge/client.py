@@ -1,4 +1,5 @@
-"""`WorldClient`: the Python side of protocol v1.1 (docs/protocol.md), used by the editor, the Gym env, demo and bench.
+"""`WorldClient`: the Python side of protocol v1.2 (docs/protocol.md; a guide: docs/python.md), used by the editor,
+the Gym env, demo and bench.
 
 Not thread-safe: use one client per thread (ZeroMQ sockets must stay on the thread that uses them).
 """
@@ -54,12 +55,20 @@ class Frame:
         return self.received_ts - self.client_ts if self.answers_input and self.client_ts is not None else None
 
 
+def _whole(value: Any, what: str, top: int | None = None) -> int:
+    """`value` as a plain int >= 0 (<= `top`): numpy integers pack, and a float or a string is refused, not cut."""
+    if not (is_int(value) or isinstance(value, np.integer)) or value < 0 or (top is not None and value > top):
+        raise ProtocolError("bad_argument", f"{what} must be an integer >= 0{'' if top is None else f' and <= {top}'},"
+                                            f" got {value!r}")
+    return int(value)
+
+
 class WorldClient:
     """One connection to a world host: handshake, one session at a time, frames newest-first."""
 
     def __init__(self, address: str = "tcp://127.0.0.1:5555", client_name: str = "python", timeout: float = 5.0,
                  codecs: tuple[str, ...] | list[str] = ("raw",), *, curve_server_key: bytes | str | None = None,
-                 context: zmq.Context | None = None, max_buffered_frames: int = 64):
+                 context: zmq.Context | None = None, max_buffered_frames: int = 64) -> None:
         self.address = address
         self.client_name = client_name
         self.timeout = timeout
@@ -226,7 +235,8 @@ class WorldClient:
                                                 "'world_model'")
         if self.welcome is None:
             self.connect()
-        msg = {"type": "start", "backend": backend, "mode": mode, "fps": float(fps), "seed": seed, "text": text,
+        msg = {"type": "start", "backend": backend, "mode": mode, "fps": float(fps),
+               "seed": None if seed is None else _whole(seed, "seed", P.SEED_MAX), "text": text,
                "image": None if image is None else encode_prompt_image(image),
                "sketch": None if sketch is None else encode_prompt_image(sketch),
                "action_map": action_map, "resume": resume}
@@ -291,7 +301,8 @@ class WorldClient:
               sketch: np.ndarray | bytes | None = None) -> dict:
         """A new world (missing prompt parts are kept); epoch += 1 and frame 0 follows."""
         self._need_session()
-        reply = self._request({"type": "reset", "seed": seed, "text": text,
+        reply = self._request({"type": "reset", "seed": None if seed is None else _whole(seed, "seed", P.SEED_MAX),
+                               "text": text,
                                "image": None if image is None else encode_prompt_image(image),
                                "sketch": None if sketch is None else encode_prompt_image(sketch)})
         self._adopt_epoch(reply)
@@ -304,7 +315,7 @@ class WorldClient:
         rather than the per-request timeout that one frame's work fits in.
         """
         self._need_session()
-        reply = self._request({"type": "branch", "frame": int(frame)},
+        reply = self._request({"type": "branch", "frame": _whole(frame, "branch frame")},
                               timeout if timeout is not None else max(self.timeout, BRANCH_TIMEOUT_S))
         self._adopt_epoch(reply)
         return reply
@@ -349,10 +360,12 @@ class WorldClient:
         return self._request({"type": "record_start", "path": None if path is None else str(path)})
 
     def record_stop(self) -> dict:
+        """Stop this session's recording; the `ok` carries its `path` and `frames`, so the file can be found."""
         self._need_session()
         return self._request({"type": "record_stop"})
 
     def status(self) -> dict:
+        """The host's view of this client (session, frame, measured fps, frames sent and dropped), for diagnosis."""
         return self._request({"type": "status"})
 
     def ping(self) -> float:

@@ -18,7 +18,8 @@ class WorldEnv(gymnasium.Env):
     """Step-mode world: observation = the (H, W, 3) uint8 frame, action = Discrete(number of actions).
 
     Pass `backend` (a WorldBackend, "sandbox", a checkpoint path) to run in-process, or `address` to drive a host
-    through WorldClient in step mode. `reward_fn(prev_obs, action, obs, info)` supplies rewards (default 0).
+    through WorldClient in step mode (`backend_name` picks the host's backend: "sandbox", "world_model").
+    `reward_fn(prev_obs, action, obs, info)` supplies rewards (default 0).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 24}
@@ -26,8 +27,11 @@ class WorldEnv(gymnasium.Env):
     def __init__(self, backend: Any = None, address: str | None = None, *, backend_name: str | None = None,
                  text: str | None = None, image: np.ndarray | None = None, sketch: np.ndarray | None = None,
                  reward_fn: RewardFn | None = None, max_steps: int | None = None, render_mode: str | None = "rgb_array",
-                 timeout: float = 10.0):
-        if (backend is None) == (address is None):
+                 timeout: float = 10.0) -> None:
+        if backend is not None and address is not None:
+            raise ValueError(f"backend={backend!r} runs a world in this process, address= drives a host: to pick the "
+                             f"host's backend, pass backend_name={backend!r} with address=")
+        if backend is None and address is None:
             raise ValueError("give exactly one of backend= (in-process) or address= (a running host)")
         if render_mode not in (None, "rgb_array"):  # None: no rendering, as gymnasium.make passes by default
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
@@ -114,6 +118,7 @@ class WorldEnv(gymnasium.Env):
         return obs, self._info()
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """One frame under `action`; never terminates (a world has no end), truncates at `max_steps`."""
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         if isinstance(action, bool) or not self.action_space.contains(action):  # 1.7 or True is no action, not 1
@@ -133,9 +138,11 @@ class WorldEnv(gymnasium.Env):
         return obs, reward, False, truncated, info
 
     def render(self) -> np.ndarray | None:
+        """The last observation (render_mode "rgb_array"), which is what a video recorder wants; None without one."""
         return self._obs if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
+        """End the host session now (a remote env), not at the host's idle timeout."""
         if self.client is not None:
             self.client.close()
             self.client = None

@@ -1,5 +1,6 @@
 """WorldClient and WorldEnv against a real host: frames, codecs, prompts, clocks, and the Gymnasium contract."""
 
+import inspect
 import time
 
 import gymnasium
@@ -291,3 +292,29 @@ def test_act_refuses_the_first_id_past_the_last_action_at_once():
                 c.act(7)
     finally:
         h.stop()
+
+
+@pytest.mark.parametrize("cls", [WorldClient, WorldEnv])
+def test_every_public_method_has_a_docstring_and_return_hint(cls):
+    """docs/python.md sends users to help(); every public method must say why it exists and what it returns."""
+    public = {n: f for n, f in vars(cls).items() if callable(f) and (not n.startswith("_") or n == "__init__")}
+    undocumented = [n for n, f in public.items() if n != "__init__" and not (f.__doc__ or "").strip()]
+    unhinted = [n for n, f in public.items() if inspect.signature(f).return_annotation is inspect.Signature.empty]
+    assert not undocumented and not unhinted, f"{cls.__name__}: no docstring {undocumented}, no return hint {unhinted}"
+
+
+def test_seeds_and_branch_frames_are_whole_numbers_numpy_included(host):
+    """A float is refused, not cut to an int; numpy integers (an rng's seeds) pack; the range is named, not overflowed."""
+    with WorldClient(host.address) as c:
+        assert c.start(mode="step", seed=np.int64(3))["seed"] == 3
+        assert c.reset(seed=np.uint32(4))["seed"] == 4
+        c.next_frame()
+        for _ in range(3):
+            c.step("right")
+        for bad in (2**64, 1.5, True, -1):
+            with pytest.raises(ProtocolError, match=r"seed must be an integer >= 0 and <= 9223372036854775807"):
+                c.reset(seed=bad)
+        for bad in (1.7, "1", -1):
+            with pytest.raises(ProtocolError, match=rf"branch frame must be an integer >= 0, got {bad!r}"):
+                c.branch(bad)
+        assert c.branch(np.int64(2))["frame_index"] == 2 and c.next_frame().index == 2

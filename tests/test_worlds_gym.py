@@ -43,3 +43,11 @@ def test_reset_options_that_would_be_ignored_are_refused(options, named):
         env.reset(seed=0, options=options)
     assert env.reset(seed=0, options={"text": "a snowy cave"})[0].shape == (64, 64, 3)
     env.close()
+
+
+def test_backend_with_address_names_backend_name():
+    """`backend=` is in-process only; a user who gives it with `address=` is told which argument picks the host's."""
+    with pytest.raises(ValueError, match=r"pass backend_name='sandbox' with address="):
+        WorldEnv(backend="sandbox", address="tcp://127.0.0.1:5555")
+    with pytest.raises(ValueError, match="exactly one"):
+        WorldEnv()
