@@ -150,6 +150,7 @@ class WorldClient:
         if epoch < self._epoch:
             return  # a frame of a timeline the client already left (reset/branch)
         self._epoch = epoch
+        self._stand(epoch, h["index"])
         if len(parts) < 2:
             raise ProtocolError("bad_message", "frame header arrived without its pixel part")
         image = decode_pixels(parts[1], h["codec"], h["width"], h["height"])
@@ -224,7 +225,9 @@ class WorldClient:
               image: np.ndarray | bytes | None = None, sketch: np.ndarray | bytes | None = None,
               action_map: dict[str, int] | None = None, resume: str | None = None,
               timeout: float | None = None) -> dict:
-        """Start (or resume) a session; returns the `session` message. Frame 0 follows right away.
+        """Start (or resume) a session; returns the `session` message. Frame 0 follows right away. `self.session`
+        is a copy of it kept current: `epoch`, `frame_index` (newest frame received) and `seed` follow the answers
+        and frames, `settings`, `mode` and `fps` follow `settings()`.
 
         The host may be loading a checkpoint (and the text encoder) first, so this waits up to
         START_TIMEOUT_S (or `timeout`) rather than the client's per-request timeout.
@@ -242,7 +245,7 @@ class WorldClient:
                "action_map": action_map, "resume": resume}
         self._frames.clear()
         reply = self._request(msg, timeout if timeout is not None else max(self.timeout, START_TIMEOUT_S))
-        self.session = reply
+        self.session = dict(reply)  # a copy that frames and answers keep current; the reply stays as the host sent it
         self._epoch = reply["epoch"]
         self._frames = deque((f for f in self._frames if f.session_id == reply["session_id"]),
                              maxlen=self._frames.maxlen)
@@ -337,6 +340,16 @@ class WorldClient:
         if isinstance(epoch, int) and epoch > self._epoch:
             self._epoch = epoch
             self._frames = deque((f for f in self._frames if f.epoch >= epoch), maxlen=self._frames.maxlen)
+        if isinstance(epoch, int) and isinstance(reply.get("frame_index"), int):
+            self._stand(epoch, reply["frame_index"])
+        if reply.get("seed") is not None and self.session is not None:  # a reset's new world: its seed rebuilds it
+            self.session["seed"] = reply["seed"]
+
+    def _stand(self, epoch: int, index: int) -> None:
+        """Move `session["epoch"]`/`["frame_index"]` to where the newest answer or frame says the session stands."""
+        s = self.session
+        if s is not None and (epoch, index) >= (s.get("epoch", 0), s.get("frame_index", 0)):
+            s["epoch"], s["frame_index"] = epoch, index
 
     def settings(self, **kw: Any) -> dict:
         """Change steps / temperature / cfg / event_cfg / top_p / unmask / fps / mode; returns the `ok` with the full

@@ -262,7 +262,7 @@ def test_edit_sends_arrays_and_bytes_as_png_layers():
                 with pytest.raises(ProtocolError) as e:
                     c.edit(rgba, x, 0)
                 assert e.value.code == "bad_argument"
-            assert c.status()["epoch"] == 3
+            assert c.status()["epoch"] == c.session["epoch"] == 3 and c.session["frame_index"] == 0
     finally:
         h.stop()
 
@@ -318,3 +318,30 @@ def test_seeds_and_branch_frames_are_whole_numbers_numpy_included(host):
             with pytest.raises(ProtocolError, match=rf"branch frame must be an integer >= 0, got {bad!r}"):
                 c.branch(bad)
         assert c.branch(np.int64(2))["frame_index"] == 2 and c.next_frame().index == 2
+
+
+def test_session_says_where_the_session_stands_after_reset_branch_and_frames(host):
+    """`client.session["epoch"]`/`["frame_index"]`/`["seed"]` follow the answers and frames, as `status()` does."""
+    with WorldClient(host.address) as c:
+        started = c.start(mode="step", seed=2)
+        c.next_frame()
+        for _ in range(3):
+            c.step("right")
+        assert (c.session["epoch"], c.session["frame_index"]) == (0, 3)
+        ok = c.reset(seed=5)
+        assert (c.session["epoch"], c.session["frame_index"], c.session["seed"]) == (ok["epoch"], 0, 5) == (1, 0, 5)
+        assert (started["epoch"], started["frame_index"], started["seed"]) == (0, 0, 2)  # the reply as the host sent it
+        drawn = c.reset()["seed"]  # no seed: the host draws one
+        assert c.session["seed"] == drawn and c.session["epoch"] == 2
+        c.next_frame()
+        c.step("right")
+        c.step("jump")
+        c.branch(1)
+        assert (c.session["epoch"], c.session["frame_index"]) == (3, 1)
+        assert c.next_frame().index == 1 and c.step(0).index == 2
+        st = c.status()
+        assert (c.session["epoch"], c.session["frame_index"]) == (st["epoch"], st["frame_index"]) == (3, 2)
+        c.settings(mode="realtime", fps=60)
+        time.sleep(0.3)
+        newest = c.drain_frames()[-1]
+        assert (c.session["epoch"], c.session["frame_index"]) == (3, newest.index) and newest.index > 2
