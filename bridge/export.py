@@ -175,17 +175,54 @@ class Export:
         self.mp4 = self.gif = self.log = None
 
     def finish(self) -> dict[str, Path]:
-        """Close every writer and publish every output; returns {kind: path}."""
+        """Close every writer and publish every output, all or none: files cannot be renamed together, so a move that
+        fails takes back the outputs moved before it and puts back the files they replaced. Returns {kind: path}."""
         if self.frames == 0 and set(self.temps) & {"mp4", "gif", "frames"}:
             raise ValueError("there are no frames to export")
         self._close()
-        for kind, tmp in list(self.temps.items()):
-            target = self.targets[kind]
-            if kind == "frames" and target.is_dir():
-                target.rmdir()  # check_targets made sure it is empty
-            publish(tmp, target)
-            del self.temps[kind]
+        olds: dict[str, Path | None] = {}
+        emptied = {kind for kind in self.temps if kind == "frames" and self.targets[kind].is_dir()}
+        try:
+            for kind, tmp in self.temps.items():
+                target = self.targets[kind]
+                olds[kind] = _keep_old(target)
+                if kind in emptied:
+                    target.rmdir()  # check_targets made sure it is empty
+                publish(tmp, target)
+        except BaseException as e:
+            kept = self._take_back(olds, emptied)
+            self.discard()
+            if not isinstance(e, OSError):
+                raise
+            raise OSError(f"cannot export --{kind} to {target} ({e.strerror or e}): no output was exported, and "
+                          f"the files it would have replaced are as they were{kept}") from e
+        finally:
+            for old in olds.values():
+                if old is not None:
+                    shutil.rmtree(old.parent, ignore_errors=True)
+        self.temps.clear()
         return self.targets
+
+    def _take_back(self, olds: dict[str, Path | None], emptied: set[str]) -> str:
+        """Undo the outputs `finish` moved into place, restoring what they replaced; says where any old file stays."""
+        kept = ""
+        for kind, old in olds.items():
+            target = self.targets[kind]
+            try:
+                if not os.path.lexists(self.temps[kind]):  # publish moved it onto the target
+                    if old is not None:
+                        os.replace(old, target)
+                    elif target.is_dir() and not target.is_symlink():
+                        shutil.rmtree(target)
+                    else:
+                        target.unlink()
+                if kind in emptied:
+                    target.mkdir(exist_ok=True)
+            except OSError as e:
+                olds[kind] = None  # the earlier file stays where the error names it, not deleted with the others
+                kept += f"; except {target}, which could not be taken back ({e.strerror or e})" + \
+                    (f": its earlier file is kept as {old}" if old else "")
+        return kept
 
     def discard(self) -> None:
         """Stop every writer and remove every temp output (an error, a cancel, Ctrl+C)."""
@@ -202,6 +239,23 @@ class Export:
             else:
                 tmp.unlink(missing_ok=True)
         self.temps.clear()
+
+
+def _keep_old(target: Path) -> Path | None:
+    """A second name for the file an output will replace (a hard link, else a copy), so a failed export can put it
+    back; None when there is none."""
+    if not os.path.lexists(target) or target.is_dir():
+        return None
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)) / target.name
+    try:
+        try:
+            os.link(target, old, follow_symlinks=False)
+        except OSError:  # a file system without hard links
+            shutil.copy2(target, old, follow_symlinks=False)
+    except BaseException:
+        shutil.rmtree(old.parent, ignore_errors=True)
+        raise
+    return old
 
 
 def export_frames(frames: Sequence[np.ndarray], targets: dict[str, str | Path | None], fps: float, scale: int = 1,

@@ -138,3 +138,63 @@ def test_every_export_is_on_disk_before_it_replaces_the_old_file(tmp_path, monke
                         12.0, label="test")
     assert set(out) == {"mp4", "gif", "frames"} and len(os.listdir(tmp_path / "f")) == 3
     assert (tmp_path / "old.mp4").read_bytes()[4:8] == b"ftyp" and unsynced == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "f", "old.mp4"]  # the old file's copy is gone
+
+
+@pytest.mark.parametrize("failing", [1, 2, 3])
+def test_an_export_whose_later_move_fails_leaves_every_old_file_and_no_new_one(tmp_path, monkeypatch, failing):
+    """Files cannot be renamed together: a failed move takes back the outputs already in place, restoring the
+    replaced files, so the user sees the export fail whole, never half the outputs new."""
+    import os
+
+    import numpy as np
+
+    from bridge.export import export_frames
+
+    replace, calls = os.replace, []
+
+    def replace_failing(src, dst):
+        calls.append(dst)
+        if len(calls) == failing:
+            raise OSError(28, "No space left on device")
+        replace(src, dst)
+
+    (tmp_path / "old.mp4").write_bytes(b"the user's earlier export")
+    (tmp_path / "f").mkdir()
+    monkeypatch.setattr(os, "replace", replace_failing)
+    frames = [np.full((16, 16, 3), i * 60, np.uint8) for i in range(3)]
+    targets = {"gif": tmp_path / "new.gif", "mp4": tmp_path / "old.mp4", "frames": tmp_path / "f"}
+    with pytest.raises(OSError, match=r"cannot export --\w+ to .* \(No space left on device\): no output was exported,"
+                                      r" and the files it would have replaced are as they were$"):
+        export_frames(frames, targets, 12.0, label="test")
+    assert len(calls) >= failing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "old.mp4"]  # no new file, temp or kept copy
+    assert (tmp_path / "old.mp4").read_bytes() == b"the user's earlier export" and not any((tmp_path / "f").iterdir())
+
+
+def test_a_replaced_file_that_cannot_be_put_back_is_kept_and_named(tmp_path, monkeypatch):
+    """Never lose user data: when even the restore fails, the error names where the earlier file is kept."""
+    import os
+    import re
+    from pathlib import Path
+
+    import numpy as np
+
+    from bridge.export import export_frames
+
+    replace, calls = os.replace, []
+
+    def replace_once(src, dst):
+        calls.append(dst)
+        if len(calls) > 1:
+            raise OSError(5, "Input/output error")
+        replace(src, dst)
+
+    (tmp_path / "old.mp4").write_bytes(b"the user's earlier export")
+    monkeypatch.setattr(os, "replace", replace_once)
+    frames = [np.full((16, 16, 3), 60, np.uint8)]
+    with pytest.raises(OSError, match=r"could not be taken back \(Input/output error\): its earlier file is kept as"
+                                      r" (\S+)$") as e:
+        export_frames(frames, {"mp4": tmp_path / "old.mp4", "gif": tmp_path / "new.gif"}, 12.0, label="test")
+    kept = Path(re.search(r"kept as (\S+)$", str(e.value)).group(1))
+    assert kept.read_bytes() == b"the user's earlier export" and not (tmp_path / "new.gif").exists()
