@@ -284,6 +284,7 @@ class MainWindow(QMainWindow):
         w.failed.connect(self.on_failed)
         w.progress.connect(self.on_progress)
         w.session_ended.connect(self.on_session_ended)
+        w.host_recording_stopped.connect(self.on_host_recording_stopped)
         self.worker_thread = wt
         wt.start()
 
@@ -738,6 +739,13 @@ class MainWindow(QMainWindow):
         if self.info is None:
             return
         self.submit("record_start" if on else "record_stop")
+
+    def on_host_recording_stopped(self, why: str) -> None:
+        """The host ended its recording by itself (a full disk): show it off, and why, without asking it to stop."""
+        self.timeline.host_record.blockSignals(True)
+        self.timeline.host_record.setChecked(False)
+        self.timeline.host_record.blockSignals(False)
+        self.show_error(f"Host recording stopped by the host: {why}")
 
     def branch_from(self, branch_id: int, index: int) -> None:
         """Continue the world from frame `index` of a branch: a host branch when the frame is on the live timeline,

@@ -72,6 +72,7 @@ class WorldWorker(QObject):
     failed = Signal(str, str)  # command, message
     progress = Signal(str, int, int)  # command, done, total
     session_ended = Signal(str)  # the host closed the session (idle timeout, fatal error)
+    host_recording_stopped = Signal(str)  # (1.3) the host ended its recording by itself (a full disk); why
     finished = Signal()
 
     def __init__(self, address: str, client_name: str = "worldbridge-editor", timeout: float = 5.0):
@@ -136,7 +137,10 @@ class WorldWorker(QObject):
         had_session = client.session is not None or self._had_session
         while client.errors:
             err = client.errors.popleft()
-            self.failed.emit("host", f"{err.get('message', '')} ({err.get('code', 'error')})")
+            if err.get("code") == "recording_stopped":
+                self.host_recording_stopped.emit(err.get("message", ""))
+            else:
+                self.failed.emit("host", f"{err.get('message', '')} ({err.get('code', 'error')})")
         self._had_session = client.session is not None
         if had_session and client.session is None:
             self.session_ended.emit("the host ended the session; press New world to start another")

@@ -239,7 +239,7 @@ def test_edit_sends_arrays_and_bytes_as_png_layers():
         with WorldClient(h.address) as c:
             with pytest.raises(ProtocolError, match="start"):
                 c.edit(b"\x89PNG", 0, 0)
-            assert c.connect()["protocol_minor"] == P.PROTOCOL_MINOR == 2
+            assert c.connect()["protocol_minor"] == P.PROTOCOL_MINOR == 3
             assert c.start(mode="step", seed=1)["capabilities"] == ["events", "edit"]
             assert c.session["capabilities"] == ["events", "edit"]
             c.next_frame()

@@ -375,6 +375,24 @@ def test_replay_and_host_recording(qtbot, host, tmp_path):
     assert path.suffix == ".wbrec" and path.exists() and path.stat().st_size > 0
 
 
+def test_a_host_recording_the_host_stopped_shows_off_and_why(qtbot, host, tmp_path):
+    """(1.3) A full disk ends the host's recording, not the session: the box must not keep saying it records."""
+    from test_host_server import _FullDisk
+
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.host_record.setChecked(True)
+    qtbot.waitUntil(lambda: "Host recording started" in w.statusBar().currentMessage(), timeout=5000)
+    rec = host.host.sessions[w.info["session_id"]].recorder
+    rec._f = _FullDisk(rec._f)  # the host's disk fills up
+    focus_viewport(qtbot, w)
+    qtbot.keyClick(w.viewport, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: not w.timeline.host_record.isChecked(), timeout=5000)
+    said = w.statusBar().currentMessage()
+    assert "Host recording stopped by the host" in said and "No space left on device" in said and rec.path.name in said
+    step_keys(qtbot, w, Qt.Key.Key_Right, 2)  # the session goes on
+    assert host.host.sessions[w.info["session_id"]].recorder is None  # nothing asked the host to record again
+
+
 def test_version_mismatch_is_explained(qtbot, host, monkeypatch):
     from bridge.client import WorldClient
     from bridge.host import protocol as P

@@ -235,8 +235,8 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     sim.add_to_root(c)
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
-    assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 2,
-                                      "client": "godot/0.1.7", "codecs": ["raw", "png", "jpeg"]}
+    assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 3,
+                                      "client": "godot/0.1.8", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -529,6 +529,28 @@ def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim
     assert rec["recording_changed"][-1][0] is False  # the Record button must not keep saying "Stop"
     badge = view.members["_badge"]
     assert "(last frame)" in badge.text and "sandbox" in badge.text.lower(), badge.text  # a frame on screen keeps its label
+
+
+def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(sim, scripted):
+    """(1.3) A full disk ends the host's recording, not the session: the Record button must not keep saying "Stop"."""
+    router, _ = scripted
+    c, _, ident = _scripted_session(sim, scripted, "step")
+    rec = Recorder(c, "recording_changed", "error_received", "session_ended")
+    assert sim.call_method(c, "start_recording", [])
+    _pump(sim, router)
+    _, sent = _recv(router)
+    assert sent["type"] == "record_start"
+    path = "recordings/s1.wbrec"
+    router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": sent["req_id"], "request": "record_start",
+                                                 "path": path})])
+    assert _run_until(sim, lambda: c.members["recording"])
+    why = f"recording {path} stopped: No space left on device; everything recorded before it is kept"
+    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "recording_stopped",
+                                                 "message": why, "fatal": False, "path": path, "frames": 41})])
+    assert _run_until(sim, lambda: rec["error_received"])
+    assert not c.members["recording"] and rec["recording_changed"] == [(True, path), (False, path)]
+    assert rec["error_received"] == [("recording_stopped", why, False)]  # the game is told why
+    assert c.members["link"] == IN_SESSION and not rec["session_ended"]  # and the session goes on
 
 
 # --- hello errors and deadlines, restarts after a failed resume, WorldInput against the start's action_map ---

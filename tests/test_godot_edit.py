@@ -108,7 +108,7 @@ def _greet(sim, c, sock, welcome, session):
     sim.add_to_root(c)
     assert _run_until(sim, lambda: sock.poll(0), timeout=5)
     ident, hello = _recv(sock)
-    assert hello["type"] == "hello" and hello["protocol_minor"] == 2
+    assert hello["type"] == "hello" and hello["protocol_minor"] == 3
     sock.send_multipart([ident, zmtp_raw.pack(welcome)])
     assert _run_until(sim, lambda: c.members["link"] == READY)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({})])

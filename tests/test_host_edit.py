@@ -264,7 +264,7 @@ def test_edit_on_the_sandbox_is_unsupported_and_the_session_lives(model_host):
 
 def test_session_capabilities_come_from_the_backend(event_host):
     with WorldClient(event_host.address) as c:
-        assert c.connect()["protocol_minor"] == 2 and {"edit", "text_events"} <= set(c.welcome["capabilities"])
+        assert c.connect()["protocol_minor"] == 3 and {"edit", "text_events"} <= set(c.welcome["capabilities"])
         assert c.start(mode="step")["capabilities"] == ["image_prompt", "events", "edit"]
     h = run_host_in_thread(PlainPaste)  # says nothing: only `events` (it has event types), so no edits
     try:
@@ -477,7 +477,7 @@ def test_a_1_0_client_still_works(model_host):
         sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 0, "client": "old/1.0",
                             "codecs": ["raw"]}))
         welcome, _ = recv({"welcome", "reject"})
-        assert welcome["type"] == "welcome" and (welcome["protocol_major"], welcome["protocol_minor"]) == (1, 2)
+        assert welcome["type"] == "welcome" and (welcome["protocol_major"], welcome["protocol_minor"]) == (1, 3)
         sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step", "seed": 3}))
         session, _ = recv({"session", "error"})
         assert session["type"] == "session" and session["backend_kind"] == "world_model"

@@ -121,8 +121,8 @@ def test_version_mismatch_is_rejected_with_clear_message(host):
     msg = P.decode(s.recv())
     s.close(0)
     assert msg["type"] == "reject" and msg["code"] == "version_mismatch"
-    assert msg["message"] == "client speaks protocol 2.3, host speaks 1.2: update the plugin or the host"
-    assert (msg["protocol_major"], msg["protocol_minor"]) == (1, 2)
+    assert msg["message"] == "client speaks protocol 2.3, host speaks 1.3: update the plugin or the host"
+    assert (msg["protocol_major"], msg["protocol_minor"]) == (1, 3)
     s = ctx.socket(zmq.DEALER)
     s.connect(host.address)
     s.send(P.encode({"type": "hello", "protocol_major": "1"}))  # malformed, not another version
@@ -629,12 +629,46 @@ def test_a_failed_recording_write_stops_that_recording_not_the_host(tmp_path):
             deadline = time.monotonic() + 5
             while not a.errors and time.monotonic() < deadline:
                 a.status()
-            assert a.errors[-1]["code"] == "backend_error" and "full.wbrec stopped: No space left" in a.errors[-1]["message"]
+            stopped = a.errors[-1]  # (1.3) a code of its own, so clients can tell they no longer record
+            assert (stopped["code"], stopped["fatal"], stopped["path"], stopped["frames"]) == ("recording_stopped", False,
+                                                                                             path, 1)
+            assert "full.wbrec stopped: No space left" in stopped["message"]
             assert not a.status()["recording"] and a.step(0).index == 3  # the session goes on...
             assert b.step(0).index == 1  # ...and so does everyone else's
             kept = RecordingReader(path)
             assert len(list(kept.frames())) == 1 and not kept.complete  # the frame written before is readable
     finally:
+        h.stop()
+
+
+def test_a_1_2_client_whose_recording_fails_gets_the_backend_error_it_knows(tmp_path):
+    """Engine plugins of 1.2 know no `recording_stopped`: they still get an error naming the file, as before 1.3."""
+    h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(h.address)
+
+    def reply(mtype: str) -> dict:
+        while sock.poll(5000):
+            parts = sock.recv_multipart()
+            msg = P.decode(parts[0])
+            if msg["type"] == mtype:
+                return msg
+        raise AssertionError(f"no {mtype} from the host")
+
+    try:
+        sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 2, "client": "unity/0.3.5"}))
+        sock.send(P.encode({"type": "start", "mode": "step"}))
+        sock.send(P.encode({"type": "record_start", "req_id": 1, "path": "old.wbrec"}))
+        assert reply("ok")["request"] == "record_start"
+        rec = next(s for s in h.host.sessions.values() if s.recorder is not None).recorder
+        rec._f = _FullDisk(rec._f)
+        sock.send(P.encode({"type": "input", "action": 0}))
+        err = reply("error")
+        assert err["code"] == "backend_error" and not err["fatal"] and "path" not in err
+        assert "old.wbrec stopped: No space left" in err["message"]
+    finally:
+        sock.close(0)
         h.stop()
 
 

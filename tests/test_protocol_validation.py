@@ -83,17 +83,17 @@ def test_validate_accepts_and_normalises():
     assert m["event_cfg"] == 2.0 and isinstance(m["event_cfg"], float) and m["steps"] is None
 
 
-def test_version_and_capabilities_are_1_2():
-    assert (P.PROTOCOL_MAJOR, P.PROTOCOL_MINOR) == (1, 2)
+def test_version_and_capabilities_are_1_3():
+    assert (P.PROTOCOL_MAJOR, P.PROTOCOL_MINOR) == (1, 3)
     w = P.welcome("raw", ["sandbox"], "sandbox", Limits())
-    assert w["protocol_minor"] == 2 and {"text_events", "edit"} <= set(w["capabilities"])
+    assert w["protocol_minor"] == 3 and {"text_events", "edit"} <= set(w["capabilities"])
     assert set(P.SESSION_CAPABILITIES) == {"text_prompt", "image_prompt", "sketch_prompt", "events", "text_events",
                                            "edit"}
 
 
 def test_reject_message_and_codec_choice():
     r = P.reject(2, 0)
-    assert r["message"] == "client speaks protocol 2.0, host speaks 1.2: update the plugin or the host"
+    assert r["message"] == "client speaks protocol 2.0, host speaks 1.3: update the plugin or the host"
     assert P.reject("x" * 10**6, None)["message"].startswith("client speaks protocol ?.0")
     assert P.choose_codec(["webp", "jpeg", "png"]) == "jpeg" and P.choose_codec([]) == "raw"
 

@@ -126,14 +126,14 @@ def test_zmtp_vector_parses(vec):
         assert zmtp_raw.unpack(hdr)["type"] == "frame"
 
 
-def test_1_1_and_1_2_vectors_match_what_the_host_sends():
+def test_1_1_to_1_3_vectors_match_what_the_host_sends():
     from bridge.host import protocol as P
     from bridge.host.pixels import decode_layer
     from bridge.host.session import Session
     from bridge.worlds.sandbox import SandboxWorld
 
     v = {x["name"]: untag(x["value"]) for x in MSGPACK}
-    assert v["msg_hello"]["protocol_minor"] == v["msg_welcome"]["protocol_minor"] == P.PROTOCOL_MINOR == 2
+    assert v["msg_hello"]["protocol_minor"] == v["msg_welcome"]["protocol_minor"] == P.PROTOCOL_MINOR == 3
     assert v["msg_welcome"]["capabilities"] == P.CAPABILITIES
     edit = P.validate(v["msg_edit"])
     assert decode_layer(edit["layer"], 64, 64).shape == (2, 2, 4) and (edit["x"], edit["y"]) == (-40, 12)
@@ -147,3 +147,5 @@ def test_1_1_and_1_2_vectors_match_what_the_host_sends():
     assert list(v["msg_ok_edit"]) == list(P.ok(13, "edit", epoch=2, frame_index=42))
     err = v["msg_error_unsupported"]
     assert list(err) == list(P.error("unsupported", "x", 13)) and err["code"] == "unsupported"
+    stopped = v["msg_error_recording_stopped"]  # 1.3
+    assert list(stopped) == list(P.error("recording_stopped", "x", path="p", frames=1)) and not stopped["fatal"]

@@ -112,7 +112,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
     names = {case.get("name") for case in ET.parse(result_xml).getroot().iter("test-case")}
     for required in ("RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero",
                      "DescribeMakesNoNewStringPerCall", "NamesOfTheActionMapTheSessionStartedWithAreActions",
-                     "ANewSessionsActionsAreUsedFromItsFirstFrame", "AFatalErrorEndsTheRecordingWithTheSession"):
+                     "ANewSessionsActionsAreUsedFromItsFirstFrame", "AFatalErrorEndsTheRecordingWithTheSession",
+                     "ARecordingTheHostStoppedIsReportedAsStopped"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -1,4 +1,4 @@
-"""Protocol v1.2 codec and message validation (docs/protocol.md), shared by the host and the Python client."""
+"""Protocol v1.3 codec and message validation (docs/protocol.md), shared by the host and the Python client."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import msgpack
 from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
 from bridge.values import is_int
 
-PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 2
+PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 3
+RECORDING_STOPPED_MINOR = 3  # clients from 1.3 on know `error{recording_stopped}`; older ones get `backend_error`
 try:
     HOST_NAME = f"worldbridge/{metadata.version('worldbridge')}"
 except metadata.PackageNotFoundError:  # running from a source tree that was never installed
@@ -242,8 +243,8 @@ def ok(req_id: int | None, request: str, **extra: Any) -> dict:
     return {"type": "ok", "req_id": req_id, "request": request, **extra}
 
 
-def error(code: str, message: str, req_id: int | None = None, fatal: bool = False) -> dict:
-    return {"type": "error", "req_id": req_id, "code": code, "message": message, "fatal": fatal}
+def error(code: str, message: str, req_id: int | None = None, fatal: bool = False, **extra: Any) -> dict:
+    return {"type": "error", "req_id": req_id, "code": code, "message": message, "fatal": fatal, **extra}
 
 
 def pong(req_id: int | None, client_ts: float | None, host_ts: float) -> dict:

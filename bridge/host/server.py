@@ -38,6 +38,7 @@ class Peer:
 
     codec: str = "raw"
     client: str = ""
+    minor: int = 0  # the protocol minor version its hello spoke
     session: Session | None = None
     last_seen: float = field(default_factory=time.monotonic)
     outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
@@ -341,6 +342,7 @@ class Host:
                 peer.queue(parts)
         peer.codec = P.choose_codec(msg["codecs"])
         peer.client = msg["client"] or ""
+        peer.minor = msg["protocol_minor"] or 0
         self._send(rid, [P.encode(P.welcome(peer.codec, self.pool.names, self.default_kind, self.limits))])
 
     def _on_bye(self, rid: bytes, peer: Peer) -> None:
@@ -615,8 +617,11 @@ class Host:
             why = (f"recording {rec.path} stopped: {e.strerror or e}; everything recorded before it is kept and "
                    f"readable ({rec.frames} frames): free some space and send record_start again")
             log.error("session %s: %s", session.id, why)
-            if session.peer is not None:
-                self._send(session.peer, [P.encode(P.error("backend_error", why, None))])
+            peer = self.peers.get(session.peer) if session.peer is not None else None
+            if peer is not None:  # a client before 1.3 knows no `recording_stopped`: it gets the error it always got
+                stopped = (P.error("recording_stopped", why, path=str(rec.path), frames=rec.frames)
+                           if peer.minor >= P.RECORDING_STOPPED_MINOR else P.error("backend_error", why))
+                self._send(session.peer, [P.encode(stopped)])
 
     def _status(self, peer: Peer, req_id: int | None) -> dict:
         s = peer.session

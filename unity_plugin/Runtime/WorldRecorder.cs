@@ -17,10 +17,13 @@ namespace WorldBridge
         [SerializeField] bool recording;
         [SerializeField] string lastPath = "";
         [SerializeField] long lastFrames;
+        [SerializeField] string status = "";
 
         public bool IsRecording => recording;
         public string LastPath => lastPath;
         public long LastFrames => lastFrames;
+        /// <summary>The last status line onStatus was called with, e.g. why the host stopped the recording.</summary>
+        public string Status => status;
 
         void OnEnable()
         {
@@ -58,6 +61,14 @@ namespace WorldBridge
                 Report("recording ended with the previous session");
                 return;
             }
+            if (m.GetString("type") == "error" && m.GetString("code") == "recording_stopped" && recording)
+            {
+                recording = false; // (1.3) the host ended the recording by itself (a full disk); the session goes on
+                lastPath = m.GetString("path", lastPath);
+                lastFrames = m.GetLong("frames");
+                Report("recording stopped by the host: " + m.GetString("message", lastPath));
+                return;
+            }
             if (m.GetString("type") == "error" && m.GetBool("fatal") && recording)
             {
                 recording = false; // the session ended (idle timeout, backend failure): its recording ended with it
@@ -80,10 +91,11 @@ namespace WorldBridge
             }
         }
 
-        void Report(string status)
+        void Report(string line)
         {
-            Debug.Log("[WorldBridge] " + status);
-            onStatus.Invoke(status);
+            status = line;
+            Debug.Log("[WorldBridge] " + line);
+            onStatus.Invoke(line);
         }
     }
 }

@@ -175,17 +175,17 @@ def message_vectors() -> list[tuple[str, dict]]:
     settings_12 = {"steps": 8, "temperature": 1.0, "cfg": 1.0, "event_cfg": 1.0, "top_p": 1.0, "unmask": "confidence",
                    "fps": 24.0, "mode": "step"}
     return [
-        ("msg_hello", {"type": "hello", "protocol_major": 1, "protocol_minor": 2, "client": "unity/0.1.0",
+        ("msg_hello", {"type": "hello", "protocol_major": 1, "protocol_minor": 3, "client": "unity/0.1.0",
                        "codecs": ["raw", "png"]}),
-        ("msg_welcome", {"type": "welcome", "protocol_major": 1, "protocol_minor": 2, "host": "worldbridge/0.1.0",
+        ("msg_welcome", {"type": "welcome", "protocol_major": 1, "protocol_minor": 3, "host": "worldbridge/0.1.0",
                          "codec": "raw",
                          "capabilities": ["realtime", "step", "events", "text_prompt", "image_prompt", "sketch_prompt",
                                           "branch", "record", "resume", "settings", "text_events", "edit"],
                          "backends": ["sandbox", "world_model"], "default_backend": "world_model",
                          "limits": {"max_message_bytes": 16777216, "max_sessions": 64, "idle_timeout_s": 60.0}}),
         ("msg_reject", {"type": "reject", "code": "version_mismatch",
-                        "message": "client speaks protocol 2.0, host speaks 1.2: update the plugin or the host",
-                        "protocol_major": 1, "protocol_minor": 2}),
+                        "message": "client speaks protocol 2.0, host speaks 1.3: update the plugin or the host",
+                        "protocol_major": 1, "protocol_minor": 3}),
         ("msg_start", {"type": "start", "req_id": 1, "backend": None, "mode": "realtime", "fps": 24.0, "seed": 7,
                        "text": "a cave with lava", "image": png_1x1, "sketch": None, "action_map": {"jump": 3},
                        "resume": None}),
@@ -256,6 +256,11 @@ def message_vectors() -> list[tuple[str, dict]]:
         ("msg_error_unsupported", {"type": "error", "req_id": 13, "code": "unsupported",
                                    "message": "the sandbox game cannot edit frames (it renders from game state, not "
                                               "pixels): start a world_model session to edit", "fatal": False}),
+        ("msg_error_recording_stopped", {"type": "error", "req_id": None, "code": "recording_stopped",
+                                         "message": "recording recordings/demo.wbrec stopped: No space left on device; "
+                                                    "everything recorded before it is kept and readable (120 frames): "
+                                                    "free some space and send record_start again",
+                                         "fatal": False, "path": "recordings/demo.wbrec", "frames": 120}),
         ("msg_bye", {"type": "bye"}),
     ]
 

@@ -10,6 +10,8 @@ namespace WorldBridge.Core
         /// <summary>(1.1) The session's backend cannot do this, e.g. `edit` on the sandbox game: see SessionInfo.Capabilities.</summary>
         Unsupported,
         BackendError,
+        /// <summary>(1.3) The host ended a recording by itself (a full disk); the session goes on. Path and frames say what was kept.</summary>
+        RecordingStopped,
     }
 
     /// <summary>One `error` (or `reject`) from the host.</summary>
@@ -18,7 +20,7 @@ namespace WorldBridge.Core
         static readonly string[] Codes =
         {
             null, "version_mismatch", "not_ready", "no_session", "unknown_session", "bad_message", "too_large", "bad_argument",
-            "bad_prompt", "busy", "unsupported", "backend_error",
+            "bad_prompt", "busy", "unsupported", "backend_error", "recording_stopped",
         };
 
         /// <summary>The req_id of the request it answers, or null for errors that answer none (a refused queued event, a timeout).</summary>

@@ -1,4 +1,4 @@
-// The messages of docs/protocol.md v1.2 as builders (keys in the documented order, so bytes match the golden
+// The messages of docs/protocol.md v1.3 as builders (keys in the documented order, so bytes match the golden
 // vectors) and as typed views of what the host sends.
 using System;
 using System.Collections.Generic;
@@ -8,8 +8,8 @@ namespace WorldBridge.Core
 {
     public static class Protocol
     {
-        public const int Major = 1, Minor = 2;
-        public const string PluginVersion = "0.3.5";
+        public const int Major = 1, Minor = 3;
+        public const string PluginVersion = "0.3.6";
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 

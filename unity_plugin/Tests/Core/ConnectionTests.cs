@@ -190,7 +190,7 @@ namespace WorldBridge.Tests
                 c.Connect();
                 var hello = host.Accept();
                 Assert.AreEqual(1, hello.GetLong("protocol_major"));
-                Assert.AreEqual(2, hello.GetLong("protocol_minor"), "this plugin speaks protocol 1.2");
+                Assert.AreEqual(3, hello.GetLong("protocol_minor"), "this plugin speaks protocol 1.3");
                 Assert.AreEqual("nunit/1", hello.GetString("client"));
                 CollectionAssert.AreEqual(new[] { "raw" }, hello.GetStrings("codecs"));
                 host.Welcome();

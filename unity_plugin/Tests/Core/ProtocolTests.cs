@@ -83,8 +83,8 @@ namespace WorldBridge.Tests
         public void HelloAsksForProtocolOneTwo()
         {
             var hello = (MsgMap)MsgPack.Decode(MsgPack.Encode(Protocol.Hello("x", new[] { "raw" })));
-            Assert.AreEqual((1L, 2L), (hello.GetLong("protocol_major"), hello.GetLong("protocol_minor")));
-            Assert.AreEqual(2, Message("msg_hello").GetLong("protocol_minor"), "the golden hello is the 1.2 one");
+            Assert.AreEqual((1L, 3L), (hello.GetLong("protocol_major"), hello.GetLong("protocol_minor")));
+            Assert.AreEqual(3, Message("msg_hello").GetLong("protocol_minor"), "the golden hello is the 1.3 one");
         }
 
         [Test]
@@ -169,7 +169,7 @@ namespace WorldBridge.Tests
             Assert.AreEqual((HostErrorCode.VersionMismatch, true), (reject.Kind, reject.Fatal));
             Assert.IsNull(reject.ReqId);
             Assert.AreEqual(HostErrorCode.Other, HostError.Parse("melted"), "a code newer than the plugin is kept as text");
-            foreach (var code in new[] { "not_ready", "no_session", "unknown_session", "bad_message", "too_large", "bad_prompt", "busy", "backend_error" })
+            foreach (var code in new[] { "not_ready", "no_session", "unknown_session", "bad_message", "too_large", "bad_prompt", "busy", "backend_error", "recording_stopped" })
                 Assert.AreNotEqual(HostErrorCode.Other, HostError.Parse(code), code);
             Assert.AreEqual(HostErrorCode.Unsupported, new WorldBridgeException(e).Kind);
 

@@ -34,5 +34,19 @@ namespace WorldBridge.Tests
             Receive(recorder, Error(fatal: true));
             Assert.IsFalse(recorder.IsRecording, "the session ended, and the recorder still says it records");
         }
+
+        [Test]
+        public void ARecordingTheHostStoppedIsReportedAsStopped()
+        {
+            var recorder = Recording();
+            Receive(recorder, new MsgMap
+            {
+                { "type", "error" }, { "req_id", null }, { "code", "recording_stopped" },
+                { "message", "recording a.wbrec stopped: No space left on device" }, { "fatal", false }, { "path", "a.wbrec" }, { "frames", 41L },
+            });
+            Assert.IsFalse(recorder.IsRecording, "the host's disk filled up, and the recorder still says it records");
+            Assert.AreEqual(("a.wbrec", 41L), (recorder.LastPath, recorder.LastFrames));
+            StringAssert.Contains("No space left on device", recorder.Status, "the game is told why");
+        }
     }
 }

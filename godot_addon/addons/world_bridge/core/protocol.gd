@@ -1,14 +1,14 @@
 @tool
 class_name WorldBridgeProtocol
 extends RefCounted
-## Builders for WorldBridge protocol 1.2 messages, keys in the order docs/protocol.md lists them.
+## Builders for WorldBridge protocol 1.3 messages, keys in the order docs/protocol.md lists them.
 ##
 ## Keeping every client->host message in one place makes the Godot bytes comparable with the
 ## golden vectors (docs/protocol/vectors/msgpack.json) and with the Unity and Python clients.
 
 const MAJOR := 1
-const MINOR := 2
-const CLIENT_NAME := "godot/0.1.7"
+const MINOR := 3
+const CLIENT_NAME := "godot/0.1.8"
 ## Pixel codecs Godot decodes itself (Image.set_data, load_png_from_buffer, load_jpg_from_buffer).
 const CODECS := ["raw", "png", "jpeg"]
 const BACKEND_SANDBOX := "sandbox"

@@ -589,6 +589,13 @@ func _on_error(header: Dictionary) -> void:
 		_set_link(Link.OFFLINE, "the host refused hello: %s" % message)
 		error_received.emit(code, message, true)
 		return
+	if code == "recording_stopped" and recording:
+		# (1.3) The host ended the recording by itself (a full disk); the session goes on. Say it
+		# stopped first, so the error that says why is what a status line shows last.
+		recording = false
+		if _text(header, "path") != "":
+			recording_path = _text(header, "path")
+		recording_changed.emit(false, recording_path)
 	error_received.emit(code, message, fatal)
 	if code == "not_ready":
 		# The host forgot this peer (idle before `start`, or restarted): greet it again,
