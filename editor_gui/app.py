@@ -77,10 +77,13 @@ def check_xcb(env: dict[str, str] | None = None, platform: str = sys.platform, m
 def start_own_host(backend: str | None, checkpoint: Path | None):
     """A host in this process on a free loopback port (`play` without --host); any program here can reach it, so it
     records only inside ./recordings, like `worldbridge serve` (the editor sends no path)."""
+    from bridge.host.backends import warm_text
     from bridge.host.server import run_host_in_thread
 
     spec = {"backend": "sandbox" if backend == "sandbox" else None, "checkpoint": str(checkpoint) if checkpoint else None}
-    return run_host_in_thread(spec, "tcp://127.0.0.1:*")
+    handle = run_host_in_thread(spec, "tcp://127.0.0.1:*")
+    warm_text(handle.host.spec)  # the first New world with a text prompt finds the text encoder loaded
+    return handle
 
 
 @click.command()

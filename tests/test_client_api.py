@@ -101,14 +101,43 @@ def test_prompts_image_and_sketch(host):
         c.start(mode="step", sketch=sketch, seed=1)
         assert c.next_frame().index == 0
         photo = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-        c.reset(image=photo)  # the session's sketch is kept (missing keys keep the prompt) and wins
+        assert "image_prompt" not in c.session["capabilities"]
+        for send in (lambda: c.reset(image=photo), lambda: c.start(mode="step", image=photo),
+                     lambda: c.start(mode="step", image=sketch)):  # a drawing too: images are not its prompts
+            with pytest.raises(ProtocolError) as e:
+                send()
+            assert e.value.code == "bad_prompt" and e.value.message.startswith(
+                "sandbox game cannot start from image prompts (session.capabilities lack image_prompt)")
+            assert "send a flat-colour drawing as `sketch`" in e.value.message
+        c.reset(seed=1)  # the refused prompts left the session's world and prompt as they were
         assert c.next_frame().epoch == 1
-        with pytest.raises(ProtocolError) as e:
-            c.start(mode="step", image=photo)  # a photo alone: the sandbox cannot realise it
-        assert e.value.code == "bad_prompt" and "sketch" in e.value.message
         with pytest.raises(ProtocolError) as e:
             c.start(mode="step", image=b"not an image")
         assert e.value.code == "bad_prompt"
+
+
+class _Mute(SandboxWorld):
+    """A backend without text or sketch prompts (session.capabilities say so)."""
+
+    capabilities = ["events"]
+
+
+@pytest.mark.parametrize("key", ["text", "sketch"])
+def test_prompts_the_backend_lacks_get_bad_prompt(key):
+    h = run_host_in_thread(lambda: _Mute(64, 0))
+    value = "a snowy cave" if key == "text" else SandboxWorld(64, 0).sketch()
+    try:
+        with WorldClient(h.address) as c:
+            with pytest.raises(ProtocolError) as e:
+                c.start(mode="step", **{key: value})
+            assert e.value.code == "bad_prompt" and f"lack {key}_prompt" in e.value.message
+            c.start(mode="step", seed=1, text="  ")  # blank text is no prompt
+            with pytest.raises(ProtocolError) as e:
+                c.reset(**{key: value})
+            assert e.value.code == "bad_prompt" and f"leave `{key}` out" in e.value.message
+            assert c.next_frame().epoch == 0  # the world goes on
+    finally:
+        h.stop()
 
 
 def test_close_says_bye(host):

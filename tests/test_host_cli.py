@@ -170,3 +170,25 @@ def test_preload_reads_the_world_on_a_thread_that_ends_and_passes_its_errors_on(
     assert seen[0] is not threading.main_thread() and not seen[0].is_alive()
     with pytest.raises(ValueError, match="bad checkpoint: retrain it"):
         preload(Probe("world_model", checkpoint="bad"))
+
+
+def test_serve_loads_the_text_encoder_once_bound_only_for_worlds_that_read_text(tmp_path, monkeypatch):
+    from bridge import DEFAULT_WORLD
+    from bridge.host.server import Host
+    from bridge.prompts import text_encoder
+
+    warmed, bound = [], []
+    monkeypatch.setattr(text_encoder, "warm_up", lambda names: warmed.append((names, list(bound))))
+    monkeypatch.setattr(Host, "run", lambda self: bound.append(self.address) or None)
+    monkeypatch.setattr(Host, "__init__", lambda self, *a, **kw: (bound.append("bound"),
+                                                                  setattr(self, "address", "x"))[0])
+    assert CliRunner().invoke(serve, []).exit_code == 0  # the embedded world reads text prompts and events
+    assert warmed == [(["minilm"], ["bound"])]  # after binding, before serving
+    assert CliRunner().invoke(serve, ["--backend", "sandbox"]).exit_code == 0  # the game matches words itself
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in ("config.json", "model.safetensors"):  # a world model without prompt training
+        (plain / f).symlink_to(DEFAULT_WORLD / f)
+    monkeypatch.setattr("bridge.host.backends.preload", lambda spec: spec)
+    assert CliRunner().invoke(serve, ["--checkpoint", str(plain)]).exit_code == 0
+    assert len(warmed) == 1

@@ -127,3 +127,29 @@ def test_an_unreadable_texts_error_quotes_its_start_not_all_of_it():
     msg = enc.unreadable(long)
     assert msg.startswith("the text '🌧️") and "(2000 characters) has no words" in msg and len(msg) < 400
     assert "'🌧️' has no words" in enc.unreadable("🌧️")  # a short one is quoted whole
+
+
+def test_warm_up_loads_minilm_once_in_the_background_and_caches_no_text(tmp_path, monkeypatch):
+    import sentence_transformers
+
+    made = []
+
+    class Counted(sentence_transformers.SentenceTransformer):
+        def __init__(self, *args, **kwargs):
+            made.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", Counted)
+    monkeypatch.setattr(te, "_MODEL", None)  # this process has not loaded the model yet
+    monkeypatch.setattr(te, "_WARMING", set())
+    monkeypatch.setattr(te, "_INSTANCES", {})
+    monkeypatch.setenv("WORLDBRIDGE_CACHE", str(tmp_path))
+    thread = te.warm_up(["minilm", "minilm"])
+    assert thread is not None and thread.is_alive() and te.warm_up(["minilm"]) is None  # once per process
+    enc = te.get_encoder("minilm")
+    v = enc.encode(["a snowy night in a cave"])  # the first prompt, mid-load: waits for the rest, never loads again
+    thread.join()
+    assert len(made) == 1 and enc.model_calls == 1
+    assert len(list(tmp_path.rglob("*.npy"))) == 1  # the warm-up's own run cached nothing
+    cold = te.MiniLMEncoder(cache_dir=tmp_path / "cold", disk_cache=False)
+    assert np.array_equal(v, cold.encode(["a snowy night in a cave"]))

@@ -65,6 +65,19 @@ def test_validate_rejects(msg, code):
     assert code_of(P.validate, msg) == code
 
 
+@pytest.mark.parametrize("msg, says", [
+    ({"type": "branch", "frame": -1}, "`frame` must be a non-negative integer, got -1"),  # out of range: the value
+    ({"type": "input", "action": -3}, "`action` must be an action id (uint) or name (str), got -3"),
+    ({"type": "ping", "req_id": -5}, "`req_id` must be a non-negative integer, got -5"),
+    ({"type": "branch", "frame": "3"}, "`frame` must be a non-negative integer, got str"),  # wrong type: the type
+    ({"type": "branch", "frame": True}, "`frame` must be a non-negative integer, got bool"),
+])
+def test_range_errors_name_the_value_and_type_errors_the_type(msg, says):
+    with pytest.raises(ProtocolError) as e:
+        P.validate(msg)
+    assert e.value.code == "bad_message" and e.value.message == says
+
+
 def test_an_overlong_action_name_is_explained():
     with pytest.raises(ProtocolError, match="action name of 300 characters; names are at most 256"):
         P.validate({"type": "input", "action": "x" * 300})

@@ -83,6 +83,18 @@ def preload(spec: BackendSpec) -> BackendSpec:
     return replace(spec, factory=lambda: world)
 
 
+def warm_text(spec: BackendSpec) -> threading.Thread | None:
+    """Start loading the text encoder a served world model reads prompts and free-text events with (~8 s on a small
+    CPU), on a background thread, so the first text prompt does not wait for it; None when the world reads no text."""
+    if spec.kind != "world_model" or spec.checkpoint is None:
+        return None
+    from bridge.prompts.runtime import text_encoders
+    from bridge.prompts.text_encoder import warm_up
+
+    names = text_encoders(spec.checkpoint)
+    return warm_up(names) if names else None
+
+
 def as_spec(spec: Any) -> BackendSpec:
     """Accept a BackendSpec, {"backend", "checkpoint"} dict, "sandbox", a checkpoint path, None or a factory."""
     if isinstance(spec, BackendSpec):

@@ -46,7 +46,7 @@ def _check_endpoint(bind: str) -> None:
 def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
           recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool) -> None:
     """Run the world host until Ctrl+C."""
-    from bridge.host.backends import announce, preload, resolve_backend
+    from bridge.host.backends import announce, preload, resolve_backend, warm_text
     from bridge.host.protocol import Limits
     from bridge.host.server import Host
     from bridge.model.checkpoint import CheckpointError
@@ -60,6 +60,7 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
                     recordings_dir=recordings, record_anywhere=record_anywhere)
     except (ValueError, OSError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
+    warm_text(spec)  # bound: clients are answered while the text encoder loads
     announce(spec)
     what = "the sandbox game (a test backend, not a world model)" if spec.kind == "sandbox" else \
         f"world model {spec.checkpoint}"

@@ -174,8 +174,13 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
                     "str": "a string", "bin": "bytes (msgpack bin)", "bool": "a boolean",
                     "strlist": "a list of short strings", "action": "an action id (uint) or name (str)",
                     "actionmap": "a map {name: action id}"}[kind]
-        raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {type(v).__name__}")
+        raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {_got(v)}")
     return v
+
+
+def _got(v: Any) -> str:
+    """What an error says it got: an integer out of range by its value (-1), anything else by its type."""
+    return str(v) if is_int(v) else type(v).__name__
 
 
 def validate(msg: dict, limits: Limits | None = None) -> dict:
@@ -187,7 +192,7 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     mtype = msg["type"]
     req_id = msg.get("req_id")
     if req_id is not None and not (is_int(req_id) and 0 <= req_id <= UINT64_MAX):
-        raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {type(req_id).__name__}")
+        raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {_got(req_id)}")
     schema = SCHEMAS.get(mtype)
     if schema is None:
         return msg

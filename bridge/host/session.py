@@ -239,6 +239,7 @@ class Session:
         """Reset the world to `prompt` (frame 0 of a new timeline; a `reset` bumps the epoch).
 
         Without a seed the host draws one, so every world can be rebuilt from what `session`/`ok` report."""
+        self.check_prompt(prompt)
         seeded = prompt if prompt.seed is not None else dataclasses.replace(prompt, seed=secrets.randbelow(2**31))
         image, model_ms, bt = self._timed(self.backend.reset, seeded)
         if source == "reset":
@@ -253,6 +254,22 @@ class Session:
         self.reset_settings = dict(self.settings)
         self._snapshot(image, force_key=True)
         return Produced(image, 0, self.epoch, -1, [], model_ms, source, backend_timings=bt)
+
+    def check_prompt(self, prompt: Prompt) -> None:
+        """bad_prompt for a prompt kind outside session.capabilities (docs/protocol.md): a backend must not quietly
+        ignore or reinterpret what the client asked for."""
+        given = {"text": bool(prompt.text and prompt.text.strip()), "image": prompt.image is not None,
+                 "sketch": prompt.sketch is not None}
+        for key, cap in (("text", "text_prompt"), ("image", "image_prompt"), ("sketch", "sketch_prompt")):
+            if given[key] and cap not in self.capabilities:
+                if self.kind == "sandbox" and key == "image":
+                    hint = ", or send a flat-colour drawing as `sketch`"
+                elif self.kind == "world_model" and key != "image":
+                    hint = ", or train a first-frame model with `worldbridge train prompts first-frame`"
+                else:
+                    hint = ""
+                raise ProtocolError("bad_prompt", f"{self.name} cannot start from {key} prompts (session.capabilities "
+                                                  f"lack {cap}): leave `{key}` out{hint}")
 
     def prepare_step(self) -> tuple[WorldEvent | None, str | None]:
         """Pop the event that fires on the next frame (split from `finish_step` so steps can be batched)."""

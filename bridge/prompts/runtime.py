@@ -15,7 +15,8 @@ import torch
 
 from bridge.backend import Prompt, WorldEvent
 from bridge.prompts.events import EventTrack, event_text, load_event_settings
-from bridge.prompts.first_frame import has_first_frame, load_first_frame, sketch_class_map
+from bridge.model.checkpoint import read_json
+from bridge.prompts.first_frame import META, has_first_frame, load_first_frame, sketch_class_map
 from bridge.prompts.text_encoder import TextEncoder, get_encoder
 from bridge.worlds.sketch import is_palette_like
 
@@ -39,6 +40,15 @@ def first_screen(sketch: np.ndarray, height: int, width: int) -> np.ndarray:
     if sketch.ndim != 3:
         return sketch  # not an image: sketch_class_map names the problem
     return sketch[:, : max(1, round(sketch.shape[0] * width / height))]
+
+
+def text_encoders(folder: str | Path) -> list[str]:
+    """The text encoders a world folder reads text with (text prompts, free-text events), from its files alone: what
+    a host loads ahead of the first prompt without loading the world."""
+    folder = Path(folder)
+    names = [read_json(folder / META).get("encoder", "minilm")] if has_first_frame(folder) else []
+    events = load_event_settings(folder)
+    return list(dict.fromkeys(names + ([events.encoder] if events is not None else [])))
 
 
 class PromptRuntime:

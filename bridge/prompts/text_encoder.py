@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import re
 import string
@@ -115,6 +116,11 @@ class TextEncoder:
                 out[i] = self._memory[k]
         return out
 
+    def warm(self) -> None:
+        """Do now what the first `encode` would do before embedding (hash the weights, load the model), so a prompt
+        does not wait for it."""
+        self._path("")
+
     def unreadable(self, text: str) -> str | None:
         """Why the encoder cannot read `text` faithfully, or None: prompts must fail loudly, not mean something else."""
         return self._unreadable(normalize_text(text))
@@ -132,6 +138,7 @@ _NO_WORDS = ("the text {text} has no words the text encoder knows (emoji, symbol
              "vocabulary all read as one unknown token, so every such text would mean the same): say it in words, "
              "e.g. 'a snowy night in a cave'")
 _MODEL_LOCK = threading.Lock()
+_HASH_LOCK = threading.Lock()
 
 
 def _quote(text: str, limit: int = 40) -> str:
@@ -190,7 +197,12 @@ class MiniLMEncoder(TextEncoder):
     dim = 384
 
     def fingerprint(self) -> str:
-        return f"{super().fingerprint()}:{files_fingerprint(_model_path())}"
+        with _HASH_LOCK:  # a warm-up thread and a first prompt hash the files once between them
+            return f"{super().fingerprint()}:{files_fingerprint(_model_path())}"
+
+    def warm(self) -> None:
+        super().warm()
+        self._embed(["warm up"])  # loads the model and runs it once (its first run is slow too); caches nothing
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -249,3 +261,28 @@ def get_encoder(name: str = DEFAULT_ENCODER) -> TextEncoder:
         if name not in _INSTANCES:
             _INSTANCES[name] = ENCODERS[name]()
         return _INSTANCES[name]
+
+
+_WARMING: set[str] = set()
+log = logging.getLogger(__name__)
+
+
+def warm_up(names: list[str]) -> threading.Thread | None:
+    """Load these encoders on a thread that ends (a host calls this once it is bound), so `hello` is not delayed and
+    the first text prompt finds the model loaded or waits only for the rest of the load; each name once per process."""
+    with _MODEL_LOCK:
+        wanted = [n for n in dict.fromkeys(names) if n not in _WARMING]
+        _WARMING.update(wanted)
+    if not wanted:
+        return None
+
+    def load() -> None:
+        for name in wanted:
+            try:
+                get_encoder(name).warm()
+            except Exception as e:  # noqa: BLE001 - the first text prompt reports it to its client
+                log.warning("could not load the text encoder %r ahead of the first text prompt: %s", name, e)
+
+    thread = threading.Thread(target=load, name="worldbridge-text-warm-up", daemon=True)
+    thread.start()
+    return thread
