@@ -534,6 +534,9 @@ namespace WorldBridge.Core
                 settings = s.TypedSettings;
                 session = s;
             }
+            else if (type == "ok" && m.Has("epoch") && (m.GetString("request") == "reset" || m.GetString("request") == "branch" ||
+                                                        m.GetString("request") == "edit"))
+                AdoptEpoch(m.GetLong("epoch"));
             else if (type == "ok" && m.GetString("request") == "settings")
             {
                 var map = m.GetMap("settings");
@@ -555,6 +558,18 @@ namespace WorldBridge.Core
             }
             Post(m);
             return true;
+        }
+
+        /// <summary>The `ok` for reset/branch/edit comes before the new epoch's first frame: older frames, in the slot or
+        /// still on the way, are stale from now on (as Godot drops them).</summary>
+        void AdoptEpoch(long epoch)
+        {
+            lock (frameLock)
+            {
+                if (epoch <= Interlocked.Read(ref newestEpoch)) return;
+                Interlocked.Exchange(ref newestEpoch, epoch);
+                if (latest != null && latest.Epoch < epoch) latest = null;
+            }
         }
 
         void OnFrame(MsgMap header, byte[] payload)

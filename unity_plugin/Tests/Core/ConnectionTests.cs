@@ -371,6 +371,33 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void TheOkForResetBranchOrEditDropsOlderEpochFramesAtOnce()
+        {
+            using (var host = new FakeHost())
+            using (var c = InSession(host, "events", "edit"))
+            {
+                var requests = new (string, Func<long>)[] { ("branch", () => c.Branch(0)), ("reset", () => c.Reset()), ("edit", () => c.Edit(Layer2x1, 0, 0)) };
+                long epoch = 0;
+                foreach (var r in requests)
+                {
+                    var (request, send) = r;
+                    host.Frame("s1", 1, epoch);                 // waits in the slot: the game has not taken it
+                    Until(() => c.FramesReceived == 2 * epoch + 2, "the frame of epoch " + epoch);
+                    var id = send();
+                    host.Expect(request);
+                    epoch++;
+                    host.Send(new MsgMap { { "type", "ok" }, { "req_id", id }, { "request", request }, { "epoch", epoch }, { "frame_index", 0 } });
+                    c.WaitReply(id, 5000);
+                    Assert.IsFalse(c.TryTakeFrame(out var stale), $"a frame of epoch {stale?.Epoch} is shown after the {request} ok");
+                    host.Frame("s1", 2, epoch - 1);             // one of the old epoch, still on the way
+                    host.Frame("s1", 0, epoch);
+                    Assert.IsTrue(c.WaitFrame(5000, out var f));
+                    Assert.AreEqual((0L, epoch), (f.Index, f.Epoch), request);
+                }
+            }
+        }
+
+        [Test]
         public void UnsupportedEditIsATypedErrorAndTheSessionGoesOn()
         {
             using (var host = new FakeHost())
