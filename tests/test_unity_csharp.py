@@ -89,7 +89,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "NothingButHelloReachesAReconnectBeforeItsWelcome",
                      "AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince",
                      "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce", "NotReadyGreetsAgainAndRepeatsTheRefusedStartAsSent",
-                     "NotReadyInASessionGreetsAgainAndResumesIt", "TheOkForResetBranchOrEditDropsOlderEpochFramesAtOnce"):
+                     "NotReadyInASessionGreetsAgainAndResumesIt", "TheOkForResetBranchOrEditDropsOlderEpochFramesAtOnce",
+                     "StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -672,6 +672,29 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent()
+        {
+            using (var host = new FakeHost())
+            using (var c = Welcomed(host, maxMessageBytes: 48 << 20))
+            {
+                Assert.IsTrue(c.WaitReady(5000), c.LastError);
+                var reqId = typeof(WorldBridgeConnection).GetField("reqId", BindingFlags.NonPublic | BindingFlags.Instance);
+                // the first start takes its id, then spends a while encoding a large image; the second is quick
+                var first = new Thread(() => c.Start(new StartOptions { Mode = "step", Text = "first", Image = new byte[32 << 20] }));
+                first.Start();
+                Until(() => (long)reqId.GetValue(c) == 1, "the first start to take its id");
+                var second = c.Start(new StartOptions { Mode = "step", Text = "second" });
+                Assert.IsTrue(first.Join(5000));
+                var sent = new[] { host.Expect("start"), host.Expect("start") };
+                Assert.AreEqual(new[] { "first", "second" }, sent.Select(m => m.GetString("text")).ToArray(), "the older start went out last");
+                Assert.AreEqual(new[] { 1L, second }, sent.Select(m => m.GetLong("req_id")).ToArray());
+                Restart(host, c);
+                var again = host.Expect("start");
+                Assert.AreEqual((second, "second"), (again.GetLong("req_id"), again.GetString("text")), "a reconnect repeated another start than the last sent");
+            }
+        }
+
+        [Test]
         public void AFirstStartUnansweredAtTheDropIsSentAgain()
         {
             using (var host = new FakeHost())
