@@ -114,7 +114,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
     for required in ("RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero",
                      "DescribeMakesNoNewStringPerCall", "NamesOfTheActionMapTheSessionStartedWithAreActions",
                      "ANewSessionsActionsAreUsedFromItsFirstFrame", "AFatalErrorEndsTheRecordingWithTheSession",
-                     "ARecordingTheHostStoppedIsReportedAsStopped"):
+                     "ARecordingTheHostStoppedIsReportedAsStopped", "ANotReadyIsReportedOnceWithTheClearerMessage"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
