@@ -236,7 +236,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 3,
-                                      "client": "godot/0.1.8", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.9", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -588,6 +588,22 @@ def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(sim, scripted)
     assert c.members["link"] == 0 and "client is 5000 bytes" in c.members["status_text"]
     sim.process(10)
     assert not router.poll(300), "greeted again after the host refused hello"
+
+
+def test_a_welcome_of_another_protocol_major_is_fatal_and_stops_reconnecting(sim, scripted):
+    router, port = scripted
+    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    rec = Recorder(c, "error_received")
+    sim.add_to_root(c)
+    _pump(sim, router)
+    ident, _ = _recv(router)
+    router.send_multipart([ident, zmtp_raw.pack({**SCRIPTED_WELCOME, "protocol_major": 2, "protocol_minor": 0})])
+    assert _run_until(sim, lambda: rec["error_received"])
+    message = "host speaks protocol 2.0, this addon speaks 1.3: update the addon or the host"
+    assert rec["error_received"] == [("version_mismatch", message, True)]
+    assert c.members["link"] == 0 and c.members["status_text"] == message and c.members["_socket"] is None
+    sim.process(10)
+    assert not router.poll(300), "sent a start, or greeted again, after a welcome of another major"
 
 
 def test_hello_unanswered_within_the_handshake_timeout_reconnects(sim, scripted):

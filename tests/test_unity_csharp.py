@@ -89,7 +89,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "NothingButHelloReachesAReconnectBeforeItsWelcome",
                      "AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince",
                      "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce", "NotReadyGreetsAgainAndRepeatsTheRefusedStartAsSent",
-                     "NotReadyInASessionGreetsAgainAndResumesIt"):
+                     "NotReadyInASessionGreetsAgainAndResumesIt", "TheOkForResetBranchOrEditDropsOlderEpochFramesAtOnce",
+                     "StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
@@ -113,7 +114,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
     for required in ("RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero",
                      "DescribeMakesNoNewStringPerCall", "NamesOfTheActionMapTheSessionStartedWithAreActions",
                      "ANewSessionsActionsAreUsedFromItsFirstFrame", "AFatalErrorEndsTheRecordingWithTheSession",
-                     "ARecordingTheHostStoppedIsReportedAsStopped"):
+                     "ARecordingTheHostStoppedIsReportedAsStopped", "ANotReadyIsReportedOnceWithTheClearerMessage"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -160,7 +160,8 @@ namespace WorldBridge
             else if (type == "error" || type == "reject")
             {
                 var error = HostError.From(m);
-                Fail(error.ToString());
+                // not_ready: the connection greets the host again and says so once in LastError, whatever it refused
+                if (m.GetString("code") != "not_ready") Fail(error.ToString());
                 HostErrorReceived?.Invoke(error);
                 // a refused handshake (reject, or an error to hello) is also the connection's LastError: reported once
                 var last = Connection?.LastError;

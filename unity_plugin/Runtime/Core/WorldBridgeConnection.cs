@@ -35,6 +35,7 @@ namespace WorldBridge.Core
         readonly object frameLock = new object();
         readonly object dealerLock = new object();
         readonly object sendOrder = new object();   // a send and the withdrawal of its connection: not both at once
+        readonly object requestOrder = new object(); // req_ids go out in the order they are taken: the newest start is the last sent
         Thread ioThread, sendThread;
         ZmtpDealer dealer;                          // the connection the send thread writes to: set only once the host
                                                     // welcomed it, so nothing of the queue can overtake hello or Restore
@@ -213,10 +214,13 @@ namespace WorldBridge.Core
             Protocol.CheckMode(options.Mode);
             if (options.Fps < 1 || options.Fps > 120) throw new ArgumentException($"fps {options.Fps} must be within 1-120");
             CheckSeed(options.Seed);
-            var id = NextReqId();
-            Enqueue(Protocol.Start(id, options), options); // may throw (too large, closed): then it is no start at all
-            Interlocked.Increment(ref starts);
-            return id;
+            lock (requestOrder)
+            {
+                var id = NextReqId();
+                Enqueue(Protocol.Start(id, options), options); // may throw (too large, closed): then it is no start at all
+                Interlocked.Increment(ref starts);
+                return id;
+            }
         }
 
         public long Input(int action) => SendInput(action);
@@ -268,9 +272,12 @@ namespace WorldBridge.Core
 
         long Request(Func<long, MsgMap> build)
         {
-            var id = NextReqId();
-            Enqueue(build(id));
-            return id;
+            lock (requestOrder)
+            {
+                var id = NextReqId();
+                Enqueue(build(id));
+                return id;
+            }
         }
 
         long NextReqId() => Interlocked.Increment(ref reqId);
@@ -534,6 +541,9 @@ namespace WorldBridge.Core
                 settings = s.TypedSettings;
                 session = s;
             }
+            else if (type == "ok" && m.Has("epoch") && (m.GetString("request") == "reset" || m.GetString("request") == "branch" ||
+                                                        m.GetString("request") == "edit"))
+                AdoptEpoch(m.GetLong("epoch"));
             else if (type == "ok" && m.GetString("request") == "settings")
             {
                 var map = m.GetMap("settings");
@@ -555,6 +565,18 @@ namespace WorldBridge.Core
             }
             Post(m);
             return true;
+        }
+
+        /// <summary>The `ok` for reset/branch/edit comes before the new epoch's first frame: older frames, in the slot or
+        /// still on the way, are stale from now on (as Godot drops them).</summary>
+        void AdoptEpoch(long epoch)
+        {
+            lock (frameLock)
+            {
+                if (epoch <= Interlocked.Read(ref newestEpoch)) return;
+                Interlocked.Exchange(ref newestEpoch, epoch);
+                if (latest != null && latest.Epoch < epoch) latest = null;
+            }
         }
 
         void OnFrame(MsgMap header, byte[] payload)

@@ -279,8 +279,9 @@ namespace UnityEngine.Events
     [Serializable]
     public class UnityEvent<T0> : UnityEventBase
     {
-        public void AddListener(UnityAction<T0> call) { }
-        public void RemoveListener(UnityAction<T0> call) { }
-        public void Invoke(T0 arg0) { }
+        readonly System.Collections.Generic.List<UnityAction<T0>> calls = new System.Collections.Generic.List<UnityAction<T0>>();
+        public void AddListener(UnityAction<T0> call) => calls.Add(call);
+        public void RemoveListener(UnityAction<T0> call) => calls.Remove(call);
+        public void Invoke(T0 arg0) { foreach (var call in calls.ToArray()) call(arg0); } // tests count what a game is told
     }
 }

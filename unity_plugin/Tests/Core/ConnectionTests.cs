@@ -371,6 +371,33 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void TheOkForResetBranchOrEditDropsOlderEpochFramesAtOnce()
+        {
+            using (var host = new FakeHost())
+            using (var c = InSession(host, "events", "edit"))
+            {
+                var requests = new (string, Func<long>)[] { ("branch", () => c.Branch(0)), ("reset", () => c.Reset()), ("edit", () => c.Edit(Layer2x1, 0, 0)) };
+                long epoch = 0;
+                foreach (var r in requests)
+                {
+                    var (request, send) = r;
+                    host.Frame("s1", 1, epoch);                 // waits in the slot: the game has not taken it
+                    Until(() => c.FramesReceived == 2 * epoch + 2, "the frame of epoch " + epoch);
+                    var id = send();
+                    host.Expect(request);
+                    epoch++;
+                    host.Send(new MsgMap { { "type", "ok" }, { "req_id", id }, { "request", request }, { "epoch", epoch }, { "frame_index", 0 } });
+                    c.WaitReply(id, 5000);
+                    Assert.IsFalse(c.TryTakeFrame(out var stale), $"a frame of epoch {stale?.Epoch} is shown after the {request} ok");
+                    host.Frame("s1", 2, epoch - 1);             // one of the old epoch, still on the way
+                    host.Frame("s1", 0, epoch);
+                    Assert.IsTrue(c.WaitFrame(5000, out var f));
+                    Assert.AreEqual((0L, epoch), (f.Index, f.Epoch), request);
+                }
+            }
+        }
+
+        [Test]
         public void UnsupportedEditIsATypedErrorAndTheSessionGoesOn()
         {
             using (var host = new FakeHost())
@@ -641,6 +668,29 @@ namespace WorldBridge.Tests
                 host.Welcome();
                 ExpectResume(host, "s1");
                 Assert.IsTrue(c.WaitReady(5000), c.LastError);
+            }
+        }
+
+        [Test]
+        public void StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent()
+        {
+            using (var host = new FakeHost())
+            using (var c = Welcomed(host, maxMessageBytes: 48 << 20))
+            {
+                Assert.IsTrue(c.WaitReady(5000), c.LastError);
+                var reqId = typeof(WorldBridgeConnection).GetField("reqId", BindingFlags.NonPublic | BindingFlags.Instance);
+                // the first start takes its id, then spends a while encoding a large image; the second is quick
+                var first = new Thread(() => c.Start(new StartOptions { Mode = "step", Text = "first", Image = new byte[32 << 20] }));
+                first.Start();
+                Until(() => (long)reqId.GetValue(c) == 1, "the first start to take its id");
+                var second = c.Start(new StartOptions { Mode = "step", Text = "second" });
+                Assert.IsTrue(first.Join(5000));
+                var sent = new[] { host.Expect("start"), host.Expect("start") };
+                Assert.AreEqual(new[] { "first", "second" }, sent.Select(m => m.GetString("text")).ToArray(), "the older start went out last");
+                Assert.AreEqual(new[] { 1L, second }, sent.Select(m => m.GetLong("req_id")).ToArray());
+                Restart(host, c);
+                var again = host.Expect("start");
+                Assert.AreEqual((second, "second"), (again.GetLong("req_id"), again.GetString("text")), "a reconnect repeated another start than the last sent");
             }
         }
 

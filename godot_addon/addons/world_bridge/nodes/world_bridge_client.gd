@@ -440,6 +440,16 @@ func _dispatch(header: Dictionary) -> void:
 
 
 func _on_welcome(header: Dictionary) -> void:
+	var major := _int(header, "protocol_major")
+	if major != Protocol.MAJOR:
+		# Reconnecting cannot help: the host or this addon has to be updated, as Unity says.
+		var version := "%d.%d" % [major, _int(header, "protocol_minor")]
+		var message := (
+			"host speaks protocol %s, this addon speaks %d.%d: update the addon or the host"
+			% [version, Protocol.MAJOR, Protocol.MINOR]
+		)
+		_give_up("version_mismatch", message, message)
+		return
 	welcome = header
 	var host_text := _text(header, "host")
 	_set_link(Link.READY, "connected to %s at %s" % [host_text, endpoint])
@@ -582,12 +592,7 @@ func _on_error(header: Dictionary) -> void:
 	if link == Link.HANDSHAKING and code != "not_ready":
 		# An error answering hello (e.g. bad_message for a client name over 4096 bytes):
 		# greeting again cannot help, so it is fatal, like a reject.
-		_socket.close()
-		_socket = null
-		_resume_id = ""
-		_end_session(message)
-		_set_link(Link.OFFLINE, "the host refused hello: %s" % message)
-		error_received.emit(code, message, true)
+		_give_up(code, message, "the host refused hello: %s" % message)
 		return
 	if code == "recording_stopped" and recording:
 		# (1.3) The host ended the recording by itself (a full disk); the session goes on. Say it
@@ -650,6 +655,16 @@ func _resend_at_welcome(opts: Dictionary) -> void:
 func _on_socket_opened(_peer_properties: Dictionary) -> void:
 	_set_link(Link.HANDSHAKING, "greeting the host at %s" % endpoint)
 	_greet()
+
+
+## The host refused this client in a way no reconnect can change: close, and say why.
+func _give_up(code: String, message: String, status: String) -> void:
+	_socket.close()
+	_socket = null
+	_resume_id = ""
+	_end_session(message)
+	_set_link(Link.OFFLINE, status)
+	error_received.emit(code, message, true)
 
 
 ## hello, answered by welcome within the socket's handshake_timeout_s, else poll() reconnects.

@@ -1,0 +1,36 @@
+// What WorldBridgeClient tells the game, run under mono against Tests/CompileOnly~ (the connection's state is set directly).
+using System.Collections.Generic;
+using System.Reflection;
+using NUnit.Framework;
+using WorldBridge;
+using WorldBridge.Core;
+
+namespace WorldBridge.Tests
+{
+    [TestFixture]
+    public class WorldBridgeClientTests
+    {
+        static object Get(WorldBridgeConnection c, string field) =>
+            typeof(WorldBridgeConnection).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance).GetValue(c);
+
+        static void Set(WorldBridgeConnection c, string field, object value) =>
+            typeof(WorldBridgeConnection).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance).SetValue(c, value);
+
+        [Test]
+        public void ANotReadyIsReportedOnceWithTheClearerMessage()
+        {
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            var client = new WorldBridgeClient { startOnConnect = false };
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            var told = new List<string>();
+            client.onError.AddListener(told.Add);
+            // what the IO thread leaves when the host forgot this client: its answers to two requests, and the reason
+            var inbox = (System.Collections.Concurrent.BlockingCollection<MsgMap>)Get(connection, "inbox");
+            for (int id = 1; id <= 2; id++)
+                inbox.Add(new MsgMap { { "type", "error" }, { "req_id", id }, { "code", "not_ready" }, { "message", "send hello first" }, { "fatal", false } });
+            Set(connection, "lastError", "the host forgot this client (send hello first): greeting it again");
+            typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
+            CollectionAssert.AreEqual(new[] { "the host forgot this client (send hello first): greeting it again" }, told);
+        }
+    }
+}
