@@ -742,10 +742,14 @@ class MainWindow(QMainWindow):
 
     def on_host_recording_stopped(self, why: str) -> None:
         """The host ended its recording by itself (a full disk): show it off, and why, without asking it to stop."""
+        self._untick_host_record(f"Host recording stopped by the host: {why}")
+
+    def _untick_host_record(self, message: str) -> None:
+        """The host records nothing (it stopped or refused): the box shows that, without asking it to stop."""
         self.timeline.host_record.blockSignals(True)
         self.timeline.host_record.setChecked(False)
         self.timeline.host_record.blockSignals(False)
-        self.show_error(f"Host recording stopped by the host: {why}")
+        self.show_error(message)
 
     def branch_from(self, branch_id: int, index: int) -> None:
         """Continue the world from frame `index` of a branch: a host branch when the frame is on the live timeline,
@@ -869,6 +873,9 @@ class MainWindow(QMainWindow):
                 self.pending_edits.pop(0)
             self.object_panel.on_failed(message)
             self.show_error(f"Edit refused: {message}")
+            return
+        if command == "record_start":
+            self._untick_host_record(f"Host recording refused: {message} — nothing is recorded on the host")
             return
         if command in ("start", "resimulate"):
             self._starting = False  # refused: the next New world starts in the mode Pause shows

@@ -405,3 +405,20 @@ def test_a_preview_whose_switch_back_to_realtime_is_refused_shows_the_world_paus
     w.explore(2)
     qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
     assert_refused_switch_shown(qtbot, w, host)
+
+
+def test_a_host_recording_the_host_refuses_unticks_its_box_and_says_why(qtbot, tmp_path):
+    from bridge.host.server import run_host_in_thread
+
+    (tmp_path / "recordings").write_text("a file where the host's recordings folder should be")
+    h = run_host_in_thread("sandbox", "tcp://127.0.0.1:*", recordings_dir=tmp_path / "recordings")
+    try:
+        w = open_window(qtbot, h.address)
+        w.timeline.host_record.click()
+        qtbot.waitUntil(lambda: "Host recording refused" in w.statusBar().currentMessage(), timeout=5000)
+        assert not w.timeline.host_record.isChecked()  # nothing records, and the box says so
+        assert "cannot write" in w.statusBar().currentMessage()  # the host's reason
+        assert h.host.sessions[w.info["session_id"]].recorder is None
+    finally:
+        h.stop()
+
