@@ -882,6 +882,9 @@ class MainWindow(QMainWindow):
         if command == "settings":
             refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
             self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
+            if self.info is None and "mode" in refused:  # queued for a start the host refused (that refusal is shown):
+                self._follow_mode(refused["mode"])  # it reached no world and stays the choice for the next one
+                return
         if command == "mode" or (command == "settings" and "mode" in refused):  # "mode": a New world's, rebuild's or
             self._follow_mode("step" if command == "mode" else None)  # preview's own switch back from step mode
             now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"

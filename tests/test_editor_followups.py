@@ -422,3 +422,28 @@ def test_a_host_recording_the_host_refuses_unticks_its_box_and_says_why(qtbot, t
     finally:
         h.stop()
 
+
+@pytest.mark.parametrize("what", ["new world", "rebuild"])
+def test_a_refused_start_after_pause_with_no_world_shows_only_the_starts_refusal(qtbot, host, monkeypatch, tmp_path,
+                                                                                 what):
+    from bridge.client import WorldClient, ProtocolError
+
+    sandbox_session(tmp_path / "s.wbsession")
+    w = open_window(qtbot, host.address, mode="realtime", autostart=False)
+    if what == "rebuild":
+        with qtbot.waitSignal(w.load_from(tmp_path / "s.wbsession").succeeded, timeout=10000):
+            pass
+
+    def refuse(self, **kw):
+        time.sleep(0.3)
+        raise ProtocolError("bad_prompt", "this host takes no such prompt")
+
+    monkeypatch.setattr(WorldClient, "start", refuse)
+    w.new_world(PromptSpec(seed=3)) if what == "new world" else w.branch_from(0, 4)
+    w.pause_action.trigger()  # no world runs: the switch is queued for the start on its way
+    qtbot.waitUntil(lambda: "this host takes no such prompt" in w.statusBar().currentMessage(), timeout=5000)
+    qtbot.wait(300)  # the queued switch's answer has come back too
+    message = w.statusBar().currentMessage()
+    assert "this host takes no such prompt" in message and "Mode change refused" not in message
+    assert w.info is None and w.busy is None and not w.asked_settings
+    assert w.mode == "step" and shown_mode(w) == ("step", "step")  # the user's choice stays for the next world
