@@ -35,7 +35,7 @@ from editor_gui.latent_explorer import LatentExplorer
 from editor_gui.layers import Layer, rgba_to_qimage
 from editor_gui.object_panel import ObjectPanel
 from editor_gui.prompt_panel import PromptPanel
-from editor_gui.session_store import FILE_SUFFIX, Branch, FrameRecord, PromptSpec, Session
+from editor_gui.session_store import AUTOSAVE_ENV, FILE_SUFFIX, Branch, FrameRecord, PromptSpec, Session, autosave_dir
 from editor_gui.settings_panel import SettingsPanel
 from editor_gui.timeline import TimelinePanel
 from editor_gui.viewport import ShownFrame, Viewport, badge_text
@@ -45,12 +45,6 @@ PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the 
 NO_WORLD = "No world is running: press New world."
 NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothing done to it would be recorded: pick a "
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
-AUTOSAVE_ENV = "WORLDBRIDGE_AUTOSAVE"  # where unsaved recordings go when the window closes or Open… replaces them
-
-
-def autosave_dir() -> Path:
-    return Path(os.environ.get(AUTOSAVE_ENV) or Path.home() / ".worldbridge" / "autosave")
-
 
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
@@ -973,19 +967,21 @@ class MainWindow(QMainWindow):
         return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
 
     def load_from(self, path: str | Path) -> Job:
-        """Open a session on a job thread; frames recorded since the last save are first kept in autosave_dir() on
-        that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened."""
+        """Open a session on a job thread; frames recorded since the last save are then kept in autosave_dir() on
+        that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened; a
+        session that cannot be read leaves the window's session as it was."""
         keep = self._autosave_path("replaced") if self.session is not None and self._unsaved else None
         snap, unsaved = (self._snapshot(), self._unsaved) if keep is not None else (None, 0)
 
         def work(_progress) -> Session:
+            session = Session.load(path)
             if snap is not None:
                 try:
                     snap.save(keep)
                 except OSError as e:
                     raise OSError(f"could not keep the unsaved recording in {keep} ({e}), so nothing was opened: "
                                   f"Save… it first, or set ${AUTOSAVE_ENV} to a writable folder") from e
-            return Session.load(path)
+            return session
 
         def opened(session: Session) -> None:
             if keep is not None:
