@@ -35,7 +35,7 @@ from editor_gui.latent_explorer import LatentExplorer
 from editor_gui.layers import Layer, rgba_to_qimage
 from editor_gui.object_panel import ObjectPanel
 from editor_gui.prompt_panel import PromptPanel
-from editor_gui.session_store import FILE_SUFFIX, Branch, FrameRecord, PromptSpec, Session
+from editor_gui.session_store import AUTOSAVE_ENV, FILE_SUFFIX, Branch, FrameRecord, PromptSpec, Session, autosave_dir
 from editor_gui.settings_panel import SettingsPanel
 from editor_gui.timeline import TimelinePanel
 from editor_gui.viewport import ShownFrame, Viewport, badge_text
@@ -45,12 +45,6 @@ PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the 
 NO_WORLD = "No world is running: press New world."
 NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothing done to it would be recorded: pick a "
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
-AUTOSAVE_ENV = "WORLDBRIDGE_AUTOSAVE"  # where unsaved recordings go when the window closes or Open… replaces them
-
-
-def autosave_dir() -> Path:
-    return Path(os.environ.get(AUTOSAVE_ENV) or Path.home() / ".worldbridge" / "autosave")
-
 
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
@@ -742,10 +736,14 @@ class MainWindow(QMainWindow):
 
     def on_host_recording_stopped(self, why: str) -> None:
         """The host ended its recording by itself (a full disk): show it off, and why, without asking it to stop."""
+        self._untick_host_record(f"Host recording stopped by the host: {why}")
+
+    def _untick_host_record(self, message: str) -> None:
+        """The host records nothing (it stopped or refused): the box shows that, without asking it to stop."""
         self.timeline.host_record.blockSignals(True)
         self.timeline.host_record.setChecked(False)
         self.timeline.host_record.blockSignals(False)
-        self.show_error(f"Host recording stopped by the host: {why}")
+        self.show_error(message)
 
     def branch_from(self, branch_id: int, index: int) -> None:
         """Continue the world from frame `index` of a branch: a host branch when the frame is on the live timeline,
@@ -870,11 +868,17 @@ class MainWindow(QMainWindow):
             self.object_panel.on_failed(message)
             self.show_error(f"Edit refused: {message}")
             return
+        if command == "record_start":
+            self._untick_host_record(f"Host recording refused: {message} — nothing is recorded on the host")
+            return
         if command in ("start", "resimulate"):
             self._starting = False  # refused: the next New world starts in the mode Pause shows
         if command == "settings":
             refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
             self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
+            if self.info is None and "mode" in refused:  # queued for a start the host refused (that refusal is shown):
+                self._follow_mode(refused["mode"])  # it reached no world and stays the choice for the next one
+                return
         if command == "mode" or (command == "settings" and "mode" in refused):  # "mode": a New world's, rebuild's or
             self._follow_mode("step" if command == "mode" else None)  # preview's own switch back from step mode
             now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
@@ -963,19 +967,21 @@ class MainWindow(QMainWindow):
         return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
 
     def load_from(self, path: str | Path) -> Job:
-        """Open a session on a job thread; frames recorded since the last save are first kept in autosave_dir() on
-        that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened."""
+        """Open a session on a job thread; frames recorded since the last save are then kept in autosave_dir() on
+        that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened; a
+        session that cannot be read leaves the window's session as it was."""
         keep = self._autosave_path("replaced") if self.session is not None and self._unsaved else None
         snap, unsaved = (self._snapshot(), self._unsaved) if keep is not None else (None, 0)
 
         def work(_progress) -> Session:
+            session = Session.load(path)
             if snap is not None:
                 try:
                     snap.save(keep)
                 except OSError as e:
                     raise OSError(f"could not keep the unsaved recording in {keep} ({e}), so nothing was opened: "
                                   f"Save… it first, or set ${AUTOSAVE_ENV} to a writable folder") from e
-            return Session.load(path)
+            return session
 
         def opened(session: Session) -> None:
             if keep is not None:

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,31 @@ FORMAT = "worldbridge-editor-session"
 VERSION = 3  # 2: frames may carry a frame edit (an object layer pasted by `edit`); 3: and the sampling settings they
 # were made with; a session saves as the lowest version that holds what it has
 FILE_SUFFIX = ".wbsession"  # a single zip file; any other path is saved as a folder
+AUTOSAVE_ENV = "WORLDBRIDGE_AUTOSAVE"  # where unsaved recordings go when the window closes or Open… replaces them
+ZIP_MAGIC = b"PK\x03\x04"  # how every zip file begins, a cut one too
+CUT = "the zip file is cut short or its index is broken"
+
+
+def autosave_dir() -> Path:
+    return Path(os.environ.get(AUTOSAVE_ENV) or Path.home() / ".worldbridge" / "autosave")
+
+
+class SessionFileError(ValueError):
+    """A session that cannot be opened; one line naming the file, what is wrong with it and what to do."""
+
+
+def not_a_session(path: Path, why: str) -> SessionFileError:
+    return SessionFileError(f"{path} is not a saved session ({why}): open a {FILE_SUFFIX} file or a session folder "
+                            "saved by the editor")
+
+
+def damaged(path: Path, what: str) -> SessionFileError:
+    """A saved session that cannot be read whole: say where a good copy may be (the autosaves, when there are some)."""
+    folder = autosave_dir()
+    autosaves = len(list(folder.glob(f"*{FILE_SUFFIX}"))) if folder.is_dir() else 0
+    where = f", or one of the {autosaves} autosaves in {folder}" if autosaves else ""
+    what = " ".join(what.split())  # one line
+    return SessionFileError(f"{path} is a damaged saved session ({what}): open a copy saved earlier{where}")
 
 
 @dataclass
@@ -237,29 +263,58 @@ class Session:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Session:
-        """Open a session saved by `save` (folder or `.wbsession` file); errors say what is wrong with the path."""
+        """Open a session saved by `save` (folder or `.wbsession` file); a SessionFileError says what is wrong."""
         path = Path(path)
         if path.is_dir():
             if not (path / "session.json").exists():
-                raise ValueError(f"{path} has no session.json: open a folder or {FILE_SUFFIX} file saved by the editor")
-            read = lambda name: (path / name).read_bytes()  # noqa: E731
-            return cls._from(read)
+                raise not_a_session(path, "the folder has no session.json")
+            return cls._read(path, lambda name: (path / name).read_bytes())
         if not path.exists():
             raise FileNotFoundError(f"no session at {path}")
+        with open(path, "rb") as f:
+            head = f.read(30 + len("session.json"))
         if not zipfile.is_zipfile(path):
-            raise ValueError(f"{path} is not a saved session: open a folder or {FILE_SUFFIX} file saved by the editor")
-        with zipfile.ZipFile(path) as zf:
-            if "session.json" not in zf.namelist():
-                raise ValueError(f"{path} has no session.json: it is a zip file but not an editor session")
-            return cls._from(zf.read)
+            if head.startswith(ZIP_MAGIC):
+                raise damaged(path, CUT)
+            raise not_a_session(path, "it is not a zip file")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if "session.json" not in zf.namelist():
+                    if head.startswith(ZIP_MAGIC) and head[30:] == b"session.json":  # `save` writes it first: the
+                        raise damaged(path, CUT)  # index found is a frames .npz's inside the cut file
+                    raise not_a_session(path, "a zip file with no session.json")
+                return cls._read(path, zf.read)
+        except zipfile.BadZipFile as e:
+            raise damaged(path, str(e)) from e
 
     @classmethod
-    def _from(cls, read) -> Session:
+    def _read(cls, path: Path, read) -> Session:
+        """Build the session from its files; anything unreadable in them becomes one SessionFileError line."""
+        def member(name: str) -> bytes:
+            try:
+                return read(name)
+            except (KeyError, FileNotFoundError):  # a zip's missing member / a folder's missing file
+                raise damaged(path, f"{name} is missing") from None
+
+        try:
+            return cls._from(path, member)
+        except SessionFileError:
+            raise
+        except json.JSONDecodeError as e:
+            raise damaged(path, f"session.json is not valid JSON: {e}") from e
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError, EOFError, zlib.error,
+                zipfile.BadZipFile) as e:
+            raise damaged(path, f"{type(e).__name__}: {e}") from e
+
+    @classmethod
+    def _from(cls, path: Path, read) -> Session:
         m = json.loads(read("session.json"))
-        if m.get("format") != FORMAT:
-            raise ValueError(f"not an editor session (format {m.get('format')!r}, expected {FORMAT!r})")
+        if not isinstance(m, dict) or m.get("format") != FORMAT:
+            raise not_a_session(path, f"session.json has format {m.get('format') if isinstance(m, dict) else None!r}, "
+                                      f"not {FORMAT!r}")
         if m.get("version", 0) > VERSION:
-            raise ValueError(f"session version {m['version']} is newer than this editor ({VERSION}): update WorldBridge")
+            raise SessionFileError(f"{path} was saved by a newer editor (session version {m['version']}; this one "
+                                   f"reads up to {VERSION}): update WorldBridge to open it")
         s = cls(live=m.get("live"), latent_names={int(k): v for k, v in m.get("latent_names", {}).items()},
                 keymap=m.get("keymap", {}), backend_kind=m.get("backend_kind", ""), backend_name=m.get("backend_name", ""),
                 fps=float(m.get("fps", 24.0)), width=int(m.get("width", 0)), height=int(m.get("height", 0)),

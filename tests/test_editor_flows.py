@@ -82,6 +82,22 @@ def test_open_keeps_unsaved_frames_off_the_ui_thread_and_opens_nothing_if_it_can
     monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))  # so closing the window keeps it
 
 
+def test_a_damaged_session_that_fails_to_open_leaves_the_work_in_the_window_untouched(qtbot, host, tmp_path,
+                                                                                    monkeypatch):
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    path = tmp_path / "cut.wbsession"
+    model_session(path)
+    path.write_bytes(path.read_bytes()[:-100])  # cut short, as a copy that did not finish
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    mine, unsaved, live = w.session, w._unsaved, w.session.live
+    with qtbot.waitSignal(w.load_from(path).errored, timeout=10000):
+        pass
+    message = w.statusBar().currentMessage()
+    assert "\n" not in message and f"{path} is a damaged saved session" in message  # not "not a saved session"
+    assert w.session is mine and w.session.live == live and w._unsaved >= unsaved  # still there, still unsaved
+    assert not (tmp_path / "autosave").exists()  # nothing was replaced, so nothing needed keeping
+
 def test_closing_with_a_recording_that_cannot_be_kept_leaves_the_window_open_once(qtbot, host, tmp_path, monkeypatch):
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w)

@@ -405,3 +405,45 @@ def test_a_preview_whose_switch_back_to_realtime_is_refused_shows_the_world_paus
     w.explore(2)
     qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
     assert_refused_switch_shown(qtbot, w, host)
+
+
+def test_a_host_recording_the_host_refuses_unticks_its_box_and_says_why(qtbot, tmp_path):
+    from bridge.host.server import run_host_in_thread
+
+    (tmp_path / "recordings").write_text("a file where the host's recordings folder should be")
+    h = run_host_in_thread("sandbox", "tcp://127.0.0.1:*", recordings_dir=tmp_path / "recordings")
+    try:
+        w = open_window(qtbot, h.address)
+        w.timeline.host_record.click()
+        qtbot.waitUntil(lambda: "Host recording refused" in w.statusBar().currentMessage(), timeout=5000)
+        assert not w.timeline.host_record.isChecked()  # nothing records, and the box says so
+        assert "cannot write" in w.statusBar().currentMessage()  # the host's reason
+        assert h.host.sessions[w.info["session_id"]].recorder is None
+    finally:
+        h.stop()
+
+
+@pytest.mark.parametrize("what", ["new world", "rebuild"])
+def test_a_refused_start_after_pause_with_no_world_shows_only_the_starts_refusal(qtbot, host, monkeypatch, tmp_path,
+                                                                                 what):
+    from bridge.client import WorldClient, ProtocolError
+
+    sandbox_session(tmp_path / "s.wbsession")
+    w = open_window(qtbot, host.address, mode="realtime", autostart=False)
+    if what == "rebuild":
+        with qtbot.waitSignal(w.load_from(tmp_path / "s.wbsession").succeeded, timeout=10000):
+            pass
+
+    def refuse(self, **kw):
+        time.sleep(0.3)
+        raise ProtocolError("bad_prompt", "this host takes no such prompt")
+
+    monkeypatch.setattr(WorldClient, "start", refuse)
+    w.new_world(PromptSpec(seed=3)) if what == "new world" else w.branch_from(0, 4)
+    w.pause_action.trigger()  # no world runs: the switch is queued for the start on its way
+    qtbot.waitUntil(lambda: "this host takes no such prompt" in w.statusBar().currentMessage(), timeout=5000)
+    qtbot.wait(300)  # the queued switch's answer has come back too
+    message = w.statusBar().currentMessage()
+    assert "this host takes no such prompt" in message and "Mode change refused" not in message
+    assert w.info is None and w.busy is None and not w.asked_settings
+    assert w.mode == "step" and shown_mode(w) == ("step", "step")  # the user's choice stays for the next world

@@ -12,7 +12,7 @@ import pytest
 
 from editor_gui import export as exporting
 from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap
-from editor_gui.session_store import FrameRecord, PromptSpec, Session
+from editor_gui.session_store import FrameRecord, PromptSpec, Session, SessionFileError
 
 
 def _img(i: int) -> np.ndarray:
@@ -121,6 +121,69 @@ def test_load_rejects_other_files(tmp_path):
         _session().save(tmp_path / "other")
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
+
+
+def _rezip(path, change) -> None:
+    """Rewrite a saved session's zip with `change(files)` applied to its {name: bytes}."""
+    with zipfile.ZipFile(path) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    change(files)
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, data in files.items():
+            zf.writestr(n, data)
+
+
+def _flip_a_byte_of(path, member: str) -> None:
+    """A bit error inside one member's data (the zip's index stays whole): its CRC no longer matches."""
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read(member)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(data[200:264]) + 10
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+DAMAGE = {
+    "cut": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "cut in its index": lambda p: p.write_bytes(p.read_bytes()[:-100]),  # a frames .npz's index is then found
+    "bad crc": lambda p: _flip_a_byte_of(p, "frames/branch_0.npz"),
+    "missing member": lambda p: _rezip(p, lambda f: f.pop("frames/branch_1.npz")),
+    "bad json": lambda p: _rezip(p, lambda f: f.update({"session.json": b'{"format": "worldbridge-ed'})),
+    "bad npz": lambda p: _rezip(p, lambda f: f.update({"frames/branch_0.npz": b"PK\x03\x04 cut npz"})),
+    "bad manifest": lambda p: _rezip(p, lambda f: f.update({"session.json": json.dumps(
+        {**json.loads(f["session.json"]), "branches": [{"id": 0}]}).encode()})),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+@pytest.mark.parametrize("autosaves", [0, 2])
+def test_a_damaged_session_file_is_one_clear_line_naming_it_and_what_to_do(tmp_path, monkeypatch, damage, autosaves):
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    for k in range(autosaves):
+        (tmp_path / "autosave").mkdir(exist_ok=True)
+        (tmp_path / "autosave" / f"{k}-closed-1.wbsession").write_bytes(b"")
+    path = _session().save(tmp_path / "mine.wbsession")
+    DAMAGE[damage](path)
+    with pytest.raises(SessionFileError) as e:
+        Session.load(path)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"{path} is a damaged saved session (")
+    assert "open a copy saved earlier" in message
+    assert (f"one of the 2 autosaves in {tmp_path / 'autosave'}" in message) == bool(autosaves)
+
+
+def test_a_session_from_a_newer_editor_or_another_program_says_so(tmp_path):
+    path = _session().save(tmp_path / "new.wbsession")
+    _rezip(path, lambda f: f.update({"session.json": json.dumps({**json.loads(f["session.json"]), "version": 99}).encode()}))
+    with pytest.raises(SessionFileError, match=r"new.wbsession was saved by a newer editor .*update WorldBridge"):
+        Session.load(path)
+    _rezip(path, lambda f: f.update({"session.json": b'{"format": "other"}'}))
+    with pytest.raises(SessionFileError, match=r"new.wbsession is not a saved session .*format 'other'"):
+        Session.load(path)
+    folder = _session().save(tmp_path / "folder")
+    (folder / "frames" / "branch_0.npz").unlink()
+    with pytest.raises(SessionFileError, match=r"folder is a damaged saved session \(frames/branch_0.npz is missing\)"):
+        Session.load(folder)
 
 def test_exports_read_back(tmp_path):
     s = _session()
