@@ -97,7 +97,7 @@ def test_step_session_end_to_end(sim, host, tmp_path):
     (session,) = rec["session_started"][0]
     assert session["backend_kind"] == "sandbox" and session["mode"] == "step"
     label = sim.call_method(c, "backend_label", [])
-    assert label.startswith("SANDBOX (test backend, not the world model)")
+    assert label.startswith("SANDBOX GAME (test backend, not the world model): ")  # as in Unity
     assert rec["status_changed"][-1] == (label,)
     header, size = rec["frame_received"][0][0], len(rec["frame_received"][0][1])
     assert header["index"] == 0 and header["codec"] == "raw" and size == header["width"] * header["height"] * 3
@@ -236,7 +236,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 3,
-                                      "client": "godot/0.1.9", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.10", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",

@@ -48,4 +48,4 @@ def test_headless_runner_passes_offline_and_live(tmp_path):
     log = result.stdout + result.stderr
     assert result.returncode == 0 and "RESULT: OK" in log, log
     assert re.search(r"offline: \d+ checks passed, 1 vectors skipped", log), log
-    assert "live: SANDBOX (test backend" in log, log
+    assert "live: SANDBOX GAME (test backend" in log, log

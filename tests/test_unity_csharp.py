@@ -114,7 +114,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
     for required in ("RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero",
                      "DescribeMakesNoNewStringPerCall", "NamesOfTheActionMapTheSessionStartedWithAreActions",
                      "ANewSessionsActionsAreUsedFromItsFirstFrame", "AFatalErrorEndsTheRecordingWithTheSession",
-                     "ARecordingTheHostStoppedIsReportedAsStopped", "ANotReadyIsReportedOnceWithTheClearerMessage"):
+                     "ARecordingTheHostStoppedIsReportedAsStopped", "ANotReadyIsReportedOnceWithTheClearerMessage",
+                     "EveryDefaultKeyOfTheInputSystemAlsoWorksThroughTheInputManager"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -72,7 +72,7 @@ namespace WorldBridge
         {
             new ButtonBinding("left", "<Keyboard>/leftArrow;<Keyboard>/a;<Gamepad>/dpad/left;<Gamepad>/leftStick/left", KeyCode.LeftArrow, KeyCode.A, "Horizontal", -1),
             new ButtonBinding("right", "<Keyboard>/rightArrow;<Keyboard>/d;<Gamepad>/dpad/right;<Gamepad>/leftStick/right", KeyCode.RightArrow, KeyCode.D, "Horizontal", 1),
-            new ButtonBinding("jump", "<Keyboard>/space;<Keyboard>/upArrow;<Keyboard>/w;<Gamepad>/buttonSouth", KeyCode.Space, KeyCode.JoystickButton0, "", 1),
+            new ButtonBinding("jump", "<Keyboard>/space;<Keyboard>/upArrow;<Keyboard>/w;<Gamepad>/buttonSouth", KeyCode.Space, KeyCode.JoystickButton0, "Vertical", 1), // Input Manager: Up/W through Vertical
             new ButtonBinding("down", "<Keyboard>/downArrow;<Keyboard>/s;<Gamepad>/dpad/down;<Gamepad>/leftStick/down", KeyCode.DownArrow, KeyCode.S, "Vertical", -1),
         };
 

@@ -9,7 +9,7 @@ namespace WorldBridge.Core
     public static class Protocol
     {
         public const int Major = 1, Minor = 3;
-        public const string PluginVersion = "0.3.7";
+        public const string PluginVersion = "0.3.8";
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 
@@ -248,7 +248,7 @@ namespace WorldBridge.Core
 
         /// <summary>The line to show users wherever the world is visible.</summary>
         public string BackendLabel => IsSandbox
-            ? $"SANDBOX: {BackendName} (scripted test game, not the world model)"
+            ? $"SANDBOX GAME (test backend, not the world model): {BackendName}"
             : $"WORLD MODEL: {BackendName}";
 
         public int ActionId(string name) => Array.IndexOf(ActionNames, name);

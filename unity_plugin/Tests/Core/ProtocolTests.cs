@@ -61,8 +61,7 @@ namespace WorldBridge.Tests
             var s = SessionInfo.From(Message("msg_session"));
             Assert.AreEqual("s-4f2a9c", s.SessionId);
             Assert.IsTrue(s.IsSandbox);
-            StringAssert.Contains("SANDBOX", s.BackendLabel);
-            StringAssert.Contains("not the world model", s.BackendLabel);
+            StringAssert.StartsWith("SANDBOX GAME (test backend, not the world model): ", s.BackendLabel); // as in Godot
             Assert.AreEqual(3, s.ActionId("jump"));
             Assert.AreEqual(-1, s.ActionId("fly"));
             Assert.AreEqual(64, s.Width);

@@ -64,6 +64,29 @@ namespace WorldBridge.Tests
             Assert.AreEqual("wait", input.IdleToSend(), "s2's first frame used s1's actions");
         }
 
+        /// <summary>The keys a legacy Input Manager binding reads: its two key codes, and the keys Unity's default
+        /// Horizontal / Vertical axes put on the side its direction reads.</summary>
+        static List<string> LegacyKeys(ButtonBinding b)
+        {
+            var keys = new List<string> { b.key.ToString(), b.altKey.ToString() };
+            if (b.axis == "Horizontal") keys.AddRange(b.axisDirection > 0 ? new[] { "RightArrow", "D" } : new[] { "LeftArrow", "A" });
+            if (b.axis == "Vertical") keys.AddRange(b.axisDirection > 0 ? new[] { "UpArrow", "W" } : new[] { "DownArrow", "S" });
+            return keys;
+        }
+
+        [Test]
+        public void EveryDefaultKeyOfTheInputSystemAlsoWorksThroughTheInputManager()
+        {
+            foreach (var b in new WorldInput().buttons)
+                foreach (var path in b.inputSystemPaths.Split(';'))
+                {
+                    if (!path.StartsWith("<Keyboard>/")) continue;
+                    var key = path.Substring("<Keyboard>/".Length);
+                    var code = key.Length == 1 ? key.ToUpperInvariant() : char.ToUpperInvariant(key[0]) + key.Substring(1);
+                    CollectionAssert.Contains(LegacyKeys(b), code, $"'{b.button}' reads {path} through the Input System but not through the Input Manager");
+                }
+        }
+
         [Test]
         public void RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero()
         {

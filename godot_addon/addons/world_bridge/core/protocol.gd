@@ -8,7 +8,7 @@ extends RefCounted
 
 const MAJOR := 1
 const MINOR := 3
-const CLIENT_NAME := "godot/0.1.9"
+const CLIENT_NAME := "godot/0.1.10"
 ## Pixel codecs Godot decodes itself (Image.set_data, load_png_from_buffer, load_jpg_from_buffer).
 const CODECS := ["raw", "png", "jpeg"]
 const BACKEND_SANDBOX := "sandbox"
@@ -114,7 +114,7 @@ static func bye() -> Dictionary:
 ## Words a user sees for a backend kind: the sandbox is a test backend, never the world model.
 static func describe_backend(kind: String, name: String) -> String:
 	if kind == BACKEND_SANDBOX:
-		return "SANDBOX (test backend, not the world model): %s" % name
+		return "SANDBOX GAME (test backend, not the world model): %s" % name
 	if kind == BACKEND_WORLD_MODEL:
 		return "WORLD MODEL: %s" % name
 	return "unknown backend %s: %s" % [kind, name]
