@@ -45,7 +45,7 @@ def test_encode_pins_widths():
     ({"type": "start", "seed": -1}, "bad_argument"),  # not a numpy error at reset time (was bad_prompt)
     ({"type": "reset", "seed": 2**63}, "bad_argument"),  # C# and GDScript could not read it back
     ({"type": "start", "image": "not bytes"}, "bad_message"),
-    ({"type": "start", "action_map": {"a": -1}}, "bad_message"),
+    ({"type": "start", "action_map": {"a": -1}}, "bad_argument"),  # a value out of range, named (below)
     ({"type": "start", "text": "x" * 4097}, "bad_message"),
     ({"type": "settings", "steps": 0}, "bad_argument"),
     ({"type": "settings", "steps": 65}, "bad_argument"),
@@ -76,6 +76,27 @@ def test_range_errors_name_the_value_and_type_errors_the_type(msg, says):
     with pytest.raises(ProtocolError) as e:
         P.validate(msg)
     assert e.value.code == "bad_message" and e.value.message == says
+
+
+@pytest.mark.parametrize("action_map, code, says", [
+    ({"jump": -1}, "bad_argument", "`action_map` maps 'jump' to -1: action ids run from 0 to "
+                                   "session.num_latent_actions - 1"),
+    ({"jump": 1.0}, "bad_message", "`action_map` maps 'jump' to a float: send an action id, an integer 0 to "
+                                   "session.num_latent_actions - 1"),
+    ({"jump": True}, "bad_message", "`action_map` maps 'jump' to a bool: send an action id, an integer 0 to "
+                                    "session.num_latent_actions - 1"),
+    ({"jump": "2"}, "bad_message", "`action_map` maps 'jump' to a str: send an action id, an integer 0 to "
+                                   "session.num_latent_actions - 1"),
+    ({7: 1}, "bad_message", "`action_map` key 7 must be an action name (a string of at most 256 characters), got int"),
+    ({"j" * 300: 1}, "bad_message", "`action_map` key 'jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj must be an action "
+                                    "name (a string of at most 256 characters), got a name of 300 characters"),
+    ({f"a{i}": 0 for i in range(1025)}, "bad_message", "`action_map` holds 1025 entries; send at most 1024"),
+    ([1], "bad_message", "`action_map` must be a map {name: action id}, got list"),
+])
+def test_action_map_errors_name_the_entry_and_the_range(action_map, code, says):
+    with pytest.raises(ProtocolError) as e:
+        P.validate({"type": "start", "action_map": action_map})
+    assert (e.value.code, e.value.message) == (code, says)
 
 
 def test_an_overlong_action_name_is_explained():

@@ -166,9 +166,9 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
         if isinstance(v, str) and not ok:
             raise ProtocolError("bad_message", f"`{key}` is an action name of {len(v)} characters; names are at most 256")
     elif kind == "actionmap":
-        ok = (isinstance(v, dict) and len(v) <= 1024
-              and all(isinstance(k, str) and len(k) <= 256 and is_int(x) and 0 <= x <= UINT64_MAX
-                      for k, x in v.items()))
+        ok = isinstance(v, dict)
+        if ok:
+            _check_action_map(v)
     if not ok:
         expected = {"uint": "a non-negative integer", "int": "an integer", "float": "a finite number",
                     "str": "a string", "bin": "bytes (msgpack bin)", "bool": "a boolean",
@@ -176,6 +176,23 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
                     "actionmap": "a map {name: action id}"}[kind]
         raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {_got(v)}")
     return v
+
+
+def _check_action_map(v: dict) -> None:
+    """Name the entry of an `action_map` that is wrong and what it may hold (the backend checks the upper bound)."""
+    if len(v) > 1024:
+        raise ProtocolError("bad_message", f"`action_map` holds {len(v)} entries; send at most 1024")
+    for name, aid in v.items():
+        if not isinstance(name, str) or len(name) > 256:
+            got = f"a name of {len(name)} characters" if isinstance(name, str) else type(name).__name__
+            raise ProtocolError("bad_message", f"`action_map` key {name!r:.40} must be an action name (a string of at "
+                                               f"most 256 characters), got {got}")
+        if not is_int(aid):
+            raise ProtocolError("bad_message", f"`action_map` maps {name!r} to a {type(aid).__name__}: send an action "
+                                               "id, an integer 0 to session.num_latent_actions - 1")
+        if aid < 0:
+            raise ProtocolError("bad_argument", f"`action_map` maps {name!r} to {aid}: action ids run from 0 to "
+                                                "session.num_latent_actions - 1")
 
 
 def _got(v: Any) -> str:

@@ -111,7 +111,7 @@ class Session:
         self.action_map: dict[str, int] = {n: i for i, n in enumerate(self.action_names)}
         for name, aid in (action_map or {}).items():
             if aid >= self.num_actions:
-                raise ProtocolError("bad_argument", f"action_map maps {name!r} to {aid}, but the backend has "
+                raise ProtocolError("bad_argument", f"`action_map` maps {name!r} to {aid}, but the backend has "
                                                     f"{self.num_actions} actions (0-{self.num_actions - 1})")
             self.action_map[name] = int(aid)
         self.peer: bytes | None = None
