@@ -511,7 +511,12 @@ class Host:
                                                                                 received)
 
     def _on_event(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
-        caption = session.queue_event(msg["event_type"], msg["text"])
+        try:
+            caption = session.queue_event(msg["event_type"], msg["text"])
+        except ProtocolError as e:  # a 1.0 client knows no `unsupported`: it gets the code 1.0 sent (§4 hello)
+            if e.code == "unsupported" and self.peers[rid].minor < P.UNSUPPORTED_MINOR:
+                raise ProtocolError("bad_argument", e.message) from None
+            raise
         self._record(session, {"kind": "event", "t": now_ms(), "wire": [wire], "caption": caption})
         self._send(rid, [P.encode(P.ok(msg["req_id"], "event", caption=caption))])
 
