@@ -71,6 +71,21 @@ def test_validate_rejects(msg, code):
     ({"type": "ping", "req_id": -5}, "`req_id` must be a non-negative integer, got -5"),
     ({"type": "branch", "frame": "3"}, "`frame` must be a non-negative integer, got str"),  # wrong type: the type
     ({"type": "branch", "frame": True}, "`frame` must be a non-negative integer, got bool"),
+    ({"type": "start", "resume": 5}, "`resume` must be a string, got int"),  # an int where a string belongs: its type
+    ({"type": "start", "backend": 3}, "`backend` must be a string, got int"),
+    ({"type": "reset", "text": -2}, "`text` must be a string, got int"),
+    ({"type": "event", "event_type": 5}, "`event_type` must be a string, got int"),
+    ({"type": "settings", "mode": 3}, "`mode` must be a string, got int"),
+    ({"type": "settings", "unmask": 1}, "`unmask` must be a string, got int"),
+    ({"type": "settings", "steps": 2.5}, "`steps` must be a non-negative integer, got float"),
+    ({"type": "settings", "temperature": "hot"}, "`temperature` must be a finite number, got str"),
+    ({"type": "edit", "layer": 7, "x": 0, "y": 0}, "`layer` must be bytes (msgpack bin), got int"),
+    ({"type": "edit", "layer": b"png", "x": "0", "y": 0}, "`x` must be an integer, got str"),
+    ({"type": "record_start", "path": 5}, "`path` must be a string, got int"),
+    ({"type": "hello", "protocol_major": 1, "codecs": [1]}, "`codecs` must be a list of short strings, got list"),
+    ({"type": "status", "req_id": "a"}, "`req_id` must be a non-negative integer, got str"),
+    ({"type": "ping", "req_id": 1.5}, "`req_id` must be a non-negative integer, got float"),
+    ({"type": "ping", "client_ts": "now"}, "`client_ts` must be a finite number, got str"),
 ])
 def test_range_errors_name_the_value_and_type_errors_the_type(msg, says):
     with pytest.raises(ProtocolError) as e:

@@ -175,7 +175,7 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
                     "str": "a string", "bin": "bytes (msgpack bin)", "bool": "a boolean",
                     "strlist": "a list of short strings", "action": "an action id (uint) or name (str)",
                     "actionmap": "a map {name: action id}"}[kind]
-        raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {_got(v)}")
+        raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {_got(v, kind in NUMERIC_KINDS)}")
     return v
 
 
@@ -196,9 +196,13 @@ def _check_action_map(v: dict) -> None:
                                                 "session.num_latent_actions - 1")
 
 
-def _got(v: Any) -> str:
-    """What an error says it got: an integer out of range by its value (-1), anything else by its type."""
-    return str(v) if is_int(v) else type(v).__name__
+NUMERIC_KINDS = ("uint", "int", "float", "action")  # kinds an integer is the right type for
+
+
+def _got(v: Any, numeric: bool) -> str:
+    """What an error says it got: an integer where one belongs, out of range, by its value (-1); a wrong type by its
+    type (`resume: 5` is an int, not a bad string)."""
+    return str(v) if numeric and is_int(v) else type(v).__name__
 
 
 def validate(msg: dict, limits: Limits | None = None) -> dict:
@@ -210,7 +214,7 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     mtype = msg["type"]
     req_id = msg.get("req_id")
     if req_id is not None and not (is_int(req_id) and 0 <= req_id <= UINT64_MAX):
-        raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {_got(req_id)}")
+        raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {_got(req_id, True)}")
     schema = SCHEMAS.get(mtype)
     if schema is None:
         return msg
