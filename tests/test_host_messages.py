@@ -87,3 +87,20 @@ def test_a_free_text_event_without_text_events_gets_the_code_the_client_knows(mi
         assert (err["type"], err["code"], err["req_id"]) == ("error", code, 2)
         assert "lack text_events" in err["message"]
         sock.close(0)
+
+
+@pytest.mark.parametrize("path, says", [
+    (".wbrec", "/.wbrec must end in .wbrec after a file name, e.g. run1.wbrec"),
+    ("sub/", "/sub must end in .wbrec after a file name, e.g. run1.wbrec"),
+    ("x.txt", "/x.txt must end in .wbrec after a file name, e.g. run1.wbrec"),
+    ("a\0.wbrec", "recording path 'a\\x00.wbrec' holds a NUL byte: remove it"),
+    ("../x.wbrec", "recording path ../x.wbrec is outside "),
+])
+def test_record_start_names_the_bad_path_and_the_fix(tmp_path, path, says):
+    with run_host_in_thread(CounterWorld, recordings_dir=tmp_path) as h:
+        sock = _client(h.address, 3)
+        assert _ask(sock, {"type": "start", "mode": "step"})["type"] == "session"
+        err = _ask(sock, {"type": "record_start", "req_id": 4, "path": path})
+        assert (err["code"], err["req_id"]) == ("bad_argument", 4) and says in err["message"]
+        assert not list(tmp_path.iterdir())  # nothing written
+        sock.close(0)

@@ -557,7 +557,7 @@ class Host:
         if session.recorder is not None:
             raise ProtocolError("bad_argument", f"already recording to {session.recorder.path}: send record_stop first")
         if msg["path"] and "\0" in msg["path"]:
-            raise ProtocolError("bad_argument", f"recording path {msg['path']!r} holds a NUL byte")
+            raise ProtocolError("bad_argument", f"recording path {msg['path']!r} holds a NUL byte: remove it")
         path = Path(msg["path"]) if msg["path"] else self._free_recording_path(session)
         if msg["path"] and not (self.record_anywhere and self.loopback):
             root = self.recordings_dir.resolve()
@@ -567,8 +567,9 @@ class Host:
                 raise ProtocolError("bad_argument", f"recording path {msg['path']} is outside {root}, the host's "
                                                     f"--recordings folder: pass a path relative to it, {how}")
             path = self.recordings_dir / path
-        if path.suffix != ".wbrec":
-            raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec")
+        if path.suffix != ".wbrec":  # ".wbrec" alone is a hidden file with no suffix
+            raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec after a file name, e.g. "
+                                                "run1.wbrec")
         try:
             taken = path.exists()
         except OSError as e:  # e.g. a name over the file system's 255 bytes
