@@ -259,8 +259,10 @@ def test_action_map_extends_names(counter_host):
         c.start(mode="step", action_map={"jump": 2})
         c.next_frame()
         assert c.step("jump").action == 2
-        with pytest.raises(ProtocolError):
+        with pytest.raises(ProtocolError, match=r"`action_map` maps 'jump' to 99, but the backend has 3 actions "
+                                                r"\(0-2\)$") as e:
             c.start(mode="step", action_map={"jump": 99})
+        assert e.value.code == "bad_argument"
 
 
 def test_resume_after_reconnect(counter_host):

@@ -45,7 +45,7 @@ def test_encode_pins_widths():
     ({"type": "start", "seed": -1}, "bad_argument"),  # not a numpy error at reset time (was bad_prompt)
     ({"type": "reset", "seed": 2**63}, "bad_argument"),  # C# and GDScript could not read it back
     ({"type": "start", "image": "not bytes"}, "bad_message"),
-    ({"type": "start", "action_map": {"a": -1}}, "bad_message"),
+    ({"type": "start", "action_map": {"a": -1}}, "bad_argument"),  # a value out of range, named (below)
     ({"type": "start", "text": "x" * 4097}, "bad_message"),
     ({"type": "settings", "steps": 0}, "bad_argument"),
     ({"type": "settings", "steps": 65}, "bad_argument"),
@@ -71,11 +71,47 @@ def test_validate_rejects(msg, code):
     ({"type": "ping", "req_id": -5}, "`req_id` must be a non-negative integer, got -5"),
     ({"type": "branch", "frame": "3"}, "`frame` must be a non-negative integer, got str"),  # wrong type: the type
     ({"type": "branch", "frame": True}, "`frame` must be a non-negative integer, got bool"),
+    ({"type": "start", "resume": 5}, "`resume` must be a string, got int"),  # an int where a string belongs: its type
+    ({"type": "start", "backend": 3}, "`backend` must be a string, got int"),
+    ({"type": "reset", "text": -2}, "`text` must be a string, got int"),
+    ({"type": "event", "event_type": 5}, "`event_type` must be a string, got int"),
+    ({"type": "settings", "mode": 3}, "`mode` must be a string, got int"),
+    ({"type": "settings", "unmask": 1}, "`unmask` must be a string, got int"),
+    ({"type": "settings", "steps": 2.5}, "`steps` must be a non-negative integer, got float"),
+    ({"type": "settings", "temperature": "hot"}, "`temperature` must be a finite number, got str"),
+    ({"type": "edit", "layer": 7, "x": 0, "y": 0}, "`layer` must be bytes (msgpack bin), got int"),
+    ({"type": "edit", "layer": b"png", "x": "0", "y": 0}, "`x` must be an integer, got str"),
+    ({"type": "record_start", "path": 5}, "`path` must be a string, got int"),
+    ({"type": "hello", "protocol_major": 1, "codecs": [1]}, "`codecs` must be a list of short strings, got list"),
+    ({"type": "status", "req_id": "a"}, "`req_id` must be a non-negative integer, got str"),
+    ({"type": "ping", "req_id": 1.5}, "`req_id` must be a non-negative integer, got float"),
+    ({"type": "ping", "client_ts": "now"}, "`client_ts` must be a finite number, got str"),
 ])
 def test_range_errors_name_the_value_and_type_errors_the_type(msg, says):
     with pytest.raises(ProtocolError) as e:
         P.validate(msg)
     assert e.value.code == "bad_message" and e.value.message == says
+
+
+@pytest.mark.parametrize("action_map, code, says", [
+    ({"jump": -1}, "bad_argument", "`action_map` maps 'jump' to -1: action ids run from 0 to "
+                                   "session.num_latent_actions - 1"),
+    ({"jump": 1.0}, "bad_message", "`action_map` maps 'jump' to a float: send an action id, an integer 0 to "
+                                   "session.num_latent_actions - 1"),
+    ({"jump": True}, "bad_message", "`action_map` maps 'jump' to a bool: send an action id, an integer 0 to "
+                                    "session.num_latent_actions - 1"),
+    ({"jump": "2"}, "bad_message", "`action_map` maps 'jump' to a str: send an action id, an integer 0 to "
+                                   "session.num_latent_actions - 1"),
+    ({7: 1}, "bad_message", "`action_map` key 7 must be an action name (a string of at most 256 characters), got int"),
+    ({"j" * 300: 1}, "bad_message", "`action_map` key 'jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj must be an action "
+                                    "name (a string of at most 256 characters), got a name of 300 characters"),
+    ({f"a{i}": 0 for i in range(1025)}, "bad_message", "`action_map` holds 1025 entries; send at most 1024"),
+    ([1], "bad_message", "`action_map` must be a map {name: action id}, got list"),
+])
+def test_action_map_errors_name_the_entry_and_the_range(action_map, code, says):
+    with pytest.raises(ProtocolError) as e:
+        P.validate({"type": "start", "action_map": action_map})
+    assert (e.value.code, e.value.message) == (code, says)
 
 
 def test_an_overlong_action_name_is_explained():

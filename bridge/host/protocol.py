@@ -13,6 +13,7 @@ from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
 from bridge.values import is_int
 
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 3
+UNSUPPORTED_MINOR = 1  # clients from 1.1 on know `error{unsupported}`; 1.0 ones get `bad_argument` for an event
 RECORDING_STOPPED_MINOR = 3  # clients from 1.3 on know `error{recording_stopped}`; older ones get `backend_error`
 try:
     HOST_NAME = f"worldbridge/{metadata.version('worldbridge')}"
@@ -166,21 +167,42 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
         if isinstance(v, str) and not ok:
             raise ProtocolError("bad_message", f"`{key}` is an action name of {len(v)} characters; names are at most 256")
     elif kind == "actionmap":
-        ok = (isinstance(v, dict) and len(v) <= 1024
-              and all(isinstance(k, str) and len(k) <= 256 and is_int(x) and 0 <= x <= UINT64_MAX
-                      for k, x in v.items()))
+        ok = isinstance(v, dict)
+        if ok:
+            _check_action_map(v)
     if not ok:
         expected = {"uint": "a non-negative integer", "int": "an integer", "float": "a finite number",
                     "str": "a string", "bin": "bytes (msgpack bin)", "bool": "a boolean",
                     "strlist": "a list of short strings", "action": "an action id (uint) or name (str)",
                     "actionmap": "a map {name: action id}"}[kind]
-        raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {_got(v)}")
+        raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {_got(v, kind in NUMERIC_KINDS)}")
     return v
 
 
-def _got(v: Any) -> str:
-    """What an error says it got: an integer out of range by its value (-1), anything else by its type."""
-    return str(v) if is_int(v) else type(v).__name__
+def _check_action_map(v: dict) -> None:
+    """Name the entry of an `action_map` that is wrong and what it may hold (the backend checks the upper bound)."""
+    if len(v) > 1024:
+        raise ProtocolError("bad_message", f"`action_map` holds {len(v)} entries; send at most 1024")
+    for name, aid in v.items():
+        if not isinstance(name, str) or len(name) > 256:
+            got = f"a name of {len(name)} characters" if isinstance(name, str) else type(name).__name__
+            raise ProtocolError("bad_message", f"`action_map` key {name!r:.40} must be an action name (a string of at "
+                                               f"most 256 characters), got {got}")
+        if not is_int(aid):
+            raise ProtocolError("bad_message", f"`action_map` maps {name!r} to a {type(aid).__name__}: send an action "
+                                               "id, an integer 0 to session.num_latent_actions - 1")
+        if aid < 0:
+            raise ProtocolError("bad_argument", f"`action_map` maps {name!r} to {aid}: action ids run from 0 to "
+                                                "session.num_latent_actions - 1")
+
+
+NUMERIC_KINDS = ("uint", "int", "float", "action")  # kinds an integer is the right type for
+
+
+def _got(v: Any, numeric: bool) -> str:
+    """What an error says it got: an integer where one belongs, out of range, by its value (-1); a wrong type by its
+    type (`resume: 5` is an int, not a bad string)."""
+    return str(v) if numeric and is_int(v) else type(v).__name__
 
 
 def validate(msg: dict, limits: Limits | None = None) -> dict:
@@ -192,7 +214,7 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     mtype = msg["type"]
     req_id = msg.get("req_id")
     if req_id is not None and not (is_int(req_id) and 0 <= req_id <= UINT64_MAX):
-        raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {_got(req_id)}")
+        raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {_got(req_id, True)}")
     schema = SCHEMAS.get(mtype)
     if schema is None:
         return msg

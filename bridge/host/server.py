@@ -511,7 +511,12 @@ class Host:
                                                                                 received)
 
     def _on_event(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
-        caption = session.queue_event(msg["event_type"], msg["text"])
+        try:
+            caption = session.queue_event(msg["event_type"], msg["text"])
+        except ProtocolError as e:  # a 1.0 client knows no `unsupported`: it gets the code 1.0 sent (§4 hello)
+            if e.code == "unsupported" and self.peers[rid].minor < P.UNSUPPORTED_MINOR:
+                raise ProtocolError("bad_argument", e.message) from None
+            raise
         self._record(session, {"kind": "event", "t": now_ms(), "wire": [wire], "caption": caption})
         self._send(rid, [P.encode(P.ok(msg["req_id"], "event", caption=caption))])
 
@@ -552,7 +557,7 @@ class Host:
         if session.recorder is not None:
             raise ProtocolError("bad_argument", f"already recording to {session.recorder.path}: send record_stop first")
         if msg["path"] and "\0" in msg["path"]:
-            raise ProtocolError("bad_argument", f"recording path {msg['path']!r} holds a NUL byte")
+            raise ProtocolError("bad_argument", f"recording path {msg['path']!r} holds a NUL byte: remove it")
         path = Path(msg["path"]) if msg["path"] else self._free_recording_path(session)
         if msg["path"] and not (self.record_anywhere and self.loopback):
             root = self.recordings_dir.resolve()
@@ -562,8 +567,9 @@ class Host:
                 raise ProtocolError("bad_argument", f"recording path {msg['path']} is outside {root}, the host's "
                                                     f"--recordings folder: pass a path relative to it, {how}")
             path = self.recordings_dir / path
-        if path.suffix != ".wbrec":
-            raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec")
+        if path.suffix != ".wbrec":  # ".wbrec" alone is a hidden file with no suffix
+            raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec after a file name, e.g. "
+                                                "run1.wbrec")
         try:
             taken = path.exists()
         except OSError as e:  # e.g. a name over the file system's 255 bytes

@@ -111,7 +111,7 @@ class Session:
         self.action_map: dict[str, int] = {n: i for i, n in enumerate(self.action_names)}
         for name, aid in (action_map or {}).items():
             if aid >= self.num_actions:
-                raise ProtocolError("bad_argument", f"action_map maps {name!r} to {aid}, but the backend has "
+                raise ProtocolError("bad_argument", f"`action_map` maps {name!r} to {aid}, but the backend has "
                                                     f"{self.num_actions} actions (0-{self.num_actions - 1})")
             self.action_map[name] = int(aid)
         self.peer: bytes | None = None
@@ -170,6 +170,7 @@ class Session:
         event = WorldEvent(type=event_type, text=text)
         if not event.fires:
             raise ProtocolError("bad_argument", "event needs `event_type` or some `text` (blank text is no event)")
+        self.check_event_capability(event)
         if event_type is not None and event_type not in self.backend.event_types:
             raise ProtocolError("bad_argument", f"unknown event type {event_type!r}: this backend knows "
                                                 f"{list(self.backend.event_types)}")
@@ -179,6 +180,23 @@ class Session:
             raise ProtocolError("bad_argument", str(e)) from None
         self.pending_events.append((event, caption))
         return caption
+
+    def check_event_capability(self, event: WorldEvent) -> None:
+        """`unsupported` for an event kind outside session.capabilities (docs/protocol.md), before any backend reads
+        it: a typed event needs `events`, free text alone needs `text_events`."""
+        typed = event.type is not None
+        cap = "events" if typed else "text_events"
+        if cap in self.capabilities:
+            return
+        other = "text_events" if typed else "events"
+        if other not in self.capabilities:
+            fix = "this backend takes no events (session.capabilities lists what it can do)"
+        elif typed:
+            fix = "send free `text` instead"
+        else:
+            fix = f"send an `event_type` instead, one of {list(self.backend.event_types)}"
+        what = "typed events" if typed else "free-text events"
+        raise ProtocolError("unsupported", f"{self.name} cannot take {what} (session.capabilities lack {cap}): {fix}")
 
     # --- making frames ---
 
@@ -438,7 +456,7 @@ def describe_event(backend: WorldBackend, event: WorldEvent) -> str:
         from bridge.worlds.events import EVENT_CAPTIONS, match_event_text
 
         return EVENT_CAPTIONS[event.type or match_event_text(event.text or "")]
-    return event.text or (event.type or "").replace("_", " ")
+    return event.type.replace("_", " ") if event.type is not None else event.text  # the type wins, as it fires
 
 
 def build_prompt(msg: dict, previous: Prompt | None = None) -> Prompt:

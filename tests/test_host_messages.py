@@ -1,0 +1,106 @@
+"""Every error a host request handler sends names the field, the bad value (or its type) and the fix, with the
+documented code (docs/protocol.md §4-§5); table-driven, one host per module."""
+
+import pytest
+import zmq
+from test_host_server import CounterWorld
+
+from bridge.backend import Prompt
+from bridge.host import protocol as P
+from bridge.host.protocol import ProtocolError
+from bridge.host.server import run_host_in_thread
+from bridge.host.session import Session
+
+
+class TypedOnlyWorld(CounterWorld):
+    """TEST-ONLY: typed events (`boom`), no free text, as a world model trained without events.json."""
+
+    capabilities = ["events"]
+
+
+class NoEventsWorld(CounterWorld):
+    """TEST-ONLY: no events of any kind."""
+
+    event_types: list[str] = []
+
+
+class TextOnlyWorld(CounterWorld):
+    """TEST-ONLY: free-text events only."""
+
+    event_types: list[str] = []
+    capabilities = ["text_events"]
+
+
+@pytest.mark.parametrize("world, event_type, text, says", [
+    (TypedOnlyWorld, None, "make it snow", "test counter world cannot take free-text events (session.capabilities "
+                                           "lack text_events): send an `event_type` instead, one of ['boom']"),
+    (NoEventsWorld, None, "make it snow", "test counter world cannot take free-text events (session.capabilities "
+                                          "lack text_events): this backend takes no events (session.capabilities "
+                                          "lists what it can do)"),
+    (NoEventsWorld, "boom", None, "test counter world cannot take typed events (session.capabilities lack events): "
+                                  "this backend takes no events (session.capabilities lists what it can do)"),
+    (TextOnlyWorld, "boom", "boom", "test counter world cannot take typed events (session.capabilities lack "
+                                    "events): send free `text` instead"),
+])
+def test_an_event_outside_the_sessions_capabilities_is_unsupported(world, event_type, text, says):
+    s = Session(world(), mode="step")
+    s.begin(Prompt(seed=1))
+    with pytest.raises(ProtocolError) as e:
+        s.queue_event(event_type, text)
+    assert (e.value.code, e.value.message) == ("unsupported", says) and not s.pending_events
+
+
+@pytest.mark.parametrize("world, event_type, text, caption", [
+    (TypedOnlyWorld, "boom", "ignored: the type fires", "boom"),
+    (TextOnlyWorld, None, "make it snow", "make it snow"),
+])
+def test_an_event_inside_the_sessions_capabilities_is_queued(world, event_type, text, caption):
+    s = Session(world(), mode="step")
+    s.begin(Prompt(seed=1))
+    assert s.queue_event(event_type, text) == caption and len(s.pending_events) == 1
+
+
+def _client(address: str, minor: int) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    assert _ask(sock, {"type": "hello", "protocol_major": 1, "protocol_minor": minor})["type"] == "welcome"
+    return sock
+
+
+def _ask(sock: zmq.Socket, msg: dict) -> dict:
+    """The answer to `msg`, past any frames."""
+    sock.send(P.encode(msg))
+    while True:
+        assert sock.poll(5000), f"no answer to {msg}"
+        reply = P.decode(sock.recv_multipart()[0])
+        if reply["type"] != "frame":
+            return reply
+
+
+@pytest.mark.parametrize("minor, code", [(3, "unsupported"), (1, "unsupported"), (0, "bad_argument")])
+def test_a_free_text_event_without_text_events_gets_the_code_the_client_knows(minor, code):
+    with run_host_in_thread(TypedOnlyWorld) as h:
+        sock = _client(h.address, minor)
+        assert _ask(sock, {"type": "start", "req_id": 1, "mode": "step"})["type"] == "session"
+        err = _ask(sock, {"type": "event", "req_id": 2, "text": "make it snow"})
+        assert (err["type"], err["code"], err["req_id"]) == ("error", code, 2)
+        assert "lack text_events" in err["message"]
+        sock.close(0)
+
+
+@pytest.mark.parametrize("path, says", [
+    (".wbrec", "/.wbrec must end in .wbrec after a file name, e.g. run1.wbrec"),
+    ("sub/", "/sub must end in .wbrec after a file name, e.g. run1.wbrec"),
+    ("x.txt", "/x.txt must end in .wbrec after a file name, e.g. run1.wbrec"),
+    ("a\0.wbrec", "recording path 'a\\x00.wbrec' holds a NUL byte: remove it"),
+    ("../x.wbrec", "recording path ../x.wbrec is outside "),
+])
+def test_record_start_names_the_bad_path_and_the_fix(tmp_path, path, says):
+    with run_host_in_thread(CounterWorld, recordings_dir=tmp_path) as h:
+        sock = _client(h.address, 3)
+        assert _ask(sock, {"type": "start", "mode": "step"})["type"] == "session"
+        err = _ask(sock, {"type": "record_start", "req_id": 4, "path": path})
+        assert (err["code"], err["req_id"]) == ("bad_argument", 4) and says in err["message"]
+        assert not list(tmp_path.iterdir())  # nothing written
+        sock.close(0)
