@@ -15,9 +15,11 @@ from pathlib import Path
 import click
 
 
-def _wait(app, cond, timeout: float, what: str) -> None:
+def _wait(app, cond, timeout: float, what: str, refused: list[str]) -> None:
     end = time.monotonic() + timeout
     while not cond():
+        if refused:  # the host said no (e.g. a text prompt to a world without text conditioning): waiting cannot help
+            raise click.ClickException(f"the host refused the {refused[0]} (waiting for {what})")
         if time.monotonic() > end:
             raise click.ClickException(f"timed out after {timeout:.0f} s waiting for {what}")
         app.processEvents()
@@ -28,7 +30,8 @@ def _wait(app, cond, timeout: float, what: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default="docs/editor.png", show_default=True)
 @click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
               help="World checkpoint [default: the embedded default world].")
-@click.option("--text", default="a snowy castle level at night with many coins", show_default=True)
+@click.option("--text", default="a snowy castle level at night with many coins", show_default=True,
+              help="Text prompt; give --text '' for a world without text conditioning.")
 @click.option("--seed", type=int, default=5, show_default=True)
 def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
     """Save a screenshot of the editor playing a world model."""
@@ -49,25 +52,30 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
     try:
         w = MainWindow(host.address, StartOptions(backend="world_model", mode="realtime", fps=24.0,
                                                   prompt=PromptSpec(seed=seed, text=text)))
+        refused: list[str] = []
+        w.worker_thread.worker.failed.connect(
+            lambda command, message: refused.append(f"{command}: {message}") if command in ("start", "resimulate")
+            else None)
         w.resize(1440, 900)
         w.show()
         frames = lambda: len(w.session.recorded(w.session.live))  # noqa: E731
-        _wait(app, lambda: w.session is not None and w.session.live is not None, 180, "the world model's first frame")
+        _wait(app, lambda: w.session is not None and w.session.live is not None, 180, "the world model's first frame",
+              refused)
         w.timeline.record.click()
         w.viewport.setFocus()
         QTest.keyPress(w.viewport, Qt.Key.Key_Right)
-        _wait(app, lambda: frames() > 30, 60, "30 recorded frames")
+        _wait(app, lambda: frames() > 30, 60, "30 recorded frames", refused)
         for name in ("night_falls", "weather_snow"):
             if name in w.events_panel.buttons and w.events_panel.buttons[name].isEnabled():
                 w.events_panel.buttons[name].click()
-        _wait(app, lambda: frames() > 48, 60, "48 recorded frames")
+        _wait(app, lambda: frames() > 48, 60, "48 recorded frames", refused)
         first = w.session.live
         w.timeline.select_index(w.session.recorded(first)[20].index)
         w.timeline.branch_btn.click()
-        _wait(app, lambda: w.session.live != first, 30, "the branch")
+        _wait(app, lambda: w.session.live != first, 30, "the branch", refused)
         w.viewport.setFocus()
         QTest.keyPress(w.viewport, Qt.Key.Key_Space)
-        _wait(app, lambda: frames() > 60, 60, "frames on the branch")
+        _wait(app, lambda: frames() > 60, 60, "frames on the branch", refused)
         QTest.keyRelease(w.viewport, Qt.Key.Key_Space)
         QTest.keyRelease(w.viewport, Qt.Key.Key_Right)
         end = time.monotonic() + 0.5

@@ -447,7 +447,10 @@ def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_pat
 
     world = save_random_world(tmp_path / "world")
     out = tmp_path / "shot.png"
-    r = CliRunner().invoke(screenshot.main, ["--out", str(out), "--checkpoint", str(world)], catch_exceptions=False)
+    refused = CliRunner().invoke(screenshot.main, ["--out", str(out), "--checkpoint", str(world)])
+    assert refused.exit_code == 1 and "refused the start" in refused.output and "text" in refused.output  # at once
+    r = CliRunner().invoke(screenshot.main, ["--out", str(out), "--checkpoint", str(world), "--text", ""],
+                           catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "world model" in r.output  # the badge names the backend
     shot = iio.imread(out)
