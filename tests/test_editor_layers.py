@@ -89,8 +89,9 @@ def test_placing_previews_places_and_cancels(qtbot):
     v.begin_placing(rgba_to_qimage(layer))
     assert v.placing is not None and v.hasMouseTracking() and states == [True]
     # the translucent preview follows the cursor, centred on it
+    qtbot.mouseMove(v, _centre_of(v, 5, 5))  # a move onto the spot the cursor already holds is no move: leave it first
     qtbot.mouseMove(v, _centre_of(v, 20, 30))
-    qtbot.waitUntil(lambda: v._hover == (20, 30), timeout=2000)
+    qtbot.waitUntil(lambda: v._hover == (20, 30), timeout=5000)
     shot = v.grab().toImage()
     inside = shot.pixelColor(_centre_of(v, 20, 30))  # layer covers x 17..22, y 28..31
     outside = shot.pixelColor(_centre_of(v, 30, 40))
