@@ -117,7 +117,7 @@ def _play(spec: Any, out: Path, seed: int, text: str, launched: float) -> dict[s
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True, help="Where the recording, MP4 and GIF go.")
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=7, show_default=True)  # the protocol's seed range
 @click.option("--text", default="a snowy night level with many coins", show_default=True, help="Text prompt for the world.")
 def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str) -> None:
     """Start a host, play a scripted session (prompt, movement, two events, a branch) and report speed."""

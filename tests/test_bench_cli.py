@@ -97,6 +97,13 @@ def test_bench_cfg_sets_every_sessions_action_guidance(world_dir):
     assert res.exit_code != 0 and "sandbox" in res.output
 
 
+def test_a_negative_cfg_is_one_clear_error(world_dir):
+    res = CliRunner().invoke(bench, ["--checkpoint", str(world_dir), "--quick", "--no-scaling", "--host", "thread",
+                                     "--frames", "10", "--cfg", "-1"])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.output  # click's usage error, not a crash
+    assert "Invalid value for '--cfg'" in res.output, res.output
+
+
 @pytest.mark.parametrize("how", DAMAGE)
 @pytest.mark.parametrize("health", [[], ["--rollout-health", "5"]])
 def test_a_bad_checkpoint_is_one_clear_error(tmp_path, how, health):

@@ -66,3 +66,10 @@ def test_bad_options_are_one_clear_error(tmp_path, args, says):
     r = CliRunner().invoke(demo, [a.format(file=file) for a in args])
     assert r.exit_code == 1 and says in r.output and r.output.startswith("Error: "), r.output
     assert file.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])
+def test_a_seed_outside_the_protocols_range_is_a_usage_error(tmp_path, seed):
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", str(tmp_path / "d"), "--seed", seed])
+    assert r.exit_code == 2 and "Invalid value for '--seed'" in r.output, r.output
+    assert not (tmp_path / "d").exists()

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -62,11 +63,21 @@ def test_serve_confines_recordings_to_its_folder(tmp_path):
 
 
 def test_serve_allows_record_anywhere_on_loopback_only(tmp_path):
-    secret = tmp_path / "host.key_secret"
-    secret.write_text("")
+    from zmq.auth import create_certificates
+
+    secret = Path(create_certificates(str(tmp_path), "host")[1])
     res = CliRunner().invoke(serve, ["--backend", "sandbox", "--bind", "tcp://0.0.0.0:5599", "--curve-secret",
                                      str(secret), "--record-anywhere"])
     assert res.exit_code != 0 and "--record-anywhere is for hosts bound to loopback only" in res.output
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xffnot a key"])
+def test_serve_names_a_curve_secret_that_holds_no_secret_key(tmp_path, content):
+    secret = tmp_path / "host.key_secret"
+    secret.write_bytes(content)
+    res = CliRunner().invoke(serve, ["--backend", "sandbox", "--bind", "tcp://0.0.0.0:5599", "--curve-secret", str(secret)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    assert f"--curve-secret {secret} holds no CURVE secret key: pass the host.key_secret file" in res.output
 
 
 def test_serve_refuses_public_bind_without_keys():

@@ -10,7 +10,7 @@ from bridge.prompts.cli import train_prompts
     ("events", "--event-share", "1.5"), ("events", "--event-share", "-0.1"), ("events", "--hold", "0"),
     ("events", "--clip-len", "2"), ("events", "--anchor", "-1"), ("events", "--guidance", "-2"),
     ("events", "--lr", "-1e-4"), ("first-frame", "--lr", "0"), ("first-frame", "--max-minutes", "-5"),
-    ("first-frame", "--max-frames", "0"),
+    ("first-frame", "--max-frames", "0"), ("events", "--seed", "-1"), ("first-frame", "--seed", "-1"),
 ])
 def test_out_of_range_settings_are_refused_before_anything_runs(tmp_path, stage, option, value):
     out = ["--out", str(tmp_path / "out")] if stage == "events" else []

@@ -207,7 +207,7 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 @click.option("--rollout-health", "health_frames", type=click.IntRange(0), default=0, metavar="N",
               help="Also roll the world model N frames and report the share within the token-statistics range of "
                    "real footage stored in its model card (docs/model.md, 'Rollout health').")
-@click.option("--cfg", type=float, default=None,
+@click.option("--cfg", type=click.FloatRange(min=0), default=None,
               help="Action guidance for every session (1 = off; default: the checkpoint's). Guidance adds an "
                    "action-free pass to each MaskGIT step, so it costs frames (docs/model.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")

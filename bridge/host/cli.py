@@ -25,6 +25,21 @@ def _check_endpoint(bind: str) -> None:
                                    "tcp://127.0.0.1:5555, tcp://0.0.0.0:5555 with --curve-secret) or ipc://PATH")
 
 
+def _check_curve_secret(path: Path) -> None:
+    """Refuse a --curve-secret that holds no CURVE secret key before the checkpoint loads, naming the file to pass."""
+    from zmq.auth import load_certificate
+
+    try:
+        secret = load_certificate(str(path))[1]
+    except OSError as e:
+        raise click.ClickException(f"cannot read --curve-secret {path} ({e.strerror or e}): check that file") from None
+    except ValueError:  # not a ZPL certificate at all
+        secret = None
+    if secret is None:
+        raise click.ClickException(f"--curve-secret {path} holds no CURVE secret key: pass the host.key_secret file "
+                                   "that `worldbridge keys --out DIR` writes")
+
+
 @click.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="World-model checkpoint (run dir) to serve [default: the embedded default world].")
@@ -53,6 +68,8 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(message)s")
     _check_endpoint(bind)
+    if curve_secret is not None:
+        _check_curve_secret(curve_secret)
     try:  # the checkpoint is loaded now: a damaged one is refused here, not at a client's first start
         spec = preload(resolve_backend(backend, checkpoint))
         limits = Limits(max_sessions=max_sessions, idle_timeout_s=idle_timeout)

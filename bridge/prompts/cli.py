@@ -19,7 +19,7 @@ _shared = [
     click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
                  help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
     click.option("--max-frames", type=click.IntRange(min=1), default=12000, show_default=True, help="Frames tokenized up front."),
-    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
     click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
     click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save every N steps."),
     click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the learning rate decays to fit."),
