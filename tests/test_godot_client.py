@@ -147,6 +147,11 @@ def test_realtime_view_reuses_one_image_and_texture(sim, host):
     badge = view.members["_badge"]
     assert badge.text.startswith("SANDBOX") and view.members["frames_rejected"] == 0
     assert c.members["fps_measured"] > 0  # measured from arrivals (the shared CPU decides how high)
+    rgb = lambda color: (color.r, color.g, color.b)  # noqa: E731
+    assert rgb(badge.theme_overrides["font_color"]) == (1, 0.65, 0)  # the sandbox game in orange
+    c.members["backend_kind"] = "world_model"  # the world model in green, as in Unity and the editor
+    sim.call_method(view, "_update_badge", [])
+    assert rgb(badge.theme_overrides["font_color"]) == (0, 1, 0)
 
 
 def test_reconnect_resumes_the_same_session(sim, host):
@@ -236,7 +241,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 3,
-                                      "client": "godot/0.1.10", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.11", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",

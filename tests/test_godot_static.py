@@ -232,3 +232,29 @@ def test_licence_readme_and_export_ignore():
             assert lines["demo/demo.tscn: export-ignore"] == "set"
             assert lines["tools/gdsim.py: export-ignore"] == "set"
             assert lines["addons/world_bridge/plugin.cfg: export-ignore"] == "unspecified"
+
+
+def test_changelog_newest_version_is_plugin_cfg_version():
+    """plugin.cfg, the client name sent in hello, and the CHANGELOG's top entry move together."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ADDON / "plugin.cfg", encoding="utf-8")
+    version = cfg["plugin"]["version"].strip('"')
+    protocol = (ADDON / "core" / "protocol.gd").read_text(encoding="utf-8")
+    assert f'CLIENT_NAME := "godot/{version}"' in protocol, "protocol.gd's CLIENT_NAME must carry plugin.cfg's version"
+    changelog = (GODOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    top = re.search(r"^## (\S+)", changelog, re.M)
+    assert top and top[1] == version, f"CHANGELOG.md's newest entry is {top and top[1]}, plugin.cfg says {version}"
+
+
+@pytest.mark.parametrize("script", sorted((ADDON / "nodes").glob("*.gd")), ids=lambda p: p.name)
+def test_readme_documents_every_exported_property(script: Path):
+    """Each node's paragraph in the README names every property the inspector shows for it."""
+    text = script.read_text(encoding="utf-8")
+    node = re.search(r"^class_name (\w+)", text, re.M)[1]
+    readme = (GODOT / "README.md").read_text(encoding="utf-8")
+    paragraph = re.search(rf"^\*\*`{node}`\*\*.*?(?=\n\n)", readme, re.M | re.S)
+    assert paragraph, f"README.md has no **`{node}`** paragraph"
+    exports = re.findall(r"^@export\S*\s+var (\w+)", text, re.M)
+    assert exports, f"no @export found in {script.name}"
+    missing = [name for name in exports if f"`{name}`" not in paragraph[0]]
+    assert not missing, f"README.md's {node} paragraph does not list the exports {missing}"

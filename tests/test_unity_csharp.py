@@ -115,7 +115,10 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "DescribeMakesNoNewStringPerCall", "NamesOfTheActionMapTheSessionStartedWithAreActions",
                      "ANewSessionsActionsAreUsedFromItsFirstFrame", "AFatalErrorEndsTheRecordingWithTheSession",
                      "ARecordingTheHostStoppedIsReportedAsStopped", "ANotReadyIsReportedOnceWithTheClearerMessage",
-                     "EveryDefaultKeyOfTheInputSystemAlsoWorksThroughTheInputManager"):
+                     "EveryDefaultKeyOfTheInputSystemAlsoWorksThroughTheInputManager",
+                     "TheSandboxGameGetsAnOrangeBadgeOverTheWorldWithoutWiring",
+                     "TheWorldModelGetsAGreenBadgeAndAWiredLabelIsColouredToo",
+                     "TheBadgeCanBeTurnedOffForAGameThatDrawsItsOwnLabel"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

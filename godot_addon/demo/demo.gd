@@ -164,7 +164,7 @@ func _on_status_changed(text: String) -> void:
 	status_label.text = text
 	backend_label.text = client.backend_label()
 	var sandbox := client.backend_kind == "sandbox"
-	backend_label.add_theme_color_override("font_color", Color.ORANGE if sandbox else Color.WHITE)
+	backend_label.add_theme_color_override("font_color", Color.ORANGE if sandbox else Color.GREEN)
 
 
 func _on_session_started(_session: Dictionary) -> void:

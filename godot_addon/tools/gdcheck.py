@@ -96,7 +96,7 @@ SINGLETONS: dict[str, str] = {
     "RenderingServer": "frame_post_draw",
     "EditorInterface": "get_editor_viewport_2d",
     "TextServer": "AUTOWRAP_WORD_SMART OVERRUN_TRIM_ELLIPSIS",
-    "Color": "BLACK WHITE ORANGE",
+    "Color": "BLACK WHITE ORANGE GREEN",
 }
 GLOBAL_FUNCS = set(
     "preload load print printerr push_error push_warning str int float bool typeof type_string char range minf maxf "

@@ -2676,7 +2676,7 @@ BUILTIN_FUNCS: dict[str, Callable[..., Any]] = {
 
 NATIVE_CONSTANTS: dict[str, dict[str, Any]] = {
     "CanvasItem": {"TEXTURE_FILTER_NEAREST": 1, "TEXTURE_FILTER_LINEAR": 2},
-    "Color": {"BLACK": Color(0, 0, 0), "WHITE": Color(1, 1, 1), "ORANGE": Color(1, 0.65, 0)},
+    "Color": {"BLACK": Color(0, 0, 0), "WHITE": Color(1, 1, 1), "ORANGE": Color(1, 0.65, 0), "GREEN": Color(0, 1, 0)},
     "Node": {"INTERNAL_MODE_DISABLED": 0, "INTERNAL_MODE_FRONT": 1, "INTERNAL_MODE_BACK": 2},
 }
 

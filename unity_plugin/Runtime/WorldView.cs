@@ -24,12 +24,22 @@ namespace WorldBridge
         public RenderTexture targetTexture;
 
         [Header("Which backend is running")]
-        [Tooltip("Optional UI Text that shows whether this is the sandbox game or the world model.")]
+        [Tooltip("Draw a badge naming the backend (sandbox game in orange, world model in green) in the Raw Image's " +
+                 "top-left corner. Untick only if you show the backend yourself, e.g. in the Backend Label below.")]
+        public bool showBackendBadge = true;
+        [Tooltip("Optional UI Text that also shows whether this is the sandbox game or the world model, coloured like the badge.")]
         public Text backendLabel;
+
+        /// <summary>The colour of the sandbox game's label: the Godot addon's orange.</summary>
+        public static readonly Color SandboxColor = new Color(1f, 0.65f, 0f);
+        /// <summary>The colour of the world model's label (white until a session names its backend).</summary>
+        public static readonly Color WorldModelColor = Color.green;
 
         /// <summary>The texture frames are uploaded into (null before the first frame).</summary>
         public Texture2D Texture { get; private set; }
         public WorldFrame LastFrame { get; private set; }
+        /// <summary>The badge this view made on its Raw Image (null with showBackendBadge off or no Raw Image).</summary>
+        public Text Badge { get; private set; }
         Material material; // targetRenderer's own copy (Renderer.material instantiates one): ours to destroy
 
         void OnEnable()
@@ -43,6 +53,7 @@ namespace WorldBridge
             }
             client.FrameReceived += Show;
             client.onSessionStarted.AddListener(ShowBackend);
+            if (showBackendBadge && Badge == null && rawImage != null) Badge = MakeBadge(rawImage.transform);
             ShowBackend();
         }
 
@@ -57,11 +68,50 @@ namespace WorldBridge
         {
             if (Texture != null) Destroy(Texture);
             if (material != null) Destroy(material);
+            if (Badge != null) Destroy(Badge.gameObject); // it lives on the Raw Image, which may outlive this view
         }
 
         void ShowBackend()
         {
-            if (backendLabel != null) backendLabel.text = client.BackendLabel;
+            var session = client.Session;
+            var color = session == null ? Color.white : session.IsSandbox ? SandboxColor : WorldModelColor;
+            foreach (var label in new[] { Badge, backendLabel })
+            {
+                if (label == null) continue;
+                label.text = client.BackendLabel;
+                label.color = color;
+            }
+            if (Badge != null) Badge.gameObject.SetActive(showBackendBadge);
+        }
+
+        /// <summary>A child of the Raw Image, so it draws over the world and UI placed above the view still covers it.</summary>
+        static Text MakeBadge(Transform parent)
+        {
+            var badge = new GameObject("BackendBadge", typeof(RectTransform)).AddComponent<Text>();
+            var rect = badge.rectTransform;
+            rect.SetParent(parent, false);
+            rect.SetAsFirstSibling(); // the game's own children of the Raw Image draw over it
+            rect.anchorMin = new Vector2(0, 1);
+            rect.anchorMax = new Vector2(1, 1);
+            rect.pivot = new Vector2(0, 1);
+            rect.anchoredPosition = new Vector2(8, -8);
+            rect.sizeDelta = new Vector2(-16, 28);
+            badge.font = BuiltinFont();
+            badge.fontSize = 18;
+            badge.alignment = TextAnchor.UpperLeft;
+            badge.raycastTarget = false; // clicks reach the world (WorldPaste)
+            badge.gameObject.AddComponent<Outline>();
+            return badge;
+        }
+
+        /// <summary>The font every Unity version ships (LegacyRuntime.ttf replaced Arial.ttf in 2022.2).</summary>
+        public static Font BuiltinFont()
+        {
+#if UNITY_2022_2_OR_NEWER
+            return Resources.GetBuiltinResource<Font>("LegacyRuntime.ttf");
+#else
+            return Resources.GetBuiltinResource<Font>("Arial.ttf");
+#endif
         }
 
         /// <summary>Uploads one frame; called on the main thread by WorldBridgeClient.Update.</summary>

@@ -30,11 +30,7 @@ namespace WorldBridge.Samples
 
         void Start()
         {
-#if UNITY_2022_2_OR_NEWER
-            font = Resources.GetBuiltinResource<Font>("LegacyRuntime.ttf");
-#else
-            font = Resources.GetBuiltinResource<Font>("Arial.ttf");
-#endif
+            font = WorldView.BuiltinFont();
             if (Camera.main == null)
             {
                 var cam = new GameObject("Main Camera", typeof(Camera)).GetComponent<Camera>();
@@ -61,6 +57,7 @@ namespace WorldBridge.Samples
             client.seed = seed;
             var view = gameObject.AddComponent<WorldView>();
             view.client = client;
+            view.showBackendBadge = false; // the HUD's own backend label below, coloured by the view, says it instead
             var input = gameObject.AddComponent<WorldInput>();
             input.client = client;
             recorder = gameObject.AddComponent<WorldRecorder>();

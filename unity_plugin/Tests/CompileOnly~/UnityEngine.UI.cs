@@ -33,7 +33,8 @@ namespace UnityEngine.UI
     public abstract class Graphic : UIBehaviour
     {
         public virtual Color color { get; set; }
-        public RectTransform rectTransform => null;
+        public bool raycastTarget { get; set; }
+        public RectTransform rectTransform => transform as RectTransform;
     }
 
     public abstract class MaskableGraphic : Graphic { }

@@ -1,6 +1,7 @@
 // COMPILE-ONLY STUB of Unity's API (UnityEngine core + IMGUI) — test scaffolding, NOT product code.
 // It declares just the members the plugin uses, with Unity's real signatures, so CI can compile Runtime/, Editor/ and
-// Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything; never ship it.
+// Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything (beyond a GameObject keeping its
+// components and a Transform its parent, so NUnit tests can check what a script builds); never ship it.
 // Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
 using System;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -24,8 +25,10 @@ namespace UnityEngine
 
     public class Component : Object
     {
-        public GameObject gameObject => null;
-        public Transform transform => null;
+        GameObject owner;
+        internal void Attach(GameObject go) => owner = go;
+        public GameObject gameObject => owner;
+        public Transform transform => owner?.transform;
         public string tag { get; set; }
         public T GetComponent<T>() => default;
         public T GetComponentInParent<T>() => default;
@@ -38,18 +41,31 @@ namespace UnityEngine
 
     public sealed class GameObject : Object
     {
-        public GameObject(string name, params Type[] components) { }
-        public Transform transform => null;
+        public GameObject(string name, params Type[] components)
+        {
+            this.name = name;
+            transform = Array.IndexOf(components, typeof(RectTransform)) >= 0 ? new RectTransform() : new Transform();
+            transform.Attach(this);
+        }
+        public Transform transform { get; }
+        public bool activeSelf { get; private set; } = true;
         public T GetComponent<T>() => default;
-        public T AddComponent<T>() where T : Component => default;
-        public void SetActive(bool value) { }
+        public T AddComponent<T>() where T : Component
+        {
+            var component = Activator.CreateInstance<T>();
+            component.Attach(this);
+            return component;
+        }
+        public void SetActive(bool value) => activeSelf = value;
     }
 
     public class Transform : Component
     {
         public int childCount => 0;
         public Transform GetChild(int index) => null;
-        public void SetParent(Transform parent, bool worldPositionStays) { }
+        public Transform parent { get; set; }
+        public void SetParent(Transform parent, bool worldPositionStays) => this.parent = parent;
+        public void SetAsFirstSibling() { }
     }
 
     public sealed class RectTransform : Transform
@@ -102,6 +118,8 @@ namespace UnityEngine
     {
         public float r, g, b, a;
         public Color(float r, float g, float b, float a) { this.r = r; this.g = g; this.b = b; this.a = a; }
+        public Color(float r, float g, float b) : this(r, g, b, 1) { }
+        public static Color green => new Color(0, 1, 0, 1);
         public static Color black => new Color(0, 0, 0, 1);
         public static Color white => new Color(1, 1, 1, 1);
     }
@@ -271,9 +289,10 @@ namespace UnityEngine.Events
     [Serializable]
     public class UnityEvent : UnityEventBase
     {
-        public void AddListener(UnityAction call) { }
-        public void RemoveListener(UnityAction call) { }
-        public void Invoke() { }
+        readonly System.Collections.Generic.List<UnityAction> calls = new System.Collections.Generic.List<UnityAction>();
+        public void AddListener(UnityAction call) => calls.Add(call);
+        public void RemoveListener(UnityAction call) => calls.Remove(call);
+        public void Invoke() { foreach (var call in calls.ToArray()) call(); } // tests see what a listener does
     }
 
     [Serializable]

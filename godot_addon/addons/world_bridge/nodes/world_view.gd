@@ -246,4 +246,4 @@ func _update_badge() -> void:
 	else:
 		_badge.text = client.status_text
 	var sandbox := client.backend_kind == Protocol.BACKEND_SANDBOX
-	_badge.add_theme_color_override("font_color", Color.ORANGE if sandbox else Color.WHITE)
+	_badge.add_theme_color_override("font_color", Color.ORANGE if sandbox else Color.GREEN)

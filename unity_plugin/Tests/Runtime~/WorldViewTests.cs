@@ -1,0 +1,69 @@
+// WorldView's backend badge, run under mono against Tests/CompileOnly~ (the host's session is handed to the client directly).
+using System.Reflection;
+using NUnit.Framework;
+using UnityEngine;
+using RawImage = UnityEngine.UI.RawImage;
+using Text = UnityEngine.UI.Text;
+using WorldBridge;
+using WorldBridge.Core;
+
+namespace WorldBridge.Tests
+{
+    [TestFixture]
+    public class WorldViewTests
+    {
+        static void Call(object target, string method, params object[] args) =>
+            target.GetType().GetMethod(method, BindingFlags.NonPublic | BindingFlags.Instance).Invoke(target, args);
+
+        /// <summary>A view on a Raw Image whose client is given the host's `session` for `kind` once the view is enabled.</summary>
+        static WorldView Session(string kind, string name, bool badge = true)
+        {
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            var client = new WorldBridgeClient { startOnConnect = false };
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            var view = new WorldView { client = client, showBackendBadge = badge };
+            view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
+            Call(view, "OnEnable");
+            var session = new MsgMap { { "type", "session" }, { "session_id", "s1" }, { "backend_kind", kind }, { "backend_name", name } };
+            typeof(WorldBridgeConnection).GetField("session", BindingFlags.NonPublic | BindingFlags.Instance)
+                .SetValue(connection, SessionInfo.From(session));
+            Call(client, "Handle", session);
+            return view;
+        }
+
+        [Test]
+        public void TheSandboxGameGetsAnOrangeBadgeOverTheWorldWithoutWiring()
+        {
+            var view = Session("sandbox", "platformer");
+            Assert.IsNotNull(view.Badge, "no badge: the user would have to wire a Text to see which backend runs");
+            Assert.AreSame(view.rawImage.transform, view.Badge.transform.parent, "the badge is drawn over the world image");
+            Assert.AreEqual("SANDBOX GAME (test backend, not the world model): platformer", view.Badge.text);
+            Assert.AreEqual(WorldView.SandboxColor, view.Badge.color);
+            Assert.AreEqual(new Color(1f, 0.65f, 0f), view.Badge.color, "the Godot addon's orange");
+            Assert.IsTrue(view.Badge.gameObject.activeSelf);
+            Assert.IsFalse(view.Badge.raycastTarget, "the badge must not catch clicks meant for the world");
+        }
+
+        [Test]
+        public void TheWorldModelGetsAGreenBadgeAndAWiredLabelIsColouredToo()
+        {
+            var label = new GameObject("Label", typeof(RectTransform)).AddComponent<Text>();
+            var view = Session("world_model", "default", badge: true);
+            view.backendLabel = label;
+            Call(view.client, "Handle", new MsgMap { { "type", "session" }, { "backend_kind", "world_model" }, { "backend_name", "default" } });
+            Assert.AreEqual("WORLD MODEL: default", view.Badge.text);
+            Assert.AreEqual(Color.green, view.Badge.color);
+            Assert.AreEqual(("WORLD MODEL: default", Color.green), (label.text, label.color));
+        }
+
+        [Test]
+        public void TheBadgeCanBeTurnedOffForAGameThatDrawsItsOwnLabel()
+        {
+            Assert.IsNull(Session("sandbox", "platformer", badge: false).Badge);
+            var view = Session("sandbox", "platformer");
+            view.showBackendBadge = false;
+            Call(view.client, "Handle", new MsgMap { { "type", "session" }, { "backend_kind", "sandbox" }, { "backend_name", "platformer" } });
+            Assert.IsFalse(view.Badge.gameObject.activeSelf, "unticking Show Backend Badge hides the badge at the next session");
+        }
+    }
+}
