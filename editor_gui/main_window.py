@@ -966,10 +966,14 @@ class MainWindow(QMainWindow):
 
         return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
 
-    def load_from(self, path: str | Path) -> Job:
+    def load_from(self, path: str | Path) -> Job | None:
         """Open a session on a job thread; frames recorded since the last save are then kept in autosave_dir() on
         that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened; a
-        session that cannot be read leaves the window's session as it was."""
+        session that cannot be read leaves the window's session as it was. None (refused) while a rebuild or a
+        preview runs: its frames would land in no branch of either session."""
+        if self.busy:
+            self._refuse_open(path)
+            return None
         keep = self._autosave_path("replaced") if self.session is not None and self._unsaved else None
         snap, unsaved = (self._snapshot(), self._unsaved) if keep is not None else (None, 0)
 
@@ -987,10 +991,17 @@ class MainWindow(QMainWindow):
             if keep is not None:
                 self._unsaved = max(0, self._unsaved - unsaved)
                 self._kept(keep)
+            if self.busy:  # a rebuild or preview began while the file was read
+                self._refuse_open(path)
+                return
             self.keep_unsaved("replaced")  # frames recorded while it opened (nothing to do when none were)
             self._loaded(session)
 
         return self.run_job(f"Opening {Path(path).name}", work, opened)
+
+    def _refuse_open(self, path: str | Path) -> None:
+        self.show_error(f"{Path(path).name} was not opened: wait for {self.busy} to finish, then Open… it again "
+                        "(the session in the window is unchanged)")
 
     @staticmethod
     def _autosave_path(why: str) -> Path:
