@@ -340,3 +340,31 @@ def test_open_during_a_latent_action_preview_is_refused_and_the_preview_finishes
     qtbot.wait(300)
     assert w.session is before and [r.index for r in live_frames(w)] == [0, 1, 2, 3]  # the world is back where it was
     assert w.explorer.info.text().startswith("Previews from frame 3: 12 frames")  # its clips are shown
+
+
+@pytest.mark.parametrize("how", ["click the text prompt", "type a free-text event", "pause"])
+def test_the_text_encoder_loads_once_when_the_user_heads_for_text_not_at_launch(qtbot, host, how):
+    from PySide6.QtCore import Qt
+
+    from editor_gui.main_window import MainWindow, StartOptions
+
+    warmed = []
+    w = MainWindow(host.address, StartOptions(backend="sandbox", prompt=PromptSpec(seed=3)),
+                   warm_text=lambda: warmed.append(how))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: w.viewport.frame is not None, timeout=10000)
+    focus_viewport(qtbot, w)
+    qtbot.wait(200)
+    assert warmed == []  # playing the first seconds loads nothing
+    if how == "click the text prompt":
+        qtbot.mouseClick(w.prompt_panel.text.viewport(), Qt.MouseButton.LeftButton)
+    elif how == "type a free-text event":
+        qtbot.keyClicks(w.events_panel.text, "make it snow")
+    else:
+        w.pause_action.trigger()
+    qtbot.waitUntil(lambda: warmed == [how], timeout=3000)
+    qtbot.keyClicks(w.prompt_panel.text, "a snowy level")
+    w.set_paused(True)
+    assert warmed == [how]  # once
