@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -77,13 +79,18 @@ def check_xcb(env: dict[str, str] | None = None, platform: str = sys.platform, m
 def start_own_host(backend: str | None, checkpoint: Path | None):
     """A host in this process on a free loopback port (`play` without --host); any program here can reach it, so it
     records only inside ./recordings, like `worldbridge serve` (the editor sends no path)."""
-    from bridge.host.backends import warm_text
     from bridge.host.server import run_host_in_thread
 
     spec = {"backend": "sandbox" if backend == "sandbox" else None, "checkpoint": str(checkpoint) if checkpoint else None}
-    handle = run_host_in_thread(spec, "tcp://127.0.0.1:*")
-    warm_text(handle.host.spec)  # the first New world with a text prompt finds the text encoder loaded
-    return handle
+    return run_host_in_thread(spec, "tcp://127.0.0.1:*")  # its text encoder loads when text is on its way (warm_text)
+
+
+def text_warmer(host) -> Callable[[], Any]:
+    """Loads the own host's text encoder on a background thread; called when the user heads for text, not at launch,
+    where its imports (they hold the GIL) cut the first seconds of play to a few frames/s."""
+    from bridge.host.backends import warm_text
+
+    return lambda: warm_text(host.host.spec)
 
 
 @click.command()
@@ -133,7 +140,10 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
     apply_theme(app)
     options = StartOptions(backend=backend, mode="step" if step_mode else "realtime", fps=fps,
                            prompt=PromptSpec(seed=seed, text=text), autostart=session_path is None)
-    window = MainWindow(host_address, options, host_note=note)
+    warm = text_warmer(host) if host is not None else None  # a host elsewhere loads its own
+    window = MainWindow(host_address, options, host_note=note, warm_text=warm)
+    if text or step_mode:  # the first world reads the text, or starts paused: no play to stall
+        window.warm_text()
     window.show()
     if session_path is not None:
         window.load_from(session_path)

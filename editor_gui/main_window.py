@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -47,6 +47,10 @@ NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothin
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
 
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
+
+
+USER_FOCUS = (Qt.FocusReason.MouseFocusReason, Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason,
+              Qt.FocusReason.ShortcutFocusReason)  # the user moved there (not the window's first focus)
 
 
 @dataclass
@@ -109,9 +113,11 @@ def apply_theme(app: QApplication) -> None:
 class MainWindow(QMainWindow):
     """One host connection, one editor session (a tree of branches) at a time."""
 
-    def __init__(self, address: str, options: StartOptions | None = None, host_note: str = ""):
+    def __init__(self, address: str, options: StartOptions | None = None, host_note: str = "",
+                 warm_text: Callable[[], Any] | None = None):
         super().__init__()
         self.address, self.options, self.host_note = address, options or StartOptions(), host_note
+        self._warm_text = warm_text  # loads the own host's text encoder: called once, when text is on its way
         self.setWindowTitle("WorldBridge editor")
         self.resize(1440, 900)
         self.welcome: dict | None = None
@@ -158,6 +164,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.viewport)
         self.prompt_panel = PromptPanel()
         self.events_panel = EventsPanel()
+        for box in (self.prompt_panel.text, self.events_panel.text):
+            box.installEventFilter(self)
         self.explorer = LatentExplorer()
         self.settings_panel = SettingsPanel()
         self.object_panel = ObjectPanel()
@@ -535,6 +543,18 @@ class MainWindow(QMainWindow):
             if self.info is not None and self.mode != "step":
                 self.send_action(self.held.current(self.keymap, self.resolver))
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Clicking, tabbing or typing into the text prompt or free-text event box starts the text encoder's load."""
+        if event.type() == QEvent.Type.KeyPress or (event.type() == QEvent.Type.FocusIn and event.reason() in USER_FOCUS):
+            self.warm_text()
+        return super().eventFilter(watched, event)
+
+    def warm_text(self) -> None:
+        """Load the text encoder now (once), not at launch, where its imports stall the first seconds of play."""
+        warm, self._warm_text = self._warm_text, None
+        if warm is not None:
+            warm()
+
     def _play_focus(self) -> None:
         """Back to playing (Live, Branch): the keys go to the viewport again, not to the scrubber or tree used to
         pick a frame (whose arrow keys would scrub instead of moving the player)."""
@@ -571,6 +591,8 @@ class MainWindow(QMainWindow):
         """Pause = the host's step mode (one frame per input); resume = realtime again with the held action."""
         self.mode = "step" if paused else "realtime"
         self._set_pause_checked(paused)
+        if paused:  # no frames to stall while paused
+            self.warm_text()
         if self.info is None:  # nothing runs yet: the next world starts this way
             self.statusBar().showMessage(f"The next world starts {'paused' if paused else 'in realtime'}", 4000)
             if self._starting:  # the one on its way (a New world, a rebuild) was asked for in the other mode: switch
@@ -966,10 +988,14 @@ class MainWindow(QMainWindow):
 
         return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
 
-    def load_from(self, path: str | Path) -> Job:
+    def load_from(self, path: str | Path) -> Job | None:
         """Open a session on a job thread; frames recorded since the last save are then kept in autosave_dir() on
         that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened; a
-        session that cannot be read leaves the window's session as it was."""
+        session that cannot be read leaves the window's session as it was. None (refused) while a rebuild or a
+        preview runs: its frames would land in no branch of either session."""
+        if self.busy:
+            self._refuse_open(path)
+            return None
         keep = self._autosave_path("replaced") if self.session is not None and self._unsaved else None
         snap, unsaved = (self._snapshot(), self._unsaved) if keep is not None else (None, 0)
 
@@ -987,10 +1013,17 @@ class MainWindow(QMainWindow):
             if keep is not None:
                 self._unsaved = max(0, self._unsaved - unsaved)
                 self._kept(keep)
+            if self.busy:  # a rebuild or preview began while the file was read
+                self._refuse_open(path)
+                return
             self.keep_unsaved("replaced")  # frames recorded while it opened (nothing to do when none were)
             self._loaded(session)
 
         return self.run_job(f"Opening {Path(path).name}", work, opened)
+
+    def _refuse_open(self, path: str | Path) -> None:
+        self.show_error(f"{Path(path).name} was not opened: wait for {self.busy} to finish, then Open… it again "
+                        "(the session in the window is unchanged)")
 
     @staticmethod
     def _autosave_path(why: str) -> Path:

@@ -267,3 +267,104 @@ def test_a_key_that_plays_nothing_says_why_only_when_the_world_is_in_no_branch(q
         pass
     w.timeline.go_live()
     assert press() == NOT_IN_SESSION  # the host's world runs, but no branch would record what a key did
+
+
+def slow_starts(monkeypatch, seconds: float = 0.5) -> None:
+    """Keep a rebuild's world start on its way long enough to act during it."""
+    import time
+
+    from bridge.client import WorldClient
+
+    start = WorldClient.start
+    monkeypatch.setattr(WorldClient, "start", lambda self, **kw: (time.sleep(seconds), start(self, **kw))[1])
+
+
+def assert_rebuilt_and_kept(qtbot, w, before: Session, root: int) -> None:
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    qtbot.wait(300)  # an open that was let through would land by now
+    assert w.session is before and w.session.backend_kind == "sandbox"  # the window's work is still there
+    assert len(before.recorded(root)) >= 5 and w.session.live != root
+    assert [r.index for r in live_frames(w)][:5] == [0, 1, 2, 3, 4]  # the rebuild went on live in its own branch
+    assert "Branch rebuilt up to frame 3" in w.statusBar().currentMessage()
+
+
+def test_open_during_a_rebuild_is_refused_and_the_rebuild_finishes(qtbot, host, tmp_path, monkeypatch):
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    before, root = w.session, w.session.live
+    slow_starts(monkeypatch)
+    w.resimulate(root, 3)
+    assert w.busy == "rebuilding the branch"
+    assert w.load_from(tmp_path / "model.wbsession") is None
+    message = w.statusBar().currentMessage()
+    assert "model.wbsession was not opened" in message and "wait for rebuilding the branch to finish" in message
+    assert_rebuilt_and_kept(qtbot, w, before, root)
+
+
+def test_a_rebuild_begun_while_a_session_is_read_keeps_the_open_from_landing(qtbot, host, tmp_path, monkeypatch):
+    import time
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    before, root = w.session, w.session.live
+    load = Session.load
+    monkeypatch.setattr(Session, "load", lambda path: (time.sleep(0.5), load(path))[1])
+    slow_starts(monkeypatch, 1.0)
+    job = w.load_from(tmp_path / "model.wbsession")
+    w.resimulate(root, 3)  # Branch from this frame while the file is still being read
+    shown = []
+    w.statusBar().messageChanged.connect(shown.append)
+    with qtbot.waitSignal(job.succeeded, timeout=10000):
+        pass
+    assert any("model.wbsession was not opened" in m for m in shown)
+    assert_rebuilt_and_kept(qtbot, w, before, root)
+
+
+def test_open_during_a_latent_action_preview_is_refused_and_the_preview_finishes(qtbot, host, tmp_path):
+    from PySide6.QtCore import Qt
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 3)
+    before = w.session
+    w.explorer.steps.setValue(12)
+    qtbot.mouseClick(w.explorer.run_btn, Qt.MouseButton.LeftButton)
+    assert w.busy == "the latent-action preview"
+    assert w.load_from(tmp_path / "model.wbsession") is None
+    assert "wait for the latent-action preview to finish" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
+    qtbot.wait(300)
+    assert w.session is before and [r.index for r in live_frames(w)] == [0, 1, 2, 3]  # the world is back where it was
+    assert w.explorer.info.text().startswith("Previews from frame 3: 12 frames")  # its clips are shown
+
+
+@pytest.mark.parametrize("how", ["click the text prompt", "type a free-text event", "pause"])
+def test_the_text_encoder_loads_once_when_the_user_heads_for_text_not_at_launch(qtbot, host, how):
+    from PySide6.QtCore import Qt
+
+    from editor_gui.main_window import MainWindow, StartOptions
+
+    warmed = []
+    w = MainWindow(host.address, StartOptions(backend="sandbox", prompt=PromptSpec(seed=3)),
+                   warm_text=lambda: warmed.append(how))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: w.viewport.frame is not None, timeout=10000)
+    focus_viewport(qtbot, w)
+    qtbot.wait(200)
+    assert warmed == []  # playing the first seconds loads nothing
+    if how == "click the text prompt":
+        qtbot.mouseClick(w.prompt_panel.text.viewport(), Qt.MouseButton.LeftButton)
+    elif how == "type a free-text event":
+        qtbot.keyClicks(w.events_panel.text, "make it snow")
+    else:
+        w.pause_action.trigger()
+    qtbot.waitUntil(lambda: warmed == [how], timeout=3000)
+    qtbot.keyClicks(w.prompt_panel.text, "a snowy level")
+    w.set_paused(True)
+    assert warmed == [how]  # once

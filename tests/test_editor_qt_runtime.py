@@ -101,3 +101,16 @@ def test_the_editors_own_host_records_only_inside_its_recordings_folder(tmp_path
         path = Path(c.record_start()["path"])  # what the editor sends: no path
         c.record_stop()
     assert path.parent.resolve() == (tmp_path / "recordings").resolve() and path.is_file()
+
+
+def test_the_editors_own_host_leaves_the_text_encoder_to_the_window(monkeypatch):
+    """Loading it at launch (imports that hold the GIL) cut the default world's first seconds to a few frames/s."""
+    from bridge.host import backends
+    from editor_gui import app
+
+    warmed = []
+    monkeypatch.setattr(backends, "warm_text", warmed.append)
+    with app.start_own_host("sandbox", None) as h:
+        assert warmed == []  # nothing loads at launch
+        app.text_warmer(h)()
+        assert warmed == [h.host.spec]  # the window calls this when the user heads for text
