@@ -184,3 +184,11 @@ def test_check_without_checkpoint_rolls_the_default_world():
     assert res.exit_code == 0, res.output
     report = json.loads(res.output[res.output.index("{"):])
     assert report["frames"] == 2 and "world model" in report["backend"]
+
+
+@pytest.mark.parametrize("cmd", ["check", "calibrate"])
+def test_a_negative_seed_is_a_usage_error_naming_seed(cmd, tmp_path):
+    """numpy's own "expected non-negative integer" names no option; the command line must name --seed."""
+    args = ["--checkpoint", str(tmp_path)] + (["--data", str(tmp_path)] if cmd == "calibrate" else [])
+    res = CliRunner().invoke(health, [cmd, *args, "--seed", "-1"])
+    assert res.exit_code == 2 and "--seed" in res.output and "-1" in res.output, res.output

@@ -248,7 +248,7 @@ def health() -> None:
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Real footage (a dataset).")
 @click.option("--clips", type=click.IntRange(min=1), default=512, show_default=True, help="Clips of real footage to tokenize.")
 @click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default=None)
 @click.option("--dry-run", is_flag=True, help="Print the range; do not write the model card.")
 def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> None:
@@ -269,7 +269,7 @@ def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> 
               help="World run directory [default: the embedded default world].")
 @click.option("--frames", default=300, show_default=True, type=click.IntRange(1))
 @click.option("--policy", default="random", show_default=True, help="random, sticky or an action id.")
-@click.option("--seed", default=0, show_default=True, help="Level, input and sampling seed of the (first) rollout.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Level, input and sampling seed of the (first) rollout.")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1),
               help="Roll from this many seeds (seed, seed + 1, ...): one rollout may pass or fail by luck.")
 @click.option("--device", default=None)
