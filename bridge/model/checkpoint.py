@@ -96,6 +96,10 @@ def read_config(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[
         raise CheckpointError(f"{path / CONFIG} is not a WorldBridge checkpoint config (format={header.get('format')!r})")
     if header.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer WorldBridge (format v{header['version']}): upgrade worldbridge")
+    step = header["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path / CONFIG}: step must be a whole number >= 0, got {step!r}: fix config.json "
+                              "(the step model_card.json names), or copy the checkpoint again")
     if kind is not None and header["kind"] != kind:
         other = "worldbridge train dynamics" if kind == "world" else "worldbridge train tokenizer"
         raise CheckpointError(f"{path} holds a {header['kind']} checkpoint, not a {kind}: point at the output of `{other}`")
