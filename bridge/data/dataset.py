@@ -81,6 +81,10 @@ class VideoDataset:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         manifest = self.root / "manifest.json"
+        if self.root.is_file():
+            raise FileNotFoundError(f"{self.root} is a file, not a dataset: a dataset is a folder holding manifest.json "
+                                    "and its episode shards (docs/data.md); give that folder, or make one with "
+                                    "`worldbridge data generate` or `worldbridge data import`")
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset directory {self.root} does not exist; create one with `worldbridge data generate`")
         if not manifest.is_file():
