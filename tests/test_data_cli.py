@@ -146,3 +146,47 @@ def test_a_training_number_out_of_range_is_named_as_the_option_it_is(argv, optio
     r = CliRunner().invoke(main, argv)
     assert r.exit_code == 2 and f"Invalid value for '{option}'" in r.output, r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def _ctrl_c_at_episode(n: int, monkeypatch) -> None:
+    """Ctrl-C arrives while the sandbox plays its n-th episode (workers=1: in this process)."""
+    import bridge.data.generate as gen
+
+    calls, real = {"n": 0}, gen.play_episode
+
+    def play(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen, "play_episode", play)
+
+
+def test_ctrl_c_during_generate_says_nothing_was_written_and_exits_130(tmp_path, monkeypatch):
+    """Not click's bare "Aborted!" with exit 1: one line saying what was stopped and what was kept."""
+    out, argv = tmp_path / "ds", ["generate", "--episodes", "4", "--frames", "5", "--workers", "1", "--quiet"]
+    _ctrl_c_at_episode(3, monkeypatch)
+    r = CliRunner().invoke(data, [*argv, "--out", str(out)])
+    assert r.exit_code == 130 and r.output.strip() == f"stopped: nothing was written to {out}", r.output
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert CliRunner().invoke(data, [*argv, "--out", str(out)]).exit_code == 0
+    before = sorted(p.read_bytes() for p in out.iterdir())
+    _ctrl_c_at_episode(2, monkeypatch)
+    r = CliRunner().invoke(data, [*argv, "--seed", "3", "--out", str(out), "--overwrite"])
+    assert r.exit_code == 130 and f"nothing was written to {out}; {out} keeps what was there before" in r.output
+    assert sorted(p.read_bytes() for p in out.iterdir()) == before and "Aborted" not in r.output
+
+
+def test_ctrl_c_during_eval_says_nothing_on_disk_changed_and_exits_130(tmp_path, monkeypatch):
+    import bridge.train.evaluate as ev
+    from bridge.cli import main
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ev, "pick_device", ctrl_c)
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path), "--data", str(tmp_path)])
+    assert r.exit_code == 130 and r.output.strip() == ("stopped: eval ended before printing its results; it writes "
+                                                       "no files, so nothing on disk changed"), r.output

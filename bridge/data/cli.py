@@ -6,6 +6,8 @@ import json
 
 import click
 
+from bridge.data.interrupt import nothing_written, stopped_says
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def data() -> None:
@@ -36,7 +38,8 @@ def generate(world, episodes, frames, size, out, seed, workers, sketch, events_p
         cfg = GenerateConfig(world=world, episodes=episodes, frames=frames, size=size, seed=seed, workers=workers,
                              sketch=sketch, events_per_episode=events_per_episode, event_fraction=event_fraction,
                              val_fraction=val_fraction)
-        summary = run(cfg, out, overwrite=overwrite, progress=not quiet)
+        with stopped_says(nothing_written(out)):
+            summary = run(cfg, out, overwrite=overwrite, progress=not quiet)
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {summary['frames']} frames in {summary['episodes']} episodes to {summary['out']} "
@@ -71,7 +74,8 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
     from bridge.data.importer import import_footage
 
     try:
-        summary = import_footage(paths, out, size=size, fps=fps, val_fraction=val_fraction, overwrite=overwrite)
+        with stopped_says(nothing_written(out)):
+            summary = import_footage(paths, out, size=size, fps=fps, val_fraction=val_fraction, overwrite=overwrite)
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(f"{e} (nothing was written)") from None
     click.echo(f"imported {summary['frames']} frames in {summary['episodes']} episodes to {summary['out']}")
@@ -90,7 +94,8 @@ def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     from bridge.data.capture import capture as run
 
     try:
-        summary = run(env_id, out, episodes=episodes, frames=frames, size=size, seed=seed, overwrite=overwrite)
+        with stopped_says(nothing_written(out)):
+            summary = run(env_id, out, episodes=episodes, frames=frames, size=size, seed=seed, overwrite=overwrite)
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(str(e)) from None
     acts = "with actions " + str(summary["actions"]) if summary["actions"] else "without actions (not a discrete space)"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+import click
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -24,3 +28,20 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, prev if prev is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def stopped_says(what: str) -> Iterator[None]:
+    """Ctrl-C (or `kill` inside sigterm_as_ctrl_c) ends a command with one line saying what was kept, and exit 130
+    as the train commands do, instead of click's bare "Aborted!"."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"stopped: {what}", err=True)
+        sys.exit(130)
+
+
+def nothing_written(out: str | Path) -> str:
+    """What an all-or-nothing dataset writer leaves when it is stopped: --out as it was before."""
+    before = f"; {out} keeps what was there before" if Path(out).exists() else ""
+    return f"nothing was written to {out}{before}"

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bridge.data.interrupt import stopped_says
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
 from bridge.model.genie import WorldModel
@@ -320,9 +321,10 @@ def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None
 def eval_command(checkpoint, data, as_json, clips, seed, device, steps, temperature, top_p, cfg, unmask, quiet) -> None:
     """Evaluate a checkpoint on a dataset's val split and print JSON."""
     try:
-        res = evaluate(checkpoint, data, device, clips, seed,
-                       {"steps": steps, "temperature": temperature, "top_p": top_p, "cfg": cfg, "unmask": unmask},
-                       progress=not quiet)
+        with stopped_says("eval ended before printing its results; it writes no files, so nothing on disk changed"):
+            res = evaluate(checkpoint, data, device, clips, seed,
+                           {"steps": steps, "temperature": temperature, "top_p": top_p, "cfg": cfg, "unmask": unmask},
+                           progress=not quiet)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps(res, default=_json_default) if as_json else json.dumps(res, indent=2, default=_json_default))
