@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -55,6 +56,12 @@ def _make_out(out: Path) -> bool:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise click.ClickException(f"cannot create --out {out} ({e.strerror or e}): give a folder you can write to") from None
+    try:  # a read-only folder is named now, not by the host once the session is playing
+        tempfile.NamedTemporaryFile(dir=out, prefix=".demo-write-check-").close()
+    except OSError as e:
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise click.ClickException(f"cannot write into --out {out} ({e.strerror or e}): give a folder you can write to") from None
     return made
 
 

@@ -73,3 +73,38 @@ def test_a_seed_outside_the_protocols_range_is_a_usage_error(tmp_path, seed):
     r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", str(tmp_path / "d"), "--seed", seed])
     assert r.exit_code == 2 and "Invalid value for '--seed'" in r.output, r.output
     assert not (tmp_path / "d").exists()
+
+
+def _unprivileged() -> list[str]:
+    """A command prefix that drops root's permission override (CAP_DAC_OVERRIDE), so a read-only folder is one."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("root without setpriv: a read-only folder cannot be made read-only for this test")
+    return ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+def test_a_read_only_out_is_named_before_the_host_starts(tmp_path, monkeypatch):
+    """Not "the demo failed: bad_argument: cannot write …/demo.wbrec" once the session is playing."""
+    import subprocess
+    import sys
+
+    import bridge.host.server as server
+
+    def no_host(*args, **kwargs):
+        raise AssertionError("the host started although --out cannot be written")
+
+    monkeypatch.setattr(server, "run_host_in_thread", no_host)
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", "/sys"])  # read-only even for root
+    assert r.exit_code == 1 and r.output.startswith("Error: cannot write into --out /sys (Permission denied): give a folder you can write to"), r.output
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    code = ("import bridge.host.server as s, bridge.demo as d, sys; s.run_host_in_thread = None; "
+            "d.demo(['--backend', 'sandbox', '--out', sys.argv[1]])")
+    p = subprocess.run([*_unprivileged(), sys.executable, "-c", code, str(ro)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and f"Error: cannot write into --out {ro} (Permission denied)" in p.stderr, p.stderr
+    assert list(ro.iterdir()) == []
