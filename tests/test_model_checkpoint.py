@@ -19,3 +19,12 @@ def test_a_step_of_the_wrong_type_names_the_key_and_value_not_an_interrupted_sav
         assert "interrupted" not in str(e.value)
     (world / "config.json").write_text(json.dumps(header))
     assert load_model(world)[3]["step"] == 0  # the right type reads back
+
+
+@pytest.mark.parametrize("version", ["x", 1.5, None, True, -1])
+def test_a_version_of_the_wrong_type_names_the_key_and_value(tmp_path, version):
+    world = save_random_world(tmp_path / "w")
+    header = json.loads((world / "config.json").read_text())
+    (world / "config.json").write_text(json.dumps({**header, "version": version}))
+    with pytest.raises(CheckpointError, match=rf"version must be a whole number >= 0, got {version!r}: fix config.json"):
+        read_config(world)

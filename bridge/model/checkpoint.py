@@ -17,6 +17,7 @@ from safetensors.torch import save as st_save
 
 from bridge.files import atomic_write_bytes, atomic_write_json
 from bridge.model.config import WorldConfig
+from bridge.values import is_int
 
 FORMAT, VERSION = "worldbridge-checkpoint", 1
 MODEL, CONFIG, CARD, STATE = "model.safetensors", "config.json", "model_card.json", "train_state.safetensors"
@@ -94,10 +95,14 @@ def read_config(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[
     header = read_json(path / CONFIG, ("format", "kind", "step", "world"))
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path / CONFIG} is not a WorldBridge checkpoint config (format={header.get('format')!r})")
-    if header.get("version", 0) > VERSION:
+    version = header.get("version", 0)
+    if not is_int(version) or version < 0:
+        raise CheckpointError(f"{path / CONFIG}: version must be a whole number >= 0, got {version!r}: fix config.json "
+                              f"(this WorldBridge writes {VERSION}), or copy the checkpoint again")
+    if version > VERSION:
         raise CheckpointError(f"{path} was written by a newer WorldBridge (format v{header['version']}): upgrade worldbridge")
     step = header["step"]
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    if not is_int(step) or step < 0:
         raise CheckpointError(f"{path / CONFIG}: step must be a whole number >= 0, got {step!r}: fix config.json "
                               "(the step model_card.json names), or copy the checkpoint again")
     if kind is not None and header["kind"] != kind:
