@@ -564,3 +564,22 @@ def test_a_stopped_recording_is_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), fsync(fd)))
     path = small_recording(tmp_path / "r.wbrec", n=2)  # a power loss after record_stop must keep every frame
     assert synced == [path.stat().st_ino] and RecordingReader(path).complete
+
+
+def test_a_long_recording_is_synced_once_a_second_not_per_frame(tmp_path, monkeypatch):
+    import bridge.host.recording as recording
+
+    now, synced = [0.0], []
+    fsync = os.fsync
+    monkeypatch.setattr(recording, "monotonic", lambda: now[0])
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append((now[0], os.fstat(fd).st_size)), fsync(fd)))
+    path = tmp_path / "long.wbrec"
+    rec = Recorder(path, HEADER)
+    for i in range(1, 10 * 24 + 1):  # 10 s at 24 frames/s
+        now[0] = i / 24
+        rec.write(frame_record(i))
+        if i % 24 == 0:  # each sync holds every record written before it: a power loss costs at most 1 s
+            assert synced[-1] == (i / 24, os.stat(path).st_size)
+    assert [t for t, _ in synced] == [float(s) for s in range(1, 11)]
+    rec.close(now[0])
+    assert len(synced) == 11 and RecordingReader(path).complete

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from time import monotonic
 from typing import Any, BinaryIO, Callable
 
 import msgpack
@@ -22,6 +23,7 @@ MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline
 FORMAT_VERSION = 1
 PREFIX = struct.Struct(">II")  # body length, CRC32 of body
 MAX_RECORD_BYTES = 1 << 30
+SYNC_EVERY_S = 1.0  # a power loss costs at most this much of a take; one sync costs ~0.5 ms (docs/recordings.md)
 
 
 def _pack(obj: dict) -> bytes:
@@ -29,7 +31,8 @@ def _pack(obj: dict) -> bytes:
 
 
 class Recorder:
-    """Writes one session's records; every record is length-prefixed, CRC32-checked and flushed."""
+    """Writes one session's records; every record is length-prefixed, CRC32-checked, flushed, and synced to disk at
+    most every SYNC_EVERY_S seconds (a sync per frame would cost the host loop its frame rate)."""
 
     def __init__(self, path: str | Path, header: dict):
         self.path = Path(path)
@@ -38,6 +41,7 @@ class Recorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "xb")  # never overwrite another recording
         self.frames = 0
+        self._synced_at = monotonic()
         try:
             self._f.write(MAGIC)
             self.write({"kind": "header", "format": FORMAT_VERSION,
@@ -52,6 +56,10 @@ class Recorder:
         self._f.flush()
         if record.get("kind") == "frame":
             self.frames += 1
+        now = monotonic()
+        if now - self._synced_at >= SYNC_EVERY_S:
+            os.fsync(self._f.fileno())  # a failure is a failed write: the host ends this recording only
+            self._synced_at = now
 
     def close(self, t: float | None = None, write_end: bool = True) -> None:
         """End the file (with its `end` record unless a write already failed) and put it on disk, so a power loss after
