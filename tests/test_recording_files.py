@@ -583,3 +583,35 @@ def test_a_long_recording_is_synced_once_a_second_not_per_frame(tmp_path, monkey
     assert [t for t, _ in synced] == [float(s) for s in range(1, 11)]
     rec.close(now[0])
     assert len(synced) == 11 and RecordingReader(path).complete
+
+
+def test_a_whole_but_malformed_record_is_skipped_counted_and_named(tmp_path):
+    path = tmp_path / "faulty.wbrec"
+    rec = Recorder(path, HEADER)
+    no_epoch = frame_record(1)
+    hdr = msgpack.unpackb(no_epoch["wire"][0])
+    del hdr["epoch"]
+    no_epoch["wire"][0] = msgpack.packb(hdr, use_bin_type=True)
+    no_t = frame_record(2)
+    del no_t["t"]
+    for r in (frame_record(0), no_epoch, no_t, {"kind": "input", "t": 2.5, "wire": [b"\x80"]}, frame_record(3)):
+        rec.write(r)  # each passes its CRC: only a faulty writer makes such records
+    rec.close(4.0)
+    r = RecordingReader(path)  # was KeyError('epoch')
+    assert [f.index for f in r.frames()] == [0, 3] and r.frame_count == 2 and list(r.inputs()) == []
+    assert [(m["kind"], m["problem"]) for m in r.info()["malformed_records"]] == [
+        ("frame", "has a frame header with no valid 'epoch'"), ("frame", "has no time 't'"),
+        ("input", "has no 'action_id'")]
+    assert r.complete and r.torn and [m["bytes"] for m in r.malformed] == [list(s) for s in r.skipped]
+    res = CliRunner().invoke(record, ["info", str(path)])
+    assert res.exit_code == 0 and json.loads(res.stdout)["malformed_records"][0]["bytes"] == list(r.skipped[0])
+    assert "3 of those were whole records that a faulty writer left malformed" in res.stderr
+    assert "frame record at byte" in res.stderr
+    export_recording(path, actions=tmp_path / "a.nd", progress=False)
+    assert len((tmp_path / "a.nd").read_text().splitlines()) == 2
+    no_prompt = tmp_path / "no_prompt.wbrec"
+    rec = Recorder(no_prompt, HEADER)
+    rec.write({**frame_record(0), "source": "reset"})  # readable (an importer needs no prompt), not replayable
+    rec.close()
+    with pytest.raises(ValueError, match="reset frame 0 of epoch 0 recorded no prompt"):  # not KeyError('prompt')
+        replay_recording(no_prompt, lambda: SandboxWorld(64, 0), progress=False)

@@ -99,6 +99,56 @@ FOREIGN = {b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"\xff\xd8\xff": "
            b"PK\x03\x04": "a zip file; an editor session (.wbsession) opens with `worldbridge play --session`"}
 
 
+FRAME_KEYS = {"index": int, "epoch": int, "action": int, "events": list, "codec": str, "width": int, "height": int}
+WIRE_PARTS = {"frame": 2, "input": 1, "event": 1, "control": 1}  # [header, pixels] for a frame, else [message]
+
+
+def _malformed(r: dict) -> str | None:
+    """Why a record whose CRC checks out still cannot be read (only a faulty writer makes one), or None: the reader
+    skips it like a damaged one instead of raising KeyError later."""
+    kind = r["kind"]
+    if kind == "header":
+        bad = [k for k in ("session", "prompt", "reset_settings") if not isinstance(r.get(k) or {}, dict)]
+        return f"has a {bad[0]!r} that is not a map" if bad else None
+    if kind not in WIRE_PARTS:
+        return None  # `end`, or a kind from a later writer: nothing reads its keys
+    wire = r.get("wire")
+    if not isinstance(r.get("t"), (int, float)):
+        return "has no time 't'"
+    if not (isinstance(wire, list) and len(wire) == WIRE_PARTS[kind] and all(isinstance(w, bytes) for w in wire)):
+        return "has no 'wire' bytes"
+    try:
+        msg = msgpack.unpackb(wire[0], raw=False)
+    except Exception:  # noqa: BLE001 - msgpack raises many types for bad bytes
+        msg = None
+    if not isinstance(msg, dict):
+        return "has a 'wire' message that is not a msgpack map"
+    info = r.get("info") or {}
+    if not (isinstance(info, dict) and isinstance(info.get("settings_knobs") or {}, dict)):
+        return "has an 'info' that is not a map"
+    if kind == "input" and not isinstance(r.get("action_id"), int):
+        return "has no 'action_id'"
+    if kind != "frame":
+        return None
+    bad = [k for k, typ in FRAME_KEYS.items() if not isinstance(msg.get(k), typ)]
+    if bad:
+        return f"has a frame header with no valid {', '.join(repr(k) for k in bad)}"
+    if msg["codec"] not in ("raw", "png", "jpeg"):
+        return f"has an unknown codec {msg['codec']!r}"
+    if msg["codec"] == "raw" and len(wire[1]) != msg["width"] * msg["height"] * 3:
+        return f"has {len(wire[1])} raw pixel bytes for a {msg['width']}x{msg['height']} frame"
+    event = r.get("event")
+    if event is not None and not (isinstance(event, dict) and {"type", "text"} <= event.keys()):
+        return "has an 'event' without 'type' and 'text'"
+    if not isinstance(r.get("prompt") or {}, dict):
+        return "has a 'prompt' that is not a map"
+    edit = r.get("edit")
+    if r.get("source") == "edit" and not (isinstance(edit, dict) and isinstance(edit.get("layer"), bytes)
+                                 and isinstance(edit.get("x"), int) and isinstance(edit.get("y"), int)):
+        return "is an edit frame with no 'edit' layer, x and y"
+    return None
+
+
 class RecordingReader:
     """Reads a .wbrec file record by record (never whole); unreadable bytes are skipped up to the next whole record."""
 
@@ -109,6 +159,7 @@ class RecordingReader:
         self.file_bytes = self.path.stat().st_size
         self._index: list[tuple[int, int]] = []  # (offset, body length) of every readable record
         self.skipped: list[tuple[int, int]] = []  # [start, end) byte ranges that were unreadable
+        self.malformed: list[dict] = []  # records whose CRC checked out but whose keys did not: {bytes, kind, problem}
         self.counts: dict[str, int] = {}
         self.epochs: set[int] = set()
         self.frame_times: list[float] = []
@@ -126,6 +177,13 @@ class RecordingReader:
                     pos = nxt
                     continue
                 n, r = record
+                problem = _malformed(r)
+                if problem is not None:  # skipped like a damaged record, and named in info()
+                    end = pos + PREFIX.size + n
+                    self.skipped.append((pos, end))
+                    self.malformed.append({"bytes": [pos, end], "kind": r["kind"], "problem": problem})
+                    pos = end
+                    continue
                 if not self._index and r["kind"] != "header":
                     break
                 kind = last_kind = r["kind"]
@@ -208,7 +266,10 @@ class RecordingReader:
                     f"its {self.frame_count} frames were read")
         ranges = ", ".join(f"{a}-{b}" for a, b in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
         end = "; the file has no end record" if not self.complete else ""
-        return (f"{self.path}: {self.dropped_bytes} bytes were unreadable and dropped (bytes {ranges}){end}; "
+        first = self.malformed[0] if self.malformed else {}
+        bad = (f"; {len(self.malformed)} of those were whole records that a faulty writer left malformed (the "
+               f"{first['kind']} record at byte {first['bytes'][0]} {first['problem']})" if first else "")
+        return (f"{self.path}: {self.dropped_bytes} bytes were unreadable and dropped (bytes {ranges}){bad}{end}; "
                 f"only the {self.frame_count} readable frames are used")
 
     def __iter__(self) -> Iterator[dict]:
@@ -268,7 +329,7 @@ class RecordingReader:
                 "duration_s": (times[-1] - times[0]) / 1000.0 if len(times) > 1 else 0.0,
                 "complete": self.complete, "torn_tail_dropped": self.torn, "valid_bytes": self.valid_bytes,
                 "file_bytes": self.file_bytes, "dropped_bytes": self.dropped_bytes,
-                "skipped_ranges": [list(r) for r in self.skipped]}
+                "skipped_ranges": [list(r) for r in self.skipped], "malformed_records": self.malformed}
 
 
 def warn_damage(rec: RecordingReader) -> None:
@@ -384,6 +445,9 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
             branches += 1
             continue
         if source in ("start", "reset"):
+            if not r.get("prompt"):
+                raise ValueError(f"{path}: the {source} frame {hdr['index']} of epoch {hdr['epoch']} recorded no prompt, so it "
+                                 "cannot be replayed: a recording made by `worldbridge serve` always has one")
             states = {}
             image = backend.reset(prompt_of(r["prompt"]))
         elif source == "edit":
