@@ -615,3 +615,25 @@ def test_a_whole_but_malformed_record_is_skipped_counted_and_named(tmp_path):
     rec.close()
     with pytest.raises(ValueError, match="reset frame 0 of epoch 0 recorded no prompt"):  # not KeyError('prompt')
         replay_recording(no_prompt, lambda: SandboxWorld(64, 0), progress=False)
+
+
+def test_replay_says_where_a_lost_record_is_and_resyncs_at_the_reset(short_session, tmp_path):
+    data = bytearray(short_session.read_bytes())
+    full = RecordingReader(short_session)
+    pos = len(MAGIC)
+    for r in full.records:  # flip a byte inside the second step frame (index 3): that step is lost
+        size = 8 + len(msgpack.packb(r, use_bin_type=True))
+        if r["kind"] == "frame" and msgpack.unpackb(r["wire"][0])["index"] == 3:
+            break
+        pos += size
+    data[pos + size - 3] ^= 0xFF
+    path = tmp_path / "gap.wbrec"
+    path.write_bytes(bytes(data))
+    report = replay_recording(path, lambda: SandboxWorld(64, 0), progress=False)
+    gap = report["gaps"][0]
+    assert gap["bytes"] == [pos, pos + size] and len(report["gaps"]) == 1
+    assert gap["after_frame"] == {"epoch": 0, "index": 2} and gap["next_frame"] == {"epoch": 0, "index": 4}
+    assert gap["resynced_at"]["index"] == 0  # the reset puts the replay back in step (was: every frame differs)
+    assert report["first_mismatch"]["after_gap"] and not report["reproduced"]
+    assert report["frames_exact"] == report["frames_compared"] - report["frames_after_gap"] + report["frames_after_gap_exact"]
+    assert f"bytes {pos}-{pos + size}" in report["gap_note"] and "expected to differ" in report["gap_note"]

@@ -273,10 +273,14 @@ class RecordingReader:
                 f"only the {self.frame_count} readable frames are used")
 
     def __iter__(self) -> Iterator[dict]:
+        return (r for _, r in self.located())
+
+    def located(self) -> Iterator[tuple[int, dict]]:
+        """Every readable record with its byte offset, so a replay can tell where a skipped range fell."""
         with open(self.path, "rb") as f:
             for pos, n in self._index:
                 f.seek(pos + PREFIX.size)
-                yield msgpack.unpackb(f.read(n), raw=False, strict_map_key=False)
+                yield pos, msgpack.unpackb(f.read(n), raw=False, strict_map_key=False)
 
     @property
     def records(self) -> list[dict]:
@@ -426,8 +430,15 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         else:
             configure(entry[1])
     compared, exact, psnrs, first_mismatch, branches = 0, 0, [], None, 0
+    # a record lost mid-file (a skipped range) may have been a step: every frame after it then differs, until a
+    # reset, or a branch to a frame replayed before the gap, puts the replay back in step with the recording
+    holes, gaps, astray, tainted, last = list(rec.skipped), [], False, set(), None
+    after_gap = {"frames": 0, "exact": 0}
     bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
-    for r in rec:
+    for pos, r in rec.located():
+        while holes and holes[0][0] < pos:
+            gaps.append({"bytes": list(holes.pop(0)), "after_frame": last, "next_frame": None, "resynced_at": None})
+            astray = True
         if r["kind"] == "control" and r.get("info", {}).get("settings_knobs"):
             configure(r["info"]["settings_knobs"])
         if r["kind"] != "frame":
@@ -435,16 +446,22 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         bar.update(1)
         hdr = msgpack.unpackb(r["wire"][0], raw=False)
         source = r.get("source", "step")
+        where = {"epoch": hdr["epoch"], "index": hdr["index"]}
+        for g in gaps:
+            g["next_frame"] = g["next_frame"] or where
         if source == "resend":
             continue  # the same frame sent again (resume): nothing new to reproduce
         if source == "branch":
-            if hdr["index"] not in states:
+            if hdr["index"] not in states and not gaps:
                 raise ValueError(f"the recording branches to frame {hdr['index']}, which this replay never reached")
-            backend.set_state(states[hdr["index"]])
+            if hdr["index"] in states:
+                backend.set_state(states[hdr["index"]])
+                astray = resync(gaps, hdr["index"] in tainted, where)
             states = {i: s for i, s in states.items() if i <= hdr["index"]}
             branches += 1
             continue
         if source in ("start", "reset"):
+            astray = resync(gaps, False, where)
             if not r.get("prompt"):
                 raise ValueError(f"{path}: the {source} frame {hdr['index']} of epoch {hdr['epoch']} recorded no prompt, so it "
                                  "cannot be replayed: a recording made by `worldbridge serve` always has one")
@@ -456,20 +473,41 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
             image = backend.step(int(hdr["action"]), event_of(r.get("event")))
         if hdr["index"] in targets:
             states[hdr["index"]] = backend.get_state()
+            tainted = tainted | {hdr["index"]} if astray else tainted - {hdr["index"]}
+        last = where
         image = np.asarray(image)
         recorded = decode_pixels(r["wire"][1], hdr["codec"], hdr["width"], hdr["height"])
         compared += 1
+        after_gap["frames"] += astray
         if image.shape == recorded.shape and np.array_equal(image, recorded):
             exact += 1
+            after_gap["exact"] += astray
         else:
             value = psnr(image, recorded) if image.shape == recorded.shape else 0.0
             psnrs.append(value)
             if first_mismatch is None:
-                first_mismatch = {"epoch": hdr["epoch"], "index": hdr["index"], "psnr": value}
+                first_mismatch = {**where, "psnr": value, "after_gap": astray}
     bar.close()
+    gap_note = None
+    if gaps:
+        g = gaps[0]
+        gap_note = (f"{len(gaps)} unreadable range(s) lost records mid-recording, the first at bytes {g['bytes'][0]}-"
+                    f"{g['bytes'][1]} between frame {g['after_frame']} and frame {g['next_frame']}: a lost step cannot "
+                    f"be replayed, so the {after_gap['frames']} frames after a gap (until a reset, or a branch to a "
+                    f"frame before it) are expected to differ; {after_gap['exact']} of them still matched")
     return {"recording": str(rec.path), "backend_kind": getattr(backend, "kind", None),
             "backend_name": getattr(backend, "name", None), "frames_compared": compared, "frames_exact": exact,
             "reproduced": compared > 0 and exact == compared,
             "psnr_min": min(psnrs) if psnrs else None,
             "psnr_mean": float(np.mean(psnrs)) if psnrs else None,
-            "first_mismatch": first_mismatch, "branches": branches, "torn_tail_dropped": rec.torn}
+            "first_mismatch": first_mismatch, "branches": branches, "torn_tail_dropped": rec.torn,
+            "gaps": gaps, "frames_after_gap": after_gap["frames"], "frames_after_gap_exact": after_gap["exact"],
+            "gap_note": gap_note}
+
+
+def resync(gaps: list[dict], astray: bool, where: dict) -> bool:
+    """Whether the replay is still astray after a reset or a branch at `where`; marks the gaps it recovered from."""
+    for g in gaps:
+        if not astray and g["resynced_at"] is None:
+            g["resynced_at"] = where
+    return astray
