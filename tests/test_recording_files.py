@@ -564,3 +564,76 @@ def test_a_stopped_recording_is_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), fsync(fd)))
     path = small_recording(tmp_path / "r.wbrec", n=2)  # a power loss after record_stop must keep every frame
     assert synced == [path.stat().st_ino] and RecordingReader(path).complete
+
+
+def test_a_long_recording_is_synced_once_a_second_not_per_frame(tmp_path, monkeypatch):
+    import bridge.host.recording as recording
+
+    now, synced = [0.0], []
+    fsync = os.fsync
+    monkeypatch.setattr(recording, "monotonic", lambda: now[0])
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append((now[0], os.fstat(fd).st_size)), fsync(fd)))
+    path = tmp_path / "long.wbrec"
+    rec = Recorder(path, HEADER)
+    for i in range(1, 10 * 24 + 1):  # 10 s at 24 frames/s
+        now[0] = i / 24
+        rec.write(frame_record(i))
+        if i % 24 == 0:  # each sync holds every record written before it: a power loss costs at most 1 s
+            assert synced[-1] == (i / 24, os.stat(path).st_size)
+    assert [t for t, _ in synced] == [float(s) for s in range(1, 11)]
+    rec.close(now[0])
+    assert len(synced) == 11 and RecordingReader(path).complete
+
+
+def test_a_whole_but_malformed_record_is_skipped_counted_and_named(tmp_path):
+    path = tmp_path / "faulty.wbrec"
+    rec = Recorder(path, HEADER)
+    no_epoch = frame_record(1)
+    hdr = msgpack.unpackb(no_epoch["wire"][0])
+    del hdr["epoch"]
+    no_epoch["wire"][0] = msgpack.packb(hdr, use_bin_type=True)
+    no_t = frame_record(2)
+    del no_t["t"]
+    for r in (frame_record(0), no_epoch, no_t, {"kind": "input", "t": 2.5, "wire": [b"\x80"]}, frame_record(3)):
+        rec.write(r)  # each passes its CRC: only a faulty writer makes such records
+    rec.close(4.0)
+    r = RecordingReader(path)  # was KeyError('epoch')
+    assert [f.index for f in r.frames()] == [0, 3] and r.frame_count == 2 and list(r.inputs()) == []
+    assert [(m["kind"], m["problem"]) for m in r.info()["malformed_records"]] == [
+        ("frame", "has a frame header with no valid 'epoch'"), ("frame", "has no time 't'"),
+        ("input", "has no 'action_id'")]
+    assert r.complete and r.torn and [m["bytes"] for m in r.malformed] == [list(s) for s in r.skipped]
+    res = CliRunner().invoke(record, ["info", str(path)])
+    assert res.exit_code == 0 and json.loads(res.stdout)["malformed_records"][0]["bytes"] == list(r.skipped[0])
+    assert "3 of those were whole records that a faulty writer left malformed" in res.stderr
+    assert "frame record at byte" in res.stderr
+    export_recording(path, actions=tmp_path / "a.nd", progress=False)
+    assert len((tmp_path / "a.nd").read_text().splitlines()) == 2
+    no_prompt = tmp_path / "no_prompt.wbrec"
+    rec = Recorder(no_prompt, HEADER)
+    rec.write({**frame_record(0), "source": "reset"})  # readable (an importer needs no prompt), not replayable
+    rec.close()
+    with pytest.raises(ValueError, match="reset frame 0 of epoch 0 recorded no prompt"):  # not KeyError('prompt')
+        replay_recording(no_prompt, lambda: SandboxWorld(64, 0), progress=False)
+
+
+def test_replay_says_where_a_lost_record_is_and_resyncs_at_the_reset(short_session, tmp_path):
+    data = bytearray(short_session.read_bytes())
+    full = RecordingReader(short_session)
+    pos = len(MAGIC)
+    for r in full.records:  # flip a byte inside the second step frame (index 3): that step is lost
+        size = 8 + len(msgpack.packb(r, use_bin_type=True))
+        if r["kind"] == "frame" and msgpack.unpackb(r["wire"][0])["index"] == 3:
+            break
+        pos += size
+    data[pos + size - 3] ^= 0xFF
+    path = tmp_path / "gap.wbrec"
+    path.write_bytes(bytes(data))
+    report = replay_recording(path, lambda: SandboxWorld(64, 0), progress=False)
+    gap = report["gaps"][0]
+    assert gap["bytes"] == [pos, pos + size] and len(report["gaps"]) == 1
+    assert gap["after_frame"] == {"epoch": 0, "index": 2} and gap["next_frame"] == {"epoch": 0, "index": 4}
+    assert gap["resynced_at"]["index"] == 0  # the reset puts the replay back in step (was: every frame differs)
+    assert report["first_mismatch"]["after_gap"] and not report["reproduced"]
+    assert report["frames_exact"] == report["frames_compared"] - report["frames_after_gap"] + report["frames_after_gap_exact"]
+    assert f"bytes {pos}-{pos + size}" in report["gap_note"] and "expected to differ" in report["gap_note"]

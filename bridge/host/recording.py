@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from time import monotonic
 from typing import Any, BinaryIO, Callable
 
 import msgpack
@@ -22,6 +23,7 @@ MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline
 FORMAT_VERSION = 1
 PREFIX = struct.Struct(">II")  # body length, CRC32 of body
 MAX_RECORD_BYTES = 1 << 30
+SYNC_EVERY_S = 1.0  # a power loss costs at most this much of a take; one sync costs ~0.5 ms (docs/recordings.md)
 
 
 def _pack(obj: dict) -> bytes:
@@ -29,7 +31,8 @@ def _pack(obj: dict) -> bytes:
 
 
 class Recorder:
-    """Writes one session's records; every record is length-prefixed, CRC32-checked and flushed."""
+    """Writes one session's records; every record is length-prefixed, CRC32-checked, flushed, and synced to disk at
+    most every SYNC_EVERY_S seconds (a sync per frame would cost the host loop its frame rate)."""
 
     def __init__(self, path: str | Path, header: dict):
         self.path = Path(path)
@@ -38,6 +41,7 @@ class Recorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "xb")  # never overwrite another recording
         self.frames = 0
+        self._synced_at = monotonic()
         try:
             self._f.write(MAGIC)
             self.write({"kind": "header", "format": FORMAT_VERSION,
@@ -52,6 +56,10 @@ class Recorder:
         self._f.flush()
         if record.get("kind") == "frame":
             self.frames += 1
+        now = monotonic()
+        if now - self._synced_at >= SYNC_EVERY_S:
+            os.fsync(self._f.fileno())  # a failure is a failed write: the host ends this recording only
+            self._synced_at = now
 
     def close(self, t: float | None = None, write_end: bool = True) -> None:
         """End the file (with its `end` record unless a write already failed) and put it on disk, so a power loss after
@@ -91,6 +99,56 @@ FOREIGN = {b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"\xff\xd8\xff": "
            b"PK\x03\x04": "a zip file; an editor session (.wbsession) opens with `worldbridge play --session`"}
 
 
+FRAME_KEYS = {"index": int, "epoch": int, "action": int, "events": list, "codec": str, "width": int, "height": int}
+WIRE_PARTS = {"frame": 2, "input": 1, "event": 1, "control": 1}  # [header, pixels] for a frame, else [message]
+
+
+def _malformed(r: dict) -> str | None:
+    """Why a record whose CRC checks out still cannot be read (only a faulty writer makes one), or None: the reader
+    skips it like a damaged one instead of raising KeyError later."""
+    kind = r["kind"]
+    if kind == "header":
+        bad = [k for k in ("session", "prompt", "reset_settings") if not isinstance(r.get(k) or {}, dict)]
+        return f"has a {bad[0]!r} that is not a map" if bad else None
+    if kind not in WIRE_PARTS:
+        return None  # `end`, or a kind from a later writer: nothing reads its keys
+    wire = r.get("wire")
+    if not isinstance(r.get("t"), (int, float)):
+        return "has no time 't'"
+    if not (isinstance(wire, list) and len(wire) == WIRE_PARTS[kind] and all(isinstance(w, bytes) for w in wire)):
+        return "has no 'wire' bytes"
+    try:
+        msg = msgpack.unpackb(wire[0], raw=False)
+    except Exception:  # noqa: BLE001 - msgpack raises many types for bad bytes
+        msg = None
+    if not isinstance(msg, dict):
+        return "has a 'wire' message that is not a msgpack map"
+    info = r.get("info") or {}
+    if not (isinstance(info, dict) and isinstance(info.get("settings_knobs") or {}, dict)):
+        return "has an 'info' that is not a map"
+    if kind == "input" and not isinstance(r.get("action_id"), int):
+        return "has no 'action_id'"
+    if kind != "frame":
+        return None
+    bad = [k for k, typ in FRAME_KEYS.items() if not isinstance(msg.get(k), typ)]
+    if bad:
+        return f"has a frame header with no valid {', '.join(repr(k) for k in bad)}"
+    if msg["codec"] not in ("raw", "png", "jpeg"):
+        return f"has an unknown codec {msg['codec']!r}"
+    if msg["codec"] == "raw" and len(wire[1]) != msg["width"] * msg["height"] * 3:
+        return f"has {len(wire[1])} raw pixel bytes for a {msg['width']}x{msg['height']} frame"
+    event = r.get("event")
+    if event is not None and not (isinstance(event, dict) and {"type", "text"} <= event.keys()):
+        return "has an 'event' without 'type' and 'text'"
+    if not isinstance(r.get("prompt") or {}, dict):
+        return "has a 'prompt' that is not a map"
+    edit = r.get("edit")
+    if r.get("source") == "edit" and not (isinstance(edit, dict) and isinstance(edit.get("layer"), bytes)
+                                 and isinstance(edit.get("x"), int) and isinstance(edit.get("y"), int)):
+        return "is an edit frame with no 'edit' layer, x and y"
+    return None
+
+
 class RecordingReader:
     """Reads a .wbrec file record by record (never whole); unreadable bytes are skipped up to the next whole record."""
 
@@ -101,6 +159,7 @@ class RecordingReader:
         self.file_bytes = self.path.stat().st_size
         self._index: list[tuple[int, int]] = []  # (offset, body length) of every readable record
         self.skipped: list[tuple[int, int]] = []  # [start, end) byte ranges that were unreadable
+        self.malformed: list[dict] = []  # records whose CRC checked out but whose keys did not: {bytes, kind, problem}
         self.counts: dict[str, int] = {}
         self.epochs: set[int] = set()
         self.frame_times: list[float] = []
@@ -118,6 +177,13 @@ class RecordingReader:
                     pos = nxt
                     continue
                 n, r = record
+                problem = _malformed(r)
+                if problem is not None:  # skipped like a damaged record, and named in info()
+                    end = pos + PREFIX.size + n
+                    self.skipped.append((pos, end))
+                    self.malformed.append({"bytes": [pos, end], "kind": r["kind"], "problem": problem})
+                    pos = end
+                    continue
                 if not self._index and r["kind"] != "header":
                     break
                 kind = last_kind = r["kind"]
@@ -200,14 +266,21 @@ class RecordingReader:
                     f"its {self.frame_count} frames were read")
         ranges = ", ".join(f"{a}-{b}" for a, b in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
         end = "; the file has no end record" if not self.complete else ""
-        return (f"{self.path}: {self.dropped_bytes} bytes were unreadable and dropped (bytes {ranges}){end}; "
+        first = self.malformed[0] if self.malformed else {}
+        bad = (f"; {len(self.malformed)} of those were whole records that a faulty writer left malformed (the "
+               f"{first['kind']} record at byte {first['bytes'][0]} {first['problem']})" if first else "")
+        return (f"{self.path}: {self.dropped_bytes} bytes were unreadable and dropped (bytes {ranges}){bad}{end}; "
                 f"only the {self.frame_count} readable frames are used")
 
     def __iter__(self) -> Iterator[dict]:
+        return (r for _, r in self.located())
+
+    def located(self) -> Iterator[tuple[int, dict]]:
+        """Every readable record with its byte offset, so a replay can tell where a skipped range fell."""
         with open(self.path, "rb") as f:
             for pos, n in self._index:
                 f.seek(pos + PREFIX.size)
-                yield msgpack.unpackb(f.read(n), raw=False, strict_map_key=False)
+                yield pos, msgpack.unpackb(f.read(n), raw=False, strict_map_key=False)
 
     @property
     def records(self) -> list[dict]:
@@ -260,7 +333,7 @@ class RecordingReader:
                 "duration_s": (times[-1] - times[0]) / 1000.0 if len(times) > 1 else 0.0,
                 "complete": self.complete, "torn_tail_dropped": self.torn, "valid_bytes": self.valid_bytes,
                 "file_bytes": self.file_bytes, "dropped_bytes": self.dropped_bytes,
-                "skipped_ranges": [list(r) for r in self.skipped]}
+                "skipped_ranges": [list(r) for r in self.skipped], "malformed_records": self.malformed}
 
 
 def warn_damage(rec: RecordingReader) -> None:
@@ -357,8 +430,15 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         else:
             configure(entry[1])
     compared, exact, psnrs, first_mismatch, branches = 0, 0, [], None, 0
+    # a record lost mid-file (a skipped range) may have been a step: every frame after it then differs, until a
+    # reset, or a branch to a frame replayed before the gap, puts the replay back in step with the recording
+    holes, gaps, astray, tainted, last = list(rec.skipped), [], False, set(), None
+    after_gap = {"frames": 0, "exact": 0}
     bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
-    for r in rec:
+    for pos, r in rec.located():
+        while holes and holes[0][0] < pos:
+            gaps.append({"bytes": list(holes.pop(0)), "after_frame": last, "next_frame": None, "resynced_at": None})
+            astray = True
         if r["kind"] == "control" and r.get("info", {}).get("settings_knobs"):
             configure(r["info"]["settings_knobs"])
         if r["kind"] != "frame":
@@ -366,16 +446,25 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         bar.update(1)
         hdr = msgpack.unpackb(r["wire"][0], raw=False)
         source = r.get("source", "step")
+        where = {"epoch": hdr["epoch"], "index": hdr["index"]}
+        for g in gaps:
+            g["next_frame"] = g["next_frame"] or where
         if source == "resend":
             continue  # the same frame sent again (resume): nothing new to reproduce
         if source == "branch":
-            if hdr["index"] not in states:
+            if hdr["index"] not in states and not gaps:
                 raise ValueError(f"the recording branches to frame {hdr['index']}, which this replay never reached")
-            backend.set_state(states[hdr["index"]])
+            if hdr["index"] in states:
+                backend.set_state(states[hdr["index"]])
+                astray = resync(gaps, hdr["index"] in tainted, where)
             states = {i: s for i, s in states.items() if i <= hdr["index"]}
             branches += 1
             continue
         if source in ("start", "reset"):
+            astray = resync(gaps, False, where)
+            if not r.get("prompt"):
+                raise ValueError(f"{path}: the {source} frame {hdr['index']} of epoch {hdr['epoch']} recorded no prompt, so it "
+                                 "cannot be replayed: a recording made by `worldbridge serve` always has one")
             states = {}
             image = backend.reset(prompt_of(r["prompt"]))
         elif source == "edit":
@@ -384,20 +473,41 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
             image = backend.step(int(hdr["action"]), event_of(r.get("event")))
         if hdr["index"] in targets:
             states[hdr["index"]] = backend.get_state()
+            tainted = tainted | {hdr["index"]} if astray else tainted - {hdr["index"]}
+        last = where
         image = np.asarray(image)
         recorded = decode_pixels(r["wire"][1], hdr["codec"], hdr["width"], hdr["height"])
         compared += 1
+        after_gap["frames"] += astray
         if image.shape == recorded.shape and np.array_equal(image, recorded):
             exact += 1
+            after_gap["exact"] += astray
         else:
             value = psnr(image, recorded) if image.shape == recorded.shape else 0.0
             psnrs.append(value)
             if first_mismatch is None:
-                first_mismatch = {"epoch": hdr["epoch"], "index": hdr["index"], "psnr": value}
+                first_mismatch = {**where, "psnr": value, "after_gap": astray}
     bar.close()
+    gap_note = None
+    if gaps:
+        g = gaps[0]
+        gap_note = (f"{len(gaps)} unreadable range(s) lost records mid-recording, the first at bytes {g['bytes'][0]}-"
+                    f"{g['bytes'][1]} between frame {g['after_frame']} and frame {g['next_frame']}: a lost step cannot "
+                    f"be replayed, so the {after_gap['frames']} frames after a gap (until a reset, or a branch to a "
+                    f"frame before it) are expected to differ; {after_gap['exact']} of them still matched")
     return {"recording": str(rec.path), "backend_kind": getattr(backend, "kind", None),
             "backend_name": getattr(backend, "name", None), "frames_compared": compared, "frames_exact": exact,
             "reproduced": compared > 0 and exact == compared,
             "psnr_min": min(psnrs) if psnrs else None,
             "psnr_mean": float(np.mean(psnrs)) if psnrs else None,
-            "first_mismatch": first_mismatch, "branches": branches, "torn_tail_dropped": rec.torn}
+            "first_mismatch": first_mismatch, "branches": branches, "torn_tail_dropped": rec.torn,
+            "gaps": gaps, "frames_after_gap": after_gap["frames"], "frames_after_gap_exact": after_gap["exact"],
+            "gap_note": gap_note}
+
+
+def resync(gaps: list[dict], astray: bool, where: dict) -> bool:
+    """Whether the replay is still astray after a reset or a branch at `where`; marks the gaps it recovered from."""
+    for g in gaps:
+        if not astray and g["resynced_at"] is None:
+            g["resynced_at"] = where
+    return astray
