@@ -637,3 +637,15 @@ def test_replay_says_where_a_lost_record_is_and_resyncs_at_the_reset(short_sessi
     assert report["first_mismatch"]["after_gap"] and not report["reproduced"]
     assert report["frames_exact"] == report["frames_compared"] - report["frames_after_gap"] + report["frames_after_gap_exact"]
     assert f"bytes {pos}-{pos + size}" in report["gap_note"] and "expected to differ" in report["gap_note"]
+
+
+@pytest.mark.parametrize("session, says", [
+    (None, "names no backend; pass --checkpoint PATH (or --backend sandbox)"),
+    ({"backend_kind": "world_model", "backend_name": "w"}, "was made with 'w'; pass --checkpoint PATH"),
+])
+def test_replay_of_a_header_without_its_session_names_what_to_pass(tmp_path, session, says):
+    path = _frames_recording(tmp_path / "h.wbrec", 2, {"prompt": {"seed": 1}, **({"session": session} if session else {})})
+    res = CliRunner().invoke(record, ["replay", str(path)])  # was KeyError('session') / KeyError('backend_kind')
+    assert res.exit_code == 1 and says in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(record, ["replay", str(path), "--backend", "sandbox"])  # no frame size to build one at
+    assert res.exit_code == 1 and "gives no frame size" in res.output

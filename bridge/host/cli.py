@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from bridge.values import is_int
+
 
 ENDPOINT = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+):(\d{1,5}|\*)|(ipc|inproc)://\S+")
 
@@ -182,17 +184,21 @@ def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> No
         header = RecordingReader(rec).header
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
-    s = header["session"]
+    s = header.get("session") or {}  # a header from a faulty writer may lack it: then the user names the backend
     if backend is None and checkpoint is None:
-        if s["backend_kind"] == "sandbox":
+        if s.get("backend_kind") == "sandbox":
             backend = "sandbox"
         elif header.get("checkpoint") and Path(header["checkpoint"]).exists():
             checkpoint = Path(header["checkpoint"])
         else:
-            raise click.ClickException(f"the recording was made with {s['backend_name']!r}; pass --checkpoint PATH "
-                                       "to replay it")
+            made = f"was made with {s['backend_name']!r}" if s.get("backend_name") else "names no backend"
+            raise click.ClickException(f"the recording {made}; pass --checkpoint PATH (or --backend sandbox) to "
+                                       "replay it")
     if backend == "sandbox":
-        size = int(s["height"])
+        if not is_int(s.get("height")):
+            raise click.ClickException(f"the recording's header gives no frame size ({rec}): it cannot be replayed on "
+                                       "the sandbox; `worldbridge record info` shows what it holds")
+        size = s["height"]
         spec = BackendSpec("sandbox", sandbox_size=size)
     else:
         spec = BackendSpec("world_model", checkpoint=str(checkpoint))
