@@ -120,7 +120,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "TheSandboxGameGetsAnOrangeBadgeOverTheWorldWithoutWiring",
                      "TheWorldModelGetsAGreenBadgeAndAWiredLabelIsColouredToo",
                      "TheBadgeCanBeTurnedOffForAGameThatDrawsItsOwnLabel",
-                     "TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing"):
+                     "TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing",
+                     "AWorldOnlyOnARendererGetsTheBadgeOnAScreenSpaceCanvas"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
