@@ -90,7 +90,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "AFailedResumeRestartsWithTheLostSessionsOptionsNotThoseOfAStartRefusedSince",
                      "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce", "NotReadyGreetsAgainAndRepeatsTheRefusedStartAsSent",
                      "NotReadyInASessionGreetsAgainAndResumesIt", "TheOkForResetBranchOrEditDropsOlderEpochFramesAtOnce",
-                     "StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent"):
+                     "StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent",
+                     "StatusAndPongAreKeptWithTheRoundTripFromTheirClientTs", "FpsIsMeasuredFromFrameArrivalsOverTheLast30"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
@@ -118,7 +119,9 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "EveryDefaultKeyOfTheInputSystemAlsoWorksThroughTheInputManager",
                      "TheSandboxGameGetsAnOrangeBadgeOverTheWorldWithoutWiring",
                      "TheWorldModelGetsAGreenBadgeAndAWiredLabelIsColouredToo",
-                     "TheBadgeCanBeTurnedOffForAGameThatDrawsItsOwnLabel"):
+                     "TheBadgeCanBeTurnedOffForAGameThatDrawsItsOwnLabel",
+                     "TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing",
+                     "AWorldOnlyOnARendererGetsTheBadgeOnAScreenSpaceCanvas"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -174,8 +174,13 @@ namespace WorldBridge.Editor
             GUI.enabled = connection != null;
             if (GUILayout.Button("Disconnect")) { Disconnect(); status = "not connected"; }
             GUI.enabled = true;
+            if (GUILayout.Button("Status")) Request(c => c.RequestStatus()); // before a welcome it says why in the status line
             EditorGUILayout.EndHorizontal();
             EditorGUILayout.HelpBox(status, MessageType.None);
+            var answer = connection?.LastStatus; // the Status button's answer
+            if (answer != null)
+                EditorGUILayout.LabelField($"host: {answer.GetLong("sessions")} session(s), {answer.GetDouble("fps_measured"):F1} fps sent" +
+                                           $"  round trip {connection.RoundTripMs:F0} ms", EditorStyles.miniLabel);
             if (connection == null) EditorGUILayout.HelpBox("Start a host first: worldbridge serve --backend sandbox", MessageType.Info);
         }
 
@@ -239,7 +244,8 @@ namespace WorldBridge.Editor
             if (lastFrame != null)
                 EditorGUILayout.LabelField($"frame {lastFrame.Index}  epoch {lastFrame.Epoch}  model {lastFrame.ModelMs:F1} ms" +
                                            (latencyMs.HasValue ? $"  latency {latencyMs.Value:F0} ms" : "") +
-                                           $"  dropped {connection.FramesDropped}", EditorStyles.miniLabel);
+                                           $"  dropped {connection.FramesDropped}  {connection.MeasuredFps:F1} fps",
+                                           EditorStyles.miniLabel);
         }
 
         void DrawPlay(SessionInfo session)

@@ -46,6 +46,10 @@ namespace WorldBridge
         [SerializeField] long frameIndex;
         [SerializeField] float latencyMs;
         [SerializeField] long framesDropped;
+        [Tooltip("Frames/s as they arrive from the host (the last 30), whether or not the game showed each.")]
+        [SerializeField] float fpsMeasured;
+        [Tooltip("Ping → pong round trip in ms, measured by RequestStatus (and the keep-alive pings); -1 until measured.")]
+        [SerializeField] float roundTripMs = -1;
 
         [Header("Events")]
         public UnityEvent onSessionStarted = new UnityEvent();
@@ -74,6 +78,12 @@ namespace WorldBridge
         /// the last sample while an input stays in force (later frames echo the same seq and measure nothing).</summary>
         public float LatencyMs => latencyMs;
         public long FramesDropped => framesDropped;
+        /// <summary>Frames/s as they arrive from the host (the Godot addon's fps_measured); 0 until two frames.</summary>
+        public float FpsMeasured => fpsMeasured;
+        /// <summary>Ping → pong round trip in ms (the Godot addon's rtt_ms); -1 until a pong came back.</summary>
+        public float RoundTripMs => roundTripMs;
+        /// <summary>The host's newest `status` answer (sessions, fps_target, fps_measured, ...), null until RequestStatus.</summary>
+        public MsgMap LastStatus => Connection?.LastStatus;
 
         bool startSent;
 
@@ -130,6 +140,8 @@ namespace WorldBridge
             if (c.State != shownState) connectionState = (shownState = c.State).ToString(); // no string per frame
             if (c.IsReady && startOnConnect && !startSent && c.Session == null) StartWorld();
             while (c.TryReceiveMessage(out var m)) Handle(m);
+            roundTripMs = (float)c.RoundTripMs;
+            fpsMeasured = (float)c.MeasuredFps;
             var error = c.LastError; // no host, a refused handshake, a malformed frame: the IO thread only records them
             if (error != null && error != reportedError)
             {
@@ -211,6 +223,9 @@ namespace WorldBridge
         public long Branch(long frame) => Send(c => c.Branch(frame));
         public long RecordStart(string path = null) => Send(c => c.RecordStart(string.IsNullOrEmpty(path) ? null : path));
         public long RecordStop() => Send(c => c.RecordStop());
+        /// <summary>Asks for the host's status (LastStatus) and measures the round trip (RoundTripMs), as the Godot
+        /// addon's request_status does; before the host's welcome it says why through onError.</summary>
+        public long RequestStatus() => Send(c => c.RequestStatus());
 
         /// <summary>(1.1) Guidance scale on world events (>= 0, 1 = off); only backends with event conditioning have it.</summary>
         public long SetEventGuidance(float eventCfg)

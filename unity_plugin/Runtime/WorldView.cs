@@ -25,7 +25,7 @@ namespace WorldBridge
 
         [Header("Which backend is running")]
         [Tooltip("Draw a badge naming the backend (sandbox game in orange, world model in green) in the Raw Image's " +
-                 "top-left corner. Untick only if you show the backend yourself, e.g. in the Backend Label below.")]
+                 "top-left corner (the screen's, on a canvas of its own, when the world is only on a Renderer or RenderTexture). Untick only if you show the backend yourself, e.g. in the Backend Label below.")]
         public bool showBackendBadge = true;
         [Tooltip("Optional UI Text that also shows whether this is the sandbox game or the world model, coloured like the badge.")]
         public Text backendLabel;
@@ -38,8 +38,10 @@ namespace WorldBridge
         /// <summary>The texture frames are uploaded into (null before the first frame).</summary>
         public Texture2D Texture { get; private set; }
         public WorldFrame LastFrame { get; private set; }
-        /// <summary>The badge this view made on its Raw Image (null with showBackendBadge off or no Raw Image).</summary>
+        /// <summary>The badge this view made on its Raw Image, or on Overlay (null with showBackendBadge off or no target).</summary>
         public Text Badge { get; private set; }
+        /// <summary>The screen-space canvas made for the badge when the world has no Raw Image to draw it on, else null.</summary>
+        public Canvas Overlay { get; private set; }
         Material material; // targetRenderer's own copy (Renderer.material instantiates one): ours to destroy
 
         void OnEnable()
@@ -53,7 +55,11 @@ namespace WorldBridge
             }
             client.FrameReceived += Show;
             client.onSessionStarted.AddListener(ShowBackend);
-            if (showBackendBadge && Badge == null && rawImage != null) Badge = MakeBadge(rawImage.transform);
+            if (showBackendBadge && Badge == null)
+            {
+                if (rawImage != null) Badge = MakeBadge(rawImage.transform);
+                else if (targetRenderer != null || targetTexture != null) Badge = MakeBadge(MakeOverlay().transform);
+            }
             ShowBackend();
         }
 
@@ -69,6 +75,7 @@ namespace WorldBridge
             if (Texture != null) Destroy(Texture);
             if (material != null) Destroy(material);
             if (Badge != null) Destroy(Badge.gameObject); // it lives on the Raw Image, which may outlive this view
+            if (Overlay != null) Destroy(Overlay.gameObject);
         }
 
         void ShowBackend()
@@ -84,7 +91,17 @@ namespace WorldBridge
             if (Badge != null) Badge.gameObject.SetActive(showBackendBadge);
         }
 
-        /// <summary>A child of the Raw Image, so it draws over the world and UI placed above the view still covers it.</summary>
+        /// <summary>A Renderer or RenderTexture has no Canvas to draw text on: a screen-space one, child of this view.</summary>
+        Canvas MakeOverlay()
+        {
+            var canvasObject = new GameObject("WorldBridge Badge Canvas", typeof(RectTransform));
+            canvasObject.transform.SetParent(transform, false);
+            Overlay = canvasObject.AddComponent<Canvas>();
+            Overlay.renderMode = RenderMode.ScreenSpaceOverlay;
+            return Overlay;
+        }
+
+        /// <summary>A child of the Raw Image (or of Overlay), so it draws over the world and UI placed above the view still covers it.</summary>
         static Text MakeBadge(Transform parent)
         {
             var badge = new GameObject("BackendBadge", typeof(RectTransform)).AddComponent<Text>();

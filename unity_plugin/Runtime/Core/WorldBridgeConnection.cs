@@ -48,6 +48,9 @@ namespace WorldBridge.Core
         // starts that reached the socket and the host has not answered yet, by req_id: a reconnect sends the newest again
         readonly ConcurrentDictionary<long, StartOptions> unanswered = new ConcurrentDictionary<long, StartOptions>();
         long? lastEchoSeq;                          // IO thread only: the seq of the last frame seen
+        readonly FrameRateMeter frameRate = new FrameRateMeter(); // IO thread only: arrival times of this session's frames
+        double roundTripMs = -1, measuredFps;
+        volatile MsgMap lastStatus;
         double? lastEchoTs;
         long reqId, seq, pendingSends, framesReceived, framesDropped, newestEpoch;
         volatile ConnectionState state = ConnectionState.Idle;
@@ -76,6 +79,14 @@ namespace WorldBridge.Core
         public long FramesReceived => Interlocked.Read(ref framesReceived);
         /// <summary>Frames replaced in the slot before anyone took them (the game ran slower than the host).</summary>
         public long FramesDropped => Interlocked.Read(ref framesDropped);
+        /// <summary>Ping → pong round trip in ms, from the newest pong's client_ts (any ping: Ping, or a keep-alive);
+        /// -1 until a pong arrived.</summary>
+        public double RoundTripMs => Volatile.Read(ref roundTripMs);
+        /// <summary>Frames/s as they arrive from the host (the last FrameRateMeter.Window of this session), whether or
+        /// not the game took them; 0 until two frames arrived.</summary>
+        public double MeasuredFps => Volatile.Read(ref measuredFps);
+        /// <summary>The host's newest `status` answer (protocol §status), null until one arrived.</summary>
+        public MsgMap LastStatus => lastStatus;
 
         // --- Lifecycle ---
 
@@ -262,6 +273,18 @@ namespace WorldBridge.Core
         public long RecordStop() => Request(Protocol.RecordStop);
         public long Status() => Request(Protocol.Status);
         public long Ping() => Request(id => Protocol.Ping(id, Protocol.NowMs));
+
+        /// <summary>Asks for the host's status (LastStatus) and pings it (RoundTripMs), as the Godot addon's
+        /// request_status does; returns the status req_id. Throws while no host has welcomed this client, so a Status
+        /// button says why nothing came back.</summary>
+        public long RequestStatus()
+        {
+            if (state != ConnectionState.Ready)
+                throw new InvalidOperationException($"no host to ask for its status until its welcome (state: {state})");
+            var id = Status();
+            Ping();
+            return id;
+        }
 
         long SendInput(object action)
         {
@@ -529,6 +552,8 @@ namespace WorldBridge.Core
                 Post(m);
                 return false;
             }
+            if (type == "pong" && m.Has("client_ts")) Volatile.Write(ref roundTripMs, Protocol.NowMs - m.GetDouble("client_ts"));
+            else if (type == "status") lastStatus = m;
             StartOptions answered = null;
             if ((type == "session" || type == "error") && m.Has("req_id")) unanswered.TryRemove(m.GetLong("req_id"), out answered);
             if (type == "session")
@@ -537,6 +562,7 @@ namespace WorldBridge.Core
                 s.StartedWith = s.Resumed ? session?.StartedWith : answered;
                 Interlocked.Exchange(ref newestEpoch, s.Epoch);
                 lock (frameLock) latest = null; // frames of the previous session are stale
+                frameRate.Clear();
                 mode = s.Mode;
                 settings = s.TypedSettings;
                 session = s;
@@ -588,6 +614,7 @@ namespace WorldBridge.Core
             if (s != null && f.SessionId != s.SessionId) return;       // from a session we already left
             if (f.Epoch < Interlocked.Read(ref newestEpoch)) return;    // from before a reset/branch
             Interlocked.Exchange(ref newestEpoch, f.Epoch);
+            Volatile.Write(ref measuredFps, frameRate.Add(f.ReceivedMs));
             // frames echo the input in force: only the first one with a new seq measures its latency, and frames
             // that echo nothing (start, reset, branch, edit) leave the input in force as it was
             if (f.ClientTs.HasValue)
@@ -621,6 +648,26 @@ namespace WorldBridge.Core
         {
             while (!inbox.TryAdd(m)) inbox.TryTake(out _); // nobody reads: keep the newest
         }
+    }
+
+    /// <summary>Frames/s over the newest Window arrival times, as the Godot addon measures fps_measured.</summary>
+    public sealed class FrameRateMeter
+    {
+        public const int Window = 30;
+        readonly Queue<double> times = new Queue<double>(Window + 1);
+        double fps;
+
+        /// <summary>Records a frame that arrived at `nowMs` and returns the rate (0 until two frames).</summary>
+        public double Add(double nowMs)
+        {
+            times.Enqueue(nowMs);
+            if (times.Count > Window) times.Dequeue();
+            if (times.Count > 1) fps = 1000.0 * (times.Count - 1) / Math.Max(nowMs - times.Peek(), 0.001);
+            return fps;
+        }
+
+        /// <summary>A new session counts afresh; the last rate stands until its second frame.</summary>
+        public void Clear() => times.Clear();
     }
 
     /// <summary>Reconnect delays: doubling from InitialMs up to MaxMs, back to InitialMs after a success.</summary>

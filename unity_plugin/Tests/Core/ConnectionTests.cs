@@ -742,6 +742,57 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void StatusAndPongAreKeptWithTheRoundTripFromTheirClientTs()
+        {
+            using (var host = new FakeHost())
+            using (var c = InSession(host))
+            {
+                Assert.AreEqual(-1, c.RoundTripMs, "no round trip before a pong");
+                Assert.IsNull(c.LastStatus);
+                var statusId = c.RequestStatus();
+                host.Expect("status");
+                var ping = host.Expect("ping");
+                Thread.Sleep(50);
+                host.Send(new MsgMap { { "type", "status" }, { "req_id", statusId }, { "sessions", 1 }, { "fps_measured", 23.5 } });
+                host.Send(new MsgMap { { "type", "pong" }, { "req_id", ping.GetLong("req_id") }, { "client_ts", ping.GetDouble("client_ts") }, { "host_ts", 1.0 } });
+                NextMessage(c, "pong");
+                Assert.That(c.RoundTripMs, Is.InRange(50.0, 5000.0), "the pong's client_ts is when the ping left");
+                Assert.AreEqual(23.5, c.LastStatus.GetDouble("fps_measured"));
+                host.Send(new MsgMap { { "type", "pong" }, { "req_id", 9 }, { "host_ts", 1.0 } }); // a pong without client_ts
+                NextMessage(c, "pong");
+                Assert.That(c.RoundTripMs, Is.InRange(50.0, 5000.0), "a pong that names no client_ts measures nothing");
+            }
+            using (var idle = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" }))
+            {
+                var e = Assert.Throws<InvalidOperationException>(() => idle.RequestStatus());
+                Assert.AreEqual("no host to ask for its status until its welcome (state: Idle)", e.Message);
+            }
+        }
+
+        [Test]
+        public void FpsIsMeasuredFromFrameArrivalsOverTheLast30()
+        {
+            var meter = new FrameRateMeter();
+            Assert.AreEqual(0, meter.Add(1000), "one frame is no rate");
+            Assert.AreEqual(10, meter.Add(1100), 1e-9);
+            for (int i = 2; i <= 40; i++) meter.Add(1000 + 100 * i);
+            for (int i = 0; i < FrameRateMeter.Window; i++) meter.Add(5000 + 50 * i);
+            Assert.AreEqual(20, meter.Add(5000 + 50 * FrameRateMeter.Window), 1e-9, "older arrivals leave the window");
+            meter.Clear();
+            Assert.AreEqual(20, meter.Add(9000), 1e-9, "a new session's first frame keeps the last rate");
+            Assert.AreEqual(4, meter.Add(9250), 1e-9, "and its second measures afresh");
+
+            using (var host = new FakeHost())
+            using (var c = InSession(host))
+            {
+                Assert.AreEqual(0, c.MeasuredFps, "one frame is no rate");
+                for (int i = 1; i <= 3; i++) { Thread.Sleep(40); host.Frame("s1", i, 0); }
+                Until(() => c.FramesReceived == 4, "three more frames");
+                Assert.That(c.MeasuredFps, Is.InRange(1.0, 1000.0), "frames 40 ms apart, taken by nobody, still count");
+            }
+        }
+
+        [Test]
         public void LatencyIsMeasuredOnTheFirstFrameOfEachInputOnly()
         {
             using (var host = new FakeHost())

@@ -32,5 +32,25 @@ namespace WorldBridge.Tests
             typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
             CollectionAssert.AreEqual(new[] { "the host forgot this client (send hello first): greeting it again" }, told);
         }
+
+        [Test]
+        public void TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing()
+        {
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            var client = new WorldBridgeClient { startOnConnect = false };
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            var told = new List<string>();
+            client.onError.AddListener(told.Add);
+            Assert.AreEqual(-1, client.RequestStatus(), "no host has welcomed this client yet");
+            CollectionAssert.AreEqual(new[] { "no host to ask for its status until its welcome (state: Idle)" }, told);
+            Assert.AreEqual((-1f, 0f), (client.RoundTripMs, client.FpsMeasured), "nothing measured yet");
+            Set(connection, "roundTripMs", 12.5);   // what the IO thread leaves after a pong and 30 frames
+            Set(connection, "measuredFps", 24.0);
+            typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
+            Assert.AreEqual((12.5f, 24f), (client.RoundTripMs, client.FpsMeasured));
+            foreach (var field in new[] { "roundTripMs", "fpsMeasured" })
+                Assert.IsNotNull(typeof(WorldBridgeClient).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance)
+                    .GetCustomAttribute<UnityEngine.SerializeField>(), field + " must be shown in the inspector");
+        }
     }
 }

@@ -16,13 +16,14 @@ namespace WorldBridge.Tests
             target.GetType().GetMethod(method, BindingFlags.NonPublic | BindingFlags.Instance).Invoke(target, args);
 
         /// <summary>A view on a Raw Image whose client is given the host's `session` for `kind` once the view is enabled.</summary>
-        static WorldView Session(string kind, string name, bool badge = true)
+        static WorldView Session(string kind, string name, bool badge = true, bool onRawImage = true)
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             var client = new WorldBridgeClient { startOnConnect = false };
             typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
             var view = new WorldView { client = client, showBackendBadge = badge };
-            view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
+            if (onRawImage) view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
+            else view.targetRenderer = new GameObject("Quad").AddComponent<Renderer>();
             Call(view, "OnEnable");
             var session = new MsgMap { { "type", "session" }, { "session_id", "s1" }, { "backend_kind", kind }, { "backend_name", name } };
             typeof(WorldBridgeConnection).GetField("session", BindingFlags.NonPublic | BindingFlags.Instance)
@@ -42,6 +43,19 @@ namespace WorldBridge.Tests
             Assert.AreEqual(new Color(1f, 0.65f, 0f), view.Badge.color, "the Godot addon's orange");
             Assert.IsTrue(view.Badge.gameObject.activeSelf);
             Assert.IsFalse(view.Badge.raycastTarget, "the badge must not catch clicks meant for the world");
+        }
+
+        [Test]
+        public void AWorldOnlyOnARendererGetsTheBadgeOnAScreenSpaceCanvas()
+        {
+            var view = Session("sandbox", "platformer", onRawImage: false);
+            Assert.IsNotNull(view.Badge, "no badge: a world on a quad would not say which backend runs");
+            Assert.AreEqual("SANDBOX GAME (test backend, not the world model): platformer", view.Badge.text);
+            Assert.AreEqual(WorldView.SandboxColor, view.Badge.color);
+            Assert.AreSame(view.Overlay.transform, view.Badge.transform.parent, "a Text draws only under a Canvas");
+            Assert.AreEqual(RenderMode.ScreenSpaceOverlay, view.Overlay.renderMode);
+            Assert.IsNull(Session("sandbox", "platformer").Overlay, "over a Raw Image the badge needs no canvas of its own");
+            Assert.IsNull(Session("sandbox", "platformer", badge: false, onRawImage: false).Overlay);
         }
 
         [Test]
