@@ -1,6 +1,7 @@
 """Importing footage: real mp4 (imageio-ffmpeg), GIF, image folders, host recordings; clear errors and no half output."""
 
 import warnings
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -214,3 +215,17 @@ def test_two_similar_sources_are_not_both_held_out(tmp_path, monkeypatch):
     r = CliRunner().invoke(data, ["import", "clip7_0.gif", "clip7_1.gif", "--out", "ds", "--size", "16"])
     assert r.exit_code == 0, r.output
     assert sorted(e.split for e in VideoDataset(tmp_path / "ds").episodes) == ["train", "val"]
+
+
+def test_the_help_and_the_docs_name_every_format_the_importer_reads():
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+    from bridge.data.importer import GIF_EXTS, IMAGE_EXTS, VIDEO_EXTS
+
+    help_text = " ".join(CliRunner().invoke(main, ["data", "import", "--help"]).output.split())
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "data.md").read_text()
+    for ext in sorted(VIDEO_EXTS | GIF_EXTS):
+        assert ext[1:] in help_text.lower() and ext[1:] in docs.lower(), ext
+    for ext in {".png", ".jpg", ".bmp", ".webp", ".tif"} & IMAGE_EXTS:
+        assert ext[1:] in docs, ext

@@ -70,7 +70,8 @@ def info(root, as_json) -> None:
 @click.option("--val-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 1), help="Share of sources held out for validation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
-    """Import mp4/webm/gif videos, folders of images and host recordings (.wbrec) as video-only footage."""
+    """Import videos (mp4/webm/mkv/mov/avi/m4v/mpg/mpeg), GIFs, folders of images and host recordings (.wbrec) as video-only
+    footage."""
     from bridge.data.importer import import_footage
 
     try:
