@@ -34,7 +34,7 @@ def test_encode_pins_widths():
 
 @pytest.mark.parametrize("msg,code", [
     ({"type": "input"}, "bad_message"),  # missing action
-    ({"type": "input", "action": -1}, "bad_message"),
+    ({"type": "input", "action": -1}, "bad_argument"),  # an integer out of range, not a wrong type (§5)
     ({"type": "input", "action": True}, "bad_message"),  # bools are not ints
     ({"type": "input", "action": 1.0}, "bad_message"),
     ({"type": "input", "action": 1, "client_ts": "now"}, "bad_message"),
@@ -58,8 +58,11 @@ def test_encode_pins_widths():
     ({"type": "edit", "layer": b"png", "x": 1.5, "y": 0}, "bad_message"),
     ({"type": "edit", "layer": b"png", "x": 0, "y": True}, "bad_message"),
     ({"type": "hello", "codecs": "raw", "protocol_major": 1}, "bad_message"),
-    ({"type": "ping", "req_id": -5}, "bad_message"),
-    ({"type": "ping", "req_id": 2**64}, "bad_message"),
+    ({"type": "ping", "req_id": -5}, "bad_argument"),
+    ({"type": "ping", "req_id": 2**64}, "bad_argument"),
+    ({"type": "ping", "req_id": 1.5}, "bad_message"),
+    ({"type": "branch", "frame": -1}, "bad_argument"),
+    ({"type": "settings", "steps": -1}, "bad_argument"),
 ])
 def test_validate_rejects(msg, code):
     assert code_of(P.validate, msg) == code
@@ -90,7 +93,8 @@ def test_validate_rejects(msg, code):
 def test_range_errors_name_the_value_and_type_errors_the_type(msg, says):
     with pytest.raises(ProtocolError) as e:
         P.validate(msg)
-    assert e.value.code == "bad_message" and e.value.message == says
+    out_of_range = says.endswith(("-1", "-3", "-5"))  # an integer where one belongs: bad_argument (§5)
+    assert e.value.code == ("bad_argument" if out_of_range else "bad_message") and e.value.message == says
 
 
 @pytest.mark.parametrize("action_map, code, says", [

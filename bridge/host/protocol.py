@@ -175,7 +175,9 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
                     "str": "a string", "bin": "bytes (msgpack bin)", "bool": "a boolean",
                     "strlist": "a list of short strings", "action": "an action id (uint) or name (str)",
                     "actionmap": "a map {name: action id}"}[kind]
-        raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {_got(v, kind in NUMERIC_KINDS)}")
+        # an integer where one belongs is the right type, out of range (-1): bad_argument, as §5 says
+        code = "bad_argument" if kind in NUMERIC_KINDS and is_int(v) else "bad_message"
+        raise ProtocolError(code, f"`{key}` must be {expected}, got {_got(v, kind in NUMERIC_KINDS)}")
     return v
 
 
@@ -214,7 +216,8 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     mtype = msg["type"]
     req_id = msg.get("req_id")
     if req_id is not None and not (is_int(req_id) and 0 <= req_id <= UINT64_MAX):
-        raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {_got(req_id, True)}")
+        code = "bad_argument" if is_int(req_id) else "bad_message"
+        raise ProtocolError(code, f"`req_id` must be a non-negative integer, got {_got(req_id, True)}")
     schema = SCHEMAS.get(mtype)
     if schema is None:
         return msg
