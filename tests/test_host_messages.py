@@ -104,3 +104,15 @@ def test_record_start_names_the_bad_path_and_the_fix(tmp_path, path, says):
         assert (err["code"], err["req_id"]) == ("bad_argument", 4) and says in err["message"]
         assert not list(tmp_path.iterdir())  # nothing written
         sock.close(0)
+
+
+@pytest.mark.parametrize("knob, value", [("cfg", -1), ("temperature", -0.5), ("top_p", 2.0), ("steps", -1)])
+def test_the_sandbox_refuses_a_setting_out_of_range_though_it_ignores_it(knob, value):
+    with run_host_in_thread("sandbox") as h:
+        sock = _client(h.address, 3)
+        assert _ask(sock, {"type": "start", "mode": "step"})["type"] == "session"
+        err = _ask(sock, {"type": "settings", "req_id": 5, knob: value})
+        assert (err["type"], err["code"], err["req_id"]) == ("error", "bad_argument", 5)
+        assert err["message"].startswith(f"{knob} {value:g} is outside its range") or f"`{knob}`" in err["message"]
+        assert _ask(sock, {"type": "settings", "req_id": 6})["settings"][knob] is None  # unchanged: nil
+        sock.close(0)

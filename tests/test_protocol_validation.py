@@ -52,6 +52,10 @@ def test_encode_pins_widths():
     ({"type": "settings", "temperature": -1.0}, "bad_argument"),
     ({"type": "settings", "event_cfg": -0.5}, "bad_argument"),
     ({"type": "settings", "event_cfg": "2"}, "bad_message"),
+    ({"type": "settings", "cfg": -1}, "bad_argument"),  # the sandbox ignores cfg: the protocol layer refuses it
+    ({"type": "settings", "top_p": 0.0}, "bad_argument"),
+    ({"type": "settings", "top_p": 1.5}, "bad_argument"),
+    ({"type": "settings", "fps": 121}, "bad_argument"),
     ({"type": "edit", "x": 0, "y": 0}, "bad_message"),  # no layer
     ({"type": "edit", "layer": b"png", "x": 0}, "bad_message"),  # no y
     ({"type": "edit", "layer": "not bytes", "x": 0, "y": 0}, "bad_message"),
@@ -245,3 +249,23 @@ def test_a_big_jpeg_prompt_is_decoded_at_a_reduced_scale_and_a_png_whole():
     buf = io.BytesIO()
     Image.fromarray(small).save(buf, "PNG")
     assert np.array_equal(decode_prompt_image(buf.getvalue()), small)  # lossless and small: untouched
+
+
+@pytest.mark.parametrize("msg, says", [
+    ({"type": "settings", "cfg": -1}, "cfg -1 is outside its range: >= 0 (1 = off)"),
+    ({"type": "settings", "event_cfg": -0.5}, "event_cfg -0.5 is outside its range: >= 0 (1 = off)"),
+    ({"type": "settings", "temperature": -2}, "temperature -2 is outside its range: >= 0 (0 = greedy)"),
+    ({"type": "settings", "top_p": 0}, "top_p 0 is outside its range: in (0, 1] (1 = off)"),
+    ({"type": "settings", "steps": 65}, "steps 65 is outside its range: 1-64"),
+    ({"type": "start", "fps": 0.5}, "fps 0.5 is outside its range: 1-120"),
+])
+def test_setting_ranges_name_field_value_and_range(msg, says):
+    with pytest.raises(ProtocolError) as e:
+        P.validate(msg)
+    assert e.value.code == "bad_argument" and e.value.message == says
+
+
+def test_settings_at_the_edges_of_their_ranges_pass():
+    out = P.validate({"type": "settings", "cfg": 0, "event_cfg": 0, "temperature": 0, "top_p": 1, "steps": 64,
+                      "fps": 1})
+    assert (out["cfg"], out["top_p"], out["steps"], out["fps"]) == (0.0, 1.0, 64, 1.0)

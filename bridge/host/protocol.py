@@ -207,6 +207,17 @@ def _got(v: Any, numeric: bool) -> str:
     return str(v) if numeric and is_int(v) else type(v).__name__
 
 
+def setting_ranges(limits: Limits) -> dict[str, tuple[float, float, bool, str]]:
+    """Each `settings` number's (low, high, low excluded, rule), so the sandbox, which ignores the model knobs, refuses
+    what a world model would; docs/protocol.md §6 lists them."""
+    return {"steps": (limits.steps_min, limits.steps_max, False, f"{limits.steps_min}-{limits.steps_max}"),
+            "temperature": (0.0, math.inf, False, ">= 0 (0 = greedy)"),
+            "cfg": (0.0, math.inf, False, ">= 0 (1 = off)"),
+            "event_cfg": (0.0, math.inf, False, ">= 0 (1 = off)"),
+            "top_p": (0.0, 1.0, True, "in (0, 1] (1 = off)"),
+            "fps": (limits.fps_min, limits.fps_max, False, f"{limits.fps_min:g}-{limits.fps_max:g}")}
+
+
 def validate(msg: dict, limits: Limits | None = None) -> dict:
     """Check a decoded client message against its schema; returns a dict holding every schema key (nil if absent).
 
@@ -233,17 +244,11 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     if out.get("seed") is not None and not 0 <= out["seed"] <= SEED_MAX:
         raise ProtocolError("bad_argument", f"seed {out['seed']} is outside 0-{SEED_MAX} (every client can send those; "
                                             "leave it nil for the host to draw one)")
-    if out.get("fps") is not None and not limits.fps_min <= out["fps"] <= limits.fps_max:
-        raise ProtocolError("bad_argument", f"fps {out['fps']} is outside {limits.fps_min:g}-{limits.fps_max:g}")
+    for key, (low, high, low_open, rule) in setting_ranges(limits).items():
+        v = out.get(key)  # only `settings` has these keys, and `start` an fps
+        if v is not None and not ((low < v if low_open else low <= v) and v <= high):
+            raise ProtocolError("bad_argument", f"{key} {v:g} is outside its range: {rule}")
     if mtype == "settings":
-        if out["steps"] is not None and not limits.steps_min <= out["steps"] <= limits.steps_max:
-            raise ProtocolError("bad_argument", f"steps {out['steps']} is outside {limits.steps_min}-{limits.steps_max}")
-        if out["temperature"] is not None and out["temperature"] < 0:
-            raise ProtocolError("bad_argument", f"temperature {out['temperature']} must be >= 0")
-        if out["event_cfg"] is not None and out["event_cfg"] < 0:
-            raise ProtocolError("bad_argument", f"event_cfg {out['event_cfg']} must be >= 0 (1 = off)")
-        if out["top_p"] is not None and not 0 < out["top_p"] <= 1:
-            raise ProtocolError("bad_argument", f"top_p {out['top_p']} must be in (0, 1] (1 = off)")
         if out["unmask"] is not None and out["unmask"] not in UNMASK_ORDERS:
             raise ProtocolError("bad_argument", f"unmask {out['unmask']!r} is not one of {list(UNMASK_ORDERS)}")
     return out
