@@ -95,6 +95,7 @@ def test_a_free_text_event_without_text_events_gets_the_code_the_client_knows(mi
     ("x.txt", "/x.txt must end in .wbrec after a file name, e.g. run1.wbrec"),
     ("a\0.wbrec", "recording path 'a\\x00.wbrec' holds a NUL byte: remove it"),
     ("../x.wbrec", "recording path ../x.wbrec is outside "),
+    ("", "recording path is empty: give a file name ending in .wbrec, or leave `path` out"),  # not the default name
 ])
 def test_record_start_names_the_bad_path_and_the_fix(tmp_path, path, says):
     with run_host_in_thread(CounterWorld, recordings_dir=tmp_path) as h:

@@ -248,6 +248,9 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
         v = out.get(key)  # only `settings` has these keys, and `start` an fps
         if v is not None and not ((low < v if low_open else low <= v) and v <= high):
             raise ProtocolError("bad_argument", f"{key} {v:g} is outside its range: {rule}")
+    if mtype == "record_start" and out["path"] == "":  # no client sends "" on purpose: it is a lost file name
+        raise ProtocolError("bad_argument", "recording path is empty: give a file name ending in .wbrec, or leave "
+                                            "`path` out for the host to name the file")
     if mtype == "settings":
         if out["unmask"] is not None and out["unmask"] not in UNMASK_ORDERS:
             raise ProtocolError("bad_argument", f"unmask {out['unmask']!r} is not one of {list(UNMASK_ORDERS)}")
