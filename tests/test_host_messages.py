@@ -95,6 +95,7 @@ def test_a_free_text_event_without_text_events_gets_the_code_the_client_knows(mi
     ("x.txt", "/x.txt must end in .wbrec after a file name, e.g. run1.wbrec"),
     ("a\0.wbrec", "recording path 'a\\x00.wbrec' holds a NUL byte: remove it"),
     ("../x.wbrec", "recording path ../x.wbrec is outside "),
+    ("", "recording path is empty: give a file name ending in .wbrec, or leave `path` out"),  # not the default name
 ])
 def test_record_start_names_the_bad_path_and_the_fix(tmp_path, path, says):
     with run_host_in_thread(CounterWorld, recordings_dir=tmp_path) as h:
@@ -103,4 +104,16 @@ def test_record_start_names_the_bad_path_and_the_fix(tmp_path, path, says):
         err = _ask(sock, {"type": "record_start", "req_id": 4, "path": path})
         assert (err["code"], err["req_id"]) == ("bad_argument", 4) and says in err["message"]
         assert not list(tmp_path.iterdir())  # nothing written
+        sock.close(0)
+
+
+@pytest.mark.parametrize("knob, value", [("cfg", -1), ("temperature", -0.5), ("top_p", 2.0), ("steps", -1)])
+def test_the_sandbox_refuses_a_setting_out_of_range_though_it_ignores_it(knob, value):
+    with run_host_in_thread("sandbox") as h:
+        sock = _client(h.address, 3)
+        assert _ask(sock, {"type": "start", "mode": "step"})["type"] == "session"
+        err = _ask(sock, {"type": "settings", "req_id": 5, knob: value})
+        assert (err["type"], err["code"], err["req_id"]) == ("error", "bad_argument", 5)
+        assert err["message"].startswith(f"{knob} {value:g} is outside its range") or f"`{knob}`" in err["message"]
+        assert _ask(sock, {"type": "settings", "req_id": 6})["settings"][knob] is None  # unchanged: nil
         sock.close(0)

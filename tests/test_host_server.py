@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1167,3 +1168,43 @@ def test_replies_owed_when_a_client_ends_its_peer_still_go_out_in_order(host, en
         assert answers == list(range(1, 301))
     finally:
         sock.close(0)
+
+
+class TrackedContext(zmq.Context):
+    """A zmq.Context that remembers every instance, so a test can check that a failed host terminated its own."""
+
+    made: list = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        TrackedContext.made.append(self)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("key_file", ["empty", "public only", "taken port"])
+def test_a_host_that_fails_to_start_closes_what_it_opened(tmp_path, monkeypatch, key_file):
+    from zmq.auth import create_certificates
+
+    addr = f"tcp://127.0.0.1:{_free_port()}"
+    public = Path(create_certificates(str(tmp_path), "host")[0])
+    (tmp_path / "empty.key").write_text("")
+    curve = {"empty": tmp_path / "empty.key", "public only": public, "taken port": None}[key_file]
+    holder = run_host_in_thread("sandbox", bind=addr) if key_file == "taken port" else None
+    monkeypatch.setattr(zmq, "Context", TrackedContext)
+    TrackedContext.made.clear()
+    with pytest.raises((ValueError, OSError)):
+        Host("sandbox", bind=addr, curve_secret=curve)
+    assert len(TrackedContext.made) == 1 and TrackedContext.made[0].closed  # its sockets closed, its context ended
+    if holder is not None:
+        holder.stop()
+    monkeypatch.undo()
+    with run_host_in_thread("sandbox", bind=addr) as h:  # the same address binds again at once, and the host serves
+        with WorldClient(h.address) as c:
+            assert c.connect()["type"] == "welcome"

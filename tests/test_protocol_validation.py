@@ -34,7 +34,7 @@ def test_encode_pins_widths():
 
 @pytest.mark.parametrize("msg,code", [
     ({"type": "input"}, "bad_message"),  # missing action
-    ({"type": "input", "action": -1}, "bad_message"),
+    ({"type": "input", "action": -1}, "bad_argument"),  # an integer out of range, not a wrong type (§5)
     ({"type": "input", "action": True}, "bad_message"),  # bools are not ints
     ({"type": "input", "action": 1.0}, "bad_message"),
     ({"type": "input", "action": 1, "client_ts": "now"}, "bad_message"),
@@ -52,14 +52,21 @@ def test_encode_pins_widths():
     ({"type": "settings", "temperature": -1.0}, "bad_argument"),
     ({"type": "settings", "event_cfg": -0.5}, "bad_argument"),
     ({"type": "settings", "event_cfg": "2"}, "bad_message"),
+    ({"type": "settings", "cfg": -1}, "bad_argument"),  # the sandbox ignores cfg: the protocol layer refuses it
+    ({"type": "settings", "top_p": 0.0}, "bad_argument"),
+    ({"type": "settings", "top_p": 1.5}, "bad_argument"),
+    ({"type": "settings", "fps": 121}, "bad_argument"),
     ({"type": "edit", "x": 0, "y": 0}, "bad_message"),  # no layer
     ({"type": "edit", "layer": b"png", "x": 0}, "bad_message"),  # no y
     ({"type": "edit", "layer": "not bytes", "x": 0, "y": 0}, "bad_message"),
     ({"type": "edit", "layer": b"png", "x": 1.5, "y": 0}, "bad_message"),
     ({"type": "edit", "layer": b"png", "x": 0, "y": True}, "bad_message"),
     ({"type": "hello", "codecs": "raw", "protocol_major": 1}, "bad_message"),
-    ({"type": "ping", "req_id": -5}, "bad_message"),
-    ({"type": "ping", "req_id": 2**64}, "bad_message"),
+    ({"type": "ping", "req_id": -5}, "bad_argument"),
+    ({"type": "ping", "req_id": 2**64}, "bad_argument"),
+    ({"type": "ping", "req_id": 1.5}, "bad_message"),
+    ({"type": "branch", "frame": -1}, "bad_argument"),
+    ({"type": "settings", "steps": -1}, "bad_argument"),
 ])
 def test_validate_rejects(msg, code):
     assert code_of(P.validate, msg) == code
@@ -90,7 +97,8 @@ def test_validate_rejects(msg, code):
 def test_range_errors_name_the_value_and_type_errors_the_type(msg, says):
     with pytest.raises(ProtocolError) as e:
         P.validate(msg)
-    assert e.value.code == "bad_message" and e.value.message == says
+    out_of_range = says.endswith(("-1", "-3", "-5"))  # an integer where one belongs: bad_argument (§5)
+    assert e.value.code == ("bad_argument" if out_of_range else "bad_message") and e.value.message == says
 
 
 @pytest.mark.parametrize("action_map, code, says", [
@@ -241,3 +249,23 @@ def test_a_big_jpeg_prompt_is_decoded_at_a_reduced_scale_and_a_png_whole():
     buf = io.BytesIO()
     Image.fromarray(small).save(buf, "PNG")
     assert np.array_equal(decode_prompt_image(buf.getvalue()), small)  # lossless and small: untouched
+
+
+@pytest.mark.parametrize("msg, says", [
+    ({"type": "settings", "cfg": -1}, "cfg -1 is outside its range: >= 0 (1 = off)"),
+    ({"type": "settings", "event_cfg": -0.5}, "event_cfg -0.5 is outside its range: >= 0 (1 = off)"),
+    ({"type": "settings", "temperature": -2}, "temperature -2 is outside its range: >= 0 (0 = greedy)"),
+    ({"type": "settings", "top_p": 0}, "top_p 0 is outside its range: in (0, 1] (1 = off)"),
+    ({"type": "settings", "steps": 65}, "steps 65 is outside its range: 1-64"),
+    ({"type": "start", "fps": 0.5}, "fps 0.5 is outside its range: 1-120"),
+])
+def test_setting_ranges_name_field_value_and_range(msg, says):
+    with pytest.raises(ProtocolError) as e:
+        P.validate(msg)
+    assert e.value.code == "bad_argument" and e.value.message == says
+
+
+def test_settings_at_the_edges_of_their_ranges_pass():
+    out = P.validate({"type": "settings", "cfg": 0, "event_cfg": 0, "temperature": 0, "top_p": 1, "steps": 64,
+                      "fps": 1})
+    assert (out["cfg"], out["top_p"], out["steps"], out["fps"]) == (0.0, 1.0, 64, 1.0)

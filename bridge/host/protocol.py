@@ -175,7 +175,9 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
                     "str": "a string", "bin": "bytes (msgpack bin)", "bool": "a boolean",
                     "strlist": "a list of short strings", "action": "an action id (uint) or name (str)",
                     "actionmap": "a map {name: action id}"}[kind]
-        raise ProtocolError("bad_message", f"`{key}` must be {expected}, got {_got(v, kind in NUMERIC_KINDS)}")
+        # an integer where one belongs is the right type, out of range (-1): bad_argument, as §5 says
+        code = "bad_argument" if kind in NUMERIC_KINDS and is_int(v) else "bad_message"
+        raise ProtocolError(code, f"`{key}` must be {expected}, got {_got(v, kind in NUMERIC_KINDS)}")
     return v
 
 
@@ -205,6 +207,17 @@ def _got(v: Any, numeric: bool) -> str:
     return str(v) if numeric and is_int(v) else type(v).__name__
 
 
+def setting_ranges(limits: Limits) -> dict[str, tuple[float, float, bool, str]]:
+    """Each `settings` number's (low, high, low excluded, rule), so the sandbox, which ignores the model knobs, refuses
+    what a world model would; docs/protocol.md §6 lists them."""
+    return {"steps": (limits.steps_min, limits.steps_max, False, f"{limits.steps_min}-{limits.steps_max}"),
+            "temperature": (0.0, math.inf, False, ">= 0 (0 = greedy)"),
+            "cfg": (0.0, math.inf, False, ">= 0 (1 = off)"),
+            "event_cfg": (0.0, math.inf, False, ">= 0 (1 = off)"),
+            "top_p": (0.0, 1.0, True, "in (0, 1] (1 = off)"),
+            "fps": (limits.fps_min, limits.fps_max, False, f"{limits.fps_min:g}-{limits.fps_max:g}")}
+
+
 def validate(msg: dict, limits: Limits | None = None) -> dict:
     """Check a decoded client message against its schema; returns a dict holding every schema key (nil if absent).
 
@@ -214,7 +227,8 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     mtype = msg["type"]
     req_id = msg.get("req_id")
     if req_id is not None and not (is_int(req_id) and 0 <= req_id <= UINT64_MAX):
-        raise ProtocolError("bad_message", f"`req_id` must be a non-negative integer, got {_got(req_id, True)}")
+        code = "bad_argument" if is_int(req_id) else "bad_message"
+        raise ProtocolError(code, f"`req_id` must be a non-negative integer, got {_got(req_id, True)}")
     schema = SCHEMAS.get(mtype)
     if schema is None:
         return msg
@@ -230,17 +244,14 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     if out.get("seed") is not None and not 0 <= out["seed"] <= SEED_MAX:
         raise ProtocolError("bad_argument", f"seed {out['seed']} is outside 0-{SEED_MAX} (every client can send those; "
                                             "leave it nil for the host to draw one)")
-    if out.get("fps") is not None and not limits.fps_min <= out["fps"] <= limits.fps_max:
-        raise ProtocolError("bad_argument", f"fps {out['fps']} is outside {limits.fps_min:g}-{limits.fps_max:g}")
+    for key, (low, high, low_open, rule) in setting_ranges(limits).items():
+        v = out.get(key)  # only `settings` has these keys, and `start` an fps
+        if v is not None and not ((low < v if low_open else low <= v) and v <= high):
+            raise ProtocolError("bad_argument", f"{key} {v:g} is outside its range: {rule}")
+    if mtype == "record_start" and out["path"] == "":  # no client sends "" on purpose: it is a lost file name
+        raise ProtocolError("bad_argument", "recording path is empty: give a file name ending in .wbrec, or leave "
+                                            "`path` out for the host to name the file")
     if mtype == "settings":
-        if out["steps"] is not None and not limits.steps_min <= out["steps"] <= limits.steps_max:
-            raise ProtocolError("bad_argument", f"steps {out['steps']} is outside {limits.steps_min}-{limits.steps_max}")
-        if out["temperature"] is not None and out["temperature"] < 0:
-            raise ProtocolError("bad_argument", f"temperature {out['temperature']} must be >= 0")
-        if out["event_cfg"] is not None and out["event_cfg"] < 0:
-            raise ProtocolError("bad_argument", f"event_cfg {out['event_cfg']} must be >= 0 (1 = off)")
-        if out["top_p"] is not None and not 0 < out["top_p"] <= 1:
-            raise ProtocolError("bad_argument", f"top_p {out['top_p']} must be in (0, 1] (1 = off)")
         if out["unmask"] is not None and out["unmask"] not in UNMASK_ORDERS:
             raise ProtocolError("bad_argument", f"unmask {out['unmask']!r} is not one of {list(UNMASK_ORDERS)}")
     return out

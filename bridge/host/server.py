@@ -103,7 +103,31 @@ class Host:
         self.record_anywhere = record_anywhere  # record_start may write any path the host's user can (else: inside)
         self.ctx = context or zmq.Context()
         self._own_ctx = context is None
-        self.sock = self.ctx.socket(zmq.ROUTER)
+        self._opened: list[zmq.Socket] = []
+        try:
+            self._open_sockets(bind, curve_secret, heartbeat, heartbeat_ivl_ms, sndhwm, sndbuf)
+        except BaseException:  # a bad key file, a taken port: close what was opened, so a later host in this process
+            self._close_sockets()  # binds and terminates cleanly
+            raise
+        self._loaded_lock = threading.Lock()
+        self.pending: list[LoadJob] = []
+        self._stopping = threading.Event()
+        self.peers: dict[bytes, Peer] = {}
+        self.orphans: dict[bytes, deque] = {}  # replies to peers without a Peer record (reject, pong, not_ready)
+        self.sessions: dict[str, Session] = {}
+        self.stats = {"messages": 0, "bad_messages": 0, "frames_sent": 0, "frames_dropped": 0}
+        self.default_kind = self.spec.kind
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        """A socket of the host's context, remembered so that a failed construction closes it."""
+        sock = self.ctx.socket(kind)
+        self._opened.append(sock)
+        return sock
+
+    def _open_sockets(self, bind: str, curve_secret: str | Path | None, heartbeat: bool, heartbeat_ivl_ms: int,
+                      sndhwm: int, sndbuf: int) -> None:
+        """Open and bind the ROUTER socket and the loop's wake and loader pairs."""
+        self.sock = self._socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peer -> EHOSTUNREACH, full pipe -> EAGAIN
         self.sock.setsockopt(zmq.SNDHWM, sndhwm)  # small: a slow client gets the newest frame, not a backlog
         self.sock.setsockopt(zmq.SNDBUF, sndbuf)
@@ -125,27 +149,25 @@ class Host:
         try:
             self.sock.bind(bind)
         except zmq.ZMQError as e:
-            self.sock.close(0)
             raise OSError(f"cannot bind {bind}: {e.strerror}; is another host running? pick another port with "
                           "--bind") from None
         self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._wake_addr = f"inproc://worldbridge-host-{id(self)}"
-        self._wake_rx = self.ctx.socket(zmq.PAIR)
+        self._wake_rx = self._socket(zmq.PAIR)
         self._wake_rx.bind(self._wake_addr)
         # loader threads say "a start or reset finished" through this pair; the lock keeps its one sending socket safe
-        self._loaded_rx = self.ctx.socket(zmq.PAIR)
+        self._loaded_rx = self._socket(zmq.PAIR)
         self._loaded_rx.bind(self._wake_addr + "-loaded")
-        self._loaded_tx: zmq.Socket | None = self.ctx.socket(zmq.PAIR)
+        self._loaded_tx: zmq.Socket | None = self._socket(zmq.PAIR)
         self._loaded_tx.setsockopt(zmq.LINGER, 0)
         self._loaded_tx.connect(self._wake_addr + "-loaded")
-        self._loaded_lock = threading.Lock()
-        self.pending: list[LoadJob] = []
-        self._stopping = threading.Event()
-        self.peers: dict[bytes, Peer] = {}
-        self.orphans: dict[bytes, deque] = {}  # replies to peers without a Peer record (reject, pong, not_ready)
-        self.sessions: dict[str, Session] = {}
-        self.stats = {"messages": 0, "bad_messages": 0, "frames_sent": 0, "frames_dropped": 0}
-        self.default_kind = self.spec.kind
+
+    def _close_sockets(self) -> None:
+        """Close every socket the host opened, then its own context (never one it was given)."""
+        for sock in self._opened:
+            sock.close(0)
+        if self._own_ctx:
+            self.ctx.term()
 
     # --- lifecycle ---
 
@@ -176,11 +198,7 @@ class Host:
             _close_backend(job.session.backend)
         for s in list(self.sessions.values()):
             self._close_session(s, notify=None, free=all(s is not r for r in resetting))
-        self.sock.close(0)
-        self._wake_rx.close(0)
-        self._loaded_rx.close(0)
-        if self._own_ctx:
-            self.ctx.term()
+        self._close_sockets()
 
     def run(self) -> None:
         """The loop: poll until the next realtime tick (no busy wait), handle messages, step, tick, flush."""
