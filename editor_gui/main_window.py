@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         self.caps_by_backend: dict[str, dict] = {}  # backend kind -> the last session of it (what new worlds can take)
         self.pending_prompt: PromptSpec | None = None
         self.busy: str | None = None
+        self._error_shown = ""  # the last error shown: progress leaves it in the status bar until it times out
         self.viewing: FrameRecord | None = None
         self.keymap = KeyMap()
         self.held = HeldKeys()
@@ -932,10 +933,12 @@ class MainWindow(QMainWindow):
     def on_progress(self, command: str, done: int, total: int) -> None:
         if command == "explore":
             self.explorer.set_busy(True, done, total)
-        else:
+        elif self.statusBar().currentMessage() != self._error_shown:  # an error stays readable for its 10 s
             self.statusBar().showMessage(f"Rebuilding the branch on the host: {done}/{total} frames")
 
     def show_error(self, message: str) -> None:
+        """Errors stay in the status bar for 10 s, and a rebuild's progress does not write over them."""
+        self._error_shown = message
         self.statusBar().showMessage(message, 10000)
 
     # ------------------------------------------------------------------ save, load, export

@@ -302,6 +302,23 @@ def test_open_during_a_rebuild_is_refused_and_the_rebuild_finishes(qtbot, host, 
     assert_rebuilt_and_kept(qtbot, w, before, root)
 
 
+def test_the_refusal_of_an_open_stays_on_screen_over_the_rebuilds_progress(qtbot, host, tmp_path, monkeypatch):
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    slow_starts(monkeypatch)
+    w.resimulate(w.session.live, 3)
+    assert w.load_from(tmp_path / "model.wbsession") is None
+    refusal = w.statusBar().currentMessage()
+    shown = []
+    w.statusBar().messageChanged.connect(shown.append)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert shown and shown[0].startswith("Branch rebuilt up to frame 3")  # no progress wrote over the refusal
+    w.statusBar().clearMessage()  # once the error is gone, progress shows again
+    w.on_progress("resimulate", 2, 3)
+    assert w.statusBar().currentMessage() == "Rebuilding the branch on the host: 2/3 frames" != refusal
+
+
 def test_a_rebuild_begun_while_a_session_is_read_keeps_the_open_from_landing(qtbot, host, tmp_path, monkeypatch):
     import time
 
