@@ -133,7 +133,7 @@ class MainWindow(QMainWindow):
         self.placing_layer: Layer | None = None
         self.caps_by_backend: dict[str, dict] = {}  # backend kind -> the last session of it (what new worlds can take)
         self.pending_prompt: PromptSpec | None = None
-        self.busy: str | None = None
+        self._busy: str | None = None  # see busy
         self._error_shown = ""  # the last error shown: progress leaves it in the status bar until it times out
         self.viewing: FrameRecord | None = None
         self.keymap = KeyMap()
@@ -264,6 +264,16 @@ class MainWindow(QMainWindow):
         self.addAction(self.cancel_action)
         for a in (new, self.pause_action, self.step_action, self.paste_action, keys):
             tb.addAction(a)
+
+    @property
+    def busy(self) -> str | None:
+        """What the host is busy with for the editor (a rebuild, a preview), or None: their frames need the session."""
+        return self._busy
+
+    @busy.setter
+    def busy(self, what: str | None) -> None:
+        self._busy = what
+        self.timeline.block_open(f"Wait for {what} to finish: its frames would belong to neither session" if what else None)
 
     # ------------------------------------------------------------------ connection
     def connect_host(self) -> None:
@@ -1115,6 +1125,9 @@ class MainWindow(QMainWindow):
             self.save_to(path)
 
     def _load_dialog(self) -> None:
+        if self.busy:  # asked before a file is picked; load_from asks again, for one begun while the dialog is open
+            self.show_error(f"Open… waits for {self.busy} to finish (the session in the window is unchanged)")
+            return
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", f"Session file (*{FILE_SUFFIX});;session.json in a folder (session.json)")
         if path:
             self.load_from(Path(path).parent if Path(path).name == "session.json" else path)
