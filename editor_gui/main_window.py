@@ -890,44 +890,63 @@ class MainWindow(QMainWindow):
                                          "from the edited frame (a new branch)", 5000)
 
     def on_failed(self, command: str, message: str) -> None:
-        if command == "event":
-            if self.asked_events:
-                self.asked_events.pop(0)  # the oldest unanswered request is the refused one
-            self.events_panel.on_failed(message)
-            return
-        if command == "edit":
-            if self.pending_edits:
-                self.pending_edits.pop(0)
-            self.object_panel.on_failed(message)
-            self.show_error(f"Edit refused: {message}")
-            return
-        if command == "record_start":
-            self._untick_host_record(f"Host recording refused: {message} — nothing is recorded on the host")
-            return
+        """The host refused a command, or it failed: its handler undoes what the window began for it and says why."""
         if command in ("start", "resimulate"):
             self._starting = False  # refused: the next New world starts in the mode Pause shows
-        if command == "settings":
-            refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
-            self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
-            if self.info is None and "mode" in refused:  # queued for a start the host refused (that refusal is shown):
-                self._follow_mode(refused["mode"])  # it reached no world and stays the choice for the next one
-                return
-        if command == "mode" or (command == "settings" and "mode" in refused):  # "mode": a New world's, rebuild's or
-            self._follow_mode("step" if command == "mode" else None)  # preview's own switch back from step mode
-            now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
-            self.show_error(f"Mode change refused: {message} — the world {now}")
+        handler = {"event": self._event_refused, "edit": self._edit_refused, "record_start": self._host_record_refused,
+                   "settings": self._settings_refused, "mode": self._mode_refused, "branch": self._branch_refused,
+                   "explore": self._job_failed, "resimulate": self._job_failed}.get(command, self._refused)
+        handler(command, message)
+
+    def _refused(self, command: str, message: str) -> None:
+        self.show_error(f"{command}: {message}")
+
+    def _event_refused(self, _command: str, message: str) -> None:
+        if self.asked_events:
+            self.asked_events.pop(0)  # the oldest unanswered request is the refused one
+        self.events_panel.on_failed(message)
+
+    def _edit_refused(self, _command: str, message: str) -> None:
+        if self.pending_edits:
+            self.pending_edits.pop(0)
+        self.object_panel.on_failed(message)
+        self.show_error(f"Edit refused: {message}")
+
+    def _host_record_refused(self, _command: str, message: str) -> None:
+        self._untick_host_record(f"Host recording refused: {message} — nothing is recorded on the host")
+
+    def _settings_refused(self, command: str, message: str) -> None:
+        refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
+        self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
+        if "mode" not in refused:
+            self._refused(command, message)
+        elif self.info is None:  # queued for a start the host refused (that refusal is shown):
+            self._follow_mode(refused["mode"])  # it reached no world and stays the choice for the next one
+        else:
+            self._mode_refused(command, message)
+
+    def _mode_refused(self, command: str, message: str) -> None:
+        """A mode change the host refused ("mode": a New world's, rebuild's or preview's own switch back from step mode;
+        "settings": one the user asked for): Pause shows the mode in force."""
+        self._follow_mode("step" if command == "mode" else None)
+        now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
+        self.show_error(f"Mode change refused: {message} — the world {now}")
+
+    def _branch_refused(self, command: str, message: str) -> None:
+        if self.pending_fork is None or self.session is None:
+            self._refused(command, message)
             return
-        if command == "branch" and self.pending_fork is not None and self.session is not None:
-            fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
-            del self.session.branches[fork.id]
-            self.resimulate(fork.parent, fork.parent_frame)
-            return
-        if command in ("explore", "resimulate"):
-            self.busy = None
-            self.explorer.set_busy(False)
+        fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
+        del self.session.branches[fork.id]
+        self.resimulate(fork.parent, fork.parent_frame)
+
+    def _job_failed(self, command: str, message: str) -> None:
+        """A preview or rebuild that failed: the host is free again (a rebuild's empty branch goes)."""
+        self.busy = None
+        self.explorer.set_busy(False)
         if command == "resimulate":
             self._undo_resim()
-        self.show_error(f"{command}: {message}")
+        self._refused(command, message)
 
     def _undo_resim(self) -> None:
         """A rebuild the host refused before its first frame: drop its empty branch and go back to the live one (the
