@@ -854,32 +854,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ worker answers
     def on_done(self, command: str, result: Any) -> None:
+        """The host answered a command: the window takes in what it did and the status bar says so."""
         if command == "event":
             if self.asked_events:
                 self.pending_events.append(self.asked_events.pop(0))
             self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
         elif command == "settings":
-            settings = result.get("settings", {}) if isinstance(result, dict) else {}
-            asked = self.asked_settings.pop(0) if self.asked_settings else {}
-            self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
-                                       if k in MODEL_KNOBS})  # the host took them: every new world gets them too
-            self._settings_now(settings)
-            self.settings_panel.apply_settings(settings)
-            self._follow_mode(settings.get("mode") or self.mode)
+            self._settings_taken(result.get("settings", {}) if isinstance(result, dict) else {})
         elif command == "explore":
             assert isinstance(result, ExploreResult)
             self.busy = None
             self.explorer.show_result(result.previews, result.start_index)
         elif command == "resimulate":
             assert isinstance(result, ResimResult)
-            self.busy = None
-            self._settings_now(result.session.get("settings", {}), whole=True)
-            self.settings_panel.apply_settings(result.session.get("settings", {}))
-            self._follow_mode(result.session.get("mode", self.mode))
-            self._play_held()
-            note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
-                    if self.resim_mismatches else "")
-            self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from there{note}", 8000)
+            self._rebuilt(result)
         elif command in ("record_start", "record_stop"):
             self.statusBar().showMessage(f"Host recording {'started' if command == 'record_start' else 'stopped'}: {result.get('path', '')}", 8000)
         elif command == "branch":
@@ -888,6 +876,26 @@ class MainWindow(QMainWindow):
             self.object_panel.on_edited(int(result.get("frame_index", -1)))
             self.statusBar().showMessage(f"Object pasted into frame {result.get('frame_index')}: the world continues "
                                          "from the edited frame (a new branch)", 5000)
+
+    def _settings_taken(self, settings: dict) -> None:
+        """The host took a settings change: every new world gets it too, and the panel and Pause show it."""
+        asked = self.asked_settings.pop(0) if self.asked_settings else {}
+        self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
+                                   if k in MODEL_KNOBS})
+        self._settings_now(settings)
+        self.settings_panel.apply_settings(settings)
+        self._follow_mode(settings.get("mode") or self.mode)
+
+    def _rebuilt(self, result: ResimResult) -> None:
+        """A rebuild replayed its frames: the world goes on live with the settings and mode the host reports."""
+        self.busy = None
+        self._settings_now(result.session.get("settings", {}), whole=True)
+        self.settings_panel.apply_settings(result.session.get("settings", {}))
+        self._follow_mode(result.session.get("mode", self.mode))
+        self._play_held()
+        note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
+                if self.resim_mismatches else "")
+        self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from there{note}", 8000)
 
     def on_failed(self, command: str, message: str) -> None:
         """The host refused a command, or it failed: its handler undoes what the window began for it and says why."""
