@@ -413,20 +413,8 @@ class MainWindow(QMainWindow):
             return  # a late frame of an old session or timeline
         if frame.session_id == self._resim_from:
             return  # the world a rebuild is replacing: its frames are not the rebuilt branch's
-        rewind = edited = replayed = False
-        if frame.epoch > self.epoch:
-            self.epoch = frame.epoch
-            self._settings_due = dict(self._in_force)  # a branch, edit or rewind: its next frame notes them all
-            if self.pending_edits and "edit" in frame.events and self.session is not None \
-                    and self.session.live is not None:
-                edited = True  # the host re-sent the current frame, edited: it starts a branch of its own
-                self._fork_edit(frame.index)
-            elif self.pending_fork is not None and self.session is not None:
-                self.session.live = self.pending_fork.id
-                self.timeline.set_session(self.session)
-                self.pending_fork = None
-            else:
-                rewind = True  # the host went back on the same branch (the explorer branches back to where it began)
+        rewind, edited = self._new_epoch(frame) if frame.epoch > self.epoch else (False, False)
+        replayed = False
         fired: list[dict] = []
         if frame.events and self.pending_events and not edited:
             fired, self.pending_events = self.pending_events, []
@@ -458,6 +446,20 @@ class MainWindow(QMainWindow):
             self.pending_edits.pop(0)
         for caption in ([] if edited or replayed else frame.events):
             self.events_panel.on_fired(caption, frame.index)
+
+    def _new_epoch(self, frame) -> tuple[bool, bool]:
+        """The first frame of a new epoch (a branch, an edit or a rewind) moves the live branch; (rewind, edited)."""
+        self.epoch = frame.epoch
+        self._settings_due = dict(self._in_force)  # a branch, edit or rewind: its next frame notes them all
+        if self.pending_edits and "edit" in frame.events and self.session is not None and self.session.live is not None:
+            self._fork_edit(frame.index)  # the host re-sent the current frame, edited: it starts a branch of its own
+            return False, True
+        if self.pending_fork is not None and self.session is not None:
+            self.session.live = self.pending_fork.id
+            self.timeline.set_session(self.session)
+            self.pending_fork = None
+            return False, False
+        return True, False  # the host went back on the same branch (the explorer branches back to where it began)
 
     def _fork_edit(self, index: int) -> None:
         """The live branch forks before `index`: the edited frame `index` is the new branch's first own frame, and
