@@ -133,7 +133,8 @@ class MainWindow(QMainWindow):
         self.placing_layer: Layer | None = None
         self.caps_by_backend: dict[str, dict] = {}  # backend kind -> the last session of it (what new worlds can take)
         self.pending_prompt: PromptSpec | None = None
-        self.busy: str | None = None
+        self._busy: str | None = None  # see busy
+        self._error_shown = ""  # the last error shown: progress leaves it in the status bar until it times out
         self.viewing: FrameRecord | None = None
         self.keymap = KeyMap()
         self.held = HeldKeys()
@@ -263,6 +264,16 @@ class MainWindow(QMainWindow):
         self.addAction(self.cancel_action)
         for a in (new, self.pause_action, self.step_action, self.paste_action, keys):
             tb.addAction(a)
+
+    @property
+    def busy(self) -> str | None:
+        """What the host is busy with for the editor (a rebuild, a preview), or None: their frames need the session."""
+        return self._busy
+
+    @busy.setter
+    def busy(self, what: str | None) -> None:
+        self._busy = what
+        self.timeline.block_open(f"Wait for {what} to finish: its frames would belong to neither session" if what else None)
 
     # ------------------------------------------------------------------ connection
     def connect_host(self) -> None:
@@ -402,20 +413,8 @@ class MainWindow(QMainWindow):
             return  # a late frame of an old session or timeline
         if frame.session_id == self._resim_from:
             return  # the world a rebuild is replacing: its frames are not the rebuilt branch's
-        rewind = edited = replayed = False
-        if frame.epoch > self.epoch:
-            self.epoch = frame.epoch
-            self._settings_due = dict(self._in_force)  # a branch, edit or rewind: its next frame notes them all
-            if self.pending_edits and "edit" in frame.events and self.session is not None \
-                    and self.session.live is not None:
-                edited = True  # the host re-sent the current frame, edited: it starts a branch of its own
-                self._fork_edit(frame.index)
-            elif self.pending_fork is not None and self.session is not None:
-                self.session.live = self.pending_fork.id
-                self.timeline.set_session(self.session)
-                self.pending_fork = None
-            else:
-                rewind = True  # the host went back on the same branch (the explorer branches back to where it began)
+        rewind, edited = self._new_epoch(frame) if frame.epoch > self.epoch else (False, False)
+        replayed = False
         fired: list[dict] = []
         if frame.events and self.pending_events and not edited:
             fired, self.pending_events = self.pending_events, []
@@ -447,6 +446,20 @@ class MainWindow(QMainWindow):
             self.pending_edits.pop(0)
         for caption in ([] if edited or replayed else frame.events):
             self.events_panel.on_fired(caption, frame.index)
+
+    def _new_epoch(self, frame) -> tuple[bool, bool]:
+        """The first frame of a new epoch (a branch, an edit or a rewind) moves the live branch; (rewind, edited)."""
+        self.epoch = frame.epoch
+        self._settings_due = dict(self._in_force)  # a branch, edit or rewind: its next frame notes them all
+        if self.pending_edits and "edit" in frame.events and self.session is not None and self.session.live is not None:
+            self._fork_edit(frame.index)  # the host re-sent the current frame, edited: it starts a branch of its own
+            return False, True
+        if self.pending_fork is not None and self.session is not None:
+            self.session.live = self.pending_fork.id
+            self.timeline.set_session(self.session)
+            self.pending_fork = None
+            return False, False
+        return True, False  # the host went back on the same branch (the explorer branches back to where it began)
 
     def _fork_edit(self, index: int) -> None:
         """The live branch forks before `index`: the edited frame `index` is the new branch's first own frame, and
@@ -843,32 +856,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ worker answers
     def on_done(self, command: str, result: Any) -> None:
+        """The host answered a command: the window takes in what it did and the status bar says so."""
         if command == "event":
             if self.asked_events:
                 self.pending_events.append(self.asked_events.pop(0))
             self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
         elif command == "settings":
-            settings = result.get("settings", {}) if isinstance(result, dict) else {}
-            asked = self.asked_settings.pop(0) if self.asked_settings else {}
-            self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
-                                       if k in MODEL_KNOBS})  # the host took them: every new world gets them too
-            self._settings_now(settings)
-            self.settings_panel.apply_settings(settings)
-            self._follow_mode(settings.get("mode") or self.mode)
+            self._settings_taken(result.get("settings", {}) if isinstance(result, dict) else {})
         elif command == "explore":
             assert isinstance(result, ExploreResult)
             self.busy = None
             self.explorer.show_result(result.previews, result.start_index)
         elif command == "resimulate":
             assert isinstance(result, ResimResult)
-            self.busy = None
-            self._settings_now(result.session.get("settings", {}), whole=True)
-            self.settings_panel.apply_settings(result.session.get("settings", {}))
-            self._follow_mode(result.session.get("mode", self.mode))
-            self._play_held()
-            note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
-                    if self.resim_mismatches else "")
-            self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from there{note}", 8000)
+            self._rebuilt(result)
         elif command in ("record_start", "record_stop"):
             self.statusBar().showMessage(f"Host recording {'started' if command == 'record_start' else 'stopped'}: {result.get('path', '')}", 8000)
         elif command == "branch":
@@ -878,45 +879,84 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Object pasted into frame {result.get('frame_index')}: the world continues "
                                          "from the edited frame (a new branch)", 5000)
 
+    def _settings_taken(self, settings: dict) -> None:
+        """The host took a settings change: every new world gets it too, and the panel and Pause show it."""
+        asked = self.asked_settings.pop(0) if self.asked_settings else {}
+        self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
+                                   if k in MODEL_KNOBS})
+        self._settings_now(settings)
+        self.settings_panel.apply_settings(settings)
+        self._follow_mode(settings.get("mode") or self.mode)
+
+    def _rebuilt(self, result: ResimResult) -> None:
+        """A rebuild replayed its frames: the world goes on live with the settings and mode the host reports."""
+        self.busy = None
+        self._settings_now(result.session.get("settings", {}), whole=True)
+        self.settings_panel.apply_settings(result.session.get("settings", {}))
+        self._follow_mode(result.session.get("mode", self.mode))
+        self._play_held()
+        note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
+                if self.resim_mismatches else "")
+        self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from there{note}", 8000)
+
     def on_failed(self, command: str, message: str) -> None:
-        if command == "event":
-            if self.asked_events:
-                self.asked_events.pop(0)  # the oldest unanswered request is the refused one
-            self.events_panel.on_failed(message)
-            return
-        if command == "edit":
-            if self.pending_edits:
-                self.pending_edits.pop(0)
-            self.object_panel.on_failed(message)
-            self.show_error(f"Edit refused: {message}")
-            return
-        if command == "record_start":
-            self._untick_host_record(f"Host recording refused: {message} — nothing is recorded on the host")
-            return
+        """The host refused a command, or it failed: its handler undoes what the window began for it and says why."""
         if command in ("start", "resimulate"):
             self._starting = False  # refused: the next New world starts in the mode Pause shows
-        if command == "settings":
-            refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
-            self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
-            if self.info is None and "mode" in refused:  # queued for a start the host refused (that refusal is shown):
-                self._follow_mode(refused["mode"])  # it reached no world and stays the choice for the next one
-                return
-        if command == "mode" or (command == "settings" and "mode" in refused):  # "mode": a New world's, rebuild's or
-            self._follow_mode("step" if command == "mode" else None)  # preview's own switch back from step mode
-            now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
-            self.show_error(f"Mode change refused: {message} — the world {now}")
+        handler = {"event": self._event_refused, "edit": self._edit_refused, "record_start": self._host_record_refused,
+                   "settings": self._settings_refused, "mode": self._mode_refused, "branch": self._branch_refused,
+                   "explore": self._job_failed, "resimulate": self._job_failed}.get(command, self._refused)
+        handler(command, message)
+
+    def _refused(self, command: str, message: str) -> None:
+        self.show_error(f"{command}: {message}")
+
+    def _event_refused(self, _command: str, message: str) -> None:
+        if self.asked_events:
+            self.asked_events.pop(0)  # the oldest unanswered request is the refused one
+        self.events_panel.on_failed(message)
+
+    def _edit_refused(self, _command: str, message: str) -> None:
+        if self.pending_edits:
+            self.pending_edits.pop(0)
+        self.object_panel.on_failed(message)
+        self.show_error(f"Edit refused: {message}")
+
+    def _host_record_refused(self, _command: str, message: str) -> None:
+        self._untick_host_record(f"Host recording refused: {message} — nothing is recorded on the host")
+
+    def _settings_refused(self, command: str, message: str) -> None:
+        refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
+        self.settings_panel.apply_settings(self._in_force)  # and Pause show what is in force
+        if "mode" not in refused:
+            self._refused(command, message)
+        elif self.info is None:  # queued for a start the host refused (that refusal is shown):
+            self._follow_mode(refused["mode"])  # it reached no world and stays the choice for the next one
+        else:
+            self._mode_refused(command, message)
+
+    def _mode_refused(self, command: str, message: str) -> None:
+        """A mode change the host refused ("mode": a New world's, rebuild's or preview's own switch back from step mode;
+        "settings": one the user asked for): Pause shows the mode in force."""
+        self._follow_mode("step" if command == "mode" else None)
+        now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
+        self.show_error(f"Mode change refused: {message} — the world {now}")
+
+    def _branch_refused(self, command: str, message: str) -> None:
+        if self.pending_fork is None or self.session is None:
+            self._refused(command, message)
             return
-        if command == "branch" and self.pending_fork is not None and self.session is not None:
-            fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
-            del self.session.branches[fork.id]
-            self.resimulate(fork.parent, fork.parent_frame)
-            return
-        if command in ("explore", "resimulate"):
-            self.busy = None
-            self.explorer.set_busy(False)
+        fork, self.pending_fork = self.pending_fork, None  # outside the host's window: rebuild it instead
+        del self.session.branches[fork.id]
+        self.resimulate(fork.parent, fork.parent_frame)
+
+    def _job_failed(self, command: str, message: str) -> None:
+        """A preview or rebuild that failed: the host is free again (a rebuild's empty branch goes)."""
+        self.busy = None
+        self.explorer.set_busy(False)
         if command == "resimulate":
             self._undo_resim()
-        self.show_error(f"{command}: {message}")
+        self._refused(command, message)
 
     def _undo_resim(self) -> None:
         """A rebuild the host refused before its first frame: drop its empty branch and go back to the live one (the
@@ -932,10 +972,12 @@ class MainWindow(QMainWindow):
     def on_progress(self, command: str, done: int, total: int) -> None:
         if command == "explore":
             self.explorer.set_busy(True, done, total)
-        else:
+        elif self.statusBar().currentMessage() != self._error_shown:  # an error stays readable for its 10 s
             self.statusBar().showMessage(f"Rebuilding the branch on the host: {done}/{total} frames")
 
     def show_error(self, message: str) -> None:
+        """Errors stay in the status bar for 10 s, and a rebuild's progress does not write over them."""
+        self._error_shown = message
         self.statusBar().showMessage(message, 10000)
 
     # ------------------------------------------------------------------ save, load, export
@@ -1112,6 +1154,9 @@ class MainWindow(QMainWindow):
             self.save_to(path)
 
     def _load_dialog(self) -> None:
+        if self.busy:  # asked before a file is picked; load_from asks again, for one begun while the dialog is open
+            self.show_error(f"Open… waits for {self.busy} to finish (the session in the window is unchanged)")
+            return
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", f"Session file (*{FILE_SUFFIX});;session.json in a folder (session.json)")
         if path:
             self.load_from(Path(path).parent if Path(path).name == "session.json" else path)

@@ -24,6 +24,7 @@ from editor_gui.session_store import FrameRecord, Session
 from editor_gui.viewport import to_qimage
 
 THUMB = 64
+OPEN_TIP = "Open a saved session (a .wbsession file, or session.json in a session folder)"
 
 
 class ThumbStrip(QWidget):
@@ -140,6 +141,8 @@ class TimelinePanel(QWidget):
         save, load = QPushButton("Save…"), QPushButton("Open…")
         save.clicked.connect(self.save_requested.emit)
         load.clicked.connect(self.load_requested.emit)
+        load.setToolTip(OPEN_TIP)
+        self.load_btn = load
         export = QToolButton()
         export.setText("Export ▾")
         export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -253,6 +256,11 @@ class TimelinePanel(QWidget):
         rec = self.records[pos]
         ev = f" · {', '.join(rec.events)}" if rec.events else ""
         self.pos_label.setText(f"frame {rec.index}  ({pos + 1}/{len(self.records)}){ev}")
+
+    def block_open(self, why: str | None) -> None:
+        """Grey out Open… while the host's frames must land in this session; the tooltip says why (None: enable)."""
+        self.load_btn.setEnabled(why is None)
+        self.load_btn.setToolTip(why or OPEN_TIP)
 
     def _update_buttons(self) -> None:
         has = bool(self.records)

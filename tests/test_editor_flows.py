@@ -302,6 +302,44 @@ def test_open_during_a_rebuild_is_refused_and_the_rebuild_finishes(qtbot, host, 
     assert_rebuilt_and_kept(qtbot, w, before, root)
 
 
+def test_the_refusal_of_an_open_stays_on_screen_over_the_rebuilds_progress(qtbot, host, tmp_path, monkeypatch):
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    slow_starts(monkeypatch)
+    w.resimulate(w.session.live, 3)
+    assert w.load_from(tmp_path / "model.wbsession") is None
+    refusal = w.statusBar().currentMessage()
+    shown = []
+    w.statusBar().messageChanged.connect(shown.append)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert shown and shown[0].startswith("Branch rebuilt up to frame 3")  # no progress wrote over the refusal
+    w.statusBar().clearMessage()  # once the error is gone, progress shows again
+    w.on_progress("resimulate", 2, 3)
+    assert w.statusBar().currentMessage() == "Rebuilding the branch on the host: 2/3 frames" != refusal
+
+
+def test_open_is_greyed_out_during_a_rebuild_and_asks_for_no_file(qtbot, host, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    picked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (picked.append(a), ("", ""))[1])
+    slow_starts(monkeypatch)
+    assert w.timeline.load_btn.isEnabled()
+    w.resimulate(w.session.live, 3)
+    assert not w.timeline.load_btn.isEnabled()
+    assert "Wait for rebuilding the branch to finish" in w.timeline.load_btn.toolTip()
+    w.timeline.load_requested.emit()  # the shortcut around the greyed-out button: refused before a file is picked
+    assert picked == [] and "Open… waits for rebuilding the branch to finish" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert w.timeline.load_btn.isEnabled() and "Wait" not in w.timeline.load_btn.toolTip()
+    w.timeline.load_btn.click()
+    assert len(picked) == 1  # the dialog opens again once the rebuild is done
+
+
 def test_a_rebuild_begun_while_a_session_is_read_keeps_the_open_from_landing(qtbot, host, tmp_path, monkeypatch):
     import time
 
