@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 import numpy as np
 
 # The script: (frames to play, action name or id, event to fire first or None)
@@ -65,11 +66,13 @@ def _make_out(out: Path) -> bool:
     return made
 
 
-def _play(spec: Any, out: Path, seed: int, text: str, launched: float) -> dict[str, Any]:
+def _play(spec: Any, out: Path, seed: int, text: str, launched: float, text_given: bool = True) -> dict[str, Any]:
     """The scripted session on a host in this process, its recording, MP4 and GIF in `out`; -> the report (its
-    warm-up counted from `launched`, when the command started loading the world)."""
+    warm-up counted from `launched`, when the command started loading the world). A default text prompt
+    (`text_given` False) that the world cannot read is left out, as the user asked for no text."""
     from bridge.client import WorldClient
     from bridge.host.bench import FIRST_FRAMES, timed_start
+    from bridge.host.protocol import ProtocolError
     from bridge.host.recording import export_recording
     from bridge.host.server import run_host_in_thread
 
@@ -77,7 +80,14 @@ def _play(spec: Any, out: Path, seed: int, text: str, launched: float) -> dict[s
     host = run_host_in_thread(spec, "tcp://127.0.0.1:*", record_anywhere=True)  # it records into --out
     try:
         with WorldClient(host.address, client_name="worldbridge-demo") as client:
-            session, warmup = timed_start(client, launched, mode="step", seed=seed, text=text)
+            try:
+                session, warmup = timed_start(client, launched, mode="step", seed=seed, text=text)
+            except ProtocolError as e:
+                if e.code != "bad_prompt" or text_given:
+                    raise
+                click.echo(f"note: {e.message.split(': leave')[0]}; the demo starts it from seed {seed} without its "
+                           "default text prompt", err=True)
+                session, warmup = timed_start(client, launched, mode="step", seed=seed)
             kind, name = session["backend_kind"], session["backend_name"]
             click.echo(f"serving: {name} [{kind}]" + ("  (the sandbox game is a test backend, not the world model)" if kind == "sandbox" else ""), err=True)
             rec = client.record_start(str(out / f"{stem}.wbrec"))
@@ -85,11 +95,14 @@ def _play(spec: Any, out: Path, seed: int, text: str, launched: float) -> dict[s
             frame = None
             started = time.perf_counter()
             played = 0
+            caps = session.get("capabilities", ["events", "text_events"])  # a host before 1.1 says nothing
             for count, action, event in SCRIPT:
                 if event and event in session["event_types"]:
                     client.event(event_type=event)
-                elif event:
+                elif event and "text_events" in caps:
                     client.event(text=event.replace("_", " "))
+                elif event:
+                    click.echo(f"note: {name} takes no {event!r} event (neither typed nor free text): skipped", err=True)
                 act = _script_action(action, session["action_names"])
                 for _ in range(count):
                     frame = client.step(act)
@@ -125,7 +138,8 @@ def _play(spec: Any, out: Path, seed: int, text: str, launched: float) -> dict[s
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True, help="Where the recording, MP4 and GIF go.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=7, show_default=True)  # the protocol's seed range
-@click.option("--text", default="a snowy night level with many coins", show_default=True, help="Text prompt for the world.")
+@click.option("--text", default="a snowy night level with many coins", show_default=True,
+              help="Text prompt for the world (the default one is left out for a world without text conditioning).")
 def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str) -> None:
     """Start a host, play a scripted session (prompt, movement, two events, a branch) and report speed."""
     from bridge.host.backends import preload, resolve_backend
@@ -139,7 +153,8 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
         raise click.ClickException(str(e)) from None
     made = _make_out(out)
     try:
-        report = _play(spec, out, seed, text, launched)
+        given = click.get_current_context().get_parameter_source("text") is not ParameterSource.DEFAULT
+        report = _play(spec, out, seed, text, launched, given)
     except BaseException as e:
         if made:  # nothing half-made: a folder this run created goes with its failure
             shutil.rmtree(out, ignore_errors=True)

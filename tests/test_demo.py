@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from bridge.demo import SCRIPT, demo, fresh_stem
 from test_export import read_labels
-from test_model_data import DAMAGE, damaged_checkpoint
+from test_model_data import DAMAGE, damaged_checkpoint, save_random_world
 
 
 def test_fresh_stem_skips_every_name_an_earlier_run_used(tmp_path):
@@ -108,3 +108,13 @@ def test_a_read_only_out_is_named_before_the_host_starts(tmp_path, monkeypatch):
     p = subprocess.run([*_unprivileged(), sys.executable, "-c", code, str(ro)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and f"Error: cannot write into --out {ro} (Permission denied)" in p.stderr, p.stderr
     assert list(ro.iterdir()) == []
+
+
+def test_a_world_without_text_conditioning_plays_without_the_default_text_but_refuses_a_given_one(tmp_path):
+    world = save_random_world(tmp_path / "w")  # no first-frame model: its sessions lack text_prompt
+    r = CliRunner().invoke(demo, ["--checkpoint", str(world), "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output  # was: the demo failed: bad_prompt (since the host refuses unreadable text)
+    assert "without its default text prompt" in r.stderr and json.loads(r.stdout)["backend_kind"] == "world_model"
+    assert r.stderr.count("event (neither typed nor free text): skipped") == 2  # it has no events either
+    r = CliRunner().invoke(demo, ["--checkpoint", str(world), "--out", str(tmp_path / "b"), "--text", "a cave"])
+    assert r.exit_code == 1 and "bad_prompt" in r.output and not (tmp_path / "b").exists()  # asked for: not dropped
