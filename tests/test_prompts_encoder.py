@@ -146,6 +146,15 @@ def test_warm_up_runs_at_the_lowest_priority_and_leaves_the_callers_alone(monkey
     assert seen == [19] and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
 
 
+def test_warm_up_returns_at_once_while_a_load_is_under_way(monkeypatch):
+    monkeypatch.setattr(te, "_WARMING", set())
+    monkeypatch.setattr(te, "get_encoder", lambda name: type("Idle", (), {"warm": lambda self: None})())
+    with te._MODEL_LOCK:  # what a loading sentence model holds for seconds (the editor calls warm_up on its GUI thread)
+        done = threading.Event()
+        threading.Thread(target=lambda: (te.warm_up(["probe"]), done.set()), daemon=True).start()
+        assert done.wait(2.0), "warm_up waited for the model lock: the editor window froze for the whole load"
+
+
 def test_warm_up_loads_minilm_once_in_the_background_and_caches_no_text(tmp_path, monkeypatch):
     import sentence_transformers
 

@@ -268,13 +268,14 @@ def get_encoder(name: str = DEFAULT_ENCODER) -> TextEncoder:
 
 
 _WARMING: set[str] = set()
+_WARM_LOCK = threading.Lock()  # not _MODEL_LOCK, which a load holds for seconds: a GUI thread calls warm_up
 log = logging.getLogger(__name__)
 
 
 def warm_up(names: list[str]) -> threading.Thread | None:
     """Load these encoders on a thread that ends (a host calls this once it is bound), so `hello` is not delayed and
     the first text prompt finds the model loaded or waits only for the rest of the load; each name once per process."""
-    with _MODEL_LOCK:
+    with _WARM_LOCK:
         wanted = [n for n in dict.fromkeys(names) if n not in _WARMING]
         _WARMING.update(wanted)
     if not wanted:
