@@ -49,6 +49,7 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     apply_theme(app)
     host = run_host_in_thread(checkpoint)
+    w = None
     try:
         w = MainWindow(host.address, StartOptions(backend="world_model", mode="realtime", fps=24.0,
                                                   prompt=PromptSpec(seed=seed, text=text)))
@@ -84,8 +85,9 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
         if not w.grab().save(out):
             raise click.ClickException(f"could not write {out}")
         click.echo(f"wrote {out}: {badge_text(w.viewport.kind, w.viewport.name)}")
-        w.close()
     finally:
+        if w is not None:  # a failed run too: a window left open covers what the process shows next
+            w.close()
         host.stop()
 
 

@@ -449,6 +449,11 @@ def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_pat
     out = tmp_path / "shot.png"
     refused = CliRunner().invoke(screenshot.main, ["--out", str(out), "--checkpoint", str(world)])
     assert refused.exit_code == 1 and "refused the start" in refused.output and "text" in refused.output  # at once
+    from PySide6.QtWidgets import QApplication
+
+    from editor_gui.main_window import MainWindow
+    assert not [t for t in QApplication.topLevelWidgets() if isinstance(t, MainWindow) and t.isVisible()]  # closed:
+    # a window left open covered the next tests' widgets, which then got no mouse events
     r = CliRunner().invoke(screenshot.main, ["--out", str(out), "--checkpoint", str(world), "--text", ""],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
