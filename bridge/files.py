@@ -26,7 +26,8 @@ def _umask() -> int:
 
 
 def _fsync(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    """fsync by path: POSIX syncs through any descriptor (a folder's too); Windows' _commit needs one open for writing."""
+    fd = os.open(path, os.O_RDONLY if os.name == "posix" else os.O_RDWR)
     try:
         os.fsync(fd)
     finally:

@@ -34,3 +34,16 @@ def test_atomic_writers_round_trip(tmp_path):
     atomic_write_json(tmp_path / "b.json", {"z": 1, "a": [1, 2]})
     assert (tmp_path / "a.bin").read_bytes() == b"\x00\x01"
     assert (tmp_path / "b.json").read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "z": 1\n}\n'
+
+
+def test_fsync_opens_for_writing_where_windows_needs_it(tmp_path, monkeypatch):
+    import bridge.files as files
+
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"x")
+    flags, real_open = [], os.open
+    monkeypatch.setattr(os, "open", lambda p, fl, *a: flags.append(fl) or real_open(p, fl, *a))
+    files._fsync(f)
+    monkeypatch.setattr(os, "name", "nt")  # Windows' fsync (_commit) fails with EBADF on a read-only descriptor
+    files._fsync(f)
+    assert flags[0] & os.O_ACCMODE == os.O_RDONLY and flags[1] & os.O_ACCMODE == os.O_RDWR
