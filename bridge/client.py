@@ -1,4 +1,4 @@
-"""`WorldClient`: the Python side of protocol v1.2 (docs/protocol.md; a guide: docs/python.md), used by the editor,
+"""`WorldClient`: the Python side of protocol v1.3 (docs/protocol.md; a guide: docs/python.md), used by the editor,
 the Gym env, demo and bench.
 
 Not thread-safe: use one client per thread (ZeroMQ sockets must stay on the thread that uses them).

@@ -649,3 +649,88 @@ def test_replay_of_a_header_without_its_session_names_what_to_pass(tmp_path, ses
     assert res.exit_code == 1 and says in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(record, ["replay", str(path), "--backend", "sandbox"])  # no frame size to build one at
     assert res.exit_code == 1 and "gives no frame size" in res.output
+
+
+def _wire(msg: dict) -> list[bytes]:
+    return [msgpack.packb(msg, use_bin_type=True)]
+
+
+def _every_kind() -> dict[str, dict]:
+    """One well-formed record of every kind, each with every optional field set."""
+    step = frame_record(1)
+    return {"frame": {**step, "info": {}, "event": {"type": "weather_rain", "text": "it rains"}, "prompt": {"seed": 2}},
+            "input": {"kind": "input", "t": 0.5, "wire": _wire({"type": "input", "action": "left"}), "action_id": 1,
+                      "info": {}},
+            "event": {"kind": "event", "t": 0.6, "wire": _wire({"type": "event", "text": "rain"}), "caption": "c",
+                      "info": {}},
+            "control": {"kind": "control", "t": 0.7, "wire": _wire({"type": "settings", "mode": "turn"}),
+                        "info": {"settings_knobs": {}}}}
+
+
+NIL_OR_WRONG = [(kind, key, value) for kind, keys in {
+    "header": ("session", "prompt", "reset_settings", "history", "checkpoint", "created", "host"),
+    "frame": ("t", "wire", "info", "event", "prompt", "source", "edit"),
+    "input": ("t", "wire", "info", "action_id"), "event": ("t", "wire", "info", "caption"),
+    "control": ("t", "wire", "info"),
+}.items() for key in keys for value in (None, "x", 5, [1], {"seed": "x", "settings_knobs": 3})]
+
+
+def _faulty_recording(path: Path, kind: str, key: str, value) -> Path:
+    """A recording of a start frame and one record of every kind, with `key` of the `kind` record set to `value`."""
+    header = {**HEADER, "session": {**HEADER["session"], "width": 64, "height": 64}}  # a size the sandbox replays at
+    rec = Recorder(path, {**header, key: value} if kind == "header" else header)
+    records = _every_kind()
+    if kind != "header":
+        records[kind][key] = value
+    rec.write(frame_record(0) | {"source": "start", "prompt": {"seed": 1}})
+    for r in records.values():
+        rec.write(r)
+    rec.close(2.0)
+    return path
+
+
+@pytest.mark.parametrize("kind, key, value", NIL_OR_WRONG)
+def test_nil_or_wrong_typed_fields_never_raise_a_traceback(tmp_path, kind, key, value):
+    path = _faulty_recording(tmp_path / "f.wbrec", kind, key, value)
+    runner = CliRunner()
+    for args in (["info"], ["export", "--actions", str(tmp_path / "a.nd")], ["replay", "--backend", "sandbox"]):
+        res = runner.invoke(record, [args[0], str(path), *args[1:]])
+        assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.output)
+        assert args[0] != "replay" or "frames_compared" in res.stdout or "Error: " in res.output
+    try:
+        r = RecordingReader(path)
+    except ValueError as e:  # only a header that cannot be read refuses the file, and says so
+        assert kind == "header" and "has a malformed header record (it has a" in str(e)
+        return
+    for it in (r.frames(), r.inputs(), r.events(), r.controls()):
+        list(it)
+    flagged = [m["kind"] for m in r.malformed]
+    assert flagged in ([], [kind])
+    if value is None:  # nil reads as absent: only a field every record needs is missing then
+        assert flagged == ([kind] if key in ("t", "wire", "action_id") else [])
+
+
+@pytest.mark.parametrize("kind, key", [("header", "session"), ("header", "prompt"), ("header", "reset_settings"),
+                                       ("header", "history"), ("header", "checkpoint"), ("frame", "info"),
+                                       ("frame", "event"), ("frame", "prompt"), ("frame", "source"),
+                                       ("input", "info"), ("event", "caption"), ("control", "info")])
+def test_a_nil_field_reads_as_absent(tmp_path, kind, key):
+    r = RecordingReader(_faulty_recording(tmp_path / "nil.wbrec", kind, key, None))  # was AttributeError / TypeError
+    assert r.malformed == [] and r.info()["frames"] == 2
+    assert len(list(r.frames())) == 2 and len(list(r.inputs())) == len(list(r.events())) == len(list(r.controls())) == 1
+    res = CliRunner().invoke(record, ["info", str(r.path)])
+    assert res.exit_code == 0 and json.loads(res.stdout)["malformed_records"] == []
+
+
+def test_the_reported_repro_of_a_nil_session(tmp_path):
+    path = tmp_path / "x.wbrec"
+    Recorder(path, {"session": None, "prompt": {"seed": 1}}).close(1.0)
+    res = CliRunner().invoke(record, ["info", str(path)])  # was AttributeError: 'NoneType' object has no attribute 'get'
+    assert res.exit_code == 0 and json.loads(res.stdout)["session_id"] is None
+
+
+def test_a_malformed_header_is_named_not_called_cut(tmp_path):
+    path = _frames_recording(tmp_path / "m.wbrec", 2, {**HEADER, "session": "s"})
+    res = CliRunner().invoke(record, ["info", str(path)])
+    assert res.exit_code == 1 and "has a malformed header record (it has a 'session' that is not a map" in res.output
+    assert "cut or damaged" not in res.output

@@ -137,7 +137,7 @@ def record_info(rec: Path) -> None:
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     warn_damage(reader)
-    click.echo(json.dumps(reader.info(), indent=2))
+    click.echo(json.dumps(reader.info(), indent=2, default=repr))  # a faulty writer's session may hold bytes
 
 
 @record.command("export")

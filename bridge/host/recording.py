@@ -103,13 +103,61 @@ FRAME_KEYS = {"index": int, "epoch": int, "action": int, "events": list, "codec"
 WIRE_PARTS = {"frame": 2, "input": 1, "event": 1, "control": 1}  # [header, pixels] for a frame, else [message]
 
 
+def _map(r: dict, key: str) -> Any:
+    """The map at `key`, {} when it is absent or nil: the check and every reader must read a nil field alike."""
+    value = r.get(key)
+    return {} if value is None else value
+
+
+def _is_event(ev: Any) -> bool:
+    """Whether `ev` is an event map a replay can rebuild (a WorldEvent needs its type and text)."""
+    return isinstance(ev, dict) and {"type", "text"} <= ev.keys()
+
+
+PROMPT_KEYS = {"seed": int, "text": str, "image": bytes, "sketch": bytes}  # each may also be nil
+HISTORY_SHAPES = {"step": (int, _is_event), "settings": (dict,), "edit": (bytes, int, int)}  # after the entry's name
+HEADER_TEXT = ("created", "host", "checkpoint")  # each a string or nil
+
+
+def _fits(value: Any, want: Any) -> bool:
+    """Whether one history value has its type (or, for an event, is nil or passes the check)."""
+    return isinstance(value, want) if isinstance(want, type) else value is None or want(value)
+
+
+def _map_problem(r: dict, keys: tuple[str, ...]) -> str | None:
+    """Why one of `keys` is not a map (nil counts as an empty one), or a prompt part has the wrong type, or None."""
+    bad = [k for k in keys if not isinstance(_map(r, k), dict)]
+    if bad:
+        return f"has a {bad[0]!r} that is not a map"
+    prompt = _map(r, "prompt")
+    bad = [k for k, typ in PROMPT_KEYS.items() if not isinstance(prompt.get(k), (typ, type(None)))]
+    return f"has a prompt {bad[0]!r} that is not a {PROMPT_KEYS[bad[0]].__name__}" if bad else None
+
+
+def _header_problem(r: dict) -> str | None:
+    """Why a header cannot be read or replayed, or None."""
+    problem = _map_problem(r, ("session", "prompt", "reset_settings"))
+    if problem:
+        return problem
+    bad = [k for k in HEADER_TEXT if not isinstance(r.get(k), (str, type(None)))]
+    if bad:
+        return f"has a {bad[0]!r} that is not a string"
+    history = r.get("history")
+    if history is None:
+        return None
+    if not (isinstance(history, list) and all(
+            isinstance(e, list) and e and e[0] in HISTORY_SHAPES and len(e) == 1 + len(HISTORY_SHAPES[e[0]])
+            and all(_fits(v, want) for v, want in zip(e[1:], HISTORY_SHAPES[e[0]])) for e in history)):
+        return "has a 'history' that is not a list of step, settings and edit entries"
+    return None
+
+
 def _malformed(r: dict) -> str | None:
     """Why a record whose CRC checks out still cannot be read (only a faulty writer makes one), or None: the reader
-    skips it like a damaged one instead of raising KeyError later."""
+    skips it like a damaged one instead of raising KeyError later. A nil field reads as absent (see _map)."""
     kind = r["kind"]
     if kind == "header":
-        bad = [k for k in ("session", "prompt", "reset_settings") if not isinstance(r.get(k) or {}, dict)]
-        return f"has a {bad[0]!r} that is not a map" if bad else None
+        return _header_problem(r)
     if kind not in WIRE_PARTS:
         return None  # `end`, or a kind from a later writer: nothing reads its keys
     wire = r.get("wire")
@@ -123,8 +171,8 @@ def _malformed(r: dict) -> str | None:
         msg = None
     if not isinstance(msg, dict):
         return "has a 'wire' message that is not a msgpack map"
-    info = r.get("info") or {}
-    if not (isinstance(info, dict) and isinstance(info.get("settings_knobs") or {}, dict)):
+    info = _map(r, "info")
+    if not (isinstance(info, dict) and isinstance(_map(info, "settings_knobs"), dict)):
         return "has an 'info' that is not a map"
     if kind == "input" and not isinstance(r.get("action_id"), int):
         return "has no 'action_id'"
@@ -137,11 +185,13 @@ def _malformed(r: dict) -> str | None:
         return f"has an unknown codec {msg['codec']!r}"
     if msg["codec"] == "raw" and len(wire[1]) != msg["width"] * msg["height"] * 3:
         return f"has {len(wire[1])} raw pixel bytes for a {msg['width']}x{msg['height']} frame"
-    event = r.get("event")
-    if event is not None and not (isinstance(event, dict) and {"type", "text"} <= event.keys()):
+    if r.get("event") is not None and not _is_event(r["event"]):
         return "has an 'event' without 'type' and 'text'"
-    if not isinstance(r.get("prompt") or {}, dict):
-        return "has a 'prompt' that is not a map"
+    if not isinstance(r.get("source"), (str, type(None))):
+        return "has a 'source' that is not a string"
+    problem = _map_problem(r, ("prompt",))
+    if problem:
+        return problem
     edit = r.get("edit")
     if r.get("source") == "edit" and not (isinstance(edit, dict) and isinstance(edit.get("layer"), bytes)
                                  and isinstance(edit.get("x"), int) and isinstance(edit.get("y"), int)):
@@ -189,7 +239,7 @@ class RecordingReader:
                 kind = last_kind = r["kind"]
                 if kind == "header":
                     self.header = self.header or r
-                    made_by = r.get("session", {})
+                    made_by = _map(r, "session")
                     self.backends.append((made_by.get("backend_kind") or "", made_by.get("backend_name") or ""))
                 self.counts[kind] = self.counts.get(kind, 0) + 1
                 if kind == "frame":
@@ -198,8 +248,11 @@ class RecordingReader:
                 self._index.append((pos, n))
                 pos += PREFIX.size + n
         if not self._index:
-            raise ValueError(f"{self.path} has no readable header record (the file was cut or damaged inside it), and "
-                             f"no frame can be decoded without it: nothing can be recovered; {AGAIN}")
+            bad = next((m for m in self.malformed if m["kind"] == "header"), None)
+            why = (f"has a malformed header record (it {bad['problem']}: a faulty writer made it)" if bad else
+                   "has no readable header record (the file was cut or damaged inside it)")
+            raise ValueError(f"{self.path} {why}, and no frame can be decoded without it: nothing can be recovered; "
+                             f"{AGAIN}")
         self.complete = last_kind == "end" and not (self.skipped and self.skipped[-1][1] == self.file_bytes)
         self.dropped_bytes = sum(b - a for a, b in self.skipped)
         self.valid_bytes = self.file_bytes - self.dropped_bytes
@@ -290,7 +343,7 @@ class RecordingReader:
     def frames(self, decode: bool = True) -> Iterator[RecordedFrame]:
         """Every frame the session produced, in order (including frames dropped for a slow client), with the mode it
         was made in (a client may switch mode mid-recording with `settings`)."""
-        mode = self.header.get("session", {}).get("mode") or "realtime"
+        mode = _map(self.header, "session").get("mode") or "realtime"
         for r in self:
             if r["kind"] == "control":
                 msg = msgpack.unpackb(r["wire"][0], raw=False)
@@ -300,7 +353,7 @@ class RecordingReader:
                 h = msgpack.unpackb(r["wire"][0], raw=False)
                 image = decode_pixels(r["wire"][1], h["codec"], h["width"], h["height"]) if decode else None
                 yield RecordedFrame(h["index"], h["epoch"], h["action"], image, list(h["events"]), r["t"],
-                                    r.get("source", "step"), h, mode)
+                                    r.get("source") or "step", h, mode)
 
     def inputs(self) -> Iterator[dict]:
         """Client `input` messages as received, plus `action_id` (resolved) and `t` (host ms)."""
@@ -318,12 +371,12 @@ class RecordingReader:
         """reset / branch / edit / settings messages as received, with the host's resolution."""
         for r in self:
             if r["kind"] == "control":
-                yield {**msgpack.unpackb(r["wire"][0], raw=False), **r.get("info", {}), "t": r["t"]}
+                yield {**msgpack.unpackb(r["wire"][0], raw=False), **_map(r, "info"), "t": r["t"]}
 
     def info(self) -> dict:
         """A JSON-able summary for `worldbridge record info`."""
         times = self.frame_times
-        s = self.header.get("session", {})
+        s = _map(self.header, "session")
         return {"path": str(self.path), "format": self.header.get("format"), "created": self.header.get("created"),
                 "host": self.header.get("host"), "session_id": s.get("session_id"),
                 "backend_kind": s.get("backend_kind"), "backend_name": s.get("backend_name"),
@@ -358,7 +411,7 @@ def export_recording(path: str | Path, mp4: str | Path | None = None, gif: str |
     pictures = bool(mp4 or gif or frames_dir)
     if not rec.frame_count and pictures:
         raise ValueError(f"{path} holds no frames to export")
-    fps = fps or float(rec.header.get("session", {}).get("fps") or 24.0)
+    fps = fps or float(_map(rec.header, "session").get("fps") or 24.0)
     targets = {"mp4": mp4, "gif": gif, "frames": frames_dir, "actions": actions}
     with Export(targets, fps, scale, source=rec.path, label=source_label(rec.backends)) as ex, \
             tqdm(total=rec.frame_count, desc="export", unit="frame", disable=not progress) as bar:
@@ -367,7 +420,8 @@ def export_recording(path: str | Path, mp4: str | Path | None = None, gif: str |
             if actions:
                 ex.write_log(json.dumps({"t": f.t, "epoch": f.epoch, "index": f.index, "action": f.action,
                                          "source": f.source, "events": f.events,
-                                         "client_ts": f.header.get("client_ts"), "seq": f.header.get("seq")}) + "\n")
+                                         "client_ts": f.header.get("client_ts"), "seq": f.header.get("seq")},
+                                        default=repr) + "\n")  # a faulty client's ts may be any msgpack type
             bar.update(1)
         return ex.finish()
 
@@ -413,11 +467,11 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
     h = rec.header
     # only the frames some branch returns to need a saved state (world-model states are megabytes)
     targets = {f.index for f in rec.frames(decode=False) if f.source == "branch"}
-    configure(h.get("reset_settings") or {})
-    backend.reset(prompt_of(h["prompt"]))
+    configure(_map(h, "reset_settings"))
+    backend.reset(prompt_of(_map(h, "prompt")))
     states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
     index = 0
-    for entry in h.get("history", []):
+    for entry in h.get("history") or []:
         if entry[0] == "step":
             backend.step(int(entry[1]), event_of(entry[2]))
             index += 1
@@ -439,13 +493,13 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         while holes and holes[0][0] < pos:
             gaps.append({"bytes": list(holes.pop(0)), "after_frame": last, "next_frame": None, "resynced_at": None})
             astray = True
-        if r["kind"] == "control" and r.get("info", {}).get("settings_knobs"):
+        if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
             configure(r["info"]["settings_knobs"])
         if r["kind"] != "frame":
             continue
         bar.update(1)
         hdr = msgpack.unpackb(r["wire"][0], raw=False)
-        source = r.get("source", "step")
+        source = r.get("source") or "step"
         where = {"epoch": hdr["epoch"], "index": hdr["index"]}
         for g in gaps:
             g["next_frame"] = g["next_frame"] or where
