@@ -24,7 +24,8 @@ def test_readme_links_the_python_doc():
     assert "docs/python.md" in (ROOT / "README.md").read_text()
 
 
-def test_every_python_block_of_the_doc_runs():
+def test_every_python_block_of_the_doc_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the doc's host records into ./recordings, as `serve` does: not into the repo
     torch.set_num_threads(1)
     blocks = python_blocks(DOC.read_text())
     assert len(blocks) >= 10, f"docs/python.md has only {len(blocks)} python blocks"
@@ -42,3 +43,4 @@ def test_every_python_block_of_the_doc_runs():
         if "host" in namespace:
             namespace["host"].stop()
     assert namespace["client"]._closed and not namespace["host"].thread.is_alive()
+    assert (tmp_path / "recordings").is_dir()  # the recording block ran where this test put it
