@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
+from editor_gui.session_store import PromptSpec
+
 ALL = ("text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit")
 
 TRAIN_FIRST_FRAME = "`worldbridge train prompts first-frame`"
@@ -47,3 +52,44 @@ def why_not(cap: str, info: dict | None) -> str:
     what = {"text_prompt": "text prompts", "image_prompt": "image prompts", "sketch_prompt": "sketch prompts",
             "events": "typed events", "text_events": "free-text events", "edit": "frame edits"}[cap]
     return f"{name} has no {what} (see its session capabilities)."
+
+
+PROMPT_PARTS = (("text", "text_prompt"), ("image", "image_prompt"), ("sketch", "sketch_prompt"))
+_REFUSED = re.compile(r"lack (text|image|sketch)_prompt\b.*\(bad_prompt\)$", re.S)
+
+
+def prompt_parts(prompt: PromptSpec) -> list[str]:
+    """The prompt kinds a start sends (a blank text is no text prompt, as for the host)."""
+    given = {"text": bool(prompt.text and prompt.text.strip()), "image": prompt.image_png is not None,
+             "sketch": prompt.sketch_png is not None}
+    return [part for part, _cap in PROMPT_PARTS if given[part]]
+
+
+def fit_prompt(prompt: PromptSpec, info: dict | None, rebuild: bool = False) -> PromptSpec:
+    """The prompt without the parts this backend cannot take, which the host refuses with bad_prompt; for a `rebuild`,
+    an image the sandbox game lacks is sent as the sketch hosts before bad_prompt read it as, so frames come out the same."""
+    caps = session_caps(info)
+    if (rebuild and (info or {}).get("backend_kind") == "sandbox" and prompt.image_png is not None
+            and prompt.sketch_png is None and "image_prompt" not in caps and "sketch_prompt" in caps):
+        prompt = replace(prompt, sketch_png=prompt.image_png)
+    keep = {part: part not in prompt_parts(prompt) or cap in caps for part, cap in PROMPT_PARTS}
+    return replace(prompt, text=prompt.text if keep["text"] else None,
+                   image_png=prompt.image_png if keep["image"] else None,
+                   sketch_png=prompt.sketch_png if keep["sketch"] else None)
+
+
+def dropped_note(asked: PromptSpec, sent: PromptSpec, info: dict | None) -> str:
+    """What the status bar says when a start left out prompt parts its backend cannot take (empty when none)."""
+    dropped = [p for p in prompt_parts(asked) if p not in prompt_parts(sent)]
+    if not dropped:
+        return ""
+    kind, name = (info or {}).get("backend_kind"), (info or {}).get("backend_name") or "this backend"
+    who = "the sandbox game" if kind == "sandbox" else f"the world model {name}" if kind == "world_model" else name
+    kept = " and ".join(["seed", *prompt_parts(sent)])
+    return f"{who} takes no {' or '.join(dropped)} prompts: started from the {kept} only"
+
+
+def refused_prompt(message: str) -> str | None:
+    """The prompt capability a host's bad_prompt refusal names (`image_prompt`), or None for any other refusal."""
+    match = _REFUSED.search(message)
+    return f"{match.group(1)}_prompt" if match else None

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from bridge.host.protocol import MODEL_KNOBS
 from editor_gui import export as exporting
-from editor_gui.capabilities import host_can_edit, session_caps, why_not
+from editor_gui.capabilities import (ALL, dropped_note, fit_prompt, host_can_edit, refused_prompt, session_caps,
+                                     why_not)
 from editor_gui.events_panel import EventsPanel
 from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap, KeyMapDialog, key_name
 from editor_gui.latent_explorer import LatentExplorer
@@ -132,6 +133,11 @@ class MainWindow(QMainWindow):
         self.pending_edits: list[dict] = []  # [{"layer": PNG, "x", "y"}] sent, their edited frames not yet received
         self.placing_layer: Layer | None = None
         self.caps_by_backend: dict[str, dict] = {}  # backend kind -> the last session of it (what new worlds can take)
+        self.refused_caps: dict[str, set[str]] = {}  # backend kind -> prompt capabilities its host refused (bad_prompt)
+        self._start_kind: dict[str, str] = {}  # "start"/"resimulate" on its way -> the backend kind it asked for
+        self._resim_args: tuple[int, int] = (-1, -1)  # the branch and frame of the last rebuild asked for
+        self._resim_prompt = PromptSpec()  # the root prompt of that rebuild, as the session stores it
+        self._prompt_note = ""  # what the running rebuild left out of its prompt (said when it is done)
         self.pending_prompt: PromptSpec | None = None
         self._busy: str | None = None  # see busy
         self._error_shown = ""  # the last error shown: progress leaves it in the status bar until it times out
@@ -283,6 +289,7 @@ class MainWindow(QMainWindow):
             self.worker_thread = None
         self.welcome = None
         self.asked_settings, self._starting = [], False  # the old worker answers none of them now
+        self.caps_by_backend, self.refused_caps = {}, {}  # the host may have restarted with other backends
         self._forget_session()
         self.settings_panel.set_connection(False, "Connecting…", self.address)
         self.viewport.set_message(f"Connecting to the host at {self.address}…")
@@ -359,12 +366,14 @@ class MainWindow(QMainWindow):
             return
         backend = self.settings_panel.backend.currentText() or self.options.backend
         self.pending_prompt = prompt
+        self._start_kind["start"] = backend or (self.welcome or {}).get("default_backend", "")
+        sent = fit_prompt(prompt, self._caps_for(self._start_kind["start"]))
         settings = dict(self.kept_settings)
         for asked in self.asked_settings:  # chosen before this click, their answer still on its way: kept too
             settings.update({k: v for k, v in asked.items() if k in MODEL_KNOBS})
         self._starting = self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
                     fps=float(self.settings_panel.fps.value() if self.info else self.options.fps), seed=prompt.seed,
-                    text=prompt.text, image=prompt.image_png, sketch=prompt.sketch_png,
+                    text=sent.text, image=sent.image_png, sketch=sent.sketch_png,
                     action_map=(self.session.action_map() or None) if self.session else None,
                     settings=settings)
 
@@ -381,12 +390,14 @@ class MainWindow(QMainWindow):
         s.backend_kind, s.backend_name = info["backend_kind"], info["backend_name"]
         s.fps, s.width, s.height = float(info.get("fps", 24.0)), int(info["width"]), int(info["height"])
         s.action_names = list(info.get("action_names", []))
+        asked = (self.pending_prompt or PromptSpec()) if purpose == "new" else self._resim_prompt
+        sent = fit_prompt(asked, info, rebuild=purpose != "new")
+        self._prompt_note = dropped_note(asked, sent, info)
         if purpose == "new":
-            prompt = self.pending_prompt or PromptSpec()
-            seed = prompt.seed if prompt.seed is not None else info.get("seed")  # the host reports the seed it drew
-            if prompt.seed is None and isinstance(seed, int):
+            seed = sent.seed if sent.seed is not None else info.get("seed")  # the host reports the seed it drew
+            if sent.seed is None and isinstance(seed, int):
                 self.prompt_panel.seed.setValue(seed)  # shown, so this world can be made again
-            root = s.new_root(PromptSpec(seed, prompt.text, prompt.image_png, prompt.sketch_png, info["backend_kind"]))
+            root = s.new_root(PromptSpec(seed, sent.text, sent.image_png, sent.sketch_png, info["backend_kind"]))
             s.live = root.id
             self.timeline.set_session(s)
         self._rebuild_resolver()
@@ -407,6 +418,8 @@ class MainWindow(QMainWindow):
             self._play_held()
         if self.timeline.host_record.isChecked():  # the host's recording ended with its old session: keep recording
             self.submit("record_start")
+        if purpose == "new" and self._prompt_note:
+            self.show_error(self._prompt_note)
 
     def on_frame(self, frame) -> None:
         if self.info is None or frame.session_id != self.info["session_id"] or frame.epoch < self.epoch:
@@ -690,10 +703,18 @@ class MainWindow(QMainWindow):
     def _apply_prompt_caps(self) -> None:
         """Prompts are for the next New world: follow the backend chosen for it (one not played yet: all inputs on)."""
         kind = self.settings_panel.backend.currentText() or (self.info or {}).get("backend_kind", "")
-        info = self.caps_by_backend.get(kind)
+        info = self._caps_for(kind)
         caps = session_caps(info)
         off = lambda cap: None if cap in caps else why_not(cap, info)  # noqa: E731
         self.prompt_panel.set_capabilities(off("text_prompt"), off("image_prompt"), off("sketch_prompt"))
+
+    def _caps_for(self, kind: str) -> dict | None:
+        """What a world of backend `kind` can take: its last session, else the prompt kinds its host refused so far
+        (the welcome lists backends, not what they can do), else None (unknown: everything is sent)."""
+        if kind in self.caps_by_backend or not self.refused_caps.get(kind):
+            return self.caps_by_backend.get(kind)
+        return {"backend_kind": kind, "backend_name": kind,
+                "capabilities": [cap for cap in ALL if cap not in self.refused_caps[kind]]}
 
     def _edit_unavailable(self) -> str | None:
         """Why frame edits are off right now, or None."""
@@ -809,7 +830,10 @@ class MainWindow(QMainWindow):
                             f"timeline, or record in step mode.")
             return
         root = s.root_of(branch_id)
-        p = root.prompt or PromptSpec()
+        self._resim_args, self._resim_prompt = (branch_id, index), root.prompt or PromptSpec()
+        self._start_kind["resimulate"] = self._resim_prompt.backend or s.backend_kind or ""
+        # a session saved before hosts refused prompt kinds a backend lacks stores them as sent: leave them out
+        p = fit_prompt(self._resim_prompt, self._caps_for(self._start_kind["resimulate"]), rebuild=True)
         fork = s.fork(branch_id, index)
         # if the host refuses the rebuild, its old world goes on where it was; until then that world's frames belong to
         # no branch (the rebuild's branch starts with the rebuild's own frames)
@@ -897,16 +921,36 @@ class MainWindow(QMainWindow):
         self._play_held()
         note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
                 if self.resim_mismatches else "")
-        self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from there{note}", 8000)
+        prompt_note = f" — {self._prompt_note}" if self._prompt_note else ""
+        self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from "
+                                     f"there{note}{prompt_note}", 8000)
 
     def on_failed(self, command: str, message: str) -> None:
         """The host refused a command, or it failed: its handler undoes what the window began for it and says why."""
         if command in ("start", "resimulate"):
             self._starting = False  # refused: the next New world starts in the mode Pause shows
+        retry = self._learn_refusal(command, message)
         handler = {"event": self._event_refused, "edit": self._edit_refused, "record_start": self._host_record_refused,
                    "settings": self._settings_refused, "mode": self._mode_refused, "branch": self._branch_refused,
                    "explore": self._job_failed, "resimulate": self._job_failed}.get(command, self._refused)
         handler(command, message)
+        if retry and command == "start":
+            self.new_world(self.pending_prompt or PromptSpec())
+        elif retry:
+            self.resimulate(*self._resim_args)
+
+    def _learn_refusal(self, command: str, message: str) -> bool:
+        """A start or rebuild refused for a prompt kind its backend lacks, not known before: remember it (its input
+        greys out) and True, so the caller sends it again without that part."""
+        cap, kind = refused_prompt(message), self._start_kind.get(command)
+        if command not in ("start", "resimulate") or cap is None or kind is None or kind in self.caps_by_backend:
+            return False
+        refused = self.refused_caps.setdefault(kind, set())
+        if cap in refused:
+            return False
+        refused.add(cap)
+        self._apply_prompt_caps()
+        return True
 
     def _refused(self, command: str, message: str) -> None:
         self.show_error(f"{command}: {message}")

@@ -274,17 +274,60 @@ def test_prompts_sketch_and_image_reach_the_host(qtbot, host, tmp_path):
     # the sandbox's session.capabilities have no image_prompt: the box is greyed out, says why, and is not sent
     assert not w.prompt_panel.img_box.isEnabled() and "sandbox" in w.prompt_panel.img_box.toolTip()
     assert w.prompt_panel.prompt().image_png is None and w.prompt_panel.text.isEnabled()
-    w.new_world(PromptSpec(seed=3, image_png=w.prompt_panel.image_png))  # sent anyway: the host says why not
-    qtbot.waitUntil(lambda: "cannot start from image prompts" in w.statusBar().currentMessage(), timeout=5000)
-    assert len(w.session.branches) == 2
-    iio.imwrite(tmp_path / "drawn.png", img)  # a drawn layout is refused as an image too, and the reason says
-    w.prompt_panel.load_image_file(tmp_path / "drawn.png")  # to send it as a sketch
-    w.statusBar().clearMessage()
-    w.new_world(PromptSpec(seed=3, image_png=w.prompt_panel.image_png))
-    qtbot.waitUntil(lambda: "as `sketch`" in w.statusBar().currentMessage(), timeout=5000)
-    assert len(w.session.branches) == 2 and np.array_equal(w.viewport.frame.image, sketched)
+    w.new_world(PromptSpec(seed=3, image_png=w.prompt_panel.image_png))  # asked anyway: the editor leaves it out
+    qtbot.waitUntil(lambda: len(w.session.branches) == 3 and len(live_frames(w)) == 1, timeout=5000)
+    assert "the sandbox game takes no image prompts: started from the seed only" in w.statusBar().currentMessage()
+    assert w.session.branches[w.session.live].prompt.image_png is None and np.array_equal(w.viewport.frame.image, plain)
     w.prompt_panel.load_image_file(tmp_path / "missing.png")  # a clear message, the old image kept
     assert "could not read" in w.statusBar().currentMessage()
+
+
+def test_first_world_on_a_backend_not_played_yet_leaves_out_the_prompt_it_refuses(qtbot, host, tmp_path):
+    """The welcome lists backends, not what they take: an image left in the box reaches the sandbox once, is refused,
+    and the world starts from the rest, saying so."""
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    iio.imwrite(tmp_path / "prompt.png", np.full((48, 48, 3), 90, np.uint8))
+    w.prompt_panel.load_image_file(tmp_path / "prompt.png")
+    assert w.prompt_panel.img_box.isEnabled()  # the sandbox's capabilities are not known yet
+    w.prompt_panel.text.setPlainText("coins")
+    w.prompt_panel.go.click()
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None and len(live_frames(w)) == 1,
+                    timeout=5000)
+    assert "the sandbox game takes no image prompts: started from the seed and text only" in \
+        w.statusBar().currentMessage()
+    root = w.session.branches[w.session.live].prompt
+    assert root.image_png is None and root.text == "coins" and not w.prompt_panel.img_box.isEnabled()
+    assert w.prompt_panel.image_png is not None  # the user's image stays in the box
+
+
+def test_an_old_session_whose_sandbox_world_read_an_image_rebuilds_the_same_frames(qtbot, host, tmp_path):
+    """Sessions saved before hosts refused prompt kinds a backend lacks store the image the sandbox then read as a
+    sketch: a rebuild, in a window that has not played the sandbox yet, makes the recorded frames again."""
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    w.prompt_panel.canvas.fill_rect((9, 6), (9, 12), "platform")
+    w.timeline.record.setChecked(True)
+    w.new_world(PromptSpec(seed=3, sketch_png=w.prompt_panel.canvas.to_png()))
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None and len(live_frames(w)) == 1,
+                    timeout=5000)
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 6)
+    root = w.session.live
+    recorded = {r.index: r.image.copy() for r in live_frames(w)}
+    drawn = w.session.branches[root].prompt.sketch_png
+    w.session.branches[root].prompt = PromptSpec(3, None, drawn, None, "sandbox")  # the old editor's image prompt
+    with qtbot.waitSignal(w.save_to(tmp_path / "old.wbsession").succeeded, timeout=30000):
+        pass
+    w2 = open_window(qtbot, host.address, mode="step", autostart=False)
+    with qtbot.waitSignal(w2.load_from(tmp_path / "old.wbsession").succeeded, timeout=30000):
+        pass
+    w2.branch_from(root, 5)
+    qtbot.waitUntil(lambda: "Branch rebuilt" in w2.statusBar().currentMessage(), timeout=20000)
+    assert "takes no image prompts" in w2.statusBar().currentMessage()
+    assert w2.resim_mismatches == 0 and np.array_equal(w2.viewport.frame.image, recorded[5])
+    w2.resimulate(root, 4)  # now known to lack image prompts: sent as the sketch at once, no refusal
+    assert w2.busy is not None
+    qtbot.waitUntil(lambda: "rebuilt up to frame 4" in w2.statusBar().currentMessage(), timeout=20000)
+    assert w2.resim_mismatches == 0 and np.array_equal(w2.viewport.frame.image, recorded[4])
 
 
 def test_no_host_and_lost_host_say_what_to_do(qtbot):
