@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -471,18 +472,54 @@ def test_dock_takes_an_integer_event_cfg_as_a_number(dock_sim):
     assert m["_event_cfg"].editable and m["_event_cfg"].value == 3.0
 
 
+def _greet_dock(sim, dock, router) -> bytes:
+    """Connects the dock to the scripted host and welcomes it; returns the dock's identity there."""
+    sock, address = router
+    dock.members["_endpoint"].text = address
+    assert gdsim.click(_find_button(dock, "Connect"))
+    _pump(sim, sock)
+    ident, _ = _recv(sock)
+    sock.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    assert _run_until(sim, lambda: dock.members["client"].members["link"] == READY)
+    return ident
+
+
 def test_dock_status_button_says_why_nothing_was_asked_while_reconnecting(dock_sim, router):
     sim, dock = dock_sim
     m = dock.members
-    sock, address = router
-    m["_endpoint"].text = address
-    assert gdsim.click(_find_button(dock, "Connect"))
-    _pump(sim, sock)
-    ident, hello = _recv(sock)
-    sock.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    assert _run_until(sim, lambda: m["client"].members["link"] == READY)
+    sock, _ = router
+    _greet_dock(sim, dock, router)
     sock.close()  # the host goes away: the dock's client reconnects
     assert _run_until(sim, lambda: "reconnecting" in m["_status"].text)
     m["_status"].text = ""
     assert gdsim.click(_find_button(dock, "Status"))
     assert "reconnecting" in m["_status"].text, f"the Status button said nothing: {m['_status'].text!r}"
+
+
+def test_dock_shows_the_hosts_status_answer_as_unity_does(dock_sim, router):
+    """The Status button's answer shows under the status line: sessions, the fps the host sends, the round trip."""
+    sim, dock = dock_sim
+    m = dock.members
+    sock, _ = router
+    ident = _greet_dock(sim, dock, router)
+    assert not m["_host_status"].visible, "a host line before any answer"
+    assert gdsim.click(_find_button(dock, "Status"))
+    _pump(sim, sock)
+    (_, status), (_, ping) = _recv(sock), _recv(sock)
+    assert (status["type"], ping["type"]) == ("status", "ping")
+    answer = {"type": "status", "req_id": status["req_id"], "sessions": 3, "session_id": None, "frame_index": None,
+              "epoch": None, "mode": None, "fps_target": None, "fps_measured": None, "recording": False,
+              "backend_kind": "sandbox", "backend_name": None}
+    sock.send_multipart([ident, zmtp_raw.pack(answer)])  # no session of this peer's: fps is nil
+    assert _run_until(sim, lambda: m["_host_status"].visible)
+    assert m["_host_status"].text == "host: 3 session(s), 0.0 fps sent"
+    sock.send_multipart([ident, zmtp_raw.pack(dict(answer, sessions=2, fps_measured=23.46))])
+    time.sleep(0.05)
+    sock.send_multipart([ident, zmtp_raw.pack({"type": "pong", "req_id": ping["req_id"],
+                                               "client_ts": ping["client_ts"], "host_ts": 1.0})])
+    assert _run_until(sim, lambda: "round trip" in m["_host_status"].text)
+    text = m["_host_status"].text
+    assert text.startswith("host: 2 session(s), 23.5 fps sent  round trip "), text
+    assert 40 <= int(text.split("round trip ")[1].removesuffix(" ms")) < 5000, text
+    assert gdsim.click(_find_button(dock, "Disconnect"))
+    assert not m["_host_status"].visible, "the old host's answer still shows after Disconnect"

@@ -15,6 +15,7 @@ var view: View
 var _endpoint: LineEdit
 var _connect_button: Button
 var _status: Label
+var _host_status: Label
 var _backend: OptionButton
 var _mode: OptionButton
 var _prompt: TextEdit
@@ -55,6 +56,7 @@ func _ready() -> void:
 	client.event_applied.connect(_on_event_applied)
 	client.edit_applied.connect(_on_edit_applied)
 	client.capabilities_changed.connect(_on_capabilities_changed)
+	client.status_received.connect(func(_answer: Dictionary) -> void: _show_host_status())
 	_build()
 	_apply_capabilities()
 
@@ -76,6 +78,10 @@ func _build() -> void:
 	_status.text = "offline"
 	_status.autowrap_mode = TextServer.AUTOWRAP_WORD_SMART
 	add_child(_status)
+	_host_status = Label.new()
+	_host_status.tooltip_text = "The host's answer to Status: its sessions, the fps it sends"
+	_host_status.visible = false
+	add_child(_host_status)
 
 	row = _row()
 	_backend = _options(
@@ -292,6 +298,24 @@ func _on_fire_pressed() -> void:
 func _on_status_changed(text: String) -> void:
 	_status.text = text
 	_connect_button.text = "Connect" if client.link == Client.Link.OFFLINE else "Disconnect"
+	_show_host_status()
+
+
+## The Status button's answer under the status line, as in Unity's window; none before an answer
+## from this connection's host.
+func _show_host_status() -> void:
+	var answer := client.last_status
+	_host_status.visible = not answer.is_empty()
+	if answer.is_empty():
+		return
+	var sessions: Variant = answer.get("sessions")
+	var fps: Variant = answer.get("fps_measured")  # nil while the dock has no session there
+	_host_status.text = (
+		"host: %d session(s), %.1f fps sent"
+		% [int(sessions) if _is_number(sessions) else 0, float(fps) if _is_number(fps) else 0.0]
+	)
+	if client.rtt_ms >= 0.0:
+		_host_status.text += "  round trip %.0f ms" % client.rtt_ms
 
 
 func _on_session_started(session: Dictionary) -> void:
