@@ -19,6 +19,7 @@ var _host_status: Label
 var _backend: OptionButton
 var _mode: OptionButton
 var _prompt: TextEdit
+var _frame_info: Label
 var _actions: GridContainer
 var _image_button: Button
 var _sketch_button: Button
@@ -57,6 +58,7 @@ func _ready() -> void:
 	client.edit_applied.connect(_on_edit_applied)
 	client.capabilities_changed.connect(_on_capabilities_changed)
 	client.status_received.connect(func(_answer: Dictionary) -> void: _show_host_status())
+	client.frame_received.connect(_on_frame_received)
 	_build()
 	_apply_capabilities()
 
@@ -106,6 +108,10 @@ func _build() -> void:
 	add_child(view)
 	view.client = client
 	view.frame_clicked.connect(_on_preview_clicked)
+	_frame_info = Label.new()
+	_frame_info.tooltip_text = "latency: input to its first frame; dropped: frames not shown"
+	_frame_info.visible = false
+	add_child(_frame_info)
 
 	_actions = GridContainer.new()
 	_actions.columns = 4
@@ -299,6 +305,28 @@ func _on_status_changed(text: String) -> void:
 	_status.text = text
 	_connect_button.text = "Connect" if client.link == Client.Link.OFFLINE else "Disconnect"
 	_show_host_status()
+	if client.link == Client.Link.OFFLINE:
+		_frame_info.visible = false  # the next host's world must not show under this one's numbers
+
+
+## The line under the preview, as in Unity's window: where the world is and how fast it comes.
+func _on_frame_received(header: Dictionary, _pixels: PackedByteArray) -> void:
+	var timings: Variant = header.get("timings", {})
+	var model: Variant = timings.get("model") if typeof(timings) == TYPE_DICTIONARY else null
+	var text := (
+		"frame %d  epoch %d  model %.1f ms"
+		% [
+			int(header.get("index", 0)),
+			int(header.get("epoch", 0)),
+			float(model) if _is_number(model) else 0.0
+		]
+	)
+	if client.latency_ms >= 0.0:
+		text += "  latency %.0f ms" % client.latency_ms
+	_frame_info.text = (
+		text + "  dropped %d  %.1f fps" % [client.frames_skipped, client.fps_measured]
+	)
+	_frame_info.visible = true
 
 
 ## The Status button's answer under the status line, as in Unity's window; none before an answer
