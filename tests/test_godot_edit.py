@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
 from test_godot_client import (CLIENT, SCRIPTED_WELCOME, VIEW, Recorder, _client, _pump, _recv,  # noqa: E402
-                               _run_until)
+                               _run_until, _session_msg)
 
 from bridge.host import server  # noqa: E402
 
@@ -471,18 +472,94 @@ def test_dock_takes_an_integer_event_cfg_as_a_number(dock_sim):
     assert m["_event_cfg"].editable and m["_event_cfg"].value == 3.0
 
 
+def _greet_dock(sim, dock, router) -> bytes:
+    """Connects the dock to the scripted host and welcomes it; returns the dock's identity there."""
+    sock, address = router
+    dock.members["_endpoint"].text = address
+    assert gdsim.click(_find_button(dock, "Connect"))
+    _pump(sim, sock)
+    ident, _ = _recv(sock)
+    sock.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    assert _run_until(sim, lambda: dock.members["client"].members["link"] == READY)
+    return ident
+
+
 def test_dock_status_button_says_why_nothing_was_asked_while_reconnecting(dock_sim, router):
     sim, dock = dock_sim
     m = dock.members
-    sock, address = router
-    m["_endpoint"].text = address
-    assert gdsim.click(_find_button(dock, "Connect"))
-    _pump(sim, sock)
-    ident, hello = _recv(sock)
-    sock.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    assert _run_until(sim, lambda: m["client"].members["link"] == READY)
+    sock, _ = router
+    _greet_dock(sim, dock, router)
     sock.close()  # the host goes away: the dock's client reconnects
     assert _run_until(sim, lambda: "reconnecting" in m["_status"].text)
     m["_status"].text = ""
     assert gdsim.click(_find_button(dock, "Status"))
     assert "reconnecting" in m["_status"].text, f"the Status button said nothing: {m['_status'].text!r}"
+
+
+def test_dock_shows_the_hosts_status_answer_as_unity_does(dock_sim, router):
+    """The Status button's answer shows under the status line: sessions, the fps the host sends, the round trip."""
+    sim, dock = dock_sim
+    m = dock.members
+    sock, _ = router
+    ident = _greet_dock(sim, dock, router)
+    assert not m["_host_status"].visible, "a host line before any answer"
+    assert gdsim.click(_find_button(dock, "Status"))
+    _pump(sim, sock)
+    (_, status), (_, ping) = _recv(sock), _recv(sock)
+    assert (status["type"], ping["type"]) == ("status", "ping")
+    answer = {"type": "status", "req_id": status["req_id"], "sessions": 3, "session_id": None, "frame_index": None,
+              "epoch": None, "mode": None, "fps_target": None, "fps_measured": None, "recording": False,
+              "backend_kind": "sandbox", "backend_name": None}
+    sock.send_multipart([ident, zmtp_raw.pack(answer)])  # no session of this peer's: fps is nil
+    assert _run_until(sim, lambda: m["_host_status"].visible)
+    assert m["_host_status"].text == "host: 3 session(s), 0.0 fps sent"
+    sock.send_multipart([ident, zmtp_raw.pack(dict(answer, sessions=2, fps_measured=23.46))])
+    time.sleep(0.05)
+    sock.send_multipart([ident, zmtp_raw.pack({"type": "pong", "req_id": ping["req_id"],
+                                               "client_ts": ping["client_ts"], "host_ts": 1.0})])
+    assert _run_until(sim, lambda: "round trip" in m["_host_status"].text)
+    text = m["_host_status"].text
+    assert text.startswith("host: 2 session(s), 23.5 fps sent  round trip "), text
+    assert 40 <= int(text.split("round trip ")[1].removesuffix(" ms")) < 5000, text
+    assert gdsim.click(_find_button(dock, "Disconnect"))
+    assert not m["_host_status"].visible, "the old host's answer still shows after Disconnect"
+
+
+def test_dock_shows_each_frames_numbers_under_the_preview_as_unity_does(dock_sim, router):
+    """Unity's window shows frame, epoch, model time, latency, dropped frames and fps under its preview."""
+    sim, dock = dock_sim
+    m = dock.members
+    client = m["client"]
+    sock, _ = router
+    ident = _greet_dock(sim, dock, router)
+    assert gdsim.click(_find_button(dock, "Start"))
+    _pump(sim, sock)
+    _, start = _recv(sock)
+    sock.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
+    assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
+    assert not m["_frame_info"].visible, "frame numbers before any frame"
+
+    def frame(index, **extra):
+        header = {"type": "frame", "session_id": "s1", "index": index, "epoch": 0, "action": 0, "client_ts": None,
+                  "seq": None, "host_ts": 1.0, "timings": {"model": 12.5}, "events": [], "codec": "raw",
+                  "width": 2, "height": 2}
+        sock.send_multipart([ident, zmtp_raw.pack({**header, **extra}), b"\0" * 12])
+
+    frame(0)
+    frame(1)
+    time.sleep(0.3)  # both frames wait in the socket: one poll shows the newest and drops the other
+    sim.process()
+    fps = client.members["fps_measured"]
+    assert m["_frame_info"].visible
+    assert m["_frame_info"].text == f"frame 1  epoch 0  model 12.5 ms  dropped 1  {fps:.1f} fps"
+    assert sim.call_method(client, "send_input", ["right"])
+    _pump(sim, sock)
+    _, sent = _recv(sock)
+    time.sleep(0.05)
+    frame(2, client_ts=sent["client_ts"], seq=sent["seq"], timings={"model": 3})  # an integer is a number too
+    assert _run_until(sim, lambda: m["_frame_info"].text.startswith("frame 2"))
+    text = m["_frame_info"].text
+    assert text.startswith("frame 2  epoch 0  model 3.0 ms  latency ") and "  dropped 1  " in text, text
+    assert int(text.split("latency ")[1].split(" ms")[0]) >= 40, text
+    assert gdsim.click(_find_button(dock, "Disconnect"))
+    assert not m["_frame_info"].visible, "the old host's frame numbers still show after Disconnect"

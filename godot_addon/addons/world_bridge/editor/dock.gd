@@ -15,9 +15,11 @@ var view: View
 var _endpoint: LineEdit
 var _connect_button: Button
 var _status: Label
+var _host_status: Label
 var _backend: OptionButton
 var _mode: OptionButton
 var _prompt: TextEdit
+var _frame_info: Label
 var _actions: GridContainer
 var _image_button: Button
 var _sketch_button: Button
@@ -55,6 +57,8 @@ func _ready() -> void:
 	client.event_applied.connect(_on_event_applied)
 	client.edit_applied.connect(_on_edit_applied)
 	client.capabilities_changed.connect(_on_capabilities_changed)
+	client.status_received.connect(func(_answer: Dictionary) -> void: _show_host_status())
+	client.frame_received.connect(_on_frame_received)
 	_build()
 	_apply_capabilities()
 
@@ -76,6 +80,10 @@ func _build() -> void:
 	_status.text = "offline"
 	_status.autowrap_mode = TextServer.AUTOWRAP_WORD_SMART
 	add_child(_status)
+	_host_status = Label.new()
+	_host_status.tooltip_text = "The host's answer to Status: its sessions, the fps it sends"
+	_host_status.visible = false
+	add_child(_host_status)
 
 	row = _row()
 	_backend = _options(
@@ -100,6 +108,10 @@ func _build() -> void:
 	add_child(view)
 	view.client = client
 	view.frame_clicked.connect(_on_preview_clicked)
+	_frame_info = Label.new()
+	_frame_info.tooltip_text = "latency: input to its first frame; dropped: frames not shown"
+	_frame_info.visible = false
+	add_child(_frame_info)
 
 	_actions = GridContainer.new()
 	_actions.columns = 4
@@ -292,6 +304,46 @@ func _on_fire_pressed() -> void:
 func _on_status_changed(text: String) -> void:
 	_status.text = text
 	_connect_button.text = "Connect" if client.link == Client.Link.OFFLINE else "Disconnect"
+	_show_host_status()
+	if client.link == Client.Link.OFFLINE:
+		_frame_info.visible = false  # the next host's world must not show under this one's numbers
+
+
+## The line under the preview, as in Unity's window: where the world is and how fast it comes.
+func _on_frame_received(header: Dictionary, _pixels: PackedByteArray) -> void:
+	var timings: Variant = header.get("timings", {})
+	var model: Variant = timings.get("model") if typeof(timings) == TYPE_DICTIONARY else null
+	var text := (
+		"frame %d  epoch %d  model %.1f ms"
+		% [
+			int(header.get("index", 0)),
+			int(header.get("epoch", 0)),
+			float(model) if _is_number(model) else 0.0
+		]
+	)
+	if client.latency_ms >= 0.0:
+		text += "  latency %.0f ms" % client.latency_ms
+	_frame_info.text = (
+		text + "  dropped %d  %.1f fps" % [client.frames_skipped, client.fps_measured]
+	)
+	_frame_info.visible = true
+
+
+## The Status button's answer under the status line, as in Unity's window; none before an answer
+## from this connection's host.
+func _show_host_status() -> void:
+	var answer := client.last_status
+	_host_status.visible = not answer.is_empty()
+	if answer.is_empty():
+		return
+	var sessions: Variant = answer.get("sessions")
+	var fps: Variant = answer.get("fps_measured")  # nil while the dock has no session there
+	_host_status.text = (
+		"host: %d session(s), %.1f fps sent"
+		% [int(sessions) if _is_number(sessions) else 0, float(fps) if _is_number(fps) else 0.0]
+	)
+	if client.rtt_ms >= 0.0:
+		_host_status.text += "  round trip %.0f ms" % client.rtt_ms
 
 
 func _on_session_started(session: Dictionary) -> void:

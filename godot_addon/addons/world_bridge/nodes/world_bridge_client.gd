@@ -28,6 +28,8 @@ signal edit_applied(epoch: int, frame_index: int)
 ## names of WorldBridgeProtocol.SESSION_CAPABILITIES this session's backend can do now.
 signal capabilities_changed(capabilities: PackedStringArray)
 signal recording_changed(recording: bool, path: String)
+## The host answered request_status(): `last_status` (its status) or `rtt_ms` (the pong) is new.
+signal status_received(status: Dictionary)
 ## Every message from the host, decoded, for tools that need more than the signals above.
 signal message_received(header: Dictionary, payload: PackedByteArray)
 
@@ -134,6 +136,7 @@ func connect_to_host(address: String = "") -> Error:
 		endpoint = address
 	if _socket != null:
 		_socket.close()
+	_forget_status()
 	_socket = Zmtp.new()
 	_socket.properties = {"X-Client": client_name}
 	_socket.opened.connect(_on_socket_opened)
@@ -159,6 +162,7 @@ func disconnect_from_host() -> void:
 	_resume_id = ""
 	_starts_sent.clear()
 	welcome = {}
+	_forget_status()
 	_end_session("disconnected")
 	_update_capabilities()
 	_set_link(Link.OFFLINE, "offline")
@@ -432,9 +436,11 @@ func _dispatch(header: Dictionary) -> void:
 			_on_error(header)
 		"status":
 			last_status = header
+			status_received.emit(last_status)
 		"pong":
 			if typeof(header.get("client_ts")) in [TYPE_FLOAT, TYPE_INT]:
 				rtt_ms = _now_ms() - float(header["client_ts"])
+				status_received.emit(last_status)
 		_:
 			pass  # unknown message types are ignored (protocol §2)
 
@@ -763,6 +769,12 @@ func _update_capabilities() -> void:
 	if now != capabilities:
 		capabilities = now
 		capabilities_changed.emit(now)
+
+
+## A new or closed connection: another host's status and round trip must not show as this one's.
+func _forget_status() -> void:
+	last_status = {}
+	rtt_ms = -1.0
 
 
 func _set_link(value: Link, text: String) -> void:
