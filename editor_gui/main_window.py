@@ -1108,6 +1108,7 @@ class MainWindow(QMainWindow):
         return self.run_job(f"Opening {Path(path).name}", work, opened)
 
     def _refuse_open(self, path: str | Path) -> None:
+        """The one message for an open refused while busy: the frames on their way belong to the window's session."""
         self.show_error(f"{Path(path).name} was not opened: wait for {self.busy} to finish, then Open… it again "
                         "(the session in the window is unchanged)")
 
@@ -1198,9 +1199,7 @@ class MainWindow(QMainWindow):
             self.save_to(path)
 
     def _load_dialog(self) -> None:
-        if self.busy:  # asked before a file is picked; load_from asks again, for one begun while the dialog is open
-            self.show_error(f"Open… waits for {self.busy} to finish (the session in the window is unchanged)")
-            return
+        """Pick a session to open; Open… is greyed out while busy, and load_from refuses a job begun meanwhile."""
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", f"Session file (*{FILE_SUFFIX});;session.json in a folder (session.json)")
         if path:
             self.load_from(Path(path).parent if Path(path).name == "session.json" else path)
