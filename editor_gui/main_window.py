@@ -908,16 +908,18 @@ class MainWindow(QMainWindow):
         asked = self.asked_settings.pop(0) if self.asked_settings else {}
         self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
                                    if k in MODEL_KNOBS})
-        self._settings_now(settings)
+        self._run_with(settings, settings.get("mode") or self.mode)
+
+    def _run_with(self, settings: dict, mode: str, whole: bool = False) -> None:
+        """The live world runs with these settings and mode (see _settings_now): the panel and Pause show them."""
+        self._settings_now(settings, whole)
         self.settings_panel.apply_settings(settings)
-        self._follow_mode(settings.get("mode") or self.mode)
+        self._follow_mode(mode)
 
     def _rebuilt(self, result: ResimResult) -> None:
         """A rebuild replayed its frames: the world goes on live with the settings and mode the host reports."""
         self.busy = None
-        self._settings_now(result.session.get("settings", {}), whole=True)
-        self.settings_panel.apply_settings(result.session.get("settings", {}))
-        self._follow_mode(result.session.get("mode", self.mode))
+        self._run_with(result.session.get("settings", {}), result.session.get("mode", self.mode), whole=True)
         self._play_held()
         note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
                 if self.resim_mismatches else "")
