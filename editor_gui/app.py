@@ -6,9 +6,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # the host's modules load only when the editor starts one
+    from bridge.host.server import HostHandle
 
 
 def check_qt_runtime() -> None:
@@ -76,7 +79,7 @@ def check_xcb(env: dict[str, str] | None = None, platform: str = sys.platform, m
                                    f"Install them with `sudo apt-get install -y {packages}` and run again.")
 
 
-def start_own_host(backend: str | None, checkpoint: Path | None):
+def start_own_host(backend: str | None, checkpoint: Path | None) -> HostHandle:
     """A host in this process on a free loopback port (`play` without --host); any program here can reach it, so it
     records only inside ./recordings, like `worldbridge serve` (the editor sends no path)."""
     from bridge.host.server import run_host_in_thread
@@ -85,7 +88,7 @@ def start_own_host(backend: str | None, checkpoint: Path | None):
     return run_host_in_thread(spec, "tcp://127.0.0.1:*")  # its text encoder loads when text is on its way (warm_text)
 
 
-def text_warmer(host) -> Callable[[], Any]:
+def text_warmer(host: HostHandle) -> Callable[[], Any]:
     """Loads the own host's text encoder on a background thread; called when the user heads for text, not at launch,
     where its imports (they hold the GIL) cut the first seconds of play to a few frames/s."""
     from bridge.host.backends import warm_text

@@ -908,16 +908,18 @@ class MainWindow(QMainWindow):
         asked = self.asked_settings.pop(0) if self.asked_settings else {}
         self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
                                    if k in MODEL_KNOBS})
-        self._settings_now(settings)
+        self._run_with(settings, settings.get("mode") or self.mode)
+
+    def _run_with(self, settings: dict, mode: str, whole: bool = False) -> None:
+        """The live world runs with these settings and mode (see _settings_now): the panel and Pause show them."""
+        self._settings_now(settings, whole)
         self.settings_panel.apply_settings(settings)
-        self._follow_mode(settings.get("mode") or self.mode)
+        self._follow_mode(mode)
 
     def _rebuilt(self, result: ResimResult) -> None:
         """A rebuild replayed its frames: the world goes on live with the settings and mode the host reports."""
         self.busy = None
-        self._settings_now(result.session.get("settings", {}), whole=True)
-        self.settings_panel.apply_settings(result.session.get("settings", {}))
-        self._follow_mode(result.session.get("mode", self.mode))
+        self._run_with(result.session.get("settings", {}), result.session.get("mode", self.mode), whole=True)
         self._play_held()
         note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
                 if self.resim_mismatches else "")
@@ -1108,6 +1110,7 @@ class MainWindow(QMainWindow):
         return self.run_job(f"Opening {Path(path).name}", work, opened)
 
     def _refuse_open(self, path: str | Path) -> None:
+        """The one message for an open refused while busy: the frames on their way belong to the window's session."""
         self.show_error(f"{Path(path).name} was not opened: wait for {self.busy} to finish, then Open… it again "
                         "(the session in the window is unchanged)")
 
@@ -1198,9 +1201,7 @@ class MainWindow(QMainWindow):
             self.save_to(path)
 
     def _load_dialog(self) -> None:
-        if self.busy:  # asked before a file is picked; load_from asks again, for one begun while the dialog is open
-            self.show_error(f"Open… waits for {self.busy} to finish (the session in the window is unchanged)")
-            return
+        """Pick a session to open; Open… is greyed out while busy, and load_from refuses a job begun meanwhile."""
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", f"Session file (*{FILE_SUFFIX});;session.json in a folder (session.json)")
         if path:
             self.load_from(Path(path).parent if Path(path).name == "session.json" else path)

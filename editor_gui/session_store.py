@@ -26,6 +26,7 @@ CUT = "the zip file is cut short or its index is broken"
 
 
 def autosave_dir() -> Path:
+    """Where recordings the user did not save are kept ($WORLDBRIDGE_AUTOSAVE moves it), so closing or Open… loses none."""
     return Path(os.environ.get(AUTOSAVE_ENV) or Path.home() / ".worldbridge" / "autosave")
 
 
@@ -34,6 +35,7 @@ class SessionFileError(ValueError):
 
 
 def not_a_session(path: Path, why: str) -> SessionFileError:
+    """A file that was never a saved session (not a damaged one): say what to open instead."""
     return SessionFileError(f"{path} is not a saved session ({why}): open a {FILE_SUFFIX} file or a session folder "
                             "saved by the editor")
 

@@ -332,12 +332,30 @@ def test_open_is_greyed_out_during_a_rebuild_and_asks_for_no_file(qtbot, host, t
     w.resimulate(w.session.live, 3)
     assert not w.timeline.load_btn.isEnabled()
     assert "Wait for rebuilding the branch to finish" in w.timeline.load_btn.toolTip()
-    w.timeline.load_requested.emit()  # the shortcut around the greyed-out button: refused before a file is picked
-    assert picked == [] and "Open… waits for rebuilding the branch to finish" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
-    assert w.timeline.load_btn.isEnabled() and "Wait" not in w.timeline.load_btn.toolTip()
+    assert picked == [] and w.timeline.load_btn.isEnabled() and "Wait" not in w.timeline.load_btn.toolTip()
     w.timeline.load_btn.click()
     assert len(picked) == 1  # the dialog opens again once the rebuild is done
+
+
+def test_a_file_picked_while_a_rebuild_began_is_refused_with_the_one_open_message(qtbot, host, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    before, root = w.session, w.session.live
+    slow_starts(monkeypatch)
+
+    def pick(*_a, **_k):  # the rebuild begins while the dialog is open
+        w.resimulate(root, 3)
+        return str(tmp_path / "model.wbsession"), ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", pick)
+    w.timeline.load_btn.click()
+    message = w.statusBar().currentMessage()
+    assert "model.wbsession was not opened" in message and "wait for rebuilding the branch to finish" in message
+    assert_rebuilt_and_kept(qtbot, w, before, root)
 
 
 def test_a_rebuild_begun_while_a_session_is_read_keeps_the_open_from_landing(qtbot, host, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QImage
 
-from editor_gui.capabilities import ALL, host_can_edit, session_caps, why_not
+from editor_gui.capabilities import ALL, host_can_edit, refused_prompt, session_caps, why_not
 from editor_gui.layers import BUILTINS, Layer, builtin_layer, fit_layer, load_layer, qimage_to_rgba, rgba_to_qimage
 from editor_gui.object_panel import ObjectPanel
 from editor_gui.session_store import FrameRecord, PromptSpec, Session
@@ -19,6 +19,32 @@ from editor_gui.settings_panel import SettingsPanel
 from editor_gui.viewport import ShownFrame, Viewport
 
 pytest.importorskip("pytestqt")
+
+
+def test_refused_prompt_reads_a_real_hosts_bad_prompt_as_the_editor_gets_it():
+    """The editor learns which prompt kind a backend lacks from the host's wording: a rewording fails here by name."""
+    from bridge.client import ProtocolError, WorldClient
+    from bridge.host.server import run_host_in_thread
+    from bridge.worlds.sandbox import SandboxWorld
+    from editor_gui.worker import describe_error
+
+    class Mute(SandboxWorld):
+        capabilities = ["events"]  # no prompt kinds at all: each is refused with bad_prompt
+
+    prompts = {"text": "a snowy cave", "image": np.zeros((64, 64, 3), np.uint8), "sketch": SandboxWorld(64, 0).sketch()}
+    h = run_host_in_thread(lambda: Mute(64, 0), "tcp://127.0.0.1:*")
+    try:
+        with WorldClient(h.address) as c:
+            for key, value in prompts.items():
+                with pytest.raises(ProtocolError) as e:
+                    c.start(mode="step", **{key: value})
+                assert refused_prompt(describe_error(e.value, h.address)) == f"{key}_prompt", e.value.message
+            c.start(mode="step", seed=1)
+            with pytest.raises(ProtocolError) as e:
+                c.event(text="boom")  # a refusal that names another capability is no prompt refusal
+            assert "lack text_events" in e.value.message and refused_prompt(describe_error(e.value, h.address)) is None
+    finally:
+        h.stop()
 
 
 def test_builtin_objects_are_the_sandbox_art_at_the_frame_tile_size():
