@@ -114,6 +114,6 @@ def test_the_sandbox_refuses_a_setting_out_of_range_though_it_ignores_it(knob, v
         assert _ask(sock, {"type": "start", "mode": "step"})["type"] == "session"
         err = _ask(sock, {"type": "settings", "req_id": 5, knob: value})
         assert (err["type"], err["code"], err["req_id"]) == ("error", "bad_argument", 5)
-        assert err["message"].startswith(f"{knob} {value:g} is outside its range") or f"`{knob}`" in err["message"]
+        assert err["message"].startswith(f"{knob} {value:g} is outside its range: ")
         assert _ask(sock, {"type": "settings", "req_id": 6})["settings"][knob] is None  # unchanged: nil
         sock.close(0)
