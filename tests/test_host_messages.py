@@ -89,6 +89,17 @@ def test_a_free_text_event_without_text_events_gets_the_code_the_client_knows(mi
         sock.close(0)
 
 
+@pytest.mark.parametrize("minor, code", [(2, "unsupported"), (0, "bad_argument")])
+def test_an_edit_the_world_cannot_make_gets_the_code_the_client_knows(minor, code):
+    with run_host_in_thread("sandbox") as h:
+        sock = _client(h.address, minor)
+        assert _ask(sock, {"type": "start", "req_id": 1, "mode": "step"})["type"] == "session"
+        err = _ask(sock, {"type": "edit", "req_id": 2, "layer": b"png", "x": 0, "y": 0})
+        assert (err["type"], err["code"], err["req_id"], err["fatal"]) == ("error", code, 2, False)
+        assert "session.capabilities" in err["message"]
+        sock.close(0)
+
+
 @pytest.mark.parametrize("path, says", [
     (".wbrec", "/.wbrec must end in .wbrec after a file name, e.g. run1.wbrec"),
     ("sub/", "/sub must end in .wbrec after a file name, e.g. run1.wbrec"),

@@ -13,8 +13,8 @@ from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
 from bridge.values import is_int
 
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 3
-UNSUPPORTED_MINOR = 1  # clients from 1.1 on know `error{unsupported}`; 1.0 ones get `bad_argument` for an event
-RECORDING_STOPPED_MINOR = 3  # clients from 1.3 on know `error{recording_stopped}`; older ones get `backend_error`
+# error code -> (the minor it appeared in, the code older clients get): the host sends no client a code it does not know
+NEWER_CODES = {"unsupported": (1, "bad_argument"), "recording_stopped": (3, "backend_error")}
 try:
     HOST_NAME = f"worldbridge/{metadata.version('worldbridge')}"
 except metadata.PackageNotFoundError:  # running from a source tree that was never installed
