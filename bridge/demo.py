@@ -15,6 +15,8 @@ import click
 from click.core import ParameterSource
 import numpy as np
 
+from bridge.values import SEED_MAX
+
 # The script: (frames to play, action name or id, event to fire first or None)
 SCRIPT: list[tuple[int, str, str | None]] = [
     (24, "right", None),
@@ -137,7 +139,7 @@ def _play(spec: Any, out: Path, seed: int, text: str, launched: float, text_give
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True, help="Where the recording, MP4 and GIF go.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=7, show_default=True)  # the protocol's seed range
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=7, show_default=True)  # the protocol's seed range
 @click.option("--text", default="a snowy night level with many coins", show_default=True,
               help="Text prompt for the world (the default one is left out for a world without text conditioning).")
 def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import msgpack
 
 from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
-from bridge.values import is_int
+from bridge.values import SEED_MAX, is_int
 
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 3
 # error code -> (the minor it appeared in, the code older clients get): the host sends no client a code it does not know
@@ -136,9 +136,6 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "bye": {},
 }
 REQUIRED = {"hello": ("protocol_major",), "input": ("action",), "branch": ("frame",), "edit": ("layer", "x", "y")}
-
-
-SEED_MAX = 2**63 - 1  # the largest seed C# (long) and GDScript (int) can send and read back
 
 
 def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
