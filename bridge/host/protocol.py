@@ -278,6 +278,7 @@ def ok(req_id: int | None, request: str, **extra: Any) -> dict:
 
 
 def error(code: str, message: str, req_id: int | None = None, fatal: bool = False, **extra: Any) -> dict:
+    """An `error` in §5's key order; `extra` carries a code's own keys (`recording_stopped`'s path and frames)."""
     return {"type": "error", "req_id": req_id, "code": code, "message": message, "fatal": fatal, **extra}
 
 
