@@ -18,7 +18,7 @@ import zmq
 from bridge.host import protocol as P
 from bridge.host.pixels import decode_pixels, encode_layer, encode_prompt_image
 from bridge.host.protocol import ProtocolError
-from bridge.values import is_int
+from bridge.values import SEED_MAX, is_whole
 
 __all__ = ["Frame", "ProtocolError", "WorldClient"]
 
@@ -57,7 +57,7 @@ class Frame:
 
 def _whole(value: Any, what: str, top: int | None = None) -> int:
     """`value` as a plain int >= 0 (<= `top`): numpy integers pack, and a float or a string is refused, not cut."""
-    if not (is_int(value) or isinstance(value, np.integer)) or value < 0 or (top is not None and value > top):
+    if not is_whole(value) or value < 0 or (top is not None and value > top):
         raise ProtocolError("bad_argument", f"{what} must be an integer >= 0{'' if top is None else f' and <= {top}'},"
                                             f" got {value!r}")
     return int(value)
@@ -239,7 +239,7 @@ class WorldClient:
         if self.welcome is None:
             self.connect()
         msg = {"type": "start", "backend": backend, "mode": mode, "fps": float(fps),
-               "seed": None if seed is None else _whole(seed, "seed", P.SEED_MAX), "text": text,
+               "seed": None if seed is None else _whole(seed, "seed", SEED_MAX), "text": text,
                "image": None if image is None else encode_prompt_image(image),
                "sketch": None if sketch is None else encode_prompt_image(sketch),
                "action_map": action_map, "resume": resume}
@@ -255,7 +255,7 @@ class WorldClient:
         s = self._need_session()
         if isinstance(action, str):
             return action  # names are resolved by the host (the session's action_map may add some)
-        if is_int(action) or isinstance(action, np.integer):
+        if is_whole(action):
             n = max(s["num_latent_actions"], len(s["action_names"]))
             if not 0 <= int(action) < n:
                 raise ProtocolError("bad_argument", f"action id {action} is outside 0-{n - 1}")
@@ -304,7 +304,7 @@ class WorldClient:
               sketch: np.ndarray | bytes | None = None) -> dict:
         """A new world (missing prompt parts are kept); epoch += 1 and frame 0 follows."""
         self._need_session()
-        reply = self._request({"type": "reset", "seed": None if seed is None else _whole(seed, "seed", P.SEED_MAX),
+        reply = self._request({"type": "reset", "seed": None if seed is None else _whole(seed, "seed", SEED_MAX),
                                "text": text,
                                "image": None if image is None else encode_prompt_image(image),
                                "sketch": None if sketch is None else encode_prompt_image(sketch)})
@@ -329,7 +329,7 @@ class WorldClient:
         the edited frame follows with `events == ["edit"]`. ProtocolError `unsupported` when the session's backend
         cannot edit (see `session["capabilities"]`)."""
         self._need_session()
-        if not all(is_int(v) or isinstance(v, np.integer) for v in (x, y)):
+        if not all(is_whole(v) for v in (x, y)):
             raise ProtocolError("bad_argument", f"edit position must be integer pixels, got x={x!r}, y={y!r}")
         reply = self._request({"type": "edit", "layer": encode_layer(layer), "x": int(x), "y": int(y)}, timeout)
         self._adopt_epoch(reply)

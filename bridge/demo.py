@@ -15,6 +15,8 @@ import click
 from click.core import ParameterSource
 import numpy as np
 
+from bridge.values import SEED_MAX
+
 # The script: (frames to play, action name or id, event to fire first or None)
 SCRIPT: list[tuple[int, str, str | None]] = [
     (24, "right", None),
@@ -66,13 +68,11 @@ def _make_out(out: Path) -> bool:
     return made
 
 
-def _play(spec: Any, out: Path, seed: int, text: str, launched: float, text_given: bool = True) -> dict[str, Any]:
+def _play(spec: Any, out: Path, seed: int, text: str | None, launched: float) -> dict[str, Any]:
     """The scripted session on a host in this process, its recording, MP4 and GIF in `out`; -> the report (its
-    warm-up counted from `launched`, when the command started loading the world). A default text prompt
-    (`text_given` False) that the world cannot read is left out, as the user asked for no text."""
+    warm-up counted from `launched`, when the command started loading the world)."""
     from bridge.client import WorldClient
     from bridge.host.bench import FIRST_FRAMES, timed_start
-    from bridge.host.protocol import ProtocolError
     from bridge.host.recording import export_recording
     from bridge.host.server import run_host_in_thread
 
@@ -80,14 +80,7 @@ def _play(spec: Any, out: Path, seed: int, text: str, launched: float, text_give
     host = run_host_in_thread(spec, "tcp://127.0.0.1:*", record_anywhere=True)  # it records into --out
     try:
         with WorldClient(host.address, client_name="worldbridge-demo") as client:
-            try:
-                session, warmup = timed_start(client, launched, mode="step", seed=seed, text=text)
-            except ProtocolError as e:
-                if e.code != "bad_prompt" or text_given:
-                    raise
-                click.echo(f"note: {e.message.split(': leave')[0]}; the demo starts it from seed {seed} without its "
-                           "default text prompt", err=True)
-                session, warmup = timed_start(client, launched, mode="step", seed=seed)
+            session, warmup = timed_start(client, launched, mode="step", seed=seed, text=text)
             kind, name = session["backend_kind"], session["backend_name"]
             click.echo(f"serving: {name} [{kind}]" + ("  (the sandbox game is a test backend, not the world model)" if kind == "sandbox" else ""), err=True)
             rec = client.record_start(str(out / f"{stem}.wbrec"))
@@ -133,11 +126,23 @@ def _play(spec: Any, out: Path, seed: int, text: str, launched: float, text_give
     }
 
 
+def _text_for(spec: Any, text: str, seed: int) -> str | None:
+    """The text prompt to start with: the default one only for a world that reads text, as the user asked for none."""
+    from bridge.host.session import backend_capabilities
+
+    given = click.get_current_context().get_parameter_source("text") is not ParameterSource.DEFAULT
+    if given or "text_prompt" in backend_capabilities(spec.create()):
+        return text  # a given text a world cannot read is refused by the host (bad_prompt), not dropped
+    click.echo(f"note: this world reads no text prompts (session.capabilities lack text_prompt); the demo starts it "
+               f"from seed {seed} without its default text prompt", err=True)
+    return None
+
+
 @click.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True, help="Where the recording, MP4 and GIF go.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=7, show_default=True)  # the protocol's seed range
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=7, show_default=True)  # the protocol's seed range
 @click.option("--text", default="a snowy night level with many coins", show_default=True,
               help="Text prompt for the world (the default one is left out for a world without text conditioning).")
 def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str) -> None:
@@ -153,8 +158,7 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
         raise click.ClickException(str(e)) from None
     made = _make_out(out)
     try:
-        given = click.get_current_context().get_parameter_source("text") is not ParameterSource.DEFAULT
-        report = _play(spec, out, seed, text, launched, given)
+        report = _play(spec, out, seed, _text_for(spec, text, seed), launched)
     except BaseException as e:
         if made:  # nothing half-made: a folder this run created goes with its failure
             shutil.rmtree(out, ignore_errors=True)

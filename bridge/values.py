@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+SEED_MAX = 2**63 - 1  # the largest seed C# (long) and GDScript (int) can send and read back
+
 
 def is_int(v: Any) -> bool:
     """True for an int that is not a bool: Python counts True as 1, and no id, count or size is ever a flag."""
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_whole(v: Any) -> bool:
+    """True for an int or a numpy integer, not a bool: what a Python caller may pass as an id, a seed or a position."""
+    return is_int(v) or isinstance(v, np.integer)

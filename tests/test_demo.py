@@ -110,10 +110,17 @@ def test_a_read_only_out_is_named_before_the_host_starts(tmp_path, monkeypatch):
     assert list(ro.iterdir()) == []
 
 
-def test_a_world_without_text_conditioning_plays_without_the_default_text_but_refuses_a_given_one(tmp_path):
+def test_a_world_without_text_conditioning_plays_without_the_default_text_but_refuses_a_given_one(tmp_path,
+                                                                                                  monkeypatch):
+    from bridge.client import WorldClient
+
+    starts = []
+    start = WorldClient.start
+    monkeypatch.setattr(WorldClient, "start", lambda self, **kw: starts.append(kw.get("text")) or start(self, **kw))
     world = save_random_world(tmp_path / "w")  # no first-frame model: its sessions lack text_prompt
     r = CliRunner().invoke(demo, ["--checkpoint", str(world), "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output  # was: the demo failed: bad_prompt (since the host refuses unreadable text)
+    assert starts == [None]  # decided before starting: one start, no refused one first (warm-up counts only it)
     assert "without its default text prompt" in r.stderr and json.loads(r.stdout)["backend_kind"] == "world_model"
     assert r.stderr.count("event (neither typed nor free text): skipped") == 2  # it has no events either
     r = CliRunner().invoke(demo, ["--checkpoint", str(world), "--out", str(tmp_path / "b"), "--text", "a cave"])

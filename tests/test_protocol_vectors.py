@@ -133,8 +133,11 @@ def test_1_1_to_1_3_vectors_match_what_the_host_sends():
     from bridge.worlds.sandbox import SandboxWorld
 
     v = {x["name"]: untag(x["value"]) for x in MSGPACK}
+    assert v["msg_hello"]["protocol_major"] == v["msg_welcome"]["protocol_major"] == P.PROTOCOL_MAJOR == 1
     assert v["msg_hello"]["protocol_minor"] == v["msg_welcome"]["protocol_minor"] == P.PROTOCOL_MINOR == 3
-    assert v["msg_welcome"]["capabilities"] == P.CAPABILITIES
+    welcome = P.welcome("raw", ["sandbox"], "sandbox", P.Limits())
+    assert welcome["capabilities"] == v["msg_welcome"]["capabilities"] == P.CAPABILITIES
+    assert welcome["protocol_minor"] == 3 and {"text_events", "edit"} <= set(P.CAPABILITIES)
     edit = P.validate(v["msg_edit"])
     assert decode_layer(edit["layer"], 64, 64).shape == (2, 2, 4) and (edit["x"], edit["y"]) == (-40, 12)
     assert P.validate(v["msg_settings_event_cfg"])["event_cfg"] == 2.5
@@ -143,7 +146,8 @@ def test_1_1_to_1_3_vectors_match_what_the_host_sends():
     session = Session(SandboxWorld(64, 0))
     caps = v["msg_session_caps"]
     assert list(caps) == list(session.describe(1)) and list(caps["settings"]) == list(session.settings_map())
-    assert caps["capabilities"] == list(P.SESSION_CAPABILITIES)
+    assert caps["capabilities"] == list(P.SESSION_CAPABILITIES) == ["text_prompt", "image_prompt", "sketch_prompt",
+                                                                     "events", "text_events", "edit"]
     assert list(v["msg_ok_edit"]) == list(P.ok(13, "edit", epoch=2, frame_index=42))
     err = v["msg_error_unsupported"]
     assert list(err) == list(P.error("unsupported", "x", 13)) and err["code"] == "unsupported"

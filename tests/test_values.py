@@ -8,7 +8,7 @@ import pytest
 
 import bridge.values
 from bridge.host import protocol as P
-from bridge.values import is_int
+from bridge.values import SEED_MAX, is_int, is_whole
 from bridge.worlds.sandbox import SandboxWorld
 
 
@@ -20,6 +20,19 @@ def test_ints_are_ints(v):
 @pytest.mark.parametrize("v", [True, False, 1.0, "1", None, np.int64(1), np.bool_(True)])
 def test_bools_floats_strings_and_numpy_scalars_are_not(v):
     assert not is_int(v)
+
+
+@pytest.mark.parametrize("v, whole", [(3, True), (np.int64(3), True), (np.uint8(0), True), (True, False),
+                                      (np.bool_(True), False), (3.0, False), ("3", False), (None, False)])
+def test_whole_numbers_take_numpy_integers_but_no_flags_floats_or_strings(v, whole):
+    assert is_whole(v) is whole
+
+
+def test_the_protocol_and_the_demo_share_one_seed_range():
+    from bridge.demo import demo
+
+    seed = next(p for p in demo.params if p.name == "seed")
+    assert P.SEED_MAX == SEED_MAX == seed.type.max == 2**63 - 1
 
 
 def test_it_imports_nothing_from_bridge_so_no_layer_imports_upward_through_it():

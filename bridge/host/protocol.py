@@ -10,11 +10,11 @@ from typing import Any
 import msgpack
 
 from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
-from bridge.values import is_int
+from bridge.values import SEED_MAX, is_int
 
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 3
-UNSUPPORTED_MINOR = 1  # clients from 1.1 on know `error{unsupported}`; 1.0 ones get `bad_argument` for an event
-RECORDING_STOPPED_MINOR = 3  # clients from 1.3 on know `error{recording_stopped}`; older ones get `backend_error`
+# error code -> (the minor it appeared in, the code older clients get): the host sends no client a code it does not know
+NEWER_CODES = {"unsupported": (1, "bad_argument"), "recording_stopped": (3, "backend_error")}
 try:
     HOST_NAME = f"worldbridge/{metadata.version('worldbridge')}"
 except metadata.PackageNotFoundError:  # running from a source tree that was never installed
@@ -126,7 +126,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "event": {"event_type": "str", "text": "str"},
     "reset": {"seed": "int", "text": "str", "image": "bin", "sketch": "bin"},
     "branch": {"frame": "uint"},
-    "settings": {"steps": "uint", "temperature": "float", "cfg": "float", "event_cfg": "float", "fps": "float",
+    "settings": {"steps": "int", "temperature": "float", "cfg": "float", "event_cfg": "float", "fps": "float",
                  "mode": "str", "top_p": "float", "unmask": "str"},
     "edit": {"layer": "bin", "x": "int", "y": "int"},
     "record_start": {"path": "str"},
@@ -138,11 +138,9 @@ SCHEMAS: dict[str, dict[str, str]] = {
 REQUIRED = {"hello": ("protocol_major",), "input": ("action",), "branch": ("frame",), "edit": ("layer", "x", "y")}
 
 
-SEED_MAX = 2**63 - 1  # the largest seed C# (long) and GDScript (int) can send and read back
-
-
 def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
-    """Return v (floats normalised) or raise bad_message naming the key and the expected type."""
+    """Return v (floats normalised) or raise a ProtocolError naming the key and the expected type: bad_argument for an
+    integer out of the kind's range (§5), bad_message for a wrong type."""
     ok = False
     if kind == "uint":
         ok = is_int(v) and 0 <= v <= UINT64_MAX
@@ -208,9 +206,10 @@ def _got(v: Any, numeric: bool) -> str:
 
 
 def setting_ranges(limits: Limits) -> dict[str, tuple[float, float, bool, str]]:
-    """Each `settings` number's (low, high, low excluded, rule), so the sandbox, which ignores the model knobs, refuses
-    what a world model would; docs/protocol.md §6 lists them."""
-    return {"steps": (limits.steps_min, limits.steps_max, False, f"{limits.steps_min}-{limits.steps_max}"),
+    """Each number a client sets (`start`, `reset`, `settings`) as (low, high, low excluded, rule), so the sandbox, which
+    ignores the model knobs, refuses what a world model would; docs/protocol.md §6 lists them."""
+    return {"seed": (0, SEED_MAX, False, f"0-{SEED_MAX} (leave it nil for the host to draw one)"),
+            "steps": (limits.steps_min, limits.steps_max, False, f"{limits.steps_min}-{limits.steps_max}"),
             "temperature": (0.0, math.inf, False, ">= 0 (0 = greedy)"),
             "cfg": (0.0, math.inf, False, ">= 0 (1 = off)"),
             "event_cfg": (0.0, math.inf, False, ">= 0 (1 = off)"),
@@ -226,9 +225,8 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     limits = limits or Limits()
     mtype = msg["type"]
     req_id = msg.get("req_id")
-    if req_id is not None and not (is_int(req_id) and 0 <= req_id <= UINT64_MAX):
-        code = "bad_argument" if is_int(req_id) else "bad_message"
-        raise ProtocolError(code, f"`req_id` must be a non-negative integer, got {_got(req_id, True)}")
+    if req_id is not None:
+        _check("uint", "req_id", req_id, limits)
     schema = SCHEMAS.get(mtype)
     if schema is None:
         return msg
@@ -241,13 +239,11 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
             raise ProtocolError("bad_message", f"`{mtype}` needs `{key}`")
     if out.get("mode") is not None and out["mode"] not in MODES:
         raise ProtocolError("bad_argument", f"mode {out['mode']!r} is not one of {list(MODES)}")
-    if out.get("seed") is not None and not 0 <= out["seed"] <= SEED_MAX:
-        raise ProtocolError("bad_argument", f"seed {out['seed']} is outside 0-{SEED_MAX} (every client can send those; "
-                                            "leave it nil for the host to draw one)")
     for key, (low, high, low_open, rule) in setting_ranges(limits).items():
-        v = out.get(key)  # only `settings` has these keys, and `start` an fps
+        v = out.get(key)  # only `settings` has these keys, `start` an fps, `start` and `reset` a seed
         if v is not None and not ((low < v if low_open else low <= v) and v <= high):
-            raise ProtocolError("bad_argument", f"{key} {v:g} is outside its range: {rule}")
+            shown = f"{v:g}" if isinstance(v, float) else v  # a seed by all its digits
+            raise ProtocolError("bad_argument", f"{key} {shown} is outside its range: {rule}")
     if mtype == "record_start" and out["path"] == "":  # no client sends "" on purpose: it is a lost file name
         raise ProtocolError("bad_argument", "recording path is empty: give a file name ending in .wbrec, or leave "
                                             "`path` out for the host to name the file")
@@ -282,6 +278,7 @@ def ok(req_id: int | None, request: str, **extra: Any) -> dict:
 
 
 def error(code: str, message: str, req_id: int | None = None, fatal: bool = False, **extra: Any) -> dict:
+    """An `error` in §5's key order; `extra` carries a code's own keys (`recording_stopped`'s path and frames)."""
     return {"type": "error", "req_id": req_id, "code": code, "message": message, "fatal": fatal, **extra}
 
 

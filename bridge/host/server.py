@@ -323,7 +323,8 @@ class Host:
             self.stats["bad_messages"] += 1
             if e.code == "not_ready" and peer is None and len(self.peers) >= self.limits.max_peers:
                 return
-            self._send(rid, [P.encode(P.error(e.code, e.message, req_id, e.fatal))], force=peer is None)
+            self._send(rid, [P.encode(P.error(_code_for(peer, e.code), e.message, req_id, e.fatal))],
+                       force=peer is None)
             if e.fatal and peer is not None and peer.session is not None:
                 self._close_session(peer.session, notify=None)
         except Exception as e:  # a backend failure must never take the host down
@@ -484,7 +485,7 @@ class Host:
         e, req_id = job.error, job.msg["req_id"]
         if isinstance(e, ProtocolError):
             self.stats["bad_messages"] += 1
-            reply = P.error(e.code, e.message, req_id, e.fatal)
+            reply = P.error(_code_for(job.peer, e.code), e.message, req_id, e.fatal)
         else:
             log.error("could not %s a session", job.source, exc_info=e)
             reply = P.error("backend_error", f"{type(e).__name__}: {e}", req_id)
@@ -529,12 +530,7 @@ class Host:
                                                                                 received)
 
     def _on_event(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
-        try:
-            caption = session.queue_event(msg["event_type"], msg["text"])
-        except ProtocolError as e:  # a 1.0 client knows no `unsupported`: it gets the code 1.0 sent (§4 hello)
-            if e.code == "unsupported" and self.peers[rid].minor < P.UNSUPPORTED_MINOR:
-                raise ProtocolError("bad_argument", e.message) from None
-            raise
+        caption = session.queue_event(msg["event_type"], msg["text"])
         self._record(session, {"kind": "event", "t": now_ms(), "wire": [wire], "caption": caption})
         self._send(rid, [P.encode(P.ok(msg["req_id"], "event", caption=caption))])
 
@@ -642,10 +638,10 @@ class Host:
                    f"readable ({rec.frames} frames): free some space and send record_start again")
             log.error("session %s: %s", session.id, why)
             peer = self.peers.get(session.peer) if session.peer is not None else None
-            if peer is not None:  # a client before 1.3 knows no `recording_stopped`: it gets the error it always got
-                stopped = (P.error("recording_stopped", why, path=str(rec.path), frames=rec.frames)
-                           if peer.minor >= P.RECORDING_STOPPED_MINOR else P.error("backend_error", why))
-                self._send(session.peer, [P.encode(stopped)])
+            if peer is not None:  # a client before 1.3 gets the error it always got, without the 1.3 keys
+                code = _code_for(peer, "recording_stopped")
+                where = {"path": str(rec.path), "frames": rec.frames} if code == "recording_stopped" else {}
+                self._send(session.peer, [P.encode(P.error(code, why, **where))])
 
     def _status(self, peer: Peer, req_id: int | None) -> dict:
         s = peer.session
@@ -919,6 +915,12 @@ class Host:
             if now - s.last_seen > limit and not s.loading:  # a loading reset's client waits for it: not idle
                 self._close_session(s, notify=P.error("no_session", f"session {s.id} was closed after {limit:g} s "
                                                       "without messages: start a new one", None, True))
+
+
+def _code_for(peer: Peer | None, code: str) -> str:
+    """The error code this peer's protocol minor knows (§4 hello): a code newer than its client becomes the older one."""
+    appeared, older = P.NEWER_CODES.get(code, (0, code))
+    return older if peer is not None and peer.minor < appeared else code
 
 
 def _close_backend(backend: Any) -> None:

@@ -87,6 +87,15 @@ def read_json(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
     return obj
 
 
+def _whole(path: Path, header: dict[str, Any], key: str, fix: str) -> int:
+    """A header number (absent: 0) that must be whole and >= 0, so a hand-edited config is named, not loaded wrong."""
+    v = header.get(key, 0)
+    if not is_int(v) or v < 0:
+        raise CheckpointError(f"{path / CONFIG}: {key} must be a whole number >= 0, got {v!r}: fix config.json ({fix}), "
+                              "or copy the checkpoint again")
+    return v
+
+
 def read_config(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[str, Any], dict[str, Any]]:
     """-> (config, card, header) of a checkpoint directory, without its weights; clear errors throughout."""
     path = Path(path)
@@ -95,16 +104,9 @@ def read_config(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[
     header = read_json(path / CONFIG, ("format", "kind", "step", "world"))
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path / CONFIG} is not a WorldBridge checkpoint config (format={header.get('format')!r})")
-    version = header.get("version", 0)
-    if not is_int(version) or version < 0:
-        raise CheckpointError(f"{path / CONFIG}: version must be a whole number >= 0, got {version!r}: fix config.json "
-                              f"(this WorldBridge writes {VERSION}), or copy the checkpoint again")
-    if version > VERSION:
+    if _whole(path, header, "version", f"this WorldBridge writes {VERSION}") > VERSION:
         raise CheckpointError(f"{path} was written by a newer WorldBridge (format v{header['version']}): upgrade worldbridge")
-    step = header["step"]
-    if not is_int(step) or step < 0:
-        raise CheckpointError(f"{path / CONFIG}: step must be a whole number >= 0, got {step!r}: fix config.json "
-                              "(the step model_card.json names), or copy the checkpoint again")
+    _whole(path, header, "step", "the step model_card.json names")
     if kind is not None and header["kind"] != kind:
         other = "worldbridge train dynamics" if kind == "world" else "worldbridge train tokenizer"
         raise CheckpointError(f"{path} holds a {header['kind']} checkpoint, not a {kind}: point at the output of `{other}`")

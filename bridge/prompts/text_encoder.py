@@ -205,8 +205,9 @@ class MiniLMEncoder(TextEncoder):
             return f"{super().fingerprint()}:{files_fingerprint(_model_path())}"
 
     def warm(self) -> None:
+        """Load and run the sentence model once, so the first prompt or free-text event does not wait seconds for it."""
         super().warm()
-        self._embed(["warm up"])  # loads the model and runs it once (its first run is slow too); caches nothing
+        self._embed(["warm up"])  # a first run is slow too; it caches nothing
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         import torch

@@ -10,7 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from bridge.backend import Prompt, WorldEvent, opaque
-from bridge.values import is_int
+from bridge.values import is_whole
 from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES, match_event_text
 from bridge.worlds.levels import (
     GROUND, BLOCK, HAZARD, LADDER, LEVEL_ROWS, SOLID_TILES, Level, LevelParams, caption_for, generate_level,
@@ -214,7 +214,7 @@ class SandboxWorld:
 
     def step(self, action: int, event: WorldEvent | None = None) -> np.ndarray:
         """Advance one frame: fire the event (if any), move the player, enemies and water; returns the new frame."""
-        if not (is_int(action) or isinstance(action, np.integer)):  # 3.5, "2" or True is not an action
+        if not is_whole(action):  # 3.5, "2" or True is not an action
             raise ValueError(f"action must be an integer id 0..{len(ACTIONS) - 1} ({ACTIONS}), got {action!r}")
         a = int(action)
         if not 0 <= a < len(ACTIONS):
