@@ -734,3 +734,24 @@ def test_a_malformed_header_is_named_not_called_cut(tmp_path):
     res = CliRunner().invoke(record, ["info", str(path)])
     assert res.exit_code == 1 and "has a malformed header record (it has a 'session' that is not a map" in res.output
     assert "cut or damaged" not in res.output
+
+
+def test_true_is_refused_where_an_int_belongs(tmp_path):
+    """msgpack's true is a Python bool, which isinstance counts as the int 1: no index, id or seed is ever a flag."""
+    hdr = msgpack.unpackb(frame_record(1)["wire"][0])
+    bool_index = frame_record(1) | {"wire": [msgpack.packb({**hdr, "index": True}), frame_record(1)["wire"][1]]}
+    path = tmp_path / "b.wbrec"
+    rec = Recorder(path, HEADER)
+    for r in (frame_record(0), bool_index, frame_record(2) | {"prompt": {"seed": True}}, frame_record(3) | {"t": True},
+              {"kind": "input", "t": 2.5, "wire": [msgpack.packb({"type": "input"})], "action_id": True}):
+        rec.write(r)
+    rec.close(4.0)
+    r = RecordingReader(path)
+    assert [f.index for f in r.frames()] == [0] and list(r.inputs()) == []
+    assert [m["problem"] for m in r.malformed] == [
+        "has a frame header with no valid 'index'", "has a prompt 'seed' that is not a int", "has no time 't'",
+        "has no 'action_id'"]
+    for header in ({**HEADER, "history": [["step", True, None]]}, {**HEADER, "history": [["edit", b"png", 1, False]]},
+                   {**HEADER, "prompt": {"seed": False}}):
+        with pytest.raises(ValueError, match="has a malformed header record"):
+            RecordingReader(_frames_recording(tmp_path / f"h{len(list(tmp_path.iterdir()))}.wbrec", 1, header))

@@ -18,6 +18,7 @@ import msgpack
 import numpy as np
 
 from bridge.host.pixels import decode_pixels
+from bridge.values import is_int
 
 MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline
 FORMAT_VERSION = 1
@@ -99,8 +100,10 @@ FOREIGN = {b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"\xff\xd8\xff": "
            b"PK\x03\x04": "a zip file; an editor session (.wbsession) opens with `worldbridge play --session`"}
 
 
-FRAME_KEYS = {"index": int, "epoch": int, "action": int, "events": list, "codec": str, "width": int, "height": int}
 WIRE_PARTS = {"frame": 2, "input": 1, "event": 1, "control": 1}  # [header, pixels] for a frame, else [message]
+NIL = type(None)
+MAP = (dict, NIL)  # a nil map reads as an empty one (see _map)
+TEXT = (str, NIL)
 
 
 def _map(r: dict, key: str) -> Any:
@@ -114,42 +117,54 @@ def _is_event(ev: Any) -> bool:
     return isinstance(ev, dict) and {"type", "text"} <= ev.keys()
 
 
-PROMPT_KEYS = {"seed": int, "text": str, "image": bytes, "sketch": bytes}  # each may also be nil
-HISTORY_SHAPES = {"step": (int, _is_event), "settings": (dict,), "edit": (bytes, int, int)}  # after the entry's name
-HEADER_TEXT = ("created", "host", "checkpoint")  # each a string or nil
-
-
 def _fits(value: Any, want: Any) -> bool:
-    """Whether one history value has its type (or, for an event, is nil or passes the check)."""
-    return isinstance(value, want) if isinstance(want, type) else value is None or want(value)
+    """Whether `value` is one of `want` (a type, a check, or a tuple of them); `int` refuses a bool, as is_int does."""
+    return any(is_int(value) if w is int else isinstance(value, w) if isinstance(w, type) else w(value)
+               for w in (want if isinstance(want, tuple) else (want,)))
 
 
-def _map_problem(r: dict, keys: tuple[str, ...]) -> str | None:
-    """Why one of `keys` is not a map (nil counts as an empty one), or a prompt part has the wrong type, or None."""
-    bad = [k for k in keys if not isinstance(_map(r, k), dict)]
-    if bad:
-        return f"has a {bad[0]!r} that is not a map"
-    prompt = _map(r, "prompt")
-    bad = [k for k, typ in PROMPT_KEYS.items() if not isinstance(prompt.get(k), (typ, type(None)))]
-    return f"has a prompt {bad[0]!r} that is not a {PROMPT_KEYS[bad[0]].__name__}" if bad else None
+def _shape_problem(value: dict, spec: dict[str, tuple[Any, str]]) -> str | None:
+    """The problem named for the first key of `spec` ({key: (want, problem)}) whose value does not fit, or None."""
+    return next((problem for key, (want, problem) in spec.items() if not _fits(value.get(key), want)), None)
 
 
-def _header_problem(r: dict) -> str | None:
-    """Why a header cannot be read or replayed, or None."""
-    problem = _map_problem(r, ("session", "prompt", "reset_settings"))
-    if problem:
-        return problem
-    bad = [k for k in HEADER_TEXT if not isinstance(r.get(k), (str, type(None)))]
-    if bad:
-        return f"has a {bad[0]!r} that is not a string"
-    history = r.get("history")
-    if history is None:
-        return None
-    if not (isinstance(history, list) and all(
-            isinstance(e, list) and e and e[0] in HISTORY_SHAPES and len(e) == 1 + len(HISTORY_SHAPES[e[0]])
-            and all(_fits(v, want) for v, want in zip(e[1:], HISTORY_SHAPES[e[0]])) for e in history)):
-        return "has a 'history' that is not a list of step, settings and edit entries"
+HISTORY_PROBLEM = "has a 'history' that is not a list of step, settings and edit entries"
+HEADER_SHAPE = {**{k: (MAP, f"has a {k!r} that is not a map") for k in ("session", "prompt", "reset_settings")},
+                **{k: (TEXT, f"has a {k!r} that is not a string") for k in ("created", "host", "checkpoint")},
+                "history": ((list, NIL), HISTORY_PROBLEM)}
+PROMPT_SHAPE = {k: ((want, NIL), f"has a prompt {k!r} that is not a {want.__name__}")
+                for k, want in {"seed": int, "text": str, "image": bytes, "sketch": bytes}.items()}
+HISTORY_SHAPES = {"step": (int, (NIL, _is_event)), "settings": (dict,), "edit": (bytes, int, int)}  # after the name
+FRAME_KEYS = {"index": int, "epoch": int, "action": int, "events": list, "codec": str, "width": int, "height": int}
+FRAME_SHAPE = {"event": ((NIL, _is_event), "has an 'event' without 'type' and 'text'"),
+               "source": (TEXT, "has a 'source' that is not a string"),
+               "prompt": (MAP, "has a 'prompt' that is not a map")}
+EDIT_PROBLEM = "is an edit frame with no 'edit' layer, x and y"
+EDIT_SHAPE = {k: (want, EDIT_PROBLEM) for k, want in {"layer": bytes, "x": int, "y": int}.items()}
+
+
+def _history_problem(history: list | None) -> str | None:
+    """Why a header's history cannot be replayed, or None: every entry is a name and the values HISTORY_SHAPES wants."""
+    for entry in history or []:
+        wants = HISTORY_SHAPES.get(entry[0]) if isinstance(entry, list) and entry and isinstance(entry[0], str) else None
+        if wants is None or len(entry) != 1 + len(wants) or not all(map(_fits, entry[1:], wants)):
+            return HISTORY_PROBLEM
     return None
+
+
+def _frame_problem(r: dict, msg: dict) -> str | None:
+    """Why a frame record, whose wire header is `msg`, cannot be decoded or replayed, or None."""
+    bad = [k for k, want in FRAME_KEYS.items() if not _fits(msg.get(k), want)]
+    if bad:
+        return f"has a frame header with no valid {', '.join(repr(k) for k in bad)}"
+    if msg["codec"] not in ("raw", "png", "jpeg"):
+        return f"has an unknown codec {msg['codec']!r}"
+    if msg["codec"] == "raw" and len(r["wire"][1]) != msg["width"] * msg["height"] * 3:
+        return f"has {len(r['wire'][1])} raw pixel bytes for a {msg['width']}x{msg['height']} frame"
+    problem = _shape_problem(r, FRAME_SHAPE) or _shape_problem(_map(r, "prompt"), PROMPT_SHAPE)
+    if problem or r.get("source") != "edit":
+        return problem
+    return _shape_problem(edit, EDIT_SHAPE) if isinstance(edit := r.get("edit"), dict) else EDIT_PROBLEM
 
 
 def _malformed(r: dict) -> str | None:
@@ -157,11 +172,12 @@ def _malformed(r: dict) -> str | None:
     skips it like a damaged one instead of raising KeyError later. A nil field reads as absent (see _map)."""
     kind = r["kind"]
     if kind == "header":
-        return _header_problem(r)
+        return (_shape_problem(r, HEADER_SHAPE) or _shape_problem(_map(r, "prompt"), PROMPT_SHAPE)
+                or _history_problem(r.get("history")))
     if kind not in WIRE_PARTS:
         return None  # `end`, or a kind from a later writer: nothing reads its keys
     wire = r.get("wire")
-    if not isinstance(r.get("t"), (int, float)):
+    if not _fits(r.get("t"), (int, float)):
         return "has no time 't'"
     if not (isinstance(wire, list) and len(wire) == WIRE_PARTS[kind] and all(isinstance(w, bytes) for w in wire)):
         return "has no 'wire' bytes"
@@ -172,31 +188,11 @@ def _malformed(r: dict) -> str | None:
     if not isinstance(msg, dict):
         return "has a 'wire' message that is not a msgpack map"
     info = _map(r, "info")
-    if not (isinstance(info, dict) and isinstance(_map(info, "settings_knobs"), dict)):
+    if not (isinstance(info, dict) and _fits(info.get("settings_knobs"), MAP)):
         return "has an 'info' that is not a map"
-    if kind == "input" and not isinstance(r.get("action_id"), int):
+    if kind == "input" and not is_int(r.get("action_id")):
         return "has no 'action_id'"
-    if kind != "frame":
-        return None
-    bad = [k for k, typ in FRAME_KEYS.items() if not isinstance(msg.get(k), typ)]
-    if bad:
-        return f"has a frame header with no valid {', '.join(repr(k) for k in bad)}"
-    if msg["codec"] not in ("raw", "png", "jpeg"):
-        return f"has an unknown codec {msg['codec']!r}"
-    if msg["codec"] == "raw" and len(wire[1]) != msg["width"] * msg["height"] * 3:
-        return f"has {len(wire[1])} raw pixel bytes for a {msg['width']}x{msg['height']} frame"
-    if r.get("event") is not None and not _is_event(r["event"]):
-        return "has an 'event' without 'type' and 'text'"
-    if not isinstance(r.get("source"), (str, type(None))):
-        return "has a 'source' that is not a string"
-    problem = _map_problem(r, ("prompt",))
-    if problem:
-        return problem
-    edit = r.get("edit")
-    if r.get("source") == "edit" and not (isinstance(edit, dict) and isinstance(edit.get("layer"), bytes)
-                                 and isinstance(edit.get("x"), int) and isinstance(edit.get("y"), int)):
-        return "is an edit frame with no 'edit' layer, x and y"
-    return None
+    return _frame_problem(r, msg) if kind == "frame" else None
 
 
 class RecordingReader:
