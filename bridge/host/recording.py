@@ -479,16 +479,11 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
                 states[index] = backend.get_state()
         else:
             configure(entry[1])
-    compared, exact, psnrs, first_mismatch, branches = 0, 0, [], None, 0
-    # a record lost mid-file (a skipped range) may have been a step: every frame after it then differs, until a
-    # reset, or a branch to a frame replayed before the gap, puts the replay back in step with the recording
-    holes, gaps, astray, tainted, last = list(rec.skipped), [], False, set(), None
-    after_gap = {"frames": 0, "exact": 0}
+    compared, exact, psnrs, first_mismatch, branches, last = 0, 0, [], None, 0, None
+    gaps = _Gaps(rec.skipped)
     bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
     for pos, r in rec.located():
-        while holes and holes[0][0] < pos:
-            gaps.append({"bytes": list(holes.pop(0)), "after_frame": last, "next_frame": None, "resynced_at": None})
-            astray = True
+        gaps.lost(pos, last)
         if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
             configure(r["info"]["settings_knobs"])
         if r["kind"] != "frame":
@@ -497,21 +492,20 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         hdr = msgpack.unpackb(r["wire"][0], raw=False)
         source = r.get("source") or "step"
         where = {"epoch": hdr["epoch"], "index": hdr["index"]}
-        for g in gaps:
-            g["next_frame"] = g["next_frame"] or where
+        gaps.reached(where)
         if source == "resend":
             continue  # the same frame sent again (resume): nothing new to reproduce
         if source == "branch":
-            if hdr["index"] not in states and not gaps:
+            if hdr["index"] not in states and not gaps.found:
                 raise ValueError(f"the recording branches to frame {hdr['index']}, which this replay never reached")
             if hdr["index"] in states:
                 backend.set_state(states[hdr["index"]])
-                astray = resync(gaps, hdr["index"] in tainted, where)
+                gaps.resynced(where, clean=hdr["index"] not in gaps.tainted)
             states = {i: s for i, s in states.items() if i <= hdr["index"]}
             branches += 1
             continue
         if source in ("start", "reset"):
-            astray = resync(gaps, False, where)
+            gaps.resynced(where, clean=True)
             if not r.get("prompt"):
                 raise ValueError(f"{path}: the {source} frame {hdr['index']} of epoch {hdr['epoch']} recorded no prompt, so it "
                                  "cannot be replayed: a recording made by `worldbridge serve` always has one")
@@ -523,41 +517,79 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
             image = backend.step(int(hdr["action"]), event_of(r.get("event")))
         if hdr["index"] in targets:
             states[hdr["index"]] = backend.get_state()
-            tainted = tainted | {hdr["index"]} if astray else tainted - {hdr["index"]}
+            gaps.saved(hdr["index"])
         last = where
         image = np.asarray(image)
         recorded = decode_pixels(r["wire"][1], hdr["codec"], hdr["width"], hdr["height"])
         compared += 1
-        after_gap["frames"] += astray
-        if image.shape == recorded.shape and np.array_equal(image, recorded):
+        same = image.shape == recorded.shape and np.array_equal(image, recorded)
+        gaps.count(same)
+        if same:
             exact += 1
-            after_gap["exact"] += astray
         else:
             value = psnr(image, recorded) if image.shape == recorded.shape else 0.0
             psnrs.append(value)
             if first_mismatch is None:
-                first_mismatch = {**where, "psnr": value, "after_gap": astray}
+                first_mismatch = {**where, "psnr": value, "after_gap": gaps.astray}
     bar.close()
-    gap_note = None
-    if gaps:
-        g = gaps[0]
-        gap_note = (f"{len(gaps)} unreadable range(s) lost records mid-recording, the first at bytes {g['bytes'][0]}-"
-                    f"{g['bytes'][1]} between frame {g['after_frame']} and frame {g['next_frame']}: a lost step cannot "
-                    f"be replayed, so the {after_gap['frames']} frames after a gap (until a reset, or a branch to a "
-                    f"frame before it) are expected to differ; {after_gap['exact']} of them still matched")
     return {"recording": str(rec.path), "backend_kind": getattr(backend, "kind", None),
             "backend_name": getattr(backend, "name", None), "frames_compared": compared, "frames_exact": exact,
             "reproduced": compared > 0 and exact == compared,
             "psnr_min": min(psnrs) if psnrs else None,
             "psnr_mean": float(np.mean(psnrs)) if psnrs else None,
             "first_mismatch": first_mismatch, "branches": branches, "torn_tail_dropped": rec.torn,
-            "gaps": gaps, "frames_after_gap": after_gap["frames"], "frames_after_gap_exact": after_gap["exact"],
-            "gap_note": gap_note}
+            "gaps": gaps.found, "frames_after_gap": gaps.frames, "frames_after_gap_exact": gaps.exact,
+            "gap_note": gaps.note()}
 
 
-def resync(gaps: list[dict], astray: bool, where: dict) -> bool:
-    """Whether the replay is still astray after a reset or a branch at `where`; marks the gaps it recovered from."""
-    for g in gaps:
-        if not astray and g["resynced_at"] is None:
-            g["resynced_at"] = where
-    return astray
+class _Gaps:
+    """What the records lost mid-file (skipped ranges) do to a replay: a lost one may have been a step, so every frame
+    after it may differ, until a reset, or a branch to a state saved before the gap, puts the replay back in step."""
+
+    def __init__(self, skipped: list[tuple[int, int]]):
+        self.ahead = list(skipped)  # ranges the replay has not passed yet
+        self.found: list[dict] = []  # ranges it passed: bytes, after_frame, next_frame, resynced_at
+        self.astray = False  # whether the frame now replayed may differ for a lost step
+        self.tainted: set[int] = set()  # frames whose saved state was made astray
+        self.frames = self.exact = 0  # frames compared astray, and how many of them still matched
+
+    def lost(self, pos: int, last: dict | None) -> None:
+        """Pass every range skipped before the record at `pos`; `last` is the frame replayed before it."""
+        while self.ahead and self.ahead[0][0] < pos:
+            self.found.append({"bytes": list(self.ahead.pop(0)), "after_frame": last, "next_frame": None,
+                               "resynced_at": None})
+            self.astray = True
+
+    def reached(self, where: dict) -> None:
+        """Name `where` as the frame after every range passed since the last frame."""
+        for g in self.found:
+            g["next_frame"] = g["next_frame"] or where
+
+    def resynced(self, where: dict, clean: bool) -> None:
+        """A reset (clean) or a branch to a saved state (clean if it was saved in step) at `where`."""
+        self.astray = not clean
+        for g in self.found:
+            if clean and g["resynced_at"] is None:
+                g["resynced_at"] = where
+
+    def saved(self, index: int) -> None:
+        """A state saved at frame `index` is astray if the replay that made it was: a branch to it does not resync."""
+        if self.astray:
+            self.tainted.add(index)
+        else:
+            self.tainted.discard(index)
+
+    def count(self, exact: bool) -> None:
+        """Count one compared frame (and whether it matched) among those after a gap."""
+        self.frames += self.astray
+        self.exact += self.astray and exact
+
+    def note(self) -> str | None:
+        """One line on the first gap and the frames it may have put out of step, or None without gaps."""
+        if not self.found:
+            return None
+        g = self.found[0]
+        return (f"{len(self.found)} unreadable range(s) lost records mid-recording, the first at bytes {g['bytes'][0]}-"
+                f"{g['bytes'][1]} between frame {g['after_frame']} and frame {g['next_frame']}: a lost step cannot "
+                f"be replayed, so the {self.frames} frames after a gap (until a reset, or a branch to a "
+                f"frame before it) are expected to differ; {self.exact} of them still matched")
