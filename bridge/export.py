@@ -181,31 +181,33 @@ class Export:
             raise ValueError("there are no frames to export")
         self._close()
         olds: dict[str, Path | None] = {}
-        emptied = {kind for kind in self.temps if kind == "frames" and self.targets[kind].is_dir()}
+        kept_paths: set[Path] = set()
+        frames_emptied = "frames" in self.temps and self.targets["frames"].is_dir()
         try:
             for kind, tmp in self.temps.items():
                 target = self.targets[kind]
                 olds[kind] = _keep_old(target)
-                if kind in emptied:
+                if kind == "frames" and frames_emptied:
                     target.rmdir()  # check_targets made sure it is empty
                 publish(tmp, target)
         except BaseException as e:
-            kept = self._take_back(olds, emptied)
+            note, kept_paths = self._take_back(olds, frames_emptied)
             self.discard()
             if not isinstance(e, OSError):
                 raise
             raise OSError(f"cannot export --{kind} to {target} ({e.strerror or e}): no output was exported, and "
-                          f"the files it would have replaced are as they were{kept}") from e
+                          f"the files it would have replaced are as they were{note}") from e
         finally:
             for old in olds.values():
-                if old is not None:
+                if old is not None and old not in kept_paths:
                     shutil.rmtree(old.parent, ignore_errors=True)
         self.temps.clear()
         return self.targets
 
-    def _take_back(self, olds: dict[str, Path | None], emptied: set[str]) -> str:
-        """Undo the outputs `finish` moved into place, restoring what they replaced; says where any old file stays."""
-        kept = ""
+    def _take_back(self, olds: dict[str, Path | None], frames_emptied: bool) -> tuple[str, set[Path]]:
+        """Undo the outputs `finish` moved into place, restoring what they replaced; returns a note saying where any
+        earlier file stays, and those files, which `finish` must not delete."""
+        note, kept_paths = "", set()
         for kind, old in olds.items():
             target = self.targets[kind]
             try:
@@ -216,13 +218,14 @@ class Export:
                         shutil.rmtree(target)
                     else:
                         target.unlink()
-                if kind in emptied:
+                if kind == "frames" and frames_emptied:
                     target.mkdir(exist_ok=True)
             except OSError as e:
-                olds[kind] = None  # the earlier file stays where the error names it, not deleted with the others
-                kept += f"; except {target}, which could not be taken back ({e.strerror or e})" + \
+                if old is not None:  # it stays where the error names it, not deleted with the others
+                    kept_paths.add(old)
+                note += f"; except {target}, which could not be taken back ({e.strerror or e})" + \
                     (f": its earlier file is kept as {old}" if old else "")
-        return kept
+        return note, kept_paths
 
     def discard(self) -> None:
         """Stop every writer and remove every temp output (an error, a cancel, Ctrl+C)."""

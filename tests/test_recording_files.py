@@ -617,18 +617,23 @@ def test_a_whole_but_malformed_record_is_skipped_counted_and_named(tmp_path):
         replay_recording(no_prompt, lambda: SandboxWorld(64, 0), progress=False)
 
 
-def test_replay_says_where_a_lost_record_is_and_resyncs_at_the_reset(short_session, tmp_path):
-    data = bytearray(short_session.read_bytes())
-    full = RecordingReader(short_session)
+def _lose_step(session: Path, index: int, path: Path) -> tuple[int, int]:
+    """Copy `session` to `path` with a byte flipped inside its first step frame `index`; returns that record's bytes."""
+    data = bytearray(session.read_bytes())
     pos = len(MAGIC)
-    for r in full.records:  # flip a byte inside the second step frame (index 3): that step is lost
+    for r in RecordingReader(session).records:
         size = 8 + len(msgpack.packb(r, use_bin_type=True))
-        if r["kind"] == "frame" and msgpack.unpackb(r["wire"][0])["index"] == 3:
+        if r["kind"] == "frame" and msgpack.unpackb(r["wire"][0])["index"] == index:
             break
         pos += size
     data[pos + size - 3] ^= 0xFF
-    path = tmp_path / "gap.wbrec"
     path.write_bytes(bytes(data))
+    return pos, size
+
+
+def test_replay_says_where_a_lost_record_is_and_resyncs_at_the_reset(short_session, tmp_path):
+    path = tmp_path / "gap.wbrec"
+    pos, size = _lose_step(short_session, 3, path)  # the second step frame (index 3) is lost
     report = replay_recording(path, lambda: SandboxWorld(64, 0), progress=False)
     gap = report["gaps"][0]
     assert gap["bytes"] == [pos, pos + size] and len(report["gaps"]) == 1
@@ -734,3 +739,35 @@ def test_a_malformed_header_is_named_not_called_cut(tmp_path):
     res = CliRunner().invoke(record, ["info", str(path)])
     assert res.exit_code == 1 and "has a malformed header record (it has a 'session' that is not a map" in res.output
     assert "cut or damaged" not in res.output
+
+
+def test_true_is_refused_where_an_int_belongs(tmp_path):
+    """msgpack's true is a Python bool, which isinstance counts as the int 1: no index, id or seed is ever a flag."""
+    hdr = msgpack.unpackb(frame_record(1)["wire"][0])
+    bool_index = frame_record(1) | {"wire": [msgpack.packb({**hdr, "index": True}), frame_record(1)["wire"][1]]}
+    path = tmp_path / "b.wbrec"
+    rec = Recorder(path, HEADER)
+    for r in (frame_record(0), bool_index, frame_record(2) | {"prompt": {"seed": True}}, frame_record(3) | {"t": True},
+              {"kind": "input", "t": 2.5, "wire": [msgpack.packb({"type": "input"})], "action_id": True}):
+        rec.write(r)
+    rec.close(4.0)
+    r = RecordingReader(path)
+    assert [f.index for f in r.frames()] == [0] and list(r.inputs()) == []
+    assert [m["problem"] for m in r.malformed] == [
+        "has a frame header with no valid 'index'", "has a prompt 'seed' that is not a int", "has no time 't'",
+        "has no 'action_id'"]
+    for header in ({**HEADER, "history": [["step", True, None]]}, {**HEADER, "history": [["edit", b"png", 1, False]]},
+                   {**HEADER, "prompt": {"seed": False}}):
+        with pytest.raises(ValueError, match="has a malformed header record"):
+            RecordingReader(_frames_recording(tmp_path / f"h{len(list(tmp_path.iterdir()))}.wbrec", 1, header))
+
+
+@pytest.mark.parametrize("lost, resynced_at", [(4, {"epoch": 1, "index": 3}), (2, {"epoch": 2, "index": 0})])
+def test_a_branch_resyncs_only_to_a_state_saved_before_the_gap(short_session, tmp_path, lost, resynced_at):
+    """The session branches back to frame 3: a step lost after it is undone by the branch; one lost before it made
+    frame 3's saved state astray too, so only the reset puts the replay back in step."""
+    path = tmp_path / "gap.wbrec"
+    _lose_step(short_session, lost, path)
+    report = replay_recording(path, lambda: SandboxWorld(64, 0), progress=False)
+    assert [g["resynced_at"] for g in report["gaps"]] == [resynced_at] and report["branches"] == 1
+    assert report["frames_exact"] == report["frames_compared"] - report["frames_after_gap"] + report["frames_after_gap_exact"]

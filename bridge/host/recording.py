@@ -18,6 +18,7 @@ import msgpack
 import numpy as np
 
 from bridge.host.pixels import decode_pixels
+from bridge.values import is_int
 
 MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline
 FORMAT_VERSION = 1
@@ -99,8 +100,10 @@ FOREIGN = {b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"\xff\xd8\xff": "
            b"PK\x03\x04": "a zip file; an editor session (.wbsession) opens with `worldbridge play --session`"}
 
 
-FRAME_KEYS = {"index": int, "epoch": int, "action": int, "events": list, "codec": str, "width": int, "height": int}
 WIRE_PARTS = {"frame": 2, "input": 1, "event": 1, "control": 1}  # [header, pixels] for a frame, else [message]
+NIL = type(None)
+MAP = (dict, NIL)  # a nil map reads as an empty one (see _map)
+TEXT = (str, NIL)
 
 
 def _map(r: dict, key: str) -> Any:
@@ -114,42 +117,54 @@ def _is_event(ev: Any) -> bool:
     return isinstance(ev, dict) and {"type", "text"} <= ev.keys()
 
 
-PROMPT_KEYS = {"seed": int, "text": str, "image": bytes, "sketch": bytes}  # each may also be nil
-HISTORY_SHAPES = {"step": (int, _is_event), "settings": (dict,), "edit": (bytes, int, int)}  # after the entry's name
-HEADER_TEXT = ("created", "host", "checkpoint")  # each a string or nil
-
-
 def _fits(value: Any, want: Any) -> bool:
-    """Whether one history value has its type (or, for an event, is nil or passes the check)."""
-    return isinstance(value, want) if isinstance(want, type) else value is None or want(value)
+    """Whether `value` is one of `want` (a type, a check, or a tuple of them); `int` refuses a bool, as is_int does."""
+    return any(is_int(value) if w is int else isinstance(value, w) if isinstance(w, type) else w(value)
+               for w in (want if isinstance(want, tuple) else (want,)))
 
 
-def _map_problem(r: dict, keys: tuple[str, ...]) -> str | None:
-    """Why one of `keys` is not a map (nil counts as an empty one), or a prompt part has the wrong type, or None."""
-    bad = [k for k in keys if not isinstance(_map(r, k), dict)]
-    if bad:
-        return f"has a {bad[0]!r} that is not a map"
-    prompt = _map(r, "prompt")
-    bad = [k for k, typ in PROMPT_KEYS.items() if not isinstance(prompt.get(k), (typ, type(None)))]
-    return f"has a prompt {bad[0]!r} that is not a {PROMPT_KEYS[bad[0]].__name__}" if bad else None
+def _shape_problem(value: dict, spec: dict[str, tuple[Any, str]]) -> str | None:
+    """The problem named for the first key of `spec` ({key: (want, problem)}) whose value does not fit, or None."""
+    return next((problem for key, (want, problem) in spec.items() if not _fits(value.get(key), want)), None)
 
 
-def _header_problem(r: dict) -> str | None:
-    """Why a header cannot be read or replayed, or None."""
-    problem = _map_problem(r, ("session", "prompt", "reset_settings"))
-    if problem:
-        return problem
-    bad = [k for k in HEADER_TEXT if not isinstance(r.get(k), (str, type(None)))]
-    if bad:
-        return f"has a {bad[0]!r} that is not a string"
-    history = r.get("history")
-    if history is None:
-        return None
-    if not (isinstance(history, list) and all(
-            isinstance(e, list) and e and e[0] in HISTORY_SHAPES and len(e) == 1 + len(HISTORY_SHAPES[e[0]])
-            and all(_fits(v, want) for v, want in zip(e[1:], HISTORY_SHAPES[e[0]])) for e in history)):
-        return "has a 'history' that is not a list of step, settings and edit entries"
+HISTORY_PROBLEM = "has a 'history' that is not a list of step, settings and edit entries"
+HEADER_SHAPE = {**{k: (MAP, f"has a {k!r} that is not a map") for k in ("session", "prompt", "reset_settings")},
+                **{k: (TEXT, f"has a {k!r} that is not a string") for k in ("created", "host", "checkpoint")},
+                "history": ((list, NIL), HISTORY_PROBLEM)}
+PROMPT_SHAPE = {k: ((want, NIL), f"has a prompt {k!r} that is not a {want.__name__}")
+                for k, want in {"seed": int, "text": str, "image": bytes, "sketch": bytes}.items()}
+HISTORY_SHAPES = {"step": (int, (NIL, _is_event)), "settings": (dict,), "edit": (bytes, int, int)}  # after the name
+FRAME_KEYS = {"index": int, "epoch": int, "action": int, "events": list, "codec": str, "width": int, "height": int}
+FRAME_SHAPE = {"event": ((NIL, _is_event), "has an 'event' without 'type' and 'text'"),
+               "source": (TEXT, "has a 'source' that is not a string"),
+               "prompt": (MAP, "has a 'prompt' that is not a map")}
+EDIT_PROBLEM = "is an edit frame with no 'edit' layer, x and y"
+EDIT_SHAPE = {k: (want, EDIT_PROBLEM) for k, want in {"layer": bytes, "x": int, "y": int}.items()}
+
+
+def _history_problem(history: list | None) -> str | None:
+    """Why a header's history cannot be replayed, or None: every entry is a name and the values HISTORY_SHAPES wants."""
+    for entry in history or []:
+        wants = HISTORY_SHAPES.get(entry[0]) if isinstance(entry, list) and entry and isinstance(entry[0], str) else None
+        if wants is None or len(entry) != 1 + len(wants) or not all(map(_fits, entry[1:], wants)):
+            return HISTORY_PROBLEM
     return None
+
+
+def _frame_problem(r: dict, msg: dict) -> str | None:
+    """Why a frame record, whose wire header is `msg`, cannot be decoded or replayed, or None."""
+    bad = [k for k, want in FRAME_KEYS.items() if not _fits(msg.get(k), want)]
+    if bad:
+        return f"has a frame header with no valid {', '.join(repr(k) for k in bad)}"
+    if msg["codec"] not in ("raw", "png", "jpeg"):
+        return f"has an unknown codec {msg['codec']!r}"
+    if msg["codec"] == "raw" and len(r["wire"][1]) != msg["width"] * msg["height"] * 3:
+        return f"has {len(r['wire'][1])} raw pixel bytes for a {msg['width']}x{msg['height']} frame"
+    problem = _shape_problem(r, FRAME_SHAPE) or _shape_problem(_map(r, "prompt"), PROMPT_SHAPE)
+    if problem or r.get("source") != "edit":
+        return problem
+    return _shape_problem(edit, EDIT_SHAPE) if isinstance(edit := r.get("edit"), dict) else EDIT_PROBLEM
 
 
 def _malformed(r: dict) -> str | None:
@@ -157,11 +172,12 @@ def _malformed(r: dict) -> str | None:
     skips it like a damaged one instead of raising KeyError later. A nil field reads as absent (see _map)."""
     kind = r["kind"]
     if kind == "header":
-        return _header_problem(r)
+        return (_shape_problem(r, HEADER_SHAPE) or _shape_problem(_map(r, "prompt"), PROMPT_SHAPE)
+                or _history_problem(r.get("history")))
     if kind not in WIRE_PARTS:
         return None  # `end`, or a kind from a later writer: nothing reads its keys
     wire = r.get("wire")
-    if not isinstance(r.get("t"), (int, float)):
+    if not _fits(r.get("t"), (int, float)):
         return "has no time 't'"
     if not (isinstance(wire, list) and len(wire) == WIRE_PARTS[kind] and all(isinstance(w, bytes) for w in wire)):
         return "has no 'wire' bytes"
@@ -172,31 +188,11 @@ def _malformed(r: dict) -> str | None:
     if not isinstance(msg, dict):
         return "has a 'wire' message that is not a msgpack map"
     info = _map(r, "info")
-    if not (isinstance(info, dict) and isinstance(_map(info, "settings_knobs"), dict)):
+    if not (isinstance(info, dict) and _fits(info.get("settings_knobs"), MAP)):
         return "has an 'info' that is not a map"
-    if kind == "input" and not isinstance(r.get("action_id"), int):
+    if kind == "input" and not is_int(r.get("action_id")):
         return "has no 'action_id'"
-    if kind != "frame":
-        return None
-    bad = [k for k, typ in FRAME_KEYS.items() if not isinstance(msg.get(k), typ)]
-    if bad:
-        return f"has a frame header with no valid {', '.join(repr(k) for k in bad)}"
-    if msg["codec"] not in ("raw", "png", "jpeg"):
-        return f"has an unknown codec {msg['codec']!r}"
-    if msg["codec"] == "raw" and len(wire[1]) != msg["width"] * msg["height"] * 3:
-        return f"has {len(wire[1])} raw pixel bytes for a {msg['width']}x{msg['height']} frame"
-    if r.get("event") is not None and not _is_event(r["event"]):
-        return "has an 'event' without 'type' and 'text'"
-    if not isinstance(r.get("source"), (str, type(None))):
-        return "has a 'source' that is not a string"
-    problem = _map_problem(r, ("prompt",))
-    if problem:
-        return problem
-    edit = r.get("edit")
-    if r.get("source") == "edit" and not (isinstance(edit, dict) and isinstance(edit.get("layer"), bytes)
-                                 and isinstance(edit.get("x"), int) and isinstance(edit.get("y"), int)):
-        return "is an edit frame with no 'edit' layer, x and y"
-    return None
+    return _frame_problem(r, msg) if kind == "frame" else None
 
 
 class RecordingReader:
@@ -483,16 +479,11 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
                 states[index] = backend.get_state()
         else:
             configure(entry[1])
-    compared, exact, psnrs, first_mismatch, branches = 0, 0, [], None, 0
-    # a record lost mid-file (a skipped range) may have been a step: every frame after it then differs, until a
-    # reset, or a branch to a frame replayed before the gap, puts the replay back in step with the recording
-    holes, gaps, astray, tainted, last = list(rec.skipped), [], False, set(), None
-    after_gap = {"frames": 0, "exact": 0}
+    compared, exact, psnrs, first_mismatch, branches, last = 0, 0, [], None, 0, None
+    gaps = _Gaps(rec.skipped)
     bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
     for pos, r in rec.located():
-        while holes and holes[0][0] < pos:
-            gaps.append({"bytes": list(holes.pop(0)), "after_frame": last, "next_frame": None, "resynced_at": None})
-            astray = True
+        gaps.lost(pos, last)
         if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
             configure(r["info"]["settings_knobs"])
         if r["kind"] != "frame":
@@ -501,21 +492,20 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         hdr = msgpack.unpackb(r["wire"][0], raw=False)
         source = r.get("source") or "step"
         where = {"epoch": hdr["epoch"], "index": hdr["index"]}
-        for g in gaps:
-            g["next_frame"] = g["next_frame"] or where
+        gaps.reached(where)
         if source == "resend":
             continue  # the same frame sent again (resume): nothing new to reproduce
         if source == "branch":
-            if hdr["index"] not in states and not gaps:
+            if hdr["index"] not in states and not gaps.found:
                 raise ValueError(f"the recording branches to frame {hdr['index']}, which this replay never reached")
             if hdr["index"] in states:
                 backend.set_state(states[hdr["index"]])
-                astray = resync(gaps, hdr["index"] in tainted, where)
+                gaps.resynced(where, clean=hdr["index"] not in gaps.tainted)
             states = {i: s for i, s in states.items() if i <= hdr["index"]}
             branches += 1
             continue
         if source in ("start", "reset"):
-            astray = resync(gaps, False, where)
+            gaps.resynced(where, clean=True)
             if not r.get("prompt"):
                 raise ValueError(f"{path}: the {source} frame {hdr['index']} of epoch {hdr['epoch']} recorded no prompt, so it "
                                  "cannot be replayed: a recording made by `worldbridge serve` always has one")
@@ -527,41 +517,79 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
             image = backend.step(int(hdr["action"]), event_of(r.get("event")))
         if hdr["index"] in targets:
             states[hdr["index"]] = backend.get_state()
-            tainted = tainted | {hdr["index"]} if astray else tainted - {hdr["index"]}
+            gaps.saved(hdr["index"])
         last = where
         image = np.asarray(image)
         recorded = decode_pixels(r["wire"][1], hdr["codec"], hdr["width"], hdr["height"])
         compared += 1
-        after_gap["frames"] += astray
-        if image.shape == recorded.shape and np.array_equal(image, recorded):
+        same = image.shape == recorded.shape and np.array_equal(image, recorded)
+        gaps.count(same)
+        if same:
             exact += 1
-            after_gap["exact"] += astray
         else:
             value = psnr(image, recorded) if image.shape == recorded.shape else 0.0
             psnrs.append(value)
             if first_mismatch is None:
-                first_mismatch = {**where, "psnr": value, "after_gap": astray}
+                first_mismatch = {**where, "psnr": value, "after_gap": gaps.astray}
     bar.close()
-    gap_note = None
-    if gaps:
-        g = gaps[0]
-        gap_note = (f"{len(gaps)} unreadable range(s) lost records mid-recording, the first at bytes {g['bytes'][0]}-"
-                    f"{g['bytes'][1]} between frame {g['after_frame']} and frame {g['next_frame']}: a lost step cannot "
-                    f"be replayed, so the {after_gap['frames']} frames after a gap (until a reset, or a branch to a "
-                    f"frame before it) are expected to differ; {after_gap['exact']} of them still matched")
     return {"recording": str(rec.path), "backend_kind": getattr(backend, "kind", None),
             "backend_name": getattr(backend, "name", None), "frames_compared": compared, "frames_exact": exact,
             "reproduced": compared > 0 and exact == compared,
             "psnr_min": min(psnrs) if psnrs else None,
             "psnr_mean": float(np.mean(psnrs)) if psnrs else None,
             "first_mismatch": first_mismatch, "branches": branches, "torn_tail_dropped": rec.torn,
-            "gaps": gaps, "frames_after_gap": after_gap["frames"], "frames_after_gap_exact": after_gap["exact"],
-            "gap_note": gap_note}
+            "gaps": gaps.found, "frames_after_gap": gaps.frames, "frames_after_gap_exact": gaps.exact,
+            "gap_note": gaps.note()}
 
 
-def resync(gaps: list[dict], astray: bool, where: dict) -> bool:
-    """Whether the replay is still astray after a reset or a branch at `where`; marks the gaps it recovered from."""
-    for g in gaps:
-        if not astray and g["resynced_at"] is None:
-            g["resynced_at"] = where
-    return astray
+class _Gaps:
+    """What the records lost mid-file (skipped ranges) do to a replay: a lost one may have been a step, so every frame
+    after it may differ, until a reset, or a branch to a state saved before the gap, puts the replay back in step."""
+
+    def __init__(self, skipped: list[tuple[int, int]]):
+        self.ahead = list(skipped)  # ranges the replay has not passed yet
+        self.found: list[dict] = []  # ranges it passed: bytes, after_frame, next_frame, resynced_at
+        self.astray = False  # whether the frame now replayed may differ for a lost step
+        self.tainted: set[int] = set()  # frames whose saved state was made astray
+        self.frames = self.exact = 0  # frames compared astray, and how many of them still matched
+
+    def lost(self, pos: int, last: dict | None) -> None:
+        """Pass every range skipped before the record at `pos`; `last` is the frame replayed before it."""
+        while self.ahead and self.ahead[0][0] < pos:
+            self.found.append({"bytes": list(self.ahead.pop(0)), "after_frame": last, "next_frame": None,
+                               "resynced_at": None})
+            self.astray = True
+
+    def reached(self, where: dict) -> None:
+        """Name `where` as the frame after every range passed since the last frame."""
+        for g in self.found:
+            g["next_frame"] = g["next_frame"] or where
+
+    def resynced(self, where: dict, clean: bool) -> None:
+        """A reset (clean) or a branch to a saved state (clean if it was saved in step) at `where`."""
+        self.astray = not clean
+        for g in self.found:
+            if clean and g["resynced_at"] is None:
+                g["resynced_at"] = where
+
+    def saved(self, index: int) -> None:
+        """A state saved at frame `index` is astray if the replay that made it was: a branch to it does not resync."""
+        if self.astray:
+            self.tainted.add(index)
+        else:
+            self.tainted.discard(index)
+
+    def count(self, exact: bool) -> None:
+        """Count one compared frame (and whether it matched) among those after a gap."""
+        self.frames += self.astray
+        self.exact += self.astray and exact
+
+    def note(self) -> str | None:
+        """One line on the first gap and the frames it may have put out of step, or None without gaps."""
+        if not self.found:
+            return None
+        g = self.found[0]
+        return (f"{len(self.found)} unreadable range(s) lost records mid-recording, the first at bytes {g['bytes'][0]}-"
+                f"{g['bytes'][1]} between frame {g['after_frame']} and frame {g['next_frame']}: a lost step cannot "
+                f"be replayed, so the {self.frames} frames after a gap (until a reset, or a branch to a "
+                f"frame before it) are expected to differ; {self.exact} of them still matched")
