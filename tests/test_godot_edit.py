@@ -563,3 +563,44 @@ def test_dock_shows_each_frames_numbers_under_the_preview_as_unity_does(dock_sim
     assert int(text.split("latency ")[1].split(" ms")[0]) >= 40, text
     assert gdsim.click(_find_button(dock, "Disconnect"))
     assert not m["_frame_info"].visible, "the old host's frame numbers still show after Disconnect"
+
+
+def test_dock_starts_with_a_fixed_seed_branches_and_sets_the_sampler_as_unity_does(dock_sim, router):
+    """Unity's window has Fixed seed, Branch from frame and a top-p / unmasking Apply; so has the dock."""
+    sim, dock = dock_sim
+    m = dock.members
+    client = m["client"]
+    sock, _ = router
+    ident = _greet_dock(sim, dock, router)
+    assert m["_branch_button"].disabled and not m["_sampler"].visible, "branch or sampler before a session"
+    m["_fixed_seed"].button_pressed = True
+    m["_seed"].value = 7
+    assert gdsim.click(_find_button(dock, "Start"))
+    _pump(sim, sock)
+    _, start = _recv(sock)
+    assert start["seed"] == 7
+    settings = {"steps": 4, "temperature": 1.0, "cfg": 1.0, "event_cfg": None, "fps": 24.0, "mode": "realtime",
+                "top_p": 0.9, "unmask": "random"}
+    sock.send_multipart([ident, zmtp_raw.pack(dict(_session_msg(start["req_id"]), settings=settings))])
+    assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
+    assert m["_sampler"].visible and m["_top_p"].value == pytest.approx(0.9) and m["_unmask"].selected == 1
+    m["_top_p"].value = 0.5
+    m["_unmask"].select(0)
+    assert gdsim.click(_find_button(dock, "Apply"))
+    _pump(sim, sock)
+    _, sent = _recv(sock)
+    assert (sent["type"], sent["top_p"], sent["unmask"]) == ("settings", 0.5, "confidence")
+    m["_branch_frame"].value = 3
+    assert gdsim.click(m["_branch_button"])
+    _pump(sim, sock)
+    _, sent = _recv(sock)
+    assert (sent["type"], sent["frame"]) == ("branch", 3)
+
+    m["_fixed_seed"].button_pressed = False
+    assert gdsim.click(_find_button(dock, "Start"))
+    _pump(sim, sock)
+    _, start = _recv(sock)
+    assert start["seed"] is None, "unticked, the host picks the seed"
+    sock.send_multipart([ident, zmtp_raw.pack(dict(_session_msg(start["req_id"], sid="s2")))])
+    assert _run_until(sim, lambda: client.members["session"].get("session_id") == "s2")
+    assert not m["_sampler"].visible, "the sampler shows for a backend without one"

@@ -91,7 +91,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "CloseWhileTheHostHoldsItsWelcomeBackReturnsAtOnce", "NotReadyGreetsAgainAndRepeatsTheRefusedStartAsSent",
                      "NotReadyInASessionGreetsAgainAndResumesIt", "TheOkForResetBranchOrEditDropsOlderEpochFramesAtOnce",
                      "StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent",
-                     "StatusAndPongAreKeptWithTheRoundTripFromTheirClientTs", "FpsIsMeasuredFromFrameArrivalsOverTheLast30"):
+                     "StatusAndPongAreKeptWithTheRoundTripFromTheirClientTs", "FpsIsMeasuredFromFrameArrivalsOverTheLast30",
+                     "OnlyAFatalErrorOrRecordingStoppedEndsTheRecording"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

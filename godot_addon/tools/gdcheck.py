@@ -50,6 +50,7 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
     "TextEdit": ("Control", "text placeholder_text editable text_changed clear"),
     "BaseButton": ("Control", "pressed button_down button_up toggled disabled toggle_mode button_pressed"),
     "Button": ("BaseButton", "text"),
+    "CheckBox": ("Button", ""),
     "OptionButton": ("Button", "add_item clear selected get_item_text item_count select item_selected"),
     "Range": ("Control", "min_value max_value step value value_changed rounded allow_greater allow_lesser "
                          "set_value_no_signal"),

@@ -1017,6 +1017,13 @@ class ButtonModel(ControlModel):
     PROPS = _props(ControlModel, text="", disabled=False, toggle_mode=False, button_pressed=False)
 
 
+class CheckBoxModel(ButtonModel):
+    """CheckBox: a Button that toggles; tests set button_pressed."""
+
+    CLASS = "CheckBox"
+    PROPS = _props(ButtonModel, toggle_mode=True)
+
+
 class OptionButtonModel(ButtonModel):
     """OptionButton: the first item added is selected; clear() leaves nothing selected (-1)."""
 
@@ -1377,7 +1384,8 @@ NATIVE_MODELS: dict[str, type[NativeObject]] = {
     "StreamPeerTCP": StreamPeerTCPModel, "Node": NodeModel, "TextureRect": TextureRectModel,
     "Label": LabelModel, "Image": ImageModel, "ImageTexture": ImageTextureModel, "Control": ControlModel,
     "VBoxContainer": VBoxContainerModel, "HBoxContainer": HBoxContainerModel, "GridContainer": GridContainerModel,
-    "LineEdit": LineEditModel, "TextEdit": TextEditModel, "Button": ButtonModel, "OptionButton": OptionButtonModel,
+    "LineEdit": LineEditModel, "TextEdit": TextEditModel, "Button": ButtonModel, "CheckBox": CheckBoxModel,
+    "OptionButton": OptionButtonModel,
     "SpinBox": SpinBoxModel, "FileDialog": FileDialogModel,
     "InputEventMouseButton": InputEventMouseButtonModel, "InputEventKey": InputEventKeyModel,
     "SubViewport": SubViewportModel,

@@ -101,7 +101,7 @@ namespace WorldBridge.Editor
                 else if (type == "error" || type == "reject")
                 {
                     var error = HostError.From(m);
-                    if (error.Fatal || error.Kind == HostErrorCode.RecordingStopped) recording = false; // the host's recorder ended
+                    if (error.EndsRecording) recording = false; // the host's recorder ended
                     status = error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.ToString();
                 }
                 else if (type == "ok")

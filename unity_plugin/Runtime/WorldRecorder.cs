@@ -61,21 +61,23 @@ namespace WorldBridge
                 Report("recording ended with the previous session");
                 return;
             }
-            if (m.GetString("type") == "error" && m.GetString("code") == "recording_stopped" && recording)
+            var type = m.GetString("type");
+            if (type == "error" || type == "reject")
             {
-                recording = false; // (1.3) the host ended the recording by itself (a full disk); the session goes on
-                lastPath = m.GetString("path", lastPath);
-                lastFrames = m.GetLong("frames");
-                Report("recording stopped by the host: " + m.GetString("message", lastPath));
+                var error = HostError.From(m);
+                if (!recording || !error.EndsRecording) return;
+                recording = false;
+                if (error.Kind == HostErrorCode.RecordingStopped)
+                {
+                    // (1.3) the host ended the recording by itself (a full disk); the session goes on
+                    lastPath = m.GetString("path", lastPath);
+                    lastFrames = m.GetLong("frames");
+                    Report("recording stopped by the host: " + m.GetString("message", lastPath));
+                }
+                else Report("recording ended with the session: " + m.GetString("message", "fatal error")); // idle timeout, backend failure
                 return;
             }
-            if (m.GetString("type") == "error" && m.GetBool("fatal") && recording)
-            {
-                recording = false; // the session ended (idle timeout, backend failure): its recording ended with it
-                Report("recording ended with the session: " + m.GetString("message", "fatal error"));
-                return;
-            }
-            if (m.GetString("type") != "ok") return;
+            if (type != "ok") return;
             var request = m.GetString("request");
             if (request == "record_start")
             {

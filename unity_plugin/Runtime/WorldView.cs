@@ -32,7 +32,7 @@ namespace WorldBridge
 
         /// <summary>The colour of the sandbox game's label: the Godot addon's orange.</summary>
         public static readonly Color SandboxColor = new Color(1f, 0.65f, 0f);
-        /// <summary>The colour of the world model's label (white until a session names its backend).</summary>
+        /// <summary>The colour of the world model's label.</summary>
         public static readonly Color WorldModelColor = Color.green;
 
         /// <summary>The texture frames are uploaded into (null before the first frame).</summary>
@@ -78,6 +78,7 @@ namespace WorldBridge
             if (Overlay != null) Destroy(Overlay.gameObject);
         }
 
+        /// <summary>Names the backend in the badge and label, white until a session names its backend.</summary>
         void ShowBackend()
         {
             var session = client.Session;

@@ -32,6 +32,9 @@ namespace WorldBridge.Core
         /// <summary>The session ended.</summary>
         public bool Fatal;
 
+        /// <summary>Whether the host's recorder stopped: the session ended, or the host stopped the recording itself (a full disk).</summary>
+        public bool EndsRecording => Fatal || Kind == HostErrorCode.RecordingStopped;
+
         public static HostErrorCode Parse(string code)
         {
             int i = code == null ? -1 : Array.IndexOf(Codes, code);

@@ -177,6 +177,17 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void OnlyAFatalErrorOrRecordingStoppedEndsTheRecording()
+        {
+            Assert.IsTrue(HostError.From(Message("msg_reject")).EndsRecording, "a reject ends the session");
+            Assert.IsFalse(HostError.From(Message("msg_error_unsupported")).EndsRecording, "a refused request leaves it running");
+            var stopped = new MsgMap { { "type", "error" }, { "code", "recording_stopped" }, { "fatal", false } };
+            Assert.IsTrue(HostError.From(stopped).EndsRecording, "the host stopped the recording itself");
+            var fatal = new MsgMap { { "type", "error" }, { "code", "backend_error" }, { "fatal", true } };
+            Assert.IsTrue(HostError.From(fatal).EndsRecording, "the session ended with the backend");
+        }
+
+        [Test]
         public void EditLayersAreCheckedLikeTheHostChecksThem()
         {
             var layer = Message("msg_edit").GetBytes("layer");

@@ -7,6 +7,7 @@ extends VBoxContainer
 const Client := preload("../nodes/world_bridge_client.gd")
 const View := preload("../nodes/world_view.gd")
 const BACKENDS := ["default", "sandbox", "world_model"]
+const UNMASK_ORDERS := ["confidence", "random"]
 const UNAVAILABLE := "\n(greyed: this session's backend cannot do it)"
 
 var client: Client
@@ -19,6 +20,8 @@ var _host_status: Label
 var _backend: OptionButton
 var _mode: OptionButton
 var _prompt: TextEdit
+var _fixed_seed: CheckBox
+var _seed: SpinBox
 var _frame_info: Label
 var _actions: GridContainer
 var _image_button: Button
@@ -33,6 +36,11 @@ var _object_size: SpinBox
 var _paste_x: SpinBox
 var _paste_y: SpinBox
 var _paste_button: Button
+var _sampler: HBoxContainer
+var _top_p: SpinBox
+var _unmask: OptionButton
+var _branch_frame: SpinBox
+var _branch_button: Button
 var _record_button: Button
 var _file_dialog: FileDialog
 var _object_dialog: FileDialog
@@ -94,6 +102,12 @@ func _build() -> void:
 	_prompt.placeholder_text = "Text prompt, e.g. a snowy cave with lava"
 	_prompt.custom_minimum_size = Vector2(0, 60)
 	add_child(_prompt)
+	row = _row()
+	_fixed_seed = CheckBox.new()
+	_fixed_seed.text = "Fixed seed"
+	_fixed_seed.tooltip_text = "Start the same world each time; unticked, the host picks a seed"
+	row.add_child(_fixed_seed)
+	_seed = _spin(row, 0, 2147483647, 1, "The seed a start with Fixed seed ticked sends")
 	row = _row()
 	_button(row, "Start", _on_start_pressed)
 	_image_button = _button(row, "Image...", _on_image_pressed)
@@ -157,6 +171,21 @@ func _build() -> void:
 	_paste_button = _button(row, "Paste", _on_paste_pressed)
 	_paste_button.tooltip_text = "Paste the object at (x, y); or click the preview"
 
+	_sampler = _row()
+	_top_p = _spin(_sampler, 0.05, 1.0, 0.05, "Top-p: the world model's nucleus mass, 1 = off")
+	_top_p.prefix = "top-p"
+	_top_p.value = 1.0
+	_unmask = _options(_sampler, UNMASK_ORDERS, "The order the world model unmasks tokens in")
+	var apply := _button(_sampler, "Apply", _on_sampler_apply_pressed)
+	apply.tooltip_text = "Send top-p and unmasking to the world model"
+
+	row = _row()
+	_branch_frame = _spin(row, 0, 1000000, 1, "A frame still in the host's history")
+	_branch_frame.prefix = "frame"
+	_branch_button = _button(
+		row, "Branch", func() -> void: client.branch_from(int(_branch_frame.value))
+	)
+	_branch_button.tooltip_text = "Branch the world from that frame: it goes on from there"
 	row = _row()
 	_record_button = _button(row, "Record", func() -> void: client.toggle_recording())
 	_button(row, "Reset", func() -> void: client.reset_world())
@@ -216,10 +245,16 @@ func _on_connect_pressed() -> void:
 		client.disconnect_from_host()
 
 
-func _on_start_pressed() -> void:
+## The start options the dock's controls set: backend, mode, text prompt and seed.
+func _take_start_options() -> void:
 	client.backend = BACKENDS[_backend.selected]
 	client.mode = _mode.get_item_text(_mode.selected)
 	client.text_prompt = _prompt.text.strip_edges()
+	client.world_seed = int(_seed.value) if _fixed_seed.button_pressed else -1
+
+
+func _on_start_pressed() -> void:
+	_take_start_options()
 	if client.link == Client.Link.OFFLINE:
 		client.auto_start = true
 		client.connect_to_host(_endpoint.text.strip_edges())
@@ -252,9 +287,7 @@ func _prompt_with(prompt: Dictionary) -> void:
 	if client.is_in_session():
 		client.reset_world(prompt)
 	else:
-		client.backend = BACKENDS[_backend.selected]
-		client.mode = _mode.get_item_text(_mode.selected)
-		client.text_prompt = _prompt.text.strip_edges()
+		_take_start_options()
 		client.start_session(prompt)
 		if client.link == Client.Link.OFFLINE:
 			client.connect_to_host(_endpoint.text.strip_edges())
@@ -289,6 +322,12 @@ func _on_preview_clicked(pixel: Vector2i, button_index: int) -> void:
 	_paste_x.value = pixel.x - (layer.get_width() >> 1)
 	_paste_y.value = pixel.y - (layer.get_height() >> 1)
 	client.edit(layer, int(_paste_x.value), int(_paste_y.value))
+
+
+func _on_sampler_apply_pressed() -> void:
+	client.change_settings(
+		{"top_p": _top_p.value, "unmask": _unmask.get_item_text(_unmask.selected)}
+	)
 
 
 func _on_fire_pressed() -> void:
@@ -365,6 +404,10 @@ func _on_session_started(session: Dictionary) -> void:
 	var settings: Variant = session.get("settings", {})
 	if typeof(settings) == TYPE_DICTIONARY and _is_number(settings.get("event_cfg")):
 		_event_cfg.set_value_no_signal(float(settings["event_cfg"]))
+	if typeof(settings) == TYPE_DICTIONARY and _is_number(settings.get("top_p")):
+		_top_p.set_value_no_signal(float(settings["top_p"]))
+	if typeof(settings) == TYPE_DICTIONARY and settings.get("unmask") in UNMASK_ORDERS:
+		_unmask.select(UNMASK_ORDERS.find(settings["unmask"]))
 	_apply_capabilities()
 	_status.text = client.backend_label()
 
@@ -389,6 +432,12 @@ func _apply_capabilities() -> void:
 	_event_cfg.editable = (
 		live and typeof(settings) == TYPE_DICTIONARY and _is_number(settings.get("event_cfg"))
 	)
+	# (1.2) the world model's sampler; null in session.settings for other backends
+	_sampler.visible = (
+		live and typeof(settings) == TYPE_DICTIONARY and _is_number(settings.get("top_p"))
+	)
+	_enable(_branch_button, live)
+	_branch_frame.editable = live
 	var can_edit := live and client.has_capability("edit")
 	for control in [_object_size, _paste_x, _paste_y]:
 		control.editable = can_edit

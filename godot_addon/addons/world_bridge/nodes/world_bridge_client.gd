@@ -691,14 +691,14 @@ func _on_socket_closed(reason: String) -> void:
 		_set_link(Link.CONNECTING, "connection lost: %s; reconnecting" % reason)
 
 
-## Sends `msg`; a request id taken for it is given back when it does not go out, so ids name sent
+## Sends `msg`; its request id (from _next_req) is taken only once it went out, so ids name sent
 ## requests only.
 func _send(msg: Dictionary) -> bool:
-	if _write(msg):
-		return true
-	if msg.get("req_id") == _req_id:
-		_req_id -= 1
-	return false
+	if not _write(msg):
+		return false
+	if msg.has("req_id"):
+		_req_id += 1
+	return true
 
 
 func _write(msg: Dictionary) -> bool:
@@ -788,9 +788,9 @@ func _client_error(message: String) -> void:
 	error_received.emit("client", message, false)
 
 
+## The id of the next request; _send takes it when the request goes out.
 func _next_req() -> int:
-	_req_id += 1
-	return _req_id
+	return _req_id + 1
 
 
 func _now_ms() -> float:
