@@ -359,12 +359,13 @@ class MainWindow(QMainWindow):
         self._apply_caps()
 
     # ------------------------------------------------------------------ sessions and frames
-    def new_world(self, prompt: PromptSpec) -> None:
-        """Start a new world on the host (a new root in the branch tree)."""
+    def new_world(self, prompt: PromptSpec, backend: str | None = None) -> None:
+        """Start a new world on the host (a new root in the branch tree); `backend` for a retry of a refused start,
+        which must not follow the Backend box the user may have changed meanwhile."""
         if self.busy:
             self.show_error(f"wait for {self.busy} to finish")
             return
-        backend = self.settings_panel.backend.currentText() or self.options.backend
+        backend = backend or self.settings_panel.backend.currentText() or self.options.backend
         self.pending_prompt = prompt
         self._start_kind["start"] = backend or (self.welcome or {}).get("default_backend", "")
         sent = fit_prompt(prompt, self._caps_for(self._start_kind["start"]))
@@ -937,7 +938,7 @@ class MainWindow(QMainWindow):
                    "explore": self._job_failed, "resimulate": self._job_failed}.get(command, self._refused)
         handler(command, message)
         if retry and command == "start":
-            self.new_world(self.pending_prompt or PromptSpec())
+            self.new_world(self.pending_prompt or PromptSpec(), self._start_kind["start"])
         elif retry:
             self.resimulate(*self._resim_args)
 
