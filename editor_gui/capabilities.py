@@ -85,6 +85,8 @@ def dropped_note(asked: PromptSpec, sent: PromptSpec, info: dict | None) -> str:
         return ""
     kind, name = (info or {}).get("backend_kind"), (info or {}).get("backend_name") or "this backend"
     who = "the sandbox game" if kind == "sandbox" else f"the world model {name}" if kind == "world_model" else name
+    if dropped == ["image"] and "sketch" in prompt_parts(sent) and "sketch" not in prompt_parts(asked):
+        return f"{who} takes no image prompts: the image went as the sketch hosts before 1.3 read it as"
     kept = " and ".join(["seed", *prompt_parts(sent)])
     return f"{who} takes no {' or '.join(dropped)} prompts: started from the {kept} only"
 

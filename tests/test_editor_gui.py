@@ -291,8 +291,12 @@ def test_first_world_on_a_backend_not_played_yet_leaves_out_the_prompt_it_refuse
     assert w.prompt_panel.img_box.isEnabled()  # the sandbox's capabilities are not known yet
     w.prompt_panel.text.setPlainText("coins")
     w.prompt_panel.go.click()
+    w.settings_panel.backend.addItem("world_model")  # the user picks another backend while the start is on its way:
+    w.settings_panel.backend.setCurrentText("world_model")  # the retry still starts the one New world asked for
     qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None and len(live_frames(w)) == 1,
                     timeout=5000)
+    assert w.session.backend_kind == "sandbox"
+    w.settings_panel.backend.setCurrentText("sandbox")  # the prompt panel follows the backend of the next world
     assert "the sandbox game takes no image prompts: started from the seed and text only" in \
         w.statusBar().currentMessage()
     root = w.session.branches[w.session.live].prompt
@@ -322,7 +326,8 @@ def test_an_old_session_whose_sandbox_world_read_an_image_rebuilds_the_same_fram
         pass
     w2.branch_from(root, 5)
     qtbot.waitUntil(lambda: "Branch rebuilt" in w2.statusBar().currentMessage(), timeout=20000)
-    assert "takes no image prompts" in w2.statusBar().currentMessage()
+    assert "takes no image prompts: the image went as the sketch hosts before 1.3 read it as" in \
+        w2.statusBar().currentMessage()  # not "left out": the frames come out the same
     assert w2.resim_mismatches == 0 and np.array_equal(w2.viewport.frame.image, recorded[5])
     w2.resimulate(root, 4)  # now known to lack image prompts: sent as the sketch at once, no refusal
     assert w2.busy is not None
