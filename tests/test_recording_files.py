@@ -754,7 +754,7 @@ def test_true_is_refused_where_an_int_belongs(tmp_path):
     r = RecordingReader(path)
     assert [f.index for f in r.frames()] == [0] and list(r.inputs()) == []
     assert [m["problem"] for m in r.malformed] == [
-        "has a frame header with no valid 'index'", "has a prompt 'seed' that is not a int", "has no time 't'",
+        "has a frame header with no valid 'index'", "has a prompt 'seed' that is not a whole number", "has no time 't'",
         "has no 'action_id'"]
     for header in ({**HEADER, "history": [["step", True, None]]}, {**HEADER, "history": [["edit", b"png", 1, False]]},
                    {**HEADER, "prompt": {"seed": False}}):

@@ -132,8 +132,9 @@ HISTORY_PROBLEM = "has a 'history' that is not a list of step, settings and edit
 HEADER_SHAPE = {**{k: (MAP, f"has a {k!r} that is not a map") for k in ("session", "prompt", "reset_settings")},
                 **{k: (TEXT, f"has a {k!r} that is not a string") for k in ("created", "host", "checkpoint")},
                 "history": ((list, NIL), HISTORY_PROBLEM)}
-PROMPT_SHAPE = {k: ((want, NIL), f"has a prompt {k!r} that is not a {want.__name__}")
-                for k, want in {"seed": int, "text": str, "image": bytes, "sketch": bytes}.items()}
+PROMPT_SHAPE = {k: ((want, NIL), f"has a prompt {k!r} that is not {what}")
+                for k, want, what in (("seed", int, "a whole number"), ("text", str, "a string"),
+                                      ("image", bytes, "bytes"), ("sketch", bytes, "bytes"))}
 HISTORY_SHAPES = {"step": (int, (NIL, _is_event)), "settings": (dict,), "edit": (bytes, int, int)}  # after the name
 FRAME_KEYS = {"index": int, "epoch": int, "action": int, "events": list, "codec": str, "width": int, "height": int}
 FRAME_SHAPE = {"event": ((NIL, _is_event), "has an 'event' without 'type' and 'text'"),
