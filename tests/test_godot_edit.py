@@ -595,6 +595,10 @@ def test_dock_starts_with_a_fixed_seed_branches_and_sets_the_sampler_as_unity_do
     _pump(sim, sock)
     _, sent = _recv(sock)
     assert (sent["type"], sent["frame"]) == ("branch", 3)
+    assert gdsim.click(_find_button(dock, "Reset"))
+    _pump(sim, sock)
+    _, sent = _recv(sock)
+    assert (sent["type"], sent.get("seed")) == ("reset", 7), "Reset keeps the fixed seed, as Unity's Reset world"
 
     m["_fixed_seed"].button_pressed = False
     assert gdsim.click(_find_button(dock, "Start"))

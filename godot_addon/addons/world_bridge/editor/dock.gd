@@ -188,7 +188,7 @@ func _build() -> void:
 	_branch_button.tooltip_text = "Branch the world from that frame: it goes on from there"
 	row = _row()
 	_record_button = _button(row, "Record", func() -> void: client.toggle_recording())
-	_button(row, "Reset", func() -> void: client.reset_world())
+	_button(row, "Reset", func() -> void: client.reset_world(_seed_prompt()))
 	_button(row, "Status", func() -> void: client.request_status())
 
 	_file_dialog = FileDialog.new()
@@ -281,6 +281,12 @@ func _on_sketch_pressed() -> void:
 		_status.text = "the 2D view has not rendered yet: open the 2D workspace first"
 		return
 	_prompt_with({"sketch": png})
+
+
+## The seed a Reset sends: the fixed one when ticked (as Unity's Reset world),
+## else none (the host picks).
+func _seed_prompt() -> Dictionary:
+	return {"seed": int(_seed.value)} if _fixed_seed.button_pressed else {}
 
 
 func _prompt_with(prompt: Dictionary) -> void:
