@@ -17,7 +17,8 @@ from typing import Any, BinaryIO, Callable
 import msgpack
 import numpy as np
 
-from bridge.host.pixels import decode_pixels
+from bridge.backend import Prompt, WorldEvent
+from bridge.host.pixels import decode_layer, decode_pixels, decode_prompt_image
 from bridge.values import is_int
 
 MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline
@@ -430,10 +431,98 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
+def _prompt(p: dict) -> Prompt:
+    """The backend's Prompt for a recorded prompt map, its images decoded."""
+    return Prompt(seed=p.get("seed"), text=p.get("text"),
+                  image=decode_prompt_image(p["image"]) if p.get("image") else None,
+                  sketch=decode_prompt_image(p["sketch"]) if p.get("sketch") else None)
+
+
+def _event(ev: dict | None) -> WorldEvent | None:
+    """The WorldEvent a recorded step carried, if any."""
+    return WorldEvent(type=ev["type"], text=ev["text"]) if ev else None
+
+
+def _configure(backend: Any, knobs: dict) -> None:
+    """Apply recorded settings knobs; a nil knob is one the recording backend lacked, so it is left out."""
+    knobs = {k: v for k, v in knobs.items() if v is not None}
+    if knobs and hasattr(backend, "configure"):
+        backend.configure(**knobs)
+
+
+def _edit(backend: Any, png: bytes, x: int, y: int) -> np.ndarray:
+    """Paste a recorded edit layer, refusing in one line a backend that cannot edit frames."""
+    if not callable(getattr(backend, "edit_frame", None)):
+        raise ValueError(f"the recording edits frames, which {getattr(backend, 'name', 'this backend')} cannot do")
+    return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
+
+
+def _rebuild(backend: Any, header: dict, targets: set[int]) -> dict[int, Any]:
+    """Put the backend where the world stood when recording started (prompt, reset settings, then the timeline's
+    history), so the first recorded frame follows; returns the states saved at the frames in `targets`."""
+    _configure(backend, _map(header, "reset_settings"))
+    backend.reset(_prompt(_map(header, "prompt")))
+    states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
+    index = 0
+    for entry in header.get("history") or []:
+        if entry[0] == "step":
+            backend.step(int(entry[1]), _event(entry[2]))
+            index += 1
+            if index in targets:
+                states[index] = backend.get_state()
+        elif entry[0] == "edit":
+            _edit(backend, entry[1], entry[2], entry[3])
+            if index in targets:
+                states[index] = backend.get_state()
+        else:
+            _configure(backend, entry[1])
+    return states
+
+
+def _remake(backend: Any, r: dict, hdr: dict, source: str, path: str | Path) -> np.ndarray:
+    """Make a recorded start, reset, edit or step frame again, from what its record says produced it."""
+    if source in ("start", "reset"):
+        if not r.get("prompt"):
+            raise ValueError(f"{path}: the {source} frame {hdr['index']} of epoch {hdr['epoch']} recorded no prompt, "
+                             "so it cannot be replayed: a recording made by `worldbridge serve` always has one")
+        return backend.reset(_prompt(r["prompt"]))
+    if source == "edit":
+        return _edit(backend, r["edit"]["layer"], r["edit"]["x"], r["edit"]["y"])
+    return backend.step(int(hdr["action"]), _event(r.get("event")))
+
+
+@dataclass
+class _Tally:
+    """How the replayed frames compare with the recorded ones: the report's match figures."""
+
+    compared: int = 0
+    exact: int = 0
+    psnrs: list[float] = field(default_factory=list)
+    first_mismatch: dict | None = None
+
+    def add(self, image: np.ndarray, recorded: np.ndarray, where: dict, gaps: _Gaps) -> None:
+        """Compare one replayed frame with the recorded one, noting the first mismatch and whether a gap explains it."""
+        self.compared += 1
+        same = image.shape == recorded.shape and np.array_equal(image, recorded)
+        gaps.count(same)
+        if same:
+            self.exact += 1
+            return
+        value = psnr(image, recorded) if image.shape == recorded.shape else 0.0
+        self.psnrs.append(value)
+        if self.first_mismatch is None:
+            self.first_mismatch = {**where, "psnr": value, "after_gap": gaps.astray}
+
+    def report(self) -> dict:
+        """The match figures of the replay report, in its key order."""
+        return {"frames_compared": self.compared, "frames_exact": self.exact,
+                "reproduced": self.compared > 0 and self.exact == self.compared,
+                "psnr_min": min(self.psnrs) if self.psnrs else None,
+                "psnr_mean": float(np.mean(self.psnrs)) if self.psnrs else None, "first_mismatch": self.first_mismatch}
+
+
 def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress: bool = True) -> dict:
     """Re-run the recorded prompt, actions, events, branches, edits and settings; compare every frame with the recording."""
-    from bridge.backend import Prompt, WorldEvent
-    from bridge.host.pixels import decode_layer, decode_prompt_image
     from tqdm import tqdm
 
     rec = RecordingReader(path)
@@ -441,52 +530,15 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
     if not rec.frame_count:
         raise ValueError(f"{path} holds no frames to replay: there is nothing to compare")
     backend = make_backend()
-
-    def prompt_of(p: dict) -> Prompt:
-        return Prompt(seed=p.get("seed"), text=p.get("text"),
-                      image=decode_prompt_image(p["image"]) if p.get("image") else None,
-                      sketch=decode_prompt_image(p["sketch"]) if p.get("sketch") else None)
-
-    def configure(knobs: dict) -> None:
-        knobs = {k: v for k, v in knobs.items() if v is not None}  # nil = a knob this backend does not have
-        if knobs and hasattr(backend, "configure"):
-            backend.configure(**knobs)
-
-    def edit(png: bytes, x: int, y: int) -> np.ndarray:
-        if not callable(getattr(backend, "edit_frame", None)):
-            raise ValueError(f"the recording edits frames, which {getattr(backend, 'name', 'this backend')} cannot do")
-        return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
-
-    def event_of(ev: dict | None) -> WorldEvent | None:
-        return WorldEvent(type=ev["type"], text=ev["text"]) if ev else None
-
-    # --- rebuild the world as it stood when recording started: prompt, then the timeline's history ---
-    h = rec.header
     # only the frames some branch returns to need a saved state (world-model states are megabytes)
     targets = {f.index for f in rec.frames(decode=False) if f.source == "branch"}
-    configure(_map(h, "reset_settings"))
-    backend.reset(prompt_of(_map(h, "prompt")))
-    states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
-    index = 0
-    for entry in h.get("history") or []:
-        if entry[0] == "step":
-            backend.step(int(entry[1]), event_of(entry[2]))
-            index += 1
-            if index in targets:
-                states[index] = backend.get_state()
-        elif entry[0] == "edit":
-            edit(entry[1], entry[2], entry[3])
-            if index in targets:
-                states[index] = backend.get_state()
-        else:
-            configure(entry[1])
-    compared, exact, psnrs, first_mismatch, branches, last = 0, 0, [], None, 0, None
-    gaps = _Gaps(rec.skipped)
+    states = _rebuild(backend, rec.header, targets)
+    tally, gaps, branches, last = _Tally(), _Gaps(rec.skipped), 0, None
     bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
     for pos, r in rec.located():
         gaps.lost(pos, last)
         if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
-            configure(r["info"]["settings_knobs"])
+            _configure(backend, r["info"]["settings_knobs"])
         if r["kind"] != "frame":
             continue
         bar.update(1)
@@ -507,40 +559,19 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
             continue
         if source in ("start", "reset"):
             gaps.resynced(where, clean=True)
-            if not r.get("prompt"):
-                raise ValueError(f"{path}: the {source} frame {hdr['index']} of epoch {hdr['epoch']} recorded no prompt, so it "
-                                 "cannot be replayed: a recording made by `worldbridge serve` always has one")
             states = {}
-            image = backend.reset(prompt_of(r["prompt"]))
-        elif source == "edit":
-            image = edit(r["edit"]["layer"], r["edit"]["x"], r["edit"]["y"])
-        else:
-            image = backend.step(int(hdr["action"]), event_of(r.get("event")))
+        image = _remake(backend, r, hdr, source, path)
         if hdr["index"] in targets:
             states[hdr["index"]] = backend.get_state()
             gaps.saved(hdr["index"])
         last = where
-        image = np.asarray(image)
         recorded = decode_pixels(r["wire"][1], hdr["codec"], hdr["width"], hdr["height"])
-        compared += 1
-        same = image.shape == recorded.shape and np.array_equal(image, recorded)
-        gaps.count(same)
-        if same:
-            exact += 1
-        else:
-            value = psnr(image, recorded) if image.shape == recorded.shape else 0.0
-            psnrs.append(value)
-            if first_mismatch is None:
-                first_mismatch = {**where, "psnr": value, "after_gap": gaps.astray}
+        tally.add(np.asarray(image), recorded, where, gaps)
     bar.close()
     return {"recording": str(rec.path), "backend_kind": getattr(backend, "kind", None),
-            "backend_name": getattr(backend, "name", None), "frames_compared": compared, "frames_exact": exact,
-            "reproduced": compared > 0 and exact == compared,
-            "psnr_min": min(psnrs) if psnrs else None,
-            "psnr_mean": float(np.mean(psnrs)) if psnrs else None,
-            "first_mismatch": first_mismatch, "branches": branches, "torn_tail_dropped": rec.torn,
-            "gaps": gaps.found, "frames_after_gap": gaps.frames, "frames_after_gap_exact": gaps.exact,
-            "gap_note": gaps.note()}
+            "backend_name": getattr(backend, "name", None), **tally.report(), "branches": branches,
+            "torn_tail_dropped": rec.torn, "gaps": gaps.found, "frames_after_gap": gaps.frames,
+            "frames_after_gap_exact": gaps.exact, "gap_note": gaps.note()}
 
 
 class _Gaps:
