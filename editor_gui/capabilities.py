@@ -54,6 +54,11 @@ def why_not(cap: str, info: dict | None) -> str:
     return f"{name} has no {what} (see its session capabilities)."
 
 
+def unavailable(cap: str, info: dict | None) -> str | None:
+    """None when the session can do `cap`, else why_not's tooltip: what set_capabilities takes to grey a tool out."""
+    return None if cap in session_caps(info) else why_not(cap, info)
+
+
 PROMPT_PARTS = (("text", "text_prompt"), ("image", "image_prompt"), ("sketch", "sketch_prompt"))
 _REFUSED = re.compile(r"lack (text|image|sketch)_prompt\b.*\(bad_prompt\)$", re.S)
 

@@ -28,8 +28,7 @@ from PySide6.QtWidgets import (
 
 from bridge.host.protocol import MODEL_KNOBS
 from editor_gui import export as exporting
-from editor_gui.capabilities import (ALL, dropped_note, fit_prompt, host_can_edit, refused_prompt, session_caps,
-                                     why_not)
+from editor_gui.capabilities import ALL, dropped_note, fit_prompt, host_can_edit, refused_prompt, unavailable
 from editor_gui.events_panel import EventsPanel
 from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap, KeyMapDialog, key_name
 from editor_gui.latent_explorer import LatentExplorer
@@ -687,12 +686,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ frame edits and capabilities
     def _apply_caps(self) -> None:
         """Grey out what this session's backend cannot do (protocol 1.1 session.capabilities), saying why."""
-        caps = session_caps(self.info)
-        off = lambda cap: None if cap in caps else why_not(cap, self.info)  # noqa: E731
         if self.info is None:
             self.events_panel.set_capabilities(NO_WORLD, NO_WORLD)
         else:
-            self.events_panel.set_capabilities(off("events"), off("text_events"))
+            self.events_panel.set_capabilities(unavailable("events", self.info), unavailable("text_events", self.info))
         reason = self._edit_unavailable()
         self.object_panel.set_available(reason is None, reason or "")
         self.paste_action.setEnabled(reason is None)
@@ -705,9 +702,8 @@ class MainWindow(QMainWindow):
         """Prompts are for the next New world: follow the backend chosen for it (one not played yet: all inputs on)."""
         kind = self.settings_panel.backend.currentText() or (self.info or {}).get("backend_kind", "")
         info = self._caps_for(kind)
-        caps = session_caps(info)
-        off = lambda cap: None if cap in caps else why_not(cap, info)  # noqa: E731
-        self.prompt_panel.set_capabilities(off("text_prompt"), off("image_prompt"), off("sketch_prompt"))
+        self.prompt_panel.set_capabilities(
+            unavailable("text_prompt", info), unavailable("image_prompt", info), unavailable("sketch_prompt", info))
 
     def _caps_for(self, kind: str) -> dict | None:
         """What a world of backend `kind` can take: its last session, else the prompt kinds its host refused so far
@@ -728,9 +724,7 @@ class MainWindow(QMainWindow):
             return NO_WORLD
         if self.session is not None and self.session.live is None:
             return NOT_IN_SESSION
-        if "edit" not in session_caps(self.info):
-            return why_not("edit", self.info)
-        return None
+        return unavailable("edit", self.info)
 
     def _toggle_placing(self, on: bool) -> None:
         if on:
