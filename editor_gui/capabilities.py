@@ -71,8 +71,7 @@ def prompt_parts(prompt: PromptSpec) -> list[str]:
 
 
 def fit_prompt(prompt: PromptSpec, info: dict | None, rebuild: bool = False) -> PromptSpec:
-    """The prompt without the parts this backend cannot take, which the host refuses with bad_prompt; for a `rebuild`,
-    an image the sandbox game lacks is sent as the sketch hosts before bad_prompt read it as, so frames come out the same."""
+    """Drops what the host refuses (bad_prompt); a sandbox `rebuild` keeps its frames by sending an image as sketch."""
     caps = session_caps(info)
     if (rebuild and (info or {}).get("backend_kind") == "sandbox" and prompt.image_png is not None
             and prompt.sketch_png is None and "image_prompt" not in caps and "sketch_prompt" in caps):

@@ -706,8 +706,7 @@ class MainWindow(QMainWindow):
             unavailable("text_prompt", info), unavailable("image_prompt", info), unavailable("sketch_prompt", info))
 
     def _caps_for(self, kind: str) -> dict | None:
-        """What a world of backend `kind` can take: its last session, else the prompt kinds its host refused so far
-        (the welcome lists backends, not what they can do), else None (unknown: everything is sent)."""
+        """What `kind` takes (the welcome omits it): its last session, else its refusals so far, else None: send all."""
         if kind in self.caps_by_backend or not self.refused_caps.get(kind):
             return self.caps_by_backend.get(kind)
         return {"backend_kind": kind, "backend_name": kind,
@@ -937,8 +936,7 @@ class MainWindow(QMainWindow):
             self.resimulate(*self._resim_args)
 
     def _learn_refusal(self, command: str, message: str) -> bool:
-        """A start or rebuild refused for a prompt kind its backend lacks, not known before: remember it (its input
-        greys out) and True, so the caller sends it again without that part."""
+        """Learns a prompt kind a start or rebuild was newly refused (its input greys out); True: resend without it."""
         cap, kind = refused_prompt(message), self._start_kind.get(command)
         if command not in ("start", "resimulate") or cap is None or kind is None or kind in self.caps_by_backend:
             return False
@@ -977,8 +975,7 @@ class MainWindow(QMainWindow):
             self._mode_refused(command, message)
 
     def _mode_refused(self, command: str, message: str) -> None:
-        """A mode change the host refused ("mode": a New world's, rebuild's or preview's own switch back from step mode;
-        "settings": one the user asked for): Pause shows the mode in force."""
+        """A refused switch ("mode": ours, out of step mode; "settings": the user's): Pause shows the mode in force."""
         self._follow_mode("step" if command == "mode" else None)
         now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
         self.show_error(f"Mode change refused: {message} — the world {now}")
