@@ -89,8 +89,7 @@ def start_own_host(backend: str | None, checkpoint: Path | None) -> HostHandle:
 
 
 def text_warmer(host: HostHandle) -> Callable[[], Any]:
-    """Loads the own host's text encoder on a background thread; called when the user heads for text, not at launch,
-    where its imports (they hold the GIL) cut the first seconds of play to a few frames/s."""
+    """Loads the own host's text encoder once text is near, not at launch, where its imports cut play to a few fps."""
     from bridge.host.backends import warm_text
 
     return lambda: warm_text(host.host.spec)

@@ -54,6 +54,11 @@ def why_not(cap: str, info: dict | None) -> str:
     return f"{name} has no {what} (see its session capabilities)."
 
 
+def unavailable(cap: str, info: dict | None) -> str | None:
+    """None when the session can do `cap`, else why_not's tooltip: what set_capabilities takes to grey a tool out."""
+    return None if cap in session_caps(info) else why_not(cap, info)
+
+
 PROMPT_PARTS = (("text", "text_prompt"), ("image", "image_prompt"), ("sketch", "sketch_prompt"))
 _REFUSED = re.compile(r"lack (text|image|sketch)_prompt\b.*\(bad_prompt\)$", re.S)
 
@@ -66,8 +71,7 @@ def prompt_parts(prompt: PromptSpec) -> list[str]:
 
 
 def fit_prompt(prompt: PromptSpec, info: dict | None, rebuild: bool = False) -> PromptSpec:
-    """The prompt without the parts this backend cannot take, which the host refuses with bad_prompt; for a `rebuild`,
-    an image the sandbox game lacks is sent as the sketch hosts before bad_prompt read it as, so frames come out the same."""
+    """Drops what the host refuses (bad_prompt); a sandbox `rebuild` keeps its frames by sending an image as sketch."""
     caps = session_caps(info)
     if (rebuild and (info or {}).get("backend_kind") == "sandbox" and prompt.image_png is not None
             and prompt.sketch_png is None and "image_prompt" not in caps and "sketch_prompt" in caps):

@@ -28,8 +28,7 @@ from PySide6.QtWidgets import (
 
 from bridge.host.protocol import MODEL_KNOBS
 from editor_gui import export as exporting
-from editor_gui.capabilities import (ALL, dropped_note, fit_prompt, host_can_edit, refused_prompt, session_caps,
-                                     why_not)
+from editor_gui.capabilities import ALL, dropped_note, fit_prompt, host_can_edit, refused_prompt, unavailable
 from editor_gui.events_panel import EventsPanel
 from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap, KeyMapDialog, key_name
 from editor_gui.latent_explorer import LatentExplorer
@@ -687,12 +686,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ frame edits and capabilities
     def _apply_caps(self) -> None:
         """Grey out what this session's backend cannot do (protocol 1.1 session.capabilities), saying why."""
-        caps = session_caps(self.info)
-        off = lambda cap: None if cap in caps else why_not(cap, self.info)  # noqa: E731
         if self.info is None:
             self.events_panel.set_capabilities(NO_WORLD, NO_WORLD)
         else:
-            self.events_panel.set_capabilities(off("events"), off("text_events"))
+            self.events_panel.set_capabilities(unavailable("events", self.info), unavailable("text_events", self.info))
         reason = self._edit_unavailable()
         self.object_panel.set_available(reason is None, reason or "")
         self.paste_action.setEnabled(reason is None)
@@ -705,13 +702,11 @@ class MainWindow(QMainWindow):
         """Prompts are for the next New world: follow the backend chosen for it (one not played yet: all inputs on)."""
         kind = self.settings_panel.backend.currentText() or (self.info or {}).get("backend_kind", "")
         info = self._caps_for(kind)
-        caps = session_caps(info)
-        off = lambda cap: None if cap in caps else why_not(cap, info)  # noqa: E731
-        self.prompt_panel.set_capabilities(off("text_prompt"), off("image_prompt"), off("sketch_prompt"))
+        self.prompt_panel.set_capabilities(
+            unavailable("text_prompt", info), unavailable("image_prompt", info), unavailable("sketch_prompt", info))
 
     def _caps_for(self, kind: str) -> dict | None:
-        """What a world of backend `kind` can take: its last session, else the prompt kinds its host refused so far
-        (the welcome lists backends, not what they can do), else None (unknown: everything is sent)."""
+        """What `kind` takes (the welcome omits it): its last session, else its refusals so far, else None: send all."""
         if kind in self.caps_by_backend or not self.refused_caps.get(kind):
             return self.caps_by_backend.get(kind)
         return {"backend_kind": kind, "backend_name": kind,
@@ -728,9 +723,7 @@ class MainWindow(QMainWindow):
             return NO_WORLD
         if self.session is not None and self.session.live is None:
             return NOT_IN_SESSION
-        if "edit" not in session_caps(self.info):
-            return why_not("edit", self.info)
-        return None
+        return unavailable("edit", self.info)
 
     def _toggle_placing(self, on: bool) -> None:
         if on:
@@ -943,8 +936,7 @@ class MainWindow(QMainWindow):
             self.resimulate(*self._resim_args)
 
     def _learn_refusal(self, command: str, message: str) -> bool:
-        """A start or rebuild refused for a prompt kind its backend lacks, not known before: remember it (its input
-        greys out) and True, so the caller sends it again without that part."""
+        """Learns a prompt kind a start or rebuild was newly refused (its input greys out); True: resend without it."""
         cap, kind = refused_prompt(message), self._start_kind.get(command)
         if command not in ("start", "resimulate") or cap is None or kind is None or kind in self.caps_by_backend:
             return False
@@ -983,8 +975,7 @@ class MainWindow(QMainWindow):
             self._mode_refused(command, message)
 
     def _mode_refused(self, command: str, message: str) -> None:
-        """A mode change the host refused ("mode": a New world's, rebuild's or preview's own switch back from step mode;
-        "settings": one the user asked for): Pause shows the mode in force."""
+        """A refused switch ("mode": ours, out of step mode; "settings": the user's): Pause shows the mode in force."""
         self._follow_mode("step" if command == "mode" else None)
         now = "stays paused (step mode)" if self.mode == "step" else "runs in realtime"
         self.show_error(f"Mode change refused: {message} — the world {now}")

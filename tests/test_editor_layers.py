@@ -11,7 +11,7 @@ from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QImage
 
-from editor_gui.capabilities import ALL, host_can_edit, refused_prompt, session_caps, why_not
+from editor_gui.capabilities import ALL, host_can_edit, refused_prompt, session_caps, unavailable, why_not
 from editor_gui.layers import BUILTINS, Layer, builtin_layer, fit_layer, load_layer, qimage_to_rgba, rgba_to_qimage
 from editor_gui.object_panel import ObjectPanel
 from editor_gui.session_store import FrameRecord, PromptSpec, Session
@@ -177,6 +177,9 @@ def test_capabilities_and_reasons():
     assert "no text conditioning" in text and "`worldbridge train prompts first-frame`" in text
     assert "worldbridge train prompts events" in why_not("text_events", {"backend_kind": "world_model"})
     assert "unity world" in why_not("edit", {"backend_kind": "other", "backend_name": "unity world"})
+    sandbox = {"backend_kind": "sandbox", "capabilities": ["text_prompt"]}
+    assert unavailable("text_prompt", sandbox) is None and unavailable("text_prompt", None) is None  # on
+    assert unavailable("sketch_prompt", sandbox) == why_not("sketch_prompt", sandbox)  # off, with its tooltip
 
 
 def test_event_guidance_follows_the_session_settings(qtbot):
