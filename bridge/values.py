@@ -14,6 +14,11 @@ def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def is_number(v: Any) -> bool:
+    """True for an int or a float that is not a bool: a config or manifest value of True is a hand edit, not 1."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def is_whole(v: Any) -> bool:
     """True for an int or a numpy integer, not a bool: what a Python caller may pass as an id, a seed or a position."""
     return is_int(v) or isinstance(v, np.integer)

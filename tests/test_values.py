@@ -8,7 +8,7 @@ import pytest
 
 import bridge.values
 from bridge.host import protocol as P
-from bridge.values import SEED_MAX, is_int, is_whole
+from bridge.values import SEED_MAX, is_int, is_number, is_whole
 from bridge.worlds.sandbox import SandboxWorld
 
 
@@ -49,3 +49,9 @@ def test_protocol_and_sandbox_refuse_true_where_they_take_1():
     w.step(np.int64(1))
     with pytest.raises(ValueError, match="action must be an integer id"):
         w.step(True)
+
+
+@pytest.mark.parametrize("v, want", [(1, True), (2.5, True), (0.0, True), (True, False), (False, False), ("1", False),
+                                     (None, False)])
+def test_is_number_takes_ints_and_floats_not_bools(v, want):
+    assert is_number(v) is want

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.values import is_int
+from bridge.values import is_int, is_number
 
 FORMAT = "worldbridge-video"
 VERSION = 1
@@ -56,7 +56,7 @@ def _count(v: object, least: int) -> bool:
 def _check_manifest(path: Path, m: dict) -> None:
     """Every field a reader relies on, with its type, so a hand edit gone wrong is named instead of a traceback."""
     bad = [f"{k}={m[k]!r} (a whole number >= 1)" for k in ("height", "width") if not _count(m[k], 1)]
-    if not (isinstance(m["fps"], (int, float)) and not isinstance(m["fps"], bool) and m["fps"] > 0):
+    if not (is_number(m["fps"]) and m["fps"] > 0):
         bad.append(f"fps={m['fps']!r} (a number > 0)")
     if not (m.get("action_names") is None or isinstance(m["action_names"], list)):
         bad.append(f"action_names={m['action_names']!r} (a list of names, or null)")

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.values import is_int
+from bridge.values import is_int, is_number
 
 UNMASK_ORDERS = ("random", "confidence")  # which tokens a MaskGIT step commits first: any, or its most confident
 
@@ -183,7 +183,7 @@ def _build(cls, d: dict[str, Any]):
 
 _SCALARS = {  # field type -> check of a JSON value (bool is an int in Python, so it is kept out of int and float)
     "int": is_int,
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "float": is_number,
     "bool": lambda v: isinstance(v, bool),
     "str": lambda v: isinstance(v, str),
 }
