@@ -15,6 +15,7 @@ from bridge.host.protocol import Limits
 from bridge.gym import WorldEnv
 from bridge.host.server import run_host_in_thread
 from bridge.worlds.sandbox import SandboxWorld
+from waiting import wait_until
 
 torch.set_num_threads(1)
 
@@ -31,7 +32,7 @@ def test_next_frame_returns_newest_and_drops_older(host):
         c.start(mode="step", seed=2)
         for _ in range(5):
             c.act("right")  # step mode: each input makes one frame; we do not wait for them
-        time.sleep(0.3)
+        c.ping()  # a barrier: the host answers after the five frames
         f = c.next_frame()
         assert isinstance(f, Frame) and f.index == 5 and f.image.shape == (64, 64, 3) and f.image.dtype == np.uint8
         assert c.next_frame(timeout=0.05) is None  # the older four were dropped, not queued
@@ -55,14 +56,14 @@ def test_frames_iterator_and_clock(host):
         assert 0 < f.latency_ms < 1000 and f.received_ts >= f.client_ts and f.host_ts > 0
         c.settings(mode="realtime")
         c.act(1, seq=77)
-        time.sleep(0.4)
-        under = [g for g in c.drain_frames() if g.seq == 77]
+        under, deadline = [], time.monotonic() + 20
+        while len(under) < 3 and time.monotonic() < deadline:
+            under += [g for g in c.drain_frames(timeout=0.1) if g.seq == 77]
         assert len(under) >= 3 and all(g.client_ts == under[0].client_ts for g in under)  # the echo repeats
         assert under[0].latency_ms is not None and 0 < under[0].latency_ms < 1000
         assert [g.latency_ms for g in under[1:]] == [None] * (len(under) - 1)  # not "time since the key changed"
         c.branch(under[-1].index)  # its frame echoes no input ...
-        time.sleep(0.3)
-        after = [g for g in c.drain_frames() if g.seq == 77]
+        after = wait_until(lambda: [g for g in c.drain_frames(timeout=0.1) if g.seq == 77])
         assert after and all(g.latency_ms is None for g in after)  # ... and the held input is still not a new one
 
 
@@ -146,8 +147,7 @@ def test_close_says_bye(host):
     sid = c.session["session_id"]
     assert sid in host.host.sessions
     c.close()
-    time.sleep(0.1)
-    assert sid not in host.host.sessions
+    assert wait_until(lambda: sid not in host.host.sessions)
     with pytest.raises(ProtocolError, match="closed"):
         c.status()
 
@@ -371,6 +371,5 @@ def test_session_says_where_the_session_stands_after_reset_branch_and_frames(hos
         st = c.status()
         assert (c.session["epoch"], c.session["frame_index"]) == (st["epoch"], st["frame_index"]) == (3, 2)
         c.settings(mode="realtime", fps=60)
-        time.sleep(0.3)
-        newest = c.drain_frames()[-1]
+        newest = wait_until(lambda: [f for f in c.drain_frames(timeout=0.1) if f.index > 2])[-1]
         assert (c.session["epoch"], c.session["frame_index"]) == (3, newest.index) and newest.index > 2
