@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from bridge.client import ProtocolError, WorldClient
 from bridge.host import protocol as P
 from bridge.host.protocol import Limits
 from bridge.host.server import Host, is_loopback, run_host_in_thread
+from waiting import wait_until
 
 torch.set_num_threads(1)
 
@@ -179,11 +181,11 @@ def test_step_mode_makes_exactly_one_frame_per_input(counter_host):
 
 def test_realtime_mode_ticks_at_target_fps_with_latest_input(counter_host):
     with WorldClient(counter_host.address) as c:
+        t0 = time.monotonic()
         c.start(mode="realtime", fps=50, seed=1)
         c.act("c", seq=42)
-        time.sleep(0.5)
-        f = c.next_frame()
-        assert 15 <= f.index <= 30, f.index  # ~25 frames in 0.5 s at 50 fps
+        f = wait_until(lambda: (g := c.next_frame(timeout=0.1)) is not None and g.index >= 15 and g)
+        assert f and f.index <= 50 * (time.monotonic() - t0) + 2, f.index  # 50 fps at most, however slow the machine
         assert f.action == 2 and f.seq == 42 and pixel(f)[2] == 2
         st = c.status()
         assert st["mode"] == "realtime" and 30 <= st["fps_measured"] <= 70
@@ -290,7 +292,7 @@ def test_idle_sessions_time_out():
         with WorldClient(h.address) as c:
             c.start(mode="step")
             sid = c.session["session_id"]
-            time.sleep(1.5)
+            assert wait_until(lambda: sid not in h.host.sessions)  # silent past the timeout: the host closed it
             with pytest.raises(ProtocolError) as e:
                 c.step(0)
             assert e.value.code == "no_session"
@@ -375,7 +377,7 @@ def test_max_sessions_busy():
             clients[2].start(mode="step")
         assert e.value.code == "busy"
         clients[0].close()
-        time.sleep(0.1)
+        assert wait_until(lambda: len(h.host.sessions) == 1)  # the `bye` was handled
         assert clients[2].start(mode="step")["session_id"]
     finally:
         for c in clients:
@@ -408,9 +410,9 @@ def test_step_batch_is_used_for_concurrent_sessions():
         clients = [WorldClient(h.address) for _ in range(4)]
         for c in clients:
             c.start(mode="realtime", fps=100)
-        time.sleep(0.5)
-        frames = [c.next_frame() for c in clients]
-        assert all(f is not None and f.index > 10 for f in frames)
+        frames = [wait_until(lambda c=c: (f := c.next_frame(timeout=0.1)) is not None and f.index > 10 and f)
+                  for c in clients]
+        assert all(f and f.index > 10 for f in frames)
         assert BatchWorld.batch_calls > 5
         for c in clients:
             c.close()
@@ -466,8 +468,9 @@ def test_frames_dropped_when_client_never_reads():
         s.connect(h.address)
         s.send(P.encode({"type": "hello", "protocol_major": 1}))
         s.send(P.encode({"type": "start", "mode": "realtime", "fps": 120.0}))
-        time.sleep(1.5)
+        wait_until(lambda: h.host.sessions)
         session = next(iter(h.host.sessions.values()))
+        wait_until(lambda: session.frames_dropped > 50)
         assert session.frames_dropped > 50 and session.frames_sent < 60
         s.close(0)
     finally:
@@ -776,12 +779,13 @@ def test_branch_waits_for_a_re_simulation_longer_than_the_per_frame_timeout():
         h.stop()
 
 
-def _two_realtime_sessions(h, settle: float):
-    """Two clients with realtime sessions at 50 fps, ticking together (so a batching backend batches them)."""
+def _two_realtime_sessions(h, ready: Callable[[], bool]):
+    """Two clients with realtime sessions at 50 fps, ticking together (so a batching backend batches them), once
+    `ready` holds."""
     a, b = WorldClient(h.address), WorldClient(h.address)
     for c in (a, b):
         c.start(mode="realtime", fps=50)
-    time.sleep(settle)
+    wait_until(ready)
     return a, b
 
 
@@ -789,17 +793,19 @@ def test_an_event_refused_in_a_batch_is_that_sessions_error_only():
     RefusingBatchWorld.batch_calls = 0
     h = run_host_in_thread(RefusingBatchWorld)
     try:
-        a, b = _two_realtime_sessions(h, settle=0.3)
+        a, b = _two_realtime_sessions(h, lambda: RefusingBatchWorld.batch_calls > 0)
         assert RefusingBatchWorld.batch_calls > 0
         assert a.event(event_type="boom")["caption"] == "boom"  # accepted when queued
-        time.sleep(0.5)
+        wait_until(lambda: a.drain_frames(timeout=0.1) is not None and a.errors)  # reads what arrived, errors too
+        time.sleep(0.2)  # time for a wrong second error, or one of b's, to arrive
         for c in (a, b):
-            c.drain_frames()  # reads what arrived, errors included
+            c.drain_frames()
         assert [e["code"] for e in a.errors] == ["bad_argument"] and "no boom right now" in a.errors[0]["message"]
         assert not a.errors[0]["fatal"] and not b.errors
-        time.sleep(0.3)
         for c in (a, b):
-            frames = c.drain_frames()
+            frames, deadline = [], time.monotonic() + 20
+            while len(frames) < 3 and time.monotonic() < deadline:
+                frames += c.drain_frames(timeout=0.1)
             assert len(frames) >= 3 and frames[-1].index > frames[0].index  # both sessions go on
             assert not any(f.events for f in frames)  # the refused event never showed
         for c in (a, b):
@@ -1054,9 +1060,9 @@ class LateFailingBatchWorld(CounterWorld):
 def test_only_a_refusal_before_any_world_moved_is_retried_alone():
     h = run_host_in_thread(LateFailingBatchWorld)
     try:
-        a, b = _two_realtime_sessions(h, settle=0.4)
-        for c in (a, b):
-            c.drain_frames()
+        a, b = _two_realtime_sessions(h, lambda: not h.host.sessions)  # the failed batch closed both
+        wait_until(lambda: a.drain_frames(timeout=0.1) is not None and a.errors)
+        b.drain_frames()
         # retrying alone would step each world a second time and show frames out of step with their history
         assert all(e["code"] == "backend_error" and e["fatal"] for e in a.errors) and a.errors
         assert not h.host.sessions
