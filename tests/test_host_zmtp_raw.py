@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from bridge.host.server import run_host_in_thread
+from waiting import wait_until
 from zmtp_raw import RawDealer
 
 
@@ -54,8 +55,7 @@ def test_raw_socket_client_completes_a_session(host):
         c.send({"type": "bye"})
     finally:
         c.close()
-    time.sleep(0.1)
-    assert not host.host.sessions  # bye ended it
+    assert wait_until(lambda: not host.host.sessions)  # bye ended it
 
 
 def test_raw_client_answers_heartbeat_pings():
