@@ -49,6 +49,20 @@ class WorldEvent:
         return self.type is not None or self.has_text
 
 
+SANDBOX_LABEL = "SANDBOX GAME (test backend, not the world model): {name}"
+WORLD_MODEL_LABEL = "WORLD MODEL: {name}"
+
+
+def backend_label(kind: str, name: str) -> str:
+    """The one wording badges, exports and CLI lines name the running backend with, so the sandbox never passes for
+    the model (Unity's Protocol.cs and Godot's protocol.gd keep copies, pinned by tests/test_backend_label.py)."""
+    if kind == "sandbox":
+        return SANDBOX_LABEL.format(name=name)
+    if kind == "world_model":
+        return WORLD_MODEL_LABEL.format(name=name)
+    return "unknown backend" + (f" {kind}" if kind else "") + f": {name}"
+
+
 class StepRefused(ValueError):
     """`step_batch` refused an action or event before any world moved: the host steps each session alone instead,
     so only the session that sent it hears about it. Any other error may come after some worlds moved."""

@@ -15,6 +15,7 @@ import click
 from click.core import ParameterSource
 import numpy as np
 
+from bridge.backend import backend_label
 from bridge.values import SEED_MAX
 
 # The script: (frames to play, action name or id, event to fire first or None)
@@ -82,7 +83,7 @@ def _play(spec: Any, out: Path, seed: int, text: str | None, launched: float) ->
         with WorldClient(host.address, client_name="worldbridge-demo") as client:
             session, warmup = timed_start(client, launched, mode="step", seed=seed, text=text)
             kind, name = session["backend_kind"], session["backend_name"]
-            click.echo(f"serving: {name} [{kind}]" + ("  (the sandbox game is a test backend, not the world model)" if kind == "sandbox" else ""), err=True)
+            click.echo(f"serving: {backend_label(kind, name)}", err=True)
             rec = client.record_start(str(out / f"{stem}.wbrec"))
             latencies: list[float] = []
             frame = None

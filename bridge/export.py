@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from bridge.backend import backend_label
 from bridge.files import publish
 
 Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
 KINDS = ("mp4", "gif", "frames", "actions")
-SANDBOX = "SANDBOX GAME (scripted data source, not the world model)"
 
 
 def source_label(backends: Sequence[tuple[str, str]]) -> str:
@@ -29,12 +29,7 @@ def source_label(backends: Sequence[tuple[str, str]]) -> str:
     world model's, and frames from several backends say so."""
     parts: list[str] = []
     for kind, name in backends:
-        if kind == "sandbox":
-            part = SANDBOX
-        elif kind == "world_model":
-            part = "world model" + (f": {name.removeprefix('world model ')}" if name else "")
-        else:
-            part = f"{kind or 'unknown'} backend" + (f": {name}" if name else "")
+        part = backend_label(kind, name)
         if part not in parts:
             parts.append(part)
     if not parts:

@@ -12,6 +12,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from bridge.backend import backend_label
 from editor_gui.keymap import is_play_key
 
 
@@ -32,11 +33,7 @@ def to_qimage(image: np.ndarray) -> QImage:
 
 def badge_text(kind: str, name: str) -> str:
     """What the user must always see: is this the trained world model or the scripted test game."""
-    if kind == "sandbox":
-        return "SANDBOX GAME (test backend)"
-    if kind == "world_model":
-        return f"WORLD MODEL  {name}"
-    return f"{kind.upper()}  {name}" if kind else "NO WORLD"
+    return backend_label(kind, name) if kind else "NO WORLD"
 
 
 @dataclass

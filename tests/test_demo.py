@@ -28,7 +28,7 @@ def test_demo_runs_twice_in_one_folder_and_keeps_the_first_run(tmp_path):
         reports.append(json.loads(r.stdout))
         if len(reports) == 1:
             first = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert "test backend" in r.stderr  # says the sandbox game is running, not the world model
+    assert "serving: SANDBOX GAME (test backend, not the world model): sandbox game" in r.stderr  # says the sandbox game is running, not the world model
     assert [rep["recording"] for rep in reports] == [str(out / "demo.wbrec"), str(out / "demo-2.wbrec")]
     assert sorted(first) == ["demo.gif", "demo.mp4", "demo.wbrec"]
     for name, data in first.items():
@@ -42,7 +42,7 @@ def test_demo_runs_twice_in_one_folder_and_keeps_the_first_run(tmp_path):
         stem = rep["recording"][: -len(".wbrec")]
         assert sorted(rep["outputs"].values()) == [stem + ".gif", stem + ".mp4"]
         for video in rep["outputs"].values():  # the clips themselves say it is the sandbox, wherever they go
-            assert read_labels(video) == ["WorldBridge — SANDBOX GAME (scripted data source, not the world model)"]
+            assert read_labels(video) == ["WorldBridge — SANDBOX GAME (test backend, not the world model): sandbox game"]
 
 
 @pytest.mark.parametrize("how", DAMAGE)

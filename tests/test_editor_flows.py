@@ -225,14 +225,14 @@ def test_exports_name_the_backend_of_the_branch_exported(qtbot, host, tmp_path, 
     for name in ("sandbox.gif", "sandbox.mp4"):
         with qtbot.waitSignal(w.export_to(name[-3:], tmp_path / name).succeeded, timeout=30000):
             pass
-        assert read_labels(tmp_path / name) == ["WorldBridge — SANDBOX GAME (scripted data source, not the world model)"]
+        assert read_labels(tmp_path / name) == ["WorldBridge — SANDBOX GAME (test backend, not the world model): sandbox game"]
     model_session(tmp_path / "model.wbsession")
     with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
         pass
     assert w.info["backend_kind"] == "sandbox"  # the model's branch is shown while the sandbox is still running
     with qtbot.waitSignal(w.export_to("png", tmp_path / "model_pngs").succeeded, timeout=30000):
         pass
-    assert read_labels(tmp_path / "model_pngs") == ["WorldBridge — world model: tiny (step 1200)"]
+    assert read_labels(tmp_path / "model_pngs") == ["WorldBridge — WORLD MODEL: tiny (step 1200)"]
 
 
 def test_a_key_that_plays_nothing_says_why_only_when_the_world_is_in_no_branch(qtbot, host, tmp_path):

@@ -68,7 +68,7 @@ def step_keys(qtbot, w: MainWindow, key, n: int) -> None:
 
 def test_play_with_keys_and_focus(qtbot, host):
     w = open_window(qtbot, host.address)
-    assert w.viewport.kind == "sandbox" and "SANDBOX GAME (test backend)" in w.status_backend.text()
+    assert w.viewport.kind == "sandbox" and "SANDBOX GAME (test backend, not the world model): sandbox game" in w.status_backend.text()
     focus_viewport(qtbot, w)
     before = w.viewport.frame.image.copy()
     qtbot.keyPress(w.viewport, Qt.Key.Key_Right)

@@ -85,8 +85,9 @@ def test_viewport_badge_scaling_and_focus_keys(qtbot):
     v.resize(700, 500)
     v.show()
     qtbot.waitExposed(v)
-    assert badge_text("sandbox", "sandbox game") == "SANDBOX GAME (test backend)"
-    assert badge_text("world_model", "tiny (step 1200)") == "WORLD MODEL  tiny (step 1200)"
+    assert badge_text("sandbox", "sandbox game") == "SANDBOX GAME (test backend, not the world model): sandbox game"
+    assert badge_text("world_model", "tiny (step 1200)") == "WORLD MODEL: tiny (step 1200)"
+    assert badge_text("", "") == "NO WORLD"
     img = np.zeros((64, 64, 3), np.uint8)
     img[::2, ::2] = 255
     v.set_backend("sandbox", "sandbox game")

@@ -608,3 +608,19 @@ def test_dock_starts_with_a_fixed_seed_branches_and_sets_the_sampler_as_unity_do
     sock.send_multipart([ident, zmtp_raw.pack(dict(_session_msg(start["req_id"], sid="s2")))])
     assert _run_until(sim, lambda: client.members["session"].get("session_id") == "s2")
     assert not m["_sampler"].visible, "the sampler shows for a backend without one"
+
+
+def test_dock_seed_box_sends_every_seed_a_float_holds_exactly(dock_sim, router):
+    """SpinBox values are floats: the box goes up to 2**53 - 1, and a large odd seed reaches `start` unchanged."""
+    sim, dock = dock_sim
+    m = dock.members
+    sock, _ = router
+    _greet_dock(sim, dock, router)
+    assert m["_seed"].max_value == 2**53 - 1
+    m["_fixed_seed"].button_pressed = True
+    for typed, sent in ((2**53 - 3, 2**53 - 3), (2**53 - 1, 2**53 - 1), (2**31, 2**31), (2**60, 2**53 - 1)):
+        m["_seed"].value = typed
+        assert gdsim.click(_find_button(dock, "Start"))
+        _pump(sim, sock)
+        _, start = _recv(sock)
+        assert start["seed"] == sent, f"typed {typed}, sent {start['seed']}"

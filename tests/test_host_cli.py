@@ -45,7 +45,7 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen, int]]:
 def test_serve_runs_says_which_backend_and_stops_on_sigterm():
     with serving() as (proc, port):
         line = proc.stderr.readline()
-        assert "serving the sandbox game (a test backend" in line and f"127.0.0.1:{port}" in line
+        assert "serving SANDBOX GAME (test backend, not the world model): sandbox game;" in line and f"127.0.0.1:{port}" in line
         with WorldClient(f"tcp://127.0.0.1:{port}", timeout=10) as c:
             s = c.start(mode="step")
             assert s["backend_kind"] == "sandbox" and c.step(1).index == 1

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bridge import DEFAULT_WORLD
-from bridge.backend import WorldBackend
+from bridge.backend import WorldBackend, backend_label
+from bridge.worlds.sandbox import SandboxWorld
 
-SANDBOX_NOTICE = "no trained world model found; serving the sandbox game (a test backend)"
+SANDBOX_NOTICE = f"no trained world model found; serving {backend_label('sandbox', SandboxWorld.name)}"
 
 
 @dataclass
@@ -29,8 +30,6 @@ class BackendSpec:
         if self.factory is not None:
             return self.factory()
         if self.kind == "sandbox":
-            from bridge.worlds.sandbox import SandboxWorld
-
             return SandboxWorld(size=self.sandbox_size, seed=0)
         from bridge.model.world import load_world
 

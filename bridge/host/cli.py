@@ -63,6 +63,7 @@ def _check_curve_secret(path: Path) -> None:
 def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
           recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool) -> None:
     """Run the world host until Ctrl+C."""
+    from bridge.backend import backend_label
     from bridge.host.backends import announce, preload, resolve_backend, warm_text
     from bridge.host.protocol import Limits
     from bridge.host.server import Host
@@ -81,8 +82,7 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
         raise click.ClickException(str(e)) from None
     warm_text(spec)  # bound: clients are answered while the text encoder loads
     announce(spec)
-    what = "the sandbox game (a test backend, not a world model)" if spec.kind == "sandbox" else \
-        f"world model {spec.checkpoint}"
+    what = backend_label(spec.kind, spec.create().name) + (f" from {spec.checkpoint}" if spec.checkpoint else "")
     security = "CURVE" if curve_secret else "NULL (loopback only)"
     click.echo(f"worldbridge host on {host.address} serving {what}; security {security}. Ctrl+C to stop.", err=True)
     signal.signal(signal.SIGTERM, lambda *_: host.stop())

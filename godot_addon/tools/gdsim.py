@@ -53,6 +53,12 @@ def i64(n: int) -> int:
     return n - (1 << 64) if n >= 1 << 63 else n
 
 
+def _round(x: float) -> float:
+    """Godot's Math::round (C round: halves away from zero), exact where floor(x + 0.5) is not (from 2^52 up)."""
+    whole = float(math.trunc(x))
+    return whole + math.copysign(1.0, x) if abs(x - whole) >= 0.5 else whole
+
+
 class GDArray(list):
     """Array: shared by reference."""
 
@@ -1076,9 +1082,9 @@ class RangeModel(ControlModel):
     def _set_value(self, v: float, emit: bool) -> None:
         v = float(v)
         if self.step > 0:
-            v = math.floor((v - self.min_value) / self.step + 0.5) * self.step + self.min_value
+            v = _round((v - self.min_value) / self.step) * self.step + self.min_value
         if self.rounded:
-            v = float(math.floor(v + 0.5))
+            v = _round(v)
         if not self.allow_greater and v > self.max_value:
             v = self.max_value
         if not self.allow_lesser and v < self.min_value:
@@ -2676,7 +2682,7 @@ BUILTIN_FUNCS: dict[str, Callable[..., Any]] = {
     "mini": lambda sim, a, b: min(a, b), "maxi": lambda sim, a, b: max(a, b),
     "absf": lambda sim, a: abs(float(a)), "absi": lambda sim, a: abs(a), "abs": lambda sim, a: abs(a),
     "floorf": lambda sim, a: float(math.floor(a)), "floor": lambda sim, a: float(math.floor(a)),
-    "floori": lambda sim, a: i64(math.floor(a)), "roundi": lambda sim, a: i64(math.floor(abs(a) + 0.5) * (1 if a >= 0 else -1)),
+    "floori": lambda sim, a: i64(math.floor(a)), "roundi": lambda sim, a: i64(int(_round(a))),
     "clampi": lambda sim, v, lo, hi: max(lo, min(v, hi)), "clampf": lambda sim, v, lo, hi: float(max(lo, min(v, hi))),
     "fposmod": _fposmod,
     "is_instance_valid": lambda sim, o: o is not None and not getattr(sim.native_of(o), "freed", False),

@@ -9,6 +9,8 @@ const View := preload("../nodes/world_view.gd")
 const BACKENDS := ["default", "sandbox", "world_model"]
 const UNMASK_ORDERS := ["confidence", "random"]
 const UNAVAILABLE := "\n(greyed: this session's backend cannot do it)"
+## The largest seed the seed box holds exactly: SpinBox values are floats, exact up to 2^53.
+const SEED_BOX_MAX := 9007199254740991
 
 var client: Client
 var view: View
@@ -107,7 +109,7 @@ func _build() -> void:
 	_fixed_seed.text = "Fixed seed"
 	_fixed_seed.tooltip_text = "Start the same world each time; unticked, the host picks a seed"
 	row.add_child(_fixed_seed)
-	_seed = _spin(row, 0, 2147483647, 1, "The seed a start with Fixed seed ticked sends")
+	_seed = _spin(row, 0, SEED_BOX_MAX, 1, "The seed a start with Fixed seed ticked sends")
 	row = _row()
 	_button(row, "Start", _on_start_pressed)
 	_image_button = _button(row, "Image...", _on_image_pressed)
