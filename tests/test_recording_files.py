@@ -798,3 +798,55 @@ def test_replay_refuses_a_recorded_knob_outside_the_hosts_range(tmp_path, header
     res = CliRunner().invoke(record, ["replay", str(path), "--backend", "sandbox"])
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     assert f"Error: {path}: " in res.output and says in res.output and "edited or damaged" in res.output
+
+
+def test_an_idle_step_session_has_its_last_records_synced_within_a_second(tmp_path, monkeypatch):
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append((time.monotonic(), os.fstat(fd).st_size)), fsync(fd)))
+    path = tmp_path / "idle.wbrec"
+    h = run_host_in_thread("sandbox", record_anywhere=True)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step", seed=3)
+            c.record_start(str(path))
+            for a in (1, 2, 3):
+                c.step(a)
+            idle_from, size = time.monotonic(), path.stat().st_size  # nothing more is written: the session idles
+            while time.monotonic() - idle_from < 3 and not any(n == size for _, n in synced):
+                time.sleep(0.05)
+            assert path.stat().st_size == size  # no write came after the steps
+            # was: no sync until the next record, however long the session idled
+            assert [n for _, n in synced] == [size] and synced[0][0] - idle_from <= 1.5, synced
+            time.sleep(1.2)
+            assert len(synced) == 1  # nothing new to sync: an idle recording is synced once, not every second
+            c.record_stop()
+    finally:
+        h.stop()
+
+
+def test_flush_due_keeps_at_most_one_sync_a_second(tmp_path, monkeypatch):
+    import bridge.host.recording as recording
+
+    now, synced = [0.0], []
+    fsync = os.fsync
+    monkeypatch.setattr(recording, "monotonic", lambda: now[0])
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(now[0]), fsync(fd)))
+    rec = Recorder(tmp_path / "r.wbrec", HEADER)
+    rec.write(frame_record(1))
+    assert rec.sync_due() == 1.0
+    for t in (0.3, 0.6, 0.99):  # the host loop's ticks inside the second sync nothing
+        now[0] = t
+        rec.flush_due()
+    assert synced == []
+    now[0] = 1.0
+    rec.flush_due()
+    now[0] = 1.5
+    rec.write(frame_record(2))
+    rec.flush_due()
+    assert synced == [1.0] and rec.sync_due() == 2.0
+    now[0] = 2.0
+    rec.flush_due()
+    rec.flush_due()
+    assert synced == [1.0, 2.0] and rec.sync_due() == float("inf")
+    rec.close(now[0])

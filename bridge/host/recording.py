@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import sys
@@ -45,6 +46,7 @@ class Recorder:
         self._f = open(self.path, "xb")  # never overwrite another recording
         self.frames = 0
         self._synced_at = monotonic()
+        self._unsynced = False  # records written since the last sync
         try:
             self._f.write(MAGIC)
             self.write({"kind": "header", "format": FORMAT_VERSION,
@@ -57,12 +59,23 @@ class Recorder:
         body = _pack(record)
         self._f.write(PREFIX.pack(len(body), zlib.crc32(body)) + body)
         self._f.flush()
+        self._unsynced = True
         if record.get("kind") == "frame":
             self.frames += 1
+        self.flush_due()
+
+    def sync_due(self) -> float:
+        """When (monotonic s) the records not yet on disk are due a sync, so the host loop can wake for it; inf if none."""
+        return self._synced_at + SYNC_EVERY_S if self._unsynced else math.inf
+
+    def flush_due(self) -> None:
+        """Sync once SYNC_EVERY_S has passed since the last sync, if records are waiting: called by every write and by
+        the host loop, so a session gone idle in step mode still has its last records on disk a second later."""
         now = monotonic()
-        if now - self._synced_at >= SYNC_EVERY_S:
+        if self._unsynced and not self._f.closed and now >= self.sync_due():
             os.fsync(self._f.fileno())  # a failure is a failed write: the host ends this recording only
             self._synced_at = now
+            self._unsynced = False
 
     def close(self, t: float | None = None, write_end: bool = True) -> None:
         """End the file (with its `end` record unless a write already failed) and put it on disk, so a power loss after
