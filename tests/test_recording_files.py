@@ -771,3 +771,82 @@ def test_a_branch_resyncs_only_to_a_state_saved_before_the_gap(short_session, tm
     report = replay_recording(path, lambda: SandboxWorld(64, 0), progress=False)
     assert [g["resynced_at"] for g in report["gaps"]] == [resynced_at] and report["branches"] == 1
     assert report["frames_exact"] == report["frames_compared"] - report["frames_after_gap"] + report["frames_after_gap_exact"]
+
+
+@pytest.mark.parametrize("header, knobs, frame_seed, says", [
+    ({"reset_settings": {"temperature": -1.0}}, None, 1,
+     "the header's reset_settings: temperature -1 is outside its range: >= 0 (0 = greedy)"),
+    ({"reset_settings": {"steps": "x"}}, None, 1, "the header's reset_settings: steps 'x' is not a whole number (its "
+                                                  "range: 1-64)"),
+    ({"history": [["step", 1, None], ["settings", {"cfg": -2.0}]]}, None, 1,
+     "the header's history entry 1: cfg -2 is outside its range: >= 0 (1 = off)"),
+    ({"prompt": {"seed": -5}}, None, 1, "the header's prompt: seed -5 is outside its range: 0-"),
+    ({}, {"top_p": 1.5}, 1, "top_p 1.5 is outside its range: in (0, 1] (1 = off)"),
+    ({}, {"unmask": "zigzag"}, 1, "unmask 'zigzag' is not one of"),
+    ({}, None, 2**63, "the prompt of start frame 0 of epoch 0: seed 9223372036854775808 is outside its range"),
+])
+def test_replay_refuses_a_recorded_knob_outside_the_hosts_range(tmp_path, header, knobs, frame_seed, says):
+    path = tmp_path / "edited.wbrec"
+    rec = Recorder(path, {**HEADER, "session": {**HEADER["session"], "width": 64, "height": 64}, **header})
+    rec.write(frame_record(0) | {"source": "start", "prompt": {"seed": frame_seed}})
+    if knobs:
+        rec.write({"kind": "control", "t": 0.5, "wire": _wire({"type": "settings", **knobs}),
+                   "info": {"settings_knobs": knobs}})
+    rec.write(frame_record(1))
+    rec.close(2.0)
+    # was: the sandbox ignored the knobs, or the backend refused with its own words and range, naming no file
+    res = CliRunner().invoke(record, ["replay", str(path), "--backend", "sandbox"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert f"Error: {path}: " in res.output and says in res.output and "edited or damaged" in res.output
+
+
+def test_an_idle_step_session_has_its_last_records_synced_within_a_second(tmp_path, monkeypatch):
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append((time.monotonic(), os.fstat(fd).st_size)), fsync(fd)))
+    path = tmp_path / "idle.wbrec"
+    h = run_host_in_thread("sandbox", record_anywhere=True)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step", seed=3)
+            c.record_start(str(path))
+            for a in (1, 2, 3):
+                c.step(a)
+            idle_from, size = time.monotonic(), path.stat().st_size  # nothing more is written: the session idles
+            while time.monotonic() - idle_from < 3 and not any(n == size for _, n in synced):
+                time.sleep(0.05)
+            assert path.stat().st_size == size  # no write came after the steps
+            # was: no sync until the next record, however long the session idled
+            assert [n for _, n in synced] == [size] and synced[0][0] - idle_from <= 1.5, synced
+            time.sleep(1.2)
+            assert len(synced) == 1  # nothing new to sync: an idle recording is synced once, not every second
+            c.record_stop()
+    finally:
+        h.stop()
+
+
+def test_flush_due_keeps_at_most_one_sync_a_second(tmp_path, monkeypatch):
+    import bridge.host.recording as recording
+
+    now, synced = [0.0], []
+    fsync = os.fsync
+    monkeypatch.setattr(recording, "monotonic", lambda: now[0])
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(now[0]), fsync(fd)))
+    rec = Recorder(tmp_path / "r.wbrec", HEADER)
+    rec.write(frame_record(1))
+    assert rec.sync_due() == 1.0
+    for t in (0.3, 0.6, 0.99):  # the host loop's ticks inside the second sync nothing
+        now[0] = t
+        rec.flush_due()
+    assert synced == []
+    now[0] = 1.0
+    rec.flush_due()
+    now[0] = 1.5
+    rec.write(frame_record(2))
+    rec.flush_due()
+    assert synced == [1.0] and rec.sync_due() == 2.0
+    now[0] = 2.0
+    rec.flush_due()
+    rec.flush_due()
+    assert synced == [1.0, 2.0] and rec.sync_due() == float("inf")
+    rec.close(now[0])

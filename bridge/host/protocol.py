@@ -10,7 +10,7 @@ from typing import Any
 import msgpack
 
 from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
-from bridge.values import SEED_MAX, is_int
+from bridge.values import SEED_MAX, is_int, is_number
 
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 3
 # error code -> (the minor it appeared in, the code older clients get): the host sends no client a code it does not know
@@ -217,6 +217,21 @@ def setting_ranges(limits: Limits) -> dict[str, tuple[float, float, bool, str]]:
             "fps": (limits.fps_min, limits.fps_max, False, f"{limits.fps_min:g}-{limits.fps_max:g}")}
 
 
+def setting_problem(key: str, v: Any, limits: Limits) -> str | None:
+    """Why `v` is no value for the setting `key` (`unmask` or a setting_ranges key), or None: a client's message and
+    a replayed recording's knobs are held to the one table."""
+    if key == "unmask":
+        return None if v in UNMASK_ORDERS else f"unmask {v!r} is not one of {list(UNMASK_ORDERS)}"
+    low, high, low_open, rule = setting_ranges(limits)[key]
+    whole = {**SCHEMAS["start"], **SCHEMAS["settings"]}[key] == "int"
+    if not (is_int(v) if whole else is_number(v) and math.isfinite(v)):
+        return f"{key} {v!r} is not {'a whole' if whole else 'a finite'} number (its range: {rule})"
+    if (low < v if low_open else low <= v) and v <= high:
+        return None
+    shown = f"{v:g}" if isinstance(v, float) else v  # a seed by all its digits
+    return f"{key} {shown} is outside its range: {rule}"
+
+
 def validate(msg: dict, limits: Limits | None = None) -> dict:
     """Check a decoded client message against its schema; returns a dict holding every schema key (nil if absent).
 
@@ -239,17 +254,14 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
             raise ProtocolError("bad_message", f"`{mtype}` needs `{key}`")
     if out.get("mode") is not None and out["mode"] not in MODES:
         raise ProtocolError("bad_argument", f"mode {out['mode']!r} is not one of {list(MODES)}")
-    for key, (low, high, low_open, rule) in setting_ranges(limits).items():
+    for key in (*setting_ranges(limits), "unmask"):
         v = out.get(key)  # only `settings` has these keys, `start` an fps, `start` and `reset` a seed
-        if v is not None and not ((low < v if low_open else low <= v) and v <= high):
-            shown = f"{v:g}" if isinstance(v, float) else v  # a seed by all its digits
-            raise ProtocolError("bad_argument", f"{key} {shown} is outside its range: {rule}")
+        problem = None if v is None else setting_problem(key, v, limits)
+        if problem:
+            raise ProtocolError("bad_argument", problem)
     if mtype == "record_start" and out["path"] == "":  # no client sends "" on purpose: it is a lost file name
         raise ProtocolError("bad_argument", "recording path is empty: give a file name ending in .wbrec, or leave "
                                             "`path` out for the host to name the file")
-    if mtype == "settings":
-        if out["unmask"] is not None and out["unmask"] not in UNMASK_ORDERS:
-            raise ProtocolError("bad_argument", f"unmask {out['unmask']!r} is not one of {list(UNMASK_ORDERS)}")
     return out
 
 

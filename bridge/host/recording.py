@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import sys
@@ -19,6 +20,7 @@ import numpy as np
 
 from bridge.backend import Prompt, WorldEvent
 from bridge.host.pixels import decode_layer, decode_pixels, decode_prompt_image
+from bridge.host.protocol import Limits, setting_problem, setting_ranges
 from bridge.values import is_int
 
 MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline
@@ -44,6 +46,7 @@ class Recorder:
         self._f = open(self.path, "xb")  # never overwrite another recording
         self.frames = 0
         self._synced_at = monotonic()
+        self._unsynced = False  # records written since the last sync
         try:
             self._f.write(MAGIC)
             self.write({"kind": "header", "format": FORMAT_VERSION,
@@ -56,12 +59,23 @@ class Recorder:
         body = _pack(record)
         self._f.write(PREFIX.pack(len(body), zlib.crc32(body)) + body)
         self._f.flush()
+        self._unsynced = True
         if record.get("kind") == "frame":
             self.frames += 1
+        self.flush_due()
+
+    def sync_due(self) -> float:
+        """When (monotonic s) the records not yet on disk are due a sync, so the host loop can wake for it; inf if none."""
+        return self._synced_at + SYNC_EVERY_S if self._unsynced else math.inf
+
+    def flush_due(self) -> None:
+        """Sync once SYNC_EVERY_S has passed since the last sync, if records are waiting: called by every write and by
+        the host loop, so a session gone idle in step mode still has its last records on disk a second later."""
         now = monotonic()
-        if now - self._synced_at >= SYNC_EVERY_S:
+        if self._unsynced and not self._f.closed and now >= self.sync_due():
             os.fsync(self._f.fileno())  # a failure is a failed write: the host ends this recording only
             self._synced_at = now
+            self._unsynced = False
 
     def close(self, t: float | None = None, write_end: bool = True) -> None:
         """End the file (with its `end` record unless a write already failed) and put it on disk, so a power loss after
@@ -431,8 +445,22 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
-def _prompt(p: dict) -> Prompt:
-    """The backend's Prompt for a recorded prompt map, its images decoded."""
+def _checked(knobs: dict, where: str) -> dict:
+    """The recorded knobs that are set, each held to the host's own ranges (a host never records a value it refused,
+    so one outside them is a hand edit or damage): refused in one line naming the file, the field, value and range."""
+    knobs = {k: v for k, v in knobs.items() if v is not None}  # nil: a knob the recording backend lacked
+    checked = (*setting_ranges(Limits()), "unmask")
+    for key, value in knobs.items():
+        problem = setting_problem(key, value, Limits()) if key in checked else None
+        if problem:
+            raise ValueError(f"{where}: {problem}; the host never records a value it refused, so the file was edited "
+                             "or damaged: set the value within its range, or remove it")
+    return knobs
+
+
+def _prompt(p: dict, where: str) -> Prompt:
+    """The backend's Prompt for a recorded prompt map (its seed checked, its images decoded)."""
+    _checked({"seed": p.get("seed")}, where)
     return Prompt(seed=p.get("seed"), text=p.get("text"),
                   image=decode_prompt_image(p["image"]) if p.get("image") else None,
                   sketch=decode_prompt_image(p["sketch"]) if p.get("sketch") else None)
@@ -443,9 +471,9 @@ def _event(ev: dict | None) -> WorldEvent | None:
     return WorldEvent(type=ev["type"], text=ev["text"]) if ev else None
 
 
-def _configure(backend: Any, knobs: dict) -> None:
-    """Apply recorded settings knobs; a nil knob is one the recording backend lacked, so it is left out."""
-    knobs = {k: v for k, v in knobs.items() if v is not None}
+def _configure(backend: Any, knobs: dict, where: str) -> None:
+    """Apply recorded settings knobs, checked even for a backend without knobs (the sandbox), as the host does."""
+    knobs = _checked(knobs, where)
     if knobs and hasattr(backend, "configure"):
         backend.configure(**knobs)
 
@@ -457,14 +485,14 @@ def _edit(backend: Any, png: bytes, x: int, y: int) -> np.ndarray:
     return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
 
 
-def _rebuild(backend: Any, header: dict, targets: set[int]) -> dict[int, Any]:
+def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) -> dict[int, Any]:
     """Put the backend where the world stood when recording started (prompt, reset settings, then the timeline's
     history), so the first recorded frame follows; returns the states saved at the frames in `targets`."""
-    _configure(backend, _map(header, "reset_settings"))
-    backend.reset(_prompt(_map(header, "prompt")))
+    _configure(backend, _map(header, "reset_settings"), f"{path}: the header's reset_settings")
+    backend.reset(_prompt(_map(header, "prompt"), f"{path}: the header's prompt"))
     states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
     index = 0
-    for entry in header.get("history") or []:
+    for n, entry in enumerate(header.get("history") or []):
         if entry[0] == "step":
             backend.step(int(entry[1]), _event(entry[2]))
             index += 1
@@ -475,7 +503,7 @@ def _rebuild(backend: Any, header: dict, targets: set[int]) -> dict[int, Any]:
             if index in targets:
                 states[index] = backend.get_state()
         else:
-            _configure(backend, entry[1])
+            _configure(backend, entry[1], f"{path}: the header's history entry {n}")
     return states
 
 
@@ -485,7 +513,8 @@ def _remake(backend: Any, r: dict, hdr: dict, source: str, path: str | Path) -> 
         if not r.get("prompt"):
             raise ValueError(f"{path}: the {source} frame {hdr['index']} of epoch {hdr['epoch']} recorded no prompt, "
                              "so it cannot be replayed: a recording made by `worldbridge serve` always has one")
-        return backend.reset(_prompt(r["prompt"]))
+        return backend.reset(_prompt(r["prompt"], f"{path}: the prompt of {source} frame {hdr['index']} of epoch "
+                                                  f"{hdr['epoch']}"))
     if source == "edit":
         return _edit(backend, r["edit"]["layer"], r["edit"]["x"], r["edit"]["y"])
     return backend.step(int(hdr["action"]), _event(r.get("event")))
@@ -532,13 +561,13 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
     backend = make_backend()
     # only the frames some branch returns to need a saved state (world-model states are megabytes)
     targets = {f.index for f in rec.frames(decode=False) if f.source == "branch"}
-    states = _rebuild(backend, rec.header, targets)
+    states = _rebuild(backend, rec.header, targets, path)
     tally, gaps, branches, last = _Tally(), _Gaps(rec.skipped), 0, None
     bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
     for pos, r in rec.located():
         gaps.lost(pos, last)
         if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
-            _configure(backend, r["info"]["settings_knobs"])
+            _configure(backend, r["info"]["settings_knobs"], f"{path}: the settings record at byte {pos}")
         if r["kind"] != "frame":
             continue
         bar.update(1)

@@ -222,6 +222,7 @@ class Host:
                 self._run_step_inputs()
                 self._run_ticks()
                 self._flush_outboxes()
+                self._sync_recordings()
                 if time.monotonic() >= next_housekeeping:
                     self._housekeeping()
                     next_housekeeping = time.monotonic() + every
@@ -236,6 +237,9 @@ class Host:
         deadline = next_housekeeping
         for s in self._ticking():
             deadline = min(deadline, s.next_tick)
+        for s in self.sessions.values():
+            if s.recorder is not None:
+                deadline = min(deadline, s.recorder.sync_due())
         wait = max(0.0, deadline - now) * 1000.0
         if self.orphans or any(p.outbox for p in self.peers.values()):
             wait = min(wait, 2.0)
@@ -632,16 +636,29 @@ class Host:
         try:
             session.recorder.write(record)
         except OSError as e:
-            rec, session.recorder = session.recorder, None
-            rec.close(None, write_end=False)
-            why = (f"recording {rec.path} stopped: {e.strerror or e}; everything recorded before it is kept and "
-                   f"readable ({rec.frames} frames): free some space and send record_start again")
-            log.error("session %s: %s", session.id, why)
-            peer = self.peers.get(session.peer) if session.peer is not None else None
-            if peer is not None:  # a client before 1.3 gets the error it always got, without the 1.3 keys
-                code = _code_for(peer, "recording_stopped")
-                where = {"path": str(rec.path), "frames": rec.frames} if code == "recording_stopped" else {}
-                self._send(session.peer, [P.encode(P.error(code, why, **where))])
+            self._recording_failed(session, e)
+
+    def _sync_recordings(self) -> None:
+        """Sync each recording whose second is up: a write syncs only when one comes, and a step-mode session may idle."""
+        for session in list(self.sessions.values()):
+            if session.recorder is not None:
+                try:
+                    session.recorder.flush_due()
+                except OSError as e:
+                    self._recording_failed(session, e)
+
+    def _recording_failed(self, session: Session, e: OSError) -> None:
+        """End the session's recording after a failed write or sync, keeping its file, and tell its client why."""
+        rec, session.recorder = session.recorder, None
+        rec.close(None, write_end=False)
+        why = (f"recording {rec.path} stopped: {e.strerror or e}; everything recorded before it is kept and "
+               f"readable ({rec.frames} frames): free some space and send record_start again")
+        log.error("session %s: %s", session.id, why)
+        peer = self.peers.get(session.peer) if session.peer is not None else None
+        if peer is not None:  # a client before 1.3 gets the error it always got, without the 1.3 keys
+            code = _code_for(peer, "recording_stopped")
+            where = {"path": str(rec.path), "frames": rec.frames} if code == "recording_stopped" else {}
+            self._send(session.peer, [P.encode(P.error(code, why, **where))])
 
     def _status(self, peer: Peer, req_id: int | None) -> dict:
         s = peer.session
