@@ -246,10 +246,13 @@ namespace WorldBridge.Core
 
         public bool IsSandbox => BackendKind == "sandbox";
 
-        /// <summary>The line to show users wherever the world is visible.</summary>
+        /// <summary>The line to show users wherever the world is visible: a kind this plugin does not know is never
+        /// called the world model (the words of Godot's protocol.gd and Python's backend_label).</summary>
         public string BackendLabel => IsSandbox
             ? $"SANDBOX GAME (test backend, not the world model): {BackendName}"
-            : $"WORLD MODEL: {BackendName}";
+            : BackendKind == "world_model"
+                ? $"WORLD MODEL: {BackendName}"
+                : $"unknown backend {BackendKind}: {BackendName}";
 
         public int ActionId(string name) => Array.IndexOf(ActionNames, name);
 

@@ -62,6 +62,10 @@ namespace WorldBridge.Tests
             Assert.AreEqual("s-4f2a9c", s.SessionId);
             Assert.IsTrue(s.IsSandbox);
             StringAssert.StartsWith("SANDBOX GAME (test backend, not the world model): ", s.BackendLabel); // as in Godot
+            s.BackendKind = "replay"; // a kind from a newer host is not the world model
+            Assert.AreEqual("unknown backend replay: " + s.BackendName, s.BackendLabel);
+            s.BackendKind = "world_model";
+            Assert.AreEqual("WORLD MODEL: " + s.BackendName, s.BackendLabel);
             Assert.AreEqual(3, s.ActionId("jump"));
             Assert.AreEqual(-1, s.ActionId("fly"));
             Assert.AreEqual(64, s.Width);
