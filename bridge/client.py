@@ -178,7 +178,9 @@ class WorldClient:
                 raise ProtocolError("not_ready", self._host_forgot_us(), True)
             if reply.get("fatal"):
                 self.session = None
-            raise ProtocolError(reply.get("code", "error"), reply.get("message", ""), bool(reply.get("fatal")))
+            cap = reply.get("capability")
+            raise ProtocolError(reply.get("code", "error"), reply.get("message", ""), bool(reply.get("fatal")),
+                                cap if isinstance(cap, str) else None)
         return reply
 
     def _host_forgot_us(self) -> str:

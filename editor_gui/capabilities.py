@@ -96,6 +96,6 @@ def dropped_note(asked: PromptSpec, sent: PromptSpec, info: dict | None) -> str:
 
 
 def refused_prompt(message: str) -> str | None:
-    """The prompt capability a host's bad_prompt refusal names (`image_prompt`), or None for any other refusal."""
+    """The prompt capability a bad_prompt's wording names, for a 1.3 host from before `error.capability`; else None."""
     match = _REFUSED.search(message)
     return f"{match.group(1)}_prompt" if match else None

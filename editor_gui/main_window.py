@@ -921,11 +921,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from "
                                      f"there{note}{prompt_note}", 8000)
 
-    def on_failed(self, command: str, message: str) -> None:
+    def on_failed(self, command: str, message: str, capability: str = "") -> None:
         """The host refused a command, or it failed: its handler undoes what the window began for it and says why."""
         if command in ("start", "resimulate"):
             self._starting = False  # refused: the next New world starts in the mode Pause shows
-        retry = self._learn_refusal(command, message)
+        retry = self._learn_refusal(command, capability or refused_prompt(message))
         handler = {"event": self._event_refused, "edit": self._edit_refused, "record_start": self._host_record_refused,
                    "settings": self._settings_refused, "mode": self._mode_refused, "branch": self._branch_refused,
                    "explore": self._job_failed, "resimulate": self._job_failed}.get(command, self._refused)
@@ -935,9 +935,9 @@ class MainWindow(QMainWindow):
         elif retry:
             self.resimulate(*self._resim_args)
 
-    def _learn_refusal(self, command: str, message: str) -> bool:
+    def _learn_refusal(self, command: str, cap: str | None) -> bool:
         """Learns a prompt kind a start or rebuild was newly refused (its input greys out); True: resend without it."""
-        cap, kind = refused_prompt(message), self._start_kind.get(command)
+        kind = self._start_kind.get(command)
         if command not in ("start", "resimulate") or cap is None or kind is None or kind in self.caps_by_backend:
             return False
         refused = self.refused_caps.setdefault(kind, set())

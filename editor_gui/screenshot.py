@@ -55,7 +55,7 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
                                                   prompt=PromptSpec(seed=seed, text=text)))
         refused: list[str] = []
         w.worker_thread.worker.failed.connect(
-            lambda command, message: refused.append(f"{command}: {message}") if command in ("start", "resimulate")
+            lambda command, message, _cap: refused.append(f"{command}: {message}") if command in ("start", "resimulate")
             else None)
         w.resize(1440, 900)
         w.show()

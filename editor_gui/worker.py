@@ -69,7 +69,7 @@ class WorldWorker(QObject):
     session_started = Signal(dict, str)  # session, purpose ("new", "resim")
     frame_received = Signal(object)  # bridge.client.Frame
     done = Signal(str, object)  # command, result
-    failed = Signal(str, str)  # command, message
+    failed = Signal(str, str, str)  # command, message, the capability a bad_prompt names (error.capability) or ""
     progress = Signal(str, int, int)  # command, done, total
     session_ended = Signal(str)  # the host closed the session (idle timeout, fatal error)
     host_recording_stopped = Signal(str)  # (1.3) the host ended its recording by itself (a full disk); why
@@ -130,7 +130,7 @@ class WorldWorker(QObject):
                 if _is_connection_error(e):
                     self.connection_lost.emit(describe_error(e, self.address))
                     return
-                self.failed.emit("receive", describe_error(e, self.address))
+                self.failed.emit("receive", describe_error(e, self.address), "")
 
     def _report_host_errors(self, client) -> None:
         """Errors the host sent without a request (a refused input, a session closed for idling)."""
@@ -140,7 +140,7 @@ class WorldWorker(QObject):
             if err.get("code") == "recording_stopped":
                 self.host_recording_stopped.emit(err.get("message", ""))
             else:
-                self.failed.emit("host", f"{err.get('message', '')} ({err.get('code', 'error')})")
+                self.failed.emit("host", f"{err.get('message', '')} ({err.get('code', 'error')})", "")
         self._had_session = client.session is not None
         if had_session and client.session is None:
             self.session_ended.emit("the host ended the session; press New world to start another")
@@ -164,7 +164,7 @@ class WorldWorker(QObject):
             except Exception as e:  # noqa: BLE001
                 if _is_connection_error(e):
                     raise
-                self.failed.emit(command, describe_error(e, self.address))
+                self.failed.emit(command, describe_error(e, self.address), getattr(e, "capability", None) or "")
 
     def _run_command(self, client, command: str, kw: dict) -> None:
         if command == "act":
@@ -177,14 +177,14 @@ class WorldWorker(QObject):
             session, mode_refused = self._set_mode(client, session, mode)
             self.session_started.emit(session, purpose)  # the world exists on the host even if its mode was refused
             if refused is not None:
-                self.failed.emit("start", f"your settings were not kept for the new world ({refused})")
+                self.failed.emit("start", f"your settings were not kept for the new world ({refused})", "")
             if mode_refused is not None:
-                self.failed.emit("mode", mode_refused)
+                self.failed.emit("mode", mode_refused, "")
         elif command in ("explore", "resimulate"):
             result = self._explore(client, **kw) if command == "explore" else self._resimulate(client, **kw)
             self._answer(client, command, result)
             if result.mode_refused is not None:
-                self.failed.emit("mode", result.mode_refused)
+                self.failed.emit("mode", result.mode_refused, "")
         elif command == "ping":
             self._answer(client, command, client.ping())
         elif command in ("event", "reset", "branch", "edit", "settings", "record_start", "record_stop", "status"):
@@ -280,7 +280,7 @@ class WorldWorker(QObject):
         session, refused = self._start(client, start, settings0 or {})
         self.session_started.emit(session, "resim")
         if refused is not None:
-            self.failed.emit("start", f"the branch's settings were not kept for its rebuild ({refused})")
+            self.failed.emit("start", f"the branch's settings were not kept for its rebuild ({refused})", "")
         first = client.drain_frames(self.timeout)
         if not first:
             raise HostLost("the host sent no first frame after start")

@@ -109,12 +109,12 @@ def test_prompts_image_and_sketch(host):
                 send()
             assert e.value.code == "bad_prompt" and e.value.message.startswith(
                 "sandbox game cannot start from image prompts (session.capabilities lack image_prompt)")
-            assert "send a flat-colour drawing as `sketch`" in e.value.message
+            assert "send a flat-colour drawing as `sketch`" in e.value.message and e.value.capability == "image_prompt"
         c.reset(seed=1)  # the refused prompts left the session's world and prompt as they were
         assert c.next_frame().epoch == 1
         with pytest.raises(ProtocolError) as e:
             c.start(mode="step", image=b"not an image")
-        assert e.value.code == "bad_prompt"
+        assert e.value.code == "bad_prompt" and e.value.capability is None  # a capability it has: nothing to name
 
 
 class _Mute(SandboxWorld):
@@ -132,10 +132,12 @@ def test_prompts_the_backend_lacks_get_bad_prompt(key):
             with pytest.raises(ProtocolError) as e:
                 c.start(mode="step", **{key: value})
             assert e.value.code == "bad_prompt" and f"lack {key}_prompt" in e.value.message
+            assert e.value.capability == f"{key}_prompt"  # clients read the kind from the key, not the wording
             c.start(mode="step", seed=1, text="  ")  # blank text is no prompt
             with pytest.raises(ProtocolError) as e:
                 c.reset(**{key: value})
             assert e.value.code == "bad_prompt" and f"leave `{key}` out" in e.value.message
+            assert e.value.capability == f"{key}_prompt"
             assert c.next_frame().epoch == 0  # the world goes on
     finally:
         h.stop()

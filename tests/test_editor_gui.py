@@ -304,6 +304,32 @@ def test_first_world_on_a_backend_not_played_yet_leaves_out_the_prompt_it_refuse
     assert w.prompt_panel.image_png is not None  # the user's image stays in the box
 
 
+def test_the_editor_learns_a_refused_prompt_kind_from_the_errors_capability_not_its_wording(qtbot, host, tmp_path,
+                                                                                            monkeypatch):
+    """A refusal reworded (or translated) by the host still greys out the kind its `capability` names, and the start
+    goes again without it."""
+    from bridge.client import ProtocolError, WorldClient
+
+    real = WorldClient.start
+
+    def reworded(self, **kw):
+        try:
+            return real(self, **kw)
+        except ProtocolError as e:
+            raise ProtocolError(e.code, "pas d'images ici", e.fatal, e.capability) from None
+
+    monkeypatch.setattr(WorldClient, "start", reworded)
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    iio.imwrite(tmp_path / "prompt.png", np.full((48, 48, 3), 90, np.uint8))
+    w.prompt_panel.load_image_file(tmp_path / "prompt.png")
+    w.prompt_panel.text.setPlainText("coins")
+    w.prompt_panel.go.click()
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None and len(live_frames(w)) == 1,
+                    timeout=5000)
+    assert "takes no image prompts: started from the seed and text only" in w.statusBar().currentMessage()
+    assert w.refused_caps == {"sandbox": {"image_prompt"}} and not w.prompt_panel.img_box.isEnabled()
+
+
 def test_an_old_session_whose_sandbox_world_read_an_image_rebuilds_the_same_frames(qtbot, host, tmp_path):
     """Sessions saved before hosts refused prompt kinds a backend lacks store the image the sandbox then read as a
     sketch: a rebuild, in a window that has not played the sandbox yet, makes the recorded frames again."""

@@ -22,7 +22,8 @@ pytest.importorskip("pytestqt")
 
 
 def test_refused_prompt_reads_a_real_hosts_bad_prompt_as_the_editor_gets_it():
-    """The editor learns which prompt kind a backend lacks from the host's wording: a rewording fails here by name."""
+    """Older 1.3 hosts name the prompt kind a backend lacks only in their wording, which the editor then reads: a
+    rewording fails here by name."""
     from bridge.client import ProtocolError, WorldClient
     from bridge.host.server import run_host_in_thread
     from bridge.worlds.sandbox import SandboxWorld

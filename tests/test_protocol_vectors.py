@@ -127,8 +127,12 @@ def test_zmtp_vector_parses(vec):
 
 
 def test_1_1_to_1_3_vectors_match_what_the_host_sends():
+    import numpy as np
+
+    from bridge.backend import Prompt
     from bridge.host import protocol as P
     from bridge.host.pixels import decode_layer
+    from bridge.host.server import _refusal
     from bridge.host.session import Session
     from bridge.worlds.sandbox import SandboxWorld
 
@@ -153,3 +157,6 @@ def test_1_1_to_1_3_vectors_match_what_the_host_sends():
     assert list(err) == list(P.error("unsupported", "x", 13)) and err["code"] == "unsupported"
     stopped = v["msg_error_recording_stopped"]  # 1.3
     assert list(stopped) == list(P.error("recording_stopped", "x", path="p", frames=1)) and not stopped["fatal"]
+    with pytest.raises(P.ProtocolError) as e:  # 1.3: the capability a refused prompt kind needs, as its own key
+        session.check_prompt(Prompt(image=np.zeros((64, 64, 3), np.uint8)))
+    assert _refusal(None, e.value, 14) == v["msg_error_bad_prompt"]

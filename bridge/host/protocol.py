@@ -50,11 +50,12 @@ class Limits:
 class ProtocolError(Exception):
     """A protocol-level failure with its error `code` (docs/protocol.md §5) and a message that says what to do."""
 
-    def __init__(self, code: str, message: str, fatal: bool = False):
+    def __init__(self, code: str, message: str, fatal: bool = False, capability: str | None = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.fatal = fatal
+        self.capability = capability  # bad_prompt: the session capability the refused prompt kind needs (`error` key)
 
 
 # --- Codec ---

@@ -327,7 +327,7 @@ class Host:
             self.stats["bad_messages"] += 1
             if e.code == "not_ready" and peer is None and len(self.peers) >= self.limits.max_peers:
                 return
-            self._send(rid, [P.encode(P.error(_code_for(peer, e.code), e.message, req_id, e.fatal))],
+            self._send(rid, [P.encode(_refusal(peer, e, req_id))],
                        force=peer is None)
             if e.fatal and peer is not None and peer.session is not None:
                 self._close_session(peer.session, notify=None)
@@ -489,7 +489,7 @@ class Host:
         e, req_id = job.error, job.msg["req_id"]
         if isinstance(e, ProtocolError):
             self.stats["bad_messages"] += 1
-            reply = P.error(_code_for(job.peer, e.code), e.message, req_id, e.fatal)
+            reply = _refusal(job.peer, e, req_id)
         else:
             log.error("could not %s a session", job.source, exc_info=e)
             reply = P.error("backend_error", f"{type(e).__name__}: {e}", req_id)
@@ -938,6 +938,12 @@ def _code_for(peer: Peer | None, code: str) -> str:
     """The error code this peer's protocol minor knows (§4 hello): a code newer than its client becomes the older one."""
     appeared, older = P.NEWER_CODES.get(code, (0, code))
     return older if peer is not None and peer.minor < appeared else code
+
+
+def _refusal(peer: Peer | None, e: ProtocolError, req_id: int | None) -> dict:
+    """The `error` for a refused request: in a code the peer knows, with the `capability` a bad_prompt names."""
+    extra = {} if e.capability is None else {"capability": e.capability}
+    return P.error(_code_for(peer, e.code), e.message, req_id, e.fatal, **extra)
 
 
 def _close_backend(backend: Any) -> None:

@@ -287,7 +287,7 @@ class Session:
                 else:
                     hint = ""
                 raise ProtocolError("bad_prompt", f"{self.name} cannot start from {key} prompts (session.capabilities "
-                                                  f"lack {cap}): leave `{key}` out{hint}")
+                                                  f"lack {cap}): leave `{key}` out{hint}", capability=cap)
 
     def prepare_step(self) -> tuple[WorldEvent | None, str | None]:
         """Pop the event that fires on the next frame (split from `finish_step` so steps can be batched)."""

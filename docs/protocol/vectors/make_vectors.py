@@ -261,6 +261,10 @@ def message_vectors() -> list[tuple[str, dict]]:
                                                     "everything recorded before it is kept and readable (120 frames): "
                                                     "free some space and send record_start again",
                                          "fatal": False, "path": "recordings/demo.wbrec", "frames": 120}),
+        ("msg_error_bad_prompt", {"type": "error", "req_id": 14, "code": "bad_prompt",
+                                  "message": "sandbox game cannot start from image prompts (session.capabilities lack "
+                                             "image_prompt): leave `image` out, or send a flat-colour drawing as "
+                                             "`sketch`", "fatal": False, "capability": "image_prompt"}),
         ("msg_bye", {"type": "bye"}),
     ]
 

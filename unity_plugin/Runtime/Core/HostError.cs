@@ -31,6 +31,8 @@ namespace WorldBridge.Core
         public string Message;
         /// <summary>The session ended.</summary>
         public bool Fatal;
+        /// <summary>A bad_prompt for a prompt kind the backend lacks names the capability it needs ("image_prompt"); else null.</summary>
+        public string Capability;
 
         /// <summary>Whether the host's recorder stopped: the session ended, or the host stopped the recording itself (a full disk).</summary>
         public bool EndsRecording => Fatal || Kind == HostErrorCode.RecordingStopped;
@@ -48,6 +50,7 @@ namespace WorldBridge.Core
             {
                 ReqId = m.Has("req_id") ? m.GetLong("req_id") : (long?)null, Code = code, Kind = Parse(code),
                 Message = m.GetString("message", ""), Fatal = m.GetBool("fatal") || m.GetString("type") == "reject",
+                Capability = m.GetString("capability"),
             };
         }
 

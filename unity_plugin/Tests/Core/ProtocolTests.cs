@@ -168,6 +168,9 @@ namespace WorldBridge.Tests
             Assert.IsFalse(e.Fatal);
             StringAssert.Contains("world_model", e.Message);
             Assert.AreEqual(HostErrorCode.BadArgument, HostError.From(Message("msg_error")).Kind);
+            Assert.IsNull(e.Capability);
+            var prompt = HostError.From(Message("msg_error_bad_prompt"));
+            Assert.AreEqual((HostErrorCode.BadPrompt, "image_prompt"), (prompt.Kind, prompt.Capability), "the refused kind, not its wording");
             var reject = HostError.From(Message("msg_reject"));
             Assert.AreEqual((HostErrorCode.VersionMismatch, true), (reject.Kind, reject.Fatal));
             Assert.IsNull(reject.ReqId);
