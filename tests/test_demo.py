@@ -79,12 +79,14 @@ def _unprivileged() -> list[str]:
     """A command prefix that drops root's permission override (CAP_DAC_OVERRIDE), so a read-only folder is one."""
     import os
     import shutil
+    import subprocess
 
     if os.geteuid() != 0:
         return []
-    if not shutil.which("setpriv"):
-        pytest.skip("root without setpriv: a read-only folder cannot be made read-only for this test")
-    return ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    prefix = ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    if not shutil.which("setpriv") or subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+        pytest.skip("root without a working setpriv (a container may refuse it): a folder cannot be made read-only")
+    return prefix
 
 
 def test_a_read_only_out_is_named_before_the_host_starts(tmp_path, monkeypatch):
@@ -99,7 +101,8 @@ def test_a_read_only_out_is_named_before_the_host_starts(tmp_path, monkeypatch):
 
     monkeypatch.setattr(server, "run_host_in_thread", no_host)
     r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", "/sys"])  # read-only even for root
-    assert r.exit_code == 1 and r.output.startswith("Error: cannot write into --out /sys (Permission denied): give a folder you can write to"), r.output
+    assert r.exit_code == 1 and r.output.startswith("Error: cannot write into --out /sys ("), r.output  # a container's
+    assert r.output.rstrip().endswith("): give a folder you can write to"), r.output  # /sys is often read-only: EROFS
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
