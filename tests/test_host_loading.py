@@ -16,6 +16,7 @@ from bridge.host import protocol as P
 from bridge.host.backends import BackendSpec
 from bridge.host.protocol import Limits
 from bridge.host.server import run_host_in_thread
+from waiting import wait_until
 
 torch.set_num_threads(1)
 
@@ -32,6 +33,7 @@ class SlowLoadWorld:
     delay = 0.0
     reset_delay = 0.0  # building a world from a prompt (a world model re-tokenizes it)
     fail_load = False
+    gate: threading.Event | None = None  # when set, loads and world builds wait for it instead of sleeping
     fail_reset = False
     loads = 0
     closed = 0
@@ -40,7 +42,7 @@ class SlowLoadWorld:
         if weights is None:  # a real load
             if SlowLoadWorld.fail_load:
                 raise OSError("checkpoint file is truncated")
-            time.sleep(SlowLoadWorld.delay)
+            SlowLoadWorld._wait(SlowLoadWorld.delay)
             SlowLoadWorld.loads += 1
             weights = np.arange(4)
         self.weights, self.seed, self.n = weights, 0, 0
@@ -48,7 +50,15 @@ class SlowLoadWorld:
     @classmethod
     def reset_counters(cls, delay=0.0):
         cls.delay, cls.fail_load, cls.fail_reset, cls.loads, cls.closed = delay, False, False, 0, 0
-        cls.reset_delay = 0.0
+        cls.reset_delay, cls.gate = 0.0, None
+
+    @classmethod
+    def _wait(cls, delay: float) -> None:
+        """Take `delay` s, or until the test opens the gate: a test that proves work goes on meanwhile holds it."""
+        if cls.gate is None:
+            time.sleep(delay)
+        elif delay:
+            assert cls.gate.wait(20), "the test never opened the gate"
 
     def spawn(self):
         return type(self)(self.weights)
@@ -61,7 +71,7 @@ class SlowLoadWorld:
     def reset(self, prompt: Prompt):
         if SlowLoadWorld.fail_reset:
             raise ValueError("this world cannot start from that prompt")
-        time.sleep(SlowLoadWorld.reset_delay)
+        SlowLoadWorld._wait(SlowLoadWorld.reset_delay)
         self.seed, self.n = int(prompt.seed), 0
         return self._frame()
 
@@ -102,32 +112,29 @@ def nospawn_host():
 
 
 def test_other_sessions_keep_ticking_while_a_checkpoint_loads(nospawn_host):
-    with WorldClient(nospawn_host.address, timeout=5) as watcher, WorldClient(nospawn_host.address, timeout=5) as late:
+    address = nospawn_host.address
+    with WorldClient(address, timeout=20) as watcher, WorldClient(address, timeout=20) as late:
         watcher.start(mode="realtime", fps=50, seed=1)  # an instant load
-        SlowLoadWorld.delay = 1.0  # the next one takes a second
-        arrivals, started = [], {}
-
-        def start_late():
-            t0 = time.monotonic()
-            started["session"] = late.start(mode="step", seed=2)
-            started["took"] = time.monotonic() - t0
-
-        t = threading.Thread(target=start_late)
+        SlowLoadWorld.delay, SlowLoadWorld.gate = 1.0, threading.Event()  # the next one lasts until the gate opens
+        started = {}
+        t = threading.Thread(target=lambda: started.update(late.start(mode="step", seed=2, timeout=30)))
         t.start()
-        while t.is_alive():
-            f = watcher.next_frame(timeout=0.5)
+        assert wait_until(lambda: nospawn_host.host.pending)  # the load has begun
+        first = watcher.next_frame(timeout=20)
+        for _ in range(25):  # a loop blocked by the load would send nothing until the gate opens
+            f = watcher.next_frame(timeout=20)
             assert f is not None, "the running session stalled while another one loaded"
-            arrivals.append(time.monotonic())
-        t.join()
-        assert started["took"] >= 1.0 and started["session"]["seed"] == 2
-        assert len(arrivals) > 25 and max(b - a for a, b in zip(arrivals, arrivals[1:])) < 0.3
+        assert f.index >= first.index + 25 and t.is_alive()  # frames went on; the start waits for its load
+        SlowLoadWorld.gate.set()
+        t.join(30)
+        assert started["seed"] == 2
         assert late.next_frame().index == 0 and late.step(1).index == 1
         assert SlowLoadWorld.loads == 2
 
 
 def test_a_checkpoint_is_loaded_once_and_spawned_per_session(slow_host):
     SlowLoadWorld.delay = 0.3
-    clients = [WorldClient(slow_host.address, timeout=5) for _ in range(3)]
+    clients = [WorldClient(slow_host.address, timeout=20) for _ in range(3)]
     try:
         threads = [threading.Thread(target=c.start, kwargs={"mode": "step", "seed": i}) for i, c in enumerate(clients)]
         for t in threads:  # three sessions ask at once: the second and third wait for the first load
@@ -154,7 +161,7 @@ def test_a_backend_without_spawn_is_loaded_per_session(nospawn_host):
         assert a.step(0).index == b.step(0).index == 1
 
 
-def recv_all(sock, until, timeout=5.0) -> list[dict]:
+def recv_all(sock, until, timeout=20.0) -> list[dict]:
     """Every message up to and including the first one for which `until(msg)` holds."""
     seen, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -225,14 +232,12 @@ def test_a_failed_load_reports_why_and_keeps_the_current_session(nospawn_host):
 
 def test_a_client_that_leaves_while_loading_leaves_nothing_behind(slow_host):
     SlowLoadWorld.delay = 0.4
-    c = WorldClient(slow_host.address, timeout=0.1)
+    c = WorldClient(slow_host.address, timeout=20)
     c.connect()
     with pytest.raises(ProtocolError):
         c.start(mode="step", timeout=0.1)  # gives up before the load ends
     c.close()  # `bye` waits behind the start, then ends the session it made
-    deadline = time.monotonic() + 3
-    while (slow_host.host.pending or slow_host.host.sessions) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not slow_host.host.pending and not slow_host.host.sessions)
     assert not slow_host.host.pending and not slow_host.host.sessions and SlowLoadWorld.closed == 1
 
 
@@ -243,13 +248,9 @@ def test_a_client_that_vanishes_without_bye_while_loading_holds_no_session_slot(
     sock.connect(slow_host.address)
     sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 2}))
     sock.send(P.encode({"type": "start", "mode": "step"}))
-    deadline = time.monotonic() + 3
-    while not slow_host.host.pending and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: slow_host.host.pending)
     sock.close(0)  # gone before its `session` (and the id to resume it) could arrive
-    deadline = time.monotonic() + 3
-    while (slow_host.host.pending or slow_host.host.sessions) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not slow_host.host.pending and not slow_host.host.sessions)
     assert not slow_host.host.pending and not slow_host.host.sessions  # not kept for a resume nobody can send
 
 
@@ -278,24 +279,23 @@ def test_what_waits_for_a_loading_start_is_bounded():
 def test_a_load_that_outlives_the_host_frees_its_backend():
     SlowLoadWorld.reset_counters(delay=0.4)
     h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/nospawn", factory=NoSpawnWorld))
-    c = WorldClient(h.address, timeout=0.1)
+    c = WorldClient(h.address, timeout=20)
     c.connect()
     with pytest.raises(ProtocolError):
         c.start(mode="step", timeout=0.1)
     h.stop()  # while the backend is still loading
-    deadline = time.monotonic() + 3
-    while SlowLoadWorld.closed == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: SlowLoadWorld.closed)
     c.close()
     assert SlowLoadWorld.loads == 1 and SlowLoadWorld.closed == 1
 
 
 def test_start_waits_past_the_request_timeout_for_a_slow_load(slow_host):
     SlowLoadWorld.delay = 0.4
-    with WorldClient(slow_host.address, timeout=0.1) as c:  # requests time out at 0.1 s; start allows for loading
+    with WorldClient(slow_host.address, timeout=20) as c:
         c.connect()
+        c.timeout = 0.1  # requests time out at 0.1 s; start allows for loading
         assert c.start(mode="step")["backend_kind"] == "world_model"
-        assert c.step(0).index == 1
+        assert c.step(0, timeout=20).index == 1
 
 
 def test_a_second_start_sent_while_the_first_loads_holds_the_messages_behind_it(slow_host):
@@ -318,21 +318,22 @@ def test_a_second_start_sent_while_the_first_loads_holds_the_messages_behind_it(
 
 
 def test_a_slow_reset_stalls_no_other_session_and_its_replies_stay_in_order(slow_host):
-    with WorldClient(slow_host.address, timeout=5) as watcher:
+    with WorldClient(slow_host.address, timeout=20) as watcher:
         watcher.start(mode="realtime", fps=50, seed=1)
         with _started(slow_host.address, mode="step", seed=5) as sock:
-            SlowLoadWorld.reset_delay = 1.0  # every world built from now on takes a second
+            SlowLoadWorld.reset_delay, SlowLoadWorld.gate = 1.0, threading.Event()  # worlds wait for the gate
             for msg in ({"type": "reset", "req_id": 2, "seed": 7},  # no waiting for its `ok`
                         {"type": "input", "action": 1, "client_ts": 1.0, "seq": 1},  # must act on the new world
                         {"type": "status", "req_id": 3},
                         {"type": "ping", "req_id": 4, "client_ts": 2.0}):
                 sock.send(P.encode(msg))
-            t0, arrivals = time.monotonic(), []
-            while not sock.poll(0):
-                assert watcher.next_frame(timeout=0.5) is not None, "a session stalled while another one reset"
-                arrivals.append(time.monotonic())
-            assert time.monotonic() - t0 >= 0.9 and len(arrivals) > 25
-            assert max(b - a for a, b in zip(arrivals, arrivals[1:])) < 0.3
+            assert wait_until(lambda: slow_host.host.pending)  # the reset builds its world
+            first = watcher.next_frame(timeout=20)
+            for _ in range(25):  # a loop blocked by the reset would send nothing until the gate opens
+                f = watcher.next_frame(timeout=20)
+                assert f is not None, "a session stalled while another one reset"
+            assert f.index >= first.index + 25 and not sock.poll(0)  # nothing answered before the world was built
+            SlowLoadWorld.gate.set()
             got = recv_all(sock, lambda m: m["type"] == "pong")
             assert [(m["type"], m.get("req_id"), m.get("index"), m.get("epoch")) for m in got] == [
                 ("ok", 2, None, 1), ("frame", None, 0, 1), ("frame", None, 1, 1), ("status", 3, None, 1),
@@ -356,7 +357,7 @@ def test_a_reset_world_ticks_one_period_after_its_first_frame_not_at_once(slow_h
         SlowLoadWorld.reset_delay = 0.8  # longer than a period: the old schedule is overdue when the world is made
         sock.send(P.encode({"type": "reset", "req_id": 2, "seed": 7}))
         arrived = {}
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20
         while (1, 1) not in arrived and sock.poll(int(max(deadline - time.monotonic(), 0) * 1000) + 1):
             m = P.decode(sock.recv_multipart()[0])
             if m["type"] == "frame":
@@ -370,15 +371,11 @@ def test_a_host_stopped_during_a_reset_frees_that_world_once():
     with _started(h.address, mode="step") as sock:
         SlowLoadWorld.reset_delay = 0.4
         sock.send(P.encode({"type": "reset", "req_id": 2}))
-        deadline = time.monotonic() + 3
-        while not h.host.pending and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: h.host.pending)
         h.stop()  # while the reset still builds the world: the loader, not the host, closes it
         assert SlowLoadWorld.closed == 0
-        deadline = time.monotonic() + 3
-        while SlowLoadWorld.closed == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.1)
+        wait_until(lambda: SlowLoadWorld.closed)
+        time.sleep(0.1)  # time for a wrong second close to happen
         assert SlowLoadWorld.closed == 1
 
 
@@ -388,17 +385,15 @@ def test_a_resume_of_a_session_whose_reset_builds_its_world_waits_for_the_world(
         a.send(P.encode({"type": "start", "req_id": 1, "mode": "step"}))
         sid = recv_all(a, lambda m: m["type"] == "frame")[-1]["session_id"]
         SlowLoadWorld.reset_delay = 0.5
+        t0 = time.monotonic()
         a.send(P.encode({"type": "reset", "req_id": 2, "seed": 9}))
         a.send(P.encode({"type": "reset", "req_id": 3, "seed": 10}))  # held behind the first: the resume waits for both
-        deadline = time.monotonic() + 3
-        while not slow_host.host.pending and time.monotonic() < deadline:
-            time.sleep(0.01)
-        t0 = time.monotonic()
+        wait_until(lambda: slow_host.host.pending)
         b.send(P.encode({"type": "start", "req_id": 4, "resume": sid}))  # a client reconnecting mid-reset
         b.send(P.encode({"type": "input", "action": 1, "client_ts": 1.0, "seq": 1}))  # acts on the resumed session
         b.send(P.encode({"type": "ping", "req_id": 5, "client_ts": 2.0}))
         got = recv_all(b, lambda m: m["type"] == "pong")
-        assert time.monotonic() - t0 >= 0.8  # both worlds were built first
+        assert time.monotonic() - t0 >= 1.0  # both worlds (0.5 s each, counted from the first reset) were built first
         assert [(m["type"], m.get("req_id"), m.get("epoch"), m.get("index")) for m in got] == [
             ("session", 4, 2, None), ("frame", None, 2, 0), ("frame", None, 2, 1), ("pong", 5, None, None)]
         assert got[0]["resumed"] and got[0]["frame_index"] == 0 and got[2]["seq"] == 1
@@ -459,7 +454,7 @@ def test_a_start_or_reset_slower_than_the_idle_timeout_does_not_count_as_idle(sl
     h = run_host_in_thread(BackendSpec("world_model", checkpoint="runs/slow", factory=SlowLoadWorld),
                            limits=Limits(idle_timeout_s=0.5))
     try:
-        with WorldClient(h.address, timeout=5) as c:
+        with WorldClient(h.address, timeout=20) as c:
             if slow == "reset":
                 c.start(mode="step", seed=1)
             SlowLoadWorld.reset_delay = 1.0  # building the world takes twice the idle timeout

@@ -187,8 +187,9 @@ def test_realtime_mode_ticks_at_target_fps_with_latest_input(counter_host):
         f = wait_until(lambda: (g := c.next_frame(timeout=0.1)) is not None and g.index >= 15 and g)
         assert f and f.index <= 50 * (time.monotonic() - t0) + 2, f.index  # 50 fps at most, however slow the machine
         assert f.action == 2 and f.seq == 42 and pixel(f)[2] == 2
-        st = c.status()
-        assert st["mode"] == "realtime" and 30 <= st["fps_measured"] <= 70
+        seen = []  # a descheduled host thread slows the recent ticks for a while: wait for the rate to recover
+        st = wait_until(lambda: seen.append(c.status()) or (seen[-1]["fps_measured"] >= 30 and seen[-1]), every=0.05)
+        assert st and st["mode"] == "realtime" and all(s["fps_measured"] <= 70 for s in seen), seen[-1]
 
 
 def test_reset_and_branch_epochs(counter_host):
@@ -309,14 +310,15 @@ def test_idle_sessions_time_out():
 
 
 def test_any_message_keeps_a_session_alive_and_silence_closes_it():
-    h = run_host_in_thread(CounterWorld, limits=Limits(idle_timeout_s=0.6))
+    h = run_host_in_thread(CounterWorld, limits=Limits(idle_timeout_s=1.5))  # outlasts a descheduled test thread
     try:
         with WorldClient(h.address) as pinger, WorldClient(h.address) as silent:
             pinger.start(mode="step")
             silent.start(mode="step")
-            deadline = time.monotonic() + 1.5  # well past the idle timeout
-            while time.monotonic() < deadline:  # a paused editor: only pings and status requests, no session message
-                pinger.ping()
+            sid = silent.session["session_id"]
+            deadline = time.monotonic() + 20
+            while sid in h.host.sessions and time.monotonic() < deadline:  # until the silent one is closed
+                pinger.ping()  # a paused editor: only pings and status requests, no session message
                 assert pinger.status()["session_id"] == pinger.session["session_id"]
                 time.sleep(0.15)
             assert pinger.step(0).index == 1
@@ -448,11 +450,11 @@ def test_slow_realtime_client_gets_newest_frame_not_backlog():
         with WorldClient(h.address) as c:
             c.start(mode="realtime", fps=120)
             c._sock.setsockopt(zmq.RCVBUF, 8 * 1024)
-            time.sleep(1.5)  # reads nothing meanwhile
-            c.status()  # still answered (replies queue behind frames, never dropped)
+            session = next(iter(h.host.sessions.values()))
+            assert wait_until(lambda: session.index >= 180)  # reads nothing while 180 frames (1.5 s) pile up
+            st = c.status()  # still answered (replies queue behind frames, never dropped)
             f = c.next_frame()
-            st = c.status()
-            assert st["frame_index"] - f.index <= 3  # newest, not a 1.5 s old backlog entry
+            assert f.index >= st["frame_index"]  # newest (every frame made before the answer came first), no backlog
     finally:
         h.stop()
 
@@ -492,19 +494,18 @@ def test_sigkilled_client_leaves_host_healthy(host):
     proc = subprocess.Popen([sys.executable, "-c", CHILD, host.address], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "started"
-        time.sleep(0.3)
+        assert wait_until(lambda: any(s.frames_sent >= 30 for s in list(host.host.sessions.values())))  # streaming
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-        time.sleep(0.3)
+        proc.wait(20)
         with WorldClient(host.address) as c:
             c.start(mode="step")
             assert c.step(1).index == 1
             assert c.status()["sessions"] >= 1
-        deadline = time.time() + 5
-        while time.time() < deadline and any(s.peer is not None and s.mode == "realtime"
-                                             for s in host.host.sessions.values()):
-            time.sleep(0.05)
-        assert all(s.peer is None for s in host.host.sessions.values() if s.mode == "realtime")  # detached
+
+        def detached() -> bool:
+            return all(s.peer is None for s in list(host.host.sessions.values()) if s.mode == "realtime")
+
+        assert wait_until(detached)
     finally:
         if proc.poll() is None:
             proc.kill()
