@@ -786,14 +786,7 @@ def test_a_branch_resyncs_only_to_a_state_saved_before_the_gap(short_session, tm
     ({}, None, 2**63, "the prompt of start frame 0 of epoch 0: seed 9223372036854775808 is outside its range"),
 ])
 def test_replay_refuses_a_recorded_knob_outside_the_hosts_range(tmp_path, header, knobs, frame_seed, says):
-    path = tmp_path / "edited.wbrec"
-    rec = Recorder(path, {**HEADER, "session": {**HEADER["session"], "width": 64, "height": 64}, **header})
-    rec.write(frame_record(0) | {"source": "start", "prompt": {"seed": frame_seed}})
-    if knobs:
-        rec.write({"kind": "control", "t": 0.5, "wire": _wire({"type": "settings", **knobs}),
-                   "info": {"settings_knobs": knobs}})
-    rec.write(frame_record(1))
-    rec.close(2.0)
+    path = _edited(tmp_path / "edited.wbrec", header, knobs, frame_seed)
     # was: the sandbox ignored the knobs, or the backend refused with its own words and range, naming no file
     res = CliRunner().invoke(record, ["replay", str(path), "--backend", "sandbox"])
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
@@ -850,3 +843,56 @@ def test_flush_due_keeps_at_most_one_sync_a_second(tmp_path, monkeypatch):
     rec.flush_due()
     assert synced == [1.0, 2.0] and rec.sync_due() == float("inf")
     rec.close(now[0])
+
+
+def _edited(path: Path, header: dict, knobs: dict | None = None, frame_seed: int = 1) -> Path:
+    """A two-frame 64×64 sandbox recording with `header` keys and a `settings` record of `knobs` set by hand."""
+    rec = Recorder(path, {**HEADER, "session": {**HEADER["session"], "width": 64, "height": 64}, **header})
+    rec.write(frame_record(0) | {"source": "start", "prompt": {"seed": frame_seed}})
+    if knobs:
+        rec.write({"kind": "control", "t": 0.5, "wire": _wire({"type": "settings", **knobs}),
+                   "info": {"settings_knobs": knobs}})
+    rec.write(frame_record(1))
+    rec.close(2.0)
+    return path
+
+
+class _KnobbedSandbox(SandboxWorld):
+    """The sandbox with a world model's `configure`, which refuses a name it does not take (a TypeError)."""
+
+    def __init__(self):
+        super().__init__(64, 0)
+        self.configured: list[dict] = []
+
+    def configure(self, steps=None, temperature=None, cfg=None, unmask=None, event_cfg=None, top_p=None) -> dict:
+        self.configured.append({k: v for k, v in locals().items() if k != "self" and v is not None})
+        return {}
+
+
+@pytest.mark.parametrize("header, knobs, where, name", [
+    ({"reset_settings": {"temperature": 1.0, "foo": 1}}, None, "the header's reset_settings", "foo"),
+    ({"history": [["settings", {"steps": 3, "fps": 30.0}]]}, None, "the header's history entry 0", "fps"),
+    ({}, {"cfg": 2.0, "foo": 1}, "the settings record at byte ", "foo"),
+])
+def test_replay_leaves_out_a_setting_name_it_does_not_know_and_says_so(tmp_path, capsys, header, knobs, where, name):
+    path = _edited(tmp_path / "newer.wbrec", header, knobs)
+    made: list[_KnobbedSandbox] = []
+    # was: a world model's configure got the name and the replay stopped with a TypeError; the sandbox said nothing
+    report = replay_recording(path, lambda: made.append(_KnobbedSandbox()) or made[0], progress=False)
+    assert made[0].configured and all(name not in c for c in made[0].configured)
+    warning = f"warning: {path}: {where}"
+    assert warning in capsys.readouterr().err and f"{name!r} is no model setting" in report["settings_left_out"][0]
+    assert len(report["settings_left_out"]) == 1 and "newer WorldBridge" in report["settings_left_out"][0]
+    assert report["frames_compared"] == 2  # every frame replayed
+
+
+def test_replay_checks_every_recorded_setting_before_the_backend_loads(tmp_path):
+    path = _edited(tmp_path / "late.wbrec", {"reset_settings": {"bar": 2}}, {"top_p": 1.5, "bar": 3})
+    with pytest.raises(ValueError, match=r"the settings record at byte \d+: top_p 1.5 is outside its range"):
+        replay_recording(path, lambda: pytest.fail("the world loaded before the bad value was found"), progress=False)
+    path = _edited(tmp_path / "twice.wbrec", {"reset_settings": {"bar": 2}}, {"bar": 3})
+    notes = replay_recording(path, lambda: SandboxWorld(64, 0), progress=False)["settings_left_out"]
+    assert notes == [f"{path}: the header's reset_settings (and 1 more): 'bar' is no model setting this "
+                     "WorldBridge knows (steps, temperature, cfg, event_cfg, top_p, unmask): left out, as the host "
+                     "leaves out a name it does not know, so frames made with it may differ (recorded by a newer "
+                     "WorldBridge? replay it with that version)"]

@@ -20,7 +20,7 @@ import numpy as np
 
 from bridge.backend import Prompt, WorldEvent
 from bridge.host.pixels import decode_layer, decode_pixels, decode_prompt_image
-from bridge.host.protocol import Limits, setting_problem, setting_ranges
+from bridge.host.protocol import MODEL_KNOBS, Limits, setting_problem
 from bridge.values import is_int
 
 MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline
@@ -445,22 +445,50 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
-def _checked(knobs: dict, where: str) -> dict:
-    """The recorded knobs that are set, each held to the host's own ranges (a host never records a value it refused,
-    so one outside them is a hand edit or damage): refused in one line naming the file, the field, value and range."""
-    knobs = {k: v for k, v in knobs.items() if v is not None}  # nil: a knob the recording backend lacked
-    checked = (*setting_ranges(Limits()), "unmask")
-    for key, value in knobs.items():
-        problem = setting_problem(key, value, Limits()) if key in checked else None
-        if problem:
-            raise ValueError(f"{where}: {problem}; the host never records a value it refused, so the file was edited "
-                             "or damaged: set the value within its range, or remove it")
-    return knobs
+def _recorded_settings(rec: RecordingReader, path: str | Path) -> Iterator[tuple[str, dict, tuple[str, ...]]]:
+    """Every settings map and prompt seed a replay applies, with where it is in the file and the names it may hold."""
+    h = rec.header
+    yield f"{path}: the header's reset_settings", _map(h, "reset_settings"), MODEL_KNOBS
+    yield f"{path}: the header's prompt", {"seed": _map(h, "prompt").get("seed")}, ("seed",)
+    for n, entry in enumerate(h.get("history") or []):
+        if entry[0] == "settings":
+            yield f"{path}: the header's history entry {n}", entry[1], MODEL_KNOBS
+    for pos, r in rec.located():
+        if r["kind"] == "control":
+            yield f"{path}: the settings record at byte {pos}", _map(_map(r, "info"), "settings_knobs"), MODEL_KNOBS
+        elif r["kind"] == "frame" and r.get("source") in ("start", "reset") and r.get("prompt"):
+            hdr = msgpack.unpackb(r["wire"][0], raw=False)
+            yield (f"{path}: the prompt of {r['source']} frame {hdr['index']} of epoch {hdr['epoch']}",
+                   {"seed": r["prompt"].get("seed")}, ("seed",))
 
 
-def _prompt(p: dict, where: str) -> Prompt:
-    """The backend's Prompt for a recorded prompt map (its seed checked, its images decoded)."""
-    _checked({"seed": p.get("seed")}, where)
+def _check_settings(rec: RecordingReader, path: str | Path) -> list[str]:
+    """Hold every recorded setting and prompt seed to the host's own ranges before the backend loads (the host never
+    records a value it refused, so one outside them is a hand edit or damage: refused in one line), and warn of each
+    name this WorldBridge does not know, which the replay leaves out as the host ignores it; returns those warnings."""
+    unknown: dict[str, list[str]] = {}  # name -> every place it is set
+    for where, knobs, names in _recorded_settings(rec, path):
+        for key, value in knobs.items():
+            if value is None:  # nil: a knob the recording backend lacked
+                continue
+            if key not in names:
+                unknown.setdefault(key, []).append(where)
+                continue
+            problem = setting_problem(key, value, Limits())
+            if problem:
+                raise ValueError(f"{where}: {problem}; the host never records a value it refused, so the file was "
+                                 "edited or damaged: set the value within its range, or remove it")
+    notes = [f"{places[0]}{f' (and {len(places) - 1} more)' if len(places) > 1 else ''}: {key!r} is no "
+             f"model setting this WorldBridge knows ({', '.join(MODEL_KNOBS)}): left out, as the host leaves out a "
+             "name it does not know, so frames made with it may differ (recorded by a newer WorldBridge? replay it "
+             "with that version)" for key, places in unknown.items()]
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return notes
+
+
+def _prompt(p: dict) -> Prompt:
+    """The backend's Prompt for a recorded prompt map, its images decoded."""
     return Prompt(seed=p.get("seed"), text=p.get("text"),
                   image=decode_prompt_image(p["image"]) if p.get("image") else None,
                   sketch=decode_prompt_image(p["sketch"]) if p.get("sketch") else None)
@@ -471,9 +499,9 @@ def _event(ev: dict | None) -> WorldEvent | None:
     return WorldEvent(type=ev["type"], text=ev["text"]) if ev else None
 
 
-def _configure(backend: Any, knobs: dict, where: str) -> None:
-    """Apply recorded settings knobs, checked even for a backend without knobs (the sandbox), as the host does."""
-    knobs = _checked(knobs, where)
+def _configure(backend: Any, knobs: dict) -> None:
+    """Apply the recorded model knobs (checked by _check_settings) that are set; like the host, pass no other name."""
+    knobs = {k: knobs[k] for k in MODEL_KNOBS if knobs.get(k) is not None}
     if knobs and hasattr(backend, "configure"):
         backend.configure(**knobs)
 
@@ -485,14 +513,14 @@ def _edit(backend: Any, png: bytes, x: int, y: int) -> np.ndarray:
     return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
 
 
-def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) -> dict[int, Any]:
+def _rebuild(backend: Any, header: dict, targets: set[int]) -> dict[int, Any]:
     """Put the backend where the world stood when recording started (prompt, reset settings, then the timeline's
     history), so the first recorded frame follows; returns the states saved at the frames in `targets`."""
-    _configure(backend, _map(header, "reset_settings"), f"{path}: the header's reset_settings")
-    backend.reset(_prompt(_map(header, "prompt"), f"{path}: the header's prompt"))
+    _configure(backend, _map(header, "reset_settings"))
+    backend.reset(_prompt(_map(header, "prompt")))
     states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
     index = 0
-    for n, entry in enumerate(header.get("history") or []):
+    for entry in header.get("history") or []:
         if entry[0] == "step":
             backend.step(int(entry[1]), _event(entry[2]))
             index += 1
@@ -503,7 +531,7 @@ def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) ->
             if index in targets:
                 states[index] = backend.get_state()
         else:
-            _configure(backend, entry[1], f"{path}: the header's history entry {n}")
+            _configure(backend, entry[1])
     return states
 
 
@@ -513,8 +541,7 @@ def _remake(backend: Any, r: dict, hdr: dict, source: str, path: str | Path) -> 
         if not r.get("prompt"):
             raise ValueError(f"{path}: the {source} frame {hdr['index']} of epoch {hdr['epoch']} recorded no prompt, "
                              "so it cannot be replayed: a recording made by `worldbridge serve` always has one")
-        return backend.reset(_prompt(r["prompt"], f"{path}: the prompt of {source} frame {hdr['index']} of epoch "
-                                                  f"{hdr['epoch']}"))
+        return backend.reset(_prompt(r["prompt"]))
     if source == "edit":
         return _edit(backend, r["edit"]["layer"], r["edit"]["x"], r["edit"]["y"])
     return backend.step(int(hdr["action"]), _event(r.get("event")))
@@ -558,16 +585,17 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
     warn_damage(rec)
     if not rec.frame_count:
         raise ValueError(f"{path} holds no frames to replay: there is nothing to compare")
+    left_out = _check_settings(rec, path)
     backend = make_backend()
     # only the frames some branch returns to need a saved state (world-model states are megabytes)
     targets = {f.index for f in rec.frames(decode=False) if f.source == "branch"}
-    states = _rebuild(backend, rec.header, targets, path)
+    states = _rebuild(backend, rec.header, targets)
     tally, gaps, branches, last = _Tally(), _Gaps(rec.skipped), 0, None
     bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
     for pos, r in rec.located():
         gaps.lost(pos, last)
         if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
-            _configure(backend, r["info"]["settings_knobs"], f"{path}: the settings record at byte {pos}")
+            _configure(backend, r["info"]["settings_knobs"])
         if r["kind"] != "frame":
             continue
         bar.update(1)
@@ -600,7 +628,7 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
     return {"recording": str(rec.path), "backend_kind": getattr(backend, "kind", None),
             "backend_name": getattr(backend, "name", None), **tally.report(), "branches": branches,
             "torn_tail_dropped": rec.torn, "gaps": gaps.found, "frames_after_gap": gaps.frames,
-            "frames_after_gap_exact": gaps.exact, "gap_note": gaps.note()}
+            "frames_after_gap_exact": gaps.exact, "gap_note": gaps.note(), "settings_left_out": left_out}
 
 
 class _Gaps:
