@@ -1115,6 +1115,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 10000)
         print(f"worldbridge play: {message}", file=sys.stderr)
 
+    def discard_unsaved(self) -> None:
+        """For a caller whose frames are nobody's work (the screenshot tool): closing then keeps no autosave."""
+        self._unsaved = 0
+
     def keep_unsaved(self, why: str) -> Path | None:
         """Recorded frames are never thrown away unsaved: before the window closes, they are saved to autosave_dir()
         (the path goes to the status bar and stderr); None when there was nothing to keep."""

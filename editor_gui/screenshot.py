@@ -87,6 +87,7 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
         click.echo(f"wrote {out}: {badge_text(w.viewport.kind, w.viewport.name)}")
     finally:
         if w is not None:  # a failed run too: a window left open covers what the process shows next
+            w.discard_unsaved()  # its walk is a picture, not the user's work: no autosave in ~/.worldbridge
             w.close()
         host.stop()
 

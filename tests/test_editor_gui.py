@@ -512,11 +512,14 @@ def test_paused_editor_keeps_its_session_by_pinging(qtbot, monkeypatch):
         h.stop()
 
 
-def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_path):
+def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_path, monkeypatch):
     """`python -m editor_gui.screenshot` (docs/editor.png) on an untrained micro world: it must run end to end."""
     from click.testing import CliRunner
 
     from editor_gui import screenshot
+    from editor_gui.session_store import AUTOSAVE_ENV
+
+    monkeypatch.setenv(AUTOSAVE_ENV, str(tmp_path / "autosave"))
     from test_model_data import save_random_world
 
     world = save_random_world(tmp_path / "world")
@@ -534,6 +537,7 @@ def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_pat
     assert "world model" in r.output  # the badge names the backend
     shot = iio.imread(out)
     assert shot.shape[0] >= 800 and shot.shape[1] >= 1400 and shot.std() > 10
+    assert "kept" not in r.output and not (tmp_path / "autosave").exists()  # its walk left no autosave behind
 
 
 def test_reconnecting_while_connecting_does_not_abort_the_editor(tmp_path):
