@@ -45,6 +45,7 @@ def test_refused_prompt_reads_a_real_hosts_bad_prompt_as_the_editor_gets_it():
             with pytest.raises(ProtocolError) as e:
                 c.event(text="boom")  # a refusal that names another capability is no prompt refusal
             assert "lack text_events" in e.value.message and refused_prompt(describe_error(e.value, h.address)) is None
+            assert (e.value.code, e.value.capability) == ("unsupported", "text_events")  # the key, as for prompts
     finally:
         h.stop()
 

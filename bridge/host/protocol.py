@@ -55,7 +55,7 @@ class ProtocolError(Exception):
         self.code = code
         self.message = message
         self.fatal = fatal
-        self.capability = capability  # bad_prompt: the session capability the refused prompt kind needs (`error` key)
+        self.capability = capability  # the session capability a refused prompt or event kind needs (`error` key)
 
 
 def prompt_kinds(text: str | None, image: Any, sketch: Any) -> list[str]:

@@ -196,7 +196,8 @@ class Session:
         else:
             fix = f"send an `event_type` instead, one of {list(self.backend.event_types)}"
         what = "typed events" if typed else "free-text events"
-        raise ProtocolError("unsupported", f"{self.name} cannot take {what} (session.capabilities lack {cap}): {fix}")
+        raise ProtocolError("unsupported", f"{self.name} cannot take {what} (session.capabilities lack {cap}): {fix}",
+                            capability=cap)
 
     # --- making frames ---
 
