@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from bridge.host.protocol import prompt_kinds
 from editor_gui.session_store import PromptSpec
 
 ALL = ("text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit")
@@ -59,15 +60,12 @@ def unavailable(cap: str, info: dict | None) -> str | None:
     return None if cap in session_caps(info) else why_not(cap, info)
 
 
-PROMPT_PARTS = (("text", "text_prompt"), ("image", "image_prompt"), ("sketch", "sketch_prompt"))
 _REFUSED = re.compile(r"lack (text|image|sketch)_prompt\b.*\(bad_prompt\)$", re.S)
 
 
 def prompt_parts(prompt: PromptSpec) -> list[str]:
-    """The prompt kinds a start sends (a blank text is no text prompt, as for the host)."""
-    given = {"text": bool(prompt.text and prompt.text.strip()), "image": prompt.image_png is not None,
-             "sketch": prompt.sketch_png is not None}
-    return [part for part, _cap in PROMPT_PARTS if given[part]]
+    """The prompt kinds a start sends ("text", "image", "sketch"), by the host's own rule (prompt_kinds)."""
+    return [cap.removesuffix("_prompt") for cap in prompt_kinds(prompt.text, prompt.image_png, prompt.sketch_png)]
 
 
 def fit_prompt(prompt: PromptSpec, info: dict | None, rebuild: bool = False) -> PromptSpec:
@@ -76,10 +74,10 @@ def fit_prompt(prompt: PromptSpec, info: dict | None, rebuild: bool = False) -> 
     if (rebuild and (info or {}).get("backend_kind") == "sandbox" and prompt.image_png is not None
             and prompt.sketch_png is None and "image_prompt" not in caps and "sketch_prompt" in caps):
         prompt = replace(prompt, sketch_png=prompt.image_png)
-    keep = {part: part not in prompt_parts(prompt) or cap in caps for part, cap in PROMPT_PARTS}
-    return replace(prompt, text=prompt.text if keep["text"] else None,
-                   image_png=prompt.image_png if keep["image"] else None,
-                   sketch_png=prompt.sketch_png if keep["sketch"] else None)
+    refused = set(prompt_kinds(prompt.text, prompt.image_png, prompt.sketch_png)) - caps
+    return replace(prompt, text=None if "text_prompt" in refused else prompt.text,
+                   image_png=None if "image_prompt" in refused else prompt.image_png,
+                   sketch_png=None if "sketch_prompt" in refused else prompt.sketch_png)
 
 
 def dropped_note(asked: PromptSpec, sent: PromptSpec, info: dict | None) -> str:

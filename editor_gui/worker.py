@@ -69,7 +69,7 @@ class WorldWorker(QObject):
     session_started = Signal(dict, str)  # session, purpose ("new", "resim")
     frame_received = Signal(object)  # bridge.client.Frame
     done = Signal(str, object)  # command, result
-    failed = Signal(str, str, str)  # command, message, the capability a bad_prompt names (error.capability) or ""
+    failed = Signal(str, str, str)  # command, message, error.capability (a refused prompt or event kind) or ""
     progress = Signal(str, int, int)  # command, done, total
     session_ended = Signal(str)  # the host closed the session (idle timeout, fatal error)
     host_recording_stopped = Signal(str)  # (1.3) the host ended its recording by itself (a full disk); why

@@ -11,7 +11,8 @@ from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QImage
 
-from editor_gui.capabilities import ALL, host_can_edit, refused_prompt, session_caps, unavailable, why_not
+from editor_gui.capabilities import (ALL, dropped_note, fit_prompt, host_can_edit, prompt_parts, refused_prompt,
+                                     session_caps, unavailable, why_not)
 from editor_gui.layers import BUILTINS, Layer, builtin_layer, fit_layer, load_layer, qimage_to_rgba, rgba_to_qimage
 from editor_gui.object_panel import ObjectPanel
 from editor_gui.session_store import FrameRecord, PromptSpec, Session
@@ -44,8 +45,26 @@ def test_refused_prompt_reads_a_real_hosts_bad_prompt_as_the_editor_gets_it():
             with pytest.raises(ProtocolError) as e:
                 c.event(text="boom")  # a refusal that names another capability is no prompt refusal
             assert "lack text_events" in e.value.message and refused_prompt(describe_error(e.value, h.address)) is None
+            assert (e.value.code, e.value.capability) == ("unsupported", "text_events")  # the key, as for prompts
     finally:
         h.stop()
+
+
+def test_the_editor_drops_exactly_the_prompt_parts_the_host_refuses():
+    """fit_prompt and the host's check_prompt read a prompt by one rule (prompt_kinds): what the editor sends is
+    never refused, and blank text stays as typed."""
+    from bridge.backend import Prompt
+    from bridge.host.session import Session as HostSession
+    from bridge.worlds.sandbox import SandboxWorld
+
+    png = b"\x89PNG"
+    asked = PromptSpec(text="  ", image_png=png, sketch_png=png)
+    info = {"backend_kind": "sandbox", "capabilities": ["text_prompt", "sketch_prompt", "events", "text_events"]}
+    sent = fit_prompt(asked, info)
+    assert (sent.text, sent.image_png, sent.sketch_png) == ("  ", None, png) and prompt_parts(sent) == ["sketch"]
+    assert dropped_note(asked, sent, info) == "the sandbox game takes no image prompts: started from the seed and " \
+                                              "sketch only"
+    HostSession(SandboxWorld(64, 0)).check_prompt(Prompt(text=sent.text, sketch=np.zeros((64, 64, 3), np.uint8)))
 
 
 def test_builtin_objects_are_the_sandbox_art_at_the_frame_tile_size():

@@ -48,6 +48,7 @@ def test_an_event_outside_the_sessions_capabilities_is_unsupported(world, event_
     with pytest.raises(ProtocolError) as e:
         s.queue_event(event_type, text)
     assert (e.value.code, e.value.message) == ("unsupported", says) and not s.pending_events
+    assert e.value.capability == ("events" if event_type else "text_events")  # the `error` key clients grey out by
 
 
 @pytest.mark.parametrize("world, event_type, text, caption", [
@@ -85,7 +86,7 @@ def test_a_free_text_event_without_text_events_gets_the_code_the_client_knows(mi
         assert _ask(sock, {"type": "start", "req_id": 1, "mode": "step"})["type"] == "session"
         err = _ask(sock, {"type": "event", "req_id": 2, "text": "make it snow"})
         assert (err["type"], err["code"], err["req_id"]) == ("error", code, 2)
-        assert "lack text_events" in err["message"]
+        assert "lack text_events" in err["message"] and err["capability"] == "text_events"  # every minor gets the key
         sock.close(0)
 
 

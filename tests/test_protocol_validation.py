@@ -267,3 +267,9 @@ def test_settings_at_the_edges_of_their_ranges_pass():
     out = P.validate({"type": "settings", "cfg": 0, "event_cfg": 0, "temperature": 0, "top_p": 1, "steps": 64,
                       "fps": 1})
     assert (out["cfg"], out["top_p"], out["steps"], out["fps"]) == (0.0, 1.0, 64, 1.0)
+
+
+def test_prompt_kinds_names_the_capabilities_a_prompt_needs():
+    assert P.prompt_kinds("a snowy cave", b"png", b"png") == ["text_prompt", "image_prompt", "sketch_prompt"]
+    assert P.prompt_kinds(" \n\t", None, b"") == ["sketch_prompt"]  # blank text is no prompt; empty bytes are one
+    assert P.prompt_kinds(None, None, None) == [] and P.prompt_kinds("", b"", None) == ["image_prompt"]

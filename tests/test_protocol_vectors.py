@@ -160,3 +160,11 @@ def test_1_1_to_1_3_vectors_match_what_the_host_sends():
     with pytest.raises(P.ProtocolError) as e:  # 1.3: the capability a refused prompt kind needs, as its own key
         session.check_prompt(Prompt(image=np.zeros((64, 64, 3), np.uint8)))
     assert _refusal(None, e.value, 14) == v["msg_error_bad_prompt"]
+
+    class TypedOnly(SandboxWorld):  # as a world model trained without events.json: typed events, no free text
+        kind, name = "world_model", "world model tiny (step 12000)"
+        event_types, capabilities = ["rain", "snow"], ["events"]
+
+    with pytest.raises(P.ProtocolError) as e:  # 1.3: an event kind the backend lacks names its capability too
+        Session(TypedOnly(64, 0)).queue_event(None, "make it snow")
+    assert _refusal(None, e.value, 15) == v["msg_error_unsupported_event"]

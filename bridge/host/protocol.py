@@ -55,7 +55,15 @@ class ProtocolError(Exception):
         self.code = code
         self.message = message
         self.fatal = fatal
-        self.capability = capability  # bad_prompt: the session capability the refused prompt kind needs (`error` key)
+        self.capability = capability  # the session capability a refused prompt or event kind needs (`error` key)
+
+
+def prompt_kinds(text: str | None, image: Any, sketch: Any) -> list[str]:
+    """The capabilities (`<key>_prompt`) a start or reset with these keys needs, one rule for the host's refusal and
+    the editor's: blank text is no text prompt."""
+    given = {"text_prompt": bool(text and text.strip()), "image_prompt": image is not None,
+             "sketch_prompt": sketch is not None}
+    return [cap for cap, asked in given.items() if asked]
 
 
 # --- Codec ---

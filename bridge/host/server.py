@@ -941,7 +941,8 @@ def _code_for(peer: Peer | None, code: str) -> str:
 
 
 def _refusal(peer: Peer | None, e: ProtocolError, req_id: int | None) -> dict:
-    """The `error` for a refused request: in a code the peer knows, with the `capability` a bad_prompt names."""
+    """The `error` for a refused request: in a code the peer knows, with the `capability` a refused prompt or event
+    kind names."""
     extra = {} if e.capability is None else {"capability": e.capability}
     return P.error(_code_for(peer, e.code), e.message, req_id, e.fatal, **extra)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from bridge.backend import Prompt, WorldBackend, WorldEvent
 from bridge.host.pixels import decode_layer, decode_prompt_image
-from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError
+from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, prompt_kinds
 
 
 def now_ms() -> float:
@@ -196,7 +196,8 @@ class Session:
         else:
             fix = f"send an `event_type` instead, one of {list(self.backend.event_types)}"
         what = "typed events" if typed else "free-text events"
-        raise ProtocolError("unsupported", f"{self.name} cannot take {what} (session.capabilities lack {cap}): {fix}")
+        raise ProtocolError("unsupported", f"{self.name} cannot take {what} (session.capabilities lack {cap}): {fix}",
+                            capability=cap)
 
     # --- making frames ---
 
@@ -276,10 +277,9 @@ class Session:
     def check_prompt(self, prompt: Prompt) -> None:
         """bad_prompt for a prompt kind outside session.capabilities (docs/protocol.md): a backend must not quietly
         ignore or reinterpret what the client asked for."""
-        given = {"text": bool(prompt.text and prompt.text.strip()), "image": prompt.image is not None,
-                 "sketch": prompt.sketch is not None}
-        for key, cap in (("text", "text_prompt"), ("image", "image_prompt"), ("sketch", "sketch_prompt")):
-            if given[key] and cap not in self.capabilities:
+        for cap in prompt_kinds(prompt.text, prompt.image, prompt.sketch):
+            if cap not in self.capabilities:
+                key = cap.removesuffix("_prompt")
                 if self.kind == "sandbox" and key == "image":
                     hint = ", or send a flat-colour drawing as `sketch`"
                 elif self.kind == "world_model" and key != "image":

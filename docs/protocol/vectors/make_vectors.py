@@ -265,6 +265,11 @@ def message_vectors() -> list[tuple[str, dict]]:
                                   "message": "sandbox game cannot start from image prompts (session.capabilities lack "
                                              "image_prompt): leave `image` out, or send a flat-colour drawing as "
                                              "`sketch`", "fatal": False, "capability": "image_prompt"}),
+        ("msg_error_unsupported_event", {"type": "error", "req_id": 15, "code": "unsupported",
+                                         "message": "world model tiny (step 12000) cannot take free-text events "
+                                                    "(session.capabilities lack text_events): send an `event_type` "
+                                                    "instead, one of ['rain', 'snow']", "fatal": False,
+                                         "capability": "text_events"}),
         ("msg_bye", {"type": "bye"}),
     ]
 

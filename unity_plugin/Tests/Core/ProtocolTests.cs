@@ -171,6 +171,8 @@ namespace WorldBridge.Tests
             Assert.IsNull(e.Capability);
             var prompt = HostError.From(Message("msg_error_bad_prompt"));
             Assert.AreEqual((HostErrorCode.BadPrompt, "image_prompt"), (prompt.Kind, prompt.Capability), "the refused kind, not its wording");
+            var evt = HostError.From(Message("msg_error_unsupported_event"));
+            Assert.AreEqual((HostErrorCode.Unsupported, "text_events"), (evt.Kind, evt.Capability), "a refused event kind names its capability too");
             var reject = HostError.From(Message("msg_reject"));
             Assert.AreEqual((HostErrorCode.VersionMismatch, true), (reject.Kind, reject.Fatal));
             Assert.IsNull(reject.ReqId);
