@@ -95,7 +95,10 @@ def test_footage_that_stops_moving_fails_on_still(setup):
     # the square's footage stays on the same tokens for whole clips (calibration: no known limit, null); a range
     # from footage that keeps moving (still runs of at most 3 frames) judges footage held on its last frame
     assert rng["clip_len"] == 24 and rng["stats"]["still"] == [0.0, None]
-    assert check_rollout(FootagePlayer(data), frames=79, seed=1, stats_range=rng, tokenizer=tok)["within_range"] == 1
+    held = check_rollout(FootagePlayer(data), frames=79, seed=1, stats_range=rng, tokenizer=tok)
+    assert held["failures_by_stat"]["still"] == 0  # no known limit: held frames pass
+    assert held["within_range"] >= 0.95, held  # the range is p0.5-p99.5 of real footage: a rare frame may fall
+    # outside it (one did here on a CPU without AVX-512 BF16, whose fp32 tokenizer sees a 0.5 `change`)
     moving = {**rng, "stats": {**rng["stats"], "still": [0.0, 3.0]}}
     res = check_rollout(FootagePlayer(data), frames=79, seed=1, stats_range=moving, tokenizer=tok)  # 40 frames, then held
     assert res["failures_by_stat"]["still"] >= 35  # every held frame from the 4th on
