@@ -22,6 +22,7 @@ from bridge.host.recording import (FORMAT_VERSION, MAGIC, Recorder, RecordingRea
                                     replay_recording)
 from bridge.host.server import run_host_in_thread
 from bridge.worlds.sandbox import SandboxWorld
+from test_model_data import save_random_world
 
 torch.set_num_threads(1)
 
@@ -896,3 +897,36 @@ def test_replay_checks_every_recorded_setting_before_the_backend_loads(tmp_path)
                      "WorldBridge knows (steps, temperature, cfg, event_cfg, top_p, unmask): left out, as the host "
                      "leaves out a name it does not know, so frames made with it may differ (recorded by a newer "
                      "WorldBridge? replay it with that version)"]
+
+
+@pytest.mark.parametrize("header, knobs, where", [
+    ({"reset_settings": {"event_cfg": 2.0}}, None, "the header's reset_settings"),
+    ({"history": [["step", 1, None], ["settings", {"event_cfg": 2.0}]]}, None, "the header's history entry 1"),
+    ({}, {"event_cfg": 2.0}, "the settings record at byte "),
+])
+def test_replay_names_the_file_and_place_of_a_setting_the_checkpoint_refuses(tmp_path, header, knobs, where):
+    path = _edited(tmp_path / "events.wbrec", header, knobs)  # recorded by a world that takes event_cfg
+    plain = save_random_world(tmp_path / "plain")  # a world without event conditioning
+    # was: the world model's own line ("... has no event conditioning ..."), naming no file or place
+    res = CliRunner().invoke(record, ["replay", str(path), "--checkpoint", str(plain)])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert (f"Error: {path}: {where}" in res.output and "the backend refuses the recorded event_cfg: " in res.output
+            and "has no event conditioning" in res.output and "without --checkpoint" in res.output), res.output
+
+
+def test_replay_names_the_file_and_place_of_a_knob_the_backend_lacks(tmp_path):
+    class Stepless(SandboxWorld):
+        def configure(self, temperature=None) -> dict:
+            return {}
+
+    class Faulty(SandboxWorld):
+        def configure(self, temperature=None, steps=None) -> dict:
+            raise TypeError("a fault inside configure")
+
+    path = _edited(tmp_path / "steps.wbrec", {"reset_settings": {"temperature": 0.5, "steps": 3}})
+    # was: TypeError: configure() got an unexpected keyword argument 'steps', naming no file or place
+    with pytest.raises(ValueError, match=rf"^{path}: the header's reset_settings: the backend refuses the recorded "
+                                         r"steps, temperature: got an unexpected keyword argument 'steps'; replay with"):
+        replay_recording(path, lambda: Stepless(64, 0), progress=False)
+    with pytest.raises(TypeError, match="^a fault inside configure$"):  # a fault, not a refusal: not reworded
+        replay_recording(path, lambda: Faulty(64, 0), progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -499,11 +500,27 @@ def _event(ev: dict | None) -> WorldEvent | None:
     return WorldEvent(type=ev["type"], text=ev["text"]) if ev else None
 
 
-def _configure(backend: Any, knobs: dict) -> None:
-    """Apply the recorded model knobs (checked by _check_settings) that are set; like the host, pass no other name."""
+def _configure(backend: Any, knobs: dict, where: str) -> None:
+    """Apply the recorded model knobs (checked by _check_settings) that are set; like the host, pass no other name.
+    Another backend than the recording's may refuse what that one took: said in one line naming `where` in the file."""
     knobs = {k: knobs[k] for k in MODEL_KNOBS if knobs.get(k) is not None}
-    if knobs and hasattr(backend, "configure"):
+    if not knobs or not hasattr(backend, "configure"):
+        return
+    try:
+        inspect.signature(backend.configure).bind(**knobs)
+    except TypeError as e:  # a knob it lacks (a TypeError raised inside configure is a fault: it goes up as it is)
+        raise _refused(where, knobs, e) from e
+    try:
         backend.configure(**knobs)
+    except ValueError as e:  # e.g. event_cfg on a world without event conditioning
+        raise _refused(where, knobs, e) from e
+
+
+def _refused(where: str, knobs: dict, reason: Exception) -> ValueError:
+    """The one-line error for recorded settings the replaying backend refuses, with the fix."""
+    return ValueError(f"{where}: the backend refuses the recorded {', '.join(knobs)}: {reason}; replay with the "
+                      "backend that made the recording (`worldbridge record replay` without --checkpoint uses the "
+                      "checkpoint the file names)")
 
 
 def _edit(backend: Any, png: bytes, x: int, y: int) -> np.ndarray:
@@ -513,14 +530,14 @@ def _edit(backend: Any, png: bytes, x: int, y: int) -> np.ndarray:
     return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
 
 
-def _rebuild(backend: Any, header: dict, targets: set[int]) -> dict[int, Any]:
+def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) -> dict[int, Any]:
     """Put the backend where the world stood when recording started (prompt, reset settings, then the timeline's
     history), so the first recorded frame follows; returns the states saved at the frames in `targets`."""
-    _configure(backend, _map(header, "reset_settings"))
+    _configure(backend, _map(header, "reset_settings"), f"{path}: the header's reset_settings")
     backend.reset(_prompt(_map(header, "prompt")))
     states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
     index = 0
-    for entry in header.get("history") or []:
+    for n, entry in enumerate(header.get("history") or []):
         if entry[0] == "step":
             backend.step(int(entry[1]), _event(entry[2]))
             index += 1
@@ -531,7 +548,7 @@ def _rebuild(backend: Any, header: dict, targets: set[int]) -> dict[int, Any]:
             if index in targets:
                 states[index] = backend.get_state()
         else:
-            _configure(backend, entry[1])
+            _configure(backend, entry[1], f"{path}: the header's history entry {n}")
     return states
 
 
@@ -589,13 +606,13 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
     backend = make_backend()
     # only the frames some branch returns to need a saved state (world-model states are megabytes)
     targets = {f.index for f in rec.frames(decode=False) if f.source == "branch"}
-    states = _rebuild(backend, rec.header, targets)
+    states = _rebuild(backend, rec.header, targets, path)
     tally, gaps, branches, last = _Tally(), _Gaps(rec.skipped), 0, None
     bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
     for pos, r in rec.located():
         gaps.lost(pos, last)
         if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
-            _configure(backend, r["info"]["settings_knobs"])
+            _configure(backend, r["info"]["settings_knobs"], f"{path}: the settings record at byte {pos}")
         if r["kind"] != "frame":
             continue
         bar.update(1)
