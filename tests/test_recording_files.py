@@ -910,6 +910,7 @@ def test_replay_names_the_file_and_place_of_a_setting_the_checkpoint_refuses(tmp
     # was: the world model's own line ("... has no event conditioning ..."), naming no file or place
     res = CliRunner().invoke(record, ["replay", str(path), "--checkpoint", str(plain)])
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert f"\nError: {path}: {where}" in "\n" + res.output, res.output  # on its own line: the replay bar was closed
     assert (f"Error: {path}: {where}" in res.output and "the backend refuses the recorded event_cfg: " in res.output
             and "has no event conditioning" in res.output and "without --checkpoint" in res.output), res.output
 

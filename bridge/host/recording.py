@@ -608,40 +608,39 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
     targets = {f.index for f in rec.frames(decode=False) if f.source == "branch"}
     states = _rebuild(backend, rec.header, targets, path)
     tally, gaps, branches, last = _Tally(), _Gaps(rec.skipped), 0, None
-    bar = tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress)
-    for pos, r in rec.located():
-        gaps.lost(pos, last)
-        if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
-            _configure(backend, r["info"]["settings_knobs"], f"{path}: the settings record at byte {pos}")
-        if r["kind"] != "frame":
-            continue
-        bar.update(1)
-        hdr = msgpack.unpackb(r["wire"][0], raw=False)
-        source = r.get("source") or "step"
-        where = {"epoch": hdr["epoch"], "index": hdr["index"]}
-        gaps.reached(where)
-        if source == "resend":
-            continue  # the same frame sent again (resume): nothing new to reproduce
-        if source == "branch":
-            if hdr["index"] not in states and not gaps.found:
-                raise ValueError(f"the recording branches to frame {hdr['index']}, which this replay never reached")
-            if hdr["index"] in states:
-                backend.set_state(states[hdr["index"]])
-                gaps.resynced(where, clean=hdr["index"] not in gaps.tainted)
-            states = {i: s for i, s in states.items() if i <= hdr["index"]}
-            branches += 1
-            continue
-        if source in ("start", "reset"):
-            gaps.resynced(where, clean=True)
-            states = {}
-        image = _remake(backend, r, hdr, source, path)
-        if hdr["index"] in targets:
-            states[hdr["index"]] = backend.get_state()
-            gaps.saved(hdr["index"])
-        last = where
-        recorded = decode_pixels(r["wire"][1], hdr["codec"], hdr["width"], hdr["height"])
-        tally.add(np.asarray(image), recorded, where, gaps)
-    bar.close()
+    with tqdm(total=rec.frame_count, desc="replay", unit="frame", disable=not progress) as bar:  # closed on errors
+        for pos, r in rec.located():
+            gaps.lost(pos, last)
+            if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
+                _configure(backend, r["info"]["settings_knobs"], f"{path}: the settings record at byte {pos}")
+            if r["kind"] != "frame":
+                continue
+            bar.update(1)
+            hdr = msgpack.unpackb(r["wire"][0], raw=False)
+            source = r.get("source") or "step"
+            where = {"epoch": hdr["epoch"], "index": hdr["index"]}
+            gaps.reached(where)
+            if source == "resend":
+                continue  # the same frame sent again (resume): nothing new to reproduce
+            if source == "branch":
+                if hdr["index"] not in states and not gaps.found:
+                    raise ValueError(f"the recording branches to frame {hdr['index']}, which this replay never reached")
+                if hdr["index"] in states:
+                    backend.set_state(states[hdr["index"]])
+                    gaps.resynced(where, clean=hdr["index"] not in gaps.tainted)
+                states = {i: s for i, s in states.items() if i <= hdr["index"]}
+                branches += 1
+                continue
+            if source in ("start", "reset"):
+                gaps.resynced(where, clean=True)
+                states = {}
+            image = _remake(backend, r, hdr, source, path)
+            if hdr["index"] in targets:
+                states[hdr["index"]] = backend.get_state()
+                gaps.saved(hdr["index"])
+            last = where
+            recorded = decode_pixels(r["wire"][1], hdr["codec"], hdr["width"], hdr["height"])
+            tally.add(np.asarray(image), recorded, where, gaps)
     return {"recording": str(rec.path), "backend_kind": getattr(backend, "kind", None),
             "backend_name": getattr(backend, "name", None), **tally.report(), "branches": branches,
             "torn_tail_dropped": rec.torn, "gaps": gaps.found, "frames_after_gap": gaps.frames,
