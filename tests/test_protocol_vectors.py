@@ -153,8 +153,9 @@ def test_1_1_to_1_3_vectors_match_what_the_host_sends():
     assert caps["capabilities"] == list(P.SESSION_CAPABILITIES) == ["text_prompt", "image_prompt", "sketch_prompt",
                                                                      "events", "text_events", "edit"]
     assert list(v["msg_ok_edit"]) == list(P.ok(13, "edit", epoch=2, frame_index=42))
-    err = v["msg_error_unsupported"]
-    assert list(err) == list(P.error("unsupported", "x", 13)) and err["code"] == "unsupported"
+    with pytest.raises(P.ProtocolError) as e:  # 1.3: the refused edit names its capability
+        session.edit(b"", 0, 0)
+    assert _refusal(None, e.value, 13) == v["msg_error_unsupported"]
     stopped = v["msg_error_recording_stopped"]  # 1.3
     assert list(stopped) == list(P.error("recording_stopped", "x", path="p", frames=1)) and not stopped["fatal"]
     with pytest.raises(P.ProtocolError) as e:  # 1.3: the capability a refused prompt kind needs, as its own key

@@ -359,7 +359,8 @@ class Session:
         if "edit" not in self.capabilities or not callable(edit_frame):
             why = " (it renders from game state, not pixels)" if self.kind == "sandbox" else ""
             raise ProtocolError("unsupported", f"{self.name} cannot edit frames{why}: start a world_model session to "
-                                               "edit (session.capabilities lists what a backend can do)")
+                                               "edit (session.capabilities lists what a backend can do)",
+                                capability="edit")
         W, H = int(self.backend.width), int(self.backend.height)
         layer = decode_layer(png, W, H)
         if not (-W <= x <= 2 * W and -H <= y <= 2 * H):

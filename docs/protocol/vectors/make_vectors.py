@@ -254,8 +254,10 @@ def message_vectors() -> list[tuple[str, dict]]:
         ("msg_error", {"type": "error", "req_id": 12, "code": "bad_argument",
                        "message": "unknown action name 'fly': use one of noop, left, right, jump", "fatal": False}),
         ("msg_error_unsupported", {"type": "error", "req_id": 13, "code": "unsupported",
-                                   "message": "the sandbox game cannot edit frames (it renders from game state, not "
-                                              "pixels): start a world_model session to edit", "fatal": False}),
+                                   "message": "sandbox game cannot edit frames (it renders from game state, not "
+                                              "pixels): start a world_model session to edit (session.capabilities "
+                                              "lists what a backend can do)", "fatal": False,
+                                   "capability": "edit"}),
         ("msg_error_recording_stopped", {"type": "error", "req_id": None, "code": "recording_stopped",
                                          "message": "recording recordings/demo.wbrec stopped: No space left on device; "
                                                     "everything recorded before it is kept and readable (120 frames): "

@@ -31,7 +31,7 @@ namespace WorldBridge.Core
         public string Message;
         /// <summary>The session ended.</summary>
         public bool Fatal;
-        /// <summary>A refusal of a prompt or event kind the backend lacks (bad_prompt, unsupported) names the capability it needs ("image_prompt", "text_events"); else null.</summary>
+        /// <summary>A refusal of a prompt kind, event kind or edit the backend lacks (bad_prompt, unsupported) names the capability it needs ("image_prompt", "text_events", "edit"); else null.</summary>
         public string Capability;
 
         /// <summary>Whether the host's recorder stopped: the session ended, or the host stopped the recording itself (a full disk).</summary>

@@ -168,7 +168,8 @@ namespace WorldBridge.Tests
             Assert.IsFalse(e.Fatal);
             StringAssert.Contains("world_model", e.Message);
             Assert.AreEqual(HostErrorCode.BadArgument, HostError.From(Message("msg_error")).Kind);
-            Assert.IsNull(e.Capability);
+            Assert.AreEqual("edit", e.Capability, "the sandbox cannot edit: the refusal names the capability");
+            Assert.IsNull(HostError.From(Message("msg_error")).Capability, "only refusals of a capability carry one");
             var prompt = HostError.From(Message("msg_error_bad_prompt"));
             Assert.AreEqual((HostErrorCode.BadPrompt, "image_prompt"), (prompt.Kind, prompt.Capability), "the refused kind, not its wording");
             var evt = HostError.From(Message("msg_error_unsupported_event"));
