@@ -37,8 +37,8 @@ def test_a_refused_event_is_not_recorded_as_the_next_events_request(qtbot, host)
     w.timeline.record.click()
     w.fire_event(None, "xyzzy plugh")  # refused by the sandbox, its answer still on the way when the next one is fired
     w.fire_event("night_falls", None)
-    qtbot.waitUntil(lambda: any(r.events for r in live_frames(w)), timeout=5000)
-    qtbot.waitUntil(lambda: "refused" in w.events_panel.status.text() or "Fired" in w.events_panel.status.text(), timeout=5000)
+    qtbot.waitUntil(lambda: any(r.events for r in live_frames(w)), timeout=20000)
+    qtbot.waitUntil(lambda: "refused" in w.events_panel.status.text() or "Fired" in w.events_panel.status.text(), timeout=20000)
     rec = next(r for r in live_frames(w) if r.events)
     assert rec.events == ["night falls"] and rec.fired == [{"event_type": "night_falls", "text": None}]
     assert not w.pending_events and not w.asked_events
@@ -69,7 +69,7 @@ def test_open_keeps_unsaved_frames_off_the_ui_thread_and_opens_nothing_if_it_can
 
     w.timeline.go_live()
     w.new_world(PromptSpec(seed=2))
-    qtbot.waitUntil(lambda: w.session.live is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.session.live is not None, timeout=20000)
     w.set_paused(False)  # Open… paused the host's world
     record_unsaved(qtbot, w)
     mine = w.session
@@ -130,7 +130,7 @@ def test_after_open_the_hosts_world_refuses_input_that_no_branch_would_record(qt
     assert "Branch from this frame" in w.events_panel.status.text()
     assert not w.paste_action.isEnabled() and "Branch from this frame" in w.paste_action.toolTip()
     w.new_world(PromptSpec(seed=2))  # a new root of the opened session: playable again
-    qtbot.waitUntil(lambda: w.session.live is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.session.live is not None, timeout=20000)
     assert w._not_playable() is None and "Branch from" not in w.paste_action.toolTip()
 
 
@@ -156,7 +156,7 @@ def test_pause_before_a_world_starts_the_next_world_paused(qtbot, host):
     qtbot.wait(300)
     assert "next world starts paused" in w.statusBar().currentMessage()  # not a "no session" error
     w.new_world(PromptSpec(seed=3))
-    qtbot.waitUntil(lambda: w.info is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.info is not None, timeout=20000)
     assert w.info["mode"] == "step" and w.pause_action.isChecked()
 
 
@@ -172,13 +172,13 @@ def test_clicking_record_new_world_or_an_event_keeps_the_keys_on_the_viewport(qt
     qtbot.waitUntil(lambda: w.busy is None, timeout=20000)  # the preview the last click started
     last = live_frames(w)[-1].index
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)  # jump: not a second click on Record
-    qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=20000)
     assert w.timeline.record.isChecked() and live_frames(w)[-1].action == 3  # the sandbox's jump
     roots = len(w.session.branches)
     qtbot.mouseClick(w.prompt_panel.go, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(w.session.branches) == roots + 1 and len(live_frames(w)) == 1, timeout=5000)
+    qtbot.waitUntil(lambda: len(w.session.branches) == roots + 1 and len(live_frames(w)) == 1, timeout=20000)
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: len(live_frames(w)) == 2, timeout=5000)
+    qtbot.waitUntil(lambda: len(live_frames(w)) == 2, timeout=20000)
     assert len(w.session.branches) == roots + 1  # the key jumped in the new world, it did not start another
 
 
@@ -196,10 +196,10 @@ def test_live_and_branch_after_scrubbing_give_the_keys_back_to_the_viewport(qtbo
         qtbot.keyClick(w.timeline.slider, Qt.Key.Key_Home)  # scrub to the first frame
         assert w.viewing is not None and QApplication.focusWidget() is w.timeline.slider
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: w.busy is None and w.pending_fork is None, timeout=5000)
+        qtbot.waitUntil(lambda: w.busy is None and w.pending_fork is None, timeout=20000)
         last = live_frames(w)[-1].index
         qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Left)  # plays: it does not scrub
-        qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+        qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=20000)
         assert w.viewing is None and live_frames(w)[-1].action == 1  # the sandbox's left
 
 
@@ -254,7 +254,7 @@ def test_a_key_that_plays_nothing_says_why_only_when_the_world_is_in_no_branch(q
 
     assert press() == "before"  # no world: the viewport already says to press New world
     w.new_world(PromptSpec(seed=3))
-    qtbot.waitUntil(lambda: w.info is not None and w.viewport.frame is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.info is not None and w.viewport.frame is not None, timeout=20000)
     w.timeline.record.click()
     step_keys(qtbot, w, Qt.Key.Key_Right, 1)
     w.busy = "the latent-action preview"
@@ -420,7 +420,7 @@ def test_the_text_encoder_loads_once_when_the_user_heads_for_text_not_at_launch(
         qtbot.keyClicks(w.events_panel.text, "make it snow")
     else:
         w.pause_action.trigger()
-    qtbot.waitUntil(lambda: warmed == [how], timeout=3000)
+    qtbot.waitUntil(lambda: warmed == [how], timeout=20000)
     qtbot.keyClicks(w.prompt_panel.text, "a snowy level")
     w.set_paused(True)
     assert warmed == [how]  # once

@@ -137,7 +137,7 @@ def test_placing_previews_places_and_cancels(qtbot):
     # the translucent preview follows the cursor, centred on it
     qtbot.mouseMove(v, _centre_of(v, 5, 5))  # a move onto the spot the cursor already holds is no move: leave it first
     qtbot.mouseMove(v, _centre_of(v, 20, 30))
-    qtbot.waitUntil(lambda: v._hover == (20, 30), timeout=5000)
+    qtbot.waitUntil(lambda: v._hover == (20, 30), timeout=20000)
     shot = v.grab().toImage()
     inside = shot.pixelColor(_centre_of(v, 20, 30))  # layer covers x 17..22, y 28..31
     outside = shot.pixelColor(_centre_of(v, 30, 40))
@@ -217,7 +217,7 @@ def test_event_guidance_follows_the_session_settings(qtbot):
                    "settings": {"steps": 4, "cfg": 1.0, "temperature": 1.0, "event_cfg": 3.0}})
     assert p.event_cfg.isEnabled() and p.event_cfg.value() == 3.0 and not sent  # showing a value sends nothing
     p.event_cfg.setValue(1.5)
-    qtbot.waitUntil(lambda: sent == [{"event_cfg": 1.5}], timeout=2000)
+    qtbot.waitUntil(lambda: sent == [{"event_cfg": 1.5}], timeout=20000)
     p.apply_settings({"event_cfg": 2.0})
     assert p.event_cfg.value() == 2.0
 

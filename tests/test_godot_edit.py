@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
 from test_godot_client import (CLIENT, SCRIPTED_WELCOME, VIEW, Recorder, _client, _pump, _recv,  # noqa: E402
-                               _run_until, _session_msg)
+                               _run_until, _send_unread, _session_msg)
 
 from bridge.host import server  # noqa: E402
 
@@ -98,7 +98,7 @@ def _frame(index: int, epoch: int, events=(), value: int = 0) -> list[bytes]:
     return [zmtp_raw.pack(header), bytes([value]) * 48]
 
 
-def _recv(sock, timeout_ms=3000):
+def _recv(sock, timeout_ms=20000):
     assert sock.poll(timeout_ms), "the client sent nothing"
     ident, data = sock.recv_multipart()
     return ident, zmtp_raw.unpack(data)
@@ -107,13 +107,13 @@ def _recv(sock, timeout_ms=3000):
 def _greet(sim, c, sock, welcome, session):
     """hello -> welcome -> start -> session -> frame 0; returns the client's routing id."""
     sim.add_to_root(c)
-    assert _run_until(sim, lambda: sock.poll(0), timeout=5)
+    assert _run_until(sim, lambda: sock.poll(0))
     ident, hello = _recv(sock)
     assert hello["type"] == "hello" and hello["protocol_minor"] == 3
     sock.send_multipart([ident, zmtp_raw.pack(welcome)])
     assert _run_until(sim, lambda: c.members["link"] == READY)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({})])
-    assert _run_until(sim, lambda: sock.poll(0), timeout=5)
+    assert _run_until(sim, lambda: sock.poll(0))
     assert _recv(sock)[1]["type"] == "start"
     sock.send_multipart([ident, zmtp_raw.pack(session)])
     sock.send_multipart([ident, *_frame(0, 0)])
@@ -543,11 +543,9 @@ def test_dock_shows_each_frames_numbers_under_the_preview_as_unity_does(dock_sim
         header = {"type": "frame", "session_id": "s1", "index": index, "epoch": 0, "action": 0, "client_ts": None,
                   "seq": None, "host_ts": 1.0, "timings": {"model": 12.5}, "events": [], "codec": "raw",
                   "width": 2, "height": 2}
-        sock.send_multipart([ident, zmtp_raw.pack({**header, **extra}), b"\0" * 12])
+        return [zmtp_raw.pack({**header, **extra}), b"\0" * 12]
 
-    frame(0)
-    frame(1)
-    time.sleep(0.3)  # both frames wait in the socket: one poll shows the newest and drops the other
+    _send_unread(client, sock, ident, frame(0), frame(1))  # one poll shows the newest and drops the other
     sim.process()
     fps = client.members["fps_measured"]
     assert m["_frame_info"].visible
@@ -556,7 +554,8 @@ def test_dock_shows_each_frames_numbers_under_the_preview_as_unity_does(dock_sim
     _pump(sim, sock)
     _, sent = _recv(sock)
     time.sleep(0.05)
-    frame(2, client_ts=sent["client_ts"], seq=sent["seq"], timings={"model": 3})  # an integer is a number too
+    late = frame(2, client_ts=sent["client_ts"], seq=sent["seq"], timings={"model": 3})  # an integer is a number too
+    sock.send_multipart([ident, *late])
     assert _run_until(sim, lambda: m["_frame_info"].text.startswith("frame 2"))
     text = m["_frame_info"].text
     assert text.startswith("frame 2  epoch 0  model 3.0 ms  latency ") and "  dropped 1  " in text, text

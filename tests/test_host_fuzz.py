@@ -18,6 +18,7 @@ from bridge.client import WorldClient
 from bridge.host import protocol as P
 from bridge.host.protocol import Limits
 from bridge.host.server import run_host_in_thread
+from waiting import wait_until
 
 torch.set_num_threads(1)
 MAX_BYTES = 64 * 1024
@@ -49,7 +50,7 @@ def fuzz_env(tmp_path_factory):
     h = run_host_in_thread("sandbox", limits=Limits(max_message_bytes=MAX_BYTES), recordings_dir=rec_dir)
     w = Watcher(h.address)
     w.start()
-    time.sleep(0.3)
+    assert wait_until(lambda: w.times or w.error), "the watcher session got no frame"  # it watches from the start
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(h.address)
@@ -72,7 +73,7 @@ def sync(sock) -> list[dict]:
     _req[0] += 1
     sock.send(P.encode({"type": "ping", "req_id": _req[0], "client_ts": 0.0}))
     seen = []
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if not sock.poll(int((deadline - time.monotonic()) * 1000) + 1):
             break

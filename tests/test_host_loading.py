@@ -448,6 +448,24 @@ def test_messages_waiting_behind_step_inputs_after_a_bye_act_as_from_a_new_conne
         assert got[-2]["seed"] == 8 and len(slow_host.host.sessions) == 1
 
 
+def _first_idle_check_after_a_load(host) -> list[int]:
+    """Lets the host's idle checks run until the first one after a load finished, then stops them, so how long the
+    test takes to step after it is not idleness; returns [sessions that check left open] once it has run."""
+    real, seen_load, left_open = host._housekeeping, [], []
+
+    def housekeeping() -> None:
+        if left_open:
+            return
+        if host.pending:
+            seen_load.append(True)
+        real()
+        if seen_load and not host.pending:
+            left_open.append(len(host.sessions))
+
+    host._housekeeping = housekeeping
+    return left_open
+
+
 @pytest.mark.parametrize("slow", ["start", "reset"])
 def test_a_start_or_reset_slower_than_the_idle_timeout_does_not_count_as_idle(slow):
     SlowLoadWorld.reset_counters()
@@ -457,10 +475,11 @@ def test_a_start_or_reset_slower_than_the_idle_timeout_does_not_count_as_idle(sl
         with WorldClient(h.address, timeout=20) as c:
             if slow == "reset":
                 c.start(mode="step", seed=1)
+            left_open = _first_idle_check_after_a_load(h.host)
             SlowLoadWorld.reset_delay = 1.0  # building the world takes twice the idle timeout
             c.start(mode="step", seed=2) if slow == "start" else c.reset(seed=2)
             SlowLoadWorld.reset_delay = 0.0
-            time.sleep(0.3)  # idle for less than the timeout since the answer: the session must still be there
+            assert wait_until(lambda: left_open) == [1], "the first idle check after the build closed the session"
             assert c.step(1).index == 1 and len(h.host.sessions) == 1
     finally:
         h.stop()
