@@ -368,9 +368,7 @@ class MainWindow(QMainWindow):
         self.pending_prompt = prompt
         self._start_kind["start"] = backend or (self.welcome or {}).get("default_backend", "")
         sent = fit_prompt(prompt, self._caps_for(self._start_kind["start"]))
-        settings = dict(self.kept_settings)
-        for asked in self.asked_settings:  # chosen before this click, their answer still on its way: kept too
-            settings.update({k: v for k, v in asked.items() if k in MODEL_KNOBS})
+        settings = self._with_asked(self.kept_settings)
         self._starting = self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
                     fps=float(self.settings_panel.fps.value() if self.info else self.options.fps), seed=prompt.seed,
                     text=sent.text, image=sent.image_png, sketch=sent.sketch_png,
@@ -846,7 +844,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Rebuilding {len(steps)} frames on the host…")
         self._starting = self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=first.edits,
                                      settings0=first.settings,
-                                     resume_settings=dict(self._in_force if self.info else self.kept_settings))
+                                     resume_settings=self._with_asked(self._in_force if self.info
+                                                                      else self.kept_settings))
+
+    def _with_asked(self, settings: dict) -> dict:
+        """These settings and the ones chosen before this click whose answer is still on its way: a start or a rebuild
+        sent now must not bring back what the user just changed."""
+        out = dict(settings)
+        for asked in self.asked_settings:
+            out.update({k: v for k, v in asked.items() if k in MODEL_KNOBS})
+        return out
 
     def view_frame(self, rec: FrameRecord | None) -> None:
         """Show a recorded frame (scrubbing, replay) instead of the live one; None returns to live."""

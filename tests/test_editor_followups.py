@@ -190,6 +190,26 @@ def test_a_rebuild_makes_the_branch_with_the_settings_it_was_made_with(qtbot, mo
     assert live_frames(w)[-1].settings["temperature"] == default
 
 
+def test_a_settings_change_still_unanswered_when_a_rebuild_starts_is_what_the_rebuilt_branch_runs_with(qtbot,
+                                                                                                         model_host):
+    """The rebuild resumes with the user's settings: one asked for just before (its answer still on its way) was
+    lost, so the host ran the branch's last temperature while the panel showed the new one."""
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0)
+    w.timeline.record.click()
+    w.change_settings({"temperature": 0.7})
+    qtbot.waitUntil(lambda: not w.asked_settings, timeout=20000)
+    for _ in range(2):
+        last = live_frames(w)[-1].index
+        w.step_once()
+        qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=20000)
+    w.change_settings({"temperature": 0.9})
+    w.resimulate(w.session.live, 2)  # at once: the 0.9 is asked for, not yet answered
+    qtbot.waitUntil(lambda: w.busy is None, timeout=30000)
+    live = model_host.host.sessions[w.info["session_id"]]
+    assert live.settings["temperature"] == 0.9, live.settings
+    qtbot.waitUntil(lambda: w.settings_panel.temperature.value() == 0.9, timeout=20000)
+
+
 def test_a_key_held_across_a_rebuild_moves_the_rebuilt_branch(qtbot, host):
     w = open_window(qtbot, host.address, mode="step")
     w.timeline.record.click()
