@@ -58,8 +58,8 @@ def backend_label(kind: str, name: str) -> str:
     the model (Unity's Protocol.cs and Godot's protocol.gd keep copies, pinned by tests/test_backend_label.py)."""
     if kind == "sandbox":
         return SANDBOX_LABEL.format(name=name)
-    if kind == "world_model":
-        return WORLD_MODEL_LABEL.format(name=name)
+    if kind == "world_model":  # its name says "world model tiny (...)": the label says it once
+        return WORLD_MODEL_LABEL.format(name=name.removeprefix("world model "))
     return "unknown backend" + (f" {kind}" if kind else "") + f": {name}"
 
 

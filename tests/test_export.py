@@ -48,7 +48,7 @@ def test_source_label_names_the_sandbox_the_model_several_or_none():
     from bridge.export import source_label
 
     assert source_label([SANDBOX]) == "WorldBridge — SANDBOX GAME (test backend, not the world model): sandbox game"
-    assert source_label([MODEL, MODEL]) == "WorldBridge — WORLD MODEL: world model tiny (default_world, step 4627)"
+    assert source_label([MODEL, MODEL]) == "WorldBridge — WORLD MODEL: tiny (default_world, step 4627)"
     both = source_label([MODEL, SANDBOX])
     assert both.startswith("WorldBridge — SEVERAL BACKENDS: ") and "WORLD MODEL: " in both and "SANDBOX GAME" in both
     assert "unknown" in source_label([])
@@ -74,7 +74,7 @@ def _recording(path, backends, n=3):
 
 @pytest.mark.parametrize("backends, says", [
     ([SANDBOX], "SANDBOX GAME (test backend, not the world model): sandbox game"),
-    ([MODEL], "WORLD MODEL: world model tiny (default_world, step 4627)"),
+    ([MODEL], "WORLD MODEL: tiny (default_world, step 4627)"),
     ([MODEL, SANDBOX], "SEVERAL BACKENDS"),
 ])
 def test_record_export_says_in_every_file_which_backend_made_it(tmp_path, backends, says):

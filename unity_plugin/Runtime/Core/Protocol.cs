@@ -250,9 +250,12 @@ namespace WorldBridge.Core
         /// called the world model (the words of Godot's protocol.gd and Python's backend_label).</summary>
         public string BackendLabel => IsSandbox
             ? $"SANDBOX GAME (test backend, not the world model): {BackendName}"
-            : BackendKind == "world_model"
-                ? $"WORLD MODEL: {BackendName}"
-                : $"unknown backend {BackendKind}: {BackendName}";
+            : BackendKind == "world_model" // its name says "world model tiny (...)": the label says it once
+                ? $"WORLD MODEL: {ModelName}"
+                : $"unknown backend{(string.IsNullOrEmpty(BackendKind) ? "" : " " + BackendKind)}: {BackendName}";
+
+        string ModelName => BackendName != null && BackendName.StartsWith("world model ", StringComparison.Ordinal)
+            ? BackendName.Substring("world model ".Length) : BackendName;
 
         public int ActionId(string name) => Array.IndexOf(ActionNames, name);
 

@@ -66,6 +66,10 @@ namespace WorldBridge.Tests
             Assert.AreEqual("unknown backend replay: " + s.BackendName, s.BackendLabel);
             s.BackendKind = "world_model";
             Assert.AreEqual("WORLD MODEL: " + s.BackendName, s.BackendLabel);
+            s.BackendName = "world model tiny (default_world, step 4627)"; // says "world model" once, as Python
+            Assert.AreEqual("WORLD MODEL: tiny (default_world, step 4627)", s.BackendLabel);
+            s.BackendKind = "";
+            Assert.AreEqual("unknown backend: world model tiny (default_world, step 4627)", s.BackendLabel);
             Assert.AreEqual(3, s.ActionId("jump"));
             Assert.AreEqual(-1, s.ActionId("fly"));
             Assert.AreEqual(64, s.Width);

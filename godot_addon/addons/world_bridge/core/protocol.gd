@@ -115,9 +115,9 @@ static func bye() -> Dictionary:
 static func describe_backend(kind: String, name: String) -> String:
 	if kind == BACKEND_SANDBOX:
 		return "SANDBOX GAME (test backend, not the world model): %s" % name
-	if kind == BACKEND_WORLD_MODEL:
-		return "WORLD MODEL: %s" % name
-	return "unknown backend %s: %s" % [kind, name]
+	if kind == BACKEND_WORLD_MODEL:  # its name says "world model tiny (...)": the label says it once
+		return "WORLD MODEL: %s" % name.trim_prefix("world model ")
+	return "unknown backend%s: %s" % [(" " + kind) if kind != "" else "", name]
 
 
 static func _with_keys(msg: Dictionary, keys: Array, values: Dictionary) -> Dictionary:
