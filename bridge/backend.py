@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,6 +62,15 @@ def backend_label(kind: str, name: str) -> str:
     if kind == "world_model":  # its name says "world model tiny (...)": the label says it once
         return WORLD_MODEL_LABEL.format(name=name.removeprefix("world model "))
     return "unknown backend" + (f" {kind}" if kind else "") + f": {name}"
+
+
+def takes(fn: Any, name: str) -> bool:
+    """True when `fn` accepts the keyword `name` (or any keyword): which knobs a backend's `configure` can be given."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class StepRefused(ValueError):

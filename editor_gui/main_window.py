@@ -932,7 +932,8 @@ class MainWindow(QMainWindow):
         """The host refused a command, or it failed: its handler undoes what the window began for it and says why."""
         if command in ("start", "resimulate"):
             self._starting = False  # refused: the next New world starts in the mode Pause shows
-        retry = self._learn_refusal(command, capability or refused_prompt(message))
+        prompt_cap = capability if capability.endswith("_prompt") else None  # an edit or event refusal: no retry
+        retry = self._learn_refusal(command, prompt_cap or refused_prompt(message))
         handler = {"event": self._event_refused, "edit": self._edit_refused, "record_start": self._host_record_refused,
                    "settings": self._settings_refused, "mode": self._mode_refused, "branch": self._branch_refused,
                    "explore": self._job_failed, "resimulate": self._job_failed}.get(command, self._refused)

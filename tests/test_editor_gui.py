@@ -534,7 +534,7 @@ def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_pat
     r = CliRunner().invoke(screenshot.main, ["--out", str(out), "--checkpoint", str(world), "--text", ""],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert "world model" in r.output  # the badge names the backend
+    assert "WORLD MODEL: micro (world, step 0)" in r.output  # the badge names the backend
     shot = iio.imread(out)
     assert shot.shape[0] >= 800 and shot.shape[1] >= 1400 and shot.std() > 10
     assert "kept" not in r.output and not (tmp_path / "autosave").exists()  # its walk left no autosave behind

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, BinaryIO, Callable
 import msgpack
 import numpy as np
 
-from bridge.backend import Prompt, WorldEvent
+from bridge.backend import Prompt, WorldEvent, takes
 from bridge.host.pixels import decode_layer, decode_pixels, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, Limits, setting_problem
 from bridge.values import is_int
@@ -88,6 +87,7 @@ class Recorder:
                 self.write({"kind": "end", "t": t, "frames": self.frames})
                 os.fsync(self._f.fileno())
         finally:
+            self._unsynced = False  # nothing more can be synced: a closed recorder is never due (sync_due)
             try:
                 self._f.close()
             except OSError:  # the flush of a full disk: every whole record is on disk already
@@ -478,7 +478,8 @@ def _check_settings(rec: RecordingReader, path: str | Path) -> list[str]:
             problem = setting_problem(key, value, Limits())
             if problem:
                 raise ValueError(f"{where}: {problem}; the host never records a value it refused, so the file was "
-                                 "edited or damaged: set the value within its range, or remove it")
+                                 "edited or damaged, or recorded by a newer WorldBridge with wider ranges: set the "
+                                 "value within its range or remove it, or replay it with that version")
     notes = [f"{places[0]}{f' (and {len(places) - 1} more)' if len(places) > 1 else ''}: {key!r} is no "
              f"model setting this WorldBridge knows ({', '.join(MODEL_KNOBS)}): left out, as the host leaves out a "
              "name it does not know, so frames made with it may differ (recorded by a newer WorldBridge? replay it "
@@ -506,17 +507,16 @@ def _configure(backend: Any, knobs: dict, where: str) -> None:
     knobs = {k: knobs[k] for k in MODEL_KNOBS if knobs.get(k) is not None}
     if not knobs or not hasattr(backend, "configure"):
         return
-    try:
-        inspect.signature(backend.configure).bind(**knobs)
-    except TypeError as e:  # a knob it lacks (a TypeError raised inside configure is a fault: it goes up as it is)
-        raise _refused(where, knobs, e) from e
+    lacking = [k for k in knobs if not takes(backend.configure, k)]
+    if lacking:  # a TypeError raised inside configure is a fault, not this: it goes up as it is
+        raise _refused(where, lacking, "it has no such setting")
     try:
         backend.configure(**knobs)
     except ValueError as e:  # e.g. event_cfg on a world without event conditioning
         raise _refused(where, knobs, e) from e
 
 
-def _refused(where: str, knobs: dict, reason: Exception) -> ValueError:
+def _refused(where: str, knobs: Iterable[str], reason: Exception | str) -> ValueError:
     """The one-line error for recorded settings the replaying backend refuses, with the fix."""
     return ValueError(f"{where}: the backend refuses the recorded {', '.join(knobs)}: {reason}; replay with the "
                       "backend that made the recording (`worldbridge record replay` without --checkpoint uses the "

@@ -201,7 +201,7 @@ class Host:
         self._close_sockets()
 
     def run(self) -> None:
-        """The loop: poll until the next realtime tick (no busy wait), handle messages, step, tick, flush."""
+        """The loop: poll until the next realtime tick or due sync (never busy), then message, step, tick, flush."""
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
@@ -230,7 +230,8 @@ class Host:
             self.close()
 
     def _timeout_ms(self, next_housekeeping: float) -> int:
-        """Sleep until the earliest realtime tick / housekeeping; 0 while step inputs wait; short while outboxes wait."""
+        """Sleep until the earliest realtime tick / recording sync / housekeeping; 0 while step inputs wait; short while
+        outboxes wait."""
         now = time.monotonic()
         if any(s.step_inputs for s in self.sessions.values()):
             return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import secrets
 import time
 from collections import deque
@@ -12,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.backend import Prompt, WorldBackend, WorldEvent
+from bridge.backend import Prompt, WorldBackend, WorldEvent, takes
 from bridge.host.pixels import decode_layer, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, prompt_kinds
 
@@ -55,15 +54,6 @@ def backend_capabilities(backend: WorldBackend) -> list[str]:
     return [c for c in SESSION_CAPABILITIES if c in caps]
 
 
-def _takes(fn: Any, name: str) -> bool:
-    """True when `fn` accepts the keyword `name` (or any keyword)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 class Session:
     """Isolated per-session state; the host owns the socket, the session owns the world."""
 
@@ -104,7 +94,7 @@ class Session:
         if isinstance(backend_settings, dict):
             self.settings.update({k: backend_settings.get(k) for k in MODEL_KNOBS})
         if (self.settings["event_cfg"] is None and {"events", "text_events"} & set(self.capabilities)
-                and _takes(getattr(backend, "configure", None), "event_cfg")):
+                and takes(getattr(backend, "configure", None), "event_cfg")):
             self.settings["event_cfg"] = 1.0  # event conditioning, guidance not set yet: 1 = off
         self.action_names: list[str] = list(backend.action_names)
         self.num_actions = max(int(backend.num_latent_actions), len(self.action_names))
@@ -405,7 +395,7 @@ class Session:
                                                 "apply: leave it out (session.settings.event_cfg is nil)")
         configure = getattr(self.backend, "configure", None)
         for k in knobs:  # e.g. (1.2) top_p / unmask, which only a MaskGIT backend has
-            if configure is not None and not _takes(configure, k):
+            if configure is not None and not takes(configure, k):
                 raise ProtocolError("bad_argument", f"{self.name} has no {k} setting: leave it out "
                                                     f"(session.settings.{k} is nil)")
         if knobs and configure is not None:  # backends without knobs (the sandbox) ignore them
