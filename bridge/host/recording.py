@@ -446,17 +446,23 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
+# Where a replay found recorded settings, in its check and when it applies them: one wording for both
+_AT_RESET = "{path}: the header's reset_settings"
+_AT_HISTORY = "{path}: the header's history entry {n}"
+_AT_RECORD = "{path}: the settings record at byte {pos}"
+
+
 def _recorded_settings(rec: RecordingReader, path: str | Path) -> Iterator[tuple[str, dict, tuple[str, ...]]]:
     """Every settings map and prompt seed a replay applies, with where it is in the file and the names it may hold."""
     h = rec.header
-    yield f"{path}: the header's reset_settings", _map(h, "reset_settings"), MODEL_KNOBS
+    yield _AT_RESET.format(path=path), _map(h, "reset_settings"), MODEL_KNOBS
     yield f"{path}: the header's prompt", {"seed": _map(h, "prompt").get("seed")}, ("seed",)
     for n, entry in enumerate(h.get("history") or []):
         if entry[0] == "settings":
-            yield f"{path}: the header's history entry {n}", entry[1], MODEL_KNOBS
+            yield _AT_HISTORY.format(path=path, n=n), entry[1], MODEL_KNOBS
     for pos, r in rec.located():
         if r["kind"] == "control":
-            yield f"{path}: the settings record at byte {pos}", _map(_map(r, "info"), "settings_knobs"), MODEL_KNOBS
+            yield _AT_RECORD.format(path=path, pos=pos), _map(_map(r, "info"), "settings_knobs"), MODEL_KNOBS
         elif r["kind"] == "frame" and r.get("source") in ("start", "reset") and r.get("prompt"):
             hdr = msgpack.unpackb(r["wire"][0], raw=False)
             yield (f"{path}: the prompt of {r['source']} frame {hdr['index']} of epoch {hdr['epoch']}",
@@ -533,7 +539,7 @@ def _edit(backend: Any, png: bytes, x: int, y: int) -> np.ndarray:
 def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) -> dict[int, Any]:
     """Put the backend where the world stood when recording started (prompt, reset settings, then the timeline's
     history), so the first recorded frame follows; returns the states saved at the frames in `targets`."""
-    _configure(backend, _map(header, "reset_settings"), f"{path}: the header's reset_settings")
+    _configure(backend, _map(header, "reset_settings"), _AT_RESET.format(path=path))
     backend.reset(_prompt(_map(header, "prompt")))
     states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
     index = 0
@@ -548,7 +554,7 @@ def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) ->
             if index in targets:
                 states[index] = backend.get_state()
         else:
-            _configure(backend, entry[1], f"{path}: the header's history entry {n}")
+            _configure(backend, entry[1], _AT_HISTORY.format(path=path, n=n))
     return states
 
 
@@ -612,7 +618,7 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
         for pos, r in rec.located():
             gaps.lost(pos, last)
             if r["kind"] == "control" and _map(_map(r, "info"), "settings_knobs"):
-                _configure(backend, r["info"]["settings_knobs"], f"{path}: the settings record at byte {pos}")
+                _configure(backend, r["info"]["settings_knobs"], _AT_RECORD.format(path=path, pos=pos))
             if r["kind"] != "frame":
                 continue
             bar.update(1)
