@@ -691,6 +691,14 @@ def _starts_seen(router, ms=400):
     return out
 
 
+def _starts_after_the_resume_fails(sim, router, ident, resume) -> list[dict]:
+    """Answers the resume with unknown_session and returns every `start` the client sends after it."""
+    router.send_multipart([ident, _unknown_session(resume["req_id"])])
+    for _ in range(50):
+        sim.process()
+    return [m for m in _starts_seen(router) if m["type"] == "start"]
+
+
 def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resume_fails(sim, scripted):
     router, port = scripted
     c, _, ident = _scripted_session(sim, (router, port), "realtime")
@@ -701,10 +709,7 @@ def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resum
     _pump(sim, router)
     ident, game_start = _recv(router)
     assert game_start["type"] == "start" and game_start["text"] == "a desert"
-    router.send_multipart([ident, _unknown_session(resume["req_id"])])
-    for _ in range(50):
-        sim.process()
-    extra = [m for m in _starts_seen(router) if m["type"] == "start"]
+    extra = _starts_after_the_resume_fails(sim, router, ident, resume)
     assert not extra, f"a second start after the failed resume (docs/protocol.md §5 says the game's start replaces it): {extra}"
 
 
@@ -888,10 +893,7 @@ def test_a_start_that_failed_to_send_after_the_games_start_does_not_restart_the_
     ident, game_start = _recv(router)
     assert game_start["text"] == "a desert"
     assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
-    router.send_multipart([ident, _unknown_session(resume["req_id"])])
-    for _ in range(50):
-        sim.process()
-    extra = [m for m in _starts_seen(router) if m["type"] == "start"]
+    extra = _starts_after_the_resume_fails(sim, router, ident, resume)
     assert not extra, f"the lost session restarted over the desert the game asked for: {extra}"
 
 

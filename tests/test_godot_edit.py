@@ -484,6 +484,13 @@ def _greet_dock(sim, dock, router) -> bytes:
     return ident
 
 
+def _asked_to_start(sim, dock, sock) -> dict:
+    """Clicks the dock's Start and returns the `start` request the scripted host receives."""
+    assert gdsim.click(_find_button(dock, "Start"))
+    _pump(sim, sock)
+    return _recv(sock)[1]
+
+
 def test_dock_status_button_says_why_nothing_was_asked_while_reconnecting(dock_sim, router):
     sim, dock = dock_sim
     m = dock.members
@@ -532,9 +539,7 @@ def test_dock_shows_each_frames_numbers_under_the_preview_as_unity_does(dock_sim
     client = m["client"]
     sock, _ = router
     ident = _greet_dock(sim, dock, router)
-    assert gdsim.click(_find_button(dock, "Start"))
-    _pump(sim, sock)
-    _, start = _recv(sock)
+    start = _asked_to_start(sim, dock, sock)
     sock.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
     assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
     assert not m["_frame_info"].visible, "frame numbers before any frame"
@@ -574,9 +579,7 @@ def test_dock_starts_with_a_fixed_seed_branches_and_sets_the_sampler_as_unity_do
     assert m["_branch_button"].disabled and not m["_sampler"].visible, "branch or sampler before a session"
     m["_fixed_seed"].button_pressed = True
     m["_seed"].value = 7
-    assert gdsim.click(_find_button(dock, "Start"))
-    _pump(sim, sock)
-    _, start = _recv(sock)
+    start = _asked_to_start(sim, dock, sock)
     assert start["seed"] == 7
     settings = {"steps": 4, "temperature": 1.0, "cfg": 1.0, "event_cfg": None, "fps": 24.0, "mode": "realtime",
                 "top_p": 0.9, "unmask": "random"}
@@ -600,9 +603,7 @@ def test_dock_starts_with_a_fixed_seed_branches_and_sets_the_sampler_as_unity_do
     assert (sent["type"], sent.get("seed")) == ("reset", 7), "Reset keeps the fixed seed, as Unity's Reset world"
 
     m["_fixed_seed"].button_pressed = False
-    assert gdsim.click(_find_button(dock, "Start"))
-    _pump(sim, sock)
-    _, start = _recv(sock)
+    start = _asked_to_start(sim, dock, sock)
     assert start["seed"] is None, "unticked, the host picks the seed"
     sock.send_multipart([ident, zmtp_raw.pack(dict(_session_msg(start["req_id"], sid="s2")))])
     assert _run_until(sim, lambda: client.members["session"].get("session_id") == "s2")
@@ -619,7 +620,5 @@ def test_dock_seed_box_sends_every_seed_a_float_holds_exactly(dock_sim, router):
     m["_fixed_seed"].button_pressed = True
     for typed, sent in ((2**53 - 3, 2**53 - 3), (2**53 - 1, 2**53 - 1), (2**31, 2**31), (2**60, 2**53 - 1)):
         m["_seed"].value = typed
-        assert gdsim.click(_find_button(dock, "Start"))
-        _pump(sim, sock)
-        _, start = _recv(sock)
+        start = _asked_to_start(sim, dock, sock)
         assert start["seed"] == sent, f"typed {typed}, sent {start['seed']}"
