@@ -122,7 +122,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "TheWorldModelGetsAGreenBadgeAndAWiredLabelIsColouredToo",
                      "TheBadgeCanBeTurnedOffForAGameThatDrawsItsOwnLabel",
                      "TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing",
-                     "AWorldOnlyOnARendererGetsTheBadgeOnAScreenSpaceCanvas"):
+                     "AWorldOnlyOnARendererGetsTheBadgeOnAScreenSpaceCanvas",
+                     "AReenabledClientShowsItsNewConnectionsStateNotTheClosedOnes"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

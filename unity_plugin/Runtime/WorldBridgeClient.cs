@@ -124,13 +124,18 @@ namespace WorldBridge
             backendInUse = "connecting to " + endpoint;
         }
 
-        /// <summary>Sends bye and closes the socket; safe to call twice, and before a domain reload.</summary>
+        /// <summary>Sends bye and closes the socket; safe to call twice, and before a domain reload. The inspector's
+        /// readouts start over, so a re-enabled client never shows the closed connection's state or figures.</summary>
         public void Shutdown()
         {
             var c = Connection;
             Connection = null;
             c?.Close();
+            shownState = ConnectionState.Closed;
             connectionState = "Closed";
+            frameIndex = framesDropped = 0;
+            latencyMs = fpsMeasured = 0;
+            roundTripMs = -1;
         }
 
         void Update()

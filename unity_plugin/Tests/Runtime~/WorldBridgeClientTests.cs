@@ -52,5 +52,26 @@ namespace WorldBridge.Tests
                 Assert.IsNotNull(typeof(WorldBridgeClient).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance)
                     .GetCustomAttribute<UnityEngine.SerializeField>(), field + " must be shown in the inspector");
         }
+
+        [Test]
+        public void AReenabledClientShowsItsNewConnectionsStateNotTheClosedOnes()
+        {
+            var client = new WorldBridgeClient { startOnConnect = false };
+            var update = typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
+            var first = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(first, "state", ConnectionState.Ready);
+            Set(first, "roundTripMs", 12.5);
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, first);
+            update.Invoke(client, null);
+            Assert.AreEqual(("Ready", 12.5f), (client.ConnectionStateText, client.RoundTripMs));
+            client.Shutdown(); // OnDisable
+            Assert.AreEqual(("Closed", -1f), (client.ConnectionStateText, client.RoundTripMs), "the closed connection's round trip is not this one's");
+            var second = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(second, "state", ConnectionState.Ready); // OnEnable again: the new connection reaches Ready
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, second);
+            update.Invoke(client, null);
+            Assert.AreEqual("Ready", client.ConnectionStateText, "the inspector still says Closed for a ready connection");
+            second.Close();
+        }
     }
 }
