@@ -123,7 +123,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "TheBadgeCanBeTurnedOffForAGameThatDrawsItsOwnLabel",
                      "TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing",
                      "AWorldOnlyOnARendererGetsTheBadgeOnAScreenSpaceCanvas",
-                     "AReenabledClientShowsItsNewConnectionsStateNotTheClosedOnes"):
+                     "AReenabledClientShowsItsNewConnectionsStateNotTheClosedOnes",
+                     "DisablingTheRecorderStopsTheRecordingAndSaysSo"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

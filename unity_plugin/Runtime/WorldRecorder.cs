@@ -34,8 +34,11 @@ namespace WorldBridge
         void OnDisable()
         {
             if (client == null) return;
-            if (recording) StopRecording();
             client.MessageReceived -= OnMessage;
+            if (!recording) return;
+            StopRecording();
+            recording = false; // the host's answer comes after this component stopped listening: a re-enabled recorder starts anew
+            Report($"recording to {lastPath} stopped: the recorder was disabled");
         }
 
         /// <summary>Starts or stops recording; wire it to a UI Toggle or Button.</summary>

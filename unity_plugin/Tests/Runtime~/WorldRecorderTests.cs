@@ -48,5 +48,15 @@ namespace WorldBridge.Tests
             Assert.AreEqual(("a.wbrec", 41L), (recorder.LastPath, recorder.LastFrames));
             StringAssert.Contains("No space left on device", recorder.Status, "the game is told why");
         }
+
+        [Test]
+        public void DisablingTheRecorderStopsTheRecordingAndSaysSo()
+        {
+            var recorder = Recording();
+            recorder.client = new WorldBridgeClient();
+            typeof(WorldRecorder).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(recorder, null);
+            Assert.IsFalse(recorder.IsRecording, "a re-enabled recorder would say it records, and its Toggle would send record_stop");
+            StringAssert.Contains("a.wbrec stopped", recorder.Status);
+        }
     }
 }
