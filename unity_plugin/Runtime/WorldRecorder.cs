@@ -53,8 +53,23 @@ namespace WorldBridge
             if (on != recording) Toggle();
         }
 
-        public void StartRecording() => client.RecordStart(path);
-        public void StopRecording() => client.RecordStop();
+        public void StartRecording()
+        {
+            if (HasClient()) client.RecordStart(path);
+        }
+
+        public void StopRecording()
+        {
+            if (HasClient()) client.RecordStop();
+        }
+
+        /// <summary>A recorder with no client says how to give it one, where a record button would throw.</summary>
+        bool HasClient()
+        {
+            if (client != null) return true;
+            Report("WorldRecorder needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)");
+            return false;
+        }
 
         void OnMessage(MsgMap m)
         {

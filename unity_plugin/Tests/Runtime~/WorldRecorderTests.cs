@@ -58,5 +58,14 @@ namespace WorldBridge.Tests
             Assert.IsFalse(recorder.IsRecording, "a re-enabled recorder would say it records, and its Toggle would send record_stop");
             StringAssert.Contains("a.wbrec stopped", recorder.Status);
         }
+
+        [Test]
+        public void ARecorderWithoutAClientSaysHowToGiveItOne()
+        {
+            var recorder = new WorldRecorder();
+            recorder.Toggle(); // a record button wired to a recorder on an object with no client
+            Assert.IsFalse(recorder.IsRecording);
+            StringAssert.Contains("drag one into its Client field", recorder.Status);
+        }
     }
 }
