@@ -124,7 +124,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing",
                      "AWorldOnlyOnARendererGetsTheBadgeOnAScreenSpaceCanvas",
                      "AReenabledClientShowsItsNewConnectionsStateNotTheClosedOnes",
-                     "DisablingTheRecorderStopsTheRecordingAndSaysSo", "ARecorderWithoutAClientSaysHowToGiveItOne"):
+                     "DisablingTheRecorderStopsTheRecordingAndSaysSo", "ARecorderWithoutAClientSaysHowToGiveItOne",
+                     "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -1,6 +1,7 @@
 // Lets a designer prompt a world with what a Unity camera sees (a greybox level, a sketch drawn with flat colours):
 // renders the camera into a RenderTexture, reads it back, encodes PNG and sends it as an image or sketch prompt.
 using UnityEngine;
+using WorldBridge.Core;
 
 namespace WorldBridge
 {
@@ -21,12 +22,13 @@ namespace WorldBridge
         public bool sendWhenConnected;
 
         Texture2D readback;
-        bool sent;
+        WorldBridgeConnection sentOn; // once per connection: a client disabled and enabled again opens a new one
 
         void Update()
         {
-            if (!sendWhenConnected || sent || client == null || client.Connection == null || !client.Connection.IsReady) return;
-            sent = true;
+            var connection = client != null ? client.Connection : null;
+            if (!sendWhenConnected || connection == null || connection == sentOn || !connection.IsReady) return;
+            sentOn = connection;
             SendPrompt();
         }
 

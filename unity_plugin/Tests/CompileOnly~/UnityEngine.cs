@@ -161,7 +161,7 @@ namespace UnityEngine
 
     public static class ImageConversion
     {
-        public static byte[] EncodeToPNG(this Texture2D tex) => null;
+        public static byte[] EncodeToPNG(this Texture2D tex) => new byte[0];
     }
 
     public sealed class Graphics

@@ -73,5 +73,24 @@ namespace WorldBridge.Tests
             Assert.AreEqual("Ready", client.ConnectionStateText, "the inspector still says Closed for a ready connection");
             second.Close();
         }
+
+        [Test]
+        public void ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient()
+        {
+            var client = new WorldBridgeClient { startOnConnect = false };
+            var prompt = new WorldPromptFromCamera { client = client, sourceCamera = new UnityEngine.Camera(), sendWhenConnected = true };
+            var update = typeof(WorldPromptFromCamera).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
+            foreach (var time in new[] { "first", "after OnDisable + OnEnable" })
+            {
+                var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+                Set(connection, "state", ConnectionState.Ready);
+                typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+                update.Invoke(prompt, null);
+                update.Invoke(prompt, null);
+                var outbox = (System.Collections.ICollection)Get(connection, "outbox");
+                Assert.AreEqual(1, outbox.Count, $"the prompt should go once on the {time} connection");
+                connection.Close();
+            }
+        }
     }
 }
