@@ -134,10 +134,13 @@ func _exit_tree() -> void:
 
 
 ## Opens the ZeroMQ connection (to `address`, or `endpoint` when empty); reconnects on loss.
+## A connection already open is closed first, as disconnect_from_host() does: its session ends.
 func connect_to_host(address: String = "") -> Error:
 	if address != "":
 		endpoint = address
-	if _socket != null:
+	if _socket != null and link != Link.OFFLINE:
+		disconnect_from_host()
+	elif _socket != null:
 		_socket.close()
 	_forget_status()
 	_socket = Zmtp.new()
