@@ -177,6 +177,21 @@ def test_reconnect_resumes_the_same_session(sim, host):
     sim.call_method(c, "disconnect_from_host", [])
 
 
+def test_connect_to_host_while_in_session_ends_that_session_first(sim, host):
+    c = _client(sim, host.address, mode="step", backend="sandbox")
+    rec = Recorder(c, "session_started", "session_ended", "capabilities_changed")
+    sim.add_to_root(c)
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    c.members["auto_start"] = False
+    assert sim.call_method(c, "connect_to_host", [host.address]) == 0  # e.g. the game switches hosts
+    assert rec["session_ended"] == [("disconnected",)]  # not left as if it still ran
+    assert _run_until(sim, lambda: c.members["link"] == 3)  # welcomed, no start asked for
+    assert c.members["session"] == {} and sim.call_method(c, "backend_label", []) == "no session"
+    assert "sketch_prompt" in c.members["capabilities"] and "edit" in c.members["capabilities"]  # the welcome's
+    assert len(rec["session_started"]) == 1
+    sim.call_method(c, "disconnect_from_host", [])
+
+
 def test_world_input_sends_changes_only_and_chords(sim, host):
     c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
     wi = _world_input(sim, c)
@@ -250,7 +265,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert _run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 3,
-                                      "client": "godot/0.1.14", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.15", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",

@@ -188,7 +188,7 @@ def test_a_1_0_host_allows_everything_but_edit_and_edit_is_refused_locally(sim, 
 def test_sandbox_answers_edit_with_unsupported_and_frames_keep_coming(sim):
     with server.run_host_in_thread("sandbox") as host:
         c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
-        rec = Recorder(c, "error_received", "session_started")
+        rec = Recorder(c, "error_received", "session_started", "capability_refused")
         sim.add_to_root(c)
         assert _run_until(sim, lambda: c.members["frames_received"] >= 2, timeout=20)
         session = rec["session_started"][0][0]
@@ -199,6 +199,7 @@ def test_sandbox_answers_edit_with_unsupported_and_frames_keep_coming(sim):
         assert _run_until(sim, lambda: rec["error_received"])
         code, message, fatal = rec["error_received"][0]
         assert code == "unsupported" and "sandbox" in message and not fatal
+        assert rec["capability_refused"] == [("edit", message)]  # (1.3) error.capability, not the wording
         seen = c.members["frames_received"]
         assert _run_until(sim, lambda: c.members["frames_received"] >= seen + 3, timeout=20)
         assert c.members["link"] == IN_SESSION and c.members["last_frame_header"]["epoch"] == 0
@@ -455,6 +456,36 @@ def test_dock_greys_out_what_the_backend_cannot_do_and_pastes_objects(dock_sim, 
         assert _run_until(sim, lambda: client.members["last_frame_header"]["epoch"] == 2)
         sim.call_method(client, "disconnect_from_host", [])
     assert m["_paste_button"].disabled and not m["_image_button"].disabled  # offline again
+
+
+def test_dock_greys_out_a_prompt_kind_the_host_refused_until_the_backend_changes(dock_sim, tmp_path):
+    sim, dock = dock_sim
+    m = dock.members
+    client = m["client"]
+    rec = Recorder(client, "error_received", "capability_refused")
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(tmp_path / "scene.png")
+    with server.run_host_in_thread("sandbox") as host:
+        m["_endpoint"].text = host.address
+        m["_backend"].select(1)  # sandbox, which takes no image prompts (its session would say so)
+        assert gdsim.click(_find_button(dock, "Connect"))
+        assert _run_until(sim, lambda: client.members["link"] == READY)
+        assert not m["_image_button"].disabled  # the host takes images; this backend is not known yet
+        m["_file_dialog"].native_signals["file_selected"].emit(str(tmp_path / "scene.png"))
+        assert _run_until(sim, lambda: rec["capability_refused"])
+        code, message, fatal = rec["error_received"][-1]
+        assert code == "bad_prompt" and not fatal and rec["capability_refused"] == [("image_prompt", message)]
+        assert m["_image_button"].disabled and m["_image_button"].tooltip_text.endswith(
+            f"(greyed: the host refused it: {message})")
+        assert not m["_sketch_button"].disabled  # only what the host refused
+
+        m["_backend"].native_signals["item_selected"].emit(2)  # another backend may take images
+        assert not m["_image_button"].disabled and "greyed" not in m["_image_button"].tooltip_text
+        m["_backend"].native_signals["item_selected"].emit(1)
+        m["_file_dialog"].native_signals["file_selected"].emit(str(tmp_path / "scene.png"))
+        assert _run_until(sim, lambda: len(rec["capability_refused"]) == 2)
+        assert m["_image_button"].disabled
+        assert gdsim.click(_find_button(dock, "Disconnect"))
+        assert not m["_image_button"].disabled  # offline: nothing is known of the next host
 
 
 def test_dock_takes_an_integer_event_cfg_as_a_number(dock_sim):

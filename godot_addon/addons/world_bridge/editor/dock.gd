@@ -8,7 +8,8 @@ const Client := preload("../nodes/world_bridge_client.gd")
 const View := preload("../nodes/world_view.gd")
 const BACKENDS := ["default", "sandbox", "world_model"]
 const UNMASK_ORDERS := ["confidence", "random"]
-const UNAVAILABLE := "\n(greyed: this session's backend cannot do it)"
+const GREYED := "\n(greyed: "
+const UNAVAILABLE := "this session's backend cannot do it"
 ## The largest seed the seed box holds exactly: SpinBox values are floats, exact up to 2^53.
 const SEED_BOX_MAX := 9007199254740991
 
@@ -48,6 +49,9 @@ var _file_dialog: FileDialog
 var _object_dialog: FileDialog
 ## The picked object (a PNG, alpha = transparent), pasted scaled to _object_size.
 var _object: Image = null
+## Capabilities the host refused (1.3 error.capability) -> why; greyed until the backend, the
+## session or the host changes, as session.capabilities cannot say so before a session.
+var _refused := {}
 
 
 func _ready() -> void:
@@ -67,6 +71,7 @@ func _ready() -> void:
 	client.event_applied.connect(_on_event_applied)
 	client.edit_applied.connect(_on_edit_applied)
 	client.capabilities_changed.connect(_on_capabilities_changed)
+	client.capability_refused.connect(_on_capability_refused)
 	client.status_received.connect(func(_answer: Dictionary) -> void: _show_host_status())
 	client.frame_received.connect(_on_frame_received)
 	_build()
@@ -99,6 +104,7 @@ func _build() -> void:
 	_backend = _options(
 		row, BACKENDS, "Backend: the sandbox is a test backend, not the world model"
 	)
+	_backend.item_selected.connect(func(_index: int) -> void: _forget_refusals())
 	_mode = _options(row, ["realtime", "step"], "Realtime ticks at the target fps; step waits")
 	_prompt = TextEdit.new()
 	_prompt.placeholder_text = "Text prompt, e.g. a snowy cave with lava"
@@ -354,6 +360,7 @@ func _on_status_changed(text: String) -> void:
 	_show_host_status()
 	if client.link == Client.Link.OFFLINE:
 		_frame_info.visible = false  # the next host's world must not show under this one's numbers
+		_forget_refusals()
 
 
 ## The line under the preview, as in Unity's window: where the world is and how fast it comes.
@@ -416,6 +423,7 @@ func _on_session_started(session: Dictionary) -> void:
 		_top_p.set_value_no_signal(float(settings["top_p"]))
 	if typeof(settings) == TYPE_DICTIONARY and settings.get("unmask") in UNMASK_ORDERS:
 		_unmask.select(UNMASK_ORDERS.find(settings["unmask"]))
+	_refused.clear()  # this session's capabilities say what its backend can do
 	_apply_capabilities()
 	_status.text = client.backend_label()
 
@@ -424,18 +432,36 @@ func _on_capabilities_changed(_capabilities: PackedStringArray) -> void:
 	_apply_capabilities()
 
 
-## Greys out what this session's backend cannot do (session.capabilities); before a host has
-## greeted the dock nothing is known, so prompts stay available.
+## The host refused something this backend lacks (e.g. an image prompt before any session told
+## what the backend takes): grey its control, saying why, instead of letting the user retry.
+func _on_capability_refused(capability: String, message: String) -> void:
+	_refused[capability] = "the host refused it: %s" % message
+	_apply_capabilities()
+
+
+func _forget_refusals() -> void:
+	_refused.clear()
+	_apply_capabilities()
+
+
+## Whether the dock offers `capability`: not when the host refused it; before a host has greeted
+## the dock nothing is known, so it stays available; else session.capabilities says.
+func _can(capability: String) -> bool:
+	if _refused.has(capability):
+		return false
+	return client.welcome.is_empty() or client.has_capability(capability)
+
+
+## Greys out what this session's backend cannot do (session.capabilities) or the host refused.
 func _apply_capabilities() -> void:
-	var known := not client.welcome.is_empty()
 	var live := client.is_in_session()
-	_enable(_image_button, not known or client.has_capability("image_prompt"))
-	_enable(_sketch_button, not known or client.has_capability("sketch_prompt"))
-	var typed := live and client.has_capability("events") and _events.item_count > 0
-	var text := live and client.has_capability("text_events")
-	_enable(_events, typed)
+	_enable(_image_button, _can("image_prompt"), "image_prompt")
+	_enable(_sketch_button, _can("sketch_prompt"), "sketch_prompt")
+	var typed := live and _can("events") and _events.item_count > 0
+	var text := live and _can("text_events")
+	_enable(_events, typed, "events")
 	_event_text.editable = text
-	_enable(_fire_button, typed or text)
+	_enable(_fire_button, typed or text, "text_events" if _refused.has("text_events") else "events")
 	var settings: Variant = client.session.get("settings", {})
 	_event_cfg.editable = (
 		live and typeof(settings) == TYPE_DICTIONARY and _is_number(settings.get("event_cfg"))
@@ -446,10 +472,10 @@ func _apply_capabilities() -> void:
 	)
 	_enable(_branch_button, live)
 	_branch_frame.editable = live
-	var can_edit := live and client.has_capability("edit")
+	var can_edit := live and _can("edit")
 	for control in [_object_size, _paste_x, _paste_y]:
 		control.editable = can_edit
-	_enable(_paste_button, can_edit)
+	_enable(_paste_button, can_edit, "edit")
 	view.tooltip_text = (
 		"Click to paste the picked object there"
 		if can_edit
@@ -457,11 +483,13 @@ func _apply_capabilities() -> void:
 	)
 
 
-func _enable(button: BaseButton, enabled: bool) -> void:
+## Greys `button` out or back, its tooltip saying why: the host's refusal of `capability` if it
+## refused it, else that the backend cannot.
+func _enable(button: BaseButton, enabled: bool, capability: String = "") -> void:
 	button.disabled = not enabled
-	button.tooltip_text = button.tooltip_text.trim_suffix(UNAVAILABLE)
+	button.tooltip_text = button.tooltip_text.split(GREYED)[0]
 	if not enabled:
-		button.tooltip_text += UNAVAILABLE
+		button.tooltip_text += GREYED + _refused.get(capability, UNAVAILABLE) + ")"
 
 
 ## Realtime: the action holds while the button is down. Step: one frame per click.

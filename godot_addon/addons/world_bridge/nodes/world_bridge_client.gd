@@ -20,6 +20,9 @@ signal session_ended(reason: String)
 signal frame_received(header: Dictionary, pixels: PackedByteArray)
 ## An `error` from the host, or a client-side problem (code "client").
 signal error_received(code: String, message: String, fatal: bool)
+## (1.3) Right after error_received: the host refused a prompt kind, event kind or edit that this
+## backend lacks, naming the capability ("image_prompt", "text_events", "edit", ...).
+signal capability_refused(capability: String, message: String)
 ## The host applied an event; `caption` is what will show on the next frame.
 signal event_applied(caption: String)
 ## The host pasted an edit() layer: the edited frame follows with this epoch and frame_index.
@@ -131,10 +134,13 @@ func _exit_tree() -> void:
 
 
 ## Opens the ZeroMQ connection (to `address`, or `endpoint` when empty); reconnects on loss.
+## A connection already open is closed first, as disconnect_from_host() does: its session ends.
 func connect_to_host(address: String = "") -> Error:
 	if address != "":
 		endpoint = address
-	if _socket != null:
+	if _socket != null and link != Link.OFFLINE:
+		disconnect_from_host()
+	elif _socket != null:
 		_socket.close()
 	_forget_status()
 	_socket = Zmtp.new()
@@ -608,6 +614,8 @@ func _on_error(header: Dictionary) -> void:
 			recording_path = _text(header, "path")
 		recording_changed.emit(false, recording_path)
 	error_received.emit(code, message, fatal)
+	if _text(header, "capability") != "":
+		capability_refused.emit(_text(header, "capability"), message)
 	if code == "not_ready":
 		# The host forgot this peer (idle before `start`, or restarted): greet it again,
 		# and repeat the `start` it refused, as it was sent, once the new welcome arrives.
