@@ -398,6 +398,7 @@ class MainWindow(QMainWindow):
             root = s.new_root(PromptSpec(seed, sent.text, sent.image_png, sent.sketch_png, info["backend_kind"]))
             s.live = root.id
             self.timeline.set_session(s)
+            self.events_panel.clear_fired()
         self._rebuild_resolver()
         self.viewport.stats.reset()
         self.status_backend.setText(f"{badge_text(info['backend_kind'], info['backend_name'])}   session {info['session_id'][:8]}")

@@ -424,3 +424,14 @@ def test_the_text_encoder_loads_once_when_the_user_heads_for_text_not_at_launch(
     qtbot.keyClicks(w.prompt_panel.text, "a snowy level")
     w.set_paused(True)
     assert warmed == [how]  # once
+
+
+def test_a_new_world_does_not_list_the_old_worlds_fired_events(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    w.fire_event("night_falls", None)
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    assert "Fired: night falls" in w.events_panel.status.text()
+    w.new_world(PromptSpec(seed=4))
+    qtbot.waitUntil(lambda: len(w.session.branches) == 2 and w.session.live == 1, timeout=20000)
+    assert w.events_panel.log.count() == 0 and "Fired" not in w.events_panel.status.text()
+
