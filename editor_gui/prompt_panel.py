@@ -223,8 +223,19 @@ class PromptPanel(QWidget):
         return PromptSpec(seed=seed, text=text, image_png=image, sketch_png=sketch)
 
     def set_prompt(self, p: PromptSpec) -> None:
-        """Show a saved world's prompt (text and seed; the image as a preview)."""
+        """Show a saved world's prompt (text, seed, image and sketch), so New world makes that world again; a world
+        made without a sketch leaves the drawing on the canvas, unsent."""
         self.text.setPlainText(p.text or "")
+        self.use_sketch.setChecked(False)
+        if p.sketch_png:
+            try:
+                self.canvas.load_png(p.sketch_png)  # ticks "Send the sketch"
+            except ValueError as e:
+                self.error.emit(f"the saved world's sketch is not shown: {e}; Branch from one of its frames to "
+                                "continue that world")
+            self.cols.blockSignals(True)
+            self.cols.setValue(self.canvas.cells.shape[1])
+            self.cols.blockSignals(False)
         self.random_seed.setChecked(p.seed is None)
         if p.seed is not None:
             self.seed.setValue(p.seed)

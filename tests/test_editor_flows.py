@@ -435,3 +435,25 @@ def test_a_new_world_does_not_list_the_old_worlds_fired_events(qtbot, host):
     qtbot.waitUntil(lambda: len(w.session.branches) == 2 and w.session.live == 1, timeout=20000)
     assert w.events_panel.log.count() == 0 and "Fired" not in w.events_panel.status.text()
 
+
+
+def test_open_shows_the_saved_worlds_sketch_so_new_world_makes_that_world_again(qtbot, host, tmp_path):
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    canvas = w.prompt_panel.canvas
+    canvas.fill_rect((9, 6), (9, 12), "platform")
+    drawn = canvas.cells.copy()
+    w.prompt_panel.go.click()
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None, timeout=20000)
+    with qtbot.waitSignal(w.save_to(tmp_path / "sketched.wbsession").succeeded, timeout=10000):
+        pass
+    canvas.clear()
+    w.prompt_panel.use_sketch.setChecked(False)
+    with qtbot.waitSignal(w.load_from(tmp_path / "sketched.wbsession").succeeded, timeout=10000):
+        pass
+    assert np.array_equal(canvas.cells, drawn) and w.prompt_panel.use_sketch.isChecked()
+    assert w.prompt_panel.prompt().sketch_png == w.session.branches[0].prompt.sketch_png
+
+    model_session(tmp_path / "plain.wbsession")  # a world made without a sketch: the drawing stays, unsent
+    with qtbot.waitSignal(w.load_from(tmp_path / "plain.wbsession").succeeded, timeout=10000):
+        pass
+    assert np.array_equal(canvas.cells, drawn) and not w.prompt_panel.use_sketch.isChecked()

@@ -79,6 +79,22 @@ def test_sketch_canvas_mouse_and_prompt(qtbot):
     assert iio.imread(p.sketch_png).shape[0] == 64
 
 
+def test_a_saved_sketch_off_the_grid_is_not_shown_and_says_so(qtbot):
+    from editor_gui.session_store import PromptSpec
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    wide = np.zeros((64, 48 * 4, 3), np.uint8)
+    panel.set_prompt(PromptSpec(seed=1, sketch_png=iio.imwrite("<bytes>", wide, extension=".png")))
+    assert panel.canvas.cells.shape == (16, 48, 3) and panel.cols.value() == 48 and panel.use_sketch.isChecked()
+    drawn = panel.canvas.cells.copy()
+    with qtbot.waitSignal(panel.error) as said:
+        panel.set_prompt(PromptSpec(seed=1, sketch_png=iio.imwrite("<bytes>", np.zeros((48, 48, 3), np.uint8),
+                                                                  extension=".png")))
+    assert "sketch (48×48 px) is not on the 16-row sketch grid" in said.args[0] and "Branch from" in said.args[0]
+    assert np.array_equal(panel.canvas.cells, drawn) and not panel.use_sketch.isChecked()  # nothing else is sent
+
+
 def test_viewport_badge_scaling_and_focus_keys(qtbot):
     v = Viewport()
     qtbot.addWidget(v)
