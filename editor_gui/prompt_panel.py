@@ -132,7 +132,7 @@ class PromptPanel(QWidget):
         self.cols.setSuffix(" cells")
         self.cols.valueChanged.connect(self.canvas.set_columns)
         clear_sketch = QPushButton("Clear")
-        clear_sketch.clicked.connect(self.canvas.clear)
+        clear_sketch.clicked.connect(self.clear_sketch)
         sk_box = self.sk_box = QGroupBox("Sketch prompt")
         sb = QVBoxLayout(sk_box)
         sb.addLayout(pal_row)
@@ -202,6 +202,12 @@ class PromptPanel(QWidget):
         self.image_png = None
         self.drop.clear()
         self.drop.setText("Drop an image here\n(or Open… / Paste)")
+
+    # --- sketch ---
+    def clear_sketch(self) -> None:
+        """Back to the starting layout, unticked: Clear means "no sketch", so New world makes the seed's own level."""
+        self.canvas.clear()
+        self.use_sketch.setChecked(False)
 
     # --- what the backend takes ---
     def set_capabilities(self, text: str | None, image: str | None, sketch: str | None) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QKeySequenceEdit, QToolButton
+from PySide6.QtWidgets import QKeySequenceEdit, QPushButton, QToolButton
 
 import imageio.v3 as iio
 from editor_gui.keymap import KeyMap, KeyMapDialog
@@ -77,6 +77,8 @@ def test_sketch_canvas_mouse_and_prompt(qtbot):
     p = panel.prompt()
     assert p.seed is not None and p.seed == panel.seed.value() and p.sketch_png is not None  # drawn, shown, kept
     assert iio.imread(p.sketch_png).shape[0] == 64
+    next(b for b in panel.sk_box.findChildren(QPushButton) if b.text() == "Clear").click()
+    assert not panel.use_sketch.isChecked() and panel.prompt().sketch_png is None  # cleared: the seed's own level
 
 
 def test_a_saved_sketch_off_the_grid_is_not_shown_and_says_so(qtbot):
