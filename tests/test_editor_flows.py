@@ -457,3 +457,16 @@ def test_open_shows_the_saved_worlds_sketch_so_new_world_makes_that_world_again(
     with qtbot.waitSignal(w.load_from(tmp_path / "plain.wbsession").succeeded, timeout=10000):
         pass
     assert np.array_equal(canvas.cells, drawn) and not w.prompt_panel.use_sketch.isChecked()
+
+
+def test_closing_keeps_a_world_drawn_as_a_sketch_even_with_nothing_recorded(qtbot, host, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    w.prompt_panel.canvas.fill_rect((9, 6), (9, 12), "platform")
+    w.prompt_panel.go.click()
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None, timeout=20000)
+    drawn = w.session.branches[0].prompt.sketch_png
+    assert drawn is not None and not w.timeline.record.isChecked()
+    assert w.close()
+    (kept,) = (tmp_path / "autosave").glob("*-closed-*.wbsession")
+    assert Session.load(kept).branches[0].prompt.sketch_png == drawn
