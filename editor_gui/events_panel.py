@@ -81,6 +81,10 @@ class EventsPanel(QWidget):
         self.fire.emit(None, text)
         self.text.clear()
 
+    def clear_fired(self) -> None:
+        """A new world: the events listed were fired in the old one, at its frame indices."""
+        self.log.clear()
+
     def on_fired(self, caption: str, frame_index: int | None) -> None:
         where = f"frame {frame_index}" if frame_index is not None else "next frame"
         self.log.insertItem(0, f"{where}: {caption}")

@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
         self.seq = 1_000_000  # our input seqs; the client numbers its own step() inputs from 1
         self.resim_mismatches = 0
         self._recorded = 0  # frames with pixels held (memory guard): counted up per frame, recounted at the limit
-        self._unsaved = 0  # frames recorded since the session was last saved or opened
+        self._unsaved = 0  # frames recorded since the session was last saved or opened (a sketched world counts one)
         self._discard_on_close = False  # set when a close found unsaved frames it could not keep
         self._close_when_done = False  # set when a close waits for an export to finish
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
@@ -398,6 +398,8 @@ class MainWindow(QMainWindow):
             root = s.new_root(PromptSpec(seed, sent.text, sent.image_png, sent.sketch_png, info["backend_kind"]))
             s.live = root.id
             self.timeline.set_session(s)
+            self.events_panel.clear_fired()
+            self._unsaved += sent.sketch_png is not None  # a drawn sketch is work too: closing keeps it
         self._rebuild_resolver()
         self.viewport.stats.reset()
         self.status_backend.setText(f"{badge_text(info['backend_kind'], info['backend_name'])}   session {info['session_id'][:8]}")

@@ -132,7 +132,7 @@ class PromptPanel(QWidget):
         self.cols.setSuffix(" cells")
         self.cols.valueChanged.connect(self.canvas.set_columns)
         clear_sketch = QPushButton("Clear")
-        clear_sketch.clicked.connect(self.canvas.clear)
+        clear_sketch.clicked.connect(self.clear_sketch)
         sk_box = self.sk_box = QGroupBox("Sketch prompt")
         sb = QVBoxLayout(sk_box)
         sb.addLayout(pal_row)
@@ -203,6 +203,12 @@ class PromptPanel(QWidget):
         self.drop.clear()
         self.drop.setText("Drop an image here\n(or Open… / Paste)")
 
+    # --- sketch ---
+    def clear_sketch(self) -> None:
+        """Back to the starting layout, unticked: Clear means "no sketch", so New world makes the seed's own level."""
+        self.canvas.clear()
+        self.use_sketch.setChecked(False)
+
     # --- what the backend takes ---
     def set_capabilities(self, text: str | None, image: str | None, sketch: str | None) -> None:
         """Enable each input for backends that take it; each argument is None (on) or why it is off (a tooltip).
@@ -223,8 +229,19 @@ class PromptPanel(QWidget):
         return PromptSpec(seed=seed, text=text, image_png=image, sketch_png=sketch)
 
     def set_prompt(self, p: PromptSpec) -> None:
-        """Show a saved world's prompt (text and seed; the image as a preview)."""
+        """Show a saved world's prompt (text, seed, image and sketch), so New world makes that world again; a world
+        made without a sketch leaves the drawing on the canvas, unsent."""
         self.text.setPlainText(p.text or "")
+        self.use_sketch.setChecked(False)
+        if p.sketch_png:
+            try:
+                self.canvas.load_png(p.sketch_png)  # ticks "Send the sketch"
+            except ValueError as e:
+                self.error.emit(f"the saved world's sketch is not shown: {e}; Branch from one of its frames to "
+                                "continue that world")
+            self.cols.blockSignals(True)
+            self.cols.setValue(self.canvas.cells.shape[1])
+            self.cols.blockSignals(False)
         self.random_seed.setChecked(p.seed is None)
         if p.seed is not None:
             self.seed.setValue(p.seed)

@@ -85,6 +85,18 @@ class SketchCanvas(QWidget):
         self.changed.emit()
         self.update()
 
+    def load_png(self, png: bytes) -> None:
+        """Show a sketch sent before (an opened session's prompt), so New world sends it again."""
+        import imageio.v3 as iio
+
+        image = np.asarray(iio.imread(png))
+        cols = image.shape[1] // CELL_PX if image.ndim == 3 and image.shape[2] >= 3 else 0
+        if image.shape[:2] != (ROWS * CELL_PX, cols * CELL_PX) or cols < ROWS:
+            raise ValueError(f"its sketch ({image.shape[1]}×{image.shape[0]} px) is not on the {ROWS}-row sketch grid")
+        self.cells = np.ascontiguousarray(image[::CELL_PX, ::CELL_PX, :3]).astype(np.uint8)
+        self.changed.emit()
+        self.update()
+
     def image(self) -> np.ndarray:
         """The sketch at CELL_PX pixels per cell, (64, cols*4, 3) uint8."""
         return self.cells.repeat(CELL_PX, 0).repeat(CELL_PX, 1)

@@ -424,3 +424,49 @@ def test_the_text_encoder_loads_once_when_the_user_heads_for_text_not_at_launch(
     qtbot.keyClicks(w.prompt_panel.text, "a snowy level")
     w.set_paused(True)
     assert warmed == [how]  # once
+
+
+def test_a_new_world_does_not_list_the_old_worlds_fired_events(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    w.fire_event("night_falls", None)
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    assert "Fired: night falls" in w.events_panel.status.text()
+    w.new_world(PromptSpec(seed=4))
+    qtbot.waitUntil(lambda: len(w.session.branches) == 2 and w.session.live == 1, timeout=20000)
+    assert w.events_panel.log.count() == 0 and "Fired" not in w.events_panel.status.text()
+
+
+
+def test_open_shows_the_saved_worlds_sketch_so_new_world_makes_that_world_again(qtbot, host, tmp_path):
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    canvas = w.prompt_panel.canvas
+    canvas.fill_rect((9, 6), (9, 12), "platform")
+    drawn = canvas.cells.copy()
+    w.prompt_panel.go.click()
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None, timeout=20000)
+    with qtbot.waitSignal(w.save_to(tmp_path / "sketched.wbsession").succeeded, timeout=10000):
+        pass
+    canvas.clear()
+    w.prompt_panel.use_sketch.setChecked(False)
+    with qtbot.waitSignal(w.load_from(tmp_path / "sketched.wbsession").succeeded, timeout=10000):
+        pass
+    assert np.array_equal(canvas.cells, drawn) and w.prompt_panel.use_sketch.isChecked()
+    assert w.prompt_panel.prompt().sketch_png == w.session.branches[0].prompt.sketch_png
+
+    model_session(tmp_path / "plain.wbsession")  # a world made without a sketch: the drawing stays, unsent
+    with qtbot.waitSignal(w.load_from(tmp_path / "plain.wbsession").succeeded, timeout=10000):
+        pass
+    assert np.array_equal(canvas.cells, drawn) and not w.prompt_panel.use_sketch.isChecked()
+
+
+def test_closing_keeps_a_world_drawn_as_a_sketch_even_with_nothing_recorded(qtbot, host, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    w.prompt_panel.canvas.fill_rect((9, 6), (9, 12), "platform")
+    w.prompt_panel.go.click()
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None, timeout=20000)
+    drawn = w.session.branches[0].prompt.sketch_png
+    assert drawn is not None and not w.timeline.record.isChecked()
+    assert w.close()
+    (kept,) = (tmp_path / "autosave").glob("*-closed-*.wbsession")
+    assert Session.load(kept).branches[0].prompt.sketch_png == drawn

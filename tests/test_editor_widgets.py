@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QKeySequenceEdit, QToolButton
+from PySide6.QtWidgets import QKeySequenceEdit, QPushButton, QToolButton
 
 import imageio.v3 as iio
 from editor_gui.keymap import KeyMap, KeyMapDialog
@@ -77,6 +77,24 @@ def test_sketch_canvas_mouse_and_prompt(qtbot):
     p = panel.prompt()
     assert p.seed is not None and p.seed == panel.seed.value() and p.sketch_png is not None  # drawn, shown, kept
     assert iio.imread(p.sketch_png).shape[0] == 64
+    next(b for b in panel.sk_box.findChildren(QPushButton) if b.text() == "Clear").click()
+    assert not panel.use_sketch.isChecked() and panel.prompt().sketch_png is None  # cleared: the seed's own level
+
+
+def test_a_saved_sketch_off_the_grid_is_not_shown_and_says_so(qtbot):
+    from editor_gui.session_store import PromptSpec
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    wide = np.zeros((64, 48 * 4, 3), np.uint8)
+    panel.set_prompt(PromptSpec(seed=1, sketch_png=iio.imwrite("<bytes>", wide, extension=".png")))
+    assert panel.canvas.cells.shape == (16, 48, 3) and panel.cols.value() == 48 and panel.use_sketch.isChecked()
+    drawn = panel.canvas.cells.copy()
+    with qtbot.waitSignal(panel.error) as said:
+        panel.set_prompt(PromptSpec(seed=1, sketch_png=iio.imwrite("<bytes>", np.zeros((48, 48, 3), np.uint8),
+                                                                  extension=".png")))
+    assert "sketch (48×48 px) is not on the 16-row sketch grid" in said.args[0] and "Branch from" in said.args[0]
+    assert np.array_equal(panel.canvas.cells, drawn) and not panel.use_sketch.isChecked()  # nothing else is sent
 
 
 def test_viewport_badge_scaling_and_focus_keys(qtbot):
