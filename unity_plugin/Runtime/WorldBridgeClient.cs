@@ -63,6 +63,8 @@ namespace WorldBridge
         public event Action<MsgMap> MessageReceived;
         /// <summary>Every `error` from the host, typed: Kind == HostErrorCode.Unsupported means this backend cannot do it.</summary>
         public event Action<HostError> HostErrorReceived;
+        /// <summary>The client opened a new connection or closed its own (Open, Shutdown): what showed the old one is stale.</summary>
+        public event Action ConnectionChanged;
 
         public WorldBridgeConnection Connection { get; private set; }
         public SessionInfo Session => Connection?.Session;
@@ -122,6 +124,7 @@ namespace WorldBridge
             reportedError = null;
             startSent = false;
             backendInUse = "connecting to " + endpoint;
+            ConnectionChanged?.Invoke();
         }
 
         /// <summary>Sends bye and closes the socket; safe to call twice, and before a domain reload. The inspector's
@@ -131,11 +134,13 @@ namespace WorldBridge
             var c = Connection;
             Connection = null;
             c?.Close();
+            backendInUse = "not connected";
             shownState = ConnectionState.Closed;
             connectionState = "Closed";
             frameIndex = framesDropped = 0;
             latencyMs = fpsMeasured = 0;
             roundTripMs = -1;
+            if (c != null) ConnectionChanged?.Invoke();
         }
 
         void Update()
