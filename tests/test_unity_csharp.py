@@ -126,7 +126,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "AReenabledClientShowsItsNewConnectionsStateNotTheClosedOnes",
                      "DisablingTheRecorderStopsTheRecordingAndSaysSo", "ARecorderWithoutAClientSaysHowToGiveItOne",
                      "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient",
-                     "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame"):
+                     "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
+                     "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -84,6 +84,8 @@ namespace WorldBridge
         public float FpsMeasured => fpsMeasured;
         /// <summary>Ping → pong round trip in ms (the Godot addon's rtt_ms); -1 until a pong came back.</summary>
         public float RoundTripMs => roundTripMs;
+        /// <summary>False once closed or failed: requests then only report "not connected".</summary>
+        public bool IsConnected => Connected(Connection);
         /// <summary>The host's newest `status` answer (sessions, fps_target, fps_measured, ...), null until RequestStatus.</summary>
         public MsgMap LastStatus => Connection?.LastStatus;
 
@@ -295,7 +297,7 @@ namespace WorldBridge
         long Send(Func<WorldBridgeConnection, long> request)
         {
             var c = Connection;
-            if (c == null || c.State == ConnectionState.Failed || c.State == ConnectionState.Closed)
+            if (!Connected(c))
             {
                 Fail($"not connected to a host at {endpoint}{(c?.LastError != null ? ": " + c.LastError : "")}");
                 return -1;
@@ -305,6 +307,9 @@ namespace WorldBridge
             catch (InvalidOperationException e) { Fail(e.Message); }
             return -1;
         }
+
+        static bool Connected(WorldBridgeConnection c) =>
+            c != null && c.State != ConnectionState.Failed && c.State != ConnectionState.Closed;
 
         /// <summary>
         /// PNG bytes of an object layer, alpha kept: a PNG asset's own file in the editor, else ImageConversion.EncodeToPNG
