@@ -127,7 +127,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "DisablingTheRecorderStopsTheRecordingAndSaysSo", "ARecorderWithoutAClientSaysHowToGiveItOne",
                      "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient",
                      "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
-                     "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing"):
+                     "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
+                     "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

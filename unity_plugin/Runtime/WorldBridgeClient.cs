@@ -1,6 +1,7 @@
 // Owns one connection to a WorldBridge host and ties it to the component's life, so sockets never outlive a Play
 // session or a domain reload; raises frames and messages on the main thread for the other components.
 using System;
+using System.Collections.Generic;
 using System.IO;
 using UnityEngine;
 using UnityEngine.Events;
@@ -90,6 +91,21 @@ namespace WorldBridge
         public MsgMap LastStatus => Connection?.LastStatus;
 
         bool startSent;
+        readonly HashSet<WorldPromptFromCamera> cameraPrompts = new HashSet<WorldPromptFromCamera>();
+
+        /// <summary>A camera prompt that starts the world once connected replaces startOnConnect's plain start, so one start goes.</summary>
+        internal void Follow(WorldPromptFromCamera prompt, bool follow)
+        {
+            if (follow) cameraPrompts.Add(prompt);
+            else cameraPrompts.Remove(prompt);
+        }
+
+        bool CameraPromptStarts()
+        {
+            foreach (var prompt in cameraPrompts)
+                if (prompt.StartsWorldWhenConnected) return true;
+            return false;
+        }
 
         void OnEnable()
         {
@@ -150,7 +166,7 @@ namespace WorldBridge
             var c = Connection;
             if (c == null) return;
             if (c.State != shownState) connectionState = (shownState = c.State).ToString(); // no string per frame
-            if (c.IsReady && startOnConnect && !startSent && c.Session == null) StartWorld();
+            if (c.IsReady && startOnConnect && !startSent && c.Session == null && !CameraPromptStarts()) StartWorld();
             while (c.TryReceiveMessage(out var m)) Handle(m);
             roundTripMs = (float)c.RoundTripMs;
             fpsMeasured = (float)c.MeasuredFps;
