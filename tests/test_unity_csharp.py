@@ -125,7 +125,10 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "AWorldOnlyOnARendererGetsTheBadgeOnAScreenSpaceCanvas",
                      "AReenabledClientShowsItsNewConnectionsStateNotTheClosedOnes",
                      "DisablingTheRecorderStopsTheRecordingAndSaysSo", "ARecorderWithoutAClientSaysHowToGiveItOne",
-                     "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient"):
+                     "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient",
+                     "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
+                     "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
+                     "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -355,7 +355,8 @@ namespace WorldBridge.Editor
             var e = Event.current;
             if (session == null || (e.type != EventType.KeyDown && e.type != EventType.KeyUp)) return;
             string action = null;
-            if (e.type == EventType.KeyUp) action = mode == WorldMode.Realtime ? "noop" : null;
+            // the running session's mode, not the Mode popup (that is for the next start): a noop steps a step world
+            if (e.type == EventType.KeyUp) action = session.Mode == "realtime" ? "noop" : null;
             else if (e.keyCode == KeyCode.LeftArrow) action = "left";
             else if (e.keyCode == KeyCode.RightArrow) action = "right";
             else if (e.keyCode == KeyCode.Space || e.keyCode == KeyCode.UpArrow) action = "jump";

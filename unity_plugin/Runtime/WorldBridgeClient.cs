@@ -1,6 +1,7 @@
 // Owns one connection to a WorldBridge host and ties it to the component's life, so sockets never outlive a Play
 // session or a domain reload; raises frames and messages on the main thread for the other components.
 using System;
+using System.Collections.Generic;
 using System.IO;
 using UnityEngine;
 using UnityEngine.Events;
@@ -63,6 +64,8 @@ namespace WorldBridge
         public event Action<MsgMap> MessageReceived;
         /// <summary>Every `error` from the host, typed: Kind == HostErrorCode.Unsupported means this backend cannot do it.</summary>
         public event Action<HostError> HostErrorReceived;
+        /// <summary>The client opened a new connection or closed its own (Open, Shutdown): what showed the old one is stale.</summary>
+        public event Action ConnectionChanged;
 
         public WorldBridgeConnection Connection { get; private set; }
         public SessionInfo Session => Connection?.Session;
@@ -82,10 +85,27 @@ namespace WorldBridge
         public float FpsMeasured => fpsMeasured;
         /// <summary>Ping → pong round trip in ms (the Godot addon's rtt_ms); -1 until a pong came back.</summary>
         public float RoundTripMs => roundTripMs;
+        /// <summary>False once closed or failed: requests then only report "not connected".</summary>
+        public bool IsConnected => Connected(Connection);
         /// <summary>The host's newest `status` answer (sessions, fps_target, fps_measured, ...), null until RequestStatus.</summary>
         public MsgMap LastStatus => Connection?.LastStatus;
 
         bool startSent;
+        readonly HashSet<WorldPromptFromCamera> cameraPrompts = new HashSet<WorldPromptFromCamera>();
+
+        /// <summary>A camera prompt that starts the world once connected replaces startOnConnect's plain start, so one start goes.</summary>
+        internal void Follow(WorldPromptFromCamera prompt, bool follow)
+        {
+            if (follow) cameraPrompts.Add(prompt);
+            else cameraPrompts.Remove(prompt);
+        }
+
+        bool CameraPromptStarts()
+        {
+            foreach (var prompt in cameraPrompts)
+                if (prompt.StartsWorldWhenConnected) return true;
+            return false;
+        }
 
         void OnEnable()
         {
@@ -122,6 +142,7 @@ namespace WorldBridge
             reportedError = null;
             startSent = false;
             backendInUse = "connecting to " + endpoint;
+            ConnectionChanged?.Invoke();
         }
 
         /// <summary>Sends bye and closes the socket; safe to call twice, and before a domain reload. The inspector's
@@ -131,11 +152,13 @@ namespace WorldBridge
             var c = Connection;
             Connection = null;
             c?.Close();
+            backendInUse = "not connected";
             shownState = ConnectionState.Closed;
             connectionState = "Closed";
             frameIndex = framesDropped = 0;
             latencyMs = fpsMeasured = 0;
             roundTripMs = -1;
+            if (c != null) ConnectionChanged?.Invoke();
         }
 
         void Update()
@@ -143,7 +166,7 @@ namespace WorldBridge
             var c = Connection;
             if (c == null) return;
             if (c.State != shownState) connectionState = (shownState = c.State).ToString(); // no string per frame
-            if (c.IsReady && startOnConnect && !startSent && c.Session == null) StartWorld();
+            if (c.IsReady && startOnConnect && !startSent && c.Session == null && !CameraPromptStarts()) StartWorld();
             while (c.TryReceiveMessage(out var m)) Handle(m);
             roundTripMs = (float)c.RoundTripMs;
             fpsMeasured = (float)c.MeasuredFps;
@@ -290,7 +313,7 @@ namespace WorldBridge
         long Send(Func<WorldBridgeConnection, long> request)
         {
             var c = Connection;
-            if (c == null || c.State == ConnectionState.Failed || c.State == ConnectionState.Closed)
+            if (!Connected(c))
             {
                 Fail($"not connected to a host at {endpoint}{(c?.LastError != null ? ": " + c.LastError : "")}");
                 return -1;
@@ -300,6 +323,9 @@ namespace WorldBridge
             catch (InvalidOperationException e) { Fail(e.Message); }
             return -1;
         }
+
+        static bool Connected(WorldBridgeConnection c) =>
+            c != null && c.State != ConnectionState.Failed && c.State != ConnectionState.Closed;
 
         /// <summary>
         /// PNG bytes of an object layer, alpha kept: a PNG asset's own file in the editor, else ImageConversion.EncodeToPNG

@@ -23,9 +23,27 @@ namespace WorldBridge
 
         Texture2D readback;
         WorldBridgeConnection sentOn; // once per connection: a client disabled and enabled again opens a new one
+        WorldBridgeClient followed; // the client told that this prompt's start replaces its startOnConnect one
+
+        /// <summary>True when this prompt starts the world once connected: the client then sends no plain start of its own.</summary>
+        public bool StartsWorldWhenConnected => sendWhenConnected && delivery == Delivery.StartNewWorld && sourceCamera != null;
+
+        void OnEnable() => Follow(client);
+
+        void OnDisable() => Follow(null);
+
+        /// <summary>Tells `next` (and no longer the client before it) that this prompt may start its world.</summary>
+        void Follow(WorldBridgeClient next)
+        {
+            if (next == followed) return;
+            if (followed != null) followed.Follow(this, false);
+            followed = next;
+            if (next != null) next.Follow(this, true);
+        }
 
         void Update()
         {
+            Follow(client); // a client set from a script after AddComponent
             var connection = client != null ? client.Connection : null;
             if (!sendWhenConnected || connection == null || connection == sentOn || !connection.IsReady) return;
             sentOn = connection;

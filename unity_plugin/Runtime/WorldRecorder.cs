@@ -36,8 +36,13 @@ namespace WorldBridge
             if (client == null) return;
             client.MessageReceived -= OnMessage;
             if (!recording) return;
-            StopRecording();
             recording = false; // the host's answer comes after this component stopped listening: a re-enabled recorder starts anew
+            if (!client.IsConnected)
+            {   // disabled with (after) its client: the client's bye ended the session and its recording
+                Report($"recording to {lastPath} ended with the client's connection");
+                return;
+            }
+            StopRecording();
             Report($"recording to {lastPath} stopped: the recorder was disabled");
         }
 

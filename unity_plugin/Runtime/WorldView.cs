@@ -43,6 +43,7 @@ namespace WorldBridge
         /// <summary>The screen-space canvas made for the badge when the world has no Raw Image to draw it on, else null.</summary>
         public Canvas Overlay { get; private set; }
         Material material; // targetRenderer's own copy (Renderer.material instantiates one): ours to destroy
+        WorldBridgeConnection frameFrom; // the connection LastFrame came from
 
         void OnEnable()
         {
@@ -55,12 +56,13 @@ namespace WorldBridge
             }
             client.FrameReceived += Show;
             client.onSessionStarted.AddListener(ShowBackend);
+            client.ConnectionChanged += ShowConnection;
             if (showBackendBadge && Badge == null)
             {
                 if (rawImage != null) Badge = MakeBadge(rawImage.transform);
                 else if (targetRenderer != null || targetTexture != null) Badge = MakeBadge(MakeOverlay().transform);
             }
-            ShowBackend();
+            ShowConnection();
         }
 
         void OnDisable()
@@ -68,6 +70,7 @@ namespace WorldBridge
             if (client == null) return;
             client.FrameReceived -= Show;
             client.onSessionStarted.RemoveListener(ShowBackend);
+            client.ConnectionChanged -= ShowConnection;
         }
 
         void OnDestroy()
@@ -90,6 +93,20 @@ namespace WorldBridge
                 label.color = color;
             }
             if (Badge != null) Badge.gameObject.SetActive(showBackendBadge);
+        }
+
+        /// <summary>A client closed or opened again (maybe onto another backend) must not keep showing the old one's label
+        /// and last frame: the label says the new state, and the old frame is blanked.</summary>
+        void ShowConnection()
+        {
+            ShowBackend();
+            if (client.Connection == frameFrom) return;
+            frameFrom = null;
+            LastFrame = null; // no click maps onto a frame no longer shown
+            if (Texture == null) return;
+            Texture.LoadRawTextureData(new byte[Texture.width * Texture.height * 3]); // black, RGB24
+            Texture.Apply(false);
+            if (targetTexture != null) Graphics.Blit(Texture, targetTexture);
         }
 
         /// <summary>A Renderer or RenderTexture has no Canvas to draw text on: a screen-space one, child of this view.</summary>
@@ -136,6 +153,7 @@ namespace WorldBridge
         public void Show(WorldFrame frame)
         {
             LastFrame = frame;
+            frameFrom = client != null ? client.Connection : null;
             if (Texture == null || Texture.width != frame.Width || Texture.height != frame.Height)
             {
                 if (Texture != null) Destroy(Texture);

@@ -24,6 +24,7 @@ namespace WorldBridge.Samples
         RectTransform eventBar;
         AspectRatioFitter worldFitter;
         WorldPaste paste;
+        Texture2D crate; // made in code, so no asset owns it: this sample destroys it
         Font font;
         int score;
         readonly List<GameObject> eventButtons = new List<GameObject>();
@@ -109,8 +110,8 @@ namespace WorldBridge.Samples
             var session = client.Session;
             if (session == null) return;
             worldFitter.aspectRatio = (float)session.Width / session.Height;
-            if (paste.layer != null) Destroy(paste.layer);
-            paste.layer = session.Capabilities.CanEdit ? Crate(System.Math.Max(2, session.Width / 5)) : null;
+            if (crate != null) Destroy(crate);
+            paste.layer = crate = session.Capabilities.CanEdit ? Crate(System.Math.Max(2, session.Width / 5)) : null;
             statusText.text = session.Capabilities.CanEdit ? "arrows/WASD/gamepad to play, click the world to drop a crate"
                                                            : "arrows/WASD/gamepad to play (this backend cannot paste objects)";
             foreach (var type in session.EventTypes)
@@ -119,6 +120,12 @@ namespace WorldBridge.Samples
                 Button(eventBar, eventType.Replace('_', ' '), () => client.FireEvent(eventType));
                 eventButtons.Add(eventBar.GetChild(eventBar.childCount - 1).gameObject);
             }
+        }
+
+        /// <summary>The crate texture would outlive the sample (a leak per Play in the editor) without this.</summary>
+        void OnDestroy()
+        {
+            if (crate != null) Destroy(crate);
         }
 
         /// <summary>An engine-side score: one point per frame spent moving right, ten per world event.</summary>

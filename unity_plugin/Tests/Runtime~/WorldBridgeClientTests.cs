@@ -92,5 +92,31 @@ namespace WorldBridge.Tests
                 connection.Close();
             }
         }
+
+        [Test]
+        public void ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart()
+        {
+            var client = new WorldBridgeClient { startOnConnect = true };
+            var prompt = new WorldPromptFromCamera { client = client, sourceCamera = new UnityEngine.Camera(), sendWhenConnected = true };
+            var clientUpdate = typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
+            var promptUpdate = typeof(WorldPromptFromCamera).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
+            typeof(WorldPromptFromCamera).GetMethod("OnEnable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(prompt, null);
+            foreach (var cameraOn in new[] { true, false })
+            {
+                var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+                Set(connection, "state", ConnectionState.Ready);
+                typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+                typeof(WorldBridgeClient).GetField("startSent", BindingFlags.NonPublic | BindingFlags.Instance).SetValue(client, false); // Open
+                for (int frame = 0; frame < 2; frame++)
+                {
+                    clientUpdate.Invoke(client, null); // Unity may update the client first
+                    if (cameraOn) promptUpdate.Invoke(prompt, null);
+                }
+                var outbox = (System.Collections.ICollection)Get(connection, "outbox");
+                Assert.AreEqual(1, outbox.Count, cameraOn ? "the client's plain start went beside the camera prompt's" : "no start without the camera prompt");
+                connection.Close();
+                typeof(WorldPromptFromCamera).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(prompt, null);
+            }
+        }
     }
 }

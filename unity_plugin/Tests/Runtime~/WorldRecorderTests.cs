@@ -1,4 +1,5 @@
 // WorldRecorder's status, run under mono against Tests/CompileOnly~ (the host's messages are handed to it directly).
+using System.Collections.Generic;
 using System.Reflection;
 using NUnit.Framework;
 using WorldBridge;
@@ -54,9 +55,30 @@ namespace WorldBridge.Tests
         {
             var recorder = Recording();
             recorder.client = new WorldBridgeClient();
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            typeof(WorldBridgeConnection).GetField("state", BindingFlags.NonPublic | BindingFlags.Instance).SetValue(connection, ConnectionState.Ready);
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(recorder.client, connection);
             typeof(WorldRecorder).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(recorder, null);
             Assert.IsFalse(recorder.IsRecording, "a re-enabled recorder would say it records, and its Toggle would send record_stop");
             StringAssert.Contains("a.wbrec stopped", recorder.Status);
+            var outbox = (System.Collections.ICollection)typeof(WorldBridgeConnection)
+                .GetField("outbox", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(connection);
+            Assert.AreEqual(1, outbox.Count, "the host is asked to stop the recording");
+            connection.Close();
+        }
+
+        [Test]
+        public void ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing()
+        {
+            var recorder = Recording();
+            recorder.client = new WorldBridgeClient();
+            var warnings = new List<string>();
+            recorder.client.onError.AddListener(warnings.Add);
+            recorder.client.Shutdown(); // the client on the same object was disabled first
+            typeof(WorldRecorder).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(recorder, null);
+            CollectionAssert.IsEmpty(warnings, "record_stop went through the closed client and warned \"not connected\"");
+            Assert.IsFalse(recorder.IsRecording);
+            StringAssert.Contains("a.wbrec ended with the client's connection", recorder.Status);
         }
 
         [Test]

@@ -79,5 +79,23 @@ namespace WorldBridge.Tests
             Call(view.client, "Handle", new MsgMap { { "type", "session" }, { "backend_kind", "sandbox" }, { "backend_name", "platformer" } });
             Assert.IsFalse(view.Badge.gameObject.activeSelf, "unticking Show Backend Badge hides the badge at the next session");
         }
+
+        [Test]
+        public void AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame()
+        {
+            var label = new GameObject("Label", typeof(RectTransform)).AddComponent<Text>();
+            var view = Session("world_model", "default");
+            view.backendLabel = label;
+            Call(view.client, "Handle", new MsgMap { { "type", "session" }, { "backend_kind", "world_model" }, { "backend_name", "default" } });
+            view.Show(new WorldFrame { Width = 2, Height = 2, Pixels = new byte[12], Events = new string[0] });
+            view.client.Shutdown(); // OnDisable
+            foreach (var shown in new[] { view.Badge, label })
+                Assert.AreEqual(("not connected", Color.white), (shown.text, shown.color), "the closed world model is still named");
+            Assert.IsNull(view.LastFrame, "the closed connection's frame is still the one clicks map onto");
+            view.client.endpoint = "tcp://127.0.0.1:1";
+            view.client.Open(); // OnEnable again: maybe onto the sandbox now
+            Assert.AreEqual(("connecting to tcp://127.0.0.1:1", Color.white), (view.Badge.text, view.Badge.color));
+            view.client.Shutdown();
+        }
     }
 }
