@@ -170,16 +170,32 @@ def test_a_1_0_host_allows_everything_but_edit_and_edit_is_refused_locally(sim, 
     welcome = dict(WELCOME_1_1, protocol_minor=0,
                    capabilities=["realtime", "step", "events", "text_prompt", "image_prompt", "branch"])
     c = _client(sim, endpoint, auto_start=False, mode="step")
-    rec = Recorder(c, "error_received")
+    rec = Recorder(c, "error_received", "capability_refused")
     _greet(sim, c, sock, welcome, _session())  # a 1.0 session has no `capabilities`
     assert gdsim.to_py(c.members["capabilities"]) == ["text_prompt", "image_prompt", "events", "text_events"]
     assert not sim.call_method(c, "edit", [_image(sim, _sprite()), 0, 0])
     code, message, fatal = rec["error_received"][-1]
     assert code == "unsupported" and "protocol 1.0" in message and "update" in message and not fatal
+    assert rec["capability_refused"] == [("edit", message)], "the addon's own refusal skips capability_refused"
     assert not sock.poll(100)  # a 1.0 host would ignore `edit`: nothing is sent
     for bad in (None, gdsim.NATIVE_MODELS["Image"](sim)):  # null and an empty Image
         assert not sim.call_method(c, "edit", [bad, 0, 0])
         assert "non-empty Image" in rec["error_received"][-1][1]
+
+
+def test_a_prompt_viewport_kind_the_host_lacks_comes_as_capability_refused(sim, router):
+    """The addon drops a sketch the host cannot take and says so through capability_refused, as a host refusal."""
+    sock, endpoint = router
+    welcome = dict(WELCOME_1_1, capabilities=["realtime", "step", "text_prompt", "image_prompt"])
+    c = _client(sim, endpoint, auto_start=False, mode="step")
+    viewport = gdsim.SubViewportModel(sim)
+    viewport.rendered = _image(sim, _sprite())
+    c.members.update(prompt_viewport=viewport, prompt_viewport_as="sketch")
+    rec = Recorder(c, "error_received", "capability_refused")
+    _greet(sim, c, sock, welcome, _session())
+    code, message, fatal = rec["error_received"][-1]
+    assert code == "client" and "no sketch prompts" in message and not fatal
+    assert rec["capability_refused"] == [("sketch_prompt", message)]
 
 
 # --- The real host ------------------------------------------------------------------------------

@@ -20,6 +20,14 @@ const CAPABILITY_WORDS := {
 	"text_events": "free-text events",
 	"edit": "pasting objects",
 }
+## HUD buttons -> the session capability each one needs (the event buttons take either kind).
+const BUTTON_NEEDS := {
+	"PromptButton": ["text_prompt"],
+	"LevelButton": ["sketch_prompt"],
+	"SnowButton": ["events", "text_events"],
+	"NightButton": ["events", "text_events"],
+	"PasteButton": ["edit"],
+}
 const COIN := Color(1.0, 0.86, 0.0)
 const COIN_RIM := Color(0.6, 0.4, 0.0)
 
@@ -29,6 +37,8 @@ const COIN_RIM := Color(0.6, 0.4, 0.0)
 @export_range(1, 64) var object_size := 8
 
 var _object: Image = null
+## Capabilities the host refused (capability_refused) since the last session started.
+var _refused := {}
 
 @onready var client: WorldBridgeClient = $Client
 @onready var world_input: WorldInput = $WorldInput
@@ -51,6 +61,7 @@ func _ready() -> void:
 	client.recording_changed.connect(_on_recording_changed)
 	client.error_received.connect(_on_error)
 	client.capabilities_changed.connect(_on_capabilities_changed)
+	client.capability_refused.connect(_on_capability_refused)
 	client.edit_applied.connect(_on_edit_applied)
 	world_view.frame_clicked.connect(_on_frame_clicked)
 	paste_button.pressed.connect(_paste_at_pointer)
@@ -169,6 +180,8 @@ func _on_status_changed(text: String) -> void:
 
 func _on_session_started(_session: Dictionary) -> void:
 	caption_label.text = ""
+	_refused.clear()
+	_on_capabilities_changed(client.capabilities)
 	_on_status_changed(client.status_text)
 
 
@@ -194,10 +207,20 @@ func _on_capabilities_changed(capabilities: PackedStringArray) -> void:
 		caps_label.text = "can: %s" % (", ".join(can) if can.size() > 0 else "nothing more")
 		if cannot.size() > 0:
 			caps_label.text += "   cannot: %s" % ", ".join(cannot)
-	paste_button.disabled = not client.has_capability("edit")
-	var events := client.has_capability("events") or client.has_capability("text_events")
-	$HUD/Layout/Controls/SnowButton.disabled = not events
-	$HUD/Layout/Controls/NightButton.disabled = not events
+	for button_name in BUTTON_NEEDS:
+		var usable := false
+		for capability in BUTTON_NEEDS[button_name]:
+			usable = usable or (client.has_capability(capability) and not _refused.has(capability))
+		var button: Button = $HUD/Layout/Controls.get_node(button_name)
+		button.disabled = not usable
+	prompt_edit.editable = not $HUD/Layout/Controls/PromptButton.disabled
+
+
+## The host (or the addon, for an older host) refused a capability: grey its buttons and say why.
+func _on_capability_refused(capability: String, message: String) -> void:
+	_refused[capability] = true
+	caption_label.text = message
+	_on_capabilities_changed(client.capabilities)
 
 
 func _on_recording_changed(recording: bool, path: String) -> void:

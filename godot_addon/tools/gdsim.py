@@ -14,7 +14,10 @@ The editor dock's controls (containers, Label, LineEdit, TextEdit, Button, Optio
 FileDialog) are modelled as state plus signals, so the dock runs; tests press buttons with click()
 and answer file dialogs by emitting `file_selected`. Nothing is drawn and there is no layout; a
 SubViewport shows the Image a test puts in its `rendered`.
-Not modelled: await/coroutines, node paths ($Node), the renderer, and Godot's static analyzer
+Scenes: instance_scene() builds a .tscn's nodes (scripts, exported properties, NodePaths to nodes;
+layout and theme properties are ignored), `$Path` / get_node() find children by name, and @onready
+vars are set just before _ready, as in Godot.
+Not modelled: await/coroutines, %Name and ^path, the renderer, and Godot's static analyzer
 (gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2/Vector2i
 are values whose components cannot be assigned (`v.x = 1` is a SimError: build a new vector).
 Image pixels are real: PNG/JPEG through PIL, the pixel formats L8, LA8, RGB8 and RGBA8, and
@@ -906,6 +909,19 @@ class NodeModel(NativeObject):
     def get_children(self) -> GDArray:
         return GDArray(self.children)
 
+    def get_node(self, path: str) -> Any:
+        """A descendant by relative path of child names ("HUD/Layout/Label"), or `..` for the parent."""
+        node: Any = self.owner
+        for name in str(path).split("/"):
+            model = self.sim.native_of(node)
+            if name == "..":
+                node = model.parent
+            else:
+                node = next((c for c in model.children if self.sim.native_of(c).name == name), None)
+            if node is None:
+                raise SimError(f'Node not found: "{path}" (relative to "{self.name}")')
+        return node
+
     def is_inside_tree(self) -> bool:
         return self.inside_tree
 
@@ -953,9 +969,27 @@ class ControlModel(NodeModel):
         for key, default in type(self).PROPS.items():
             setattr(self, key, Vector2() if default is None else default)
         self.theme_overrides: dict[str, Any] = {}
+        self.mouse_position = Vector2()
+        self.focused = False
 
     def add_theme_color_override(self, name: str, color: Any) -> None:
         self.theme_overrides[name] = color
+
+    def get_local_mouse_position(self) -> Vector2:
+        """Where tests put the mouse (`mouse_position`, in this control's coordinates)."""
+        return self.mouse_position
+
+    def grab_focus(self) -> None:
+        if not self.focused:
+            self.focused = True
+            if "focus_entered" in self.native_signals:
+                self.native_signals["focus_entered"].emit()
+
+    def release_focus(self) -> None:
+        if self.focused:
+            self.focused = False
+            if "focus_exited" in self.native_signals:
+                self.native_signals["focus_exited"].emit()
 
     def add_theme_constant_override(self, name: str, value: int) -> None:
         self.theme_overrides[name] = value
@@ -967,6 +1001,15 @@ def _props(base: type, **extra: Any) -> dict[str, Any]:
 
 class BoxContainerModel(ControlModel):
     CLASS = "BoxContainer"
+
+
+class MarginContainerModel(ControlModel):
+    CLASS = "MarginContainer"
+
+
+class ColorRectModel(ControlModel):
+    CLASS = "ColorRect"
+    PROPS = _props(ControlModel, color=None)
 
 
 class VBoxContainerModel(BoxContainerModel):
@@ -1394,12 +1437,13 @@ NATIVE_MODELS: dict[str, type[NativeObject]] = {
     "OptionButton": OptionButtonModel,
     "SpinBox": SpinBoxModel, "FileDialog": FileDialogModel,
     "InputEventMouseButton": InputEventMouseButtonModel, "InputEventKey": InputEventKeyModel,
-    "SubViewport": SubViewportModel,
+    "SubViewport": SubViewportModel, "MarginContainer": MarginContainerModel, "ColorRect": ColorRectModel,
 }
 NATIVE_PARENTS = {"StreamPeerBuffer": "RefCounted", "StreamPeerTCP": "RefCounted", "Node": "Object",
                   "CanvasItem": "Node", "Control": "CanvasItem", "TextureRect": "Control", "Label": "Control",
                   "Container": "Control", "BoxContainer": "Container", "VBoxContainer": "BoxContainer",
                   "HBoxContainer": "BoxContainer", "GridContainer": "Container", "LineEdit": "Control",
+                  "MarginContainer": "Container", "ColorRect": "Control",
                   "TextEdit": "Control", "BaseButton": "Control", "Button": "BaseButton", "OptionButton": "Button",
                   "Range": "Control", "SpinBox": "Range", "Window": "Viewport", "AcceptDialog": "Window",
                   "ConfirmationDialog": "AcceptDialog", "FileDialog": "ConfirmationDialog",
@@ -1704,6 +1748,11 @@ class Sim:
         model.inside_tree = True
         for child in list(model.children):
             self.enter_tree(child)
+        if isinstance(node, Instance):
+            frame = Frame(node.script, node)
+            for var in node.script.all_vars():
+                if "onready" in var.annotations and var.init is not None:
+                    self.set_member(node, var.name, self.eval(var.init, frame), frame)
         if isinstance(node, Instance) and node.script.find_func("_ready"):
             self.call_method(node, "_ready", [])
 
@@ -1757,7 +1806,9 @@ class Sim:
         inst = Instance(self, script)
         frame = Frame(script, inst)
         for var in script.all_vars():
-            value = self.eval(var.init, frame) if var.init is not None else default_for(var.type, self, script)
+            onready = "onready" in var.annotations
+            value = (self.eval(var.init, frame) if var.init is not None and not onready
+                     else default_for(var.type, self, script))
             inst.member_types[var.name] = var.type if not var.inferred else type_of_value(value)
             inst.members[var.name] = coerce(value, inst.member_types[var.name], self, script, f"var {var.name}")
         if script.find_func("_init"):
@@ -2009,8 +2060,13 @@ class Sim:
             for name in ch[2::2]:
                 value = self.get_attr(value, str(name), frame)
             return value
-        if kind in ("get_node", "unique_node_path", "node_path"):
-            raise SimError("gdsim: node paths ($Node, %Name, ^path) are not modelled")
+        if kind == "get_node":
+            if frame.self_obj is None:
+                raise SimError("$Path outside a node's method")
+            path = "".join(_string_value(t) if isinstance(t, Tree) else str(t).strip('"') for t in ch[0].children)
+            return self.native_of(frame.self_obj).get_node(path)
+        if kind in ("unique_node_path", "node_path"):
+            raise SimError("gdsim: %Name and ^path are not modelled")
         raise SimError(f"gdsim: expression {kind} is not modelled")
 
     def eval_token(self, tok: Token, frame: Frame) -> Any:
@@ -2777,6 +2833,82 @@ def click(button: Any) -> bool:
 
 def release(sim: Sim, action: str) -> None:
     sim.pressed.discard(action)
+
+
+_TSCN_VALUE = re.compile(r'^(\w+)\((.*)\)$')
+
+
+def _tscn_value(sim: Sim, text: str, resources: dict[str, str]) -> Any:
+    """A property value as a .tscn writes it; NodePath("x") comes back as ("NodePath", "x")."""
+    text = text.strip()
+    if text.startswith('"'):
+        return json.loads(text)
+    if text in ("true", "false"):
+        return text == "true"
+    m = _TSCN_VALUE.match(text)
+    if m is None:
+        return float(text) if re.search(r"[.e]", text) else int(text)
+    kind, args = m.group(1), [a.strip() for a in m.group(2).split(",")] if m.group(2) else []
+    if kind == "NodePath":
+        return ("NodePath", json.loads(args[0]))
+    if kind == "ExtResource":
+        return sim.load(resources[json.loads(args[0])])
+    numbers = [float(a) for a in args]
+    if kind == "Color":
+        return Color(*numbers)
+    if kind in ("Vector2", "Vector2i"):
+        return Vector2(*numbers) if kind == "Vector2" else Vector2i(*map(int, numbers))
+    raise SimError(f"gdsim: .tscn value {text} is not modelled")
+
+
+def instance_scene(sim: Sim, res: str) -> Any:
+    """PackedScene.instantiate() of a .tscn: its nodes (a script's node is an instance of it), each
+    one's script and exported properties, NodePaths resolved to nodes; layout/theme keys are ignored."""
+    resources: dict[str, str] = {}
+    sections: list[tuple[str, dict, list]] = []
+    for line in sim.res_path(res).read_text(encoding="utf-8").splitlines():
+        head = re.match(r"^\[(\w+) (.*)\]$", line)
+        prop = re.match(r"^(\w[\w/]*) = (.*)$", line)
+        if head is not None:
+            attrs = {k: json.loads(v) if v.startswith('"') else v
+                     for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', head.group(2))}
+            if head.group(1) == "ext_resource":
+                resources[attrs["id"]] = attrs["path"]
+            sections.append((head.group(1), attrs, []))
+        elif prop is not None and sections:
+            sections[-1][2].append((prop.group(1), _tscn_value(sim, prop.group(2), resources)))
+    nodes: dict[str, Any] = {}
+    pending: list[tuple[Any, str, str]] = []  # (node, property, NodePath) resolved once all nodes exist
+    for kind, attrs, props in sections:
+        if kind != "node":
+            continue
+        script = dict(props).get("script")
+        node = sim.new(script) if isinstance(script, Script) else sim.make_native(attrs["type"], None)
+        sim.native_of(node).name = attrs["name"]
+        parent = attrs.get("parent")
+        if parent is not None:
+            sim.native_of(nodes[parent]).add_child(node)
+        nodes["." if parent is None else (attrs["name"] if parent == "." else f"{parent}/{attrs['name']}")] = node
+        for name, value in props:
+            if name != "script":
+                _tscn_set(node, name, value, pending)
+    for owner, name, path in pending:
+        target = sim.native_of(owner).get_node(path)
+        owner.members[name] = coerce(target, owner.member_types.get(name), sim, owner.script, f"member {name}")
+    return nodes["."]
+
+
+def _tscn_set(node: Any, name: str, value: Any, pending: list) -> None:
+    """An exported script member, else an engine property gdsim models; other keys (layout) are ignored."""
+    if isinstance(node, Instance) and name in node.members:
+        if isinstance(value, tuple):
+            pending.append((node, name, value[1]))
+        else:
+            node.members[name] = coerce(value, node.member_types.get(name), node.sim, node.script, f"member {name}")
+        return
+    model = node.native if isinstance(node, Instance) else node
+    if _native_attr(model, name) and not isinstance(value, tuple):
+        setattr(model, name, value)
 
 
 def input_actions_from_project(project_godot: Path) -> set[str]:

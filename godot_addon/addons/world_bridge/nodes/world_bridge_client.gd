@@ -241,9 +241,9 @@ func start_session(options: Dictionary = {}) -> bool:
 	if prompt_viewport != null and not options.has(prompt_viewport_as):
 		var png := capture_viewport_png(prompt_viewport)
 		if not _host_has(prompt_viewport_as + "_prompt"):
-			_client_error(
-				"this host takes no %s prompts; starting without one" % prompt_viewport_as
-			)
+			var why := "this host takes no %s prompts; starting without one" % prompt_viewport_as
+			push_warning("WorldBridge: " + why)
+			_refuse(prompt_viewport_as + "_prompt", "client", why)
 		elif png.is_empty():
 			_client_error("the prompt viewport has not rendered an image yet; starting without it")
 		else:
@@ -296,7 +296,8 @@ func change_settings(values: Dictionary) -> bool:
 ## frame with its top-left corner at frame pixel (x, y), and the world continues from the edited
 ## frame (protocol 1.1). `edit_applied` confirms, then the edited frame arrives with a new epoch
 ## and events ["edit"]. A backend that cannot edit (the sandbox game) answers the error
-## "unsupported" through error_received; has_capability("edit") tells beforehand.
+## "unsupported" through error_received and capability_refused, as does the addon itself for a
+## host before protocol 1.1; has_capability("edit") tells beforehand.
 func edit(layer: Image, x: int, y: int) -> bool:
 	if not _in_session():
 		return false
@@ -305,13 +306,13 @@ func edit(layer: Image, x: int, y: int) -> bool:
 		return false
 	if not _host_has("edit"):
 		var version := "%d.%d" % [_int(welcome, "protocol_major"), _int(welcome, "protocol_minor")]
-		error_received.emit(
+		_refuse(
+			"edit",
 			"unsupported",
 			(
 				"the host speaks protocol %s, which has no frame edits: update it to 1.1 or later"
 				% version
-			),
-			false
+			)
 		)
 		return false
 	var png := layer.save_png_to_buffer()
@@ -789,6 +790,13 @@ func _set_link(value: Link, text: String) -> void:
 	link = value
 	status_text = text
 	status_changed.emit(text)
+
+
+## The addon refuses a capability the host lacks, as a host refusal comes: error_received, then
+## capability_refused, so a game handles one signal for both.
+func _refuse(capability: String, code: String, message: String) -> void:
+	error_received.emit(code, message, false)
+	capability_refused.emit(capability, message)
 
 
 func _client_error(message: String) -> void:

@@ -1,0 +1,82 @@
+"""The demo scene (demo/demo.tscn with demo.gd) instanced and played under gdsim against the real host: its buttons
+follow what the running backend can do, as godot_addon/README.md says."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+GODOT = ROOT / "godot_addon"
+sys.path.insert(0, str(GODOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import gdsim  # noqa: E402
+from test_godot_client import Recorder, _demo_blockout_png, _run_until, host, sim  # noqa: E402,F401
+
+from bridge.host import server  # noqa: E402
+
+IN_SESSION = 4
+BUTTONS = ("PromptButton", "LevelButton", "SnowButton", "NightButton", "PasteButton")
+
+
+@pytest.fixture(scope="module")
+def micro_world(tmp_path_factory):
+    from test_prompts_helpers import save_micro_world
+
+    torch.set_num_threads(1)
+    return save_micro_world(tmp_path_factory.mktemp("godot_demo") / "world")
+
+
+def _demo(sim, address: str, backend: str = "default"):
+    """demo.tscn as Godot instances it, pointed at `address`, with its LevelViewport rendered; (demo, client)."""
+    demo = gdsim.instance_scene(sim, "res://demo/demo.tscn")
+    client = demo.native.get_node("Client")
+    client.members["endpoint"], client.members["backend"] = address, backend
+    png = gdsim.PackedByteArray(_demo_blockout_png())
+    level = demo.native.get_node("LevelViewport")
+    level.rendered = gdsim.ImageModel(sim)
+    assert level.rendered.load_png_from_buffer(png) == 0
+    sim.add_to_root(demo)
+    return demo, client
+
+
+def _greyed(demo) -> set[str]:
+    return {name for name in BUTTONS if demo.native.get_node(f"HUD/Layout/Controls/{name}").disabled}
+
+
+def test_demo_plays_the_sandbox_with_only_paste_greyed(sim, host):
+    demo, client = _demo(sim, host.address, "sandbox")
+    assert _run_until(sim, lambda: client.members["frames_received"] >= 1)
+    assert _greyed(demo) == {"PasteButton"}
+    caps = demo.native.get_node("HUD/Layout/CapsLabel").text
+    assert caps.startswith("can: text prompts, sketches, events") and caps.endswith("cannot: image prompts, pasting objects")
+    sim.call_method(client, "disconnect_from_host", [])
+
+
+def test_demo_greys_every_button_the_world_model_session_cannot_use(sim, micro_world):
+    """The micro world takes image prompts and pastes, but no text, sketches or events: Prompt and Level grey too."""
+    with server.run_host_in_thread(str(micro_world)) as h:
+        demo = gdsim.instance_scene(sim, "res://demo/demo.tscn")
+        client = demo.native.get_node("Client")
+        client.members.update(endpoint=h.address, backend="world_model", text_prompt="", prompt_viewport=None)
+        sim.add_to_root(demo)
+        assert _run_until(sim, lambda: client.members["frames_received"] >= 1)
+        assert _greyed(demo) == {"PromptButton", "LevelButton", "SnowButton", "NightButton"}
+        assert not demo.members["prompt_edit"].editable, "Enter in the prompt box would send a refused text prompt"
+        sim.call_method(client, "disconnect_from_host", [])
+
+
+def test_demo_greys_a_prompt_kind_the_host_refused_before_any_session(sim, micro_world):
+    """The demo's own text prompt is refused (capability_refused): Prompt greys, with the host's reason shown."""
+    with server.run_host_in_thread(str(micro_world)) as h:
+        demo, client = _demo(sim, h.address, "world_model")
+        rec = Recorder(client, "capability_refused")
+        assert _run_until(sim, lambda: rec["capability_refused"])
+        assert rec["capability_refused"][0][0] == "text_prompt"
+        assert "PromptButton" in _greyed(demo)
+        assert demo.native.get_node("HUD/Layout/CaptionLabel").text == rec["capability_refused"][0][1]
+        sim.call_method(client, "disconnect_from_host", [])
