@@ -470,3 +470,32 @@ def test_closing_keeps_a_world_drawn_as_a_sketch_even_with_nothing_recorded(qtbo
     assert w.close()
     (kept,) = (tmp_path / "autosave").glob("*-closed-*.wbsession")
     assert Session.load(kept).branches[0].prompt.sketch_png == drawn
+
+
+def test_export_is_greyed_out_with_the_reason_until_the_viewed_branch_has_something_to_export(qtbot, host, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from editor_gui.export import NOTHING
+
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (asked.append(a), ("", ""))[1])
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    t = w.timeline
+    assert not t.export_btn.isEnabled() and "Nothing to export" in t.export_btn.toolTip()
+    t.export_actions["mp4"].trigger()
+    assert not asked  # no file dialog for an export that has nothing in it
+    w.new_world(PromptSpec(seed=3))
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None and bool(live_frames(w)), timeout=20000)
+    w.step_once()  # played, not recorded: the action log has frames, the pictures none
+    qtbot.waitUntil(lambda: t.export_btn.isEnabled(), timeout=10000)
+    assert t.export_actions["actions"].isEnabled()
+    assert not t.export_actions["mp4"].isEnabled() and t.export_actions["mp4"].toolTip() == NOTHING
+    t.export_actions["gif"].trigger()
+    assert not asked
+    t.record.setChecked(True)
+    w.step_once()
+    qtbot.waitUntil(lambda: all(a.isEnabled() for a in t.export_actions.values()), timeout=10000)
+    t.record.setChecked(False)
+    t.export_actions["mp4"].trigger()
+    assert len(asked) == 1
+    w.discard_unsaved()
