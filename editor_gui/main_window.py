@@ -1170,7 +1170,23 @@ class MainWindow(QMainWindow):
             root = session.root_of(last)
             if root.prompt:
                 self.prompt_panel.set_prompt(root.prompt)
+        missing = self._select_backend(session.backend_of(last)[0]) if last is not None else None
+        if missing:
+            self.show_error(missing)
+            return
         self.statusBar().showMessage("Session opened: pick a branch and frame, then 'Branch from this frame' to continue it live", 8000)
+
+    def _select_backend(self, kind: str) -> str | None:
+        """New world makes the opened world's kind (with the prompt it was made from); the reason when it cannot."""
+        box = self.settings_panel.backend
+        if not kind or box.findText(kind) >= 0:
+            box.setCurrentText(kind or box.currentText())
+            return None
+        if box.count() == 0:  # not connected yet: the host's answer selects it
+            self.options.backend = kind
+            return None
+        return (f"Session opened, but its world was made by the {kind} backend, which this host does not serve: New "
+                f"world starts a {box.currentText()} world (run a host that serves {kind} to make it again)")
 
     def export_to(self, fmt: str, path: str | Path, scale: int | None = None) -> Job:
         """Export the viewed branch's recorded frames (or its action log) as mp4, gif, png or actions."""

@@ -499,3 +499,27 @@ def test_export_is_greyed_out_with_the_reason_until_the_viewed_branch_has_someth
     t.export_actions["mp4"].trigger()
     assert len(asked) == 1
     w.discard_unsaved()
+
+
+def test_open_selects_the_backend_that_made_the_opened_world_or_says_it_is_not_served(qtbot, host, tmp_path):
+    sandbox = Session(backend_kind="sandbox", backend_name="sandbox game", width=64, height=64)
+    sandbox.new_root(PromptSpec(seed=2, backend="sandbox")).frames[0] = FrameRecord(0, 0)
+    sandbox.save(tmp_path / "sandbox.wbsession")
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
+    box = w.settings_panel.backend
+    box.addItem("world_model")  # as a host serving both would list them
+    box.setCurrentText("world_model")
+    with qtbot.waitSignal(w.load_from(tmp_path / "sandbox.wbsession").succeeded, timeout=10000):
+        pass
+    assert box.currentText() == "sandbox"  # New world makes the opened world's kind again
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    assert box.currentText() == "world_model"
+    box.removeItem(box.findText("world_model"))  # this host serves the sandbox only
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    message = w.statusBar().currentMessage()
+    assert "made by the world_model backend, which this host does not serve" in message
+    assert "New world starts a sandbox world" in message
