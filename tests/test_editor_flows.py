@@ -523,3 +523,45 @@ def test_open_selects_the_backend_that_made_the_opened_world_or_says_it_is_not_s
     message = w.statusBar().currentMessage()
     assert "made by the world_model backend, which this host does not serve" in message
     assert "New world starts a sandbox world" in message
+
+
+def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qtbot, host, tmp_path, monkeypatch, capsys):
+    import os
+    import subprocess
+
+    from editor_gui.main_window import AUTOSAVE_EVERY_MS
+
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    w = open_window(qtbot, host.address)
+    assert w._autosave_timer.isActive() and w._autosave_timer.interval() == AUTOSAVE_EVERY_MS
+    record_unsaved(qtbot, w)
+    with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):  # what the timer does every 30 s
+        pass
+    assert w.autosave_now() is None  # nothing new recorded since: nothing is written again
+    (running,) = folder.glob("*-running-*.wbsession")
+    recorded = {r.index for r in Session.load(running).recorded(0)}
+    assert len(recorded) >= 5
+
+    gone = subprocess.Popen(["true"])  # the editor is killed: its process is gone, close() never ran
+    gone.wait()
+    killed = running.with_name(running.name.replace(f"-{os.getpid()}.", f"-{gone.pid}."))
+    running.rename(killed)
+    capsys.readouterr()
+    w2 = open_window(qtbot, host.address, autostart=False)  # the next start
+    (crashed,) = folder.glob("*-crashed-*.wbsession")
+    assert str(crashed) in w2.statusBar().currentMessage() and "Open…" in w2.statusBar().currentMessage()
+    assert str(crashed) in capsys.readouterr().err
+    assert {r.index for r in Session.load(crashed).recorded(0)} == recorded  # the work is recoverable
+    assert not list(folder.glob("*-running-*.wbsession"))
+    w3 = open_window(qtbot, host.address, autostart=False)
+    assert str(crashed) not in w3.statusBar().currentMessage()  # offered once
+
+    before = w._unsaved
+    record_unsaved(qtbot, w, before + 2)  # more work: the running editor writes its autosave again
+    with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):
+        pass
+    w4 = open_window(qtbot, host.address, autostart=False)
+    assert len(list(folder.glob("*-running-*.wbsession"))) == 1 and "left its" not in w4.statusBar().currentMessage()
+    assert w.close()  # a clean close keeps the work as before and leaves no running autosave
+    assert not list(folder.glob("*-running-*.wbsession")) and len(list(folder.glob("*-closed-*.wbsession"))) == 1
