@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
         self._changes = 0  # counts every unsaved frame or sketch added: the periodic autosave writes only when it moved
         self._autosaved = 0  # the _changes the last periodic autosave wrote
         self._running = self._autosave_path(RUNNING)  # that autosave: rewritten while unsaved work exists, gone on close
+        self._sketch_kept: bytes | None = None  # the unsent sketch last kept in an autosave (kept once)
         self._discard_on_close = False  # set when a close found unsaved frames it could not keep
         self._close_when_done = False  # set when a close waits for an export to finish
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
@@ -1107,8 +1108,8 @@ class MainWindow(QMainWindow):
         if self.busy:
             self._refuse_open(path)
             return None
-        keep = self._autosave_path("replaced") if self.session is not None and self._unsaved else None
-        snap, unsaved = (self._snapshot(), self._unsaved) if keep is not None else (None, 0)
+        snap, unsaved, sketch = self._unsaved_work(), self._unsaved, self.prompt_panel.canvas.to_png()
+        keep = self._autosave_path("replaced") if snap is not None else None
 
         def work(_progress) -> Session:
             session = Session.load(path)
@@ -1122,7 +1123,7 @@ class MainWindow(QMainWindow):
 
         def opened(session: Session) -> None:
             if keep is not None:
-                self._unsaved = max(0, self._unsaved - unsaved)
+                self._unsaved, self._sketch_kept = max(0, self._unsaved - unsaved), sketch
                 self._kept(keep)
             if self.busy:  # a rebuild or preview began while the file was read
                 self._refuse_open(path)
@@ -1148,7 +1149,7 @@ class MainWindow(QMainWindow):
 
     def discard_unsaved(self) -> None:
         """For a caller whose frames are nobody's work (the screenshot tool): closing then keeps no autosave."""
-        self._unsaved = 0
+        self._unsaved, self._sketch_kept = 0, self.prompt_panel.canvas.to_png()
         self._running.unlink(missing_ok=True)
 
     def _add_unsaved(self, n: int) -> None:
@@ -1174,19 +1175,38 @@ class MainWindow(QMainWindow):
     def keep_unsaved(self, why: str) -> Path | None:
         """Recorded frames are never thrown away unsaved: before the window closes, they are saved to autosave_dir()
         (the path goes to the status bar and stderr); None when there was nothing to keep."""
-        if self.session is None or self._unsaved == 0:
+        snap = self._unsaved_work()
+        if snap is None:
             return None
         path = self._autosave_path(why)
         try:
-            self._snapshot().save(path)
+            snap.save(path)
         except OSError as e:
             message = f"could not keep the unsaved recording in {path}: {e}"
             self.show_error(f"{message}. Save… it, or set ${AUTOSAVE_ENV} to a writable folder")
             print(f"worldbridge play: {message}", file=sys.stderr)
             return None
-        self._unsaved = 0
+        self._unsaved, self._sketch_kept = 0, self.prompt_panel.canvas.to_png()
         self._kept(path)
         return path
+
+    def _unsaved_work(self) -> Session | None:
+        """What closing or Open… must keep (None: nothing): the unsaved frames, and a sketch drawn but never sent, as
+        a world with no frames named "unsent sketch", whose prompt Open… puts back on the canvas."""
+        canvas = self.prompt_panel.canvas
+        sketch = canvas.to_png() if canvas.drawn() else None
+        s = self.session
+        if s is not None and sketch in {b.prompt.sketch_png for b in s.branches.values() if b.prompt}:
+            sketch = None  # a world was made from it: the session holds it
+        if sketch == self._sketch_kept:
+            sketch = None
+        if sketch is None and (s is None or not self._unsaved):
+            return None
+        snap = self._snapshot() if s is not None else Session(keymap=self.keymap.to_dict())
+        if sketch is not None:
+            kind = self.settings_panel.backend.currentText() or None
+            snap.new_root(PromptSpec(sketch_png=sketch, backend=kind), name="unsent sketch")
+        return snap
 
     def _loaded(self, session: Session) -> None:
         """Show an opened session; the host keeps its world paused until a branch continues the session."""
@@ -1297,7 +1317,7 @@ class MainWindow(QMainWindow):
                                          "cancel it")
             event.ignore()
             return
-        if self.keep_unsaved("closed") is None and self._unsaved and not self._discard_on_close:
+        if self.keep_unsaved("closed") is None and self._unsaved_work() is not None and not self._discard_on_close:
             self._discard_on_close = True
             self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
             event.ignore()

@@ -565,3 +565,25 @@ def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qt
     assert len(list(folder.glob("*-running-*.wbsession"))) == 1 and "left its" not in w4.statusBar().currentMessage()
     assert w.close()  # a clean close keeps the work as before and leaves no running autosave
     assert not list(folder.glob("*-running-*.wbsession")) and len(list(folder.glob("*-closed-*.wbsession"))) == 1
+
+
+def test_a_sketch_drawn_but_never_sent_is_kept_on_close_and_open_puts_it_back(qtbot, host, tmp_path, monkeypatch):
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
+    assert w.close()  # the starting layout is nobody's drawing: nothing kept
+    assert not folder.exists()
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    w.prompt_panel.canvas.fill_rect((9, 6), (9, 12), "platform")
+    drawn = w.prompt_panel.canvas.cells.copy()
+    assert w.session is None and w.close()
+    (kept,) = folder.glob("*-closed-*.wbsession")
+    (root,) = Session.load(kept).branches.values()
+    assert root.name == "unsent sketch" and not root.frames
+
+    w2 = open_window(qtbot, host.address, mode="step", autostart=False)
+    with qtbot.waitSignal(w2.load_from(kept).succeeded, timeout=10000):
+        pass
+    assert np.array_equal(w2.prompt_panel.canvas.cells, drawn) and w2.prompt_panel.use_sketch.isChecked()
+    assert w2.close() and len(list(folder.glob("*.wbsession"))) == 1  # the session holds it: not kept again
