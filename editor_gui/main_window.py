@@ -35,7 +35,17 @@ from editor_gui.latent_explorer import LatentExplorer
 from editor_gui.layers import Layer, rgba_to_qimage
 from editor_gui.object_panel import ObjectPanel
 from editor_gui.prompt_panel import PromptPanel
-from editor_gui.session_store import AUTOSAVE_ENV, FILE_SUFFIX, Branch, FrameRecord, PromptSpec, Session, autosave_dir
+from editor_gui.session_store import (
+    AUTOSAVE_ENV,
+    FILE_SUFFIX,
+    RUNNING,
+    Branch,
+    FrameRecord,
+    PromptSpec,
+    Session,
+    autosave_dir,
+    recover_crashed,
+)
 from editor_gui.settings_panel import SettingsPanel
 from editor_gui.timeline import TimelinePanel
 from editor_gui.viewport import ShownFrame, Viewport, badge_text
@@ -46,6 +56,8 @@ NO_WORLD = "No world is running: press New world."
 NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothing done to it would be recorded: pick a "
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
 
+AUTOSAVE_EVERY_MS = 30_000  # unsaved work is rewritten this often (when it changed), so a crash loses at most this much
+AUTOSAVING = "Autosaving the unsaved work"
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
 
@@ -149,6 +161,10 @@ class MainWindow(QMainWindow):
         self.resim_mismatches = 0
         self._recorded = 0  # frames with pixels held (memory guard): counted up per frame, recounted at the limit
         self._unsaved = 0  # frames recorded since the session was last saved or opened (a sketched world counts one)
+        self._changes = 0  # counts every unsaved frame or sketch added: the periodic autosave writes only when it moved
+        self._autosaved = 0  # the _changes the last periodic autosave wrote
+        self._running = self._autosave_path(RUNNING)  # that autosave: rewritten while unsaved work exists, gone on close
+        self._sketch_kept: bytes | None = None  # the unsent sketch last kept in an autosave (kept once)
         self._discard_on_close = False  # set when a close found unsaved frames it could not keep
         self._close_when_done = False  # set when a close waits for an export to finish
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
@@ -225,6 +241,12 @@ class MainWindow(QMainWindow):
         self._overlay_timer.setInterval(500)
         self._overlay_timer.timeout.connect(self.viewport.update)
         self._overlay_timer.start()
+        self._autosave_timer = QTimer(self)
+        self._autosave_timer.setInterval(AUTOSAVE_EVERY_MS)
+        self._autosave_timer.timeout.connect(self.autosave_now)
+        self._autosave_timer.start()
+        for path in recover_crashed():
+            self._kept(path, "An editor that ended without closing (a crash or kill) left its unsaved work in")
         if self.options.prompt is not None:
             self.prompt_panel.set_prompt(self.options.prompt)
         self.connect_host()
@@ -399,7 +421,7 @@ class MainWindow(QMainWindow):
             s.live = root.id
             self.timeline.set_session(s)
             self.events_panel.clear_fired()
-            self._unsaved += sent.sketch_png is not None  # a drawn sketch is work too: closing keeps it
+            self._add_unsaved(sent.sketch_png is not None)  # a drawn sketch is work too: closing keeps it
         self._rebuild_resolver()
         self.viewport.stats.reset()
         self.status_backend.setText(f"{badge_text(info['backend_kind'], info['backend_name'])}   session {info['session_id'][:8]}")
@@ -451,7 +473,7 @@ class MainWindow(QMainWindow):
                     self._settings_due = {}
                     if image is not None:
                         self._recorded += 1
-                        self._unsaved += 1
+                        self._add_unsaved(1)
                 self._timeline_dirty = True
         if self.viewing is None:
             self.viewport.show_frame(ShownFrame(frame.image, frame.index, frame.epoch, frame.seq, frame.client_ts, frame.received_ts))
@@ -1086,8 +1108,8 @@ class MainWindow(QMainWindow):
         if self.busy:
             self._refuse_open(path)
             return None
-        keep = self._autosave_path("replaced") if self.session is not None and self._unsaved else None
-        snap, unsaved = (self._snapshot(), self._unsaved) if keep is not None else (None, 0)
+        snap, unsaved, sketch = self._unsaved_work(), self._unsaved, self.prompt_panel.canvas.to_png()
+        keep = self._autosave_path("replaced") if snap is not None else None
 
         def work(_progress) -> Session:
             session = Session.load(path)
@@ -1101,7 +1123,7 @@ class MainWindow(QMainWindow):
 
         def opened(session: Session) -> None:
             if keep is not None:
-                self._unsaved = max(0, self._unsaved - unsaved)
+                self._unsaved, self._sketch_kept = max(0, self._unsaved - unsaved), sketch
                 self._kept(keep)
             if self.busy:  # a rebuild or preview began while the file was read
                 self._refuse_open(path)
@@ -1120,31 +1142,71 @@ class MainWindow(QMainWindow):
     def _autosave_path(why: str) -> Path:
         return autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
 
-    def _kept(self, path: Path) -> None:
-        message = f"The unsaved recording was kept in {path} (File ▸ Open… it)"
+    def _kept(self, path: Path, lead: str = "The unsaved recording was kept in") -> None:
+        message = f"{lead} {path} (File ▸ Open… it)"
         self.statusBar().showMessage(message, 10000)
         print(f"worldbridge play: {message}", file=sys.stderr)
 
     def discard_unsaved(self) -> None:
         """For a caller whose frames are nobody's work (the screenshot tool): closing then keeps no autosave."""
-        self._unsaved = 0
+        self._unsaved, self._sketch_kept = 0, self.prompt_panel.canvas.to_png()
+        self._running.unlink(missing_ok=True)
+
+    def _add_unsaved(self, n: int) -> None:
+        self._unsaved += n
+        self._changes += n
+
+    def autosave_now(self) -> Job | None:
+        """Rewrite the running autosave on a job thread when unsaved work changed since the last one (the timer calls
+        it), so a crashed editor leaves it for the next start; with nothing unsaved (saved, or kept on Open…) it goes."""
+        if self.session is None or not self._unsaved:
+            self._running.unlink(missing_ok=True)
+            return None
+        if self._changes == self._autosaved or any(j.title == AUTOSAVING for j in self.jobs):
+            return None
+        snap, path, self._autosaved = self._snapshot(), self._running, self._changes  # a failure is said once
+
+        def written(_p: Path) -> None:
+            if not self._unsaved:  # saved while it was written: the copy would only repeat that save
+                path.unlink(missing_ok=True)
+
+        return self.run_job(AUTOSAVING, lambda _p: snap.save(path), written, dialog=False)
 
     def keep_unsaved(self, why: str) -> Path | None:
         """Recorded frames are never thrown away unsaved: before the window closes, they are saved to autosave_dir()
         (the path goes to the status bar and stderr); None when there was nothing to keep."""
-        if self.session is None or self._unsaved == 0:
+        snap = self._unsaved_work()
+        if snap is None:
             return None
         path = self._autosave_path(why)
         try:
-            self._snapshot().save(path)
+            snap.save(path)
         except OSError as e:
             message = f"could not keep the unsaved recording in {path}: {e}"
             self.show_error(f"{message}. Save… it, or set ${AUTOSAVE_ENV} to a writable folder")
             print(f"worldbridge play: {message}", file=sys.stderr)
             return None
-        self._unsaved = 0
+        self._unsaved, self._sketch_kept = 0, self.prompt_panel.canvas.to_png()
         self._kept(path)
         return path
+
+    def _unsaved_work(self) -> Session | None:
+        """What closing or Open… must keep (None: nothing): the unsaved frames, and a sketch drawn but never sent, as
+        a world with no frames named "unsent sketch", whose prompt Open… puts back on the canvas."""
+        canvas = self.prompt_panel.canvas
+        sketch = canvas.to_png() if canvas.drawn() else None
+        s = self.session
+        if s is not None and sketch in {b.prompt.sketch_png for b in s.branches.values() if b.prompt}:
+            sketch = None  # a world was made from it: the session holds it
+        if sketch == self._sketch_kept:
+            sketch = None
+        if sketch is None and (s is None or not self._unsaved):
+            return None
+        snap = self._snapshot() if s is not None else Session(keymap=self.keymap.to_dict())
+        if sketch is not None:
+            kind = self.settings_panel.backend.currentText() or None
+            snap.new_root(PromptSpec(sketch_png=sketch, backend=kind), name="unsent sketch")
+        return snap
 
     def _loaded(self, session: Session) -> None:
         """Show an opened session; the host keeps its world paused until a branch continues the session."""
@@ -1170,7 +1232,23 @@ class MainWindow(QMainWindow):
             root = session.root_of(last)
             if root.prompt:
                 self.prompt_panel.set_prompt(root.prompt)
+        missing = self._select_backend(session.backend_of(last)[0]) if last is not None else None
+        if missing:
+            self.show_error(missing)
+            return
         self.statusBar().showMessage("Session opened: pick a branch and frame, then 'Branch from this frame' to continue it live", 8000)
+
+    def _select_backend(self, kind: str) -> str | None:
+        """New world makes the opened world's kind (with the prompt it was made from); the reason when it cannot."""
+        box = self.settings_panel.backend
+        if not kind or box.findText(kind) >= 0:
+            box.setCurrentText(kind or box.currentText())
+            return None
+        if box.count() == 0:  # not connected yet: the host's answer selects it
+            self.options.backend = kind
+            return None
+        return (f"Session opened, but its world was made by the {kind} backend, which this host does not serve: New "
+                f"world starts a {box.currentText()} world (run a host that serves {kind} to make it again)")
 
     def export_to(self, fmt: str, path: str | Path, scale: int | None = None) -> Job:
         """Export the viewed branch's recorded frames (or its action log) as mp4, gif, png or actions."""
@@ -1239,7 +1317,7 @@ class MainWindow(QMainWindow):
                                          "cancel it")
             event.ignore()
             return
-        if self.keep_unsaved("closed") is None and self._unsaved and not self._discard_on_close:
+        if self.keep_unsaved("closed") is None and self._unsaved_work() is not None and not self._discard_on_close:
             self._discard_on_close = True
             self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
             event.ignore()
@@ -1252,6 +1330,7 @@ class MainWindow(QMainWindow):
             if not job.isRunning() and not job.isFinished():
                 job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)
             job.wait(10000)
+        self._running.unlink(missing_ok=True)  # its work was kept in the closed autosave above, or discarded
         if self.worker_thread is not None:
             self.worker_thread.stop()
             self.worker_thread = None

@@ -21,6 +21,7 @@ VERSION = 3  # 2: frames may carry a frame edit (an object layer pasted by `edit
 # were made with; a session saves as the lowest version that holds what it has
 FILE_SUFFIX = ".wbsession"  # a single zip file; any other path is saved as a folder
 AUTOSAVE_ENV = "WORLDBRIDGE_AUTOSAVE"  # where unsaved recordings go when the window closes or Open… replaces them
+RUNNING = "running"  # the autosave a running editor rewrites with its unsaved work (see MainWindow.autosave_now)
 ZIP_MAGIC = b"PK\x03\x04"  # how every zip file begins, a cut one too
 CUT = "the zip file is cut short or its index is broken"
 
@@ -28,6 +29,34 @@ CUT = "the zip file is cut short or its index is broken"
 def autosave_dir() -> Path:
     """Where recordings the user did not save are kept ($WORLDBRIDGE_AUTOSAVE moves it), so closing or Open… loses none."""
     return Path(os.environ.get(AUTOSAVE_ENV) or Path.home() / ".worldbridge" / "autosave")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def recover_crashed() -> list[Path]:
+    """Autosaves a running editor kept (`-running-<pid>`) whose process is gone (killed, crashed): renamed
+    `-crashed-`, so the next start names each once and no running editor's file is taken."""
+    folder = autosave_dir()
+    found = []
+    for path in sorted(folder.glob(f"*-{RUNNING}-*{FILE_SUFFIX}")) if folder.is_dir() else []:
+        pid = path.stem.rsplit("-", 1)[-1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        crashed = path.with_name(path.name.replace(f"-{RUNNING}-", "-crashed-"))
+        try:
+            os.replace(path, crashed)
+        except OSError:  # another editor starting took it first, or the folder is read-only: it is still there
+            continue
+        found.append(crashed)
+    return found
 
 
 class SessionFileError(ValueError):

@@ -46,14 +46,24 @@ class SketchCanvas(QWidget):
         self.clear()
 
     # --- model ---
-    def clear(self) -> None:
-        """A starting layout: sky, two rows of ground and the player on the left."""
+    def _starting_layout(self) -> np.ndarray:
+        """Sky, two rows of ground and the player on the left, as wide as the canvas."""
         pal = self.palette_colors
-        self.cells[:] = pal["sky"]
-        self.cells[-2:] = pal["ground"]
-        self.cells[-4:-2, 2] = pal["player"]
+        cells = np.empty_like(self.cells)
+        cells[:] = pal["sky"]
+        cells[-2:] = pal["ground"]
+        cells[-4:-2, 2] = pal["player"]
+        return cells
+
+    def clear(self) -> None:
+        """Back to the starting layout."""
+        self.cells[:] = self._starting_layout()
         self.changed.emit()
         self.update()
+
+    def drawn(self) -> bool:
+        """Whether the canvas holds a drawing (not the starting layout), so closing the editor keeps it."""
+        return not np.array_equal(self.cells, self._starting_layout())
 
     def set_columns(self, cols: int) -> None:
         cols = int(cols)

@@ -19,12 +19,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from editor_gui.export import NOTHING
 from editor_gui.keymap import keep_play_focus
 from editor_gui.session_store import FrameRecord, Session
 from editor_gui.viewport import to_qimage
 
 THUMB = 64
 OPEN_TIP = "Open a saved session (a .wbsession file, or session.json in a session folder)"
+EXPORT_TIP = "Export the branch being viewed"
+NO_WORLD_TO_EXPORT = "Nothing to export yet: start a world (and press Record to keep its frames)"
 
 
 class ThumbStrip(QWidget):
@@ -147,11 +150,15 @@ class TimelinePanel(QWidget):
         export.setText("Export ▾")
         export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(export)
+        menu.setToolTipsVisible(True)
+        self.export_actions: dict[str, QAction] = {}
         for fmt, label in (("mp4", "MP4 video…"), ("gif", "GIF…"), ("png", "PNG frames…"), ("actions", "Action log (JSON)…")):
             act = QAction(label, menu)
             act.triggered.connect(lambda _=False, f=fmt: self.export_requested.emit(f))
             menu.addAction(act)
+            self.export_actions[fmt] = act
         export.setMenu(menu)
+        self.export_btn = export
         keep_play_focus(self.record, self.host_record, self.branch_btn, self.replay_btn, self.live_btn, save, load, export)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Branch", "Frames"])
@@ -266,6 +273,18 @@ class TimelinePanel(QWidget):
         has = bool(self.records)
         self.branch_btn.setEnabled(has)
         self.replay_btn.setEnabled(has)
+        self._update_export(has)
+
+    def _update_export(self, pictures: bool) -> None:
+        """Export only what the viewed branch has (so no file is asked for in vain); the tooltips say what is missing."""
+        s, bid = self.session, self.branch_id
+        log = s is not None and bid in s.branches and s.branches[bid].last_index() >= 0  # frames, recorded or not
+        for fmt, act in self.export_actions.items():
+            can = log if fmt == "actions" else pictures
+            act.setEnabled(can)
+            act.setToolTip("" if can else NOTHING)
+        self.export_btn.setEnabled(log)
+        self.export_btn.setToolTip(EXPORT_TIP if log else NO_WORLD_TO_EXPORT)
 
     # --- interaction ---
     def _on_record(self, on: bool) -> None:

@@ -470,3 +470,120 @@ def test_closing_keeps_a_world_drawn_as_a_sketch_even_with_nothing_recorded(qtbo
     assert w.close()
     (kept,) = (tmp_path / "autosave").glob("*-closed-*.wbsession")
     assert Session.load(kept).branches[0].prompt.sketch_png == drawn
+
+
+def test_export_is_greyed_out_with_the_reason_until_the_viewed_branch_has_something_to_export(qtbot, host, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from editor_gui.export import NOTHING
+
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (asked.append(a), ("", ""))[1])
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    t = w.timeline
+    assert not t.export_btn.isEnabled() and "Nothing to export" in t.export_btn.toolTip()
+    t.export_actions["mp4"].trigger()
+    assert not asked  # no file dialog for an export that has nothing in it
+    w.new_world(PromptSpec(seed=3))
+    qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None and bool(live_frames(w)), timeout=20000)
+    w.step_once()  # played, not recorded: the action log has frames, the pictures none
+    qtbot.waitUntil(lambda: t.export_btn.isEnabled(), timeout=10000)
+    assert t.export_actions["actions"].isEnabled()
+    assert not t.export_actions["mp4"].isEnabled() and t.export_actions["mp4"].toolTip() == NOTHING
+    t.export_actions["gif"].trigger()
+    assert not asked
+    t.record.setChecked(True)
+    w.step_once()
+    qtbot.waitUntil(lambda: all(a.isEnabled() for a in t.export_actions.values()), timeout=10000)
+    t.record.setChecked(False)
+    t.export_actions["mp4"].trigger()
+    assert len(asked) == 1
+    w.discard_unsaved()
+
+
+def test_open_selects_the_backend_that_made_the_opened_world_or_says_it_is_not_served(qtbot, host, tmp_path):
+    sandbox = Session(backend_kind="sandbox", backend_name="sandbox game", width=64, height=64)
+    sandbox.new_root(PromptSpec(seed=2, backend="sandbox")).frames[0] = FrameRecord(0, 0)
+    sandbox.save(tmp_path / "sandbox.wbsession")
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
+    box = w.settings_panel.backend
+    box.addItem("world_model")  # as a host serving both would list them
+    box.setCurrentText("world_model")
+    with qtbot.waitSignal(w.load_from(tmp_path / "sandbox.wbsession").succeeded, timeout=10000):
+        pass
+    assert box.currentText() == "sandbox"  # New world makes the opened world's kind again
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    assert box.currentText() == "world_model"
+    box.removeItem(box.findText("world_model"))  # this host serves the sandbox only
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
+        pass
+    message = w.statusBar().currentMessage()
+    assert "made by the world_model backend, which this host does not serve" in message
+    assert "New world starts a sandbox world" in message
+
+
+def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qtbot, host, tmp_path, monkeypatch, capsys):
+    import os
+    import subprocess
+
+    from editor_gui.main_window import AUTOSAVE_EVERY_MS
+
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    w = open_window(qtbot, host.address)
+    assert w._autosave_timer.isActive() and w._autosave_timer.interval() == AUTOSAVE_EVERY_MS
+    record_unsaved(qtbot, w)
+    with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):  # what the timer does every 30 s
+        pass
+    assert w.autosave_now() is None  # nothing new recorded since: nothing is written again
+    (running,) = folder.glob("*-running-*.wbsession")
+    recorded = {r.index for r in Session.load(running).recorded(0)}
+    assert len(recorded) >= 5
+
+    gone = subprocess.Popen(["true"])  # the editor is killed: its process is gone, close() never ran
+    gone.wait()
+    killed = running.with_name(running.name.replace(f"-{os.getpid()}.", f"-{gone.pid}."))
+    running.rename(killed)
+    capsys.readouterr()
+    w2 = open_window(qtbot, host.address, autostart=False)  # the next start
+    (crashed,) = folder.glob("*-crashed-*.wbsession")
+    assert str(crashed) in w2.statusBar().currentMessage() and "Open…" in w2.statusBar().currentMessage()
+    assert str(crashed) in capsys.readouterr().err
+    assert {r.index for r in Session.load(crashed).recorded(0)} == recorded  # the work is recoverable
+    assert not list(folder.glob("*-running-*.wbsession"))
+    w3 = open_window(qtbot, host.address, autostart=False)
+    assert str(crashed) not in w3.statusBar().currentMessage()  # offered once
+
+    before = w._unsaved
+    record_unsaved(qtbot, w, before + 2)  # more work: the running editor writes its autosave again
+    with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):
+        pass
+    w4 = open_window(qtbot, host.address, autostart=False)
+    assert len(list(folder.glob("*-running-*.wbsession"))) == 1 and "left its" not in w4.statusBar().currentMessage()
+    assert w.close()  # a clean close keeps the work as before and leaves no running autosave
+    assert not list(folder.glob("*-running-*.wbsession")) and len(list(folder.glob("*-closed-*.wbsession"))) == 1
+
+
+def test_a_sketch_drawn_but_never_sent_is_kept_on_close_and_open_puts_it_back(qtbot, host, tmp_path, monkeypatch):
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
+    assert w.close()  # the starting layout is nobody's drawing: nothing kept
+    assert not folder.exists()
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    w.prompt_panel.canvas.fill_rect((9, 6), (9, 12), "platform")
+    drawn = w.prompt_panel.canvas.cells.copy()
+    assert w.session is None and w.close()
+    (kept,) = folder.glob("*-closed-*.wbsession")
+    (root,) = Session.load(kept).branches.values()
+    assert root.name == "unsent sketch" and not root.frames
+
+    w2 = open_window(qtbot, host.address, mode="step", autostart=False)
+    with qtbot.waitSignal(w2.load_from(kept).succeeded, timeout=10000):
+        pass
+    assert np.array_equal(w2.prompt_panel.canvas.cells, drawn) and w2.prompt_panel.use_sketch.isChecked()
+    assert w2.close() and len(list(folder.glob("*.wbsession"))) == 1  # the session holds it: not kept again
