@@ -192,6 +192,16 @@ def test_realtime_mode_ticks_at_target_fps_with_latest_input(counter_host):
         assert st and st["mode"] == "realtime" and all(s["fps_measured"] <= 70 for s in seen), seen[-1]
 
 
+def test_the_last_step_input_stays_in_force_when_realtime_takes_over(counter_host):
+    with WorldClient(counter_host.address) as c:
+        c.start(mode="step", seed=1)
+        made = c.step("c")
+        c.settings(mode="realtime", fps=50)
+        f = c.next_frame(timeout=5)
+        assert f is not None and f.index > made.index  # a realtime tick, not the step's frame
+        assert (f.action, f.seq, pixel(f)[2]) == (2, made.seq, 2)  # the held key keeps walking (§4 input)
+
+
 def test_reset_and_branch_epochs(counter_host):
     with WorldClient(counter_host.address) as c:
         c.start(mode="step", seed=3)

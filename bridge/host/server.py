@@ -724,6 +724,7 @@ class Host:
             for s in group:
                 if s.mode == "step" and s.step_inputs:
                     action, client_ts, seq, received = s.step_inputs.popleft()
+                    s.action, s.client_ts, s.seq = action, client_ts, seq  # in force, should realtime take over
                 else:
                     action, client_ts, seq = s.action, s.client_ts, s.seq
                     received = s.input_ts if s.input_ts is not None else time.perf_counter()
