@@ -189,6 +189,15 @@ def test_gym_env_over_the_protocol_matches_in_process(host):
         WorldEnv()
 
 
+def test_a_closed_remote_gym_env_says_it_is_closed(host):
+    env = WorldEnv(address=host.address)
+    env.reset(seed=1)
+    env.close()
+    for call in (lambda: env.step(1), lambda: env.reset(seed=2)):
+        with pytest.raises(RuntimeError, match=r"this WorldEnv is closed .*make a new WorldEnv"):
+            call()
+
+
 def test_gym_env_over_the_protocol_passes_the_checker_and_clears_prompts(host):
     env = WorldEnv(address=host.address, max_steps=5)
     try:
