@@ -958,6 +958,29 @@ def test_a_resumed_session_tells_its_old_connection():
         h.stop()
 
 
+class SlowWorld(CounterWorld):
+    """TEST-ONLY: 20 ms a step, so step inputs are still queued when another connection resumes the session."""
+
+    def step(self, action, event=None):
+        time.sleep(0.02)
+        return super().step(action, event)
+
+
+def test_a_resume_from_another_connection_drops_the_old_connections_step_inputs():
+    h = run_host_in_thread(SlowWorld)
+    try:
+        with WorldClient(h.address) as c1, WorldClient(h.address) as c2:
+            sid = c1.start(mode="step", seed=1)["session_id"]
+            for _ in range(50):
+                c1.act("b", seq=7)  # a second of work, queued
+            at = c2.start(resume=sid)["frame_index"]
+            frames = c2.drain_frames(timeout=1.0) + c2.drain_frames(timeout=0.3)
+            assert [(f.index, f.seq) for f in frames] == [(at, None)]  # the re-sent frame, none made by c1's inputs
+            assert c2.step("c").index == at + 1
+    finally:
+        h.stop()
+
+
 def test_a_vanished_peer_leaves_no_step_inputs_behind():
     from bridge.host.server import Host, Peer
     from bridge.host.session import Session

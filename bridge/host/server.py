@@ -397,6 +397,7 @@ class Host:
             if session.peer is not None and session.peer != rid and session.peer in self.peers:
                 old = self.peers[session.peer]
                 old.session = None
+                session.step_inputs.clear()  # the old connection's inputs: their frames would reach the new one
                 self._send(session.peer, [P.encode(P.error("no_session", f"session {session.id} was resumed by "
                                                                          "another connection", None, True))])
             session.peer, peer.session = rid, session
