@@ -658,6 +658,24 @@ def test_a_failed_recording_write_stops_that_recording_not_the_host(tmp_path):
         h.stop()
 
 
+def test_a_recording_the_full_disk_refuses_at_its_start_leaves_no_file_and_its_name_free(tmp_path, monkeypatch):
+    import builtins
+
+    from bridge.host import recording
+    h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            monkeypatch.setattr(recording, "open", lambda p, m: _FullDisk(builtins.open(p, m)), raising=False)
+            with pytest.raises(ProtocolError, match="cannot write .*run.wbrec: No space left on device"):
+                c.record_start("run.wbrec")
+            assert not (tmp_path / "run.wbrec").exists()
+            monkeypatch.undo()  # space freed: the same name works, not "already exists"
+            assert c.record_start("run.wbrec")["path"] == str(tmp_path / "run.wbrec")
+    finally:
+        h.stop()
+
+
 def test_a_1_2_client_whose_recording_fails_gets_the_backend_error_it_knows(tmp_path):
     """Engine plugins of 1.2 know no `recording_stopped`: they still get an error naming the file, as before 1.3."""
     h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
