@@ -252,6 +252,8 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     schema = SCHEMAS.get(mtype)
     if schema is None:
         return msg
+    if mtype == "start" and msg.get("resume") is not None:  # a resume ignores the other keys (§4 start)
+        msg = {"type": mtype, "req_id": req_id, "resume": msg["resume"]}
     out: dict[str, Any] = {"type": mtype, "req_id": req_id}
     for key, kind in schema.items():
         v = msg.get(key)
