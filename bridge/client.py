@@ -185,7 +185,10 @@ class WorldClient:
 
     def _host_forgot_us(self) -> str:
         """`not_ready`: the host no longer knows this client (it restarted, or the connection was made anew). The next
-        start() greets it again; the session's id stays in `last_session_id` for start(resume=...)."""
+        start() greets it again; the session's id stays in `last_session_id` for start(resume=...). A client that never
+        greeted it was not forgotten: it is told to greet first."""
+        if self.welcome is None and self.session is None:
+            return "this client has not greeted the host yet: call connect() or start() first"
         if self.session is not None:
             self.last_session_id = self.session["session_id"]
         self.welcome, self.session = None, None

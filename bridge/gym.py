@@ -86,12 +86,18 @@ class WorldEnv(gymnasium.Env):
             self.client.next_frame(timeout=self._timeout)  # frame 0 of the world __init__ starts; reset takes its own
         return s
 
+    def _check_open(self) -> None:
+        """A remote env's close() ended its host session: say so, rather than fail on a missing client."""
+        if self.client is None and self.world is None:
+            raise RuntimeError("this WorldEnv is closed (close() ended its host session): make a new WorldEnv")
+
     def _info(self, **extra: Any) -> dict:
         return {"backend_kind": self.backend_kind, "backend_name": self.backend_name, "frame_index": self._steps,
                 **extra}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         """A new world; `options` may override text/image/sketch of the prompt."""
+        self._check_open()
         super().reset(seed=seed)
         world_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
         prompt = {**self._prompt, **_prompt_options(options or {}, list(self._prompt))}
@@ -119,6 +125,7 @@ class WorldEnv(gymnasium.Env):
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         """One frame under `action`; never terminates (a world has no end), truncates at `max_steps`."""
+        self._check_open()
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         if isinstance(action, bool) or not self.action_space.contains(action):  # 1.7 or True is no action, not 1

@@ -154,6 +154,15 @@ def test_close_says_bye(host):
         c.status()
 
 
+def test_status_before_any_greeting_says_to_greet_not_that_the_host_forgot(host):
+    with WorldClient(host.address) as c:
+        with pytest.raises(ProtocolError, match=r"^not_ready: this client has not greeted the host yet: call connect\(\) "
+                                                r"or start\(\) first$"):
+            c.status()
+        c.connect()
+        assert c.status()["session_id"] is None
+
+
 def test_gym_env_in_process_passes_checker():
     env = WorldEnv(backend="sandbox", max_steps=5,
                    reward_fn=lambda prev, a, obs, info: float(np.abs(obs.astype(int) - prev).mean()))
@@ -187,6 +196,15 @@ def test_gym_env_over_the_protocol_matches_in_process(host):
         local.close()
     with pytest.raises(ValueError, match="exactly one"):
         WorldEnv()
+
+
+def test_a_closed_remote_gym_env_says_it_is_closed(host):
+    env = WorldEnv(address=host.address)
+    env.reset(seed=1)
+    env.close()
+    for call in (lambda: env.step(1), lambda: env.reset(seed=2)):
+        with pytest.raises(RuntimeError, match=r"this WorldEnv is closed .*make a new WorldEnv"):
+            call()
 
 
 def test_gym_env_over_the_protocol_passes_the_checker_and_clears_prompts(host):

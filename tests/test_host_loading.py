@@ -213,6 +213,23 @@ def test_messages_sent_while_loading_act_in_order_on_the_new_session(slow_host):
         sock.close(0)
 
 
+def test_a_message_that_does_not_decode_is_answered_in_its_turn(slow_host):
+    """Its `bad_message` comes after the answers owed to what was sent before it (§3), not ahead of the `session`."""
+    SlowLoadWorld.delay = 0.5
+    sock = _greeted(slow_host.address, minor=3)
+    try:
+        sock.send(P.encode({"type": "start", "req_id": 1, "mode": "step", "seed": 5}))
+        sock.send(P.encode({"type": "input", "action": 2, "client_ts": 1.0, "seq": 1}))
+        sock.send(b"\xc1")  # behind the loading start, then behind the step input's frame
+        sock.send(P.encode({"type": "ping", "req_id": 3, "client_ts": 2.0}))
+        got = recv_all(sock, lambda m: m["type"] == "pong")
+        assert [(m["type"], m.get("index"), m.get("code")) for m in got] == [
+            ("session", None, None), ("frame", 0, None), ("frame", 1, None), ("error", None, "bad_message"),
+            ("pong", None, None)]
+    finally:
+        sock.close(0)
+
+
 def test_a_failed_load_reports_why_and_keeps_the_current_session(nospawn_host):
     slow_host = nospawn_host
     with WorldClient(slow_host.address) as c:

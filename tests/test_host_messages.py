@@ -51,6 +51,19 @@ def test_an_event_outside_the_sessions_capabilities_is_unsupported(world, event_
     assert e.value.capability == ("events" if event_type else "text_events")  # the `error` key clients grey out by
 
 
+def test_events_waiting_to_fire_are_bounded():
+    s = Session(TypedOnlyWorld(), mode="step")
+    s.begin(Prompt(seed=1))
+    for _ in range(1024):
+        s.queue_event("boom", None)
+    with pytest.raises(ProtocolError) as e:  # a step client that never steps cannot fill the host's memory
+        s.queue_event("boom", None)
+    assert (e.value.code, e.value.message) == ("busy", "1024 events already wait to fire, one per frame: wait for "
+                                                       "their frames before sending more")
+    s.step(0)  # one fired: room for one more
+    assert s.queue_event("boom", None) == "boom" and len(s.pending_events) == 1024
+
+
 @pytest.mark.parametrize("world, event_type, text, caption", [
     (TypedOnlyWorld, "boom", "ignored: the type fires", "boom"),
     (TextOnlyWorld, None, "make it snow", "make it snow"),

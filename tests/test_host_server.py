@@ -192,6 +192,16 @@ def test_realtime_mode_ticks_at_target_fps_with_latest_input(counter_host):
         assert st and st["mode"] == "realtime" and all(s["fps_measured"] <= 70 for s in seen), seen[-1]
 
 
+def test_the_last_step_input_stays_in_force_when_realtime_takes_over(counter_host):
+    with WorldClient(counter_host.address) as c:
+        c.start(mode="step", seed=1)
+        made = c.step("c")
+        c.settings(mode="realtime", fps=50)
+        f = c.next_frame(timeout=5)
+        assert f is not None and f.index > made.index  # a realtime tick, not the step's frame
+        assert (f.action, f.seq, pixel(f)[2]) == (2, made.seq, 2)  # the held key keeps walking (§4 input)
+
+
 def test_reset_and_branch_epochs(counter_host):
     with WorldClient(counter_host.address) as c:
         c.start(mode="step", seed=3)
@@ -648,6 +658,24 @@ def test_a_failed_recording_write_stops_that_recording_not_the_host(tmp_path):
         h.stop()
 
 
+def test_a_recording_the_full_disk_refuses_at_its_start_leaves_no_file_and_its_name_free(tmp_path, monkeypatch):
+    import builtins
+
+    from bridge.host import recording
+    h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            monkeypatch.setattr(recording, "open", lambda p, m: _FullDisk(builtins.open(p, m)), raising=False)
+            with pytest.raises(ProtocolError, match="cannot write .*run.wbrec: No space left on device"):
+                c.record_start("run.wbrec")
+            assert not (tmp_path / "run.wbrec").exists()
+            monkeypatch.undo()  # space freed: the same name works, not "already exists"
+            assert c.record_start("run.wbrec")["path"] == str(tmp_path / "run.wbrec")
+    finally:
+        h.stop()
+
+
 def test_a_1_2_client_whose_recording_fails_gets_the_backend_error_it_knows(tmp_path):
     """Engine plugins of 1.2 know no `recording_stopped`: they still get an error naming the file, as before 1.3."""
     h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
@@ -944,6 +972,29 @@ def test_a_resumed_session_tells_its_old_connection():
             assert c1.session is None  # the host's fatal no_session notice reached it
             assert c1.errors[-1]["code"] == "no_session" and "resumed by another connection" in c1.errors[-1]["message"]
             assert c2.step(0).index == 1
+    finally:
+        h.stop()
+
+
+class SlowWorld(CounterWorld):
+    """TEST-ONLY: 20 ms a step, so step inputs are still queued when another connection resumes the session."""
+
+    def step(self, action, event=None):
+        time.sleep(0.02)
+        return super().step(action, event)
+
+
+def test_a_resume_from_another_connection_drops_the_old_connections_step_inputs():
+    h = run_host_in_thread(SlowWorld)
+    try:
+        with WorldClient(h.address) as c1, WorldClient(h.address) as c2:
+            sid = c1.start(mode="step", seed=1)["session_id"]
+            for _ in range(50):
+                c1.act("b", seq=7)  # a second of work, queued
+            at = c2.start(resume=sid)["frame_index"]
+            frames = c2.drain_frames(timeout=1.0) + c2.drain_frames(timeout=0.3)
+            assert [(f.index, f.seq) for f in frames] == [(at, None)]  # the re-sent frame, none made by c1's inputs
+            assert c2.step("c").index == at + 1
     finally:
         h.stop()
 

@@ -222,6 +222,25 @@ def test_an_oversized_container_is_named_as_such():
     assert "not a msgpack message" not in e.value.message
 
 
+@pytest.mark.parametrize("data, says", [
+    (b"\xc1", "not a msgpack message (FormatError at first byte 0xc1): encode the header as one msgpack map"),
+    (b"", "not a msgpack message (ValueError: Unpack failed: incomplete input): encode the header as one msgpack map"),
+])
+def test_bytes_that_are_not_msgpack_are_named_never_with_an_empty_reason(data, says):
+    with pytest.raises(ProtocolError) as e:
+        P.decode(data)
+    assert (e.value.code, e.value.message) == ("bad_message", says)
+
+
+def test_a_resume_ignores_the_other_start_keys_even_out_of_range_ones():
+    msg = P.validate({"type": "start", "req_id": 2, "resume": "s-1", "mode": "turbo", "fps": 0, "seed": -1,
+                      "text": 5, "action_map": {"x": 99}})
+    assert msg["resume"] == "s-1" and msg["req_id"] == 2
+    assert all(msg[k] is None for k in ("mode", "fps", "seed", "text", "action_map"))
+    with pytest.raises(ProtocolError, match="`resume` must be a string"):
+        P.validate({"type": "start", "resume": 5})
+
+
 def test_a_big_jpeg_prompt_is_decoded_at_a_reduced_scale_and_a_png_whole():
     import io
 

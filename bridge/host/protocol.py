@@ -102,15 +102,13 @@ def decode(data: bytes, max_bytes: int | None = None) -> dict:
                               list_hook=counted, object_hook=counted)
     except ProtocolError:
         raise
-    except ValueError as e:
-        if "exceeds max_" in str(e):  # msgpack's own words for a container over MAX_CONTAINER_LEN
+    except Exception as e:  # msgpack raises several types (ExtraData, FormatError, StackError, ValueError, ...)
+        if isinstance(e, ValueError) and "exceeds max_" in str(e):  # msgpack's words for a container too long
             raise ProtocolError("bad_message", f"an array or map in the header holds over {MAX_CONTAINER_LEN} items "
                                                f"({e}): headers are small maps; send bulk data as bin") from None
-        raise ProtocolError("bad_message", f"not a msgpack message (ValueError: {e}): encode the header as one "
-                                           "msgpack map") from None
-    except Exception as e:  # msgpack raises several types (ExtraData, FormatError, StackError, ValueError, ...)
-        raise ProtocolError("bad_message", f"not a msgpack message ({type(e).__name__}: {e}): encode the header as one "
-                                           "msgpack map") from None
+        why = f"{type(e).__name__}: {e}" if str(e) else f"{type(e).__name__} at first byte 0x{data[:1].hex() or '--'}"
+        raise ProtocolError("bad_message", f"not a msgpack message ({why}): encode the header as one msgpack "
+                                           "map") from None
     if not isinstance(msg, dict):
         raise ProtocolError("bad_message", f"header is a msgpack {type(msg).__name__}, not a map")
     if not isinstance(msg.get("type"), str):
@@ -254,6 +252,8 @@ def validate(msg: dict, limits: Limits | None = None) -> dict:
     schema = SCHEMAS.get(mtype)
     if schema is None:
         return msg
+    if mtype == "start" and msg.get("resume") is not None:  # a resume ignores the other keys (§4 start)
+        msg = {"type": mtype, "req_id": req_id, "resume": msg["resume"]}
     out: dict[str, Any] = {"type": mtype, "req_id": req_id}
     for key, kind in schema.items():
         v = msg.get(key)

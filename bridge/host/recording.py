@@ -51,8 +51,11 @@ class Recorder:
             self._f.write(MAGIC)
             self.write({"kind": "header", "format": FORMAT_VERSION,
                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **header})
-        except BaseException:  # a full disk at the very start: no half-open file left behind
-            self._f.close()
+        except BaseException:  # a full disk at the very start: no file left behind, so a retry may use its name
+            try:
+                self._f.close()
+            finally:
+                self.path.unlink(missing_ok=True)  # made just now by "xb": ours, and it holds no record
             raise
 
     def write(self, record: dict) -> None:

@@ -281,18 +281,22 @@ class Host:
             peer.last_seen = time.monotonic()
             if peer.session is not None:  # any message from the session's client counts, ping and status too
                 peer.session.last_seen = peer.last_seen
-        req_id = None
+        req_id, raw, refused = None, None, None
         try:
-            if size > self.limits.max_message_bytes:  # libzmq already refused anything over twice the limit
-                try:
-                    req_id = P.req_id_of(P.decode(data))  # so the client's wait for this request ends with the error
-                except ProtocolError:
-                    pass
-                raise ProtocolError("too_large", f"message of {size} bytes is over the {self.limits.max_message_bytes}"
-                                                 "-byte limit: send smaller images (PNG/JPEG) or raise the host's limit")
-            raw = P.decode(data, self.limits.max_message_bytes)
-            req_id = P.req_id_of(raw)
-            mtype = raw["type"]
+            try:  # read now, refuse in turn: the answer to a bad message must not overtake earlier answers
+                if size > self.limits.max_message_bytes:  # libzmq already refused anything over twice the limit
+                    try:
+                        req_id = P.req_id_of(P.decode(data))  # so the client's wait for this request ends with it
+                    except ProtocolError:
+                        pass
+                    raise ProtocolError("too_large", f"message of {size} bytes is over the "
+                                                     f"{self.limits.max_message_bytes}-byte limit: send smaller "
+                                                     "images (PNG/JPEG) or raise the host's limit")
+                raw = P.decode(data, self.limits.max_message_bytes)
+                req_id = P.req_id_of(raw)
+            except ProtocolError as e:
+                refused = e
+            mtype = raw["type"] if raw is not None else None
             if peer is not None and peer.pending is not None:  # even `ping`: a client may use it as a barrier
                 # keep order: they act on the world the `start` or `reset` makes
                 return self._park(peer.held, data, size, f"for the `{peer.pending.source}` that is loading: wait "
@@ -302,6 +306,8 @@ class Host:
                 # keep order: earlier step inputs make their frames first, one a loop like everyone's, so a burst of
                 # inputs and a `ping` cannot stall the other sessions until the burst is done
                 return self._park(peer.waiting, data, size, "for your step inputs' frames: read them")
+            if refused is not None:
+                raise refused
             if mtype == "hello":
                 return self._on_hello(rid, raw)
             if mtype == "ping":
@@ -397,6 +403,7 @@ class Host:
             if session.peer is not None and session.peer != rid and session.peer in self.peers:
                 old = self.peers[session.peer]
                 old.session = None
+                session.step_inputs.clear()  # the old connection's inputs: their frames would reach the new one
                 self._send(session.peer, [P.encode(P.error("no_session", f"session {session.id} was resumed by "
                                                                          "another connection", None, True))])
             session.peer, peer.session = rid, session
@@ -724,6 +731,7 @@ class Host:
             for s in group:
                 if s.mode == "step" and s.step_inputs:
                     action, client_ts, seq, received = s.step_inputs.popleft()
+                    s.action, s.client_ts, s.seq = action, client_ts, seq  # in force, should realtime take over
                 else:
                     action, client_ts, seq = s.action, s.client_ts, s.seq
                     received = s.input_ts if s.input_ts is not None else time.perf_counter()

@@ -15,6 +15,8 @@ from bridge.backend import Prompt, WorldBackend, WorldEvent, takes
 from bridge.host.pixels import decode_layer, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, prompt_kinds
 
+MAX_PENDING_EVENTS = 1024  # accepted events waiting to fire (one a frame), per session
+
 
 def now_ms() -> float:
     """The host clock in ms (monotonic); `host_ts` and recordings use it."""
@@ -164,6 +166,9 @@ class Session:
         if event_type is not None and event_type not in self.backend.event_types:
             raise ProtocolError("bad_argument", f"unknown event type {event_type!r}: this backend knows "
                                                 f"{list(self.backend.event_types)}")
+        if len(self.pending_events) >= MAX_PENDING_EVENTS:  # one fires per frame: a flood must not fill the memory
+            raise ProtocolError("busy", f"{MAX_PENDING_EVENTS} events already wait to fire, one per frame: wait for "
+                                        "their frames before sending more")
         try:
             caption = describe_event(self.backend, event)
         except ValueError as e:
