@@ -128,7 +128,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient",
                      "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
-                     "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart"):
+                     "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
+                     "ACameraPromptThatResetsTheWorldWaitsForTheSession"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

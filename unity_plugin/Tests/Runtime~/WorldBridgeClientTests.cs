@@ -118,5 +118,28 @@ namespace WorldBridge.Tests
                 typeof(WorldPromptFromCamera).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(prompt, null);
             }
         }
+
+        [Test]
+        public void ACameraPromptThatResetsTheWorldWaitsForTheSession()
+        {
+            var client = new WorldBridgeClient { startOnConnect = false };
+            var prompt = new WorldPromptFromCamera
+            {
+                client = client, sourceCamera = new UnityEngine.Camera(), sendWhenConnected = true,
+                delivery = WorldPromptFromCamera.Delivery.ResetCurrentWorld,
+            };
+            var update = typeof(WorldPromptFromCamera).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(connection, "state", ConnectionState.Ready);
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            update.Invoke(prompt, null);
+            var outbox = (System.Collections.ICollection)Get(connection, "outbox");
+            Assert.AreEqual(0, outbox.Count, "a reset went before any world existed: the host refuses it");
+            Set(connection, "session", SessionInfo.From(new MsgMap { { "session_id", "s1" }, { "backend_kind", "sandbox" } }));
+            update.Invoke(prompt, null);
+            update.Invoke(prompt, null);
+            Assert.AreEqual(1, outbox.Count, "the reset should go once the world has started");
+            connection.Close();
+        }
     }
 }
