@@ -102,7 +102,7 @@ namespace WorldBridge.Editor
                 {
                     var error = HostError.From(m);
                     if (error.EndsRecording) recording = false; // the host's recorder ended
-                    status = error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.ToString();
+                    status = error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.Explained;
                 }
                 else if (type == "ok")
                 {

@@ -202,6 +202,14 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ANotReadyIsExplainedAsTheConnectionHandlesIt()
+        {
+            var notReady = new MsgMap { { "type", "error" }, { "code", "not_ready" }, { "message", "send hello first" }, { "fatal", false } };
+            Assert.AreEqual("the host forgot this client (send hello first): greeting it again", HostError.From(notReady).Explained);
+            Assert.AreEqual("unsupported: no edits", HostError.From(new MsgMap { { "type", "error" }, { "code", "unsupported" }, { "message", "no edits" } }).Explained);
+        }
+
+        [Test]
         public void EditLayersAreCheckedLikeTheHostChecksThem()
         {
             var layer = Message("msg_edit").GetBytes("layer");
