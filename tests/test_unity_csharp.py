@@ -92,7 +92,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "NotReadyInASessionGreetsAgainAndResumesIt", "TheOkForResetBranchOrEditDropsOlderEpochFramesAtOnce",
                      "StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent",
                      "StatusAndPongAreKeptWithTheRoundTripFromTheirClientTs", "FpsIsMeasuredFromFrameArrivalsOverTheLast30",
-                     "OnlyAFatalErrorOrRecordingStoppedEndsTheRecording", "ANotReadyIsExplainedAsTheConnectionHandlesIt"):
+                     "OnlyAFatalErrorOrRecordingStoppedEndsTheRecording", "ANotReadyIsExplainedAsTheConnectionHandlesIt",
+                     "OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -33,6 +33,7 @@ namespace WorldBridge.Editor
         WorldFrame lastFrame;
         double? latencyMs; // the last sample: only the first frame of each input measures one
         string status = "not connected";
+        int previewControl = -1; // the preview's keyboard control: game keys play while it (or nothing) has focus
         bool recording;
 
         [MenuItem("Window/World Bridge")]
@@ -231,7 +232,9 @@ namespace WorldBridge.Editor
             if (preview == null) { EditorGUILayout.HelpBox("waiting for the first frame…", MessageType.None); return; }
             var rect = GUILayoutUtility.GetAspectRect((float)preview.width / preview.height, GUILayout.MaxWidth(position.width - 8));
             GUI.DrawTextureWithTexCoords(rect, preview, new Rect(0, 1, 1, -1)); // rows arrive top first
+            previewControl = GUIUtility.GetControlID(FocusType.Keyboard, rect);
             var e = Event.current;
+            if (e.type == EventType.MouseDown && rect.Contains(e.mousePosition)) GUIUtility.keyboardControl = previewControl; // the game keys play
             if (e.type == EventType.MouseDown && rect.Contains(e.mousePosition) && session.Capabilities.CanEdit)
             {
                 // a click places the object to paste: the top of the preview is the frame's row 0
@@ -250,7 +253,7 @@ namespace WorldBridge.Editor
 
         void DrawPlay(SessionInfo session)
         {
-            EditorGUILayout.LabelField("Actions (or arrow keys + space while this window has focus)", EditorStyles.boldLabel);
+            EditorGUILayout.LabelField("Actions (or arrow keys + space while the preview has focus: click it)", EditorStyles.boldLabel);
             EditorGUILayout.BeginHorizontal();
             for (int i = 0; i < session.ActionNames.Length; i++)
             {
@@ -350,18 +353,16 @@ namespace WorldBridge.Editor
             if (GUILayout.Button(recording ? "Stop recording" : "Record")) Request(c => recording ? c.RecordStop() : c.RecordStart());
         }
 
+        /// <summary>Game keys play while the preview has focus (clicked, or no field focused): keys typed into the prompt
+        /// or event text fields never move the world.</summary>
         void HandleKeys(SessionInfo session)
         {
             var e = Event.current;
             if (session == null || (e.type != EventType.KeyDown && e.type != EventType.KeyUp)) return;
-            string action = null;
+            if (GUIUtility.keyboardControl != 0 && GUIUtility.keyboardControl != previewControl) return;
             // the running session's mode, not the Mode popup (that is for the next start): a noop steps a step world
-            if (e.type == EventType.KeyUp) action = session.Mode == "realtime" ? "noop" : null;
-            else if (e.keyCode == KeyCode.LeftArrow) action = "left";
-            else if (e.keyCode == KeyCode.RightArrow) action = "right";
-            else if (e.keyCode == KeyCode.Space || e.keyCode == KeyCode.UpArrow) action = "jump";
-            else if (e.keyCode == KeyCode.DownArrow) action = "down";
-            if (action == null || session.ActionId(action) < 0) return;
+            var action = session.ActionForKey(e.keyCode.ToString(), e.type == EventType.KeyUp);
+            if (action == null) return;
             Request(c => c.Input(action));
             e.Use();
         }

@@ -201,6 +201,24 @@ namespace WorldBridge.Tests
             Assert.IsTrue(HostError.From(fatal).EndsRecording, "the session ended with the backend");
         }
 
+        static SessionInfo Session(string mode, params string[] names) =>
+            SessionInfo.From(new MsgMap { { "type", "session" }, { "mode", mode }, { "action_names", new List<object>(names) } });
+
+        [Test]
+        public void OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld()
+        {
+            var sandbox = new[] { "noop", "left", "right", "jump", "left_jump", "right_jump", "down" };
+            var realtime = Session("realtime", sandbox);
+            Assert.AreEqual(("left", "jump", "noop"), (realtime.ActionForKey("LeftArrow", false), realtime.ActionForKey("Space", false),
+                                                      realtime.ActionForKey("LeftArrow", true)));
+            Assert.IsNull(realtime.ActionForKey("A", true), "a letter released (typed into a text field) stopped the player");
+            Assert.IsNull(realtime.ActionForKey("A", false));
+            Assert.IsNull(Session("step", sandbox).ActionForKey("RightArrow", true), "a noop steps a step world one more frame");
+            var world = Session("realtime", "latent_0", "latent_1", "latent_2");
+            Assert.IsNull(world.ActionForKey("LeftArrow", false));
+            Assert.IsNull(world.ActionForKey("LeftArrow", true));
+        }
+
         [Test]
         public void ANotReadyIsExplainedAsTheConnectionHandlesIt()
         {
