@@ -93,7 +93,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent",
                      "StatusAndPongAreKeptWithTheRoundTripFromTheirClientTs", "FpsIsMeasuredFromFrameArrivalsOverTheLast30",
                      "OnlyAFatalErrorOrRecordingStoppedEndsTheRecording", "ANotReadyIsExplainedAsTheConnectionHandlesIt",
-                     "OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld"):
+                     "OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld",
+                     "TheArrowKeysPlayOnlyABackendThatNamesTheirActions"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -253,7 +253,8 @@ namespace WorldBridge.Editor
 
         void DrawPlay(SessionInfo session)
         {
-            EditorGUILayout.LabelField("Actions (or arrow keys + space while the preview has focus: click it)", EditorStyles.boldLabel);
+            EditorGUILayout.LabelField(session.ArrowKeysPlay ? "Actions (or arrow keys + space while the preview has focus: click it)"
+                                       : "Latent actions (learned from unlabelled video: the arrow keys play none of them)", EditorStyles.boldLabel);
             EditorGUILayout.BeginHorizontal();
             for (int i = 0; i < session.ActionNames.Length; i++)
             {

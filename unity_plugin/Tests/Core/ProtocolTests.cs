@@ -220,6 +220,15 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void TheArrowKeysPlayOnlyABackendThatNamesTheirActions()
+        {
+            Assert.IsTrue(Session("realtime", "noop", "left", "right", "jump").ArrowKeysPlay);
+            var world = Session("realtime", "noop", "latent_1", "latent_2");
+            Assert.IsFalse(world.ArrowKeysPlay, "the arrows reach none of a world model's latent actions");
+            Assert.IsNull(world.ActionForKey("LeftArrow", true), "an arrow released sent the noop of a backend the arrows do not play");
+        }
+
+        [Test]
         public void ANotReadyIsExplainedAsTheConnectionHandlesIt()
         {
             var notReady = new MsgMap { { "type", "error" }, { "code", "not_ready" }, { "message", "send hello first" }, { "fatal", false } };
