@@ -131,7 +131,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
-                     "ACameraPromptThatResetsTheWorldWaitsForTheSession"):
+                     "ACameraPromptThatResetsTheWorldWaitsForTheSession",
+                     "ATextureFileThatCannotBeReadIsAnErrorRequestsReport"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -120,6 +120,16 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ATextureFileThatCannotBeReadIsAnErrorRequestsReport()
+        {
+            var read = typeof(WorldBridgeClient).GetMethod("ReadAssetFile", BindingFlags.NonPublic | BindingFlags.Static);
+            var gone = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "worldbridge-no-such-dir", "layer.png");
+            var thrown = Assert.Throws<TargetInvocationException>(() => read.Invoke(null, new object[] { gone })).InnerException;
+            Assert.IsInstanceOf<System.InvalidOperationException>(thrown, "an IOException escapes the requests' error handling");
+            StringAssert.Contains(gone, thrown.Message);
+        }
+
+        [Test]
         public void ACameraPromptThatResetsTheWorldWaitsForTheSession()
         {
             var client = new WorldBridgeClient { startOnConnect = false };
