@@ -300,17 +300,26 @@ namespace WorldBridge.Editor
         }
 
         static readonly string[] UnmaskOrders = { "confidence", "random" };
+        WorldSettings samplerShown; // the settings the Sampler's fields were filled from
 
         /// <summary>(1.2) The world model's sampler: nucleus mass and unmasking order; absent where the session has none.</summary>
         void DrawSampler()
         {
             var settings = connection.CurrentSettings;
             if (settings == null || !settings.TopP.HasValue || settings.Unmask == null) return;
+            if (settings != samplerShown) // a new session or settings answer: the fields show what runs, so Apply changes only what the user edits
+            {
+                samplerShown = settings;
+                topP = (float)settings.TopP.Value;
+                unmaskIndex = Array.IndexOf(UnmaskOrders, settings.Unmask);
+            }
             EditorGUILayout.LabelField("Sampler", EditorStyles.boldLabel);
             EditorGUILayout.BeginHorizontal();
             topP = Math.Min(1f, Math.Max(0.05f, EditorGUILayout.FloatField($"Top-p (now {settings.TopP.Value:0.##}, 1 = off)", topP)));
             unmaskIndex = EditorGUILayout.Popup(unmaskIndex, UnmaskOrders, GUILayout.Width(90));
-            if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(topP: topP, unmask: UnmaskOrders[unmaskIndex]));
+            // only an order picked here goes: one this window does not list (the popup shows none) is kept
+            var unmask = unmaskIndex >= 0 && UnmaskOrders[unmaskIndex] != settings.Unmask ? UnmaskOrders[unmaskIndex] : null;
+            if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(topP: topP, unmask: unmask));
             EditorGUILayout.EndHorizontal();
             EditorGUILayout.LabelField($"Unmasking now: {settings.Unmask}", EditorStyles.miniLabel);
         }
