@@ -77,7 +77,13 @@ namespace WorldBridge.Editor
             connection?.Close();
             connection = null;
             recording = false;
-            lastFrame = null; // the next host's world must not show under this one's frame
+            BlankPreview(); // the next host's world must not show under this one's frame
+        }
+
+        /// <summary>Forgets the shown frame, so an ended world's last frame never stands for the next one.</summary>
+        void BlankPreview()
+        {
+            lastFrame = null;
             latencyMs = null;
             if (preview != null) DestroyImmediate(preview);
             preview = null;
@@ -97,7 +103,11 @@ namespace WorldBridge.Editor
                 else if (type == "session")
                 {
                     status = $"session {m.GetString("session_id")} started";
-                    if (!m.GetBool("resumed")) recording = false; // the host's recorder ended with the old session
+                    if (!m.GetBool("resumed"))
+                    {
+                        recording = false; // the host's recorder ended with the old session
+                        BlankPreview();    // "waiting for the first frame…" until the new world's frame 0
+                    }
                 }
                 else if (type == "error" || type == "reject")
                 {
