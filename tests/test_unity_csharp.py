@@ -92,7 +92,9 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "NotReadyInASessionGreetsAgainAndResumesIt", "TheOkForResetBranchOrEditDropsOlderEpochFramesAtOnce",
                      "StartsFromTwoThreadsGoOutInTheOrderOfTheirIdsAndAReconnectRepeatsTheLastSent",
                      "StatusAndPongAreKeptWithTheRoundTripFromTheirClientTs", "FpsIsMeasuredFromFrameArrivalsOverTheLast30",
-                     "OnlyAFatalErrorOrRecordingStoppedEndsTheRecording"):
+                     "OnlyAFatalErrorOrRecordingStoppedEndsTheRecording", "ANotReadyIsExplainedAsTheConnectionHandlesIt",
+                     "OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld",
+                     "TheArrowKeysPlayOnlyABackendThatNamesTheirActions"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
@@ -128,7 +130,9 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient",
                      "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
-                     "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart"):
+                     "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
+                     "ACameraPromptThatResetsTheWorldWaitsForTheSession",
+                     "ATextureFileThatCannotBeReadIsAnErrorRequestsReport"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -33,6 +33,7 @@ namespace WorldBridge.Editor
         WorldFrame lastFrame;
         double? latencyMs; // the last sample: only the first frame of each input measures one
         string status = "not connected";
+        int previewControl = -1; // the preview's keyboard control: game keys play while it (or nothing) has focus
         bool recording;
 
         [MenuItem("Window/World Bridge")]
@@ -76,7 +77,13 @@ namespace WorldBridge.Editor
             connection?.Close();
             connection = null;
             recording = false;
-            lastFrame = null; // the next host's world must not show under this one's frame
+            BlankPreview(); // the next host's world must not show under this one's frame
+        }
+
+        /// <summary>Forgets the shown frame, so an ended world's last frame never stands for the next one.</summary>
+        void BlankPreview()
+        {
+            lastFrame = null;
             latencyMs = null;
             if (preview != null) DestroyImmediate(preview);
             preview = null;
@@ -96,13 +103,17 @@ namespace WorldBridge.Editor
                 else if (type == "session")
                 {
                     status = $"session {m.GetString("session_id")} started";
-                    if (!m.GetBool("resumed")) recording = false; // the host's recorder ended with the old session
+                    if (!m.GetBool("resumed"))
+                    {
+                        recording = false; // the host's recorder ended with the old session
+                        BlankPreview();    // "waiting for the first frame…" until the new world's frame 0
+                    }
                 }
                 else if (type == "error" || type == "reject")
                 {
                     var error = HostError.From(m);
                     if (error.EndsRecording) recording = false; // the host's recorder ended
-                    status = error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.ToString();
+                    status = error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.Explained;
                 }
                 else if (type == "ok")
                 {
@@ -231,7 +242,9 @@ namespace WorldBridge.Editor
             if (preview == null) { EditorGUILayout.HelpBox("waiting for the first frame…", MessageType.None); return; }
             var rect = GUILayoutUtility.GetAspectRect((float)preview.width / preview.height, GUILayout.MaxWidth(position.width - 8));
             GUI.DrawTextureWithTexCoords(rect, preview, new Rect(0, 1, 1, -1)); // rows arrive top first
+            previewControl = GUIUtility.GetControlID(FocusType.Keyboard, rect);
             var e = Event.current;
+            if (e.type == EventType.MouseDown && rect.Contains(e.mousePosition)) GUIUtility.keyboardControl = previewControl; // the game keys play
             if (e.type == EventType.MouseDown && rect.Contains(e.mousePosition) && session.Capabilities.CanEdit)
             {
                 // a click places the object to paste: the top of the preview is the frame's row 0
@@ -250,7 +263,8 @@ namespace WorldBridge.Editor
 
         void DrawPlay(SessionInfo session)
         {
-            EditorGUILayout.LabelField("Actions (or arrow keys + space while this window has focus)", EditorStyles.boldLabel);
+            EditorGUILayout.LabelField(session.ArrowKeysPlay ? "Actions (or arrow keys + space while the preview has focus: click it)"
+                                       : "Latent actions (learned from unlabelled video: the arrow keys play none of them)", EditorStyles.boldLabel);
             EditorGUILayout.BeginHorizontal();
             for (int i = 0; i < session.ActionNames.Length; i++)
             {
@@ -296,17 +310,26 @@ namespace WorldBridge.Editor
         }
 
         static readonly string[] UnmaskOrders = { "confidence", "random" };
+        WorldSettings samplerShown; // the settings the Sampler's fields were filled from
 
         /// <summary>(1.2) The world model's sampler: nucleus mass and unmasking order; absent where the session has none.</summary>
         void DrawSampler()
         {
             var settings = connection.CurrentSettings;
             if (settings == null || !settings.TopP.HasValue || settings.Unmask == null) return;
+            if (settings != samplerShown) // a new session or settings answer: the fields show what runs, so Apply changes only what the user edits
+            {
+                samplerShown = settings;
+                topP = (float)settings.TopP.Value;
+                unmaskIndex = Array.IndexOf(UnmaskOrders, settings.Unmask);
+            }
             EditorGUILayout.LabelField("Sampler", EditorStyles.boldLabel);
             EditorGUILayout.BeginHorizontal();
             topP = Math.Min(1f, Math.Max(0.05f, EditorGUILayout.FloatField($"Top-p (now {settings.TopP.Value:0.##}, 1 = off)", topP)));
             unmaskIndex = EditorGUILayout.Popup(unmaskIndex, UnmaskOrders, GUILayout.Width(90));
-            if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(topP: topP, unmask: UnmaskOrders[unmaskIndex]));
+            // only an order picked here goes: one this window does not list (the popup shows none) is kept
+            var unmask = unmaskIndex >= 0 && UnmaskOrders[unmaskIndex] != settings.Unmask ? UnmaskOrders[unmaskIndex] : null;
+            if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(topP: topP, unmask: unmask));
             EditorGUILayout.EndHorizontal();
             EditorGUILayout.LabelField($"Unmasking now: {settings.Unmask}", EditorStyles.miniLabel);
         }
@@ -350,18 +373,16 @@ namespace WorldBridge.Editor
             if (GUILayout.Button(recording ? "Stop recording" : "Record")) Request(c => recording ? c.RecordStop() : c.RecordStart());
         }
 
+        /// <summary>Game keys play while the preview has focus (clicked, or no field focused): keys typed into the prompt
+        /// or event text fields never move the world.</summary>
         void HandleKeys(SessionInfo session)
         {
             var e = Event.current;
             if (session == null || (e.type != EventType.KeyDown && e.type != EventType.KeyUp)) return;
-            string action = null;
+            if (GUIUtility.keyboardControl != 0 && GUIUtility.keyboardControl != previewControl) return;
             // the running session's mode, not the Mode popup (that is for the next start): a noop steps a step world
-            if (e.type == EventType.KeyUp) action = session.Mode == "realtime" ? "noop" : null;
-            else if (e.keyCode == KeyCode.LeftArrow) action = "left";
-            else if (e.keyCode == KeyCode.RightArrow) action = "right";
-            else if (e.keyCode == KeyCode.Space || e.keyCode == KeyCode.UpArrow) action = "jump";
-            else if (e.keyCode == KeyCode.DownArrow) action = "down";
-            if (action == null || session.ActionId(action) < 0) return;
+            var action = session.ActionForKey(e.keyCode.ToString(), e.type == EventType.KeyUp);
+            if (action == null) return;
             Request(c => c.Input(action));
             e.Use();
         }

@@ -352,7 +352,7 @@ namespace WorldBridge
         {
 #if UNITY_EDITOR
             var path = AssetDatabase.GetAssetPath(texture);
-            if (Array.IndexOf(fileTypes, Path.GetExtension(path).ToLowerInvariant()) >= 0) return File.ReadAllBytes(path);
+            if (Array.IndexOf(fileTypes, Path.GetExtension(path).ToLowerInvariant()) >= 0) return ReadAssetFile(path);
 #endif
             if (texture.isReadable) // EncodeToPNG gives nothing for a compressed format, readable or not
             {
@@ -360,6 +360,17 @@ namespace WorldBridge
                 if (png != null && png.Length > 0) return png;
             }
             return ReadBackAsPng(texture);
+        }
+
+        /// <summary>The asset's file; a file that cannot be read (gone, locked, no permission) is an InvalidOperationException
+        /// naming it, which every request reports instead of it escaping (and breaking the editor window's layout).</summary>
+        static byte[] ReadAssetFile(string path)
+        {
+            try { return File.ReadAllBytes(path); }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+            {
+                throw new InvalidOperationException($"cannot read the texture's file {path} ({e.Message}): reimport it or pick another texture", e);
+            }
         }
 
         /// <summary>Copies any texture (compressed, not readable) into an RGBA32 one through a RenderTexture and encodes that.</summary>

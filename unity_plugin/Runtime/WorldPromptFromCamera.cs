@@ -18,7 +18,7 @@ namespace WorldBridge
         [Min(8)] public int height = 256;
         public PromptKind kind = PromptKind.Image;
         public Delivery delivery = Delivery.StartNewWorld;
-        [Tooltip("Capture and send once the host has welcomed the client.")]
+        [Tooltip("Capture and send once the host has welcomed the client (Reset Current World: once its world has started).")]
         public bool sendWhenConnected;
 
         Texture2D readback;
@@ -46,6 +46,7 @@ namespace WorldBridge
             Follow(client); // a client set from a script after AddComponent
             var connection = client != null ? client.Connection : null;
             if (!sendWhenConnected || connection == null || connection == sentOn || !connection.IsReady) return;
+            if (delivery == Delivery.ResetCurrentWorld && connection.Session == null) return; // the host refuses a reset without a world
             sentOn = connection;
             SendPrompt();
         }

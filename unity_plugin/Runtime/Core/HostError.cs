@@ -55,6 +55,12 @@ namespace WorldBridge.Core
         }
 
         public override string ToString() => $"{Code}: {Message}";
+
+        /// <summary>The line to show users, one wording everywhere: a not_ready says what the connection does about it
+        /// (greets the host again), not the host's "send hello first"; anything else as the host sent it.</summary>
+        public string Explained => Kind == HostErrorCode.NotReady
+            ? $"the host forgot this client ({(Message.Length > 0 ? Message : Code)}): greeting it again"
+            : ToString();
     }
 
     /// <summary>Thrown by the waiting helpers (WorldBridgeConnection.WaitReply) when the host answered with an error.</summary>

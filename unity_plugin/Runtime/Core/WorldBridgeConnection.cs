@@ -548,7 +548,7 @@ namespace WorldBridge.Core
             if (type == "frame") { OnFrame(m, parts.Count > 1 ? parts[1] : null); return true; }
             if (type == "error" && m.GetString("code") == "not_ready") // a start it refused stays unanswered: sent again
             {
-                lastError = "the host forgot this client (" + m.GetString("message", "not_ready") + "): greeting it again";
+                lastError = HostError.From(m).Explained;
                 Post(m);
                 return false;
             }

@@ -258,6 +258,14 @@ namespace UnityEngine
     public sealed class GUIStyle { }
     public sealed class GUILayoutOption { }
 
+    public enum FocusType { Keyboard = 1, Passive = 2 }
+
+    public static class GUIUtility
+    {
+        public static int keyboardControl { get; set; }
+        public static int GetControlID(FocusType focus, Rect position) => 0;
+    }
+
     public class GUI
     {
         public static bool enabled { get; set; }

@@ -201,6 +201,41 @@ namespace WorldBridge.Tests
             Assert.IsTrue(HostError.From(fatal).EndsRecording, "the session ended with the backend");
         }
 
+        static SessionInfo Session(string mode, params string[] names) =>
+            SessionInfo.From(new MsgMap { { "type", "session" }, { "mode", mode }, { "action_names", new List<object>(names) } });
+
+        [Test]
+        public void OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld()
+        {
+            var sandbox = new[] { "noop", "left", "right", "jump", "left_jump", "right_jump", "down" };
+            var realtime = Session("realtime", sandbox);
+            Assert.AreEqual(("left", "jump", "noop"), (realtime.ActionForKey("LeftArrow", false), realtime.ActionForKey("Space", false),
+                                                      realtime.ActionForKey("LeftArrow", true)));
+            Assert.IsNull(realtime.ActionForKey("A", true), "a letter released (typed into a text field) stopped the player");
+            Assert.IsNull(realtime.ActionForKey("A", false));
+            Assert.IsNull(Session("step", sandbox).ActionForKey("RightArrow", true), "a noop steps a step world one more frame");
+            var world = Session("realtime", "latent_0", "latent_1", "latent_2");
+            Assert.IsNull(world.ActionForKey("LeftArrow", false));
+            Assert.IsNull(world.ActionForKey("LeftArrow", true));
+        }
+
+        [Test]
+        public void TheArrowKeysPlayOnlyABackendThatNamesTheirActions()
+        {
+            Assert.IsTrue(Session("realtime", "noop", "left", "right", "jump").ArrowKeysPlay);
+            var world = Session("realtime", "noop", "latent_1", "latent_2");
+            Assert.IsFalse(world.ArrowKeysPlay, "the arrows reach none of a world model's latent actions");
+            Assert.IsNull(world.ActionForKey("LeftArrow", true), "an arrow released sent the noop of a backend the arrows do not play");
+        }
+
+        [Test]
+        public void ANotReadyIsExplainedAsTheConnectionHandlesIt()
+        {
+            var notReady = new MsgMap { { "type", "error" }, { "code", "not_ready" }, { "message", "send hello first" }, { "fatal", false } };
+            Assert.AreEqual("the host forgot this client (send hello first): greeting it again", HostError.From(notReady).Explained);
+            Assert.AreEqual("unsupported: no edits", HostError.From(new MsgMap { { "type", "error" }, { "code", "unsupported" }, { "message", "no edits" } }).Explained);
+        }
+
         [Test]
         public void EditLayersAreCheckedLikeTheHostChecksThem()
         {

@@ -118,5 +118,38 @@ namespace WorldBridge.Tests
                 typeof(WorldPromptFromCamera).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(prompt, null);
             }
         }
+
+        [Test]
+        public void ATextureFileThatCannotBeReadIsAnErrorRequestsReport()
+        {
+            var read = typeof(WorldBridgeClient).GetMethod("ReadAssetFile", BindingFlags.NonPublic | BindingFlags.Static);
+            var gone = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "worldbridge-no-such-dir", "layer.png");
+            var thrown = Assert.Throws<TargetInvocationException>(() => read.Invoke(null, new object[] { gone })).InnerException;
+            Assert.IsInstanceOf<System.InvalidOperationException>(thrown, "an IOException escapes the requests' error handling");
+            StringAssert.Contains(gone, thrown.Message);
+        }
+
+        [Test]
+        public void ACameraPromptThatResetsTheWorldWaitsForTheSession()
+        {
+            var client = new WorldBridgeClient { startOnConnect = false };
+            var prompt = new WorldPromptFromCamera
+            {
+                client = client, sourceCamera = new UnityEngine.Camera(), sendWhenConnected = true,
+                delivery = WorldPromptFromCamera.Delivery.ResetCurrentWorld,
+            };
+            var update = typeof(WorldPromptFromCamera).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(connection, "state", ConnectionState.Ready);
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            update.Invoke(prompt, null);
+            var outbox = (System.Collections.ICollection)Get(connection, "outbox");
+            Assert.AreEqual(0, outbox.Count, "a reset went before any world existed: the host refuses it");
+            Set(connection, "session", SessionInfo.From(new MsgMap { { "session_id", "s1" }, { "backend_kind", "sandbox" } }));
+            update.Invoke(prompt, null);
+            update.Invoke(prompt, null);
+            Assert.AreEqual(1, outbox.Count, "the reset should go once the world has started");
+            connection.Close();
+        }
     }
 }
