@@ -179,7 +179,7 @@ func _on_status_changed(text: String) -> void:
 
 
 func _on_session_started(_session: Dictionary) -> void:
-	caption_label.text = ""
+	caption_label.text = client.dropped_note()  # e.g. the text prompt this backend refused
 	_refused.clear()
 	_on_capabilities_changed(client.capabilities)
 	_on_status_changed(client.status_text)
