@@ -98,3 +98,24 @@ def test_demo_starts_a_world_without_the_prompts_its_backend_refuses_and_says_so
         assert demo.native.get_node("HUD/Layout/TopBar/StatusLabel").text.endswith("; " + note)
         sim.call_method(client, "disconnect_from_host", [])
 
+
+def test_demo_fires_free_text_when_the_host_refused_typed_events(sim):
+    """A session offering typed and free-text events whose host refused typed ones: Snow goes as free text."""
+    router, port = _router()
+    try:
+        demo, client = _demo(sim, f"tcp://127.0.0.1:{port}")
+        ident, start = _greet_and_start(sim, router)
+        _answer(sim, router, client, ident, start, capabilities=["events", "text_events"],
+                event_types=["weather_snow"])
+        refusal = {"type": "error", "req_id": 99, "code": "unsupported", "capability": "events", "fatal": False,
+                   "message": "this backend takes no typed events (session.capabilities lack events)"}
+        router.send_multipart([ident, zmtp_raw.pack(refusal)])
+        assert _run_until(sim, lambda: "SnowButton" not in _greyed(demo) and demo.members["_refused"])
+        while router.poll(100):
+            _recv(router)  # the demo's WorldInput sends its idle input
+        sim.call_method(demo, "_fire", ["snow"])
+        assert _run_until(sim, lambda: router.poll(0))
+        event = _recv(router)[1]
+        assert (event["type"], event.get("event_type"), event.get("text")) == ("event", None, "it begins to snow")
+    finally:
+        router.close()
