@@ -15,7 +15,9 @@ sys.path.insert(0, str(GODOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
-from test_godot_client import Recorder, _demo_blockout_png, _run_until, host, sim  # noqa: E402,F401
+import zmtp_raw  # noqa: E402
+from test_godot_client import (  # noqa: E402,F401
+    Recorder, _answer, _demo_blockout_png, _greet_and_start, _recv, _router, _run_until, host, sim)
 
 from bridge.host import server  # noqa: E402
 
@@ -80,3 +82,40 @@ def test_demo_greys_a_prompt_kind_the_host_refused_before_any_session(sim, micro
         assert "PromptButton" in _greyed(demo)
         assert demo.native.get_node("HUD/Layout/CaptionLabel").text == rec["capability_refused"][0][1]
         sim.call_method(client, "disconnect_from_host", [])
+
+
+def test_demo_starts_a_world_without_the_prompts_its_backend_refuses_and_says_so(sim, micro_world):
+    """demo.tscn's text prompt and level sketch are refused by the micro world (no text prompts, no sketches): the
+    client starts again without them, and the caption and status say what was left out, as the editor does."""
+    with server.run_host_in_thread(str(micro_world)) as h:
+        demo, client = _demo(sim, h.address, "world_model")
+        rec = Recorder(client, "capability_refused", "session_started")
+        assert _run_until(sim, lambda: client.members["frames_received"] >= 1), client.members["status_text"]
+        assert [r[0] for r in rec["capability_refused"]] == ["text_prompt", "sketch_prompt"]
+        assert len(rec["session_started"]) == 1 and list(client.members["dropped_prompts"]) == ["text", "sketch"]
+        note = "started without the text and sketch prompts: this backend takes neither"
+        assert demo.native.get_node("HUD/Layout/CaptionLabel").text == note
+        assert demo.native.get_node("HUD/Layout/TopBar/StatusLabel").text.endswith("; " + note)
+        sim.call_method(client, "disconnect_from_host", [])
+
+
+def test_demo_fires_free_text_when_the_host_refused_typed_events(sim):
+    """A session offering typed and free-text events whose host refused typed ones: Snow goes as free text."""
+    router, port = _router()
+    try:
+        demo, client = _demo(sim, f"tcp://127.0.0.1:{port}")
+        ident, start = _greet_and_start(sim, router)
+        _answer(sim, router, client, ident, start, capabilities=["events", "text_events"],
+                event_types=["weather_snow"])
+        refusal = {"type": "error", "req_id": 99, "code": "unsupported", "capability": "events", "fatal": False,
+                   "message": "this backend takes no typed events (session.capabilities lack events)"}
+        router.send_multipart([ident, zmtp_raw.pack(refusal)])
+        assert _run_until(sim, lambda: "SnowButton" not in _greyed(demo) and demo.members["_refused"])
+        while router.poll(100):
+            _recv(router)  # the demo's WorldInput sends its idle input
+        sim.call_method(demo, "_fire", ["snow"])
+        assert _run_until(sim, lambda: router.poll(0))
+        event = _recv(router)[1]
+        assert (event["type"], event.get("event_type"), event.get("text")) == ("event", None, "it begins to snow")
+    finally:
+        router.close()

@@ -669,3 +669,18 @@ def test_dock_seed_box_sends_every_seed_a_float_holds_exactly(dock_sim, router):
         m["_seed"].value = typed
         start = _asked_to_start(sim, dock, sock)
         assert start["seed"] == sent, f"typed {typed}, sent {start['seed']}"
+
+
+def test_dock_connect_after_a_start_and_a_disconnect_only_connects(dock_sim):
+    """README: Connect, type a prompt, Start. A Start made offline must not leave Connect starting a world later."""
+    sim, dock = dock_sim
+    client = dock.members["client"]
+    with server.run_host_in_thread("sandbox") as host:
+        dock.members["_endpoint"].text = host.address
+        assert gdsim.click(_find_button(dock, "Start"))
+        assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
+        assert gdsim.click(_find_button(dock, "Disconnect"))
+        assert gdsim.click(_find_button(dock, "Connect"))
+        assert _run_until(sim, lambda: client.members["link"] == READY)
+        assert not _run_until(sim, lambda: client.members["link"] == IN_SESSION, timeout=1.0), "Connect started a world"
+        sim.call_method(client, "disconnect_from_host", [])

@@ -261,13 +261,12 @@ func _take_start_options() -> void:
 	client.world_seed = int(_seed.value) if _fixed_seed.button_pressed else -1
 
 
+## Offline, the start waits for the host's welcome: a later Connect only connects.
 func _on_start_pressed() -> void:
 	_take_start_options()
+	client.start_session()
 	if client.link == Client.Link.OFFLINE:
-		client.auto_start = true
 		client.connect_to_host(_endpoint.text.strip_edges())
-	else:
-		client.start_session()
 
 
 func _on_image_pressed() -> void:

@@ -86,6 +86,9 @@ var capabilities := PackedStringArray()
 ## The action_map of the `start` this session answers (exported and start_session options merged):
 ## the host takes these names but does not list them in session.action_names.
 var action_map_sent := {}
+## Prompt kinds ("text", "image", "sketch") from text_prompt / prompt_viewport that this session's
+## backend refused (bad_prompt), so its start went again without them; empty when none.
+var dropped_prompts := PackedStringArray()
 
 var _socket: Zmtp = null
 var _req_id := 0
@@ -106,6 +109,11 @@ var _starts_sent := {}
 ## The options the current session was started with: a failed resume starts them again.
 var _session_options := {}
 var _resume_req := -1
+## Prompt kinds the newest start took from the exports (not from start_session's options): a
+## backend that refuses one gets the start again without it, so an auto start gets a world.
+var _exported_prompts := PackedStringArray()
+## Prompt kinds left out of the newest start because its backend refused them.
+var _dropped_prompts := PackedStringArray()
 var _frame_times: Array = []
 var _last_sent_ms := 0.0
 var _latency_seq := 0
@@ -250,6 +258,11 @@ func start_session(options: Dictionary = {}) -> bool:
 			opts[prompt_viewport_as] = png
 	opts.merge(options, true)
 	_start_options = options
+	_exported_prompts.clear()
+	_dropped_prompts.clear()
+	for key in ["text", "image", "sketch"]:
+		if opts[key] != null and not options.has(key):
+			_exported_prompts.append(key)
 	return _send_start(opts)
 
 
@@ -357,6 +370,16 @@ func prompt_from_viewport(viewport: SubViewport, as_sketch: bool = false) -> boo
 	if link == Link.IN_SESSION:
 		return reset_world({key: png})
 	return start_session({key: png})
+
+
+## What this session's start left out (dropped_prompts), in words; empty when nothing was.
+func dropped_note() -> String:
+	if dropped_prompts.is_empty():
+		return ""
+	var kinds := " and ".join(dropped_prompts)
+	if dropped_prompts.size() == 1:
+		return "started without the %s prompt: this backend takes none" % kinds
+	return "started without the %s prompts: this backend takes neither" % kinds
 
 
 ## What runs, in words for users; the sandbox is labelled as a test backend.
@@ -494,6 +517,7 @@ func _on_reject(header: Dictionary) -> void:
 
 
 func _on_session(header: Dictionary) -> void:
+	var answers_newest := _int(header, "req_id") == _start_req
 	_answered(header)
 	if link == Link.IN_SESSION:
 		_end_session("a new session replaced this one")
@@ -502,11 +526,14 @@ func _on_session(header: Dictionary) -> void:
 	backend_name = _text(header, "backend_name")
 	_epoch = _int(header, "epoch")
 	_resume_id = ""
+	if not _flag(header, "resumed"):
+		dropped_prompts = _dropped_prompts.duplicate() if answers_newest else PackedStringArray()
 	if not _flag(header, "resumed") and recording:
 		recording = false  # a new session: the host's recorder ended with the old one
 		recording_changed.emit(false, recording_path)
 	_frame_times.clear()
-	_set_link(Link.IN_SESSION, backend_label())
+	var note := dropped_note()
+	_set_link(Link.IN_SESSION, backend_label() + ("" if note == "" else "; " + note))
 	_update_capabilities()
 	session_started.emit(header)
 
@@ -636,9 +663,24 @@ func _on_error(header: Dictionary) -> void:
 			return
 		_set_link(Link.READY, "the previous session expired; starting a new one")
 		start_session(_session_options)
+	elif code == "bad_prompt" and _int(header, "req_id") == _start_req:
+		_start_without(refused, _text(header, "capability"))
 	elif fatal and link == Link.IN_SESSION:
 		_end_session(message)
 		_set_link(Link.READY, "session ended: %s" % message)
+
+
+## The newest start, refused for a prompt kind taken from the exports (the demo's text_prompt on a
+## world without text prompts), goes again without it, as the Python editor does.
+func _start_without(refused: Dictionary, capability: String) -> void:
+	var key := capability.trim_suffix("_prompt")
+	if not _exported_prompts.has(key) or refused.get(key) == null:
+		return
+	_dropped_prompts.append(key)
+	var opts := refused.duplicate()
+	opts[key] = null
+	_set_link(link, "this backend takes no %s prompts: starting without the %s prompt" % [key, key])
+	_send_start(opts)
 
 
 ## A `session` or `error` answering a start settles it; a new session takes that start's options.
@@ -753,6 +795,7 @@ func _end_session(reason: String) -> void:
 	session = {}
 	backend_kind = ""
 	backend_name = ""
+	dropped_prompts = PackedStringArray()
 	if recording:
 		recording = false
 		recording_changed.emit(false, recording_path)
