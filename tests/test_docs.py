@@ -106,3 +106,15 @@ def test_editor_doc_names_every_window_shortcut():
     missing = sorted(s for s in shortcuts if s not in doc)
     assert shortcuts and not missing, f"docs/editor.md leaves out the shortcuts {missing}"
     assert set(re.findall(r"\bCtrl\+[A-Z]\b", doc)) <= shortcuts, "docs/editor.md names a shortcut the window lacks"
+
+
+def test_data_doc_says_how_a_split_with_no_val_seed_is_fitted():
+    from bridge.data.writer import _seed_hash, fitted_val_fraction
+
+    seeds = [11, 12, 13]
+    lowest = sorted(_seed_hash(s) for s in seeds)[:2]
+    asked = lowest[0] / 2  # puts no seed in val
+    assert fitted_val_fraction(seeds, asked) == sum(lowest) / 2  # moved halfway to the next seed, not doubled
+    text = " ".join((ROOT / "docs" / "data.md").read_text().split())
+    assert "double the fraction" not in text
+    assert "halfway between the two nearest seeds' hashes" in text, "docs/data.md must say how the val fraction is fitted"
