@@ -118,3 +118,11 @@ def test_data_doc_says_how_a_split_with_no_val_seed_is_fitted():
     text = " ".join((ROOT / "docs" / "data.md").read_text().split())
     assert "double the fraction" not in text
     assert "halfway between the two nearest seeds' hashes" in text, "docs/data.md must say how the val fraction is fitted"
+
+
+def test_architecture_docs_paragraph_names_every_doc():
+    text = " ".join((ROOT / "docs" / "architecture.md").read_text().split())
+    paragraph = text.split("**`docs/`**", 1)[1].split("**`", 1)[0]
+    missing = sorted(p.name for p in (ROOT / "docs").glob("*.md")
+                     if p.name != "architecture.md" and f"`{p.name}`" not in paragraph)  # itself: "this file"
+    assert not missing, f"docs/architecture.md's docs/ paragraph leaves out: {missing}"
