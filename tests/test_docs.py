@@ -126,3 +126,17 @@ def test_architecture_docs_paragraph_names_every_doc():
     missing = sorted(p.name for p in (ROOT / "docs").glob("*.md")
                      if p.name != "architecture.md" and f"`{p.name}`" not in paragraph)  # itself: "this file"
     assert not missing, f"docs/architecture.md's docs/ paragraph leaves out: {missing}"
+
+
+def test_architecture_names_only_files_that_exist():
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    text = " ".join((ROOT / "docs" / "architecture.md").read_text().split("## Folders", 1)[1].split())
+    gone = []
+    for folder, paragraph in re.findall(r"\*\*`([^`]+)/`\*\*(.*?)(?=\*\*`|$)", text):
+        top = folder.split("/")[0]
+        for name in re.findall(r"`([\w./~-]+\.(?:py|sh|gd|cs|json|md)|[\w~-]+/[\w./~-]*)`", paragraph):
+            path = name.rstrip("/")
+            if not any(f == path or f.startswith(f"{path}/") or (f.startswith(f"{top}/") and f"/{path}/" in f"/{f}/")
+                       for f in files):
+                gone.append(f"{folder}/: {name}")
+    assert not gone, f"docs/architecture.md names files that do not exist: {gone}"
