@@ -94,7 +94,7 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "StatusAndPongAreKeptWithTheRoundTripFromTheirClientTs", "FpsIsMeasuredFromFrameArrivalsOverTheLast30",
                      "OnlyAFatalErrorOrRecordingStoppedEndsTheRecording", "ANotReadyIsExplainedAsTheConnectionHandlesIt",
                      "OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld",
-                     "TheArrowKeysPlayOnlyABackendThatNamesTheirActions"):
+                     "TheArrowKeysPlayOnlyABackendThatNamesTheirActions", "TheSettingsFieldsStartFromTheSessionsSettings"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

@@ -277,6 +277,22 @@ namespace WorldBridge.Tests
             Assert.Throws<ArgumentException>(() => FramePixels.FromDisplayPoint(0, 0, 0, 1, 1, -1, 0, 48, out _, out _));
         }
 
+        static WorldSettings Sampling(double eventCfg, double topP, string unmask) => WorldSettings.From(new MsgMap
+        {
+            { "steps", 2L }, { "event_cfg", eventCfg }, { "top_p", topP }, { "unmask", unmask }, { "mode", "step" },
+        });
+
+        [Test]
+        public void TheSettingsFieldsStartFromTheSessionsSettings()
+        {
+            var form = new SettingsForm();
+            form.Refill(Sampling(2.5, 0.9, "random"), true);
+            Assert.AreEqual(2.5, form.EventGuidance.Value, "event guidance started at 1, not the session's value");
+            Assert.AreEqual((0.9, "random"), (form.TopP.Value, form.Unmask.Value));
+            form.Refill(WorldSettings.From(Message("msg_ok_settings").GetMap("settings")), false); // a sandbox: none of them
+            Assert.AreEqual((2.5, 0.9, "random"), (form.EventGuidance.Value, form.TopP.Value, form.Unmask.Value));
+        }
+
         [Test]
         public void BadRequestsAreRefusedBeforeSending()
         {
