@@ -130,6 +130,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "DisablingTheRecorderStopsTheRecordingAndSaysSo", "ARecorderWithoutAClientSaysHowToGiveItOne",
                      "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient",
                      "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
+                     "ANewWorldOnTheSameConnectionBlanksTheOldWorldsFrameAndAResumeKeepsIt",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",
