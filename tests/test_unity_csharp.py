@@ -94,7 +94,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "StatusAndPongAreKeptWithTheRoundTripFromTheirClientTs", "FpsIsMeasuredFromFrameArrivalsOverTheLast30",
                      "OnlyAFatalErrorOrRecordingStoppedEndsTheRecording", "ANotReadyIsExplainedAsTheConnectionHandlesIt",
                      "OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld",
-                     "TheArrowKeysPlayOnlyABackendThatNamesTheirActions"):
+                     "TheArrowKeysPlayOnlyABackendThatNamesTheirActions", "TheSettingsFieldsStartFromTheSessionsSettings",
+                     "ASettingsAnswerKeepsAFieldEditedButNotApplied"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
@@ -129,6 +130,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "DisablingTheRecorderStopsTheRecordingAndSaysSo", "ARecorderWithoutAClientSaysHowToGiveItOne",
                      "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient",
                      "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
+                     "ANewWorldOnTheSameConnectionBlanksTheOldWorldsFrameAndAResumeKeepsIt",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",

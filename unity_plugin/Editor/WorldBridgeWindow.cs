@@ -20,9 +20,6 @@ namespace WorldBridge.Editor
         [SerializeField] string eventText = "";
         [SerializeField] int eventIndex;
         [SerializeField] int branchFrame;
-        [SerializeField] float eventGuidance = 1;
-        [SerializeField] float topP = 1;
-        [SerializeField] int unmaskIndex;
         [SerializeField] Texture2D pasteLayer;
         [SerializeField] int pasteX, pasteY;
         [SerializeField] bool pasteCentred = true;
@@ -35,6 +32,7 @@ namespace WorldBridge.Editor
         string status = "not connected";
         int previewControl = -1; // the preview's keyboard control: game keys play while it (or nothing) has focus
         bool recording;
+        readonly SettingsForm form = new SettingsForm(); // event guidance and the Sampler, filled from the session's settings
 
         [MenuItem("Window/World Bridge")]
         public static void Open()
@@ -103,6 +101,7 @@ namespace WorldBridge.Editor
                 else if (type == "session")
                 {
                     status = $"session {m.GetString("session_id")} started";
+                    form.Refill(WorldSettings.From(m.GetMap("settings")), !m.GetBool("resumed"));
                     if (!m.GetBool("resumed"))
                     {
                         recording = false; // the host's recorder ended with the old session
@@ -120,8 +119,12 @@ namespace WorldBridge.Editor
                     var request = m.GetString("request");
                     if (request == "event") status = "event: " + m.GetString("caption", "fired");
                     else if (request == "edit") status = $"pasted: frame {m.GetLong("frame_index")} is now epoch {m.GetLong("epoch")}, the world goes on from it";
-                    else if (request == "settings" && m.GetMap("settings") != null && m.GetMap("settings").Has("event_cfg"))
-                        status = $"settings: ok (event guidance {m.GetMap("settings").GetDouble("event_cfg"):0.##})";
+                    else if (request == "settings" && m.GetMap("settings") != null)
+                    {
+                        var settings = m.GetMap("settings");
+                        form.Refill(WorldSettings.From(settings), false);
+                        status = settings.Has("event_cfg") ? $"settings: ok (event guidance {settings.GetDouble("event_cfg"):0.##})" : "settings: ok";
+                    }
                     else if (request == "record_start") { recording = true; status = "recording to " + m.GetString("path"); }
                     else if (request == "record_stop") { recording = false; status = $"recorded {m.GetLong("frames")} frames to {m.GetString("path")}"; }
                     else status = request + ": ok";
@@ -301,8 +304,9 @@ namespace WorldBridge.Editor
             if (settings != null && settings.HasEventGuidance)
             {
                 EditorGUILayout.BeginHorizontal();
-                eventGuidance = Math.Max(0, EditorGUILayout.FloatField($"Event guidance (now {settings.EventCfg.Value:0.##}, 1 = off)", eventGuidance));
-                if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(eventCfg: eventGuidance));
+                var guidance = form.EventGuidance;
+                guidance.Value = Math.Max(0, EditorGUILayout.DoubleField($"Event guidance (now {settings.EventCfg.Value:0.##}, 1 = off)", guidance.Value));
+                if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(eventCfg: guidance.Value));
                 EditorGUILayout.EndHorizontal();
             }
             else if (caps.CanEvents || caps.CanTextEvents)
@@ -310,26 +314,22 @@ namespace WorldBridge.Editor
         }
 
         static readonly string[] UnmaskOrders = { "confidence", "random" };
-        WorldSettings samplerShown; // the settings the Sampler's fields were filled from
 
         /// <summary>(1.2) The world model's sampler: nucleus mass and unmasking order; absent where the session has none.</summary>
         void DrawSampler()
         {
             var settings = connection.CurrentSettings;
             if (settings == null || !settings.TopP.HasValue || settings.Unmask == null) return;
-            if (settings != samplerShown) // a new session or settings answer: the fields show what runs, so Apply changes only what the user edits
-            {
-                samplerShown = settings;
-                topP = (float)settings.TopP.Value;
-                unmaskIndex = Array.IndexOf(UnmaskOrders, settings.Unmask);
-            }
             EditorGUILayout.LabelField("Sampler", EditorStyles.boldLabel);
             EditorGUILayout.BeginHorizontal();
-            topP = Math.Min(1f, Math.Max(0.05f, EditorGUILayout.FloatField($"Top-p (now {settings.TopP.Value:0.##}, 1 = off)", topP)));
-            unmaskIndex = EditorGUILayout.Popup(unmaskIndex, UnmaskOrders, GUILayout.Width(90));
+            var topP = form.TopP;
+            topP.Value = Math.Min(1, Math.Max(0.05, EditorGUILayout.DoubleField($"Top-p (now {settings.TopP.Value:0.##}, 1 = off)", topP.Value)));
+            var shown = Array.IndexOf(UnmaskOrders, form.Unmask.Value);
+            var picked = EditorGUILayout.Popup(shown, UnmaskOrders, GUILayout.Width(90));
+            if (picked != shown && picked >= 0) form.Unmask.Value = UnmaskOrders[picked];
             // only an order picked here goes: one this window does not list (the popup shows none) is kept
-            var unmask = unmaskIndex >= 0 && UnmaskOrders[unmaskIndex] != settings.Unmask ? UnmaskOrders[unmaskIndex] : null;
-            if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(topP: topP, unmask: unmask));
+            var unmask = form.Unmask.Value != settings.Unmask && Array.IndexOf(UnmaskOrders, form.Unmask.Value) >= 0 ? form.Unmask.Value : null;
+            if (GUILayout.Button("Apply", GUILayout.Width(60))) Request(c => c.Settings(topP: topP.Value, unmask: unmask));
             EditorGUILayout.EndHorizontal();
             EditorGUILayout.LabelField($"Unmasking now: {settings.Unmask}", EditorStyles.miniLabel);
         }

@@ -55,7 +55,7 @@ namespace WorldBridge
                 return;
             }
             client.FrameReceived += Show;
-            client.onSessionStarted.AddListener(ShowBackend);
+            client.onSessionStarted.AddListener(ShowSession);
             client.ConnectionChanged += ShowConnection;
             if (showBackendBadge && Badge == null)
             {
@@ -69,7 +69,7 @@ namespace WorldBridge
         {
             if (client == null) return;
             client.FrameReceived -= Show;
-            client.onSessionStarted.RemoveListener(ShowBackend);
+            client.onSessionStarted.RemoveListener(ShowSession);
             client.ConnectionChanged -= ShowConnection;
         }
 
@@ -95,12 +95,26 @@ namespace WorldBridge
             if (Badge != null) Badge.gameObject.SetActive(showBackendBadge);
         }
 
+        /// <summary>A new world (not a resumed one) on the same connection must not show the old world's last frame while
+        /// it loads, nor map clicks onto it.</summary>
+        void ShowSession()
+        {
+            ShowBackend();
+            var session = client.Session;
+            if (session != null && !session.Resumed) Blank();
+        }
+
         /// <summary>A client closed or opened again (maybe onto another backend) must not keep showing the old one's label
         /// and last frame: the label says the new state, and the old frame is blanked.</summary>
         void ShowConnection()
         {
             ShowBackend();
-            if (client.Connection == frameFrom) return;
+            if (client.Connection != frameFrom) Blank();
+        }
+
+        /// <summary>Forgets the shown frame and paints the texture black until the next frame.</summary>
+        void Blank()
+        {
             frameFrom = null;
             LastFrame = null; // no click maps onto a frame no longer shown
             if (Texture == null) return;

@@ -54,6 +54,7 @@ namespace UnityEditor
         public static bool Toggle(string label, bool value, params GUILayoutOption[] options) => value;
         public static int IntField(string label, int value, params GUILayoutOption[] options) => value;
         public static float FloatField(string label, float value, params GUILayoutOption[] options) => value;
+        public static double DoubleField(string label, double value, params GUILayoutOption[] options) => value;
         public static Enum EnumPopup(string label, Enum selected, params GUILayoutOption[] options) => selected;
         public static int Popup(int selectedIndex, string[] displayedOptions, params GUILayoutOption[] options) => selectedIndex;
         public static UnityEngine.Object ObjectField(string label, UnityEngine.Object obj, Type objType, bool allowSceneObjects, params GUILayoutOption[] options) => obj;

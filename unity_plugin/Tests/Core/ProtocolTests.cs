@@ -277,6 +277,43 @@ namespace WorldBridge.Tests
             Assert.Throws<ArgumentException>(() => FramePixels.FromDisplayPoint(0, 0, 0, 1, 1, -1, 0, 48, out _, out _));
         }
 
+        static WorldSettings Sampling(double eventCfg, double topP, string unmask) => WorldSettings.From(new MsgMap
+        {
+            { "steps", 2L }, { "event_cfg", eventCfg }, { "top_p", topP }, { "unmask", unmask }, { "mode", "step" },
+        });
+
+        [Test]
+        public void TheSettingsFieldsStartFromTheSessionsSettings()
+        {
+            var form = new SettingsForm();
+            form.Refill(Sampling(2.5, 0.9, "random"), true);
+            Assert.AreEqual(2.5, form.EventGuidance.Value, "event guidance started at 1, not the session's value");
+            Assert.AreEqual((0.9, "random"), (form.TopP.Value, form.Unmask.Value));
+            form.Refill(WorldSettings.From(Message("msg_ok_settings").GetMap("settings")), false); // a sandbox: none of them
+            Assert.AreEqual((2.5, 0.9, "random"), (form.EventGuidance.Value, form.TopP.Value, form.Unmask.Value));
+        }
+
+        [Test]
+        public void ASettingsAnswerKeepsAFieldEditedButNotApplied()
+        {
+            var form = new SettingsForm();
+            form.Refill(Sampling(1.5, 1, "confidence"), true);
+            form.TopP.Value = 0.8;         // typed, not applied
+            form.EventGuidance.Value = 3;  // typed, then applied
+            form.Refill(Sampling(3, 1, "confidence"), false); // the answer to event guidance's Apply
+            Assert.AreEqual(0.8, form.TopP.Value, "the event guidance answer refilled top-p: the edit not yet applied was lost");
+            Assert.IsTrue(form.TopP.Edited);
+            Assert.AreEqual(3, form.EventGuidance.Value);
+            Assert.IsFalse(form.EventGuidance.Edited, "the answer to its own Apply makes the field the session's again");
+            form.Refill(Sampling(3, 0.8, "confidence"), false); // top-p's Apply answered
+            Assert.IsFalse(form.TopP.Edited);
+            form.Refill(Sampling(3, 0.5, "random"), false);     // unedited fields follow the session
+            Assert.AreEqual((0.5, "random"), (form.TopP.Value, form.Unmask.Value));
+            form.TopP.Value = 0.9;
+            form.Refill(Sampling(1, 1, "confidence"), true);   // a new world: its settings, whatever was typed
+            Assert.AreEqual((1.0, 1.0), (form.TopP.Value, form.EventGuidance.Value));
+        }
+
         [Test]
         public void BadRequestsAreRefusedBeforeSending()
         {

@@ -81,6 +81,23 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ANewWorldOnTheSameConnectionBlanksTheOldWorldsFrameAndAResumeKeepsIt()
+        {
+            var view = Session("world_model", "default");
+            view.Show(new WorldFrame { Width = 2, Height = 2, Pixels = new byte[12], Events = new string[0] });
+            foreach (var resumed in new[] { true, false })
+            {
+                var session = new MsgMap { { "type", "session" }, { "session_id", "s2" }, { "backend_kind", "sandbox" },
+                                           { "backend_name", "platformer" }, { "resumed", resumed } };
+                typeof(WorldBridgeConnection).GetField("session", BindingFlags.NonPublic | BindingFlags.Instance)
+                    .SetValue(view.client.Connection, SessionInfo.From(session));
+                Call(view.client, "Handle", session);
+                if (resumed) Assert.IsNotNull(view.LastFrame, "a resumed world's frame is still the one shown");
+            }
+            Assert.IsNull(view.LastFrame, "the old world's last frame stayed, clicks mapped onto it, until the new world's first frame");
+        }
+
+        [Test]
         public void AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame()
         {
             var label = new GameObject("Label", typeof(RectTransform)).AddComponent<Text>();
