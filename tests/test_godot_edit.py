@@ -684,3 +684,29 @@ def test_dock_connect_after_a_start_and_a_disconnect_only_connects(dock_sim):
         assert _run_until(sim, lambda: client.members["link"] == READY)
         assert not _run_until(sim, lambda: client.members["link"] == IN_SESSION, timeout=1.0), "Connect started a world"
         sim.call_method(client, "disconnect_from_host", [])
+
+
+def _refuse_prompt(sock, ident, start: dict, capability: str) -> None:
+    """The scripted host answers `start` with bad_prompt for `capability`, as a backend lacking that prompt kind."""
+    sock.send_multipart([ident, zmtp_raw.pack({
+        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": capability, "fatal": False,
+        "message": f"this backend takes no {capability.removesuffix('_prompt')} prompts"})])
+
+
+def test_dock_status_names_the_backend_and_the_prompt_its_start_left_out(dock_sim, router):
+    """A start refused for the dock's text prompt goes again without it: the status says both what runs and that."""
+    sim, dock = dock_sim
+    m = dock.members
+    sock, _ = router
+    ident = _greet_dock(sim, dock, router)
+    m["_prompt"].text = "a snowy cave"
+    start = _asked_to_start(sim, dock, sock)
+    assert start["text"] == "a snowy cave"
+    _refuse_prompt(sock, ident, start, "text_prompt")
+    _pump(sim, sock)
+    _, again = _recv(sock)
+    assert (again["type"], again["text"]) == ("start", None)
+    sock.send_multipart([ident, zmtp_raw.pack(_session_msg(again["req_id"]))])
+    assert _run_until(sim, lambda: m["client"].members["link"] == IN_SESSION)
+    assert m["_status"].text == ("SANDBOX GAME (test backend, not the world model): scripted; "
+                                 "started without the text prompt: this backend takes none")

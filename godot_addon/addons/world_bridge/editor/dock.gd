@@ -424,7 +424,7 @@ func _on_session_started(session: Dictionary) -> void:
 		_unmask.select(UNMASK_ORDERS.find(settings["unmask"]))
 	_refused.clear()  # this session's capabilities say what its backend can do
 	_apply_capabilities()
-	_status.text = client.backend_label()
+	_status.text = client.status_text  # the backend, and any prompt its start left out
 
 
 func _on_capabilities_changed(_capabilities: PackedStringArray) -> void:
