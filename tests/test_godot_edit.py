@@ -710,3 +710,30 @@ def test_dock_status_names_the_backend_and_the_prompt_its_start_left_out(dock_si
     assert _run_until(sim, lambda: m["client"].members["link"] == IN_SESSION)
     assert m["_status"].text == ("SANDBOX GAME (test backend, not the world model): scripted; "
                                  "started without the text prompt: this backend takes none")
+
+
+def test_dock_fire_sends_no_typed_event_the_host_refused(dock_sim, router):
+    """The events list greys out when the host refuses typed events but keeps its selection: Fire must not send it."""
+    sim, dock = dock_sim
+    m = dock.members
+    client = m["client"]
+    sock, _ = router
+    ident = _greet_dock(sim, dock, router)
+    start = _asked_to_start(sim, dock, sock)
+    sock.send_multipart([ident, zmtp_raw.pack(dict(_session_msg(start["req_id"]), event_types=["weather_snow"],
+                                                   capabilities=["events", "text_events"]))])
+    assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
+    refusal = {"type": "error", "req_id": 99, "code": "unsupported", "capability": "events", "fatal": False,
+               "message": "this backend takes no typed events"}
+    sock.send_multipart([ident, zmtp_raw.pack(refusal)])
+    assert _run_until(sim, lambda: m["_events"].disabled)
+    assert m["_events"].selected == 0 and not m["_fire_button"].disabled  # free text is still offered
+    assert gdsim.click(m["_fire_button"])
+    sim.process()
+    assert not sock.poll(300), f"Fire sent the refused typed event: {_recv(sock)[1]}"
+    assert m["_status"].text.startswith("type the event in words"), m["_status"].text
+    m["_event_text"].text = "make it snow"
+    assert gdsim.click(m["_fire_button"])
+    _pump(sim, sock)
+    _, event = _recv(sock)
+    assert (event["type"], event.get("event_type"), event.get("text")) == ("event", None, "make it snow")

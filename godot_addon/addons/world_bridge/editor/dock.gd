@@ -343,13 +343,16 @@ func _on_sampler_apply_pressed() -> void:
 	)
 
 
+## Free text wins when both are given; a greyed list (typed events refused) keeps its selection,
+## which must not go out.
 func _on_fire_pressed() -> void:
+	var text := _event_text.text.strip_edges() if _event_text.editable else ""
 	var event_type := ""
-	if _events.item_count > 0 and _events.selected >= 0:
+	if text == "" and not _events.disabled and _events.selected >= 0:
 		event_type = _events.get_item_text(_events.selected)
-	var text := _event_text.text.strip_edges()
-	if text != "":
-		event_type = ""  # free text wins when both are given
+	if event_type == "" and text == "":
+		_status.text = "type the event in words (e.g. make it snow): this session takes no typed events"
+		return
 	client.fire_event(event_type, text)
 
 
