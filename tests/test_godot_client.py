@@ -1016,3 +1016,29 @@ def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_ne
     assert "goes again on the next reconnect" in rec["error_received"][-1][1], rec["error_received"]
     router, _, again = _restart_host(sim, router, port)
     assert again.get("resume") is None and again["text"] == "a" * 3000, f"the start was lost: {again}"
+
+
+def _nothing_but_hello_after_connect(sim, router, c, address: str) -> list[dict]:
+    """Connects client `c` to the scripted host at `address`, welcomes it; returns what it sends after the welcome."""
+    assert sim.call_method(c, "connect_to_host", [address]) == 0
+    _pump(sim, router)
+    ident, hello = _recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    assert _run_until(sim, lambda: c.members["link"] == 3)
+    _run_until(sim, lambda: router.poll(0), timeout=0.5)
+    return _starts_seen(router, ms=50)
+
+
+def test_a_start_queued_offline_is_forgotten_at_disconnect(sim, scripted):
+    """start_session() while unable to reach the host, then disconnect_from_host(): the next connect only connects."""
+    router, port = scripted
+    gone, gone_port = _router()
+    gone.close()  # nothing listens there: the client keeps reconnecting
+    c = _client(sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
+    sim.add_to_root(c)
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    sim.call_method(c, "disconnect_from_host", [])
+    sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
+    assert sent == [], f"the start asked for before the disconnect went out: {sent}"
+    assert not c.members["_start_pending"] and not c.members["_start_resend"]

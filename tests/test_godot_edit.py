@@ -737,3 +737,22 @@ def test_dock_fire_sends_no_typed_event_the_host_refused(dock_sim, router):
     _pump(sim, sock)
     _, event = _recv(sock)
     assert (event["type"], event.get("event_type"), event.get("text")) == ("event", None, "make it snow")
+
+
+def test_dock_connect_after_an_offline_image_start_and_a_disconnect_only_connects(dock_sim, router, tmp_path):
+    """Image... to a host that cannot be reached queues a start; after Disconnect, Connect must not send it."""
+    sim, dock = dock_sim
+    m = dock.members
+    client = m["client"]
+    sock, _ = router
+    gone = zmq.Context.instance().socket(zmq.ROUTER)
+    gone_port = gone.bind_to_random_port("tcp://127.0.0.1")
+    gone.close()  # nothing listens there: the dock's client keeps reconnecting
+    m["_endpoint"].text = f"tcp://127.0.0.1:{gone_port}"
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "scene.png")
+    m["_file_dialog"].native_signals["file_selected"].emit(str(tmp_path / "scene.png"))
+    assert client.members["link"] != 0 and client.members["_start_pending"]
+    assert gdsim.click(_find_button(dock, "Disconnect"))
+    _greet_dock(sim, dock, router)
+    _run_until(sim, lambda: sock.poll(0), timeout=0.5)
+    assert not sock.poll(50), f"Connect sent the start queued before Disconnect: {_recv(sock)[1]}"
