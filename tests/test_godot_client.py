@@ -1042,3 +1042,22 @@ def test_a_start_queued_offline_is_forgotten_at_disconnect(sim, scripted):
     sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
     assert sent == [], f"the start asked for before the disconnect went out: {sent}"
     assert not c.members["_start_pending"] and not c.members["_start_resend"]
+
+
+def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(sim, scripted):
+    """Only prompts from the exported properties are dropped and retried; the game's own prompt's refusal is the answer."""
+    router, port = scripted
+    c = _ready(sim, router, port, text_prompt="an exported prompt")
+    rec = Recorder(c, "capability_refused")
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    _pump(sim, router)
+    ident, start = _recv(router)
+    assert (start["type"], start["text"]) == ("start", "a desert")
+    router.send_multipart([ident, zmtp_raw.pack({
+        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": "text_prompt",
+        "fatal": False, "message": "this backend takes no text prompts"})])
+    assert _run_until(sim, lambda: rec["capability_refused"])
+    _run_until(sim, lambda: router.poll(0), timeout=0.5)
+    sent = _starts_seen(router, ms=50)
+    assert sent == [], f"the refused start went again: {sent}"
+    assert c.members["link"] == 3 and list(c.members["dropped_prompts"]) == []
