@@ -562,6 +562,8 @@ def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim
     assert rec["recording_changed"][-1][0] is False  # the Record button must not keep saying "Stop"
     badge = view.members["_badge"]
     assert "(last frame)" in badge.text and "sandbox" in badge.text.lower(), badge.text  # a frame on screen keeps its label
+    color = badge.theme_overrides["font_color"]
+    assert (color.r, color.g, color.b) == (1, 0.65, 0), "the sandbox's last frame is labelled in the world model's green"
 
 
 def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(sim, scripted):
