@@ -1063,3 +1063,23 @@ def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(sim
     sent = _starts_seen(router, ms=50)
     assert sent == [], f"the refused start went again: {sent}"
     assert c.members["link"] == 3 and list(c.members["dropped_prompts"]) == []
+
+
+def test_world_input_disabled_with_a_key_held_sends_the_idle_action_once(sim, scripted):
+    """The host keeps the last input in force: a menu opened (enabled = false) while walking must stop the walk."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    sim.add_to_root(wi)
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    wi.members["enabled"] = False
+    sim.process(3)
+    gdsim.release(sim, "wb_right")
+    gdsim.press(sim, "wb_latent_2")
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "the world kept walking under the menu"
+    wi.members["enabled"] = True
+    sim.process(2)
+    assert sent["action_sent"][-1] == (1,)
+    gdsim.release(sim, "wb_latent_2")
