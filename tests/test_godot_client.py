@@ -562,6 +562,8 @@ def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim
     assert rec["recording_changed"][-1][0] is False  # the Record button must not keep saying "Stop"
     badge = view.members["_badge"]
     assert "(last frame)" in badge.text and "sandbox" in badge.text.lower(), badge.text  # a frame on screen keeps its label
+    color = badge.theme_overrides["font_color"]
+    assert (color.r, color.g, color.b) == (1, 0.65, 0), "the sandbox's last frame is labelled in the world model's green"
 
 
 def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(sim, scripted):
@@ -1016,3 +1018,68 @@ def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_ne
     assert "goes again on the next reconnect" in rec["error_received"][-1][1], rec["error_received"]
     router, _, again = _restart_host(sim, router, port)
     assert again.get("resume") is None and again["text"] == "a" * 3000, f"the start was lost: {again}"
+
+
+def _nothing_but_hello_after_connect(sim, router, c, address: str) -> list[dict]:
+    """Connects client `c` to the scripted host at `address`, welcomes it; returns what it sends after the welcome."""
+    assert sim.call_method(c, "connect_to_host", [address]) == 0
+    _pump(sim, router)
+    ident, hello = _recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    assert _run_until(sim, lambda: c.members["link"] == 3)
+    _run_until(sim, lambda: router.poll(0), timeout=0.5)
+    return _starts_seen(router, ms=50)
+
+
+def test_a_start_queued_offline_is_forgotten_at_disconnect(sim, scripted):
+    """start_session() while unable to reach the host, then disconnect_from_host(): the next connect only connects."""
+    router, port = scripted
+    gone, gone_port = _router()
+    gone.close()  # nothing listens there: the client keeps reconnecting
+    c = _client(sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
+    sim.add_to_root(c)
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    sim.call_method(c, "disconnect_from_host", [])
+    sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
+    assert sent == [], f"the start asked for before the disconnect went out: {sent}"
+    assert not c.members["_start_pending"] and not c.members["_start_resend"]
+
+
+def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(sim, scripted):
+    """Only prompts from the exported properties are dropped and retried; the game's own prompt's refusal is the answer."""
+    router, port = scripted
+    c = _ready(sim, router, port, text_prompt="an exported prompt")
+    rec = Recorder(c, "capability_refused")
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    _pump(sim, router)
+    ident, start = _recv(router)
+    assert (start["type"], start["text"]) == ("start", "a desert")
+    router.send_multipart([ident, zmtp_raw.pack({
+        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": "text_prompt",
+        "fatal": False, "message": "this backend takes no text prompts"})])
+    assert _run_until(sim, lambda: rec["capability_refused"])
+    _run_until(sim, lambda: router.poll(0), timeout=0.5)
+    sent = _starts_seen(router, ms=50)
+    assert sent == [], f"the refused start went again: {sent}"
+    assert c.members["link"] == 3 and list(c.members["dropped_prompts"]) == []
+
+
+def test_world_input_disabled_with_a_key_held_sends_the_idle_action_once(sim, scripted):
+    """The host keeps the last input in force: a menu opened (enabled = false) while walking must stop the walk."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    sim.add_to_root(wi)
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    wi.members["enabled"] = False
+    sim.process(3)
+    gdsim.release(sim, "wb_right")
+    gdsim.press(sim, "wb_latent_2")
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "the world kept walking under the menu"
+    wi.members["enabled"] = True
+    sim.process(2)
+    assert sent["action_sent"][-1] == (1,)
+    gdsim.release(sim, "wb_latent_2")

@@ -684,3 +684,75 @@ def test_dock_connect_after_a_start_and_a_disconnect_only_connects(dock_sim):
         assert _run_until(sim, lambda: client.members["link"] == READY)
         assert not _run_until(sim, lambda: client.members["link"] == IN_SESSION, timeout=1.0), "Connect started a world"
         sim.call_method(client, "disconnect_from_host", [])
+
+
+def _refuse_prompt(sock, ident, start: dict, capability: str) -> None:
+    """The scripted host answers `start` with bad_prompt for `capability`, as a backend lacking that prompt kind."""
+    sock.send_multipart([ident, zmtp_raw.pack({
+        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": capability, "fatal": False,
+        "message": f"this backend takes no {capability.removesuffix('_prompt')} prompts"})])
+
+
+def test_dock_status_names_the_backend_and_the_prompt_its_start_left_out(dock_sim, router):
+    """A start refused for the dock's text prompt goes again without it: the status says both what runs and that."""
+    sim, dock = dock_sim
+    m = dock.members
+    sock, _ = router
+    ident = _greet_dock(sim, dock, router)
+    m["_prompt"].text = "a snowy cave"
+    start = _asked_to_start(sim, dock, sock)
+    assert start["text"] == "a snowy cave"
+    _refuse_prompt(sock, ident, start, "text_prompt")
+    _pump(sim, sock)
+    _, again = _recv(sock)
+    assert (again["type"], again["text"]) == ("start", None)
+    sock.send_multipart([ident, zmtp_raw.pack(_session_msg(again["req_id"]))])
+    assert _run_until(sim, lambda: m["client"].members["link"] == IN_SESSION)
+    assert m["_status"].text == ("SANDBOX GAME (test backend, not the world model): scripted; "
+                                 "started without the text prompt: this backend takes none")
+
+
+def test_dock_fire_sends_no_typed_event_the_host_refused(dock_sim, router):
+    """The events list greys out when the host refuses typed events but keeps its selection: Fire must not send it."""
+    sim, dock = dock_sim
+    m = dock.members
+    client = m["client"]
+    sock, _ = router
+    ident = _greet_dock(sim, dock, router)
+    start = _asked_to_start(sim, dock, sock)
+    sock.send_multipart([ident, zmtp_raw.pack(dict(_session_msg(start["req_id"]), event_types=["weather_snow"],
+                                                   capabilities=["events", "text_events"]))])
+    assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
+    refusal = {"type": "error", "req_id": 99, "code": "unsupported", "capability": "events", "fatal": False,
+               "message": "this backend takes no typed events"}
+    sock.send_multipart([ident, zmtp_raw.pack(refusal)])
+    assert _run_until(sim, lambda: m["_events"].disabled)
+    assert m["_events"].selected == 0 and not m["_fire_button"].disabled  # free text is still offered
+    assert gdsim.click(m["_fire_button"])
+    sim.process()
+    assert not sock.poll(300), f"Fire sent the refused typed event: {_recv(sock)[1]}"
+    assert m["_status"].text.startswith("type the event in words"), m["_status"].text
+    m["_event_text"].text = "make it snow"
+    assert gdsim.click(m["_fire_button"])
+    _pump(sim, sock)
+    _, event = _recv(sock)
+    assert (event["type"], event.get("event_type"), event.get("text")) == ("event", None, "make it snow")
+
+
+def test_dock_connect_after_an_offline_image_start_and_a_disconnect_only_connects(dock_sim, router, tmp_path):
+    """Image... to a host that cannot be reached queues a start; after Disconnect, Connect must not send it."""
+    sim, dock = dock_sim
+    m = dock.members
+    client = m["client"]
+    sock, _ = router
+    gone = zmq.Context.instance().socket(zmq.ROUTER)
+    gone_port = gone.bind_to_random_port("tcp://127.0.0.1")
+    gone.close()  # nothing listens there: the dock's client keeps reconnecting
+    m["_endpoint"].text = f"tcp://127.0.0.1:{gone_port}"
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "scene.png")
+    m["_file_dialog"].native_signals["file_selected"].emit(str(tmp_path / "scene.png"))
+    assert client.members["link"] != 0 and client.members["_start_pending"]
+    assert gdsim.click(_find_button(dock, "Disconnect"))
+    _greet_dock(sim, dock, router)
+    _run_until(sim, lambda: sock.poll(0), timeout=0.5)
+    assert not sock.poll(50), f"Connect sent the start queued before Disconnect: {_recv(sock)[1]}"

@@ -343,13 +343,16 @@ func _on_sampler_apply_pressed() -> void:
 	)
 
 
+## Free text wins when both are given; a greyed list (typed events refused) keeps its selection,
+## which must not go out.
 func _on_fire_pressed() -> void:
+	var text := _event_text.text.strip_edges() if _event_text.editable else ""
 	var event_type := ""
-	if _events.item_count > 0 and _events.selected >= 0:
+	if text == "" and not _events.disabled and _events.selected >= 0:
 		event_type = _events.get_item_text(_events.selected)
-	var text := _event_text.text.strip_edges()
-	if text != "":
-		event_type = ""  # free text wins when both are given
+	if event_type == "" and text == "":
+		_status.text = "type the event in words (e.g. make it snow): this session takes no typed events"
+		return
 	client.fire_event(event_type, text)
 
 
@@ -424,7 +427,7 @@ func _on_session_started(session: Dictionary) -> void:
 		_unmask.select(UNMASK_ORDERS.find(settings["unmask"]))
 	_refused.clear()  # this session's capabilities say what its backend can do
 	_apply_capabilities()
-	_status.text = client.backend_label()
+	_status.text = client.status_text  # the backend, and any prompt its start left out
 
 
 func _on_capabilities_changed(_capabilities: PackedStringArray) -> void:

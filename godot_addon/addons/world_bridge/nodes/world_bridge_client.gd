@@ -165,8 +165,11 @@ func connect_to_host(address: String = "") -> Error:
 	return OK
 
 
-## Says bye (ends the session on the host) and closes the connection.
+## Says bye (ends the session on the host) and closes the connection. A start asked for while
+## the host could not be reached is forgotten: the next connect_to_host() only connects.
 func disconnect_from_host() -> void:
+	_start_pending = false
+	_start_resend = {}
 	if _socket == null:
 		return
 	if link == Link.IN_SESSION:

@@ -34,6 +34,8 @@ signal action_sent(action: Variant)
 ## What to send when nothing is pressed (realtime mode): a name, or a latent id as digits ("0").
 ## One the backend lacks is warned about once a session, and latent id 0 is sent instead.
 @export var idle_action := "noop"
+## False sends nothing but the idle action once (realtime), so a key held when it turned false
+## (e.g. a menu opened) does not keep the world moving: the host keeps the last input in force.
 @export var enabled := true
 
 ## The action in force on the host (realtime), null before the first send.
@@ -149,7 +151,7 @@ func _idle_value() -> Variant:
 
 
 func _process(_delta: float) -> void:
-	if not enabled or client == null or not client.is_in_session():
+	if client == null or not client.is_in_session():
 		current_action = null
 		return
 	var session_id := str(client.session.get("session_id", ""))
@@ -159,11 +161,13 @@ func _process(_delta: float) -> void:
 		current_action = null  # a new session starts idle: send the held keys to it again
 	var mode: Variant = client.session.get("mode")
 	if typeof(mode) == TYPE_STRING and mode == "step":
+		if not enabled:
+			return
 		var pressed: Variant = _just_pressed_action()
 		if pressed != null and client.send_input(pressed):
 			action_sent.emit(pressed)
 		return
-	var action: Variant = resolve_action()
+	var action: Variant = resolve_action() if enabled else _idle()
 	if typeof(action) == typeof(current_action) and action == current_action:
 		return
 	if client.send_input(action):

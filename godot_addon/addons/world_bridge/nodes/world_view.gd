@@ -32,8 +32,10 @@ var frames_rejected := 0
 var _image: Image = null
 var _texture: ImageTexture = null
 var _badge: Label = null
-## The backend of the frame on screen, said while it stays up after its session ends.
+## The backend of the frame on screen (label and kind), said in its colour while it stays up
+## after its session ends.
 var _shown_label := ""
+var _shown_kind := ""
 
 
 func _init() -> void:
@@ -102,6 +104,7 @@ func show_frame(header: Dictionary, pixels: PackedByteArray) -> bool:
 	frames_shown += 1
 	if client != null and client.is_in_session():
 		_shown_label = client.backend_label()
+		_shown_kind = client.backend_kind
 	return true
 
 
@@ -245,5 +248,6 @@ func _update_badge() -> void:
 		_badge.text = "%s (last frame): %s" % [_shown_label, client.status_text]
 	else:
 		_badge.text = client.status_text
-	var sandbox := client.backend_kind == Protocol.BACKEND_SANDBOX
+	var kind := client.backend_kind if client.is_in_session() else _shown_kind
+	var sandbox := kind == Protocol.BACKEND_SANDBOX
 	_badge.add_theme_color_override("font_color", Color.ORANGE if sandbox else Color.GREEN)
