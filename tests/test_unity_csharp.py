@@ -131,6 +131,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "ACameraPromptIsSentAgainOnTheConnectionOfAReenabledClient",
                      "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
                      "ANewWorldOnTheSameConnectionBlanksTheOldWorldsFrameAndAResumeKeepsIt",
+                     "AnEndedSessionsBackendIsNoLongerNamedInItsColour",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",

@@ -56,6 +56,7 @@ namespace WorldBridge
             }
             client.FrameReceived += Show;
             client.onSessionStarted.AddListener(ShowSession);
+            client.onSessionEnded.AddListener(ShowEnded);
             client.ConnectionChanged += ShowConnection;
             if (showBackendBadge && Badge == null)
             {
@@ -70,6 +71,7 @@ namespace WorldBridge
             if (client == null) return;
             client.FrameReceived -= Show;
             client.onSessionStarted.RemoveListener(ShowSession);
+            client.onSessionEnded.RemoveListener(ShowEnded);
             client.ConnectionChanged -= ShowConnection;
         }
 
@@ -81,10 +83,10 @@ namespace WorldBridge
             if (Overlay != null) Destroy(Overlay.gameObject);
         }
 
-        /// <summary>Names the backend in the badge and label, white until a session names its backend.</summary>
+        /// <summary>Names the backend in the badge and label, white while no session runs.</summary>
         void ShowBackend()
         {
-            var session = client.Session;
+            var session = client.InSession ? client.Session : null;
             var color = session == null ? Color.white : session.IsSandbox ? SandboxColor : WorldModelColor;
             foreach (var label in new[] { Badge, backendLabel })
             {
@@ -103,6 +105,10 @@ namespace WorldBridge
             var session = client.Session;
             if (session != null && !session.Resumed) Blank();
         }
+
+        /// <summary>An ended session's backend is no longer named: the label says why it ended, in white; its last frame
+        /// stays in view.</summary>
+        void ShowEnded(string reason) => ShowBackend();
 
         /// <summary>A client closed or opened again (maybe onto another backend) must not keep showing the old one's label
         /// and last frame: the label says the new state, and the old frame is blanked.</summary>

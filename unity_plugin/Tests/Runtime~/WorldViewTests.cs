@@ -1,4 +1,5 @@
 // WorldView's backend badge, run under mono against Tests/CompileOnly~ (the host's session is handed to the client directly).
+using System.Collections.Generic;
 using System.Reflection;
 using NUnit.Framework;
 using UnityEngine;
@@ -113,6 +114,41 @@ namespace WorldBridge.Tests
             view.client.Open(); // OnEnable again: maybe onto the sandbox now
             Assert.AreEqual(("connecting to tcp://127.0.0.1:1", Color.white), (view.Badge.text, view.Badge.color));
             view.client.Shutdown();
+        }
+
+        [Test]
+        public void AnEndedSessionsBackendIsNoLongerNamedInItsColour()
+        {
+            var fatal = new MsgMap { { "type", "error" }, { "code", "backend_error" }, { "message", "the world crashed" }, { "fatal", true } };
+            var unknown = new MsgMap { { "type", "error" }, { "code", "unknown_session" }, { "message", "no session s1" }, { "fatal", false } };
+            foreach (var ending in new[] { (fatal, "backend_error: the world crashed"), (unknown, "unknown_session: no session s1"),
+                                                ((MsgMap)null, "the connection to the host failed") })
+            {
+                var (end, said) = ending;
+                var label = new GameObject("Label", typeof(RectTransform)).AddComponent<Text>();
+                var view = Session("world_model", "default");
+                view.backendLabel = label;
+                var reasons = new List<string>();
+                view.client.onSessionEnded.AddListener(reasons.Add);
+                var connection = view.client.Connection;
+                if (end != null)
+                {   // the IO thread forgets the session, then posts the error
+                    typeof(WorldBridgeConnection).GetField("session", BindingFlags.NonPublic | BindingFlags.Instance).SetValue(connection, null);
+                    Call(view.client, "Handle", end);
+                }
+                else
+                {   // no reconnect: the connection gave up with the session still recorded
+                    typeof(WorldBridgeConnection).GetField("state", BindingFlags.NonPublic | BindingFlags.Instance)
+                        .SetValue(connection, ConnectionState.Failed);
+                    Call(view.client, "Update");
+                    Call(view.client, "Update");
+                }
+                CollectionAssert.AreEqual(new[] { said }, reasons, "onSessionEnded fires once, with why");
+                Assert.IsFalse(view.client.InSession);
+                foreach (var shown in new[] { view.Badge, label })
+                    Assert.AreEqual(("session ended: " + said, Color.white), (shown.text, shown.color),
+                                    "the ended world model is still named as running, in green");
+            }
         }
     }
 }
