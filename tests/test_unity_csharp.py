@@ -132,6 +132,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "AClosedOrReopenedClientNoLongerShowsTheOldBackendOrFrame",
                      "ANewWorldOnTheSameConnectionBlanksTheOldWorldsFrameAndAResumeKeepsIt",
                      "AnEndedSessionsBackendIsNoLongerNamedInItsColour",
+                     "ATargetAssignedOrTheBadgeTickedAtRuntimeGetsTheBadgeAtTheNextFrame",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",

@@ -58,13 +58,11 @@ namespace WorldBridge
             client.onSessionStarted.AddListener(ShowSession);
             client.onSessionEnded.AddListener(ShowEnded);
             client.ConnectionChanged += ShowConnection;
-            if (showBackendBadge && Badge == null)
-            {
-                if (rawImage != null) Badge = MakeBadge(rawImage.transform);
-                else if (targetRenderer != null || targetTexture != null) Badge = MakeBadge(MakeOverlay().transform);
-            }
+            PlaceBadge();
             ShowConnection();
         }
+
+        void LateUpdate() => PlaceBadge();
 
         void OnDisable()
         {
@@ -127,6 +125,33 @@ namespace WorldBridge
             Texture.LoadRawTextureData(new byte[Texture.width * Texture.height * 3]); // black, RGB24
             Texture.Apply(false);
             if (targetTexture != null) Graphics.Blit(Texture, targetTexture);
+        }
+
+        /// <summary>Puts the badge over the Raw Image, else on Overlay when the world is only on a Renderer or RenderTexture, and
+        /// shows or hides it by showBackendBadge. Called on enable and every LateUpdate, so a target assigned by script or
+        /// the badge ticked on at runtime gets it at once; when nothing changed it only compares.</summary>
+        void PlaceBadge()
+        {
+            if (Badge != null && Badge.gameObject.activeSelf != showBackendBadge) Badge.gameObject.SetActive(showBackendBadge);
+            if (!showBackendBadge) return;
+            Transform parent = rawImage != null ? rawImage.transform
+                : targetRenderer != null || targetTexture != null ? (Overlay != null ? Overlay : MakeOverlay()).transform : null;
+            if (parent == null || Badge != null && Badge.transform.parent == parent) return;
+            if (Badge == null)
+            {
+                Badge = MakeBadge(parent);
+                if (client != null) ShowBackend();
+            }
+            else
+            {
+                Badge.rectTransform.SetParent(parent, false);
+                Badge.rectTransform.SetAsFirstSibling();
+            }
+            if (Overlay != null && parent != Overlay.transform)
+            {   // the badge moved onto a Raw Image assigned later: the canvas made for it is not needed
+                Destroy(Overlay.gameObject);
+                Overlay = null;
+            }
         }
 
         /// <summary>A Renderer or RenderTexture has no Canvas to draw text on: a screen-space one, child of this view.</summary>
