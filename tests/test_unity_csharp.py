@@ -133,6 +133,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "ANewWorldOnTheSameConnectionBlanksTheOldWorldsFrameAndAResumeKeepsIt",
                      "AnEndedSessionsBackendIsNoLongerNamedInItsColour",
                      "ATargetAssignedOrTheBadgeTickedAtRuntimeGetsTheBadgeAtTheNextFrame",
+                     "DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",
