@@ -54,6 +54,9 @@ namespace WorldBridge
 
         [Header("Events")]
         public UnityEvent onSessionStarted = new UnityEvent();
+        [Tooltip("The session ended with the connection still open (a fatal error, the host no longer has it, the " +
+                 "connection failed): why. A closed client says so through ConnectionChanged instead.")]
+        public StringEvent onSessionEnded = new StringEvent();
         [Tooltip("Caption of every world event that fired on a frame.")]
         public StringEvent onWorldEvent = new StringEvent();
         public StringEvent onError = new StringEvent();
@@ -87,10 +90,13 @@ namespace WorldBridge
         public float RoundTripMs => roundTripMs;
         /// <summary>False once closed or failed: requests then only report "not connected".</summary>
         public bool IsConnected => Connected(Connection);
+        /// <summary>True from onSessionStarted until onSessionEnded or the connection closes: whether BackendLabel names a running backend.</summary>
+        public bool InSession => inSession;
         /// <summary>The host's newest `status` answer (sessions, fps_target, fps_measured, ...), null until RequestStatus.</summary>
         public MsgMap LastStatus => Connection?.LastStatus;
 
         bool startSent;
+        bool inSession;
         readonly HashSet<WorldPromptFromCamera> cameraPrompts = new HashSet<WorldPromptFromCamera>();
 
         /// <summary>A camera prompt that starts the world once connected replaces startOnConnect's plain start, so one start goes.</summary>
@@ -140,7 +146,7 @@ namespace WorldBridge
             }
             Connection.Connect();
             reportedError = null;
-            startSent = false;
+            startSent = inSession = false;
             backendInUse = "connecting to " + endpoint;
             ConnectionChanged?.Invoke();
         }
@@ -153,6 +159,7 @@ namespace WorldBridge
             Connection = null;
             c?.Close();
             backendInUse = "not connected";
+            inSession = false;
             shownState = ConnectionState.Closed;
             connectionState = "Closed";
             frameIndex = framesDropped = 0;
@@ -168,6 +175,7 @@ namespace WorldBridge
             if (c.State != shownState) connectionState = (shownState = c.State).ToString(); // no string per frame
             if (c.IsReady && startOnConnect && !startSent && c.Session == null && !CameraPromptStarts()) StartWorld();
             while (c.TryReceiveMessage(out var m)) Handle(m);
+            if (c.State == ConnectionState.Failed) EndSession(c.LastError ?? "the connection to the host failed");
             roundTripMs = (float)c.RoundTripMs;
             fpsMeasured = (float)c.MeasuredFps;
             var error = c.LastError; // no host, a refused handshake, a malformed frame: the IO thread only records them
@@ -194,6 +202,7 @@ namespace WorldBridge
             {
                 var s = SessionInfo.From(m, Connection?.Welcome);
                 backendInUse = s.BackendLabel;
+                inSession = true;
                 Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}, can: {s.Capabilities}");
                 onSessionStarted.Invoke();
             }
@@ -203,11 +212,22 @@ namespace WorldBridge
                 // not_ready: the connection greets the host again and says so once in LastError, whatever it refused
                 if (m.GetString("code") != "not_ready") Fail(error.ToString());
                 HostErrorReceived?.Invoke(error);
+                if (error.Fatal || error.Kind == HostErrorCode.UnknownSession) EndSession(error.ToString());
                 // a refused handshake (reject, or an error to hello) is also the connection's LastError: reported once
                 var last = Connection?.LastError;
                 if (type == "reject" || last != null && last == error.Message) reportedError = last;
             }
             MessageReceived?.Invoke(m);
+        }
+
+        /// <summary>No backend is named as running once its session is gone: the label says it ended, and onSessionEnded
+        /// tells the views (a fresh session after unknown_session names its backend again).</summary>
+        void EndSession(string reason)
+        {
+            if (!inSession) return;
+            inSession = false;
+            backendInUse = "session ended: " + reason;
+            onSessionEnded.Invoke(reason);
         }
 
         void Fail(string message)

@@ -135,7 +135,16 @@ namespace WorldBridge
 #endif
             if (client == null) return;
             client.FrameReceived -= OnFrame;
+            // realtime: the host plays the last input until another comes, so a key held as the component went off
+            // would steer the world on with nobody at the keys (the client already closed: its bye ended the session)
+            if (lastSent != null && lastSent != IdleDescribed() && client.IsConnected && client.Session != null &&
+                client.Connection.Mode != "step")
+                Send(null);
+            lastSent = null; // re-enabled, the keys' state goes again
         }
+
+        /// <summary>How currentAction names the idle input.</summary>
+        string IdleDescribed() => idleUnknown ? "latent action 0" : idleAction;
 
         /// <summary>A new session (a new connection's Session, seen before onSessionStarted runs): resend the input state,
         /// and warn about actions this backend does not have, before its first input.</summary>
@@ -196,7 +205,7 @@ namespace WorldBridge
             if (c == null || !c.IsReady || session == null) return;
             if (session != followed) Follow(session);
             var rule = Current();
-            currentAction = rule != null ? rule.Describe() : idleUnknown ? "latent action 0" : idleAction;
+            currentAction = rule != null ? rule.Describe() : IdleDescribed();
             if (c.Mode == "step")
             {
                 // one frame per input: send the next once the frame answering the previous one arrived

@@ -56,20 +56,20 @@ namespace WorldBridge
             }
             client.FrameReceived += Show;
             client.onSessionStarted.AddListener(ShowSession);
+            client.onSessionEnded.AddListener(ShowEnded);
             client.ConnectionChanged += ShowConnection;
-            if (showBackendBadge && Badge == null)
-            {
-                if (rawImage != null) Badge = MakeBadge(rawImage.transform);
-                else if (targetRenderer != null || targetTexture != null) Badge = MakeBadge(MakeOverlay().transform);
-            }
+            PlaceBadge();
             ShowConnection();
         }
+
+        void LateUpdate() => PlaceBadge();
 
         void OnDisable()
         {
             if (client == null) return;
             client.FrameReceived -= Show;
             client.onSessionStarted.RemoveListener(ShowSession);
+            client.onSessionEnded.RemoveListener(ShowEnded);
             client.ConnectionChanged -= ShowConnection;
         }
 
@@ -81,10 +81,10 @@ namespace WorldBridge
             if (Overlay != null) Destroy(Overlay.gameObject);
         }
 
-        /// <summary>Names the backend in the badge and label, white until a session names its backend.</summary>
+        /// <summary>Names the backend in the badge and label, white while no session runs.</summary>
         void ShowBackend()
         {
-            var session = client.Session;
+            var session = client.InSession ? client.Session : null;
             var color = session == null ? Color.white : session.IsSandbox ? SandboxColor : WorldModelColor;
             foreach (var label in new[] { Badge, backendLabel })
             {
@@ -104,6 +104,10 @@ namespace WorldBridge
             if (session != null && !session.Resumed) Blank();
         }
 
+        /// <summary>An ended session's backend is no longer named: the label says why it ended, in white; its last frame
+        /// stays in view.</summary>
+        void ShowEnded(string reason) => ShowBackend();
+
         /// <summary>A client closed or opened again (maybe onto another backend) must not keep showing the old one's label
         /// and last frame: the label says the new state, and the old frame is blanked.</summary>
         void ShowConnection()
@@ -121,6 +125,33 @@ namespace WorldBridge
             Texture.LoadRawTextureData(new byte[Texture.width * Texture.height * 3]); // black, RGB24
             Texture.Apply(false);
             if (targetTexture != null) Graphics.Blit(Texture, targetTexture);
+        }
+
+        /// <summary>Puts the badge over the Raw Image, else on Overlay when the world is only on a Renderer or RenderTexture, and
+        /// shows or hides it by showBackendBadge. Called on enable and every LateUpdate, so a target assigned by script or
+        /// the badge ticked on at runtime gets it at once; when nothing changed it only compares.</summary>
+        void PlaceBadge()
+        {
+            if (Badge != null && Badge.gameObject.activeSelf != showBackendBadge) Badge.gameObject.SetActive(showBackendBadge);
+            if (!showBackendBadge) return;
+            Transform parent = rawImage != null ? rawImage.transform
+                : targetRenderer != null || targetTexture != null ? (Overlay != null ? Overlay : MakeOverlay()).transform : null;
+            if (parent == null || Badge != null && Badge.transform.parent == parent) return;
+            if (Badge == null)
+            {
+                Badge = MakeBadge(parent);
+                if (client != null) ShowBackend();
+            }
+            else
+            {
+                Badge.rectTransform.SetParent(parent, false);
+                Badge.rectTransform.SetAsFirstSibling();
+            }
+            if (Overlay != null && parent != Overlay.transform)
+            {   // the badge moved onto a Raw Image assigned later: the canvas made for it is not needed
+                Destroy(Overlay.gameObject);
+                Overlay = null;
+            }
         }
 
         /// <summary>A Renderer or RenderTexture has no Canvas to draw text on: a screen-space one, child of this view.</summary>

@@ -114,5 +114,29 @@ namespace WorldBridge.Tests
             rule.latentAction = 3;
             Assert.AreEqual("latent action 3", rule.Describe());
         }
+
+        [Test]
+        public void DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld()
+        {
+            foreach (var mode in new[] { "realtime", "step" })
+            {
+                var session = Session("s1", mode, "noop", "right");
+                var input = new WorldInput { client = ClientIn(session) };
+                Set(input.client.Connection, "mode", mode);
+                input.CheckRules(session);
+                typeof(WorldInput).GetField("lastSent", BindingFlags.NonPublic | BindingFlags.Instance)
+                    .SetValue(input, input.rules[2].Describe()); // 'right' went while the right arrow was held
+                typeof(WorldInput).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
+                var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection)
+                    .GetField("outbox", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(input.client.Connection);
+                var sent = new List<object>();
+                foreach (var item in outbox)
+                    sent.Add(MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item))["action"]);
+                if (mode == "realtime")
+                    CollectionAssert.AreEqual(new[] { "noop" }, sent, "the world kept moving right with the input component off");
+                else
+                    CollectionAssert.IsEmpty(sent, "a step world moves only on inputs: nothing to stop");
+            }
+        }
     }
 }

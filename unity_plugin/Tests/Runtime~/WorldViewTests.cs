@@ -1,4 +1,5 @@
 // WorldView's backend badge, run under mono against Tests/CompileOnly~ (the host's session is handed to the client directly).
+using System.Collections.Generic;
 using System.Reflection;
 using NUnit.Framework;
 using UnityEngine;
@@ -16,14 +17,14 @@ namespace WorldBridge.Tests
             target.GetType().GetMethod(method, BindingFlags.NonPublic | BindingFlags.Instance).Invoke(target, args);
 
         /// <summary>A view on a Raw Image whose client is given the host's `session` for `kind` once the view is enabled.</summary>
-        static WorldView Session(string kind, string name, bool badge = true, bool onRawImage = true)
+        static WorldView Session(string kind, string name, bool badge = true, bool onRawImage = true, bool target = true)
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             var client = new WorldBridgeClient { startOnConnect = false };
             typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
             var view = new WorldView { client = client, showBackendBadge = badge };
-            if (onRawImage) view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
-            else view.targetRenderer = new GameObject("Quad").AddComponent<Renderer>();
+            if (target && onRawImage) view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
+            else if (target) view.targetRenderer = new GameObject("Quad").AddComponent<Renderer>();
             Call(view, "OnEnable");
             var session = new MsgMap { { "type", "session" }, { "session_id", "s1" }, { "backend_kind", kind }, { "backend_name", name } };
             typeof(WorldBridgeConnection).GetField("session", BindingFlags.NonPublic | BindingFlags.Instance)
@@ -113,6 +114,68 @@ namespace WorldBridge.Tests
             view.client.Open(); // OnEnable again: maybe onto the sandbox now
             Assert.AreEqual(("connecting to tcp://127.0.0.1:1", Color.white), (view.Badge.text, view.Badge.color));
             view.client.Shutdown();
+        }
+
+        [Test]
+        public void AnEndedSessionsBackendIsNoLongerNamedInItsColour()
+        {
+            var fatal = new MsgMap { { "type", "error" }, { "code", "backend_error" }, { "message", "the world crashed" }, { "fatal", true } };
+            var unknown = new MsgMap { { "type", "error" }, { "code", "unknown_session" }, { "message", "no session s1" }, { "fatal", false } };
+            foreach (var ending in new[] { (fatal, "backend_error: the world crashed"), (unknown, "unknown_session: no session s1"),
+                                                ((MsgMap)null, "the connection to the host failed") })
+            {
+                var (end, said) = ending;
+                var label = new GameObject("Label", typeof(RectTransform)).AddComponent<Text>();
+                var view = Session("world_model", "default");
+                view.backendLabel = label;
+                var reasons = new List<string>();
+                view.client.onSessionEnded.AddListener(reasons.Add);
+                var connection = view.client.Connection;
+                if (end != null)
+                {   // the IO thread forgets the session, then posts the error
+                    typeof(WorldBridgeConnection).GetField("session", BindingFlags.NonPublic | BindingFlags.Instance).SetValue(connection, null);
+                    Call(view.client, "Handle", end);
+                }
+                else
+                {   // no reconnect: the connection gave up with the session still recorded
+                    typeof(WorldBridgeConnection).GetField("state", BindingFlags.NonPublic | BindingFlags.Instance)
+                        .SetValue(connection, ConnectionState.Failed);
+                    Call(view.client, "Update");
+                    Call(view.client, "Update");
+                }
+                CollectionAssert.AreEqual(new[] { said }, reasons, "onSessionEnded fires once, with why");
+                Assert.IsFalse(view.client.InSession);
+                foreach (var shown in new[] { view.Badge, label })
+                    Assert.AreEqual(("session ended: " + said, Color.white), (shown.text, shown.color),
+                                    "the ended world model is still named as running, in green");
+            }
+        }
+
+        [Test]
+        public void ATargetAssignedOrTheBadgeTickedAtRuntimeGetsTheBadgeAtTheNextFrame()
+        {
+            var view = Session("sandbox", "platformer", target: false);
+            Assert.IsNull(view.Badge, "no target yet: nothing to draw a badge on");
+            view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>(); // by script, after OnEnable
+            Call(view, "LateUpdate");
+            Assert.IsNotNull(view.Badge, "a Raw Image assigned after OnEnable got no badge until the view was enabled again");
+            Assert.AreSame(view.rawImage.transform, view.Badge.transform.parent);
+            Assert.AreEqual(("SANDBOX GAME (test backend, not the world model): platformer", WorldView.SandboxColor),
+                            (view.Badge.text, view.Badge.color));
+
+            view = Session("world_model", "default", badge: false, onRawImage: false);
+            view.showBackendBadge = true; // ticked at runtime, the world on a quad
+            Call(view, "LateUpdate");
+            Assert.IsNotNull(view.Badge, "Show Backend Badge ticked at runtime drew no badge");
+            Assert.AreSame(view.Overlay.transform, view.Badge.transform.parent);
+            Assert.AreEqual(("WORLD MODEL: default", Color.green), (view.Badge.text, view.Badge.color));
+            view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
+            Call(view, "LateUpdate");
+            Assert.AreSame(view.rawImage.transform, view.Badge.transform.parent, "the badge moves onto a Raw Image assigned later");
+            Assert.IsNull(view.Overlay, "the canvas made for the badge is gone once the badge left it");
+            view.showBackendBadge = false;
+            Call(view, "LateUpdate");
+            Assert.IsFalse(view.Badge.gameObject.activeSelf, "unticked at runtime, the badge still showed");
         }
     }
 }
