@@ -276,3 +276,13 @@ def test_cli_start_failures_are_one_clear_error_and_make_no_out_folder(tmp_path)
     shard.write_bytes(shard.read_bytes()[:-100])  # a dataset cut short: it fails before the run folder is made
     r = CliRunner().invoke(main, ["train", "tokenizer", "--data", str(ds), "--out", str(tmp_path / "run"), "--quiet"])
     assert r.exit_code == 1 and "frames_00000.npy is damaged" in r.output and not (tmp_path / "run").exists()
+
+
+def test_dynamics_without_preset_takes_its_tokenizers_preset(tmp_path):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    opts = dict(data=str(ds), progress=False, steps=1)
+    train(TrainOptions(stage="tokenizer", out=str(tmp_path / "tok"), preset="micro", **opts))
+    train(TrainOptions(stage="dynamics", out=str(tmp_path / "w"), tokenizer=str(tmp_path / "tok"), **opts))
+    assert json.loads((tmp_path / "w" / "model_card.json").read_text())["preset"] == "micro"  # not tiny's 30x cost
+    train(TrainOptions(stage="dynamics", out=str(tmp_path / "w2"), init_from=str(tmp_path / "w"), **opts))
+    assert json.loads((tmp_path / "w2" / "model_card.json").read_text())["preset"] == "micro"

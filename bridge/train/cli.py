@@ -17,7 +17,7 @@ _common = [
     click.option("--out", required=True, type=click.Path(file_okay=False),
                  help="Run directory: the checkpoint lives here, and a run resumes from it."),
     click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
-                 help="Model size [default: tiny; a resumed run keeps its own]."),
+                 help="Model size [default: tiny, for dynamics its tokenizer's (or --init-from world's); a resumed run keeps its own]."),
     click.option("--steps", type=click.IntRange(min=1), default=None, help="Total optimizer steps [default: the preset's; a resumed run keeps its own]."),
     click.option("--batch", type=click.IntRange(min=1), default=None, help="Clips per process per step [default: the preset's; a resumed run keeps its own]."),
     click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: the preset's; a resumed run keeps its own]."),

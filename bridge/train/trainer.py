@@ -51,7 +51,7 @@ class TrainOptions:
     stage: str
     data: str
     out: str
-    preset: str | None = None  # None: the run's own preset when resuming, else "tiny"
+    preset: str | None = None  # None: the run's own preset when resuming, else its source's (dynamics) or "tiny"
     tokenizer: str | None = None  # dynamics stage: the tokenizer run directory
     init_from: str | None = None  # dynamics stage: warm-start the dynamics (and tokenizer) from this world checkpoint
     fresh_lam: bool = False  # with init_from: learn the latent action model afresh even when its design is unchanged
@@ -124,6 +124,15 @@ def world_config(preset: str, ds: VideoDataset) -> WorldConfig:
 
 
 WARM_SETTINGS = ("steps", "temperature", "top_p", "cfg", "unmask", "cond_dim")  # a world's own, not its architecture
+
+
+def source_preset(opts: TrainOptions) -> str | None:
+    """A dynamics run without --preset takes its tokenizer's (or --init-from world's): a micro tokenizer gets micro dynamics."""
+    source = (opts.tokenizer or opts.init_from) if opts.stage == "dynamics" else None
+    try:
+        return read_config(Path(source))[0].preset if source else None
+    except CheckpointError:  # named with its fix when the run loads it
+        return None
 
 
 def warm_config(cfg: WorldConfig, wcfg: WorldConfig, world_dir: str, fresh_lam: bool) -> tuple[WorldConfig, bool]:
@@ -245,7 +254,7 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
                              f"--init-from {out} to keep its dynamics)")
         run = card.get("train", {})  # what the run was started with: a resume without these options keeps them
     else:
-        cfg, keep_lam, warm = world_config(opts.preset or "tiny", ds), False, None
+        cfg, keep_lam, warm = world_config(opts.preset or source_preset(opts) or "tiny", ds), False, None
         if opts.stage == "dynamics" and opts.init_from:
             warm = load_model(Path(opts.init_from), kind="world")  # read once: its config, tokenizer and weights
             cfg, keep_lam = warm_config(cfg, warm[0], opts.init_from, opts.fresh_lam)
