@@ -34,6 +34,14 @@ def _negations(text: str) -> frozenset[str]:
     return NEGATIONS.intersection(_words(text))
 
 
+def _drawable(image: np.ndarray | None) -> bool:
+    """Whether an image prompt could be a sketch (uint8 RGB/RGBA, 8x8 or more); any other image takes the image
+    path, which resizes any size and names its own format, instead of failing a sketch's checks."""
+    img = np.asarray(image) if image is not None else None
+    return (img is not None and img.ndim == 3 and img.shape[2] in (3, 4) and img.dtype == np.uint8
+            and min(img.shape[:2]) >= 8)
+
+
 def first_screen(sketch: np.ndarray, height: int, width: int) -> np.ndarray:
     """The part of a level-wide sketch the first frame shows: its left end at the frame's aspect, as in the sandbox
     (the model learned one screen per sketch, so a whole level would be squeezed into one frame)."""
@@ -92,7 +100,7 @@ class PromptRuntime:
     def first_tokens(self, prompt: Prompt, generator: torch.Generator) -> torch.Tensor | None:
         """(1, N) tokens for a text and/or sketch prompt, or None when the prompt has neither (image/seed path)."""
         sketch = prompt.sketch
-        if sketch is None and prompt.image is not None and self.sketch_prompts and is_palette_like(prompt.image):
+        if sketch is None and self.sketch_prompts and _drawable(prompt.image) and is_palette_like(prompt.image):
             sketch = prompt.image  # a flat-colour drawing sent as an image is a sketch, as in the sandbox
         text = prompt.text.strip() if prompt.text and prompt.text.strip() else None
         if sketch is None and (text is None or prompt.image is not None):
