@@ -153,3 +153,12 @@ def test_an_image_prompt_the_sketch_probe_cannot_read_takes_the_image_path(promp
     assert w.reset(Prompt(image=np.full((4, 300, 4), 90, np.uint8), seed=0)).shape == (w.height, w.width, 3)
     with pytest.raises(ValueError, match=r"^prompt image must be .* dtype uint16"):
         w.reset(Prompt(image=np.zeros((64, 64, 3), np.uint16), seed=0))
+
+
+def test_a_negated_text_prompt_is_refused_not_read_as_what_it_rules_out(prompt_world):
+    rt, _ = _runtime(prompt_world / "pw")
+    g = torch.Generator().manual_seed(0)
+    for text in ("a level without snow", "No fog, please", "a night that isn't snowy"):
+        with pytest.raises(ValueError, match=r"^text prompt: .*say what the level has instead"):
+            rt.first_tokens(Prompt(text=text), g)
+    assert rt.first_tokens(Prompt(text="a clear day in a cave"), g).shape == (1, 16)

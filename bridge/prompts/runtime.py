@@ -125,6 +125,10 @@ class PromptRuntime:
             enc = self.encoder(self.first_meta.get("encoder", "minilm"))
             if (problem := enc.unreadable(text)) is not None:
                 raise ValueError(f"text prompt: {problem}")
+            if negated := _negations(text):  # there is no vector for "not X" to fall back on, as events have
+                raise ValueError(f"text prompt: {text!r} says {'/'.join(sorted(negated))}, which the text encoder "
+                                 "barely reads ('a level without snow' encodes next to 'a snowy level'), so the world "
+                                 "would show what it names: say what the level has instead, e.g. 'a clear day'")
             t = torch.from_numpy(enc.encode([text])).to(self.device)
         return self.first.generate(t, s, batch=1, generator=generator)
 
