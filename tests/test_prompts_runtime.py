@@ -45,7 +45,8 @@ def test_text_and_sketch_prompts_give_valid_token_maps(prompt_world):
     photo = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     assert rt.first_tokens(Prompt(image=photo), g) is None  # a photo takes the backend's image path
     assert rt.first_tokens(Prompt(seed=3), g) is None
-    assert rt.first_tokens(Prompt(text="a cave level", image=photo), g) is None  # an image wins over text
+    with pytest.warns(UserWarning, match="text prompt 'a cave level' is not used: an image prompt"):
+        assert rt.first_tokens(Prompt(text="a cave level", image=photo), g) is None  # an image wins over text
 
 
 def test_events_fill_the_slot_for_hold_frames(prompt_world):

@@ -104,6 +104,9 @@ class PromptRuntime:
             sketch = prompt.image  # a flat-colour drawing sent as an image is a sketch, as in the sandbox
         text = prompt.text.strip() if prompt.text and prompt.text.strip() else None
         if sketch is None and (text is None or prompt.image is not None):
+            if text is not None:
+                warnings.warn(f"the text prompt {text!r} is not used: an image prompt starts the world as it is "
+                              "drawn; send the text alone, or with a sketch, for the text to count", stacklevel=3)
             return None  # an image (it wins over text) or a seed: the backend's own paths
         if self.first is None or (sketch is not None and not self.sketch_prompts):
             if sketch is not None:
