@@ -6,6 +6,7 @@ import torch
 
 from bridge.backend import Prompt, WorldEvent
 from bridge.model.genie import WorldModel
+from bridge.model.world import load_world
 from bridge.prompts.runtime import PromptRuntime
 from bridge.worlds.sketch import SKETCH_PALETTE
 
@@ -44,7 +45,8 @@ def test_text_and_sketch_prompts_give_valid_token_maps(prompt_world):
     photo = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     assert rt.first_tokens(Prompt(image=photo), g) is None  # a photo takes the backend's image path
     assert rt.first_tokens(Prompt(seed=3), g) is None
-    assert rt.first_tokens(Prompt(text="a cave level", image=photo), g) is None  # an image wins over text
+    with pytest.warns(UserWarning, match="text prompt 'a cave level' is not used: an image prompt"):
+        assert rt.first_tokens(Prompt(text="a cave level", image=photo), g) is None  # an image wins over text
 
 
 def test_events_fill_the_slot_for_hold_frames(prompt_world):
@@ -143,3 +145,21 @@ def test_a_level_wide_sketch_starts_from_its_first_screen_as_in_the_sandbox(prom
     first, wide = (rt.first_tokens(Prompt(sketch=sk), torch.Generator().manual_seed(1)) for sk in (_sketch(), level))
     assert torch.equal(first, wide)
     assert torch.equal(wide, rt.first_tokens(Prompt(image=level), torch.Generator().manual_seed(1)))
+
+
+def test_an_image_prompt_the_sketch_probe_cannot_read_takes_the_image_path(prompt_world):
+    """A 1x1 image is resized like any other, and a 16-bit one is refused as an image, not as a sketch."""
+    w = load_world(prompt_world / "pw", device="cpu")
+    assert w.reset(Prompt(image=np.full((1, 1, 3), 200, np.uint8), seed=0)).shape == (w.height, w.width, 3)
+    assert w.reset(Prompt(image=np.full((4, 300, 4), 90, np.uint8), seed=0)).shape == (w.height, w.width, 3)
+    with pytest.raises(ValueError, match=r"^prompt image must be .* dtype uint16"):
+        w.reset(Prompt(image=np.zeros((64, 64, 3), np.uint16), seed=0))
+
+
+def test_a_negated_text_prompt_is_refused_not_read_as_what_it_rules_out(prompt_world):
+    rt, _ = _runtime(prompt_world / "pw")
+    g = torch.Generator().manual_seed(0)
+    for text in ("a level without snow", "No fog, please", "a night that isn't snowy"):
+        with pytest.raises(ValueError, match=r"^text prompt: .*say what the level has instead"):
+            rt.first_tokens(Prompt(text=text), g)
+    assert rt.first_tokens(Prompt(text="a clear day in a cave"), g).shape == (1, 16)

@@ -81,6 +81,19 @@ def test_event_guidance_is_a_setting(world_dir):
         w.configure(event_cfg=-1)
 
 
+def test_an_event_at_event_cfg_0_is_refused_not_captioned_and_cancelled(world_dir):
+    """Guidance 0 makes the frame from the "no event" pass alone: the event would be captioned but never shown."""
+    w = load_world(world_dir, device="cpu")
+    w.configure(event_cfg=0.0, cfg=1.0)
+    w.reset(Prompt(seed=0))
+    for refuse in (lambda: w.describe_event(WorldEvent(type="flood")), lambda: w.step(0, WorldEvent(type="flood"))):
+        with pytest.raises(ValueError, match=r"^event_cfg is 0, which cancels every event: set event_cfg above 0"):
+            refuse()
+    w.step(0)  # a frame without an event is made as ever
+    w.configure(event_cfg=0.5)
+    assert w.describe_event(WorldEvent(type="flood")) == "the water rises"
+
+
 def test_kv_cache_rewind_equals_committing_the_replacement_directly(world_dir):
     from bridge.model.genie import WorldModel
 

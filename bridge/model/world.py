@@ -191,7 +191,15 @@ class WorldModelBackend:
 
     def describe_event(self, event: WorldEvent) -> str:
         """The caption an event will get (free text: and the trained wording it is read as); ValueError if refused."""
+        self._check_event_cfg(event)
         return self.prompts.describe_event(event)
+
+    def _check_event_cfg(self, event: WorldEvent | None) -> None:
+        """At event_cfg 0 guidance cancels the event (logits = the "none" pass), so its caption would report a change
+        the frame cannot show: refuse it instead."""
+        if event is not None and event.fires and self.settings.get("event_cfg") == 0:
+            raise ValueError("event_cfg is 0, which cancels every event: set event_cfg above 0 (1 = no guidance, "
+                             f"{self.prompts.guidance:g} = this world's default) to fire events")
 
     @torch.no_grad()
     def step(self, action: int, event: WorldEvent | None = None) -> np.ndarray:
@@ -200,6 +208,7 @@ class WorldModelBackend:
         if self._dyn is None:
             raise RuntimeError("call reset() before step()")
         self._check_action(action)
+        self._check_event_cfg(event)
         cond = self.prompts.event_cond(event)  # (1, 1, C) while an event is held, else None
         m, s = self.model, self.settings
         a = torch.tensor([int(action)], device=self.device)

@@ -34,6 +34,14 @@ def _negations(text: str) -> frozenset[str]:
     return NEGATIONS.intersection(_words(text))
 
 
+def _drawable(image: np.ndarray | None) -> bool:
+    """Whether an image prompt could be a sketch (uint8 RGB/RGBA, 8x8 or more); any other image takes the image
+    path, which resizes any size and names its own format, instead of failing a sketch's checks."""
+    img = np.asarray(image) if image is not None else None
+    return (img is not None and img.ndim == 3 and img.shape[2] in (3, 4) and img.dtype == np.uint8
+            and min(img.shape[:2]) >= 8)
+
+
 def first_screen(sketch: np.ndarray, height: int, width: int) -> np.ndarray:
     """The part of a level-wide sketch the first frame shows: its left end at the frame's aspect, as in the sandbox
     (the model learned one screen per sketch, so a whole level would be squeezed into one frame)."""
@@ -92,10 +100,13 @@ class PromptRuntime:
     def first_tokens(self, prompt: Prompt, generator: torch.Generator) -> torch.Tensor | None:
         """(1, N) tokens for a text and/or sketch prompt, or None when the prompt has neither (image/seed path)."""
         sketch = prompt.sketch
-        if sketch is None and prompt.image is not None and self.sketch_prompts and is_palette_like(prompt.image):
+        if sketch is None and self.sketch_prompts and _drawable(prompt.image) and is_palette_like(prompt.image):
             sketch = prompt.image  # a flat-colour drawing sent as an image is a sketch, as in the sandbox
         text = prompt.text.strip() if prompt.text and prompt.text.strip() else None
         if sketch is None and (text is None or prompt.image is not None):
+            if text is not None:
+                warnings.warn(f"the text prompt {text!r} is not used: an image prompt starts the world as it is "
+                              "drawn; send the text alone, or with a sketch, for the text to count", stacklevel=3)
             return None  # an image (it wins over text) or a seed: the backend's own paths
         if self.first is None or (sketch is not None and not self.sketch_prompts):
             if sketch is not None:
@@ -117,6 +128,10 @@ class PromptRuntime:
             enc = self.encoder(self.first_meta.get("encoder", "minilm"))
             if (problem := enc.unreadable(text)) is not None:
                 raise ValueError(f"text prompt: {problem}")
+            if negated := _negations(text):  # there is no vector for "not X" to fall back on, as events have
+                raise ValueError(f"text prompt: {text!r} says {'/'.join(sorted(negated))}, which the text encoder "
+                                 "barely reads ('a level without snow' encodes next to 'a snowy level'), so the world "
+                                 "would show what it names: say what the level has instead, e.g. 'a clear day'")
             t = torch.from_numpy(enc.encode([text])).to(self.device)
         return self.first.generate(t, s, batch=1, generator=generator)
 
