@@ -163,3 +163,5 @@ def test_a_negated_text_prompt_is_refused_not_read_as_what_it_rules_out(prompt_w
         with pytest.raises(ValueError, match=r"^text prompt: .*say what the level has instead"):
             rt.first_tokens(Prompt(text=text), g)
     assert rt.first_tokens(Prompt(text="a clear day in a cave"), g).shape == (1, 16)
+    # removal words turn an event around, not a description: a level where the player kills enemies is a level
+    assert rt.first_tokens(Prompt(text="a lava castle where you kill enemies"), g).shape == (1, 16)

@@ -21,8 +21,9 @@ from bridge.prompts.text_encoder import TextEncoder, get_encoder
 from bridge.worlds.sketch import is_palette_like
 
 
-NEGATIONS = frozenset({"not", "no", "never", "don't", "dont", "doesn't", "isn't", "without", "remove", "kill", "drain",
-                       "recede", "recedes"})  # words that turn an event into its opposite (a sentence encoder barely notices)
+NOT_WORDS = frozenset({"not", "no", "never", "don't", "dont", "doesn't", "isn't", "without"})  # a text prompt with one
+# says what the level lacks, which a sentence encoder barely notices ("without snow" reads as "snowy")
+NEGATIONS = NOT_WORDS | {"remove", "kill", "drain", "recede", "recedes"}  # words that turn an event into its opposite
 
 
 def _words(text: str) -> list[str]:
@@ -30,8 +31,8 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[\w']+", text.lower().replace("\u2019", "'"))
 
 
-def _negations(text: str) -> frozenset[str]:
-    return NEGATIONS.intersection(_words(text))
+def _negations(text: str, words: frozenset[str] = NEGATIONS) -> frozenset[str]:
+    return words.intersection(_words(text))
 
 
 def _drawable(image: np.ndarray | None) -> bool:
@@ -128,7 +129,7 @@ class PromptRuntime:
             enc = self.encoder(self.first_meta.get("encoder", "minilm"))
             if (problem := enc.unreadable(text)) is not None:
                 raise ValueError(f"text prompt: {problem}")
-            if negated := _negations(text):  # there is no vector for "not X" to fall back on, as events have
+            if negated := _negations(text, NOT_WORDS):  # there is no vector for "not X" to fall back on, as events have
                 raise ValueError(f"text prompt: {text!r} says {'/'.join(sorted(negated))}, which the text encoder "
                                  "barely reads ('a level without snow' encodes next to 'a snowy level'), so the world "
                                  "would show what it names: say what the level has instead, e.g. 'a clear day'")
