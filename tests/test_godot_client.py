@@ -1083,3 +1083,25 @@ def test_world_input_disabled_with_a_key_held_sends_the_idle_action_once(sim, sc
     sim.process(2)
     assert sent["action_sent"][-1] == (1,)
     gdsim.release(sim, "wb_latent_2")
+
+
+def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_keys_at_unpause(sim, scripted):
+    """A paused tree stops WorldInput's _process while the host keeps the last input in force: pausing mid-walk must stop
+    the walk (NOTIFICATION_PAUSED), and unpausing sends the keys held then."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    sim.add_to_root(wi)
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    sim.tree.paused = True
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "the world kept walking under the pause menu"
+    gdsim.release(sim, "wb_right")
+    gdsim.press(sim, "wb_latent_2")
+    sim.process(3)
+    assert len(sent["action_sent"]) == 2, "WorldInput sent while the tree was paused"
+    sim.tree.paused = False
+    sim.process(2)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop", 1]
+    gdsim.release(sim, "wb_latent_2")
