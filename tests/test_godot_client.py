@@ -161,6 +161,8 @@ def test_realtime_view_reuses_one_image_and_texture(sim, host):
     c.members["backend_kind"] = "world_model"  # the world model in green, as in Unity and the editor
     sim.call_method(view, "_update_badge", [])
     assert rgb(badge.theme_overrides["font_color"]) == (0, 1, 0)
+    sim.call_method(view, "set_client", [None])
+    assert (badge.text, rgb(badge.theme_overrides["font_color"])) == ("WorldBridge: no client", (1, 1, 1))
 
 
 def test_reconnect_resumes_the_same_session(sim, host):
@@ -1105,3 +1107,16 @@ def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_ke
     sim.process(2)
     assert [a[0] for a in sent["action_sent"]] == ["right", "noop", 1]
     gdsim.release(sim, "wb_latent_2")
+
+
+def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
+    """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
+    c = _client(sim, "tcp://127.0.0.1:1", mode="step")
+    view = _node(sim, VIEW, client=c)
+    sim.add_to_root(c)
+    sim.add_to_root(view)
+    sim.process(3)
+    badge = view.members["_badge"]
+    color = badge.theme_overrides["font_color"]
+    assert badge.text == c.members["status_text"] and "(last frame)" not in badge.text, badge.text
+    assert (color.r, color.g, color.b) == (1, 1, 1), f"{badge.text!r} is shown in a backend's colour"
