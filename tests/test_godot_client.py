@@ -1122,17 +1122,6 @@ def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
     assert (color.r, color.g, color.b) == (1, 1, 1), f"{badge.text!r} is shown in a backend's colour"
 
 
-def _welcomed_at(sim, router, c, address: str) -> list[dict]:
-    """connect_to_host(address) on client `c`, welcomed by the scripted host there; returns what `c` then sends."""
-    assert sim.call_method(c, "connect_to_host", [address]) == 0
-    _pump(sim, router)
-    ident, hello = _recv(router)
-    assert hello["type"] == "hello"
-    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    _run_until(sim, lambda: router.poll(0), timeout=2.0)
-    return _starts_seen(router, ms=50)
-
-
 def test_a_start_queued_while_connecting_goes_to_the_host_connect_to_host_switches_to(sim, scripted):
     """start_session(opts) then connect_to_host(addr) while a first connect is pending: the world goes to the new host."""
     router, port = scripted
@@ -1143,7 +1132,7 @@ def test_a_start_queued_while_connecting_goes_to_the_host_connect_to_host_switch
     sim.process(2)
     assert c.members["link"] != 0, "the first connect is no longer pending"
     assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    sent = _welcomed_at(sim, router, c, f"tcp://127.0.0.1:{port}")
+    sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
     assert [(m["type"], m.get("text")) for m in sent] == [("start", "a desert")], f"the queued start was lost: {sent}"
 
 
@@ -1153,7 +1142,7 @@ def test_a_start_sent_to_the_host_left_does_not_go_to_the_next(sim, scripted):
     old, old_port = _router()
     c = _client(sim, f"tcp://127.0.0.1:{old_port}", auto_start=False)
     sim.add_to_root(c)
-    assert _welcomed_at(sim, old, c, f"tcp://127.0.0.1:{old_port}") == []
+    assert _nothing_but_hello_after_connect(sim, old, c, f"tcp://127.0.0.1:{old_port}") == []
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    sent = _welcomed_at(sim, router, c, f"tcp://127.0.0.1:{port}")
+    sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
     assert sent == [], f"the start sent to the host left went to the new one: {sent}"
