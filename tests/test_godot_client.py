@@ -161,6 +161,8 @@ def test_realtime_view_reuses_one_image_and_texture(sim, host):
     c.members["backend_kind"] = "world_model"  # the world model in green, as in Unity and the editor
     sim.call_method(view, "_update_badge", [])
     assert rgb(badge.theme_overrides["font_color"]) == (0, 1, 0)
+    sim.call_method(view, "set_client", [None])
+    assert (badge.text, rgb(badge.theme_overrides["font_color"])) == ("WorldBridge: no client", (1, 1, 1))
 
 
 def test_reconnect_resumes_the_same_session(sim, host):
@@ -1083,3 +1085,64 @@ def test_world_input_disabled_with_a_key_held_sends_the_idle_action_once(sim, sc
     sim.process(2)
     assert sent["action_sent"][-1] == (1,)
     gdsim.release(sim, "wb_latent_2")
+
+
+def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_keys_at_unpause(sim, scripted):
+    """A paused tree stops WorldInput's _process while the host keeps the last input in force: pausing mid-walk must stop
+    the walk (NOTIFICATION_PAUSED), and unpausing sends the keys held then."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    sim.add_to_root(wi)
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    sim.tree.paused = True
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "the world kept walking under the pause menu"
+    gdsim.release(sim, "wb_right")
+    gdsim.press(sim, "wb_latent_2")
+    sim.process(3)
+    assert len(sent["action_sent"]) == 2, "WorldInput sent while the tree was paused"
+    sim.tree.paused = False
+    sim.process(2)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop", 1]
+    gdsim.release(sim, "wb_latent_2")
+
+
+def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
+    """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
+    c = _client(sim, "tcp://127.0.0.1:1", mode="step")
+    view = _node(sim, VIEW, client=c)
+    sim.add_to_root(c)
+    sim.add_to_root(view)
+    sim.process(3)
+    badge = view.members["_badge"]
+    color = badge.theme_overrides["font_color"]
+    assert badge.text == c.members["status_text"] and "(last frame)" not in badge.text, badge.text
+    assert (color.r, color.g, color.b) == (1, 1, 1), f"{badge.text!r} is shown in a backend's colour"
+
+
+def test_a_start_queued_while_connecting_goes_to_the_host_connect_to_host_switches_to(sim, scripted):
+    """start_session(opts) then connect_to_host(addr) while a first connect is pending: the world goes to the new host."""
+    router, port = scripted
+    gone, gone_port = _router()
+    gone.close()  # nothing listens there: the first connect stays pending
+    c = _client(sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
+    sim.add_to_root(c)
+    sim.process(2)
+    assert c.members["link"] != 0, "the first connect is no longer pending"
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
+    assert [(m["type"], m.get("text")) for m in sent] == [("start", "a desert")], f"the queued start was lost: {sent}"
+
+
+def test_a_start_sent_to_the_host_left_does_not_go_to_the_next(sim, scripted):
+    """A start that went out belongs to the host it went to: connect_to_host() elsewhere only connects."""
+    router, port = scripted
+    old, old_port = _router()
+    c = _client(sim, f"tcp://127.0.0.1:{old_port}", auto_start=False)
+    sim.add_to_root(c)
+    assert _nothing_but_hello_after_connect(sim, old, c, f"tcp://127.0.0.1:{old_port}") == []
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
+    assert sent == [], f"the start sent to the host left went to the new one: {sent}"

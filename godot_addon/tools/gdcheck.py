@@ -27,7 +27,8 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
                        "get_node get_node_or_null queue_free set_process is_processing is_inside_tree get_tree "
                        "get_viewport process_mode ready tree_entered tree_exiting INTERNAL_MODE_DISABLED "
                        "INTERNAL_MODE_FRONT INTERNAL_MODE_BACK PROCESS_MODE_INHERIT PROCESS_MODE_PAUSABLE "
-                       "PROCESS_MODE_WHEN_PAUSED PROCESS_MODE_ALWAYS PROCESS_MODE_DISABLED"),
+                       "PROCESS_MODE_WHEN_PAUSED PROCESS_MODE_ALWAYS PROCESS_MODE_DISABLED NOTIFICATION_PAUSED "
+                       "NOTIFICATION_UNPAUSED"),
     "CanvasItem": ("Node", "visible modulate texture_filter show hide queue_redraw TEXTURE_FILTER_NEAREST "
                            "TEXTURE_FILTER_LINEAR"),
     "Control": ("CanvasItem", "position size custom_minimum_size size_flags_horizontal size_flags_vertical "

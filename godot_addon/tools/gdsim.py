@@ -872,6 +872,7 @@ class NodeModel(NativeObject):
     INTERNAL_MODE_DISABLED, INTERNAL_MODE_FRONT, INTERNAL_MODE_BACK = 0, 1, 2
     (PROCESS_MODE_INHERIT, PROCESS_MODE_PAUSABLE, PROCESS_MODE_WHEN_PAUSED, PROCESS_MODE_ALWAYS,
      PROCESS_MODE_DISABLED) = range(5)
+    NOTIFICATION_PAUSED, NOTIFICATION_UNPAUSED = 14, 15
 
     def __init__(self, sim: "Sim", owner: Any = None):
         super().__init__(sim, owner)
@@ -886,14 +887,14 @@ class NodeModel(NativeObject):
     def get_tree(self) -> "SceneTreeModel":
         return self.sim.tree
 
-    def can_process(self) -> bool:
+    def can_process(self, paused: bool | None = None) -> bool:
         """Godot's rule: INHERIT takes the parent's mode (the root's is PAUSABLE); a paused tree runs
         only ALWAYS and WHEN_PAUSED nodes, an unpaused one all but WHEN_PAUSED and DISABLED."""
         node: Any = self
         while node.process_mode == self.PROCESS_MODE_INHERIT and node.parent is not None:
             node = self.sim.native_of(node.parent)
         mode = node.process_mode if node.process_mode != self.PROCESS_MODE_INHERIT else self.PROCESS_MODE_PAUSABLE
-        if self.sim.tree.paused:
+        if self.sim.tree.paused if paused is None else paused:
             return mode in (self.PROCESS_MODE_ALWAYS, self.PROCESS_MODE_WHEN_PAUSED)
         return mode not in (self.PROCESS_MODE_WHEN_PAUSED, self.PROCESS_MODE_DISABLED)
 
@@ -952,6 +953,20 @@ class SceneTreeModel(NativeObject):
     def __init__(self, sim: "Sim", owner: Any = None):
         super().__init__(sim, owner)
         self.paused = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """SceneTree.set_pause: each node whose processing stops gets NOTIFICATION_PAUSED, each whose
+        processing resumes NOTIFICATION_UNPAUSED, parents before children (Node::_propagate_pause_notification)."""
+        changed = name == "paused" and hasattr(self, "paused") and bool(value) != self.paused
+        super().__setattr__(name, value)
+        if not changed:
+            return
+        for node in self.sim._walk(self.sim.root):
+            model = self.sim.native_of(node)
+            before, after = model.can_process(not value), model.can_process(bool(value))
+            if before != after and isinstance(node, Instance) and node.script.find_func("_notification"):
+                what = NodeModel.NOTIFICATION_UNPAUSED if after else NodeModel.NOTIFICATION_PAUSED
+                self.sim.call_method(node, "_notification", [what])
 
 
 class ControlModel(NodeModel):
@@ -2126,6 +2141,8 @@ class Sim:
             native = obj.native
             if _native_attr(native, name):
                 return getattr(native, name)
+            if name.isupper() and hasattr(type(native), name):
+                return getattr(type(native), name)  # an engine class's constant, named bare in its subclass
         found, value = frame.script.find_const(name)
         if found:
             return value

@@ -142,12 +142,15 @@ func _exit_tree() -> void:
 
 
 ## Opens the ZeroMQ connection (to `address`, or `endpoint` when empty); reconnects on loss.
-## A connection already open is closed first, as disconnect_from_host() does: its session ends.
+## A connection already open is closed first, as disconnect_from_host() does: its session ends,
+## and a start sent to it is dropped, but one asked for and not yet sent goes to the new host.
 func connect_to_host(address: String = "") -> Error:
 	if address != "":
 		endpoint = address
 	if _socket != null and link != Link.OFFLINE:
+		var unsent := _start_pending and _start_resend.is_empty()
 		disconnect_from_host()
+		_start_pending = unsent
 	elif _socket != null:
 		_socket.close()
 	_forget_status()

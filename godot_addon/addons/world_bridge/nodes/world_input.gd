@@ -151,6 +151,19 @@ func _idle_value() -> Variant:
 
 
 func _process(_delta: float) -> void:
+	_send_held(enabled)
+
+
+## A paused tree stops _process while the host keeps the last input in force: send the idle
+## action now (realtime), as `enabled = false` does; _process sends the keys held at unpause.
+func _notification(what: int) -> void:
+	if what == NOTIFICATION_PAUSED:
+		_send_held(false)
+
+
+## Sends the resolved action (the idle one when `active` is false) if it changed (realtime),
+## or a new press (step, when `active`).
+func _send_held(active: bool) -> void:
 	if client == null or not client.is_in_session():
 		current_action = null
 		return
@@ -161,13 +174,13 @@ func _process(_delta: float) -> void:
 		current_action = null  # a new session starts idle: send the held keys to it again
 	var mode: Variant = client.session.get("mode")
 	if typeof(mode) == TYPE_STRING and mode == "step":
-		if not enabled:
+		if not active:
 			return
 		var pressed: Variant = _just_pressed_action()
 		if pressed != null and client.send_input(pressed):
 			action_sent.emit(pressed)
 		return
-	var action: Variant = resolve_action() if enabled else _idle()
+	var action: Variant = resolve_action() if active else _idle()
 	if typeof(action) == typeof(current_action) and action == current_action:
 		return
 	if client.send_input(action):

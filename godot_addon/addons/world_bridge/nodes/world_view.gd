@@ -241,6 +241,7 @@ func _update_badge() -> void:
 	_badge.visible = show_backend_badge
 	if client == null:
 		_badge.text = "WorldBridge: no client"
+		_badge.add_theme_color_override("font_color", _badge_color(""))
 		return
 	if client.is_in_session():
 		_badge.text = client.backend_label()
@@ -249,5 +250,14 @@ func _update_badge() -> void:
 	else:
 		_badge.text = client.status_text
 	var kind := client.backend_kind if client.is_in_session() else _shown_kind
-	var sandbox := kind == Protocol.BACKEND_SANDBOX
-	_badge.add_theme_color_override("font_color", Color.ORANGE if sandbox else Color.GREEN)
+	_badge.add_theme_color_override("font_color", _badge_color(kind))
+
+
+## Orange for the sandbox game, green for the world model, white while no backend is known, so
+## status text such as "offline" never wears a backend's colour (as in Unity).
+func _badge_color(kind: String) -> Color:
+	if kind == Protocol.BACKEND_SANDBOX:
+		return Color.ORANGE
+	if kind == Protocol.BACKEND_WORLD_MODEL:
+		return Color.GREEN
+	return Color.WHITE
