@@ -1,5 +1,7 @@
 """bridge/export.py: one exporter of frames for the CLI, the demo and the editor."""
 
+from pathlib import Path
+
 import pytest
 
 
@@ -226,3 +228,22 @@ def test_a_gif_is_written_frame_by_frame_and_reads_back_every_frame(tmp_path):
     assert len(shown) == 4 and gif.info["loop"] == 0 and gif.info["comment"].decode() == "WorldBridge — test"
     for (got, ms), (frame, want_ms) in zip(shown, want):
         assert ms == want_ms and np.array_equal(got, frame)
+
+
+def test_each_png_is_synced_as_it_is_written_not_after_the_progress_bar(tmp_path, monkeypatch):
+    """Syncing a folder of thousands of PNGs at publish took seconds after the bar said 100%, with nothing shown."""
+    import os
+
+    import numpy as np
+
+    from bridge.export import Export
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    with Export({"frames": tmp_path / "f"}, 10.0, label="WorldBridge — test") as ex:
+        for i in range(3):
+            ex.add(np.full((8, 8, 3), i, np.uint8), f"{i}.png")
+        assert [Path(p).name for p in synced] == ["0.png", "1.png", "2.png"]
+        ex.finish()
+    assert sorted(os.listdir(tmp_path / "f")) == ["0.png", "1.png", "2.png"]
