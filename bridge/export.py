@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bridge.backend import backend_label
-from bridge.files import publish
+from bridge.files import _fsync, publish
 
 Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
 KINDS = ("mp4", "gif", "frames", "actions")
@@ -88,6 +88,54 @@ def check_targets(targets: dict[str, Path], source: Path | None = None) -> None:
             raise ValueError(f"--{kind} {path} is a folder: give a file name")
 
 
+class GifStream:
+    """An animated GIF (looping, `comment` in its header) written frame by frame: pillow's own GIF writer keeps every
+    frame in memory and encodes them all at close, after the progress bar has reached 100%."""
+
+    def __init__(self, path: Path, duration_ms: float, comment: str):
+        self._f = open(path, "wb")
+        self._duration, self._comment = duration_ms, comment
+        self._pending: np.ndarray | None = None  # the last frame, held until the next one differs (merged if equal)
+        self._held = 0.0  # how long the pending frame shows
+        self._shown: np.ndarray | None = None  # the frame written last: the next one writes only what differs from it
+
+    def write(self, image: np.ndarray) -> None:
+        """Add one frame; a frame equal to the one before lengthens it instead, as pillow's writer does."""
+        if self._pending is not None and np.array_equal(image, self._pending):
+            self._held += self._duration
+            return
+        self._flush()
+        self._pending, self._held = image.copy(), self._duration
+
+    def _flush(self) -> None:
+        from PIL import GifImagePlugin, Image
+
+        if self._pending is None:
+            return
+        frame, top, left = self._pending, 0, 0
+        if self._shown is None:
+            header, _ = GifImagePlugin.getheader(Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE),
+                                                 info={"loop": 0, "comment": self._comment})
+            self._f.write(b"".join(header))
+        else:  # only the box that changed, drawn over the frame before (as pillow's writer does)
+            rows, cols = np.nonzero((frame != self._shown).any(axis=2))
+            top, left = rows.min(), cols.min()
+            frame = frame[top:rows.max() + 1, left:cols.max() + 1]
+        im = Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE)
+        self._f.write(b"".join(GifImagePlugin.getdata(im, (int(left), int(top)), duration=self._held,
+                                                      include_color_table=True)))
+        self._shown, self._pending = self._pending, None
+
+    def close(self) -> None:
+        """Write the last frame and the trailer, and close the file."""
+        try:
+            self._flush()
+            if self._f.tell():
+                self._f.write(b";")
+        finally:
+            self._f.close()
+
+
 class Export:
     """Temp outputs beside their targets, filled frame by frame; `finish` publishes them all, any error removes them."""
 
@@ -114,14 +162,13 @@ class Export:
                 except OSError as e:
                     raise OSError(f"cannot write --{kind} {path} ({e.strerror or e}): choose a folder you can write to") from None
             import imageio.v2 as iio2
-            import imageio.v3 as iio
 
             if "mp4" in self.temps:  # H.264 yuv420p plays everywhere; yuv420p needs even sizes (macro_block_size=2)
                 self.mp4 = iio2.get_writer(self.temps["mp4"], format="FFMPEG", mode="I", fps=self.fps, codec="libx264",
                                            quality=8, pixelformat="yuv420p", macro_block_size=2, ffmpeg_log_level="error",
                                            output_params=["-metadata", f"title={label}", "-metadata", f"comment={label}"])
             if "gif" in self.temps:
-                self.gif = iio.imopen(self.temps["gif"], "w", extension=".gif")
+                self.gif = GifStream(self.temps["gif"], 1000.0 / self.fps, label)
             if "actions" in self.temps:
                 self.log = open(self.temps["actions"], "w", encoding="utf-8")
         except BaseException:
@@ -145,10 +192,11 @@ class Export:
         if self.mp4 is not None:
             self.mp4.append_data(image)
         if self.gif is not None:
-            self.gif.write(image, is_batch=False, duration=1000.0 / self.fps, loop=0, comment=self.label)
+            self.gif.write(image)
         if "frames" in self.temps:
-            iio.imwrite(self.temps["frames"] / (png_name or f"frame_{self.frames:06d}.png"), image, extension=".png",
-                        pnginfo=self._pnginfo())
+            png = self.temps["frames"] / (png_name or f"frame_{self.frames:06d}.png")
+            iio.imwrite(png, image, extension=".png", pnginfo=self._pnginfo())
+            _fsync(png)  # now, under the progress bar: syncing thousands of PNGs at publish took seconds after 100%
         self.frames += 1
 
     def _pnginfo(self) -> Any:
