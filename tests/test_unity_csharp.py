@@ -134,6 +134,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "AnEndedSessionsBackendIsNoLongerNamedInItsColour",
                      "ATargetAssignedOrTheBadgeTickedAtRuntimeGetsTheBadgeAtTheNextFrame",
                      "DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld",
+                     "AStepWorldGetsTheNextInputAtOnceWhenReenabled",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",

@@ -106,6 +106,7 @@ namespace WorldBridge
 
         void OnEnable()
         {
+            awaitedSeq = -1; // the frame answering the last step input may have come while this was off, unheard
             if (client == null) client = GetComponentInParent<WorldBridgeClient>();
             if (client == null)
             {

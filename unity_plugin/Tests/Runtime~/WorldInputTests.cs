@@ -115,6 +115,34 @@ namespace WorldBridge.Tests
             Assert.AreEqual("latent action 3", rule.Describe());
         }
 
+        /// <summary>The actions waiting in the client's outbox, oldest first (no host: nothing leaves the queue).</summary>
+        static List<object> Sent(WorldBridgeClient client)
+        {
+            var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection)
+                .GetField("outbox", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(client.Connection);
+            var sent = new List<object>();
+            foreach (var item in outbox)
+                sent.Add(MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item))["action"]);
+            return sent;
+        }
+
+        static void Call(WorldInput input, string method) =>
+            typeof(WorldInput).GetMethod(method, BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
+
+        [Test]
+        public void AStepWorldGetsTheNextInputAtOnceWhenReenabled()
+        {
+            var session = Session("s1", "step", "noop", "right");
+            var input = new WorldInput { client = ClientIn(session) };
+            Set(input.client.Connection, "mode", "step");
+            RunUpdate(input);                    // the first step input goes; its frame is awaited
+            Call(input, "OnDisable");            // ...and comes while the component is off, unheard
+            Call(input, "OnEnable");
+            RunUpdate(input);
+            CollectionAssert.AreEqual(new[] { "noop", "noop" }, Sent(input.client),
+                                      "re-enabled, the step world waited 2 s for a frame that had already come");
+        }
+
         [Test]
         public void DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld()
         {
@@ -126,12 +154,8 @@ namespace WorldBridge.Tests
                 input.CheckRules(session);
                 typeof(WorldInput).GetField("lastSent", BindingFlags.NonPublic | BindingFlags.Instance)
                     .SetValue(input, input.rules[2].Describe()); // 'right' went while the right arrow was held
-                typeof(WorldInput).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
-                var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection)
-                    .GetField("outbox", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(input.client.Connection);
-                var sent = new List<object>();
-                foreach (var item in outbox)
-                    sent.Add(MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item))["action"]);
+                Call(input, "OnDisable");
+                var sent = Sent(input.client);
                 if (mode == "realtime")
                     CollectionAssert.AreEqual(new[] { "noop" }, sent, "the world kept moving right with the input component off");
                 else
