@@ -135,6 +135,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "ATargetAssignedOrTheBadgeTickedAtRuntimeGetsTheBadgeAtTheNextFrame",
                      "DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld",
                      "AStepWorldGetsTheNextInputAtOnceWhenReenabled",
+                     "AClientClearedByScriptIsOneWarningNamingTheFix",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",

@@ -97,6 +97,8 @@ namespace WorldBridge
         readonly HashSet<ActionRule> unusable = new HashSet<ActionRule>(); // rules for actions this backend lacks
         bool idleUnknown;
         long awaitedSeq = -1;
+        bool warnedNoClient;
+        const string NeedsClient = "[WorldBridge] WorldInput needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)";
         float sentAt;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
         readonly Dictionary<string, InputAction> actions = new Dictionary<string, InputAction>();
@@ -110,10 +112,11 @@ namespace WorldBridge
             if (client == null) client = GetComponentInParent<WorldBridgeClient>();
             if (client == null)
             {
-                Debug.LogError("[WorldBridge] WorldInput needs a WorldBridgeClient: drag one into its Client field", this);
+                Debug.LogError(NeedsClient, this);
                 enabled = false;
                 return;
             }
+            warnedNoClient = false;
             client.FrameReceived += OnFrame;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
             foreach (var b in buttons)
@@ -201,6 +204,12 @@ namespace WorldBridge
 
         void Update()
         {
+            if (client == null)
+            {   // a script cleared the field after OnEnable: say so once, not a NullReferenceException every frame
+                if (!warnedNoClient) Debug.LogWarning(NeedsClient, this);
+                warnedNoClient = true;
+                return;
+            }
             var c = client.Connection;
             var session = c?.Session;
             if (c == null || !c.IsReady || session == null) return;

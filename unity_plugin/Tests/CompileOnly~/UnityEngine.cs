@@ -1,7 +1,8 @@
 // COMPILE-ONLY STUB of Unity's API (UnityEngine core + IMGUI) — test scaffolding, NOT product code.
 // It declares just the members the plugin uses, with Unity's real signatures, so CI can compile Runtime/, Editor/ and
 // Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything (beyond a GameObject keeping its
-// components and a Transform its parent, so NUnit tests can check what a script builds); never ship it.
+// components, a Transform its parent, and Debug's logs reaching Application.logMessageReceived, so NUnit tests can check
+// what a script builds and says); never ship it.
 // Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
 using System;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -203,19 +204,24 @@ namespace UnityEngine
         public static T GetBuiltinResource<T>(string path) where T : Object => default;
     }
 
+    public enum LogType { Error = 0, Assert = 1, Warning = 2, Log = 3, Exception = 4 }
+
     public static class Debug
     {
-        public static void Log(object message) { }
-        public static void LogWarning(object message) { }
-        public static void LogWarning(object message, Object context) { }
-        public static void LogError(object message) { }
-        public static void LogError(object message, Object context) { }
+        public static void Log(object message) => Application.Logged(message, LogType.Log);
+        public static void LogWarning(object message) => Application.Logged(message, LogType.Warning);
+        public static void LogWarning(object message, Object context) => Application.Logged(message, LogType.Warning);
+        public static void LogError(object message) => Application.Logged(message, LogType.Error);
+        public static void LogError(object message, Object context) => Application.Logged(message, LogType.Error);
     }
 
     public static class Application
     {
+        public delegate void LogCallback(string condition, string stackTrace, LogType type);
         public static event Action quitting;
+        public static event LogCallback logMessageReceived; // raised by Debug's logs, so tests can count what a script says
         public static bool isPlaying => false;
+        internal static void Logged(object message, LogType type) => logMessageReceived?.Invoke(message?.ToString(), "", type);
     }
 
     public static class Time { public static float unscaledTime => 0; }

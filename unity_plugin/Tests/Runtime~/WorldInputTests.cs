@@ -144,6 +144,28 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AClientClearedByScriptIsOneWarningNamingTheFix()
+        {
+            var input = new WorldInput { client = ClientIn(TwoActionSession()) };
+            Call(input, "OnEnable");
+            input.client = null;
+            var warnings = new List<string>();
+            UnityEngine.Application.LogCallback log = (message, stack, type) =>
+            {
+                if (type == UnityEngine.LogType.Warning) warnings.Add(message);
+            };
+            UnityEngine.Application.logMessageReceived += log;
+            try
+            {
+                RunUpdate(input);
+                RunUpdate(input);
+            }
+            finally { UnityEngine.Application.logMessageReceived -= log; }
+            Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
+            StringAssert.Contains("needs a WorldBridgeClient: drag one into its Client field", warnings[0]);
+        }
+
+        [Test]
         public void DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld()
         {
             foreach (var mode in new[] { "realtime", "step" })
