@@ -136,6 +136,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld",
                      "AStepWorldGetsTheNextInputAtOnceWhenReenabled",
                      "AClientClearedByScriptIsOneWarningNamingTheFix",
+                     "KeysTypedIntoAFocusedInputFieldDoNotSteerTheWorld",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",

@@ -3,6 +3,8 @@
 using System;
 using System.Collections.Generic;
 using UnityEngine;
+using UnityEngine.EventSystems;
+using UnityEngine.UI;
 using WorldBridge.Core;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
 using UnityEngine.InputSystem;
@@ -214,7 +216,7 @@ namespace WorldBridge
             var session = c?.Session;
             if (c == null || !c.IsReady || session == null) return;
             if (session != followed) Follow(session);
-            var rule = Current();
+            var rule = Typing() ? null : Current();
             currentAction = rule != null ? rule.Describe() : IdleDescribed();
             if (c.Mode == "step")
             {
@@ -235,6 +237,15 @@ namespace WorldBridge
         {
             if (rule == null) return idleUnknown ? client.SendAction(0) : client.SendAction(idleAction);
             return rule.latentAction >= 0 ? client.SendAction(rule.latentAction) : client.SendAction(rule.action);
+        }
+
+        /// <summary>True while a UI InputField has keyboard focus: what is typed there ("make it snow") is text, not moves.</summary>
+        static bool Typing()
+        {
+            var selected = EventSystem.current != null ? EventSystem.current.currentSelectedGameObject : null;
+            if (selected == null) return false;
+            var field = selected.GetComponent<InputField>();
+            return field != null && field.isFocused;
         }
 
         /// <summary>The first rule whose buttons are all held, or null.</summary>

@@ -1,8 +1,12 @@
 // WorldInput's rule checks, run under mono against Tests/CompileOnly~, Unity's API declared for the compiler (its
-// Input reads no buttons there, so held buttons are not simulated: the checks and what they decide are).
+// legacy Input reads the keys a test holds in UnityEngine.TestSupport.Keys; axes and the Input System read nothing).
 using System.Collections.Generic;
 using System.Reflection;
 using NUnit.Framework;
+using UnityEngine;
+using UnityEngine.EventSystems;
+using UnityEngine.TestSupport;
+using UnityEngine.UI;
 using WorldBridge;
 using WorldBridge.Core;
 
@@ -163,6 +167,32 @@ namespace WorldBridge.Tests
             finally { UnityEngine.Application.logMessageReceived -= log; }
             Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
             StringAssert.Contains("needs a WorldBridgeClient: drag one into its Client field", warnings[0]);
+        }
+
+        [Test]
+        public void KeysTypedIntoAFocusedInputFieldDoNotSteerTheWorld()
+        {
+            var events = new GameObject("EventSystem").AddComponent<EventSystem>();
+            var field = new GameObject("Event text").AddComponent<InputField>();
+            EventSystem.current = events;
+            Keys.Held.Add(KeyCode.D); // the d of "make it snow dark" is the right key
+            try
+            {
+                var input = new WorldInput { client = ClientIn(Session("s1", "realtime", "noop", "right")) };
+                events.SetSelectedGameObject(field.gameObject);
+                RunUpdate(input);                   // selected, not focused (a field tabbed past): the keys play
+                field.ActivateInputField();
+                RunUpdate(input);                   // typing: the rules are skipped
+                field.DeactivateInputField();
+                RunUpdate(input);                   // done typing, the key still held: it plays again
+                CollectionAssert.AreEqual(new[] { "right", "noop", "right" }, Sent(input.client),
+                                          "a key typed into the focused input field moved the world");
+            }
+            finally
+            {
+                Keys.Held.Clear();
+                EventSystem.current = null;
+            }
         }
 
         [Test]
