@@ -101,13 +101,9 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
 
 # --- Unity-facing scripts against the compile-only stubs ---
 
-def test_world_input_checks_nunit(build: Path, tmp_path: Path):
-    """WorldInput's rule checks, run under mono against Tests/CompileOnly~ (Unity's API declared for the compiler)."""
-    engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll")
-    runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine)
-    tests = mcs(tmp_path / "WorldBridge.Runtime.Tests.dll", cs(PLUGIN / "Tests" / "Runtime~"),
-                engine + (runtime, NUNIT, "System.Core.dll"))
-    for dll in engine:
+def _nunit_passes(tests: Path, refs: tuple[Path, ...], tmp_path: Path) -> set[str]:
+    """Runs an NUnit assembly (built in tmp_path) with `refs` copied beside it; every test must pass. Returns their names."""
+    for dll in refs:
         shutil.copy(dll, tmp_path)
     result_xml = tmp_path / "nunit.xml"
     run = subprocess.run(["nunit-console", "-nologo", "-noshadow", f"-xml={result_xml}", str(tests)],
@@ -115,7 +111,16 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
     assert result_xml.is_file(), f"nunit-console wrote no results:\n{run.stdout}{run.stderr}"
     summary = ET.parse(result_xml).getroot().attrib
     assert run.returncode == 0 and summary["failures"] == "0" and summary["errors"] == "0", run.stdout[-6000:]
-    names = {case.get("name") for case in ET.parse(result_xml).getroot().iter("test-case")}
+    return {case.get("name") for case in ET.parse(result_xml).getroot().iter("test-case")}
+
+
+def test_world_input_checks_nunit(build: Path, tmp_path: Path):
+    """WorldInput's rule checks, run under mono against Tests/CompileOnly~ (Unity's API declared for the compiler)."""
+    engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll")
+    runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine)
+    tests = mcs(tmp_path / "WorldBridge.Runtime.Tests.dll", cs(PLUGIN / "Tests" / "Runtime~"),
+                engine + (runtime, NUNIT, "System.Core.dll"))
+    names = _nunit_passes(tests, engine, tmp_path)
     for required in ("RulesForActionsTheBackendLacksSendNothingAndAnUnknownIdleSendsLatentZero",
                      "DescribeMakesNoNewStringPerCall", "NamesOfTheActionMapTheSessionStartedWithAreActions",
                      "ANewSessionsActionsAreUsedFromItsFirstFrame", "AFatalErrorEndsTheRecordingWithTheSession",
@@ -134,11 +139,25 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "AnEndedSessionsBackendIsNoLongerNamedInItsColour",
                      "ATargetAssignedOrTheBadgeTickedAtRuntimeGetsTheBadgeAtTheNextFrame",
                      "DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld",
+                     "AStepWorldGetsTheNextInputAtOnceWhenReenabled",
+                     "AClientClearedByScriptIsOneWarningNamingTheFix",
+                     "KeysTypedIntoAFocusedInputFieldDoNotSteerTheWorld",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",
                      "ATextureFileThatCannotBeReadIsAnErrorRequestsReport"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
+
+
+def test_editor_window_checks_nunit(build: Path, tmp_path: Path):
+    """The editor window's checks, run under mono against Tests/CompileOnly~ with the editor defines Unity compiles it with."""
+    engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll", build / "UnityEditor.dll")
+    runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine, ("UNITY_EDITOR",))
+    editor = mcs(tmp_path / "WorldBridge.Editor.dll", cs(PLUGIN / "Editor"), engine + (runtime,), ("UNITY_EDITOR",))
+    tests = mcs(tmp_path / "WorldBridge.Editor.Tests.dll", cs(PLUGIN / "Tests" / "Editor~"),
+                engine + (runtime, editor, NUNIT, "System.Core.dll"))
+    names = _nunit_passes(tests, engine, tmp_path)
+    assert any(n.endswith("AConnectionThatGaveUpNoLongerShowsItsBackend") for n in names), names
 
 
 VARIANTS = {

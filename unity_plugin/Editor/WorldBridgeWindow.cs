@@ -33,6 +33,7 @@ namespace WorldBridge.Editor
         int previewControl = -1; // the preview's keyboard control: game keys play while it (or nothing) has focus
         bool recording;
         readonly SettingsForm form = new SettingsForm(); // event guidance and the Sampler, filled from the session's settings
+        readonly SessionTracker tracker = new SessionTracker(); // as WorldBridgeClient: an ended session's backend is not shown
 
         [MenuItem("Window/World Bridge")]
         public static void Open()
@@ -74,6 +75,7 @@ namespace WorldBridge.Editor
         {
             connection?.Close();
             connection = null;
+            tracker.Forget();
             recording = false;
             BlankPreview(); // the next host's world must not show under this one's frame
         }
@@ -96,6 +98,7 @@ namespace WorldBridge.Editor
             while (c.TryReceiveMessage(out var m))
             {
                 changed = true;
+                tracker.Message(m);
                 var type = m.GetString("type");
                 if (type == "welcome") status = $"connected to {m.GetString("host")}";
                 else if (type == "session")
@@ -130,6 +133,7 @@ namespace WorldBridge.Editor
                     else status = request + ": ok";
                 }
             }
+            if (tracker.State(c) != null) changed = true;
             if (c.State == ConnectionState.Failed || c.State == ConnectionState.Reconnecting)
             {
                 var line = $"{c.State}: {c.LastError}";
@@ -163,8 +167,9 @@ namespace WorldBridge.Editor
         {
             scroll = EditorGUILayout.BeginScrollView(scroll);
             DrawHost();
-            var session = connection?.Session;
+            var session = tracker.InSession ? connection?.Session : null; // a connection that gave up still holds its last one
             DrawPrompt(session);
+            if (session == null && tracker.EndedReason != null) EditorGUILayout.HelpBox(tracker.EndedLine, MessageType.Warning);
             if (session != null)
             {
                 DrawBackend(session);

@@ -91,12 +91,12 @@ namespace WorldBridge
         /// <summary>False once closed or failed: requests then only report "not connected".</summary>
         public bool IsConnected => Connected(Connection);
         /// <summary>True from onSessionStarted until onSessionEnded or the connection closes: whether BackendLabel names a running backend.</summary>
-        public bool InSession => inSession;
+        public bool InSession => tracker.InSession;
         /// <summary>The host's newest `status` answer (sessions, fps_target, fps_measured, ...), null until RequestStatus.</summary>
         public MsgMap LastStatus => Connection?.LastStatus;
 
         bool startSent;
-        bool inSession;
+        readonly SessionTracker tracker = new SessionTracker();
         readonly HashSet<WorldPromptFromCamera> cameraPrompts = new HashSet<WorldPromptFromCamera>();
 
         /// <summary>A camera prompt that starts the world once connected replaces startOnConnect's plain start, so one start goes.</summary>
@@ -146,7 +146,8 @@ namespace WorldBridge
             }
             Connection.Connect();
             reportedError = null;
-            startSent = inSession = false;
+            startSent = false;
+            tracker.Forget();
             backendInUse = "connecting to " + endpoint;
             ConnectionChanged?.Invoke();
         }
@@ -159,7 +160,7 @@ namespace WorldBridge
             Connection = null;
             c?.Close();
             backendInUse = "not connected";
-            inSession = false;
+            tracker.Forget();
             shownState = ConnectionState.Closed;
             connectionState = "Closed";
             frameIndex = framesDropped = 0;
@@ -175,7 +176,7 @@ namespace WorldBridge
             if (c.State != shownState) connectionState = (shownState = c.State).ToString(); // no string per frame
             if (c.IsReady && startOnConnect && !startSent && c.Session == null && !CameraPromptStarts()) StartWorld();
             while (c.TryReceiveMessage(out var m)) Handle(m);
-            if (c.State == ConnectionState.Failed) EndSession(c.LastError ?? "the connection to the host failed");
+            EndSession(tracker.State(c));
             roundTripMs = (float)c.RoundTripMs;
             fpsMeasured = (float)c.MeasuredFps;
             var error = c.LastError; // no host, a refused handshake, a malformed frame: the IO thread only records them
@@ -198,11 +199,11 @@ namespace WorldBridge
         void Handle(MsgMap m)
         {
             var type = m.GetString("type");
+            var ended = tracker.Message(m);
             if (type == "session")
             {
                 var s = SessionInfo.From(m, Connection?.Welcome);
                 backendInUse = s.BackendLabel;
-                inSession = true;
                 Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}, can: {s.Capabilities}");
                 onSessionStarted.Invoke();
             }
@@ -212,7 +213,7 @@ namespace WorldBridge
                 // not_ready: the connection greets the host again and says so once in LastError, whatever it refused
                 if (m.GetString("code") != "not_ready") Fail(error.ToString());
                 HostErrorReceived?.Invoke(error);
-                if (error.Fatal || error.Kind == HostErrorCode.UnknownSession) EndSession(error.ToString());
+                EndSession(ended);
                 // a refused handshake (reject, or an error to hello) is also the connection's LastError: reported once
                 var last = Connection?.LastError;
                 if (type == "reject" || last != null && last == error.Message) reportedError = last;
@@ -220,13 +221,12 @@ namespace WorldBridge
             MessageReceived?.Invoke(m);
         }
 
-        /// <summary>No backend is named as running once its session is gone: the label says it ended, and onSessionEnded
-        /// tells the views (a fresh session after unknown_session names its backend again).</summary>
+        /// <summary>No backend is named as running once its session is gone (`reason`, from the tracker; null: it runs on):
+        /// the label says it ended, and onSessionEnded tells the views (a fresh session names its backend again).</summary>
         void EndSession(string reason)
         {
-            if (!inSession) return;
-            inSession = false;
-            backendInUse = "session ended: " + reason;
+            if (reason == null) return;
+            backendInUse = tracker.EndedLine;
             onSessionEnded.Invoke(reason);
         }
 

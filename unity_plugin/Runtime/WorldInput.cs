@@ -3,6 +3,8 @@
 using System;
 using System.Collections.Generic;
 using UnityEngine;
+using UnityEngine.EventSystems;
+using UnityEngine.UI;
 using WorldBridge.Core;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
 using UnityEngine.InputSystem;
@@ -97,6 +99,8 @@ namespace WorldBridge
         readonly HashSet<ActionRule> unusable = new HashSet<ActionRule>(); // rules for actions this backend lacks
         bool idleUnknown;
         long awaitedSeq = -1;
+        bool warnedNoClient;
+        const string NeedsClient = "[WorldBridge] WorldInput needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)";
         float sentAt;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
         readonly Dictionary<string, InputAction> actions = new Dictionary<string, InputAction>();
@@ -106,13 +110,15 @@ namespace WorldBridge
 
         void OnEnable()
         {
+            awaitedSeq = -1; // the frame answering the last step input may have come while this was off, unheard
             if (client == null) client = GetComponentInParent<WorldBridgeClient>();
             if (client == null)
             {
-                Debug.LogError("[WorldBridge] WorldInput needs a WorldBridgeClient: drag one into its Client field", this);
+                Debug.LogError(NeedsClient, this);
                 enabled = false;
                 return;
             }
+            warnedNoClient = false;
             client.FrameReceived += OnFrame;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
             foreach (var b in buttons)
@@ -200,11 +206,17 @@ namespace WorldBridge
 
         void Update()
         {
+            if (client == null)
+            {   // a script cleared the field after OnEnable: say so once, not a NullReferenceException every frame
+                if (!warnedNoClient) Debug.LogWarning(NeedsClient, this);
+                warnedNoClient = true;
+                return;
+            }
             var c = client.Connection;
             var session = c?.Session;
             if (c == null || !c.IsReady || session == null) return;
             if (session != followed) Follow(session);
-            var rule = Current();
+            var rule = Typing() ? null : Current();
             currentAction = rule != null ? rule.Describe() : IdleDescribed();
             if (c.Mode == "step")
             {
@@ -225,6 +237,15 @@ namespace WorldBridge
         {
             if (rule == null) return idleUnknown ? client.SendAction(0) : client.SendAction(idleAction);
             return rule.latentAction >= 0 ? client.SendAction(rule.latentAction) : client.SendAction(rule.action);
+        }
+
+        /// <summary>True while a UI InputField has keyboard focus: what is typed there ("make it snow") is text, not moves.</summary>
+        static bool Typing()
+        {
+            var selected = EventSystem.current != null ? EventSystem.current.currentSelectedGameObject : null;
+            if (selected == null) return false;
+            var field = selected.GetComponent<InputField>();
+            return field != null && field.isFocused;
         }
 
         /// <summary>The first rule whose buttons are all held, or null.</summary>

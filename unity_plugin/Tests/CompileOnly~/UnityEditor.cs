@@ -1,5 +1,6 @@
 // COMPILE-ONLY STUB of Unity's API (UnityEditor) — test scaffolding, NOT product code.
-// Declarations follow Unity's scripting reference; nothing here does anything. See UnityEngine.cs.
+// Declarations follow Unity's scripting reference; nothing here does anything beyond listing the help boxes drawn in
+// UnityEditor.TestSupport.Drawn, so NUnit tests can check what a window shows. See UnityEngine.cs.
 using System;
 using UnityEngine;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -58,11 +59,20 @@ namespace UnityEditor
         public static Enum EnumPopup(string label, Enum selected, params GUILayoutOption[] options) => selected;
         public static int Popup(int selectedIndex, string[] displayedOptions, params GUILayoutOption[] options) => selectedIndex;
         public static UnityEngine.Object ObjectField(string label, UnityEngine.Object obj, Type objType, bool allowSceneObjects, params GUILayoutOption[] options) => obj;
-        public static void HelpBox(string message, MessageType type) { }
+        public static void HelpBox(string message, MessageType type) => TestSupport.Drawn.HelpBoxes.Add(message);
         public static void Space() { }
         public static Rect BeginHorizontal(params GUILayoutOption[] options) => default;
         public static void EndHorizontal() { }
         public static Vector2 BeginScrollView(Vector2 scrollPosition, params GUILayoutOption[] options) => scrollPosition;
         public static void EndScrollView() { }
+    }
+}
+
+namespace UnityEditor.TestSupport
+{
+    /// <summary>Not Unity's API: what EditorGUILayout.HelpBox drew, for tests to read.</summary>
+    public static class Drawn
+    {
+        public static readonly System.Collections.Generic.List<string> HelpBoxes = new System.Collections.Generic.List<string>();
     }
 }

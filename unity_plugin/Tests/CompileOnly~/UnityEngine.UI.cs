@@ -1,11 +1,17 @@
 // COMPILE-ONLY STUB of Unity's API (com.unity.ugui: UnityEngine.UI, UnityEngine.EventSystems) — test scaffolding,
-// NOT product code. Declarations follow the real package; nothing here does anything. See UnityEngine.cs.
+// NOT product code. Declarations follow the real package; nothing here does anything beyond the EventSystem keeping its
+// selection and an InputField its focus. See UnityEngine.cs.
 using UnityEngine.Events;
 
 namespace UnityEngine.EventSystems
 {
     public abstract class UIBehaviour : MonoBehaviour { }
-    public class EventSystem : UIBehaviour { public static EventSystem current { get; set; } }
+    public class EventSystem : UIBehaviour
+    {
+        public static EventSystem current { get; set; }
+        public GameObject currentSelectedGameObject { get; private set; }
+        public void SetSelectedGameObject(GameObject selected) => currentSelectedGameObject = selected;
+    }
     public abstract class BaseInputModule : UIBehaviour { }
     public class StandaloneInputModule : BaseInputModule { }
     public abstract class BaseMeshEffect : UIBehaviour { }
@@ -58,6 +64,13 @@ namespace UnityEngine.UI
     public class Shadow : BaseMeshEffect { }
     public class Outline : Shadow { }
     public class Selectable : UIBehaviour { public Graphic targetGraphic { get; set; } }
+
+    public class InputField : Selectable
+    {
+        public bool isFocused { get; private set; }
+        public void ActivateInputField() => isFocused = true;
+        public void DeactivateInputField() => isFocused = false;
+    }
 
     public class Button : Selectable
     {

@@ -1,7 +1,9 @@
 // COMPILE-ONLY STUB of Unity's API (UnityEngine core + IMGUI) — test scaffolding, NOT product code.
 // It declares just the members the plugin uses, with Unity's real signatures, so CI can compile Runtime/, Editor/ and
 // Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything (beyond a GameObject keeping its
-// components and a Transform its parent, so NUnit tests can check what a script builds); never ship it.
+// components, a Transform its parent, Debug's logs reaching Application.logMessageReceived, and Input reading the keys
+// a test holds in UnityEngine.TestSupport.Keys, so NUnit tests can check what a script builds, says and sends); never
+// ship it.
 // Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
 using System;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -47,13 +49,20 @@ namespace UnityEngine
             transform = Array.IndexOf(components, typeof(RectTransform)) >= 0 ? new RectTransform() : new Transform();
             transform.Attach(this);
         }
+        readonly System.Collections.Generic.List<Component> components = new System.Collections.Generic.List<Component>();
         public Transform transform { get; }
         public bool activeSelf { get; private set; } = true;
-        public T GetComponent<T>() => default;
+        public T GetComponent<T>()
+        {
+            foreach (var component in components)
+                if (component is T found) return found;
+            return default;
+        }
         public T AddComponent<T>() where T : Component
         {
             var component = Activator.CreateInstance<T>();
             component.Attach(this);
+            components.Add(component);
             return component;
         }
         public void SetActive(bool value) => activeSelf = value;
@@ -203,19 +212,24 @@ namespace UnityEngine
         public static T GetBuiltinResource<T>(string path) where T : Object => default;
     }
 
+    public enum LogType { Error = 0, Assert = 1, Warning = 2, Log = 3, Exception = 4 }
+
     public static class Debug
     {
-        public static void Log(object message) { }
-        public static void LogWarning(object message) { }
-        public static void LogWarning(object message, Object context) { }
-        public static void LogError(object message) { }
-        public static void LogError(object message, Object context) { }
+        public static void Log(object message) => Application.Logged(message, LogType.Log);
+        public static void LogWarning(object message) => Application.Logged(message, LogType.Warning);
+        public static void LogWarning(object message, Object context) => Application.Logged(message, LogType.Warning);
+        public static void LogError(object message) => Application.Logged(message, LogType.Error);
+        public static void LogError(object message, Object context) => Application.Logged(message, LogType.Error);
     }
 
     public static class Application
     {
+        public delegate void LogCallback(string condition, string stackTrace, LogType type);
         public static event Action quitting;
+        public static event LogCallback logMessageReceived; // raised by Debug's logs, so tests can count what a script says
         public static bool isPlaying => false;
+        internal static void Logged(object message, LogType type) => logMessageReceived?.Invoke(message?.ToString(), "", type);
     }
 
     public static class Time { public static float unscaledTime => 0; }
@@ -228,7 +242,7 @@ namespace UnityEngine
 
     public static class Input
     {
-        public static bool GetKey(KeyCode key) => false;
+        public static bool GetKey(KeyCode key) => TestSupport.Keys.Held.Contains(key);
         public static float GetAxisRaw(string axisName) => 0;
     }
 
@@ -310,5 +324,14 @@ namespace UnityEngine.Events
         public void AddListener(UnityAction<T0> call) => calls.Add(call);
         public void RemoveListener(UnityAction<T0> call) => calls.Remove(call);
         public void Invoke(T0 arg0) { foreach (var call in calls.ToArray()) call(arg0); } // tests count what a game is told
+    }
+}
+
+namespace UnityEngine.TestSupport
+{
+    /// <summary>Not Unity's API: the keys the legacy Input reads as held, set by tests (Unity has no way to press a key).</summary>
+    public static class Keys
+    {
+        public static readonly System.Collections.Generic.HashSet<KeyCode> Held = new System.Collections.Generic.HashSet<KeyCode>();
     }
 }

@@ -1,8 +1,12 @@
 // WorldInput's rule checks, run under mono against Tests/CompileOnly~, Unity's API declared for the compiler (its
-// Input reads no buttons there, so held buttons are not simulated: the checks and what they decide are).
+// legacy Input reads the keys a test holds in UnityEngine.TestSupport.Keys; axes and the Input System read nothing).
 using System.Collections.Generic;
 using System.Reflection;
 using NUnit.Framework;
+using UnityEngine;
+using UnityEngine.EventSystems;
+using UnityEngine.TestSupport;
+using UnityEngine.UI;
 using WorldBridge;
 using WorldBridge.Core;
 
@@ -115,6 +119,82 @@ namespace WorldBridge.Tests
             Assert.AreEqual("latent action 3", rule.Describe());
         }
 
+        /// <summary>The actions waiting in the client's outbox, oldest first (no host: nothing leaves the queue).</summary>
+        static List<object> Sent(WorldBridgeClient client)
+        {
+            var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection)
+                .GetField("outbox", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(client.Connection);
+            var sent = new List<object>();
+            foreach (var item in outbox)
+                sent.Add(MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item))["action"]);
+            return sent;
+        }
+
+        static void Call(WorldInput input, string method) =>
+            typeof(WorldInput).GetMethod(method, BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
+
+        [Test]
+        public void AStepWorldGetsTheNextInputAtOnceWhenReenabled()
+        {
+            var session = Session("s1", "step", "noop", "right");
+            var input = new WorldInput { client = ClientIn(session) };
+            Set(input.client.Connection, "mode", "step");
+            RunUpdate(input);                    // the first step input goes; its frame is awaited
+            Call(input, "OnDisable");            // ...and comes while the component is off, unheard
+            Call(input, "OnEnable");
+            RunUpdate(input);
+            CollectionAssert.AreEqual(new[] { "noop", "noop" }, Sent(input.client),
+                                      "re-enabled, the step world waited 2 s for a frame that had already come");
+        }
+
+        [Test]
+        public void AClientClearedByScriptIsOneWarningNamingTheFix()
+        {
+            var input = new WorldInput { client = ClientIn(TwoActionSession()) };
+            Call(input, "OnEnable");
+            input.client = null;
+            var warnings = new List<string>();
+            UnityEngine.Application.LogCallback log = (message, stack, type) =>
+            {
+                if (type == UnityEngine.LogType.Warning) warnings.Add(message);
+            };
+            UnityEngine.Application.logMessageReceived += log;
+            try
+            {
+                RunUpdate(input);
+                RunUpdate(input);
+            }
+            finally { UnityEngine.Application.logMessageReceived -= log; }
+            Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
+            StringAssert.Contains("needs a WorldBridgeClient: drag one into its Client field", warnings[0]);
+        }
+
+        [Test]
+        public void KeysTypedIntoAFocusedInputFieldDoNotSteerTheWorld()
+        {
+            var events = new GameObject("EventSystem").AddComponent<EventSystem>();
+            var field = new GameObject("Event text").AddComponent<InputField>();
+            EventSystem.current = events;
+            Keys.Held.Add(KeyCode.D); // the d of "make it snow dark" is the right key
+            try
+            {
+                var input = new WorldInput { client = ClientIn(Session("s1", "realtime", "noop", "right")) };
+                events.SetSelectedGameObject(field.gameObject);
+                RunUpdate(input);                   // selected, not focused (a field tabbed past): the keys play
+                field.ActivateInputField();
+                RunUpdate(input);                   // typing: the rules are skipped
+                field.DeactivateInputField();
+                RunUpdate(input);                   // done typing, the key still held: it plays again
+                CollectionAssert.AreEqual(new[] { "right", "noop", "right" }, Sent(input.client),
+                                          "a key typed into the focused input field moved the world");
+            }
+            finally
+            {
+                Keys.Held.Clear();
+                EventSystem.current = null;
+            }
+        }
+
         [Test]
         public void DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld()
         {
@@ -126,12 +206,8 @@ namespace WorldBridge.Tests
                 input.CheckRules(session);
                 typeof(WorldInput).GetField("lastSent", BindingFlags.NonPublic | BindingFlags.Instance)
                     .SetValue(input, input.rules[2].Describe()); // 'right' went while the right arrow was held
-                typeof(WorldInput).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
-                var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection)
-                    .GetField("outbox", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(input.client.Connection);
-                var sent = new List<object>();
-                foreach (var item in outbox)
-                    sent.Add(MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item))["action"]);
+                Call(input, "OnDisable");
+                var sent = Sent(input.client);
                 if (mode == "realtime")
                     CollectionAssert.AreEqual(new[] { "noop" }, sent, "the world kept moving right with the input component off");
                 else
