@@ -232,8 +232,11 @@ def test_bad_layers_and_positions_are_refused_and_change_nothing(model_host):
                  (png(solid_rgba(8, 8))[:-30], 0, 0, "bad_prompt", "PNG"),
                  (png(solid_rgba(10, 65)), 0, 0, "bad_prompt", "larger than the 64x64 frame"),
                  (png(solid_rgba(65, 10)), 0, 0, "bad_prompt", "larger than the 64x64 frame"),
-                 (png(solid_rgba(8, 8)), -65, 0, "bad_argument", "x must be in [-64, 128]"),
-                 (png(solid_rgba(8, 8)), 0, 129, "bad_argument", "(0, 129) is off the 64x64 frame")]
+                 (png(solid_rgba(8, 8)), -65, 0, "bad_argument", "x must be in [-7, 63]"),
+                 (png(solid_rgba(8, 8)), 0, 129, "bad_argument", "(0, 129) lies wholly off the 64x64 frame"),
+                 # wholly off by one pixel: it would paste nothing, yet start a new epoch marked "edit"
+                 (png(solid_rgba(64, 64)), 64, 0, "bad_argument", "x must be in [-63, 63]"),
+                 (png(solid_rgba(4, 8)), 0, -4, "bad_argument", "and y in [-3, 63] so that part of it is on")]
         for layer, x, y, code, words in cases:
             with pytest.raises(ProtocolError) as e:
                 c.edit(layer, x, y)
@@ -241,9 +244,9 @@ def test_bad_layers_and_positions_are_refused_and_change_nothing(model_host):
         st = c.status()
         assert (st["epoch"], st["frame_index"]) == (0, 1)
         assert c.step(1).index == 2
-        # the edges of the allowed range are fine, even where the layer lies wholly off the frame
-        assert c.edit(png(solid_rgba(64, 64)), 128, -64)["epoch"] == 1
-        assert c.edit(png(np.full((4, 4, 3), 9, np.uint8)), -64, 128)["epoch"] == 2  # RGB: opaque
+        # a layer with one pixel on the frame is fine
+        assert c.edit(png(solid_rgba(64, 64)), 63, -63)["epoch"] == 1
+        assert c.edit(png(np.full((4, 4, 3), 9, np.uint8)), -3, 63)["epoch"] == 2  # RGB: opaque
 
 
 # --- capabilities, unsupported ---
@@ -529,11 +532,11 @@ def test_edit_positions_are_checked_per_axis_on_a_wide_frame():
     s = Session(WidePaste(), mode="step")
     s.begin(Prompt(seed=1))
     layer = png(solid_rgba(4, 4))
-    assert s.edit(layer, 64, 32).index == 0  # x up to 2 * width, y up to 2 * height
-    for x, y in ((65, 0), (0, 33), (0, -17), (-33, 0)):
+    assert s.edit(layer, 31, 15).index == 0 and s.edit(layer, -3, -3).index == 0  # one pixel on the frame
+    for x, y in ((32, 0), (0, 16), (0, -4), (-4, 0)):
         with pytest.raises(ProtocolError) as e:
             s.edit(layer, x, y)
-        assert e.value.code == "bad_argument" and "x must be in [-32, 64] and y in [-16, 32]" in e.value.message
+        assert e.value.code == "bad_argument" and "x must be in [-3, 31] and y in [-3, 15]" in e.value.message
 
 
 def test_a_layer_the_backend_refuses_midway_leaves_the_world_as_it_was():

@@ -358,9 +358,11 @@ class Session:
                                 capability="edit")
         W, H = int(self.backend.width), int(self.backend.height)
         layer = decode_layer(png, W, H)
-        if not (-W <= x <= 2 * W and -H <= y <= 2 * H):
-            raise ProtocolError("bad_argument", f"edit position ({x}, {y}) is off the {W}x{H} frame: x must be in "
-                                                f"[{-W}, {2 * W}] and y in [{-H}, {2 * H}]")
+        h, w = layer.shape[:2]
+        if not (-w < x < W and -h < y < H):  # a layer wholly off the frame pastes nothing
+            raise ProtocolError("bad_argument", f"the {w}x{h} edit layer at ({x}, {y}) lies wholly off the {W}x{H} "
+                                                f"frame: x must be in [{1 - w}, {W - 1}] and y in [{1 - h}, {H - 1}] "
+                                                "so that part of it is on the frame")
         state = self.backend.get_state()
         t0 = time.perf_counter()
         try:
