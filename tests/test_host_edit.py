@@ -11,7 +11,7 @@ import torch
 import zmq
 from PIL import Image
 
-from bridge.backend import Prompt
+from bridge.backend import Prompt, WorldEvent
 from bridge.client import ProtocolError, WorldClient
 from bridge.host import protocol as P
 from bridge.host.backends import DEFAULT_WORLD
@@ -296,6 +296,30 @@ def test_event_cfg_on_a_world_with_events(event_host):
         assert c.settings(steps=2)["settings"]["event_cfg"] == 2.5
         c.event("flood")
         assert c.step(0).events == ["flood"]
+
+
+def test_events_queued_back_to_back_each_hold_the_cond_slot_for_hold_frames(event_dir, tmp_path):
+    """The second event fired on the next frame and cut the first to 1 of its 4 frames, both captions shown."""
+    import shutil
+
+    from bridge.host.session import Session
+    from bridge.prompts.events import EventSettings, save_event_settings
+
+    shutil.copytree(event_dir, tmp_path / "w")
+    save_event_settings(tmp_path / "w", EventSettings(encoder="hashing", hold=4, guidance=1.0,
+                                                      captions={"flood": "the water rises", "snow": "it snows"}))
+    s = Session(load_world(tmp_path / "w", device="cpu"), mode="step")
+    s.begin(Prompt(seed=3))
+    s.queue_event("flood", None)
+    s.queue_event("snow", None)
+    got = [s.step(0) for _ in range(9)]
+    assert [p.events for p in got] == [["the water rises"], [], [], [], ["it snows"], [], [], [], []]
+    ref = load_world(tmp_path / "w", device="cpu")  # the world stepped by hand: flood on frame 1, snow on frame 5
+    ref.reset(Prompt(seed=3))
+    fired = {0: WorldEvent(type="flood"), 4: WorldEvent(type="snow")}
+    assert all(np.array_equal(ref.step(0, fired.get(i)), p.image) for i, p in enumerate(got))
+    s.queue_event("flood", None)  # nothing held: fires on the next frame, as a single event always did
+    assert s.step(0).events == ["the water rises"]
 
 
 def test_event_cfg_on_backends_without_event_conditioning(model_host):

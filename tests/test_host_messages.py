@@ -58,7 +58,7 @@ def test_events_waiting_to_fire_are_bounded():
         s.queue_event("boom", None)
     with pytest.raises(ProtocolError) as e:  # a step client that never steps cannot fill the host's memory
         s.queue_event("boom", None)
-    assert (e.value.code, e.value.message) == ("busy", "1024 events already wait to fire, one per frame: wait for "
+    assert (e.value.code, e.value.message) == ("busy", "1024 events already wait to fire, in turn: wait for "
                                                        "their frames before sending more")
     s.step(0)  # one fired: room for one more
     assert s.queue_event("boom", None) == "boom" and len(s.pending_events) == 1024
