@@ -74,11 +74,12 @@ def test_an_event_inside_the_sessions_capabilities_is_queued(world, event_type, 
     assert s.queue_event(event_type, text) == caption and len(s.pending_events) == 1
 
 
-def _client(address: str, minor: int) -> zmq.Socket:
+def _client(address: str, minor: int | None) -> zmq.Socket:
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(address)
-    assert _ask(sock, {"type": "hello", "protocol_major": 1, "protocol_minor": minor})["type"] == "welcome"
+    hello = {"type": "hello", "protocol_major": 1, **({} if minor is None else {"protocol_minor": minor})}
+    assert _ask(sock, hello)["type"] == "welcome"
     return sock
 
 
@@ -92,7 +93,8 @@ def _ask(sock: zmq.Socket, msg: dict) -> dict:
             return reply
 
 
-@pytest.mark.parametrize("minor, code", [(3, "unsupported"), (1, "unsupported"), (0, "bad_argument")])
+@pytest.mark.parametrize("minor, code", [(3, "unsupported"), (1, "unsupported"), (0, "bad_argument"),
+                                         (None, "bad_argument")])  # a hello without protocol_minor speaks 1.0
 def test_a_free_text_event_without_text_events_gets_the_code_the_client_knows(minor, code):
     with run_host_in_thread(TypedOnlyWorld) as h:
         sock = _client(h.address, minor)
