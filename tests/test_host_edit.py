@@ -11,7 +11,7 @@ import torch
 import zmq
 from PIL import Image
 
-from bridge.backend import Prompt
+from bridge.backend import Prompt, WorldEvent
 from bridge.client import ProtocolError, WorldClient
 from bridge.host import protocol as P
 from bridge.host.backends import DEFAULT_WORLD
@@ -232,8 +232,11 @@ def test_bad_layers_and_positions_are_refused_and_change_nothing(model_host):
                  (png(solid_rgba(8, 8))[:-30], 0, 0, "bad_prompt", "PNG"),
                  (png(solid_rgba(10, 65)), 0, 0, "bad_prompt", "larger than the 64x64 frame"),
                  (png(solid_rgba(65, 10)), 0, 0, "bad_prompt", "larger than the 64x64 frame"),
-                 (png(solid_rgba(8, 8)), -65, 0, "bad_argument", "x must be in [-64, 128]"),
-                 (png(solid_rgba(8, 8)), 0, 129, "bad_argument", "(0, 129) is off the 64x64 frame")]
+                 (png(solid_rgba(8, 8)), -65, 0, "bad_argument", "x must be in [-7, 63]"),
+                 (png(solid_rgba(8, 8)), 0, 129, "bad_argument", "(0, 129) lies wholly off the 64x64 frame"),
+                 # wholly off by one pixel: it would paste nothing, yet start a new epoch marked "edit"
+                 (png(solid_rgba(64, 64)), 64, 0, "bad_argument", "x must be in [-63, 63]"),
+                 (png(solid_rgba(4, 8)), 0, -4, "bad_argument", "and y in [-3, 63] so that part of it is on")]
         for layer, x, y, code, words in cases:
             with pytest.raises(ProtocolError) as e:
                 c.edit(layer, x, y)
@@ -241,9 +244,9 @@ def test_bad_layers_and_positions_are_refused_and_change_nothing(model_host):
         st = c.status()
         assert (st["epoch"], st["frame_index"]) == (0, 1)
         assert c.step(1).index == 2
-        # the edges of the allowed range are fine, even where the layer lies wholly off the frame
-        assert c.edit(png(solid_rgba(64, 64)), 128, -64)["epoch"] == 1
-        assert c.edit(png(np.full((4, 4, 3), 9, np.uint8)), -64, 128)["epoch"] == 2  # RGB: opaque
+        # a layer with one pixel on the frame is fine
+        assert c.edit(png(solid_rgba(64, 64)), 63, -63)["epoch"] == 1
+        assert c.edit(png(np.full((4, 4, 3), 9, np.uint8)), -3, 63)["epoch"] == 2  # RGB: opaque
 
 
 # --- capabilities, unsupported ---
@@ -293,6 +296,30 @@ def test_event_cfg_on_a_world_with_events(event_host):
         assert c.settings(steps=2)["settings"]["event_cfg"] == 2.5
         c.event("flood")
         assert c.step(0).events == ["flood"]
+
+
+def test_events_queued_back_to_back_each_hold_the_cond_slot_for_hold_frames(event_dir, tmp_path):
+    """The second event fired on the next frame and cut the first to 1 of its 4 frames, both captions shown."""
+    import shutil
+
+    from bridge.host.session import Session
+    from bridge.prompts.events import EventSettings, save_event_settings
+
+    shutil.copytree(event_dir, tmp_path / "w")
+    save_event_settings(tmp_path / "w", EventSettings(encoder="hashing", hold=4, guidance=1.0,
+                                                      captions={"flood": "the water rises", "snow": "it snows"}))
+    s = Session(load_world(tmp_path / "w", device="cpu"), mode="step")
+    s.begin(Prompt(seed=3))
+    s.queue_event("flood", None)
+    s.queue_event("snow", None)
+    got = [s.step(0) for _ in range(9)]
+    assert [p.events for p in got] == [["the water rises"], [], [], [], ["it snows"], [], [], [], []]
+    ref = load_world(tmp_path / "w", device="cpu")  # the world stepped by hand: flood on frame 1, snow on frame 5
+    ref.reset(Prompt(seed=3))
+    fired = {0: WorldEvent(type="flood"), 4: WorldEvent(type="snow")}
+    assert all(np.array_equal(ref.step(0, fired.get(i)), p.image) for i, p in enumerate(got))
+    s.queue_event("flood", None)  # nothing held: fires on the next frame, as a single event always did
+    assert s.step(0).events == ["the water rises"]
 
 
 def test_event_cfg_on_backends_without_event_conditioning(model_host):
@@ -529,11 +556,11 @@ def test_edit_positions_are_checked_per_axis_on_a_wide_frame():
     s = Session(WidePaste(), mode="step")
     s.begin(Prompt(seed=1))
     layer = png(solid_rgba(4, 4))
-    assert s.edit(layer, 64, 32).index == 0  # x up to 2 * width, y up to 2 * height
-    for x, y in ((65, 0), (0, 33), (0, -17), (-33, 0)):
+    assert s.edit(layer, 31, 15).index == 0 and s.edit(layer, -3, -3).index == 0  # one pixel on the frame
+    for x, y in ((32, 0), (0, 16), (0, -4), (-4, 0)):
         with pytest.raises(ProtocolError) as e:
             s.edit(layer, x, y)
-        assert e.value.code == "bad_argument" and "x must be in [-32, 64] and y in [-16, 32]" in e.value.message
+        assert e.value.code == "bad_argument" and "x must be in [-3, 31] and y in [-3, 15]" in e.value.message
 
 
 def test_a_layer_the_backend_refuses_midway_leaves_the_world_as_it_was():

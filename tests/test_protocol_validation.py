@@ -292,3 +292,26 @@ def test_prompt_kinds_names_the_capabilities_a_prompt_needs():
     assert P.prompt_kinds("a snowy cave", b"png", b"png") == ["text_prompt", "image_prompt", "sketch_prompt"]
     assert P.prompt_kinds(" \n\t", None, b"") == ["sketch_prompt"]  # blank text is no prompt; empty bytes are one
     assert P.prompt_kinds(None, None, None) == [] and P.prompt_kinds("", b"", None) == ["image_prompt"]
+
+
+def test_a_16_bit_grey_png_prompt_or_layer_keeps_its_shades_and_its_transparent_grey():
+    """PIL's convert("RGB") clipped 16-bit grey at 255: the prompt came out 99.6% white."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from bridge.host.pixels import decode_layer, decode_prompt_image
+
+    grey = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)  # 0..65520: a ramp through every 8-bit shade
+    want = np.repeat((grey >> 8).astype(np.uint8)[..., None], 3, axis=2)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "PNG")
+    assert np.array_equal(decode_prompt_image(buf.getvalue()), want)
+    assert np.array_equal(decode_layer(buf.getvalue(), 64, 64), want)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "PNG", transparency=16)  # tRNS names one 16-bit grey, not its 8-bit shade
+    layer = decode_layer(buf.getvalue(), 64, 64)
+    assert np.array_equal(layer[..., :3], want) and np.argwhere(layer[..., 3] == 0).tolist() == [[0, 1]]
+    prompt = decode_prompt_image(buf.getvalue())
+    assert prompt[0, 1].tolist() == [255, 255, 255] and prompt[0, 0].tolist() == [0, 0, 0]  # transparent over white

@@ -39,6 +39,18 @@ def decode_pixels(payload: bytes, codec: str, width: int, height: int) -> np.nda
     return img
 
 
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """16-bit grey (I;16, I) -> 8-bit L, or LA keyed by its tRNS grey: PIL's convert("RGB") clips it to white."""
+    if not im.mode.startswith("I"):
+        return im
+    grey = np.clip(np.asarray(im).astype(np.int64), 0, 65535)
+    lum = Image.fromarray((grey >> 8).astype(np.uint8))
+    if "transparency" not in im.info:
+        return lum
+    alpha = np.where(grey == im.info["transparency"], 0, 255).astype(np.uint8)
+    return Image.merge("LA", (lum, Image.fromarray(alpha)))
+
+
 PROMPT_DECODE_PX = 512  # prompts end up 64-256 px: a 4096-px JPEG need not be decoded whole (1 s on the loop)
 
 
@@ -49,6 +61,7 @@ def decode_prompt_image(data: bytes, what: str = "image") -> np.ndarray:
             if im.width * im.height > 4096 * 4096:
                 raise ProtocolError("bad_prompt", f"{what} is {im.width}x{im.height}: send at most 4096x4096")
             im.draft("RGB", (PROMPT_DECODE_PX, PROMPT_DECODE_PX))  # a JPEG decodes at 1/2-1/8 scale, still >= that
+            im = _eight_bit(im)
             if "A" in im.getbands() or "transparency" in im.info:  # an engine canvas: transparent = not drawn
                 return opaque(np.asarray(im.convert("RGBA")))
             return np.asarray(im.convert("RGB"))
@@ -72,6 +85,7 @@ def decode_layer(data: bytes, width: int, height: int) -> np.ndarray:
             if im.width > width or im.height > height:  # checked on the header, before decoding any pixels
                 raise ProtocolError("bad_prompt", f"the edit layer is {im.width}x{im.height}, larger than the "
                                                   f"{width}x{height} frame: crop or scale it to fit")
+            im = _eight_bit(im)
             alpha = "A" in im.getbands() or "transparency" in im.info
             return np.asarray(im.convert("RGBA" if alpha else "RGB"))
     except ProtocolError:

@@ -14,8 +14,9 @@ import numpy as np
 from bridge.backend import Prompt, WorldBackend, WorldEvent, takes
 from bridge.host.pixels import decode_layer, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, prompt_kinds
+from bridge.prompts.events import event_held
 
-MAX_PENDING_EVENTS = 1024  # accepted events waiting to fire (one a frame), per session
+MAX_PENDING_EVENTS = 1024  # accepted events waiting to fire (in turn, one a frame at most), per session
 
 
 def now_ms() -> float:
@@ -166,8 +167,8 @@ class Session:
         if event_type is not None and event_type not in self.backend.event_types:
             raise ProtocolError("bad_argument", f"unknown event type {event_type!r}: this backend knows "
                                                 f"{list(self.backend.event_types)}")
-        if len(self.pending_events) >= MAX_PENDING_EVENTS:  # one fires per frame: a flood must not fill the memory
-            raise ProtocolError("busy", f"{MAX_PENDING_EVENTS} events already wait to fire, one per frame: wait for "
+        if len(self.pending_events) >= MAX_PENDING_EVENTS:  # they fire in turn: a flood must not fill the memory
+            raise ProtocolError("busy", f"{MAX_PENDING_EVENTS} events already wait to fire, in turn: wait for "
                                         "their frames before sending more")
         try:
             caption = describe_event(self.backend, event)
@@ -285,8 +286,11 @@ class Session:
                                                   f"lack {cap}): leave `{key}` out{hint}", capability=cap)
 
     def prepare_step(self) -> tuple[WorldEvent | None, str | None]:
-        """Pop the event that fires on the next frame (split from `finish_step` so steps can be batched)."""
-        return self.pending_events.popleft() if self.pending_events else (None, None)
+        """Pop the event that fires on the next frame (split from `finish_step` so steps can be batched); none while
+        the last one is still held, so back-to-back events each condition all their `hold` frames."""
+        if not self.pending_events or event_held(self.backend):
+            return None, None
+        return self.pending_events.popleft()
 
     def finish_step(self, action: int, event: WorldEvent | None, caption: str | None, image: np.ndarray,
                     model_ms: float, backend_timings: dict, captions: list[str] | None = None) -> Produced:
@@ -358,9 +362,11 @@ class Session:
                                 capability="edit")
         W, H = int(self.backend.width), int(self.backend.height)
         layer = decode_layer(png, W, H)
-        if not (-W <= x <= 2 * W and -H <= y <= 2 * H):
-            raise ProtocolError("bad_argument", f"edit position ({x}, {y}) is off the {W}x{H} frame: x must be in "
-                                                f"[{-W}, {2 * W}] and y in [{-H}, {2 * H}]")
+        h, w = layer.shape[:2]
+        if not (-w < x < W and -h < y < H):  # a layer wholly off the frame pastes nothing
+            raise ProtocolError("bad_argument", f"the {w}x{h} edit layer at ({x}, {y}) lies wholly off the {W}x{H} "
+                                                f"frame: x must be in [{1 - w}, {W - 1}] and y in [{1 - h}, {H - 1}] "
+                                                "so that part of it is on the frame")
         state = self.backend.get_state()
         t0 = time.perf_counter()
         try:
