@@ -85,3 +85,18 @@ def test_a_few_episodes_still_get_a_val_episode(tmp_path):
     capture("WorldBridgeColourWalk-v0", tmp_path / "ds", episodes=3, frames=5, size=16, seed=0, progress=False)
     splits = [e.split for e in VideoDataset(tmp_path / "ds").episodes]
     assert splits.count("val") >= 1 and splits.count("train") >= 1, splits
+
+
+def test_capture_summary_says_when_episodes_ended_before_frames(tmp_path):
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    r = CliRunner().invoke(main, ["data", "capture", "--env", "WorldBridgeColourWalk-v0", "--episodes", "3", "--frames",
+                                  "40", "--size", "16", "--out", str(tmp_path / "ds")])
+    assert r.exit_code == 0, r.output
+    assert "captured 78 frames in 3 episodes" in r.output  # 3 x 26: the env ends each episode after 25 steps
+    assert "3 ended before 40 frames" in r.output and "shortest has 26" in r.output, r.output
+    r = CliRunner().invoke(main, ["data", "capture", "--env", "WorldBridgeColourWalk-v0", "--episodes", "2", "--frames",
+                                  "10", "--size", "16", "--out", str(tmp_path / "full")])
+    assert r.exit_code == 0 and "captured 20 frames" in r.output and "ended before" not in r.output, r.output

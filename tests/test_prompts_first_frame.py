@@ -233,3 +233,17 @@ def test_warm_start_refuses_a_model_of_another_encoder_or_size(tmp_path):
     with pytest.raises(ValueError, match="width 32, not --encoder hashing --preset tiny"):
         train_first_frame(PromptTrainOptions(world=str(new), preset="tiny", encoder="hashing", init_from=str(old), **opts))
     assert not (new / "first_frame.json").exists()
+
+
+def test_first_frame_preset_defaults_to_the_worlds(tmp_path):
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    world = save_micro_world(tmp_path / "world")
+    r = CliRunner().invoke(main, ["train", "prompts", "first-frame", "--world", str(world), "--data", str(sandbox_dataset()),
+                                  "--steps", "2", "--batch", "4", "--encoder", "hashing", "--max-frames", "40", "--quiet",
+                                  "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    model, _ = load_first_frame(world)
+    assert model.cfg.dim == 32  # micro, as the world is: the tiny default took 8 s a step on a micro world

@@ -115,3 +115,23 @@ def test_no_val_split_says_which_command_to_run_again(tmp_path, source, episodes
         w.finish()
     r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path), "--data", str(tmp_path / "ds")])
     assert r.exit_code == 1 and "has no val episodes" in r.output and says in r.output, r.output
+
+
+def test_eval_progress_counts_frames_with_rate_and_eta(capsys):
+    import io
+
+    from tqdm import tqdm
+
+    from bridge.model.genie import WorldModel
+    from bridge.train.evaluate import rollout
+
+    run = trained_micro()
+    evaluate(str(run["world"]), str(run["data"]), device="cpu", clips=2, progress=True)
+    err = capsys.readouterr().err
+    assert "frame/s" in err and "100%" in err and "<" in err, err[-400:]  # a rate and an ETA, in frames, to the end
+    model, _, _ = WorldModel.load(run["world"])
+    first = torch.zeros(3, 16, 16, 3, dtype=torch.uint8)
+    with tqdm(total=15, file=io.StringIO()) as bar:  # a rollout moves the bar frame by frame, not once at its end
+        rollout(model, first, torch.zeros(3, 5, dtype=torch.long), {"steps": 2, "temperature": 1.0, "cfg": 1.0,
+                                                                      "unmask": "random"}, torch.Generator(), bar)
+        assert bar.n == 15

@@ -62,7 +62,7 @@ def capture(env_id: str, out: str | Path, episodes: int = 10, frames: int = 500,
         fps = float(env.metadata.get("render_fps") or 30)
         rng = np.random.default_rng(seed)
         env.action_space.seed(seed)
-        total = 0
+        total, short = 0, []
         ep_seeds = [seed * 100_003 + ep for ep in range(episodes)]
         val_fraction = fitted_val_fraction(ep_seeds, val_fraction)
         with DatasetWriter(out, height=size, width=size, fps=fps, action_names=names,
@@ -91,8 +91,11 @@ def capture(env_id: str, out: str | Path, episodes: int = 10, frames: int = 500,
                                "split": split_for_seed(ep_seed, val_fraction), "env": env_id},
                               np.stack(video), actions)
                 total += len(video)
+                if len(video) < frames:
+                    short.append(len(video))
             bar.close()
             path = w.finish()
     finally:
         env.close()
-    return {"out": str(path), "episodes": episodes, "frames": total, "fps": fps, "actions": names}
+    return {"out": str(path), "episodes": episodes, "frames": total, "fps": fps, "actions": names,
+            "ended_early": len(short), "shortest": min(short, default=frames)}

@@ -100,7 +100,10 @@ def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(str(e)) from None
     acts = "with actions " + str(summary["actions"]) if summary["actions"] else "without actions (not a discrete space)"
-    click.echo(f"captured {summary['frames']} frames in {summary['episodes']} episodes of {env_id} to {summary['out']} {acts}")
+    early = (f" ({summary['ended_early']} ended before {frames} frames, when the environment ended them; the shortest "
+             f"has {summary['shortest']}: --frames is the most per episode)" if summary["ended_early"] else "")
+    click.echo(f"captured {summary['frames']} frames in {summary['episodes']} episodes of {env_id}{early} "
+               f"to {summary['out']} {acts}")
 
 
 @data.command()

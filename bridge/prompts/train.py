@@ -52,7 +52,7 @@ class PromptTrainOptions:
     device: str | None = None
     encoder: str = "minilm"
     max_frames: int = 12000  # frames tokenized up front (a cap on memory and set-up time)
-    preset: str = "tiny"  # first-frame model size
+    preset: str | None = None  # first-frame model size (None: the world's preset, else tiny)
     clip_len: int = 8  # events: clip length (short clips put more of the loss on the event frames)
     hold: int | None = None  # events: frames the embedding stays in the cond slot (None: 4, or a resumed run's own)
     event_share: float = 0.5  # events: share of clips that contain an event
@@ -183,10 +183,12 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     """Train the first-frame MaskGIT on (caption, frame[, sketch]) pairs; returns final metrics."""
     from bridge.data.dataset import VideoDataset
 
-    if opts.preset not in PRESETS:
-        raise ValueError(f"unknown first-frame preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
     device = pick_device(opts.device)
     world, _, world_card = _load_world(opts.world, device, tokenizer_ok=True)
+    if opts.preset is None:  # the world's size: a micro world got a tiny first-frame model, 30x slower per step
+        opts = dataclasses.replace(opts, preset=world.cfg.preset if world.cfg.preset in PRESETS else "tiny")
+    if opts.preset not in PRESETS:
+        raise ValueError(f"unknown first-frame preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
     ds = VideoDataset(opts.data)
     if (ds.height, ds.width) != (world.cfg.height, world.cfg.width):
         raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world {opts.world} was trained on "

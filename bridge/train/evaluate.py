@@ -29,6 +29,7 @@ from bridge.model.world import pick_device
 
 DELTA_T = (1, 4, 16)
 SECONDS = (1, 3, 10)
+SPEED_FRAMES = 40  # frames of the one interactive stream that `rollout_fps` times
 
 
 # --- Image metrics ---
@@ -108,8 +109,9 @@ def code_stats(idx: np.ndarray, k: int) -> tuple[float, float]:
 
 @torch.no_grad()
 def rollout(model: WorldModel, first: torch.Tensor, actions: torch.Tensor, settings: dict[str, Any],
-            generator: torch.Generator) -> torch.Tensor:
-    """first (B, H, W, 3) uint8, actions (B, L) -> generated frames (B, L, H, W, 3) in [0, 1], one frame at a time."""
+            generator: torch.Generator, bar: tqdm | None = None) -> torch.Tensor:
+    """first (B, H, W, 3) uint8, actions (B, L) -> generated frames (B, L, H, W, 3) in [0, 1], one frame at a time
+    (`bar` counts each batch of B frames as it is made)."""
     dyn, tok = model.dynamics, model.tokenizer
     tokens = tok.encode(first[:, None])[0][:, 0]  # (B, N)
     dcache, tcache = dyn.new_cache(), tok.decoder.new_cache()
@@ -120,6 +122,8 @@ def rollout(model: WorldModel, first: torch.Tensor, actions: torch.Tensor, setti
         tokens = sample_frame(dyn, dcache, actions[:, t], settings["steps"], settings["temperature"], settings["cfg"],
                               settings["unmask"], generator=generator, top_p=settings.get("top_p", 1.0))
         out.append(tok.decode(tokens[:, None], tcache)[:, 0])
+        if bar is not None:
+            bar.update(actions.shape[0])
     return torch.stack(out, 1)
 
 
@@ -164,7 +168,10 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     gen = torch.Generator(device=dev).manual_seed(seed)
     longest = max(e.length for e in val)
     H = max(DELTA_T + tuple(round(s * ds.fps) for s in SECONDS if round(s * ds.fps) < longest))
-    bar = tqdm(total=5 if model is not None else 1, desc="eval", file=sys.stderr, disable=not progress)
+    tok_clips, T = max(clips, 4) * 4, min(cfg.dynamics.clip_len, longest)
+    tok_len = min(cfg.tokenizer.clip_len, longest)
+    work = tok_clips * tok_len + (clips * 8 * T + clips * (H + max(DELTA_T)) + SPEED_FRAMES if model is not None else 0)
+    bar = tqdm(total=work, desc="eval", unit="frame", unit_scale=True, file=sys.stderr, disable=not progress)
     res: dict[str, Any] = {"checkpoint": str(checkpoint), "kind": header["kind"], "step": header["step"],
                            "data": str(data), "val_episodes": len(val), "val_frames": int(sum(e.length for e in val))}
     if "generated_by" in ds.manifest:  # so a figure can be reproduced on the same footage
@@ -172,15 +179,15 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
 
     # --- Tokenizer: reconstruction and code usage ---
     with torch.no_grad():
-        sampler = ClipSampler(ds, min(cfg.tokenizer.clip_len, longest), "val", seed=seed)
-        x = torch.from_numpy(sampler.sample(max(clips, 4) * 4, rng)).to(dev)
+        sampler = ClipSampler(ds, tok_len, "val", seed=seed)
+        x = torch.from_numpy(sampler.sample(tok_clips, rng)).to(dev)
         idx, q, _ = tok.encode(x)
         rec = tok.decode(idx)
         ref = x.float() / 255
         res["tokenizer_psnr"] = float(psnr(rec, ref).mean())
         res["tokenizer_ssim"] = float(ssim(rec.flatten(0, 1), ref.flatten(0, 1)).mean())
         res["codebook_usage"] = code_stats(idx.cpu().numpy(), tok.vocab)[0]
-    bar.update(1)
+    bar.update(tok_clips * tok_len)
     if model is None:
         bar.close()
         return res
@@ -188,7 +195,6 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     # --- Latent actions: usage, entropy, agreement with true actions ---
     settings = {**_defaults(cfg), **{k: v for k, v in (overrides or {}).items() if v is not None}}
     res["settings"] = settings
-    T = min(cfg.dynamics.clip_len, longest)
     sampler = ClipSampler(ds, T, "val", seed=seed)
     frames, true, eff, fit = _clips_with_actions(ds, sampler, clips * 8, rng)
     with torch.no_grad():
@@ -205,7 +211,7 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
         res["true_action_accuracy_detail"] = detail
         # headline: against effective actions where the data has them (an action with no effect is unknowable)
         res["true_action_accuracy"] = (detail["effective"] or detail["raw"])["many_to_one"]
-    bar.update(1)
+    bar.update(clips * 8 * T)
 
     # --- Rollouts: inferred vs random actions (delta PSNR), long-horizon PSNR, copy-last-frame baseline ---
     sampler = ClipSampler(ds, H + 1, "val", seed=seed)
@@ -215,12 +221,10 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
         inferred = model.lam.encode(clip)[0]  # (B, H)
     gen.manual_seed(seed)
     t0 = time.perf_counter()
-    pred = rollout(model, clip[:, 0], inferred, settings, gen)  # (B, H, ...)
-    bar.update(1)
+    pred = rollout(model, clip[:, 0], inferred, settings, gen, bar)  # (B, H, ...)
     gen.manual_seed(seed)
     rand = torch.randint(0, A, (clips, max(DELTA_T)), device=dev, generator=gen)
-    pred_rand = rollout(model, clip[:, 0], rand, settings, gen)
-    bar.update(1)
+    pred_rand = rollout(model, clip[:, 0], rand, settings, gen, bar)
     p_inf, p_rand = psnr(pred, ref[:, 1:]), psnr(pred_rand, ref[:, 1:max(DELTA_T) + 1])  # (B, L)
     p_copy = psnr(ref[:, :1].expand_as(ref[:, 1:]), ref[:, 1:])
     gain = p_inf[:, :max(DELTA_T)] - p_rand  # per clip and frame: inferred actions vs random ones
@@ -241,7 +245,7 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
 
     # --- Interactive speed: one stream, as a client sees it ---
     res.update(_speed(checkpoint, device, overrides))
-    bar.update(1)
+    bar.update(SPEED_FRAMES)
     bar.close()
     return res
 
@@ -285,7 +289,7 @@ def _clips_with_actions(ds, sampler, n: int, rng: np.random.Generator):
     return np.stack(frames), stack(raw), stack(eff), fit
 
 
-def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None, frames: int = 40) -> dict[str, Any]:
+def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None, frames: int = SPEED_FRAMES) -> dict[str, Any]:
     from bridge.backend import Prompt
     from bridge.model.world import load_world
 
