@@ -88,6 +88,8 @@ class WorldBackend(Protocol):
     event_types: list[str]  # typed events this backend understands
     height: int
     width: int
+    # optional: `event_frames_left` (int), frames the last event still conditions; the host fires a queued event
+    # after them (the world model holds an event `hold` frames, the sandbox applies it at once)
 
     def reset(self, prompt: Prompt) -> np.ndarray:
         """Start a new world; returns the first frame (H, W, 3) uint8."""

@@ -14,7 +14,6 @@ import numpy as np
 from bridge.backend import Prompt, WorldBackend, WorldEvent, takes
 from bridge.host.pixels import decode_layer, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, prompt_kinds
-from bridge.prompts.events import event_held
 
 MAX_PENDING_EVENTS = 1024  # accepted events waiting to fire (in turn, one a frame at most), per session
 
@@ -288,7 +287,7 @@ class Session:
     def prepare_step(self) -> tuple[WorldEvent | None, str | None]:
         """Pop the event that fires on the next frame (split from `finish_step` so steps can be batched); none while
         the last one is still held, so back-to-back events each condition all their `hold` frames."""
-        if not self.pending_events or event_held(self.backend):
+        if not self.pending_events or getattr(self.backend, "event_frames_left", 0) > 0:
             return None, None
         return self.pending_events.popleft()
 

@@ -349,6 +349,11 @@ class WorldModelBackend:
         return None if self._frame is None else self._frame.copy()
 
     @property
+    def event_frames_left(self) -> int:
+        """Frames the last event still conditions: the host fires the next queued event after them."""
+        return self.prompts.track.left
+
+    @property
     def last_tokens(self) -> torch.Tensor | None:
         """(N,) token map of the current frame (what the rollout health check reads), or None before reset."""
         return None if self._tokens is None else self._tokens[0].detach().clone()

@@ -145,13 +145,6 @@ def cond_for_clip(length: int, start: int, events: list[dict], vectors: list[np.
     return cond
 
 
-def event_held(backend: Any) -> bool:
-    """Whether a world model's last event still holds the cond slot next frame: the host fires the next queued event
-    after it, so each event gets its `hold` frames (a new one would cut the held one short)."""
-    track = getattr(getattr(backend, "prompts", None), "track", None)
-    return isinstance(track, EventTrack) and track.left > 0
-
-
 class EventTrack:
     """The event currently in the cond slot of a rollout and for how many more frames."""
 
