@@ -235,8 +235,9 @@ def test_record_cli(session_recording, tmp_path):
     assert res.exit_code == 0 and (tmp_path / "x.gif").stat().st_size > 1000
     res = runner.invoke(record, ["export", path])
     assert res.exit_code != 0 and "nothing to export" in res.output
-    res = runner.invoke(record, ["replay", path, "--checkpoint", str(tmp_path / "no_world")])
-    assert res.exit_code == 1 and "no checkpoint at" in res.output and res.exception.__class__ is SystemExit
+    res = runner.invoke(record, ["replay", path, "--checkpoint", str(tmp_path / "no_world")])  # refused before loading
+    assert res.exit_code == 1 and "was recorded on the SANDBOX GAME" in res.output
+    assert res.exception.__class__ is SystemExit
     torn = tmp_path / "torn.wbrec"
     torn.write_bytes(Path(path).read_bytes()[:6])  # killed before its header was whole
     res = runner.invoke(record, ["info", str(torn)])
@@ -339,6 +340,24 @@ def test_torn_recordings_say_so(tmp_path):
     Recorder(empty, HEADER).close()
     res = runner.invoke(record, ["replay", str(empty)])
     assert res.exit_code == 1 and "holds no frames to replay" in res.output
+
+
+@pytest.mark.parametrize("session, args, says", [
+    ({}, ["--checkpoint", str(ROOT / "bridge/assets/default_world")],
+     "was recorded on the SANDBOX GAME (test backend, not the world model): sandbox game; --checkpoint replays on a "
+     "world model, whose frames can never match it: replay with --backend sandbox (or no option)"),
+    ({"backend_kind": "world_model", "backend_name": "world model tiny"}, ["--backend", "sandbox"],
+     "was recorded on the WORLD MODEL: tiny; --backend sandbox replays on the sandbox game, whose frames can never "
+     "match it: replay with --checkpoint PATH, the world that made it (runs/w1)"),
+])
+def test_replay_on_another_kind_of_backend_is_refused_before_it_loads(tmp_path, monkeypatch, session, args, says):
+    path = _frames_recording(tmp_path / "r.wbrec", 2, {**HEADER, "session": {**HEADER["session"], "backend_name":
+                                                                           "sandbox game", **session},
+                                                      "checkpoint": "runs/w1" if session else None})
+    monkeypatch.setattr("bridge.host.backends.BackendSpec.create", lambda _: pytest.fail("the backend loaded"))
+    # was: the default world loaded and replayed at ~2 s a frame towards a certain `reproduced: false`
+    res = CliRunner().invoke(record, ["replay", str(path), *args])
+    assert res.exit_code == 1 and f"Error: {path} {says}\n" in res.output, res.output
 
 
 def test_replay_rejects_checkpoint_with_sandbox(tmp_path):
@@ -645,16 +664,17 @@ def test_replay_says_where_a_lost_record_is_and_resyncs_at_the_reset(short_sessi
     assert f"bytes {pos}-{pos + size}" in report["gap_note"] and "expected to differ" in report["gap_note"]
 
 
-@pytest.mark.parametrize("session, says", [
-    (None, "names no backend; pass --checkpoint PATH (or --backend sandbox)"),
-    ({"backend_kind": "world_model", "backend_name": "w"}, "was made with 'w'; pass --checkpoint PATH"),
+@pytest.mark.parametrize("session, says, on_sandbox", [
+    (None, "names no backend; pass --checkpoint PATH (or --backend sandbox)", "gives no frame size"),
+    ({"backend_kind": "world_model", "backend_name": "w"}, "was made with 'w'; pass --checkpoint PATH",
+     "was recorded on the WORLD MODEL: w; --backend sandbox replays on the sandbox game"),
 ])
-def test_replay_of_a_header_without_its_session_names_what_to_pass(tmp_path, session, says):
+def test_replay_of_a_header_without_its_session_names_what_to_pass(tmp_path, session, says, on_sandbox):
     path = _frames_recording(tmp_path / "h.wbrec", 2, {"prompt": {"seed": 1}, **({"session": session} if session else {})})
     res = CliRunner().invoke(record, ["replay", str(path)])  # was KeyError('session') / KeyError('backend_kind')
     assert res.exit_code == 1 and says in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(record, ["replay", str(path), "--backend", "sandbox"])  # no frame size to build one at
-    assert res.exit_code == 1 and "gives no frame size" in res.output
+    assert res.exit_code == 1 and on_sandbox in res.output
 
 
 def _wire(msg: dict) -> list[bytes]:
@@ -906,7 +926,8 @@ def test_replay_checks_every_recorded_setting_before_the_backend_loads(tmp_path)
     ({}, {"event_cfg": 2.0}, "the settings record at byte "),
 ])
 def test_replay_names_the_file_and_place_of_a_setting_the_checkpoint_refuses(tmp_path, header, knobs, where):
-    path = _edited(tmp_path / "events.wbrec", header, knobs)  # recorded by a world that takes event_cfg
+    world = {"session": {**HEADER["session"], "width": 64, "height": 64, "backend_kind": "world_model"}}
+    path = _edited(tmp_path / "events.wbrec", {**world, **header}, knobs)  # recorded by a world that takes event_cfg
     plain = save_random_world(tmp_path / "plain")  # a world without event conditioning
     # was: the world model's own line ("... has no event conditioning ..."), naming no file or place
     res = CliRunner().invoke(record, ["replay", str(path), "--checkpoint", str(plain)])

@@ -167,11 +167,34 @@ def record_export(rec: Path, mp4: Path | None, gif: Path | None, frames_dir: Pat
     click.echo(json.dumps({k: str(v) for k, v in out.items()}, indent=2))
 
 
+def _refuse_another_backend(rec: Path, header: dict, kind: str) -> None:
+    """Refuse, before the backend loads, a replay on a kind of backend other than the one the header names: its frames
+    can never match the recorded ones, so it would only run slowly towards a certain `reproduced: false`."""
+    s = header.get("session") or {}
+    made = s.get("backend_kind")
+    if not isinstance(made, str) or made not in ("sandbox", "world_model") or made == kind:
+        return  # the same kind, or one the header does not say: the replay's comparison decides
+    from bridge.backend import backend_label
+
+    name = s.get("backend_name") if isinstance(s.get("backend_name"), str) else made
+    given = ("--backend sandbox replays on the sandbox game" if kind == "sandbox"
+             else "--checkpoint replays on a world model")
+    if made == "sandbox":
+        fix = "replay with --backend sandbox (or no option)"
+    else:
+        ckpt = header.get("checkpoint")
+        fix = "replay with --checkpoint PATH, the world that made it" + (f" ({ckpt})" if isinstance(ckpt, str) else "")
+    raise click.ClickException(f"{rec} was recorded on the {backend_label(made, name)}; {given}, whose frames can "
+                               f"never match it: {fix}")
+
+
 @record.command("replay")
 @click.argument("rec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="World model to replay against (default: the one recorded in the file).")
-@click.option("--backend", type=click.Choice(["sandbox"]), default=None)
+              help="World model to replay against (default: the one recorded in the file); a sandbox recording "
+                   "is refused.")
+@click.option("--backend", type=click.Choice(["sandbox"]), default=None,
+              help="Replay on the sandbox game (a sandbox recording's default); a world model's recording is refused.")
 def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> None:
     """Re-run the recorded inputs against the backend and report (JSON) whether frames reproduce exactly."""
     from bridge.host.backends import BackendSpec
@@ -194,6 +217,7 @@ def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> No
             made = f"was made with {s['backend_name']!r}" if s.get("backend_name") else "names no backend"
             raise click.ClickException(f"the recording {made}; pass --checkpoint PATH (or --backend sandbox) to "
                                        "replay it")
+    _refuse_another_backend(rec, header, "sandbox" if backend == "sandbox" else "world_model")
     if backend == "sandbox":
         if not is_int(s.get("height")):
             raise click.ClickException(f"the recording's header gives no frame size ({rec}): it cannot be replayed on "
