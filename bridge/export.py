@@ -1,9 +1,10 @@
 """The one exporter of frames (MP4, GIF, a PNG folder) and logs: `worldbridge record export`, the demo and the editor.
 
 Every output is written into a temp file (or folder) beside it and published only when all of them are whole, so an
-error, a cancel or Ctrl+C leaves nothing behind: not a temp file, not one output without the others. Every picture
-output says in its own metadata which backend made its frames (`source_label`), so sandbox footage never passes for
-the world model's: the MP4's title and comment, the GIF's comment extension, each PNG's Comment and Source text chunks.
+error, a cancel or Ctrl+C leaves nothing behind: not a temp file, not a folder it made, not one output without the
+others. Every picture output says in its own metadata which backend made its frames (`source_label`), so sandbox
+footage never passes for the world model's: the MP4's title and comment, the GIF's comment extension, each PNG's
+Comment and Source text chunks.
 """
 
 from __future__ import annotations
@@ -145,13 +146,14 @@ class Export:
         check_targets(self.targets, source)
         self.fps, self.scale, self.frames, self.label = float(fps), scale, 0, label
         self.temps: dict[str, Path] = {}
+        self.made: list[Path] = []  # folders this export made, parents first: an error removes them again
         self.mp4: Any = None
         self.gif: Any = None
         self.log: Any = None
         try:
             for kind, path in self.targets.items():  # every folder is proven writable before one frame is encoded
                 try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self._make_folder(path.parent)
                     if kind == "frames":
                         self.temps[kind] = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
                     else:  # the temp's suffix tells ffmpeg and pillow the format, whatever the target is named
@@ -174,6 +176,19 @@ class Export:
         except BaseException:
             self.discard()
             raise
+
+    def _make_folder(self, folder: Path) -> None:
+        """Make `folder` and its missing parents, noting each one made, so that an export that fails leaves none."""
+        missing = []
+        while not os.path.lexists(folder):
+            missing.append(folder)
+            folder = folder.parent
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:  # made meanwhile by someone else: not the export's to remove
+                continue
+            self.made.append(folder)
 
     def __enter__(self) -> Export:
         return self
@@ -245,6 +260,7 @@ class Export:
                 if old is not None and old not in kept_paths:
                     shutil.rmtree(old.parent, ignore_errors=True)
         self.temps.clear()
+        self.made.clear()  # they hold the outputs now
         return self.targets
 
     def _take_back(self, olds: dict[str, Path | None], frames_emptied: bool) -> tuple[str, set[Path]]:
@@ -271,7 +287,7 @@ class Export:
         return note, kept_paths
 
     def discard(self) -> None:
-        """Stop every writer and remove every temp output (an error, a cancel, Ctrl+C)."""
+        """Stop every writer and remove every temp output and folder the export made (an error, a cancel, Ctrl+C)."""
         for w in (self.mp4, self.gif, self.log):
             try:
                 if w is not None:
@@ -285,6 +301,12 @@ class Export:
             else:
                 tmp.unlink(missing_ok=True)
         self.temps.clear()
+        for folder in reversed(self.made):  # rmdir removes only an empty folder: nothing anyone put there is lost
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        self.made.clear()
 
 
 def _keep_old(target: Path) -> Path | None:

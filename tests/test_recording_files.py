@@ -322,7 +322,7 @@ def test_ctrl_c_during_export_leaves_nothing(tmp_path):
     proc.send_signal(signal.SIGINT)
     err = (seen + proc.stderr.read()).decode()
     assert proc.wait(60) == 130 and "export interrupted: nothing was written" in err and "Traceback" not in err
-    assert list(out.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "big.wbrec"]  # not even the folder `out` the export made
 
 
 def test_torn_recordings_say_so(tmp_path):
