@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bridge.backend import backend_label
-from bridge.files import _fsync, publish
+from bridge.files import fsync, publish
 
 Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
 KINDS = ("mp4", "gif", "frames", "actions")
@@ -211,7 +211,7 @@ class Export:
         if "frames" in self.temps:
             png = self.temps["frames"] / (png_name or f"frame_{self.frames:06d}.png")
             iio.imwrite(png, image, extension=".png", pnginfo=self._pnginfo())
-            _fsync(png)  # now, under the progress bar: syncing thousands of PNGs at publish took seconds after 100%
+            fsync(png)  # now, under the progress bar: syncing thousands of PNGs at publish took seconds after 100%
         self.frames += 1
 
     def _pnginfo(self) -> Any:

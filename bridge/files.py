@@ -25,7 +25,7 @@ def _umask() -> int:
     return mask
 
 
-def _fsync(path: str | Path) -> None:
+def fsync(path: str | Path) -> None:
     """fsync by path: POSIX syncs through any descriptor (a folder's too); Windows' _commit needs one open for writing."""
     fd = os.open(path, os.O_RDONLY if os.name == "posix" else os.O_RDWR)
     try:
@@ -38,13 +38,13 @@ def _sync(tmp: Path) -> None:
     """Put a temp file's bytes (a folder's: every file's) on disk, so a power loss after the rename that publishes it
     leaves the whole new file, never an empty or half one in place of the old."""
     if not tmp.is_dir():
-        _fsync(tmp)
+        fsync(tmp)
         return
     for folder, _, names in os.walk(tmp):
         for name in names:
-            _fsync(Path(folder) / name)
+            fsync(Path(folder) / name)
         if os.name == "posix":  # a folder opens for fsync on POSIX only
-            _fsync(folder)
+            fsync(folder)
 
 
 def publish(tmp: str | Path, path: str | Path) -> None:
@@ -56,7 +56,7 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     _sync(tmp)
     os.replace(tmp, path)
     if os.name == "posix":  # the rename itself, so the new name survives a power loss too
-        _fsync(Path(path).parent)
+        fsync(Path(path).parent)
 
 
 @contextmanager

@@ -43,7 +43,7 @@ def test_fsync_opens_for_writing_where_windows_needs_it(tmp_path, monkeypatch):
     f.write_bytes(b"x")
     flags, real_open = [], os.open
     monkeypatch.setattr(os, "open", lambda p, fl, *a: flags.append(fl) or real_open(p, fl, *a))
-    files._fsync(f)
+    files.fsync(f)
     monkeypatch.setattr(os, "name", "nt")  # Windows' fsync (_commit) fails with EBADF on a read-only descriptor
-    files._fsync(f)
+    files.fsync(f)
     assert flags[0] & os.O_ACCMODE == os.O_RDONLY and flags[1] & os.O_ACCMODE == os.O_RDWR
