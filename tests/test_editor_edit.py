@@ -225,3 +225,46 @@ def test_a_1_0_host_leaves_every_tool_on_but_edits(qtbot, sandbox_host, monkeypa
     assert w.prompt_panel.img_box.isEnabled() and w.prompt_panel.text.isEnabled() and w.prompt_panel.sk_box.isEnabled()
     assert w.events_panel.text.isEnabled() and all(b.isEnabled() for b in w.events_panel.buttons.values())
     assert not w.paste_action.isEnabled() and "protocol 1.0" in w.paste_action.toolTip()
+
+
+def test_events_sent_back_to_back_are_recorded_on_the_frames_that_show_them_and_a_rebuild_replays_them(qtbot, tmp_path):
+    """The editor marked every pending event fired on the first frame with a caption, so the second, which a world
+    model fires after the first one's 4 held frames, was recorded 4 frames early (and listed in the Events panel)."""
+    from bridge.host.backends import BackendSpec
+    from bridge.prompts.events import EventSettings, save_event_settings
+
+    world = save_event_world(tmp_path / "world")
+    save_event_settings(world, EventSettings(encoder="hashing", hold=4, guidance=1.0,
+                                             captions={"weather_snow": "it snows", "night_falls": "night falls"}))
+    h = _host(BackendSpec("world_model", checkpoint=str(world)))
+    try:
+        w = open_window(qtbot, h.address, "world_model")
+        w.timeline.record.setChecked(True)
+
+        def step() -> None:
+            last = w.session.path(w.session.live)[-1].index
+            w.send_action(0)
+            qtbot.waitUntil(lambda: w.session.path(w.session.live)[-1].index == last + 1, timeout=20000)
+
+        step()
+        for etype in ("weather_snow", "night_falls"):  # both accepted before the next frame, as in realtime play
+            w.asked_events.append({"event_type": etype, "text": None})
+            w.submit("event", event_type=etype, text=None)
+        qtbot.waitUntil(lambda: len(w.pending_events) == 2, timeout=20000)
+        for _ in range(6):
+            step()
+        root = w.session.live
+        frames = w.session.path(root)
+        shown = {r.index: (r.events, r.fired) for r in frames if r.events or r.fired}
+        assert shown == {2: (["it snows"], [{"event_type": "weather_snow", "text": None}]),
+                         6: (["night falls"], [{"event_type": "night_falls", "text": None}])}
+        assert [w.events_panel.log.item(i).text() for i in range(w.events_panel.log.count())] == \
+            ["frame 6: night falls", "frame 2: it snows"]
+        assert not w.pending_events
+        w.resimulate(root, 7)
+        qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
+        assert "Branch rebuilt" in w.statusBar().currentMessage() and w.resim_mismatches == 0
+        rebuilt = w.session.path(w.session.live)
+        assert {r.index: r.events for r in rebuilt if r.events} == {2: ["it snows"], 6: ["night falls"]}
+    finally:
+        h.stop()
