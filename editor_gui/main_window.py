@@ -499,6 +499,9 @@ class MainWindow(QMainWindow):
         if self.pending_edits and "edit" in frame.events and self.session is not None and self.session.live is not None:
             self._fork_edit(frame.index)  # the host re-sent the current frame, edited: it starts a branch of its own
             return False, True
+        if self.pending_events:  # a branch or rewind empties the host's queue: events still waiting their turn never fire
+            self.events_panel.on_dropped([caption for _, caption in self.pending_events])
+            self.pending_events = []
         if self.pending_fork is not None and self.session is not None:
             self.session.live = self.pending_fork.id
             self.timeline.set_session(self.session)
@@ -712,7 +715,7 @@ class MainWindow(QMainWindow):
             return
         self.asked_events.append({"event_type": event_type, "text": text})
         self.submit("event", event_type=event_type, text=text)
-        if self.mode == "step":  # the event applies on the next frame: make one
+        if self.mode == "step":  # the event fires on the next frame (behind a held one, when its turn comes): make one
             self.send_action(self.held.current(self.keymap, self.resolver))
 
     # ------------------------------------------------------------------ frame edits and capabilities
