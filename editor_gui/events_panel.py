@@ -90,5 +90,9 @@ class EventsPanel(QWidget):
         self.log.insertItem(0, f"{where}: {caption}")
         self.status.setText(f"Fired: {caption}")
 
+    def on_dropped(self, captions: list[str]) -> None:
+        """Events queued behind a held one were still waiting when the world branched: the host dropped them."""
+        self.status.setText(f"Not fired (the world branched before their turn): {', '.join(captions)}")
+
     def on_failed(self, message: str) -> None:
         self.status.setText(f"Event refused: {message}")

@@ -139,7 +139,8 @@ class MainWindow(QMainWindow):
         self.epoch = -1
         self.recording = False
         self.pending_fork: Branch | None = None
-        self.pending_events: list[dict] = []  # event requests the host accepted, their captions not yet seen in a frame
+        # (request, caption) of events the host accepted, their captions not yet seen in a frame; they fire in this order
+        self.pending_events: list[tuple[dict, str]] = []
         self.asked_events: list[dict] = []  # event requests sent, not answered yet (the host answers them in order)
         self.pending_edits: list[dict] = []  # [{"layer": PNG, "x", "y"}] sent, their edited frames not yet received
         self.placing_layer: Layer | None = None
@@ -450,9 +451,7 @@ class MainWindow(QMainWindow):
             return  # the world a rebuild is replacing: its frames are not the rebuilt branch's
         rewind, edited = self._new_epoch(frame) if frame.epoch > self.epoch else (False, False)
         replayed = False
-        fired: list[dict] = []
-        if frame.events and self.pending_events and not edited:
-            fired, self.pending_events = self.pending_events, []
+        fired = [] if edited else self._take_fired(frame.events)
         s = self.session
         if s is not None and s.live is not None:
             live = s.branches[s.live]
@@ -482,6 +481,17 @@ class MainWindow(QMainWindow):
         for caption in ([] if edited or replayed else frame.events):
             self.events_panel.on_fired(caption, frame.index)
 
+    def _take_fired(self, captions: list[str]) -> list[dict]:
+        """The pending requests whose captions this frame shows: the host fires them in turn (on a world model each
+        after the held one's `hold` frames), so a rebuild must replay each before the frame it really fired on."""
+        fired: list[dict] = []
+        for caption in captions:
+            at = next((i for i, (_, c) in enumerate(self.pending_events) if c == caption), None)
+            if at is not None:  # requests before it never showed: the host dropped them when their frame was made
+                fired.append(self.pending_events[at][0])
+                del self.pending_events[:at + 1]
+        return fired
+
     def _new_epoch(self, frame) -> tuple[bool, bool]:
         """The first frame of a new epoch (a branch, an edit or a rewind) moves the live branch; (rewind, edited)."""
         self.epoch = frame.epoch
@@ -489,6 +499,9 @@ class MainWindow(QMainWindow):
         if self.pending_edits and "edit" in frame.events and self.session is not None and self.session.live is not None:
             self._fork_edit(frame.index)  # the host re-sent the current frame, edited: it starts a branch of its own
             return False, True
+        if self.pending_events:  # a branch or rewind empties the host's queue: events still waiting their turn never fire
+            self.events_panel.on_dropped([caption for _, caption in self.pending_events])
+            self.pending_events = []
         if self.pending_fork is not None and self.session is not None:
             self.session.live = self.pending_fork.id
             self.timeline.set_session(self.session)
@@ -702,7 +715,7 @@ class MainWindow(QMainWindow):
             return
         self.asked_events.append({"event_type": event_type, "text": text})
         self.submit("event", event_type=event_type, text=text)
-        if self.mode == "step":  # the event applies on the next frame: make one
+        if self.mode == "step":  # the event fires on the next frame (behind a held one, when its turn comes): make one
             self.send_action(self.held.current(self.keymap, self.resolver))
 
     # ------------------------------------------------------------------ frame edits and capabilities
@@ -908,7 +921,7 @@ class MainWindow(QMainWindow):
         """The host answered a command: the window takes in what it did and the status bar says so."""
         if command == "event":
             if self.asked_events:
-                self.pending_events.append(self.asked_events.pop(0))
+                self.pending_events.append((self.asked_events.pop(0), str(result.get("caption", ""))))
             self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
         elif command == "settings":
             self._settings_taken(result.get("settings", {}) if isinstance(result, dict) else {})

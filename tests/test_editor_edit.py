@@ -225,3 +225,70 @@ def test_a_1_0_host_leaves_every_tool_on_but_edits(qtbot, sandbox_host, monkeypa
     assert w.prompt_panel.img_box.isEnabled() and w.prompt_panel.text.isEnabled() and w.prompt_panel.sk_box.isEnabled()
     assert w.events_panel.text.isEnabled() and all(b.isEnabled() for b in w.events_panel.buttons.values())
     assert not w.paste_action.isEnabled() and "protocol 1.0" in w.paste_action.toolTip()
+
+
+
+@pytest.fixture
+def held_event_host(tmp_path):
+    """A micro world whose events each hold the cond slot 4 frames, so a second one waits for the first one's hold."""
+    from bridge.host.backends import BackendSpec
+    from bridge.prompts.events import EventSettings, save_event_settings
+
+    world = save_event_world(tmp_path / "world")
+    save_event_settings(world, EventSettings(encoder="hashing", hold=4, guidance=1.0,
+                                             captions={"weather_snow": "it snows", "night_falls": "night falls"}))
+    h = _host(BackendSpec("world_model", checkpoint=str(world)))
+    yield h
+    h.stop()
+
+
+def step_once(qtbot, w: MainWindow) -> None:
+    """Step mode: make one frame and wait for it on the live branch."""
+    last = w.session.path(w.session.live)[-1].index
+    w.send_action(0)
+    qtbot.waitUntil(lambda: w.session.path(w.session.live)[-1].index == last + 1, timeout=20000)
+
+
+def test_events_sent_back_to_back_are_recorded_on_the_frames_that_show_them_and_a_rebuild_replays_them(
+        qtbot, held_event_host):
+    """The editor marked every pending event fired on the first frame with a caption, so the second, which a world
+    model fires after the first one's 4 held frames, was recorded 4 frames early (and listed in the Events panel)."""
+    w = open_window(qtbot, held_event_host.address, "world_model")
+    w.timeline.record.setChecked(True)
+    step_once(qtbot, w)
+    for etype in ("weather_snow", "night_falls"):  # both accepted before the next frame, as in realtime play
+        w.asked_events.append({"event_type": etype, "text": None})
+        w.submit("event", event_type=etype, text=None)
+    qtbot.waitUntil(lambda: len(w.pending_events) == 2, timeout=20000)
+    for _ in range(6):
+        step_once(qtbot, w)
+    root = w.session.live
+    shown = {r.index: (r.events, r.fired) for r in w.session.path(root) if r.events or r.fired}
+    assert shown == {2: (["it snows"], [{"event_type": "weather_snow", "text": None}]),
+                     6: (["night falls"], [{"event_type": "night_falls", "text": None}])}
+    assert [w.events_panel.log.item(i).text() for i in range(w.events_panel.log.count())] == \
+        ["frame 6: night falls", "frame 2: it snows"]
+    assert not w.pending_events
+    w.resimulate(root, 7)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
+    assert "Branch rebuilt" in w.statusBar().currentMessage() and w.resim_mismatches == 0
+    assert {r.index: r.events for r in w.session.path(w.session.live) if r.events} == {2: ["it snows"],
+                                                                                       6: ["night falls"]}
+
+
+def test_a_branch_taken_while_an_event_waits_its_turn_says_it_will_not_fire(qtbot, held_event_host):
+    """The host empties its event queue on a branch; the editor kept the event pending, so the next event's caption
+    recorded it as fired, and the user was never told it was dropped."""
+    w = open_window(qtbot, held_event_host.address, "world_model")
+    w.fire_event("weather_snow", None)  # step mode: makes frame 1, which it fires on
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    w.fire_event("night_falls", None)  # makes frame 2; waits for the snow's 4 frames
+    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    assert len(w.pending_events) == 1
+    w.branch_from(w.session.live, 2)
+    qtbot.waitUntil(lambda: w.pending_fork is None, timeout=20000)
+    assert not w.pending_events
+    assert w.events_panel.status.text() == "Not fired (the world branched before their turn): night falls"
+    for _ in range(5):
+        step_once(qtbot, w)
+    assert not any(r.events or r.fired for r in w.session.path(w.session.live) if r.index > 1)
