@@ -23,7 +23,8 @@ signal error_received(code: String, message: String, fatal: bool)
 ## (1.3) Right after error_received: the host refused a prompt kind, event kind or edit that this
 ## backend lacks, naming the capability ("image_prompt", "text_events", "edit", ...).
 signal capability_refused(capability: String, message: String)
-## The host applied an event; `caption` is what will show on the next frame.
+## An event fired on the frame that frame_received brings next; `caption` is its caption (an event
+## queued behind one still held fires after that one's hold frames).
 signal event_applied(caption: String)
 ## The host pasted an edit() layer: the edited frame follows with this epoch and frame_index.
 signal edit_applied(epoch: int, frame_index: int)
