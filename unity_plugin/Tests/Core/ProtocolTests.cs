@@ -247,10 +247,14 @@ namespace WorldBridge.Tests
             StringAssert.Contains("not a PNG", Assert.Throws<ArgumentException>(() => Protocol.Edit(1, new byte[30], 0, 0)).Message);
             StringAssert.Contains("needs a layer", Assert.Throws<ArgumentException>(() => Protocol.Edit(1, null, 0, 0)).Message);
 
-            FramePixels.CheckEdit(layer, -64, 128, 64, 64); // the corners of the allowed range
-            FramePixels.CheckEdit(layer, 128, -64, 64, 64);
-            StringAssert.Contains("[-64, 128]", Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 129, 0, 64, 64)).Message);
-            Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, -65, 64, 64));
+            FramePixels.CheckEdit(layer, -1, 63, 64, 64); // the corners of the allowed range: one pixel of the 2x2 layer on the frame
+            FramePixels.CheckEdit(layer, 63, -1, 64, 64);
+            var off = Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 64, 0, 64, 64)).Message;
+            StringAssert.Contains("the 2x2 edit layer at (64, 0) lies wholly off the 64x64 frame", off);
+            StringAssert.Contains("x must be in [-1, 63] and y in [-1, 63]", off);
+            Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, -2, 64, 64));
+            Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, -2, 0, 64, 64));
+            Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, 64, 64, 64));
             var big = Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, 0, 1, 8));
             StringAssert.Contains("2x2 but the frame is 1x8", big.Message);
             Assert.DoesNotThrow(() => FramePixels.CheckEdit(layer, 0, 0, 2, 2));
