@@ -122,6 +122,13 @@ def test_readme_has_install_steps_and_compatibility_table():
     assert "CompileOnly~" in readme, "the README documents how CI compile-checks the Unity scripts"
 
 
+def test_readme_prose_fits_118_columns():
+    """Tables may run long; prose is wrapped at the file's width so it reads in a terminal and in review diffs."""
+    lines = (PLUGIN / "README.md").read_text(encoding="utf-8").splitlines()
+    long = [n for n, line in enumerate(lines, 1) if len(line) > 118 and not line.lstrip().startswith("|")]
+    assert not long, f"unity_plugin/README.md lines {long} are over 118 columns: rewrap them"
+
+
 @pytest.mark.parametrize("stub", sorted((PLUGIN / "Tests" / "CompileOnly~").glob("*.cs")), ids=lambda p: p.name)
 def test_compile_only_stubs_are_labelled(stub: Path):
     head = stub.read_text(encoding="utf-8")[:400]

@@ -30,6 +30,7 @@ namespace WorldBridge.Editor
         WorldFrame lastFrame;
         double? latencyMs; // the last sample: only the first frame of each input measures one
         string status = "not connected";
+        readonly GameKeys gameKeys = new GameKeys(); // the held game keys, played by WorldInput's default rules
         int previewControl = -1; // the preview's keyboard control: game keys play while it (or nothing) has focus
         bool recording;
         readonly SettingsForm form = new SettingsForm(); // event guidance and the Sampler, filled from the session's settings
@@ -384,10 +385,11 @@ namespace WorldBridge.Editor
         {
             var e = Event.current;
             if (session == null || (e.type != EventType.KeyDown && e.type != EventType.KeyUp)) return;
-            if (GUIUtility.keyboardControl != 0 && GUIUtility.keyboardControl != previewControl) return;
+            bool focused = GUIUtility.keyboardControl == 0 || GUIUtility.keyboardControl == previewControl;
+            if (!focused && e.type == EventType.KeyDown) return; // a release still counts: the key is no longer held
             // the running session's mode, not the Mode popup (that is for the next start): a noop steps a step world
-            var action = session.ActionForKey(e.keyCode.ToString(), e.type == EventType.KeyUp);
-            if (action == null) return;
+            var action = gameKeys.OnKey(session, e.keyCode.ToString(), e.type == EventType.KeyUp);
+            if (action == null || !focused) return;
             Request(c => c.Input(action));
             e.Use();
         }

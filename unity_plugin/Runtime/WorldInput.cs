@@ -79,11 +79,7 @@ namespace WorldBridge
         };
 
         [Tooltip("First rule whose buttons are all held wins, so put chords first.")]
-        public List<ActionRule> rules = new List<ActionRule>
-        {
-            new ActionRule("right_jump", "right", "jump"), new ActionRule("left_jump", "left", "jump"),
-            new ActionRule("right", "right"), new ActionRule("left", "left"), new ActionRule("jump", "jump"), new ActionRule("down", "down"),
-        };
+        public List<ActionRule> rules = DefaultRules();
 
         [Tooltip("Sent while no rule matches; latent action 0 is sent instead when the backend lacks it.")]
         public string idleAction = "noop";
@@ -147,6 +143,14 @@ namespace WorldBridge
                 client.Connection.Mode != "step")
                 Send(null);
             lastSent = null; // re-enabled, the keys' state goes again
+        }
+
+        /// <summary>The editor window's game keys play the same rules (GameKeys), so a key does the same in both.</summary>
+        static List<ActionRule> DefaultRules()
+        {
+            var defaults = new List<ActionRule>();
+            foreach (var rule in GameKeys.DefaultRules) defaults.Add(new ActionRule(rule.Action, (string[])rule.WhenHeld.Clone()));
+            return defaults;
         }
 
         /// <summary>How currentAction names the idle input.</summary>

@@ -27,17 +27,17 @@ namespace WorldBridge.Core
 
     public static class FramePixels
     {
-        /// <summary>The host's rules for `edit` (docs/protocol.md §4 edit): a PNG no larger than the frame, with its top-left
-        /// corner within [-width, 2*width] x [-height, 2*height]. Throws ArgumentException naming the problem and the fix.</summary>
+        /// <summary>The host's rules for `edit` (docs/protocol.md §4 edit): a PNG no larger than the frame, partly on it (a w x h
+        /// layer's top-left corner within [1-w, width-1] x [1-h, height-1]). Throws ArgumentException naming the problem and the fix.</summary>
         public static void CheckEdit(byte[] layer, int x, int y, int frameWidth, int frameHeight)
         {
             if (!Png.TryReadSize(layer, out var w, out var h))
                 throw new ArgumentException("the edit layer is not a PNG: encode it with ImageConversion.EncodeToPNG (RGBA keeps transparency)");
             if (w > frameWidth || h > frameHeight)
                 throw new ArgumentException($"the edit layer is {w}x{h} but the frame is {frameWidth}x{frameHeight}: scale the layer down to at most the frame size");
-            if (x < -frameWidth || x > 2 * frameWidth || y < -frameHeight || y > 2 * frameHeight)
-                throw new ArgumentException($"edit position ({x}, {y}) is off the {frameWidth}x{frameHeight} frame: x must be within " +
-                                            $"[{-frameWidth}, {2 * frameWidth}] and y within [{-frameHeight}, {2 * frameHeight}]");
+            if (x <= -w || x >= frameWidth || y <= -h || y >= frameHeight) // a layer wholly off the frame pastes nothing
+                throw new ArgumentException($"the {w}x{h} edit layer at ({x}, {y}) lies wholly off the {frameWidth}x{frameHeight} frame: " +
+                                            $"x must be in [{1 - w}, {frameWidth - 1}] and y in [{1 - h}, {frameHeight - 1}] so that part of it is on the frame");
         }
 
         /// <summary>The top-left corner that centres a layer of the given size on frame pixel (cx, cy).</summary>

@@ -267,18 +267,6 @@ namespace WorldBridge.Core
         /// model's latent actions (learned from unlabelled video) are none of them until a checkpoint names them so.</summary>
         public bool ArrowKeysPlay => ActionId("left") >= 0 || ActionId("right") >= 0 || ActionId("jump") >= 0;
 
-        /// <summary>The action a game key (Unity KeyCode name: the arrows, Space) plays, or null: only game keys play, so
-        /// letters typed elsewhere never move the world; releasing one stops the player ("noop") in a realtime world only,
-        /// where a step world would take the noop as one more frame.</summary>
-        public string ActionForKey(string key, bool released)
-        {
-            var action = key == "LeftArrow" ? "left" : key == "RightArrow" ? "right" : key == "Space" || key == "UpArrow" ? "jump"
-                : key == "DownArrow" ? "down" : null;
-            if (action == null || !ArrowKeysPlay) return null;
-            if (released) action = Mode == "realtime" ? "noop" : null;
-            return action != null && ActionId(action) >= 0 ? action : null;
-        }
-
         /// <summary>`welcome` (the host's) decides what a session without `capabilities` (a 1.0 host) allows.</summary>
         public static SessionInfo From(MsgMap m, WelcomeInfo welcome = null) => new SessionInfo
         {

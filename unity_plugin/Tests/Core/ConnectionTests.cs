@@ -353,7 +353,7 @@ namespace WorldBridge.Tests
                 Assert.IsFalse(c.TryTakeFrame(out _));
 
                 // the host's rules are checked before anything is sent
-                StringAssert.Contains("[-2, 4]", Assert.Throws<ArgumentException>(() => c.Edit(Layer2x1, 5, 0)).Message);
+                StringAssert.Contains("x must be in [-1, 1] and y in [0, 0]", Assert.Throws<ArgumentException>(() => c.Edit(Layer2x1, 2, 0)).Message);
                 var tall = (byte[])Layer2x1.Clone();
                 tall[23] = 3;
                 StringAssert.Contains("2x3 but the frame is 2x1", Assert.Throws<ArgumentException>(() => c.Edit(tall, 0, 0)).Message);

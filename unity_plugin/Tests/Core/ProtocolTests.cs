@@ -204,19 +204,41 @@ namespace WorldBridge.Tests
         static SessionInfo Session(string mode, params string[] names) =>
             SessionInfo.From(new MsgMap { { "type", "session" }, { "mode", mode }, { "action_names", new List<object>(names) } });
 
+        static readonly string[] SandboxActions = { "noop", "left", "right", "jump", "left_jump", "right_jump", "down" };
+
         [Test]
         public void OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld()
         {
-            var sandbox = new[] { "noop", "left", "right", "jump", "left_jump", "right_jump", "down" };
-            var realtime = Session("realtime", sandbox);
-            Assert.AreEqual(("left", "jump", "noop"), (realtime.ActionForKey("LeftArrow", false), realtime.ActionForKey("Space", false),
-                                                      realtime.ActionForKey("LeftArrow", true)));
-            Assert.IsNull(realtime.ActionForKey("A", true), "a letter released (typed into a text field) stopped the player");
-            Assert.IsNull(realtime.ActionForKey("A", false));
-            Assert.IsNull(Session("step", sandbox).ActionForKey("RightArrow", true), "a noop steps a step world one more frame");
+            var realtime = Session("realtime", SandboxActions);
+            Assert.AreEqual(("left", "left_jump", "left", "noop"),
+                            (new GameKeys().OnKey(realtime, "LeftArrow", false), Keys(realtime, "LeftArrow", "+Space"),
+                             Keys(realtime, "LeftArrow", "+Space", "-Space"), Keys(realtime, "LeftArrow", "-LeftArrow")));
+            Assert.IsNull(new GameKeys().OnKey(realtime, "A", true), "a letter released (typed into a text field) stopped the player");
+            Assert.IsNull(new GameKeys().OnKey(realtime, "A", false));
+            var step = Session("step", SandboxActions);
+            Assert.IsNull(Keys(step, "RightArrow", "-RightArrow"), "a noop steps a step world one more frame");
+            Assert.AreEqual("right_jump", Keys(step, "RightArrow", "+UpArrow"));
             var world = Session("realtime", "latent_0", "latent_1", "latent_2");
-            Assert.IsNull(world.ActionForKey("LeftArrow", false));
-            Assert.IsNull(world.ActionForKey("LeftArrow", true));
+            Assert.IsNull(new GameKeys().OnKey(world, "LeftArrow", false));
+            Assert.IsNull(new GameKeys().OnKey(world, "LeftArrow", true));
+        }
+
+        /// <summary>Presses the first key, then each "+key" / "-key" (press / release); the last event's action.</summary>
+        static string Keys(SessionInfo session, string first, params string[] then)
+        {
+            var keys = new GameKeys();
+            var action = keys.OnKey(session, first, false);
+            foreach (var k in then) action = keys.OnKey(session, k.Substring(1), k[0] == '-');
+            return action;
+        }
+
+        [Test]
+        public void TheGameKeysPlayWorldInputsDefaultRulesAndOnlyTheActionsTheBackendHas()
+        {
+            Func<string, bool> leftAndJump = b => b == "left" || b == "jump";
+            Assert.AreEqual("left_jump", GameKeys.Match(leftAndJump, Session("realtime", SandboxActions)), "chords come first");
+            Assert.AreEqual("left", GameKeys.Match(leftAndJump, Session("realtime", "noop", "left", "jump")));
+            Assert.IsNull(GameKeys.Match(b => b == "down", Session("realtime", "noop", "left")));
         }
 
         [Test]
@@ -225,7 +247,7 @@ namespace WorldBridge.Tests
             Assert.IsTrue(Session("realtime", "noop", "left", "right", "jump").ArrowKeysPlay);
             var world = Session("realtime", "noop", "latent_1", "latent_2");
             Assert.IsFalse(world.ArrowKeysPlay, "the arrows reach none of a world model's latent actions");
-            Assert.IsNull(world.ActionForKey("LeftArrow", true), "an arrow released sent the noop of a backend the arrows do not play");
+            Assert.IsNull(Keys(world, "LeftArrow", "-LeftArrow"), "an arrow released sent the noop of a backend the arrows do not play");
         }
 
         [Test]
@@ -247,10 +269,14 @@ namespace WorldBridge.Tests
             StringAssert.Contains("not a PNG", Assert.Throws<ArgumentException>(() => Protocol.Edit(1, new byte[30], 0, 0)).Message);
             StringAssert.Contains("needs a layer", Assert.Throws<ArgumentException>(() => Protocol.Edit(1, null, 0, 0)).Message);
 
-            FramePixels.CheckEdit(layer, -64, 128, 64, 64); // the corners of the allowed range
-            FramePixels.CheckEdit(layer, 128, -64, 64, 64);
-            StringAssert.Contains("[-64, 128]", Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 129, 0, 64, 64)).Message);
-            Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, -65, 64, 64));
+            FramePixels.CheckEdit(layer, -1, 63, 64, 64); // the corners of the allowed range: one pixel of the 2x2 layer on the frame
+            FramePixels.CheckEdit(layer, 63, -1, 64, 64);
+            var off = Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 64, 0, 64, 64)).Message;
+            StringAssert.Contains("the 2x2 edit layer at (64, 0) lies wholly off the 64x64 frame", off);
+            StringAssert.Contains("x must be in [-1, 63] and y in [-1, 63]", off);
+            Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, -2, 64, 64));
+            Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, -2, 0, 64, 64));
+            Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, 64, 64, 64));
             var big = Assert.Throws<ArgumentException>(() => FramePixels.CheckEdit(layer, 0, 0, 1, 8));
             StringAssert.Contains("2x2 but the frame is 1x8", big.Message);
             Assert.DoesNotThrow(() => FramePixels.CheckEdit(layer, 0, 0, 2, 2));
