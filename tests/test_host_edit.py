@@ -16,7 +16,8 @@ from bridge.client import ProtocolError, WorldClient
 from bridge.host import protocol as P
 from bridge.host.backends import DEFAULT_WORLD
 from bridge.host.protocol import Limits, ProtocolError
-from bridge.host.recording import RecordingReader, replay_recording
+from bridge.host.recording import RecordingReader
+from bridge.host.replay import replay_recording
 from bridge.host.server import run_host_in_thread
 from bridge.model.world import load_world
 from bridge.prompts.edit import paste_layer

@@ -352,7 +352,7 @@ def test_status_and_ping_answer_after_queued_step_inputs(counter_host):
 
 
 def test_session_reports_the_seed_its_world_started_from(tmp_path):
-    from bridge.host.recording import replay_recording
+    from bridge.host.replay import replay_recording
     from bridge.worlds.sandbox import SandboxWorld
 
     h = run_host_in_thread("sandbox", recordings_dir=tmp_path)

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from bridge import DEFAULT_WORLD
 from bridge.client import WorldClient
 from bridge.host.cli import record
-from bridge.host.recording import (FORMAT_VERSION, MAGIC, SYNC_EVERY_S, Recorder, RecordingReader,
-                                    export_recording, replay_recording)
+from bridge.host.recording import FORMAT_VERSION, MAGIC, SYNC_EVERY_S, Recorder, RecordingReader, export_recording
+from bridge.host.replay import replay_recording
 from bridge.host.server import run_host_in_thread
 from bridge.worlds.sandbox import SandboxWorld
 from test_model_data import save_random_world

@@ -198,7 +198,8 @@ def _refuse_another_backend(rec: Path, header: dict, kind: str) -> None:
 def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> None:
     """Re-run the recorded inputs against the backend and report (JSON) whether frames reproduce exactly."""
     from bridge.host.backends import BackendSpec
-    from bridge.host.recording import RecordingReader, replay_recording
+    from bridge.host.recording import RecordingReader
+    from bridge.host.replay import replay_recording
     from bridge.model.checkpoint import CheckpointError
 
     if backend is not None and checkpoint is not None:
