@@ -85,9 +85,8 @@ class EventsPanel(QWidget):
         """A new world: the events listed were fired in the old one, at its frame indices."""
         self.log.clear()
 
-    def on_fired(self, caption: str, frame_index: int | None) -> None:
-        where = f"frame {frame_index}" if frame_index is not None else "next frame"
-        self.log.insertItem(0, f"{where}: {caption}")
+    def on_fired(self, caption: str, frame_index: int) -> None:
+        self.log.insertItem(0, f"frame {frame_index}: {caption}")
         self.status.setText(f"Fired: {caption}")
 
     def on_dropped(self, captions: list[str]) -> None:
