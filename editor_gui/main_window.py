@@ -480,6 +480,7 @@ class MainWindow(QMainWindow):
             self.pending_edits.pop(0)
         for caption in ([] if edited or replayed else frame.events):
             self.events_panel.on_fired(caption, frame.index)
+            self.statusBar().showMessage(f"Event fired on frame {frame.index}: {caption}", 3000)
 
     def _take_fired(self, captions: list[str]) -> list[dict]:
         """The pending requests whose captions this frame shows: the host fires them in turn (on a world model each
@@ -920,9 +921,10 @@ class MainWindow(QMainWindow):
     def on_done(self, command: str, result: Any) -> None:
         """The host answered a command: the window takes in what it did and the status bar says so."""
         if command == "event":
+            caption = str(result.get("caption", ""))
             if self.asked_events:
-                self.pending_events.append((self.asked_events.pop(0), str(result.get("caption", ""))))
-            self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
+                self.pending_events.append((self.asked_events.pop(0), caption))
+            self.statusBar().showMessage(f"Event queued: {caption} (it fires when its turn comes)", 3000)
         elif command == "settings":
             self._settings_taken(result.get("settings", {}) if isinstance(result, dict) else {})
         elif command == "explore":

@@ -292,3 +292,18 @@ def test_a_branch_taken_while_an_event_waits_its_turn_says_it_will_not_fire(qtbo
     for _ in range(5):
         step_once(qtbot, w)
     assert not any(r.events or r.fired for r in w.session.path(w.session.live) if r.index > 1)
+
+
+def test_the_status_bar_says_an_event_is_queued_until_its_caption_shows_it_fired(qtbot, held_event_host):
+    """The host's ok only queues an event (behind a held one it fires 4 frames later), yet the status bar said
+    "Event: night falls" as if it had fired."""
+    w = open_window(qtbot, held_event_host.address, "world_model")
+    w.fire_event("weather_snow", None)  # step mode: makes frame 1, which it fires on
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    assert w.statusBar().currentMessage() == "Event fired on frame 1: it snows"
+    w.fire_event("night_falls", None)  # makes frame 2 without it: it waits for the snow's 4 frames
+    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    assert w.statusBar().currentMessage() == "Event queued: night falls (it fires when its turn comes)"
+    for _ in range(3):
+        step_once(qtbot, w)
+    assert w.statusBar().currentMessage() == "Event fired on frame 5: night falls"
