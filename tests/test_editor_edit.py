@@ -307,3 +307,18 @@ def test_the_status_bar_says_an_event_is_queued_until_its_caption_shows_it_fired
     for _ in range(3):
         step_once(qtbot, w)
     assert w.statusBar().currentMessage() == "Event fired on frame 5: night falls"
+
+
+def test_an_event_behind_a_held_one_is_listed_as_waiting_its_turn_until_it_fires(qtbot, held_event_host):
+    """Step mode made one frame without an event queued behind a held one, and nothing said that it waited."""
+    w = open_window(qtbot, held_event_host.address, "world_model")
+    waiting = w.events_panel.waiting
+    w.fire_event("weather_snow", None)
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    assert waiting.count() == 0
+    w.fire_event("night_falls", None)  # makes frame 2 without it
+    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    assert [waiting.item(i).text() for i in range(waiting.count())] == ["night falls: waiting its turn"]
+    for _ in range(3):
+        step_once(qtbot, w)
+    assert waiting.count() == 0 and w.events_panel.log.item(0).text() == "frame 5: night falls"
