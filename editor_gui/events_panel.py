@@ -102,5 +102,9 @@ class EventsPanel(QWidget):
         """Events queued behind a held one were still waiting when the world branched: the host dropped them."""
         self.status.setText(f"Not fired (the world branched before their turn): {', '.join(captions)}")
 
+    def on_not_fired(self, caption: str, message: str) -> None:
+        """The backend refused an accepted event when its turn came: it is off the queue and never fires."""
+        self.status.setText(f"Not fired: {caption} ({message})")
+
     def on_failed(self, message: str) -> None:
         self.status.setText(f"Event refused: {message}")

@@ -327,6 +327,7 @@ class MainWindow(QMainWindow):
         w.progress.connect(self.on_progress)
         w.session_ended.connect(self.on_session_ended)
         w.host_recording_stopped.connect(self.on_host_recording_stopped)
+        w.event_not_fired.connect(self.on_event_not_fired)
         self.worker_thread = wt
         wt.start()
 
@@ -1008,6 +1009,13 @@ class MainWindow(QMainWindow):
         if self.asked_events:
             self.asked_events.pop(0)  # the oldest unanswered request is the refused one
         self.events_panel.on_failed(message)
+
+    def on_event_not_fired(self, message: str) -> None:
+        """The backend refused an accepted event when its frame was made: the oldest waiting one, as they fire in turn."""
+        if self.pending_events:
+            self.events_panel.on_not_fired(self.pending_events[0][1], message)
+            self._set_pending(self.pending_events[1:])
+        self.show_error(f"Event not fired: {message}")
 
     def _edit_refused(self, _command: str, message: str) -> None:
         if self.pending_edits:

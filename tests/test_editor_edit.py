@@ -322,3 +322,26 @@ def test_an_event_behind_a_held_one_is_listed_as_waiting_its_turn_until_it_fires
     for _ in range(3):
         step_once(qtbot, w)
     assert waiting.count() == 0 and w.events_panel.log.item(0).text() == "frame 5: night falls"
+
+
+def test_an_event_the_backend_refuses_when_its_frame_is_made_leaves_the_queue_with_a_message(qtbot):
+    """The host's error for it has no req_id; the editor showed it as a bare host error and kept the event waiting
+    (until the next branch or new world, when it was the last one queued)."""
+    from bridge.worlds.sandbox import SandboxWorld
+
+    class LateRefusal(SandboxWorld):
+        def step(self, action, event=None):
+            if event is not None and event.type == "weather_snow":
+                raise ValueError("no snow in this level")
+            return super().step(action, event)
+
+    h = _host(lambda: LateRefusal(64, 0))
+    try:
+        w = open_window(qtbot, h.address, "sandbox")
+        w.fire_event("weather_snow", None)  # accepted, then refused on the frame it makes
+        qtbot.waitUntil(lambda: w.events_panel.status.text().startswith("Not fired:"), timeout=20000)
+        assert "no snow in this level" in w.events_panel.status.text()
+        assert not w.pending_events and w.events_panel.waiting.count() == 0
+        assert w.statusBar().currentMessage().startswith("Event not fired: event 'weather_snow' was refused")
+    finally:
+        h.stop()
