@@ -35,10 +35,14 @@ class EventsPanel(QWidget):
         self.status.setWordWrap(True)
         self.log = QListWidget()
         self.log.setMaximumHeight(140)
+        self.waiting = QListWidget()  # accepted by the host, their captions not yet seen in a frame
+        self.waiting.setMaximumHeight(70)
         layout = QVBoxLayout(self)
         layout.addLayout(self.grid)
         layout.addLayout(row)
         layout.addWidget(self.status)
+        layout.addWidget(QLabel("Queued"))
+        layout.addWidget(self.waiting)
         layout.addWidget(QLabel("Fired"))
         layout.addWidget(self.log)
         layout.addStretch(1)
@@ -85,14 +89,22 @@ class EventsPanel(QWidget):
         """A new world: the events listed were fired in the old one, at its frame indices."""
         self.log.clear()
 
-    def on_fired(self, caption: str, frame_index: int | None) -> None:
-        where = f"frame {frame_index}" if frame_index is not None else "next frame"
-        self.log.insertItem(0, f"{where}: {caption}")
+    def on_fired(self, caption: str, frame_index: int) -> None:
+        self.log.insertItem(0, f"frame {frame_index}: {caption}")
         self.status.setText(f"Fired: {caption}")
+
+    def show_waiting(self, captions: list[str]) -> None:
+        """Accepted events fire in turn (behind a held one, after its hold frames): say which still wait."""
+        self.waiting.clear()
+        self.waiting.addItems([f"{caption}: waiting its turn" for caption in captions])
 
     def on_dropped(self, captions: list[str]) -> None:
         """Events queued behind a held one were still waiting when the world branched: the host dropped them."""
         self.status.setText(f"Not fired (the world branched before their turn): {', '.join(captions)}")
+
+    def on_not_fired(self, caption: str, message: str) -> None:
+        """The backend refused an accepted event when its turn came: it is off the queue and never fires."""
+        self.status.setText(f"Not fired: {caption} ({message})")
 
     def on_failed(self, message: str) -> None:
         self.status.setText(f"Event refused: {message}")

@@ -327,6 +327,7 @@ class MainWindow(QMainWindow):
         w.progress.connect(self.on_progress)
         w.session_ended.connect(self.on_session_ended)
         w.host_recording_stopped.connect(self.on_host_recording_stopped)
+        w.event_not_fired.connect(self.on_event_not_fired)
         self.worker_thread = wt
         wt.start()
 
@@ -374,7 +375,8 @@ class MainWindow(QMainWindow):
             self._timeline_dirty = True  # the tree stops marking a branch "live"
         self.busy = None
         self.explorer.set_busy(False)
-        self.pending_fork, self.pending_events, self.asked_events, self.pending_edits = None, [], [], []
+        self.pending_fork, self.asked_events, self.pending_edits = None, [], []
+        self._set_pending([])
         self.status_backend.setText("no world running")
         self._show_backend()
         self.settings_panel.set_session(None)
@@ -404,7 +406,8 @@ class MainWindow(QMainWindow):
         self.epoch = int(info.get("epoch", 0))
         self._starting = False
         self.pending_fork = None
-        self.pending_events, self.asked_events = [], []
+        self.asked_events = []
+        self._set_pending([])
         if self.session is None:
             self.session = Session(keymap=self.keymap.to_dict())
         s = self.session
@@ -480,6 +483,7 @@ class MainWindow(QMainWindow):
             self.pending_edits.pop(0)
         for caption in ([] if edited or replayed else frame.events):
             self.events_panel.on_fired(caption, frame.index)
+            self.statusBar().showMessage(f"Event fired on frame {frame.index}: {caption}", 3000)
 
     def _take_fired(self, captions: list[str]) -> list[dict]:
         """The pending requests whose captions this frame shows: the host fires them in turn (on a world model each
@@ -489,8 +493,13 @@ class MainWindow(QMainWindow):
             at = next((i for i, (_, c) in enumerate(self.pending_events) if c == caption), None)
             if at is not None:  # requests before it never showed: the host dropped them when their frame was made
                 fired.append(self.pending_events[at][0])
-                del self.pending_events[:at + 1]
+                self._set_pending(self.pending_events[at + 1:])
         return fired
+
+    def _set_pending(self, pending: list[tuple[dict, str]]) -> None:
+        """The events accepted and not yet fired; the Events tab lists them as waiting their turn."""
+        self.pending_events = pending
+        self.events_panel.show_waiting([caption for _, caption in pending])
 
     def _new_epoch(self, frame) -> tuple[bool, bool]:
         """The first frame of a new epoch (a branch, an edit or a rewind) moves the live branch; (rewind, edited)."""
@@ -501,7 +510,7 @@ class MainWindow(QMainWindow):
             return False, True
         if self.pending_events:  # a branch or rewind empties the host's queue: events still waiting their turn never fire
             self.events_panel.on_dropped([caption for _, caption in self.pending_events])
-            self.pending_events = []
+            self._set_pending([])
         if self.pending_fork is not None and self.session is not None:
             self.session.live = self.pending_fork.id
             self.timeline.set_session(self.session)
@@ -920,9 +929,10 @@ class MainWindow(QMainWindow):
     def on_done(self, command: str, result: Any) -> None:
         """The host answered a command: the window takes in what it did and the status bar says so."""
         if command == "event":
+            caption = str(result.get("caption", ""))
             if self.asked_events:
-                self.pending_events.append((self.asked_events.pop(0), str(result.get("caption", ""))))
-            self.statusBar().showMessage(f"Event: {result.get('caption', 'sent')}", 3000)
+                self._set_pending([*self.pending_events, (self.asked_events.pop(0), caption)])
+            self.statusBar().showMessage(f"Event queued: {caption} (it fires when its turn comes)", 3000)
         elif command == "settings":
             self._settings_taken(result.get("settings", {}) if isinstance(result, dict) else {})
         elif command == "explore":
@@ -999,6 +1009,13 @@ class MainWindow(QMainWindow):
         if self.asked_events:
             self.asked_events.pop(0)  # the oldest unanswered request is the refused one
         self.events_panel.on_failed(message)
+
+    def on_event_not_fired(self, message: str) -> None:
+        """The backend refused an accepted event when its frame was made: the oldest waiting one, as they fire in turn."""
+        if self.pending_events:
+            self.events_panel.on_not_fired(self.pending_events[0][1], message)
+            self._set_pending(self.pending_events[1:])
+        self.show_error(f"Event not fired: {message}")
 
     def _edit_refused(self, _command: str, message: str) -> None:
         if self.pending_edits:

@@ -73,6 +73,7 @@ class WorldWorker(QObject):
     progress = Signal(str, int, int)  # command, done, total
     session_ended = Signal(str)  # the host closed the session (idle timeout, fatal error)
     host_recording_stopped = Signal(str)  # (1.3) the host ended its recording by itself (a full disk); why
+    event_not_fired = Signal(str)  # the backend refused an accepted event when its frame was made; the host's message
     finished = Signal()
 
     def __init__(self, address: str, client_name: str = "worldbridge-editor", timeout: float = 5.0):
@@ -139,6 +140,8 @@ class WorldWorker(QObject):
             err = client.errors.popleft()
             if err.get("code") == "recording_stopped":
                 self.host_recording_stopped.emit(err.get("message", ""))
+            elif err.get("code") == "bad_argument":  # the only request-less bad_argument (docs/protocol.md, event)
+                self.event_not_fired.emit(err.get("message", ""))
             else:
                 self.failed.emit("host", f"{err.get('message', '')} ({err.get('code', 'error')})", "")
         self._had_session = client.session is not None

@@ -292,3 +292,56 @@ def test_a_branch_taken_while_an_event_waits_its_turn_says_it_will_not_fire(qtbo
     for _ in range(5):
         step_once(qtbot, w)
     assert not any(r.events or r.fired for r in w.session.path(w.session.live) if r.index > 1)
+
+
+def test_the_status_bar_says_an_event_is_queued_until_its_caption_shows_it_fired(qtbot, held_event_host):
+    """The host's ok only queues an event (behind a held one it fires 4 frames later), yet the status bar said
+    "Event: night falls" as if it had fired."""
+    w = open_window(qtbot, held_event_host.address, "world_model")
+    w.fire_event("weather_snow", None)  # step mode: makes frame 1, which it fires on
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    assert w.statusBar().currentMessage() == "Event fired on frame 1: it snows"
+    w.fire_event("night_falls", None)  # makes frame 2 without it: it waits for the snow's 4 frames
+    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    assert w.statusBar().currentMessage() == "Event queued: night falls (it fires when its turn comes)"
+    for _ in range(3):
+        step_once(qtbot, w)
+    assert w.statusBar().currentMessage() == "Event fired on frame 5: night falls"
+
+
+def test_an_event_behind_a_held_one_is_listed_as_waiting_its_turn_until_it_fires(qtbot, held_event_host):
+    """Step mode made one frame without an event queued behind a held one, and nothing said that it waited."""
+    w = open_window(qtbot, held_event_host.address, "world_model")
+    waiting = w.events_panel.waiting
+    w.fire_event("weather_snow", None)
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    assert waiting.count() == 0
+    w.fire_event("night_falls", None)  # makes frame 2 without it
+    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    assert [waiting.item(i).text() for i in range(waiting.count())] == ["night falls: waiting its turn"]
+    for _ in range(3):
+        step_once(qtbot, w)
+    assert waiting.count() == 0 and w.events_panel.log.item(0).text() == "frame 5: night falls"
+
+
+def test_an_event_the_backend_refuses_when_its_frame_is_made_leaves_the_queue_with_a_message(qtbot):
+    """The host's error for it has no req_id; the editor showed it as a bare host error and kept the event waiting
+    (until the next branch or new world, when it was the last one queued)."""
+    from bridge.worlds.sandbox import SandboxWorld
+
+    class LateRefusal(SandboxWorld):
+        def step(self, action, event=None):
+            if event is not None and event.type == "weather_snow":
+                raise ValueError("no snow in this level")
+            return super().step(action, event)
+
+    h = _host(lambda: LateRefusal(64, 0))
+    try:
+        w = open_window(qtbot, h.address, "sandbox")
+        w.fire_event("weather_snow", None)  # accepted, then refused on the frame it makes
+        qtbot.waitUntil(lambda: w.events_panel.status.text().startswith("Not fired:"), timeout=20000)
+        assert "no snow in this level" in w.events_panel.status.text()
+        assert not w.pending_events and w.events_panel.waiting.count() == 0
+        assert w.statusBar().currentMessage().startswith("Event not fired: event 'weather_snow' was refused")
+    finally:
+        h.stop()
