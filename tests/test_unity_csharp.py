@@ -78,6 +78,7 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
     for required in ("GoldenVectorsDecodeToTheirValueAndReencodeByteExact", "EveryZmtpVectorIsCoveredByATest",
                      "ClientMessagesMatchTheGoldenVectorsByteForByte", "ReconnectsAndResumesTheSession",
                      "SessionCapabilitiesAreParsedIntoATypedSet", "EditLayersAreCheckedLikeTheHostChecksThem",
+                     "TheDigitKeysPlayTheLatentActionsTheBackendHas",
                      "EditIsAnsweredWithTheNewEpochAndTheEditedFrameFollows",
                      "UnsupportedEditIsATypedErrorAndTheSessionGoesOn", "LatencyIsMeasuredOnTheFirstFrameOfEachInputOnly",
                      "AnErrorAnsweringHelloIsFatalAndExplained", "TheHandshakeHasADeadlineThatHeartbeatsDoNotExtend",
@@ -142,6 +143,8 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "AStepWorldGetsTheNextInputAtOnceWhenReenabled",
                      "AClientClearedByScriptIsOneWarningNamingTheFix",
                      "KeysTypedIntoAFocusedInputFieldDoNotSteerTheWorld",
+                     "TheDigitKeysPlayTheLatentActionsOfAWorldModel",
+                     "TheDefaultRulesWarnOfNothingOnTheSandboxAndDigitsPastTheBackendsLatentActionsAreSkipped",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",
@@ -157,7 +160,9 @@ def test_editor_window_checks_nunit(build: Path, tmp_path: Path):
     tests = mcs(tmp_path / "WorldBridge.Editor.Tests.dll", cs(PLUGIN / "Tests" / "Editor~"),
                 engine + (runtime, editor, NUNIT, "System.Core.dll"))
     names = _nunit_passes(tests, engine, tmp_path)
-    assert any(n.endswith("AConnectionThatGaveUpNoLongerShowsItsBackend") for n in names), names
+    for required in ("AConnectionThatGaveUpNoLongerShowsItsBackend", "TheWindowsGameKeysPlayWhatWorldInputsDefaultRulesPlay",
+                     "TheActionsHeadingSaysKeys1To8PlayAWorldModelsLatentActions"):
+        assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
 VARIANTS = {

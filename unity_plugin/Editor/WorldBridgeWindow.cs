@@ -272,8 +272,7 @@ namespace WorldBridge.Editor
 
         void DrawPlay(SessionInfo session)
         {
-            EditorGUILayout.LabelField(session.ArrowKeysPlay ? "Actions (or arrow keys + space while the preview has focus: click it)"
-                                       : "Latent actions (learned from unlabelled video: the arrow keys play none of them)", EditorStyles.boldLabel);
+            EditorGUILayout.LabelField(ActionsHeading(session), EditorStyles.boldLabel);
             EditorGUILayout.BeginHorizontal();
             for (int i = 0; i < session.ActionNames.Length; i++)
             {
@@ -281,6 +280,17 @@ namespace WorldBridge.Editor
                 if (GUILayout.Button(session.ActionNames[i], EditorStyles.miniButton)) Request(c => c.Input(id));
             }
             EditorGUILayout.EndHorizontal();
+        }
+
+        /// <summary>Which game keys play here (WorldInput's default rules), so nobody presses arrows a world model ignores.</summary>
+        static string ActionsHeading(SessionInfo session)
+        {
+            var n = Math.Min(GameKeys.DigitKeys, session.NumLatentActions);
+            if (session.ArrowKeysPlay)
+                return $"Actions (or arrow keys + space{(n > 0 ? $", keys 1–{n} by id," : "")} while the preview has focus: click it)";
+            return n == 0 ? "Actions (no game keys play this backend's actions)"
+                : $"Latent actions (keys 1–{n} play its {n} latent actions while the preview has focus: click it; the arrow keys " +
+                  "do nothing: learned from unlabelled video, none of them reliably means \"left\" or \"right\")";
         }
 
         void DrawEvents(SessionInfo session)
@@ -390,7 +400,7 @@ namespace WorldBridge.Editor
             // the running session's mode, not the Mode popup (that is for the next start): a noop steps a step world
             var action = gameKeys.OnKey(session, e.keyCode.ToString(), e.type == EventType.KeyUp);
             if (action == null || !focused) return;
-            Request(c => c.Input(action));
+            Request(c => action is int latent ? c.Input(latent) : c.Input((string)action));
             e.Use();
         }
 

@@ -70,13 +70,7 @@ namespace WorldBridge
     {
         public WorldBridgeClient client;
 
-        public List<ButtonBinding> buttons = new List<ButtonBinding>
-        {
-            new ButtonBinding("left", "<Keyboard>/leftArrow;<Keyboard>/a;<Gamepad>/dpad/left;<Gamepad>/leftStick/left", KeyCode.LeftArrow, KeyCode.A, "Horizontal", -1),
-            new ButtonBinding("right", "<Keyboard>/rightArrow;<Keyboard>/d;<Gamepad>/dpad/right;<Gamepad>/leftStick/right", KeyCode.RightArrow, KeyCode.D, "Horizontal", 1),
-            new ButtonBinding("jump", "<Keyboard>/space;<Keyboard>/upArrow;<Keyboard>/w;<Gamepad>/buttonSouth", KeyCode.Space, KeyCode.JoystickButton0, "Vertical", 1), // Input Manager: Up/W through Vertical
-            new ButtonBinding("down", "<Keyboard>/downArrow;<Keyboard>/s;<Gamepad>/dpad/down;<Gamepad>/leftStick/down", KeyCode.DownArrow, KeyCode.S, "Vertical", -1),
-        };
+        public List<ButtonBinding> buttons = DefaultButtons();
 
         [Tooltip("First rule whose buttons are all held wins, so put chords first.")]
         public List<ActionRule> rules = DefaultRules();
@@ -145,11 +139,28 @@ namespace WorldBridge
             lastSent = null; // re-enabled, the keys' state goes again
         }
 
+        /// <summary>The arrows / WASD / Space / gamepad, and the digit keys 1-8 (keypad too) that play latent actions 0-7.</summary>
+        static List<ButtonBinding> DefaultButtons()
+        {
+            var defaults = new List<ButtonBinding>
+            {
+                new ButtonBinding("left", "<Keyboard>/leftArrow;<Keyboard>/a;<Gamepad>/dpad/left;<Gamepad>/leftStick/left", KeyCode.LeftArrow, KeyCode.A, "Horizontal", -1),
+                new ButtonBinding("right", "<Keyboard>/rightArrow;<Keyboard>/d;<Gamepad>/dpad/right;<Gamepad>/leftStick/right", KeyCode.RightArrow, KeyCode.D, "Horizontal", 1),
+                new ButtonBinding("jump", "<Keyboard>/space;<Keyboard>/upArrow;<Keyboard>/w;<Gamepad>/buttonSouth", KeyCode.Space, KeyCode.JoystickButton0, "Vertical", 1), // Input Manager: Up/W through Vertical
+                new ButtonBinding("down", "<Keyboard>/downArrow;<Keyboard>/s;<Gamepad>/dpad/down;<Gamepad>/leftStick/down", KeyCode.DownArrow, KeyCode.S, "Vertical", -1),
+            };
+            for (int latent = 0; latent < GameKeys.DigitKeys; latent++)
+                defaults.Add(new ButtonBinding(GameKeys.DigitButton(latent), $"<Keyboard>/{latent + 1};<Keyboard>/numpad{latent + 1}",
+                                               KeyCode.Alpha1 + latent, KeyCode.Keypad1 + latent, "", 1));
+            return defaults;
+        }
+
         /// <summary>The editor window's game keys play the same rules (GameKeys), so a key does the same in both.</summary>
         static List<ActionRule> DefaultRules()
         {
             var defaults = new List<ActionRule>();
-            foreach (var rule in GameKeys.DefaultRules) defaults.Add(new ActionRule(rule.Action, (string[])rule.WhenHeld.Clone()));
+            foreach (var rule in GameKeys.DefaultRules)
+                defaults.Add(new ActionRule(rule.Action, (string[])rule.WhenHeld.Clone()) { latentAction = rule.Latent });
             return defaults;
         }
 
@@ -169,7 +180,8 @@ namespace WorldBridge
         /// <summary>
         /// Names the rules' actions `session` lacks (names it does not have, latent ids past its num_latent_actions) and the
         /// idle action if it lacks that; as in the Godot addon, those rules then send nothing (the host would answer
-        /// bad_argument) and latent action 0 is sent instead of an unknown idle action.
+        /// bad_argument) and latent action 0 is sent instead of an unknown idle action. A default digit rule past
+        /// num_latent_actions (key 8 on the sandbox game's 7) sends nothing unnamed: it is no mistake of the user's.
         /// </summary>
         public List<string> CheckRules(SessionInfo session)
         {
@@ -181,7 +193,7 @@ namespace WorldBridge
                                                    : (session.HasAction(rule.action) ? null : rule.action);
                 if (label == null) continue;
                 unusable.Add(rule);
-                if (!unknown.Contains(label)) unknown.Add(label);
+                if (!unknown.Contains(label) && !GameKeys.IsDigitRule(rule.latentAction, rule.whenHeld)) unknown.Add(label);
             }
             if (unknown.Count > 0)
                 Debug.LogWarning($"[WorldBridge] WorldInput: {string.Join(", ", unknown)} not among this backend's actions " +

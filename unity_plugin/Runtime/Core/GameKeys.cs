@@ -1,46 +1,93 @@
 // The game keys' rule, shared by WorldInput (its default rules) and the editor window (its preview's keys), so the same
-// keys play the same actions in both: chords first, and a release plays what is still held, or "noop" in realtime.
+// keys play the same actions in both: chords first, and a release plays what is still held, or the idle input in realtime.
 using System;
 using System.Collections.Generic;
 
 namespace WorldBridge.Core
 {
+    /// <summary>A default rule: the action (a name, or with Latent >= 0 a latent action id), and the buttons all held.</summary>
+    public sealed class GameRule
+    {
+        public readonly string Action;
+        public readonly int Latent;
+        public readonly string[] WhenHeld;
+
+        public GameRule(string action, int latent, params string[] whenHeld) { Action = action; Latent = latent; WhenHeld = whenHeld; }
+    }
+
     public sealed class GameKeys
     {
-        /// <summary>The default rules, first match wins, so chords come first: the action, and the buttons all held.</summary>
-        public static readonly (string Action, string[] WhenHeld)[] DefaultRules =
+        /// <summary>Keys 1-8 play latent actions 0-7, as in the Python editor and the Godot addon: a world model's actions,
+        /// learned from unlabelled video, have no names for the arrows to play.</summary>
+        public const int DigitKeys = 8;
+
+        /// <summary>The default rules, first match wins, so chords come first.</summary>
+        public static readonly GameRule[] DefaultRules = Rules();
+
+        static GameRule[] Rules()
         {
-            ("right_jump", new[] { "right", "jump" }), ("left_jump", new[] { "left", "jump" }),
-            ("right", new[] { "right" }), ("left", new[] { "left" }), ("jump", new[] { "jump" }), ("down", new[] { "down" }),
-        };
+            var rules = new List<GameRule>
+            {
+                new GameRule("right_jump", -1, "right", "jump"), new GameRule("left_jump", -1, "left", "jump"),
+                new GameRule("right", -1, "right"), new GameRule("left", -1, "left"), new GameRule("jump", -1, "jump"),
+                new GameRule("down", -1, "down"),
+            };
+            for (int latent = 0; latent < DigitKeys; latent++) rules.Add(new GameRule("", latent, DigitButton(latent)));
+            return rules.ToArray();
+        }
 
         readonly HashSet<string> held = new HashSet<string>();
 
-        /// <summary>The button a game key (a Unity KeyCode name: the arrows, Space) presses, or null: letters typed
-        /// elsewhere never move the world.</summary>
-        public static string Button(string key) =>
-            key == "LeftArrow" ? "left" : key == "RightArrow" ? "right" : key == "Space" || key == "UpArrow" ? "jump"
-            : key == "DownArrow" ? "down" : null;
+        /// <summary>The button of the digit key that plays latent action `latent` (key 1 plays latent action 0).</summary>
+        public static string DigitButton(int latent) => "digit" + (latent + 1);
 
-        /// <summary>The first default rule whose buttons are all held and whose action `session` has, or null.</summary>
-        public static string Match(Func<string, bool> isHeld, SessionInfo session)
+        /// <summary>True for a default digit rule: past the backend's num_latent_actions (the sandbox has 7, a world model
+        /// may have fewer than 8) it is skipped without a warning, where a user's own rule is warned about.</summary>
+        public static bool IsDigitRule(int latent, string[] whenHeld) =>
+            latent >= 0 && latent < DigitKeys && whenHeld.Length == 1 && whenHeld[0] == DigitButton(latent);
+
+        /// <summary>The button a game key (a Unity KeyCode name: the arrows, Space, Alpha1-8, Keypad1-8) presses, or
+        /// null: letters typed elsewhere never move the world.</summary>
+        public static string Button(string key)
+        {
+            var digit = key.StartsWith("Alpha", StringComparison.Ordinal) ? key.Substring(5)
+                : key.StartsWith("Keypad", StringComparison.Ordinal) ? key.Substring(6) : "";
+            if (digit.Length == 1 && digit[0] >= '1' && digit[0] < '1' + DigitKeys) return DigitButton(digit[0] - '1');
+            return key == "LeftArrow" ? "left" : key == "RightArrow" ? "right" : key == "Space" || key == "UpArrow" ? "jump"
+                : key == "DownArrow" ? "down" : null;
+        }
+
+        /// <summary>The action of the first default rule whose buttons are all held and which `session` can play: a
+        /// name (string) or a latent action id (int); null when none.</summary>
+        public static object Match(Func<string, bool> isHeld, SessionInfo session)
         {
             foreach (var rule in DefaultRules)
-                if (session.HasAction(rule.Action) && Array.TrueForAll(rule.WhenHeld, b => isHeld(b))) return rule.Action;
+                if ((rule.Latent >= 0 ? rule.Latent < session.NumLatentActions : session.HasAction(rule.Action)) &&
+                    Array.TrueForAll(rule.WhenHeld, b => isHeld(b)))
+                    return rule.Latent >= 0 ? (object)rule.Latent : rule.Action;
             return null;
         }
 
-        /// <summary>Records a key press or release and returns the action to send now, or null: a release plays what is
-        /// still held, else "noop", in a realtime world only (a step world takes any input as one more frame).</summary>
-        public string OnKey(SessionInfo session, string key, bool released)
+        /// <summary>Records a key press or release and returns the action to send now (as Match), or null: a release plays
+        /// what is still held, else "noop" (latent action 0 where the backend lacks it, as WorldInput's idle), in a
+        /// realtime world only (a step world takes any input as one more frame).</summary>
+        public object OnKey(SessionInfo session, string key, bool released)
         {
             var button = Button(key);
             if (button == null) return null;
             if (released) held.Remove(button);
             else held.Add(button);
-            if (!session.ArrowKeysPlay || released && session.Mode != "realtime") return null;
-            var action = Match(held.Contains, session) ?? (released ? "noop" : null);
-            return action != null && session.HasAction(action) ? action : null;
+            if (!Plays(session, button) || released && session.Mode != "realtime") return null;
+            return Match(held.Contains, session) ?? (released ? (session.HasAction("noop") ? "noop" : (object)0) : null);
+        }
+
+        /// <summary>Whether `button` plays on `session`: a digit its latent action, the arrows and Space only a backend
+        /// that names their actions (the sandbox game).</summary>
+        static bool Plays(SessionInfo session, string button)
+        {
+            for (int latent = 0; latent < DigitKeys; latent++)
+                if (button == DigitButton(latent)) return latent < session.NumLatentActions;
+            return session.ArrowKeysPlay;
         }
     }
 }

@@ -112,8 +112,9 @@ namespace WorldBridge.Samples
             worldFitter.aspectRatio = (float)session.Width / session.Height;
             if (crate != null) Destroy(crate);
             paste.layer = crate = session.Capabilities.CanEdit ? Crate(System.Math.Max(2, session.Width / 5)) : null;
-            statusText.text = session.Capabilities.CanEdit ? "arrows/WASD/gamepad to play, click the world to drop a crate"
-                                                           : "arrows/WASD/gamepad to play (this backend cannot paste objects)";
+            // a world model's latent actions, learned from unlabelled video, are none of the arrows: keys 1-8 play them
+            var keys = session.ArrowKeysPlay ? "arrows/WASD/gamepad to play" : "keys 1-8 play the latent actions";
+            statusText.text = keys + (session.Capabilities.CanEdit ? ", click the world to drop a crate" : " (this backend cannot paste objects)");
             foreach (var type in session.EventTypes)
             {
                 var eventType = type;

@@ -1,6 +1,6 @@
 // COMPILE-ONLY STUB of Unity's API (UnityEditor) — test scaffolding, NOT product code.
-// Declarations follow Unity's scripting reference; nothing here does anything beyond listing the help boxes drawn in
-// UnityEditor.TestSupport.Drawn, so NUnit tests can check what a window shows. See UnityEngine.cs.
+// Declarations follow Unity's scripting reference; nothing here does anything beyond listing the help boxes and labels
+// drawn in UnityEditor.TestSupport.Drawn, so NUnit tests can check what a window shows. See UnityEngine.cs.
 using System;
 using UnityEngine;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -47,8 +47,8 @@ namespace UnityEditor
 
     public sealed class EditorGUILayout
     {
-        public static void LabelField(string label, params GUILayoutOption[] options) { }
-        public static void LabelField(string label, GUIStyle style, params GUILayoutOption[] options) { }
+        public static void LabelField(string label, params GUILayoutOption[] options) => TestSupport.Drawn.Labels.Add(label);
+        public static void LabelField(string label, GUIStyle style, params GUILayoutOption[] options) => TestSupport.Drawn.Labels.Add(label);
         public static string TextField(string text, params GUILayoutOption[] options) => text;
         public static string TextField(string label, string text, params GUILayoutOption[] options) => text;
         public static string TextArea(string text, params GUILayoutOption[] options) => text;
@@ -70,9 +70,10 @@ namespace UnityEditor
 
 namespace UnityEditor.TestSupport
 {
-    /// <summary>Not Unity's API: what EditorGUILayout.HelpBox drew, for tests to read.</summary>
+    /// <summary>Not Unity's API: what EditorGUILayout.HelpBox and LabelField drew, for tests to read.</summary>
     public static class Drawn
     {
         public static readonly System.Collections.Generic.List<string> HelpBoxes = new System.Collections.Generic.List<string>();
+        public static readonly System.Collections.Generic.List<string> Labels = new System.Collections.Generic.List<string>();
     }
 }

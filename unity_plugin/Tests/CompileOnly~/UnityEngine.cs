@@ -236,8 +236,8 @@ namespace UnityEngine
 
     public enum KeyCode
     {
-        None = 0, Space = 32, A = 97, D = 100, S = 115, W = 119,
-        UpArrow = 273, DownArrow = 274, RightArrow = 275, LeftArrow = 276, JoystickButton0 = 330,
+        None = 0, Space = 32, Alpha1 = 49, Alpha2, Alpha3, Alpha4, Alpha5, Alpha6, Alpha7, Alpha8, A = 97, D = 100, S = 115, W = 119,
+        Keypad1 = 257, Keypad2, Keypad3, Keypad4, Keypad5, Keypad6, Keypad7, Keypad8, UpArrow = 273, DownArrow = 274, RightArrow = 275, LeftArrow = 276, JoystickButton0 = 330,
     }
 
     public static class Input

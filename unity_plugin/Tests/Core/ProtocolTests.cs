@@ -210,9 +210,9 @@ namespace WorldBridge.Tests
         public void OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld()
         {
             var realtime = Session("realtime", SandboxActions);
-            Assert.AreEqual(("left", "left_jump", "left", "noop"),
-                            (new GameKeys().OnKey(realtime, "LeftArrow", false), Keys(realtime, "LeftArrow", "+Space"),
-                             Keys(realtime, "LeftArrow", "+Space", "-Space"), Keys(realtime, "LeftArrow", "-LeftArrow")));
+            Assert.AreEqual(new object[] { "left", "left_jump", "left", "noop" },
+                            new[] { new GameKeys().OnKey(realtime, "LeftArrow", false), Keys(realtime, "LeftArrow", "+Space"),
+                                    Keys(realtime, "LeftArrow", "+Space", "-Space"), Keys(realtime, "LeftArrow", "-LeftArrow") });
             Assert.IsNull(new GameKeys().OnKey(realtime, "A", true), "a letter released (typed into a text field) stopped the player");
             Assert.IsNull(new GameKeys().OnKey(realtime, "A", false));
             var step = Session("step", SandboxActions);
@@ -224,7 +224,7 @@ namespace WorldBridge.Tests
         }
 
         /// <summary>Presses the first key, then each "+key" / "-key" (press / release); the last event's action.</summary>
-        static string Keys(SessionInfo session, string first, params string[] then)
+        static object Keys(SessionInfo session, string first, params string[] then)
         {
             var keys = new GameKeys();
             var action = keys.OnKey(session, first, false);
@@ -248,6 +248,28 @@ namespace WorldBridge.Tests
             var world = Session("realtime", "noop", "latent_1", "latent_2");
             Assert.IsFalse(world.ArrowKeysPlay, "the arrows reach none of a world model's latent actions");
             Assert.IsNull(Keys(world, "LeftArrow", "-LeftArrow"), "an arrow released sent the noop of a backend the arrows do not play");
+        }
+
+        /// <summary>A session with `latents` latent actions (the sandbox's equal its named actions, as the host says).</summary>
+        static SessionInfo Session(string mode, int latents, params string[] names) =>
+            SessionInfo.From(new MsgMap { { "type", "session" }, { "mode", mode }, { "action_names", new List<object>(names) },
+                                          { "num_latent_actions", (long)latents } });
+
+        [Test]
+        public void TheDigitKeysPlayTheLatentActionsTheBackendHas()
+        {
+            var world = Session("realtime", 8, "latent_0", "latent_1", "latent_2", "latent_3", "latent_4", "latent_5", "latent_6", "latent_7");
+            Assert.AreEqual(new object[] { 2, 7, 0 }, new[] { Keys(world, "Alpha3"), Keys(world, "Keypad8"), Keys(world, "Alpha1", "-Alpha1") },
+                            "keys 1-8 play latent actions 0-7; a release plays latent action 0 on a backend without noop");
+            Assert.IsNull(Keys(world, "Alpha4", "+LeftArrow", "-LeftArrow"), "the arrows name none of a world model's actions: latent action 3 plays on");
+            Assert.IsNull(Keys(world, "Alpha9"), "only 1-8 are game keys");
+            Assert.IsNull(Keys(Session("step", 8, "latent_0"), "Alpha2", "-Alpha2"), "a step world moves on presses only");
+            var sandbox = Session("realtime", SandboxActions.Length, SandboxActions);
+            Assert.AreEqual(new object[] { 1, "right", "noop" }, new[] { Keys(sandbox, "Alpha2"), Keys(sandbox, "Alpha2", "+RightArrow"),
+                                                                        Keys(sandbox, "Alpha2", "-Alpha2") },
+                            "on the sandbox game a latent id is its action's id, and the arrows come first");
+            Assert.IsNull(Keys(sandbox, "Alpha8"), "the sandbox game has 7 actions: key 8 plays none");
+            Assert.IsNull(Keys(Session("realtime", 4, "latent_0", "latent_1", "latent_2", "latent_3"), "Keypad5", "-Keypad5"));
         }
 
         [Test]

@@ -5,6 +5,7 @@ using System.Reflection;
 using NUnit.Framework;
 using UnityEditor.TestSupport;
 using UnityEngine;
+using UnityEngine.TestSupport;
 using WorldBridge.Core;
 using WorldBridge.Editor;
 
@@ -23,29 +24,42 @@ namespace WorldBridge.Tests
         static List<string> Drawn(WorldBridgeWindow window)
         {
             UnityEditor.TestSupport.Drawn.HelpBoxes.Clear();
+            UnityEditor.TestSupport.Drawn.Labels.Clear();
             Event.current = new Event { type = EventType.Repaint };
             Call(window, "OnGUI");
             return new List<string>(UnityEditor.TestSupport.Drawn.HelpBoxes);
         }
 
-        [Test]
-        public void AConnectionThatGaveUpNoLongerShowsItsBackend()
+        static MsgMap Started(string kind, string mode, long latents, params object[] actionNames) => new MsgMap
         {
-            var started = new MsgMap
-            {
-                { "type", "session" }, { "session_id", "s1" }, { "backend_kind", "world_model" }, { "backend_name", "default" },
-                { "mode", "step" }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object> { "noop" } },
-                { "num_latent_actions", 8 }, { "event_types", new List<object>() }, { "settings", new MsgMap() },
-                { "frame_index", 0 }, { "epoch", 0 }, { "resumed", false },
-            };
-            var session = SessionInfo.From(started, null);
+            { "type", "session" }, { "session_id", "s1" }, { "backend_kind", kind }, { "backend_name", "default" },
+            { "mode", mode }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object>(actionNames) },
+            { "num_latent_actions", latents }, { "event_types", new List<object>() }, { "settings", new MsgMap() },
+            { "frame_index", 0 }, { "epoch", 0 }, { "resumed", false },
+        };
+
+        /// <summary>A window whose connection is ready and has polled the `started` session (no host: nothing is sent).</summary>
+        static WorldBridgeWindow WindowIn(MsgMap started)
+        {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
-            Set(connection, "session", session);
+            Set(connection, "session", SessionInfo.From(started, null));
             ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(connection)).Add(started);
             var window = new WorldBridgeWindow();
             Set(window, "connection", connection);
             Call(window, "Poll");
+            return window;
+        }
+
+        static WorldBridgeConnection ConnectionOf(WorldBridgeWindow window) =>
+            (WorldBridgeConnection)typeof(WorldBridgeWindow).GetField("connection", Private).GetValue(window);
+
+        [Test]
+        public void AConnectionThatGaveUpNoLongerShowsItsBackend()
+        {
+            var window = WindowIn(Started("world_model", "step", 8, "noop"));
+            var connection = ConnectionOf(window);
+            var session = connection.Session;
             CollectionAssert.Contains(Drawn(window), session.BackendLabel, "the running session's backend is shown");
 
             Set(connection, "state", ConnectionState.Failed); // no reconnect: it gave up with the session still recorded
@@ -54,6 +68,62 @@ namespace WorldBridge.Tests
             var shown = Drawn(window);
             CollectionAssert.DoesNotContain(shown, session.BackendLabel, "the window still names the backend of a connection that gave up");
             CollectionAssert.Contains(shown, "session ended: no answer from the host");
+        }
+
+        /// <summary>The action the window's game keys send for `key` pressed alone, or null.</summary>
+        static object WindowSends(MsgMap started, KeyCode key)
+        {
+            var window = WindowIn(started);
+            GUIUtility.keyboardControl = 0; // nothing focused: the game keys play
+            Event.current = new Event { type = EventType.KeyDown, keyCode = key };
+            typeof(WorldBridgeWindow).GetMethod("HandleKeys", Private).Invoke(window, new object[] { ConnectionOf(window).Session });
+            var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection).GetField("outbox", Private).GetValue(ConnectionOf(window));
+            object sent = null;
+            foreach (var item in outbox)
+                sent = MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item))["action"];
+            return sent;
+        }
+
+        /// <summary>What WorldInput's default rules send for `key` held alone, or null.</summary>
+        static object WorldInputSends(SessionInfo session, KeyCode key)
+        {
+            var input = new WorldInput();
+            input.CheckRules(session);
+            Keys.Held.Add(key);
+            try
+            {
+                var rule = input.Current();
+                return rule == null ? null : rule.latentAction >= 0 ? (object)(long)rule.latentAction : rule.action;
+            }
+            finally { Keys.Held.Clear(); }
+        }
+
+        [Test]
+        public void TheWindowsGameKeysPlayWhatWorldInputsDefaultRulesPlay()
+        {
+            var world = Started("world_model", "realtime", 8, "latent_0", "latent_1", "latent_2", "latent_3", "latent_4", "latent_5", "latent_6", "latent_7");
+            var sandbox = Started("sandbox", "realtime", 7, "noop", "left", "right", "jump", "left_jump", "right_jump", "down");
+            // (not UpArrow: WorldInput reads it through the Vertical axis, which the test Input reads as 0)
+            var keys = new List<KeyCode> { KeyCode.LeftArrow, KeyCode.RightArrow, KeyCode.DownArrow, KeyCode.Space };
+            for (int i = 0; i < 8; i++) keys.AddRange(new[] { KeyCode.Alpha1 + i, KeyCode.Keypad1 + i });
+            foreach (var started in new[] { world, sandbox })
+                foreach (var key in keys)
+                    Assert.AreEqual(WorldInputSends(SessionInfo.From(started, null), key), WindowSends(started, key),
+                                    $"{key} on the {started.GetString("backend_kind")}");
+            Assert.AreEqual(5L, WindowSends(world, KeyCode.Alpha6), "key 6 plays latent action 5 on a world model");
+            Assert.IsNull(WindowSends(sandbox, KeyCode.Alpha8), "the sandbox game has 7 actions");
+        }
+
+        [Test]
+        public void TheActionsHeadingSaysKeys1To8PlayAWorldModelsLatentActions()
+        {
+            var world = Started("world_model", "realtime", 8, "latent_0", "latent_1", "latent_2", "latent_3", "latent_4", "latent_5", "latent_6", "latent_7");
+            Drawn(WindowIn(world));
+            var heading = UnityEditor.TestSupport.Drawn.Labels.Find(label => label.StartsWith("Latent actions"));
+            StringAssert.Contains("keys 1–8 play its 8 latent actions", heading);
+            StringAssert.Contains("the arrow keys do nothing", heading);
+            Drawn(WindowIn(Started("sandbox", "realtime", 7, "noop", "left", "right", "jump")));
+            CollectionAssert.Contains(UnityEditor.TestSupport.Drawn.Labels, "Actions (or arrow keys + space, keys 1–7 by id, while the preview has focus: click it)");
         }
     }
 }

@@ -17,13 +17,25 @@ namespace WorldBridge.Tests
     {
         static SessionInfo TwoActionSession() => Session("s1", "step", "noop", "right");
 
-        static SessionInfo Session(string id, string mode, params object[] actionNames) => SessionInfo.From(new MsgMap
+        static SessionInfo Session(string id, string mode, params object[] actionNames) => Session(id, mode, "sandbox", 2, actionNames);
+
+        static SessionInfo Session(string id, string mode, string kind, long latents, params object[] actionNames) => SessionInfo.From(new MsgMap
         {
-            { "type", "session" }, { "session_id", id }, { "backend_kind", "sandbox" }, { "backend_name", "fake" },
+            { "type", "session" }, { "session_id", id }, { "backend_kind", kind }, { "backend_name", "fake" },
             { "mode", mode }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object>(actionNames) },
-            { "num_latent_actions", 2 }, { "event_types", new List<object>() }, { "settings", new MsgMap() },
+            { "num_latent_actions", latents }, { "event_types", new List<object>() }, { "settings", new MsgMap() },
             { "frame_index", 0 }, { "epoch", 0 }, { "resumed", false },
         }, null);
+
+        /// <summary>The embedded default world's session: 8 latent actions, named latent_0..latent_7 (no noop).</summary>
+        static SessionInfo WorldModelSession(string mode, int latents)
+        {
+            var names = new object[latents];
+            for (int i = 0; i < latents; i++) names[i] = $"latent_{i}";
+            return Session("w1", mode, "world_model", latents, names);
+        }
+
+        static readonly object[] SandboxActions = { "noop", "left", "right", "jump", "left_jump", "right_jump", "down" };
 
         /// <summary>A client whose connection is ready and holds `session`, as its IO thread leaves it (no host: the
         /// connection's state is set directly, and what WorldInput sends waits in its queue).</summary>
@@ -86,7 +98,8 @@ namespace WorldBridge.Tests
                 {
                     if (!path.StartsWith("<Keyboard>/")) continue;
                     var key = path.Substring("<Keyboard>/".Length);
-                    var code = key.Length == 1 ? key.ToUpperInvariant() : char.ToUpperInvariant(key[0]) + key.Substring(1);
+                    var code = char.IsDigit(key[0]) ? "Alpha" + key : key.StartsWith("numpad") ? "Keypad" + key.Substring(6)
+                        : key.Length == 1 ? key.ToUpperInvariant() : char.ToUpperInvariant(key[0]) + key.Substring(1);
                     CollectionAssert.Contains(LegacyKeys(b), code, $"'{b.button}' reads {path} through the Input System but not through the Input Manager");
                 }
         }
@@ -108,6 +121,60 @@ namespace WorldBridge.Tests
             input.idleAction = "noop";
             Assert.AreEqual(new[] { "dash", "latent 9" }, input.CheckRules(TwoActionSession()).ToArray());
             Assert.AreEqual("noop", input.IdleToSend());
+        }
+
+        [Test]
+        public void TheDigitKeysPlayTheLatentActionsOfAWorldModel()
+        {
+            var input = new WorldInput { client = ClientIn(WorldModelSession("realtime", 8)) };
+            try
+            {
+                Keys.Held.Add(KeyCode.Alpha3);
+                RunUpdate(input);
+                Keys.Held.Clear();
+                Keys.Held.Add(KeyCode.Keypad8);
+                RunUpdate(input);
+                Keys.Held.Clear();
+                RunUpdate(input);
+            }
+            finally { Keys.Held.Clear(); }
+            CollectionAssert.AreEqual(new object[] { 2L, 7L, 0L }, Sent(input.client),
+                                      "keys 3 and keypad 8 play latent actions 2 and 7; released, the idle latent action 0");
+        }
+
+        /// <summary>The warnings CheckRules logs for `session`, and what it returns.</summary>
+        static (List<string> Warnings, List<string> Unknown) Checked(WorldInput input, SessionInfo session)
+        {
+            var warnings = new List<string>();
+            Application.LogCallback log = (message, stack, type) =>
+            {
+                if (type == LogType.Warning) warnings.Add(message);
+            };
+            Application.logMessageReceived += log;
+            try { return (warnings, input.CheckRules(session)); }
+            finally { Application.logMessageReceived -= log; }
+        }
+
+        [Test]
+        public void TheDefaultRulesWarnOfNothingOnTheSandboxAndDigitsPastTheBackendsLatentActionsAreSkipped()
+        {
+            var input = new WorldInput();
+            var sandbox = Session("s1", "realtime", "sandbox", SandboxActions.Length, SandboxActions);
+            var (warnings, unknown) = Checked(input, sandbox);
+            CollectionAssert.IsEmpty(warnings, "the default rules warned on the sandbox game");
+            CollectionAssert.IsEmpty(unknown);
+            var key8 = input.rules.Find(r => r.latentAction == 7);
+            Assert.IsFalse(input.Usable(key8), "the sandbox game has 7 actions: key 8 sends nothing");
+            Assert.IsTrue(input.Usable(input.rules.Find(r => r.latentAction == 6)));
+
+            var small = Checked(input, WorldModelSession("realtime", 4)).Unknown;
+            CollectionAssert.IsEmpty(small.FindAll(label => label.StartsWith("latent")), "default keys 5-8 warned on a world with 4 latent actions");
+
+            input.rules.Add(new ActionRule("x", "jump") { latentAction = 7 }); // the user's own rule still warns
+            (warnings, unknown) = Checked(input, sandbox);
+            CollectionAssert.AreEqual(new[] { "latent 7" }, unknown);
+            Assert.AreEqual(1, warnings.Count);
+            StringAssert.Contains("latent 7 not among this backend's actions", warnings[0]);
         }
 
         [Test]
