@@ -16,6 +16,7 @@ from click.core import ParameterSource
 import numpy as np
 
 from bridge.backend import backend_label
+from bridge.data.interrupt import nothing_written, sigterm_as_ctrl_c
 from bridge.values import SEED_MAX
 
 # The script: (frames to play, action name or id, event to fire first or None)
@@ -69,22 +70,21 @@ def _make_out(out: Path) -> bool:
     return made
 
 
-def _play(spec: Any, out: Path, seed: int, text: str | None, launched: float) -> dict[str, Any]:
-    """The scripted session on a host in this process, its recording, MP4 and GIF in `out`; -> the report (its
-    warm-up counted from `launched`, when the command started loading the world)."""
+def _play(spec: Any, rec: Path, seed: int, text: str | None, launched: float) -> dict[str, Any]:
+    """The scripted session on a host in this process, recorded to `rec` with its MP4 and GIF beside it; -> the report
+    (its warm-up counted from `launched`, when the command started loading the world)."""
     from bridge.client import WorldClient
     from bridge.host.bench import FIRST_FRAMES, timed_start
     from bridge.host.recording import export_recording
     from bridge.host.server import run_host_in_thread
 
-    stem = fresh_stem(out)
     host = run_host_in_thread(spec, "tcp://127.0.0.1:*", record_anywhere=True)  # it records into --out
     try:
         with WorldClient(host.address, client_name="worldbridge-demo") as client:
             session, warmup = timed_start(client, launched, mode="step", seed=seed, text=text)
             kind, name = session["backend_kind"], session["backend_name"]
             click.echo(f"serving: {backend_label(kind, name)}", err=True)
-            rec = client.record_start(str(out / f"{stem}.wbrec"))
+            started_rec = client.record_start(str(rec))
             latencies: list[float] = []
             frame = None
             started = time.perf_counter()
@@ -109,7 +109,7 @@ def _play(spec: Any, out: Path, seed: int, text: str | None, launched: float) ->
                 played += 1
             elapsed = time.perf_counter() - started
             stopped = client.record_stop()
-        files = export_recording(Path(stopped["path"]), mp4=out / f"{stem}.mp4", gif=out / f"{stem}.gif")
+        files = export_recording(Path(stopped["path"]), mp4=rec.with_suffix(".mp4"), gif=rec.with_suffix(".gif"))
     finally:
         host.stop()
     lat = _percentiles(latencies)
@@ -122,9 +122,20 @@ def _play(spec: Any, out: Path, seed: int, text: str | None, launched: float) ->
         "latency_ms_p95": lat["p95"],
         "warmup": {**warmup, "first_frames_ms": latencies[:FIRST_FRAMES]},
         "last_frame": {"index": frame.index, "epoch": frame.epoch} if frame else None,
-        "recording": rec.get("path", stopped["path"]),
+        "recording": started_rec.get("path", stopped["path"]),
         "outputs": {k: str(v) for k, v in files.items()},
     }
+
+
+def _left_behind(out: Path, made: bool, rec: Path) -> str:
+    """What a stopped or failed demo leaves: its recording so far (crash-safe, so whole up to its last frame) is
+    kept, as a user's session is; with no recording yet, a folder this run made goes too."""
+    if rec.exists():
+        return (f"the session so far is kept in {rec} (`worldbridge record export {rec} --mp4 CLIP.mp4` makes its "
+                "clip); no MP4 or GIF was written")
+    if made:
+        shutil.rmtree(out, ignore_errors=True)
+    return nothing_written(out)
 
 
 def _text_for(spec: Any, text: str, seed: int) -> str | None:
@@ -158,13 +169,17 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
     except (ValueError, OSError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     made = _make_out(out)
+    rec = out / f"{fresh_stem(out)}.wbrec"
     try:
-        report = _play(spec, out, seed, _text_for(spec, text, seed), launched)
+        with sigterm_as_ctrl_c():
+            report = _play(spec, rec, seed, _text_for(spec, text, seed), launched)
     except BaseException as e:
-        if made:  # nothing half-made: a folder this run created goes with its failure
-            shutil.rmtree(out, ignore_errors=True)
+        left = _left_behind(out, made, rec)
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C or kill: one line on what was kept, exit 130 as `data` does
+            click.echo(f"stopped: {left}", err=True)
+            sys.exit(130)
         if isinstance(e, (ProtocolError, ValueError, OSError)):
-            raise click.ClickException(f"the demo failed: {e}") from None
+            raise click.ClickException(f"the demo failed: {e}; {left}") from None
         raise
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")

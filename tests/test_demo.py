@@ -128,3 +128,44 @@ def test_a_world_without_text_conditioning_plays_without_the_default_text_but_re
     assert r.stderr.count("event (neither typed nor free text): skipped") == 2  # it has no events either
     r = CliRunner().invoke(demo, ["--checkpoint", str(world), "--out", str(tmp_path / "b"), "--text", "a cave"])
     assert r.exit_code == 1 and "bad_prompt" in r.output and not (tmp_path / "b").exists()  # asked for: not dropped
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_ctrl_c_mid_session_keeps_the_recording_so_far_and_says_so(tmp_path, monkeypatch, fresh):
+    """Was: click's bare "Aborted!", and a demo_out the run had made was removed with the recording in it."""
+    from bridge.client import WorldClient
+    from bridge.host.recording import RecordingReader
+
+    step, played = WorldClient.step, []
+
+    def interrupted(self, *args, **kwargs):
+        played.append(1)
+        if len(played) == 30:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorldClient, "step", interrupted)
+    out = tmp_path / "demo_out"
+    if not fresh:
+        out.mkdir()
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", str(out)])
+    rec = out / "demo.wbrec"
+    assert r.exit_code == 130 and r.stderr.endswith(f"stopped: the session so far is kept in {rec} (`worldbridge "
+                                                    f"record export {rec} --mp4 CLIP.mp4` makes its clip); no MP4 or "
+                                                    "GIF was written\n"), r.output
+    assert [p.name for p in out.iterdir()] == ["demo.wbrec"]  # no half-made MP4, GIF or temp file
+    reader = RecordingReader(rec)
+    assert reader.frame_count == 29 and reader.complete and not reader.torn  # every step played, whole
+
+
+def test_ctrl_c_before_the_recording_starts_leaves_no_out_folder(tmp_path, monkeypatch):
+    from bridge.client import WorldClient
+
+    def interrupted(self, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(WorldClient, "start", interrupted)
+    out = tmp_path / "demo_out"
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", str(out)])
+    assert r.exit_code == 130 and r.stderr.endswith(f"stopped: nothing was written to {out}\n"), r.output
+    assert not out.exists()
