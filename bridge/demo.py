@@ -14,6 +14,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 import numpy as np
+from tqdm import tqdm
 
 from bridge.backend import backend_label
 from bridge.data.interrupt import nothing_written, sigterm_as_ctrl_c
@@ -29,6 +30,7 @@ SCRIPT: list[tuple[int, str, str | None]] = [
     (24, "right", None),
 ]
 BRANCH_AT = 40  # after the script, branch back to this frame and play on differently
+AFTER_BRANCH = 48  # frames played after the branch
 
 
 def _script_action(name: str, action_names: list[str]) -> int:
@@ -88,26 +90,27 @@ def _play(spec: Any, rec: Path, seed: int, text: str | None, launched: float) ->
             latencies: list[float] = []
             frame = None
             started = time.perf_counter()
-            played = 0
-            caps = session.get("capabilities", ["events", "text_events"])  # a host before 1.1 says nothing
-            for count, action, event in SCRIPT:
-                if event and event in session["event_types"]:
-                    client.event(event_type=event)
-                elif event and "text_events" in caps:
-                    client.event(text=event.replace("_", " "))
-                elif event:
-                    click.echo(f"note: {name} takes no {event!r} event (neither typed nor free text): skipped", err=True)
-                act = _script_action(action, session["action_names"])
-                for _ in range(count):
-                    frame = client.step(act)
+            with tqdm(total=sum(n for n, _, _ in SCRIPT) + AFTER_BRANCH, desc="demo", unit="frame", file=sys.stderr) as bar:
+                caps = session.get("capabilities", ["events", "text_events"])  # a host before 1.1 says nothing
+                for count, action, event in SCRIPT:
+                    if event and event in session["event_types"]:
+                        client.event(event_type=event)
+                    elif event and "text_events" in caps:
+                        client.event(text=event.replace("_", " "))
+                    elif event:
+                        bar.write(f"note: {name} takes no {event!r} event (neither typed nor free text): skipped", file=sys.stderr)
+                    act = _script_action(action, session["action_names"])
+                    for _ in range(count):
+                        frame = client.step(act)
+                        latencies.append(frame.received_ts - frame.client_ts)
+                        bar.update(1)
+                client.branch(BRANCH_AT)
+                for _ in range(AFTER_BRANCH):
+                    frame = client.step(_script_action("left", session["action_names"]))
                     latencies.append(frame.received_ts - frame.client_ts)
-                    played += 1
-            client.branch(BRANCH_AT)
-            for _ in range(48):
-                frame = client.step(_script_action("left", session["action_names"]))
-                latencies.append(frame.received_ts - frame.client_ts)
-                played += 1
-            elapsed = time.perf_counter() - started
+                    bar.update(1)
+                elapsed = time.perf_counter() - started
+                played = bar.n
             stopped = client.record_stop()
         files = export_recording(Path(stopped["path"]), mp4=rec.with_suffix(".mp4"), gif=rec.with_suffix(".gif"))
     finally:

@@ -1,12 +1,13 @@
 """`worldbridge demo`, the README's first command: a scripted session through the real protocol, rerunnable."""
 
 import json
+import re
 
 import pytest
 
 from click.testing import CliRunner
 
-from bridge.demo import SCRIPT, demo, fresh_stem
+from bridge.demo import AFTER_BRANCH, SCRIPT, demo, fresh_stem
 from test_export import read_labels
 from test_model_data import DAMAGE, damaged_checkpoint, save_random_world
 
@@ -29,12 +30,14 @@ def test_demo_runs_twice_in_one_folder_and_keeps_the_first_run(tmp_path):
         if len(reports) == 1:
             first = {p.name: p.read_bytes() for p in out.iterdir()}
     assert "serving: SANDBOX GAME (test backend, not the world model): sandbox game" in r.stderr  # says the sandbox game is running, not the world model
+    total = sum(n for n, _, _ in SCRIPT) + AFTER_BRANCH  # the session's own bar, with rate and ETA (it had none)
+    assert re.search(rf"demo: 100%\|[^|]*\| {total}/{total} \[\d\d:\d\d<00:00, +[\d.]+frame/s\]", r.stderr), r.stderr
     assert [rep["recording"] for rep in reports] == [str(out / "demo.wbrec"), str(out / "demo-2.wbrec")]
     assert sorted(first) == ["demo.gif", "demo.mp4", "demo.wbrec"]
     for name, data in first.items():
         assert (out / name).read_bytes() == data  # the rerun wrote next to the first run, not over it
     for rep in reports:
-        assert rep["backend_kind"] == "sandbox" and rep["frames"] == sum(n for n, _, _ in SCRIPT) + 48
+        assert rep["backend_kind"] == "sandbox" and rep["frames"] == total
         assert rep["fps"] > 0 and rep["latency_ms_p95"] >= rep["latency_ms_p50"] > 0
         w = rep["warmup"]  # launch -> hello, start -> frame 0, then the first frames' latencies
         assert w["host_ready_s"] > 0 and w["start_to_frame0_ms"] > 0
