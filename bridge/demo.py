@@ -141,6 +141,13 @@ def _left_behind(out: Path, made: bool, rec: Path) -> str:
     return nothing_written(out)
 
 
+def _out_folder(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+    """An empty --out (an unset shell variable) is refused, not read as the current folder to fill."""
+    if not value:
+        raise click.BadParameter("it is empty: give the folder for the recording, MP4 and GIF (default: demo_out)")
+    return Path(value)
+
+
 def _text_for(spec: Any, text: str, seed: int) -> str | None:
     """The text prompt to start with: the default one only for a world that reads text, as the user asked for none."""
     from bridge.host.session import backend_capabilities
@@ -156,7 +163,8 @@ def _text_for(spec: Any, text: str, seed: int) -> str | None:
 @click.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True, help="Where the recording, MP4 and GIF go.")
+@click.option("--out", type=click.Path(), default="demo_out", show_default=True, callback=_out_folder,
+              help="Where the recording, MP4 and GIF go.")
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), default=7, show_default=True)  # the protocol's seed range
 @click.option("--text", default="a snowy night level with many coins", show_default=True,
               help="Text prompt for the world (the default one is left out for a world without text conditioning).")

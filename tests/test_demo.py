@@ -172,3 +172,10 @@ def test_ctrl_c_before_the_recording_starts_leaves_no_out_folder(tmp_path, monke
     r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", str(out)])
     assert r.exit_code == 130 and r.stderr.endswith(f"stopped: nothing was written to {out}\n"), r.output
     assert not out.exists()
+
+
+def test_an_empty_out_is_a_usage_error_not_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", ""])  # e.g. --out "$DIR" with DIR unset
+    assert r.exit_code == 2 and "Invalid value for '--out': it is empty: give the folder" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []  # was: demo.wbrec, demo.mp4 and demo.gif in the current folder
