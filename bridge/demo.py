@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -72,9 +73,10 @@ def _make_out(out: Path) -> bool:
     return made
 
 
-def _play(spec: Any, rec: Path, seed: int, text: str | None, launched: float) -> dict[str, Any]:
-    """The scripted session on a host in this process, recorded to `rec` with its MP4 and GIF beside it; -> the report
-    (its warm-up counted from `launched`, when the command started loading the world)."""
+def _play(spec: Any, rec: Path, seed: int, text: str | None, launched: float, recording: list[Path]) -> dict[str, Any]:
+    """The scripted session on a host in this process, recorded to `rec` (added to `recording` once it is this run's)
+    with its MP4 and GIF beside it; -> the report (its warm-up counted from `launched`, when the command started
+    loading the world)."""
     from bridge.client import WorldClient
     from bridge.host.bench import FIRST_FRAMES, timed_start
     from bridge.host.recording import export_recording
@@ -87,6 +89,7 @@ def _play(spec: Any, rec: Path, seed: int, text: str | None, launched: float) ->
             kind, name = session["backend_kind"], session["backend_name"]
             click.echo(f"serving: {backend_label(kind, name)}", err=True)
             started_rec = client.record_start(str(rec))
+            recording.append(rec)
             latencies: list[float] = []
             frame = None
             started = time.perf_counter()
@@ -130,14 +133,15 @@ def _play(spec: Any, rec: Path, seed: int, text: str | None, launched: float) ->
     }
 
 
-def _left_behind(out: Path, made: bool, rec: Path) -> str:
+def _left_behind(out: Path, made: bool, recording: list[Path]) -> str:
     """What a stopped or failed demo leaves: its recording so far (crash-safe, so whole up to its last frame) is
     kept, as a user's session is; with no recording yet, a folder this run made goes too."""
-    if rec.exists():
-        return (f"the session so far is kept in {rec} (`worldbridge record export {rec} --mp4 CLIP.mp4` makes its "
-                "clip); no MP4 or GIF was written")
+    if recording:
+        return (f"the session so far is kept in {recording[0]} (`worldbridge record export {recording[0]} --mp4 "
+                "CLIP.mp4` makes its clip); no MP4 or GIF was written")
     if made:
-        shutil.rmtree(out, ignore_errors=True)
+        with contextlib.suppress(OSError):  # only while empty: what another run put there meanwhile is not ours
+            out.rmdir()
     return nothing_written(out)
 
 
@@ -180,12 +184,12 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
     except (ValueError, OSError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     made = _make_out(out)
-    rec = out / f"{fresh_stem(out)}.wbrec"
+    rec, recording = out / f"{fresh_stem(out)}.wbrec", []
     try:
         with sigterm_as_ctrl_c():
-            report = _play(spec, rec, seed, _text_for(spec, text, seed), launched)
+            report = _play(spec, rec, seed, _text_for(spec, text, seed), launched, recording)
     except BaseException as e:
-        left = _left_behind(out, made, rec)
+        left = _left_behind(out, made, recording)
         if isinstance(e, KeyboardInterrupt):  # Ctrl-C or kill: one line on what was kept, exit 130 as `data` does
             click.echo(f"stopped: {left}", err=True)
             sys.exit(130)

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +180,26 @@ def test_an_empty_out_is_a_usage_error_not_the_current_folder(tmp_path, monkeypa
     r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", ""])  # e.g. --out "$DIR" with DIR unset
     assert r.exit_code == 2 and "Invalid value for '--out': it is empty: give the folder" in r.output, r.output
     assert list(tmp_path.iterdir()) == []  # was: demo.wbrec, demo.mp4 and demo.gif in the current folder
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_a_run_whose_name_another_run_took_fails_without_touching_that_runs_recording(tmp_path, monkeypatch, fresh):
+    """Two demos started together pick the same free name; the host refuses the second's recording. That run removed
+    the folder it had made, with the first run's recording in it, or said the first run's file was its own."""
+    from bridge.client import WorldClient
+
+    record_start = WorldClient.record_start
+
+    def other_run_first(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"the other run's recording")
+        return record_start(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(WorldClient, "record_start", other_run_first)
+    out = tmp_path / "demo_out"
+    if not fresh:
+        out.mkdir()
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", str(out)])
+    assert r.exit_code == 1 and "Error: the demo failed: " in r.output and "kept in" not in r.output, r.output
+    assert f"nothing was written to {out}" in r.output, r.output
+    assert [p.name for p in out.iterdir()] == ["demo.wbrec"]
+    assert (out / "demo.wbrec").read_bytes() == b"the other run's recording"
