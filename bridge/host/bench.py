@@ -139,12 +139,13 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             from bridge.model.health import check_rollout
             from bridge.model.speed import SWEEP_STEPS
 
-            model["rollout_health"] = check_rollout(backend.spawn(), health_frames, "random", seed=0)
+            model["rollout_health"] = check_rollout(backend.spawn(), health_frames, "random", seed=0, progress=progress)
             by_steps = {}  # which step counts the quality allows, beside the fps of each in steps_sweep
             for steps in (s for s in SWEEP_STEPS if s <= backend.cfg.tokens_per_frame):
                 world = backend.spawn()
                 world.configure(steps=steps)
-                by_steps[str(steps)] = check_rollout(world, health_frames, "random", seed=0)["within_range"]
+                by_steps[str(steps)] = check_rollout(world, health_frames, "random", seed=0,
+                                                     progress=progress)["within_range"]
             model["rollout_health_by_steps"] = by_steps
     bar.update(2)
     bar.set_description("bench: end to end")
