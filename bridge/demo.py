@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -14,8 +15,10 @@ from typing import Any
 import click
 from click.core import ParameterSource
 import numpy as np
+from tqdm import tqdm
 
 from bridge.backend import backend_label
+from bridge.data.interrupt import nothing_written, sigterm_as_ctrl_c
 from bridge.values import SEED_MAX
 
 # The script: (frames to play, action name or id, event to fire first or None)
@@ -28,6 +31,7 @@ SCRIPT: list[tuple[int, str, str | None]] = [
     (24, "right", None),
 ]
 BRANCH_AT = 40  # after the script, branch back to this frame and play on differently
+AFTER_BRANCH = 48  # frames played after the branch
 
 
 def _script_action(name: str, action_names: list[str]) -> int:
@@ -69,47 +73,49 @@ def _make_out(out: Path) -> bool:
     return made
 
 
-def _play(spec: Any, out: Path, seed: int, text: str | None, launched: float) -> dict[str, Any]:
-    """The scripted session on a host in this process, its recording, MP4 and GIF in `out`; -> the report (its
-    warm-up counted from `launched`, when the command started loading the world)."""
+def _play(spec: Any, rec: Path, seed: int, text: str | None, launched: float, recording: list[Path]) -> dict[str, Any]:
+    """The scripted session on a host in this process, recorded to `rec` (added to `recording` once it is this run's)
+    with its MP4 and GIF beside it; -> the report (its warm-up counted from `launched`, when the command started
+    loading the world)."""
     from bridge.client import WorldClient
     from bridge.host.bench import FIRST_FRAMES, timed_start
     from bridge.host.recording import export_recording
     from bridge.host.server import run_host_in_thread
 
-    stem = fresh_stem(out)
     host = run_host_in_thread(spec, "tcp://127.0.0.1:*", record_anywhere=True)  # it records into --out
     try:
         with WorldClient(host.address, client_name="worldbridge-demo") as client:
             session, warmup = timed_start(client, launched, mode="step", seed=seed, text=text)
             kind, name = session["backend_kind"], session["backend_name"]
             click.echo(f"serving: {backend_label(kind, name)}", err=True)
-            rec = client.record_start(str(out / f"{stem}.wbrec"))
+            started_rec = client.record_start(str(rec))
+            recording.append(rec)
             latencies: list[float] = []
             frame = None
             started = time.perf_counter()
-            played = 0
-            caps = session.get("capabilities", ["events", "text_events"])  # a host before 1.1 says nothing
-            for count, action, event in SCRIPT:
-                if event and event in session["event_types"]:
-                    client.event(event_type=event)
-                elif event and "text_events" in caps:
-                    client.event(text=event.replace("_", " "))
-                elif event:
-                    click.echo(f"note: {name} takes no {event!r} event (neither typed nor free text): skipped", err=True)
-                act = _script_action(action, session["action_names"])
-                for _ in range(count):
-                    frame = client.step(act)
+            with tqdm(total=sum(n for n, _, _ in SCRIPT) + AFTER_BRANCH, desc="demo", unit="frame", file=sys.stderr) as bar:
+                caps = session.get("capabilities", ["events", "text_events"])  # a host before 1.1 says nothing
+                for count, action, event in SCRIPT:
+                    if event and event in session["event_types"]:
+                        client.event(event_type=event)
+                    elif event and "text_events" in caps:
+                        client.event(text=event.replace("_", " "))
+                    elif event:
+                        bar.write(f"note: {name} takes no {event!r} event (neither typed nor free text): skipped", file=sys.stderr)
+                    act = _script_action(action, session["action_names"])
+                    for _ in range(count):
+                        frame = client.step(act)
+                        latencies.append(frame.received_ts - frame.client_ts)
+                        bar.update(1)
+                client.branch(BRANCH_AT)
+                for _ in range(AFTER_BRANCH):
+                    frame = client.step(_script_action("left", session["action_names"]))
                     latencies.append(frame.received_ts - frame.client_ts)
-                    played += 1
-            client.branch(BRANCH_AT)
-            for _ in range(48):
-                frame = client.step(_script_action("left", session["action_names"]))
-                latencies.append(frame.received_ts - frame.client_ts)
-                played += 1
-            elapsed = time.perf_counter() - started
+                    bar.update(1)
+                elapsed = time.perf_counter() - started
+                played = bar.n
             stopped = client.record_stop()
-        files = export_recording(Path(stopped["path"]), mp4=out / f"{stem}.mp4", gif=out / f"{stem}.gif")
+        files = export_recording(Path(stopped["path"]), mp4=rec.with_suffix(".mp4"), gif=rec.with_suffix(".gif"))
     finally:
         host.stop()
     lat = _percentiles(latencies)
@@ -122,9 +128,28 @@ def _play(spec: Any, out: Path, seed: int, text: str | None, launched: float) ->
         "latency_ms_p95": lat["p95"],
         "warmup": {**warmup, "first_frames_ms": latencies[:FIRST_FRAMES]},
         "last_frame": {"index": frame.index, "epoch": frame.epoch} if frame else None,
-        "recording": rec.get("path", stopped["path"]),
+        "recording": started_rec.get("path", stopped["path"]),
         "outputs": {k: str(v) for k, v in files.items()},
     }
+
+
+def _left_behind(out: Path, made: bool, recording: list[Path]) -> str:
+    """What a stopped or failed demo leaves: its recording so far (crash-safe, so whole up to its last frame) is
+    kept, as a user's session is; with no recording yet, a folder this run made goes too."""
+    if recording:
+        return (f"the session so far is kept in {recording[0]} (`worldbridge record export {recording[0]} --mp4 "
+                "CLIP.mp4` makes its clip); no MP4 or GIF was written")
+    if made:
+        with contextlib.suppress(OSError):  # only while empty: what another run put there meanwhile is not ours
+            out.rmdir()
+    return nothing_written(out)
+
+
+def _out_folder(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+    """An empty --out (an unset shell variable) is refused, not read as the current folder to fill."""
+    if not value:
+        raise click.BadParameter("it is empty: give the folder for the recording, MP4 and GIF (default: demo_out)")
+    return Path(value)
 
 
 def _text_for(spec: Any, text: str, seed: int) -> str | None:
@@ -142,7 +167,8 @@ def _text_for(spec: Any, text: str, seed: int) -> str | None:
 @click.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True, help="Where the recording, MP4 and GIF go.")
+@click.option("--out", type=click.Path(), default="demo_out", show_default=True, callback=_out_folder,
+              help="Where the recording, MP4 and GIF go.")
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), default=7, show_default=True)  # the protocol's seed range
 @click.option("--text", default="a snowy night level with many coins", show_default=True,
               help="Text prompt for the world (the default one is left out for a world without text conditioning).")
@@ -158,13 +184,17 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
     except (ValueError, OSError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     made = _make_out(out)
+    rec, recording = out / f"{fresh_stem(out)}.wbrec", []
     try:
-        report = _play(spec, out, seed, _text_for(spec, text, seed), launched)
+        with sigterm_as_ctrl_c():
+            report = _play(spec, rec, seed, _text_for(spec, text, seed), launched, recording)
     except BaseException as e:
-        if made:  # nothing half-made: a folder this run created goes with its failure
-            shutil.rmtree(out, ignore_errors=True)
+        left = _left_behind(out, made, recording)
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C or kill: one line on what was kept, exit 130 as `data` does
+            click.echo(f"stopped: {left}", err=True)
+            sys.exit(130)
         if isinstance(e, (ProtocolError, ValueError, OSError)):
-            raise click.ClickException(f"the demo failed: {e}") from None
+            raise click.ClickException(f"the demo failed: {e}; {left}") from None
         raise
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -2,6 +2,7 @@
 scaling, --quick and --rollout-health, and their clear errors."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -47,7 +48,10 @@ def test_world_model_bench_json_has_every_promised_figure(world_dir):
 
 def test_warmup_counts_from_launching_the_host_process():
     """The subprocess host's warm-up includes starting Python in a new process, so it cannot be near zero."""
-    r = _json(CliRunner().invoke(bench, ["--json", "--backend", "sandbox", "--frames", "10", "--no-scaling"]))
+    res = CliRunner().invoke(bench, ["--json", "--backend", "sandbox", "--frames", "10", "--no-scaling"])
+    r = _json(res)
+    # the bar counts the measured frames (10 in-process, 10 end to end) with their rate and ETA: it counted phases
+    assert re.search(r"bench: end to end: +\d+%\|[^|]*\| 1\d/20 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+frame/s\]", res.stderr), res.stderr
     w = r["warmup"]
     assert set(w) == {"host_ready_s", "start_to_frame0_ms", "first_frames_ms"}
     assert w["host_ready_s"] > 0.05 and w["start_to_frame0_ms"] > 0
@@ -76,8 +80,11 @@ def test_rollout_health_is_reported(tmp_path):
     world = save_random_world(tmp_path / "w")
     span = {"distinct": [1, 16], "max_share": [0.0, 1.0], "entropy": [0.0, 4.0], "change": [0.0, 0.5]}
     save_range(world, {"stats": span, "vocab": 64})
-    r = _json(CliRunner().invoke(bench, ["--json", "--checkpoint", str(world), "--quick", "--host", "thread",
-                                         "--no-scaling", "--frames", "10", "--rollout-health", "12"]))
+    res = CliRunner().invoke(bench, ["--json", "--checkpoint", str(world), "--quick", "--host", "thread",
+                                     "--no-scaling", "--frames", "10", "--rollout-health", "12"])
+    r = _json(res)
+    # 5 rollouts (the settings', then 2/4/6/8 steps), 5 x N frames: each shows its rate and ETA (it showed none)
+    assert len(re.findall(r"health: rollout: 100%\|[^|]*\| 12/12 \[\d\d:\d\d<00:00, +[\d.]+it/s\]", res.stderr)) == 5
     h = r["rollout_health"]
     assert h["frames"] == 12 and 0.0 <= h["within_range"] <= 1.0 and h["range"] == span
     # an untrained world samples near-uniform codes: a new token map every frame, so `change` is far above 0.5

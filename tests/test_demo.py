@@ -1,12 +1,14 @@
 """`worldbridge demo`, the README's first command: a scripted session through the real protocol, rerunnable."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from click.testing import CliRunner
 
-from bridge.demo import SCRIPT, demo, fresh_stem
+from bridge.demo import AFTER_BRANCH, SCRIPT, demo, fresh_stem
 from test_export import read_labels
 from test_model_data import DAMAGE, damaged_checkpoint, save_random_world
 
@@ -29,12 +31,14 @@ def test_demo_runs_twice_in_one_folder_and_keeps_the_first_run(tmp_path):
         if len(reports) == 1:
             first = {p.name: p.read_bytes() for p in out.iterdir()}
     assert "serving: SANDBOX GAME (test backend, not the world model): sandbox game" in r.stderr  # says the sandbox game is running, not the world model
+    total = sum(n for n, _, _ in SCRIPT) + AFTER_BRANCH  # the session's own bar, with rate and ETA (it had none)
+    assert re.search(rf"demo: 100%\|[^|]*\| {total}/{total} \[\d\d:\d\d<00:00, +[\d.]+frame/s\]", r.stderr), r.stderr
     assert [rep["recording"] for rep in reports] == [str(out / "demo.wbrec"), str(out / "demo-2.wbrec")]
     assert sorted(first) == ["demo.gif", "demo.mp4", "demo.wbrec"]
     for name, data in first.items():
         assert (out / name).read_bytes() == data  # the rerun wrote next to the first run, not over it
     for rep in reports:
-        assert rep["backend_kind"] == "sandbox" and rep["frames"] == sum(n for n, _, _ in SCRIPT) + 48
+        assert rep["backend_kind"] == "sandbox" and rep["frames"] == total
         assert rep["fps"] > 0 and rep["latency_ms_p95"] >= rep["latency_ms_p50"] > 0
         w = rep["warmup"]  # launch -> hello, start -> frame 0, then the first frames' latencies
         assert w["host_ready_s"] > 0 and w["start_to_frame0_ms"] > 0
@@ -128,3 +132,74 @@ def test_a_world_without_text_conditioning_plays_without_the_default_text_but_re
     assert r.stderr.count("event (neither typed nor free text): skipped") == 2  # it has no events either
     r = CliRunner().invoke(demo, ["--checkpoint", str(world), "--out", str(tmp_path / "b"), "--text", "a cave"])
     assert r.exit_code == 1 and "bad_prompt" in r.output and not (tmp_path / "b").exists()  # asked for: not dropped
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_ctrl_c_mid_session_keeps_the_recording_so_far_and_says_so(tmp_path, monkeypatch, fresh):
+    """Was: click's bare "Aborted!", and a demo_out the run had made was removed with the recording in it."""
+    from bridge.client import WorldClient
+    from bridge.host.recording import RecordingReader
+
+    step, played = WorldClient.step, []
+
+    def interrupted(self, *args, **kwargs):
+        played.append(1)
+        if len(played) == 30:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorldClient, "step", interrupted)
+    out = tmp_path / "demo_out"
+    if not fresh:
+        out.mkdir()
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", str(out)])
+    rec = out / "demo.wbrec"
+    assert r.exit_code == 130 and r.stderr.endswith(f"stopped: the session so far is kept in {rec} (`worldbridge "
+                                                    f"record export {rec} --mp4 CLIP.mp4` makes its clip); no MP4 or "
+                                                    "GIF was written\n"), r.output
+    assert [p.name for p in out.iterdir()] == ["demo.wbrec"]  # no half-made MP4, GIF or temp file
+    reader = RecordingReader(rec)
+    assert reader.frame_count == 29 and reader.complete and not reader.torn  # every step played, whole
+
+
+def test_ctrl_c_before_the_recording_starts_leaves_no_out_folder(tmp_path, monkeypatch):
+    from bridge.client import WorldClient
+
+    def interrupted(self, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(WorldClient, "start", interrupted)
+    out = tmp_path / "demo_out"
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", str(out)])
+    assert r.exit_code == 130 and r.stderr.endswith(f"stopped: nothing was written to {out}\n"), r.output
+    assert not out.exists()
+
+
+def test_an_empty_out_is_a_usage_error_not_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", ""])  # e.g. --out "$DIR" with DIR unset
+    assert r.exit_code == 2 and "Invalid value for '--out': it is empty: give the folder" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []  # was: demo.wbrec, demo.mp4 and demo.gif in the current folder
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_a_run_whose_name_another_run_took_fails_without_touching_that_runs_recording(tmp_path, monkeypatch, fresh):
+    """Two demos started together pick the same free name; the host refuses the second's recording. That run removed
+    the folder it had made, with the first run's recording in it, or said the first run's file was its own."""
+    from bridge.client import WorldClient
+
+    record_start = WorldClient.record_start
+
+    def other_run_first(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"the other run's recording")
+        return record_start(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(WorldClient, "record_start", other_run_first)
+    out = tmp_path / "demo_out"
+    if not fresh:
+        out.mkdir()
+    r = CliRunner().invoke(demo, ["--backend", "sandbox", "--out", str(out)])
+    assert r.exit_code == 1 and "Error: the demo failed: " in r.output and "kept in" not in r.output, r.output
+    assert f"nothing was written to {out}" in r.output, r.output
+    assert [p.name for p in out.iterdir()] == ["demo.wbrec"]
+    assert (out / "demo.wbrec").read_bytes() == b"the other run's recording"

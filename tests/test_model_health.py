@@ -195,3 +195,12 @@ def test_a_negative_seed_is_a_usage_error_naming_seed(cmd, tmp_path):
     args = ["--checkpoint", str(tmp_path)] + (["--data", str(tmp_path)] if cmd == "calibrate" else [])
     res = CliRunner().invoke(health, [cmd, *args, "--seed", "-1"])
     assert res.exit_code == 2 and "--seed" in res.output and "-1" in res.output, res.output
+
+
+@pytest.mark.parametrize("cmd", ["check", "calibrate"])
+def test_help_says_what_every_option_takes(cmd):
+    """`health check --help` listed --frames and --device (and calibrate's --split, --seed) with no word on them."""
+    command = health.commands[cmd]
+    assert [p.name for p in command.params if not p.help] == []
+    text = CliRunner().invoke(health, [cmd, "--help"]).output
+    assert "cpu, cuda or cuda:N" in text and (cmd == "calibrate" or "Frames to roll from each seed." in text)

@@ -14,6 +14,7 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,8 @@ def _stats(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
             "latency_ms_p95": float(np.percentile(a, 95))}
 
 
-def bench_in_process(spec: Any, frames: int, warmup: int = 10) -> tuple[dict, Any]:
-    """backend.step in a loop: the floor any protocol adds to."""
+def bench_in_process(spec: Any, frames: int, warmup: int = 10, tick: Callable[[], None] = lambda: None) -> tuple[dict, Any]:
+    """backend.step in a loop: the floor any protocol adds to (`tick` after each measured frame, for a progress bar)."""
     from bridge.backend import Prompt
 
     backend = spec.create()
@@ -43,9 +44,11 @@ def bench_in_process(spec: Any, frames: int, warmup: int = 10) -> tuple[dict, An
         t0 = time.perf_counter()
         backend.step((i // 8) % n_actions)
         lat.append((time.perf_counter() - t0) * 1000.0)
+        tick()
     return _stats(lat, time.perf_counter() - t_start), backend
 
 
+SESSIONS = (1, 2, 4, 8)  # concurrent sessions the scaling measurement runs
 FIRST_FRAMES = 5  # frames after frame 0 whose latencies `warmup` reports: PyTorch's first calls can be slow
 
 
@@ -62,7 +65,8 @@ def timed_start(client: Any, launched: float, **start: Any) -> tuple[dict, dict[
 
 
 def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, codec: str = "raw",
-                start_together: threading.Barrier | None = None, launched: float | None = None) -> None:
+                start_together: threading.Barrier | None = None, launched: float | None = None,
+                tick: Callable[[], None] = lambda: None) -> None:
     """One step-mode client: input sent -> frame received, per frame, plus that frame's model time. With
     `start_together`, the measured loop starts when every client has warmed up (no one's warm-up is timed). With
     `launched` (when the host was launched), the host's warm-up goes into out[key]["warmup"]."""
@@ -84,6 +88,7 @@ def _client_run(address: str, frames: int, warmup: int, out: dict, key: Any, cod
             f = c.step((i // 8) % n_actions)
             lat.append(f.received_ts - f.client_ts)
             overhead.append(f.received_ts - f.client_ts - f.timings.get("model", 0.0))
+            tick()
         t_end = time.perf_counter()
         out[key] = {"warmup": warm, "lat": lat, "overhead": overhead, "wall": t_end - t_start, "span": (t_start, t_end),
                     "kind": s["backend_kind"], "name": s["backend_name"], "size": (s["width"], s["height"])}
@@ -118,17 +123,24 @@ class _HostProcess:
 
 def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: bool = True,
               scaling_frames: int = 200, quick: bool = False, health_frames: int = 0, progress: bool = True) -> dict:
-    """All measurements as one JSON-able dict (a bar on stderr shows which phase runs)."""
+    """All measurements as one JSON-able dict (a bar on stderr shows which phase runs, and its frames' rate and ETA)."""
     from bridge.host.backends import preload
     from bridge.host.server import run_host_in_thread
 
-    bar = tqdm(total=5, desc="bench: in-process", file=sys.stderr, disable=not progress, leave=False)
+    measured = 2 * frames + (sum(SESSIONS) * scaling_frames if scaling else 0)
+    bar = tqdm(total=measured, desc="bench: in-process", unit="frame", file=sys.stderr, disable=not progress,
+               leave=False)
+    lock = threading.Lock()  # the scaling clients tick from their threads
+
+    def tick() -> None:
+        with lock:
+            bar.update(1)
+
     try:
-        in_proc, backend = bench_in_process(spec, frames)
+        in_proc, backend = bench_in_process(spec, frames, tick=tick)
     except BaseException:  # a checkpoint that does not load: its error gets a clean line, not the bar's
         bar.close()
         raise
-    bar.update(1)
     model: dict = {}
     if spec.kind == "world_model" and callable(getattr(backend, "spawn", None)):
         from bridge.model.speed import model_report
@@ -139,21 +151,20 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             from bridge.model.health import check_rollout
             from bridge.model.speed import SWEEP_STEPS
 
-            model["rollout_health"] = check_rollout(backend.spawn(), health_frames, "random", seed=0)
+            model["rollout_health"] = check_rollout(backend.spawn(), health_frames, "random", seed=0, progress=progress)
             by_steps = {}  # which step counts the quality allows, beside the fps of each in steps_sweep
             for steps in (s for s in SWEEP_STEPS if s <= backend.cfg.tokens_per_frame):
                 world = backend.spawn()
                 world.configure(steps=steps)
-                by_steps[str(steps)] = check_rollout(world, health_frames, "random", seed=0)["within_range"]
+                by_steps[str(steps)] = check_rollout(world, health_frames, "random", seed=0,
+                                                     progress=progress)["within_range"]
             model["rollout_health_by_steps"] = by_steps
-    bar.update(2)
     bar.set_description("bench: end to end")
     launched = time.perf_counter()
     host = _HostProcess(spec) if where == "subprocess" else run_host_in_thread(preload(spec))
     try:
         out: dict = {}
-        _client_run(host.address, frames, 20, out, "e2e", launched=launched)
-        bar.update(1)
+        _client_run(host.address, frames, 20, out, "e2e", launched=launched, tick=tick)
         e2e = out["e2e"]
         report = {
             "backend_kind": e2e["kind"], "backend_name": e2e["name"],
@@ -169,13 +180,13 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             **model,
         }
         if scaling:
-            bar.set_description("bench: 1/2/4/8 sessions")
             rows = []
-            for n in (1, 2, 4, 8):
+            for n in SESSIONS:
+                bar.set_description(f"bench: {n} session{'s' if n > 1 else ''}")
                 res: dict = {}
                 together = threading.Barrier(n)  # other clients' connects and warm-ups must not fall in the window
                 threads = [threading.Thread(target=_client_run, args=(host.address, scaling_frames, 5, res, i),
-                                            kwargs={"start_together": together}) for i in range(n)]
+                                            kwargs={"start_together": together, "tick": tick}) for i in range(n)]
                 t0 = time.perf_counter()
                 for t in threads:
                     t.start()

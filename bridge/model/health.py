@@ -238,6 +238,8 @@ def combine_rollouts(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 # --- Command line ---
 
+DEVICE_HELP = "cpu, cuda or cuda:N [default: cuda when present, else cpu]."
+
 @click.group("health")
 def health() -> None:
     """Degeneracy check of world-model rollouts against the token statistics of real footage."""
@@ -247,9 +249,10 @@ def health() -> None:
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False), help="World run directory.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Real footage (a dataset).")
 @click.option("--clips", type=click.IntRange(min=1), default=512, show_default=True, help="Clips of real footage to tokenize.")
-@click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", default=None)
+@click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True,
+              help="Which split of the dataset the clips come from.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Which clips are drawn.")
+@click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--dry-run", is_flag=True, help="Print the range; do not write the model card.")
 def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> None:
     """Measure the range on real footage and store it in CHECKPOINT/model_card.json["health"]."""
@@ -267,16 +270,18 @@ def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> 
 @health.command("check")
 @click.option("--checkpoint", default=None, type=click.Path(exists=True, file_okay=False),
               help="World run directory [default: the embedded default world].")
-@click.option("--frames", default=300, show_default=True, type=click.IntRange(1))
-@click.option("--policy", default="random", show_default=True, help="random, sticky or an action id.")
+@click.option("--frames", default=300, show_default=True, type=click.IntRange(1),
+              help="Frames to roll from each seed.")
+@click.option("--policy", default="random", show_default=True,
+              help="The input: random (a new action each frame), sticky (each action held 4-16 frames) or one action id.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Level, input and sampling seed of the (first) rollout.")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1),
               help="Roll from this many seeds (seed, seed + 1, ...): one rollout may pass or fail by luck.")
-@click.option("--device", default=None)
+@click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--temperature", type=float, default=None, help="Sampling temperature [default: the checkpoint's].")
 @click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling mass, 1 = off [default: the checkpoint's].")
 def check_command(checkpoint, frames, policy, seed, seeds, device, temperature, top_p) -> None:
-    """Roll the world FRAMES steps and print the share of frames within the range as JSON."""
+    """Roll the world FRAMES steps and print, as JSON, the share of frames within real footage's range (model card)."""
     from bridge.model.world import load_world
 
     try:
