@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shlex
 import shutil
@@ -108,8 +109,12 @@ def keys(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name in ("host", "client"):
-            public, secret = create_certificates(str(out), name)
-            Path(secret).chmod(0o600)
+            mask = os.umask(0o077)  # the secret is never readable by others, not even between its write and a chmod
+            try:
+                public, secret = create_certificates(str(out), name)
+            finally:
+                os.umask(mask)
+            Path(public).chmod(0o666 & ~mask)  # the public key is for sharing: the user's usual permissions
     except OSError as e:
         if made:  # no empty or half-filled key folder is left behind
             shutil.rmtree(out, ignore_errors=True)
