@@ -228,6 +228,7 @@ def test_record_cli(session_recording, tmp_path):
     runner = CliRunner()
     res = runner.invoke(record, ["info", path])
     assert res.exit_code == 0 and json.loads(res.output)["frames"] == stop["frames"]
+    assert json.loads(res.output)["backend"].startswith("SANDBOX GAME (test backend, not the world model)")
     res = runner.invoke(record, ["replay", path])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output[res.output.index("{"):])["reproduced"] is True

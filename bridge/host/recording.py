@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import msgpack
 import numpy as np
 
+from bridge.backend import backend_label
 from bridge.host.pixels import decode_pixels
 from bridge.values import is_int
 
@@ -388,11 +389,13 @@ class RecordingReader:
                 yield {**msgpack.unpackb(r["wire"][0], raw=False), **map_at(r, "info"), "t": r["t"]}
 
     def info(self) -> dict:
-        """A JSON-able summary for `worldbridge record info`."""
+        """A JSON-able summary for `worldbridge record info`; `backend` names what made it in the words every screen
+        uses, so a sandbox take is never read as the world model's."""
         times = self.frame_times
         s = map_at(self.header, "session")
         return {"path": str(self.path), "format": self.header.get("format"), "created": self.header.get("created"),
                 "host": self.header.get("host"), "session_id": s.get("session_id"),
+                "backend": backend_label(str(s.get("backend_kind") or ""), str(s.get("backend_name") or "")),
                 "backend_kind": s.get("backend_kind"), "backend_name": s.get("backend_name"),
                 "checkpoint": self.header.get("checkpoint"), "width": s.get("width"), "height": s.get("height"),
                 "mode": s.get("mode"), "frames": self.frame_count, "epochs": len(self.epochs),
