@@ -194,15 +194,21 @@ def test_connect_to_host_while_in_session_ends_that_session_first(sim, host):
     sim.call_method(c, "disconnect_from_host", [])
 
 
-def test_world_input_sends_changes_only_and_chords(sim, host):
+def _sandbox_input(sim, host, **members):
+    """A realtime sandbox session and a WorldInput (`members` set) driving it; returns (client, input, its sends)."""
     c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
-    wi = _world_input(sim, c)
+    wi = _world_input(sim, c, **members)
     sent = Recorder(wi, "action_sent")
     sim.add_to_root(c)
     sim.add_to_root(wi)
-    assert wi.members["missing_actions"] == []  # every default binding is in project.godot's Input Map
     assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
     sim.process(3)
+    return c, wi, sent
+
+
+def test_world_input_sends_changes_only_and_chords(sim, host):
+    c, wi, sent = _sandbox_input(sim, host)
+    assert wi.members["missing_actions"] == []  # every default binding is in project.godot's Input Map
     gdsim.press(sim, "wb_right")
     sim.process(5)
     gdsim.press(sim, "wb_jump")
@@ -218,17 +224,12 @@ def test_world_input_sends_changes_only_and_chords(sim, host):
 
 
 def test_world_input_warns_once_about_bindings_the_backend_lacks_and_sends_nothing_for_them(sim, host):
-    c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
-    wi = _world_input(sim, c, bindings={"wb_latent_8": 7, "wb_latent_1": 0, "wb_jump": "fly", "wb_left": "left"})
-    sent = Recorder(wi, "action_sent")
+    bindings = {"wb_latent_8": 9, "wb_latent_1": 0, "wb_jump": "fly", "wb_left": "left"}
+    c, wi, sent = _sandbox_input(sim, host, bindings=bindings)
     errors = Recorder(c, "error_received")
-    sim.add_to_root(c)
-    sim.add_to_root(wi)
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
-    sim.process(3)
-    assert list(wi.members["unknown_actions"]) == ["latent 7", "fly"]  # the sandbox has 7 actions, none named fly
+    assert list(wi.members["unknown_actions"]) == ["latent 9", "fly"]  # the sandbox has 7 actions, none named fly
     warned = [w for w in sim.warnings if "not among this backend's actions" in w]
-    assert len(warned) == 1 and "latent 7, fly" in warned[0] and "latent ids 0-6" in warned[0]
+    assert len(warned) == 1 and "latent 9, fly" in warned[0] and "latent ids 0-6" in warned[0]
     for key in ("wb_latent_8", "wb_jump"):
         gdsim.press(sim, key)
         sim.process(3)
@@ -239,6 +240,21 @@ def test_world_input_warns_once_about_bindings_the_backend_lacks_and_sends_nothi
     sim.process(5)
     assert errors["error_received"] == []  # nothing reached the host to be refused
     assert len([w for w in sim.warnings if "not among this backend's actions" in w]) == 1  # once a session
+    sim.call_method(c, "disconnect_from_host", [])
+
+
+def test_world_input_default_map_on_the_sandbox_skips_key_8_without_a_warning(sim, host):
+    """The sandbox has 7 actions, so the default wb_latent_8 -> latent 7 plays nothing: no mistake of the user's."""
+    c, wi, sent = _sandbox_input(sim, host)
+    assert list(wi.members["unknown_actions"]) == ["latent 7"]
+    assert sim.warnings == [], f"the default map warned on the sandbox: {sim.warnings}"
+    assert not [line for line in sim.output if "WorldInput" in line]  # the arrows play here: nothing to say
+    gdsim.press(sim, "wb_latent_8")
+    sim.process(3)
+    gdsim.release(sim, "wb_latent_8")
+    gdsim.press(sim, "wb_latent_7")
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["noop", 6]  # key 8 sent nothing
     sim.call_method(c, "disconnect_from_host", [])
 
 
@@ -762,6 +778,70 @@ def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
         sim.process()
     starts = [m for m in _starts_seen(router) if m["type"] == "start"]
     assert len(hellos) == 1 or len(starts) == 1, f"{len(hellos)} hellos -> {len(starts)} starts: {starts}"
+
+
+LATENT_NOTE = "WorldInput: keys 1–8 play the world model's 8 latent actions; the arrow keys play none of them"
+
+
+def _world_model_session(sim, router, c, sid="s1"):
+    """Answers client `c`'s next start as the default world does: 8 unnamed latent actions."""
+    _session_started(sim, router, c, sid, backend_kind="world_model", action_names=[f"latent_{i}" for i in range(8)],
+                     num_latent_actions=8)
+
+
+def test_world_input_default_map_on_a_world_model_warns_nothing_and_says_once_what_plays(sim, scripted):
+    router, port = scripted
+    c = _ready(sim, router, port)
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    sim.add_to_root(wi)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({})])
+    _world_model_session(sim, router, c)
+    _pump(sim, router)
+    assert _recv(router)[1]["action"] == 0  # the default idle "noop" falls back to latent 0
+    assert sim.warnings == [], f"the default map warned on a world model: {sim.warnings}"
+    assert [line for line in sim.output if "WorldInput" in line] == [LATENT_NOTE]
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    gdsim.release(sim, "wb_right")
+    gdsim.press(sim, "wb_latent_8")
+    _pump(sim, router)
+    assert _recv(router)[1]["action"] == 7
+    assert [a[0] for a in sent["action_sent"]] == [0, 7]  # the arrow sent nothing
+    sim.process(5)
+    assert [line for line in sim.output if "WorldInput" in line] == [LATENT_NOTE]  # once a session
+
+
+def test_world_input_warns_once_about_the_users_own_bindings_a_world_model_lacks(sim, scripted):
+    router, port = scripted
+    c = _ready(sim, router, port)
+    wi = _world_input(sim, c, idle_action="rest")
+    wi.members["bindings"]["wb_down"] = "crouch"  # a changed default
+    wi.members["bindings"]["wb_event_1"] = "dash"  # an added binding
+    sim.add_to_root(wi)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({})])
+    _world_model_session(sim, router, c)
+    _pump(sim, router)
+    assert _recv(router)[1]["action"] == 0
+    sim.process(5)
+    assert len(sim.warnings) == 2, sim.warnings
+    assert sim.warnings[0].startswith("WorldInput: crouch, dash not among this backend's actions")
+    assert sim.warnings[1].startswith("WorldInput: idle action rest not among this backend's actions")
+    assert "idle rest" in wi.members["unknown_actions"] and "right" in wi.members["unknown_actions"]
+    assert [line for line in sim.output if "WorldInput" in line] == [LATENT_NOTE]
+
+
+@pytest.mark.parametrize("count, note", [
+    (4, "keys 1–4 play the world model's 4 latent actions"),
+    (16, "keys 1–8 play 8 of the world model's 16 latent actions"),
+])
+def test_world_input_says_what_the_digit_keys_play_on_a_world_model_of_any_size(sim, count, note):
+    wi = _world_input(sim, None)
+    sim.add_to_root(wi)
+    session = {"backend_kind": "world_model", "action_names": [f"latent_{i}" for i in range(count)],
+               "num_latent_actions": count}
+    sim.call_method(wi, "check_bindings", [gdsim.to_gd(session)])
+    assert sim.warnings == [] and sim.output == [f"WorldInput: {note}; the arrow keys play none of them"]
 
 
 def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(sim, scripted):

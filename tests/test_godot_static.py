@@ -197,7 +197,7 @@ def test_project_godot_resolves_and_maps_every_action_the_code_uses():
     used = set()
     for path in GD_FILES:
         used |= set(re.findall(r'is_action(?:_just)?_pressed\("(\w+)"\)', path.read_text(encoding="utf-8")))
-    bindings = re.search(r"var bindings := \{(.*?)\n\}", (ADDON / "nodes" / "world_input.gd").read_text(), re.S)
+    bindings = re.search(r"const DEFAULT_BINDINGS := \{(.*?)\n\}", (ADDON / "nodes" / "world_input.gd").read_text(), re.S)
     for key in re.findall(r'"([\w+]+)":', bindings.group(1)):
         used |= set(key.split("+"))
     assert used and used <= actions, f"actions used but not in project.godot: {sorted(used - actions)}"

@@ -10,12 +10,10 @@ extends Node
 ## Emitted whenever an action is sent (name or latent id).
 signal action_sent(action: Variant)
 
-## The client to drive.
-@export var client: WorldBridgeClient
-## Input Map action(s) -> WorldBridge action: a String (a name from session.action_names or the
-## client's action_map) or an int (a latent action id). Join Input actions with "+" for chords.
-## The first entry whose Input actions are all pressed wins: list chords before single keys.
-@export var bindings := {
+## The bindings a new WorldInput has: the sandbox game's named actions on the arrows, WASD,
+## Space and the gamepad, and latent actions 0-7 on keys 1-8. One the backend cannot play is
+## skipped without a warning (the user did not choose it); `bindings` entries that differ warn.
+const DEFAULT_BINDINGS := {
 	"wb_right+wb_jump": "right_jump",
 	"wb_left+wb_jump": "left_jump",
 	"wb_right": "right",
@@ -31,9 +29,19 @@ signal action_sent(action: Variant)
 	"wb_latent_7": 6,
 	"wb_latent_8": 7,
 }
+## The default idle action: on a backend without it latent 0 is sent, without a warning.
+const DEFAULT_IDLE_ACTION := "noop"
+
+## The client to drive.
+@export var client: WorldBridgeClient
+## Input Map action(s) -> WorldBridge action: a String (a name from session.action_names or the
+## client's action_map) or an int (a latent action id). Join Input actions with "+" for chords.
+## The first entry whose Input actions are all pressed wins: list chords before single keys.
+@export var bindings := DEFAULT_BINDINGS.duplicate()
 ## What to send when nothing is pressed (realtime mode): a name, or a latent id as digits ("0").
-## One the backend lacks is warned about once a session, and latent id 0 is sent instead.
-@export var idle_action := "noop"
+## One the backend lacks is warned about once a session (the default "noop" is not), and latent
+## id 0 is sent instead.
+@export var idle_action := DEFAULT_IDLE_ACTION
 ## False sends nothing but the idle action once (realtime), so a key held when it turned false
 ## (e.g. a menu opened) does not keep the world moving: the host keeps the last input in force.
 @export var enabled := true
@@ -41,13 +49,14 @@ signal action_sent(action: Variant)
 ## The action in force on the host (realtime), null before the first send.
 var current_action: Variant = null
 var missing_actions := PackedStringArray()
-## Bound world actions the current session's backend lacks (warned once a session;
-## their keys send nothing).
+## Bound world actions the current session's backend lacks (warned once a session, unless
+## DEFAULT_BINDINGS bound them; their keys send nothing).
 var unknown_actions := PackedStringArray()
 
 var _checked_session := ""
 
-var _chords: Array = []  # [[PackedStringArray input actions, Variant world action], ...]
+# [[PackedStringArray input actions, Variant world action, bool from DEFAULT_BINDINGS], ...]
+var _chords: Array = []
 
 
 func _ready() -> void:
@@ -67,7 +76,7 @@ func rebuild() -> void:
 				if not input_name in missing_actions:
 					missing_actions.append(input_name)
 		if known and not names.is_empty():
-			_chords.append([names, bindings[key]])
+			_chords.append([names, bindings[key], _is_default(key, bindings[key])])
 	if not missing_actions.is_empty():
 		push_warning(
 			(
@@ -78,33 +87,65 @@ func rebuild() -> void:
 
 
 ## The bound world actions `session` cannot take (names it lacks, latent ids past its count);
-## the idle action is checked too.
+## the idle action is checked too. Only the user's own bindings and idle action are warned about:
+## a default one the backend lacks is no mistake of theirs. On a world model whose default named
+## bindings play nothing, it prints once what the keys play instead.
 func check_bindings(session: Dictionary) -> PackedStringArray:
 	var unknown := PackedStringArray()
+	var warned := PackedStringArray()
 	var names: Variant = session.get("action_names", [])
 	var count := int(session.get("num_latent_actions", 0))
+	var silent_names := false
+	var latent_keys := 0
 	for chord in _chords:
 		var label := _unknown_label(chord[1], names, count)
-		if label != "" and not label in unknown:
+		if label == "":
+			if chord[2] and typeof(chord[1]) == TYPE_INT:
+				latent_keys += 1
+			continue
+		if not label in unknown:
 			unknown.append(label)
+		if not chord[2] and not label in warned:
+			warned.append(label)
+		silent_names = silent_names or (chord[2] and typeof(chord[1]) == TYPE_STRING)
 	var why := "WorldInput: %s not among this backend's actions (%s; latent ids 0-%d)"
-	if not unknown.is_empty():
+	if not warned.is_empty():
 		push_warning(
 			(
-				(why % [", ".join(unknown), str(names), count - 1])
+				(why % [", ".join(warned), str(names), count - 1])
 				+ ": their keys send nothing; edit the bindings"
 			)
 		)
 	var idle := _unknown_label(_idle_value(), names, count)
 	if idle != "":
-		push_warning(
-			(
-				(why % ["idle action " + idle, str(names), count - 1])
-				+ ": latent action 0 is sent instead; edit idle_action"
+		if idle_action != DEFAULT_IDLE_ACTION:
+			push_warning(
+				(
+					(why % ["idle action " + idle, str(names), count - 1])
+					+ ": latent action 0 is sent instead; edit idle_action"
+				)
 			)
-		)
 		unknown.append("idle " + idle)
+	if silent_names and latent_keys > 0 and str(session.get("backend_kind")) == "world_model":
+		print(_latent_keys_note(latent_keys, count))
 	return unknown
+
+
+## What the default keys play on a world model, whose latent actions have no names.
+static func _latent_keys_note(keys: int, count: int) -> String:
+	var which := "the world model's %d" % count
+	if keys < count:
+		which = "%d of the world model's %d" % [keys, count]
+	return (
+		"WorldInput: keys 1–%d play %s latent actions; the arrow keys play none of them"
+		% [keys, which]
+	)
+
+
+## Whether `bindings[key] = action` is DEFAULT_BINDINGS' own entry.
+static func _is_default(key: Variant, action: Variant) -> bool:
+	var default: Variant = DEFAULT_BINDINGS.get(key)
+	return typeof(default) == typeof(action) and default == action
 
 
 func _unknown_label(action: Variant, names: Variant, count: int) -> String:
