@@ -19,13 +19,15 @@ namespace WorldBridge.Tests
 
         static SessionInfo Session(string id, string mode, params object[] actionNames) => Session(id, mode, "sandbox", 2, actionNames);
 
-        static SessionInfo Session(string id, string mode, string kind, long latents, params object[] actionNames) => SessionInfo.From(new MsgMap
+        /// <summary>A session as the host's message reaches SessionInfo.From: through the real encoder and decoder, whose
+        /// integers are all long (an int written into a MsgMap by hand is read as 0).</summary>
+        static SessionInfo Session(string id, string mode, string kind, int latents, params object[] actionNames) => SessionInfo.From((MsgMap)MsgPack.Decode(MsgPack.Encode(new MsgMap
         {
             { "type", "session" }, { "session_id", id }, { "backend_kind", kind }, { "backend_name", "fake" },
             { "mode", mode }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object>(actionNames) },
             { "num_latent_actions", latents }, { "event_types", new List<object>() }, { "settings", new MsgMap() },
             { "frame_index", 0 }, { "epoch", 0 }, { "resumed", false },
-        }, null);
+        })), null);
 
         /// <summary>The embedded default world's session: 8 latent actions, named latent_0..latent_7 (no noop).</summary>
         static SessionInfo WorldModelSession(string mode, int latents)
@@ -54,6 +56,14 @@ namespace WorldBridge.Tests
 
         static void RunUpdate(WorldInput input) =>
             typeof(WorldInput).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
+
+        [Test]
+        public void TheTestSessionsAreWhatTheHostsMessageDecodesTo()
+        {
+            var session = WorldModelSession("realtime", 8);
+            Assert.AreEqual((2, 1, 8), (session.Width, session.Height, session.NumLatentActions),
+                            "the test session's integers did not reach SessionInfo as the decoder yields them");
+        }
 
         [Test]
         public void NamesOfTheActionMapTheSessionStartedWithAreActions()
