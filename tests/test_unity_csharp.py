@@ -147,6 +147,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "TheDigitKeysPlayTheLatentActionsOfAWorldModel",
                      "TheDefaultRulesWarnOfNothingOnTheSandboxAndDigitsPastTheBackendsLatentActionsAreSkipped",
                      "TheTestSessionsAreWhatTheHostsMessageDecodesTo",
+                     "OnAWorldModelTheDefaultsWarnOfNothingAndWhatTheKeysPlayIsSaidOnce",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",
