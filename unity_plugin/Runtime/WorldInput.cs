@@ -76,7 +76,7 @@ namespace WorldBridge
         public List<ActionRule> rules = DefaultRules();
 
         [Tooltip("Sent while no rule matches; latent action 0 is sent instead when the backend lacks it.")]
-        public string idleAction = "noop";
+        public string idleAction = GameKeys.Idle;
         [Range(0.1f, 0.9f)] public float axisThreshold = 0.5f;
         [Tooltip("Step mode: keep stepping with the idle action while nothing is held (else the world waits for input).")]
         public bool stepWhenIdle = true;
@@ -88,6 +88,7 @@ namespace WorldBridge
         SessionInfo followed; // the session the rules were last checked against
         readonly HashSet<ActionRule> unusable = new HashSet<ActionRule>(); // rules for actions this backend lacks
         bool idleUnknown;
+        string toldKeys; // the last "keys 1-8 play ..." line logged, so it is said once, not every session
         long awaitedSeq = -1;
         bool warnedNoClient;
         const string NeedsClient = "[WorldBridge] WorldInput needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)";
@@ -180,8 +181,9 @@ namespace WorldBridge
         /// <summary>
         /// Names the rules' actions `session` lacks (names it does not have, latent ids past its num_latent_actions) and the
         /// idle action if it lacks that; as in the Godot addon, those rules then send nothing (the host would answer
-        /// bad_argument) and latent action 0 is sent instead of an unknown idle action. A default digit rule past
-        /// num_latent_actions (key 8 on the sandbox game's 7) sends nothing unnamed: it is no mistake of the user's.
+        /// bad_argument) and latent action 0 is sent instead of an unknown idle action. A default rule or the default idle
+        /// action the backend cannot play (the arrows on a world model, key 8 on the sandbox game's 7 actions) is skipped
+        /// unnamed: it is no mistake of the user's, so a world model instead logs once which keys play it.
         /// </summary>
         public List<string> CheckRules(SessionInfo session)
         {
@@ -193,20 +195,39 @@ namespace WorldBridge
                                                    : (session.HasAction(rule.action) ? null : rule.action);
                 if (label == null) continue;
                 unusable.Add(rule);
-                if (!unknown.Contains(label) && !GameKeys.IsDigitRule(rule.latentAction, rule.whenHeld)) unknown.Add(label);
+                if (!unknown.Contains(label) && !GameKeys.IsDefaultRule(rule.action, rule.latentAction, rule.whenHeld)) unknown.Add(label);
             }
             if (unknown.Count > 0)
                 Debug.LogWarning($"[WorldBridge] WorldInput: {string.Join(", ", unknown)} not among this backend's actions " +
                                  $"({string.Join(", ", session.ActionNames)}; latent ids 0-{session.NumLatentActions - 1}): " +
                                  $"their buttons send nothing; edit the rules on {name}", this);
             idleUnknown = !session.HasAction(idleAction);
-            if (idleUnknown)
+            if (idleUnknown && idleAction != GameKeys.Idle)
             {
                 Debug.LogWarning($"[WorldBridge] WorldInput: idle action '{idleAction}' not among this backend's actions " +
                                  $"({string.Join(", ", session.ActionNames)}): latent action 0 is sent instead; edit idleAction on {name}", this);
                 unknown.Add("idle " + idleAction);
             }
+            if (session.BackendKind == "world_model") TellKeys(session);
             return unknown;
+        }
+
+        /// <summary>Logs once (not a warning: nothing to fix) what the keys play on a world model, whose latent actions were
+        /// learned from unlabelled video: the default arrow rules it cannot play are skipped in silence.</summary>
+        void TellKeys(SessionInfo session)
+        {
+            var n = Math.Min(GameKeys.DigitKeys, session.NumLatentActions);
+            if (n == 0) return; // no latent action for a key to play
+            var arrows = new List<string>();
+            foreach (var rule in rules)
+                if (rule.latentAction < 0 && !unusable.Contains(rule) && GameKeys.IsDefaultRule(rule.action, rule.latentAction, rule.whenHeld))
+                    arrows.Add(rule.action);
+            var of = n < session.NumLatentActions ? $"{n} of " : "";
+            var told = $"[WorldBridge] WorldInput: keys 1–{n} play {of}the world model's {session.NumLatentActions} latent actions; the arrow keys play " +
+                       (arrows.Count == 0 ? "none of them" : $"only {string.Join(", ", arrows)}");
+            if (told == toldKeys) return;
+            toldKeys = told;
+            Debug.Log(told, this);
         }
 
         /// <summary>False for a rule whose action this session's backend lacks (CheckRules): its buttons send nothing.</summary>

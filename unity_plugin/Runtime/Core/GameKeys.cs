@@ -21,6 +21,9 @@ namespace WorldBridge.Core
         /// learned from unlabelled video, have no names for the arrows to play.</summary>
         public const int DigitKeys = 8;
 
+        /// <summary>The idle input (WorldInput's default idleAction): a backend without it gets latent action 0 instead.</summary>
+        public const string Idle = "noop";
+
         /// <summary>The default rules, first match wins, so chords come first.</summary>
         public static readonly GameRule[] DefaultRules = Rules();
 
@@ -41,10 +44,13 @@ namespace WorldBridge.Core
         /// <summary>The button of the digit key that plays latent action `latent` (key 1 plays latent action 0).</summary>
         public static string DigitButton(int latent) => "digit" + (latent + 1);
 
-        /// <summary>True for a default digit rule: past the backend's num_latent_actions (the sandbox has 7, a world model
-        /// may have fewer than 8) it is skipped without a warning, where a user's own rule is warned about.</summary>
-        public static bool IsDigitRule(int latent, string[] whenHeld) =>
-            latent >= 0 && latent < DigitKeys && whenHeld.Length == 1 && whenHeld[0] == DigitButton(latent);
+        /// <summary>True for a rule as DefaultRules has it (a latent rule's action name is never sent, so not compared): one
+        /// the backend cannot play (the arrows on a world model, key 8 on the sandbox game's 7 actions) is skipped without a
+        /// warning, where a rule the user added or changed is warned about.</summary>
+        public static bool IsDefaultRule(string action, int latent, string[] whenHeld) =>
+            Array.Exists(DefaultRules, rule => rule.Latent == latent && (latent >= 0 || rule.Action == action) &&
+                                               rule.WhenHeld.Length == whenHeld.Length &&
+                                               Array.TrueForAll(rule.WhenHeld, b => Array.IndexOf(whenHeld, b) >= 0));
 
         /// <summary>The button a game key (a Unity KeyCode name: the arrows, Space, Alpha1-8, Keypad1-8) presses, or
         /// null: letters typed elsewhere never move the world.</summary>
@@ -78,7 +84,7 @@ namespace WorldBridge.Core
             if (released) held.Remove(button);
             else held.Add(button);
             if (!Plays(session, button) || released && session.Mode != "realtime") return null;
-            return Match(held.Contains, session) ?? (released ? (session.HasAction("noop") ? "noop" : (object)0) : null);
+            return Match(held.Contains, session) ?? (released ? (session.HasAction(Idle) ? Idle : (object)0) : null);
         }
 
         /// <summary>Whether `button` plays on `session`: a digit its latent action, the arrows and Space only a backend

@@ -217,6 +217,7 @@ namespace UnityEngine
     public static class Debug
     {
         public static void Log(object message) => Application.Logged(message, LogType.Log);
+        public static void Log(object message, Object context) => Application.Logged(message, LogType.Log);
         public static void LogWarning(object message) => Application.Logged(message, LogType.Warning);
         public static void LogWarning(object message, Object context) => Application.Logged(message, LogType.Warning);
         public static void LogError(object message) => Application.Logged(message, LogType.Error);

@@ -43,6 +43,22 @@ namespace WorldBridge.Tests
             Assert.GreaterOrEqual(decodeOnly, 3, "msgpack.json holds no decode_only vectors (float32, array32, map32)");
         }
 
+        [Test]
+        public void EveryIntegerFormTheHostMaySendDecodesToALongThatGetLongReads()
+        {   // SessionInfo.From and every other parser read integers with GetLong: the decoder never yields int or byte
+            var forms = new Dictionary<string, long>
+            {
+                { "08", 8 }, { "ccc8", 200 }, { "cd0100", 256 }, { "ce00010000", 65536 }, { "cf0000000100000000", 1L << 32 },
+                { "e0", -32 }, { "d0df", -33 }, { "d1ff00", -256 }, { "d2ffff0000", -65536 }, { "d3ffffffff00000000", -(1L << 32) },
+            };
+            foreach (var form in forms)
+            {
+                var map = (MsgMap)MsgPack.Decode(GoldenVectors.Hex("81a17a" + form.Key)); // {"z": <form>}
+                Assert.IsInstanceOf<long>(map["z"], form.Key);
+                Assert.AreEqual(form.Value, map.GetLong("z"), form.Key);
+            }
+        }
+
         static string Clip(string hex) => hex.Length > 48 ? hex.Substring(0, 48) + "…" : hex;
 
         [Test]

@@ -30,13 +30,15 @@ namespace WorldBridge.Tests
             return new List<string>(UnityEditor.TestSupport.Drawn.HelpBoxes);
         }
 
-        static MsgMap Started(string kind, string mode, long latents, params object[] actionNames) => new MsgMap
+        /// <summary>The host's `session` as the window's connection gets it: through the real encoder and decoder, whose
+        /// integers are all long (an int written into a MsgMap by hand is read as 0).</summary>
+        static MsgMap Started(string kind, string mode, long latents, params object[] actionNames) => (MsgMap)MsgPack.Decode(MsgPack.Encode(new MsgMap
         {
             { "type", "session" }, { "session_id", "s1" }, { "backend_kind", kind }, { "backend_name", "default" },
             { "mode", mode }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object>(actionNames) },
             { "num_latent_actions", latents }, { "event_types", new List<object>() }, { "settings", new MsgMap() },
             { "frame_index", 0 }, { "epoch", 0 }, { "resumed", false },
-        };
+        }));
 
         /// <summary>A window whose connection is ready and has polled the `started` session (no host: nothing is sent).</summary>
         static WorldBridgeWindow WindowIn(MsgMap started)

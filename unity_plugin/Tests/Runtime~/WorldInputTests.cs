@@ -19,13 +19,15 @@ namespace WorldBridge.Tests
 
         static SessionInfo Session(string id, string mode, params object[] actionNames) => Session(id, mode, "sandbox", 2, actionNames);
 
-        static SessionInfo Session(string id, string mode, string kind, long latents, params object[] actionNames) => SessionInfo.From(new MsgMap
+        /// <summary>A session as the host's message reaches SessionInfo.From: through the real encoder and decoder, whose
+        /// integers are all long (an int written into a MsgMap by hand is read as 0).</summary>
+        static SessionInfo Session(string id, string mode, string kind, int latents, params object[] actionNames) => SessionInfo.From((MsgMap)MsgPack.Decode(MsgPack.Encode(new MsgMap
         {
             { "type", "session" }, { "session_id", id }, { "backend_kind", kind }, { "backend_name", "fake" },
             { "mode", mode }, { "fps", 24.0 }, { "width", 2 }, { "height", 1 }, { "action_names", new List<object>(actionNames) },
             { "num_latent_actions", latents }, { "event_types", new List<object>() }, { "settings", new MsgMap() },
             { "frame_index", 0 }, { "epoch", 0 }, { "resumed", false },
-        }, null);
+        })), null);
 
         /// <summary>The embedded default world's session: 8 latent actions, named latent_0..latent_7 (no noop).</summary>
         static SessionInfo WorldModelSession(string mode, int latents)
@@ -54,6 +56,14 @@ namespace WorldBridge.Tests
 
         static void RunUpdate(WorldInput input) =>
             typeof(WorldInput).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
+
+        [Test]
+        public void TheTestSessionsAreWhatTheHostsMessageDecodesTo()
+        {
+            var session = WorldModelSession("realtime", 8);
+            Assert.AreEqual((2, 1, 8), (session.Width, session.Height, session.NumLatentActions),
+                            "the test session's integers did not reach SessionInfo as the decoder yields them");
+        }
 
         [Test]
         public void NamesOfTheActionMapTheSessionStartedWithAreActions()
@@ -142,16 +152,18 @@ namespace WorldBridge.Tests
                                       "keys 3 and keypad 8 play latent actions 2 and 7; released, the idle latent action 0");
         }
 
-        /// <summary>The warnings CheckRules logs for `session`, and what it returns.</summary>
-        static (List<string> Warnings, List<string> Unknown) Checked(WorldInput input, SessionInfo session)
+        /// <summary>The warnings CheckRules logs for `session`, what it returns, and its plain (Debug.Log) lines.</summary>
+        static (List<string> Warnings, List<string> Unknown, List<string> Said) Checked(WorldInput input, SessionInfo session)
         {
             var warnings = new List<string>();
+            var said = new List<string>();
             Application.LogCallback log = (message, stack, type) =>
             {
                 if (type == LogType.Warning) warnings.Add(message);
+                if (type == LogType.Log) said.Add(message);
             };
             Application.logMessageReceived += log;
-            try { return (warnings, input.CheckRules(session)); }
+            try { return (warnings, input.CheckRules(session), said); }
             finally { Application.logMessageReceived -= log; }
         }
 
@@ -160,8 +172,9 @@ namespace WorldBridge.Tests
         {
             var input = new WorldInput();
             var sandbox = Session("s1", "realtime", "sandbox", SandboxActions.Length, SandboxActions);
-            var (warnings, unknown) = Checked(input, sandbox);
+            var (warnings, unknown, said) = Checked(input, sandbox);
             CollectionAssert.IsEmpty(warnings, "the default rules warned on the sandbox game");
+            CollectionAssert.IsEmpty(said, "the sandbox game's arrows play: nothing to say of the keys");
             CollectionAssert.IsEmpty(unknown);
             var key8 = input.rules.Find(r => r.latentAction == 7);
             Assert.IsFalse(input.Usable(key8), "the sandbox game has 7 actions: key 8 sends nothing");
@@ -171,10 +184,34 @@ namespace WorldBridge.Tests
             CollectionAssert.IsEmpty(small.FindAll(label => label.StartsWith("latent")), "default keys 5-8 warned on a world with 4 latent actions");
 
             input.rules.Add(new ActionRule("x", "jump") { latentAction = 7 }); // the user's own rule still warns
-            (warnings, unknown) = Checked(input, sandbox);
+            (warnings, unknown, said) = Checked(input, sandbox);
             CollectionAssert.AreEqual(new[] { "latent 7" }, unknown);
             Assert.AreEqual(1, warnings.Count);
             StringAssert.Contains("latent 7 not among this backend's actions", warnings[0]);
+        }
+
+        [Test]
+        public void OnAWorldModelTheDefaultsWarnOfNothingAndWhatTheKeysPlayIsSaidOnce()
+        {
+            var input = new WorldInput();
+            var (warnings, unknown, said) = Checked(input, WorldModelSession("realtime", 8));
+            CollectionAssert.IsEmpty(warnings, "the default arrow rules and idle 'noop' warned on a world model");
+            CollectionAssert.IsEmpty(unknown);
+            Assert.IsFalse(input.Usable(input.rules.Find(r => r.action == "right")), "an arrow rule the world model cannot play still sends nothing");
+            Assert.AreEqual(0, input.IdleToSend(), "the world model has no noop: latent action 0 is its idle input");
+            CollectionAssert.AreEqual(new[] { "[WorldBridge] WorldInput: keys 1–8 play the world model's 8 latent actions; the arrow keys play none of them" },
+                                      said);
+            CollectionAssert.IsEmpty(Checked(input, WorldModelSession("step", 8)).Said, "said again at the next session");
+            StringAssert.Contains("keys 1–4 play the world model's 4 latent actions", Checked(input, WorldModelSession("realtime", 4)).Said[0]);
+
+            input.rules.Add(new ActionRule("dash", "down"));                      // the user's own rule
+            input.rules.Find(r => r.action == "right").whenHeld = new[] { "down" }; // a default rule the user changed
+            input.idleAction = "wait";
+            (warnings, unknown, said) = Checked(input, WorldModelSession("realtime", 4));
+            CollectionAssert.AreEqual(new[] { "right", "dash", "idle wait" }, unknown);
+            Assert.AreEqual(2, warnings.Count, string.Join("\n", warnings));
+            StringAssert.StartsWith("[WorldBridge] WorldInput: right, dash not among this backend's actions", warnings[0]);
+            StringAssert.Contains("idle action 'wait' not among this backend's actions", warnings[1]);
         }
 
         [Test]
