@@ -1167,13 +1167,15 @@ def test_world_input_disabled_with_a_key_held_sends_the_idle_action_once(sim, sc
     gdsim.release(sim, "wb_latent_2")
 
 
-def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_keys_at_unpause(sim, scripted):
+@pytest.mark.parametrize("layout", ["sibling of the client", "child of the client"])
+def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_keys_at_unpause(sim, scripted, layout):
     """A paused tree stops WorldInput's _process while the host keeps the last input in force: pausing mid-walk must stop
-    the walk (NOTIFICATION_PAUSED), and unpausing sends the keys held then."""
+    the walk (NOTIFICATION_PAUSED), and unpausing sends the keys held then. Under the client, which runs always, an
+    Inherit WorldInput got no NOTIFICATION_PAUSED and kept steering through the pause."""
     c, _, _ = _scripted_session(sim, scripted, "realtime")
     wi = _world_input(sim, c)
     sent = Recorder(wi, "action_sent")
-    sim.add_to_root(wi)
+    (sim.native_of(c).add_child if layout == "child of the client" else sim.add_to_root)(wi)
     gdsim.press(sim, "wb_right")
     sim.process(3)
     sim.tree.paused = True
@@ -1187,6 +1189,21 @@ def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_ke
     sim.process(2)
     assert [a[0] for a in sent["action_sent"]] == ["right", "noop", 1]
     gdsim.release(sim, "wb_latent_2")
+
+
+def test_world_input_set_to_process_always_keeps_steering_in_a_paused_tree(sim, scripted):
+    """A process_mode chosen in the inspector is kept: a game that steers the world under its pause menu sets Always."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    sim.add_to_root(wi)
+    sim.tree.paused = True
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["right"]
+    assert sim.native_of(wi).process_mode == gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    gdsim.release(sim, "wb_right")
 
 
 def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
