@@ -578,10 +578,6 @@ def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim
     assert _run_until(sim, lambda: rec["recording_changed"] and rec["recording_changed"][-1][0] is True)
     sim.call_method(c, "disconnect_from_host", [])
     assert rec["recording_changed"][-1][0] is False  # the Record button must not keep saying "Stop"
-    badge = view.members["_badge"]
-    assert "(last frame)" in badge.text and "sandbox" in badge.text.lower(), badge.text  # a frame on screen keeps its label
-    color = badge.theme_overrides["font_color"]
-    assert (color.r, color.g, color.b) == (1, 0.65, 0), "the sandbox's last frame is labelled in the world model's green"
 
 
 def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(sim, scripted):
@@ -1167,13 +1163,15 @@ def test_world_input_disabled_with_a_key_held_sends_the_idle_action_once(sim, sc
     gdsim.release(sim, "wb_latent_2")
 
 
-def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_keys_at_unpause(sim, scripted):
+@pytest.mark.parametrize("layout", ["sibling of the client", "child of the client"])
+def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_keys_at_unpause(sim, scripted, layout):
     """A paused tree stops WorldInput's _process while the host keeps the last input in force: pausing mid-walk must stop
-    the walk (NOTIFICATION_PAUSED), and unpausing sends the keys held then."""
+    the walk (NOTIFICATION_PAUSED), and unpausing sends the keys held then. Under the client, which runs always, an
+    Inherit WorldInput got no NOTIFICATION_PAUSED and kept steering through the pause."""
     c, _, _ = _scripted_session(sim, scripted, "realtime")
     wi = _world_input(sim, c)
     sent = Recorder(wi, "action_sent")
-    sim.add_to_root(wi)
+    (sim.native_of(c).add_child if layout == "child of the client" else sim.add_to_root)(wi)
     gdsim.press(sim, "wb_right")
     sim.process(3)
     sim.tree.paused = True
@@ -1189,6 +1187,21 @@ def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_ke
     gdsim.release(sim, "wb_latent_2")
 
 
+def test_world_input_set_to_process_always_keeps_steering_in_a_paused_tree(sim, scripted):
+    """A process_mode chosen in the inspector is kept: a game that steers the world under its pause menu sets Always."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    sim.add_to_root(wi)
+    sim.tree.paused = True
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["right"]
+    assert sim.native_of(wi).process_mode == gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    gdsim.release(sim, "wb_right")
+
+
 def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
     """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
     c = _client(sim, "tcp://127.0.0.1:1", mode="step")
@@ -1200,6 +1213,74 @@ def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
     color = badge.theme_overrides["font_color"]
     assert badge.text == c.members["status_text"] and "(last frame)" not in badge.text, badge.text
     assert (color.r, color.g, color.b) == (1, 1, 1), f"{badge.text!r} is shown in a backend's colour"
+
+
+ORANGE, WHITE = (1, 0.65, 0), (1, 1, 1)
+
+
+def _badge(view) -> tuple[str, tuple[float, float, float]]:
+    badge = view.members["_badge"]
+    color = badge.theme_overrides["font_color"]
+    return badge.text, (color.r, color.g, color.b)
+
+
+def _view_with_a_frame(sim, scripted):
+    """A step session s1 with the scripted (sandbox) host and a WorldView showing its first frame: (client, view, peer)."""
+    router, _ = scripted
+    c, _, ident = _scripted_session(sim, scripted, "step")
+    view = _node(sim, VIEW, client=c)
+    sim.add_to_root(view)
+    router.send_multipart([ident, _frame_msg(0, []), b"\0" * 12])
+    assert _run_until(sim, lambda: view.members["frames_shown"] == 1)
+    assert _badge(view)[1] == ORANGE and view.native.texture is not None
+    return c, view, ident
+
+
+def _blank(sim, view) -> bool:
+    """Nothing on screen, and no click maps onto a frame."""
+    off = sim.call_method(view, "frame_pixel_at", [gdsim.Vector2(1, 1)])
+    return view.native.texture is None and sim.call_method(view, "get_frame_image", []) is None and off.x == -1
+
+
+@pytest.mark.parametrize("change", ["connect_to_host", "disconnect_from_host"])
+def test_view_on_a_new_or_closed_connection_blanks_the_frame_and_names_no_backend(sim, scripted, change):
+    """Another host may run another backend: the old frame and its orange label stayed after connect_to_host() (Unity
+    blanks the frame and goes white on a connection change)."""
+    c, view, _ = _view_with_a_frame(sim, scripted)
+    _, other_port = _router()
+    sim.call_method(c, change, [f"tcp://127.0.0.1:{other_port}"] if change == "connect_to_host" else [])
+    sim.process()
+    assert _blank(sim, view), "the old host's frame is still shown"
+    assert _badge(view) == (c.members["status_text"], WHITE)
+
+
+def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(sim, scripted):
+    """A resume after a dropped connection goes on with the frame on screen (named in its backend's colour meanwhile);
+    a new world must not show the old world's last frame until its own first frame."""
+    router, _ = scripted
+    c, view, _ = _view_with_a_frame(sim, scripted)
+    sim.call_method(c.members["_socket"], "_fail", ["simulated network drop"])
+    text, color = _badge(view)
+    assert text.endswith("(last frame): " + c.members["status_text"]) and color == ORANGE, text
+    ident, resume = _greet_and_start(sim, router)
+    assert resume["resume"] == "s1"
+    _answer(sim, router, c, ident, resume, resumed=True)
+    assert not _blank(sim, view), "a resumed world lost its frame"
+    assert sim.call_method(c, "start_session", [])
+    _session_started(sim, router, c, sid="s2")
+    assert _blank(sim, view), "the old world's frame is shown as the new world's"
+    assert _badge(view) == (sim.call_method(c, "backend_label", []), ORANGE)
+
+
+def test_view_says_an_ended_session_ended_in_white_over_its_last_frame(sim, scripted):
+    """An ended session's backend runs no more: its label stayed in orange (Unity says "session ended: ..." in white)."""
+    router, _ = scripted
+    c, view, ident = _view_with_a_frame(sim, scripted)
+    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "backend_error",
+                                                 "message": "the world crashed", "fatal": True})])
+    assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+    assert _badge(view) == ("session ended: the world crashed", WHITE)
+    assert not _blank(sim, view), "the last frame stays in view"
 
 
 def test_a_start_queued_while_connecting_goes_to_the_host_connect_to_host_switches_to(sim, scripted):

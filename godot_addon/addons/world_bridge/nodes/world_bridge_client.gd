@@ -15,6 +15,9 @@ signal status_changed(text: String)
 signal session_started(session: Dictionary)
 ## The session ended (fatal error, disconnect_from_host, or a new start).
 signal session_ended(reason: String)
+## connect_to_host() or disconnect_from_host() changed the connection: what the old one showed
+## (frames, backend) is no longer this host's.
+signal connection_changed
 ## A frame of the current epoch; `pixels` is raw RGB8 (height*width*3), PNG or JPEG
 ## as header.codec says.
 signal frame_received(header: Dictionary, pixels: PackedByteArray)
@@ -155,6 +158,7 @@ func connect_to_host(address: String = "") -> Error:
 	elif _socket != null:
 		_socket.close()
 	_forget_status()
+	connection_changed.emit()
 	_socket = Zmtp.new()
 	_socket.properties = {"X-Client": client_name}
 	_socket.opened.connect(_on_socket_opened)
@@ -187,6 +191,7 @@ func disconnect_from_host() -> void:
 	_end_session("disconnected")
 	_update_capabilities()
 	_set_link(Link.OFFLINE, "offline")
+	connection_changed.emit()
 
 
 ## Drives the connection and dispatches messages; _process calls it, tests may call it directly.

@@ -60,6 +60,10 @@ var _chords: Array = []
 
 
 func _ready() -> void:
+	# Inherit would follow the client's (or any) Always parent and steer through a pause, with no
+	# NOTIFICATION_PAUSED; keys pause with the game. A process_mode set in the inspector is kept.
+	if process_mode == Node.PROCESS_MODE_INHERIT:
+		process_mode = Node.PROCESS_MODE_PAUSABLE
 	rebuild()
 
 

@@ -32,10 +32,12 @@ var frames_rejected := 0
 var _image: Image = null
 var _texture: ImageTexture = null
 var _badge: Label = null
-## The backend of the frame on screen (label and kind), said in its colour while it stays up
-## after its session ends.
+## The backend of the frame on screen (label and kind), said in its colour while its session is
+## kept across a reconnect; forgotten when the session ends.
 var _shown_label := ""
 var _shown_kind := ""
+## Why the session of the frame on screen ended ("" while one runs), said in white.
+var _ended := ""
 
 
 func _init() -> void:
@@ -58,13 +60,24 @@ func _ready() -> void:
 
 func set_client(value: WorldBridgeClient) -> void:
 	if client != null and client.frame_received.is_connected(show_frame):
-		client.frame_received.disconnect(show_frame)
-		client.status_changed.disconnect(_on_status_changed)
+		for pair in _followed():
+			pair[0].disconnect(pair[1])
 	client = value
 	if client != null and is_inside_tree():
-		client.frame_received.connect(show_frame)
-		client.status_changed.connect(_on_status_changed)
+		for pair in _followed():
+			pair[0].connect(pair[1])
 	_update_badge()
+
+
+## The client's signals this view follows, each with its handler.
+func _followed() -> Array:
+	return [
+		[client.frame_received, show_frame],
+		[client.status_changed, _on_status_changed],
+		[client.session_started, _on_session_started],
+		[client.session_ended, _on_session_ended],
+		[client.connection_changed, _blank],
+	]
 
 
 func set_show_backend_badge(value: bool) -> void:
@@ -235,6 +248,36 @@ func _on_status_changed(_text: String) -> void:
 	_update_badge()
 
 
+## A new world (not a resumed one) must not show the old world's last frame until its own.
+func _on_session_started(session: Dictionary) -> void:
+	_ended = ""
+	var resumed: Variant = session.get("resumed")
+	if typeof(resumed) == TYPE_BOOL and resumed:
+		_update_badge()
+	else:
+		_blank()
+
+
+## An ended session's backend runs no more: the badge says why in white, over its last frame.
+func _on_session_ended(reason: String) -> void:
+	_shown_label = ""
+	_shown_kind = ""
+	_ended = reason
+	_update_badge()
+
+
+## Forgets the frame on screen and its backend (a new connection or world shows its own), so no
+## click maps onto it.
+func _blank() -> void:
+	_image = null
+	_texture = null
+	texture = null
+	_shown_label = ""
+	_shown_kind = ""
+	_ended = ""
+	_update_badge()
+
+
 func _update_badge() -> void:
 	if _badge == null:
 		return
@@ -247,14 +290,17 @@ func _update_badge() -> void:
 		_badge.text = client.backend_label()
 	elif _shown_label != "":
 		_badge.text = "%s (last frame): %s" % [_shown_label, client.status_text]
+	elif _ended != "":
+		_badge.text = "session ended: " + _ended
 	else:
 		_badge.text = client.status_text
 	var kind := client.backend_kind if client.is_in_session() else _shown_kind
 	_badge.add_theme_color_override("font_color", _badge_color(kind))
 
 
-## Orange for the sandbox game, green for the world model, white while no backend is known, so
-## status text such as "offline" never wears a backend's colour (as in Unity).
+## Orange for the sandbox game, green for the world model, white while no session is held, so
+## status text such as "offline" or "session ended: ..." never wears a backend's colour (as in
+## Unity).
 func _badge_color(kind: String) -> Color:
 	if kind == Protocol.BACKEND_SANDBOX:
 		return Color.ORANGE
