@@ -397,8 +397,9 @@ namespace WorldBridge.Editor
             if (session == null || (e.type != EventType.KeyDown && e.type != EventType.KeyUp)) return;
             bool focused = GUIUtility.keyboardControl == 0 || GUIUtility.keyboardControl == previewControl;
             if (!focused && e.type == EventType.KeyDown) return; // a release still counts: the key is no longer held
-            // the running session's mode, not the Mode popup (that is for the next start): a noop steps a step world
-            var action = gameKeys.OnKey(session, e.keyCode.ToString(), e.type == EventType.KeyUp);
+            // the connection's mode (a settings answer may change it), not the Mode popup (that is for the next start):
+            // a noop steps a step world
+            var action = gameKeys.OnKey(session, connection.Mode, e.keyCode.ToString(), e.type == EventType.KeyUp);
             if (action == null || !focused) return;
             Request(c => action is int latent ? c.Input(latent) : c.Input((string)action));
             e.Use();

@@ -46,6 +46,7 @@ namespace WorldBridge.Tests
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
             Set(connection, "session", SessionInfo.From(started, null));
+            Set(connection, "mode", started.GetString("mode")); // as the connection keeps it from the session
             ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(connection)).Add(started);
             var window = new WorldBridgeWindow();
             Set(window, "connection", connection);
@@ -75,15 +76,46 @@ namespace WorldBridge.Tests
         /// <summary>The action the window's game keys send for `key` pressed alone, or null.</summary>
         static object WindowSends(MsgMap started, KeyCode key)
         {
-            var window = WindowIn(started);
-            GUIUtility.keyboardControl = 0; // nothing focused: the game keys play
-            Event.current = new Event { type = EventType.KeyDown, keyCode = key };
-            typeof(WorldBridgeWindow).GetMethod("HandleKeys", Private).Invoke(window, new object[] { ConnectionOf(window).Session });
+            var sent = Sent(Keyed(WindowIn(started), "+" + key));
+            return sent.Count == 0 ? null : sent[sent.Count - 1];
+        }
+
+        /// <summary>Feeds the window's key handling each "+Key" (KeyDown) or "-Key" (KeyUp), with nothing focused: the game keys play.</summary>
+        static WorldBridgeWindow Keyed(WorldBridgeWindow window, params string[] keys)
+        {
+            GUIUtility.keyboardControl = 0;
+            foreach (var k in keys)
+            {
+                Event.current = new Event { type = k[0] == '+' ? EventType.KeyDown : EventType.KeyUp,
+                                            keyCode = (KeyCode)System.Enum.Parse(typeof(KeyCode), k.Substring(1)) };
+                typeof(WorldBridgeWindow).GetMethod("HandleKeys", Private).Invoke(window, new object[] { ConnectionOf(window).Session });
+            }
+            return window;
+        }
+
+        /// <summary>The actions of the inputs the window's connection has queued for the host, oldest first.</summary>
+        static List<object> Sent(WorldBridgeWindow window)
+        {
             var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection).GetField("outbox", Private).GetValue(ConnectionOf(window));
-            object sent = null;
+            var sent = new List<object>();
             foreach (var item in outbox)
-                sent = MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item))["action"];
+            {
+                var header = MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item));
+                if (header.GetString("type") == "input") sent.Add(header["action"]);
+            }
             return sent;
+        }
+
+        [Test]
+        public void TheWindowsKeysFollowAModeASettingsAnswerChanged()
+        {
+            var press = new[] { "+LeftArrow", "-LeftArrow" };
+            var window = WindowIn(Started("sandbox", "realtime", 7, "noop", "left", "right"));
+            Set(ConnectionOf(window), "mode", "step"); // what the connection keeps from an `ok` to settings {mode: "step"}
+            Assert.AreEqual(1, Sent(Keyed(window, press)).Count, "the release sent a noop: a step world stepped one more frame");
+            window = WindowIn(Started("sandbox", "step", 7, "noop", "left", "right"));
+            Set(ConnectionOf(window), "mode", "realtime");
+            Assert.AreEqual(2, Sent(Keyed(window, press)).Count, "the release sent nothing: a realtime world walked on");
         }
 
         /// <summary>What WorldInput's default rules send for `key` held alone, or null.</summary>
