@@ -82,10 +82,24 @@ namespace WorldBridge.Core
         {
             var button = Button(key);
             if (button == null) return null;
-            if (released) held.Remove(button);
-            else held.Add(button);
+            if (released && !held.Remove(button)) return null; // pressed where it played nothing (a text field had focus)
+            if (!released) held.Add(button);
             if (!Plays(session, button) || released && mode != "realtime") return null;
             return Match(held.Contains, session) ?? (released ? IdleAction(session) : null);
+        }
+
+        /// <summary>Forgets every held key (a new session, a closed connection), so a key whose release never came plays
+        /// in no later chord.</summary>
+        public void Clear() => held.Clear();
+
+        /// <summary>Releases every held key at once, for when their releases will not come (the window lost focus): the
+        /// idle action (as IdleAction) when a key that plays was held in a realtime world, else null.</summary>
+        public object ReleaseAll(SessionInfo session, string mode)
+        {
+            bool played = false;
+            foreach (var button in held) played |= Plays(session, button);
+            held.Clear();
+            return played && mode == "realtime" ? IdleAction(session) : null;
         }
 
         /// <summary>What a realtime world gets when no game key is held: "noop", or latent action 0 where the backend lacks it.</summary>

@@ -245,6 +245,28 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AKeyWhoseReleaseNeverCameIsReleasedOrForgottenAndJoinsNoLaterChord()
+        {
+            var realtime = Session("realtime", SandboxActions);
+            var keys = new GameKeys();
+            keys.OnKey(realtime, "realtime", "RightArrow", false);
+            Assert.AreEqual("noop", keys.ReleaseAll(realtime, "realtime"), "focus lost with an arrow held: the world walked on");
+            Assert.AreEqual("jump", keys.OnKey(realtime, "realtime", "Space", false), "the arrow released unseen still made a chord");
+            Assert.IsNull(keys.ReleaseAll(realtime, "step"), "a noop steps a step world");
+            Assert.IsNull(keys.ReleaseAll(realtime, "realtime"), "nothing was held");
+            keys.OnKey(realtime, "realtime", "RightArrow", false);
+            keys.Clear();
+            Assert.AreEqual("jump", keys.OnKey(realtime, "realtime", "Space", false), "a cleared key still played");
+            var world = Session("realtime", 8, "latent_0", "latent_1");
+            keys.Clear();
+            keys.OnKey(world, "realtime", "LeftArrow", false);
+            Assert.IsNull(keys.ReleaseAll(world, "realtime"), "the arrows play nothing on a world model: nothing to stop");
+            keys.OnKey(world, "realtime", "Alpha2", false);
+            Assert.AreEqual(0, keys.ReleaseAll(world, "realtime"), "latent action 0 stops a backend without noop");
+            Assert.IsNull(new GameKeys().OnKey(realtime, "realtime", "Space", true), "a space typed into a text field sent a noop");
+        }
+
+        [Test]
         public void TheGameKeysPlayWorldInputsDefaultRulesAndOnlyTheActionsTheBackendHas()
         {
             Func<string, bool> leftAndJump = b => b == "left" || b == "jump";

@@ -81,9 +81,12 @@ namespace WorldBridge.Tests
         }
 
         /// <summary>Feeds the window's key handling each "+Key" (KeyDown) or "-Key" (KeyUp), with nothing focused: the game keys play.</summary>
-        static WorldBridgeWindow Keyed(WorldBridgeWindow window, params string[] keys)
+        static WorldBridgeWindow Keyed(WorldBridgeWindow window, params string[] keys) => Keyed(window, 0, keys);
+
+        /// <summary>Keyed with keyboard control `focus` (0: nothing focused; another id: a text field of the window).</summary>
+        static WorldBridgeWindow Keyed(WorldBridgeWindow window, int focus, params string[] keys)
         {
-            GUIUtility.keyboardControl = 0;
+            GUIUtility.keyboardControl = focus;
             foreach (var k in keys)
             {
                 Event.current = new Event { type = k[0] == '+' ? EventType.KeyDown : EventType.KeyUp,
@@ -104,6 +107,58 @@ namespace WorldBridge.Tests
                 if (header.GetString("type") == "input") sent.Add(header["action"]);
             }
             return sent;
+        }
+
+        /// <summary>The host's `session` reaching the window's connection, as Poll takes it.</summary>
+        static void NewSession(WorldBridgeWindow window, MsgMap started)
+        {
+            ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(ConnectionOf(window))).Add(started);
+            Call(window, "Poll");
+        }
+
+        static readonly object[] Sandbox = { "noop", "left", "right", "jump", "left_jump", "right_jump", "down" };
+
+        [Test]
+        public void AKeyReleasedAfterTheWindowLostFocusStopsARealtimeWorldAndJoinsNoChord()
+        {
+            var window = Keyed(WindowIn(Started("sandbox", "realtime", 7, Sandbox)), "+RightArrow");
+            Call(window, "OnLostFocus"); // the user clicked the Scene view, then let go of the arrow: no KeyUp comes
+            CollectionAssert.AreEqual(new object[] { "right", "noop" }, Sent(window), "the world walked on right");
+            CollectionAssert.AreEqual(new object[] { "right", "noop", "jump" }, Sent(Keyed(window, "+Space")), "Space alone played a chord");
+
+            window = Keyed(WindowIn(Started("sandbox", "step", 7, Sandbox)), "+RightArrow");
+            Call(window, "OnLostFocus");
+            CollectionAssert.AreEqual(new object[] { "right" }, Sent(window), "a noop stepped a step world");
+            CollectionAssert.AreEqual(new object[] { "right", "jump" }, Sent(Keyed(window, "+Space")), "Space alone played a chord");
+        }
+
+        [Test]
+        public void AKeyReleasedInATextFieldOfTheWindowStillStopsTheWorld()
+        {
+            var window = Keyed(WindowIn(Started("sandbox", "realtime", 7, Sandbox)), "+LeftArrow");
+            Keyed(window, 42, "-LeftArrow", "+Space", "-Space"); // focus moved to the prompt field meanwhile
+            CollectionAssert.AreEqual(new object[] { "left", "noop" }, Sent(window),
+                                      "the release sent nothing (the world walked on), or a space typed in the field moved it");
+        }
+
+        [Test]
+        public void ANewWorldOrAReconnectForgetsTheHeldKeys()
+        {
+            var started = Started("sandbox", "realtime", 7, Sandbox);
+            var window = Keyed(WindowIn(started), "+RightArrow");
+            NewSession(window, started);
+            CollectionAssert.AreEqual(new object[] { "right", "jump" }, Sent(Keyed(window, "+Space")), "the old world's arrow made a chord");
+
+            var resumed = (MsgMap)MsgPack.Decode(MsgPack.Encode(started));
+            resumed["resumed"] = true;
+            Keyed(window, "+RightArrow");
+            NewSession(window, resumed);
+            Assert.AreEqual("right_jump", Sent(Keyed(window, "-Space", "+Space"))[4], "a resumed session keeps what is held");
+
+            window = Keyed(WindowIn(started), "+RightArrow");
+            Call(window, "Disconnect");
+            var keys = (GameKeys)typeof(WorldBridgeWindow).GetField("gameKeys", Private).GetValue(window);
+            Assert.IsNull(keys.ReleaseAll(SessionInfo.From(started, null), "realtime"), "the arrow held at the disconnect is still held");
         }
 
         [Test]
