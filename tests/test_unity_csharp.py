@@ -97,7 +97,8 @@ def test_core_nunit_suite_passes_with_golden_vectors(build: Path, tmp_path: Path
                      "OnlyAFatalErrorOrRecordingStoppedEndsTheRecording", "ANotReadyIsExplainedAsTheConnectionHandlesIt",
                      "OnlyGameKeysPlayAndTheirReleaseStopsOnlyARealtimeWorld",
                      "TheArrowKeysPlayOnlyABackendThatNamesTheirActions", "TheSettingsFieldsStartFromTheSessionsSettings",
-                     "ASettingsAnswerKeepsAFieldEditedButNotApplied"):
+                     "ASettingsAnswerKeepsAFieldEditedButNotApplied", "AReleasePlaysByTheModeGivenNotTheModeTheSessionStartedIn",
+                     "AKeyWhoseReleaseNeverCameIsReleasedOrForgottenAndJoinsNoLaterChord"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
@@ -151,7 +152,9 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",
-                     "ATextureFileThatCannotBeReadIsAnErrorRequestsReport"):
+                     "ATextureFileThatCannotBeReadIsAnErrorRequestsReport",
+                     "AFieldPromptTheBackendRefusesIsDroppedAndTheWorldStartsWithoutIt",
+                     "APromptAScriptPassesIsNeverDroppedButACameraPromptIs"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 
@@ -164,7 +167,9 @@ def test_editor_window_checks_nunit(build: Path, tmp_path: Path):
                 engine + (runtime, editor, NUNIT, "System.Core.dll"))
     names = _nunit_passes(tests, engine, tmp_path)
     for required in ("AConnectionThatGaveUpNoLongerShowsItsBackend", "TheWindowsGameKeysPlayWhatWorldInputsDefaultRulesPlay",
-                     "TheActionsHeadingSaysKeys1To8PlayAWorldModelsLatentActions"):
+                     "TheActionsHeadingSaysKeys1To8PlayAWorldModelsLatentActions", "TheWindowsKeysFollowAModeASettingsAnswerChanged",
+                     "AKeyReleasedAfterTheWindowLostFocusStopsARealtimeWorldAndJoinsNoChord",
+                     "AKeyReleasedInATextFieldOfTheWindowStillStopsTheWorld", "ANewWorldOrAReconnectForgetsTheHeldKeys"):
         assert any(n.endswith(required) for n in names), f"{required} did not run"
 
 

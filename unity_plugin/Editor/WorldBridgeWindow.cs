@@ -77,6 +77,7 @@ namespace WorldBridge.Editor
             connection?.Close();
             connection = null;
             tracker.Forget();
+            gameKeys.Clear(); // a key held now must not play in the next session's chords
             recording = false;
             BlankPreview(); // the next host's world must not show under this one's frame
         }
@@ -109,6 +110,7 @@ namespace WorldBridge.Editor
                     if (!m.GetBool("resumed"))
                     {
                         recording = false; // the host's recorder ended with the old session
+                        gameKeys.Clear();  // a new world starts with no key held
                         BlankPreview();    // "waiting for the first frame…" until the new world's frame 0
                     }
                 }
@@ -397,12 +399,25 @@ namespace WorldBridge.Editor
             if (session == null || (e.type != EventType.KeyDown && e.type != EventType.KeyUp)) return;
             bool focused = GUIUtility.keyboardControl == 0 || GUIUtility.keyboardControl == previewControl;
             if (!focused && e.type == EventType.KeyDown) return; // a release still counts: the key is no longer held
-            // the running session's mode, not the Mode popup (that is for the next start): a noop steps a step world
-            var action = gameKeys.OnKey(session, e.keyCode.ToString(), e.type == EventType.KeyUp);
-            if (action == null || !focused) return;
-            Request(c => action is int latent ? c.Input(latent) : c.Input((string)action));
-            e.Use();
+            // the connection's mode (a settings answer may change it), not the Mode popup (that is for the next start):
+            // a noop steps a step world
+            var action = gameKeys.OnKey(session, connection.Mode, e.keyCode.ToString(), e.type == EventType.KeyUp);
+            if (action == null) return;
+            Play(action); // a release in a text field too: the key pressed on the preview is up, a realtime world must stop
+            if (focused) e.Use();
         }
+
+        /// <summary>IMGUI sends no KeyUp for a key released once the window lost focus (a click in the Scene view): every
+        /// held key is released now, so a realtime world does not walk on and no stale key joins a later chord.</summary>
+        void OnLostFocus()
+        {
+            var session = tracker.InSession ? connection?.Session : null;
+            var action = session == null ? null : gameKeys.ReleaseAll(session, connection.Mode);
+            gameKeys.Clear();
+            if (action != null) Play(action);
+        }
+
+        void Play(object action) => Request(c => action is int latent ? c.Input(latent) : c.Input((string)action));
 
         StartOptions Options() => new StartOptions
         {

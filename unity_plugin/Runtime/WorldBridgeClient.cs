@@ -92,10 +92,23 @@ namespace WorldBridge
         public bool IsConnected => Connected(Connection);
         /// <summary>True from onSessionStarted until onSessionEnded or the connection closes: whether BackendLabel names a running backend.</summary>
         public bool InSession => tracker.InSession;
+        /// <summary>Prompt kinds ("text", "image", "sketch") the running session's start went without: its backend refused
+        /// them and they came from this component's fields or a camera prompt (as the Godot addon's dropped_prompts).</summary>
+        public IReadOnlyList<string> DroppedPrompts => dropped;
+        /// <summary>DroppedPrompts in words ("started without the text prompt: this backend takes none"); null when none.</summary>
+        public string DroppedNote => dropped.Count == 0 ? null
+            : $"started without the {string.Join(" and ", dropped)} prompt{(dropped.Count == 1 ? ": this backend takes none" : "s: this backend takes neither")}";
         /// <summary>The host's newest `status` answer (sessions, fps_target, fps_measured, ...), null until RequestStatus.</summary>
         public MsgMap LastStatus => Connection?.LastStatus;
 
         bool startSent;
+        // the newest start made from the fields (not a script's prompt), its req_id, the prompt kinds of it a refusal may
+        // drop, and those dropped so far: a backend without text prompts still gets a world, as in the Godot addon
+        StartOptions fieldStart;
+        long fieldStartId = -1;
+        readonly HashSet<string> droppable = new HashSet<string>();
+        readonly List<string> dropping = new List<string>();
+        List<string> dropped = new List<string>();
         readonly SessionTracker tracker = new SessionTracker();
         readonly HashSet<WorldPromptFromCamera> cameraPrompts = new HashSet<WorldPromptFromCamera>();
 
@@ -203,15 +216,17 @@ namespace WorldBridge
             if (type == "session")
             {
                 var s = SessionInfo.From(m, Connection?.Welcome);
-                backendInUse = s.BackendLabel;
+                if (!s.Resumed) dropped = m.Has("req_id") && m.GetLong("req_id") == fieldStartId ? new List<string>(dropping) : new List<string>();
+                backendInUse = s.BackendLabel + (DroppedNote == null ? "" : "; " + DroppedNote);
                 Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}, can: {s.Capabilities}");
                 onSessionStarted.Invoke();
             }
             else if (type == "error" || type == "reject")
             {
                 var error = HostError.From(m);
+                bool retried = error.Kind == HostErrorCode.BadPrompt && error.ReqId == fieldStartId && StartWithout(error.Capability);
                 // not_ready: the connection greets the host again and says so once in LastError, whatever it refused
-                if (m.GetString("code") != "not_ready") Fail(error.ToString());
+                if (m.GetString("code") != "not_ready" && !retried) Fail(error.ToString());
                 HostErrorReceived?.Invoke(error);
                 EndSession(ended);
                 // a refused handshake (reject, or an error to hello) is also the connection's LastError: reported once
@@ -240,14 +255,20 @@ namespace WorldBridge
 
         public long StartWorld() => StartWorld(null, imageIsSketch);
 
-        /// <summary>Starts a world from the inspector settings; `png` (if given) replaces the image prompt.</summary>
-        public long StartWorld(byte[] png, bool asSketch)
+        /// <summary>Starts a world from the inspector settings; `png` (if given) replaces the image prompt. A backend that
+        /// refuses the text or image prompt of the fields gets the start again without it (DroppedPrompts); one refusing
+        /// `png` does not: a prompt a script passes is never dropped.</summary>
+        public long StartWorld(byte[] png, bool asSketch) => StartWorld(png, asSketch, false);
+
+        /// <summary>StartWorld, where `cameraPrompt` says `png` is a WorldPromptFromCamera's, which a refusal may drop.</summary>
+        internal long StartWorld(byte[] png, bool asSketch, bool cameraPrompt)
         {
             startSent = true;
-            return Send(c =>
+            StartOptions sent = null;
+            var id = Send(c =>
             {
                 var image = png ?? (imagePrompt != null ? EncodePromptImage(imagePrompt) : null);
-                return c.Start(new StartOptions
+                sent = new StartOptions
                 {
                     Backend = backend == WorldBackendChoice.Sandbox ? "sandbox" : backend == WorldBackendChoice.WorldModel ? "world_model" : null,
                     Mode = mode == WorldMode.Step ? "step" : "realtime",
@@ -256,8 +277,36 @@ namespace WorldBridge
                     Text = string.IsNullOrEmpty(textPrompt) ? null : textPrompt,
                     Image = asSketch ? null : image,
                     Sketch = asSketch ? image : null,
-                });
+                };
+                return c.Start(sent);
             });
+            fieldStart = sent;
+            fieldStartId = id;
+            droppable.Clear();
+            dropping.Clear();
+            if (sent?.Text != null) droppable.Add("text");
+            if (png == null ? imagePrompt != null : cameraPrompt) droppable.Add(asSketch ? "sketch" : "image");
+            return id;
+        }
+
+        /// <summary>Sends the refused field start again without the prompt kind `capability` names ("text_prompt"), if that
+        /// kind came from the fields; true when it went.</summary>
+        bool StartWithout(string capability)
+        {
+            var kind = capability != null && capability.EndsWith("_prompt", StringComparison.Ordinal) ? capability.Substring(0, capability.Length - 7) : null;
+            if (kind == null || !droppable.Remove(kind)) return false;
+            var o = fieldStart;
+            var without = new StartOptions
+            {
+                Backend = o.Backend, Mode = o.Mode, Fps = o.Fps, Seed = o.Seed, ActionMap = o.ActionMap,
+                Text = kind == "text" ? null : o.Text, Image = kind == "image" ? null : o.Image, Sketch = kind == "sketch" ? null : o.Sketch,
+            };
+            dropping.Add(kind);
+            backendInUse = $"this backend takes no {kind} prompts: starting without the {kind} prompt";
+            Debug.LogWarning("[WorldBridge] " + backendInUse);
+            fieldStartId = Send(c => c.Start(without));
+            fieldStart = without;
+            return fieldStartId >= 0;
         }
 
         /// <summary>A new world in the same session; prompts left null keep the previous ones.</summary>

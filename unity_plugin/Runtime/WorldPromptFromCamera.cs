@@ -96,7 +96,7 @@ namespace WorldBridge
             var png = Capture();
             bool sketch = kind == PromptKind.Sketch;
             Debug.Log($"[WorldBridge] sending a {png.Length}-byte {(sketch ? "sketch" : "image")} prompt from camera '{sourceCamera.name}'");
-            return delivery == Delivery.StartNewWorld ? client.StartWorld(png, sketch) : client.ResetWorld(png, sketch);
+            return delivery == Delivery.StartNewWorld ? client.StartWorld(png, sketch, true) : client.ResetWorld(png, sketch);
         }
     }
 }

@@ -76,16 +76,34 @@ namespace WorldBridge.Core
 
         /// <summary>Records a key press or release and returns the action to send now (as Match), or null: a release plays
         /// what is still held, else "noop" (latent action 0 where the backend lacks it, as WorldInput's idle), in a
-        /// realtime world only (a step world takes any input as one more frame).</summary>
-        public object OnKey(SessionInfo session, string key, bool released)
+        /// realtime world only (a step world takes any input as one more frame). `mode` is the connection's current mode
+        /// (WorldBridgeConnection.Mode), not the session's start-time one: a settings answer may have changed it.</summary>
+        public object OnKey(SessionInfo session, string mode, string key, bool released)
         {
             var button = Button(key);
             if (button == null) return null;
-            if (released) held.Remove(button);
-            else held.Add(button);
-            if (!Plays(session, button) || released && session.Mode != "realtime") return null;
-            return Match(held.Contains, session) ?? (released ? (session.HasAction(Idle) ? Idle : (object)0) : null);
+            if (released && !held.Remove(button)) return null; // pressed where it played nothing (a text field had focus)
+            if (!released) held.Add(button);
+            if (!Plays(session, button) || released && mode != "realtime") return null;
+            return Match(held.Contains, session) ?? (released ? IdleAction(session) : null);
         }
+
+        /// <summary>Forgets every held key (a new session, a closed connection), so a key whose release never came plays
+        /// in no later chord.</summary>
+        public void Clear() => held.Clear();
+
+        /// <summary>Releases every held key at once, for when their releases will not come (the window lost focus): the
+        /// idle action (as IdleAction) when a key that plays was held in a realtime world, else null.</summary>
+        public object ReleaseAll(SessionInfo session, string mode)
+        {
+            bool played = false;
+            foreach (var button in held) played |= Plays(session, button);
+            held.Clear();
+            return played && mode == "realtime" ? IdleAction(session) : null;
+        }
+
+        /// <summary>What a realtime world gets when no game key is held: "noop", or latent action 0 where the backend lacks it.</summary>
+        public static object IdleAction(SessionInfo session) => session.HasAction(Idle) ? Idle : (object)0;
 
         /// <summary>Whether `button` plays on `session`: a digit its latent action, the arrows and Space only a backend
         /// that names their actions (the sandbox game).</summary>

@@ -211,25 +211,59 @@ namespace WorldBridge.Tests
         {
             var realtime = Session("realtime", SandboxActions);
             Assert.AreEqual(new object[] { "left", "left_jump", "left", "noop" },
-                            new[] { new GameKeys().OnKey(realtime, "LeftArrow", false), Keys(realtime, "LeftArrow", "+Space"),
+                            new[] { new GameKeys().OnKey(realtime, "realtime", "LeftArrow", false), Keys(realtime, "LeftArrow", "+Space"),
                                     Keys(realtime, "LeftArrow", "+Space", "-Space"), Keys(realtime, "LeftArrow", "-LeftArrow") });
-            Assert.IsNull(new GameKeys().OnKey(realtime, "A", true), "a letter released (typed into a text field) stopped the player");
-            Assert.IsNull(new GameKeys().OnKey(realtime, "A", false));
+            Assert.IsNull(new GameKeys().OnKey(realtime, "realtime", "A", true), "a letter released (typed into a text field) stopped the player");
+            Assert.IsNull(new GameKeys().OnKey(realtime, "realtime", "A", false));
             var step = Session("step", SandboxActions);
             Assert.IsNull(Keys(step, "RightArrow", "-RightArrow"), "a noop steps a step world one more frame");
             Assert.AreEqual("right_jump", Keys(step, "RightArrow", "+UpArrow"));
             var world = Session("realtime", "latent_0", "latent_1", "latent_2");
-            Assert.IsNull(new GameKeys().OnKey(world, "LeftArrow", false));
-            Assert.IsNull(new GameKeys().OnKey(world, "LeftArrow", true));
+            Assert.IsNull(new GameKeys().OnKey(world, "realtime", "LeftArrow", false));
+            Assert.IsNull(new GameKeys().OnKey(world, "realtime", "LeftArrow", true));
         }
 
         /// <summary>Presses the first key, then each "+key" / "-key" (press / release); the last event's action.</summary>
         static object Keys(SessionInfo session, string first, params string[] then)
         {
             var keys = new GameKeys();
-            var action = keys.OnKey(session, first, false);
-            foreach (var k in then) action = keys.OnKey(session, k.Substring(1), k[0] == '-');
+            var action = keys.OnKey(session, session.Mode, first, false);
+            foreach (var k in then) action = keys.OnKey(session, session.Mode, k.Substring(1), k[0] == '-');
             return action;
+        }
+
+        [Test]
+        public void AReleasePlaysByTheModeGivenNotTheModeTheSessionStartedIn()
+        {
+            var keys = new GameKeys();
+            var startedRealtime = Session("realtime", SandboxActions);
+            Assert.AreEqual("left", keys.OnKey(startedRealtime, "step", "LeftArrow", false));
+            Assert.IsNull(keys.OnKey(startedRealtime, "step", "LeftArrow", true), "set to step since: a noop would step it");
+            var startedStep = Session("step", SandboxActions);
+            Assert.AreEqual("left", keys.OnKey(startedStep, "realtime", "LeftArrow", false));
+            Assert.AreEqual("noop", keys.OnKey(startedStep, "realtime", "LeftArrow", true), "set to realtime since: it walks on without the noop");
+        }
+
+        [Test]
+        public void AKeyWhoseReleaseNeverCameIsReleasedOrForgottenAndJoinsNoLaterChord()
+        {
+            var realtime = Session("realtime", SandboxActions);
+            var keys = new GameKeys();
+            keys.OnKey(realtime, "realtime", "RightArrow", false);
+            Assert.AreEqual("noop", keys.ReleaseAll(realtime, "realtime"), "focus lost with an arrow held: the world walked on");
+            Assert.AreEqual("jump", keys.OnKey(realtime, "realtime", "Space", false), "the arrow released unseen still made a chord");
+            Assert.IsNull(keys.ReleaseAll(realtime, "step"), "a noop steps a step world");
+            Assert.IsNull(keys.ReleaseAll(realtime, "realtime"), "nothing was held");
+            keys.OnKey(realtime, "realtime", "RightArrow", false);
+            keys.Clear();
+            Assert.AreEqual("jump", keys.OnKey(realtime, "realtime", "Space", false), "a cleared key still played");
+            var world = Session("realtime", 8, "latent_0", "latent_1");
+            keys.Clear();
+            keys.OnKey(world, "realtime", "LeftArrow", false);
+            Assert.IsNull(keys.ReleaseAll(world, "realtime"), "the arrows play nothing on a world model: nothing to stop");
+            keys.OnKey(world, "realtime", "Alpha2", false);
+            Assert.AreEqual(0, keys.ReleaseAll(world, "realtime"), "latent action 0 stops a backend without noop");
+            Assert.IsNull(new GameKeys().OnKey(realtime, "realtime", "Space", true), "a space typed into a text field sent a noop");
         }
 
         [Test]

@@ -46,6 +46,7 @@ namespace WorldBridge.Tests
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
             Set(connection, "session", SessionInfo.From(started, null));
+            Set(connection, "mode", started.GetString("mode")); // as the connection keeps it from the session
             ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(connection)).Add(started);
             var window = new WorldBridgeWindow();
             Set(window, "connection", connection);
@@ -75,15 +76,101 @@ namespace WorldBridge.Tests
         /// <summary>The action the window's game keys send for `key` pressed alone, or null.</summary>
         static object WindowSends(MsgMap started, KeyCode key)
         {
-            var window = WindowIn(started);
-            GUIUtility.keyboardControl = 0; // nothing focused: the game keys play
-            Event.current = new Event { type = EventType.KeyDown, keyCode = key };
-            typeof(WorldBridgeWindow).GetMethod("HandleKeys", Private).Invoke(window, new object[] { ConnectionOf(window).Session });
+            var sent = Sent(Keyed(WindowIn(started), "+" + key));
+            return sent.Count == 0 ? null : sent[sent.Count - 1];
+        }
+
+        /// <summary>Feeds the window's key handling each "+Key" (KeyDown) or "-Key" (KeyUp), with nothing focused: the game keys play.</summary>
+        static WorldBridgeWindow Keyed(WorldBridgeWindow window, params string[] keys) => Keyed(window, 0, keys);
+
+        /// <summary>Keyed with keyboard control `focus` (0: nothing focused; another id: a text field of the window).</summary>
+        static WorldBridgeWindow Keyed(WorldBridgeWindow window, int focus, params string[] keys)
+        {
+            GUIUtility.keyboardControl = focus;
+            foreach (var k in keys)
+            {
+                Event.current = new Event { type = k[0] == '+' ? EventType.KeyDown : EventType.KeyUp,
+                                            keyCode = (KeyCode)System.Enum.Parse(typeof(KeyCode), k.Substring(1)) };
+                typeof(WorldBridgeWindow).GetMethod("HandleKeys", Private).Invoke(window, new object[] { ConnectionOf(window).Session });
+            }
+            return window;
+        }
+
+        /// <summary>The actions of the inputs the window's connection has queued for the host, oldest first.</summary>
+        static List<object> Sent(WorldBridgeWindow window)
+        {
             var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection).GetField("outbox", Private).GetValue(ConnectionOf(window));
-            object sent = null;
+            var sent = new List<object>();
             foreach (var item in outbox)
-                sent = MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item))["action"];
+            {
+                var header = MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item));
+                if (header.GetString("type") == "input") sent.Add(header["action"]);
+            }
             return sent;
+        }
+
+        /// <summary>The host's `session` reaching the window's connection, as Poll takes it.</summary>
+        static void NewSession(WorldBridgeWindow window, MsgMap started)
+        {
+            ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(ConnectionOf(window))).Add(started);
+            Call(window, "Poll");
+        }
+
+        static readonly object[] Sandbox = { "noop", "left", "right", "jump", "left_jump", "right_jump", "down" };
+
+        [Test]
+        public void AKeyReleasedAfterTheWindowLostFocusStopsARealtimeWorldAndJoinsNoChord()
+        {
+            var window = Keyed(WindowIn(Started("sandbox", "realtime", 7, Sandbox)), "+RightArrow");
+            Call(window, "OnLostFocus"); // the user clicked the Scene view, then let go of the arrow: no KeyUp comes
+            CollectionAssert.AreEqual(new object[] { "right", "noop" }, Sent(window), "the world walked on right");
+            CollectionAssert.AreEqual(new object[] { "right", "noop", "jump" }, Sent(Keyed(window, "+Space")), "Space alone played a chord");
+
+            window = Keyed(WindowIn(Started("sandbox", "step", 7, Sandbox)), "+RightArrow");
+            Call(window, "OnLostFocus");
+            CollectionAssert.AreEqual(new object[] { "right" }, Sent(window), "a noop stepped a step world");
+            CollectionAssert.AreEqual(new object[] { "right", "jump" }, Sent(Keyed(window, "+Space")), "Space alone played a chord");
+        }
+
+        [Test]
+        public void AKeyReleasedInATextFieldOfTheWindowStillStopsTheWorld()
+        {
+            var window = Keyed(WindowIn(Started("sandbox", "realtime", 7, Sandbox)), "+LeftArrow");
+            Keyed(window, 42, "-LeftArrow", "+Space", "-Space"); // focus moved to the prompt field meanwhile
+            CollectionAssert.AreEqual(new object[] { "left", "noop" }, Sent(window),
+                                      "the release sent nothing (the world walked on), or a space typed in the field moved it");
+        }
+
+        [Test]
+        public void ANewWorldOrAReconnectForgetsTheHeldKeys()
+        {
+            var started = Started("sandbox", "realtime", 7, Sandbox);
+            var window = Keyed(WindowIn(started), "+RightArrow");
+            NewSession(window, started);
+            CollectionAssert.AreEqual(new object[] { "right", "jump" }, Sent(Keyed(window, "+Space")), "the old world's arrow made a chord");
+
+            var resumed = (MsgMap)MsgPack.Decode(MsgPack.Encode(started));
+            resumed["resumed"] = true;
+            Keyed(window, "+RightArrow");
+            NewSession(window, resumed);
+            Assert.AreEqual("right_jump", Sent(Keyed(window, "-Space", "+Space"))[4], "a resumed session keeps what is held");
+
+            window = Keyed(WindowIn(started), "+RightArrow");
+            Call(window, "Disconnect");
+            var keys = (GameKeys)typeof(WorldBridgeWindow).GetField("gameKeys", Private).GetValue(window);
+            Assert.IsNull(keys.ReleaseAll(SessionInfo.From(started, null), "realtime"), "the arrow held at the disconnect is still held");
+        }
+
+        [Test]
+        public void TheWindowsKeysFollowAModeASettingsAnswerChanged()
+        {
+            var press = new[] { "+LeftArrow", "-LeftArrow" };
+            var window = WindowIn(Started("sandbox", "realtime", 7, "noop", "left", "right"));
+            Set(ConnectionOf(window), "mode", "step"); // what the connection keeps from an `ok` to settings {mode: "step"}
+            Assert.AreEqual(1, Sent(Keyed(window, press)).Count, "the release sent a noop: a step world stepped one more frame");
+            window = WindowIn(Started("sandbox", "step", 7, "noop", "left", "right"));
+            Set(ConnectionOf(window), "mode", "realtime");
+            Assert.AreEqual(2, Sent(Keyed(window, press)).Count, "the release sent nothing: a realtime world walked on");
         }
 
         /// <summary>What WorldInput's default rules send for `key` held alone, or null.</summary>

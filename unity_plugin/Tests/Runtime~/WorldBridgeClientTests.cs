@@ -119,6 +119,94 @@ namespace WorldBridge.Tests
             }
         }
 
+        /// <summary>The starts the client has queued for the host, oldest first.</summary>
+        static List<MsgMap> Starts(WorldBridgeConnection c)
+        {
+            var starts = new List<MsgMap>();
+            foreach (var item in (System.Collections.IEnumerable)Get(c, "outbox"))
+            {
+                var header = MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item));
+                if (header.GetString("type") == "start") starts.Add(header);
+            }
+            return starts;
+        }
+
+        /// <summary>A client whose ready connection gets each host answer in turn; `update` runs its Update.</summary>
+        static WorldBridgeConnection Ready(WorldBridgeClient client)
+        {
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(connection, "state", ConnectionState.Ready);
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            return connection;
+        }
+
+        static void Answer(WorldBridgeClient client, MsgMap answer)
+        {
+            ((System.Collections.Concurrent.BlockingCollection<MsgMap>)Get(client.Connection, "inbox")).Add(answer);
+            typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
+        }
+
+        static MsgMap BadPrompt(MsgMap start, string capability) => new MsgMap
+        {
+            { "type", "error" }, { "req_id", start.GetLong("req_id") }, { "code", "bad_prompt" }, { "fatal", false },
+            { "message", $"this backend takes no {capability.Replace("_", " ")}s" }, { "capability", capability },
+        };
+
+        static MsgMap Session(MsgMap start) => new MsgMap
+        {
+            { "type", "session" }, { "req_id", start.GetLong("req_id") }, { "session_id", "s1" }, { "backend_kind", "sandbox" },
+            { "backend_name", "sandbox" }, { "mode", "realtime" }, { "resumed", false },
+        };
+
+        [Test]
+        public void AFieldPromptTheBackendRefusesIsDroppedAndTheWorldStartsWithoutIt()
+        {
+            var client = new WorldBridgeClient { startOnConnect = true, textPrompt = "a cave", fixedSeed = true, seed = 4 };
+            var told = new List<string>();
+            client.onError.AddListener(told.Add);
+            var connection = Ready(client);
+            typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
+            Assert.AreEqual("a cave", Starts(connection)[0].GetString("text"));
+            Answer(client, BadPrompt(Starts(connection)[0], "text_prompt"));
+            var starts = Starts(connection);
+            Assert.AreEqual(2, starts.Count, "the refused start was not sent again: no world on a backend without text prompts");
+            Assert.IsFalse(starts[1].Has("text") && starts[1]["text"] != null, "the second start still had the text prompt");
+            Assert.AreEqual(4L, starts[1].GetLong("seed"), "the second start kept the other options");
+            Assert.AreEqual("this backend takes no text prompts: starting without the text prompt", client.BackendLabel);
+            CollectionAssert.IsEmpty(told, "a refusal the client answers itself is no error");
+            Answer(client, Session(starts[1]));
+            CollectionAssert.AreEqual(new[] { "text" }, client.DroppedPrompts);
+            StringAssert.EndsWith("; started without the text prompt: this backend takes none", client.BackendLabel);
+            connection.Close();
+        }
+
+        [Test]
+        public void APromptAScriptPassesIsNeverDroppedButACameraPromptIs()
+        {
+            var client = new WorldBridgeClient { startOnConnect = false };
+            var told = new List<string>();
+            client.onError.AddListener(told.Add);
+            var connection = Ready(client);
+            client.StartWorld(new byte[] { 1, 2, 3 }, false);
+            Answer(client, BadPrompt(Starts(connection)[0], "image_prompt"));
+            Assert.AreEqual(1, Starts(connection).Count, "a script's image prompt was dropped");
+            Assert.AreEqual(1, told.Count, "the refusal of a script's prompt is its answer");
+            connection.Close();
+
+            connection = Ready(client);
+            var prompt = new WorldPromptFromCamera { client = client, sourceCamera = new UnityEngine.Camera(), kind = WorldPromptFromCamera.PromptKind.Sketch };
+            prompt.SendPrompt();
+            Assert.IsTrue(Starts(connection)[0].Has("sketch"));
+            Answer(client, BadPrompt(Starts(connection)[0], "sketch_prompt"));
+            Assert.AreEqual(2, Starts(connection).Count, "the camera's sketch prompt was not dropped");
+            Assert.IsNull(Starts(connection)[1]["sketch"]);
+            Answer(client, Session(Starts(connection)[1]));
+            Assert.AreEqual("started without the sketch prompt: this backend takes none", client.DroppedNote);
+            Answer(client, Session(new MsgMap { { "req_id", 99L } }));
+            Assert.IsNull(client.DroppedNote, "a later world a script started names what an earlier start dropped");
+            connection.Close();
+        }
+
         [Test]
         public void ATextureFileThatCannotBeReadIsAnErrorRequestsReport()
         {
