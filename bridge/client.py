@@ -301,7 +301,8 @@ class WorldClient:
                 raise ProtocolError("timeout", f"no frame for input seq {seq} within {timeout:g} s")
 
     def event(self, event_type: str | None = None, text: str | None = None) -> dict:
-        """Fire a world event on the next frame; the `ok` carries its caption."""
+        """Fire a world event on the next frame, or after those queued before it (a world model holds each for `hold`
+        frames); the `ok` carries its caption."""
         self._need_session()
         return self._request({"type": "event", "event_type": event_type, "text": text})
 

@@ -145,3 +145,13 @@ def test_architecture_names_only_files_that_exist():
                        for f in files):
                 gone.append(f"{folder}/: {name}")
     assert not gone, f"docs/architecture.md names files that do not exist: {gone}"
+
+
+def test_python_docs_say_a_queued_event_waits_for_the_held_one():
+    """Since the host holds each event `hold` frames, one queued behind it fires after them, not on the next frame."""
+    from bridge.client import WorldClient
+
+    section = (ROOT / "docs" / "python.md").read_text().split("## World events")[1].split("```")[0]
+    for where, text in (("docs/python.md, World events", section), ("WorldClient.event", WorldClient.event.__doc__)):
+        flat = " ".join(text.split())
+        assert "next frame" in flat and "`hold` frames" in flat, f"{where} must say a queued event waits its turn"

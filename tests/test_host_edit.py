@@ -579,3 +579,29 @@ def test_a_layer_the_backend_refuses_midway_leaves_the_world_as_it_was():
         s.edit(png(solid_rgba(4, 4, (200, 0, 0))), 2, 2)
     assert e.value.code == "bad_prompt" and s.epoch == 0 and s.index == 1
     assert np.array_equal(s.step(0).image[1:], before[1:])  # no paint leaked into the world (row 0 holds the counter)
+
+
+def test_one_re_simulation_runs_a_branchs_and_a_replays_history():
+    """`resimulate` is the loop both a branch and a replay's rebuild run: steps with their events, edits at their
+    place, settings handed back with their position in the history, and the frame count after each step or edit."""
+    from bridge.host.session import resimulate
+
+    calls = []
+
+    class Log:
+        width = height = 16
+
+        def step(self, action, event=None):
+            calls.append(("step", action, event))
+
+        def edit_frame(self, layer, x, y):
+            calls.append(("edit", layer.shape, x, y))
+
+    png = io.BytesIO()
+    Image.fromarray(solid_rgba(4, 4)).save(png, "PNG")
+    history = [("step", 1, {"type": "boom", "text": "b"}), ("settings", {"cfg": 2.0}), ("edit", png.getvalue(), 3, 4),
+               ("step", 0, None)]
+    frames = list(resimulate(Log(), history, lambda n, knobs: calls.append(("settings", n, knobs))))
+    assert frames == [1, 1, 2]
+    assert calls == [("step", 1, WorldEvent(type="boom", text="b")), ("settings", 1, {"cfg": 2.0}),
+                     ("edit", (4, 4, 4), 3, 4), ("step", 0, None)]

@@ -247,3 +247,14 @@ def test_first_frame_preset_defaults_to_the_worlds(tmp_path):
     assert r.exit_code == 0, r.output
     model, _ = load_first_frame(world)
     assert model.cfg.dim == 32  # micro, as the world is: the tiny default took 8 s a step on a micro world
+
+
+def test_without_preset_a_resumed_or_warm_started_model_keeps_its_own_size(tmp_path):
+    opts = dict(data=str(sandbox_dataset()), steps=1, batch=4, encoder="hashing", max_frames=40, progress=False)
+    world = save_micro_world(tmp_path / "world")
+    train_first_frame(PromptTrainOptions(world=str(world), preset="tiny", **opts))  # tiny on a micro world
+    assert train_first_frame(PromptTrainOptions(world=str(world), **opts))["step"] == 2  # the same run, no --preset
+    assert load_first_frame(world)[0].cfg.dim == 192
+    new = save_micro_world(tmp_path / "new", seed=1)
+    train_first_frame(PromptTrainOptions(world=str(new), init_from=str(world), **opts))
+    assert load_first_frame(new)[0].cfg.dim == 192  # started from the tiny model, not a micro one

@@ -666,8 +666,8 @@ def test_replay_says_where_a_lost_record_is_and_resyncs_at_the_reset(short_sessi
 
 
 @pytest.mark.parametrize("session, says, on_sandbox", [
-    (None, "names no backend; pass --checkpoint PATH (or --backend sandbox)", "gives no frame size"),
-    ({"backend_kind": "world_model", "backend_name": "w"}, "was made with 'w'; pass --checkpoint PATH",
+    (None, "names no backend; pass --checkpoint PATH (or --backend sandbox) to replay it", "gives no frame size"),
+    ({"backend_kind": "world_model", "backend_name": "w"}, "was made with 'w'; pass --checkpoint PATH to replay it",
      "was recorded on the WORLD MODEL: w; --backend sandbox replays on the sandbox game"),
 ])
 def test_replay_of_a_header_without_its_session_names_what_to_pass(tmp_path, session, says, on_sandbox):

@@ -221,8 +221,9 @@ def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> No
             checkpoint = Path(header["checkpoint"])
         else:
             made = f"was made with {s['backend_name']!r}" if s.get("backend_name") else "names no backend"
-            raise click.ClickException(f"the recording {made}; pass --checkpoint PATH (or --backend sandbox) to "
-                                       "replay it")
+            # a world model's recording refuses the sandbox below, so only a header naming no kind may suggest it
+            sandbox = "" if s.get("backend_kind") == "world_model" else " (or --backend sandbox)"
+            raise click.ClickException(f"the recording {made}; pass --checkpoint PATH{sandbox} to replay it")
     _refuse_another_backend(rec, header, "sandbox" if backend == "sandbox" else "world_model")
     if backend == "sandbox":
         if not is_int(s.get("height")):

@@ -12,10 +12,11 @@ from typing import Any, Callable
 import msgpack
 import numpy as np
 
-from bridge.backend import Prompt, WorldEvent, takes
-from bridge.host.pixels import decode_layer, decode_pixels, decode_prompt_image
+from bridge.backend import Prompt, takes
+from bridge.host.pixels import decode_pixels, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, Limits, setting_problem
 from bridge.host.recording import RecordingReader, map_at, warn_damage
+from bridge.host.session import event_from_dict, paste_layer, resimulate
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -80,11 +81,6 @@ def _prompt(p: dict) -> Prompt:
                   sketch=decode_prompt_image(p["sketch"]) if p.get("sketch") else None)
 
 
-def _event(ev: dict | None) -> WorldEvent | None:
-    """The WorldEvent a recorded step carried, if any."""
-    return WorldEvent(type=ev["type"], text=ev["text"]) if ev else None
-
-
 def _refused(where: str, knobs: Iterable[str], reason: Exception | str) -> ValueError:
     """The one-line error for recorded settings the replaying backend refuses, with the fix."""
     return ValueError(f"{where}: the backend refuses the recorded {', '.join(knobs)}: {reason}; replay with the "
@@ -111,7 +107,7 @@ def _edit(backend: Any, png: bytes, x: int, y: int) -> np.ndarray:
     """Paste a recorded edit layer, refusing in one line a backend that cannot edit frames."""
     if not callable(getattr(backend, "edit_frame", None)):
         raise ValueError(f"the recording edits frames, which {getattr(backend, 'name', 'this backend')} cannot do")
-    return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
+    return paste_layer(backend, png, x, y)
 
 
 def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) -> dict[int, Any]:
@@ -120,19 +116,10 @@ def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) ->
     _configure(backend, map_at(header, "reset_settings"), _AT_RESET.format(path=path))
     backend.reset(_prompt(map_at(header, "prompt")))
     states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
-    index = 0
-    for n, entry in enumerate(header.get("history") or []):
-        if entry[0] == "step":
-            backend.step(int(entry[1]), _event(entry[2]))
-            index += 1
-            if index in targets:
-                states[index] = backend.get_state()
-        elif entry[0] == "edit":
-            _edit(backend, entry[1], entry[2], entry[3])
-            if index in targets:
-                states[index] = backend.get_state()
-        else:
-            _configure(backend, entry[1], _AT_HISTORY.format(path=path, n=n))
+    for index in resimulate(backend, header.get("history") or [],
+                            lambda n, knobs: _configure(backend, knobs, _AT_HISTORY.format(path=path, n=n)), _edit):
+        if index in targets:
+            states[index] = backend.get_state()
     return states
 
 
@@ -145,7 +132,7 @@ def _remake(backend: Any, r: dict, hdr: dict, source: str, path: str | Path) -> 
         return backend.reset(_prompt(r["prompt"]))
     if source == "edit":
         return _edit(backend, r["edit"]["layer"], r["edit"]["x"], r["edit"]["y"])
-    return backend.step(int(hdr["action"]), _event(r.get("event")))
+    return backend.step(int(hdr["action"]), event_from_dict(r.get("event")))
 
 
 class _Gaps:

@@ -6,6 +6,7 @@ import dataclasses
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,33 @@ class Produced:
 
 def _event_dict(ev: WorldEvent | None) -> dict | None:
     return None if ev is None else {"type": ev.type, "text": ev.text}
+
+
+def event_from_dict(ev: dict | None) -> WorldEvent | None:
+    """The WorldEvent a history step or a recorded frame carried (the inverse of `_event_dict`)."""
+    return WorldEvent(type=ev["type"], text=ev["text"]) if ev else None
+
+
+def paste_layer(backend: WorldBackend, png: bytes, x: int, y: int) -> np.ndarray:
+    """Paste a history edit's PNG layer onto the backend's frame, as the `edit` that made it did."""
+    return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
+
+
+def resimulate(backend: WorldBackend, history: Iterable[Sequence], configure: Callable[[int, dict], None],
+               edit: Callable[[WorldBackend, bytes, int, int], Any] = paste_layer) -> Iterator[int]:
+    """Re-run history entries (steps, edits, settings) exactly as they first ran, for a branch and a replay alike;
+    yields the frames stepped so far after each step or edit, so a caller can save the states it needs."""
+    index = 0
+    for n, entry in enumerate(history):
+        if entry[0] == "step":
+            backend.step(int(entry[1]), event_from_dict(entry[2]))
+            index += 1
+            yield index
+        elif entry[0] == "edit":
+            edit(backend, entry[1], entry[2], entry[3])
+            yield index
+        else:
+            configure(n, entry[1])
 
 
 def backend_capabilities(backend: WorldBackend) -> list[str]:
@@ -326,15 +354,8 @@ class Session:
         self.backend.set_state(state)
         if key != frame:
             self._configure(key_settings)
-            for entry_ in self.history[key_hist:hist_len]:  # re-simulate keyframe -> frame exactly
-                if entry_[0] == "step":
-                    ev = entry_[2]
-                    self.backend.step(entry_[1], WorldEvent(type=ev["type"], text=ev["text"]) if ev else None)
-                elif entry_[0] == "edit":
-                    layer = decode_layer(entry_[1], int(self.backend.width), int(self.backend.height))
-                    self.backend.edit_frame(layer, entry_[2], entry_[3])
-                else:
-                    self._configure(entry_[1])
+            for _ in resimulate(self.backend, self.history[key_hist:hist_len], lambda n, knobs: self._configure(knobs)):
+                pass  # re-simulate keyframe -> frame exactly
             self._configure(self.settings)  # the user's current settings stay in force
         model_ms = (time.perf_counter() - t0) * 1000.0
         while self.frames and self.frames[-1][0] > frame:

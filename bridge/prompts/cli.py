@@ -73,7 +73,7 @@ def events(**kw) -> None:
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Where first_frame.* go [default: the --world directory, so the world takes text prompts].")
 @click.option("--preset", type=click.Choice(["micro", "tiny", "small"]), default=None,
-              help="Size of the first-frame MaskGIT [default: the world's preset].")
+              help="Size of the first-frame MaskGIT [default: the world's preset; a resumed run, or --init-from, keeps its own].")
 @click.option("--init-from", type=click.Path(file_okay=False), default=None,
               help="Warm start from this world's first-frame model (same codebook size and grid), e.g. the world "
                    "before its tokenizer was trained further.")

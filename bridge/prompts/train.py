@@ -179,28 +179,38 @@ def _check_setup(source: str, meta: dict, model: FirstFrameModel, cfg, opts: Pro
                          f"{model.cfg.dim}, not --encoder {opts.encoder} --preset {opts.preset} (width {cfg.dim}): {fix}")
 
 
+def _saved_preset(folder: Path | None) -> str | None:
+    """The preset a saved first-frame model was built at: a resumed or warm-started run keeps its own size."""
+    if folder is None or not has_first_frame(folder):
+        return None
+    c = read_json(folder / META).get("config", {})
+    return next((name for name, p in PRESETS.items()
+                 if (p.dim, p.depth, p.heads) == (c.get("dim"), c.get("depth"), c.get("heads"))), None)
+
+
 def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     """Train the first-frame MaskGIT on (caption, frame[, sketch]) pairs; returns final metrics."""
     from bridge.data.dataset import VideoDataset
 
     device = pick_device(opts.device)
     world, _, world_card = _load_world(opts.world, device, tokenizer_ok=True)
-    if opts.preset is None:  # the world's size: a micro world got a tiny first-frame model, 30x slower per step
-        opts = dataclasses.replace(opts, preset=world.cfg.preset if world.cfg.preset in PRESETS else "tiny")
+    out = Path(opts.out or opts.world)
+    resumed = has_first_frame(out)
+    if opts.preset is None:  # a new model takes the world's size (a micro world got a tiny one, 30x slower per step)
+        own = _saved_preset(out if resumed else Path(opts.init_from) if opts.init_from else None)
+        opts = dataclasses.replace(opts, preset=own or (world.cfg.preset if world.cfg.preset in PRESETS else "tiny"))
     if opts.preset not in PRESETS:
         raise ValueError(f"unknown first-frame preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
     ds = VideoDataset(opts.data)
     if (ds.height, ds.width) != (world.cfg.height, world.cfg.width):
         raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world {opts.world} was trained on "
                          f"{world.cfg.height}x{world.cfg.width}")
-    out = Path(opts.out or opts.world)
     encoder = get_encoder(opts.encoder)
     with_sketch = bool(ds.has_sketches)
     grid = world.cfg.grid
 
     cfg = copy.deepcopy(PRESETS[opts.preset])
     cfg.text_dim = encoder.dim
-    resumed = has_first_frame(out)
     start = int(read_json(out / META).get("step", 0)) if resumed else 0
     rng = seed_run(opts.seed, start)  # before a new model's weights are drawn
     if resumed:
