@@ -678,6 +678,14 @@ def test_replay_of_a_header_without_its_session_names_what_to_pass(tmp_path, ses
     assert res.exit_code == 1 and on_sandbox in res.output
 
 
+def test_replay_names_the_recorded_checkpoint_that_is_gone(tmp_path):
+    header = {"prompt": {"seed": 1}, "checkpoint": str(tmp_path / "gone" / "world"),
+              "session": {"backend_kind": "world_model", "backend_name": "w"}}
+    res = CliRunner().invoke(record, ["replay", str(_frames_recording(tmp_path / "h.wbrec", 2, header))])
+    assert res.exit_code == 1 and (f"was made with 'w', whose checkpoint {tmp_path / 'gone' / 'world'} is not there; "
+                                   "pass --checkpoint PATH to replay it") in res.output
+
+
 def _wire(msg: dict) -> list[bytes]:
     return [msgpack.packb(msg, use_bin_type=True)]
 

@@ -221,6 +221,8 @@ def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> No
             checkpoint = Path(header["checkpoint"])
         else:
             made = f"was made with {s['backend_name']!r}" if s.get("backend_name") else "names no backend"
+            if header.get("checkpoint"):  # recorded, but gone from where it was
+                made += f", whose checkpoint {header['checkpoint']} is not there"
             # a world model's recording refuses the sandbox below, so only a header naming no kind may suggest it
             sandbox = "" if s.get("backend_kind") == "world_model" else " (or --backend sandbox)"
             raise click.ClickException(f"the recording {made}; pass --checkpoint PATH{sandbox} to replay it")
