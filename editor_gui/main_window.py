@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
         self.pending_fork: Branch | None = None
         # (request, caption) of events the host accepted, their captions not yet seen in a frame; they fire in this order
         self.pending_events: list[tuple[dict, str]] = []
+        self._unshown: list[tuple[dict, str]] = []  # requests a later event's frame passed over: refused, error to come
         self.asked_events: list[dict] = []  # event requests sent, not answered yet (the host answers them in order)
         self.pending_edits: list[dict] = []  # [{"layer": PNG, "x", "y"}] sent, their edited frames not yet received
         self.placing_layer: Layer | None = None
@@ -376,7 +377,7 @@ class MainWindow(QMainWindow):
         self.busy = None
         self.explorer.set_busy(False)
         self.pending_fork, self.asked_events, self.pending_edits = None, [], []
-        self._set_pending([])
+        self._clear_pending()
         self.status_backend.setText("no world running")
         self._show_backend()
         self.settings_panel.set_session(None)
@@ -407,7 +408,7 @@ class MainWindow(QMainWindow):
         self._starting = False
         self.pending_fork = None
         self.asked_events = []
-        self._set_pending([])
+        self._clear_pending()
         if self.session is None:
             self.session = Session(keymap=self.keymap.to_dict())
         s = self.session
@@ -491,8 +492,9 @@ class MainWindow(QMainWindow):
         fired: list[dict] = []
         for caption in captions:
             at = next((i for i, (_, c) in enumerate(self.pending_events) if c == caption), None)
-            if at is not None:  # requests before it never showed: the host dropped them when their frame was made
-                fired.append(self.pending_events[at][0])
+            if at is not None:  # requests before it never showed: the backend refused them (their errors come
+                fired.append(self.pending_events[at][0])  # after this frame), so on_event_not_fired takes them first
+                self._unshown.extend(self.pending_events[:at])
                 self._set_pending(self.pending_events[at + 1:])
         return fired
 
@@ -500,6 +502,11 @@ class MainWindow(QMainWindow):
         """The events accepted and not yet fired; the Events tab lists them as waiting their turn."""
         self.pending_events = pending
         self.events_panel.show_waiting([caption for _, caption in pending])
+
+    def _clear_pending(self) -> None:
+        """A new world, branch or rewind: nothing queued fires, and no error still to come is for a passed-over one."""
+        self._unshown = []
+        self._set_pending([])
 
     def _new_epoch(self, frame) -> tuple[bool, bool]:
         """The first frame of a new epoch (a branch, an edit or a rewind) moves the live branch; (rewind, edited)."""
@@ -510,7 +517,7 @@ class MainWindow(QMainWindow):
             return False, True
         if self.pending_events:  # a branch or rewind empties the host's queue: events still waiting their turn never fire
             self.events_panel.on_dropped([caption for _, caption in self.pending_events])
-            self._set_pending([])
+        self._clear_pending()
         if self.pending_fork is not None and self.session is not None:
             self.session.live = self.pending_fork.id
             self.timeline.set_session(self.session)
@@ -1012,7 +1019,9 @@ class MainWindow(QMainWindow):
 
     def on_event_not_fired(self, message: str) -> None:
         """The backend refused an accepted event when its frame was made: the oldest waiting one, as they fire in turn."""
-        if self.pending_events:
+        if self._unshown:  # passed over by a later event's frame, delivered before this error
+            self.events_panel.on_not_fired(self._unshown.pop(0)[1], message)
+        elif self.pending_events:
             self.events_panel.on_not_fired(self.pending_events[0][1], message)
             self._set_pending(self.pending_events[1:])
         self.show_error(f"Event not fired: {message}")
