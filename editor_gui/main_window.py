@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QThread, QTimer, Signal
@@ -44,7 +44,9 @@ from editor_gui.session_store import (
     PromptSpec,
     Session,
     autosave_dir,
+    hold_running_lock,
     recover_crashed,
+    release_running_lock,
 )
 from editor_gui.settings_panel import SettingsPanel
 from editor_gui.timeline import TimelinePanel
@@ -166,6 +168,7 @@ class MainWindow(QMainWindow):
         self._changes = 0  # counts every unsaved frame or sketch added: the periodic autosave writes only when it moved
         self._autosaved = 0  # the _changes the last periodic autosave wrote
         self._running = self._autosave_path(RUNNING)  # that autosave: rewritten while unsaved work exists, gone on close
+        self._running_lock: IO[bytes] | None = None  # held from its first write to close: it marks this editor alive
         self._sketch_kept: bytes | None = None  # the unsent sketch last kept in an autosave (kept once)
         self._discard_on_close = False  # set when a close found unsaved frames it could not keep
         self._close_when_done = False  # set when a close waits for an export to finish
@@ -1204,6 +1207,7 @@ class MainWindow(QMainWindow):
         if self._changes == self._autosaved or any(j.title == AUTOSAVING for j in self.jobs):
             return None
         snap, path, self._autosaved = self._snapshot(), self._running, self._changes  # a failure is said once
+        self._running_lock = self._running_lock or hold_running_lock(path)  # before the file exists
 
         def written(_p: Path) -> None:
             if not self._unsaved:  # saved while it was written: the copy would only repeat that save
@@ -1370,6 +1374,9 @@ class MainWindow(QMainWindow):
                 job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)
             job.wait(10000)
         self._running.unlink(missing_ok=True)  # its work was kept in the closed autosave above, or discarded
+        if self._running_lock is not None:
+            release_running_lock(self._running, self._running_lock)
+            self._running_lock = None
         if self.worker_thread is not None:
             self.worker_thread.stop()
             self.worker_thread = None
