@@ -250,8 +250,10 @@ class MainWindow(QMainWindow):
         self._autosave_timer.setInterval(AUTOSAVE_EVERY_MS)
         self._autosave_timer.timeout.connect(self.autosave_now)
         self._autosave_timer.start()
-        for path in recover_crashed():
-            self._kept(path, "An editor that ended without closing (a crash or kill) left its unsaved work in")
+        if crashed := recover_crashed():  # each named, in one message: a status bar shows one at a time
+            self._kept(crashed, "An editor that ended without closing (a crash or kill) left its unsaved work in"
+                       if len(crashed) == 1 else
+                       f"{len(crashed)} editors that ended without closing (a crash or kill) left their unsaved work in")
         if self.options.prompt is not None:
             self.prompt_panel.set_prompt(self.options.prompt)
         self.connect_host()
@@ -1138,6 +1140,7 @@ class MainWindow(QMainWindow):
 
         def saved(p: Path) -> None:
             self._unsaved = max(0, self._unsaved - unsaved)  # frames recorded while it saved are still unsaved
+            self._forget_running()
             self.statusBar().showMessage(f"Saved {p}", 5000)
 
         return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
@@ -1166,11 +1169,12 @@ class MainWindow(QMainWindow):
         def opened(session: Session) -> None:
             if keep is not None:
                 self._unsaved, self._sketch_kept = max(0, self._unsaved - unsaved), sketch
-                self._kept(keep)
+                self._kept([keep])
             if self.busy:  # a rebuild or preview began while the file was read
                 self._refuse_open(path)
                 return
             self.keep_unsaved("replaced")  # frames recorded while it opened (nothing to do when none were)
+            self._forget_running()
             self._loaded(session)
 
         return self.run_job(f"Opening {Path(path).name}", work, opened)
@@ -1184,8 +1188,8 @@ class MainWindow(QMainWindow):
     def _autosave_path(why: str) -> Path:
         return autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
 
-    def _kept(self, path: Path, lead: str = "The unsaved recording was kept in") -> None:
-        message = f"{lead} {path} (File ▸ Open… it)"
+    def _kept(self, paths: list[Path], lead: str = "The unsaved recording was kept in") -> None:
+        message = f"{lead} {', '.join(map(str, paths))} (File ▸ Open… {'it' if len(paths) == 1 else 'them'})"
         self.statusBar().showMessage(message, 10000)
         print(f"worldbridge play: {message}", file=sys.stderr)
 
@@ -1209,11 +1213,19 @@ class MainWindow(QMainWindow):
         snap, path, self._autosaved = self._snapshot(), self._running, self._changes  # a failure is said once
         self._running_lock = self._running_lock or hold_running_lock(path)  # before the file exists
 
-        def written(_p: Path) -> None:
-            if not self._unsaved:  # saved while it was written: the copy would only repeat that save
+        def write(progress: Callable[[int, int], bool]) -> None:
+            """Cancelled by a close (which kept the work in its own autosave): nothing written, or nothing left."""
+            if progress(0, 1):
+                snap.save(path)
+            if not progress(1, 1):  # the close removed the file before this one was published
                 path.unlink(missing_ok=True)
 
-        return self.run_job(AUTOSAVING, lambda _p: snap.save(path), written, dialog=False)
+        return self.run_job(AUTOSAVING, write, lambda _r: self._forget_running(), dialog=False)
+
+    def _forget_running(self) -> None:
+        """Nothing unsaved (saved, or kept elsewhere): a crash must not offer the running autosave as lost work."""
+        if not self._unsaved:
+            self._running.unlink(missing_ok=True)
 
     def keep_unsaved(self, why: str) -> Path | None:
         """Recorded frames are never thrown away unsaved: before the window closes, they are saved to autosave_dir()
@@ -1230,7 +1242,7 @@ class MainWindow(QMainWindow):
             print(f"worldbridge play: {message}", file=sys.stderr)
             return None
         self._unsaved, self._sketch_kept = 0, self.prompt_panel.canvas.to_png()
-        self._kept(path)
+        self._kept([path])
         return path
 
     def _unsaved_work(self) -> Session | None:
