@@ -60,6 +60,7 @@ NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothin
 
 AUTOSAVE_EVERY_MS = 30_000  # unsaved work is rewritten this often (when it changed), so a crash loses at most this much
 AUTOSAVING = "Autosaving the unsaved work"
+PREVIEWING = "the latent-action preview"  # what `busy` names while it runs
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
 
@@ -521,7 +522,9 @@ class MainWindow(QMainWindow):
             self._fork_edit(frame.index)  # the host re-sent the current frame, edited: it starts a branch of its own
             return False, True
         if self.pending_events:  # a branch or rewind empties the host's queue: events still waiting their turn never fire
-            self.events_panel.on_dropped([caption for _, caption in self.pending_events])
+            self.events_panel.on_dropped([caption for _, caption in self.pending_events],
+                                         "previewing the latent actions emptied the host's event queue"
+                                         if self.busy == PREVIEWING else "the world branched before their turn")
         self._clear_pending()
         if self.pending_fork is not None and self.session is not None:
             self.session.live = self.pending_fork.id
@@ -825,7 +828,7 @@ class MainWindow(QMainWindow):
         if self.busy:
             self.show_error(f"wait for {self.busy} to finish")
             return
-        self.busy = "the latent-action preview"
+        self.busy = PREVIEWING
         self.held.clear()
         self.explorer.set_busy(True, 0, int(self.info.get("num_latent_actions", 1)))
         self.submit("explore", steps=int(steps), actions=int(self.info.get("num_latent_actions", len(self.info["action_names"]))), resume_mode=self.mode)

@@ -370,3 +370,18 @@ def test_a_refusal_delivered_after_the_next_events_frame_takes_the_refused_event
         assert fired == {1: [], 2: [night], 3: [rain]} and not w.pending_events
     finally:
         h.stop()
+
+
+def test_an_event_waiting_its_turn_when_a_latent_preview_runs_says_the_preview_dropped_it(qtbot, held_event_host):
+    """A preview branches the host, which empties its event queue: the Events tab said the world branched, though the
+    user only previewed."""
+    w = open_window(qtbot, held_event_host.address, "world_model")
+    w.fire_event("weather_snow", None)
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    w.fire_event("night_falls", None)  # waits for the snow's 4 frames
+    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    w.explore(1)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=30000)
+    assert not w.pending_events
+    assert w.events_panel.status.text() == \
+        "Not fired (previewing the latent actions emptied the host's event queue): night falls"
