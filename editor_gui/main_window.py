@@ -59,6 +59,7 @@ NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothin
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
 
 AUTOSAVE_EVERY_MS = 30_000  # unsaved work is rewritten this often (when it changed), so a crash loses at most this much
+AUTOSAVE_SHARE = 0.1  # at most this share of a core goes to periodic autosaves: the next waits 10x the last one's time
 AUTOSAVING = "Autosaving the unsaved work"
 PREVIEWING = "the latent-action preview"  # what `busy` names while it runs
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
@@ -249,7 +250,8 @@ class MainWindow(QMainWindow):
         self._overlay_timer.start()
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_EVERY_MS)
-        self._autosave_timer.timeout.connect(self.autosave_now)
+        self._autosave_timer.timeout.connect(self._autosave_tick)
+        self._autosave_due = 0.0  # time.monotonic() before which a tick writes nothing (AUTOSAVE_SHARE)
         self._autosave_timer.start()
         if crashed := recover_crashed():  # each named, in one message: a status bar shows one at a time
             self._kept(crashed, "An editor that ended without closing (a crash or kill) left its unsaved work in"
@@ -1205,6 +1207,11 @@ class MainWindow(QMainWindow):
         self._unsaved += n
         self._changes += n
 
+    def _autosave_tick(self) -> Job | None:
+        """The timer's autosave, held back after a long one so it never takes more than AUTOSAVE_SHARE of a core
+        (at 20,000 frames one takes seconds, on the cores the world runs on)."""
+        return None if time.monotonic() < self._autosave_due else self.autosave_now()
+
     def autosave_now(self) -> Job | None:
         """Rewrite the running autosave on a job thread when unsaved work changed since the last one (the timer calls
         it), so a crashed editor leaves it for the next start; with nothing unsaved (saved, or kept on Open…) it goes."""
@@ -1216,14 +1223,21 @@ class MainWindow(QMainWindow):
         snap, path, self._autosaved = self._snapshot(), self._running, self._changes  # a failure is said once
         self._running_lock = self._running_lock or hold_running_lock(path)  # before the file exists
 
-        def write(progress: Callable[[int, int], bool]) -> None:
-            """Cancelled by a close (which kept the work in its own autosave): nothing written, or nothing left."""
+        def write(progress: Callable[[int, int], bool]) -> float:
+            """Cancelled by a close (which kept the work in its own autosave): nothing written, or nothing left.
+            Returns how long it took."""
+            began = time.monotonic()
             if progress(0, 1):
                 snap.save(path)
             if not progress(1, 1):  # the close removed the file before this one was published
                 path.unlink(missing_ok=True)
+            return time.monotonic() - began
 
-        return self.run_job(AUTOSAVING, write, lambda _r: self._forget_running(), dialog=False)
+        def written(took: float) -> None:
+            self._autosave_due = time.monotonic() + took * (1 / AUTOSAVE_SHARE - 1)
+            self._forget_running()
+
+        return self.run_job(AUTOSAVING, write, written, dialog=False)
 
     def _forget_running(self) -> None:
         """Nothing unsaved (saved, or kept elsewhere): a crash must not offer the running autosave as lost work."""

@@ -634,3 +634,21 @@ def test_every_autosave_crashed_editors_left_is_named_at_the_next_start(qtbot, h
     message = w.statusBar().currentMessage()
     assert message.startswith("2 editors that ended without closing") and message.endswith("(File ▸ Open… them)")
     assert all(str(folder / f"20260101-00000{i}-crashed-1{i + 1}.wbsession") in message for i in (0, 1))
+
+
+def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtbot, host, tmp_path, monkeypatch):
+    """Each 30 s tick re-stacked and recompressed every recorded frame: seconds of a core per tick at 20,000 frames."""
+    import time
+
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    real = Session.save
+    monkeypatch.setattr(Session, "save", lambda self, path: (time.sleep(0.3), real(self, path))[1])  # a big session
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    began = time.monotonic()
+    with qtbot.waitSignal(w._autosave_tick().succeeded, timeout=10000):
+        pass
+    assert w._autosave_due >= began + 10 * 0.3
+    record_unsaved(qtbot, w, w._unsaved + 2)  # more work, but the tick comes too soon after a long autosave
+    assert w._autosave_tick() is None and w.autosave_now() is not None  # an explicit autosave is not held back
