@@ -98,9 +98,10 @@ class EventsPanel(QWidget):
         self.waiting.clear()
         self.waiting.addItems([f"{caption}: waiting its turn" for caption in captions])
 
-    def on_dropped(self, captions: list[str]) -> None:
-        """Events queued behind a held one were still waiting when the world branched: the host dropped them."""
-        self.status.setText(f"Not fired (the world branched before their turn): {', '.join(captions)}")
+    def on_dropped(self, captions: list[str], why: str) -> None:
+        """Events queued behind a held one were still waiting when the world branched (a preview branches it too):
+        the host dropped them; `why` says what branched it."""
+        self.status.setText(f"Not fired ({why}): {', '.join(captions)}")
 
     def on_not_fired(self, caption: str, message: str) -> None:
         """The backend refused an accepted event when its turn came: it is off the queue and never fires."""

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QThread, QTimer, Signal
@@ -44,7 +44,9 @@ from editor_gui.session_store import (
     PromptSpec,
     Session,
     autosave_dir,
+    hold_running_lock,
     recover_crashed,
+    release_running_lock,
 )
 from editor_gui.settings_panel import SettingsPanel
 from editor_gui.timeline import TimelinePanel
@@ -57,7 +59,9 @@ NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothin
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
 
 AUTOSAVE_EVERY_MS = 30_000  # unsaved work is rewritten this often (when it changed), so a crash loses at most this much
+AUTOSAVE_SHARE = 0.1  # at most this share of a core goes to periodic autosaves: the next waits 10x the last one's time
 AUTOSAVING = "Autosaving the unsaved work"
+PREVIEWING = "the latent-action preview"  # what `busy` names while it runs
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
 
@@ -141,6 +145,7 @@ class MainWindow(QMainWindow):
         self.pending_fork: Branch | None = None
         # (request, caption) of events the host accepted, their captions not yet seen in a frame; they fire in this order
         self.pending_events: list[tuple[dict, str]] = []
+        self._unshown: list[tuple[dict, str]] = []  # requests a later event's frame passed over: refused, error to come
         self.asked_events: list[dict] = []  # event requests sent, not answered yet (the host answers them in order)
         self.pending_edits: list[dict] = []  # [{"layer": PNG, "x", "y"}] sent, their edited frames not yet received
         self.placing_layer: Layer | None = None
@@ -165,6 +170,7 @@ class MainWindow(QMainWindow):
         self._changes = 0  # counts every unsaved frame or sketch added: the periodic autosave writes only when it moved
         self._autosaved = 0  # the _changes the last periodic autosave wrote
         self._running = self._autosave_path(RUNNING)  # that autosave: rewritten while unsaved work exists, gone on close
+        self._running_lock: IO[bytes] | None = None  # held from its first write to close: it marks this editor alive
         self._sketch_kept: bytes | None = None  # the unsent sketch last kept in an autosave (kept once)
         self._discard_on_close = False  # set when a close found unsaved frames it could not keep
         self._close_when_done = False  # set when a close waits for an export to finish
@@ -244,10 +250,13 @@ class MainWindow(QMainWindow):
         self._overlay_timer.start()
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_EVERY_MS)
-        self._autosave_timer.timeout.connect(self.autosave_now)
+        self._autosave_timer.timeout.connect(self._autosave_tick)
+        self._autosave_due = 0.0  # time.monotonic() before which a tick writes nothing (AUTOSAVE_SHARE)
         self._autosave_timer.start()
-        for path in recover_crashed():
-            self._kept(path, "An editor that ended without closing (a crash or kill) left its unsaved work in")
+        if crashed := recover_crashed():  # each named, in one message: a status bar shows one at a time
+            self._kept(crashed, "An editor that ended without closing (a crash or kill) left its unsaved work in"
+                       if len(crashed) == 1 else
+                       f"{len(crashed)} editors that ended without closing (a crash or kill) left their unsaved work in")
         if self.options.prompt is not None:
             self.prompt_panel.set_prompt(self.options.prompt)
         self.connect_host()
@@ -376,7 +385,7 @@ class MainWindow(QMainWindow):
         self.busy = None
         self.explorer.set_busy(False)
         self.pending_fork, self.asked_events, self.pending_edits = None, [], []
-        self._set_pending([])
+        self._clear_pending()
         self.status_backend.setText("no world running")
         self._show_backend()
         self.settings_panel.set_session(None)
@@ -407,7 +416,7 @@ class MainWindow(QMainWindow):
         self._starting = False
         self.pending_fork = None
         self.asked_events = []
-        self._set_pending([])
+        self._clear_pending()
         if self.session is None:
             self.session = Session(keymap=self.keymap.to_dict())
         s = self.session
@@ -491,8 +500,9 @@ class MainWindow(QMainWindow):
         fired: list[dict] = []
         for caption in captions:
             at = next((i for i, (_, c) in enumerate(self.pending_events) if c == caption), None)
-            if at is not None:  # requests before it never showed: the host dropped them when their frame was made
-                fired.append(self.pending_events[at][0])
+            if at is not None:  # requests before it never showed: the backend refused them (their errors come
+                fired.append(self.pending_events[at][0])  # after this frame), so on_event_not_fired takes them first
+                self._unshown.extend(self.pending_events[:at])
                 self._set_pending(self.pending_events[at + 1:])
         return fired
 
@@ -500,6 +510,11 @@ class MainWindow(QMainWindow):
         """The events accepted and not yet fired; the Events tab lists them as waiting their turn."""
         self.pending_events = pending
         self.events_panel.show_waiting([caption for _, caption in pending])
+
+    def _clear_pending(self) -> None:
+        """A new world, branch or rewind: nothing queued fires, and no error still to come is for a passed-over one."""
+        self._unshown = []
+        self._set_pending([])
 
     def _new_epoch(self, frame) -> tuple[bool, bool]:
         """The first frame of a new epoch (a branch, an edit or a rewind) moves the live branch; (rewind, edited)."""
@@ -509,8 +524,10 @@ class MainWindow(QMainWindow):
             self._fork_edit(frame.index)  # the host re-sent the current frame, edited: it starts a branch of its own
             return False, True
         if self.pending_events:  # a branch or rewind empties the host's queue: events still waiting their turn never fire
-            self.events_panel.on_dropped([caption for _, caption in self.pending_events])
-            self._set_pending([])
+            self.events_panel.on_dropped([caption for _, caption in self.pending_events],
+                                         "previewing the latent actions emptied the host's event queue"
+                                         if self.busy == PREVIEWING else "the world branched before their turn")
+        self._clear_pending()
         if self.pending_fork is not None and self.session is not None:
             self.session.live = self.pending_fork.id
             self.timeline.set_session(self.session)
@@ -813,7 +830,7 @@ class MainWindow(QMainWindow):
         if self.busy:
             self.show_error(f"wait for {self.busy} to finish")
             return
-        self.busy = "the latent-action preview"
+        self.busy = PREVIEWING
         self.held.clear()
         self.explorer.set_busy(True, 0, int(self.info.get("num_latent_actions", 1)))
         self.submit("explore", steps=int(steps), actions=int(self.info.get("num_latent_actions", len(self.info["action_names"]))), resume_mode=self.mode)
@@ -1012,7 +1029,9 @@ class MainWindow(QMainWindow):
 
     def on_event_not_fired(self, message: str) -> None:
         """The backend refused an accepted event when its frame was made: the oldest waiting one, as they fire in turn."""
-        if self.pending_events:
+        if self._unshown:  # passed over by a later event's frame, delivered before this error
+            self.events_panel.on_not_fired(self._unshown.pop(0)[1], message)
+        elif self.pending_events:
             self.events_panel.on_not_fired(self.pending_events[0][1], message)
             self._set_pending(self.pending_events[1:])
         self.show_error(f"Event not fired: {message}")
@@ -1126,6 +1145,7 @@ class MainWindow(QMainWindow):
 
         def saved(p: Path) -> None:
             self._unsaved = max(0, self._unsaved - unsaved)  # frames recorded while it saved are still unsaved
+            self._forget_running()
             self.statusBar().showMessage(f"Saved {p}", 5000)
 
         return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
@@ -1154,11 +1174,12 @@ class MainWindow(QMainWindow):
         def opened(session: Session) -> None:
             if keep is not None:
                 self._unsaved, self._sketch_kept = max(0, self._unsaved - unsaved), sketch
-                self._kept(keep)
+                self._kept([keep])
             if self.busy:  # a rebuild or preview began while the file was read
                 self._refuse_open(path)
                 return
             self.keep_unsaved("replaced")  # frames recorded while it opened (nothing to do when none were)
+            self._forget_running()
             self._loaded(session)
 
         return self.run_job(f"Opening {Path(path).name}", work, opened)
@@ -1172,8 +1193,8 @@ class MainWindow(QMainWindow):
     def _autosave_path(why: str) -> Path:
         return autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
 
-    def _kept(self, path: Path, lead: str = "The unsaved recording was kept in") -> None:
-        message = f"{lead} {path} (File ▸ Open… it)"
+    def _kept(self, paths: list[Path], lead: str = "The unsaved recording was kept in") -> None:
+        message = f"{lead} {', '.join(map(str, paths))} (File ▸ Open… {'it' if len(paths) == 1 else 'them'})"
         self.statusBar().showMessage(message, 10000)
         print(f"worldbridge play: {message}", file=sys.stderr)
 
@@ -1186,6 +1207,11 @@ class MainWindow(QMainWindow):
         self._unsaved += n
         self._changes += n
 
+    def _autosave_tick(self) -> Job | None:
+        """The timer's autosave, held back after a long one so it never takes more than AUTOSAVE_SHARE of a core
+        (at 20,000 frames one takes seconds, on the cores the world runs on)."""
+        return None if time.monotonic() < self._autosave_due else self.autosave_now()
+
     def autosave_now(self) -> Job | None:
         """Rewrite the running autosave on a job thread when unsaved work changed since the last one (the timer calls
         it), so a crashed editor leaves it for the next start; with nothing unsaved (saved, or kept on Open…) it goes."""
@@ -1195,12 +1221,28 @@ class MainWindow(QMainWindow):
         if self._changes == self._autosaved or any(j.title == AUTOSAVING for j in self.jobs):
             return None
         snap, path, self._autosaved = self._snapshot(), self._running, self._changes  # a failure is said once
+        self._running_lock = self._running_lock or hold_running_lock(path)  # before the file exists
 
-        def written(_p: Path) -> None:
-            if not self._unsaved:  # saved while it was written: the copy would only repeat that save
+        def write(progress: Callable[[int, int], bool]) -> float:
+            """Cancelled by a close (which kept the work in its own autosave): nothing written, or nothing left.
+            Returns how long it took."""
+            began = time.monotonic()
+            if progress(0, 1):
+                snap.save(path)
+            if not progress(1, 1):  # the close removed the file before this one was published
                 path.unlink(missing_ok=True)
+            return time.monotonic() - began
 
-        return self.run_job(AUTOSAVING, lambda _p: snap.save(path), written, dialog=False)
+        def written(took: float) -> None:
+            self._autosave_due = time.monotonic() + took * (1 / AUTOSAVE_SHARE - 1)
+            self._forget_running()
+
+        return self.run_job(AUTOSAVING, write, written, dialog=False)
+
+    def _forget_running(self) -> None:
+        """Nothing unsaved (saved, or kept elsewhere): a crash must not offer the running autosave as lost work."""
+        if not self._unsaved:
+            self._running.unlink(missing_ok=True)
 
     def keep_unsaved(self, why: str) -> Path | None:
         """Recorded frames are never thrown away unsaved: before the window closes, they are saved to autosave_dir()
@@ -1217,7 +1259,7 @@ class MainWindow(QMainWindow):
             print(f"worldbridge play: {message}", file=sys.stderr)
             return None
         self._unsaved, self._sketch_kept = 0, self.prompt_panel.canvas.to_png()
-        self._kept(path)
+        self._kept([path])
         return path
 
     def _unsaved_work(self) -> Session | None:
@@ -1361,6 +1403,9 @@ class MainWindow(QMainWindow):
                 job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)
             job.wait(10000)
         self._running.unlink(missing_ok=True)  # its work was kept in the closed autosave above, or discarded
+        if self._running_lock is not None:
+            release_running_lock(self._running, self._running_lock)
+            self._running_lock = None
         if self.worker_thread is not None:
             self.worker_thread.stop()
             self.worker_thread = None

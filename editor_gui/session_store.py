@@ -11,6 +11,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -31,31 +32,65 @@ def autosave_dir() -> Path:
     return Path(os.environ.get(AUTOSAVE_ENV) or Path.home() / ".worldbridge" / "autosave")
 
 
-def _alive(pid: int) -> bool:
+def _lock_path(running: Path) -> Path:
+    return running.with_suffix(".lock")
+
+
+def hold_running_lock(running: Path) -> IO[bytes] | None:
+    """Lock the file beside a running autosave while its editor runs (the OS frees it when the process ends, however
+    it ends), so the next start recovers that autosave only once its editor is gone, whatever PIDs were reused.
+    The open file holds the lock; None when it is held already or cannot be made (a read-only folder)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+        running.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(_lock_path(running), "a+b")  # noqa: SIM115 - held open for the editor's lifetime
+    except OSError:
+        return None
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            lock.seek(0)
+            msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another editor holds it
+        lock.close()
+        return None
+    return lock
+
+
+def release_running_lock(running: Path, lock: IO[bytes]) -> None:
+    """Free and remove the lock `hold_running_lock` took (the running autosave is gone or taken over)."""
+    lock.close()
+    try:
+        _lock_path(running).unlink(missing_ok=True)
+    except OSError:  # Windows: another editor has it open this moment; whoever locks it next removes it
+        pass
 
 
 def recover_crashed() -> list[Path]:
-    """Autosaves a running editor kept (`-running-<pid>`) whose process is gone (killed, crashed): renamed
-    `-crashed-`, so the next start names each once and no running editor's file is taken."""
+    """Autosaves a running editor kept (`-running-`) whose lock is free (its editor was killed or crashed): renamed
+    `-crashed-`, so the next start names each once and no running editor's file is taken; stale locks go too."""
     folder = autosave_dir()
+    if not folder.is_dir():
+        return []
     found = []
-    for path in sorted(folder.glob(f"*-{RUNNING}-*{FILE_SUFFIX}")) if folder.is_dir() else []:
-        pid = path.stem.rsplit("-", 1)[-1]
-        if not pid.isdigit() or _alive(int(pid)):
+    running = {*folder.glob(f"*-{RUNNING}-*{FILE_SUFFIX}"), *(p.with_suffix(FILE_SUFFIX)
+                                                          for p in folder.glob(f"*-{RUNNING}-*.lock"))}
+    for path in sorted(running):
+        lock = hold_running_lock(path)
+        if lock is None:  # its editor runs (in this process too: a lock is per open file)
             continue
-        crashed = path.with_name(path.name.replace(f"-{RUNNING}-", "-crashed-"))
         try:
+            crashed = path.with_name(path.name.replace(f"-{RUNNING}-", "-crashed-"))
             os.replace(path, crashed)
-        except OSError:  # another editor starting took it first, or the folder is read-only: it is still there
-            continue
-        found.append(crashed)
+            found.append(crashed)
+        except OSError:  # a lock left without its autosave, another start took it first, or a read-only folder
+            pass
+        finally:
+            release_running_lock(path, lock)
     return found
 
 

@@ -345,3 +345,43 @@ def test_an_event_the_backend_refuses_when_its_frame_is_made_leaves_the_queue_wi
         assert w.statusBar().currentMessage().startswith("Event not fired: event 'weather_snow' was refused")
     finally:
         h.stop()
+
+
+def test_a_refusal_delivered_after_the_next_events_frame_takes_the_refused_event_off_the_queue(qtbot):
+    """The worker hands a drained batch of frames over before the host's errors: the frame of the event behind the
+    refused one arrives first, then the refusal; it took the next waiting event off the queue, whose caption then
+    matched nothing, so its firing was never recorded (a rebuild did not replay it)."""
+    from dataclasses import replace
+
+    h = _host("sandbox")
+    try:
+        w = open_window(qtbot, h.address, "sandbox")
+        w.timeline.record.setChecked(True)
+        snow, night, rain = ({"event_type": t, "text": None} for t in ("weather_snow", "night_falls", "weather_rain"))
+        w._set_pending([(snow, "snow"), (night, "night falls"), (rain, "rain")])
+        base = w.worker_thread.worker._latest
+        for i, captions in ((1, []), (2, ["night falls"])):  # the refused event's frame, then the next one's
+            w.on_frame(replace(base, index=base.index + i, events=captions))
+        w.on_event_not_fired("event 'weather_snow' was refused by the backend: no snow in this level")
+        assert w.events_panel.status.text().startswith("Not fired: snow (")
+        assert [c for _, c in w.pending_events] == ["rain"]
+        w.on_frame(replace(base, index=base.index + 3, events=["rain"]))
+        fired = {r.index - base.index: r.fired for r in w.session.path(w.session.live) if r.index > base.index}
+        assert fired == {1: [], 2: [night], 3: [rain]} and not w.pending_events
+    finally:
+        h.stop()
+
+
+def test_an_event_waiting_its_turn_when_a_latent_preview_runs_says_the_preview_dropped_it(qtbot, held_event_host):
+    """A preview branches the host, which empties its event queue: the Events tab said the world branched, though the
+    user only previewed."""
+    w = open_window(qtbot, held_event_host.address, "world_model")
+    w.fire_event("weather_snow", None)
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    w.fire_event("night_falls", None)  # waits for the snow's 4 frames
+    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    w.explore(1)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=30000)
+    assert not w.pending_events
+    assert w.events_panel.status.text() == \
+        "Not fired (previewing the latent actions emptied the host's event queue): night falls"

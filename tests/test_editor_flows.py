@@ -587,3 +587,68 @@ def test_a_sketch_drawn_but_never_sent_is_kept_on_close_and_open_puts_it_back(qt
         pass
     assert np.array_equal(w2.prompt_panel.canvas.cells, drawn) and w2.prompt_panel.use_sketch.isChecked()
     assert w2.close() and len(list(folder.glob("*.wbsession"))) == 1  # the session holds it: not kept again
+
+
+def test_an_autosave_still_running_as_the_window_closes_leaves_no_running_file(qtbot, host, tmp_path, monkeypatch):
+    """The close started the queued autosave, which wrote the whole session after the close removed the file when it
+    outlived the close's wait: the next start reported a clean close as a crash."""
+    from PySide6.QtCore import QThread
+
+    from editor_gui.main_window import Job
+
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    job = w.autosave_now()  # queued for the next loop turn, which the close does not wait for
+    monkeypatch.setattr(Job, "wait", lambda self, ms=0: False)  # the job outlives the close's wait
+    assert w.close()
+    assert QThread.wait(job, 10000)  # its callbacks never run: the application ends with its last window
+    assert not list(folder.glob("*-running-*.wbsession")) and len(list(folder.glob("*-closed-*.wbsession"))) == 1
+
+
+def test_save_and_open_remove_the_running_autosave_so_a_crash_soon_after_offers_no_copy(qtbot, host, tmp_path,
+                                                                                          monkeypatch):
+    """It went only on the next 30 s tick: a crash before it left a -crashed- copy of work already saved or kept."""
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    w = open_window(qtbot, host.address)
+    for finish in (lambda: w.save_to(tmp_path / "saved.wbsession"), lambda: w.load_from(tmp_path / "saved.wbsession")):
+        record_unsaved(qtbot, w, w._unsaved + 3)
+        with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):
+            pass
+        assert len(list(folder.glob("*-running-*.wbsession"))) == 1
+        with qtbot.waitSignal(finish().succeeded, timeout=10000):
+            pass
+        qtbot.waitUntil(lambda: not w._unsaved, timeout=10000)
+        assert not list(folder.glob("*-running-*.wbsession"))
+
+
+def test_every_autosave_crashed_editors_left_is_named_at_the_next_start(qtbot, host, tmp_path, monkeypatch):
+    folder = tmp_path / "autosave"
+    folder.mkdir()
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    for name in ("20260101-000000-running-11.wbsession", "20260101-000001-running-12.wbsession"):
+        model_session(folder / name)
+    w = open_window(qtbot, host.address, autostart=False)
+    message = w.statusBar().currentMessage()
+    assert message.startswith("2 editors that ended without closing") and message.endswith("(File ▸ Open… them)")
+    assert all(str(folder / f"20260101-00000{i}-crashed-1{i + 1}.wbsession") in message for i in (0, 1))
+
+
+def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtbot, host, tmp_path, monkeypatch):
+    """Each 30 s tick re-stacked and recompressed every recorded frame: seconds of a core per tick at 20,000 frames."""
+    import time
+
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    real = Session.save
+    monkeypatch.setattr(Session, "save", lambda self, path: (time.sleep(0.3), real(self, path))[1])  # a big session
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    began = time.monotonic()
+    with qtbot.waitSignal(w._autosave_tick().succeeded, timeout=10000):
+        pass
+    assert w._autosave_due >= began + 10 * 0.3
+    record_unsaved(qtbot, w, w._unsaved + 2)  # more work, but the tick comes too soon after a long autosave
+    assert w._autosave_tick() is None and w.autosave_now() is not None  # an explicit autosave is not held back

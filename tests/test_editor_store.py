@@ -263,3 +263,25 @@ def test_frame_settings_save_and_reload_and_older_sessions_have_none(tmp_path):
             (old / name).write_bytes(zipfile.ZipFile(path).read(name))
     assert all(r.settings == {} for r in Session.load(old).path(0))  # it opens; its rebuilds use the host's defaults
     assert json.loads((_session().save(tmp_path / "plain") / "session.json").read_text())["version"] == 1
+
+
+def test_a_running_autosave_is_recovered_when_its_lock_is_free_whatever_its_pid(tmp_path, monkeypatch):
+    """The PID decided it: a crashed editor's file named with a PID now live (this editor's own: containers reuse
+    PIDs) was never recovered, and os.kill(pid, 0) terminates the process on Windows."""
+    from editor_gui.session_store import hold_running_lock, recover_crashed, release_running_lock
+
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path))
+    own = tmp_path / f"20260101-000000-running-{os.getpid()}.wbsession"  # an earlier editor with this PID crashed
+    live = tmp_path / "20260101-000001-running-1.wbsession"  # PID 1 is alive, and so is this file's editor
+    stale = tmp_path / "20260101-000002-running-7.lock"  # an editor that crashed before its first autosave
+    for path in (own, live):
+        path.write_bytes(b"PK\x03\x04")
+    stale.write_bytes(b"")
+    lock = hold_running_lock(live)
+    assert lock is not None and hold_running_lock(live) is None  # a second open file cannot take it, here either
+    assert recover_crashed() == [tmp_path / own.name.replace("-running-", "-crashed-")]
+    assert live.exists() and not own.exists() and not stale.exists()
+    release_running_lock(live, lock)  # its editor ended
+    assert recover_crashed() == [tmp_path / live.name.replace("-running-", "-crashed-")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [own.name.replace("-running-", "-crashed-"),
+                                                        live.name.replace("-running-", "-crashed-")]
