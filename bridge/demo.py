@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from bridge.backend import backend_label
 from bridge.data.interrupt import nothing_written, sigterm_as_ctrl_c
+from bridge.host.backends import THREADS_HELP
 from bridge.values import SEED_MAX
 
 # The script: (frames to play, action name or id, event to fire first or None)
@@ -172,15 +173,18 @@ def _text_for(spec: Any, text: str, seed: int) -> str | None:
 @click.option("--seed", type=click.IntRange(0, SEED_MAX), default=7, show_default=True)  # the protocol's seed range
 @click.option("--text", default="a snowy night level with many coins", show_default=True,
               help="Text prompt for the world (the default one is left out for a world without text conditioning).")
-def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str) -> None:
+@click.option("--threads", type=click.IntRange(0, 1024), default=None, help=THREADS_HELP)
+def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str, threads: int | None) -> None:
     """Start a host, play a scripted session (prompt, movement, two events, a branch) and report speed."""
-    from bridge.host.backends import preload, resolve_backend
+    from bridge.host.backends import preload, resolve_backend, set_cpu_threads
     from bridge.host.protocol import ProtocolError
     from bridge.model.checkpoint import CheckpointError
 
     launched = time.perf_counter()
     try:  # every checkpoint file is read now: a damaged one is named before anything starts or is written
-        spec = preload(resolve_backend(backend, checkpoint))
+        spec = resolve_backend(backend, checkpoint)
+        cpu_threads = set_cpu_threads(threads) if spec.kind == "world_model" else None
+        spec = preload(spec)
     except (ValueError, OSError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     made = _make_out(out)
@@ -196,5 +200,7 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
         if isinstance(e, (ProtocolError, ValueError, OSError)):
             raise click.ClickException(f"the demo failed: {e}; {left}") from None
         raise
+    if cpu_threads is not None:
+        report["threads"] = cpu_threads  # PyTorch CPU threads the world ran on (--threads)
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")

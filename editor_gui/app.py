@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bridge.host.backends import THREADS_HELP
+
 if TYPE_CHECKING:  # the host's modules load only when the editor starts one
     from bridge.host.server import HostHandle
 
@@ -79,10 +81,14 @@ def check_xcb(env: dict[str, str] | None = None, platform: str = sys.platform, m
                                    f"Install them with `sudo apt-get install -y {packages}` and run again.")
 
 
-def start_own_host(backend: str | None, checkpoint: Path | None) -> HostHandle:
+def start_own_host(backend: str | None, checkpoint: Path | None, threads: int | None = None) -> HostHandle:
     """A host in this process on a free loopback port (`play` without --host); any program here can reach it, so it
     records only inside ./recordings, like `worldbridge serve` (the editor sends no path)."""
+    from bridge.host.backends import set_cpu_threads
     from bridge.host.server import run_host_in_thread
+
+    if backend != "sandbox":
+        set_cpu_threads(threads)
 
     spec = {"backend": "sandbox" if backend == "sandbox" else None, "checkpoint": str(checkpoint) if checkpoint else None}
     return run_host_in_thread(spec, "tcp://127.0.0.1:*")  # its text encoder loads when text is on its way (warm_text)
@@ -109,8 +115,10 @@ def text_warmer(host: HostHandle) -> Callable[[], Any]:
 @click.option("--quit-after", type=float, default=None, hidden=True, help="Close after this many seconds (smoke tests).")
 @click.option("--session", "session_path", type=click.Path(path_type=Path, exists=True), default=None,
               help="Open a saved session (.wbsession file or folder).")
+@click.option("--threads", type=click.IntRange(0, 1024), default=None, help=THREADS_HELP)
 def play(host_address: str | None, checkpoint: Path | None, backend: str | None, fps: float, step_mode: bool,
-         seed: int | None, text: str | None, quit_after: float | None, session_path: Path | None) -> None:
+         seed: int | None, text: str | None, quit_after: float | None, session_path: Path | None,
+         threads: int | None) -> None:
     """Open the editor window and play a world."""
     if checkpoint is not None and backend == "sandbox":
         raise click.UsageError("--checkpoint and --backend sandbox contradict each other: pick one")
@@ -132,7 +140,7 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
     note = ""
     if host_address is None:
         try:
-            host = start_own_host(backend, checkpoint)
+            host = start_own_host(backend, checkpoint, threads)
         except Exception as e:  # noqa: BLE001 - a model that cannot load is a user-facing message
             raise click.ClickException(f"could not start a host: {e}") from e
         host_address, note = host.address, "started by the editor"

@@ -129,6 +129,7 @@ def test_a_world_without_text_conditioning_plays_without_the_default_text_but_re
     assert r.exit_code == 0, r.output  # was: the demo failed: bad_prompt (since the host refuses unreadable text)
     assert starts == [None]  # decided before starting: one start, no refused one first (warm-up counts only it)
     assert "without its default text prompt" in r.stderr and json.loads(r.stdout)["backend_kind"] == "world_model"
+    assert json.loads(r.stdout)["threads"] == 1  # the CPU threads it ran on are reported (tests: OMP_NUM_THREADS=1)
     assert r.stderr.count("event (neither typed nor free text): skipped") == 2  # it has no events either
     r = CliRunner().invoke(demo, ["--checkpoint", str(world), "--out", str(tmp_path / "b"), "--text", "a cave"])
     assert r.exit_code == 1 and "bad_prompt" in r.output and not (tmp_path / "b").exists()  # asked for: not dropped

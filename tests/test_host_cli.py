@@ -100,6 +100,24 @@ def test_default_backend_falls_back_to_sandbox_loudly(monkeypatch, tmp_path):
         resolve_backend("sandbox", tmp_path)
 
 
+@pytest.mark.parametrize("asked, env, want", [(None, None, 1), (None, "2", "torch"), (2, None, 2), (0, None, "torch"),
+                                               (1, "2", 1)])
+def test_the_world_runs_on_one_cpu_thread_unless_told_otherwise(monkeypatch, asked, env, want):
+    import torch
+
+    from bridge.host.backends import set_cpu_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    if env is not None:
+        monkeypatch.setenv("OMP_NUM_THREADS", env)
+    try:
+        torch.set_num_threads(3)  # stands for PyTorch's own default (every core, or OMP_NUM_THREADS)
+        assert set_cpu_threads(asked) == (3 if want == "torch" else want) == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_keys_writes_curve_pairs_and_never_overwrites(tmp_path):
     runner = CliRunner()
     res = runner.invoke(keys, ["--out", str(tmp_path / "k")])

@@ -22,6 +22,7 @@ def test_a_trained_micro_world_serves_frames_under_its_own_name():
     try:
         line = proc.stderr.readline()
         assert "serving WORLD MODEL: micro (world, step 120)" in line and str(run) in line, line
+        assert "on 1 CPU thread (--threads)" in line, line  # OMP_NUM_THREADS=1 above
         with WorldClient(f"tcp://127.0.0.1:{port}", timeout=20) as c:
             s = c.start(mode="step", seed=3)
             assert s["backend_kind"] == "world_model" and s["backend_name"] == "world model micro (world, step 120)"

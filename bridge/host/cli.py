@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from bridge.host.backends import THREADS_HELP
 from bridge.values import is_int
 
 
@@ -61,11 +62,13 @@ def _check_curve_secret(path: Path) -> None:
 @click.option("--idle-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True,
               help="Seconds without messages before a session is closed.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every session start/stop.")
+@click.option("--threads", type=click.IntRange(0, 1024), default=None, help=THREADS_HELP)
 def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
-          recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool) -> None:
+          recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool,
+          threads: int | None) -> None:
     """Run the world host until Ctrl+C."""
     from bridge.backend import backend_label
-    from bridge.host.backends import announce, preload, resolve_backend, warm_text
+    from bridge.host.backends import announce, preload, resolve_backend, set_cpu_threads, warm_text
     from bridge.host.protocol import Limits
     from bridge.host.server import Host
     from bridge.model.checkpoint import CheckpointError
@@ -75,7 +78,9 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
     if curve_secret is not None:
         _check_curve_secret(curve_secret)
     try:  # the checkpoint is loaded now: a damaged one is refused here, not at a client's first start
-        spec = preload(resolve_backend(backend, checkpoint))
+        spec = resolve_backend(backend, checkpoint)
+        cpu_threads = set_cpu_threads(threads) if spec.kind == "world_model" else None
+        spec = preload(spec)
         limits = Limits(max_sessions=max_sessions, idle_timeout_s=idle_timeout)
         host = Host(spec, bind=bind, limits=limits, curve_secret=curve_secret, heartbeat=heartbeat,
                     recordings_dir=recordings, record_anywhere=record_anywhere)
@@ -84,6 +89,8 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
     warm_text(spec)  # bound: clients are answered while the text encoder loads
     announce(spec)
     what = backend_label(spec.kind, spec.create().name) + (f" from {spec.checkpoint}" if spec.checkpoint else "")
+    if cpu_threads is not None:
+        what += f" on {cpu_threads} CPU thread{'s' if cpu_threads > 1 else ''} (--threads)"
     security = "CURVE" if curve_secret else "NULL (loopback only)"
     click.echo(f"worldbridge host on {host.address} serving {what}; security {security}. Ctrl+C to stop.", err=True)
     signal.signal(signal.SIGTERM, lambda *_: host.stop())
