@@ -155,3 +155,29 @@ def test_python_docs_say_a_queued_event_waits_for_the_held_one():
     for where, text in (("docs/python.md, World events", section), ("WorldClient.event", WorldClient.event.__doc__)):
         flat = " ".join(text.split())
         assert "next frame" in flat and "`hold` frames" in flat, f"{where} must say a queued event waits its turn"
+
+
+def _protocol_section(number: int) -> str:
+    """One numbered section of docs/protocol.md, so a check reads only the part that lists what it checks."""
+    return (ROOT / "docs" / "protocol.md").read_text().split(f"\n## {number}. ", 1)[1].split("\n## ", 1)[0]
+
+
+def _host_sources() -> str:
+    """The host's code (bench is a client of it), where every message type it sends and error code it answers lives."""
+    return "".join(p.read_text() for p in sorted((ROOT / "bridge" / "host").glob("*.py")) if p.name != "bench.py")
+
+
+def test_protocol_doc_lists_exactly_the_message_types_the_host_speaks():
+    from bridge.host.protocol import SCHEMAS
+
+    doc = {name for heading in re.findall(r"^### (.+)$", _protocol_section(4), re.M)
+           for name in re.findall(r"(?:^|/ )([a-z_]+)", heading)}
+    sent = set(re.findall(r'\{"type": "([a-z_]+)"', _host_sources()))
+    assert doc == set(SCHEMAS) | sent, (f"docs/protocol.md §4 lacks {sorted(set(SCHEMAS) | sent - doc)}, "
+                                        f"names no such message {sorted(doc - set(SCHEMAS) - sent)}")
+
+
+def test_protocol_doc_lists_exactly_the_error_codes_the_host_answers():
+    doc = set(re.findall(r"^\| `([a-z_]+)` \|", _protocol_section(5), re.M))
+    host = set(re.findall(r'(?:ProtocolError\(|_code_for\(\w+, |"code": )"([a-z_]+)"', _host_sources()))
+    assert doc == host, f"docs/protocol.md §5 lacks {sorted(host - doc)}, names no such code {sorted(doc - host)}"
