@@ -181,3 +181,25 @@ def test_protocol_doc_lists_exactly_the_error_codes_the_host_answers():
     doc = set(re.findall(r"^\| `([a-z_]+)` \|", _protocol_section(5), re.M))
     host = set(re.findall(r'(?:ProtocolError\(|_code_for\(\w+, |"code": )"([a-z_]+)"', _host_sources()))
     assert doc == host, f"docs/protocol.md §5 lacks {sorted(host - doc)}, names no such code {sorted(doc - host)}"
+
+
+
+def test_protocol_doc_says_branch_and_reset_drop_queued_events():
+    """A client that keeps a list of waiting events (the editor's Events tab) must know which requests empty it."""
+    from bridge.client import WorldClient
+    from bridge.host.server import run_host_in_thread
+
+    host = run_host_in_thread("sandbox")
+    try:
+        with WorldClient(host.address) as client:
+            client.start(mode="step", seed=1)
+            client.step(0)
+            for request in (lambda: client.branch(0), lambda: client.reset()):
+                client.event("weather_rain")
+                request()
+                assert not client.step(0).events, "the queued event fired after the timeline it was sent to ended"
+    finally:
+        host.stop()
+    for section in ("reset", "branch"):
+        text = " ".join(_protocol_section(4).split(f"### {section} (")[1].split("###")[0].split())
+        assert "Events accepted and not yet fired are dropped" in text, f"docs/protocol.md `{section}` must say so"
