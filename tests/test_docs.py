@@ -203,3 +203,12 @@ def test_protocol_doc_says_branch_and_reset_drop_queued_events():
     for section in ("reset", "branch"):
         text = " ".join(_protocol_section(4).split(f"### {section} (")[1].split("###")[0].split())
         assert "Events accepted and not yet fired are dropped" in text, f"docs/protocol.md `{section}` must say so"
+
+
+def test_editor_doc_names_every_option_of_play():
+    from editor_gui.app import play
+
+    text = (ROOT / "docs" / "editor.md").read_text().split("## Window", 1)[0]
+    missing = sorted(o for p in play.params if not getattr(p, "hidden", False) for o in p.opts
+                     if o.startswith("--") and not re.search(rf"{o}\b", text))
+    assert not missing, f"docs/editor.md's opening leaves out the `worldbridge play` options {missing}"
