@@ -212,3 +212,11 @@ def test_editor_doc_names_every_option_of_play():
     missing = sorted(o for p in play.params if not getattr(p, "hidden", False) for o in p.opts
                      if o.startswith("--") and not re.search(rf"{o}\b", text))
     assert not missing, f"docs/editor.md's opening leaves out the `worldbridge play` options {missing}"
+
+
+def test_python_doc_explains_every_error_code_a_client_can_get():
+    text = (ROOT / "docs" / "python.md").read_text().split("## Errors", 1)[1].split("\n## ", 1)[0]
+    client = set(re.findall(r'ProtocolError\("([a-z_]+)"', (ROOT / "bridge" / "client.py").read_text()))
+    host = set(re.findall(r"^\| `([a-z_]+)` \|", _protocol_section(5), re.M))
+    missing = sorted(c for c in client | host if f"`{c}`" not in text)
+    assert not missing, f"docs/python.md's Errors section does not say what {missing} mean"
