@@ -220,3 +220,19 @@ def test_python_doc_explains_every_error_code_a_client_can_get():
     host = set(re.findall(r"^\| `([a-z_]+)` \|", _protocol_section(5), re.M))
     missing = sorted(c for c in client | host if f"`{c}`" not in text)
     assert not missing, f"docs/python.md's Errors section does not say what {missing} mean"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_command_a_doc_names_exists(doc: Path):
+    """The flag check skips words it cannot resolve; here a renamed or removed (sub)command is caught."""
+    bad = []
+    for m in re.finditer(r"worldbridge ((?:[a-z][a-z-]*\s?)+)", _doc_text(doc)):
+        cmd, words = main, m.group(1).split()
+        for n, word in enumerate(words, 1):
+            if not isinstance(cmd, click.Group):
+                break
+            cmd = cmd.get_command(click.Context(cmd), word)
+            if cmd is None:
+                bad.append(" ".join(words[:n]))
+                break
+    assert not bad, f"{doc.name} names commands the CLI lacks: {sorted(set(bad))}"
