@@ -244,3 +244,17 @@ def test_model_doc_says_an_event_at_event_cfg_0_is_refused():
     text = " ".join((ROOT / "docs" / "model.md").read_text().split("## Using a world", 1)[1].split("\n### ", 1)[0].split())
     assert "cancels every event" in code
     assert "`configure(event_cfg=0)`, which cancels every event, an event raises `ValueError`" in text
+
+
+def test_python_doc_says_a_closed_remote_env_raises_runtime_error():
+    from bridge.gym import WorldEnv
+    from bridge.host.server import run_host_in_thread
+
+    with run_host_in_thread("sandbox") as host:
+        env = WorldEnv(address=host.address, backend_name="sandbox")
+        env.reset(seed=1)
+        env.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            env.step(0)
+    text = " ".join((ROOT / "docs" / "python.md").read_text().split("## A Gymnasium env", 1)[1].split())
+    assert "`RuntimeError` for `step` before `reset` or on a host's env after `close()`" in text
