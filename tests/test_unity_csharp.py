@@ -149,6 +149,7 @@ def test_world_input_checks_nunit(build: Path, tmp_path: Path):
                      "TheDefaultRulesWarnOfNothingOnTheSandboxAndDigitsPastTheBackendsLatentActionsAreSkipped",
                      "TheTestSessionsAreWhatTheHostsMessageDecodesTo",
                      "OnAWorldModelTheDefaultsWarnOfNothingAndWhatTheKeysPlayIsSaidOnce",
+                     "AWorldInputSavedBeforeTheDigitKeysIsWarnedThatNoRulePlaysALatentAction",
                      "ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing",
                      "ACameraPromptThatStartsTheWorldReplacesTheClientsPlainStart",
                      "ACameraPromptThatResetsTheWorldWaitsForTheSession",

@@ -213,21 +213,52 @@ namespace WorldBridge
         }
 
         /// <summary>Logs once (not a warning: nothing to fix) what the keys play on a world model, whose latent actions were
-        /// learned from unlabelled video: the default arrow rules it cannot play are skipped in silence.</summary>
+        /// learned from unlabelled video: the default arrow rules it cannot play are skipped in silence. Only latent rules
+        /// that can play (buttons bound) are claimed; with none (a WorldInput saved before keys 1–8) it warns once.</summary>
         void TellKeys(SessionInfo session)
         {
-            var n = Math.Min(GameKeys.DigitKeys, session.NumLatentActions);
-            if (n == 0) return; // no latent action for a key to play
+            if (session.NumLatentActions == 0) return; // no latent action for a key to play
+            var keys = new List<string>();
+            var latents = new HashSet<int>();
             var arrows = new List<string>();
             foreach (var rule in rules)
-                if (rule.latentAction < 0 && !unusable.Contains(rule) && GameKeys.IsDefaultRule(rule.action, rule.latentAction, rule.whenHeld))
-                    arrows.Add(rule.action);
-            var of = n < session.NumLatentActions ? $"{n} of " : "";
-            var told = $"[WorldBridge] WorldInput: keys 1–{n} play {of}the world model's {session.NumLatentActions} latent actions; the arrow keys play " +
-                       (arrows.Count == 0 ? "none of them" : $"only {string.Join(", ", arrows)}");
+            {
+                if (unusable.Contains(rule) || !Bound(rule)) continue;
+                if (rule.latentAction < 0)
+                {
+                    if (GameKeys.IsDefaultRule(rule.action, rule.latentAction, rule.whenHeld)) arrows.Add(rule.action);
+                    continue;
+                }
+                latents.Add(rule.latentAction);
+                keys.Add(rule.whenHeld.Length == 1 && rule.whenHeld[0].StartsWith("digit", StringComparison.Ordinal)
+                         ? rule.whenHeld[0].Substring(5) : string.Join("+", rule.whenHeld));
+            }
+            if (latents.Count == 0)
+            {
+                const string none = "[WorldBridge] WorldInput: no rule plays a latent action: Reset WorldInput (⋮ ▸ Reset) or add latent rules";
+                if (toldKeys != none) Debug.LogWarning(none, this);
+                toldKeys = none;
+                return;
+            }
+            var of = latents.Count < session.NumLatentActions ? $"{latents.Count} of " : "";
+            var told = $"[WorldBridge] WorldInput: {KeysNamed(keys)} {of}the world model's {session.NumLatentActions} latent actions; " +
+                       "the arrow keys play " + (arrows.Count == 0 ? "none of them" : $"only {string.Join(", ", arrows)}");
             if (told == toldKeys) return;
             toldKeys = told;
             Debug.Log(told, this);
+        }
+
+        /// <summary>True when every button `rule` needs is bound in `buttons`: a rule naming an unbound button never matches.</summary>
+        bool Bound(ActionRule rule) =>
+            rule.whenHeld.Length > 0 && Array.TrueForAll(rule.whenHeld, held => buttons.Exists(b => b.button == held));
+
+        /// <summary>"keys 1–4 play", "key 3 plays", "keys 1, 3, fire play": the keys TellKeys claims, as short as they read.</summary>
+        static string KeysNamed(List<string> keys)
+        {
+            if (keys.Count == 1) return $"key {keys[0]} plays";
+            bool run = true;
+            for (int i = 0; i < keys.Count; i++) run &= keys[i] == (i + 1).ToString();
+            return $"keys {(run ? $"1–{keys.Count}" : string.Join(", ", keys))} play";
         }
 
         /// <summary>False for a rule whose action this session's backend lacks (CheckRules): its buttons send nothing.</summary>

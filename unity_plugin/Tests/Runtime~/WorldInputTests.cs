@@ -215,6 +215,30 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AWorldInputSavedBeforeTheDigitKeysIsWarnedThatNoRulePlaysALatentAction()
+        {
+            var input = new WorldInput();
+            // saved before 0.3.13: Unity restores its arrow rules and buttons, no digit rule or binding
+            input.rules.RemoveAll(r => r.latentAction >= 0);
+            input.buttons.RemoveAll(b => b.button.StartsWith("digit"));
+            var (warnings, unknown, said) = Checked(input, WorldModelSession("realtime", 8));
+            CollectionAssert.IsEmpty(unknown, "the saved arrow rules are defaults, skipped unnamed");
+            CollectionAssert.AreEqual(new[] { "[WorldBridge] WorldInput: no rule plays a latent action: Reset WorldInput (⋮ ▸ Reset) or add latent rules" },
+                                      warnings);
+            CollectionAssert.IsEmpty(said, "claimed keys that send nothing");
+            CollectionAssert.IsEmpty(Checked(input, WorldModelSession("step", 8)).Warnings, "warned again at the next session");
+
+            // digit rules 1-3 kept but only keys 1 and 2 bound: only those are claimed
+            input = new WorldInput();
+            input.rules.RemoveAll(r => r.latentAction >= 3);
+            input.buttons.RemoveAll(b => b.button == GameKeys.DigitButton(2));
+            (warnings, unknown, said) = Checked(input, WorldModelSession("realtime", 8));
+            CollectionAssert.IsEmpty(warnings);
+            CollectionAssert.AreEqual(new[] { "[WorldBridge] WorldInput: keys 1–2 play 2 of the world model's 8 latent actions; the arrow keys play none of them" },
+                                      said);
+        }
+
+        [Test]
         public void DescribeMakesNoNewStringPerCall()
         {
             var rule = new ActionRule("right", "right");
