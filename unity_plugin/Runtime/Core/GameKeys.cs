@@ -74,7 +74,8 @@ namespace WorldBridge.Core
             return null;
         }
 
-        /// <summary>Records a key press or release and returns the action to send now (as Match), or null: a release plays
+        /// <summary>Records a key press or release and returns the action to send now (as Match), or null (also for a press
+        /// of a key already held: a held key steps a step world once, as in the Python editor and the Godot addon): a release plays
         /// what is still held, else "noop" (latent action 0 where the backend lacks it, as WorldInput's idle), in a
         /// realtime world only (a step world takes any input as one more frame). `mode` is the connection's current mode
         /// (WorldBridgeConnection.Mode), not the session's start-time one: a settings answer may have changed it.</summary>
@@ -83,7 +84,7 @@ namespace WorldBridge.Core
             var button = Button(key);
             if (button == null) return null;
             if (released && !held.Remove(button)) return null; // pressed where it played nothing (a text field had focus)
-            if (!released) held.Add(button);
+            if (!released && !held.Add(button)) return null; // an OS key repeat (IMGUI sends one KeyDown per repeat)
             if (!Plays(session, button) || released && mode != "realtime") return null;
             return Match(held.Contains, session) ?? (released ? IdleAction(session) : null);
         }

@@ -267,6 +267,23 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AKeyHeldDownStepsAStepWorldOnceNotAtTheKeyRepeatRate()
+        {
+            var keys = new GameKeys();
+            var sandbox = Session("step", SandboxActions);
+            Assert.AreEqual("right", keys.OnKey(sandbox, "step", "RightArrow", false));
+            Assert.IsNull(keys.OnKey(sandbox, "step", "RightArrow", false), "a key repeat stepped the world again");
+            Assert.AreEqual("right_jump", keys.OnKey(sandbox, "step", "Space", false), "a new key while one is held still plays");
+            Assert.IsNull(keys.OnKey(sandbox, "step", "Space", false), "a key repeat of the chord stepped the world again");
+            keys.OnKey(sandbox, "step", "Space", true);
+            keys.OnKey(sandbox, "step", "RightArrow", true);
+            Assert.AreEqual("right", keys.OnKey(sandbox, "step", "RightArrow", false), "a key pressed again after its release plays");
+            var world = Session("step", 8, "latent_0", "latent_1");
+            Assert.AreEqual(2, keys.OnKey(world, "step", "Alpha3", false));
+            Assert.IsNull(keys.OnKey(world, "step", "Alpha3", false), "a key repeat stepped the world model again");
+        }
+
+        [Test]
         public void TheGameKeysPlayWorldInputsDefaultRulesAndOnlyTheActionsTheBackendHas()
         {
             Func<string, bool> leftAndJump = b => b == "left" || b == "jump";
