@@ -65,7 +65,8 @@ namespace WorldBridge
         public event Action<WorldFrame> FrameReceived;
         /// <summary>Every other host message: welcome, session, ok, error, status, pong.</summary>
         public event Action<MsgMap> MessageReceived;
-        /// <summary>Every `error` from the host, typed: Kind == HostErrorCode.Unsupported means this backend cannot do it.</summary>
+        /// <summary>Every `error` from the host, typed: Kind == HostErrorCode.Unsupported means this backend cannot do it. A
+        /// bad_prompt the client answers by starting again without that prompt is not raised (DroppedNote says so).</summary>
         public event Action<HostError> HostErrorReceived;
         /// <summary>The client opened a new connection or closed its own (Open, Shutdown): what showed the old one is stale.</summary>
         public event Action ConnectionChanged;
@@ -225,9 +226,10 @@ namespace WorldBridge
             {
                 var error = HostError.From(m);
                 bool retried = error.Kind == HostErrorCode.BadPrompt && error.ReqId == fieldStartId && StartWithout(error.Capability);
-                // not_ready: the connection greets the host again and says so once in LastError, whatever it refused
+                // not_ready: the connection greets the host again and says so once in LastError, whatever it refused;
+                // a refusal retried without the prompt is on no error channel: DroppedNote says what was left out
                 if (m.GetString("code") != "not_ready" && !retried) Fail(error.ToString());
-                HostErrorReceived?.Invoke(error);
+                if (!retried) HostErrorReceived?.Invoke(error);
                 EndSession(ended);
                 // a refused handshake (reject, or an error to hello) is also the connection's LastError: reported once
                 var last = Connection?.LastError;

@@ -164,6 +164,7 @@ namespace WorldBridge.Tests
             var client = new WorldBridgeClient { startOnConnect = true, textPrompt = "a cave", fixedSeed = true, seed = 4 };
             var told = new List<string>();
             client.onError.AddListener(told.Add);
+            client.HostErrorReceived += error => told.Add("HostErrorReceived: " + error);
             var connection = Ready(client);
             typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
             Assert.AreEqual("a cave", Starts(connection)[0].GetString("text"));
@@ -173,7 +174,7 @@ namespace WorldBridge.Tests
             Assert.IsFalse(starts[1].Has("text") && starts[1]["text"] != null, "the second start still had the text prompt");
             Assert.AreEqual(4L, starts[1].GetLong("seed"), "the second start kept the other options");
             Assert.AreEqual("this backend takes no text prompts: starting without the text prompt", client.BackendLabel);
-            CollectionAssert.IsEmpty(told, "a refusal the client answers itself is no error");
+            CollectionAssert.IsEmpty(told, "a refusal the client answers itself is no error (onError nor HostErrorReceived)");
             Answer(client, Session(starts[1]));
             CollectionAssert.AreEqual(new[] { "text" }, client.DroppedPrompts);
             StringAssert.EndsWith("; started without the text prompt: this backend takes none", client.BackendLabel);
@@ -191,6 +192,10 @@ namespace WorldBridge.Tests
             Answer(client, BadPrompt(Starts(connection)[0], "image_prompt"));
             Assert.AreEqual(1, Starts(connection).Count, "a script's image prompt was dropped");
             Assert.AreEqual(1, told.Count, "the refusal of a script's prompt is its answer");
+            var raised = new List<HostError>();
+            client.HostErrorReceived += raised.Add;
+            Answer(client, BadPrompt(Starts(connection)[0], "image_prompt"));
+            Assert.AreEqual(1, raised.Count, "the refusal of a script's prompt is no longer raised as a HostError");
             connection.Close();
 
             connection = Ready(client);
