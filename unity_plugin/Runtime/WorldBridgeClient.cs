@@ -217,7 +217,7 @@ namespace WorldBridge
             if (type == "session")
             {
                 var s = SessionInfo.From(m, Connection?.Welcome);
-                if (!s.Resumed) dropped = m.Has("req_id") && m.GetLong("req_id") == fieldStartId ? new List<string>(dropping) : new List<string>();
+                if (!s.Resumed) dropped = AnswersFieldStart(m, s) ? new List<string>(dropping) : new List<string>();
                 backendInUse = s.BackendLabel + (DroppedNote == null ? "" : "; " + DroppedNote);
                 Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}, can: {s.Capabilities}");
                 onSessionStarted.Invoke();
@@ -236,6 +236,15 @@ namespace WorldBridge
                 if (type == "reject" || last != null && last == error.Message) reportedError = last;
             }
             MessageReceived?.Invoke(m);
+        }
+
+        /// <summary>True when session `s` (message `m`) answers the field start, also when a failed resume sent that start
+        /// again under a new req_id (same options): its world still lacks the dropped prompts, so the note stays.</summary>
+        bool AnswersFieldStart(MsgMap m, SessionInfo s)
+        {
+            if (m.Has("req_id") && m.GetLong("req_id") == fieldStartId) return true;
+            var now = Connection?.Session;
+            return fieldStart != null && now != null && now.SessionId == s.SessionId && ReferenceEquals(now.StartedWith, fieldStart);
         }
 
         /// <summary>No backend is named as running once its session is gone (`reason`, from the tracker; null: it runs on):

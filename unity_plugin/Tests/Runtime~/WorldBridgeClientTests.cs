@@ -178,6 +178,11 @@ namespace WorldBridge.Tests
             Answer(client, Session(starts[1]));
             CollectionAssert.AreEqual(new[] { "text" }, client.DroppedPrompts);
             StringAssert.EndsWith("; started without the text prompt: this backend takes none", client.BackendLabel);
+            // the resume after a drop failed: the connection sent the same start again under a new req_id
+            Set(connection, "session", new SessionInfo { SessionId = "s2", StartedWith = (StartOptions)typeof(WorldBridgeClient).GetField("fieldStart", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(client) });
+            Answer(client, new MsgMap { { "type", "session" }, { "req_id", 77L }, { "session_id", "s2" }, { "resumed", false } });
+            Assert.AreEqual("started without the text prompt: this backend takes none", client.DroppedNote,
+                            "the re-sent start's world has no prompt either, yet the note was lost");
             connection.Close();
         }
 
