@@ -1202,6 +1202,41 @@ def test_world_input_set_to_process_always_keeps_steering_in_a_paused_tree(sim, 
     gdsim.release(sim, "wb_right")
 
 
+@pytest.mark.parametrize("parent_mode", ["PROCESS_MODE_DISABLED", "PROCESS_MODE_WHEN_PAUSED"])
+def test_world_input_in_a_subtree_the_game_switches_off_sends_nothing(sim, scripted, parent_mode):
+    """Pausable ignores the parent: turning every Inherit WorldInput Pausable let one inside a Disabled subtree (a
+    cutscene) or under a When Paused menu keep steering the running game. Only an Always owner is overridden."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    holder = _world_input(sim, None)
+    sim.native_of(holder).process_mode = getattr(gdsim.NodeModel, parent_mode)
+    sim.add_to_root(holder)
+    sim.native_of(holder).add_child(wi)
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    assert sent["action_sent"] == [], f"a WorldInput under a {parent_mode} parent steered the world"
+    assert sim.native_of(wi).process_mode == gdsim.NodeModel.PROCESS_MODE_INHERIT
+    gdsim.release(sim, "wb_right")
+
+
+def test_world_input_switched_to_disabled_while_a_key_is_held_sends_the_idle_action(sim, scripted):
+    """process_mode = Disabled stops _process (NOTIFICATION_DISABLED) while the host keeps the last input in force."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    sim.add_to_root(wi)
+    sim.tree.paused = True  # Always, then Disabled in a paused tree: it can process before, so PAUSED comes too
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_DISABLED
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "the world kept walking with WorldInput disabled"
+    sim.tree.paused = False
+    gdsim.release(sim, "wb_right")
+
+
 def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
     """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
     c = _client(sim, "tcp://127.0.0.1:1", mode="step")

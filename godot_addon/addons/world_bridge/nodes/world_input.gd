@@ -61,10 +61,20 @@ var _chords: Array = []
 
 func _ready() -> void:
 	# Inherit would follow the client's (or any) Always parent and steer through a pause, with no
-	# NOTIFICATION_PAUSED; keys pause with the game. A process_mode set in the inspector is kept.
-	if process_mode == Node.PROCESS_MODE_INHERIT:
+	# NOTIFICATION_PAUSED; keys pause with the game. Only an Always owner is overridden: Pausable
+	# ignores the parent, so a Disabled or When Paused subtree (a cutscene, a menu) must keep ruling.
+	# A process_mode set in the inspector is kept.
+	if process_mode == Node.PROCESS_MODE_INHERIT and _inherited_mode() == Node.PROCESS_MODE_ALWAYS:
 		process_mode = Node.PROCESS_MODE_PAUSABLE
 	rebuild()
+
+
+## The process_mode an Inherit node follows: the first ancestor's that is not Inherit.
+func _inherited_mode() -> int:
+	var node := get_parent()
+	while node != null and node.process_mode == Node.PROCESS_MODE_INHERIT:
+		node = node.get_parent()
+	return Node.PROCESS_MODE_PAUSABLE if node == null else node.process_mode
 
 
 ## Re-reads `bindings`, skipping (and naming once) Input actions missing from the Input Map.
@@ -199,10 +209,11 @@ func _process(_delta: float) -> void:
 	_send_held(enabled)
 
 
-## A paused tree stops _process while the host keeps the last input in force: send the idle
-## action now (realtime), as `enabled = false` does; _process sends the keys held at unpause.
+## A paused tree or a Disabled process_mode stops _process while the host keeps the last input in
+## force: send the idle action now (realtime), as `enabled = false` does; _process sends the keys
+## held when processing resumes.
 func _notification(what: int) -> void:
-	if what == NOTIFICATION_PAUSED:
+	if what == NOTIFICATION_PAUSED or what == NOTIFICATION_DISABLED:
 		_send_held(false)
 
 
