@@ -1289,6 +1289,17 @@ def test_view_on_a_new_or_closed_connection_blanks_the_frame_and_names_no_backen
     assert _badge(view) == (c.members["status_text"], WHITE)
 
 
+def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(sim, scripted):
+    """The old client's frame stayed, badged "<old backend> (last frame): <new client's status>" in the old colour."""
+    c, view, _ = _view_with_a_frame(sim, scripted)
+    other = _client(sim, "tcp://127.0.0.1:1", mode="step")
+    sim.add_to_root(other)
+    sim.process()
+    sim.call_method(view, "set_client", [other])
+    assert _blank(sim, view), "the old client's frame is still shown"
+    assert _badge(view) == (other.members["status_text"], WHITE)
+
+
 def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(sim, scripted):
     """A resume after a dropped connection goes on with the frame on screen (named in its backend's colour meanwhile);
     a new world must not show the old world's last frame until its own first frame."""
