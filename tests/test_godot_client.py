@@ -840,6 +840,18 @@ def test_world_input_says_what_the_digit_keys_play_on_a_world_model_of_any_size(
     assert sim.warnings == [] and sim.output == [f"WorldInput: {note}; the arrow keys play none of them"]
 
 
+def test_world_input_says_what_the_keys_play_once_and_again_only_when_it_changes(sim):
+    """The note was printed every session, while README and CHANGELOG say once (Unity logs it again only on new wording)."""
+    wi = _world_input(sim, None)
+    sim.add_to_root(wi)
+    for count in (8, 8, 16, 16, 8):
+        session = {"backend_kind": "world_model", "action_names": [f"latent_{i}" for i in range(count)],
+                   "num_latent_actions": count}
+        sim.call_method(wi, "check_bindings", [gdsim.to_gd(session)])
+    assert sim.output == [LATENT_NOTE, "WorldInput: keys 1–8 play 8 of the world model's 16 latent actions; the arrow keys"
+                          " play none of them", LATENT_NOTE]
+
+
 def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(sim, scripted):
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}")

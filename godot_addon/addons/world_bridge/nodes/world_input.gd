@@ -54,6 +54,8 @@ var missing_actions := PackedStringArray()
 var unknown_actions := PackedStringArray()
 
 var _checked_session := ""
+# The last keys note printed (check_bindings).
+var _told_keys := ""
 
 # [[PackedStringArray input actions, Variant world action, bool from DEFAULT_BINDINGS], ...]
 var _chords: Array = []
@@ -103,7 +105,7 @@ func rebuild() -> void:
 ## The bound world actions `session` cannot take (names it lacks, latent ids past its count);
 ## the idle action is checked too. Only the user's own bindings and idle action are warned about:
 ## a default one the backend lacks is no mistake of theirs. On a world model whose default named
-## bindings play nothing, it prints once what the keys play instead.
+## bindings play nothing, it prints once what the keys play instead (again only if that changes).
 func check_bindings(session: Dictionary) -> PackedStringArray:
 	var unknown := PackedStringArray()
 	var warned := PackedStringArray()
@@ -141,7 +143,10 @@ func check_bindings(session: Dictionary) -> PackedStringArray:
 			)
 		unknown.append("idle " + idle)
 	if silent_names and latent_keys > 0 and str(session.get("backend_kind")) == "world_model":
-		print(_latent_keys_note(latent_keys, count))
+		var note := _latent_keys_note(latent_keys, count)
+		if note != _told_keys:  # once, not every session: again only when what the keys play changes
+			_told_keys = note
+			print(note)
 	return unknown
 
 
