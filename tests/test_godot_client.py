@@ -1136,6 +1136,28 @@ def test_a_start_queued_offline_is_forgotten_at_disconnect(sim, scripted):
     assert not c.members["_start_pending"] and not c.members["_start_resend"]
 
 
+def test_a_start_retried_without_its_refused_prompt_emits_no_error(sim, scripted):
+    """error_received/capability_refused for a refusal the client retries left bad_prompt on a status line bound to
+    errors over a start that then succeeded; dropped_note() says what was left out."""
+    router, port = scripted
+    c = _ready(sim, router, port, text_prompt="an exported prompt")
+    rec = Recorder(c, "error_received", "capability_refused")
+    assert sim.call_method(c, "start_session", [])
+    _pump(sim, router)
+    ident, start = _recv(router)
+    assert start["text"] == "an exported prompt"
+    router.send_multipart([ident, zmtp_raw.pack({
+        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": "text_prompt",
+        "fatal": False, "message": "this backend takes no text prompts"})])
+    _pump(sim, router)
+    _, again = _recv(router)
+    assert (again["type"], again["text"]) == ("start", None)
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(again["req_id"]))])
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    assert rec["error_received"] == [] and rec["capability_refused"] == [], rec
+    assert "text prompt" in sim.call_method(c, "dropped_note", [])
+
+
 def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(sim, scripted):
     """Only prompts from the exported properties are dropped and retried; the game's own prompt's refusal is the answer."""
     router, port = scripted
