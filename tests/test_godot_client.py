@@ -1323,6 +1323,18 @@ def test_view_on_a_new_or_closed_connection_blanks_the_frame_and_names_no_backen
     assert _badge(view) == (c.members["status_text"], WHITE)
 
 
+def test_connect_to_host_over_a_live_connection_emits_connection_changed_once(sim, scripted):
+    """It fired twice (once from the disconnect_from_host() inside connect_to_host(), once itself)."""
+    c, _, _ = _scripted_session(sim, scripted, "step")
+    rec = Recorder(c, "connection_changed")
+    _, other_port = _router()
+    sim.call_method(c, "connect_to_host", [f"tcp://127.0.0.1:{other_port}"])
+    assert len(rec["connection_changed"]) == 1
+    sim.call_method(c, "disconnect_from_host", [])
+    sim.call_method(c, "disconnect_from_host", [])  # nothing left to close: no change
+    assert len(rec["connection_changed"]) == 2
+
+
 def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(sim, scripted):
     """The old client's frame stayed, badged "<old backend> (last frame): <new client's status>" in the old colour."""
     c, view, _ = _view_with_a_frame(sim, scripted)

@@ -153,7 +153,7 @@ func connect_to_host(address: String = "") -> Error:
 		endpoint = address
 	if _socket != null and link != Link.OFFLINE:
 		var unsent := _start_pending and _start_resend.is_empty()
-		disconnect_from_host()
+		_close_connection()  # connection_changed comes once, below
 		_start_pending = unsent
 	elif _socket != null:
 		_socket.close()
@@ -176,10 +176,17 @@ func connect_to_host(address: String = "") -> Error:
 ## Says bye (ends the session on the host) and closes the connection. A start asked for while
 ## the host could not be reached is forgotten: the next connect_to_host() only connects.
 func disconnect_from_host() -> void:
+	if _close_connection():
+		connection_changed.emit()
+
+
+## disconnect_from_host() without connection_changed, which connect_to_host() emits once itself.
+## Returns whether there was a connection to close.
+func _close_connection() -> bool:
 	_start_pending = false
 	_start_resend = {}
 	if _socket == null:
-		return
+		return false
 	if link == Link.IN_SESSION:
 		_send(Protocol.bye())
 	_socket.close()
@@ -191,7 +198,7 @@ func disconnect_from_host() -> void:
 	_end_session("disconnected")
 	_update_capabilities()
 	_set_link(Link.OFFLINE, "offline")
-	connection_changed.emit()
+	return true
 
 
 ## Drives the connection and dispatches messages; _process calls it, tests may call it directly.
