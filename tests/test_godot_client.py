@@ -840,6 +840,18 @@ def test_world_input_says_what_the_digit_keys_play_on_a_world_model_of_any_size(
     assert sim.warnings == [] and sim.output == [f"WorldInput: {note}; the arrow keys play none of them"]
 
 
+def test_world_input_says_what_the_keys_play_once_and_again_only_when_it_changes(sim):
+    """The note was printed every session, while README and CHANGELOG say once (Unity logs it again only on new wording)."""
+    wi = _world_input(sim, None)
+    sim.add_to_root(wi)
+    for count in (8, 8, 16, 16, 8):
+        session = {"backend_kind": "world_model", "action_names": [f"latent_{i}" for i in range(count)],
+                   "num_latent_actions": count}
+        sim.call_method(wi, "check_bindings", [gdsim.to_gd(session)])
+    assert sim.output == [LATENT_NOTE, "WorldInput: keys 1–8 play 8 of the world model's 16 latent actions; the arrow keys"
+                          " play none of them", LATENT_NOTE]
+
+
 def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(sim, scripted):
     router, port = scripted
     c = _client(sim, f"tcp://127.0.0.1:{port}")
@@ -1124,6 +1136,28 @@ def test_a_start_queued_offline_is_forgotten_at_disconnect(sim, scripted):
     assert not c.members["_start_pending"] and not c.members["_start_resend"]
 
 
+def test_a_start_retried_without_its_refused_prompt_emits_no_error(sim, scripted):
+    """error_received/capability_refused for a refusal the client retries left bad_prompt on a status line bound to
+    errors over a start that then succeeded; dropped_note() says what was left out."""
+    router, port = scripted
+    c = _ready(sim, router, port, text_prompt="an exported prompt")
+    rec = Recorder(c, "error_received", "capability_refused")
+    assert sim.call_method(c, "start_session", [])
+    _pump(sim, router)
+    ident, start = _recv(router)
+    assert start["text"] == "an exported prompt"
+    router.send_multipart([ident, zmtp_raw.pack({
+        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": "text_prompt",
+        "fatal": False, "message": "this backend takes no text prompts"})])
+    _pump(sim, router)
+    _, again = _recv(router)
+    assert (again["type"], again["text"]) == ("start", None)
+    router.send_multipart([ident, zmtp_raw.pack(_session_msg(again["req_id"]))])
+    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    assert rec["error_received"] == [] and rec["capability_refused"] == [], rec
+    assert "text prompt" in sim.call_method(c, "dropped_note", [])
+
+
 def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(sim, scripted):
     """Only prompts from the exported properties are dropped and retried; the game's own prompt's refusal is the answer."""
     router, port = scripted
@@ -1202,6 +1236,41 @@ def test_world_input_set_to_process_always_keeps_steering_in_a_paused_tree(sim, 
     gdsim.release(sim, "wb_right")
 
 
+@pytest.mark.parametrize("parent_mode", ["PROCESS_MODE_DISABLED", "PROCESS_MODE_WHEN_PAUSED"])
+def test_world_input_in_a_subtree_the_game_switches_off_sends_nothing(sim, scripted, parent_mode):
+    """Pausable ignores the parent: turning every Inherit WorldInput Pausable let one inside a Disabled subtree (a
+    cutscene) or under a When Paused menu keep steering the running game. Only an Always owner is overridden."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    holder = _world_input(sim, None)
+    sim.native_of(holder).process_mode = getattr(gdsim.NodeModel, parent_mode)
+    sim.add_to_root(holder)
+    sim.native_of(holder).add_child(wi)
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    assert sent["action_sent"] == [], f"a WorldInput under a {parent_mode} parent steered the world"
+    assert sim.native_of(wi).process_mode == gdsim.NodeModel.PROCESS_MODE_INHERIT
+    gdsim.release(sim, "wb_right")
+
+
+def test_world_input_switched_to_disabled_while_a_key_is_held_sends_the_idle_action(sim, scripted):
+    """process_mode = Disabled stops _process (NOTIFICATION_DISABLED) while the host keeps the last input in force."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    sim.add_to_root(wi)
+    sim.tree.paused = True  # Always, then Disabled in a paused tree: it can process before, so PAUSED comes too
+    gdsim.press(sim, "wb_right")
+    sim.process(3)
+    sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_DISABLED
+    sim.process(3)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "the world kept walking with WorldInput disabled"
+    sim.tree.paused = False
+    gdsim.release(sim, "wb_right")
+
+
 def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
     """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
     c = _client(sim, "tcp://127.0.0.1:1", mode="step")
@@ -1252,6 +1321,29 @@ def test_view_on_a_new_or_closed_connection_blanks_the_frame_and_names_no_backen
     sim.process()
     assert _blank(sim, view), "the old host's frame is still shown"
     assert _badge(view) == (c.members["status_text"], WHITE)
+
+
+def test_connect_to_host_over_a_live_connection_emits_connection_changed_once(sim, scripted):
+    """It fired twice (once from the disconnect_from_host() inside connect_to_host(), once itself)."""
+    c, _, _ = _scripted_session(sim, scripted, "step")
+    rec = Recorder(c, "connection_changed")
+    _, other_port = _router()
+    sim.call_method(c, "connect_to_host", [f"tcp://127.0.0.1:{other_port}"])
+    assert len(rec["connection_changed"]) == 1
+    sim.call_method(c, "disconnect_from_host", [])
+    sim.call_method(c, "disconnect_from_host", [])  # nothing left to close: no change
+    assert len(rec["connection_changed"]) == 2
+
+
+def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(sim, scripted):
+    """The old client's frame stayed, badged "<old backend> (last frame): <new client's status>" in the old colour."""
+    c, view, _ = _view_with_a_frame(sim, scripted)
+    other = _client(sim, "tcp://127.0.0.1:1", mode="step")
+    sim.add_to_root(other)
+    sim.process()
+    sim.call_method(view, "set_client", [other])
+    assert _blank(sim, view), "the old client's frame is still shown"
+    assert _badge(view) == (other.members["status_text"], WHITE)
 
 
 def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(sim, scripted):

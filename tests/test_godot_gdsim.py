@@ -146,3 +146,21 @@ def test_vectors_are_values_with_godots_operators(tmp_path):
         _run(tmp_path, "static func f() -> Vector2:\n\treturn Vector2(1, 2) + 1")
     with pytest.raises(gdsim.SimError, match="not assigned in place"):
         _run(tmp_path, "static func f() -> Vector2:\n\tvar v := Vector2()\n\tv.x = 1.0\n\treturn v")
+
+
+def test_setting_process_mode_notifies_the_node_and_its_inherit_descendants(tmp_path):
+    """Godot 4's set_process_mode sends PAUSED/UNPAUSED and DISABLED/ENABLED down to the Inherit children, parents
+    first; a child with its own mode hears nothing."""
+    src = tmp_path / "n.gd"
+    src.write_text("extends Node\nvar heard := []\n\n\nfunc _notification(what: int) -> void:\n\theard.append(what)\n")
+    sim = gdsim.Sim(tmp_path)
+    parent, child, own = (sim.new(sim.script("res://n.gd")) for _ in range(3))
+    sim.native_of(own).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    sim.add_to_root(parent)
+    sim.native_of(parent).add_child(child)
+    sim.native_of(parent).add_child(own)
+    sim.native_of(parent).process_mode = gdsim.NodeModel.PROCESS_MODE_DISABLED
+    sim.native_of(parent).process_mode = gdsim.NodeModel.PROCESS_MODE_PAUSABLE
+    expected = [14, 28, 15, 29]
+    assert list(parent.members["heard"]) == expected and list(child.members["heard"]) == expected
+    assert list(own.members["heard"]) == []

@@ -28,7 +28,7 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
                        "get_viewport process_mode ready tree_entered tree_exiting INTERNAL_MODE_DISABLED "
                        "INTERNAL_MODE_FRONT INTERNAL_MODE_BACK PROCESS_MODE_INHERIT PROCESS_MODE_PAUSABLE "
                        "PROCESS_MODE_WHEN_PAUSED PROCESS_MODE_ALWAYS PROCESS_MODE_DISABLED NOTIFICATION_PAUSED "
-                       "NOTIFICATION_UNPAUSED"),
+                       "NOTIFICATION_UNPAUSED NOTIFICATION_DISABLED NOTIFICATION_ENABLED"),
     "CanvasItem": ("Node", "visible modulate texture_filter show hide queue_redraw TEXTURE_FILTER_NEAREST "
                            "TEXTURE_FILTER_LINEAR"),
     "Control": ("CanvasItem", "position size custom_minimum_size size_flags_horizontal size_flags_vertical "

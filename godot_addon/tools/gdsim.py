@@ -873,6 +873,7 @@ class NodeModel(NativeObject):
     (PROCESS_MODE_INHERIT, PROCESS_MODE_PAUSABLE, PROCESS_MODE_WHEN_PAUSED, PROCESS_MODE_ALWAYS,
      PROCESS_MODE_DISABLED) = range(5)
     NOTIFICATION_PAUSED, NOTIFICATION_UNPAUSED = 14, 15
+    NOTIFICATION_DISABLED, NOTIFICATION_ENABLED = 28, 29
 
     def __init__(self, sim: "Sim", owner: Any = None):
         super().__init__(sim, owner)
@@ -887,16 +888,44 @@ class NodeModel(NativeObject):
     def get_tree(self) -> "SceneTreeModel":
         return self.sim.tree
 
-    def can_process(self, paused: bool | None = None) -> bool:
-        """Godot's rule: INHERIT takes the parent's mode (the root's is PAUSABLE); a paused tree runs
-        only ALWAYS and WHEN_PAUSED nodes, an unpaused one all but WHEN_PAUSED and DISABLED."""
+    def _mode(self) -> int:
+        """The mode in force: INHERIT takes the first ancestor's that is not INHERIT (the root's is PAUSABLE)."""
         node: Any = self
         while node.process_mode == self.PROCESS_MODE_INHERIT and node.parent is not None:
             node = self.sim.native_of(node.parent)
-        mode = node.process_mode if node.process_mode != self.PROCESS_MODE_INHERIT else self.PROCESS_MODE_PAUSABLE
+        return node.process_mode if node.process_mode != self.PROCESS_MODE_INHERIT else self.PROCESS_MODE_PAUSABLE
+
+    def can_process(self, paused: bool | None = None) -> bool:
+        """Godot's rule: a paused tree runs only ALWAYS and WHEN_PAUSED nodes, an unpaused one all but
+        WHEN_PAUSED and DISABLED."""
+        mode = self._mode()
         if self.sim.tree.paused if paused is None else paused:
             return mode in (self.PROCESS_MODE_ALWAYS, self.PROCESS_MODE_WHEN_PAUSED)
         return mode not in (self.PROCESS_MODE_WHEN_PAUSED, self.PROCESS_MODE_DISABLED)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Node.set_process_mode in the tree: the node and its INHERIT descendants whose processing stops get
+        NOTIFICATION_PAUSED (resumes: UNPAUSED), then those switched off get NOTIFICATION_DISABLED (on: ENABLED),
+        parents first (Node::_propagate_process_owner)."""
+        if name != "process_mode" or not getattr(self, "inside_tree", False):
+            super().__setattr__(name, value)
+            return
+        nodes = [self.owner] + self.sim._walk(self.owner)
+        before = [(m.can_process(), m._mode() != self.PROCESS_MODE_DISABLED) for m in map(self.sim.native_of, nodes)]
+        super().__setattr__(name, value)
+        for node, (could, was_on) in zip(nodes, before):
+            model = self.sim.native_of(node)
+            can, is_on = model.can_process(), model._mode() != self.PROCESS_MODE_DISABLED
+            if can != could:
+                model._notify(self.NOTIFICATION_UNPAUSED if can else self.NOTIFICATION_PAUSED)
+            if is_on != was_on:
+                model._notify(self.NOTIFICATION_ENABLED if is_on else self.NOTIFICATION_DISABLED)
+
+    def _notify(self, what: int) -> None:
+        """Object.notification: the script's _notification(what), if it has one."""
+        node = self.owner
+        if isinstance(node, Instance) and node.script.find_func("_notification"):
+            self.sim.call_method(node, "_notification", [what])
 
     def add_child(self, child: Any, force_readable_name: bool = False, internal: int = 0) -> None:
         model = self.sim.native_of(child)
@@ -906,6 +935,9 @@ class NodeModel(NativeObject):
         self.children.append(child)
         if self.inside_tree:
             self.sim.enter_tree(child)
+
+    def get_parent(self) -> Any:
+        return self.parent
 
     def get_children(self) -> GDArray:
         return GDArray(self.children)
@@ -964,9 +996,8 @@ class SceneTreeModel(NativeObject):
         for node in self.sim._walk(self.sim.root):
             model = self.sim.native_of(node)
             before, after = model.can_process(not value), model.can_process(bool(value))
-            if before != after and isinstance(node, Instance) and node.script.find_func("_notification"):
-                what = NodeModel.NOTIFICATION_UNPAUSED if after else NodeModel.NOTIFICATION_PAUSED
-                self.sim.call_method(node, "_notification", [what])
+            if before != after:
+                model._notify(NodeModel.NOTIFICATION_UNPAUSED if after else NodeModel.NOTIFICATION_PAUSED)
 
 
 class ControlModel(NodeModel):

@@ -153,7 +153,7 @@ func connect_to_host(address: String = "") -> Error:
 		endpoint = address
 	if _socket != null and link != Link.OFFLINE:
 		var unsent := _start_pending and _start_resend.is_empty()
-		disconnect_from_host()
+		_close_connection()  # connection_changed comes once, below
 		_start_pending = unsent
 	elif _socket != null:
 		_socket.close()
@@ -176,10 +176,17 @@ func connect_to_host(address: String = "") -> Error:
 ## Says bye (ends the session on the host) and closes the connection. A start asked for while
 ## the host could not be reached is forgotten: the next connect_to_host() only connects.
 func disconnect_from_host() -> void:
+	if _close_connection():
+		connection_changed.emit()
+
+
+## disconnect_from_host() without connection_changed, which connect_to_host() emits once itself.
+## Returns whether there was a connection to close.
+func _close_connection() -> bool:
 	_start_pending = false
 	_start_resend = {}
 	if _socket == null:
-		return
+		return false
 	if link == Link.IN_SESSION:
 		_send(Protocol.bye())
 	_socket.close()
@@ -191,7 +198,7 @@ func disconnect_from_host() -> void:
 	_end_session("disconnected")
 	_update_capabilities()
 	_set_link(Link.OFFLINE, "offline")
-	connection_changed.emit()
+	return true
 
 
 ## Drives the connection and dispatches messages; _process calls it, tests may call it directly.
@@ -653,9 +660,15 @@ func _on_error(header: Dictionary) -> void:
 		if _text(header, "path") != "":
 			recording_path = _text(header, "path")
 		recording_changed.emit(false, recording_path)
+	var capability := _text(header, "capability")
+	if code == "bad_prompt" and _int(header, "req_id") == _start_req:
+		# A refusal retried without the refused prompt says nothing now: dropped_note() says it
+		# once the start succeeds, and an error would outlast that start on a status line.
+		if _start_without(refused, capability):
+			return
 	error_received.emit(code, message, fatal)
-	if _text(header, "capability") != "":
-		capability_refused.emit(_text(header, "capability"), message)
+	if capability != "":
+		capability_refused.emit(capability, message)
 	if code == "not_ready":
 		# The host forgot this peer (idle before `start`, or restarted): greet it again,
 		# and repeat the `start` it refused, as it was sent, once the new welcome arrives.
@@ -676,23 +689,25 @@ func _on_error(header: Dictionary) -> void:
 		_set_link(Link.READY, "the previous session expired; starting a new one")
 		start_session(_session_options)
 	elif code == "bad_prompt" and _int(header, "req_id") == _start_req:
-		_start_without(refused, _text(header, "capability"))
+		return  # a start refusal leaves the session running
 	elif fatal and link == Link.IN_SESSION:
 		_end_session(message)
 		_set_link(Link.READY, "session ended: %s" % message)
 
 
 ## The newest start, refused for a prompt kind taken from the exports (the demo's text_prompt on a
-## world without text prompts), goes again without it, as the Python editor does.
-func _start_without(refused: Dictionary, capability: String) -> void:
+## world without text prompts), goes again without it, as the Python editor does. Returns
+## whether it went again (a prompt the game passed in its options is not retried).
+func _start_without(refused: Dictionary, capability: String) -> bool:
 	var key := capability.trim_suffix("_prompt")
 	if not _exported_prompts.has(key) or refused.get(key) == null:
-		return
+		return false
 	_dropped_prompts.append(key)
 	var opts := refused.duplicate()
 	opts[key] = null
 	_set_link(link, "this backend takes no %s prompts: starting without the %s prompt" % [key, key])
 	_send_start(opts)
+	return true
 
 
 ## A `session` or `error` answering a start settles it; a new session takes that start's options.

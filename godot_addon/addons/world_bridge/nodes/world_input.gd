@@ -54,6 +54,8 @@ var missing_actions := PackedStringArray()
 var unknown_actions := PackedStringArray()
 
 var _checked_session := ""
+# The last keys note printed (check_bindings).
+var _told_keys := ""
 
 # [[PackedStringArray input actions, Variant world action, bool from DEFAULT_BINDINGS], ...]
 var _chords: Array = []
@@ -61,10 +63,20 @@ var _chords: Array = []
 
 func _ready() -> void:
 	# Inherit would follow the client's (or any) Always parent and steer through a pause, with no
-	# NOTIFICATION_PAUSED; keys pause with the game. A process_mode set in the inspector is kept.
-	if process_mode == Node.PROCESS_MODE_INHERIT:
+	# NOTIFICATION_PAUSED; keys pause with the game. Only an Always owner is overridden: Pausable
+	# ignores the parent, so a Disabled or When Paused subtree (a cutscene, a menu) must keep ruling.
+	# A process_mode set in the inspector is kept.
+	if process_mode == Node.PROCESS_MODE_INHERIT and _inherited_mode() == Node.PROCESS_MODE_ALWAYS:
 		process_mode = Node.PROCESS_MODE_PAUSABLE
 	rebuild()
+
+
+## The process_mode an Inherit node follows: the first ancestor's that is not Inherit.
+func _inherited_mode() -> int:
+	var node := get_parent()
+	while node != null and node.process_mode == Node.PROCESS_MODE_INHERIT:
+		node = node.get_parent()
+	return Node.PROCESS_MODE_PAUSABLE if node == null else node.process_mode
 
 
 ## Re-reads `bindings`, skipping (and naming once) Input actions missing from the Input Map.
@@ -93,7 +105,7 @@ func rebuild() -> void:
 ## The bound world actions `session` cannot take (names it lacks, latent ids past its count);
 ## the idle action is checked too. Only the user's own bindings and idle action are warned about:
 ## a default one the backend lacks is no mistake of theirs. On a world model whose default named
-## bindings play nothing, it prints once what the keys play instead.
+## bindings play nothing, it prints once what the keys play instead (again only if that changes).
 func check_bindings(session: Dictionary) -> PackedStringArray:
 	var unknown := PackedStringArray()
 	var warned := PackedStringArray()
@@ -131,7 +143,10 @@ func check_bindings(session: Dictionary) -> PackedStringArray:
 			)
 		unknown.append("idle " + idle)
 	if silent_names and latent_keys > 0 and str(session.get("backend_kind")) == "world_model":
-		print(_latent_keys_note(latent_keys, count))
+		var note := _latent_keys_note(latent_keys, count)
+		if note != _told_keys:  # once, not every session: again only when what the keys play changes
+			_told_keys = note
+			print(note)
 	return unknown
 
 
@@ -199,10 +214,11 @@ func _process(_delta: float) -> void:
 	_send_held(enabled)
 
 
-## A paused tree stops _process while the host keeps the last input in force: send the idle
-## action now (realtime), as `enabled = false` does; _process sends the keys held at unpause.
+## A paused tree or a Disabled process_mode stops _process while the host keeps the last input in
+## force: send the idle action now (realtime), as `enabled = false` does; _process sends the keys
+## held when processing resumes.
 func _notification(what: int) -> void:
-	if what == NOTIFICATION_PAUSED:
+	if what == NOTIFICATION_PAUSED or what == NOTIFICATION_DISABLED:
 		_send_held(false)
 
 

@@ -58,7 +58,9 @@ func _ready() -> void:
 	_update_badge()
 
 
+## Another client may run another backend: its status must not sit over the old one's frame.
 func set_client(value: WorldBridgeClient) -> void:
+	var changed := value != client
 	if client != null and client.frame_received.is_connected(show_frame):
 		for pair in _followed():
 			pair[0].disconnect(pair[1])
@@ -66,7 +68,10 @@ func set_client(value: WorldBridgeClient) -> void:
 	if client != null and is_inside_tree():
 		for pair in _followed():
 			pair[0].connect(pair[1])
-	_update_badge()
+	if changed:
+		_blank()
+	else:
+		_update_badge()
 
 
 ## The client's signals this view follows, each with its handler.
