@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -62,6 +63,7 @@ AUTOSAVE_EVERY_MS = 30_000  # unsaved work is rewritten this often (when it chan
 AUTOSAVE_SHARE = 0.1  # at most this share of a core goes to periodic autosaves: the next waits 10x the last one's time
 AUTOSAVING = "Autosaving the unsaved work"
 PREVIEWING = "the latent-action preview"  # what `busy` names while it runs
+AUTOSAVE_NAMES = itertools.count(1)  # numbers every autosave name this process makes: windows share its PID and second
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
 
@@ -1191,7 +1193,12 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _autosave_path(why: str) -> Path:
-        return autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
+        """A name no window of this process had and no file has, so one window's keep never overwrites another's."""
+        while True:
+            path = autosave_dir() / (f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}-{next(AUTOSAVE_NAMES)}"
+                                     f"{FILE_SUFFIX}")
+            if not path.exists():
+                return path
 
     def _kept(self, paths: list[Path], lead: str = "The unsaved recording was kept in") -> None:
         message = f"{lead} {', '.join(map(str, paths))} (File ▸ Open… {'it' if len(paths) == 1 else 'them'})"

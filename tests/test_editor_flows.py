@@ -545,7 +545,7 @@ def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qt
 
     gone = subprocess.Popen(["true"])  # the editor is killed: its process is gone, close() never ran
     gone.wait()
-    killed = running.with_name(running.name.replace(f"-{os.getpid()}.", f"-{gone.pid}."))
+    killed = running.with_name(running.name.replace(f"-{os.getpid()}-", f"-{gone.pid}-"))
     running.rename(killed)
     capsys.readouterr()
     w2 = open_window(qtbot, host.address, autostart=False)  # the next start
@@ -652,3 +652,27 @@ def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtb
     assert w._autosave_due >= began + 10 * 0.3
     record_unsaved(qtbot, w, w._unsaved + 2)  # more work, but the tick comes too soon after a long autosave
     assert w._autosave_tick() is None and w.autosave_now() is not None  # an explicit autosave is not held back
+
+
+def test_two_windows_in_one_second_keep_their_own_autosaves(qtbot, host, tmp_path, monkeypatch):
+    """Names were time to the second + PID: two windows of one process shared one running file and lock, and the
+    second close overwrote the first one's kept work."""
+    import editor_gui.main_window as mw
+
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    monkeypatch.setattr(mw.time, "strftime", lambda fmt, *a: "20260101-000000")  # everything within one second
+    w1, w2 = open_window(qtbot, host.address), open_window(qtbot, host.address)
+    record_unsaved(qtbot, w1, 3)
+    record_unsaved(qtbot, w2, 8)
+    for w in (w1, w2):
+        with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):
+            pass
+    assert w1._running != w2._running and w1._running_lock is not None and w2._running_lock is not None
+    assert len(list(folder.glob("*-running-*.wbsession"))) == 2
+    frames = sorted(len(w.session.path(w.session.live)) for w in (w1, w2))
+    assert w1.close()
+    assert [p.name for p in folder.glob("*-running-*.wbsession")] == [w2._running.name]  # w2's crash copy stays
+    assert w2.close()
+    kept = sorted(folder.glob("*-closed-*.wbsession"))
+    assert len(kept) == 2 and sorted(len(Session.load(p).path(Session.load(p).live)) for p in kept) == frames
