@@ -40,25 +40,32 @@ def hold_running_lock(running: Path) -> IO[bytes] | None:
     """Lock the file beside a running autosave while its editor runs (the OS frees it when the process ends, however
     it ends), so the next start recovers that autosave only once its editor is gone, whatever PIDs were reused.
     The open file holds the lock; None when it is held already or cannot be made (a read-only folder)."""
-    try:
-        running.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(_lock_path(running), "a+b")  # noqa: SIM115 - held open for the editor's lifetime
-    except OSError:
-        return None
-    try:
-        if os.name == "nt":
-            import msvcrt
+    path = _lock_path(running)
+    while True:
+        try:
+            running.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(path, "a+b")  # noqa: SIM115 - held open for the editor's lifetime
+        except OSError:
+            return None
+        try:
+            if os.name == "nt":
+                import msvcrt
 
-            lock.seek(0)
-            msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
+                lock.seek(0)
+                msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
 
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # another editor holds it
-        lock.close()
-        return None
-    return lock
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another editor holds it
+            lock.close()
+            return None
+        try:
+            if os.fstat(lock.fileno()).st_ino == os.stat(path).st_ino:
+                return lock
+        except FileNotFoundError:
+            pass
+        lock.close()  # another start locked and removed this file between our open and flock: lock the one there now
 
 
 def release_running_lock(running: Path, lock: IO[bytes]) -> None:
