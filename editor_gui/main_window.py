@@ -402,6 +402,7 @@ class MainWindow(QMainWindow):
             return
         backend = backend or self.settings_panel.backend.currentText() or self.options.backend
         self.pending_prompt = prompt
+        self._autosave_due = 0.0  # a new world's first frames get the 30 s protection whatever the last autosave took
         self._start_kind["start"] = backend or (self.welcome or {}).get("default_backend", "")
         sent = fit_prompt(prompt, self._caps_for(self._start_kind["start"]))
         settings = self._with_asked(self.kept_settings)
@@ -1147,6 +1148,7 @@ class MainWindow(QMainWindow):
 
         def saved(p: Path) -> None:
             self._unsaved = max(0, self._unsaved - unsaved)  # frames recorded while it saved are still unsaved
+            self._autosave_due = 0.0  # what comes next is new work: a long autosave before it must not hold it back
             self._forget_running()
             self.statusBar().showMessage(f"Saved {p}", 5000)
 
@@ -1291,7 +1293,7 @@ class MainWindow(QMainWindow):
         """Show an opened session; the host keeps its world paused until a branch continues the session."""
         session.live = None
         self.session = session
-        self._unsaved = 0
+        self._unsaved, self._autosave_due = 0, 0.0  # the opened session's autosaves are not held back by the last one's
         if session.keymap:
             try:
                 self.set_keymap(KeyMap.from_dict(session.keymap))

@@ -676,3 +676,21 @@ def test_two_windows_in_one_second_keep_their_own_autosaves(qtbot, host, tmp_pat
     assert w2.close()
     kept = sorted(folder.glob("*-closed-*.wbsession"))
     assert len(kept) == 2 and sorted(len(Session.load(p).path(Session.load(p).live)) for p in kept) == frames
+
+
+def test_save_open_and_new_world_end_the_hold_a_long_autosave_put_on_the_next(qtbot, host, tmp_path, monkeypatch):
+    """_autosave_due was never reset: one long autosave suspended the 30 s protection of a small session after it."""
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    w._autosave_due = float("inf")  # the last autosave took very long
+    with qtbot.waitSignal(w.save_to(tmp_path / "saved.wbsession").succeeded, timeout=10000):
+        pass
+    assert w._autosave_due == 0.0
+    w._autosave_due = float("inf")
+    with qtbot.waitSignal(w.load_from(tmp_path / "saved.wbsession").succeeded, timeout=10000):
+        pass
+    qtbot.waitUntil(lambda: w._autosave_due == 0.0, timeout=10000)
+    w._autosave_due = float("inf")
+    w.new_world(PromptSpec(seed=4))
+    assert w._autosave_due == 0.0
