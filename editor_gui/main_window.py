@@ -1236,8 +1236,7 @@ class MainWindow(QMainWindow):
             """Cancelled by a close (which kept the work in its own autosave): nothing written, or nothing left.
             Returns how long it took."""
             began = time.monotonic()
-            if progress(0, 1):
-                snap.save(path)
+            snap.save(path, lambda: progress(0, 1))  # a cancelled one stops between frames and leaves nothing
             if not progress(1, 1):  # the close removed the file before this one was published
                 path.unlink(missing_ok=True)
             return time.monotonic() - began

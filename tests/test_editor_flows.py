@@ -643,7 +643,7 @@ def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtb
     folder = tmp_path / "autosave"
     monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
     real = Session.save
-    monkeypatch.setattr(Session, "save", lambda self, path: (time.sleep(0.3), real(self, path))[1])  # a big session
+    monkeypatch.setattr(Session, "save", lambda self, path, going=lambda: True: (time.sleep(0.3), real(self, path, going))[1])  # a big session
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w)
     began = time.monotonic()
@@ -694,3 +694,27 @@ def test_save_open_and_new_world_end_the_hold_a_long_autosave_put_on_the_next(qt
     w._autosave_due = float("inf")
     w.new_world(PromptSpec(seed=4))
     assert w._autosave_due == 0.0
+
+
+def test_closing_during_a_long_autosave_cancels_it_within_a_frame_and_it_leaves_nothing(qtbot, host, tmp_path,
+                                                                                        monkeypatch):
+    """The autosave's save could not stop: one longer than the close's 10 s wait outlived the window and Qt aborted the
+    editor at exit (a QThread destroyed while running)."""
+    import time
+
+    from editor_gui import session_store
+
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    real = session_store._frames_npz
+    monkeypatch.setattr(session_store, "_frames_npz",  # a big session: a second a frame
+                        lambda recs, going: real(recs, lambda: (time.sleep(0.5), going())[1]))
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 8)
+    job = w.autosave_now()
+    qtbot.waitUntil(job.isRunning, timeout=5000)
+    monkeypatch.setattr(session_store, "_frames_npz", real)  # the close's own keep is fast
+    began = time.monotonic()
+    assert w.close()
+    assert job.isFinished() and time.monotonic() - began < 3  # it stopped within a frame, not after all 8
+    assert [p.name for p in folder.iterdir()] == [p.name for p in folder.glob("*-closed-*.wbsession")]  # no temp file

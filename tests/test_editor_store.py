@@ -312,3 +312,16 @@ def test_a_lock_removed_between_open_and_flock_is_retaken_so_a_live_autosave_is_
     running.write_bytes(b"PK\x03\x04")
     assert store.recover_crashed() == [] and running.exists()  # a third start leaves the live editor's file
     store.release_running_lock(running, lock)
+
+
+def test_a_cancelled_save_stops_between_frames_and_leaves_nothing(tmp_path):
+    """A save could not stop once begun, so a close could only wait for an autosave of thousands of frames."""
+    from editor_gui.export import ExportCancelled
+
+    s = _session()
+    asked = []
+    with pytest.raises(ExportCancelled):
+        s.save(tmp_path / "a.wbsession", lambda: asked.append(1) or len(asked) < 2)
+    assert len(asked) == 2 and not list(tmp_path.iterdir())
+    loaded = Session.load(s.save(tmp_path / "a.wbsession"))  # saved frame by frame, it opens as before
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(loaded.path(0), s.path(0)))
