@@ -169,7 +169,9 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
     shown = window.viewport.frame
     click.echo(f"editor closed: {'no frame shown' if shown is None else f'last frame {shown.index}'} "
                f"({window.viewport.kind or 'no backend'})", err=True)
-    if not wait_for_workers(timeout_s=5.0):  # a worker still waits on the network (a start the host never answered)
+    jobs_done = all(job.wait(5000) for job in window.jobs)  # the close cancelled them: an autosave stops within a frame
+    if not wait_for_workers(timeout_s=5.0) or not jobs_done:  # a worker still waits on the network (a start the host
+        # never answered), or a job still runs
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)  # recordings were kept on close; a running QThread must not be destroyed (Qt would abort)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -62,6 +63,7 @@ AUTOSAVE_EVERY_MS = 30_000  # unsaved work is rewritten this often (when it chan
 AUTOSAVE_SHARE = 0.1  # at most this share of a core goes to periodic autosaves: the next waits 10x the last one's time
 AUTOSAVING = "Autosaving the unsaved work"
 PREVIEWING = "the latent-action preview"  # what `busy` names while it runs
+AUTOSAVE_NAMES = itertools.count(1)  # numbers every autosave name this process makes: windows share its PID and second
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
 
 
@@ -400,6 +402,7 @@ class MainWindow(QMainWindow):
             return
         backend = backend or self.settings_panel.backend.currentText() or self.options.backend
         self.pending_prompt = prompt
+        self._autosave_due = 0.0  # a new world's first frames get the 30 s protection whatever the last autosave took
         self._start_kind["start"] = backend or (self.welcome or {}).get("default_backend", "")
         sent = fit_prompt(prompt, self._caps_for(self._start_kind["start"]))
         settings = self._with_asked(self.kept_settings)
@@ -1145,6 +1148,7 @@ class MainWindow(QMainWindow):
 
         def saved(p: Path) -> None:
             self._unsaved = max(0, self._unsaved - unsaved)  # frames recorded while it saved are still unsaved
+            self._autosave_due = 0.0  # what comes next is new work: a long autosave before it must not hold it back
             self._forget_running()
             self.statusBar().showMessage(f"Saved {p}", 5000)
 
@@ -1191,7 +1195,12 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _autosave_path(why: str) -> Path:
-        return autosave_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}{FILE_SUFFIX}"
+        """A name no window of this process had and no file has, so one window's keep never overwrites another's."""
+        while True:
+            path = autosave_dir() / (f"{time.strftime('%Y%m%d-%H%M%S')}-{why}-{os.getpid()}-{next(AUTOSAVE_NAMES)}"
+                                     f"{FILE_SUFFIX}")
+            if not path.exists():
+                return path
 
     def _kept(self, paths: list[Path], lead: str = "The unsaved recording was kept in") -> None:
         message = f"{lead} {', '.join(map(str, paths))} (File ▸ Open… {'it' if len(paths) == 1 else 'them'})"
@@ -1227,8 +1236,7 @@ class MainWindow(QMainWindow):
             """Cancelled by a close (which kept the work in its own autosave): nothing written, or nothing left.
             Returns how long it took."""
             began = time.monotonic()
-            if progress(0, 1):
-                snap.save(path)
+            snap.save(path, lambda: progress(0, 1))  # a cancelled one stops between frames and leaves nothing
             if not progress(1, 1):  # the close removed the file before this one was published
                 path.unlink(missing_ok=True)
             return time.monotonic() - began
@@ -1284,7 +1292,7 @@ class MainWindow(QMainWindow):
         """Show an opened session; the host keeps its world paused until a branch continues the session."""
         session.live = None
         self.session = session
-        self._unsaved = 0
+        self._unsaved, self._autosave_due = 0, 0.0  # the opened session's autosaves are not held back by the last one's
         if session.keymap:
             try:
                 self.set_keymap(KeyMap.from_dict(session.keymap))

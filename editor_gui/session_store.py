@@ -11,10 +11,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO
 
 import numpy as np
 
+from bridge.export import ExportCancelled
 from bridge.files import publish, temp_beside
 
 FORMAT = "worldbridge-editor-session"
@@ -40,25 +42,32 @@ def hold_running_lock(running: Path) -> IO[bytes] | None:
     """Lock the file beside a running autosave while its editor runs (the OS frees it when the process ends, however
     it ends), so the next start recovers that autosave only once its editor is gone, whatever PIDs were reused.
     The open file holds the lock; None when it is held already or cannot be made (a read-only folder)."""
-    try:
-        running.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(_lock_path(running), "a+b")  # noqa: SIM115 - held open for the editor's lifetime
-    except OSError:
-        return None
-    try:
-        if os.name == "nt":
-            import msvcrt
+    path = _lock_path(running)
+    while True:
+        try:
+            running.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(path, "a+b")  # noqa: SIM115 - held open for the editor's lifetime
+        except OSError:
+            return None
+        try:
+            if os.name == "nt":
+                import msvcrt
 
-            lock.seek(0)
-            msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
+                lock.seek(0)
+                msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
 
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # another editor holds it
-        lock.close()
-        return None
-    return lock
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another editor holds it
+            lock.close()
+            return None
+        try:
+            if os.fstat(lock.fileno()).st_ino == os.stat(path).st_ino:
+                return lock
+        except FileNotFoundError:
+            pass
+        lock.close()  # another start locked and removed this file between our open and flock: lock the one there now
 
 
 def release_running_lock(running: Path, lock: IO[bytes]) -> None:
@@ -92,6 +101,28 @@ def recover_crashed() -> list[Path]:
         finally:
             release_running_lock(path, lock)
     return found
+
+
+def _frames_npz(recs: list[FrameRecord], going: Callable[[], bool]) -> bytes:
+    """A branch's recorded frames as np.savez_compressed writes them (`index`, `images`), one frame at a time, so a
+    cancelled save stops between frames instead of after compressing thousands."""
+    images = [r.image for r in recs if r.image is not None]
+    shape = images[0].shape
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("index.npy", "w") as f:
+            np.save(f, np.array([r.index for r in recs], dtype=np.int64))
+        with zf.open("images.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                                                     "fortran_order": False, "shape": (len(recs), *shape)})
+            for r, image in zip(recs, images):
+                if not going():
+                    raise ExportCancelled("cancelled; nothing was written")
+                if image.shape != shape:
+                    raise ValueError(f"frame {r.index} is {image.shape}, not {shape} like the branch's first frame: "
+                                     "a branch's recorded frames must be one size")
+                f.write(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    return buf.getvalue()
 
 
 class SessionFileError(ValueError):
@@ -279,8 +310,8 @@ class Session:
             "live": self.live, "branches": branches,
         }
 
-    def _files(self) -> dict[str, bytes]:
-        """Every file of the saved session, by relative path."""
+    def _files(self, going: Callable[[], bool]) -> dict[str, bytes]:
+        """Every file of the saved session, by relative path; ExportCancelled as soon as `going` says stop."""
         files = {"session.json": json.dumps(self._manifest(), indent=1).encode()}
         for b in self.branches.values():
             if b.prompt and b.prompt.image_png:
@@ -292,17 +323,15 @@ class Session:
                     files[f"edits/{b.id}_{r.index}_{k}.png"] = e["layer"]
             recs = [r for r in sorted(b.frames.values(), key=lambda r: r.index) if r.image is not None]
             if recs:
-                buf = io.BytesIO()
-                np.savez_compressed(buf, index=np.array([r.index for r in recs], dtype=np.int64),
-                                    images=np.stack([r.image for r in recs]))
-                files[f"frames/branch_{b.id}.npz"] = buf.getvalue()
+                files[f"frames/branch_{b.id}.npz"] = _frames_npz(recs, going)
         return files
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically: a `.wbsession` zip file, or a folder for any other name; never a half-written session."""
+    def save(self, path: str | os.PathLike, going: Callable[[], bool] = lambda: True) -> Path:
+        """Write atomically: a `.wbsession` zip file, or a folder for any other name; never a half-written session.
+        `going` is asked between frames, so a cancelled save (ExportCancelled) stops within one and leaves nothing."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        files = self._files()
+        files = self._files(going)
         if path.suffix == FILE_SUFFIX:
             with temp_beside(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
                 for name, data in files.items():

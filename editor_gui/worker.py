@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,9 @@ def _is_connection_error(exc: BaseException) -> bool:
     if getattr(exc, "code", None) in ("timeout", "no_host", "closed"):
         return True
     return isinstance(exc, (TimeoutError, HostLost, zmq.ZMQError, ConnectionError))
+
+
+EVENT_REFUSED = re.compile(r"event .* was refused by the backend")  # the host's message (bridge/host/session.py)
 
 
 class WorldWorker(QObject):
@@ -140,8 +144,8 @@ class WorldWorker(QObject):
             err = client.errors.popleft()
             if err.get("code") == "recording_stopped":
                 self.host_recording_stopped.emit(err.get("message", ""))
-            elif err.get("code") == "bad_argument":  # the only request-less bad_argument (docs/protocol.md, event)
-                self.event_not_fired.emit(err.get("message", ""))
+            elif err.get("code") == "bad_argument" and EVENT_REFUSED.match(err.get("message", "")):
+                self.event_not_fired.emit(err.get("message", ""))  # not an input's unknown action (docs/protocol.md)
             else:
                 self.failed.emit("host", f"{err.get('message', '')} ({err.get('code', 'error')})", "")
         self._had_session = client.session is not None

@@ -545,7 +545,7 @@ def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qt
 
     gone = subprocess.Popen(["true"])  # the editor is killed: its process is gone, close() never ran
     gone.wait()
-    killed = running.with_name(running.name.replace(f"-{os.getpid()}.", f"-{gone.pid}."))
+    killed = running.with_name(running.name.replace(f"-{os.getpid()}-", f"-{gone.pid}-"))
     running.rename(killed)
     capsys.readouterr()
     w2 = open_window(qtbot, host.address, autostart=False)  # the next start
@@ -643,7 +643,7 @@ def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtb
     folder = tmp_path / "autosave"
     monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
     real = Session.save
-    monkeypatch.setattr(Session, "save", lambda self, path: (time.sleep(0.3), real(self, path))[1])  # a big session
+    monkeypatch.setattr(Session, "save", lambda self, path, going=lambda: True: (time.sleep(0.3), real(self, path, going))[1])  # a big session
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w)
     began = time.monotonic()
@@ -652,3 +652,69 @@ def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtb
     assert w._autosave_due >= began + 10 * 0.3
     record_unsaved(qtbot, w, w._unsaved + 2)  # more work, but the tick comes too soon after a long autosave
     assert w._autosave_tick() is None and w.autosave_now() is not None  # an explicit autosave is not held back
+
+
+def test_two_windows_in_one_second_keep_their_own_autosaves(qtbot, host, tmp_path, monkeypatch):
+    """Names were time to the second + PID: two windows of one process shared one running file and lock, and the
+    second close overwrote the first one's kept work."""
+    import editor_gui.main_window as mw
+
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    monkeypatch.setattr(mw.time, "strftime", lambda fmt, *a: "20260101-000000")  # everything within one second
+    w1, w2 = open_window(qtbot, host.address), open_window(qtbot, host.address)
+    record_unsaved(qtbot, w1, 3)
+    record_unsaved(qtbot, w2, 8)
+    for w in (w1, w2):
+        with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):
+            pass
+    assert w1._running != w2._running and w1._running_lock is not None and w2._running_lock is not None
+    assert len(list(folder.glob("*-running-*.wbsession"))) == 2
+    frames = sorted(len(w.session.path(w.session.live)) for w in (w1, w2))
+    assert w1.close()
+    assert [p.name for p in folder.glob("*-running-*.wbsession")] == [w2._running.name]  # w2's crash copy stays
+    assert w2.close()
+    kept = sorted(folder.glob("*-closed-*.wbsession"))
+    assert len(kept) == 2 and sorted(len(Session.load(p).path(Session.load(p).live)) for p in kept) == frames
+
+
+def test_save_open_and_new_world_end_the_hold_a_long_autosave_put_on_the_next(qtbot, host, tmp_path, monkeypatch):
+    """_autosave_due was never reset: one long autosave suspended the 30 s protection of a small session after it."""
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w)
+    w._autosave_due = float("inf")  # the last autosave took very long
+    with qtbot.waitSignal(w.save_to(tmp_path / "saved.wbsession").succeeded, timeout=10000):
+        pass
+    assert w._autosave_due == 0.0
+    w._autosave_due = float("inf")
+    with qtbot.waitSignal(w.load_from(tmp_path / "saved.wbsession").succeeded, timeout=10000):
+        pass
+    qtbot.waitUntil(lambda: w._autosave_due == 0.0, timeout=10000)
+    w._autosave_due = float("inf")
+    w.new_world(PromptSpec(seed=4))
+    assert w._autosave_due == 0.0
+
+
+def test_closing_during_a_long_autosave_cancels_it_within_a_frame_and_it_leaves_nothing(qtbot, host, tmp_path,
+                                                                                        monkeypatch):
+    """The autosave's save could not stop: one longer than the close's 10 s wait outlived the window and Qt aborted the
+    editor at exit (a QThread destroyed while running)."""
+    import time
+
+    from editor_gui import session_store
+
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+    real = session_store._frames_npz
+    monkeypatch.setattr(session_store, "_frames_npz",  # a big session: a second a frame
+                        lambda recs, going: real(recs, lambda: (time.sleep(0.5), going())[1]))
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 8)
+    job = w.autosave_now()
+    qtbot.waitUntil(job.isRunning, timeout=5000)
+    monkeypatch.setattr(session_store, "_frames_npz", real)  # the close's own keep is fast
+    began = time.monotonic()
+    assert w.close()
+    assert job.isFinished() and time.monotonic() - began < 3  # it stopped within a frame, not after all 8
+    assert [p.name for p in folder.iterdir()] == [p.name for p in folder.glob("*-closed-*.wbsession")]  # no temp file

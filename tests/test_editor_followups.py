@@ -467,3 +467,21 @@ def test_a_refused_start_after_pause_with_no_world_shows_only_the_starts_refusal
     assert "this host takes no such prompt" in message and "Mode change refused" not in message
     assert w.info is None and w.busy is None and not w.asked_settings
     assert w.mode == "step" and shown_mode(w) == ("step", "step")  # the user's choice stays for the next world
+
+
+def test_only_a_refused_event_is_reported_as_not_fired_not_an_inputs_unknown_action(qtbot):
+    """Every request-less bad_argument was taken for a refused event; an input with an unknown action is one too."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    from editor_gui.worker import WorldWorker
+
+    worker = WorldWorker("tcp://127.0.0.1:1")
+    refused, failed = [], []
+    worker.event_not_fired.connect(refused.append)
+    worker.failed.connect(lambda *a: failed.append(a[1]))
+    event = "event 'weather_snow' was refused by the backend: no snow in this level"
+    action = "unknown action 'jumpp': the backend's actions are noop, left, right"
+    worker._report_host_errors(SimpleNamespace(session={"id": 1}, errors=deque(
+        [{"code": "bad_argument", "message": event}, {"code": "bad_argument", "message": action}])))
+    assert refused == [event] and failed == [f"{action} (bad_argument)"]

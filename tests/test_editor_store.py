@@ -285,3 +285,43 @@ def test_a_running_autosave_is_recovered_when_its_lock_is_free_whatever_its_pid(
     assert recover_crashed() == [tmp_path / live.name.replace("-running-", "-crashed-")]
     assert sorted(p.name for p in tmp_path.iterdir()) == [own.name.replace("-running-", "-crashed-"),
                                                         live.name.replace("-running-", "-crashed-")]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="flock is POSIX")
+def test_a_lock_removed_between_open_and_flock_is_retaken_so_a_live_autosave_is_never_recovered(tmp_path,
+                                                                                                monkeypatch):
+    """A starting editor's recover_crashed locked and removed a live editor's lock file between that editor's open and
+    flock, which then held a lock on a removed file: the next start took its running autosave as a crash."""
+    import fcntl
+
+    from editor_gui import session_store as store
+
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path))
+    running = tmp_path / "20260101-000000-running-4242-1.wbsession"
+    real, first = fcntl.flock, [True]
+
+    def flock(fd, op):
+        if first[0] and op & fcntl.LOCK_EX:
+            first[0] = False
+            assert store.recover_crashed() == []  # another editor starts between this open and flock
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    lock = store.hold_running_lock(running)
+    assert lock is not None and store._lock_path(running).exists()
+    running.write_bytes(b"PK\x03\x04")
+    assert store.recover_crashed() == [] and running.exists()  # a third start leaves the live editor's file
+    store.release_running_lock(running, lock)
+
+
+def test_a_cancelled_save_stops_between_frames_and_leaves_nothing(tmp_path):
+    """A save could not stop once begun, so a close could only wait for an autosave of thousands of frames."""
+    from editor_gui.export import ExportCancelled
+
+    s = _session()
+    asked = []
+    with pytest.raises(ExportCancelled):
+        s.save(tmp_path / "a.wbsession", lambda: asked.append(1) or len(asked) < 2)
+    assert len(asked) == 2 and not list(tmp_path.iterdir())
+    loaded = Session.load(s.save(tmp_path / "a.wbsession"))  # saved frame by frame, it opens as before
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(loaded.path(0), s.path(0)))
