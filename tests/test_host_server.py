@@ -489,6 +489,36 @@ def test_frames_dropped_when_client_never_reads():
         h.stop()
 
 
+def test_realtime_frames_that_carry_an_event_are_never_dropped():
+    big = type("BigWorld", (CounterWorld,), {"height": 256, "width": 256})
+    h = run_host_in_thread(big, sndbuf=64 * 1024)
+    try:
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.setsockopt(zmq.RCVHWM, 2)
+        s.setsockopt(zmq.RCVBUF, 64 * 1024)
+        s.connect(h.address)
+        s.send(P.encode({"type": "hello", "protocol_major": 1}))
+        s.send(P.encode({"type": "start", "mode": "realtime", "fps": 120.0}))
+        wait_until(lambda: h.host.sessions)
+        session = next(iter(h.host.sessions.values()))
+        wait_until(lambda: session.frames_dropped > 20)  # the pipe is full: plain frames are being dropped
+        for n in range(5):
+            s.send(P.encode({"type": "event", "event_type": "boom", "req_id": n + 1}))
+        wait_until(lambda: sum(1 for e in list(session.history) if e[0] == "step" and e[2]) == 5)  # all 5 fired
+        s.send(P.encode({"type": "settings", "mode": "step", "req_id": 9}))  # the stream stops: read what came
+        wait_until(lambda: session.mode == "step")
+        captions = []
+        while s.poll(1000):
+            parts = s.recv_multipart()
+            msg = P.decode(parts[0])
+            if msg["type"] == "frame":
+                captions += msg["events"]
+        assert len(captions) == 5  # a recorder or timeline keeps the frame each event fired on (was: most dropped)
+        s.close(0)
+    finally:
+        h.stop()
+
+
 CHILD = """
 import sys, time
 from bridge.client import WorldClient

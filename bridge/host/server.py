@@ -814,7 +814,8 @@ class Host:
             self._record(session, record)
         if session.peer is None:
             return
-        droppable = session.mode == "realtime" and produced.source == "step"
+        # a frame an event fired on is kept: a client's timeline or recorder needs the frame each event fired on
+        droppable = session.mode == "realtime" and produced.source == "step" and not produced.events
         if self._send(session.peer, [hdr, payload], droppable=droppable):
             session.frames_sent += 1
             self.stats["frames_sent"] += 1
