@@ -6,6 +6,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +21,7 @@ from bridge.client import ProtocolError, WorldClient
 from bridge.host import protocol as P
 from bridge.host.protocol import Limits
 from bridge.host.server import Host, is_loopback, run_host_in_thread
+from bridge.host.session import Session
 from waiting import wait_until
 
 torch.set_num_threads(1)
@@ -469,38 +472,33 @@ def test_slow_realtime_client_gets_newest_frame_not_backlog():
         h.stop()
 
 
-def test_frames_dropped_when_client_never_reads():
+@contextmanager
+def _slow_reader() -> Iterator[tuple[zmq.Socket, Session]]:
+    """A realtime session at 120 fps of big frames whose client reads nothing yet: its pipe fills at once."""
     big = type("BigWorld", (CounterWorld,), {"height": 256, "width": 256})
     h = run_host_in_thread(big, sndbuf=64 * 1024)
+    s = zmq.Context.instance().socket(zmq.DEALER)
     try:
-        ctx = zmq.Context.instance()
-        s = ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.RCVHWM, 2)
         s.setsockopt(zmq.RCVBUF, 64 * 1024)
         s.connect(h.address)
         s.send(P.encode({"type": "hello", "protocol_major": 1}))
         s.send(P.encode({"type": "start", "mode": "realtime", "fps": 120.0}))
         wait_until(lambda: h.host.sessions)
-        session = next(iter(h.host.sessions.values()))
-        wait_until(lambda: session.frames_dropped > 50)
-        assert session.frames_dropped > 50 and session.frames_sent < 60
-        s.close(0)
+        yield s, next(iter(h.host.sessions.values()))
     finally:
+        s.close(0)
         h.stop()
 
 
+def test_frames_dropped_when_client_never_reads():
+    with _slow_reader() as (s, session):
+        wait_until(lambda: session.frames_dropped > 50)
+        assert session.frames_dropped > 50 and session.frames_sent < 60
+
+
 def test_realtime_frames_that_carry_an_event_are_never_dropped():
-    big = type("BigWorld", (CounterWorld,), {"height": 256, "width": 256})
-    h = run_host_in_thread(big, sndbuf=64 * 1024)
-    try:
-        s = zmq.Context.instance().socket(zmq.DEALER)
-        s.setsockopt(zmq.RCVHWM, 2)
-        s.setsockopt(zmq.RCVBUF, 64 * 1024)
-        s.connect(h.address)
-        s.send(P.encode({"type": "hello", "protocol_major": 1}))
-        s.send(P.encode({"type": "start", "mode": "realtime", "fps": 120.0}))
-        wait_until(lambda: h.host.sessions)
-        session = next(iter(h.host.sessions.values()))
+    with _slow_reader() as (s, session):
         wait_until(lambda: session.frames_dropped > 20)  # the pipe is full: plain frames are being dropped
         for n in range(5):
             s.send(P.encode({"type": "event", "event_type": "boom", "req_id": n + 1}))
@@ -509,14 +507,10 @@ def test_realtime_frames_that_carry_an_event_are_never_dropped():
         wait_until(lambda: session.mode == "step")
         captions = []
         while s.poll(1000):
-            parts = s.recv_multipart()
-            msg = P.decode(parts[0])
+            msg = P.decode(s.recv_multipart()[0])
             if msg["type"] == "frame":
                 captions += msg["events"]
         assert len(captions) == 5  # a recorder or timeline keeps the frame each event fired on (was: most dropped)
-        s.close(0)
-    finally:
-        h.stop()
 
 
 CHILD = """
