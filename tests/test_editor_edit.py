@@ -120,7 +120,7 @@ def test_place_a_sprite_by_clicking_edits_the_world_and_branches(qtbot, world_ho
     assert [(e["x"], e["y"]) for e in rec.edits] == [(7, 4)] and np.array_equal(rec.image, w.viewport.frame.image)
     assert np.array_equal(w.session.branches[root].frames[1].image, before)
     assert not w.events_panel.log.count()  # an edit is no world event
-    assert "Pasted into frame 1" in w.object_panel.status.text()
+    qtbot.waitUntil(lambda: "Pasted into frame 1" in w.object_panel.status.text(), timeout=20000)  # the ok may follow the frame
     w._refresh_timeline()
     assert edit.name in [w.timeline.tree.topLevelItem(0).child(i).text(0).split("  ")[0]
                          for i in range(w.timeline.tree.topLevelItem(0).childCount())]
