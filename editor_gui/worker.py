@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 import numpy as np
 import zmq
 from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from bridge.host.protocol import EVENT_REFUSED
 
 POLL_S = 0.002  # how long one wait for a frame may hold back a queued command (adds at most this to input latency)
 PING_AFTER_S = 2.0  # with no frames for this long (paused, step mode) ping to notice a dead host; a ping also
@@ -61,7 +62,9 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, (TimeoutError, HostLost, zmq.ZMQError, ConnectionError))
 
 
-EVENT_REFUSED = re.compile(r"event .* was refused by the backend")  # the host's message (bridge/host/session.py)
+def _event_refused(message: str) -> bool:
+    """The host's words for an event refused at its frame (protocol.EVENT_REFUSED), not an input's unknown action."""
+    return message.startswith("event ") and f" {EVENT_REFUSED}" in message
 
 
 class WorldWorker(QObject):
@@ -144,7 +147,7 @@ class WorldWorker(QObject):
             err = client.errors.popleft()
             if err.get("code") == "recording_stopped":
                 self.host_recording_stopped.emit(err.get("message", ""))
-            elif err.get("code") == "bad_argument" and EVENT_REFUSED.match(err.get("message", "")):
+            elif err.get("code") == "bad_argument" and _event_refused(err.get("message", "")):
                 self.event_not_fired.emit(err.get("message", ""))  # not an input's unknown action (docs/protocol.md)
             else:
                 self.failed.emit("host", f"{err.get('message', '')} ({err.get('code', 'error')})", "")

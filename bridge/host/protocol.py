@@ -26,6 +26,8 @@ CAPABILITIES = ["realtime", "step", "events", "text_prompt", "image_prompt", "sk
                 "resume", "settings", "text_events", "edit"]
 # what one session's backend may be able to do (`session.capabilities`, 1.1), in this order
 SESSION_CAPABILITIES = ("text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit")
+EVENT_REFUSED = "was refused by the backend"  # an event the backend refused at its frame: `error` bad_argument with
+# no req_id, "event 'x' was refused by the backend: why"; clients (the editor) tell it from other errors by these words
 MODEL_KNOBS = ("steps", "temperature", "cfg", "event_cfg", "top_p", "unmask")  # settings a backend's `configure` takes
 UINT64_MAX = 2**64 - 1
 

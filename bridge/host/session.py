@@ -14,7 +14,7 @@ import numpy as np
 
 from bridge.backend import Prompt, WorldBackend, WorldEvent, takes
 from bridge.host.pixels import decode_layer, decode_prompt_image
-from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, prompt_kinds
+from bridge.host.protocol import EVENT_REFUSED, MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, prompt_kinds
 
 MAX_PENDING_EVENTS = 1024  # accepted events waiting to fire (in turn, one a frame at most), per session
 
@@ -271,7 +271,7 @@ class Session:
                 raise
             self.backend.set_state(state)
             image, model_ms, bt = self._timed(self.backend.step, action, None)
-            refused = f"event {event.type or event.text!r} was refused by the backend: {e}"
+            refused = f"event {event.type or event.text!r} {EVENT_REFUSED}: {e}"
         fired = self._fired()
         captions = None if fired is None else [f.get("caption", str(f)) if isinstance(f, dict) else str(f)
                                                 for f in fired[before:]]
