@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process umask, read without changing it where the OS allows (os.umask alone must set one to read it)."""
     try:
         with open("/proc/self/status") as f:
@@ -52,7 +52,7 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     given it: mkstemp and mkdtemp make theirs private to the owner, and a saved session or a checkpoint is meant to be
     shared."""
     tmp = Path(tmp)
-    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())
+    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~umask())
     _sync(tmp)
     os.replace(tmp, path)
     if os.name == "posix":  # the rename itself, so the new name survives a power loss too

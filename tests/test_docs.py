@@ -240,9 +240,7 @@ def test_every_command_a_doc_names_exists(doc: Path):
 
 def test_model_doc_says_an_event_at_event_cfg_0_is_refused():
     """load_world users read docs/model.md's Using a world; test_prompts_world.py pins the refusal itself."""
-    code = (ROOT / "bridge" / "model" / "world.py").read_text()
     text = " ".join((ROOT / "docs" / "model.md").read_text().split("## Using a world", 1)[1].split("\n### ", 1)[0].split())
-    assert "cancels every event" in code
     assert "`configure(event_cfg=0)`, which cancels every event, an event raises `ValueError`" in text
 
 

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.client import ProtocolError, WorldClient
+from bridge.files import umask
 from bridge.host.backends import SANDBOX_NOTICE, resolve_backend
 from bridge.host.bench import bench
 from bridge.host.cli import keys, serve
@@ -127,7 +128,7 @@ def test_keys_writes_curve_pairs_and_never_overwrites(tmp_path):
     public, secret = load_certificate(str(tmp_path / "k" / "host.key_secret"))
     assert len(public) == 40 and len(secret) == 40
     assert oct(os.stat(tmp_path / "k" / "host.key_secret").st_mode)[-3:] == "600"
-    assert oct(os.stat(tmp_path / "k" / "host.key").st_mode)[-3:] == oct(0o666 & ~_current_umask())[-3:]
+    assert oct(os.stat(tmp_path / "k" / "host.key").st_mode)[-3:] == oct(0o666 & ~umask())[-3:]
     res = runner.invoke(keys, ["--out", str(tmp_path / "k")])
     assert res.exit_code != 0 and "never overwritten" in res.output
 
@@ -165,21 +166,15 @@ def test_serve_names_an_invalid_endpoint(bind, monkeypatch):
     assert res.exit_code == 1 and "not a valid endpoint" in res.output and "beyond this machine" not in res.output
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def test_keys_writes_each_secret_unreadable_to_others_from_its_first_byte(tmp_path, monkeypatch):
     import zmq.auth
 
     masks = []
     real = zmq.auth.create_certificates
-    monkeypatch.setattr(zmq.auth, "create_certificates", lambda *a: (masks.append(_current_umask()), real(*a))[1])
-    before = _current_umask()
+    monkeypatch.setattr(zmq.auth, "create_certificates", lambda *a: (masks.append(umask()), real(*a))[1])
+    before = umask()
     assert CliRunner().invoke(keys, ["--out", str(tmp_path / "k")]).exit_code == 0
-    assert masks == [0o077, 0o077] and _current_umask() == before  # written under 077, and the user's umask is back
+    assert masks == [0o077, 0o077] and umask() == before  # written under 077, and the user's umask is back
 
 
 @pytest.mark.parametrize("where", ["/sys/worldbridge-keys", "/proc/worldbridge-keys"])

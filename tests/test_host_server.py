@@ -1000,16 +1000,8 @@ def test_a_resumed_session_tells_its_old_connection():
         h.stop()
 
 
-class SlowWorld(CounterWorld):
-    """TEST-ONLY: 20 ms a step, so step inputs are still queued when another connection resumes the session."""
-
-    def step(self, action, event=None):
-        time.sleep(0.02)
-        return super().step(action, event)
-
-
 def test_a_resume_from_another_connection_drops_the_old_connections_step_inputs():
-    h = run_host_in_thread(SlowWorld)
+    h = run_host_in_thread(SlowStepWorld)  # step inputs are still queued when another connection resumes
     try:
         with WorldClient(h.address) as c1, WorldClient(h.address) as c2:
             sid = c1.start(mode="step", seed=1)["session_id"]
