@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bridge.backend import backend_label
-from bridge.data.interrupt import nothing_written, sigterm_as_ctrl_c
+from bridge.data.interrupt import nothing_written, say_stopped, sigterm_as_ctrl_c
 from bridge.host.backends import THREADS_HELP
 from bridge.values import SEED_MAX
 
@@ -195,8 +195,7 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
     except BaseException as e:
         left = _left_behind(out, made, recording)
         if isinstance(e, KeyboardInterrupt):  # Ctrl-C or kill: one line on what was kept, exit 130 as `data` does
-            click.echo(f"stopped: {left}", err=True)
-            sys.exit(130)
+            say_stopped(left)
         if isinstance(e, (ProtocolError, ValueError, OSError)):
             raise click.ClickException(f"the demo failed: {e}; {left}") from None
         raise

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -37,11 +38,17 @@ def stopped_says(what: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        click.echo(f"stopped: {what}", err=True)
-        sys.exit(130)
+        say_stopped(what)
+
+
+def say_stopped(what: str) -> NoReturn:
+    """The one line a stopped command ends with, and exit 130 (for a caller that learns what was kept only after
+    cleaning up, as `demo` does)."""
+    click.echo(f"stopped: {what}", err=True)
+    sys.exit(130)
 
 
 def nothing_written(out: str | Path) -> str:
-    """What an all-or-nothing dataset writer leaves when it is stopped: --out as it was before."""
+    """What an all-or-nothing writer (a dataset, an export) leaves when it is stopped: --out as it was before."""
     before = f"; {out} keeps what was there before" if Path(out).exists() else ""
     return f"nothing was written to {out}{before}"
