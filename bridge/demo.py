@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -19,6 +17,7 @@ from tqdm import tqdm
 
 from bridge.backend import backend_label
 from bridge.data.interrupt import nothing_written, say_stopped, sigterm_as_ctrl_c
+from bridge.files import make_folders, remove_empty
 from bridge.host.backends import THREADS_HELP
 from bridge.values import SEED_MAX
 
@@ -56,20 +55,18 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95))}
 
 
-def _make_out(out: Path) -> bool:
-    """Create --out (True when this run made it), or say why it cannot be the demo's folder."""
+def _make_out(out: Path) -> list[Path]:
+    """Create --out (returns the folders this run made), or say why it cannot be the demo's folder."""
     if out.exists() and not out.is_dir():
         raise click.ClickException(f"--out {out} is a file: give a folder for the recording, MP4 and GIF")
-    made = not out.exists()
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        made = make_folders(out)
     except OSError as e:
         raise click.ClickException(f"cannot create --out {out} ({e.strerror or e}): give a folder you can write to") from None
     try:  # a read-only folder is named now, not by the host once the session is playing
         tempfile.NamedTemporaryFile(dir=out, prefix=".demo-write-check-").close()
     except OSError as e:
-        if made:
-            shutil.rmtree(out, ignore_errors=True)
+        remove_empty(made)
         raise click.ClickException(f"cannot write into --out {out} ({e.strerror or e}): give a folder you can write to") from None
     return made
 
@@ -134,15 +131,13 @@ def _play(spec: Any, rec: Path, seed: int, text: str | None, launched: float, re
     }
 
 
-def _left_behind(out: Path, made: bool, recording: list[Path]) -> str:
+def _left_behind(out: Path, made: list[Path], recording: list[Path]) -> str:
     """What a stopped or failed demo leaves: its recording so far (crash-safe, so whole up to its last frame) is
     kept, as a user's session is; with no recording yet, a folder this run made goes too."""
     if recording:
         return (f"the session so far is kept in {recording[0]} (`worldbridge record export {recording[0]} --mp4 "
                 "CLIP.mp4` makes its clip); no MP4 or GIF was written")
-    if made:
-        with contextlib.suppress(OSError):  # only while empty: what another run put there meanwhile is not ours
-            out.rmdir()
+    remove_empty(made)  # only while empty: what another run put there meanwhile is not ours
     return nothing_written(out)
 
 

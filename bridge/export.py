@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bridge.backend import backend_label
-from bridge.files import fsync, publish
+from bridge.files import fsync, make_folders, publish, remove_empty
 
 Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
 KINDS = ("mp4", "gif", "frames", "actions")
@@ -153,7 +153,7 @@ class Export:
         try:
             for kind, path in self.targets.items():  # every folder is proven writable before one frame is encoded
                 try:
-                    self._make_folder(path.parent)
+                    self.made += make_folders(path.parent)
                     if kind == "frames":
                         self.temps[kind] = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
                     else:  # the temp's suffix tells ffmpeg and pillow the format, whatever the target is named
@@ -176,19 +176,6 @@ class Export:
         except BaseException:
             self.discard()
             raise
-
-    def _make_folder(self, folder: Path) -> None:
-        """Make `folder` and its missing parents, noting each one made, so that an export that fails leaves none."""
-        missing = []
-        while not os.path.lexists(folder):
-            missing.append(folder)
-            folder = folder.parent
-        for folder in reversed(missing):
-            try:
-                folder.mkdir()
-            except FileExistsError:  # made meanwhile by someone else: not the export's to remove
-                continue
-            self.made.append(folder)
 
     def __enter__(self) -> Export:
         return self
@@ -301,11 +288,7 @@ class Export:
             else:
                 tmp.unlink(missing_ok=True)
         self.temps.clear()
-        for folder in reversed(self.made):  # rmdir removes only an empty folder: nothing anyone put there is lost
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
+        remove_empty(self.made)
         self.made.clear()
 
 

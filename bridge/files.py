@@ -59,6 +59,32 @@ def publish(tmp: str | Path, path: str | Path) -> None:
         fsync(Path(path).parent)
 
 
+def make_folders(folder: str | Path) -> list[Path]:
+    """Make `folder` and its missing parents; returns those this call made, parents first, so that a command that
+    fails can take back exactly them (`remove_empty`) and never a folder that was there or that another made."""
+    missing, folder = [], Path(folder)
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:  # made meanwhile by someone else: not ours to remove
+            continue
+        made.append(folder)
+    return made
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders `make_folders` made, deepest first, each only while empty: nothing anyone put there is lost."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
 @contextmanager
 def temp_beside(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temp file beside `path` to write; published onto `path` when the block ends, removed if the block raises."""
