@@ -273,8 +273,7 @@ func start_session(options: Dictionary = {}) -> bool:
 		var png := capture_viewport_png(prompt_viewport)
 		if not _host_has(prompt_viewport_as + "_prompt"):
 			var why := "this host takes no %s prompts; starting without one" % prompt_viewport_as
-			push_warning("WorldBridge: " + why)
-			_refuse(prompt_viewport_as + "_prompt", "client", why)
+			_client_error(why, prompt_viewport_as + "_prompt")
 		elif png.is_empty():
 			_client_error("the prompt viewport has not rendered an image yet; starting without it")
 		else:
@@ -884,9 +883,14 @@ func _refuse(capability: String, code: String, message: String, fatal: bool = fa
 	capability_refused.emit(capability, message)
 
 
-func _client_error(message: String) -> void:
+## A mistake the addon caught itself: a warning, then error_received (code "client"), and
+## capability_refused when it is about a `capability` the host lacks.
+func _client_error(message: String, capability: String = "") -> void:
 	push_warning("WorldBridge: " + message)
-	error_received.emit("client", message, false)
+	if capability != "":
+		_refuse(capability, "client", message)
+	else:
+		error_received.emit("client", message, false)
 
 
 ## The id of the next request; _send takes it when the request goes out.
