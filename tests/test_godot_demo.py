@@ -100,7 +100,7 @@ def test_demo_fires_free_text_when_the_host_refused_typed_events(sim):
         refusal = {"type": "error", "req_id": 99, "code": "unsupported", "capability": "events", "fatal": False,
                    "message": "this backend takes no typed events (session.capabilities lack events)"}
         router.send_multipart([ident, zmtp_raw.pack(refusal)])
-        assert _run_until(sim, lambda: "SnowButton" not in _greyed(demo) and demo.members["_refused"])
+        assert _run_until(sim, lambda: "SnowButton" not in _greyed(demo) and client.members["refused_capabilities"])
         while router.poll(100):
             _recv(router)  # the demo's WorldInput sends its idle input
         sim.call_method(demo, "_fire", ["snow"])

@@ -37,8 +37,6 @@ const COIN_RIM := Color(0.6, 0.4, 0.0)
 @export_range(1, 64) var object_size := 8
 
 var _object: Image = null
-## Capabilities the host refused (capability_refused) since the last session started.
-var _refused := {}
 
 @onready var client: WorldBridgeClient = $Client
 @onready var world_input: WorldInput = $WorldInput
@@ -121,9 +119,9 @@ func _process(_delta: float) -> void:
 func _fire(kind: String) -> void:
 	var spec: Array = EVENTS[kind]
 	var types: Variant = client.session.get("event_types", [])
-	if _usable("events") and typeof(types) == TYPE_ARRAY and spec[0] in types:
+	if client.can_use("events") and typeof(types) == TYPE_ARRAY and spec[0] in types:
 		client.fire_event(spec[0], "")
-	elif _usable("text_events"):
+	elif client.can_use("text_events"):
 		client.fire_event("", spec[1])
 	else:
 		caption_label.text = "this backend takes no %s event" % kind
@@ -180,7 +178,6 @@ func _on_status_changed(text: String) -> void:
 
 func _on_session_started(_session: Dictionary) -> void:
 	caption_label.text = client.dropped_note()  # e.g. the text prompt this backend refused
-	_refused.clear()
 	_on_capabilities_changed(client.capabilities)
 	_on_status_changed(client.status_text)
 
@@ -210,20 +207,14 @@ func _on_capabilities_changed(capabilities: PackedStringArray) -> void:
 	for button_name in BUTTON_NEEDS:
 		var usable := false
 		for capability in BUTTON_NEEDS[button_name]:
-			usable = usable or _usable(capability)
+			usable = usable or client.can_use(capability)
 		var button: Button = $HUD/Layout/Controls.get_node(button_name)
 		button.disabled = not usable
 	prompt_edit.editable = not $HUD/Layout/Controls/PromptButton.disabled
 
 
-## The session offers `capability` and the host has not refused it since the session started.
-func _usable(capability: String) -> bool:
-	return client.has_capability(capability) and not _refused.has(capability)
-
-
 ## The host (or the addon, for an older host) refused a capability: grey its buttons and say why.
-func _on_capability_refused(capability: String, message: String) -> void:
-	_refused[capability] = true
+func _on_capability_refused(_capability: String, message: String) -> void:
 	caption_label.text = message
 	_on_capabilities_changed(client.capabilities)
 

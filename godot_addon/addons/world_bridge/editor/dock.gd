@@ -49,9 +49,6 @@ var _file_dialog: FileDialog
 var _object_dialog: FileDialog
 ## The picked object (a PNG, alpha = transparent), pasted scaled to _object_size.
 var _object: Image = null
-## Capabilities the host refused (1.3 error.capability) -> why; greyed until the backend, the
-## session or the host changes, as session.capabilities cannot say so before a session.
-var _refused := {}
 
 
 func _ready() -> void:
@@ -362,7 +359,7 @@ func _on_status_changed(text: String) -> void:
 	_show_host_status()
 	if client.link == Client.Link.OFFLINE:
 		_frame_info.visible = false  # the next host's world must not show under this one's numbers
-		_forget_refusals()
+		_apply_capabilities()  # the client forgot this host's refusals
 
 
 ## The line under the preview, as in Unity's window: where the world is and how fast it comes.
@@ -425,7 +422,6 @@ func _on_session_started(session: Dictionary) -> void:
 		_top_p.set_value_no_signal(float(settings["top_p"]))
 	if typeof(settings) == TYPE_DICTIONARY and settings.get("unmask") in UNMASK_ORDERS:
 		_unmask.select(UNMASK_ORDERS.find(settings["unmask"]))
-	_refused.clear()  # this session's capabilities say what its backend can do
 	_apply_capabilities()
 	_status.text = client.status_text  # the backend, and any prompt its start left out
 
@@ -436,22 +432,21 @@ func _on_capabilities_changed(_capabilities: PackedStringArray) -> void:
 
 ## The host refused something this backend lacks (e.g. an image prompt before any session told
 ## what the backend takes): grey its control, saying why, instead of letting the user retry.
-func _on_capability_refused(capability: String, message: String) -> void:
-	_refused[capability] = "the host refused it: %s" % message
+func _on_capability_refused(_capability: String, _message: String) -> void:
 	_apply_capabilities()
 
 
 func _forget_refusals() -> void:
-	_refused.clear()
+	client.refused_capabilities.clear()
 	_apply_capabilities()
 
 
 ## Whether the dock offers `capability`: not when the host refused it; before a host has greeted
 ## the dock nothing is known, so it stays available; else session.capabilities says.
 func _can(capability: String) -> bool:
-	if _refused.has(capability):
-		return false
-	return client.welcome.is_empty() or client.has_capability(capability)
+	if client.welcome.is_empty():
+		return not client.refused_capabilities.has(capability)
+	return client.can_use(capability)
 
 
 ## Greys out what this session's backend cannot do (session.capabilities) or the host refused.
@@ -463,7 +458,8 @@ func _apply_capabilities() -> void:
 	var text := live and _can("text_events")
 	_enable(_events, typed, "events")
 	_event_text.editable = text
-	_enable(_fire_button, typed or text, "text_events" if _refused.has("text_events") else "events")
+	var fire_why := "text_events" if client.refused_capabilities.has("text_events") else "events"
+	_enable(_fire_button, typed or text, fire_why)
 	var settings: Variant = client.session.get("settings", {})
 	_event_cfg.editable = (
 		live and typeof(settings) == TYPE_DICTIONARY and _is_number(settings.get("event_cfg"))
@@ -491,7 +487,10 @@ func _enable(button: BaseButton, enabled: bool, capability: String = "") -> void
 	button.disabled = not enabled
 	button.tooltip_text = button.tooltip_text.split(GREYED)[0]
 	if not enabled:
-		button.tooltip_text += GREYED + _refused.get(capability, UNAVAILABLE) + ")"
+		var why: Variant = client.refused_capabilities.get(capability)
+		button.tooltip_text += (
+			GREYED + (UNAVAILABLE if why == null else "the host refused it: %s" % why) + ")"
+		)
 
 
 ## Realtime: the action holds while the button is down. Step: one frame per click.

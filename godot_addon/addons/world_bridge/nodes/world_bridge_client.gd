@@ -93,6 +93,10 @@ var action_map_sent := {}
 ## Prompt kinds ("text", "image", "sketch") from text_prompt / prompt_viewport that this session's
 ## backend refused (bad_prompt), so its start went again without them; empty when none.
 var dropped_prompts := PackedStringArray()
+## Capabilities refused (capability_refused) -> the refusal's message, since the session started or
+## the connection opened: session.capabilities cannot say so before a session. A game may clear it,
+## e.g. before starting another backend.
+var refused_capabilities := {}
 
 var _socket: Zmtp = null
 var _req_id := 0
@@ -269,8 +273,7 @@ func start_session(options: Dictionary = {}) -> bool:
 		var png := capture_viewport_png(prompt_viewport)
 		if not _host_has(prompt_viewport_as + "_prompt"):
 			var why := "this host takes no %s prompts; starting without one" % prompt_viewport_as
-			push_warning("WorldBridge: " + why)
-			_refuse(prompt_viewport_as + "_prompt", "client", why)
+			_client_error(why, prompt_viewport_as + "_prompt")
 		elif png.is_empty():
 			_client_error("the prompt viewport has not rendered an image yet; starting without it")
 		else:
@@ -427,6 +430,12 @@ func has_capability(capability: String) -> bool:
 	return _host_has(capability)
 
 
+## True when this session offers `capability` (has_capability) and the host has not refused it
+## (capability_refused) since the session started or the connection opened.
+func can_use(capability: String) -> bool:
+	return has_capability(capability) and not refused_capabilities.has(capability)
+
+
 ## A copy of `image` ready for edit(): RGBA8, scaled down (nearest, aspect kept) so neither side
 ## exceeds `max_size` pixels (frames are small, 64x64 by default; sprites often are not).
 static func object_layer(image: Image, max_size: int) -> Image:
@@ -551,6 +560,7 @@ func _on_session(header: Dictionary) -> void:
 		recording = false  # a new session: the host's recorder ended with the old one
 		recording_changed.emit(false, recording_path)
 	_frame_times.clear()
+	refused_capabilities.clear()  # this session's capabilities say what its backend can do
 	var note := dropped_note()
 	_set_link(Link.IN_SESSION, backend_label() + ("" if note == "" else "; " + note))
 	_update_capabilities()
@@ -666,9 +676,10 @@ func _on_error(header: Dictionary) -> void:
 		# once the start succeeds, and an error would outlast that start on a status line.
 		if _start_without(refused, capability):
 			return
-	error_received.emit(code, message, fatal)
 	if capability != "":
-		capability_refused.emit(capability, message)
+		_refuse(capability, code, message, fatal)
+	else:
+		error_received.emit(code, message, fatal)
 	if code == "not_ready":
 		# The host forgot this peer (idle before `start`, or restarted): greet it again,
 		# and repeat the `start` it refused, as it was sent, once the new welcome arrives.
@@ -858,20 +869,28 @@ func _forget_status() -> void:
 
 func _set_link(value: Link, text: String) -> void:
 	link = value
+	if value == Link.OFFLINE:
+		refused_capabilities.clear()  # the next host may take what this one refused
 	status_text = text
 	status_changed.emit(text)
 
 
 ## The addon refuses a capability the host lacks, as a host refusal comes: error_received, then
 ## capability_refused, so a game handles one signal for both.
-func _refuse(capability: String, code: String, message: String) -> void:
-	error_received.emit(code, message, false)
+func _refuse(capability: String, code: String, message: String, fatal: bool = false) -> void:
+	error_received.emit(code, message, fatal)
+	refused_capabilities[capability] = message
 	capability_refused.emit(capability, message)
 
 
-func _client_error(message: String) -> void:
+## A mistake the addon caught itself: a warning, then error_received (code "client"), and
+## capability_refused when it is about a `capability` the host lacks.
+func _client_error(message: String, capability: String = "") -> void:
 	push_warning("WorldBridge: " + message)
-	error_received.emit("client", message, false)
+	if capability != "":
+		_refuse(capability, "client", message)
+	else:
+		error_received.emit("client", message, false)
 
 
 ## The id of the next request; _send takes it when the request goes out.
