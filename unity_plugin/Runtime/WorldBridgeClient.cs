@@ -93,6 +93,8 @@ namespace WorldBridge
         public bool IsConnected => Connected(Connection);
         /// <summary>True from onSessionStarted until onSessionEnded or the connection closes: whether BackendLabel names a running backend.</summary>
         public bool InSession => tracker.InSession;
+        /// <summary>The running session, null when none: Session outlives its end (a connection that gave up still holds it).</summary>
+        public SessionInfo RunningSession => InSession ? Session : null;
         /// <summary>Prompt kinds ("text", "image", "sketch") the running session's start went without: its backend refused
         /// them and they came from this component's fields or a camera prompt (as the Godot addon's dropped_prompts).</summary>
         public IReadOnlyList<string> DroppedPrompts => dropped;
