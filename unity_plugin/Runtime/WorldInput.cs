@@ -230,8 +230,8 @@ namespace WorldBridge
                     continue;
                 }
                 latents.Add(rule.latentAction);
-                keys.Add(rule.whenHeld.Length == 1 && rule.whenHeld[0].StartsWith("digit", StringComparison.Ordinal)
-                         ? rule.whenHeld[0].Substring(5) : string.Join("+", rule.whenHeld));
+                int digit = rule.whenHeld.Length == 1 ? GameKeys.LatentOf(rule.whenHeld[0]) : -1;
+                keys.Add(digit >= 0 ? (digit + 1).ToString() : string.Join("+", rule.whenHeld));
             }
             if (latents.Count == 0)
             {
