@@ -406,6 +406,10 @@ namespace WorldBridge
             return -1;
         }
 
+        /// <summary>What a component that finds its client in its parents says when it has none: how to give it one.</summary>
+        public static string NeededBy(string component) =>
+            $"{component} needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)";
+
         static bool Connected(WorldBridgeConnection c) =>
             c != null && c.State != ConnectionState.Failed && c.State != ConnectionState.Closed;
 

@@ -91,7 +91,7 @@ namespace WorldBridge
         string toldKeys; // the last "keys 1-8 play ..." line logged, so it is said once, not every session
         long awaitedSeq = -1;
         bool warnedNoClient;
-        const string NeedsClient = "[WorldBridge] WorldInput needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)";
+        static readonly string NeedsClient = "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldInput");
         float sentAt;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
         readonly Dictionary<string, InputAction> actions = new Dictionary<string, InputAction>();

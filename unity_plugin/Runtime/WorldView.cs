@@ -50,7 +50,7 @@ namespace WorldBridge
             if (client == null) client = GetComponentInParent<WorldBridgeClient>();
             if (client == null)
             {
-                Debug.LogError("[WorldBridge] WorldView needs a WorldBridgeClient: drag one into its Client field", this);
+                Debug.LogError("[WorldBridge] " + WorldBridgeClient.NeededBy("WorldView"), this);
                 enabled = false;
                 return;
             }
