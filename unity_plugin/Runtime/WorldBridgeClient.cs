@@ -308,12 +308,7 @@ namespace WorldBridge
         {
             var kind = capability != null && capability.EndsWith("_prompt", StringComparison.Ordinal) ? capability.Substring(0, capability.Length - 7) : null;
             if (kind == null || !droppable.Remove(kind)) return false;
-            var o = fieldStart;
-            var without = new StartOptions
-            {
-                Backend = o.Backend, Mode = o.Mode, Fps = o.Fps, Seed = o.Seed, ActionMap = o.ActionMap,
-                Text = kind == "text" ? null : o.Text, Image = kind == "image" ? null : o.Image, Sketch = kind == "sketch" ? null : o.Sketch,
-            };
+            var without = fieldStart.Without(kind);
             dropping.Add(kind);
             backendInUse = $"this backend takes no {kind} prompts: starting without the {kind} prompt";
             Debug.LogWarning("[WorldBridge] " + backendInUse);
