@@ -36,6 +36,9 @@ namespace WorldBridge.Editor
         readonly SettingsForm form = new SettingsForm(); // event guidance and the Sampler, filled from the session's settings
         readonly SessionTracker tracker = new SessionTracker(); // as WorldBridgeClient: an ended session's backend is not shown
 
+        /// <summary>The running session, null when none: a connection that gave up still holds its last one.</summary>
+        SessionInfo Running => tracker.InSession ? connection?.Session : null;
+
         [MenuItem("Window/World Bridge")]
         public static void Open()
         {
@@ -170,7 +173,7 @@ namespace WorldBridge.Editor
         {
             scroll = EditorGUILayout.BeginScrollView(scroll);
             DrawHost();
-            var session = tracker.InSession ? connection?.Session : null; // a connection that gave up still holds its last one
+            var session = Running;
             DrawPrompt(session);
             if (session == null && tracker.EndedReason != null) EditorGUILayout.HelpBox(tracker.EndedLine, MessageType.Warning);
             if (session != null)
@@ -411,7 +414,7 @@ namespace WorldBridge.Editor
         /// held key is released now, so a realtime world does not walk on and no stale key joins a later chord.</summary>
         void OnLostFocus()
         {
-            var session = tracker.InSession ? connection?.Session : null;
+            var session = Running;
             var action = session == null ? null : gameKeys.ReleaseAll(session, connection.Mode);
             gameKeys.Clear();
             if (action != null) Play(action);

@@ -93,6 +93,8 @@ namespace WorldBridge
         public bool IsConnected => Connected(Connection);
         /// <summary>True from onSessionStarted until onSessionEnded or the connection closes: whether BackendLabel names a running backend.</summary>
         public bool InSession => tracker.InSession;
+        /// <summary>The running session, null when none: Session outlives its end (a connection that gave up still holds it).</summary>
+        public SessionInfo RunningSession => InSession ? Session : null;
         /// <summary>Prompt kinds ("text", "image", "sketch") the running session's start went without: its backend refused
         /// them and they came from this component's fields or a camera prompt (as the Godot addon's dropped_prompts).</summary>
         public IReadOnlyList<string> DroppedPrompts => dropped;
@@ -306,12 +308,7 @@ namespace WorldBridge
         {
             var kind = capability != null && capability.EndsWith("_prompt", StringComparison.Ordinal) ? capability.Substring(0, capability.Length - 7) : null;
             if (kind == null || !droppable.Remove(kind)) return false;
-            var o = fieldStart;
-            var without = new StartOptions
-            {
-                Backend = o.Backend, Mode = o.Mode, Fps = o.Fps, Seed = o.Seed, ActionMap = o.ActionMap,
-                Text = kind == "text" ? null : o.Text, Image = kind == "image" ? null : o.Image, Sketch = kind == "sketch" ? null : o.Sketch,
-            };
+            var without = fieldStart.Without(kind);
             dropping.Add(kind);
             backendInUse = $"this backend takes no {kind} prompts: starting without the {kind} prompt";
             Debug.LogWarning("[WorldBridge] " + backendInUse);
@@ -403,6 +400,10 @@ namespace WorldBridge
             catch (InvalidOperationException e) { Fail(e.Message); }
             return -1;
         }
+
+        /// <summary>What a component that finds its client in its parents says when it has none: how to give it one.</summary>
+        public static string NeededBy(string component) =>
+            $"{component} needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)";
 
         static bool Connected(WorldBridgeConnection c) =>
             c != null && c.State != ConnectionState.Failed && c.State != ConnectionState.Closed;

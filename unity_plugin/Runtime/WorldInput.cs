@@ -91,7 +91,7 @@ namespace WorldBridge
         string toldKeys; // the last "keys 1-8 play ..." line logged, so it is said once, not every session
         long awaitedSeq = -1;
         bool warnedNoClient;
-        const string NeedsClient = "[WorldBridge] WorldInput needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)";
+        static readonly string NeedsClient = "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldInput");
         float sentAt;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
         readonly Dictionary<string, InputAction> actions = new Dictionary<string, InputAction>();
@@ -230,8 +230,8 @@ namespace WorldBridge
                     continue;
                 }
                 latents.Add(rule.latentAction);
-                keys.Add(rule.whenHeld.Length == 1 && rule.whenHeld[0].StartsWith("digit", StringComparison.Ordinal)
-                         ? rule.whenHeld[0].Substring(5) : string.Join("+", rule.whenHeld));
+                int digit = rule.whenHeld.Length == 1 ? GameKeys.LatentOf(rule.whenHeld[0]) : -1;
+                keys.Add(digit >= 0 ? (digit + 1).ToString() : string.Join("+", rule.whenHeld));
             }
             if (latents.Count == 0)
             {

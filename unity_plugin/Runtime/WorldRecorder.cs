@@ -72,7 +72,7 @@ namespace WorldBridge
         bool HasClient()
         {
             if (client != null) return true;
-            Report("WorldRecorder needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)");
+            Report(WorldBridgeClient.NeededBy("WorldRecorder"));
             return false;
         }
 

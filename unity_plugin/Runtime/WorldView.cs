@@ -50,7 +50,7 @@ namespace WorldBridge
             if (client == null) client = GetComponentInParent<WorldBridgeClient>();
             if (client == null)
             {
-                Debug.LogError("[WorldBridge] WorldView needs a WorldBridgeClient: drag one into its Client field", this);
+                Debug.LogError("[WorldBridge] " + WorldBridgeClient.NeededBy("WorldView"), this);
                 enabled = false;
                 return;
             }
@@ -84,7 +84,7 @@ namespace WorldBridge
         /// <summary>Names the backend in the badge and label, white while no session runs.</summary>
         void ShowBackend()
         {
-            var session = client.InSession ? client.Session : null;
+            var session = client.RunningSession;
             var color = session == null ? Color.white : session.IsSandbox ? SandboxColor : WorldModelColor;
             foreach (var label in new[] { Badge, backendLabel })
             {

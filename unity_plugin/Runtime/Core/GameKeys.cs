@@ -44,6 +44,14 @@ namespace WorldBridge.Core
         /// <summary>The button of the digit key that plays latent action `latent` (key 1 plays latent action 0).</summary>
         public static string DigitButton(int latent) => "digit" + (latent + 1);
 
+        /// <summary>The latent action a digit key's button plays (DigitButton undone), or -1 for any other button.</summary>
+        public static int LatentOf(string button)
+        {
+            for (int latent = 0; latent < DigitKeys; latent++)
+                if (button == DigitButton(latent)) return latent;
+            return -1;
+        }
+
         /// <summary>True for a rule as DefaultRules has it (a latent rule's action name is never sent, so not compared): one
         /// the backend cannot play (the arrows on a world model, key 8 on the sandbox game's 7 actions) is skipped without a
         /// warning, where a rule the user added or changed is warned about.</summary>
@@ -110,9 +118,8 @@ namespace WorldBridge.Core
         /// that names their actions (the sandbox game).</summary>
         static bool Plays(SessionInfo session, string button)
         {
-            for (int latent = 0; latent < DigitKeys; latent++)
-                if (button == DigitButton(latent)) return latent < session.NumLatentActions;
-            return session.ArrowKeysPlay;
+            int latent = LatentOf(button);
+            return latent >= 0 ? latent < session.NumLatentActions : session.ArrowKeysPlay;
         }
     }
 }

@@ -134,6 +134,18 @@ namespace WorldBridge.Core
         public byte[] Image;              // PNG or JPEG bytes
         public byte[] Sketch;             // PNG bytes in the sketch palette
         public Dictionary<string, int> ActionMap;
+
+        /// <summary>A copy without the `kind` prompt ("text", "image" or "sketch"), every other field kept, for a retry
+        /// the backend refused that prompt on.</summary>
+        public StartOptions Without(string kind)
+        {
+            var copy = (StartOptions)MemberwiseClone();
+            if (kind == "text") copy.Text = null;
+            else if (kind == "image") copy.Image = null;
+            else if (kind == "sketch") copy.Sketch = null;
+            else throw new ArgumentException($"no prompt kind '{kind}': use text, image or sketch");
+            return copy;
+        }
     }
 
     /// <summary>The host's `welcome`: its version, what it can do and its limits.</summary>

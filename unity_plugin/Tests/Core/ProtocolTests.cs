@@ -423,5 +423,21 @@ namespace WorldBridge.Tests
             StringAssert.Contains("event_cfg", Assert.Throws<ArgumentException>(() => Protocol.Settings(1, eventCfg: -0.5)).Message);
             Assert.Throws<ArgumentException>(() => Protocol.Settings(1, eventCfg: double.NaN));
         }
+
+        [Test]
+        public void StartOptionsWithoutDropsOnlyThatPrompt()
+        {
+            var map = new Dictionary<string, int> { ["left"] = 1 };
+            var o = new StartOptions { Backend = "world_model", Mode = "step", Fps = 12, Seed = 5, Text = "a cave", Image = new byte[] { 1 }, Sketch = new byte[] { 2 }, ActionMap = map };
+            var w = o.Without("image");
+            Assert.IsNull(w.Image);
+            Assert.AreEqual(new object[] { "world_model", "step", 12.0, 5L, "a cave" }, new object[] { w.Backend, w.Mode, w.Fps, w.Seed, w.Text });
+            Assert.AreSame(o.Sketch, w.Sketch);
+            Assert.AreSame(map, w.ActionMap);
+            Assert.IsNotNull(o.Image, "the original keeps its prompt");
+            Assert.IsNull(o.Without("text").Text);
+            Assert.IsNull(o.Without("sketch").Sketch);
+            StringAssert.Contains("no prompt kind 'video'", Assert.Throws<ArgumentException>(() => o.Without("video")).Message);
+        }
     }
 }
