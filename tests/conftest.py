@@ -35,3 +35,34 @@ def prompt_world_root(tmp_path_factory):
     from test_prompts_helpers import trained_prompt_world
 
     return trained_prompt_world(tmp_path_factory.mktemp("prompt_world"))
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    """The Godot tests' sandbox host; they record into tmp_path, or with no path into a folder of their own."""
+    from bridge.host import server
+
+    h = server.run_host_in_thread("sandbox", recordings_dir=tmp_path_factory.mktemp("recordings"), record_anywhere=True)
+    yield h
+    h.stop()
+
+
+@pytest.fixture()
+def sim():
+    """A gdsim over the Godot addon's project, with its input map."""
+    from godot_helpers import GODOT, gdsim
+
+    s = gdsim.Sim(GODOT)
+    s.input_actions = gdsim.input_actions_from_project(GODOT / "project.godot")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def micro_world(tmp_path_factory):
+    """A micro world-model checkpoint the Godot tests serve with the real host (one thread: 2 shared cores)."""
+    import torch
+    from test_prompts_helpers import save_micro_world
+
+    torch.set_num_threads(1)
+    return save_micro_world(tmp_path_factory.mktemp("godot") / "world")

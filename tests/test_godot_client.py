@@ -18,91 +18,23 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
-from waiting import wait_until  # noqa: E402
+from godot_helpers import (  # noqa: E402
+    IN_SESSION, ROUTERS, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, demo_blockout_png, greet_and_start,
+    new_client, new_node, pump, recv, refuse_prompt, run_until, scripted_router, send_unread, session_msg)
 
-from bridge.host import server  # noqa: E402
-
-CLIENT = "res://addons/world_bridge/nodes/world_bridge_client.gd"
-VIEW = "res://addons/world_bridge/nodes/world_view.gd"
 INPUT = "res://addons/world_bridge/nodes/world_input.gd"
-IN_SESSION = 4
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    # the tests record into tmp_path, or with no path into a recordings folder of their own (not the repository's)
-    h = server.run_host_in_thread("sandbox", recordings_dir=tmp_path_factory.mktemp("recordings"), record_anywhere=True)
-    yield h
-    h.stop()
-
-
-@pytest.fixture()
-def sim():
-    s = gdsim.Sim(GODOT)
-    s.input_actions = gdsim.input_actions_from_project(GODOT / "project.godot")
-    yield s
-    s.close()
-
-
-class Recorder:
-    """Collects a node's signals as plain Python values."""
-
-    def __init__(self, node, *signals):
-        self.seen = {name: [] for name in signals}
-        for name in signals:
-            node.signals[name].connect(gdsim.GDCallable(
-                lambda *a, _n=name: self.seen[_n].append(tuple(_py(x) for x in a)), (name,)))
-
-    def __getitem__(self, name):
-        return self.seen[name]
-
-
-def _py(v):
-    if isinstance(v, gdsim.Vector2i):
-        return (v.x, v.y)
-    return gdsim.to_py(v)
-
-
-def _node(sim, script, **members):
-    """A node running `script`, with `members` set (not yet in the tree)."""
-    node = sim.new(sim.script(script))
-    for key, value in members.items():
-        node.members[key] = gdsim.to_gd(value)
-    return node
-
-
-def _client(sim, endpoint, **members):
-    return _node(sim, CLIENT, endpoint=endpoint, **members)
 
 
 def _world_input(sim, client, **members):
-    return _node(sim, INPUT, client=client, **members)
-
-
-def _run_until(sim, cond, timeout=20.0) -> bool:
-    """Processes the sim, as a game's frames would, until `cond` holds; a slow machine takes longer, not fails."""
-    def step():
-        sim.process()
-        return cond()
-    return bool(wait_until(step, timeout, every=0.002))
-
-
-def _send_unread(client, router, ident, *messages: list[bytes]) -> None:
-    """Sends multipart `messages` and waits until all of them sit unread in the client's socket: one poll reads them."""
-    size = 0
-    for parts in messages:
-        router.send_multipart([ident, *parts])
-        size += sum(len(zmtp_raw.encode_frame(part, more=i < len(parts) - 1)) for i, part in enumerate(parts))
-    tcp = client.members["_socket"].members["_tcp"]
-    assert wait_until(lambda: tcp.get_available_bytes() >= size), "the messages did not reach the client's socket"
+    return new_node(sim, INPUT, client=client, **members)
 
 
 def test_step_session_end_to_end(sim, host, tmp_path):
-    c = _client(sim, host.address, mode="step", backend="sandbox", world_seed=5, text_prompt="a test level")
+    c = new_client(sim, host.address, mode="step", backend="sandbox", world_seed=5, text_prompt="a test level")
     rec = Recorder(c, "frame_received", "error_received", "event_applied", "recording_changed", "session_started",
                    "status_changed")
     sim.add_to_root(c)
-    assert _run_until(sim, lambda: len(rec["frame_received"]) >= 1)
+    assert run_until(sim, lambda: len(rec["frame_received"]) >= 1)
     (session,) = rec["session_started"][0]
     assert session["backend_kind"] == "sandbox" and session["mode"] == "step"
     label = sim.call_method(c, "backend_label", [])
@@ -112,28 +44,28 @@ def test_step_session_end_to_end(sim, host, tmp_path):
     assert header["index"] == 0 and header["codec"] == "raw" and size == header["width"] * header["height"] * 3
     for action in ("right", "right", 3):  # names and ids
         assert sim.call_method(c, "send_input", [action])
-    assert _run_until(sim, lambda: len(rec["frame_received"]) >= 4)  # step mode: one frame per input, none dropped
+    assert run_until(sim, lambda: len(rec["frame_received"]) >= 4)  # step mode: one frame per input, none dropped
     assert [f[0]["index"] for f in rec["frame_received"]] == [0, 1, 2, 3]
     assert rec["frame_received"][-1][0]["seq"] == 3 and c.members["latency_ms"] > 0
     assert sim.call_method(c, "fire_event", ["weather_snow", ""])
     sim.call_method(c, "send_input", ["noop"])
-    assert _run_until(sim, lambda: rec["event_applied"])
+    assert run_until(sim, lambda: rec["event_applied"])
     epoch = c.members["last_frame_header"]["epoch"]
     assert sim.call_method(c, "branch_from", [1])
-    assert _run_until(sim, lambda: c.members["last_frame_header"]["epoch"] == epoch + 1)
+    assert run_until(sim, lambda: c.members["last_frame_header"]["epoch"] == epoch + 1)
     assert c.members["last_frame_header"]["index"] == 1
     path = str(tmp_path / "godot.wbrec")
     assert sim.call_method(c, "start_recording", [path])
-    assert _run_until(sim, lambda: c.members["recording"])
+    assert run_until(sim, lambda: c.members["recording"])
     sim.call_method(c, "send_input", ["right"])
     assert sim.call_method(c, "toggle_recording", [])
-    assert _run_until(sim, lambda: len(rec["recording_changed"]) == 2)
+    assert run_until(sim, lambda: len(rec["recording_changed"]) == 2)
     assert rec["recording_changed"] == [(True, path), (False, path)] and Path(path).stat().st_size > 0
     sim.call_method(c, "send_input", ["fly"])
-    assert _run_until(sim, lambda: any(e[0] == "bad_argument" for e in rec["error_received"]))
+    assert run_until(sim, lambda: any(e[0] == "bad_argument" for e in rec["error_received"]))
     assert sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 30})])  # int goes out as float64
     assert sim.call_method(c, "request_status", [])
-    assert _run_until(sim, lambda: len(c.members["last_status"]) > 0 and c.members["rtt_ms"] >= 0)
+    assert run_until(sim, lambda: len(c.members["last_status"]) > 0 and c.members["rtt_ms"] >= 0)
     assert c.members["last_status"]["backend_kind"] == "sandbox"
     assert not any(e[0] == "bad_message" for e in rec["error_received"])
     sim.call_method(c, "queue_free", [])
@@ -142,12 +74,12 @@ def test_step_session_end_to_end(sim, host, tmp_path):
 
 
 def test_realtime_view_reuses_one_image_and_texture(sim, host):
-    c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
+    c = new_client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
     view = sim.new(sim.script(VIEW))
     view.members["client"] = c
     sim.add_to_root(c)
     sim.add_to_root(view)
-    assert _run_until(sim, lambda: view.members["frames_shown"] >= 6)
+    assert run_until(sim, lambda: view.members["frames_shown"] >= 6)
     assert sim.counters["Image.create_from_data"] == 1
     assert sim.counters["ImageTexture.create_from_image"] == 1
     shown = view.members["frames_shown"]
@@ -166,28 +98,28 @@ def test_realtime_view_reuses_one_image_and_texture(sim, host):
 
 
 def test_reconnect_resumes_the_same_session(sim, host):
-    c = _client(sim, host.address, mode="step", backend="sandbox")
+    c = new_client(sim, host.address, mode="step", backend="sandbox")
     rec = Recorder(c, "session_started", "status_changed")
     sim.add_to_root(c)
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    assert run_until(sim, lambda: c.members["link"] == IN_SESSION)
     first = rec["session_started"][0][0]
     sim.call_method(c.members["_socket"], "_fail", ["simulated network drop"])
     assert c.members["link"] == 1 and "reconnecting" in c.members["status_text"]
-    assert _run_until(sim, lambda: len(rec["session_started"]) == 2)
+    assert run_until(sim, lambda: len(rec["session_started"]) == 2)
     second = rec["session_started"][1][0]
     assert second["resumed"] is True and second["session_id"] == first["session_id"]
     sim.call_method(c, "disconnect_from_host", [])
 
 
 def test_connect_to_host_while_in_session_ends_that_session_first(sim, host):
-    c = _client(sim, host.address, mode="step", backend="sandbox")
+    c = new_client(sim, host.address, mode="step", backend="sandbox")
     rec = Recorder(c, "session_started", "session_ended", "capabilities_changed")
     sim.add_to_root(c)
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    assert run_until(sim, lambda: c.members["link"] == IN_SESSION)
     c.members["auto_start"] = False
     assert sim.call_method(c, "connect_to_host", [host.address]) == 0  # e.g. the game switches hosts
     assert rec["session_ended"] == [("disconnected",)]  # not left as if it still ran
-    assert _run_until(sim, lambda: c.members["link"] == 3)  # welcomed, no start asked for
+    assert run_until(sim, lambda: c.members["link"] == 3)  # welcomed, no start asked for
     assert c.members["session"] == {} and sim.call_method(c, "backend_label", []) == "no session"
     assert "sketch_prompt" in c.members["capabilities"] and "edit" in c.members["capabilities"]  # the welcome's
     assert len(rec["session_started"]) == 1
@@ -196,12 +128,12 @@ def test_connect_to_host_while_in_session_ends_that_session_first(sim, host):
 
 def _sandbox_input(sim, host, **members):
     """A realtime sandbox session and a WorldInput (`members` set) driving it; returns (client, input, its sends)."""
-    c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
+    c = new_client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
     wi = _world_input(sim, c, **members)
     sent = Recorder(wi, "action_sent")
     sim.add_to_root(c)
     sim.add_to_root(wi)
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    assert run_until(sim, lambda: c.members["link"] == IN_SESSION)
     sim.process(3)
     return c, wi, sent
 
@@ -219,7 +151,7 @@ def test_world_input_sends_changes_only_and_chords(sim, host):
     gdsim.press(sim, "wb_latent_3")
     sim.process(2)
     assert [a[0] for a in sent["action_sent"]] == ["noop", "right", "right_jump", "noop", 2]
-    assert _run_until(sim, lambda: c.members["last_frame_header"].get("seq") == 5)
+    assert run_until(sim, lambda: c.members["last_frame_header"].get("seq") == 5)
     sim.call_method(c, "disconnect_from_host", [])
 
 
@@ -259,12 +191,12 @@ def test_world_input_default_map_on_the_sandbox_skips_key_8_without_a_warning(si
 
 
 def test_world_input_step_mode_sends_one_input_per_press(sim, host):
-    c = _client(sim, host.address, mode="step", backend="sandbox")
+    c = new_client(sim, host.address, mode="step", backend="sandbox")
     wi = _world_input(sim, c)
     sent = Recorder(wi, "action_sent")
     sim.add_to_root(c)
     sim.add_to_root(wi)
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    assert run_until(sim, lambda: c.members["link"] == IN_SESSION)
     gdsim.press(sim, "wb_left")
     sim.process(4)  # held: still one press
     gdsim.release(sim, "wb_left")
@@ -277,10 +209,10 @@ def test_world_input_step_mode_sends_one_input_per_press(sim, host):
 
 def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    c = new_client(sim, f"tcp://127.0.0.1:{port}")
     rec = Recorder(c, "error_received")
     sim.add_to_root(c)
-    assert _run_until(sim, lambda: router.poll(0))
+    assert run_until(sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 3,
                                       "client": "godot/0.1.15", "codecs": ["raw", "png", "jpeg"]}
@@ -289,7 +221,7 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
                                                  "message": "client speaks 1.0, host speaks 2.0: update",
                                                  "protocol_major": 2, "protocol_minor": 0})])
-    assert _run_until(sim, lambda: any(e[0] == "version_mismatch" for e in rec["error_received"]))
+    assert run_until(sim, lambda: any(e[0] == "version_mismatch" for e in rec["error_received"]))
     assert rec["error_received"][0][0] == "client" and "not a msgpack map" in rec["error_received"][0][1]
     assert c.members["link"] == 0 and c.members["_socket"] is None
     assert c.members["status_text"].startswith("rejected by the host: client speaks 1.0")
@@ -297,48 +229,17 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     assert not router.poll(100)  # no reconnect, no second hello
 
 
-def _demo_blockout_png() -> bytes:
-    """Rasterizes demo.tscn's LevelViewport ColorRects the way Godot draws them (tree order)."""
-    import re
-
-    import imageio.v3 as iio
-    import numpy as np
-
-    text = (GODOT / "demo" / "demo.tscn").read_text(encoding="utf-8")
-    size = re.search(r'\[node name="LevelViewport".*?size = Vector2i\((\d+), (\d+)\)', text, re.S)
-    w, h = int(size.group(1)), int(size.group(2))
-    img = np.zeros((h, w, 3), np.uint8)
-    for block in re.findall(r'\[node name="\w+" type="ColorRect" parent="LevelViewport"\]\n(.*?)\n\n', text, re.S):
-        props = dict(line.split(" = ", 1) for line in block.splitlines())
-        x0, y0 = round(float(props["offset_left"])), round(float(props["offset_top"]))
-        x1, y1 = round(float(props["offset_right"])), round(float(props["offset_bottom"]))
-        rgb = [round(float(c) * 255) for c in re.findall(r"[\d.]+", props["color"])[:3]]
-        img[y0:y1, x0:x1] = rgb
-    return iio.imwrite("<bytes>", img, extension=".png")
-
-
 def test_demo_blockout_level_is_a_valid_sketch_prompt(sim, host):
     """The demo's Godot-blocked-out level, sent as a sketch, starts a sandbox world (no bad_prompt)."""
-    c = _client(sim, host.address, mode="step", backend="sandbox", auto_start=False)
+    c = new_client(sim, host.address, mode="step", backend="sandbox", auto_start=False)
     rec = Recorder(c, "session_started", "error_received")
     sim.add_to_root(c)
-    assert _run_until(sim, lambda: c.members["link"] == 3)  # READY
+    assert run_until(sim, lambda: c.members["link"] == 3)  # READY
     assert sim.call_method(c, "has_capability", ["sketch_prompt"])
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"sketch": _demo_blockout_png()})])
-    assert _run_until(sim, lambda: rec["session_started"] or rec["error_received"])
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"sketch": demo_blockout_png()})])
+    assert run_until(sim, lambda: rec["session_started"] or rec["error_received"])
     assert rec["error_received"] == [] and rec["session_started"][0][0]["backend_kind"] == "sandbox"
     sim.call_method(c, "disconnect_from_host", [])
-
-
-def _recv(router, timeout_ms=20000):
-    assert router.poll(timeout_ms), "the client sent nothing"
-    ident, data = router.recv_multipart()
-    return ident, zmtp_raw.unpack(data)
-
-
-def _pump(sim, router):
-    """Processes the sim until the scripted host has a message waiting."""
-    assert _run_until(sim, lambda: router.poll(0)), "the client sent nothing"
 
 
 def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim, scripted):
@@ -352,49 +253,23 @@ def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim, scripted)
     assert "over the host's 1024-byte limit" in rec["error_received"][-1][1]
     assert not router.poll(100)  # refused before sending
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    _pump(sim, router)
-    ident, start = _recv(router)
+    pump(sim, router)
+    ident, start = recv(router)
     assert start["type"] == "start" and start["text"] == "a cave"
     router.send_multipart([ident, _not_ready(start["req_id"])])
-    _pump(sim, router)
-    assert _recv(router)[1]["type"] == "hello"  # greets again
+    pump(sim, router)
+    assert recv(router)[1]["type"] == "hello"  # greets again
     router.send_multipart([ident, zmtp_raw.pack(welcome)])
-    _pump(sim, router)
-    again = _recv(router)[1]
+    pump(sim, router)
+    again = recv(router)[1]
     assert again["type"] == "start" and again["text"] == "a cave" and again["req_id"] > start["req_id"]
-
-
-SCRIPTED_WELCOME = {"type": "welcome", "protocol_major": 1, "protocol_minor": 2, "host": "scripted", "codec": "raw",
-                    "capabilities": ["events", "text_prompt"], "backends": ["sandbox"], "default_backend": "sandbox",
-                    "limits": {"max_message_bytes": 1 << 24, "max_sessions": 1, "idle_timeout_s": 60.0}}
-
-
-def _session_msg(req_id, sid="s1", mode="realtime"):
-    return {"type": "session", "req_id": req_id, "session_id": sid, "backend_kind": "sandbox",
-            "backend_name": "scripted", "mode": mode, "fps": 24.0, "width": 2, "height": 2,
-            "action_names": ["noop", "right"], "num_latent_actions": 2, "event_types": [], "settings": {},
-            "frame_index": 0, "epoch": 0, "resumed": False}
-
-
-_ROUTERS = []  # every scripted host's router, restarts included: the `scripted` fixture closes them
-
-
-def _router(port=None):
-    """A scripted host's ROUTER on a free loopback port (or `port` again, after a restart)."""
-    r = zmq.Context.instance().socket(zmq.ROUTER)
-    _ROUTERS.append(r)
-    r.setsockopt(zmq.LINGER, 0)
-    if port is None:
-        return r, r.bind_to_random_port("tcp://127.0.0.1")
-    r.bind(f"tcp://127.0.0.1:{port}")
-    return r, port
 
 
 def _rebind(port):
     """The same port again, once the closed router let go of it."""
     for _ in range(200):
         try:
-            return _router(port)
+            return scripted_router(port)
         except zmq.ZMQError:
             time.sleep(0.02)
     raise AssertionError("could not rebind")
@@ -404,61 +279,43 @@ def _restart_host(sim, router, port, welcome=SCRIPTED_WELCOME):
     """The scripted host restarts on the same port and welcomes the client again: (router, peer id, what it sent next)."""
     router.close()
     router, _ = _rebind(port)
-    ident, sent = _greet_and_start(sim, router, welcome)
+    ident, sent = greet_and_start(sim, router, welcome)
     return router, ident, sent
 
 
 @pytest.fixture()
 def scripted():
     """(router, port) of a scripted pyzmq host; it and the routers of its restarts are closed after the test."""
-    yield _router()
-    while _ROUTERS:
-        _ROUTERS.pop().close()
-
-
-def _greet_and_start(sim, router, welcome=SCRIPTED_WELCOME):
-    """Answer the client's hello with `welcome`; returns (its peer id, the start it then sends)."""
-    _pump(sim, router)
-    ident, hello = _recv(router)
-    assert hello["type"] == "hello"
-    router.send_multipart([ident, zmtp_raw.pack(welcome)])
-    _pump(sim, router)
-    ident, start = _recv(router)
-    assert start["type"] == "start"
-    return ident, start
+    yield scripted_router()
+    while ROUTERS:
+        ROUTERS.pop().close()
 
 
 def _ready(sim, router, port, welcome=SCRIPTED_WELCOME, **members):
     """A client (auto_start off, `members` set) whose hello the host at `port` answered with `welcome`: it is READY."""
-    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False, **members)
+    c = new_client(sim, f"tcp://127.0.0.1:{port}", auto_start=False, **members)
     sim.add_to_root(c)
-    _pump(sim, router)
-    ident, hello = _recv(router)
+    pump(sim, router)
+    ident, hello = recv(router)
     assert hello["type"] == "hello"
     router.send_multipart([ident, zmtp_raw.pack(welcome)])
-    assert _run_until(sim, lambda: c.members["link"] == 3)
+    assert run_until(sim, lambda: c.members["link"] == 3)
     return c
 
 
-def _answer(sim, router, c, ident, start, sid="s1", **session):
-    """Answers `start` with session `sid` (`session`: fields to change) and waits until client `c` holds it."""
-    router.send_multipart([ident, zmtp_raw.pack({**_session_msg(start["req_id"], sid), **session})])
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION and c.members["session"].get("session_id") == sid)
-
-
 def _session_started(sim, router, c, sid="s1", **session):
-    """Answers the next start client `c` sends with session `sid` (see _answer); returns that start."""
-    _pump(sim, router)
-    ident, start = _recv(router)
+    """Answers the next start client `c` sends with session `sid` (see answer_start); returns that start."""
+    pump(sim, router)
+    ident, start = recv(router)
     assert start["type"] == "start"
-    _answer(sim, router, c, ident, start, sid, **session)
+    answer_start(sim, router, c, ident, start, sid, **session)
     return start
 
 
 def _drop(sim, router, port, c):
     """The scripted host goes away until client `c` notices; returns a router bound to the same port again."""
     router.close()
-    assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+    assert run_until(sim, lambda: c.members["link"] != IN_SESSION)
     return _rebind(port)[0]
 
 
@@ -467,19 +324,19 @@ def _restart_failing_resume(sim, router, port, sid, welcome=SCRIPTED_WELCOME):
     router, ident, resume = _restart_host(sim, router, port, welcome)
     assert resume["resume"] == sid
     router.send_multipart([ident, _unknown_session(resume["req_id"])])
-    _pump(sim, router)
-    return router, _recv(router)[1]
+    pump(sim, router)
+    return router, recv(router)[1]
 
 
 def _scripted_session(sim, scripted, mode: str, idle_timeout_s: float = 60.0):
     """A client in session `s1` with a scripted pyzmq host; returns (client, recorder, the host's peer id)."""
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}", mode=mode)
+    c = new_client(sim, f"tcp://127.0.0.1:{port}", mode=mode)
     rec = Recorder(c, "event_applied", "frame_received")
     sim.add_to_root(c)
     welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "idle_timeout_s": idle_timeout_s}}
-    ident, start = _greet_and_start(sim, router, welcome)
-    _answer(sim, router, c, ident, start, mode=mode)
+    ident, start = greet_and_start(sim, router, welcome)
+    answer_start(sim, router, c, ident, start, mode=mode)
     return c, rec, ident
 
 
@@ -494,7 +351,7 @@ def test_realtime_frames_skipped_in_one_poll_still_report_their_events(sim, scri
     router, _ = scripted
     c, rec, ident = _scripted_session(sim, scripted, "realtime")
     snow, plain = [_frame_msg(1, ["it begins to snow"]), b"\0" * 12], [_frame_msg(2, []), b"\0" * 12]
-    _send_unread(c, router, ident, snow, plain)
+    send_unread(c, router, ident, snow, plain)
     sim.call_method(c, "poll", [])
     assert len(rec["frame_received"]) == 1 and c.members["frames_skipped"] == 1  # only the newest is shown...
     assert rec["event_applied"] == [("it begins to snow",)]  # ...but the skipped frame's event is still said
@@ -505,20 +362,20 @@ def test_latency_is_measured_on_the_first_frame_of_each_input_only(sim, scripted
     router, _ = scripted
     c, rec, ident = _scripted_session(sim, scripted, "realtime")
     assert sim.call_method(c, "send_input", ["noop"])
-    _pump(sim, router)
-    _, sent = _recv(router)
+    pump(sim, router)
+    _, sent = recv(router)
     router.send_multipart([ident, _frame_msg(1, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
-    assert _run_until(sim, lambda: len(rec["frame_received"]) == 1)
+    assert run_until(sim, lambda: len(rec["frame_received"]) == 1)
     first = c.members["latency_ms"]
     assert first >= 0
     time.sleep(0.3)  # the key stays held
     router.send_multipart([ident, _frame_msg(2, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
-    assert _run_until(sim, lambda: len(rec["frame_received"]) == 2)
+    assert run_until(sim, lambda: len(rec["frame_received"]) == 2)
     assert c.members["latency_ms"] == first  # no new sample: the HUD keeps the last one
     router.send_multipart([ident, _frame_msg(3, []), b"\0" * 12])  # a branch's frame: it echoes no input
-    assert _run_until(sim, lambda: len(rec["frame_received"]) == 3)
+    assert run_until(sim, lambda: len(rec["frame_received"]) == 3)
     router.send_multipart([ident, _frame_msg(4, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
-    assert _run_until(sim, lambda: len(rec["frame_received"]) == 4)
+    assert run_until(sim, lambda: len(rec["frame_received"]) == 4)
     assert c.members["latency_ms"] == first  # the held input is still not a new one
 
 
@@ -526,14 +383,14 @@ def test_the_edit_marker_is_not_a_world_event_and_settings_update_the_session(si
     router, _ = scripted
     c, rec, ident = _scripted_session(sim, scripted, "realtime")
     router.send_multipart([ident, _frame_msg(1, ["edit", "it begins to snow"], epoch=1), b"\0" * 12])
-    assert _run_until(sim, lambda: len(rec["frame_received"]) == 1)
+    assert run_until(sim, lambda: len(rec["frame_received"]) == 1)
     assert rec["event_applied"] == [("it begins to snow",)]  # "edit" marks the pasted frame (edit_applied)
     assert sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 12.0})])
-    _pump(sim, router)
-    _, settings = _recv(router)
+    pump(sim, router)
+    _, settings = recv(router)
     router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": settings["req_id"], "request": "settings",
                                                  "settings": {"fps": 12.0, "mode": "step"}})])
-    assert _run_until(sim, lambda: c.members["session"]["mode"] == "step")
+    assert run_until(sim, lambda: c.members["session"]["mode"] == "step")
     assert c.members["session"]["fps"] == 12.0
 
 
@@ -549,8 +406,8 @@ def test_a_paused_game_keeps_its_session_open(sim, scripted):
     assert c.native.process_mode == gdsim.NodeModel.PROCESS_MODE_ALWAYS
     sim.tree.paused = True
     _silent_for(sim, c, 1399.0)
-    _pump(sim, router)
-    _, ping = _recv(router)
+    pump(sim, router)
+    _, ping = recv(router)
     assert ping["type"] == "ping"
 
 
@@ -558,13 +415,13 @@ def test_an_idle_step_session_is_kept_open_with_pings(sim, scripted):
     router, _ = scripted
     c, rec, ident = _scripted_session(sim, scripted, "step", idle_timeout_s=1.5)
     _silent_for(sim, c, 1399.0)
-    _pump(sim, router)  # the game sends nothing; the client must, well inside the host's 1.5 s
-    _, ping = _recv(router)
+    pump(sim, router)  # the game sends nothing; the client must, well inside the host's 1.5 s
+    _, ping = recv(router)
     assert ping["type"] == "ping"
 
 
 def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim, host):
-    c = _client(sim, host.address, backend="sandbox", mode="step")
+    c = new_client(sim, host.address, backend="sandbox", mode="step")
     view = sim.new(sim.script(VIEW))
     assert view.native.stretch_mode == 5  # the default, STRETCH_KEEP_ASPECT_CENTERED
     view.native.stretch_mode = 6  # as a scene saved with KEEP_ASPECT_COVERED sets it, after _init
@@ -572,10 +429,10 @@ def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim
     rec = Recorder(c, "recording_changed")
     sim.add_to_root(c)
     sim.add_to_root(view)
-    assert _run_until(sim, lambda: view.members["frames_shown"] >= 1)
+    assert run_until(sim, lambda: view.members["frames_shown"] >= 1)
     assert view.native.stretch_mode == 6  # _ready no longer overwrites it
     assert sim.call_method(c, "start_recording", [])
-    assert _run_until(sim, lambda: rec["recording_changed"] and rec["recording_changed"][-1][0] is True)
+    assert run_until(sim, lambda: rec["recording_changed"] and rec["recording_changed"][-1][0] is True)
     sim.call_method(c, "disconnect_from_host", [])
     assert rec["recording_changed"][-1][0] is False  # the Record button must not keep saying "Stop"
 
@@ -586,31 +443,23 @@ def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(sim, script
     c, _, ident = _scripted_session(sim, scripted, "step")
     rec = Recorder(c, "recording_changed", "error_received", "session_ended")
     assert sim.call_method(c, "start_recording", [])
-    _pump(sim, router)
-    _, sent = _recv(router)
+    pump(sim, router)
+    _, sent = recv(router)
     assert sent["type"] == "record_start"
     path = "recordings/s1.wbrec"
     router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": sent["req_id"], "request": "record_start",
                                                  "path": path})])
-    assert _run_until(sim, lambda: c.members["recording"])
+    assert run_until(sim, lambda: c.members["recording"])
     why = f"recording {path} stopped: No space left on device; everything recorded before it is kept"
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "recording_stopped",
                                                  "message": why, "fatal": False, "path": path, "frames": 41})])
-    assert _run_until(sim, lambda: rec["error_received"])
+    assert run_until(sim, lambda: rec["error_received"])
     assert not c.members["recording"] and rec["recording_changed"] == [(True, path), (False, path)]
     assert rec["error_received"] == [("recording_stopped", why, False)]  # the game is told why
     assert c.members["link"] == IN_SESSION and not rec["session_ended"]  # and the session goes on
 
 
 # --- hello errors and deadlines, restarts after a failed resume, WorldInput against the start's action_map ---
-
-
-
-
-
-
-
-
 
 
 def _unknown_session(req_id):
@@ -625,14 +474,14 @@ def _not_ready(req_id):
 
 def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(sim, scripted):
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
+    c = new_client(sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
     rec = Recorder(c, "error_received")
     sim.add_to_root(c)
-    _pump(sim, router)
-    ident, hello = _recv(router)
+    pump(sim, router)
+    ident, hello = recv(router)
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "bad_message",
                                                  "message": "client is 5000 bytes", "fatal": False})])
-    assert _run_until(sim, lambda: rec["error_received"])
+    assert run_until(sim, lambda: rec["error_received"])
     assert rec["error_received"] == [("bad_message", "client is 5000 bytes", True)]
     assert c.members["link"] == 0 and "client is 5000 bytes" in c.members["status_text"]
     sim.process(10)
@@ -641,13 +490,13 @@ def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(sim, scripted)
 
 def test_a_welcome_of_another_protocol_major_is_fatal_and_stops_reconnecting(sim, scripted):
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    c = new_client(sim, f"tcp://127.0.0.1:{port}")
     rec = Recorder(c, "error_received")
     sim.add_to_root(c)
-    _pump(sim, router)
-    ident, _ = _recv(router)
+    pump(sim, router)
+    ident, _ = recv(router)
     router.send_multipart([ident, zmtp_raw.pack({**SCRIPTED_WELCOME, "protocol_major": 2, "protocol_minor": 0})])
-    assert _run_until(sim, lambda: rec["error_received"])
+    assert run_until(sim, lambda: rec["error_received"])
     message = "host speaks protocol 2.0, this addon speaks 1.3: update the addon or the host"
     assert rec["error_received"] == [("version_mismatch", message, True)]
     assert c.members["link"] == 0 and c.members["status_text"] == message and c.members["_socket"] is None
@@ -657,16 +506,16 @@ def test_a_welcome_of_another_protocol_major_is_fatal_and_stops_reconnecting(sim
 
 def test_hello_unanswered_within_the_handshake_timeout_reconnects(sim, scripted):
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    c = new_client(sim, f"tcp://127.0.0.1:{port}")
     rec = Recorder(c, "error_received")
     sim.add_to_root(c)
     c.members["_socket"].members["handshake_timeout_s"] = 0.3
-    _pump(sim, router)
-    _recv(router)  # hello, never answered
-    assert _run_until(sim, lambda: c.members["link"] != 2), "no deadline on hello -> welcome"
+    pump(sim, router)
+    recv(router)  # hello, never answered
+    assert run_until(sim, lambda: c.members["link"] != 2), "no deadline on hello -> welcome"
     assert "did not answer hello within 0.3 s" in rec["error_received"][-1][1]
-    _pump(sim, router)
-    assert _recv(router)[1]["type"] == "hello"  # greets again on a new connection
+    pump(sim, router)
+    assert recv(router)[1]["type"] == "hello"  # greets again on a new connection
 
 
 def test_a_failed_resume_restarts_with_the_last_starts_options_even_without_auto_start(sim, scripted):
@@ -683,34 +532,34 @@ def test_a_start_asked_for_while_reconnecting_replaces_the_resume(sim, scripted)
     router, port = scripted
     c, _, ident = _scripted_session(sim, (router, port), "realtime")
     router.close()
-    assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+    assert run_until(sim, lambda: c.members["link"] != IN_SESSION)
     assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
     router, _ = _rebind(port)
-    ident, first = _greet_and_start(sim, router)
+    ident, first = greet_and_start(sim, router)
     assert first.get("resume") is None and first["text"] == "a desert", f"the pending start was dropped: {first}"
     assert not router.poll(300), "a second start"
 
 
 def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_action(sim, scripted):
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+    c = new_client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
     inp = _world_input(sim, c, bindings={"wb_right": "dash"}, idle_action="9")  # the backend has latent ids 0-1
     sim.add_to_root(c)
     sim.add_to_root(inp)
-    _pump(sim, router)
-    ident, _ = _recv(router)
+    pump(sim, router)
+    ident, _ = recv(router)
     router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    assert _run_until(sim, lambda: c.members["link"] == 3)
+    assert run_until(sim, lambda: c.members["link"] == 3)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
     assert _session_started(sim, router, c)["action_map"] == {"dash": 1}
-    _pump(sim, router)
-    idle = _recv(router)[1]
+    pump(sim, router)
+    idle = recv(router)[1]
     assert idle["action"] == 0, f"an idle latent id past num_latent_actions was sent: {idle}"
     assert gdsim.to_py(inp.members["unknown_actions"]) == ["idle latent 9"]
     sim.pressed.add("wb_right")
     sim.just_pressed.add("wb_right")
-    _pump(sim, router)
-    assert _recv(router)[1]["action"] == "dash", "a name of the start's action_map sent nothing"
+    pump(sim, router)
+    assert recv(router)[1]["action"] == "dash", "a name of the start's action_map sent nothing"
 
 
 def _starts_seen(router, ms=400):
@@ -737,8 +586,8 @@ def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resum
     assert resume["resume"] == "s1"
     # the game asks for a new world after the resume went out (link is READY: sent at once)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    _pump(sim, router)
-    ident, game_start = _recv(router)
+    pump(sim, router)
+    ident, game_start = recv(router)
     assert game_start["type"] == "start" and game_start["text"] == "a desert"
     extra = _starts_after_the_resume_fails(sim, router, ident, resume)
     assert not extra, f"a second start after the failed resume (docs/protocol.md §5 says the game's start replaces it): {extra}"
@@ -746,9 +595,9 @@ def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resum
 
 def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}", auto_start=True)
+    c = new_client(sim, f"tcp://127.0.0.1:{port}", auto_start=True)
     sim.add_to_root(c)
-    ident, start = _greet_and_start(sim, router)
+    ident, start = greet_and_start(sim, router)
     # the start fails (e.g. bad_prompt): READY, no session; later the host forgets the peer (max_peers eviction)
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "bad_prompt",
                                                  "message": "bad", "fatal": False})])
@@ -756,7 +605,7 @@ def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
         sim.process()
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "again"})])
     assert sim.call_method(c, "request_status", [])
-    _pump(sim, router)
+    pump(sim, router)
     msgs = []
     while router.poll(300):
         msgs.append(router.recv_multipart())
@@ -766,7 +615,7 @@ def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
     st_req = zmtp_raw.unpack(msgs[1][1])["req_id"]
     for rq in (s_req, st_req):   # what a host that forgot the peer answers
         router.send_multipart([ident, _not_ready(rq)])
-    _pump(sim, router)
+    pump(sim, router)
     hellos = [m for m in _starts_seen(router) if m["type"] == "hello"]
     for _ in hellos:
         router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
@@ -793,16 +642,16 @@ def test_world_input_default_map_on_a_world_model_warns_nothing_and_says_once_wh
     sim.add_to_root(wi)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({})])
     _world_model_session(sim, router, c)
-    _pump(sim, router)
-    assert _recv(router)[1]["action"] == 0  # the default idle "noop" falls back to latent 0
+    pump(sim, router)
+    assert recv(router)[1]["action"] == 0  # the default idle "noop" falls back to latent 0
     assert sim.warnings == [], f"the default map warned on a world model: {sim.warnings}"
     assert [line for line in sim.output if "WorldInput" in line] == [LATENT_NOTE]
     gdsim.press(sim, "wb_right")
     sim.process(3)
     gdsim.release(sim, "wb_right")
     gdsim.press(sim, "wb_latent_8")
-    _pump(sim, router)
-    assert _recv(router)[1]["action"] == 7
+    pump(sim, router)
+    assert recv(router)[1]["action"] == 7
     assert [a[0] for a in sent["action_sent"]] == [0, 7]  # the arrow sent nothing
     sim.process(5)
     assert [line for line in sim.output if "WorldInput" in line] == [LATENT_NOTE]  # once a session
@@ -817,8 +666,8 @@ def test_world_input_warns_once_about_the_users_own_bindings_a_world_model_lacks
     sim.add_to_root(wi)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({})])
     _world_model_session(sim, router, c)
-    _pump(sim, router)
-    assert _recv(router)[1]["action"] == 0
+    pump(sim, router)
+    assert recv(router)[1]["action"] == 0
     sim.process(5)
     assert len(sim.warnings) == 2, sim.warnings
     assert sim.warnings[0].startswith("WorldInput: crouch, dash not among this backend's actions")
@@ -854,16 +703,16 @@ def test_world_input_says_what_the_keys_play_once_and_again_only_when_it_changes
 
 def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(sim, scripted):
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    c = new_client(sim, f"tcp://127.0.0.1:{port}")
     inp = _world_input(sim, c, bindings={"wb_right": "right"})
     sim.add_to_root(c)
     sim.add_to_root(inp)
-    _answer(sim, router, c, *_greet_and_start(sim, router))
-    _pump(sim, router)
-    assert _recv(router)[1]["action"] == "noop"
+    answer_start(sim, router, c, *greet_and_start(sim, router))
+    pump(sim, router)
+    assert recv(router)[1]["action"] == "noop"
     sim.pressed.add("wb_right")
-    _pump(sim, router)
-    assert _recv(router)[1]["action"] == "right"
+    pump(sim, router)
+    assert recv(router)[1]["action"] == "right"
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
     _session_started(sim, router, c, "s2")
     for _ in range(30):
@@ -876,13 +725,13 @@ def test_a_start_sent_but_unanswered_at_the_drop_is_sent_again_instead_of_the_re
     router, port = scripted
     c, _, ident = _scripted_session(sim, (router, port), "realtime")
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    _pump(sim, router)
-    assert _recv(router)[1]["text"] == "a desert"  # it reached the host, which goes away before answering
+    pump(sim, router)
+    assert recv(router)[1]["text"] == "a desert"  # it reached the host, which goes away before answering
     router = _drop(sim, router, port, c)
-    ident, first = _greet_and_start(sim, router)
+    ident, first = greet_and_start(sim, router)
     assert first.get("resume") is None and first["text"] == "a desert", f"resumed instead: {first}"
     assert not [m for m in _starts_seen(router) if m["type"] == "start"], "a second start"
-    _answer(sim, router, c, ident, first, "s2")
+    answer_start(sim, router, c, ident, first, "s2")
     router, ident, resume = _restart_host(sim, router, port)  # answered: a later drop resumes s2
     assert resume["resume"] == "s2"
 
@@ -891,8 +740,8 @@ def test_a_first_start_unanswered_at_the_drop_is_sent_again_without_auto_start(s
     router, port = scripted
     c = _ready(sim, router, port)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    _pump(sim, router)
-    assert _recv(router)[1]["text"] == "a cave"
+    pump(sim, router)
+    assert recv(router)[1]["text"] == "a cave"
     router, ident, again = _restart_host(sim, router, port)
     assert again.get("resume") is None and again["text"] == "a cave"
 
@@ -901,14 +750,14 @@ def test_world_input_uses_a_new_sessions_actions_from_its_first_frame_when_it_ru
     """Godot's WorldInput re-checks its bindings against the session the client holds in the same _process that sends,
     so a session that replaces another never gets an input decided by the previous session's action names."""
     router, port = scripted
-    c = _client(sim, f"tcp://127.0.0.1:{port}")
+    c = new_client(sim, f"tcp://127.0.0.1:{port}")
     inp = _world_input(sim, c, bindings={"wb_right": "wait"})
     sim.add_to_root(inp)  # processed before the client: it sees a new session one frame after the client took it
     sim.add_to_root(c)
     sim.pressed.add("wb_right")
-    _answer(sim, router, c, *_greet_and_start(sim, router))  # s1 has no "wait"
-    _pump(sim, router)
-    assert _recv(router)[1]["action"] == "noop"
+    answer_start(sim, router, c, *greet_and_start(sim, router))  # s1 has no "wait"
+    pump(sim, router)
+    assert recv(router)[1]["action"] == "noop"
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
     _session_started(sim, router, c, "s2", action_names=["noop", "wait"])
     for _ in range(5):
@@ -921,8 +770,8 @@ def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim, scripted)
     router, port = scripted
     c, _, ident = _scripted_session(sim, (router, port), "realtime")
     router = _drop(sim, router, port, c)
-    _pump(sim, router)
-    ident, hello = _recv(router)
+    pump(sim, router)
+    ident, hello = recv(router)
     assert hello["type"] == "hello"  # the host holds its welcome back; the game asks for the host's status
     rec = Recorder(c, "error_received")
     assert not sim.call_method(c, "request_status", [])
@@ -932,8 +781,8 @@ def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim, scripted)
     early = _starts_seen(router, 300)
     assert not early, f"sent to the new connection before its welcome: {early}"
     router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    _pump(sim, router)
-    assert _recv(router)[1]["resume"] == "s1"
+    pump(sim, router)
+    assert recv(router)[1]["resume"] == "s1"
 
 
 def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_start_refused_since(sim, scripted):
@@ -942,8 +791,8 @@ def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
     _session_started(sim, router, c)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a sketch that does not decode"})])
-    _pump(sim, router)
-    ident, refused = _recv(router)
+    pump(sim, router)
+    ident, refused = recv(router)
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": refused["req_id"], "code": "bad_prompt",
                                                  "message": "does not decode", "fatal": False})])
     sim.process(5)
@@ -985,8 +834,8 @@ def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(
     assert resume["resume"] == "s1"
     assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
     router.send_multipart([ident, _unknown_session(resume["req_id"])])
-    assert _run_until(sim, lambda: router.poll(0)), "no restart: a start that never went out stopped it"
-    fresh = _recv(router)[1]
+    assert run_until(sim, lambda: router.poll(0)), "no restart: a start that never went out stopped it"
+    fresh = recv(router)[1]
     assert fresh["type"] == "start" and fresh.get("resume") is None and fresh["text"] is None
 
 
@@ -996,8 +845,8 @@ def test_a_start_that_failed_to_send_after_the_games_start_does_not_restart_the_
     welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
     router, ident, resume = _restart_host(sim, router, port, welcome)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])  # after the resume went out
-    _pump(sim, router)
-    ident, game_start = _recv(router)
+    pump(sim, router)
+    ident, game_start = recv(router)
     assert game_start["text"] == "a desert"
     assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
     extra = _starts_after_the_resume_fails(sim, router, ident, resume)
@@ -1010,14 +859,14 @@ def test_a_start_refused_with_not_ready_is_repeated_though_a_later_start_failed_
     c = _ready(sim, router, port, welcome)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
     assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
-    _pump(sim, router)
-    ident, start = _recv(router)
+    pump(sim, router)
+    ident, start = recv(router)
     router.send_multipart([ident, _not_ready(start["req_id"])])
-    _pump(sim, router)
-    assert _recv(router)[1]["type"] == "hello"
+    pump(sim, router)
+    assert recv(router)[1]["type"] == "hello"
     router.send_multipart([ident, zmtp_raw.pack(welcome)])
-    assert _run_until(sim, lambda: router.poll(0)), "the cave the host refused was not asked for again"
-    again = _recv(router)[1]
+    assert run_until(sim, lambda: router.poll(0)), "the cave the host refused was not asked for again"
+    again = recv(router)[1]
     assert again["type"] == "start" and again["text"] == "a cave"
 
 
@@ -1028,7 +877,7 @@ def test_request_ids_name_sent_requests_only(sim, scripted):
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
     assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    _pump(sim, router)
+    pump(sim, router)
     ids = [m["req_id"] for m in _starts_seen(router)]
     assert ids == [ids[0], ids[0] + 1], f"a start that never went out took a request id: {ids}"
 
@@ -1038,14 +887,14 @@ def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, script
     c = _ready(sim, router, port)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"jump": 1}})])  # before the first's session
-    _pump(sim, router)
-    ident, first = _recv(router)
-    _, second = _recv(router)
-    router.send_multipart([ident, zmtp_raw.pack(_session_msg(first["req_id"], "s1"))])
-    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s1")
+    pump(sim, router)
+    ident, first = recv(router)
+    _, second = recv(router)
+    router.send_multipart([ident, zmtp_raw.pack(session_msg(first["req_id"], "s1"))])
+    assert run_until(sim, lambda: c.members["session"].get("session_id") == "s1")
     assert gdsim.to_py(c.members["action_map_sent"]) == {"dash": 1}, "s1 is checked against the newer start's map"
-    router.send_multipart([ident, zmtp_raw.pack(_session_msg(second["req_id"], "s2"))])
-    assert _run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+    router.send_multipart([ident, zmtp_raw.pack(session_msg(second["req_id"], "s2"))])
+    assert run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
     assert gdsim.to_py(c.members["action_map_sent"]) == {"jump": 1}
 
 
@@ -1058,8 +907,8 @@ def _start_then_change_exports(sim, router, port):
     viewport = gdsim.SubViewportModel(sim)  # has not rendered yet: the start goes without an image
     c = _ready(sim, router, port, _IMAGE_WELCOME, text_prompt="a cave", prompt_viewport=viewport)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"seed": 5})])
-    _pump(sim, router)
-    ident, sent = _recv(router)
+    pump(sim, router)
+    ident, sent = recv(router)
     assert (sent["text"], sent["image"], sent["seed"]) == ("a cave", None, 5)
     c.members["text_prompt"] = "a desert"
     viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
@@ -1078,11 +927,11 @@ def test_a_start_repeated_after_not_ready_is_the_start_as_sent_not_the_exports_c
     router, port = scripted
     ident, sent = _start_then_change_exports(sim, router, port)
     router.send_multipart([ident, _not_ready(sent["req_id"])])  # the host forgot this client
-    _pump(sim, router)
-    assert _recv(router)[1]["type"] == "hello"
+    pump(sim, router)
+    assert recv(router)[1]["type"] == "hello"
     router.send_multipart([ident, zmtp_raw.pack(_IMAGE_WELCOME)])
-    _pump(sim, router)
-    again = _recv(router)[1]
+    pump(sim, router)
+    again = recv(router)[1]
     assert again["type"] == "start" and again["req_id"] > sent["req_id"]
     assert (again["text"], again["image"], again["seed"]) == ("a cave", None, 5), f"not the start as sent: {again}"
 
@@ -1093,16 +942,16 @@ def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_ne
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
     _session_started(sim, router, c)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 3000})])
-    _pump(sim, router)
-    assert _recv(router)[1]["type"] == "start"  # it reached the host, which goes away before answering
+    pump(sim, router)
+    assert recv(router)[1]["type"] == "start"  # it reached the host, which goes away before answering
     rec = Recorder(c, "error_received")
     small = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
     router = _drop(sim, router, port, c)
-    _pump(sim, router)
-    ident, hello = _recv(router)
+    pump(sim, router)
+    ident, hello = recv(router)
     assert hello["type"] == "hello"
     router.send_multipart([ident, zmtp_raw.pack(small)])  # this host takes no 3000-byte start
-    assert _run_until(sim, lambda: c.members["link"] == 3)
+    assert run_until(sim, lambda: c.members["link"] == 3)
     sim.process(5)
     assert not _starts_seen(router, 300)
     assert "goes again on the next reconnect" in rec["error_received"][-1][1], rec["error_received"]
@@ -1113,21 +962,21 @@ def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_ne
 def _nothing_but_hello_after_connect(sim, router, c, address: str) -> list[dict]:
     """Connects client `c` to the scripted host at `address`, welcomes it; returns what it sends after the welcome."""
     assert sim.call_method(c, "connect_to_host", [address]) == 0
-    _pump(sim, router)
-    ident, hello = _recv(router)
+    pump(sim, router)
+    ident, hello = recv(router)
     assert hello["type"] == "hello"
     router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    assert _run_until(sim, lambda: c.members["link"] == 3)
-    _run_until(sim, lambda: router.poll(0), timeout=0.5)
+    assert run_until(sim, lambda: c.members["link"] == 3)
+    run_until(sim, lambda: router.poll(0), timeout=0.5)
     return _starts_seen(router, ms=50)
 
 
 def test_a_start_queued_offline_is_forgotten_at_disconnect(sim, scripted):
     """start_session() while unable to reach the host, then disconnect_from_host(): the next connect only connects."""
     router, port = scripted
-    gone, gone_port = _router()
+    gone, gone_port = scripted_router()
     gone.close()  # nothing listens there: the client keeps reconnecting
-    c = _client(sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
+    c = new_client(sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
     sim.add_to_root(c)
     assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
     sim.call_method(c, "disconnect_from_host", [])
@@ -1143,17 +992,15 @@ def test_a_start_retried_without_its_refused_prompt_emits_no_error(sim, scripted
     c = _ready(sim, router, port, text_prompt="an exported prompt")
     rec = Recorder(c, "error_received", "capability_refused")
     assert sim.call_method(c, "start_session", [])
-    _pump(sim, router)
-    ident, start = _recv(router)
+    pump(sim, router)
+    ident, start = recv(router)
     assert start["text"] == "an exported prompt"
-    router.send_multipart([ident, zmtp_raw.pack({
-        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": "text_prompt",
-        "fatal": False, "message": "this backend takes no text prompts"})])
-    _pump(sim, router)
-    _, again = _recv(router)
+    refuse_prompt(router, ident, start, "text_prompt")
+    pump(sim, router)
+    _, again = recv(router)
     assert (again["type"], again["text"]) == ("start", None)
-    router.send_multipart([ident, zmtp_raw.pack(_session_msg(again["req_id"]))])
-    assert _run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    router.send_multipart([ident, zmtp_raw.pack(session_msg(again["req_id"]))])
+    assert run_until(sim, lambda: c.members["link"] == IN_SESSION)
     assert rec["error_received"] == [] and rec["capability_refused"] == [], rec
     assert "text prompt" in sim.call_method(c, "dropped_note", [])
 
@@ -1164,14 +1011,12 @@ def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(sim
     c = _ready(sim, router, port, text_prompt="an exported prompt")
     rec = Recorder(c, "capability_refused")
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    _pump(sim, router)
-    ident, start = _recv(router)
+    pump(sim, router)
+    ident, start = recv(router)
     assert (start["type"], start["text"]) == ("start", "a desert")
-    router.send_multipart([ident, zmtp_raw.pack({
-        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": "text_prompt",
-        "fatal": False, "message": "this backend takes no text prompts"})])
-    assert _run_until(sim, lambda: rec["capability_refused"])
-    _run_until(sim, lambda: router.poll(0), timeout=0.5)
+    refuse_prompt(router, ident, start, "text_prompt")
+    assert run_until(sim, lambda: rec["capability_refused"])
+    run_until(sim, lambda: router.poll(0), timeout=0.5)
     sent = _starts_seen(router, ms=50)
     assert sent == [], f"the refused start went again: {sent}"
     assert c.members["link"] == 3 and list(c.members["dropped_prompts"]) == []
@@ -1273,8 +1118,8 @@ def test_world_input_switched_to_disabled_while_a_key_is_held_sends_the_idle_act
 
 def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
     """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
-    c = _client(sim, "tcp://127.0.0.1:1", mode="step")
-    view = _node(sim, VIEW, client=c)
+    c = new_client(sim, "tcp://127.0.0.1:1", mode="step")
+    view = new_node(sim, VIEW, client=c)
     sim.add_to_root(c)
     sim.add_to_root(view)
     sim.process(3)
@@ -1297,10 +1142,10 @@ def _view_with_a_frame(sim, scripted):
     """A step session s1 with the scripted (sandbox) host and a WorldView showing its first frame: (client, view, peer)."""
     router, _ = scripted
     c, _, ident = _scripted_session(sim, scripted, "step")
-    view = _node(sim, VIEW, client=c)
+    view = new_node(sim, VIEW, client=c)
     sim.add_to_root(view)
     router.send_multipart([ident, _frame_msg(0, []), b"\0" * 12])
-    assert _run_until(sim, lambda: view.members["frames_shown"] == 1)
+    assert run_until(sim, lambda: view.members["frames_shown"] == 1)
     assert _badge(view)[1] == ORANGE and view.native.texture is not None
     return c, view, ident
 
@@ -1316,7 +1161,7 @@ def test_view_on_a_new_or_closed_connection_blanks_the_frame_and_names_no_backen
     """Another host may run another backend: the old frame and its orange label stayed after connect_to_host() (Unity
     blanks the frame and goes white on a connection change)."""
     c, view, _ = _view_with_a_frame(sim, scripted)
-    _, other_port = _router()
+    _, other_port = scripted_router()
     sim.call_method(c, change, [f"tcp://127.0.0.1:{other_port}"] if change == "connect_to_host" else [])
     sim.process()
     assert _blank(sim, view), "the old host's frame is still shown"
@@ -1327,7 +1172,7 @@ def test_connect_to_host_over_a_live_connection_emits_connection_changed_once(si
     """It fired twice (once from the disconnect_from_host() inside connect_to_host(), once itself)."""
     c, _, _ = _scripted_session(sim, scripted, "step")
     rec = Recorder(c, "connection_changed")
-    _, other_port = _router()
+    _, other_port = scripted_router()
     sim.call_method(c, "connect_to_host", [f"tcp://127.0.0.1:{other_port}"])
     assert len(rec["connection_changed"]) == 1
     sim.call_method(c, "disconnect_from_host", [])
@@ -1338,7 +1183,7 @@ def test_connect_to_host_over_a_live_connection_emits_connection_changed_once(si
 def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(sim, scripted):
     """The old client's frame stayed, badged "<old backend> (last frame): <new client's status>" in the old colour."""
     c, view, _ = _view_with_a_frame(sim, scripted)
-    other = _client(sim, "tcp://127.0.0.1:1", mode="step")
+    other = new_client(sim, "tcp://127.0.0.1:1", mode="step")
     sim.add_to_root(other)
     sim.process()
     sim.call_method(view, "set_client", [other])
@@ -1354,9 +1199,9 @@ def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(sim, s
     sim.call_method(c.members["_socket"], "_fail", ["simulated network drop"])
     text, color = _badge(view)
     assert text.endswith("(last frame): " + c.members["status_text"]) and color == ORANGE, text
-    ident, resume = _greet_and_start(sim, router)
+    ident, resume = greet_and_start(sim, router)
     assert resume["resume"] == "s1"
-    _answer(sim, router, c, ident, resume, resumed=True)
+    answer_start(sim, router, c, ident, resume, resumed=True)
     assert not _blank(sim, view), "a resumed world lost its frame"
     assert sim.call_method(c, "start_session", [])
     _session_started(sim, router, c, sid="s2")
@@ -1370,7 +1215,7 @@ def test_view_says_an_ended_session_ended_in_white_over_its_last_frame(sim, scri
     c, view, ident = _view_with_a_frame(sim, scripted)
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "backend_error",
                                                  "message": "the world crashed", "fatal": True})])
-    assert _run_until(sim, lambda: c.members["link"] != IN_SESSION)
+    assert run_until(sim, lambda: c.members["link"] != IN_SESSION)
     assert _badge(view) == ("session ended: the world crashed", WHITE)
     assert not _blank(sim, view), "the last frame stays in view"
 
@@ -1378,9 +1223,9 @@ def test_view_says_an_ended_session_ended_in_white_over_its_last_frame(sim, scri
 def test_a_start_queued_while_connecting_goes_to_the_host_connect_to_host_switches_to(sim, scripted):
     """start_session(opts) then connect_to_host(addr) while a first connect is pending: the world goes to the new host."""
     router, port = scripted
-    gone, gone_port = _router()
+    gone, gone_port = scripted_router()
     gone.close()  # nothing listens there: the first connect stays pending
-    c = _client(sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
+    c = new_client(sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
     sim.add_to_root(c)
     sim.process(2)
     assert c.members["link"] != 0, "the first connect is no longer pending"
@@ -1392,8 +1237,8 @@ def test_a_start_queued_while_connecting_goes_to_the_host_connect_to_host_switch
 def test_a_start_sent_to_the_host_left_does_not_go_to_the_next(sim, scripted):
     """A start that went out belongs to the host it went to: connect_to_host() elsewhere only connects."""
     router, port = scripted
-    old, old_port = _router()
-    c = _client(sim, f"tcp://127.0.0.1:{old_port}", auto_start=False)
+    old, old_port = scripted_router()
+    c = new_client(sim, f"tcp://127.0.0.1:{old_port}", auto_start=False)
     sim.add_to_root(c)
     assert _nothing_but_hello_after_connect(sim, old, c, f"tcp://127.0.0.1:{old_port}") == []
     assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])

@@ -6,31 +6,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 GODOT = ROOT / "godot_addon"
 sys.path.insert(0, str(GODOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
-import zmtp_raw  # noqa: E402
-from test_godot_client import (  # noqa: E402,F401
-    Recorder, _answer, _demo_blockout_png, _greet_and_start, _recv, _router, _run_until, host, sim)
+from godot_helpers import (  # noqa: E402
+    Recorder, answer_start, demo_blockout_png, greet_and_start, recv, refuse_typed_events, run_until, scripted_router)
 
 from bridge.host import server  # noqa: E402
 
-IN_SESSION = 4
 BUTTONS = ("PromptButton", "LevelButton", "SnowButton", "NightButton", "PasteButton")
-
-
-@pytest.fixture(scope="module")
-def micro_world(tmp_path_factory):
-    from test_prompts_helpers import save_micro_world
-
-    torch.set_num_threads(1)
-    return save_micro_world(tmp_path_factory.mktemp("godot_demo") / "world")
 
 
 def _demo(sim, address: str, backend: str = "default"):
@@ -38,7 +25,7 @@ def _demo(sim, address: str, backend: str = "default"):
     demo = gdsim.instance_scene(sim, "res://demo/demo.tscn")
     client = demo.native.get_node("Client")
     client.members["endpoint"], client.members["backend"] = address, backend
-    png = gdsim.PackedByteArray(_demo_blockout_png())
+    png = gdsim.PackedByteArray(demo_blockout_png())
     level = demo.native.get_node("LevelViewport")
     level.rendered = gdsim.ImageModel(sim)
     assert level.rendered.load_png_from_buffer(png) == 0
@@ -52,7 +39,7 @@ def _greyed(demo) -> set[str]:
 
 def test_demo_plays_the_sandbox_with_only_paste_greyed(sim, host):
     demo, client = _demo(sim, host.address, "sandbox")
-    assert _run_until(sim, lambda: client.members["frames_received"] >= 1)
+    assert run_until(sim, lambda: client.members["frames_received"] >= 1)
     assert _greyed(demo) == {"PasteButton"}
     caps = demo.native.get_node("HUD/Layout/CapsLabel").text
     assert caps.startswith("can: text prompts, sketches, events") and caps.endswith("cannot: image prompts, pasting objects")
@@ -66,7 +53,7 @@ def test_demo_greys_every_button_the_world_model_session_cannot_use(sim, micro_w
         client = demo.native.get_node("Client")
         client.members.update(endpoint=h.address, backend="world_model", text_prompt="", prompt_viewport=None)
         sim.add_to_root(demo)
-        assert _run_until(sim, lambda: client.members["frames_received"] >= 1)
+        assert run_until(sim, lambda: client.members["frames_received"] >= 1)
         assert _greyed(demo) == {"PromptButton", "LevelButton", "SnowButton", "NightButton"}
         assert not demo.members["prompt_edit"].editable, "Enter in the prompt box would send a refused text prompt"
         sim.call_method(client, "disconnect_from_host", [])
@@ -79,7 +66,7 @@ def test_demo_starts_a_world_without_the_prompts_its_backend_refuses_and_says_so
     with server.run_host_in_thread(str(micro_world)) as h:
         demo, client = _demo(sim, h.address, "world_model")
         rec = Recorder(client, "capability_refused", "session_started")
-        assert _run_until(sim, lambda: client.members["frames_received"] >= 1), client.members["status_text"]
+        assert run_until(sim, lambda: client.members["frames_received"] >= 1), client.members["status_text"]
         assert rec["capability_refused"] == [], "a refusal the client retried was reported as an error"
         assert "PromptButton" in _greyed(demo)
         assert len(rec["session_started"]) == 1 and list(client.members["dropped_prompts"]) == ["text", "sketch"]
@@ -91,21 +78,19 @@ def test_demo_starts_a_world_without_the_prompts_its_backend_refuses_and_says_so
 
 def test_demo_fires_free_text_when_the_host_refused_typed_events(sim):
     """A session offering typed and free-text events whose host refused typed ones: Snow goes as free text."""
-    router, port = _router()
+    router, port = scripted_router()
     try:
         demo, client = _demo(sim, f"tcp://127.0.0.1:{port}")
-        ident, start = _greet_and_start(sim, router)
-        _answer(sim, router, client, ident, start, capabilities=["events", "text_events"],
+        ident, start = greet_and_start(sim, router)
+        answer_start(sim, router, client, ident, start, capabilities=["events", "text_events"],
                 event_types=["weather_snow"])
-        refusal = {"type": "error", "req_id": 99, "code": "unsupported", "capability": "events", "fatal": False,
-                   "message": "this backend takes no typed events (session.capabilities lack events)"}
-        router.send_multipart([ident, zmtp_raw.pack(refusal)])
-        assert _run_until(sim, lambda: "SnowButton" not in _greyed(demo) and client.members["refused_capabilities"])
+        refuse_typed_events(router, ident)
+        assert run_until(sim, lambda: "SnowButton" not in _greyed(demo) and client.members["refused_capabilities"])
         while router.poll(100):
-            _recv(router)  # the demo's WorldInput sends its idle input
+            recv(router)  # the demo's WorldInput sends its idle input
         sim.call_method(demo, "_fire", ["snow"])
-        assert _run_until(sim, lambda: router.poll(0))
-        event = _recv(router)[1]
+        assert run_until(sim, lambda: router.poll(0))
+        event = recv(router)[1]
         assert (event["type"], event.get("event_type"), event.get("text")) == ("event", None, "it begins to snow")
     finally:
         router.close()

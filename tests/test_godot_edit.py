@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import zmq
 from PIL import Image
 
@@ -23,13 +22,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
-from test_godot_client import (CLIENT, SCRIPTED_WELCOME, VIEW, Recorder, _client, _pump, _recv,  # noqa: E402
-                               _run_until, _send_unread, _session_msg)
+from godot_helpers import (  # noqa: E402
+    CLIENT, IN_SESSION, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, new_client, pump, recv, refuse_prompt,
+    refuse_typed_events, run_until, send_unread, session_msg)
 
 from bridge.host import server  # noqa: E402
 
 DEMO = "res://demo/demo.gd"
-READY, IN_SESSION = 3, 4
+READY = 3
 ALL_CAPS = ["text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit"]
 STRETCH = dict(SCALE=0, TILE=1, KEEP=2, KEEP_CENTERED=3, KEEP_ASPECT=4, KEEP_ASPECT_CENTERED=5,
                KEEP_ASPECT_COVERED=6)
@@ -98,7 +98,7 @@ def _frame(index: int, epoch: int, events=(), value: int = 0) -> list[bytes]:
     return [zmtp_raw.pack(header), bytes([value]) * 48]
 
 
-def _recv(sock, timeout_ms=20000):
+def recv(sock, timeout_ms=20000):
     assert sock.poll(timeout_ms), "the client sent nothing"
     ident, data = sock.recv_multipart()
     return ident, zmtp_raw.unpack(data)
@@ -107,23 +107,23 @@ def _recv(sock, timeout_ms=20000):
 def _greet(sim, c, sock, welcome, session):
     """hello -> welcome -> start -> session -> frame 0; returns the client's routing id."""
     sim.add_to_root(c)
-    assert _run_until(sim, lambda: sock.poll(0))
-    ident, hello = _recv(sock)
+    assert run_until(sim, lambda: sock.poll(0))
+    ident, hello = recv(sock)
     assert hello["type"] == "hello" and hello["protocol_minor"] == 3
     sock.send_multipart([ident, zmtp_raw.pack(welcome)])
-    assert _run_until(sim, lambda: c.members["link"] == READY)
+    assert run_until(sim, lambda: c.members["link"] == READY)
     assert sim.call_method(c, "start_session", [gdsim.to_gd({})])
-    assert _run_until(sim, lambda: sock.poll(0))
-    assert _recv(sock)[1]["type"] == "start"
+    assert run_until(sim, lambda: sock.poll(0))
+    assert recv(sock)[1]["type"] == "start"
     sock.send_multipart([ident, zmtp_raw.pack(session)])
     sock.send_multipart([ident, *_frame(0, 0)])
-    assert _run_until(sim, lambda: c.members["frames_received"] == 1)
+    assert run_until(sim, lambda: c.members["frames_received"] == 1)
     return ident
 
 
 def test_capabilities_edit_and_event_cfg_against_a_scripted_1_1_host(sim, router):
     sock, endpoint = router
-    c = _client(sim, endpoint, auto_start=False, mode="step")
+    c = new_client(sim, endpoint, auto_start=False, mode="step")
     rec = Recorder(c, "capabilities_changed", "edit_applied", "frame_received", "event_applied", "error_received")
     ident = _greet(sim, c, sock, WELCOME_1_1, _session(capabilities=["image_prompt", "edit"]))
     # welcome: everything the host offers; session: only what this backend can do
@@ -134,7 +134,7 @@ def test_capabilities_edit_and_event_cfg_against_a_scripted_1_1_host(sim, router
 
     sprite = _sprite()
     assert sim.call_method(c, "edit", [_image(sim, sprite), -3, 5])
-    ident, edit = _recv(sock)
+    ident, edit = recv(sock)
     assert list(edit) == ["type", "req_id", "layer", "x", "y"] and (edit["x"], edit["y"]) == (-3, 5)
     layer = Image.open(io.BytesIO(edit["layer"]))
     assert layer.format == "PNG" and layer.mode == "RGBA" and np.array_equal(np.asarray(layer), sprite)
@@ -144,7 +144,7 @@ def test_capabilities_edit_and_event_cfg_against_a_scripted_1_1_host(sim, router
                                                "epoch": 1, "frame_index": 0})])
     sock.send_multipart([ident, *_frame(0, 0, value=1)])
     sock.send_multipart([ident, *_frame(0, 1, ["edit"], value=2)])
-    assert _run_until(sim, lambda: len(rec["frame_received"]) == 2)
+    assert run_until(sim, lambda: len(rec["frame_received"]) == 2)
     assert rec["edit_applied"] == [(1, 0)]
     header, pixels = rec["frame_received"][-1]
     assert header["epoch"] == 1 and header["events"] == ["edit"] and pixels[0] == 2
@@ -152,11 +152,11 @@ def test_capabilities_edit_and_event_cfg_against_a_scripted_1_1_host(sim, router
 
     sock.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": 9, "code": "unsupported",
                                                "message": "cannot edit", "fatal": False})])
-    assert _run_until(sim, lambda: rec["error_received"])
+    assert run_until(sim, lambda: rec["error_received"])
     assert rec["error_received"] == [("unsupported", "cannot edit", False)] and c.members["link"] == IN_SESSION
 
     assert sim.call_method(c, "change_settings", [gdsim.to_gd({"event_cfg": 2})])
-    ident, settings = _recv(sock)
+    ident, settings = recv(sock)
     assert settings == {"type": "settings", "req_id": settings["req_id"], "event_cfg": 2.0}
     raw = zmtp_raw.pack(settings)
     assert b"\xa9event_cfg\xcb" in raw  # an int given by the caller still goes out as float64
@@ -169,7 +169,7 @@ def test_a_1_0_host_allows_everything_but_edit_and_edit_is_refused_locally(sim, 
     sock, endpoint = router
     welcome = dict(WELCOME_1_1, protocol_minor=0,
                    capabilities=["realtime", "step", "events", "text_prompt", "image_prompt", "branch"])
-    c = _client(sim, endpoint, auto_start=False, mode="step")
+    c = new_client(sim, endpoint, auto_start=False, mode="step")
     rec = Recorder(c, "error_received", "capability_refused")
     _greet(sim, c, sock, welcome, _session())  # a 1.0 session has no `capabilities`
     assert gdsim.to_py(c.members["capabilities"]) == ["text_prompt", "image_prompt", "events", "text_events"]
@@ -187,7 +187,7 @@ def test_a_prompt_viewport_kind_the_host_lacks_comes_as_capability_refused(sim, 
     """The addon drops a sketch the host cannot take and says so through capability_refused, as a host refusal."""
     sock, endpoint = router
     welcome = dict(WELCOME_1_1, capabilities=["realtime", "step", "text_prompt", "image_prompt"])
-    c = _client(sim, endpoint, auto_start=False, mode="step")
+    c = new_client(sim, endpoint, auto_start=False, mode="step")
     viewport = gdsim.SubViewportModel(sim)
     viewport.rendered = _image(sim, _sprite())
     c.members.update(prompt_viewport=viewport, prompt_viewport_as="sketch")
@@ -203,36 +203,28 @@ def test_a_prompt_viewport_kind_the_host_lacks_comes_as_capability_refused(sim, 
 
 def test_sandbox_answers_edit_with_unsupported_and_frames_keep_coming(sim):
     with server.run_host_in_thread("sandbox") as host:
-        c = _client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
+        c = new_client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
         rec = Recorder(c, "error_received", "session_started", "capability_refused")
         sim.add_to_root(c)
-        assert _run_until(sim, lambda: c.members["frames_received"] >= 2, timeout=20)
+        assert run_until(sim, lambda: c.members["frames_received"] >= 2, timeout=20)
         session = rec["session_started"][0][0]
         assert "edit" not in session["capabilities"] and session["settings"]["event_cfg"] is None
         assert gdsim.to_py(c.members["capabilities"]) == session["capabilities"]
         assert not sim.call_method(c, "has_capability", ["edit"])
         assert sim.call_method(c, "edit", [_image(sim, _sprite()), 10, 10])  # sent: the host decides
-        assert _run_until(sim, lambda: rec["error_received"])
+        assert run_until(sim, lambda: rec["error_received"])
         code, message, fatal = rec["error_received"][0]
         assert code == "unsupported" and "sandbox" in message and not fatal
         assert rec["capability_refused"] == [("edit", message)]  # (1.3) error.capability, not the wording
         seen = c.members["frames_received"]
-        assert _run_until(sim, lambda: c.members["frames_received"] >= seen + 3, timeout=20)
+        assert run_until(sim, lambda: c.members["frames_received"] >= seen + 3, timeout=20)
         assert c.members["link"] == IN_SESSION and c.members["last_frame_header"]["epoch"] == 0
         sim.call_method(c, "disconnect_from_host", [])
 
 
-@pytest.fixture(scope="module")
-def micro_world(tmp_path_factory):
-    from test_prompts_helpers import save_micro_world
-
-    torch.set_num_threads(1)
-    return save_micro_world(tmp_path_factory.mktemp("godot") / "world")
-
-
 def test_world_model_edit_from_a_click_starts_a_new_epoch(sim, micro_world):
     with server.run_host_in_thread(str(micro_world)) as host:
-        c = _client(sim, host.address, mode="step")
+        c = new_client(sim, host.address, mode="step")
         view = sim.new(sim.script(VIEW))
         view.members["client"] = c
         view.native.size = gdsim.Vector2(256, 128)  # 64x64 frames, keep-aspect-centred: 128x128 at x=64
@@ -240,12 +232,12 @@ def test_world_model_edit_from_a_click_starts_a_new_epoch(sim, micro_world):
         clicks = Recorder(view, "frame_clicked")
         sim.add_to_root(c)
         sim.add_to_root(view)
-        assert _run_until(sim, lambda: view.members["frames_shown"] >= 1, timeout=30)
+        assert run_until(sim, lambda: view.members["frames_shown"] >= 1, timeout=30)
         session = rec["session_started"][0][0]
         assert session["backend_kind"] == "world_model" and "edit" in session["capabilities"]
         assert sim.call_method(c, "has_capability", ["edit"])
         sim.call_method(c, "send_input", [1])
-        assert _run_until(sim, lambda: len(rec["frame_received"]) == 2)
+        assert run_until(sim, lambda: len(rec["frame_received"]) == 2)
 
         # the player clicks the middle of the picture; the game pastes a coin centred there
         click = gdsim.InputEventMouseButtonModel(sim, position=gdsim.Vector2(128 + 0.5, 64 + 0.5))
@@ -253,17 +245,17 @@ def test_world_model_edit_from_a_click_starts_a_new_epoch(sim, micro_world):
         assert clicks["frame_clicked"] == [((32, 32), 1)]
         coin = sim.call_static(sim.script(DEMO), "coin_sprite", [8])
         assert sim.call_method(view, "paste_at_pixel", [coin, gdsim.Vector2i(32, 32)])
-        assert _run_until(sim, lambda: len(rec["frame_received"]) == 3)
+        assert run_until(sim, lambda: len(rec["frame_received"]) == 3)
         assert rec["edit_applied"] == [(1, 1)]
         header = rec["frame_received"][-1][0]
         assert (header["epoch"], header["index"], header["events"]) == (1, 1, ["edit"])
         assert view.members["frames_shown"] == 3 and rec["error_received"] == []
 
         sim.call_method(c, "send_input", [2])  # the world goes on from the edited frame
-        assert _run_until(sim, lambda: len(rec["frame_received"]) == 4)
+        assert run_until(sim, lambda: len(rec["frame_received"]) == 4)
         assert (rec["frame_received"][-1][0]["epoch"], rec["frame_received"][-1][0]["index"]) == (1, 2)
         assert sim.call_method(c, "change_settings", [gdsim.to_gd({"event_cfg": 2.0})])
-        assert _run_until(sim, lambda: rec["error_received"])  # this micro world has no event conditioning
+        assert run_until(sim, lambda: rec["error_received"])  # this micro world has no event conditioning
         assert rec["error_received"][0][0] == "bad_argument" and "event_cfg" in rec["error_received"][0][1]
         sim.call_method(c, "disconnect_from_host", [])
 
@@ -431,7 +423,7 @@ def test_dock_greys_out_what_the_backend_cannot_do_and_pastes_objects(dock_sim, 
         m["_backend"].select(1)  # sandbox
         m["_mode"].select(1)  # step
         assert gdsim.click(_find_button(dock, "Start"))
-        assert _run_until(sim, lambda: client.members["frames_received"] >= 1, timeout=20)
+        assert run_until(sim, lambda: client.members["frames_received"] >= 1, timeout=20)
         assert client.members["backend_kind"] == "sandbox"
         # the sandbox: text/sketch prompts and events, no image prompts, no pasting
         assert m["_image_button"].disabled and m["_image_button"].tooltip_text.endswith(
@@ -444,7 +436,7 @@ def test_dock_greys_out_what_the_backend_cannot_do_and_pastes_objects(dock_sim, 
 
         m["_backend"].select(2)  # world_model: the micro world takes image prompts and edits
         assert gdsim.click(_find_button(dock, "Start"))
-        assert _run_until(sim, lambda: client.members["backend_kind"] == "world_model"
+        assert run_until(sim, lambda: client.members["backend_kind"] == "world_model"
                           and client.members["last_frame_header"].get("session_id")
                           == client.members["session"]["session_id"], timeout=20)
         assert not m["_image_button"].disabled and not m["_image_button"].tooltip_text.endswith(")")
@@ -460,7 +452,7 @@ def test_dock_greys_out_what_the_backend_cannot_do_and_pastes_objects(dock_sim, 
         m["_object_size"].value = 8
         m["_paste_x"].value, m["_paste_y"].value = 10, 20
         assert gdsim.click(m["_paste_button"])
-        assert _run_until(sim, lambda: client.members["last_frame_header"]["epoch"] == 1)
+        assert run_until(sim, lambda: client.members["last_frame_header"]["epoch"] == 1)
         assert client.members["last_frame_header"]["events"] == ["edit"]
         assert m["_status"].text.startswith("pasted into frame 0")
 
@@ -469,7 +461,7 @@ def test_dock_greys_out_what_the_backend_cannot_do_and_pastes_objects(dock_sim, 
         click = gdsim.InputEventMouseButtonModel(sim, position=gdsim.Vector2(81.0, 61.0))
         sim.call_method(view, "_gui_input", [click])  # pixel (40, 30); the 8x4 layer is centred there
         assert (m["_paste_x"].value, m["_paste_y"].value) == (36.0, 28.0)
-        assert _run_until(sim, lambda: client.members["last_frame_header"]["epoch"] == 2)
+        assert run_until(sim, lambda: client.members["last_frame_header"]["epoch"] == 2)
         sim.call_method(client, "disconnect_from_host", [])
     assert m["_paste_button"].disabled and not m["_image_button"].disabled  # offline again
 
@@ -484,10 +476,10 @@ def test_dock_greys_out_a_prompt_kind_the_host_refused_until_the_backend_changes
         m["_endpoint"].text = host.address
         m["_backend"].select(1)  # sandbox, which takes no image prompts (its session would say so)
         assert gdsim.click(_find_button(dock, "Connect"))
-        assert _run_until(sim, lambda: client.members["link"] == READY)
+        assert run_until(sim, lambda: client.members["link"] == READY)
         assert not m["_image_button"].disabled  # the host takes images; this backend is not known yet
         m["_file_dialog"].native_signals["file_selected"].emit(str(tmp_path / "scene.png"))
-        assert _run_until(sim, lambda: rec["capability_refused"])
+        assert run_until(sim, lambda: rec["capability_refused"])
         code, message, fatal = rec["error_received"][-1]
         assert code == "bad_prompt" and not fatal and rec["capability_refused"] == [("image_prompt", message)]
         assert m["_image_button"].disabled and m["_image_button"].tooltip_text.endswith(
@@ -498,7 +490,7 @@ def test_dock_greys_out_a_prompt_kind_the_host_refused_until_the_backend_changes
         assert not m["_image_button"].disabled and "greyed" not in m["_image_button"].tooltip_text
         m["_backend"].native_signals["item_selected"].emit(1)
         m["_file_dialog"].native_signals["file_selected"].emit(str(tmp_path / "scene.png"))
-        assert _run_until(sim, lambda: len(rec["capability_refused"]) == 2)
+        assert run_until(sim, lambda: len(rec["capability_refused"]) == 2)
         assert m["_image_button"].disabled
         assert gdsim.click(_find_button(dock, "Disconnect"))
         assert not m["_image_button"].disabled  # offline: nothing is known of the next host
@@ -524,18 +516,26 @@ def _greet_dock(sim, dock, router) -> bytes:
     sock, address = router
     dock.members["_endpoint"].text = address
     assert gdsim.click(_find_button(dock, "Connect"))
-    _pump(sim, sock)
-    ident, _ = _recv(sock)
+    pump(sim, sock)
+    ident, _ = recv(sock)
     sock.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    assert _run_until(sim, lambda: dock.members["client"].members["link"] == READY)
+    assert run_until(sim, lambda: dock.members["client"].members["link"] == READY)
     return ident
 
 
 def _asked_to_start(sim, dock, sock) -> dict:
     """Clicks the dock's Start and returns the `start` request the scripted host receives."""
     assert gdsim.click(_find_button(dock, "Start"))
-    _pump(sim, sock)
-    return _recv(sock)[1]
+    pump(sim, sock)
+    return recv(sock)[1]
+
+
+def _dock_in_session(sim, dock, router, **session) -> bytes:
+    """Connect, welcome, Start and answer it (`session`: fields to change): the dock's client holds session s1."""
+    sock, _ = router
+    ident = _greet_dock(sim, dock, router)
+    answer_start(sim, sock, dock.members["client"], ident, _asked_to_start(sim, dock, sock), **session)
+    return ident
 
 
 def test_dock_status_button_says_why_nothing_was_asked_while_reconnecting(dock_sim, router):
@@ -544,7 +544,7 @@ def test_dock_status_button_says_why_nothing_was_asked_while_reconnecting(dock_s
     sock, _ = router
     _greet_dock(sim, dock, router)
     sock.close()  # the host goes away: the dock's client reconnects
-    assert _run_until(sim, lambda: "reconnecting" in m["_status"].text)
+    assert run_until(sim, lambda: "reconnecting" in m["_status"].text)
     m["_status"].text = ""
     assert gdsim.click(_find_button(dock, "Status"))
     assert "reconnecting" in m["_status"].text, f"the Status button said nothing: {m['_status'].text!r}"
@@ -558,20 +558,20 @@ def test_dock_shows_the_hosts_status_answer_as_unity_does(dock_sim, router):
     ident = _greet_dock(sim, dock, router)
     assert not m["_host_status"].visible, "a host line before any answer"
     assert gdsim.click(_find_button(dock, "Status"))
-    _pump(sim, sock)
-    (_, status), (_, ping) = _recv(sock), _recv(sock)
+    pump(sim, sock)
+    (_, status), (_, ping) = recv(sock), recv(sock)
     assert (status["type"], ping["type"]) == ("status", "ping")
     answer = {"type": "status", "req_id": status["req_id"], "sessions": 3, "session_id": None, "frame_index": None,
               "epoch": None, "mode": None, "fps_target": None, "fps_measured": None, "recording": False,
               "backend_kind": "sandbox", "backend_name": None}
     sock.send_multipart([ident, zmtp_raw.pack(answer)])  # no session of this peer's: fps is nil
-    assert _run_until(sim, lambda: m["_host_status"].visible)
+    assert run_until(sim, lambda: m["_host_status"].visible)
     assert m["_host_status"].text == "host: 3 session(s), 0.0 fps sent"
     sock.send_multipart([ident, zmtp_raw.pack(dict(answer, sessions=2, fps_measured=23.46))])
     time.sleep(0.05)
     sock.send_multipart([ident, zmtp_raw.pack({"type": "pong", "req_id": ping["req_id"],
                                                "client_ts": ping["client_ts"], "host_ts": 1.0})])
-    assert _run_until(sim, lambda: "round trip" in m["_host_status"].text)
+    assert run_until(sim, lambda: "round trip" in m["_host_status"].text)
     text = m["_host_status"].text
     assert text.startswith("host: 2 session(s), 23.5 fps sent  round trip "), text
     assert 40 <= int(text.split("round trip ")[1].removesuffix(" ms")) < 5000, text
@@ -585,10 +585,7 @@ def test_dock_shows_each_frames_numbers_under_the_preview_as_unity_does(dock_sim
     m = dock.members
     client = m["client"]
     sock, _ = router
-    ident = _greet_dock(sim, dock, router)
-    start = _asked_to_start(sim, dock, sock)
-    sock.send_multipart([ident, zmtp_raw.pack(_session_msg(start["req_id"]))])
-    assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
+    ident = _dock_in_session(sim, dock, router)
     assert not m["_frame_info"].visible, "frame numbers before any frame"
 
     def frame(index, **extra):
@@ -597,18 +594,18 @@ def test_dock_shows_each_frames_numbers_under_the_preview_as_unity_does(dock_sim
                   "width": 2, "height": 2}
         return [zmtp_raw.pack({**header, **extra}), b"\0" * 12]
 
-    _send_unread(client, sock, ident, frame(0), frame(1))  # one poll shows the newest and drops the other
+    send_unread(client, sock, ident, frame(0), frame(1))  # one poll shows the newest and drops the other
     sim.process()
     fps = client.members["fps_measured"]
     assert m["_frame_info"].visible
     assert m["_frame_info"].text == f"frame 1  epoch 0  model 12.5 ms  dropped 1  {fps:.1f} fps"
     assert sim.call_method(client, "send_input", ["right"])
-    _pump(sim, sock)
-    _, sent = _recv(sock)
+    pump(sim, sock)
+    _, sent = recv(sock)
     time.sleep(0.05)
     late = frame(2, client_ts=sent["client_ts"], seq=sent["seq"], timings={"model": 3})  # an integer is a number too
     sock.send_multipart([ident, *late])
-    assert _run_until(sim, lambda: m["_frame_info"].text.startswith("frame 2"))
+    assert run_until(sim, lambda: m["_frame_info"].text.startswith("frame 2"))
     text = m["_frame_info"].text
     assert text.startswith("frame 2  epoch 0  model 3.0 ms  latency ") and "  dropped 1  " in text, text
     assert int(text.split("latency ")[1].split(" ms")[0]) >= 40, text
@@ -630,30 +627,30 @@ def test_dock_starts_with_a_fixed_seed_branches_and_sets_the_sampler_as_unity_do
     assert start["seed"] == 7
     settings = {"steps": 4, "temperature": 1.0, "cfg": 1.0, "event_cfg": None, "fps": 24.0, "mode": "realtime",
                 "top_p": 0.9, "unmask": "random"}
-    sock.send_multipart([ident, zmtp_raw.pack(dict(_session_msg(start["req_id"]), settings=settings))])
-    assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
+    sock.send_multipart([ident, zmtp_raw.pack(dict(session_msg(start["req_id"]), settings=settings))])
+    assert run_until(sim, lambda: client.members["link"] == IN_SESSION)
     assert m["_sampler"].visible and m["_top_p"].value == pytest.approx(0.9) and m["_unmask"].selected == 1
     m["_top_p"].value = 0.5
     m["_unmask"].select(0)
     assert gdsim.click(_find_button(dock, "Apply"))
-    _pump(sim, sock)
-    _, sent = _recv(sock)
+    pump(sim, sock)
+    _, sent = recv(sock)
     assert (sent["type"], sent["top_p"], sent["unmask"]) == ("settings", 0.5, "confidence")
     m["_branch_frame"].value = 3
     assert gdsim.click(m["_branch_button"])
-    _pump(sim, sock)
-    _, sent = _recv(sock)
+    pump(sim, sock)
+    _, sent = recv(sock)
     assert (sent["type"], sent["frame"]) == ("branch", 3)
     assert gdsim.click(_find_button(dock, "Reset"))
-    _pump(sim, sock)
-    _, sent = _recv(sock)
+    pump(sim, sock)
+    _, sent = recv(sock)
     assert (sent["type"], sent.get("seed")) == ("reset", 7), "Reset keeps the fixed seed, as Unity's Reset world"
 
     m["_fixed_seed"].button_pressed = False
     start = _asked_to_start(sim, dock, sock)
     assert start["seed"] is None, "unticked, the host picks the seed"
-    sock.send_multipart([ident, zmtp_raw.pack(dict(_session_msg(start["req_id"], sid="s2")))])
-    assert _run_until(sim, lambda: client.members["session"].get("session_id") == "s2")
+    sock.send_multipart([ident, zmtp_raw.pack(dict(session_msg(start["req_id"], sid="s2")))])
+    assert run_until(sim, lambda: client.members["session"].get("session_id") == "s2")
     assert not m["_sampler"].visible, "the sampler shows for a backend without one"
 
 
@@ -678,19 +675,12 @@ def test_dock_connect_after_a_start_and_a_disconnect_only_connects(dock_sim):
     with server.run_host_in_thread("sandbox") as host:
         dock.members["_endpoint"].text = host.address
         assert gdsim.click(_find_button(dock, "Start"))
-        assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
+        assert run_until(sim, lambda: client.members["link"] == IN_SESSION)
         assert gdsim.click(_find_button(dock, "Disconnect"))
         assert gdsim.click(_find_button(dock, "Connect"))
-        assert _run_until(sim, lambda: client.members["link"] == READY)
-        assert not _run_until(sim, lambda: client.members["link"] == IN_SESSION, timeout=1.0), "Connect started a world"
+        assert run_until(sim, lambda: client.members["link"] == READY)
+        assert not run_until(sim, lambda: client.members["link"] == IN_SESSION, timeout=1.0), "Connect started a world"
         sim.call_method(client, "disconnect_from_host", [])
-
-
-def _refuse_prompt(sock, ident, start: dict, capability: str) -> None:
-    """The scripted host answers `start` with bad_prompt for `capability`, as a backend lacking that prompt kind."""
-    sock.send_multipart([ident, zmtp_raw.pack({
-        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": capability, "fatal": False,
-        "message": f"this backend takes no {capability.removesuffix('_prompt')} prompts"})])
 
 
 def test_dock_status_names_the_backend_and_the_prompt_its_start_left_out(dock_sim, router):
@@ -702,12 +692,12 @@ def test_dock_status_names_the_backend_and_the_prompt_its_start_left_out(dock_si
     m["_prompt"].text = "a snowy cave"
     start = _asked_to_start(sim, dock, sock)
     assert start["text"] == "a snowy cave"
-    _refuse_prompt(sock, ident, start, "text_prompt")
-    _pump(sim, sock)
-    _, again = _recv(sock)
+    refuse_prompt(sock, ident, start, "text_prompt")
+    pump(sim, sock)
+    _, again = recv(sock)
     assert (again["type"], again["text"]) == ("start", None)
-    sock.send_multipart([ident, zmtp_raw.pack(_session_msg(again["req_id"]))])
-    assert _run_until(sim, lambda: m["client"].members["link"] == IN_SESSION)
+    sock.send_multipart([ident, zmtp_raw.pack(session_msg(again["req_id"]))])
+    assert run_until(sim, lambda: m["client"].members["link"] == IN_SESSION)
     assert m["_status"].text == ("SANDBOX GAME (test backend, not the world model): scripted; "
                                  "started without the text prompt: this backend takes none")
 
@@ -716,26 +706,19 @@ def test_dock_fire_sends_no_typed_event_the_host_refused(dock_sim, router):
     """The events list greys out when the host refuses typed events but keeps its selection: Fire must not send it."""
     sim, dock = dock_sim
     m = dock.members
-    client = m["client"]
     sock, _ = router
-    ident = _greet_dock(sim, dock, router)
-    start = _asked_to_start(sim, dock, sock)
-    sock.send_multipart([ident, zmtp_raw.pack(dict(_session_msg(start["req_id"]), event_types=["weather_snow"],
-                                                   capabilities=["events", "text_events"]))])
-    assert _run_until(sim, lambda: client.members["link"] == IN_SESSION)
-    refusal = {"type": "error", "req_id": 99, "code": "unsupported", "capability": "events", "fatal": False,
-               "message": "this backend takes no typed events"}
-    sock.send_multipart([ident, zmtp_raw.pack(refusal)])
-    assert _run_until(sim, lambda: m["_events"].disabled)
+    ident = _dock_in_session(sim, dock, router, event_types=["weather_snow"], capabilities=["events", "text_events"])
+    refuse_typed_events(sock, ident)
+    assert run_until(sim, lambda: m["_events"].disabled)
     assert m["_events"].selected == 0 and not m["_fire_button"].disabled  # free text is still offered
     assert gdsim.click(m["_fire_button"])
     sim.process()
-    assert not sock.poll(300), f"Fire sent the refused typed event: {_recv(sock)[1]}"
+    assert not sock.poll(300), f"Fire sent the refused typed event: {recv(sock)[1]}"
     assert m["_status"].text.startswith("type the event in words"), m["_status"].text
     m["_event_text"].text = "make it snow"
     assert gdsim.click(m["_fire_button"])
-    _pump(sim, sock)
-    _, event = _recv(sock)
+    pump(sim, sock)
+    _, event = recv(sock)
     assert (event["type"], event.get("event_type"), event.get("text")) == ("event", None, "make it snow")
 
 
@@ -754,5 +737,5 @@ def test_dock_connect_after_an_offline_image_start_and_a_disconnect_only_connect
     assert client.members["link"] != 0 and client.members["_start_pending"]
     assert gdsim.click(_find_button(dock, "Disconnect"))
     _greet_dock(sim, dock, router)
-    _run_until(sim, lambda: sock.poll(0), timeout=0.5)
-    assert not sock.poll(50), f"Connect sent the start queued before Disconnect: {_recv(sock)[1]}"
+    run_until(sim, lambda: sock.poll(0), timeout=0.5)
+    assert not sock.poll(50), f"Connect sent the start queued before Disconnect: {recv(sock)[1]}"

@@ -911,15 +911,9 @@ class NodeModel(NativeObject):
             super().__setattr__(name, value)
             return
         nodes = [self.owner] + self.sim._walk(self.owner)
-        before = [(m.can_process(), m._mode() != self.PROCESS_MODE_DISABLED) for m in map(self.sim.native_of, nodes)]
+        before = self.sim.process_states(nodes)
         super().__setattr__(name, value)
-        for node, (could, was_on) in zip(nodes, before):
-            model = self.sim.native_of(node)
-            can, is_on = model.can_process(), model._mode() != self.PROCESS_MODE_DISABLED
-            if can != could:
-                model._notify(self.NOTIFICATION_UNPAUSED if can else self.NOTIFICATION_PAUSED)
-            if is_on != was_on:
-                model._notify(self.NOTIFICATION_ENABLED if is_on else self.NOTIFICATION_DISABLED)
+        self.sim.notify_process_changes(nodes, before)
 
     def _notify(self, what: int) -> None:
         """Object.notification: the script's _notification(what), if it has one."""
@@ -989,15 +983,13 @@ class SceneTreeModel(NativeObject):
     def __setattr__(self, name: str, value: Any) -> None:
         """SceneTree.set_pause: each node whose processing stops gets NOTIFICATION_PAUSED, each whose
         processing resumes NOTIFICATION_UNPAUSED, parents before children (Node::_propagate_pause_notification)."""
-        changed = name == "paused" and hasattr(self, "paused") and bool(value) != self.paused
-        super().__setattr__(name, value)
-        if not changed:
+        if name != "paused" or not hasattr(self, "paused") or bool(value) == self.paused:
+            super().__setattr__(name, value)
             return
-        for node in self.sim._walk(self.sim.root):
-            model = self.sim.native_of(node)
-            before, after = model.can_process(not value), model.can_process(bool(value))
-            if before != after:
-                model._notify(NodeModel.NOTIFICATION_UNPAUSED if after else NodeModel.NOTIFICATION_PAUSED)
+        nodes = self.sim._walk(self.sim.root)
+        before = self.sim.process_states(nodes)
+        super().__setattr__(name, value)
+        self.sim.notify_process_changes(nodes, before)
 
 
 class ControlModel(NodeModel):
@@ -1839,6 +1831,20 @@ class Sim:
             out.append(child)
             out += self._walk(child)
         return out
+
+    def process_states(self, nodes: list[Any]) -> list[tuple[bool, bool]]:
+        """Each node's (processes, not DISABLED), taken before a pause or mode change to compare after it."""
+        models = [self.native_of(n) for n in nodes]
+        return [(m.can_process(), m._mode() != NodeModel.PROCESS_MODE_DISABLED) for m in models]
+
+    def notify_process_changes(self, nodes: list[Any], before: list[tuple[bool, bool]]) -> None:
+        """The one pause/mode notification loop: PAUSED/UNPAUSED then DISABLED/ENABLED per node, parents first."""
+        for node, (could, was_on), (can, is_on) in zip(nodes, before, self.process_states(nodes)):
+            model = self.native_of(node)
+            if can != could:
+                model._notify(NodeModel.NOTIFICATION_UNPAUSED if can else NodeModel.NOTIFICATION_PAUSED)
+            if is_on != was_on:
+                model._notify(NodeModel.NOTIFICATION_ENABLED if is_on else NodeModel.NOTIFICATION_DISABLED)
 
     def add_to_root(self, node: Any) -> None:
         self.root.add_child(node)
