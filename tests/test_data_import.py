@@ -195,7 +195,7 @@ def test_a_few_sources_still_get_a_val_episode(tmp_path, monkeypatch):
 
 
 def test_the_fitted_split_always_leaves_both_a_val_and_a_train_seed():
-    from bridge.data.writer import fitted_val_fraction, split_for_seed
+    from bridge.data.writer import _seed_hash, fitted_val_fraction, split_for_seed
 
     rng = np.random.default_rng(0)
     for n in (2, 3, 5):
@@ -206,6 +206,9 @@ def test_the_fitted_split_always_leaves_both_a_val_and_a_train_seed():
                 assert "val" in splits and "train" in splits, (seeds, fraction, splits)
     assert fitted_val_fraction([7, 7], 0.05) == 0.05  # one distinct seed: nothing to split
     assert fitted_val_fraction([1, 2, 3], 0.0) == 0.0  # asked for no validation: none
+    lowest = sorted(_seed_hash(s) for s in (11, 12, 13))[:2]
+    asked = lowest[0] / 2  # puts no seed in val
+    assert fitted_val_fraction([11, 12, 13], asked) == sum(lowest) / 2  # moved halfway to the next seed, not doubled
 
 
 def test_two_similar_sources_are_not_both_held_out(tmp_path, monkeypatch):

@@ -1,6 +1,8 @@
 """Protocol 1.1 in the editor against real hosts: frame edits placed by clicking, per-session capabilities, event
 guidance. The world-model sessions serve untrained micro checkpoints (16x16 frames; plumbing, not quality)."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from editor_gui.layers import Layer, builtin_layer
 from editor_gui.main_window import MainWindow, StartOptions
 from editor_gui.session_store import PromptSpec
 from test_model_data import save_random_world
+from test_prompts_helpers import save_held_event_settings
 
 torch.set_num_threads(1)
 pytest.importorskip("pytestqt")
@@ -232,21 +235,28 @@ def test_a_1_0_host_leaves_every_tool_on_but_edits(qtbot, sandbox_host, monkeypa
 def held_event_host(tmp_path):
     """A micro world whose events each hold the cond slot 4 frames, so a second one waits for the first one's hold."""
     from bridge.host.backends import BackendSpec
-    from bridge.prompts.events import EventSettings, save_event_settings
 
     world = save_event_world(tmp_path / "world")
-    save_event_settings(world, EventSettings(encoder="hashing", hold=4, guidance=1.0,
-                                             captions={"weather_snow": "it snows", "night_falls": "night falls"}))
+    save_held_event_settings(world, {"weather_snow": "it snows", "night_falls": "night falls"})
     h = _host(BackendSpec("world_model", checkpoint=str(world)))
     yield h
     h.stop()
 
 
-def step_once(qtbot, w: MainWindow) -> None:
+def step_and_wait(qtbot, w: MainWindow) -> None:
     """Step mode: make one frame and wait for it on the live branch."""
     last = w.session.path(w.session.live)[-1].index
     w.send_action(0)
     qtbot.waitUntil(lambda: w.session.path(w.session.live)[-1].index == last + 1, timeout=20000)
+
+
+def queue_behind_held(qtbot, w: MainWindow, on_first_fired: Callable[[], object] = lambda: None) -> None:
+    """Step mode: snow fires on frame 1, then night falls is queued behind its hold while frame 2 is made without it."""
+    w.fire_event("weather_snow", None)
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    on_first_fired()
+    w.fire_event("night_falls", None)
+    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
 
 
 def test_events_sent_back_to_back_are_recorded_on_the_frames_that_show_them_and_a_rebuild_replays_them(
@@ -255,13 +265,13 @@ def test_events_sent_back_to_back_are_recorded_on_the_frames_that_show_them_and_
     model fires after the first one's 4 held frames, was recorded 4 frames early (and listed in the Events panel)."""
     w = open_window(qtbot, held_event_host.address, "world_model")
     w.timeline.record.setChecked(True)
-    step_once(qtbot, w)
+    step_and_wait(qtbot, w)
     for etype in ("weather_snow", "night_falls"):  # both accepted before the next frame, as in realtime play
         w.asked_events.append({"event_type": etype, "text": None})
         w.submit("event", event_type=etype, text=None)
     qtbot.waitUntil(lambda: len(w.pending_events) == 2, timeout=20000)
     for _ in range(6):
-        step_once(qtbot, w)
+        step_and_wait(qtbot, w)
     root = w.session.live
     shown = {r.index: (r.events, r.fired) for r in w.session.path(root) if r.events or r.fired}
     assert shown == {2: (["it snows"], [{"event_type": "weather_snow", "text": None}]),
@@ -280,17 +290,14 @@ def test_a_branch_taken_while_an_event_waits_its_turn_says_it_will_not_fire(qtbo
     """The host empties its event queue on a branch; the editor kept the event pending, so the next event's caption
     recorded it as fired, and the user was never told it was dropped."""
     w = open_window(qtbot, held_event_host.address, "world_model")
-    w.fire_event("weather_snow", None)  # step mode: makes frame 1, which it fires on
-    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
-    w.fire_event("night_falls", None)  # makes frame 2; waits for the snow's 4 frames
-    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    queue_behind_held(qtbot, w)
     assert len(w.pending_events) == 1
     w.branch_from(w.session.live, 2)
     qtbot.waitUntil(lambda: w.pending_fork is None, timeout=20000)
     assert not w.pending_events
     assert w.events_panel.status.text() == "Not fired (the world branched before their turn): night falls"
     for _ in range(5):
-        step_once(qtbot, w)
+        step_and_wait(qtbot, w)
     assert not any(r.events or r.fired for r in w.session.path(w.session.live) if r.index > 1)
 
 
@@ -298,14 +305,12 @@ def test_the_status_bar_says_an_event_is_queued_until_its_caption_shows_it_fired
     """The host's ok only queues an event (behind a held one it fires 4 frames later), yet the status bar said
     "Event: night falls" as if it had fired."""
     w = open_window(qtbot, held_event_host.address, "world_model")
-    w.fire_event("weather_snow", None)  # step mode: makes frame 1, which it fires on
-    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
-    assert w.statusBar().currentMessage() == "Event fired on frame 1: it snows"
-    w.fire_event("night_falls", None)  # makes frame 2 without it: it waits for the snow's 4 frames
-    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    fired = []
+    queue_behind_held(qtbot, w, lambda: fired.append(w.statusBar().currentMessage()))
+    assert fired == ["Event fired on frame 1: it snows"]
     assert w.statusBar().currentMessage() == "Event queued: night falls (it fires when its turn comes)"
     for _ in range(3):
-        step_once(qtbot, w)
+        step_and_wait(qtbot, w)
     assert w.statusBar().currentMessage() == "Event fired on frame 5: night falls"
 
 
@@ -313,14 +318,12 @@ def test_an_event_behind_a_held_one_is_listed_as_waiting_its_turn_until_it_fires
     """Step mode made one frame without an event queued behind a held one, and nothing said that it waited."""
     w = open_window(qtbot, held_event_host.address, "world_model")
     waiting = w.events_panel.waiting
-    w.fire_event("weather_snow", None)
-    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
-    assert waiting.count() == 0
-    w.fire_event("night_falls", None)  # makes frame 2 without it
-    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    listed = []
+    queue_behind_held(qtbot, w, lambda: listed.append(waiting.count()))
+    assert listed == [0]
     assert [waiting.item(i).text() for i in range(waiting.count())] == ["night falls: waiting its turn"]
     for _ in range(3):
-        step_once(qtbot, w)
+        step_and_wait(qtbot, w)
     assert waiting.count() == 0 and w.events_panel.log.item(0).text() == "frame 5: night falls"
 
 
@@ -376,10 +379,7 @@ def test_an_event_waiting_its_turn_when_a_latent_preview_runs_says_the_preview_d
     """A preview branches the host, which empties its event queue: the Events tab said the world branched, though the
     user only previewed."""
     w = open_window(qtbot, held_event_host.address, "world_model")
-    w.fire_event("weather_snow", None)
-    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
-    w.fire_event("night_falls", None)  # waits for the snow's 4 frames
-    qtbot.waitUntil(lambda: len(w.session.path(w.session.live)) == 3 and not w.asked_events, timeout=20000)
+    queue_behind_held(qtbot, w)
     w.explore(1)
     qtbot.waitUntil(lambda: w.busy is None, timeout=30000)
     assert not w.pending_events

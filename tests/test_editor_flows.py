@@ -1,11 +1,13 @@
 """Editor flows a level designer hits after the first world: viewing other worlds, opened sessions, refused events,
 keeping recordings, exports (the real window against a real sandbox host, offscreen)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_editor_gui import focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
-from editor_gui.session_store import FrameRecord, PromptSpec, Session
+from editor_gui.session_store import AUTOSAVE_ENV, FrameRecord, PromptSpec, Session
 
 pytest.importorskip("pytestqt")
 
@@ -525,21 +527,27 @@ def test_open_selects_the_backend_that_made_the_opened_world_or_says_it_is_not_s
     assert "New world starts a sandbox world" in message
 
 
-def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qtbot, host, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def autosave(tmp_path, monkeypatch) -> Path:
+    """The editor's autosave folder for one test (not made yet), so what it keeps lands in tmp_path."""
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv(AUTOSAVE_ENV, str(folder))
+    return folder
+
+
+def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qtbot, host, tmp_path, monkeypatch, capsys, autosave):
     import os
     import subprocess
 
     from editor_gui.main_window import AUTOSAVE_EVERY_MS
 
-    folder = tmp_path / "autosave"
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
     w = open_window(qtbot, host.address)
     assert w._autosave_timer.isActive() and w._autosave_timer.interval() == AUTOSAVE_EVERY_MS
     record_unsaved(qtbot, w)
     with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):  # what the timer does every 30 s
         pass
     assert w.autosave_now() is None  # nothing new recorded since: nothing is written again
-    (running,) = folder.glob("*-running-*.wbsession")
+    (running,) = autosave.glob("*-running-*.wbsession")
     recorded = {r.index for r in Session.load(running).recorded(0)}
     assert len(recorded) >= 5
 
@@ -549,11 +557,11 @@ def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qt
     running.rename(killed)
     capsys.readouterr()
     w2 = open_window(qtbot, host.address, autostart=False)  # the next start
-    (crashed,) = folder.glob("*-crashed-*.wbsession")
+    (crashed,) = autosave.glob("*-crashed-*.wbsession")
     assert str(crashed) in w2.statusBar().currentMessage() and "Open…" in w2.statusBar().currentMessage()
     assert str(crashed) in capsys.readouterr().err
     assert {r.index for r in Session.load(crashed).recorded(0)} == recorded  # the work is recoverable
-    assert not list(folder.glob("*-running-*.wbsession"))
+    assert not list(autosave.glob("*-running-*.wbsession"))
     w3 = open_window(qtbot, host.address, autostart=False)
     assert str(crashed) not in w3.statusBar().currentMessage()  # offered once
 
@@ -562,23 +570,21 @@ def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qt
     with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):
         pass
     w4 = open_window(qtbot, host.address, autostart=False)
-    assert len(list(folder.glob("*-running-*.wbsession"))) == 1 and "left its" not in w4.statusBar().currentMessage()
+    assert len(list(autosave.glob("*-running-*.wbsession"))) == 1 and "left its" not in w4.statusBar().currentMessage()
     assert w.close()  # a clean close keeps the work as before and leaves no running autosave
-    assert not list(folder.glob("*-running-*.wbsession")) and len(list(folder.glob("*-closed-*.wbsession"))) == 1
+    assert not list(autosave.glob("*-running-*.wbsession")) and len(list(autosave.glob("*-closed-*.wbsession"))) == 1
 
 
-def test_a_sketch_drawn_but_never_sent_is_kept_on_close_and_open_puts_it_back(qtbot, host, tmp_path, monkeypatch):
-    folder = tmp_path / "autosave"
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+def test_a_sketch_drawn_but_never_sent_is_kept_on_close_and_open_puts_it_back(qtbot, host, tmp_path, monkeypatch, autosave):
     w = open_window(qtbot, host.address, mode="step", autostart=False)
     qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
     assert w.close()  # the starting layout is nobody's drawing: nothing kept
-    assert not folder.exists()
+    assert not autosave.exists()
     w = open_window(qtbot, host.address, mode="step", autostart=False)
     w.prompt_panel.canvas.fill_rect((9, 6), (9, 12), "platform")
     drawn = w.prompt_panel.canvas.cells.copy()
     assert w.session is None and w.close()
-    (kept,) = folder.glob("*-closed-*.wbsession")
+    (kept,) = autosave.glob("*-closed-*.wbsession")
     (root,) = Session.load(kept).branches.values()
     assert root.name == "unsent sketch" and not root.frames
 
@@ -586,62 +592,54 @@ def test_a_sketch_drawn_but_never_sent_is_kept_on_close_and_open_puts_it_back(qt
     with qtbot.waitSignal(w2.load_from(kept).succeeded, timeout=10000):
         pass
     assert np.array_equal(w2.prompt_panel.canvas.cells, drawn) and w2.prompt_panel.use_sketch.isChecked()
-    assert w2.close() and len(list(folder.glob("*.wbsession"))) == 1  # the session holds it: not kept again
+    assert w2.close() and len(list(autosave.glob("*.wbsession"))) == 1  # the session holds it: not kept again
 
 
-def test_an_autosave_still_running_as_the_window_closes_leaves_no_running_file(qtbot, host, tmp_path, monkeypatch):
+def test_an_autosave_still_running_as_the_window_closes_leaves_no_running_file(qtbot, host, tmp_path, monkeypatch, autosave):
     """The close started the queued autosave, which wrote the whole session after the close removed the file when it
     outlived the close's wait: the next start reported a clean close as a crash."""
     from PySide6.QtCore import QThread
 
     from editor_gui.main_window import Job
 
-    folder = tmp_path / "autosave"
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w)
     job = w.autosave_now()  # queued for the next loop turn, which the close does not wait for
     monkeypatch.setattr(Job, "wait", lambda self, ms=0: False)  # the job outlives the close's wait
     assert w.close()
     assert QThread.wait(job, 10000)  # its callbacks never run: the application ends with its last window
-    assert not list(folder.glob("*-running-*.wbsession")) and len(list(folder.glob("*-closed-*.wbsession"))) == 1
+    assert not list(autosave.glob("*-running-*.wbsession")) and len(list(autosave.glob("*-closed-*.wbsession"))) == 1
 
 
 def test_save_and_open_remove_the_running_autosave_so_a_crash_soon_after_offers_no_copy(qtbot, host, tmp_path,
-                                                                                          monkeypatch):
+                                                                                          monkeypatch, autosave):
     """It went only on the next 30 s tick: a crash before it left a -crashed- copy of work already saved or kept."""
-    folder = tmp_path / "autosave"
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
     w = open_window(qtbot, host.address)
     for finish in (lambda: w.save_to(tmp_path / "saved.wbsession"), lambda: w.load_from(tmp_path / "saved.wbsession")):
         record_unsaved(qtbot, w, w._unsaved + 3)
         with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):
             pass
-        assert len(list(folder.glob("*-running-*.wbsession"))) == 1
+        assert len(list(autosave.glob("*-running-*.wbsession"))) == 1
         with qtbot.waitSignal(finish().succeeded, timeout=10000):
             pass
         qtbot.waitUntil(lambda: not w._unsaved, timeout=10000)
-        assert not list(folder.glob("*-running-*.wbsession"))
+        assert not list(autosave.glob("*-running-*.wbsession"))
 
 
-def test_every_autosave_crashed_editors_left_is_named_at_the_next_start(qtbot, host, tmp_path, monkeypatch):
-    folder = tmp_path / "autosave"
-    folder.mkdir()
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
+def test_every_autosave_crashed_editors_left_is_named_at_the_next_start(qtbot, host, tmp_path, monkeypatch, autosave):
+    autosave.mkdir()
     for name in ("20260101-000000-running-11.wbsession", "20260101-000001-running-12.wbsession"):
-        model_session(folder / name)
+        model_session(autosave / name)
     w = open_window(qtbot, host.address, autostart=False)
     message = w.statusBar().currentMessage()
     assert message.startswith("2 editors that ended without closing") and message.endswith("(File ▸ Open… them)")
-    assert all(str(folder / f"20260101-00000{i}-crashed-1{i + 1}.wbsession") in message for i in (0, 1))
+    assert all(str(autosave / f"20260101-00000{i}-crashed-1{i + 1}.wbsession") in message for i in (0, 1))
 
 
-def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtbot, host, tmp_path, monkeypatch):
+def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtbot, host, tmp_path, monkeypatch, autosave):
     """Each 30 s tick re-stacked and recompressed every recorded frame: seconds of a core per tick at 20,000 frames."""
     import time
 
-    folder = tmp_path / "autosave"
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
     real = Session.save
     monkeypatch.setattr(Session, "save", lambda self, path, going=lambda: True: (time.sleep(0.3), real(self, path, going))[1])  # a big session
     w = open_window(qtbot, host.address)
@@ -654,13 +652,11 @@ def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtb
     assert w._autosave_tick() is None and w.autosave_now() is not None  # an explicit autosave is not held back
 
 
-def test_two_windows_in_one_second_keep_their_own_autosaves(qtbot, host, tmp_path, monkeypatch):
+def test_two_windows_in_one_second_keep_their_own_autosaves(qtbot, host, tmp_path, monkeypatch, autosave):
     """Names were time to the second + PID: two windows of one process shared one running file and lock, and the
     second close overwrote the first one's kept work."""
     import editor_gui.main_window as mw
 
-    folder = tmp_path / "autosave"
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
     monkeypatch.setattr(mw.time, "strftime", lambda fmt, *a: "20260101-000000")  # everything within one second
     w1, w2 = open_window(qtbot, host.address), open_window(qtbot, host.address)
     record_unsaved(qtbot, w1, 3)
@@ -669,18 +665,17 @@ def test_two_windows_in_one_second_keep_their_own_autosaves(qtbot, host, tmp_pat
         with qtbot.waitSignal(w.autosave_now().succeeded, timeout=10000):
             pass
     assert w1._running != w2._running and w1._running_lock is not None and w2._running_lock is not None
-    assert len(list(folder.glob("*-running-*.wbsession"))) == 2
+    assert len(list(autosave.glob("*-running-*.wbsession"))) == 2
     frames = sorted(len(w.session.path(w.session.live)) for w in (w1, w2))
     assert w1.close()
-    assert [p.name for p in folder.glob("*-running-*.wbsession")] == [w2._running.name]  # w2's crash copy stays
+    assert [p.name for p in autosave.glob("*-running-*.wbsession")] == [w2._running.name]  # w2's crash copy stays
     assert w2.close()
-    kept = sorted(folder.glob("*-closed-*.wbsession"))
+    kept = sorted(autosave.glob("*-closed-*.wbsession"))
     assert len(kept) == 2 and sorted(len(Session.load(p).path(Session.load(p).live)) for p in kept) == frames
 
 
-def test_save_open_and_new_world_end_the_hold_a_long_autosave_put_on_the_next(qtbot, host, tmp_path, monkeypatch):
+def test_save_open_and_new_world_end_the_hold_a_long_autosave_put_on_the_next(qtbot, host, tmp_path, monkeypatch, autosave):
     """_autosave_due was never reset: one long autosave suspended the 30 s protection of a small session after it."""
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w)
     w._autosave_due = float("inf")  # the last autosave took very long
@@ -697,15 +692,13 @@ def test_save_open_and_new_world_end_the_hold_a_long_autosave_put_on_the_next(qt
 
 
 def test_closing_during_a_long_autosave_cancels_it_within_a_frame_and_it_leaves_nothing(qtbot, host, tmp_path,
-                                                                                        monkeypatch):
+                                                                                        monkeypatch, autosave):
     """The autosave's save could not stop: one longer than the close's 10 s wait outlived the window and Qt aborted the
     editor at exit (a QThread destroyed while running)."""
     import time
 
     from editor_gui import session_store
 
-    folder = tmp_path / "autosave"
-    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(folder))
     real = session_store._frames_npz
     monkeypatch.setattr(session_store, "_frames_npz",  # a big session: a second a frame
                         lambda recs, going: real(recs, lambda: (time.sleep(0.5), going())[1]))
@@ -717,4 +710,4 @@ def test_closing_during_a_long_autosave_cancels_it_within_a_frame_and_it_leaves_
     began = time.monotonic()
     assert w.close()
     assert job.isFinished() and time.monotonic() - began < 3  # it stopped within a frame, not after all 8
-    assert [p.name for p in folder.iterdir()] == [p.name for p in folder.glob("*-closed-*.wbsession")]  # no temp file
+    assert [p.name for p in autosave.iterdir()] == [p.name for p in autosave.glob("*-closed-*.wbsession")]  # no temp file

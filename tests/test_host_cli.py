@@ -28,16 +28,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env() -> dict[str, str]:
+    """The environment a `python -m bridge.cli` subprocess needs: this checkout importable, one CPU thread (2 cores)."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
 @contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen, int]]:
-    """`serve --backend sandbox` on a free loopback port; leaving the block SIGTERMs it, which must exit 0."""
+def serving(*args: str, backend: tuple[str, ...] = ("--backend", "sandbox"),
+            env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`serve` with `backend` on a free loopback port; leaving the block SIGTERMs it, which must exit 0."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--backend", "sandbox", "--bind",
-                             f"tcp://127.0.0.1:{port}", *args], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", *backend, "--bind", f"tcp://127.0.0.1:{port}",
+                             *args], stderr=subprocess.PIPE, text=True, env=env)
     try:
         yield proc, port
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+        assert proc.wait(20) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

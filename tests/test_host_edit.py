@@ -21,7 +21,7 @@ from bridge.host.replay import replay_recording
 from bridge.host.server import run_host_in_thread
 from bridge.model.world import load_world
 from bridge.prompts.edit import paste_layer
-from test_prompts_helpers import micro64_config, save_micro_world, solid_rgba
+from test_prompts_helpers import micro64_config, save_held_event_settings, save_micro_world, solid_rgba
 
 torch.set_num_threads(1)
 
@@ -304,11 +304,9 @@ def test_events_queued_back_to_back_each_hold_the_cond_slot_for_hold_frames(even
     import shutil
 
     from bridge.host.session import Session
-    from bridge.prompts.events import EventSettings, save_event_settings
 
     shutil.copytree(event_dir, tmp_path / "w")
-    save_event_settings(tmp_path / "w", EventSettings(encoder="hashing", hold=4, guidance=1.0,
-                                                      captions={"flood": "the water rises", "snow": "it snows"}))
+    save_held_event_settings(tmp_path / "w", {"flood": "the water rises", "snow": "it snows"})
     s = Session(load_world(tmp_path / "w", device="cpu"), mode="step")
     s.begin(Prompt(seed=3))
     s.queue_event("flood", None)

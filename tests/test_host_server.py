@@ -1047,6 +1047,16 @@ def test_reset_and_branch_drop_events_queued_for_the_old_timeline():
     assert s.step(0).event is None and not s.pending_events
 
 
+def test_a_host_drops_events_queued_before_a_branch_or_reset(host):
+    with WorldClient(host.address) as client:
+        client.start(mode="step", seed=1)
+        client.step(0)
+        for request in (lambda: client.branch(0), lambda: client.reset()):
+            client.event("weather_rain")
+            request()
+            assert not client.step(0).events, "the queued event fired after the timeline it was sent to ended"
+
+
 def test_a_branch_forgets_the_frames_after_it():
     from bridge.host.session import Session
 

@@ -39,6 +39,13 @@ def save_micro_world(out: Path, seed: int = 0, bank: int = 4, **dynamics) -> Pat
     return Path(out)
 
 
+def save_held_event_settings(world: Path, captions: dict[str, str]) -> None:
+    """Each of `world`'s events holds the cond slot 4 frames, so an event sent behind it waits its turn."""
+    from bridge.prompts.events import EventSettings, save_event_settings
+
+    save_event_settings(world, EventSettings(encoder="hashing", hold=4, guidance=1.0, captions=captions))
+
+
 def sandbox_dataset(episodes: int = 6, frames: int = 24) -> Path:
     """A captioned sandbox dataset with sketches and events in every episode (made once per test session)."""
     key = f"ds{episodes}x{frames}"

@@ -2,7 +2,6 @@
 latest state, leaves no temp files, and the same command resumes it."""
 
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -12,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from bridge.model.checkpoint import read_train_meta
+from test_host_cli import cli_env
 from test_model_data import trained_micro, write_square_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _steps(run: Path) -> list[int]:
     with open(run / "metrics.csv", newline="") as f:
@@ -24,8 +21,7 @@ def _steps(run: Path) -> list[int]:
 
 def _stop_after_progress(cmd: list[str], run: Path, beyond: int, sig: int) -> subprocess.CompletedProcess:
     """Start `cmd`, wait until its metrics pass step `beyond`, send `sig`, and return how it ended."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
     deadline = time.time() + 120
     try:
         while time.time() < deadline and p.poll() is None:
