@@ -90,7 +90,8 @@ def _refused(where: str, knobs: Iterable[str], reason: Exception | str) -> Value
 
 def _configure(backend: Any, knobs: dict, where: str) -> None:
     """Apply the recorded model knobs (checked by _check_settings) that are set; like the host, pass no other name.
-    Another backend than the recording's may refuse what that one took: said in one line naming `where` in the file."""
+    Another backend than the recording's may refuse what that one took: said in one line naming `where` in the file.
+    Not shared with Session._configure: that one re-applies settings its own backend already took, so checks none."""
     knobs = {k: knobs[k] for k in MODEL_KNOBS if knobs.get(k) is not None}
     if not knobs or not hasattr(backend, "configure"):
         return

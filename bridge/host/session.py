@@ -413,6 +413,7 @@ class Session:
                         edit={"layer": bytes(png), "x": int(x), "y": int(y)})
 
     def _configure(self, settings: dict) -> None:
+        """Re-apply settings this backend already took (replay's _configure checks another backend's, naming where)."""
         knobs = {k: v for k, v in settings.items() if k in MODEL_KNOBS and v is not None}
         backend_settings = getattr(self.backend, "settings", None)
         if knobs.get("event_cfg") == 1.0 and isinstance(backend_settings, dict) and "event_cfg" not in backend_settings:
