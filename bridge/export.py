@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bridge.backend import backend_label
-from bridge.files import fsync, make_folders, publish, remove_empty
+from bridge.files import Progress, fsync, make_folders, publish, remove_empty, tick
 
-Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
 KINDS = ("mp4", "gif", "frames", "actions")
 
 
@@ -38,10 +37,6 @@ def source_label(backends: Sequence[tuple[str, str]]) -> str:
     return "WorldBridge — " + (parts[0] if len(parts) == 1 else "SEVERAL BACKENDS: " + " + ".join(parts))
 
 
-class ExportCancelled(Exception):
-    """The user cancelled an export; nothing was written."""
-
-
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour upscaling: small world frames stay crisp in players and editors."""
     return image if scale == 1 else image.repeat(scale, axis=0).repeat(scale, axis=1)
@@ -55,12 +50,6 @@ def auto_scale(height: int, width: int, target: int = 384) -> int:
         if scale > 64:
             return max(1, round(target / max(height, width)))
     return scale
-
-
-def tick(progress: Progress | None, done: int, total: int) -> None:
-    """Report progress; a callback answering False cancels the export."""
-    if progress is not None and progress(done, total) is False:
-        raise ExportCancelled()
 
 
 def check_targets(targets: dict[str, Path], source: Path | None = None) -> None:

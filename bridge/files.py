@@ -5,10 +5,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
+
+
+class Cancelled(Exception):
+    """The user cancelled a long write (an export, a session save); nothing was written."""
+
+
+def tick(progress: Progress | None, done: int, total: int) -> None:
+    """Report progress; a callback answering False cancels the write."""
+    if progress is not None and progress(done, total) is False:
+        raise Cancelled()
 
 
 def umask() -> int:

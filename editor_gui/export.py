@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.export import ExportCancelled, Progress, auto_scale, export_frames, source_label, upscale  # noqa: F401 - the editor's API
+from bridge.export import auto_scale, export_frames, source_label, upscale  # noqa: F401 - the editor's API
+from bridge.files import Progress
 from bridge.files import atomic_write_json
 from editor_gui.session_store import FrameRecord
 

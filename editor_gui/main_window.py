@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from bridge.files import Cancelled
 from bridge.host.protocol import MODEL_KNOBS
 from editor_gui import export as exporting
 from editor_gui.capabilities import ALL, dropped_note, fit_prompt, host_can_edit, refused_prompt, unavailable
@@ -104,7 +105,7 @@ class Job(QThread):
     def run(self) -> None:
         try:
             self.succeeded.emit(self.fn(self._progress))
-        except exporting.ExportCancelled:
+        except Cancelled:
             self.errored.emit("cancelled; nothing was written")
         except Exception as e:  # noqa: BLE001 - shown to the user
             self.errored.emit(f"{e}")
@@ -1236,7 +1237,7 @@ class MainWindow(QMainWindow):
             """Cancelled by a close (which kept the work in its own autosave): nothing written, or nothing left.
             Returns how long it took."""
             began = time.monotonic()
-            snap.save(path, lambda: progress(0, 1))  # a cancelled one stops between frames and leaves nothing
+            snap.save(path, progress)  # a cancelled one stops between frames and leaves nothing
             if not progress(1, 1):  # the close removed the file before this one was published
                 path.unlink(missing_ok=True)
             return time.monotonic() - began

@@ -11,13 +11,11 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import IO
 
 import numpy as np
 
-from bridge.export import ExportCancelled
-from bridge.files import publish, temp_beside
+from bridge.files import Progress, publish, temp_beside, tick
 
 FORMAT = "worldbridge-editor-session"
 VERSION = 3  # 2: frames may carry a frame edit (an object layer pasted by `edit`); 3: and the sampling settings they
@@ -103,10 +101,10 @@ def recover_crashed() -> list[Path]:
     return found
 
 
-def _frames_npz(recs: list[FrameRecord], going: Callable[[], bool]) -> bytes:
+def _frames_npz(recs: list[FrameRecord], progress: Progress | None, done: int, total: int) -> bytes:
     """A branch's recorded frames as np.savez_compressed writes them (`index`, `images`), one frame at a time, so a
-    cancelled save stops between frames instead of after compressing thousands."""
-    images = [r.image for r in recs if r.image is not None]
+    cancelled save stops between frames instead of after compressing thousands; `done` of `total` came before."""
+    images = [r.image for r in recs]
     shape = images[0].shape
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -115,9 +113,8 @@ def _frames_npz(recs: list[FrameRecord], going: Callable[[], bool]) -> bytes:
         with zf.open("images.npy", "w", force_zip64=True) as f:
             np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
                                                      "fortran_order": False, "shape": (len(recs), *shape)})
-            for r, image in zip(recs, images):
-                if not going():
-                    raise ExportCancelled("cancelled; nothing was written")
+            for i, (r, image) in enumerate(zip(recs, images)):
+                tick(progress, done + i, total)
                 if image.shape != shape:
                     raise ValueError(f"frame {r.index} is {image.shape}, not {shape} like the branch's first frame: "
                                      "a branch's recorded frames must be one size")
@@ -310,9 +307,10 @@ class Session:
             "live": self.live, "branches": branches,
         }
 
-    def _files(self, going: Callable[[], bool]) -> dict[str, bytes]:
-        """Every file of the saved session, by relative path; ExportCancelled as soon as `going` says stop."""
+    def _files(self, progress: Progress | None) -> dict[str, bytes]:
+        """Every file of the saved session, by relative path; Cancelled as soon as `progress` says stop."""
         files = {"session.json": json.dumps(self._manifest(), indent=1).encode()}
+        done, total = 0, self.images_held()
         for b in self.branches.values():
             if b.prompt and b.prompt.image_png:
                 files[f"prompts/{b.id}_image.png"] = b.prompt.image_png
@@ -323,15 +321,16 @@ class Session:
                     files[f"edits/{b.id}_{r.index}_{k}.png"] = e["layer"]
             recs = [r for r in sorted(b.frames.values(), key=lambda r: r.index) if r.image is not None]
             if recs:
-                files[f"frames/branch_{b.id}.npz"] = _frames_npz(recs, going)
+                files[f"frames/branch_{b.id}.npz"] = _frames_npz(recs, progress, done, total)
+                done += len(recs)
         return files
 
-    def save(self, path: str | os.PathLike, going: Callable[[], bool] = lambda: True) -> Path:
+    def save(self, path: str | os.PathLike, progress: Progress | None = None) -> Path:
         """Write atomically: a `.wbsession` zip file, or a folder for any other name; never a half-written session.
-        `going` is asked between frames, so a cancelled save (ExportCancelled) stops within one and leaves nothing."""
+        `progress` is told before each frame, so a cancelled save (Cancelled) stops within one and leaves nothing."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        files = self._files(going)
+        files = self._files(progress)
         if path.suffix == FILE_SUFFIX:
             with temp_beside(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
                 for name, data in files.items():

@@ -641,7 +641,7 @@ def test_a_long_periodic_autosave_holds_the_next_back_ten_times_its_duration(qtb
     import time
 
     real = Session.save
-    monkeypatch.setattr(Session, "save", lambda self, path, going=lambda: True: (time.sleep(0.3), real(self, path, going))[1])  # a big session
+    monkeypatch.setattr(Session, "save", lambda self, path, progress=None: (time.sleep(0.3), real(self, path, progress))[1])  # a big session
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w)
     began = time.monotonic()
@@ -701,7 +701,7 @@ def test_closing_during_a_long_autosave_cancels_it_within_a_frame_and_it_leaves_
 
     real = session_store._frames_npz
     monkeypatch.setattr(session_store, "_frames_npz",  # a big session: a second a frame
-                        lambda recs, going: real(recs, lambda: (time.sleep(0.5), going())[1]))
+                        lambda recs, progress, done, total: real(recs, lambda d, t: (time.sleep(0.5), progress(d, t))[1], done, total))
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w, 8)
     job = w.autosave_now()

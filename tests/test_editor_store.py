@@ -10,6 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from bridge.files import Cancelled
 from editor_gui import export as exporting
 from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap
 from editor_gui.session_store import FrameRecord, PromptSpec, Session, SessionFileError
@@ -213,7 +214,7 @@ def test_exports_read_back(tmp_path):
 def test_export_cancel_and_empty(tmp_path):
     with pytest.raises(ValueError, match="record some frames"):
         exporting.export_mp4([], tmp_path / "x.mp4", 24.0)
-    with pytest.raises(exporting.ExportCancelled):
+    with pytest.raises(Cancelled):
         exporting.export_mp4([_img(i) for i in range(5)], tmp_path / "x.mp4", 24.0, 1, lambda d, t: d < 2)
     assert not any(tmp_path.iterdir()), "a cancelled export must leave nothing behind"
 
@@ -316,12 +317,10 @@ def test_a_lock_removed_between_open_and_flock_is_retaken_so_a_live_autosave_is_
 
 def test_a_cancelled_save_stops_between_frames_and_leaves_nothing(tmp_path):
     """A save could not stop once begun, so a close could only wait for an autosave of thousands of frames."""
-    from editor_gui.export import ExportCancelled
-
     s = _session()
     asked = []
-    with pytest.raises(ExportCancelled):
-        s.save(tmp_path / "a.wbsession", lambda: asked.append(1) or len(asked) < 2)
-    assert len(asked) == 2 and not list(tmp_path.iterdir())
+    with pytest.raises(Cancelled):
+        s.save(tmp_path / "a.wbsession", lambda done, total: asked.append((done, total)) or len(asked) < 2)
+    assert asked == [(0, s.images_held()), (1, s.images_held())] and not list(tmp_path.iterdir())
     loaded = Session.load(s.save(tmp_path / "a.wbsession"))  # saved frame by frame, it opens as before
     assert all(np.array_equal(a.image, b.image) for a, b in zip(loaded.path(0), s.path(0)))

@@ -27,13 +27,14 @@ def test_export_frames_refuses_an_empty_export_and_leaves_nothing(tmp_path):
 def test_a_failed_export_removes_the_folders_it_made_and_only_those(tmp_path):
     import numpy as np
 
-    from bridge.export import ExportCancelled, export_frames
+    from bridge.export import export_frames
+    from bridge.files import Cancelled
 
     (tmp_path / "kept").mkdir()  # there before the export: it stays
     targets = {"gif": tmp_path / "new" / "a" / "b.gif", "frames": tmp_path / "new" / "c" / "f",
                "mp4": tmp_path / "kept" / "sub" / "v.mp4"}
     frames = [np.full((16, 16, 3), i * 60, np.uint8) for i in range(3)]
-    with pytest.raises(ExportCancelled):  # was: new/a, new/c and kept/sub stayed behind, empty
+    with pytest.raises(Cancelled):  # was: new/a, new/c and kept/sub stayed behind, empty
         export_frames(frames, targets, 24.0, progress=lambda done, _: done < 2, label="WorldBridge — test")
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["kept"]
 
@@ -41,7 +42,7 @@ def test_a_failed_export_removes_the_folders_it_made_and_only_those(tmp_path):
         (tmp_path / "new" / "a" / "notes.txt").write_text("mine")
         return False
 
-    with pytest.raises(ExportCancelled):
+    with pytest.raises(Cancelled):
         export_frames(frames, targets, 24.0, progress=drop_a_file, label="WorldBridge — test")
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "kept", "new", "new/a", "new/a/notes.txt"]  # never removed with the file in it

@@ -16,7 +16,7 @@ from bridge.backend import Prompt, takes
 from bridge.host.pixels import decode_pixels, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, Limits, setting_problem
 from bridge.host.recording import RecordingReader, map_at, warn_damage
-from bridge.host.session import event_from_dict, paste_layer, resimulate
+from bridge.host.session import apply_edit_png, event_from_dict, resimulate
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -90,7 +90,8 @@ def _refused(where: str, knobs: Iterable[str], reason: Exception | str) -> Value
 
 def _configure(backend: Any, knobs: dict, where: str) -> None:
     """Apply the recorded model knobs (checked by _check_settings) that are set; like the host, pass no other name.
-    Another backend than the recording's may refuse what that one took: said in one line naming `where` in the file."""
+    Another backend than the recording's may refuse what that one took: said in one line naming `where` in the file.
+    Not shared with Session._configure: that one re-applies settings its own backend already took, so checks none."""
     knobs = {k: knobs[k] for k in MODEL_KNOBS if knobs.get(k) is not None}
     if not knobs or not hasattr(backend, "configure"):
         return
@@ -103,13 +104,6 @@ def _configure(backend: Any, knobs: dict, where: str) -> None:
         raise _refused(where, knobs, e) from e
 
 
-def _edit(backend: Any, png: bytes, x: int, y: int) -> np.ndarray:
-    """Paste a recorded edit layer, refusing in one line a backend that cannot edit frames."""
-    if not callable(getattr(backend, "edit_frame", None)):
-        raise ValueError(f"the recording edits frames, which {getattr(backend, 'name', 'this backend')} cannot do")
-    return paste_layer(backend, png, x, y)
-
-
 def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) -> dict[int, Any]:
     """Put the backend where the world stood when recording started (prompt, reset settings, then the timeline's
     history), so the first recorded frame follows; returns the states saved at the frames in `targets`."""
@@ -117,7 +111,7 @@ def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) ->
     backend.reset(_prompt(map_at(header, "prompt")))
     states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
     for index in resimulate(backend, header.get("history") or [],
-                            lambda n, knobs: _configure(backend, knobs, _AT_HISTORY.format(path=path, n=n)), _edit):
+                            lambda n, knobs: _configure(backend, knobs, _AT_HISTORY.format(path=path, n=n))):
         if index in targets:
             states[index] = backend.get_state()
     return states
@@ -131,7 +125,7 @@ def _remake(backend: Any, r: dict, hdr: dict, source: str, path: str | Path) -> 
                              "so it cannot be replayed: a recording made by `worldbridge serve` always has one")
         return backend.reset(_prompt(r["prompt"]))
     if source == "edit":
-        return _edit(backend, r["edit"]["layer"], r["edit"]["x"], r["edit"]["y"])
+        return apply_edit_png(backend, r["edit"]["layer"], r["edit"]["x"], r["edit"]["y"])
     return backend.step(int(hdr["action"]), event_from_dict(r.get("event")))
 
 

@@ -50,13 +50,16 @@ def event_from_dict(ev: dict | None) -> WorldEvent | None:
     return WorldEvent(type=ev["type"], text=ev["text"]) if ev else None
 
 
-def paste_layer(backend: WorldBackend, png: bytes, x: int, y: int) -> np.ndarray:
-    """Paste a history edit's PNG layer onto the backend's frame, as the `edit` that made it did."""
+def apply_edit_png(backend: WorldBackend, png: bytes, x: int, y: int) -> np.ndarray:
+    """Paste a history or recorded edit's PNG layer onto the backend's frame, as the `edit` that made it did; only a
+    replay can meet a backend without `edit_frame` (a session records edits only where it has one)."""
+    if not callable(getattr(backend, "edit_frame", None)):
+        raise ValueError(f"the recording edits frames, which {getattr(backend, 'name', 'this backend')} cannot do")
     return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
 
 
-def resimulate(backend: WorldBackend, history: Iterable[Sequence], configure: Callable[[int, dict], None],
-               edit: Callable[[WorldBackend, bytes, int, int], Any] = paste_layer) -> Iterator[int]:
+def resimulate(backend: WorldBackend, history: Iterable[Sequence],
+               configure: Callable[[int, dict], None]) -> Iterator[int]:
     """Re-run history entries (steps, edits, settings) exactly as they first ran, for a branch and a replay alike;
     yields the frames stepped so far after each step or edit, so a caller can save the states it needs."""
     index = 0
@@ -66,7 +69,7 @@ def resimulate(backend: WorldBackend, history: Iterable[Sequence], configure: Ca
             index += 1
             yield index
         elif entry[0] == "edit":
-            edit(backend, entry[1], entry[2], entry[3])
+            apply_edit_png(backend, entry[1], entry[2], entry[3])
             yield index
         else:
             configure(n, entry[1])
@@ -410,6 +413,7 @@ class Session:
                         edit={"layer": bytes(png), "x": int(x), "y": int(y)})
 
     def _configure(self, settings: dict) -> None:
+        """Re-apply settings this backend already took (replay's _configure checks another backend's, naming where)."""
         knobs = {k: v for k, v in settings.items() if k in MODEL_KNOBS and v is not None}
         backend_settings = getattr(self.backend, "settings", None)
         if knobs.get("event_cfg") == 1.0 and isinstance(backend_settings, dict) and "event_cfg" not in backend_settings:

@@ -38,6 +38,7 @@ from bridge.backend import Prompt
 from bridge.files import atomic_write_json
 from bridge.model.checkpoint import CARD, CheckpointError, load_into, load_model
 from bridge.model.tokenizer import VideoTokenizer
+from bridge.train.options import DEVICE_OPTION
 
 STATS = ("distinct", "max_share", "entropy", "change", "still")
 STILL_CLIP = 24  # frames per calibration clip at least: long enough to see how long real footage stays still
@@ -238,8 +239,6 @@ def combine_rollouts(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 # --- Command line ---
 
-DEVICE_HELP = "cpu, cuda or cuda:N [default: cuda when present, else cpu]."
-
 @click.group("health")
 def health() -> None:
     """Degeneracy check of world-model rollouts against the token statistics of real footage."""
@@ -252,7 +251,7 @@ def health() -> None:
 @click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True,
               help="Which split of the dataset the clips come from.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Which clips are drawn.")
-@click.option("--device", default=None, help=DEVICE_HELP)
+@DEVICE_OPTION
 @click.option("--dry-run", is_flag=True, help="Print the range; do not write the model card.")
 def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> None:
     """Measure the range on real footage and store it in CHECKPOINT/model_card.json["health"]."""
@@ -277,7 +276,7 @@ def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> 
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Level, input and sampling seed of the (first) rollout.")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1),
               help="Roll from this many seeds (seed, seed + 1, ...): one rollout may pass or fail by luck.")
-@click.option("--device", default=None, help=DEVICE_HELP)
+@DEVICE_OPTION
 @click.option("--temperature", type=float, default=None, help="Sampling temperature [default: the checkpoint's].")
 @click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling mass, 1 = off [default: the checkpoint's].")
 def check_command(checkpoint, frames, policy, seed, seeds, device, temperature, top_p) -> None:

@@ -24,6 +24,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import get_preset
 from bridge.model.st_transformer import PLAIN_ATTENTION_MIN_KEYS
 from bridge.model.world import WorldModelBackend, load_world
+from bridge.train.options import DEVICE_OPTION
 
 SWEEP_STEPS = (2, 4, 6, 8)
 
@@ -243,7 +244,7 @@ def measure(preset: str, frames: int = 60, steps: int | None = None, autocast: b
 @click.option("--autocast/--no-autocast", default=None, help="bf16 autocast (default: auto)")
 @click.option("--compile", "compile_mode", default=None,
               help="torch.compile mode (default, reduce-overhead, ...); measured slower on CPU, see docs/model.md")
-@click.option("--device", default=None)
+@DEVICE_OPTION
 @click.option("--threads", type=int, default=None)
 @click.option("--report", is_flag=True, help="Print the full model report (stages, FLOPs, peak, step sweep).")
 @click.option("--quick", is_flag=True, help="With --report: a short run.")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from bridge.train.options import NOT_NEGATIVE, POSITIVE, guarded, saved, typed_command, with_options
+from bridge.train.options import DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, guarded, saved, typed_command, with_options
 
 _shared = [
     click.option("--world", required=True, type=click.Path(file_okay=False),
@@ -20,7 +20,7 @@ _shared = [
                  help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
     click.option("--max-frames", type=click.IntRange(min=1), default=12000, show_default=True, help="Frames tokenized up front."),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
-    click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+    DEVICE_OPTION,
     click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save every N steps."),
     click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the learning rate decays to fit."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
@@ -96,7 +96,7 @@ def first_frame(**kw) -> None:
               help="Measure only these sections (repeatable) [default: all].")
 @click.option("--calibrate", is_flag=True,
               help="Also score with checks fitted on this model's own tokenizer reconstructions (tokenizer_calibrated).")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available].")
+@DEVICE_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_prompts(checkpoint, backend, as_json, trials, prompts, sketches, event_guidance, only, calibrate, device,
                  quiet) -> None:

@@ -18,7 +18,7 @@ from bridge.prompts.events import EventTrack, event_text, load_event_settings
 from bridge.model.checkpoint import read_json
 from bridge.prompts.first_frame import META, has_first_frame, load_first_frame, sketch_class_map
 from bridge.prompts.text_encoder import TextEncoder, get_encoder
-from bridge.worlds.sketch import is_palette_like
+from bridge.worlds.sketch import reads_as_sketch
 
 
 NOT_WORDS = frozenset({"not", "no", "never", "don't", "dont", "doesn't", "isn't", "without"})  # a text prompt with one
@@ -33,14 +33,6 @@ def _words(text: str) -> list[str]:
 
 def _negations(text: str, words: frozenset[str] = NEGATIONS) -> frozenset[str]:
     return words.intersection(_words(text))
-
-
-def _drawable(image: np.ndarray | None) -> bool:
-    """Whether an image prompt could be a sketch (uint8 RGB/RGBA, 8x8 or more); any other image takes the image
-    path, which resizes any size and names its own format, instead of failing a sketch's checks."""
-    img = np.asarray(image) if image is not None else None
-    return (img is not None and img.ndim == 3 and img.shape[2] in (3, 4) and img.dtype == np.uint8
-            and min(img.shape[:2]) >= 8)
 
 
 def first_screen(sketch: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -101,7 +93,7 @@ class PromptRuntime:
     def first_tokens(self, prompt: Prompt, generator: torch.Generator) -> torch.Tensor | None:
         """(1, N) tokens for a text and/or sketch prompt, or None when the prompt has neither (image/seed path)."""
         sketch = prompt.sketch
-        if sketch is None and self.sketch_prompts and _drawable(prompt.image) and is_palette_like(prompt.image):
+        if sketch is None and self.sketch_prompts and reads_as_sketch(prompt.image):
             sketch = prompt.image  # a flat-colour drawing sent as an image is a sketch, as in the sandbox
         text = prompt.text.strip() if prompt.text and prompt.text.strip() else None
         if sketch is None and (text is None or prompt.image is not None):

@@ -10,7 +10,7 @@ import click
 
 from bridge.model.presets import PRESETS
 from bridge.prompts.cli import train_prompts
-from bridge.train.options import NOT_NEGATIVE, POSITIVE, guarded, saved, typed_command, with_options
+from bridge.train.options import DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, guarded, saved, typed_command, with_options
 
 _common = [
     click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (worldbridge data ...)."),
@@ -22,7 +22,7 @@ _common = [
     click.option("--batch", type=click.IntRange(min=1), default=None, help="Clips per process per step [default: the preset's; a resumed run keeps its own]."),
     click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: the preset's; a resumed run keeps its own]."),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
-    click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda if available]."),
+    DEVICE_OPTION,
     click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs]."),
     click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps."),
     click.option("--ckpt-minutes", type=POSITIVE, default=10.0, show_default=True, help="... and every M minutes."),

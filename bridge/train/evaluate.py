@@ -26,6 +26,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.sampler import sample_frame
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.model.world import pick_device
+from bridge.train.options import DEVICE_OPTION
 
 DELTA_T = (1, 4, 16)
 SECONDS = (1, 3, 10)
@@ -315,7 +316,7 @@ def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None
 @click.option("--clips", type=click.IntRange(min=1), default=64, show_default=True,
               help="Val clips per rollout metric (x4 for the tokenizer's; fewer is faster but noisier: see the _ci95 figures).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", default=None)
+@DEVICE_OPTION
 @click.option("--steps", type=int, default=None, help="MaskGIT steps (default: the checkpoint's).")
 @click.option("--temperature", type=float, default=None)
 @click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling mass (1 = off; default: the checkpoint's).")

@@ -13,6 +13,8 @@ import click
 
 
 POSITIVE, NOT_NEGATIVE = click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)  # rates, minutes; weights
+# Every command's --device, worded as bridge.model.world.pick_device decides (kept here: this module does not load torch).
+DEVICE_OPTION = click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda when present, else cpu].")
 
 
 def with_options(options: list[Callable]) -> Callable:

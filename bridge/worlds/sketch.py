@@ -69,6 +69,18 @@ def is_palette_like(img: np.ndarray, tolerance: float = 48.0, fraction: float = 
     return float((dist < tolerance).mean()) >= fraction
 
 
+def reads_as_sketch(image: np.ndarray | None) -> bool:
+    """Whether an image prompt is a flat-colour drawing (uint8, a sketch's shape, palette-like); any other image takes
+    the image path, which resizes any size and names its own format, instead of failing a sketch's checks."""
+    if image is None:
+        return False
+    img = np.asarray(image)
+    try:
+        return img.dtype == np.uint8 and is_palette_like(img)
+    except ValueError:  # _check_image refuses the shape
+        return False
+
+
 def sketch_to_level(sketch: np.ndarray, params: LevelParams | None = None, seed: int = 0, extend: bool = True) -> Level:
     """A level whose first screens follow a hand-drawn sketch (16 cells high, nearest palette colour per cell).
 
