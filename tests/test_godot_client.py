@@ -328,6 +328,13 @@ def _restart_failing_resume(sim, router, port, sid, welcome=SCRIPTED_WELCOME):
     return router, recv(router)[1]
 
 
+def _realtime_input(sim, scripted):
+    """A WorldInput (not yet in the tree) on a client in a realtime scripted session, and the actions it sends."""
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    wi = _world_input(sim, c)
+    return wi, Recorder(wi, "action_sent")
+
+
 def _scripted_session(sim, scripted, mode: str, idle_timeout_s: float = 60.0):
     """A client in session `s1` with a scripted pyzmq host; returns (client, recorder, the host's peer id)."""
     router, port = scripted
@@ -1024,9 +1031,7 @@ def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(sim
 
 def test_world_input_disabled_with_a_key_held_sends_the_idle_action_once(sim, scripted):
     """The host keeps the last input in force: a menu opened (enabled = false) while walking must stop the walk."""
-    c, _, _ = _scripted_session(sim, scripted, "realtime")
-    wi = _world_input(sim, c)
-    sent = Recorder(wi, "action_sent")
+    wi, sent = _realtime_input(sim, scripted)
     sim.add_to_root(wi)
     gdsim.press(sim, "wb_right")
     sim.process(3)
@@ -1068,9 +1073,7 @@ def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_ke
 
 def test_world_input_set_to_process_always_keeps_steering_in_a_paused_tree(sim, scripted):
     """A process_mode chosen in the inspector is kept: a game that steers the world under its pause menu sets Always."""
-    c, _, _ = _scripted_session(sim, scripted, "realtime")
-    wi = _world_input(sim, c)
-    sent = Recorder(wi, "action_sent")
+    wi, sent = _realtime_input(sim, scripted)
     sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
     sim.add_to_root(wi)
     sim.tree.paused = True
@@ -1085,9 +1088,7 @@ def test_world_input_set_to_process_always_keeps_steering_in_a_paused_tree(sim, 
 def test_world_input_in_a_subtree_the_game_switches_off_sends_nothing(sim, scripted, parent_mode):
     """Pausable ignores the parent: turning every Inherit WorldInput Pausable let one inside a Disabled subtree (a
     cutscene) or under a When Paused menu keep steering the running game. Only an Always owner is overridden."""
-    c, _, _ = _scripted_session(sim, scripted, "realtime")
-    wi = _world_input(sim, c)
-    sent = Recorder(wi, "action_sent")
+    wi, sent = _realtime_input(sim, scripted)
     holder = _world_input(sim, None)
     sim.native_of(holder).process_mode = getattr(gdsim.NodeModel, parent_mode)
     sim.add_to_root(holder)
@@ -1101,9 +1102,7 @@ def test_world_input_in_a_subtree_the_game_switches_off_sends_nothing(sim, scrip
 
 def test_world_input_switched_to_disabled_while_a_key_is_held_sends_the_idle_action(sim, scripted):
     """process_mode = Disabled stops _process (NOTIFICATION_DISABLED) while the host keeps the last input in force."""
-    c, _, _ = _scripted_session(sim, scripted, "realtime")
-    wi = _world_input(sim, c)
-    sent = Recorder(wi, "action_sent")
+    wi, sent = _realtime_input(sim, scripted)
     sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
     sim.add_to_root(wi)
     sim.tree.paused = True  # Always, then Disabled in a paused tree: it can process before, so PAUSED comes too
