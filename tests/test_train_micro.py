@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,19 @@ def test_world_run_dir_is_self_contained_and_loads():
     assert header["kind"] == "world" and model.bank.shape[0] == 64
     for k, v in tok_tensors.items():  # the frozen tokenizer was copied in unchanged
         assert torch.equal(model.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("device, says", [
+    ("bogus", "unknown device 'bogus': use cpu, cuda or cuda:N"),  # the words every command uses (pick_device)
+    ("meta", "--device 'meta': training runs on cpu, cuda or cuda:N"),
+])
+def test_training_reads_device_as_every_command_does(device, says):
+    from bridge.train.trainer import Dist
+
+    with pytest.raises(ValueError, match=f"^{re.escape(says)}$"):
+        Dist(device)
+    assert Dist("cpu").device == torch.device("cpu") and Dist(None).device == torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):

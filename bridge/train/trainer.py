@@ -35,6 +35,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
+from bridge.model.world import pick_device
 
 if TYPE_CHECKING:
     from bridge.data.dataset import ClipSampler, VideoDataset
@@ -78,15 +79,14 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        if device is not None and not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
-            raise ValueError(f"--device {device!r}: use cpu, cuda or cuda:N")
-        want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-        if want_cuda and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for but CUDA is not available: use --device cpu")
+        picked = pick_device(device)  # the one reading of --device: unknown names and a missing CUDA are refused
+        if picked.type not in ("cpu", "cuda"):
+            raise ValueError(f"--device {device!r}: training runs on cpu, cuda or cuda:N")
+        want_cuda = picked.type == "cuda"
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if want_cuda else "gloo")
         if want_cuda:
-            self.device = torch.device("cuda", local if self.world > 1 else torch.device(device or "cuda").index or 0)
+            self.device = torch.device("cuda", local if self.world > 1 else picked.index or 0)
             torch.cuda.set_device(self.device)
         else:
             self.device = torch.device("cpu")
