@@ -110,10 +110,13 @@ def _rebuild(backend: Any, header: dict, targets: set[int], path: str | Path) ->
     _configure(backend, map_at(header, "reset_settings"), _AT_RESET.format(path=path))
     backend.reset(_prompt(map_at(header, "prompt")))
     states: dict[int, Any] = {0: backend.get_state()} if 0 in targets else {}
-    for index in resimulate(backend, header.get("history") or [],
-                            lambda n, knobs: _configure(backend, knobs, _AT_HISTORY.format(path=path, n=n))):
+
+    def keep(index: int) -> None:
         if index in targets:
             states[index] = backend.get_state()
+
+    resimulate(backend, header.get("history") or [],
+               lambda n, knobs: _configure(backend, knobs, _AT_HISTORY.format(path=path, n=n)), keep)
     return states
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,21 +58,22 @@ def apply_edit_png(backend: WorldBackend, png: bytes, x: int, y: int) -> np.ndar
     return backend.edit_frame(decode_layer(png, int(backend.width), int(backend.height)), int(x), int(y))
 
 
-def resimulate(backend: WorldBackend, history: Iterable[Sequence],
-               configure: Callable[[int, dict], None]) -> Iterator[int]:
+def resimulate(backend: WorldBackend, history: Iterable[Sequence], configure: Callable[[int, dict], None],
+               on_frame: Callable[[int], None] | None = None) -> None:
     """Re-run history entries (steps, edits, settings) exactly as they first ran, for a branch and a replay alike;
-    yields the frames stepped so far after each step or edit, so a caller can save the states it needs."""
+    `on_frame` hears the frames stepped so far after each step or edit, so a replay can save the states it needs."""
     index = 0
     for n, entry in enumerate(history):
+        if entry[0] == "settings":
+            configure(n, entry[1])
+            continue
         if entry[0] == "step":
             backend.step(int(entry[1]), event_from_dict(entry[2]))
             index += 1
-            yield index
-        elif entry[0] == "edit":
-            apply_edit_png(backend, entry[1], entry[2], entry[3])
-            yield index
         else:
-            configure(n, entry[1])
+            apply_edit_png(backend, entry[1], entry[2], entry[3])
+        if on_frame is not None:
+            on_frame(index)
 
 
 def backend_capabilities(backend: WorldBackend) -> list[str]:
@@ -357,8 +358,7 @@ class Session:
         self.backend.set_state(state)
         if key != frame:
             self._configure(key_settings)
-            for _ in resimulate(self.backend, self.history[key_hist:hist_len], lambda n, knobs: self._configure(knobs)):
-                pass  # re-simulate keyframe -> frame exactly
+            resimulate(self.backend, self.history[key_hist:hist_len], lambda n, knobs: self._configure(knobs))
             self._configure(self.settings)  # the user's current settings stay in force
         model_ms = (time.perf_counter() - t0) * 1000.0
         while self.frames and self.frames[-1][0] > frame:
