@@ -307,10 +307,10 @@ class Session:
             "live": self.live, "branches": branches,
         }
 
-    def _files(self, progress: Progress | None) -> dict[str, bytes]:
+    def _files(self, progress: Progress | None, total: int) -> dict[str, bytes]:
         """Every file of the saved session, by relative path; Cancelled as soon as `progress` says stop."""
         files = {"session.json": json.dumps(self._manifest(), indent=1).encode()}
-        done, total = 0, self.images_held()
+        done = 0
         for b in self.branches.values():
             if b.prompt and b.prompt.image_png:
                 files[f"prompts/{b.id}_image.png"] = b.prompt.image_png
@@ -327,14 +327,18 @@ class Session:
 
     def save(self, path: str | os.PathLike, progress: Progress | None = None) -> Path:
         """Write atomically: a `.wbsession` zip file, or a folder for any other name; never a half-written session.
-        `progress` is told before each frame, so a cancelled save (Cancelled) stops within one and leaves nothing."""
+        `progress` is told before each frame and once more before the old session is replaced, so a cancelled save
+        (Cancelled) stops within a frame and leaves the old session as it was, and no temp file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        files = self._files(progress)
+        total = self.images_held()
+        files = self._files(progress, total)
         if path.suffix == FILE_SUFFIX:
-            with temp_beside(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-                for name, data in files.items():
-                    zf.writestr(name, data)
+            with temp_beside(path) as tmp:
+                with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+                    for name, data in files.items():
+                        zf.writestr(name, data)
+                tick(progress, total, total)
             return path
         if path.exists() and not (path / "session.json").exists() and any(path.iterdir()):
             raise FileExistsError(f"{path} is a non-empty folder that is not a saved session; choose another name")
@@ -343,11 +347,17 @@ class Session:
             for name, data in files.items():
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_bytes(data)
+            tick(progress, total, total)
             old = None
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{os.getpid()}")
                 os.replace(path, old)
-            publish(tmp, path)
+            try:
+                publish(tmp, path)
+            except BaseException:
+                if old is not None and not path.exists():  # the old session goes back under its own name
+                    os.replace(old, path)
+                raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:

@@ -324,3 +324,35 @@ def test_a_cancelled_save_stops_between_frames_and_leaves_nothing(tmp_path):
     assert asked == [(0, s.images_held()), (1, s.images_held())] and not list(tmp_path.iterdir())
     loaded = Session.load(s.save(tmp_path / "a.wbsession"))  # saved frame by frame, it opens as before
     assert all(np.array_equal(a.image, b.image) for a, b in zip(loaded.path(0), s.path(0)))
+
+
+@pytest.mark.parametrize("name", ["a.wbsession", "a_folder"])
+def test_a_save_cancelled_after_its_last_frame_keeps_the_old_session_as_it_was(tmp_path, name):
+    """A Cancel pressed while the encoded frames were being written out was ignored: the save replaced the old file."""
+    s = _session()
+    path = s.save(tmp_path / name)
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    s.branches[0].frames[3].events = ["it rains"]  # new work the cancelled save would have written
+    total = s.images_held()
+    with pytest.raises(Cancelled):
+        s.save(path, lambda done, _total: done < total)  # every frame goes through; the last word is stop
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+    assert Session.load(path).branches[0].frames[3].events == ["it snows"]
+
+
+def test_a_folder_save_that_fails_to_publish_puts_the_old_folder_back(tmp_path, monkeypatch):
+    """The old folder was moved aside before the new one was published: a failure left it under a hidden name."""
+    from editor_gui import session_store
+
+    s = _session()
+    path = s.save(tmp_path / "a_folder")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+
+    def failing(tmp, dest):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(session_store, "publish", failing)
+    with pytest.raises(OSError, match="disk full"):
+        s.save(path)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert len(Session.load(path).recorded(0)) == 10
