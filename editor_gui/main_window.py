@@ -92,10 +92,11 @@ class Job(QThread):
     errored = Signal(str)
 
     def __init__(self, fn: Callable[[Callable[[int, int], bool]], Any], parent: QObject | None = None, title: str = "",
-                 keeps_window: bool = False):
+                 keeps_window: bool = False, kept: str = "nothing was written"):
         super().__init__(parent)
         self.fn, self.title = fn, title
-        self.keeps_window = keeps_window  # closing the window waits for it (an export the user is waiting for)
+        self.keeps_window = keeps_window  # closing the window waits for it (an export or save the user waits for)
+        self.kept = kept  # what a cancel leaves, said with it
         self.cancelled = False
 
     def _progress(self, done: int, total: int) -> bool:
@@ -106,9 +107,9 @@ class Job(QThread):
         try:
             self.succeeded.emit(self.fn(self._progress))
         except Cancelled:
-            self.errored.emit("cancelled; nothing was written")
+            self.errored.emit(f"was cancelled: {self.kept}")
         except Exception as e:  # noqa: BLE001 - shown to the user
-            self.errored.emit(f"{e}")
+            self.errored.emit(f"failed: {e}")
 
 
 def apply_theme(app: QApplication) -> None:
@@ -1105,9 +1106,10 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ save, load, export
     def run_job(self, title: str, fn: Callable, on_done: Callable[[Any], None] | None = None, dialog: bool = True,
-                keeps_window: bool = False) -> Job:
-        """Run fn(progress) on a thread with a progress dialog; the window stays live."""
-        job = Job(fn, self, title, keeps_window)
+                keeps_window: bool = False, kept: str = "nothing was written") -> Job:
+        """Run fn(progress) on a thread with a progress dialog whose Cancel stops it; `kept` says what a cancel
+        leaves. The window stays live."""
+        job = Job(fn, self, title, keeps_window, kept)
         progress = None
         if dialog:
             progress = QProgressDialog(title, "Cancel", 0, 0, self)
@@ -1127,7 +1129,7 @@ class MainWindow(QMainWindow):
                 QTimer.singleShot(0, self.close)
 
         job.succeeded.connect(lambda r: (finish("done"), on_done(r) if on_done else None))
-        job.errored.connect(lambda m: (finish(f"failed: {m}"), self.show_error(f"{title} failed: {m}")))
+        job.errored.connect(lambda m: (finish(m), self.show_error(f"{title} {m}")))
         self.jobs.append(job)
         QTimer.singleShot(0, job, job.start)  # start on the next loop turn, so callers can connect to the returned job first
         return job
@@ -1143,9 +1145,12 @@ class MainWindow(QMainWindow):
         return copy
 
     def save_to(self, path: str | Path) -> Job:
+        """Save the session on a job thread, with a progress dialog whose Cancel keeps the file saved before as it
+        was; closing the window waits for it, as for an export."""
         if self.session is None:
             raise ValueError("nothing to save yet: start a world first")
-        snap, unsaved = self._snapshot(), self._unsaved
+        snap, unsaved, path = self._snapshot(), self._unsaved, Path(path)
+        kept = f"the old {path} is kept as it was" if path.exists() else "nothing was written"
 
         def saved(p: Path) -> None:
             self._unsaved = max(0, self._unsaved - unsaved)  # frames recorded while it saved are still unsaved
@@ -1153,7 +1158,7 @@ class MainWindow(QMainWindow):
             self._forget_running()
             self.statusBar().showMessage(f"Saved {p}", 5000)
 
-        return self.run_job(f"Saving {Path(path).name}", lambda _p: snap.save(path), saved)
+        return self.run_job(f"Saving {path.name}", lambda p: snap.save(path, p), saved, keeps_window=True, kept=kept)
 
     def load_from(self, path: str | Path) -> Job | None:
         """Open a session on a job thread; frames recorded since the last save are then kept in autosave_dir() on
@@ -1405,8 +1410,7 @@ class MainWindow(QMainWindow):
             return
         for job in list(self.jobs):
             if job.keeps_window:
-                print(f"worldbridge play: {job.title} was cancelled as the window closed: nothing was written",
-                      file=sys.stderr)
+                print(f"worldbridge play: {job.title} was cancelled as the window closed: {job.kept}", file=sys.stderr)
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():
                 job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)

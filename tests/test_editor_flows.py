@@ -691,6 +691,18 @@ def test_save_open_and_new_world_end_the_hold_a_long_autosave_put_on_the_next(qt
     assert w._autosave_due == 0.0
 
 
+def saving_slowly(monkeypatch, seconds: float):
+    """Every recorded frame a save writes takes `seconds` (a big session); returns the real encoder to put back."""
+    import time
+
+    from editor_gui import session_store
+
+    real = session_store._frames_npz
+    monkeypatch.setattr(session_store, "_frames_npz", lambda recs, progress, done, total: real(
+        recs, lambda d, t: (time.sleep(seconds), progress is None or progress(d, t))[1], done, total))
+    return real
+
+
 def test_closing_during_a_long_autosave_cancels_it_within_a_frame_and_it_leaves_nothing(qtbot, host, tmp_path,
                                                                                         monkeypatch, autosave):
     """The autosave's save could not stop: one longer than the close's 10 s wait outlived the window and Qt aborted the
@@ -699,9 +711,7 @@ def test_closing_during_a_long_autosave_cancels_it_within_a_frame_and_it_leaves_
 
     from editor_gui import session_store
 
-    real = session_store._frames_npz
-    monkeypatch.setattr(session_store, "_frames_npz",  # a big session: a second a frame
-                        lambda recs, progress, done, total: real(recs, lambda d, t: (time.sleep(0.5), progress(d, t))[1], done, total))
+    real = saving_slowly(monkeypatch, 0.5)
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w, 8)
     job = w.autosave_now()
@@ -711,3 +721,47 @@ def test_closing_during_a_long_autosave_cancels_it_within_a_frame_and_it_leaves_
     assert w.close()
     assert job.isFinished() and time.monotonic() - began < 3  # it stopped within a frame, not after all 8
     assert [p.name for p in autosave.iterdir()] == [p.name for p in autosave.glob("*-closed-*.wbsession")]  # no temp file
+
+
+def test_cancelling_a_save_keeps_the_file_saved_before_and_says_so(qtbot, host, tmp_path, monkeypatch, autosave):
+    """Save's dialog had a Cancel that did nothing: a long session's save could only be waited out."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QProgressDialog, QPushButton
+
+    from editor_gui import session_store
+
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    path = tmp_path / "saves" / "mine.wbsession"
+    with qtbot.waitSignal(w.save_to(path).succeeded, timeout=10000):
+        pass
+    before = path.read_bytes()
+    record_unsaved(qtbot, w, 8)
+    real = saving_slowly(monkeypatch, 0.3)
+    job = w.save_to(path)
+    qtbot.waitUntil(lambda: any(d.isVisible() for d in w.findChildren(QProgressDialog)), timeout=10000)
+    dialog = next(d for d in w.findChildren(QProgressDialog) if d.isVisible())
+    with qtbot.waitSignal(job.errored, timeout=10000):
+        qtbot.mouseClick(dialog.findChild(QPushButton), Qt.MouseButton.LeftButton)
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == ["mine.wbsession"]  # no temp
+    message = w.statusBar().currentMessage()
+    assert "Saving mine.wbsession was cancelled" in message and f"the old {path} is kept" in message, message
+    assert w._unsaved >= 8  # the work is still unsaved: closing keeps it
+    monkeypatch.setattr(session_store, "_frames_npz", real)
+    with qtbot.waitSignal(w.save_to(path).succeeded, timeout=10000):
+        pass
+    assert len(Session.load(path).recorded(0)) == len(w.session.recorded(0)) and w._unsaved == 0
+    assert f"Saved {path}" in w.statusBar().currentMessage()
+
+
+def test_closing_during_a_save_waits_for_it_and_then_closes(qtbot, host, tmp_path, monkeypatch, autosave):
+    """Now that a save can be cancelled, the close must not cancel it for the user: it waits, as for an export."""
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 5)
+    saving_slowly(monkeypatch, 0.2)
+    path = tmp_path / "mine.wbsession"
+    job = w.save_to(path)
+    qtbot.waitUntil(job.isRunning, timeout=10000)
+    assert not w.close() and "closes when it is done" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
+    assert len(Session.load(path).recorded(0)) >= 5
