@@ -89,6 +89,17 @@ def test_preview_refuses_bad_options_with_one_clear_error(tmp_path, args, says):
     assert not list(tmp_path.glob("sheet*")) and not list(tmp_path.glob(".sheet*"))
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--event-fraction", "2"], "'--event-fraction': 2.0 is not in the range 0<=x<=1"),
+    (["--events-per-episode", "-1"], "'--events-per-episode': -1.0 is not in the range x>=0"),
+    (["--val-fraction", "1"], "'--val-fraction': 1.0 is not in the range 0<=x<1"),
+])
+def test_generate_names_the_option_out_of_range(tmp_path, args, says):
+    r = CliRunner().invoke(data, ["generate", "--episodes", "2", "--frames", "4", "--out", str(tmp_path / "ds")] + args)
+    assert r.exit_code == 2 and says in r.output, r.output
+    assert not (tmp_path / "ds").exists()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "float32", "random"])
 def test_info_reports_a_damaged_shard_and_fails(tmp_path, damage):
     import os

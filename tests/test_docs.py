@@ -222,3 +222,11 @@ def test_python_doc_says_a_closed_remote_env_raises_runtime_error():
     """test_client_api.py pins the error itself."""
     text = " ".join((ROOT / "docs" / "python.md").read_text().split("## A Gymnasium env", 1)[1].split())
     assert "`RuntimeError` for `step` before `reset` or on a host's env after `close()`" in text
+
+
+def test_a_typed_command_name_gets_the_nearest_command_suggested():
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["dmeo"])
+    assert result.exit_code == 2
+    assert "No such command 'dmeo'. Did you mean 'demo'?" in result.output, result.output

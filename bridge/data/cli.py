@@ -23,10 +23,11 @@ def data() -> None:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Base seed; every level seed derives from it.")
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
 @click.option("--sketch", is_flag=True, help="Also store the flat-colour sketch view of every frame.")
-@click.option("--events-per-episode", default=1.0, show_default=True, type=float,
+@click.option("--events-per-episode", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="An episode with events gets max(1, Poisson(this)) of them (mean 1.37 at 1.0, 2.58 at 2.5).")
-@click.option("--event-fraction", default=0.5, show_default=True, type=float, help="Share of episodes with events.")
-@click.option("--val-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 1), help="Share of levels (by seed) held out for validation.")
+@click.option("--event-fraction", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Share of episodes with events.")
+@click.option("--val-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of levels (by seed) held out for validation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(world, episodes, frames, size, out, seed, workers, sketch, events_per_episode, event_fraction, val_fraction,
