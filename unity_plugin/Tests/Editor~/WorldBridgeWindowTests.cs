@@ -73,6 +73,73 @@ namespace WorldBridge.Tests
             CollectionAssert.Contains(shown, "session ended: no answer from the host");
         }
 
+        /// <summary>A window whose connection is ready with no session yet (no host: nothing is sent).</summary>
+        static WorldBridgeWindow ReadyWindow()
+        {
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(connection, "state", ConnectionState.Ready);
+            var window = new WorldBridgeWindow();
+            Set(window, "connection", connection);
+            return window;
+        }
+
+        /// <summary>The host's message `m` reaching the window's connection, as Poll takes it.</summary>
+        static void Receive(WorldBridgeWindow window, MsgMap m)
+        {
+            ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(ConnectionOf(window))).Add(m);
+            Call(window, "Poll");
+        }
+
+        /// <summary>The starts the window's connection has queued for the host, oldest first.</summary>
+        static List<MsgMap> Starts(WorldBridgeWindow window)
+        {
+            var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection).GetField("outbox", Private).GetValue(ConnectionOf(window));
+            var starts = new List<MsgMap>();
+            foreach (var item in outbox)
+            {
+                var header = MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item));
+                if (header.GetString("type") == "start") starts.Add(header);
+            }
+            return starts;
+        }
+
+        static MsgMap BadPrompt(MsgMap start, string capability) => new MsgMap
+        {
+            { "type", "error" }, { "req_id", start.GetLong("req_id") }, { "code", "bad_prompt" }, { "fatal", false },
+            { "message", $"this backend takes no {capability.Replace("_", " ")}s" }, { "capability", capability },
+        };
+
+        static string Status(WorldBridgeWindow window) => (string)typeof(WorldBridgeWindow).GetField("status", Private).GetValue(window);
+
+        [Test]
+        public void TheStartButtonStartsAgainWithoutAPromptTheBackendRefuses()
+        {
+            // (a text prompt: the compile-only Texture2D encodes to no PNG, and an image prompt is dropped by the same rule)
+            var window = ReadyWindow();
+            Set(window, "textPrompt", "a cave");
+            Set(window, "seed", 4);
+            Call(window, "StartWorld");
+            Assert.AreEqual("a cave", Starts(window)[0].GetString("text"));
+            Receive(window, BadPrompt(Starts(window)[0], "text_prompt"));
+            var starts = Starts(window);
+            Assert.AreEqual(2, starts.Count, "the refused start was not sent again: no world on a backend without text prompts");
+            Assert.IsNull(starts[1]["text"], "the second start still had the text prompt");
+            Assert.AreEqual(4L, starts[1].GetLong("seed"), "the second start lost the other options");
+            Assert.AreEqual("this backend takes no text prompts: starting without the text prompt", Status(window));
+
+            var started = Started("sandbox", "realtime", 7, Sandbox);
+            started["req_id"] = starts[1].GetLong("req_id");
+            Receive(window, started);
+            Assert.AreEqual("session s1 started; started without the text prompt: this backend takes none", Status(window));
+
+            Set(window, "textPrompt", "");
+            Call(window, "StartWorld"); // a refusal of a prompt this start did not have: nothing to drop, the refusal is the answer
+            Receive(window, BadPrompt(Starts(window)[2], "text_prompt"));
+            Assert.AreEqual(3, Starts(window).Count, "a start without that prompt was sent again");
+            Assert.AreEqual("bad_prompt: this backend takes no text prompts", Status(window));
+            ConnectionOf(window).Close();
+        }
+
         /// <summary>The action the window's game keys send for `key` pressed alone, or null.</summary>
         static object WindowSends(MsgMap started, KeyCode key)
         {
