@@ -210,7 +210,9 @@ namespace WorldBridge.Editor
             if (answer != null)
                 EditorGUILayout.LabelField($"host: {answer.GetLong("sessions")} session(s), {answer.GetDouble("fps_measured"):F1} fps sent" +
                                            $"  round trip {connection.RoundTripMs:F0} ms", EditorStyles.miniLabel);
-            if (connection == null) EditorGUILayout.HelpBox("Start a host first: worldbridge serve --backend sandbox", MessageType.Info);
+            // also while no host has ever answered at the endpoint (connection refused, tried again): none may run there
+            if (connection == null || connection.Welcome == null && connection.State == ConnectionState.Reconnecting)
+                EditorGUILayout.HelpBox("Start a host first: worldbridge serve --backend sandbox", MessageType.Info);
         }
 
         void DrawPrompt(SessionInfo session)
