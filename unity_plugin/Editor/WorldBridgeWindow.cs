@@ -35,6 +35,7 @@ namespace WorldBridge.Editor
         bool recording;
         readonly SettingsForm form = new SettingsForm(); // event guidance and the Sampler, filled from the session's settings
         readonly SessionTracker tracker = new SessionTracker(); // as WorldBridgeClient: an ended session's backend is not shown
+        readonly FieldStart fieldStart = new FieldStart(); // as WorldBridgeClient: a prompt kind the backend refuses is dropped
 
         /// <summary>The running session, null when none: a connection that gave up still holds its last one.</summary>
         SessionInfo Running => tracker.InSession ? connection?.Session : null;
@@ -80,6 +81,7 @@ namespace WorldBridge.Editor
             connection?.Close();
             connection = null;
             tracker.Forget();
+            fieldStart.Forget();
             gameKeys.Clear(); // a key held now must not play in the next session's chords
             recording = false;
             BlankPreview(); // the next host's world must not show under this one's frame
@@ -108,7 +110,8 @@ namespace WorldBridge.Editor
                 if (type == "welcome") status = $"connected to {m.GetString("host")}";
                 else if (type == "session")
                 {
-                    status = $"session {m.GetString("session_id")} started";
+                    if (!m.GetBool("resumed")) fieldStart.Started(m, c.Session);
+                    status = $"session {m.GetString("session_id")} started" + (fieldStart.Note == null ? "" : "; " + fieldStart.Note);
                     form.Refill(WorldSettings.From(m.GetMap("settings")), !m.GetBool("resumed"));
                     if (!m.GetBool("resumed"))
                     {
@@ -121,7 +124,8 @@ namespace WorldBridge.Editor
                 {
                     var error = HostError.From(m);
                     if (error.EndsRecording) recording = false; // the host's recorder ended
-                    status = error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.Explained;
+                    status = fieldStart.Retry(error, options => Request(r => r.Start(options)))
+                             ?? (error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.Explained);
                 }
                 else if (type == "ok")
                 {
@@ -206,7 +210,9 @@ namespace WorldBridge.Editor
             if (answer != null)
                 EditorGUILayout.LabelField($"host: {answer.GetLong("sessions")} session(s), {answer.GetDouble("fps_measured"):F1} fps sent" +
                                            $"  round trip {connection.RoundTripMs:F0} ms", EditorStyles.miniLabel);
-            if (connection == null) EditorGUILayout.HelpBox("Start a host first: worldbridge serve --backend sandbox", MessageType.Info);
+            // also while no host has ever answered at the endpoint (connection refused, tried again): none may run there
+            if (connection == null || connection.Welcome == null && connection.State == ConnectionState.Reconnecting)
+                EditorGUILayout.HelpBox("Start a host first: worldbridge serve --backend sandbox", MessageType.Info);
         }
 
         void DrawPrompt(SessionInfo session)
@@ -223,7 +229,7 @@ namespace WorldBridge.Editor
             imageIsSketch = EditorGUILayout.Toggle("Image is a sketch", imageIsSketch);
             GUI.enabled = connection != null && connection.IsReady;
             EditorGUILayout.BeginHorizontal();
-            if (GUILayout.Button("Start world")) Request(c => c.Start(Options()));
+            if (GUILayout.Button("Start world")) StartWorld();
             GUI.enabled = session != null;
             if (GUILayout.Button("Reset world")) Request(c => c.Reset(fixedSeed ? seed : (long?)null, NullIfEmpty(textPrompt), Image(false), Image(true)));
             GUI.enabled = true;
@@ -422,6 +428,14 @@ namespace WorldBridge.Editor
 
         void Play(object action) => Request(c => action is int latent ? c.Input(latent) : c.Input((string)action));
 
+        /// <summary>The Start button: every prompt of the fields may be dropped, so a backend refusing one still gives a world.</summary>
+        void StartWorld()
+        {
+            StartOptions options = null; // built inside the request: a texture that cannot be read says so in the status line
+            var id = Request(c => c.Start(options = Options()));
+            fieldStart.Sent(options, id, true);
+        }
+
         StartOptions Options() => new StartOptions
         {
             Backend = backend == WorldBackendChoice.Sandbox ? "sandbox" : backend == WorldBackendChoice.WorldModel ? "world_model" : null,
@@ -436,12 +450,14 @@ namespace WorldBridge.Editor
 
         static string NullIfEmpty(string s) => string.IsNullOrEmpty(s) ? null : s;
 
-        void Request(Func<WorldBridgeConnection, long> request)
+        /// <summary>Sends one request; returns its req_id or seq, or -1 after saying why in the status line.</summary>
+        long Request(Func<WorldBridgeConnection, long> request)
         {
-            if (connection == null) { status = "connect to a host first"; return; }
-            try { request(connection); }
+            if (connection == null) { status = "connect to a host first"; return -1; }
+            try { return request(connection); }
             catch (ArgumentException e) { status = e.Message; }
             catch (InvalidOperationException e) { status = e.Message; }
+            return -1;
         }
     }
 }

@@ -40,17 +40,30 @@ namespace WorldBridge.Tests
             { "frame_index", 0 }, { "epoch", 0 }, { "resumed", false },
         }));
 
-        /// <summary>A window whose connection is ready and has polled the `started` session (no host: nothing is sent).</summary>
-        static WorldBridgeWindow WindowIn(MsgMap started)
+        /// <summary>A window whose connection is ready with no session yet (no host: nothing is sent).</summary>
+        static WorldBridgeWindow ReadyWindow()
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
-            Set(connection, "session", SessionInfo.From(started, null));
-            Set(connection, "mode", started.GetString("mode")); // as the connection keeps it from the session
-            ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(connection)).Add(started);
             var window = new WorldBridgeWindow();
             Set(window, "connection", connection);
+            return window;
+        }
+
+        /// <summary>The host's message `m` reaching the window's connection, as Poll takes it.</summary>
+        static void Receive(WorldBridgeWindow window, MsgMap m)
+        {
+            ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(ConnectionOf(window))).Add(m);
             Call(window, "Poll");
+        }
+
+        /// <summary>A window whose connection is ready and has polled the `started` session (no host: nothing is sent).</summary>
+        static WorldBridgeWindow WindowIn(MsgMap started)
+        {
+            var window = ReadyWindow();
+            Set(ConnectionOf(window), "session", SessionInfo.From(started, null));
+            Set(ConnectionOf(window), "mode", started.GetString("mode")); // as the connection keeps it from the session
+            Receive(window, started);
             return window;
         }
 
@@ -71,6 +84,75 @@ namespace WorldBridge.Tests
             var shown = Drawn(window);
             CollectionAssert.DoesNotContain(shown, session.BackendLabel, "the window still names the backend of a connection that gave up");
             CollectionAssert.Contains(shown, "session ended: no answer from the host");
+        }
+
+        /// <summary>The messages of `type` the window's connection has queued for the host, oldest first.</summary>
+        static List<MsgMap> Queued(WorldBridgeWindow window, string type)
+        {
+            var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection).GetField("outbox", Private).GetValue(ConnectionOf(window));
+            var queued = new List<MsgMap>();
+            foreach (var item in outbox)
+            {
+                var header = MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item));
+                if (header.GetString("type") == type) queued.Add(header);
+            }
+            return queued;
+        }
+
+        static List<MsgMap> Starts(WorldBridgeWindow window) => Queued(window, "start");
+
+        static MsgMap BadPrompt(MsgMap start, string capability) => new MsgMap
+        {
+            { "type", "error" }, { "req_id", start.GetLong("req_id") }, { "code", "bad_prompt" }, { "fatal", false },
+            { "message", $"this backend takes no {capability.Replace("_", " ")}s" }, { "capability", capability },
+        };
+
+        static string Status(WorldBridgeWindow window) => (string)typeof(WorldBridgeWindow).GetField("status", Private).GetValue(window);
+
+        [Test]
+        public void TheStartButtonStartsAgainWithoutAPromptTheBackendRefuses()
+        {
+            // (a text prompt: the compile-only Texture2D encodes to no PNG, and an image prompt is dropped by the same rule)
+            var window = ReadyWindow();
+            Set(window, "textPrompt", "a cave");
+            Set(window, "seed", 4);
+            Call(window, "StartWorld");
+            Assert.AreEqual("a cave", Starts(window)[0].GetString("text"));
+            Receive(window, BadPrompt(Starts(window)[0], "text_prompt"));
+            var starts = Starts(window);
+            Assert.AreEqual(2, starts.Count, "the refused start was not sent again: no world on a backend without text prompts");
+            Assert.IsNull(starts[1]["text"], "the second start still had the text prompt");
+            Assert.AreEqual(4L, starts[1].GetLong("seed"), "the second start lost the other options");
+            Assert.AreEqual("this backend takes no text prompts: starting without the text prompt", Status(window));
+
+            var started = Started("sandbox", "realtime", 7, Sandbox);
+            started["req_id"] = starts[1].GetLong("req_id");
+            Receive(window, started);
+            Assert.AreEqual("session s1 started; started without the text prompt: this backend takes none", Status(window));
+
+            Set(window, "textPrompt", "");
+            Call(window, "StartWorld"); // a refusal of a prompt this start did not have: nothing to drop, the refusal is the answer
+            Receive(window, BadPrompt(Starts(window)[2], "text_prompt"));
+            Assert.AreEqual(3, Starts(window).Count, "a start without that prompt was sent again");
+            Assert.AreEqual("bad_prompt: this backend takes no text prompts", Status(window));
+            ConnectionOf(window).Close();
+        }
+
+        const string StartAHost = "Start a host first: worldbridge serve --backend sandbox";
+
+        [Test]
+        public void AnEndpointNoHostAnswersSaysToStartOne()
+        {
+            var window = ReadyWindow();
+            var connection = ConnectionOf(window);
+            Set(connection, "state", ConnectionState.Reconnecting); // no host listens: connection refused, tried again
+            Set(connection, "lastError", "Connection refused");
+            Call(window, "Poll");
+            CollectionAssert.Contains(Drawn(window), StartAHost, "only the connection's error says a host is missing");
+
+            Set(connection, "welcome", WelcomeInfo.From(new MsgMap { { "type", "welcome" }, { "host", "worldbridge" } }));
+            CollectionAssert.DoesNotContain(Drawn(window), StartAHost, "a host that answered and went away was running");
+            connection.Close();
         }
 
         /// <summary>The action the window's game keys send for `key` pressed alone, or null.</summary>
@@ -97,24 +179,7 @@ namespace WorldBridge.Tests
         }
 
         /// <summary>The actions of the inputs the window's connection has queued for the host, oldest first.</summary>
-        static List<object> Sent(WorldBridgeWindow window)
-        {
-            var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection).GetField("outbox", Private).GetValue(ConnectionOf(window));
-            var sent = new List<object>();
-            foreach (var item in outbox)
-            {
-                var header = MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item));
-                if (header.GetString("type") == "input") sent.Add(header["action"]);
-            }
-            return sent;
-        }
-
-        /// <summary>The host's `session` reaching the window's connection, as Poll takes it.</summary>
-        static void NewSession(WorldBridgeWindow window, MsgMap started)
-        {
-            ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(ConnectionOf(window))).Add(started);
-            Call(window, "Poll");
-        }
+        static List<object> Sent(WorldBridgeWindow window) => Queued(window, "input").ConvertAll(input => input["action"]);
 
         static readonly object[] Sandbox = { "noop", "left", "right", "jump", "left_jump", "right_jump", "down" };
 
@@ -146,13 +211,13 @@ namespace WorldBridge.Tests
         {
             var started = Started("sandbox", "realtime", 7, Sandbox);
             var window = Keyed(WindowIn(started), "+RightArrow");
-            NewSession(window, started);
+            Receive(window, started);
             CollectionAssert.AreEqual(new object[] { "right", "jump" }, Sent(Keyed(window, "+Space")), "the old world's arrow made a chord");
 
             var resumed = (MsgMap)MsgPack.Decode(MsgPack.Encode(started));
             resumed["resumed"] = true;
             Keyed(window, "+RightArrow");
-            NewSession(window, resumed);
+            Receive(window, resumed);
             Assert.AreEqual("right_jump", Sent(Keyed(window, "-Space", "+Space"))[4], "a resumed session keeps what is held");
 
             window = Keyed(WindowIn(started), "+RightArrow");
