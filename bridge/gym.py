@@ -135,9 +135,12 @@ class WorldEnv(gymnasium.Env):
         if self.client is not None:
             try:
                 frame = self.client.step(action)
-            except ProtocolError:  # a step the host answers late still moves its world: only a reset is sure
+            except ProtocolError as e:  # a step the host answers late still moves its world: only a reset is sure
                 self._obs = None
-                raise
+                if not e.fatal:
+                    raise
+                raise ProtocolError(e.code, f"{e.message}; with WorldEnv, reset() starts a new episode", True,
+                                    e.capability) from e  # the session is gone: the client's start() is not the env's
             obs, info = frame.image.copy(), self._info(events=frame.events)
             self.last_timings = frame.timings  # per-stage ms; not in `info`, which must repeat for a repeated seed
         else:

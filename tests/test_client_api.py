@@ -450,3 +450,22 @@ def test_a_reset_the_host_answers_too_late_is_a_protocol_error_naming_the_fix():
     finally:
         env.close()
         h.stop()
+
+
+def test_a_session_lost_mid_episode_tells_the_env_user_to_reset():
+    """An agent's update longer than the host's idle timeout ends the session between two steps: the error names the
+    env's way on (reset()), not the client's start(), which a WorldEnv user does not call."""
+    h = run_host_in_thread("sandbox", limits=Limits(idle_timeout_s=0.5))
+    env = WorldEnv(address=h.address)
+    try:
+        env.reset(seed=2)
+        env.step(1)
+        time.sleep(1.2)
+        with pytest.raises(ProtocolError, match=r"closed after 0.5 s without messages.*; with WorldEnv, reset\(\) "
+                                                r"starts a new episode") as e:
+            env.step(2)
+        assert e.value.code == "no_session" and e.value.fatal
+        assert env.reset(seed=2)[1]["frame_index"] == 0 and env.step(2)[4]["frame_index"] == 1
+    finally:
+        env.close()
+        h.stop()
