@@ -170,8 +170,7 @@ class WorldClient:
             if left <= 0 or not self._receive(left):
                 if req_id in self._replies:
                     break
-                raise ProtocolError("timeout", f"no answer to `{what}` from {self.address} within {timeout:g} s: "
-                                               "is the host still running (`worldbridge serve`)?")
+                raise self.timed_out(f"no answer to `{what}`", timeout)
         reply = self._replies.pop(req_id)
         if reply["type"] == "error":
             if reply.get("code") == "not_ready":
@@ -182,6 +181,11 @@ class WorldClient:
             raise ProtocolError(reply.get("code", "error"), reply.get("message", ""), bool(reply.get("fatal")),
                                 cap if isinstance(cap, str) else None)
         return reply
+
+    def timed_out(self, what: str, timeout: float) -> ProtocolError:
+        """The `timeout` error for anything this host left unanswered: it names the two causes and their fixes."""
+        return ProtocolError("timeout", f"{what} from {self.address} within {timeout:g} s: is the host still running "
+                                        "(`worldbridge serve`), or slower than timeout= allows (raise it)?")
 
     def _host_forgot_us(self) -> str:
         """`not_ready`: the host no longer knows this client (it restarted, or the connection was made anew). The next
@@ -298,7 +302,7 @@ class WorldClient:
             if left <= 0 or not self._receive(left):
                 if any(f.seq == seq for f in self._frames):
                     continue
-                raise ProtocolError("timeout", f"no frame for input seq {seq} within {timeout:g} s")
+                raise self.timed_out(f"no frame for input seq {seq}", timeout)
 
     def event(self, event_type: str | None = None, text: str | None = None) -> dict:
         """Fire a world event on the next frame, or after those queued before it (a world model holds each for `hold`

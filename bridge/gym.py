@@ -98,6 +98,7 @@ class WorldEnv(gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         """A new world; `options` may override text/image/sketch of the prompt."""
         self._check_open()
+        self._obs = None  # until this reset has its frame: a failed reset leaves the world unknown
         super().reset(seed=seed)
         world_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
         prompt = {**self._prompt, **_prompt_options(options or {}, list(self._prompt))}
@@ -116,7 +117,7 @@ class WorldEnv(gymnasium.Env):
                 self._start(prompt, seed=world_seed)
             frame = self.client.next_frame()
             if frame is None:
-                raise TimeoutError("the host sent no frame after reset")
+                raise self.client.timed_out("no frame after `reset`", self.client.timeout)
             obs = frame.image.copy()  # writable, as in-process observations are
         else:
             obs = np.asarray(self.world.reset(Prompt(seed=world_seed, **prompt)))
@@ -127,12 +128,19 @@ class WorldEnv(gymnasium.Env):
         """One frame under `action`; never terminates (a world has no end), truncates at `max_steps`."""
         self._check_open()
         if self._obs is None:
-            raise RuntimeError("call reset() before step()")
+            raise RuntimeError("call reset() before step() (a failed step or reset leaves the world unknown)")
         if isinstance(action, bool) or not self.action_space.contains(action):  # 1.7 or True is no action, not 1
             raise ValueError(f"action {action!r} is outside {self.action_space}: give an integer 0-{self.action_space.n - 1}")
         action = int(action)
         if self.client is not None:
-            frame = self.client.step(action)
+            try:
+                frame = self.client.step(action)
+            except ProtocolError as e:  # a step the host answers late still moves its world: only a reset is sure
+                self._obs = None
+                if not e.fatal:
+                    raise
+                raise ProtocolError(e.code, f"{e.message}; with WorldEnv, reset() starts a new episode", True,
+                                    e.capability) from e  # the session is gone: the client's start() is not the env's
             obs, info = frame.image.copy(), self._info(events=frame.events)
             self.last_timings = frame.timings  # per-stage ms; not in `info`, which must repeat for a repeated seed
         else:

@@ -1,6 +1,7 @@
 """WorldClient and WorldEnv against a real host: frames, codecs, prompts, clocks, and the Gymnasium contract."""
 
 import inspect
+import threading
 import time
 
 import gymnasium
@@ -393,3 +394,78 @@ def test_session_says_where_the_session_stands_after_reset_branch_and_frames(hos
         c.settings(mode="realtime", fps=60)
         newest = wait_until(lambda: [f for f in c.drain_frames(timeout=0.1) if f.index > 2])[-1]
         assert (c.session["epoch"], c.session["frame_index"]) == (3, newest.index) and newest.index > 2
+
+
+class GatedSandbox(SandboxWorld):
+    """The sandbox game whose steps wait for `gate`: a host slower than the client's timeout, then back."""
+
+    def __init__(self, gate: threading.Event):
+        super().__init__(64, 0)
+        self.gate = gate
+
+    def step(self, action, event=None):
+        self.gate.wait(20)
+        return super().step(action, event)
+
+
+def test_a_step_timeout_names_the_fix_and_the_env_asks_for_reset_not_a_shifted_frame():
+    """A step the host answers late still moved its world: the env must not go on as if it had not."""
+    gate = threading.Event()
+    gate.set()
+    h = run_host_in_thread(lambda: GatedSandbox(gate))
+    env, local = WorldEnv(address=h.address, timeout=0.3), WorldEnv(backend="sandbox")
+    try:
+        env.reset(seed=4)
+        env.step(2)
+        gate.clear()
+        with pytest.raises(ProtocolError, match=r"no frame for input seq \d+ from tcp://.* within 0.3 s: is the host "
+                                                r"still running .*or slower than timeout=") as e:
+            env.step(2)
+        assert e.value.code == "timeout"
+        gate.set()
+        with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+            env.step(2)  # the host made the late frame: a step now would hand out the one after it
+        assert np.array_equal(env.reset(seed=4)[0], local.reset(seed=4)[0])
+        assert np.array_equal(env.step(5)[0], local.step(5)[0])
+    finally:
+        gate.set()
+        env.close()
+        local.close()
+        h.stop()
+
+
+def test_a_reset_the_host_answers_too_late_is_a_protocol_error_naming_the_fix():
+    """No frame after a reset is the same `timeout` ProtocolError as any unanswered request, not a bare TimeoutError."""
+    h = run_host_in_thread("sandbox")
+    env = WorldEnv(address=h.address, timeout=0.3)
+    try:
+        env.reset(seed=1)
+        env.client.next_frame = lambda timeout=None: None  # the reset's `ok` came, its frame 0 did not
+        with pytest.raises(ProtocolError, match=r"no frame after `reset` from tcp://.* within 0.3 s: is the host still"
+                                                r" running") as e:
+            env.reset(seed=2)
+        assert e.value.code == "timeout"
+        with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+            env.step(0)
+    finally:
+        env.close()
+        h.stop()
+
+
+def test_a_session_lost_mid_episode_tells_the_env_user_to_reset():
+    """An agent's update longer than the host's idle timeout ends the session between two steps: the error names the
+    env's way on (reset()), not the client's start(), which a WorldEnv user does not call."""
+    h = run_host_in_thread("sandbox", limits=Limits(idle_timeout_s=0.5))
+    env = WorldEnv(address=h.address)
+    try:
+        env.reset(seed=2)
+        env.step(1)
+        time.sleep(1.2)
+        with pytest.raises(ProtocolError, match=r"closed after 0.5 s without messages.*; with WorldEnv, reset\(\) "
+                                                r"starts a new episode") as e:
+            env.step(2)
+        assert e.value.code == "no_session" and e.value.fatal
+        assert env.reset(seed=2)[1]["frame_index"] == 0 and env.step(2)[4]["frame_index"] == 1
+    finally:
+        env.close()
+        h.stop()

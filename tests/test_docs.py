@@ -221,7 +221,8 @@ def test_model_doc_says_an_event_at_event_cfg_0_is_refused():
 def test_python_doc_says_a_closed_remote_env_raises_runtime_error():
     """test_client_api.py pins the error itself."""
     text = " ".join((ROOT / "docs" / "python.md").read_text().split("## A Gymnasium env", 1)[1].split())
-    assert "`RuntimeError` for `step` before `reset` or on a host's env after `close()`" in text
+    assert ("`RuntimeError` for `step` before `reset`, on a host's env after `close()`, or after a `step` or `reset` "
+            "that raised") in text
 
 
 def test_a_typed_command_name_gets_the_nearest_command_suggested():
