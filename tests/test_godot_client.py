@@ -1115,6 +1115,43 @@ def test_world_input_switched_to_disabled_while_a_key_is_held_sends_the_idle_act
     gdsim.release(sim, "wb_right")
 
 
+def test_world_input_sends_nothing_while_a_text_field_has_the_keyboard(sim, scripted):
+    """Input still reports a key typed into a LineEdit as pressed: typing "d" in a chat box walked the world. A
+    focused Button (clicked in the HUD) is no text field: the keys go on playing."""
+    wi, sent = _realtime_input(sim, scripted)
+    chat, button = sim.make_native("LineEdit", None), sim.make_native("Button", None)
+    for node in (wi, chat, button):
+        sim.add_to_root(node)
+    gdsim.press(sim, "wb_right")
+    sim.process(2)
+    button.grab_focus()
+    sim.process(2)
+    chat.grab_focus()
+    sim.process(2)
+    gdsim.release(sim, "wb_right")
+    gdsim.press(sim, "wb_latent_2")
+    sim.process(2)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "keys typed into the LineEdit steered the world"
+    chat.release_focus()
+    sim.process(2)
+    assert sent["action_sent"][-1] == (1,)  # the keyboard is the game's again: the held key plays
+    gdsim.release(sim, "wb_latent_2")
+
+
+def test_world_input_in_step_mode_sends_no_press_typed_into_a_text_field(sim, scripted):
+    c, _, _ = _scripted_session(sim, scripted, "step")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    prompt = sim.make_native("TextEdit", None)
+    sim.add_to_root(wi)
+    sim.add_to_root(prompt)
+    prompt.grab_focus()
+    gdsim.press(sim, "wb_right")
+    sim.process(2)
+    assert sent["action_sent"] == [], "a key typed into the TextEdit stepped the world"
+    gdsim.release(sim, "wb_right")
+
+
 def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
     """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
     c = new_client(sim, "tcp://127.0.0.1:1", mode="step")

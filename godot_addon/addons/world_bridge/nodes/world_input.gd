@@ -6,6 +6,8 @@ extends Node
 ## Realtime sessions get an `input` only when the resolved action changes: the host keeps the
 ## last input in force, so a held key keeps walking without flooding the socket.
 ## Step sessions get one `input` per press (each input produces exactly one frame).
+## While a LineEdit or TextEdit has the keyboard it sends nothing but the idle action, once: the
+## keys typed there are text, not play.
 
 ## Emitted whenever an action is sent (name or latent id).
 signal action_sent(action: Variant)
@@ -211,7 +213,14 @@ func _idle_value() -> Variant:
 
 
 func _process(_delta: float) -> void:
-	_send_held(enabled)
+	_send_held(enabled and not _typing())
+
+
+## Whether a text field (LineEdit, TextEdit) has the keyboard: Input still reports the keys typed
+## into it as pressed, and a "d" typed into a chat box must not walk the world.
+func _typing() -> bool:
+	var focus: Control = get_viewport().gui_get_focus_owner()
+	return focus is LineEdit or focus is TextEdit
 
 
 ## A paused tree or a Disabled process_mode stops _process while the host keeps the last input in
