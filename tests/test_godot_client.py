@@ -1152,6 +1152,31 @@ def test_world_input_in_step_mode_sends_no_press_typed_into_a_text_field(sim, sc
     gdsim.release(sim, "wb_right")
 
 
+def _assign(node, name: str, value) -> None:
+    """`node.name = value` from another script: through the property's setter, as Godot does."""
+    node.sim.set_member(node, name, gdsim.to_gd(value), gdsim.Frame(node.script, None))
+
+
+def test_world_input_bindings_and_idle_action_assigned_in_game_take_effect(sim, scripted):
+    """A key-remapping menu assigns `bindings`: it changed nothing until a rebuild() the README never names, and a
+    world action the backend lacks was sent to the host instead of skipped with a warning."""
+    wi, sent = _realtime_input(sim, scripted)
+    sim.add_to_root(wi)
+    sim.process(2)
+    _assign(wi, "bindings", {"wb_left": "right", "wb_jump": "fly"})
+    for key in ("wb_left", "wb_jump"):
+        gdsim.press(sim, key)
+        sim.process(2)
+        gdsim.release(sim, key)
+    assert [a[0] for a in sent["action_sent"]] == ["noop", "right", "noop"], "the new bindings did not play"
+    assert list(wi.members["unknown_actions"]) == ["fly"]
+    assert [w for w in sim.warnings if "fly not among this backend's actions" in w]
+    _assign(wi, "idle_action", "sit")
+    sim.process(2)
+    assert sent["action_sent"][-1] == (0,), "an idle action the backend lacks went to the host"
+    assert [w for w in sim.warnings if "idle action sit not among" in w]
+
+
 def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
     """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
     c = new_client(sim, "tcp://127.0.0.1:1", mode="step")

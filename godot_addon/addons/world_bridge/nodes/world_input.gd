@@ -39,11 +39,14 @@ const DEFAULT_IDLE_ACTION := "noop"
 ## Input Map action(s) -> WorldBridge action: a String (a name from session.action_names or the
 ## client's action_map) or an int (a latent action id). Join Input actions with "+" for chords.
 ## The first entry whose Input actions are all pressed wins: list chords before single keys.
-@export var bindings := DEFAULT_BINDINGS.duplicate()
+## Assigning it in game (a key-remapping menu) takes effect at once.
+@export var bindings := DEFAULT_BINDINGS.duplicate():
+	set = set_bindings
 ## What to send when nothing is pressed (realtime mode): a name, or a latent id as digits ("0").
 ## One the backend lacks is warned about once a session (the default "noop" is not), and latent
 ## id 0 is sent instead.
-@export var idle_action := DEFAULT_IDLE_ACTION
+@export var idle_action := DEFAULT_IDLE_ACTION:
+	set = set_idle_action
 ## False sends nothing but the idle action once (realtime), so a key held when it turned false
 ## (e.g. a menu opened) does not keep the world moving: the host keeps the last input in force.
 @export var enabled := true
@@ -81,8 +84,21 @@ func _inherited_mode() -> int:
 	return Node.PROCESS_MODE_PAUSABLE if node == null else node.process_mode
 
 
-## Re-reads `bindings`, skipping (and naming once) Input actions missing from the Input Map.
+func set_bindings(value: Dictionary) -> void:
+	bindings = value
+	if is_inside_tree():
+		rebuild()
+
+
+func set_idle_action(value: String) -> void:
+	idle_action = value
+	_checked_session = ""  # the session checks the new idle action again
+
+
+## Re-reads `bindings`, skipping (and naming once) Input actions missing from the Input Map; the
+## session checks them again.
 func rebuild() -> void:
+	_checked_session = ""
 	_chords.clear()
 	missing_actions = PackedStringArray()
 	for key in bindings:
