@@ -1252,6 +1252,26 @@ def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(
     assert _badge(view) == (other.members["status_text"], WHITE)
 
 
+def test_view_and_input_outlive_a_freed_client(sim, scripted):
+    """A level change frees the client while a HUD's WorldView and WorldInput stay. A freed object is not reliably
+    == null in Godot 4: WorldInput errored every frame, and the view errored on its next client, never following it."""
+    c, view, _ = _view_with_a_frame(sim, scripted)
+    wi = _world_input(sim, c)
+    sim.add_to_root(wi)
+    sim.process()
+    sim.native_of(c).queue_free()
+    gdsim.press(sim, "wb_right")
+    sim.process(2)
+    gdsim.release(sim, "wb_right")
+    sim.call_method(view, "set_show_backend_badge", [True])
+    assert _badge(view) == ("WorldBridge: no client", WHITE)
+    other = new_client(sim, "tcp://127.0.0.1:1", mode="step")
+    sim.add_to_root(other)
+    sim.call_method(view, "set_client", [other])
+    sim.process()
+    assert _blank(sim, view) and _badge(view) == (other.members["status_text"], WHITE)
+
+
 def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(sim, scripted):
     """A resume after a dropped connection goes on with the frame on screen (named in its backend's colour meanwhile);
     a new world must not show the old world's last frame until its own first frame."""

@@ -583,6 +583,13 @@ class _Continue(Exception):
     pass
 
 
+def _not_freed(obj: Any, what: str) -> None:
+    """A freed Object's variant still holds it in Godot 4 (`!= null` is true) but any use of it is an error."""
+    model = obj.native if isinstance(obj, Instance) else obj
+    if getattr(model, "freed", False):
+        raise SimError(f"{what} (on base: 'previously freed')")
+
+
 class Frame:
     def __init__(self, script: Script, self_obj: "Instance | None", locals_: dict | None = None,
                  func: "FuncDef | None" = None):
@@ -2240,6 +2247,7 @@ class Sim:
         return value
 
     def get_attr(self, obj: Any, name: str, frame: Frame) -> Any:
+        _not_freed(obj, f"Invalid get index '{name}'")
         if isinstance(obj, Instance):
             if name in obj.members:
                 var = _find_var(obj.script, name)
@@ -2490,6 +2498,7 @@ class Sim:
         raise SimError(f'Function "{name}()" not found in base self.')
 
     def call_on(self, base: Any, name: str, args: list, frame: Frame) -> Any:
+        _not_freed(base, f"Attempt to call function '{name}'")
         if isinstance(base, Instance):
             fn = base.script.find_func(name)
             if fn is not None:

@@ -250,7 +250,7 @@ func _notification(what: int) -> void:
 ## Sends the resolved action (the idle one when `active` is false) if it changed (realtime),
 ## or a new press (step, when `active`).
 func _send_held(active: bool) -> void:
-	if client == null or not client.is_in_session():
+	if not is_instance_valid(client) or not client.is_in_session():  # a freed client is not null
 		current_action = null
 		return
 	var session_id := str(client.session.get("session_id", ""))
