@@ -1115,6 +1115,68 @@ def test_world_input_switched_to_disabled_while_a_key_is_held_sends_the_idle_act
     gdsim.release(sim, "wb_right")
 
 
+def test_world_input_sends_nothing_while_a_text_field_has_the_keyboard(sim, scripted):
+    """Input still reports a key typed into a LineEdit as pressed: typing "d" in a chat box walked the world. A
+    focused Button (clicked in the HUD) is no text field: the keys go on playing."""
+    wi, sent = _realtime_input(sim, scripted)
+    chat, button = sim.make_native("LineEdit", None), sim.make_native("Button", None)
+    for node in (wi, chat, button):
+        sim.add_to_root(node)
+    gdsim.press(sim, "wb_right")
+    sim.process(2)
+    button.grab_focus()
+    sim.process(2)
+    chat.grab_focus()
+    sim.process(2)
+    gdsim.release(sim, "wb_right")
+    gdsim.press(sim, "wb_latent_2")
+    sim.process(2)
+    assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "keys typed into the LineEdit steered the world"
+    chat.release_focus()
+    sim.process(2)
+    assert sent["action_sent"][-1] == (1,)  # the keyboard is the game's again: the held key plays
+    gdsim.release(sim, "wb_latent_2")
+
+
+def test_world_input_in_step_mode_sends_no_press_typed_into_a_text_field(sim, scripted):
+    c, _, _ = _scripted_session(sim, scripted, "step")
+    wi = _world_input(sim, c)
+    sent = Recorder(wi, "action_sent")
+    prompt = sim.make_native("TextEdit", None)
+    sim.add_to_root(wi)
+    sim.add_to_root(prompt)
+    prompt.grab_focus()
+    gdsim.press(sim, "wb_right")
+    sim.process(2)
+    assert sent["action_sent"] == [], "a key typed into the TextEdit stepped the world"
+    gdsim.release(sim, "wb_right")
+
+
+def _assign(node, name: str, value) -> None:
+    """`node.name = value` from another script: through the property's setter, as Godot does."""
+    node.sim.set_member(node, name, gdsim.to_gd(value), gdsim.Frame(node.script, None))
+
+
+def test_world_input_bindings_and_idle_action_assigned_in_game_take_effect(sim, scripted):
+    """A key-remapping menu assigns `bindings`: it changed nothing until a rebuild() the README never names, and a
+    world action the backend lacks was sent to the host instead of skipped with a warning."""
+    wi, sent = _realtime_input(sim, scripted)
+    sim.add_to_root(wi)
+    sim.process(2)
+    _assign(wi, "bindings", {"wb_left": "right", "wb_jump": "fly"})
+    for key in ("wb_left", "wb_jump"):
+        gdsim.press(sim, key)
+        sim.process(2)
+        gdsim.release(sim, key)
+    assert [a[0] for a in sent["action_sent"]] == ["noop", "right", "noop"], "the new bindings did not play"
+    assert list(wi.members["unknown_actions"]) == ["fly"]
+    assert [w for w in sim.warnings if "fly not among this backend's actions" in w]
+    _assign(wi, "idle_action", "sit")
+    sim.process(2)
+    assert sent["action_sent"][-1] == (0,), "an idle action the backend lacks went to the host"
+    assert [w for w in sim.warnings if "idle action sit not among" in w]
+
+
 def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
     """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
     c = new_client(sim, "tcp://127.0.0.1:1", mode="step")
@@ -1188,6 +1250,26 @@ def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(
     sim.call_method(view, "set_client", [other])
     assert _blank(sim, view), "the old client's frame is still shown"
     assert _badge(view) == (other.members["status_text"], WHITE)
+
+
+def test_view_and_input_outlive_a_freed_client(sim, scripted):
+    """A level change frees the client while a HUD's WorldView and WorldInput stay. A freed object is not reliably
+    == null in Godot 4: WorldInput errored every frame, and the view errored on its next client, never following it."""
+    c, view, _ = _view_with_a_frame(sim, scripted)
+    wi = _world_input(sim, c)
+    sim.add_to_root(wi)
+    sim.process()
+    sim.native_of(c).queue_free()
+    gdsim.press(sim, "wb_right")
+    sim.process(2)
+    gdsim.release(sim, "wb_right")
+    sim.call_method(view, "set_show_backend_badge", [True])
+    assert _badge(view) == ("WorldBridge: no client", WHITE)
+    other = new_client(sim, "tcp://127.0.0.1:1", mode="step")
+    sim.add_to_root(other)
+    sim.call_method(view, "set_client", [other])
+    sim.process()
+    assert _blank(sim, view) and _badge(view) == (other.members["status_text"], WHITE)
 
 
 def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(sim, scripted):

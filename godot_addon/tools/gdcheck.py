@@ -56,7 +56,7 @@ ENGINE_API: dict[str, tuple[str | None, str]] = {
     "Range": ("Control", "min_value max_value step value value_changed rounded allow_greater allow_lesser "
                          "set_value_no_signal"),
     "SpinBox": ("Range", "suffix prefix editable"),
-    "Viewport": ("Node", "get_texture transparent_bg"),
+    "Viewport": ("Node", "get_texture transparent_bg gui_get_focus_owner"),
     "SubViewport": ("Viewport", "size render_target_update_mode UPDATE_ONCE UPDATE_ALWAYS"),
     "Window": ("Viewport", "title popup_centered popup_centered_ratio"),
     "AcceptDialog": ("Window", ""),

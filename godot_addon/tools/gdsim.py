@@ -583,6 +583,13 @@ class _Continue(Exception):
     pass
 
 
+def _not_freed(obj: Any, what: str) -> None:
+    """A freed Object's variant still holds it in Godot 4 (`!= null` is true) but any use of it is an error."""
+    model = obj.native if isinstance(obj, Instance) else obj
+    if getattr(model, "freed", False):
+        raise SimError(f"{what} (on base: 'previously freed')")
+
+
 class Frame:
     def __init__(self, script: Script, self_obj: "Instance | None", locals_: dict | None = None,
                  func: "FuncDef | None" = None):
@@ -888,6 +895,13 @@ class NodeModel(NativeObject):
     def get_tree(self) -> "SceneTreeModel":
         return self.sim.tree
 
+    def get_viewport(self) -> Any:
+        """The nearest Viewport ancestor (the tree's root stands in for the window); null outside the tree."""
+        node: Any = self.owner
+        while node is not None and not isinstance(self.sim.native_of(node), ViewportModel):
+            node = self.sim.native_of(node).parent
+        return node if self.inside_tree else None
+
     def _mode(self) -> int:
         """The mode in force: INHERIT takes the first ancestor's that is not INHERIT (the root's is PAUSABLE)."""
         node: Any = self
@@ -1018,6 +1032,11 @@ class ControlModel(NodeModel):
         return self.mouse_position
 
     def grab_focus(self) -> None:
+        """Godot keeps one focus owner per viewport: the one that had it loses it."""
+        viewport = self.get_viewport()
+        holder = None if viewport is None else self.sim.native_of(viewport).gui_get_focus_owner()
+        if holder is not None and holder is not self.owner:
+            self.sim.native_of(holder).release_focus()
         if not self.focused:
             self.focused = True
             if "focus_entered" in self.native_signals:
@@ -1429,7 +1448,21 @@ class ViewportTextureModel(NativeObject):
         return rendered.duplicate() if rendered is not None else ImageModel(self.sim)
 
 
-class SubViewportModel(NodeModel):
+class ViewportModel(NodeModel):
+    """Viewport (the root window too): which control in it has the keyboard."""
+
+    CLASS = "Viewport"
+
+    def gui_get_focus_owner(self) -> Any:
+        """The focused control of this viewport (not of one nested in it; a removed one lost focus), or null."""
+        for node in self.sim._walk(self.owner):
+            model = self.sim.native_of(node)
+            if isinstance(model, ControlModel) and model.focused and model.get_viewport() is self.owner:
+                return node
+        return None
+
+
+class SubViewportModel(ViewportModel):
     """SubViewport; nothing is drawn: tests set `rendered` (an Image) to what it shows."""
 
     CLASS = "SubViewport"
@@ -1472,7 +1505,7 @@ NATIVE_MODELS: dict[str, type[NativeObject]] = {
     "Label": LabelModel, "Image": ImageModel, "ImageTexture": ImageTextureModel, "Control": ControlModel,
     "VBoxContainer": VBoxContainerModel, "HBoxContainer": HBoxContainerModel, "GridContainer": GridContainerModel,
     "LineEdit": LineEditModel, "TextEdit": TextEditModel, "Button": ButtonModel, "CheckBox": CheckBoxModel,
-    "OptionButton": OptionButtonModel,
+    "OptionButton": OptionButtonModel, "Viewport": ViewportModel,
     "SpinBox": SpinBoxModel, "FileDialog": FileDialogModel,
     "InputEventMouseButton": InputEventMouseButtonModel, "InputEventKey": InputEventKeyModel,
     "SubViewport": SubViewportModel, "MarginContainer": MarginContainerModel, "ColorRect": ColorRectModel,
@@ -1718,7 +1751,7 @@ class Sim:
         self.pressed: set[str] = set()
         self.just_pressed: set[str] = set()
         self.tree = SceneTreeModel(self)
-        self.root = NodeModel(self)  # stands in for SceneTree.root
+        self.root = ViewportModel(self)  # stands in for SceneTree.root, the game's window
         self.root.inside_tree = True
         self.root.name = "root"
         self._scan_class_names()
@@ -2214,6 +2247,7 @@ class Sim:
         return value
 
     def get_attr(self, obj: Any, name: str, frame: Frame) -> Any:
+        _not_freed(obj, f"Invalid get index '{name}'")
         if isinstance(obj, Instance):
             if name in obj.members:
                 var = _find_var(obj.script, name)
@@ -2464,6 +2498,7 @@ class Sim:
         raise SimError(f'Function "{name}()" not found in base self.')
 
     def call_on(self, base: Any, name: str, args: list, frame: Frame) -> Any:
+        _not_freed(base, f"Attempt to call function '{name}'")
         if isinstance(base, Instance):
             fn = base.script.find_func(name)
             if fn is not None:
@@ -2838,7 +2873,7 @@ def _globals(sim: Sim) -> dict[str, Any]:
     g.update(ERRORS)
     g.update({"PI": math.pi, "TAU": math.tau, "INF": math.inf, "NAN": math.nan})
     g.update({"MOUSE_BUTTON_NONE": 0, "MOUSE_BUTTON_LEFT": 1, "MOUSE_BUTTON_RIGHT": 2, "MOUSE_BUTTON_MIDDLE": 3})
-    for name in list(NATIVE_MODELS) + ["CanvasItem", "Color", "Viewport"]:
+    for name in list(NATIVE_MODELS) + ["CanvasItem", "Color"]:
         g[name] = NativeClass(sim, name)
     g["Time"] = Singleton("Time", {
         "get_ticks_msec": lambda: int(sim.now_ms()),

@@ -6,6 +6,8 @@ extends Node
 ## Realtime sessions get an `input` only when the resolved action changes: the host keeps the
 ## last input in force, so a held key keeps walking without flooding the socket.
 ## Step sessions get one `input` per press (each input produces exactly one frame).
+## While a LineEdit or TextEdit has the keyboard it sends nothing but the idle action, once: the
+## keys typed there are text, not play.
 
 ## Emitted whenever an action is sent (name or latent id).
 signal action_sent(action: Variant)
@@ -37,11 +39,14 @@ const DEFAULT_IDLE_ACTION := "noop"
 ## Input Map action(s) -> WorldBridge action: a String (a name from session.action_names or the
 ## client's action_map) or an int (a latent action id). Join Input actions with "+" for chords.
 ## The first entry whose Input actions are all pressed wins: list chords before single keys.
-@export var bindings := DEFAULT_BINDINGS.duplicate()
+## Assigning it in game (a key-remapping menu) takes effect at once.
+@export var bindings := DEFAULT_BINDINGS.duplicate():
+	set = set_bindings
 ## What to send when nothing is pressed (realtime mode): a name, or a latent id as digits ("0").
 ## One the backend lacks is warned about once a session (the default "noop" is not), and latent
 ## id 0 is sent instead.
-@export var idle_action := DEFAULT_IDLE_ACTION
+@export var idle_action := DEFAULT_IDLE_ACTION:
+	set = set_idle_action
 ## False sends nothing but the idle action once (realtime), so a key held when it turned false
 ## (e.g. a menu opened) does not keep the world moving: the host keeps the last input in force.
 @export var enabled := true
@@ -79,8 +84,21 @@ func _inherited_mode() -> int:
 	return Node.PROCESS_MODE_PAUSABLE if node == null else node.process_mode
 
 
-## Re-reads `bindings`, skipping (and naming once) Input actions missing from the Input Map.
+func set_bindings(value: Dictionary) -> void:
+	bindings = value
+	if is_inside_tree():
+		rebuild()
+
+
+func set_idle_action(value: String) -> void:
+	idle_action = value
+	_checked_session = ""  # the session checks the new idle action again
+
+
+## Re-reads `bindings`, skipping (and naming once) Input actions missing from the Input Map; the
+## session checks them again.
 func rebuild() -> void:
+	_checked_session = ""
 	_chords.clear()
 	missing_actions = PackedStringArray()
 	for key in bindings:
@@ -211,7 +229,14 @@ func _idle_value() -> Variant:
 
 
 func _process(_delta: float) -> void:
-	_send_held(enabled)
+	_send_held(enabled and not _typing())
+
+
+## Whether a text field (LineEdit, TextEdit) has the keyboard: Input still reports the keys typed
+## into it as pressed, and a "d" typed into a chat box must not walk the world.
+func _typing() -> bool:
+	var focus: Control = get_viewport().gui_get_focus_owner()
+	return focus is LineEdit or focus is TextEdit
 
 
 ## A paused tree or a Disabled process_mode stops _process while the host keeps the last input in
@@ -225,7 +250,7 @@ func _notification(what: int) -> void:
 ## Sends the resolved action (the idle one when `active` is false) if it changed (realtime),
 ## or a new press (step, when `active`).
 func _send_held(active: bool) -> void:
-	if client == null or not client.is_in_session():
+	if not is_instance_valid(client) or not client.is_in_session():  # a freed client is not null
 		current_action = null
 		return
 	var session_id := str(client.session.get("session_id", ""))

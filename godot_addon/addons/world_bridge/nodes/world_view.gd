@@ -59,9 +59,10 @@ func _ready() -> void:
 
 
 ## Another client may run another backend: its status must not sit over the old one's frame.
+## A freed client (a level unloaded) took its connections with it: there is nothing to undo.
 func set_client(value: WorldBridgeClient) -> void:
 	var changed := value != client
-	if client != null and client.frame_received.is_connected(show_frame):
+	if is_instance_valid(client) and client.frame_received.is_connected(show_frame):
 		for pair in _followed():
 			pair[0].disconnect(pair[1])
 	client = value
@@ -120,7 +121,7 @@ func show_frame(header: Dictionary, pixels: PackedByteArray) -> bool:
 	else:
 		_texture.update(_image)
 	frames_shown += 1
-	if client != null and client.is_in_session():
+	if is_instance_valid(client) and client.is_in_session():
 		_shown_label = client.backend_label()
 		_shown_kind = client.backend_kind
 	return true
@@ -192,7 +193,7 @@ func paste_at(layer: Image, local_position: Vector2) -> bool:
 
 ## Pastes `layer` centred on frame pixel `pixel` through `client`; false when it cannot be sent.
 func paste_at_pixel(layer: Image, pixel: Vector2i) -> bool:
-	if client == null or layer == null or pixel == NO_PIXEL:
+	if not is_instance_valid(client) or layer == null or pixel == NO_PIXEL:
 		return false
 	return client.edit(
 		layer, pixel.x - (layer.get_width() >> 1), pixel.y - (layer.get_height() >> 1)
@@ -287,7 +288,7 @@ func _update_badge() -> void:
 	if _badge == null:
 		return
 	_badge.visible = show_backend_badge
-	if client == null:
+	if not is_instance_valid(client):  # none, or freed (a freed object is not null)
 		_badge.text = "WorldBridge: no client"
 		_badge.add_theme_color_override("font_color", _badge_color(""))
 		return
