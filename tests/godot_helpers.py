@@ -1,5 +1,6 @@
 """What the Godot addon's gdsim tests share: its nodes, a signal recorder, a scripted pyzmq host's side of the
-protocol and the demo's blocked-out level (the fixtures `sim`, `host` and `micro_world` are in conftest.py)."""
+protocol and the demo's blocked-out level (the fixtures `godot_sim`, `godot_host` and `micro_world` are in
+conftest.py)."""
 
 from __future__ import annotations
 
