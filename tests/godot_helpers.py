@@ -152,6 +152,15 @@ def refuse_prompt(router, ident, start: dict, capability: str) -> None:
         "message": f"this backend takes no {capability.removesuffix('_prompt')} prompts"})])
 
 
+def answer_the_retry_without_text(sim, router, c, ident, start: dict) -> None:
+    """The scripted host refuses `start`'s text prompt; client `c` must start again without it, and gets the session."""
+    refuse_prompt(router, ident, start, "text_prompt")
+    pump(sim, router)
+    _, again = recv(router)
+    assert (again["type"], again["text"]) == ("start", None)
+    answer_start(sim, router, c, ident, again)
+
+
 def refuse_typed_events(router, ident) -> None:
     """The scripted host refuses typed events mid-session, as a backend that takes only free-text ones."""
     router.send_multipart([ident, zmtp_raw.pack({

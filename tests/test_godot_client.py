@@ -19,8 +19,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
 from godot_helpers import (  # noqa: E402
-    IN_SESSION, ROUTERS, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, demo_blockout_png, greet_and_start,
-    new_client, new_node, pump, recv, refuse_prompt, run_until, scripted_router, send_unread, session_msg)
+    IN_SESSION, ROUTERS, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, answer_the_retry_without_text,
+    demo_blockout_png, greet_and_start, new_client, new_node, pump, recv, refuse_prompt, run_until, scripted_router,
+    send_unread, session_msg)
 
 INPUT = "res://addons/world_bridge/nodes/world_input.gd"
 
@@ -1014,12 +1015,7 @@ def test_a_start_retried_without_its_refused_prompt_emits_no_error(godot_sim, sc
     pump(godot_sim, router)
     ident, start = recv(router)
     assert start["text"] == "an exported prompt"
-    refuse_prompt(router, ident, start, "text_prompt")
-    pump(godot_sim, router)
-    _, again = recv(router)
-    assert (again["type"], again["text"]) == ("start", None)
-    router.send_multipart([ident, zmtp_raw.pack(session_msg(again["req_id"]))])
-    assert run_until(godot_sim, lambda: c.members["link"] == IN_SESSION)
+    answer_the_retry_without_text(godot_sim, router, c, ident, start)
     assert rec["error_received"] == [] and rec["capability_refused"] == [], rec
     assert "text prompt" in godot_sim.call_method(c, "dropped_note", [])
 
