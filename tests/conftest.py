@@ -38,8 +38,9 @@ def prompt_world_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    """The Godot tests' sandbox host; they record into tmp_path, or with no path into a folder of their own."""
+def godot_host(tmp_path_factory):
+    """The Godot tests' sandbox host (not `host`: other tests start their own); it records to any path, by default its
+    own folder."""
     from bridge.host import server
 
     h = server.run_host_in_thread("sandbox", recordings_dir=tmp_path_factory.mktemp("recordings"), record_anywhere=True)
@@ -48,7 +49,7 @@ def host(tmp_path_factory):
 
 
 @pytest.fixture()
-def sim():
+def godot_sim():
     """A gdsim over the Godot addon's project, with its input map."""
     from godot_helpers import GODOT, gdsim
 

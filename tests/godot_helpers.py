@@ -1,5 +1,6 @@
 """What the Godot addon's gdsim tests share: its nodes, a signal recorder, a scripted pyzmq host's side of the
-protocol and the demo's blocked-out level (the fixtures `sim`, `host` and `micro_world` are in conftest.py)."""
+protocol and the demo's blocked-out level (the fixtures `godot_sim`, `godot_host` and `micro_world` are in
+conftest.py)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,15 @@ def refuse_prompt(router, ident, start: dict, capability: str) -> None:
     router.send_multipart([ident, zmtp_raw.pack({
         "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": capability, "fatal": False,
         "message": f"this backend takes no {capability.removesuffix('_prompt')} prompts"})])
+
+
+def answer_the_retry_without_text(sim, router, c, ident, start: dict) -> None:
+    """The scripted host refuses `start`'s text prompt; client `c` must start again without it, and gets the session."""
+    refuse_prompt(router, ident, start, "text_prompt")
+    pump(sim, router)
+    _, again = recv(router)
+    assert (again["type"], again["text"]) == ("start", None)
+    answer_start(sim, router, c, ident, again)
 
 
 def refuse_typed_events(router, ident) -> None:

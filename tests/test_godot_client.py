@@ -19,8 +19,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
 from godot_helpers import (  # noqa: E402
-    IN_SESSION, ROUTERS, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, demo_blockout_png, greet_and_start,
-    new_client, new_node, pump, recv, refuse_prompt, run_until, scripted_router, send_unread, session_msg)
+    IN_SESSION, ROUTERS, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, answer_the_retry_without_text,
+    demo_blockout_png, greet_and_start, new_client, new_node, pump, recv, refuse_prompt, run_until, scripted_router,
+    send_unread, session_msg)
 
 INPUT = "res://addons/world_bridge/nodes/world_input.gd"
 
@@ -29,61 +30,69 @@ def _world_input(sim, client, **members):
     return new_node(sim, INPUT, client=client, **members)
 
 
-def test_step_session_end_to_end(sim, host, tmp_path):
-    c = new_client(sim, host.address, mode="step", backend="sandbox", world_seed=5, text_prompt="a test level")
+@pytest.mark.parametrize("generic", ["host", "sim"])
+def test_the_shared_godot_fixtures_are_not_handed_to_a_test_that_asks_for_a_generic_name(request, generic):
+    """A test asking for `host` or `sim` without defining it must fail to find it, not silently get the Godot ones."""
+    with pytest.raises(pytest.FixtureLookupError):
+        request.getfixturevalue(generic)
+
+
+def test_step_session_end_to_end(godot_sim, godot_host, tmp_path):
+    c = new_client(godot_sim, godot_host.address, mode="step", backend="sandbox", world_seed=5,
+                   text_prompt="a test level")
     rec = Recorder(c, "frame_received", "error_received", "event_applied", "recording_changed", "session_started",
                    "status_changed")
-    sim.add_to_root(c)
-    assert run_until(sim, lambda: len(rec["frame_received"]) >= 1)
+    godot_sim.add_to_root(c)
+    assert run_until(godot_sim, lambda: len(rec["frame_received"]) >= 1)
     (session,) = rec["session_started"][0]
     assert session["backend_kind"] == "sandbox" and session["mode"] == "step"
-    label = sim.call_method(c, "backend_label", [])
+    label = godot_sim.call_method(c, "backend_label", [])
     assert label.startswith("SANDBOX GAME (test backend, not the world model): ")  # as in Unity
     assert rec["status_changed"][-1] == (label,)
     header, size = rec["frame_received"][0][0], len(rec["frame_received"][0][1])
     assert header["index"] == 0 and header["codec"] == "raw" and size == header["width"] * header["height"] * 3
     for action in ("right", "right", 3):  # names and ids
-        assert sim.call_method(c, "send_input", [action])
-    assert run_until(sim, lambda: len(rec["frame_received"]) >= 4)  # step mode: one frame per input, none dropped
+        assert godot_sim.call_method(c, "send_input", [action])
+    assert run_until(godot_sim, lambda: len(rec["frame_received"]) >= 4)  # step mode: one frame per input, none dropped
     assert [f[0]["index"] for f in rec["frame_received"]] == [0, 1, 2, 3]
     assert rec["frame_received"][-1][0]["seq"] == 3 and c.members["latency_ms"] > 0
-    assert sim.call_method(c, "fire_event", ["weather_snow", ""])
-    sim.call_method(c, "send_input", ["noop"])
-    assert run_until(sim, lambda: rec["event_applied"])
+    assert godot_sim.call_method(c, "fire_event", ["weather_snow", ""])
+    godot_sim.call_method(c, "send_input", ["noop"])
+    assert run_until(godot_sim, lambda: rec["event_applied"])
     epoch = c.members["last_frame_header"]["epoch"]
-    assert sim.call_method(c, "branch_from", [1])
-    assert run_until(sim, lambda: c.members["last_frame_header"]["epoch"] == epoch + 1)
+    assert godot_sim.call_method(c, "branch_from", [1])
+    assert run_until(godot_sim, lambda: c.members["last_frame_header"]["epoch"] == epoch + 1)
     assert c.members["last_frame_header"]["index"] == 1
     path = str(tmp_path / "godot.wbrec")
-    assert sim.call_method(c, "start_recording", [path])
-    assert run_until(sim, lambda: c.members["recording"])
-    sim.call_method(c, "send_input", ["right"])
-    assert sim.call_method(c, "toggle_recording", [])
-    assert run_until(sim, lambda: len(rec["recording_changed"]) == 2)
+    assert godot_sim.call_method(c, "start_recording", [path])
+    assert run_until(godot_sim, lambda: c.members["recording"])
+    godot_sim.call_method(c, "send_input", ["right"])
+    assert godot_sim.call_method(c, "toggle_recording", [])
+    assert run_until(godot_sim, lambda: len(rec["recording_changed"]) == 2)
     assert rec["recording_changed"] == [(True, path), (False, path)] and Path(path).stat().st_size > 0
-    sim.call_method(c, "send_input", ["fly"])
-    assert run_until(sim, lambda: any(e[0] == "bad_argument" for e in rec["error_received"]))
-    assert sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 30})])  # int goes out as float64
-    assert sim.call_method(c, "request_status", [])
-    assert run_until(sim, lambda: len(c.members["last_status"]) > 0 and c.members["rtt_ms"] >= 0)
+    godot_sim.call_method(c, "send_input", ["fly"])
+    assert run_until(godot_sim, lambda: any(e[0] == "bad_argument" for e in rec["error_received"]))
+    assert godot_sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 30})])  # int goes out as float64
+    assert godot_sim.call_method(c, "request_status", [])
+    assert run_until(godot_sim, lambda: len(c.members["last_status"]) > 0 and c.members["rtt_ms"] >= 0)
     assert c.members["last_status"]["backend_kind"] == "sandbox"
     assert not any(e[0] == "bad_message" for e in rec["error_received"])
-    sim.call_method(c, "queue_free", [])
-    sim.process()  # _exit_tree says bye
+    godot_sim.call_method(c, "queue_free", [])
+    godot_sim.process()  # _exit_tree says bye
     assert c.members["link"] == 0 and c.members["_socket"] is None
 
 
-def test_realtime_view_reuses_one_image_and_texture(sim, host):
-    c = new_client(sim, host.address, mode="realtime", fps=30.0, backend="sandbox")
-    view = sim.new(sim.script(VIEW))
+def test_realtime_view_reuses_one_image_and_texture(godot_sim, godot_host):
+    c = new_client(godot_sim, godot_host.address, mode="realtime", fps=30.0, backend="sandbox")
+    view = godot_sim.new(godot_sim.script(VIEW))
     view.members["client"] = c
-    sim.add_to_root(c)
-    sim.add_to_root(view)
-    assert run_until(sim, lambda: view.members["frames_shown"] >= 6)
-    assert sim.counters["Image.create_from_data"] == 1
-    assert sim.counters["ImageTexture.create_from_image"] == 1
+    godot_sim.add_to_root(c)
+    godot_sim.add_to_root(view)
+    assert run_until(godot_sim, lambda: view.members["frames_shown"] >= 6)
+    assert godot_sim.counters["Image.create_from_data"] == 1
+    assert godot_sim.counters["ImageTexture.create_from_image"] == 1
     shown = view.members["frames_shown"]
-    assert sim.counters["Image.set_data"] == shown - 1 and sim.counters["ImageTexture.update"] == shown - 1
+    assert godot_sim.counters["Image.set_data"] == shown - 1 and godot_sim.counters["ImageTexture.update"] == shown - 1
     assert view.native.texture is view.members["_texture"]
     badge = view.members["_badge"]
     assert badge.text.startswith("SANDBOX") and view.members["frames_rejected"] == 0
@@ -91,39 +100,39 @@ def test_realtime_view_reuses_one_image_and_texture(sim, host):
     rgb = lambda color: (color.r, color.g, color.b)  # noqa: E731
     assert rgb(badge.theme_overrides["font_color"]) == (1, 0.65, 0)  # the sandbox game in orange
     c.members["backend_kind"] = "world_model"  # the world model in green, as in Unity and the editor
-    sim.call_method(view, "_update_badge", [])
+    godot_sim.call_method(view, "_update_badge", [])
     assert rgb(badge.theme_overrides["font_color"]) == (0, 1, 0)
-    sim.call_method(view, "set_client", [None])
+    godot_sim.call_method(view, "set_client", [None])
     assert (badge.text, rgb(badge.theme_overrides["font_color"])) == ("WorldBridge: no client", (1, 1, 1))
 
 
-def test_reconnect_resumes_the_same_session(sim, host):
-    c = new_client(sim, host.address, mode="step", backend="sandbox")
+def test_reconnect_resumes_the_same_session(godot_sim, godot_host):
+    c = new_client(godot_sim, godot_host.address, mode="step", backend="sandbox")
     rec = Recorder(c, "session_started", "status_changed")
-    sim.add_to_root(c)
-    assert run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    godot_sim.add_to_root(c)
+    assert run_until(godot_sim, lambda: c.members["link"] == IN_SESSION)
     first = rec["session_started"][0][0]
-    sim.call_method(c.members["_socket"], "_fail", ["simulated network drop"])
+    godot_sim.call_method(c.members["_socket"], "_fail", ["simulated network drop"])
     assert c.members["link"] == 1 and "reconnecting" in c.members["status_text"]
-    assert run_until(sim, lambda: len(rec["session_started"]) == 2)
+    assert run_until(godot_sim, lambda: len(rec["session_started"]) == 2)
     second = rec["session_started"][1][0]
     assert second["resumed"] is True and second["session_id"] == first["session_id"]
-    sim.call_method(c, "disconnect_from_host", [])
+    godot_sim.call_method(c, "disconnect_from_host", [])
 
 
-def test_connect_to_host_while_in_session_ends_that_session_first(sim, host):
-    c = new_client(sim, host.address, mode="step", backend="sandbox")
+def test_connect_to_host_while_in_session_ends_that_session_first(godot_sim, godot_host):
+    c = new_client(godot_sim, godot_host.address, mode="step", backend="sandbox")
     rec = Recorder(c, "session_started", "session_ended", "capabilities_changed")
-    sim.add_to_root(c)
-    assert run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    godot_sim.add_to_root(c)
+    assert run_until(godot_sim, lambda: c.members["link"] == IN_SESSION)
     c.members["auto_start"] = False
-    assert sim.call_method(c, "connect_to_host", [host.address]) == 0  # e.g. the game switches hosts
+    assert godot_sim.call_method(c, "connect_to_host", [godot_host.address]) == 0  # e.g. the game switches hosts
     assert rec["session_ended"] == [("disconnected",)]  # not left as if it still ran
-    assert run_until(sim, lambda: c.members["link"] == 3)  # welcomed, no start asked for
-    assert c.members["session"] == {} and sim.call_method(c, "backend_label", []) == "no session"
+    assert run_until(godot_sim, lambda: c.members["link"] == 3)  # welcomed, no start asked for
+    assert c.members["session"] == {} and godot_sim.call_method(c, "backend_label", []) == "no session"
     assert "sketch_prompt" in c.members["capabilities"] and "edit" in c.members["capabilities"]  # the welcome's
     assert len(rec["session_started"]) == 1
-    sim.call_method(c, "disconnect_from_host", [])
+    godot_sim.call_method(c, "disconnect_from_host", [])
 
 
 def _sandbox_input(sim, host, **members):
@@ -138,81 +147,81 @@ def _sandbox_input(sim, host, **members):
     return c, wi, sent
 
 
-def test_world_input_sends_changes_only_and_chords(sim, host):
-    c, wi, sent = _sandbox_input(sim, host)
+def test_world_input_sends_changes_only_and_chords(godot_sim, godot_host):
+    c, wi, sent = _sandbox_input(godot_sim, godot_host)
     assert wi.members["missing_actions"] == []  # every default binding is in project.godot's Input Map
-    gdsim.press(sim, "wb_right")
-    sim.process(5)
-    gdsim.press(sim, "wb_jump")
-    sim.process(5)
-    gdsim.release(sim, "wb_right")
-    gdsim.release(sim, "wb_jump")
-    sim.process(3)
-    gdsim.press(sim, "wb_latent_3")
-    sim.process(2)
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(5)
+    gdsim.press(godot_sim, "wb_jump")
+    godot_sim.process(5)
+    gdsim.release(godot_sim, "wb_right")
+    gdsim.release(godot_sim, "wb_jump")
+    godot_sim.process(3)
+    gdsim.press(godot_sim, "wb_latent_3")
+    godot_sim.process(2)
     assert [a[0] for a in sent["action_sent"]] == ["noop", "right", "right_jump", "noop", 2]
-    assert run_until(sim, lambda: c.members["last_frame_header"].get("seq") == 5)
-    sim.call_method(c, "disconnect_from_host", [])
+    assert run_until(godot_sim, lambda: c.members["last_frame_header"].get("seq") == 5)
+    godot_sim.call_method(c, "disconnect_from_host", [])
 
 
-def test_world_input_warns_once_about_bindings_the_backend_lacks_and_sends_nothing_for_them(sim, host):
+def test_world_input_warns_once_about_bindings_the_backend_lacks_and_sends_nothing_for_them(godot_sim, godot_host):
     bindings = {"wb_latent_8": 9, "wb_latent_1": 0, "wb_jump": "fly", "wb_left": "left"}
-    c, wi, sent = _sandbox_input(sim, host, bindings=bindings)
+    c, wi, sent = _sandbox_input(godot_sim, godot_host, bindings=bindings)
     errors = Recorder(c, "error_received")
     assert list(wi.members["unknown_actions"]) == ["latent 9", "fly"]  # the sandbox has 7 actions, none named fly
-    warned = [w for w in sim.warnings if "not among this backend's actions" in w]
+    warned = [w for w in godot_sim.warnings if "not among this backend's actions" in w]
     assert len(warned) == 1 and "latent 9, fly" in warned[0] and "latent ids 0-6" in warned[0]
     for key in ("wb_latent_8", "wb_jump"):
-        gdsim.press(sim, key)
-        sim.process(3)
-        gdsim.release(sim, key)
-    gdsim.press(sim, "wb_latent_1")
-    sim.process(3)
+        gdsim.press(godot_sim, key)
+        godot_sim.process(3)
+        gdsim.release(godot_sim, key)
+    gdsim.press(godot_sim, "wb_latent_1")
+    godot_sim.process(3)
     assert [a[0] for a in sent["action_sent"]] == ["noop", 0]  # the unknown keys sent nothing; latent 0 did
-    sim.process(5)
+    godot_sim.process(5)
     assert errors["error_received"] == []  # nothing reached the host to be refused
-    assert len([w for w in sim.warnings if "not among this backend's actions" in w]) == 1  # once a session
-    sim.call_method(c, "disconnect_from_host", [])
+    assert len([w for w in godot_sim.warnings if "not among this backend's actions" in w]) == 1  # once a session
+    godot_sim.call_method(c, "disconnect_from_host", [])
 
 
-def test_world_input_default_map_on_the_sandbox_skips_key_8_without_a_warning(sim, host):
+def test_world_input_default_map_on_the_sandbox_skips_key_8_without_a_warning(godot_sim, godot_host):
     """The sandbox has 7 actions, so the default wb_latent_8 -> latent 7 plays nothing: no mistake of the user's."""
-    c, wi, sent = _sandbox_input(sim, host)
+    c, wi, sent = _sandbox_input(godot_sim, godot_host)
     assert list(wi.members["unknown_actions"]) == ["latent 7"]
-    assert sim.warnings == [], f"the default map warned on the sandbox: {sim.warnings}"
-    assert not [line for line in sim.output if "WorldInput" in line]  # the arrows play here: nothing to say
-    gdsim.press(sim, "wb_latent_8")
-    sim.process(3)
-    gdsim.release(sim, "wb_latent_8")
-    gdsim.press(sim, "wb_latent_7")
-    sim.process(3)
+    assert godot_sim.warnings == [], f"the default map warned on the sandbox: {godot_sim.warnings}"
+    assert not [line for line in godot_sim.output if "WorldInput" in line]  # the arrows play here: nothing to say
+    gdsim.press(godot_sim, "wb_latent_8")
+    godot_sim.process(3)
+    gdsim.release(godot_sim, "wb_latent_8")
+    gdsim.press(godot_sim, "wb_latent_7")
+    godot_sim.process(3)
     assert [a[0] for a in sent["action_sent"]] == ["noop", 6]  # key 8 sent nothing
-    sim.call_method(c, "disconnect_from_host", [])
+    godot_sim.call_method(c, "disconnect_from_host", [])
 
 
-def test_world_input_step_mode_sends_one_input_per_press(sim, host):
-    c = new_client(sim, host.address, mode="step", backend="sandbox")
-    wi = _world_input(sim, c)
+def test_world_input_step_mode_sends_one_input_per_press(godot_sim, godot_host):
+    c = new_client(godot_sim, godot_host.address, mode="step", backend="sandbox")
+    wi = _world_input(godot_sim, c)
     sent = Recorder(wi, "action_sent")
-    sim.add_to_root(c)
-    sim.add_to_root(wi)
-    assert run_until(sim, lambda: c.members["link"] == IN_SESSION)
-    gdsim.press(sim, "wb_left")
-    sim.process(4)  # held: still one press
-    gdsim.release(sim, "wb_left")
-    sim.process(1)
-    gdsim.press(sim, "wb_left")
-    sim.process(1)
+    godot_sim.add_to_root(c)
+    godot_sim.add_to_root(wi)
+    assert run_until(godot_sim, lambda: c.members["link"] == IN_SESSION)
+    gdsim.press(godot_sim, "wb_left")
+    godot_sim.process(4)  # held: still one press
+    gdsim.release(godot_sim, "wb_left")
+    godot_sim.process(1)
+    gdsim.press(godot_sim, "wb_left")
+    godot_sim.process(1)
     assert [a[0] for a in sent["action_sent"]] == ["left", "left"]
-    sim.call_method(c, "disconnect_from_host", [])
+    godot_sim.call_method(c, "disconnect_from_host", [])
 
 
-def test_reject_stops_reconnecting_and_says_why(sim, scripted):
+def test_reject_stops_reconnecting_and_says_why(godot_sim, scripted):
     router, port = scripted
-    c = new_client(sim, f"tcp://127.0.0.1:{port}")
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}")
     rec = Recorder(c, "error_received")
-    sim.add_to_root(c)
-    assert run_until(sim, lambda: router.poll(0))
+    godot_sim.add_to_root(c)
+    assert run_until(godot_sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 3,
                                       "client": "godot/0.1.15", "codecs": ["raw", "png", "jpeg"]}
@@ -221,46 +230,46 @@ def test_reject_stops_reconnecting_and_says_why(sim, scripted):
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
                                                  "message": "client speaks 1.0, host speaks 2.0: update",
                                                  "protocol_major": 2, "protocol_minor": 0})])
-    assert run_until(sim, lambda: any(e[0] == "version_mismatch" for e in rec["error_received"]))
+    assert run_until(godot_sim, lambda: any(e[0] == "version_mismatch" for e in rec["error_received"]))
     assert rec["error_received"][0][0] == "client" and "not a msgpack map" in rec["error_received"][0][1]
     assert c.members["link"] == 0 and c.members["_socket"] is None
     assert c.members["status_text"].startswith("rejected by the host: client speaks 1.0")
-    sim.process(10)
+    godot_sim.process(10)
     assert not router.poll(100)  # no reconnect, no second hello
 
 
-def test_demo_blockout_level_is_a_valid_sketch_prompt(sim, host):
+def test_demo_blockout_level_is_a_valid_sketch_prompt(godot_sim, godot_host):
     """The demo's Godot-blocked-out level, sent as a sketch, starts a sandbox world (no bad_prompt)."""
-    c = new_client(sim, host.address, mode="step", backend="sandbox", auto_start=False)
+    c = new_client(godot_sim, godot_host.address, mode="step", backend="sandbox", auto_start=False)
     rec = Recorder(c, "session_started", "error_received")
-    sim.add_to_root(c)
-    assert run_until(sim, lambda: c.members["link"] == 3)  # READY
-    assert sim.call_method(c, "has_capability", ["sketch_prompt"])
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"sketch": demo_blockout_png()})])
-    assert run_until(sim, lambda: rec["session_started"] or rec["error_received"])
+    godot_sim.add_to_root(c)
+    assert run_until(godot_sim, lambda: c.members["link"] == 3)  # READY
+    assert godot_sim.call_method(c, "has_capability", ["sketch_prompt"])
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"sketch": demo_blockout_png()})])
+    assert run_until(godot_sim, lambda: rec["session_started"] or rec["error_received"])
     assert rec["error_received"] == [] and rec["session_started"][0][0]["backend_kind"] == "sandbox"
-    sim.call_method(c, "disconnect_from_host", [])
+    godot_sim.call_method(c, "disconnect_from_host", [])
 
 
-def test_forgotten_client_greets_again_and_size_limit_is_enforced(sim, scripted):
+def test_forgotten_client_greets_again_and_size_limit_is_enforced(godot_sim, scripted):
     router, port = scripted
     welcome = {"type": "welcome", "protocol_major": 1, "protocol_minor": 0, "host": "scripted", "codec": "raw",
                "capabilities": ["image_prompt"], "backends": ["sandbox"], "default_backend": "sandbox",
                "limits": {"max_message_bytes": 1024, "max_sessions": 1, "idle_timeout_s": 60.0}}
-    c = _ready(sim, router, port, welcome)
+    c = _ready(godot_sim, router, port, welcome)
     rec = Recorder(c, "error_received")
-    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"image": b"\x89PNG" + b"\0" * 2000})])
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"image": b"\x89PNG" + b"\0" * 2000})])
     assert "over the host's 1024-byte limit" in rec["error_received"][-1][1]
     assert not router.poll(100)  # refused before sending
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    pump(sim, router)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    pump(godot_sim, router)
     ident, start = recv(router)
     assert start["type"] == "start" and start["text"] == "a cave"
     router.send_multipart([ident, _not_ready(start["req_id"])])
-    pump(sim, router)
+    pump(godot_sim, router)
     assert recv(router)[1]["type"] == "hello"  # greets again
     router.send_multipart([ident, zmtp_raw.pack(welcome)])
-    pump(sim, router)
+    pump(godot_sim, router)
     again = recv(router)[1]
     assert again["type"] == "start" and again["text"] == "a cave" and again["req_id"] > start["req_id"]
 
@@ -354,50 +363,50 @@ def _frame_msg(index: int, events: list[str], epoch: int = 0, client_ts: float |
                           "codec": "raw", "width": 2, "height": 2})
 
 
-def test_realtime_frames_skipped_in_one_poll_still_report_their_events(sim, scripted):
+def test_realtime_frames_skipped_in_one_poll_still_report_their_events(godot_sim, scripted):
     router, _ = scripted
-    c, rec, ident = _scripted_session(sim, scripted, "realtime")
+    c, rec, ident = _scripted_session(godot_sim, scripted, "realtime")
     snow, plain = [_frame_msg(1, ["it begins to snow"]), b"\0" * 12], [_frame_msg(2, []), b"\0" * 12]
     send_unread(c, router, ident, snow, plain)
-    sim.call_method(c, "poll", [])
+    godot_sim.call_method(c, "poll", [])
     assert len(rec["frame_received"]) == 1 and c.members["frames_skipped"] == 1  # only the newest is shown...
     assert rec["event_applied"] == [("it begins to snow",)]  # ...but the skipped frame's event is still said
 
 
-def test_latency_is_measured_on_the_first_frame_of_each_input_only(sim, scripted):
+def test_latency_is_measured_on_the_first_frame_of_each_input_only(godot_sim, scripted):
     """The host echoes the input in force on every frame: a held key must not read as a growing latency."""
     router, _ = scripted
-    c, rec, ident = _scripted_session(sim, scripted, "realtime")
-    assert sim.call_method(c, "send_input", ["noop"])
-    pump(sim, router)
+    c, rec, ident = _scripted_session(godot_sim, scripted, "realtime")
+    assert godot_sim.call_method(c, "send_input", ["noop"])
+    pump(godot_sim, router)
     _, sent = recv(router)
     router.send_multipart([ident, _frame_msg(1, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
-    assert run_until(sim, lambda: len(rec["frame_received"]) == 1)
+    assert run_until(godot_sim, lambda: len(rec["frame_received"]) == 1)
     first = c.members["latency_ms"]
     assert first >= 0
     time.sleep(0.3)  # the key stays held
     router.send_multipart([ident, _frame_msg(2, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
-    assert run_until(sim, lambda: len(rec["frame_received"]) == 2)
+    assert run_until(godot_sim, lambda: len(rec["frame_received"]) == 2)
     assert c.members["latency_ms"] == first  # no new sample: the HUD keeps the last one
     router.send_multipart([ident, _frame_msg(3, []), b"\0" * 12])  # a branch's frame: it echoes no input
-    assert run_until(sim, lambda: len(rec["frame_received"]) == 3)
+    assert run_until(godot_sim, lambda: len(rec["frame_received"]) == 3)
     router.send_multipart([ident, _frame_msg(4, [], client_ts=sent["client_ts"], seq=sent["seq"]), b"\0" * 12])
-    assert run_until(sim, lambda: len(rec["frame_received"]) == 4)
+    assert run_until(godot_sim, lambda: len(rec["frame_received"]) == 4)
     assert c.members["latency_ms"] == first  # the held input is still not a new one
 
 
-def test_the_edit_marker_is_not_a_world_event_and_settings_update_the_session(sim, scripted):
+def test_the_edit_marker_is_not_a_world_event_and_settings_update_the_session(godot_sim, scripted):
     router, _ = scripted
-    c, rec, ident = _scripted_session(sim, scripted, "realtime")
+    c, rec, ident = _scripted_session(godot_sim, scripted, "realtime")
     router.send_multipart([ident, _frame_msg(1, ["edit", "it begins to snow"], epoch=1), b"\0" * 12])
-    assert run_until(sim, lambda: len(rec["frame_received"]) == 1)
+    assert run_until(godot_sim, lambda: len(rec["frame_received"]) == 1)
     assert rec["event_applied"] == [("it begins to snow",)]  # "edit" marks the pasted frame (edit_applied)
-    assert sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 12.0})])
-    pump(sim, router)
+    assert godot_sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 12.0})])
+    pump(godot_sim, router)
     _, settings = recv(router)
     router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": settings["req_id"], "request": "settings",
                                                  "settings": {"fps": 12.0, "mode": "step"}})])
-    assert run_until(sim, lambda: c.members["session"]["mode"] == "step")
+    assert run_until(godot_sim, lambda: c.members["session"]["mode"] == "step")
     assert c.members["session"]["fps"] == 12.0
 
 
@@ -406,61 +415,61 @@ def _silent_for(sim, client, ms: float) -> None:
     sim.clock_ms = client.members["_last_sent_ms"] + ms
 
 
-def test_a_paused_game_keeps_its_session_open(sim, scripted):
+def test_a_paused_game_keeps_its_session_open(godot_sim, scripted):
     """get_tree().paused stops _process of PAUSABLE nodes: the client runs always, so it still pings."""
     router, _ = scripted
-    c, rec, ident = _scripted_session(sim, scripted, "step", idle_timeout_s=1.5)
+    c, rec, ident = _scripted_session(godot_sim, scripted, "step", idle_timeout_s=1.5)
     assert c.native.process_mode == gdsim.NodeModel.PROCESS_MODE_ALWAYS
-    sim.tree.paused = True
-    _silent_for(sim, c, 1399.0)
-    pump(sim, router)
+    godot_sim.tree.paused = True
+    _silent_for(godot_sim, c, 1399.0)
+    pump(godot_sim, router)
     _, ping = recv(router)
     assert ping["type"] == "ping"
 
 
-def test_an_idle_step_session_is_kept_open_with_pings(sim, scripted):
+def test_an_idle_step_session_is_kept_open_with_pings(godot_sim, scripted):
     router, _ = scripted
-    c, rec, ident = _scripted_session(sim, scripted, "step", idle_timeout_s=1.5)
-    _silent_for(sim, c, 1399.0)
-    pump(sim, router)  # the game sends nothing; the client must, well inside the host's 1.5 s
+    c, rec, ident = _scripted_session(godot_sim, scripted, "step", idle_timeout_s=1.5)
+    _silent_for(godot_sim, c, 1399.0)
+    pump(godot_sim, router)  # the game sends nothing; the client must, well inside the host's 1.5 s
     _, ping = recv(router)
     assert ping["type"] == "ping"
 
 
-def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(sim, host):
-    c = new_client(sim, host.address, backend="sandbox", mode="step")
-    view = sim.new(sim.script(VIEW))
+def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(godot_sim, godot_host):
+    c = new_client(godot_sim, godot_host.address, backend="sandbox", mode="step")
+    view = godot_sim.new(godot_sim.script(VIEW))
     assert view.native.stretch_mode == 5  # the default, STRETCH_KEEP_ASPECT_CENTERED
     view.native.stretch_mode = 6  # as a scene saved with KEEP_ASPECT_COVERED sets it, after _init
     view.members["client"] = c
     rec = Recorder(c, "recording_changed")
-    sim.add_to_root(c)
-    sim.add_to_root(view)
-    assert run_until(sim, lambda: view.members["frames_shown"] >= 1)
+    godot_sim.add_to_root(c)
+    godot_sim.add_to_root(view)
+    assert run_until(godot_sim, lambda: view.members["frames_shown"] >= 1)
     assert view.native.stretch_mode == 6  # _ready no longer overwrites it
-    assert sim.call_method(c, "start_recording", [])
-    assert run_until(sim, lambda: rec["recording_changed"] and rec["recording_changed"][-1][0] is True)
-    sim.call_method(c, "disconnect_from_host", [])
+    assert godot_sim.call_method(c, "start_recording", [])
+    assert run_until(godot_sim, lambda: rec["recording_changed"] and rec["recording_changed"][-1][0] is True)
+    godot_sim.call_method(c, "disconnect_from_host", [])
     assert rec["recording_changed"][-1][0] is False  # the Record button must not keep saying "Stop"
 
 
-def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(sim, scripted):
+def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(godot_sim, scripted):
     """(1.3) A full disk ends the host's recording, not the session: the Record button must not keep saying "Stop"."""
     router, _ = scripted
-    c, _, ident = _scripted_session(sim, scripted, "step")
+    c, _, ident = _scripted_session(godot_sim, scripted, "step")
     rec = Recorder(c, "recording_changed", "error_received", "session_ended")
-    assert sim.call_method(c, "start_recording", [])
-    pump(sim, router)
+    assert godot_sim.call_method(c, "start_recording", [])
+    pump(godot_sim, router)
     _, sent = recv(router)
     assert sent["type"] == "record_start"
     path = "recordings/s1.wbrec"
     router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": sent["req_id"], "request": "record_start",
                                                  "path": path})])
-    assert run_until(sim, lambda: c.members["recording"])
+    assert run_until(godot_sim, lambda: c.members["recording"])
     why = f"recording {path} stopped: No space left on device; everything recorded before it is kept"
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "recording_stopped",
                                                  "message": why, "fatal": False, "path": path, "frames": 41})])
-    assert run_until(sim, lambda: rec["error_received"])
+    assert run_until(godot_sim, lambda: rec["error_received"])
     assert not c.members["recording"] and rec["recording_changed"] == [(True, path), (False, path)]
     assert rec["error_received"] == [("recording_stopped", why, False)]  # the game is told why
     assert c.members["link"] == IN_SESSION and not rec["session_ended"]  # and the session goes on
@@ -479,93 +488,93 @@ def _not_ready(req_id):
                           "fatal": False})
 
 
-def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(sim, scripted):
+def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(godot_sim, scripted):
     router, port = scripted
-    c = new_client(sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
     rec = Recorder(c, "error_received")
-    sim.add_to_root(c)
-    pump(sim, router)
+    godot_sim.add_to_root(c)
+    pump(godot_sim, router)
     ident, hello = recv(router)
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "bad_message",
                                                  "message": "client is 5000 bytes", "fatal": False})])
-    assert run_until(sim, lambda: rec["error_received"])
+    assert run_until(godot_sim, lambda: rec["error_received"])
     assert rec["error_received"] == [("bad_message", "client is 5000 bytes", True)]
     assert c.members["link"] == 0 and "client is 5000 bytes" in c.members["status_text"]
-    sim.process(10)
+    godot_sim.process(10)
     assert not router.poll(300), "greeted again after the host refused hello"
 
 
-def test_a_welcome_of_another_protocol_major_is_fatal_and_stops_reconnecting(sim, scripted):
+def test_a_welcome_of_another_protocol_major_is_fatal_and_stops_reconnecting(godot_sim, scripted):
     router, port = scripted
-    c = new_client(sim, f"tcp://127.0.0.1:{port}")
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}")
     rec = Recorder(c, "error_received")
-    sim.add_to_root(c)
-    pump(sim, router)
+    godot_sim.add_to_root(c)
+    pump(godot_sim, router)
     ident, _ = recv(router)
     router.send_multipart([ident, zmtp_raw.pack({**SCRIPTED_WELCOME, "protocol_major": 2, "protocol_minor": 0})])
-    assert run_until(sim, lambda: rec["error_received"])
+    assert run_until(godot_sim, lambda: rec["error_received"])
     message = "host speaks protocol 2.0, this addon speaks 1.3: update the addon or the host"
     assert rec["error_received"] == [("version_mismatch", message, True)]
     assert c.members["link"] == 0 and c.members["status_text"] == message and c.members["_socket"] is None
-    sim.process(10)
+    godot_sim.process(10)
     assert not router.poll(300), "sent a start, or greeted again, after a welcome of another major"
 
 
-def test_hello_unanswered_within_the_handshake_timeout_reconnects(sim, scripted):
+def test_hello_unanswered_within_the_handshake_timeout_reconnects(godot_sim, scripted):
     router, port = scripted
-    c = new_client(sim, f"tcp://127.0.0.1:{port}")
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}")
     rec = Recorder(c, "error_received")
-    sim.add_to_root(c)
+    godot_sim.add_to_root(c)
     c.members["_socket"].members["handshake_timeout_s"] = 0.3
-    pump(sim, router)
+    pump(godot_sim, router)
     recv(router)  # hello, never answered
-    assert run_until(sim, lambda: c.members["link"] != 2), "no deadline on hello -> welcome"
+    assert run_until(godot_sim, lambda: c.members["link"] != 2), "no deadline on hello -> welcome"
     assert "did not answer hello within 0.3 s" in rec["error_received"][-1][1]
-    pump(sim, router)
+    pump(godot_sim, router)
     assert recv(router)[1]["type"] == "hello"  # greets again on a new connection
 
 
-def test_a_failed_resume_restarts_with_the_last_starts_options_even_without_auto_start(sim, scripted):
+def test_a_failed_resume_restarts_with_the_last_starts_options_even_without_auto_start(godot_sim, scripted):
     router, port = scripted
-    c = _ready(sim, router, port)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave", "seed": 5})])
-    _session_started(sim, router, c, "s2")
-    router, fresh = _restart_failing_resume(sim, router, port, "s2")
+    c = _ready(godot_sim, router, port)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave", "seed": 5})])
+    _session_started(godot_sim, router, c, "s2")
+    router, fresh = _restart_failing_resume(godot_sim, router, port, "s2")
     assert fresh["type"] == "start" and fresh.get("resume") is None
     assert (fresh["text"], fresh["seed"]) == ("a cave", 5), f"lost the last start's options: {fresh}"
 
 
-def test_a_start_asked_for_while_reconnecting_replaces_the_resume(sim, scripted):
+def test_a_start_asked_for_while_reconnecting_replaces_the_resume(godot_sim, scripted):
     router, port = scripted
-    c, _, ident = _scripted_session(sim, (router, port), "realtime")
+    c, _, ident = _scripted_session(godot_sim, (router, port), "realtime")
     router.close()
-    assert run_until(sim, lambda: c.members["link"] != IN_SESSION)
-    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    assert run_until(godot_sim, lambda: c.members["link"] != IN_SESSION)
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
     router, _ = _rebind(port)
-    ident, first = greet_and_start(sim, router)
+    ident, first = greet_and_start(godot_sim, router)
     assert first.get("resume") is None and first["text"] == "a desert", f"the pending start was dropped: {first}"
     assert not router.poll(300), "a second start"
 
 
-def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_action(sim, scripted):
+def test_world_input_takes_names_from_the_starts_action_map_and_checks_the_idle_action(godot_sim, scripted):
     router, port = scripted
-    c = new_client(sim, f"tcp://127.0.0.1:{port}", auto_start=False)
-    inp = _world_input(sim, c, bindings={"wb_right": "dash"}, idle_action="9")  # the backend has latent ids 0-1
-    sim.add_to_root(c)
-    sim.add_to_root(inp)
-    pump(sim, router)
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}", auto_start=False)
+    inp = _world_input(godot_sim, c, bindings={"wb_right": "dash"}, idle_action="9")  # the backend has latent ids 0-1
+    godot_sim.add_to_root(c)
+    godot_sim.add_to_root(inp)
+    pump(godot_sim, router)
     ident, _ = recv(router)
     router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    assert run_until(sim, lambda: c.members["link"] == 3)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
-    assert _session_started(sim, router, c)["action_map"] == {"dash": 1}
-    pump(sim, router)
+    assert run_until(godot_sim, lambda: c.members["link"] == 3)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
+    assert _session_started(godot_sim, router, c)["action_map"] == {"dash": 1}
+    pump(godot_sim, router)
     idle = recv(router)[1]
     assert idle["action"] == 0, f"an idle latent id past num_latent_actions was sent: {idle}"
     assert gdsim.to_py(inp.members["unknown_actions"]) == ["idle latent 9"]
-    sim.pressed.add("wb_right")
-    sim.just_pressed.add("wb_right")
-    pump(sim, router)
+    godot_sim.pressed.add("wb_right")
+    godot_sim.just_pressed.add("wb_right")
+    pump(godot_sim, router)
     assert recv(router)[1]["action"] == "dash", "a name of the start's action_map sent nothing"
 
 
@@ -586,33 +595,33 @@ def _starts_after_the_resume_fails(sim, router, ident, resume) -> list[dict]:
     return [m for m in _starts_seen(router) if m["type"] == "start"]
 
 
-def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resume_fails(sim, scripted):
+def test_a_start_made_after_the_resume_went_out_is_the_only_start_when_the_resume_fails(godot_sim, scripted):
     router, port = scripted
-    c, _, ident = _scripted_session(sim, (router, port), "realtime")
-    router, ident, resume = _restart_host(sim, router, port)
+    c, _, ident = _scripted_session(godot_sim, (router, port), "realtime")
+    router, ident, resume = _restart_host(godot_sim, router, port)
     assert resume["resume"] == "s1"
     # the game asks for a new world after the resume went out (link is READY: sent at once)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    pump(sim, router)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    pump(godot_sim, router)
     ident, game_start = recv(router)
     assert game_start["type"] == "start" and game_start["text"] == "a desert"
-    extra = _starts_after_the_resume_fails(sim, router, ident, resume)
+    extra = _starts_after_the_resume_fails(godot_sim, router, ident, resume)
     assert not extra, f"a second start after the failed resume (docs/protocol.md §5 says the game's start replaces it): {extra}"
 
 
-def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
+def test_two_not_ready_answers_greet_once_and_start_once(godot_sim, scripted):
     router, port = scripted
-    c = new_client(sim, f"tcp://127.0.0.1:{port}", auto_start=True)
-    sim.add_to_root(c)
-    ident, start = greet_and_start(sim, router)
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}", auto_start=True)
+    godot_sim.add_to_root(c)
+    ident, start = greet_and_start(godot_sim, router)
     # the start fails (e.g. bad_prompt): READY, no session; later the host forgets the peer (max_peers eviction)
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"], "code": "bad_prompt",
                                                  "message": "bad", "fatal": False})])
     for _ in range(20):
-        sim.process()
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "again"})])
-    assert sim.call_method(c, "request_status", [])
-    pump(sim, router)
+        godot_sim.process()
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "again"})])
+    assert godot_sim.call_method(c, "request_status", [])
+    pump(godot_sim, router)
     msgs = []
     while router.poll(300):
         msgs.append(router.recv_multipart())
@@ -622,12 +631,12 @@ def test_two_not_ready_answers_greet_once_and_start_once(sim, scripted):
     st_req = zmtp_raw.unpack(msgs[1][1])["req_id"]
     for rq in (s_req, st_req):   # what a host that forgot the peer answers
         router.send_multipart([ident, _not_ready(rq)])
-    pump(sim, router)
+    pump(godot_sim, router)
     hellos = [m for m in _starts_seen(router) if m["type"] == "hello"]
     for _ in hellos:
         router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
     for _ in range(50):
-        sim.process()
+        godot_sim.process()
     starts = [m for m in _starts_seen(router) if m["type"] == "start"]
     assert len(hellos) == 1 or len(starts) == 1, f"{len(hellos)} hellos -> {len(starts)} starts: {starts}"
 
@@ -641,267 +650,271 @@ def _world_model_session(sim, router, c, sid="s1"):
                      num_latent_actions=8)
 
 
-def test_world_input_default_map_on_a_world_model_warns_nothing_and_says_once_what_plays(sim, scripted):
+def test_world_input_default_map_on_a_world_model_warns_nothing_and_says_once_what_plays(godot_sim, scripted):
     router, port = scripted
-    c = _ready(sim, router, port)
-    wi = _world_input(sim, c)
+    c = _ready(godot_sim, router, port)
+    wi = _world_input(godot_sim, c)
     sent = Recorder(wi, "action_sent")
-    sim.add_to_root(wi)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({})])
-    _world_model_session(sim, router, c)
-    pump(sim, router)
+    godot_sim.add_to_root(wi)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({})])
+    _world_model_session(godot_sim, router, c)
+    pump(godot_sim, router)
     assert recv(router)[1]["action"] == 0  # the default idle "noop" falls back to latent 0
-    assert sim.warnings == [], f"the default map warned on a world model: {sim.warnings}"
-    assert [line for line in sim.output if "WorldInput" in line] == [LATENT_NOTE]
-    gdsim.press(sim, "wb_right")
-    sim.process(3)
-    gdsim.release(sim, "wb_right")
-    gdsim.press(sim, "wb_latent_8")
-    pump(sim, router)
+    assert godot_sim.warnings == [], f"the default map warned on a world model: {godot_sim.warnings}"
+    assert [line for line in godot_sim.output if "WorldInput" in line] == [LATENT_NOTE]
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(3)
+    gdsim.release(godot_sim, "wb_right")
+    gdsim.press(godot_sim, "wb_latent_8")
+    pump(godot_sim, router)
     assert recv(router)[1]["action"] == 7
     assert [a[0] for a in sent["action_sent"]] == [0, 7]  # the arrow sent nothing
-    sim.process(5)
-    assert [line for line in sim.output if "WorldInput" in line] == [LATENT_NOTE]  # once a session
+    godot_sim.process(5)
+    assert [line for line in godot_sim.output if "WorldInput" in line] == [LATENT_NOTE]  # once a session
 
 
-def test_world_input_warns_once_about_the_users_own_bindings_a_world_model_lacks(sim, scripted):
+def test_world_input_warns_once_about_the_users_own_bindings_a_world_model_lacks(godot_sim, scripted):
     router, port = scripted
-    c = _ready(sim, router, port)
-    wi = _world_input(sim, c, idle_action="rest")
+    c = _ready(godot_sim, router, port)
+    wi = _world_input(godot_sim, c, idle_action="rest")
     wi.members["bindings"]["wb_down"] = "crouch"  # a changed default
     wi.members["bindings"]["wb_event_1"] = "dash"  # an added binding
-    sim.add_to_root(wi)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({})])
-    _world_model_session(sim, router, c)
-    pump(sim, router)
+    godot_sim.add_to_root(wi)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({})])
+    _world_model_session(godot_sim, router, c)
+    pump(godot_sim, router)
     assert recv(router)[1]["action"] == 0
-    sim.process(5)
-    assert len(sim.warnings) == 2, sim.warnings
-    assert sim.warnings[0].startswith("WorldInput: crouch, dash not among this backend's actions")
-    assert sim.warnings[1].startswith("WorldInput: idle action rest not among this backend's actions")
+    godot_sim.process(5)
+    assert len(godot_sim.warnings) == 2, godot_sim.warnings
+    assert godot_sim.warnings[0].startswith("WorldInput: crouch, dash not among this backend's actions")
+    assert godot_sim.warnings[1].startswith("WorldInput: idle action rest not among this backend's actions")
     assert "idle rest" in wi.members["unknown_actions"] and "right" in wi.members["unknown_actions"]
-    assert [line for line in sim.output if "WorldInput" in line] == [LATENT_NOTE]
+    assert [line for line in godot_sim.output if "WorldInput" in line] == [LATENT_NOTE]
 
 
 @pytest.mark.parametrize("count, note", [
     (4, "keys 1–4 play the world model's 4 latent actions"),
     (16, "keys 1–8 play 8 of the world model's 16 latent actions"),
 ])
-def test_world_input_says_what_the_digit_keys_play_on_a_world_model_of_any_size(sim, count, note):
-    wi = _world_input(sim, None)
-    sim.add_to_root(wi)
+def test_world_input_says_what_the_digit_keys_play_on_a_world_model_of_any_size(godot_sim, count, note):
+    wi = _world_input(godot_sim, None)
+    godot_sim.add_to_root(wi)
     session = {"backend_kind": "world_model", "action_names": [f"latent_{i}" for i in range(count)],
                "num_latent_actions": count}
-    sim.call_method(wi, "check_bindings", [gdsim.to_gd(session)])
-    assert sim.warnings == [] and sim.output == [f"WorldInput: {note}; the arrow keys play none of them"]
+    godot_sim.call_method(wi, "check_bindings", [gdsim.to_gd(session)])
+    assert godot_sim.warnings == [] and godot_sim.output == [f"WorldInput: {note}; the arrow keys play none of them"]
 
 
-def test_world_input_says_what_the_keys_play_once_and_again_only_when_it_changes(sim):
+def test_world_input_says_what_the_keys_play_once_and_again_only_when_it_changes(godot_sim):
     """The note was printed every session, while README and CHANGELOG say once (Unity logs it again only on new wording)."""
-    wi = _world_input(sim, None)
-    sim.add_to_root(wi)
+    wi = _world_input(godot_sim, None)
+    godot_sim.add_to_root(wi)
     for count in (8, 8, 16, 16, 8):
         session = {"backend_kind": "world_model", "action_names": [f"latent_{i}" for i in range(count)],
                    "num_latent_actions": count}
-        sim.call_method(wi, "check_bindings", [gdsim.to_gd(session)])
-    assert sim.output == [LATENT_NOTE, "WorldInput: keys 1–8 play 8 of the world model's 16 latent actions; the arrow keys"
-                          " play none of them", LATENT_NOTE]
+        godot_sim.call_method(wi, "check_bindings", [gdsim.to_gd(session)])
+    assert godot_sim.output == [LATENT_NOTE, "WorldInput: keys 1–8 play 8 of the world model's 16 latent actions; the"
+                                " arrow keys play none of them", LATENT_NOTE]
 
 
-def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(sim, scripted):
+def test_world_input_sends_the_held_key_to_a_session_that_replaces_the_current_one(godot_sim, scripted):
     router, port = scripted
-    c = new_client(sim, f"tcp://127.0.0.1:{port}")
-    inp = _world_input(sim, c, bindings={"wb_right": "right"})
-    sim.add_to_root(c)
-    sim.add_to_root(inp)
-    answer_start(sim, router, c, *greet_and_start(sim, router))
-    pump(sim, router)
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}")
+    inp = _world_input(godot_sim, c, bindings={"wb_right": "right"})
+    godot_sim.add_to_root(c)
+    godot_sim.add_to_root(inp)
+    answer_start(godot_sim, router, c, *greet_and_start(godot_sim, router))
+    pump(godot_sim, router)
     assert recv(router)[1]["action"] == "noop"
-    sim.pressed.add("wb_right")
-    pump(sim, router)
+    godot_sim.pressed.add("wb_right")
+    pump(godot_sim, router)
     assert recv(router)[1]["action"] == "right"
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
-    _session_started(sim, router, c, "s2")
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
+    _session_started(godot_sim, router, c, "s2")
     for _ in range(30):
-        sim.process()
+        godot_sim.process()
     inputs = [m for m in _starts_seen(router) if m["type"] == "input"]
     assert inputs, "the new session s2 never got the held 'right': it runs with no input while the key is held"
 
 
-def test_a_start_sent_but_unanswered_at_the_drop_is_sent_again_instead_of_the_resume(sim, scripted):
+def test_a_start_sent_but_unanswered_at_the_drop_is_sent_again_instead_of_the_resume(godot_sim, scripted):
     router, port = scripted
-    c, _, ident = _scripted_session(sim, (router, port), "realtime")
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    pump(sim, router)
+    c, _, ident = _scripted_session(godot_sim, (router, port), "realtime")
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    pump(godot_sim, router)
     assert recv(router)[1]["text"] == "a desert"  # it reached the host, which goes away before answering
-    router = _drop(sim, router, port, c)
-    ident, first = greet_and_start(sim, router)
+    router = _drop(godot_sim, router, port, c)
+    ident, first = greet_and_start(godot_sim, router)
     assert first.get("resume") is None and first["text"] == "a desert", f"resumed instead: {first}"
     assert not [m for m in _starts_seen(router) if m["type"] == "start"], "a second start"
-    answer_start(sim, router, c, ident, first, "s2")
-    router, ident, resume = _restart_host(sim, router, port)  # answered: a later drop resumes s2
+    answer_start(godot_sim, router, c, ident, first, "s2")
+    router, ident, resume = _restart_host(godot_sim, router, port)  # answered: a later drop resumes s2
     assert resume["resume"] == "s2"
 
 
-def test_a_first_start_unanswered_at_the_drop_is_sent_again_without_auto_start(sim, scripted):
+def test_a_first_start_unanswered_at_the_drop_is_sent_again_without_auto_start(godot_sim, scripted):
     router, port = scripted
-    c = _ready(sim, router, port)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    pump(sim, router)
+    c = _ready(godot_sim, router, port)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    pump(godot_sim, router)
     assert recv(router)[1]["text"] == "a cave"
-    router, ident, again = _restart_host(sim, router, port)
+    router, ident, again = _restart_host(godot_sim, router, port)
     assert again.get("resume") is None and again["text"] == "a cave"
 
 
-def test_world_input_uses_a_new_sessions_actions_from_its_first_frame_when_it_runs_before_the_client(sim, scripted):
+def test_world_input_uses_a_new_sessions_actions_from_its_first_frame_when_it_runs_before_the_client(godot_sim,
+                                                                                                     scripted):
     """Godot's WorldInput re-checks its bindings against the session the client holds in the same _process that sends,
     so a session that replaces another never gets an input decided by the previous session's action names."""
     router, port = scripted
-    c = new_client(sim, f"tcp://127.0.0.1:{port}")
-    inp = _world_input(sim, c, bindings={"wb_right": "wait"})
-    sim.add_to_root(inp)  # processed before the client: it sees a new session one frame after the client took it
-    sim.add_to_root(c)
-    sim.pressed.add("wb_right")
-    answer_start(sim, router, c, *greet_and_start(sim, router))  # s1 has no "wait"
-    pump(sim, router)
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}")
+    inp = _world_input(godot_sim, c, bindings={"wb_right": "wait"})
+    godot_sim.add_to_root(inp)  # processed before the client: it sees a new session one frame after the client took it
+    godot_sim.add_to_root(c)
+    godot_sim.pressed.add("wb_right")
+    answer_start(godot_sim, router, c, *greet_and_start(godot_sim, router))  # s1 has no "wait"
+    pump(godot_sim, router)
     assert recv(router)[1]["action"] == "noop"
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
-    _session_started(sim, router, c, "s2", action_names=["noop", "wait"])
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "new"})])
+    _session_started(godot_sim, router, c, "s2", action_names=["noop", "wait"])
     for _ in range(5):
-        sim.process()
+        godot_sim.process()
     inputs = [m["action"] for m in _starts_seen(router) if m["type"] == "input"]
     assert inputs[:1] == ["wait"], f"s2's first input was decided by s1's actions: {inputs}"
 
 
-def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(sim, scripted):
+def test_nothing_but_hello_reaches_a_reconnect_before_its_welcome(godot_sim, scripted):
     router, port = scripted
-    c, _, ident = _scripted_session(sim, (router, port), "realtime")
-    router = _drop(sim, router, port, c)
-    pump(sim, router)
+    c, _, ident = _scripted_session(godot_sim, (router, port), "realtime")
+    router = _drop(godot_sim, router, port, c)
+    pump(godot_sim, router)
     ident, hello = recv(router)
     assert hello["type"] == "hello"  # the host holds its welcome back; the game asks for the host's status
     rec = Recorder(c, "error_received")
-    assert not sim.call_method(c, "request_status", [])
+    assert not godot_sim.call_method(c, "request_status", [])
     assert [e[0] for e in rec["error_received"]] == ["client"], "a refused status request said nothing"
     assert "greeting the host" in rec["error_received"][0][1]
-    sim.process(5)
+    godot_sim.process(5)
     early = _starts_seen(router, 300)
     assert not early, f"sent to the new connection before its welcome: {early}"
     router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
-    pump(sim, router)
+    pump(godot_sim, router)
     assert recv(router)[1]["resume"] == "s1"
 
 
-def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_start_refused_since(sim, scripted):
+def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_start_refused_since(godot_sim,
+                                                                                                   scripted):
     router, port = scripted
-    c = _ready(sim, router, port)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    _session_started(sim, router, c)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a sketch that does not decode"})])
-    pump(sim, router)
+    c = _ready(godot_sim, router, port)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _session_started(godot_sim, router, c)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a sketch that does not decode"})])
+    pump(godot_sim, router)
     ident, refused = recv(router)
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": refused["req_id"], "code": "bad_prompt",
                                                  "message": "does not decode", "fatal": False})])
-    sim.process(5)
+    godot_sim.process(5)
     assert c.members["session"]["session_id"] == "s1"  # a refused start leaves the session running
-    router, fresh = _restart_failing_resume(sim, router, port, "s1")
+    router, fresh = _restart_failing_resume(godot_sim, router, port, "s1")
     assert fresh["type"] == "start" and fresh["text"] == "a cave", f"restarted with the refused start's options: {fresh}"
 
 
-def test_a_failed_resume_restarts_without_capturing_the_prompt_viewport_the_lost_session_had_no_image_of(sim, scripted):
+def test_a_failed_resume_restarts_without_capturing_the_prompt_viewport_the_lost_session_had_no_image_of(
+        godot_sim, scripted):
     router, port = scripted
     welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt"]}
-    viewport = gdsim.SubViewportModel(sim)  # has not rendered yet: the first start goes without an image
-    c = _ready(sim, router, port, welcome, text_prompt="a cave", prompt_viewport=viewport)
-    assert sim.call_method(c, "start_session", [])
-    start = _session_started(sim, router, c)
+    viewport = gdsim.SubViewportModel(godot_sim)  # has not rendered yet: the first start goes without an image
+    c = _ready(godot_sim, router, port, welcome, text_prompt="a cave", prompt_viewport=viewport)
+    assert godot_sim.call_method(c, "start_session", [])
+    start = _session_started(godot_sim, router, c)
     assert start["image"] is None and start["text"] == "a cave"
-    viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
-    router, fresh = _restart_failing_resume(sim, router, port, "s1", welcome)
+    viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](godot_sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
+    router, fresh = _restart_failing_resume(godot_sim, router, port, "s1", welcome)
     assert fresh["type"] == "start" and fresh["text"] == "a cave"
     assert fresh["image"] is None, "the restart captured the viewport: not the lost session's options"
 
 
-def test_a_start_answered_after_a_later_start_failed_to_send_is_resumed_after_a_drop(sim, scripted):
+def test_a_start_answered_after_a_later_start_failed_to_send_is_resumed_after_a_drop(godot_sim, scripted):
     router, port = scripted
     welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    c = _ready(sim, router, port, welcome)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
-    _session_started(sim, router, c)
-    router, _, resume = _restart_host(sim, router, port, welcome)
+    c = _ready(godot_sim, router, port, welcome)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    _session_started(godot_sim, router, c)
+    router, _, resume = _restart_host(godot_sim, router, port, welcome)
     assert resume.get("resume") == "s1", "s1 was dropped for the start that never went out"
 
 
-def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(sim, scripted):
+def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(godot_sim, scripted):
     router, port = scripted
-    c, _, ident = _scripted_session(sim, (router, port), "realtime")
+    c, _, ident = _scripted_session(godot_sim, (router, port), "realtime")
     welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    router, ident, resume = _restart_host(sim, router, port, welcome)
+    router, ident, resume = _restart_host(godot_sim, router, port, welcome)
     assert resume["resume"] == "s1"
-    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
     router.send_multipart([ident, _unknown_session(resume["req_id"])])
-    assert run_until(sim, lambda: router.poll(0)), "no restart: a start that never went out stopped it"
+    assert run_until(godot_sim, lambda: router.poll(0)), "no restart: a start that never went out stopped it"
     fresh = recv(router)[1]
     assert fresh["type"] == "start" and fresh.get("resume") is None and fresh["text"] is None
 
 
-def test_a_start_that_failed_to_send_after_the_games_start_does_not_restart_the_lost_session(sim, scripted):
+def test_a_start_that_failed_to_send_after_the_games_start_does_not_restart_the_lost_session(godot_sim, scripted):
     router, port = scripted
-    c, _, ident = _scripted_session(sim, (router, port), "realtime")
+    c, _, ident = _scripted_session(godot_sim, (router, port), "realtime")
     welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    router, ident, resume = _restart_host(sim, router, port, welcome)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])  # after the resume went out
-    pump(sim, router)
+    router, ident, resume = _restart_host(godot_sim, router, port, welcome)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])  # after the resume went out
+    pump(godot_sim, router)
     ident, game_start = recv(router)
     assert game_start["text"] == "a desert"
-    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
-    extra = _starts_after_the_resume_fails(sim, router, ident, resume)
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    extra = _starts_after_the_resume_fails(godot_sim, router, ident, resume)
     assert not extra, f"the lost session restarted over the desert the game asked for: {extra}"
 
 
-def test_a_start_refused_with_not_ready_is_repeated_though_a_later_start_failed_to_send(sim, scripted):
+def test_a_start_refused_with_not_ready_is_repeated_though_a_later_start_failed_to_send(godot_sim, scripted):
     router, port = scripted
     welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    c = _ready(sim, router, port, welcome)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
-    pump(sim, router)
+    c = _ready(godot_sim, router, port, welcome)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    pump(godot_sim, router)
     ident, start = recv(router)
     router.send_multipart([ident, _not_ready(start["req_id"])])
-    pump(sim, router)
+    pump(godot_sim, router)
     assert recv(router)[1]["type"] == "hello"
     router.send_multipart([ident, zmtp_raw.pack(welcome)])
-    assert run_until(sim, lambda: router.poll(0)), "the cave the host refused was not asked for again"
+    assert run_until(godot_sim, lambda: router.poll(0)), "the cave the host refused was not asked for again"
     again = recv(router)[1]
     assert again["type"] == "start" and again["text"] == "a cave"
 
 
-def test_request_ids_name_sent_requests_only(sim, scripted):
+def test_request_ids_name_sent_requests_only(godot_sim, scripted):
     router, port = scripted
     welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    c = _ready(sim, router, port, welcome)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    pump(sim, router)
+    c = _ready(godot_sim, router, port, welcome)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    pump(godot_sim, router)
     ids = [m["req_id"] for m in _starts_seen(router)]
     assert ids == [ids[0], ids[0] + 1], f"a start that never went out took a request id: {ids}"
 
 
-def test_action_map_sent_is_the_one_of_the_start_the_session_answers(sim, scripted):
+def test_action_map_sent_is_the_one_of_the_start_the_session_answers(godot_sim, scripted):
     router, port = scripted
-    c = _ready(sim, router, port)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"jump": 1}})])  # before the first's session
-    pump(sim, router)
+    c = _ready(godot_sim, router, port)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"action_map": {"dash": 1}})])
+    jump = gdsim.to_gd({"action_map": {"jump": 1}})
+    assert godot_sim.call_method(c, "start_session", [jump])  # before the first's session
+    pump(godot_sim, router)
     ident, first = recv(router)
     _, second = recv(router)
     router.send_multipart([ident, zmtp_raw.pack(session_msg(first["req_id"], "s1"))])
-    assert run_until(sim, lambda: c.members["session"].get("session_id") == "s1")
+    assert run_until(godot_sim, lambda: c.members["session"].get("session_id") == "s1")
     assert gdsim.to_py(c.members["action_map_sent"]) == {"dash": 1}, "s1 is checked against the newer start's map"
     router.send_multipart([ident, zmtp_raw.pack(session_msg(second["req_id"], "s2"))])
-    assert run_until(sim, lambda: c.members["session"].get("session_id") == "s2")
+    assert run_until(godot_sim, lambda: c.members["session"].get("session_id") == "s2")
     assert gdsim.to_py(c.members["action_map_sent"]) == {"jump": 1}
 
 
@@ -922,47 +935,47 @@ def _start_then_change_exports(sim, router, port):
     return ident, sent
 
 
-def test_a_start_sent_again_after_a_drop_is_the_start_as_sent_not_the_exports_changed_since(sim, scripted):
+def test_a_start_sent_again_after_a_drop_is_the_start_as_sent_not_the_exports_changed_since(godot_sim, scripted):
     router, port = scripted
-    _start_then_change_exports(sim, router, port)  # the host goes away before answering
-    router, _, again = _restart_host(sim, router, port, _IMAGE_WELCOME)
+    _start_then_change_exports(godot_sim, router, port)  # the host goes away before answering
+    router, _, again = _restart_host(godot_sim, router, port, _IMAGE_WELCOME)
     assert again.get("resume") is None
     assert (again["text"], again["image"], again["seed"]) == ("a cave", None, 5), f"not the start as sent: {again}"
 
 
-def test_a_start_repeated_after_not_ready_is_the_start_as_sent_not_the_exports_changed_since(sim, scripted):
+def test_a_start_repeated_after_not_ready_is_the_start_as_sent_not_the_exports_changed_since(godot_sim, scripted):
     router, port = scripted
-    ident, sent = _start_then_change_exports(sim, router, port)
+    ident, sent = _start_then_change_exports(godot_sim, router, port)
     router.send_multipart([ident, _not_ready(sent["req_id"])])  # the host forgot this client
-    pump(sim, router)
+    pump(godot_sim, router)
     assert recv(router)[1]["type"] == "hello"
     router.send_multipart([ident, zmtp_raw.pack(_IMAGE_WELCOME)])
-    pump(sim, router)
+    pump(godot_sim, router)
     again = recv(router)[1]
     assert again["type"] == "start" and again["req_id"] > sent["req_id"]
     assert (again["text"], again["image"], again["seed"]) == ("a cave", None, 5), f"not the start as sent: {again}"
 
 
-def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_next_reconnect(sim, scripted):
+def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_next_reconnect(godot_sim, scripted):
     router, port = scripted
-    c = _ready(sim, router, port)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    _session_started(sim, router, c)
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 3000})])
-    pump(sim, router)
+    c = _ready(godot_sim, router, port)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _session_started(godot_sim, router, c)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 3000})])
+    pump(godot_sim, router)
     assert recv(router)[1]["type"] == "start"  # it reached the host, which goes away before answering
     rec = Recorder(c, "error_received")
     small = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    router = _drop(sim, router, port, c)
-    pump(sim, router)
+    router = _drop(godot_sim, router, port, c)
+    pump(godot_sim, router)
     ident, hello = recv(router)
     assert hello["type"] == "hello"
     router.send_multipart([ident, zmtp_raw.pack(small)])  # this host takes no 3000-byte start
-    assert run_until(sim, lambda: c.members["link"] == 3)
-    sim.process(5)
+    assert run_until(godot_sim, lambda: c.members["link"] == 3)
+    godot_sim.process(5)
     assert not _starts_seen(router, 300)
     assert "goes again on the next reconnect" in rec["error_received"][-1][1], rec["error_received"]
-    router, _, again = _restart_host(sim, router, port)
+    router, _, again = _restart_host(godot_sim, router, port)
     assert again.get("resume") is None and again["text"] == "a" * 3000, f"the start was lost: {again}"
 
 
@@ -978,212 +991,208 @@ def _nothing_but_hello_after_connect(sim, router, c, address: str) -> list[dict]
     return _starts_seen(router, ms=50)
 
 
-def test_a_start_queued_offline_is_forgotten_at_disconnect(sim, scripted):
+def test_a_start_queued_offline_is_forgotten_at_disconnect(godot_sim, scripted):
     """start_session() while unable to reach the host, then disconnect_from_host(): the next connect only connects."""
     router, port = scripted
     gone, gone_port = scripted_router()
     gone.close()  # nothing listens there: the client keeps reconnecting
-    c = new_client(sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
-    sim.add_to_root(c)
-    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    sim.call_method(c, "disconnect_from_host", [])
-    sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
+    godot_sim.add_to_root(c)
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    godot_sim.call_method(c, "disconnect_from_host", [])
+    sent = _nothing_but_hello_after_connect(godot_sim, router, c, f"tcp://127.0.0.1:{port}")
     assert sent == [], f"the start asked for before the disconnect went out: {sent}"
     assert not c.members["_start_pending"] and not c.members["_start_resend"]
 
 
-def test_a_start_retried_without_its_refused_prompt_emits_no_error(sim, scripted):
+def test_a_start_retried_without_its_refused_prompt_emits_no_error(godot_sim, scripted):
     """error_received/capability_refused for a refusal the client retries left bad_prompt on a status line bound to
     errors over a start that then succeeded; dropped_note() says what was left out."""
     router, port = scripted
-    c = _ready(sim, router, port, text_prompt="an exported prompt")
+    c = _ready(godot_sim, router, port, text_prompt="an exported prompt")
     rec = Recorder(c, "error_received", "capability_refused")
-    assert sim.call_method(c, "start_session", [])
-    pump(sim, router)
+    assert godot_sim.call_method(c, "start_session", [])
+    pump(godot_sim, router)
     ident, start = recv(router)
     assert start["text"] == "an exported prompt"
-    refuse_prompt(router, ident, start, "text_prompt")
-    pump(sim, router)
-    _, again = recv(router)
-    assert (again["type"], again["text"]) == ("start", None)
-    router.send_multipart([ident, zmtp_raw.pack(session_msg(again["req_id"]))])
-    assert run_until(sim, lambda: c.members["link"] == IN_SESSION)
+    answer_the_retry_without_text(godot_sim, router, c, ident, start)
     assert rec["error_received"] == [] and rec["capability_refused"] == [], rec
-    assert "text prompt" in sim.call_method(c, "dropped_note", [])
+    assert "text prompt" in godot_sim.call_method(c, "dropped_note", [])
 
 
-def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(sim, scripted):
+def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(godot_sim, scripted):
     """Only prompts from the exported properties are dropped and retried; the game's own prompt's refusal is the answer."""
     router, port = scripted
-    c = _ready(sim, router, port, text_prompt="an exported prompt")
+    c = _ready(godot_sim, router, port, text_prompt="an exported prompt")
     rec = Recorder(c, "capability_refused")
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    pump(sim, router)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    pump(godot_sim, router)
     ident, start = recv(router)
     assert (start["type"], start["text"]) == ("start", "a desert")
     refuse_prompt(router, ident, start, "text_prompt")
-    assert run_until(sim, lambda: rec["capability_refused"])
-    run_until(sim, lambda: router.poll(0), timeout=0.5)
+    assert run_until(godot_sim, lambda: rec["capability_refused"])
+    run_until(godot_sim, lambda: router.poll(0), timeout=0.5)
     sent = _starts_seen(router, ms=50)
     assert sent == [], f"the refused start went again: {sent}"
     assert c.members["link"] == 3 and list(c.members["dropped_prompts"]) == []
 
 
-def test_world_input_disabled_with_a_key_held_sends_the_idle_action_once(sim, scripted):
+def test_world_input_disabled_with_a_key_held_sends_the_idle_action_once(godot_sim, scripted):
     """The host keeps the last input in force: a menu opened (enabled = false) while walking must stop the walk."""
-    wi, sent = _realtime_input(sim, scripted)
-    sim.add_to_root(wi)
-    gdsim.press(sim, "wb_right")
-    sim.process(3)
+    wi, sent = _realtime_input(godot_sim, scripted)
+    godot_sim.add_to_root(wi)
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(3)
     wi.members["enabled"] = False
-    sim.process(3)
-    gdsim.release(sim, "wb_right")
-    gdsim.press(sim, "wb_latent_2")
-    sim.process(3)
+    godot_sim.process(3)
+    gdsim.release(godot_sim, "wb_right")
+    gdsim.press(godot_sim, "wb_latent_2")
+    godot_sim.process(3)
     assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "the world kept walking under the menu"
     wi.members["enabled"] = True
-    sim.process(2)
+    godot_sim.process(2)
     assert sent["action_sent"][-1] == (1,)
-    gdsim.release(sim, "wb_latent_2")
+    gdsim.release(godot_sim, "wb_latent_2")
 
 
 @pytest.mark.parametrize("layout", ["sibling of the client", "child of the client"])
-def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_keys_at_unpause(sim, scripted, layout):
+def test_world_input_in_a_paused_tree_sends_the_idle_action_once_and_the_held_keys_at_unpause(godot_sim, scripted,
+                                                                                              layout):
     """A paused tree stops WorldInput's _process while the host keeps the last input in force: pausing mid-walk must stop
     the walk (NOTIFICATION_PAUSED), and unpausing sends the keys held then. Under the client, which runs always, an
     Inherit WorldInput got no NOTIFICATION_PAUSED and kept steering through the pause."""
-    c, _, _ = _scripted_session(sim, scripted, "realtime")
-    wi = _world_input(sim, c)
+    c, _, _ = _scripted_session(godot_sim, scripted, "realtime")
+    wi = _world_input(godot_sim, c)
     sent = Recorder(wi, "action_sent")
-    (sim.native_of(c).add_child if layout == "child of the client" else sim.add_to_root)(wi)
-    gdsim.press(sim, "wb_right")
-    sim.process(3)
-    sim.tree.paused = True
-    sim.process(3)
+    (godot_sim.native_of(c).add_child if layout == "child of the client" else godot_sim.add_to_root)(wi)
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(3)
+    godot_sim.tree.paused = True
+    godot_sim.process(3)
     assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "the world kept walking under the pause menu"
-    gdsim.release(sim, "wb_right")
-    gdsim.press(sim, "wb_latent_2")
-    sim.process(3)
+    gdsim.release(godot_sim, "wb_right")
+    gdsim.press(godot_sim, "wb_latent_2")
+    godot_sim.process(3)
     assert len(sent["action_sent"]) == 2, "WorldInput sent while the tree was paused"
-    sim.tree.paused = False
-    sim.process(2)
+    godot_sim.tree.paused = False
+    godot_sim.process(2)
     assert [a[0] for a in sent["action_sent"]] == ["right", "noop", 1]
-    gdsim.release(sim, "wb_latent_2")
+    gdsim.release(godot_sim, "wb_latent_2")
 
 
-def test_world_input_set_to_process_always_keeps_steering_in_a_paused_tree(sim, scripted):
+def test_world_input_set_to_process_always_keeps_steering_in_a_paused_tree(godot_sim, scripted):
     """A process_mode chosen in the inspector is kept: a game that steers the world under its pause menu sets Always."""
-    wi, sent = _realtime_input(sim, scripted)
-    sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
-    sim.add_to_root(wi)
-    sim.tree.paused = True
-    gdsim.press(sim, "wb_right")
-    sim.process(3)
+    wi, sent = _realtime_input(godot_sim, scripted)
+    godot_sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    godot_sim.add_to_root(wi)
+    godot_sim.tree.paused = True
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(3)
     assert [a[0] for a in sent["action_sent"]] == ["right"]
-    assert sim.native_of(wi).process_mode == gdsim.NodeModel.PROCESS_MODE_ALWAYS
-    gdsim.release(sim, "wb_right")
+    assert godot_sim.native_of(wi).process_mode == gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    gdsim.release(godot_sim, "wb_right")
 
 
 @pytest.mark.parametrize("parent_mode", ["PROCESS_MODE_DISABLED", "PROCESS_MODE_WHEN_PAUSED"])
-def test_world_input_in_a_subtree_the_game_switches_off_sends_nothing(sim, scripted, parent_mode):
+def test_world_input_in_a_subtree_the_game_switches_off_sends_nothing(godot_sim, scripted, parent_mode):
     """Pausable ignores the parent: turning every Inherit WorldInput Pausable let one inside a Disabled subtree (a
     cutscene) or under a When Paused menu keep steering the running game. Only an Always owner is overridden."""
-    wi, sent = _realtime_input(sim, scripted)
-    holder = _world_input(sim, None)
-    sim.native_of(holder).process_mode = getattr(gdsim.NodeModel, parent_mode)
-    sim.add_to_root(holder)
-    sim.native_of(holder).add_child(wi)
-    gdsim.press(sim, "wb_right")
-    sim.process(3)
+    wi, sent = _realtime_input(godot_sim, scripted)
+    holder = _world_input(godot_sim, None)
+    godot_sim.native_of(holder).process_mode = getattr(gdsim.NodeModel, parent_mode)
+    godot_sim.add_to_root(holder)
+    godot_sim.native_of(holder).add_child(wi)
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(3)
     assert sent["action_sent"] == [], f"a WorldInput under a {parent_mode} parent steered the world"
-    assert sim.native_of(wi).process_mode == gdsim.NodeModel.PROCESS_MODE_INHERIT
-    gdsim.release(sim, "wb_right")
+    assert godot_sim.native_of(wi).process_mode == gdsim.NodeModel.PROCESS_MODE_INHERIT
+    gdsim.release(godot_sim, "wb_right")
 
 
-def test_world_input_switched_to_disabled_while_a_key_is_held_sends_the_idle_action(sim, scripted):
+def test_world_input_switched_to_disabled_while_a_key_is_held_sends_the_idle_action(godot_sim, scripted):
     """process_mode = Disabled stops _process (NOTIFICATION_DISABLED) while the host keeps the last input in force."""
-    wi, sent = _realtime_input(sim, scripted)
-    sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
-    sim.add_to_root(wi)
-    sim.tree.paused = True  # Always, then Disabled in a paused tree: it can process before, so PAUSED comes too
-    gdsim.press(sim, "wb_right")
-    sim.process(3)
-    sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_DISABLED
-    sim.process(3)
+    wi, sent = _realtime_input(godot_sim, scripted)
+    godot_sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_ALWAYS
+    godot_sim.add_to_root(wi)
+    godot_sim.tree.paused = True  # Always, then Disabled in a paused tree: it can process before, so PAUSED comes too
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(3)
+    godot_sim.native_of(wi).process_mode = gdsim.NodeModel.PROCESS_MODE_DISABLED
+    godot_sim.process(3)
     assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "the world kept walking with WorldInput disabled"
-    sim.tree.paused = False
-    gdsim.release(sim, "wb_right")
+    godot_sim.tree.paused = False
+    gdsim.release(godot_sim, "wb_right")
 
 
-def test_world_input_sends_nothing_while_a_text_field_has_the_keyboard(sim, scripted):
+def test_world_input_sends_nothing_while_a_text_field_has_the_keyboard(godot_sim, scripted):
     """Input still reports a key typed into a LineEdit as pressed: typing "d" in a chat box walked the world. A
     focused Button (clicked in the HUD) is no text field: the keys go on playing."""
-    wi, sent = _realtime_input(sim, scripted)
-    chat, button = sim.make_native("LineEdit", None), sim.make_native("Button", None)
+    wi, sent = _realtime_input(godot_sim, scripted)
+    chat, button = godot_sim.make_native("LineEdit", None), godot_sim.make_native("Button", None)
     for node in (wi, chat, button):
-        sim.add_to_root(node)
-    gdsim.press(sim, "wb_right")
-    sim.process(2)
+        godot_sim.add_to_root(node)
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(2)
     button.grab_focus()
-    sim.process(2)
+    godot_sim.process(2)
     chat.grab_focus()
-    sim.process(2)
-    gdsim.release(sim, "wb_right")
-    gdsim.press(sim, "wb_latent_2")
-    sim.process(2)
+    godot_sim.process(2)
+    gdsim.release(godot_sim, "wb_right")
+    gdsim.press(godot_sim, "wb_latent_2")
+    godot_sim.process(2)
     assert [a[0] for a in sent["action_sent"]] == ["right", "noop"], "keys typed into the LineEdit steered the world"
     chat.release_focus()
-    sim.process(2)
+    godot_sim.process(2)
     assert sent["action_sent"][-1] == (1,)  # the keyboard is the game's again: the held key plays
-    gdsim.release(sim, "wb_latent_2")
+    gdsim.release(godot_sim, "wb_latent_2")
 
 
-def test_world_input_in_step_mode_sends_no_press_typed_into_a_text_field(sim, scripted):
-    c, _, _ = _scripted_session(sim, scripted, "step")
-    wi = _world_input(sim, c)
+def test_world_input_in_step_mode_sends_no_press_typed_into_a_text_field(godot_sim, scripted):
+    c, _, _ = _scripted_session(godot_sim, scripted, "step")
+    wi = _world_input(godot_sim, c)
     sent = Recorder(wi, "action_sent")
-    prompt = sim.make_native("TextEdit", None)
-    sim.add_to_root(wi)
-    sim.add_to_root(prompt)
+    prompt = godot_sim.make_native("TextEdit", None)
+    godot_sim.add_to_root(wi)
+    godot_sim.add_to_root(prompt)
     prompt.grab_focus()
-    gdsim.press(sim, "wb_right")
-    sim.process(2)
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(2)
     assert sent["action_sent"] == [], "a key typed into the TextEdit stepped the world"
-    gdsim.release(sim, "wb_right")
+    gdsim.release(godot_sim, "wb_right")
 
 
 def _assign(node, name: str, value) -> None:
     """`node.name = value` from another script: through the property's setter, as Godot does."""
-    node.sim.set_member(node, name, gdsim.to_gd(value), gdsim.Frame(node.script, None))
+    node.godot_sim.set_member(node, name, gdsim.to_gd(value), gdsim.Frame(node.script, None))
 
 
-def test_world_input_bindings_and_idle_action_assigned_in_game_take_effect(sim, scripted):
+def test_world_input_bindings_and_idle_action_assigned_in_game_take_effect(godot_sim, scripted):
     """A key-remapping menu assigns `bindings`: it changed nothing until a rebuild() the README never names, and a
     world action the backend lacks was sent to the host instead of skipped with a warning."""
-    wi, sent = _realtime_input(sim, scripted)
-    sim.add_to_root(wi)
-    sim.process(2)
+    wi, sent = _realtime_input(godot_sim, scripted)
+    godot_sim.add_to_root(wi)
+    godot_sim.process(2)
     _assign(wi, "bindings", {"wb_left": "right", "wb_jump": "fly"})
     for key in ("wb_left", "wb_jump"):
-        gdsim.press(sim, key)
-        sim.process(2)
-        gdsim.release(sim, key)
+        gdsim.press(godot_sim, key)
+        godot_sim.process(2)
+        gdsim.release(godot_sim, key)
     assert [a[0] for a in sent["action_sent"]] == ["noop", "right", "noop"], "the new bindings did not play"
     assert list(wi.members["unknown_actions"]) == ["fly"]
-    assert [w for w in sim.warnings if "fly not among this backend's actions" in w]
+    assert [w for w in godot_sim.warnings if "fly not among this backend's actions" in w]
     _assign(wi, "idle_action", "sit")
-    sim.process(2)
+    godot_sim.process(2)
     assert sent["action_sent"][-1] == (0,), "an idle action the backend lacks went to the host"
-    assert [w for w in sim.warnings if "idle action sit not among" in w]
+    assert [w for w in godot_sim.warnings if "idle action sit not among" in w]
 
 
-def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(sim):
+def test_view_badge_with_no_frame_shown_is_white_not_a_backends_colour(godot_sim):
     """No backend is known before a first frame: "offline"/"connecting" in green would claim the world model runs."""
-    c = new_client(sim, "tcp://127.0.0.1:1", mode="step")
-    view = new_node(sim, VIEW, client=c)
-    sim.add_to_root(c)
-    sim.add_to_root(view)
-    sim.process(3)
+    c = new_client(godot_sim, "tcp://127.0.0.1:1", mode="step")
+    view = new_node(godot_sim, VIEW, client=c)
+    godot_sim.add_to_root(c)
+    godot_sim.add_to_root(view)
+    godot_sim.process(3)
     badge = view.members["_badge"]
     color = badge.theme_overrides["font_color"]
     assert badge.text == c.members["status_text"] and "(last frame)" not in badge.text, badge.text
@@ -1218,110 +1227,110 @@ def _blank(sim, view) -> bool:
 
 
 @pytest.mark.parametrize("change", ["connect_to_host", "disconnect_from_host"])
-def test_view_on_a_new_or_closed_connection_blanks_the_frame_and_names_no_backend(sim, scripted, change):
+def test_view_on_a_new_or_closed_connection_blanks_the_frame_and_names_no_backend(godot_sim, scripted, change):
     """Another host may run another backend: the old frame and its orange label stayed after connect_to_host() (Unity
     blanks the frame and goes white on a connection change)."""
-    c, view, _ = _view_with_a_frame(sim, scripted)
+    c, view, _ = _view_with_a_frame(godot_sim, scripted)
     _, other_port = scripted_router()
-    sim.call_method(c, change, [f"tcp://127.0.0.1:{other_port}"] if change == "connect_to_host" else [])
-    sim.process()
-    assert _blank(sim, view), "the old host's frame is still shown"
+    godot_sim.call_method(c, change, [f"tcp://127.0.0.1:{other_port}"] if change == "connect_to_host" else [])
+    godot_sim.process()
+    assert _blank(godot_sim, view), "the old host's frame is still shown"
     assert _badge(view) == (c.members["status_text"], WHITE)
 
 
-def test_connect_to_host_over_a_live_connection_emits_connection_changed_once(sim, scripted):
+def test_connect_to_host_over_a_live_connection_emits_connection_changed_once(godot_sim, scripted):
     """It fired twice (once from the disconnect_from_host() inside connect_to_host(), once itself)."""
-    c, _, _ = _scripted_session(sim, scripted, "step")
+    c, _, _ = _scripted_session(godot_sim, scripted, "step")
     rec = Recorder(c, "connection_changed")
     _, other_port = scripted_router()
-    sim.call_method(c, "connect_to_host", [f"tcp://127.0.0.1:{other_port}"])
+    godot_sim.call_method(c, "connect_to_host", [f"tcp://127.0.0.1:{other_port}"])
     assert len(rec["connection_changed"]) == 1
-    sim.call_method(c, "disconnect_from_host", [])
-    sim.call_method(c, "disconnect_from_host", [])  # nothing left to close: no change
+    godot_sim.call_method(c, "disconnect_from_host", [])
+    godot_sim.call_method(c, "disconnect_from_host", [])  # nothing left to close: no change
     assert len(rec["connection_changed"]) == 2
 
 
-def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(sim, scripted):
+def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(godot_sim, scripted):
     """The old client's frame stayed, badged "<old backend> (last frame): <new client's status>" in the old colour."""
-    c, view, _ = _view_with_a_frame(sim, scripted)
-    other = new_client(sim, "tcp://127.0.0.1:1", mode="step")
-    sim.add_to_root(other)
-    sim.process()
-    sim.call_method(view, "set_client", [other])
-    assert _blank(sim, view), "the old client's frame is still shown"
+    c, view, _ = _view_with_a_frame(godot_sim, scripted)
+    other = new_client(godot_sim, "tcp://127.0.0.1:1", mode="step")
+    godot_sim.add_to_root(other)
+    godot_sim.process()
+    godot_sim.call_method(view, "set_client", [other])
+    assert _blank(godot_sim, view), "the old client's frame is still shown"
     assert _badge(view) == (other.members["status_text"], WHITE)
 
 
-def test_view_and_input_outlive_a_freed_client(sim, scripted):
+def test_view_and_input_outlive_a_freed_client(godot_sim, scripted):
     """A level change frees the client while a HUD's WorldView and WorldInput stay. A freed object is not reliably
     == null in Godot 4: WorldInput errored every frame, and the view errored on its next client, never following it."""
-    c, view, _ = _view_with_a_frame(sim, scripted)
-    wi = _world_input(sim, c)
-    sim.add_to_root(wi)
-    sim.process()
-    sim.native_of(c).queue_free()
-    gdsim.press(sim, "wb_right")
-    sim.process(2)
-    gdsim.release(sim, "wb_right")
-    sim.call_method(view, "set_show_backend_badge", [True])
+    c, view, _ = _view_with_a_frame(godot_sim, scripted)
+    wi = _world_input(godot_sim, c)
+    godot_sim.add_to_root(wi)
+    godot_sim.process()
+    godot_sim.native_of(c).queue_free()
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(2)
+    gdsim.release(godot_sim, "wb_right")
+    godot_sim.call_method(view, "set_show_backend_badge", [True])
     assert _badge(view) == ("WorldBridge: no client", WHITE)
-    other = new_client(sim, "tcp://127.0.0.1:1", mode="step")
-    sim.add_to_root(other)
-    sim.call_method(view, "set_client", [other])
-    sim.process()
-    assert _blank(sim, view) and _badge(view) == (other.members["status_text"], WHITE)
+    other = new_client(godot_sim, "tcp://127.0.0.1:1", mode="step")
+    godot_sim.add_to_root(other)
+    godot_sim.call_method(view, "set_client", [other])
+    godot_sim.process()
+    assert _blank(godot_sim, view) and _badge(view) == (other.members["status_text"], WHITE)
 
 
-def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(sim, scripted):
+def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(godot_sim, scripted):
     """A resume after a dropped connection goes on with the frame on screen (named in its backend's colour meanwhile);
     a new world must not show the old world's last frame until its own first frame."""
     router, _ = scripted
-    c, view, _ = _view_with_a_frame(sim, scripted)
-    sim.call_method(c.members["_socket"], "_fail", ["simulated network drop"])
+    c, view, _ = _view_with_a_frame(godot_sim, scripted)
+    godot_sim.call_method(c.members["_socket"], "_fail", ["simulated network drop"])
     text, color = _badge(view)
     assert text.endswith("(last frame): " + c.members["status_text"]) and color == ORANGE, text
-    ident, resume = greet_and_start(sim, router)
+    ident, resume = greet_and_start(godot_sim, router)
     assert resume["resume"] == "s1"
-    answer_start(sim, router, c, ident, resume, resumed=True)
-    assert not _blank(sim, view), "a resumed world lost its frame"
-    assert sim.call_method(c, "start_session", [])
-    _session_started(sim, router, c, sid="s2")
-    assert _blank(sim, view), "the old world's frame is shown as the new world's"
-    assert _badge(view) == (sim.call_method(c, "backend_label", []), ORANGE)
+    answer_start(godot_sim, router, c, ident, resume, resumed=True)
+    assert not _blank(godot_sim, view), "a resumed world lost its frame"
+    assert godot_sim.call_method(c, "start_session", [])
+    _session_started(godot_sim, router, c, sid="s2")
+    assert _blank(godot_sim, view), "the old world's frame is shown as the new world's"
+    assert _badge(view) == (godot_sim.call_method(c, "backend_label", []), ORANGE)
 
 
-def test_view_says_an_ended_session_ended_in_white_over_its_last_frame(sim, scripted):
+def test_view_says_an_ended_session_ended_in_white_over_its_last_frame(godot_sim, scripted):
     """An ended session's backend runs no more: its label stayed in orange (Unity says "session ended: ..." in white)."""
     router, _ = scripted
-    c, view, ident = _view_with_a_frame(sim, scripted)
+    c, view, ident = _view_with_a_frame(godot_sim, scripted)
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "backend_error",
                                                  "message": "the world crashed", "fatal": True})])
-    assert run_until(sim, lambda: c.members["link"] != IN_SESSION)
+    assert run_until(godot_sim, lambda: c.members["link"] != IN_SESSION)
     assert _badge(view) == ("session ended: the world crashed", WHITE)
-    assert not _blank(sim, view), "the last frame stays in view"
+    assert not _blank(godot_sim, view), "the last frame stays in view"
 
 
-def test_a_start_queued_while_connecting_goes_to_the_host_connect_to_host_switches_to(sim, scripted):
+def test_a_start_queued_while_connecting_goes_to_the_host_connect_to_host_switches_to(godot_sim, scripted):
     """start_session(opts) then connect_to_host(addr) while a first connect is pending: the world goes to the new host."""
     router, port = scripted
     gone, gone_port = scripted_router()
     gone.close()  # nothing listens there: the first connect stays pending
-    c = new_client(sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
-    sim.add_to_root(c)
-    sim.process(2)
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{gone_port}", auto_start=False)
+    godot_sim.add_to_root(c)
+    godot_sim.process(2)
     assert c.members["link"] != 0, "the first connect is no longer pending"
-    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    sent = _nothing_but_hello_after_connect(godot_sim, router, c, f"tcp://127.0.0.1:{port}")
     assert [(m["type"], m.get("text")) for m in sent] == [("start", "a desert")], f"the queued start was lost: {sent}"
 
 
-def test_a_start_sent_to_the_host_left_does_not_go_to_the_next(sim, scripted):
+def test_a_start_sent_to_the_host_left_does_not_go_to_the_next(godot_sim, scripted):
     """A start that went out belongs to the host it went to: connect_to_host() elsewhere only connects."""
     router, port = scripted
     old, old_port = scripted_router()
-    c = new_client(sim, f"tcp://127.0.0.1:{old_port}", auto_start=False)
-    sim.add_to_root(c)
-    assert _nothing_but_hello_after_connect(sim, old, c, f"tcp://127.0.0.1:{old_port}") == []
-    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
-    sent = _nothing_but_hello_after_connect(sim, router, c, f"tcp://127.0.0.1:{port}")
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{old_port}", auto_start=False)
+    godot_sim.add_to_root(c)
+    assert _nothing_but_hello_after_connect(godot_sim, old, c, f"tcp://127.0.0.1:{old_port}") == []
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
+    sent = _nothing_but_hello_after_connect(godot_sim, router, c, f"tcp://127.0.0.1:{port}")
     assert sent == [], f"the start sent to the host left went to the new one: {sent}"

@@ -37,59 +37,60 @@ def _greyed(demo) -> set[str]:
     return {name for name in BUTTONS if demo.native.get_node(f"HUD/Layout/Controls/{name}").disabled}
 
 
-def test_demo_plays_the_sandbox_with_only_paste_greyed(sim, host):
-    demo, client = _demo(sim, host.address, "sandbox")
-    assert run_until(sim, lambda: client.members["frames_received"] >= 1)
+def test_demo_plays_the_sandbox_with_only_paste_greyed(godot_sim, godot_host):
+    demo, client = _demo(godot_sim, godot_host.address, "sandbox")
+    assert run_until(godot_sim, lambda: client.members["frames_received"] >= 1)
     assert _greyed(demo) == {"PasteButton"}
     caps = demo.native.get_node("HUD/Layout/CapsLabel").text
     assert caps.startswith("can: text prompts, sketches, events") and caps.endswith("cannot: image prompts, pasting objects")
-    sim.call_method(client, "disconnect_from_host", [])
+    godot_sim.call_method(client, "disconnect_from_host", [])
 
 
-def test_demo_greys_every_button_the_world_model_session_cannot_use(sim, micro_world):
+def test_demo_greys_every_button_the_world_model_session_cannot_use(godot_sim, micro_world):
     """The micro world takes image prompts and pastes, but no text, sketches or events: Prompt and Level grey too."""
     with server.run_host_in_thread(str(micro_world)) as h:
-        demo = gdsim.instance_scene(sim, "res://demo/demo.tscn")
+        demo = gdsim.instance_scene(godot_sim, "res://demo/demo.tscn")
         client = demo.native.get_node("Client")
         client.members.update(endpoint=h.address, backend="world_model", text_prompt="", prompt_viewport=None)
-        sim.add_to_root(demo)
-        assert run_until(sim, lambda: client.members["frames_received"] >= 1)
+        godot_sim.add_to_root(demo)
+        assert run_until(godot_sim, lambda: client.members["frames_received"] >= 1)
         assert _greyed(demo) == {"PromptButton", "LevelButton", "SnowButton", "NightButton"}
         assert not demo.members["prompt_edit"].editable, "Enter in the prompt box would send a refused text prompt"
-        sim.call_method(client, "disconnect_from_host", [])
+        godot_sim.call_method(client, "disconnect_from_host", [])
 
 
-def test_demo_starts_a_world_without_the_prompts_its_backend_refuses_and_says_so(sim, micro_world):
+def test_demo_starts_a_world_without_the_prompts_its_backend_refuses_and_says_so(godot_sim, micro_world):
     """demo.tscn's text prompt and level sketch are refused by the micro world (no text prompts, no sketches): the
     client starts again without them, silently (no capability_refused: the caption and status say what was left out,
     as the editor does), and Prompt greys as the session's capabilities say."""
     with server.run_host_in_thread(str(micro_world)) as h:
-        demo, client = _demo(sim, h.address, "world_model")
+        demo, client = _demo(godot_sim, h.address, "world_model")
         rec = Recorder(client, "capability_refused", "session_started")
-        assert run_until(sim, lambda: client.members["frames_received"] >= 1), client.members["status_text"]
+        assert run_until(godot_sim, lambda: client.members["frames_received"] >= 1), client.members["status_text"]
         assert rec["capability_refused"] == [], "a refusal the client retried was reported as an error"
         assert "PromptButton" in _greyed(demo)
         assert len(rec["session_started"]) == 1 and list(client.members["dropped_prompts"]) == ["text", "sketch"]
         note = "started without the text and sketch prompts: this backend takes neither"
         assert demo.native.get_node("HUD/Layout/CaptionLabel").text == note
         assert demo.native.get_node("HUD/Layout/TopBar/StatusLabel").text.endswith("; " + note)
-        sim.call_method(client, "disconnect_from_host", [])
+        godot_sim.call_method(client, "disconnect_from_host", [])
 
 
-def test_demo_fires_free_text_when_the_host_refused_typed_events(sim):
+def test_demo_fires_free_text_when_the_host_refused_typed_events(godot_sim):
     """A session offering typed and free-text events whose host refused typed ones: Snow goes as free text."""
     router, port = scripted_router()
     try:
-        demo, client = _demo(sim, f"tcp://127.0.0.1:{port}")
-        ident, start = greet_and_start(sim, router)
-        answer_start(sim, router, client, ident, start, capabilities=["events", "text_events"],
+        demo, client = _demo(godot_sim, f"tcp://127.0.0.1:{port}")
+        ident, start = greet_and_start(godot_sim, router)
+        answer_start(godot_sim, router, client, ident, start, capabilities=["events", "text_events"],
                 event_types=["weather_snow"])
         refuse_typed_events(router, ident)
-        assert run_until(sim, lambda: "SnowButton" not in _greyed(demo) and client.members["refused_capabilities"])
+        assert run_until(godot_sim, lambda: "SnowButton" not in _greyed(demo)
+                         and client.members["refused_capabilities"])
         while router.poll(100):
             recv(router)  # the demo's WorldInput sends its idle input
-        sim.call_method(demo, "_fire", ["snow"])
-        assert run_until(sim, lambda: router.poll(0))
+        godot_sim.call_method(demo, "_fire", ["snow"])
+        assert run_until(godot_sim, lambda: router.poll(0))
         event = recv(router)[1]
         assert (event["type"], event.get("event_type"), event.get("text")) == ("event", None, "it begins to snow")
     finally:

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
 from godot_helpers import (  # noqa: E402
-    CLIENT, IN_SESSION, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, new_client, pump, recv, refuse_prompt,
-    refuse_typed_events, run_until, send_unread, session_msg)
+    CLIENT, IN_SESSION, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, answer_the_retry_without_text, new_client, pump,
+    recv, refuse_typed_events, run_until, send_unread, session_msg)
 
 from bridge.host import server  # noqa: E402
 
@@ -692,12 +692,7 @@ def test_dock_status_names_the_backend_and_the_prompt_its_start_left_out(dock_si
     m["_prompt"].text = "a snowy cave"
     start = _asked_to_start(sim, dock, sock)
     assert start["text"] == "a snowy cave"
-    refuse_prompt(sock, ident, start, "text_prompt")
-    pump(sim, sock)
-    _, again = recv(sock)
-    assert (again["type"], again["text"]) == ("start", None)
-    sock.send_multipart([ident, zmtp_raw.pack(session_msg(again["req_id"]))])
-    assert run_until(sim, lambda: m["client"].members["link"] == IN_SESSION)
+    answer_the_retry_without_text(sim, sock, m["client"], ident, start)
     assert m["_status"].text == ("SANDBOX GAME (test backend, not the world model): scripted; "
                                  "started without the text prompt: this backend takes none")
 

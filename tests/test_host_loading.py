@@ -265,7 +265,7 @@ def test_a_client_that_vanishes_without_bye_while_loading_holds_no_session_slot(
     sock.connect(slow_host.address)
     sock.send(P.encode({"type": "hello", "protocol_major": 1, "protocol_minor": 2}))
     sock.send(P.encode({"type": "start", "mode": "step"}))
-    wait_until(lambda: slow_host.host.pending)
+    assert wait_until(lambda: slow_host.host.pending), "the start began no load: the test would prove nothing"
     sock.close(0)  # gone before its `session` (and the id to resume it) could arrive
     wait_until(lambda: not slow_host.host.pending and not slow_host.host.sessions)
     assert not slow_host.host.pending and not slow_host.host.sessions  # not kept for a resume nobody can send
@@ -405,7 +405,7 @@ def test_a_resume_of_a_session_whose_reset_builds_its_world_waits_for_the_world(
         t0 = time.monotonic()
         a.send(P.encode({"type": "reset", "req_id": 2, "seed": 9}))
         a.send(P.encode({"type": "reset", "req_id": 3, "seed": 10}))  # held behind the first: the resume waits for both
-        wait_until(lambda: slow_host.host.pending)
+        assert wait_until(lambda: slow_host.host.pending), "the reset built no world: the resume would not wait"
         b.send(P.encode({"type": "start", "req_id": 4, "resume": sid}))  # a client reconnecting mid-reset
         b.send(P.encode({"type": "input", "action": 1, "client_ts": 1.0, "seq": 1}))  # acts on the resumed session
         b.send(P.encode({"type": "ping", "req_id": 5, "client_ts": 2.0}))

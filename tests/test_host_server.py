@@ -499,10 +499,10 @@ def test_frames_dropped_when_client_never_reads():
 
 def test_realtime_frames_that_carry_an_event_are_never_dropped():
     with _slow_reader() as (s, session):
-        wait_until(lambda: session.frames_dropped > 20)  # the pipe is full: plain frames are being dropped
+        assert wait_until(lambda: session.frames_dropped > 20), "no frame was dropped: the test would prove nothing"
         for n in range(5):
             s.send(P.encode({"type": "event", "event_type": "boom", "req_id": n + 1}))
-        wait_until(lambda: sum(1 for e in list(session.history) if e[0] == "step" and e[2]) == 5)  # all 5 fired
+        assert wait_until(lambda: sum(1 for e in list(session.history) if e[0] == "step" and e[2]) == 5)  # all 5 fired
         s.send(P.encode({"type": "settings", "mode": "step", "req_id": 9}))  # the stream stops: read what came
         wait_until(lambda: session.mode == "step")
         captions = []
