@@ -147,9 +147,10 @@ class MainWindow(QMainWindow):
         self.epoch = -1
         self.recording = False
         self.pending_fork: Branch | None = None
-        # (request, caption) of events the host accepted, their captions not yet seen in a frame; they fire in this order
-        self.pending_events: list[tuple[dict, str]] = []
-        self._unshown: list[tuple[dict, str]] = []  # requests a later event's frame passed over: refused, error to come
+        # (request, caption, req_id) of events the host accepted, their captions not yet seen in a frame; they fire in
+        # this order (the req_id their request carried names one in the host's refusal, error.event_req_id)
+        self.pending_events: list[tuple[dict, str, int | None]] = []
+        self._unshown: list[tuple[dict, str, int | None]] = []  # a later event's frame passed them over: error to come
         self.asked_events: list[dict] = []  # event requests sent, not answered yet (the host answers them in order)
         self.pending_edits: list[dict] = []  # [{"layer": PNG, "x", "y"}] sent, their edited frames not yet received
         self.placing_layer: Layer | None = None
@@ -504,17 +505,17 @@ class MainWindow(QMainWindow):
         after the held one's `hold` frames), so a rebuild must replay each before the frame it really fired on."""
         fired: list[dict] = []
         for caption in captions:
-            at = next((i for i, (_, c) in enumerate(self.pending_events) if c == caption), None)
+            at = next((i for i, (_, c, _) in enumerate(self.pending_events) if c == caption), None)
             if at is not None:  # requests before it never showed: the backend refused them (their errors come
                 fired.append(self.pending_events[at][0])  # after this frame), so on_event_not_fired takes them first
                 self._unshown.extend(self.pending_events[:at])
                 self._set_pending(self.pending_events[at + 1:])
         return fired
 
-    def _set_pending(self, pending: list[tuple[dict, str]]) -> None:
+    def _set_pending(self, pending: list[tuple[dict, str, int | None]]) -> None:
         """The events accepted and not yet fired; the Events tab lists them as waiting their turn."""
         self.pending_events = pending
-        self.events_panel.show_waiting([caption for _, caption in pending])
+        self.events_panel.show_waiting([caption for _, caption, _ in pending])
 
     def _clear_pending(self) -> None:
         """A new world, branch or rewind: nothing queued fires, and no error still to come is for a passed-over one."""
@@ -529,7 +530,7 @@ class MainWindow(QMainWindow):
             self._fork_edit(frame.index)  # the host re-sent the current frame, edited: it starts a branch of its own
             return False, True
         if self.pending_events:  # a branch or rewind empties the host's queue: events still waiting their turn never fire
-            self.events_panel.on_dropped([caption for _, caption in self.pending_events],
+            self.events_panel.on_dropped([caption for _, caption, _ in self.pending_events],
                                          "previewing the latent actions emptied the host's event queue"
                                          if self.busy == PREVIEWING else "the world branched before their turn")
         self._clear_pending()
@@ -953,7 +954,7 @@ class MainWindow(QMainWindow):
         if command == "event":
             caption = str(result.get("caption", ""))
             if self.asked_events:
-                self._set_pending([*self.pending_events, (self.asked_events.pop(0), caption)])
+                self._set_pending([*self.pending_events, (self.asked_events.pop(0), caption, result.get("req_id"))])
             self.statusBar().showMessage(f"Event queued: {caption} (it fires when its turn comes)", 3000)
         elif command == "settings":
             self._settings_taken(result.get("settings", {}) if isinstance(result, dict) else {})
@@ -1032,13 +1033,16 @@ class MainWindow(QMainWindow):
             self.asked_events.pop(0)  # the oldest unanswered request is the refused one
         self.events_panel.on_failed(message)
 
-    def on_event_not_fired(self, message: str) -> None:
-        """The backend refused an accepted event when its frame was made: the oldest waiting one, as they fire in turn."""
-        if self._unshown:  # passed over by a later event's frame, delivered before this error
-            self.events_panel.on_not_fired(self._unshown.pop(0)[1], message)
-        elif self.pending_events:
-            self.events_panel.on_not_fired(self.pending_events[0][1], message)
-            self._set_pending(self.pending_events[1:])
+    def on_event_not_fired(self, message: str, event_req_id: int | None = None) -> None:
+        """The backend refused an accepted event when its frame was made: the one its request's req_id names, or, from
+        a host that names none, the oldest waiting one, as they fire in turn."""
+        named = (lambda entry: entry[2] == event_req_id) if event_req_id is not None else (lambda entry: True)
+        at = next((i for i, entry in enumerate(self._unshown) if named(entry)), None)
+        if at is not None:  # passed over by a later event's frame, delivered before this error
+            self.events_panel.on_not_fired(self._unshown.pop(at)[1], message)
+        elif (at := next((i for i, entry in enumerate(self.pending_events) if named(entry)), None)) is not None:
+            self.events_panel.on_not_fired(self.pending_events[at][1], message)
+            self._set_pending(self.pending_events[:at] + self.pending_events[at + 1:])
         self.show_error(f"Event not fired: {message}")
 
     def _edit_refused(self, _command: str, message: str) -> None:

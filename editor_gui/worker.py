@@ -80,7 +80,8 @@ class WorldWorker(QObject):
     progress = Signal(str, int, int)  # command, done, total
     session_ended = Signal(str)  # the host closed the session (idle timeout, fatal error)
     host_recording_stopped = Signal(str)  # (1.3) the host ended its recording by itself (a full disk); why
-    event_not_fired = Signal(str)  # the backend refused an accepted event when its frame was made; the host's message
+    event_not_fired = Signal(str, object)  # the backend refused an accepted event when its frame was made: the host's
+    # message and the req_id of that event's request (error.event_req_id; None from a host before it named the event)
     finished = Signal()
 
     def __init__(self, address: str, client_name: str = "worldbridge-editor", timeout: float = 5.0):
@@ -147,8 +148,9 @@ class WorldWorker(QObject):
             err = client.errors.popleft()
             if err.get("code") == "recording_stopped":
                 self.host_recording_stopped.emit(err.get("message", ""))
-            elif err.get("code") == "bad_argument" and _event_refused(err.get("message", "")):
-                self.event_not_fired.emit(err.get("message", ""))  # not an input's unknown action (docs/protocol.md)
+            elif err.get("code") == "bad_argument" and ("event_req_id" in err
+                                                        or _event_refused(err.get("message", ""))):
+                self.event_not_fired.emit(err.get("message", ""), err.get("event_req_id"))  # not an unknown action
             else:
                 self.failed.emit("host", f"{err.get('message', '')} ({err.get('code', 'error')})", "")
         self._had_session = client.session is not None

@@ -361,16 +361,51 @@ def test_a_refusal_delivered_after_the_next_events_frame_takes_the_refused_event
         w = open_window(qtbot, h.address, "sandbox")
         w.timeline.record.setChecked(True)
         snow, night, rain = ({"event_type": t, "text": None} for t in ("weather_snow", "night_falls", "weather_rain"))
-        w._set_pending([(snow, "snow"), (night, "night falls"), (rain, "rain")])
+        w._set_pending([(snow, "snow", 4), (night, "night falls", 5), (rain, "rain", 6)])
         base = w.worker_thread.worker._latest
         for i, captions in ((1, []), (2, ["night falls"])):  # the refused event's frame, then the next one's
             w.on_frame(replace(base, index=base.index + i, events=captions))
         w.on_event_not_fired("event 'weather_snow' was refused by the backend: no snow in this level")
         assert w.events_panel.status.text().startswith("Not fired: snow (")
-        assert [c for _, c in w.pending_events] == ["rain"]
+        assert [c for _, c, _ in w.pending_events] == ["rain"]
         w.on_frame(replace(base, index=base.index + 3, events=["rain"]))
         fired = {r.index - base.index: r.fired for r in w.session.path(w.session.live) if r.index > base.index}
         assert fired == {1: [], 2: [night], 3: [rain]} and not w.pending_events
+    finally:
+        h.stop()
+
+
+def test_a_refusal_naming_its_event_marks_that_event_not_the_oldest_waiting(qtbot):
+    """The host's error for an event refused at its frame answers no request, so the editor took the oldest waiting
+    event for it; a 1.3 host names the event by the req_id its request carried (event_req_id)."""
+    h = _host("sandbox")
+    try:
+        w = open_window(qtbot, h.address, "sandbox")
+        snow, night = ({"event_type": t, "text": None} for t in ("weather_snow", "night_falls"))
+        w._set_pending([(snow, "snow", 4), (night, "night falls", 5)])
+        w.on_event_not_fired("event 'night_falls' was refused by the backend: it is noon here", 5)
+        assert w.events_panel.status.text().startswith("Not fired: night falls (")
+        assert w.pending_events == [(snow, "snow", 4)]
+        w.on_event_not_fired("event 'weather_rain' was refused by the backend: dry", 9)  # a request no longer waiting
+        assert w.pending_events == [(snow, "snow", 4)]  # (a rebuild's replayed event): nothing waiting is taken
+        w.on_event_not_fired("event 'weather_snow' was refused by the backend: no snow in this level")  # older host
+        assert w.events_panel.status.text().startswith("Not fired: snow (") and not w.pending_events
+    finally:
+        h.stop()
+
+
+def test_an_event_the_host_accepts_waits_under_the_req_id_its_request_carried(qtbot):
+    """What the editor matches a refusal's event_req_id with: the req_id of the `event` request the worker sent."""
+    h = _host("sandbox")
+    try:
+        w = open_window(qtbot, h.address, "sandbox")  # step mode: no frame fires the event before the test reads it
+        asked = []
+        w.worker_thread.worker.done.connect(lambda command, result: asked.append(result.get("req_id")))
+        w.asked_events.append({"event_type": "weather_snow", "text": None})
+        w.submit("event", event_type="weather_snow", text=None)
+        qtbot.waitUntil(lambda: bool(w.pending_events), timeout=20000)
+        assert asked and w.pending_events == [({"event_type": "weather_snow", "text": None}, "it starts to snow", asked[0])]
+        assert isinstance(asked[0], int)
     finally:
         h.stop()
 

@@ -478,10 +478,11 @@ def test_only_a_refused_event_is_reported_as_not_fired_not_an_inputs_unknown_act
 
     worker = WorldWorker("tcp://127.0.0.1:1")
     refused, failed = [], []
-    worker.event_not_fired.connect(refused.append)
+    worker.event_not_fired.connect(lambda message, event_req_id: refused.append((message, event_req_id)))
     worker.failed.connect(lambda *a: failed.append(a[1]))
     event = "event 'weather_snow' was refused by the backend: no snow in this level"
     action = "unknown action 'jumpp': the backend's actions are noop, left, right"
+    named = {"code": "bad_argument", "message": event, "event_req_id": 7, "event_type": "weather_snow", "text": None}
     worker._report_host_errors(SimpleNamespace(session={"id": 1}, errors=deque(
-        [{"code": "bad_argument", "message": event}, {"code": "bad_argument", "message": action}])))
-    assert refused == [event] and failed == [f"{action} (bad_argument)"]
+        [{"code": "bad_argument", "message": event}, {"code": "bad_argument", "message": action}, named])))
+    assert refused == [(event, None), (event, 7)] and failed == [f"{action} (bad_argument)"]  # a 1.3 host names it

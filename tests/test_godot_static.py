@@ -235,14 +235,15 @@ def test_licence_readme_and_export_ignore():
 
 
 def test_changelog_newest_version_is_plugin_cfg_version():
-    """plugin.cfg, the client name sent in hello, and the CHANGELOG's top entry move together."""
+    """plugin.cfg, the client name sent in hello, and the CHANGELOG's newest release move together (an
+    `## Unreleased` entry above it gathers the changes for the next one)."""
     cfg = configparser.ConfigParser()
     cfg.read(ADDON / "plugin.cfg", encoding="utf-8")
     version = cfg["plugin"]["version"].strip('"')
     protocol = (ADDON / "core" / "protocol.gd").read_text(encoding="utf-8")
     assert f'CLIENT_NAME := "godot/{version}"' in protocol, "protocol.gd's CLIENT_NAME must carry plugin.cfg's version"
     changelog = (GODOT / "CHANGELOG.md").read_text(encoding="utf-8")
-    top = re.search(r"^## (\S+)", changelog, re.M)
+    top = re.search(r"^## (?!Unreleased$)(\S+)", changelog, re.M)
     assert top and top[1] == version, f"CHANGELOG.md's newest entry is {top and top[1]}, plugin.cfg says {version}"
 
 

@@ -848,13 +848,15 @@ def test_an_event_refused_in_a_batch_is_that_sessions_error_only():
     try:
         a, b = _two_realtime_sessions(h, lambda: RefusingBatchWorld.batch_calls > 0)
         assert RefusingBatchWorld.batch_calls > 0
-        assert a.event(event_type="boom")["caption"] == "boom"  # accepted when queued
+        queued = a.event(event_type="boom")
+        assert queued["caption"] == "boom"  # accepted when queued
         wait_until(lambda: a.drain_frames(timeout=0.1) is not None and a.errors)  # reads what arrived, errors too
         time.sleep(0.2)  # time for a wrong second error, or one of b's, to arrive
         for c in (a, b):
             c.drain_frames()
         assert [e["code"] for e in a.errors] == ["bad_argument"] and "no boom right now" in a.errors[0]["message"]
         assert not a.errors[0]["fatal"] and not b.errors
+        assert a.errors[0]["event_req_id"] == queued["req_id"]  # re-queued after the batch with its req_id
         for c in (a, b):
             frames, deadline = [], time.monotonic() + 20
             while len(frames) < 3 and time.monotonic() < deadline:
@@ -865,6 +867,32 @@ def test_an_event_refused_in_a_batch_is_that_sessions_error_only():
             c.close()
     finally:
         h.stop()
+
+
+def test_an_event_refused_at_its_frame_names_the_event_it_refused():
+    h = run_host_in_thread(RefusingBatchWorld)  # one session: stepped alone, the backend's step refuses the event
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step", seed=1)
+            queued = c.event(event_type="boom", text="kaboom")
+            c.step(0)
+            wait_until(lambda: c.drain_frames(timeout=0.1) is not None and c.errors)
+            assert list(c.errors) == [{"type": "error", "req_id": None, "code": "bad_argument",
+                                       "message": "event 'boom' was refused by the backend: no boom right now",
+                                       "fatal": False, "event_req_id": queued["req_id"], "event_type": "boom",
+                                       "text": "kaboom"}]
+    finally:
+        h.stop()
+
+
+def test_an_event_sent_without_req_id_is_refused_with_a_nil_event_req_id():
+    s = Session(RefusingBatchWorld(), mode="step")
+    s.begin(Prompt(seed=1))
+    s.queue_event("boom", None)  # `req_id` is optional on `event`
+    s.queue_event("boom", "kaboom", req_id=7)
+    first, second = s.step(0).refused, s.step(0).refused
+    assert (first["event_req_id"], first["event_type"], first["text"]) == (None, "boom", None)
+    assert (second["event_req_id"], second["event_type"], second["text"]) == (7, "boom", "kaboom")
 
 
 def test_refused_step_inputs_are_not_recorded(monkeypatch, tmp_path):

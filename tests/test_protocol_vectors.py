@@ -169,3 +169,14 @@ def test_1_1_to_1_3_vectors_match_what_the_host_sends():
     with pytest.raises(P.ProtocolError) as e:  # 1.3: an event kind the backend lacks names its capability too
         Session(TypedOnly(64, 0)).queue_event(None, "make it snow")
     assert _refusal(None, e.value, 15) == v["msg_error_unsupported_event"]
+
+    class NoSnowHere(SandboxWorld):  # takes the event when queued, refuses it when its frame is made
+        def step(self, action, event=None):
+            if event is not None:
+                raise ValueError("no snow in this level")
+            return super().step(action)
+
+    snowless = Session(NoSnowHere(64, 0), mode="step")  # within 1.3: the refused event's req_id, type and text
+    snowless.begin(Prompt(seed=1))
+    snowless.queue_event("weather_snow", None, 16)
+    assert snowless.step(0).refused == v["msg_error_event_refused"]

@@ -136,14 +136,15 @@ def test_compile_only_stubs_are_labelled(stub: Path):
 
 
 def test_versions_agree_and_the_changelog_describes_this_release():
-    """package.json, the version the plugin reports in hello, and the CHANGELOG's top entry move together."""
+    """package.json, the version the plugin reports in hello, and the CHANGELOG's newest release move together (an
+    `## Unreleased` entry above it gathers the changes for the next one)."""
     version = json.loads((PLUGIN / "package.json").read_text(encoding="utf-8"))["version"]
     protocol = (PLUGIN / "Runtime" / "Core" / "Protocol.cs").read_text(encoding="utf-8")
     assert f'PluginVersion = "{version}"' in protocol, "Protocol.PluginVersion must equal package.json's version"
     minor = re.search(r"Major = (\d+), Minor = (\d+)", protocol)
     assert minor and (minor[1], minor[2]) == ("1", "3"), "the plugin speaks protocol 1.3"
     changelog = (PLUGIN / "CHANGELOG.md").read_text(encoding="utf-8")
-    top = re.search(r"^## (\S+)", changelog, re.M)
+    top = re.search(r"^## (?!Unreleased$)(\S+)", changelog, re.M)
     assert top and top[1] == version, f"CHANGELOG.md's newest entry is {top and top[1]}, package.json says {version}"
 
 

@@ -27,7 +27,8 @@ CAPABILITIES = ["realtime", "step", "events", "text_prompt", "image_prompt", "sk
 # what one session's backend may be able to do (`session.capabilities`, 1.1), in this order
 SESSION_CAPABILITIES = ("text_prompt", "image_prompt", "sketch_prompt", "events", "text_events", "edit")
 EVENT_REFUSED = "was refused by the backend"  # an event the backend refused at its frame: `error` bad_argument with
-# no req_id, "event 'x' was refused by the backend: why"; clients (the editor) tell it from other errors by these words
+# no req_id, "event 'x' was refused by the backend: why" (event_refused); clients before the event's own keys tell it
+# from other errors by these words
 MODEL_KNOBS = ("steps", "temperature", "cfg", "event_cfg", "top_p", "unmask")  # settings a backend's `configure` takes
 UINT64_MAX = 2**64 - 1
 
@@ -303,6 +304,13 @@ def ok(req_id: int | None, request: str, **extra: Any) -> dict:
 def error(code: str, message: str, req_id: int | None = None, fatal: bool = False, **extra: Any) -> dict:
     """An `error` in §5's key order; `extra` carries a code's own keys (`recording_stopped`'s path and frames)."""
     return {"type": "error", "req_id": req_id, "code": code, "message": message, "fatal": fatal, **extra}
+
+
+def event_refused(event_type: str | None, text: str | None, event_req_id: int | None, why: str) -> dict:
+    """The `error` for an accepted event the backend refused at its frame: no request is answered (its `ok` went
+    earlier), so the event's own req_id, type and text say which one it was (§4 event)."""
+    return error("bad_argument", f"event {event_type or text!r} {EVENT_REFUSED}: {why}",
+                 event_req_id=event_req_id, event_type=event_type, text=text)
 
 
 def pong(req_id: int | None, client_ts: float | None, host_ts: float) -> dict:

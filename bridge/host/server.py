@@ -542,7 +542,7 @@ class Host:
                                                                                 received)
 
     def _on_event(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
-        caption = session.queue_event(msg["event_type"], msg["text"])
+        caption = session.queue_event(msg["event_type"], msg["text"], msg["req_id"])
         self._record(session, {"kind": "event", "t": now_ms(), "wire": [wire], "caption": caption})
         self._send(rid, [P.encode(P.ok(msg["req_id"], "event", caption=caption))])
 
@@ -750,7 +750,7 @@ class Host:
                 self._backend_failed(s, e)
                 continue
             if produced.refused and s.peer is not None:
-                self._send(s.peer, [P.encode(P.error("bad_argument", produced.refused))])
+                self._send(s.peer, [P.encode(produced.refused)])
             self._emit(s, produced, received, client_ts, seq)
 
     def _step_batched(self, cls: type, work: list) -> None:
@@ -758,11 +758,11 @@ class Host:
         t0 = time.perf_counter()
         try:
             images = cls.step_batch([s.backend for s, *_ in prepared], [a for _, a, *_ in prepared],
-                                    [ev for _, _, ev, _ in prepared])
+                                    [ev for _, _, ev, _, _ in prepared])
         except StepRefused:  # refused before any world moved (an action or event): one session's, not the batch's
-            for s, _, ev, cap in prepared:
+            for s, _, ev, cap, req_id in prepared:
                 if ev is not None:
-                    s.pending_events.appendleft((ev, cap))
+                    s.pending_events.appendleft((ev, cap, req_id))
             self._step_alone(work)  # each alone: a refused event is dropped and reported to its own client only
             return
         except Exception as e:
@@ -770,7 +770,7 @@ class Host:
                 self._backend_failed(s, e)
             return
         model_ms = (time.perf_counter() - t0) * 1000.0
-        for (s, a, ev, cap), (_, _, client_ts, seq, received), image in zip(prepared, work, images):
+        for (s, a, ev, cap, _), (_, _, client_ts, seq, received), image in zip(prepared, work, images):
             produced = s.finish_step(a, ev, cap, image, model_ms, {"batch": float(len(work))})
             self._emit(s, produced, received, client_ts, seq)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from bridge.backend import Prompt, WorldBackend, WorldEvent, takes
 from bridge.host.pixels import decode_layer, decode_prompt_image
-from bridge.host.protocol import EVENT_REFUSED, MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, prompt_kinds
+from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, event_refused, prompt_kinds
 
 MAX_PENDING_EVENTS = 1024  # accepted events waiting to fire (in turn, one a frame at most), per session
 
@@ -37,7 +37,7 @@ class Produced:
     source: str  # "start" | "reset" | "step" | "branch" | "edit" | "resend"
     event: WorldEvent | None = None
     backend_timings: dict[str, float] = field(default_factory=dict)
-    refused: str | None = None  # why the backend refused the event meant for this frame
+    refused: dict | None = None  # the `error` to send when the backend refused the event meant for this frame
     edit: dict | None = None  # {"layer": PNG bytes, "x", "y"} of an `edit` (recordings replay it)
 
 
@@ -106,7 +106,7 @@ class Session:
         self.client_ts: float | None = None
         self.seq: int | None = None
         self.input_ts: float | None = None  # host time the newest input arrived, until a frame applies it
-        self.pending_events: deque[tuple[WorldEvent, str]] = deque()
+        self.pending_events: deque[tuple[WorldEvent, str, int | None]] = deque()  # (event, caption, its req_id)
         self.step_inputs: deque[tuple[int, float | None, int | None, float]] = deque()  # step mode queue
         self.prompt = Prompt()  # as the client sent it: a reset without a seed draws a new one
         self.seed: int | None = None  # the seed the current world actually started from (reported in `session`)
@@ -189,8 +189,9 @@ class Session:
             raise ProtocolError("bad_argument", f"action id {action} is outside 0-{self.num_actions - 1}")
         return int(action)
 
-    def queue_event(self, event_type: str | None, text: str | None) -> str:
-        """Check an event against the backend and queue it for the next frame; returns its caption."""
+    def queue_event(self, event_type: str | None, text: str | None, req_id: int | None = None) -> str:
+        """Check an event against the backend and queue it for the next frame; returns its caption (`req_id`, the
+        request's, names the event should the backend refuse it at its frame)."""
         event = WorldEvent(type=event_type, text=text)
         if not event.fires:
             raise ProtocolError("bad_argument", "event needs `event_type` or some `text` (blank text is no event)")
@@ -205,7 +206,7 @@ class Session:
             caption = describe_event(self.backend, event)
         except ValueError as e:
             raise ProtocolError("bad_argument", str(e)) from None
-        self.pending_events.append((event, caption))
+        self.pending_events.append((event, caption, req_id))
         return caption
 
     def check_event_capability(self, event: WorldEvent) -> None:
@@ -263,7 +264,8 @@ class Session:
         fired = getattr(self.backend, "events_fired", None)
         return fired if isinstance(fired, list) else None
 
-    def _run_step(self, action: int, event: WorldEvent | None) -> tuple[np.ndarray, float, dict, list[str] | None, str | None]:
+    def _run_step(self, action: int, event: WorldEvent | None,
+                  req_id: int | None) -> tuple[np.ndarray, float, dict, list[str] | None, dict | None]:
         """backend.step with event captions; an event the backend refuses is dropped (reported) and the step retried."""
         before = len(self._fired() or [])
         state = self.backend.get_state() if event is not None else None
@@ -275,7 +277,7 @@ class Session:
                 raise
             self.backend.set_state(state)
             image, model_ms, bt = self._timed(self.backend.step, action, None)
-            refused = f"event {event.type or event.text!r} {EVENT_REFUSED}: {e}"
+            refused = event_refused(event.type, event.text, req_id, str(e))
         fired = self._fired()
         captions = None if fired is None else [f.get("caption", str(f)) if isinstance(f, dict) else str(f)
                                                 for f in fired[before:]]
@@ -316,11 +318,11 @@ class Session:
                 raise ProtocolError("bad_prompt", f"{self.name} cannot start from {key} prompts (session.capabilities "
                                                   f"lack {cap}): leave `{key}` out{hint}", capability=cap)
 
-    def prepare_step(self) -> tuple[WorldEvent | None, str | None]:
+    def prepare_step(self) -> tuple[WorldEvent | None, str | None, int | None]:
         """Pop the event that fires on the next frame (split from `finish_step` so steps can be batched); none while
         the last one is still held, so back-to-back events each condition all their `hold` frames."""
         if not self.pending_events or getattr(self.backend, "event_frames_left", 0) > 0:
-            return None, None
+            return None, None, None
         return self.pending_events.popleft()
 
     def finish_step(self, action: int, event: WorldEvent | None, caption: str | None, image: np.ndarray,
@@ -336,8 +338,8 @@ class Session:
 
     def step(self, action: int) -> Produced:
         """Advance one frame under `action` and the oldest pending event (`refused` says if the backend refused it)."""
-        event, caption = self.prepare_step()
-        image, model_ms, bt, captions, refused = self._run_step(action, event)
+        event, caption, req_id = self.prepare_step()
+        image, model_ms, bt, captions, refused = self._run_step(action, event, req_id)
         produced = self.finish_step(action, None if refused else event, None if refused else caption, image,
                                     model_ms, bt, captions)
         produced.refused = refused

@@ -272,6 +272,10 @@ def message_vectors() -> list[tuple[str, dict]]:
                                                     "(session.capabilities lack text_events): send an `event_type` "
                                                     "instead, one of ['rain', 'snow']", "fatal": False,
                                          "capability": "text_events"}),
+        ("msg_error_event_refused", {"type": "error", "req_id": None, "code": "bad_argument",
+                                     "message": "event 'weather_snow' was refused by the backend: no snow in this "
+                                                "level", "fatal": False, "event_req_id": 16,
+                                     "event_type": "weather_snow", "text": None}),
         ("msg_bye", {"type": "bye"}),
     ]
 

@@ -33,6 +33,11 @@ namespace WorldBridge.Core
         public bool Fatal;
         /// <summary>A refusal of a prompt kind, event kind or edit the backend lacks (bad_prompt, unsupported) names the capability it needs ("image_prompt", "text_events", "edit"); else null.</summary>
         public string Capability;
+        /// <summary>An accepted event the backend refused when its frame was made (bad_argument, ReqId null) names it: the
+        /// req_id FireEvent/FireEventText returned for it (null if its request had none), and its type and text as sent;
+        /// null on every other error and from a host before this addition (the refused event is then the oldest waiting).</summary>
+        public long? EventReqId;
+        public string EventType, EventText;
 
         /// <summary>Whether the host's recorder stopped: the session ended, or the host stopped the recording itself (a full disk).</summary>
         public bool EndsRecording => Fatal || Kind == HostErrorCode.RecordingStopped;
@@ -51,6 +56,8 @@ namespace WorldBridge.Core
                 ReqId = m.Has("req_id") ? m.GetLong("req_id") : (long?)null, Code = code, Kind = Parse(code),
                 Message = m.GetString("message", ""), Fatal = m.GetBool("fatal") || m.GetString("type") == "reject",
                 Capability = m.GetString("capability"),
+                EventReqId = m.Has("event_req_id") ? m.GetLong("event_req_id") : (long?)null,
+                EventType = m.GetString("event_type"), EventText = m.GetString("text"),
             };
         }
 

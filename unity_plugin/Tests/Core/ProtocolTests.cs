@@ -191,6 +191,18 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AnEventRefusedAtItsFrameNamesTheEvent()
+        {
+            var e = HostError.From(Message("msg_error_event_refused"));
+            Assert.AreEqual((HostErrorCode.BadArgument, (long?)null), (e.Kind, e.ReqId), "it answers no request: its ok went earlier");
+            Assert.AreEqual(((long?)16L, "weather_snow", (string)null), (e.EventReqId, e.EventType, e.EventText),
+                "the req_id FireEvent returned, and what it sent");
+            var other = HostError.From(Message("msg_error"));
+            Assert.AreEqual(((long?)null, (string)null, (string)null), (other.EventReqId, other.EventType, other.EventText),
+                "only a refused event names one");
+        }
+
+        [Test]
         public void OnlyAFatalErrorOrRecordingStoppedEndsTheRecording()
         {
             Assert.IsTrue(HostError.From(Message("msg_reject")).EndsRecording, "a reject ends the session");

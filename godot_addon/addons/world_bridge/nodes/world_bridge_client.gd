@@ -26,6 +26,11 @@ signal error_received(code: String, message: String, fatal: bool)
 ## (1.3) Right after error_received: the host refused a prompt kind, event kind or edit that this
 ## backend lacks, naming the capability ("image_prompt", "text_events", "edit", ...).
 signal capability_refused(capability: String, message: String)
+## (1.3) Right after error_received: the backend refused an event fire_event sent, when the frame
+## it was to fire on was made (the host accepted it earlier, so the error answers no request).
+## `event_req_id` is the req_id its `event` went with (the `ok` to it, in message_received, carries
+## the same; -1 if none), `event_type` and `text` what it sent ("" for none).
+signal event_refused(event_req_id: int, event_type: String, text: String, message: String)
 ## An event fired on the frame that frame_received brings next; `caption` is its caption (an event
 ## queued behind one still held fires after that one's hold frames).
 signal event_applied(caption: String)
@@ -680,6 +685,10 @@ func _on_error(header: Dictionary) -> void:
 		_refuse(capability, code, message, fatal)
 	else:
 		error_received.emit(code, message, fatal)
+	if header.has("event_req_id"):
+		var event_req: Variant = header["event_req_id"]
+		var req := int(event_req) if typeof(event_req) == TYPE_INT else -1
+		event_refused.emit(req, _text(header, "event_type"), _text(header, "text"), message)
 	if code == "not_ready":
 		# The host forgot this peer (idle before `start`, or restarted): greet it again,
 		# and repeat the `start` it refused, as it was sent, once the new welcome arrives.

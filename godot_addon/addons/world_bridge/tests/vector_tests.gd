@@ -137,12 +137,16 @@ func test_client_reads_1_1_messages(vectors: Array) -> void:
 			_check(false, "vector %s is missing" % name)
 			return
 	var client := Client.new()
-	var seen := {"errors": [], "edits": []}
+	var seen := {"errors": [], "edits": [], "refused_events": []}
 	client.error_received.connect(
 		func(code: String, _message: String, _fatal: bool) -> void: seen["errors"].append(code)
 	)
 	client.edit_applied.connect(
 		func(epoch: int, frame_index: int) -> void: seen["edits"].append([epoch, frame_index])
+	)
+	client.event_refused.connect(
+		func(req: int, event_type: String, text: String, _message: String) -> void:
+			seen["refused_events"].append([req, event_type, text])
 	)
 	client.welcome = by_name["msg_welcome"]
 	var caps: Array = by_name["msg_session_caps"]["capabilities"]
@@ -168,6 +172,12 @@ func test_client_reads_1_1_messages(vectors: Array) -> void:
 		_check(same(seen["errors"], ["unsupported"]), "unsupported reaches error_received")
 	else:
 		_check(false, "vector msg_error_unsupported is missing")
+	if by_name.has("msg_error_event_refused"):
+		client._dispatch(by_name["msg_error_event_refused"])
+		var refused_event: Array = seen["refused_events"]
+		_check(same(refused_event, [[16, "weather_snow", ""]]), "a refused event names itself")
+	else:
+		_check(false, "vector msg_error_event_refused is missing")
 	client.free()
 
 
