@@ -475,21 +475,21 @@ def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(godot_sim, 
     assert c.members["link"] == IN_SESSION and not rec["session_ended"]  # and the session goes on
 
 
-def test_an_event_refused_at_its_frame_names_the_event_the_game_fired(sim, scripted):
+def test_an_event_refused_at_its_frame_names_the_event_the_game_fired(godot_sim, scripted):
     """(1.3 addition) The host's error for it answers no request: a game saw a bare bad_argument and could not tell
     which of its queued events did not fire."""
     router, _ = scripted
-    c, _, ident = _scripted_session(sim, scripted, "step")
+    c, _, ident = _scripted_session(godot_sim, scripted, "step")
     rec = Recorder(c, "error_received", "event_refused")
-    assert sim.call_method(c, "fire_event", ["weather_snow", ""])
-    pump(sim, router)
+    assert godot_sim.call_method(c, "fire_event", ["weather_snow", ""])
+    pump(godot_sim, router)
     _, sent = recv(router)
     assert sent["type"] == "event"
     why = "event 'weather_snow' was refused by the backend: no snow in this level"
     router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "bad_argument",
                                                  "message": why, "fatal": False, "event_req_id": sent["req_id"],
                                                  "event_type": "weather_snow", "text": None})])
-    assert run_until(sim, lambda: rec["event_refused"])
+    assert run_until(godot_sim, lambda: rec["event_refused"])
     assert rec["error_received"] == [("bad_argument", why, False)]  # error_received first, as for capability_refused
     assert rec["event_refused"] == [(sent["req_id"], "weather_snow", "", why)]
     assert c.members["link"] == IN_SESSION
