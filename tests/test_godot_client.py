@@ -1183,7 +1183,7 @@ def test_world_input_in_step_mode_sends_no_press_typed_into_a_text_field(godot_s
 
 def _assign(node, name: str, value) -> None:
     """`node.name = value` from another script: through the property's setter, as Godot does."""
-    node.godot_sim.set_member(node, name, gdsim.to_gd(value), gdsim.Frame(node.script, None))
+    node.sim.set_member(node, name, gdsim.to_gd(value), gdsim.Frame(node.script, None))
 
 
 def test_world_input_bindings_and_idle_action_assigned_in_game_take_effect(godot_sim, scripted):
