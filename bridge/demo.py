@@ -165,7 +165,8 @@ def _text_for(spec: Any, text: str, seed: int) -> str | None:
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
 @click.option("--out", type=click.Path(), default="demo_out", show_default=True, callback=_out_folder,
               help="Where the recording, MP4 and GIF go.")
-@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=7, show_default=True)  # the protocol's seed range
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=7, show_default=True,  # the protocol's seed range
+              help="World seed of the session: the same seed starts the same world.")
 @click.option("--text", default="a snowy night level with many coins", show_default=True,
               help="Text prompt for the world (the default one is left out for a world without text conditioning).")
 @click.option("--threads", type=click.IntRange(0, 1024), default=None, help=THREADS_HELP)

@@ -3,6 +3,7 @@
 import json
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -201,3 +202,17 @@ def test_ctrl_c_during_eval_says_nothing_on_disk_changed_and_exits_130(tmp_path,
     r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path), "--data", str(tmp_path)])
     assert r.exit_code == 130 and r.output.strip() == ("stopped: eval ended before printing its results; it writes "
                                                        "no files, so nothing on disk changed"), r.output
+
+
+def test_one_episode_is_counted_in_the_singular(tmp_path):
+    """generate, import and info said "1 episodes"."""
+    out = tmp_path / "ds"
+    r = CliRunner().invoke(data, ["generate", "--episodes", "1", "--frames", "4", "--out", str(out), "--workers", "1",
+                                  "--quiet"])
+    assert r.exit_code == 0 and " in 1 episode to " in r.output, r.output
+    r = CliRunner().invoke(data, ["info", str(out)])
+    assert r.exit_code == 0 and ": 1 episode / 4 frames" in r.output and ": 0 episodes / 0 frames" in r.output, r.output
+    iio.imwrite(tmp_path / "one.gif", np.zeros((3, 16, 16, 3), np.uint8), duration=100, loop=0)
+    r = CliRunner().invoke(data, ["import", str(tmp_path / "one.gif"), "--out", str(tmp_path / "imp"), "--size", "16"])
+    assert r.exit_code == 0 and " in 1 episode to " in r.output, r.output
+    assert "1 episodes" not in r.output

@@ -115,6 +115,10 @@ def test_bad_config_is_rejected():
         GenerateConfig(world="minecraft")
     with pytest.raises(ValueError, match="workers"):
         GenerateConfig(workers=0)
+    with pytest.raises(ValueError, match=r"^--event-fraction must be in \[0, 1\], got 2$"):
+        GenerateConfig(event_fraction=2)  # once refused as "--events-per-episode must be >= 0 and ..."
+    with pytest.raises(ValueError, match=r"^--events-per-episode must be >= 0, got -1$"):
+        GenerateConfig(events_per_episode=-1)
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])

@@ -28,3 +28,15 @@ def test_a_version_of_the_wrong_type_names_the_key_and_value(tmp_path, version):
     (world / "config.json").write_text(json.dumps({**header, "version": version}))
     with pytest.raises(CheckpointError, match=rf"version must be a whole number >= 0, got {version!r}: fix config.json"):
         read_config(world)
+
+
+def test_a_missing_checkpoint_is_worded_one_way_to_serve_or_to_load(tmp_path):
+    """serve/demo/bench said "checkpoint X does not exist: train one with `worldbridge train`", loading said "no
+    checkpoint at X: ..."; one wording now, the host adding only its own way out (the sandbox)."""
+    from bridge.host.backends import resolve_backend
+
+    with pytest.raises(CheckpointError) as loaded:
+        load_model(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError) as served:
+        resolve_backend(checkpoint=tmp_path / "nope")
+    assert str(served.value) == f"{loaded.value}, or pass --backend sandbox"

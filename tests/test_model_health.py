@@ -204,3 +204,18 @@ def test_help_says_what_every_option_takes(cmd):
     assert [p.name for p in command.params if not p.help] == []
     text = CliRunner().invoke(health, [cmd, "--help"]).output
     assert "cpu, cuda or cuda:N" in text and (cmd == "calibrate" or "Frames to roll from each seed." in text)
+
+
+@pytest.mark.parametrize("cmd, missing, says", [
+    ("check", "--checkpoint", "worldbridge train dynamics"),
+    ("calibrate", "--checkpoint", "worldbridge train dynamics"),
+    ("calibrate", "--data", "worldbridge data generate"),
+])
+def test_a_missing_checkpoint_or_dataset_names_the_fix(cmd, missing, says, tmp_path):
+    """click's bare "Directory 'nope' does not exist." named no fix; demo, serve, bench and eval say how to make one."""
+    nope = str(tmp_path / "nope")
+    given = {"--checkpoint": str(save_random_world(tmp_path / "w")), "--data": str(tmp_path)}
+    given[missing] = nope
+    args = [a for k, v in given.items() if cmd == "calibrate" or k == "--checkpoint" for a in (k, v)]
+    res = CliRunner().invoke(health, [cmd, *args])
+    assert res.exit_code == 1 and nope in res.output and says in res.output, res.output

@@ -34,6 +34,7 @@ def generate(world, episodes, frames, size, out, seed, workers, sketch, events_p
              overwrite, quiet) -> None:
     """Play the sandbox game with scripted players and save the frames, true and effective actions."""
     from bridge.data.generate import GenerateConfig, generate as run
+    from bridge.data.summary import plural
 
     try:
         cfg = GenerateConfig(world=world, episodes=episodes, frames=frames, size=size, seed=seed, workers=workers,
@@ -43,8 +44,8 @@ def generate(world, episodes, frames, size, out, seed, workers, sketch, events_p
             summary = run(cfg, out, overwrite=overwrite, progress=not quiet)
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(str(e)) from None
-    click.echo(f"wrote {summary['frames']} frames in {summary['episodes']} episodes to {summary['out']} "
-               f"in {summary['seconds']} s: {summary['frames_per_s']:.0f} frames/s, "
+    click.echo(f"wrote {plural(summary['frames'], 'frame')} in {plural(summary['episodes'], 'episode')} "
+               f"to {summary['out']} in {summary['seconds']} s: {summary['frames_per_s']:.0f} frames/s, "
                f"{summary['bytes'] / 2**20:.1f} MiB")
 
 
@@ -74,13 +75,15 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
     """Import videos (mp4/webm/mkv/mov/avi/m4v/mpg/mpeg), GIFs, folders of images and host recordings (.wbrec) as video-only
     footage."""
     from bridge.data.importer import import_footage
+    from bridge.data.summary import plural
 
     try:
         with stopped_says(nothing_written(out)):
             summary = import_footage(paths, out, size=size, fps=fps, val_fraction=val_fraction, overwrite=overwrite)
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(f"{e} (nothing was written)") from None
-    click.echo(f"imported {summary['frames']} frames in {summary['episodes']} episodes to {summary['out']}")
+    click.echo(f"imported {plural(summary['frames'], 'frame')} in {plural(summary['episodes'], 'episode')} "
+               f"to {summary['out']}")
 
 
 @data.command()
@@ -94,6 +97,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
 def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     """Record a Gymnasium environment under a random action-repeat policy, with its true actions."""
     from bridge.data.capture import capture as run
+    from bridge.data.summary import plural
 
     try:
         with stopped_says(nothing_written(out)):
@@ -103,7 +107,8 @@ def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     acts = "with actions " + str(summary["actions"]) if summary["actions"] else "without actions (not a discrete space)"
     early = (f" ({summary['ended_early']} ended before {frames} frames, when the environment ended them; the shortest "
              f"has {summary['shortest']}: --frames is the most per episode)" if summary["ended_early"] else "")
-    click.echo(f"captured {summary['frames']} frames in {summary['episodes']} episodes of {env_id}{early} "
+    click.echo(f"captured {plural(summary['frames'], 'frame')} in {plural(summary['episodes'], 'episode')} "
+               f"of {env_id}{early} "
                f"to {summary['out']} {acts}")
 
 

@@ -44,8 +44,10 @@ class GenerateConfig:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.events_per_episode < 0 or not 0 <= self.event_fraction <= 1:
-            raise ValueError("--events-per-episode must be >= 0 and the event fraction in [0, 1]")
+        if self.events_per_episode < 0:
+            raise ValueError(f"--events-per-episode must be >= 0, got {self.events_per_episode}")
+        if not 0 <= self.event_fraction <= 1:
+            raise ValueError(f"--event-fraction must be in [0, 1], got {self.event_fraction}")
 
 
 def episode_seed(seed: int, index: int) -> int:

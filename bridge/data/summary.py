@@ -7,6 +7,11 @@ from collections import Counter
 from bridge.data.dataset import VideoDataset
 
 
+def plural(n: int, noun: str) -> str:
+    """"1 episode", "2 episodes": a count as a person would write it."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def dataset_info(ds: VideoDataset) -> dict:
     """A JSON-able summary of a dataset."""
     size = sum(f.stat().st_size for f in ds.root.iterdir() if f.is_file())
@@ -47,7 +52,7 @@ def format_info(info: dict) -> str:
         f"  frames    {info['frames']}  at {info['height']}x{info['width']}, {info['fps']:g} fps"
         + (f"  ({info['hours']} h)" if info["hours"] is not None else ""),
         f"  on disk   {mb:.1f} MiB  ({info['bytes_per_100k_frames'] / 2**20:.0f} MiB per 100k frames)",
-        "  splits    " + ", ".join(f"{k}: {v['episodes']} episodes / {v['frames']} frames" for k, v in info["splits"].items()),
+        "  splits    " + ", ".join(f"{k}: {plural(v['episodes'], 'episode')} / {plural(v['frames'], 'frame')}" for k, v in info["splits"].items()),
         f"  actions   {info['action_names'] if info['has_actions'] else 'none (video only)'}",
     ]
     if info["has_sketches"]:

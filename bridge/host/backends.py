@@ -50,8 +50,9 @@ def resolve_backend(backend: str | None = None, checkpoint: str | Path | None = 
         return BackendSpec("sandbox")
     if checkpoint is not None:
         if not Path(checkpoint).exists():
-            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist: train one with `worldbridge train` "
-                                    "or pass --backend sandbox")
+            from bridge.model.checkpoint import missing_text  # lazily: it imports torch
+
+            raise FileNotFoundError(f"{missing_text(checkpoint)}, or pass --backend sandbox")
         return BackendSpec("world_model", checkpoint=str(checkpoint))
     if (DEFAULT_WORLD / "config.json").is_file():
         return BackendSpec("world_model", checkpoint=str(DEFAULT_WORLD))

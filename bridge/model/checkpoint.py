@@ -28,9 +28,15 @@ class CheckpointError(Exception):
     """A checkpoint is missing, incomplete or does not fit the model asked for."""
 
 
-def missing(path: Path, kind: str = "world") -> CheckpointError:
+def missing_text(path: str | Path, kind: str = "world") -> str:
+    """The one wording for a checkpoint that is not there; a caller may append its own way out (e.g. the sandbox)."""
     how = "worldbridge train tokenizer" if kind == "tokenizer" else "worldbridge train dynamics"
-    return CheckpointError(f"no checkpoint at {path}: train one with `{how} ...`, or give the directory of one")
+    return f"no checkpoint at {path}: train one with `{how} ...`, or give the directory of one"
+
+
+def missing(path: Path, kind: str = "world") -> CheckpointError:
+    """A CheckpointError for a checkpoint that is not there."""
+    return CheckpointError(missing_text(path, kind))
 
 
 def _tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from bridge.train.options import DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, guarded, saved, typed_command, with_options
+from bridge.train.options import (DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, SEED_OPTION, guarded, saved, typed_command,
+                                  with_options)
 
 _shared = [
     click.option("--world", required=True, type=click.Path(file_okay=False),
@@ -19,7 +20,7 @@ _shared = [
     click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
                  help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
     click.option("--max-frames", type=click.IntRange(min=1), default=12000, show_default=True, help="Frames tokenized up front."),
-    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+    SEED_OPTION,
     DEVICE_OPTION,
     click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save every N steps."),
     click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the learning rate decays to fit."),

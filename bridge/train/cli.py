@@ -10,7 +10,8 @@ import click
 
 from bridge.model.presets import PRESETS
 from bridge.prompts.cli import train_prompts
-from bridge.train.options import DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, guarded, saved, typed_command, with_options
+from bridge.train.options import (DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, SEED_OPTION, guarded, saved, typed_command,
+                                  with_options)
 
 _common = [
     click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (worldbridge data ...)."),
@@ -21,7 +22,7 @@ _common = [
     click.option("--steps", type=click.IntRange(min=1), default=None, help="Total optimizer steps [default: the preset's; a resumed run keeps its own]."),
     click.option("--batch", type=click.IntRange(min=1), default=None, help="Clips per process per step [default: the preset's; a resumed run keeps its own]."),
     click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: the preset's; a resumed run keeps its own]."),
-    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+    SEED_OPTION,
     DEVICE_OPTION,
     click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs]."),
     click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps."),
@@ -71,7 +72,7 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps in this run.")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Clips per step.")
 @click.option("--lr", type=POSITIVE, default=2e-4, show_default=True, help="Peak learning rate.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@SEED_OPTION
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True, help="Save (and measure val PSNR) every N steps.")
 @click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
 @click.option("--adv", type=NOT_NEGATIVE, default=0.0, show_default=True,

@@ -15,6 +15,8 @@ import click
 POSITIVE, NOT_NEGATIVE = click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)  # rates, minutes; weights
 # Every command's --device, worded as bridge.model.world.pick_device decides (kept here: this module does not load torch).
 DEVICE_OPTION = click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda when present, else cpu].")
+SEED_OPTION = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                           help="Seed of the new weights and of the clips drawn.")
 
 
 def with_options(options: list[Callable]) -> Callable:
