@@ -78,7 +78,8 @@ class WorldClient:
         self.errors: deque[dict] = deque(maxlen=64)  # asynchronous errors (no req_id), newest last
         self.last_session_id: str | None = None  # the session a host restart or reconnect made this client lose
         self._frames: deque[Frame] = deque(maxlen=max_buffered_frames)
-        self._replies: dict[int, dict] = {}
+        self._waiting: int | None = None  # the req_id (-1: a hello) whose answer is awaited; other answers are late
+        self._reply: dict | None = None  # its answer, once here
         self._req_id = 0
         self._seq = 0
         self._epoch = 0
@@ -113,7 +114,13 @@ class WorldClient:
 
     def _next_req(self) -> int:
         self._req_id += 1
-        return self._req_id
+        return self._await(self._req_id)
+
+    def _await(self, req_id: int) -> int:
+        """Make `req_id` the one answer to keep: an answer to an earlier request that timed out is late, and kept it
+        would pile up over a long run on a slow host (or, a welcome, answer a later connect in the new one's place)."""
+        self._waiting, self._reply = req_id, None
+        return req_id
 
     def _receive(self, timeout_s: float | None) -> bool:
         """Receive and file one message (frame / reply / async error); False when nothing came in time."""
@@ -128,20 +135,19 @@ class WorldClient:
             msg = P.decode(parts[0])
         except ProtocolError:
             return True
-        mtype = msg["type"]
+        mtype, req_id = msg["type"], msg.get("req_id")
         if mtype == "frame":
             self._file_frame(msg, parts, received)
-        elif mtype == "error" and msg.get("req_id") is None:
+        elif req_id is not None and req_id == self._waiting or \
+                req_id is None and mtype in ("welcome", "reject") and self._waiting == -1:
+            self._reply = msg
+        elif mtype == "error":  # answers no request, or one whose wait timed out: nobody else will see it
             if msg.get("code") == "not_ready":
                 msg = {**msg, "message": self._host_forgot_us()}
             self.errors.append(msg)
             if msg.get("fatal"):
                 self.session = None
-        elif msg.get("req_id") is not None:
-            self._replies[msg["req_id"]] = msg
-        elif mtype in ("welcome", "reject"):
-            self._replies[-1] = msg
-        return True
+        return True  # anything else answers a request that timed out (or a hello no connect waits for): dropped
 
     def _file_frame(self, h: dict, parts: list[bytes], received: float) -> None:
         if self.session is not None and h.get("session_id") != self.session.get("session_id"):
@@ -161,17 +167,18 @@ class WorldClient:
         self._frames.append(Frame(h["session_id"], h["index"], epoch, h["action"], h.get("client_ts"), h.get("seq"),
                                   h["host_ts"], h.get("timings", {}), h.get("events", []), image, received, h, first))
 
-    def _wait_reply(self, req_id: int, what: str, timeout: float | None = None) -> dict:
-        """Wait for the answer to `req_id`, buffering frames meanwhile; errors become ProtocolError."""
+    def _wait_reply(self, what: str, timeout: float | None = None) -> dict:
+        """Wait for the answer to the request `_await` names, buffering frames meanwhile; errors become
+        ProtocolError."""
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        while req_id not in self._replies:
+        while self._reply is None:
             left = deadline - time.monotonic()
             if left <= 0 or not self._receive(left):
-                if req_id in self._replies:
+                if self._reply is not None:
                     break
                 raise self.timed_out(f"no answer to `{what}`", timeout)
-        reply = self._replies.pop(req_id)
+        reply, self._reply, self._waiting = self._reply, None, None
         if reply["type"] == "error":
             if reply.get("code") == "not_ready":
                 raise ProtocolError("not_ready", self._host_forgot_us(), True)
@@ -203,7 +210,7 @@ class WorldClient:
     def _request(self, msg: dict, timeout: float | None = None) -> dict:
         req_id = self._next_req()
         self._send({"type": msg["type"], "req_id": req_id, **{k: v for k, v in msg.items() if k != "type"}})
-        return self._wait_reply(req_id, msg["type"], timeout)
+        return self._wait_reply(msg["type"], timeout)
 
     def _need_session(self) -> dict:
         if self.session is None:
@@ -214,16 +221,15 @@ class WorldClient:
 
     def connect(self) -> dict:
         """hello -> welcome; ProtocolError on reject (version) or when no host answers."""
+        self._await(-1)
         self._send({"type": "hello", "protocol_major": P.PROTOCOL_MAJOR, "protocol_minor": P.PROTOCOL_MINOR,
                     "client": self.client_name, "codecs": self.codecs})
-        deadline = time.monotonic() + self.timeout
-        while -1 not in self._replies:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._receive(left):
-                if -1 in self._replies:
-                    break
-                raise ProtocolError("no_host", f"no host at {self.address}: start one with `worldbridge serve`")
-        reply = self._replies.pop(-1)
+        try:
+            reply = self._wait_reply("hello")
+        except ProtocolError as e:
+            if e.code != "timeout":
+                raise
+            raise ProtocolError("no_host", f"no host at {self.address}: start one with `worldbridge serve`") from None
         if reply["type"] == "reject":
             raise ProtocolError(reply.get("code", "version_mismatch"), reply.get("message", "rejected"), True)
         self.welcome = reply
@@ -293,8 +299,8 @@ class WorldClient:
                     for _ in range(i + 1):
                         self._frames.popleft()
                     return f
-            if req_id in self._replies:
-                self._wait_reply(req_id, "input")  # raises the error the host sent for this input
+            if self._reply is not None:
+                self._wait_reply("input")  # raises the error the host sent for this input
             if self.session is None and self.errors:
                 e = self.errors[-1]
                 raise ProtocolError(e.get("code", "error"), e.get("message", ""), True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium
@@ -17,9 +18,10 @@ RewardFn = Callable[[np.ndarray, int, np.ndarray, dict], float]
 class WorldEnv(gymnasium.Env):
     """Step-mode world: observation = the (H, W, 3) uint8 frame, action = Discrete(number of actions).
 
-    Pass `backend` (a WorldBackend, "sandbox", a checkpoint path) to run in-process, or `address` to drive a host
-    through WorldClient in step mode (`backend_name` picks the host's backend: "sandbox", "world_model").
-    `reward_fn(prev_obs, action, obs, info)` supplies rewards (default 0).
+    Pass `backend` (a loaded world such as `bridge.load_world()`, "sandbox", a checkpoint folder) to run in-process,
+    or `address` to drive a host through WorldClient in step mode (`backend_name` picks the host's backend: "sandbox",
+    "world_model"). `reward_fn(prev_obs, action, obs, info)` supplies rewards (default 0). `close()` frees the world
+    the env made (from a string or a factory); a world passed in stays its owner's.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 24}
@@ -41,6 +43,7 @@ class WorldEnv(gymnasium.Env):
         self._prompt = {"text": text, "image": image, "sketch": sketch}
         self.client = None
         self.world = None
+        self._owns_world = False  # made here (from a string or a factory), so close() frees it
         self.last_timings: dict = {}  # a remote step's per-stage ms (host and backend)
         if address is not None:
             from bridge.client import WorldClient
@@ -62,7 +65,13 @@ class WorldEnv(gymnasium.Env):
             else:
                 from bridge.host.backends import as_spec
 
-                self.world = as_spec(backend).create()
+                if isinstance(backend, (str, Path)) and backend != "sandbox" and not Path(backend).exists():
+                    raise FileNotFoundError(
+                        f"WorldEnv(backend={str(backend)!r}): no checkpoint folder there; backend= takes 'sandbox', a "
+                        "checkpoint folder (a run dir of `worldbridge train`) or a loaded world: "
+                        "WorldEnv(bridge.load_world()) for the embedded default world. To drive a host's world model, "
+                        "pass address= and backend_name='world_model'")
+                self.world, self._owns_world = as_spec(backend).create(), True
             h, w = int(self.world.height), int(self.world.width)
             n = max(int(self.world.num_latent_actions), len(self.world.action_names))
             self.action_names = list(self.world.action_names)
@@ -87,9 +96,10 @@ class WorldEnv(gymnasium.Env):
         return s
 
     def _check_open(self) -> None:
-        """A remote env's close() ended its host session: say so, rather than fail on a missing client."""
+        """close() ended the host session or let go of the world: say so, rather than fail on a missing one."""
         if self.client is None and self.world is None:
-            raise RuntimeError("this WorldEnv is closed (close() ended its host session): make a new WorldEnv")
+            raise RuntimeError("this WorldEnv is closed (close() ended its host session or let go of its world): make "
+                               "a new WorldEnv")
 
     def _info(self, **extra: Any) -> dict:
         return {"backend_kind": self.backend_kind, "backend_name": self.backend_name, "frame_index": self._steps,
@@ -157,10 +167,17 @@ class WorldEnv(gymnasium.Env):
         return self._obs if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
-        """End the host session now (a remote env), not at the host's idle timeout."""
+        """End the host session now, not at the host's idle timeout; in-process, free the world the env made (a world
+        model's weights) now, not when the env is garbage-collected. A world passed in is left to its owner."""
         if self.client is not None:
             self.client.close()
             self.client = None
+        if self.world is not None:
+            if self._owns_world:
+                from bridge.host.server import _close_backend
+
+                _close_backend(self.world)
+            self.world, self._obs = None, None
 
 
 def _prompt_options(options: dict, keys: list[str]) -> dict:

@@ -400,8 +400,8 @@ class GatedSandbox(SandboxWorld):
     """The sandbox game whose steps wait for `gate`: a host slower than the client's timeout, then back."""
 
     def __init__(self, gate: threading.Event):
+        self.gate = gate  # before the game's first reset, which a subclass may gate
         super().__init__(64, 0)
-        self.gate = gate
 
     def step(self, action, event=None):
         self.gate.wait(20)
@@ -469,3 +469,70 @@ def test_a_session_lost_mid_episode_tells_the_env_user_to_reset():
     finally:
         env.close()
         h.stop()
+
+
+class GatedResets(GatedSandbox):
+    """GatedSandbox whose resets wait for `gate` too, and fail on seed 13: a host answering a reset late."""
+
+    def reset(self, prompt=None, params=None):
+        self.gate.wait(20)
+        if prompt is not None and prompt.seed == 13:
+            raise RuntimeError("world 13 does not build")
+        return super().reset(prompt, params)
+
+
+def _answers_kept(c: WorldClient) -> list[dict]:
+    """Every host answer the client object still holds, besides its `welcome` and `session`."""
+    kept = []
+    for name, value in vars(c).items():
+        if name not in ("welcome", "session"):
+            kept += [m for m in (value.values() if isinstance(value, dict) else [value])
+                     if isinstance(m, dict) and m.get("type") in ("ok", "error", "welcome", "reject", "pong", "status")]
+    return kept
+
+
+def test_answers_that_come_after_their_request_timed_out_are_not_kept():
+    """A slow host over a long run: each late answer used to stay in the client for good. A late `ok` is dropped; a
+    late error goes where errors that answer no waiting request go, `client.errors`."""
+    gate = threading.Event()
+    gate.set()
+    h = run_host_in_thread(lambda: GatedResets(gate))
+    c = WorldClient(h.address, timeout=0.3)
+    try:
+        c.start(mode="step", seed=1)
+        for seed in (2, 3, 13):
+            gate.clear()
+            with pytest.raises(ProtocolError, match="no answer to `reset`"):
+                c.reset(seed=seed)
+            gate.set()
+            c.ping()  # answered after the reset: its late answer has come in
+        assert _answers_kept(c) == []
+        assert c.errors[-1]["code"] == "backend_error" and "world 13 does not build" in c.errors[-1]["message"]
+    finally:
+        gate.set()
+        c.close()
+        h.stop()
+
+
+def test_a_late_duplicate_welcome_is_not_taken_as_the_answer_to_a_later_connect():
+    """Two hellos in flight (a connect that timed out, then one that worked) get two welcomes; the second must not
+    answer the connect made after a host restart, which must get the new host's own welcome."""
+    h1 = run_host_in_thread("sandbox", limits=Limits(idle_timeout_s=30))
+    port = h1.address.rsplit(":", 1)[1]
+    c = WorldClient(h1.address, timeout=0)
+    try:
+        with pytest.raises(ProtocolError, match="no host"):
+            c.connect()  # no time to wait: its welcome comes late
+        c.timeout = 5.0
+        c.connect()
+        c.ping()  # the second welcome comes in before the pong
+        h1.stop()
+        h2 = run_host_in_thread("sandbox", f"tcp://127.0.0.1:{port}", limits=Limits(idle_timeout_s=45))
+        try:
+            with pytest.raises(ProtocolError, match="no longer knows this client"):
+                c.status()
+            assert c.connect()["limits"]["idle_timeout_s"] == 45
+        finally:
+            h2.stop()
+    finally:
+        c.close()

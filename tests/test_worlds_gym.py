@@ -1,10 +1,13 @@
 """The Gymnasium env as recorders see it: frames are played back at the world's own rate."""
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
 from bridge.gym import WorldEnv
-from bridge.worlds.sandbox import SANDBOX_FPS
+from bridge.worlds.sandbox import SANDBOX_FPS, SandboxWorld
 
 
 def test_render_fps_is_the_worlds_own_frame_rate():
@@ -51,3 +54,49 @@ def test_backend_with_address_names_backend_name():
         WorldEnv(backend="sandbox", address="tcp://127.0.0.1:5555")
     with pytest.raises(ValueError, match="exactly one"):
         WorldEnv()
+
+
+class ClosableSandbox(SandboxWorld):
+    """The sandbox game counting close() calls, as a backend holding weights or files would free them."""
+
+    def __init__(self):
+        super().__init__(64, 0)
+        self.closed = 0
+
+    def close(self):
+        self.closed += 1
+
+
+def test_close_lets_go_of_the_world_the_env_made_and_leaves_a_passed_one_to_its_owner():
+    """A world model's weights stayed in memory until the env was garbage-collected: close() did nothing in-process."""
+    made = []
+    env = WorldEnv(lambda: made.append(ClosableSandbox()) or made[-1])  # a factory: the env makes its own world
+    env.reset(seed=0)
+    world = weakref.ref(env.world)
+    env.close()
+    env.close()  # twice is fine
+    assert made[-1].closed == 1
+    del made[:]
+    gc.collect()
+    assert world() is None  # nothing in the env keeps it
+    for call in (lambda: env.step(1), lambda: env.reset(seed=2)):
+        with pytest.raises(RuntimeError, match=r"this WorldEnv is closed .*make a new WorldEnv"):
+            call()
+    mine = ClosableSandbox()
+    env = WorldEnv(mine)
+    env.reset(seed=0)
+    env.close()
+    assert mine.closed == 0 and mine.step(2).shape == (64, 64, 3)  # the caller's world is the caller's to close
+    with pytest.raises(RuntimeError, match="this WorldEnv is closed"):
+        env.step(1)
+
+
+@pytest.mark.parametrize("backend", ["world_model", "no/such/run"])
+def test_a_backend_string_that_names_nothing_says_what_python_accepts(backend):
+    """`WorldEnv("world_model")` was read as a checkpoint path and told to pass `--backend sandbox`, a CLI option."""
+    with pytest.raises(FileNotFoundError) as e:
+        WorldEnv(backend)
+    message = str(e.value)
+    assert "--backend" not in message
+    for accepted in ("'sandbox'", "a checkpoint folder", "bridge.load_world()", "backend_name="):
+        assert accepted in message, message
