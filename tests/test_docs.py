@@ -225,6 +225,12 @@ def test_python_doc_says_a_closed_remote_env_raises_runtime_error():
             "that raised") in text
 
 
+def test_python_doc_says_how_to_tell_an_event_was_refused_at_its_frame():
+    """Its `ok` came already; test_host_server.py pins the error's keys (event_req_id = that ok's req_id)."""
+    text = " ".join((ROOT / "docs" / "python.md").read_text().split("## World events", 1)[1].split("\n## ", 1)[0].split())
+    assert "arrives in `client.errors`" in text and "`event_req_id` is the `req_id` of the `ok` that `event()` returned" in text
+
+
 def test_a_typed_command_name_gets_the_nearest_command_suggested():
     from click.testing import CliRunner
 

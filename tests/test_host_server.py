@@ -682,6 +682,43 @@ def test_a_failed_recording_write_stops_that_recording_not_the_host(tmp_path):
         h.stop()
 
 
+def test_recording_paths_are_answered_absolute_so_a_client_in_another_folder_finds_the_file(tmp_path, monkeypatch):
+    """A host with the default relative `recordings` folder: a client whose working dir differs must still open `path`."""
+    from bridge.host.recording import RecordingReader
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path)
+    h = run_host_in_thread("sandbox")  # recordings_dir "recordings", relative to the host's working dir
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            started = c.record_start()["path"]
+            c.step(0)
+            done = c.record_stop()
+            assert Path(done["path"]).is_absolute() and done["path"] == started
+            assert Path(done["path"]).parent == tmp_path / "recordings"
+            c.record_start("run.wbrec")
+            rec = next(s for s in h.host.sessions.values() if s.recorder is not None).recorder
+            rec._f = _FullDisk(rec._f)
+            c.step(0)
+            deadline = time.monotonic() + 5
+            while not c.errors and time.monotonic() < deadline:
+                c.status()
+            assert c.errors[-1]["path"] == str(tmp_path / "recordings" / "run.wbrec")
+        monkeypatch.chdir(elsewhere)  # the client elsewhere: the answered path still opens
+        assert RecordingReader(done["path"]).frame_count == 1
+    finally:
+        h.stop()
+    h = run_host_in_thread("sandbox", record_anywhere=True)  # a relative path is then the host's working dir's
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step")
+            assert c.record_start("any.wbrec")["path"] == str(elsewhere / "any.wbrec")
+            assert c.record_stop()["path"] == str(elsewhere / "any.wbrec")
+    finally:
+        h.stop()
+
+
 def test_a_recording_the_full_disk_refuses_at_its_start_leaves_no_file_and_its_name_free(tmp_path, monkeypatch):
     import builtins
 

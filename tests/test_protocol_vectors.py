@@ -99,6 +99,13 @@ def test_vector_files_are_up_to_date(make_vectors, tmp_path, monkeypatch):
         assert (tmp_path / name).read_bytes() == (VEC / name).read_bytes(), f"{name} is stale: run make_vectors.py"
 
 
+def test_msgpack_vectors_say_the_protocol_version_the_host_speaks():
+    """Client authors read the header to know which protocol the vectors hold: it said 1.2 over 1.3 vectors."""
+    from bridge.host import protocol as P
+    header = json.loads((VEC / "msgpack.json").read_text(encoding="utf-8"))["protocol"]
+    assert header == f"{P.PROTOCOL_MAJOR}.{P.PROTOCOL_MINOR}"
+
+
 @pytest.mark.parametrize("vec", ZMTP, ids=[v["name"] for v in ZMTP])
 def test_zmtp_vector_parses(vec):
     data = bytes.fromhex(vec["hex"])

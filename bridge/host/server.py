@@ -593,6 +593,7 @@ class Host:
                 raise ProtocolError("bad_argument", f"recording path {msg['path']} is outside {root}, the host's "
                                                     f"--recordings folder: pass a path relative to it, {how}")
             path = self.recordings_dir / path
+        path = path.absolute()  # answered as is: a client in another working dir must still find the file
         if path.suffix != ".wbrec":  # ".wbrec" alone is a hidden file with no suffix
             raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec after a file name, e.g. "
                                                 "run1.wbrec")

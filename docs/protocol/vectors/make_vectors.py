@@ -10,6 +10,7 @@ from pathlib import Path
 import msgpack
 
 HERE = Path(__file__).resolve().parent
+MAJOR, MINOR = 1, 3  # the protocol these vectors hold (bridge/host/protocol.py): the header and hello/welcome/reject
 
 
 # --- Tagged JSON (docs/protocol.md §7) ---
@@ -175,17 +176,17 @@ def message_vectors() -> list[tuple[str, dict]]:
     settings_12 = {"steps": 8, "temperature": 1.0, "cfg": 1.0, "event_cfg": 1.0, "top_p": 1.0, "unmask": "confidence",
                    "fps": 24.0, "mode": "step"}
     return [
-        ("msg_hello", {"type": "hello", "protocol_major": 1, "protocol_minor": 3, "client": "unity/0.1.0",
+        ("msg_hello", {"type": "hello", "protocol_major": MAJOR, "protocol_minor": MINOR, "client": "unity/0.1.0",
                        "codecs": ["raw", "png"]}),
-        ("msg_welcome", {"type": "welcome", "protocol_major": 1, "protocol_minor": 3, "host": "worldbridge/0.1.0",
+        ("msg_welcome", {"type": "welcome", "protocol_major": MAJOR, "protocol_minor": MINOR, "host": "worldbridge/0.1.0",
                          "codec": "raw",
                          "capabilities": ["realtime", "step", "events", "text_prompt", "image_prompt", "sketch_prompt",
                                           "branch", "record", "resume", "settings", "text_events", "edit"],
                          "backends": ["sandbox", "world_model"], "default_backend": "world_model",
                          "limits": {"max_message_bytes": 16777216, "max_sessions": 64, "idle_timeout_s": 60.0}}),
         ("msg_reject", {"type": "reject", "code": "version_mismatch",
-                        "message": "client speaks protocol 2.0, host speaks 1.3: update the plugin or the host",
-                        "protocol_major": 1, "protocol_minor": 3}),
+                        "message": f"client speaks protocol 2.0, host speaks {MAJOR}.{MINOR}: update the plugin or the host",
+                        "protocol_major": MAJOR, "protocol_minor": MINOR}),
         ("msg_start", {"type": "start", "req_id": 1, "backend": None, "mode": "realtime", "fps": 24.0, "seed": 7,
                        "text": "a cave with lava", "image": png_1x1, "sketch": None, "action_map": {"jump": 3},
                        "resume": None}),
@@ -374,7 +375,7 @@ def main() -> None:
     names = [v["name"] for v in vectors]
     assert len(names) == len(set(names))
     write_json(HERE / "msgpack.json", {
-        "protocol": "1.2",
+        "protocol": f"{MAJOR}.{MINOR}",
         "rules": "non-negative ints: smallest unsigned; negative ints: smallest signed; floats: float64; str/bin "
                  "smallest length class; map keys in the listed order. value: JSON, floats as {\"$f64\": x}, "
                  "bytes as {\"$bin\": hex}. decode_only: true = a form other encoders may write (float32, array32, "
