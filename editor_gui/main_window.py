@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -63,6 +63,7 @@ NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothin
 AUTOSAVE_EVERY_MS = 30_000  # unsaved work is rewritten this often (when it changed), so a crash loses at most this much
 AUTOSAVE_SHARE = 0.1  # at most this share of a core goes to periodic autosaves: the next waits 10x the last one's time
 AUTOSAVING = "Autosaving the unsaved work"
+KEEPING = "Keeping the unsaved recording"  # the job a close (or Open…) keeps unsaved work with
 PREVIEWING = "the latent-action preview"  # what `busy` names while it runs
 AUTOSAVE_NAMES = itertools.count(1)  # numbers every autosave name this process makes: windows share its PID and second
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
@@ -92,12 +93,17 @@ class Job(QThread):
     errored = Signal(str)
 
     def __init__(self, fn: Callable[[Callable[[int, int], bool]], Any], parent: QObject | None = None, title: str = "",
-                 keeps_window: bool = False, kept: str = "nothing was written"):
+                 keeps_window: bool = False, kept: str | Callable[[], str] = "nothing was written"):
         super().__init__(parent)
         self.fn, self.title = fn, title
         self.keeps_window = keeps_window  # closing the window waits for it (an export or save the user waits for)
-        self.kept = kept  # what a cancel leaves, said with it
+        self.kept = kept  # what a cancel leaves, said with it; a callable is asked once it has stopped
         self.cancelled = False
+        self.ended = ""  # "done", "cancelled" or "failed" (a cancel that came too late leaves it "done")
+
+    def left(self) -> str:
+        """What a cancel left, decided when it is known: a save's old file may have come or gone meanwhile."""
+        return self.kept() if callable(self.kept) else self.kept
 
     def _progress(self, done: int, total: int) -> bool:
         self.progressed.emit(done, total)
@@ -105,10 +111,14 @@ class Job(QThread):
 
     def run(self) -> None:
         try:
-            self.succeeded.emit(self.fn(self._progress))
+            result = self.fn(self._progress)
+            self.ended = "done"
+            self.succeeded.emit(result)
         except Cancelled:
-            self.errored.emit(f"was cancelled: {self.kept}")
+            self.ended = "cancelled"
+            self.errored.emit(f"was cancelled: {self.left()}")
         except Exception as e:  # noqa: BLE001 - shown to the user
+            self.ended = "failed"
             self.errored.emit(f"failed: {e}")
 
 
@@ -178,6 +188,7 @@ class MainWindow(QMainWindow):
         self._running_lock: IO[bytes] | None = None  # held from its first write to close: it marks this editor alive
         self._sketch_kept: bytes | None = None  # the unsent sketch last kept in an autosave (kept once)
         self._discard_on_close = False  # set when a close found unsaved frames it could not keep
+        self._keeping = False  # keep_unsaved is waiting for its job (a close then waits for it)
         self._close_when_done = False  # set when a close waits for an export to finish
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
@@ -1110,7 +1121,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ save, load, export
     def run_job(self, title: str, fn: Callable, on_done: Callable[[Any], None] | None = None, dialog: bool = True,
-                keeps_window: bool = False, kept: str = "nothing was written") -> Job:
+                keeps_window: bool = False, kept: str | Callable[[], str] = "nothing was written") -> Job:
         """Run fn(progress) on a thread with a progress dialog whose Cancel stops it; `kept` says what a cancel
         leaves. The window stays live."""
         job = Job(fn, self, title, keeps_window, kept)
@@ -1154,7 +1165,6 @@ class MainWindow(QMainWindow):
         if self.session is None:
             raise ValueError("nothing to save yet: start a world first")
         snap, unsaved, path = self._snapshot(), self._unsaved, Path(path)
-        kept = f"the old {path} is kept as it was" if path.exists() else "nothing was written"
 
         def saved(p: Path) -> None:
             self._unsaved = max(0, self._unsaved - unsaved)  # frames recorded while it saved are still unsaved
@@ -1162,27 +1172,24 @@ class MainWindow(QMainWindow):
             self._forget_running()
             self.statusBar().showMessage(f"Saved {p}", 5000)
 
-        return self.run_job(f"Saving {path.name}", lambda p: snap.save(path, p), saved, keeps_window=True, kept=kept)
+        return self.run_job(f"Saving {path.name}", lambda p: snap.save(path, p), saved, keeps_window=True,
+                            kept=lambda: f"the old {path} is kept as it was" if path.exists() else "nothing was written")
 
     def load_from(self, path: str | Path) -> Job | None:
         """Open a session on a job thread; frames recorded since the last save are then kept in autosave_dir() on
         that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened; a
-        session that cannot be read leaves the window's session as it was. None (refused) while a rebuild or a
-        preview runs: its frames would land in no branch of either session."""
+        session that cannot be read, or an open cancelled from its dialog, leaves the window's session as it was.
+        None (refused) while a rebuild or a preview runs: its frames would land in no branch of either session."""
         if self.busy:
             self._refuse_open(path)
             return None
         snap, unsaved, sketch = self._unsaved_work(), self._unsaved, self.prompt_panel.canvas.to_png()
         keep = self._autosave_path("replaced") if snap is not None else None
 
-        def work(_progress) -> Session:
-            session = Session.load(path)
+        def work(progress: Callable[[int, int], bool]) -> Session:
+            session = Session.load(path, progress)
             if snap is not None:
-                try:
-                    snap.save(keep)
-                except OSError as e:
-                    raise OSError(f"could not keep the unsaved recording in {keep} ({e}), so nothing was opened: "
-                                  f"Save… it first, or set ${AUTOSAVE_ENV} to a writable folder") from e
+                self._keep(snap, keep, progress, ", so nothing was opened")
             return session
 
         def opened(session: Session) -> None:
@@ -1192,11 +1199,14 @@ class MainWindow(QMainWindow):
             if self.busy:  # a rebuild or preview began while the file was read
                 self._refuse_open(path)
                 return
-            self.keep_unsaved("replaced")  # frames recorded while it opened (nothing to do when none were)
+            late = self.keep_unsaved("replaced", title, unchanged)  # frames recorded while it opened, if any
+            if late is not None and late.ended != "done":  # cancelled or failed, and said so: the window's session stays
+                return
             self._forget_running()
             self._loaded(session)
 
-        return self.run_job(f"Opening {Path(path).name}", work, opened)
+        title, unchanged = f"Opening {Path(path).name}", "the session in the window is as it was"
+        return self.run_job(title, work, opened, kept=unchanged)
 
     def _refuse_open(self, path: str | Path) -> None:
         """The one message for an open refused while busy: the frames on their way belong to the window's session."""
@@ -1262,23 +1272,40 @@ class MainWindow(QMainWindow):
         if not self._unsaved:
             self._running.unlink(missing_ok=True)
 
-    def keep_unsaved(self, why: str) -> Path | None:
-        """Recorded frames are never thrown away unsaved: before the window closes, they are saved to autosave_dir()
-        (the path goes to the status bar and stderr); None when there was nothing to keep."""
+    def keep_unsaved(self, why: str, title: str = KEEPING,
+                     kept: str = "the recording is still in the window (Save… it, or close again)") -> Job | None:
+        """Recorded frames are never thrown away unsaved: before the window closes or Open… replaces them, they are
+        saved to autosave_dir() by a job with the progress dialog, the window live while this waits for it (the path
+        goes to the status bar and stderr). Returns the finished job (`ended` says how; cancelled or failed is said in
+        the status bar and on stderr, the work still in the window); None when there was nothing to keep."""
         snap = self._unsaved_work()
         if snap is None:
             return None
-        path = self._autosave_path(why)
+        path, unsaved, sketch = self._autosave_path(why), self._unsaved, self.prompt_panel.canvas.to_png()
+
+        def done(p: Path) -> None:
+            self._unsaved, self._sketch_kept = max(0, self._unsaved - unsaved), sketch
+            self._kept([p])
+
+        job = self.run_job(title, lambda progress: self._keep(snap, path, progress), done, kept=kept)
+        waiting = QEventLoop()
+        job.succeeded.connect(lambda _p: waiting.quit())  # after run_job's own outcome slots
+        job.errored.connect(lambda m: (print(f"worldbridge play: {title} {m}", file=sys.stderr), waiting.quit()))
+        self._keeping = True
         try:
-            snap.save(path)
+            waiting.exec()
+        finally:
+            self._keeping = False
+        return job
+
+    @staticmethod
+    def _keep(snap: Session, path: Path, progress: Callable[[int, int], bool], then: str = "") -> Path:
+        """Save unsaved work to its autosave; an OSError says where, why, what did not happen `then`, and the fix."""
+        try:
+            return snap.save(path, progress)
         except OSError as e:
-            message = f"could not keep the unsaved recording in {path}: {e}"
-            self.show_error(f"{message}. Save… it, or set ${AUTOSAVE_ENV} to a writable folder")
-            print(f"worldbridge play: {message}", file=sys.stderr)
-            return None
-        self._unsaved, self._sketch_kept = 0, self.prompt_panel.canvas.to_png()
-        self._kept([path])
-        return path
+            raise OSError(f"could not keep the unsaved recording in {path} ({e}){then}: Save… it first, or set "
+                          f"${AUTOSAVE_ENV} to a writable folder") from e
 
     def _unsaved_work(self) -> Session | None:
         """What closing or Open… must keep (None: nothing): the unsaved frames, and a sketch drawn but never sent, as
@@ -1399,7 +1426,11 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Keep unsaved frames; if they cannot be kept the window stays open once (the status bar says why), so only
         a second close throws them away. A running export keeps the window open until it is done, saying so; closing
-        again cancels it (stderr says so)."""
+        again cancels it (stderr says so). Keeping the unsaved frames shows its progress; its Cancel keeps the window
+        open with them."""
+        if self._keeping:  # a close or Open… is keeping the unsaved work: its dialog says what happens next
+            event.ignore()
+            return
         exporting_now = [j for j in self.jobs if j.keeps_window]
         if exporting_now and not self._close_when_done:
             self._close_when_done = True
@@ -1407,18 +1438,21 @@ class MainWindow(QMainWindow):
                                          "cancel it")
             event.ignore()
             return
-        if self.keep_unsaved("closed") is None and self._unsaved_work() is not None and not self._discard_on_close:
-            self._discard_on_close = True
-            self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
+        self._close_when_done = False  # the wait is over: what the keep's job ends with must not close the window
+        keeping = self.keep_unsaved("closed")
+        if keeping is not None and keeping.ended != "done" and (keeping.ended == "cancelled" or not self._discard_on_close):
+            if keeping.ended == "failed":  # only a second close throws the work away
+                self._discard_on_close = True
+                self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
             event.ignore()
             return
         for job in list(self.jobs):
-            if job.keeps_window:
-                print(f"worldbridge play: {job.title} was cancelled as the window closed: {job.kept}", file=sys.stderr)
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():
                 job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)
             job.wait(10000)
+            if job.keeps_window and job.ended != "done":
+                print(f"worldbridge play: {job.title} was cancelled as the window closed: {job.left()}", file=sys.stderr)
         self._running.unlink(missing_ok=True)  # its work was kept in the closed autosave above, or discarded
         if self._running_lock is not None:
             release_running_lock(self._running, self._running_lock)

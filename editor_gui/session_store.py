@@ -122,6 +122,28 @@ def _frames_npz(recs: list[FrameRecord], progress: Progress | None, done: int, t
     return buf.getvalue()
 
 
+def _npz_frames(data: bytes, progress: Progress | None, done: int, total: int) -> dict[int, np.ndarray]:
+    """A branch's recorded frames by index from its .npz (`_frames_npz` or np.savez_compressed wrote it), read one
+    frame at a time, so a cancelled open stops between frames; `done` of `total` came before."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        with zf.open("index.npy") as f:
+            index = np.lib.format.read_array(f).tolist()
+        with zf.open("images.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            if fortran or dtype != np.uint8 or not shape or shape[0] != len(index):
+                raise ValueError(f"images.npy is {dtype} {shape}, not one uint8 image for each of {len(index)} frames")
+            size, frames = int(np.prod(shape[1:])), {}
+            for k, i in enumerate(index):
+                tick(progress, done + k, total)
+                buf = bytearray(f.read(size))  # a bytearray: the image is writable, as np.load's are
+                if len(buf) != size:
+                    raise EOFError(f"images.npy ends before frame {i}")
+                frames[i] = np.frombuffer(buf, np.uint8).reshape(shape[1:])
+    return frames
+
+
 class SessionFileError(ValueError):
     """A session that cannot be opened; one line naming the file, what is wrong with it and what to do."""
 
@@ -366,13 +388,15 @@ class Session:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Session:
-        """Open a session saved by `save` (folder or `.wbsession` file); a SessionFileError says what is wrong."""
+    def load(cls, path: str | os.PathLike, progress: Progress | None = None) -> Session:
+        """Open a session saved by `save` (folder or `.wbsession` file); a SessionFileError says what is wrong.
+        `progress` is told before each frame and once more when all are read: a cancelled open (Cancelled) stops
+        within a frame."""
         path = Path(path)
         if path.is_dir():
             if not (path / "session.json").exists():
                 raise not_a_session(path, "the folder has no session.json")
-            return cls._read(path, lambda name: (path / name).read_bytes())
+            return cls._read(path, lambda name: (path / name).read_bytes(), progress)
         if not path.exists():
             raise FileNotFoundError(f"no session at {path}")
         with open(path, "rb") as f:
@@ -387,12 +411,12 @@ class Session:
                     if head.startswith(ZIP_MAGIC) and head[30:] == b"session.json":  # `save` writes it first: the
                         raise damaged(path, CUT)  # index found is a frames .npz's inside the cut file
                     raise not_a_session(path, "a zip file with no session.json")
-                return cls._read(path, zf.read)
+                return cls._read(path, zf.read, progress)
         except zipfile.BadZipFile as e:
             raise damaged(path, str(e)) from e
 
     @classmethod
-    def _read(cls, path: Path, read) -> Session:
+    def _read(cls, path: Path, read, progress: Progress | None) -> Session:
         """Build the session from its files; anything unreadable in them becomes one SessionFileError line."""
         def member(name: str) -> bytes:
             try:
@@ -401,7 +425,7 @@ class Session:
                 raise damaged(path, f"{name} is missing") from None
 
         try:
-            return cls._from(path, member)
+            return cls._from(path, member, progress)
         except SessionFileError:
             raise
         except json.JSONDecodeError as e:
@@ -411,7 +435,7 @@ class Session:
             raise damaged(path, f"{type(e).__name__}: {e}") from e
 
     @classmethod
-    def _from(cls, path: Path, read) -> Session:
+    def _from(cls, path: Path, read, progress: Progress | None) -> Session:
         m = json.loads(read("session.json"))
         if not isinstance(m, dict) or m.get("format") != FORMAT:
             raise not_a_session(path, f"session.json has format {m.get('format') if isinstance(m, dict) else None!r}, "
@@ -423,6 +447,7 @@ class Session:
                 keymap=m.get("keymap", {}), backend_kind=m.get("backend_kind", ""), backend_name=m.get("backend_name", ""),
                 fps=float(m.get("fps", 24.0)), width=int(m.get("width", 0)), height=int(m.get("height", 0)),
                 action_names=list(m.get("action_names", [])))
+        done, total = 0, sum(bool(fd.get("recorded")) for bd in m["branches"] for fd in bd["frames"])
         for bd in m["branches"]:
             p = bd.get("prompt")
             prompt = None if p is None else PromptSpec(
@@ -436,10 +461,11 @@ class Session:
                                                     list(fd.get("fired", [])), edits=edits,
                                                     settings=dict(fd.get("settings", {})))
             if any(fd.get("recorded") for fd in bd["frames"]):
-                with np.load(io.BytesIO(read(f"frames/branch_{b.id}.npz"))) as z:
-                    for i, img in zip(z["index"].tolist(), z["images"]):
-                        b.frames[i].image = img
+                for i, img in _npz_frames(read(f"frames/branch_{b.id}.npz"), progress, done, total).items():
+                    b.frames[i].image = img
+                    done += 1
             s.branches[b.id] = b
+        tick(progress, total, total)
         if s.live is not None and s.live not in s.branches:
             s.live = None
         return s

@@ -61,7 +61,7 @@ def test_open_keeps_unsaved_frames_off_the_ui_thread_and_opens_nothing_if_it_can
     record_unsaved(qtbot, w)
     saved_on = []
     save = Session.save
-    monkeypatch.setattr(Session, "save", lambda self, path: (saved_on.append(QThread.currentThread()), save(self, path))[1])
+    monkeypatch.setattr(Session, "save", lambda self, *a: (saved_on.append(QThread.currentThread()), save(self, *a))[1])
     monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
     with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=10000):
         pass
@@ -368,7 +368,7 @@ def test_a_rebuild_begun_while_a_session_is_read_keeps_the_open_from_landing(qtb
     record_unsaved(qtbot, w)
     before, root = w.session, w.session.live
     load = Session.load
-    monkeypatch.setattr(Session, "load", lambda path: (time.sleep(0.5), load(path))[1])
+    monkeypatch.setattr(Session, "load", lambda *a: (time.sleep(0.5), load(*a))[1])
     slow_starts(monkeypatch, 1.0)
     job = w.load_from(tmp_path / "model.wbsession")
     w.resimulate(root, 3)  # Branch from this frame while the file is still being read
@@ -765,3 +765,111 @@ def test_closing_during_a_save_waits_for_it_and_then_closes(qtbot, host, tmp_pat
     assert not w.close() and "closes when it is done" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
     assert len(Session.load(path).recorded(0)) >= 5
+
+
+def reading_slowly(monkeypatch, seconds: float) -> None:
+    """Every recorded frame an open reads takes `seconds` (a big session)."""
+    import time
+
+    from editor_gui import session_store
+
+    real = getattr(session_store, "_npz_frames", None)
+    monkeypatch.setattr(session_store, "_npz_frames", lambda data, progress, done, total: real(
+        data, lambda d, t: (time.sleep(seconds), progress is None or progress(d, t))[1], done, total), raising=False)
+
+
+def cancel_when_shown(w):
+    """Click Cancel on the window's progress dialog as soon as it shows, also while close() or a slot waits on it."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QProgressDialog, QPushButton
+
+    timer = QTimer(w)
+
+    def poll() -> None:
+        for dialog in w.findChildren(QProgressDialog):
+            if dialog.isVisible():
+                timer.stop()
+                dialog.findChild(QPushButton).click()
+
+    timer.timeout.connect(poll)
+    timer.start(50)
+    return timer
+
+
+def left_in(folder: Path) -> list[str]:
+    """What a keep left in the autosave folder, leaving out the running autosave the timer may write."""
+    return sorted(p.name for p in folder.iterdir() if "-running-" not in p.name) if folder.exists() else []
+
+
+def test_closing_with_a_long_recording_to_keep_shows_progress_and_cancel_keeps_the_window_open(qtbot, host, tmp_path,
+                                                                                               monkeypatch, autosave):
+    """Closing kept the unsaved work on the UI thread with no progress: with a lot of it the window froze, and there
+    was no way back to it."""
+    from editor_gui import session_store
+
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 8)
+    mine, unsaved = w.session, w._unsaved
+    real = saving_slowly(monkeypatch, 0.3)
+    cancel_when_shown(w)
+    assert not w.close() and w.isVisible()
+    assert w.session is mine and w._unsaved >= unsaved and left_in(autosave) == []  # nothing kept, no temp file
+    message = w.statusBar().currentMessage()
+    assert "Keeping the unsaved recording was cancelled" in message and "still in the window" in message, message
+    monkeypatch.setattr(session_store, "_frames_npz", real)
+    assert w.close()  # closing again keeps it, as before
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert len(Session.load(kept).recorded(0)) >= unsaved
+
+
+def test_cancelling_an_open_that_keeps_unsaved_work_leaves_the_session_in_the_window_as_it_was(qtbot, host, tmp_path,
+                                                                                              monkeypatch, autosave):
+    """Open…'s Cancel did nothing while it kept the unsaved recording: the open went on and replaced the session."""
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 8)
+    mine, live, unsaved = w.session, w.session.live, w._unsaved
+    saving_slowly(monkeypatch, 0.3)
+    job = w.load_from(tmp_path / "model.wbsession")
+    cancel_when_shown(w)
+    with qtbot.waitSignal(job.errored, timeout=20000):
+        pass
+    assert w.session is mine and w.session.live == live and w._unsaved >= unsaved and left_in(autosave) == []
+    message = w.statusBar().currentMessage()
+    assert "Opening model.wbsession was cancelled: the session in the window is as it was" in message, message
+
+
+def test_cancelling_an_open_while_it_reads_the_file_leaves_the_session_in_the_window_as_it_was(qtbot, host, tmp_path,
+                                                                                              monkeypatch):
+    """Open…'s Cancel did nothing while a big session was read: it could only be waited out."""
+    model_session(tmp_path / "model.wbsession", frames=6)
+    w = open_window(qtbot, host.address, mode="step")
+    mine = w.session
+    reading_slowly(monkeypatch, 0.3)
+    job = w.load_from(tmp_path / "model.wbsession")
+    cancel_when_shown(w)
+    with qtbot.waitSignal(job.errored, timeout=20000):
+        pass
+    assert w.session is mine and w.session.backend_kind == "sandbox"
+    assert "Opening model.wbsession was cancelled" in w.statusBar().currentMessage()
+
+
+def test_a_cancelled_save_says_what_it_left_as_it_is_when_it_stops(qtbot, host, tmp_path, monkeypatch):
+    """The wording was chosen when the save began: a file saved at that name meanwhile was said not to be there."""
+    import shutil
+
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 8)
+    with qtbot.waitSignal(w.save_to(tmp_path / "other.wbsession").succeeded, timeout=10000):
+        pass
+    saving_slowly(monkeypatch, 0.3)
+    path = tmp_path / "mine.wbsession"
+    job = w.save_to(path)  # a new name
+    qtbot.waitUntil(job.isRunning, timeout=10000)
+    shutil.copy(tmp_path / "other.wbsession", path)  # another save lands there first
+    job.cancelled = True
+    with qtbot.waitSignal(job.errored, timeout=10000):
+        pass
+    assert path.read_bytes() == (tmp_path / "other.wbsession").read_bytes()
+    message = w.statusBar().currentMessage()
+    assert f"Saving mine.wbsession was cancelled: the old {path} is kept as it was" in message, message

@@ -356,3 +356,35 @@ def test_a_folder_save_that_fails_to_publish_puts_the_old_folder_back(tmp_path, 
         s.save(path)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert len(Session.load(path).recorded(0)) == 10
+
+
+@pytest.mark.parametrize("name", ["a.wbsession", "a_folder"])
+def test_a_cancelled_open_stops_between_frames_and_an_open_reads_every_frame_as_before(tmp_path, name):
+    """Opening could not stop: Open…'s dialog had a Cancel that did nothing while thousands of frames were read."""
+    s = _session()
+    path = s.save(tmp_path / name)
+    total, asked = s.images_held(), []
+    with pytest.raises(Cancelled):
+        Session.load(path, lambda done, t: asked.append((done, t)) or len(asked) < 2)
+    assert asked == [(0, total), (1, total)]
+    asked.clear()
+    loaded = Session.load(path, lambda done, t: asked.append((done, t)) or True)
+    assert asked == [(i, total) for i in range(total + 1)]  # each frame, then once more when all are read
+    for b in s.branches:
+        assert [r.index for r in loaded.recorded(b)] == [r.index for r in s.recorded(b)]
+        assert all(np.array_equal(a.image, c.image) for a, c in zip(loaded.recorded(b), s.recorded(b)))
+    assert loaded.recorded(0)[0].image.flags.writeable
+    with pytest.raises(Cancelled):  # a cancel after the last frame is honoured too
+        Session.load(path, lambda done, t: done < t)
+
+
+def test_an_open_reads_frames_saved_by_numpy_itself(tmp_path):
+    """Sessions whose frames np.savez_compressed wrote (before frames were written one at a time) still open."""
+    s = _session()
+    path = s.save(tmp_path / "a_folder")
+    for b in s.branches.values():
+        recs = [r for r in sorted(b.frames.values(), key=lambda r: r.index) if r.image is not None]  # its own
+        np.savez_compressed(path / "frames" / f"branch_{b.id}.npz", index=np.array([r.index for r in recs], np.int64),
+                            images=np.stack([r.image for r in recs]))
+    loaded = Session.load(path)
+    assert all(np.array_equal(a.image, c.image) for a, c in zip(loaded.recorded(2), s.recorded(2)))
