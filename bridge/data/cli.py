@@ -34,7 +34,7 @@ def generate(world, episodes, frames, size, out, seed, workers, sketch, events_p
              overwrite, quiet) -> None:
     """Play the sandbox game with scripted players and save the frames, true and effective actions."""
     from bridge.data.generate import GenerateConfig, generate as run
-    from bridge.data.summary import plural
+    from bridge.values import plural
 
     try:
         cfg = GenerateConfig(world=world, episodes=episodes, frames=frames, size=size, seed=seed, workers=workers,
@@ -75,7 +75,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
     """Import videos (mp4/webm/mkv/mov/avi/m4v/mpg/mpeg), GIFs, folders of images and host recordings (.wbrec) as video-only
     footage."""
     from bridge.data.importer import import_footage
-    from bridge.data.summary import plural
+    from bridge.values import plural
 
     try:
         with stopped_says(nothing_written(out)):
@@ -97,7 +97,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
 def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     """Record a Gymnasium environment under a random action-repeat policy, with its true actions."""
     from bridge.data.capture import capture as run
-    from bridge.data.summary import plural
+    from bridge.values import plural
 
     try:
         with stopped_says(nothing_written(out)):

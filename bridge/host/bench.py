@@ -22,6 +22,8 @@ import click
 import numpy as np
 from tqdm import tqdm
 
+from bridge.values import plural
+
 
 def _stats(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
     a = np.asarray(latencies_ms, dtype=np.float64)
@@ -182,7 +184,7 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
         if scaling:
             rows = []
             for n in SESSIONS:
-                bar.set_description(f"bench: {n} session{'s' if n > 1 else ''}")
+                bar.set_description(f"bench: {plural(n, 'session')}")
                 res: dict = {}
                 together = threading.Barrier(n)  # other clients' connects and warm-ups must not fall in the window
                 threads = [threading.Thread(target=_client_run, args=(host.address, scaling_frames, 5, res, i),

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from bridge.host.backends import THREADS_HELP
-from bridge.values import is_int
+from bridge.values import is_int, plural
 
 
 ENDPOINT = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+):(\d{1,5}|\*)|(ipc|inproc)://\S+")
@@ -90,7 +90,7 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
     announce(spec)
     what = backend_label(spec.kind, spec.create().name) + (f" from {spec.checkpoint}" if spec.checkpoint else "")
     if cpu_threads is not None:
-        what += f" on {cpu_threads} CPU thread{'s' if cpu_threads > 1 else ''} (--threads)"
+        what += f" on {plural(cpu_threads, 'CPU thread')} (--threads)"
     security = "CURVE" if curve_secret else "NULL (loopback only)"
     click.echo(f"worldbridge host on {host.address} serving {what}; security {security}. Ctrl+C to stop.", err=True)
     signal.signal(signal.SIGTERM, lambda *_: host.stop())
