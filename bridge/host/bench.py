@@ -212,7 +212,8 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 @click.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World model to measure.")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Measure the sandbox game.")
-@click.option("--frames", type=click.IntRange(10), default=500, show_default=True)
+@click.option("--frames", type=click.IntRange(10), default=500, show_default=True,
+              help="Frames timed in-process and again end to end (--quick takes at most 60).")
 @click.option("--host", "where", type=click.Choice(["subprocess", "thread"]), default="subprocess",
               show_default=True, help="Run the host in a separate process or in a thread of this one.")
 @click.option("--no-scaling", is_flag=True, help="Skip the 1/2/4/8 concurrent sessions measurement.")

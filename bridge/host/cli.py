@@ -58,7 +58,8 @@ def _check_curve_secret(path: Path) -> None:
               show_default=True, help="The folder every recording goes in; a record_start path is relative to it.")
 @click.option("--record-anywhere", is_flag=True,
               help="Let clients on this machine record to any path the host's user can write (loopback binds only).")
-@click.option("--max-sessions", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("--max-sessions", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="Most sessions at once; a client's start beyond them is answered busy (try again later).")
 @click.option("--idle-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True,
               help="Seconds without messages before a session is closed.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every session start/stop.")
@@ -154,8 +155,10 @@ def record_info(rec: Path) -> None:
 
 @record.command("export")
 @click.argument("rec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--mp4", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--gif", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--mp4", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="MP4 file to write the frames to, at --fps.")
+@click.option("--gif", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="GIF file to write the frames to, at --fps.")
 @click.option("--frames", "frames_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for one PNG per frame.")
 @click.option("--actions", type=click.Path(dir_okay=False, path_type=Path), default=None,
