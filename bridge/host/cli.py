@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from bridge.cli import OUT_TEXT, Folder
 from bridge.host.backends import THREADS_HELP
 from bridge.values import is_int, plural
 
@@ -54,7 +55,7 @@ def _check_curve_secret(path: Path) -> None:
 @click.option("--curve-secret", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The host's CURVE secret key file (host.key_secret from `worldbridge keys`).")
 @click.option("--heartbeat", is_flag=True, help="Send ZMTP PINGs and drop clients that stop answering.")
-@click.option("--recordings", type=click.Path(file_okay=False, path_type=Path), default=Path("recordings"),
+@click.option("--recordings", type=Folder(OUT_TEXT, path_type=Path), default=Path("recordings"),
               show_default=True, help="The folder every recording goes in; a record_start path is relative to it.")
 @click.option("--record-anywhere", is_flag=True,
               help="Let clients on this machine record to any path the host's user can write (loopback binds only).")
@@ -103,7 +104,7 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=Folder(OUT_TEXT, path_type=Path), required=True,
               help="Directory for host.key/host.key_secret and client.key/client.key_secret.")
 def keys(out: Path) -> None:
     """Generate CURVE key pairs (ZPL certificate files) for binding beyond loopback."""
@@ -159,7 +160,7 @@ def record_info(rec: Path) -> None:
               help="MP4 file to write the frames to, at --fps.")
 @click.option("--gif", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="GIF file to write the frames to, at --fps.")
-@click.option("--frames", "frames_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--frames", "frames_dir", type=Folder(OUT_TEXT, path_type=Path), default=None,
               help="Directory for one PNG per frame.")
 @click.option("--actions", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="NDJSON file: one line per frame with its action, epoch, index and events.")

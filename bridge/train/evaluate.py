@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER
 from bridge.data.interrupt import stopped_says
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
@@ -310,8 +311,8 @@ def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None
 
 
 @click.command("eval")
-@click.option("--checkpoint", required=True, type=click.Path(file_okay=False), help="A run directory (world or tokenizer).")
-@click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder; its val split is used.")
+@click.option("--checkpoint", required=True, type=CHECKPOINT_FOLDER, help="A run directory (world or tokenizer).")
+@click.option("--data", required=True, type=DATASET_FOLDER, help="Dataset folder; its val split is used.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output is the same JSON, indented).")
 @click.option("--clips", type=click.IntRange(min=1), default=64, show_default=True,
               help="Val clips per rollout metric (x4 for the tokenizer's; fewer is faster but noisier: see the _ci95 figures).")
