@@ -19,6 +19,11 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def plural(n: int, noun: str) -> str:
+    """"1 episode", "2 episodes", "0 sessions": a count as a person would write it, the same in every message."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def is_whole(v: Any) -> bool:
     """True for an int or a numpy integer, not a bool: what a Python caller may pass as an id, a seed or a position."""
     return is_int(v) or isinstance(v, np.integer)

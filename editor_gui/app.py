@@ -104,7 +104,7 @@ def text_warmer(host: HostHandle) -> Callable[[], Any]:
 @click.command()
 @click.option("--host", "host_address", default=None, metavar="ADDRESS",
               help="Connect to a running host, e.g. tcp://127.0.0.1:5555 (default: start one inside the editor).")
-@click.option("--checkpoint", type=click.Path(path_type=Path, exists=True), default=None,
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="World-model run dir for the editor's own host (default: the embedded model, else the sandbox).")
 @click.option("--backend", type=click.Choice(["sandbox", "world_model"]), default=None,
               help="Which backend to play; 'sandbox' is the scripted test game, not the world model.")
@@ -127,6 +127,13 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
                                f"`worldbridge serve --checkpoint {checkpoint}`, or drop --host to let the editor start one")
     if checkpoint is not None and backend is None:
         backend = "world_model"
+    if checkpoint is not None:  # a missing one is worded as serve words it, before any window opens
+        from bridge.host.backends import resolve_backend
+
+        try:
+            resolve_backend(None, checkpoint)
+        except FileNotFoundError as e:
+            raise click.ClickException(str(e)) from None
     check_display()
     check_xcb()
     from PySide6.QtWidgets import QApplication

@@ -204,9 +204,3 @@ def test_a_run_whose_name_another_run_took_fails_without_touching_that_runs_reco
     assert f"nothing was written to {out}" in r.output, r.output
     assert [p.name for p in out.iterdir()] == ["demo.wbrec"]
     assert (out / "demo.wbrec").read_bytes() == b"the other run's recording"
-
-
-def test_every_option_says_what_it_does():
-    """`demo --help` listed --seed with no word on what it seeds."""
-    assert [p.name for p in demo.params if not p.help] == []
-    assert "--seed" in CliRunner().invoke(demo, ["--help"]).output

@@ -15,18 +15,19 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "unity
         ROOT / "godot_addon" / "README.md"]
 
 
-def _leaf_commands(cmd: click.Command, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
-    """Every runnable `worldbridge ...` command by its words, so the docs can be checked against the real CLI."""
-    if not isinstance(cmd, click.Group):
-        return {path: cmd}
-    ctx = click.Context(cmd)
-    out: dict[tuple[str, ...], click.Command] = {}
-    for name in cmd.list_commands(ctx):
-        out.update(_leaf_commands(cmd.get_command(ctx, name), (*path, name)))
+def _commands(cmd: click.Command, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
+    """Every `worldbridge ...` command and group by its words (the lazy group loads each), so the docs and the help
+    can be checked against the real CLI."""
+    out = {path: cmd}
+    if isinstance(cmd, click.Group):
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            out.update(_commands(cmd.get_command(ctx, name), (*path, name)))
     return out
 
 
-COMMAND_LINES = _leaf_commands(main)
+EVERY_COMMAND = _commands(main)
+COMMAND_LINES = {path: cmd for path, cmd in EVERY_COMMAND.items() if not isinstance(cmd, click.Group)}  # runnable
 
 
 def _doc_text(path: Path) -> str:

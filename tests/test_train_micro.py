@@ -300,13 +300,3 @@ def test_dynamics_without_preset_takes_its_tokenizers_preset(tmp_path):
     assert json.loads((tmp_path / "w" / "model_card.json").read_text())["preset"] == "micro"  # not tiny's 30x cost
     train(TrainOptions(stage="dynamics", out=str(tmp_path / "w2"), init_from=str(tmp_path / "w"), **opts))
     assert json.loads((tmp_path / "w2" / "model_card.json").read_text())["preset"] == "micro"
-
-
-@pytest.mark.parametrize("path", [["tokenizer"], ["dynamics"], ["decoder"], ["prompts", "events"],
-                                  ["prompts", "first-frame"]])
-def test_every_training_option_says_what_it_does(path):
-    """`train ... --help` listed --seed with no word on what it seeds."""
-    command = main.get_command(None, "train")
-    for name in path:
-        command = command.commands[name]
-    assert [p.name for p in command.params if not p.help] == []

@@ -1,6 +1,8 @@
-"""bridge/values.py: the one "int but not bool" rule, in a leaf every layer may import."""
+"""bridge/values.py: the one "int but not bool" rule and the one way to write a count, in a leaf every layer may
+import."""
 
 import ast
+import re
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 
 import bridge.values
 from bridge.host import protocol as P
-from bridge.values import SEED_MAX, is_int, is_number, is_whole
+from bridge.values import SEED_MAX, is_int, is_number, is_whole, plural
 from bridge.worlds.sandbox import SandboxWorld
 
 
@@ -55,3 +57,16 @@ def test_protocol_and_sandbox_refuse_true_where_they_take_1():
                                      (None, False)])
 def test_is_number_takes_ints_and_floats_not_bools(v, want):
     assert is_number(v) is want
+
+
+@pytest.mark.parametrize("n, want", [(0, "0 sessions"), (1, "1 session"), (2, "2 sessions")])
+def test_plural_writes_a_count_as_a_person_would(n, want):
+    assert plural(n, "session") == want
+
+
+def test_no_message_spells_its_own_plural():
+    """`serve` and `bench` each wrote `'s' if n > 1` by hand (`0 session`): every count goes through plural()."""
+    root = Path(bridge.values.__file__).parent.parent
+    hand = [f"{f.relative_to(root)}:{i}" for d in ("bridge", "editor_gui") for f in sorted((root / d).rglob("*.py"))
+            for i, line in enumerate(f.read_text().splitlines(), 1) if re.search(r"""['"]s['"] if """, line)]
+    assert hand == []

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from bridge.cli import OUT_FOLDER
 from bridge.data.interrupt import nothing_written, stopped_says
 
 
@@ -19,7 +20,7 @@ def data() -> None:
 @click.option("--episodes", default=100, show_default=True, type=int, help="Number of episodes (one level each).")
 @click.option("--frames", default=500, show_default=True, type=int, help="Frames per episode, including the first.")
 @click.option("--size", default=64, show_default=True, type=int, help="Frame height and width in pixels (a multiple of 64).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@click.option("--out", required=True, type=OUT_FOLDER, help="Output dataset folder.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Base seed; every level seed derives from it.")
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
 @click.option("--sketch", is_flag=True, help="Also store the flat-colour sketch view of every frame.")
@@ -34,7 +35,7 @@ def generate(world, episodes, frames, size, out, seed, workers, sketch, events_p
              overwrite, quiet) -> None:
     """Play the sandbox game with scripted players and save the frames, true and effective actions."""
     from bridge.data.generate import GenerateConfig, generate as run
-    from bridge.data.summary import plural
+    from bridge.values import plural
 
     try:
         cfg = GenerateConfig(world=world, episodes=episodes, frames=frames, size=size, seed=seed, workers=workers,
@@ -66,7 +67,7 @@ def info(root, as_json) -> None:
 
 @data.command(name="import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@click.option("--out", required=True, type=OUT_FOLDER, help="Output dataset folder.")
 @click.option("--size", default=64, show_default=True, type=int, help="Frame size: center-crop to square, then resize.")
 @click.option("--fps", default=10.0, show_default=True, type=float, help="Resample every video to this frame rate.")
 @click.option("--val-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 1), help="Share of sources held out for validation.")
@@ -75,7 +76,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
     """Import videos (mp4/webm/mkv/mov/avi/m4v/mpg/mpeg), GIFs, folders of images and host recordings (.wbrec) as video-only
     footage."""
     from bridge.data.importer import import_footage
-    from bridge.data.summary import plural
+    from bridge.values import plural
 
     try:
         with stopped_says(nothing_written(out)):
@@ -89,7 +90,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
 @data.command()
 @click.option("--env", "env_id", required=True, help="Gymnasium id, e.g. CartPole-v1 (must render rgb_array).")
 @click.option("--episodes", default=10, show_default=True, type=int, help="Episodes to play.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@click.option("--out", required=True, type=OUT_FOLDER, help="Output dataset folder.")
 @click.option("--frames", default=500, show_default=True, type=int, help="Most frames per episode (episodes may end sooner).")
 @click.option("--size", default=64, show_default=True, type=int, help="Frame size: center-crop to square, then resize.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the environment and the random policy.")
@@ -97,7 +98,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
 def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     """Record a Gymnasium environment under a random action-repeat policy, with its true actions."""
     from bridge.data.capture import capture as run
-    from bridge.data.summary import plural
+    from bridge.values import plural
 
     try:
         with stopped_says(nothing_written(out)):

@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bridge.data.dataset import VideoDataset
-
-
-def plural(n: int, noun: str) -> str:
-    """"1 episode", "2 episodes": a count as a person would write it."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+from bridge.values import plural
 
 
 def dataset_info(ds: VideoDataset) -> dict:

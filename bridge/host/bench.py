@@ -22,6 +22,8 @@ import click
 import numpy as np
 from tqdm import tqdm
 
+from bridge.values import plural
+
 
 def _stats(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
     a = np.asarray(latencies_ms, dtype=np.float64)
@@ -182,7 +184,7 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
         if scaling:
             rows = []
             for n in SESSIONS:
-                bar.set_description(f"bench: {n} session{'s' if n > 1 else ''}")
+                bar.set_description(f"bench: {plural(n, 'session')}")
                 res: dict = {}
                 together = threading.Barrier(n)  # other clients' connects and warm-ups must not fall in the window
                 threads = [threading.Thread(target=_client_run, args=(host.address, scaling_frames, 5, res, i),
@@ -210,7 +212,8 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 @click.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World model to measure.")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Measure the sandbox game.")
-@click.option("--frames", type=click.IntRange(10), default=500, show_default=True)
+@click.option("--frames", type=click.IntRange(10), default=500, show_default=True,
+              help="Frames timed in-process and again end to end (--quick takes at most 60).")
 @click.option("--host", "where", type=click.Choice(["subprocess", "thread"]), default="subprocess",
               show_default=True, help="Run the host in a separate process or in a thread of this one.")
 @click.option("--no-scaling", is_flag=True, help="Skip the 1/2/4/8 concurrent sessions measurement.")

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import click
 
+from bridge.cli import OUT_TEXT, Folder
 from bridge.host.backends import THREADS_HELP
-from bridge.values import is_int
+from bridge.values import is_int, plural
 
 
 ENDPOINT = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+):(\d{1,5}|\*)|(ipc|inproc)://\S+")
@@ -54,11 +55,12 @@ def _check_curve_secret(path: Path) -> None:
 @click.option("--curve-secret", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The host's CURVE secret key file (host.key_secret from `worldbridge keys`).")
 @click.option("--heartbeat", is_flag=True, help="Send ZMTP PINGs and drop clients that stop answering.")
-@click.option("--recordings", type=click.Path(file_okay=False, path_type=Path), default=Path("recordings"),
+@click.option("--recordings", type=Folder(OUT_TEXT, path_type=Path), default=Path("recordings"),
               show_default=True, help="The folder every recording goes in; a record_start path is relative to it.")
 @click.option("--record-anywhere", is_flag=True,
               help="Let clients on this machine record to any path the host's user can write (loopback binds only).")
-@click.option("--max-sessions", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("--max-sessions", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="Most sessions at once; a client's start beyond them is answered busy (try again later).")
 @click.option("--idle-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True,
               help="Seconds without messages before a session is closed.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every session start/stop.")
@@ -90,7 +92,7 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
     announce(spec)
     what = backend_label(spec.kind, spec.create().name) + (f" from {spec.checkpoint}" if spec.checkpoint else "")
     if cpu_threads is not None:
-        what += f" on {cpu_threads} CPU thread{'s' if cpu_threads > 1 else ''} (--threads)"
+        what += f" on {plural(cpu_threads, 'CPU thread')} (--threads)"
     security = "CURVE" if curve_secret else "NULL (loopback only)"
     click.echo(f"worldbridge host on {host.address} serving {what}; security {security}. Ctrl+C to stop.", err=True)
     signal.signal(signal.SIGTERM, lambda *_: host.stop())
@@ -102,7 +104,7 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=Folder(OUT_TEXT, path_type=Path), required=True,
               help="Directory for host.key/host.key_secret and client.key/client.key_secret.")
 def keys(out: Path) -> None:
     """Generate CURVE key pairs (ZPL certificate files) for binding beyond loopback."""
@@ -154,9 +156,11 @@ def record_info(rec: Path) -> None:
 
 @record.command("export")
 @click.argument("rec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--mp4", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--gif", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--frames", "frames_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--mp4", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="MP4 file to write the frames to, at --fps.")
+@click.option("--gif", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="GIF file to write the frames to, at --fps.")
+@click.option("--frames", "frames_dir", type=Folder(OUT_TEXT, path_type=Path), default=None,
               help="Directory for one PNG per frame.")
 @click.option("--actions", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="NDJSON file: one line per frame with its action, epoch, index and events.")

@@ -38,6 +38,7 @@ from bridge.backend import Prompt
 from bridge.files import atomic_write_json
 from bridge.model.checkpoint import CARD, CheckpointError, load_into, load_model
 from bridge.model.tokenizer import VideoTokenizer
+from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER
 from bridge.train.options import DEVICE_OPTION
 
 STATS = ("distinct", "max_share", "entropy", "change", "still")
@@ -245,8 +246,8 @@ def health() -> None:
 
 
 @health.command("calibrate")
-@click.option("--checkpoint", required=True, type=click.Path(file_okay=False), help="World run directory.")
-@click.option("--data", required=True, type=click.Path(file_okay=False), help="Real footage (a dataset).")
+@click.option("--checkpoint", required=True, type=CHECKPOINT_FOLDER, help="World run directory.")
+@click.option("--data", required=True, type=DATASET_FOLDER, help="Real footage (a dataset).")
 @click.option("--clips", type=click.IntRange(min=1), default=512, show_default=True, help="Clips of real footage to tokenize.")
 @click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True,
               help="Which split of the dataset the clips come from.")
@@ -267,7 +268,7 @@ def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> 
 
 
 @health.command("check")
-@click.option("--checkpoint", default=None, type=click.Path(file_okay=False),
+@click.option("--checkpoint", default=None, type=CHECKPOINT_FOLDER,
               help="World run directory [default: the embedded default world].")
 @click.option("--frames", default=300, show_default=True, type=click.IntRange(1),
               help="Frames to roll from each seed.")

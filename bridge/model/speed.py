@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from bridge.backend import Prompt
-from bridge.model.checkpoint import save_model, state_tensors
+from bridge.model.checkpoint import CheckpointError, save_model, state_tensors
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import get_preset
@@ -235,33 +235,36 @@ def measure(preset: str, frames: int = 60, steps: int | None = None, autocast: b
 
 
 @click.command()
-@click.option("--preset", default="tiny", show_default=True)
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
+@click.option("--preset", default="tiny", show_default=True, help="Size of the random-init world to measure.")
+@click.option("--checkpoint", type=click.Path(), default=None,
               help="Measure this world instead of a random-init preset.")
-@click.option("--frames", default=60, show_default=True)
+@click.option("--frames", default=60, show_default=True, help="Frames timed after 10 warm-up frames.")
 @click.option("--steps", type=int, default=None, help="MaskGIT steps (default: the preset's)")
 @click.option("--cfg", type=float, default=None, help="guidance scale (1 = off, >1 doubles the batch)")
 @click.option("--autocast/--no-autocast", default=None, help="bf16 autocast (default: auto)")
 @click.option("--compile", "compile_mode", default=None,
               help="torch.compile mode (default, reduce-overhead, ...); measured slower on CPU, see docs/model.md")
 @DEVICE_OPTION
-@click.option("--threads", type=int, default=None)
+@click.option("--threads", type=int, default=None, help="PyTorch CPU threads (default: PyTorch's own).")
 @click.option("--report", is_flag=True, help="Print the full model report (stages, FLOPs, peak, step sweep).")
 @click.option("--quick", is_flag=True, help="With --report: a short run.")
 def main(preset: str, checkpoint: str | None, frames: int, steps: int | None, cfg: float | None,
          autocast: bool | None, compile_mode: str | None, device: str | None, threads: int | None, report: bool,
          quick: bool) -> None:
     """Print one JSON line with the per-frame rollout time of a preset (or the full report with --report)."""
-    if not report:
-        print(json.dumps(measure(preset, frames, steps, autocast, device, cfg, threads, compile_mode or False,
-                                 checkpoint)))
-        return
-    if threads:
-        torch.set_num_threads(threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        world = load_world(checkpoint or random_world(preset, Path(tmp) / "world"), device=device, autocast=autocast,
-                           compile=compile_mode or False)
-    world.configure(steps=steps, cfg=cfg)
+    try:  # a missing or damaged --checkpoint (or an unknown --preset) is one line, not a traceback
+        if not report:
+            print(json.dumps(measure(preset, frames, steps, autocast, device, cfg, threads, compile_mode or False,
+                                     checkpoint)))
+            return
+        if threads:
+            torch.set_num_threads(threads)
+        with tempfile.TemporaryDirectory() as tmp:
+            world = load_world(checkpoint or random_world(preset, Path(tmp) / "world"), device=device,
+                               autocast=autocast, compile=compile_mode or False)
+        world.configure(steps=steps, cfg=cfg)
+    except (ValueError, OSError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
     print(json.dumps(model_report(world, quick=quick)))
 
 

@@ -6,13 +6,14 @@ import json
 
 import click
 
+from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER, OUT_FOLDER
 from bridge.train.options import (DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, SEED_OPTION, guarded, saved, typed_command,
                                   with_options)
 
 _shared = [
-    click.option("--world", required=True, type=click.Path(file_okay=False),
+    click.option("--world", required=True, type=CHECKPOINT_FOLDER,
                  help="World checkpoint directory (the --out of `worldbridge train dynamics`)."),
-    click.option("--data", required=True, type=click.Path(file_okay=False),
+    click.option("--data", required=True, type=DATASET_FOLDER,
                  help="Sandbox dataset with captions and events (`worldbridge data generate`; add --sketch for sketches)."),
     click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Optimizer steps in this run (a rerun on the same --out trains this many more, its learning-rate schedule afresh)."),
     click.option("--batch", type=click.IntRange(min=1), default=None, help="Samples per step [default: 16 clips / 64 frames]."),
@@ -51,7 +52,7 @@ def _report(result: dict) -> None:
 
 @train_prompts.command("events")
 @shared
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", required=True, type=OUT_FOLDER,
               help="New directory for the event-conditioned world (a complete checkpoint); rerun to train it further.")
 @click.option("--clip-len", type=click.IntRange(min=3), default=8, show_default=True, help="Frames per training clip.")
 @click.option("--hold", type=click.IntRange(min=1), default=None,
@@ -71,11 +72,11 @@ def events(**kw) -> None:
 
 @train_prompts.command("first-frame")
 @shared
-@click.option("--out", default=None, type=click.Path(file_okay=False),
+@click.option("--out", default=None, type=OUT_FOLDER,
               help="Where first_frame.* go [default: the --world directory, so the world takes text prompts].")
 @click.option("--preset", type=click.Choice(["micro", "tiny", "small"]), default=None,
               help="Size of the first-frame MaskGIT [default: the world's preset; a resumed run, or --init-from, keeps its own].")
-@click.option("--init-from", type=click.Path(file_okay=False), default=None,
+@click.option("--init-from", type=CHECKPOINT_FOLDER, default=None,
               help="Warm start from this world's first-frame model (same codebook size and grid), e.g. the world "
                    "before its tokenizer was trained further.")
 def first_frame(**kw) -> None:
@@ -84,7 +85,7 @@ def first_frame(**kw) -> None:
 
 
 @click.command("eval-prompts", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
+@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None,
               help="World checkpoint directory [default: the embedded default world].")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None,
               help="Score the sandbox game itself (validates the pixel checks; should be ~100%).")

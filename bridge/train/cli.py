@@ -8,14 +8,15 @@ import shlex
 
 import click
 
+from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER, OUT_FOLDER
 from bridge.model.presets import PRESETS
 from bridge.prompts.cli import train_prompts
 from bridge.train.options import (DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, SEED_OPTION, guarded, saved, typed_command,
                                   with_options)
 
 _common = [
-    click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder (worldbridge data ...)."),
-    click.option("--out", required=True, type=click.Path(file_okay=False),
+    click.option("--data", required=True, type=DATASET_FOLDER, help="Dataset folder (worldbridge data ...)."),
+    click.option("--out", required=True, type=OUT_FOLDER,
                  help="Run directory: the checkpoint lives here, and a run resumes from it."),
     click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
                  help="Model size [default: tiny, for dynamics its tokenizer's (or --init-from world's); a resumed run keeps its own]."),
@@ -48,9 +49,9 @@ def tokenizer(**kw) -> None:
 
 
 @train.command()
-@click.option("--tokenizer", "tokenizer_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--tokenizer", "tokenizer_dir", type=CHECKPOINT_FOLDER, default=None,
               help="Run directory of `worldbridge train tokenizer` (copied into --out; not needed to resume).")
-@click.option("--init-from", "init_from", type=click.Path(file_okay=False), default=None,
+@click.option("--init-from", "init_from", type=CHECKPOINT_FOLDER, default=None,
               help="Warm start: a world checkpoint whose dynamics, event slot and latent actions (and tokenizer, when "
                    "--tokenizer is not given) this run starts from; a preset with another LAM design learns it afresh.")
 @click.option("--fresh-lam", is_flag=True, help="With --init-from: learn the latent action model afresh anyway.")
@@ -63,11 +64,11 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 
 
 @train.command()
-@click.option("--world", required=True, type=click.Path(file_okay=False),
+@click.option("--world", required=True, type=CHECKPOINT_FOLDER,
               help="World checkpoint whose decoder to train (e.g. bridge/assets/default_world).")
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(file_okay=False),
+@click.option("--data", "data", multiple=True, required=True, type=DATASET_FOLDER,
               help="Dataset folder; repeat to alternate between several.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", required=True, type=OUT_FOLDER,
               help="New directory: a complete copy of --world with the new decoder; rerun to train it further.")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps in this run.")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Clips per step.")

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER
 from bridge.data.interrupt import stopped_says
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
@@ -26,7 +27,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.sampler import sample_frame
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.model.world import pick_device
-from bridge.train.options import DEVICE_OPTION
+from bridge.train.options import DEVICE_OPTION, seed_option
 
 DELTA_T = (1, 4, 16)
 SECONDS = (1, 3, 10)
@@ -310,18 +311,22 @@ def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None
 
 
 @click.command("eval")
-@click.option("--checkpoint", required=True, type=click.Path(file_okay=False), help="A run directory (world or tokenizer).")
-@click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder; its val split is used.")
+@click.option("--checkpoint", required=True, type=CHECKPOINT_FOLDER, help="A run directory (world or tokenizer).")
+@click.option("--data", required=True, type=DATASET_FOLDER, help="Dataset folder; its val split is used.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the default output is the same JSON, indented).")
 @click.option("--clips", type=click.IntRange(min=1), default=64, show_default=True,
               help="Val clips per rollout metric (x4 for the tokenizer's; fewer is faster but noisier: see the _ci95 figures).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@seed_option("the val clips drawn and of the sampling: the same seed gives the same figures")
 @DEVICE_OPTION
 @click.option("--steps", type=int, default=None, help="MaskGIT steps (default: the checkpoint's).")
-@click.option("--temperature", type=float, default=None)
+@click.option("--temperature", type=float, default=None,
+              help="Sampling temperature of each MaskGIT step (higher: more varied, noisier frames; default: the "
+                   "checkpoint's).")
 @click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling mass (1 = off; default: the checkpoint's).")
 @click.option("--cfg", type=float, default=None, help="Guidance scale on actions (1 = off).")
-@click.option("--unmask", type=click.Choice(UNMASK_ORDERS), default=None)
+@click.option("--unmask", type=click.Choice(UNMASK_ORDERS), default=None,
+              help="Which tokens a MaskGIT step commits first: random ones or its most confident (default: the "
+                   "checkpoint's).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(checkpoint, data, as_json, clips, seed, device, steps, temperature, top_p, cfg, unmask, quiet) -> None:
     """Evaluate a checkpoint on a dataset's val split and print JSON."""

@@ -15,8 +15,14 @@ import click
 POSITIVE, NOT_NEGATIVE = click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)  # rates, minutes; weights
 # Every command's --device, worded as bridge.model.world.pick_device decides (kept here: this module does not load torch).
 DEVICE_OPTION = click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda when present, else cpu].")
-SEED_OPTION = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-                           help="Seed of the new weights and of the clips drawn.")
+
+
+def seed_option(what: str) -> Callable:
+    """One --seed for every model command (its range and default); `what` says what it seeds in that command."""
+    return click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=f"Seed of {what}.")
+
+
+SEED_OPTION = seed_option("the new weights and of the clips drawn")  # every training stage
 
 
 def with_options(options: list[Callable]) -> Callable:
