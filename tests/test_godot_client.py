@@ -495,6 +495,31 @@ def test_an_event_refused_at_its_frame_names_the_event_the_game_fired(godot_sim,
     assert c.members["link"] == IN_SESSION
 
 
+def test_a_game_tells_which_of_its_events_was_refused_by_the_request_id_fire_event_sent(godot_sim, scripted):
+    """fire_event returns a bool, so a game could match event_refused's event_req_id only by reading every message:
+    last_event_req_id is the id of the event it just sent (a keep-alive ping sent since does not change it)."""
+    router, _ = scripted
+    c, _, ident = _scripted_session(godot_sim, scripted, "step")
+    rec = Recorder(c, "event_refused")
+    assert c.members["last_event_req_id"] == -1
+    mine = {}
+    for event_type in ("weather_snow", "night_falls"):
+        assert godot_sim.call_method(c, "fire_event", [event_type, ""])
+        mine[c.members["last_event_req_id"]] = event_type
+    assert godot_sim.call_method(c, "request_status", [])  # other requests take ids too
+    assert not godot_sim.call_method(c, "fire_event", ["", ""])  # nothing sent: the last event's id stays
+    sent = [recv(router)[1] for _ in range(4)]
+    assert {m["req_id"]: m["event_type"] for m in sent if m["type"] == "event"} == mine
+    refused = next(m for m in sent if m.get("event_type") == "night_falls")
+    assert c.members["last_event_req_id"] == refused["req_id"]
+    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "bad_argument",
+                                                 "message": "no night here", "fatal": False,
+                                                 "event_req_id": refused["req_id"], "event_type": "night_falls",
+                                                 "text": None})])
+    assert run_until(godot_sim, lambda: rec["event_refused"])
+    assert mine[rec["event_refused"][0][0]] == "night_falls"
+
+
 # --- hello errors and deadlines, restarts after a failed resume, WorldInput against the start's action_map ---
 
 
@@ -1299,6 +1324,47 @@ def test_view_and_input_outlive_a_freed_client(godot_sim, scripted):
     godot_sim.call_method(view, "set_client", [other])
     godot_sim.process()
     assert _blank(godot_sim, view) and _badge(view) == (other.members["status_text"], WHITE)
+
+
+def test_a_client_moved_in_the_tree_keeps_its_session_and_one_freed_says_bye(godot_sim, scripted):
+    """reparent() (a HUD moved under another node) leaves the tree and enters it again in one call: the client closed
+    its connection on leaving, dropping the live session. Only a client going away (freed with its level) says bye."""
+    router, _ = scripted
+    c, _, ident = _scripted_session(godot_sim, scripted, "step")
+    socket = c.members["_socket"]
+    level, hud = (godot_sim.make_native("Node", None) for _ in range(2))
+    godot_sim.add_to_root(level)
+    godot_sim.add_to_root(hud)
+    godot_sim.native_of(c).reparent(level)
+    godot_sim.native_of(c).reparent(hud)
+    godot_sim.process(2)
+    assert c.members["link"] == IN_SESSION and c.members["_socket"] is socket
+    assert not router.poll(100), "the host heard from a client that only moved"
+    assert godot_sim.call_method(c, "send_input", ["right"])  # the session goes on
+    assert recv(router)[1]["type"] == "input"
+    hud.queue_free()
+    godot_sim.process()
+    assert recv(router)[1]["type"] == "bye" and c.members["_socket"] is None
+
+
+def test_view_added_back_to_the_tree_follows_the_client_given_it_while_out(godot_sim, scripted):
+    """A view connected to a new client only while in the tree, and _ready runs once: a view taken out of the tree,
+    given a client, then added back never showed that client's frames."""
+    router, _ = scripted
+    c, _, ident = _scripted_session(godot_sim, scripted, "step")
+    view = new_node(godot_sim, VIEW)
+    godot_sim.add_to_root(view)
+    godot_sim.native_of(godot_sim.root).remove_child(view)
+    godot_sim.call_method(view, "set_client", [c])
+    godot_sim.add_to_root(view)
+    router.send_multipart([ident, _frame_msg(0, []), b"\0" * 12])
+    assert run_until(godot_sim, lambda: view.members["frames_shown"] == 1)
+    assert _badge(view)[1] == ORANGE
+    godot_sim.native_of(godot_sim.root).remove_child(view)
+    godot_sim.add_to_root(view)  # in and out again: one connection each, not two
+    router.send_multipart([ident, _frame_msg(1, []), b"\0" * 12])
+    assert run_until(godot_sim, lambda: c.members["frames_received"] == 2)
+    assert view.members["frames_shown"] == 2
 
 
 def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(godot_sim, scripted):

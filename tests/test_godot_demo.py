@@ -95,3 +95,26 @@ def test_demo_fires_free_text_when_the_host_refused_typed_events(godot_sim):
         assert (event["type"], event.get("event_type"), event.get("text")) == ("event", None, "it begins to snow")
     finally:
         router.close()
+
+
+def test_typing_a_prompt_walks_nothing_and_the_demo_leaves_that_to_world_input(godot_sim):
+    """WorldInput sends only the idle action while a text field has the keyboard: the demo no longer turns it off and
+    on itself around its prompt field (its `enabled` is the game's, e.g. for a menu)."""
+    router, port = scripted_router()
+    try:
+        demo, client = _demo(godot_sim, f"tcp://127.0.0.1:{port}")
+        ident, start = greet_and_start(godot_sim, router)
+        answer_start(godot_sim, router, client, ident, start)
+        world_input, prompt = demo.members["world_input"], demo.members["prompt_edit"]
+        sent = Recorder(world_input, "action_sent")
+        gdsim.press(godot_sim, "wb_right")
+        godot_sim.process(2)
+        prompt.grab_focus()
+        godot_sim.process(2)
+        assert world_input.members["enabled"], "the demo switched WorldInput off itself"
+        prompt.release_focus()
+        godot_sim.process(2)
+        gdsim.release(godot_sim, "wb_right")
+        assert [a[0] for a in sent["action_sent"]] == ["right", "noop", "right"]
+    finally:
+        router.close()

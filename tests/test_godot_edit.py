@@ -734,3 +734,21 @@ def test_dock_connect_after_an_offline_image_start_and_a_disconnect_only_connect
     _greet_dock(sim, dock, router)
     run_until(sim, lambda: sock.poll(0), timeout=0.5)
     assert not sock.poll(50), f"Connect sent the start queued before Disconnect: {recv(sock)[1]}"
+
+
+def test_dock_moved_to_another_slot_keeps_its_session_and_says_bye_when_freed(dock_sim, router):
+    """Dragging the dock to another editor slot takes it out of the tree and back in: it disconnected on leaving,
+    dropping the live session (and, Godot running _ready once, built nothing again). Disabling the plugin frees it."""
+    sim, dock = dock_sim
+    sock, _ = router
+    _dock_in_session(sim, dock, router)
+    client = dock.members["client"]
+    slot = sim.make_native("VBoxContainer", None)
+    sim.add_to_root(slot)
+    sim.native_of(dock).reparent(slot)
+    sim.process(2)
+    assert client.members["link"] == IN_SESSION and dock.members["client"] is client
+    assert not sock.poll(100), "the host heard from a dock that only moved"
+    dock.native.queue_free()
+    sim.process()
+    assert recv(sock)[1]["type"] == "bye" and client.members["_socket"] is None

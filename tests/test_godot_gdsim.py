@@ -164,3 +164,29 @@ def test_setting_process_mode_notifies_the_node_and_its_inherit_descendants(tmp_
     expected = [14, 28, 15, 29]
     assert list(parent.members["heard"]) == expected and list(child.members["heard"]) == expected
     assert list(own.members["heard"]) == []
+
+
+def test_a_node_moved_in_the_tree_enters_again_but_is_ready_once_and_a_freed_one_hears_predelete_first(tmp_path):
+    """Godot runs _enter_tree on every entry and _ready on the first only; reparent() leaves and enters in one call;
+    free() sends NOTIFICATION_PREDELETE while the node is still in the tree, then it and its children leave."""
+    (tmp_path / "n.gd").write_text(
+        "extends Node\nvar heard := []\n\n\nfunc _enter_tree() -> void:\n\theard.append(\"enter\")\n\n\n"
+        "func _ready() -> void:\n\theard.append(\"ready\")\n\n\nfunc _exit_tree() -> void:\n\theard.append(\"exit\")\n\n\n"
+        "func _notification(what: int) -> void:\n\tif what == NOTIFICATION_PREDELETE:\n"
+        "\t\theard.append(\"predelete %s\" % is_inside_tree())\n")
+    sim = gdsim.Sim(tmp_path)
+    a, b, node, child = (sim.new(sim.script("res://n.gd")) for _ in range(4))
+    sim.add_to_root(a)
+    sim.add_to_root(b)
+    sim.native_of(node).add_child(child)
+    sim.native_of(a).add_child(node)
+    sim.native_of(node).reparent(b)
+    sim.native_of(b).remove_child(node)
+    sim.native_of(a).add_child(node)
+    assert list(node.members["heard"]) == ["enter", "ready", "exit", "enter", "exit", "enter"]
+    assert list(child.members["heard"]) == ["enter", "ready", "exit", "enter", "exit", "enter"]
+    sim.native_of(a).queue_free()
+    sim.process()
+    assert list(node.members["heard"])[-2:] == ["exit", "predelete false"]  # a freed parent took it out first
+    assert list(a.members["heard"])[-2:] == ["predelete true", "exit"]
+    assert sim.native_of(node).freed and sim.native_of(child).freed and not sim.native_of(b).freed

@@ -74,10 +74,9 @@ func _ready() -> void:
 	$HUD/Layout/Controls/ResetButton.pressed.connect(_on_reset_pressed)
 	record_button.pressed.connect(_on_record_pressed)
 	prompt_edit.text = client.text_prompt
+	# Typing a prompt walks nothing: WorldInput sends only the idle action while a text field has
+	# the keyboard.
 	prompt_edit.text_submitted.connect(_on_prompt_submitted)
-	# Typing a prompt must not walk the player around.
-	prompt_edit.focus_entered.connect(_set_playing.bind(false))
-	prompt_edit.focus_exited.connect(_set_playing.bind(true))
 	_on_status_changed(client.status_text)
 	_on_capabilities_changed(client.capabilities)
 
@@ -163,10 +162,6 @@ func _on_reset_pressed() -> void:
 
 func _on_record_pressed() -> void:
 	client.toggle_recording()
-
-
-func _set_playing(playing: bool) -> void:
-	world_input.enabled = playing
 
 
 func _on_status_changed(text: String) -> void:

@@ -20,7 +20,7 @@ from lark import Token, Tree
 # class -> (parent, members used by the addon), from the Godot 4.2 class reference.
 ENGINE_API: dict[str, tuple[str | None, str]] = {
     "Object": (None, "connect disconnect is_connected emit_signal get_class is_class has_method call call_deferred "
-                     "set get free get_instance_id set_meta get_meta"),
+                     "set get free get_instance_id set_meta get_meta NOTIFICATION_PREDELETE"),
     "RefCounted": ("Object", ""),
     "Resource": ("RefCounted", "resource_path duplicate"),
     "Node": ("Object", "name owner add_child remove_child get_child get_children get_child_count get_parent "

@@ -309,8 +309,8 @@ def to_py(v: Any) -> Any:
 
 
 class GDCallable:
-    def __init__(self, fn: Callable[..., Any], key: tuple, bound: tuple = ()):
-        self.fn, self.key, self.bound = fn, key, bound
+    def __init__(self, fn: Callable[..., Any], key: tuple, bound: tuple = (), target: Any = None):
+        self.fn, self.key, self.bound, self.target = fn, key, bound, target  # target: the object of a method
 
     def call(self, *args: Any) -> Any:
         return self.fn(*args, *self.bound)
@@ -342,8 +342,10 @@ class GDSignal:
         return any(c == callable_ for c in self.connections)
 
     def emit(self, *args: Any) -> None:
+        """A freed object's methods are no longer connected (Godot's ~Object disconnects them)."""
         for c in list(self.connections):
-            c.call(*args)
+            if not getattr(getattr(c.target, "native", c.target), "freed", False):
+                c.call(*args)
 
 
 # --- Parsed scripts ------------------------------------------------------------------------
@@ -631,6 +633,7 @@ class NativeObject:
 
     CLASS = "RefCounted"
     SIGNALS: tuple[str, ...] = ()
+    NOTIFICATION_PREDELETE = 1
 
     def __init__(self, sim: "Sim", owner: Any = None):
         self.sim = sim
@@ -873,7 +876,8 @@ class StreamPeerTCPModel(NativeObject):
 
 
 class NodeModel(NativeObject):
-    """Node: name, children, tree membership, _ready/_process/_exit_tree, queue_free, process_mode."""
+    """Node: name, children, tree membership, _enter_tree/_ready (once)/_process/_exit_tree, remove_child, reparent,
+    free/queue_free (NOTIFICATION_PREDELETE first), process_mode."""
 
     CLASS = "Node"
     INTERNAL_MODE_DISABLED, INTERNAL_MODE_FRONT, INTERNAL_MODE_BACK = 0, 1, 2
@@ -891,6 +895,7 @@ class NodeModel(NativeObject):
         self.processing = True
         self.process_mode = self.PROCESS_MODE_INHERIT
         self.freed = False
+        self.ready_done = False  # _ready runs the first time the node enters the tree only, as in Godot
 
     def get_tree(self) -> "SceneTreeModel":
         return self.sim.tree
@@ -944,6 +949,25 @@ class NodeModel(NativeObject):
         if self.inside_tree:
             self.sim.enter_tree(child)
 
+    def remove_child(self, child: Any) -> None:
+        """The child leaves the tree (its _exit_tree runs while it still has this parent), then this parent."""
+        model = self.sim.native_of(child)
+        if model.parent is not self.owner:
+            raise SimError("remove_child: the node is not a child of this node")
+        if model.inside_tree:
+            self.sim.exit_tree(child)
+        self.children.remove(child)
+        model.parent = None
+
+    def reparent(self, new_parent: Any, keep_global_transform: bool = True) -> None:
+        """Node.reparent: remove_child then add_child in one call; the node leaves the tree and enters it again."""
+        if self.parent is None:
+            raise SimError("reparent: the node needs a parent to be reparented")
+        if new_parent is self.parent:
+            return
+        self.sim.native_of(self.parent).remove_child(self.owner)
+        self.sim.native_of(new_parent).add_child(self.owner)
+
     def get_parent(self) -> Any:
         return self.parent
 
@@ -976,12 +1000,13 @@ class NodeModel(NativeObject):
         self.sim.free_queue.append(self.owner)
 
     def free(self) -> None:
-        """Object.free: immediately (a node still in the tree leaves it first)."""
-        if self.inside_tree:
-            self.sim.exit_tree(self.owner)
+        """Object.free: immediately. As Node's NOTIFICATION_PREDELETE does: the script hears PREDELETE first (still
+        in the tree), then the node leaves its parent (and the tree), then its children are freed, last first."""
+        self._notify(self.NOTIFICATION_PREDELETE)
         if self.parent is not None:
-            self.sim.native_of(self.parent).children.remove(self.owner)
-            self.parent = None
+            self.sim.native_of(self.parent).remove_child(self.owner)
+        while self.children:
+            self.sim.native_of(self.children[-1]).free()
         self.freed = True
 
 
@@ -1815,10 +1840,26 @@ class Sim:
 
     # -- Scene tree
     def enter_tree(self, node: Any) -> None:
+        """Node::_set_tree: _enter_tree parents first, then _ready children first, and only on a node's first entry
+        (a node taken out of the tree and added again, or reparented, gets _enter_tree again but not _ready)."""
+        self._propagate_enter_tree(node)
+        self._propagate_ready(node)
+
+    def _propagate_enter_tree(self, node: Any) -> None:
         model = self.native_of(node)
         model.inside_tree = True
+        if isinstance(node, Instance) and node.script.find_func("_enter_tree"):
+            self.call_method(node, "_enter_tree", [])
         for child in list(model.children):
-            self.enter_tree(child)
+            self._propagate_enter_tree(child)
+
+    def _propagate_ready(self, node: Any) -> None:
+        model = self.native_of(node)
+        for child in list(model.children):
+            self._propagate_ready(child)
+        if model.ready_done or not model.inside_tree:
+            return
+        model.ready_done = True
         if isinstance(node, Instance):
             frame = Frame(node.script, node)
             for var in node.script.all_vars():
@@ -1847,15 +1888,8 @@ class Sim:
                     self.call_method(node, "_process", [delta])
             self.just_pressed.clear()
             for node in self.free_queue:
-                model = self.native_of(node)
-                if model.freed:
-                    continue
-                if model.inside_tree:
-                    self.exit_tree(node)
-                if model.parent is not None:
-                    self.native_of(model.parent).children.remove(node)
-                    model.parent = None
-                model.freed = True
+                if not self.native_of(node).freed:
+                    self.native_of(node).free()
             self.free_queue.clear()
 
     def _walk(self, node: Any) -> list[Any]:
@@ -2235,8 +2269,7 @@ class Sim:
         raise SimError(f'Identifier "{name}" not declared in the current scope.')
 
     def bound(self, obj: Instance, name: str) -> GDCallable:
-        callable_ = GDCallable(lambda *a: self.call_method(obj, name, list(a)), ("method", id(obj), name))
-        return callable_
+        return GDCallable(lambda *a: self.call_method(obj, name, list(a)), ("method", id(obj), name), target=obj)
 
     # Attributes
     def eval_getattr_base(self, target: Tree, frame: Frame) -> Any:
@@ -2539,7 +2572,7 @@ class Sim:
             if name == "call":
                 return base.call(*args)
             if name == "bind":
-                return GDCallable(base.fn, base.key, base.bound + tuple(args))
+                return GDCallable(base.fn, base.key, base.bound + tuple(args), base.target)
             raise SimError(f"Callable has no (modelled) method {name}()")
         t = gd_typeof(base)
         if t in (T["Vector2"], T["Vector2i"]):

@@ -75,8 +75,11 @@ func _ready() -> void:
 	_apply_capabilities()
 
 
-func _exit_tree() -> void:
-	if client != null:
+## The dock freed (plugin disabled, editor closing) closes the connection while its controls
+## exist: its client, freed after them, would tell them it went offline. Moving the dock to
+## another slot takes it out of the tree and back, and keeps the session.
+func _notification(what: int) -> void:
+	if what == NOTIFICATION_PREDELETE and client != null:
 		client.disconnect_from_host()
 
 

@@ -28,8 +28,9 @@ signal error_received(code: String, message: String, fatal: bool)
 signal capability_refused(capability: String, message: String)
 ## (1.3) Right after error_received: the backend refused an event fire_event sent, when the frame
 ## it was to fire on was made (the host accepted it earlier, so the error answers no request).
-## `event_req_id` is the req_id its `event` went with (the `ok` to it, in message_received, carries
-## the same; -1 if none), `event_type` and `text` what it sent ("" for none).
+## `event_req_id` is the req_id its `event` went with (last_event_req_id right after that
+## fire_event; the `ok` to it carries the same; -1 if none), `event_type` and `text` what it sent
+## ("" for none).
 signal event_refused(event_req_id: int, event_type: String, text: String, message: String)
 ## An event fired on the frame that frame_received brings next; `caption` is its caption (an event
 ## queued behind one still held fires after that one's hold frames).
@@ -102,6 +103,9 @@ var dropped_prompts := PackedStringArray()
 ## the connection opened: session.capabilities cannot say so before a session. A game may clear it,
 ## e.g. before starting another backend.
 var refused_capabilities := {}
+## The req_id of the newest event fire_event sent (-1 before one): keep it after
+## `if client.fire_event(...)` to tell which event an event_refused(event_req_id, ...) names.
+var last_event_req_id := -1
 
 var _socket: Zmtp = null
 var _req_id := 0
@@ -149,8 +153,10 @@ func _process(_delta: float) -> void:
 	poll()
 
 
-func _exit_tree() -> void:
-	if _socket != null:
+## Says bye only when the node is freed (its level unloaded, the game quits): reparent() and
+## remove_child() take it out of the tree and back in, and its session must live through that.
+func _notification(what: int) -> void:
+	if what == NOTIFICATION_PREDELETE and _socket != null:
 		disconnect_from_host()
 
 
@@ -307,11 +313,15 @@ func send_input(action: Variant) -> bool:
 
 
 ## Fires a promptable world event: a typed event (session.event_types) and/or free text.
+## True when it went out; its req_id is then last_event_req_id.
 func fire_event(event_type: String = "", text: String = "") -> bool:
 	if event_type == "" and text == "":
 		_client_error('an event needs an event_type or a text, e.g. fire_event("", "make it snow")')
 		return false
-	return _in_session() and _send(Protocol.event(_next_req(), event_type, text))
+	if not (_in_session() and _send(Protocol.event(_next_req(), event_type, text))):
+		return false
+	last_event_req_id = _req_id
+	return true
 
 
 ## A new world: `prompt` may hold seed, text, image, sketch; missing keys keep the old prompt.
@@ -337,7 +347,7 @@ func change_settings(values: Dictionary) -> bool:
 ## frame (protocol 1.1). `edit_applied` confirms, then the edited frame arrives with a new epoch
 ## and events ["edit"]. A backend that cannot edit (the sandbox game) answers the error
 ## "unsupported" through error_received and capability_refused, as does the addon itself for a
-## host before protocol 1.1; has_capability("edit") tells beforehand.
+## host before protocol 1.1; can_use("edit") tells beforehand (has_capability less a refusal).
 func edit(layer: Image, x: int, y: int) -> bool:
 	if not _in_session():
 		return false

@@ -54,25 +54,41 @@ func _ready() -> void:
 	_badge.add_theme_color_override("font_outline_color", Color.BLACK)
 	_badge.add_theme_constant_override("outline_size", 4)
 	add_child(_badge, false, Node.INTERNAL_MODE_FRONT)
-	set_client(client)
 	_update_badge()
 
 
+## The view follows its client while in the tree; _ready runs only once, so a view added back
+## (or reparented) follows the client it was given while out of it.
+func _enter_tree() -> void:
+	_follow(true)
+
+
+func _exit_tree() -> void:
+	_follow(false)
+
+
 ## Another client may run another backend: its status must not sit over the old one's frame.
-## A freed client (a level unloaded) took its connections with it: there is nothing to undo.
 func set_client(value: WorldBridgeClient) -> void:
 	var changed := value != client
-	if is_instance_valid(client) and client.frame_received.is_connected(show_frame):
-		for pair in _followed():
-			pair[0].disconnect(pair[1])
+	_follow(false)
 	client = value
-	if client != null and is_inside_tree():
-		for pair in _followed():
-			pair[0].connect(pair[1])
+	_follow(is_inside_tree())
 	if changed:
 		_blank()
 	else:
 		_update_badge()
+
+
+## Connects to (or disconnects from) the client's signals, once. A freed client (a level
+## unloaded) took its connections with it: there is nothing to undo.
+func _follow(on: bool) -> void:
+	if not is_instance_valid(client) or client.frame_received.is_connected(show_frame) == on:
+		return
+	for pair in _followed():
+		if on:
+			pair[0].connect(pair[1])
+		else:
+			pair[0].disconnect(pair[1])
 
 
 ## The client's signals this view follows, each with its handler.
