@@ -112,9 +112,23 @@ def test_a_negative_cfg_is_one_clear_error(world_dir):
 
 
 @pytest.mark.parametrize("how", DAMAGE)
-@pytest.mark.parametrize("health", [[], ["--rollout-health", "5"]])
-def test_a_bad_checkpoint_is_one_clear_error(tmp_path, how, health):
+def test_a_bad_checkpoint_is_one_clear_error(tmp_path, how):
+    """With --rollout-health too it names the damage: the card's health range was checked before the weights were
+    read, so a damaged checkpoint with a valid card said "no health range ... calibrate"."""
     args = ["--checkpoint", str(damaged_checkpoint(tmp_path, how)), "--quick", "--no-scaling", "--host", "thread"]
-    res = CliRunner().invoke(bench, args + health)
-    said = res.output.split("\r")[-1]  # after the progress bar, which clears its line
-    assert res.exit_code == 1 and said.startswith("Error: ") and str(tmp_path / "ck") in said, res.output
+    said = []
+    for health in ([], ["--rollout-health", "5"]):
+        res = CliRunner().invoke(bench, args + health)
+        said.append(res.output.split("\r")[-1])  # after the progress bar, which clears its line
+        assert res.exit_code == 1 and said[-1].startswith("Error: ") and str(tmp_path / "ck") in said[-1], res.output
+    assert said[0] == said[1]
+
+
+def test_an_unreadable_checkpoint_is_one_clear_error(world_dir, monkeypatch):
+    """Permission denied on model.safetensors was a traceback: bench caught only CheckpointError."""
+    from test_model_checkpoint import _refuse
+
+    _refuse(monkeypatch, "model.safetensors", PermissionError(13, "Permission denied"))
+    res = CliRunner().invoke(bench, ["--checkpoint", str(world_dir), "--quick", "--no-scaling", "--host", "thread"])
+    said = res.output.split("\r")[-1]
+    assert res.exit_code == 1 and said.startswith(f"Error: {world_dir / 'model.safetensors'} cannot be read"), res.output

@@ -500,3 +500,31 @@ def test_a_start_or_reset_slower_than_the_idle_timeout_does_not_count_as_idle(sl
             assert c.step(1).index == 1 and len(h.host.sessions) == 1
     finally:
         h.stop()
+
+
+def test_a_backend_factory_is_called_once_for_one_env_or_one_session():
+    """as_spec called a factory once to learn its kind and threw that world away: a world-model factory loaded its
+    weights twice for one WorldEnv or one host session."""
+    from bridge.gym import WorldEnv
+    from bridge.worlds.sandbox import SandboxWorld
+
+    made = []
+
+    def factory():
+        made.append(SandboxWorld(seed=0))
+        return made[-1]
+
+    env = WorldEnv(factory)
+    try:
+        assert len(made) == 1 and env.world is made[0]
+    finally:
+        env.close()
+    made.clear()
+    h = run_host_in_thread(factory)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step", seed=1)
+            c.step(0)
+        assert len(made) == 1
+    finally:
+        h.stop()

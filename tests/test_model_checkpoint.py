@@ -40,3 +40,53 @@ def test_a_missing_checkpoint_is_worded_one_way_to_serve_or_to_load(tmp_path):
     with pytest.raises(FileNotFoundError) as served:
         resolve_backend(checkpoint=tmp_path / "nope")
     assert str(served.value) == f"{loaded.value}, or pass --backend sandbox"
+
+
+def _refuse(monkeypatch, name: str, error: OSError) -> None:
+    """Opening `name` fails as an unreadable file does (running as root, chmod cannot show it)."""
+    from pathlib import Path
+
+    real = Path.open
+
+    def refusing(self, *a, **kw):
+        if self.name == name:
+            raise error
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "open", refusing)
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), OSError(5, "Input/output error")])
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json", "model_card.json", "train_state.safetensors"])
+def test_a_checkpoint_file_the_disk_refuses_is_a_checkpoint_error_naming_it(tmp_path, monkeypatch, error, name):
+    """Permission denied or EIO on model.safetensors was a bare OSError (a traceback in bench); every file now names
+    itself and the fix."""
+    import torch
+
+    from bridge.model.checkpoint import load_train_state, read_tensors, read_train_meta, save_train_state
+
+    world = save_random_world(tmp_path / "w")
+    net = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(net.parameters())
+    save_train_state(world, net, opt, {"step": 0})
+    _refuse(monkeypatch, name, error)
+    reads = {"model.safetensors": [load_model, lambda w: read_tensors(w / "model.safetensors")],
+             "config.json": [read_config, load_model], "model_card.json": [read_config, load_model],
+             "train_state.safetensors": [lambda w: load_train_state(w, net, opt), read_train_meta]}[name]
+    for read in reads:
+        with pytest.raises(CheckpointError) as e:
+            read(world)
+        said = str(e.value)
+        assert said.startswith(f"{world / name} cannot be read ({error.strerror}): ") and "copy" in said, said
+
+
+def test_a_checkpoint_missing_one_file_names_that_file(tmp_path):
+    """A folder with model.safetensors but no config.json said "no checkpoint at ...: train one"; it names the file."""
+    for name, reads in (("config.json", (read_config, load_model)), ("model.safetensors", (load_model,))):
+        world = save_random_world(tmp_path / name)
+        (world / name).unlink()
+        for read in reads:
+            with pytest.raises(CheckpointError) as e:
+                read(world)
+            said = str(e.value)
+            assert said.startswith(f"{world} has no {name}: ") and "no checkpoint at" not in said, said

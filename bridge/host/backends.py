@@ -113,6 +113,20 @@ def warm_text(spec: BackendSpec) -> threading.Thread | None:
     return warm_up(names) if names else None
 
 
+def _first_made(factory: Callable[[], WorldBackend]) -> BackendSpec:
+    """A factory's spec: its kind is known only from a world it makes, so that world serves the first create() (a
+    world-model factory would otherwise load its weights twice for one session)."""
+    made = [factory()]
+
+    def create() -> WorldBackend:
+        try:
+            return made.pop()
+        except IndexError:  # the probe is taken (pop is atomic: two loader threads never share it)
+            return factory()
+
+    return BackendSpec(getattr(made[0], "kind", "sandbox"), factory=create)
+
+
 def as_spec(spec: Any) -> BackendSpec:
     """Accept a BackendSpec, {"backend", "checkpoint"} dict, "sandbox", a checkpoint path, None or a factory."""
     if isinstance(spec, BackendSpec):
@@ -126,8 +140,7 @@ def as_spec(spec: Any) -> BackendSpec:
     if isinstance(spec, (str, Path)):
         return resolve_backend(checkpoint=spec)
     if callable(spec):
-        probe = spec()
-        return BackendSpec(getattr(probe, "kind", "sandbox"), factory=spec)
+        return _first_made(spec)
     raise TypeError(f"cannot make a backend from {spec!r}: pass 'sandbox', a checkpoint path or a BackendSpec")
 
 

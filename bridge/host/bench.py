@@ -31,11 +31,10 @@ def _stats(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
             "latency_ms_p95": float(np.percentile(a, 95))}
 
 
-def bench_in_process(spec: Any, frames: int, warmup: int = 10, tick: Callable[[], None] = lambda: None) -> tuple[dict, Any]:
+def bench_in_process(backend: Any, frames: int, warmup: int = 10, tick: Callable[[], None] = lambda: None) -> dict:
     """backend.step in a loop: the floor any protocol adds to (`tick` after each measured frame, for a progress bar)."""
     from bridge.backend import Prompt
 
-    backend = spec.create()
     backend.reset(Prompt(seed=0))
     n_actions = max(1, int(backend.num_latent_actions))
     for i in range(warmup):
@@ -47,7 +46,7 @@ def bench_in_process(spec: Any, frames: int, warmup: int = 10, tick: Callable[[]
         backend.step((i // 8) % n_actions)
         lat.append((time.perf_counter() - t0) * 1000.0)
         tick()
-    return _stats(lat, time.perf_counter() - t_start), backend
+    return _stats(lat, time.perf_counter() - t_start)
 
 
 SESSIONS = (1, 2, 4, 8)  # concurrent sessions the scaling measurement runs
@@ -139,7 +138,10 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
             bar.update(1)
 
     try:
-        in_proc, backend = bench_in_process(spec, frames, tick=tick)
+        backend = spec.create()  # a damaged checkpoint is named before anything else is checked or measured
+        if health_frames and spec.kind == "world_model":
+            _check_health_range(spec, backend)
+        in_proc = bench_in_process(backend, frames, tick=tick)
     except BaseException:  # a checkpoint that does not load: its error gets a clean line, not the bar's
         bar.close()
         raise
@@ -245,9 +247,9 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
         import torch
 
         torch.set_num_threads(1)  # one session on one core: what a host busy with a second session gives each
+    if health_frames and (spec.kind != "world_model" or spec.checkpoint is None):
+        raise click.ClickException("--rollout-health checks a world model: pass --checkpoint RUN_DIR")
     try:  # the checkpoint is read first (in-process), so a damaged one fails before any host starts
-        if health_frames:
-            _check_health_range(spec)
         announce(spec)
         report = run_bench(spec, frames=frames, where=where, scaling=not no_scaling,
                            scaling_frames=20 if quick else 200, quick=quick, health_frames=health_frames)
@@ -285,13 +287,10 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
             f"{k}: {100 * v:.1f} %" for k, v in report["rollout_health_by_steps"].items()))
 
 
-def _check_health_range(spec: Any) -> None:
-    """--rollout-health needs a world model whose card holds the range: say so before measuring anything."""
+def _check_health_range(spec: Any, backend: Any) -> None:
+    """--rollout-health needs the loaded world's card to hold the range: say so before measuring anything."""
+    from bridge.model.checkpoint import CheckpointError
     from bridge.model.health import HOW_TO_CALIBRATE
 
-    if spec.kind != "world_model" or spec.checkpoint is None:
-        raise click.ClickException("--rollout-health checks a world model: pass --checkpoint RUN_DIR")
-    from bridge.model.checkpoint import read_config
-
-    if not read_config(Path(spec.checkpoint), "world")[1].get("health"):
-        raise click.ClickException(f"{spec.checkpoint} has no health range in its model card: {HOW_TO_CALIBRATE}")
+    if not (getattr(backend, "card", None) or {}).get("health"):
+        raise CheckpointError(f"{spec.checkpoint} has no health range in its model card: {HOW_TO_CALIBRATE}")

@@ -49,8 +49,22 @@ def _metadata(head: bytes) -> dict[str, str]:
     return json.loads(head[8 : 8 + n]).get("__metadata__", {}) or {}
 
 
+def _unreadable(path: Path, e: OSError) -> CheckpointError:
+    """The system refused to read a checkpoint file (permissions, EIO): not damage, so not a re-train."""
+    return CheckpointError(f"{path} cannot be read ({e.strerror or e}): make it readable (its permissions, the disk "
+                           "or mount it is on), or copy the checkpoint again")
+
+
+def _read_bytes(path: Path) -> bytes:
+    """A checkpoint file's bytes; a CheckpointError naming it when the system refuses the read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise _unreadable(path, e) from None
+
+
 def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    data = path.read_bytes()
+    data = _read_bytes(path)
     try:
         tensors = st_load(data)
         meta = _metadata(data)
@@ -82,9 +96,10 @@ def save_model(run_dir: Path, kind: str, config: WorldConfig, tensors: dict[str,
 
 def read_json(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
     """A checkpoint's JSON file as a dict; a CheckpointError that names the file when it is damaged or incomplete."""
+    data = _read_bytes(path)
     try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        obj = json.loads(data.decode())
+    except ValueError as e:  # UnicodeDecodeError included
         raise CheckpointError(f"{path} is damaged ({e}): copy the checkpoint again, or re-train it") from None
     lacking = [k for k in required if not isinstance(obj, dict) or k not in obj]
     if not isinstance(obj, dict) or lacking:
@@ -102,11 +117,20 @@ def _whole(path: Path, header: dict[str, Any], key: str, fix: str) -> int:
     return v
 
 
+def _need(path: Path, name: str, kind: str | None) -> None:
+    """A checkpoint file that is not there: a folder with none of them is no checkpoint, one with the other is partial."""
+    if (path / name).is_file():
+        return
+    if any((path / other).is_file() for other in (MODEL, CONFIG)):
+        raise CheckpointError(f"{path} has no {name}: the checkpoint is incomplete; copy the whole folder again "
+                              f"({MODEL}, {CONFIG}, {CARD}), or re-train")
+    raise missing(path, kind or "world")
+
+
 def read_config(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[str, Any], dict[str, Any]]:
     """-> (config, card, header) of a checkpoint directory, without its weights; clear errors throughout."""
     path = Path(path)
-    if not (path / CONFIG).is_file():
-        raise missing(path, kind or "world")
+    _need(path, CONFIG, kind)
     header = read_json(path / CONFIG, ("format", "kind", "step", "world"))
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path / CONFIG} is not a WorldBridge checkpoint config (format={header.get('format')!r})")
@@ -127,8 +151,7 @@ def read_config(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[
 def load_model(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """-> (config, tensors, card, header); clear errors for a missing, partial or wrong-kind checkpoint."""
     path = Path(path)
-    if not (path / MODEL).is_file():
-        raise missing(path, kind or "world")
+    _need(path, MODEL, kind)
     cfg, card, header = read_config(path, kind)
     tensors, meta = _read_tensors(path / MODEL)
     if meta.get("step") not in (None, str(header["step"])):
@@ -179,10 +202,14 @@ def read_train_meta(run_dir: Path) -> dict[str, Any]:
     tensors unread: a run whose first save was cut off before config.json still resumes from it."""
     path = Path(run_dir) / STATE
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             head = f.read(8)
-            return json.loads(_metadata(head + f.read(int.from_bytes(head, "little")))["meta"])
-    except (OSError, ValueError, KeyError, AttributeError) as e:
+            head += f.read(int.from_bytes(head, "little"))
+    except OSError as e:
+        raise _unreadable(path, e) from None
+    try:
+        return json.loads(_metadata(head)["meta"])
+    except (ValueError, KeyError, AttributeError) as e:
         raise CheckpointError(f"{path} is not a readable WorldBridge training state ({e}); use a new --out") from None
 
 
