@@ -122,6 +122,15 @@ namespace WorldBridge.Tests
             return starts;
         }
 
+        /// <summary>The options of the starts the client has queued for the host, oldest first.</summary>
+        static List<StartOptions> StartOptionsQueued(WorldBridgeConnection c)
+        {
+            var options = new List<StartOptions>();
+            foreach (var item in (System.Collections.IEnumerable)Get(c, "outbox"))
+                if (item.GetType().GetField("Start").GetValue(item) is StartOptions start) options.Add(start);
+            return options;
+        }
+
         /// <summary>A client whose ready connection gets each host answer in turn; `update` runs its Update.</summary>
         static WorldBridgeConnection Ready(WorldBridgeClient client)
         {
@@ -170,11 +179,60 @@ namespace WorldBridge.Tests
             CollectionAssert.AreEqual(new[] { "text" }, client.DroppedPrompts);
             StringAssert.EndsWith("; started without the text prompt: this backend takes none", client.BackendLabel);
             // the resume after a drop failed: the connection sent the same start again under a new req_id
-            Set(connection, "session", new SessionInfo { SessionId = "s2", StartedWith = (StartOptions)Get(client, "fieldStart") });
+            Set(connection, "session", new SessionInfo { SessionId = "s2", StartedWith = StartOptionsQueued(connection)[1] });
             Answer(client, new MsgMap { { "type", "session" }, { "req_id", 77L }, { "session_id", "s2" }, { "resumed", false } });
             Assert.AreEqual("started without the text prompt: this backend takes none", client.DroppedNote,
                             "the re-sent start's world has no prompt either, yet the note was lost");
             connection.Close();
+        }
+
+        /// <summary>A client whose ready connection has queued the start of its fields (text prompt "a cave"); `Told` hears
+        /// its onError.</summary>
+        static (WorldBridgeClient Client, WorldBridgeConnection Connection, List<string> Told) StartedFromFields()
+        {
+            var client = new WorldBridgeClient { startOnConnect = false, textPrompt = "a cave" };
+            var told = new List<string>();
+            client.onError.AddListener(told.Add);
+            var connection = Ready(client);
+            client.StartWorld();
+            return (client, connection, told);
+        }
+
+        [Test]
+        public void AFieldStartTheRestartedHostRefusesIsDroppedToo()
+        {
+            var (client, connection, told) = StartedFromFields();
+            Answer(client, Session(Starts(connection)[0]));
+            // the host restarted: the resume failed and the connection sent the lost session's start under its own req_id
+            Set(connection, "restarted", System.Tuple.Create(9L, StartOptionsQueued(connection)[0]));
+            Answer(client, BadPrompt(new MsgMap { { "req_id", 9L } }, "text_prompt"));
+            Assert.AreEqual(2, Starts(connection).Count, "the restarted host refused the text prompt: no retry, no world");
+            Assert.IsNull(Starts(connection)[1]["text"]);
+            CollectionAssert.IsEmpty(told, "a refusal the client answers itself is no error");
+            Answer(client, Session(Starts(connection)[1]));
+            Assert.AreEqual("started without the text prompt: this backend takes none", client.DroppedNote);
+            connection.Close();
+        }
+
+        [Test]
+        public void AClosedClientsStartIsNotTakenForARequestOfItsNextConnection()
+        {
+            var (client, first, told) = StartedFromFields();
+            Answer(client, BadPrompt(Starts(first)[0], "text_prompt"));
+            Answer(client, Session(Starts(first)[1]));
+            Assert.AreEqual("started without the text prompt: this backend takes none", client.DroppedNote);
+            var stale = client.StartWorld(); // still unanswered when the client closes
+            client.Shutdown();               // OnDisable
+            Assert.IsNull(client.DroppedNote, "a closed client still says what its old world went without");
+            var second = Ready(client);      // OnEnable: the new connection's req_ids start over
+            client.FireEvent("weather_snow");
+            client.FireEvent("weather_rain");
+            var reset = client.ResetWorld(text: "a desert");
+            Assert.AreEqual(stale, reset, "the test needs the reset to reuse the old start's req_id");
+            Answer(client, BadPrompt(new MsgMap { { "req_id", reset } }, "text_prompt"));
+            Assert.AreEqual(0, Starts(second).Count, "the old connection's start went again on the new one: a world the game did not ask for");
+            Assert.AreEqual(1, told.Count, "the reset's refusal is the game's answer");
+            second.Close();
         }
 
         [Test]
