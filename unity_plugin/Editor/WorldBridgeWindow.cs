@@ -111,7 +111,8 @@ namespace WorldBridge.Editor
                 else if (type == "session")
                 {
                     if (!m.GetBool("resumed")) fieldStart.Started(m, c.Session);
-                    status = $"session {m.GetString("session_id")} started" + (fieldStart.Note == null ? "" : "; " + fieldStart.Note);
+                    status = $"session {m.GetString("session_id")} {(m.GetBool("resumed") ? "resumed" : "started")}" +
+                             (fieldStart.Note == null ? "" : "; " + fieldStart.Note);
                     form.Refill(WorldSettings.From(m.GetMap("settings")), !m.GetBool("resumed"));
                     if (!m.GetBool("resumed"))
                     {
@@ -124,7 +125,7 @@ namespace WorldBridge.Editor
                 {
                     var error = HostError.From(m);
                     if (error.EndsRecording) recording = false; // the host's recorder ended
-                    status = fieldStart.Retry(error, options => Request(r => r.Start(options)))
+                    status = fieldStart.Retry(error, c, options => Request(r => r.Start(options)))
                              ?? (error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.Explained);
                 }
                 else if (type == "ok")

@@ -97,21 +97,14 @@ namespace WorldBridge
         public SessionInfo RunningSession => InSession ? Session : null;
         /// <summary>Prompt kinds ("text", "image", "sketch") the running session's start went without: its backend refused
         /// them and they came from this component's fields or a camera prompt (as the Godot addon's dropped_prompts).</summary>
-        public IReadOnlyList<string> DroppedPrompts => dropped;
+        public IReadOnlyList<string> DroppedPrompts => fieldStart.Dropped;
         /// <summary>DroppedPrompts in words ("started without the text prompt: this backend takes none"); null when none.</summary>
-        public string DroppedNote => dropped.Count == 0 ? null
-            : $"started without the {string.Join(" and ", dropped)} prompt{(dropped.Count == 1 ? ": this backend takes none" : "s: this backend takes neither")}";
+        public string DroppedNote => fieldStart.Note;
         /// <summary>The host's newest `status` answer (sessions, fps_target, fps_measured, ...), null until RequestStatus.</summary>
         public MsgMap LastStatus => Connection?.LastStatus;
 
         bool startSent;
-        // the newest start made from the fields (not a script's prompt), its req_id, the prompt kinds of it a refusal may
-        // drop, and those dropped so far: a backend without text prompts still gets a world, as in the Godot addon
-        StartOptions fieldStart;
-        long fieldStartId = -1;
-        readonly HashSet<string> droppable = new HashSet<string>();
-        readonly List<string> dropping = new List<string>();
-        List<string> dropped = new List<string>();
+        readonly FieldStart fieldStart = new FieldStart(); // a prompt kind of the fields the backend refuses is dropped
         readonly SessionTracker tracker = new SessionTracker();
         readonly HashSet<WorldPromptFromCamera> cameraPrompts = new HashSet<WorldPromptFromCamera>();
 
@@ -164,6 +157,7 @@ namespace WorldBridge
             reportedError = null;
             startSent = false;
             tracker.Forget();
+            fieldStart.Forget();
             backendInUse = "connecting to " + endpoint;
             ConnectionChanged?.Invoke();
         }
@@ -177,6 +171,7 @@ namespace WorldBridge
             c?.Close();
             backendInUse = "not connected";
             tracker.Forget();
+            fieldStart.Forget(); // the next connection's req_ids start over: none of its answers is this start's
             shownState = ConnectionState.Closed;
             connectionState = "Closed";
             frameIndex = framesDropped = 0;
@@ -219,7 +214,7 @@ namespace WorldBridge
             if (type == "session")
             {
                 var s = SessionInfo.From(m, Connection?.Welcome);
-                if (!s.Resumed) dropped = AnswersFieldStart(m, s) ? new List<string>(dropping) : new List<string>();
+                if (!s.Resumed) fieldStart.Started(m, Connection?.Session);
                 backendInUse = s.BackendLabel + (DroppedNote == null ? "" : "; " + DroppedNote);
                 Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}, can: {s.Capabilities}");
                 onSessionStarted.Invoke();
@@ -227,7 +222,13 @@ namespace WorldBridge
             else if (type == "error" || type == "reject")
             {
                 var error = HostError.From(m);
-                bool retried = error.Kind == HostErrorCode.BadPrompt && error.ReqId == fieldStartId && StartWithout(error.Capability);
+                var retry = fieldStart.Retry(error, Connection, options => Send(c => c.Start(options)));
+                bool retried = retry != null;
+                if (retried)
+                {
+                    backendInUse = retry;
+                    Debug.LogWarning("[WorldBridge] " + retry);
+                }
                 // not_ready: the connection greets the host again and says so once in LastError, whatever it refused;
                 // a refusal retried without the prompt is on no error channel: DroppedNote says what was left out
                 if (m.GetString("code") != "not_ready" && !retried) Fail(error.ToString());
@@ -238,15 +239,6 @@ namespace WorldBridge
                 if (type == "reject" || last != null && last == error.Message) reportedError = last;
             }
             MessageReceived?.Invoke(m);
-        }
-
-        /// <summary>True when session `s` (message `m`) answers the field start, also when a failed resume sent that start
-        /// again under a new req_id (same options): its world still lacks the dropped prompts, so the note stays.</summary>
-        bool AnswersFieldStart(MsgMap m, SessionInfo s)
-        {
-            if (m.Has("req_id") && m.GetLong("req_id") == fieldStartId) return true;
-            var now = Connection?.Session;
-            return fieldStart != null && now != null && now.SessionId == s.SessionId && ReferenceEquals(now.StartedWith, fieldStart);
         }
 
         /// <summary>No backend is named as running once its session is gone (`reason`, from the tracker; null: it runs on):
@@ -293,28 +285,8 @@ namespace WorldBridge
                 };
                 return c.Start(sent);
             });
-            fieldStart = sent;
-            fieldStartId = id;
-            droppable.Clear();
-            dropping.Clear();
-            if (sent?.Text != null) droppable.Add("text");
-            if (png == null ? imagePrompt != null : cameraPrompt) droppable.Add(asSketch ? "sketch" : "image");
+            fieldStart.Sent(sent, id, png == null ? imagePrompt != null : cameraPrompt);
             return id;
-        }
-
-        /// <summary>Sends the refused field start again without the prompt kind `capability` names ("text_prompt"), if that
-        /// kind came from the fields; true when it went.</summary>
-        bool StartWithout(string capability)
-        {
-            var kind = capability != null && capability.EndsWith("_prompt", StringComparison.Ordinal) ? capability.Substring(0, capability.Length - 7) : null;
-            if (kind == null || !droppable.Remove(kind)) return false;
-            var without = fieldStart.Without(kind);
-            dropping.Add(kind);
-            backendInUse = $"this backend takes no {kind} prompts: starting without the {kind} prompt";
-            Debug.LogWarning("[WorldBridge] " + backendInUse);
-            fieldStartId = Send(c => c.Start(without));
-            fieldStart = without;
-            return fieldStartId >= 0;
         }
 
         /// <summary>A new world in the same session; prompts left null keep the previous ones.</summary>

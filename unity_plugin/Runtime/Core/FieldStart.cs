@@ -35,10 +35,12 @@ namespace WorldBridge.Core
         }
 
         /// <summary>Answers `error` when it refuses this start's prompt kind that may be dropped: sends the start again
-        /// through `send` without it and returns the line saying so; null (nothing sent) for any other error.</summary>
-        public string Retry(HostError error, Func<StartOptions, long> send)
+        /// through `send` without it and returns the line saying so; null (nothing sent) for any other error. The start
+        /// may be `connection`'s own repeat of it after a failed resume (a host restarted on a backend lacking the kind).</summary>
+        public string Retry(HostError error, WorldBridgeConnection connection, Func<StartOptions, long> send)
         {
-            if (error.Kind != HostErrorCode.BadPrompt || error.ReqId != reqId) return null;
+            if (error.Kind != HostErrorCode.BadPrompt || options == null) return null;
+            if (error.ReqId != reqId && !ReferenceEquals(connection?.RestartedWith(error.ReqId), options)) return null;
             var capability = error.Capability;
             var kind = capability != null && capability.EndsWith("_prompt", StringComparison.Ordinal) ? capability.Substring(0, capability.Length - 7) : null;
             if (kind == null || !droppable.Remove(kind)) return null;

@@ -45,6 +45,7 @@ namespace WorldBridge.Core
                                                     // the host lost it (not those of a later start the host refused)
         long starts, startsSent, startsAtResume = -1; // Start calls queued, and sent by the send thread: one still queued
                                                       // at a reconnect replaces the resume
+        volatile Tuple<long, StartOptions> restarted; // the req_id and options of the newest start a failed resume sent
         // starts that reached the socket and the host has not answered yet, by req_id: a reconnect sends the newest again
         readonly ConcurrentDictionary<long, StartOptions> unanswered = new ConcurrentDictionary<long, StartOptions>();
         long? lastEchoSeq;                          // IO thread only: the seq of the last frame seen
@@ -87,6 +88,13 @@ namespace WorldBridge.Core
         public double MeasuredFps => Volatile.Read(ref measuredFps);
         /// <summary>The host's newest `status` answer (protocol §status), null until one arrived.</summary>
         public MsgMap LastStatus => lastStatus;
+        /// <summary>The options of start `reqId` when this connection sent it by itself: a failed resume starts the lost
+        /// session afresh under a req_id no caller was given (FieldStart retries its refusal); null for any other req_id.</summary>
+        public StartOptions RestartedWith(long? reqId)
+        {
+            var r = restarted;
+            return r != null && r.Item1 == reqId ? r.Item2 : null;
+        }
 
         // --- Lifecycle ---
 
@@ -587,7 +595,11 @@ namespace WorldBridge.Core
                 // world, not two)
                 if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && resumedWith != null &&
                     Interlocked.Read(ref starts) == Interlocked.Read(ref startsAtResume))
-                    SendStart(d, NextReqId(), resumedWith);
+                {
+                    var id = NextReqId();
+                    restarted = Tuple.Create(id, resumedWith); // before it goes: its answer may come at once
+                    SendStart(d, id, resumedWith);
+                }
             }
             Post(m);
             return true;

@@ -510,6 +510,35 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AFieldStartTheRestartedHostRefusesAfterAFailedResumeGoesAgainWithoutThePrompt()
+        {
+            var options = new StartOptions { Mode = "step", Text = "a cave" };
+            var field = new FieldStart();
+            using (var host = new FakeHost())
+            using (var c = Welcomed(host))
+            {
+                field.Sent(options, c.Start(options), true);
+                host.Expect("start");
+                host.Session("s1");
+                field.Started(NextMessage(c, "session"), c.Session);
+                Restart(host, c);
+                host.Send(UnknownSession(ExpectResume(host, "s1")));
+                var again = host.Expect("start");              // the lost session's start, under a req_id only the connection knows
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", again.GetLong("req_id") }, { "code", "bad_prompt" },
+                                       { "message", "this backend takes no text prompts" }, { "capability", "text_prompt" }, { "fatal", false } });
+                Assert.AreEqual("unknown_session", NextMessage(c, "error").GetString("code"));
+                var refusal = HostError.From(NextMessage(c, "error"));
+                Assert.AreEqual("this backend takes no text prompts: starting without the text prompt",
+                                field.Retry(refusal, c, o => c.Start(o)), "the restarted host refused the prompt: no retry, no world");
+                var without = host.Expect("start");
+                Assert.AreEqual(("step", (string)null), (without.GetString("mode"), without.GetString("text")));
+                host.Session("s2");
+                field.Started(NextMessage(c, "session"), c.Session);
+                CollectionAssert.AreEqual(new[] { "text" }, field.Dropped);
+            }
+        }
+
+        [Test]
         public void NegativeSeedsAreRefusedBeforeSending()
         {
             using (var host = new FakeHost())

@@ -129,6 +129,9 @@ namespace WorldBridge.Tests
             started["req_id"] = starts[1].GetLong("req_id");
             Receive(window, started);
             Assert.AreEqual("session s1 started; started without the text prompt: this backend takes none", Status(window));
+            started["resumed"] = true; // the connection came back to the same world, which still lacks the prompt
+            Receive(window, started);
+            Assert.AreEqual("session s1 resumed; started without the text prompt: this backend takes none", Status(window));
 
             Set(window, "textPrompt", "");
             Call(window, "StartWorld"); // a refusal of a prompt this start did not have: nothing to drop, the refusal is the answer

@@ -4,24 +4,19 @@ using System.Reflection;
 using NUnit.Framework;
 using WorldBridge;
 using WorldBridge.Core;
+using static WorldBridge.Tests.Private;
 
 namespace WorldBridge.Tests
 {
     [TestFixture]
     public class WorldBridgeClientTests
     {
-        static object Get(WorldBridgeConnection c, string field) =>
-            typeof(WorldBridgeConnection).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance).GetValue(c);
-
-        static void Set(WorldBridgeConnection c, string field, object value) =>
-            typeof(WorldBridgeConnection).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance).SetValue(c, value);
-
         [Test]
         public void ANotReadyIsReportedOnceWithTheClearerMessage()
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             var client = new WorldBridgeClient { startOnConnect = false };
-            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            Use(client, connection);
             var told = new List<string>();
             client.onError.AddListener(told.Add);
             // what the IO thread leaves when the host forgot this client: its answers to two requests, and the reason
@@ -29,7 +24,7 @@ namespace WorldBridge.Tests
             for (int id = 1; id <= 2; id++)
                 inbox.Add(new MsgMap { { "type", "error" }, { "req_id", id }, { "code", "not_ready" }, { "message", "send hello first" }, { "fatal", false } });
             Set(connection, "lastError", "the host forgot this client (send hello first): greeting it again");
-            typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
+            Call(client, "Update");
             CollectionAssert.AreEqual(new[] { "the host forgot this client (send hello first): greeting it again" }, told);
         }
 
@@ -38,7 +33,7 @@ namespace WorldBridge.Tests
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             var client = new WorldBridgeClient { startOnConnect = false };
-            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            Use(client, connection);
             var told = new List<string>();
             client.onError.AddListener(told.Add);
             Assert.AreEqual(-1, client.RequestStatus(), "no host has welcomed this client yet");
@@ -46,7 +41,7 @@ namespace WorldBridge.Tests
             Assert.AreEqual((-1f, 0f), (client.RoundTripMs, client.FpsMeasured), "nothing measured yet");
             Set(connection, "roundTripMs", 12.5);   // what the IO thread leaves after a pong and 30 frames
             Set(connection, "measuredFps", 24.0);
-            typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
+            Call(client, "Update");
             Assert.AreEqual((12.5f, 24f), (client.RoundTripMs, client.FpsMeasured));
             foreach (var field in new[] { "roundTripMs", "fpsMeasured" })
                 Assert.IsNotNull(typeof(WorldBridgeClient).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance)
@@ -57,19 +52,18 @@ namespace WorldBridge.Tests
         public void AReenabledClientShowsItsNewConnectionsStateNotTheClosedOnes()
         {
             var client = new WorldBridgeClient { startOnConnect = false };
-            var update = typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
             var first = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(first, "state", ConnectionState.Ready);
             Set(first, "roundTripMs", 12.5);
-            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, first);
-            update.Invoke(client, null);
+            Use(client, first);
+            Call(client, "Update");
             Assert.AreEqual(("Ready", 12.5f), (client.ConnectionStateText, client.RoundTripMs));
             client.Shutdown(); // OnDisable
             Assert.AreEqual(("Closed", -1f), (client.ConnectionStateText, client.RoundTripMs), "the closed connection's round trip is not this one's");
             var second = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(second, "state", ConnectionState.Ready); // OnEnable again: the new connection reaches Ready
-            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, second);
-            update.Invoke(client, null);
+            Use(client, second);
+            Call(client, "Update");
             Assert.AreEqual("Ready", client.ConnectionStateText, "the inspector still says Closed for a ready connection");
             second.Close();
         }
@@ -79,14 +73,13 @@ namespace WorldBridge.Tests
         {
             var client = new WorldBridgeClient { startOnConnect = false };
             var prompt = new WorldPromptFromCamera { client = client, sourceCamera = new UnityEngine.Camera(), sendWhenConnected = true };
-            var update = typeof(WorldPromptFromCamera).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
             foreach (var time in new[] { "first", "after OnDisable + OnEnable" })
             {
                 var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
                 Set(connection, "state", ConnectionState.Ready);
-                typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
-                update.Invoke(prompt, null);
-                update.Invoke(prompt, null);
+                Use(client, connection);
+                Call(prompt, "Update");
+                Call(prompt, "Update");
                 var outbox = (System.Collections.ICollection)Get(connection, "outbox");
                 Assert.AreEqual(1, outbox.Count, $"the prompt should go once on the {time} connection");
                 connection.Close();
@@ -98,24 +91,22 @@ namespace WorldBridge.Tests
         {
             var client = new WorldBridgeClient { startOnConnect = true };
             var prompt = new WorldPromptFromCamera { client = client, sourceCamera = new UnityEngine.Camera(), sendWhenConnected = true };
-            var clientUpdate = typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
-            var promptUpdate = typeof(WorldPromptFromCamera).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
-            typeof(WorldPromptFromCamera).GetMethod("OnEnable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(prompt, null);
+            Call(prompt, "OnEnable");
             foreach (var cameraOn in new[] { true, false })
             {
                 var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
                 Set(connection, "state", ConnectionState.Ready);
-                typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
-                typeof(WorldBridgeClient).GetField("startSent", BindingFlags.NonPublic | BindingFlags.Instance).SetValue(client, false); // Open
+                Use(client, connection);
+                Set(client, "startSent", false); // Open
                 for (int frame = 0; frame < 2; frame++)
                 {
-                    clientUpdate.Invoke(client, null); // Unity may update the client first
-                    if (cameraOn) promptUpdate.Invoke(prompt, null);
+                    Call(client, "Update"); // Unity may update the client first
+                    if (cameraOn) Call(prompt, "Update");
                 }
                 var outbox = (System.Collections.ICollection)Get(connection, "outbox");
                 Assert.AreEqual(1, outbox.Count, cameraOn ? "the client's plain start went beside the camera prompt's" : "no start without the camera prompt");
                 connection.Close();
-                typeof(WorldPromptFromCamera).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(prompt, null);
+                Call(prompt, "OnDisable");
             }
         }
 
@@ -131,19 +122,28 @@ namespace WorldBridge.Tests
             return starts;
         }
 
+        /// <summary>The options of the starts the client has queued for the host, oldest first.</summary>
+        static List<StartOptions> StartOptionsQueued(WorldBridgeConnection c)
+        {
+            var options = new List<StartOptions>();
+            foreach (var item in (System.Collections.IEnumerable)Get(c, "outbox"))
+                if (item.GetType().GetField("Start").GetValue(item) is StartOptions start) options.Add(start);
+            return options;
+        }
+
         /// <summary>A client whose ready connection gets each host answer in turn; `update` runs its Update.</summary>
         static WorldBridgeConnection Ready(WorldBridgeClient client)
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
-            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            Use(client, connection);
             return connection;
         }
 
         static void Answer(WorldBridgeClient client, MsgMap answer)
         {
             ((System.Collections.Concurrent.BlockingCollection<MsgMap>)Get(client.Connection, "inbox")).Add(answer);
-            typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
+            Call(client, "Update");
         }
 
         static MsgMap BadPrompt(MsgMap start, string capability) => new MsgMap
@@ -166,7 +166,7 @@ namespace WorldBridge.Tests
             client.onError.AddListener(told.Add);
             client.HostErrorReceived += error => told.Add("HostErrorReceived: " + error);
             var connection = Ready(client);
-            typeof(WorldBridgeClient).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(client, null);
+            Call(client, "Update");
             Assert.AreEqual("a cave", Starts(connection)[0].GetString("text"));
             Answer(client, BadPrompt(Starts(connection)[0], "text_prompt"));
             var starts = Starts(connection);
@@ -179,11 +179,60 @@ namespace WorldBridge.Tests
             CollectionAssert.AreEqual(new[] { "text" }, client.DroppedPrompts);
             StringAssert.EndsWith("; started without the text prompt: this backend takes none", client.BackendLabel);
             // the resume after a drop failed: the connection sent the same start again under a new req_id
-            Set(connection, "session", new SessionInfo { SessionId = "s2", StartedWith = (StartOptions)typeof(WorldBridgeClient).GetField("fieldStart", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(client) });
+            Set(connection, "session", new SessionInfo { SessionId = "s2", StartedWith = StartOptionsQueued(connection)[1] });
             Answer(client, new MsgMap { { "type", "session" }, { "req_id", 77L }, { "session_id", "s2" }, { "resumed", false } });
             Assert.AreEqual("started without the text prompt: this backend takes none", client.DroppedNote,
                             "the re-sent start's world has no prompt either, yet the note was lost");
             connection.Close();
+        }
+
+        /// <summary>A client whose ready connection has queued the start of its fields (text prompt "a cave"); `Told` hears
+        /// its onError.</summary>
+        static (WorldBridgeClient Client, WorldBridgeConnection Connection, List<string> Told) StartedFromFields()
+        {
+            var client = new WorldBridgeClient { startOnConnect = false, textPrompt = "a cave" };
+            var told = new List<string>();
+            client.onError.AddListener(told.Add);
+            var connection = Ready(client);
+            client.StartWorld();
+            return (client, connection, told);
+        }
+
+        [Test]
+        public void AFieldStartTheRestartedHostRefusesIsDroppedToo()
+        {
+            var (client, connection, told) = StartedFromFields();
+            Answer(client, Session(Starts(connection)[0]));
+            // the host restarted: the resume failed and the connection sent the lost session's start under its own req_id
+            Set(connection, "restarted", System.Tuple.Create(9L, StartOptionsQueued(connection)[0]));
+            Answer(client, BadPrompt(new MsgMap { { "req_id", 9L } }, "text_prompt"));
+            Assert.AreEqual(2, Starts(connection).Count, "the restarted host refused the text prompt: no retry, no world");
+            Assert.IsNull(Starts(connection)[1]["text"]);
+            CollectionAssert.IsEmpty(told, "a refusal the client answers itself is no error");
+            Answer(client, Session(Starts(connection)[1]));
+            Assert.AreEqual("started without the text prompt: this backend takes none", client.DroppedNote);
+            connection.Close();
+        }
+
+        [Test]
+        public void AClosedClientsStartIsNotTakenForARequestOfItsNextConnection()
+        {
+            var (client, first, told) = StartedFromFields();
+            Answer(client, BadPrompt(Starts(first)[0], "text_prompt"));
+            Answer(client, Session(Starts(first)[1]));
+            Assert.AreEqual("started without the text prompt: this backend takes none", client.DroppedNote);
+            var stale = client.StartWorld(); // still unanswered when the client closes
+            client.Shutdown();               // OnDisable
+            Assert.IsNull(client.DroppedNote, "a closed client still says what its old world went without");
+            var second = Ready(client);      // OnEnable: the new connection's req_ids start over
+            client.FireEvent("weather_snow");
+            client.FireEvent("weather_rain");
+            var reset = client.ResetWorld(text: "a desert");
+            Assert.AreEqual(stale, reset, "the test needs the reset to reuse the old start's req_id");
+            Answer(client, BadPrompt(new MsgMap { { "req_id", reset } }, "text_prompt"));
+            Assert.AreEqual(0, Starts(second).Count, "the old connection's start went again on the new one: a world the game did not ask for");
+            Assert.AreEqual(1, told.Count, "the reset's refusal is the game's answer");
+            second.Close();
         }
 
         [Test]
@@ -236,16 +285,15 @@ namespace WorldBridge.Tests
                 client = client, sourceCamera = new UnityEngine.Camera(), sendWhenConnected = true,
                 delivery = WorldPromptFromCamera.Delivery.ResetCurrentWorld,
             };
-            var update = typeof(WorldPromptFromCamera).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance);
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
-            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
-            update.Invoke(prompt, null);
+            Use(client, connection);
+            Call(prompt, "Update");
             var outbox = (System.Collections.ICollection)Get(connection, "outbox");
             Assert.AreEqual(0, outbox.Count, "a reset went before any world existed: the host refuses it");
             Set(connection, "session", SessionInfo.From(new MsgMap { { "session_id", "s1" }, { "backend_kind", "sandbox" } }));
-            update.Invoke(prompt, null);
-            update.Invoke(prompt, null);
+            Call(prompt, "Update");
+            Call(prompt, "Update");
             Assert.AreEqual(1, outbox.Count, "the reset should go once the world has started");
             connection.Close();
         }

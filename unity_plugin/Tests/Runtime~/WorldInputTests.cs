@@ -1,7 +1,6 @@
 // WorldInput's rule checks, run under mono against Tests/CompileOnly~, Unity's API declared for the compiler (its
 // legacy Input reads the keys a test holds in UnityEngine.TestSupport.Keys; axes and the Input System read nothing).
 using System.Collections.Generic;
-using System.Reflection;
 using NUnit.Framework;
 using UnityEngine;
 using UnityEngine.EventSystems;
@@ -9,6 +8,7 @@ using UnityEngine.TestSupport;
 using UnityEngine.UI;
 using WorldBridge;
 using WorldBridge.Core;
+using static WorldBridge.Tests.Private;
 
 namespace WorldBridge.Tests
 {
@@ -47,15 +47,12 @@ namespace WorldBridge.Tests
             Set(connection, "state", ConnectionState.Ready);
             Set(connection, "session", session);
             var client = new WorldBridgeClient();
-            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            Use(client, connection);
             return client;
         }
 
-        static void Set(WorldBridgeConnection c, string field, object value) =>
-            typeof(WorldBridgeConnection).GetField(field, BindingFlags.NonPublic | BindingFlags.Instance).SetValue(c, value);
-
         static void RunUpdate(WorldInput input) =>
-            typeof(WorldInput).GetMethod("Update", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
+            Call(input, "Update");
 
         [Test]
         public void TheTestSessionsAreWhatTheHostsMessageDecodesTo()
@@ -250,16 +247,12 @@ namespace WorldBridge.Tests
         /// <summary>The actions waiting in the client's outbox, oldest first (no host: nothing leaves the queue).</summary>
         static List<object> Sent(WorldBridgeClient client)
         {
-            var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection)
-                .GetField("outbox", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(client.Connection);
+            var outbox = (System.Collections.IEnumerable)Get(client.Connection, "outbox");
             var sent = new List<object>();
             foreach (var item in outbox)
                 sent.Add(MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item))["action"]);
             return sent;
         }
-
-        static void Call(WorldInput input, string method) =>
-            typeof(WorldInput).GetMethod(method, BindingFlags.NonPublic | BindingFlags.Instance).Invoke(input, null);
 
         [Test]
         public void AStepWorldGetsTheNextInputAtOnceWhenReenabled()
@@ -332,8 +325,7 @@ namespace WorldBridge.Tests
                 var input = new WorldInput { client = ClientIn(session) };
                 Set(input.client.Connection, "mode", mode);
                 input.CheckRules(session);
-                typeof(WorldInput).GetField("lastSent", BindingFlags.NonPublic | BindingFlags.Instance)
-                    .SetValue(input, input.rules[2].Describe()); // 'right' went while the right arrow was held
+                Set(input, "lastSent", input.rules[2].Describe()); // 'right' went while the right arrow was held
                 Call(input, "OnDisable");
                 var sent = Sent(input.client);
                 if (mode == "realtime")

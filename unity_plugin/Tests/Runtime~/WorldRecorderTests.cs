@@ -1,9 +1,9 @@
 // WorldRecorder's status, run under mono against Tests/CompileOnly~ (the host's messages are handed to it directly).
 using System.Collections.Generic;
-using System.Reflection;
 using NUnit.Framework;
 using WorldBridge;
 using WorldBridge.Core;
+using static WorldBridge.Tests.Private;
 
 namespace WorldBridge.Tests
 {
@@ -19,7 +19,7 @@ namespace WorldBridge.Tests
         }
 
         static void Receive(WorldRecorder recorder, MsgMap m) =>
-            typeof(WorldRecorder).GetMethod("OnMessage", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(recorder, new object[] { m });
+            Call(recorder, "OnMessage", m);
 
         static MsgMap Error(bool fatal) => new MsgMap
         {
@@ -56,13 +56,12 @@ namespace WorldBridge.Tests
             var recorder = Recording();
             recorder.client = new WorldBridgeClient();
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
-            typeof(WorldBridgeConnection).GetField("state", BindingFlags.NonPublic | BindingFlags.Instance).SetValue(connection, ConnectionState.Ready);
-            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(recorder.client, connection);
-            typeof(WorldRecorder).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(recorder, null);
+            Set(connection, "state", ConnectionState.Ready);
+            Use(recorder.client, connection);
+            Call(recorder, "OnDisable");
             Assert.IsFalse(recorder.IsRecording, "a re-enabled recorder would say it records, and its Toggle would send record_stop");
             StringAssert.Contains("a.wbrec stopped", recorder.Status);
-            var outbox = (System.Collections.ICollection)typeof(WorldBridgeConnection)
-                .GetField("outbox", BindingFlags.NonPublic | BindingFlags.Instance).GetValue(connection);
+            var outbox = (System.Collections.ICollection)Get(connection, "outbox");
             Assert.AreEqual(1, outbox.Count, "the host is asked to stop the recording");
             connection.Close();
         }
@@ -75,7 +74,7 @@ namespace WorldBridge.Tests
             var warnings = new List<string>();
             recorder.client.onError.AddListener(warnings.Add);
             recorder.client.Shutdown(); // the client on the same object was disabled first
-            typeof(WorldRecorder).GetMethod("OnDisable", BindingFlags.NonPublic | BindingFlags.Instance).Invoke(recorder, null);
+            Call(recorder, "OnDisable");
             CollectionAssert.IsEmpty(warnings, "record_stop went through the closed client and warned \"not connected\"");
             Assert.IsFalse(recorder.IsRecording);
             StringAssert.Contains("a.wbrec ended with the client's connection", recorder.Status);

@@ -1,34 +1,30 @@
 // WorldView's backend badge, run under mono against Tests/CompileOnly~ (the host's session is handed to the client directly).
 using System.Collections.Generic;
-using System.Reflection;
 using NUnit.Framework;
 using UnityEngine;
 using RawImage = UnityEngine.UI.RawImage;
 using Text = UnityEngine.UI.Text;
 using WorldBridge;
 using WorldBridge.Core;
+using static WorldBridge.Tests.Private;
 
 namespace WorldBridge.Tests
 {
     [TestFixture]
     public class WorldViewTests
     {
-        static void Call(object target, string method, params object[] args) =>
-            target.GetType().GetMethod(method, BindingFlags.NonPublic | BindingFlags.Instance).Invoke(target, args);
-
         /// <summary>A view on a Raw Image whose client is given the host's `session` for `kind` once the view is enabled.</summary>
         static WorldView Session(string kind, string name, bool badge = true, bool onRawImage = true, bool target = true)
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             var client = new WorldBridgeClient { startOnConnect = false };
-            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, connection);
+            Use(client, connection);
             var view = new WorldView { client = client, showBackendBadge = badge };
             if (target && onRawImage) view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
             else if (target) view.targetRenderer = new GameObject("Quad").AddComponent<Renderer>();
             Call(view, "OnEnable");
             var session = new MsgMap { { "type", "session" }, { "session_id", "s1" }, { "backend_kind", kind }, { "backend_name", name } };
-            typeof(WorldBridgeConnection).GetField("session", BindingFlags.NonPublic | BindingFlags.Instance)
-                .SetValue(connection, SessionInfo.From(session));
+            Set(connection, "session", SessionInfo.From(session));
             Call(client, "Handle", session);
             return view;
         }
@@ -90,8 +86,7 @@ namespace WorldBridge.Tests
             {
                 var session = new MsgMap { { "type", "session" }, { "session_id", "s2" }, { "backend_kind", "sandbox" },
                                            { "backend_name", "platformer" }, { "resumed", resumed } };
-                typeof(WorldBridgeConnection).GetField("session", BindingFlags.NonPublic | BindingFlags.Instance)
-                    .SetValue(view.client.Connection, SessionInfo.From(session));
+                Set(view.client.Connection, "session", SessionInfo.From(session));
                 Call(view.client, "Handle", session);
                 if (resumed) Assert.IsNotNull(view.LastFrame, "a resumed world's frame is still the one shown");
             }
@@ -133,13 +128,12 @@ namespace WorldBridge.Tests
                 var connection = view.client.Connection;
                 if (end != null)
                 {   // the IO thread forgets the session, then posts the error
-                    typeof(WorldBridgeConnection).GetField("session", BindingFlags.NonPublic | BindingFlags.Instance).SetValue(connection, null);
+                    Set(connection, "session", null);
                     Call(view.client, "Handle", end);
                 }
                 else
                 {   // no reconnect: the connection gave up with the session still recorded
-                    typeof(WorldBridgeConnection).GetField("state", BindingFlags.NonPublic | BindingFlags.Instance)
-                        .SetValue(connection, ConnectionState.Failed);
+                    Set(connection, "state", ConnectionState.Failed);
                     Call(view.client, "Update");
                     Call(view.client, "Update");
                 }

@@ -1,0 +1,24 @@
+// The private state and Unity messages (Update, OnEnable, ...) the Runtime tests reach, by one helper for every test file:
+// a game never touches them, so the scripts keep them private.
+using System.Reflection;
+using WorldBridge.Core;
+
+namespace WorldBridge.Tests
+{
+    static class Private
+    {
+        const BindingFlags Instance = BindingFlags.NonPublic | BindingFlags.Instance;
+
+        /// <summary>The value of `target`'s private field `field`.</summary>
+        public static object Get(object target, string field) => target.GetType().GetField(field, Instance).GetValue(target);
+
+        /// <summary>Sets `target`'s private field `field`, as its own thread (the IO thread, Unity) would.</summary>
+        public static void Set(object target, string field, object value) => target.GetType().GetField(field, Instance).SetValue(target, value);
+
+        /// <summary>Runs `target`'s private method `method` (a Unity message such as Update) with `args`.</summary>
+        public static object Call(object target, string method, params object[] args) => target.GetType().GetMethod(method, Instance).Invoke(target, args);
+
+        /// <summary>Gives `client` the connection `c` as Open does, without connecting it.</summary>
+        public static void Use(WorldBridgeClient client, WorldBridgeConnection c) => typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, c);
+    }
+}
