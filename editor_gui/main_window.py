@@ -1425,7 +1425,7 @@ class MainWindow(QMainWindow):
             if not job.isRunning() and not job.isFinished():
                 job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)
             job.wait(10000)
-            if job.keeps_window and job.error:
+            if job.keeps_window and (job.error or not job.isFinished()):  # stopped short, or still going as it exits
                 print(f"worldbridge play: {job.title} was cancelled as the window closed: {job.left()}", file=sys.stderr)
         self._running.unlink(missing_ok=True)  # its work was kept in the closed autosave above, or discarded
         if self._running_lock is not None:

@@ -926,3 +926,21 @@ def test_an_open_that_finishes_while_the_close_keeps_the_work_is_refused_and_the
     assert "model.wbsession was not opened: wait for keeping the unsaved recording to finish" in capsys.readouterr().err
     (closed,) = autosave.glob("*-closed-*.wbsession")
     assert Session.load(closed).backend_kind == "sandbox"
+
+
+def test_an_export_still_running_when_the_close_stops_waiting_is_said_to_be_cancelled(qtbot, host, tmp_path,
+                                                                                      monkeypatch, capfd):
+    """A job the close's wait gave up on had no error yet, so stderr said nothing of the export it cut off."""
+    from PySide6.QtCore import QThread
+    from test_editor_followups import exporting_slowly
+
+    from editor_gui.jobs import Job
+
+    w, gate = exporting_slowly(qtbot, host, tmp_path, monkeypatch)
+    (job,) = [j for j in w.jobs if j.keeps_window]
+    assert not w.close()
+    monkeypatch.setattr(Job, "wait", lambda self, ms=0: False)  # it outlives the close's wait
+    assert w.close()
+    assert "Exporting a.gif was cancelled as the window closed: nothing was written" in capfd.readouterr().err
+    gate.set()
+    assert QThread.wait(job, 10000) and not (tmp_path / "a.gif").exists()
