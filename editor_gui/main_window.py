@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
-from bridge.files import Cancelled
 from bridge.host.protocol import MODEL_KNOBS
 from editor_gui import export as exporting
 from editor_gui.capabilities import ALL, dropped_note, fit_prompt, host_can_edit, refused_prompt, unavailable
 from editor_gui.events_panel import EventsPanel
+from editor_gui.jobs import Job, onward
 from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap, KeyMapDialog, key_name
 from editor_gui.latent_explorer import LatentExplorer
 from editor_gui.layers import Layer, rgba_to_qimage
@@ -83,43 +83,6 @@ class StartOptions:
     prompt: PromptSpec | None = None
     autostart: bool = True
     timeout: float = 5.0  # seconds to wait for a host answer before calling it gone
-
-
-class Job(QThread):
-    """Long work (save, load, export) off the UI thread, with progress and cancel."""
-
-    progressed = Signal(int, int)
-    succeeded = Signal(object)
-    errored = Signal(str)
-
-    def __init__(self, fn: Callable[[Callable[[int, int], bool]], Any], parent: QObject | None = None, title: str = "",
-                 keeps_window: bool = False, kept: str | Callable[[], str] = "nothing was written"):
-        super().__init__(parent)
-        self.fn, self.title = fn, title
-        self.keeps_window = keeps_window  # closing the window waits for it (an export or save the user waits for)
-        self.kept = kept  # what a cancel leaves, said with it; a callable is asked once it has stopped
-        self.cancelled = False
-        self.ended = ""  # "done", "cancelled" or "failed" (a cancel that came too late leaves it "done")
-
-    def left(self) -> str:
-        """What a cancel left, decided when it is known: a save's old file may have come or gone meanwhile."""
-        return self.kept() if callable(self.kept) else self.kept
-
-    def _progress(self, done: int, total: int) -> bool:
-        self.progressed.emit(done, total)
-        return not self.cancelled
-
-    def run(self) -> None:
-        try:
-            result = self.fn(self._progress)
-            self.ended = "done"
-            self.succeeded.emit(result)
-        except Cancelled:
-            self.ended = "cancelled"
-            self.errored.emit(f"was cancelled: {self.left()}")
-        except Exception as e:  # noqa: BLE001 - shown to the user
-            self.ended = "failed"
-            self.errored.emit(f"failed: {e}")
 
 
 def apply_theme(app: QApplication) -> None:
@@ -1136,7 +1099,9 @@ class MainWindow(QMainWindow):
 
         def finish(outcome: str) -> None:
             if progress is not None:
+                progress.canceled.disconnect()  # closing the dialog emits it too: only the user's Cancel cancels
                 progress.close()
+                progress.deleteLater()
             if job in self.jobs:
                 self.jobs.remove(job)
             if self._close_when_done and self.isVisible() and not any(j.keeps_window for j in self.jobs):  # held back
@@ -1187,9 +1152,9 @@ class MainWindow(QMainWindow):
         keep = self._autosave_path("replaced") if snap is not None else None
 
         def work(progress: Callable[[int, int], bool]) -> Session:
-            session = Session.load(path, progress)
-            if snap is not None:
-                self._keep(snap, keep, progress, ", so nothing was opened")
+            session = Session.load(path, onward(progress, 0, snap.images_held() if snap is not None else 0))
+            if snap is not None:  # the bar goes on from the frames read
+                self._keep(snap, keep, onward(progress, session.images_held()), ", so nothing was opened")
             return session
 
         def opened(session: Session) -> None:
@@ -1199,8 +1164,12 @@ class MainWindow(QMainWindow):
             if self.busy:  # a rebuild or preview began while the file was read
                 self._refuse_open(path)
                 return
-            late = self.keep_unsaved("replaced", title, unchanged)  # frames recorded while it opened, if any
-            if late is not None and late.ended != "done":  # cancelled or failed, and said so: the window's session stays
+            if self._keeping:  # a close (or another Open…) keeps the window's work: this would replace it meanwhile
+                self._refuse_open(path, KEEPING.lower())
+                print(f"worldbridge play: {self.statusBar().currentMessage()}", file=sys.stderr)  # the window may close
+                return
+            late = self.keep_unsaved("replaced", f"{title} (keeping the frames recorded while it was read)", unchanged)
+            if late is not None and late.error:  # cancelled or failed, and said so: the window's session stays
                 return
             self._forget_running()
             self._loaded(session)
@@ -1208,10 +1177,11 @@ class MainWindow(QMainWindow):
         title, unchanged = f"Opening {Path(path).name}", "the session in the window is as it was"
         return self.run_job(title, work, opened, kept=unchanged)
 
-    def _refuse_open(self, path: str | Path) -> None:
-        """The one message for an open refused while busy: the frames on their way belong to the window's session."""
-        self.show_error(f"{Path(path).name} was not opened: wait for {self.busy} to finish, then Open… it again "
-                        "(the session in the window is unchanged)")
+    def _refuse_open(self, path: str | Path, waiting_for: str | None = None) -> None:
+        """The one message for an open refused while busy (the frames on their way belong to the window's session)
+        or while the window's work is kept."""
+        self.show_error(f"{Path(path).name} was not opened: wait for {waiting_for or self.busy} to finish, then Open… it "
+                        "again (the session in the window is unchanged)")
 
     @staticmethod
     def _autosave_path(why: str) -> Path:
@@ -1276,8 +1246,12 @@ class MainWindow(QMainWindow):
                      kept: str = "the recording is still in the window (Save… it, or close again)") -> Job | None:
         """Recorded frames are never thrown away unsaved: before the window closes or Open… replaces them, they are
         saved to autosave_dir() by a job with the progress dialog, the window live while this waits for it (the path
-        goes to the status bar and stderr). Returns the finished job (`ended` says how; cancelled or failed is said in
-        the status bar and on stderr, the work still in the window); None when there was nothing to keep."""
+        goes to the status bar and stderr). Returns the finished job (`error` says why it did not keep the work,
+        which is said in the status bar and on stderr, the work still in the window); None when there was nothing to
+        keep. One at a time: a second nested loop would hold the first's caller until it ended."""
+        if self._keeping:
+            raise RuntimeError("keep_unsaved is already waiting for a keep: refuse what asked for a second one while "
+                               "_keeping is set, as closeEvent and Open… do")
         snap = self._unsaved_work()
         if snap is None:
             return None
@@ -1440,8 +1414,8 @@ class MainWindow(QMainWindow):
             return
         self._close_when_done = False  # the wait is over: what the keep's job ends with must not close the window
         keeping = self.keep_unsaved("closed")
-        if keeping is not None and keeping.ended != "done" and (keeping.ended == "cancelled" or not self._discard_on_close):
-            if keeping.ended == "failed":  # only a second close throws the work away
+        if keeping is not None and keeping.error and (keeping.cancelled or not self._discard_on_close):
+            if not keeping.cancelled:  # it failed: only a second close throws the work away
                 self._discard_on_close = True
                 self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
             event.ignore()
@@ -1451,7 +1425,7 @@ class MainWindow(QMainWindow):
             if not job.isRunning() and not job.isFinished():
                 job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)
             job.wait(10000)
-            if job.keeps_window and job.ended != "done":
+            if job.keeps_window and (job.error or not job.isFinished()):  # stopped short, or still going as it exits
                 print(f"worldbridge play: {job.title} was cancelled as the window closed: {job.left()}", file=sys.stderr)
         self._running.unlink(missing_ok=True)  # its work was kept in the closed autosave above, or discarded
         if self._running_lock is not None:

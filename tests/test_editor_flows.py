@@ -600,7 +600,7 @@ def test_an_autosave_still_running_as_the_window_closes_leaves_no_running_file(q
     outlived the close's wait: the next start reported a clean close as a crash."""
     from PySide6.QtCore import QThread
 
-    from editor_gui.main_window import Job
+    from editor_gui.jobs import Job
 
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w)
@@ -873,3 +873,74 @@ def test_a_cancelled_save_says_what_it_left_as_it_is_when_it_stops(qtbot, host, 
     assert path.read_bytes() == (tmp_path / "other.wbsession").read_bytes()
     message = w.statusBar().currentMessage()
     assert f"Saving mine.wbsession was cancelled: the old {path} is kept as it was" in message, message
+
+
+def test_a_job_that_runs_to_the_end_was_not_cancelled(qtbot, host):
+    """Closing the progress dialog of a finished job emitted its Cancel: every job that had a dialog read as cancelled."""
+    w = open_window(qtbot, host.address)
+    job = w.run_job("Counting", lambda progress: (progress(1, 2), progress(2, 2), 7)[-1])
+    with qtbot.waitSignal(job.succeeded, timeout=10000) as got:
+        pass
+    assert got.args == [7] and not job.cancelled and not job.error
+
+
+def test_opens_progress_only_moves_forward_from_reading_the_file_to_keeping_the_unsaved_work(qtbot, host, tmp_path,
+                                                                                              autosave):
+    """Open…'s bar filled while the file was read, then went back to 0 to keep the unsaved recording."""
+    model_session(tmp_path / "model.wbsession", frames=6)
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    job = w.load_from(tmp_path / "model.wbsession")
+    seen: list[tuple[int, int]] = []
+    job.progressed.connect(lambda done, total: seen.append((done, total)))
+    with qtbot.waitSignal(job.succeeded, timeout=20000):
+        pass
+    assert len({total for _, total in seen}) == 1, seen  # one total for reading and keeping
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen) and seen[-1][0] == seen[-1][1], seen
+
+
+def test_an_open_that_finishes_while_the_close_keeps_the_work_is_refused_and_the_close_goes_on(qtbot, host, tmp_path,
+                                                                                               monkeypatch, autosave,
+                                                                                               capsys):
+    """An Open… ending during the close's keep replaced the session being closed, after keeping in a second nested
+    event loop inside the close's."""
+    import threading
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)  # frames keep arriving: the open has some of its own to keep late
+    qtbot.waitUntil(lambda: w._unsaved >= 3, timeout=10000)
+    mine, opened, real = w.session, threading.Event(), w._keep
+
+    def keep(snap, path, progress, then=""):  # the close's keep lasts until the open has ended
+        if "-closed-" in path.name:
+            assert opened.wait(20)
+        return real(snap, path, progress, then)
+
+    monkeypatch.setattr(w, "_keep", keep)
+    job = w.load_from(tmp_path / "model.wbsession")
+    job.succeeded.connect(lambda _s: opened.set())  # after the window's own slot
+    job.errored.connect(lambda _m: opened.set())
+    assert w.close()
+    assert opened.is_set() and w.session is mine  # the session closed is the one kept, not the opened one
+    assert "model.wbsession was not opened: wait for keeping the unsaved recording to finish" in capsys.readouterr().err
+    (closed,) = autosave.glob("*-closed-*.wbsession")
+    assert Session.load(closed).backend_kind == "sandbox"
+
+
+def test_an_export_still_running_when_the_close_stops_waiting_is_said_to_be_cancelled(qtbot, host, tmp_path,
+                                                                                      monkeypatch, capfd):
+    """A job the close's wait gave up on had no error yet, so stderr said nothing of the export it cut off."""
+    from PySide6.QtCore import QThread
+    from test_editor_followups import exporting_slowly
+
+    from editor_gui.jobs import Job
+
+    w, gate = exporting_slowly(qtbot, host, tmp_path, monkeypatch)
+    (job,) = [j for j in w.jobs if j.keeps_window]
+    assert not w.close()
+    monkeypatch.setattr(Job, "wait", lambda self, ms=0: False)  # it outlives the close's wait
+    assert w.close()
+    assert "Exporting a.gif was cancelled as the window closed: nothing was written" in capfd.readouterr().err
+    gate.set()
+    assert QThread.wait(job, 10000) and not (tmp_path / "a.gif").exists()
