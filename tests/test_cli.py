@@ -77,6 +77,12 @@ def test_speed_lists_and_checks_its_presets():
     assert r.exit_code == 2 and "'huge' is not one of " in r.output and all(p in r.output for p in PRESETS), r.output
 
 
+def test_speed_refuses_zero_frames_by_name():
+    """`python -m bridge.model.speed --frames 0` ended in "Error: no median for empty data"."""
+    r = CliRunner().invoke(speed, ["--preset", "micro", "--frames", "0"])
+    assert r.exit_code == 2 and "'--frames'" in r.output and "x>=1" in r.output, r.output
+
+
 @pytest.mark.parametrize("how", DAMAGE)
 def test_speed_refuses_a_bad_checkpoint_in_one_line(tmp_path, how):
     """`python -m bridge.model.speed --checkpoint` on a damaged checkpoint ended in a traceback."""

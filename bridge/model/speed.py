@@ -240,7 +240,8 @@ def measure(preset: str, frames: int = 60, steps: int | None = None, autocast: b
               help="Size of the random-init world to measure.")
 @click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None,
               help="Measure this world instead of a random-init preset.")
-@click.option("--frames", default=60, show_default=True, help="Frames timed after 10 warm-up frames.")
+@click.option("--frames", type=click.IntRange(1), default=60, show_default=True,
+              help="Frames timed after 10 warm-up frames.")
 @click.option("--steps", type=int, default=None, help="MaskGIT steps (default: the preset's)")
 @click.option("--cfg", type=float, default=None, help="guidance scale (1 = off, >1 doubles the batch)")
 @click.option("--autocast/--no-autocast", default=None, help="bf16 autocast (default: auto)")
