@@ -113,7 +113,7 @@ def text_warmer(host: HostHandle) -> Callable[[], Any]:
 @click.option("--seed", type=int, default=None, help="World seed (default: random).")
 @click.option("--text", default=None, help="Text prompt for the first world.")
 @click.option("--quit-after", type=float, default=None, hidden=True, help="Close after this many seconds (smoke tests).")
-@click.option("--session", "session_path", type=click.Path(path_type=Path, exists=True), default=None,
+@click.option("--session", "session_path", type=click.Path(path_type=Path), default=None,
               help="Open a saved session (.wbsession file or folder).")
 @click.option("--threads", type=click.IntRange(0, 1024), default=None, help=THREADS_HELP)
 def play(host_address: str | None, checkpoint: Path | None, backend: str | None, fps: float, step_mode: bool,
@@ -134,6 +134,13 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
             resolve_backend(None, checkpoint)
         except FileNotFoundError as e:
             raise click.ClickException(str(e)) from None
+    if session_path is not None and not session_path.exists():  # before any window, with how a session is made
+        from editor_gui.session_store import autosave_dir
+
+        raise click.BadParameter(
+            f"no saved session at {session_path}: give a .wbsession file or a session folder written by the timeline's "
+            f"Save… (docs/editor.md, Sessions and exports); work the editor kept unsaved is in {autosave_dir()}",
+            param_hint="'--session'")
     check_display()
     check_xcb()
     from PySide6.QtWidgets import QApplication

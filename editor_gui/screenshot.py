@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from bridge.cli import CHECKPOINT_FOLDER
+
 
 def _wait(app, cond, timeout: float, what: str, refused: list[str]) -> None:
     end = time.monotonic() + timeout
@@ -27,12 +29,13 @@ def _wait(app, cond, timeout: float, what: str, refused: list[str]) -> None:
 
 
 @click.command()
-@click.option("--out", type=click.Path(dir_okay=False), default="docs/editor.png", show_default=True)
-@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
-              help="World checkpoint [default: the embedded default world].")
+@click.option("--out", type=click.Path(dir_okay=False), default="docs/editor.png", show_default=True,
+              help="The PNG to write.")
+@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None,
+              help="World run directory [default: the embedded default world].")
 @click.option("--text", default="a snowy castle level at night with many coins", show_default=True,
               help="Text prompt; give --text '' for a world without text conditioning.")
-@click.option("--seed", type=int, default=5, show_default=True)
+@click.option("--seed", type=int, default=5, show_default=True, help="Seed of the world prompted.")
 def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
     """Save a screenshot of the editor playing a world model."""
     from PySide6.QtCore import Qt

@@ -39,7 +39,7 @@ from bridge.files import atomic_write_json
 from bridge.model.checkpoint import CARD, CheckpointError, load_into, load_model
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER
-from bridge.train.options import DEVICE_OPTION
+from bridge.train.options import DEVICE_OPTION, seed_option
 
 STATS = ("distinct", "max_share", "entropy", "change", "still")
 STILL_CLIP = 24  # frames per calibration clip at least: long enough to see how long real footage stays still
@@ -251,7 +251,7 @@ def health() -> None:
 @click.option("--clips", type=click.IntRange(min=1), default=512, show_default=True, help="Clips of real footage to tokenize.")
 @click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True,
               help="Which split of the dataset the clips come from.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Which clips are drawn.")
+@seed_option("the clips drawn")
 @DEVICE_OPTION
 @click.option("--dry-run", is_flag=True, help="Print the range; do not write the model card.")
 def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> None:
@@ -274,7 +274,7 @@ def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> 
               help="Frames to roll from each seed.")
 @click.option("--policy", default="random", show_default=True,
               help="The input: random (a new action each frame), sticky (each action held 4-16 frames) or one action id.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Level, input and sampling seed of the (first) rollout.")
+@seed_option("the (first) rollout's level, input and sampling")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1),
               help="Roll from this many seeds (seed, seed + 1, ...): one rollout may pass or fail by luck.")
 @DEVICE_OPTION

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from bridge.backend import Prompt
+from bridge.cli import CHECKPOINT_FOLDER
 from bridge.model.checkpoint import CheckpointError, save_model, state_tensors
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
-from bridge.model.presets import get_preset
+from bridge.model.presets import PRESETS, get_preset
 from bridge.model.st_transformer import PLAIN_ATTENTION_MIN_KEYS
 from bridge.model.world import WorldModelBackend, load_world
 from bridge.train.options import DEVICE_OPTION
@@ -235,10 +236,12 @@ def measure(preset: str, frames: int = 60, steps: int | None = None, autocast: b
 
 
 @click.command()
-@click.option("--preset", default="tiny", show_default=True, help="Size of the random-init world to measure.")
-@click.option("--checkpoint", type=click.Path(), default=None,
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="tiny", show_default=True,
+              help="Size of the random-init world to measure.")
+@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None,
               help="Measure this world instead of a random-init preset.")
-@click.option("--frames", default=60, show_default=True, help="Frames timed after 10 warm-up frames.")
+@click.option("--frames", type=click.IntRange(1), default=60, show_default=True,
+              help="Frames timed after 10 warm-up frames.")
 @click.option("--steps", type=int, default=None, help="MaskGIT steps (default: the preset's)")
 @click.option("--cfg", type=float, default=None, help="guidance scale (1 = off, >1 doubles the batch)")
 @click.option("--autocast/--no-autocast", default=None, help="bf16 autocast (default: auto)")
@@ -252,7 +255,7 @@ def main(preset: str, checkpoint: str | None, frames: int, steps: int | None, cf
          autocast: bool | None, compile_mode: str | None, device: str | None, threads: int | None, report: bool,
          quick: bool) -> None:
     """Print one JSON line with the per-frame rollout time of a preset (or the full report with --report)."""
-    try:  # a missing or damaged --checkpoint (or an unknown --preset) is one line, not a traceback
+    try:  # a missing or damaged --checkpoint is one line, not a traceback
         if not report:
             print(json.dumps(measure(preset, frames, steps, autocast, device, cfg, threads, compile_mode or False,
                                      checkpoint)))
