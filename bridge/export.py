@@ -9,10 +9,12 @@ Comment and Source text chunks.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from bridge.backend import backend_label
 from bridge.files import Progress, fsync, make_folders, publish, remove_empty, tick
 
 KINDS = ("mp4", "gif", "frames", "actions")
+FULL_DISK_FIX = "free space on its disk or choose a folder on another one"
 
 
 def source_label(backends: Sequence[tuple[str, str]]) -> str:
@@ -141,7 +144,7 @@ class Export:
         self.log: Any = None
         try:
             for kind, path in self.targets.items():  # every folder is proven writable before one frame is encoded
-                try:
+                with self._writing(kind, "choose a folder you can write to"):
                     self.made += make_folders(path.parent)
                     if kind == "frames":
                         self.temps[kind] = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -150,8 +153,6 @@ class Export:
                                                    dir=path.parent)
                         os.close(fd)
                         self.temps[kind] = Path(tmp)
-                except OSError as e:
-                    raise OSError(f"cannot write --{kind} {path} ({e.strerror or e}): choose a folder you can write to") from None
             import imageio.v2 as iio2
 
             if "mp4" in self.temps:  # H.264 yuv420p plays everywhere; yuv420p needs even sizes (macro_block_size=2)
@@ -165,6 +166,15 @@ class Export:
         except BaseException:
             self.discard()
             raise
+
+    @contextmanager
+    def _writing(self, kind: str, fix: str = FULL_DISK_FIX) -> Iterator[None]:
+        """Name the output and the fix in an OSError (a full disk), which on its own says neither."""
+        try:
+            yield
+        except OSError as e:
+            why = e.strerror or (str(e).strip().splitlines() or [type(e).__name__])[0]  # not ffmpeg's whole log
+            raise OSError(f"cannot write --{kind} {self.targets[kind]} ({why}): {fix}") from e
 
     def __enter__(self) -> Export:
         return self
@@ -181,13 +191,16 @@ class Export:
 
         image = upscale(np.asarray(image), self.scale)
         if self.mp4 is not None:
-            self.mp4.append_data(image)
+            with self._writing("mp4"):
+                self.mp4.append_data(image)
         if self.gif is not None:
-            self.gif.write(image)
+            with self._writing("gif"):
+                self.gif.write(image)
         if "frames" in self.temps:
             png = self.temps["frames"] / (png_name or f"frame_{self.frames:06d}.png")
-            iio.imwrite(png, image, extension=".png", pnginfo=self._pnginfo())
-            fsync(png)  # now, under the progress bar: syncing thousands of PNGs at publish took seconds after 100%
+            with self._writing("frames"):
+                iio.imwrite(png, image, extension=".png", pnginfo=self._pnginfo())
+                fsync(png)  # now, under the progress bar: syncing thousands of PNGs at publish took seconds after 100%
         self.frames += 1
 
     def _pnginfo(self) -> Any:
@@ -200,13 +213,20 @@ class Export:
 
     def write_log(self, text: str) -> None:
         """Append text to the action log."""
-        self.log.write(text)
+        with self._writing("actions"):
+            self.log.write(text)
 
     def _close(self) -> None:
-        for w in (self.mp4, self.gif, self.log):
-            if w is not None:
-                w.close()
-        self.mp4 = self.gif = self.log = None
+        """Close every writer, each error naming its output (a full disk may show only at the last flush), and make
+        sure the MP4 is whole: ffmpeg stopped by a full disk leaves a cut file, and imageio never checks its exit."""
+        for kind, attr in (("mp4", "mp4"), ("gif", "gif"), ("actions", "log")):
+            if getattr(self, attr) is None:
+                continue
+            with self._writing(kind):
+                getattr(self, attr).close()
+                setattr(self, attr, None)
+                if kind == "mp4" and not mp4_complete(self.temps["mp4"]):
+                    raise OSError(errno.EIO, "the encoder stopped before the video was complete: is its disk full?")
 
     def finish(self) -> dict[str, Path]:
         """Close every writer and publish every output, all or none: files cannot be renamed together, so a move that
@@ -279,6 +299,25 @@ class Export:
         self.temps.clear()
         remove_empty(self.made)
         self.made.clear()
+
+
+def mp4_complete(path: Path) -> bool:
+    """Whether an MP4's top-level boxes run exactly to its end and include `mdat` and `moov` (written last)."""
+    size, pos, seen = path.stat().st_size, 0, set()
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(pos)
+            head = f.read(16)
+            n = int.from_bytes(head[:4], "big") if len(head) >= 8 else -1
+            if n == 1:  # a 64-bit size follows the type
+                n = int.from_bytes(head[8:16], "big") if len(head) == 16 else -1
+            elif n == 0:  # the box runs to the end of the file
+                n = size - pos
+            if n < 8:
+                return False
+            seen.add(head[4:8])
+            pos += n
+    return pos == size and {b"mdat", b"moov"} <= seen
 
 
 def _keep_old(target: Path) -> Path | None:

@@ -274,3 +274,76 @@ def test_each_png_is_synced_as_it_is_written_not_after_the_progress_bar(tmp_path
         assert [Path(p).name for p in synced] == ["0.png", "1.png", "2.png"]
         ex.finish()
     assert sorted(os.listdir(tmp_path / "f")) == ["0.png", "1.png", "2.png"]
+
+
+def _fail_after(calls: int, real):
+    """`real`, made to raise ENOSPC from its (calls+1)th call on, as a disk that fills mid-export does."""
+    import errno
+
+    done = []
+
+    def failing(*a, **kw):
+        done.append(1)
+        if len(done) > calls:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*a, **kw)
+
+    return failing
+
+
+@pytest.mark.parametrize("kind", ["gif", "frames", "actions"])
+def test_a_disk_that_fills_mid_export_names_the_output_and_the_fix(tmp_path, monkeypatch, kind):
+    """A write error while encoding said only "[Errno 28] No space left on device": not which output, nor what to do."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    from bridge import export
+    from bridge.export import Export
+
+    if kind == "gif":
+        monkeypatch.setattr(export.GifStream, "_flush", _fail_after(1, export.GifStream._flush))
+    elif kind == "frames":
+        monkeypatch.setattr(iio, "imwrite", _fail_after(1, iio.imwrite))
+    target = tmp_path / "out" / {"gif": "a.gif", "frames": "f", "actions": "a.ndjson"}[kind]
+    with pytest.raises(OSError) as e, Export({kind: target}, 12.0, label="test") as ex:
+        if kind == "actions":
+            log = ex.log
+            ex.log = type("Log", (), {"write": staticmethod(_fail_after(1, log.write)), "close": log.close})()
+        for i in range(4):
+            ex.add(np.full((16, 16, 3), i * 60, np.uint8), f"{i}.png")
+            if kind == "actions":
+                ex.write_log(f"{i}\n")
+        ex.finish()
+    assert str(e.value) == (f"cannot write --{kind} {target} (No space left on device): free space on its disk or "
+                            "choose a folder on another one")
+    assert list(tmp_path.iterdir()) == []  # no temp file, no folder the export made
+
+
+def test_an_mp4_the_encoder_left_unfinished_is_refused_not_exported(tmp_path, monkeypatch):
+    """ffmpeg that hits a full disk writes a cut MP4 (no `moov`) and exits, and imageio never checks its exit status:
+    the export said it wrote an MP4 that no player opens."""
+    import imageio.v2 as iio2
+    import numpy as np
+
+    from bridge.export import export_frames
+
+    get_writer = iio2.get_writer
+
+    def cut_on_close(path, **kw):
+        writer = get_writer(path, **kw)
+        close = writer.close
+
+        def close_and_cut():
+            close()
+            with open(path, "r+b") as f:
+                f.truncate(4096 if f.seek(0, 2) > 4096 else 40)  # where a full disk stopped it
+        writer.close = close_and_cut
+        return writer
+
+    monkeypatch.setattr(iio2, "get_writer", cut_on_close)
+    frames = [np.random.default_rng(i).integers(0, 255, (64, 64, 3), np.uint8) for i in range(8)]
+    with pytest.raises(OSError, match=r"^cannot write --mp4 .*a\.mp4 \(the encoder stopped before the video was "
+                                      r"complete: is its disk full\?\): free space on its disk or choose a folder on "
+                                      r"another one$"):
+        export_frames(frames, {"mp4": tmp_path / "a.mp4"}, 12.0, label="test")
+    assert list(tmp_path.iterdir()) == []
