@@ -31,13 +31,15 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
 
 
 def image_to_png(image: QImage) -> bytes:
-    """Encode a QImage as PNG bytes (the protocol carries image prompts as PNG or JPEG)."""
+    """Encode a QImage as PNG bytes (the protocol carries image prompts as PNG or JPEG), its alpha kept: the host reads
+    a transparent pixel as not drawn (white), as it does for the same file from any other client."""
     if image.isNull():
         raise ValueError("the image is empty or could not be decoded; use a PNG, JPEG, BMP, GIF or WebP file")
     data = QByteArray()
     buf = QBuffer(data)
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.convertToFormat(QImage.Format.Format_RGB888).save(buf, "PNG")
+    rgba = image.hasAlphaChannel()
+    image.convertToFormat(QImage.Format.Format_RGBA8888 if rgba else QImage.Format.Format_RGB888).save(buf, "PNG")
     buf.close()
     return bytes(data.data())
 

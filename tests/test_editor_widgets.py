@@ -56,6 +56,22 @@ def test_image_prompt_open_drop_paste(qtbot, tmp_path):
     assert errors and "could not read" in errors[0]
 
 
+def test_a_transparent_image_prompt_reaches_the_host_as_the_file_does(qtbot, tmp_path):
+    """The host reads a transparent pixel as not drawn (white, sky in a sketch): the editor must send the alpha it
+    opened, not turn those pixels black, so the world is the one a plugin or Python gets from the same file."""
+    from bridge.host.pixels import decode_prompt_image
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[:, 8:] = (200, 40, 40, 255)  # the right half drawn, the left half transparent
+    iio.imwrite(tmp_path / "cut.png", rgba)
+    panel.load_image_file(tmp_path / "cut.png")
+    sent = decode_prompt_image(panel.prompt().image_png)
+    assert np.array_equal(sent, decode_prompt_image((tmp_path / "cut.png").read_bytes()))
+    assert tuple(sent[0, 0]) == (255, 255, 255) and tuple(sent[0, 15]) == (200, 40, 40)
+
+
 def shown_prompt_panel(qtbot) -> PromptPanel:
     """A Prompt panel on screen, tall enough for its sketch canvas to take clicks."""
     panel = PromptPanel()
