@@ -73,7 +73,7 @@ class EventsPanel(QWidget):
             w.setEnabled(text is None)
             w.setToolTip("" if text is None else text)
         self.text.setPlaceholderText("Free text, e.g. “make it snow”" if text is None else "no free-text events")
-        notes = [r for r in (typed, text) if r]
+        notes = list(dict.fromkeys(r for r in (typed, text) if r))  # one reason for both (no world) is said once
         if notes:
             self.status.setText(" ".join(notes))
 

@@ -241,6 +241,18 @@ def test_a_refused_sampler_change_shows_top_p_and_unmasking_in_force(qtbot):
     assert len(sent) == 1  # showing what is in force asks for nothing
 
 
+def test_the_events_tab_says_why_it_is_off_once(qtbot):
+    """With no world both kinds of event are off for the same reason: the tab says it once, not twice in a row."""
+    from editor_gui.events_panel import EventsPanel
+
+    p = EventsPanel()
+    qtbot.addWidget(p)
+    p.set_capabilities("No world is running: press New world.", "No world is running: press New world.")
+    assert p.status.text() == "No world is running: press New world."
+    p.set_capabilities("No typed events here.", "No free text here.")
+    assert p.status.text() == "No typed events here. No free text here."
+
+
 def _png(color) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.full((2, 2, 4), color, np.uint8), "RGBA").save(buf, format="PNG")
