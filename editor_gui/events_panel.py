@@ -73,7 +73,7 @@ class EventsPanel(QWidget):
             w.setEnabled(text is None)
             w.setToolTip("" if text is None else text)
         self.text.setPlaceholderText("Free text, e.g. “make it snow”" if text is None else "no free-text events")
-        notes = [r for r in (typed, text) if r]
+        notes = list(dict.fromkeys(r for r in (typed, text) if r))  # one reason for both (no world) is said once
         if notes:
             self.status.setText(" ".join(notes))
 
@@ -82,8 +82,8 @@ class EventsPanel(QWidget):
         if not text:
             self.status.setText("Type what should happen first, e.g. “night falls”.")
             return
+        self.text.clear()  # before the emit: a refusal on the spot (on_failed) puts the words back
         self.fire.emit(None, text)
-        self.text.clear()
 
     def clear_fired(self) -> None:
         """A new world: the events listed were fired in the old one, at its frame indices."""
@@ -107,5 +107,8 @@ class EventsPanel(QWidget):
         """The backend refused an accepted event when its turn came: it is off the queue and never fires."""
         self.status.setText(f"Not fired: {caption} ({message})")
 
-    def on_failed(self, message: str) -> None:
+    def on_failed(self, message: str, text: str | None = None) -> None:
+        """A refused event; the free `text` it carried goes back into an empty box, to be reworded rather than retyped."""
         self.status.setText(f"Event refused: {message}")
+        if text and not self.text.text():
+            self.text.setText(text)

@@ -717,7 +717,7 @@ class MainWindow(QMainWindow):
 
     def fire_event(self, event_type: str | None, text: str | None) -> None:
         if reason := self._not_playable():
-            self.events_panel.on_failed(reason)
+            self.events_panel.on_failed(reason, text)
             return
         self.asked_events.append({"event_type": event_type, "text": text})
         self.submit("event", event_type=event_type, text=text)
@@ -1003,9 +1003,8 @@ class MainWindow(QMainWindow):
         self.show_error(f"{command}: {message}")
 
     def _event_refused(self, _command: str, message: str) -> None:
-        if self.asked_events:
-            self.asked_events.pop(0)  # the oldest unanswered request is the refused one
-        self.events_panel.on_failed(message)
+        refused = self.asked_events.pop(0) if self.asked_events else {}  # the oldest unanswered request is the refused one
+        self.events_panel.on_failed(message, refused.get("text"))
 
     def on_event_not_fired(self, message: str, event_req_id: int | None = None) -> None:
         """The backend refused an accepted event when its frame was made: the one its request's req_id names, or, from

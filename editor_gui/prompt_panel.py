@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, Signal
-from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QImage, QPixmap
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -31,13 +31,15 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
 
 
 def image_to_png(image: QImage) -> bytes:
-    """Encode a QImage as PNG bytes (the protocol carries image prompts as PNG or JPEG)."""
+    """Encode a QImage as PNG bytes (the protocol carries image prompts as PNG or JPEG), its alpha kept: the host reads
+    a transparent pixel as not drawn (white), as it does for the same file from any other client."""
     if image.isNull():
         raise ValueError("the image is empty or could not be decoded; use a PNG, JPEG, BMP, GIF or WebP file")
     data = QByteArray()
     buf = QBuffer(data)
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.convertToFormat(QImage.Format.Format_RGB888).save(buf, "PNG")
+    rgba = image.hasAlphaChannel()
+    image.convertToFormat(QImage.Format.Format_RGBA8888 if rgba else QImage.Format.Format_RGB888).save(buf, "PNG")
     buf.close()
     return bytes(data.data())
 
@@ -133,13 +135,22 @@ class PromptPanel(QWidget):
         self.cols.valueChanged.connect(self.canvas.set_columns)
         clear_sketch = QPushButton("Clear")
         clear_sketch.clicked.connect(self.clear_sketch)
+        undo = QPushButton("Undo")
+        undo.setObjectName("sketch_undo")
+        undo.setToolTip("Back to the sketch before the last stroke, rectangle, Clear or width change (Ctrl+Z)")
+        undo.setEnabled(False)
+        undo.clicked.connect(self.undo_sketch)
+        self.canvas.undo_available.connect(undo.setEnabled)
         sk_box = self.sk_box = QGroupBox("Sketch prompt")
+        # Ctrl+Z while the canvas (or a control beside it) has focus; the text prompt keeps its own undo
+        QShortcut(QKeySequence("Ctrl+Z"), sk_box, self.undo_sketch, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         sb = QVBoxLayout(sk_box)
         sb.addLayout(pal_row)
         sb.addWidget(self.canvas, 1)
         row = QHBoxLayout()
         row.addWidget(self.brush)
         row.addWidget(self.cols)
+        row.addWidget(undo)
         row.addWidget(clear_sketch)
         sb.addLayout(row)
         sb.addWidget(self.use_sketch)
@@ -209,6 +220,17 @@ class PromptPanel(QWidget):
         self.canvas.clear()
         self.use_sketch.setChecked(False)
 
+    def undo_sketch(self) -> None:
+        """Undo the canvas's last change; the width box follows a width it brings back."""
+        if self.canvas.undo():
+            self._show_columns()
+
+    def _show_columns(self) -> None:
+        """The width box shows the canvas's width without resizing it again."""
+        self.cols.blockSignals(True)
+        self.cols.setValue(self.canvas.cells.shape[1])
+        self.cols.blockSignals(False)
+
     # --- what the backend takes ---
     def set_capabilities(self, text: str | None, image: str | None, sketch: str | None) -> None:
         """Enable each input for backends that take it; each argument is None (on) or why it is off (a tooltip).
@@ -239,9 +261,7 @@ class PromptPanel(QWidget):
             except ValueError as e:
                 self.error.emit(f"the saved world's sketch is not shown: {e}; Branch from one of its frames to "
                                 "continue that world")
-            self.cols.blockSignals(True)
-            self.cols.setValue(self.canvas.cells.shape[1])
-            self.cols.blockSignals(False)
+            self._show_columns()
         self.random_seed.setChecked(p.seed is None)
         if p.seed is not None:
             self.seed.setValue(p.seed)

@@ -134,16 +134,10 @@ class SettingsPanel(QWidget):
             model = live and session.get("backend_kind") == "world_model"
             settings = (session or {}).get("settings", {}) or {}
             for key in MODEL_ONLY:
-                w = getattr(self, key)
-                w.setEnabled(bool(model and key in settings))
-                if key in settings and settings[key] is not None:
-                    w.setValue(settings[key])
+                getattr(self, key).setEnabled(bool(model and key in settings))
             for key in SAMPLER:
                 getattr(self, key).setEnabled(bool(model and settings.get(key) is not None))
-            if settings.get("top_p") is not None:
-                self.top_p.setValue(float(settings["top_p"]))
-            if settings.get("unmask") is not None:
-                self.unmask.setCurrentText(str(settings["unmask"]))
+            self._show_sampling(settings)
             self._set_event_cfg(session, settings)
             self.fps.setEnabled(live)
             self.mode.setEnabled(live)
@@ -176,13 +170,22 @@ class SettingsPanel(QWidget):
             self.event_cfg.setToolTip(f"{session.get('backend_name', 'This backend')} has no event conditioning, so "
                                       "there is no event guidance — train it with `worldbridge train prompts events`.")
 
+    def _show_sampling(self, settings: dict) -> None:
+        """Show the sampler's values the host reports (a nil one leaves its box as it is); the caller sets _loading."""
+        for key in MODEL_ONLY:
+            if settings.get(key) is not None:
+                getattr(self, key).setValue(settings[key])
+        if settings.get("top_p") is not None:
+            self.top_p.setValue(float(settings["top_p"]))
+        if settings.get("unmask") is not None:
+            self.unmask.setCurrentText(str(settings["unmask"]))
+
     def apply_settings(self, settings: dict) -> None:
-        """Reflect the host's current settings map (the answer to a settings request)."""
+        """Reflect the host's current settings map (the answer to a settings request, or those in force after a
+        refusal): every box, so none keeps showing a value the world does not run with."""
         self._loading = True
         try:
-            for key in MODEL_ONLY:
-                if settings.get(key) is not None:
-                    getattr(self, key).setValue(settings[key])
+            self._show_sampling(settings)
             if settings.get("event_cfg") is not None:
                 self.event_cfg.setValue(float(settings["event_cfg"]))
             if settings.get("fps") is not None:

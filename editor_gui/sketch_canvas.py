@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 ROWS = 16  # the sandbox reads a sketch as 16 cells tall (bridge.worlds.sketch)
 CELL_PX = 4  # pixels per cell in the PNG: 64 px tall, one screen of the 64x64 sandbox per 16 columns
+UNDO_DEPTH = 100  # sketch changes Undo can go back through
 
 
 def sketch_palette() -> dict[str, tuple[int, int, int]]:
@@ -26,9 +27,11 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 class SketchCanvas(QWidget):
-    """Paint cells with a palette colour: left button paints, right button erases to sky, shift-drag fills a rectangle."""
+    """Paint cells with a palette colour: left button paints, right button erases to sky, shift-drag fills a rectangle;
+    every change (a whole stroke at once) can be undone."""
 
     changed = Signal()
+    undo_available = Signal(bool)
 
     def __init__(self, cols: int = 32, parent: QWidget | None = None):
         super().__init__(parent)
@@ -39,11 +42,41 @@ class SketchCanvas(QWidget):
         self._drag_from: tuple[int, int] | None = None
         self._drag_to: tuple[int, int] | None = None
         self._erasing = False
+        self._undo: list[np.ndarray] = []  # the cells before each change, oldest first
+        self._before: np.ndarray | None = None  # the cells when the change under way began
+        self._stroke = False  # a mouse stroke is under way: all it paints is one change
         self.setMinimumSize(240, 130)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setCursor(Qt.CursorShape.CrossCursor)
-        self.setToolTip("Left: paint · Right: erase to sky · Shift+drag: rectangle")
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # so Ctrl+Z after drawing undoes the sketch
+        self.setToolTip("Left: paint · Right: erase to sky · Shift+drag: rectangle · Ctrl+Z: undo")
         self.clear()
+        self._undo.clear()  # the blank canvas before the starting layout is no step back
+
+    # --- undo ---
+    def _begin(self) -> None:
+        """Note the cells before a change (a stroke's first cell begins it; its later cells join it)."""
+        if self._before is None:
+            self._before = self.cells.copy()
+
+    def _end(self) -> None:
+        """Finish a change (a stroke when the button is released): the cells before it become an undo step."""
+        if self._stroke or self._before is None:
+            return
+        before, self._before = self._before, None
+        if not np.array_equal(before, self.cells):
+            self._undo = [*self._undo, before][-UNDO_DEPTH:]
+            self.undo_available.emit(True)
+
+    def undo(self) -> bool:
+        """Back to the cells before the last change (a stroke, a rectangle, Clear, a width, a loaded sketch)."""
+        if not self._undo:
+            return False
+        self.cells = self._undo.pop()
+        self.undo_available.emit(bool(self._undo))
+        self.changed.emit()
+        self.update()
+        return True
 
     # --- model ---
     def _starting_layout(self) -> np.ndarray:
@@ -57,7 +90,9 @@ class SketchCanvas(QWidget):
 
     def clear(self) -> None:
         """Back to the starting layout."""
+        self._begin()
         self.cells[:] = self._starting_layout()
+        self._end()
         self.changed.emit()
         self.update()
 
@@ -69,11 +104,13 @@ class SketchCanvas(QWidget):
         cols = int(cols)
         if cols < ROWS:
             raise ValueError(f"a sketch needs at least {ROWS} columns (one screen), got {cols}")
+        self._begin()
         old = self.cells
         self.cells = np.empty((ROWS, cols, 3), np.uint8)
         self.cells[:] = self.palette_colors["sky"]
         n = min(cols, old.shape[1])
         self.cells[:, :n] = old[:, :n]
+        self._end()
         self.changed.emit()
         self.update()
 
@@ -84,14 +121,18 @@ class SketchCanvas(QWidget):
             raise ValueError(f"unknown sketch colour {name!r}; use one of {list(self.palette_colors)}")
         size = size or self.brush
         r0, c0 = row - (size - 1) // 2, col - (size - 1) // 2
+        self._begin()
         self.cells[max(0, r0):max(0, r0 + size), max(0, c0):max(0, c0 + size)] = self.palette_colors[name]
+        self._end()
         self.changed.emit()
         self.update()
 
     def fill_rect(self, a: tuple[int, int], b: tuple[int, int], name: str | None = None) -> None:
         (r0, c0), (r1, c1) = a, b
         color = self.palette_colors[name or self.color_name]
+        self._begin()
         self.cells[min(r0, r1):max(r0, r1) + 1, min(c0, c1):max(c0, c1) + 1] = color
+        self._end()
         self.changed.emit()
         self.update()
 
@@ -103,7 +144,9 @@ class SketchCanvas(QWidget):
         cols = image.shape[1] // CELL_PX if image.ndim == 3 and image.shape[2] >= 3 else 0
         if image.shape[:2] != (ROWS * CELL_PX, cols * CELL_PX) or cols < ROWS:
             raise ValueError(f"its sketch ({image.shape[1]}×{image.shape[0]} px) is not on the {ROWS}-row sketch grid")
+        self._begin()
         self.cells = np.ascontiguousarray(image[::CELL_PX, ::CELL_PX, :3]).astype(np.uint8)
+        self._end()
         self.changed.emit()
         self.update()
 
@@ -164,6 +207,8 @@ class SketchCanvas(QWidget):
         if cell is None:
             return
         self._erasing = event.button() == Qt.MouseButton.RightButton
+        self._begin()
+        self._stroke = True
         if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self._drag_from = self._drag_to = cell
             self.update()
@@ -184,4 +229,6 @@ class SketchCanvas(QWidget):
         if self._drag_from is not None and self._drag_to is not None:
             self.fill_rect(self._drag_from, self._drag_to, name="sky" if self._erasing else None)
         self._drag_from = self._drag_to = None
+        self._stroke = False
+        self._end()
         self.update()

@@ -114,8 +114,8 @@ def test_protocol_doc_gives_each_client_its_own_handshake_timeout():
 
 
 def test_editor_doc_names_every_window_shortcut():
-    code = (ROOT / "editor_gui" / "main_window.py").read_text()
-    shortcuts = set(re.findall(r'setShortcut\(QKeySequence\("([^"]+)"\)\)', code))
+    code = "".join(p.read_text() for p in sorted((ROOT / "editor_gui").glob("*.py")))  # the window and its panels
+    shortcuts = set(re.findall(r'(?:setShortcut\(|QShortcut\()QKeySequence\("([^"]+)"\)', code))
     doc = (ROOT / "docs" / "editor.md").read_text()
     missing = sorted(s for s in shortcuts if s not in doc)
     assert shortcuts and not missing, f"docs/editor.md leaves out the shortcuts {missing}"

@@ -631,3 +631,21 @@ def test_unsaved_recordings_are_kept_when_the_window_closes_or_open_replaces_the
     assert len(kept) == 1 and len(Session.load(kept[0]).recorded(0)) == held
     w.close()
     assert len(list((tmp_path / "autosave").iterdir())) == 1  # the opened session was unchanged: nothing new kept
+
+
+def test_a_refused_free_text_event_stays_in_the_box(qtbot, host):
+    """The host refusing a free-text event (nothing matches it) leaves the words in the box to reword, not gone."""
+    w = open_window(qtbot, host.address)
+    w.events_panel.text.setText("xyzzy plugh")
+    qtbot.keyClick(w.events_panel.text, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "refused" in w.events_panel.status.text(), timeout=20000)
+    assert w.events_panel.text.text() == "xyzzy plugh"
+    w.events_panel.text.setText("night falls")  # one the host takes leaves the box empty for the next
+    qtbot.keyClick(w.events_panel.text, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: w.events_panel.log.count() == 1, timeout=20000)
+    assert w.events_panel.text.text() == ""
+    w.busy = "rebuilding the branch"  # refused before it is sent: the words stay too
+    w.events_panel.text.setText("make it snow")
+    qtbot.keyClick(w.events_panel.text, Qt.Key.Key_Return)
+    assert "wait for rebuilding" in w.events_panel.status.text() and w.events_panel.text.text() == "make it snow"
+    w.busy = None

@@ -222,6 +222,37 @@ def test_event_guidance_follows_the_session_settings(qtbot):
     assert p.event_cfg.value() == 2.0
 
 
+def test_a_refused_sampler_change_shows_top_p_and_unmasking_in_force(qtbot):
+    """A settings change the host refuses (say steps past the model's tokens, sent with a top-p change in the same
+    pause) is undone on the panel from the settings in force: top-p and unmasking too, not only steps and CFG."""
+    p = SettingsPanel()
+    qtbot.addWidget(p)
+    sent = []
+    p.changed.connect(sent.append)
+    in_force = {"steps": 2, "cfg": 1.5, "temperature": 1.2, "event_cfg": None, "top_p": 1.0, "unmask": "confidence"}
+    p.set_session(dict(width=64, height=64, fps=15.0, mode="step", backend_kind="world_model", backend_name="w",
+                       settings={**in_force, "fps": 15.0, "mode": "step"}))
+    p.top_p.setValue(0.5)
+    p.unmask.setCurrentText("random")
+    qtbot.waitUntil(lambda: sent == [{"top_p": 0.5, "unmask": "random"}], timeout=20000)
+    p.apply_settings(in_force)  # what the window does with a refusal
+    assert (p.top_p.value(), p.unmask.currentText()) == (1.0, "confidence")
+    qtbot.wait(400)
+    assert len(sent) == 1  # showing what is in force asks for nothing
+
+
+def test_the_events_tab_says_why_it_is_off_once(qtbot):
+    """With no world both kinds of event are off for the same reason: the tab says it once, not twice in a row."""
+    from editor_gui.events_panel import EventsPanel
+
+    p = EventsPanel()
+    qtbot.addWidget(p)
+    p.set_capabilities("No world is running: press New world.", "No world is running: press New world.")
+    assert p.status.text() == "No world is running: press New world."
+    p.set_capabilities("No typed events here.", "No free text here.")
+    assert p.status.text() == "No typed events here. No free text here."
+
+
 def _png(color) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.full((2, 2, 4), color, np.uint8), "RGBA").save(buf, format="PNG")

@@ -56,12 +56,34 @@ def test_image_prompt_open_drop_paste(qtbot, tmp_path):
     assert errors and "could not read" in errors[0]
 
 
-def test_sketch_canvas_mouse_and_prompt(qtbot):
+def test_a_transparent_image_prompt_reaches_the_host_as_the_file_does(qtbot, tmp_path):
+    """The host reads a transparent pixel as not drawn (white, sky in a sketch): the editor must send the alpha it
+    opened, not turn those pixels black, so the world is the one a plugin or Python gets from the same file."""
+    from bridge.host.pixels import decode_prompt_image
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[:, 8:] = (200, 40, 40, 255)  # the right half drawn, the left half transparent
+    iio.imwrite(tmp_path / "cut.png", rgba)
+    panel.load_image_file(tmp_path / "cut.png")
+    sent = decode_prompt_image(panel.prompt().image_png)
+    assert np.array_equal(sent, decode_prompt_image((tmp_path / "cut.png").read_bytes()))
+    assert tuple(sent[0, 0]) == (255, 255, 255) and tuple(sent[0, 15]) == (200, 40, 40)
+
+
+def shown_prompt_panel(qtbot) -> PromptPanel:
+    """A Prompt panel on screen, tall enough for its sketch canvas to take clicks."""
     panel = PromptPanel()
     qtbot.addWidget(panel)
     panel.resize(360, 700)
     panel.show()
     qtbot.waitExposed(panel)
+    return panel
+
+
+def test_sketch_canvas_mouse_and_prompt(qtbot):
+    panel = shown_prompt_panel(qtbot)
     canvas = panel.canvas
     assert not panel.use_sketch.isChecked()
     panel.findChild(QToolButton, "color_coin").click()
@@ -79,6 +101,42 @@ def test_sketch_canvas_mouse_and_prompt(qtbot):
     assert iio.imread(p.sketch_png).shape[0] == 64
     next(b for b in panel.sk_box.findChildren(QPushButton) if b.text() == "Clear").click()
     assert not panel.use_sketch.isChecked() and panel.prompt().sketch_png is None  # cleared: the seed's own level
+
+
+def test_sketch_undo_brings_back_a_stroke_a_clear_and_a_narrowed_width(qtbot):
+    """One slip (Clear, the width box wheeled down to 16) must not cost a level's drawing: Undo (Ctrl+Z) brings it back."""
+    panel = shown_prompt_panel(qtbot)
+    canvas = panel.canvas
+    undo = panel.findChild(QPushButton, "sketch_undo")
+    assert not undo.isEnabled()  # nothing drawn: nothing to undo
+    panel.cols.setValue(64)
+    s = canvas._cell_size()
+    at = QPointF(canvas._offset() + 40.5 * s, 3.5 * s).toPoint()
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=at)  # one stroke over several cells is one undo step
+    for dx in (1, 2, 3):
+        qtbot.mouseMove(canvas, QPointF(canvas._offset() + (40.5 + dx) * s, 3.5 * s).toPoint())
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPointF(canvas._offset() + 43.5 * s, 3.5 * s).toPoint())
+    ground = canvas.palette_colors["ground"]
+    assert all(tuple(canvas.cells[3, c]) == ground for c in range(40, 44))
+    canvas.paint_cells(5, 5, "coin")
+    drawn = canvas.cells.copy()
+    panel.cols.setValue(16)  # the drawing at columns 40-43 is cut off
+    next(b for b in panel.sk_box.findChildren(QPushButton) if b.text() == "Clear").click()
+    assert not panel.use_sketch.isChecked()
+    undo.click()  # the Clear
+    assert canvas.cells.shape[1] == 16 and panel.use_sketch.isChecked()
+    assert np.array_equal(canvas.cells, drawn[:, :16])
+    panel.activateWindow()
+    canvas.setFocus()
+    qtbot.waitUntil(canvas.hasFocus, timeout=5000)
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the narrowing
+    assert np.array_equal(canvas.cells, drawn) and panel.cols.value() == 64
+    undo.click()  # the coin
+    assert tuple(canvas.cells[5, 5]) == canvas.palette_colors["sky"] and tuple(canvas.cells[3, 40]) == ground
+    undo.click()  # the stroke
+    assert tuple(canvas.cells[3, 40]) == canvas.palette_colors["sky"]
+    undo.click()  # the widening to 64 columns
+    assert canvas.cells.shape[1] == 32 and panel.cols.value() == 32 and not undo.isEnabled()
 
 
 def test_a_saved_sketch_off_the_grid_is_not_shown_and_says_so(qtbot):
