@@ -440,7 +440,7 @@ def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(god
     c = new_client(godot_sim, godot_host.address, backend="sandbox", mode="step")
     view = godot_sim.new(godot_sim.script(VIEW))
     assert view.native.stretch_mode == 5  # the default, STRETCH_KEEP_ASPECT_CENTERED
-    view.native.stretch_mode = 6  # as a scene saved with KEEP_ASPECT_COVERED sets it, after _init
+    view.native.stretch_mode = 6  # as a game sets it, after _init
     view.members["client"] = c
     rec = Recorder(c, "recording_changed")
     godot_sim.add_to_root(c)
@@ -451,6 +451,26 @@ def test_view_keeps_its_scenes_stretch_mode_and_says_what_the_last_frame_was(god
     assert run_until(godot_sim, lambda: rec["recording_changed"] and rec["recording_changed"][-1][0] is True)
     godot_sim.call_method(c, "disconnect_from_host", [])
     assert rec["recording_changed"][-1][0] is False  # the Record button must not keep saying "Stop"
+
+
+@pytest.mark.parametrize("mode", [0, 1, 6])  # STRETCH_SCALE (TextureRect's default), STRETCH_TILE, KEEP_ASPECT_COVERED
+def test_view_keeps_the_stretch_and_expand_mode_its_scene_saved(godot_sim, mode):
+    """Godot saves a built-in property only where it differs from TextureRect's default, and sets it before the
+    script's _init: a view saved with STRETCH_SCALE (or any mode) and EXPAND_KEEP_SIZE came back with the view's own
+    defaults. One saved untouched still loads KEEP_ASPECT_CENTERED, where the Inspector's revert arrow goes too."""
+    view = godot_sim.new(godot_sim.script(VIEW))
+    view.native.name = "View"
+    view.native.stretch_mode = mode
+    view.native.expand_mode = 0
+    loaded = gdsim.instance_scene_text(godot_sim, gdsim.pack_scene(godot_sim, view))
+    assert (loaded.native.stretch_mode, loaded.native.expand_mode) == (mode, 0)
+    untouched = godot_sim.new(godot_sim.script(VIEW))
+    untouched.native.name = "View"
+    loaded = gdsim.instance_scene_text(godot_sim, gdsim.pack_scene(godot_sim, untouched))
+    assert (loaded.native.stretch_mode, loaded.native.expand_mode) == (5, 1)
+    assert godot_sim.call_method(loaded, "_property_can_revert", ["stretch_mode"])
+    assert godot_sim.call_method(loaded, "_property_get_revert", ["stretch_mode"]) == 5
+    assert not godot_sim.call_method(loaded, "_property_can_revert", ["flip_h"])
 
 
 def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(godot_sim, scripted):

@@ -190,3 +190,49 @@ def test_a_node_moved_in_the_tree_enters_again_but_is_ready_once_and_a_freed_one
     assert list(node.members["heard"])[-2:] == ["exit", "predelete false"]  # a freed parent took it out first
     assert list(a.members["heard"])[-2:] == ["predelete true", "exit"]
     assert sim.native_of(node).freed and sim.native_of(child).freed and not sim.native_of(b).freed
+
+
+def test_a_scene_save_writes_what_godot_writes_and_a_load_sets_it_in_godots_order(tmp_path):
+    """Godot's SceneState::_parse_node saves a built-in property only where it differs from the class default,
+    before `script`; then exported members that differ from the script's default, and a `_get_property_list` entry
+    with PROPERTY_USAGE_STORAGE always (it has no default). A load sets the built-ins, then attaches the script (its
+    _init runs), then sets the rest through setters and _set, as Object.set does."""
+    (tmp_path / "r.gd").write_text(
+        "extends TextureRect\n@export var count := 1:\n\tset = set_count\n@export var label := \"a\"\nvar heard := []\n"
+        "var hidden := 0\n\n\nfunc _init() -> void:\n\theard.append(\"init %d\" % stretch_mode)\n"
+        "\tstretch_mode = 5\n\n\n"
+        "func set_count(value: int) -> void:\n\theard.append(\"count %d\" % value)\n\tcount = value\n\n\n"
+        "func _get_property_list() -> Array:\n\treturn [{\"name\": \"kept\", \"type\": TYPE_INT, "
+        "\"usage\": PROPERTY_USAGE_STORAGE}]\n\n\nfunc _get(property: StringName) -> Variant:\n"
+        "\treturn hidden if property == &\"kept\" else null\n\n\n"
+        "func _set(property: StringName, value: Variant) -> bool:\n\tif property != &\"kept\":\n\t\treturn false\n"
+        "\theard.append(\"kept %d\" % value)\n\thidden = value\n\treturn true\n")
+    sim = gdsim.Sim(tmp_path)
+    node = sim.new(sim.script("res://r.gd"))
+    sim.native_of(node).name = "R"
+    sim.native_of(node).stretch_mode = 1
+    sim.native_of(node).flip_h = True
+    node.members["count"] = 3
+    text = gdsim.pack_scene(sim, node)
+    body = text.split('[node name="R" type="TextureRect"]\n', 1)[1].splitlines()
+    assert body == ["stretch_mode = 1", "flip_h = true", 'script = ExtResource("1_script")', "count = 3", "kept = 0"]
+    loaded = gdsim.instance_scene_text(sim, text)
+    assert list(loaded.members["heard"]) == ["init 1", "count 3", "kept 0"]  # built-ins came before _init
+    assert loaded.native.stretch_mode == 5 and loaded.native.flip_h and loaded.members["count"] == 3
+
+
+def test_leaving_the_tree_runs_exit_tree_last_child_first_then_the_parent(tmp_path):
+    """Node::_propagate_exit_tree visits the children from the last to the first, then the node itself."""
+    (tmp_path / "n.gd").write_text("extends Node\nvar log_to: Array\n\n\nfunc _exit_tree() -> void:\n"
+                                   "\tlog_to.append(name)\n")
+    sim = gdsim.Sim(tmp_path)
+    heard = gdsim.GDArray([])
+    parent, first, second = (sim.new(sim.script("res://n.gd")) for _ in range(3))
+    for node, name in ((parent, "parent"), (first, "first"), (second, "second")):
+        sim.native_of(node).name = name
+        node.members["log_to"] = heard
+    sim.native_of(parent).add_child(first)
+    sim.native_of(parent).add_child(second)
+    sim.add_to_root(parent)
+    sim.native_of(sim.root).remove_child(parent)
+    assert list(heard) == ["second", "first", "parent"]

@@ -112,7 +112,8 @@ BUILTIN_TYPES = set(
     "Signal Object Error NodePath".split()
 )
 GLOBAL_CONSTS = {"OK", "FAILED", "PI", "TAU", "INF", "NAN", "true", "false", "null", "self", "super"}
-GLOBAL_CONST_RE = re.compile(r"^(TYPE_[A-Z0-9_]+|ERR_[A-Z_]+|MOUSE_BUTTON_(?:NONE|LEFT|RIGHT|MIDDLE))$")
+GLOBAL_CONST_RE = re.compile(r"^(TYPE_[A-Z0-9_]+|ERR_[A-Z_]+|MOUSE_BUTTON_(?:NONE|LEFT|RIGHT|MIDDLE)"
+                             r"|PROPERTY_USAGE_(?:NONE|STORAGE|EDITOR|DEFAULT))$")
 # Methods of Variant types whose result Godot cannot type statically (Variant).
 VARIANT_RESULT_METHODS = {"get", "pop_front", "pop_back", "front", "back", "pick_random", "call", "callv", "min",
                           "max", "get_meta", "parse_string"}

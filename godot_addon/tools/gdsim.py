@@ -14,9 +14,13 @@ The editor dock's controls (containers, Label, LineEdit, TextEdit, Button, Optio
 FileDialog) are modelled as state plus signals, so the dock runs; tests press buttons with click()
 and answer file dialogs by emitting `file_selected`. Nothing is drawn and there is no layout; a
 SubViewport shows the Image a test puts in its `rendered`.
-Scenes: instance_scene() builds a .tscn's nodes (scripts, exported properties, NodePaths to nodes;
-layout and theme properties are ignored), `$Path` / get_node() find children by name, and @onready
-vars are set just before _ready, as in Godot.
+Scenes: instance_scene() builds a .tscn's nodes in Godot's order (the engine properties written before
+`script`, then the script and its _init, then exported members and _set() through Object.set, NodePaths to
+nodes last; layout and theme properties are ignored); pack_scene() writes what Godot's save writes (an engine
+property only where it differs from the class default, exported members that differ from the script's default,
+_get_property_list() storage entries always). `$Path` / get_node() find children by name, @onready vars are set
+just before _ready, and _exit_tree runs last child first, as in Godot. Typed arrays (Array[T]) check their
+elements when assigned or returned, not on append.
 Not modelled: await/coroutines, %Name and ^path, the renderer, and Godot's static analyzer
 (gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2/Vector2i
 are values whose components cannot be assigned (`v.x = 1` is a SimError: build a new vector).
@@ -640,6 +644,15 @@ class NativeObject:
         self.owner = owner if owner is not None else self
         self.native_signals = {n: GDSignal(self.owner, n) for n in self.SIGNALS}
 
+    def set(self, name: str, value: Any) -> None:
+        """Object.set (Godot ignores a property that does not exist; gdsim says so)."""
+        if not self.sim.set_property(self.owner, str(name), value):
+            raise SimError(f"set(): {self.CLASS} has no (modelled) property {name}")
+
+    def get(self, name: str) -> Any:
+        """Object.get."""
+        return self.sim.get_property(self.owner, str(name))
+
 
 class StreamPeerBufferModel(NativeObject):
     CLASS = "StreamPeerBuffer"
@@ -896,6 +909,7 @@ class NodeModel(NativeObject):
         self.process_mode = self.PROCESS_MODE_INHERIT
         self.freed = False
         self.ready_done = False  # _ready runs the first time the node enters the tree only, as in Godot
+        self.internal = False  # added with an internal mode: no scene saves it (it has no owner in Godot)
 
     def get_tree(self) -> "SceneTreeModel":
         return self.sim.tree
@@ -945,6 +959,7 @@ class NodeModel(NativeObject):
         if model.parent is not None:
             raise SimError("add_child: the node already has a parent")
         model.parent = self.owner
+        model.internal = internal != self.INTERNAL_MODE_DISABLED
         self.children.append(child)
         if self.inside_tree:
             self.sim.enter_tree(child)
@@ -1869,8 +1884,9 @@ class Sim:
             self.call_method(node, "_ready", [])
 
     def exit_tree(self, node: Any) -> None:
+        """Node::_propagate_exit_tree: the children leave last first, then the node (its _exit_tree)."""
         model = self.native_of(node)
-        for child in list(model.children):
+        for child in reversed(list(model.children)):
             self.exit_tree(child)
         if isinstance(node, Instance) and node.script.find_func("_exit_tree"):
             self.call_method(node, "_exit_tree", [])
@@ -1923,6 +1939,13 @@ class Sim:
     # -- Object creation and calls
     def new(self, script: Script, *args: Any) -> Instance:
         inst = Instance(self, script)
+        self.init_instance(inst, list(args))
+        return inst
+
+    def init_instance(self, inst: Instance, args: list) -> None:
+        """Object.set_script: the members take their defaults, then _init runs (a scene load sets the engine
+        properties it saved on `inst.native` before this)."""
+        script = inst.script
         frame = Frame(script, inst)
         for var in script.all_vars():
             onready = "onready" in var.annotations
@@ -1931,8 +1954,40 @@ class Sim:
             inst.member_types[var.name] = var.type if not var.inferred else type_of_value(value)
             inst.members[var.name] = coerce(value, inst.member_types[var.name], self, script, f"var {var.name}")
         if script.find_func("_init"):
-            self.call_method(inst, "_init", list(args))
-        return inst
+            self.call_method(inst, "_init", args)
+
+    def set_property(self, obj: Any, name: str, value: Any) -> bool:
+        """Object.set: a script member (through its setter), else the script's _set() when it returns true, else a
+        modelled engine property; False when none took it. (GDScript's `x = v` on a declared property skips _set.)"""
+        if isinstance(obj, Instance):
+            if name in obj.members:
+                self.set_member(obj, name, value, Frame(obj.script, None))
+                return True
+            if obj.script.find_func("_set") and self.call_method(obj, "_set", [StringName(name), value]) is True:
+                return True
+            obj = obj.native
+        if name in NATIVE_PROPERTIES:
+            getattr(obj, NATIVE_PROPERTIES[name][1])(value)
+            return True
+        if not _native_attr(obj, name):
+            return False
+        if name in getattr(type(obj), "READ_ONLY", ()):
+            raise SimError(f"{obj.CLASS}.{name} is read-only")
+        setattr(obj, name, value)
+        return True
+
+    def get_property(self, obj: Any, name: str) -> Any:
+        """Object.get: a script member (through its getter), else the script's _get() when it returns non-null, else
+        a modelled engine property."""
+        if isinstance(obj, Instance):
+            if name in obj.members:
+                return self.get_attr(obj, name, Frame(obj.script, None))
+            if obj.script.find_func("_get"):
+                value = self.call_method(obj, "_get", [StringName(name)])
+                if value is not None:
+                    return value
+            obj = obj.native
+        return self.get_attr(obj, name, Frame(None, None))  # type: ignore[arg-type]
 
     def call_method(self, obj: Instance, name: str, args: list) -> Any:
         """obj.name(args): a script method, or else a method of its engine class."""
@@ -2342,15 +2397,9 @@ class Sim:
             self.set_attr(obj.native, name, value, frame)
             return
         if isinstance(obj, NativeObject):
-            if name in NATIVE_PROPERTIES:
-                getattr(obj, NATIVE_PROPERTIES[name][1])(value)
-                return
-            if _native_attr(obj, name):
-                if name in getattr(type(obj), "READ_ONLY", ()):
-                    raise SimError(f"{obj.CLASS}.{name} is read-only")
-                setattr(obj, name, value)
-                return
-            raise SimError(f"{obj.CLASS} has no (modelled) property {name}")
+            if not self.set_property(obj, name, value):
+                raise SimError(f"{obj.CLASS} has no (modelled) property {name}")
+            return
         if isinstance(obj, GDDict):
             obj[name] = value
             return
@@ -2662,6 +2711,8 @@ def type_of_value(value: Any) -> str | None:
 
 
 def default_for(type_name: str | None, sim: Sim, script: Script) -> Any:
+    if type_name is not None and type_name.startswith("Array["):
+        return GDArray()
     if type_name in BUILTIN_DEFAULTS:
         return BUILTIN_DEFAULTS[type_name]()
     return None
@@ -2676,6 +2727,9 @@ def coerce(value: Any, type_name: str | None, sim: Sim, script: Script, where: s
         return float(value)
     if type_name == "int" and t == T["float"]:
         return int(value)
+    if type_name.startswith("Array[") and t == T["Array"]:
+        element = type_name[len("Array["):-1]  # a typed array: its elements are checked when it is assigned
+        return GDArray([coerce(v, element, sim, script, f"an element of {where}") for v in value])
     if type_name in GLOBAL_ENUM_TYPES:
         if t != T["int"]:
             raise SimError(f"{where}: expected an int ({type_name}), got {TYPE_NAMES[t]}")
@@ -2866,6 +2920,9 @@ BUILTIN_FUNCS: dict[str, Callable[..., Any]] = {
     "is_instance_valid": lambda sim, o: o is not None and not getattr(sim.native_of(o), "freed", False),
 }
 
+PROPERTY_USAGE = {"PROPERTY_USAGE_NONE": 0, "PROPERTY_USAGE_STORAGE": 2, "PROPERTY_USAGE_EDITOR": 4,
+                  "PROPERTY_USAGE_DEFAULT": 6}
+
 NATIVE_CONSTANTS: dict[str, dict[str, Any]] = {
     "CanvasItem": {"TEXTURE_FILTER_NEAREST": 1, "TEXTURE_FILTER_LINEAR": 2},
     "Color": {"BLACK": Color(0, 0, 0), "WHITE": Color(1, 1, 1), "ORANGE": Color(1, 0.65, 0), "GREEN": Color(0, 1, 0)},
@@ -2905,6 +2962,7 @@ def _globals(sim: Sim) -> dict[str, Any]:
     g.update(TYPE_CONSTANTS)
     g.update(ERRORS)
     g.update({"PI": math.pi, "TAU": math.tau, "INF": math.inf, "NAN": math.nan})
+    g.update(PROPERTY_USAGE)
     g.update({"MOUSE_BUTTON_NONE": 0, "MOUSE_BUTTON_LEFT": 1, "MOUSE_BUTTON_RIGHT": 2, "MOUSE_BUTTON_MIDDLE": 3})
     for name in list(NATIVE_MODELS) + ["CanvasItem", "Color"]:
         g[name] = NativeClass(sim, name)
@@ -2965,6 +3023,8 @@ def _tscn_value(sim: Sim, text: str, resources: dict[str, str]) -> Any:
     text = text.strip()
     if text.startswith('"'):
         return json.loads(text)
+    if text == "null":
+        return None
     if text in ("true", "false"):
         return text == "true"
     m = _TSCN_VALUE.match(text)
@@ -2984,11 +3044,18 @@ def _tscn_value(sim: Sim, text: str, resources: dict[str, str]) -> Any:
 
 
 def instance_scene(sim: Sim, res: str) -> Any:
-    """PackedScene.instantiate() of a .tscn: its nodes (a script's node is an instance of it), each
-    one's script and exported properties, NodePaths resolved to nodes; layout/theme keys are ignored."""
+    """PackedScene.instantiate() of a .tscn file (see instance_scene_text)."""
+    return instance_scene_text(sim, sim.res_path(res).read_text(encoding="utf-8"))
+
+
+def instance_scene_text(sim: Sim, text: str) -> Any:
+    """SceneState::instantiate of a .tscn's text, in Godot's order: per node, the engine properties written before
+    `script` are set, then the script is attached (members take their defaults, _init runs), then the rest go through
+    Object.set (setters, _set); NodePaths to nodes are set once all nodes exist. Keys gdsim does not model (layout,
+    theme) are ignored, as Godot ignores a property that does not exist."""
     resources: dict[str, str] = {}
     sections: list[tuple[str, dict, list]] = []
-    for line in sim.res_path(res).read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         head = re.match(r"^\[(\w+) (.*)\]$", line)
         prop = re.match(r"^(\w[\w/]*) = (.*)$", line)
         if head is not None:
@@ -3004,33 +3071,119 @@ def instance_scene(sim: Sim, res: str) -> Any:
     for kind, attrs, props in sections:
         if kind != "node":
             continue
-        script = dict(props).get("script")
-        node = sim.new(script) if isinstance(script, Script) else sim.make_native(attrs["type"], None)
+        names = [name for name, _ in props]
+        at = names.index("script") if "script" in names else len(props)
+        script = props[at][1] if at < len(props) else None
+        node = Instance(sim, script) if isinstance(script, Script) else sim.make_native(attrs["type"], None)
+        for name, value in props[:at]:
+            if not isinstance(value, tuple):
+                sim.set_property(sim.native_of(node), name, value)
+        if isinstance(node, Instance):
+            sim.init_instance(node, [])
+        for name, value in props[at + 1:]:
+            if isinstance(value, tuple):
+                pending.append((node, name, value[1]))
+            else:
+                sim.set_property(node, name, value)
         sim.native_of(node).name = attrs["name"]
         parent = attrs.get("parent")
         if parent is not None:
             sim.native_of(nodes[parent]).add_child(node)
         nodes["." if parent is None else (attrs["name"] if parent == "." else f"{parent}/{attrs['name']}")] = node
-        for name, value in props:
-            if name != "script":
-                _tscn_set(node, name, value, pending)
     for owner, name, path in pending:
-        target = sim.native_of(owner).get_node(path)
-        owner.members[name] = coerce(target, owner.member_types.get(name), sim, owner.script, f"member {name}")
+        sim.set_property(owner, name, sim.native_of(owner).get_node(path))
     return nodes["."]
 
 
-def _tscn_set(node: Any, name: str, value: Any, pending: list) -> None:
-    """An exported script member, else an engine property gdsim models; other keys (layout) are ignored."""
-    if isinstance(node, Instance) and name in node.members:
-        if isinstance(value, tuple):
-            pending.append((node, name, value[1]))
-        else:
-            node.members[name] = coerce(value, node.member_types.get(name), node.sim, node.script, f"member {name}")
-        return
-    model = node.native if isinstance(node, Instance) else node
-    if _native_attr(model, name) and not isinstance(value, tuple):
-        setattr(model, name, value)
+def pack_scene(sim: Sim, root: Any) -> str:
+    """PackedScene.pack() then a .tscn save of `root` and its descendants (internal children are not saved), as
+    SceneState::_parse_node writes them: an engine property only where it differs from the class default (a fresh
+    object's value), then `script`, then exported members that differ from the script's default and the
+    PROPERTY_USAGE_STORAGE entries of _get_property_list(), always (they have no default)."""
+    scripts: dict[str, str] = {}  # res path -> ext_resource id
+    out: list[str] = []
+
+    def node_path(frm: Any, to: Any) -> str:
+        up, node = [], frm
+        while not _is_ancestor_or_self(sim, node, to):
+            up.append("..")
+            node = sim.native_of(node).parent
+        down = []
+        while to is not node:
+            down.append(sim.native_of(to).name)
+            to = sim.native_of(to).parent
+        return "/".join(up + down[::-1]) or "."
+
+    def write(node: Any, parent_path: str | None) -> None:
+        model = sim.native_of(node)
+        where = "" if parent_path is None else f' parent="{parent_path}"'
+        out.extend(["", f'[node name="{model.name}" type="{model.CLASS}"{where}]'])
+        fresh = sim.make_native(model.CLASS, None)
+        lines = [(key, getattr(model, key)) for key in type(model).PROPS
+                 if key not in ("size", "position") and _differs(getattr(model, key), getattr(fresh, key))]
+        if isinstance(node, Instance):
+            res = "res://" + node.script.path.relative_to(sim.project).as_posix()
+            scripts.setdefault(res, f"{len(scripts) + 1}_script")
+            lines.append(("script", ExtResource(scripts[res])))
+            for var in node.script.all_vars():
+                if any(a.startswith("export") for a in var.annotations):
+                    default = (sim.eval(var.init, Frame(node.script, None)) if var.init is not None
+                               else default_for(var.type, sim, node.script))
+                    if _differs(node.members[var.name], default):
+                        lines.append((var.name, node.members[var.name]))
+            if node.script.find_func("_get_property_list"):
+                for info in sim.call_method(node, "_get_property_list", []):
+                    if info.get("usage", PROPERTY_USAGE["PROPERTY_USAGE_DEFAULT"]) & PROPERTY_USAGE[
+                            "PROPERTY_USAGE_STORAGE"]:
+                        lines.append((str(info["name"]), sim.get_property(node, str(info["name"]))))
+        out.extend(f"{key} = {_tscn_text(sim, value, node, node_path)}" for key, value in lines)
+        for child in model.children:
+            if not sim.native_of(child).internal:
+                write(child, node_path(root, node))
+
+    write(root, None)
+    head = [f"[gd_scene load_steps={len(scripts) + 1} format=3]", ""]
+    head += [f'[ext_resource type="Script" path="{res}" id="{rid}"]' for res, rid in scripts.items()]
+    return "\n".join(head + out) + "\n"
+
+
+def _differs(a: Any, b: Any) -> bool:
+    """PropertyUtils::is_property_value_different: values of unrelated types differ."""
+    try:
+        return not gd_eq(a, b)
+    except SimError:
+        return True
+
+
+class ExtResource(str):
+    """The id of a resource a .tscn being written refers to."""
+
+
+def _is_ancestor_or_self(sim: Sim, node: Any, of: Any) -> bool:
+    while of is not None and of is not node:
+        of = sim.native_of(of).parent
+    return of is node
+
+
+def _tscn_text(sim: Sim, value: Any, node: Any, node_path: Callable[[Any, Any], str]) -> str:
+    """A property value as a .tscn writes it (what _tscn_value reads back)."""
+    if isinstance(value, ExtResource):
+        return f'ExtResource("{value}")'
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Color):
+        return f"Color({value.r!r}, {value.g!r}, {value.b!r}, {value.a!r})"
+    if isinstance(value, (Vector2, Vector2i)):
+        return f"{type(value).__name__}({value.x!r}, {value.y!r})"
+    if isinstance(value, (Instance, NodeModel)):
+        return f'NodePath("{node_path(node, value)}")'
+    raise SimError(f"gdsim: writing a {TYPE_NAMES[gd_typeof(value)]} into a .tscn is not modelled")
 
 
 def input_actions_from_project(project_godot: Path) -> set[str]:

@@ -15,6 +15,16 @@ signal frame_clicked(pixel: Vector2i, button_index: int)
 const Protocol := preload("../core/protocol.gd")
 ## What frame_pixel_at() returns for a position off the picture.
 const NO_PIXEL := Vector2i(-1, -1)
+## This view's own stretch_mode / expand_mode (TextureRect's are STRETCH_SCALE, EXPAND_KEEP_SIZE).
+const _DEFAULTS := {
+	&"stretch_mode": TextureRect.STRETCH_KEEP_ASPECT_CENTERED,
+	&"expand_mode": TextureRect.EXPAND_IGNORE_SIZE,
+}
+## Storage-only copies of them, so a scene keeps the user's choice. Godot saves a built-in property
+## only where it differs from TextureRect's default, and sets it before the script's _init, so
+## _init's defaults replaced every saved mode (STRETCH_SCALE was not even saved). These have no
+## default, so every save writes them, and a load sets them after _init (through _set).
+const _SAVED_AS := {&"saved_stretch_mode": &"stretch_mode", &"saved_expand_mode": &"expand_mode"}
 
 ## The client whose frames to show; set it here or call show_frame() yourself.
 @export var client: WorldBridgeClient:
@@ -41,9 +51,36 @@ var _ended := ""
 
 
 func _init() -> void:
-	# defaults only: a scene's saved stretch_mode / expand_mode (set after _init) win
-	expand_mode = TextureRect.EXPAND_IGNORE_SIZE
-	stretch_mode = TextureRect.STRETCH_KEEP_ASPECT_CENTERED
+	for property in _DEFAULTS:
+		set(property, _DEFAULTS[property])
+
+
+## The saved copies of stretch_mode / expand_mode: storage only (not in the Inspector).
+func _get_property_list() -> Array[Dictionary]:
+	var properties: Array[Dictionary] = []
+	for saved in _SAVED_AS:
+		properties.append({"name": saved, "type": TYPE_INT, "usage": PROPERTY_USAGE_STORAGE})
+	return properties
+
+
+func _get(property: StringName) -> Variant:
+	return get(_SAVED_AS[property]) if _SAVED_AS.has(property) else null
+
+
+func _set(property: StringName, value: Variant) -> bool:
+	if not _SAVED_AS.has(property):
+		return false
+	set(_SAVED_AS[property], value)
+	return true
+
+
+## The Inspector's revert arrow goes to this view's defaults, not TextureRect's.
+func _property_can_revert(property: StringName) -> bool:
+	return _DEFAULTS.has(property)
+
+
+func _property_get_revert(property: StringName) -> Variant:
+	return _DEFAULTS.get(property)
 
 
 func _ready() -> void:
