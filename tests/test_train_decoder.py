@@ -86,6 +86,17 @@ def test_decoder_training_refuses_bad_input(tmp_path):
     assert not (tmp_path / "o3" / "train_state.safetensors").exists()  # `train dynamics` there would undo the decoder
 
 
+def test_footage_of_another_size_is_refused_with_the_size_it_needs(tmp_path):
+    from test_model_data import write_square_dataset
+
+    world = save_micro_world(tmp_path / "w")
+    small = write_square_dataset(tmp_path / "sq", episodes=4, length=12)
+    r = _run("--world", str(world), "--data", str(small), "--out", str(tmp_path / "o"))
+    assert r.exit_code == 1 and "sq has 16x16 frames but" in r.output, r.output
+    assert "was trained on 64x64: give --data footage of 64x64 frames" in r.output, r.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_adversarial_decoder_training_keeps_every_token_and_resumes_its_critic(tmp_path):
     from bridge.model.checkpoint import read_tensors, save_tensors
     from bridge.train.decoder import DISCRIMINATOR

@@ -175,6 +175,43 @@ def test_a_save_cut_short_still_resumes_and_finished_checkpoints_are_never_overw
         load_model(world)
 
 
+def test_a_finished_runs_last_save_cut_short_is_completed_by_the_rerun(tmp_path, monkeypatch):
+    """Killed in its last save (weights written, config.json not), a finished run could not be loaded ("run training
+    again to resume") and the rerun only said it was already at its last step: the rerun now completes the save."""
+    import bridge.model.checkpoint as checkpoint
+
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", progress=False, log_every=2)
+    train(TrainOptions(steps=2, **opts))
+    write_json = checkpoint.atomic_write_json
+
+    def killed_at_config(path, obj):
+        if Path(path).name == "config.json":
+            raise KeyboardInterrupt  # the process dies here, in every save it tries
+        write_json(path, obj)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_json", killed_at_config)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainOptions(steps=4, **opts))
+    monkeypatch.setattr(checkpoint, "atomic_write_json", write_json)
+    with pytest.raises(CheckpointError, match="interrupted mid-save"):
+        load_model(tmp_path / "run")
+    assert train(TrainOptions(steps=4, **opts)) == {"step": 4, "unchanged": True}  # nothing left to train...
+    _, _, card, header = load_model(tmp_path / "run")  # ...but the checkpoint is whole again, at step 4
+    assert header["step"] == card["step"] == 4
+    assert card["metrics"]["loss"] == pytest.approx(_rows(tmp_path / "run" / "metrics.csv")[-1]["loss"], rel=1e-5)
+
+
+def test_a_resume_on_footage_of_another_size_names_the_way_out(tmp_path):
+    small = write_square_dataset(tmp_path / "ds16", episodes=4, length=12)
+    large = write_square_dataset(tmp_path / "ds32", episodes=4, length=12, size=32)
+    opts = dict(stage="tokenizer", out=str(tmp_path / "run"), preset="micro", progress=False)
+    train(TrainOptions(data=str(small), steps=1, **opts))
+    with pytest.raises(ValueError, match=r"run was trained on 16x16 frames but .*ds32 has 32x32: resume it with "
+                                         r"footage of 16x16 \(it was started on .*ds16\), or give a new --out"):
+        train(TrainOptions(data=str(large), steps=2, **opts))
+
+
 def _event_copy(world: Path, out: Path) -> Path:
     """The micro world with an event slot whose weights are not zero (as after `train prompts events`)."""
     from bridge.model.checkpoint import save_model, state_tensors

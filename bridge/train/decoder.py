@@ -155,7 +155,8 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     wcfg = read_config(out if resume else src, kind="world")[0]
     for d, ds in zip(opts.data, datasets):
         if (ds.height, ds.width) != (wcfg.height, wcfg.width):
-            raise ValueError(f"{d} has {ds.height}x{ds.width} frames but {src} was trained on {wcfg.height}x{wcfg.width}")
+            raise ValueError(f"{d} has {ds.height}x{ds.width} frames but {out if resume else src} was trained on "
+                             f"{wcfg.height}x{wcfg.width}: give --data footage of {wcfg.height}x{wcfg.width} frames")
     T = wcfg.tokenizer.clip_len  # clips of every set before anything is copied: too short a set is refused first
     samplers = [ClipSampler(ds, T, "train", seed=opts.seed) for ds in datasets]
     val = np.concatenate([ClipSampler(ds, T, "val", seed=opts.seed).sample(max(opts.val_clips // len(datasets), 1),

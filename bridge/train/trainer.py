@@ -246,7 +246,9 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         if opts.preset not in (None, cfg.preset):
             raise ValueError(f"{out} is a --preset {cfg.preset} run; resume it with that preset or use a new --out")
         if (cfg.height, cfg.width) != (ds.height, ds.width):
-            raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}")
+            raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}: "
+                             f"resume it with footage of {cfg.height}x{cfg.width} (it was started on "
+                             f"{card.get('data', {}).get('path', 'another dataset')}), or give a new --out to train on this one")
         tokenizer_from = card.get("tokenizer_from")
         if opts.tokenizer and str(Path(opts.tokenizer).resolve()) != (tokenizer_from or {}).get("path"):
             raise ValueError(f"{out} was started on the tokenizer {(tokenizer_from or {}).get('path')}, not "
@@ -296,12 +298,17 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     model.to(env.device).train()  # (a WorldModel keeps its frozen tokenizer in eval mode)
     sampler = ClipSampler(ds, clip_len, "train", seed=opts.seed)
     opt = make_optimizer(model, lr, opts.lam_lr_scale)
+    ctx, amp_on = _amp(env.device, opts.amp)
+    csv_path = out / "metrics.csv"
 
     # --- Resume, or start a world with a bank of real first frames (as tokens) ---
     start, elapsed = 0, 0.0
     if resuming:
         meta, _ = load_train_state(out, model, opt)
         start, elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
+        if env.main and not _published(out, start):  # a save cut short after the training state: finish it first
+            _publish(out, kind, cfg, model, {**meta.get("card", card), "metrics": _logged(csv_path, start)}, elapsed,
+                     amp_on, start)
     elif opts.stage == "dynamics":
         with torch.no_grad():
             bank = torch.from_numpy(first_frames(ds, sampler, np.random.default_rng(opts.seed))).to(env.device)
@@ -325,11 +332,9 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     if opts.stage == "dynamics":
         card["tokenizer_from"] = tokenizer_from
 
-    ctx, amp_on = _amp(env.device, opts.amp)
     ddp = nn.parallel.DistributedDataParallel(model, device_ids=[env.device] if env.device.type == "cuda" else None) \
         if env.world > 1 else model
     rng = np.random.default_rng([opts.seed, env.rank, start])
-    csv_path = out / "metrics.csv"
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
         _truncate_csv(csv_path, start)
@@ -340,10 +345,7 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         meta = {"step": step, "stage": opts.stage, "preset": cfg.preset, "elapsed_s": elapsed + time.time() - t_start,
                 "kind": kind, "world": cfg.to_dict(), "card": card}  # enough to resume without config.json
         save_train_state(out, model, opt, meta)
-        info = {**card, "metrics": metrics, "train_time_s": round(meta["elapsed_s"], 1),
-                "updated": _dt.datetime.now().isoformat(timespec="seconds"), "amp_bf16": amp_on}
-        tensors = state_tensors(model, "tokenizer.") if kind == "tokenizer" else state_tensors(model)
-        save_model(out, kind, cfg, tensors, info, step)
+        _publish(out, kind, cfg, model, {**card, "metrics": metrics}, meta["elapsed_s"], amp_on, step)
 
     bar = tqdm(total=steps, initial=start, desc=f"train {opts.stage} ({cfg.preset})", unit="step", dynamic_ncols=True,
                disable=not (env.main and opts.progress))
@@ -405,6 +407,34 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         ddp = None  # DDP's reducer holds the process group: let go of it before env.close() collects it
         env.close()
     return {"step": done, **metrics}
+
+
+def _publish(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, card: dict[str, Any], elapsed_s: float,
+             amp_on: bool, step: int) -> None:
+    """Write the loadable checkpoint (weights, config.json, model_card.json) of `step`, after its training state."""
+    info = {**card, "train_time_s": round(elapsed_s, 1), "updated": _dt.datetime.now().isoformat(timespec="seconds"),
+            "amp_bf16": amp_on}
+    tensors = state_tensors(model, "tokenizer.") if kind == "tokenizer" else state_tensors(model)
+    save_model(out, kind, cfg, tensors, info, step)
+
+
+def _published(out: Path, step: int) -> bool:
+    """Whether the loadable checkpoint is whole at the training state's step: a save killed after the state leaves it
+    behind or torn between its files, and a finished run would otherwise never write it again."""
+    try:
+        _, _, card, header = load_model(out)
+    except CheckpointError:
+        return False
+    return header["step"] == card.get("step") == step
+
+
+def _logged(path: Path, step: int) -> dict[str, float]:
+    """The metrics last logged at or before `step` (metrics.csv), for a card whose own save was cut short."""
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= step]
+    return {k: float(v) for k, v in rows[-1].items() if k not in ("step", "time_s") and v} if rows else {}
 
 
 def _given(option: Any, resumed: Any, default: Any) -> Any:
