@@ -1085,6 +1085,23 @@ def test_a_start_retried_without_its_refused_prompt_emits_no_error(godot_sim, sc
     assert "text prompt" in godot_sim.call_method(c, "dropped_note", [])
 
 
+def test_a_restarted_host_refusing_the_lost_sessions_exported_prompt_gets_the_start_again_without_it(godot_sim,
+                                                                                                     scripted):
+    """A host restarted onto a backend without text prompts refused the lost session's start the failed resume sent
+    again, and the client did not retry it: no world (the restart's prompts all read as the game's own)."""
+    router, port = scripted
+    c = _ready(godot_sim, router, port, text_prompt="a cave")
+    assert godot_sim.call_method(c, "start_session", [])
+    _session_started(godot_sim, router, c)
+    router, ident, resume = _restart_host(godot_sim, router, port)
+    router.send_multipart([ident, _unknown_session(resume["req_id"])])
+    pump(godot_sim, router)
+    _, fresh = recv(router)
+    assert (fresh["type"], fresh["text"]) == ("start", "a cave")
+    answer_the_retry_without_text(godot_sim, router, c, ident, fresh)
+    assert list(c.members["dropped_prompts"]) == ["text"]
+
+
 def test_a_text_prompt_passed_to_start_session_and_refused_is_not_sent_again(godot_sim, scripted):
     """Only prompts from the exported properties are dropped and retried; the game's own prompt's refusal is the answer."""
     router, port = scripted

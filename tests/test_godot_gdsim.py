@@ -236,3 +236,33 @@ def test_leaving_the_tree_runs_exit_tree_last_child_first_then_the_parent(tmp_pa
     sim.add_to_root(parent)
     sim.native_of(sim.root).remove_child(parent)
     assert list(heard) == ["second", "first", "parent"]
+
+
+def test_get_children_leaves_internal_children_out_unless_asked(tmp_path):
+    """Node.get_children(include_internal = false): a child added with an internal mode is the node's own, not the
+    game's (Godot lists it only with include_internal = true, internal front children first and back ones last)."""
+    body = ("static func f() -> Array:\n"
+            "\tvar box := VBoxContainer.new()\n"
+            "\tvar front := Label.new()\n"
+            "\tvar mine := Label.new()\n"
+            "\tvar back := Label.new()\n"
+            "\tbox.add_child(back, false, Node.INTERNAL_MODE_BACK)\n"
+            "\tbox.add_child(mine)\n"
+            "\tbox.add_child(front, false, Node.INTERNAL_MODE_FRONT)\n"
+            "\treturn [box.get_children() == [mine], box.get_children(true) == [front, mine, back]]")
+    assert _run(tmp_path, body) == [True, True]
+
+
+def test_a_color_rect_is_white_until_given_a_color_and_a_scene_saves_only_another(tmp_path):
+    """ColorRect.color defaults to Color(1, 1, 1, 1); a save writes it only where it differs from that."""
+    body = ("static func f() -> Array:\n"
+            "\tvar rect := ColorRect.new()\n"
+            "\treturn [rect.color == Color(1, 1, 1, 1), rect.color == Color(1, 1, 1, 0.5)]")
+    assert _run(tmp_path, body) == [True, False]
+    sim = gdsim.Sim(tmp_path)
+    white, red = sim.make_native("ColorRect", None), sim.make_native("ColorRect", None)
+    red.color = gdsim.Color(1, 0, 0)
+    for name, rect in (("White", white), ("Red", red)):
+        sim.native_of(rect).name = name
+    assert gdsim.pack_scene(sim, white).splitlines()[-1] == '[node name="White" type="ColorRect"]'
+    assert gdsim.pack_scene(sim, red).splitlines()[-1] == "color = Color(1.0, 0.0, 0.0, 1.0)"

@@ -146,8 +146,19 @@ class Rect2:
 
 
 class Color:
+    """Color (a value: one may be a class default that every new object shares)."""
+
+    __slots__ = ("r", "g", "b", "a")
+
     def __init__(self, r: float = 0.0, g: float = 0.0, b: float = 0.0, a: float = 1.0):
-        self.r, self.g, self.b, self.a = float(r), float(g), float(b), float(a)
+        for name, value in zip(self.__slots__, (r, g, b, a)):
+            object.__setattr__(self, name, float(value))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise SimError("gdsim: Color components are not assigned in place here; build a new Color")
+
+    def __repr__(self) -> str:
+        return f"Color({self.r}, {self.g}, {self.b}, {self.a})"
 
 
 TYPE_NAMES = [
@@ -270,6 +281,8 @@ def _same_value(a: Any, b: Any) -> bool:
         return a is b or a == b
     if ta in (T["Vector2"], T["Vector2i"]):
         return (a.x, a.y) == (b.x, b.y)
+    if ta == T["Color"]:
+        return (a.r, a.g, a.b, a.a) == (b.r, b.g, b.b, b.a)
     return a == b
 
 
@@ -909,7 +922,7 @@ class NodeModel(NativeObject):
         self.process_mode = self.PROCESS_MODE_INHERIT
         self.freed = False
         self.ready_done = False  # _ready runs the first time the node enters the tree only, as in Godot
-        self.internal = False  # added with an internal mode: no scene saves it (it has no owner in Godot)
+        self.internal = 0  # the INTERNAL_MODE it was added with: no scene saves an internal child (it has no owner)
 
     def get_tree(self) -> "SceneTreeModel":
         return self.sim.tree
@@ -955,12 +968,15 @@ class NodeModel(NativeObject):
             self.sim.call_method(node, "_notification", [what])
 
     def add_child(self, child: Any, force_readable_name: bool = False, internal: int = 0) -> None:
+        """Godot keeps the children in order: internal front ones, the others, then internal back ones."""
         model = self.sim.native_of(child)
         if model.parent is not None:
             raise SimError("add_child: the node already has a parent")
         model.parent = self.owner
-        model.internal = internal != self.INTERNAL_MODE_DISABLED
-        self.children.append(child)
+        model.internal = internal
+        order = (self.INTERNAL_MODE_FRONT, self.INTERNAL_MODE_DISABLED, self.INTERNAL_MODE_BACK).index
+        at = sum(order(self.sim.native_of(c).internal) <= order(internal) for c in self.children)
+        self.children.insert(at, child)
         if self.inside_tree:
             self.sim.enter_tree(child)
 
@@ -986,8 +1002,9 @@ class NodeModel(NativeObject):
     def get_parent(self) -> Any:
         return self.parent
 
-    def get_children(self) -> GDArray:
-        return GDArray(self.children)
+    def get_children(self, include_internal: bool = False) -> GDArray:
+        """Internal children (added with an INTERNAL_MODE: a control's own parts) only when asked for, as in Godot."""
+        return GDArray([c for c in self.children if include_internal or not self.sim.native_of(c).internal])
 
     def get_node(self, path: str) -> Any:
         """A descendant by relative path of child names ("HUD/Layout/Label"), or `..` for the parent."""
@@ -1106,7 +1123,7 @@ class MarginContainerModel(ControlModel):
 
 class ColorRectModel(ControlModel):
     CLASS = "ColorRect"
-    PROPS = _props(ControlModel, color=None)
+    PROPS = _props(ControlModel, color=Color(1, 1, 1, 1))
 
 
 class VBoxContainerModel(BoxContainerModel):

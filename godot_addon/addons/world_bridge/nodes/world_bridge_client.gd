@@ -131,6 +131,9 @@ var _resume_req := -1
 var _exported_prompts := PackedStringArray()
 ## Prompt kinds left out of the newest start because its backend refused them.
 var _dropped_prompts := PackedStringArray()
+## _exported_prompts of the start the current session answers: a failed resume starts that session
+## again, and a restarted host's backend may refuse one of them as well.
+var _session_prompts := PackedStringArray()
 var _frame_times: Array = []
 var _last_sent_ms := 0.0
 var _latency_seq := 0
@@ -571,6 +574,7 @@ func _on_session(header: Dictionary) -> void:
 	_resume_id = ""
 	if not _flag(header, "resumed"):
 		dropped_prompts = _dropped_prompts.duplicate() if answers_newest else PackedStringArray()
+		_session_prompts = _exported_prompts.duplicate() if answers_newest else PackedStringArray()
 	if not _flag(header, "resumed") and recording:
 		recording = false  # a new session: the host's recorder ended with the old one
 		recording_changed.emit(false, recording_path)
@@ -718,6 +722,7 @@ func _on_error(header: Dictionary) -> void:
 			return
 		_set_link(Link.READY, "the previous session expired; starting a new one")
 		start_session(_session_options)
+		_exported_prompts = _session_prompts.duplicate()  # those its start took from the exports
 	elif code == "bad_prompt" and _int(header, "req_id") == _start_req:
 		return  # a start refusal leaves the session running
 	elif fatal and link == Link.IN_SESSION:
