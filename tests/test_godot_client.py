@@ -1457,3 +1457,30 @@ def test_a_start_sent_to_the_host_left_does_not_go_to_the_next(godot_sim, script
     assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
     sent = _nothing_but_hello_after_connect(godot_sim, router, c, f"tcp://127.0.0.1:{port}")
     assert sent == [], f"the start sent to the host left went to the new one: {sent}"
+
+
+def test_a_restarted_lost_session_that_had_dropped_a_prompt_still_says_so(godot_sim, scripted):
+    """The lost session's backend refused its viewport image, so it started without it; the restart after a failed
+    resume goes without it too (that session's options), and its dropped_prompts and dropped_note() must say so."""
+    router, port = scripted
+    viewport = gdsim.SubViewportModel(godot_sim)
+    viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](godot_sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
+    c = _ready(godot_sim, router, port, _IMAGE_WELCOME, text_prompt="a cave", prompt_viewport=viewport)
+    assert godot_sim.call_method(c, "start_session", [])
+    pump(godot_sim, router)
+    ident, start = recv(router)
+    assert start["image"] is not None
+    refuse_prompt(router, ident, start, "image_prompt")
+    pump(godot_sim, router)
+    _, again = recv(router)
+    assert (again["text"], again["image"]) == ("a cave", None)
+    answer_start(godot_sim, router, c, ident, again)
+    assert list(c.members["dropped_prompts"]) == ["image"]
+    router, ident, resume = _restart_host(godot_sim, router, port, _IMAGE_WELCOME)
+    router.send_multipart([ident, _unknown_session(resume["req_id"])])
+    pump(godot_sim, router)
+    _, fresh = recv(router)
+    assert (fresh["type"], fresh["text"], fresh["image"]) == ("start", "a cave", None)
+    answer_the_retry_without_text(godot_sim, router, c, ident, fresh)  # the new backend takes no text either
+    assert list(c.members["dropped_prompts"]) == ["image", "text"]
+    assert "image and text" in godot_sim.call_method(c, "dropped_note", [])

@@ -97,7 +97,8 @@ var capabilities := PackedStringArray()
 ## the host takes these names but does not list them in session.action_names.
 var action_map_sent := {}
 ## Prompt kinds ("text", "image", "sketch") from text_prompt / prompt_viewport that this session's
-## backend refused (bad_prompt), so its start went again without them; empty when none.
+## backend refused (bad_prompt), so its start went again without them, with those the lost session's
+## start had left out when a failed resume started that session again; empty when none.
 var dropped_prompts := PackedStringArray()
 ## Capabilities refused (capability_refused) -> the refusal's message, since the session started or
 ## the connection opened: session.capabilities cannot say so before a session. A game may clear it,
@@ -715,6 +716,7 @@ func _on_error(header: Dictionary) -> void:
 		# The session we tried to resume is gone (timed out, or the host restarted): start a
 		# fresh one with its own options, whatever auto_start says (the game had one).
 		_resume_id = ""
+		var dropped := dropped_prompts.duplicate()  # that session's options go without them again
 		_end_session(message)
 		# The game asked for a new world since the resume went out, and it went out: that one.
 		if _start_req > _resume_req and _starts_sent.has(_start_req):
@@ -723,6 +725,7 @@ func _on_error(header: Dictionary) -> void:
 		_set_link(Link.READY, "the previous session expired; starting a new one")
 		start_session(_session_options)
 		_exported_prompts = _session_prompts.duplicate()  # those its start took from the exports
+		_dropped_prompts = dropped
 	elif code == "bad_prompt" and _int(header, "req_id") == _start_req:
 		return  # a start refusal leaves the session running
 	elif fatal and link == Link.IN_SESSION:
