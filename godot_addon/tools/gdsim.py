@@ -22,8 +22,8 @@ _get_property_list() storage entries always). `$Path` / get_node() find children
 just before _ready, and _exit_tree runs last child first, as in Godot. Typed arrays (Array[T]) check their
 elements when assigned or returned, not on append.
 Not modelled: await/coroutines, %Name and ^path, the renderer, and Godot's static analyzer
-(gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2/Vector2i
-are values whose components cannot be assigned (`v.x = 1` is a SimError: build a new vector).
+(gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2, Vector2i and
+Color are values, as in Godot: `v.x = 1` changes `v`'s copy only, and `rect.color.a = 0.5` sets the rect's color.
 Image pixels are real: PNG/JPEG through PIL, the pixel formats L8, LA8, RGB8 and RGBA8, and
 resize/convert/set_pixel with Godot's arithmetic (nearest-neighbour only).
 """
@@ -96,7 +96,29 @@ class StringName(str):
     pass
 
 
-class Vector2:
+class Value:
+    """A Godot value type (Vector2, Vector2i, Color): never changed in place, since one object may be a class default
+    every new node shares; setting a component builds the changed copy (with_component) for its holder."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise SimError(f"gdsim bug: a {type(self).__name__} changed in place; use with_component")
+
+    def with_component(self, name: str, component: Any) -> "Value":
+        """`v.x = 1` in GDScript: a copy with that component set, which the holder of `v` takes."""
+        kind = type(self).__name__
+        if name not in self.__slots__:
+            raise SimError(f"{kind} has no component {name} (it has {', '.join(self.__slots__)})")
+        if gd_typeof(component) not in (T["int"], T["float"]):
+            raise SimError(f"{kind}.{name} takes a number, not a {TYPE_NAMES[gd_typeof(component)]}")
+        return type(self)(*(component if n == name else getattr(self, n) for n in self.__slots__))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(str(getattr(self, n)) for n in self.__slots__)})"
+
+
+class Vector2(Value):
     """Vector2 (a value: arithmetic builds new vectors)."""
 
     __slots__ = ("x", "y")
@@ -105,14 +127,8 @@ class Vector2:
         object.__setattr__(self, "x", float(x))
         object.__setattr__(self, "y", float(y))
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise SimError("gdsim: Vector2 components are not assigned in place here; build a new Vector2")
 
-    def __repr__(self) -> str:
-        return f"Vector2({self.x}, {self.y})"
-
-
-class Vector2i:
+class Vector2i(Value):
     """Vector2i (a value); float arguments truncate toward zero, as in Godot."""
 
     __slots__ = ("x", "y")
@@ -120,12 +136,6 @@ class Vector2i:
     def __init__(self, x: Any = 0, y: Any = 0):
         object.__setattr__(self, "x", i64(int(x)))
         object.__setattr__(self, "y", i64(int(y)))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise SimError("gdsim: Vector2i components are not assigned in place here; build a new Vector2i")
-
-    def __repr__(self) -> str:
-        return f"Vector2i({self.x}, {self.y})"
 
 
 class Rect2:
@@ -145,7 +155,7 @@ class Rect2:
                 and self.position.y <= p.y < self.position.y + self.size.y)
 
 
-class Color:
+class Color(Value):
     """Color (a value: one may be a class default that every new object shares)."""
 
     __slots__ = ("r", "g", "b", "a")
@@ -153,12 +163,6 @@ class Color:
     def __init__(self, r: float = 0.0, g: float = 0.0, b: float = 0.0, a: float = 1.0):
         for name, value in zip(self.__slots__, (r, g, b, a)):
             object.__setattr__(self, name, float(value))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise SimError("gdsim: Color components are not assigned in place here; build a new Color")
-
-    def __repr__(self) -> str:
-        return f"Color({self.r}, {self.g}, {self.b}, {self.a})"
 
 
 TYPE_NAMES = [
@@ -2400,7 +2404,7 @@ class Sim:
             if name in obj:
                 return obj[name]
             raise SimError(f'Invalid access to property or key "{name}" on a Dictionary')
-        if isinstance(obj, (Vector2, Vector2i)) and name in ("x", "y"):
+        if isinstance(obj, Value) and name in obj.__slots__:
             return getattr(obj, name)
         if obj is None:
             raise SimError(f'Invalid access to property or key "{name}" on a base object of type "Nil".')
@@ -2420,8 +2424,6 @@ class Sim:
         if isinstance(obj, GDDict):
             obj[name] = value
             return
-        if isinstance(obj, (Vector2, Vector2i)):
-            raise SimError(f"gdsim: {type(obj).__name__} components are not assigned in place here; build a new one")
         raise SimError(f"cannot set {name} on a {TYPE_NAMES[gd_typeof(obj)]}")
 
     def set_member(self, obj: Instance, name: str, value: Any, frame: Frame) -> None:
@@ -2469,6 +2471,10 @@ class Sim:
         value = self.eval(value_node, frame)
         if op != "=":
             value = self.binary(self.eval(target, frame), op[:-1], value)
+        self.store(target, value, frame)
+
+    def store(self, target: Any, value: Any, frame: Frame) -> None:
+        """`target = value`: a component of a value (Vector2, Color) goes to its holder as a changed copy, as in Godot."""
         if isinstance(target, Token) and target.type == "NAME":
             name = str(target)
             if name in frame.locals:
@@ -2487,7 +2493,11 @@ class Sim:
             return None
         if target.data == "getattr":
             base = self.eval_getattr_base(target, frame)
-            self.set_attr(base, str(target.children[-1]), value, frame)
+            if isinstance(base, Value):
+                holder = target.children[0] if len(target.children) == 3 else Tree("getattr", target.children[:-2])
+                self.store(holder, base.with_component(str(target.children[-1]), value), frame)
+            else:
+                self.set_attr(base, str(target.children[-1]), value, frame)
             return None
         if target.data == "subscr_expr":
             self.set_item(self.eval(target.children[0], frame), self.eval(target.children[1], frame), value)
