@@ -358,6 +358,26 @@ def test_cli_start_failures_are_one_clear_error_and_make_no_out_folder(tmp_path)
     assert r.exit_code == 1 and "frames_00000.npy is damaged" in r.output and not (tmp_path / "run").exists()
 
 
+def test_a_tokenizer_run_cut_short_before_its_first_checkpoint_is_named_with_its_resume(tmp_path):
+    """--tokenizer at a run whose first save was cut short (training state only) said "no checkpoint at ...: train
+    one": it now says the run was interrupted before its first checkpoint and to resume it with its command."""
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    train(TrainOptions(stage="tokenizer", data=str(ds), out=str(tmp_path / "tok"), preset="micro", steps=1,
+                       progress=False))
+    weights = (tmp_path / "tok" / "model.safetensors").read_bytes()
+    for name in ("config.json", "model.safetensors", "model_card.json"):  # the first save cut off after its state
+        (tmp_path / "tok" / name).unlink()
+    r = CliRunner().invoke(main, ["train", "dynamics", "--data", str(ds), "--tokenizer", str(tmp_path / "tok"),
+                                  "--out", str(tmp_path / "w"), "--quiet"])
+    assert r.exit_code == 1 and "no checkpoint at" not in r.output, r.output
+    assert f"{tmp_path / 'tok'} is a training run interrupted before its first checkpoint" in r.output, r.output
+    assert f"resume it with the same `worldbridge train tokenizer ... --out {tmp_path / 'tok'}`" in r.output, r.output
+    assert not (tmp_path / "w").exists()
+    (tmp_path / "tok" / "model.safetensors").write_bytes(weights)  # cut off between the weights and config.json
+    with pytest.raises(CheckpointError, match="interrupted before its first checkpoint.*train tokenizer"):
+        load_model(tmp_path / "tok")  # (not "copy the whole folder again": the run itself rewrites it)
+
+
 def test_dynamics_without_preset_takes_its_tokenizers_preset(tmp_path):
     ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
     opts = dict(data=str(ds), progress=False, steps=1)
