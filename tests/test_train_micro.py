@@ -124,6 +124,35 @@ def test_a_bare_rerun_resumes_with_the_runs_own_steps_batch_lr_and_budget(tmp_pa
     assert max(r["lr"] for r in _rows(tmp_path / "run" / "metrics.csv")) <= 1e-4
 
 
+def test_a_bare_cli_rerun_keeps_the_runs_own_checkpointing_seed_and_amp(tmp_path, monkeypatch):
+    """A resume without --ckpt-every fell back to 500 (and --seed to 0, --amp to the device's): every option a run
+    records is now the run's own on a resume unless given again, and a given one wins and is recorded."""
+    import bridge.train.trainer as trainer
+    from bridge.model.world import bf16_by_default
+
+    saves, save_state = [], trainer.save_train_state
+    monkeypatch.setattr(trainer, "save_train_state", lambda out, m, o, meta: (saves.append(meta["step"]),
+                                                                               save_state(out, m, o, meta)))
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    amp = "--amp" if not bf16_by_default(torch.device("cpu")) else "--no-amp"  # not what the device picks by itself
+    base = ["train", "tokenizer", "--data", str(ds), "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet"]
+    r = CliRunner().invoke(main, [*base, "--preset", "micro", "--steps", "2", "--ckpt-every", "2",
+                                  "--ckpt-minutes", "30", "--seed", "5", amp])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, [*base, "--steps", "6"])
+    assert r.exit_code == 0, r.output
+    assert saves == [2, 4, 6]  # its own --ckpt-every 2, not 500
+    card = json.loads((tmp_path / "run" / "model_card.json").read_text())
+    assert card["seed"] == 5 and card["amp_bf16"] == (amp == "--amp")
+    assert {k: card["train"][k] for k in ("ckpt_every", "ckpt_minutes", "log_every", "warmup")} == \
+        {"ckpt_every": 2, "ckpt_minutes": 30.0, "log_every": 10, "warmup": 200}
+    assert "--ckpt-every" not in card["resumed_with"][0] and "--seed" not in card["resumed_with"][0]  # not given
+    r = CliRunner().invoke(main, [*base, "--steps", "8", "--ckpt-every", "1"])  # a given option wins
+    assert r.exit_code == 0, r.output
+    assert saves == [2, 4, 6, 7, 8]
+    assert json.loads((tmp_path / "run" / "model_card.json").read_text())["train"]["ckpt_every"] == 1
+
+
 def test_a_resume_refuses_another_tokenizer_instead_of_ignoring_it(tmp_path):
     run = trained_micro()
     opts = dict(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "w"), preset="micro", progress=False)
@@ -327,6 +356,26 @@ def test_cli_start_failures_are_one_clear_error_and_make_no_out_folder(tmp_path)
     shard.write_bytes(shard.read_bytes()[:-100])  # a dataset cut short: it fails before the run folder is made
     r = CliRunner().invoke(main, ["train", "tokenizer", "--data", str(ds), "--out", str(tmp_path / "run"), "--quiet"])
     assert r.exit_code == 1 and "frames_00000.npy is damaged" in r.output and not (tmp_path / "run").exists()
+
+
+def test_a_tokenizer_run_cut_short_before_its_first_checkpoint_is_named_with_its_resume(tmp_path):
+    """--tokenizer at a run whose first save was cut short (training state only) said "no checkpoint at ...: train
+    one": it now says the run was interrupted before its first checkpoint and to resume it with its command."""
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    train(TrainOptions(stage="tokenizer", data=str(ds), out=str(tmp_path / "tok"), preset="micro", steps=1,
+                       progress=False))
+    weights = (tmp_path / "tok" / "model.safetensors").read_bytes()
+    for name in ("config.json", "model.safetensors", "model_card.json"):  # the first save cut off after its state
+        (tmp_path / "tok" / name).unlink()
+    r = CliRunner().invoke(main, ["train", "dynamics", "--data", str(ds), "--tokenizer", str(tmp_path / "tok"),
+                                  "--out", str(tmp_path / "w"), "--quiet"])
+    assert r.exit_code == 1 and "no checkpoint at" not in r.output, r.output
+    assert f"{tmp_path / 'tok'} is a training run interrupted before its first checkpoint" in r.output, r.output
+    assert f"resume it with the same `worldbridge train tokenizer ... --out {tmp_path / 'tok'}`" in r.output, r.output
+    assert not (tmp_path / "w").exists()
+    (tmp_path / "tok" / "model.safetensors").write_bytes(weights)  # cut off between the weights and config.json
+    with pytest.raises(CheckpointError, match="interrupted before its first checkpoint.*train tokenizer"):
+        load_model(tmp_path / "tok")  # (not "copy the whole folder again": the run itself rewrites it)
 
 
 def test_dynamics_without_preset_takes_its_tokenizers_preset(tmp_path):

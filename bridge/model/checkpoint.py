@@ -29,9 +29,17 @@ class CheckpointError(Exception):
 
 
 def missing_text(path: str | Path, kind: str = "world") -> str:
-    """The one wording for a checkpoint that is not there; a caller may append its own way out (e.g. the sandbox)."""
-    how = "worldbridge train tokenizer" if kind == "tokenizer" else "worldbridge train dynamics"
-    return f"no checkpoint at {path}: train one with `{how} ...`, or give the directory of one"
+    """The one wording for a checkpoint that is not there (in a training run cut short before its first one: that
+    run's resume); a caller may append its own way out (e.g. the sandbox)."""
+    stage = "tokenizer" if kind == "tokenizer" else "dynamics"
+    if (Path(path) / STATE).is_file():
+        try:
+            stage = read_train_meta(Path(path)).get("stage", stage)
+        except CheckpointError:
+            pass  # the wording still holds; resuming names the damaged state
+        return (f"{path} is a training run interrupted before its first checkpoint (it holds only {STATE}): resume it "
+                f"with the same `worldbridge train {stage} ... --out {path}` command, then give it again")
+    return f"no checkpoint at {path}: train one with `worldbridge train {stage} ...`, or give the directory of one"
 
 
 def missing(path: Path, kind: str = "world") -> CheckpointError:
@@ -118,10 +126,11 @@ def _whole(path: Path, header: dict[str, Any], key: str, fix: str) -> int:
 
 
 def _need(path: Path, name: str, kind: str | None) -> None:
-    """A checkpoint file that is not there: a folder with none of them is no checkpoint, one with the other is partial."""
+    """A checkpoint file that is not there: a folder with none of them is no checkpoint, one with the other is partial
+    (in a training run, a first save cut short: missing_text names its resume)."""
     if (path / name).is_file():
         return
-    if any((path / other).is_file() for other in (MODEL, CONFIG)):
+    if any((path / other).is_file() for other in (MODEL, CONFIG)) and not (path / STATE).is_file():
         raise CheckpointError(f"{path} has no {name}: the checkpoint is incomplete; copy the whole folder again "
                               f"({MODEL}, {CONFIG}, {CARD}), or re-train")
     raise missing(path, kind or "world")

@@ -7,6 +7,7 @@ import os
 import shlex
 
 import click
+from click.core import ParameterSource
 
 from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER, OUT_FOLDER
 from bridge.model.presets import PRESETS
@@ -25,9 +26,12 @@ _common = [
     click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: the preset's; a resumed run keeps its own]."),
     SEED_OPTION,
     DEVICE_OPTION,
-    click.option("--amp/--no-amp", default=None, help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs]."),
-    click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint every N steps."),
-    click.option("--ckpt-minutes", type=POSITIVE, default=10.0, show_default=True, help="... and every M minutes."),
+    click.option("--amp/--no-amp", default=None,
+                 help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs; a resumed run keeps its own]."),
+    click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True,
+                 help="Checkpoint every N steps [a resumed run keeps its own]."),
+    click.option("--ckpt-minutes", type=POSITIVE, default=10.0, show_default=True,
+                 help="... and every M minutes [a resumed run keeps its own]."),
     click.option("--max-minutes", type=POSITIVE, default=None, help="Training-time budget of the run in minutes (resumes count): the learning rate decays to fit it and the run stops with a checkpoint when it is spent [a resumed run keeps its own]."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
@@ -101,12 +105,18 @@ def decoder(**kw) -> None:
                f"{r['val_particles_after']['reconstructed']:.4%} ({r['seconds']} s)")
 
 
+def _given(ctx: click.Context) -> dict:
+    """The options as given, None where left to their default: a resumed run keeps its own (trainer.KEPT)."""
+    return {k: None if ctx.get_parameter_source(k) is ParameterSource.DEFAULT else v for k, v in ctx.params.items()}
+
+
 def _command_line(ctx: click.Context, stage: str) -> str:
-    """The exact command (every option spelled out) for the model card, so a run can be repeated."""
+    """The command for the model card, every option given spelled out (the run's settings are in its card)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     parts = [f"torchrun --nproc_per_node {world} $(which worldbridge)" if world > 1 else "worldbridge", "train", stage]
+    given = _given(ctx)
     for p in ctx.command.params:
-        v = ctx.params.get(p.name)
+        v = given.get(p.name)
         if v is None or not isinstance(p, click.Option):
             continue
         if p.is_flag:
@@ -122,7 +132,8 @@ def _command_line(ctx: click.Context, stage: str) -> str:
 def _run(stage: str, tokenizer_dir: str | None, kw: dict, init_from: str | None = None, fresh_lam: bool = False) -> None:
     from bridge.train.trainer import TrainOptions, train as run
 
-    command = _command_line(click.get_current_context(), stage)
+    ctx = click.get_current_context()
+    command, kw = _command_line(ctx, stage), _given(ctx)
     opts = TrainOptions(stage=stage, data=kw["data"], out=kw["out"], preset=kw["preset"], tokenizer=tokenizer_dir,
                         init_from=init_from, fresh_lam=fresh_lam, steps=kw["steps"], batch=kw["batch"], lr=kw["lr"], seed=kw["seed"], device=kw["device"],
                         amp=kw["amp"], ckpt_every=kw["ckpt_every"], ckpt_minutes=kw["ckpt_minutes"],

@@ -43,11 +43,18 @@ if TYPE_CHECKING:
 BANK_SIZE = 64
 RUN_FILES = {MODEL, CONFIG, CARD, STATE, "metrics.csv"}  # all that a run directory holds
 STAGES = ("tokenizer", "dynamics")
+# The options a run records in its model card (under "train"; --seed at the top) and a resume keeps unless given again
+KEPT = {"steps": "steps_total", "batch": "batch_per_rank", "lr": "lr", "max_minutes": "max_minutes", "seed": "seed",
+        "amp": "amp", "ckpt_every": "ckpt_every", "ckpt_minutes": "ckpt_minutes", "log_every": "log_every",
+        "warmup": "warmup"}
+RUN_DEFAULTS = {"max_minutes": None, "seed": 0, "amp": None, "ckpt_every": 500, "ckpt_minutes": 10.0, "log_every": 10,
+                "warmup": 200}  # the rest of KEPT's defaults: the preset's (presets.TRAIN_DEFAULTS)
 
 
 @dataclass
 class TrainOptions:
-    """Everything a run needs; None means the preset's default (presets.TRAIN_DEFAULTS)."""
+    """Everything a run needs; None (the options in KEPT) means the resumed run's own, else the default
+    (presets.TRAIN_DEFAULTS, RUN_DEFAULTS)."""
 
     stage: str
     data: str
@@ -59,13 +66,13 @@ class TrainOptions:
     steps: int | None = None
     batch: int | None = None  # clips per rank per step
     lr: float | None = None
-    seed: int = 0
+    seed: int | None = None
     device: str | None = None
-    amp: bool | None = None  # bf16 autocast; default on for CUDA and AVX-512-BF16 CPUs
-    ckpt_every: int = 500
-    ckpt_minutes: float = 10.0
-    log_every: int = 10
-    warmup: int = 200
+    amp: bool | None = None  # bf16 autocast; None (and not kept): on for CUDA and AVX-512-BF16 CPUs
+    ckpt_every: int | None = None
+    ckpt_minutes: float | None = None
+    log_every: int | None = None
+    warmup: int | None = None
     lam_lr_scale: float = 0.5  # the latent action model learns slower (collapse guard)
     max_minutes: float | None = None  # total training-time budget of the run (resumes included); the lr decays to fit it
     command: str = ""
@@ -254,18 +261,15 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
             raise ValueError(f"{out} was started on the tokenizer {(tokenizer_from or {}).get('path')}, not "
                              f"--tokenizer {opts.tokenizer}: resume without --tokenizer, or give a new --out (with "
                              f"--init-from {out} to keep its dynamics)")
-        run = card.get("train", {})  # what the run was started with: a resume without these options keeps them
+        run = {**card.get("train", {}), "seed": card.get("seed")}  # what the run was started with
     else:
         cfg, keep_lam, warm = world_config(opts.preset or source_preset(opts) or "tiny", ds), False, None
         if opts.stage == "dynamics" and opts.init_from:
             warm = load_model(Path(opts.init_from), kind="world")  # read once: its config, tokenizer and weights
             cfg, keep_lam = warm_config(cfg, warm[0], opts.init_from, opts.fresh_lam)
         run = {}
-    defaults = TRAIN_DEFAULTS[cfg.preset][opts.stage]
-    steps = int(_given(opts.steps, run.get("steps_total"), defaults["steps"]))
-    batch = int(_given(opts.batch, run.get("batch_per_rank"), defaults["batch"]))
-    lr = float(_given(opts.lr, run.get("lr"), defaults["lr"]))
-    max_minutes = _given(opts.max_minutes, run.get("max_minutes"), None)
+    opts = kept_options(opts, run, {**RUN_DEFAULTS, **TRAIN_DEFAULTS[cfg.preset][opts.stage]})
+    steps, batch, lr, max_minutes = int(opts.steps), int(opts.batch), float(opts.lr), opts.max_minutes
 
     torch.manual_seed(opts.seed + 1000 * env.rank)
     if opts.stage == "tokenizer":
@@ -327,8 +331,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
             "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names},
-            "train": {"steps_total": steps, "batch_per_rank": batch, "world_size": env.world, "lr": lr,
-                      "max_minutes": max_minutes, "clip_len": clip_len}}
+            "train": {**{key: getattr(opts, name) for name, key in KEPT.items() if name != "seed"},
+                      "world_size": env.world, "clip_len": clip_len}}
     if opts.stage == "dynamics":
         card["tokenizer_from"] = tokenizer_from
 
@@ -437,9 +441,13 @@ def _logged(path: Path, step: int) -> dict[str, float]:
     return {k: float(v) for k, v in rows[-1].items() if k not in ("step", "time_s") and v} if rows else {}
 
 
-def _given(option: Any, resumed: Any, default: Any) -> Any:
-    """An option as typed, else the resumed run's own value, else the default: a bare rerun changes nothing."""
-    return option if option is not None else resumed if resumed is not None else default
+def kept_options(opts: TrainOptions, run: dict[str, Any], defaults: dict[str, Any]) -> TrainOptions:
+    """Each option in KEPT as given, else the resumed run's own (`run`: its card's), else the default: a bare rerun
+    changes nothing, and a given option wins."""
+    def given(name: str) -> Any:
+        option, resumed = getattr(opts, name), run.get(KEPT[name])
+        return option if option is not None else resumed if resumed is not None else defaults[name]
+    return dataclasses.replace(opts, **{name: given(name) for name in KEPT})
 
 
 POSTFIX = {"loss": "loss", "psnr": "psnr", "code_usage": "codes", "ce": "ce", "acc": "acc", "lam_rel_mse": "lam",
