@@ -51,13 +51,14 @@ namespace WorldBridge.Core
         public static HostError From(MsgMap m)
         {
             var code = m.GetString("code", "error");
+            bool namesEvent = m.ContainsKey("event_req_id"); // the key marks a refused event; its value is nil when its request had no req_id
             return new HostError
             {
                 ReqId = m.Has("req_id") ? m.GetLong("req_id") : (long?)null, Code = code, Kind = Parse(code),
                 Message = m.GetString("message", ""), Fatal = m.GetBool("fatal") || m.GetString("type") == "reject",
                 Capability = m.GetString("capability"),
                 EventReqId = m.Has("event_req_id") ? m.GetLong("event_req_id") : (long?)null,
-                EventType = m.GetString("event_type"), EventText = m.GetString("text"),
+                EventType = namesEvent ? m.GetString("event_type") : null, EventText = namesEvent ? m.GetString("text") : null,
             };
         }
 

@@ -32,6 +32,9 @@ namespace WorldBridge.Core
 
         public bool Has(string key) => values.ContainsKey(key) && values[key] != null;
 
+        /// <summary>Whether `key` was sent at all, nil included (Has is false for a nil value).</summary>
+        public bool ContainsKey(string key) => values.ContainsKey(key);
+
         public string GetString(string key, string fallback = null) => this[key] as string ?? fallback;
 
         public long GetLong(string key, long fallback = 0)

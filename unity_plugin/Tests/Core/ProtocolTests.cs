@@ -203,6 +203,26 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void OnlyAnErrorWithTheEventReqIdKeyNamesAnEvent()
+        {
+            // an event sent without a req_id is refused with event_req_id nil: the key, not its value, marks the refusal
+            var unnamed = HostError.From(new MsgMap
+            {
+                { "type", "error" }, { "req_id", null }, { "code", "bad_argument" }, { "message", "no snow here" }, { "fatal", false },
+                { "event_req_id", null }, { "event_type", null }, { "text", "make it snow" },
+            });
+            Assert.AreEqual(((long?)null, (string)null, "make it snow"), (unnamed.EventReqId, unnamed.EventType, unnamed.EventText),
+                "a refused event without a req_id still names what it sent");
+            var other = HostError.From(new MsgMap
+            {
+                { "type", "error" }, { "req_id", 3L }, { "code", "bad_argument" }, { "message", "no such event" }, { "fatal", false },
+                { "event_type", "weather_snow" }, { "text", "make it snow" },
+            });
+            Assert.AreEqual(((string)null, (string)null), (other.EventType, other.EventText),
+                "an error that names no refused event (no event_req_id key) leaves EventType and EventText null");
+        }
+
+        [Test]
         public void OnlyAFatalErrorOrRecordingStoppedEndsTheRecording()
         {
             Assert.IsTrue(HostError.From(Message("msg_reject")).EndsRecording, "a reject ends the session");
