@@ -125,8 +125,9 @@ namespace WorldBridge.Editor
                 {
                     var error = HostError.From(m);
                     if (error.EndsRecording) recording = false; // the host's recorder ended
-                    status = fieldStart.Retry(error, c, options => Request(r => r.Start(options)))
-                             ?? (error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.Explained);
+                    long sent = 0; // -1: the retry could not be sent and Request put why on the status line, which stays
+                    status = fieldStart.Retry(error, c, options => sent = Request(r => r.Start(options)))
+                             ?? (sent < 0 ? status : error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.Explained);
                 }
                 else if (type == "ok")
                 {

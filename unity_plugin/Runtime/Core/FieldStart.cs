@@ -35,7 +35,8 @@ namespace WorldBridge.Core
         }
 
         /// <summary>Answers `error` when it refuses this start's prompt kind that may be dropped: sends the start again
-        /// through `send` without it and returns the line saying so; null (nothing sent) for any other error. The start
+        /// through `send` without it and returns the line saying so; null (nothing sent) for any other error, and when `send`
+        /// returns -1 (the kind stays droppable: a later refusal of this start is retried). The start
         /// may be `connection`'s own repeat of it after a failed resume (a host restarted on a backend lacking the kind).</summary>
         public string Retry(HostError error, WorldBridgeConnection connection, Func<StartOptions, long> send)
         {
@@ -43,10 +44,11 @@ namespace WorldBridge.Core
             if (error.ReqId != reqId && !ReferenceEquals(connection?.RestartedWith(error.ReqId), options)) return null;
             var capability = error.Capability;
             var kind = capability != null && capability.EndsWith("_prompt", StringComparison.Ordinal) ? capability.Substring(0, capability.Length - 7) : null;
-            if (kind == null || !droppable.Remove(kind)) return null;
+            if (kind == null || !droppable.Contains(kind)) return null;
             var without = options.Without(kind);
             var id = send(without);
-            if (id < 0) return null;
+            if (id < 0) return null; // not sent: the kind stays droppable, so a later refusal of this start is retried
+            droppable.Remove(kind);
             dropping.Add(kind);
             options = without;
             reqId = id;

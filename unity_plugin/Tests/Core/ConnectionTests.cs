@@ -539,6 +539,17 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AFieldStartWhoseRetryCouldNotBeSentIsRetriedOnTheNextRefusal()
+        {
+            var field = new FieldStart();
+            field.Sent(new StartOptions { Mode = "step", Text = "a cave" }, 5, true);
+            var refusal = new HostError { ReqId = 5, Code = "bad_prompt", Kind = HostErrorCode.BadPrompt, Capability = "text_prompt" };
+            Assert.IsNull(field.Retry(refusal, null, o => -1), "a retry that was not sent says nothing was sent");
+            Assert.AreEqual("this backend takes no text prompts: starting without the text prompt", field.Retry(refusal, null, o => 6),
+                            "a retry that could not be sent forgot the prompt may be dropped: the next refusal got no world");
+        }
+
+        [Test]
         public void NegativeSeedsAreRefusedBeforeSending()
         {
             using (var host = new FakeHost())

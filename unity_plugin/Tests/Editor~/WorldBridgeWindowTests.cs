@@ -141,6 +141,21 @@ namespace WorldBridge.Tests
             ConnectionOf(window).Close();
         }
 
+        [Test]
+        public void ARetryThatCannotBeSentSaysWhyInTheStatusLine()
+        {
+            var window = ReadyWindow();
+            Set(window, "textPrompt", "a cave");
+            Call(window, "StartWorld");
+            // the host now takes messages of at most 8 bytes: the start without the text prompt cannot be sent
+            Set(ConnectionOf(window), "welcome", WelcomeInfo.From(new MsgMap { { "type", "welcome" }, { "limits", new MsgMap { { "max_message_bytes", 8L } } } }));
+            Receive(window, BadPrompt(Starts(window)[0], "text_prompt"));
+            Assert.AreEqual(1, Starts(window).Count, "nothing more was queued");
+            StringAssert.StartsWith("the start message is ", Status(window), "the host's refusal hid why the start without the prompt was not sent");
+            StringAssert.EndsWith("but the host accepts at most 8: use a smaller image", Status(window));
+            ConnectionOf(window).Close();
+        }
+
         const string StartAHost = "Start a host first: worldbridge serve --backend sandbox";
 
         [Test]
