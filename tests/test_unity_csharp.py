@@ -118,7 +118,8 @@ def test_editor_window_checks_nunit(build: Path, tmp_path: Path):
     engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll", build / "UnityEditor.dll")
     runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine, ("UNITY_EDITOR",))
     editor = mcs(tmp_path / "WorldBridge.Editor.dll", cs(PLUGIN / "Editor"), engine + (runtime,), ("UNITY_EDITOR",))
-    tests = mcs(tmp_path / "WorldBridge.Editor.Tests.dll", cs(PLUGIN / "Tests" / "Editor~"),
+    shared = [PLUGIN / "Tests" / "Runtime~" / "Private.cs"]  # the one reflection helper both test builds use
+    tests = mcs(tmp_path / "WorldBridge.Editor.Tests.dll", cs(PLUGIN / "Tests" / "Editor~") + shared,
                 engine + (runtime, editor, NUNIT, "System.Core.dll"))
     names = _nunit_passes(tests, engine, tmp_path)
     assert_every_test_ran(names, PLUGIN / "Tests" / "Editor~")

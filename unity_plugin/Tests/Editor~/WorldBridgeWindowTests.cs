@@ -1,7 +1,6 @@
 // The editor window's checks, run under mono against Tests/CompileOnly~ (its EditorGUILayout lists the help boxes drawn).
 using System.Collections.Generic;
 using System.Collections.Concurrent;
-using System.Reflection;
 using NUnit.Framework;
 using UnityEditor.TestSupport;
 using UnityEngine;
@@ -14,19 +13,13 @@ namespace WorldBridge.Tests
     [TestFixture]
     public class WorldBridgeWindowTests
     {
-        const BindingFlags Private = BindingFlags.NonPublic | BindingFlags.Instance;
-
-        static void Set(object target, string field, object value) => target.GetType().GetField(field, Private).SetValue(target, value);
-
-        static void Call(WorldBridgeWindow window, string method) => typeof(WorldBridgeWindow).GetMethod(method, Private).Invoke(window, null);
-
         /// <summary>The help boxes one OnGUI pass draws.</summary>
         static List<string> Drawn(WorldBridgeWindow window)
         {
             UnityEditor.TestSupport.Drawn.HelpBoxes.Clear();
             UnityEditor.TestSupport.Drawn.Labels.Clear();
             Event.current = new Event { type = EventType.Repaint };
-            Call(window, "OnGUI");
+            Private.Call(window, "OnGUI");
             return new List<string>(UnityEditor.TestSupport.Drawn.HelpBoxes);
         }
 
@@ -44,31 +37,31 @@ namespace WorldBridge.Tests
         static WorldBridgeWindow ReadyWindow()
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
-            Set(connection, "state", ConnectionState.Ready);
+            Private.Set(connection, "state", ConnectionState.Ready);
             var window = new WorldBridgeWindow();
-            Set(window, "connection", connection);
+            Private.Set(window, "connection", connection);
             return window;
         }
 
         /// <summary>The host's message `m` reaching the window's connection, as Poll takes it.</summary>
         static void Receive(WorldBridgeWindow window, MsgMap m)
         {
-            ((BlockingCollection<MsgMap>)typeof(WorldBridgeConnection).GetField("inbox", Private).GetValue(ConnectionOf(window))).Add(m);
-            Call(window, "Poll");
+            ((BlockingCollection<MsgMap>)Private.Get(ConnectionOf(window), "inbox")).Add(m);
+            Private.Call(window, "Poll");
         }
 
         /// <summary>A window whose connection is ready and has polled the `started` session (no host: nothing is sent).</summary>
         static WorldBridgeWindow WindowIn(MsgMap started)
         {
             var window = ReadyWindow();
-            Set(ConnectionOf(window), "session", SessionInfo.From(started, null));
-            Set(ConnectionOf(window), "mode", started.GetString("mode")); // as the connection keeps it from the session
+            Private.Set(ConnectionOf(window), "session", SessionInfo.From(started, null));
+            Private.Set(ConnectionOf(window), "mode", started.GetString("mode")); // as the connection keeps it from the session
             Receive(window, started);
             return window;
         }
 
         static WorldBridgeConnection ConnectionOf(WorldBridgeWindow window) =>
-            (WorldBridgeConnection)typeof(WorldBridgeWindow).GetField("connection", Private).GetValue(window);
+            (WorldBridgeConnection)Private.Get(window, "connection");
 
         [Test]
         public void AConnectionThatGaveUpNoLongerShowsItsBackend()
@@ -78,9 +71,9 @@ namespace WorldBridge.Tests
             var session = connection.Session;
             CollectionAssert.Contains(Drawn(window), session.BackendLabel, "the running session's backend is shown");
 
-            Set(connection, "state", ConnectionState.Failed); // no reconnect: it gave up with the session still recorded
-            Set(connection, "lastError", "no answer from the host");
-            Call(window, "Poll");
+            Private.Set(connection, "state", ConnectionState.Failed); // no reconnect: it gave up with the session still recorded
+            Private.Set(connection, "lastError", "no answer from the host");
+            Private.Call(window, "Poll");
             var shown = Drawn(window);
             CollectionAssert.DoesNotContain(shown, session.BackendLabel, "the window still names the backend of a connection that gave up");
             CollectionAssert.Contains(shown, "session ended: no answer from the host");
@@ -89,7 +82,7 @@ namespace WorldBridge.Tests
         /// <summary>The messages of `type` the window's connection has queued for the host, oldest first.</summary>
         static List<MsgMap> Queued(WorldBridgeWindow window, string type)
         {
-            var outbox = (System.Collections.IEnumerable)typeof(WorldBridgeConnection).GetField("outbox", Private).GetValue(ConnectionOf(window));
+            var outbox = (System.Collections.IEnumerable)Private.Get(ConnectionOf(window), "outbox");
             var queued = new List<MsgMap>();
             foreach (var item in outbox)
             {
@@ -107,16 +100,16 @@ namespace WorldBridge.Tests
             { "message", $"this backend takes no {capability.Replace("_", " ")}s" }, { "capability", capability },
         };
 
-        static string Status(WorldBridgeWindow window) => (string)typeof(WorldBridgeWindow).GetField("status", Private).GetValue(window);
+        static string Status(WorldBridgeWindow window) => (string)Private.Get(window, "status");
 
         [Test]
         public void TheStartButtonStartsAgainWithoutAPromptTheBackendRefuses()
         {
             // (a text prompt: the compile-only Texture2D encodes to no PNG, and an image prompt is dropped by the same rule)
             var window = ReadyWindow();
-            Set(window, "textPrompt", "a cave");
-            Set(window, "seed", 4);
-            Call(window, "StartWorld");
+            Private.Set(window, "textPrompt", "a cave");
+            Private.Set(window, "seed", 4);
+            Private.Call(window, "StartWorld");
             Assert.AreEqual("a cave", Starts(window)[0].GetString("text"));
             Receive(window, BadPrompt(Starts(window)[0], "text_prompt"));
             var starts = Starts(window);
@@ -133,8 +126,8 @@ namespace WorldBridge.Tests
             Receive(window, started);
             Assert.AreEqual("session s1 resumed; started without the text prompt: this backend takes none", Status(window));
 
-            Set(window, "textPrompt", "");
-            Call(window, "StartWorld"); // a refusal of a prompt this start did not have: nothing to drop, the refusal is the answer
+            Private.Set(window, "textPrompt", "");
+            Private.Call(window, "StartWorld"); // a refusal of a prompt this start did not have: nothing to drop, the refusal is the answer
             Receive(window, BadPrompt(Starts(window)[2], "text_prompt"));
             Assert.AreEqual(3, Starts(window).Count, "a start without that prompt was sent again");
             Assert.AreEqual("bad_prompt: this backend takes no text prompts", Status(window));
@@ -145,10 +138,10 @@ namespace WorldBridge.Tests
         public void ARetryThatCannotBeSentSaysWhyInTheStatusLine()
         {
             var window = ReadyWindow();
-            Set(window, "textPrompt", "a cave");
-            Call(window, "StartWorld");
+            Private.Set(window, "textPrompt", "a cave");
+            Private.Call(window, "StartWorld");
             // the host now takes messages of at most 8 bytes: the start without the text prompt cannot be sent
-            Set(ConnectionOf(window), "welcome", WelcomeInfo.From(new MsgMap { { "type", "welcome" }, { "limits", new MsgMap { { "max_message_bytes", 8L } } } }));
+            Private.Set(ConnectionOf(window), "welcome", WelcomeInfo.From(new MsgMap { { "type", "welcome" }, { "limits", new MsgMap { { "max_message_bytes", 8L } } } }));
             Receive(window, BadPrompt(Starts(window)[0], "text_prompt"));
             Assert.AreEqual(1, Starts(window).Count, "nothing more was queued");
             StringAssert.StartsWith("the start message is ", Status(window), "the host's refusal hid why the start without the prompt was not sent");
@@ -163,12 +156,12 @@ namespace WorldBridge.Tests
         {
             var window = ReadyWindow();
             var connection = ConnectionOf(window);
-            Set(connection, "state", ConnectionState.Reconnecting); // no host listens: connection refused, tried again
-            Set(connection, "lastError", "Connection refused");
-            Call(window, "Poll");
+            Private.Set(connection, "state", ConnectionState.Reconnecting); // no host listens: connection refused, tried again
+            Private.Set(connection, "lastError", "Connection refused");
+            Private.Call(window, "Poll");
             CollectionAssert.Contains(Drawn(window), StartAHost, "only the connection's error says a host is missing");
 
-            Set(connection, "welcome", WelcomeInfo.From(new MsgMap { { "type", "welcome" }, { "host", "worldbridge" } }));
+            Private.Set(connection, "welcome", WelcomeInfo.From(new MsgMap { { "type", "welcome" }, { "host", "worldbridge" } }));
             CollectionAssert.DoesNotContain(Drawn(window), StartAHost, "a host that answered and went away was running");
             connection.Close();
         }
@@ -191,7 +184,7 @@ namespace WorldBridge.Tests
             {
                 Event.current = new Event { type = k[0] == '+' ? EventType.KeyDown : EventType.KeyUp,
                                             keyCode = (KeyCode)System.Enum.Parse(typeof(KeyCode), k.Substring(1)) };
-                typeof(WorldBridgeWindow).GetMethod("HandleKeys", Private).Invoke(window, new object[] { ConnectionOf(window).Session });
+                Private.Call(window, "HandleKeys", ConnectionOf(window).Session);
             }
             return window;
         }
@@ -205,12 +198,12 @@ namespace WorldBridge.Tests
         public void AKeyReleasedAfterTheWindowLostFocusStopsARealtimeWorldAndJoinsNoChord()
         {
             var window = Keyed(WindowIn(Started("sandbox", "realtime", 7, Sandbox)), "+RightArrow");
-            Call(window, "OnLostFocus"); // the user clicked the Scene view, then let go of the arrow: no KeyUp comes
+            Private.Call(window, "OnLostFocus"); // the user clicked the Scene view, then let go of the arrow: no KeyUp comes
             CollectionAssert.AreEqual(new object[] { "right", "noop" }, Sent(window), "the world walked on right");
             CollectionAssert.AreEqual(new object[] { "right", "noop", "jump" }, Sent(Keyed(window, "+Space")), "Space alone played a chord");
 
             window = Keyed(WindowIn(Started("sandbox", "step", 7, Sandbox)), "+RightArrow");
-            Call(window, "OnLostFocus");
+            Private.Call(window, "OnLostFocus");
             CollectionAssert.AreEqual(new object[] { "right" }, Sent(window), "a noop stepped a step world");
             CollectionAssert.AreEqual(new object[] { "right", "jump" }, Sent(Keyed(window, "+Space")), "Space alone played a chord");
         }
@@ -239,8 +232,8 @@ namespace WorldBridge.Tests
             Assert.AreEqual("right_jump", Sent(Keyed(window, "-Space", "+Space"))[4], "a resumed session keeps what is held");
 
             window = Keyed(WindowIn(started), "+RightArrow");
-            Call(window, "Disconnect");
-            var keys = (GameKeys)typeof(WorldBridgeWindow).GetField("gameKeys", Private).GetValue(window);
+            Private.Call(window, "Disconnect");
+            var keys = (GameKeys)Private.Get(window, "gameKeys");
             Assert.IsNull(keys.ReleaseAll(SessionInfo.From(started, null), "realtime"), "the arrow held at the disconnect is still held");
         }
 
@@ -249,10 +242,10 @@ namespace WorldBridge.Tests
         {
             var press = new[] { "+LeftArrow", "-LeftArrow" };
             var window = WindowIn(Started("sandbox", "realtime", 7, "noop", "left", "right"));
-            Set(ConnectionOf(window), "mode", "step"); // what the connection keeps from an `ok` to settings {mode: "step"}
+            Private.Set(ConnectionOf(window), "mode", "step"); // what the connection keeps from an `ok` to settings {mode: "step"}
             Assert.AreEqual(1, Sent(Keyed(window, press)).Count, "the release sent a noop: a step world stepped one more frame");
             window = WindowIn(Started("sandbox", "step", 7, "noop", "left", "right"));
-            Set(ConnectionOf(window), "mode", "realtime");
+            Private.Set(ConnectionOf(window), "mode", "realtime");
             Assert.AreEqual(2, Sent(Keyed(window, press)).Count, "the release sent nothing: a realtime world walked on");
         }
 

@@ -1,5 +1,5 @@
-// The private state and Unity messages (Update, OnEnable, ...) the Runtime tests reach, by one helper for every test file:
-// a game never touches them, so the scripts keep them private.
+// The private state and Unity messages (Update, OnEnable, ...) the Runtime and Editor tests reach, by one helper for every
+// test file (tests/test_unity_csharp.py compiles it into both): a game never touches them, so the scripts keep them private.
 using System.Reflection;
 using WorldBridge.Core;
 
