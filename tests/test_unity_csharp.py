@@ -46,13 +46,102 @@ def cs(folder: Path) -> list[Path]:
     return files
 
 
+# strings and comments, blanked before reading attributes: a bracket or "[Test]" inside them is no attribute
+_CS_NOISE = re.compile(r'//[^\n]*|/\*.*?\*/|@"(?:[^"]|"")*"|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])+\'', re.S)
+_CS_METHOD = re.compile(r"\s*(?:[\w.]+(?:<[^()]*?>)?(?:\[\])*\??\s+)+(\w+)\s*(?:<[^()]*?>)?\s*\(")
+NUNIT_TESTS = {"Test", "TestCase", "TestCaseSource"}
+
+
+def declared_tests(source: str) -> set[str]:
+    """The methods of C# `source` that NUnit runs: those with Test, TestCase or TestCaseSource among their attributes,
+    however written ([Test, Timeout(1)], [Test(Description = "…")], [TestCase(new[] { 1 })], stacked, qualified)."""
+    code, declared, done = _CS_NOISE.sub('""', source), set(), 0
+    for block in re.finditer(r"^[ \t]*\[", code, re.M):  # an attribute block starts its line
+        i = block.end() - 1
+        if i < done:
+            continue  # a line inside a block already read
+        attributes = []
+        while i < len(code) and code[i] == "[":  # each [A, B(…)] of the block, split at its top-level commas
+            depth, part = 0, i + 1
+            for i in range(i, len(code)):
+                depth += (code[i] in "([{") - (code[i] in ")]}")
+                if depth == 0 or depth == 1 and code[i] == ",":
+                    name = re.match(r"\s*([\w.]*)", code[part:i]).group(1).rsplit(".", 1)[-1]
+                    attributes.append(name.removesuffix("Attribute"))
+                    part = i + 1
+                if depth == 0:
+                    break
+            i = re.compile(r"\s*").match(code, i + 1).end()
+        done = i
+        if NUNIT_TESTS.isdisjoint(attributes):
+            continue
+        method = _CS_METHOD.match(code, i)
+        assert method, f"cannot read the test method after {attributes} at line {code.count(chr(10), 0, i) + 1}"
+        declared.add(method.group(1))
+    return declared
+
+
 def assert_every_test_ran(names: set[str], folder: Path) -> None:
-    """Each [Test]/[TestCase] method declared in `folder` ran: a test left out of the build is not a pass."""
-    declared = {m for f in cs(folder) for m in re.findall(
-        r"\[(?:Test|TestCase\(.*?\))\]\s*(?:\[[^\]]*\]\s*)*public\s+(?:async\s+)?\w+\s+(\w+)\s*\(", f.read_text())}
+    """Each test method declared in `folder` ran: a test left out of the build is not a pass."""
+    declared = {m for f in cs(folder) for m in declared_tests(f.read_text())}
     ran = {n.split("(", 1)[0].rsplit(".", 1)[-1] for n in names}
     assert len(declared) >= 5, f"found only {sorted(declared)} in {folder}: has the [Test] syntax changed?"
     assert not declared - ran, f"declared in {folder.name} but did not run: {sorted(declared - ran)}"
+
+
+TEST_FORMS = """using NUnit.Framework;
+namespace T
+{
+    [TestFixture]
+    public class Forms
+    {
+        [SetUp]
+        public void Prepare() { var s = "[Test] public void InAString() {"; }
+
+        // [Test] public void CommentedOut() { }
+
+        [Test]
+        public void Plain() { }
+
+        [TestCase(new[] { 1, 2 })]
+        [TestCase(new[] { 3 })]
+        public void ArrayCases(int[] xs) { }
+
+        [Test, Timeout(1000)]
+        public void WithTimeout() { }
+
+        [Test(Description = "a ] inside [text]")]
+        public void Described() { }
+
+        [Timeout(5)]
+        [Test]
+        public async System.Threading.Tasks.Task AfterAnother() { await System.Threading.Tasks.Task.Yield(); }
+
+        [NUnit.Framework.TestCase("x", ExpectedResult = 1)]
+        public static int Qualified(string s) => 1;
+
+        [TestCaseSource(nameof(Cases))]
+        public void FromSource(int x) { }
+        static readonly int[] Cases = { 1 };
+
+        [Test] public void OnOneLine() { }
+
+        [Category("slow")]
+        public void NotATest() { }
+    }
+}
+"""
+TEST_FORM_NAMES = {"Plain", "ArrayCases", "WithTimeout", "Described", "AfterAnother", "Qualified", "FromSource", "OnOneLine"}
+
+
+def test_every_way_of_writing_a_test_counts_as_declared(tmp_path: Path):
+    """[TestCase(new[] {…})], [Test, Timeout(…)], [Test(Description = …)], stacked and qualified attributes are tests;
+    [SetUp], [Category] and text inside strings and comments are not."""
+    (tmp_path / "Forms.cs").write_text(TEST_FORMS)
+    assert_every_test_ran({f"T.Forms.{name}(1)" for name in TEST_FORM_NAMES}, tmp_path)
+    for name in sorted(TEST_FORM_NAMES):
+        with pytest.raises(AssertionError, match=rf"did not run: \['{name}'\]"):
+            assert_every_test_ran({f"T.Forms.{other}" for other in TEST_FORM_NAMES - {name}}, tmp_path)
 
 
 @pytest.fixture(scope="module")
