@@ -46,39 +46,16 @@ def cs(folder: Path) -> list[Path]:
     return files
 
 
-# strings and comments, blanked before reading attributes: a bracket or "[Test]" inside them is no attribute
-_CS_NOISE = re.compile(r'//[^\n]*|/\*.*?\*/|@"(?:[^"]|"")*"|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])+\'', re.S)
-_CS_METHOD = re.compile(r"\s*(?:[\w.]+(?:<[^()]*?>)?(?:\[\])*\??\s+)+(\w+)\s*(?:<[^()]*?>)?\s*\(")
-NUNIT_TESTS = {"Test", "TestCase", "TestCaseSource"}
+# a method with its attribute lines above it (or before it on its line), and a test attribute among them
+_CS_METHOD = re.compile(r"^[ \t]*((?:\[.*\][ \t]*\n?[ \t]*)+)(?:public|internal)\b[^(=;{]*?(\w+)\s*\(", re.M)
+_CS_TEST = re.compile(r"(?<![\w.])(?:\w+\.)*Test(?:Case(?:Source)?)?\s*[\](,]")
 
 
 def declared_tests(source: str) -> set[str]:
     """The methods of C# `source` that NUnit runs: those with Test, TestCase or TestCaseSource among their attributes,
     however written ([Test, Timeout(1)], [Test(Description = "…")], [TestCase(new[] { 1 })], stacked, qualified)."""
-    code, declared, done = _CS_NOISE.sub('""', source), set(), 0
-    for block in re.finditer(r"^[ \t]*\[", code, re.M):  # an attribute block starts its line
-        i = block.end() - 1
-        if i < done:
-            continue  # a line inside a block already read
-        attributes = []
-        while i < len(code) and code[i] == "[":  # each [A, B(…)] of the block, split at its top-level commas
-            depth, part = 0, i + 1
-            for i in range(i, len(code)):
-                depth += (code[i] in "([{") - (code[i] in ")]}")
-                if depth == 0 or depth == 1 and code[i] == ",":
-                    name = re.match(r"\s*([\w.]*)", code[part:i]).group(1).rsplit(".", 1)[-1]
-                    attributes.append(name.removesuffix("Attribute"))
-                    part = i + 1
-                if depth == 0:
-                    break
-            i = re.compile(r"\s*").match(code, i + 1).end()
-        done = i
-        if NUNIT_TESTS.isdisjoint(attributes):
-            continue
-        method = _CS_METHOD.match(code, i)
-        assert method, f"cannot read the test method after {attributes} at line {code.count(chr(10), 0, i) + 1}"
-        declared.add(method.group(1))
-    return declared
+    code = re.sub(r'"(?:\\.|[^"\\\n])*"', '""', source)  # a "[Test]" inside a string is no attribute
+    return {m.group(2) for m in _CS_METHOD.finditer(code) if _CS_TEST.search(m.group(1))}
 
 
 def assert_every_test_ran(names: set[str], folder: Path) -> None:
