@@ -1229,6 +1229,29 @@ def test_world_input_sends_nothing_while_a_text_field_has_the_keyboard(godot_sim
     gdsim.release(godot_sim, "wb_latent_2")
 
 
+def test_world_input_plays_again_once_enter_ends_editing_in_a_line_edit_that_keeps_the_focus(godot_sim, scripted):
+    """Godot 4.4+: after Enter a LineEdit keeps the focus but stops editing (keep_editing_on_text_submit off): the
+    world took only the idle action until the player clicked elsewhere. One that keeps editing is still typing."""
+    wi, sent = _realtime_input(godot_sim, scripted)
+    chat = godot_sim.make_native("LineEdit", None)
+    for node in (wi, chat):
+        godot_sim.add_to_root(node)
+    chat.grab_focus()
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(2)
+    gdsim.submit(chat)
+    godot_sim.process(2)
+    assert godot_sim.root.gui_get_focus_owner() is chat, "Godot keeps the LineEdit focused after Enter"
+    assert [a[0] for a in sent["action_sent"]] == ["noop", "right"], "the held key did not play after Enter"
+    gdsim.submit(chat)  # Enter again: editing again
+    chat.keep_editing_on_text_submit = True
+    godot_sim.process(2)
+    gdsim.submit(chat)
+    godot_sim.process(2)
+    assert [a[0] for a in sent["action_sent"]] == ["noop", "right", "noop"], "keys typed went on steering"
+    gdsim.release(godot_sim, "wb_right")
+
+
 def test_world_input_in_step_mode_sends_no_press_typed_into_a_text_field(godot_sim, scripted):
     c, _, _ = _scripted_session(godot_sim, scripted, "step")
     wi = _world_input(godot_sim, c)

@@ -12,7 +12,8 @@ unrelated types, String/Array/Dictionary used as a condition, PackedByteArray.re
 garbage in new bytes, reads past the end of a StreamPeerBuffer.
 The editor dock's controls (containers, Label, LineEdit, TextEdit, Button, OptionButton, SpinBox,
 FileDialog) are modelled as state plus signals, so the dock runs; tests press buttons with click()
-and answer file dialogs by emitting `file_selected`. Nothing is drawn and there is no layout; a
+and answer file dialogs by emitting `file_selected`; LineEdit has Godot 4.4's editing state (is_editing, and Enter
+through submit(): it keeps the focus but stops editing). Nothing is drawn and there is no layout; a
 SubViewport shows the Image a test puts in its `rendered`.
 Scenes: instance_scene() builds a .tscn's nodes in Godot's order (the engine properties written before
 `script`, then the script and its _init, then exported members and _set() through Object.set, NodePaths to
@@ -670,6 +671,14 @@ class NativeObject:
         """Object.get."""
         return self.sim.get_property(self.owner, str(name))
 
+    def has_method(self, name: str) -> bool:
+        """Object.has_method: the engine class's (modelled) methods; a script's own are added by Sim.call_on."""
+        return not str(name).startswith("_") and callable(getattr(self, str(name), None))
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Object.call: a method by name, as a direct call would run it (a script's own first)."""
+        return self.sim.call_on(self.owner, str(name), list(args), Frame(None, None))  # type: ignore[arg-type]
+
 
 class StreamPeerBufferModel(NativeObject):
     CLASS = "StreamPeerBuffer"
@@ -1109,6 +1118,9 @@ class ControlModel(NodeModel):
             if "focus_exited" in self.native_signals:
                 self.native_signals["focus_exited"].emit()
 
+    def has_focus(self) -> bool:
+        return self.focused
+
     def add_theme_constant_override(self, name: str, value: int) -> None:
         self.theme_overrides[name] = value
 
@@ -1165,9 +1177,42 @@ class LabelModel(ControlModel):
 
 
 class LineEditModel(ControlModel):
+    """LineEdit with Godot 4.4's editing state: taking the focus starts editing, losing it stops; Enter (submit())
+    emits text_submitted and then, unless keep_editing_on_text_submit, stops editing while the focus stays."""
+
     CLASS = "LineEdit"
-    SIGNALS = ("text_submitted", "text_changed", "focus_entered", "focus_exited")
-    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True)
+    SIGNALS = ("text_submitted", "text_changed", "focus_entered", "focus_exited", "editing_toggled")
+    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True, keep_editing_on_text_submit=False)
+
+    def __init__(self, sim: "Sim", owner: Any = None):
+        super().__init__(sim, owner)
+        self.editing = False
+
+    def grab_focus(self) -> None:
+        super().grab_focus()
+        self.edit()
+
+    def release_focus(self) -> None:
+        self.unedit()
+        super().release_focus()
+
+    def is_editing(self) -> bool:
+        return self.editing
+
+    def edit(self) -> None:
+        """LineEdit.edit: a LineEdit without the focus takes it (which starts editing); a read-only one never edits."""
+        if not self.inside_tree:
+            return
+        if not self.focused:
+            self.grab_focus()
+        elif self.editable and not self.editing:
+            self.editing = True
+            self.native_signals["editing_toggled"].emit(True)
+
+    def unedit(self) -> None:
+        if self.editing:
+            self.editing = False
+            self.native_signals["editing_toggled"].emit(False)
 
 
 class TextEditModel(ControlModel):
@@ -2614,6 +2659,8 @@ class Sim:
                 return self.call_func(fn, None if fn.static else base, args)
             if name == "get_class":
                 return base.get_class()
+            if name == "has_method":
+                return base.script.find_func(str(args[0])) is not None or base.native.has_method(*args)
             return self.call_on(self.native_of(base), name, args, frame)
         if isinstance(base, Script):
             if name == "new":
@@ -3040,6 +3087,20 @@ def click(button: Any) -> bool:
 
 def release(sim: Sim, action: str) -> None:
     sim.pressed.discard(action)
+
+
+def submit(line_edit: Any) -> None:
+    """Enter in a focused LineEdit (model or node), as Godot 4.4's does: editing, it emits text_submitted and then
+    stops editing unless keep_editing_on_text_submit, keeping the focus; not editing, it starts editing."""
+    model = line_edit.native if isinstance(line_edit, Instance) else line_edit
+    if not model.focused:
+        raise SimError("gdsim: Enter reaches only the focused LineEdit: grab_focus() first")
+    if not model.editing:
+        model.edit()
+        return
+    model.native_signals["text_submitted"].emit(model.text)
+    if not model.keep_editing_on_text_submit:
+        model.unedit()
 
 
 _TSCN_VALUE = re.compile(r'^(\w+)\((.*)\)$')

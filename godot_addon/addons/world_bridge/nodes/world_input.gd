@@ -7,7 +7,7 @@ extends Node
 ## last input in force, so a held key keeps walking without flooding the socket.
 ## Step sessions get one `input` per press (each input produces exactly one frame).
 ## While a LineEdit or TextEdit has the keyboard it sends nothing but the idle action, once: the
-## keys typed there are text, not play.
+## keys typed there are text, not play (a LineEdit focused but no longer editing does not count).
 
 ## Emitted whenever an action is sent (name or latent id).
 signal action_sent(action: Variant)
@@ -233,10 +233,14 @@ func _process(_delta: float) -> void:
 
 
 ## Whether a text field (LineEdit, TextEdit) has the keyboard: Input still reports the keys typed
-## into it as pressed, and a "d" typed into a chat box must not walk the world.
+## into it as pressed, and a "d" typed into a chat box must not walk the world. A Godot 4.4+
+## LineEdit keeps the focus after Enter but stops editing: the keys are the game's again (call():
+## Godot 4.2's LineEdit has no is_editing to name).
 func _typing() -> bool:
 	var focus: Control = get_viewport().gui_get_focus_owner()
-	return focus is LineEdit or focus is TextEdit
+	if focus is LineEdit:
+		return not focus.has_method("is_editing") or focus.call("is_editing")
+	return focus is TextEdit
 
 
 ## A paused tree or a Disabled process_mode stops _process while the host keeps the last input in
