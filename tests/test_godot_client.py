@@ -473,6 +473,15 @@ def test_view_keeps_the_stretch_and_expand_mode_its_scene_saved(godot_sim, mode)
     assert not godot_sim.call_method(loaded, "_property_can_revert", ["flip_h"])
 
 
+def test_view_keeps_the_modes_a_scene_saved_before_it_saved_its_own_copies(godot_sim):
+    """A scene saved before the view wrote saved_stretch_mode / saved_expand_mode has only the built-ins that differ
+    from TextureRect's defaults, set before _init: _init put Keep Aspect Centered and Ignore Size over them."""
+    scene = (f'[gd_scene load_steps=2 format=3]\n\n[ext_resource type="Script" path="{VIEW}" id="1_script"]\n\n'
+             '[node name="View" type="TextureRect"]\nstretch_mode = 6\nscript = ExtResource("1_script")\n')
+    loaded = gdsim.instance_scene_text(godot_sim, scene)
+    assert (loaded.native.stretch_mode, loaded.native.expand_mode) == (6, 1), "the scene's stretch_mode was lost"
+
+
 def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(godot_sim, scripted):
     """(1.3) A full disk ends the host's recording, not the session: the Record button must not keep saying "Stop"."""
     router, _ = scripted
