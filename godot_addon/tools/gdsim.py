@@ -1101,10 +1101,28 @@ class ControlModel(NodeModel):
         """Where tests put the mouse (`mouse_position`, in this control's coordinates)."""
         return self.mouse_position
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """CanvasItem.set_visible: hiding a control hides its descendants too, and a hidden control loses the focus
+        (Viewport::_gui_hide_control)."""
+        super().__setattr__(name, value)
+        if name == "visible" and not value and hasattr(self, "focused"):
+            for node in [self.owner] + self.sim._walk(self.owner):
+                model = self.sim.native_of(node)
+                if isinstance(model, ControlModel):
+                    model.release_focus()
+
+    def show(self) -> None:
+        self.visible = True
+
+    def hide(self) -> None:
+        self.visible = False
+
     def grab_focus(self) -> None:
-        """Godot keeps one focus owner per viewport: the one that had it loses it."""
+        """Godot keeps one focus owner per viewport: the one that had it loses it. Out of the tree it is an error."""
+        if not self.inside_tree:
+            raise SimError("grab_focus: the control is not inside the tree (Condition \"!is_inside_tree()\" is true)")
         viewport = self.get_viewport()
-        holder = None if viewport is None else self.sim.native_of(viewport).gui_get_focus_owner()
+        holder = self.sim.native_of(viewport).gui_get_focus_owner()
         if holder is not None and holder is not self.owner:
             self.sim.native_of(holder).release_focus()
         if not self.focused:
@@ -1560,7 +1578,7 @@ class ViewportModel(NodeModel):
     CLASS = "Viewport"
 
     def gui_get_focus_owner(self) -> Any:
-        """The focused control of this viewport (not of one nested in it; a removed one lost focus), or null."""
+        """The focused control of this viewport (not of one nested in it), or null."""
         for node in self.sim._walk(self.owner):
             model = self.sim.native_of(node)
             if isinstance(model, ControlModel) and model.focused and model.get_viewport() is self.owner:
@@ -1956,6 +1974,8 @@ class Sim:
             self.exit_tree(child)
         if isinstance(node, Instance) and node.script.find_func("_exit_tree"):
             self.call_method(node, "_exit_tree", [])
+        if isinstance(model, ControlModel):
+            model.release_focus()  # NOTIFICATION_EXIT_TREE, after _exit_tree: Viewport::_gui_remove_control
         model.inside_tree = False
 
     def process(self, frames: int = 1, delta: float = 1.0 / 60.0, step_ms: float | None = None) -> None:
