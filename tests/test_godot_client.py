@@ -1377,7 +1377,8 @@ def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(
 
 def test_view_and_input_outlive_a_freed_client(godot_sim, scripted):
     """A level change frees the client while a HUD's WorldView and WorldInput stay. A freed object is not reliably
-    == null in Godot 4: WorldInput errored every frame, and the view errored on its next client, never following it."""
+    == null in Godot 4: WorldInput errored every frame (and check_bindings() on the freed client's action_map), and
+    the view errored on its next client, never following it."""
     c, view, _ = _view_with_a_frame(godot_sim, scripted)
     wi = _world_input(godot_sim, c)
     godot_sim.add_to_root(wi)
@@ -1388,6 +1389,8 @@ def test_view_and_input_outlive_a_freed_client(godot_sim, scripted):
     gdsim.release(godot_sim, "wb_right")
     godot_sim.call_method(view, "set_show_backend_badge", [True])
     assert _badge(view) == ("WorldBridge: no client", WHITE)
+    session = gdsim.to_gd({"action_names": ["noop"], "num_latent_actions": 8})
+    assert "right" in godot_sim.call_method(wi, "check_bindings", [session])  # no action_map of a freed client
     other = new_client(godot_sim, "tcp://127.0.0.1:1", mode="step")
     godot_sim.add_to_root(other)
     godot_sim.call_method(view, "set_client", [other])

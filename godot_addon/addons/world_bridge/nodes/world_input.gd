@@ -191,8 +191,8 @@ func _unknown_label(action: Variant, names: Variant, count: int) -> String:
 	var known: bool = (
 		typeof(names) != TYPE_ARRAY
 		or String(action) in names
-		or (client != null and client.action_map.has(String(action)))
-		or (client != null and client.action_map_sent.has(String(action)))
+		or (is_instance_valid(client) and client.action_map.has(String(action)))
+		or (is_instance_valid(client) and client.action_map_sent.has(String(action)))
 	)
 	return "" if known else String(action)
 
