@@ -39,7 +39,8 @@ const DEFAULT_IDLE_ACTION := "noop"
 ## Input Map action(s) -> WorldBridge action: a String (a name from session.action_names or the
 ## client's action_map) or an int (a latent action id). Join Input actions with "+" for chords.
 ## The first entry whose Input actions are all pressed wins: list chords before single keys.
-## Assigning it in game (a key-remapping menu) takes effect at once.
+## Assigning a new Dictionary in game (a key-remapping menu) takes effect at once; after a change
+## in place (bindings[key] = ...) call rebuild().
 @export var bindings := DEFAULT_BINDINGS.duplicate():
 	set = set_bindings
 ## What to send when nothing is pressed (realtime mode): a name, or a latent id as digits ("0").
