@@ -473,6 +473,15 @@ def test_view_keeps_the_stretch_and_expand_mode_its_scene_saved(godot_sim, mode)
     assert not godot_sim.call_method(loaded, "_property_can_revert", ["flip_h"])
 
 
+def test_view_keeps_the_modes_a_scene_saved_before_it_saved_its_own_copies(godot_sim):
+    """A scene saved before the view wrote saved_stretch_mode / saved_expand_mode has only the built-ins that differ
+    from TextureRect's defaults, set before _init: _init put Keep Aspect Centered and Ignore Size over them."""
+    scene = (f'[gd_scene load_steps=2 format=3]\n\n[ext_resource type="Script" path="{VIEW}" id="1_script"]\n\n'
+             '[node name="View" type="TextureRect"]\nstretch_mode = 6\nscript = ExtResource("1_script")\n')
+    loaded = gdsim.instance_scene_text(godot_sim, scene)
+    assert (loaded.native.stretch_mode, loaded.native.expand_mode) == (6, 1), "the scene's stretch_mode was lost"
+
+
 def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(godot_sim, scripted):
     """(1.3) A full disk ends the host's recording, not the session: the Record button must not keep saying "Stop"."""
     router, _ = scripted
@@ -1229,6 +1238,29 @@ def test_world_input_sends_nothing_while_a_text_field_has_the_keyboard(godot_sim
     gdsim.release(godot_sim, "wb_latent_2")
 
 
+def test_world_input_plays_again_once_enter_ends_editing_in_a_line_edit_that_keeps_the_focus(godot_sim, scripted):
+    """Godot 4.4+: after Enter a LineEdit keeps the focus but stops editing (keep_editing_on_text_submit off): the
+    world took only the idle action until the player clicked elsewhere. One that keeps editing is still typing."""
+    wi, sent = _realtime_input(godot_sim, scripted)
+    chat = godot_sim.make_native("LineEdit", None)
+    for node in (wi, chat):
+        godot_sim.add_to_root(node)
+    chat.grab_focus()
+    gdsim.press(godot_sim, "wb_right")
+    godot_sim.process(2)
+    gdsim.submit(chat)
+    godot_sim.process(2)
+    assert godot_sim.root.gui_get_focus_owner() is chat, "Godot keeps the LineEdit focused after Enter"
+    assert [a[0] for a in sent["action_sent"]] == ["noop", "right"], "the held key did not play after Enter"
+    gdsim.submit(chat)  # Enter again: editing again
+    chat.keep_editing_on_text_submit = True
+    godot_sim.process(2)
+    gdsim.submit(chat)
+    godot_sim.process(2)
+    assert [a[0] for a in sent["action_sent"]] == ["noop", "right", "noop"], "keys typed went on steering"
+    gdsim.release(godot_sim, "wb_right")
+
+
 def test_world_input_in_step_mode_sends_no_press_typed_into_a_text_field(godot_sim, scripted):
     c, _, _ = _scripted_session(godot_sim, scripted, "step")
     wi = _world_input(godot_sim, c)
@@ -1345,7 +1377,8 @@ def test_view_given_another_client_blanks_the_frame_and_forgets_the_old_backend(
 
 def test_view_and_input_outlive_a_freed_client(godot_sim, scripted):
     """A level change frees the client while a HUD's WorldView and WorldInput stay. A freed object is not reliably
-    == null in Godot 4: WorldInput errored every frame, and the view errored on its next client, never following it."""
+    == null in Godot 4: WorldInput errored every frame (and check_bindings() on the freed client's action_map), and
+    the view errored on its next client, never following it."""
     c, view, _ = _view_with_a_frame(godot_sim, scripted)
     wi = _world_input(godot_sim, c)
     godot_sim.add_to_root(wi)
@@ -1356,6 +1389,8 @@ def test_view_and_input_outlive_a_freed_client(godot_sim, scripted):
     gdsim.release(godot_sim, "wb_right")
     godot_sim.call_method(view, "set_show_backend_badge", [True])
     assert _badge(view) == ("WorldBridge: no client", WHITE)
+    session = gdsim.to_gd({"action_names": ["noop"], "num_latent_actions": 8})
+    assert "right" in godot_sim.call_method(wi, "check_bindings", [session])  # no action_map of a freed client
     other = new_client(godot_sim, "tcp://127.0.0.1:1", mode="step")
     godot_sim.add_to_root(other)
     godot_sim.call_method(view, "set_client", [other])

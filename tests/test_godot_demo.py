@@ -99,7 +99,9 @@ def test_demo_fires_free_text_when_the_host_refused_typed_events(godot_sim):
 
 def test_typing_a_prompt_walks_nothing_and_the_demo_leaves_that_to_world_input(godot_sim):
     """WorldInput sends only the idle action while a text field has the keyboard: the demo no longer turns it off and
-    on itself around its prompt field (its `enabled` is the game's, e.g. for a menu)."""
+    on itself around its prompt field (its `enabled` is the game's, e.g. for a menu). A LineEdit that goes on editing
+    after Enter (Godot before 4.4) kept the keys from the world until the player clicked elsewhere: the demo's prompt
+    field lets go of the focus once the prompt is sent."""
     router, port = scripted_router()
     try:
         demo, client = _demo(godot_sim, f"tcp://127.0.0.1:{port}")
@@ -114,7 +116,14 @@ def test_typing_a_prompt_walks_nothing_and_the_demo_leaves_that_to_world_input(g
         assert world_input.members["enabled"], "the demo switched WorldInput off itself"
         prompt.release_focus()
         godot_sim.process(2)
+        prompt.grab_focus()
+        prompt.keep_editing_on_text_submit = True
+        godot_sim.process(2)
+        gdsim.submit(prompt)
+        godot_sim.process(2)
         gdsim.release(godot_sim, "wb_right")
-        assert [a[0] for a in sent["action_sent"]] == ["right", "noop", "right"]
+        assert godot_sim.root.gui_get_focus_owner() is None, "the prompt field kept the keyboard after Enter"
+        assert [a[0] for a in sent["action_sent"]] == ["right", "noop", "right", "noop", "right"]
     finally:
         router.close()
+

@@ -288,3 +288,28 @@ def test_setting_a_component_changes_that_copy_of_a_color_or_vector_only(tmp_pat
     assert _run(tmp_path, body) == [0.5, 0.75, True, True, True, 1.0, 2.0, 5.0, 3.0, 7]
     with pytest.raises(gdsim.SimError, match="Vector2 has no component z"):
         _run(tmp_path, "static func f() -> Vector2:\n\tvar v := Vector2()\n\tv.z = 1.0\n\treturn v")
+
+
+def test_a_control_loses_the_focus_when_it_leaves_the_tree_or_is_hidden_and_takes_none_outside_it(tmp_path):
+    """Godot releases a control's focus (focus_exited) when it leaves the tree or it or a parent is hidden, and
+    grab_focus() out of the tree is an error: a text field removed or hidden while focused kept the keyboard."""
+    sim = gdsim.Sim(tmp_path)
+    box, field = sim.make_native("VBoxContainer", None), sim.make_native("LineEdit", None)
+    exited = []
+    field.native_signals["focus_exited"].connect(gdsim.GDCallable(lambda: exited.append(1), ("exited",)))
+    box.add_child(field)
+    sim.add_to_root(box)
+    field.grab_focus()
+    sim.root.remove_child(box)
+    assert (field.has_focus(), field.is_editing(), len(exited)) == (False, False, 1)
+    sim.add_to_root(box)
+    assert sim.root.gui_get_focus_owner() is None, "the focus came back with the removed control"
+    for hide in (field, box):
+        field.grab_focus()
+        hide.hide()
+        assert (sim.root.gui_get_focus_owner(), field.has_focus()) == (None, False), "a hidden control kept it"
+        hide.show()
+    assert len(exited) == 3
+    sim.root.remove_child(box)
+    with pytest.raises(gdsim.SimError, match="not inside the tree"):
+        field.grab_focus()

@@ -12,7 +12,8 @@ unrelated types, String/Array/Dictionary used as a condition, PackedByteArray.re
 garbage in new bytes, reads past the end of a StreamPeerBuffer.
 The editor dock's controls (containers, Label, LineEdit, TextEdit, Button, OptionButton, SpinBox,
 FileDialog) are modelled as state plus signals, so the dock runs; tests press buttons with click()
-and answer file dialogs by emitting `file_selected`. Nothing is drawn and there is no layout; a
+and answer file dialogs by emitting `file_selected`; LineEdit has Godot 4.4's editing state (is_editing, and Enter
+through submit(): it keeps the focus but stops editing). Nothing is drawn and there is no layout; a
 SubViewport shows the Image a test puts in its `rendered`.
 Scenes: instance_scene() builds a .tscn's nodes in Godot's order (the engine properties written before
 `script`, then the script and its _init, then exported members and _set() through Object.set, NodePaths to
@@ -670,6 +671,14 @@ class NativeObject:
         """Object.get."""
         return self.sim.get_property(self.owner, str(name))
 
+    def has_method(self, name: str) -> bool:
+        """Object.has_method: the engine class's (modelled) methods; a script's own are added by Sim.call_on."""
+        return not str(name).startswith("_") and callable(getattr(self, str(name), None))
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Object.call: a method by name, as a direct call would run it (a script's own first)."""
+        return self.sim.call_on(self.owner, str(name), list(args), Frame(None, None))  # type: ignore[arg-type]
+
 
 class StreamPeerBufferModel(NativeObject):
     CLASS = "StreamPeerBuffer"
@@ -1092,10 +1101,28 @@ class ControlModel(NodeModel):
         """Where tests put the mouse (`mouse_position`, in this control's coordinates)."""
         return self.mouse_position
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """CanvasItem.set_visible: hiding a control hides its descendants too, and a hidden control loses the focus
+        (Viewport::_gui_hide_control)."""
+        super().__setattr__(name, value)
+        if name == "visible" and not value and hasattr(self, "focused"):
+            for node in [self.owner] + self.sim._walk(self.owner):
+                model = self.sim.native_of(node)
+                if isinstance(model, ControlModel):
+                    model.release_focus()
+
+    def show(self) -> None:
+        self.visible = True
+
+    def hide(self) -> None:
+        self.visible = False
+
     def grab_focus(self) -> None:
-        """Godot keeps one focus owner per viewport: the one that had it loses it."""
+        """Godot keeps one focus owner per viewport: the one that had it loses it. Out of the tree it is an error."""
+        if not self.inside_tree:
+            raise SimError("grab_focus: the control is not inside the tree (Condition \"!is_inside_tree()\" is true)")
         viewport = self.get_viewport()
-        holder = None if viewport is None else self.sim.native_of(viewport).gui_get_focus_owner()
+        holder = self.sim.native_of(viewport).gui_get_focus_owner()
         if holder is not None and holder is not self.owner:
             self.sim.native_of(holder).release_focus()
         if not self.focused:
@@ -1108,6 +1135,9 @@ class ControlModel(NodeModel):
             self.focused = False
             if "focus_exited" in self.native_signals:
                 self.native_signals["focus_exited"].emit()
+
+    def has_focus(self) -> bool:
+        return self.focused
 
     def add_theme_constant_override(self, name: str, value: int) -> None:
         self.theme_overrides[name] = value
@@ -1165,9 +1195,42 @@ class LabelModel(ControlModel):
 
 
 class LineEditModel(ControlModel):
+    """LineEdit with Godot 4.4's editing state: taking the focus starts editing, losing it stops; Enter (submit())
+    emits text_submitted and then, unless keep_editing_on_text_submit, stops editing while the focus stays."""
+
     CLASS = "LineEdit"
-    SIGNALS = ("text_submitted", "text_changed", "focus_entered", "focus_exited")
-    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True)
+    SIGNALS = ("text_submitted", "text_changed", "focus_entered", "focus_exited", "editing_toggled")
+    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True, keep_editing_on_text_submit=False)
+
+    def __init__(self, sim: "Sim", owner: Any = None):
+        super().__init__(sim, owner)
+        self.editing = False
+
+    def grab_focus(self) -> None:
+        super().grab_focus()
+        self.edit()
+
+    def release_focus(self) -> None:
+        self.unedit()
+        super().release_focus()
+
+    def is_editing(self) -> bool:
+        return self.editing
+
+    def edit(self) -> None:
+        """LineEdit.edit: a LineEdit without the focus takes it (which starts editing); a read-only one never edits."""
+        if not self.inside_tree:
+            return
+        if not self.focused:
+            self.grab_focus()
+        elif self.editable and not self.editing:
+            self.editing = True
+            self.native_signals["editing_toggled"].emit(True)
+
+    def unedit(self) -> None:
+        if self.editing:
+            self.editing = False
+            self.native_signals["editing_toggled"].emit(False)
 
 
 class TextEditModel(ControlModel):
@@ -1515,7 +1578,7 @@ class ViewportModel(NodeModel):
     CLASS = "Viewport"
 
     def gui_get_focus_owner(self) -> Any:
-        """The focused control of this viewport (not of one nested in it; a removed one lost focus), or null."""
+        """The focused control of this viewport (not of one nested in it), or null."""
         for node in self.sim._walk(self.owner):
             model = self.sim.native_of(node)
             if isinstance(model, ControlModel) and model.focused and model.get_viewport() is self.owner:
@@ -1911,6 +1974,8 @@ class Sim:
             self.exit_tree(child)
         if isinstance(node, Instance) and node.script.find_func("_exit_tree"):
             self.call_method(node, "_exit_tree", [])
+        if isinstance(model, ControlModel):
+            model.release_focus()  # NOTIFICATION_EXIT_TREE, after _exit_tree: Viewport::_gui_remove_control
         model.inside_tree = False
 
     def process(self, frames: int = 1, delta: float = 1.0 / 60.0, step_ms: float | None = None) -> None:
@@ -2614,6 +2679,8 @@ class Sim:
                 return self.call_func(fn, None if fn.static else base, args)
             if name == "get_class":
                 return base.get_class()
+            if name == "has_method":
+                return base.script.find_func(str(args[0])) is not None or base.native.has_method(*args)
             return self.call_on(self.native_of(base), name, args, frame)
         if isinstance(base, Script):
             if name == "new":
@@ -3040,6 +3107,20 @@ def click(button: Any) -> bool:
 
 def release(sim: Sim, action: str) -> None:
     sim.pressed.discard(action)
+
+
+def submit(line_edit: Any) -> None:
+    """Enter in a focused LineEdit (model or node), as Godot 4.4's does: editing, it emits text_submitted and then
+    stops editing unless keep_editing_on_text_submit, keeping the focus; not editing, it starts editing."""
+    model = line_edit.native if isinstance(line_edit, Instance) else line_edit
+    if not model.focused:
+        raise SimError("gdsim: Enter reaches only the focused LineEdit: grab_focus() first")
+    if not model.editing:
+        model.edit()
+        return
+    model.native_signals["text_submitted"].emit(model.text)
+    if not model.keep_editing_on_text_submit:
+        model.unedit()
 
 
 _TSCN_VALUE = re.compile(r'^(\w+)\((.*)\)$')

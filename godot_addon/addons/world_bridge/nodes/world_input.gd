@@ -7,7 +7,7 @@ extends Node
 ## last input in force, so a held key keeps walking without flooding the socket.
 ## Step sessions get one `input` per press (each input produces exactly one frame).
 ## While a LineEdit or TextEdit has the keyboard it sends nothing but the idle action, once: the
-## keys typed there are text, not play.
+## keys typed there are text, not play (a LineEdit focused but no longer editing does not count).
 
 ## Emitted whenever an action is sent (name or latent id).
 signal action_sent(action: Variant)
@@ -39,7 +39,8 @@ const DEFAULT_IDLE_ACTION := "noop"
 ## Input Map action(s) -> WorldBridge action: a String (a name from session.action_names or the
 ## client's action_map) or an int (a latent action id). Join Input actions with "+" for chords.
 ## The first entry whose Input actions are all pressed wins: list chords before single keys.
-## Assigning it in game (a key-remapping menu) takes effect at once.
+## Assigning a new Dictionary in game (a key-remapping menu) takes effect at once; after a change
+## in place (bindings[key] = ...) call rebuild().
 @export var bindings := DEFAULT_BINDINGS.duplicate():
 	set = set_bindings
 ## What to send when nothing is pressed (realtime mode): a name, or a latent id as digits ("0").
@@ -191,8 +192,8 @@ func _unknown_label(action: Variant, names: Variant, count: int) -> String:
 	var known: bool = (
 		typeof(names) != TYPE_ARRAY
 		or String(action) in names
-		or (client != null and client.action_map.has(String(action)))
-		or (client != null and client.action_map_sent.has(String(action)))
+		or (is_instance_valid(client) and client.action_map.has(String(action)))
+		or (is_instance_valid(client) and client.action_map_sent.has(String(action)))
 	)
 	return "" if known else String(action)
 
@@ -233,10 +234,14 @@ func _process(_delta: float) -> void:
 
 
 ## Whether a text field (LineEdit, TextEdit) has the keyboard: Input still reports the keys typed
-## into it as pressed, and a "d" typed into a chat box must not walk the world.
+## into it as pressed, and a "d" typed into a chat box must not walk the world. A Godot 4.4+
+## LineEdit keeps the focus after Enter but stops editing: the keys are the game's again (call():
+## Godot 4.2's LineEdit has no is_editing to name).
 func _typing() -> bool:
 	var focus: Control = get_viewport().gui_get_focus_owner()
-	return focus is LineEdit or focus is TextEdit
+	if focus is LineEdit:
+		return not focus.has_method("is_editing") or focus.call("is_editing")
+	return focus is TextEdit
 
 
 ## A paused tree or a Disabled process_mode stops _process while the host keeps the last input in

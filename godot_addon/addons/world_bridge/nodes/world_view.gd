@@ -15,10 +15,15 @@ signal frame_clicked(pixel: Vector2i, button_index: int)
 const Protocol := preload("../core/protocol.gd")
 ## What frame_pixel_at() returns for a position off the picture.
 const NO_PIXEL := Vector2i(-1, -1)
-## This view's own stretch_mode / expand_mode (TextureRect's are STRETCH_SCALE, EXPAND_KEEP_SIZE).
+## This view's own stretch_mode / expand_mode.
 const _DEFAULTS := {
 	&"stretch_mode": TextureRect.STRETCH_KEEP_ASPECT_CENTERED,
 	&"expand_mode": TextureRect.EXPAND_IGNORE_SIZE,
+}
+## TextureRect's: a scene saves only a mode that differs from these.
+const _CLASS_DEFAULTS := {
+	&"stretch_mode": TextureRect.STRETCH_SCALE,
+	&"expand_mode": TextureRect.EXPAND_KEEP_SIZE,
 }
 ## Storage-only copies of them, so a scene keeps the user's choice. Godot saves a built-in property
 ## only where it differs from TextureRect's default, and sets it before the script's _init, so
@@ -50,9 +55,12 @@ var _shown_kind := ""
 var _ended := ""
 
 
+## A mode other than TextureRect's default was set by the scene being loaded (before _init), e.g.
+## one saved before the saved_* copies existed: it is kept.
 func _init() -> void:
 	for property in _DEFAULTS:
-		set(property, _DEFAULTS[property])
+		if get(property) == _CLASS_DEFAULTS[property]:
+			set(property, _DEFAULTS[property])
 
 
 ## The saved copies of stretch_mode / expand_mode: storage only (not in the Inspector).
