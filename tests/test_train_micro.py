@@ -231,6 +231,30 @@ def test_a_finished_runs_last_save_cut_short_is_completed_by_the_rerun(tmp_path,
     assert card["metrics"]["loss"] == pytest.approx(_rows(tmp_path / "run" / "metrics.csv")[-1]["loss"], rel=1e-5)
 
 
+def test_a_resume_checks_its_checkpoint_without_reading_its_weights(tmp_path, monkeypatch):
+    """Each resume read every tensor of model.safetensors only to compare step numbers: it now reads config.json, the
+    card and the weights' header, and a torn save is still found (its weights' header names another step)."""
+    import bridge.model.checkpoint as checkpoint
+
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", progress=False)
+    train(TrainOptions(steps=2, **opts))
+    read_tensors = checkpoint._read_tensors
+
+    def state_only(path):
+        assert Path(path).name == "train_state.safetensors", f"read the tensors of {path}"
+        return read_tensors(path)
+
+    monkeypatch.setattr(checkpoint, "_read_tensors", state_only)
+    assert train(TrainOptions(steps=2, **opts)) == {"step": 2, "unchanged": True}
+    assert checkpoint.whole_step(tmp_path / "run") == 2
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "step": 1}))  # torn: the weights say 2
+    assert checkpoint.whole_step(tmp_path / "run") is None
+    assert train(TrainOptions(steps=2, **opts)) == {"step": 2, "unchanged": True}  # the rerun rewrote it
+    assert checkpoint.whole_step(tmp_path / "run") == 2
+
+
 def test_a_resume_on_footage_of_another_size_names_the_way_out(tmp_path):
     small = write_square_dataset(tmp_path / "ds16", episodes=4, length=12)
     large = write_square_dataset(tmp_path / "ds32", episodes=4, length=12, size=32)

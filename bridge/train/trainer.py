@@ -29,7 +29,7 @@ from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_bytes
 from bridge.model.checkpoint import (CARD, CONFIG, MODEL, STATE, CheckpointError, load_into, load_model,
                                      load_train_state, read_config, read_train_meta, save_model, save_train_state,
-                                     state_tensors)
+                                     state_tensors, whole_step)
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
@@ -310,7 +310,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     if resuming:
         meta, _ = load_train_state(out, model, opt)
         start, elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
-        if env.main and not _published(out, start):  # a save cut short after the training state: finish it first
+        if env.main and whole_step(out) != start:  # a save cut short after the training state (a finished run would
+            # never save again): finish it first
             _publish(out, kind, cfg, model, {**meta.get("card", card), "metrics": _logged(csv_path, start)}, elapsed,
                      amp_on, start)
     elif opts.stage == "dynamics":
@@ -420,16 +421,6 @@ def _publish(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, card: dic
             "amp_bf16": amp_on}
     tensors = state_tensors(model, "tokenizer.") if kind == "tokenizer" else state_tensors(model)
     save_model(out, kind, cfg, tensors, info, step)
-
-
-def _published(out: Path, step: int) -> bool:
-    """Whether the loadable checkpoint is whole at the training state's step: a save killed after the state leaves it
-    behind or torn between its files, and a finished run would otherwise never write it again."""
-    try:
-        _, _, card, header = load_model(out)
-    except CheckpointError:
-        return False
-    return header["step"] == card.get("step") == step
 
 
 def _logged(path: Path, step: int) -> dict[str, float]:
