@@ -153,6 +153,26 @@ def test_a_bare_cli_rerun_keeps_the_runs_own_checkpointing_seed_and_amp(tmp_path
     assert json.loads((tmp_path / "run" / "model_card.json").read_text())["train"]["ckpt_every"] == 1
 
 
+def test_a_resume_keeps_the_runs_lam_lr_scale_and_a_given_one_wins(tmp_path):
+    """lam_lr_scale was not in the card, and a resume's optimizer state brought the old scale back: a given one was
+    silently ignored. It is kept like the other run options now, and a given one is applied and recorded."""
+    from bridge.model.checkpoint import read_train_meta
+
+    run = trained_micro()
+    opts = dict(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "w"), progress=False)
+    train(TrainOptions(tokenizer=str(run["tok"]), preset="micro", steps=1, lam_lr_scale=0.1, **opts))
+
+    def scales() -> tuple[set[float], float]:
+        card = json.loads((tmp_path / "w" / "model_card.json").read_text())
+        return {g["scale"] for g in read_train_meta(tmp_path / "w")["param_groups"]}, card["train"]["lam_lr_scale"]
+
+    assert scales() == ({0.1, 1.0}, 0.1)
+    train(TrainOptions(steps=2, **opts))  # a bare resume keeps the run's own
+    assert scales() == ({0.1, 1.0}, 0.1)
+    train(TrainOptions(steps=3, lam_lr_scale=0.3, **opts))  # a given one wins
+    assert scales() == ({0.3, 1.0}, 0.3)
+
+
 def test_a_resume_refuses_another_tokenizer_instead_of_ignoring_it(tmp_path):
     run = trained_micro()
     opts = dict(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "w"), preset="micro", progress=False)

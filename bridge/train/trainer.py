@@ -46,9 +46,9 @@ STAGES = ("tokenizer", "dynamics")
 # The options a run records in its model card (under "train"; --seed at the top) and a resume keeps unless given again
 KEPT = {"steps": "steps_total", "batch": "batch_per_rank", "lr": "lr", "max_minutes": "max_minutes", "seed": "seed",
         "amp": "amp", "ckpt_every": "ckpt_every", "ckpt_minutes": "ckpt_minutes", "log_every": "log_every",
-        "warmup": "warmup"}
+        "warmup": "warmup", "lam_lr_scale": "lam_lr_scale"}
 RUN_DEFAULTS = {"max_minutes": None, "seed": 0, "amp": None, "ckpt_every": 500, "ckpt_minutes": 10.0, "log_every": 10,
-                "warmup": 200}  # the rest of KEPT's defaults: the preset's (presets.TRAIN_DEFAULTS)
+                "warmup": 200, "lam_lr_scale": 0.5}  # the rest of KEPT's defaults: the preset's (presets.TRAIN_DEFAULTS)
 
 
 @dataclass
@@ -73,7 +73,7 @@ class TrainOptions:
     ckpt_minutes: float | None = None
     log_every: int | None = None
     warmup: int | None = None
-    lam_lr_scale: float = 0.5  # the latent action model learns slower (collapse guard)
+    lam_lr_scale: float | None = None  # the latent action model learns slower (collapse guard; 0.5)
     max_minutes: float | None = None  # total training-time budget of the run (resumes included); the lr decays to fit it
     command: str = ""
     progress: bool = True
@@ -308,7 +308,10 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     # --- Resume, or start a world with a bank of real first frames (as tokens) ---
     start, elapsed = 0, 0.0
     if resuming:
+        scales = [g["scale"] for g in opt.param_groups]  # this run's lam_lr_scale, not the saved state's
         meta, _ = load_train_state(out, model, opt)
+        for g, scale in zip(opt.param_groups, scales):
+            g["scale"] = scale
         start, elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
         if env.main and whole_step(out) != start:  # a save cut short after the training state (a finished run would
             # never save again): finish it first
