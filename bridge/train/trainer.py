@@ -435,13 +435,13 @@ def _logged(path: Path, step: int) -> dict[str, float]:
     return {k: float(v) for k, v in rows[-1].items() if k not in ("step", "time_s") and v} if rows else {}
 
 
-def kept_options(opts: TrainOptions, run: dict[str, Any], defaults: dict[str, Any]) -> TrainOptions:
-    """Each option in KEPT as given, else the resumed run's own (`run`: its card's), else the default: a bare rerun
-    changes nothing, and a given option wins."""
+def kept_options(opts: Any, run: dict[str, Any], defaults: dict[str, Any], kept: dict[str, str] = KEPT) -> Any:
+    """Each option in `kept` (option -> its key in the card) as given, else the resumed run's own (`run`: its card's),
+    else the default: a bare rerun changes nothing, and a given option wins."""
     def given(name: str) -> Any:
-        option, resumed = getattr(opts, name), run.get(KEPT[name])
+        option, resumed = getattr(opts, name), run.get(kept[name])
         return option if option is not None else resumed if resumed is not None else defaults[name]
-    return dataclasses.replace(opts, **{name: given(name) for name in KEPT})
+    return dataclasses.replace(opts, **{name: given(name) for name in kept})
 
 
 POSTFIX = {"loss": "loss", "psnr": "psnr", "code_usage": "codes", "ce": "ce", "acc": "acc", "lam_rel_mse": "lam",
