@@ -195,6 +195,32 @@ def test_a_run_stopped_before_its_first_save_resumes_on_a_rerun(tmp_path, monkey
     assert json.loads((out / "model_card.json").read_text())["decoder"]["steps"] == 2
 
 
+def test_a_rerun_keeps_the_runs_own_settings_and_a_given_one_wins(tmp_path, monkeypatch):
+    """A rerun without --ckpt-every fell back to 200 (--max-minutes to none, --lr, --batch, --seed, --steps to their
+    defaults): a decoder run keeps its own settings now, as tokenizer and dynamics runs do, and a given one wins."""
+    import bridge.train.decoder as dec
+
+    saves, save_model = [], dec.save_model
+    monkeypatch.setattr(dec, "save_model", lambda out, kind, cfg, t, card, step: (
+        saves.append(card["decoder"]["steps"]), save_model(out, kind, cfg, t, card, step)))
+    world, data, out = save_micro_world(tmp_path / "world"), str(sandbox_dataset()), tmp_path / "sharp"
+    base = ["--world", str(world), "--data", data, "--out", str(out)]
+    r = _run(*base, "--steps", "2", "--batch", "2", "--lr", "1e-3", "--seed", "3", "--ckpt-every", "1",
+             "--max-minutes", "30")
+    assert r.exit_code == 0, r.output
+    r = _run(*base, "--steps", "2")
+    assert r.exit_code == 0, r.output
+    assert saves == [1, 2, 2, 3, 4, 4]  # its own --ckpt-every 1, not 200
+    card = json.loads((out / "model_card.json").read_text())["decoder"]
+    assert {k: card[k] for k in ("batch", "lr", "seed", "ckpt_every", "max_minutes")} == \
+        {"batch": 2, "lr": 1e-3, "seed": 3, "ckpt_every": 1, "max_minutes": 30.0}
+    r = _run(*base, "--ckpt-every", "2")  # a given option wins; --steps is the run's own (2 a run)
+    assert r.exit_code == 0, r.output
+    assert saves[6:] == [6, 6]
+    card = json.loads((out / "model_card.json").read_text())["decoder"]
+    assert card["steps"] == 6 and card["steps_per_run"] == 2 and card["ckpt_every"] == 2
+
+
 def test_footage_too_short_for_a_clip_is_refused_before_the_world_is_copied(tmp_path):
     from bridge.data.generate import GenerateConfig, generate
 

@@ -153,6 +153,26 @@ def test_a_bare_cli_rerun_keeps_the_runs_own_checkpointing_seed_and_amp(tmp_path
     assert json.loads((tmp_path / "run" / "model_card.json").read_text())["train"]["ckpt_every"] == 1
 
 
+def test_a_resume_keeps_the_runs_lam_lr_scale_and_a_given_one_wins(tmp_path):
+    """lam_lr_scale was not in the card, and a resume's optimizer state brought the old scale back: a given one was
+    silently ignored. It is kept like the other run options now, and a given one is applied and recorded."""
+    from bridge.model.checkpoint import read_train_meta
+
+    run = trained_micro()
+    opts = dict(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "w"), progress=False)
+    train(TrainOptions(tokenizer=str(run["tok"]), preset="micro", steps=1, lam_lr_scale=0.1, **opts))
+
+    def scales() -> tuple[set[float], float]:
+        card = json.loads((tmp_path / "w" / "model_card.json").read_text())
+        return {g["scale"] for g in read_train_meta(tmp_path / "w")["param_groups"]}, card["train"]["lam_lr_scale"]
+
+    assert scales() == ({0.1, 1.0}, 0.1)
+    train(TrainOptions(steps=2, **opts))  # a bare resume keeps the run's own
+    assert scales() == ({0.1, 1.0}, 0.1)
+    train(TrainOptions(steps=3, lam_lr_scale=0.3, **opts))  # a given one wins
+    assert scales() == ({0.3, 1.0}, 0.3)
+
+
 def test_a_resume_refuses_another_tokenizer_instead_of_ignoring_it(tmp_path):
     run = trained_micro()
     opts = dict(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "w"), preset="micro", progress=False)
@@ -229,6 +249,30 @@ def test_a_finished_runs_last_save_cut_short_is_completed_by_the_rerun(tmp_path,
     _, _, card, header = load_model(tmp_path / "run")  # ...but the checkpoint is whole again, at step 4
     assert header["step"] == card["step"] == 4
     assert card["metrics"]["loss"] == pytest.approx(_rows(tmp_path / "run" / "metrics.csv")[-1]["loss"], rel=1e-5)
+
+
+def test_a_resume_checks_its_checkpoint_without_reading_its_weights(tmp_path, monkeypatch):
+    """Each resume read every tensor of model.safetensors only to compare step numbers: it now reads config.json, the
+    card and the weights' header, and a torn save is still found (its weights' header names another step)."""
+    import bridge.model.checkpoint as checkpoint
+
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", progress=False)
+    train(TrainOptions(steps=2, **opts))
+    read_tensors = checkpoint._read_tensors
+
+    def state_only(path):
+        assert Path(path).name == "train_state.safetensors", f"read the tensors of {path}"
+        return read_tensors(path)
+
+    monkeypatch.setattr(checkpoint, "_read_tensors", state_only)
+    assert train(TrainOptions(steps=2, **opts)) == {"step": 2, "unchanged": True}
+    assert checkpoint.whole_step(tmp_path / "run") == 2
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "step": 1}))  # torn: the weights say 2
+    assert checkpoint.whole_step(tmp_path / "run") is None
+    assert train(TrainOptions(steps=2, **opts)) == {"step": 2, "unchanged": True}  # the rerun rewrote it
+    assert checkpoint.whole_step(tmp_path / "run") == 2
 
 
 def test_a_resume_on_footage_of_another_size_names_the_way_out(tmp_path):

@@ -71,6 +71,16 @@ def _read_bytes(path: Path) -> bytes:
         raise _unreadable(path, e) from None
 
 
+def _head(path: Path) -> bytes:
+    """A safetensors file's first bytes, up to the end of its JSON header: its metadata without its tensors."""
+    try:
+        with Path(path).open("rb") as f:
+            head = f.read(8)
+            return head + f.read(int.from_bytes(head, "little"))
+    except OSError as e:
+        raise _unreadable(path, e) from None
+
+
 def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     data = _read_bytes(path)
     try:
@@ -163,10 +173,28 @@ def load_model(path: Path, kind: str | None = None) -> tuple[WorldConfig, dict[s
     _need(path, MODEL, kind)
     cfg, card, header = read_config(path, kind)
     tensors, meta = _read_tensors(path / MODEL)
+    _same_step(path, meta, header)
+    return cfg, tensors, card, header
+
+
+def _same_step(path: Path, meta: dict[str, str], header: dict[str, Any]) -> None:
+    """The weights (their metadata) and config.json must be of one save: a save cut short between them is named."""
     if meta.get("step") not in (None, str(header["step"])):
         raise CheckpointError(f"{path}: model.safetensors is at step {meta['step']} but config.json says "
                               f"{header['step']}; the run was interrupted mid-save: run training again to resume")
-    return cfg, tensors, card, header
+
+
+def whole_step(path: Path) -> int | None:
+    """The step of a checkpoint whose weights, config.json and model_card.json are of one save, its tensors unread
+    (a resume checks its run's this way); None when one is missing or damaged, or a save was cut short between them."""
+    path = Path(path)
+    try:
+        _need(path, MODEL, None)
+        _, card, header = read_config(path)
+        _same_step(path, _metadata(_head(path / MODEL)), header)
+    except (CheckpointError, ValueError, AttributeError):  # (a damaged header: ValueError, or JSON not an object)
+        return None
+    return header["step"] if card.get("step") == header["step"] else None
 
 
 def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "", where: str = "checkpoint") -> None:
@@ -210,12 +238,7 @@ def read_train_meta(run_dir: Path) -> dict[str, Any]:
     """What a training state was saved with (step, stage, and since 2026-11-24 the model config, kind and card), its
     tensors unread: a run whose first save was cut off before config.json still resumes from it."""
     path = Path(run_dir) / STATE
-    try:
-        with path.open("rb") as f:
-            head = f.read(8)
-            head += f.read(int.from_bytes(head, "little"))
-    except OSError as e:
-        raise _unreadable(path, e) from None
+    head = _head(path)
     try:
         return json.loads(_metadata(head)["meta"])
     except (ValueError, KeyError, AttributeError) as e:

@@ -74,30 +74,32 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
               help="Dataset folder; repeat to alternate between several.")
 @click.option("--out", required=True, type=OUT_FOLDER,
               help="New directory: a complete copy of --world with the new decoder; rerun to train it further.")
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps in this run.")
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Clips per step.")
-@click.option("--lr", type=POSITIVE, default=2e-4, show_default=True, help="Peak learning rate.")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps in this run [a rerun keeps its own].")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Clips per step [a rerun keeps its own].")
+@click.option("--lr", type=POSITIVE, default=2e-4, show_default=True, help="Peak learning rate [a rerun keeps its own].")
 @SEED_OPTION
-@click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True, help="Save (and measure val PSNR) every N steps.")
-@click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the lr decays to fit.")
+@click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True, help="Save (and measure val PSNR) every N steps [a rerun keeps its own].")
+@click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes of this run; the lr decays to fit [a rerun keeps its own].")
 @click.option("--adv", type=NOT_NEGATIVE, default=0.0, show_default=True,
               help="Weight of a conditional patch critic's loss beside MSE (VQGAN's adaptive weight), to push the decoder "
                    "toward sharp detail (snowflakes, sprites) instead of its blurred mean; 0: MSE only. Measured so far "
-                   "without a gain: docs/model.md.")
+                   "without a gain: docs/model.md [a rerun keeps its own].")
 @click.option("--adv-start", type=click.IntRange(min=0), default=0, show_default=True,
-              help="With --adv: the first N steps of this run train the discriminator alone, then the decoder feels it too.")
+              help="With --adv: the first N steps of this run train the discriminator alone, then the decoder feels it "
+                   "too [a rerun keeps its own].")
 @click.option("--detail", type=NOT_NEGATIVE, default=0.0, show_default=True,
               help="Weight MSE up on detail pixels (1 + D x |pixel - its 3x3 mean|): one-pixel snowflakes, raindrops and "
                    "sprite edges count more than flat sky, so the decoder draws what its tokens make likely instead of a "
-                   "smear; 0: plain MSE (docs/model.md).")
+                   "smear; 0: plain MSE (docs/model.md) [a rerun keeps its own].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def decoder(**kw) -> None:
     """Train the tokenizer's decoder further on frozen tokens: sharper frames, and the dynamics, events and
     first-frame model stay valid (docs/model.md)."""
     from bridge.train.decoder import DecoderTrainOptions, train_decoder
 
-    quiet = kw.pop("quiet")
-    opts = DecoderTrainOptions(**{**kw, "data": list(kw["data"])}, progress=not quiet, command=typed_command())
+    quiet, given = kw.pop("quiet"), _given(click.get_current_context())
+    opts = DecoderTrainOptions(**{**{k: given[k] for k in kw}, "data": list(kw["data"])}, progress=not quiet,
+                               command=typed_command())
     r = guarded(train_decoder, opts, kw["out"])
     click.echo(f"decoder: step {r['step']} saved to {r['out']}; val PSNR {r['val_psnr_before']:.2f} -> "
                f"{r['val_psnr_after']:.2f} dB; weather particles (share of val pixels, real "
@@ -106,7 +108,8 @@ def decoder(**kw) -> None:
 
 
 def _given(ctx: click.Context) -> dict:
-    """The options as given, None where left to their default: a resumed run keeps its own (trainer.KEPT)."""
+    """The options as given, None where left to their default: a resumed run keeps its own (trainer.KEPT,
+    decoder.KEPT)."""
     return {k: None if ctx.get_parameter_source(k) is ParameterSource.DEFAULT else v for k, v in ctx.params.items()}
 
 

@@ -26,27 +26,35 @@ from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
 from bridge.train.loop import Averager, fine_tune
-from bridge.train.trainer import _amp, lr_at
+from bridge.train.trainer import _amp, kept_options, lr_at
+
+# The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
+# --max-minutes count per run), with their defaults
+KEPT = {"steps": "steps_per_run", "batch": "batch", "lr": "lr", "seed": "seed", "ckpt_every": "ckpt_every",
+        "max_minutes": "max_minutes", "adv": "adv", "adv_start": "adv_start", "detail": "detail"}
+DEFAULTS = {"steps": 2000, "batch": 16, "lr": 2e-4, "seed": 0, "ckpt_every": 200, "max_minutes": None, "adv": 0.0,
+            "adv_start": 0, "detail": 0.0}
 
 
 @dataclass
 class DecoderTrainOptions:
-    """A decoder run; --out becomes a complete world (a copy of --world with the new decoder)."""
+    """A decoder run; --out becomes a complete world (a copy of --world with the new decoder). None (the options in
+    KEPT) means a rerun's own, else DEFAULTS."""
 
     world: str
     data: list[str]
     out: str
-    steps: int = 2000
-    batch: int = 16  # clips per step
-    lr: float = 2e-4
+    steps: int | None = None  # in this run
+    batch: int | None = None  # clips per step
+    lr: float | None = None
     warmup: int = 50
     val_clips: int = 64
-    seed: int = 0
-    ckpt_every: int = 200
-    max_minutes: float | None = None
-    adv: float = 0.0  # weight of the patch discriminator's loss (0: MSE only), relative to MSE's gradient
-    adv_start: int = 0  # steps of this run in which the discriminator trains alone, before the decoder feels it
-    detail: float = 0.0  # MSE weighted up on detail pixels (detail_weights; 0: plain MSE)
+    seed: int | None = None
+    ckpt_every: int | None = None
+    max_minutes: float | None = None  # of this run
+    adv: float | None = None  # weight of the patch discriminator's loss (0: MSE only), relative to MSE's gradient
+    adv_start: int | None = None  # steps of this run in which the discriminator trains alone, before the decoder feels it
+    detail: float | None = None  # MSE weighted up on detail pixels (detail_weights; 0: plain MSE)
     command: str = ""
     progress: bool = True
 
@@ -151,6 +159,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
 
     out, src = Path(opts.out), Path(opts.world)
     resume = (out / "model_card.json").is_file() and "decoder" in read_json(out / "model_card.json")
+    opts = kept_options(opts, read_json(out / "model_card.json")["decoder"] if resume else {}, DEFAULTS, KEPT)
     datasets = [VideoDataset(d) for d in opts.data]  # clear errors before anything is copied
     wcfg = read_config(out if resume else src, kind="world")[0]
     for d, ds in zip(opts.data, datasets):
@@ -206,9 +215,8 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
             load_into(disc, read_tensors(out / DISCRIMINATOR), where=str(out / DISCRIMINATOR))
         d_opt = torch.optim.Adam(disc.parameters(), lr=CRITIC_LR * opts.lr, betas=(0.5, 0.9))
     section = {"from_world": str(prev.get("from_world", src.resolve())), "data": [str(Path(d).resolve()) for d in opts.data],
-               "batch": opts.batch, "lr": opts.lr, "clip_len": T, "val_clips": len(val), "adv": opts.adv,
-               "adv_start": opts.adv_start, "detail": opts.detail, "val_psnr_before": round(before, 3),
-               "val_particles_before": particles_before, "command": opts.command}
+               **{key: getattr(opts, name) for name, key in KEPT.items()}, "clip_len": T, "val_clips": len(val),
+               "val_psnr_before": round(before, 3), "val_particles_before": particles_before, "command": opts.command}
     if prev.get("adv") and prev["adv"] != opts.adv:  # the card keeps every weight a run of this --out trained with
         section["earlier_adv"] = sorted({*prev.get("earlier_adv", []), prev["adv"]})
     metrics: dict[str, float] = {}

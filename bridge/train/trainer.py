@@ -29,7 +29,7 @@ from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_bytes
 from bridge.model.checkpoint import (CARD, CONFIG, MODEL, STATE, CheckpointError, load_into, load_model,
                                      load_train_state, read_config, read_train_meta, save_model, save_train_state,
-                                     state_tensors)
+                                     state_tensors, whole_step)
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
@@ -46,9 +46,9 @@ STAGES = ("tokenizer", "dynamics")
 # The options a run records in its model card (under "train"; --seed at the top) and a resume keeps unless given again
 KEPT = {"steps": "steps_total", "batch": "batch_per_rank", "lr": "lr", "max_minutes": "max_minutes", "seed": "seed",
         "amp": "amp", "ckpt_every": "ckpt_every", "ckpt_minutes": "ckpt_minutes", "log_every": "log_every",
-        "warmup": "warmup"}
+        "warmup": "warmup", "lam_lr_scale": "lam_lr_scale"}
 RUN_DEFAULTS = {"max_minutes": None, "seed": 0, "amp": None, "ckpt_every": 500, "ckpt_minutes": 10.0, "log_every": 10,
-                "warmup": 200}  # the rest of KEPT's defaults: the preset's (presets.TRAIN_DEFAULTS)
+                "warmup": 200, "lam_lr_scale": 0.5}  # the rest of KEPT's defaults: the preset's (presets.TRAIN_DEFAULTS)
 
 
 @dataclass
@@ -73,7 +73,7 @@ class TrainOptions:
     ckpt_minutes: float | None = None
     log_every: int | None = None
     warmup: int | None = None
-    lam_lr_scale: float = 0.5  # the latent action model learns slower (collapse guard)
+    lam_lr_scale: float | None = None  # the latent action model learns slower (collapse guard; 0.5)
     max_minutes: float | None = None  # total training-time budget of the run (resumes included); the lr decays to fit it
     command: str = ""
     progress: bool = True
@@ -308,9 +308,13 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     # --- Resume, or start a world with a bank of real first frames (as tokens) ---
     start, elapsed = 0, 0.0
     if resuming:
+        scales = [g["scale"] for g in opt.param_groups]  # this run's lam_lr_scale, not the saved state's
         meta, _ = load_train_state(out, model, opt)
+        for g, scale in zip(opt.param_groups, scales):
+            g["scale"] = scale
         start, elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
-        if env.main and not _published(out, start):  # a save cut short after the training state: finish it first
+        if env.main and whole_step(out) != start:  # a save cut short after the training state (a finished run would
+            # never save again): finish it first
             _publish(out, kind, cfg, model, {**meta.get("card", card), "metrics": _logged(csv_path, start)}, elapsed,
                      amp_on, start)
     elif opts.stage == "dynamics":
@@ -422,16 +426,6 @@ def _publish(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, card: dic
     save_model(out, kind, cfg, tensors, info, step)
 
 
-def _published(out: Path, step: int) -> bool:
-    """Whether the loadable checkpoint is whole at the training state's step: a save killed after the state leaves it
-    behind or torn between its files, and a finished run would otherwise never write it again."""
-    try:
-        _, _, card, header = load_model(out)
-    except CheckpointError:
-        return False
-    return header["step"] == card.get("step") == step
-
-
 def _logged(path: Path, step: int) -> dict[str, float]:
     """The metrics last logged at or before `step` (metrics.csv), for a card whose own save was cut short."""
     if not path.is_file():
@@ -441,13 +435,13 @@ def _logged(path: Path, step: int) -> dict[str, float]:
     return {k: float(v) for k, v in rows[-1].items() if k not in ("step", "time_s") and v} if rows else {}
 
 
-def kept_options(opts: TrainOptions, run: dict[str, Any], defaults: dict[str, Any]) -> TrainOptions:
-    """Each option in KEPT as given, else the resumed run's own (`run`: its card's), else the default: a bare rerun
-    changes nothing, and a given option wins."""
+def kept_options(opts: Any, run: dict[str, Any], defaults: dict[str, Any], kept: dict[str, str] = KEPT) -> Any:
+    """Each option in `kept` (option -> its key in the card) as given, else the resumed run's own (`run`: its card's),
+    else the default: a bare rerun changes nothing, and a given option wins."""
     def given(name: str) -> Any:
-        option, resumed = getattr(opts, name), run.get(KEPT[name])
+        option, resumed = getattr(opts, name), run.get(kept[name])
         return option if option is not None else resumed if resumed is not None else defaults[name]
-    return dataclasses.replace(opts, **{name: given(name) for name in KEPT})
+    return dataclasses.replace(opts, **{name: given(name) for name in kept})
 
 
 POSTFIX = {"loss": "loss", "psnr": "psnr", "code_usage": "codes", "ce": "ce", "acc": "acc", "lam_rel_mse": "lam",
