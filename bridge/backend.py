@@ -73,6 +73,13 @@ def takes(fn: Any, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def close_backend(backend: Any) -> None:
+    """Free a backend now (a world model's weights), not when it is garbage-collected: `close()` is optional."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
+
+
 class StepRefused(ValueError):
     """`step_batch` refused an action or event before any world moved: the host steps each session alone instead,
     so only the session that sent it hears about it. Any other error may come after some worlds moved."""

@@ -116,9 +116,10 @@ class WorldClient:
         self._req_id += 1
         return self._await(self._req_id)
 
-    def _await(self, req_id: int) -> int:
-        """Make `req_id` the one answer to keep: an answer to an earlier request that timed out is late, and kept it
-        would pile up over a long run on a slow host (or, a welcome, answer a later connect in the new one's place)."""
+    def _await(self, req_id: int | None) -> int | None:
+        """Make `req_id` the one answer to keep (None: none): an answer to an earlier request that timed out is late,
+        and kept it would pile up over a long run on a slow host (or, a welcome, answer a later connect in the new
+        one's place)."""
         self._waiting, self._reply = req_id, None
         return req_id
 
@@ -136,10 +137,11 @@ class WorldClient:
         except ProtocolError:
             return True
         mtype, req_id = msg["type"], msg.get("req_id")
+        answers_request = req_id is not None and req_id == self._waiting
+        answers_hello = req_id is None and mtype in ("welcome", "reject") and self._waiting == -1
         if mtype == "frame":
             self._file_frame(msg, parts, received)
-        elif req_id is not None and req_id == self._waiting or \
-                req_id is None and mtype in ("welcome", "reject") and self._waiting == -1:
+        elif answers_request or answers_hello:
             self._reply = msg
         elif mtype == "error":  # answers no request, or one whose wait timed out: nobody else will see it
             if msg.get("code") == "not_ready":
@@ -177,8 +179,9 @@ class WorldClient:
             if left <= 0 or not self._receive(left):
                 if self._reply is not None:
                     break
-                raise self.timed_out(f"no answer to `{what}`", timeout)
-        reply, self._reply, self._waiting = self._reply, None, None
+                raise self._give_up(f"no answer to `{what}`", timeout)
+        reply = self._reply
+        self._await(None)
         if reply["type"] == "error":
             if reply.get("code") == "not_ready":
                 raise ProtocolError("not_ready", self._host_forgot_us(), True)
@@ -188,6 +191,12 @@ class WorldClient:
             raise ProtocolError(reply.get("code", "error"), reply.get("message", ""), bool(reply.get("fatal")),
                                 cap if isinstance(cap, str) else None)
         return reply
+
+    def _give_up(self, what: str, timeout: float) -> ProtocolError:
+        """Stop waiting for the request that timed out, so its late answer is filed as one no request waits for (an
+        error in `errors`, a fatal one ending `session`), not kept for a wait that is over; its `timeout` error."""
+        self._await(None)
+        return self.timed_out(what, timeout)
 
     def timed_out(self, what: str, timeout: float) -> ProtocolError:
         """The `timeout` error for anything this host left unanswered: it names the two causes and their fixes."""
@@ -298,6 +307,7 @@ class WorldClient:
                 if f.seq == seq:
                     for _ in range(i + 1):
                         self._frames.popleft()
+                    self._await(None)  # answered by its frame: nothing more comes for it
                     return f
             if self._reply is not None:
                 self._wait_reply("input")  # raises the error the host sent for this input
@@ -308,7 +318,7 @@ class WorldClient:
             if left <= 0 or not self._receive(left):
                 if any(f.seq == seq for f in self._frames):
                     continue
-                raise self.timed_out(f"no frame for input seq {seq}", timeout)
+                raise self._give_up(f"no frame for input seq {seq}", timeout)
 
     def event(self, event_type: str | None = None, text: str | None = None) -> dict:
         """Fire a world event on the next frame, or after those queued before it (a world model holds each for `hold`

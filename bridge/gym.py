@@ -9,7 +9,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from bridge.backend import Prompt
+from bridge.backend import Prompt, close_backend
 from bridge.host.protocol import ProtocolError
 
 RewardFn = Callable[[np.ndarray, int, np.ndarray, dict], float]
@@ -174,9 +174,7 @@ class WorldEnv(gymnasium.Env):
             self.client = None
         if self.world is not None:
             if self._owns_world:
-                from bridge.host.server import _close_backend
-
-                _close_backend(self.world)
+                close_backend(self.world)
             self.world, self._obs = None, None
 
 

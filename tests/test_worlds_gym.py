@@ -1,7 +1,10 @@
 """The Gymnasium env as recorders see it: frames are played back at the world's own rate."""
 
 import gc
+import subprocess
+import sys
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +103,13 @@ def test_a_backend_string_that_names_nothing_says_what_python_accepts(backend):
     assert "--backend" not in message
     for accepted in ("'sandbox'", "a checkpoint folder", "bridge.load_world()", "backend_name="):
         assert accepted in message, message
+
+
+def test_closing_an_in_process_env_needs_no_host():
+    """close() imported the host server (and ZeroMQ) for its three-line backend close: an in-process env needs
+    neither."""
+    code = ("import sys\nfrom bridge.gym import WorldEnv\nenv = WorldEnv('sandbox')\nenv.reset(seed=0)\nenv.close()\n"
+            "print(sorted(m for m in ('bridge.host.server', 'zmq') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout  # this tree's bridge
+    assert out.split() == ["[]"]

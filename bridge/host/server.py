@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import zmq
 
-from bridge.backend import StepRefused
+from bridge.backend import StepRefused, close_backend
 from bridge.host import protocol as P
 from bridge.host.backends import BackendPool, BackendSpec, announce, as_spec
 from bridge.host.pixels import encode_pixels
@@ -195,7 +195,7 @@ class Host:
             finished = [job for job in self.pending if job.done and job.error is None and job.source == "start"]
             resetting = [job.session for job in self.pending if not job.done and job.source == "reset"]
         for job in finished:
-            _close_backend(job.session.backend)
+            close_backend(job.session.backend)
         for s in list(self.sessions.values()):
             self._close_session(s, notify=None, free=all(s is not r for r in resetting))
         self._close_sockets()
@@ -461,7 +461,7 @@ class Host:
                 except zmq.ZMQError:  # a full pipe already holds a wake-up
                     pass
         if orphaned or (job.error is not None and job.source == "start"):  # a failed reset keeps its session
-            _close_backend(backend)
+            close_backend(backend)
 
     def _finish_loads(self) -> None:
         """Loop thread: answer every `start`/`reset` whose loader finished, then run the messages its peer sent
@@ -482,7 +482,7 @@ class Host:
             elif job.source == "reset":
                 self._finish_reset(job, connected)
             elif not connected:  # the client left while its world loaded
-                _close_backend(job.session.backend)
+                close_backend(job.session.backend)
             elif not self._finish_start(job):
                 continue
             if connected:
@@ -923,7 +923,7 @@ class Host:
                 peer.session = None
         session.peer = None
         if free:
-            _close_backend(session.backend)
+            close_backend(session.backend)
         log.info("session %s closed after %d frames", session.id, session.index)
 
     def _evict_peers(self) -> None:
@@ -956,13 +956,6 @@ def _refusal(peer: Peer | None, e: ProtocolError, req_id: int | None) -> dict:
     kind names."""
     extra = {} if e.capability is None else {"capability": e.capability}
     return P.error(_code_for(peer, e.code), e.message, req_id, e.fatal, **extra)
-
-
-def _close_backend(backend: Any) -> None:
-    """Free a backend (a session's, or one whose session never started: its start failed, or nobody took it)."""
-    close = getattr(backend, "close", None)
-    if callable(close):
-        close()
 
 
 @dataclass
