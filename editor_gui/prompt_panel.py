@@ -42,6 +42,7 @@ from editor_gui.session_store import PromptSpec
 from editor_gui.sketch_canvas import SketchCanvas
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
+NEW_WORLD_TIP = "Start a new world from this prompt and seed (a new root in the timeline's tree)"
 
 
 def image_to_png(image: QImage) -> bytes:
@@ -214,6 +215,7 @@ class PromptPanel(QWidget):
         self.go = QPushButton("New world")
         self.go.setObjectName("new_world")
         self.go.setStyleSheet("QPushButton { font-weight: bold; padding: 6px; }")
+        self.go.setToolTip(NEW_WORLD_TIP)
         self.go.clicked.connect(lambda: self.new_world.emit(self.prompt()))
         keep_play_focus(self.go)
         seed_row = QHBoxLayout()
@@ -288,6 +290,12 @@ class PromptPanel(QWidget):
         for w, reason in ((self.text, text), (self.img_box, image), (self.sk_box, sketch)):
             w.setEnabled(reason is None)
             w.setToolTip(reason or "")
+
+    def block_new_world(self, why: str | None) -> None:
+        """Grey out New world while the host cannot start one (no host, a rebuild or preview running); the tooltip
+        says why (None: enable)."""
+        self.go.setEnabled(why is None)
+        self.go.setToolTip(why or NEW_WORLD_TIP)
 
     # --- prompt ---
     def prompt(self) -> PromptSpec:
