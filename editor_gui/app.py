@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bridge.host.backends import THREADS_HELP
+from bridge.values import SEED_MAX
 
 if TYPE_CHECKING:  # the host's modules load only when the editor starts one
     from bridge.host.server import HostHandle
@@ -110,7 +111,8 @@ def text_warmer(host: HostHandle) -> Callable[[], Any]:
               help="Which backend to play; 'sandbox' is the scripted test game, not the world model.")
 @click.option("--fps", type=click.FloatRange(1, 120), default=24.0, show_default=True, help="Target frame rate.")
 @click.option("--step", "step_mode", is_flag=True, help="Start paused (one frame per key press).")
-@click.option("--seed", type=int, default=None, help="World seed (default: random).")
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None,  # the protocol's seed range
+              help="World seed (default: random).")
 @click.option("--text", default=None, help="Text prompt for the first world.")
 @click.option("--quit-after", type=float, default=None, hidden=True, help="Close after this many seconds (smoke tests).")
 @click.option("--session", "session_path", type=click.Path(path_type=Path), default=None,

@@ -22,6 +22,7 @@ from editor_gui.keymap import keep_play_focus
 from editor_gui.viewport import to_qimage
 
 PREVIEW_PX = 128
+PREVIEW_TIP = "Play every latent action for N frames from the current frame; the world is back where it was after"
 
 
 def pixmap(image: np.ndarray, size: int = PREVIEW_PX) -> QPixmap:
@@ -90,6 +91,7 @@ class LatentExplorer(QWidget):
         self.steps.setSuffix(" frames")
         self.run_btn = QPushButton("Preview from current frame")
         self.run_btn.setObjectName("explore")
+        self.run_btn.setToolTip(PREVIEW_TIP)
         self.run_btn.clicked.connect(lambda: self.explore.emit(self.steps.value()))
         keep_play_focus(self.run_btn)
         self.bar = QProgressBar()
@@ -139,8 +141,13 @@ class LatentExplorer(QWidget):
             self.names.pop(action, None)
         self.names_changed.emit(dict(self.names))
 
+    def block_preview(self, why: str | None) -> None:
+        """Grey out Preview while the host cannot run one (no world, busy); the tooltip says why (None: enable)."""
+        self.run_btn.setEnabled(why is None)
+        self.run_btn.setToolTip(why or PREVIEW_TIP)
+
     def set_busy(self, busy: bool, done: int = 0, total: int = 0) -> None:
-        self.run_btn.setEnabled(not busy)
+        """Show a running preview's progress (the window greys out Preview itself, see block_preview)."""
         self.bar.setVisible(busy)
         if total:
             self.bar.setRange(0, total)

@@ -36,7 +36,7 @@ from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap, KeyMapDialog, ke
 from editor_gui.latent_explorer import LatentExplorer
 from editor_gui.layers import Layer, rgba_to_qimage
 from editor_gui.object_panel import ObjectPanel
-from editor_gui.prompt_panel import PromptPanel
+from editor_gui.prompt_panel import NEW_WORLD_TIP, PromptPanel
 from editor_gui.session_store import (
     AUTOSAVE_ENV,
     FILE_SUFFIX,
@@ -57,6 +57,7 @@ from editor_gui.worker import ExploreResult, ResimResult, WorkerThread
 
 PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the object)"
 NO_WORLD = "No world is running: press New world."
+NOT_CONNECTED = "Not connected to a host: check Settings → Host."
 NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothing done to it would be recorded: pick a "
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
 
@@ -265,7 +266,7 @@ class MainWindow(QMainWindow):
         self.step_action.triggered.connect(self.step_once)
         keys = QAction("Keys…", self)
         keys.triggered.connect(self.edit_keys)
-        new = QAction(icon(QStyle.StandardPixmap.SP_FileIcon), "New world", self)
+        new = self.new_action = QAction(icon(QStyle.StandardPixmap.SP_FileIcon), "New world", self)
         new.triggered.connect(lambda: self.new_world(self.prompt_panel.prompt()))
         self.paste_action = QAction("Paste object", self)
         self.paste_action.setObjectName("paste_object")
@@ -290,6 +291,25 @@ class MainWindow(QMainWindow):
     def busy(self, what: str | None) -> None:
         self._busy = what
         self.timeline.block_open(f"Wait for {what} to finish: its frames would belong to neither session" if what else None)
+        self._block_host_jobs()
+
+    def _host_job_blocked(self, needs_world: bool) -> str | None:
+        """Why New world, Branch (needs_world False) or a preview (True) cannot be asked of the host now, or None."""
+        if self.welcome is None:
+            return NOT_CONNECTED
+        if needs_world and self.info is None:
+            return NO_WORLD
+        return f"Wait for {self.busy} to finish" if self.busy else None
+
+    def _block_host_jobs(self) -> None:
+        """Grey out New world, Branch and Preview while they cannot go (no host, no world, a rebuild or preview
+        running), the tooltip saying why: the connection, the world or `busy` changed."""
+        why = self._host_job_blocked(needs_world=False)
+        self.prompt_panel.block_new_world(why)
+        self.new_action.setEnabled(why is None)
+        self.new_action.setToolTip(why or NEW_WORLD_TIP)
+        self.timeline.block_branch(why)
+        self.explorer.block_preview(self._host_job_blocked(needs_world=True))
 
     # ------------------------------------------------------------------ connection
     def connect_host(self) -> None:
@@ -322,7 +342,7 @@ class MainWindow(QMainWindow):
     def submit(self, command: str, **kw: Any) -> bool:
         """Send a command to the worker; False (and the status bar says why) when no host is connected."""
         if self.worker_thread is None or self.welcome is None:
-            self.show_error("not connected to a host; check Settings → Host")
+            self.show_error(NOT_CONNECTED)
             return False
         self.worker_thread.worker.submit(command, **kw)
         return True
@@ -333,12 +353,14 @@ class MainWindow(QMainWindow):
         self.settings_panel.set_connection(True, f"Connected to {welcome.get('host', 'host')} (protocol {version})" + (f" — {self.host_note}" if self.host_note else ""), self.address)
         self.settings_panel.set_backends(list(welcome.get("backends", [])), self.options.backend or welcome.get("default_backend"))
         self.viewport.set_message("Connected. Press New world to start.")
+        self._block_host_jobs()
         if self.options.autostart:
             self.options.autostart = False
             self.new_world(self.options.prompt or self.prompt_panel.prompt())
 
     def on_connection_failed(self, message: str) -> None:
         self.welcome = None
+        self._block_host_jobs()
         self.settings_panel.set_connection(False, message, self.address)
         self.viewport.set_message(message)
         self.statusBar().showMessage(message)
@@ -374,8 +396,8 @@ class MainWindow(QMainWindow):
     def new_world(self, prompt: PromptSpec, backend: str | None = None) -> None:
         """Start a new world on the host (a new root in the branch tree); `backend` for a retry of a refused start,
         which must not follow the Backend box the user may have changed meanwhile."""
-        if self.busy:
-            self.show_error(f"wait for {self.busy} to finish")
+        if reason := self._host_job_blocked(needs_world=False):
+            self.show_error(reason)
             return
         backend = backend or self.settings_panel.backend.currentText() or self.options.backend
         self.pending_prompt = prompt
@@ -391,6 +413,7 @@ class MainWindow(QMainWindow):
 
     def on_session_started(self, info: dict, purpose: str) -> None:
         self.info, self._resim_from = info, None
+        self._block_host_jobs()
         self._settings_now(info.get("settings", {}), whole=True)
         self.epoch = int(info.get("epoch", 0))
         self._starting = False
@@ -756,7 +779,7 @@ class MainWindow(QMainWindow):
     def _edit_unavailable(self) -> str | None:
         """Why frame edits are off right now, or None."""
         if self.welcome is None:
-            return "Not connected to a host."
+            return NOT_CONNECTED
         if not host_can_edit(self.welcome):
             return ("This host speaks protocol 1.0, which has no frame edits: update WorldBridge where the host runs "
                     "(`worldbridge serve`).")
@@ -804,11 +827,8 @@ class MainWindow(QMainWindow):
         self.submit("edit", layer=png, x=int(x), y=int(y))
 
     def explore(self, steps: int) -> None:
-        if self.info is None:
-            self.show_error("start a world first")
-            return
-        if self.busy:
-            self.show_error(f"wait for {self.busy} to finish")
+        if reason := self._host_job_blocked(needs_world=True):
+            self.show_error(reason)
             return
         self.busy = PREVIEWING
         self.held.clear()
@@ -840,11 +860,11 @@ class MainWindow(QMainWindow):
         """Continue the world from frame `index` of a branch: a host branch when the frame is on the live timeline,
         otherwise the branch is rebuilt on the host by replaying its actions from frame 0."""
         s = self.session
-        if s is None or self.welcome is None:
-            self.show_error("no session to branch")
+        if s is None:
+            self.show_error("no session to branch: record frames, or Open… a saved session")
             return
-        if self.busy:
-            self.show_error(f"wait for {self.busy} to finish")
+        if reason := self._host_job_blocked(needs_world=False):
+            self.show_error(reason)
             return
         self.view_frame(None)
         self._play_focus()

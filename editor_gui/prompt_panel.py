@@ -6,7 +6,19 @@ import random
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, Signal
-from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QFocusEvent,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPixmap,
+    QShortcut,
+    QValidator,
+)
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -15,6 +27,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -23,11 +36,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bridge.values import SEED_MAX
 from editor_gui.keymap import keep_play_focus
 from editor_gui.session_store import PromptSpec
 from editor_gui.sketch_canvas import SketchCanvas
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
+NEW_WORLD_TIP = "Start a new world from this prompt and seed (a new root in the timeline's tree)"
 
 
 def image_to_png(image: QImage) -> bytes:
@@ -71,6 +86,43 @@ class ImageDrop(QLabel):
                     self.dropped.emit(QImage(url.toLocalFile()))
                     break
         event.acceptProposedAction()
+
+
+class SeedValidator(QValidator):
+    """Digits only, at most SEED_MAX; empty is allowed while typing (the box then keeps the last seed)."""
+
+    def validate(self, text: str, pos: int) -> QValidator.State:
+        if not text:
+            return QValidator.State.Intermediate
+        ok = text.isascii() and text.isdigit() and int(text) <= SEED_MAX
+        return QValidator.State.Acceptable if ok else QValidator.State.Invalid
+
+
+class SeedBox(QLineEdit):
+    """A world seed, exact over the protocol's whole range 0..SEED_MAX (a QSpinBox stops at 2^31-1, and a double spin
+    box rounds large seeds), so a world started from any seed shows that seed and New world makes it again."""
+
+    def __init__(self, seed: int = 7) -> None:
+        super().__init__()
+        self._seed = seed
+        self.setValidator(SeedValidator(self))
+        self.setToolTip(f"0 to {SEED_MAX}: the same seed and prompt make the same world")
+        self.textChanged.connect(lambda t: setattr(self, "_seed", int(t)) if t else None)
+        self.setValue(seed)
+
+    def value(self) -> int:
+        return self._seed
+
+    def setValue(self, seed: int) -> None:  # noqa: N802 - the QSpinBox name it replaces
+        if not 0 <= seed <= SEED_MAX:
+            raise ValueError(f"seed {seed} is outside 0..{SEED_MAX}, the seeds the host takes")
+        self.setText(str(seed))
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802
+        """A box left empty shows the seed New world will use again."""
+        if not self.text():
+            self.setText(str(self._seed))
+        super().focusOutEvent(event)
 
 
 class PromptPanel(QWidget):
@@ -157,14 +209,13 @@ class PromptPanel(QWidget):
         self.use_sketch.setChecked(False)
 
         # --- seed + go ---
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(7)
+        self.seed = SeedBox(7)
         self.random_seed = QCheckBox("random")
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
         self.go = QPushButton("New world")
         self.go.setObjectName("new_world")
         self.go.setStyleSheet("QPushButton { font-weight: bold; padding: 6px; }")
+        self.go.setToolTip(NEW_WORLD_TIP)
         self.go.clicked.connect(lambda: self.new_world.emit(self.prompt()))
         keep_play_focus(self.go)
         seed_row = QHBoxLayout()
@@ -239,6 +290,12 @@ class PromptPanel(QWidget):
         for w, reason in ((self.text, text), (self.img_box, image), (self.sk_box, sketch)):
             w.setEnabled(reason is None)
             w.setToolTip(reason or "")
+
+    def block_new_world(self, why: str | None) -> None:
+        """Grey out New world while the host cannot start one (no host, a rebuild or preview running); the tooltip
+        says why (None: enable)."""
+        self.go.setEnabled(why is None)
+        self.go.setToolTip(why or NEW_WORLD_TIP)
 
     # --- prompt ---
     def prompt(self) -> PromptSpec:

@@ -97,17 +97,18 @@ class SketchCanvas(QWidget):
         self.update()
 
     def drawn(self) -> bool:
-        """Whether the canvas holds a drawing (not the starting layout), so closing the editor keeps it."""
+        """Whether the canvas holds a drawing (not the starting layout at any width), so closing the editor keeps it."""
         return not np.array_equal(self.cells, self._starting_layout())
 
     def set_columns(self, cols: int) -> None:
+        """Widen (new columns are sky over the starting ground, so a level stays walkable) or narrow (cuts columns)."""
         cols = int(cols)
         if cols < ROWS:
             raise ValueError(f"a sketch needs at least {ROWS} columns (one screen), got {cols}")
         self._begin()
         old = self.cells
         self.cells = np.empty((ROWS, cols, 3), np.uint8)
-        self.cells[:] = self.palette_colors["sky"]
+        self.cells[:] = self._starting_layout()
         n = min(cols, old.shape[1])
         self.cells[:, :n] = old[:, :n]
         self._end()

@@ -28,6 +28,7 @@ THUMB = 64
 OPEN_TIP = "Open a saved session (a .wbsession file, or session.json in a session folder)"
 EXPORT_TIP = "Export the branch being viewed"
 NO_WORLD_TO_EXPORT = "Nothing to export yet: start a world (and press Record to keep its frames)"
+BRANCH_TIP = "The world continues from the selected frame in a new branch; the old branch is kept"
 
 
 class ThumbStrip(QWidget):
@@ -133,7 +134,7 @@ class TimelinePanel(QWidget):
         self.strip.clicked.connect(self._select)
         self.branch_btn = QPushButton("Branch from this frame")
         self.branch_btn.setObjectName("branch")
-        self.branch_btn.setToolTip("The world continues from the selected frame in a new branch; the old branch is kept")
+        self._branch_blocked: str | None = None  # why the host cannot branch now (see block_branch)
         self.branch_btn.clicked.connect(self._branch)
         self.replay_btn = QPushButton("▶ Replay")
         self.replay_btn.setCheckable(True)
@@ -269,9 +270,16 @@ class TimelinePanel(QWidget):
         self.load_btn.setEnabled(why is None)
         self.load_btn.setToolTip(why or OPEN_TIP)
 
+    def block_branch(self, why: str | None) -> None:
+        """Grey out Branch while the host cannot take one (no host, a rebuild or preview running); the tooltip says
+        why (None: enable when frames are recorded)."""
+        self._branch_blocked = why
+        self._update_buttons()
+
     def _update_buttons(self) -> None:
         has = bool(self.records)
-        self.branch_btn.setEnabled(has)
+        self.branch_btn.setEnabled(has and self._branch_blocked is None)
+        self.branch_btn.setToolTip(self._branch_blocked or BRANCH_TIP)
         self.replay_btn.setEnabled(has)
         self._update_export(has)
 

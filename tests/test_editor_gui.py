@@ -649,3 +649,33 @@ def test_a_refused_free_text_event_stays_in_the_box(qtbot, host):
     qtbot.keyClick(w.events_panel.text, Qt.Key.Key_Return)
     assert "wait for rebuilding" in w.events_panel.status.text() and w.events_panel.text.text() == "make it snow"
     w.busy = None
+
+
+def test_new_world_branch_and_preview_are_greyed_out_when_they_cannot_go_and_say_why(qtbot, host):
+    """They stayed clickable with no world, no host or a rebuild running, and a click only got "start a world first"."""
+    from editor_gui.main_window import NO_WORLD
+
+    w = open_window(qtbot, host.address, mode="step", autostart=False)
+    go, preview, branch = w.prompt_panel.go, w.explorer.run_btn, w.timeline.branch_btn
+    assert go.isEnabled() and w.new_action.isEnabled()  # how a world starts
+    assert not preview.isEnabled() and preview.toolTip() == NO_WORLD
+    w.new_world(PromptSpec(seed=3))
+    qtbot.waitUntil(lambda: w.info is not None and w.viewport.frame is not None, timeout=20000)
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 1)
+    w.timeline.refresh()
+    assert all(b.isEnabled() for b in (go, preview, branch))
+    w.busy = "rebuilding the branch"
+    for b in (go, preview, branch, w.new_action):
+        assert not b.isEnabled() and b.toolTip() == "Wait for rebuilding the branch to finish", b.toolTip()
+    w.timeline.refresh()  # new frames keep Branch greyed out
+    assert not branch.isEnabled()
+    w.busy = None
+    assert all(b.isEnabled() for b in (go, preview, branch, w.new_action))
+    welcome = w.welcome
+    w.on_connection_lost("the host went away")
+    for b in (go, preview, branch, w.new_action):
+        assert not b.isEnabled() and "Not connected to a host" in b.toolTip()
+    w.on_connected(welcome)
+    assert go.isEnabled() and branch.isEnabled() and not preview.isEnabled() and preview.toolTip() == NO_WORLD

@@ -114,3 +114,17 @@ def test_the_editors_own_host_leaves_the_text_encoder_to_the_window(monkeypatch)
         assert warmed == []  # nothing loads at launch
         app.text_warmer(h)()
         assert warmed == [h.host.spec]  # the window calls this when the user heads for text
+
+
+def test_play_refuses_a_seed_the_host_would_refuse():
+    """A negative seed reached the host and was refused there; play takes the protocol's range as demo does."""
+    import click
+    import pytest
+
+    from bridge.values import SEED_MAX
+    from editor_gui.app import play
+
+    for seed in ("-1", str(SEED_MAX + 1)):  # parsed only: no window opens
+        with pytest.raises(click.BadParameter, match=f"0<=x<={SEED_MAX}"):
+            play.make_context("play", ["--seed", seed])
+    assert play.make_context("play", ["--seed", str(SEED_MAX)]).params["seed"] == SEED_MAX

@@ -180,3 +180,48 @@ def test_viewport_badge_scaling_and_focus_keys(qtbot):
     qtbot.keyPress(v, Qt.Key.Key_Right)
     qtbot.keyPress(v, Qt.Key.Key_Tab)  # never claimed: focus navigation keeps working
     assert got == [Qt.Key.Key_Right]
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**31, 5_000_000_000, 2**63 - 1])
+def test_the_seed_box_round_trips_every_seed_the_host_takes(qtbot, seed):
+    """`play --seed 5000000000` started that world while the box showed 2147483647, and New world made another one."""
+    from editor_gui.session_store import PromptSpec
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.set_prompt(PromptSpec(seed=seed))
+    assert panel.seed.value() == seed and panel.prompt().seed == seed
+    panel.seed.clear()
+    qtbot.keyClicks(panel.seed, str(seed))
+    assert panel.prompt().seed == seed
+
+
+def test_the_seed_box_takes_only_seeds_the_host_takes(qtbot):
+    from bridge.values import SEED_MAX
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    for typed in ("-1", str(SEED_MAX + 1), "1e9", "x"):
+        panel.seed.setValue(7)
+        panel.seed.clear()
+        qtbot.keyClicks(panel.seed, typed)
+        assert panel.seed.text() != typed and 0 <= panel.prompt().seed <= SEED_MAX  # the stray keys were not taken
+    with pytest.raises(ValueError, match="seed"):
+        panel.seed.setValue(SEED_MAX + 1)
+
+
+def test_widening_the_sketch_extends_the_ground_and_is_no_drawing(qtbot):
+    """Wider columns were all sky (the player fell through), and a merely widened canvas was kept as "unsent sketch"."""
+    panel = shown_prompt_panel(qtbot)
+    canvas = panel.canvas
+    panel.cols.setValue(64)
+    pal = canvas.palette_colors
+    assert all(tuple(canvas.cells[r, c]) == pal["ground"] for r in (14, 15) for c in range(32, 64))
+    assert all(tuple(canvas.cells[r, c]) == pal["sky"] for r in range(14) for c in range(32, 64))
+    assert not canvas.drawn()
+    panel.cols.setValue(16)
+    assert not canvas.drawn()  # narrowed: still nothing the user drew
+    canvas.paint_cells(3, 5, "coin")
+    assert canvas.drawn()
+    panel.cols.setValue(48)
+    assert canvas.drawn() and tuple(canvas.cells[15, 40]) == pal["ground"]
