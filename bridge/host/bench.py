@@ -22,6 +22,7 @@ import click
 import numpy as np
 from tqdm import tqdm
 
+from bridge.options import backend_refused
 from bridge.values import plural
 
 
@@ -236,7 +237,7 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
     try:
         spec = resolve_backend(backend, checkpoint)
     except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+        raise backend_refused(e) from None
     if cfg is not None:
         if spec.kind != "world_model":
             raise click.ClickException("--cfg is a world model's action guidance; the sandbox game has none")
