@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
-from typing import Any
 
 import click
 
@@ -22,26 +20,6 @@ COMMANDS = {
     "play": ("editor_gui.app:play", "Open the editor window and play a world."),
     "demo": ("bridge.demo:demo", "Headless scripted session through the real protocol; writes a recording and a GIF/MP4."),
 }
-
-
-class Folder(click.Path):
-    """A folder option: a file given for it (a run's model.safetensors, a dataset's manifest.json) is refused with the
-    fix, not click's bare "Directory '...' is a file."."""
-
-    def __init__(self, what: str, path_type: type | None = None) -> None:  # what: the fix, "the dataset's folder, ..."
-        super().__init__(file_okay=False, path_type=path_type)
-        self.what = what
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if os.path.isfile(value):
-            self.fail(f"{os.fsdecode(value)} is a file: give {self.what}", param, ctx)
-        return super().convert(value, param, ctx)
-
-
-CHECKPOINT_FOLDER = Folder("the checkpoint's folder (its run directory), not a file in it")
-DATASET_FOLDER = Folder("the dataset's folder, not a file in it")
-OUT_TEXT = "a folder to write to (made if missing), not a file"
-OUT_FOLDER = Folder(OUT_TEXT)
 
 
 class LazyGroup(click.Group):

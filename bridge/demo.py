@@ -18,8 +18,7 @@ from tqdm import tqdm
 from bridge.backend import backend_label
 from bridge.data.interrupt import nothing_written, say_stopped, sigterm_as_ctrl_c
 from bridge.files import make_folders, remove_empty
-from bridge.host.backends import THREADS_HELP
-from bridge.values import SEED_MAX
+from bridge.options import THREADS_OPTION, Folder, backend_refused, world_seed_option
 
 # The script: (frames to play, action name or id, event to fire first or None)
 SCRIPT: list[tuple[int, str, str | None]] = [
@@ -57,8 +56,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def _make_out(out: Path) -> list[Path]:
     """Create --out (returns the folders this run made), or say why it cannot be the demo's folder."""
-    if out.exists() and not out.is_dir():
-        raise click.ClickException(f"--out {out} is a file: give a folder for the recording, MP4 and GIF")
     try:
         made = make_folders(out)
     except OSError as e:
@@ -141,13 +138,6 @@ def _left_behind(out: Path, made: list[Path], recording: list[Path]) -> str:
     return nothing_written(out)
 
 
-def _out_folder(ctx: click.Context, param: click.Parameter, value: str) -> Path:
-    """An empty --out (an unset shell variable) is refused, not read as the current folder to fill."""
-    if not value:
-        raise click.BadParameter("it is empty: give the folder for the recording, MP4 and GIF (default: demo_out)")
-    return Path(value)
-
-
 def _text_for(spec: Any, text: str, seed: int) -> str | None:
     """The text prompt to start with: the default one only for a world that reads text, as the user asked for none."""
     from bridge.host.session import backend_capabilities
@@ -163,13 +153,12 @@ def _text_for(spec: Any, text: str, seed: int) -> str | None:
 @click.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
-@click.option("--out", type=click.Path(), default="demo_out", show_default=True, callback=_out_folder,
-              help="Where the recording, MP4 and GIF go.")
-@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=7, show_default=True,  # the protocol's seed range
-              help="World seed of the session: the same seed starts the same world.")
+@click.option("--out", type=Folder("the folder for the recording, MP4 and GIF (made if missing), not a file", Path),
+              default="demo_out", show_default=True, help="Where the recording, MP4 and GIF go.")
+@world_seed_option(7)
 @click.option("--text", default="a snowy night level with many coins", show_default=True,
               help="Text prompt for the world (the default one is left out for a world without text conditioning).")
-@click.option("--threads", type=click.IntRange(0, 1024), default=None, help=THREADS_HELP)
+@THREADS_OPTION
 def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str, threads: int | None) -> None:
     """Start a host, play a scripted session (prompt, movement, two events, a branch) and report speed."""
     from bridge.host.backends import preload, resolve_backend, set_cpu_threads
@@ -177,8 +166,11 @@ def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, tex
     from bridge.model.checkpoint import CheckpointError
 
     launched = time.perf_counter()
-    try:  # every checkpoint file is read now: a damaged one is named before anything starts or is written
+    try:
         spec = resolve_backend(backend, checkpoint)
+    except (ValueError, OSError) as e:
+        raise backend_refused(e) from None
+    try:  # every checkpoint file is read now: a damaged one is named before anything starts or is written
         cpu_threads = set_cpu_threads(threads) if spec.kind == "world_model" else None
         spec = preload(spec)
     except (ValueError, OSError, CheckpointError) as e:

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bridge.host.backends import THREADS_HELP
-from bridge.values import SEED_MAX
+from bridge.options import THREADS_OPTION, backend_refused, world_seed_option
 
 if TYPE_CHECKING:  # the host's modules load only when the editor starts one
     from bridge.host.server import HostHandle
@@ -111,13 +110,12 @@ def text_warmer(host: HostHandle) -> Callable[[], Any]:
               help="Which backend to play; 'sandbox' is the scripted test game, not the world model.")
 @click.option("--fps", type=click.FloatRange(1, 120), default=24.0, show_default=True, help="Target frame rate.")
 @click.option("--step", "step_mode", is_flag=True, help="Start paused (one frame per key press).")
-@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None,  # the protocol's seed range
-              help="World seed (default: random).")
+@world_seed_option(None, " (default: random)")
 @click.option("--text", default=None, help="Text prompt for the first world.")
 @click.option("--quit-after", type=float, default=None, hidden=True, help="Close after this many seconds (smoke tests).")
 @click.option("--session", "session_path", type=click.Path(path_type=Path), default=None,
               help="Open a saved session (.wbsession file or folder).")
-@click.option("--threads", type=click.IntRange(0, 1024), default=None, help=THREADS_HELP)
+@THREADS_OPTION
 def play(host_address: str | None, checkpoint: Path | None, backend: str | None, fps: float, step_mode: bool,
          seed: int | None, text: str | None, quit_after: float | None, session_path: Path | None,
          threads: int | None) -> None:
@@ -135,7 +133,7 @@ def play(host_address: str | None, checkpoint: Path | None, backend: str | None,
         try:
             resolve_backend(None, checkpoint)
         except FileNotFoundError as e:
-            raise click.ClickException(str(e)) from None
+            raise backend_refused(e) from None
     if session_path is not None and not session_path.exists():  # before any window, with how a session is made
         from editor_gui.session_store import autosave_dir
 

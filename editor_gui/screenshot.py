@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from bridge.cli import CHECKPOINT_FOLDER
+from bridge.options import CHECKPOINT_FOLDER, world_seed_option
 
 
 def _wait(app, cond, timeout: float, what: str, refused: list[str]) -> None:
@@ -35,7 +35,7 @@ def _wait(app, cond, timeout: float, what: str, refused: list[str]) -> None:
               help="World run directory [default: the embedded default world].")
 @click.option("--text", default="a snowy castle level at night with many coins", show_default=True,
               help="Text prompt; give --text '' for a world without text conditioning.")
-@click.option("--seed", type=int, default=5, show_default=True, help="Seed of the world prompted.")
+@world_seed_option(5)
 def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
     """Save a screenshot of the editor playing a world model."""
     from PySide6.QtCore import Qt

@@ -122,7 +122,8 @@ def test_a_bad_checkpoint_is_one_clear_error(tmp_path, how):
     for health in ([], ["--rollout-health", "5"]):
         res = CliRunner().invoke(bench, args + health)
         said.append(res.output.split("\r")[-1])  # after the progress bar, which clears its line
-        assert res.exit_code == 1 and said[-1].startswith("Error: ") and str(tmp_path / "ck") in said[-1], res.output
+        code = 2 if how == "missing" else 1  # a --checkpoint that is not there is a usage error (options.backend_refused)
+        assert res.exit_code == code and "Error: " in said[-1] and str(tmp_path / "ck") in said[-1], res.output
     assert said[0] == said[1]
 
 

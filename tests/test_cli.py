@@ -1,5 +1,9 @@
 """What every `worldbridge` command says: help on each option, and the fix in each error about a path."""
 
+import ast
+import sys
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -8,6 +12,7 @@ from bridge.cli import main
 from bridge.model.checkpoint import missing_text
 from bridge.model.presets import PRESETS
 from bridge.model.speed import main as speed
+from bridge.values import SEED_MAX
 from editor_gui.screenshot import main as screenshot
 from test_docs import EVERY_COMMAND
 from test_model_data import DAMAGE, damaged_checkpoint
@@ -26,30 +31,52 @@ def test_every_option_of_every_command_says_what_it_does():
     assert bare == []
 
 
-FOLDER_OPTIONS = [(path, p.opts[0]) for path, cmd in EVERY_TOOL.items() for p in cmd.params
-                  if isinstance(p.type, click.Path) and not p.type.file_okay and p.type.dir_okay]
+FOLDER_OPTIONS = [(path, p.opts[0] if isinstance(p, click.Option) else p.name) for path, cmd in EVERY_TOOL.items()
+                  for p in cmd.params if isinstance(p.type, click.Path) and not p.type.file_okay and p.type.dir_okay]
 
 
-def test_the_walk_finds_the_folder_options_of_train_eval_health_and_the_screenshot():
+def test_the_walk_finds_the_folder_options_of_train_eval_health_demo_data_and_the_screenshot():
     found = {(" ".join(path), opt) for path, opt in FOLDER_OPTIONS}
     assert {("worldbridge train tokenizer", "--data"), ("worldbridge eval", "--checkpoint"),
-            ("worldbridge health check", "--checkpoint"), ("python -m editor_gui.screenshot", "--checkpoint")} <= found
+            ("worldbridge health check", "--checkpoint"), ("python -m editor_gui.screenshot", "--checkpoint"),
+            ("worldbridge demo", "--out"), ("worldbridge data info", "root"),
+            ("worldbridge data preview", "root")} <= found
+
+
+def _give(path: tuple, opt: str, value: str):
+    """Run the tool at `path` with `value` for its folder option or argument `opt` (and nothing else)."""
+    tool, args = (main, list(path[1:])) if path[0] == "worldbridge" else (EVERY_TOOL[path], [])
+    return CliRunner().invoke(tool, [*args, *([opt, value] if opt.startswith("-") else [value])])
 
 
 @pytest.mark.parametrize("path, opt", FOLDER_OPTIONS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
 def test_a_file_given_for_a_folder_names_the_fix(tmp_path, path, opt):
-    """`health check --checkpoint run/model.safetensors` said only click's "Directory '...' is a file."."""
+    """`health check --checkpoint run/model.safetensors` said only click's "Directory '...' is a file."; `demo --out`
+    and `data info`'s folder worded it their own ways."""
     file = tmp_path / "model.safetensors"
     file.write_bytes(b"x")
-    r = CliRunner().invoke(EVERY_TOOL[path], [*path[1:], opt, str(file)])
+    r = _give(path, opt, str(file))
     assert r.exit_code == 2, r.output
     assert f"{file} is a file: give " in r.output and r.output.count("not a file") == 1, r.output
 
 
-def test_play_names_a_missing_checkpoint_as_serve_does(tmp_path):
-    """`play --checkpoint nope` said only click's "Path 'nope' does not exist."."""
-    r = CliRunner().invoke(main, ["play", "--checkpoint", str(tmp_path / "nope")])
-    assert r.exit_code == 1 and missing_text(tmp_path / "nope") in r.output and "--backend sandbox" in r.output, r.output
+@pytest.mark.parametrize("path, opt", FOLDER_OPTIONS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
+def test_an_empty_folder_is_refused_not_read_as_the_current_one(tmp_path, monkeypatch, path, opt):
+    """`demo --out ""` (an unset shell variable) was refused, `train ... --out ""` filled the current folder."""
+    monkeypatch.chdir(tmp_path)
+    r = _give(path, opt, "")
+    assert r.exit_code == 2 and "it is empty: give " in r.output, r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["serve", "bench", "demo", "play"])
+def test_a_missing_checkpoint_is_worded_once_with_the_sandbox_as_the_way_out(tmp_path, command):
+    """`play --checkpoint nope` said only click's "Path 'nope' does not exist." and then exited 1 where a missing
+    --session exits 2; `bench`/`demo` said "...or give the directory of one, or pass --backend sandbox"."""
+    r = CliRunner().invoke(main, [command, "--checkpoint", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "Invalid value for '--checkpoint': " in r.output, r.output
+    assert f"{missing_text(tmp_path / 'nope')}; --backend sandbox runs the sandbox game" in r.output, r.output
+    assert ", or pass" not in r.output
 
 
 def test_play_names_a_missing_session_and_how_one_is_made(tmp_path, monkeypatch):
@@ -61,12 +88,39 @@ def test_play_names_a_missing_session_and_how_one_is_made(tmp_path, monkeypatch)
 
 
 def test_the_seed_options_share_one_definition():
-    """health calibrate/check defined their --seed apart from train's and eval's, so the range or default could drift."""
-    seeds = {" ".join(path): p for path, cmd in EVERY_COMMAND.items() for p in cmd.params if p.name == "seed"
-             and path[0] in ("train", "eval", "health")}
-    assert {"health calibrate", "health check", "eval"} <= set(seeds)
+    """health calibrate/check defined their --seed apart from train's and eval's, so the range or default could drift;
+    data's, demo's, play's and the screenshot's were five more (the screenshot's took any int)."""
+    seeds = {" ".join(path): p for path, cmd in EVERY_TOOL.items() for p in cmd.params if p.name == "seed"}
+    world = {k: seeds.pop(k) for k in ("worldbridge demo", "worldbridge play", "python -m editor_gui.screenshot")}
+    assert {"worldbridge health calibrate", "worldbridge eval", "worldbridge data generate",
+            "worldbridge data capture", "worldbridge train tokenizer", "worldbridge train decoder"} <= set(seeds)
     assert {(repr(p.type), p.default, p.help.split(" ")[:2] == ["Seed", "of"]) for p in seeds.values()} == \
         {("<IntRange x>=0>", 0, True)}, {k: (p.type, p.default, p.help) for k, p in seeds.items()}
+    assert {(p.type.min, p.type.max, p.help.startswith("World seed of the session")) for p in world.values()} == \
+        {(0, SEED_MAX, True)}, {k: (p.type, p.help) for k, p in world.items()}
+
+
+def test_a_resumed_runs_seed_is_its_own_and_the_help_says_so():
+    seeds = {path[1]: p.help for path, cmd in EVERY_COMMAND.items() for p in cmd.params
+             if p.name == "seed" and path[0] == "train"}
+    assert all("a resumed run keeps its own" in seeds[stage] for stage in ("tokenizer", "dynamics", "decoder")), seeds
+
+
+def test_model_and_editor_modules_take_options_from_the_leaf_not_the_command_registry():
+    """health, speed, eval and the screenshot tool imported bridge/cli.py (the top-level registry) for its folder
+    types, and train/options.py for --device and --seed."""
+    root = Path(main.callback.__code__.co_filename).parent.parent
+    imports = {}
+    for f in [*sorted((root / "bridge").rglob("*.py")), *sorted((root / "editor_gui").rglob("*.py"))]:
+        tree = ast.parse(f.read_text())
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imports[f.relative_to(root).as_posix()] = names
+    assert [f for f, names in imports.items() if "bridge.cli" in names] == []
+    leaf = {m.split(".")[0] if not m.startswith("bridge") else m for m in imports["bridge/options.py"]}
+    assert leaf - set(sys.stdlib_module_names) <= {"click", "bridge.values", "__future__"}, leaf
+    assert all("bridge.train.options" not in imports[f] for f in
+               ("bridge/model/health.py", "bridge/model/speed.py", "bridge/train/evaluate.py"))
 
 
 def test_speed_lists_and_checks_its_presets():

@@ -65,7 +65,7 @@ def test_failures_are_clear(tmp_path):
     assert r.exit_code != 0 and "no manifest.json" in r.output
     (tmp_path / "clip.mp4").write_bytes(b"not a dataset")
     r = CliRunner().invoke(data, ["info", str(tmp_path / "clip.mp4")])  # a file, not "does not exist"
-    assert r.exit_code == 1 and "clip.mp4 is a file, not a dataset: a dataset is a folder" in r.output, r.output
+    assert r.exit_code == 2 and "clip.mp4 is a file: give the dataset's folder" in r.output, r.output
     assert "does not exist" not in r.output and "worldbridge data import" in r.output
     r = CliRunner().invoke(data, ["generate", "--size", "50", "--out", str(tmp_path / "x"), "--quiet"])
     assert r.exit_code != 0 and "multiple of 64" in r.output and not (tmp_path / "x").exists()

@@ -64,9 +64,41 @@ def test_plural_writes_a_count_as_a_person_would(n, want):
     assert plural(n, "session") == want
 
 
+def _hand_plurals(tree: ast.AST) -> list[int]:
+    """Lines that spell a plural by hand: `'s' if n != 1`, `'' if n == 1 else 's'`, "range(s)", `f"{noun}s"` and a
+    count formatted as an integer before a fixed plural noun (`f"{n:2d} sessions"`, " 1 sessions")."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.IfExp) and any(isinstance(b, ast.Constant) and b.value == "s"
+                                               for b in (node.body, node.orelse)):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"\w\(s\)", node.value):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.JoinedStr):
+            for part, after in zip(node.values, node.values[1:]):
+                if not (isinstance(part, ast.FormattedValue) and isinstance(after, ast.Constant)):
+                    continue
+                spec = ast.unparse(part.format_spec) if part.format_spec else ""
+                if ((not spec and re.match(r"s\b", after.value))
+                        or (spec.endswith("d'") and re.match(r" [a-z]+s\b", after.value))):
+                    lines.append(node.lineno)
+    return lines
+
+
+HAND_SPELLED = ["f\"{n} frame{'s' if n > 1 else ''}\"", "f\"{n} frame{'' if n == 1 else 's'}\"",
+                "f'{n} range(s) lost'", "f'{n} {noun}s'", "f'{n:2d} sessions: '"]
+WRITTEN_WELL = ["plural(n, 'session')", "f'{plural(n, \"session\")}: {fps:.1f} fps, {t:.1f}s'"]
+
+
+@pytest.mark.parametrize("code", HAND_SPELLED + WRITTEN_WELL)
+def test_a_hand_spelled_plural_is_found(code):
+    assert bool(_hand_plurals(ast.parse(code))) == (code in HAND_SPELLED)
+
+
 def test_no_message_spells_its_own_plural():
-    """`serve` and `bench` each wrote `'s' if n > 1` by hand (`0 session`): every count goes through plural()."""
+    """`serve` and `bench` each wrote `'s' if n > 1` by hand (`0 session`), bench " 1 sessions:" and replay
+    "range(s)": every count goes through plural()."""
     root = Path(bridge.values.__file__).parent.parent
     hand = [f"{f.relative_to(root)}:{i}" for d in ("bridge", "editor_gui") for f in sorted((root / d).rglob("*.py"))
-            for i, line in enumerate(f.read_text().splitlines(), 1) if re.search(r"""['"]s['"] if """, line)]
+            if f != Path(bridge.values.__file__) for i in _hand_plurals(ast.parse(f.read_text()))]
     assert hand == []

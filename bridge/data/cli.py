@@ -6,8 +6,8 @@ import json
 
 import click
 
-from bridge.cli import OUT_FOLDER
 from bridge.data.interrupt import nothing_written, stopped_says
+from bridge.options import DATASET_FOLDER, OUT_FOLDER, seed_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +21,7 @@ def data() -> None:
 @click.option("--frames", default=500, show_default=True, type=int, help="Frames per episode, including the first.")
 @click.option("--size", default=64, show_default=True, type=int, help="Frame height and width in pixels (a multiple of 64).")
 @click.option("--out", required=True, type=OUT_FOLDER, help="Output dataset folder.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Base seed; every level seed derives from it.")
+@seed_option("the dataset: every level's seed derives from it")
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
 @click.option("--sketch", is_flag=True, help="Also store the flat-colour sketch view of every frame.")
 @click.option("--events-per-episode", default=1.0, show_default=True, type=click.FloatRange(min=0),
@@ -51,7 +51,7 @@ def generate(world, episodes, frames, size, out, seed, workers, sketch, events_p
 
 
 @data.command()
-@click.argument("root", type=click.Path())
+@click.argument("root", type=DATASET_FOLDER)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info(root, as_json) -> None:
     """Summarise a dataset: episodes, frames, resolution, fps, size on disk, splits, captions and events."""
@@ -93,7 +93,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
 @click.option("--out", required=True, type=OUT_FOLDER, help="Output dataset folder.")
 @click.option("--frames", default=500, show_default=True, type=int, help="Most frames per episode (episodes may end sooner).")
 @click.option("--size", default=64, show_default=True, type=int, help="Frame size: center-crop to square, then resize.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the environment and the random policy.")
+@seed_option("the environment and the random policy")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     """Record a Gymnasium environment under a random action-repeat policy, with its true actions."""
@@ -114,7 +114,7 @@ def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
 
 
 @data.command()
-@click.argument("root", required=False, type=click.Path())
+@click.argument("root", required=False, type=DATASET_FOLDER)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write (ends in .png).")
 @click.option("--rows", default=8, show_default=True, type=click.IntRange(min=1), help="Episodes to show.")
 @click.option("--cols", default=8, show_default=True, type=click.IntRange(min=1), help="Frames per episode.")

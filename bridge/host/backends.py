@@ -52,15 +52,11 @@ def resolve_backend(backend: str | None = None, checkpoint: str | Path | None = 
         if not Path(checkpoint).exists():
             from bridge.model.checkpoint import missing_text  # lazily: it imports torch
 
-            raise FileNotFoundError(f"{missing_text(checkpoint)}, or pass --backend sandbox")
+            raise FileNotFoundError(missing_text(checkpoint))  # a command adds its way out: options.backend_refused
         return BackendSpec("world_model", checkpoint=str(checkpoint))
     if (DEFAULT_WORLD / "config.json").is_file():
         return BackendSpec("world_model", checkpoint=str(DEFAULT_WORLD))
     return BackendSpec("sandbox", notice=SANDBOX_NOTICE)
-
-
-THREADS_HELP = ("PyTorch CPU threads the world model runs on (default 1, or OMP_NUM_THREADS when set; 0: PyTorch's "
-                "own default, every core). One keeps it real-time beside a game engine or any busy core.")
 
 
 def set_cpu_threads(threads: int | None = None) -> int:

@@ -22,6 +22,7 @@ import click
 import numpy as np
 from tqdm import tqdm
 
+from bridge.options import backend_refused
 from bridge.values import plural
 
 
@@ -236,7 +237,7 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
     try:
         spec = resolve_backend(backend, checkpoint)
     except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+        raise backend_refused(e) from None
     if cfg is not None:
         if spec.kind != "world_model":
             raise click.ClickException("--cfg is a world model's action guidance; the sandbox game has none")
@@ -268,7 +269,8 @@ def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str,
     click.echo(f"warm-up: host answered hello {w['host_ready_s']:.2f} s after launch, frame 0 {w['start_to_frame0_ms']:.1f} ms "
                f"after start, next frames " + ", ".join(f"{x:.1f}" for x in w["first_frames_ms"]) + " ms")
     for row in report.get("sessions_scaling", []):
-        click.echo(f"{row['sessions']:2d} sessions: {row['fps_total']:8.1f} fps total, p95 {row['latency_ms_p95']:.2f} ms")
+        click.echo(f"{plural(row['sessions'], 'session'):>11}: {row['fps_total']:8.1f} fps total, "
+                   f"p95 {row['latency_ms_p95']:.2f} ms")
     if "stages_ms" in report:
         st = report["stages_ms"]
         click.echo(f"model stages (p50): tokenize {st['tokenize']:.2f} ms, dynamics {st['dynamics']:.2f} ms "

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import click
 
-from bridge.cli import OUT_TEXT, Folder
-from bridge.host.backends import THREADS_HELP
+from bridge.options import OUT_TEXT, THREADS_OPTION, Folder, backend_refused
 from bridge.values import is_int, plural
 
 
@@ -64,7 +63,7 @@ def _check_curve_secret(path: Path) -> None:
 @click.option("--idle-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True,
               help="Seconds without messages before a session is closed.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every session start/stop.")
-@click.option("--threads", type=click.IntRange(0, 1024), default=None, help=THREADS_HELP)
+@THREADS_OPTION
 def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
           recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool,
           threads: int | None) -> None:
@@ -79,8 +78,11 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
     _check_endpoint(bind)
     if curve_secret is not None:
         _check_curve_secret(curve_secret)
-    try:  # the checkpoint is loaded now: a damaged one is refused here, not at a client's first start
+    try:
         spec = resolve_backend(backend, checkpoint)
+    except (ValueError, OSError) as e:
+        raise backend_refused(e) from None
+    try:  # the checkpoint is loaded now: a damaged one is refused here, not at a client's first start
         cpu_threads = set_cpu_threads(threads) if spec.kind == "world_model" else None
         spec = preload(spec)
         limits = Limits(max_sessions=max_sessions, idle_timeout_s=idle_timeout)

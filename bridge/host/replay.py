@@ -17,6 +17,7 @@ from bridge.host.pixels import decode_pixels, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, Limits, setting_problem
 from bridge.host.recording import RecordingReader, map_at, warn_damage
 from bridge.host.session import apply_edit_png, event_from_dict, resimulate
+from bridge.values import plural
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -179,10 +180,10 @@ class _Gaps:
         if not self.found:
             return None
         g = self.found[0]
-        return (f"{len(self.found)} unreadable range(s) lost records mid-recording, the first at bytes {g['bytes'][0]}-"
-                f"{g['bytes'][1]} between frame {g['after_frame']} and frame {g['next_frame']}: a lost step cannot "
-                f"be replayed, so the {self.frames} frames after a gap (until a reset, or a branch to a "
-                f"frame before it) are expected to differ; {self.exact} of them still matched")
+        return (f"{plural(len(self.found), 'unreadable range')} lost records mid-recording, the first at bytes "
+                f"{g['bytes'][0]}-{g['bytes'][1]} between frame {g['after_frame']} and frame {g['next_frame']}: a lost "
+                f"step cannot be replayed, so frames after a gap (until a reset, or a branch to a frame before it) are "
+                f"expected to differ; {self.exact} of the {plural(self.frames, 'frame')} after one still matched")
 
 
 @dataclass

@@ -38,8 +38,7 @@ from bridge.backend import Prompt
 from bridge.files import atomic_write_json
 from bridge.model.checkpoint import CARD, CheckpointError, load_into, load_model
 from bridge.model.tokenizer import VideoTokenizer
-from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER
-from bridge.train.options import DEVICE_OPTION, seed_option
+from bridge.options import CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, seed_option
 
 STATS = ("distinct", "max_share", "entropy", "change", "still")
 STILL_CLIP = 24  # frames per calibration clip at least: long enough to see how long real footage stays still

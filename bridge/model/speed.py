@@ -18,14 +18,13 @@ import numpy as np
 import torch
 
 from bridge.backend import Prompt
-from bridge.cli import CHECKPOINT_FOLDER
 from bridge.model.checkpoint import CheckpointError, save_model, state_tensors
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.presets import PRESETS, get_preset
 from bridge.model.st_transformer import PLAIN_ATTENTION_MIN_KEYS
 from bridge.model.world import WorldModelBackend, load_world
-from bridge.train.options import DEVICE_OPTION
+from bridge.options import CHECKPOINT_FOLDER, DEVICE_OPTION
 
 SWEEP_STEPS = (2, 4, 6, 8)
 

@@ -6,9 +6,9 @@ import json
 
 import click
 
-from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER, OUT_FOLDER
-from bridge.train.options import (DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, SEED_OPTION, guarded, saved, typed_command,
-                                  with_options)
+from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
+                            seed_option)
+from bridge.train.options import guarded, saved, typed_command, with_options
 
 _shared = [
     click.option("--world", required=True, type=CHECKPOINT_FOLDER,
@@ -21,7 +21,7 @@ _shared = [
     click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
                  help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
     click.option("--max-frames", type=click.IntRange(min=1), default=12000, show_default=True, help="Frames tokenized up front."),
-    SEED_OPTION,
+    seed_option("the new weights and of the clips drawn"),
     DEVICE_OPTION,
     click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save every N steps."),
     click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the learning rate decays to fit."),

@@ -9,11 +9,14 @@ import shlex
 import click
 from click.core import ParameterSource
 
-from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER, OUT_FOLDER
 from bridge.model.presets import PRESETS
+from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
+                            seed_option)
 from bridge.prompts.cli import train_prompts
-from bridge.train.options import (DEVICE_OPTION, NOT_NEGATIVE, POSITIVE, SEED_OPTION, guarded, saved, typed_command,
-                                  with_options)
+from bridge.train.options import guarded, saved, typed_command, with_options
+
+# a resumed run (trainer.KEPT, decoder.KEPT) draws on with its own seed unless --seed is given again
+SEED_OPTION = seed_option("the new weights and of the clips drawn [a resumed run keeps its own]")
 
 _common = [
     click.option("--data", required=True, type=DATASET_FOLDER, help="Dataset folder (worldbridge data ...)."),

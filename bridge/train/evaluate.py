@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.cli import CHECKPOINT_FOLDER, DATASET_FOLDER
 from bridge.data.interrupt import stopped_says
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
@@ -27,7 +26,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.sampler import sample_frame
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.model.world import pick_device
-from bridge.train.options import DEVICE_OPTION, seed_option
+from bridge.options import CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, seed_option
 
 DELTA_T = (1, 4, 16)
 SECONDS = (1, 3, 10)

@@ -1,5 +1,5 @@
 """What every training command line shares: option lists applied as one decorator, the exact command for the model
-card, a clean error for a known failure, and the one-line result."""
+card, a clean error for a known failure, and the one-line result (the options themselves: bridge/options.py)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,6 @@ from typing import Any, Callable
 import click
 
 
-POSITIVE, NOT_NEGATIVE = click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)  # rates, minutes; weights
-# Every command's --device, worded as bridge.model.world.pick_device decides (kept here: this module does not load torch).
-DEVICE_OPTION = click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda when present, else cpu].")
-
-
-def seed_option(what: str) -> Callable:
-    """One --seed for every model command (its range and default); `what` says what it seeds in that command."""
-    return click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=f"Seed of {what}.")
-
-
-SEED_OPTION = seed_option("the new weights and of the clips drawn")  # every training stage
-
-
 def with_options(options: list[Callable]) -> Callable:
     """One decorator for a list of click options, applied in the order they are listed (as --help shows them)."""
     def apply(f: Callable) -> Callable:
@@ -35,8 +22,8 @@ def with_options(options: list[Callable]) -> Callable:
 
 
 def typed_command() -> str:
-    """The command as typed, for a model card (prompt stages and the decoder; the two pre-training stages spell out
-    every option instead, so a resumed run repeats exactly)."""
+    """The command as typed, for a model card (the prompt stages and the decoder; the tokenizer and dynamics stages
+    spell out the options given instead, train/cli.py's _command_line)."""
     return "worldbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
