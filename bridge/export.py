@@ -217,23 +217,35 @@ class Export:
             self.log.write(text)
 
     def _close(self) -> None:
-        """Close every writer, each error naming its output (a full disk may show only at the last flush), and make
-        sure the MP4 is whole: ffmpeg stopped by a full disk leaves a cut file, and imageio never checks its exit."""
+        """Close every writer, even after one fails (a full disk may show only at the last flush), raising the first
+        failure, which names its output; and make sure the MP4 is whole: ffmpeg stopped by a full disk leaves a cut
+        file, and imageio never checks its exit."""
+        first: Exception | None = None
         for kind, attr in (("mp4", "mp4"), ("gif", "gif"), ("actions", "log")):
-            if getattr(self, attr) is None:
+            writer = getattr(self, attr)
+            if writer is None:
                 continue
-            with self._writing(kind):
-                getattr(self, attr).close()
-                setattr(self, attr, None)
-                if kind == "mp4" and not mp4_complete(self.temps["mp4"]):
-                    raise OSError(errno.EIO, "the encoder stopped before the video was complete: is its disk full?")
+            setattr(self, attr, None)  # closed once, failing or not
+            try:
+                with self._writing(kind):
+                    writer.close()
+                    if kind == "mp4" and not mp4_complete(self.temps["mp4"]):
+                        raise OSError(errno.EIO, "the encoder stopped before the video was complete: is its disk full?")
+            except Exception as e:  # noqa: BLE001 - raised below once every other writer is closed
+                first = first or e
+        if first is not None:
+            raise first
 
     def finish(self) -> dict[str, Path]:
         """Close every writer and publish every output, all or none: files cannot be renamed together, so a move that
         fails takes back the outputs moved before it and puts back the files they replaced. Returns {kind: path}."""
         if self.frames == 0 and set(self.temps) & {"mp4", "gif", "frames"}:
             raise ValueError("there are no frames to export")
-        self._close()
+        try:
+            self._close()
+        except BaseException:
+            self.discard()  # every temp output goes, with or without a `with` block around the export
+            raise
         olds: dict[str, Path | None] = {}
         kept_paths: set[Path] = set()
         frames_emptied = "frames" in self.temps and self.targets["frames"].is_dir()

@@ -347,3 +347,38 @@ def test_an_mp4_the_encoder_left_unfinished_is_refused_not_exported(tmp_path, mo
                                       r"another one$"):
         export_frames(frames, {"mp4": tmp_path / "a.mp4"}, 12.0, label="test")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_close_that_fails_still_closes_every_output_after_it_and_names_the_first(tmp_path, monkeypatch):
+    """A GIF whose close failed left the action log open and every temp output on disk until `discard()`, which
+    ignores errors; now every writer is closed, every temp removed, and the error names the GIF."""
+    import errno
+
+    import numpy as np
+
+    from bridge import export
+    from bridge.export import Export
+
+    close = export.GifStream.close
+
+    def full_disk(self):
+        close(self)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export.GifStream, "close", full_disk)
+    target = tmp_path / "out"
+    ex = Export({"gif": target / "a.gif", "actions": target / "a.ndjson"}, 12.0, label="test")
+    log, closed = ex.log, []
+
+    def log_close():  # the log fails too: the first failure is the one named
+        closed.append(1)
+        log.close()
+        raise OSError(errno.EIO, "Input/output error")
+
+    ex.log = type("Log", (), {"write": log.write, "close": staticmethod(log_close)})()
+    ex.add(np.zeros((16, 16, 3), np.uint8))
+    ex.write_log("0\n")
+    with pytest.raises(OSError, match=r"^cannot write --gif .*a\.gif \(No space left on device\)"):
+        ex.finish()
+    assert closed == [1] and log.closed  # was: never closed, its error never seen
+    assert list(tmp_path.iterdir()) == []  # no temp output, no folder the export made

@@ -223,7 +223,9 @@ def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> No
     if backend is not None and checkpoint is not None:
         raise click.UsageError("give either --backend sandbox or --checkpoint PATH, not both")
     try:
-        header = RecordingReader(rec).header
+        reader = RecordingReader(rec)
+        reader.need_header("replayed")  # before the header's missing backend is taken for one not named
+        header = reader.header
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     s = header.get("session") or {}  # a header from a faulty writer may lack it: then the user names the backend

@@ -114,6 +114,7 @@ class RecordedFrame:
 SIGNATURE = b"\xa4kind"  # every record body is a msgpack map whose first key is "kind": resync looks for it
 SCAN_CHUNK = 1 << 20
 AGAIN = "record the session again"
+HEADER_HOLDS = "the prompt, model settings, history and session (backend, frame rate, mode)"  # lost with the header
 FOREIGN = {b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"\xff\xd8\xff": "a JPEG image",
            b"PK\x03\x04": "a zip file; an editor session (.wbsession) opens with `worldbridge play --session`"}
 
@@ -230,6 +231,7 @@ class RecordingReader:
         self.frame_times: list[float] = []
         self.header: dict = {}
         self.backends: list[tuple[str, str]] = []  # (kind, name) of every header: what made the frames
+        self.header_lost: str | None = None  # why the header record could not be read; its frames still are
         last_kind = None
         with open(self.path, "rb") as f:
             self._check_magic(f.read(len(MAGIC)))
@@ -249,11 +251,11 @@ class RecordingReader:
                     self.malformed.append({"bytes": [pos, end], "kind": r["kind"], "problem": problem})
                     pos = end
                     continue
-                if not self._index and r["kind"] != "header":
-                    break
                 kind = last_kind = r["kind"]
+                if not self._index and kind != "header":  # every frame record carries its own codec and size
+                    self.header_lost = self._header_loss()
                 if kind == "header":
-                    self.header = self.header or r
+                    self.header = self.header or ({} if self.header_lost else r)  # a later one is not the first's
                     made_by = map_at(r, "session")
                     self.backends.append((made_by.get("backend_kind") or "", made_by.get("backend_name") or ""))
                 self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -263,16 +265,31 @@ class RecordingReader:
                 self._index.append((pos, n))
                 pos += PREFIX.size + n
         if not self._index:
-            bad = next((m for m in self.malformed if m["kind"] == "header"), None)
-            why = (f"has a malformed header record (it {bad['problem']}: a faulty writer made it)" if bad else
-                   "has no readable header record (the file was cut or damaged inside it)")
-            raise ValueError(f"{self.path} {why}, and no frame can be decoded without it: nothing can be recovered; "
-                             f"{AGAIN}")
+            why = self._header_loss() if self.skipped else "has no readable header record"
+            raise ValueError(f"{self.path} {why}, and no whole record follows it: nothing can be recovered; {AGAIN}")
         self.complete = last_kind == "end" and not (self.skipped and self.skipped[-1][1] == self.file_bytes)
         self.dropped_bytes = sum(b - a for a, b in self.skipped)
         self.valid_bytes = self.file_bytes - self.dropped_bytes
         self.torn = bool(self.skipped)
         self.frame_count = self.counts.get("frame", 0)
+
+    def _header_loss(self) -> str:
+        """Why the first record read is no header: a faulty writer's malformed one, or bytes cut or damaged."""
+        bad = next((m for m in self.malformed if m["kind"] == "header"), None)
+        if bad:
+            return f"has a malformed header record (it {bad['problem']}: a faulty writer made it)"
+        if self.skipped and self.skipped[0][0] == len(MAGIC):
+            a, b = self.skipped[0]
+            return f"has no readable header record (bytes {a}-{b} were cut or damaged)"
+        return "has no header record"
+
+    def need_header(self, use: str) -> None:
+        """Refuse `use`, which needs what only the header holds, in one line naming why it was lost and what still
+        reads the frames."""
+        if self.header_lost:
+            raise ValueError(f"{self.path} {self.header_lost}: {HEADER_HOLDS} were lost with it, so it cannot be "
+                             f"{use}; `worldbridge record info` and `record export` still read its "
+                             f"{self.frame_count} frames")
 
     def _check_magic(self, magic: bytes) -> None:
         """Refuse, in one line naming the file, the problem and the fix, what is no readable recording of this format."""
@@ -327,18 +344,20 @@ class RecordingReader:
 
     def damage(self) -> str | None:
         """A one-line warning for a torn or corrupt file, or None when it read whole."""
-        if not self.skipped and self.complete:
+        lost = (f"; the file {self.header_lost}, so {HEADER_HOLDS} are lost (export uses 24 fps unless given "
+                f"--fps; replay is refused)" if self.header_lost else "")
+        if not self.skipped and self.complete and not lost:
             return None
         if not self.skipped:
-            return (f"{self.path}: the file has no end record (its writer stopped, or is still writing); "
-                    f"its {self.frame_count} frames were read")
+            end = "" if self.complete else "the file has no end record (its writer stopped, or is still writing); "
+            return f"{self.path}: {end}its {self.frame_count} frames were read{lost}"
         ranges = ", ".join(f"{a}-{b}" for a, b in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
         end = "; the file has no end record" if not self.complete else ""
         first = self.malformed[0] if self.malformed else {}
         bad = (f"; {len(self.malformed)} of those were whole records that a faulty writer left malformed (the "
                f"{first['kind']} record at byte {first['bytes'][0]} {first['problem']})" if first else "")
         return (f"{self.path}: {self.dropped_bytes} bytes were unreadable and dropped (bytes {ranges}){bad}{end}; "
-                f"only the {self.frame_count} readable frames are used")
+                f"only the {self.frame_count} readable frames are used{lost}")
 
     def __iter__(self) -> Iterator[dict]:
         return (r for _, r in self.located())
@@ -395,7 +414,8 @@ class RecordingReader:
         s = map_at(self.header, "session")
         return {"path": str(self.path), "format": self.header.get("format"), "created": self.header.get("created"),
                 "host": self.header.get("host"), "session_id": s.get("session_id"),
-                "backend": backend_label(str(s.get("backend_kind") or ""), str(s.get("backend_name") or "")),
+                "backend": backend_label(str(s.get("backend_kind") or ""),
+                                         str(s.get("backend_name") or ("lost with the header" if self.header_lost else ""))),
                 "backend_kind": s.get("backend_kind"), "backend_name": s.get("backend_name"),
                 "checkpoint": self.header.get("checkpoint"), "width": s.get("width"), "height": s.get("height"),
                 "mode": s.get("mode"), "frames": self.frame_count, "epochs": len(self.epochs),
@@ -403,7 +423,8 @@ class RecordingReader:
                 "duration_s": (times[-1] - times[0]) / 1000.0 if len(times) > 1 else 0.0,
                 "complete": self.complete, "torn_tail_dropped": self.torn, "valid_bytes": self.valid_bytes,
                 "file_bytes": self.file_bytes, "dropped_bytes": self.dropped_bytes,
-                "skipped_ranges": [list(r) for r in self.skipped], "malformed_records": self.malformed}
+                "skipped_ranges": [list(r) for r in self.skipped], "malformed_records": self.malformed,
+                "header_damaged": self.header_lost and f"the file {self.header_lost}: {HEADER_HOLDS} were lost"}
 
 
 def warn_damage(rec: RecordingReader) -> None:

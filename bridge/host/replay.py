@@ -222,6 +222,7 @@ def replay_recording(path: str | Path, make_backend: Callable[[], Any], progress
 
     rec = RecordingReader(path)
     warn_damage(rec)
+    rec.need_header("replayed")  # the world is rebuilt from the header's prompt, settings and history
     if not rec.frame_count:
         raise ValueError(f"{path} holds no frames to replay: there is nothing to compare")
     left_out = _check_settings(rec, path)
