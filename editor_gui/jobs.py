@@ -21,6 +21,7 @@ class Job(QThread):
                  keeps_window: bool = False, kept: str | Callable[[], str] = "nothing was written"):
         super().__init__(parent)
         self.fn, self.title = fn, title
+        self.setObjectName(title)  # Qt names it if it is ever destroyed while running
         self.keeps_window = keeps_window  # closing the window waits for it (an export or save the user waits for)
         self.kept = kept  # what a cancel leaves, said with it; a callable is asked once it has stopped
         self.cancelled = False  # the user asked it to stop (its Cancel, or a close); one asked too late still finishes

@@ -23,6 +23,7 @@ from editor_gui.viewport import to_qimage
 
 PREVIEW_PX = 128
 PREVIEW_TIP = "Play every latent action for N frames from the current frame; the world is back where it was after"
+PLAY_TIP = "Send this action once (step) so you can see it on the live world"
 
 
 def pixmap(image: np.ndarray, size: int = PREVIEW_PX) -> QPixmap:
@@ -52,8 +53,8 @@ class PreviewCell(QWidget):
         self.name.editingFinished.connect(lambda: self.renamed.emit(self.action, self.name.text().strip()))
         title = QLabel(f"#{action}" + (f" · {backend_name}" if backend_name else ""))
         title.setStyleSheet("color: #8b93a1")
-        use = QPushButton("Play")
-        use.setToolTip("Send this action once (step) so you can see it on the live world")
+        use = self.play_btn = QPushButton("Play")
+        use.setToolTip(PLAY_TIP)
         use.clicked.connect(lambda: self.play.emit(self.action))
         keep_play_focus(use)
         layout = QVBoxLayout(self)
@@ -85,6 +86,7 @@ class LatentExplorer(QWidget):
         super().__init__(parent)
         self.cells: list[PreviewCell] = []
         self.names: dict[int, str] = {}
+        self.blocked: str | None = None  # why Preview and Play cannot go now (see block_preview)
         self.steps = QSpinBox()
         self.steps.setRange(2, 48)
         self.steps.setValue(8)
@@ -133,6 +135,7 @@ class LatentExplorer(QWidget):
             cell.play.connect(self.play_action.emit)
             self.grid.addWidget(cell, a // 2, a % 2)
             self.cells.append(cell)
+        self.block_preview(self.blocked)
 
     def _rename(self, action: int, name: str) -> None:
         if name:
@@ -142,9 +145,14 @@ class LatentExplorer(QWidget):
         self.names_changed.emit(dict(self.names))
 
     def block_preview(self, why: str | None) -> None:
-        """Grey out Preview while the host cannot run one (no world, busy); the tooltip says why (None: enable)."""
+        """Grey out Preview and each action's Play while the host cannot take them (no world, busy); the tooltip
+        says why (None: enable)."""
+        self.blocked = why
         self.run_btn.setEnabled(why is None)
         self.run_btn.setToolTip(why or PREVIEW_TIP)
+        for cell in self.cells:
+            cell.play_btn.setEnabled(why is None)
+            cell.play_btn.setToolTip(why or PLAY_TIP)
 
     def set_busy(self, busy: bool, done: int = 0, total: int = 0) -> None:
         """Show a running preview's progress (the window greys out Preview itself, see block_preview)."""

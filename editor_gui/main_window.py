@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -151,8 +151,9 @@ class MainWindow(QMainWindow):
         self._running = self._autosave_path(RUNNING)  # that autosave: rewritten while unsaved work exists, gone on close
         self._running_lock: IO[bytes] | None = None  # held from its first write to close: it marks this editor alive
         self._sketch_kept: bytes | None = None  # the unsent sketch last kept in an autosave (kept once)
-        self._discard_on_close = False  # set when a close found unsaved frames it could not keep
-        self._keeping = False  # keep_unsaved is waiting for its job (a close then waits for it)
+        self._held: Job | None = None  # an Open… or a close's keep writing the session: the world waits for it
+        self._resume = False  # the hold paused a world that played: it plays again when the hold ends
+        self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
         self._close_when_done = False  # set when a close waits for an export to finish
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
@@ -162,7 +163,7 @@ class MainWindow(QMainWindow):
         self.jobs: list[Job] = []
         self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose and the host took: new worlds get them
         self.asked_settings: list[dict] = []  # settings requests sent, not answered yet (answered in order)
-        self._starting = False  # a New world or a rebuild sent, its session not started yet
+        self._starting = False  # see starting
         self._host_mode = self.mode  # the mode the host's world runs in (or, during a rebuild, resumes in)
         self._in_force: dict[str, Any] = {}  # the sampling settings the live world runs with
         self._settings_due: dict[str, Any] = {}  # those the next recorded frame notes as changed (see FrameRecord)
@@ -290,20 +291,40 @@ class MainWindow(QMainWindow):
     @busy.setter
     def busy(self, what: str | None) -> None:
         self._busy = what
-        self.timeline.block_open(f"Wait for {what} to finish: its frames would belong to neither session" if what else None)
         self._block_host_jobs()
 
+    @property
+    def starting(self) -> bool:
+        """A New world or a rebuild was sent and its session has not started: a second start must wait for it."""
+        return self._starting
+
+    @starting.setter
+    def starting(self, on: bool) -> None:
+        self._starting = on
+        self._block_host_jobs()
+
+    def _waiting_for(self) -> str | None:
+        """What the window's world waits for (a rebuild or preview, an Open… or a close's keep), or None."""
+        held = self._held.title[:1].lower() + self._held.title[1:] if self._held is not None else None
+        return self.busy or held
+
     def _host_job_blocked(self, needs_world: bool) -> str | None:
-        """Why New world, Branch (needs_world False) or a preview (True) cannot be asked of the host now, or None."""
+        """Why New world, Branch (needs_world False) or a preview or latent action's Play (True) cannot be asked of
+        the host now, or None."""
         if self.welcome is None:
             return NOT_CONNECTED
         if needs_world and self.info is None:
             return NO_WORLD
-        return f"Wait for {self.busy} to finish" if self.busy else None
+        if what := self._waiting_for():
+            return f"Wait for {what} to finish"
+        return "Wait for the new world to start" if self.starting else None
 
     def _block_host_jobs(self) -> None:
-        """Grey out New world, Branch and Preview while they cannot go (no host, no world, a rebuild or preview
-        running), the tooltip saying why: the connection, the world or `busy` changed."""
+        """Grey out New world, Branch, Open…, Preview and Play while they cannot go (no host, no world, a start,
+        rebuild, preview, Open… or keep on its way), the tooltip saying why: one of those changed."""
+        what = self._waiting_for()
+        self.timeline.block_open(None if what is None else f"Wait for {what} to finish" + (
+            ": its frames would belong to neither session" if self.busy else ""))
         why = self._host_job_blocked(needs_world=False)
         self.prompt_panel.block_new_world(why)
         self.new_action.setEnabled(why is None)
@@ -318,7 +339,7 @@ class MainWindow(QMainWindow):
             self.worker_thread.stop(wait=False)  # it may still be connecting: do not block the window on it
             self.worker_thread = None
         self.welcome = None
-        self.asked_settings, self._starting = [], False  # the old worker answers none of them now
+        self.asked_settings, self.starting = [], False  # the old worker answers none of them now
         self.caps_by_backend, self.refused_caps = {}, {}  # the host may have restarted with other backends
         self._forget_session()
         self.settings_panel.set_connection(False, "Connecting…", self.address)
@@ -405,7 +426,7 @@ class MainWindow(QMainWindow):
         self._start_kind["start"] = backend or (self.welcome or {}).get("default_backend", "")
         sent = fit_prompt(prompt, self._caps_for(self._start_kind["start"]))
         settings = self._with_asked(self.kept_settings)
-        self._starting = self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
+        self.starting = self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
                     fps=float(self.settings_panel.fps.value() if self.info else self.options.fps), seed=prompt.seed,
                     text=sent.text, image=sent.image_png, sketch=sent.sketch_png,
                     action_map=(self.session.action_map() or None) if self.session else None,
@@ -413,10 +434,9 @@ class MainWindow(QMainWindow):
 
     def on_session_started(self, info: dict, purpose: str) -> None:
         self.info, self._resim_from = info, None
-        self._block_host_jobs()
+        self.starting = False  # New world, Branch and Preview can go again
         self._settings_now(info.get("settings", {}), whole=True)
         self.epoch = int(info.get("epoch", 0))
-        self._starting = False
         self.pending_fork = None
         self.asked_events = []
         self._clear_pending()
@@ -464,6 +484,8 @@ class MainWindow(QMainWindow):
             return  # a late frame of an old session or timeline
         if frame.session_id == self._resim_from:
             return  # the world a rebuild is replacing: its frames are not the rebuilt branch's
+        if self._held is not None:
+            return  # sent before the hold paused the world: the session being written is all the work (_hold_world)
         rewind, edited = self._new_epoch(frame) if frame.epoch > self.epoch else (False, False)
         replayed = False
         fired = [] if edited else self._take_fired(frame.events)
@@ -586,8 +608,8 @@ class MainWindow(QMainWindow):
         """Why input cannot go to the host's world now, or None (after Open… that world is in no branch)."""
         if self.info is None:
             return NO_WORLD
-        if self.busy:
-            return f"wait for {self.busy} to finish"
+        if what := self._waiting_for():
+            return f"wait for {what} to finish"
         if self.session is not None and self.session.live is None:
             return NOT_IN_SESSION
         return None
@@ -685,7 +707,7 @@ class MainWindow(QMainWindow):
             self.warm_text()
         if self.info is None:  # nothing runs yet: the next world starts this way
             self.statusBar().showMessage(f"The next world starts {'paused' if paused else 'in realtime'}", 4000)
-            if self._starting:  # the one on its way (a New world, a rebuild) was asked for in the other mode: switch
+            if self.starting:  # the one on its way (a New world, a rebuild) was asked for in the other mode: switch
                 # it once it runs
                 self._ask_settings({"mode": self.mode})
             return
@@ -905,10 +927,10 @@ class MainWindow(QMainWindow):
         steps = [(r.action, r.fired, r.edits, r.settings) for r in path if r.index >= 1]
         first = path[0] if path and path[0].index == 0 else FrameRecord(0, -1)
         self.statusBar().showMessage(f"Rebuilding {len(steps)} frames on the host…")
-        self._starting = self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=first.edits,
-                                     settings0=first.settings,
-                                     resume_settings=self._with_asked(self._in_force if self.info
-                                                                      else self.kept_settings))
+        self.starting = self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=first.edits,
+                                    settings0=first.settings,
+                                    resume_settings=self._with_asked(self._in_force if self.info
+                                                                     else self.kept_settings))
 
     def _with_asked(self, settings: dict) -> dict:
         """These settings and the ones chosen before this click whose answer is still on its way: a start or a rebuild
@@ -995,7 +1017,7 @@ class MainWindow(QMainWindow):
     def on_failed(self, command: str, message: str, capability: str = "") -> None:
         """The host refused a command, or it failed: its handler undoes what the window began for it and says why."""
         if command in ("start", "resimulate"):
-            self._starting = False  # refused: the next New world starts in the mode Pause shows
+            self.starting = False  # refused: the next New world starts in the mode Pause shows
         prompt_cap = capability if capability.endswith("_prompt") else None  # an edit or event refusal: no retry
         retry = self._learn_refusal(command, prompt_cap or refused_prompt(message))
         handler = {"event": self._event_refused, "edit": self._edit_refused, "record_start": self._host_record_refused,
@@ -1125,7 +1147,8 @@ class MainWindow(QMainWindow):
                 self.jobs.remove(job)
             if self._close_when_done and self.isVisible() and not any(j.keeps_window for j in self.jobs):  # held back
                 print(f"worldbridge play: {title} {outcome}", file=sys.stderr)
-                QTimer.singleShot(0, self.close)
+                if self._held is None:  # a close's keep closes the window itself once it is done
+                    QTimer.singleShot(0, self.close)
 
         job.succeeded.connect(lambda r: (finish("done"), on_done(r) if on_done else None))
         job.errored.connect(lambda m: (finish(m), self.show_error(f"{title} {m}")))
@@ -1160,12 +1183,13 @@ class MainWindow(QMainWindow):
                             kept=lambda: f"the old {path} is kept as it was" if path.exists() else "nothing was written")
 
     def load_from(self, path: str | Path) -> Job | None:
-        """Open a session on a job thread; frames recorded since the last save are then kept in autosave_dir() on
-        that thread too (a big recording takes seconds to write), and if they cannot be kept nothing is opened; a
-        session that cannot be read, or an open cancelled from its dialog, leaves the window's session as it was.
-        None (refused) while a rebuild or a preview runs: its frames would land in no branch of either session."""
-        if self.busy:
-            self._refuse_open(path)
+        """Open a session on a job thread, which first keeps the unsaved work in autosave_dir() (a big recording takes
+        seconds to write; if it cannot be kept nothing is opened), the world held meanwhile; a session that cannot be
+        read, or an open cancelled from its dialog, leaves the window's session as it was. None (refused) while a
+        rebuild, a preview, another Open… or a close's keep runs: its frames or its keep belong to the window's session."""
+        if waiting_for := self._waiting_for():
+            self.show_error(f"{Path(path).name} was not opened: wait for {waiting_for} to finish, then Open… it again "
+                            "(the session in the window is unchanged)")
             return None
         snap, unsaved, sketch = self._unsaved_work(), self._unsaved, self.prompt_panel.canvas.to_png()
         keep = self._autosave_path("replaced") if snap is not None else None
@@ -1178,29 +1202,32 @@ class MainWindow(QMainWindow):
 
         def opened(session: Session) -> None:
             if keep is not None:
-                self._unsaved, self._sketch_kept = max(0, self._unsaved - unsaved), sketch
-                self._kept([keep])
-            if self.busy:  # a rebuild or preview began while the file was read
-                self._refuse_open(path)
-                return
-            if self._keeping:  # a close (or another Open…) keeps the window's work: this would replace it meanwhile
-                self._refuse_open(path, KEEPING.lower())
-                print(f"worldbridge play: {self.statusBar().currentMessage()}", file=sys.stderr)  # the window may close
-                return
-            late = self.keep_unsaved("replaced", f"{title} (keeping the frames recorded while it was read)", unchanged)
-            if late is not None and late.error:  # cancelled or failed, and said so: the window's session stays
-                return
+                self._kept_work(keep, unsaved, sketch)
+            self._release_world(resume=False)  # _loaded shows the opened session, its world paused
             self._forget_running()
             self._loaded(session)
 
-        title, unchanged = f"Opening {Path(path).name}", "the session in the window is as it was"
-        return self.run_job(title, work, opened, kept=unchanged)
+        job = self.run_job(f"Opening {Path(path).name}", work, opened, kept="the session in the window is as it was")
+        job.errored.connect(lambda _m: self._release_world())
+        self._hold_world(job)
+        return job
 
-    def _refuse_open(self, path: str | Path, waiting_for: str | None = None) -> None:
-        """The one message for an open refused while busy (the frames on their way belong to the window's session)
-        or while the window's work is kept."""
-        self.show_error(f"{Path(path).name} was not opened: wait for {waiting_for or self.busy} to finish, then Open… it "
-                        "again (the session in the window is unchanged)")
+    def _hold_world(self, job: Job) -> None:
+        """`job` writes the window's unsaved work (Open…, a close): until it ends the world is paused and nothing more
+        is recorded or sent to it, so no work comes after the copy being kept, to be lost when the session goes."""
+        self._held = job
+        self._block_host_jobs()
+        if self.info is not None and self.mode != "step":
+            self._resume = True
+            self.set_paused(True)
+
+    def _release_world(self, resume: bool = True) -> None:
+        """The held job ended: frames are recorded again and, with `resume`, a world the hold paused plays again."""
+        self._held = None
+        self._block_host_jobs()
+        if resume and self._resume and self.mode == "step":
+            self.set_paused(False)
+        self._resume = False
 
     @staticmethod
     def _autosave_path(why: str) -> Path:
@@ -1261,35 +1288,11 @@ class MainWindow(QMainWindow):
         if not self._unsaved:
             self._running.unlink(missing_ok=True)
 
-    def keep_unsaved(self, why: str, title: str = KEEPING,
-                     kept: str = "the recording is still in the window (Save… it, or close again)") -> Job | None:
-        """Recorded frames are never thrown away unsaved: before the window closes or Open… replaces them, they are
-        saved to autosave_dir() by a job with the progress dialog, the window live while this waits for it (the path
-        goes to the status bar and stderr). Returns the finished job (`error` says why it did not keep the work,
-        which is said in the status bar and on stderr, the work still in the window); None when there was nothing to
-        keep. One at a time: a second nested loop would hold the first's caller until it ended."""
-        if self._keeping:
-            raise RuntimeError("keep_unsaved is already waiting for a keep: refuse what asked for a second one while "
-                               "_keeping is set, as closeEvent and Open… do")
-        snap = self._unsaved_work()
-        if snap is None:
-            return None
-        path, unsaved, sketch = self._autosave_path(why), self._unsaved, self.prompt_panel.canvas.to_png()
-
-        def done(p: Path) -> None:
-            self._unsaved, self._sketch_kept = max(0, self._unsaved - unsaved), sketch
-            self._kept([p])
-
-        job = self.run_job(title, lambda progress: self._keep(snap, path, progress), done, kept=kept)
-        waiting = QEventLoop()
-        job.succeeded.connect(lambda _p: waiting.quit())  # after run_job's own outcome slots
-        job.errored.connect(lambda m: (print(f"worldbridge play: {title} {m}", file=sys.stderr), waiting.quit()))
-        self._keeping = True
-        try:
-            waiting.exec()
-        finally:
-            self._keeping = False
-        return job
+    def _kept_work(self, path: Path, unsaved: int, sketch: bytes) -> None:
+        """The work counted in `unsaved`, and the canvas's `sketch`, are in `path` now (said in the status bar and on
+        stderr); frames recorded since stay unsaved."""
+        self._unsaved, self._sketch_kept = max(0, self._unsaved - unsaved), sketch
+        self._kept([path])
 
     @staticmethod
     def _keep(snap: Session, path: Path, progress: Callable[[int, int], bool], then: str = "") -> Path:
@@ -1417,11 +1420,12 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        """Keep unsaved frames; if they cannot be kept the window stays open once (the status bar says why), so only
-        a second close throws them away. A running export keeps the window open until it is done, saying so; closing
-        again cancels it (stderr says so). Keeping the unsaved frames shows its progress; its Cancel keeps the window
-        open with them."""
-        if self._keeping:  # a close or Open… is keeping the unsaved work: its dialog says what happens next
+        """Closing waits for what must not be cut short, then keeps the unsaved work, then shuts down. A wait ignores
+        this close and the window stays live: a running export or save closes it when done (closing again cancels
+        it); an Open… must end first; the keep (_keep_then_close) closes it again once the work is kept."""
+        if self._held is not None:  # an Open… or this close's keep writes the session: its dialog's Cancel is the way back
+            self.statusBar().showMessage(f"{self._held.title}: " + ("the window closes when it is done" if self._held.title
+                                         == KEEPING else "close the window once it is done, or Cancel it"))
             event.ignore()
             return
         exporting_now = [j for j in self.jobs if j.keeps_window]
@@ -1431,14 +1435,42 @@ class MainWindow(QMainWindow):
                                          "cancel it")
             event.ignore()
             return
-        self._close_when_done = False  # the wait is over: what the keep's job ends with must not close the window
-        keeping = self.keep_unsaved("closed")
-        if keeping is not None and keeping.error and (keeping.cancelled or not self._discard_on_close):
-            if not keeping.cancelled:  # it failed: only a second close throws the work away
-                self._discard_on_close = True
-                self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
+        if self._keeps_failed < 2 and self._keep_then_close():
             event.ignore()
             return
+        self._shut_down()
+        super().closeEvent(event)
+
+    def _keep_then_close(self) -> bool:
+        """Start keeping the unsaved work in a `closed` autosave, with the progress dialog, the world held (True;
+        False: nothing to keep). Kept, the window closes; cancelled, or failed (said in the status bar and on
+        stderr), it stays open with the work, and after a second failure the close discards it."""
+        snap = self._unsaved_work()
+        if snap is None:
+            return False
+        path, unsaved, sketch = self._autosave_path("closed"), self._unsaved, self.prompt_panel.canvas.to_png()
+        job = self.run_job(KEEPING, lambda progress: self._keep(snap, path, progress),
+                           lambda p: (self._kept_work(p, unsaved, sketch), self._release_world(resume=False), self.close()),
+                           kept="the recording is still in the window (Save… it, or close again)")
+        job.errored.connect(lambda m: self._not_kept_on_close(job, m))  # after run_job's, which says it
+        self._hold_world(job)
+        return True
+
+    def _not_kept_on_close(self, job: Job, message: str) -> None:
+        """The close's keep was cancelled or failed: the window stays with the work, and the world plays on."""
+        print(f"worldbridge play: {job.title} {message}", file=sys.stderr)
+        self._release_world()
+        self._close_when_done = False  # the window stays: an export or save ending now must not close it
+        if job.cancelled:
+            return
+        self._keeps_failed += 1
+        if self._keeps_failed == 1:
+            self.statusBar().showMessage(self.statusBar().currentMessage() + " — or close again to discard it")
+        else:
+            self.close()
+
+    def _shut_down(self) -> None:
+        """The window closes: every job is cancelled and joined, the running autosave goes, the worker stops."""
         for job in list(self.jobs):
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():
@@ -1446,11 +1478,10 @@ class MainWindow(QMainWindow):
             job.wait(10000)
             if job.keeps_window and (job.error or not job.isFinished()):  # stopped short, or still going as it exits
                 print(f"worldbridge play: {job.title} was cancelled as the window closed: {job.left()}", file=sys.stderr)
-        self._running.unlink(missing_ok=True)  # its work was kept in the closed autosave above, or discarded
+        self._running.unlink(missing_ok=True)  # its work was kept in the closed autosave, or discarded
         if self._running_lock is not None:
             release_running_lock(self._running, self._running_lock)
             self._running_lock = None
         if self.worker_thread is not None:
             self.worker_thread.stop()
             self.worker_thread = None
-        super().closeEvent(event)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_editor_gui import focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
+from test_editor_gui import closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
 from editor_gui.session_store import AUTOSAVE_ENV, FrameRecord, PromptSpec, Session
 
@@ -105,12 +105,12 @@ def test_closing_with_a_recording_that_cannot_be_kept_leaves_the_window_open_onc
     record_unsaved(qtbot, w)
     (tmp_path / "not_a_folder").write_text("")
     monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "not_a_folder" / "autosave"))
-    assert not w.close() and w.isVisible()
+    assert not closed(qtbot, w) and w.isVisible()
     assert "could not keep the unsaved recording" in w.statusBar().currentMessage()
     assert "close again to discard it" in w.statusBar().currentMessage()
     with qtbot.waitSignal(w.save_to(tmp_path / "mine.wbsession").succeeded, timeout=10000):
         pass
-    assert w.close() and len(Session.load(tmp_path / "mine.wbsession").recorded(0)) >= 5
+    assert closed(qtbot, w) and len(Session.load(tmp_path / "mine.wbsession").recorded(0)) >= 5
 
 
 def test_after_open_the_hosts_world_refuses_input_that_no_branch_would_record(qtbot, host, tmp_path):
@@ -149,7 +149,7 @@ def test_a_preview_after_saving_leaves_nothing_unsaved(qtbot, host, tmp_path):
     qtbot.mouseClick(w.explorer.run_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.busy is None, timeout=20000)
     assert [r.index for r in live_frames(w)] == [0, 1, 2, 3]
-    assert w._unsaved == 0 and w.keep_unsaved("closed") is None  # closing writes no autosave of a saved session
+    assert w._unsaved == 0 and w._unsaved_work() is None  # closing writes no autosave of a saved session
 
 
 def test_pause_before_a_world_starts_the_next_world_paused(qtbot, host):
@@ -360,24 +360,25 @@ def test_a_file_picked_while_a_rebuild_began_is_refused_with_the_one_open_messag
     assert_rebuilt_and_kept(qtbot, w, before, root)
 
 
-def test_a_rebuild_begun_while_a_session_is_read_keeps_the_open_from_landing(qtbot, host, tmp_path, monkeypatch):
+def test_branch_while_a_session_is_read_is_refused_and_the_open_lands(qtbot, host, tmp_path, monkeypatch):
+    """A rebuild begun while Open… read the file had its frames land in neither session, and the open was refused
+    only once read: Branch is greyed out (and refused) until the open ends."""
     import time
 
     model_session(tmp_path / "model.wbsession")
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w)
-    before, root = w.session, w.session.live
+    root = w.session.live
     load = Session.load
     monkeypatch.setattr(Session, "load", lambda *a: (time.sleep(0.5), load(*a))[1])
-    slow_starts(monkeypatch, 1.0)
     job = w.load_from(tmp_path / "model.wbsession")
-    w.resimulate(root, 3)  # Branch from this frame while the file is still being read
-    shown = []
-    w.statusBar().messageChanged.connect(shown.append)
+    assert not w.timeline.branch_btn.isEnabled()
+    assert w.timeline.branch_btn.toolTip() == "Wait for opening model.wbsession to finish"
+    w.branch_from(root, 3)  # Branch from this frame while the file is still being read
+    assert w.busy is None and "Wait for opening model.wbsession to finish" in w.statusBar().currentMessage()
     with qtbot.waitSignal(job.succeeded, timeout=10000):
         pass
-    assert any("model.wbsession was not opened" in m for m in shown)
-    assert_rebuilt_and_kept(qtbot, w, before, root)
+    assert w.session.backend_kind == "world_model"
 
 
 def test_open_during_a_latent_action_preview_is_refused_and_the_preview_finishes(qtbot, host, tmp_path):
@@ -469,7 +470,7 @@ def test_closing_keeps_a_world_drawn_as_a_sketch_even_with_nothing_recorded(qtbo
     qtbot.waitUntil(lambda: w.session is not None and w.session.live is not None, timeout=20000)
     drawn = w.session.branches[0].prompt.sketch_png
     assert drawn is not None and not w.timeline.record.isChecked()
-    assert w.close()
+    assert closed(qtbot, w)
     (kept,) = (tmp_path / "autosave").glob("*-closed-*.wbsession")
     assert Session.load(kept).branches[0].prompt.sketch_png == drawn
 
@@ -571,19 +572,19 @@ def test_a_crashed_editor_leaves_its_unsaved_work_for_the_next_start_to_offer(qt
         pass
     w4 = open_window(qtbot, host.address, autostart=False)
     assert len(list(autosave.glob("*-running-*.wbsession"))) == 1 and "left its" not in w4.statusBar().currentMessage()
-    assert w.close()  # a clean close keeps the work as before and leaves no running autosave
+    assert closed(qtbot, w)  # a clean close keeps the work as before and leaves no running autosave
     assert not list(autosave.glob("*-running-*.wbsession")) and len(list(autosave.glob("*-closed-*.wbsession"))) == 1
 
 
 def test_a_sketch_drawn_but_never_sent_is_kept_on_close_and_open_puts_it_back(qtbot, host, tmp_path, monkeypatch, autosave):
     w = open_window(qtbot, host.address, mode="step", autostart=False)
     qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
-    assert w.close()  # the starting layout is nobody's drawing: nothing kept
+    assert closed(qtbot, w)  # the starting layout is nobody's drawing: nothing kept
     assert not autosave.exists()
     w = open_window(qtbot, host.address, mode="step", autostart=False)
     w.prompt_panel.canvas.fill_rect((9, 6), (9, 12), "platform")
     drawn = w.prompt_panel.canvas.cells.copy()
-    assert w.session is None and w.close()
+    assert w.session is None and closed(qtbot, w)
     (kept,) = autosave.glob("*-closed-*.wbsession")
     (root,) = Session.load(kept).branches.values()
     assert root.name == "unsent sketch" and not root.frames
@@ -592,7 +593,7 @@ def test_a_sketch_drawn_but_never_sent_is_kept_on_close_and_open_puts_it_back(qt
     with qtbot.waitSignal(w2.load_from(kept).succeeded, timeout=10000):
         pass
     assert np.array_equal(w2.prompt_panel.canvas.cells, drawn) and w2.prompt_panel.use_sketch.isChecked()
-    assert w2.close() and len(list(autosave.glob("*.wbsession"))) == 1  # the session holds it: not kept again
+    assert closed(qtbot, w2) and len(list(autosave.glob("*.wbsession"))) == 1  # the session holds it: not kept again
 
 
 def test_an_autosave_still_running_as_the_window_closes_leaves_no_running_file(qtbot, host, tmp_path, monkeypatch, autosave):
@@ -606,7 +607,7 @@ def test_an_autosave_still_running_as_the_window_closes_leaves_no_running_file(q
     record_unsaved(qtbot, w)
     job = w.autosave_now()  # queued for the next loop turn, which the close does not wait for
     monkeypatch.setattr(Job, "wait", lambda self, ms=0: False)  # the job outlives the close's wait
-    assert w.close()
+    assert closed(qtbot, w)
     assert QThread.wait(job, 10000)  # its callbacks never run: the application ends with its last window
     assert not list(autosave.glob("*-running-*.wbsession")) and len(list(autosave.glob("*-closed-*.wbsession"))) == 1
 
@@ -666,12 +667,13 @@ def test_two_windows_in_one_second_keep_their_own_autosaves(qtbot, host, tmp_pat
             pass
     assert w1._running != w2._running and w1._running_lock is not None and w2._running_lock is not None
     assert len(list(autosave.glob("*-running-*.wbsession"))) == 2
-    frames = sorted(len(w.session.path(w.session.live)) for w in (w1, w2))
-    assert w1.close()
+    frames = [len(w1.session.path(w1.session.live))]  # the close holds the world: no frame comes after these
+    assert closed(qtbot, w1) and len(w1.session.path(w1.session.live)) == frames[0]
     assert [p.name for p in autosave.glob("*-running-*.wbsession")] == [w2._running.name]  # w2's crash copy stays
-    assert w2.close()
+    frames.append(len(w2.session.path(w2.session.live)))  # w2 played on while w1 closed
+    assert closed(qtbot, w2)
     kept = sorted(autosave.glob("*-closed-*.wbsession"))
-    assert len(kept) == 2 and sorted(len(Session.load(p).path(Session.load(p).live)) for p in kept) == frames
+    assert len(kept) == 2 and sorted(len(Session.load(p).path(Session.load(p).live)) for p in kept) == sorted(frames)
 
 
 def test_save_open_and_new_world_end_the_hold_a_long_autosave_put_on_the_next(qtbot, host, tmp_path, monkeypatch, autosave):
@@ -718,7 +720,7 @@ def test_closing_during_a_long_autosave_cancels_it_within_a_frame_and_it_leaves_
     qtbot.waitUntil(job.isRunning, timeout=5000)
     monkeypatch.setattr(session_store, "_frames_npz", real)  # the close's own keep is fast
     began = time.monotonic()
-    assert w.close()
+    assert closed(qtbot, w)
     assert job.isFinished() and time.monotonic() - began < 3  # it stopped within a frame, not after all 8
     assert [p.name for p in autosave.iterdir()] == [p.name for p in autosave.glob("*-closed-*.wbsession")]  # no temp file
 
@@ -812,12 +814,12 @@ def test_closing_with_a_long_recording_to_keep_shows_progress_and_cancel_keeps_t
     mine, unsaved = w.session, w._unsaved
     real = saving_slowly(monkeypatch, 0.3)
     cancel_when_shown(w)
-    assert not w.close() and w.isVisible()
+    assert not closed(qtbot, w) and w.isVisible()
     assert w.session is mine and w._unsaved >= unsaved and left_in(autosave) == []  # nothing kept, no temp file
     message = w.statusBar().currentMessage()
     assert "Keeping the unsaved recording was cancelled" in message and "still in the window" in message, message
     monkeypatch.setattr(session_store, "_frames_npz", real)
-    assert w.close()  # closing again keeps it, as before
+    assert closed(qtbot, w)  # closing again keeps it, as before
     (kept,) = autosave.glob("*-closed-*.wbsession")
     assert len(Session.load(kept).recorded(0)) >= unsaved
 
@@ -899,33 +901,57 @@ def test_opens_progress_only_moves_forward_from_reading_the_file_to_keeping_the_
     assert [done for done, _ in seen] == sorted(done for done, _ in seen) and seen[-1][0] == seen[-1][1], seen
 
 
-def test_an_open_that_finishes_while_the_close_keeps_the_work_is_refused_and_the_close_goes_on(qtbot, host, tmp_path,
-                                                                                               monkeypatch, autosave,
-                                                                                               capsys):
-    """An Open… ending during the close's keep replaced the session being closed, after keeping in a second nested
-    event loop inside the close's."""
-    import threading
-
+def test_closing_holds_the_world_while_it_keeps_the_work_and_cancel_lets_it_play_on(qtbot, host, tmp_path,
+                                                                                    monkeypatch, autosave, capsys):
+    """The close's keep ran in a nested event loop: frames went on arriving, were added to the session after its copy
+    was taken, and were thrown away unsaved with the window; an Open… begun meanwhile still read its file."""
     model_session(tmp_path / "model.wbsession")
     w = open_window(qtbot, host.address)
-    w.timeline.record.setChecked(True)  # frames keep arriving: the open has some of its own to keep late
+    w.timeline.record.setChecked(True)  # recording all along: every frame that arrives is work
+    qtbot.waitUntil(lambda: w._unsaved >= 5, timeout=10000)
+    from editor_gui import session_store
+
+    real = saving_slowly(monkeypatch, 0.3)
+    loads = []
+    monkeypatch.setattr(Session, "load", lambda *a, **kw: loads.append(a))
+    assert not w.close() and w.isVisible()  # the keep runs, the window live
+    frames, unsaved = len(w.session.recorded(0)), w._unsaved
+    assert w.mode == "step" and w.pause_action.isChecked()  # the world waits for the keep
+    assert w.load_from(tmp_path / "model.wbsession") is None and not loads  # refused up front: nothing read
+    assert "model.wbsession was not opened: wait for keeping the unsaved recording to finish" in \
+        w.statusBar().currentMessage()
+    assert not w.timeline.load_btn.isEnabled() and not w.new_action.isEnabled()
+    qtbot.wait(500)
+    assert len(w.session.recorded(0)) == frames and w._unsaved == unsaved  # nothing recorded after the copy
+    cancel_when_shown(w)
+    qtbot.waitUntil(lambda: w._held is None, timeout=20000)
+    monkeypatch.setattr(session_store, "_frames_npz", real)
+    assert w.isVisible() and w.mode == "realtime" and w.timeline.load_btn.isEnabled()  # it plays on
+    qtbot.waitUntil(lambda: len(w.session.recorded(0)) > frames, timeout=10000)  # and records again
+    w.timeline.record.setChecked(False)
+    assert "Keeping the unsaved recording was cancelled" in capsys.readouterr().err
+
+
+def test_a_close_during_an_open_waits_for_it_and_open_writes_the_work_once(qtbot, host, tmp_path, monkeypatch,
+                                                                          autosave):
+    """Open… kept the work on its thread, then kept it all again in a second autosave for the frames recorded while
+    the file was read; a close during it nested a second event loop."""
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)  # frames keep arriving while the file is read
     qtbot.waitUntil(lambda: w._unsaved >= 3, timeout=10000)
-    mine, opened, real = w.session, threading.Event(), w._keep
-
-    def keep(snap, path, progress, then=""):  # the close's keep lasts until the open has ended
-        if "-closed-" in path.name:
-            assert opened.wait(20)
-        return real(snap, path, progress, then)
-
-    monkeypatch.setattr(w, "_keep", keep)
+    mine = w.session
+    reading_slowly(monkeypatch, 0.3)
     job = w.load_from(tmp_path / "model.wbsession")
-    job.succeeded.connect(lambda _s: opened.set())  # after the window's own slot
-    job.errored.connect(lambda _m: opened.set())
-    assert w.close()
-    assert opened.is_set() and w.session is mine  # the session closed is the one kept, not the opened one
-    assert "model.wbsession was not opened: wait for keeping the unsaved recording to finish" in capsys.readouterr().err
-    (closed,) = autosave.glob("*-closed-*.wbsession")
-    assert Session.load(closed).backend_kind == "sandbox"
+    frames = len(mine.recorded(0))
+    assert w.mode == "step"  # the world waits for the open
+    assert not w.close() and w.isVisible() and "Opening model.wbsession" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(job.succeeded, timeout=20000):
+        pass
+    (replaced,) = left_in(autosave)  # one keep, holding every frame recorded
+    assert "-replaced-" in replaced and len(Session.load(autosave / replaced).recorded(0)) == frames
+    assert len(mine.recorded(0)) == frames and w.session.backend_kind == "world_model" and w._unsaved == 0
+    assert closed(qtbot, w) and left_in(autosave) == [replaced]  # the opened session was unchanged: nothing kept
 
 
 def test_an_export_still_running_when_the_close_stops_waiting_is_said_to_be_cancelled(qtbot, host, tmp_path,
@@ -940,7 +966,7 @@ def test_an_export_still_running_when_the_close_stops_waiting_is_said_to_be_canc
     (job,) = [j for j in w.jobs if j.keeps_window]
     assert not w.close()
     monkeypatch.setattr(Job, "wait", lambda self, ms=0: False)  # it outlives the close's wait
-    assert w.close()
+    assert closed(qtbot, w)
     assert "Exporting a.gif was cancelled as the window closed: nothing was written" in capfd.readouterr().err
     gate.set()
     assert QThread.wait(job, 10000) and not (tmp_path / "a.gif").exists()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 from test_editor_flows import record_unsaved
-from test_editor_gui import RIGHT, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
+from test_editor_gui import RIGHT, closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
 from editor_gui.session_store import PromptSpec
 
@@ -126,7 +126,7 @@ def test_closing_twice_during_an_export_cancels_it_and_says_so(qtbot, host, tmp_
     w, gate = exporting_slowly(qtbot, host, tmp_path, monkeypatch)
     assert not w.close()
     threading.Timer(0.3, gate.set).start()  # the export would go on, but the user closes again before it is done
-    assert w.close()
+    assert closed(qtbot, w)
     assert not (tmp_path / "a.gif").exists()
     assert "Exporting a.gif was cancelled as the window closed: nothing was written" in capfd.readouterr().err
 

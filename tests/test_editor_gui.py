@@ -38,7 +38,7 @@ def open_window(qtbot, address: str, **kw) -> MainWindow:
     opts = dict(backend="sandbox", mode="realtime", fps=30.0, prompt=PromptSpec(seed=3))
     opts.update(kw)
     w = MainWindow(address, StartOptions(**opts))
-    qtbot.addWidget(w)
+    qtbot.addWidget(w, before_close_func=lambda w: closed(qtbot, w))  # no keep's thread outlives the window
     w.show()
     qtbot.waitExposed(w)
     if opts.get("autostart", True):
@@ -46,6 +46,13 @@ def open_window(qtbot, address: str, **kw) -> MainWindow:
     else:
         qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
     return w
+
+
+def closed(qtbot, w: MainWindow) -> bool:
+    """Close the window as the user does and wait for the unsaved work to be kept: True when the window closed."""
+    w.close()  # a close that keeps unsaved work returns at once and closes again when it is kept
+    qtbot.waitUntil(lambda: w._held is None, timeout=20000)
+    return not w.isVisible()
 
 
 def live_frames(w: MainWindow):
@@ -620,7 +627,7 @@ def test_unsaved_recordings_are_kept_when_the_window_closes_or_open_replaces_the
     w.timeline.record.setChecked(False)
     job = w.save_to(tmp_path / "mine.wbsession")
     qtbot.waitUntil(job.isFinished, timeout=10000)
-    assert w.keep_unsaved("test") is None  # saved: nothing to keep
+    assert w._unsaved_work() is None  # saved: nothing to keep
     w.timeline.record.setChecked(True)
     qtbot.waitUntil(lambda: len(w.session.recorded(0)) >= 12, timeout=10000)
     w.timeline.record.setChecked(False)
@@ -629,7 +636,7 @@ def test_unsaved_recordings_are_kept_when_the_window_closes_or_open_replaces_the
     qtbot.waitUntil(job.isFinished, timeout=10000)
     kept = list((tmp_path / "autosave").glob("*-replaced-*.wbsession"))
     assert len(kept) == 1 and len(Session.load(kept[0]).recorded(0)) == held
-    w.close()
+    assert closed(qtbot, w)
     assert len(list((tmp_path / "autosave").iterdir())) == 1  # the opened session was unchanged: nothing new kept
 
 
@@ -679,3 +686,29 @@ def test_new_world_branch_and_preview_are_greyed_out_when_they_cannot_go_and_say
         assert not b.isEnabled() and "Not connected to a host" in b.toolTip()
     w.on_connected(welcome)
     assert go.isEnabled() and branch.isEnabled() and not preview.isEnabled() and preview.toolTip() == NO_WORLD
+
+
+def test_a_second_new_world_waits_for_the_first_and_play_greys_out_with_preview(qtbot, host, monkeypatch):
+    """A second New world click while the first start was on its way sent a second start; each latent action's Play
+    stayed clickable with no world or while a rebuild ran."""
+    from editor_gui.main_window import NO_WORLD
+
+    w = open_window(qtbot, host.address, mode="step")
+    sent: list[str] = []
+    submit = w.submit
+    monkeypatch.setattr(w, "submit", lambda command, **kw: (sent.append(command), submit(command, **kw))[1])
+    old = w.info["session_id"]
+    w.new_action.trigger()
+    assert not w.new_action.isEnabled() and not w.prompt_panel.go.isEnabled()
+    assert w.new_action.toolTip() == "Wait for the new world to start"
+    w.new_world(PromptSpec(seed=5))  # a second click that got through: refused, not sent
+    assert "Wait for the new world to start" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=20000)
+    assert sent.count("start") == 1 and w.new_action.isEnabled()
+    plays = [cell.play_btn for cell in w.explorer.cells]
+    assert plays and all(b.isEnabled() for b in plays)
+    w.busy = "rebuilding the branch"
+    assert all(not b.isEnabled() and b.toolTip() == "Wait for rebuilding the branch to finish" for b in plays)
+    w.busy = None
+    w.on_session_ended("the host ended the session")
+    assert all(not b.isEnabled() and b.toolTip() == NO_WORLD for b in plays)
