@@ -13,6 +13,7 @@ from editor_gui.layers import Layer, builtin_layer
 from editor_gui.main_window import MainWindow, StartOptions
 from editor_gui.session_store import PromptSpec
 from test_model_data import save_random_world
+from test_editor_gui import add_window, closed
 from test_prompts_helpers import save_held_event_settings
 
 torch.set_num_threads(1)
@@ -58,7 +59,7 @@ def sandbox_host():
 
 def open_window(qtbot, address: str, backend: str, mode: str = "step") -> MainWindow:
     w = MainWindow(address, StartOptions(backend=backend, mode=mode, fps=30.0, prompt=PromptSpec(seed=3), timeout=20.0))
-    qtbot.addWidget(w)
+    add_window(qtbot, w)
     w.show()
     qtbot.waitExposed(w)
     qtbot.waitUntil(lambda: w.info is not None and w.viewport.frame is not None, timeout=20000)
@@ -200,7 +201,7 @@ def test_top_p_and_unmasking_reach_the_world_model_and_are_off_for_the_sandbox(q
     sp.unmask.setCurrentText(other)
     backend = world_host.host.sessions[sid].backend
     qtbot.waitUntil(lambda: (backend.settings["top_p"], backend.settings["unmask"]) == (0.9, other), timeout=20000)
-    w.close()
+    assert closed(qtbot, w)
     w = open_window(qtbot, sandbox_host.address, "sandbox")
     assert not w.settings_panel.top_p.isEnabled() and not w.settings_panel.unmask.isEnabled()
     assert "top-p" in w.settings_panel.note.text()

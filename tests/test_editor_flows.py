@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_editor_gui import closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
+from test_editor_gui import add_window, closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
 from editor_gui.session_store import AUTOSAVE_ENV, FrameRecord, PromptSpec, Session
 
@@ -410,7 +410,7 @@ def test_the_text_encoder_loads_once_when_the_user_heads_for_text_not_at_launch(
     warmed = []
     w = MainWindow(host.address, StartOptions(backend="sandbox", prompt=PromptSpec(seed=3)),
                    warm_text=lambda: warmed.append(how))
-    qtbot.addWidget(w)
+    add_window(qtbot, w)
     w.show()
     qtbot.waitExposed(w)
     qtbot.waitUntil(lambda: w.viewport.frame is not None, timeout=10000)

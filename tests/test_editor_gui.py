@@ -38,7 +38,7 @@ def open_window(qtbot, address: str, **kw) -> MainWindow:
     opts = dict(backend="sandbox", mode="realtime", fps=30.0, prompt=PromptSpec(seed=3))
     opts.update(kw)
     w = MainWindow(address, StartOptions(**opts))
-    qtbot.addWidget(w, before_close_func=lambda w: closed(qtbot, w))  # no keep's thread outlives the window
+    add_window(qtbot, w)
     w.show()
     qtbot.waitExposed(w)
     if opts.get("autostart", True):
@@ -53,6 +53,12 @@ def closed(qtbot, w: MainWindow) -> bool:
     w.close()  # a close that keeps unsaved work returns at once and closes again when it is kept
     qtbot.waitUntil(lambda: w._held is None, timeout=20000)
     return not w.isVisible()
+
+
+def add_window(qtbot, w: MainWindow) -> MainWindow:
+    """qtbot closes the window after the test as the user does, waiting for its keep: no thread outlives it."""
+    qtbot.addWidget(w, before_close_func=lambda w: closed(qtbot, w))
+    return w
 
 
 def live_frames(w: MainWindow):
@@ -373,7 +379,7 @@ def test_no_host_and_lost_host_say_what_to_do(qtbot):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     w = MainWindow(f"tcp://127.0.0.1:{port}", StartOptions(timeout=0.5))
-    qtbot.addWidget(w)
+    add_window(qtbot, w)
     qtbot.waitUntil(lambda: "No answer" in w.settings_panel.conn_label.text(), timeout=20000)
     assert "worldbridge serve" in w.settings_panel.conn_label.text() and not w.settings_panel.reconnect_btn.isHidden()
 
@@ -485,7 +491,7 @@ def test_version_mismatch_is_explained(qtbot, host, monkeypatch):
 
     monkeypatch.setattr(WorldClient, "connect", connect)
     w = MainWindow(host.address, StartOptions(timeout=1.0))
-    qtbot.addWidget(w)
+    add_window(qtbot, w)
     qtbot.waitUntil(lambda: "another protocol version" in w.settings_panel.conn_label.text(), timeout=20000)
     assert "update the plugin or the host" in w.settings_panel.conn_label.text()
     assert w.welcome is None and "another protocol version" in w.viewport.message
