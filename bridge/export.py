@@ -240,9 +240,9 @@ class Export:
     def finish(self) -> dict[str, Path]:
         """Close every writer and publish every output, all or none: files cannot be renamed together, so a move that
         fails takes back the outputs moved before it and puts back the files they replaced. Returns {kind: path}."""
-        if self.frames == 0 and set(self.temps) & {"mp4", "gif", "frames"}:
-            raise ValueError("there are no frames to export")
         try:
+            if self.frames == 0 and set(self.temps) & {"mp4", "gif", "frames"}:
+                raise ValueError("there are no frames to export")
             self._close()
         except BaseException:
             self.discard()  # every temp output goes, with or without a `with` block around the export

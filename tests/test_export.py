@@ -402,3 +402,16 @@ def test_an_export_whose_recording_lost_its_header_says_the_backend_was_lost_not
     export_recording(path, gif=tmp_path / "a.gif", frames_dir=tmp_path / "f", progress=False)
     assert read_labels(tmp_path / "a.gif") == read_labels(tmp_path / "f") == [says]
 
+
+
+def test_finish_with_no_frames_removes_its_temp_outputs_outside_a_with_block(tmp_path):
+    """'there are no frames to export' was raised before any cleanup: a finish() outside a `with` block left every
+    temp output, and the folder it made, on disk, and the action log open."""
+    from bridge.export import Export
+
+    ex = Export({"gif": tmp_path / "out" / "a.gif", "actions": tmp_path / "out" / "a.ndjson"}, 12.0, label="test")
+    log = ex.log
+    ex.write_log("0\n")
+    with pytest.raises(ValueError, match="^there are no frames to export$"):
+        ex.finish()
+    assert log.closed and list(tmp_path.iterdir()) == []
