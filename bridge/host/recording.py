@@ -108,7 +108,8 @@ class RecordedFrame:
     t: float  # host ms
     source: str  # start | reset | step | branch | edit | resend
     header: dict = field(repr=False, default_factory=dict)  # the wire header as sent
-    mode: str = "realtime"  # the session's mode when it was made: the header's, then each `settings` that switched it
+    mode: str = "realtime"  # the session's mode when it was made: the header's ("unknown" once the header was lost),
+    # then each `settings` that switched it
 
 
 SIGNATURE = b"\xa4kind"  # every record body is a msgpack map whose first key is "kind": resync looks for it
@@ -376,8 +377,8 @@ class RecordingReader:
 
     def frames(self, decode: bool = True) -> Iterator[RecordedFrame]:
         """Every frame the session produced, in order (including frames dropped for a slow client), with the mode it
-        was made in (a client may switch mode mid-recording with `settings`)."""
-        mode = map_at(self.header, "session").get("mode") or "realtime"
+        was made in (a client may switch mode mid-recording with `settings`): "unknown" while the lost header's is."""
+        mode = "unknown" if self.header_lost else map_at(self.header, "session").get("mode") or "realtime"
         for r in self:
             if r["kind"] == "control":
                 msg = msgpack.unpackb(r["wire"][0], raw=False)
