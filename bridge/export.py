@@ -27,10 +27,11 @@ KINDS = ("mp4", "gif", "frames", "actions")
 FULL_DISK_FIX = "free space on its disk or choose a folder on another one"
 
 
-def source_label(backends: Sequence[tuple[str, str]]) -> str:
+def source_label(backends: Sequence[tuple[str, str]], header_lost: bool = False) -> str:
     """What an export says made its frames, from each backend's (kind, name): a sandbox clip must never pass for the
-    world model's, and frames from several backends say so."""
-    parts: list[str] = []
+    world model's, and frames from several backends say so; a recording whose header was lost did name its backend,
+    so its frames are not said to come from one never recorded."""
+    parts: list[str] = ["backend unknown (the recording's header was damaged)"] if header_lost else []
     for kind, name in backends:
         part = backend_label(kind, name)
         if part not in parts:
@@ -239,9 +240,9 @@ class Export:
     def finish(self) -> dict[str, Path]:
         """Close every writer and publish every output, all or none: files cannot be renamed together, so a move that
         fails takes back the outputs moved before it and puts back the files they replaced. Returns {kind: path}."""
-        if self.frames == 0 and set(self.temps) & {"mp4", "gif", "frames"}:
-            raise ValueError("there are no frames to export")
         try:
+            if self.frames == 0 and set(self.temps) & {"mp4", "gif", "frames"}:
+                raise ValueError("there are no frames to export")
             self._close()
         except BaseException:
             self.discard()  # every temp output goes, with or without a `with` block around the export

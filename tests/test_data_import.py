@@ -232,3 +232,20 @@ def test_the_help_and_the_docs_name_every_format_the_importer_reads():
         assert ext[1:] in help_text.lower() and ext[1:] in docs.lower(), ext
     for ext in {".png", ".jpg", ".bmp", ".webp", ".tif"} & IMAGE_EXTS:
         assert ext[1:] in docs, ext
+
+
+def test_a_recording_whose_header_was_lost_keeps_every_frame_and_says_why(tmp_path):
+    """With the header went the session's mode; its frames were read as realtime and resampled by the host clock, so
+    a step-mode session 1 ms a step kept 1 of its 30 frames. Nothing is dropped now, and the warning says so."""
+    from bridge.host.recording import MAGIC, RecordingReader
+
+    path = _fast_recording(tmp_path / "step.wbrec", "step")
+    data = bytearray(path.read_bytes())
+    data[len(MAGIC) + 12] ^= 0xFF  # inside the header record's body: its CRC fails, the frames after it are whole
+    path.write_bytes(bytes(data))
+    assert {f.mode for f in RecordingReader(path).frames(decode=False)} == {"unknown"}
+    with pytest.warns(FootageWarning, match=r"header record.*mode.*every frame is kept"):
+        import_footage([path], tmp_path / "ds", size=32, fps=10, progress=False)
+    ds = VideoDataset(tmp_path / "ds")
+    assert [frame_index(f) for f in ds.frames(ds.episodes[0])] == list(range(30))
+    assert "recorded_backend" in ds.episodes[0].extra and ds.episodes[0].extra["recorded_backend"] is None

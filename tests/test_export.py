@@ -382,3 +382,36 @@ def test_a_close_that_fails_still_closes_every_output_after_it_and_names_the_fir
         ex.finish()
     assert closed == [1] and log.closed  # was: never closed, its error never seen
     assert list(tmp_path.iterdir()) == []  # no temp output, no folder the export made
+
+
+@pytest.mark.parametrize("backends, says", [
+    ([MODEL], "WorldBridge — backend unknown (the recording's header was damaged)"),
+    ([MODEL, SANDBOX], "WorldBridge — SEVERAL BACKENDS: backend unknown (the recording's header was damaged) + "
+                       "SANDBOX GAME (test backend, not the world model): sandbox game"),
+])
+def test_an_export_whose_recording_lost_its_header_says_the_backend_was_lost_not_unrecorded(tmp_path, backends, says):
+    """The backend was recorded, in the header a flipped byte made unreadable: the export said it never was; a later
+    header that was read names its backend, but not for the frames the lost one made."""
+    from bridge.host.recording import MAGIC, RecordingReader, export_recording
+
+    path = _recording(tmp_path / "s.wbrec", backends)
+    data = bytearray(path.read_bytes())
+    data[len(MAGIC) + 12] ^= 0xFF  # inside the first header record's body: its CRC fails
+    path.write_bytes(bytes(data))
+    assert RecordingReader(path).header_lost
+    export_recording(path, gif=tmp_path / "a.gif", frames_dir=tmp_path / "f", progress=False)
+    assert read_labels(tmp_path / "a.gif") == read_labels(tmp_path / "f") == [says]
+
+
+
+def test_finish_with_no_frames_removes_its_temp_outputs_outside_a_with_block(tmp_path):
+    """'there are no frames to export' was raised before any cleanup: a finish() outside a `with` block left every
+    temp output, and the folder it made, on disk, and the action log open."""
+    from bridge.export import Export
+
+    ex = Export({"gif": tmp_path / "out" / "a.gif", "actions": tmp_path / "out" / "a.ndjson"}, 12.0, label="test")
+    log = ex.log
+    ex.write_log("0\n")
+    with pytest.raises(ValueError, match="^there are no frames to export$"):
+        ex.finish()
+    assert log.closed and list(tmp_path.iterdir()) == []

@@ -106,10 +106,11 @@ def _image(path: Path) -> np.ndarray:
 
 def _kept_frames(frames: list, fps: float) -> list[np.ndarray]:
     """One epoch's images, stretch by stretch of one mode: in step mode the session made one frame per world step,
-    whatever the wall clock did, so every frame is kept; a realtime stretch is resampled to `fps` by the host clock."""
+    whatever the wall clock did, so every frame is kept, and so is every frame of a mode lost with the recording's
+    header (nothing is dropped on a guess); a realtime stretch is resampled to `fps` by the host clock."""
     kept = []
     for mode, run in groupby(frames, key=lambda f: f.mode):
-        if mode == "step":
+        if mode in ("step", "unknown"):
             kept += [f.image for f in run]
             continue
         times, images = [], []
@@ -131,6 +132,10 @@ def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dic
     except (ValueError, OSError) as e:
         raise FootageError(f"{path}: {e}") from None
     if (damage := reader.damage()) is not None:
+        if reader.header_lost:
+            damage += ("; as the session's mode (step or realtime) is unknown, every frame is kept, not resampled to "
+                       "--fps, until a recorded mode switch: nothing is dropped, though frames of a realtime session then play at "
+                       "--fps, not at the rate they were made")
         warnings.warn(damage, FootageWarning, stacklevel=2)
     by_epoch: dict[int, list] = {}
     for f in reader.frames():

@@ -108,7 +108,8 @@ class RecordedFrame:
     t: float  # host ms
     source: str  # start | reset | step | branch | edit | resend
     header: dict = field(repr=False, default_factory=dict)  # the wire header as sent
-    mode: str = "realtime"  # the session's mode when it was made: the header's, then each `settings` that switched it
+    mode: str = "realtime"  # the session's mode when it was made: the header's ("unknown" once the header was lost),
+    # then each `settings` that switched it
 
 
 SIGNATURE = b"\xa4kind"  # every record body is a msgpack map whose first key is "kind": resync looks for it
@@ -252,8 +253,8 @@ class RecordingReader:
                     pos = end
                     continue
                 kind = last_kind = r["kind"]
-                if not self._index and kind != "header":  # every frame record carries its own codec and size
-                    self.header_lost = self._header_loss()
+                if not self._index and (kind != "header" or pos != len(MAGIC)):  # a later header read first is not
+                    self.header_lost = self._header_loss()  # the writer's first; frame records carry their own size
                 if kind == "header":
                     self.header = self.header or ({} if self.header_lost else r)  # a later one is not the first's
                     made_by = map_at(r, "session")
@@ -376,8 +377,8 @@ class RecordingReader:
 
     def frames(self, decode: bool = True) -> Iterator[RecordedFrame]:
         """Every frame the session produced, in order (including frames dropped for a slow client), with the mode it
-        was made in (a client may switch mode mid-recording with `settings`)."""
-        mode = map_at(self.header, "session").get("mode") or "realtime"
+        was made in (a client may switch mode mid-recording with `settings`): "unknown" while the lost header's is."""
+        mode = "unknown" if self.header_lost else map_at(self.header, "session").get("mode") or "realtime"
         for r in self:
             if r["kind"] == "control":
                 msg = msgpack.unpackb(r["wire"][0], raw=False)
@@ -451,7 +452,7 @@ def export_recording(path: str | Path, mp4: str | Path | None = None, gif: str |
         raise ValueError(f"{path} holds no frames to export")
     fps = fps or float(map_at(rec.header, "session").get("fps") or 24.0)
     targets = {"mp4": mp4, "gif": gif, "frames": frames_dir, "actions": actions}
-    with Export(targets, fps, scale, source=rec.path, label=source_label(rec.backends)) as ex, \
+    with Export(targets, fps, scale, source=rec.path, label=source_label(rec.backends, bool(rec.header_lost))) as ex, \
             tqdm(total=rec.frame_count, desc="export", unit="frame", disable=not progress) as bar:
         for n, f in enumerate(rec.frames(decode=pictures)):  # pixels stay undecoded for an action log alone
             ex.add(f.image, f"{n:06d}_e{f.epoch}_i{f.index}.png")
