@@ -57,6 +57,13 @@ def world_seed_option(default: int | None, more: str = "") -> Callable:
                         help=f"World seed of the session: the same seed starts the same world{more}.")
 
 
+def one_backend(backend: str | None, checkpoint: Any) -> None:
+    """--backend sandbox and --checkpoint each name the world a command runs: both is refused in the command line's
+    words before anything loads (bridge.host.backends.resolve_backend words it for a Python caller)."""
+    if backend is not None and checkpoint is not None:
+        raise click.UsageError("give either --backend sandbox or --checkpoint PATH, not both")
+
+
 def backend_refused(e: ValueError | OSError) -> click.UsageError:
     """bridge.host.backends.resolve_backend's refusal as a command line says it: a --checkpoint that is not there
     (FileNotFoundError, worded by checkpoint.missing_text) gets the command's other way out, the sandbox."""
