@@ -18,7 +18,7 @@ from tqdm import tqdm
 from bridge.backend import backend_label
 from bridge.data.interrupt import nothing_written, say_stopped, sigterm_as_ctrl_c
 from bridge.files import make_folders, remove_empty
-from bridge.options import THREADS_OPTION, Folder, backend_refused, world_seed_option
+from bridge.options import CHECKPOINT_FOLDER, THREADS_OPTION, Folder, backend_refused, one_backend, world_seed_option
 
 # The script: (frames to play, action name or id, event to fire first or None)
 SCRIPT: list[tuple[int, str, str | None]] = [
@@ -151,7 +151,7 @@ def _text_for(spec: Any, text: str, seed: int) -> str | None:
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World-model run dir (default: the embedded model).")
+@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None, help="World-model run dir (default: the embedded model).")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Serve the sandbox game (a test backend) instead of a model.")
 @click.option("--out", type=Folder("the folder for the recording, MP4 and GIF (made if missing), not a file", Path),
               default="demo_out", show_default=True, help="Where the recording, MP4 and GIF go.")
@@ -159,13 +159,14 @@ def _text_for(spec: Any, text: str, seed: int) -> str | None:
 @click.option("--text", default="a snowy night level with many coins", show_default=True,
               help="Text prompt for the world (the default one is left out for a world without text conditioning).")
 @THREADS_OPTION
-def demo(checkpoint: Path | None, backend: str | None, out: Path, seed: int, text: str, threads: int | None) -> None:
+def demo(checkpoint: str | None, backend: str | None, out: Path, seed: int, text: str, threads: int | None) -> None:
     """Start a host, play a scripted session (prompt, movement, two events, a branch) and report speed."""
     from bridge.host.backends import preload, resolve_backend, set_cpu_threads
     from bridge.host.protocol import ProtocolError
     from bridge.model.checkpoint import CheckpointError
 
     launched = time.perf_counter()
+    one_backend(backend, checkpoint)
     try:
         spec = resolve_backend(backend, checkpoint)
     except (ValueError, OSError) as e:

@@ -50,11 +50,23 @@ def seed_option(what: str) -> Callable:
     return click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=f"Seed of {what}.")
 
 
+# --seed of every training stage: a resumed run draws on with its own unless --seed is given again (the stages pass
+# None for an option left to its default: bridge.train.options.as_given; bridge.train.trainer.kept_options)
+TRAIN_SEED_OPTION = seed_option("the new weights and of the clips drawn [a resumed run keeps its own]")
+
+
 def world_seed_option(default: int | None, more: str = "") -> Callable:
     """One --seed for every command that starts a world (play, demo, the screenshot tool): the protocol's seed range,
     which C# and GDScript clients can send and read back too; `more` says what its default is or does."""
     return click.option("--seed", type=click.IntRange(0, SEED_MAX), default=default, show_default=default is not None,
                         help=f"World seed of the session: the same seed starts the same world{more}.")
+
+
+def one_backend(backend: str | None, checkpoint: Any) -> None:
+    """--backend sandbox and --checkpoint each name the world a command runs: both is refused in the command line's
+    words before anything loads (bridge.host.backends.resolve_backend words it for a Python caller)."""
+    if backend is not None and checkpoint is not None:
+        raise click.UsageError("give either --backend sandbox or --checkpoint PATH, not both")
 
 
 def backend_refused(e: ValueError | OSError) -> click.UsageError:

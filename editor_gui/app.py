@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bridge.options import THREADS_OPTION, backend_refused, world_seed_option
+from bridge.options import CHECKPOINT_FOLDER, THREADS_OPTION, backend_refused, world_seed_option
 
 if TYPE_CHECKING:  # the host's modules load only when the editor starts one
     from bridge.host.server import HostHandle
@@ -81,7 +81,7 @@ def check_xcb(env: dict[str, str] | None = None, platform: str = sys.platform, m
                                    f"Install them with `sudo apt-get install -y {packages}` and run again.")
 
 
-def start_own_host(backend: str | None, checkpoint: Path | None, threads: int | None = None) -> HostHandle:
+def start_own_host(backend: str | None, checkpoint: str | Path | None, threads: int | None = None) -> HostHandle:
     """A host in this process on a free loopback port (`play` without --host); any program here can reach it, so it
     records only inside ./recordings, like `worldbridge serve` (the editor sends no path)."""
     from bridge.host.backends import set_cpu_threads
@@ -104,7 +104,7 @@ def text_warmer(host: HostHandle) -> Callable[[], Any]:
 @click.command()
 @click.option("--host", "host_address", default=None, metavar="ADDRESS",
               help="Connect to a running host, e.g. tcp://127.0.0.1:5555 (default: start one inside the editor).")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None,
               help="World-model run dir for the editor's own host (default: the embedded model, else the sandbox).")
 @click.option("--backend", type=click.Choice(["sandbox", "world_model"]), default=None,
               help="Which backend to play; 'sandbox' is the scripted test game, not the world model.")
@@ -116,7 +116,7 @@ def text_warmer(host: HostHandle) -> Callable[[], Any]:
 @click.option("--session", "session_path", type=click.Path(path_type=Path), default=None,
               help="Open a saved session (.wbsession file or folder).")
 @THREADS_OPTION
-def play(host_address: str | None, checkpoint: Path | None, backend: str | None, fps: float, step_mode: bool,
+def play(host_address: str | None, checkpoint: str | None, backend: str | None, fps: float, step_mode: bool,
          seed: int | None, text: str | None, quit_after: float | None, session_path: Path | None,
          threads: int | None) -> None:
     """Open the editor window and play a world."""

@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from bridge.host.bench import bench
-from test_model_data import DAMAGE, damaged_checkpoint, save_random_world
+from test_model_data import DAMAGE, USAGE_DAMAGE, damaged_checkpoint, save_random_world
 
 torch.set_num_threads(1)
 
@@ -122,7 +122,7 @@ def test_a_bad_checkpoint_is_one_clear_error(tmp_path, how):
     for health in ([], ["--rollout-health", "5"]):
         res = CliRunner().invoke(bench, args + health)
         said.append(res.output.split("\r")[-1])  # after the progress bar, which clears its line
-        code = 2 if how == "missing" else 1  # a --checkpoint that is not there is a usage error (options.backend_refused)
+        code = 2 if how in USAGE_DAMAGE else 1
         assert res.exit_code == code and "Error: " in said[-1] and str(tmp_path / "ck") in said[-1], res.output
     assert said[0] == said[1]
 

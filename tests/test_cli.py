@@ -41,6 +41,9 @@ def test_the_walk_finds_the_folder_options_of_train_eval_health_demo_data_and_th
             ("worldbridge health check", "--checkpoint"), ("python -m editor_gui.screenshot", "--checkpoint"),
             ("worldbridge demo", "--out"), ("worldbridge data info", "root"),
             ("worldbridge data preview", "root")} <= found
+    # the commands that serve a world: a file given there got the loader's error, not the fix
+    assert {(f"worldbridge {command}", "--checkpoint")
+            for command in ("serve", "record replay", "bench", "demo", "play")} <= found
 
 
 def _give(path: tuple, opt: str, value: str):
@@ -77,6 +80,16 @@ def test_a_missing_checkpoint_is_worded_once_with_the_sandbox_as_the_way_out(tmp
     assert r.exit_code == 2 and "Invalid value for '--checkpoint': " in r.output, r.output
     assert f"{missing_text(tmp_path / 'nope')}; --backend sandbox runs the sandbox game" in r.output, r.output
     assert ", or pass" not in r.output
+
+
+@pytest.mark.parametrize("command", ["serve", "bench", "demo", "record replay"])
+def test_both_backends_are_refused_in_the_command_lines_words(tmp_path, command):
+    """The Python API words it for Python (backend=, checkpoint=); a command line names its own options."""
+    rec = tmp_path / "a.wbrec"  # replay's REC, refused by neither
+    rec.write_bytes(b"x")
+    given = [str(rec)] if command == "record replay" else []
+    r = CliRunner().invoke(main, [*command.split(), *given, "--checkpoint", str(tmp_path), "--backend", "sandbox"])
+    assert r.exit_code == 2 and "give either --backend sandbox or --checkpoint PATH, not both" in r.output, r.output
 
 
 def test_play_names_a_missing_session_and_how_one_is_made(tmp_path, monkeypatch):

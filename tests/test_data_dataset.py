@@ -115,6 +115,9 @@ def test_damaged_shards_are_named_not_aborted(tmp_path):
     np.save(actions, np.zeros(3, np.int16))  # readable, but shorter than the episodes it must cover
     with pytest.raises(ValueError, match="holds 3 frames but the manifest needs 12"):
         VideoDataset(tmp_path / "e")
+    np.save(actions, np.zeros(1, np.int16))  # "holds 1 frames"
+    with pytest.raises(ValueError, match="holds 1 frame but the manifest needs 12"):
+        VideoDataset(tmp_path / "e")
 
 
 @pytest.mark.parametrize("damage, says", [

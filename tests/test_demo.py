@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bridge.demo import AFTER_BRANCH, SCRIPT, demo, fresh_stem
 from test_export import read_labels
-from test_model_data import DAMAGE, damaged_checkpoint, save_random_world
+from test_model_data import DAMAGE, USAGE_DAMAGE, damaged_checkpoint, save_random_world
 
 
 def test_fresh_stem_skips_every_name_an_earlier_run_used(tmp_path):
@@ -53,7 +53,7 @@ def test_demo_runs_twice_in_one_folder_and_keeps_the_first_run(tmp_path):
 def test_a_bad_checkpoint_is_one_clear_error_and_leaves_no_out_folder(tmp_path, how):
     out = tmp_path / "demo_out"
     r = CliRunner().invoke(demo, ["--checkpoint", str(damaged_checkpoint(tmp_path, how)), "--out", str(out)])
-    assert r.exit_code == (2 if how == "missing" else 1), r.output  # a --checkpoint not there: a usage error
+    assert r.exit_code == (2 if how in USAGE_DAMAGE else 1), r.output
     assert r.output.count("Error: ") == 1 and "Traceback" not in r.output, r.output
     assert str(tmp_path / "ck") in r.output  # names the checkpoint (or its file) at fault
     assert not out.exists()

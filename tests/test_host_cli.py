@@ -19,7 +19,7 @@ from bridge.files import umask
 from bridge.host.backends import SANDBOX_NOTICE, resolve_backend
 from bridge.host.bench import bench
 from bridge.host.cli import keys, serve
-from test_model_data import DAMAGE, damaged_checkpoint
+from test_model_data import DAMAGE, USAGE_DAMAGE, damaged_checkpoint
 
 
 def free_port() -> int:
@@ -110,6 +110,14 @@ def test_default_backend_falls_back_to_sandbox_loudly(monkeypatch, tmp_path):
         resolve_backend("sandbox", tmp_path)
 
 
+@pytest.mark.parametrize("backend, checkpoint", [("sandbox", "run"), ("sandbx", None)])
+def test_resolve_backend_words_its_refusals_for_python_not_for_a_command_line(backend, checkpoint):
+    """`resolve_backend("sandbx")` said "use --backend sandbox or --checkpoint PATH" to a Python caller."""
+    with pytest.raises(ValueError) as e:
+        resolve_backend(backend, checkpoint)
+    assert "backend='sandbox' or checkpoint=PATH" in str(e.value) and "--" not in str(e.value), e.value
+
+
 @pytest.mark.parametrize("asked, env, want", [(None, None, 1), (None, "2", "torch"), (2, None, 2), (0, None, "torch"),
                                                (1, "2", 1)])
 def test_the_world_runs_on_one_cpu_thread_unless_told_otherwise(monkeypatch, asked, env, want):
@@ -162,7 +170,7 @@ def test_serve_refuses_a_bad_checkpoint_at_startup(tmp_path, how, monkeypatch):
     monkeypatch.setattr(Host, "run", lambda self: None)  # a host that did start returns at once instead of serving
     res = CliRunner().invoke(serve, ["--checkpoint", str(damaged_checkpoint(tmp_path, how)), "--bind",
                                      "tcp://127.0.0.1:*"])
-    code = 2 if how == "missing" else 1  # a --checkpoint that is not there is a usage error (options.backend_refused)
+    code = 2 if how in USAGE_DAMAGE else 1
     assert res.exit_code == code and res.output.count("Error: ") == 1 and str(tmp_path / "ck") in res.output, res.output
     assert "serving" not in res.output
 

@@ -104,6 +104,9 @@ def trained_micro(steps: int = 120) -> dict[str, Path]:
 
 DAMAGE = ["missing", "empty_dir", "plain_file", "truncated", "pickle", "no_config", "wrong_shapes", "bad_events",
           "tokenizer_only"]
+# what a command line refuses before any load (exit 2): a --checkpoint not there (options.backend_refused), or a file
+# given for its folder (options.Folder)
+USAGE_DAMAGE = ("missing", "plain_file")
 
 
 def damaged_checkpoint(tmp_path: Path, how: str) -> Path:

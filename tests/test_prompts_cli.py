@@ -19,6 +19,24 @@ def test_out_of_range_settings_are_refused_before_anything_runs(tmp_path, stage,
     assert res.exit_code == 2 and option in res.output and "Invalid value" in res.output, res.output
 
 
+@pytest.mark.parametrize("stage", ["events", "first-frame"])
+def test_seed_is_passed_only_when_given_so_a_resumed_run_keeps_its_own(tmp_path, monkeypatch, stage):
+    import bridge.prompts.train as T
+
+    got = []
+    for fn in ("train_events", "train_first_frame"):
+        monkeypatch.setattr(T, fn, lambda opts: (got.append(opts.seed), {"step": 1, "out": str(tmp_path)})[1])
+    (tmp_path / "w").mkdir()
+    (tmp_path / "d").mkdir()
+    args = [stage, "--world", str(tmp_path / "w"), "--data", str(tmp_path / "d"), "--out", str(tmp_path / "out")]
+    for seed in ([], ["--seed", "3"]):
+        res = CliRunner().invoke(train_prompts, [*args, *seed])
+        assert res.exit_code == 0, res.output
+    assert got == [None, 3]
+    assert "a resumed run keeps its own" in next(p.help for p in train_prompts.commands[stage].params
+                                                 if p.name == "seed")
+
+
 @pytest.mark.parametrize("option", [["--event-guidance", "12"], ["--calibrate"]])
 def test_eval_prompts_refuses_world_model_settings_for_the_sandbox(option):
     from bridge.prompts.cli import eval_prompts

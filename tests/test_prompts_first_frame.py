@@ -223,6 +223,22 @@ def test_a_resumed_run_draws_new_batches_instead_of_replaying_the_first_ones(tmp
     assert len(seen) == 4 and not torch.equal(seen[0], seen[1]) and not torch.equal(seen[2], seen[3])
 
 
+def test_a_resumed_run_keeps_its_own_seed_and_a_given_one_wins(tmp_path, monkeypatch):
+    """A resumed prompt-stage run drew with seed 0 whatever --seed it was started with (the other stages keep theirs)."""
+    import bridge.prompts.train as T
+
+    seeds = []
+    real = T.seed_run
+    monkeypatch.setattr(T, "seed_run", lambda seed, start: (seeds.append(seed), real(seed, start))[1])
+    opts = dict(data=str(sandbox_dataset()), steps=1, batch=4, max_frames=40, encoder="hashing", progress=False)
+    world = save_micro_world(tmp_path / "world")
+    for seed in (5, None, 7):  # started with 5, resumed without --seed, resumed with --seed 7
+        T.train_first_frame(PromptTrainOptions(world=str(world), preset="micro", seed=seed, **opts))
+    for seed in (5, None, 7):
+        T.train_events(PromptTrainOptions(world=str(world), out=str(tmp_path / "ev"), clip_len=6, seed=seed, **opts))
+    assert seeds == [5, 5, 7] * 2
+
+
 def test_warm_start_refuses_a_model_of_another_encoder_or_size(tmp_path):
     old = save_micro_world(tmp_path / "old")
     opts = dict(data=str(sandbox_dataset()), steps=1, batch=4, max_frames=40, progress=False)

@@ -113,7 +113,7 @@ def test_range_errors_name_the_value_and_type_errors_the_type(msg, says):
     ({7: 1}, "bad_message", "`action_map` key 7 must be an action name (a string of at most 256 characters), got int"),
     ({"j" * 300: 1}, "bad_message", "`action_map` key 'jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj must be an action "
                                     "name (a string of at most 256 characters), got a name of 300 characters"),
-    ({f"a{i}": 0 for i in range(1025)}, "bad_message", "`action_map` holds 1025 entries; send at most 1024"),
+    ({f"a{i}": 0 for i in range(1025)}, "bad_message", "`action_map` holds 1025 names; send at most 1024"),
     ([1], "bad_message", "`action_map` must be a map {name: action id}, got list"),
 ])
 def test_action_map_errors_name_the_entry_and_the_range(action_map, code, says):

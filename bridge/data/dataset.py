@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.values import is_int, is_number
+from bridge.values import is_int, is_number, plural
 
 FORMAT = "worldbridge-video"
 VERSION = 1
@@ -118,7 +118,8 @@ class VideoDataset:
                 self._shard(kind, index)
 
     def __repr__(self) -> str:
-        return f"VideoDataset({str(self.root)!r}, {len(self.episodes)} episodes, {self.num_frames} frames, {self.height}x{self.width})"
+        return (f"VideoDataset({str(self.root)!r}, {plural(len(self.episodes), 'episode')}, "
+                f"{plural(self.num_frames, 'frame')}, {self.height}x{self.width})")
 
     def __len__(self) -> int:
         return len(self.episodes)
@@ -137,7 +138,7 @@ class VideoDataset:
                 raise ValueError(f"{path} is damaged ({e or type(e).__name__}); regenerate the dataset") from None
             need = max((e.start + e.length for e in self.episodes if e.shard == index), default=0)
             if len(arr) < need:
-                raise ValueError(f"{path} holds {len(arr)} frames but the manifest needs {need}; the dataset is damaged, "
+                raise ValueError(f"{path} holds {plural(len(arr), 'frame')} but the manifest needs {need}; the dataset is damaged, "
                                  "regenerate it")
             self._check_shard(path, kind, index, arr)
             self._shards[key] = arr
@@ -156,8 +157,8 @@ class VideoDataset:
                              "damaged; regenerate it")
         frames = self._shard("frames", index)
         if len(arr) != len(frames):
-            raise ValueError(f"{path} holds {len(arr)} actions but {shard_name('frames', index)} holds {len(frames)} "
-                             "frames: the dataset is damaged; regenerate it")
+            raise ValueError(f"{path} holds {plural(len(arr), 'action')} but {shard_name('frames', index)} holds "
+                             f"{plural(len(frames), 'frame')}: the dataset is damaged; regenerate it")
 
     def frames(self, episode: Episode) -> np.ndarray:
         """(L, H, W, 3) uint8 memory-mapped view of an episode's frames."""
@@ -201,8 +202,8 @@ class ClipSampler:
         if len(self.ep_idx) == 0:
             longest = max((e.length for e in self.episodes), default=0)
             raise ValueError(
-                f"no clips of {clip_len} frames in split {split!r} of {ds.root} ({len(self.episodes)} episodes, "
-                f"longest {longest} frames): make the dataset again with episodes of {clip_len} frames or more "
+                f"no clips of {plural(clip_len, 'frame')} in split {split!r} of {ds.root} "
+                f"({plural(len(self.episodes), 'episode')}, longest {plural(longest, 'frame')}): make the dataset again with episodes of {clip_len} frames or more "
                 f"(e.g. `worldbridge data generate --frames {clip_len}`)"
             )
         self.rng = np.random.default_rng(seed)

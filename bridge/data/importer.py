@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bridge.data.writer import DatasetWriter
+from bridge.values import plural
 
 VIDEO_EXTS = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".mpg", ".mpeg"}
 GIF_EXTS = {".gif"}
@@ -174,12 +175,12 @@ def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, 
             for f in it:
                 frames.append(square_resize(f, size))
         except Exception as e:
-            raise FootageError(f"{path}: the video is damaged after {len(frames)} frames ({type(e).__name__})") from None
+            raise FootageError(f"{path}: the video is damaged after {plural(len(frames), 'frame')} ({type(e).__name__})") from None
         if not frames:
             raise FootageError(f"{path}: the video has no frames")
         if len(frames) < 0.8 * duration * src_fps - 2:  # ffmpeg stops quietly where a truncated file ends
             warnings.warn(f"{path}: the picture stops after {len(frames) / src_fps:.1f} s of the file's {duration:.1f} s "
-                          f"({len(frames)} frames imported): unless its audio runs longer, the file is truncated; export "
+                          f"({plural(len(frames), 'frame')} imported): unless its audio runs longer, the file is truncated; export "
                           "or copy it again", FootageWarning, stacklevel=2)
         idx = resample_indices(np.arange(len(frames)) / src_fps, fps, end=len(frames) / src_fps)
         yield {"caption": "", "source_file": str(path), "source_fps": src_fps}, np.stack([frames[i] for i in idx])

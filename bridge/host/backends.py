@@ -41,12 +41,13 @@ class BackendSpec:
 
 
 def resolve_backend(backend: str | None = None, checkpoint: str | Path | None = None) -> BackendSpec:
-    """`--backend sandbox` / `--checkpoint PATH` / neither (embedded default model, else the sandbox, loudly)."""
+    """backend="sandbox" / checkpoint=PATH / neither (embedded default model, else the sandbox, loudly). A command
+    line words its own refusals (bridge.options: one_backend, backend_refused)."""
     if backend is not None and checkpoint is not None:
-        raise ValueError("give either --backend sandbox or --checkpoint PATH, not both")
+        raise ValueError("give either backend='sandbox' or checkpoint=PATH, not both")
     if backend is not None:
         if backend != "sandbox":
-            raise ValueError(f"unknown backend {backend!r}: use --backend sandbox or --checkpoint PATH")
+            raise ValueError(f"unknown backend {backend!r}: use backend='sandbox' or checkpoint=PATH")
         return BackendSpec("sandbox")
     if checkpoint is not None:
         if not Path(checkpoint).exists():

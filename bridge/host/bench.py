@@ -15,14 +15,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 from tqdm import tqdm
 
-from bridge.options import backend_refused
+from bridge.options import CHECKPOINT_FOLDER, backend_refused, one_backend
 from bridge.values import plural
 
 
@@ -213,7 +212,7 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="World model to measure.")
+@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None, help="World model to measure.")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Measure the sandbox game.")
 @click.option("--frames", type=click.IntRange(10), default=500, show_default=True,
               help="Frames timed in-process and again end to end (--quick takes at most 60).")
@@ -228,12 +227,13 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
               help="Action guidance for every session (1 = off; default: the checkpoint's). Guidance adds an "
                    "action-free pass to each MaskGIT step, so it costs frames (docs/model.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
-def bench(checkpoint: Path | None, backend: str | None, frames: int, where: str, no_scaling: bool, quick: bool,
+def bench(checkpoint: str | None, backend: str | None, frames: int, where: str, no_scaling: bool, quick: bool,
           health_frames: int, cfg: float | None, as_json: bool) -> None:
     """Measure frames/s and latency in-process and end to end (step mode through a real WorldClient)."""
     from bridge.host.backends import announce, resolve_backend
     from bridge.model.checkpoint import CheckpointError
 
+    one_backend(backend, checkpoint)
     try:
         spec = resolve_backend(backend, checkpoint)
     except (ValueError, OSError) as e:

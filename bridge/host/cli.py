@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from bridge.options import OUT_TEXT, THREADS_OPTION, Folder, backend_refused
+from bridge.options import CHECKPOINT_FOLDER, OUT_TEXT, THREADS_OPTION, Folder, backend_refused, one_backend
 from bridge.values import is_int, plural
 
 
@@ -45,7 +45,7 @@ def _check_curve_secret(path: Path) -> None:
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None,
               help="World-model checkpoint (run dir) to serve [default: the embedded default world].")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None,
               help="Serve the sandbox game (a test backend) instead of a world model.")
@@ -64,7 +64,7 @@ def _check_curve_secret(path: Path) -> None:
               help="Seconds without messages before a session is closed.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every session start/stop.")
 @THREADS_OPTION
-def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
+def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
           recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool,
           threads: int | None) -> None:
     """Run the world host until Ctrl+C."""
@@ -78,6 +78,7 @@ def serve(checkpoint: Path | None, backend: str | None, bind: str, curve_secret:
     _check_endpoint(bind)
     if curve_secret is not None:
         _check_curve_secret(curve_secret)
+    one_backend(backend, checkpoint)
     try:
         spec = resolve_backend(backend, checkpoint)
     except (ValueError, OSError) as e:
@@ -208,20 +209,19 @@ def _refuse_another_backend(rec: Path, header: dict, kind: str) -> None:
 
 @record.command("replay")
 @click.argument("rec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None,
               help="World model to replay against (default: the one recorded in the file); a sandbox recording "
                    "is refused.")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None,
               help="Replay on the sandbox game (a sandbox recording's default); a world model's recording is refused.")
-def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> None:
+def record_replay(rec: Path, checkpoint: str | None, backend: str | None) -> None:
     """Re-run the recorded inputs against the backend and report (JSON) whether frames reproduce exactly."""
     from bridge.host.backends import BackendSpec
     from bridge.host.recording import RecordingReader
     from bridge.host.replay import replay_recording
     from bridge.model.checkpoint import CheckpointError
 
-    if backend is not None and checkpoint is not None:
-        raise click.UsageError("give either --backend sandbox or --checkpoint PATH, not both")
+    one_backend(backend, checkpoint)
     try:
         reader = RecordingReader(rec)
         reader.need_header("replayed")  # before the header's missing backend is taken for one not named
@@ -233,7 +233,7 @@ def record_replay(rec: Path, checkpoint: Path | None, backend: str | None) -> No
         if s.get("backend_kind") == "sandbox":
             backend = "sandbox"
         elif header.get("checkpoint") and Path(header["checkpoint"]).exists():
-            checkpoint = Path(header["checkpoint"])
+            checkpoint = header["checkpoint"]
         else:
             made = f"was made with {s['backend_name']!r}" if s.get("backend_name") else "names no backend"
             if header.get("checkpoint"):  # recorded, but gone from where it was

@@ -9,6 +9,7 @@ from PIL import Image
 
 from bridge.backend import opaque
 from bridge.host.protocol import ProtocolError
+from bridge.values import plural
 
 
 def encode_pixels(image: np.ndarray, codec: str) -> bytes:
@@ -29,7 +30,7 @@ def decode_pixels(payload: bytes, codec: str, width: int, height: int) -> np.nda
     """Payload bytes -> (H, W, 3) uint8; ValueError when the payload does not match the header."""
     if codec == "raw":
         if len(payload) != width * height * 3:
-            raise ValueError(f"raw frame has {len(payload)} bytes, expected {height}*{width}*3 = {width * height * 3}")
+            raise ValueError(f"raw frame has {plural(len(payload), 'byte')}, expected {height}*{width}*3 = {width * height * 3}")
         return np.frombuffer(payload, dtype=np.uint8).reshape(height, width, 3)
     if codec not in ("png", "jpeg"):
         raise ValueError(f"unknown codec {codec!r}")

@@ -10,7 +10,7 @@ from typing import Any
 import msgpack
 
 from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
-from bridge.values import SEED_MAX, is_int, is_number
+from bridge.values import SEED_MAX, is_int, is_number, plural
 
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 3
 # error code -> (the minor it appeared in, the code older clients get): the host sends no client a code it does not know
@@ -87,7 +87,7 @@ def _no_ext(code: int, data: bytes) -> Any:
 def decode(data: bytes, max_bytes: int | None = None) -> dict:
     """Unpack one header; ProtocolError(bad_message/too_large) for anything that is not a map with a str `type`."""
     if max_bytes is not None and len(data) > max_bytes:
-        raise ProtocolError("too_large", f"message of {len(data)} bytes is over the {max_bytes}-byte limit: "
+        raise ProtocolError("too_large", f"message of {plural(len(data), 'byte')} is over the {max_bytes}-byte limit: "
                                          "send smaller images (PNG/JPEG) or raise the host's limit")
     items = 0
 
@@ -173,7 +173,7 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
     elif kind == "action":
         ok = (is_int(v) and 0 <= v <= UINT64_MAX) or (isinstance(v, str) and len(v) <= 256)
         if isinstance(v, str) and not ok:
-            raise ProtocolError("bad_message", f"`{key}` is an action name of {len(v)} characters; names are at most 256")
+            raise ProtocolError("bad_message", f"`{key}` is an action name of {plural(len(v), 'character')}; names are at most 256")
     elif kind == "actionmap":
         ok = isinstance(v, dict)
         if ok:
@@ -192,10 +192,10 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
 def _check_action_map(v: dict) -> None:
     """Name the entry of an `action_map` that is wrong and what it may hold (the backend checks the upper bound)."""
     if len(v) > 1024:
-        raise ProtocolError("bad_message", f"`action_map` holds {len(v)} entries; send at most 1024")
+        raise ProtocolError("bad_message", f"`action_map` holds {plural(len(v), 'name')}; send at most 1024")
     for name, aid in v.items():
         if not isinstance(name, str) or len(name) > 256:
-            got = f"a name of {len(name)} characters" if isinstance(name, str) else type(name).__name__
+            got = f"a name of {plural(len(name), 'character')}" if isinstance(name, str) else type(name).__name__
             raise ProtocolError("bad_message", f"`action_map` key {name!r:.40} must be an action name (a string of at "
                                                f"most 256 characters), got {got}")
         if not is_int(aid):

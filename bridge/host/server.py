@@ -21,7 +21,7 @@ from bridge.host.pixels import encode_pixels
 from bridge.host.protocol import Limits, ProtocolError
 from bridge.host.recording import Recorder
 from bridge.host.session import Produced, Session, build_prompt, now_ms
-from bridge.values import is_int
+from bridge.values import is_int, plural
 
 log = logging.getLogger("worldbridge.host")
 
@@ -349,7 +349,7 @@ class Host:
         """Keep a message to handle later, in order; bounded, so a client cannot pile up the host's memory meanwhile."""
         parked = sum(n for _, n in queue) + size
         if len(queue) >= MAX_HELD or parked > 4 * self.limits.max_message_bytes:
-            raise ProtocolError("busy", f"{len(queue)} messages ({parked} bytes) already wait {behind} before "
+            raise ProtocolError("busy", f"{plural(len(queue), 'message')} ({plural(parked, 'byte')}) already wait {behind} before "
                                         "sending more")
         queue.append((data, size))
 

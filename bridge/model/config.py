@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.values import is_int, is_number
+from bridge.values import is_int, is_number, plural
 
 UNMASK_ORDERS = ("random", "confidence")  # which tokens a MaskGIT step commits first: any, or its most confident
 
@@ -150,7 +150,7 @@ class WorldConfig:
         if d.unmask not in UNMASK_ORDERS:
             raise ValueError(f"dynamics.unmask must be one of {UNMASK_ORDERS}, got {d.unmask!r}")
         if self.action_names is not None and len(self.action_names) != self.num_actions:
-            raise ValueError(f"action_names has {len(self.action_names)} names for {self.num_actions} latent actions")
+            raise ValueError(f"action_names has {plural(len(self.action_names), 'name')} for {plural(self.num_actions, 'latent action')}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -10,6 +10,7 @@ import torch
 
 from bridge.model.dynamics import Dynamics
 from bridge.model.st_transformer import KVCache
+from bridge.values import plural
 
 
 # one generator for the whole batch, or one per batch row (batched sessions keep their own random streams)
@@ -37,7 +38,7 @@ def uniform(batch: int, shape: tuple[int, ...], device: torch.device, generator:
     same numbers whether it is sampled alone or in a batch."""
     if isinstance(generator, (list, tuple)):
         if len(generator) != batch:
-            raise ValueError(f"{len(generator)} generators for a batch of {batch}: give one per row")
+            raise ValueError(f"{plural(len(generator), 'generator')} for a batch of {batch}: give one per row")
         return torch.stack([torch.rand(shape, device=device, generator=g) for g in generator])
     return torch.rand(batch, *shape, device=device, generator=generator)
 

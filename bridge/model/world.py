@@ -22,6 +22,7 @@ from bridge.model.config import UNMASK_ORDERS
 from bridge.model.genie import WorldModel
 from bridge.model.sampler import mask_schedule, sample_frame
 from bridge.model.st_transformer import KVCache
+from bridge.values import plural
 
 
 
@@ -241,7 +242,8 @@ class WorldModelBackend:
         settings and no new event, run as one batch; each keeps its own random stream, so a session's frames do not
         depend on who it was batched with. The others (and groups of one) are stepped alone."""
         if not len(worlds) == len(actions) == len(events):
-            raise ValueError(f"step_batch got {len(worlds)} worlds, {len(actions)} actions and {len(events)} events")
+            raise ValueError(f"step_batch got {plural(len(worlds), 'world')}, {plural(len(actions), 'action')} and "
+                             f"{plural(len(events), 'event')}")
         fired = [e is not None and e.fires for e in events]
         for w, a, e, f in zip(worlds, actions, events, fired):  # refuse before any session moves
             try:

@@ -7,8 +7,8 @@ import json
 import click
 
 from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
-                            seed_option)
-from bridge.train.options import guarded, saved, typed_command, with_options
+                            TRAIN_SEED_OPTION)
+from bridge.train.options import as_given, guarded, saved, typed_command, with_options
 
 _shared = [
     click.option("--world", required=True, type=CHECKPOINT_FOLDER,
@@ -21,7 +21,7 @@ _shared = [
     click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
                  help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
     click.option("--max-frames", type=click.IntRange(min=1), default=12000, show_default=True, help="Frames tokenized up front."),
-    seed_option("the new weights and of the clips drawn"),
+    TRAIN_SEED_OPTION,
     DEVICE_OPTION,
     click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save every N steps."),
     click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the learning rate decays to fit."),
@@ -41,8 +41,8 @@ def _run(stage: str, **kw) -> dict:
     from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
 
     batch = kw.pop("batch") or (16 if stage == "events" else 64)
-    quiet = kw.pop("quiet")
-    opts = PromptTrainOptions(**kw, batch=batch, progress=not quiet, command=typed_command())
+    quiet, seed = kw.pop("quiet"), as_given(click.get_current_context())["seed"]  # None: a resumed run's own
+    opts = PromptTrainOptions(**{**kw, "seed": seed}, batch=batch, progress=not quiet, command=typed_command())
     return guarded(train_events if stage == "events" else train_first_frame, opts, kw.get("out") or kw["world"])
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.files import temp_beside
+from bridge.values import plural
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub: never touch the network
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -145,7 +146,7 @@ _MODEL = None
 
 def _quote(text: str, limit: int = 40) -> str:
     """The text as an error quotes it: whole when short, else its start and its length (a pasted page is no message)."""
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({plural(len(text), 'character')})"
 
 
 def _missing(e: ImportError) -> RuntimeError:

@@ -31,7 +31,7 @@ from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
 from bridge.train.loop import Averager, fine_tune
-from bridge.train.trainer import lr_at
+from bridge.train.trainer import kept_options, lr_at
 from bridge.worlds.events import EVENT_TYPES
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class PromptTrainOptions:
     steps: int = 300
     batch: int = 32
     lr: float | None = None
-    seed: int = 0
+    seed: int | None = None  # None: a resumed run's own (SEED_KEPT), else 0
     device: str | None = None
     encoder: str = "minilm"
     max_frames: int = 12000  # frames tokenized up front (a cap on memory and set-up time)
@@ -63,6 +63,10 @@ class PromptTrainOptions:
     max_minutes: float | None = None
     command: str = ""
     progress: bool = True
+
+
+# The seed a stage records in its card (first_frame.json; the world card's "events") and a resumed run keeps unless given
+SEED_KEPT, SEED_DEFAULT = {"seed": "seed"}, {"seed": 0}
 
 
 def _load_world(path: str, device: torch.device, tokenizer_ok: bool = False) -> tuple[WorldModel, Any, dict]:
@@ -211,7 +215,9 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
 
     cfg = copy.deepcopy(PRESETS[opts.preset])
     cfg.text_dim = encoder.dim
-    start = int(read_json(out / META).get("step", 0)) if resumed else 0
+    run = read_json(out / META) if resumed else {}
+    opts = kept_options(opts, run, SEED_DEFAULT, SEED_KEPT)
+    start = int(run.get("step", 0))
     rng = seed_run(opts.seed, start)  # before a new model's weights are drawn
     if resumed:
         model, meta = load_first_frame(out, world.tokenizer)
@@ -241,7 +247,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     t0, avg, metrics = time.time(), Averager(), {}
     card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
             "samples": n, "captions": len(unique), "sketch_trained": with_sketch, "encoder": opts.encoder,
-            "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command, "batch": opts.batch, "lr": lr,
+            "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command, "batch": opts.batch, "lr": lr, "seed": opts.seed,
             "init_from": meta.get("init_from") if resumed else opts.init_from and str(Path(opts.init_from).resolve())}
 
     def save(step: int) -> None:
@@ -332,7 +338,9 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
                          "directory (it would overwrite what is there)")
     src_dir = out if resume else Path(opts.world)
     src, tensors, src_card = _load_world(str(src_dir), device)
-    start = int(src_card.get("events", {}).get("steps", 0)) if resume else 0
+    run = src_card.get("events", {}) if resume else {}
+    opts = kept_options(opts, run, SEED_DEFAULT, SEED_KEPT)
+    start = int(run.get("steps", 0))
     rng = seed_run(opts.seed, start)
     ds = VideoDataset(opts.data)
     if (ds.height, ds.width) != (src.cfg.height, src.cfg.width):
@@ -425,7 +433,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
             "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
                        "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
                        "clip_len": T,
-                       "batch": opts.batch, "lr": lr, "encoder": opts.encoder, "hold": settings.hold,
+                       "batch": opts.batch, "lr": lr, "seed": opts.seed, "encoder": opts.encoder, "hold": settings.hold,
                        **({"anchor": opts.anchor, "anchor_world": str(Path(opts.world).resolve())} if ref is not None else {}),
                        "command": opts.command}}
     metrics: dict[str, float] = {}

@@ -7,16 +7,12 @@ import os
 import shlex
 
 import click
-from click.core import ParameterSource
 
 from bridge.model.presets import PRESETS
 from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
-                            seed_option)
+                            TRAIN_SEED_OPTION)
 from bridge.prompts.cli import train_prompts
-from bridge.train.options import guarded, saved, typed_command, with_options
-
-# a resumed run (trainer.KEPT, decoder.KEPT) draws on with its own seed unless --seed is given again
-SEED_OPTION = seed_option("the new weights and of the clips drawn [a resumed run keeps its own]")
+from bridge.train.options import as_given, guarded, saved, typed_command, with_options
 
 _common = [
     click.option("--data", required=True, type=DATASET_FOLDER, help="Dataset folder (worldbridge data ...)."),
@@ -27,7 +23,7 @@ _common = [
     click.option("--steps", type=click.IntRange(min=1), default=None, help="Total optimizer steps [default: the preset's; a resumed run keeps its own]."),
     click.option("--batch", type=click.IntRange(min=1), default=None, help="Clips per process per step [default: the preset's; a resumed run keeps its own]."),
     click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: the preset's; a resumed run keeps its own]."),
-    SEED_OPTION,
+    TRAIN_SEED_OPTION,
     DEVICE_OPTION,
     click.option("--amp/--no-amp", default=None,
                  help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs; a resumed run keeps its own]."),
@@ -80,7 +76,7 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps in this run [a rerun keeps its own].")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Clips per step [a rerun keeps its own].")
 @click.option("--lr", type=POSITIVE, default=2e-4, show_default=True, help="Peak learning rate [a rerun keeps its own].")
-@SEED_OPTION
+@TRAIN_SEED_OPTION
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True, help="Save (and measure val PSNR) every N steps [a rerun keeps its own].")
 @click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes of this run; the lr decays to fit [a rerun keeps its own].")
 @click.option("--adv", type=NOT_NEGATIVE, default=0.0, show_default=True,
@@ -100,7 +96,7 @@ def decoder(**kw) -> None:
     first-frame model stay valid (docs/model.md)."""
     from bridge.train.decoder import DecoderTrainOptions, train_decoder
 
-    quiet, given = kw.pop("quiet"), _given(click.get_current_context())
+    quiet, given = kw.pop("quiet"), as_given(click.get_current_context())
     opts = DecoderTrainOptions(**{**{k: given[k] for k in kw}, "data": list(kw["data"])}, progress=not quiet,
                                command=typed_command())
     r = guarded(train_decoder, opts, kw["out"])
@@ -110,17 +106,11 @@ def decoder(**kw) -> None:
                f"{r['val_particles_after']['reconstructed']:.4%} ({r['seconds']} s)")
 
 
-def _given(ctx: click.Context) -> dict:
-    """The options as given, None where left to their default: a resumed run keeps its own (trainer.KEPT,
-    decoder.KEPT)."""
-    return {k: None if ctx.get_parameter_source(k) is ParameterSource.DEFAULT else v for k, v in ctx.params.items()}
-
-
 def _command_line(ctx: click.Context, stage: str) -> str:
     """The command for the model card, every option given spelled out (the run's settings are in its card)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     parts = [f"torchrun --nproc_per_node {world} $(which worldbridge)" if world > 1 else "worldbridge", "train", stage]
-    given = _given(ctx)
+    given = as_given(ctx)
     for p in ctx.command.params:
         v = given.get(p.name)
         if v is None or not isinstance(p, click.Option):
@@ -139,7 +129,7 @@ def _run(stage: str, tokenizer_dir: str | None, kw: dict, init_from: str | None 
     from bridge.train.trainer import TrainOptions, train as run
 
     ctx = click.get_current_context()
-    command, kw = _command_line(ctx, stage), _given(ctx)
+    command, kw = _command_line(ctx, stage), as_given(ctx)
     opts = TrainOptions(stage=stage, data=kw["data"], out=kw["out"], preset=kw["preset"], tokenizer=tokenizer_dir,
                         init_from=init_from, fresh_lam=fresh_lam, steps=kw["steps"], batch=kw["batch"], lr=kw["lr"], seed=kw["seed"], device=kw["device"],
                         amp=kw["amp"], ckpt_every=kw["ckpt_every"], ckpt_minutes=kw["ckpt_minutes"],

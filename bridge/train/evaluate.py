@@ -27,6 +27,7 @@ from bridge.model.sampler import sample_frame
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.model.world import pick_device
 from bridge.options import CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, seed_option
+from bridge.values import plural
 
 DELTA_T = (1, 4, 16)
 SECONDS = (1, 3, 10)
@@ -139,7 +140,7 @@ def no_val_episodes(ds: Any) -> str:
         fix = f"make it again with `worldbridge data {made} ... --val-fraction 0.2 --overwrite`"
     else:
         fix = "give some episodes \"split\": \"val\" in its manifest.json, or make it again with `worldbridge data ...`"
-    return f"{ds.root} has no val episodes ({len(ds.episodes)} episodes, all in train): {fix}"
+    return f"{ds.root} has no val episodes ({plural(len(ds.episodes), 'episode')}, all in train): {fix}"
 
 
 def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int = 64, seed: int = 0,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
 
 def with_options(options: list[Callable]) -> Callable:
@@ -19,6 +20,12 @@ def with_options(options: list[Callable]) -> Callable:
             f = opt(f)
         return f
     return apply
+
+
+def as_given(ctx: click.Context) -> dict[str, Any]:
+    """The options as given, None where left to their default: a resumed run keeps its own (trainer.KEPT,
+    decoder.KEPT, the prompt stages' seed)."""
+    return {k: None if ctx.get_parameter_source(k) is ParameterSource.DEFAULT else v for k, v in ctx.params.items()}
 
 
 def typed_command() -> str:

@@ -10,7 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from bridge.backend import Prompt, WorldEvent, opaque
-from bridge.values import is_whole
+from bridge.values import is_whole, plural
 from bridge.worlds.events import EVENT_CAPTIONS, EVENT_TYPES, match_event_text
 from bridge.worlds.levels import (
     GROUND, BLOCK, HAZARD, LADDER, LEVEL_ROWS, SOLID_TILES, Level, LevelParams, caption_for, generate_level,
@@ -218,7 +218,7 @@ class SandboxWorld:
             raise ValueError(f"action must be an integer id 0..{len(ACTIONS) - 1} ({ACTIONS}), got {action!r}")
         a = int(action)
         if not 0 <= a < len(ACTIONS):
-            raise ValueError(f"action {a} is out of range: the sandbox has {len(ACTIONS)} actions {ACTIONS}")
+            raise ValueError(f"action {a} is out of range: the sandbox has {plural(len(ACTIONS), 'action')} {ACTIONS}")
         if event is not None:
             self.event_type(event)  # a bad event fails before anything changes
         self.s.frame += 1
