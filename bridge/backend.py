@@ -64,6 +64,15 @@ def backend_label(kind: str, name: str) -> str:
     return "unknown backend" + (f" {kind}" if kind else "") + f": {name}"
 
 
+def recorded_backend_label(kind: str, name: str, header_lost: bool = False) -> str:
+    """What made a recording's frames, from its header's backend (kind, name), in the one wording `record info` and
+    exports share: `backend_label`, or why it is unknown (the header was lost, or named no backend), never a label
+    with nothing after its colon."""
+    if header_lost:
+        return "backend unknown (the recording's header was damaged)"
+    return backend_label(kind, name) if kind or name else "backend unknown (not recorded with these frames)"
+
+
 def takes(fn: Any, name: str) -> bool:
     """True when `fn` accepts the keyword `name` (or any keyword): which knobs a backend's `configure` can be given."""
     try:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.backend import backend_label
+from bridge.backend import recorded_backend_label
 from bridge.files import Progress, fsync, make_folders, publish, remove_empty, tick
 
 KINDS = ("mp4", "gif", "frames", "actions")
@@ -31,13 +31,9 @@ def source_label(backends: Sequence[tuple[str, str]], header_lost: bool = False)
     """What an export says made its frames, from each backend's (kind, name): a sandbox clip must never pass for the
     world model's, and frames from several backends say so; a recording whose header was lost did name its backend,
     so its frames are not said to come from one never recorded."""
-    parts: list[str] = ["backend unknown (the recording's header was damaged)"] if header_lost else []
-    for kind, name in backends:
-        part = backend_label(kind, name)
-        if part not in parts:
-            parts.append(part)
-    if not parts:
-        return "WorldBridge — backend unknown (not recorded with these frames)"
+    labels = [recorded_backend_label("", "", header_lost=True)] if header_lost else []
+    labels += [recorded_backend_label(kind, name) for kind, name in backends]
+    parts = list(dict.fromkeys(labels or [recorded_backend_label("", "")]))  # each once, in the order made
     return "WorldBridge — " + (parts[0] if len(parts) == 1 else "SEVERAL BACKENDS: " + " + ".join(parts))
 
 

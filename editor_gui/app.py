@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bridge.options import CHECKPOINT_FOLDER, THREADS_OPTION, backend_refused, world_seed_option
+from bridge.options import CHECKPOINT_FOLDER, THREADS_OPTION, backend_refused, one_backend, world_seed_option
 
 if TYPE_CHECKING:  # the host's modules load only when the editor starts one
     from bridge.host.server import HostHandle
@@ -120,8 +120,7 @@ def play(host_address: str | None, checkpoint: str | None, backend: str | None, 
          seed: int | None, text: str | None, quit_after: float | None, session_path: Path | None,
          threads: int | None) -> None:
     """Open the editor window and play a world."""
-    if checkpoint is not None and backend == "sandbox":
-        raise click.UsageError("--checkpoint and --backend sandbox contradict each other: pick one")
+    one_backend(None if backend == "world_model" else backend, checkpoint)  # a world model's --checkpoint is one
     if checkpoint is not None and host_address is not None:
         raise click.UsageError("a running host serves its own checkpoint: restart it with "
                                f"`worldbridge serve --checkpoint {checkpoint}`, or drop --host to let the editor start one")

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bridge.values import plural
 from editor_gui.keymap import keep_play_focus
 from editor_gui.viewport import to_qimage
 
@@ -164,7 +165,8 @@ class LatentExplorer(QWidget):
     def show_result(self, previews: list[list[np.ndarray]], start_index: int) -> None:
         for cell, frames in zip(self.cells, previews):
             cell.set_frames(frames)
-        self.info.setText(f"Previews from frame {start_index}: {len(previews[0]) if previews else 0} frames per action.")
+        per_action = plural(len(previews[0]) if previews else 0, "frame")
+        self.info.setText(f"Previews from frame {start_index}: {per_action} per action.")
         self.set_busy(False)
         self._tick = 0
         self.timer.start()

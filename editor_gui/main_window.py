@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from bridge.host.protocol import MODEL_KNOBS
+from bridge.values import plural
 from editor_gui import export as exporting
 from editor_gui.capabilities import ALL, dropped_note, fit_prompt, host_can_edit, refused_prompt, unavailable
 from editor_gui.events_panel import EventsPanel
@@ -235,9 +236,8 @@ class MainWindow(QMainWindow):
         self._autosave_due = 0.0  # time.monotonic() before which a tick writes nothing (AUTOSAVE_SHARE)
         self._autosave_timer.start()
         if crashed := recover_crashed():  # each named, in one message: a status bar shows one at a time
-            self._kept(crashed, "An editor that ended without closing (a crash or kill) left its unsaved work in"
-                       if len(crashed) == 1 else
-                       f"{len(crashed)} editors that ended without closing (a crash or kill) left their unsaved work in")
+            self._kept(crashed, f"{plural(len(crashed), 'editor')} that ended without closing (a crash or kill) left "
+                                "unsaved work in")
         if self.options.prompt is not None:
             self.prompt_panel.set_prompt(self.options.prompt)
         self.connect_host()
@@ -926,7 +926,7 @@ class MainWindow(QMainWindow):
                      image=p.image_png, sketch=p.sketch_png, action_map=s.action_map() or None)
         steps = [(r.action, r.fired, r.edits, r.settings) for r in path if r.index >= 1]
         first = path[0] if path and path[0].index == 0 else FrameRecord(0, -1)
-        self.statusBar().showMessage(f"Rebuilding {len(steps)} frames on the host…")
+        self.statusBar().showMessage(f"Rebuilding {plural(len(steps), 'frame')} on the host…")
         self.starting = self.submit("resimulate", start=start, steps=steps, resume_mode=self.mode, edits0=first.edits,
                                     settings0=first.settings,
                                     resume_settings=self._with_asked(self._in_force if self.info

@@ -16,6 +16,7 @@ from typing import IO
 import numpy as np
 
 from bridge.files import Progress, publish, temp_beside, tick
+from bridge.values import plural
 
 FORMAT = "worldbridge-editor-session"
 VERSION = 3  # 2: frames may carry a frame edit (an object layer pasted by `edit`); 3: and the sampling settings they
@@ -133,7 +134,8 @@ def _npz_frames(data: bytes, progress: Progress | None, done: int, total: int) -
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read_header(f)
             if fortran or dtype != np.uint8 or not shape or shape[0] != len(index):
-                raise ValueError(f"images.npy is {dtype} {shape}, not one uint8 image for each of {len(index)} frames")
+                raise ValueError(f"images.npy is {dtype} {shape}, not one uint8 image per frame "
+                                 f"({plural(len(index), 'frame')})")
             size, frames = int(np.prod(shape[1:])), {}
             for k, i in enumerate(index):
                 tick(progress, done + k, total)

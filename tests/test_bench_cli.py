@@ -135,3 +135,17 @@ def test_an_unreadable_checkpoint_is_one_clear_error(world_dir, monkeypatch):
     res = CliRunner().invoke(bench, ["--checkpoint", str(world_dir), "--quick", "--no-scaling", "--host", "thread"])
     said = res.output.split("\r")[-1]
     assert res.exit_code == 1 and said.startswith(f"Error: {world_dir / 'model.safetensors'} cannot be read"), res.output
+
+
+def test_a_rollout_health_of_one_frame_counts_one_frame(world_dir, monkeypatch):
+    """The report printed "rollout health: 100.0 % of 1 frames within range"."""
+    lat = {"fps": 1.0, "latency_ms_p50": 1.0, "latency_ms_p95": 1.0}
+    report = {"backend_name": "w", "backend_kind": "world_model", "width": 8, "height": 8, "in_process": lat,
+              "end_to_end": lat, "protocol_overhead_ms_p95": 0.1,
+              "warmup": {"host_ready_s": 0.1, "start_to_frame0_ms": 1.0, "first_frames_ms": [1.0]},
+              "rollout_health": {"within_range": 1.0, "frames": 1, "first_failure": None},
+              "rollout_health_by_steps": {"4": 1.0}}
+    monkeypatch.setattr("bridge.host.bench.run_bench", lambda *a, **k: report)
+    monkeypatch.setattr("bridge.host.backends.announce", lambda spec: None)
+    res = CliRunner().invoke(bench, ["--checkpoint", str(world_dir), "--rollout-health", "1"])
+    assert res.exit_code == 0 and "rollout health: 100.0 % of 1 frame within range" in res.output, res.output

@@ -161,3 +161,11 @@ def test_speed_refuses_a_bad_checkpoint_in_one_line(tmp_path, how):
     assert r.output.startswith("Error: ") and str(tmp_path / "ck") in r.output, r.output
     if how == "missing":
         assert missing_text(tmp_path / "ck") in r.output, r.output
+
+
+def test_play_refuses_both_backends_in_the_words_serve_uses_and_takes_a_world_model_checkpoint(tmp_path):
+    """play worded --checkpoint with --backend sandbox its own way; --backend world_model with one is one world."""
+    r = CliRunner().invoke(main, ["play", "--checkpoint", str(tmp_path), "--backend", "sandbox"])
+    assert r.exit_code == 2 and "give either --backend sandbox or --checkpoint PATH, not both" in r.output, r.output
+    r = CliRunner().invoke(main, ["play", "--checkpoint", str(tmp_path / "nope"), "--backend", "world_model"])
+    assert r.exit_code == 2 and missing_text(tmp_path / "nope") in r.output and "not both" not in r.output, r.output

@@ -216,3 +216,17 @@ def test_one_episode_is_counted_in_the_singular(tmp_path):
     r = CliRunner().invoke(data, ["import", str(tmp_path / "one.gif"), "--out", str(tmp_path / "imp"), "--size", "16"])
     assert r.exit_code == 0 and " in 1 episode to " in r.output, r.output
     assert "1 episodes" not in r.output
+
+
+def test_info_counts_one_frame_and_one_episode_as_such():
+    """`data info` printed "(1-1 frames each)" and "1 episodes with events" for one-frame, one-event datasets."""
+    from bridge.data.summary import format_info
+
+    info = {"root": "ds", "source": "import", "episodes": 1, "frames": 1, "height": 8, "width": 8, "fps": 10.0,
+            "hours": 0.0, "action_names": None, "has_actions": False, "has_sketches": False, "bytes": 100,
+            "bytes_per_100k_frames": 100, "splits": {"train": {"episodes": 1, "frames": 1}},
+            "episode_length": {"min": 1, "max": 1}, "params": {}, "events": {"weather_snow": 1},
+            "episodes_with_events": 1, "example_captions": []}
+    text = format_info(info)
+    assert "(1 frame each)" in text and "1 episode with events" in text, text
+    assert "(2-30 frames each)" in format_info({**info, "episode_length": {"min": 2, "max": 30}})

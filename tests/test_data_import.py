@@ -249,3 +249,20 @@ def test_a_recording_whose_header_was_lost_keeps_every_frame_and_says_why(tmp_pa
     ds = VideoDataset(tmp_path / "ds")
     assert [frame_index(f) for f in ds.frames(ds.episodes[0])] == list(range(30))
     assert "recorded_backend" in ds.episodes[0].extra and ds.episodes[0].extra["recorded_backend"] is None
+
+
+def test_a_lost_headers_import_warning_leaves_out_what_export_and_replay_do(tmp_path):
+    """The warning said "(export uses 24 fps unless given --fps; replay is refused)" in `data import`, whose --fps is
+    the rate it resamples to: an import says what the import does with the frames, and only that."""
+    from bridge.host.recording import MAGIC, RecordingReader
+
+    path = _fast_recording(tmp_path / "step.wbrec", "step", n=3)
+    data = bytearray(path.read_bytes())
+    data[len(MAGIC) + 12] ^= 0xFF  # the header record's CRC fails
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import_footage([path], tmp_path / "ds", size=32, fps=10, progress=False)
+    said = " ".join(str(w.message) for w in caught if issubclass(w.category, FootageWarning))
+    assert "every frame is kept" in said and "export" not in said and "replay" not in said, said
+    assert "export uses 24 fps unless given --fps; replay is refused" in RecordingReader(path).damage()

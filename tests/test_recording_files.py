@@ -647,7 +647,7 @@ def test_a_whole_but_malformed_record_is_skipped_counted_and_named(tmp_path):
     assert r.complete and r.torn and [m["bytes"] for m in r.malformed] == [list(s) for s in r.skipped]
     res = CliRunner().invoke(record, ["info", str(path)])
     assert res.exit_code == 0 and json.loads(res.stdout)["malformed_records"][0]["bytes"] == list(r.skipped[0])
-    assert "3 of those were whole records that a faulty writer left malformed" in res.stderr
+    assert "among them a faulty writer left 3 whole records malformed" in res.stderr
     assert "frame record at byte" in res.stderr
     export_recording(path, actions=tmp_path / "a.nd", progress=False)
     assert len((tmp_path / "a.nd").read_text().splitlines()) == 2
@@ -982,3 +982,59 @@ def test_replay_names_the_file_and_place_of_a_knob_the_backend_lacks(tmp_path):
         replay_recording(path, lambda: Stepless(64, 0), progress=False)
     with pytest.raises(TypeError, match="^a fault inside configure$"):  # a fault, not a refusal: not reworded
         replay_recording(path, lambda: Faulty(64, 0), progress=False)
+
+
+def test_a_one_frame_recording_counts_one_frame(tmp_path):
+    """A one-frame file's warnings said "its 1 frames were read", "still read its 1 frames", "only the 1 readable
+    frames are used", "1 of those were whole records", and a file cut inside its magic "(1 bytes)": every count goes
+    through plural()."""
+    lost = RecordingReader(_frames_recording(tmp_path / "h.wbrec", 1, {**HEADER, "session": "s"}))
+    with pytest.raises(ValueError) as refused:
+        lost.need_header("replayed")
+    torn = _frames_recording(tmp_path / "t.wbrec", 1)
+    torn.write_bytes(torn.read_bytes() + bytes(10))
+    cut = tmp_path / "c.wbrec"
+    cut.write_bytes(MAGIC[:1])
+    with pytest.raises(ValueError) as short:
+        RecordingReader(cut)
+    open_ = RecordingReader(small_recording(tmp_path / "o.wbrec", n=1, end=False))  # no end record, nothing dropped
+    said = [lost.damage(), str(refused.value), RecordingReader(torn).damage(), open_.damage(), str(short.value)]
+    assert [s for s in said if "1 frames" in s or "1 bytes" in s] == [], said
+    assert all("1 frame" in s for s in said[:4]) and "(1 byte)" in said[4], said
+    assert "a faulty writer left 1 whole record malformed (the header record" in said[0], said
+
+
+def test_a_lost_header_is_worded_as_export_words_it_and_its_frames_give_the_size(tmp_path):
+    """`record info` said "unknown backend: lost with the header" where export said "backend unknown (the
+    recording's header was damaged)", and width/height null though every frame record carries its size."""
+    from bridge.export import source_label
+
+    path = _frames_recording(tmp_path / "m.wbrec", 2, {**HEADER, "session": "s"})
+    info = json.loads(CliRunner().invoke(record, ["info", str(path)]).stdout)
+    assert "WorldBridge — " + info["backend"] == source_label([], header_lost=True)
+    assert info["backend"] == "backend unknown (the recording's header was damaged)"
+    assert (info["width"], info["height"], info["mode"]) == (4, 4, "unknown")
+
+
+def test_a_header_that_names_no_backend_says_so_after_its_colon(tmp_path):
+    """A header with a session but no backend kind or name was labelled "WorldBridge — unknown backend: "."""
+    from bridge.export import source_label
+
+    r = RecordingReader(_frames_recording(tmp_path / "n.wbrec", 1, {**HEADER, "session": {"width": 4, "height": 4}}))
+    assert r.info()["backend"] == "backend unknown (not recorded with these frames)"
+    assert source_label(r.backends) == source_label([]) == \
+        "WorldBridge — backend unknown (not recorded with these frames)"
+    assert source_label([*r.backends, ("sandbox", "sandbox game")]) == (
+        "WorldBridge — SEVERAL BACKENDS: backend unknown (not recorded with these frames) + "
+        "SANDBOX GAME (test backend, not the world model): sandbox game")
+
+
+def test_replay_refuses_a_recorded_checkpoint_that_is_a_file(tmp_path):
+    """A header naming a file for its checkpoint got the loader's error: it is refused as --checkpoint refuses one."""
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x")
+    header = {"prompt": {"seed": 1}, "checkpoint": str(weights), "session": {"backend_kind": "world_model",
+                                                                              "backend_name": "w"}}
+    res = CliRunner().invoke(record, ["replay", str(_frames_recording(tmp_path / "h.wbrec", 2, header))])
+    line = _one_clear_line(res, weights)
+    assert f"checkpoint {weights} is a file: pass --checkpoint PATH, the checkpoint's folder" in line

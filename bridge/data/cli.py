@@ -106,8 +106,9 @@ def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(str(e)) from None
     acts = "with actions " + str(summary["actions"]) if summary["actions"] else "without actions (not a discrete space)"
-    early = (f" ({summary['ended_early']} ended before {frames} frames, when the environment ended them; the shortest "
-             f"has {summary['shortest']}: --frames is the most per episode)" if summary["ended_early"] else "")
+    early = (f" ({summary['ended_early']} ended before {plural(frames, 'frame')}, when the environment ended them; "
+             f"the shortest has {summary['shortest']}: --frames is the most per episode)"
+             if summary["ended_early"] else "")
     click.echo(f"captured {plural(summary['frames'], 'frame')} in {plural(summary['episodes'], 'episode')} "
                f"of {env_id}{early} "
                f"to {summary['out']} {acts}")

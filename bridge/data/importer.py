@@ -132,11 +132,10 @@ def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dic
         reader = RecordingReader(path)
     except (ValueError, OSError) as e:
         raise FootageError(f"{path}: {e}") from None
-    if (damage := reader.damage()) is not None:
-        if reader.header_lost:
-            damage += ("; as the session's mode (step or realtime) is unknown, every frame is kept, not resampled to "
-                       "--fps, until a recorded mode switch: nothing is dropped, though frames of a realtime session then play at "
-                       "--fps, not at the rate they were made")
+    damage = reader.damage("the mode went with it, so every frame is kept, not resampled to --fps, until a recorded "
+                           "mode switch: nothing is dropped, though frames of a realtime session then play at --fps, "
+                           "not at the rate they were made")
+    if damage is not None:
         warnings.warn(damage, FootageWarning, stacklevel=2)
     by_epoch: dict[int, list] = {}
     for f in reader.frames():

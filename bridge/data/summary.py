@@ -42,9 +42,11 @@ def dataset_info(ds: VideoDataset) -> dict:
 def format_info(info: dict) -> str:
     """The summary for a terminal (`data info` without --json)."""
     mb = info["bytes"] / 2**20
+    shortest, longest = info["episode_length"]["min"], info["episode_length"]["max"]
+    lengths = ("" if shortest == longest else f"{shortest}-") + plural(longest, "frame")
     lines = [
         f"{info['root']}  (source: {info['source']})",
-        f"  episodes  {info['episodes']}  ({info['episode_length']['min']}-{info['episode_length']['max']} frames each)",
+        f"  episodes  {info['episodes']}  ({lengths} each)",
         f"  frames    {info['frames']}  at {info['height']}x{info['width']}, {info['fps']:g} fps"
         + (f"  ({info['hours']} h)" if info["hours"] is not None else ""),
         f"  on disk   {mb:.1f} MiB  ({info['bytes_per_100k_frames'] / 2**20:.0f} MiB per 100k frames)",
@@ -56,7 +58,7 @@ def format_info(info: dict) -> str:
     for key, counts in info["params"].items():
         lines.append(f"  {key:<9} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if info["events"]:
-        lines.append(f"  events    {info['episodes_with_events']} episodes with events: "
+        lines.append(f"  events    {plural(info['episodes_with_events'], 'episode')} with events: "
                      + ", ".join(f"{k} {v}" for k, v in sorted(info["events"].items())))
     for c in info["example_captions"]:
         lines.append(f"  caption   {c}")

@@ -283,7 +283,7 @@ def bench(checkpoint: str | None, backend: str | None, frames: int, where: str, 
         click.echo("fps by MaskGIT steps: " + ", ".join(f"{r['steps']}: {r['fps']:.1f}" for r in report["steps_sweep"]))
     if "rollout_health" in report:
         h = report["rollout_health"]
-        click.echo(f"rollout health: {100 * h['within_range']:.1f} % of {h['frames']} frames within range; "
+        click.echo(f"rollout health: {100 * h['within_range']:.1f} % of {plural(h['frames'], 'frame')} within range; "
                    f"first failure: {h['first_failure']}")
         click.echo("within range by MaskGIT steps: " + ", ".join(
             f"{k}: {100 * v:.1f} %" for k, v in report["rollout_health_by_steps"].items()))

@@ -232,6 +232,9 @@ def record_replay(rec: Path, checkpoint: str | None, backend: str | None) -> Non
     if backend is None and checkpoint is None:
         if s.get("backend_kind") == "sandbox":
             backend = "sandbox"
+        elif header.get("checkpoint") and Path(header["checkpoint"]).is_file():  # as --checkpoint refuses a file
+            raise click.ClickException(f"the recording's checkpoint {header['checkpoint']} is a file: "
+                                       f"pass --checkpoint PATH, {CHECKPOINT_FOLDER.what}")
         elif header.get("checkpoint") and Path(header["checkpoint"]).exists():
             checkpoint = header["checkpoint"]
         else:

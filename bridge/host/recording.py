@@ -18,9 +18,9 @@ from typing import Any, BinaryIO
 import msgpack
 import numpy as np
 
-from bridge.backend import backend_label
+from bridge.backend import recorded_backend_label
 from bridge.host.pixels import decode_pixels
-from bridge.values import is_int
+from bridge.values import is_int, plural
 
 MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline
 FORMAT_VERSION = 1
@@ -230,6 +230,7 @@ class RecordingReader:
         self.counts: dict[str, int] = {}
         self.epochs: set[int] = set()
         self.frame_times: list[float] = []
+        self.frame_size: tuple[int | None, int | None] = (None, None)  # the first frame's (width, height)
         self.header: dict = {}
         self.backends: list[tuple[str, str]] = []  # (kind, name) of every header: what made the frames
         self.header_lost: str | None = None  # why the header record could not be read; its frames still are
@@ -261,8 +262,11 @@ class RecordingReader:
                     self.backends.append((made_by.get("backend_kind") or "", made_by.get("backend_name") or ""))
                 self.counts[kind] = self.counts.get(kind, 0) + 1
                 if kind == "frame":
-                    self.epochs.add(msgpack.unpackb(r["wire"][0], raw=False)["epoch"])
+                    h = msgpack.unpackb(r["wire"][0], raw=False)
+                    self.epochs.add(h["epoch"])
                     self.frame_times.append(r["t"])
+                    if self.counts["frame"] == 1:  # every frame record carries its size: one lost header cannot lose it
+                        self.frame_size = (h["width"], h["height"])
                 self._index.append((pos, n))
                 pos += PREFIX.size + n
         if not self._index:
@@ -290,7 +294,7 @@ class RecordingReader:
         if self.header_lost:
             raise ValueError(f"{self.path} {self.header_lost}: {HEADER_HOLDS} were lost with it, so it cannot be "
                              f"{use}; `worldbridge record info` and `record export` still read its "
-                             f"{self.frame_count} frames")
+                             f"{plural(self.frame_count, 'frame')}")
 
     def _check_magic(self, magic: bytes) -> None:
         """Refuse, in one line naming the file, the problem and the fix, what is no readable recording of this format."""
@@ -298,8 +302,8 @@ class RecordingReader:
             raise ValueError(f"{self.path} is empty (0 bytes): it was cut before its first byte was written, so it "
                              f"holds no frames; {AGAIN}")
         if len(magic) < len(MAGIC) and MAGIC.startswith(magic):
-            raise ValueError(f"{self.path} ends inside its 8-byte header ({len(magic)} bytes): it was cut before its "
-                             f"first record, so it holds no frames; {AGAIN}")
+            raise ValueError(f"{self.path} ends inside its 8-byte header ({plural(len(magic), 'byte')}): it was cut "
+                             f"before its first record, so it holds no frames; {AGAIN}")
         if not magic.startswith(MAGIC[:6]):
             what = next((f" (it is {name})" for sig, name in FOREIGN.items() if magic.startswith(sig)), "")
             raise ValueError(f"{self.path} is not a WorldBridge recording{what}: open a .wbrec file written by "
@@ -343,22 +347,22 @@ class RecordingReader:
             at += SCAN_CHUNK
         return self.file_bytes
 
-    def damage(self) -> str | None:
-        """A one-line warning for a torn or corrupt file, or None when it read whole."""
-        lost = (f"; the file {self.header_lost}, so {HEADER_HOLDS} are lost (export uses 24 fps unless given "
-                f"--fps; replay is refused)" if self.header_lost else "")
+    def damage(self, header_note: str = "export uses 24 fps unless given --fps; replay is refused") -> str | None:
+        """A one-line warning for a torn or corrupt file, or None when it read whole; `header_note` says what a lost
+        header means to the command that reads the file (`record`'s by default: `data import`'s --fps is another)."""
+        lost = f"; the file {self.header_lost}, so {HEADER_HOLDS} are lost ({header_note})" if self.header_lost else ""
         if not self.skipped and self.complete and not lost:
             return None
         if not self.skipped:
             end = "" if self.complete else "the file has no end record (its writer stopped, or is still writing); "
-            return f"{self.path}: {end}its {self.frame_count} frames were read{lost}"
+            return f"{self.path}: {end}{plural(self.frame_count, 'frame')} read{lost}"
         ranges = ", ".join(f"{a}-{b}" for a, b in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
         end = "; the file has no end record" if not self.complete else ""
         first = self.malformed[0] if self.malformed else {}
-        bad = (f"; {len(self.malformed)} of those were whole records that a faulty writer left malformed (the "
+        bad = (f"; among them a faulty writer left {plural(len(self.malformed), 'whole record')} malformed (the "
                f"{first['kind']} record at byte {first['bytes'][0]} {first['problem']})" if first else "")
         return (f"{self.path}: {self.dropped_bytes} bytes were unreadable and dropped (bytes {ranges}){bad}{end}; "
-                f"only the {self.frame_count} readable frames are used{lost}")
+                f"only the readable frames are used ({plural(self.frame_count, 'frame')}){lost}")
 
     def __iter__(self) -> Iterator[dict]:
         return (r for _, r in self.located())
@@ -413,13 +417,15 @@ class RecordingReader:
         uses, so a sandbox take is never read as the world model's."""
         times = self.frame_times
         s = map_at(self.header, "session")
+        width, height = self.frame_size if self.header_lost else (s.get("width"), s.get("height"))
         return {"path": str(self.path), "format": self.header.get("format"), "created": self.header.get("created"),
                 "host": self.header.get("host"), "session_id": s.get("session_id"),
-                "backend": backend_label(str(s.get("backend_kind") or ""),
-                                         str(s.get("backend_name") or ("lost with the header" if self.header_lost else ""))),
+                "backend": recorded_backend_label(str(s.get("backend_kind") or ""), str(s.get("backend_name") or ""),
+                                                  bool(self.header_lost)),
                 "backend_kind": s.get("backend_kind"), "backend_name": s.get("backend_name"),
-                "checkpoint": self.header.get("checkpoint"), "width": s.get("width"), "height": s.get("height"),
-                "mode": s.get("mode"), "frames": self.frame_count, "epochs": len(self.epochs),
+                "checkpoint": self.header.get("checkpoint"), "width": width, "height": height,
+                "mode": "unknown" if self.header_lost else s.get("mode"), "frames": self.frame_count,
+                "epochs": len(self.epochs),
                 "inputs": self.counts.get("input", 0), "events": self.counts.get("event", 0),
                 "duration_s": (times[-1] - times[0]) / 1000.0 if len(times) > 1 else 0.0,
                 "complete": self.complete, "torn_tail_dropped": self.torn, "valid_bytes": self.valid_bytes,
