@@ -163,7 +163,7 @@ def _check(kind: str, key: str, v: Any, limits: Limits) -> Any:
     elif kind == "str":
         ok = isinstance(v, str) and len(v.encode("utf-8", "surrogatepass")) <= limits.max_string_bytes
         if isinstance(v, str) and not ok:
-            raise ProtocolError("bad_message", f"`{key}` is longer than {limits.max_string_bytes} bytes")
+            raise ProtocolError("bad_message", f"`{key}` is longer than {plural(limits.max_string_bytes, 'byte')}")
     elif kind == "bin":
         ok = isinstance(v, bytes)
     elif kind == "bool":

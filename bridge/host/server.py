@@ -416,7 +416,7 @@ class Host:
             return
         others = len(self.sessions) + sum(j.source == "start" for j in self.pending) - (peer.session is not None)
         if others >= self.limits.max_sessions:
-            raise ProtocolError("busy", f"the host already runs {self.limits.max_sessions} sessions: try again later")
+            raise ProtocolError("busy", f"the host already runs {plural(self.limits.max_sessions, 'session')}: try again later")
         if msg["backend"] is not None and msg["backend"] not in self.pool.specs:
             raise ProtocolError("bad_argument", f"backend {msg['backend']!r} is not served here; this host serves "
                                                 f"{self.pool.names}")
@@ -632,7 +632,7 @@ class Host:
             rec.close(now_ms())
         except OSError as e:
             raise ProtocolError("backend_error", f"recording {rec.path} ended without its end record ({e.strerror or e})"
-                                                 f"; everything before it is kept and readable ({rec.frames} frames)") from None
+                                                 f"; everything before it is kept and readable ({plural(rec.frames, 'frame')})") from None
         self._send(rid, [P.encode(P.ok(msg["req_id"], "record_stop", path=str(rec.path), frames=rec.frames))])
 
     def _control(self, session: Session, wire: bytes, info: dict) -> None:
@@ -661,7 +661,7 @@ class Host:
         rec, session.recorder = session.recorder, None
         rec.close(None, write_end=False)
         why = (f"recording {rec.path} stopped: {e.strerror or e}; everything recorded before it is kept and "
-               f"readable ({rec.frames} frames): free some space and send record_start again")
+               f"readable ({plural(rec.frames, 'frame')}): free some space and send record_start again")
         log.error("session %s: %s", session.id, why)
         peer = self.peers.get(session.peer) if session.peer is not None else None
         if peer is not None:  # a client before 1.3 gets the error it always got, without the 1.3 keys

@@ -15,6 +15,7 @@ import numpy as np
 from bridge.backend import Prompt, WorldBackend, WorldEvent, takes
 from bridge.host.pixels import decode_layer, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, event_refused, prompt_kinds
+from bridge.values import plural
 
 MAX_PENDING_EVENTS = 1024  # accepted events waiting to fire (in turn, one a frame at most), per session
 
@@ -136,7 +137,7 @@ class Session:
         for name, aid in (action_map or {}).items():
             if aid >= self.num_actions:
                 raise ProtocolError("bad_argument", f"`action_map` maps {name!r} to {aid}, but the backend has "
-                                                    f"{self.num_actions} actions (0-{self.num_actions - 1})")
+                                                    f"{plural(self.num_actions, 'action')} (0-{self.num_actions - 1})")
             self.action_map[name] = int(aid)
         self.peer: bytes | None = None
         self.last_seen = time.monotonic()
