@@ -146,7 +146,7 @@ def test_a_negative_seed_is_named_as_the_option_it_is(argv, tmp_path, monkeypatc
     (["train", "tokenizer", "--data", "ds", "--out", "run", "--lr", "-1e-3"], "--lr"),
     (["train", "tokenizer", "--data", "ds", "--out", "run", "--lr", "0"], "--lr"),
     (["train", "dynamics", "--data", "ds", "--out", "run", "--max-minutes", "-5"], "--max-minutes"),
-    (["train", "tokenizer", "--data", "ds", "--out", "run", "--max-minutes", "0"], "--max-minutes"),  # as prompts
+    (["train", "decoder", "--world", "w", "--data", "ds", "--out", "run", "--max-minutes", "-1"], "--max-minutes"),
     (["train", "dynamics", "--data", "ds", "--out", "run", "--ckpt-minutes", "0"], "--ckpt-minutes"),
     (["train", "decoder", "--world", "w", "--data", "ds", "--out", "run", "--adv", "-0.1"], "--adv"),
     (["train", "decoder", "--world", "w", "--data", "ds", "--out", "run", "--detail", "-2"], "--detail"),

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from bridge.model.checkpoint import CheckpointError, load_model, read_config
+from bridge.model.checkpoint import (MODEL, STATE, CheckpointError, load_model, missing_text, read_config,
+                                     read_train_meta, save_train_state, whole_step)
 from test_model_data import save_random_world
 
 
@@ -90,3 +91,42 @@ def test_a_checkpoint_missing_one_file_names_that_file(tmp_path):
                 read(world)
             said = str(e.value)
             assert said.startswith(f"{world} has no {name}: ") and "no checkpoint at" not in said, said
+
+
+def _train_state(world):
+    """A training state beside a checkpoint (a tiny net's: only the file's header matters here)."""
+    import torch
+
+    net = torch.nn.Linear(2, 2)
+    save_train_state(world, net, torch.optim.Adam(net.parameters()), {"step": 0, "stage": "tokenizer"})
+
+
+@pytest.mark.parametrize("length", [2**64 - 1, 2**62, 10**6])
+def test_a_header_length_past_the_end_of_the_file_is_a_damaged_checkpoint_not_a_crash(tmp_path, length):
+    """A garbage 8-byte length at the start of model.safetensors or train_state.safetensors was read as is: a resume
+    (whole_step) and missing_text died with OverflowError or MemoryError; the length is checked against the file."""
+    world = save_random_world(tmp_path / "w")
+    _train_state(world)
+    for name in (MODEL, STATE):
+        data = (world / name).read_bytes()
+        (world / name).write_bytes(length.to_bytes(8, "little") + data[8:])
+    assert whole_step(world) is None  # a resume republishes the checkpoint from its state
+    with pytest.raises(CheckpointError, match=rf"{STATE} is not a readable safetensors file \(its header claims "
+                                              rf"{length} bytes, the file holds {len(data) - 8} after its length\)"):
+        read_train_meta(world)
+    (world / "config.json").unlink()
+    assert missing_text(world, "tokenizer").startswith(f"{world} is a training run interrupted before its first")
+
+
+def test_a_run_cut_short_is_worded_truly_whether_or_not_its_weights_were_saved(tmp_path):
+    """A run holding its training state and model.safetensors but no config.json was told it "holds only
+    train_state.safetensors"; the wording is true with or without the weights."""
+    world = save_random_world(tmp_path / "w")
+    _train_state(world)
+    (world / "config.json").unlink()
+    with_weights = missing_text(world)
+    (world / MODEL).unlink()
+    for said in (with_weights, missing_text(world)):
+        assert "holds only" not in said and said.startswith(
+            f"{world} is a training run interrupted before its first checkpoint was complete: resume it with the same "
+            f"`worldbridge train tokenizer ... --out {world}` command"), said

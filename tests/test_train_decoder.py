@@ -228,3 +228,15 @@ def test_footage_too_short_for_a_clip_is_refused_before_the_world_is_copied(tmp_
     r = _run("--world", str(save_micro_world(tmp_path / "world")), "--data", short, "--out", str(tmp_path / "o"))
     assert r.exit_code == 1 and "episodes of 4 frames or more" in r.output and "--frames 4" in r.output, r.output
     assert not (tmp_path / "o").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["short", "world"]
+
+
+def test_max_minutes_0_removes_a_reruns_kept_budget():
+    """A decoder run's --max-minutes was kept on every rerun and could not be removed: 0 is no limit, recorded as none."""
+    from bridge.train.decoder import KEPT, DecoderTrainOptions
+    from bridge.train.options import DECODER_DEFAULTS
+    from bridge.train.trainer import kept_options
+
+    opts = DecoderTrainOptions(world="w", data=["d"], out="o", max_minutes=0.0)
+    assert kept_options(opts, {"max_minutes": 30.0}, DECODER_DEFAULTS, KEPT).max_minutes is None
+    assert kept_options(DecoderTrainOptions(world="w", data=["d"], out="o"), {"max_minutes": 30.0}, DECODER_DEFAULTS,
+                        KEPT).max_minutes == 30.0  # (a bare rerun keeps it)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -105,7 +106,7 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["step"] == 6
     assert any(not torch.equal(first[k], v) for k, v in load_model(tmp_path / "run")[1].items())
     # a time budget already spent by the run stops it before another step (a fresh run's: after one, with a checkpoint)
-    assert train(TrainOptions(steps=50, max_minutes=0.0, **opts)) == {"step": 6, "unchanged": True}
+    assert train(TrainOptions(steps=50, max_minutes=1e-9, **opts)) == {"step": 6, "unchanged": True}
     with pytest.raises(ValueError, match="--preset micro run"):
         train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
 
@@ -113,7 +114,7 @@ def test_resume_continues_from_the_saved_step(tmp_path):
 def test_a_bare_rerun_resumes_with_the_runs_own_steps_batch_lr_and_budget(tmp_path):
     ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
     bare = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), progress=False, log_every=10)
-    assert train(TrainOptions(preset="micro", steps=6, batch=2, lr=1e-4, max_minutes=0.0, command="first", **bare))["step"] == 1
+    assert train(TrainOptions(preset="micro", steps=6, batch=2, lr=1e-4, max_minutes=1e-9, command="first", **bare))["step"] == 1
     assert _rows(tmp_path / "run" / "metrics.csv")[-1]["step"] == 1  # the step the budget stopped it at is logged
     assert train(TrainOptions(command="again", **bare)) == {"step": 1, "unchanged": True}  # the budget is spent
     assert train(TrainOptions(max_minutes=60.0, command="more", **bare))["step"] == 6  # a given option counts
@@ -430,3 +431,38 @@ def test_dynamics_without_preset_takes_its_tokenizers_preset(tmp_path):
     assert json.loads((tmp_path / "w" / "model_card.json").read_text())["preset"] == "micro"  # not tiny's 30x cost
     train(TrainOptions(stage="dynamics", out=str(tmp_path / "w2"), init_from=str(tmp_path / "w"), **opts))
     assert json.loads((tmp_path / "w2" / "model_card.json").read_text())["preset"] == "micro"
+
+
+def test_max_minutes_0_removes_a_runs_kept_budget(tmp_path):
+    """A run's --max-minutes was kept on every rerun and could only be raised, never removed (0 was refused):
+    --max-minutes 0 is no limit now, recorded as none, so a later bare rerun keeps none either."""
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    bare = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), progress=False)
+    assert train(TrainOptions(preset="micro", steps=3, batch=2, max_minutes=1e-9, **bare))["step"] == 1  # spent
+    base = ["train", "tokenizer", "--data", str(ds), "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet"]
+    r = CliRunner().invoke(main, base)
+    assert r.exit_code == 0 and "pass a larger --max-minutes (0: no limit) to continue" in r.output, r.output
+    r = CliRunner().invoke(main, [*base, "--max-minutes", "0"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "run" / "model_card.json").read_text())
+    assert card["step"] == 3 and card["train"]["max_minutes"] is None
+    assert train(TrainOptions(steps=4, **bare))["step"] == 4  # no budget kept
+
+
+def test_the_defaults_train_help_shows_are_the_ones_a_run_uses():
+    """trainer.RUN_DEFAULTS and decoder.DEFAULTS repeated train/cli.py's click defaults (--ckpt-every 500, the decoder's
+    --steps 2000, ...): a defaulted option reaches a run as None, so the dict decided while --help showed click's
+    value. The options default to None and their help shows the dict's value: one source."""
+    from bridge.train.cli import train as train_group
+    from bridge.train.options import DECODER_DEFAULTS, RUN_DEFAULTS
+
+    for name, defaults in (("tokenizer", RUN_DEFAULTS), ("dynamics", RUN_DEFAULTS), ("decoder", DECODER_DEFAULTS)):
+        command = train_group.commands[name]
+        ctx = click.Context(command)
+        shown = {p.name: p for p in command.params if p.name in defaults}
+        assert shown, name
+        for key, p in shown.items():
+            if key != "seed":  # (bridge/options.py's --seed of every command shows its own 0)
+                assert p.default is None, (name, key, p.default)
+            if defaults[key] is not None:
+                assert f"[default: {defaults[key]:g}" in p.get_help_record(ctx)[1], (name, key, p.get_help_record(ctx))

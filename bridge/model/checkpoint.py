@@ -6,6 +6,7 @@ Every file is written atomically (temp file + os.replace) and nothing is ever un
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from bridge.values import is_int
 FORMAT, VERSION = "worldbridge-checkpoint", 1
 MODEL, CONFIG, CARD, STATE = "model.safetensors", "config.json", "model_card.json", "train_state.safetensors"
 KINDS = ("tokenizer", "world")
+MAX_HEADER = 100_000_000  # bytes of a safetensors JSON header at most (the safetensors library's own limit)
 
 
 class CheckpointError(Exception):
@@ -37,8 +39,8 @@ def missing_text(path: str | Path, kind: str = "world") -> str:
             stage = read_train_meta(Path(path)).get("stage", stage)
         except CheckpointError:
             pass  # the wording still holds; resuming names the damaged state
-        return (f"{path} is a training run interrupted before its first checkpoint (it holds only {STATE}): resume it "
-                f"with the same `worldbridge train {stage} ... --out {path}` command, then give it again")
+        return (f"{path} is a training run interrupted before its first checkpoint was complete: resume it with the "
+                f"same `worldbridge train {stage} ... --out {path}` command, then give it again")
     return f"no checkpoint at {path}: train one with `worldbridge train {stage} ...`, or give the directory of one"
 
 
@@ -71,12 +73,23 @@ def _read_bytes(path: Path) -> bytes:
         raise _unreadable(path, e) from None
 
 
+def _damaged(path: Path, why: object) -> CheckpointError:
+    """A checkpoint file that is not a safetensors file (cut short, overwritten): copy or re-train it."""
+    return CheckpointError(f"{path} is not a readable safetensors file ({why}): re-train or copy it again")
+
+
 def _head(path: Path) -> bytes:
-    """A safetensors file's first bytes, up to the end of its JSON header: its metadata without its tensors."""
+    """A safetensors file's first bytes, up to the end of its JSON header: its metadata without its tensors (a length
+    past the file's end or over safetensors' own cap is damage, not a read of exabytes)."""
     try:
         with Path(path).open("rb") as f:
             head = f.read(8)
-            return head + f.read(int.from_bytes(head, "little"))
+            n, left = int.from_bytes(head, "little"), os.fstat(f.fileno()).st_size - 8
+            if n > min(left, MAX_HEADER):
+                raise _damaged(path, f"its header claims {n} bytes, " + (
+                    f"the file holds {max(left, 0)} after its length" if n > left else f"over the {MAX_HEADER} a "
+                    "safetensors header may hold"))
+            return head + f.read(n)
     except OSError as e:
         raise _unreadable(path, e) from None
 
@@ -87,7 +100,7 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         tensors = st_load(data)
         meta = _metadata(data)
     except (SafetensorError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({e}): re-train or copy it again") from e
+        raise _damaged(path, e) from e
     return tensors, meta
 
 

@@ -12,7 +12,8 @@ from bridge.model.presets import PRESETS
 from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
                             TRAIN_SEED_OPTION)
 from bridge.prompts.cli import train_prompts
-from bridge.train.options import as_given, guarded, saved, typed_command, with_options
+from bridge.train.options import (DECODER_DEFAULTS, RUN_DEFAULTS, as_given, guarded, saved, typed_command,
+                                  with_options)
 
 _common = [
     click.option("--data", required=True, type=DATASET_FOLDER, help="Dataset folder (worldbridge data ...)."),
@@ -27,11 +28,14 @@ _common = [
     DEVICE_OPTION,
     click.option("--amp/--no-amp", default=None,
                  help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs; a resumed run keeps its own]."),
-    click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True,
-                 help="Checkpoint every N steps [a resumed run keeps its own]."),
-    click.option("--ckpt-minutes", type=POSITIVE, default=10.0, show_default=True,
-                 help="... and every M minutes [a resumed run keeps its own]."),
-    click.option("--max-minutes", type=POSITIVE, default=None, help="Training-time budget of the run in minutes (resumes count): the learning rate decays to fit it and the run stops with a checkpoint when it is spent [a resumed run keeps its own]."),
+    click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
+                 help=f"Checkpoint every N steps [default: {RUN_DEFAULTS['ckpt_every']}; a resumed run keeps its own]."),
+    click.option("--ckpt-minutes", type=POSITIVE, default=None,
+                 help=f"... and every M minutes [default: {RUN_DEFAULTS['ckpt_minutes']:g}; a resumed run keeps its own]."),
+    click.option("--max-minutes", type=NOT_NEGATIVE, default=None,
+                 help="Training-time budget of the run in minutes (resumes count): the learning rate decays to fit it and "
+                      "the run stops with a checkpoint when it is spent; 0: no limit, to lift a kept one [default: none; "
+                      "a resumed run keeps its own]."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
 
@@ -73,23 +77,30 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
               help="Dataset folder; repeat to alternate between several.")
 @click.option("--out", required=True, type=OUT_FOLDER,
               help="New directory: a complete copy of --world with the new decoder; rerun to train it further.")
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps in this run [a rerun keeps its own].")
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Clips per step [a rerun keeps its own].")
-@click.option("--lr", type=POSITIVE, default=2e-4, show_default=True, help="Peak learning rate [a rerun keeps its own].")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help=f"Optimizer steps in this run [default: {DECODER_DEFAULTS['steps']}; a rerun keeps its own].")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help=f"Clips per step [default: {DECODER_DEFAULTS['batch']}; a rerun keeps its own].")
+@click.option("--lr", type=POSITIVE, default=None,
+              help=f"Peak learning rate [default: {DECODER_DEFAULTS['lr']:g}; a rerun keeps its own].")
 @TRAIN_SEED_OPTION
-@click.option("--ckpt-every", type=click.IntRange(min=1), default=200, show_default=True, help="Save (and measure val PSNR) every N steps [a rerun keeps its own].")
-@click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes of this run; the lr decays to fit [a rerun keeps its own].")
-@click.option("--adv", type=NOT_NEGATIVE, default=0.0, show_default=True,
+@click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
+              help=f"Save (and measure val PSNR) every N steps [default: {DECODER_DEFAULTS['ckpt_every']}; a rerun keeps "
+                   "its own].")
+@click.option("--max-minutes", type=NOT_NEGATIVE, default=None,
+              help="Stop (and save) after this many minutes of this run; the lr decays to fit; 0: no limit, to lift a "
+                   "kept one [default: none; a rerun keeps its own].")
+@click.option("--adv", type=NOT_NEGATIVE, default=None,
               help="Weight of a conditional patch critic's loss beside MSE (VQGAN's adaptive weight), to push the decoder "
                    "toward sharp detail (snowflakes, sprites) instead of its blurred mean; 0: MSE only. Measured so far "
-                   "without a gain: docs/model.md [a rerun keeps its own].")
-@click.option("--adv-start", type=click.IntRange(min=0), default=0, show_default=True,
+                   f"without a gain: docs/model.md [default: {DECODER_DEFAULTS['adv']:g}; a rerun keeps its own].")
+@click.option("--adv-start", type=click.IntRange(min=0), default=None,
               help="With --adv: the first N steps of this run train the discriminator alone, then the decoder feels it "
-                   "too [a rerun keeps its own].")
-@click.option("--detail", type=NOT_NEGATIVE, default=0.0, show_default=True,
+                   f"too [default: {DECODER_DEFAULTS['adv_start']}; a rerun keeps its own].")
+@click.option("--detail", type=NOT_NEGATIVE, default=None,
               help="Weight MSE up on detail pixels (1 + D x |pixel - its 3x3 mean|): one-pixel snowflakes, raindrops and "
                    "sprite edges count more than flat sky, so the decoder draws what its tokens make likely instead of a "
-                   "smear; 0: plain MSE (docs/model.md) [a rerun keeps its own].")
+                   f"smear; 0: plain MSE (docs/model.md) [default: {DECODER_DEFAULTS['detail']:g}; a rerun keeps its own].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def decoder(**kw) -> None:
     """Train the tokenizer's decoder further on frozen tokens: sharper frames, and the dynamics, events and

@@ -26,20 +26,19 @@ from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
 from bridge.train.loop import Averager, fine_tune
+from bridge.train.options import DECODER_DEFAULTS
 from bridge.train.trainer import _amp, kept_options, lr_at
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
-# --max-minutes count per run), with their defaults
+# --max-minutes count per run); their defaults: train/options.py's DECODER_DEFAULTS
 KEPT = {"steps": "steps_per_run", "batch": "batch", "lr": "lr", "seed": "seed", "ckpt_every": "ckpt_every",
         "max_minutes": "max_minutes", "adv": "adv", "adv_start": "adv_start", "detail": "detail"}
-DEFAULTS = {"steps": 2000, "batch": 16, "lr": 2e-4, "seed": 0, "ckpt_every": 200, "max_minutes": None, "adv": 0.0,
-            "adv_start": 0, "detail": 0.0}
 
 
 @dataclass
 class DecoderTrainOptions:
     """A decoder run; --out becomes a complete world (a copy of --world with the new decoder). None (the options in
-    KEPT) means a rerun's own, else DEFAULTS."""
+    KEPT) means a rerun's own, else DECODER_DEFAULTS."""
 
     world: str
     data: list[str]
@@ -159,7 +158,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
 
     out, src = Path(opts.out), Path(opts.world)
     resume = (out / "model_card.json").is_file() and "decoder" in read_json(out / "model_card.json")
-    opts = kept_options(opts, read_json(out / "model_card.json")["decoder"] if resume else {}, DEFAULTS, KEPT)
+    opts = kept_options(opts, read_json(out / "model_card.json")["decoder"] if resume else {}, DECODER_DEFAULTS, KEPT)
     datasets = [VideoDataset(d) for d in opts.data]  # clear errors before anything is copied
     wcfg = read_config(out if resume else src, kind="world")[0]
     for d, ds in zip(opts.data, datasets):

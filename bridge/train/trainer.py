@@ -36,6 +36,7 @@ from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.model.world import pick_device
+from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
     from bridge.data.dataset import ClipSampler, VideoDataset
@@ -47,8 +48,6 @@ STAGES = ("tokenizer", "dynamics")
 KEPT = {"steps": "steps_total", "batch": "batch_per_rank", "lr": "lr", "max_minutes": "max_minutes", "seed": "seed",
         "amp": "amp", "ckpt_every": "ckpt_every", "ckpt_minutes": "ckpt_minutes", "log_every": "log_every",
         "warmup": "warmup", "lam_lr_scale": "lam_lr_scale"}
-RUN_DEFAULTS = {"max_minutes": None, "seed": 0, "amp": None, "ckpt_every": 500, "ckpt_minutes": 10.0, "log_every": 10,
-                "warmup": 200, "lam_lr_scale": 0.5}  # the rest of KEPT's defaults: the preset's (presets.TRAIN_DEFAULTS)
 
 
 @dataclass
@@ -324,8 +323,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     budget_spent = resuming and max_minutes is not None and elapsed >= max_minutes * 60
     if start >= steps or budget_spent:
         if env.main:
-            print(f"{out} has spent its --max-minutes {max_minutes:g} at step {start}: pass a larger --max-minutes to "
-                  "continue" if budget_spent else f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
+            print(f"{out} has spent its --max-minutes {max_minutes:g} at step {start}: pass a larger --max-minutes "
+                  "(0: no limit) to continue" if budget_spent else f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
         env.close()
         return {"step": start, "unchanged": True}
 
@@ -437,10 +436,12 @@ def _logged(path: Path, step: int) -> dict[str, float]:
 
 def kept_options(opts: Any, run: dict[str, Any], defaults: dict[str, Any], kept: dict[str, str] = KEPT) -> Any:
     """Each option in `kept` (option -> its key in the card) as given, else the resumed run's own (`run`: its card's),
-    else the default: a bare rerun changes nothing, and a given option wins."""
+    else the default: a bare rerun changes nothing, and a given option wins (a max_minutes of 0 is none: no limit, so
+    a kept budget can be lifted)."""
     def given(name: str) -> Any:
         option, resumed = getattr(opts, name), run.get(kept[name])
-        return option if option is not None else resumed if resumed is not None else defaults[name]
+        value = option if option is not None else resumed if resumed is not None else defaults[name]
+        return None if name == "max_minutes" and value == 0 else value
     return dataclasses.replace(opts, **{name: given(name) for name in kept})
 
 
