@@ -130,3 +130,32 @@ def test_a_run_cut_short_is_worded_truly_whether_or_not_its_weights_were_saved(t
         assert "holds only" not in said and said.startswith(
             f"{world} is a training run interrupted before its first checkpoint was complete: resume it with the same "
             f"`worldbridge train tokenizer ... --out {world}` command"), said
+
+
+@pytest.mark.parametrize("header", [{"__metadata__": {"meta": 5}}, {"__metadata__": {"meta": None}}, {"__metadata__": [1]},
+                                    {"__metadata__": "meta"}, {"__metadata__": {"meta": "[1]"}},
+                                    {"__metadata__": {"meta": '"x"'}}, {"__metadata__": {}}, [1], "{"])
+def test_a_training_state_whose_meta_is_not_an_object_is_a_damaged_state_not_a_crash(tmp_path, header):
+    """A hand-made train_state.safetensors whose meta was a number (json.loads: TypeError) or not a JSON object
+    (missing_text: AttributeError) crashed a resume with a traceback; it is named as a damaged training state."""
+    world = save_random_world(tmp_path / "w")
+    header = (header if isinstance(header, str) else json.dumps(header)).encode()
+    (world / STATE).write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(CheckpointError, match=rf"{STATE} is not a readable WorldBridge training state \(.+\); use a new --out"):
+        read_train_meta(world)
+    (world / "config.json").unlink()
+    assert missing_text(world, "tokenizer").startswith(f"{world} is a training run interrupted before its first")
+
+
+def test_a_training_state_whose_meta_is_not_an_object_is_refused_on_load(tmp_path):
+    """load_train_state read a meta that was JSON but not an object, then died on it (AttributeError)."""
+    import torch
+    from safetensors.torch import save
+
+    from bridge.model.checkpoint import load_train_state
+
+    world = save_random_world(tmp_path / "w")
+    net = torch.nn.Linear(2, 2)
+    (world / STATE).write_bytes(save({"model." + k: v.clone() for k, v in net.state_dict().items()}, {"meta": "[1]"}))
+    with pytest.raises(CheckpointError, match=rf"{STATE} is not a readable WorldBridge training state \(.+\); use a new --out"):
+        load_train_state(world, net, torch.optim.Adam(net.parameters()))

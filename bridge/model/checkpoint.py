@@ -251,10 +251,18 @@ def read_train_meta(run_dir: Path) -> dict[str, Any]:
     """What a training state was saved with (step, stage, and since 2026-11-24 the model config, kind and card), its
     tensors unread: a run whose first save was cut off before config.json still resumes from it."""
     path = Path(run_dir) / STATE
-    head = _head(path)
+    return _train_meta(path, _head(path))
+
+
+def _train_meta(path: Path, metadata: bytes | dict[str, str]) -> dict[str, Any]:
+    """The meta object of a training state (its metadata, or the file's first bytes to read it from); anything else (no
+    meta, a number, JSON that is not an object: a hand-made or damaged file) is a damaged state, not a traceback."""
     try:
-        return json.loads(_metadata(head)["meta"])
-    except (ValueError, KeyError, AttributeError) as e:
+        meta = json.loads((_metadata(metadata) if isinstance(metadata, bytes) else metadata)["meta"])
+        if not isinstance(meta, dict):
+            raise ValueError(f"its meta is {type(meta).__name__}, not an object")
+        return meta
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path} is not a readable WorldBridge training state ({e}); use a new --out") from None
 
 
@@ -264,10 +272,7 @@ def load_train_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer
     if not path.is_file():
         return None
     tensors, md = _read_tensors(path)
-    try:
-        meta = json.loads(md["meta"])
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a WorldBridge training state (no readable meta: {e}); use a new --out") from None
+    meta = _train_meta(path, md)
     load_into(model, tensors, "model.", where=str(path))
     state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
