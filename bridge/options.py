@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from bridge.values import SEED_MAX
+from bridge.values import SEED_DEFAULT, SEED_MAX
 
 
 class Folder(click.Path):
@@ -47,7 +47,8 @@ THREADS_OPTION = click.option(
 
 def seed_option(what: str) -> Callable:
     """One --seed for every data and model command (its range and default); `what` says what it seeds there."""
-    return click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=f"Seed of {what}.")
+    return click.option("--seed", type=click.IntRange(min=0), default=SEED_DEFAULT, show_default=True,
+                        help=f"Seed of {what}.")
 
 
 # --seed of every training stage: a resumed run draws on with its own unless --seed is given again (the stages pass

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 SEED_MAX = 2**63 - 1  # the largest seed C# (long) and GDScript (int) can send and read back
+SEED_DEFAULT = 0  # the seed of every data and model command, and of a new training run, when none is given
 
 
 def is_int(v: Any) -> bool:

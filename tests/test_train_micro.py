@@ -462,7 +462,24 @@ def test_the_defaults_train_help_shows_are_the_ones_a_run_uses():
         shown = {p.name: p for p in command.params if p.name in defaults}
         assert shown, name
         for key, p in shown.items():
-            if key != "seed":  # (bridge/options.py's --seed of every command shows its own 0)
+            if key != "seed":  # (bridge/options.py's --seed of every command shows values.SEED_DEFAULT)
                 assert p.default is None, (name, key, p.default)
             if defaults[key] is not None:
                 assert f"[default: {defaults[key]:g}" in p.get_help_record(ctx)[1], (name, key, p.get_help_record(ctx))
+
+
+def test_the_seed_every_command_and_run_defaults_to_is_one_value():
+    """The default seed 0 was written four times (options.seed_option, RUN_DEFAULTS, DECODER_DEFAULTS and the prompt
+    stages' defaults): one constant, values.SEED_DEFAULT, which --seed's help shows and every run falls back on."""
+    from bridge.prompts.train import SEED_DEFAULTS
+    from bridge.train.cli import train as train_group
+    from bridge.train.options import DECODER_DEFAULTS, RUN_DEFAULTS
+    from bridge.values import SEED_DEFAULT
+
+    assert RUN_DEFAULTS["seed"] == DECODER_DEFAULTS["seed"] == SEED_DEFAULTS["seed"] == SEED_DEFAULT
+    commands = {**train_group.commands, **train_group.commands["prompts"].commands}
+    commands.pop("prompts")
+    for name, command in commands.items():
+        seed = next(p for p in command.params if p.name == "seed")
+        assert seed.default == SEED_DEFAULT and seed.show_default, name
+    assert len(commands) >= 5, sorted(commands)  # (tokenizer, dynamics, decoder, the prompt stages)

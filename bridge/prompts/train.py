@@ -32,6 +32,7 @@ from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel,
 from bridge.prompts.text_encoder import get_encoder
 from bridge.train.loop import Averager, fine_tune
 from bridge.train.trainer import kept_options, lr_at
+from bridge.values import SEED_DEFAULT
 from bridge.worlds.events import EVENT_TYPES
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class PromptTrainOptions:
     steps: int = 300
     batch: int = 32
     lr: float | None = None
-    seed: int | None = None  # None: a resumed run's own (SEED_KEPT), else 0
+    seed: int | None = None  # None: a resumed run's own (SEED_KEPT), else SEED_DEFAULT
     device: str | None = None
     encoder: str = "minilm"
     max_frames: int = 12000  # frames tokenized up front (a cap on memory and set-up time)
@@ -66,7 +67,7 @@ class PromptTrainOptions:
 
 
 # The seed a stage records in its card (first_frame.json; the world card's "events") and a resumed run keeps unless given
-SEED_KEPT, SEED_DEFAULT = {"seed": "seed"}, {"seed": 0}
+SEED_KEPT, SEED_DEFAULTS = {"seed": "seed"}, {"seed": SEED_DEFAULT}
 
 
 def _load_world(path: str, device: torch.device, tokenizer_ok: bool = False) -> tuple[WorldModel, Any, dict]:
@@ -216,7 +217,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     cfg = copy.deepcopy(PRESETS[opts.preset])
     cfg.text_dim = encoder.dim
     run = read_json(out / META) if resumed else {}
-    opts = kept_options(opts, run, SEED_DEFAULT, SEED_KEPT)
+    opts = kept_options(opts, run, SEED_DEFAULTS, SEED_KEPT)
     start = int(run.get("step", 0))
     rng = seed_run(opts.seed, start)  # before a new model's weights are drawn
     if resumed:
@@ -339,7 +340,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     src_dir = out if resume else Path(opts.world)
     src, tensors, src_card = _load_world(str(src_dir), device)
     run = src_card.get("events", {}) if resume else {}
-    opts = kept_options(opts, run, SEED_DEFAULT, SEED_KEPT)
+    opts = kept_options(opts, run, SEED_DEFAULTS, SEED_KEPT)
     start = int(run.get("steps", 0))
     rng = seed_run(opts.seed, start)
     ds = VideoDataset(opts.data)

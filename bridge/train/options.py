@@ -12,12 +12,15 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
+from bridge.values import SEED_DEFAULT
+
 # The defaults of the options a run keeps on a resume (trainer.KEPT; decoder.KEPT) when neither given nor the run's own:
-# train/cli.py's options default to None (as_given) and their --help shows these
-RUN_DEFAULTS = {"max_minutes": None, "seed": 0, "amp": None, "ckpt_every": 500, "ckpt_minutes": 10.0, "log_every": 10,
-                "warmup": 200, "lam_lr_scale": 0.5}  # the rest of trainer.KEPT's defaults: the preset's (presets.TRAIN_DEFAULTS)
-DECODER_DEFAULTS = {"steps": 2000, "batch": 16, "lr": 2e-4, "seed": 0, "ckpt_every": 200, "max_minutes": None, "adv": 0.0,
-                    "adv_start": 0, "detail": 0.0}
+# train/cli.py's options default to None (as_given) and their --help shows these; the rest of trainer.KEPT's defaults
+# are the preset's (presets.TRAIN_DEFAULTS)
+RUN_DEFAULTS = {"max_minutes": None, "seed": SEED_DEFAULT, "amp": None, "ckpt_every": 500, "ckpt_minutes": 10.0,
+                "log_every": 10, "warmup": 200, "lam_lr_scale": 0.5}
+DECODER_DEFAULTS = {"steps": 2000, "batch": 16, "lr": 2e-4, "seed": SEED_DEFAULT, "ckpt_every": 200,
+                    "max_minutes": None, "adv": 0.0, "adv_start": 0, "detail": 0.0}
 
 
 def with_options(options: list[Callable]) -> Callable:
