@@ -483,3 +483,18 @@ def test_the_seed_every_command_and_run_defaults_to_is_one_value():
         seed = next(p for p in command.params if p.name == "seed")
         assert seed.default == SEED_DEFAULT and seed.show_default, name
     assert len(commands) >= 5, sorted(commands)  # (tokenizer, dynamics, decoder, the prompt stages)
+
+
+def test_the_training_doc_leaves_the_defaults_to_help_instead_of_repeating_them():
+    """docs/model.md typed `--ckpt-every` steps (500) and `--ckpt-minutes` (10): numbers that live in train/options.py
+    and go stale when it changes. The doc says --help shows them; no flag of a run is followed by its default."""
+    import re
+
+    from bridge.train.options import DECODER_DEFAULTS, RUN_DEFAULTS
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text()
+    for key, value in [*RUN_DEFAULTS.items(), *DECODER_DEFAULTS.items()]:  # (each stage's own --ckpt-every)
+        if value is not None:
+            flag = "--" + key.replace("_", "-")
+            assert not re.search(rf"`{flag}`[^`.;]{{0,30}}\({value:g}\)", text), (flag, value)
+    assert "--help` shows" in text
