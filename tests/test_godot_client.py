@@ -1439,6 +1439,27 @@ def test_view_added_back_to_the_tree_follows_the_client_given_it_while_out(godot
     assert view.members["frames_shown"] == 2
 
 
+def test_view_follows_every_client_signal_and_leaves_a_games_own_connection_alone(godot_sim, scripted):
+    """The view took a game's own frame_received -> show_frame connection for its own: entering the tree it then
+    connected none of its other signals (a closed connection kept the old frame), and leaving the tree it removed the
+    game's connection (and tried to remove ones it never made)."""
+    router, _ = scripted
+    c, _, ident = _scripted_session(godot_sim, scripted, "step")
+    view = new_node(godot_sim, VIEW, client=c)
+    games = godot_sim.bound(view, "show_frame")
+    c.signals["frame_received"].connect(games)
+    godot_sim.add_to_root(view)
+    router.send_multipart([ident, _frame_msg(0, []), b"\0" * 12])
+    assert run_until(godot_sim, lambda: c.members["frames_received"] == 1)
+    assert view.members["frames_shown"] == 1
+    godot_sim.native_of(godot_sim.root).remove_child(view)
+    assert c.signals["frame_received"].is_connected(games), "leaving the tree removed the game's connection"
+    godot_sim.add_to_root(view)
+    godot_sim.call_method(c, "disconnect_from_host", [])
+    assert _blank(godot_sim, view), "the view did not follow connection_changed"
+    assert _badge(view) == (c.members["status_text"], WHITE)
+
+
 def test_view_a_new_world_blanks_the_old_frame_and_a_resumed_one_keeps_it(godot_sim, scripted):
     """A resume after a dropped connection goes on with the frame on screen (named in its backend's colour meanwhile);
     a new world must not show the old world's last frame until its own first frame."""

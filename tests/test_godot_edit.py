@@ -736,6 +736,17 @@ def test_dock_connect_after_an_offline_image_start_and_a_disconnect_only_connect
     assert not sock.poll(50), f"Connect sent the start queued before Disconnect: {recv(sock)[1]}"
 
 
+def test_dock_freed_after_its_client_was_freed_frees_cleanly(dock_sim):
+    """The dock closed its client's connection at PREDELETE behind `client != null`, which a freed client passes:
+    freeing the dock after something freed its client called disconnect_from_host() on a freed instance."""
+    sim, dock = dock_sim
+    dock.members["client"].native.queue_free()
+    sim.process()
+    dock.native.queue_free()
+    sim.process()
+    assert dock.native.freed and sim.errors == []
+
+
 def test_dock_moved_to_another_slot_keeps_its_session_and_says_bye_when_freed(dock_sim, router):
     """Dragging the dock to another editor slot takes it out of the tree and back in: it disconnected on leaving,
     dropping the live session (and, Godot running _ready once, built nothing again). Disabling the plugin frees it."""

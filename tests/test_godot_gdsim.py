@@ -290,6 +290,29 @@ def test_setting_a_component_changes_that_copy_of_a_color_or_vector_only(tmp_pat
         _run(tmp_path, "static func f() -> Vector2:\n\tvar v := Vector2()\n\tv.z = 1.0\n\treturn v")
 
 
+def test_grab_focus_is_refused_with_a_warning_to_a_control_whose_focus_mode_is_none(tmp_path):
+    """Godot's grab_focus() on a FOCUS_NONE control warns and leaves the focus where it was (a demo button with
+    focus_mode = 0 never takes the keyboard); buttons and text fields default to FOCUS_ALL, a bare Control to none."""
+    sim = gdsim.Sim(tmp_path)
+    field, button, box = (sim.make_native(kind, None) for kind in ("LineEdit", "Button", "VBoxContainer"))
+    for node in (field, button, box):
+        sim.add_to_root(node)
+    assert [n.focus_mode for n in (field, button, box)] == [gdsim.ControlModel.FOCUS_ALL] * 2 + [0]
+    field.grab_focus()
+    button.focus_mode = gdsim.ControlModel.FOCUS_NONE
+    for refused in (button, box):
+        refused.grab_focus()
+        assert (sim.root.gui_get_focus_owner(), field.is_editing(), refused.has_focus()) == (field, True, False)
+    assert sim.warnings == ["This control can't grab focus. Use set_focus_mode() to allow a control to get focus."] * 2
+    field.release_focus()
+    field.focus_mode = gdsim.ControlModel.FOCUS_NONE
+    field.edit()
+    assert (field.has_focus(), field.is_editing()) == (False, False)
+    button.focus_mode = gdsim.ControlModel.FOCUS_CLICK
+    button.grab_focus()
+    assert sim.root.gui_get_focus_owner() is button
+
+
 def test_a_control_loses_the_focus_when_it_leaves_the_tree_or_is_hidden_and_takes_none_outside_it(tmp_path):
     """Godot releases a control's focus (focus_exited) when it leaves the tree or it or a parent is hidden, and
     grab_focus() out of the tree is an error: a text field removed or hidden while focused kept the keyboard."""

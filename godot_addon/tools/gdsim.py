@@ -13,7 +13,8 @@ garbage in new bytes, reads past the end of a StreamPeerBuffer.
 The editor dock's controls (containers, Label, LineEdit, TextEdit, Button, OptionButton, SpinBox,
 FileDialog) are modelled as state plus signals, so the dock runs; tests press buttons with click()
 and answer file dialogs by emitting `file_selected`; LineEdit has Godot 4.4's editing state (is_editing, and Enter
-through submit(): it keeps the focus but stops editing). Nothing is drawn and there is no layout; a
+through submit(): it keeps the focus but stops editing); grab_focus() refuses a FOCUS_NONE control with a warning
+(buttons and text fields default to FOCUS_ALL). Nothing is drawn and there is no layout; a
 SubViewport shows the Image a test puts in its `rendered`.
 Scenes: instance_scene() builds a .tscn's nodes in Godot's order (the engine properties written before
 `script`, then the script and its _init, then exported members and _set() through Object.set, NodePaths to
@@ -1082,6 +1083,7 @@ class ControlModel(NodeModel):
     CLASS = "Control"
     SIZE_SHRINK_BEGIN, SIZE_FILL, SIZE_EXPAND, SIZE_EXPAND_FILL = 0, 1, 2, 3
     MOUSE_FILTER_STOP, MOUSE_FILTER_PASS, MOUSE_FILTER_IGNORE = 0, 1, 2
+    FOCUS_NONE, FOCUS_CLICK, FOCUS_ALL = 0, 1, 2
     PROPS: dict[str, Any] = {"tooltip_text": "", "custom_minimum_size": None, "size_flags_horizontal": 1,
                              "size_flags_vertical": 1, "mouse_filter": 0, "focus_mode": 0, "visible": True,
                              "size": None, "position": None}
@@ -1118,9 +1120,14 @@ class ControlModel(NodeModel):
         self.visible = False
 
     def grab_focus(self) -> None:
-        """Godot keeps one focus owner per viewport: the one that had it loses it. Out of the tree it is an error."""
+        """Godot keeps one focus owner per viewport: the one that had it loses it. Out of the tree it is an error; a
+        FOCUS_NONE control is refused with a warning and the focus stays where it was."""
         if not self.inside_tree:
             raise SimError("grab_focus: the control is not inside the tree (Condition \"!is_inside_tree()\" is true)")
+        if self.focus_mode == self.FOCUS_NONE:
+            self.sim.warnings.append(
+                "This control can't grab focus. Use set_focus_mode() to allow a control to get focus.")
+            return
         viewport = self.get_viewport()
         holder = self.sim.native_of(viewport).gui_get_focus_owner()
         if holder is not None and holder is not self.owner:
@@ -1200,15 +1207,18 @@ class LineEditModel(ControlModel):
 
     CLASS = "LineEdit"
     SIGNALS = ("text_submitted", "text_changed", "focus_entered", "focus_exited", "editing_toggled")
-    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True, keep_editing_on_text_submit=False)
+    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True, keep_editing_on_text_submit=False,
+                   focus_mode=ControlModel.FOCUS_ALL)
 
     def __init__(self, sim: "Sim", owner: Any = None):
         super().__init__(sim, owner)
         self.editing = False
 
     def grab_focus(self) -> None:
+        """Taking the focus starts editing; a refused one does not."""
         super().grab_focus()
-        self.edit()
+        if self.focused:
+            self.edit()
 
     def release_focus(self) -> None:
         self.unedit()
@@ -1236,7 +1246,7 @@ class LineEditModel(ControlModel):
 class TextEditModel(ControlModel):
     CLASS = "TextEdit"
     SIGNALS = ("text_changed",)
-    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True)
+    PROPS = _props(ControlModel, text="", placeholder_text="", editable=True, focus_mode=ControlModel.FOCUS_ALL)
 
 
 class ButtonModel(ControlModel):
@@ -1244,7 +1254,8 @@ class ButtonModel(ControlModel):
 
     CLASS = "Button"
     SIGNALS = ("pressed", "button_down", "button_up", "toggled")
-    PROPS = _props(ControlModel, text="", disabled=False, toggle_mode=False, button_pressed=False)
+    PROPS = _props(ControlModel, text="", disabled=False, toggle_mode=False, button_pressed=False,
+                   focus_mode=ControlModel.FOCUS_ALL)
 
 
 class CheckBoxModel(ButtonModel):

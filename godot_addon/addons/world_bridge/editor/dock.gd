@@ -79,7 +79,7 @@ func _ready() -> void:
 ## exist: its client, freed after them, would tell them it went offline. Moving the dock to
 ## another slot takes it out of the tree and back, and keeps the session.
 func _notification(what: int) -> void:
-	if what == NOTIFICATION_PREDELETE and client != null:
+	if what == NOTIFICATION_PREDELETE and is_instance_valid(client):
 		client.disconnect_from_host()
 
 

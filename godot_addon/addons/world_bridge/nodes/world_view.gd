@@ -53,6 +53,10 @@ var _shown_label := ""
 var _shown_kind := ""
 ## Why the session of the frame on screen ended ("" while one runs), said in white.
 var _ended := ""
+## The client this view follows (null: none) and the [signal, handler] pairs the view connected to
+## it itself, so letting go never removes a connection the game made.
+var _following: WorldBridgeClient = null
+var _connected: Array = []
 
 
 ## A mode other than TextureRect's default was set by the scene being loaded (before _init), e.g.
@@ -124,16 +128,25 @@ func set_client(value: WorldBridgeClient) -> void:
 		_update_badge()
 
 
-## Connects to (or disconnects from) the client's signals, once. A freed client (a level
-## unloaded) took its connections with it: there is nothing to undo.
+## Connects to the client's signals once (on), or undoes only what the view itself connected: a
+## game's own connection of one of them (e.g. frame_received to show_frame) is left as it is. A
+## freed client (a level unloaded) took its connections with it: there is nothing to undo.
 func _follow(on: bool) -> void:
-	if not is_instance_valid(client) or client.frame_received.is_connected(show_frame) == on:
+	if is_instance_valid(_following):
+		if on and _following == client:
+			return
+		for pair in _connected:
+			if pair[0].is_connected(pair[1]):
+				pair[0].disconnect(pair[1])
+	_following = null
+	_connected = []
+	if not on or not is_instance_valid(client):
 		return
+	_following = client
 	for pair in _followed():
-		if on:
+		if not pair[0].is_connected(pair[1]):
 			pair[0].connect(pair[1])
-		else:
-			pair[0].disconnect(pair[1])
+			_connected.append(pair)
 
 
 ## The client's signals this view follows, each with its handler.
