@@ -69,10 +69,21 @@ KEEPING = "Keeping the unsaved recording"  # the job a close (or Open…) keeps 
 PREVIEWING = "the latent-action preview"  # what `busy` names while it runs
 AUTOSAVE_NAMES = itertools.count(1)  # numbers every autosave name this process makes: windows share its PID and second
 MAX_RECORDED = 20000  # frames with pixels kept in memory; recording stops beyond this (save and start a new session)
+# what an action needs before it may go to the host or start a job on it, each more than the one before (_not_ready)
+UNHELD = 0  # no Open… or close's keep holding the world: Pause, Settings, Save…, host recording
+IDLE = 1  # nor a rebuild, a preview or a start on its way: Open…
+HOST = 2  # and a host connected: New world, Branch
+WORLD = 3  # and a world running: a latent-action preview
+LIVE = 4  # and that world in the session's live branch: keys, Step, a latent action's Play, events, edits
 
 
 USER_FOCUS = (Qt.FocusReason.MouseFocusReason, Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason,
               Qt.FocusReason.ShortcutFocusReason)  # the user moved there (not the window's first focus)
+
+
+def in_sentence(text: str) -> str:
+    """`text` (a title, a message) read inside a sentence: its first letter lower-case."""
+    return text[:1].lower() + text[1:]
 
 
 @dataclass
@@ -155,7 +166,8 @@ class MainWindow(QMainWindow):
         self._held: Job | None = None  # an Open… or a close's keep writing the session: the world waits for it
         self._resume = False  # the hold paused a world that played: it plays again when the hold ends
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
-        self._close_when_done = False  # set when a close waits for an export to finish
+        self._close_when_done = False  # a close waits for an export, a save, an Open… or its keep: their end closes
+        self._close_path: Path | None = None  # where a close keeps this session's unsaved work (again, if more came)
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
         self._resim_undo: tuple[int | None, int] = (None, -1)  # (the live branch before a rebuild, the rebuild's branch)
@@ -303,34 +315,39 @@ class MainWindow(QMainWindow):
         self._starting = on
         self._block_host_jobs()
 
-    def _waiting_for(self) -> str | None:
-        """What the window's world waits for (a rebuild or preview, an Open… or a close's keep), or None."""
-        held = self._held.title[:1].lower() + self._held.title[1:] if self._held is not None else None
-        return self.busy or held
-
-    def _host_job_blocked(self, needs_world: bool) -> str | None:
-        """Why New world, Branch (needs_world False) or a preview or latent action's Play (True) cannot be asked of
-        the host now, or None."""
-        if self.welcome is None:
+    def _not_ready(self, needs: int) -> str | None:
+        """Why an action that sends to the host or starts a job on it cannot go now, or None: the one rule every such
+        action asks, with what it `needs` (UNHELD … LIVE), so none slips past a hold, a rebuild or a start."""
+        if needs >= HOST and self.welcome is None:
             return NOT_CONNECTED
-        if needs_world and self.info is None:
+        if needs >= WORLD and self.info is None:
             return NO_WORLD
-        if what := self._waiting_for():
+        held = in_sentence(self._held.title) if self._held is not None else None
+        if what := (self.busy if needs >= IDLE else None) or held:
             return f"Wait for {what} to finish"
-        return "Wait for the new world to start" if self.starting else None
+        if needs >= IDLE and self.starting:
+            return "Wait for the new world to start"
+        if needs >= LIVE and self.session is not None and self.session.live is None:
+            return NOT_IN_SESSION
+        return None
 
     def _block_host_jobs(self) -> None:
-        """Grey out New world, Branch, Open…, Preview and Play while they cannot go (no host, no world, a start,
-        rebuild, preview, Open… or keep on its way), the tooltip saying why: one of those changed."""
-        what = self._waiting_for()
-        self.timeline.block_open(None if what is None else f"Wait for {what} to finish" + (
-            ": its frames would belong to neither session" if self.busy else ""))
-        why = self._host_job_blocked(needs_world=False)
+        """Grey out New world, Branch, Open…, Preview, Play and Paste object while they cannot go (no host, no world,
+        a start, rebuild, preview, Open… or keep on its way), the tooltip saying why: one of those changed."""
+        why = self._not_ready(IDLE)
+        self.timeline.block_open(why and why + (": its frames would belong to neither session" if self.busy else ""))
+        why = self._not_ready(HOST)
         self.prompt_panel.block_new_world(why)
         self.new_action.setEnabled(why is None)
         self.new_action.setToolTip(why or NEW_WORLD_TIP)
         self.timeline.block_branch(why)
-        self.explorer.block_preview(self._host_job_blocked(needs_world=True))
+        self.explorer.block_preview(self._not_ready(WORLD))
+        reason = self._edit_unavailable()
+        self.object_panel.set_available(reason is None, reason or "")
+        self.paste_action.setEnabled(reason is None)
+        self.paste_action.setToolTip(reason or PASTE_TIP)
+        if reason is not None:
+            self.viewport.cancel_placing()
 
     # ------------------------------------------------------------------ connection
     def connect_host(self) -> None:
@@ -417,7 +434,7 @@ class MainWindow(QMainWindow):
     def new_world(self, prompt: PromptSpec, backend: str | None = None) -> None:
         """Start a new world on the host (a new root in the branch tree); `backend` for a retry of a refused start,
         which must not follow the Backend box the user may have changed meanwhile."""
-        if reason := self._host_job_blocked(needs_world=False):
+        if reason := self._not_ready(HOST):
             self.show_error(reason)
             return
         backend = backend or self.settings_panel.backend.currentText() or self.options.backend
@@ -480,12 +497,12 @@ class MainWindow(QMainWindow):
             self.show_error(self._prompt_note)
 
     def on_frame(self, frame) -> None:
+        if self.worker_thread is None:
+            return  # the window shut down: a frame still queued from its worker comes after the work was kept
         if self.info is None or frame.session_id != self.info["session_id"] or frame.epoch < self.epoch:
             return  # a late frame of an old session or timeline
         if frame.session_id == self._resim_from:
             return  # the world a rebuild is replacing: its frames are not the rebuilt branch's
-        if self._held is not None:
-            return  # sent before the hold paused the world: the session being written is all the work (_hold_world)
         rewind, edited = self._new_epoch(frame) if frame.epoch > self.epoch else (False, False)
         replayed = False
         fired = [] if edited else self._take_fired(frame.events)
@@ -604,20 +621,10 @@ class MainWindow(QMainWindow):
         self.current_action = action
         self.submit("act", action=int(action), seq=self.seq)
 
-    def _not_playable(self) -> str | None:
-        """Why input cannot go to the host's world now, or None (after Open… that world is in no branch)."""
-        if self.info is None:
-            return NO_WORLD
-        if what := self._waiting_for():
-            return f"wait for {what} to finish"
-        if self.session is not None and self.session.live is None:
-            return NOT_IN_SESSION
-        return None
-
     def on_key_pressed(self, key: int, ts: float) -> None:
         if self.viewing is not None:
             return
-        if reason := self._not_playable():  # only the opened session's case is news: the viewport already says
+        if reason := self._not_ready(LIVE):  # only the opened session's case is news: the viewport already says
             if reason == NOT_IN_SESSION:  # "press New world", and a busy job shows its progress
                 self.statusBar().showMessage(reason, 8000)
             return
@@ -634,7 +641,7 @@ class MainWindow(QMainWindow):
             self.send_action(action, ts)  # step mode: every press is one frame
 
     def on_key_released(self, key: int, ts: float) -> None:
-        if not self.held.release(key_name(key)) or self.info is None:
+        if not self.held.release(key_name(key)) or self._not_ready(LIVE):
             return
         action = self.held.current(self.keymap, self.resolver)
         if self.mode == "step":
@@ -652,7 +659,7 @@ class MainWindow(QMainWindow):
     def _on_focus(self, focused: bool) -> None:
         if not focused and self.held:
             self.held.clear()
-            if self.info is not None and self.mode != "step":
+            if not self._not_ready(LIVE) and self.mode != "step":
                 self.send_action(self.held.current(self.keymap, self.resolver))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
@@ -701,6 +708,10 @@ class MainWindow(QMainWindow):
 
     def set_paused(self, paused: bool) -> None:
         """Pause = the host's step mode (one frame per input); resume = realtime again with the held action."""
+        if reason := self._not_ready(UNHELD):  # the hold paused it: playing now would outrun the work being kept
+            self._set_pause_checked(self.mode == "step")
+            self.show_error(reason)
+            return
         self.mode = "step" if paused else "realtime"
         self._set_pause_checked(paused)
         if paused:  # no frames to stall while paused
@@ -716,7 +727,7 @@ class MainWindow(QMainWindow):
             self.send_action(self.held.current(self.keymap, self.resolver))
 
     def step_once(self) -> None:
-        if reason := self._not_playable():
+        if reason := self._not_ready(LIVE):
             self.show_error(reason)
             return
         if self.mode != "step":
@@ -725,7 +736,7 @@ class MainWindow(QMainWindow):
 
     def play_once(self, action: int) -> None:
         """Show one latent action on the live world: one frame when paused, half a second otherwise."""
-        if reason := self._not_playable():
+        if reason := self._not_ready(LIVE):
             self.show_error(reason)
             return
         if self.mode == "step":
@@ -735,7 +746,12 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(500, lambda: self.send_action(self.held.current(self.keymap, self.resolver)))
 
     def change_settings(self, changes: dict) -> None:
-        self._ask_settings(changes)
+        """The Settings panel's changes (its mode box too); refused, the panel and Pause show what is in force."""
+        if reason := self._not_ready(UNHELD):
+            self.settings_panel.apply_settings(self._in_force)
+            self.show_error(reason)
+        else:
+            self._ask_settings(changes)
         if "mode" in changes:
             self._follow_mode()
 
@@ -761,7 +777,7 @@ class MainWindow(QMainWindow):
         self._in_force = now
 
     def fire_event(self, event_type: str | None, text: str | None) -> None:
-        if reason := self._not_playable():
+        if reason := self._not_ready(LIVE):
             self.events_panel.on_failed(reason, text)
             return
         self.asked_events.append({"event_type": event_type, "text": text})
@@ -776,12 +792,7 @@ class MainWindow(QMainWindow):
             self.events_panel.set_capabilities(NO_WORLD, NO_WORLD)
         else:
             self.events_panel.set_capabilities(unavailable("events", self.info), unavailable("text_events", self.info))
-        reason = self._edit_unavailable()
-        self.object_panel.set_available(reason is None, reason or "")
-        self.paste_action.setEnabled(reason is None)
-        self.paste_action.setToolTip(reason or PASTE_TIP)
-        if reason is not None:
-            self.viewport.cancel_placing()
+        self._block_host_jobs()  # Paste object
         self._apply_prompt_caps()
 
     def _apply_prompt_caps(self) -> None:
@@ -800,16 +811,10 @@ class MainWindow(QMainWindow):
 
     def _edit_unavailable(self) -> str | None:
         """Why frame edits are off right now, or None."""
-        if self.welcome is None:
-            return NOT_CONNECTED
-        if not host_can_edit(self.welcome):
+        if self.welcome is not None and not host_can_edit(self.welcome):
             return ("This host speaks protocol 1.0, which has no frame edits: update WorldBridge where the host runs "
                     "(`worldbridge serve`).")
-        if self.info is None:
-            return NO_WORLD
-        if self.session is not None and self.session.live is None:
-            return NOT_IN_SESSION
-        return unavailable("edit", self.info)
+        return self._not_ready(LIVE) or unavailable("edit", self.info)
 
     def _toggle_placing(self, on: bool) -> None:
         if on:
@@ -826,8 +831,7 @@ class MainWindow(QMainWindow):
 
     def begin_placing(self, layer: Layer) -> None:
         """Carry the object under the cursor over the live frame (a recorded frame being viewed goes back to live)."""
-        reason = "start a world first" if self.info is None else self._edit_unavailable()
-        if reason is not None:
+        if reason := self._edit_unavailable():
             self.show_error(reason)
             self._on_placing(False)
             return
@@ -838,18 +842,15 @@ class MainWindow(QMainWindow):
 
     def edit_at(self, x: int, y: int) -> None:
         """Paste the object with its top-left at frame pixel (x, y) of the live world's current frame."""
-        if self.info is None or self.placing_layer is None:
-            self.show_error("start a world and choose an object first")
-            return
-        if self.busy:
-            self.show_error(f"wait for {self.busy} to finish")
+        if reason := self._not_ready(LIVE) or (None if self.placing_layer else "choose an object first (Objects tab)"):
+            self.show_error(reason)
             return
         png = self.placing_layer.png()
         self.pending_edits.append({"layer": png, "x": int(x), "y": int(y)})
         self.submit("edit", layer=png, x=int(x), y=int(y))
 
     def explore(self, steps: int) -> None:
-        if reason := self._host_job_blocked(needs_world=True):
+        if reason := self._not_ready(WORLD):
             self.show_error(reason)
             return
         self.busy = PREVIEWING
@@ -865,16 +866,20 @@ class MainWindow(QMainWindow):
     def set_host_recording(self, on: bool) -> None:
         if self.info is None:
             return
+        if reason := self._not_ready(UNHELD):
+            self._show_host_record(not on, reason)
+            return
         self.submit("record_start" if on else "record_stop")
 
     def on_host_recording_stopped(self, why: str) -> None:
         """The host ended its recording by itself (a full disk): show it off, and why, without asking it to stop."""
-        self._untick_host_record(f"Host recording stopped by the host: {why}")
+        self._show_host_record(False, f"Host recording stopped by the host: {why}")
 
-    def _untick_host_record(self, message: str) -> None:
-        """The host records nothing (it stopped or refused): the box shows that, without asking it to stop."""
+    def _show_host_record(self, on: bool, message: str) -> None:
+        """The host records (`on`) or not (it stopped, refused, or was not asked): the box shows that, without asking
+        the host anything, and the status bar says why."""
         self.timeline.host_record.blockSignals(True)
-        self.timeline.host_record.setChecked(False)
+        self.timeline.host_record.setChecked(on)
         self.timeline.host_record.blockSignals(False)
         self.show_error(message)
 
@@ -885,7 +890,7 @@ class MainWindow(QMainWindow):
         if s is None:
             self.show_error("no session to branch: record frames, or Open… a saved session")
             return
-        if reason := self._host_job_blocked(needs_world=False):
+        if reason := self._not_ready(HOST):
             self.show_error(reason)
             return
         self.view_frame(None)
@@ -1067,7 +1072,7 @@ class MainWindow(QMainWindow):
         self.show_error(f"Edit refused: {message}")
 
     def _host_record_refused(self, _command: str, message: str) -> None:
-        self._untick_host_record(f"Host recording refused: {message} — nothing is recorded on the host")
+        self._show_host_record(False, f"Host recording refused: {message} — nothing is recorded on the host")
 
     def _settings_refused(self, command: str, message: str) -> None:
         refused = self.asked_settings.pop(0) if self.asked_settings else {}  # none of it is kept, and the panel
@@ -1145,10 +1150,9 @@ class MainWindow(QMainWindow):
                 progress.deleteLater()
             if job in self.jobs:
                 self.jobs.remove(job)
-            if self._close_when_done and self.isVisible() and not any(j.keeps_window for j in self.jobs):  # held back
+            if self._close_when_done and (job.keeps_window or job is self._held and title != KEEPING):  # waited for
                 print(f"worldbridge play: {title} {outcome}", file=sys.stderr)
-                if self._held is None:  # a close's keep closes the window itself once it is done
-                    QTimer.singleShot(0, self.close)
+            self._close_if_pending()
 
         job.succeeded.connect(lambda r: (finish("done"), on_done(r) if on_done else None))
         job.errored.connect(lambda m: (finish(m), self.show_error(f"{title} {m}")))
@@ -1166,11 +1170,15 @@ class MainWindow(QMainWindow):
             copy.branches[b.id] = Branch(b.id, b.parent, b.parent_frame, b.name, b.prompt, dict(b.frames))
         return copy
 
-    def save_to(self, path: str | Path) -> Job:
+    def save_to(self, path: str | Path) -> Job | None:
         """Save the session on a job thread, with a progress dialog whose Cancel keeps the file saved before as it
-        was; closing the window waits for it, as for an export."""
+        was; closing the window waits for it, as for an export. None (refused) while an Open… or a close's keep holds
+        the window's session."""
         if self.session is None:
             raise ValueError("nothing to save yet: start a world first")
+        if reason := self._not_ready(UNHELD):
+            self.show_error(f"{Path(path).name} was not saved: {in_sentence(reason)}, then Save… again")
+            return None
         snap, unsaved, path = self._snapshot(), self._unsaved, Path(path)
 
         def saved(p: Path) -> None:
@@ -1187,8 +1195,8 @@ class MainWindow(QMainWindow):
         seconds to write; if it cannot be kept nothing is opened), the world held meanwhile; a session that cannot be
         read, or an open cancelled from its dialog, leaves the window's session as it was. None (refused) while a
         rebuild, a preview, another Open… or a close's keep runs: its frames or its keep belong to the window's session."""
-        if waiting_for := self._waiting_for():
-            self.show_error(f"{Path(path).name} was not opened: wait for {waiting_for} to finish, then Open… it again "
+        if reason := self._not_ready(IDLE):
+            self.show_error(f"{Path(path).name} was not opened: {in_sentence(reason)}, then Open… it again "
                             "(the session in the window is unchanged)")
             return None
         snap, unsaved, sketch = self._unsaved_work(), self._unsaved, self.prompt_panel.canvas.to_png()
@@ -1203,9 +1211,10 @@ class MainWindow(QMainWindow):
         def opened(session: Session) -> None:
             if keep is not None:
                 self._kept_work(keep, unsaved, sketch)
-            self._release_world(resume=False)  # _loaded shows the opened session, its world paused
-            self._forget_running()
+            self._resume = False  # _loaded shows the opened session, its world paused
+            self._release_world()
             self._loaded(session)
+            self._forget_running()
 
         job = self.run_job(f"Opening {Path(path).name}", work, opened, kept="the session in the window is as it was")
         job.errored.connect(lambda _m: self._release_world())
@@ -1213,21 +1222,25 @@ class MainWindow(QMainWindow):
         return job
 
     def _hold_world(self, job: Job) -> None:
-        """`job` writes the window's unsaved work (Open…, a close): until it ends the world is paused and nothing more
-        is recorded or sent to it, so no work comes after the copy being kept, to be lost when the session goes."""
-        self._held = job
-        self._block_host_jobs()
+        """`job` writes the window's unsaved work (Open…, a close): until it ends the world is paused and nothing is
+        sent to it (_not_ready), so work stops coming after the copy being kept. The few frames the host made before
+        the pause landed are still recorded, counted unsaved: a close keeps them too, and no branch gets a hole."""
         if self.info is not None and self.mode != "step":
             self._resume = True
-            self.set_paused(True)
+            self.change_settings({"mode": "step"})  # as the mode box does: no text encoder load, no action sent
+        self._held = job
+        self._block_host_jobs()
 
     def _release_world(self, resume: bool = True) -> None:
-        """The held job ended: frames are recorded again and, with `resume`, a world the hold paused plays again."""
+        """The held job ended: the window acts again and, with `resume`, a world the hold paused plays again (without,
+        a close's next keep still knows it played); a close waiting for the hold goes ahead."""
         self._held = None
         self._block_host_jobs()
-        if resume and self._resume and self.mode == "step":
-            self.set_paused(False)
-        self._resume = False
+        if resume:
+            if self._resume and self.mode == "step":
+                self.set_paused(False)
+            self._resume = False
+        self._close_if_pending()
 
     @staticmethod
     def _autosave_path(why: str) -> Path:
@@ -1325,6 +1338,7 @@ class MainWindow(QMainWindow):
         """Show an opened session; the host keeps its world paused until a branch continues the session."""
         session.live = None
         self.session = session
+        self._close_path = None  # a close keeps this session's work in a file of its own
         self._unsaved, self._autosave_due = 0, 0.0  # the opened session's autosaves are not held back by the last one's
         if session.keymap:
             try:
@@ -1421,46 +1435,63 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ shutdown
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Closing waits for what must not be cut short, then keeps the unsaved work, then shuts down. A wait ignores
-        this close and the window stays live: a running export or save closes it when done (closing again cancels
-        it); an Open… must end first; the keep (_keep_then_close) closes it again once the work is kept."""
-        if self._held is not None:  # an Open… or this close's keep writes the session: its dialog's Cancel is the way back
-            self.statusBar().showMessage(f"{self._held.title}: " + ("the window closes when it is done" if self._held.title
-                                         == KEEPING else "close the window once it is done, or Cancel it"))
-            event.ignore()
-            return
-        exporting_now = [j for j in self.jobs if j.keeps_window]
-        if exporting_now and not self._close_when_done:
-            self._close_when_done = True
-            self.statusBar().showMessage(f"{exporting_now[0].title}: the window closes when it is done — close again to "
-                                         "cancel it")
-            event.ignore()
-            return
-        if self._keeps_failed < 2 and self._keep_then_close():
+        this close, leaves the window live and makes the close pending (_close_when_done): the end of the export, save,
+        Open… or keep it waits for closes the window again (_close_if_pending)."""
+        if self._close_waits():
             event.ignore()
             return
         self._shut_down()
         super().closeEvent(event)
 
+    def _close_waits(self) -> bool:
+        """True when the close must wait (saying for what in the status bar): for an Open… or a keep to end, for an
+        export or save (closing again cancels it), or for the unsaved work to be kept."""
+        exporting_now = [j for j in self.jobs if j.keeps_window]
+        if self._held is not None:
+            message = f"{self._held.title}: the window closes when it is done"
+        elif exporting_now and not self._close_when_done:
+            message = f"{exporting_now[0].title}: the window closes when it is done — close again to cancel it"
+        else:  # the keep's dialog says what happens; its end closes the window
+            return self._keeps_failed < 2 and self._keep_then_close()
+        self._close_when_done = True
+        self.statusBar().showMessage(message)
+        return True
+
+    def _close_if_pending(self) -> None:
+        """A job or hold ended: a close that waited closes the window once nothing it waits for is left (on the next
+        loop turn, after the ending job's own answer)."""
+        if self._close_when_done and self._held is None and not any(j.keeps_window for j in self.jobs):
+            QTimer.singleShot(0, self, lambda: self._close_when_done and self._held is None and self.isVisible()
+                              and self.close())
+
     def _keep_then_close(self) -> bool:
-        """Start keeping the unsaved work in a `closed` autosave, with the progress dialog, the world held (True;
-        False: nothing to keep). Kept, the window closes; cancelled, or failed (said in the status bar and on
-        stderr), it stays open with the work, and after a second failure the close discards it."""
+        """Start keeping the unsaved work in the `closed` autosave, with the progress dialog, the world held (True;
+        False: nothing to keep). Kept, the window closes, unless frames made before the pause landed came since: the
+        close then keeps them too, in the same file. Cancelled, or failed (said in the status bar and on stderr), it
+        stays open with the work, and after a second failure the close discards it."""
         snap = self._unsaved_work()
         if snap is None:
             return False
-        path, unsaved, sketch = self._autosave_path("closed"), self._unsaved, self.prompt_panel.canvas.to_png()
+        path = self._close_path = self._close_path or self._autosave_path("closed")
+        unsaved, sketch = self._unsaved, self.prompt_panel.canvas.to_png()
         job = self.run_job(KEEPING, lambda progress: self._keep(snap, path, progress),
-                           lambda p: (self._kept_work(p, unsaved, sketch), self._release_world(resume=False), self.close()),
+                           lambda p: self._kept_on_close(p, unsaved, sketch),
                            kept="the recording is still in the window (Save… it, or close again)")
         job.errored.connect(lambda m: self._not_kept_on_close(job, m))  # after run_job's, which says it
         self._hold_world(job)
         return True
 
+    def _kept_on_close(self, path: Path, unsaved: int, sketch: bytes) -> None:
+        """The close's keep is written: the window closes, keeping in the same file any frame that came since."""
+        self._kept_work(path, unsaved, sketch)
+        self._release_world(resume=False)
+        self.close()
+
     def _not_kept_on_close(self, job: Job, message: str) -> None:
         """The close's keep was cancelled or failed: the window stays with the work, and the world plays on."""
         print(f"worldbridge play: {job.title} {message}", file=sys.stderr)
-        self._release_world()
         self._close_when_done = False  # the window stays: an export or save ending now must not close it
+        self._release_world()
         if job.cancelled:
             return
         self._keeps_failed += 1

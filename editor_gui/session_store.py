@@ -16,7 +16,7 @@ from typing import IO
 import numpy as np
 
 from bridge.files import Progress, publish, temp_beside, tick
-from bridge.values import plural
+from bridge.values import SEED_MAX, is_int, plural
 
 FORMAT = "worldbridge-editor-session"
 VERSION = 3  # 2: frames may carry a frame edit (an object layer pasted by `edit`); 3: and the sampling settings they
@@ -452,6 +452,9 @@ class Session:
         done, total = 0, sum(bool(fd.get("recorded")) for bd in m["branches"] for fd in bd["frames"])
         for bd in m["branches"]:
             p = bd.get("prompt")
+            if p is not None and p.get("seed") is not None and not (is_int(p["seed"]) and 0 <= p["seed"] <= SEED_MAX):
+                raise damaged(path, f"branch {bd['id']}'s prompt has seed {p['seed']!r}, not a whole number from 0 to "
+                                    f"{SEED_MAX}")  # the Prompt panel and the host take no other
             prompt = None if p is None else PromptSpec(
                 seed=p.get("seed"), text=p.get("text"), backend=p.get("backend"),
                 image_png=read(p["image"]) if p.get("image") else None,

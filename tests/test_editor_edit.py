@@ -421,3 +421,24 @@ def test_an_event_waiting_its_turn_when_a_latent_preview_runs_says_the_preview_d
     assert not w.pending_events
     assert w.events_panel.status.text() == \
         "Not fired (previewing the latent actions emptied the host's event queue): night falls"
+
+
+def test_an_edit_during_a_hold_is_refused_and_paste_greys_out_so_no_stale_edit_waits(qtbot, world_host, monkeypatch,
+                                                                                      tmp_path):
+    """edit_at asked only whether a rebuild ran: an edit sent while a close kept the work had its frame dropped, and its
+    pending entry stayed for good, so the next real edit was recorded with the old layer."""
+    from test_editor_flows import cancel_when_shown, saving_slowly
+
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    w = open_window(qtbot, world_host.address, "world_model")
+    w.timeline.record.setChecked(True)
+    step_and_wait(qtbot, w)
+    saving_slowly(monkeypatch, 0.3)
+    assert not w.close() and w._held is not None
+    assert not w.paste_action.isEnabled() and "Wait for keeping the unsaved recording" in w.paste_action.toolTip()
+    w.placing_layer = builtin_layer("coin", 16)
+    w.edit_at(2, 2)
+    assert w.pending_edits == [] and "Wait for keeping the unsaved recording" in w.statusBar().currentMessage()
+    cancel_when_shown(w)
+    qtbot.waitUntil(lambda: w._held is None, timeout=20000)
+    assert w.paste_action.isEnabled()

@@ -133,7 +133,9 @@ def test_after_open_the_hosts_world_refuses_input_that_no_branch_would_record(qt
     assert not w.paste_action.isEnabled() and "Branch from this frame" in w.paste_action.toolTip()
     w.new_world(PromptSpec(seed=2))  # a new root of the opened session: playable again
     qtbot.waitUntil(lambda: w.session.live is not None, timeout=20000)
-    assert w._not_playable() is None and "Branch from" not in w.paste_action.toolTip()
+    from editor_gui.main_window import LIVE
+
+    assert w._not_ready(LIVE) is None and "Branch from" not in w.paste_action.toolTip()
 
 
 def test_a_preview_after_saving_leaves_nothing_unsaved(qtbot, host, tmp_path):
@@ -667,13 +669,12 @@ def test_two_windows_in_one_second_keep_their_own_autosaves(qtbot, host, tmp_pat
             pass
     assert w1._running != w2._running and w1._running_lock is not None and w2._running_lock is not None
     assert len(list(autosave.glob("*-running-*.wbsession"))) == 2
-    frames = [len(w1.session.path(w1.session.live))]  # the close holds the world: no frame comes after these
-    assert closed(qtbot, w1) and len(w1.session.path(w1.session.live)) == frames[0]
+    assert closed(qtbot, w1)
     assert [p.name for p in autosave.glob("*-running-*.wbsession")] == [w2._running.name]  # w2's crash copy stays
-    frames.append(len(w2.session.path(w2.session.live)))  # w2 played on while w1 closed
-    assert closed(qtbot, w2)
-    kept = sorted(autosave.glob("*-closed-*.wbsession"))
-    assert len(kept) == 2 and sorted(len(Session.load(p).path(Session.load(p).live)) for p in kept) == sorted(frames)
+    assert closed(qtbot, w2)  # w2 played on while w1 closed
+    frames = [len(w.session.recorded(w.session.live)) for w in (w1, w2)]
+    kept = [Session.load(p) for p in autosave.glob("*-closed-*.wbsession")]
+    assert len(kept) == 2 and sorted(len(s.recorded(s.live)) for s in kept) == sorted(frames)
 
 
 def test_save_open_and_new_world_end_the_hold_a_long_autosave_put_on_the_next(qtbot, host, tmp_path, monkeypatch, autosave):
@@ -932,10 +933,11 @@ def test_closing_holds_the_world_while_it_keeps_the_work_and_cancel_lets_it_play
     assert "Keeping the unsaved recording was cancelled" in capsys.readouterr().err
 
 
-def test_a_close_during_an_open_waits_for_it_and_open_writes_the_work_once(qtbot, host, tmp_path, monkeypatch,
-                                                                          autosave):
+def test_a_close_during_an_open_closes_the_window_when_it_ends_and_open_writes_the_work_once(qtbot, host, tmp_path,
+                                                                                            monkeypatch, autosave):
     """Open… kept the work on its thread, then kept it all again in a second autosave for the frames recorded while
-    the file was read; a close during it nested a second event loop."""
+    the file was read; a close during it nested a second event loop, and then was dropped: `play --session X
+    --quit-after N` never quit when the open outlasted N."""
     model_session(tmp_path / "model.wbsession")
     w = open_window(qtbot, host.address)
     w.timeline.record.setChecked(True)  # frames keep arriving while the file is read
@@ -945,13 +947,103 @@ def test_a_close_during_an_open_waits_for_it_and_open_writes_the_work_once(qtbot
     job = w.load_from(tmp_path / "model.wbsession")
     frames = len(mine.recorded(0))
     assert w.mode == "step"  # the world waits for the open
-    assert not w.close() and w.isVisible() and "Opening model.wbsession" in w.statusBar().currentMessage()
+    assert not w.close() and w.isVisible()
+    assert "Opening model.wbsession: the window closes when it is done" in w.statusBar().currentMessage()
     with qtbot.waitSignal(job.succeeded, timeout=20000):
         pass
-    (replaced,) = left_in(autosave)  # one keep, holding every frame recorded
+    (replaced,) = left_in(autosave)  # one keep, holding every frame recorded when Open… began
     assert "-replaced-" in replaced and len(Session.load(autosave / replaced).recorded(0)) == frames
-    assert len(mine.recorded(0)) == frames and w.session.backend_kind == "world_model" and w._unsaved == 0
-    assert closed(qtbot, w) and left_in(autosave) == [replaced]  # the opened session was unchanged: nothing kept
+    assert w.session.backend_kind == "world_model" and w._unsaved == 0
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)  # the close went ahead once the open ended
+    assert left_in(autosave) == [replaced]  # the opened session was unchanged: nothing kept
+
+
+def test_a_close_waiting_for_an_export_closes_the_window_when_an_open_begun_meanwhile_ends(qtbot, host, tmp_path,
+                                                                                         monkeypatch):
+    """The export ending during the Open… left the close pending for good: a later job's end closed the window out of
+    the blue, and a later close no longer waited for an export."""
+    from test_editor_followups import exporting_slowly
+
+    w, gate = exporting_slowly(qtbot, host, tmp_path, monkeypatch)
+    assert not w.close() and w.isVisible()
+    model_session(tmp_path / "model.wbsession")
+    reading_slowly(monkeypatch, 0.3)
+    job = w.load_from(tmp_path / "model.wbsession")
+    gate.set()  # the export ends while the file is read
+    with qtbot.waitSignal(job.succeeded, timeout=20000):
+        pass
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)
+    assert (tmp_path / "a.gif").is_file()
+
+
+def test_frames_made_before_the_hold_paused_the_world_are_recorded_and_the_close_keeps_them(qtbot, host, tmp_path,
+                                                                                          monkeypatch, autosave):
+    """A hold dropped the frames realtime made before its pause landed: the live branch got a hole (…5, 7…) that a
+    rebuild refuses, their events stayed pending and their settings note was lost."""
+    from editor_gui import session_store
+
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: w._unsaved >= 5, timeout=10000)
+    real = saving_slowly(monkeypatch, 0.3)
+    cancel_when_shown(w)
+    assert not closed(qtbot, w)  # cancelled: the window plays on
+    monkeypatch.setattr(session_store, "_frames_npz", real)
+    n = len(live_frames(w))
+    qtbot.waitUntil(lambda: len(live_frames(w)) > n + 3, timeout=10000)
+    indices = [r.index for r in live_frames(w)]
+    assert indices == list(range(indices[0], indices[0] + len(indices)))  # no hole
+    saving_slowly(monkeypatch, 0.05)  # the pause lands while the first copy is written
+    assert closed(qtbot, w) and w._unsaved == 0
+    (kept,) = autosave.glob("*-closed-*.wbsession")  # frames that came after the copy went into the same file
+    saved = Session.load(kept)
+    assert len(saved.path(saved.live)) == len(live_frames(w))
+
+
+def test_every_action_waits_for_the_hold_and_the_hold_pauses_without_loading_the_text_encoder(qtbot, host, tmp_path,
+                                                                                             monkeypatch, autosave):
+    """Resume, the mode box and Save… were not gated during a hold (a Resume played with every frame dropped), Open…
+    went while a New world was on its way, and the hold paused through Pause, loading the text encoder as the window
+    closed."""
+    from editor_gui.main_window import MainWindow, StartOptions
+
+    model_session(tmp_path / "model.wbsession")
+    warmed = []
+    w = add_window(qtbot, MainWindow(host.address, StartOptions(backend="sandbox"), warm_text=lambda: warmed.append(1)))
+    w.show()
+    qtbot.waitUntil(lambda: w.viewport.frame is not None, timeout=10000)
+    record_unsaved(qtbot, w, 3)
+    saving_slowly(monkeypatch, 0.3)
+    assert not w.close() and w._held is not None and w.mode == "step" and warmed == []
+    wait = "Wait for keeping the unsaved recording to finish"
+    w.set_paused(False)
+    assert w.mode == "step" and w.pause_action.isChecked() and wait in w.statusBar().currentMessage()
+    w.change_settings({"mode": "realtime"})
+    assert w.mode == "step" and w.settings_panel.mode.currentText() == "step"
+    assert all(asked.get("mode") != "realtime" for asked in w.asked_settings)
+    assert w.save_to(tmp_path / "mine.wbsession") is None and not (tmp_path / "mine.wbsession").exists()
+    w.step_once()
+    assert wait in w.statusBar().currentMessage()
+    cancel_when_shown(w)
+    qtbot.waitUntil(lambda: w._held is None, timeout=20000)
+    assert w.mode == "realtime" and warmed == []  # the world the hold paused plays on
+    w.new_action.trigger()
+    assert w.starting and w.load_from(tmp_path / "model.wbsession") is None
+    assert "wait for the new world to start" in w.statusBar().currentMessage()
+
+
+def test_a_session_whose_prompt_seed_is_out_of_range_does_not_open(qtbot, host, tmp_path):
+    """Its seed raised in the Prompt panel inside the open's slot: the window was left half-loaded."""
+    s = Session(backend_kind="sandbox", width=64, height=64)
+    root = s.new_root(PromptSpec(seed=-1, backend="sandbox"))
+    root.frames[0] = FrameRecord(0, 0, image=np.zeros((64, 64, 3), np.uint8))
+    s.save(tmp_path / "bad.wbsession")
+    w = open_window(qtbot, host.address, autostart=False)
+    before = w.session
+    with qtbot.waitSignal(w.load_from(tmp_path / "bad.wbsession").errored, timeout=20000):
+        pass
+    assert w.session is before and w._held is None
+    assert "branch 0's prompt has seed -1" in w.statusBar().currentMessage()
 
 
 def test_an_export_still_running_when_the_close_stops_waiting_is_said_to_be_cancelled(qtbot, host, tmp_path,

@@ -660,7 +660,7 @@ def test_a_refused_free_text_event_stays_in_the_box(qtbot, host):
     w.busy = "rebuilding the branch"  # refused before it is sent: the words stay too
     w.events_panel.text.setText("make it snow")
     qtbot.keyClick(w.events_panel.text, Qt.Key.Key_Return)
-    assert "wait for rebuilding" in w.events_panel.status.text() and w.events_panel.text.text() == "make it snow"
+    assert "Wait for rebuilding" in w.events_panel.status.text() and w.events_panel.text.text() == "make it snow"
     w.busy = None
 
 

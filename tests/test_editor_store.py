@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import stat
 import zipfile
 
@@ -388,3 +389,15 @@ def test_an_open_reads_frames_saved_by_numpy_itself(tmp_path):
                             images=np.stack([r.image for r in recs]))
     loaded = Session.load(path)
     assert all(np.array_equal(a.image, c.image) for a, c in zip(loaded.recorded(2), s.recorded(2)))
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, "7", 1.5, True])
+def test_a_prompt_seed_the_prompt_panel_cannot_show_is_a_session_file_error_naming_its_branch(tmp_path, seed):
+    """An out-of-range seed loaded, then raised in the Prompt panel inside the open's slot: a half-loaded window."""
+    s = Session(backend_kind="sandbox", width=64, height=64)
+    s.new_root(PromptSpec(seed=3, backend="sandbox"))
+    s.new_root(PromptSpec(seed=seed, backend="sandbox"))
+    s.save(tmp_path / "bad.wbsession")
+    shown = re.escape(repr(seed))
+    with pytest.raises(SessionFileError, match=rf"damaged saved session \(branch 1's prompt has seed {shown}"):
+        Session.load(tmp_path / "bad.wbsession")
