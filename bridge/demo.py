@@ -18,7 +18,7 @@ from tqdm import tqdm
 from bridge.backend import backend_label
 from bridge.data.interrupt import nothing_written, say_stopped, sigterm_as_ctrl_c
 from bridge.files import make_folders, remove_empty
-from bridge.options import CHECKPOINT_FOLDER, THREADS_OPTION, Folder, backend_refused, one_backend, world_seed_option
+from bridge.options import CHECKPOINT_FOLDER, THREADS_OPTION, Folder, command_backend, world_seed_option
 
 # The script: (frames to play, action name or id, event to fire first or None)
 SCRIPT: list[tuple[int, str, str | None]] = [
@@ -161,16 +161,12 @@ def _text_for(spec: Any, text: str, seed: int) -> str | None:
 @THREADS_OPTION
 def demo(checkpoint: str | None, backend: str | None, out: Path, seed: int, text: str, threads: int | None) -> None:
     """Start a host, play a scripted session (prompt, movement, two events, a branch) and report speed."""
-    from bridge.host.backends import preload, resolve_backend, set_cpu_threads
+    from bridge.host.backends import preload, set_cpu_threads
     from bridge.host.protocol import ProtocolError
     from bridge.model.checkpoint import CheckpointError
 
     launched = time.perf_counter()
-    one_backend(backend, checkpoint)
-    try:
-        spec = resolve_backend(backend, checkpoint)
-    except (ValueError, OSError) as e:
-        raise backend_refused(e) from None
+    spec = command_backend(backend, checkpoint)
     try:  # every checkpoint file is read now: a damaged one is named before anything starts or is written
         cpu_threads = set_cpu_threads(threads) if spec.kind == "world_model" else None
         spec = preload(spec)

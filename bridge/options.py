@@ -70,6 +70,18 @@ def one_backend(backend: str | None, checkpoint: Any) -> None:
         raise click.UsageError("give either --backend sandbox or --checkpoint PATH, not both")
 
 
+def command_backend(backend: str | None, checkpoint: Any) -> Any:
+    """The world a command runs (serve, bench, demo, play), every refusal in the command line's words; returns
+    bridge.host.backends.BackendSpec, imported here lazily so this module stays a leaf."""
+    from bridge.host.backends import resolve_backend
+
+    one_backend(backend, checkpoint)
+    try:
+        return resolve_backend(backend, checkpoint)
+    except (ValueError, OSError) as e:
+        raise backend_refused(e) from None
+
+
 def backend_refused(e: ValueError | OSError) -> click.UsageError:
     """bridge.host.backends.resolve_backend's refusal as a command line says it: a --checkpoint that is not there
     (FileNotFoundError, worded by checkpoint.missing_text) gets the command's other way out, the sandbox."""

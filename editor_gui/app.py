@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bridge.options import CHECKPOINT_FOLDER, THREADS_OPTION, backend_refused, one_backend, world_seed_option
+from bridge.options import CHECKPOINT_FOLDER, THREADS_OPTION, command_backend, world_seed_option
 
 if TYPE_CHECKING:  # the host's modules load only when the editor starts one
     from bridge.host.server import HostHandle
@@ -120,19 +120,12 @@ def play(host_address: str | None, checkpoint: str | None, backend: str | None, 
          seed: int | None, text: str | None, quit_after: float | None, session_path: Path | None,
          threads: int | None) -> None:
     """Open the editor window and play a world."""
-    one_backend(None if backend == "world_model" else backend, checkpoint)  # a world model's --checkpoint is one
+    if checkpoint is not None:  # both backends, or a missing one, refused as serve refuses them, before any window
+        command_backend(None if backend == "world_model" else backend, checkpoint)  # a world model's is one world
+        backend = "world_model"
     if checkpoint is not None and host_address is not None:
         raise click.UsageError("a running host serves its own checkpoint: restart it with "
                                f"`worldbridge serve --checkpoint {checkpoint}`, or drop --host to let the editor start one")
-    if checkpoint is not None and backend is None:
-        backend = "world_model"
-    if checkpoint is not None:  # a missing one is worded as serve words it, before any window opens
-        from bridge.host.backends import resolve_backend
-
-        try:
-            resolve_backend(None, checkpoint)
-        except FileNotFoundError as e:
-            raise backend_refused(e) from None
     if session_path is not None and not session_path.exists():  # before any window, with how a session is made
         from editor_gui.session_store import autosave_dir
 

@@ -21,7 +21,7 @@ import click
 import numpy as np
 from tqdm import tqdm
 
-from bridge.options import CHECKPOINT_FOLDER, backend_refused, one_backend
+from bridge.options import CHECKPOINT_FOLDER, command_backend
 from bridge.values import plural
 
 
@@ -230,14 +230,10 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 def bench(checkpoint: str | None, backend: str | None, frames: int, where: str, no_scaling: bool, quick: bool,
           health_frames: int, cfg: float | None, as_json: bool) -> None:
     """Measure frames/s and latency in-process and end to end (step mode through a real WorldClient)."""
-    from bridge.host.backends import announce, resolve_backend
+    from bridge.host.backends import announce
     from bridge.model.checkpoint import CheckpointError
 
-    one_backend(backend, checkpoint)
-    try:
-        spec = resolve_backend(backend, checkpoint)
-    except (ValueError, OSError) as e:
-        raise backend_refused(e) from None
+    spec = command_backend(backend, checkpoint)
     if cfg is not None:
         if spec.kind != "world_model":
             raise click.ClickException("--cfg is a world model's action guidance; the sandbox game has none")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from bridge.options import CHECKPOINT_FOLDER, OUT_TEXT, THREADS_OPTION, Folder, backend_refused, one_backend
+from bridge.options import CHECKPOINT_FOLDER, OUT_TEXT, THREADS_OPTION, Folder, command_backend, one_backend
 from bridge.values import is_int, plural
 
 
@@ -69,7 +69,7 @@ def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: 
           threads: int | None) -> None:
     """Run the world host until Ctrl+C."""
     from bridge.backend import backend_label
-    from bridge.host.backends import announce, preload, resolve_backend, set_cpu_threads, warm_text
+    from bridge.host.backends import announce, preload, set_cpu_threads, warm_text
     from bridge.host.protocol import Limits
     from bridge.host.server import Host
     from bridge.model.checkpoint import CheckpointError
@@ -78,11 +78,7 @@ def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: 
     _check_endpoint(bind)
     if curve_secret is not None:
         _check_curve_secret(curve_secret)
-    one_backend(backend, checkpoint)
-    try:
-        spec = resolve_backend(backend, checkpoint)
-    except (ValueError, OSError) as e:
-        raise backend_refused(e) from None
+    spec = command_backend(backend, checkpoint)
     try:  # the checkpoint is loaded now: a damaged one is refused here, not at a client's first start
         cpu_threads = set_cpu_threads(threads) if spec.kind == "world_model" else None
         spec = preload(spec)
