@@ -91,9 +91,10 @@ def test_a_checkpoint_path_the_system_refuses_is_one_line_not_a_traceback(tmp_pa
     assert isinstance(r.exception, SystemExit), repr(r.exception)
 
 
-@pytest.mark.parametrize("command", ["serve", "bench", "demo", "record replay"])
+@pytest.mark.parametrize("command", ["serve", "bench", "demo", "record replay", "eval-prompts"])
 def test_both_backends_are_refused_in_the_command_lines_words(tmp_path, command):
-    """The Python API words it for Python (backend=, checkpoint=); a command line names its own options."""
+    """The Python API words it for Python (backend=, checkpoint=); a command line names its own options (eval-prompts
+    worded it a third way, "give --checkpoint RUN_DIR (a world) or --backend sandbox (...), not both")."""
     rec = tmp_path / "a.wbrec"  # replay's REC, refused by neither
     rec.write_bytes(b"x")
     given = [str(rec)] if command == "record replay" else []

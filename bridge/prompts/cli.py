@@ -7,7 +7,7 @@ import json
 import click
 
 from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
-                            TRAIN_SEED_OPTION)
+                            TRAIN_SEED_OPTION, one_backend)
 from bridge.train.options import as_given, guarded, saved, typed_command, with_options
 
 _shared = [
@@ -107,8 +107,7 @@ def eval_prompts(checkpoint, backend, as_json, trials, prompts, sketches, event_
     from bridge.prompts.checks import default_checker
     from bridge.prompts.evaluate import EvalOptions, evaluate
 
-    if checkpoint is not None and backend is not None:
-        raise click.UsageError("give --checkpoint RUN_DIR (a world) or --backend sandbox (to validate the checks), not both")
+    one_backend(backend, checkpoint)
     if backend == "sandbox" and (event_guidance is not None or calibrate):
         raise click.UsageError("--event-guidance and --calibrate apply to a world model: the sandbox game has no "
                                "guidance and no tokenizer, so drop them with --backend sandbox")
