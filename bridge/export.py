@@ -22,6 +22,7 @@ import numpy as np
 
 from bridge.backend import recorded_backend_label
 from bridge.files import Progress, fsync, make_folders, publish, remove_empty, tick
+from bridge.values import first_line
 
 KINDS = ("mp4", "gif", "frames", "actions")
 FULL_DISK_FIX = "free space on its disk or choose a folder on another one"
@@ -170,7 +171,7 @@ class Export:
         try:
             yield
         except OSError as e:
-            why = e.strerror or (str(e).strip().splitlines() or [type(e).__name__])[0]  # not ffmpeg's whole log
+            why = e.strerror or first_line(e)
             raise OSError(f"cannot write --{kind} {self.targets[kind]} ({why}): {fix}") from e
 
     def __enter__(self) -> Export:

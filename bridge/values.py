@@ -25,6 +25,11 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def first_line(e: BaseException) -> str:
+    """An error's first line, else its kind: a message says why in one line, not ffmpeg's whole log."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
 def is_whole(v: Any) -> bool:
     """True for an int or a numpy integer, not a bool: what a Python caller may pass as an id, a seed or a position."""
     return is_int(v) or isinstance(v, np.integer)

@@ -10,7 +10,7 @@ import pytest
 
 import bridge.values
 from bridge.host import protocol as P
-from bridge.values import SEED_MAX, is_int, is_number, is_whole, plural
+from bridge.values import SEED_MAX, first_line, is_int, is_number, is_whole, plural
 from bridge.worlds.sandbox import SandboxWorld
 
 
@@ -62,6 +62,13 @@ def test_is_number_takes_ints_and_floats_not_bools(v, want):
 @pytest.mark.parametrize("n, want", [(0, "0 sessions"), (1, "1 session"), (2, "2 sessions")])
 def test_plural_writes_a_count_as_a_person_would(n, want):
     assert plural(n, "session") == want
+
+
+@pytest.mark.parametrize("e, want", [(RuntimeError("ffmpeg failed\n  frame=1\n  log..."), "ffmpeg failed"),
+                                     (ValueError("  one line  "), "one line"), (OSError(), "OSError")])
+def test_first_line_is_an_errors_first_line_or_its_kind(e, want):
+    """`record export` and the exporter each cut ffmpeg's whole log to its first line their own way."""
+    assert first_line(e) == want
 
 
 def _hand_plurals(tree: ast.AST) -> list[int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from bridge.options import CHECKPOINT_FOLDER, OUT_TEXT, THREADS_OPTION, Folder, command_backend, one_backend
-from bridge.values import is_int, plural
+from bridge.values import first_line, is_int, plural
 
 
 ENDPOINT = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+):(\d{1,5}|\*)|(ipc|inproc)://\S+")
@@ -177,8 +177,7 @@ def record_export(rec: Path, mp4: Path | None, gif: Path | None, frames_dir: Pat
         click.echo("export interrupted: nothing was written", err=True)
         sys.exit(130)
     except (ValueError, OSError, RuntimeError) as e:  # RuntimeError: ffmpeg refusing the frames
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]  # not ffmpeg's whole log
-        raise click.ClickException(f"{first}; nothing was written") from None
+        raise click.ClickException(f"{first_line(e)}; nothing was written") from None
     click.echo(json.dumps({k: str(v) for k, v in out.items()}, indent=2))
 
 
