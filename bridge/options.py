@@ -38,9 +38,10 @@ OUT_FOLDER = Folder(OUT_TEXT)
 POSITIVE, NOT_NEGATIVE = click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)  # rates, minutes; weights
 # Every command's --device, worded as bridge.model.world.pick_device decides (kept here: this module does not load torch).
 DEVICE_OPTION = click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda when present, else cpu].")
+THREADS = click.IntRange(0, 1024)  # every --threads: 0 is PyTorch's own default; bridge.model.speed's defaults to it
 # Every command that runs a world model in this process (serve, demo, play); bridge.host.backends.set_cpu_threads.
 THREADS_OPTION = click.option(
-    "--threads", type=click.IntRange(0, 1024), default=None,
+    "--threads", type=THREADS, default=None,
     help="PyTorch CPU threads the world model runs on (default 1, or OMP_NUM_THREADS when set; 0: PyTorch's own "
          "default, every core). One keeps it real-time beside a game engine or any busy core.")
 

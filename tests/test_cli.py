@@ -163,6 +163,15 @@ def test_speed_refuses_zero_frames_by_name():
     assert r.exit_code == 2 and "'--frames'" in r.output and "x>=1" in r.output, r.output
 
 
+def test_speed_takes_threads_in_the_range_every_command_shares():
+    """`python -m bridge.model.speed --threads -1` passed its own `type=int` on to torch.set_num_threads."""
+    from bridge.options import THREADS
+
+    assert next(p for p in speed.params if p.name == "threads").type is THREADS
+    r = CliRunner().invoke(speed, ["--preset", "micro", "--frames", "1", "--threads", "-1"])
+    assert r.exit_code == 2 and "'--threads'" in r.output and "0<=x<=1024" in r.output, r.output
+
+
 @pytest.mark.parametrize("how", DAMAGE)
 def test_speed_refuses_a_bad_checkpoint_in_one_line(tmp_path, how):
     """`python -m bridge.model.speed --checkpoint` on a damaged checkpoint ended in a traceback."""

@@ -24,7 +24,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import PRESETS, get_preset
 from bridge.model.st_transformer import PLAIN_ATTENTION_MIN_KEYS
 from bridge.model.world import WorldModelBackend, load_world
-from bridge.options import CHECKPOINT_FOLDER, DEVICE_OPTION
+from bridge.options import CHECKPOINT_FOLDER, DEVICE_OPTION, THREADS
 
 SWEEP_STEPS = (2, 4, 6, 8)
 
@@ -247,7 +247,7 @@ def measure(preset: str, frames: int = 60, steps: int | None = None, autocast: b
 @click.option("--compile", "compile_mode", default=None,
               help="torch.compile mode (default, reduce-overhead, ...); measured slower on CPU, see docs/model.md")
 @DEVICE_OPTION
-@click.option("--threads", type=int, default=None, help="PyTorch CPU threads (default: PyTorch's own).")
+@click.option("--threads", type=THREADS, default=None, help="PyTorch CPU threads (default or 0: PyTorch's own).")
 @click.option("--report", is_flag=True, help="Print the full model report (stages, FLOPs, peak, step sweep).")
 @click.option("--quick", is_flag=True, help="With --report: a short run.")
 def main(preset: str, checkpoint: str | None, frames: int, steps: int | None, cfg: float | None,
