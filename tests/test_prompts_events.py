@@ -217,6 +217,11 @@ def test_a_resumed_event_run_keeps_its_settings_and_wordings(event_world, tmp_pa
                 encoder="hashing", clip_len=6, progress=False)
     with pytest.raises(ValueError, match="hold events for 3 frames, so --hold 5 cannot apply"):
         train_events(PromptTrainOptions(hold=5, **opts))
+    d = json.loads((out / EVENTS_FILE).read_text())
+    (out / EVENTS_FILE).write_text(json.dumps({**d, "hold": 1}))  # "hold events for 1 frames" was written
+    with pytest.raises(ValueError, match="hold events for 1 frame, so --hold 5 cannot apply"):
+        train_events(PromptTrainOptions(hold=5, **opts))
+    (out / EVENTS_FILE).write_text(json.dumps(d))
     train_events(PromptTrainOptions(guidance=7.0, **opts))  # --guidance is only the stored default: it applies
     s = load_event_settings(out)
     assert (s.hold, s.guidance) == (3, 7.0) and s.wordings["old_type"] == ["an old wording"]

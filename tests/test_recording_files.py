@@ -79,6 +79,8 @@ def test_torn_tail_keeps_every_whole_record(tmp_path):
     assert r.records == full.records[:5] + full.records[6:] and r.torn and r.complete
     assert r.skipped == [(ends[4], ends[5])] and r.info()["dropped_bytes"] == ends[5] - ends[4]
     assert r.info()["file_bytes"] == len(data) and "bytes were unreadable and dropped" in r.damage()
+    p.write_bytes(data[:ends[5]] + b"x" + data[ends[5]:])  # one stray byte: "1 bytes were" was written
+    assert "1 byte was unreadable and dropped" in RecordingReader(p).damage()
     flipped[ends[8] + 2] ^= 0xFF  # a length gone huge, and a torn tail: three holes, every whole record kept
     p.write_bytes(bytes(flipped[:-5]))
     r = RecordingReader(p)

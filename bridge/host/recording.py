@@ -361,8 +361,9 @@ class RecordingReader:
         first = self.malformed[0] if self.malformed else {}
         bad = (f"; among them a faulty writer left {plural(len(self.malformed), 'whole record')} malformed (the "
                f"{first['kind']} record at byte {first['bytes'][0]} {first['problem']})" if first else "")
-        return (f"{self.path}: {self.dropped_bytes} bytes were unreadable and dropped (bytes {ranges}){bad}{end}; "
-                f"only the readable frames are used ({plural(self.frame_count, 'frame')}){lost}")
+        were = "was" if self.dropped_bytes == 1 else "were"
+        return (f"{self.path}: {plural(self.dropped_bytes, 'byte')} {were} unreadable and dropped (bytes {ranges})"
+                f"{bad}{end}; only the readable frames are used ({plural(self.frame_count, 'frame')}){lost}")
 
     def __iter__(self) -> Iterator[dict]:
         return (r for _, r in self.located())

@@ -32,7 +32,7 @@ from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel,
 from bridge.prompts.text_encoder import get_encoder
 from bridge.train.loop import Averager, fine_tune
 from bridge.train.trainer import kept_options, lr_at
-from bridge.values import SEED_DEFAULT
+from bridge.values import SEED_DEFAULT, plural
 from bridge.worlds.events import EVENT_TYPES
 
 if TYPE_CHECKING:
@@ -375,8 +375,8 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
             raise ValueError(f"{out} learned its events with the {settings.encoder} text encoder: resume it with "
                              f"--encoder {settings.encoder}, or give a new --out")
         if opts.hold is not None and opts.hold != settings.hold:
-            raise ValueError(f"{out} learned to hold events for {settings.hold} frames, so --hold {opts.hold} cannot "
-                             "apply to it: resume without --hold, or give a new --out")
+            raise ValueError(f"{out} learned to hold events for {plural(settings.hold, 'frame')}, so --hold "
+                             f"{opts.hold} cannot apply to it: resume without --hold, or give a new --out")
         if opts.guidance is not None:  # only the default stored for play: it may change on any run
             settings = dataclasses.replace(settings, guidance=opts.guidance)
         types = list(model.cfg.event_types)
