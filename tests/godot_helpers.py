@@ -145,20 +145,27 @@ def answer_start(sim, router, c, ident, start, sid="s1", **session):
     assert run_until(sim, lambda: c.members["link"] == IN_SESSION and c.members["session"].get("session_id") == sid)
 
 
+def prompt_refusal(start: dict, capability: str) -> bytes:
+    """The scripted host's bad_prompt answer to `start` for `capability`, from a backend lacking that prompt kind."""
+    return zmtp_raw.pack({
+        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": capability, "fatal": False,
+        "message": f"this backend takes no {capability.removesuffix('_prompt')} prompts"})
+
+
 def refuse_prompt(router, ident, start: dict, capability: str) -> None:
     """The scripted host answers `start` with bad_prompt for `capability`, as a backend lacking that prompt kind."""
-    router.send_multipart([ident, zmtp_raw.pack({
-        "type": "error", "req_id": start["req_id"], "code": "bad_prompt", "capability": capability, "fatal": False,
-        "message": f"this backend takes no {capability.removesuffix('_prompt')} prompts"})])
+    router.send_multipart([ident, prompt_refusal(start, capability)])
 
 
-def answer_the_retry_without_text(sim, router, c, ident, start: dict) -> None:
-    """The scripted host refuses `start`'s text prompt; client `c` must start again without it, and gets the session."""
-    refuse_prompt(router, ident, start, "text_prompt")
+def answer_the_retry_without(sim, router, c, ident, start: dict, kind: str) -> dict:
+    """The scripted host refuses `start`'s `kind` prompt; client `c` must start again without it, and gets the session.
+    Returns the start it sent again."""
+    refuse_prompt(router, ident, start, f"{kind}_prompt")
     pump(sim, router)
     _, again = recv(router)
-    assert (again["type"], again["text"]) == ("start", None)
+    assert (again["type"], again[kind]) == ("start", None)
     answer_start(sim, router, c, ident, again)
+    return again
 
 
 def refuse_typed_events(router, ident) -> None:

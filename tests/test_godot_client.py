@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
 from godot_helpers import (  # noqa: E402
-    IN_SESSION, ROUTERS, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, answer_the_retry_without_text,
-    demo_blockout_png, greet_and_start, new_client, new_node, pump, recv, refuse_prompt, run_until, scripted_router,
-    send_unread, session_msg)
+    IN_SESSION, ROUTERS, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, answer_the_retry_without,
+    demo_blockout_png, greet_and_start, new_client, new_node, prompt_refusal, pump, recv, refuse_prompt, run_until,
+    scripted_router, send_unread, session_msg)
 
 INPUT = "res://addons/world_bridge/nodes/world_input.gd"
 
@@ -893,6 +893,11 @@ def test_a_failed_resume_restarts_with_the_lost_sessions_options_not_those_of_a_
     assert fresh["type"] == "start" and fresh["text"] == "a cave", f"restarted with the refused start's options: {fresh}"
 
 
+def _render(sim, viewport) -> None:
+    """Gives gdsim's prompt `viewport` a rendered 4x4 image, as a frame drawn in the game would."""
+    viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
+
+
 def test_a_failed_resume_restarts_without_capturing_the_prompt_viewport_the_lost_session_had_no_image_of(
         godot_sim, scripted):
     router, port = scripted
@@ -902,7 +907,7 @@ def test_a_failed_resume_restarts_without_capturing_the_prompt_viewport_the_lost
     assert godot_sim.call_method(c, "start_session", [])
     start = _session_started(godot_sim, router, c)
     assert start["image"] is None and start["text"] == "a cave"
-    viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](godot_sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
+    _render(godot_sim, viewport)
     router, fresh = _restart_failing_resume(godot_sim, router, port, "s1", welcome)
     assert fresh["type"] == "start" and fresh["text"] == "a cave"
     assert fresh["image"] is None, "the restart captured the viewport: not the lost session's options"
@@ -1005,7 +1010,7 @@ def _start_then_change_exports(sim, router, port):
     ident, sent = recv(router)
     assert (sent["text"], sent["image"], sent["seed"]) == ("a cave", None, 5)
     c.members["text_prompt"] = "a desert"
-    viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
+    _render(sim, viewport)
     return ident, sent
 
 
@@ -1089,9 +1094,35 @@ def test_a_start_retried_without_its_refused_prompt_emits_no_error(godot_sim, sc
     pump(godot_sim, router)
     ident, start = recv(router)
     assert start["text"] == "an exported prompt"
-    answer_the_retry_without_text(godot_sim, router, c, ident, start)
+    answer_the_retry_without(godot_sim, router, c, ident, start, "text")
     assert rec["error_received"] == [] and rec["capability_refused"] == [], rec
     assert "text prompt" in godot_sim.call_method(c, "dropped_note", [])
+
+
+def test_a_retry_that_did_not_go_out_leaves_the_refusal_as_the_answer(godot_sim, scripted):
+    """The host forgot the client, welcomed it again with a smaller message limit, then refused its start's exported
+    image: the start without it is over that limit and never went out, yet the client hid the refusal and counted the
+    image as dropped, leaving the game waiting for no start."""
+    router, port = scripted
+    viewport = gdsim.SubViewportModel(godot_sim)
+    _render(godot_sim, viewport)
+    c = _ready(godot_sim, router, port, _IMAGE_WELCOME, text_prompt="a" * 3000, prompt_viewport=viewport)
+    rec = Recorder(c, "capability_refused", "error_received")
+    assert godot_sim.call_method(c, "start_session", [])
+    pump(godot_sim, router)
+    ident, start = recv(router)
+    assert start["image"] is not None
+    router.send_multipart([ident, _not_ready(99)])  # a ping it forgot: greet again
+    pump(godot_sim, router)
+    assert recv(router)[1]["type"] == "hello"
+    small = {**_IMAGE_WELCOME, "limits": {**_IMAGE_WELCOME["limits"], "max_message_bytes": 2000}}
+    router.send_multipart([ident, zmtp_raw.pack(small)])
+    assert run_until(godot_sim, lambda: c.members["link"] == 3)
+    refuse_prompt(router, ident, start, "image_prompt")
+    assert run_until(godot_sim, lambda: rec["capability_refused"][-1:] == [
+        ("image_prompt", "this backend takes no image prompts")], timeout=5), rec.seen
+    assert any("over the host's 2000-byte limit" in e[1] for e in rec["error_received"]), rec.seen
+    assert list(c.members["_dropped_prompts"]) == [], "a prompt counted as dropped by a start that never went out"
 
 
 def test_a_restarted_host_refusing_the_lost_sessions_exported_prompt_gets_the_start_again_without_it(godot_sim,
@@ -1107,7 +1138,7 @@ def test_a_restarted_host_refusing_the_lost_sessions_exported_prompt_gets_the_st
     pump(godot_sim, router)
     _, fresh = recv(router)
     assert (fresh["type"], fresh["text"]) == ("start", "a cave")
-    answer_the_retry_without_text(godot_sim, router, c, ident, fresh)
+    answer_the_retry_without(godot_sim, router, c, ident, fresh, "text")
     assert list(c.members["dropped_prompts"]) == ["text"]
 
 
@@ -1520,23 +1551,19 @@ def test_a_restarted_lost_session_that_had_dropped_a_prompt_still_says_so(godot_
     resume goes without it too (that session's options), and its dropped_prompts and dropped_note() must say so."""
     router, port = scripted
     viewport = gdsim.SubViewportModel(godot_sim)
-    viewport.rendered = gdsim.NATIVE_STATICS[("Image", "create")](godot_sim, 4, 4, False, gdsim.ImageModel.FORMAT_RGB8)
+    _render(godot_sim, viewport)
     c = _ready(godot_sim, router, port, _IMAGE_WELCOME, text_prompt="a cave", prompt_viewport=viewport)
     assert godot_sim.call_method(c, "start_session", [])
     pump(godot_sim, router)
     ident, start = recv(router)
     assert start["image"] is not None
-    refuse_prompt(router, ident, start, "image_prompt")
-    pump(godot_sim, router)
-    _, again = recv(router)
-    assert (again["text"], again["image"]) == ("a cave", None)
-    answer_start(godot_sim, router, c, ident, again)
+    assert answer_the_retry_without(godot_sim, router, c, ident, start, "image")["text"] == "a cave"
     assert list(c.members["dropped_prompts"]) == ["image"]
     router, ident, resume = _restart_host(godot_sim, router, port, _IMAGE_WELCOME)
     router.send_multipart([ident, _unknown_session(resume["req_id"])])
     pump(godot_sim, router)
     _, fresh = recv(router)
     assert (fresh["type"], fresh["text"], fresh["image"]) == ("start", "a cave", None)
-    answer_the_retry_without_text(godot_sim, router, c, ident, fresh)  # the new backend takes no text either
+    answer_the_retry_without(godot_sim, router, c, ident, fresh, "text")  # the new backend takes no text either
     assert list(c.members["dropped_prompts"]) == ["image", "text"]
     assert "image and text" in godot_sim.call_method(c, "dropped_note", [])

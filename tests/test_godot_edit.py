@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
 from godot_helpers import (  # noqa: E402
-    CLIENT, IN_SESSION, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, answer_the_retry_without_text, new_client, pump,
+    CLIENT, IN_SESSION, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, answer_the_retry_without, new_client, pump,
     recv, refuse_typed_events, run_until, send_unread, session_msg)
 
 from bridge.host import server  # noqa: E402
@@ -692,7 +692,7 @@ def test_dock_status_names_the_backend_and_the_prompt_its_start_left_out(dock_si
     m["_prompt"].text = "a snowy cave"
     start = _asked_to_start(sim, dock, sock)
     assert start["text"] == "a snowy cave"
-    answer_the_retry_without_text(sim, sock, m["client"], ident, start)
+    answer_the_retry_without(sim, sock, m["client"], ident, start, "text")
     assert m["_status"].text == ("SANDBOX GAME (test backend, not the world model): scripted; "
                                  "started without the text prompt: this backend takes none")
 

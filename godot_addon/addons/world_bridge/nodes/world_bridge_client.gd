@@ -735,16 +735,18 @@ func _on_error(header: Dictionary) -> void:
 
 ## The newest start, refused for a prompt kind taken from the exports (the demo's text_prompt on a
 ## world without text prompts), goes again without it, as the Python editor does. Returns
-## whether it went again (a prompt the game passed in its options is not retried).
+## whether it went again (a prompt the game passed in its options is not retried); a start that
+## did not go out drops nothing, and the refusal stays the answer, as in Unity's FieldStart.Retry.
 func _start_without(refused: Dictionary, capability: String) -> bool:
 	var key := capability.trim_suffix("_prompt")
 	if not _exported_prompts.has(key) or refused.get(key) == null:
 		return false
-	_dropped_prompts.append(key)
 	var opts := refused.duplicate()
 	opts[key] = null
+	if not _send_start(opts):
+		return false
+	_dropped_prompts.append(key)
 	_set_link(link, "this backend takes no %s prompts: starting without the %s prompt" % [key, key])
-	_send_start(opts)
 	return true
 
 
