@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
@@ -164,6 +165,8 @@ class MainWindow(QMainWindow):
         self._running_lock: IO[bytes] | None = None  # held from its first write to close: it marks this editor alive
         self._sketch_kept: bytes | None = None  # the unsent sketch last kept in an autosave (kept once)
         self._held: Job | None = None  # an Open… or a close's keep writing the session: the world waits for it
+        self._pause_asked: dict | None = None  # the settings request whose answer confirms the hold's pause
+        self._copy_then: Callable[[], None] | None = None  # takes the hold's copy and starts its job (_pause_confirmed)
         self._resume = False  # the hold paused a world that played: it plays again when the hold ends
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
         self._close_when_done = False  # a close waits for an export, a save, an Open… or its keep: their end closes
@@ -247,6 +250,10 @@ class MainWindow(QMainWindow):
         self._autosave_timer.timeout.connect(self._autosave_tick)
         self._autosave_due = 0.0  # time.monotonic() before which a tick writes nothing (AUTOSAVE_SHARE)
         self._autosave_timer.start()
+        self._pause_timer = QTimer(self)  # a hold whose pause the host does not confirm copies what there is
+        self._pause_timer.setSingleShot(True)
+        self._pause_timer.timeout.connect(lambda: self._pause_confirmed(
+            f"the host did not confirm the pause within {self.options.timeout:g} s"))
         if crashed := recover_crashed():  # each named, in one message: a status bar shows one at a time
             self._kept(crashed, f"{plural(len(crashed), 'editor')} that ended without closing (a crash or kill) left "
                                 "unsaved work in")
@@ -429,6 +436,7 @@ class MainWindow(QMainWindow):
         self._show_backend()
         self.settings_panel.set_session(None)
         self._apply_caps()
+        self._pause_confirmed("the host's world went away before it confirmed the pause")
 
     # ------------------------------------------------------------------ sessions and frames
     def new_world(self, prompt: PromptSpec, backend: str | None = None) -> None:
@@ -498,7 +506,7 @@ class MainWindow(QMainWindow):
 
     def on_frame(self, frame) -> None:
         if self.worker_thread is None:
-            return  # the window shut down: a frame still queued from its worker comes after the work was kept
+            return  # the window shut down: a frame the host made after the pause it did not confirm in time
         if self.info is None or frame.session_id != self.info["session_id"] or frame.epoch < self.epoch:
             return  # a late frame of an old session or timeline
         if frame.session_id == self._resim_from:
@@ -1001,6 +1009,8 @@ class MainWindow(QMainWindow):
         self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
                                    if k in MODEL_KNOBS})
         self._run_with(settings, settings.get("mode") or self.mode)
+        if asked is self._pause_asked:
+            self._pause_confirmed()
 
     def _run_with(self, settings: dict, mode: str, whole: bool = False) -> None:
         """The live world runs with these settings and mode (see _settings_now): the panel and Pause show them."""
@@ -1083,6 +1093,8 @@ class MainWindow(QMainWindow):
             self._follow_mode(refused["mode"])  # it reached no world and stays the choice for the next one
         else:
             self._mode_refused(command, message)
+        if refused is self._pause_asked:  # answered all the same: every frame made before it has come
+            self._pause_confirmed()
 
     def _mode_refused(self, command: str, message: str) -> None:
         """A refused switch ("mode": ours, out of step mode; "settings": the user's): Pause shows the mode in force."""
@@ -1130,9 +1142,10 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ save, load, export
     def run_job(self, title: str, fn: Callable, on_done: Callable[[Any], None] | None = None, dialog: bool = True,
-                keeps_window: bool = False, kept: str | Callable[[], str] = "nothing was written") -> Job:
+                keeps_window: bool = False, kept: str | Callable[[], str] = "nothing was written",
+                start: bool = True) -> Job:
         """Run fn(progress) on a thread with a progress dialog whose Cancel stops it; `kept` says what a cancel
-        leaves. The window stays live."""
+        leaves. The window stays live. `start` False: the caller starts it (a hold, once the world is paused)."""
         job = Job(fn, self, title, keeps_window, kept)
         progress = None
         if dialog:
@@ -1157,7 +1170,8 @@ class MainWindow(QMainWindow):
         job.succeeded.connect(lambda r: (finish("done"), on_done(r) if on_done else None))
         job.errored.connect(lambda m: (finish(m), self.show_error(f"{title} {m}")))
         self.jobs.append(job)
-        QTimer.singleShot(0, job, job.start)  # start on the next loop turn, so callers can connect to the returned job first
+        if start:  # on the next loop turn, so callers can connect to the returned job first
+            QTimer.singleShot(0, job, job.start)
         return job
 
     def _snapshot(self) -> Session:
@@ -1191,24 +1205,30 @@ class MainWindow(QMainWindow):
                             kept=lambda: f"the old {path} is kept as it was" if path.exists() else "nothing was written")
 
     def load_from(self, path: str | Path) -> Job | None:
-        """Open a session on a job thread, which first keeps the unsaved work in autosave_dir() (a big recording takes
-        seconds to write; if it cannot be kept nothing is opened), the world held meanwhile; a session that cannot be
-        read, or an open cancelled from its dialog, leaves the window's session as it was. None (refused) while a
-        rebuild, a preview, another Open… or a close's keep runs: its frames or its keep belong to the window's session."""
+        """Open a session on a job thread, which also keeps the unsaved work in autosave_dir() (a big recording takes
+        seconds to write; if it cannot be kept nothing is opened), the world held meanwhile and the work copied once
+        its pause is confirmed (_hold_world); a session that cannot be read, or an open cancelled from its dialog,
+        leaves the window's session as it was. None (refused) while a rebuild, a preview, another Open… or a close's
+        keep runs: its frames or its keep belong to the window's session."""
         if reason := self._not_ready(IDLE):
             self.show_error(f"{Path(path).name} was not opened: {in_sentence(reason)}, then Open… it again "
                             "(the session in the window is unchanged)")
             return None
-        snap, unsaved, sketch = self._unsaved_work(), self._unsaved, self.prompt_panel.canvas.to_png()
-        keep = self._autosave_path("replaced") if snap is not None else None
 
-        def work(progress: Callable[[int, int], bool]) -> Session:
+        def copy() -> tuple[Session | None, int, bytes, Path | None]:
+            snap = self._unsaved_work()
+            return (snap, self._unsaved, self.prompt_panel.canvas.to_png(),
+                    self._autosave_path("replaced") if snap is not None else None)
+
+        def work(taken: tuple, progress: Callable[[int, int], bool]) -> tuple[Session, tuple]:
+            snap, keep = taken[0], taken[3]
             session = Session.load(path, onward(progress, 0, snap.images_held() if snap is not None else 0))
             if snap is not None:  # the bar goes on from the frames read
                 self._keep(snap, keep, onward(progress, session.images_held()), ", so nothing was opened")
-            return session
+            return session, taken
 
-        def opened(session: Session) -> None:
+        def opened(result: tuple[Session, tuple]) -> None:
+            session, (_snap, unsaved, sketch, keep) = result
             if keep is not None:
                 self._kept_work(keep, unsaved, sketch)
             self._resume = False  # _loaded shows the opened session, its world paused
@@ -1216,20 +1236,50 @@ class MainWindow(QMainWindow):
             self._loaded(session)
             self._forget_running()
 
-        job = self.run_job(f"Opening {Path(path).name}", work, opened, kept="the session in the window is as it was")
+        job = self.run_job(f"Opening {Path(path).name}", work, opened, kept="the session in the window is as it was",
+                           start=False)
         job.errored.connect(lambda _m: self._release_world())
-        self._hold_world(job)
+        self._hold_world(job, copy)
         return job
 
-    def _hold_world(self, job: Job) -> None:
+    def _hold_world(self, job: Job, copy: Callable[[], tuple]) -> None:
         """`job` writes the window's unsaved work (Open…, a close): until it ends the world is paused and nothing is
-        sent to it (_not_ready), so work stops coming after the copy being kept. The few frames the host made before
-        the pause landed are still recorded, counted unsaved: a close keeps them too, and no branch gets a hole."""
-        if self.info is not None and self.mode != "step":
-            self._resume = True
-            self.change_settings({"mode": "step"})  # as the mode box does: no text encoder load, no action sent
+        sent to it (_not_ready). It starts with copy()'s copy of the work, taken once the host confirms the pause: the
+        frames it made before the pause landed come before its answer, so the copy holds them all, and no branch gets
+        a hole (_pause_confirmed)."""
+        if self.info is not None:
+            self._resume = self._resume or self.mode != "step"
+            # as the mode box does (no text encoder load, no action sent); sent paused too: its answer follows any frame
+            # a step input still makes
+            self.change_settings({"mode": "step"})
+        self._pause_asked = self.asked_settings[-1] if self.asked_settings else None  # answered after all before it
         self._held = job
+
+        def start() -> None:
+            job.fn = functools.partial(job.fn, copy())
+            job.start()
+
+        self._copy_then = start
         self._block_host_jobs()
+        if self._pause_asked is None:  # no world: nothing to wait for (next loop turn: the caller connects to `job`)
+            QTimer.singleShot(0, self, self._pause_confirmed)
+        else:
+            self._pause_timer.start(int(self.options.timeout * 1000))
+
+    def _pause_confirmed(self, why_not: str = "") -> None:
+        """The host answered the hold's pause, every frame it made before then received: the held job takes its copy
+        and starts. With `why_not` no answer came (the world went away, or none in time): it copies what there is,
+        and says so in the status bar and on stderr."""
+        start, self._copy_then, self._pause_asked = self._copy_then, None, None
+        if start is None:
+            return
+        self._pause_timer.stop()
+        if why_not:
+            message = (f"{self._held.title}: {why_not}, so it keeps the frames received until then, not any made "
+                       "after")
+            self.show_error(message)
+            print(f"worldbridge play: {message}", file=sys.stderr)
+        start()
 
     def _release_world(self, resume: bool = True) -> None:
         """The held job ended: the window acts again and, with `resume`, a world the hold paused plays again (without,
@@ -1465,20 +1515,26 @@ class MainWindow(QMainWindow):
                               and self.close())
 
     def _keep_then_close(self) -> bool:
-        """Start keeping the unsaved work in the `closed` autosave, with the progress dialog, the world held (True;
-        False: nothing to keep). Kept, the window closes, unless frames made before the pause landed came since: the
-        close then keeps them too, in the same file. Cancelled, or failed (said in the status bar and on stderr), it
-        stays open with the work, and after a second failure the close discards it."""
-        snap = self._unsaved_work()
-        if snap is None:
+        """Start keeping the unsaved work in the `closed` autosave, with the progress dialog, the world held and the
+        work copied once its pause is confirmed (True; False: nothing to keep). Kept, the window closes, unless frames
+        came after the copy (a pause the host did not confirm in time): the close then keeps them too, in the same
+        file. Cancelled, or failed (said in the status bar and on stderr), it stays open with the work, and after a
+        second failure the close discards it."""
+        first = self._unsaved_work()
+        if first is None:
             return False
         path = self._close_path = self._close_path or self._autosave_path("closed")
-        unsaved, sketch = self._unsaved, self.prompt_panel.canvas.to_png()
-        job = self.run_job(KEEPING, lambda progress: self._keep(snap, path, progress),
-                           lambda p: self._kept_on_close(p, unsaved, sketch),
-                           kept="the recording is still in the window (Save… it, or close again)")
+
+        def keep(taken: tuple[Session, int, bytes], progress: Callable[[int, int], bool]) -> tuple[int, bytes]:
+            snap, unsaved, sketch = taken
+            self._keep(snap, path, progress)
+            return unsaved, sketch
+
+        job = self.run_job(KEEPING, keep, lambda kept: self._kept_on_close(path, *kept),
+                           kept="the recording is still in the window (Save… it, or close again)", start=False)
         job.errored.connect(lambda m: self._not_kept_on_close(job, m))  # after run_job's, which says it
-        self._hold_world(job)
+        # a save ending meanwhile may leave nothing unsaved: the work found now is written then
+        self._hold_world(job, lambda: (self._unsaved_work() or first, self._unsaved, self.prompt_panel.canvas.to_png()))
         return True
 
     def _kept_on_close(self, path: Path, unsaved: int, sketch: bytes) -> None:

@@ -372,6 +372,7 @@ def test_a_refusal_delivered_after_the_next_events_frame_takes_the_refused_event
         w.on_frame(replace(base, index=base.index + 3, events=["rain"]))
         fired = {r.index - base.index: r.fired for r in w.session.path(w.session.live) if r.index > base.index}
         assert fired == {1: [], 2: [night], 3: [rain]} and not w.pending_events
+        assert closed(qtbot, w)  # its keep waits for the host to confirm the pause: before the host stops
     finally:
         h.stop()
 

@@ -1062,3 +1062,79 @@ def test_an_export_still_running_when_the_close_stops_waiting_is_said_to_be_canc
     assert "Exporting a.gif was cancelled as the window closed: nothing was written" in capfd.readouterr().err
     gate.set()
     assert QThread.wait(job, 10000) and not (tmp_path / "a.gif").exists()
+
+
+def pausing_late(monkeypatch, seconds: float) -> list[int]:
+    """The hold's pause reaches the host `seconds` late while its world plays on (a busy host or network); returns the
+    index of every frame the worker hands to the window from now on."""
+    import time
+
+    from bridge.client import WorldClient
+    from editor_gui.worker import WorldWorker
+
+    settings, emit, handed = WorldClient.settings, WorldWorker._emit_frame, []
+    monkeypatch.setattr(WorldClient, "settings", lambda client, **kw: (
+        time.sleep(seconds if kw.get("mode") == "step" else 0), settings(client, **kw))[1])
+    monkeypatch.setattr(WorldWorker, "_emit_frame", lambda worker, f: (handed.append(f.index), emit(worker, f))[1])
+    return handed
+
+
+def last_kept(path: Path) -> int:
+    kept = Session.load(path)
+    return kept.recorded(kept.live)[-1].index
+
+
+def test_open_keeps_the_frames_the_world_made_before_its_pause_landed(qtbot, host, tmp_path, monkeypatch, autosave):
+    """Open… took its copy as it began: the frames realtime made before the pause landed went into the old session
+    after the copy, and were lost when the opened session replaced it."""
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: w._unsaved >= 3, timeout=10000)
+    handed = pausing_late(monkeypatch, 0.5)
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=20000):
+        pass
+    (replaced,) = left_in(autosave)
+    assert handed and last_kept(autosave / replaced) == handed[-1]
+
+
+def test_a_close_keeps_the_frames_the_world_made_before_its_pause_landed(qtbot, host, tmp_path, monkeypatch, autosave):
+    """A close's keep could end before the host confirmed the pause: a frame still on its way came after the window
+    shut down and was not kept."""
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: w._unsaved >= 3, timeout=10000)
+    handed = pausing_late(monkeypatch, 0.5)
+    assert closed(qtbot, w)
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert handed and last_kept(kept) == handed[-1]
+
+
+def test_a_hold_the_host_does_not_answer_copies_what_there_is_and_says_so(qtbot, host, tmp_path, monkeypatch, autosave,
+                                                                         capsys):
+    """The host answers no pause (a lost connection, a hung host): Open… still goes, the copy taken after the editor's
+    host timeout, and the status bar and stderr say frames made after it may be missing."""
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address, timeout=0.5)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: w._unsaved >= 3, timeout=10000)
+    pausing_late(monkeypatch, 2.0)
+    with qtbot.waitSignal(w.load_from(tmp_path / "model.wbsession").succeeded, timeout=20000):
+        pass
+    assert "the host did not confirm the pause within 0.5 s" in capsys.readouterr().err
+    assert len(left_in(autosave)) == 1 and w.session.backend_kind == "world_model"
+
+
+def test_a_close_whose_host_is_lost_before_it_confirms_the_pause_still_keeps_the_work_and_closes(qtbot, host, tmp_path,
+                                                                                                  monkeypatch, autosave,
+                                                                                                  capsys):
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: w._unsaved >= 3, timeout=10000)
+    pausing_late(monkeypatch, 1.0)
+    assert not w.close() and w._held is not None and not list(autosave.glob("*-closed-*"))  # waiting for the pause
+    w.on_connection_lost("the host stopped answering")
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)
+    assert "went away before it confirmed the pause" in capsys.readouterr().err
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert Session.load(kept).recorded(0)[-1].index == w.session.recorded(0)[-1].index  # the lost world's branch
