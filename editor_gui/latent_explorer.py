@@ -87,7 +87,8 @@ class LatentExplorer(QWidget):
         super().__init__(parent)
         self.cells: list[PreviewCell] = []
         self.names: dict[int, str] = {}
-        self.blocked: str | None = None  # why Preview and Play cannot go now (see block_preview)
+        self.blocked: str | None = None  # why Preview cannot go now (see block_preview)
+        self.blocked_play: str | None = None  # why each action's Play cannot
         self.steps = QSpinBox()
         self.steps.setRange(2, 48)
         self.steps.setValue(8)
@@ -136,7 +137,7 @@ class LatentExplorer(QWidget):
             cell.play.connect(self.play_action.emit)
             self.grid.addWidget(cell, a // 2, a % 2)
             self.cells.append(cell)
-        self.block_preview(self.blocked)
+        self.block_preview(self.blocked, self.blocked_play)
 
     def _rename(self, action: int, name: str) -> None:
         if name:
@@ -145,15 +146,15 @@ class LatentExplorer(QWidget):
             self.names.pop(action, None)
         self.names_changed.emit(dict(self.names))
 
-    def block_preview(self, why: str | None) -> None:
-        """Grey out Preview and each action's Play while the host cannot take them (no world, busy); the tooltip
-        says why (None: enable)."""
-        self.blocked = why
+    def block_preview(self, why: str | None, why_play: str | None = None) -> None:
+        """Grey out Preview (`why`) and each action's Play (`why`, else `why_play`: a Play also needs the world in the
+        session's live branch) while the host cannot take them; the tooltip says why (None: enable)."""
+        self.blocked, self.blocked_play = why, why or why_play
         self.run_btn.setEnabled(why is None)
         self.run_btn.setToolTip(why or PREVIEW_TIP)
         for cell in self.cells:
-            cell.play_btn.setEnabled(why is None)
-            cell.play_btn.setToolTip(why or PLAY_TIP)
+            cell.play_btn.setEnabled(self.blocked_play is None)
+            cell.play_btn.setToolTip(self.blocked_play or PLAY_TIP)
 
     def set_busy(self, busy: bool, done: int = 0, total: int = 0) -> None:
         """Show a running preview's progress (the window greys out Preview itself, see block_preview)."""

@@ -348,7 +348,7 @@ class MainWindow(QMainWindow):
         self.new_action.setEnabled(why is None)
         self.new_action.setToolTip(why or NEW_WORLD_TIP)
         self.timeline.block_branch(why)
-        self.explorer.block_preview(self._not_ready(WORLD))
+        self.explorer.block_preview(self._not_ready(WORLD), self._not_ready(LIVE))
         reason = self._edit_unavailable()
         self.object_panel.set_available(reason is None, reason or "")
         self.paste_action.setEnabled(reason is None)
@@ -1197,6 +1197,7 @@ class MainWindow(QMainWindow):
 
         def saved(p: Path) -> None:
             self._unsaved = max(0, self._unsaved - unsaved)  # frames recorded while it saved are still unsaved
+            self._keeps_failed = 0  # a later close's failed keep warns again before it discards anything
             self._autosave_due = 0.0  # what comes next is new work: a long autosave before it must not hold it back
             self._forget_running()
             self.statusBar().showMessage(f"Saved {p}", 5000)
@@ -1355,6 +1356,7 @@ class MainWindow(QMainWindow):
         """The work counted in `unsaved`, and the canvas's `sketch`, are in `path` now (said in the status bar and on
         stderr); frames recorded since stay unsaved."""
         self._unsaved, self._sketch_kept = max(0, self._unsaved - unsaved), sketch
+        self._keeps_failed = 0  # a later close's failed keep warns again before it discards anything
         self._kept([path])
 
     @staticmethod

@@ -110,7 +110,11 @@ def test_closing_with_a_recording_that_cannot_be_kept_leaves_the_window_open_onc
     assert "close again to discard it" in w.statusBar().currentMessage()
     with qtbot.waitSignal(w.save_to(tmp_path / "mine.wbsession").succeeded, timeout=10000):
         pass
-    assert closed(qtbot, w) and len(Session.load(tmp_path / "mine.wbsession").recorded(0)) >= 5
+    assert len(Session.load(tmp_path / "mine.wbsession").recorded(0)) >= 5
+    record_unsaved(qtbot, w)  # new work after the save: a failed keep warns again, it does not discard at once
+    assert not closed(qtbot, w) and w.isVisible() and "close again to discard it" in w.statusBar().currentMessage()
+    (tmp_path / "not_a_folder").unlink()  # the disk can take it now: the close keeps the work and closes
+    assert closed(qtbot, w)
 
 
 def test_after_open_the_hosts_world_refuses_input_that_no_branch_would_record(qtbot, host, tmp_path):
@@ -271,6 +275,9 @@ def test_a_key_that_plays_nothing_says_why_only_when_the_world_is_in_no_branch(q
         pass
     w.timeline.go_live()
     assert press() == NOT_IN_SESSION  # the host's world runs, but no branch would record what a key did
+    plays = [cell.play_btn for cell in w.explorer.cells]  # a Play would be refused so: greyed out, saying why
+    assert plays and all(not b.isEnabled() and b.toolTip() == NOT_IN_SESSION for b in plays)
+    assert w.explorer.run_btn.isEnabled()  # a preview branches the host's world and records nothing: it may go
 
 
 def slow_starts(monkeypatch, seconds: float = 0.5) -> None:
