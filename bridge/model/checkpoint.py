@@ -5,6 +5,7 @@ Every file is written atomically (temp file + os.replace) and nothing is ever un
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -35,10 +36,8 @@ def missing_text(path: str | Path, kind: str = "world") -> str:
     run's resume); a caller may append its own way out (e.g. the sandbox)."""
     stage = "tokenizer" if kind == "tokenizer" else "dynamics"
     if (Path(path) / STATE).is_file():
-        try:
+        with contextlib.suppress(CheckpointError):  # a damaged state keeps the wording; resuming names the damage
             stage = read_train_meta(Path(path)).get("stage", stage)
-        except CheckpointError:
-            pass  # the wording still holds; resuming names the damaged state
         return (f"{path} is a training run interrupted before its first checkpoint was complete: resume it with the "
                 f"same `worldbridge train {stage} ... --out {path}` command, then give it again")
     return f"no checkpoint at {path}: train one with `worldbridge train {stage} ...`, or give the directory of one"
