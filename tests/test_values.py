@@ -71,10 +71,22 @@ def test_first_line_is_an_errors_first_line_or_its_kind(e, want):
     assert first_line(e) == want
 
 
+def _named_after(count: ast.expr, text: str) -> bool:
+    """`{n_frames} frames`, `{self.frame_count} frames`, `{st["maskgit_steps"]} MaskGIT steps`: a count whose name
+    says the plural noun after it ("1 frames"); not a rate (`{frames_per_s} frames/s`) nor a constant set above 1
+    (`{MAX_PENDING_EVENTS} events`)."""
+    key = count.slice if isinstance(count, ast.Subscript) else None
+    name = (count.id if isinstance(count, ast.Name) else count.attr if isinstance(count, ast.Attribute)
+            else key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else "")
+    noun = re.match(r" (?:[A-Z]\w* )?([a-z]+)s\b(?!/)", text)
+    words = name.lower().split("_")
+    return bool(noun) and not name.isupper() and (noun[1] in words or noun[1] + "s" in words)
+
+
 def _hand_plurals(tree: ast.AST) -> list[int]:
-    """Lines that spell a plural by hand: `'s' if n != 1`, `'' if n == 1 else 's'`, "range(s)", `f"{noun}s"` and a
+    """Lines that spell a plural by hand: `'s' if n != 1`, `'' if n == 1 else 's'`, "range(s)", `f"{noun}s"`, a
     count formatted as an integer (`f"{n:2d} sessions"`, " 1 sessions") or counted with len() (`f"{len(x)} frames"`,
-    "1 frames") before a fixed plural noun."""
+    "1 frames") before a fixed plural noun, and a count named after the plural noun that follows it."""
     lines = []
     for node in ast.walk(tree):
         if isinstance(node, ast.IfExp) and any(isinstance(b, ast.Constant) and b.value == "s"
@@ -88,15 +100,20 @@ def _hand_plurals(tree: ast.AST) -> list[int]:
                     continue
                 spec = ast.unparse(part.format_spec) if part.format_spec else ""
                 counted = spec.endswith("d'") or (not spec and ast.unparse(part.value).startswith("len("))
-                if (not spec and re.match(r"s\b", after.value)) or (counted and re.match(r" [a-z]+s\b", after.value)):
+                if ((not spec and re.match(r"s\b", after.value)) or (counted and re.match(r" [a-z]+s\b", after.value))
+                        or (spec in ("", "'d'") and _named_after(part.value, after.value))):
                     lines.append(node.lineno)
     return lines
 
 
 HAND_SPELLED = ["f\"{n} frame{'s' if n > 1 else ''}\"", "f\"{n} frame{'' if n == 1 else 's'}\"",
-                "f'{n} range(s) lost'", "f'{n} {noun}s'", "f'{n:2d} sessions: '", "f'holds {len(arr)} frames but'"]
+                "f'{n} range(s) lost'", "f'{n} {noun}s'", "f'{n:2d} sessions: '", "f'holds {len(arr)} frames but'",
+                "f'{self.frame_count} frames'", "f'{n_frames} frames'", "f'({st[\"maskgit_steps\"]} MaskGIT steps of'",
+                "f'one of the {autosaves} autosaves in'"]
 WRITTEN_WELL = ["plural(n, 'session')", "f'{plural(n, \"session\")}: {fps:.1f} fps, {t:.1f}s'",
-                "f'holds {plural(len(arr), \"frame\")} but'"]
+                "f'holds {plural(len(arr), \"frame\")} but'", "f'{plural(n_frames, \"frame\")} kept'",
+                "f'{s[\"frames_per_s\"]:.0f} frames/s'", "f'{frame_size} pixels'", "f'{height}x{width} frames'",
+                "f'{MAX_PENDING_EVENTS} events wait'", "f'{fps:.1f} fps'"]
 
 
 @pytest.mark.parametrize("code", HAND_SPELLED + WRITTEN_WELL)
@@ -106,7 +123,8 @@ def test_a_hand_spelled_plural_is_found(code):
 
 def test_no_message_spells_its_own_plural():
     """`serve` and `bench` each wrote `'s' if n > 1` by hand (`0 session`), bench " 1 sessions:", replay
-    "range(s)", and dataset, importer, protocol and world errors "holds 1 frames": every count goes through plural()."""
+    "range(s)", dataset, importer, protocol and world errors "holds 1 frames", bench "1 MaskGIT steps" and a damaged
+    session's "one of the 1 autosaves": every count goes through plural()."""
     root = Path(bridge.values.__file__).parent.parent
     hand = {f"{f.relative_to(root)}:{i}": f.read_text().splitlines()[i - 1]
             for d in ("bridge", "editor_gui") for f in sorted((root / d).rglob("*.py"))

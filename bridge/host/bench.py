@@ -270,7 +270,7 @@ def bench(checkpoint: str | None, backend: str | None, frames: int, where: str, 
     if "stages_ms" in report:
         st = report["stages_ms"]
         click.echo(f"model stages (p50): tokenize {st['tokenize']:.2f} ms, dynamics {st['dynamics']:.2f} ms "
-                   f"({st['maskgit_steps']} MaskGIT steps of ~{st['dynamics_step']:.2f} ms + commit "
+                   f"({plural(st['maskgit_steps'], 'MaskGIT step')} of ~{st['dynamics_step']:.2f} ms + commit "
                    f"{st['commit']:.2f} ms), decode {st['decode']:.2f} ms")
         dtype = report["compute_dtype"]
         click.echo(f"compute: {report['flops_per_frame'] / 1e9:.2f} GFLOP/frame, {report['achieved_gflops']:.1f} "
