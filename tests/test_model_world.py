@@ -182,6 +182,21 @@ def test_config_json_round_trip_keeps_tuples_so_loaded_equals_saved():
     assert back != cfg
 
 
+@pytest.mark.parametrize("quantizer", ["vq", "fsq"])
+def test_vocab_and_latent_actions_count_the_codes_the_built_quantizers_have(quantizer):
+    """The dynamics' embedding tables are sized by these counts: an FSQ's are its levels' product, not `codebook`."""
+    import dataclasses
+    from bridge.model.genie import WorldModel
+    from bridge.model.presets import get_preset
+    cfg = get_preset("micro")
+    cfg.tokenizer = dataclasses.replace(cfg.tokenizer, quantizer=quantizer, fsq_levels=(4, 3, 2))
+    cfg.lam = dataclasses.replace(cfg.lam, quantizer=quantizer, fsq_levels=(2, 3))
+    model = WorldModel(cfg)
+    assert (cfg.vocab, cfg.num_actions) == (model.tokenizer.quant.num_codes, model.lam.quant.num_codes)
+    assert (cfg.vocab, cfg.num_actions) == ((24, 6) if quantizer == "fsq" else (64, 4))
+    assert len(cfg.latent_action_names()) == cfg.num_actions
+
+
 @pytest.mark.parametrize("part, key, value", [("dynamics", "dim", "x"), ("tokenizer", "codebook", 1.5),
                                               ("dynamics", "temperature", "hot"), ("lam", "code_norm", 1),
                                               (None, "height", True)])

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.values import is_int, is_number, plural
 
 UNMASK_ORDERS = ("random", "confidence")  # which tokens a MaskGIT step commits first: any, or its most confident
+
+
+def _code_count(quantizer: str, codes: int, levels: tuple[int, ...]) -> int:
+    """How many codes a quantizer has: FSQ's are the product of its levels, whatever its `codes` field says."""
+    return math.prod(levels) if quantizer == "fsq" else codes
 
 
 @dataclass
@@ -105,23 +111,11 @@ class WorldConfig:
 
     @property
     def vocab(self) -> int:
-        t = self.tokenizer
-        if t.quantizer == "fsq":
-            n = 1
-            for lv in t.fsq_levels:
-                n *= lv
-            return n
-        return t.codebook
+        return _code_count(self.tokenizer.quantizer, self.tokenizer.codebook, self.tokenizer.fsq_levels)
 
     @property
     def num_actions(self) -> int:
-        c = self.lam
-        if c.quantizer == "fsq":
-            n = 1
-            for lv in c.fsq_levels:
-                n *= lv
-            return n
-        return c.num_actions
+        return _code_count(self.lam.quantizer, self.lam.num_actions, self.lam.fsq_levels)
 
     def latent_action_names(self) -> list[str]:
         return list(self.action_names) if self.action_names else [f"latent_{i}" for i in range(self.num_actions)]
