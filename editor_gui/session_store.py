@@ -160,7 +160,7 @@ def damaged(path: Path, what: str) -> SessionFileError:
     """A saved session that cannot be read whole: say where a good copy may be (the autosaves, when there are some)."""
     folder = autosave_dir()
     autosaves = len(list(folder.glob(f"*{FILE_SUFFIX}"))) if folder.is_dir() else 0
-    where = f", or one of the {plural(autosaves, 'autosave')} in {folder}" if autosaves else ""
+    where = f", or an autosave in {folder} ({plural(autosaves, 'file')})" if autosaves else ""
     what = " ".join(what.split())  # one line
     return SessionFileError(f"{path} is a damaged saved session ({what}): open a copy saved earlier{where}")
 

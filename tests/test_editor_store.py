@@ -171,7 +171,7 @@ def test_a_damaged_session_file_is_one_clear_line_naming_it_and_what_to_do(tmp_p
     message = str(e.value)
     assert "\n" not in message and message.startswith(f"{path} is a damaged saved session (")
     assert "open a copy saved earlier" in message
-    assert (f"one of the 2 autosaves in {tmp_path / 'autosave'}" in message) == bool(autosaves)
+    assert (f"an autosave in {tmp_path / 'autosave'} (2 files)" in message) == bool(autosaves)
 
 
 def test_a_session_from_a_newer_editor_or_another_program_says_so(tmp_path):
