@@ -12,7 +12,7 @@ from bridge.model.presets import get_preset
 from bridge.model.sampler import sample_frame
 from bridge.model.speed import frame_flops, matmul_peak_gflops, measured_frame_flops, stage_timings, steps_sweep
 from bridge.model.world import WorldModelBackend, _compile_mode, load_world
-from test_model_data import save_random_world
+from test_model_data import roll, save_random_world
 
 torch.set_num_threads(1)
 
@@ -20,10 +20,6 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def world_dir(tmp_path_factory):
     return save_random_world(tmp_path_factory.mktemp("speed") / "world")
-
-
-def _roll(w, actions):
-    return np.stack([w.step(a) for a in actions])
 
 
 # --- spawn ---
@@ -45,7 +41,7 @@ def test_spawned_backends_share_weights_but_nothing_else(world_dir):
 def test_stepping_one_spawn_does_not_change_another(world_dir):
     base = load_world(world_dir, device="cpu")
     ref = base.spawn()
-    expected = np.concatenate([ref.reset(Prompt(seed=3))[None], _roll(ref, [0, 1, 2, 3, 1])])
+    expected = np.concatenate([ref.reset(Prompt(seed=3))[None], roll(ref, [0, 1, 2, 3, 1])])
     a, b = base.spawn(), base.spawn()
     first_b = b.reset(Prompt(seed=3))
     a.reset(Prompt(seed=9))
@@ -86,8 +82,8 @@ def test_bf16_weights_give_bit_identical_frames_under_autocast(world_dir):
     assert fast.model.tokenizer.decoder.blocks[0].s_qkv.weight.dtype == torch.float32  # prompt models hash it
     slow = load_world(world_dir, device="cpu", autocast=True)
     slow.model.dynamics.float()  # what plain autocast does: fp32 weights, cast on every call
-    a = np.concatenate([fast.reset(Prompt(seed=1))[None], _roll(fast, [0, 1, 2, 3, 0, 2])])
-    b = np.concatenate([slow.reset(Prompt(seed=1))[None], _roll(slow, [0, 1, 2, 3, 0, 2])])
+    a = np.concatenate([fast.reset(Prompt(seed=1))[None], roll(fast, [0, 1, 2, 3, 0, 2])])
+    b = np.concatenate([slow.reset(Prompt(seed=1))[None], roll(slow, [0, 1, 2, 3, 0, 2])])
     assert np.array_equal(a, b)
     assert load_world(world_dir, device="cpu", autocast=False).model.dynamics.head.weight.dtype == torch.float32
 

@@ -77,6 +77,11 @@ def save_random_world(out: Path, preset: str = "micro", bank: int = 4, seed: int
     return Path(out)
 
 
+def roll(world, actions) -> np.ndarray:
+    """The frames a world draws for a list of actions, stacked (for comparing two rollouts)."""
+    return np.stack([world.step(a) for a in actions])
+
+
 _TRAINED: dict[str, Path] = {}
 
 

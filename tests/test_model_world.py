@@ -8,7 +8,7 @@ import bridge
 from bridge.backend import Prompt, WorldEvent
 from bridge.model.checkpoint import CheckpointError
 from bridge.model.world import load_world
-from test_model_data import save_random_world
+from test_model_data import roll, save_random_world
 
 torch.set_num_threads(1)
 
@@ -16,10 +16,6 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def world_dir(tmp_path_factory):
     return save_random_world(tmp_path_factory.mktemp("w") / "world")
-
-
-def _roll(w, actions):
-    return np.stack([w.step(a) for a in actions])
 
 
 def test_backend_contract_and_name(world_dir):
@@ -36,23 +32,23 @@ def test_backend_contract_and_name(world_dir):
 
 def test_same_seed_same_world_different_seed_differs(world_dir):
     w = load_world(world_dir, device="cpu")
-    a = np.concatenate([w.reset(Prompt(seed=3))[None], _roll(w, [0, 1, 2, 3, 1])])
-    b = np.concatenate([w.reset(Prompt(seed=3))[None], _roll(w, [0, 1, 2, 3, 1])])
-    c = np.concatenate([w.reset(Prompt(seed=4))[None], _roll(w, [0, 1, 2, 3, 1])])
+    a = np.concatenate([w.reset(Prompt(seed=3))[None], roll(w, [0, 1, 2, 3, 1])])
+    b = np.concatenate([w.reset(Prompt(seed=3))[None], roll(w, [0, 1, 2, 3, 1])])
+    c = np.concatenate([w.reset(Prompt(seed=4))[None], roll(w, [0, 1, 2, 3, 1])])
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 def test_get_set_state_branches_deterministically(world_dir):
     w = load_world(world_dir, device="cpu")
     w.reset(Prompt(seed=0))
-    _roll(w, [1, 2])
+    roll(w, [1, 2])
     state = w.get_state()
-    first = _roll(w, [3, 0, 1])
+    first = roll(w, [3, 0, 1])
     w.step(2)  # wander off
     w.set_state(state)
-    assert np.array_equal(_roll(w, [3, 0, 1]), first)
+    assert np.array_equal(roll(w, [3, 0, 1]), first)
     w.set_state(state)
-    other = _roll(w, [0, 0, 0])
+    other = roll(w, [0, 0, 0])
     assert not np.array_equal(other, first)  # a different branch from the same point
     with pytest.raises(ValueError, match="get_state"):
         w.set_state({"something": 1})
@@ -76,14 +72,14 @@ def test_configure_validates_and_changes_sampling(world_dir):
     assert s == {"steps": 4, "temperature": 1.0, "cfg": 1.0, "unmask": "random", "top_p": 1.0}
     assert w.configure(steps=2, temperature=0.0, cfg=2.0, unmask="confidence")["cfg"] == 2.0
     w.reset(Prompt(seed=0))
-    a = _roll(w, [1, 1])
+    a = roll(w, [1, 1])
     w.reset(Prompt(seed=4))  # same bank frame (4 % 4 == 0), other RNG seed: greedy decoding does not use the RNG
-    assert np.array_equal(_roll(w, [1, 1]), a)
+    assert np.array_equal(roll(w, [1, 1]), a)
     w.configure(temperature=1.5, top_p=1e-6)  # a nucleus of one token: the RNG no longer matters, as with greedy
     w.reset(Prompt(seed=0))
-    b = _roll(w, [1, 1])
+    b = roll(w, [1, 1])
     w.reset(Prompt(seed=4))
-    assert np.array_equal(_roll(w, [1, 1]), b)
+    assert np.array_equal(roll(w, [1, 1]), b)
     assert w.configure(top_p=0.5)["top_p"] == 0.5
     for bad in ({"steps": 0}, {"steps": 999}, {"temperature": -1}, {"cfg": -0.5}, {"unmask": "best"}, {"top_p": 0},
                 {"top_p": 1.5}, {"temperature": float("nan")}, {"cfg": float("inf")}, {"steps": 2.9}, {"steps": True},
@@ -102,9 +98,9 @@ def test_a_refused_reset_or_batch_leaves_every_world_as_it_was(world_dir):
     with pytest.raises(ValueError, match="image"):
         w.reset(Prompt(seed=99, image=np.zeros((8, 8), np.uint8)))  # grey, no colour channels
     assert w.seed == 0
-    went_on = _roll(w, [1, 2, 3])
+    went_on = roll(w, [1, 2, 3])
     w.set_state(state)
-    assert np.array_equal(_roll(w, [1, 2, 3]), went_on)  # the same random stream: the failed reset touched nothing
+    assert np.array_equal(roll(w, [1, 2, 3]), went_on)  # the same random stream: the failed reset touched nothing
     a, b = w.spawn(), w.spawn()
     for x in (a, b):
         x.reset(Prompt(seed=1))
@@ -163,8 +159,8 @@ def test_missing_default_and_missing_path_name_the_fix(tmp_path, monkeypatch):
 def test_cuda_rollout_matches_contract_and_is_deterministic(world_dir):
     w = load_world(world_dir, device="cuda")
     assert w.autocast
-    a = np.concatenate([w.reset(Prompt(seed=3))[None], _roll(w, [0, 1, 2])])
-    b = np.concatenate([w.reset(Prompt(seed=3))[None], _roll(w, [0, 1, 2])])
+    a = np.concatenate([w.reset(Prompt(seed=3))[None], roll(w, [0, 1, 2])])
+    b = np.concatenate([w.reset(Prompt(seed=3))[None], roll(w, [0, 1, 2])])
     assert np.array_equal(a, b)
     wc = load_world(world_dir, device="cuda", compile="reduce-overhead")
     assert wc.reset(Prompt(seed=3)).shape == (16, 16, 3) and wc.step(1).shape == (16, 16, 3)
