@@ -125,9 +125,9 @@ namespace WorldBridge.Editor
                 {
                     var error = HostError.From(m);
                     if (error.EndsRecording) recording = false; // the host's recorder ended
-                    long sent = 0; // -1: the retry could not be sent and Request put why on the status line, which stays
+                    long sent = 0; // -1: the retry could not be sent and Request put why on the status line: said with the refusal
                     status = fieldStart.Retry(error, c, options => sent = Request(r => r.Start(options)))
-                             ?? (sent < 0 ? status : error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.Explained);
+                             ?? (sent < 0 ? FieldStart.Unsent(error, status) : error.Kind == HostErrorCode.Unsupported ? "this backend cannot do that: " + error.Message : error.Explained);
                 }
                 else if (type == "ok")
                 {

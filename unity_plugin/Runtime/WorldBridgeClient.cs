@@ -222,7 +222,8 @@ namespace WorldBridge
             else if (type == "error" || type == "reject")
             {
                 var error = HostError.From(m);
-                var retry = fieldStart.Retry(error, Connection, options => Send(c => c.Start(options)));
+                string unsent = null; // why the retry without the prompt could not be sent: said with the refusal, in one error
+                var retry = fieldStart.Retry(error, Connection, options => TrySend(c => c.Start(options), out unsent));
                 bool retried = retry != null;
                 if (retried)
                 {
@@ -231,7 +232,7 @@ namespace WorldBridge
                 }
                 // not_ready: the connection greets the host again and says so once in LastError, whatever it refused;
                 // a refusal retried without the prompt is on no error channel: DroppedNote says what was left out
-                if (m.GetString("code") != "not_ready" && !retried) Fail(error.ToString());
+                if (m.GetString("code") != "not_ready" && !retried) Fail(unsent == null ? error.ToString() : FieldStart.Unsent(error, unsent));
                 if (!retried) HostErrorReceived?.Invoke(error);
                 EndSession(ended);
                 // a refused handshake (reject, or an error to hello) is also the connection's LastError: reported once
@@ -361,15 +362,25 @@ namespace WorldBridge
         }
         long Send(Func<WorldBridgeConnection, long> request)
         {
+            var id = TrySend(request, out var problem);
+            if (problem != null) Fail(problem);
+            return id;
+        }
+
+        /// <summary>Send that hands back why nothing was sent (`problem`) instead of reporting it, for a caller that
+        /// reports it together with what it was answering.</summary>
+        long TrySend(Func<WorldBridgeConnection, long> request, out string problem)
+        {
+            problem = null;
             var c = Connection;
             if (!Connected(c))
             {
-                Fail($"not connected to a host at {endpoint}{(c?.LastError != null ? ": " + c.LastError : "")}");
+                problem = $"not connected to a host at {endpoint}{(c?.LastError != null ? ": " + c.LastError : "")}";
                 return -1;
             }
             try { return request(c); }
-            catch (ArgumentException e) { Fail(e.Message); }
-            catch (InvalidOperationException e) { Fail(e.Message); }
+            catch (ArgumentException e) { problem = e.Message; }
+            catch (InvalidOperationException e) { problem = e.Message; }
             return -1;
         }
 

@@ -12,7 +12,7 @@ namespace WorldBridge
     {
         [Tooltip("The view whose RawImage is clicked (defaults to one on this object or a parent).")]
         public WorldView view;
-        [Tooltip("The object to paste: at most the frame's size; RGBA keeps its transparency. Readable, or a PNG asset.")]
+        [Tooltip("The object to paste: at most the frame's size; RGBA keeps its transparency. Any texture (a PNG asset is sent as its file in the editor).")]
         public Texture2D layer;
         [Tooltip("Centre the object on the clicked pixel (otherwise its top-left corner goes there).")]
         public bool centred = true;

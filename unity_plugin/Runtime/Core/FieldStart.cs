@@ -42,8 +42,7 @@ namespace WorldBridge.Core
         {
             if (error.Kind != HostErrorCode.BadPrompt || options == null) return null;
             if (error.ReqId != reqId && !ReferenceEquals(connection?.RestartedWith(error.ReqId), options)) return null;
-            var capability = error.Capability;
-            var kind = capability != null && capability.EndsWith("_prompt", StringComparison.Ordinal) ? capability.Substring(0, capability.Length - 7) : null;
+            var kind = PromptKind(error);
             if (kind == null || !droppable.Contains(kind)) return null;
             var without = options.Without(kind);
             var id = send(without);
@@ -53,6 +52,18 @@ namespace WorldBridge.Core
             options = without;
             reqId = id;
             return $"this backend takes no {kind} prompts: starting without the {kind} prompt";
+        }
+
+        /// <summary>The one line for a refusal whose retry without the prompt could not be sent (`why`): what the host
+        /// refused and why no start without it went, so the user gets neither half alone.</summary>
+        public static string Unsent(HostError refusal, string why) =>
+            $"{refusal}, and the start without the {PromptKind(refusal)} prompt could not be sent: {why}";
+
+        /// <summary>The prompt kind ("text") a bad_prompt names by its capability ("text_prompt"); null for other capabilities.</summary>
+        static string PromptKind(HostError error)
+        {
+            var capability = error.Capability;
+            return capability != null && capability.EndsWith("_prompt", StringComparison.Ordinal) ? capability.Substring(0, capability.Length - 7) : null;
         }
 
         /// <summary>A new (not resumed) `session` message `m`: Dropped becomes what its start went without. It answers this

@@ -9,7 +9,7 @@ namespace WorldBridge.Core
     public static class Protocol
     {
         public const int Major = 1, Minor = 3;
-        public const string PluginVersion = "0.3.14";
+        public const string PluginVersion = "0.3.15";
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 

@@ -135,7 +135,7 @@ namespace WorldBridge.Tests
         }
 
         [Test]
-        public void ARetryThatCannotBeSentSaysWhyInTheStatusLine()
+        public void ARetryThatCannotBeSentSaysWhatWasRefusedAndWhyInTheStatusLine()
         {
             var window = ReadyWindow();
             Private.Set(window, "textPrompt", "a cave");
@@ -144,7 +144,8 @@ namespace WorldBridge.Tests
             Private.Set(ConnectionOf(window), "welcome", WelcomeInfo.From(new MsgMap { { "type", "welcome" }, { "limits", new MsgMap { { "max_message_bytes", 8L } } } }));
             Receive(window, BadPrompt(Starts(window)[0], "text_prompt"));
             Assert.AreEqual(1, Starts(window).Count, "nothing more was queued");
-            StringAssert.StartsWith("the start message is ", Status(window), "the host's refusal hid why the start without the prompt was not sent");
+            StringAssert.StartsWith("bad_prompt: this backend takes no text prompts, and the start without the text prompt could not be sent: " +
+                                    "the start message is ", Status(window), "the line says what was refused and why no start without it went");
             StringAssert.EndsWith("but the host accepts at most 8: use a smaller image", Status(window));
             ConnectionOf(window).Close();
         }

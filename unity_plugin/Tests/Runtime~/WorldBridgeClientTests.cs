@@ -199,6 +199,24 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ARetryThatCannotBeSentIsOneErrorSayingWhatWasRefusedAndWhy()
+        {
+            var (client, connection, told) = StartedFromFields();
+            var raised = new List<HostError>();
+            client.HostErrorReceived += raised.Add;
+            // the host now takes messages of at most 8 bytes: the start without the text prompt cannot be sent
+            Set(connection, "welcome", WelcomeInfo.From(new MsgMap { { "type", "welcome" }, { "limits", new MsgMap { { "max_message_bytes", 8L } } } }));
+            Answer(client, BadPrompt(Starts(connection)[0], "text_prompt"));
+            Assert.AreEqual(1, Starts(connection).Count, "nothing more was queued");
+            Assert.AreEqual(1, told.Count, "one refusal, one error: " + string.Join(" | ", told));
+            StringAssert.StartsWith("bad_prompt: this backend takes no text prompts, and the start without the text prompt could not be sent: " +
+                                    "the start message is ", told[0]);
+            StringAssert.EndsWith("but the host accepts at most 8: use a smaller image", told[0]);
+            Assert.AreEqual(1, raised.Count, "the refusal stays the game's HostError");
+            connection.Close();
+        }
+
+        [Test]
         public void AFieldStartTheRestartedHostRefusesIsDroppedToo()
         {
             var (client, connection, told) = StartedFromFields();
