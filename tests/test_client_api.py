@@ -121,6 +121,21 @@ def test_prompts_image_and_sketch(host):
         assert e.value.code == "bad_prompt" and e.value.capability is None  # a capability it has: nothing to name
 
 
+def test_an_rgba_sketch_array_is_sent_as_drawn_transparent_meaning_sky(host):
+    """docs/python.md: a sketch is an RGB or RGBA uint8 array; an engine canvas leaves the sky transparent."""
+    sketch = SandboxWorld(64, 0).sketch()
+    canvas = np.dstack([sketch, np.full(sketch.shape[:2], 255, np.uint8)])
+    sky = (sketch == 255).all(-1)
+    canvas[sky] = 0  # not drawn: transparent black, which reads as white paper
+    with WorldClient(host.address) as c:
+        c.start(mode="step", sketch=sketch, seed=1)
+        drawn = c.next_frame().image
+        c.reset(sketch=canvas)
+        assert (c.next_frame().image == drawn).all()
+        with pytest.raises(ValueError, match=r"\(H, W, 3\) RGB or \(H, W, 4\) RGBA uint8 .* got \(64, 64\) uint8"):
+            c.reset(sketch=sketch[..., 0])
+
+
 class _Mute(SandboxWorld):
     """A backend without text or sketch prompts (session.capabilities say so)."""
 

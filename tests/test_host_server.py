@@ -20,6 +20,7 @@ from bridge.backend import Prompt, StepRefused
 from bridge.client import ProtocolError, WorldClient
 from bridge.host import protocol as P
 from bridge.host.protocol import Limits
+from bridge.host.recording import RecordingReader
 from bridge.host.server import Host, is_loopback, run_host_in_thread
 from bridge.host.session import Session
 from waiting import wait_until
@@ -226,6 +227,40 @@ def test_reset_and_branch_epochs(counter_host):
         assert e.value.code == "bad_argument" and "branch window" in e.value.message
         c.reset()  # missing prompt keys keep the previous prompt (seed 9)
         assert pixel(c.next_frame()) == (9, 0, 0)
+
+
+class PromptWorld(CounterWorld):
+    """TEST-ONLY: takes text and image prompts and keeps the last prompt it was reset with."""
+
+    capabilities = ["events", "text_prompt", "image_prompt"]
+
+    def reset(self, prompt: Prompt):
+        self.prompt = prompt
+        return super().reset(prompt)
+
+
+def test_a_new_text_prompt_replaces_a_kept_image_that_would_win_over_it(tmp_path):
+    """An image starts the world as drawn and wins over text, so a reset that sends new text alone dropped it silently
+    while the kept image came back: the new text now replaces the image (a reset without text still keeps it)."""
+    made = []
+    h = run_host_in_thread(lambda: made.append(PromptWorld()) or made[-1], recordings_dir=tmp_path)
+    photo = np.full((8, 8, 3), 90, np.uint8)
+    try:
+        with WorldClient(h.address) as c:
+            c.start(mode="step", seed=1, text="a snowy night")
+            c.reset(image=photo)
+            assert made[0].prompt.image is not None and made[0].prompt.text == "a snowy night"
+            c.reset(seed=2)  # nothing new: the image stays
+            assert made[0].prompt.image is not None
+            c.reset(text="  ")  # blank text is no prompt: it replaces nothing
+            assert made[0].prompt.image is not None
+            c.reset(text="a desert at dawn")
+            assert made[0].prompt.image is None and made[0].prompt.text == "a desert at dawn"
+            c.record_start("r.wbrec")
+            path = c.record_stop()["path"]
+        assert RecordingReader(path).header["prompt"].get("image") is None  # a replay rebuilds the text's world
+    finally:
+        h.stop()
 
 
 def test_stale_epoch_frames_are_dropped_by_client(counter_host):
@@ -656,7 +691,6 @@ class _FullDisk:
 
 
 def test_a_failed_recording_write_stops_that_recording_not_the_host(tmp_path):
-    from bridge.host.recording import RecordingReader
     h = run_host_in_thread("sandbox", recordings_dir=tmp_path)
     try:
         with WorldClient(h.address) as a, WorldClient(h.address) as b:

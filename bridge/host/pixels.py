@@ -96,25 +96,25 @@ def decode_layer(data: bytes, width: int, height: int) -> np.ndarray:
                                           "the encoded file bytes") from None
 
 
-def encode_layer(layer: np.ndarray | bytes) -> bytes:
-    """What clients send as an `edit` layer: bytes pass through, (h, w, 4|3) uint8 arrays become PNG."""
-    if isinstance(layer, (bytes, bytearray)):
-        return bytes(layer)
-    arr = np.asarray(layer)
+def _png_of_array(image: np.ndarray, what: str, files: str) -> bytes:
+    """An (h, w, 3) RGB or (h, w, 4) RGBA uint8 array as PNG bytes; else a ValueError that names the fix."""
+    arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8 or 0 in arr.shape:
-        raise ValueError(f"an edit layer must be an (h, w, 4) RGBA or (h, w, 3) RGB uint8 image, got {arr.shape} "
-                         f"{arr.dtype}")
+        raise ValueError(f"{what} must be an (H, W, 3) RGB or (H, W, 4) RGBA uint8 array, got {arr.shape} {arr.dtype}:"
+                         f" convert it (e.g. np.asarray(pil_image.convert('RGBA'))) or send the encoded {files} bytes")
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr), "RGBA" if arr.shape[2] == 4 else "RGB").save(buf, format="PNG",
                                                                                              compress_level=1)
     return buf.getvalue()
 
 
+def encode_layer(layer: np.ndarray | bytes) -> bytes:
+    """What clients send as an `edit` layer: bytes pass through, (h, w, 4|3) uint8 arrays become PNG."""
+    return bytes(layer) if isinstance(layer, (bytes, bytearray)) else _png_of_array(layer, "an edit layer", "PNG")
+
+
 def encode_prompt_image(image: np.ndarray | bytes) -> bytes:
-    """What clients send as a prompt: bytes pass through, arrays become PNG."""
-    if isinstance(image, (bytes, bytearray)):
-        return bytes(image)
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise ValueError(f"prompt image must be (H, W, 3) uint8, got {arr.shape} {arr.dtype}")
-    return encode_pixels(arr, "png")
+    """What clients send as an image or sketch prompt: bytes pass through, RGB or RGBA arrays become PNG (the host
+    reads a transparent pixel as white paper: not drawn)."""
+    return bytes(image) if isinstance(image, (bytes, bytearray)) else _png_of_array(image, "a prompt image",
+                                                                                   "PNG or JPEG")

@@ -20,7 +20,7 @@ from bridge.host.backends import BackendPool, BackendSpec, announce, as_spec
 from bridge.host.pixels import encode_pixels
 from bridge.host.protocol import Limits, ProtocolError
 from bridge.host.recording import Recorder
-from bridge.host.session import Produced, Session, build_prompt, now_ms
+from bridge.host.session import Produced, Session, build_prompt, now_ms, prompt_keys
 from bridge.values import is_int, plural
 
 log = logging.getLogger("worldbridge.host")
@@ -448,8 +448,7 @@ class Host:
             except ValueError as e:
                 raise ProtocolError("bad_prompt", str(e)) from None
             s = job.session
-            s.prompt_wire = {"seed": s.seed, **{k: msg[k] if msg.get(k) is not None else s.prompt_wire.get(k)
-                                                for k in ("text", "image", "sketch")}}
+            s.prompt_wire = {**prompt_keys(msg, s.prompt_wire), "seed": s.seed}
         except BaseException as e:  # reported to the client by the loop thread
             job.error = e
         with self._loaded_lock:

@@ -488,10 +488,18 @@ def describe_event(backend: WorldBackend, event: WorldEvent) -> str:
     return event.type.replace("_", " ") if event.type is not None else event.text  # the type wins, as it fires
 
 
+def prompt_keys(msg: dict, previous: dict) -> dict:
+    """The prompt a `start`/`reset` stands on: its keys, then the `previous` ones it leaves out (reset semantics); a new
+    text (not blank) sent without an image drops a kept image, which would win over the text and start the old world."""
+    keys = {k: msg[k] if msg.get(k) is not None else previous.get(k) for k in ("seed", "text", "image", "sketch")}
+    if msg.get("image") is None and isinstance(msg.get("text"), str) and msg["text"].strip():
+        keys["image"] = None
+    return keys
+
+
 def build_prompt(msg: dict, previous: Prompt | None = None) -> Prompt:
-    """A Prompt from `start`/`reset` keys; missing keys keep `previous` (reset semantics)."""
+    """A Prompt from `start`/`reset` keys; missing keys keep `previous` (`prompt_keys`)."""
     prev = previous or Prompt()
-    image = decode_prompt_image(msg["image"], "image") if msg.get("image") is not None else prev.image
-    sketch = decode_prompt_image(msg["sketch"], "sketch") if msg.get("sketch") is not None else prev.sketch
-    return Prompt(seed=msg["seed"] if msg.get("seed") is not None else prev.seed,
-                  text=msg["text"] if msg.get("text") is not None else prev.text, image=image, sketch=sketch)
+    keys = prompt_keys(msg, {"seed": prev.seed, "text": prev.text, "image": prev.image, "sketch": prev.sketch})
+    sent = {k: decode_prompt_image(msg[k], k) if msg.get(k) is not None else keys[k] for k in ("image", "sketch")}
+    return Prompt(seed=keys["seed"], text=keys["text"], **sent)
