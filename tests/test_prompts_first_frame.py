@@ -172,18 +172,22 @@ def test_first_frame_warm_start_from_a_world_on_another_tokenizer(tmp_path):
 
 def test_prompt_stages_decay_their_learning_rate_to_fit_the_time_budget():
     """--max-minutes with a large --steps (how a GPU run is bounded) must still end the cosine at 10%."""
-    import time
+    from bridge.prompts.train import PROMPT_WARMUP
+    from bridge.train.trainer import set_lr
 
-    from bridge.prompts.train import _lr
+    opt = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "scale": 10.0},
+                             {"params": [torch.nn.Parameter(torch.zeros(1))]}])
 
-    opts = PromptTrainOptions(world="w", data="d", steps=100_000, max_minutes=1.0)
-    now = time.time()
-    assert _lr(50, opts, 1.0, now) > 0.99  # warm-up done, the budget barely touched
-    assert _lr(50, opts, 1.0, now - 30) == pytest.approx(0.55, abs=0.01)  # half the budget: half way down the cosine
-    assert _lr(50, opts, 1.0, now - 60) == pytest.approx(0.1)  # budget spent
-    assert _lr(5, opts, 1.0, now) == pytest.approx(6 / 20)  # warm-up still by steps
-    opts.max_minutes = None
-    assert _lr(50, opts, 1.0, now - 3600) > 0.99  # no budget: by steps alone
+    def lr(step: int, spent_s: float, max_minutes: float | None = 1.0) -> float:
+        got = set_lr(opt, step, 100_000, 1.0, PROMPT_WARMUP, spent_s, max_minutes)
+        assert [g["lr"] for g in opt.param_groups] == [got * 10.0, got]  # each group at its own scale (1 without one)
+        return got
+
+    assert lr(50, 0.0) > 0.99  # warm-up done, the budget barely touched
+    assert lr(50, 30.0) == pytest.approx(0.55, abs=0.01)  # half the budget: half way down the cosine
+    assert lr(50, 60.0) == pytest.approx(0.1)  # budget spent
+    assert lr(5, 0.0) == pytest.approx(6 / 20)  # warm-up still by steps
+    assert lr(50, 3600.0, None) > 0.99  # no budget: by steps alone
 
 
 def test_a_transparent_sketch_background_is_sky_not_ground():

@@ -30,8 +30,8 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import Averager, fine_tune
-from bridge.train.trainer import kept_options, lr_at
+from bridge.train.loop import Averager, fine_tune, progress_bar
+from bridge.train.trainer import kept_options, set_lr
 from bridge.values import SEED_DEFAULT, plural
 from bridge.worlds.events import EVENT_TYPES
 
@@ -68,6 +68,7 @@ class PromptTrainOptions:
 
 # The seed a stage records in its card (first_frame.json; the world card's "events") and a resumed run keeps unless given
 SEED_KEPT, SEED_DEFAULTS = {"seed": "seed"}, {"seed": SEED_DEFAULT}
+PROMPT_WARMUP = 20  # steps of linear lr warm-up (the cosine then decays to 10% by the steps or --max-minutes)
 
 
 def _load_world(path: str, device: torch.device, tokenizer_ok: bool = False) -> tuple[WorldModel, Any, dict]:
@@ -82,12 +83,6 @@ def _load_world(path: str, device: torch.device, tokenizer_ok: bool = False) -> 
     if missing or unexpected:
         raise CheckpointError(f"{path} does not match its config.json (missing {missing[:4]}, unexpected {unexpected[:4]})")
     return model.to(device).eval(), tensors, card
-
-
-def _lr(step: int, opts: "PromptTrainOptions", base: float, t0: float) -> float:
-    """Warm-up over 20 steps, then cosine decay to 10% by the steps or by --max-minutes, whichever is further."""
-    frac = (time.time() - t0) / (opts.max_minutes * 60) if opts.max_minutes else 0.0
-    return lr_at(step, opts.steps, base, 20, frac)
 
 
 @torch.no_grad()
@@ -112,10 +107,6 @@ def tokenize_episode(model: WorldModel, frames: np.ndarray, device: torch.device
         toks.append(t[1:] if s else t)
         acts.append(a)
     return torch.cat(toks).cpu().numpy().astype(np.int16), torch.cat(acts).cpu().numpy().astype(np.int16)
-
-
-def _bar(total: int, desc: str, opts: PromptTrainOptions) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, disable=not opts.progress)
 
 
 # --- Text/sketch -> first frame ---
@@ -212,7 +203,6 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
                          f"{world.cfg.height}x{world.cfg.width}")
     encoder = get_encoder(opts.encoder)
     with_sketch = bool(ds.has_sketches)
-    grid = world.cfg.grid
 
     cfg = copy.deepcopy(PRESETS[opts.preset])
     cfg.text_dim = encoder.dim
@@ -220,36 +210,18 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     opts = kept_options(opts, run, SEED_DEFAULTS, SEED_KEPT)
     start = int(run.get("step", 0))
     rng = seed_run(opts.seed, start)  # before a new model's weights are drawn
-    if resumed:
-        model, meta = load_first_frame(out, world.tokenizer)
-        _check_setup(str(out), meta, model, cfg, opts, "resume it with the same --encoder and --preset, or delete "
-                                                        "first_frame.* to start over")
-    elif opts.init_from:  # its tokens' meanings are relearned here, so no tokenizer check
-        model, init_meta = load_first_frame(Path(opts.init_from))
-        _check_setup(f"--init-from {opts.init_from}", init_meta, model, cfg, opts,
-                     "give the --encoder and --preset it was trained with")
-        if (model.vocab, model.grid) != (world.tokenizer.vocab, tuple(grid)):
-            raise ValueError(f"--init-from {opts.init_from} has a first-frame model over {model.vocab} codes on a "
-                             f"{model.grid} grid but this world's tokenizer has {world.tokenizer.vocab} on {tuple(grid)}")
-    else:
-        model = FirstFrameModel(cfg, world.tokenizer.vocab, grid)
-
-    frames, sketches, texts = first_frame_samples(ds, opts.max_frames, rng, with_sketch)
-    tokens = torch.from_numpy(tokenize_frames(world, frames, device, progress=opts.progress).astype(np.int64))
-    unique = sorted(set(texts))
-    emb = encoder.encode(unique)
-    text_vec = torch.from_numpy(emb[[unique.index(t) for t in texts]])
-    sk = torch.from_numpy(np.stack([sketch_class_map(s, grid) for s in sketches])) if with_sketch else None
+    model, init_from = _first_frame_model(out, resumed, opts, cfg, world)
+    tokens, text_vec, sk, captions = _first_frame_pairs(world, ds, encoder, opts, rng, with_sketch, device)
     model.to(device).train()
     lr = opts.lr or 5e-4
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
     n = len(tokens)
-    bar = _bar(opts.steps, f"train first-frame ({opts.preset})", opts)
+    bar = progress_bar(opts.steps, f"train first-frame ({opts.preset})", opts.progress)
     t0, avg, metrics = time.time(), Averager(), {}
     card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
-            "samples": n, "captions": len(unique), "sketch_trained": with_sketch, "encoder": opts.encoder,
+            "samples": n, "captions": captions, "sketch_trained": with_sketch, "encoder": opts.encoder,
             "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command, "batch": opts.batch, "lr": lr, "seed": opts.seed,
-            "init_from": meta.get("init_from") if resumed else opts.init_from and str(Path(opts.init_from).resolve())}
+            "init_from": init_from}
 
     def save(step: int) -> None:
         save_first_frame(out, model, {**card, "step": step, "metrics": metrics,
@@ -257,8 +229,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
 
     def step(i: int) -> None:
         nonlocal metrics
-        for g in opt.param_groups:
-            g["lr"] = _lr(i, opts, lr, t0)
+        set_lr(opt, i, opts.steps, lr, PROMPT_WARMUP, time.time() - t0, opts.max_minutes)
         idx = torch.from_numpy(rng.integers(0, n, opts.batch))
         res = model.training_loss(tokens[idx].to(device), text_vec[idx].to(device),
                                   None if sk is None else sk[idx].to(device))
@@ -272,6 +243,39 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     metrics = avg.flush() or metrics
     save(done)
     return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), **metrics}
+
+
+def _first_frame_model(out: Path, resumed: bool, opts: PromptTrainOptions, cfg, world: WorldModel) -> tuple[FirstFrameModel, str | None]:
+    """The first-frame model to train: out's own (resumed), --init-from's, or a new one; -> (model, the --init-from
+    it started from, for its card)."""
+    grid = world.cfg.grid
+    if resumed:
+        model, meta = load_first_frame(out, world.tokenizer)
+        _check_setup(str(out), meta, model, cfg, opts, "resume it with the same --encoder and --preset, or delete "
+                                                        "first_frame.* to start over")
+        return model, meta.get("init_from")
+    if opts.init_from:  # its tokens' meanings are relearned here, so no tokenizer check
+        model, init_meta = load_first_frame(Path(opts.init_from))
+        _check_setup(f"--init-from {opts.init_from}", init_meta, model, cfg, opts,
+                     "give the --encoder and --preset it was trained with")
+        if (model.vocab, model.grid) != (world.tokenizer.vocab, tuple(grid)):
+            raise ValueError(f"--init-from {opts.init_from} has a first-frame model over {model.vocab} codes on a "
+                             f"{model.grid} grid but this world's tokenizer has {world.tokenizer.vocab} on {tuple(grid)}")
+        return model, str(Path(opts.init_from).resolve())
+    return FirstFrameModel(cfg, world.tokenizer.vocab, grid), opts.init_from
+
+
+def _first_frame_pairs(world: WorldModel, ds: VideoDataset, encoder, opts: PromptTrainOptions, rng: np.random.Generator,
+                       with_sketch: bool, device: torch.device) -> tuple:
+    """The training pairs, tokenized and encoded once: (frame tokens, caption vectors, sketch class maps or None,
+    the number of distinct captions)."""
+    frames, sketches, texts = first_frame_samples(ds, opts.max_frames, rng, with_sketch)
+    tokens = torch.from_numpy(tokenize_frames(world, frames, device, progress=opts.progress).astype(np.int64))
+    unique = sorted(set(texts))
+    emb = encoder.encode(unique)
+    text_vec = torch.from_numpy(emb[[unique.index(t) for t in texts]])
+    sk = torch.from_numpy(np.stack([sketch_class_map(s, world.cfg.grid) for s in sketches])) if with_sketch else None
+    return tokens, text_vec, sk, len(unique)
 
 
 # --- Events in the dynamics' conditioning slot ---
@@ -327,18 +331,9 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     """Fine-tune the world's dynamics to take event embeddings; writes a complete world checkpoint to opts.out."""
     from bridge.data.dataset import VideoDataset
 
-    if not opts.out:
-        raise ValueError("train prompts events needs --out: a new directory for the event-conditioned world")
-    if opts.clip_len < 3:
-        raise ValueError(f"--clip-len must be at least 3 frames, got {opts.clip_len}")
-    out = Path(opts.out)
+    out, resume = _event_out(opts)
     device = pick_device(opts.device)
-    resume = (out / "config.json").is_file() and load_event_settings(out) is not None
-    if not resume and out.is_dir() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty and holds no event run to resume: give `train prompts events` a new --out "
-                         "directory (it would overwrite what is there)")
-    src_dir = out if resume else Path(opts.world)
-    src, tensors, src_card = _load_world(str(src_dir), device)
+    src, tensors, src_card = _load_world(str(out if resume else Path(opts.world)), device)
     run = src_card.get("events", {}) if resume else {}
     opts = kept_options(opts, run, SEED_DEFAULTS, SEED_KEPT)
     start = int(run.get("steps", 0))
@@ -348,38 +343,10 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world was trained on "
                          f"{src.cfg.height}x{src.cfg.width}")
     encoder = get_encoder(opts.encoder)
-    T = opts.clip_len
-
-    # --- Tokens and latent actions of the chosen episodes, once ---
-    eps = event_episodes(ds, opts.max_frames, rng)
-    data = []
-    for e in tqdm(eps, desc="tokenize episodes", disable=not opts.progress, leave=False):
-        if e.length < T:
-            continue
-        tok, act = tokenize_episode(src, np.asarray(ds.frames(e)), device)
-        data.append((tok, act, [dict(ev) for ev in e.events]))
-    if not data:
-        raise ValueError(f"no training episode of {opts.data} is at least --clip-len {T} frames long")
-    events = [(i, ev) for i, (_, _, evs) in enumerate(data) for ev in evs]
-    seen_types = sorted({ev.get("type") for _, ev in events if ev.get("type")})
-    # every sandbox type keeps its caption (an untrained type still means something through the encoder)
-    sandbox = any(t in EVENT_TYPES for t in seen_types)
-    types = (list(EVENT_TYPES) if sandbox else []) + [t for t in seen_types if t not in EVENT_TYPES]
-    counts = {t: sum(ev.get("type") == t for _, ev in events) for t in types}
-    captions = {**default_captions([t for t in types if t in EVENT_TYPES]),
-                **{ev["type"]: ev["caption"] for _, ev in events if ev.get("type") not in EVENT_TYPES and ev.get("caption")}}
+    data, events = _event_data(src, ds, opts, rng, device)  # tokens and latent actions, once
+    types, counts, captions = _event_types(events)
     if resume:
-        model = src
-        settings = load_event_settings(out)
-        if settings.encoder != opts.encoder:  # typed events and free text must live in one embedding space
-            raise ValueError(f"{out} learned its events with the {settings.encoder} text encoder: resume it with "
-                             f"--encoder {settings.encoder}, or give a new --out")
-        if opts.hold is not None and opts.hold != settings.hold:
-            raise ValueError(f"{out} learned to hold events for {plural(settings.hold, 'frame')}, so --hold "
-                             f"{opts.hold} cannot apply to it: resume without --hold, or give a new --out")
-        if opts.guidance is not None:  # only the default stored for play: it may change on any run
-            settings = dataclasses.replace(settings, guidance=opts.guidance)
-        types = list(model.cfg.event_types)
+        model, settings, types = src, _resumed_settings(out, opts), list(src.cfg.event_types)
     else:
         model = _event_world(src, tensors, types, encoder.dim).to(device)
         settings = EventSettings(encoder=opts.encoder, hold=4 if opts.hold is None else opts.hold,
@@ -388,52 +355,16 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     settings.wordings = {**settings.wordings, **trained_wordings([t for t in types if counts.get(t)], settings.captions)}
     with torch.no_grad():
         model.event_embed.copy_(torch.from_numpy(encoder.encode([settings.captions[t] for t in types])))
-    phrase_cache: dict[str, np.ndarray] = {}
-
-    def vec(text: str) -> np.ndarray:
-        if text not in phrase_cache:
-            phrase_cache[text] = encoder.encode([text])[0]
-        return phrase_cache[text]
-
-    def sample(b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-        toks, acts, conds, n_ev = [], [], [], 0
-        for _ in range(b):
-            if rng.random() < opts.event_share:
-                i, ev = events[int(rng.integers(len(events)))]
-                L = len(data[i][0])
-                pos = int(rng.integers(1, T - 1))
-                s = int(np.clip(int(ev["frame"]) - pos, 0, L - T))
-            else:
-                i = int(rng.integers(len(data)))
-                s = int(rng.integers(0, len(data[i][0]) - T + 1))
-            tok, act, evs = data[i]
-            inside = [ev for ev in evs if s - settings.hold < int(ev["frame"]) < s + T]
-            n_ev += bool(inside)
-            conds.append(cond_for_clip(T, s, inside, [vec(training_text(ev, rng)) for ev in inside], settings.hold,
-                                       encoder.dim))
-            toks.append(tok[s : s + T])
-            acts.append(act[s : s + T - 1])
-        return (torch.from_numpy(np.stack(toks).astype(np.int64)), torch.from_numpy(np.stack(acts).astype(np.int64)),
-                torch.from_numpy(np.stack(conds)), n_ev)
-
-    # --- The anchor: the source world, frozen; event-free clips are pulled towards its predictions ---
-    if opts.anchor < 0:
-        raise ValueError(f"--anchor must be >= 0, got {opts.anchor}")
-    ref = _load_world(opts.world, device)[0].dynamics if opts.anchor > 0 else None
-    if ref is not None and (ref.vocab, ref.num_actions) != (model.dynamics.vocab, model.dynamics.num_actions):
-        raise ValueError(f"--anchor needs --world {opts.world} to share this world's tokens and actions")
+    clips = EventClips(data, events, opts.clip_len, opts.event_share, settings.hold, encoder)
+    ref = _anchor(opts, model, device)
 
     # --- Fine-tune the dynamics; the new slot learns 10x faster than the pretrained weights ---
-    lr = opts.lr or 1e-4
-    dyn = model.dynamics
-    slot = [p for n, p in dyn.named_parameters() if n.startswith("cond_")]
-    rest = [p for n, p in dyn.named_parameters() if not n.startswith("cond_")]
-    opt = torch.optim.AdamW([{"params": rest, "scale": 1.0}, {"params": slot, "scale": 10.0, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+    lr, dyn = opts.lr or 1e-4, model.dynamics
+    opt = _event_optimizer(dyn, lr)
     card = {**{k: v for k, v in src_card.items() if k not in ("metrics", "events")},
             "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
                        "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
-                       "clip_len": T,
+                       "clip_len": opts.clip_len,
                        "batch": opts.batch, "lr": lr, "seed": opts.seed, "encoder": opts.encoder, "hold": settings.hold,
                        **({"anchor": opts.anchor, "anchor_world": str(Path(opts.world).resolve())} if ref is not None else {}),
                        "command": opts.command}}
@@ -451,9 +382,8 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
 
     def step(i: int) -> None:
         nonlocal metrics
-        for g in opt.param_groups:
-            g["lr"] = _lr(i, opts, lr, t0) * g["scale"]
-        toks, acts, cond, n_ev = sample(opts.batch)
+        set_lr(opt, i, opts.steps, lr, PROMPT_WARMUP, time.time() - t0, opts.max_minutes)
+        toks, acts, cond, n_ev = clips.sample(opts.batch, rng)
         full = dyn.training_loss(toks.to(device), acts.to(device), cond.to(device))
         res = {k: full[k] for k in ("loss", "ce", "acc")}
         if ref is not None:
@@ -468,10 +398,118 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         metrics = avg.add(res, bar) or metrics
 
     dyn.train()
-    bar = _bar(opts.steps, "train events", opts)
+    bar = progress_bar(opts.steps, "train events", opts.progress)
     avg = Averager()
     done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar)
     dyn.eval()
     metrics = avg.flush() or metrics
     save(done)
     return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), "event_types": types, **metrics}
+
+
+def _event_out(opts: PromptTrainOptions) -> tuple[Path, bool]:
+    """--out, checked: a new directory or an event run to resume (never written over); -> (out, resume)."""
+    if not opts.out:
+        raise ValueError("train prompts events needs --out: a new directory for the event-conditioned world")
+    if opts.clip_len < 3:
+        raise ValueError(f"--clip-len must be at least 3 frames, got {opts.clip_len}")
+    out = Path(opts.out)
+    resume = (out / "config.json").is_file() and load_event_settings(out) is not None
+    if not resume and out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty and holds no event run to resume: give `train prompts events` a new --out "
+                         "directory (it would overwrite what is there)")
+    return out, resume
+
+
+def _event_optimizer(dyn: torch.nn.Module, lr: float) -> torch.optim.AdamW:
+    """AdamW over the dynamics; the new conditioning slot learns 10x faster (its "scale") and without weight decay."""
+    slot = [p for n, p in dyn.named_parameters() if n.startswith("cond_")]
+    rest = [p for n, p in dyn.named_parameters() if not n.startswith("cond_")]
+    return torch.optim.AdamW([{"params": rest, "scale": 1.0}, {"params": slot, "scale": 10.0, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+
+
+def _event_data(src: WorldModel, ds: VideoDataset, opts: PromptTrainOptions, rng: np.random.Generator,
+                device: torch.device) -> tuple[list, list]:
+    """The chosen episodes as (tokens, latent actions, events), each at least --clip-len long, and every event as
+    (its episode's index, event)."""
+    data = []
+    for e in tqdm(event_episodes(ds, opts.max_frames, rng), desc="tokenize episodes", disable=not opts.progress,
+                  leave=False):
+        if e.length < opts.clip_len:
+            continue
+        tok, act = tokenize_episode(src, np.asarray(ds.frames(e)), device)
+        data.append((tok, act, [dict(ev) for ev in e.events]))
+    if not data:
+        raise ValueError(f"no training episode of {opts.data} is at least --clip-len {opts.clip_len} frames long")
+    return data, [(i, ev) for i, (_, _, evs) in enumerate(data) for ev in evs]
+
+
+def _event_types(events: list) -> tuple[list[str], dict[str, int], dict[str, str]]:
+    """The event types a new run learns, how often each occurs and its caption: every sandbox type keeps its caption
+    (an untrained type still means something through the encoder), others take the data's."""
+    seen_types = sorted({ev.get("type") for _, ev in events if ev.get("type")})
+    sandbox = any(t in EVENT_TYPES for t in seen_types)
+    types = (list(EVENT_TYPES) if sandbox else []) + [t for t in seen_types if t not in EVENT_TYPES]
+    counts = {t: sum(ev.get("type") == t for _, ev in events) for t in types}
+    captions = {**default_captions([t for t in types if t in EVENT_TYPES]),
+                **{ev["type"]: ev["caption"] for _, ev in events if ev.get("type") not in EVENT_TYPES and ev.get("caption")}}
+    return types, counts, captions
+
+
+def _resumed_settings(out: Path, opts: PromptTrainOptions) -> EventSettings:
+    """A resumed run's own event settings: its encoder and hold stay; a given --guidance (the default for play) wins."""
+    settings = load_event_settings(out)
+    if settings.encoder != opts.encoder:  # typed events and free text must live in one embedding space
+        raise ValueError(f"{out} learned its events with the {settings.encoder} text encoder: resume it with "
+                         f"--encoder {settings.encoder}, or give a new --out")
+    if opts.hold is not None and opts.hold != settings.hold:
+        raise ValueError(f"{out} learned to hold events for {plural(settings.hold, 'frame')}, so --hold "
+                         f"{opts.hold} cannot apply to it: resume without --hold, or give a new --out")
+    return dataclasses.replace(settings, guidance=opts.guidance) if opts.guidance is not None else settings
+
+
+class EventClips:
+    """Training clips of event episodes: tokens, latent actions and the cond slot; a share of them holds an event."""
+
+    def __init__(self, data: list, events: list, clip_len: int, event_share: float, hold: int, encoder):
+        self.data, self.events, self.T, self.share, self.hold, self.encoder = data, events, clip_len, event_share, hold, encoder
+        self.phrases: dict[str, np.ndarray] = {}
+
+    def vec(self, text: str) -> np.ndarray:
+        if text not in self.phrases:
+            self.phrases[text] = self.encoder.encode([text])[0]
+        return self.phrases[text]
+
+    def sample(self, b: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """b clips -> (tokens, actions, cond, how many hold an event)."""
+        T, data, events = self.T, self.data, self.events
+        toks, acts, conds, n_ev = [], [], [], 0
+        for _ in range(b):
+            if rng.random() < self.share:
+                i, ev = events[int(rng.integers(len(events)))]
+                L = len(data[i][0])
+                pos = int(rng.integers(1, T - 1))
+                s = int(np.clip(int(ev["frame"]) - pos, 0, L - T))
+            else:
+                i = int(rng.integers(len(data)))
+                s = int(rng.integers(0, len(data[i][0]) - T + 1))
+            tok, act, evs = data[i]
+            inside = [ev for ev in evs if s - self.hold < int(ev["frame"]) < s + T]
+            n_ev += bool(inside)
+            conds.append(cond_for_clip(T, s, inside, [self.vec(training_text(ev, rng)) for ev in inside], self.hold,
+                                       self.encoder.dim))
+            toks.append(tok[s : s + T])
+            acts.append(act[s : s + T - 1])
+        return (torch.from_numpy(np.stack(toks).astype(np.int64)), torch.from_numpy(np.stack(acts).astype(np.int64)),
+                torch.from_numpy(np.stack(conds)), n_ev)
+
+
+def _anchor(opts: PromptTrainOptions, model: WorldModel, device: torch.device) -> torch.nn.Module | None:
+    """With --anchor, the source world's dynamics, frozen: event-free clips are pulled towards its predictions."""
+    if opts.anchor < 0:
+        raise ValueError(f"--anchor must be >= 0, got {opts.anchor}")
+    ref = _load_world(opts.world, device)[0].dynamics if opts.anchor > 0 else None
+    if ref is not None and (ref.vocab, ref.num_actions) != (model.dynamics.vocab, model.dynamics.num_actions):
+        raise ValueError(f"--anchor needs --world {opts.world} to share this world's tokens and actions")
+    return ref

@@ -17,17 +17,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from bridge.files import atomic_write_json, publish
 from bridge.model.checkpoint import (STATE, load_into, load_model, read_config, read_json, read_tensors, save_model,
                                      save_tensors, state_tensors)
+from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
-from bridge.train.loop import Averager, fine_tune
+from bridge.train.loop import Averager, fine_tune, progress_bar
 from bridge.train.options import DECODER_DEFAULTS
-from bridge.train.trainer import _amp, kept_options, lr_at
+from bridge.train.trainer import _amp, kept_options, set_lr
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
 # --max-minutes count per run); their defaults: train/options.py's DECODER_DEFAULTS
@@ -154,41 +154,17 @@ def held_out(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> tuple[f
 
 def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     """Train (or resume) the decoder of opts.world into opts.out; returns the step and val PSNR before/after."""
-    from bridge.data.dataset import ClipSampler, VideoDataset
+    from bridge.data.dataset import VideoDataset
 
     out, src = Path(opts.out), Path(opts.world)
     resume = (out / "model_card.json").is_file() and "decoder" in read_json(out / "model_card.json")
     opts = kept_options(opts, read_json(out / "model_card.json")["decoder"] if resume else {}, DECODER_DEFAULTS, KEPT)
     datasets = [VideoDataset(d) for d in opts.data]  # clear errors before anything is copied
     wcfg = read_config(out if resume else src, kind="world")[0]
-    for d, ds in zip(opts.data, datasets):
-        if (ds.height, ds.width) != (wcfg.height, wcfg.width):
-            raise ValueError(f"{d} has {ds.height}x{ds.width} frames but {out if resume else src} was trained on "
-                             f"{wcfg.height}x{wcfg.width}: give --data footage of {wcfg.height}x{wcfg.width} frames")
     T = wcfg.tokenizer.clip_len  # clips of every set before anything is copied: too short a set is refused first
-    samplers = [ClipSampler(ds, T, "train", seed=opts.seed) for ds in datasets]
-    val = np.concatenate([ClipSampler(ds, T, "val", seed=opts.seed).sample(max(opts.val_clips // len(datasets), 1),
-                                                                              np.random.default_rng(opts.seed))
-                          for ds in datasets])
+    samplers, val = _clip_samplers(opts, datasets, wcfg, out if resume else src)
     if not resume:
-        if out.exists() and any(out.iterdir()):
-            raise ValueError(f"--out {out} exists and is not a decoder run: give a new directory")
-        card = load_model(src, kind="world")[2]
-        # the world's other files (events, first-frame model) come along; not its training state, whose weights would
-        # undo the new decoder if anyone resumed `train dynamics` here. Copied whole or not at all.
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-        try:
-            shutil.copytree(src, tmp, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns(STATE, "metrics.csv"))
-            # marked as a decoder run at once: stopped before its first save, the rerun resumes it (at step 0)
-            atomic_write_json(tmp / "model_card.json", {**card, "decoder": {"from_world": str(src.resolve()), "steps": 0}})
-            if out.exists():
-                out.rmdir()  # empty (checked above)
-            publish(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _copy_world(src, out)
     cfg, tensors, card, header = load_model(out, kind="world")
     model = WorldModel(cfg, bank_size=tensors["bank"].shape[0] if "bank" in tensors else 0)
     load_into(model, tensors, where=str(out))
@@ -199,25 +175,11 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     start = int(prev.get("steps", 0))
     rng = np.random.default_rng([opts.seed, start])  # a resumed run draws other clips than the run before it
     real_particles = round(particle_share(val), 6)  # the val clips never change: measured once
-    if "val_psnr_before" in prev and prev.get("val_particles_before"):
-        before, particles_before = float(prev["val_psnr_before"]), prev["val_particles_before"]
-    else:  # each from the first run that measured it
-        psnr0, drawn0 = held_out(tok, val)
-        before = float(prev["val_psnr_before"]) if "val_psnr_before" in prev else psnr0
-        particles_before = prev.get("val_particles_before") or {"real": real_particles, "reconstructed": round(drawn0, 6)}
+    before, particles_before = _measured_before(prev, tok, val, real_particles)
     params = decoder_parameters(tok)
     opt = torch.optim.AdamW(params, lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.05)
-    disc = d_opt = None
-    if opts.adv > 0:
-        disc = PatchDiscriminator(code_dim=tok.quant.dim, patch=cfg.tokenizer.patch)
-        if (out / DISCRIMINATOR).is_file():
-            load_into(disc, read_tensors(out / DISCRIMINATOR), where=str(out / DISCRIMINATOR))
-        d_opt = torch.optim.Adam(disc.parameters(), lr=CRITIC_LR * opts.lr, betas=(0.5, 0.9))
-    section = {"from_world": str(prev.get("from_world", src.resolve())), "data": [str(Path(d).resolve()) for d in opts.data],
-               **{key: getattr(opts, name) for name, key in KEPT.items()}, "clip_len": T, "val_clips": len(val),
-               "val_psnr_before": round(before, 3), "val_particles_before": particles_before, "command": opts.command}
-    if prev.get("adv") and prev["adv"] != opts.adv:  # the card keeps every weight a run of this --out trained with
-        section["earlier_adv"] = sorted({*prev.get("earlier_adv", []), prev["adv"]})
+    disc, d_opt = _critic(opts, tok, out) if opts.adv > 0 else (None, None)
+    section = _section(opts, prev, src, T, len(val), before, particles_before)
     metrics: dict[str, float] = {}
 
     def save(step: int) -> float:
@@ -233,13 +195,11 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
 
     ctx, _ = _amp(torch.device("cpu"), None)
     t0, avg = time.time(), Averager()
-    bar = tqdm(total=opts.steps, desc="train decoder", unit="step", dynamic_ncols=True, disable=not opts.progress)
+    bar = progress_bar(opts.steps, "train decoder", opts.progress)
 
     def step(i: int) -> None:
         nonlocal metrics
-        frac = (time.time() - t0) / (opts.max_minutes * 60) if opts.max_minutes else 0.0
-        for g in opt.param_groups:
-            g["lr"] = lr_at(i, opts.steps, opts.lr, opts.warmup, frac)
+        lr = set_lr(opt, i, opts.steps, opts.lr, opts.warmup, time.time() - t0, opts.max_minutes)
         clips = torch.from_numpy(samplers[i % len(samplers)].sample(opts.batch, rng))
         critic = disc if disc is not None and i >= opts.adv_start else None
         if disc is not None:
@@ -254,7 +214,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         if disc is not None:
             disc.requires_grad_(True)
             for g in d_opt.param_groups:
-                g["lr"] = CRITIC_LR * opt.param_groups[0]["lr"]
+                g["lr"] = CRITIC_LR * lr
             res.update(critic_step(disc, d_opt, clips, recon, codes))
         res["val_psnr"] = card.get("decoder", {}).get("val_psnr_after", before)  # of the last checkpoint
         metrics = avg.add(res, bar) or metrics
@@ -265,3 +225,71 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     return {"step": done, "out": str(out), "val_psnr_before": before, "val_psnr_after": after,
             "val_particles_before": particles_before, "val_particles_after": card["decoder"]["val_particles_after"],
             "seconds": round(time.time() - t0, 1)}
+
+
+def _clip_samplers(opts: DecoderTrainOptions, datasets: list, wcfg: WorldConfig, world: Path) -> tuple[list, np.ndarray]:
+    """A train clip sampler per --data set (each checked against the world's frame size), and the fixed held-out
+    clips (an equal share of each set's val split)."""
+    from bridge.data.dataset import ClipSampler
+
+    for d, ds in zip(opts.data, datasets):
+        if (ds.height, ds.width) != (wcfg.height, wcfg.width):
+            raise ValueError(f"{d} has {ds.height}x{ds.width} frames but {world} was trained on "
+                             f"{wcfg.height}x{wcfg.width}: give --data footage of {wcfg.height}x{wcfg.width} frames")
+    T, seed = wcfg.tokenizer.clip_len, opts.seed
+    samplers = [ClipSampler(ds, T, "train", seed=seed) for ds in datasets]
+    val = np.concatenate([ClipSampler(ds, T, "val", seed=seed).sample(max(opts.val_clips // len(datasets), 1),
+                                                                     np.random.default_rng(seed))
+                          for ds in datasets])
+    return samplers, val
+
+
+def _copy_world(src: Path, out: Path) -> None:
+    """--out as a copy of the world, marked as a decoder run at step 0: its other files (events, first-frame model)
+    come along; not its training state, whose weights would undo the new decoder if anyone resumed `train dynamics`
+    there. Copied whole or not at all."""
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"--out {out} exists and is not a decoder run: give a new directory")
+    card = load_model(src, kind="world")[2]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(STATE, "metrics.csv"))
+        # marked as a decoder run at once: stopped before its first save, the rerun resumes it (at step 0)
+        atomic_write_json(tmp / "model_card.json", {**card, "decoder": {"from_world": str(src.resolve()), "steps": 0}})
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _measured_before(prev: dict, tok: VideoTokenizer, val: np.ndarray, real_particles: float) -> tuple[float, dict]:
+    """The held-out PSNR and particle shares before any decoder training, each from the first run that measured it."""
+    if "val_psnr_before" in prev and prev.get("val_particles_before"):
+        return float(prev["val_psnr_before"]), prev["val_particles_before"]
+    psnr0, drawn0 = held_out(tok, val)
+    before = float(prev["val_psnr_before"]) if "val_psnr_before" in prev else psnr0
+    return before, prev.get("val_particles_before") or {"real": real_particles, "reconstructed": round(drawn0, 6)}
+
+
+def _section(opts: DecoderTrainOptions, prev: dict, src: Path, clip_len: int, val_clips: int, before: float,
+             particles_before: dict) -> dict[str, Any]:
+    """The card's "decoder" section a save completes: where the run came from, its kept options and the measures
+    before; every --adv weight a run of this --out trained with."""
+    section = {"from_world": str(prev.get("from_world", src.resolve())), "data": [str(Path(d).resolve()) for d in opts.data],
+               **{key: getattr(opts, name) for name, key in KEPT.items()}, "clip_len": clip_len, "val_clips": val_clips,
+               "val_psnr_before": round(before, 3), "val_particles_before": particles_before, "command": opts.command}
+    if prev.get("adv") and prev["adv"] != opts.adv:
+        section["earlier_adv"] = sorted({*prev.get("earlier_adv", []), prev["adv"]})
+    return section
+
+
+def _critic(opts: DecoderTrainOptions, tok: VideoTokenizer, out: Path) -> tuple[PatchDiscriminator, torch.optim.Adam]:
+    """The --adv patch discriminator (a rerun's own, from --out) and its optimizer."""
+    disc = PatchDiscriminator(code_dim=tok.quant.dim, patch=tok.cfg.patch)
+    if (out / DISCRIMINATOR).is_file():
+        load_into(disc, read_tensors(out / DISCRIMINATOR), where=str(out / DISCRIMINATOR))
+    return disc, torch.optim.Adam(disc.parameters(), lr=CRITIC_LR * opts.lr, betas=(0.5, 0.9))

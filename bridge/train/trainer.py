@@ -36,6 +36,7 @@ from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.model.world import pick_device
+from bridge.train.loop import Averager, over_budget, progress_bar, saved_on_stop
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -113,6 +114,12 @@ class Dist:
         dist.all_reduce(t)
         return bool(t.item() > 0)
 
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The model under DDP when there are several ranks (it syncs the gradients), else itself."""
+        if self.world == 1:
+            return model
+        return nn.parallel.DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None)
+
     def close(self) -> None:
         """Tear the process group down while the interpreter is whole: gloo's worker threads, left to the final
         garbage collection (DDP sits in a reference cycle), wake during shutdown and abort the process (rc -6)."""
@@ -174,6 +181,16 @@ def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * r)))
 
 
+def set_lr(opt: torch.optim.Optimizer, step: int, total: int, base: float, warmup: int, spent_s: float,
+           max_minutes: float | None) -> float:
+    """Every training loop's schedule: each param group at lr_at times its own "scale" (1 without one), decayed by
+    the steps or by the --max-minutes budget spent, whichever is further; -> the unscaled lr."""
+    lr = lr_at(step, total, base, warmup, spent_s / (max_minutes * 60) if max_minutes else 0.0)
+    for g in opt.param_groups:
+        g["lr"] = lr * g.get("scale", 1.0)
+    return lr
+
+
 def make_optimizer(model: nn.Module, lr: float, lam_scale: float) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices only (nanoGPT); the latent action model at lam_scale * lr."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
@@ -228,76 +245,17 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     ds = VideoDataset(opts.data)
     kind = "tokenizer" if opts.stage == "tokenizer" else "world"
     resuming = (out / STATE).is_file()
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.startswith(".")) \
-        if out.is_dir() and not resuming else []  # (a dot name: a save's temp file)
-    if foreign:  # a new run writes only into a new folder (or its own, cut short): never into a dataset or the like
-        raise ValueError(f"--out {out} holds files that are not a training run's ({', '.join(foreign[:3])}"
-                         f"{' ...' if len(foreign) > 3 else ''}): give `train {opts.stage}` a new --out directory")
-    if not resuming and ((out / MODEL).exists() or (out / CONFIG).exists()):
-        raise ValueError(f"{out} holds a finished checkpoint (no training state to resume): give `train {opts.stage}` a "
-                         "new --out directory" + (f" (with --init-from {out} to go on from its weights)"
-                                                   if opts.stage == "dynamics" else ""))
 
     # --- Config: a resumed run keeps its own; a fresh run takes the preset fitted to the data ---
     if resuming:
-        try:  # the weights come from the training state: config.json may lag them by a save cut short
-            cfg, card, header = read_config(out)
-        except CheckpointError:
-            meta = read_train_meta(out)  # the first save was cut off before config.json was written
-            if "world" not in meta:
-                raise
-            cfg, card, header = WorldConfig.from_dict(meta["world"]), meta.get("card", {}), {"kind": meta["kind"]}
-        if header["kind"] != kind:
-            raise ValueError(f"{out} holds a {header['kind']} run; give `train {opts.stage}` a new --out directory")
-        if opts.preset not in (None, cfg.preset):
-            raise ValueError(f"{out} is a --preset {cfg.preset} run; resume it with that preset or use a new --out")
-        if (cfg.height, cfg.width) != (ds.height, ds.width):
-            raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}: "
-                             f"resume it with footage of {cfg.height}x{cfg.width} (it was started on "
-                             f"{card.get('data', {}).get('path', 'another dataset')}), or give a new --out to train on this one")
-        tokenizer_from = card.get("tokenizer_from")
-        if opts.tokenizer and str(Path(opts.tokenizer).resolve()) != (tokenizer_from or {}).get("path"):
-            raise ValueError(f"{out} was started on the tokenizer {(tokenizer_from or {}).get('path')}, not "
-                             f"--tokenizer {opts.tokenizer}: resume without --tokenizer, or give a new --out (with "
-                             f"--init-from {out} to keep its dynamics)")
-        run = {**card.get("train", {}), "seed": card.get("seed")}  # what the run was started with
+        (cfg, card, run), keep_lam, warm = _resumed_config(out, kind, opts, ds), False, None
     else:
-        cfg, keep_lam, warm = world_config(opts.preset or source_preset(opts) or "tiny", ds), False, None
-        if opts.stage == "dynamics" and opts.init_from:
-            warm = load_model(Path(opts.init_from), kind="world")  # read once: its config, tokenizer and weights
-            cfg, keep_lam = warm_config(cfg, warm[0], opts.init_from, opts.fresh_lam)
-        run = {}
+        (cfg, keep_lam, warm), card, run = _new_config(out, opts, ds), {}, {}
     opts = kept_options(opts, run, {**RUN_DEFAULTS, **TRAIN_DEFAULTS[cfg.preset][opts.stage]})
     steps, batch, lr, max_minutes = int(opts.steps), int(opts.batch), float(opts.lr), opts.max_minutes
 
     torch.manual_seed(opts.seed + 1000 * env.rank)
-    if opts.stage == "tokenizer":
-        model: nn.Module = VideoTokenizer(cfg.tokenizer, cfg.height, cfg.width)
-        clip_len = cfg.tokenizer.clip_len
-    else:
-        if not resuming:
-            if not opts.tokenizer and not opts.init_from:
-                raise ValueError("train dynamics needs --tokenizer RUN_DIR (the output of `worldbridge train tokenizer`) "
-                                 "or --init-from WORLD_DIR")
-            if opts.tokenizer:
-                tcfg, ttensors, tcard, _ = load_model(Path(opts.tokenizer), kind="tokenizer")
-            else:  # the world's own tokenizer
-                tcfg, ttensors, tcard, _ = warm
-                ttensors = {k: v for k, v in ttensors.items() if k.startswith("tokenizer.")}
-                tcard = tcard.get("tokenizer_from", {})
-            if (tcfg.height, tcfg.width) != (ds.height, ds.width):
-                raise ValueError(f"tokenizer {opts.tokenizer} was trained on {tcfg.height}x{tcfg.width} frames but "
-                                 f"{opts.data} has {ds.height}x{ds.width}: train a tokenizer on this data")
-            cfg.tokenizer = tcfg.tokenizer
-            tokenizer_from = {"path": str(Path(opts.tokenizer).resolve()), "step": tcard.get("step"),
-                              "metrics": tcard.get("metrics", {})} if opts.tokenizer else tcard
-        model = WorldModel(cfg, bank_size=BANK_SIZE)
-        if not resuming:
-            load_into(model.tokenizer, ttensors, "tokenizer.", where=str(Path(opts.tokenizer or opts.init_from) / MODEL))
-            if opts.init_from:
-                warm_start(model, warm[0], warm[1], opts.init_from, keep_lam)
-        model.tokenizer.requires_grad_(False)
-        clip_len = cfg.dynamics.clip_len
+    model, clip_len, tokenizer_from = _build_model(opts, cfg, ds, resuming, warm, keep_lam)
     model.to(env.device).train()  # (a WorldModel keeps its frozen tokenizer in eval mode)
     sampler = ClipSampler(ds, clip_len, "train", seed=opts.seed)
     opt = make_optimizer(model, lr, opts.lam_lr_scale)
@@ -305,115 +263,225 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     csv_path = out / "metrics.csv"
 
     # --- Resume, or start a world with a bank of real first frames (as tokens) ---
-    start, elapsed = 0, 0.0
-    if resuming:
-        scales = [g["scale"] for g in opt.param_groups]  # this run's lam_lr_scale, not the saved state's
-        meta, _ = load_train_state(out, model, opt)
-        for g, scale in zip(opt.param_groups, scales):
-            g["scale"] = scale
-        start, elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
-        if env.main and whole_step(out) != start:  # a save cut short after the training state (a finished run would
-            # never save again): finish it first
-            _publish(out, kind, cfg, model, {**meta.get("card", card), "metrics": _logged(csv_path, start)}, elapsed,
-                     amp_on, start)
-    elif opts.stage == "dynamics":
-        with torch.no_grad():
-            bank = torch.from_numpy(first_frames(ds, sampler, np.random.default_rng(opts.seed))).to(env.device)
-            model.bank.copy_(model.tokenizer.encode(bank[:, None])[0][:, 0])
-    budget_spent = resuming and max_minutes is not None and elapsed >= max_minutes * 60
-    if start >= steps or budget_spent:
+    start, elapsed = _resume(out, kind, cfg, model, opt, card, amp_on, env.main) if resuming else (0, 0.0)
+    if not resuming and opts.stage == "dynamics":
+        _fill_bank(model, ds, sampler, opts.seed, env.device)
+    finished = _finished(out, start, steps, elapsed if resuming else None, max_minutes)
+    if finished:
         if env.main:
-            print(f"{out} has spent its --max-minutes {max_minutes:g} at step {start}: pass a larger --max-minutes "
-                  "(0: no limit) to continue" if budget_spent else f"{out} is already at step {start} of {steps}: pass a larger --steps to continue")
+            print(finished)
         env.close()
         return {"step": start, "unchanged": True}
+    card = _run_card(opts, cfg, ds, env.world, clip_len, card if resuming else None, tokenizer_from)
 
-    commands = {"command": opts.command} if not resuming else {  # the run's first command, then each resume's
-        "command": card.get("command", opts.command), "resumed_with": [*card.get("resumed_with", []), opts.command]}
-    card = {"preset": cfg.preset, "stage": opts.stage, **commands, "seed": opts.seed,
-            "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
-                     "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
-                     "action_names": ds.action_names},
-            "train": {**{key: getattr(opts, name) for name, key in KEPT.items() if name != "seed"},
-                      "world_size": env.world, "clip_len": clip_len}}
-    if opts.stage == "dynamics":
-        card["tokenizer_from"] = tokenizer_from
-
-    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[env.device] if env.device.type == "cuda" else None) \
-        if env.world > 1 else model
+    ddp = env.wrap(model)
     rng = np.random.default_rng([opts.seed, env.rank, start])
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
         _truncate_csv(csv_path, start)
 
     def save(step: int, metrics: dict[str, float]) -> None:
-        if not env.main:
-            return
-        meta = {"step": step, "stage": opts.stage, "preset": cfg.preset, "elapsed_s": elapsed + time.time() - t_start,
-                "kind": kind, "world": cfg.to_dict(), "card": card}  # enough to resume without config.json
-        save_train_state(out, model, opt, meta)
-        _publish(out, kind, cfg, model, {**card, "metrics": metrics}, meta["elapsed_s"], amp_on, step)
+        if env.main:
+            _save(out, kind, cfg, model, opt, card, step, metrics, elapsed + time.time() - t_start, amp_on)
 
-    bar = tqdm(total=steps, initial=start, desc=f"train {opts.stage} ({cfg.preset})", unit="step", dynamic_ncols=True,
-               disable=not (env.main and opts.progress))
-    t_start = last_ckpt = last_log = time.time()
-    sums: dict[str, float] = {}
-    n_sum, frames_since, metrics, done = 0, 0, {}, start
-    model.train()
-    try:
-        budget = max_minutes * 60 if max_minutes is not None else None
-        for step in range(start, steps):
-            spent = elapsed + time.time() - t_start
-            frac = spent / budget if budget else 0.0
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, steps, lr, opts.warmup, frac) * g["scale"]
-            clips = torch.from_numpy(sampler.sample(batch, rng)).to(env.device, non_blocking=True)
-            with ctx:
-                res = ddp(clips)
-            opt.zero_grad(set_to_none=True)
-            res["loss"].backward()
-            res.update(clip_per_module(model, 1.0))
-            opt.step()
-            done = step + 1
-            for name, r in reset_dead_codes(model).items():  # collapse guard, from step 1
-                short = "lam" if name.startswith("lam") else "code"
-                res[f"{short}_usage"] = torch.tensor(r["usage"])
-                res[f"{short}_resets"] = torch.tensor(float(r["resets"]))
-            for k, v in res.items():
-                if torch.is_tensor(v) and v.dim() == 0:
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-            n_sum += 1
-            frames_since += clips.shape[0] * clips.shape[1] * env.world
-            bar.update(1)
-            timed_out = env.any(budget is not None and elapsed + time.time() - t_start > budget)
-            if done % opts.log_every == 0 or done == steps or timed_out:  # the last steps' metrics go in the card
-                metrics = env.mean({k: v / n_sum for k, v in sums.items()})
-                now = time.time()
-                metrics["frames_per_s"] = frames_since / max(now - last_log, 1e-9)
-                metrics["lr"] = lr_at(step, steps, lr, opts.warmup, frac)
-                sums, n_sum, frames_since, last_log = {}, 0, 0, now
-                if env.main:
-                    _append_csv(csv_path, {"step": done, "time_s": round(elapsed + now - t_start, 1), **metrics})
-                    bar.set_postfix(_postfix(metrics), refresh=False)
-            if done == steps or timed_out or env.any(done % opts.ckpt_every == 0 or
-                                                     time.time() - last_ckpt > opts.ckpt_minutes * 60):
-                save(done, metrics)
-                last_ckpt = time.time()
-            if timed_out:
-                break
-        if env.world > 1:
-            dist.barrier()  # every rank waits for rank 0's save, so none tears gloo down mid-transfer
-    except KeyboardInterrupt:
+    def save_last() -> None:
         bar.close()
         if env.main:
             tqdm.write(f"interrupted: saving step {done} to {out} ...")
         save(done, metrics)
-        raise
+
+    bar = progress_bar(steps, f"train {opts.stage} ({cfg.preset})", env.main and opts.progress, initial=start)
+    t_start = last_ckpt = last_log = time.time()
+    avg, frames_since, metrics, done = Averager(), 0, {}, start
+    model.train()
+    try:
+        with saved_on_stop(save_last, bar):
+            for step in range(start, steps):
+                step_lr = set_lr(opt, step, steps, lr, opts.warmup, elapsed + time.time() - t_start, max_minutes)
+                clips = torch.from_numpy(sampler.sample(batch, rng)).to(env.device, non_blocking=True)
+                with ctx:
+                    res = ddp(clips)
+                opt.zero_grad(set_to_none=True)
+                res["loss"].backward()
+                res.update(clip_per_module(model, 1.0))
+                opt.step()
+                done = step + 1
+                res.update(_collapse_guard(model))  # from step 1
+                avg.push({k: v for k, v in res.items() if torch.is_tensor(v) and v.dim() == 0})
+                frames_since += clips.shape[0] * clips.shape[1] * env.world
+                bar.update(1)
+                timed_out = env.any(over_budget(elapsed + time.time() - t_start, max_minutes))
+                if done % opts.log_every == 0 or done == steps or timed_out:  # the last steps' metrics go in the card
+                    metrics = env.mean(avg.flush())
+                    now = time.time()
+                    metrics.update(frames_per_s=frames_since / max(now - last_log, 1e-9), lr=step_lr)
+                    frames_since, last_log = 0, now
+                    if env.main:
+                        _log(csv_path, bar, done, elapsed + now - t_start, metrics)
+                if done == steps or timed_out or env.any(done % opts.ckpt_every == 0 or
+                                                         time.time() - last_ckpt > opts.ckpt_minutes * 60):
+                    save(done, metrics)
+                    last_ckpt = time.time()
+                if timed_out:
+                    break
+            if env.world > 1:
+                dist.barrier()  # every rank waits for rank 0's save, so none tears gloo down mid-transfer
     finally:
-        bar.close()
         ddp = None  # DDP's reducer holds the process group: let go of it before env.close() collects it
         env.close()
     return {"step": done, **metrics}
+
+
+def _new_config(out: Path, opts: TrainOptions, ds: VideoDataset) -> tuple[WorldConfig, bool, tuple | None]:
+    """A new run's config: the preset fitted to the data, with an --init-from world's dynamics; -> (cfg, keep_lam, the
+    --init-from world as load_model read it)."""
+    _check_new_out(out, opts.stage)
+    cfg, keep_lam, warm = world_config(opts.preset or source_preset(opts) or "tiny", ds), False, None
+    if opts.stage == "dynamics" and opts.init_from:
+        warm = load_model(Path(opts.init_from), kind="world")  # read once: its config, tokenizer and weights
+        cfg, keep_lam = warm_config(cfg, warm[0], opts.init_from, opts.fresh_lam)
+    return cfg, keep_lam, warm
+
+
+def _check_new_out(out: Path, stage: str) -> None:
+    """A new run writes only into a new folder (or its own, cut short): never into a dataset, nor over a finished
+    checkpoint."""
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.startswith(".")) \
+        if out.is_dir() else []  # (a dot name: a save's temp file)
+    if foreign:
+        raise ValueError(f"--out {out} holds files that are not a training run's ({', '.join(foreign[:3])}"
+                         f"{' ...' if len(foreign) > 3 else ''}): give `train {stage}` a new --out directory")
+    if (out / MODEL).exists() or (out / CONFIG).exists():
+        raise ValueError(f"{out} holds a finished checkpoint (no training state to resume): give `train {stage}` a "
+                         "new --out directory" + (f" (with --init-from {out} to go on from its weights)"
+                                                   if stage == "dynamics" else ""))
+
+
+def _resumed_config(out: Path, kind: str, opts: TrainOptions, ds: VideoDataset) -> tuple[WorldConfig, dict, dict]:
+    """A resumed run's own config and card, checked against this command; -> (cfg, card, the options it was started
+    with)."""
+    try:  # the weights come from the training state: config.json may lag them by a save cut short
+        cfg, card, header = read_config(out)
+    except CheckpointError:
+        meta = read_train_meta(out)  # the first save was cut off before config.json was written
+        if "world" not in meta:
+            raise
+        cfg, card, header = WorldConfig.from_dict(meta["world"]), meta.get("card", {}), {"kind": meta["kind"]}
+    if header["kind"] != kind:
+        raise ValueError(f"{out} holds a {header['kind']} run; give `train {opts.stage}` a new --out directory")
+    if opts.preset not in (None, cfg.preset):
+        raise ValueError(f"{out} is a --preset {cfg.preset} run; resume it with that preset or use a new --out")
+    if (cfg.height, cfg.width) != (ds.height, ds.width):
+        raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}: "
+                         f"resume it with footage of {cfg.height}x{cfg.width} (it was started on "
+                         f"{card.get('data', {}).get('path', 'another dataset')}), or give a new --out to train on this one")
+    tokenizer_from = card.get("tokenizer_from")
+    if opts.tokenizer and str(Path(opts.tokenizer).resolve()) != (tokenizer_from or {}).get("path"):
+        raise ValueError(f"{out} was started on the tokenizer {(tokenizer_from or {}).get('path')}, not "
+                         f"--tokenizer {opts.tokenizer}: resume without --tokenizer, or give a new --out (with "
+                         f"--init-from {out} to keep its dynamics)")
+    return cfg, card, {**card.get("train", {}), "seed": card.get("seed")}
+
+
+def _build_model(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, resuming: bool, warm: tuple | None,
+                 keep_lam: bool) -> tuple[nn.Module, int, dict | None]:
+    """The stage's model: a tokenizer, or a world on a frozen tokenizer (--tokenizer's, or the --init-from world's,
+    whose weights it starts from); a resumed run's weights come later, from its training state.
+    -> (model, clip_len, where a new world's tokenizer came from)"""
+    if opts.stage == "tokenizer":
+        return VideoTokenizer(cfg.tokenizer, cfg.height, cfg.width), cfg.tokenizer.clip_len, None
+    tokenizer_from = None
+    if not resuming:
+        if not opts.tokenizer and not opts.init_from:
+            raise ValueError("train dynamics needs --tokenizer RUN_DIR (the output of `worldbridge train tokenizer`) "
+                             "or --init-from WORLD_DIR")
+        if opts.tokenizer:
+            tcfg, ttensors, tcard, _ = load_model(Path(opts.tokenizer), kind="tokenizer")
+        else:  # the world's own tokenizer
+            tcfg, ttensors, tcard, _ = warm
+            ttensors = {k: v for k, v in ttensors.items() if k.startswith("tokenizer.")}
+            tcard = tcard.get("tokenizer_from", {})
+        if (tcfg.height, tcfg.width) != (ds.height, ds.width):
+            raise ValueError(f"tokenizer {opts.tokenizer} was trained on {tcfg.height}x{tcfg.width} frames but "
+                             f"{opts.data} has {ds.height}x{ds.width}: train a tokenizer on this data")
+        cfg.tokenizer = tcfg.tokenizer
+        tokenizer_from = {"path": str(Path(opts.tokenizer).resolve()), "step": tcard.get("step"),
+                          "metrics": tcard.get("metrics", {})} if opts.tokenizer else tcard
+    model = WorldModel(cfg, bank_size=BANK_SIZE)
+    if not resuming:
+        load_into(model.tokenizer, ttensors, "tokenizer.", where=str(Path(opts.tokenizer or opts.init_from) / MODEL))
+        if opts.init_from:
+            warm_start(model, warm[0], warm[1], opts.init_from, keep_lam)
+    model.tokenizer.requires_grad_(False)
+    return model, cfg.dynamics.clip_len, tokenizer_from
+
+
+def _resume(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, opt: torch.optim.Optimizer, card: dict,
+            amp_on: bool, main: bool) -> tuple[int, float]:
+    """Load the training state (keeping this run's lam_lr_scale) and finish a save cut short after it (a finished run
+    would never save again); -> (step, elapsed_s)."""
+    scales = [g["scale"] for g in opt.param_groups]  # this run's lam_lr_scale, not the saved state's
+    meta, _ = load_train_state(out, model, opt)
+    for g, scale in zip(opt.param_groups, scales):
+        g["scale"] = scale
+    start, elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
+    if main and whole_step(out) != start:
+        _publish(out, kind, cfg, model, {**meta.get("card", card), "metrics": _logged(out / "metrics.csv", start)},
+                 elapsed, amp_on, start)
+    return start, elapsed
+
+
+def _fill_bank(model: WorldModel, ds: VideoDataset, sampler: ClipSampler, seed: int, device: torch.device) -> None:
+    """A new world starts with a bank of real first frames (as tokens) to begin its rollouts from."""
+    with torch.no_grad():
+        bank = torch.from_numpy(first_frames(ds, sampler, np.random.default_rng(seed))).to(device)
+        model.bank.copy_(model.tokenizer.encode(bank[:, None])[0][:, 0])
+
+
+def _finished(out: Path, start: int, steps: int, elapsed: float | None, max_minutes: float | None) -> str | None:
+    """Why a resumed run has nothing left to train (its --steps reached or its --max-minutes spent) and how to go on;
+    None if it has (elapsed None: a new run)."""
+    if elapsed is not None and max_minutes is not None and elapsed >= max_minutes * 60:
+        return (f"{out} has spent its --max-minutes {max_minutes:g} at step {start}: pass a larger --max-minutes "
+                "(0: no limit) to continue")
+    if start >= steps:
+        return f"{out} is already at step {start} of {steps}: pass a larger --steps to continue"
+    return None
+
+
+def _save(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, opt: torch.optim.Optimizer, card: dict,
+          step: int, metrics: dict[str, float], elapsed_s: float, amp_on: bool) -> None:
+    """Checkpoint `step`: the training state first (enough to resume without config.json), then the loadable model."""
+    meta = {"step": step, "stage": card["stage"], "preset": cfg.preset, "elapsed_s": elapsed_s, "kind": kind,
+            "world": cfg.to_dict(), "card": card}
+    save_train_state(out, model, opt, meta)
+    _publish(out, kind, cfg, model, {**card, "metrics": metrics}, elapsed_s, amp_on, step)
+
+
+def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, world_size: int, clip_len: int,
+              resumed: dict | None, tokenizer_from: dict | None) -> dict[str, Any]:
+    """The model card of this run: its data, kept options and commands (the first, then each resume's)."""
+    commands = {"command": opts.command} if resumed is None else {
+        "command": resumed.get("command", opts.command), "resumed_with": [*resumed.get("resumed_with", []), opts.command]}
+    card = {"preset": cfg.preset, "stage": opts.stage, **commands, "seed": opts.seed,
+            "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
+                     "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
+                     "action_names": ds.action_names},
+            "train": {**{key: getattr(opts, name) for name, key in KEPT.items() if name != "seed"},
+                      "world_size": world_size, "clip_len": clip_len}}
+    if opts.stage == "dynamics":
+        card["tokenizer_from"] = tokenizer_from if resumed is None else resumed.get("tokenizer_from")
+    return card
+
+
+def _collapse_guard(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Reset dead codes (the tokenizer's, the latent actions'); -> each quantizer's usage and resets, as metrics."""
+    res = {}
+    for name, r in reset_dead_codes(model).items():
+        short = "lam" if name.startswith("lam") else "code"
+        res[f"{short}_usage"] = torch.tensor(r["usage"])
+        res[f"{short}_resets"] = torch.tensor(float(r["resets"]))
+    return res
 
 
 def _publish(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, card: dict[str, Any], elapsed_s: float,
@@ -451,6 +519,12 @@ POSTFIX = {"loss": "loss", "psnr": "psnr", "code_usage": "codes", "ce": "ce", "a
 
 def _postfix(m: dict[str, float]) -> dict[str, str]:
     return {short: f"{m[k]:.3g}" for k, short in POSTFIX.items() if k in m}
+
+
+def _log(path: Path, bar: tqdm, step: int, time_s: float, metrics: dict[str, float]) -> None:
+    """Log the metrics of `step` to metrics.csv and show the main ones in the bar."""
+    _append_csv(path, {"step": step, "time_s": round(time_s, 1), **metrics})
+    bar.set_postfix(_postfix(metrics), refresh=False)
 
 
 def _append_csv(path: Path, row: dict[str, float]) -> None:
