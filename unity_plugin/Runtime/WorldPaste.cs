@@ -1,6 +1,7 @@
 // Click (or tap) the world to paste an object into it: put this on the RawImage a WorldView shows the world in, give it
 // a texture (RGBA: transparent pixels leave the world as it was), and the world model goes on from the edited frame.
 // Protocol 1.1 `edit`; backends that cannot edit (the sandbox game) are reported once instead of being asked.
+using System.Collections.Generic;
 using UnityEngine;
 using UnityEngine.EventSystems;
 using WorldBridge.Core;
@@ -19,7 +20,7 @@ namespace WorldBridge
         [Tooltip("Which mouse button pastes.")]
         public PointerEventData.InputButton button = PointerEventData.InputButton.Left;
 
-        bool warned;
+        readonly HashSet<string> warned = new HashSet<string>(); // each problem once: one must not silence the next
 
         public void OnPointerClick(PointerEventData eventData)
         {
@@ -36,20 +37,28 @@ namespace WorldBridge
                 Warn("WorldPaste needs a WorldView with a client: drag one into its View field");
                 return -1;
             }
-            if (layer == null) return -1;
+            if (layer == null)
+            {
+                Warn("WorldPaste has nothing to paste: drag a texture into its Layer field");
+                return -1;
+            }
             if (client.Session != null && !client.CanEdit)
             {
                 Warn($"{client.BackendLabel} cannot edit frames, so WorldPaste does nothing here");
                 return -1;
             }
-            if (!view.ScreenToFramePixel(screenPosition, eventCamera, out var pixel)) return -1;
+            if (view.rawImage == null)
+            {   // ScreenToFramePixel maps clicks on the view's Raw Image only: every click would miss
+                Warn("WorldPaste maps clicks onto the world's Raw Image: set the World View's Raw Image (the one this is on)");
+                return -1;
+            }
+            if (!view.ScreenToFramePixel(screenPosition, eventCamera, out var pixel)) return -1; // off the picture, or no frame yet
             return centred ? client.PasteLayerCentred(layer, pixel) : client.PasteLayer(layer, pixel);
         }
 
         void Warn(string message)
         {
-            if (!warned) Debug.LogWarning("[WorldBridge] " + message, this);
-            warned = true;
+            if (warned.Add(message)) Debug.LogWarning("[WorldBridge] " + message, this);
         }
     }
 }

@@ -11,6 +11,7 @@ namespace WorldBridge
         public enum PromptKind { Image, Sketch }
         public enum Delivery { StartNewWorld, ResetCurrentWorld }
 
+        [Tooltip("The client to prompt (defaults to one on this object or a parent).")]
         public WorldBridgeClient client;
         [Tooltip("The camera to capture; it is rendered on demand, so it may stay disabled.")]
         public Camera sourceCamera;
@@ -24,11 +25,25 @@ namespace WorldBridge
         Texture2D readback;
         WorldBridgeConnection sentOn; // once per connection: a client disabled and enabled again opens a new one
         WorldBridgeClient followed; // the client told that this prompt's start replaces its startOnConnect one
+        bool warnedNoClient;
+        static readonly string NeedsClient = "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldPromptFromCamera");
+        const string NeedsCamera = "WorldPromptFromCamera needs a Source Camera: drag one into its field";
 
         /// <summary>True when this prompt starts the world once connected: the client then sends no plain start of its own.</summary>
         public bool StartsWorldWhenConnected => sendWhenConnected && delivery == Delivery.StartNewWorld && sourceCamera != null;
 
-        void OnEnable() => Follow(client);
+        void OnEnable()
+        {
+            warnedNoClient = false;
+            Follow(FindClient());
+        }
+
+        /// <summary>`client`, else the one on this object or a parent, as the other components find theirs.</summary>
+        WorldBridgeClient FindClient()
+        {
+            if (client == null) client = GetComponentInParent<WorldBridgeClient>();
+            return client;
+        }
 
         void OnDisable() => Follow(null);
 
@@ -44,6 +59,12 @@ namespace WorldBridge
         void Update()
         {
             Follow(client); // a client set from a script after AddComponent
+            if (sendWhenConnected && client == null)
+            {   // it would wait for a connection forever: say so once
+                if (!warnedNoClient) Debug.LogWarning(NeedsClient, this);
+                warnedNoClient = true;
+                return;
+            }
             var connection = client != null ? client.Connection : null;
             if (!sendWhenConnected || connection == null || connection == sentOn || !connection.IsReady) return;
             if (delivery == Delivery.ResetCurrentWorld && connection.Session == null) return; // the host refuses a reset without a world
@@ -59,7 +80,7 @@ namespace WorldBridge
         /// <summary>Renders the camera now and returns PNG bytes (main thread only).</summary>
         public byte[] Capture()
         {
-            if (sourceCamera == null) throw new System.InvalidOperationException("WorldPromptFromCamera needs a Source Camera: drag one into its field");
+            if (sourceCamera == null) throw new System.InvalidOperationException(NeedsCamera);
             if (readback == null || readback.width != width || readback.height != height)
             {
                 if (readback != null) Destroy(readback);
@@ -85,12 +106,18 @@ namespace WorldBridge
             return ImageConversion.EncodeToPNG(readback);
         }
 
-        /// <summary>Captures the camera and sends it as the chosen prompt; returns the req_id or -1.</summary>
+        /// <summary>Captures the camera and sends it as the chosen prompt; returns the req_id, or -1 after logging why
+        /// (no client, no Source Camera) or reporting it through the client's onError.</summary>
         public long SendPrompt()
         {
-            if (client == null)
+            if (FindClient() == null)
             {
-                Debug.LogError("[WorldBridge] WorldPromptFromCamera needs a WorldBridgeClient", this);
+                Debug.LogError(NeedsClient, this);
+                return -1;
+            }
+            if (sourceCamera == null)
+            {
+                Debug.LogError("[WorldBridge] " + NeedsCamera, this);
                 return -1;
             }
             var png = Capture();

@@ -7,6 +7,7 @@ namespace WorldBridge
     [AddComponentMenu("World Bridge/World Recorder")]
     public sealed class WorldRecorder : MonoBehaviour
     {
+        [Tooltip("The client to record (defaults to one on this object or a parent).")]
         public WorldBridgeClient client;
         [Tooltip("Path on the host's disk; empty = recordings/<session>-<time>.wbrec")]
         public string path = "";
@@ -19,6 +20,8 @@ namespace WorldBridge
         [SerializeField] long lastFrames;
         [SerializeField] string status = "";
 
+        WorldBridgeClient listened; // the client whose messages OnMessage hears
+
         public bool IsRecording => recording;
         public string LastPath => lastPath;
         public long LastFrames => lastFrames;
@@ -28,21 +31,30 @@ namespace WorldBridge
         void OnEnable()
         {
             if (client == null) client = GetComponentInParent<WorldBridgeClient>();
-            if (client != null) client.MessageReceived += OnMessage;
+            Listen(client);
+        }
+
+        /// <summary>Hears `next` (and no longer the client before it): a client set from a script after AddComponent
+        /// must answer this recorder's requests too.</summary>
+        void Listen(WorldBridgeClient next)
+        {
+            if (next == listened) return;
+            if (listened != null) listened.MessageReceived -= OnMessage;
+            listened = next;
+            if (next != null) next.MessageReceived += OnMessage;
         }
 
         void OnDisable()
         {
-            if (client == null) return;
-            client.MessageReceived -= OnMessage;
-            if (!recording) return;
+            Listen(null);
+            if (client == null || !recording) return;
             recording = false; // the host's answer comes after this component stopped listening: a re-enabled recorder starts anew
             if (!client.IsConnected)
             {   // disabled with (after) its client: the client's bye ended the session and its recording
                 Report($"recording to {lastPath} ended with the client's connection");
                 return;
             }
-            StopRecording();
+            client.RecordStop(); // not StopRecording: that listens to the client again
             Report($"recording to {lastPath} stopped: the recorder was disabled");
         }
 
@@ -71,7 +83,11 @@ namespace WorldBridge
         /// <summary>A recorder with no client says how to give it one, where a record button would throw.</summary>
         bool HasClient()
         {
-            if (client != null) return true;
+            if (client != null)
+            {
+                Listen(client);
+                return true;
+            }
             Report(WorldBridgeClient.NeededBy("WorldRecorder"));
             return false;
         }

@@ -1,9 +1,9 @@
 // COMPILE-ONLY STUB of Unity's API (UnityEngine core + IMGUI) — test scaffolding, NOT product code.
 // It declares just the members the plugin uses, with Unity's real signatures, so CI can compile Runtime/, Editor/ and
 // Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything (beyond a GameObject keeping its
-// components, a Transform its parent, Debug's logs reaching Application.logMessageReceived, and Input reading the keys
-// a test holds in UnityEngine.TestSupport.Keys, so NUnit tests can check what a script builds, says and sends); never
-// ship it.
+// components, GetComponentInParent finding them up the Transform parents, a Transform its parent, Debug's logs reaching
+// Application.logMessageReceived, and Input reading the keys a test holds in UnityEngine.TestSupport.Keys, so NUnit
+// tests can check what a script builds, says and sends); never ship it.
 // Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
 using System;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -33,7 +33,12 @@ namespace UnityEngine
         public Transform transform => owner?.transform;
         public string tag { get; set; }
         public T GetComponent<T>() => default;
-        public T GetComponentInParent<T>() => default;
+        public T GetComponentInParent<T>()
+        {
+            for (var t = transform; t != null; t = t.parent)
+                if (t.gameObject.GetComponent<T>() is T found) return found;
+            return default;
+        }
         public T GetComponentInChildren<T>() => default;
     }
 

@@ -274,18 +274,11 @@ namespace WorldBridge.Tests
             var input = new WorldInput { client = ClientIn(TwoActionSession()) };
             Call(input, "OnEnable");
             input.client = null;
-            var warnings = new List<string>();
-            UnityEngine.Application.LogCallback log = (message, stack, type) =>
-            {
-                if (type == UnityEngine.LogType.Warning) warnings.Add(message);
-            };
-            UnityEngine.Application.logMessageReceived += log;
-            try
+            var warnings = Logs.Of(LogType.Warning, () =>
             {
                 RunUpdate(input);
                 RunUpdate(input);
-            }
-            finally { UnityEngine.Application.logMessageReceived -= log; }
+            });
             Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
             StringAssert.Contains("needs a WorldBridgeClient: drag one into its Client field", warnings[0]);
         }

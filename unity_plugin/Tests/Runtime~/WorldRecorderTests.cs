@@ -81,6 +81,25 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AClientSetByScriptAfterTheRecorderWasEnabledIsHeardToo()
+        {
+            var recorder = new WorldRecorder();
+            Call(recorder, "OnEnable"); // AddComponent on an active object: no client yet
+            recorder.client = new WorldBridgeClient();
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(connection, "state", ConnectionState.Ready);
+            Use(recorder.client, connection);
+            var started = new MsgMap { { "type", "ok" }, { "req_id", 1 }, { "request", "record_start" }, { "path", "a.wbrec" } };
+            recorder.StartRecording();
+            Call(recorder.client, "Handle", started);
+            Assert.IsTrue(recorder.IsRecording, "the host's answer went unheard: Toggle would start again instead of stopping");
+            Call(recorder, "OnDisable"); // stops the recording
+            Call(recorder.client, "Handle", started);
+            Assert.IsFalse(recorder.IsRecording, "a disabled recorder still hears its client");
+            connection.Close();
+        }
+
+        [Test]
         public void ARecorderWithoutAClientSaysHowToGiveItOne()
         {
             var recorder = new WorldRecorder();

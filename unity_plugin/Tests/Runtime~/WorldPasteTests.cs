@@ -1,0 +1,64 @@
+// WorldPaste's misconfiguration warnings, run under mono against Tests/CompileOnly~ (no click: PasteAt is called directly).
+using NUnit.Framework;
+using UnityEngine;
+using WorldBridge;
+using WorldBridge.Core;
+using static WorldBridge.Tests.Private;
+
+namespace WorldBridge.Tests
+{
+    [TestFixture]
+    public class WorldPasteTests
+    {
+        /// <summary>A client whose connection holds a sandbox session, which cannot edit frames.</summary>
+        static WorldBridgeClient SandboxClient()
+        {
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(connection, "state", ConnectionState.Ready);
+            Set(connection, "session", SessionInfo.From(new MsgMap { { "type", "session" }, { "backend_kind", "sandbox" }, { "backend_name", "fake" } }));
+            var client = new WorldBridgeClient();
+            Use(client, connection);
+            return client;
+        }
+
+        static long Click(WorldPaste paste) => paste.PasteAt(Vector2.zero, null);
+
+        /// <summary>Two clicks on `paste` paste nothing and log one warning, which names `fix`.</summary>
+        static void ClicksWarnOnce(WorldPaste paste, string fix)
+        {
+            var warnings = Logs.Of(LogType.Warning, () =>
+            {
+                Assert.AreEqual(-1, Click(paste));
+                Assert.AreEqual(-1, Click(paste));
+            });
+            Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
+            StringAssert.Contains(fix, warnings[0]);
+        }
+
+        [Test]
+        public void AClickWithNoLayerWarnsOnceNamingTheField() =>
+            ClicksWarnOnce(new WorldPaste { view = new WorldView { client = SandboxClient() } }, "drag a texture into its Layer field");
+
+        [Test]
+        public void AViewWithNoRawImageWarnsOnceInsteadOfIgnoringEveryClick() =>
+            ClicksWarnOnce(new WorldPaste { view = new WorldView { client = new WorldBridgeClient() }, layer = new Texture2D(4, 4, TextureFormat.RGBA32, false) },
+                           "set the World View's Raw Image");
+
+        [Test]
+        public void EachProblemWarnsOnceAndOneDoesNotSilenceTheNext()
+        {
+            var paste = new WorldPaste { layer = new Texture2D(4, 4, TextureFormat.RGBA32, false) };
+            var warnings = Logs.Of(LogType.Warning, () =>
+            {
+                Click(paste); // no view
+                Click(paste);
+                paste.view = new WorldView { client = SandboxClient() };
+                Click(paste); // the sandbox cannot edit
+                Click(paste);
+            });
+            Assert.AreEqual(2, warnings.Count, string.Join("\n", warnings));
+            StringAssert.Contains("needs a WorldView", warnings[0]);
+            StringAssert.Contains("cannot edit frames", warnings[1]);
+        }
+    }
+}
