@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
+import sys
 import tempfile
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 Progress = Callable[[int, int], bool]  # (done, total) -> keep going? (False cancels)
 
@@ -24,24 +34,42 @@ def tick(progress: Progress | None, done: int, total: int) -> None:
 
 
 def umask() -> int:
-    """The process umask, read without changing it where the OS allows (os.umask alone must set one to read it)."""
+    """The process umask, read without changing it where /proc allows; elsewhere (macOS) read once by setting it."""
     try:
-        with open("/proc/self/status") as f:
+        with open("/proc/self/status", encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
         pass
+    return _umask_by_setting()
+
+
+@functools.cache
+def _umask_by_setting() -> int:
+    """os.umask must set a mask to read one, which changes it for every thread until it is set back: so only once."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def sync(fd: int) -> None:
+    """Put an open file's bytes on the disk: macOS' fsync leaves them in the drive's cache, F_FULLFSYNC does not
+    (a file system without it, such as some network ones, gets fsync)."""
+    if getattr(fcntl, "F_FULLFSYNC", None) is not None:
+        try:
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+            return
+        except OSError:
+            pass
+    os.fsync(fd)
 
 
 def fsync(path: str | Path) -> None:
     """fsync by path: POSIX syncs through any descriptor (a folder's too); Windows' _commit needs one open for writing."""
     fd = os.open(path, os.O_RDONLY if os.name == "posix" else os.O_RDWR)
     try:
-        os.fsync(fd)
+        sync(fd)
     finally:
         os.close(fd)
 
@@ -66,9 +94,35 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     tmp = Path(tmp)
     os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~umask())
     _sync(tmp)
-    os.replace(tmp, path)
+    replace(tmp, path, path)
     if os.name == "posix":  # the rename itself, so the new name survives a power loss too
         fsync(Path(path).parent)
+
+
+def replace(src: str | Path, dst: str | Path, held: str | Path) -> None:
+    """os.replace, waited out for about a second on Windows, which refuses it while another program has either file
+    open (a virus scanner or indexer for a moment, a training run until it ends); then an error naming `held`, the
+    user's file among the two, and the fix."""
+    for wait in (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.25, None):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError as e:
+            if sys.platform != "win32":
+                raise
+            if wait is None:
+                raise PermissionError(f"{held} is open in another program (a training run? Explorer?), so it cannot "
+                                      f"be replaced ({e.strerror or e}): close it and retry") from None
+            time.sleep(wait)
+
+
+def remove_tree(folder: str | Path) -> None:
+    """Delete a folder this code set aside; one that cannot be deleted (a file in it open on Windows) is left with a
+    warning naming it, rather than left unsaid."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if os.path.lexists(folder):
+        warnings.warn(f"could not delete {folder} (a file in it is open in another program?): delete it yourself to "
+                      "free its space", stacklevel=2)
 
 
 def make_folders(folder: str | Path) -> list[Path]:

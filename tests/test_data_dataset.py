@@ -2,13 +2,17 @@
 
 import json
 import os
+import shutil
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from bridge.data.dataset import ClipSampler, VideoDataset
+from bridge.data import writer
 from bridge.data.writer import DatasetWriter
+from test_files import _replace_held_open, in_ascii_locale
 
 torch.set_num_threads(1)
 
@@ -76,10 +80,10 @@ def test_missing_or_corrupt_manifest_is_a_clear_error(tmp_path):
     synthetic(ds_dir, [4])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         VideoDataset(tmp_path / "nope")
-    (ds_dir / "manifest.json").write_text("{ not json")
+    (ds_dir / "manifest.json").write_text("{ not json", encoding="utf-8")
     with pytest.raises(ValueError, match="corrupt"):
         VideoDataset(ds_dir)
-    (ds_dir / "manifest.json").write_text(json.dumps({"format": "something-else"}))
+    (ds_dir / "manifest.json").write_text(json.dumps({"format": "something-else"}), encoding="utf-8")
     with pytest.raises(ValueError, match="not a worldbridge-video manifest"):
         VideoDataset(ds_dir)
     (ds_dir / "manifest.json").unlink()
@@ -97,9 +101,9 @@ def test_missing_or_corrupt_manifest_is_a_clear_error(tmp_path):
 ])
 def test_a_hand_edited_manifest_with_a_bad_value_names_it(tmp_path, edit, says):
     synthetic(tmp_path / "d", [4, 5])
-    m = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    m = json.loads((tmp_path / "d" / "manifest.json").read_text(encoding="utf-8"))
     edit(m)
-    (tmp_path / "d" / "manifest.json").write_text(json.dumps(m))
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
     with pytest.raises(ValueError, match=f"manifest.json has bad values: {says}.*fix them or make the dataset again"):
         VideoDataset(tmp_path / "d")
 
@@ -137,10 +141,10 @@ def test_shards_that_do_not_fit_the_manifest_are_refused_on_opening(tmp_path, da
 
 def test_overwrite_replaces_datasets_only(tmp_path):
     (tmp_path / "proj" / "src").mkdir(parents=True)
-    (tmp_path / "proj" / "src" / "code.py").write_text("important")
+    (tmp_path / "proj" / "src" / "code.py").write_text("important", encoding="utf-8")
     with pytest.raises(FileExistsError, match="not a WorldBridge dataset.*will not delete it"):
         DatasetWriter(tmp_path / "proj", height=8, width=8, fps=10, action_names=None, source="import", overwrite=True)
-    assert (tmp_path / "proj" / "src" / "code.py").read_text() == "important"
+    assert (tmp_path / "proj" / "src" / "code.py").read_text(encoding="utf-8") == "important"
     synthetic(tmp_path / "d", [4])
     with DatasetWriter(tmp_path / "d", height=8, width=8, fps=10, action_names=None, source="import",
                        overwrite=True) as w:  # a dataset: replaced
@@ -148,6 +152,63 @@ def test_overwrite_replaces_datasets_only(tmp_path):
                       np.zeros((2, 8, 8, 3), np.uint8), None, None)
         w.finish()
     assert VideoDataset(tmp_path / "d").num_frames == 2
+
+
+def _overwrite(root, frames: int):
+    """Replace the dataset at `root` by one episode of `frames` frames."""
+    with DatasetWriter(root, height=8, width=8, fps=10, action_names=None, source="import", overwrite=True) as w:
+        w.add_episode({"id": 0, "seed": 1, "caption": "", "params": None, "events": [], "split": "train"},
+                      np.zeros((frames, 8, 8, 3), np.uint8), None, None)
+        w.finish()
+
+
+def test_overwriting_a_dataset_a_training_run_holds_open_on_windows_names_it(tmp_path, monkeypatch):
+    synthetic(tmp_path / "d", [4])
+    _replace_held_open(monkeypatch, str(tmp_path / "d"), times=1000)
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(PermissionError, match=f"{tmp_path / 'd'} is open in another program.*close it and retry"):
+        _overwrite(tmp_path / "d", 2)
+    assert VideoDataset(tmp_path / "d").num_frames == 4 and [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_a_dataset_that_cannot_be_published_leaves_the_old_one_in_place(tmp_path, monkeypatch):
+    synthetic(tmp_path / "d", [4])
+    monkeypatch.setattr(writer, "publish", lambda tmp, path: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError, match="No space left"):
+        _overwrite(tmp_path / "d", 2)
+    assert VideoDataset(tmp_path / "d").num_frames == 4 and [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_folders_that_cannot_be_deleted_are_named_in_a_warning(tmp_path, monkeypatch):
+    """Windows will not delete a file a program has open: the old dataset (or an interrupted write's temp folder)
+    stays, hidden, and the user must know."""
+    synthetic(tmp_path / "d", [4])
+    monkeypatch.setattr(shutil, "rmtree", lambda path, ignore_errors=False: None)
+    with pytest.warns(UserWarning, match=rf"could not delete {tmp_path / '.d.old-'}\d+ .*delete it yourself"):
+        _overwrite(tmp_path / "d", 2)
+    assert VideoDataset(tmp_path / "d").num_frames == 2
+    with pytest.warns(UserWarning, match=rf"could not delete {tmp_path / '.e.tmp-'}\S+ .*delete it yourself"):
+        with pytest.raises(KeyboardInterrupt):
+            with DatasetWriter(tmp_path / "e", height=8, width=8, fps=10, action_names=None, source="import"):
+                raise KeyboardInterrupt  # an interrupted write's temp folder
+
+
+def test_a_manifest_holding_non_ascii_text_opens_where_the_locale_is_not_utf8(tmp_path):
+    """Windows opens text as cp1252 unless told: a caption edited to "Schnee ü 雪" made the dataset 'corrupt'."""
+    synthetic(tmp_path / "d", [4])
+    m = json.loads((tmp_path / "d" / "manifest.json").read_text(encoding="utf-8"))
+    m["episodes"][0]["caption"] = "Schnee ü 雪"
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(m, ensure_ascii=False), encoding="utf-8")
+    out = in_ascii_locale(f"""
+import json
+from bridge.data.dataset import VideoDataset
+from bridge.data.writer import DatasetWriter
+caption = VideoDataset({str(tmp_path / 'd')!r}).episodes[0].caption
+with DatasetWriter({str(tmp_path / 'd')!r}, height=8, width=8, fps=10, action_names=None, source="import",
+                   overwrite=True):  # --overwrite knows it for a dataset
+    print(json.dumps(caption))
+""")
+    assert json.loads(out) == "Schnee ü 雪"
 
 
 def test_writer_rejects_bad_frames_and_cleans_up(tmp_path):

@@ -1,6 +1,7 @@
 """Sandbox dataset generation: format, alignment of actions with frames, determinism, splits, atomic output."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def small(tmp_path_factory):
 
 def test_manifest_and_shards_follow_the_format(small):
     out, summary = small
-    m = json.loads((out / "manifest.json").read_text())
+    m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert m["format"] == "worldbridge-video" and m["version"] == 1
     assert (m["height"], m["width"], m["source"], m["action_names"]) == (64, 64, "sandbox", ACTIONS)
     assert len(m["episodes"]) == 8 and summary["frames"] == 480
@@ -64,7 +65,7 @@ def test_generation_is_deterministic_and_splits_by_seed(small, tmp_path):
     """The manifest's `generated_by` is enough to make the same footage again (one worker instead of two)."""
     out, _ = small
     again = tmp_path / "again"
-    made_by = json.loads((out / "manifest.json").read_text())["generated_by"]
+    made_by = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["generated_by"]
     assert (made_by["episodes"], made_by["frames"], made_by["seed"], made_by["val_fraction"]) == (8, 60, 3, 0.2)
     generate(GenerateConfig(**{**made_by, "players": tuple(made_by["players"]),
                                "player_weights": tuple(made_by["player_weights"]), "workers": 1}), again, progress=False)
@@ -108,6 +109,19 @@ def test_existing_output_needs_overwrite(tmp_path):
     generate(GenerateConfig(episodes=3, frames=5, workers=1), out, overwrite=True, progress=False)
     assert len(VideoDataset(out).episodes) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+@pytest.mark.parametrize("platform, method", [("linux", "fork"), ("darwin", "spawn")])
+def test_workers_fork_only_on_linux(tmp_path, monkeypatch, platform, method):
+    """macOS forbids fork once its system libraries (or tqdm's monitor thread) run: workers start fresh there."""
+    import multiprocessing as mp
+
+    methods, real = [], mp.get_context
+    monkeypatch.setattr(mp, "get_context", lambda m=None: methods.append(m) or real(m))
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(gen, "SHARD_FRAMES", 5)  # a shard an episode: two jobs, so a pool
+    generate(GenerateConfig(episodes=2, frames=5, workers=2), tmp_path / "ds", progress=False)
+    assert methods == [method] and len(VideoDataset(tmp_path / "ds").episodes) == 2
 
 
 def test_bad_config_is_rejected():

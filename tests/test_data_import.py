@@ -227,7 +227,7 @@ def test_the_help_and_the_docs_name_every_format_the_importer_reads():
     from bridge.data.importer import GIF_EXTS, IMAGE_EXTS, VIDEO_EXTS
 
     help_text = " ".join(CliRunner().invoke(main, ["data", "import", "--help"]).output.split())
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "data.md").read_text()
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "data.md").read_text(encoding="utf-8")
     for ext in sorted(VIDEO_EXTS | GIF_EXTS):
         assert ext[1:] in help_text.lower() and ext[1:] in docs.lower(), ext
     for ext in {".png", ".jpg", ".bmp", ".webp", ".tif"} & IMAGE_EXTS:

@@ -2,10 +2,26 @@
 
 import os
 import stat
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 
-from bridge.files import atomic_write_bytes, atomic_write_json, temp_beside
+import bridge.files as files
+from bridge.files import atomic_write_bytes, atomic_write_json, publish, temp_beside
+from test_host_cli import ROOT, cli_env
+
+
+def in_ascii_locale(code: str) -> str:
+    """Run Python `code` where open() without encoding= reads and writes ASCII (as it reads cp1252 on Windows);
+    returns its stdout. UTF-8 mode and C-locale coercion are off, or Python would pick UTF-8 anyway."""
+    env = {**cli_env(), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                         encoding="utf-8", check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 def _mode(path):
@@ -33,7 +49,7 @@ def test_atomic_writers_round_trip(tmp_path):
     atomic_write_bytes(tmp_path / "a.bin", b"\x00\x01")
     atomic_write_json(tmp_path / "b.json", {"z": 1, "a": [1, 2]})
     assert (tmp_path / "a.bin").read_bytes() == b"\x00\x01"
-    assert (tmp_path / "b.json").read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "z": 1\n}\n'
+    assert (tmp_path / "b.json").read_text(encoding="utf-8") == '{\n  "a": [\n    1,\n    2\n  ],\n  "z": 1\n}\n'
 
 
 def test_fsync_opens_for_writing_where_windows_needs_it(tmp_path, monkeypatch):
@@ -47,3 +63,81 @@ def test_fsync_opens_for_writing_where_windows_needs_it(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "name", "nt")  # Windows' fsync (_commit) fails with EBADF on a read-only descriptor
     files.fsync(f)
     assert flags[0] & os.O_ACCMODE == os.O_RDONLY and flags[1] & os.O_ACCMODE == os.O_RDWR
+
+
+def _replace_held_open(monkeypatch, held, times: int) -> list:
+    """os.replace refused (PermissionError) `times` times while `held` is the file moved or replaced, as Windows
+    refuses it while another program has that file open; returns the paths each call moved."""
+    calls, real = [], os.replace
+    refusals = iter(range(times))
+
+    def replace(src, dst):
+        calls.append(src)
+        if held in (os.fspath(src), os.fspath(dst)) and next(refusals, None) is not None:
+            raise PermissionError(13, "Access is denied", os.fspath(src))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    return calls
+
+
+def test_publish_waits_out_a_program_that_briefly_holds_the_file_on_windows(tmp_path, monkeypatch):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    calls = _replace_held_open(monkeypatch, str(target), times=3)  # an indexer, a virus scanner: a moment
+    monkeypatch.setattr(sys, "platform", "win32")
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new" and len(calls) == 4
+    calls = _replace_held_open(monkeypatch, str(target), times=1000)  # a training run: until it is closed
+    with pytest.raises(PermissionError, match=f"{target} is open in another program .*close it and retry"):
+        atomic_write_bytes(target, b"newer")
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_publish_does_not_retry_a_refusal_on_posix(tmp_path, monkeypatch):
+    """POSIX renames over open files: a PermissionError there is the folder's permissions, not worth waiting out."""
+    target = tmp_path / "out.bin"
+    calls = _replace_held_open(monkeypatch, str(target), times=1000)
+    with pytest.raises(PermissionError, match="Access is denied"):
+        atomic_write_bytes(target, b"new")
+    assert len(calls) == 1
+
+
+def test_without_proc_the_umask_is_set_to_read_it_once_not_on_every_publish(tmp_path, monkeypatch):
+    """os.umask changes the mask for every thread until it is set back: a thread making a file meanwhile gets 022."""
+    real_open, real_umask, sets = open, os.umask, []
+
+    def no_proc(path, *a, **k):
+        if str(path).startswith("/proc"):
+            raise FileNotFoundError(2, "No such file or directory", path)  # macOS, Windows
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(files, "open", no_proc, raising=False)
+    monkeypatch.setattr(os, "umask", lambda m: sets.append(m) or real_umask(m))
+    atomic_write_bytes(tmp_path / "a.bin", b"a")
+    sets.clear()
+    for name in "bcd":
+        atomic_write_bytes(tmp_path / f"{name}.bin", b"x")
+    assert sets == []
+    mask = real_umask(0o022)
+    real_umask(mask)
+    assert _mode(tmp_path / "d.bin") == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("full_sync_works", [True, False])
+def test_fsync_reaches_the_disk_on_macos(tmp_path, monkeypatch, full_sync_works):
+    """macOS' fsync leaves the bytes in the drive's cache; F_FULLFSYNC flushes it (a file system without it: fsync)."""
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"x")
+    done = []
+
+    def fcntl(fd, cmd, *a):
+        if not full_sync_works:
+            raise OSError(45, "Operation not supported")
+        done.append(cmd)
+
+    monkeypatch.setattr(files, "fcntl", SimpleNamespace(F_FULLFSYNC=51, fcntl=fcntl), raising=False)
+    monkeypatch.setattr(os, "fsync", lambda fd: done.append("fsync"))
+    files.fsync(f)
+    assert done == ([51] if full_sync_works else ["fsync"])

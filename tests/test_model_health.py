@@ -11,6 +11,7 @@ from bridge.data.dataset import VideoDataset
 from bridge.model.health import (STATS, calibrate, check_rollout, failing, health, load_tokenizer, save_range,
                                  token_stats)
 from bridge.model.world import load_world
+from test_files import in_ascii_locale
 from test_model_data import save_random_world, trained_micro
 
 torch.set_num_threads(1)
@@ -124,12 +125,22 @@ def test_range_is_stored_in_the_model_card_and_used_from_there(setup, tmp_path):
     with pytest.raises(ValueError, match="no health range.*health calibrate"):
         check_rollout(w, frames=2)
     path = save_range(tmp_path / "w", rng)
-    card = json.loads(path.read_text())
+    card = json.loads(path.read_text(encoding="utf-8"))
     assert card["health"]["stats"] == rng["stats"] and card["preset"] == "micro" and card["step"] == 0
     res = check_rollout(load_world(tmp_path / "w", device="cpu"), frames=3, policy="sticky", seed=2)
     assert res["frames"] == 3 and 0.0 <= res["within_range"] <= 1.0 and res["range"] == rng["stats"]
     with pytest.raises(ValueError, match="64-code tokenizer but this world uses 1024"):
         check_rollout(_with_vocab(w, 1024), frames=2, stats_range=rng)
+
+
+def test_calibrating_keeps_a_model_card_holding_non_ascii_text_where_the_locale_is_not_utf8(tmp_path):
+    """Windows reads text as cp1252 unless told: a card noting "Schnee ü 雪" made `health calibrate` fail."""
+    card = save_random_world(tmp_path / "w") / "model_card.json"
+    card.write_text(json.dumps({**json.loads(card.read_text(encoding="utf-8")), "notes": "Schnee ü 雪"},
+                               ensure_ascii=False), encoding="utf-8")
+    in_ascii_locale(f"from bridge.model.health import save_range; save_range({str(tmp_path / 'w')!r}, {{'stats': {{}}}})")
+    kept = json.loads(card.read_text(encoding="utf-8"))
+    assert kept["notes"] == "Schnee ü 雪" and kept["health"] == {"stats": {}}
 
 
 def _with_vocab(w, vocab):
@@ -158,10 +169,10 @@ def test_cli_calibrate_writes_the_card_and_check_reads_it(setup, tmp_path):
     res = runner.invoke(health, ["calibrate", "--checkpoint", str(world), "--data", str(data), "--clips", "16",
                                  "--dry-run"])
     assert res.exit_code == 0, res.output
-    assert "health" not in json.loads((world / "model_card.json").read_text())
+    assert "health" not in json.loads((world / "model_card.json").read_text(encoding="utf-8"))
     res = runner.invoke(health, ["calibrate", "--checkpoint", str(world), "--data", str(data), "--clips", "16"])
     assert res.exit_code == 0, res.output
-    assert json.loads((world / "model_card.json").read_text())["health"]["clips"] == 16
+    assert json.loads((world / "model_card.json").read_text(encoding="utf-8"))["health"]["clips"] == 16
     res = runner.invoke(health, ["check", "--checkpoint", str(world), "--frames", "4"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output[res.output.index("{"):])

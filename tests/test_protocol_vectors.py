@@ -82,6 +82,20 @@ def test_vector_files_are_up_to_date(tmp_path, monkeypatch):
         assert (tmp_path / name).read_bytes() == (VEC / name).read_bytes(), f"{name} is stale: run make_vectors.py"
 
 
+def test_vector_files_are_written_with_lf_on_windows(tmp_path, monkeypatch):
+    """Text mode writes os.linesep: on Windows the regenerated vectors came out CRLF and never matched the LF ones."""
+    import _pyio
+    import io
+    import os
+
+    monkeypatch.setattr(io, "open", _pyio.open)  # the pure-Python io, which reads os.linesep as Windows' C io has it
+    monkeypatch.setattr(os, "linesep", "\r\n")
+    monkeypatch.setattr(make_vectors, "HERE", tmp_path)
+    make_vectors.main()
+    for name in ("msgpack.json", "zmtp.json"):
+        assert b"\r" not in (tmp_path / name).read_bytes(), name
+
+
 def test_msgpack_vectors_say_the_protocol_version_the_host_speaks():
     """Client authors read the header to know which protocol the vectors hold: it said 1.2 over 1.3 vectors."""
     from bridge.host import protocol as P

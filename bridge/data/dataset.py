@@ -93,7 +93,7 @@ class VideoDataset:
                 f"folder); regenerate it with `worldbridge data generate` or `worldbridge data import`"
             )
         try:
-            m = json.loads(manifest.read_text())
+            m = json.loads(manifest.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{manifest} is corrupt ({e}); regenerate the dataset") from None
         if not isinstance(m, dict) or m.get("format") != FORMAT:

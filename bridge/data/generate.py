@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -181,7 +182,9 @@ def generate(cfg: GenerateConfig, out: str | Path, overwrite: bool = False, prog
                     writer.add_episodes(metas)
                     bar.update(sum(m["length"] for m in metas))
             else:
-                ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+                # fork is quick and safe on Linux only: macOS' system libraries (and tqdm's monitor thread) break in
+                # a forked child, so there (and on Windows) workers start fresh and import what they need
+                ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
                 with ctx.Pool(min(cfg.workers, len(jobs)), initializer=_ignore_sigint) as pool:
                     try:
                         for metas in pool.imap_unordered(_work_shard, jobs):

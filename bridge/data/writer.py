@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 
 from bridge.data.dataset import FORMAT, VERSION, shard_name
 from bridge.data.interrupt import sigterm_as_ctrl_c
-from bridge.files import atomic_write_json, publish
+from bridge.files import atomic_write_json, publish, remove_tree, replace
 
 SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
 
@@ -42,7 +41,7 @@ def fitted_val_fraction(seeds: list[int], val_fraction: float) -> float:
 def _is_dataset(path: Path) -> bool:
     """A folder this writer made: its manifest.json names the format."""
     try:
-        return json.loads((path / "manifest.json").read_text()).get("format") == FORMAT
+        return json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -149,16 +148,21 @@ class DatasetWriter:
         old = None
         if self.out.exists():
             old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, old)
-        publish(self.tmp, self.out)  # mkdtemp made it private: the dataset gets an ordinary folder's mode
+            replace(self.out, old, self.out)
+        try:
+            publish(self.tmp, self.out)  # mkdtemp made it private: the dataset gets an ordinary folder's mode
+        except BaseException:
+            if old is not None and os.path.lexists(self.tmp):  # unpublished: the dataset it replaced goes back
+                replace(old, self.out, self.out)
+            raise
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_tree(old)
         self.done = True
         return self.out
 
     def abort(self) -> None:
         if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            remove_tree(self.tmp)
         for p in self._made_parents:
             try:
                 p.rmdir()

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from bridge.backend import Prompt
 from bridge.files import atomic_write_json
-from bridge.model.checkpoint import CARD, CheckpointError, load_into, load_model
+from bridge.model.checkpoint import CARD, CheckpointError, load_into, load_model, read_json
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.options import CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, seed_option
 
@@ -138,7 +138,7 @@ def save_range(checkpoint: str | Path, stats_range: dict[str, Any]) -> Path:
     path = Path(checkpoint) / CARD
     if not (Path(checkpoint) / "config.json").is_file():
         raise CheckpointError(f"{checkpoint} is not a checkpoint directory (no config.json)")
-    card = json.loads(path.read_text()) if path.is_file() else {}
+    card = read_json(path) if path.is_file() else {}
     card["health"] = stats_range
     atomic_write_json(path, card)
     return path

@@ -357,8 +357,9 @@ def zmtp_vectors() -> list[dict]:
 
 
 def write_json(path: Path, obj: dict) -> None:
+    """UTF-8 with LF line ends on every OS (text mode would write CRLF on Windows): the tests compare bytes."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_bytes((json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     os.replace(tmp, path)
 
 
