@@ -274,6 +274,22 @@ def test_forgotten_client_greets_again_and_size_limit_is_enforced(godot_sim, scr
     assert again["type"] == "start" and again["text"] == "a cave" and again["req_id"] > start["req_id"]
 
 
+@pytest.mark.parametrize("key,value,advice", [
+    ("text", "a" * 3000, "its text is 3000 bytes: use a shorter text"),
+    ("image", b"\x89PNG" + b"\0" * 3000, "its image is 3004 bytes: use a smaller image"),
+    ("sketch", b"\x89PNG" + b"\0" * 3000, "its sketch is 3004 bytes: use a smaller sketch")])
+def test_a_message_over_the_hosts_limit_names_what_is_too_big(godot_sim, scripted, key, value, advice):
+    """A long text prompt over the host's limit was answered with "use a smaller image"."""
+    router, port = scripted
+    welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt", "sketch_prompt"],
+               "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+    c = _ready(godot_sim, router, port, welcome)
+    rec = Recorder(c, "error_received")
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({key: value})])
+    message = rec["error_received"][-1][1]
+    assert "over the host's 2000-byte limit" in message and message.endswith(advice), message
+
+
 def _rebind(port):
     """The same port again, once the closed router let go of it."""
     for _ in range(200):
@@ -1123,6 +1139,37 @@ def test_a_retry_that_did_not_go_out_leaves_the_refusal_as_the_answer(godot_sim,
         ("image_prompt", "this backend takes no image prompts")], timeout=5), rec.seen
     assert any("over the host's 2000-byte limit" in e[1] for e in rec["error_received"]), rec.seen
     assert list(c.members["_dropped_prompts"]) == [], "a prompt counted as dropped by a start that never went out"
+
+
+def test_a_start_queued_for_the_next_welcome_survives_a_retry_that_did_not_go_out(godot_sim, scripted):
+    """The game's start, asked for while the client greeted a host that forgot it and over that host's new limit, was
+    queued for the next reconnect; a refused exported prompt's retry (also over the limit) then dropped it unsent."""
+    router, port = scripted
+    viewport = gdsim.SubViewportModel(godot_sim)
+    _render(godot_sim, viewport)
+    c = _ready(godot_sim, router, port, _IMAGE_WELCOME, text_prompt="a" * 3000, prompt_viewport=viewport)
+    assert godot_sim.call_method(c, "start_session", [])
+    pump(godot_sim, router)
+    ident, start = recv(router)
+    router.send_multipart([ident, _not_ready(99)])  # a ping it forgot: greet again
+    pump(godot_sim, router)
+    assert recv(router)[1]["type"] == "hello"
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"seed": 7})])  # queued for the welcome
+    small = {**_IMAGE_WELCOME, "limits": {**_IMAGE_WELCOME["limits"], "max_message_bytes": 2000}}
+    router.send_multipart([ident, zmtp_raw.pack(small)])  # the seed-7 start is over this limit: kept
+    assert run_until(godot_sim, lambda: c.members["link"] == 3)
+    rec = Recorder(c, "capability_refused")
+    refuse_prompt(router, ident, start, "image_prompt")  # its retry without the image is over the limit too
+    assert run_until(godot_sim, lambda: rec["capability_refused"], timeout=5)
+    router.close()
+    router, _ = _rebind(port)  # the host restarts with its usual limit
+    pump(godot_sim, router)
+    ident, hello = recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(_IMAGE_WELCOME)])
+    run_until(godot_sim, lambda: router.poll(0), timeout=2)
+    starts = [m for m in _starts_seen(router, ms=50) if m["type"] == "start"]
+    assert [s["seed"] for s in starts] == [7], f"the queued start was lost: {starts}"
 
 
 def test_a_restarted_host_refusing_the_lost_sessions_exported_prompt_gets_the_start_again_without_it(godot_sim,

@@ -183,6 +183,20 @@ def test_a_1_0_host_allows_everything_but_edit_and_edit_is_refused_locally(sim, 
         assert "non-empty Image" in rec["error_received"][-1][1]
 
 
+def test_a_layer_over_the_hosts_limit_is_named_as_what_is_too_big(sim, router):
+    """An edit layer over the host's max_message_bytes was answered with "use a smaller image"."""
+    sock, endpoint = router
+    welcome = dict(WELCOME_1_1, limits={**WELCOME_1_1["limits"], "max_message_bytes": 2000})
+    c = new_client(sim, endpoint, auto_start=False, mode="step")
+    rec = Recorder(c, "error_received")
+    _greet(sim, c, sock, welcome, _session(capabilities=["edit"]))
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 4), np.uint8)  # PNG cannot make it small
+    assert not sim.call_method(c, "edit", [_image(sim, noise), 0, 0])
+    message = rec["error_received"][-1][1]
+    assert "over the host's 2000-byte limit" in message and message.endswith("use a smaller layer (object_layer() scales one down)"), message
+    assert not sock.poll(100)
+
+
 def test_a_prompt_viewport_kind_the_host_lacks_comes_as_capability_refused(sim, router):
     """The addon drops a sketch the host cannot take and says so through capability_refused, as a host refusal."""
     sock, endpoint = router
