@@ -578,16 +578,25 @@ def _not_ready(req_id):
                           "fatal": False})
 
 
+def _hello_answered_with(sim, router, port, answer: dict, **members):
+    """A client (`members` set) whose hello the scripted host answers with `answer`, once it says an error:
+    (client, its error_received recorder)."""
+    c = new_client(sim, f"tcp://127.0.0.1:{port}", **members)
+    rec = Recorder(c, "error_received")
+    sim.add_to_root(c)
+    pump(sim, router)
+    ident, hello = recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(answer)])
+    assert run_until(sim, lambda: rec["error_received"])
+    return c, rec
+
+
 def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(godot_sim, scripted):
     router, port = scripted
-    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
-    rec = Recorder(c, "error_received")
-    godot_sim.add_to_root(c)
-    pump(godot_sim, router)
-    ident, hello = recv(router)
-    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "bad_message",
-                                                 "message": "client is 5000 bytes", "fatal": False})])
-    assert run_until(godot_sim, lambda: rec["error_received"])
+    refusal = {"type": "error", "req_id": None, "code": "bad_message", "message": "client is 5000 bytes",
+               "fatal": False}
+    c, rec = _hello_answered_with(godot_sim, router, port, refusal, client_name="x" * 5000)
     assert rec["error_received"] == [("bad_message", "client is 5000 bytes", True)]
     assert c.members["link"] == 0 and "client is 5000 bytes" in c.members["status_text"]
     godot_sim.process(10)
@@ -596,13 +605,8 @@ def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(godot_sim, scr
 
 def test_a_welcome_of_another_protocol_major_is_fatal_and_stops_reconnecting(godot_sim, scripted):
     router, port = scripted
-    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}")
-    rec = Recorder(c, "error_received")
-    godot_sim.add_to_root(c)
-    pump(godot_sim, router)
-    ident, _ = recv(router)
-    router.send_multipart([ident, zmtp_raw.pack({**SCRIPTED_WELCOME, "protocol_major": 2, "protocol_minor": 0})])
-    assert run_until(godot_sim, lambda: rec["error_received"])
+    c, rec = _hello_answered_with(godot_sim, router, port, {**SCRIPTED_WELCOME, "protocol_major": 2,
+                                                            "protocol_minor": 0})
     message = "host speaks protocol 2.0, this addon speaks 1.3: update the addon or the host"
     assert rec["error_received"] == [("version_mismatch", message, True)]
     assert c.members["link"] == 0 and c.members["status_text"] == message and c.members["_socket"] is None

@@ -73,7 +73,8 @@ def test_an_untyped_array_where_a_typed_one_is_declared_is_an_error_like_godot(t
         "argument": "static func g(b: Array[int]) -> void:\n\tpass\n\n\nstatic func f() -> void:\n\tg([1] + [])",
         "element type": "static func f() -> void:\n\tvar a: Array[float] = [1.0]\n\tvar b: Array[int] = a",
         "a literal kept": "static func f() -> void:\n\tvar a = [1]\n\tvar b: Array[int] = a",
-        "a literal an engine method kept": "static func f() -> void:\n\tvar d := {}\n\tvar b: Array[int] = d.get(0, [])",
+        "a literal an engine method kept": ("static func f() -> void:\n\tvar d := {}\n"
+                                            "\tvar b: Array[int] = d.get(0, [])"),
         "a literal put in a Dictionary": ("static func f() -> void:\n\tvar d := {}\n\td[0] = [1]\n"
                                           "\tvar b: Array[int] = d[0]"),
         "an untyped return": ("static func g():\n\treturn [1]\n\n\n"
