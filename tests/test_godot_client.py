@@ -224,7 +224,7 @@ def test_reject_stops_reconnecting_and_says_why(godot_sim, scripted):
     assert run_until(godot_sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 3,
-                                      "client": "godot/0.1.16", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.17", "codecs": ["raw", "png", "jpeg"]}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -272,6 +272,22 @@ def test_forgotten_client_greets_again_and_size_limit_is_enforced(godot_sim, scr
     pump(godot_sim, router)
     again = recv(router)[1]
     assert again["type"] == "start" and again["text"] == "a cave" and again["req_id"] > start["req_id"]
+
+
+@pytest.mark.parametrize("key,value,advice", [
+    ("text", "a" * 3000, "its text is 3000 bytes: use a shorter text"),
+    ("image", b"\x89PNG" + b"\0" * 3000, "its image is 3004 bytes: use a smaller image"),
+    ("sketch", b"\x89PNG" + b"\0" * 3000, "its sketch is 3004 bytes: use a smaller sketch")])
+def test_a_message_over_the_hosts_limit_names_what_is_too_big(godot_sim, scripted, key, value, advice):
+    """A long text prompt over the host's limit was answered with "use a smaller image"."""
+    router, port = scripted
+    welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt", "sketch_prompt"],
+               "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+    c = _ready(godot_sim, router, port, welcome)
+    rec = Recorder(c, "error_received")
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({key: value})])
+    message = rec["error_received"][-1][1]
+    assert "over the host's 2000-byte limit" in message and message.endswith(advice), message
 
 
 def _rebind(port):
@@ -562,16 +578,25 @@ def _not_ready(req_id):
                           "fatal": False})
 
 
+def _hello_answered_with(sim, router, port, answer: dict, **members):
+    """A client (`members` set) whose hello the scripted host answers with `answer`, once it says an error:
+    (client, its error_received recorder)."""
+    c = new_client(sim, f"tcp://127.0.0.1:{port}", **members)
+    rec = Recorder(c, "error_received")
+    sim.add_to_root(c)
+    pump(sim, router)
+    ident, hello = recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(answer)])
+    assert run_until(sim, lambda: rec["error_received"])
+    return c, rec
+
+
 def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(godot_sim, scripted):
     router, port = scripted
-    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}", client_name="x" * 5000)
-    rec = Recorder(c, "error_received")
-    godot_sim.add_to_root(c)
-    pump(godot_sim, router)
-    ident, hello = recv(router)
-    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": None, "code": "bad_message",
-                                                 "message": "client is 5000 bytes", "fatal": False})])
-    assert run_until(godot_sim, lambda: rec["error_received"])
+    refusal = {"type": "error", "req_id": None, "code": "bad_message", "message": "client is 5000 bytes",
+               "fatal": False}
+    c, rec = _hello_answered_with(godot_sim, router, port, refusal, client_name="x" * 5000)
     assert rec["error_received"] == [("bad_message", "client is 5000 bytes", True)]
     assert c.members["link"] == 0 and "client is 5000 bytes" in c.members["status_text"]
     godot_sim.process(10)
@@ -580,13 +605,8 @@ def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(godot_sim, scr
 
 def test_a_welcome_of_another_protocol_major_is_fatal_and_stops_reconnecting(godot_sim, scripted):
     router, port = scripted
-    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}")
-    rec = Recorder(c, "error_received")
-    godot_sim.add_to_root(c)
-    pump(godot_sim, router)
-    ident, _ = recv(router)
-    router.send_multipart([ident, zmtp_raw.pack({**SCRIPTED_WELCOME, "protocol_major": 2, "protocol_minor": 0})])
-    assert run_until(godot_sim, lambda: rec["error_received"])
+    c, rec = _hello_answered_with(godot_sim, router, port, {**SCRIPTED_WELCOME, "protocol_major": 2,
+                                                            "protocol_minor": 0})
     message = "host speaks protocol 2.0, this addon speaks 1.3: update the addon or the host"
     assert rec["error_received"] == [("version_mismatch", message, True)]
     assert c.members["link"] == 0 and c.members["status_text"] == message and c.members["_socket"] is None
@@ -1123,6 +1143,37 @@ def test_a_retry_that_did_not_go_out_leaves_the_refusal_as_the_answer(godot_sim,
         ("image_prompt", "this backend takes no image prompts")], timeout=5), rec.seen
     assert any("over the host's 2000-byte limit" in e[1] for e in rec["error_received"]), rec.seen
     assert list(c.members["_dropped_prompts"]) == [], "a prompt counted as dropped by a start that never went out"
+
+
+def test_a_start_queued_for_the_next_welcome_survives_a_retry_that_did_not_go_out(godot_sim, scripted):
+    """The game's start, asked for while the client greeted a host that forgot it and over that host's new limit, was
+    queued for the next reconnect; a refused exported prompt's retry (also over the limit) then dropped it unsent."""
+    router, port = scripted
+    viewport = gdsim.SubViewportModel(godot_sim)
+    _render(godot_sim, viewport)
+    c = _ready(godot_sim, router, port, _IMAGE_WELCOME, text_prompt="a" * 3000, prompt_viewport=viewport)
+    assert godot_sim.call_method(c, "start_session", [])
+    pump(godot_sim, router)
+    ident, start = recv(router)
+    router.send_multipart([ident, _not_ready(99)])  # a ping it forgot: greet again
+    pump(godot_sim, router)
+    assert recv(router)[1]["type"] == "hello"
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"seed": 7})])  # queued for the welcome
+    small = {**_IMAGE_WELCOME, "limits": {**_IMAGE_WELCOME["limits"], "max_message_bytes": 2000}}
+    router.send_multipart([ident, zmtp_raw.pack(small)])  # the seed-7 start is over this limit: kept
+    assert run_until(godot_sim, lambda: c.members["link"] == 3)
+    rec = Recorder(c, "capability_refused")
+    refuse_prompt(router, ident, start, "image_prompt")  # its retry without the image is over the limit too
+    assert run_until(godot_sim, lambda: rec["capability_refused"], timeout=5)
+    router.close()
+    router, _ = _rebind(port)  # the host restarts with its usual limit
+    pump(godot_sim, router)
+    ident, hello = recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(_IMAGE_WELCOME)])
+    run_until(godot_sim, lambda: router.poll(0), timeout=2)
+    starts = [m for m in _starts_seen(router, ms=50) if m["type"] == "start"]
+    assert [s["seed"] for s in starts] == [7], f"the queued start was lost: {starts}"
 
 
 def test_a_restarted_host_refusing_the_lost_sessions_exported_prompt_gets_the_start_again_without_it(godot_sim,

@@ -24,7 +24,7 @@ import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
 from godot_helpers import (  # noqa: E402
     CLIENT, IN_SESSION, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, answer_the_retry_without, new_client, pump,
-    recv, refuse_typed_events, run_until, send_unread, session_msg)
+    recv, refuse_typed_events, run_until, scripted_router, send_unread, session_msg)
 
 from bridge.host import server  # noqa: E402
 
@@ -37,17 +37,14 @@ NO_PIXEL = (-1, -1)
 
 
 @pytest.fixture()
-def sim():
-    s = gdsim.Sim(GODOT)
-    yield s
-    s.close()
+def sim(godot_sim):
+    """The shared gdsim over the addon (conftest's godot_sim)."""
+    return godot_sim
 
 
 @pytest.fixture()
 def router():
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    sock, port = scripted_router()
     yield sock, f"tcp://127.0.0.1:{port}"
     sock.close()
 
@@ -181,6 +178,21 @@ def test_a_1_0_host_allows_everything_but_edit_and_edit_is_refused_locally(sim, 
     for bad in (None, gdsim.NATIVE_MODELS["Image"](sim)):  # null and an empty Image
         assert not sim.call_method(c, "edit", [bad, 0, 0])
         assert "non-empty Image" in rec["error_received"][-1][1]
+
+
+def test_a_layer_over_the_hosts_limit_is_named_as_what_is_too_big(sim, router):
+    """An edit layer over the host's max_message_bytes was answered with "use a smaller image"."""
+    sock, endpoint = router
+    welcome = dict(WELCOME_1_1, limits={**WELCOME_1_1["limits"], "max_message_bytes": 2000})
+    c = new_client(sim, endpoint, auto_start=False, mode="step")
+    rec = Recorder(c, "error_received")
+    _greet(sim, c, sock, welcome, _session(capabilities=["edit"]))
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 4), np.uint8)  # PNG cannot make it small
+    assert not sim.call_method(c, "edit", [_image(sim, noise), 0, 0])
+    message = rec["error_received"][-1][1]
+    assert "over the host's 2000-byte limit" in message, message
+    assert message.endswith("use a smaller layer (object_layer() scales one down)"), message
+    assert not sock.poll(100)
 
 
 def test_a_prompt_viewport_kind_the_host_lacks_comes_as_capability_refused(sim, router):

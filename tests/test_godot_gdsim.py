@@ -60,6 +60,34 @@ def test_typed_variables_convert_numbers_and_refuse_the_rest(tmp_path):
         _run(tmp_path, 'static func f() -> void:\n\tvar x: PackedByteArray = null')
 
 
+def test_an_untyped_array_where_a_typed_one_is_declared_is_an_error_like_godot(tmp_path):
+    """Godot 4 refuses an Array where an Array[T] is declared ('Trying to assign an array of type "Array" to a variable
+    of type "Array[int]"'); gdsim converted it. Only a literal takes the declared type, and a typed array keeps its."""
+    body = ("static func f() -> Array[int]:\n\tvar a: Array[int] = [1, 2.0]\n\tvar b := a\n\tvar c: Array[int] = b\n"
+            "\tc.append(3)\n\tvar d: Array[int] = a.duplicate()\n\td = []\n\treturn a")
+    assert _run(tmp_path, body) == [1, 2, 3]  # c is a itself; duplicate() keeps the type
+    refused = {
+        "var": "static func f() -> void:\n\tvar a := [1]\n\tvar b: Array[int] = a",
+        "assignment": "static func f() -> void:\n\tvar a := [1]\n\tvar b: Array[int] = []\n\tb = a",
+        "return": "static func f() -> Array[int]:\n\tvar a := [1]\n\treturn a",
+        "argument": "static func g(b: Array[int]) -> void:\n\tpass\n\n\nstatic func f() -> void:\n\tg([1] + [])",
+        "element type": "static func f() -> void:\n\tvar a: Array[float] = [1.0]\n\tvar b: Array[int] = a",
+        "a literal kept": "static func f() -> void:\n\tvar a = [1]\n\tvar b: Array[int] = a",
+        "a literal an engine method kept": ("static func f() -> void:\n\tvar d := {}\n"
+                                            "\tvar b: Array[int] = d.get(0, [])"),
+        "a literal put in a Dictionary": ("static func f() -> void:\n\tvar d := {}\n\td[0] = [1]\n"
+                                          "\tvar b: Array[int] = d[0]"),
+        "an untyped return": ("static func g():\n\treturn [1]\n\n\n"
+                              "static func f() -> void:\n\tvar b: Array[int] = g()"),
+    }
+    for why, body in refused.items():
+        with pytest.raises(gdsim.SimError, match=r'an array of type "Array(\[float\])?" to .* of type "Array\[int\]"'):
+            _run(tmp_path, body)
+            pytest.fail(f"{why}: no error")
+    assert _run(tmp_path, "static func g(b: Array[int]) -> int:\n\treturn b[0]\n\n\n"
+                          "static func f() -> int:\n\treturn g([4])") == 4  # a literal argument is typed
+
+
 def test_json_numbers_are_floats_like_godot(tmp_path):
     assert _run(tmp_path, 'static func f() -> Variant:\n\treturn JSON.parse_string("[1, 2.5, {\\"a\\": 3}]")') == [
         1.0, 2.5, {"a": 3.0}]

@@ -19,23 +19,21 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
+from godot_helpers import scripted_router  # noqa: E402
 
 ZMTP = "res://addons/world_bridge/core/zmtp.gd"
 OPEN, WAITING, IDLE = 5, 1, 0
 
 
 @pytest.fixture()
-def sim():
-    s = gdsim.Sim(GODOT)
-    yield s
-    s.close()
+def sim(godot_sim):
+    """The shared gdsim over the addon (conftest's godot_sim)."""
+    return godot_sim
 
 
 @pytest.fixture()
 def router():
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    sock, port = scripted_router()
     yield sock, port
     sock.close()
 

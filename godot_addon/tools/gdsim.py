@@ -21,8 +21,9 @@ Scenes: instance_scene() builds a .tscn's nodes in Godot's order (the engine pro
 nodes last; layout and theme properties are ignored); pack_scene() writes what Godot's save writes (an engine
 property only where it differs from the class default, exported members that differ from the script's default,
 _get_property_list() storage entries always). `$Path` / get_node() find children by name, @onready vars are set
-just before _ready, and _exit_tree runs last child first, as in Godot. Typed arrays (Array[T]) check their
-elements when assigned or returned, not on append.
+just before _ready, and _exit_tree runs last child first, as in Godot. Typed arrays (Array[T]) are typed values,
+as in Godot: an untyped Array (or another Array[U]) assigned, passed or returned where an Array[T] is declared is an
+error; only an array literal written there takes that type (its elements are checked then, not on append).
 Not modelled: await/coroutines, %Name and ^path, the renderer, and Godot's static analyzer
 (gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2, Vector2i and
 Color are values, as in Godot: `v.x = 1` changes `v`'s copy only, and `rect.color.a = 0.5` sets the rect's color.
@@ -69,10 +70,15 @@ def _round(x: float) -> float:
 
 
 class GDArray(list):
-    """Array: shared by reference."""
+    """Array: shared by reference; `element` is T of an Array[T] (None: untyped, LITERAL: a literal on its way to
+    where it is stored, which gives it that place's type)."""
 
     __hash__ = object.__hash__
     __eq__ = object.__eq__
+    element: str | None = None
+
+
+LITERAL = "<literal>"
 
 
 class GDDict(dict):
@@ -1824,13 +1830,19 @@ def _array_method(a: list, name: str, args: list) -> Any:
     def append_array(other: list) -> None:
         a.extend(other)
 
+    def duplicate(deep: bool = False) -> list:
+        copy = cls(a)
+        if isinstance(a, GDArray):
+            copy.element = a.element  # an Array[T]'s copy is an Array[T]
+        return copy
+
     cls = type(a)
     m = {
         "size": lambda: len(a), "is_empty": lambda: len(a) == 0, "append": lambda v: a.append(v),
         "push_back": lambda v: a.append(v), "push_front": lambda v: a.insert(0, v), "pop_front": pop_front,
         "pop_back": pop_back, "front": lambda: a[0] if a else None, "back": lambda: a[-1] if a else None,
         "clear": lambda: a.clear(), "resize": resize, "has": has, "erase": erase,
-        "duplicate": lambda deep=False: cls(a), "append_array": append_array,
+        "duplicate": duplicate, "append_array": append_array,
         "find": lambda v: next((i for i, x in enumerate(a) if gd_typeof(x) == gd_typeof(v) and _same_value(x, v)), -1),
     }
     if name not in m:
@@ -2046,7 +2058,7 @@ class Sim:
         frame = Frame(script, inst)
         for var in script.all_vars():
             onready = "onready" in var.annotations
-            value = (self.eval(var.init, frame) if var.init is not None and not onready
+            value = (self.eval_stored(var.init, frame) if var.init is not None and not onready
                      else default_for(var.type, self, script))
             inst.member_types[var.name] = var.type if not var.inferred else type_of_value(value)
             inst.members[var.name] = coerce(value, inst.member_types[var.name], self, script, f"var {var.name}")
@@ -2109,7 +2121,7 @@ class Sim:
             if i < len(args):
                 value = args[i]
             elif default is not None:
-                value = self.eval(default, frame)
+                value = self.eval_stored(default, frame)
             else:
                 raise SimError(f"{fn.name}(): missing argument {pname}")
             declared = type_of_value(value) if ptype == "<inferred>" else ptype
@@ -2123,7 +2135,7 @@ class Sim:
         if fn.ret in (None, "Variant", "void"):
             if fn.ret == "void" and result is not None:
                 raise SimError(f"{fn.name}() is void but returned a value")
-            return result
+            return _stored(result)
         return coerce(result, fn.ret, self, fn.script, f"return value of {fn.name}()")
 
     # -- Statements
@@ -2140,12 +2152,13 @@ class Sim:
                 self.eval(st.children[0], frame)
             elif kind == "func_var_stmt":
                 var = _var_def(st.children[0])
-                value = self.eval(var.init, frame) if var.init is not None else default_for(var.type, self, frame.script)
+                value = (self.eval_stored(var.init, frame) if var.init is not None
+                         else default_for(var.type, self, frame.script))
                 declared = type_of_value(value) if var.inferred else var.type
                 frame.locals[var.name] = coerce(value, declared, self, frame.script, f"var {var.name}")
                 frame.types[var.name] = declared
             elif kind == "return_stmt":
-                raise _Return(self.eval(st.children[0], frame) if st.children else None)
+                raise _Return(self.eval_stored(st.children[0], frame) if st.children else None)
             elif kind == "if_stmt":
                 for branch in st.children:
                     if not isinstance(branch, Tree):
@@ -2292,13 +2305,13 @@ class Sim:
         if kind == "await_expr":
             raise SimError("gdsim: await is not modelled (coroutines run only in Godot)")
         if kind == "standalone_call":
-            args = [self.eval(a, frame) for a in ch[1:] if not _is_trailing(a)]
-            return self.call_name(str(ch[0]), args, frame)
+            args = [self.eval_stored(a, frame) for a in ch[1:] if not _is_trailing(a)]
+            return _all_stored(self.call_name(str(ch[0]), args, frame), args)
         if kind == "getattr_call":
             target = ch[0]
             base = self.eval_getattr_base(target, frame)
-            args = [self.eval(a, frame) for a in ch[1:] if not _is_trailing(a)]
-            return self.call_on(base, str(target.children[-1]), args, frame)
+            args = [self.eval_stored(a, frame) for a in ch[1:] if not _is_trailing(a)]
+            return _all_stored(self.call_on(base, str(target.children[-1]), args, frame), args)
         if kind == "getattr":
             value = self.eval(ch[0], frame)
             for name in ch[2::2]:
@@ -2364,7 +2377,7 @@ class Sim:
             try:
                 self.exec_block(body, inner)
             except _Return as r:
-                return r.value if fn.ret in (None, "Variant") else coerce(r.value, fn.ret, self, frame.script, "lambda")
+                return coerce(r.value, fn.ret, self, frame.script, "lambda")
             return None
 
         return GDCallable(run, ("lambda", id(node), id(frame)))
@@ -2543,11 +2556,19 @@ class Sim:
         raise SimError(f"Cannot set an index on a {TYPE_NAMES[t]}")
 
     # Assignment
+    def eval_stored(self, node: Any, frame: Frame) -> Any:
+        """eval() of a value to be stored, passed or returned: an array literal there takes the declared type."""
+        value = self.eval(node, frame)
+        if _is_array_literal(node):
+            value.element = LITERAL
+        return value
+
     def assign(self, target: Any, op: str, value_node: Any, frame: Frame) -> None:
-        value = self.eval(value_node, frame)
+        value = self.eval_stored(value_node, frame) if op == "=" else self.eval(value_node, frame)
         if op != "=":
             value = self.binary(self.eval(target, frame), op[:-1], value)
         self.store(target, value, frame)
+        _stored(value)  # a literal put in a Dictionary or an engine property is an untyped Array
 
     def store(self, target: Any, value: Any, frame: Frame) -> None:
         """`target = value`: a component of a value (Vector2, Color) goes to its holder as a changed copy, as in Godot."""
@@ -2794,6 +2815,26 @@ def _is_trailing(node: Any) -> bool:
     return isinstance(node, Tree) and node.data == "trailing_comma"
 
 
+def _is_array_literal(node: Any) -> bool:
+    while isinstance(node, Tree) and node.data == "expr" and len(node.children) == 1:
+        node = node.children[0]
+    return isinstance(node, Tree) and node.data == "array"
+
+
+def _stored(value: Any) -> Any:
+    """`value` now held somewhere: an array literal that reached no Array[T] is an untyped Array from here on."""
+    if isinstance(value, GDArray) and value.element == LITERAL:
+        value.element = None
+    return value
+
+
+def _all_stored(result: Any, args: list) -> Any:
+    """A call's `result`, once its literal arguments are settled: one an engine method kept is an untyped Array."""
+    for arg in args:
+        _stored(arg)
+    return result
+
+
 def _find_var(script: Script, name: str) -> VarDef | None:
     for var in script.all_vars():
         if var.name == name:
@@ -2817,7 +2858,9 @@ def type_of_value(value: Any) -> str | None:
 
 def default_for(type_name: str | None, sim: Sim, script: Script) -> Any:
     if type_name is not None and type_name.startswith("Array["):
-        return GDArray()
+        typed = GDArray()
+        typed.element = type_name[len("Array["):-1]
+        return typed
     if type_name in BUILTIN_DEFAULTS:
         return BUILTIN_DEFAULTS[type_name]()
     return None
@@ -2825,6 +2868,8 @@ def default_for(type_name: str | None, sim: Sim, script: Script) -> Any:
 
 def coerce(value: Any, type_name: str | None, sim: Sim, script: Script, where: str, cast: bool = False) -> Any:
     """Typed assignment: ints/floats convert (Godot warns), other mismatches are errors."""
+    literal = isinstance(value, GDArray) and value.element == LITERAL
+    _stored(value)
     if type_name in (None, "Variant", "<inferred>"):
         return value
     t = gd_typeof(value)
@@ -2833,8 +2878,15 @@ def coerce(value: Any, type_name: str | None, sim: Sim, script: Script, where: s
     if type_name == "int" and t == T["float"]:
         return int(value)
     if type_name.startswith("Array[") and t == T["Array"]:
-        element = type_name[len("Array["):-1]  # a typed array: its elements are checked when it is assigned
-        return GDArray([coerce(v, element, sim, script, f"an element of {where}") for v in value])
+        element = type_name[len("Array["):-1]
+        if value.element == element:
+            return value  # the same array, shared
+        if not (literal or cast):
+            held = "Array" if value.element is None else f"Array[{value.element}]"
+            raise SimError(f'Trying to assign an array of type "{held}" to {where} of type "{type_name}".')
+        typed = GDArray(coerce(v, element, sim, script, f"an element of {where}") for v in value)
+        typed.element = element
+        return typed
     if type_name in GLOBAL_ENUM_TYPES:
         if t != T["int"]:
             raise SimError(f"{where}: expected an int ({type_name}), got {TYPE_NAMES[t]}")

@@ -137,46 +137,37 @@ static func _write_int(buf: StreamPeerBuffer, n: int) -> void:
 		buf.put_64(n)
 
 
-static func _write_str(buf: StreamPeerBuffer, utf8: PackedByteArray) -> void:
-	var n := utf8.size()
-	if n <= 31:
-		buf.put_u8(0xa0 | n)
-	elif n <= 0xff:
-		buf.put_u8(STR8)
+## The smallest header for `n` bytes or items (pinned rule): the fix form `fix | n` up to `fix_max`
+## (-1: none), else the 8-, 16- or 32-bit form of `codes` (a 0 code: the type has no such form).
+static func _write_length(
+	buf: StreamPeerBuffer, n: int, fix: int, fix_max: int, codes: Array
+) -> void:
+	if n <= fix_max:
+		buf.put_u8(fix | n)
+	elif n <= 0xff and codes[0] != 0:
+		buf.put_u8(codes[0])
 		buf.put_u8(n)
 	elif n <= 0xffff:
-		buf.put_u8(STR16)
+		buf.put_u8(codes[1])
 		buf.put_u16(n)
 	else:
-		buf.put_u8(STR32)
+		buf.put_u8(codes[2])
 		buf.put_u32(n)
+
+
+static func _write_str(buf: StreamPeerBuffer, utf8: PackedByteArray) -> void:
+	_write_length(buf, utf8.size(), 0xa0, 31, [STR8, STR16, STR32])
 	buf.put_data(utf8)
 
 
 static func _write_bin(buf: StreamPeerBuffer, data: PackedByteArray) -> void:
-	var n := data.size()
-	if n <= 0xff:
-		buf.put_u8(BIN8)
-		buf.put_u8(n)
-	elif n <= 0xffff:
-		buf.put_u8(BIN16)
-		buf.put_u16(n)
-	else:
-		buf.put_u8(BIN32)
-		buf.put_u32(n)
+	_write_length(buf, data.size(), 0, -1, [BIN8, BIN16, BIN32])
 	buf.put_data(data)
 
 
 static func _write_array(buf: StreamPeerBuffer, items: Array, depth: int, where: String) -> String:
 	var n := items.size()
-	if n <= 15:
-		buf.put_u8(0x90 | n)
-	elif n <= 0xffff:
-		buf.put_u8(ARRAY16)
-		buf.put_u16(n)
-	else:
-		buf.put_u8(ARRAY32)
-		buf.put_u32(n)
+	_write_length(buf, n, 0x90, 15, [0, ARRAY16, ARRAY32])
 	for i in range(n):
 		var error := _write(buf, items[i], depth + 1, "%s[%d]" % [where, i])
 		if error != "":
@@ -185,15 +176,7 @@ static func _write_array(buf: StreamPeerBuffer, items: Array, depth: int, where:
 
 
 static func _write_map(buf: StreamPeerBuffer, map: Dictionary, depth: int, where: String) -> String:
-	var n := map.size()
-	if n <= 15:
-		buf.put_u8(0x80 | n)
-	elif n <= 0xffff:
-		buf.put_u8(MAP16)
-		buf.put_u16(n)
-	else:
-		buf.put_u8(MAP32)
-		buf.put_u32(n)
+	_write_length(buf, map.size(), 0x80, 15, [0, MAP16, MAP32])
 	for key in map:
 		var error := _write(buf, key, depth + 1, "%s key" % where)
 		if error == "":

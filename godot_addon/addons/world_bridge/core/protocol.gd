@@ -8,7 +8,7 @@ extends RefCounted
 
 const MAJOR := 1
 const MINOR := 3
-const CLIENT_NAME := "godot/0.1.16"
+const CLIENT_NAME := "godot/0.1.17"
 ## Pixel codecs Godot decodes itself (Image.set_data, load_png_from_buffer, load_jpg_from_buffer).
 const CODECS := ["raw", "png", "jpeg"]
 const BACKEND_SANDBOX := "sandbox"

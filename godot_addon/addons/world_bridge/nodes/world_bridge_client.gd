@@ -484,13 +484,14 @@ static func capture_viewport_png(viewport: Viewport) -> PackedByteArray:
 	return image.save_png_to_buffer()
 
 
-## Sends a start asking for `opts` as they are (exports already merged); true if it went out.
+## Sends a start asking for `opts` as they are (exports already merged); true if it went out. A
+## start queued for the next welcome stays queued until one goes out.
 func _send_start(opts: Dictionary) -> bool:
-	_start_pending = false
-	_start_resend = {}
 	var req := _next_req()
 	if not _send(Protocol.start(req, opts)):
 		return false
+	_start_pending = false
+	_start_resend = {}
 	_start_req = req  # the newest start sent: one that did not go out is no start to wait for
 	_starts_sent[req] = opts
 	return true
@@ -544,9 +545,7 @@ func _on_welcome(header: Dictionary) -> void:
 		_end_session("replaced by the start asked for while reconnecting")
 		var resend := _start_resend
 		var sent := start_session(_start_options) if resend.is_empty() else _send_start(resend)
-		if not sent:  # kept, or the world the game asked for is lost without a word
-			_start_pending = true
-			_start_resend = resend
+		if not sent:  # still queued: say so, or the world the game asked for seems lost
 			_client_error("the start did not go out; it goes again on the next reconnect")
 	elif _resume_id != "":
 		_resume_req = _next_req()
@@ -836,8 +835,8 @@ func _write(msg: Dictionary) -> bool:
 	if data.size() > limit:
 		_client_error(
 			(
-				"%s message of %d bytes is over the host's %d-byte limit: use a smaller image"
-				% [msg["type"], data.size(), limit]
+				"%s message of %d bytes is over the host's %d-byte limit: %s"
+				% [msg["type"], data.size(), limit, _too_big_advice(msg)]
 			)
 		)
 		return false
@@ -847,6 +846,30 @@ func _write(msg: Dictionary) -> bool:
 	else:
 		_last_sent_ms = _now_ms()
 	return err == OK
+
+
+## What to shrink in a message over the host's limit: its biggest image, sketch, layer or text, so
+## a long text prompt is not blamed on an image.
+static func _too_big_advice(msg: Dictionary) -> String:
+	var biggest := ""
+	var most := 0
+	for key in ["image", "sketch", "layer", "text"]:
+		var value: Variant = msg.get(key)
+		var size := 0
+		if typeof(value) == TYPE_PACKED_BYTE_ARRAY:
+			size = value.size()
+		elif typeof(value) == TYPE_STRING:
+			size = value.to_utf8_buffer().size()
+		if size > most:
+			biggest = key
+			most = size
+	if biggest == "":
+		return "raise the host's max_message_bytes"
+	var advice := (
+		"its %s is %d bytes: use a %s %s"
+		% [biggest, most, "shorter" if biggest == "text" else "smaller", biggest]
+	)
+	return advice + (" (object_layer() scales one down)" if biggest == "layer" else "")
 
 
 func _in_session() -> bool:
