@@ -32,7 +32,7 @@ COMMAND_LINES = {path: cmd for path, cmd in EVERY_COMMAND.items() if not isinsta
 
 def _doc_text(path: Path) -> str:
     """The doc with shell line continuations joined, so a command split over lines is read whole."""
-    return re.sub(r"\\\n\s*", " ", path.read_text())
+    return re.sub(r"\\\n\s*", " ", path.read_text(encoding="utf-8"))
 
 
 COMMAND_PREFIXES = {line[:n] for line in COMMAND_LINES for n in range(1, len(line) + 1)}
@@ -66,7 +66,7 @@ def test_every_command_and_flag_a_doc_gives_exists(doc: Path):
 
 def _table_commands() -> list[list[set[str]]]:
     """The command words of the README's Commands table, each word a set of alternatives (`health calibrate\\|check`)."""
-    table = (ROOT / "README.md").read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
+    table = (ROOT / "README.md").read_text(encoding="utf-8").split("## Commands", 1)[1].split("\n## ", 1)[0]
     cells = [row.split(" | ")[0] for row in table.splitlines() if row.startswith("| `")]
     snippets = [s.removeprefix("worldbridge ") for cell in cells for s in re.findall(r"`([^`]*)`", cell)]
     return [[set(word.split("\\|")) for word in s.split()] for s in snippets]
@@ -88,7 +88,7 @@ def test_architecture_has_a_paragraph_per_folder():
     files = _tracked_files()
     folders = {f.split("/")[0] for f in files if "/" in f}
     folders |= {"/".join(f.split("/")[:2]) for f in files if f.startswith("bridge/") and f.count("/") >= 2}
-    text = (ROOT / "docs" / "architecture.md").read_text()
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     missing = sorted(f for f in folders if f"**`{f}/`**" not in text)
     assert not missing, f"docs/architecture.md has no paragraph for: {missing}"
 
@@ -102,21 +102,21 @@ def test_top_level_help_names_every_subcommand_of_train_and_record():
 def test_protocol_doc_gives_each_client_its_own_handshake_timeout():
     from bridge.client import WorldClient
 
-    text = " ".join((ROOT / "docs" / "protocol.md").read_text().split())
+    text = " ".join((ROOT / "docs" / "protocol.md").read_text(encoding="utf-8").split())
     engines = re.search(r"Unity and Godot clients' handshake/connect timeout, (\d+) s by default", text)
     python = re.search(r"`WorldClient`'s `timeout`, (\d+) s by default", text)
     assert engines and python, "docs/protocol.md §3 must give the engine clients' and WorldClient's hello deadlines"
-    unity = (ROOT / "unity_plugin" / "Runtime" / "Core" / "WorldBridgeConnection.cs").read_text()
-    godot = (ROOT / "godot_addon" / "addons" / "world_bridge" / "core" / "zmtp.gd").read_text()
+    unity = (ROOT / "unity_plugin" / "Runtime" / "Core" / "WorldBridgeConnection.cs").read_text(encoding="utf-8")
+    godot = (ROOT / "godot_addon" / "addons" / "world_bridge" / "core" / "zmtp.gd").read_text(encoding="utf-8")
     assert f"ConnectTimeoutMs = {int(engines[1]) * 1000};" in unity
     assert f"var handshake_timeout_s := {float(engines[1])}" in godot
     assert inspect.signature(WorldClient).parameters["timeout"].default == float(python[1])
 
 
 def test_editor_doc_names_every_window_shortcut():
-    code = "".join(p.read_text() for p in sorted((ROOT / "editor_gui").glob("*.py")))  # the window and its panels
+    code = "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "editor_gui").glob("*.py")))  # the window and its panels
     shortcuts = set(re.findall(r'(?:setShortcut\(|QShortcut\()QKeySequence\("([^"]+)"\)', code))
-    doc = (ROOT / "docs" / "editor.md").read_text()
+    doc = (ROOT / "docs" / "editor.md").read_text(encoding="utf-8")
     missing = sorted(s for s in shortcuts if s not in doc)
     assert shortcuts and not missing, f"docs/editor.md leaves out the shortcuts {missing}"
     assert set(re.findall(r"\bCtrl\+[A-Z]\b", doc)) <= shortcuts, "docs/editor.md names a shortcut the window lacks"
@@ -124,13 +124,13 @@ def test_editor_doc_names_every_window_shortcut():
 
 def test_data_doc_says_how_a_split_with_no_val_seed_is_fitted():
     """test_data_import.py pins the fitting itself."""
-    text = " ".join((ROOT / "docs" / "data.md").read_text().split())
+    text = " ".join((ROOT / "docs" / "data.md").read_text(encoding="utf-8").split())
     assert "double the fraction" not in text
     assert "halfway between the two nearest seeds' hashes" in text, "docs/data.md must say how the val fraction is fitted"
 
 
 def test_architecture_docs_paragraph_names_every_doc():
-    text = " ".join((ROOT / "docs" / "architecture.md").read_text().split())
+    text = " ".join((ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").split())
     paragraph = text.split("**`docs/`**", 1)[1].split("**`", 1)[0]
     missing = sorted(p.name for p in (ROOT / "docs").glob("*.md")
                      if p.name != "architecture.md" and f"`{p.name}`" not in paragraph)  # itself: "this file"
@@ -139,7 +139,7 @@ def test_architecture_docs_paragraph_names_every_doc():
 
 def test_architecture_names_only_files_that_exist():
     files = _tracked_files()
-    text = " ".join((ROOT / "docs" / "architecture.md").read_text().split("## Folders", 1)[1].split())
+    text = " ".join((ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").split("## Folders", 1)[1].split())
     gone = []
     for folder, paragraph in re.findall(r"\*\*`([^`]+)/`\*\*(.*?)(?=\*\*`|$)", text):
         top = folder.split("/")[0]
@@ -155,7 +155,7 @@ def test_python_docs_say_a_queued_event_waits_for_the_held_one():
     """Since the host holds each event `hold` frames, one queued behind it fires after them, not on the next frame."""
     from bridge.client import WorldClient
 
-    section = (ROOT / "docs" / "python.md").read_text().split("## World events")[1].split("```")[0]
+    section = (ROOT / "docs" / "python.md").read_text(encoding="utf-8").split("## World events")[1].split("```")[0]
     for where, text in (("docs/python.md, World events", section), ("WorldClient.event", WorldClient.event.__doc__)):
         flat = " ".join(text.split())
         assert "next frame" in flat and "`hold` frames" in flat, f"{where} must say a queued event waits its turn"
@@ -163,12 +163,12 @@ def test_python_docs_say_a_queued_event_waits_for_the_held_one():
 
 def _protocol_section(number: int) -> str:
     """One numbered section of docs/protocol.md, so a check reads only the part that lists what it checks."""
-    return (ROOT / "docs" / "protocol.md").read_text().split(f"\n## {number}. ", 1)[1].split("\n## ", 1)[0]
+    return (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8").split(f"\n## {number}. ", 1)[1].split("\n## ", 1)[0]
 
 
 def _host_sources() -> str:
     """The host's code (bench is a client of it), where every message type it sends and error code it answers lives."""
-    return "".join(p.read_text() for p in sorted((ROOT / "bridge" / "host").glob("*.py")) if p.name != "bench.py")
+    return "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "bridge" / "host").glob("*.py")) if p.name != "bench.py")
 
 
 def test_protocol_doc_lists_exactly_the_message_types_the_host_speaks():
@@ -199,15 +199,15 @@ def test_protocol_doc_says_branch_and_reset_drop_queued_events():
 def test_editor_doc_names_every_option_of_play():
     from editor_gui.app import play
 
-    text = (ROOT / "docs" / "editor.md").read_text().split("## Window", 1)[0]
+    text = (ROOT / "docs" / "editor.md").read_text(encoding="utf-8").split("## Window", 1)[0]
     missing = sorted(o for p in play.params if not getattr(p, "hidden", False) for o in p.opts
                      if o.startswith("--") and not re.search(rf"{o}\b", text))
     assert not missing, f"docs/editor.md's opening leaves out the `worldbridge play` options {missing}"
 
 
 def test_python_doc_explains_every_error_code_a_client_can_get():
-    text = (ROOT / "docs" / "python.md").read_text().split("## Errors", 1)[1].split("\n## ", 1)[0]
-    client = set(re.findall(r'ProtocolError\("([a-z_]+)"', (ROOT / "bridge" / "client.py").read_text()))
+    text = (ROOT / "docs" / "python.md").read_text(encoding="utf-8").split("## Errors", 1)[1].split("\n## ", 1)[0]
+    client = set(re.findall(r'ProtocolError\("([a-z_]+)"', (ROOT / "bridge" / "client.py").read_text(encoding="utf-8")))
     host = set(re.findall(r"^\| `([a-z_]+)` \|", _protocol_section(5), re.M))
     missing = sorted(c for c in client | host if f"`{c}`" not in text)
     assert not missing, f"docs/python.md's Errors section does not say what {missing} mean"
@@ -215,20 +215,20 @@ def test_python_doc_explains_every_error_code_a_client_can_get():
 
 def test_model_doc_says_an_event_at_event_cfg_0_is_refused():
     """load_world users read docs/model.md's Using a world; test_prompts_world.py pins the refusal itself."""
-    text = " ".join((ROOT / "docs" / "model.md").read_text().split("## Using a world", 1)[1].split("\n### ", 1)[0].split())
+    text = " ".join((ROOT / "docs" / "model.md").read_text(encoding="utf-8").split("## Using a world", 1)[1].split("\n### ", 1)[0].split())
     assert "`configure(event_cfg=0)`, which cancels every event, an event raises `ValueError`" in text
 
 
 def test_python_doc_says_a_closed_remote_env_raises_runtime_error():
     """test_client_api.py pins the error itself."""
-    text = " ".join((ROOT / "docs" / "python.md").read_text().split("## A Gymnasium env", 1)[1].split())
+    text = " ".join((ROOT / "docs" / "python.md").read_text(encoding="utf-8").split("## A Gymnasium env", 1)[1].split())
     assert ("`RuntimeError` for `step` before `reset`, on a host's env after `close()`, or after a `step` or `reset` "
             "that raised") in text
 
 
 def test_python_doc_says_how_to_tell_an_event_was_refused_at_its_frame():
     """Its `ok` came already; test_host_server.py pins the error's keys (event_req_id = that ok's req_id)."""
-    text = " ".join((ROOT / "docs" / "python.md").read_text().split("## World events", 1)[1].split("\n## ", 1)[0].split())
+    text = " ".join((ROOT / "docs" / "python.md").read_text(encoding="utf-8").split("## World events", 1)[1].split("\n## ", 1)[0].split())
     assert "arrives in `client.errors`" in text and "`event_req_id` is the `req_id` of the `ok` that `event()` returned" in text
 
 

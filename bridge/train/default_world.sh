@@ -29,9 +29,9 @@ cp "$D/ff/first_frame.safetensors" "$D/ff/first_frame.json" "$D/world_ev/"
 #    "Two guided MaskGIT steps"); then the health range of real footage (these ran on the 2-core CPU)
 python - "$D/world_ev/config.json" <<'PY'
 import json, sys
-c = json.load(open(sys.argv[1]))
+c = json.load(open(sys.argv[1], encoding="utf-8"))
 c["world"]["dynamics"].update(steps=2, cfg=1.5, unmask="confidence", temperature=1.2)
-json.dump(c, open(sys.argv[1], "w"), indent=2)
+json.dump(c, open(sys.argv[1], "w", encoding="utf-8"), indent=2)
 PY
 worldbridge data generate --episodes 400 --frames 600 --seed 1 --out "$D/sandbox64b"
 worldbridge health calibrate --checkpoint "$D/world_ev" --data "$D/sandbox64b"
