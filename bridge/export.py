@@ -9,6 +9,7 @@ Comment and Source text chunks.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from bridge.backend import recorded_backend_label
-from bridge.files import Progress, fsync, make_folders, publish, remove_empty, tick
+from bridge.files import Progress, fsync, make_folders, publish, remove_empty, remove_tree, replace, tick
 from bridge.values import first_line
 
 KINDS = ("mp4", "gif", "frames", "actions")
@@ -264,7 +265,7 @@ class Export:
         finally:
             for old in olds.values():
                 if old is not None and old not in kept_paths:
-                    shutil.rmtree(old.parent, ignore_errors=True)
+                    remove_tree(old.parent)
         self.temps.clear()
         self.made.clear()  # they hold the outputs now
         return self.targets
@@ -278,7 +279,7 @@ class Export:
             try:
                 if not os.path.lexists(self.temps[kind]):  # publish moved it onto the target
                     if old is not None:
-                        os.replace(old, target)
+                        replace(old, target, held=target)
                     elif target.is_dir() and not target.is_symlink():
                         shutil.rmtree(target)
                     else:
@@ -303,9 +304,10 @@ class Export:
         self.mp4 = self.gif = self.log = None
         for tmp in self.temps.values():
             if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
             else:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # still open on Windows: the error being cleaned up is the one to tell
+                    tmp.unlink(missing_ok=True)
         self.temps.clear()
         remove_empty(self.made)
         self.made.clear()
