@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         self._resim_prompt = PromptSpec()  # the root prompt of that rebuild, as the session stores it
         self._prompt_note = ""  # what the running rebuild left out of its prompt (said when it is done)
         self.pending_prompt: PromptSpec | None = None
+        self._opened_kind = ""  # the backend of a session opened before the host answered: on_connected checks it
         self._busy: str | None = None  # see busy
         self._error_shown = ""  # the last error shown: progress leaves it in the status bar until it times out
         self.viewing: FrameRecord | None = None
@@ -397,6 +398,9 @@ class MainWindow(QMainWindow):
         version = f"{welcome.get('protocol_major')}.{welcome.get('protocol_minor')}"
         self.settings_panel.set_connection(True, f"Connected to {welcome.get('host', 'host')} (protocol {version})" + (f" — {self.host_note}" if self.host_note else ""), self.address)
         self.settings_panel.set_backends(list(welcome.get("backends", [])), self.options.backend or welcome.get("default_backend"))
+        opened, self._opened_kind = self._opened_kind, ""
+        if missing := self._select_backend(opened):  # a session opened before the host answered (play --session)
+            self.show_error(missing)
         self.viewport.set_message("Connected. Press New world to start.")
         self._block_host_jobs()
         if self.options.autostart:
@@ -1423,8 +1427,8 @@ class MainWindow(QMainWindow):
         if not kind or box.findText(kind) >= 0:
             box.setCurrentText(kind or box.currentText())
             return None
-        if box.count() == 0:  # not connected yet: the host's answer selects it
-            self.options.backend = kind
+        if box.count() == 0:  # not connected yet: the host's answer selects it, or says it cannot (on_connected)
+            self.options.backend = self._opened_kind = kind
             return None
         return (f"Session opened, but its world was made by the {kind} backend, which this host does not serve: New "
                 f"world starts a {box.currentText()} world (run a host that serves {kind} to make it again)")
