@@ -1522,30 +1522,35 @@ class MainWindow(QMainWindow):
 
     def _keep_then_close(self) -> bool:
         """Start keeping the unsaved work in the `closed` autosave, with the progress dialog, the world held and the
-        work copied once its pause is confirmed (True; False: nothing to keep). Kept, the window closes, unless frames
-        came after the copy (a pause the host did not confirm in time): the close then keeps them too, in the same
-        file. Cancelled, or failed (said in the status bar and on stderr), it stays open with the work, and after a
-        second failure the close discards it."""
+        work copied once its pause is confirmed (True; False: nothing to keep, and no recorded frame still on its way).
+        Kept, the window closes, unless frames came after the copy (a pause the host did not confirm in time): the
+        close then keeps them too, in the same file. Cancelled, or failed (said in the status bar and on stderr), it
+        stays open with the work, and after a second failure the close discards it."""
         first = self._unsaved_work()
-        if first is None:
-            return False
+        if first is None and not (self.recording and self.info is not None and self.mode != "step"):
+            return False  # (a realtime world being recorded may have frames on their way: the hold waits for them)
         path = self._close_path = self._close_path or self._autosave_path("closed")
 
-        def keep(taken: tuple[Session, int, bytes], progress: Callable[[int, int], bool]) -> tuple[int, bytes]:
+        def keep(taken: tuple[Session | None, int, bytes],
+                 progress: Callable[[int, int], bool]) -> tuple[int, bytes] | None:
             snap, unsaved, sketch = taken
+            if snap is None:  # no frame came before the pause: nothing to keep
+                return None
             self._keep(snap, path, progress)
             return unsaved, sketch
 
-        job = self.run_job(KEEPING, keep, lambda kept: self._kept_on_close(path, *kept),
+        job = self.run_job(KEEPING, keep, lambda kept: self._kept_on_close(path, kept),
                            kept="the recording is still in the window (Save… it, or close again)", start=False)
         job.errored.connect(lambda m: self._not_kept_on_close(job, m))  # after run_job's, which says it
         # a save ending meanwhile may leave nothing unsaved: the work found now is written then
         self._hold_world(job, lambda: (self._unsaved_work() or first, self._unsaved, self.prompt_panel.canvas.to_png()))
         return True
 
-    def _kept_on_close(self, path: Path, unsaved: int, sketch: bytes) -> None:
-        """The close's keep is written: the window closes, keeping in the same file any frame that came since."""
-        self._kept_work(path, unsaved, sketch)
+    def _kept_on_close(self, path: Path, kept: tuple[int, bytes] | None) -> None:
+        """The close's keep is written (`kept`: its unsaved count and sketch; None: nothing came to keep): the window
+        closes, keeping in the same file any frame that came since."""
+        if kept is not None:
+            self._kept_work(path, *kept)
         self._release_world(resume=False)
         self.close()
 

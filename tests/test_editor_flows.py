@@ -1145,3 +1145,17 @@ def test_a_close_whose_host_is_lost_before_it_confirms_the_pause_still_keeps_the
     assert "went away before it confirmed the pause" in capsys.readouterr().err
     (kept,) = autosave.glob("*-closed-*.wbsession")
     assert Session.load(kept).recorded(0)[-1].index == w.session.recorded(0)[-1].index  # the lost world's branch
+
+
+def test_a_close_right_after_a_save_while_recording_keeps_the_frames_still_on_their_way(qtbot, host, tmp_path,
+                                                                                        monkeypatch, autosave):
+    """With nothing unsaved at the instant of the close (just saved), the close did not hold the world: a realtime
+    frame still on its way came after the window shut down and was lost, recording on."""
+    w = open_window(qtbot, host.address)
+    with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    handed = pausing_late(monkeypatch, 0.5)  # frames keep coming until the pause lands
+    w.timeline.record.setChecked(True)
+    assert w._unsaved == 0 and closed(qtbot, w)
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert handed and last_kept(kept) == handed[-1]
