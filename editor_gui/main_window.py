@@ -1157,7 +1157,8 @@ class MainWindow(QMainWindow):
             progress.setWindowTitle("WorldBridge")
             progress.setMinimumDuration(300)
             progress.setWindowModality(Qt.WindowModality.WindowModal)
-            progress.canceled.connect(lambda: setattr(job, "cancelled", True))
+            progress.canceled.connect(lambda: self._cancel(job))
+            progress.setValue(0)  # shown after its minimum duration even before the job reports (a hold's pause wait)
             job.progressed.connect(lambda d, t: (progress.setMaximum(t), progress.setValue(d)))
 
         def finish(outcome: str) -> None:
@@ -1177,6 +1178,14 @@ class MainWindow(QMainWindow):
         if start:  # on the next loop turn, so callers can connect to the returned job first
             QTimer.singleShot(0, job, job.start)
         return job
+
+    def _cancel(self, job: Job) -> None:
+        """A job's Cancel: it stops; a hold still waiting for its pause ends at once, nothing copied or written."""
+        job.cancelled = True
+        if job is self._held and self._copy_then is not None:
+            self._copy_then = self._pause_asked = None
+            self._pause_timer.stop()
+            job.cancel_unstarted()
 
     def _snapshot(self) -> Session:
         """A copy safe to read from another thread while frames keep arriving."""
@@ -1252,12 +1261,15 @@ class MainWindow(QMainWindow):
         sent to it (_not_ready). It starts with copy()'s copy of the work, taken once the host confirms the pause: the
         frames it made before the pause landed come before its answer, so the copy holds them all, and no branch gets
         a hole (_pause_confirmed)."""
+        asked = len(self.asked_settings)
         if self.info is not None:
             self._resume = self._resume or self.mode != "step"
             # as the mode box does (no text encoder load, no action sent); sent paused too: its answer follows any frame
             # a step input still makes
             self.change_settings({"mode": "step"})
-        self._pause_asked = self.asked_settings[-1] if self.asked_settings else None  # answered after all before it
+        # answered after all before it; none sent (no world, the host known gone): nothing to wait for, not even a
+        # request the lost host never answered
+        self._pause_asked = self.asked_settings[-1] if len(self.asked_settings) > asked else None
         self._held = job
 
         def start() -> None:
