@@ -15,6 +15,7 @@ import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow
 
+from editor_gui import main_window
 from editor_gui.keymap import KeyMap
 from editor_gui.main_window import MainWindow, StartOptions, apply_theme
 from editor_gui.session_store import FrameRecord, PromptSpec, Session
@@ -445,7 +446,6 @@ def test_play_session_opens_the_file_and_names_a_backend_the_host_lacks_once_it_
 
     from bridge.cli import main
     from bridge.client import WorldClient
-    from editor_gui import main_window
 
     s = Session(backend_kind="world_model", backend_name="tiny (step 1200)", width=64, height=64)
     root = s.new_root(PromptSpec(seed=1, backend="world_model"))
@@ -750,3 +750,23 @@ def test_a_second_new_world_waits_for_the_first_and_play_greys_out_with_preview(
     w.busy = None
     w.on_session_ended("the host ended the session")
     assert all(not b.isEnabled() and b.toolTip() == NO_WORLD for b in plays)
+
+
+def test_a_refused_rebuild_of_an_opened_session_greys_out_play_and_paste_again(qtbot, host, tmp_path):
+    """The refusal greyed the controls out for the rebuild's branch, then went back to no live branch without
+    refreshing them: Paste object and each Play looked clickable and were refused on click."""
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.setChecked(True)
+    step_keys(qtbot, w, Qt.Key.Key_D, 3)
+    w.timeline.record.setChecked(False)
+    w.session.branches[0].prompt.backend = "world_model"  # recorded with a backend this host does not serve
+    with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    with qtbot.waitSignal(w.load_from(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    assert w.session.live is None and w.explorer.blocked_play == main_window.NOT_IN_SESSION
+    w.resimulate(0, 2)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert "not served here" in w.statusBar().currentMessage() and w.session.live is None
+    assert w.explorer.blocked_play == main_window.NOT_IN_SESSION  # Play greyed out, saying why
+    assert w.paste_action.toolTip() == main_window.NOT_IN_SESSION
