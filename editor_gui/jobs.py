@@ -39,13 +39,20 @@ class Job(QThread):
         try:
             result = self.fn(self._progress)
         except Cancelled:
-            self.error = f"was cancelled: {self.left()}"
+            self.cancel_unstarted()
+            return
         except Exception as e:  # noqa: BLE001 - shown to the user
             self.error = f"failed: {e}"
         else:
             self.succeeded.emit(result)
             return
         self.errored.emit(self.error)  # set before: a close that waits for the job reads it with no event loop
+
+    def cancel_unstarted(self) -> None:
+        """End as a cancelled run does (run calls it too): for a job cancelled before it started, which never will."""
+        self.cancelled = True
+        self.error = f"was cancelled: {self.left()}"
+        self.errored.emit(self.error)
 
 
 def onward(progress: Progress, before: int, after: int = 0) -> Progress:

@@ -117,8 +117,28 @@ def apply_theme(app: QApplication) -> None:
     app.setPalette(pal)
 
 
+class Gate:
+    """A window attribute the greyed-out controls follow: setting it refreshes them (MainWindow._refresh_controls), so
+    no state change can leave a control enabled that its rule refuses, or the reverse."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_gate{name}"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj, self.slot, value)
+        obj._refresh_controls()
+
+
 class MainWindow(QMainWindow):
     """One host connection, one editor session (a tree of branches) at a time."""
+
+    # what the greyed-out controls follow (_not_ready); the session's live branch moves through _go_live
+    welcome, info, session, busy, starting, _held = Gate(), Gate(), Gate(), Gate(), Gate(), Gate()
+    _built = False  # the controls exist: _refresh_controls has something to refresh
+    _events_for: Any = ()  # the session message the Events tab was last set for (none yet: not even None)
 
     def __init__(self, address: str, options: StartOptions | None = None, host_note: str = "",
                  warm_text: Callable[[], Any] | None = None):
@@ -127,6 +147,20 @@ class MainWindow(QMainWindow):
         self._warm_text = warm_text  # loads the own host's text encoder: called once, when text is on its way
         self.setWindowTitle("WorldBridge editor")
         self.resize(1440, 900)
+        self._init_state()
+        self._build_widgets()
+        self._wire()
+        self._start_timers()
+        self._built = True
+        if crashed := recover_crashed():  # each named, in one message: a status bar shows one at a time
+            self._kept(crashed, f"{plural(len(crashed), 'editor')} that ended without closing (a crash or kill) left "
+                                "unsaved work in")
+        if self.options.prompt is not None:
+            self.prompt_panel.set_prompt(self.options.prompt)
+        self.connect_host()
+
+    def _init_state(self) -> None:
+        """What the window knows of the host, its world and the session, before anything is connected."""
         self.welcome: dict | None = None
         self.info: dict | None = None  # the host's session message
         self.session: Session | None = None
@@ -148,7 +182,9 @@ class MainWindow(QMainWindow):
         self._resim_prompt = PromptSpec()  # the root prompt of that rebuild, as the session stores it
         self._prompt_note = ""  # what the running rebuild left out of its prompt (said when it is done)
         self.pending_prompt: PromptSpec | None = None
-        self._busy: str | None = None  # see busy
+        self._opened_kind = ""  # the backend of a session opened before the host answered: on_connected checks it
+        self.busy: str | None = None  # what the host is busy with for the editor (a rebuild, a preview): its frames
+        # need the session
         self._error_shown = ""  # the last error shown: progress leaves it in the status bar until it times out
         self.viewing: FrameRecord | None = None
         self.keymap = KeyMap()
@@ -179,13 +215,16 @@ class MainWindow(QMainWindow):
         self.jobs: list[Job] = []
         self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose and the host took: new worlds get them
         self.asked_settings: list[dict] = []  # settings requests sent, not answered yet (answered in order)
-        self._starting = False  # see starting
+        self.starting = False  # a New world or a rebuild was sent and its session has not started: a second waits
         self._host_mode = self.mode  # the mode the host's world runs in (or, during a rebuild, resumes in)
         self._in_force: dict[str, Any] = {}  # the sampling settings the live world runs with
         self._settings_due: dict[str, Any] = {}  # those the next recorded frame notes as changed (see FrameRecord)
         self.worker_thread: WorkerThread | None = None
+        self._timeline_dirty = False
+        self._autosave_due = 0.0  # time.monotonic() before which a tick writes nothing (AUTOSAVE_SHARE)
 
-        # --- widgets ---
+    def _build_widgets(self) -> None:
+        """The viewport in the middle, the Prompt dock left, the World tabs right, the timeline below, the toolbar."""
         self.viewport = Viewport()
         self.setCentralWidget(self.viewport)
         self.prompt_panel = PromptPanel()
@@ -210,7 +249,8 @@ class MainWindow(QMainWindow):
         self.status_backend = QLabel("no world")
         self.statusBar().addPermanentWidget(self.status_backend)
 
-        # --- wiring ---
+    def _wire(self) -> None:
+        """Each panel's signals to what the window does with them."""
         self.viewport.key_pressed.connect(self.on_key_pressed)
         self.viewport.key_released.connect(self.on_key_released)
         self.viewport.focus_changed.connect(self._on_focus)
@@ -236,7 +276,9 @@ class MainWindow(QMainWindow):
         self.timeline.save_requested.connect(self._save_dialog)
         self.timeline.load_requested.connect(self._load_dialog)
         self.timeline.export_requested.connect(self._export_dialog)
-        self._timeline_dirty = False
+
+    def _start_timers(self) -> None:
+        """The timeline's repaint, the fps overlay, the periodic autosave, and the hold's wait for its pause."""
         self._timeline_timer = QTimer(self)
         self._timeline_timer.setInterval(150)
         self._timeline_timer.timeout.connect(self._refresh_timeline)
@@ -248,18 +290,11 @@ class MainWindow(QMainWindow):
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_EVERY_MS)
         self._autosave_timer.timeout.connect(self._autosave_tick)
-        self._autosave_due = 0.0  # time.monotonic() before which a tick writes nothing (AUTOSAVE_SHARE)
         self._autosave_timer.start()
         self._pause_timer = QTimer(self)  # a hold whose pause the host does not confirm copies what there is
         self._pause_timer.setSingleShot(True)
         self._pause_timer.timeout.connect(lambda: self._pause_confirmed(
             f"the host did not confirm the pause within {self.options.timeout:g} s"))
-        if crashed := recover_crashed():  # each named, in one message: a status bar shows one at a time
-            self._kept(crashed, f"{plural(len(crashed), 'editor')} that ended without closing (a crash or kill) left "
-                                "unsaved work in")
-        if self.options.prompt is not None:
-            self.prompt_panel.set_prompt(self.options.prompt)
-        self.connect_host()
 
     # ------------------------------------------------------------------ layout
     def _dock(self, title: str, widget, area) -> QDockWidget:
@@ -302,26 +337,6 @@ class MainWindow(QMainWindow):
         for a in (new, self.pause_action, self.step_action, self.paste_action, keys):
             tb.addAction(a)
 
-    @property
-    def busy(self) -> str | None:
-        """What the host is busy with for the editor (a rebuild, a preview), or None: their frames need the session."""
-        return self._busy
-
-    @busy.setter
-    def busy(self, what: str | None) -> None:
-        self._busy = what
-        self._block_host_jobs()
-
-    @property
-    def starting(self) -> bool:
-        """A New world or a rebuild was sent and its session has not started: a second start must wait for it."""
-        return self._starting
-
-    @starting.setter
-    def starting(self, on: bool) -> None:
-        self._starting = on
-        self._block_host_jobs()
-
     def _not_ready(self, needs: int) -> str | None:
         """Why an action that sends to the host or starts a job on it cannot go now, or None: the one rule every such
         action asks, with what it `needs` (UNHELD … LIVE), so none slips past a hold, a rebuild or a start."""
@@ -338,9 +353,21 @@ class MainWindow(QMainWindow):
             return NOT_IN_SESSION
         return None
 
-    def _block_host_jobs(self) -> None:
-        """Grey out New world, Branch, Open…, Preview, Play and Paste object while they cannot go (no host, no world,
-        a start, rebuild, preview, Open… or keep on its way), the tooltip saying why: one of those changed."""
+    def _go_live(self, branch_id: int | None) -> None:
+        """The host's world now plays `branch_id` of the session (None: no branch of it): keys, Step and edits follow."""
+        self.session.live = branch_id
+        self._refresh_controls()
+
+    def _refresh_controls(self) -> None:
+        """Grey out New world, Branch, Open…, Preview, Play, Paste object and the events the world cannot take (no host,
+        no world, a start, rebuild, preview, Open… or keep on its way), the tooltip saying why. The one place: a Gate
+        attribute's setter and _go_live call it whenever what it reads changes."""
+        if not self._built:
+            return
+        if self.info is not self._events_for:  # a new world or none: its events (the panel's status is said once)
+            self._events_for = self.info
+            self.events_panel.set_capabilities(unavailable("events", self.info) if self.info else NO_WORLD,
+                                               unavailable("text_events", self.info) if self.info else NO_WORLD)
         why = self._not_ready(IDLE)
         self.timeline.block_open(why and why + (": its frames would belong to neither session" if self.busy else ""))
         why = self._not_ready(HOST)
@@ -397,15 +424,16 @@ class MainWindow(QMainWindow):
         version = f"{welcome.get('protocol_major')}.{welcome.get('protocol_minor')}"
         self.settings_panel.set_connection(True, f"Connected to {welcome.get('host', 'host')} (protocol {version})" + (f" — {self.host_note}" if self.host_note else ""), self.address)
         self.settings_panel.set_backends(list(welcome.get("backends", [])), self.options.backend or welcome.get("default_backend"))
+        opened, self._opened_kind = self._opened_kind, ""
+        if missing := self._select_backend(opened):  # a session opened before the host answered (play --session)
+            self.show_error(missing)
         self.viewport.set_message("Connected. Press New world to start.")
-        self._block_host_jobs()
         if self.options.autostart:
             self.options.autostart = False
             self.new_world(self.options.prompt or self.prompt_panel.prompt())
 
     def on_connection_failed(self, message: str) -> None:
         self.welcome = None
-        self._block_host_jobs()
         self.settings_panel.set_connection(False, message, self.address)
         self.viewport.set_message(message)
         self.statusBar().showMessage(message)
@@ -426,7 +454,7 @@ class MainWindow(QMainWindow):
         self.info = None
         self.viewport.cancel_placing()
         if self.session is not None:
-            self.session.live = None
+            self._go_live(None)
             self._timeline_dirty = True  # the tree stops marking a branch "live"
         self.busy = None
         self.explorer.set_busy(False)
@@ -435,7 +463,7 @@ class MainWindow(QMainWindow):
         self.status_backend.setText("no world running")
         self._show_backend()
         self.settings_panel.set_session(None)
-        self._apply_caps()
+        self._apply_prompt_caps()
         self._pause_confirmed("the host's world went away before it confirmed the pause")
 
     # ------------------------------------------------------------------ sessions and frames
@@ -479,7 +507,7 @@ class MainWindow(QMainWindow):
             if sent.seed is None and isinstance(seed, int):
                 self.prompt_panel.seed.setValue(seed)  # shown, so this world can be made again
             root = s.new_root(PromptSpec(seed, sent.text, sent.image_png, sent.sketch_png, info["backend_kind"]))
-            s.live = root.id
+            self._go_live(root.id)
             self.timeline.set_session(s)
             self.events_panel.clear_fired()
             self._add_unsaved(sent.sketch_png is not None)  # a drawn sketch is work too: closing keeps it
@@ -490,7 +518,7 @@ class MainWindow(QMainWindow):
         self.object_panel.set_frame_size(s.width, s.height)
         self.pending_edits = []
         self.caps_by_backend[info["backend_kind"]] = info
-        self._apply_caps()
+        self._apply_prompt_caps()
         self.explorer.set_actions(int(info.get("num_latent_actions", len(s.action_names))), s.action_names, s.latent_names)
         self.settings_panel.set_session(info)
         # a rebuild steps through its frames, then resumes in the mode shown (asked when it began, or since): keep showing it
@@ -579,7 +607,7 @@ class MainWindow(QMainWindow):
                                          if self.busy == PREVIEWING else "the world branched before their turn")
         self._clear_pending()
         if self.pending_fork is not None and self.session is not None:
-            self.session.live = self.pending_fork.id
+            self._go_live(self.pending_fork.id)
             self.timeline.set_session(self.session)
             self.pending_fork = None
             return False, False
@@ -592,7 +620,7 @@ class MainWindow(QMainWindow):
         before = {r.index: r for r in s.path(s.live)}.get(index)
         self._edit_action = before.action if before is not None and index > 0 else -1
         self._edits_before = list(before.edits) if before is not None else []  # a frame edited again keeps them all
-        s.live = s.fork_edit(s.live, index).id
+        self._go_live(s.fork_edit(s.live, index).id)
         self.timeline.set_session(s)
 
     def _recorded_count(self) -> int:
@@ -794,15 +822,6 @@ class MainWindow(QMainWindow):
             self.send_action(self.held.current(self.keymap, self.resolver))
 
     # ------------------------------------------------------------------ frame edits and capabilities
-    def _apply_caps(self) -> None:
-        """Grey out what this session's backend cannot do (protocol 1.1 session.capabilities), saying why."""
-        if self.info is None:
-            self.events_panel.set_capabilities(NO_WORLD, NO_WORLD)
-        else:
-            self.events_panel.set_capabilities(unavailable("events", self.info), unavailable("text_events", self.info))
-        self._block_host_jobs()  # Paste object
-        self._apply_prompt_caps()
-
     def _apply_prompt_caps(self) -> None:
         """Prompts are for the next New world: follow the backend chosen for it (one not played yet: all inputs on)."""
         kind = self.settings_panel.backend.currentText() or (self.info or {}).get("backend_kind", "")
@@ -928,7 +947,7 @@ class MainWindow(QMainWindow):
         # if the host refuses the rebuild, its old world goes on where it was; until then that world's frames belong to
         # no branch (the rebuild's branch starts with the rebuild's own frames)
         self._resim_undo, self._resim_from = (s.live, fork.id), (self.info or {}).get("session_id")
-        s.live = fork.id
+        self._go_live(fork.id)
         self.pending_fork = None
         self.timeline.set_session(s)
         self.busy = "rebuilding the branch"
@@ -1126,7 +1145,7 @@ class MainWindow(QMainWindow):
         if s is None or fork_id not in s.branches or s.branches[fork_id].frames or s.children(fork_id):
             return
         del s.branches[fork_id]
-        s.live = previous if previous in s.branches else None
+        self._go_live(previous if previous in s.branches else None)
         self.timeline.set_session(s)
 
     def on_progress(self, command: str, done: int, total: int) -> None:
@@ -1153,7 +1172,8 @@ class MainWindow(QMainWindow):
             progress.setWindowTitle("WorldBridge")
             progress.setMinimumDuration(300)
             progress.setWindowModality(Qt.WindowModality.WindowModal)
-            progress.canceled.connect(lambda: setattr(job, "cancelled", True))
+            progress.canceled.connect(lambda: self._cancel(job))
+            progress.setValue(0)  # shown after its minimum duration even before the job reports (a hold's pause wait)
             job.progressed.connect(lambda d, t: (progress.setMaximum(t), progress.setValue(d)))
 
         def finish(outcome: str) -> None:
@@ -1173,6 +1193,14 @@ class MainWindow(QMainWindow):
         if start:  # on the next loop turn, so callers can connect to the returned job first
             QTimer.singleShot(0, job, job.start)
         return job
+
+    def _cancel(self, job: Job) -> None:
+        """A job's Cancel: it stops; a hold still waiting for its pause ends at once, nothing copied or written."""
+        job.cancelled = True
+        if job is self._held and self._copy_then is not None:
+            self._copy_then = self._pause_asked = None
+            self._pause_timer.stop()
+            job.cancel_unstarted()
 
     def _snapshot(self) -> Session:
         """A copy safe to read from another thread while frames keep arriving."""
@@ -1248,12 +1276,15 @@ class MainWindow(QMainWindow):
         sent to it (_not_ready). It starts with copy()'s copy of the work, taken once the host confirms the pause: the
         frames it made before the pause landed come before its answer, so the copy holds them all, and no branch gets
         a hole (_pause_confirmed)."""
+        asked = len(self.asked_settings)
         if self.info is not None:
             self._resume = self._resume or self.mode != "step"
             # as the mode box does (no text encoder load, no action sent); sent paused too: its answer follows any frame
             # a step input still makes
             self.change_settings({"mode": "step"})
-        self._pause_asked = self.asked_settings[-1] if self.asked_settings else None  # answered after all before it
+        # answered after all before it; none sent (no world, the host known gone): nothing to wait for, not even a
+        # request the lost host never answered
+        self._pause_asked = self.asked_settings[-1] if len(self.asked_settings) > asked else None
         self._held = job
 
         def start() -> None:
@@ -1261,7 +1292,6 @@ class MainWindow(QMainWindow):
             job.start()
 
         self._copy_then = start
-        self._block_host_jobs()
         if self._pause_asked is None:  # no world: nothing to wait for (next loop turn: the caller connects to `job`)
             QTimer.singleShot(0, self, self._pause_confirmed)
         else:
@@ -1286,7 +1316,6 @@ class MainWindow(QMainWindow):
         """The held job ended: the window acts again and, with `resume`, a world the hold paused plays again (without,
         a close's next keep still knows it played); a close waiting for the hold goes ahead."""
         self._held = None
-        self._block_host_jobs()
         if resume:
             if self._resume and self.mode == "step":
                 self.set_paused(False)
@@ -1400,7 +1429,7 @@ class MainWindow(QMainWindow):
         self.pending_fork = None
         if self.info is not None and self.mode != "step":
             self.set_paused(True)
-        self._apply_caps()  # the host's world is in no branch of this session: no edits to it
+        self._apply_prompt_caps()
         self._rebuild_resolver()
         if self.info is not None:
             self.explorer.set_actions(int(self.info.get("num_latent_actions", 0)), list(self.info.get("action_names", [])), session.latent_names)
@@ -1423,8 +1452,8 @@ class MainWindow(QMainWindow):
         if not kind or box.findText(kind) >= 0:
             box.setCurrentText(kind or box.currentText())
             return None
-        if box.count() == 0:  # not connected yet: the host's answer selects it
-            self.options.backend = kind
+        if box.count() == 0:  # not connected yet: the host's answer selects it, or says it cannot (on_connected)
+            self.options.backend = self._opened_kind = kind
             return None
         return (f"Session opened, but its world was made by the {kind} backend, which this host does not serve: New "
                 f"world starts a {box.currentText()} world (run a host that serves {kind} to make it again)")
@@ -1518,30 +1547,35 @@ class MainWindow(QMainWindow):
 
     def _keep_then_close(self) -> bool:
         """Start keeping the unsaved work in the `closed` autosave, with the progress dialog, the world held and the
-        work copied once its pause is confirmed (True; False: nothing to keep). Kept, the window closes, unless frames
-        came after the copy (a pause the host did not confirm in time): the close then keeps them too, in the same
-        file. Cancelled, or failed (said in the status bar and on stderr), it stays open with the work, and after a
-        second failure the close discards it."""
+        work copied once its pause is confirmed (True; False: nothing to keep, and no recorded frame still on its way).
+        Kept, the window closes, unless frames came after the copy (a pause the host did not confirm in time): the
+        close then keeps them too, in the same file. Cancelled, or failed (said in the status bar and on stderr), it
+        stays open with the work, and after a second failure the close discards it."""
         first = self._unsaved_work()
-        if first is None:
-            return False
+        if first is None and not (self.recording and self.info is not None and self.mode != "step"):
+            return False  # (a realtime world being recorded may have frames on their way: the hold waits for them)
         path = self._close_path = self._close_path or self._autosave_path("closed")
 
-        def keep(taken: tuple[Session, int, bytes], progress: Callable[[int, int], bool]) -> tuple[int, bytes]:
+        def keep(taken: tuple[Session | None, int, bytes],
+                 progress: Callable[[int, int], bool]) -> tuple[int, bytes] | None:
             snap, unsaved, sketch = taken
+            if snap is None:  # no frame came before the pause: nothing to keep
+                return None
             self._keep(snap, path, progress)
             return unsaved, sketch
 
-        job = self.run_job(KEEPING, keep, lambda kept: self._kept_on_close(path, *kept),
+        job = self.run_job(KEEPING, keep, lambda kept: self._kept_on_close(path, kept),
                            kept="the recording is still in the window (Save… it, or close again)", start=False)
         job.errored.connect(lambda m: self._not_kept_on_close(job, m))  # after run_job's, which says it
         # a save ending meanwhile may leave nothing unsaved: the work found now is written then
         self._hold_world(job, lambda: (self._unsaved_work() or first, self._unsaved, self.prompt_panel.canvas.to_png()))
         return True
 
-    def _kept_on_close(self, path: Path, unsaved: int, sketch: bytes) -> None:
-        """The close's keep is written: the window closes, keeping in the same file any frame that came since."""
-        self._kept_work(path, unsaved, sketch)
+    def _kept_on_close(self, path: Path, kept: tuple[int, bytes] | None) -> None:
+        """The close's keep is written (`kept`: its unsaved count and sketch; None: nothing came to keep): the window
+        closes, keeping in the same file any frame that came since."""
+        if kept is not None:
+            self._kept_work(path, *kept)
         self._release_world(resume=False)
         self.close()
 

@@ -44,6 +44,7 @@ class ObjectPanel(QWidget):
         self.frame_size = (64, 64)
         self.layer: Layer | None = None  # what gets placed: `source` fitted to the frame
         self.source: Layer | None = None
+        self._available: tuple[bool, str] | None = None  # what set_available last showed
         self.builtin_buttons: dict[str, QToolButton] = {}
         self.group = QButtonGroup(self)
         grid = QGridLayout()
@@ -167,7 +168,11 @@ class ObjectPanel(QWidget):
         return [*self.builtin_buttons.values(), self.open_btn, self.paste_btn, self.place_btn]
 
     def set_available(self, ok: bool, reason: str = "") -> None:
-        """Enable the tool for backends that can edit frames; every control says why not otherwise."""
+        """Enable the tool for backends that can edit frames; every control says why not otherwise. Unchanged, it
+        leaves the status as it is (an edit's outcome, a layer's size): the window refreshes it on every state change."""
+        if (ok, reason) == self._available:
+            return
+        self._available = (ok, reason)
         for w in self._tools():
             w.setEnabled(ok)
             w.setToolTip(self._tips[w] if ok else reason)

@@ -788,8 +788,9 @@ def reading_slowly(monkeypatch, seconds: float) -> None:
         data, lambda d, t: (time.sleep(seconds), progress is None or progress(d, t))[1], done, total), raising=False)
 
 
-def cancel_when_shown(w):
-    """Click Cancel on the window's progress dialog as soon as it shows, also while close() or a slot waits on it."""
+def cancel_when_shown(w, then=None):
+    """Click Cancel on the window's progress dialog as soon as it shows, also while close() or a slot waits on it;
+    `then()` runs right after the click."""
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QProgressDialog, QPushButton
 
@@ -800,6 +801,8 @@ def cancel_when_shown(w):
             if dialog.isVisible():
                 timer.stop()
                 dialog.findChild(QPushButton).click()
+                if then is not None:
+                    then()
 
     timer.timeout.connect(poll)
     timer.start(50)
@@ -1145,3 +1148,50 @@ def test_a_close_whose_host_is_lost_before_it_confirms_the_pause_still_keeps_the
     assert "went away before it confirmed the pause" in capsys.readouterr().err
     (kept,) = autosave.glob("*-closed-*.wbsession")
     assert Session.load(kept).recorded(0)[-1].index == w.session.recorded(0)[-1].index  # the lost world's branch
+
+
+def test_a_close_right_after_a_save_while_recording_keeps_the_frames_still_on_their_way(qtbot, host, tmp_path,
+                                                                                        monkeypatch, autosave):
+    """With nothing unsaved at the instant of the close (just saved), the close did not hold the world: a realtime
+    frame still on its way came after the window shut down and was lost, recording on."""
+    w = open_window(qtbot, host.address)
+    with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    handed = pausing_late(monkeypatch, 0.5)  # frames keep coming until the pause lands
+    w.timeline.record.setChecked(True)
+    assert w._unsaved == 0 and closed(qtbot, w)
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert handed and last_kept(kept) == handed[-1]
+
+
+def test_a_close_after_the_host_was_found_gone_keeps_the_work_without_waiting_for_a_pause(qtbot, tmp_path, autosave,
+                                                                                        capsys):
+    """A settings request the lost host never answered was taken for the close's pause: the close waited the whole
+    host timeout for it before keeping the work, with the host known gone."""
+    from bridge.host.server import run_host_in_thread
+
+    h = run_host_in_thread("sandbox", "tcp://127.0.0.1:*")
+    w = open_window(qtbot, h.address, timeout=1.0)
+    record_unsaved(qtbot, w, 3)
+    h.stop()
+    w.set_paused(True)  # never answered: waiting for it is how the editor finds the host gone
+    qtbot.waitUntil(lambda: w.welcome is None, timeout=15000)
+    assert closed(qtbot, w)
+    assert "did not confirm the pause" not in capsys.readouterr().err  # no pause was waited for
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert len(Session.load(kept).recorded(0)) == len(w.session.recorded(0))
+
+
+def test_cancel_while_a_close_waits_for_the_pause_gives_the_window_back_at_once(qtbot, host, tmp_path, monkeypatch,
+                                                                               autosave):
+    """A host slow to pause (or dead, not yet noticed): Cancel closed the dialog, but the window stayed held, the world
+    paused and every action refused, until the answer came or the host timeout ran out."""
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    pausing_late(monkeypatch, 3.0)
+    held_after_cancel = []
+    cancel_when_shown(w, lambda: held_after_cancel.append(w._held))
+    assert not w.close() and w._held is not None
+    qtbot.waitUntil(lambda: bool(held_after_cancel), timeout=10000)
+    assert held_after_cancel == [None] and w.isVisible() and not left_in(autosave)
+    assert w.timeline.load_btn.isEnabled()  # the window acts again

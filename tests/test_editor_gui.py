@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMainWindow
 
+from editor_gui import main_window
 from editor_gui.keymap import KeyMap
 from editor_gui.main_window import MainWindow, StartOptions, apply_theme
-from editor_gui.session_store import PromptSpec, Session
+from editor_gui.session_store import FrameRecord, PromptSpec, Session
 
 torch.set_num_threads(1)
 pytest.importorskip("pytestqt")
@@ -435,6 +437,36 @@ def test_play_command_starts_and_stops_its_own_host(tmp_path):
     assert r.returncode == 2 and "not both" in r.stderr  # one_backend: serve, bench, demo and replay word it so too
 
 
+def test_play_session_opens_the_file_and_names_a_backend_the_host_lacks_once_it_answers(qapp, tmp_path, monkeypatch):
+    """`play --session FILE` was never driven through its command line: a session opened before the host answered
+    (a slow host) selected a backend the host turned out not to serve, and nothing said so."""
+    import time
+
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+    from bridge.client import WorldClient
+
+    s = Session(backend_kind="world_model", backend_name="tiny (step 1200)", width=64, height=64)
+    root = s.new_root(PromptSpec(seed=1, backend="world_model"))
+    for i in range(3):
+        root.frames[i] = FrameRecord(i, 0, image=np.full((64, 64, 3), 40 * i, np.uint8))
+    s.save(tmp_path / "model.wbsession")
+    windows, errors, connect, show_error = [], [], WorldClient.connect, main_window.MainWindow.show_error
+    monkeypatch.setattr(main_window.MainWindow, "show", lambda w: (windows.append(w), QMainWindow.show(w))[1])
+    monkeypatch.setattr(main_window.MainWindow, "show_error", lambda w, m: (errors.append(m), show_error(w, m))[1])
+    monkeypatch.setattr(WorldClient, "connect", lambda c: (time.sleep(1.0), connect(c))[1])  # the open ends first
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    r = CliRunner().invoke(main, ["play", "--backend", "sandbox", "--session", str(tmp_path / "model.wbsession"),
+                                  "--quit-after", "3"])
+    assert r.exit_code == 0, r.output
+    assert "editor closed: last frame 2 (world_model)" in r.output  # the opened session's last frame was shown
+    (w,) = windows
+    assert w.session.backend_kind == "world_model" and len(w.session.recorded(0)) == 3 and w.welcome is not None
+    assert any("made by the world_model backend, which this host does not serve" in m for m in errors), errors
+    assert w.settings_panel.backend.currentText() == "sandbox" and not (tmp_path / "autosave").exists()
+
+
 def test_replay_and_host_recording(qtbot, host, tmp_path):
     w = open_window(qtbot, host.address, mode="step")
     w.timeline.record.click()
@@ -718,3 +750,23 @@ def test_a_second_new_world_waits_for_the_first_and_play_greys_out_with_preview(
     w.busy = None
     w.on_session_ended("the host ended the session")
     assert all(not b.isEnabled() and b.toolTip() == NO_WORLD for b in plays)
+
+
+def test_a_refused_rebuild_of_an_opened_session_greys_out_play_and_paste_again(qtbot, host, tmp_path):
+    """The refusal greyed the controls out for the rebuild's branch, then went back to no live branch without
+    refreshing them: Paste object and each Play looked clickable and were refused on click."""
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.setChecked(True)
+    step_keys(qtbot, w, Qt.Key.Key_D, 3)
+    w.timeline.record.setChecked(False)
+    w.session.branches[0].prompt.backend = "world_model"  # recorded with a backend this host does not serve
+    with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    with qtbot.waitSignal(w.load_from(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    assert w.session.live is None and w.explorer.blocked_play == main_window.NOT_IN_SESSION
+    w.resimulate(0, 2)
+    qtbot.waitUntil(lambda: w.busy is None, timeout=10000)
+    assert "not served here" in w.statusBar().currentMessage() and w.session.live is None
+    assert w.explorer.blocked_play == main_window.NOT_IN_SESSION  # Play greyed out, saying why
+    assert w.paste_action.toolTip() == main_window.NOT_IN_SESSION
