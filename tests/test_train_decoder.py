@@ -240,3 +240,23 @@ def test_max_minutes_0_removes_a_reruns_kept_budget():
     assert kept_options(opts, {"max_minutes": 30.0}, DECODER_DEFAULTS, KEPT).max_minutes is None
     assert kept_options(DecoderTrainOptions(world="w", data=["d"], out="o"), {"max_minutes": 30.0}, DECODER_DEFAULTS,
                         KEPT).max_minutes == 30.0  # (a bare rerun keeps it)
+
+
+def test_ctrl_c_says_which_step_it_saves_where_as_the_pretraining_stages_do(tmp_path, monkeypatch):
+    """Only `train tokenizer|dynamics` said "interrupted: saving step N to OUT ..."; the decoder saved in silence."""
+    import bridge.train.decoder as dec
+
+    world, data, out = save_micro_world(tmp_path / "world"), str(sandbox_dataset()), tmp_path / "sharp"
+    calls, loss = [], dec.decoder_loss
+
+    def stopped_at_the_third_step(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return loss(*a, **k)
+
+    monkeypatch.setattr(dec, "decoder_loss", stopped_at_the_third_step)
+    r = _run("--world", str(world), "--data", data, "--out", str(out), "--steps", "10", "--batch", "2")
+    assert r.exit_code == 130, r.output
+    assert f"interrupted: saving step 2 to {out} ..." in r.output, r.output
+    assert json.loads((out / "model_card.json").read_text())["decoder"]["steps"] == 2

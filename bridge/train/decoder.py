@@ -219,7 +219,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         res["val_psnr"] = card.get("decoder", {}).get("val_psnr_after", before)  # of the last checkpoint
         metrics = avg.add(res, bar) or metrics
 
-    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar)
+    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar, out)
     metrics = avg.flush() or metrics  # the last steps' means, however few
     after = save(done)
     return {"step": done, "out": str(out), "val_psnr_before": before, "val_psnr_after": after,

@@ -284,18 +284,12 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         if env.main:
             _save(out, kind, cfg, model, opt, card, step, metrics, elapsed + time.time() - t_start, amp_on)
 
-    def save_last() -> None:
-        bar.close()
-        if env.main:
-            tqdm.write(f"interrupted: saving step {done} to {out} ...")
-        save(done, metrics)
-
     bar = progress_bar(steps, f"train {opts.stage} ({cfg.preset})", env.main and opts.progress, initial=start)
     t_start = last_ckpt = last_log = time.time()
     avg, frames_since, metrics, done = Averager(), 0, {}, start
     model.train()
     try:
-        with saved_on_stop(save_last, bar):
+        with saved_on_stop(lambda step: save(step, metrics), lambda: done, out, bar, env.main):
             for step in range(start, steps):
                 step_lr = set_lr(opt, step, steps, lr, opts.warmup, elapsed + time.time() - t_start, max_minutes)
                 clips = torch.from_numpy(sampler.sample(batch, rng)).to(env.device, non_blocking=True)
