@@ -260,3 +260,23 @@ def test_ctrl_c_says_which_step_it_saves_where_as_the_pretraining_stages_do(tmp_
     assert r.exit_code == 130, r.output
     assert f"interrupted: saving step 2 to {out} ..." in r.output, r.output
     assert json.loads((out / "model_card.json").read_text())["decoder"]["steps"] == 2
+
+
+def test_device_is_an_option_as_for_the_other_training_stages_and_sets_the_autocast(tmp_path, monkeypatch):
+    """`train decoder` had no --device and took its bf16 choice from the CPU even beside a GPU: it now runs where
+    --device (or the default, cuda when present) says, with that device's autocast rule, like `train tokenizer`."""
+    import bridge.model.world as mw
+
+    world, data = save_micro_world(tmp_path / "world"), str(sandbox_dataset())
+    r = _run("--world", str(world), "--data", data, "--out", str(tmp_path / "o"), "--device", "bogus")
+    assert r.exit_code == 1 and "unknown device 'bogus': use cpu, cuda or cuda:N" in r.output, r.output
+    assert not (tmp_path / "o").exists()  # refused before the world is copied
+    if not torch.cuda.is_available():
+        r = _run("--world", str(world), "--data", data, "--out", str(tmp_path / "o"), "--device", "cuda")
+        assert r.exit_code == 1 and "CUDA is not available: pass --device cpu" in r.output, r.output
+    asked, bf16 = [], mw.bf16_by_default
+    monkeypatch.setattr(mw, "bf16_by_default", lambda d: asked.append(d) or bf16(d))
+    r = _run("--world", str(world), "--data", data, "--out", str(tmp_path / "o"), "--device", "cpu", "--steps", "1",
+             "--batch", "2")
+    assert r.exit_code == 0, r.output
+    assert asked == [torch.device("cpu")]

@@ -84,6 +84,7 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 @click.option("--lr", type=POSITIVE, default=None,
               help=f"Peak learning rate [default: {DECODER_DEFAULTS['lr']:g}; a rerun keeps its own].")
 @TRAIN_SEED_OPTION
+@DEVICE_OPTION
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
               help=f"Save (and measure val PSNR) every N steps [default: {DECODER_DEFAULTS['ckpt_every']}; a rerun keeps "
                    "its own].")
