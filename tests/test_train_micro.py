@@ -498,3 +498,18 @@ def test_the_training_doc_leaves_the_defaults_to_help_instead_of_repeating_them(
             flag = "--" + key.replace("_", "-")
             assert not re.search(rf"`{flag}`[^`.;]{{0,30}}\({value:g}\)", text), (flag, value)
     assert "--help` shows" in text
+
+
+def test_metrics_csv_is_read_and_written_as_utf8_whatever_the_locale(tmp_path):
+    """metrics.csv was opened in the locale's encoding (cp1252 on Windows): every open now names UTF-8, which Python's
+    EncodingWarning (-X warn_default_encoding) checks for on any platform."""
+    code = ("import sys, warnings; from pathlib import Path; from tqdm import tqdm; import bridge.train.trainer as t\n"
+            "warnings.filterwarnings('error', category=EncodingWarning, module=r'bridge\\.train\\.')\n"
+            "p = Path(sys.argv[1]) / 'metrics.csv'\n"
+            "for s in (1, 2): t._log(p, tqdm(disable=True), s, 0.5, {'loss': 1.0 / s})\n"
+            "t._truncate_csv(p, 1)\n"
+            "print(t._logged(p, 1))\n")
+    r = subprocess.run([sys.executable, "-X", "warn_default_encoding", "-c", code, str(tmp_path)], capture_output=True,
+                       text=True, encoding="utf-8", env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "{'loss': 1.0}"

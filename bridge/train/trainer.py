@@ -491,7 +491,7 @@ def _logged(path: Path, step: int) -> dict[str, float]:
     """The metrics last logged at or before `step` (metrics.csv), for a card whose own save was cut short."""
     if not path.is_file():
         return {}
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= step]
     return {k: float(v) for k, v in rows[-1].items() if k not in ("step", "time_s") and v} if rows else {}
 
@@ -527,9 +527,9 @@ def _append_csv(path: Path, row: dict[str, float]) -> None:
     if new:
         fields = list(row)
     else:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             fields = next(csv.reader(f))
-    with open(path, "a", newline="") as f:
+    with open(path, "a", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
@@ -540,7 +540,7 @@ def _truncate_csv(path: Path, step: int) -> None:
     """On resume, drop rows logged after the checkpoint we resume from (they will be logged again)."""
     if not path.is_file():
         return
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if not rows:
         return
