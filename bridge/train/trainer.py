@@ -1,7 +1,7 @@
 """One training loop for both stages: tokenizer, then latent actions + dynamics on the frozen tokenizer.
 
 Resumes from the run directory, checkpoints every N steps / M minutes and on Ctrl-C (atomically), logs
-metrics.csv and a tqdm bar, and runs under `torchrun` (DDP: gloo on CPU, nccl on GPU) unchanged.
+metrics.csv and a tqdm bar, and runs under `torchrun` (DDP: nccl on GPU where PyTorch has it, else gloo) unchanged.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Dist:
             raise ValueError(f"--device {device!r}: training runs on cpu, cuda or cuda:N")
         want_cuda = picked.type == "cuda"
         if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if want_cuda else "gloo")
+            dist.init_process_group("nccl" if want_cuda and dist.is_nccl_available() else "gloo")  # Windows: no NCCL
         if want_cuda:
             self.device = torch.device("cuda", local if self.world > 1 else picked.index or 0)
             torch.cuda.set_device(self.device)
