@@ -278,3 +278,25 @@ def test_without_preset_a_resumed_or_warm_started_model_keeps_its_own_size(tmp_p
     new = save_micro_world(tmp_path / "new", seed=1)
     train_first_frame(PromptTrainOptions(world=str(new), init_from=str(world), **opts))
     assert load_first_frame(new)[0].cfg.dim == 192  # started from the tiny model, not a micro one
+
+
+def test_ctrl_c_says_which_step_it_saves_where_as_the_pretraining_stages_do(tmp_path, monkeypatch):
+    """Only `train tokenizer|dynamics` said "interrupted: saving step N to OUT ..."; the prompt stages saved in silence."""
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    world, calls, loss = save_micro_world(tmp_path / "world"), [], FirstFrameModel.training_loss
+
+    def stopped_at_the_third_step(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return loss(self, *a, **k)
+
+    monkeypatch.setattr(FirstFrameModel, "training_loss", stopped_at_the_third_step)
+    r = CliRunner().invoke(main, ["train", "prompts", "first-frame", "--world", str(world), "--data", str(sandbox_dataset()),
+                                  "--steps", "10", "--batch", "4", "--encoder", "hashing", "--max-frames", "20", "--quiet"])
+    assert r.exit_code == 130, r.output
+    assert f"interrupted: saving step 2 to {world} ..." in r.output, r.output
+    assert json.loads((world / "first_frame.json").read_text())["step"] == 2

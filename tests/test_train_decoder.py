@@ -240,3 +240,43 @@ def test_max_minutes_0_removes_a_reruns_kept_budget():
     assert kept_options(opts, {"max_minutes": 30.0}, DECODER_DEFAULTS, KEPT).max_minutes is None
     assert kept_options(DecoderTrainOptions(world="w", data=["d"], out="o"), {"max_minutes": 30.0}, DECODER_DEFAULTS,
                         KEPT).max_minutes == 30.0  # (a bare rerun keeps it)
+
+
+def test_ctrl_c_says_which_step_it_saves_where_as_the_pretraining_stages_do(tmp_path, monkeypatch):
+    """Only `train tokenizer|dynamics` said "interrupted: saving step N to OUT ..."; the decoder saved in silence."""
+    import bridge.train.decoder as dec
+
+    world, data, out = save_micro_world(tmp_path / "world"), str(sandbox_dataset()), tmp_path / "sharp"
+    calls, loss = [], dec.decoder_loss
+
+    def stopped_at_the_third_step(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return loss(*a, **k)
+
+    monkeypatch.setattr(dec, "decoder_loss", stopped_at_the_third_step)
+    r = _run("--world", str(world), "--data", data, "--out", str(out), "--steps", "10", "--batch", "2")
+    assert r.exit_code == 130, r.output
+    assert f"interrupted: saving step 2 to {out} ..." in r.output, r.output
+    assert json.loads((out / "model_card.json").read_text())["decoder"]["steps"] == 2
+
+
+def test_device_is_an_option_as_for_the_other_training_stages_and_sets_the_autocast(tmp_path, monkeypatch):
+    """`train decoder` had no --device and took its bf16 choice from the CPU even beside a GPU: it now runs where
+    --device (or the default, cuda when present) says, with that device's autocast rule, like `train tokenizer`."""
+    import bridge.model.world as mw
+
+    world, data = save_micro_world(tmp_path / "world"), str(sandbox_dataset())
+    r = _run("--world", str(world), "--data", data, "--out", str(tmp_path / "o"), "--device", "bogus")
+    assert r.exit_code == 1 and "unknown device 'bogus': use cpu, cuda or cuda:N" in r.output, r.output
+    assert not (tmp_path / "o").exists()  # refused before the world is copied
+    if not torch.cuda.is_available():
+        r = _run("--world", str(world), "--data", data, "--out", str(tmp_path / "o"), "--device", "cuda")
+        assert r.exit_code == 1 and "CUDA is not available: pass --device cpu" in r.output, r.output
+    asked, bf16 = [], mw.bf16_by_default
+    monkeypatch.setattr(mw, "bf16_by_default", lambda d: asked.append(d) or bf16(d))
+    r = _run("--world", str(world), "--data", data, "--out", str(tmp_path / "o"), "--device", "cpu", "--steps", "1",
+             "--batch", "2")
+    assert r.exit_code == 0, r.output
+    assert asked == [torch.device("cpu")]

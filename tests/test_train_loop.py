@@ -17,17 +17,17 @@ def _bar() -> tqdm:
 
 def test_fine_tune_saves_every_n_steps_and_counts_from_the_resumed_step():
     saved, ran = [], []
-    done = fine_tune(7, 100, ran.append, saved.append, ckpt_every=3, max_minutes=None, bar=_bar())
+    done = fine_tune(7, 100, ran.append, saved.append, ckpt_every=3, max_minutes=None, bar=_bar(), out="run")
     assert done == 107 and ran == list(range(7)) and saved == [103, 106]
 
 
 def test_fine_tune_stops_at_the_time_budget():
     ran = []
-    assert fine_tune(50, 0, ran.append, lambda s: None, ckpt_every=10, max_minutes=0.0, bar=_bar()) == 1
+    assert fine_tune(50, 0, ran.append, lambda s: None, ckpt_every=10, max_minutes=0.0, bar=_bar(), out="run") == 1
     assert ran == [0]
 
 
-def test_ctrl_c_saves_the_last_finished_step_then_stops():
+def test_ctrl_c_saves_the_last_finished_step_then_stops_and_says_so(capsys):
     saved = []
 
     def step(i: int) -> None:
@@ -35,8 +35,8 @@ def test_ctrl_c_saves_the_last_finished_step_then_stops():
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fine_tune(10, 20, step, saved.append, ckpt_every=100, max_minutes=None, bar=_bar())
-    assert saved == [24]
+        fine_tune(10, 20, step, saved.append, ckpt_every=100, max_minutes=None, bar=_bar(), out="run")
+    assert saved == [24] and capsys.readouterr().out == "interrupted: saving step 24 to run ...\n"
 
 
 def test_kill_saves_the_last_finished_step_like_ctrl_c_and_restores_the_handler():
@@ -49,7 +49,7 @@ def test_kill_saves_the_last_finished_step_like_ctrl_c_and_restores_the_handler(
 
     try:
         with pytest.raises(KeyboardInterrupt):
-            fine_tune(10, 5, step, saved.append, ckpt_every=100, max_minutes=None, bar=_bar())
+            fine_tune(10, 5, step, saved.append, ckpt_every=100, max_minutes=None, bar=_bar(), out="run")
         assert saved == [7] and seen == []
         os.kill(os.getpid(), signal.SIGTERM)  # the handler from before is back
         assert seen == ["outer"]

@@ -498,3 +498,66 @@ def test_the_training_doc_leaves_the_defaults_to_help_instead_of_repeating_them(
             flag = "--" + key.replace("_", "-")
             assert not re.search(rf"`{flag}`[^`.;]{{0,30}}\({value:g}\)", text), (flag, value)
     assert "--help` shows" in text
+
+
+def test_metrics_csv_is_read_and_written_as_utf8_whatever_the_locale(tmp_path):
+    """metrics.csv was opened in the locale's encoding (cp1252 on Windows): every open now names UTF-8, which Python's
+    EncodingWarning (-X warn_default_encoding) checks for on any platform."""
+    code = ("import sys, warnings; from pathlib import Path; from tqdm import tqdm; import bridge.train.trainer as t\n"
+            "warnings.filterwarnings('error', category=EncodingWarning, module=r'bridge\\.train\\.')\n"
+            "p = Path(sys.argv[1]) / 'metrics.csv'\n"
+            "for s in (1, 2): t._log(p, tqdm(disable=True), s, 0.5, {'loss': 1.0 / s})\n"
+            "t._truncate_csv(p, 1)\n"
+            "print(t._logged(p, 1))\n")
+    r = subprocess.run([sys.executable, "-X", "warn_default_encoding", "-c", code, str(tmp_path)], capture_output=True,
+                       text=True, encoding="utf-8", env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "{'loss': 1.0}"
+
+
+def test_several_gpu_processes_use_gloo_where_pytorch_has_no_nccl(monkeypatch):
+    """Every multi-process CUDA run asked for NCCL, which Windows builds of PyTorch lack: they get gloo now."""
+    import torch.distributed as dist
+
+    from bridge.train.trainer import Dist
+
+    asked = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: None)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", asked.append)
+    for nccl in (True, False):
+        monkeypatch.setattr(dist, "is_nccl_available", lambda: nccl)
+        Dist("cuda")
+    Dist("cpu")
+    assert asked == ["nccl", "gloo", "gloo"]
+
+
+def test_a_torchrun_command_in_the_card_names_the_program_not_a_posix_shell_substitution(tmp_path, monkeypatch):
+    """The card said `torchrun ... $(which worldbridge) train ...`, which only a POSIX shell runs: it names the
+    program's path now, so the command runs where it was made."""
+    import shutil
+
+    import bridge.train.trainer as T
+
+    got = []
+    monkeypatch.setattr(T, "train", lambda opts: (got.append(opts.command), {"step": 1, "unchanged": True})[1])
+    monkeypatch.setattr(shutil, "which", lambda name: "/opt/my env/bin/worldbridge" if name == "worldbridge" else None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    r = CliRunner().invoke(main, ["train", "tokenizer", "--data", str(ds), "--out", str(tmp_path / "run"), "--steps", "5"])
+    assert r.exit_code == 0, r.output
+    assert got == [f"torchrun --nproc_per_node 2 '/opt/my env/bin/worldbridge' train tokenizer --data {ds} "
+                   f"--out {tmp_path / 'run'} --steps 5"]
+
+
+def test_a_cards_command_is_quoted_for_the_shell_of_the_machine_it_was_made_on(monkeypatch):
+    """A Windows path in single quotes (POSIX quoting) is no path to cmd.exe: on Windows a word is quoted its way."""
+    from bridge.train.options import shell_quote
+
+    assert shell_quote("/opt/my env/bin/worldbridge") == "'/opt/my env/bin/worldbridge'"
+    with monkeypatch.context() as m:
+        m.setattr(os, "name", "nt")
+        quoted = shell_quote(r"C:\Program Files\wb\worldbridge.exe"), shell_quote(r"C:\wb\worldbridge.exe")
+    assert quoted == (r'"C:\Program Files\wb\worldbridge.exe"', r"C:\wb\worldbridge.exe")

@@ -239,7 +239,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
         opt.step()
         metrics = avg.add(res, bar) or metrics
 
-    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar)
+    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar, out)
     metrics = avg.flush() or metrics
     save(done)
     return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), **metrics}
@@ -400,7 +400,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     dyn.train()
     bar = progress_bar(opts.steps, "train events", opts.progress)
     avg = Averager()
-    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar)
+    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar, out)
     dyn.eval()
     metrics = avg.flush() or metrics
     save(done)

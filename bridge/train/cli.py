@@ -4,7 +4,8 @@ fine-tune of a finished world."""
 from __future__ import annotations
 
 import os
-import shlex
+import shutil
+import sys
 
 import click
 
@@ -12,8 +13,8 @@ from bridge.model.presets import PRESETS
 from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
                             TRAIN_SEED_OPTION)
 from bridge.prompts.cli import train_prompts
-from bridge.train.options import (DECODER_DEFAULTS, RUN_DEFAULTS, as_given, guarded, saved, typed_command,
-                                  with_options)
+from bridge.train.options import (DECODER_DEFAULTS, RUN_DEFAULTS, as_given, guarded, saved, shell_quote,
+                                  typed_command, with_options)
 
 _common = [
     click.option("--data", required=True, type=DATASET_FOLDER, help="Dataset folder (worldbridge data ...)."),
@@ -84,6 +85,7 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 @click.option("--lr", type=POSITIVE, default=None,
               help=f"Peak learning rate [default: {DECODER_DEFAULTS['lr']:g}; a rerun keeps its own].")
 @TRAIN_SEED_OPTION
+@DEVICE_OPTION
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
               help=f"Save (and measure val PSNR) every N steps [default: {DECODER_DEFAULTS['ckpt_every']}; a rerun keeps "
                    "its own].")
@@ -120,7 +122,8 @@ def decoder(**kw) -> None:
 def _command_line(ctx: click.Context, stage: str) -> str:
     """The command for the model card, every option given spelled out (the run's settings are in its card)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    parts = [f"torchrun --nproc_per_node {world} $(which worldbridge)" if world > 1 else "worldbridge", "train", stage]
+    program = shell_quote(shutil.which("worldbridge") or sys.argv[0])  # the path: `$(which ...)` needs a POSIX shell
+    parts = [f"torchrun --nproc_per_node {world} {program}" if world > 1 else "worldbridge", "train", stage]
     given = as_given(ctx)
     for p in ctx.command.params:
         v = given.get(p.name)
@@ -132,7 +135,7 @@ def _command_line(ctx: click.Context, stage: str) -> str:
             elif v:
                 parts.append(p.opts[0])
         else:
-            parts += [p.opts[0], shlex.quote(str(v))]
+            parts += [p.opts[0], shell_quote(str(v))]
     return " ".join(parts)
 
 

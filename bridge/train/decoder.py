@@ -24,6 +24,7 @@ from bridge.model.checkpoint import (STATE, load_into, load_model, read_config, 
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
+from bridge.model.world import pick_device
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
 from bridge.train.loop import Averager, fine_tune, progress_bar
 from bridge.train.options import DECODER_DEFAULTS
@@ -49,6 +50,7 @@ class DecoderTrainOptions:
     warmup: int = 50
     val_clips: int = 64
     seed: int | None = None
+    device: str | None = None  # this machine's (not kept): cuda when present, else cpu
     ckpt_every: int | None = None
     max_minutes: float | None = None  # of this run
     adv: float | None = None  # weight of the patch discriminator's loss (0: MSE only), relative to MSE's gradient
@@ -142,11 +144,11 @@ def held_out(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> tuple[f
     tok.eval()
     psnrs, drawn = [], 0.0
     for i in range(0, len(clips), batch):
-        x = torch.from_numpy(clips[i : i + batch])
+        x = torch.from_numpy(clips[i : i + batch]).to(tok.patch_out.weight.device)
         rec = tok.decode(tok.encode(x)[0])
         mse = ((rec - to_float(x)) ** 2).flatten(1).mean(1).clamp(min=1e-10)
-        psnrs.append(-10 * torch.log10(mse))
-        drawn += particle_share((rec * 255).round().to(torch.uint8).numpy()) * len(x)
+        psnrs.append(-10 * torch.log10(mse).cpu())
+        drawn += particle_share((rec * 255).round().to(torch.uint8).cpu().numpy()) * len(x)
     for m, mode in zip(tok.modules(), modes):
         m.training = mode
     return float(torch.cat(psnrs).mean()), drawn / len(clips)
@@ -157,6 +159,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     from bridge.data.dataset import VideoDataset
 
     out, src = Path(opts.out), Path(opts.world)
+    device = pick_device(opts.device)  # a bad --device is refused before anything is copied
     resume = (out / "model_card.json").is_file() and "decoder" in read_json(out / "model_card.json")
     opts = kept_options(opts, read_json(out / "model_card.json")["decoder"] if resume else {}, DECODER_DEFAULTS, KEPT)
     datasets = [VideoDataset(d) for d in opts.data]  # clear errors before anything is copied
@@ -168,7 +171,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     cfg, tensors, card, header = load_model(out, kind="world")
     model = WorldModel(cfg, bank_size=tensors["bank"].shape[0] if "bank" in tensors else 0)
     load_into(model, tensors, where=str(out))
-    tok = model.tokenizer
+    tok = model.to(device).tokenizer
     torch.manual_seed(opts.seed)
 
     prev = card.get("decoder", {})
@@ -178,7 +181,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     before, particles_before = _measured_before(prev, tok, val, real_particles)
     params = decoder_parameters(tok)
     opt = torch.optim.AdamW(params, lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.05)
-    disc, d_opt = _critic(opts, tok, out) if opts.adv > 0 else (None, None)
+    disc, d_opt = _critic(opts, tok, out, device) if opts.adv > 0 else (None, None)
     section = _section(opts, prev, src, T, len(val), before, particles_before)
     metrics: dict[str, float] = {}
 
@@ -193,14 +196,14 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         save_model(out, "world", cfg, state_tensors(model), card, header["step"])
         return after
 
-    ctx, _ = _amp(torch.device("cpu"), None)
+    ctx, _ = _amp(device, None)  # bf16 on CUDA and AVX-512-BF16 CPUs, as in `train tokenizer|dynamics`
     t0, avg = time.time(), Averager()
     bar = progress_bar(opts.steps, "train decoder", opts.progress)
 
     def step(i: int) -> None:
         nonlocal metrics
         lr = set_lr(opt, i, opts.steps, opts.lr, opts.warmup, time.time() - t0, opts.max_minutes)
-        clips = torch.from_numpy(samplers[i % len(samplers)].sample(opts.batch, rng))
+        clips = torch.from_numpy(samplers[i % len(samplers)].sample(opts.batch, rng)).to(device)
         critic = disc if disc is not None and i >= opts.adv_start else None
         if disc is not None:
             disc.requires_grad_(False)  # the decoder's step reads the critic, it does not train it
@@ -219,7 +222,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         res["val_psnr"] = card.get("decoder", {}).get("val_psnr_after", before)  # of the last checkpoint
         metrics = avg.add(res, bar) or metrics
 
-    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar)
+    done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar, out)
     metrics = avg.flush() or metrics  # the last steps' means, however few
     after = save(done)
     return {"step": done, "out": str(out), "val_psnr_before": before, "val_psnr_after": after,
@@ -287,9 +290,11 @@ def _section(opts: DecoderTrainOptions, prev: dict, src: Path, clip_len: int, va
     return section
 
 
-def _critic(opts: DecoderTrainOptions, tok: VideoTokenizer, out: Path) -> tuple[PatchDiscriminator, torch.optim.Adam]:
-    """The --adv patch discriminator (a rerun's own, from --out) and its optimizer."""
+def _critic(opts: DecoderTrainOptions, tok: VideoTokenizer, out: Path,
+            device: torch.device) -> tuple[PatchDiscriminator, torch.optim.Adam]:
+    """The --adv patch discriminator (a rerun's own, from --out) on `device`, and its optimizer."""
     disc = PatchDiscriminator(code_dim=tok.quant.dim, patch=tok.cfg.patch)
     if (out / DISCRIMINATOR).is_file():
         load_into(disc, read_tensors(out / DISCRIMINATOR), where=str(out / DISCRIMINATOR))
+    disc.to(device)
     return disc, torch.optim.Adam(disc.parameters(), lr=CRITIC_LR * opts.lr, betas=(0.5, 0.9))

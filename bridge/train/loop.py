@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -24,25 +25,31 @@ def over_budget(spent_s: float, max_minutes: float | None) -> bool:
 
 
 @contextmanager
-def saved_on_stop(save_last: Callable[[], None], bar: tqdm) -> Iterator[None]:
-    """Ctrl-C or `kill` within the block first saves the last finished step (save_last), then goes on up to the
-    command, which says how to resume; the bar is closed either way."""
+def saved_on_stop(save: Callable[[int], None], last: Callable[[], int], out: str | Path, bar: tqdm,
+                  main: bool = True) -> Iterator[None]:
+    """Ctrl-C or `kill` within the block first saves the last finished step (save(last())), saying so on the main
+    process (every stage the same), then goes on up to the command, which says how to resume; the bar is closed
+    either way."""
     with sigterm_as_ctrl_c():
         try:
             yield
         except KeyboardInterrupt:
-            save_last()
+            bar.close()
+            step = last()
+            if main:
+                tqdm.write(f"interrupted: saving step {step} to {out} ...")
+            save(step)
             raise
         finally:
             bar.close()
 
 
 def fine_tune(steps: int, start: int, step: Callable[[int], None], save: Callable[[int], None], ckpt_every: int,
-              max_minutes: float | None, bar: tqdm) -> int:
-    """Run step(i) for i < steps, saving every ckpt_every steps, at the time budget and on Ctrl-C or `kill` (then
-    re-raised); returns the absolute step reached (start + steps done). The caller saves the final state."""
+              max_minutes: float | None, bar: tqdm, out: str | Path) -> int:
+    """Run step(i) for i < steps, saving to `out` every ckpt_every steps, at the time budget and on Ctrl-C or `kill`
+    (then re-raised); returns the absolute step reached (start + steps done). The caller saves the final state."""
     t0, done = time.time(), start
-    with saved_on_stop(lambda: save(done), bar):
+    with saved_on_stop(save, lambda: done, out, bar):
         for i in range(steps):
             step(i)
             done = start + i + 1

@@ -3,7 +3,9 @@ card, a clean error for a known failure, and the one-line result (the options th
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,10 +40,16 @@ def as_given(ctx: click.Context) -> dict[str, Any]:
     return {k: None if ctx.get_parameter_source(k) is ParameterSource.DEFAULT else v for k, v in ctx.params.items()}
 
 
+def shell_quote(arg: str) -> str:
+    """One word of a model card's command, quoted for this machine's shell (cmd.exe's rules on Windows), so the
+    command runs where it was made."""
+    return subprocess.list2cmdline([arg]) if os.name == "nt" else shlex.quote(arg)
+
+
 def typed_command() -> str:
     """The command as typed, for a model card (the prompt stages and the decoder; the tokenizer and dynamics stages
     spell out the options given instead, train/cli.py's _command_line)."""
-    return "worldbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "worldbridge " + " ".join(shell_quote(a) for a in sys.argv[1:])
 
 
 def guarded(fn: Callable[[Any], dict], opts: Any, out: str | None) -> dict:

@@ -1,7 +1,7 @@
 """One training loop for both stages: tokenizer, then latent actions + dynamics on the frozen tokenizer.
 
 Resumes from the run directory, checkpoints every N steps / M minutes and on Ctrl-C (atomically), logs
-metrics.csv and a tqdm bar, and runs under `torchrun` (DDP: gloo on CPU, nccl on GPU) unchanged.
+metrics.csv and a tqdm bar, and runs under `torchrun` (DDP: nccl on GPU where PyTorch has it, else gloo) unchanged.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Dist:
             raise ValueError(f"--device {device!r}: training runs on cpu, cuda or cuda:N")
         want_cuda = picked.type == "cuda"
         if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if want_cuda else "gloo")
+            dist.init_process_group("nccl" if want_cuda and dist.is_nccl_available() else "gloo")  # Windows: no NCCL
         if want_cuda:
             self.device = torch.device("cuda", local if self.world > 1 else picked.index or 0)
             torch.cuda.set_device(self.device)
@@ -284,18 +284,12 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         if env.main:
             _save(out, kind, cfg, model, opt, card, step, metrics, elapsed + time.time() - t_start, amp_on)
 
-    def save_last() -> None:
-        bar.close()
-        if env.main:
-            tqdm.write(f"interrupted: saving step {done} to {out} ...")
-        save(done, metrics)
-
     bar = progress_bar(steps, f"train {opts.stage} ({cfg.preset})", env.main and opts.progress, initial=start)
     t_start = last_ckpt = last_log = time.time()
     avg, frames_since, metrics, done = Averager(), 0, {}, start
     model.train()
     try:
-        with saved_on_stop(save_last, bar):
+        with saved_on_stop(lambda step: save(step, metrics), lambda: done, out, bar, env.main):
             for step in range(start, steps):
                 step_lr = set_lr(opt, step, steps, lr, opts.warmup, elapsed + time.time() - t_start, max_minutes)
                 clips = torch.from_numpy(sampler.sample(batch, rng)).to(env.device, non_blocking=True)
@@ -497,7 +491,7 @@ def _logged(path: Path, step: int) -> dict[str, float]:
     """The metrics last logged at or before `step` (metrics.csv), for a card whose own save was cut short."""
     if not path.is_file():
         return {}
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= step]
     return {k: float(v) for k, v in rows[-1].items() if k not in ("step", "time_s") and v} if rows else {}
 
@@ -533,9 +527,9 @@ def _append_csv(path: Path, row: dict[str, float]) -> None:
     if new:
         fields = list(row)
     else:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             fields = next(csv.reader(f))
-    with open(path, "a", newline="") as f:
+    with open(path, "a", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
@@ -546,7 +540,7 @@ def _truncate_csv(path: Path, step: int) -> None:
     """On resume, drop rows logged after the checkpoint we resume from (they will be logged again)."""
     if not path.is_file():
         return
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if not rows:
         return
