@@ -39,7 +39,7 @@ class Recorder:
 
     def __init__(self, path: str | Path, header: dict):
         self.path = Path(path)
-        if self.path.suffix != ".wbrec":
+        if self.path.suffix.lower() != ".wbrec":
             raise ValueError(f"recording path {self.path} must end in .wbrec")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "xb")  # never overwrite another recording

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 import time
 from collections import deque
@@ -79,6 +81,40 @@ def is_loopback(endpoint: str) -> bool:
         return True
     host = urlparse(endpoint.replace("tcp://", "tcp-x://", 1)).hostname or ""
     return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+WINDOWS_RESERVED = frozenset(["CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                              *(f"LPT{i}" for i in range(1, 10))])
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def recording_path(text: str, windows: bool | None = None) -> str:
+    """A client's record_start path with `/` between folders, refused (bad_argument) unless it is a file name every
+    OS can hold: a recording made on one host must open on another, and a Windows client writes `\\`."""
+    for ch in text:
+        if ch < " " or ch == "\x7f":
+            what = "a NUL byte" if ch == "\0" else f"a control character ({ch!r})"
+            raise ProtocolError("bad_argument", f"recording path {text!r} holds {what}: remove it")
+    if m := SCHEME.match(text):
+        raise ProtocolError("bad_argument", f"recording path {text!r} is a {m.group(0)} path, but recordings are "
+                                            "written on the host, relative to its recordings folder: send a relative "
+                                            "path such as a.wbrec (or leave `path` out for the default name)")
+    path = text.replace("\\", "/")
+    windows = os.name == "nt" if windows is None else windows
+    drive = path[:2] if windows and re.match(r"[A-Za-z]:/", path) else ""  # the Windows host's own disk
+    for ch in ':<>"|?*':
+        if ch in path[len(drive):]:
+            raise ProtocolError("bad_argument", f"recording path {text!r} holds {ch!r}, which Windows refuses in a "
+                                                "file name: remove it (folders are separated by /)")
+    for part in path[len(drive):].split("/"):
+        if part not in ("", ".", "..") and part[-1] in ". ":
+            raise ProtocolError("bad_argument", f"recording path {text!r} has a name ending in a dot or space "
+                                                f"({part!r}), which Windows drops: remove it")
+        if (stem := part.split(".")[0].rstrip(" ").upper()) in WINDOWS_RESERVED:
+            raise ProtocolError("bad_argument", f"recording path {text!r} uses {stem}, a device name on Windows "
+                                                "(CON, PRN, AUX, NUL, COM1-9, LPT1-9, with any extension): pick "
+                                                "another name")
+    return path
 
 
 class Host:
@@ -581,9 +617,7 @@ class Host:
     def _on_record_start(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         if session.recorder is not None:
             raise ProtocolError("bad_argument", f"already recording to {session.recorder.path}: send record_stop first")
-        if msg["path"] and "\0" in msg["path"]:
-            raise ProtocolError("bad_argument", f"recording path {msg['path']!r} holds a NUL byte: remove it")
-        path = Path(msg["path"]) if msg["path"] else self._free_recording_path(session)
+        path = Path(recording_path(msg["path"])) if msg["path"] else self._free_recording_path(session)
         if msg["path"] and not (self.record_anywhere and self.loopback):
             root = self.recordings_dir.resolve()
             if root not in (self.recordings_dir / path).resolve().parents:
@@ -593,7 +627,7 @@ class Host:
                                                     f"--recordings folder: pass a path relative to it, {how}")
             path = self.recordings_dir / path
         path = path.absolute()  # answered as is: a client in another working dir must still find the file
-        if path.suffix != ".wbrec":  # ".wbrec" alone is a hidden file with no suffix
+        if path.suffix.lower() != ".wbrec":  # ".wbrec" alone is a hidden file with no suffix
             raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec after a file name, e.g. "
                                                 "run1.wbrec")
         try:
