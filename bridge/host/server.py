@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from bridge.host.backends import BackendPool, BackendSpec, announce, as_spec
 from bridge.host.pixels import encode_pixels
 from bridge.host.protocol import Limits, ProtocolError
 from bridge.host.recording import Recorder
-from bridge.host.session import Produced, Session, build_prompt, now_ms, prompt_keys
+from bridge.host.session import Produced, Session, build_prompt, clock, now_ms, prompt_keys
 from bridge.values import is_int, plural
 
 log = logging.getLogger("worldbridge.host")
@@ -42,7 +43,7 @@ class Peer:
     client: str = ""
     minor: int = 0  # the protocol minor version its hello spoke
     session: Session | None = None
-    last_seen: float = field(default_factory=time.monotonic)
+    last_seen: float = field(default_factory=clock)
     outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
     outbox_bytes: int = 0
     pending: LoadJob | None = None  # a `start`/`reset` loading on a loader thread (its own, or a held resume's)
@@ -115,6 +116,18 @@ def recording_path(text: str, windows: bool | None = None) -> str:
                                                 "(CON, PRN, AUX, NUL, COM1-9, LPT1-9, with any extension): pick "
                                                 "another name")
     return path
+
+
+def fine_timers(on: bool) -> None:
+    """On Windows, ask for 1 ms timers while the host serves (False: give them back), so zmq's poll timeouts are not
+    rounded up to the 15.6 ms default; elsewhere nothing."""
+    if sys.platform != "win32":
+        return
+    import ctypes
+
+    winmm = getattr(getattr(ctypes, "windll", None), "winmm", None)
+    if winmm is not None:  # always there on Windows; its absence only costs frame-time precision
+        (winmm.timeBeginPeriod if on else winmm.timeEndPeriod)(1)
 
 
 class Host:
@@ -243,7 +256,8 @@ class Host:
         poller.register(self._wake_rx, zmq.POLLIN)
         poller.register(self._loaded_rx, zmq.POLLIN)
         every = min(1.0, self.limits.idle_timeout_s / 4)
-        next_housekeeping = time.monotonic() + every
+        next_housekeeping = clock() + every
+        fine_timers(True)
         try:
             while not self._stopping.is_set():
                 events = dict(poller.poll(self._timeout_ms(next_housekeeping)))
@@ -259,16 +273,17 @@ class Host:
                 self._run_ticks()
                 self._flush_outboxes()
                 self._sync_recordings()
-                if time.monotonic() >= next_housekeeping:
+                if clock() >= next_housekeeping:
                     self._housekeeping()
-                    next_housekeeping = time.monotonic() + every
+                    next_housekeeping = clock() + every
         finally:
+            fine_timers(False)
             self.close()
 
     def _timeout_ms(self, next_housekeeping: float) -> int:
         """Sleep until the earliest realtime tick / recording sync / housekeeping; 0 while step inputs wait; short while
         outboxes wait."""
-        now = time.monotonic()
+        now = clock()
         if any(s.step_inputs for s in self.sessions.values()):
             return 0
         deadline = next_housekeeping
@@ -314,7 +329,7 @@ class Host:
             self.stats["messages"] += 1
         peer = self.peers.get(rid)
         if peer is not None:
-            peer.last_seen = time.monotonic()
+            peer.last_seen = clock()
             if peer.session is not None:  # any message from the session's client counts, ping and status too
                 peer.session.last_seen = peer.last_seen
         req_id, raw, refused = None, None, None
@@ -443,7 +458,7 @@ class Host:
                 self._send(session.peer, [P.encode(P.error("no_session", f"session {session.id} was resumed by "
                                                                          "another connection", None, True))])
             session.peer, peer.session = rid, session
-            session.last_seen = time.monotonic()
+            session.last_seen = clock()
             session.next_tick = self._first_tick(session)
             self._send(rid, [P.encode(session.describe(req_id, resumed=True))])
             if session.last_image is not None:
@@ -509,7 +524,7 @@ class Host:
             peer.pending = None
             connected = self.peers.get(rid) is peer
             if job.session is not None:  # its client waited for the world, it was not idle: the timeout counts from now
-                job.session.last_seen = time.monotonic()
+                job.session.last_seen = clock()
             if job.source == "reset":
                 job.session.loading = None
             if job.error is not None:
@@ -727,7 +742,7 @@ class Host:
     def _first_tick(self, session: Session) -> float:
         """A (re)started session's first tick: in step with a running realtime session of the same fps, so a
         `step_batch` backend steps them in one call; else one period from now."""
-        now, period = time.monotonic(), 1.0 / session.fps
+        now, period = clock(), 1.0 / session.fps
         for s in self.sessions.values():
             if s is not session and s.mode == "realtime" and s.peer is not None and s.fps == session.fps:
                 return max(s.next_tick, now)
@@ -738,7 +753,7 @@ class Host:
         return [s for s in self.sessions.values() if s.mode == "realtime" and s.peer is not None and not s.loading]
 
     def _run_ticks(self) -> None:
-        now = time.monotonic()
+        now = clock()
         live = self._ticking()
         if not any(s.next_tick <= now for s in live):
             return
@@ -854,7 +869,7 @@ class Host:
             session.frames_sent += 1
             self.stats["frames_sent"] += 1
             if droppable:
-                session.last_seen = time.monotonic()  # a frame the client's pipe accepted counts as activity
+                session.last_seen = clock()  # a frame the client's pipe accepted counts as activity
         else:
             session.frames_dropped += 1
             self.stats["frames_dropped"] += 1
@@ -970,7 +985,7 @@ class Host:
     def _housekeeping(self) -> None:
         """Close sessions silent for longer than the idle timeout. Their peers stay greeted (READY until `bye`, §3), so
         the `start a new one` the notice asks for works; peers without a session are bounded by `_evict_peers`."""
-        now = time.monotonic()
+        now = clock()
         limit = self.limits.idle_timeout_s
         for s in list(self.sessions.values()):
             if now - s.last_seen > limit and not s.loading:  # a loading reset's client waits for it: not idle
