@@ -252,3 +252,41 @@ def test_serve_loads_the_text_encoder_once_bound_only_for_worlds_that_read_text(
     monkeypatch.setattr("bridge.host.backends.preload", lambda spec: spec)
     assert CliRunner().invoke(serve, ["--checkpoint", str(plain)]).exit_code == 0
     assert len(warmed) == 1
+
+
+def test_serve_refuses_ipc_where_zeromq_has_no_ipc_transport(tmp_path, monkeypatch):
+    """libzmq on Windows is often built without ipc://: say so and name the fix before the world loads."""
+    import zmq
+
+    from bridge.host.server import Host
+
+    has = zmq.has
+    monkeypatch.setattr(zmq, "has", lambda what: False if what == "ipc" else has(what))
+    monkeypatch.setattr(Host, "run", lambda self: None)
+    res = CliRunner().invoke(serve, ["--backend", "sandbox", "--bind", f"ipc://{tmp_path}/wb.sock"])
+    assert res.exit_code == 1 and "has no ipc:// transport" in res.output, res.output
+    assert "use tcp://127.0.0.1:PORT" in res.output and "another host" not in res.output
+    with pytest.raises(OSError, match="has no ipc:// transport.*use tcp://127.0.0.1:PORT"):
+        Host("sandbox", bind=f"ipc://{tmp_path}/wb.sock")  # a host made in a program says the same
+
+
+def test_a_bind_error_asks_about_another_host_only_when_the_port_is_taken(monkeypatch):
+    import zmq
+
+    from bridge.host.server import Host
+
+    first = Host("sandbox", bind="tcp://127.0.0.1:*")
+    try:
+        with pytest.raises(OSError, match="is another host running\\? pick another port"):
+            Host("sandbox", bind=first.address)
+    finally:
+        first.close()
+
+    def refuse(self, addr):
+        raise zmq.ZMQError(zmq.EPROTONOSUPPORT)
+
+    monkeypatch.setattr(zmq.Socket, "bind", refuse)
+    with pytest.raises(OSError) as e:
+        Host("sandbox", bind="tcp://127.0.0.1:*")
+    assert "cannot bind tcp://127.0.0.1:*: Protocol not supported" in str(e.value)
+    assert "another host" not in str(e.value)

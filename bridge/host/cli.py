@@ -27,6 +27,10 @@ def _check_endpoint(bind: str) -> None:
     if m is None or (m.group(2) not in (None, "*") and not 0 < int(m.group(2)) < 65536):
         raise click.ClickException(f"--bind {bind} is not a valid endpoint: use tcp://HOST:PORT (e.g. "
                                    "tcp://127.0.0.1:5555, tcp://0.0.0.0:5555 with --curve-secret) or ipc://PATH")
+    from bridge.host.server import ipc_refused
+
+    if (why := ipc_refused(bind)) is not None:
+        raise click.ClickException(why)
 
 
 def _check_curve_secret(path: Path) -> None:

@@ -118,6 +118,14 @@ def recording_path(text: str, windows: bool | None = None) -> str:
     return path
 
 
+def ipc_refused(bind: str) -> str | None:
+    """Why an ipc:// `bind` cannot work here (a libzmq built without it, as Windows' often is), else None."""
+    if bind.startswith("ipc://") and not zmq.has("ipc"):
+        return (f"this ZeroMQ (libzmq {zmq.zmq_version()}) has no ipc:// transport, so --bind {bind} cannot work: "
+                "use tcp://127.0.0.1:PORT")
+    return None
+
+
 def fine_timers(on: bool) -> None:
     """On Windows, ask for 1 ms timers while the host serves (False: give them back), so zmq's poll timeouts are not
     rounded up to the 15.6 ms default; elsewhere nothing."""
@@ -195,11 +203,13 @@ class Host:
                 raise ValueError(f"{curve_secret} holds no secret key: pass the host.key_secret file")
             self.sock.curve_server = True
             self.sock.curve_publickey, self.sock.curve_secretkey = public, secret
+        if (why := ipc_refused(bind)) is not None:
+            raise OSError(why)
         try:
             self.sock.bind(bind)
         except zmq.ZMQError as e:
-            raise OSError(f"cannot bind {bind}: {e.strerror}; is another host running? pick another port with "
-                          "--bind") from None
+            taken = "; is another host running? pick another port with --bind" if e.errno == zmq.EADDRINUSE else ""
+            raise OSError(f"cannot bind {bind}: {e.strerror}{taken}") from None
         self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._wake_addr = f"inproc://worldbridge-host-{id(self)}"
         self._wake_rx = self._socket(zmq.PAIR)
