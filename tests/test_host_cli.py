@@ -290,3 +290,26 @@ def test_a_bind_error_asks_about_another_host_only_when_the_port_is_taken(monkey
         Host("sandbox", bind="tcp://127.0.0.1:*")
     assert "cannot bind tcp://127.0.0.1:*: Protocol not supported" in str(e.value)
     assert "another host" not in str(e.value)
+
+
+def test_keys_on_windows_quotes_for_cmd_and_says_what_protects_the_secret(tmp_path, monkeypatch):
+    """cmd.exe does not read shlex's single quotes, and umask does nothing on Windows."""
+    out = tmp_path / "my keys"
+    monkeypatch.setattr(sys, "platform", "win32")
+    res = CliRunner().invoke(keys, ["--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f'--curve-secret "{out / "host.key_secret"}"\n' in res.output
+    assert f"wrote {out / 'host.key'}(_secret) and {out / 'client.key'}(_secret)\n" in res.output
+    assert "protected only by the permissions of its folder" in res.output and "user profile" in res.output
+
+
+def test_keys_elsewhere_says_nothing_about_windows(tmp_path):
+    res = CliRunner().invoke(keys, ["--out", str(tmp_path / "k")])
+    assert res.exit_code == 0 and "user profile" not in res.output and "'" not in res.output
+
+
+def test_keys_reads_its_key_files_as_utf8_whatever_the_locale(tmp_path):
+    res = subprocess.run([sys.executable, "-X", "warn_default_encoding", "-m", "bridge.cli", "keys", "--out",
+                          str(tmp_path / "k")], capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "cli.py" not in res.stderr, res.stderr  # no EncodingWarning: a text file opened in the locale's encoding

@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -132,10 +133,16 @@ def keys(out: Path) -> None:
             shutil.rmtree(out, ignore_errors=True)
         raise click.ClickException(f"cannot write keys to --out {out} ({e.strerror or e}): give a folder you can "
                                    "write to") from None
-    host_public = (out / "host.key").read_text().split('public-key = "')[1].split('"')[0]
-    click.echo(f"wrote {out}/host.key(_secret) and {out}/client.key(_secret)\n"
-               f"serve:   worldbridge serve --bind tcp://0.0.0.0:5555 --curve-secret {shlex.quote(str(out / 'host.key_secret'))}\n"
+    host_public = (out / "host.key").read_text(encoding="utf-8").split('public-key = "')[1].split('"')[0]
+    windows = sys.platform == "win32"
+    secret = str(out / "host.key_secret")
+    click.echo(f"wrote {out / 'host.key'}(_secret) and {out / 'client.key'}(_secret)\n"
+               f"serve:   worldbridge serve --bind tcp://0.0.0.0:5555 --curve-secret "
+               f"{subprocess.list2cmdline([secret]) if windows else shlex.quote(secret)}\n"  # cmd.exe has no '...'
                f"clients: set the server key to {host_public}")
+    if windows:
+        click.echo(f"the secret key is protected only by the permissions of its folder (umask has no effect on "
+                   f"Windows): keep {out} under your user profile, which only you can read")
 
 
 @click.group()
