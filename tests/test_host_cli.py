@@ -313,3 +313,27 @@ def test_keys_reads_its_key_files_as_utf8_whatever_the_locale(tmp_path):
                           str(tmp_path / "k")], capture_output=True, text=True, env=cli_env(), timeout=60)
     assert res.returncode == 0, res.stderr
     assert "cli.py" not in res.stderr, res.stderr  # no EncodingWarning: a text file opened in the locale's encoding
+
+
+def test_serve_stops_cleanly_on_ctrl_break(monkeypatch):
+    """SIGTERM never fires on Windows: Ctrl+Break (SIGBREAK, stood in for by SIGUSR1 here) stops the host cleanly."""
+    from bridge.host.server import Host
+    from waiting import wait_until
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    signal.signal(signal.SIGUSR1, lambda *_: None)  # without serve's handler the signal does nothing
+    monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)
+    stopped = []
+
+    def run(self):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        stopped.append(wait_until(self._stopping.is_set, timeout=2))
+        self.close()
+
+    monkeypatch.setattr(Host, "run", run)
+    try:
+        res = CliRunner().invoke(serve, ["--backend", "sandbox", "--bind", "tcp://127.0.0.1:*"])
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert res.exit_code == 0 and stopped == [True] and "host stopped" in res.output, res.output

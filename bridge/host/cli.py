@@ -72,7 +72,7 @@ def _check_curve_secret(path: Path) -> None:
 def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
           recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool,
           threads: int | None) -> None:
-    """Run the world host until Ctrl+C."""
+    """Run the world host until Ctrl+C, Ctrl+Break (Windows) or SIGTERM."""
     from bridge.backend import backend_label
     from bridge.host.backends import announce, preload, set_cpu_threads, warm_text
     from bridge.host.protocol import Limits
@@ -99,7 +99,9 @@ def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: 
         what += f" on {plural(cpu_threads, 'CPU thread')} (--threads)"
     security = "CURVE" if curve_secret else "NULL (loopback only)"
     click.echo(f"worldbridge host on {host.address} serving {what}; security {security}. Ctrl+C to stop.", err=True)
-    signal.signal(signal.SIGTERM, lambda *_: host.stop())
+    for name in ("SIGTERM", "SIGBREAK"):  # SIGTERM never fires on Windows: Ctrl+Break (SIGBREAK, Windows only) does
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda *_: host.stop())
     try:
         host.run()
     except KeyboardInterrupt:
