@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 import threading
@@ -101,7 +100,7 @@ def recording_path(text: str, windows: bool | None = None) -> str:
                                             "written on the host, relative to its recordings folder: send a relative "
                                             "path such as a.wbrec (or leave `path` out for the default name)")
     path = text.replace("\\", "/")
-    windows = os.name == "nt" if windows is None else windows
+    windows = sys.platform == "win32" if windows is None else windows
     drive = path[:2] if windows and re.match(r"[A-Za-z]:/", path) else ""  # the Windows host's own disk
     for ch in ':<>"|?*':
         if ch in path[len(drive):]:
