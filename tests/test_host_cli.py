@@ -252,3 +252,88 @@ def test_serve_loads_the_text_encoder_once_bound_only_for_worlds_that_read_text(
     monkeypatch.setattr("bridge.host.backends.preload", lambda spec: spec)
     assert CliRunner().invoke(serve, ["--checkpoint", str(plain)]).exit_code == 0
     assert len(warmed) == 1
+
+
+def test_serve_refuses_ipc_where_zeromq_has_no_ipc_transport(tmp_path, monkeypatch):
+    """libzmq on Windows is often built without ipc://: say so and name the fix before the world loads."""
+    import zmq
+
+    from bridge.host.server import Host
+
+    has = zmq.has
+    monkeypatch.setattr(zmq, "has", lambda what: False if what == "ipc" else has(what))
+    monkeypatch.setattr(Host, "run", lambda self: None)
+    res = CliRunner().invoke(serve, ["--backend", "sandbox", "--bind", f"ipc://{tmp_path}/wb.sock"])
+    assert res.exit_code == 1 and "has no ipc:// transport" in res.output, res.output
+    assert "use tcp://127.0.0.1:PORT" in res.output and "another host" not in res.output
+    with pytest.raises(OSError, match="has no ipc:// transport.*use tcp://127.0.0.1:PORT"):
+        Host("sandbox", bind=f"ipc://{tmp_path}/wb.sock")  # a host made in a program says the same
+
+
+def test_a_bind_error_asks_about_another_host_only_when_the_port_is_taken(monkeypatch):
+    import zmq
+
+    from bridge.host.server import Host
+
+    first = Host("sandbox", bind="tcp://127.0.0.1:*")
+    try:
+        with pytest.raises(OSError, match="is another host running\\? pick another port"):
+            Host("sandbox", bind=first.address)
+    finally:
+        first.close()
+
+    def refuse(self, addr):
+        raise zmq.ZMQError(zmq.EPROTONOSUPPORT)
+
+    monkeypatch.setattr(zmq.Socket, "bind", refuse)
+    with pytest.raises(OSError) as e:
+        Host("sandbox", bind="tcp://127.0.0.1:*")
+    assert "cannot bind tcp://127.0.0.1:*: Protocol not supported" in str(e.value)
+    assert "another host" not in str(e.value)
+
+
+def test_keys_on_windows_quotes_for_cmd_and_says_what_protects_the_secret(tmp_path, monkeypatch):
+    """cmd.exe does not read shlex's single quotes, and umask does nothing on Windows."""
+    out = tmp_path / "my keys"
+    monkeypatch.setattr(sys, "platform", "win32")
+    res = CliRunner().invoke(keys, ["--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f'--curve-secret "{out / "host.key_secret"}"\n' in res.output
+    assert f"wrote {out / 'host.key'}(_secret) and {out / 'client.key'}(_secret)\n" in res.output
+    assert "protected only by the permissions of its folder" in res.output and "user profile" in res.output
+
+
+def test_keys_elsewhere_says_nothing_about_windows(tmp_path):
+    res = CliRunner().invoke(keys, ["--out", str(tmp_path / "k")])
+    assert res.exit_code == 0 and "user profile" not in res.output and "'" not in res.output
+
+
+def test_keys_reads_its_key_files_as_utf8_whatever_the_locale(tmp_path):
+    res = subprocess.run([sys.executable, "-X", "warn_default_encoding", "-m", "bridge.cli", "keys", "--out",
+                          str(tmp_path / "k")], capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "cli.py" not in res.stderr, res.stderr  # no EncodingWarning: a text file opened in the locale's encoding
+
+
+def test_serve_stops_cleanly_on_ctrl_break(monkeypatch):
+    """SIGTERM never fires on Windows: Ctrl+Break (SIGBREAK, stood in for by SIGUSR1 here) stops the host cleanly."""
+    from bridge.host.server import Host
+    from waiting import wait_until
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    signal.signal(signal.SIGUSR1, lambda *_: None)  # without serve's handler the signal does nothing
+    monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)
+    stopped = []
+
+    def run(self):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        stopped.append(wait_until(self._stopping.is_set, timeout=2))
+        self.close()
+
+    monkeypatch.setattr(Host, "run", run)
+    try:
+        res = CliRunner().invoke(serve, ["--backend", "sandbox", "--bind", "tcp://127.0.0.1:*"])
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert res.exit_code == 0 and stopped == [True] and "host stopped" in res.output, res.output

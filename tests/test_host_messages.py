@@ -8,7 +8,7 @@ from test_host_server import CounterWorld
 from bridge.backend import Prompt
 from bridge.host import protocol as P
 from bridge.host.protocol import ProtocolError
-from bridge.host.server import run_host_in_thread
+from bridge.host.server import recording_path, run_host_in_thread
 from bridge.host.session import Session
 
 
@@ -123,6 +123,15 @@ def test_an_edit_the_world_cannot_make_gets_the_code_the_client_knows(minor, cod
     ("a\0.wbrec", "recording path 'a\\x00.wbrec' holds a NUL byte: remove it"),
     ("../x.wbrec", "recording path ../x.wbrec is outside "),
     ("", "recording path is empty: give a file name ending in .wbrec, or leave `path` out"),  # not the default name
+    ("a\x01.wbrec", "recording path 'a\\x01.wbrec' holds a control character ('\\x01'): remove it"),
+    ("a?b.wbrec", "recording path 'a?b.wbrec' holds '?', which Windows refuses in a file name"),
+    ("C:\\rec\\a.wbrec", "recording path 'C:\\\\rec\\\\a.wbrec' holds ':', which Windows refuses"),
+    ("sub./a.wbrec", "recording path 'sub./a.wbrec' has a name ending in a dot or space ('sub.')"),
+    ("sub /a.wbrec", "('sub ')"),
+    ("con.wbrec", "recording path 'con.wbrec' uses CON, a device name on Windows"),
+    ("sub\\Lpt3.x.wbrec", "uses LPT3, a device name on Windows"),
+    ("user://runs/a.wbrec", "recording path 'user://runs/a.wbrec' is a user:// path, but recordings are written on "
+                            "the host, relative to its recordings folder: send a relative path such as a.wbrec"),
 ])
 def test_record_start_names_the_bad_path_and_the_fix(tmp_path, path, says):
     with run_host_in_thread(CounterWorld, recordings_dir=tmp_path) as h:
@@ -132,6 +141,30 @@ def test_record_start_names_the_bad_path_and_the_fix(tmp_path, path, says):
         assert (err["code"], err["req_id"]) == ("bad_argument", 4) and says in err["message"]
         assert not list(tmp_path.iterdir())  # nothing written
         sock.close(0)
+
+
+def test_record_start_reads_backslashes_as_folders_and_the_suffix_in_any_case(tmp_path):
+    with run_host_in_thread(CounterWorld, recordings_dir=tmp_path) as h:
+        sock = _client(h.address, 3)
+        assert _ask(sock, {"type": "start", "mode": "step"})["type"] == "session"
+        ok = _ask(sock, {"type": "record_start", "req_id": 4, "path": "takes\\Run1.WBREC"})
+        assert ok["type"] == "ok" and ok["path"] == str(tmp_path / "takes" / "Run1.WBREC")
+        assert (tmp_path / "takes" / "Run1.WBREC").is_file()
+        sock.close(0)
+
+
+@pytest.mark.parametrize("path, windows, out", [
+    ("C:\\Users\\me\\a.wbrec", True, "C:/Users/me/a.wbrec"),  # a Windows host's own drive, e.g. the demo's --out
+    ("sub\\a.wbrec", False, "sub/a.wbrec"),
+    ("../a.wbrec", False, "../a.wbrec"),  # left to the containment check, which names the folder
+])
+def test_recording_paths_are_read_the_same_on_every_host(path, windows, out):
+    assert recording_path(path, windows) == out
+
+
+def test_a_drive_letter_is_refused_on_a_host_that_is_not_windows():
+    with pytest.raises(ProtocolError, match="holds ':'"):
+        recording_path("C:/a.wbrec", False)
 
 
 @pytest.mark.parametrize("knob, value", [("cfg", -1), ("temperature", -0.5), ("top_p", 2.0), ("steps", -1)])

@@ -1391,3 +1391,65 @@ def test_a_host_that_fails_to_start_closes_what_it_opened(tmp_path, monkeypatch,
     with run_host_in_thread("sandbox", bind=addr) as h:  # the same address binds again at once, and the host serves
         with WorldClient(h.address) as c:
             assert c.connect()["type"] == "welcome"
+
+
+def test_realtime_pacing_runs_on_perf_counter_not_on_windows_coarse_monotonic(monkeypatch):
+    """time.monotonic ticks every 15.6 ms on Windows before Python 3.13 (24 fps became 31/47 ms gaps): frozen here,
+    it must not move the schedule, which follows perf_counter."""
+    h = Host(CounterWorld)  # not running: its loop's methods are called directly
+    try:
+        s = Session(CounterWorld(), mode="realtime", fps=50.0, limits=h.limits)
+        s.begin(Prompt(seed=1))
+        s.peer, h.sessions[s.id] = b"gone", s
+        monkeypatch.setattr(time, "monotonic", lambda: 100.0)
+        s.step(0), s.step(0)
+        assert s.fps_measured > 0  # measured on the clock that moves
+        monkeypatch.setattr(time, "perf_counter", lambda: 5.0)
+        assert h._first_tick(s) == 5.0 + 0.02
+        s.next_tick = 4.99
+        h._run_ticks()
+        assert s.index == 3 and s.next_tick == pytest.approx(4.99 + 0.02)  # on schedule, one period on
+        assert 9 <= h._timeout_ms(next_housekeeping=6.0) <= 10  # the poll sleeps until that tick (10 ms, rounded)
+        s.apply_settings({"mode": "step"}, h.limits)
+        s.apply_settings({"mode": "realtime"}, h.limits)
+        assert s.next_tick == 5.0
+    finally:
+        h.close()
+
+
+class _WinMM:
+    """TEST-ONLY stand-in for ctypes.windll.winmm: records the timer-resolution calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def timeBeginPeriod(self, ms):
+        self.calls.append(("begin", ms))
+        return 0
+
+    def timeEndPeriod(self, ms):
+        self.calls.append(("end", ms))
+        return 0
+
+
+def test_a_host_on_windows_asks_for_1_ms_timers_while_it_serves(monkeypatch):
+    import ctypes
+    import types
+
+    winmm = _WinMM()
+    monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(winmm=winmm), raising=False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    with run_host_in_thread(CounterWorld) as h, WorldClient(h.address) as c:
+        c.start(mode="step")
+        assert winmm.calls == [("begin", 1)]  # so zmq's poll timeouts are not rounded up to 15.6 ms
+    assert winmm.calls == [("begin", 1), ("end", 1)] and not h.thread.is_alive()
+
+
+def test_a_host_elsewhere_leaves_the_timer_alone(monkeypatch):
+    import ctypes
+
+    monkeypatch.setattr(ctypes, "windll", None, raising=False)  # any use would fail
+    with run_host_in_thread(CounterWorld) as h, WorldClient(h.address) as c:
+        c.start(mode="step")
+        assert c.step(0).index == 1
+    assert not h.thread.is_alive()

@@ -179,3 +179,15 @@ def test_warm_up_loads_minilm_once_in_the_background_and_caches_no_text(tmp_path
     assert len(list(tmp_path.rglob("*.npy"))) == 1  # the warm-up's own run cached nothing
     cold = te.MiniLMEncoder(cache_dir=tmp_path / "cold", disk_cache=False)
     assert np.array_equal(v, cold.encode(["a snowy night in a cave"]))
+
+
+def test_a_long_text_gets_its_clear_refusal_without_the_tokenizers_warning():
+    """A 300-word prompt logged transformers' "Token indices sequence length ..." before its clear bad_prompt."""
+    import subprocess
+    from pathlib import Path
+
+    code = "from bridge.prompts.text_encoder import get_encoder; print(get_encoder('minilm').unreadable('snowy ' * 300))"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and "300 word pieces long" in res.stdout and "shorten it" in res.stdout, res.stderr
+    assert "Token indices" not in res.stderr, res.stderr

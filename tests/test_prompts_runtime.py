@@ -165,3 +165,16 @@ def test_a_negated_text_prompt_is_refused_not_read_as_what_it_rules_out(prompt_w
     assert rt.first_tokens(Prompt(text="a clear day in a cave"), g).shape == (1, 16)
     # removal words turn an event around, not a description: a level where the player kills enemies is a level
     assert rt.first_tokens(Prompt(text="a lava castle where you kill enemies"), g).shape == (1, 16)
+
+
+@pytest.mark.parametrize("width, height", [(200, 2), (2, 200)])
+def test_a_sketch_too_small_is_named_by_the_size_it_was_sent_at(prompt_world, width, height):
+    """A 200x2 sketch was refused as "2x2 pixels": the size of its first screen, height first."""
+    rt, model = _runtime(prompt_world / "pw")
+    sketch = np.zeros((height, width, 3), np.uint8)
+    sketch[:] = SKETCH_PALETTE["sky"]
+    gh, gw = rt.first.grid
+    with pytest.raises(ValueError) as e:
+        rt.first_tokens(Prompt(sketch=sketch), torch.Generator())
+    assert str(e.value).startswith(f"the sketch is {width}x{height} pixels, smaller than the "
+                                   f"{gw}x{gh} token grid"), e.value

@@ -211,3 +211,24 @@ def test_player_contrast_is_one_for_a_perfect_tokenizer_and_zero_for_one_that_er
     assert perfect["frames"] == 5 and perfect["player_pixels"] > 4 and perfect["contrast_kept"] == 1.0
     flat = player_on_reconstructions(Tokenizer(lambda f: np.full_like(f, f.mean(axis=(0, 1)).astype(np.uint8))), opts)
     assert flat["contrast_kept"] < 0.05  # a blur the size of the frame keeps almost nothing of a 17-pixel sprite
+
+
+def test_an_image_prompt_from_the_wire_is_resized_without_a_pytorch_warning():
+    """Every image prompt through the host printed PyTorch's "The given NumPy array is not writable" (the decoded PNG
+    is read-only); PyTorch warns once a process, so a fresh one is asked."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import io, warnings; import numpy as np; from PIL import Image\n"
+            "from bridge.host.pixels import decode_prompt_image; from bridge.model.world import resize_image\n"
+            "buf = io.BytesIO(); Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(buf, 'PNG')\n"
+            "img = decode_prompt_image(buf.getvalue()); assert not img.flags.writeable\n"
+            "warnings.simplefilter('error')\n"
+            "x = resize_image(img, 8, 8); assert x.shape == (8, 8, 3) and abs(float(x[0, 0, 0]) - 90 / 255) < 1e-6\n"
+            "print('ok')")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+    assert "not writable" not in res.stderr

@@ -615,7 +615,7 @@ def test_a_long_recording_is_synced_once_a_second_not_per_frame(tmp_path, monkey
 
     now, synced = [0.0], []
     fsync = os.fsync
-    monkeypatch.setattr(recording, "monotonic", lambda: now[0])
+    monkeypatch.setattr(recording, "clock", lambda: now[0])
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append((now[0], os.fstat(fd).st_size)), fsync(fd)))
     path = tmp_path / "long.wbrec"
     rec = Recorder(path, HEADER)
@@ -876,7 +876,7 @@ def test_flush_due_keeps_at_most_one_sync_a_second(tmp_path, monkeypatch):
 
     now, synced = [0.0], []
     fsync = os.fsync
-    monkeypatch.setattr(recording, "monotonic", lambda: now[0])
+    monkeypatch.setattr(recording, "clock", lambda: now[0])
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(now[0]), fsync(fd)))
     rec = Recorder(tmp_path / "r.wbrec", HEADER)
     rec.write(frame_record(1))

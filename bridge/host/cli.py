@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +28,10 @@ def _check_endpoint(bind: str) -> None:
     if m is None or (m.group(2) not in (None, "*") and not 0 < int(m.group(2)) < 65536):
         raise click.ClickException(f"--bind {bind} is not a valid endpoint: use tcp://HOST:PORT (e.g. "
                                    "tcp://127.0.0.1:5555, tcp://0.0.0.0:5555 with --curve-secret) or ipc://PATH")
+    from bridge.host.server import ipc_refused
+
+    if (why := ipc_refused(bind)) is not None:
+        raise click.ClickException(why)
 
 
 def _check_curve_secret(path: Path) -> None:
@@ -67,7 +72,7 @@ def _check_curve_secret(path: Path) -> None:
 def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
           recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool,
           threads: int | None) -> None:
-    """Run the world host until Ctrl+C."""
+    """Run the world host until Ctrl+C, Ctrl+Break (Windows) or SIGTERM."""
     from bridge.backend import backend_label
     from bridge.host.backends import announce, preload, set_cpu_threads, warm_text
     from bridge.host.protocol import Limits
@@ -94,7 +99,9 @@ def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: 
         what += f" on {plural(cpu_threads, 'CPU thread')} (--threads)"
     security = "CURVE" if curve_secret else "NULL (loopback only)"
     click.echo(f"worldbridge host on {host.address} serving {what}; security {security}. Ctrl+C to stop.", err=True)
-    signal.signal(signal.SIGTERM, lambda *_: host.stop())
+    for name in ("SIGTERM", "SIGBREAK"):  # SIGTERM never fires on Windows: Ctrl+Break (SIGBREAK, Windows only) does
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda *_: host.stop())
     try:
         host.run()
     except KeyboardInterrupt:
@@ -128,10 +135,16 @@ def keys(out: Path) -> None:
             shutil.rmtree(out, ignore_errors=True)
         raise click.ClickException(f"cannot write keys to --out {out} ({e.strerror or e}): give a folder you can "
                                    "write to") from None
-    host_public = (out / "host.key").read_text().split('public-key = "')[1].split('"')[0]
-    click.echo(f"wrote {out}/host.key(_secret) and {out}/client.key(_secret)\n"
-               f"serve:   worldbridge serve --bind tcp://0.0.0.0:5555 --curve-secret {shlex.quote(str(out / 'host.key_secret'))}\n"
+    host_public = (out / "host.key").read_text(encoding="utf-8").split('public-key = "')[1].split('"')[0]
+    windows = sys.platform == "win32"
+    secret = str(out / "host.key_secret")
+    click.echo(f"wrote {out / 'host.key'}(_secret) and {out / 'client.key'}(_secret)\n"
+               f"serve:   worldbridge serve --bind tcp://0.0.0.0:5555 --curve-secret "
+               f"{subprocess.list2cmdline([secret]) if windows else shlex.quote(secret)}\n"  # cmd.exe has no '...'
                f"clients: set the server key to {host_public}")
+    if windows:
+        click.echo(f"the secret key is protected only by the permissions of its folder (umask has no effect on "
+                   f"Windows): keep {out} under your user profile, which only you can read")
 
 
 @click.group()

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from time import monotonic
 from typing import Any, BinaryIO
 
 import msgpack
@@ -20,6 +19,7 @@ import numpy as np
 
 from bridge.backend import recorded_backend_label
 from bridge.host.pixels import decode_pixels
+from bridge.host.session import clock
 from bridge.values import is_int, plural
 
 MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline
@@ -39,12 +39,12 @@ class Recorder:
 
     def __init__(self, path: str | Path, header: dict):
         self.path = Path(path)
-        if self.path.suffix != ".wbrec":
+        if self.path.suffix.lower() != ".wbrec":
             raise ValueError(f"recording path {self.path} must end in .wbrec")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "xb")  # never overwrite another recording
         self.frames = 0
-        self._synced_at = monotonic()
+        self._synced_at = clock()
         self._unsynced = False  # records written since the last sync
         try:
             self._f.write(MAGIC)
@@ -67,13 +67,13 @@ class Recorder:
         self.flush_due()
 
     def sync_due(self) -> float:
-        """When (monotonic s) the records not yet on disk are due a sync, so the host loop can wake for it; inf if none."""
+        """When (host clock s) the records not yet on disk are due a sync, so the host loop can wake for it; inf if none."""
         return self._synced_at + SYNC_EVERY_S if self._unsynced else math.inf
 
     def flush_due(self) -> None:
         """Sync once SYNC_EVERY_S has passed since the last sync, if records are waiting: called by every write and by
         the host loop, so a session gone idle in step mode still has its last records on disk a second later."""
-        now = monotonic()
+        now = clock()
         if self._unsynced and not self._f.closed and now >= self.sync_due():
             os.fsync(self._f.fileno())  # a failure is a failed write: the host ends this recording only
             self._synced_at = now

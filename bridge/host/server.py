@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
 import threading
 import time
 from collections import deque
@@ -20,7 +22,7 @@ from bridge.host.backends import BackendPool, BackendSpec, announce, as_spec
 from bridge.host.pixels import encode_pixels
 from bridge.host.protocol import Limits, ProtocolError
 from bridge.host.recording import Recorder
-from bridge.host.session import Produced, Session, build_prompt, now_ms, prompt_keys
+from bridge.host.session import Produced, Session, build_prompt, clock, now_ms, prompt_keys
 from bridge.values import is_int, plural
 
 log = logging.getLogger("worldbridge.host")
@@ -40,7 +42,7 @@ class Peer:
     client: str = ""
     minor: int = 0  # the protocol minor version its hello spoke
     session: Session | None = None
-    last_seen: float = field(default_factory=time.monotonic)
+    last_seen: float = field(default_factory=clock)
     outbox: deque = field(default_factory=deque)  # [parts] that hit the high-water mark and must not be dropped
     outbox_bytes: int = 0
     pending: LoadJob | None = None  # a `start`/`reset` loading on a loader thread (its own, or a held resume's)
@@ -79,6 +81,60 @@ def is_loopback(endpoint: str) -> bool:
         return True
     host = urlparse(endpoint.replace("tcp://", "tcp-x://", 1)).hostname or ""
     return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+WINDOWS_RESERVED = frozenset(["CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                              *(f"LPT{i}" for i in range(1, 10))])
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def recording_path(text: str, windows: bool | None = None) -> str:
+    """A client's record_start path with `/` between folders, refused (bad_argument) unless it is a file name every
+    OS can hold: a recording made on one host must open on another, and a Windows client writes `\\`."""
+    for ch in text:
+        if ch < " " or ch == "\x7f":
+            what = "a NUL byte" if ch == "\0" else f"a control character ({ch!r})"
+            raise ProtocolError("bad_argument", f"recording path {text!r} holds {what}: remove it")
+    if m := SCHEME.match(text):
+        raise ProtocolError("bad_argument", f"recording path {text!r} is a {m.group(0)} path, but recordings are "
+                                            "written on the host, relative to its recordings folder: send a relative "
+                                            "path such as a.wbrec (or leave `path` out for the default name)")
+    path = text.replace("\\", "/")
+    windows = sys.platform == "win32" if windows is None else windows
+    drive = path[:2] if windows and re.match(r"[A-Za-z]:/", path) else ""  # the Windows host's own disk
+    for ch in ':<>"|?*':
+        if ch in path[len(drive):]:
+            raise ProtocolError("bad_argument", f"recording path {text!r} holds {ch!r}, which Windows refuses in a "
+                                                "file name: remove it (folders are separated by /)")
+    for part in path[len(drive):].split("/"):
+        if part not in ("", ".", "..") and part[-1] in ". ":
+            raise ProtocolError("bad_argument", f"recording path {text!r} has a name ending in a dot or space "
+                                                f"({part!r}), which Windows drops: remove it")
+        if (stem := part.split(".")[0].rstrip(" ").upper()) in WINDOWS_RESERVED:
+            raise ProtocolError("bad_argument", f"recording path {text!r} uses {stem}, a device name on Windows "
+                                                "(CON, PRN, AUX, NUL, COM1-9, LPT1-9, with any extension): pick "
+                                                "another name")
+    return path
+
+
+def ipc_refused(bind: str) -> str | None:
+    """Why an ipc:// `bind` cannot work here (a libzmq built without it, as Windows' often is), else None."""
+    if bind.startswith("ipc://") and not zmq.has("ipc"):
+        return (f"this ZeroMQ (libzmq {zmq.zmq_version()}) has no ipc:// transport, so --bind {bind} cannot work: "
+                "use tcp://127.0.0.1:PORT")
+    return None
+
+
+def fine_timers(on: bool) -> None:
+    """On Windows, ask for 1 ms timers while the host serves (False: give them back), so zmq's poll timeouts are not
+    rounded up to the 15.6 ms default; elsewhere nothing."""
+    if sys.platform != "win32":
+        return
+    import ctypes
+
+    winmm = getattr(getattr(ctypes, "windll", None), "winmm", None)
+    if winmm is not None:  # always there on Windows; its absence only costs frame-time precision
+        (winmm.timeBeginPeriod if on else winmm.timeEndPeriod)(1)
 
 
 class Host:
@@ -146,11 +202,13 @@ class Host:
                 raise ValueError(f"{curve_secret} holds no secret key: pass the host.key_secret file")
             self.sock.curve_server = True
             self.sock.curve_publickey, self.sock.curve_secretkey = public, secret
+        if (why := ipc_refused(bind)) is not None:
+            raise OSError(why)
         try:
             self.sock.bind(bind)
         except zmq.ZMQError as e:
-            raise OSError(f"cannot bind {bind}: {e.strerror}; is another host running? pick another port with "
-                          "--bind") from None
+            taken = "; is another host running? pick another port with --bind" if e.errno == zmq.EADDRINUSE else ""
+            raise OSError(f"cannot bind {bind}: {e.strerror}{taken}") from None
         self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._wake_addr = f"inproc://worldbridge-host-{id(self)}"
         self._wake_rx = self._socket(zmq.PAIR)
@@ -207,7 +265,8 @@ class Host:
         poller.register(self._wake_rx, zmq.POLLIN)
         poller.register(self._loaded_rx, zmq.POLLIN)
         every = min(1.0, self.limits.idle_timeout_s / 4)
-        next_housekeeping = time.monotonic() + every
+        next_housekeeping = clock() + every
+        fine_timers(True)
         try:
             while not self._stopping.is_set():
                 events = dict(poller.poll(self._timeout_ms(next_housekeeping)))
@@ -223,16 +282,17 @@ class Host:
                 self._run_ticks()
                 self._flush_outboxes()
                 self._sync_recordings()
-                if time.monotonic() >= next_housekeeping:
+                if clock() >= next_housekeeping:
                     self._housekeeping()
-                    next_housekeeping = time.monotonic() + every
+                    next_housekeeping = clock() + every
         finally:
+            fine_timers(False)
             self.close()
 
     def _timeout_ms(self, next_housekeeping: float) -> int:
         """Sleep until the earliest realtime tick / recording sync / housekeeping; 0 while step inputs wait; short while
         outboxes wait."""
-        now = time.monotonic()
+        now = clock()
         if any(s.step_inputs for s in self.sessions.values()):
             return 0
         deadline = next_housekeeping
@@ -278,7 +338,7 @@ class Host:
             self.stats["messages"] += 1
         peer = self.peers.get(rid)
         if peer is not None:
-            peer.last_seen = time.monotonic()
+            peer.last_seen = clock()
             if peer.session is not None:  # any message from the session's client counts, ping and status too
                 peer.session.last_seen = peer.last_seen
         req_id, raw, refused = None, None, None
@@ -407,7 +467,7 @@ class Host:
                 self._send(session.peer, [P.encode(P.error("no_session", f"session {session.id} was resumed by "
                                                                          "another connection", None, True))])
             session.peer, peer.session = rid, session
-            session.last_seen = time.monotonic()
+            session.last_seen = clock()
             session.next_tick = self._first_tick(session)
             self._send(rid, [P.encode(session.describe(req_id, resumed=True))])
             if session.last_image is not None:
@@ -473,7 +533,7 @@ class Host:
             peer.pending = None
             connected = self.peers.get(rid) is peer
             if job.session is not None:  # its client waited for the world, it was not idle: the timeout counts from now
-                job.session.last_seen = time.monotonic()
+                job.session.last_seen = clock()
             if job.source == "reset":
                 job.session.loading = None
             if job.error is not None:
@@ -581,9 +641,7 @@ class Host:
     def _on_record_start(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         if session.recorder is not None:
             raise ProtocolError("bad_argument", f"already recording to {session.recorder.path}: send record_stop first")
-        if msg["path"] and "\0" in msg["path"]:
-            raise ProtocolError("bad_argument", f"recording path {msg['path']!r} holds a NUL byte: remove it")
-        path = Path(msg["path"]) if msg["path"] else self._free_recording_path(session)
+        path = Path(recording_path(msg["path"])) if msg["path"] else self._free_recording_path(session)
         if msg["path"] and not (self.record_anywhere and self.loopback):
             root = self.recordings_dir.resolve()
             if root not in (self.recordings_dir / path).resolve().parents:
@@ -593,7 +651,7 @@ class Host:
                                                     f"--recordings folder: pass a path relative to it, {how}")
             path = self.recordings_dir / path
         path = path.absolute()  # answered as is: a client in another working dir must still find the file
-        if path.suffix != ".wbrec":  # ".wbrec" alone is a hidden file with no suffix
+        if path.suffix.lower() != ".wbrec":  # ".wbrec" alone is a hidden file with no suffix
             raise ProtocolError("bad_argument", f"recording path {path} must end in .wbrec after a file name, e.g. "
                                                 "run1.wbrec")
         try:
@@ -693,7 +751,7 @@ class Host:
     def _first_tick(self, session: Session) -> float:
         """A (re)started session's first tick: in step with a running realtime session of the same fps, so a
         `step_batch` backend steps them in one call; else one period from now."""
-        now, period = time.monotonic(), 1.0 / session.fps
+        now, period = clock(), 1.0 / session.fps
         for s in self.sessions.values():
             if s is not session and s.mode == "realtime" and s.peer is not None and s.fps == session.fps:
                 return max(s.next_tick, now)
@@ -704,7 +762,7 @@ class Host:
         return [s for s in self.sessions.values() if s.mode == "realtime" and s.peer is not None and not s.loading]
 
     def _run_ticks(self) -> None:
-        now = time.monotonic()
+        now = clock()
         live = self._ticking()
         if not any(s.next_tick <= now for s in live):
             return
@@ -820,7 +878,7 @@ class Host:
             session.frames_sent += 1
             self.stats["frames_sent"] += 1
             if droppable:
-                session.last_seen = time.monotonic()  # a frame the client's pipe accepted counts as activity
+                session.last_seen = clock()  # a frame the client's pipe accepted counts as activity
         else:
             session.frames_dropped += 1
             self.stats["frames_dropped"] += 1
@@ -936,7 +994,7 @@ class Host:
     def _housekeeping(self) -> None:
         """Close sessions silent for longer than the idle timeout. Their peers stay greeted (READY until `bye`, §3), so
         the `start a new one` the notice asks for works; peers without a session are bounded by `_evict_peers`."""
-        now = time.monotonic()
+        now = clock()
         limit = self.limits.idle_timeout_s
         for s in list(self.sessions.values()):
             if now - s.last_seen > limit and not s.loading:  # a loading reset's client waits for it: not idle

@@ -49,7 +49,7 @@ def resize_image(image: np.ndarray, height: int, width: int) -> torch.Tensor:
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:  # RGBA uint8 is RGB once `opaque` has run
         raise ValueError(f"prompt image must be (H, W, 3) uint8 RGB or (H, W, 4) RGBA, got shape {img.shape} dtype "
                          f"{img.dtype}")
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.tensor(img).permute(2, 0, 1)[None].float() / 255.0  # a copy: a decoded PNG's array is read-only
     if x.shape[-2:] != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     return x[0].permute(1, 2, 0).clamp(0, 1)

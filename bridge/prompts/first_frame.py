@@ -60,8 +60,9 @@ PRESETS = {
 }
 
 
-def sketch_class_map(sketch: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """A sketch (H, W, 3) uint8 in SKETCH_PALETTE colours -> (gh*gw, classes) fraction of each colour per token cell."""
+def sketch_class_map(sketch: np.ndarray, grid: tuple[int, int], sent: tuple[int, int] | None = None) -> np.ndarray:
+    """A sketch (H, W, 3) uint8 in SKETCH_PALETTE colours -> (gh*gw, classes) fraction of each colour per token cell;
+    `sent`: (width, height) of the drawing `sketch` was cut from, the size a refusal names (the user knows that one)."""
     img = opaque(sketch)  # transparent = not drawn = sky (white)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"a sketch must be an (H, W, 3) uint8 image in the sketch palette, got shape {img.shape} "
@@ -69,7 +70,9 @@ def sketch_class_map(sketch: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     gh, gw = grid
     H, W = img.shape[:2]
     if H < gh or W < gw:
-        raise ValueError(f"the sketch is {H}x{W} pixels, smaller than the {gh}x{gw} token grid: draw it larger")
+        width, height = sent or (W, H)
+        raise ValueError(f"the sketch is {width}x{height} pixels, smaller than the {gw}x{gh} token grid: draw it "
+                         "larger")
     step = max(1, min(H // (32 * gh), W // (32 * gw)))  # 32 samples a cell are plenty: a 2048 px sketch took 1 GB
     img = img[::step, ::step]
     H, W = img.shape[:2]

@@ -112,10 +112,11 @@ class PromptRuntime:
                               f"image, a sketch or a seed, or train a first-frame model with `worldbridge train prompts "
                               f"first-frame --world {self.folder} --data DIR`)", stacklevel=3)
             return None
-        grid = self.first.grid
-        s = None if sketch is None else torch.from_numpy(
-            sketch_class_map(first_screen(np.asarray(sketch), self.model.cfg.height, self.model.cfg.width), grid)
-        )[None].to(self.device)
+        grid, s = self.first.grid, None
+        if sketch is not None:
+            drawn = np.asarray(sketch)
+            screen = first_screen(drawn, self.model.cfg.height, self.model.cfg.width)
+            s = torch.from_numpy(sketch_class_map(screen, grid, sent=drawn.shape[1::-1]))[None].to(self.device)
         t = None
         if text is not None:
             enc = self.encoder(self.first_meta.get("encoder", "minilm"))

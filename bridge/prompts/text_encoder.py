@@ -193,6 +193,10 @@ def _sentence_model():
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # its "Loading weights" bar, alone in a host's log, names nothing
+            # "Token indices sequence length is longer than ...": MiniLMEncoder._unreadable measures a text with the
+            # tokenizer and refuses one too long by name, so the tokenizer's own warning only precedes that error
+            logging.getLogger("transformers.tokenization_utils_base").addFilter(
+                lambda record: not record.getMessage().startswith("Token indices sequence length"))
             _MODEL = SentenceTransformer(str(path), device="cpu")
         return _MODEL
 
