@@ -17,6 +17,14 @@ namespace WorldBridge
 
     [Serializable] public class StringEvent : UnityEvent<string> { }
 
+    /// <summary>A component that listens to its client's events; WorldBridgeClient.Use puts its listeners on the client
+    /// it uses now.</summary>
+    internal interface IClientListener
+    {
+        /// <summary>Adds (`on`) or removes this component's listeners on `client`.</summary>
+        void Listen(WorldBridgeClient client, bool on);
+    }
+
     [AddComponentMenu("World Bridge/World Bridge Client")]
     [DisallowMultipleComponent]
     public sealed class WorldBridgeClient : MonoBehaviour
@@ -387,6 +395,47 @@ namespace WorldBridge
         /// <summary>What a component that finds its client in its parents says when it has none: how to give it one.</summary>
         public static string NeededBy(string component) =>
             $"{component} needs a WorldBridgeClient: drag one into its Client field (or add it to the client's object)";
+
+        /// <summary>The client `user` works through: `client` (its Client field), else one on its object or a parent, kept
+        /// in the field. Asked whenever the client is needed, not only on enable, so one a script sets after AddComponent
+        /// (which runs OnEnable on an active object) counts.</summary>
+        internal static WorldBridgeClient Find(Component user, ref WorldBridgeClient client)
+        {
+            if (client == null) client = user.GetComponentInParent<WorldBridgeClient>();
+            return client;
+        }
+
+        /// <summary>The client `user` uses now (Find), with its listeners moved onto it from `listened`, the client it heard
+        /// until now: the client a component hears is always the one it sends through, also one a script set or swapped late.</summary>
+        internal static WorldBridgeClient Use<T>(T user, ref WorldBridgeClient client, ref WorldBridgeClient listened)
+            where T : Component, IClientListener
+        {
+            Move(user, ref listened, Find(user, ref client));
+            return client;
+        }
+
+        /// <summary>Moves `user`'s listeners from `listened` onto `next` (null: off them, as a component is disabled).</summary>
+        internal static void Move(IClientListener user, ref WorldBridgeClient listened, WorldBridgeClient next)
+        {
+            if (next == listened) return;
+            if (listened != null) user.Listen(listened, false);
+            listened = next;
+            if (next != null) user.Listen(next, true);
+        }
+
+        /// <summary>False when `client` is null, saying once in NeededBy's words (until it has one again, `warned`) that
+        /// `component` has none where it needs one: a component missing its client stays on to find one added later.</summary>
+        internal static bool Present(WorldBridgeClient client, string component, MonoBehaviour user, ref bool warned)
+        {
+            if (client != null)
+            {
+                warned = false;
+                return true;
+            }
+            if (!warned) Debug.LogWarning("[WorldBridge] " + NeededBy(component), user);
+            warned = true;
+            return false;
+        }
 
         static bool Connected(WorldBridgeConnection c) =>
             c != null && c.State != ConnectionState.Failed && c.State != ConnectionState.Closed;

@@ -66,7 +66,7 @@ namespace WorldBridge
     }
 
     [AddComponentMenu("World Bridge/World Input")]
-    public sealed class WorldInput : MonoBehaviour
+    public sealed class WorldInput : MonoBehaviour, IClientListener
     {
         public WorldBridgeClient client;
 
@@ -90,8 +90,8 @@ namespace WorldBridge
         bool idleUnknown;
         string toldKeys; // the last "keys 1-8 play ..." line logged, so it is said once, not every session
         long awaitedSeq = -1;
+        WorldBridgeClient listened; // the client whose frames end a step input's wait
         bool warnedNoClient;
-        static readonly string NeedsClient = "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldInput");
         float sentAt;
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
         readonly Dictionary<string, InputAction> actions = new Dictionary<string, InputAction>();
@@ -102,15 +102,7 @@ namespace WorldBridge
         void OnEnable()
         {
             awaitedSeq = -1; // the frame answering the last step input may have come while this was off, unheard
-            if (client == null) client = GetComponentInParent<WorldBridgeClient>();
-            if (client == null)
-            {
-                Debug.LogError(NeedsClient, this);
-                enabled = false;
-                return;
-            }
-            warnedNoClient = false;
-            client.FrameReceived += OnFrame;
+            WorldBridgeClient.Use(this, ref client, ref listened); // none yet: Update looks again
 #if ENABLE_INPUT_SYSTEM && WORLDBRIDGE_INPUT_SYSTEM
             foreach (var b in buttons)
             {
@@ -130,8 +122,8 @@ namespace WorldBridge
             foreach (var action in actions.Values) { action.Disable(); action.Dispose(); }
             actions.Clear();
 #endif
+            WorldBridgeClient.Move(this, ref listened, null);
             if (client == null) return;
-            client.FrameReceived -= OnFrame;
             // realtime: the host plays the last input until another comes, so a key held as the component went off
             // would steer the world on with nobody at the keys (the client already closed: its bye ended the session)
             if (lastSent != null && lastSent != IdleDescribed() && client.IsConnected && client.Session != null &&
@@ -267,6 +259,12 @@ namespace WorldBridge
         /// <summary>What an idle moment sends: idleAction, or latent action 0 (an int) when the backend lacks it.</summary>
         public object IdleToSend() => idleUnknown ? (object)0 : idleAction;
 
+        void IClientListener.Listen(WorldBridgeClient c, bool on)
+        {
+            if (on) c.FrameReceived += OnFrame;
+            else c.FrameReceived -= OnFrame;
+        }
+
         void OnFrame(WorldFrame frame)
         {
             if (frame.Seq.HasValue && frame.Seq.Value >= awaitedSeq) awaitedSeq = -1;
@@ -274,12 +272,8 @@ namespace WorldBridge
 
         void Update()
         {
-            if (client == null)
-            {   // a script cleared the field after OnEnable: say so once, not a NullReferenceException every frame
-                if (!warnedNoClient) Debug.LogWarning(NeedsClient, this);
-                warnedNoClient = true;
-                return;
-            }
+            // a client a script set after AddComponent is used from here; with none (or one cleared), one warning
+            if (!WorldBridgeClient.Present(WorldBridgeClient.Use(this, ref client, ref listened), "WorldInput", this, ref warnedNoClient)) return;
             var c = client.Connection;
             var session = c?.Session;
             if (c == null || !c.IsReady || session == null) return;

@@ -31,10 +31,15 @@ namespace WorldBridge
         public long PasteAt(Vector2 screenPosition, Camera eventCamera)
         {
             if (view == null) view = GetComponentInParent<WorldView>(); // looked up late: scripts may set it after AddComponent
-            var client = view != null ? view.client : null;
-            if (client == null)
+            if (view == null)
             {
-                Warn("WorldPaste needs a WorldView with a client: drag one into its View field");
+                Warn("WorldPaste needs a WorldView: drag one into its View field");
+                return -1;
+            }
+            var client = WorldBridgeClient.Find(view, ref view.client); // as the view finds it
+            if (client == null)
+            {   // the client is the view's to find: WorldPaste has no Client field
+                Warn("WorldPaste pastes through its View's client, and " + WorldBridgeClient.NeededBy("WorldView"));
                 return -1;
             }
             if (layer == null)

@@ -6,7 +6,7 @@ using WorldBridge.Core;
 namespace WorldBridge
 {
     [AddComponentMenu("World Bridge/World Prompt From Camera")]
-    public sealed class WorldPromptFromCamera : MonoBehaviour
+    public sealed class WorldPromptFromCamera : MonoBehaviour, IClientListener
     {
         public enum PromptKind { Image, Sketch }
         public enum Delivery { StartNewWorld, ResetCurrentWorld }
@@ -26,7 +26,6 @@ namespace WorldBridge
         WorldBridgeConnection sentOn; // once per connection: a client disabled and enabled again opens a new one
         WorldBridgeClient followed; // the client told that this prompt's start replaces its startOnConnect one
         bool warnedNoClient;
-        static readonly string NeedsClient = "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldPromptFromCamera");
         const string NeedsCamera = "WorldPromptFromCamera needs a Source Camera: drag one into its field";
 
         /// <summary>True when this prompt starts the world once connected: the client then sends no plain start of its own.</summary>
@@ -35,36 +34,19 @@ namespace WorldBridge
         void OnEnable()
         {
             warnedNoClient = false;
-            Follow(FindClient());
+            WorldBridgeClient.Use(this, ref client, ref followed);
         }
 
-        /// <summary>`client`, else the one on this object or a parent, as the other components find theirs.</summary>
-        WorldBridgeClient FindClient()
-        {
-            if (client == null) client = GetComponentInParent<WorldBridgeClient>();
-            return client;
-        }
+        void OnDisable() => WorldBridgeClient.Move(this, ref followed, null);
 
-        void OnDisable() => Follow(null);
-
-        /// <summary>Tells `next` (and no longer the client before it) that this prompt may start its world.</summary>
-        void Follow(WorldBridgeClient next)
-        {
-            if (next == followed) return;
-            if (followed != null) followed.Follow(this, false);
-            followed = next;
-            if (next != null) next.Follow(this, true);
-        }
+        /// <summary>Tells `c` that this prompt may (or no longer) start its world.</summary>
+        void IClientListener.Listen(WorldBridgeClient c, bool on) => c.Follow(this, on);
 
         void Update()
         {
-            Follow(client); // a client set from a script after AddComponent
-            if (sendWhenConnected && client == null)
-            {   // it would wait for a connection forever: say so once
-                if (!warnedNoClient) Debug.LogWarning(NeedsClient, this);
-                warnedNoClient = true;
-                return;
-            }
+            WorldBridgeClient.Use(this, ref client, ref followed); // a client set from a script after AddComponent
+            // with Send When Connected and no client it would wait for a connection forever: say so once
+            if (sendWhenConnected && !WorldBridgeClient.Present(client, "WorldPromptFromCamera", this, ref warnedNoClient)) return;
             var connection = client != null ? client.Connection : null;
             if (!sendWhenConnected || connection == null || connection == sentOn || !connection.IsReady) return;
             if (delivery == Delivery.ResetCurrentWorld && connection.Session == null) return; // the host refuses a reset without a world
@@ -110,9 +92,9 @@ namespace WorldBridge
         /// (no client, no Source Camera) or reporting it through the client's onError.</summary>
         public long SendPrompt()
         {
-            if (FindClient() == null)
+            if (WorldBridgeClient.Find(this, ref client) == null)
             {
-                Debug.LogError(NeedsClient, this);
+                Debug.LogError("[WorldBridge] " + WorldBridgeClient.NeededBy("WorldPromptFromCamera"), this);
                 return -1;
             }
             if (sourceCamera == null)

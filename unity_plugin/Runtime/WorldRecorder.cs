@@ -5,7 +5,7 @@ using WorldBridge.Core;
 namespace WorldBridge
 {
     [AddComponentMenu("World Bridge/World Recorder")]
-    public sealed class WorldRecorder : MonoBehaviour
+    public sealed class WorldRecorder : MonoBehaviour, IClientListener
     {
         [Tooltip("The client to record (defaults to one on this object or a parent).")]
         public WorldBridgeClient client;
@@ -28,25 +28,17 @@ namespace WorldBridge
         /// <summary>The last status line onStatus was called with, e.g. why the host stopped the recording.</summary>
         public string Status => status;
 
-        void OnEnable()
-        {
-            if (client == null) client = GetComponentInParent<WorldBridgeClient>();
-            Listen(client);
-        }
+        void OnEnable() => WorldBridgeClient.Use(this, ref client, ref listened);
 
-        /// <summary>Hears `next` (and no longer the client before it): a client set from a script after AddComponent
-        /// must answer this recorder's requests too.</summary>
-        void Listen(WorldBridgeClient next)
+        void IClientListener.Listen(WorldBridgeClient c, bool on)
         {
-            if (next == listened) return;
-            if (listened != null) listened.MessageReceived -= OnMessage;
-            listened = next;
-            if (next != null) next.MessageReceived += OnMessage;
+            if (on) c.MessageReceived += OnMessage;
+            else c.MessageReceived -= OnMessage;
         }
 
         void OnDisable()
         {
-            Listen(null);
+            WorldBridgeClient.Move(this, ref listened, null);
             if (client == null || !recording) return;
             recording = false; // the host's answer comes after this component stopped listening: a re-enabled recorder starts anew
             if (!client.IsConnected)
@@ -80,14 +72,11 @@ namespace WorldBridge
             if (HasClient()) client.RecordStop();
         }
 
-        /// <summary>A recorder with no client says how to give it one, where a record button would throw.</summary>
+        /// <summary>A recorder with no client says how to give it one, where a record button would throw; one a script set
+        /// after AddComponent answers this recorder's requests too.</summary>
         bool HasClient()
         {
-            if (client != null)
-            {
-                Listen(client);
-                return true;
-            }
+            if (WorldBridgeClient.Use(this, ref client, ref listened) != null) return true;
             Report(WorldBridgeClient.NeededBy("WorldRecorder"));
             return false;
         }

@@ -7,7 +7,7 @@ using WorldBridge.Core;
 namespace WorldBridge
 {
     [AddComponentMenu("World Bridge/World View")]
-    public sealed class WorldView : MonoBehaviour
+    public sealed class WorldView : MonoBehaviour, IClientListener
     {
         [Tooltip("The client whose frames to show (defaults to one on this object or a parent).")]
         public WorldBridgeClient client;
@@ -44,33 +44,43 @@ namespace WorldBridge
         public Canvas Overlay { get; private set; }
         Material material; // targetRenderer's own copy (Renderer.material instantiates one): ours to destroy
         WorldBridgeConnection frameFrom; // the connection LastFrame came from
+        WorldBridgeClient listened; // the client whose frames and session this view hears
+        bool warnedNoClient;
 
         void OnEnable()
         {
-            if (client == null) client = GetComponentInParent<WorldBridgeClient>();
-            if (client == null)
-            {
-                Debug.LogError("[WorldBridge] " + WorldBridgeClient.NeededBy("WorldView"), this);
-                enabled = false;
-                return;
-            }
-            client.FrameReceived += Show;
-            client.onSessionStarted.AddListener(ShowSession);
-            client.onSessionEnded.AddListener(ShowEnded);
-            client.ConnectionChanged += ShowConnection;
+            WorldBridgeClient.Use(this, ref client, ref listened); // none yet: LateUpdate looks again
             PlaceBadge();
-            ShowConnection();
         }
 
-        void LateUpdate() => PlaceBadge();
-
-        void OnDisable()
+        /// <summary>A client a script set after AddComponent (or in a parent added later) is heard from the next frame; with
+        /// none the view says so once, when it would show a frame, and stays on to find one.</summary>
+        void LateUpdate()
         {
-            if (client == null) return;
-            client.FrameReceived -= Show;
-            client.onSessionStarted.RemoveListener(ShowSession);
-            client.onSessionEnded.RemoveListener(ShowEnded);
-            client.ConnectionChanged -= ShowConnection;
+            WorldBridgeClient.Present(WorldBridgeClient.Use(this, ref client, ref listened), "WorldView", this, ref warnedNoClient);
+            PlaceBadge();
+        }
+
+        void OnDisable() => WorldBridgeClient.Move(this, ref listened, null);
+
+        /// <summary>Hears `c` (or no longer), showing its state at once: it may be a client set after the view was enabled.</summary>
+        void IClientListener.Listen(WorldBridgeClient c, bool on)
+        {
+            if (on)
+            {
+                c.FrameReceived += Show;
+                c.onSessionStarted.AddListener(ShowSession);
+                c.onSessionEnded.AddListener(ShowEnded);
+                c.ConnectionChanged += ShowConnection;
+                ShowConnection();
+            }
+            else
+            {
+                c.FrameReceived -= Show;
+                c.onSessionStarted.RemoveListener(ShowSession);
+                c.onSessionEnded.RemoveListener(ShowEnded);
+                c.ConnectionChanged -= ShowConnection;
+            }
         }
 
         void OnDestroy()
@@ -84,12 +94,12 @@ namespace WorldBridge
         /// <summary>Names the backend in the badge and label, white while no session runs.</summary>
         void ShowBackend()
         {
-            var session = client.RunningSession;
+            var session = listened.RunningSession;
             var color = session == null ? Color.white : session.IsSandbox ? SandboxColor : WorldModelColor;
             foreach (var label in new[] { Badge, backendLabel })
             {
                 if (label == null) continue;
-                label.text = client.BackendLabel;
+                label.text = listened.BackendLabel;
                 label.color = color;
             }
             if (Badge != null) Badge.gameObject.SetActive(showBackendBadge);
@@ -100,7 +110,7 @@ namespace WorldBridge
         void ShowSession()
         {
             ShowBackend();
-            var session = client.Session;
+            var session = listened.Session;
             if (session != null && !session.Resumed) Blank();
         }
 
@@ -113,7 +123,7 @@ namespace WorldBridge
         void ShowConnection()
         {
             ShowBackend();
-            if (client.Connection != frameFrom) Blank();
+            if (listened.Connection != frameFrom) Blank();
         }
 
         /// <summary>Forgets the shown frame and paints the texture black until the next frame.</summary>
@@ -140,7 +150,7 @@ namespace WorldBridge
             if (Badge == null)
             {
                 Badge = MakeBadge(parent);
-                if (client != null) ShowBackend();
+                if (listened != null) ShowBackend();
             }
             else
             {
@@ -198,7 +208,7 @@ namespace WorldBridge
         public void Show(WorldFrame frame)
         {
             LastFrame = frame;
-            frameFrom = client != null ? client.Connection : null;
+            frameFrom = listened != null ? listened.Connection : null;
             if (Texture == null || Texture.width != frame.Width || Texture.height != frame.Height)
             {
                 if (Texture != null) Destroy(Texture);
@@ -217,7 +227,8 @@ namespace WorldBridge
         /// The frame pixel under a screen position (a click, a touch) on the RawImage this view shows the world in: x to the
         /// right, y down from the frame's top row, ready for WorldBridgeClient.PasteLayer. `eventCamera` is the canvas's
         /// camera (null for a Screen Space - Overlay canvas; a PointerEventData has it as pressEventCamera). False when the
-        /// point is off the picture, or before the first frame.
+        /// view has no Raw Image (a world only on a Renderer or RenderTexture), the point is off the picture, or before the
+        /// first frame.
         /// </summary>
         public bool ScreenToFramePixel(Vector2 screenPosition, Camera eventCamera, out Vector2Int framePixel)
         {

@@ -269,6 +269,39 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AClientSetByScriptRightAfterAddComponentGetsTheInputAndHearsItsFrames()
+        {
+            var input = new GameObject("World").AddComponent<WorldInput>();
+            input.enabled = true; // on an active object Unity runs OnEnable inside AddComponent, before the script's next line
+            var logged = Logs.Of(LogType.Error, () => Call(input, "OnEnable"));
+            input.client = ClientIn(Session("s1", "step", "noop", "right"));
+            Set(input.client.Connection, "mode", "step");
+            logged.AddRange(Logs.Of(LogType.Warning, () => RunUpdate(input))); // the first step input goes; its frame is awaited
+            CollectionAssert.IsEmpty(logged, "a client set right after AddComponent was called missing");
+            Assert.IsTrue(input.enabled, "the input turned itself off before the script gave it its client");
+            Set(input.client.Connection, "latest", new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0], Seq = long.MaxValue });
+            Call(input.client, "Update");           // the frame answering that input
+            RunUpdate(input);
+            CollectionAssert.AreEqual(new[] { "noop", "noop" }, Sent(input.client),
+                                      "the answering frame went unheard: the step world waited 2 s for every input");
+        }
+
+        [Test]
+        public void AnInputWithNoClientWarnsOnceWhenItWouldSendAndStaysOn()
+        {
+            var input = new GameObject("World").AddComponent<WorldInput>();
+            input.enabled = true;
+            var warnings = Logs.Of(LogType.Warning, () =>
+            {
+                CollectionAssert.IsEmpty(Logs.Of(LogType.Error, () => Call(input, "OnEnable")), "no client yet is no error on enable");
+                RunUpdate(input);
+                RunUpdate(input);
+            });
+            Assert.AreEqual(new[] { "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldInput") }, warnings);
+            Assert.IsTrue(input.enabled, "an input that turns itself off never finds a client added later");
+        }
+
+        [Test]
         public void AClientClearedByScriptIsOneWarningNamingTheFix()
         {
             var input = new WorldInput { client = ClientIn(TwoActionSession()) };

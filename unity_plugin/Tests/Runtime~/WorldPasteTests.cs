@@ -45,6 +45,18 @@ namespace WorldBridge.Tests
                            "set the World View's Raw Image");
 
         [Test]
+        public void AViewWithNoClientIsNamedAsTheOneToGiveAClient()
+        {
+            var layer = new Texture2D(4, 4, TextureFormat.RGBA32, false);
+            ClicksWarnOnce(new WorldPaste { view = new WorldView(), layer = layer }, WorldBridgeClient.NeededBy("WorldView"));
+            var world = new GameObject("World");
+            var client = world.AddComponent<WorldBridgeClient>();
+            var paste = new WorldPaste { view = world.AddComponent<WorldView>(), layer = layer }; // the view has not looked yet
+            ClicksWarnOnce(paste, "set the World View's Raw Image");
+            Assert.AreSame(client, paste.view.client, "the view's client is found as the view finds it: on its object or a parent");
+        }
+
+        [Test]
         public void EachProblemWarnsOnceAndOneDoesNotSilenceTheNext()
         {
             var paste = new WorldPaste { layer = new Texture2D(4, 4, TextureFormat.RGBA32, false) };

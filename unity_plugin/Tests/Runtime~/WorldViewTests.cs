@@ -30,6 +30,60 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AClientSetByScriptRightAfterAddComponentGetsItsFramesShown()
+        {
+            var world = new GameObject("World", typeof(RectTransform));
+            var view = world.AddComponent<WorldView>();
+            view.enabled = true; // on an active object Unity runs OnEnable inside AddComponent, before the script's next line
+            view.rawImage = world.AddComponent<RawImage>();
+            var logged = Logs.Of(LogType.Error, () => Call(view, "OnEnable"));
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            var client = new WorldBridgeClient { startOnConnect = false };
+            Use(client, connection);
+            view.client = client;
+            logged.AddRange(Logs.Of(LogType.Warning, () => Call(view, "LateUpdate")));
+            CollectionAssert.IsEmpty(logged, "a client set right after AddComponent was called missing");
+            Assert.IsTrue(view.enabled, "the view turned itself off before the script gave it its client");
+            Set(connection, "latest", new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] });
+            Call(client, "Update");
+            Assert.IsNotNull(view.LastFrame, "the client's frames reached no view");
+            Assert.AreSame(view.Texture, view.rawImage.texture);
+        }
+
+        [Test]
+        public void AViewWithNoClientWarnsOnceWhenItWouldShowAFrameAndFindsOneAddedLater()
+        {
+            var world = new GameObject("World", typeof(RectTransform));
+            var view = world.AddComponent<WorldView>();
+            view.enabled = true;
+            var warnings = Logs.Of(LogType.Warning, () =>
+            {
+                CollectionAssert.IsEmpty(Logs.Of(LogType.Error, () => Call(view, "OnEnable")), "no client yet is no error on enable");
+                Call(view, "LateUpdate");
+                Call(view, "LateUpdate");
+            });
+            Assert.AreEqual(new[] { "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldView") }, warnings);
+            Assert.IsTrue(view.enabled, "a view that turns itself off never finds a client added later");
+            var client = world.AddComponent<WorldBridgeClient>();
+            Call(view, "LateUpdate");
+            Assert.AreSame(client, view.client, "the client added to the view's object later was not found");
+        }
+
+        [Test]
+        public void AViewWithNoTargetFillsItsTextureForAScriptInSilenceAndMapsNoClick()
+        {
+            var view = Session("world_model", "default", target: false);
+            var logged = Logs.Of(LogType.Warning, () =>
+            {
+                view.Show(new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] });
+                Call(view, "LateUpdate");
+            });
+            CollectionAssert.IsEmpty(logged, "a script reading view.Texture on purpose was warned at");
+            Assert.IsNotNull(view.Texture, "the frame is in Texture, for the script");
+            Assert.IsFalse(view.ScreenToFramePixel(Vector2.zero, null, out _), "with no Raw Image no click maps onto the frame");
+        }
+
+        [Test]
         public void TheSandboxGameGetsAnOrangeBadgeOverTheWorldWithoutWiring()
         {
             var view = Session("sandbox", "platformer");
