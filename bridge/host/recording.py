@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 import sys
 import zlib
@@ -18,6 +17,7 @@ import msgpack
 import numpy as np
 
 from bridge.backend import recorded_backend_label
+from bridge.files import sync
 from bridge.host.pixels import decode_pixels
 from bridge.host.session import clock
 from bridge.values import is_int, plural
@@ -75,7 +75,7 @@ class Recorder:
         the host loop, so a session gone idle in step mode still has its last records on disk a second later."""
         now = clock()
         if self._unsynced and not self._f.closed and now >= self.sync_due():
-            os.fsync(self._f.fileno())  # a failure is a failed write: the host ends this recording only
+            sync(self._f.fileno())  # a failure is a failed write: the host ends this recording only
             self._synced_at = now
             self._unsynced = False
 
@@ -87,7 +87,7 @@ class Recorder:
         try:
             if write_end:
                 self.write({"kind": "end", "t": t, "frames": self.frames})
-                os.fsync(self._f.fileno())
+                sync(self._f.fileno())
         finally:
             self._unsynced = False  # nothing more can be synced: a closed recorder is never due (sync_due)
             try:
