@@ -520,6 +520,22 @@ def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(godot_sim, 
     assert c.members["link"] == IN_SESSION and not rec["session_ended"]  # and the session goes on
 
 
+@pytest.mark.parametrize("path", ["user://run1.wbrec", "res://recordings/run1.wbrec"])
+def test_a_godot_path_to_record_to_is_refused_at_once_since_the_host_writes_the_file(godot_sim, scripted, path):
+    """The recording is on the host's disk, relative to its recordings folder: a user:// path means nothing there."""
+    router, _ = scripted
+    c, _, _ = _scripted_session(godot_sim, scripted, "step")
+    rec = Recorder(c, "error_received", "recording_changed")
+    assert godot_sim.call_method(c, "start_recording", [path]) is False
+    for _ in range(5):
+        godot_sim.process()
+    assert _starts_seen(router, 200) == []  # nothing went to the host
+    assert len(rec["error_received"]) == 1 and not rec["recording_changed"]
+    code, message, fatal = rec["error_received"][0]
+    assert (code, fatal) == ("client", False)
+    assert path in message and "host" in message and "run1.wbrec" in message.replace(path, ""), message
+
+
 def test_an_event_refused_at_its_frame_names_the_event_the_game_fired(godot_sim, scripted):
     """(1.3 addition) The host's error for it answers no request: a game saw a bare bad_argument and could not tell
     which of its queued events did not fire."""
