@@ -1071,27 +1071,46 @@ def test_a_start_repeated_after_not_ready_is_the_start_as_sent_not_the_exports_c
     assert (again["text"], again["image"], again["seed"]) == ("a cave", None, 5), f"not the start as sent: {again}"
 
 
-def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_next_reconnect(godot_sim, scripted):
-    router, port = scripted
-    c = _ready(godot_sim, router, port)
-    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    _session_started(godot_sim, router, c)
-    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 3000})])
-    pump(godot_sim, router)
+def _a_sent_start_queued_for_the_next_reconnect(sim, router, port):
+    """A 3000-byte start reaches the host, which goes away before answering and comes back taking no message that
+    big: the start did not go out again and waits for the next reconnect. Returns (client, router)."""
+    c = _ready(sim, router, port)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _session_started(sim, router, c)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 3000})])
+    pump(sim, router)
     assert recv(router)[1]["type"] == "start"  # it reached the host, which goes away before answering
     rec = Recorder(c, "error_received")
     small = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    router = _drop(godot_sim, router, port, c)
-    pump(godot_sim, router)
+    router = _drop(sim, router, port, c)
+    pump(sim, router)
     ident, hello = recv(router)
     assert hello["type"] == "hello"
     router.send_multipart([ident, zmtp_raw.pack(small)])  # this host takes no 3000-byte start
-    assert run_until(godot_sim, lambda: c.members["link"] == 3)
-    godot_sim.process(5)
+    assert run_until(sim, lambda: c.members["link"] == 3)
+    sim.process(5)
     assert not _starts_seen(router, 300)
     assert "goes again on the next reconnect" in rec["error_received"][-1][1], rec["error_received"]
+    return c, router
+
+
+def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_next_reconnect(godot_sim, scripted):
+    router, port = scripted
+    _, router = _a_sent_start_queued_for_the_next_reconnect(godot_sim, router, port)
     router, _, again = _restart_host(godot_sim, router, port)
     assert again.get("resume") is None and again["text"] == "a" * 3000, f"the start was lost: {again}"
+
+
+def test_the_games_newer_start_that_does_not_go_out_replaces_the_start_queued_for_the_next_reconnect(godot_sim,
+                                                                                                      scripted):
+    """The next welcome sent the older queued start, not the world the game asked for last."""
+    router, port = scripted
+    c, router = _a_sent_start_queued_for_the_next_reconnect(godot_sim, router, port)
+    newer = gdsim.to_gd({"text": "b" * 3000, "seed": 9})
+    assert not godot_sim.call_method(c, "start_session", [newer])  # over this host's limit too
+    router, _, again = _restart_host(godot_sim, router, port)
+    assert again.get("resume") is None and (again["text"], again["seed"]) == ("b" * 3000, 9), \
+        f"not the newest start: {again.get('text', '')[:5]!r}, seed {again.get('seed')}"
 
 
 def _nothing_but_hello_after_connect(sim, router, c, address: str) -> list[dict]:

@@ -295,6 +295,7 @@ func start_session(options: Dictionary = {}) -> bool:
 			opts[prompt_viewport_as] = png
 	opts.merge(options, true)
 	_start_options = options
+	_start_resend = {}  # a queued start goes as this one, should it not go out either
 	_exported_prompts.clear()
 	_dropped_prompts.clear()
 	for key in ["text", "image", "sketch"]:
