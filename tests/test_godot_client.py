@@ -274,6 +274,11 @@ def test_forgotten_client_greets_again_and_size_limit_is_enforced(godot_sim, scr
     assert again["type"] == "start" and again["text"] == "a cave" and again["req_id"] > start["req_id"]
 
 
+def _limited(welcome: dict = SCRIPTED_WELCOME) -> dict:
+    """`welcome` from a host that takes no message over 2000 bytes, so a 3000-byte text prompt does not go out."""
+    return {**welcome, "limits": {**welcome["limits"], "max_message_bytes": 2000}}
+
+
 @pytest.mark.parametrize("key,value,advice", [
     ("text", "a" * 3000, "its text is 3000 bytes: use a shorter text"),
     ("image", b"\x89PNG" + b"\0" * 3000, "its image is 3004 bytes: use a smaller image"),
@@ -281,8 +286,7 @@ def test_forgotten_client_greets_again_and_size_limit_is_enforced(godot_sim, scr
 def test_a_message_over_the_hosts_limit_names_what_is_too_big(godot_sim, scripted, key, value, advice):
     """A long text prompt over the host's limit was answered with "use a smaller image"."""
     router, port = scripted
-    welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt", "sketch_prompt"],
-               "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
+    welcome = _limited({**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt", "sketch_prompt"]})
     c = _ready(godot_sim, router, port, welcome)
     rec = Recorder(c, "error_received")
     assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({key: value})])
@@ -518,6 +522,22 @@ def test_a_recording_the_host_stopped_reads_as_stopped_then_says_why(godot_sim, 
     assert not c.members["recording"] and rec["recording_changed"] == [(True, path), (False, path)]
     assert rec["error_received"] == [("recording_stopped", why, False)]  # the game is told why
     assert c.members["link"] == IN_SESSION and not rec["session_ended"]  # and the session goes on
+
+
+@pytest.mark.parametrize("path", ["user://run1.wbrec", "res://recordings/run1.wbrec"])
+def test_a_godot_path_to_record_to_is_refused_at_once_since_the_host_writes_the_file(godot_sim, scripted, path):
+    """The recording is on the host's disk, relative to its recordings folder: a user:// path means nothing there."""
+    router, _ = scripted
+    c, _, _ = _scripted_session(godot_sim, scripted, "step")
+    rec = Recorder(c, "error_received", "recording_changed")
+    assert godot_sim.call_method(c, "start_recording", [path]) is False
+    for _ in range(5):
+        godot_sim.process()
+    assert _starts_seen(router, 200) == []  # nothing went to the host
+    assert len(rec["error_received"]) == 1 and not rec["recording_changed"]
+    code, message, fatal = rec["error_received"][0]
+    assert (code, fatal) == ("client", False)
+    assert path in message and "host" in message and "run1.wbrec" in message.replace(path, ""), message
 
 
 def test_an_event_refused_at_its_frame_names_the_event_the_game_fired(godot_sim, scripted):
@@ -933,24 +953,39 @@ def test_a_failed_resume_restarts_without_capturing_the_prompt_viewport_the_lost
     assert fresh["image"] is None, "the restart captured the viewport: not the lost session's options"
 
 
+def _a_start_that_does_not_go_out(sim, c) -> None:
+    """start_session with a 5000-byte text: over a _limited host's limit, it does not go out."""
+    assert not sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])
+
+
+def _a_cave_then_a_start_that_does_not_go_out(sim, router, port):
+    """A client of a _limited host that sent a start for "a cave", then one that did not go out; returns it."""
+    c = _ready(sim, router, port, _limited())
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _a_start_that_does_not_go_out(sim, c)
+    return c
+
+
+def _a_session_resumed_on_a_limited_host(sim, scripted):
+    """A client in session s1 whose host restarted _limited: (client, router, the host's peer id, the resume sent)."""
+    router, port = scripted
+    c, _, _ = _scripted_session(sim, scripted, "realtime")
+    router, ident, resume = _restart_host(sim, router, port, _limited())
+    assert resume["resume"] == "s1"
+    return c, router, ident, resume
+
+
 def test_a_start_answered_after_a_later_start_failed_to_send_is_resumed_after_a_drop(godot_sim, scripted):
     router, port = scripted
-    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    c = _ready(godot_sim, router, port, welcome)
-    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    c = _a_cave_then_a_start_that_does_not_go_out(godot_sim, router, port)
     _session_started(godot_sim, router, c)
-    router, _, resume = _restart_host(godot_sim, router, port, welcome)
+    router, _, resume = _restart_host(godot_sim, router, port, _limited())
     assert resume.get("resume") == "s1", "s1 was dropped for the start that never went out"
 
 
 def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(godot_sim, scripted):
-    router, port = scripted
-    c, _, ident = _scripted_session(godot_sim, (router, port), "realtime")
-    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    router, ident, resume = _restart_host(godot_sim, router, port, welcome)
-    assert resume["resume"] == "s1"
-    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    c, router, ident, resume = _a_session_resumed_on_a_limited_host(godot_sim, scripted)
+    _a_start_that_does_not_go_out(godot_sim, c)
     router.send_multipart([ident, _unknown_session(resume["req_id"])])
     assert run_until(godot_sim, lambda: router.poll(0)), "no restart: a start that never went out stopped it"
     fresh = recv(router)[1]
@@ -958,31 +993,25 @@ def test_a_start_that_failed_to_send_after_the_resume_does_not_stop_the_restart(
 
 
 def test_a_start_that_failed_to_send_after_the_games_start_does_not_restart_the_lost_session(godot_sim, scripted):
-    router, port = scripted
-    c, _, ident = _scripted_session(godot_sim, (router, port), "realtime")
-    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    router, ident, resume = _restart_host(godot_sim, router, port, welcome)
+    c, router, ident, resume = _a_session_resumed_on_a_limited_host(godot_sim, scripted)
     assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])  # after the resume went out
     pump(godot_sim, router)
     ident, game_start = recv(router)
     assert game_start["text"] == "a desert"
-    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    _a_start_that_does_not_go_out(godot_sim, c)
     extra = _starts_after_the_resume_fails(godot_sim, router, ident, resume)
     assert not extra, f"the lost session restarted over the desert the game asked for: {extra}"
 
 
 def test_a_start_refused_with_not_ready_is_repeated_though_a_later_start_failed_to_send(godot_sim, scripted):
     router, port = scripted
-    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    c = _ready(godot_sim, router, port, welcome)
-    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    _a_cave_then_a_start_that_does_not_go_out(godot_sim, router, port)
     pump(godot_sim, router)
     ident, start = recv(router)
     router.send_multipart([ident, _not_ready(start["req_id"])])
     pump(godot_sim, router)
     assert recv(router)[1]["type"] == "hello"
-    router.send_multipart([ident, zmtp_raw.pack(welcome)])
+    router.send_multipart([ident, zmtp_raw.pack(_limited())])
     assert run_until(godot_sim, lambda: router.poll(0)), "the cave the host refused was not asked for again"
     again = recv(router)[1]
     assert again["type"] == "start" and again["text"] == "a cave"
@@ -990,10 +1019,7 @@ def test_a_start_refused_with_not_ready_is_repeated_though_a_later_start_failed_
 
 def test_request_ids_name_sent_requests_only(godot_sim, scripted):
     router, port = scripted
-    welcome = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    c = _ready(godot_sim, router, port, welcome)
-    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 5000})])  # over the host's limit
+    c = _a_cave_then_a_start_that_does_not_go_out(godot_sim, router, port)
     assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])
     pump(godot_sim, router)
     ids = [m["req_id"] for m in _starts_seen(router)]
@@ -1055,27 +1081,45 @@ def test_a_start_repeated_after_not_ready_is_the_start_as_sent_not_the_exports_c
     assert (again["text"], again["image"], again["seed"]) == ("a cave", None, 5), f"not the start as sent: {again}"
 
 
-def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_next_reconnect(godot_sim, scripted):
-    router, port = scripted
-    c = _ready(godot_sim, router, port)
-    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
-    _session_started(godot_sim, router, c)
-    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 3000})])
-    pump(godot_sim, router)
+def _a_sent_start_queued_for_the_next_reconnect(sim, router, port):
+    """A 3000-byte start reaches the host, which goes away before answering and comes back taking no message that
+    big: the start did not go out again and waits for the next reconnect. Returns (client, router)."""
+    c = _ready(sim, router, port)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _session_started(sim, router, c)
+    assert sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a" * 3000})])
+    pump(sim, router)
     assert recv(router)[1]["type"] == "start"  # it reached the host, which goes away before answering
     rec = Recorder(c, "error_received")
-    small = {**SCRIPTED_WELCOME, "limits": {**SCRIPTED_WELCOME["limits"], "max_message_bytes": 2000}}
-    router = _drop(godot_sim, router, port, c)
-    pump(godot_sim, router)
+    router = _drop(sim, router, port, c)
+    pump(sim, router)
     ident, hello = recv(router)
     assert hello["type"] == "hello"
-    router.send_multipart([ident, zmtp_raw.pack(small)])  # this host takes no 3000-byte start
-    assert run_until(godot_sim, lambda: c.members["link"] == 3)
-    godot_sim.process(5)
+    router.send_multipart([ident, zmtp_raw.pack(_limited())])  # this host takes no 3000-byte start
+    assert run_until(sim, lambda: c.members["link"] == 3)
+    sim.process(5)
     assert not _starts_seen(router, 300)
     assert "goes again on the next reconnect" in rec["error_received"][-1][1], rec["error_received"]
+    return c, router
+
+
+def test_a_start_sent_again_after_a_drop_that_does_not_go_out_is_kept_for_the_next_reconnect(godot_sim, scripted):
+    router, port = scripted
+    _, router = _a_sent_start_queued_for_the_next_reconnect(godot_sim, router, port)
     router, _, again = _restart_host(godot_sim, router, port)
     assert again.get("resume") is None and again["text"] == "a" * 3000, f"the start was lost: {again}"
+
+
+def test_the_games_newer_start_that_does_not_go_out_replaces_the_start_queued_for_the_next_reconnect(godot_sim,
+                                                                                                      scripted):
+    """The next welcome sent the older queued start, not the world the game asked for last."""
+    router, port = scripted
+    c, router = _a_sent_start_queued_for_the_next_reconnect(godot_sim, router, port)
+    newer = gdsim.to_gd({"text": "b" * 3000, "seed": 9})
+    assert not godot_sim.call_method(c, "start_session", [newer])  # over this host's limit too
+    router, _, again = _restart_host(godot_sim, router, port)
+    assert again.get("resume") is None and (again["text"], again["seed"]) == ("b" * 3000, 9), \
+        f"not the newest start: {again.get('text', '')[:5]!r}, seed {again.get('seed')}"
 
 
 def _nothing_but_hello_after_connect(sim, router, c, address: str) -> list[dict]:
@@ -1135,8 +1179,7 @@ def test_a_retry_that_did_not_go_out_leaves_the_refusal_as_the_answer(godot_sim,
     router.send_multipart([ident, _not_ready(99)])  # a ping it forgot: greet again
     pump(godot_sim, router)
     assert recv(router)[1]["type"] == "hello"
-    small = {**_IMAGE_WELCOME, "limits": {**_IMAGE_WELCOME["limits"], "max_message_bytes": 2000}}
-    router.send_multipart([ident, zmtp_raw.pack(small)])
+    router.send_multipart([ident, zmtp_raw.pack(_limited(_IMAGE_WELCOME))])
     assert run_until(godot_sim, lambda: c.members["link"] == 3)
     refuse_prompt(router, ident, start, "image_prompt")
     assert run_until(godot_sim, lambda: rec["capability_refused"][-1:] == [
@@ -1159,8 +1202,7 @@ def test_a_start_queued_for_the_next_welcome_survives_a_retry_that_did_not_go_ou
     pump(godot_sim, router)
     assert recv(router)[1]["type"] == "hello"
     assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"seed": 7})])  # queued for the welcome
-    small = {**_IMAGE_WELCOME, "limits": {**_IMAGE_WELCOME["limits"], "max_message_bytes": 2000}}
-    router.send_multipart([ident, zmtp_raw.pack(small)])  # the seed-7 start is over this limit: kept
+    router.send_multipart([ident, zmtp_raw.pack(_limited(_IMAGE_WELCOME))])  # the seed-7 start is over this limit: kept
     assert run_until(godot_sim, lambda: c.members["link"] == 3)
     rec = Recorder(c, "capability_refused")
     refuse_prompt(router, ident, start, "image_prompt")  # its retry without the image is over the limit too

@@ -196,6 +196,25 @@ def test_bad_peers_get_a_clear_error_and_a_retry(sim, script, needle):
     assert peer.received.startswith(zmtp_raw.GREETING)  # what we sent is byte-exact greeting_client
 
 
+def test_localhost_reaches_an_ipv4_host_where_the_name_resolves_to_ipv6_first(sim, router, monkeypatch):
+    """Windows and macOS often resolve "localhost" to ::1 first; the host binds 127.0.0.1 only."""
+    real = socket.getaddrinfo
+
+    def ipv6_first(host, port, *args, **kwargs):
+        infos = real(host, port, *args, **kwargs)
+        if host == "localhost":
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0))] + infos
+        return infos
+
+    monkeypatch.setattr(gdsim.socket, "getaddrinfo", ipv6_first)
+    _, port = router
+    z, events = _dealer(sim)
+    assert sim.call_method(z, "open", [f"tcp://localhost:{port}"]) == 0
+    assert _poll_until(sim, z, lambda: events), z.members["last_error"]
+    assert events[0][0] == "opened", events
+    assert z.members["host"] == "localhost"  # errors keep naming the endpoint the user gave
+
+
 def test_endpoint_errors_are_reported_before_any_connect(sim):
     z, _ = _dealer(sim)
     for bad, needle in [("ipc:///tmp/wb", "only tcp://"), ("tcp://127.0.0.1", "needs a port"),

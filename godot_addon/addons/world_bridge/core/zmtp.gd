@@ -304,13 +304,19 @@ static func parse_endpoint(endpoint: String) -> Dictionary:
 	return {"host": host_text, "port": port_text.to_int(), "error": ""}
 
 
+## The address to dial for `host_name`: "localhost" is 127.0.0.1, where `worldbridge serve`
+## listens, since Windows and macOS often resolve the name to ::1 first, which the host refuses.
+static func dial_address(host_name: String) -> String:
+	return "127.0.0.1" if host_name.to_lower() == "localhost" else host_name
+
+
 # --- State machine ---
 
 
 func _start_connect() -> void:
 	_drop_socket()
 	_tcp = StreamPeerTCP.new()
-	var err := _tcp.connect_to_host(host, port)
+	var err := _tcp.connect_to_host(dial_address(host), port)
 	connects += 1
 	if err != OK:
 		_fail("cannot start a connection to %s:%d (error %d)" % [host, port, err])

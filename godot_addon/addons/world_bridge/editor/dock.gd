@@ -394,9 +394,9 @@ func _show_host_status() -> void:
 		return
 	var sessions: Variant = answer.get("sessions")
 	var fps: Variant = answer.get("fps_measured")  # nil while the dock has no session there
+	var count := plural(int(sessions) if _is_number(sessions) else 0, "session")
 	_host_status.text = (
-		"host: %d session(s), %.1f fps sent"
-		% [int(sessions) if _is_number(sessions) else 0, float(fps) if _is_number(fps) else 0.0]
+		"host: %s, %.1f fps sent" % [count, float(fps) if _is_number(fps) else 0.0]
 	)
 	if client.rtt_ms >= 0.0:
 		_host_status.text += "  round trip %.0f ms" % client.rtt_ms
@@ -538,5 +538,10 @@ func _on_edit_applied(epoch: int, frame_index: int) -> void:
 
 
 ## A float field may come as an integer from a lenient encoder (protocol §2): both are numbers.
+## "1 session", "3 sessions": a count as a person writes it.
+static func plural(count: int, noun: String) -> String:
+	return "%d %s%s" % [count, noun, "" if count == 1 else "s"]
+
+
 func _is_number(value: Variant) -> bool:
 	return typeof(value) == TYPE_FLOAT or typeof(value) == TYPE_INT

@@ -295,6 +295,7 @@ func start_session(options: Dictionary = {}) -> bool:
 			opts[prompt_viewport_as] = png
 	opts.merge(options, true)
 	_start_options = options
+	_start_resend = {}  # a queued start goes as this one, should it not go out either
 	_exported_prompts.clear()
 	_dropped_prompts.clear()
 	for key in ["text", "image", "sketch"]:
@@ -378,8 +379,14 @@ func edit(layer: Image, x: int, y: int) -> bool:
 	return _send(Protocol.edit(_next_req(), png, x, y))
 
 
-## Records this session on the host's disk (path optional); recording_changed confirms.
+## Records this session on the host's disk (path optional, relative to the host's recordings
+## folder); recording_changed confirms.
 func start_recording(path: String = "") -> bool:
+	if path.contains("://"):
+		var example := path.get_file() if path.get_file() != "" else "run1.wbrec"
+		var why := "cannot record to %s: the host writes recordings on its own disk" % path
+		_client_error(why + ', relative to its recordings folder: pass e.g. "%s"' % example)
+		return false
 	return _in_session() and _send(Protocol.record_start(_next_req(), path))
 
 

@@ -270,6 +270,8 @@ func test_endpoints() -> void:
 	_check(v6["host"] == "::1" and v6["port"] == 6000, "IPv6 endpoint")
 	for bad in ["ipc:///tmp/x", "tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://*:5555", "nonsense"]:
 		_check(Zmtp.parse_endpoint(bad)["error"] != "", "%s should be refused" % bad)
+	_check(Zmtp.dial_address("LocalHost") == "127.0.0.1", "localhost dials IPv4")
+	_check(Zmtp.dial_address("::1") == "::1", "other hosts dial as given")
 
 
 # --- Helpers ---
