@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
 import zmtp_raw  # noqa: E402
+from test_protocol_vectors import same  # noqa: E402  (type- and key-order-strict equality)
 
 MSGPACK = "res://addons/world_bridge/core/msgpack.gd"
 ZMTP = "res://addons/world_bridge/core/zmtp.gd"
@@ -100,15 +101,6 @@ def test_int_boundaries_match_the_python_raw_client(sim, n):
     assert encoded["error"] == "" and encoded["bytes"] == zmtp_raw.pack(n)
 
 
-def _same(a, b) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
-
 
 # Godot Strings end at a NUL character (String::parse_utf8), so protocol strings never hold one.
 TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=300)
@@ -131,7 +123,7 @@ def test_gdscript_codec_agrees_with_the_python_raw_client(value):
     encoded = gdsim.to_py(sim.call_static(codec, "encode", [gdsim.to_gd(value)]))
     assert encoded["error"] == "" and encoded["bytes"] == expected
     decoded = gdsim.to_py(sim.call_static(codec, "decode", [gdsim.PackedByteArray(expected)]))
-    assert decoded["error"] == "" and _same(decoded["value"], value)
+    assert decoded["error"] == "" and same(decoded["value"], value)
 
 
 def test_payloads_are_never_walked_byte_by_byte(sim):
