@@ -63,6 +63,18 @@ def test_training_reads_device_as_every_command_does(device, says):
         "cuda" if torch.cuda.is_available() else "cpu")
 
 
+@pytest.mark.parametrize("command", [["tokenizer"], ["dynamics"], ["decoder", "--world", "W"],
+                                     ["prompts", "events", "--world", "W"], ["prompts", "first-frame", "--world", "W"]])
+def test_every_training_command_refuses_a_device_training_never_ran_on(tmp_path, command):
+    """`train decoder` and the prompt stages took `--device mps` (and went on to fail somewhere in the run) where
+    `train tokenizer|dynamics` refused it: every training command now refuses it alike, before anything is written."""
+    args = [a if a != "W" else str(tmp_path / "world") for a in command]
+    r = CliRunner().invoke(main, ["train", *args, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+                                  "--device", "mps", "--quiet"])
+    assert r.exit_code == 1 and "--device 'mps': training runs on cpu, cuda or cuda:N" in r.output, r.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     path = save_random_world(tmp_path / "w")
     a, _, _ = WorldModel.load(path)

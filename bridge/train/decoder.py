@@ -24,9 +24,8 @@ from bridge.model.checkpoint import (STATE, load_into, load_model, read_config, 
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
-from bridge.model.world import pick_device
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
-from bridge.train.loop import Averager, fine_tune, progress_bar
+from bridge.train.loop import Averager, fine_tune, progress_bar, train_device
 from bridge.train.options import DECODER_DEFAULTS
 from bridge.train.trainer import _amp, kept_options, set_lr
 
@@ -159,7 +158,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     from bridge.data.dataset import VideoDataset
 
     out, src = Path(opts.out), Path(opts.world)
-    device = pick_device(opts.device)  # a bad --device is refused before anything is copied
+    device = train_device(opts.device)  # a bad --device is refused before anything is copied
     resume = (out / "model_card.json").is_file() and "decoder" in read_json(out / "model_card.json")
     opts = kept_options(opts, read_json(out / "model_card.json")["decoder"] if resume else {}, DECODER_DEFAULTS, KEPT)
     datasets = [VideoDataset(d) for d in opts.data]  # clear errors before anything is copied

@@ -35,8 +35,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
-from bridge.model.world import pick_device
-from bridge.train.loop import Averager, over_budget, progress_bar, saved_on_stop
+from bridge.train.loop import Averager, over_budget, progress_bar, saved_on_stop, train_device
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -86,9 +85,7 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        picked = pick_device(device)  # the one reading of --device: unknown names and a missing CUDA are refused
-        if picked.type not in ("cpu", "cuda"):
-            raise ValueError(f"--device {device!r}: training runs on cpu, cuda or cuda:N")
+        picked = train_device(device)
         want_cuda = picked.type == "cuda"
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if want_cuda and dist.is_nccl_available() else "gloo")  # Windows: no NCCL
