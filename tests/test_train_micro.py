@@ -157,6 +157,7 @@ def test_a_bare_cli_rerun_keeps_the_runs_own_checkpointing_seed_and_amp(tmp_path
     assert saves == [2, 4, 6]  # its own --ckpt-every 2, not 500
     card = json.loads((tmp_path / "run" / "model_card.json").read_text())
     assert card["seed"] == 5 and card["amp_bf16"] == (amp == "--amp")
+    assert card["train"]["device"] == "cpu"  # where it ran, as the decoder's card says too
     assert {k: card["train"][k] for k in ("ckpt_every", "ckpt_minutes", "log_every", "warmup")} == \
         {"ckpt_every": 2, "ckpt_minutes": 30.0, "log_every": 10, "warmup": 200}
     assert "--ckpt-every" not in card["resumed_with"][0] and "--seed" not in card["resumed_with"][0]  # not given

@@ -16,6 +16,10 @@ from bridge.prompts.cli import train_prompts
 from bridge.train.options import (DECODER_DEFAULTS, RUN_DEFAULTS, as_given, guarded, saved, shell_quote,
                                   typed_command, with_options)
 
+# --amp of every stage that trains under autocast (tokenizer, dynamics, decoder); kept by a resume like the rest
+AMP_OPTION = click.option("--amp/--no-amp", default=None,
+                          help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs; a resumed run keeps its own].")
+
 _common = [
     click.option("--data", required=True, type=DATASET_FOLDER, help="Dataset folder (worldbridge data ...)."),
     click.option("--out", required=True, type=OUT_FOLDER,
@@ -27,8 +31,7 @@ _common = [
     click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: the preset's; a resumed run keeps its own]."),
     TRAIN_SEED_OPTION,
     DEVICE_OPTION,
-    click.option("--amp/--no-amp", default=None,
-                 help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs; a resumed run keeps its own]."),
+    AMP_OPTION,
     click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
                  help=f"Checkpoint every N steps [default: {RUN_DEFAULTS['ckpt_every']}; a resumed run keeps its own]."),
     click.option("--ckpt-minutes", type=POSITIVE, default=None,
@@ -86,6 +89,7 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
               help=f"Peak learning rate [default: {DECODER_DEFAULTS['lr']:g}; a rerun keeps its own].")
 @TRAIN_SEED_OPTION
 @DEVICE_OPTION
+@AMP_OPTION
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
               help=f"Save (and measure val PSNR) every N steps [default: {DECODER_DEFAULTS['ckpt_every']}; a rerun keeps "
                    "its own].")

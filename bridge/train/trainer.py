@@ -269,7 +269,7 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
             print(finished)
         env.close()
         return {"step": start, "unchanged": True}
-    card = _run_card(opts, cfg, ds, env.world, clip_len, card if resuming else None, tokenizer_from)
+    card = _run_card(opts, cfg, ds, env, clip_len, card if resuming else None, tokenizer_from)
 
     ddp = env.wrap(model)
     rng = np.random.default_rng([opts.seed, env.rank, start])
@@ -449,7 +449,7 @@ def _save(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, opt: torch.o
     _publish(out, kind, cfg, model, {**card, "metrics": metrics}, elapsed_s, amp_on, step)
 
 
-def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, world_size: int, clip_len: int,
+def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, env: Dist, clip_len: int,
               resumed: dict | None, tokenizer_from: dict | None) -> dict[str, Any]:
     """The model card of this run: its data, kept options and commands (the first, then each resume's)."""
     commands = {"command": opts.command} if resumed is None else {
@@ -459,7 +459,7 @@ def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, world_size
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names},
             "train": {**{key: getattr(opts, name) for name, key in KEPT.items() if name != "seed"},
-                      "world_size": world_size, "clip_len": clip_len}}
+                      "world_size": env.world, "device": str(env.device), "clip_len": clip_len}}
     if opts.stage == "dynamics":
         card["tokenizer_from"] = tokenizer_from if resumed is None else resumed.get("tokenizer_from")
     return card
