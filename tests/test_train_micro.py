@@ -75,6 +75,28 @@ def test_every_training_command_refuses_a_device_training_never_ran_on(tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+def _train_commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    return [item for name, cmd in group.commands.items() for item in (
+        _train_commands(cmd, (*path, name)) if isinstance(cmd, click.Group) else [((*path, name), cmd)])]
+
+
+def test_every_training_commands_help_words_one_idea_one_way():
+    """`train decoder --help` said "a rerun keeps its own" beside its --seed's "a resumed run keeps its own" (the
+    other stages' words), and "the lr decays" where the others say "the learning rate": one idea, one wording."""
+    from bridge.train.cli import train as train_group
+
+    commands = _train_commands(train_group)
+    assert {p for p, _ in commands} >= {("tokenizer",), ("dynamics",), ("decoder",), ("prompts", "events"),
+                                        ("prompts", "first-frame")}
+    for path, cmd in commands:
+        for p in cmd.params:
+            words = getattr(p, "help", None) or ""
+            assert "a rerun keeps" not in words and "the lr " not in words, (path, p.name, words)
+            if "keeps its own" in words:
+                assert any(w in words for w in ("a resumed run keeps its own", "a resumed run, or --init-from, keeps "
+                                                                                "its own")), (path, p.name, words)
+
+
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     path = save_random_world(tmp_path / "w")
     a, _, _ = WorldModel.load(path)

@@ -31,8 +31,8 @@ from bridge.train.trainer import _amp, kept_options, set_lr
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
 # --max-minutes count per run); their defaults: train/options.py's DECODER_DEFAULTS
-KEPT = {"steps": "steps_per_run", "batch": "batch", "lr": "lr", "seed": "seed", "amp": "amp", "ckpt_every": "ckpt_every",
-        "max_minutes": "max_minutes", "adv": "adv", "adv_start": "adv_start", "detail": "detail"}
+KEPT = {"steps": "steps_per_run", "batch": "batch", "lr": "lr", "seed": "seed", "amp": "amp",
+        "ckpt_every": "ckpt_every", "max_minutes": "max_minutes", "adv": "adv", "adv_start": "adv_start", "detail": "detail"}
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""What every training loop shares: the device it may run on, the progress bar, the time budget, the save on Ctrl-C or `kill`, running means of
-the metrics, and the fine-tuning loop of the stages that start from a finished world (events, first frame, decoder)."""
+"""What every training loop shares: the device it may run on, the progress bar, the time budget, the save on Ctrl-C
+or `kill`, running means of the metrics, and the fine-tuning loop of the stages that start from a finished world (events, first frame, decoder)."""
 
 from __future__ import annotations
 
