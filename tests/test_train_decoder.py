@@ -280,3 +280,23 @@ def test_device_is_an_option_as_for_the_other_training_stages_and_sets_the_autoc
              "--batch", "2")
     assert r.exit_code == 0, r.output
     assert asked == [torch.device("cpu")]
+
+
+def test_amp_is_an_option_as_for_the_other_stages_and_the_card_records_it_and_the_device(tmp_path):
+    """`train decoder` had no --amp/--no-amp (bf16 by the machine alone) and its card said neither where it ran nor
+    whether bf16 was on: the option is the other stages' (kept by a rerun, a given one wins), and the card's
+    `decoder` section records `device`, `amp` as given and `amp_bf16` as run."""
+    world, data, out = save_micro_world(tmp_path / "world"), str(sandbox_dataset()), tmp_path / "o"
+
+    def card_after(*more: str) -> dict:
+        r = _run("--world", str(world), "--data", data, "--out", str(out), "--device", "cpu", "--steps", "1",
+                 "--batch", "2", *more)
+        assert r.exit_code == 0, r.output
+        return json.loads((out / "model_card.json").read_text())["decoder"]
+
+    card = card_after("--no-amp")
+    assert (card["device"], card["amp"], card["amp_bf16"]) == ("cpu", False, False), card
+    card = card_after()  # a rerun keeps its own
+    assert (card["amp"], card["amp_bf16"]) == (False, False), card
+    card = card_after("--amp")  # a given one wins
+    assert (card["device"], card["amp"], card["amp_bf16"]) == ("cpu", True, True), card

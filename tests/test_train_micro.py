@@ -63,6 +63,40 @@ def test_training_reads_device_as_every_command_does(device, says):
         "cuda" if torch.cuda.is_available() else "cpu")
 
 
+@pytest.mark.parametrize("command", [["tokenizer"], ["dynamics"], ["decoder", "--world", "W"],
+                                     ["prompts", "events", "--world", "W"], ["prompts", "first-frame", "--world", "W"]])
+def test_every_training_command_refuses_a_device_training_never_ran_on(tmp_path, command):
+    """`train decoder` and the prompt stages took `--device mps` (and went on to fail somewhere in the run) where
+    `train tokenizer|dynamics` refused it: every training command now refuses it alike, before anything is written."""
+    args = [a if a != "W" else str(tmp_path / "world") for a in command]
+    r = CliRunner().invoke(main, ["train", *args, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+                                  "--device", "mps", "--quiet"])
+    assert r.exit_code == 1 and "--device 'mps': training runs on cpu, cuda or cuda:N" in r.output, r.output
+    assert not (tmp_path / "out").exists()
+
+
+def _train_commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    return [item for name, cmd in group.commands.items() for item in (
+        _train_commands(cmd, (*path, name)) if isinstance(cmd, click.Group) else [((*path, name), cmd)])]
+
+
+def test_every_training_commands_help_words_one_idea_one_way():
+    """`train decoder --help` said "a rerun keeps its own" beside its --seed's "a resumed run keeps its own" (the
+    other stages' words), and "the lr decays" where the others say "the learning rate": one idea, one wording."""
+    from bridge.train.cli import train as train_group
+
+    commands = _train_commands(train_group)
+    assert {p for p, _ in commands} >= {("tokenizer",), ("dynamics",), ("decoder",), ("prompts", "events"),
+                                        ("prompts", "first-frame")}
+    for path, cmd in commands:
+        for p in cmd.params:
+            words = getattr(p, "help", None) or ""
+            assert "a rerun keeps" not in words and "the lr " not in words, (path, p.name, words)
+            if "keeps its own" in words:
+                assert any(w in words for w in ("a resumed run keeps its own", "a resumed run, or --init-from, keeps "
+                                                                                "its own")), (path, p.name, words)
+
+
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     path = save_random_world(tmp_path / "w")
     a, _, _ = WorldModel.load(path)
@@ -145,6 +179,7 @@ def test_a_bare_cli_rerun_keeps_the_runs_own_checkpointing_seed_and_amp(tmp_path
     assert saves == [2, 4, 6]  # its own --ckpt-every 2, not 500
     card = json.loads((tmp_path / "run" / "model_card.json").read_text())
     assert card["seed"] == 5 and card["amp_bf16"] == (amp == "--amp")
+    assert card["train"]["device"] == "cpu"  # where it ran, as the decoder's card says too
     assert {k: card["train"][k] for k in ("ckpt_every", "ckpt_minutes", "log_every", "warmup")} == \
         {"ckpt_every": 2, "ckpt_minutes": 30.0, "log_every": 10, "warmup": 200}
     assert "--ckpt-every" not in card["resumed_with"][0] and "--seed" not in card["resumed_with"][0]  # not given

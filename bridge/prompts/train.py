@@ -24,13 +24,12 @@ from tqdm import tqdm
 
 from bridge.model.checkpoint import CheckpointError, load_model, read_json, save_model, state_tensors
 from bridge.model.genie import WorldModel
-from bridge.model.world import pick_device
 from bridge.prompts.events import (EventSettings, cond_for_clip, default_captions, load_event_settings,
                                    save_event_settings, trained_wordings, training_text)
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import Averager, fine_tune, progress_bar
+from bridge.train.loop import Averager, fine_tune, progress_bar, train_device
 from bridge.train.trainer import kept_options, set_lr
 from bridge.values import SEED_DEFAULT, plural
 from bridge.worlds.events import EVENT_TYPES
@@ -188,7 +187,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     """Train the first-frame MaskGIT on (caption, frame[, sketch]) pairs; returns final metrics."""
     from bridge.data.dataset import VideoDataset
 
-    device = pick_device(opts.device)
+    device = train_device(opts.device)
     world, _, world_card = _load_world(opts.world, device, tokenizer_ok=True)
     out = Path(opts.out or opts.world)
     resumed = has_first_frame(out)
@@ -332,7 +331,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     from bridge.data.dataset import VideoDataset
 
     out, resume = _event_out(opts)
-    device = pick_device(opts.device)
+    device = train_device(opts.device)
     src, tensors, src_card = _load_world(str(out if resume else Path(opts.world)), device)
     run = src_card.get("events", {}) if resume else {}
     opts = kept_options(opts, run, SEED_DEFAULTS, SEED_KEPT)

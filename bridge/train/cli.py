@@ -16,6 +16,10 @@ from bridge.prompts.cli import train_prompts
 from bridge.train.options import (DECODER_DEFAULTS, RUN_DEFAULTS, as_given, guarded, saved, shell_quote,
                                   typed_command, with_options)
 
+# --amp of every stage that trains under autocast (tokenizer, dynamics, decoder); kept by a resume like the rest
+AMP_OPTION = click.option("--amp/--no-amp", default=None,
+                          help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs; a resumed run keeps its own].")
+
 _common = [
     click.option("--data", required=True, type=DATASET_FOLDER, help="Dataset folder (worldbridge data ...)."),
     click.option("--out", required=True, type=OUT_FOLDER,
@@ -27,8 +31,7 @@ _common = [
     click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: the preset's; a resumed run keeps its own]."),
     TRAIN_SEED_OPTION,
     DEVICE_OPTION,
-    click.option("--amp/--no-amp", default=None,
-                 help="bf16 autocast [default: on for CUDA and AVX-512-BF16 CPUs; a resumed run keeps its own]."),
+    AMP_OPTION,
     click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
                  help=f"Checkpoint every N steps [default: {RUN_DEFAULTS['ckpt_every']}; a resumed run keeps its own]."),
     click.option("--ckpt-minutes", type=POSITIVE, default=None,
@@ -79,30 +82,31 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 @click.option("--out", required=True, type=OUT_FOLDER,
               help="New directory: a complete copy of --world with the new decoder; rerun to train it further.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
-              help=f"Optimizer steps in this run [default: {DECODER_DEFAULTS['steps']}; a rerun keeps its own].")
+              help=f"Optimizer steps in this run [default: {DECODER_DEFAULTS['steps']}; a resumed run keeps its own].")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
-              help=f"Clips per step [default: {DECODER_DEFAULTS['batch']}; a rerun keeps its own].")
+              help=f"Clips per step [default: {DECODER_DEFAULTS['batch']}; a resumed run keeps its own].")
 @click.option("--lr", type=POSITIVE, default=None,
-              help=f"Peak learning rate [default: {DECODER_DEFAULTS['lr']:g}; a rerun keeps its own].")
+              help=f"Peak learning rate [default: {DECODER_DEFAULTS['lr']:g}; a resumed run keeps its own].")
 @TRAIN_SEED_OPTION
 @DEVICE_OPTION
+@AMP_OPTION
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
-              help=f"Save (and measure val PSNR) every N steps [default: {DECODER_DEFAULTS['ckpt_every']}; a rerun keeps "
-                   "its own].")
+              help=f"Save (and measure val PSNR) every N steps [default: {DECODER_DEFAULTS['ckpt_every']}; a resumed "
+                   "run keeps its own].")
 @click.option("--max-minutes", type=NOT_NEGATIVE, default=None,
-              help="Stop (and save) after this many minutes of this run; the lr decays to fit; 0: no limit, to lift a "
-                   "kept one [default: none; a rerun keeps its own].")
+              help="Stop (and save) after this many minutes of this run; the learning rate decays to fit; 0: no limit, "
+                   "to lift a kept one [default: none; a resumed run keeps its own].")
 @click.option("--adv", type=NOT_NEGATIVE, default=None,
               help="Weight of a conditional patch critic's loss beside MSE (VQGAN's adaptive weight), to push the decoder "
                    "toward sharp detail (snowflakes, sprites) instead of its blurred mean; 0: MSE only. Measured so far "
-                   f"without a gain: docs/model.md [default: {DECODER_DEFAULTS['adv']:g}; a rerun keeps its own].")
+                   f"without a gain: docs/model.md [default: {DECODER_DEFAULTS['adv']:g}; a resumed run keeps its own].")
 @click.option("--adv-start", type=click.IntRange(min=0), default=None,
               help="With --adv: the first N steps of this run train the discriminator alone, then the decoder feels it "
-                   f"too [default: {DECODER_DEFAULTS['adv_start']}; a rerun keeps its own].")
+                   f"too [default: {DECODER_DEFAULTS['adv_start']}; a resumed run keeps its own].")
 @click.option("--detail", type=NOT_NEGATIVE, default=None,
               help="Weight MSE up on detail pixels (1 + D x |pixel - its 3x3 mean|): one-pixel snowflakes, raindrops and "
                    "sprite edges count more than flat sky, so the decoder draws what its tokens make likely instead of a "
-                   f"smear; 0: plain MSE (docs/model.md) [default: {DECODER_DEFAULTS['detail']:g}; a rerun keeps its own].")
+                   f"smear; 0: plain MSE (docs/model.md) [default: {DECODER_DEFAULTS['detail']:g}; a resumed run keeps its own].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def decoder(**kw) -> None:
     """Train the tokenizer's decoder further on frozen tokens: sharper frames, and the dynamics, events and

@@ -24,16 +24,15 @@ from bridge.model.checkpoint import (STATE, load_into, load_model, read_config, 
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
-from bridge.model.world import pick_device
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
-from bridge.train.loop import Averager, fine_tune, progress_bar
+from bridge.train.loop import Averager, fine_tune, progress_bar, train_device
 from bridge.train.options import DECODER_DEFAULTS
 from bridge.train.trainer import _amp, kept_options, set_lr
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
 # --max-minutes count per run); their defaults: train/options.py's DECODER_DEFAULTS
-KEPT = {"steps": "steps_per_run", "batch": "batch", "lr": "lr", "seed": "seed", "ckpt_every": "ckpt_every",
-        "max_minutes": "max_minutes", "adv": "adv", "adv_start": "adv_start", "detail": "detail"}
+KEPT = {"steps": "steps_per_run", "batch": "batch", "lr": "lr", "seed": "seed", "amp": "amp",
+        "ckpt_every": "ckpt_every", "max_minutes": "max_minutes", "adv": "adv", "adv_start": "adv_start", "detail": "detail"}
 
 
 @dataclass
@@ -51,6 +50,7 @@ class DecoderTrainOptions:
     val_clips: int = 64
     seed: int | None = None
     device: str | None = None  # this machine's (not kept): cuda when present, else cpu
+    amp: bool | None = None  # bf16 autocast; None (and not kept): on for CUDA and AVX-512-BF16 CPUs
     ckpt_every: int | None = None
     max_minutes: float | None = None  # of this run
     adv: float | None = None  # weight of the patch discriminator's loss (0: MSE only), relative to MSE's gradient
@@ -159,7 +159,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     from bridge.data.dataset import VideoDataset
 
     out, src = Path(opts.out), Path(opts.world)
-    device = pick_device(opts.device)  # a bad --device is refused before anything is copied
+    device = train_device(opts.device)  # a bad --device is refused before anything is copied
     resume = (out / "model_card.json").is_file() and "decoder" in read_json(out / "model_card.json")
     opts = kept_options(opts, read_json(out / "model_card.json")["decoder"] if resume else {}, DECODER_DEFAULTS, KEPT)
     datasets = [VideoDataset(d) for d in opts.data]  # clear errors before anything is copied
@@ -182,7 +182,9 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     params = decoder_parameters(tok)
     opt = torch.optim.AdamW(params, lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.05)
     disc, d_opt = _critic(opts, tok, out, device) if opts.adv > 0 else (None, None)
-    section = _section(opts, prev, src, T, len(val), before, particles_before)
+    ctx, amp_on = _amp(device, opts.amp)  # the rule of `train tokenizer|dynamics`
+    section = {**_section(opts, prev, src, T, len(val), before, particles_before), "device": str(device),
+               "amp_bf16": amp_on}
     metrics: dict[str, float] = {}
 
     def save(step: int) -> float:
@@ -196,7 +198,6 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         save_model(out, "world", cfg, state_tensors(model), card, header["step"])
         return after
 
-    ctx, _ = _amp(device, None)  # bf16 on CUDA and AVX-512-BF16 CPUs, as in `train tokenizer|dynamics`
     t0, avg = time.time(), Averager()
     bar = progress_bar(opts.steps, "train decoder", opts.progress)
 

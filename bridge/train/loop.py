@@ -1,5 +1,5 @@
-"""What every training loop shares: the progress bar, the time budget, the save on Ctrl-C or `kill`, running means of
-the metrics, and the fine-tuning loop of the stages that start from a finished world (events, first frame, decoder)."""
+"""What every training loop shares: the device it may run on, the progress bar, the time budget, the save on Ctrl-C
+or `kill`, running means of the metrics, and the fine-tuning loop of the stages that start from a finished world (events, first frame, decoder)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,16 @@ import torch
 from tqdm import tqdm
 
 from bridge.data.interrupt import sigterm_as_ctrl_c
+from bridge.model.world import pick_device
+
+
+def train_device(device: str | None) -> torch.device:
+    """Every training command's --device, read as every command reads it (pick_device), then held to the devices
+    training has run on: cpu and cuda (mps and the rest are refused, not left to fail somewhere in the run)."""
+    picked = pick_device(device)
+    if picked.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device!r}: training runs on cpu, cuda or cuda:N")
+    return picked
 
 
 def progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> tqdm:

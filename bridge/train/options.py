@@ -21,7 +21,7 @@ from bridge.values import SEED_DEFAULT
 # are the preset's (presets.TRAIN_DEFAULTS)
 RUN_DEFAULTS = {"max_minutes": None, "seed": SEED_DEFAULT, "amp": None, "ckpt_every": 500, "ckpt_minutes": 10.0,
                 "log_every": 10, "warmup": 200, "lam_lr_scale": 0.5}
-DECODER_DEFAULTS = {"steps": 2000, "batch": 16, "lr": 2e-4, "seed": SEED_DEFAULT, "ckpt_every": 200,
+DECODER_DEFAULTS = {"steps": 2000, "batch": 16, "lr": 2e-4, "seed": SEED_DEFAULT, "amp": None, "ckpt_every": 200,
                     "max_minutes": None, "adv": 0.0, "adv_start": 0, "detail": 0.0}
 
 

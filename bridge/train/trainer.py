@@ -35,8 +35,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
-from bridge.model.world import pick_device
-from bridge.train.loop import Averager, over_budget, progress_bar, saved_on_stop
+from bridge.train.loop import Averager, over_budget, progress_bar, saved_on_stop, train_device
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -86,9 +85,7 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        picked = pick_device(device)  # the one reading of --device: unknown names and a missing CUDA are refused
-        if picked.type not in ("cpu", "cuda"):
-            raise ValueError(f"--device {device!r}: training runs on cpu, cuda or cuda:N")
+        picked = train_device(device)
         want_cuda = picked.type == "cuda"
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if want_cuda and dist.is_nccl_available() else "gloo")  # Windows: no NCCL
@@ -272,7 +269,7 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
             print(finished)
         env.close()
         return {"step": start, "unchanged": True}
-    card = _run_card(opts, cfg, ds, env.world, clip_len, card if resuming else None, tokenizer_from)
+    card = _run_card(opts, cfg, ds, env, clip_len, card if resuming else None, tokenizer_from)
 
     ddp = env.wrap(model)
     rng = np.random.default_rng([opts.seed, env.rank, start])
@@ -452,7 +449,7 @@ def _save(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, opt: torch.o
     _publish(out, kind, cfg, model, {**card, "metrics": metrics}, elapsed_s, amp_on, step)
 
 
-def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, world_size: int, clip_len: int,
+def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, env: Dist, clip_len: int,
               resumed: dict | None, tokenizer_from: dict | None) -> dict[str, Any]:
     """The model card of this run: its data, kept options and commands (the first, then each resume's)."""
     commands = {"command": opts.command} if resumed is None else {
@@ -462,7 +459,7 @@ def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, world_size
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names},
             "train": {**{key: getattr(opts, name) for name, key in KEPT.items() if name != "seed"},
-                      "world_size": world_size, "clip_len": clip_len}}
+                      "world_size": env.world, "device": str(env.device), "clip_len": clip_len}}
     if opts.stage == "dynamics":
         card["tokenizer_from"] = tokenizer_from if resumed is None else resumed.get("tokenizer_from")
     return card
