@@ -345,13 +345,13 @@ class Host:
         try:
             try:  # read now, refuse in turn: the answer to a bad message must not overtake earlier answers
                 if size > self.limits.max_message_bytes:  # libzmq already refused anything over twice the limit
-                    try:
-                        req_id = P.req_id_of(P.decode(data))  # so the client's wait for this request ends with it
+                    header = None
+                    try:  # so the client's wait for this request ends with it, and it learns what to shrink
+                        header = P.decode(data)
+                        req_id = P.req_id_of(header)
                     except ProtocolError:
                         pass
-                    raise ProtocolError("too_large", f"message of {size} bytes is over the "
-                                                     f"{self.limits.max_message_bytes}-byte limit: send smaller "
-                                                     "images (PNG/JPEG) or raise the host's limit")
+                    raise P.too_large(size, self.limits.max_message_bytes, header, self.limits.max_string_bytes)
                 raw = P.decode(data, self.limits.max_message_bytes)
                 req_id = P.req_id_of(raw)
             except ProtocolError as e:
