@@ -167,6 +167,41 @@ def test_a_drive_letter_is_refused_on_a_host_that_is_not_windows():
         recording_path("C:/a.wbrec", False)
 
 
+def test_a_windows_host_takes_a_unc_path_only_when_it_records_anywhere():
+    """A network share is any path the host's user can write (--record-anywhere), never inside --recordings; refused
+    from its text, before the host looks the share up on the network."""
+    with pytest.raises(ProtocolError, match=r"'\\\\\\\\nas\\\\takes\\\\a.wbrec' is a network \(UNC\) path, but a "
+                                            r"record_start path is relative to the host's --recordings folder: send a "
+                                            r"relative path such as a.wbrec \(.*--record-anywhere") as e:
+        recording_path("\\\\nas\\takes\\a.wbrec", True)
+    assert e.value.code == "bad_argument"
+    assert recording_path("\\\\nas\\takes\\a.wbrec", True, anywhere=True) == "//nas/takes/a.wbrec"
+    with pytest.raises(ProtocolError, match=r"'//\./pipe/x.wbrec' is a Windows device path, not a file"):
+        recording_path("//./pipe/x.wbrec", True, anywhere=True)  # a named pipe: anywhere or not
+    assert recording_path("//nas/takes/a.wbrec", False) == "//nas/takes/a.wbrec"  # elsewhere: the containment check
+
+
+def test_a_host_on_windows_refuses_a_unc_record_start_path_without_looking_it_up(tmp_path, monkeypatch):
+    import ctypes
+    import pathlib
+    import sys
+    import types
+
+    from test_host_server import _WinMM
+
+    monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(winmm=_WinMM()), raising=False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    resolved, resolve = [], pathlib.Path.resolve
+    monkeypatch.setattr(pathlib.Path, "resolve", lambda self, *a: resolved.append(str(self)) or resolve(self, *a))
+    with run_host_in_thread(CounterWorld, recordings_dir=tmp_path) as h:
+        sock = _client(h.address, 3)
+        assert _ask(sock, {"type": "start", "mode": "step"})["type"] == "session"
+        err = _ask(sock, {"type": "record_start", "req_id": 4, "path": "\\\\nas\\takes\\a.wbrec"})
+        assert (err["code"], err["req_id"]) == ("bad_argument", 4) and "network (UNC) path" in err["message"]
+        assert not any("nas" in p for p in resolved)  # a lookup of a share that does not answer stalls the host
+        sock.close(0)
+
+
 @pytest.mark.parametrize("knob, value", [("cfg", -1), ("temperature", -0.5), ("top_p", 2.0), ("steps", -1)])
 def test_the_sandbox_refuses_a_setting_out_of_range_though_it_ignores_it(knob, value):
     with run_host_in_thread("sandbox") as h:
