@@ -7,6 +7,7 @@ Not thread-safe: use one client per thread (ZeroMQ sockets must stay on the thre
 from __future__ import annotations
 
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ class WorldClient:
         self._seq = 0
         self._epoch = 0
         self._last_echo: tuple = (None, None)  # (seq, client_ts) of the newest frame: latency counts its first frame
+        self._told_text_unused = False  # warned once that a text sent with an image is not used
         self._closed = False
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
@@ -269,6 +271,7 @@ class WorldClient:
                "action_map": action_map, "resume": resume}
         self._frames.clear()
         reply = self._request(msg, timeout if timeout is not None else max(self.timeout, START_TIMEOUT_S))
+        self._warn_text_unused(text, image, sketch)
         self.session = dict(reply)  # a copy that frames and answers keep current; the reply stays as the host sent it
         self._epoch = reply["epoch"]
         self._frames = deque((f for f in self._frames if f.session_id == reply["session_id"]),
@@ -334,8 +337,17 @@ class WorldClient:
                                "text": text,
                                "image": None if image is None else encode_prompt_image(image),
                                "sketch": None if sketch is None else encode_prompt_image(sketch)})
+        self._warn_text_unused(text, image, sketch)
         self._adopt_epoch(reply)
         return reply
+
+    def _warn_text_unused(self, text: str | None, image: Any, sketch: Any) -> None:
+        """Say once what only the host's stderr said: an image wins over a text sent with it (docs/protocol.md)."""
+        if P.prompt_kinds(text, image, sketch) == ["text_prompt", "image_prompt"] and not self._told_text_unused:
+            self._told_text_unused = True
+            warnings.warn(f"the text prompt {text!r} is not used: the image starts the world as it is drawn (a world "
+                          "that reads a flat-colour image as a sketch uses both); send the text alone, or with a "
+                          "sketch, for the text to count", stacklevel=3)
 
     def branch(self, frame: int, timeout: float | None = None) -> dict:
         """Continue from frame `frame` of the current timeline; epoch += 1 and that frame is re-sent.

@@ -3,6 +3,7 @@
 import inspect
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -119,6 +120,29 @@ def test_prompts_image_and_sketch(host):
         with pytest.raises(ProtocolError) as e:
             c.start(mode="step", image=b"not an image")
         assert e.value.code == "bad_prompt" and e.value.capability is None  # a capability it has: nothing to name
+
+
+def test_a_text_sent_with_an_image_warns_once_that_the_image_starts_the_world():
+    """docs/protocol.md: an image wins over text; the host alone knew, on its stderr, that the text went unused."""
+    from test_host_server import CounterWorld
+
+    class EveryPromptWorld(CounterWorld):
+        capabilities = ["text_prompt", "image_prompt", "sketch_prompt"]
+
+    picture = np.full((8, 8, 3), 90, np.uint8)
+    with run_host_in_thread(EveryPromptWorld) as h, WorldClient(h.address) as c:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            c.start(mode="step", text="a cave", sketch=picture)  # a sketch and a text both count
+            c.start(mode="step", text="  ", image=picture)  # blank: no text prompt
+            c.reset(text="a cave")
+        with pytest.warns(UserWarning, match=r"^the text prompt 'a cave' is not used: the image starts the world"
+                                             r".*send the text alone, or with a sketch") as caught:
+            c.start(mode="step", text="a cave", image=picture)
+        assert caught[0].filename == __file__  # points at the caller's line
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            c.reset(text="a hill", image=picture)  # once per client: a gym env resetting each episode says it once
 
 
 def test_an_rgba_sketch_array_is_sent_as_drawn_transparent_meaning_sky(host):

@@ -337,3 +337,19 @@ def test_serve_stops_cleanly_on_ctrl_break(monkeypatch):
         for s, handler in before.items():
             signal.signal(s, handler)
     assert res.exit_code == 0 and stopped == [True] and "host stopped" in res.output, res.output
+
+
+def test_serve_max_message_bytes_raises_the_limit_a_too_large_answer_names(monkeypatch):
+    from bridge.host.server import Host
+
+    seen = []
+    monkeypatch.setattr(Host, "run", lambda self: None)
+    monkeypatch.setattr(Host, "__init__", lambda self, *a, **kw: (seen.append(kw["limits"]),
+                                                                  setattr(self, "address", "x"))[0])
+    res = CliRunner().invoke(serve, ["--backend", "sandbox", "--max-message-bytes", str(64 << 20)])
+    assert res.exit_code == 0, res.output
+    assert seen[0].max_message_bytes == 64 << 20 and seen[0].max_sessions == 64  # the rest as before
+    assert CliRunner().invoke(serve, ["--backend", "sandbox"]).exit_code == 0
+    assert seen[1].max_message_bytes == 16 << 20  # the protocol's default
+    res = CliRunner().invoke(serve, ["--backend", "sandbox", "--max-message-bytes", "100"])
+    assert res.exit_code != 0 and "--max-message-bytes" in res.output and len(seen) == 2

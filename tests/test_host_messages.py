@@ -167,6 +167,41 @@ def test_a_drive_letter_is_refused_on_a_host_that_is_not_windows():
         recording_path("C:/a.wbrec", False)
 
 
+def test_a_windows_host_takes_a_unc_path_only_when_it_records_anywhere():
+    """A network share is any path the host's user can write (--record-anywhere), never inside --recordings; refused
+    from its text, before the host looks the share up on the network."""
+    with pytest.raises(ProtocolError, match=r"'\\\\\\\\nas\\\\takes\\\\a.wbrec' is a network \(UNC\) path, but a "
+                                            r"record_start path is relative to the host's --recordings folder: send a "
+                                            r"relative path such as a.wbrec \(.*--record-anywhere") as e:
+        recording_path("\\\\nas\\takes\\a.wbrec", True)
+    assert e.value.code == "bad_argument"
+    assert recording_path("\\\\nas\\takes\\a.wbrec", True, anywhere=True) == "//nas/takes/a.wbrec"
+    with pytest.raises(ProtocolError, match=r"'//\./pipe/x.wbrec' is a Windows device path, not a file"):
+        recording_path("//./pipe/x.wbrec", True, anywhere=True)  # a named pipe: anywhere or not
+    assert recording_path("//nas/takes/a.wbrec", False) == "//nas/takes/a.wbrec"  # elsewhere: the containment check
+
+
+def test_a_host_on_windows_refuses_a_unc_record_start_path_without_looking_it_up(tmp_path, monkeypatch):
+    import ctypes
+    import pathlib
+    import sys
+    import types
+
+    from test_host_server import _WinMM
+
+    monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(winmm=_WinMM()), raising=False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    resolved, resolve = [], pathlib.Path.resolve
+    monkeypatch.setattr(pathlib.Path, "resolve", lambda self, *a: resolved.append(str(self)) or resolve(self, *a))
+    with run_host_in_thread(CounterWorld, recordings_dir=tmp_path) as h:
+        sock = _client(h.address, 3)
+        assert _ask(sock, {"type": "start", "mode": "step"})["type"] == "session"
+        err = _ask(sock, {"type": "record_start", "req_id": 4, "path": "\\\\nas\\takes\\a.wbrec"})
+        assert (err["code"], err["req_id"]) == ("bad_argument", 4) and "network (UNC) path" in err["message"]
+        assert not any("nas" in p for p in resolved)  # a lookup of a share that does not answer stalls the host
+        sock.close(0)
+
+
 @pytest.mark.parametrize("knob, value", [("cfg", -1), ("temperature", -0.5), ("top_p", 2.0), ("steps", -1)])
 def test_the_sandbox_refuses_a_setting_out_of_range_though_it_ignores_it(knob, value):
     with run_host_in_thread("sandbox") as h:
@@ -177,3 +212,46 @@ def test_the_sandbox_refuses_a_setting_out_of_range_though_it_ignores_it(knob, v
         assert err["message"].startswith(f"{knob} {value:g} is outside its range: ")
         assert _ask(sock, {"type": "settings", "req_id": 6})["settings"][knob] is None  # unchanged: nil
         sock.close(0)
+
+
+SMALL = 64 * 1024  # a host limit small enough to go over cheaply
+
+
+@pytest.mark.parametrize("msg, says, raise_helps", [
+    ({"type": "start", "req_id": 4, "mode": "step", "text": "a long prompt " * 6000},
+     "`start` message of 840", False),
+    ({"type": "start", "req_id": 4, "mode": "step", "image": b"\0" * 70_000}, "its image is 70000 bytes: use a "
+                                                                               "smaller image", True),
+    ({"type": "start", "req_id": 4, "mode": "step", "sketch": b"\0" * 70_000}, "its sketch is 70000 bytes: use a "
+                                                                                "smaller sketch", True),
+    ({"type": "edit", "req_id": 4, "layer": b"\0" * 70000, "x": 0, "y": 0}, "its layer is 70000 bytes: use a "
+                                                                            "smaller layer", True),
+])
+def test_too_large_names_the_part_that_is_too_big_and_its_fix(msg, says, raise_helps):
+    with run_host_in_thread(CounterWorld, limits=P.Limits(max_message_bytes=SMALL)) as h:
+        sock = _client(h.address, 3)
+        err = _ask(sock, msg)
+        assert (err["code"], err["req_id"]) == ("too_large", 4) and says in err["message"], err["message"]
+        assert f"over the host's {SMALL}-byte limit" in err["message"]
+        if raise_helps:  # a bigger limit lets it through
+            assert err["message"].endswith(", or start the host with a larger `worldbridge serve --max-message-bytes`")
+        else:  # a string holds at most 4096 bytes whatever the limit: a bigger limit would not help
+            assert err["message"].endswith("its text is 84000 bytes: use a shorter text (at most 4096 bytes)")
+            assert "image" not in err["message"] and "max-message-bytes" not in err["message"]
+        sock.close(0)
+
+
+def test_too_large_from_extra_parts_or_undecodable_bytes_says_what_is_usually_big_and_how_to_raise_the_limit():
+    general = ("images, sketches and layers are what make messages big: send smaller ones, or start the host with a "
+               "larger `worldbridge serve --max-message-bytes`")
+    with run_host_in_thread(CounterWorld, limits=P.Limits(max_message_bytes=SMALL)) as h:
+        sock = _client(h.address, 3)
+        sock.send_multipart([P.encode({"type": "ping", "req_id": 4, "client_ts": 1.0}), b"\0" * 70_000])
+        assert sock.poll(5000)
+        err = P.decode(sock.recv_multipart()[0])
+        assert err["code"] == "too_large" and err["message"].endswith(general), err["message"]  # not "its client_ts"
+        sock.close(0)
+    with pytest.raises(ProtocolError) as e:
+        P.decode(b"\xc1" * 100, 10)  # not even decoded: the host cannot tell which part is big
+    assert e.value.code == "too_large" and e.value.message == ("message of 100 bytes is over the host's 10-byte "
+                                                               f"limit: {general}")

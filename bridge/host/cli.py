@@ -67,11 +67,14 @@ def _check_curve_secret(path: Path) -> None:
               help="Most sessions at once; a client's start beyond them is answered busy (try again later).")
 @click.option("--idle-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True,
               help="Seconds without messages before a session is closed.")
+@click.option("--max-message-bytes", type=click.IntRange(1 << 20, 1 << 30), default=16 << 20, show_default=True,
+              help="Largest message a client may send (its images, sketches and layers); bigger ones are answered "
+                   "too_large. Clients learn it at their handshake.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every session start/stop.")
 @THREADS_OPTION
 def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: Path | None, heartbeat: bool,
-          recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, verbose: bool,
-          threads: int | None) -> None:
+          recordings: Path, record_anywhere: bool, max_sessions: int, idle_timeout: float, max_message_bytes: int,
+          verbose: bool, threads: int | None) -> None:
     """Run the world host until Ctrl+C, Ctrl+Break (Windows) or SIGTERM."""
     from bridge.backend import backend_label
     from bridge.host.backends import announce, preload, set_cpu_threads, warm_text
@@ -87,7 +90,7 @@ def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: 
     try:  # the checkpoint is loaded now: a damaged one is refused here, not at a client's first start
         cpu_threads = set_cpu_threads(threads) if spec.kind == "world_model" else None
         spec = preload(spec)
-        limits = Limits(max_sessions=max_sessions, idle_timeout_s=idle_timeout)
+        limits = Limits(max_sessions=max_sessions, idle_timeout_s=idle_timeout, max_message_bytes=max_message_bytes)
         host = Host(spec, bind=bind, limits=limits, curve_secret=curve_secret, heartbeat=heartbeat,
                     recordings_dir=recordings, record_anywhere=record_anywhere)
     except (ValueError, OSError, CheckpointError) as e:

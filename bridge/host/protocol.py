@@ -84,11 +84,31 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack ext type {code} is not allowed")
 
 
+RAISE_LIMIT = "start the host with a larger `worldbridge serve --max-message-bytes`"
+
+
+def too_large(size: int, limit: int, header: Any = None, max_string_bytes: int = Limits.max_string_bytes
+              ) -> ProtocolError:
+    """too_large naming what to shrink, as the Godot addon words it: the header's biggest bin or str when it is most
+    of the message (a long text is not blamed on an image), else what usually makes a message big."""
+    msg = header if isinstance(header, dict) else {}
+    kind = f"`{msg['type']}` message" if isinstance(msg.get("type"), str) else "message"
+    sizes = {k: len(v) if isinstance(v, bytes) else len(v.encode("utf-8", "surrogatepass"))
+             for k, v in msg.items() if isinstance(k, str) and isinstance(v, (bytes, str))}
+    key = max(sizes, key=sizes.get, default=None)
+    if key is None or 2 * sizes[key] < size:  # undecoded, or the bulk is in parts beyond the header
+        fix = f"images, sketches and layers are what make messages big: send smaller ones, or {RAISE_LIMIT}"
+    elif isinstance(msg[key], str):  # a bigger limit would not help: strings hold at most max_string_bytes
+        fix = f"its {key} is {plural(sizes[key], 'byte')}: use a shorter {key} (at most {max_string_bytes} bytes)"
+    else:
+        fix = f"its {key} is {plural(sizes[key], 'byte')}: use a smaller {key}, or {RAISE_LIMIT}"
+    return ProtocolError("too_large", f"{kind} of {plural(size, 'byte')} is over the host's {limit}-byte limit: {fix}")
+
+
 def decode(data: bytes, max_bytes: int | None = None) -> dict:
     """Unpack one header; ProtocolError(bad_message/too_large) for anything that is not a map with a str `type`."""
     if max_bytes is not None and len(data) > max_bytes:
-        raise ProtocolError("too_large", f"message of {plural(len(data), 'byte')} is over the {max_bytes}-byte limit: "
-                                         "send smaller images (PNG/JPEG) or raise the host's limit")
+        raise too_large(len(data), max_bytes)
     items = 0
 
     def counted(container: Any) -> Any:

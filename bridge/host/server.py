@@ -88,9 +88,11 @@ WINDOWS_RESERVED = frozenset(["CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in r
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-def recording_path(text: str, windows: bool | None = None) -> str:
+def recording_path(text: str, windows: bool | None = None, anywhere: bool = False) -> str:
     """A client's record_start path with `/` between folders, refused (bad_argument) unless it is a file name every
-    OS can hold: a recording made on one host must open on another, and a Windows client writes `\\`."""
+    OS can hold: a recording made on one host must open on another, and a Windows client writes `\\`. A Windows
+    host takes a network share (UNC) only when it records `anywhere`, and refuses it from its text: looking up a share
+    that does not answer would stall every session."""
     for ch in text:
         if ch < " " or ch == "\x7f":
             what = "a NUL byte" if ch == "\0" else f"a control character ({ch!r})"
@@ -102,6 +104,14 @@ def recording_path(text: str, windows: bool | None = None) -> str:
     path = text.replace("\\", "/")
     windows = sys.platform == "win32" if windows is None else windows
     drive = path[:2] if windows and re.match(r"[A-Za-z]:/", path) else ""  # the Windows host's own disk
+    if windows and path[:4] in ("//./", "//?/"):
+        raise ProtocolError("bad_argument", f"recording path {text!r} is a Windows device path, not a file: send a "
+                                            "relative path such as a.wbrec")
+    if windows and path.startswith("//") and not anywhere:
+        raise ProtocolError("bad_argument", f"recording path {text!r} is a network (UNC) path, but a record_start path "
+                                            "is relative to the host's --recordings folder: send a relative path such "
+                                            "as a.wbrec (a host started with --record-anywhere, on loopback only, "
+                                            "takes any path its user can write, a share included)")
     for ch in ':<>"|?*':
         if ch in path[len(drive):]:
             raise ProtocolError("bad_argument", f"recording path {text!r} holds {ch!r}, which Windows refuses in a "
@@ -345,13 +355,13 @@ class Host:
         try:
             try:  # read now, refuse in turn: the answer to a bad message must not overtake earlier answers
                 if size > self.limits.max_message_bytes:  # libzmq already refused anything over twice the limit
-                    try:
-                        req_id = P.req_id_of(P.decode(data))  # so the client's wait for this request ends with it
+                    header = None
+                    try:  # so the client's wait for this request ends with it, and it learns what to shrink
+                        header = P.decode(data)
+                        req_id = P.req_id_of(header)
                     except ProtocolError:
                         pass
-                    raise ProtocolError("too_large", f"message of {size} bytes is over the "
-                                                     f"{self.limits.max_message_bytes}-byte limit: send smaller "
-                                                     "images (PNG/JPEG) or raise the host's limit")
+                    raise P.too_large(size, self.limits.max_message_bytes, header, self.limits.max_string_bytes)
                 raw = P.decode(data, self.limits.max_message_bytes)
                 req_id = P.req_id_of(raw)
             except ProtocolError as e:
@@ -641,8 +651,10 @@ class Host:
     def _on_record_start(self, rid: bytes, session: Session, msg: dict, wire: bytes) -> None:
         if session.recorder is not None:
             raise ProtocolError("bad_argument", f"already recording to {session.recorder.path}: send record_stop first")
-        path = Path(recording_path(msg["path"])) if msg["path"] else self._free_recording_path(session)
-        if msg["path"] and not (self.record_anywhere and self.loopback):
+        anywhere = self.record_anywhere and self.loopback
+        path = (Path(recording_path(msg["path"], anywhere=anywhere)) if msg["path"]
+                else self._free_recording_path(session))
+        if msg["path"] and not anywhere:
             root = self.recordings_dir.resolve()
             if root not in (self.recordings_dir / path).resolve().parents:
                 how = ("or start the host with --record-anywhere to let clients on this machine record elsewhere"
