@@ -2,9 +2,9 @@
 // It declares just the members the plugin uses, with Unity's real signatures, so CI can compile Runtime/, Editor/ and
 // Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything (beyond a GameObject keeping its
 // components, GetComponentInParent finding them up the Transform parents, a Transform its parent, a component starting
-// enabled and isActiveAndEnabled following enabled and SetActive up the parents, Debug's logs reaching
-// Application.logMessageReceived, and Input reading the keys a test holds in UnityEngine.TestSupport.Keys, so NUnit
-// tests can check what a script builds, says and sends); never ship it.
+// enabled and isActiveAndEnabled following enabled and SetActive up the parents, a Texture2D keeping its size, Debug's
+// logs reaching Application.logMessageReceived, and Input reading the keys a test holds in UnityEngine.TestSupport.Keys,
+// so NUnit tests can check what a script builds, says and sends); never ship it.
 // Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
 using System;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -165,7 +165,7 @@ namespace UnityEngine
 
     public sealed class Texture2D : Texture
     {
-        public Texture2D(int width, int height, TextureFormat textureFormat, bool mipChain) { }
+        public Texture2D(int width, int height, TextureFormat textureFormat, bool mipChain) { this.width = width; this.height = height; }
         public void LoadRawTextureData(byte[] data) { }
         public void Apply(bool updateMipmaps = true, bool makeNoLongerReadable = false) { }
         public void ReadPixels(Rect source, int destX, int destY, bool recalculateMipMaps = true) { }
