@@ -85,6 +85,7 @@ namespace WorldBridge
         [SerializeField] string currentAction = "";
 
         string lastSent;
+        WorldBridgeClient steered; // the client lastSent went to: the one the idle action on disable must stop
         SessionInfo followed; // the session the rules were last checked against
         readonly HashSet<ActionRule> unusable = new HashSet<ActionRule>(); // rules for actions this backend lacks
         bool idleUnknown;
@@ -123,13 +124,14 @@ namespace WorldBridge
             actions.Clear();
 #endif
             WorldBridgeClient.Move(this, ref listened, null);
-            if (client == null) return;
             // realtime: the host plays the last input until another comes, so a key held as the component went off
-            // would steer the world on with nobody at the keys (the client already closed: its bye ended the session)
-            if (lastSent != null && lastSent != IdleDescribed() && client.IsConnected && client.Session != null &&
-                client.Connection.Mode != "step")
-                Send(null);
+            // would steer the world on with nobody at the keys (the client already closed: its bye ended the session).
+            // The idle goes where the inputs went, not to a client a script put in the Client field since.
+            if (steered != null && lastSent != null && lastSent != IdleDescribed() && steered.IsConnected &&
+                steered.Session != null && steered.Connection.Mode != "step")
+                Send(steered, null);
             lastSent = null; // re-enabled, the keys' state goes again
+            steered = null;
         }
 
         /// <summary>The arrows / WASD / Space / gamepad, and the digit keys 1-8 (keypad too) that play latent actions 0-7.</summary>
@@ -285,20 +287,21 @@ namespace WorldBridge
                 // one frame per input: send the next once the frame answering the previous one arrived
                 // (or after 2 s, in case the host refused that input)
                 if ((awaitedSeq >= 0 && Time.unscaledTime - sentAt < 2f) || (rule == null && !stepWhenIdle)) return;
-                awaitedSeq = Send(rule);
+                awaitedSeq = Send(client, rule);
                 sentAt = Time.unscaledTime;
             }
             else if (currentAction != lastSent)
             {
-                Send(rule);
+                Send(client, rule);
                 lastSent = currentAction;
+                steered = client;
             }
         }
 
-        long Send(ActionRule rule)
+        long Send(WorldBridgeClient to, ActionRule rule)
         {
-            if (rule == null) return idleUnknown ? client.SendAction(0) : client.SendAction(idleAction);
-            return rule.latentAction >= 0 ? client.SendAction(rule.latentAction) : client.SendAction(rule.action);
+            if (rule == null) return idleUnknown ? to.SendAction(0) : to.SendAction(idleAction);
+            return rule.latentAction >= 0 ? to.SendAction(rule.latentAction) : to.SendAction(rule.action);
         }
 
         /// <summary>True while a UI InputField has keyboard focus: what is typed there ("make it snow") is text, not moves.</summary>

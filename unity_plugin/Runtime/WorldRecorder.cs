@@ -64,18 +64,24 @@ namespace WorldBridge
 
         public void StartRecording()
         {
-            if (HasClient()) client.RecordStart(path);
+            if (CanSend()) client.RecordStart(path);
         }
 
         public void StopRecording()
         {
-            if (HasClient()) client.RecordStop();
+            if (CanSend()) client.RecordStop();
         }
 
         /// <summary>A recorder with no client says how to give it one, where a record button would throw; one a script set
-        /// after AddComponent answers this recorder's requests too.</summary>
-        bool HasClient()
+        /// after AddComponent answers this recorder's requests too. A disabled one (or on an inactive object) says so and
+        /// sends nothing, as a disabled AudioSource will not play: it hears no answer, and no OnDisable would stop what it started.</summary>
+        bool CanSend()
         {
+            if (!isActiveAndEnabled)
+            {
+                Report("WorldRecorder is disabled or its GameObject inactive: enable it to record");
+                return false;
+            }
             if (WorldBridgeClient.Use(this, ref client, ref listened) != null) return true;
             Report(WorldBridgeClient.NeededBy("WorldRecorder"));
             return false;

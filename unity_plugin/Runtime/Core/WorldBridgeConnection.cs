@@ -3,6 +3,7 @@
 using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
+using System.Text;
 using System.Threading;
 
 namespace WorldBridge.Core
@@ -329,13 +330,31 @@ namespace WorldBridge.Core
             var bytes = MsgPack.Encode(message);
             var limit = welcome?.MaxMessageBytes ?? 0;
             if (limit > 0 && bytes.Length > limit)
-                throw new ArgumentException($"the {message["type"]} message is {bytes.Length} bytes but the host accepts at most {limit}: use a smaller image");
+                throw new ArgumentException($"{message["type"]} message of {bytes.Length} bytes is over the host's {limit}-byte limit: {TooBigAdvice(message)}");
             Interlocked.Increment(ref pendingSends);
             if (!outbox.TryAdd(new Outgoing { Bytes = bytes, ReqId = message.GetLong("req_id", -1), Start = start }))
             {
                 Interlocked.Decrement(ref pendingSends);
                 throw new InvalidOperationException($"{Options.MaxQueuedMessages} messages are waiting for the host at {Options.Endpoint}: is it running?");
             }
+        }
+
+        /// <summary>What to shrink in a message over the host's limit: its biggest image, sketch, layer or text, so a long
+        /// text prompt is not blamed on an image (the Godot addon's words).</summary>
+        static string TooBigAdvice(MsgMap message)
+        {
+            string biggest = null;
+            long most = 0;
+            foreach (var key in new[] { "image", "sketch", "layer", "text" })
+            {
+                var value = message[key];
+                long size = value is byte[] b ? b.Length : value is string t ? Encoding.UTF8.GetByteCount(t) : 0;
+                if (size <= most) continue;
+                biggest = key;
+                most = size;
+            }
+            if (biggest == null) return "raise the host's max_message_bytes";
+            return $"its {biggest} is {most} bytes: use a {(biggest == "text" ? "shorter" : "smaller")} {biggest}";
         }
 
         // --- Threads ---

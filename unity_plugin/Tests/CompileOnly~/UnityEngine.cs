@@ -1,9 +1,10 @@
 // COMPILE-ONLY STUB of Unity's API (UnityEngine core + IMGUI) — test scaffolding, NOT product code.
 // It declares just the members the plugin uses, with Unity's real signatures, so CI can compile Runtime/, Editor/ and
 // Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything (beyond a GameObject keeping its
-// components, GetComponentInParent finding them up the Transform parents, a Transform its parent, Debug's logs reaching
-// Application.logMessageReceived, and Input reading the keys a test holds in UnityEngine.TestSupport.Keys, so NUnit
-// tests can check what a script builds, says and sends); never ship it.
+// components, GetComponentInParent finding them up the Transform parents, a Transform its parent, a component starting
+// enabled and isActiveAndEnabled following enabled and SetActive up the parents, a Texture2D keeping its size, Debug's
+// logs reaching Application.logMessageReceived, and Input reading the keys a test holds in UnityEngine.TestSupport.Keys,
+// so NUnit tests can check what a script builds, says and sends); never ship it.
 // Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
 using System;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -42,7 +43,11 @@ namespace UnityEngine
         public T GetComponentInChildren<T>() => default;
     }
 
-    public class Behaviour : Component { public bool enabled { get; set; } }
+    public class Behaviour : Component
+    {
+        public bool enabled { get; set; } = true;
+        public bool isActiveAndEnabled => enabled && (gameObject == null || gameObject.activeInHierarchy);
+    }
     public class MonoBehaviour : Behaviour { }
     public class ScriptableObject : Object { }
 
@@ -57,6 +62,7 @@ namespace UnityEngine
         readonly System.Collections.Generic.List<Component> components = new System.Collections.Generic.List<Component>();
         public Transform transform { get; }
         public bool activeSelf { get; private set; } = true;
+        public bool activeInHierarchy => activeSelf && (transform.parent == null || transform.parent.gameObject.activeInHierarchy);
         public T GetComponent<T>()
         {
             foreach (var component in components)
@@ -159,7 +165,7 @@ namespace UnityEngine
 
     public sealed class Texture2D : Texture
     {
-        public Texture2D(int width, int height, TextureFormat textureFormat, bool mipChain) { }
+        public Texture2D(int width, int height, TextureFormat textureFormat, bool mipChain) { this.width = width; this.height = height; }
         public void LoadRawTextureData(byte[] data) { }
         public void Apply(bool updateMipmaps = true, bool makeNoLongerReadable = false) { }
         public void ReadPixels(Rect source, int destX, int destY, bool recalculateMipMaps = true) { }

@@ -926,8 +926,23 @@ namespace WorldBridge.Tests
                 host.Accept();
                 host.Welcome(maxMessageBytes: 1000);
                 Assert.IsTrue(c.WaitReady(5000));
-                var e = Assert.Throws<ArgumentException>(() => c.Reset(image: new byte[2000]));
-                StringAssert.Contains("at most 1000", e.Message);
+                var layer = new byte[2000];
+                Layer2x1.CopyTo(layer, 0);
+                var cases = new (Func<long> Send, string Type, string Advice)[]
+                {
+                    (() => c.Reset(image: new byte[2000]), "reset", "its image is 2000 bytes: use a smaller image"),
+                    (() => c.Reset(text: new string('é', 800), image: new byte[100]), "reset", "its text is 1600 bytes: use a shorter text"),
+                    (() => c.Reset(sketch: new byte[2000]), "reset", "its sketch is 2000 bytes: use a smaller sketch"),
+                    (() => c.Edit(layer, 0, 0), "edit", "its layer is 2000 bytes: use a smaller layer"),
+                };
+                foreach (var one in cases)
+                {
+                    var (send, type, advice) = one;
+                    var e = Assert.Throws<ArgumentException>(() => send());
+                    StringAssert.StartsWith(type + " message of ", e.Message);
+                    StringAssert.EndsWith(" bytes is over the host's 1000-byte limit: " + advice, e.Message,
+                                          "the message names its biggest part and the fix for it, as the Godot addon does");
+                }
             }
         }
 

@@ -145,8 +145,8 @@ namespace WorldBridge.Tests
             Receive(window, BadPrompt(Starts(window)[0], "text_prompt"));
             Assert.AreEqual(1, Starts(window).Count, "nothing more was queued");
             StringAssert.StartsWith("bad_prompt: this backend takes no text prompts, and the start without the text prompt could not be sent: " +
-                                    "the start message is ", Status(window), "the line says what was refused and why no start without it went");
-            StringAssert.EndsWith("but the host accepts at most 8: use a smaller image", Status(window));
+                                    "start message of ", Status(window), "the line says what was refused and why no start without it went");
+            StringAssert.EndsWith("bytes is over the host's 8-byte limit: raise the host's max_message_bytes", Status(window));
             ConnectionOf(window).Close();
         }
 

@@ -210,8 +210,8 @@ namespace WorldBridge.Tests
             Assert.AreEqual(1, Starts(connection).Count, "nothing more was queued");
             Assert.AreEqual(1, told.Count, "one refusal, one error: " + string.Join(" | ", told));
             StringAssert.StartsWith("bad_prompt: this backend takes no text prompts, and the start without the text prompt could not be sent: " +
-                                    "the start message is ", told[0]);
-            StringAssert.EndsWith("but the host accepts at most 8: use a smaller image", told[0]);
+                                    "start message of ", told[0]);
+            StringAssert.EndsWith("bytes is over the host's 8-byte limit: raise the host's max_message_bytes", told[0]);
             Assert.AreEqual(1, raised.Count, "the refusal stays the game's HostError");
             connection.Close();
         }

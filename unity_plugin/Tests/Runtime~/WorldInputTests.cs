@@ -345,19 +345,49 @@ namespace WorldBridge.Tests
         [Test]
         public void DisabledWhileAKeyIsHeldItSendsTheIdleActionInARealtimeWorld()
         {
-            foreach (var mode in new[] { "realtime", "step" })
+            Keys.Held.Add(KeyCode.RightArrow);
+            try
             {
-                var session = Session("s1", mode, "noop", "right");
-                var input = new WorldInput { client = ClientIn(session) };
-                Set(input.client.Connection, "mode", mode);
-                input.CheckRules(session);
-                Set(input, "lastSent", input.rules[2].Describe()); // 'right' went while the right arrow was held
+                foreach (var mode in new[] { "realtime", "step" })
+                {
+                    var input = new WorldInput { client = ClientIn(Session("s1", mode, "noop", "right")) };
+                    Set(input.client.Connection, "mode", mode);
+                    RunUpdate(input);              // 'right' goes while the right arrow is held
+                    Call(input, "OnDisable");
+                    var sent = Sent(input.client);
+                    if (mode == "realtime")
+                        CollectionAssert.AreEqual(new[] { "right", "noop" }, sent, "the world kept moving right with the input component off");
+                    else
+                        CollectionAssert.AreEqual(new[] { "right" }, sent, "a step world moves only on inputs: nothing to stop");
+                }
+            }
+            finally
+            {
+                Keys.Held.Clear();
+            }
+        }
+
+        [Test]
+        public void DisabledAfterItsClientWasSwappedItStopsTheClientThatGotTheInputs()
+        {
+            Keys.Held.Add(KeyCode.RightArrow);
+            try
+            {
+                var steered = ClientIn(Session("s1", "realtime", "noop", "right"));
+                Set(steered.Connection, "mode", "realtime");
+                var input = new WorldInput { client = steered };
+                Call(input, "OnEnable");
+                RunUpdate(input);                  // 'right' goes to the first client
+                var other = ClientIn(Session("s2", "realtime", "noop", "right"));
+                Set(other.Connection, "mode", "realtime");
+                input.client = other;              // a script swaps the client, and the input goes off before its next Update
                 Call(input, "OnDisable");
-                var sent = Sent(input.client);
-                if (mode == "realtime")
-                    CollectionAssert.AreEqual(new[] { "noop" }, sent, "the world kept moving right with the input component off");
-                else
-                    CollectionAssert.IsEmpty(sent, "a step world moves only on inputs: nothing to stop");
+                CollectionAssert.AreEqual(new[] { "right", "noop" }, Sent(steered), "the world kept moving right with the input component off");
+                CollectionAssert.IsEmpty(Sent(other), "a client that got no input was sent the idle action");
+            }
+            finally
+            {
+                Keys.Held.Clear();
             }
         }
     }

@@ -100,6 +100,30 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ADisabledRecorderStartsNothingAndSaysItIsDisabled()
+        {
+            var unticked = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();
+            unticked.enabled = false;
+            var inactive = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();
+            inactive.enabled = true;
+            inactive.gameObject.SetActive(false);
+            foreach (var recorder in new[] { unticked, inactive })
+            {
+                recorder.client = new WorldBridgeClient();
+                var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+                Set(connection, "state", ConnectionState.Ready);
+                Use(recorder.client, connection);
+                recorder.Toggle(); // a record button wired to a recorder the user turned off
+                Assert.AreEqual(0, ((System.Collections.ICollection)Get(connection, "outbox")).Count,
+                                "a disabled recorder asked the host to record: nothing would stop that recording");
+                Call(recorder.client, "Handle", new MsgMap { { "type", "ok" }, { "req_id", 1 }, { "request", "record_start" }, { "path", "a.wbrec" } });
+                Assert.IsFalse(recorder.IsRecording, "a disabled recorder hears its client");
+                Assert.AreEqual("WorldRecorder is disabled or its GameObject inactive: enable it to record", recorder.Status);
+                connection.Close();
+            }
+        }
+
+        [Test]
         public void ARecorderWithoutAClientSaysHowToGiveItOne()
         {
             var recorder = new WorldRecorder();

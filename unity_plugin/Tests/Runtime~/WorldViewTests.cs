@@ -48,6 +48,7 @@ namespace WorldBridge.Tests
             Call(client, "Update");
             Assert.IsNotNull(view.LastFrame, "the client's frames reached no view");
             Assert.AreSame(view.Texture, view.rawImage.texture);
+            Assert.AreEqual((2, 1), (view.Texture.width, view.Texture.height), "the texture has the frame's size");
         }
 
         [Test]
@@ -80,7 +81,13 @@ namespace WorldBridge.Tests
             });
             CollectionAssert.IsEmpty(logged, "a script reading view.Texture on purpose was warned at");
             Assert.IsNotNull(view.Texture, "the frame is in Texture, for the script");
+            Assert.AreEqual((2, 1), (view.Texture.width, view.Texture.height), "the texture has the frame's size");
             Assert.IsFalse(view.ScreenToFramePixel(Vector2.zero, null, out _), "with no Raw Image no click maps onto the frame");
+            var first = view.Texture;
+            view.Show(new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] });
+            Assert.AreSame(first, view.Texture, "a frame of the same size made a new texture: one is made per frame size");
+            view.Show(new WorldFrame { Width = 4, Height = 2, Pixels = new byte[24], Events = new string[0] });
+            Assert.AreEqual((4, 2), (view.Texture.width, view.Texture.height), "a frame of a new size gets a texture of its size");
         }
 
         [Test]
