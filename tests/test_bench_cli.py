@@ -149,3 +149,11 @@ def test_a_rollout_health_of_one_frame_counts_one_frame(world_dir, monkeypatch):
     monkeypatch.setattr("bridge.host.backends.announce", lambda spec: None)
     res = CliRunner().invoke(bench, ["--checkpoint", str(world_dir), "--rollout-health", "1"])
     assert res.exit_code == 0 and "rollout health: 100.0 % of 1 frame within range" in res.output, res.output
+
+
+def test_help_says_what_is_measured_which_way_is_better_the_target_and_the_default_world():
+    out = CliRunner().invoke(bench, ["--help"]).output
+    for says in ("fps (frames/s, higher is better)", "latency_ms_p50/p95 (ms, lower is better)",
+                 "target: 24 frames/s end to end, p95 60 ms", "default: the embedded default world",
+                 "the sandbox game (a test backend, not a world model)"):
+        assert says in " ".join(out.split()), (says, out)
