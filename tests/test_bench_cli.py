@@ -86,7 +86,7 @@ def test_rollout_health_is_reported(tmp_path):
     # 5 rollouts (the settings', then 2/4/6/8 steps), 5 x N frames: each shows its rate and ETA (it showed none)
     bars = res.stderr.split("health: rollout:   0%|")[1:]  # tqdm may redraw a finished bar: count the bars' starts
     assert len(bars) == 5, res.stderr
-    assert all(re.search(r"health: rollout: 100%\|[^|]*\| 12/12 \[\d\d:\d\d<00:00, +[\d.]+it/s\]", b) for b in bars)
+    assert all(re.search(r"health: rollout: 100%\|[^|]*\| 12/12 \[\d\d:\d\d<00:00, +[\d.]+frame/s\]", b) for b in bars)
     h = r["rollout_health"]
     assert h["frames"] == 12 and 0.0 <= h["within_range"] <= 1.0 and h["range"] == span
     # an untrained world samples near-uniform codes: a new token map every frame, so `change` is far above 0.5
