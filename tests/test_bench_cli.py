@@ -86,7 +86,7 @@ def test_rollout_health_is_reported(tmp_path):
     # 5 rollouts (the settings', then 2/4/6/8 steps), 5 x N frames: each shows its rate and ETA (it showed none)
     bars = res.stderr.split("health: rollout:   0%|")[1:]  # tqdm may redraw a finished bar: count the bars' starts
     assert len(bars) == 5, res.stderr
-    assert all(re.search(r"health: rollout: 100%\|[^|]*\| 12/12 \[\d\d:\d\d<00:00, +[\d.]+it/s\]", b) for b in bars)
+    assert all(re.search(r"health: rollout: 100%\|[^|]*\| 12/12 \[\d\d:\d\d<00:00, +[\d.]+frame/s\]", b) for b in bars)
     h = r["rollout_health"]
     assert h["frames"] == 12 and 0.0 <= h["within_range"] <= 1.0 and h["range"] == span
     # an untrained world samples near-uniform codes: a new token map every frame, so `change` is far above 0.5
@@ -149,3 +149,11 @@ def test_a_rollout_health_of_one_frame_counts_one_frame(world_dir, monkeypatch):
     monkeypatch.setattr("bridge.host.backends.announce", lambda spec: None)
     res = CliRunner().invoke(bench, ["--checkpoint", str(world_dir), "--rollout-health", "1"])
     assert res.exit_code == 0 and "rollout health: 100.0 % of 1 frame within range" in res.output, res.output
+
+
+def test_help_says_what_is_measured_which_way_is_better_the_target_and_the_default_world():
+    out = CliRunner().invoke(bench, ["--help"]).output
+    for says in ("fps (frames/s, higher is better)", "latency_ms_p50/p95 (ms, lower is better)",
+                 "target: 24 frames/s end to end, p95 60 ms", "default: the embedded default world",
+                 "the sandbox game (a test backend, not a world model)"):
+        assert says in " ".join(out.split()), (says, out)

@@ -230,3 +230,32 @@ def test_a_missing_checkpoint_or_dataset_names_the_fix(cmd, missing, says, tmp_p
     args = [a for k, v in given.items() if cmd == "calibrate" or k == "--checkpoint" for a in (k, v)]
     res = CliRunner().invoke(health, [cmd, *args])
     assert res.exit_code == 1 and nope in res.output and says in res.output, res.output
+
+
+def test_progress_bars_count_frames_with_rate_and_eta(setup, capsys):
+    world_dir, data, tok, rng = setup
+    calibrate(tok, data, clips=4, progress=True)
+    err = capsys.readouterr().err
+    assert "frame/s" in err and "100%" in err and "<" in err, err[-400:]
+    check_rollout(load_world(world_dir), frames=3, stats_range=rng, progress=True)
+    err = capsys.readouterr().err
+    assert "frame/s" in err and "3/3" in err, err[-400:]
+
+
+def test_calibrating_on_footage_with_no_val_split_names_the_command_to_make_it_again(tmp_path):
+    from bridge.data.writer import DatasetWriter
+
+    with DatasetWriter(tmp_path / "ds", height=16, width=16, fps=10, action_names=None, source="sandbox") as w:
+        for i in range(3):
+            w.add_episode({"id": i, "seed": i, "split": "train"}, np.zeros((4, 16, 16, 3), np.uint8))
+        w.finish()
+    res = CliRunner().invoke(health, ["calibrate", "--checkpoint", str(trained_micro()["world"]), "--data",
+                                      str(tmp_path / "ds"), "--dry-run"])
+    assert res.exit_code == 1 and "has no val episodes" in res.output, res.output
+    assert "worldbridge data generate ... --val-fraction" in res.output and "--split train" in res.output
+
+
+def test_check_help_says_what_within_range_means_and_its_target():
+    text = " ".join(CliRunner().invoke(health, ["check", "--help"]).output.split())
+    for says in ("within_range (0-1, higher is better", "target 1.0", "first_failure"):
+        assert says in text, (says, text)

@@ -135,3 +135,32 @@ def test_eval_progress_counts_frames_with_rate_and_eta(capsys):
         rollout(model, first, torch.zeros(3, 5, dtype=torch.long), {"steps": 2, "temperature": 1.0, "cfg": 1.0,
                                                                       "unmask": "random"}, torch.Generator(), bar)
         assert bar.n == 15
+
+
+def test_a_dataset_of_another_frame_size_names_the_footage_to_give(tmp_path):
+    run = trained_micro()  # a 16x16 world
+    data = write_square_dataset(tmp_path / "ds32", episodes=4, size=32)
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(run["world"]), "--data", str(data), "--quiet"])
+    assert r.exit_code == 1 and "32x32" in r.output and "give --data footage of 16x16 frames" in r.output, r.output
+    assert "--size 16" in r.output and "Traceback" not in r.output
+
+
+def test_more_clips_than_the_val_split_holds_is_refused_before_any_rollout(monkeypatch):
+    """2 val episodes of 40 frames hold 20 distinct 31-frame rollout clips: a 21st would score one clip twice and
+    narrow every _ci95 on no new evidence."""
+    import bridge.train.evaluate as ev
+
+    run = trained_micro()
+    monkeypatch.setattr(ev, "rollout", lambda *a, **k: pytest.fail("rolled out before refusing --clips"))
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(run["world"]), "--data", str(run["data"]), "--clips",
+                                  "21", "--quiet"])
+    assert r.exit_code == 1 and "--clips 21" in r.output and "20 distinct" in r.output, r.output
+    assert "--clips 20 or fewer" in r.output and "val episodes" in r.output
+    assert ev.evaluate(str(run["tok"]), str(run["data"]), device="cpu", clips=21, progress=False)["tokenizer_psnr"] > 10
+
+
+def test_help_says_what_each_figure_measures_which_way_is_better_and_its_target():
+    out = CliRunner().invoke(main, ["eval", "--help"]).output
+    for says in ("better higher", "tokenizer_psnr (dB, target 28)", "codebook_usage", "true_action_accuracy",
+                 "delta_psnr (dB", "target 1.5", "rollout_minus_copy_last", "target +3", "rollout_fps", "_ci95"):
+        assert says in out, (says, out)

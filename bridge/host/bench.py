@@ -212,8 +212,10 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 
 
 @click.command()
-@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None, help="World model to measure.")
-@click.option("--backend", type=click.Choice(["sandbox"]), default=None, help="Measure the sandbox game.")
+@click.option("--checkpoint", type=CHECKPOINT_FOLDER, default=None,
+              help="World model to measure [default: the embedded default world].")
+@click.option("--backend", type=click.Choice(["sandbox"]), default=None,
+              help="Measure the sandbox game (a test backend, not a world model) instead.")
 @click.option("--frames", type=click.IntRange(10), default=500, show_default=True,
               help="Frames timed in-process and again end to end (--quick takes at most 60).")
 @click.option("--host", "where", type=click.Choice(["subprocess", "thread"]), default="subprocess",
@@ -229,7 +231,13 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 def bench(checkpoint: str | None, backend: str | None, frames: int, where: str, no_scaling: bool, quick: bool,
           health_frames: int, cfg: float | None, as_json: bool) -> None:
-    """Measure frames/s and latency in-process and end to end (step mode through a real WorldClient)."""
+    """Measure frames/s and latency in-process and end to end (step mode through a real WorldClient).
+
+    \b
+    fps (frames/s, higher is better) and latency_ms_p50/p95 (ms, lower is better) of one session: in_process is the
+    backend alone, end_to_end through the protocol; the target: 24 frames/s end to end, p95 60 ms (docs/model.md).
+    Every key, the model's stages and FLOPs included: docs/model.md, `worldbridge bench`.
+    """
     from bridge.host.backends import announce
     from bridge.model.checkpoint import CheckpointError
 

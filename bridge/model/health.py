@@ -103,7 +103,10 @@ def calibrate(tokenizer: VideoTokenizer, data: str | Path, clips: int = 512, spl
     ds = VideoDataset(data)
     episodes = ds.split(split)
     if not episodes:
-        raise ValueError(f"{data} has no {split} episodes: generate it with --val-fraction > 0 (or pass --split train)")
+        from bridge.train.evaluate import no_val_episodes
+
+        raise ValueError(f"{no_val_episodes(ds)} (or pass --split train)" if split == "val" else
+                         f"{data} has no {split} episodes: calibrate on its val split (--split val)")
     if (ds.height, ds.width) != (tokenizer.height, tokenizer.width):
         raise ValueError(f"the tokenizer takes {tokenizer.height}x{tokenizer.width} frames but {data} has "
                          f"{ds.height}x{ds.width}: calibrate on footage of this world's size")
@@ -113,12 +116,14 @@ def calibrate(tokenizer: VideoTokenizer, data: str | Path, clips: int = 512, spl
     sampler = ClipSampler(ds, length, split, seed=seed)
     rng, dev = np.random.default_rng(seed), next(tokenizer.parameters()).device
     per: dict[str, list[np.ndarray]] = {k: [] for k in STATS}
-    with _autocast(dev):
-        for start in tqdm(range(0, clips, batch), desc="health: tokenizing real footage", file=sys.stderr,
-                          disable=not progress):
+    bar = tqdm(total=clips * length, desc="health: tokenizing real footage", unit="frame", file=sys.stderr,
+               disable=not progress)
+    with _autocast(dev), bar:
+        for start in range(0, clips, batch):
             x = torch.from_numpy(sampler.sample(min(batch, clips - start), rng)).to(dev)  # (B, T, H, W, 3)
             for k, v in token_stats(tokenizer.encode(x)[0], tokenizer.vocab).items():
                 per[k].append(v.reshape(-1))
+            bar.update(x.shape[0] * length)
     stats = {}
     for k, parts in per.items():
         v = np.concatenate(parts)
@@ -203,7 +208,8 @@ def check_rollout(backend: Any, frames: int = 100, policy: str | int = "random",
 
     first = backend.reset(Prompt(seed=seed))
     maps = [backend.last_tokens if own_tokens else encode(first)]
-    for t in tqdm(range(1, frames + 1), desc="health: rollout", file=sys.stderr, disable=not progress):
+    for t in tqdm(range(1, frames + 1), desc="health: rollout", unit="frame", file=sys.stderr,
+                  disable=not progress):
         img = backend.step(act(t))
         maps.append(backend.last_tokens if own_tokens else encode(img))
     stats = token_stats(torch.stack([m.cpu() for m in maps]), vocab)  # each (frames + 1,)
@@ -280,7 +286,13 @@ def calibrate_command(checkpoint, data, clips, split, seed, device, dry_run) -> 
 @click.option("--temperature", type=float, default=None, help="Sampling temperature [default: the checkpoint's].")
 @click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling mass, 1 = off [default: the checkpoint's].")
 def check_command(checkpoint, frames, policy, seed, seeds, device, temperature, top_p) -> None:
-    """Roll the world FRAMES steps and print, as JSON, the share of frames within real footage's range (model card)."""
+    """Roll the world FRAMES steps and print, as JSON, the share of frames within real footage's range (model card).
+
+    \b
+    within_range (0-1, higher is better; target 1.0, every frame a world; the default world: 1.0 over 7,200 frames):
+    the share of generated frames whose token statistics all lie in the range; first_failure: the first frame that
+    does not (null: none), failures_by_stat: which statistics left it (docs/model.md, Rollout health).
+    """
     from bridge.model.world import load_world
 
     try:

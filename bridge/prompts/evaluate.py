@@ -94,6 +94,23 @@ def supports(backend, what: str) -> bool:
     return bool(getattr(getattr(backend, "prompts", None), what, False))
 
 
+PROMPT_SECTIONS = {  # section -> (what supports() asks for, what a user calls it, how a world gets it)
+    "text": ("text_prompts", "text prompts", "it has no first-frame model: `worldbridge train prompts first-frame "
+             "--world {world} --data DATA` adds one"),
+    "sketch": ("sketch_prompts", "sketch prompts", "its first-frame model (if any) was not trained on sketches: "
+               "`worldbridge train prompts first-frame --world {world} --data DATA` on footage made with "
+               "`worldbridge data generate ... --sketch`"),
+    "events": ("events", "world events", "it was not taught events: `worldbridge train prompts events --world {world} "
+               "--data DATA --out NEW_WORLD` makes a world that has them"),
+}
+
+
+def untrained(backend, sections: tuple[str, ...], world: str) -> dict[str, str]:
+    """Each prompt section asked for that this world was not trained for -> why, and the command that trains it."""
+    return {k: f"{name}: {fix.format(world=world)}" for k, (what, name, fix) in PROMPT_SECTIONS.items()
+            if k in sections and not supports(backend, what)}
+
+
 def _accuracy(pairs: list[tuple[str, str]]) -> float | None:
     return float(np.mean([a == b for a, b in pairs])) if pairs else None
 

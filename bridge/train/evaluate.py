@@ -143,6 +143,18 @@ def no_val_episodes(ds: Any) -> str:
     return f"{ds.root} has no val episodes ({plural(len(ds.episodes), 'episode')}, all in train): {fix}"
 
 
+def _check_clips(ds: Any, val: list, clips: int, length: int) -> None:
+    """Refuse more rollout clips than the val split has distinct ones: repeats would narrow every _ci95 on no news."""
+    from bridge.data.dataset import ClipSampler
+
+    have = len(ClipSampler(ds, length, "val"))
+    if clips > have:
+        raise ValueError(f"--clips {clips} is more than the {have} distinct clips of {length} frames in the val split "
+                         f"of {ds.root} ({plural(len(val), 'episode')} of at most {max(e.length for e in val)} frames): "
+                         f"give --clips {have} or fewer, or footage with more val episodes (docs/model.md measures on "
+                         "`worldbridge data generate --episodes 400 --frames 600 --seed 1 --out data/sandbox64b`)")
+
+
 def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int = 64, seed: int = 0,
              overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """All metrics of a checkpoint (a world or a tokenizer run) on the val split of `data`."""
@@ -155,7 +167,9 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
         raise ValueError(no_val_episodes(ds))
     cfg, tensors, card, header = load_model(Path(checkpoint))
     if (cfg.height, cfg.width) != (ds.height, ds.width):
-        raise ValueError(f"{checkpoint} models {cfg.height}x{cfg.width} frames but {data} has {ds.height}x{ds.width}")
+        make = f" (`worldbridge data generate|import ... --size {cfg.height}` makes it)" if cfg.height == cfg.width else ""
+        raise ValueError(f"{checkpoint} was trained on {cfg.height}x{cfg.width} frames but {data} has "
+                         f"{ds.height}x{ds.width}: give --data footage of {cfg.height}x{cfg.width} frames{make}")
     if header["kind"] == "world":
         model = WorldModel(cfg, bank_size=tensors["bank"].shape[0])
         load_into(model, tensors, where=checkpoint)
@@ -170,6 +184,8 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     gen = torch.Generator(device=dev).manual_seed(seed)
     longest = max(e.length for e in val)
     H = max(DELTA_T + tuple(round(s * ds.fps) for s in SECONDS if round(s * ds.fps) < longest))
+    if header["kind"] == "world":
+        _check_clips(ds, val, clips, H + 1)
     tok_clips, T = max(clips, 4) * 4, min(cfg.dynamics.clip_len, longest)
     tok_len = min(cfg.tokenizer.clip_len, longest)
     work = tok_clips * tok_len + (clips * 8 * T + clips * (H + max(DELTA_T)) + SPEED_FRAMES if model is not None else 0)
@@ -329,7 +345,19 @@ def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None
                    "checkpoint's).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_command(checkpoint, data, as_json, clips, seed, device, steps, temperature, top_p, cfg, unmask, quiet) -> None:
-    """Evaluate a checkpoint on a dataset's val split and print JSON."""
+    """Evaluate a checkpoint on a dataset's val split and print JSON (every key: docs/model.md, Evaluation).
+
+    \b
+    Each figure is better higher (its *_ci95 interval, lower); the targets the default world is held to:
+      tokenizer_psnr (dB, target 28), tokenizer_ssim (0-1), codebook_usage (share of codes used, target 0.8)
+      latent_action_entropy_bits (target 2.5; 3 is the most 8 actions can have)
+      true_action_accuracy (0-1, target 0.9; its _detail gives chance, the majority action)
+      delta_psnr (dB: inferred actions' rollout minus random actions': how much input moves the world; target 1.5
+        at 4 frames)
+      rollout_minus_copy_last (dB over repeating the first frame; target +3 at 3 s)
+      rollout_fps (frames/s of one interactive stream)
+      *_ci95: the +- of each mean over the clips; a difference smaller than it is noise
+    """
     try:
         with stopped_says("eval ended before printing its results; it writes no files, so nothing on disk changed"):
             res = evaluate(checkpoint, data, device, clips, seed,
