@@ -173,7 +173,7 @@ def test_first_frame_warm_start_from_a_world_on_another_tokenizer(tmp_path):
 def test_prompt_stages_decay_their_learning_rate_to_fit_the_time_budget():
     """--max-minutes with a large --steps (how a GPU run is bounded) must still end the cosine at 10%."""
     from bridge.prompts.train import PROMPT_WARMUP
-    from bridge.train.trainer import set_lr
+    from bridge.train.loop import set_lr
 
     opt = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "scale": 10.0},
                              {"params": [torch.nn.Parameter(torch.zeros(1))]}])

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from bridge.cli import main
 from bridge.model.checkpoint import CheckpointError, load_model, load_train_state, save_train_state
 from bridge.model.genie import WorldModel
-from bridge.train.trainer import TrainOptions, lr_at, make_optimizer, train
+from bridge.train.loop import lr_at
+from bridge.train.trainer import TrainOptions, make_optimizer, train
 from test_model_data import save_random_world, trained_micro, write_square_dataset
 
 torch.set_num_threads(1)
@@ -236,6 +237,17 @@ def test_a_new_run_never_writes_into_a_dataset_or_a_folder_of_other_files(tmp_pa
     (tmp_path / "cut").mkdir()
     (tmp_path / "cut" / "metrics.csv").write_text("step,loss\n")  # a run killed before its first save
     assert train(TrainOptions(out=str(tmp_path / "cut"), **opts))["step"] == 1
+
+
+def test_a_new_out_holding_only_a_file_managers_litter_counts_as_new(tmp_path):
+    """Windows Explorer's desktop.ini or Thumbs.db in a new --out was "files that are not a training run's"."""
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    (tmp_path / "run").mkdir()
+    for name in (".DS_Store", "desktop.ini", "Thumbs.db"):
+        (tmp_path / "run" / name).write_text("x")
+    opts = TrainOptions(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", steps=1,
+                        progress=False)
+    assert train(opts)["step"] == 1
 
 
 def test_a_save_cut_short_still_resumes_and_finished_checkpoints_are_never_overwritten(tmp_path):

@@ -29,8 +29,7 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import Averager, fine_tune, progress_bar, train_device
-from bridge.train.trainer import kept_options, set_lr
+from bridge.train.loop import Averager, check_new_out, fine_tune, kept_options, progress_bar, set_lr, train_device
 from bridge.values import SEED_DEFAULT, plural
 from bridge.worlds.events import EVENT_TYPES
 
@@ -414,9 +413,8 @@ def _event_out(opts: PromptTrainOptions) -> tuple[Path, bool]:
         raise ValueError(f"--clip-len must be at least 3 frames, got {opts.clip_len}")
     out = Path(opts.out)
     resume = (out / "config.json").is_file() and load_event_settings(out) is not None
-    if not resume and out.is_dir() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty and holds no event run to resume: give `train prompts events` a new --out "
-                         "directory (it would overwrite what is there)")
+    if not resume:
+        check_new_out(out, "train prompts events", "an event run's")
     return out, resume
 
 
