@@ -92,8 +92,8 @@ def progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> tqdm
 
 
 def over_budget(spent_s: float, max_minutes: float | None) -> bool:
-    """Whether a --max-minutes budget is spent (None: no budget; 0 stops after the first step)."""
-    return max_minutes is not None and spent_s > max_minutes * 60
+    """Whether a --max-minutes budget is spent (None or 0: no budget, as set_lr and every --max-minutes read it)."""
+    return bool(max_minutes) and spent_s > max_minutes * 60
 
 
 @contextmanager
