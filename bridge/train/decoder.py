@@ -25,7 +25,8 @@ from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
-from bridge.train.loop import Averager, amp, check_new_out, fine_tune, kept_options, progress_bar, set_lr, train_device
+from bridge.train.loop import (Averager, amp, card_options, check_new_out, fine_tune, kept_options, progress_bar,
+                               set_lr, train_device)
 from bridge.train.options import DECODER_DEFAULTS
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
@@ -282,7 +283,7 @@ def _section(opts: DecoderTrainOptions, prev: dict, src: Path, clip_len: int, va
     """The card's "decoder" section a save completes: where the run came from, its kept options and the measures
     before; every --adv weight a run of this --out trained with."""
     section = {"from_world": str(prev.get("from_world", src.resolve())), "data": [str(Path(d).resolve()) for d in opts.data],
-               **{key: getattr(opts, name) for name, key in KEPT.items()}, "clip_len": clip_len, "val_clips": val_clips,
+               **card_options(opts, KEPT), "clip_len": clip_len, "val_clips": val_clips,
                "val_psnr_before": round(before, 3), "val_particles_before": particles_before, "command": opts.command}
     if prev.get("adv") and prev["adv"] != opts.adv:
         section["earlier_adv"] = sorted({*prev.get("earlier_adv", []), prev["adv"]})

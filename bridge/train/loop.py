@@ -58,6 +58,11 @@ def kept_options(opts: Any, run: dict[str, Any], defaults: dict[str, Any], kept:
     return dataclasses.replace(opts, **{name: given(name) for name in kept})
 
 
+def card_options(opts: Any, kept: dict[str, str]) -> dict[str, Any]:
+    """The options in `kept` under their card keys, as a run records them for kept_options to read back."""
+    return {key: getattr(opts, name) for name, key in kept.items()}
+
+
 def amp(device: torch.device, on: bool | None) -> tuple[Any, bool]:
     """Every stage's bf16 autocast: as asked, else (None) on for CUDA and AVX-512-BF16 CPUs; -> (context, on)."""
     if on is None:

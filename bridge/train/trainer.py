@@ -33,8 +33,8 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
-from bridge.train.loop import (Averager, amp, check_new_out, kept_options, over_budget, progress_bar, saved_on_stop,
-                               set_lr, train_device)
+from bridge.train.loop import (Averager, amp, card_options, check_new_out, kept_options, over_budget, progress_bar,
+                               saved_on_stop, set_lr, train_device)
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -426,7 +426,7 @@ def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, env: Dist,
             "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names},
-            "train": {**{key: getattr(opts, name) for name, key in KEPT.items() if name != "seed"},
+            "train": {**{key: v for key, v in card_options(opts, KEPT).items() if key != "seed"},
                       "world_size": env.world, "device": str(env.device), "clip_len": clip_len}}
     if opts.stage == "dynamics":
         card["tokenizer_from"] = tokenizer_from if resumed is None else resumed.get("tokenizer_from")
