@@ -20,21 +20,28 @@ def test_out_of_range_settings_are_refused_before_anything_runs(tmp_path, stage,
 
 
 @pytest.mark.parametrize("stage", ["events", "first-frame"])
-def test_seed_is_passed_only_when_given_so_a_resumed_run_keeps_its_own(tmp_path, monkeypatch, stage):
+def test_run_options_are_passed_only_when_given_so_a_resumed_run_keeps_its_own(tmp_path, monkeypatch, stage):
+    """Only --seed reached a run as None when not given; --steps, --batch, --lr, --ckpt-every and --max-minutes went
+    in at their defaults, so a resumed run could not keep its own. And --max-minutes 0 (no limit, to lift a kept
+    budget, as for every other stage) was refused."""
     import bridge.prompts.train as T
 
+    kept = ("steps", "batch", "lr", "seed", "ckpt_every", "max_minutes")
     got = []
     for fn in ("train_events", "train_first_frame"):
-        monkeypatch.setattr(T, fn, lambda opts: (got.append(opts.seed), {"step": 1, "out": str(tmp_path)})[1])
+        monkeypatch.setattr(T, fn, lambda opts: (got.append([getattr(opts, k) for k in kept]),
+                                                 {"step": 1, "out": str(tmp_path)})[1])
     (tmp_path / "w").mkdir()
     (tmp_path / "d").mkdir()
     args = [stage, "--world", str(tmp_path / "w"), "--data", str(tmp_path / "d"), "--out", str(tmp_path / "out")]
-    for seed in ([], ["--seed", "3"]):
-        res = CliRunner().invoke(train_prompts, [*args, *seed])
+    given = ["--steps", "7", "--batch", "3", "--lr", "0.002", "--seed", "3", "--ckpt-every", "5", "--max-minutes", "0"]
+    for options in ([], given):
+        res = CliRunner().invoke(train_prompts, [*args, *options])
         assert res.exit_code == 0, res.output
-    assert got == [None, 3]
-    assert "a resumed run keeps its own" in next(p.help for p in train_prompts.commands[stage].params
-                                                 if p.name == "seed")
+    assert got == [[None] * 6, [7, 3, 0.002, 3, 5, 0]]
+    for p in train_prompts.commands[stage].params:
+        if p.name in kept:
+            assert "a resumed run keeps its own]" in p.help, (p.name, p.help)
 
 
 @pytest.mark.parametrize("option", [["--event-guidance", "12"], ["--calibrate"]])

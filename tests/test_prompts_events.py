@@ -143,6 +143,22 @@ def test_event_training_needs_events_and_an_out_dir(tmp_path):
         train_events(PromptTrainOptions(world=str(world), data=str(sandbox_dataset()), encoder="hashing", progress=False))
 
 
+def test_a_new_out_holding_only_a_file_managers_litter_counts_as_new(tmp_path):
+    """`train prompts events` refused an --out holding only macOS Finder's .DS_Store or Windows' desktop.ini (where
+    `train tokenizer` took a dot file as nothing): every stage reads a new --out by one rule."""
+    opts = dict(world=str(save_micro_world(tmp_path / "w")), data=str(sandbox_dataset()), steps=1, batch=4,
+                max_frames=40, clip_len=6, encoder="hashing", progress=False)
+    for folder, names in (("ev", (".DS_Store", "desktop.ini", "Thumbs.db")), ("notes", ("plans.txt",))):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            (tmp_path / folder / name).write_text("x")
+    assert train_events(PromptTrainOptions(out=str(tmp_path / "ev"), **opts))["step"] == 1
+    with pytest.raises(ValueError, match=r"notes holds files that are not an event run's \(plans.txt\): give `train "
+                                         r"prompts events` a new --out directory"):
+        train_events(PromptTrainOptions(out=str(tmp_path / "notes"), **opts))
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["plans.txt"]
+
+
 def test_train_prompts_cli_runs_both_stages_and_explains_errors(tmp_path):
     from click.testing import CliRunner
 

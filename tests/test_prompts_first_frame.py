@@ -173,7 +173,7 @@ def test_first_frame_warm_start_from_a_world_on_another_tokenizer(tmp_path):
 def test_prompt_stages_decay_their_learning_rate_to_fit_the_time_budget():
     """--max-minutes with a large --steps (how a GPU run is bounded) must still end the cosine at 10%."""
     from bridge.prompts.train import PROMPT_WARMUP
-    from bridge.train.trainer import set_lr
+    from bridge.train.loop import set_lr
 
     opt = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "scale": 10.0},
                              {"params": [torch.nn.Parameter(torch.zeros(1))]}])
@@ -241,6 +241,31 @@ def test_a_resumed_run_keeps_its_own_seed_and_a_given_one_wins(tmp_path, monkeyp
     for seed in (5, None, 7):
         T.train_events(PromptTrainOptions(world=str(world), out=str(tmp_path / "ev"), clip_len=6, seed=seed, **opts))
     assert seeds == [5, 5, 7] * 2
+
+
+def test_a_resumed_run_keeps_its_run_options_and_a_given_one_wins(tmp_path):
+    """A resumed prompt run kept only its --seed: --steps, --batch, --lr, --ckpt-every and --max-minutes went back to
+    the defaults, where `train decoder` (also a fine-tune of a finished world) keeps them all: the prompt stages now
+    keep theirs too, recorded in first_frame.json and the card's `events`."""
+    import bridge.prompts.train as T
+
+    world = save_micro_world(tmp_path / "world")
+    first = dict(steps=2, batch=4, lr=1e-3, ckpt_every=1, max_minutes=30.0)
+    bare = dict.fromkeys(first)
+    runs = {"first-frame": (T.train_first_frame, dict(world=str(world), preset="micro")),
+            "events": (T.train_events, dict(world=str(world), out=str(tmp_path / "ev"), clip_len=6))}
+    for stage, (train, where) in runs.items():
+        opts = dict(data=str(sandbox_dataset()), max_frames=40, encoder="hashing", progress=False, **where)
+        train(PromptTrainOptions(**opts, **first))
+        assert train(PromptTrainOptions(**opts, **bare))["step"] == 4, stage  # --steps 2 again
+        card = json.loads((world / "first_frame.json").read_text()) if stage == "first-frame" else \
+            json.loads((tmp_path / "ev" / "model_card.json").read_text())["events"]
+        assert {k: card[k] for k in ("steps_per_run", "batch", "lr", "ckpt_every", "max_minutes")} == \
+            {"steps_per_run": 2, "batch": 4, "lr": 1e-3, "ckpt_every": 1, "max_minutes": 30.0}, stage
+        assert train(PromptTrainOptions(**opts, **{**bare, "steps": 1, "batch": 2, "max_minutes": 0}))["step"] == 5
+        card = json.loads((world / "first_frame.json").read_text()) if stage == "first-frame" else \
+            json.loads((tmp_path / "ev" / "model_card.json").read_text())["events"]
+        assert (card["steps_per_run"], card["batch"], card["lr"], card["max_minutes"]) == (1, 2, 1e-3, None), stage
 
 
 def test_warm_start_refuses_a_model_of_another_encoder_or_size(tmp_path):

@@ -86,6 +86,18 @@ def test_decoder_training_refuses_bad_input(tmp_path):
     assert not (tmp_path / "o3" / "train_state.safetensors").exists()  # `train dynamics` there would undo the decoder
 
 
+def test_a_new_out_holding_only_a_file_managers_litter_counts_as_new(tmp_path):
+    """`train decoder` refused an --out holding only macOS Finder's .DS_Store or Windows' desktop.ini: it is new."""
+    out = tmp_path / "sharp"
+    out.mkdir()
+    (out / ".DS_Store").write_bytes(b"Bud1")
+    (out / "desktop.ini").write_text("[.ShellClassInfo]")
+    r = _run("--world", str(save_micro_world(tmp_path / "world")), "--data", str(sandbox_dataset()), "--out", str(out),
+             "--steps", "1", "--batch", "2")
+    assert r.exit_code == 0, r.output
+    assert load_model(out, kind="world")[2]["decoder"]["steps"] == 1
+
+
 def test_footage_of_another_size_is_refused_with_the_size_it_needs(tmp_path):
     from test_model_data import write_square_dataset
 
@@ -233,8 +245,8 @@ def test_footage_too_short_for_a_clip_is_refused_before_the_world_is_copied(tmp_
 def test_max_minutes_0_removes_a_reruns_kept_budget():
     """A decoder run's --max-minutes was kept on every rerun and could not be removed: 0 is no limit, recorded as none."""
     from bridge.train.decoder import KEPT, DecoderTrainOptions
+    from bridge.train.loop import kept_options
     from bridge.train.options import DECODER_DEFAULTS
-    from bridge.train.trainer import kept_options
 
     opts = DecoderTrainOptions(world="w", data=["d"], out="o", max_minutes=0.0)
     assert kept_options(opts, {"max_minutes": 30.0}, DECODER_DEFAULTS, KEPT).max_minutes is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from types import SimpleNamespace
 
 import pytest
 from tqdm import tqdm
@@ -21,10 +22,27 @@ def test_fine_tune_saves_every_n_steps_and_counts_from_the_resumed_step():
     assert done == 107 and ran == list(range(7)) and saved == [103, 106]
 
 
-def test_fine_tune_stops_at_the_time_budget():
+def _clock(monkeypatch, step_s: float) -> None:
+    """The loop's clock, advancing step_s seconds on each reading."""
+    import bridge.train.loop as loop
+
+    now = iter(range(0, 10**6, int(step_s)))
+    monkeypatch.setattr(loop, "time", SimpleNamespace(time=lambda: next(now)))
+
+
+def test_fine_tune_stops_at_the_time_budget(monkeypatch):
+    _clock(monkeypatch, 60)
     ran = []
-    assert fine_tune(50, 0, ran.append, lambda s: None, ckpt_every=10, max_minutes=0.0, bar=_bar(), out="run") == 1
-    assert ran == [0]
+    assert fine_tune(50, 0, ran.append, lambda s: None, ckpt_every=10, max_minutes=1.5, bar=_bar(), out="run") == 2
+    assert ran == [0, 1]
+
+
+def test_a_max_minutes_of_0_is_no_limit_as_everywhere_else(monkeypatch):
+    """fine_tune stopped after one step at max_minutes=0 while set_lr and --max-minutes took 0 as no limit."""
+    _clock(monkeypatch, 60)
+    ran = []
+    assert fine_tune(5, 0, ran.append, lambda s: None, ckpt_every=10, max_minutes=0, bar=_bar(), out="run") == 5
+    assert ran == [0, 1, 2, 3, 4]
 
 
 def test_ctrl_c_saves_the_last_finished_step_then_stops_and_says_so(capsys):

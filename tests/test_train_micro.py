@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from bridge.cli import main
 from bridge.model.checkpoint import CheckpointError, load_model, load_train_state, save_train_state
 from bridge.model.genie import WorldModel
-from bridge.train.trainer import TrainOptions, lr_at, make_optimizer, train
+from bridge.train.loop import lr_at
+from bridge.train.trainer import TrainOptions, make_optimizer, train
 from test_model_data import save_random_world, trained_micro, write_square_dataset
 
 torch.set_num_threads(1)
@@ -82,19 +83,22 @@ def _train_commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tupl
 
 def test_every_training_commands_help_words_one_idea_one_way():
     """`train decoder --help` said "a rerun keeps its own" beside its --seed's "a resumed run keeps its own" (the
-    other stages' words), and "the lr decays" where the others say "the learning rate": one idea, one wording."""
+    other stages' words), and "the lr decays" where the others say "the learning rate"; `train prompts` listed --out
+    last: one idea, one wording, one place."""
     from bridge.train.cli import train as train_group
 
     commands = _train_commands(train_group)
     assert {p for p, _ in commands} >= {("tokenizer",), ("dynamics",), ("decoder",), ("prompts", "events"),
                                         ("prompts", "first-frame")}
     for path, cmd in commands:
+        names = [p.name for p in cmd.params]
+        assert names.index("out") < names.index("steps"), (path, names)  # --out near the top ("prompts" had it last)
         for p in cmd.params:
             words = getattr(p, "help", None) or ""
             assert "a rerun keeps" not in words and "the lr " not in words, (path, p.name, words)
-            if "keeps its own" in words:
-                assert any(w in words for w in ("a resumed run keeps its own", "a resumed run, or --init-from, keeps "
-                                                                                "its own")), (path, p.name, words)
+            if "keeps its own" in words:  # ("a resumed run keeps its own unless given", the --guidance of events)
+                assert any(w in words for w in ("a resumed run keeps its own]", "a resumed run, or --init-from, keeps "
+                                                                                 "its own]")), (path, p.name, words)
 
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
@@ -236,6 +240,17 @@ def test_a_new_run_never_writes_into_a_dataset_or_a_folder_of_other_files(tmp_pa
     (tmp_path / "cut").mkdir()
     (tmp_path / "cut" / "metrics.csv").write_text("step,loss\n")  # a run killed before its first save
     assert train(TrainOptions(out=str(tmp_path / "cut"), **opts))["step"] == 1
+
+
+def test_a_new_out_holding_only_a_file_managers_litter_counts_as_new(tmp_path):
+    """Windows Explorer's desktop.ini or Thumbs.db in a new --out was "files that are not a training run's"."""
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    (tmp_path / "run").mkdir()
+    for name in (".DS_Store", "desktop.ini", "Thumbs.db"):
+        (tmp_path / "run" / name).write_text("x")
+    opts = TrainOptions(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", steps=1,
+                        progress=False)
+    assert train(opts)["step"] == 1
 
 
 def test_a_save_cut_short_still_resumes_and_finished_checkpoints_are_never_overwritten(tmp_path):
@@ -487,12 +502,14 @@ def test_max_minutes_0_removes_a_runs_kept_budget(tmp_path):
 def test_the_defaults_train_help_shows_are_the_ones_a_run_uses():
     """trainer.RUN_DEFAULTS and decoder.DEFAULTS repeated train/cli.py's click defaults (--ckpt-every 500, the decoder's
     --steps 2000, ...): a defaulted option reaches a run as None, so the dict decided while --help showed click's
-    value. The options default to None and their help shows the dict's value: one source."""
+    value. The options default to None and their help shows the dict's value: one source (the prompt stages alike)."""
     from bridge.train.cli import train as train_group
-    from bridge.train.options import DECODER_DEFAULTS, RUN_DEFAULTS
+    from bridge.train.options import DECODER_DEFAULTS, PROMPT_DEFAULTS, RUN_DEFAULTS
 
-    for name, defaults in (("tokenizer", RUN_DEFAULTS), ("dynamics", RUN_DEFAULTS), ("decoder", DECODER_DEFAULTS)):
-        command = train_group.commands[name]
+    commands = {**train_group.commands, **train_group.commands["prompts"].commands}
+    for name, defaults in (("tokenizer", RUN_DEFAULTS), ("dynamics", RUN_DEFAULTS), ("decoder", DECODER_DEFAULTS),
+                           *PROMPT_DEFAULTS.items()):
+        command = commands[name]
         ctx = click.Context(command)
         shown = {p.name: p for p in command.params if p.name in defaults}
         assert shown, name
@@ -506,12 +523,12 @@ def test_the_defaults_train_help_shows_are_the_ones_a_run_uses():
 def test_the_seed_every_command_and_run_defaults_to_is_one_value():
     """The default seed 0 was written four times (options.seed_option, RUN_DEFAULTS, DECODER_DEFAULTS and the prompt
     stages' defaults): one constant, values.SEED_DEFAULT, which --seed's help shows and every run falls back on."""
-    from bridge.prompts.train import SEED_DEFAULTS
     from bridge.train.cli import train as train_group
-    from bridge.train.options import DECODER_DEFAULTS, RUN_DEFAULTS
+    from bridge.train.options import DECODER_DEFAULTS, PROMPT_DEFAULTS, RUN_DEFAULTS
     from bridge.values import SEED_DEFAULT
 
-    assert RUN_DEFAULTS["seed"] == DECODER_DEFAULTS["seed"] == SEED_DEFAULTS["seed"] == SEED_DEFAULT
+    assert RUN_DEFAULTS["seed"] == DECODER_DEFAULTS["seed"] == SEED_DEFAULT
+    assert all(d["seed"] == SEED_DEFAULT for d in PROMPT_DEFAULTS.values())
     commands = {**train_group.commands, **train_group.commands["prompts"].commands}
     commands.pop("prompts")
     for name, command in commands.items():

@@ -3,33 +3,47 @@
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 import click
 
 from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
                             TRAIN_SEED_OPTION, one_backend)
-from bridge.train.options import as_given, guarded, saved, typed_command, with_options
-
-_shared = [
-    click.option("--world", required=True, type=CHECKPOINT_FOLDER,
-                 help="World checkpoint directory (the --out of `worldbridge train dynamics`)."),
-    click.option("--data", required=True, type=DATASET_FOLDER,
-                 help="Sandbox dataset with captions and events (`worldbridge data generate`; add --sketch for sketches)."),
-    click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Optimizer steps in this run (a rerun on the same --out trains this many more, its learning-rate schedule afresh)."),
-    click.option("--batch", type=click.IntRange(min=1), default=None, help="Samples per step [default: 16 clips / 64 frames]."),
-    click.option("--lr", type=POSITIVE, default=None, help="Peak learning rate [default: 1e-4 events / 5e-4 first-frame]."),
-    click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
-                 help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
-    click.option("--max-frames", type=click.IntRange(min=1), default=12000, show_default=True, help="Frames tokenized up front."),
-    TRAIN_SEED_OPTION,
-    DEVICE_OPTION,
-    click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save every N steps."),
-    click.option("--max-minutes", type=POSITIVE, default=None, help="Stop (and save) after this many minutes; the learning rate decays to fit."),
-    click.option("--quiet", is_flag=True, help="No progress bar."),
-]
+from bridge.train.options import (PROMPT_DEFAULTS, RUN_MINUTES_OPTION, as_given, guarded, saved, typed_command,
+                                  with_options)
 
 
-shared = with_options(_shared)
+def _options(stage: str, out: Callable, *own: Callable) -> Callable:
+    """A stage's options in the order --help lists them, as the other train commands do: what it trains on, its --out,
+    the run's options (their defaults the stage's own: PROMPT_DEFAULTS), the stage's own options, --quiet."""
+    d = PROMPT_DEFAULTS[stage]
+    return with_options([
+        click.option("--world", required=True, type=CHECKPOINT_FOLDER,
+                     help="World checkpoint directory (the --out of `worldbridge train dynamics`)."),
+        click.option("--data", required=True, type=DATASET_FOLDER,
+                     help="Sandbox dataset with captions and events (`worldbridge data generate`; add --sketch for "
+                          "sketches)."),
+        out,
+        click.option("--steps", type=click.IntRange(min=1), default=None,
+                     help="Optimizer steps in this run (a rerun on the same --out trains this many more, its "
+                          f"learning-rate schedule afresh) [default: {d['steps']}; a resumed run keeps its own]."),
+        click.option("--batch", type=click.IntRange(min=1), default=None,
+                     help=f"{'Clips' if stage == 'events' else 'Frames'} per step [default: {d['batch']}; a resumed "
+                          "run keeps its own]."),
+        click.option("--lr", type=POSITIVE, default=None,
+                     help=f"Peak learning rate [default: {d['lr']:g}; a resumed run keeps its own]."),
+        click.option("--encoder", type=click.Choice(["minilm", "hashing"]), default="minilm", show_default=True,
+                     help="Text encoder (hashing: model-free, no paraphrases; for smoke tests)."),
+        click.option("--max-frames", type=click.IntRange(min=1), default=12000, show_default=True,
+                     help="Frames tokenized up front."),
+        TRAIN_SEED_OPTION,
+        DEVICE_OPTION,
+        click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
+                     help=f"Save every N steps [default: {d['ckpt_every']}; a resumed run keeps its own]."),
+        RUN_MINUTES_OPTION,
+        *own,
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ])
 
 
 @click.group("prompts", context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,11 +52,10 @@ def train_prompts() -> None:
 
 
 def _run(stage: str, **kw) -> dict:
-    from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
+    from bridge.prompts.train import KEPT, PromptTrainOptions, train_events, train_first_frame
 
-    batch = kw.pop("batch") or (16 if stage == "events" else 64)
-    quiet, seed = kw.pop("quiet"), as_given(click.get_current_context())["seed"]  # None: a resumed run's own
-    opts = PromptTrainOptions(**{**kw, "seed": seed}, batch=batch, progress=not quiet, command=typed_command())
+    quiet, given = kw.pop("quiet"), as_given(click.get_current_context())  # None: a resumed run's own, else the default
+    opts = PromptTrainOptions(**{**kw, **{k: given[k] for k in KEPT}}, progress=not quiet, command=typed_command())
     return guarded(train_events if stage == "events" else train_first_frame, opts, kw.get("out") or kw["world"])
 
 
@@ -51,34 +64,41 @@ def _report(result: dict) -> None:
 
 
 @train_prompts.command("events")
-@shared
-@click.option("--out", required=True, type=OUT_FOLDER,
-              help="New directory for the event-conditioned world (a complete checkpoint); rerun to train it further.")
-@click.option("--clip-len", type=click.IntRange(min=3), default=8, show_default=True, help="Frames per training clip.")
-@click.option("--hold", type=click.IntRange(min=1), default=None,
-              help="Frames the event embedding stays in the conditioning slot, the firing frame included [default: 4; "
-                   "a resumed run keeps its own].")
-@click.option("--guidance", type=NOT_NEGATIVE, default=None,
-              help="Default guidance scale on events, stored for play [default: 3; a resumed run keeps its own unless "
-                   "given].")
-@click.option("--event-share", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Share of clips that contain an event.")
-@click.option("--anchor", type=NOT_NEGATIVE, default=0.0, show_default=True,
-              help="Weight of KL(--world's dynamics || the new one) on event-free clips; > 0 keeps plain play as it was "
-                   "(against flicker after long event runs).")
+@_options(
+    "events",
+    click.option("--out", required=True, type=OUT_FOLDER,
+                 help="New directory for the event-conditioned world (a complete checkpoint); rerun to train it "
+                      "further."),
+    click.option("--clip-len", type=click.IntRange(min=3), default=8, show_default=True,
+                 help="Frames per training clip."),
+    click.option("--hold", type=click.IntRange(min=1), default=None,
+                 help="Frames the event embedding stays in the conditioning slot, the firing frame included "
+                      "[default: 4; a resumed run keeps its own]."),
+    click.option("--guidance", type=NOT_NEGATIVE, default=None,
+                 help="Default guidance scale on events, stored for play [default: 3; a resumed run keeps its own]."),
+    click.option("--event-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                 help="Share of clips that contain an event."),
+    click.option("--anchor", type=NOT_NEGATIVE, default=0.0, show_default=True,
+                 help="Weight of KL(--world's dynamics || the new one) on event-free clips; > 0 keeps plain play as "
+                      "it was (against flicker after long event runs)."),
+)
 def events(**kw) -> None:
     """Fine-tune the dynamics to take event embeddings in its conditioning slot (typed and free-text events)."""
     _report(_run("events", **kw))
 
 
 @train_prompts.command("first-frame")
-@shared
-@click.option("--out", default=None, type=OUT_FOLDER,
-              help="Where first_frame.* go [default: the --world directory, so the world takes text prompts].")
-@click.option("--preset", type=click.Choice(["micro", "tiny", "small"]), default=None,
-              help="Size of the first-frame MaskGIT [default: the world's preset; a resumed run, or --init-from, keeps its own].")
-@click.option("--init-from", type=CHECKPOINT_FOLDER, default=None,
-              help="Warm start from this world's first-frame model (same codebook size and grid), e.g. the world "
-                   "before its tokenizer was trained further.")
+@_options(
+    "first-frame",
+    click.option("--out", default=None, type=OUT_FOLDER,
+                 help="Where first_frame.* go [default: the --world directory, so the world takes text prompts]."),
+    click.option("--preset", type=click.Choice(["micro", "tiny", "small"]), default=None,
+                 help="Size of the first-frame MaskGIT [default: the world's preset; a resumed run, or --init-from, "
+                      "keeps its own]."),
+    click.option("--init-from", type=CHECKPOINT_FOLDER, default=None,
+                 help="Warm start from this world's first-frame model (same codebook size and grid), e.g. the world "
+                      "before its tokenizer was trained further."),
+)
 def first_frame(**kw) -> None:
     """Train the text/sketch -> first frame MaskGIT on (caption, frame, sketch) triples, on the world's tokenizer."""
     _report(_run("first-frame", **kw))

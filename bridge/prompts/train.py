@@ -29,9 +29,10 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import Averager, fine_tune, progress_bar, train_device
-from bridge.train.trainer import kept_options, set_lr
-from bridge.values import SEED_DEFAULT, plural
+from bridge.train.loop import (Averager, card_options, check_new_out, fine_tune, kept_options, progress_bar, set_lr,
+                               train_device)
+from bridge.train.options import PROMPT_DEFAULTS
+from bridge.values import plural
 from bridge.worlds.events import EVENT_TYPES
 
 if TYPE_CHECKING:
@@ -40,15 +41,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class PromptTrainOptions:
-    """One prompt-training run; None means the stage's default."""
+    """One prompt-training run; None (the options in KEPT) means a resumed run's own, else the stage's default
+    (train/options.py's PROMPT_DEFAULTS); other None fields: the stage's default."""
 
     world: str  # a world checkpoint directory (`worldbridge train dynamics --out`)
     data: str  # a sandbox dataset with captions/events (and sketches for the sketch prompt)
     out: str | None = None  # events: new world dir (required); first-frame: default = the world dir
-    steps: int = 300
-    batch: int = 32
+    steps: int | None = None  # in this run
+    batch: int | None = None
     lr: float | None = None
-    seed: int | None = None  # None: a resumed run's own (SEED_KEPT), else SEED_DEFAULT
+    seed: int | None = None
     device: str | None = None
     encoder: str = "minilm"
     max_frames: int = 12000  # frames tokenized up front (a cap on memory and set-up time)
@@ -59,14 +61,16 @@ class PromptTrainOptions:
     guidance: float | None = None  # events: default guidance scale written to events.json (None: 3, or the run's own)
     anchor: float = 0.0  # events: weight of KL(source world || this one) on event-free clips (against flicker)
     init_from: str | None = None  # first-frame: start from this world's first-frame model (e.g. before a new tokenizer)
-    ckpt_every: int = 100
-    max_minutes: float | None = None
+    ckpt_every: int | None = None
+    max_minutes: float | None = None  # of this run
     command: str = ""
     progress: bool = True
 
 
-# The seed a stage records in its card (first_frame.json; the world card's "events") and a resumed run keeps unless given
-SEED_KEPT, SEED_DEFAULTS = {"seed": "seed"}, {"seed": SEED_DEFAULT}
+# The options a stage records in its card (first_frame.json; the world card's "events") and a resumed run keeps unless
+# given again (--steps and --max-minutes count per run); their defaults: train/options.py's PROMPT_DEFAULTS
+KEPT = {"steps": "steps_per_run", "batch": "batch", "lr": "lr", "seed": "seed", "ckpt_every": "ckpt_every",
+        "max_minutes": "max_minutes"}
 PROMPT_WARMUP = 20  # steps of linear lr warm-up (the cosine then decays to 10% by the steps or --max-minutes)
 
 
@@ -206,21 +210,21 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     cfg = copy.deepcopy(PRESETS[opts.preset])
     cfg.text_dim = encoder.dim
     run = read_json(out / META) if resumed else {}
-    opts = kept_options(opts, run, SEED_DEFAULTS, SEED_KEPT)
+    opts = kept_options(opts, run, PROMPT_DEFAULTS["first-frame"], KEPT)
     start = int(run.get("step", 0))
     rng = seed_run(opts.seed, start)  # before a new model's weights are drawn
     model, init_from = _first_frame_model(out, resumed, opts, cfg, world)
     tokens, text_vec, sk, captions = _first_frame_pairs(world, ds, encoder, opts, rng, with_sketch, device)
     model.to(device).train()
-    lr = opts.lr or 5e-4
+    lr = opts.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
     n = len(tokens)
     bar = progress_bar(opts.steps, f"train first-frame ({opts.preset})", opts.progress)
     t0, avg, metrics = time.time(), Averager(), {}
     card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
             "samples": n, "captions": captions, "sketch_trained": with_sketch, "encoder": opts.encoder,
-            "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command, "batch": opts.batch, "lr": lr, "seed": opts.seed,
-            "init_from": init_from}
+            "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command,
+            **card_options(opts, KEPT), "init_from": init_from}
 
     def save(step: int) -> None:
         save_first_frame(out, model, {**card, "step": step, "metrics": metrics,
@@ -334,7 +338,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     device = train_device(opts.device)
     src, tensors, src_card = _load_world(str(out if resume else Path(opts.world)), device)
     run = src_card.get("events", {}) if resume else {}
-    opts = kept_options(opts, run, SEED_DEFAULTS, SEED_KEPT)
+    opts = kept_options(opts, run, PROMPT_DEFAULTS["events"], KEPT)
     start = int(run.get("steps", 0))
     rng = seed_run(opts.seed, start)
     ds = VideoDataset(opts.data)
@@ -358,13 +362,13 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     ref = _anchor(opts, model, device)
 
     # --- Fine-tune the dynamics; the new slot learns 10x faster than the pretrained weights ---
-    lr, dyn = opts.lr or 1e-4, model.dynamics
+    lr, dyn = opts.lr, model.dynamics
     opt = _event_optimizer(dyn, lr)
     card = {**{k: v for k, v in src_card.items() if k not in ("metrics", "events")},
             "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
                        "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
                        "clip_len": opts.clip_len,
-                       "batch": opts.batch, "lr": lr, "seed": opts.seed, "encoder": opts.encoder, "hold": settings.hold,
+                       **card_options(opts, KEPT), "encoder": opts.encoder, "hold": settings.hold,
                        **({"anchor": opts.anchor, "anchor_world": str(Path(opts.world).resolve())} if ref is not None else {}),
                        "command": opts.command}}
     metrics: dict[str, float] = {}
@@ -414,9 +418,8 @@ def _event_out(opts: PromptTrainOptions) -> tuple[Path, bool]:
         raise ValueError(f"--clip-len must be at least 3 frames, got {opts.clip_len}")
     out = Path(opts.out)
     resume = (out / "config.json").is_file() and load_event_settings(out) is not None
-    if not resume and out.is_dir() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty and holds no event run to resume: give `train prompts events` a new --out "
-                         "directory (it would overwrite what is there)")
+    if not resume:
+        check_new_out(out, "train prompts events", "an event run's")
     return out, resume
 
 

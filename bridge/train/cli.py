@@ -13,8 +13,8 @@ from bridge.model.presets import PRESETS
 from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
                             TRAIN_SEED_OPTION)
 from bridge.prompts.cli import train_prompts
-from bridge.train.options import (DECODER_DEFAULTS, RUN_DEFAULTS, as_given, guarded, saved, shell_quote,
-                                  typed_command, with_options)
+from bridge.train.options import (DECODER_DEFAULTS, RUN_DEFAULTS, RUN_MINUTES_OPTION, as_given, guarded, saved,
+                                  shell_quote, typed_command, with_options)
 
 # --amp of every stage that trains under autocast (tokenizer, dynamics, decoder); kept by a resume like the rest
 AMP_OPTION = click.option("--amp/--no-amp", default=None,
@@ -93,9 +93,7 @@ def dynamics(tokenizer_dir: str | None, init_from: str | None, fresh_lam: bool, 
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=None,
               help=f"Save (and measure val PSNR) every N steps [default: {DECODER_DEFAULTS['ckpt_every']}; a resumed "
                    "run keeps its own].")
-@click.option("--max-minutes", type=NOT_NEGATIVE, default=None,
-              help="Stop (and save) after this many minutes of this run; the learning rate decays to fit; 0: no limit, "
-                   "to lift a kept one [default: none; a resumed run keeps its own].")
+@RUN_MINUTES_OPTION
 @click.option("--adv", type=NOT_NEGATIVE, default=None,
               help="Weight of a conditional patch critic's loss beside MSE (VQGAN's adaptive weight), to push the decoder "
                    "toward sharp detail (snowflakes, sprites) instead of its blurred mean; 0: MSE only. Measured so far "

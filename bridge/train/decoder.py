@@ -25,9 +25,9 @@ from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
-from bridge.train.loop import Averager, fine_tune, progress_bar, train_device
+from bridge.train.loop import (Averager, amp, card_options, check_new_out, fine_tune, kept_options, progress_bar,
+                               set_lr, train_device)
 from bridge.train.options import DECODER_DEFAULTS
-from bridge.train.trainer import _amp, kept_options, set_lr
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
 # --max-minutes count per run); their defaults: train/options.py's DECODER_DEFAULTS
@@ -182,7 +182,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     params = decoder_parameters(tok)
     opt = torch.optim.AdamW(params, lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.05)
     disc, d_opt = _critic(opts, tok, out, device) if opts.adv > 0 else (None, None)
-    ctx, amp_on = _amp(device, opts.amp)  # the rule of `train tokenizer|dynamics`
+    ctx, amp_on = amp(device, opts.amp)  # the rule of `train tokenizer|dynamics`
     section = {**_section(opts, prev, src, T, len(val), before, particles_before), "device": str(device),
                "amp_bf16": amp_on}
     metrics: dict[str, float] = {}
@@ -252,8 +252,7 @@ def _copy_world(src: Path, out: Path) -> None:
     """--out as a copy of the world, marked as a decoder run at step 0: its other files (events, first-frame model)
     come along; not its training state, whose weights would undo the new decoder if anyone resumed `train dynamics`
     there. Copied whole or not at all."""
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"--out {out} exists and is not a decoder run: give a new directory")
+    check_new_out(out, "train decoder", "a decoder run's")
     card = load_model(src, kind="world")[2]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
@@ -263,7 +262,7 @@ def _copy_world(src: Path, out: Path) -> None:
         # marked as a decoder run at once: stopped before its first save, the rerun resumes it (at step 0)
         atomic_write_json(tmp / "model_card.json", {**card, "decoder": {"from_world": str(src.resolve()), "steps": 0}})
         if out.exists():
-            out.rmdir()  # empty (checked above)
+            shutil.rmtree(out)  # empty but for a file manager's litter and temp files (checked above)
         publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -284,7 +283,7 @@ def _section(opts: DecoderTrainOptions, prev: dict, src: Path, clip_len: int, va
     """The card's "decoder" section a save completes: where the run came from, its kept options and the measures
     before; every --adv weight a run of this --out trained with."""
     section = {"from_world": str(prev.get("from_world", src.resolve())), "data": [str(Path(d).resolve()) for d in opts.data],
-               **{key: getattr(opts, name) for name, key in KEPT.items()}, "clip_len": clip_len, "val_clips": val_clips,
+               **card_options(opts, KEPT), "clip_len": clip_len, "val_clips": val_clips,
                "val_psnr_before": round(before, 3), "val_particles_before": particles_before, "command": opts.command}
     if prev.get("adv") and prev["adv"] != opts.adv:
         section["earlier_adv"] = sorted({*prev.get("earlier_adv", []), prev["adv"]})

@@ -1,12 +1,16 @@
-"""What every training loop shares: the device it may run on, the progress bar, the time budget, the save on Ctrl-C
-or `kill`, running means of the metrics, and the fine-tuning loop of the stages that start from a finished world (events, first frame, decoder)."""
+"""What every training loop shares: the device it may run on, the new --out it writes, the options a resume keeps,
+bf16 autocast, the learning-rate schedule, the progress bar, the time budget, the save on Ctrl-C or `kill`, running
+means of the metrics, and the fine-tuning loop of the stages that start from a finished world (events, first frame,
+decoder)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 import torch
 from tqdm import tqdm
@@ -24,14 +28,77 @@ def train_device(device: str | None) -> torch.device:
     return picked
 
 
+# What a file manager leaves in any folder it shows (macOS Finder, Windows Explorer): no reason to refuse a folder
+OS_LITTER = frozenset({".DS_Store", "desktop.ini", "Thumbs.db"})
+
+
+def check_new_out(out: Path, command: str, what: str, ours: Collection[str] = ()) -> None:
+    """A new run writes only into a new folder: one that holds nothing but `ours` (a run's own files, cut short), a
+    save's temp file (a dot name ending .tmp) and OS_LITTER; else a clear error naming what is there."""
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours and not is_litter(p.name)) \
+        if out.is_dir() else []
+    if foreign:
+        raise ValueError(f"--out {out} holds files that are not {what} ({', '.join(foreign[:3])}"
+                         f"{' ...' if len(foreign) > 3 else ''}): give `{command}` a new --out directory")
+
+
+def is_litter(name: str) -> bool:
+    """Whether a file in a new --out is a file manager's (OS_LITTER) or a save's temp file: nobody's work."""
+    return name in OS_LITTER or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def kept_options(opts: Any, run: dict[str, Any], defaults: dict[str, Any], kept: dict[str, str]) -> Any:
+    """Each option in `kept` (option -> its key in the card) as given, else the resumed run's own (`run`: its card's),
+    else the default: a bare rerun changes nothing, and a given option wins (a max_minutes of 0 is none: no limit, so
+    a kept budget can be lifted)."""
+    def given(name: str) -> Any:
+        option, resumed = getattr(opts, name), run.get(kept[name])
+        value = option if option is not None else resumed if resumed is not None else defaults[name]
+        return None if name == "max_minutes" and value == 0 else value
+    return dataclasses.replace(opts, **{name: given(name) for name in kept})
+
+
+def card_options(opts: Any, kept: dict[str, str]) -> dict[str, Any]:
+    """The options in `kept` under their card keys, as a run records them for kept_options to read back."""
+    return {key: getattr(opts, name) for name, key in kept.items()}
+
+
+def amp(device: torch.device, on: bool | None) -> tuple[Any, bool]:
+    """Every stage's bf16 autocast: as asked, else (None) on for CUDA and AVX-512-BF16 CPUs; -> (context, on)."""
+    if on is None:
+        from bridge.model.world import bf16_by_default  # looked up when called (tests replace it)
+
+        on = bf16_by_default(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext(), bool(on)
+
+
+def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 10% of base, by steps or by the time budget, whichever is further."""
+    warmup = min(warmup, max(total // 10, 1))
+    if step < warmup:
+        return base * (step + 1) / warmup
+    r = min(max((step - warmup) / max(total - warmup, 1), time_frac), 1.0)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * r)))
+
+
+def set_lr(opt: torch.optim.Optimizer, step: int, total: int, base: float, warmup: int, spent_s: float,
+           max_minutes: float | None) -> float:
+    """Every training loop's schedule: each param group at lr_at times its own "scale" (1 without one), decayed by
+    the steps or by the --max-minutes budget spent, whichever is further (None or 0: no budget); -> the unscaled lr."""
+    lr = lr_at(step, total, base, warmup, spent_s / (max_minutes * 60) if max_minutes else 0.0)
+    for g in opt.param_groups:
+        g["lr"] = lr * g.get("scale", 1.0)
+    return lr
+
+
 def progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> tqdm:
     """The bar every training loop shows: steps done of `total`, with their rate and the time left."""
     return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, disable=not enabled)
 
 
 def over_budget(spent_s: float, max_minutes: float | None) -> bool:
-    """Whether a --max-minutes budget is spent (None: no budget; 0 stops after the first step)."""
-    return max_minutes is not None and spent_s > max_minutes * 60
+    """Whether a --max-minutes budget is spent (None or 0: no budget, as set_lr and every --max-minutes read it)."""
+    return bool(max_minutes) and spent_s > max_minutes * 60
 
 
 @contextmanager

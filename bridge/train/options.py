@@ -1,5 +1,6 @@
-"""What every training command line shares: option lists applied as one decorator, the exact command for the model
-card, a clean error for a known failure, and the one-line result (the options themselves: bridge/options.py)."""
+"""What every training command line shares: the defaults of what a resume keeps, option lists applied as one
+decorator, the per-run --max-minutes of the fine-tuning stages, the exact command for the model card, a clean error
+for a known failure, and the one-line result (the options every command shares: bridge/options.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
+from bridge.options import NOT_NEGATIVE
 from bridge.values import SEED_DEFAULT
 
 # The defaults of the options a run keeps on a resume (trainer.KEPT; decoder.KEPT) when neither given nor the run's own:
@@ -23,6 +25,16 @@ RUN_DEFAULTS = {"max_minutes": None, "seed": SEED_DEFAULT, "amp": None, "ckpt_ev
                 "log_every": 10, "warmup": 200, "lam_lr_scale": 0.5}
 DECODER_DEFAULTS = {"steps": 2000, "batch": 16, "lr": 2e-4, "seed": SEED_DEFAULT, "amp": None, "ckpt_every": 200,
                     "max_minutes": None, "adv": 0.0, "adv_start": 0, "detail": 0.0}
+# ... and of the prompt stages' (prompts.train.KEPT), each stage its own
+PROMPT_DEFAULTS = {stage: {"steps": 300, "batch": batch, "lr": lr, "seed": SEED_DEFAULT, "ckpt_every": 100,
+                           "max_minutes": None}
+                   for stage, batch, lr in (("events", 16, 1e-4), ("first-frame", 64, 5e-4))}
+
+# --max-minutes of the stages that fine-tune a finished world (decoder, prompts): a budget per run, kept by a rerun
+RUN_MINUTES_OPTION = click.option(
+    "--max-minutes", type=NOT_NEGATIVE, default=None,
+    help="Stop (and save) after this many minutes of this run; the learning rate decays to fit; 0: no limit, to lift "
+         "a kept one [default: none; a resumed run keeps its own].")
 
 
 def with_options(options: list[Callable]) -> Callable:
@@ -36,7 +48,7 @@ def with_options(options: list[Callable]) -> Callable:
 
 def as_given(ctx: click.Context) -> dict[str, Any]:
     """The options as given, None where left to their default: a resumed run keeps its own (trainer.KEPT,
-    decoder.KEPT, the prompt stages' seed)."""
+    decoder.KEPT, prompts.train.KEPT)."""
     return {k: None if ctx.get_parameter_source(k) is ParameterSource.DEFAULT else v for k, v in ctx.params.items()}
 
 

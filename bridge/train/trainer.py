@@ -11,10 +11,8 @@ import dataclasses
 import io
 import datetime as _dt
 import gc
-import math
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +33,8 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
-from bridge.train.loop import Averager, over_budget, progress_bar, saved_on_stop, train_device
+from bridge.train.loop import (Averager, amp, card_options, check_new_out, kept_options, over_budget, progress_bar,
+                               saved_on_stop, set_lr, train_device)
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -169,25 +168,6 @@ def warm_start(model: WorldModel, wcfg: WorldConfig, tensors: dict[str, torch.Te
     model.load_state_dict({**own, **keep})
 
 
-def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to 10% of base, by steps or by the time budget, whichever is further."""
-    warmup = min(warmup, max(total // 10, 1))
-    if step < warmup:
-        return base * (step + 1) / warmup
-    r = min(max((step - warmup) / max(total - warmup, 1), time_frac), 1.0)
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * r)))
-
-
-def set_lr(opt: torch.optim.Optimizer, step: int, total: int, base: float, warmup: int, spent_s: float,
-           max_minutes: float | None) -> float:
-    """Every training loop's schedule: each param group at lr_at times its own "scale" (1 without one), decayed by
-    the steps or by the --max-minutes budget spent, whichever is further; -> the unscaled lr."""
-    lr = lr_at(step, total, base, warmup, spent_s / (max_minutes * 60) if max_minutes else 0.0)
-    for g in opt.param_groups:
-        g["lr"] = lr * g.get("scale", 1.0)
-    return lr
-
-
 def make_optimizer(model: nn.Module, lr: float, lam_scale: float) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices only (nanoGPT); the latent action model at lam_scale * lr."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
@@ -218,14 +198,6 @@ def first_frames(ds: VideoDataset, sampler: ClipSampler, rng: np.random.Generato
     return np.stack(frames)
 
 
-def _amp(device: torch.device, amp: bool | None):
-    if amp is None:
-        from bridge.model.world import bf16_by_default
-
-        amp = bf16_by_default(device)
-    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext(), bool(amp)
-
-
 def train(opts: TrainOptions) -> dict[str, Any]:
     """Run (or resume) one stage; returns the final logged metrics. `kill` saves as Ctrl-C does."""
     with sigterm_as_ctrl_c():
@@ -248,7 +220,7 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         (cfg, card, run), keep_lam, warm = _resumed_config(out, kind, opts, ds), False, None
     else:
         (cfg, keep_lam, warm), card, run = _new_config(out, opts, ds), {}, {}
-    opts = kept_options(opts, run, {**RUN_DEFAULTS, **TRAIN_DEFAULTS[cfg.preset][opts.stage]})
+    opts = kept_options(opts, run, {**RUN_DEFAULTS, **TRAIN_DEFAULTS[cfg.preset][opts.stage]}, KEPT)
     steps, batch, lr, max_minutes = int(opts.steps), int(opts.batch), float(opts.lr), opts.max_minutes
 
     torch.manual_seed(opts.seed + 1000 * env.rank)
@@ -256,7 +228,7 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     model.to(env.device).train()  # (a WorldModel keeps its frozen tokenizer in eval mode)
     sampler = ClipSampler(ds, clip_len, "train", seed=opts.seed)
     opt = make_optimizer(model, lr, opts.lam_lr_scale)
-    ctx, amp_on = _amp(env.device, opts.amp)
+    ctx, amp_on = amp(env.device, opts.amp)
     csv_path = out / "metrics.csv"
 
     # --- Resume, or start a world with a bank of real first frames (as tokens) ---
@@ -337,11 +309,7 @@ def _new_config(out: Path, opts: TrainOptions, ds: VideoDataset) -> tuple[WorldC
 def _check_new_out(out: Path, stage: str) -> None:
     """A new run writes only into a new folder (or its own, cut short): never into a dataset, nor over a finished
     checkpoint."""
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.startswith(".")) \
-        if out.is_dir() else []  # (a dot name: a save's temp file)
-    if foreign:
-        raise ValueError(f"--out {out} holds files that are not a training run's ({', '.join(foreign[:3])}"
-                         f"{' ...' if len(foreign) > 3 else ''}): give `train {stage}` a new --out directory")
+    check_new_out(out, f"train {stage}", "a training run's", ours=RUN_FILES)
     if (out / MODEL).exists() or (out / CONFIG).exists():
         raise ValueError(f"{out} holds a finished checkpoint (no training state to resume): give `train {stage}` a "
                          "new --out directory" + (f" (with --init-from {out} to go on from its weights)"
@@ -458,7 +426,7 @@ def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, env: Dist,
             "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names},
-            "train": {**{key: getattr(opts, name) for name, key in KEPT.items() if name != "seed"},
+            "train": {**{key: v for key, v in card_options(opts, KEPT).items() if key != "seed"},
                       "world_size": env.world, "device": str(env.device), "clip_len": clip_len}}
     if opts.stage == "dynamics":
         card["tokenizer_from"] = tokenizer_from if resumed is None else resumed.get("tokenizer_from")
@@ -491,17 +459,6 @@ def _logged(path: Path, step: int) -> dict[str, float]:
     with open(path, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= step]
     return {k: float(v) for k, v in rows[-1].items() if k not in ("step", "time_s") and v} if rows else {}
-
-
-def kept_options(opts: Any, run: dict[str, Any], defaults: dict[str, Any], kept: dict[str, str] = KEPT) -> Any:
-    """Each option in `kept` (option -> its key in the card) as given, else the resumed run's own (`run`: its card's),
-    else the default: a bare rerun changes nothing, and a given option wins (a max_minutes of 0 is none: no limit, so
-    a kept budget can be lifted)."""
-    def given(name: str) -> Any:
-        option, resumed = getattr(opts, name), run.get(kept[name])
-        value = option if option is not None else resumed if resumed is not None else defaults[name]
-        return None if name == "max_minutes" and value == 0 else value
-    return dataclasses.replace(opts, **{name: given(name) for name in kept})
 
 
 POSTFIX = {"loss": "loss", "psnr": "psnr", "code_usage": "codes", "ce": "ce", "acc": "acc", "lam_rel_mse": "lam",
