@@ -19,7 +19,7 @@ import zmq
 from bridge.host import protocol as P
 from bridge.host.pixels import decode_pixels, encode_layer, encode_prompt_image
 from bridge.host.protocol import ProtocolError
-from bridge.values import SEED_MAX, is_whole
+from bridge.values import SEED_MAX, is_int, is_whole
 
 __all__ = ["Frame", "ProtocolError", "WorldClient"]
 
@@ -110,9 +110,15 @@ class WorldClient:
     # --- plumbing ---
 
     def _send(self, msg: dict) -> None:
+        """Send one message; one over the welcome's `max_message_bytes` is refused here in the host's words (too_large),
+        as the host would answer it (or drop the connection, over twice the limit)."""
         if self._closed:
             raise ProtocolError("closed", "this WorldClient is closed: make a new one")
-        self._sock.send(P.encode(msg))
+        data = P.encode(msg)
+        limit = (self.welcome or {}).get("limits", {}).get("max_message_bytes")
+        if is_int(limit) and len(data) > limit:
+            raise P.too_large(len(data), limit, msg)
+        self._sock.send(data)
 
     def _next_req(self) -> int:
         self._req_id += 1

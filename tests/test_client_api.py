@@ -88,6 +88,29 @@ def test_mode_and_argument_errors(host):
         assert c.ping() > 0
 
 
+def test_a_message_over_the_hosts_limit_is_refused_before_it_is_sent():
+    """The host answers too_large, and drops a connection that sends over twice its limit (the client then waited out
+    its timeout): the client refuses such a message itself, in the host's words, and its session goes on."""
+    limit = 64 * 1024
+    noise = np.random.default_rng(0).integers(0, 256, (3, 180, 180, 3), np.uint8)  # PNGs that do not compress
+    with run_host_in_thread("sandbox", limits=Limits(max_message_bytes=limit)) as h, \
+            WorldClient(h.address) as c, WorldClient(h.address) as unchecked:
+        unchecked.connect()
+        unchecked.welcome = {**unchecked.welcome, "limits": {}}  # a welcome without limits: sent as before
+        with pytest.raises(ProtocolError) as host_says:
+            unchecked.start(mode="step", image=noise[0], timeout=5)  # under twice the limit: the host answers
+        c.start(mode="step")
+        received = h.host.stats["messages"]
+        with pytest.raises(ProtocolError) as e:
+            c.start(mode="step", image=noise[0], timeout=5)
+        assert (e.value.code, e.value.message) == ("too_large", host_says.value.message)
+        assert e.value.message.startswith("`start` message of ") and f"the host's {limit}-byte limit" in e.value.message
+        with pytest.raises(ProtocolError, match="its image is .* bytes: use a smaller image") as e:
+            c.start(mode="step", image=np.concatenate(noise, axis=0), timeout=5)  # over twice: the host would drop us
+        assert e.value.code == "too_large" and h.host.stats["messages"] == received  # neither went out
+        assert c.step(0).index == 1 and not c.errors  # the session goes on
+
+
 @pytest.mark.parametrize("codec", ["png", "jpeg"])
 def test_codecs(host, codec):
     with WorldClient(host.address) as raw, WorldClient(host.address, codecs=[codec]) as enc:

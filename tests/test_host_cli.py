@@ -19,6 +19,7 @@ from bridge.files import umask
 from bridge.host.backends import SANDBOX_NOTICE, resolve_backend
 from bridge.host.bench import bench
 from bridge.host.cli import keys, serve
+from bridge.host.protocol import Limits
 from test_model_data import DAMAGE, USAGE_DAMAGE, damaged_checkpoint
 
 
@@ -350,6 +351,6 @@ def test_serve_max_message_bytes_raises_the_limit_a_too_large_answer_names(monke
     assert res.exit_code == 0, res.output
     assert seen[0].max_message_bytes == 64 << 20 and seen[0].max_sessions == 64  # the rest as before
     assert CliRunner().invoke(serve, ["--backend", "sandbox"]).exit_code == 0
-    assert seen[1].max_message_bytes == 16 << 20  # the protocol's default
+    assert seen[1] == Limits()  # every limit option left out: the protocol's defaults, from their one source
     res = CliRunner().invoke(serve, ["--backend", "sandbox", "--max-message-bytes", "100"])
     assert res.exit_code != 0 and "--max-message-bytes" in res.output and len(seen) == 2

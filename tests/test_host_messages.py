@@ -182,15 +182,13 @@ def test_a_windows_host_takes_a_unc_path_only_when_it_records_anywhere():
 
 
 def test_a_host_on_windows_refuses_a_unc_record_start_path_without_looking_it_up(tmp_path, monkeypatch):
-    import ctypes
+    import functools
     import pathlib
-    import sys
-    import types
 
-    from test_host_server import _WinMM
+    import bridge.host.server as server
 
-    monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(winmm=_WinMM()), raising=False)
-    monkeypatch.setattr(sys, "platform", "win32")
+    # the host's path check as on Windows: the process's platform stays, so no other win32 branch runs on this OS
+    monkeypatch.setattr(server, "recording_path", functools.partial(recording_path, windows=True))
     resolved, resolve = [], pathlib.Path.resolve
     monkeypatch.setattr(pathlib.Path, "resolve", lambda self, *a: resolved.append(str(self)) or resolve(self, *a))
     with run_host_in_thread(CounterWorld, recordings_dir=tmp_path) as h:

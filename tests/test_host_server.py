@@ -1393,26 +1393,39 @@ def test_a_host_that_fails_to_start_closes_what_it_opened(tmp_path, monkeypatch,
             assert c.connect()["type"] == "welcome"
 
 
-def test_realtime_pacing_runs_on_perf_counter_not_on_windows_coarse_monotonic(monkeypatch):
-    """time.monotonic ticks every 15.6 ms on Windows before Python 3.13 (24 fps became 31/47 ms gaps): frozen here,
-    it must not move the schedule, which follows perf_counter."""
+def test_the_host_clock_reads_perf_counter_not_windows_coarse_monotonic(monkeypatch):
+    """time.monotonic ticks every 15.6 ms on Windows before Python 3.13 (24 fps became 31/47 ms gaps): the clock that
+    paces ticks, polls and syncs reads perf_counter."""
+    import bridge.host.clock as host_clock
+
+    monkeypatch.setattr(host_clock, "perf_counter", lambda: 5.0)  # this module's name only: no other clock stops
+    assert host_clock.clock() == 5.0 and host_clock.now_ms() == 5000.0
+
+
+def test_realtime_pacing_keeps_its_schedule_on_the_host_clock(monkeypatch):
+    import bridge.host.server as server
+    import bridge.host.session as session
+
+    now = [100.0]
+    for module in (server, session):  # the host clock, injected where the loop and the session read it
+        monkeypatch.setattr(module, "clock", lambda: now[0])
     h = Host(CounterWorld)  # not running: its loop's methods are called directly
     try:
         s = Session(CounterWorld(), mode="realtime", fps=50.0, limits=h.limits)
         s.begin(Prompt(seed=1))
         s.peer, h.sessions[s.id] = b"gone", s
-        monkeypatch.setattr(time, "monotonic", lambda: 100.0)
-        s.step(0), s.step(0)
-        assert s.fps_measured > 0  # measured on the clock that moves
-        monkeypatch.setattr(time, "perf_counter", lambda: 5.0)
-        assert h._first_tick(s) == 5.0 + 0.02
-        s.next_tick = 4.99
+        s.step(0)
+        now[0] = 100.04
+        s.step(0)
+        assert s.fps_measured == pytest.approx(25.0)  # two ticks 40 ms apart
+        assert h._first_tick(s) == pytest.approx(100.04 + 0.02)
+        s.next_tick = 100.03
         h._run_ticks()
-        assert s.index == 3 and s.next_tick == pytest.approx(4.99 + 0.02)  # on schedule, one period on
-        assert 9 <= h._timeout_ms(next_housekeeping=6.0) <= 10  # the poll sleeps until that tick (10 ms, rounded)
+        assert s.index == 3 and s.next_tick == pytest.approx(100.03 + 0.02)  # on schedule, one period on
+        assert 9 <= h._timeout_ms(next_housekeeping=101.0) <= 10  # the poll sleeps until that tick (10 ms, rounded)
         s.apply_settings({"mode": "step"}, h.limits)
         s.apply_settings({"mode": "realtime"}, h.limits)
-        assert s.next_tick == 5.0
+        assert s.next_tick == 100.04
     finally:
         h.close()
 
@@ -1432,24 +1445,24 @@ class _WinMM:
         return 0
 
 
-def test_a_host_on_windows_asks_for_1_ms_timers_while_it_serves(monkeypatch):
-    import ctypes
-    import types
+def test_fine_timers_ask_windows_for_1_ms_timers_and_leave_other_systems_alone():
+    from bridge.host.server import fine_timers
 
     winmm = _WinMM()
-    monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(winmm=winmm), raising=False)
-    monkeypatch.setattr(sys, "platform", "win32")
+    fine_timers(True, windows=True, winmm=winmm)
+    fine_timers(False, windows=True, winmm=winmm)
+    assert winmm.calls == [("begin", 1), ("end", 1)]  # so zmq's poll timeouts are not rounded up to 15.6 ms
+    fine_timers(True, windows=False, winmm=winmm)
+    assert winmm.calls == [("begin", 1), ("end", 1)]
+    fine_timers(True, windows=True)  # a Windows without winmm (none here) only loses frame-time precision
+
+
+def test_a_host_holds_fine_timers_while_it_serves_and_gives_them_back(monkeypatch):
+    import bridge.host.server as server
+
+    calls = []
+    monkeypatch.setattr(server, "fine_timers", calls.append)  # the host's own call, not the process's platform
     with run_host_in_thread(CounterWorld) as h, WorldClient(h.address) as c:
         c.start(mode="step")
-        assert winmm.calls == [("begin", 1)]  # so zmq's poll timeouts are not rounded up to 15.6 ms
-    assert winmm.calls == [("begin", 1), ("end", 1)] and not h.thread.is_alive()
-
-
-def test_a_host_elsewhere_leaves_the_timer_alone(monkeypatch):
-    import ctypes
-
-    monkeypatch.setattr(ctypes, "windll", None, raising=False)  # any use would fail
-    with run_host_in_thread(CounterWorld) as h, WorldClient(h.address) as c:
-        c.start(mode="step")
-        assert c.step(0).index == 1
-    assert not h.thread.is_alive()
+        assert calls == [True]
+    assert calls == [True, False] and not h.thread.is_alive()

@@ -1040,3 +1040,12 @@ def test_replay_refuses_a_recorded_checkpoint_that_is_a_file(tmp_path):
     res = CliRunner().invoke(record, ["replay", str(_frames_recording(tmp_path / "h.wbrec", 2, header))])
     line = _one_clear_line(res, weights)
     assert f"checkpoint {weights} is a file: pass --checkpoint PATH, the checkpoint's folder" in line
+
+
+def test_the_recording_format_loads_without_the_host_session_module():
+    """`record info/export` and data import read recordings with no host running: recording.py took its clock from
+    session.py, which pulled sessions, prompts and the protocol in with it."""
+    code = "import sys\nimport bridge.host.recording\nprint('bridge.host.session' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout  # this tree's bridge
+    assert out.split() == ["False"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from bridge.host.protocol import Limits  # the serve options' defaults
 from bridge.options import CHECKPOINT_FOLDER, OUT_TEXT, THREADS_OPTION, Folder, command_backend, one_backend
 from bridge.values import first_line, is_int, plural
 
@@ -63,11 +64,12 @@ def _check_curve_secret(path: Path) -> None:
               show_default=True, help="The folder every recording goes in; a record_start path is relative to it.")
 @click.option("--record-anywhere", is_flag=True,
               help="Let clients on this machine record to any path the host's user can write (loopback binds only).")
-@click.option("--max-sessions", type=click.IntRange(1, 4096), default=64, show_default=True,
+@click.option("--max-sessions", type=click.IntRange(1, 4096), default=Limits.max_sessions, show_default=True,
               help="Most sessions at once; a client's start beyond them is answered busy (try again later).")
-@click.option("--idle-timeout", type=click.FloatRange(1.0), default=60.0, show_default=True,
+@click.option("--idle-timeout", type=click.FloatRange(1.0), default=Limits.idle_timeout_s, show_default=True,
               help="Seconds without messages before a session is closed.")
-@click.option("--max-message-bytes", type=click.IntRange(1 << 20, 1 << 30), default=16 << 20, show_default=True,
+@click.option("--max-message-bytes", type=click.IntRange(1 << 20, 1 << 30), default=Limits.max_message_bytes,
+              show_default=True,
               help="Largest message a client may send (its images, sketches and layers); bigger ones are answered "
                    "too_large. Clients learn it at their handshake.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every session start/stop.")
@@ -78,7 +80,6 @@ def serve(checkpoint: str | None, backend: str | None, bind: str, curve_secret: 
     """Run the world host until Ctrl+C, Ctrl+Break (Windows) or SIGTERM."""
     from bridge.backend import backend_label
     from bridge.host.backends import announce, preload, set_cpu_threads, warm_text
-    from bridge.host.protocol import Limits
     from bridge.host.server import Host
     from bridge.model.checkpoint import CheckpointError
 

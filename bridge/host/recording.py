@@ -18,8 +18,8 @@ import numpy as np
 
 from bridge.backend import recorded_backend_label
 from bridge.files import sync
+from bridge.host.clock import clock
 from bridge.host.pixels import decode_pixels
-from bridge.host.session import clock
 from bridge.values import is_int, plural
 
 MAGIC = b"WBREC\x00\x01\n"  # 8 bytes: name, NUL, format version 1, newline

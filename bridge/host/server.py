@@ -19,10 +19,11 @@ import zmq
 from bridge.backend import StepRefused, close_backend
 from bridge.host import protocol as P
 from bridge.host.backends import BackendPool, BackendSpec, announce, as_spec
+from bridge.host.clock import clock, now_ms
 from bridge.host.pixels import encode_pixels
 from bridge.host.protocol import Limits, ProtocolError
 from bridge.host.recording import Recorder
-from bridge.host.session import Produced, Session, build_prompt, clock, now_ms, prompt_keys
+from bridge.host.session import Produced, Session, build_prompt, prompt_keys
 from bridge.values import is_int, plural
 
 log = logging.getLogger("worldbridge.host")
@@ -135,14 +136,15 @@ def ipc_refused(bind: str) -> str | None:
     return None
 
 
-def fine_timers(on: bool) -> None:
+def fine_timers(on: bool, windows: bool | None = None, winmm: Any = None) -> None:
     """On Windows, ask for 1 ms timers while the host serves (False: give them back), so zmq's poll timeouts are not
-    rounded up to the 15.6 ms default; elsewhere nothing."""
-    if sys.platform != "win32":
+    rounded up to the 15.6 ms default; elsewhere nothing. `winmm`: ctypes.windll.winmm unless given."""
+    if not (sys.platform == "win32" if windows is None else windows):
         return
-    import ctypes
+    if winmm is None:
+        import ctypes
 
-    winmm = getattr(getattr(ctypes, "windll", None), "winmm", None)
+        winmm = getattr(getattr(ctypes, "windll", None), "winmm", None)
     if winmm is not None:  # always there on Windows; its absence only costs frame-time precision
         (winmm.timeBeginPeriod if on else winmm.timeEndPeriod)(1)
 

@@ -13,22 +13,12 @@ from typing import Any
 import numpy as np
 
 from bridge.backend import Prompt, WorldBackend, WorldEvent, takes
+from bridge.host.clock import clock
 from bridge.host.pixels import decode_layer, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, event_refused, prompt_kinds
 from bridge.values import plural
 
 MAX_PENDING_EVENTS = 1024  # accepted events waiting to fire (in turn, one a frame at most), per session
-
-
-def clock() -> float:
-    """The host's clock in s, which paces ticks, polls and syncs: perf_counter, as time.monotonic ticks every 15.6 ms
-    on Windows before Python 3.13 (24 fps became 31/47 ms gaps)."""
-    return time.perf_counter()
-
-
-def now_ms() -> float:
-    """The host clock in ms (monotonic); `host_ts` and recordings use it."""
-    return clock() * 1000.0
 
 
 @dataclass
