@@ -275,7 +275,6 @@ class WorldClient:
                "image": None if image is None else encode_prompt_image(image),
                "sketch": None if sketch is None else encode_prompt_image(sketch),
                "action_map": action_map, "resume": resume}
-        self._frames.clear()
         reply = self._request(msg, timeout if timeout is not None else max(self.timeout, START_TIMEOUT_S))
         self._warn_text_unused(text, image, sketch)
         self.session = dict(reply)  # a copy that frames and answers keep current; the reply stays as the host sent it

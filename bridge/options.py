@@ -53,7 +53,7 @@ def seed_option(what: str) -> Callable:
 
 
 # --seed of every training stage: a resumed run draws on with its own unless --seed is given again (the stages pass
-# None for an option left to its default: bridge.train.options.as_given; bridge.train.trainer.kept_options)
+# None for an option left to its default: bridge.train.options.as_given; bridge.train.loop.kept_options)
 TRAIN_SEED_OPTION = seed_option("the new weights and of the clips drawn [a resumed run keeps its own]")
 
 

@@ -103,6 +103,7 @@ def test_a_message_over_the_hosts_limit_is_refused_before_it_is_sent():
         received = h.host.stats["messages"]
         with pytest.raises(ProtocolError) as e:
             c.start(mode="step", image=noise[0], timeout=5)
+        assert [f.index for f in c.drain_frames()] == [0]  # the refused start kept the session's buffered first frame
         assert (e.value.code, e.value.message) == ("too_large", host_says.value.message)
         assert e.value.message.startswith("`start` message of ") and f"the host's {limit}-byte limit" in e.value.message
         with pytest.raises(ProtocolError, match="its image is .* bytes: use a smaller image") as e:
