@@ -46,6 +46,21 @@ def test_world_model_bench_json_has_every_promised_figure(world_dir):
     assert w["host_ready_s"] > 0 and w["start_to_frame0_ms"] > 0 and len(w["first_frames_ms"]) == 5
 
 
+def test_the_bar_counts_the_model_report_with_rate_and_eta(world_dir):
+    """The model stages, FLOPs and steps sweep were not in the bar's total: it sat at 50 % with no ETA through them."""
+    from bridge.model.speed import report_frames
+    from bridge.model.world import load_world
+
+    res = CliRunner().invoke(bench, ["--json", "--checkpoint", str(world_dir), "--quick", "--host", "thread",
+                                     "--frames", "20", "--no-scaling"])
+    _json(res)
+    total = 2 * 20 + report_frames(load_world(world_dir, device="cpu"), quick=True)
+    model = re.findall(r"bench: model stages, FLOPs, peak, MaskGIT steps: +\d+%\|[^|]*\| (\d+)/(\d+) "
+                       r"\[\d\d:\d\d<\d\d:\d\d, +[\d.]+frame/s\]", res.stderr)
+    assert model and {int(t) for _, t in model} == {total}, res.stderr[-2000:]
+    assert max(int(n) for n, _ in model) > 20 + (total - 40) // 2  # it moves through the report, not only at its ends
+
+
 def test_warmup_counts_from_launching_the_host_process():
     """The subprocess host's warm-up includes starting Python in a new process, so it cannot be near zero."""
     res = CliRunner().invoke(bench, ["--json", "--backend", "sandbox", "--frames", "10", "--no-scaling"])

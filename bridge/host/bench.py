@@ -139,6 +139,12 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 
     try:
         backend = spec.create()  # a damaged checkpoint is named before anything else is checked or measured
+        reports_model = spec.kind == "world_model" and callable(getattr(backend, "spawn", None))
+        if reports_model:
+            from bridge.model.speed import report_frames
+
+            bar.total += report_frames(backend, quick)
+            bar.refresh()
         if health_frames and spec.kind == "world_model":
             _check_health_range(spec, backend)
         in_proc = bench_in_process(backend, frames, tick=tick)
@@ -146,18 +152,19 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
         bar.close()
         raise
     model: dict = {}
-    if spec.kind == "world_model" and callable(getattr(backend, "spawn", None)):
+    if reports_model:
         from bridge.model.speed import model_report
 
         bar.set_description("bench: model stages, FLOPs, peak, MaskGIT steps")
-        model = {"settings": dict(backend.settings), **model_report(backend, quick=quick)}  # what every session ran with
+        # settings: what every session ran with
+        model = {"settings": dict(backend.settings), **model_report(backend, quick=quick, tick=tick)}
         if health_frames:
             from bridge.model.health import check_rollout
-            from bridge.model.speed import SWEEP_STEPS
+            from bridge.model.speed import swept_steps
 
             model["rollout_health"] = check_rollout(backend.spawn(), health_frames, "random", seed=0, progress=progress)
             by_steps = {}  # which step counts the quality allows, beside the fps of each in steps_sweep
-            for steps in (s for s in SWEEP_STEPS if s <= backend.cfg.tokens_per_frame):
+            for steps in swept_steps(backend.cfg):
                 world = backend.spawn()
                 world.configure(steps=steps)
                 by_steps[str(steps)] = check_rollout(world, health_frames, "random", seed=0,
