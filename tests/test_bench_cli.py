@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from bridge.host.bench import bench
 from test_model_data import DAMAGE, USAGE_DAMAGE, damaged_checkpoint, save_random_world
+from test_train_eval import undocumented
 
 torch.set_num_threads(1)
 
@@ -24,9 +25,18 @@ def _json(res):
     return json.loads(res.output[res.output.index("{"):])
 
 
-def test_world_model_bench_json_has_every_promised_figure(world_dir):
-    r = _json(CliRunner().invoke(bench, ["--json", "--checkpoint", str(world_dir), "--quick", "--host", "thread",
-                                         "--frames", "20", "--no-scaling"]))
+BENCH_DOC = "### `worldbridge bench"
+
+
+@pytest.fixture(scope="module")
+def world_report(world_dir):
+    """One quick bench of the world model, as JSON."""
+    return _json(CliRunner().invoke(bench, ["--json", "--checkpoint", str(world_dir), "--quick", "--host", "thread",
+                                            "--frames", "20", "--no-scaling"]))
+
+
+def test_world_model_bench_json_has_every_promised_figure(world_report):
+    r = world_report
     assert r["backend_kind"] == "world_model" and r["quick"] is True and r["frames"] == 20
     for key in ("in_process", "end_to_end"):
         assert set(r[key]) == {"fps", "latency_ms_p50", "latency_ms_p95"} and r[key]["fps"] > 0
@@ -44,6 +54,27 @@ def test_world_model_bench_json_has_every_promised_figure(world_dir):
     assert "rollout_health" not in r and "sessions_scaling" not in r
     w = r["warmup"]
     assert w["host_ready_s"] > 0 and w["start_to_frame0_ms"] > 0 and len(w["first_frames_ms"]) == 5
+
+
+def test_the_bar_counts_the_model_report_with_rate_and_eta(world_dir):
+    """The model stages, FLOPs and steps sweep were not in the bar's total: it sat at 50 % with no ETA through them."""
+    from bridge.model.speed import report_frames
+    from bridge.model.world import load_world
+
+    res = CliRunner().invoke(bench, ["--json", "--checkpoint", str(world_dir), "--quick", "--host", "thread",
+                                     "--frames", "20", "--no-scaling"])
+    _json(res)
+    total = 2 * 20 + report_frames(load_world(world_dir, device="cpu"), quick=True)
+    model = re.findall(r"bench: model stages, FLOPs, peak, MaskGIT steps: +\d+%\|[^|]*\| (\d+)/(\d+) "
+                       r"\[\d\d:\d\d<\d\d:\d\d, +[\d.]+frame/s\]", res.stderr)
+    assert model and {int(t) for _, t in model} == {total}, res.stderr[-2000:]
+    assert max(int(n) for n, _ in model) > 20 + (total - 40) // 2  # it moves through the report, not only at its ends
+
+
+def test_every_key_bench_prints_is_in_the_docs(world_report):
+    """threads, device and machine were printed but not explained anywhere."""
+    assert {"threads", "device", "machine", "target", "target_met"} <= set(world_report)
+    assert not undocumented(world_report, BENCH_DOC), undocumented(world_report, BENCH_DOC)
 
 
 def test_warmup_counts_from_launching_the_host_process():
@@ -92,6 +123,7 @@ def test_rollout_health_is_reported(tmp_path):
     # an untrained world samples near-uniform codes: a new token map every frame, so `change` is far above 0.5
     assert h["failures_by_stat"]["change"] >= 10 and h["first_failure"] == 1
     assert set(r["rollout_health_by_steps"]) == {"2", "4", "6", "8"}
+    assert not undocumented(r, BENCH_DOC), undocumented(r, BENCH_DOC)
     assert all(0.0 <= v <= 1.0 for v in r["rollout_health_by_steps"].values())
 
 
@@ -149,6 +181,33 @@ def test_a_rollout_health_of_one_frame_counts_one_frame(world_dir, monkeypatch):
     monkeypatch.setattr("bridge.host.backends.announce", lambda spec: None)
     res = CliRunner().invoke(bench, ["--checkpoint", str(world_dir), "--rollout-health", "1"])
     assert res.exit_code == 0 and "rollout health: 100.0 % of 1 frame within range" in res.output, res.output
+
+
+@pytest.mark.parametrize("fps, p95, says", [
+    (30.0, 40.0, "target 24 frames/s end to end, p95 <= 60 ms: met"),
+    (18.0, 40.0, "target 24 frames/s end to end, p95 <= 60 ms: not met (18.00 frames/s is below 24)"),
+    (30.0, 67.0, "target 24 frames/s end to end, p95 <= 60 ms: not met (p95 67.00 ms is above 60)"),
+    (24.0, 60.0, "target 24 frames/s end to end, p95 <= 60 ms: met"),
+])
+def test_the_summary_says_whether_end_to_end_meets_the_target(world_dir, monkeypatch, fps, p95, says):
+    """bench printed fps and latency with no target beside them: a reader could not tell 18 frames/s was too slow."""
+    lat = {"fps": fps, "latency_ms_p50": 1.0, "latency_ms_p95": p95}
+    report = {"backend_name": "w", "backend_kind": "world_model", "width": 8, "height": 8, "in_process": lat,
+              "end_to_end": lat, "protocol_overhead_ms_p95": 0.1,
+              "warmup": {"host_ready_s": 0.1, "start_to_frame0_ms": 1.0, "first_frames_ms": [1.0]}}
+    monkeypatch.setattr("bridge.host.bench.run_bench", lambda *a, **k: report)
+    monkeypatch.setattr("bridge.host.backends.announce", lambda spec: None)
+    res = CliRunner().invoke(bench, ["--checkpoint", str(world_dir)])
+    assert res.exit_code == 0 and says in res.output.splitlines(), res.output
+
+
+def test_json_gives_the_target_and_whether_end_to_end_met_it():
+    r = _json(CliRunner().invoke(bench, ["--json", "--backend", "sandbox", "--frames", "10", "--no-scaling",
+                                         "--host", "thread"]))
+    assert r["target"] == {"fps": 24, "latency_ms_p95": 60}
+    e2e = r["end_to_end"]
+    assert r["target_met"] is (e2e["fps"] >= 24 and e2e["latency_ms_p95"] <= 60)
+    assert {"in_process", "end_to_end", "warmup", "protocol_overhead_ms_p95", "machine"} <= set(r)  # kept as they were
 
 
 def test_help_says_what_is_measured_which_way_is_better_the_target_and_the_default_world():

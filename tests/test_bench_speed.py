@@ -10,7 +10,8 @@ from bridge.backend import Prompt, WorldEvent
 from bridge.model.genie import WorldModel
 from bridge.model.presets import get_preset
 from bridge.model.sampler import sample_frame
-from bridge.model.speed import frame_flops, matmul_peak_gflops, measured_frame_flops, stage_timings, steps_sweep
+from bridge.model.speed import (frame_flops, matmul_peak_gflops, measured_frame_flops, model_report, report_frames,
+                                stage_timings, steps_sweep)
 from bridge.model.world import WorldModelBackend, _compile_mode, load_world
 from test_model_data import roll, save_random_world
 
@@ -252,6 +253,17 @@ def test_matmul_peak_and_stage_report(world_dir):
     assert [r["steps"] for r in rows] == [2, 8]  # 99 > 16 tokens per frame: skipped
     assert rows[1]["dynamics_ms"] > rows[0]["dynamics_ms"]  # 9 forwards vs 3
     assert w._dyn is None
+
+
+def test_model_report_ticks_once_per_frame_it_plays_and_says_how_many_up_front(world_dir):
+    """bench's bar sat at 50 % with no ETA through the model report: its frames were not in the bar's total."""
+    w = load_world(world_dir, device="cpu")
+    ticks = []
+    model_report(w, quick=True, tick=lambda: ticks.append(1))
+    # stages (3 resets, a warm-up, 12 frames), the FLOP count (a warm-up, 1 frame), 2/4/6/8 steps (a warm-up, 10 each)
+    warm = w.cfg.dynamics.window + 3
+    assert len(ticks) == report_frames(w, quick=True) == 3 + warm + 12 + warm + 1 + 4 * (warm + 10)
+    assert report_frames(w) > report_frames(w, quick=True)
 
 
 def test_compile_mode_from_argument_or_environment(monkeypatch):

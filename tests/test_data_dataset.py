@@ -227,3 +227,26 @@ def test_torch_iterable_yields_clip_tensors(tmp_path):
     assert frames.shape == (3, 4, 8, 8, 3) and frames.dtype == torch.uint8
     assert actions.shape == (3, 3) and actions.dtype == torch.int64
     assert ds.num_frames == 20
+
+
+def test_a_frame_size_mismatch_names_both_sizes_and_the_footage_to_give(tmp_path):
+    from bridge.data.dataset import check_frame_size
+
+    ds = synthetic(tmp_path / "d", [4])  # 8x8 frames
+    check_frame_size(ds, 8, 8, "the world w")  # the same size: nothing to say
+    with pytest.raises(ValueError) as e:
+        check_frame_size(ds, 16, 16, "the world w")
+    said = str(e.value)
+    assert f"the world w was trained on 16x16 frames but {tmp_path / 'd'} has 8x8" in said, said
+    assert "give --data footage of 16x16 frames" in said and "worldbridge data generate|import ... --size 16" in said
+    with pytest.raises(ValueError) as e:  # --size makes square frames only: not named for a 16x32 world
+        check_frame_size(ds, 16, 32, "the world w", also="give a new --out")
+    assert "give --data footage of 16x32 frames, or give a new --out" in str(e.value) and "--size" not in str(e.value)
+
+
+def test_no_val_episodes_is_the_dataset_s_and_names_the_command_by_how_it_was_made(tmp_path):
+    from bridge.data.dataset import no_val_episodes
+
+    ds = synthetic(tmp_path / "d", [4, 4])  # source "import", both episodes in train
+    assert "has no val episodes (2 episodes, all in train)" in no_val_episodes(ds)
+    assert "worldbridge data import ... --val-fraction 0.2 --overwrite" in no_val_episodes(ds)

@@ -158,7 +158,8 @@ def test_bad_inputs_are_clear_errors(setup, tmp_path):
     with pytest.raises(ValueError, match="frames must be"):
         check_rollout(FootagePlayer(data), frames=0, stats_range=rng, tokenizer=tok)
     big = load_tokenizer(save_random_world(tmp_path / "tiny_w", preset="tiny", bank=1))
-    with pytest.raises(ValueError, match="16x16"):
+    with pytest.raises(ValueError, match=r"was trained on 64x64 frames but .* has 16x16: give --data footage of 64x64 "
+                                         r"frames \(`worldbridge data generate\|import ... --size 64` makes it\)"):
         calibrate(big, data, clips=2, progress=False)
 
 

@@ -1,6 +1,8 @@
 """`worldbridge eval`: one JSON object with every metric, and the metric helpers themselves."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +37,30 @@ def test_eval_reports_every_metric_on_the_val_split():
     assert res["rollout_psnr"]["1"] > 5 and res["copy_last_frame_psnr"]["3"] > 5 and res["rollout_fps"] > 0
     assert res["val_episodes"] == 2
     assert "data_generated_by" not in res  # footage of unknown making: nothing invented
+
+
+def undocumented(keys, heading: str) -> set[str]:
+    """The keys that the section of docs/model.md under `heading` (up to the next heading as deep) does not name."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "model.md").read_text(encoding="utf-8")
+    level = heading.split(" ")[0]
+    start = text.index(heading)
+    end = re.compile(rf"^{level} ", re.M).search(text, start + len(heading))
+    section = text[start:end.start() if end else len(text)]
+    return {k for k in keys if f"`{k}`" not in section}
+
+
+def test_every_key_eval_prints_is_in_the_docs(tmp_path):
+    """settings, rollout_frames, val_episodes and val_frames were printed but not explained anywhere."""
+    import shutil
+
+    run = trained_micro()
+    data = tmp_path / "ds"
+    shutil.copytree(run["data"], data)
+    m = json.loads((data / "manifest.json").read_text())
+    (data / "manifest.json").write_text(json.dumps({**m, "generated_by": {"episodes": 4}}))  # every key there is
+    res = evaluate(str(run["world"]), str(data), device="cpu", clips=2, progress=False)
+    assert {"settings", "rollout_frames", "val_episodes", "val_frames", "data_generated_by"} <= set(res)
+    assert not undocumented(res, "## Evaluation: `worldbridge eval"), undocumented(res, "## Evaluation: `worldbridge eval")
 
 
 def test_eval_names_how_its_footage_was_generated(tmp_path):

@@ -241,3 +241,26 @@ class ClipSampler:
             ep, off = self.clip(int(k))
             acts[b] = self.ds.actions(ep, effective=effective)[off : off + self.clip_len - 1]
         return frames, acts
+
+
+def no_val_episodes(ds: VideoDataset) -> str:
+    """Why a dataset has nothing held out, and the command that makes one that has (by how it was made)."""
+    made = {"sandbox": "generate", "import": "import"}.get(ds.source, "capture" if ds.source.startswith("gymnasium:") else None)
+    if len(ds.episodes) < 2:
+        fix = "make it again with at least 2 episodes (one is held out for validation)"
+    elif made == "capture":
+        fix = "capture it again (with 2 or more episodes, one is held out)"
+    elif made is not None:
+        fix = f"make it again with `worldbridge data {made} ... --val-fraction 0.2 --overwrite`"
+    else:
+        fix = "give some episodes \"split\": \"val\" in its manifest.json, or make it again with `worldbridge data ...`"
+    return f"{ds.root} has no val episodes ({plural(len(ds.episodes), 'episode')}, all in train): {fix}"
+
+
+def check_frame_size(ds: VideoDataset, height: int, width: int, what: str, also: str = "") -> None:
+    """Refuse footage of another frame size than a model's (`what`, trained on height x width): it reads no other."""
+    if (ds.height, ds.width) == (height, width):
+        return
+    make = f" (`worldbridge data generate|import ... --size {height}` makes it)" if height == width else ""
+    raise ValueError(f"{what} was trained on {height}x{width} frames but {ds.root} has {ds.height}x{ds.width}: give "
+                     f"--data footage of {height}x{width} frames{make}{f', or {also}' if also else ''}")

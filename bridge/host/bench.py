@@ -25,6 +25,24 @@ from bridge.options import CHECKPOINT_FOLDER, command_backend
 from bridge.values import plural
 
 
+TARGET = {"fps": 24, "latency_ms_p95": 60}  # real time, end to end (docs/model.md; --help says it too)
+
+
+def target_misses(end_to_end: dict[str, float]) -> list[str]:
+    """Which end-to-end figures miss the real-time target (none: it is met), each with its value."""
+    misses = [f"{end_to_end['fps']:.2f} frames/s is below {TARGET['fps']}"] if end_to_end["fps"] < TARGET["fps"] else []
+    if end_to_end["latency_ms_p95"] > TARGET["latency_ms_p95"]:
+        misses.append(f"p95 {end_to_end['latency_ms_p95']:.2f} ms is above {TARGET['latency_ms_p95']}")
+    return misses
+
+
+def target_line(end_to_end: dict[str, float]) -> str:
+    """The summary's line: the target, met or not, and which figure misses it (a bare fps says neither)."""
+    misses = target_misses(end_to_end)
+    verdict = f"not met ({', '.join(misses)})" if misses else "met"
+    return f"target {TARGET['fps']} frames/s end to end, p95 <= {TARGET['latency_ms_p95']} ms: {verdict}"
+
+
 def _stats(latencies_ms: list[float], wall_s: float) -> dict[str, float]:
     a = np.asarray(latencies_ms, dtype=np.float64)
     return {"fps": len(a) / wall_s if wall_s > 0 else 0.0, "latency_ms_p50": float(np.percentile(a, 50)),
@@ -139,6 +157,12 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
 
     try:
         backend = spec.create()  # a damaged checkpoint is named before anything else is checked or measured
+        reports_model = spec.kind == "world_model" and callable(getattr(backend, "spawn", None))
+        if reports_model:
+            from bridge.model.speed import report_frames
+
+            bar.total += report_frames(backend, quick)
+            bar.refresh()
         if health_frames and spec.kind == "world_model":
             _check_health_range(spec, backend)
         in_proc = bench_in_process(backend, frames, tick=tick)
@@ -146,18 +170,19 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
         bar.close()
         raise
     model: dict = {}
-    if spec.kind == "world_model" and callable(getattr(backend, "spawn", None)):
+    if reports_model:
         from bridge.model.speed import model_report
 
         bar.set_description("bench: model stages, FLOPs, peak, MaskGIT steps")
-        model = {"settings": dict(backend.settings), **model_report(backend, quick=quick)}  # what every session ran with
+        # settings: what every session ran with
+        model = {"settings": dict(backend.settings), **model_report(backend, quick=quick, tick=tick)}
         if health_frames:
             from bridge.model.health import check_rollout
-            from bridge.model.speed import SWEEP_STEPS
+            from bridge.model.speed import swept_steps
 
             model["rollout_health"] = check_rollout(backend.spawn(), health_frames, "random", seed=0, progress=progress)
             by_steps = {}  # which step counts the quality allows, beside the fps of each in steps_sweep
-            for steps in (s for s in SWEEP_STEPS if s <= backend.cfg.tokens_per_frame):
+            for steps in swept_steps(backend.cfg):
                 world = backend.spawn()
                 world.configure(steps=steps)
                 by_steps[str(steps)] = check_rollout(world, health_frames, "random", seed=0,
@@ -170,6 +195,7 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
         out: dict = {}
         _client_run(host.address, frames, 20, out, "e2e", launched=launched, tick=tick)
         e2e = out["e2e"]
+        end_to_end = _stats(e2e["lat"], e2e["wall"])
         report = {
             "backend_kind": e2e["kind"], "backend_name": e2e["name"],
             "width": e2e["size"][0], "height": e2e["size"][1], "codec": "raw", "frames": frames, "mode": "step",
@@ -177,7 +203,9 @@ def run_bench(spec: Any, frames: int = 500, where: str = "subprocess", scaling: 
                     "the client sends one input and waits for its frame)",
             "in_process": in_proc,
             "warmup": e2e["warmup"],
-            "end_to_end": _stats(e2e["lat"], e2e["wall"]),
+            "end_to_end": end_to_end,
+            "target": dict(TARGET),
+            "target_met": not target_misses(end_to_end),
             "protocol_overhead_ms_p50": float(np.percentile(e2e["overhead"], 50)),
             "protocol_overhead_ms_p95": float(np.percentile(e2e["overhead"], 95)),
             "quick": quick,
@@ -268,6 +296,7 @@ def bench(checkpoint: str | None, backend: str | None, frames: int, where: str, 
     for key in ("in_process", "end_to_end"):
         r = report[key]
         click.echo(f"{key:>11}: {r['fps']:8.1f} fps   p50 {r['latency_ms_p50']:6.2f} ms   p95 {r['latency_ms_p95']:6.2f} ms")
+    click.echo(target_line(report["end_to_end"]))
     click.echo(f"protocol overhead p95: {report['protocol_overhead_ms_p95']:.3f} ms")
     w = report["warmup"]
     click.echo(f"warm-up: host answered hello {w['host_ready_s']:.2f} s after launch, frame 0 {w['start_to_frame0_ms']:.1f} ms "

@@ -35,6 +35,7 @@ import torch
 from tqdm import tqdm
 
 from bridge.backend import Prompt
+from bridge.data.dataset import ClipSampler, VideoDataset, check_frame_size, no_val_episodes
 from bridge.files import atomic_write_json
 from bridge.model.checkpoint import CARD, CheckpointError, load_into, load_model, read_json
 from bridge.model.tokenizer import VideoTokenizer
@@ -98,18 +99,12 @@ def _autocast(device: torch.device) -> Any:
 def calibrate(tokenizer: VideoTokenizer, data: str | Path, clips: int = 512, split: str = "val", seed: int = 0,
               batch: int = 16, progress: bool = True) -> dict[str, Any]:
     """Each statistic's [p0.5, p99.5] over `clips` random clips of real footage from `data`'s `split`."""
-    from bridge.data.dataset import ClipSampler, VideoDataset
-
     ds = VideoDataset(data)
     episodes = ds.split(split)
     if not episodes:
-        from bridge.train.evaluate import no_val_episodes
-
         raise ValueError(f"{no_val_episodes(ds)} (or pass --split train)" if split == "val" else
                          f"{data} has no {split} episodes: calibrate on its val split (--split val)")
-    if (ds.height, ds.width) != (tokenizer.height, tokenizer.width):
-        raise ValueError(f"the tokenizer takes {tokenizer.height}x{tokenizer.width} frames but {data} has "
-                         f"{ds.height}x{ds.width}: calibrate on footage of this world's size")
+    check_frame_size(ds, tokenizer.height, tokenizer.width, "this world's tokenizer")
     length = min(max(tokenizer.cfg.clip_len, STILL_CLIP), max(e.length for e in episodes))
     if length < 2:
         raise ValueError(f"{data}'s {split} episodes are single frames; `change` needs clips of at least 2 frames")

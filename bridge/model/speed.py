@@ -10,6 +10,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +85,28 @@ def _branches(backend: WorldModelBackend) -> int:
     return 1 + int(backend.settings["cfg"] != 1.0)  # event guidance only runs while an event is held
 
 
-def _warm(world: WorldModelBackend, seed: int = 0) -> None:
-    """Reset and fill the context window, so timings and FLOPs are those of a long rollout."""
+def _warm(world: WorldModelBackend, seed: int = 0, tick: Callable[[], None] = lambda: None) -> None:
+    """Reset and fill the context window, so timings and FLOPs are those of a long rollout (`tick` per frame)."""
     world.reset(Prompt(seed=seed))
+    tick()
     for i in range(world.cfg.dynamics.window + 2):
         world.step(i % world.num_latent_actions)
+        tick()
 
 
-def measured_frame_flops(backend: WorldModelBackend) -> int:
+def _warm_frames(cfg: WorldConfig) -> int:
+    return cfg.dynamics.window + 3  # what _warm plays: the reset frame and window + 2 steps
+
+
+def measured_frame_flops(backend: WorldModelBackend, tick: Callable[[], None] = lambda: None) -> int:
     """Matmul FLOPs of one step counted by torch.utils.flop_counter on a spawned session (the backend is untouched)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     world = backend.spawn()
-    _warm(world)
+    _warm(world, tick=tick)
     with FlopCounterMode(display=False) as counter:
         world.step(1 % world.num_latent_actions)
+    tick()
     return int(counter.get_total_flops())
 
 
@@ -132,16 +140,18 @@ def _p50(xs: list[float]) -> float:
     return round(float(statistics.median(xs)), 3)
 
 
-def stage_timings(backend: WorldModelBackend, frames: int = 40, resets: int = 5, seed: int = 0) -> dict[str, Any]:
+def stage_timings(backend: WorldModelBackend, frames: int = 40, resets: int = 5, seed: int = 0,
+                  tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Model-only p50 ms per stage on a spawned session: tokenize (an image prompt, as resets and edits do), each
-    MaskGIT step, the commit pass, dynamics in all, decode, and the frame (dynamics + decode)."""
+    MaskGIT step, the commit pass, dynamics in all, decode, and the frame (dynamics + decode); `tick` per frame."""
     world = backend.spawn()
     rng = np.random.default_rng(seed)
     tok = []
     for i in range(resets):
         world.reset(Prompt(seed=i, image=rng.integers(0, 256, (world.height, world.width, 3), dtype=np.uint8)))
         tok.append(world.last_timings["tokenize"])
-    _warm(world, seed)
+        tick()
+    _warm(world, seed, tick)
     world.detailed_timings = True
     steps, commit, dyn, dec = [], [], [], []
     for i in range(frames):
@@ -151,35 +161,55 @@ def stage_timings(backend: WorldModelBackend, frames: int = 40, resets: int = 5,
         commit.append(last)
         dyn.append(world.last_timings["dynamics"])
         dec.append(world.last_timings["decode"])
+        tick()
     per_step = [_p50([s[k] for s in steps]) for k in range(len(steps[0]))]
     return {"tokenize": _p50(tok), "dynamics_per_step": per_step, "dynamics_step": _p50([x for s in steps for x in s]),
             "commit": _p50(commit), "dynamics": _p50(dyn), "decode": _p50(dec),
             "frame": round(_p50(dyn) + _p50(dec), 3), "maskgit_steps": len(per_step), "frames": frames}
 
 
-def steps_sweep(backend: WorldModelBackend, steps: tuple[int, ...] = SWEEP_STEPS, frames: int = 30) -> list[dict]:
+def swept_steps(cfg: WorldConfig, steps: tuple[int, ...] = SWEEP_STEPS) -> list[int]:
+    """The step counts a sweep measures: more MaskGIT steps than tokens per frame do nothing more."""
+    return [s for s in steps if s <= cfg.tokens_per_frame]
+
+
+def steps_sweep(backend: WorldModelBackend, steps: tuple[int, ...] = SWEEP_STEPS, frames: int = 30,
+                tick: Callable[[], None] = lambda: None) -> list[dict]:
     """fps (model only, one session) at each MaskGIT step count; counts above the tokens per frame are skipped."""
     rows = []
-    for s in steps:
-        if s > backend.cfg.tokens_per_frame:
-            continue
+    for s in swept_steps(backend.cfg, steps):
         world = backend.spawn()
         world.configure(steps=s)
-        _warm(world)
+        _warm(world, tick=tick)
         dyn, dec = [], []
         for i in range(frames):
             world.step(i % world.num_latent_actions)
             dyn.append(world.last_timings["dynamics"])
             dec.append(world.last_timings["decode"])
+            tick()
         ms = _p50(dyn) + _p50(dec)
         rows.append({"steps": s, "dynamics_ms": _p50(dyn), "decode_ms": _p50(dec), "frame_ms": round(ms, 3),
                      "fps": round(1000.0 / ms, 1)})
     return rows
 
 
-def model_report(backend: WorldModelBackend, quick: bool = False) -> dict[str, Any]:
-    """Everything `worldbridge bench` adds for a world model: stages, FLOPs, matmul peak, utilisation, step sweep."""
-    stages = stage_timings(backend, frames=12 if quick else 60, resets=3 if quick else 7)
+def _report_plan(quick: bool) -> dict[str, int]:
+    """How much model_report plays: stage frames and resets, and frames per swept step count (--quick: fewer)."""
+    return {"frames": 12, "resets": 3, "sweep": 10} if quick else {"frames": 60, "resets": 7, "sweep": 40}
+
+
+def report_frames(backend: WorldModelBackend, quick: bool = False) -> int:
+    """Frames model_report plays, each one `tick` (a progress bar's total); the matmul peak plays none."""
+    plan, warm = _report_plan(quick), _warm_frames(backend.cfg)
+    return (plan["resets"] + warm + plan["frames"]) + (warm + 1) + len(swept_steps(backend.cfg)) * (warm + plan["sweep"])
+
+
+def model_report(backend: WorldModelBackend, quick: bool = False,
+                 tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Everything `worldbridge bench` adds for a world model: stages, FLOPs, matmul peak, utilisation, step sweep
+    (`tick` after each of its report_frames frames, for a progress bar)."""
+    plan = _report_plan(quick)
+    stages = stage_timings(backend, frames=plan["frames"], resets=plan["resets"], tick=tick)
     flops = frame_flops(backend.cfg, backend.settings["steps"], _branches(backend))
     dtype = "bf16" if backend.autocast else "fp32"
     peak_s = 0.25 if quick else 1.0
@@ -193,12 +223,12 @@ def model_report(backend: WorldModelBackend, quick: bool = False) -> dict[str, A
         "stages_ms": stages,
         "flops_per_frame": flops["frame"],
         "flops_per_frame_detail": flops,
-        "flops_per_frame_measured": measured_frame_flops(backend),
+        "flops_per_frame_measured": measured_frame_flops(backend, tick),
         "achieved_gflops": _sig(achieved),
         "matmul_peak_gflops": {k: round(v, 1) for k, v in peak.items()},
         "compute_dtype": dtype,
         "utilisation": _sig(achieved / peak[dtype]),
-        "steps_sweep": steps_sweep(backend, frames=10 if quick else 40),
+        "steps_sweep": steps_sweep(backend, frames=plan["sweep"], tick=tick),
         "threads": torch.get_num_threads(),
         "device": str(backend.device),
     }

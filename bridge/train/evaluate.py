@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bridge.data.dataset import ClipSampler, VideoDataset, check_frame_size, no_val_episodes
 from bridge.data.interrupt import stopped_says
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
@@ -129,24 +130,8 @@ def rollout(model: WorldModel, first: torch.Tensor, actions: torch.Tensor, setti
     return torch.stack(out, 1)
 
 
-def no_val_episodes(ds: Any) -> str:
-    """Why a dataset has nothing held out, and the command that makes one that has (by how it was made)."""
-    made = {"sandbox": "generate", "import": "import"}.get(ds.source, "capture" if ds.source.startswith("gymnasium:") else None)
-    if len(ds.episodes) < 2:
-        fix = "make it again with at least 2 episodes (one is held out for validation)"
-    elif made == "capture":
-        fix = "capture it again (with 2 or more episodes, one is held out)"
-    elif made is not None:
-        fix = f"make it again with `worldbridge data {made} ... --val-fraction 0.2 --overwrite`"
-    else:
-        fix = "give some episodes \"split\": \"val\" in its manifest.json, or make it again with `worldbridge data ...`"
-    return f"{ds.root} has no val episodes ({plural(len(ds.episodes), 'episode')}, all in train): {fix}"
-
-
 def _check_clips(ds: Any, val: list, clips: int, length: int) -> None:
     """Refuse more rollout clips than the val split has distinct ones: repeats would narrow every _ci95 on no news."""
-    from bridge.data.dataset import ClipSampler
-
     have = len(ClipSampler(ds, length, "val"))
     if clips > have:
         raise ValueError(f"--clips {clips} is more than the {have} distinct clips of {length} frames in the val split "
@@ -158,18 +143,13 @@ def _check_clips(ds: Any, val: list, clips: int, length: int) -> None:
 def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int = 64, seed: int = 0,
              overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """All metrics of a checkpoint (a world or a tokenizer run) on the val split of `data`."""
-    from bridge.data.dataset import ClipSampler, VideoDataset
-
     dev = pick_device(device)
     ds = VideoDataset(data)
     val = ds.split("val")
     if not val:
         raise ValueError(no_val_episodes(ds))
     cfg, tensors, card, header = load_model(Path(checkpoint))
-    if (cfg.height, cfg.width) != (ds.height, ds.width):
-        make = f" (`worldbridge data generate|import ... --size {cfg.height}` makes it)" if cfg.height == cfg.width else ""
-        raise ValueError(f"{checkpoint} was trained on {cfg.height}x{cfg.width} frames but {data} has "
-                         f"{ds.height}x{ds.width}: give --data footage of {cfg.height}x{cfg.width} frames{make}")
+    check_frame_size(ds, cfg.height, cfg.width, str(checkpoint))
     if header["kind"] == "world":
         model = WorldModel(cfg, bank_size=tensors["bank"].shape[0])
         load_into(model, tensors, where=checkpoint)
