@@ -104,8 +104,8 @@ def test_footage_of_another_size_is_refused_with_the_size_it_needs(tmp_path):
     world = save_micro_world(tmp_path / "w")
     small = write_square_dataset(tmp_path / "sq", episodes=4, length=12)
     r = _run("--world", str(world), "--data", str(small), "--out", str(tmp_path / "o"))
-    assert r.exit_code == 1 and "sq has 16x16 frames but" in r.output, r.output
-    assert "was trained on 64x64: give --data footage of 64x64 frames" in r.output, r.output
+    assert r.exit_code == 1 and "was trained on 64x64 frames but" in r.output and "sq has 16x16" in r.output, r.output
+    assert "give --data footage of 64x64 frames" in r.output, r.output
     assert not (tmp_path / "o").exists()
 
 

@@ -331,8 +331,9 @@ def test_a_resume_on_footage_of_another_size_names_the_way_out(tmp_path):
     large = write_square_dataset(tmp_path / "ds32", episodes=4, length=12, size=32)
     opts = dict(stage="tokenizer", out=str(tmp_path / "run"), preset="micro", progress=False)
     train(TrainOptions(data=str(small), steps=1, **opts))
-    with pytest.raises(ValueError, match=r"run was trained on 16x16 frames but .*ds32 has 32x32: resume it with "
-                                         r"footage of 16x16 \(it was started on .*ds16\), or give a new --out"):
+    with pytest.raises(ValueError, match=r"run was trained on 16x16 frames but .*ds32 has 32x32: give --data footage "
+                                         r"of 16x16 frames .*, or give a new --out to train on this one \(it was "
+                                         r"started on .*ds16\)"):
         train(TrainOptions(data=str(large), steps=2, **opts))
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bridge.data.dataset import check_frame_size
 from bridge.model.checkpoint import CheckpointError, load_model, read_json, save_model, state_tensors
 from bridge.model.genie import WorldModel
 from bridge.prompts.events import (EventSettings, cond_for_clip, default_captions, load_event_settings,
@@ -201,9 +202,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     if opts.preset not in PRESETS:
         raise ValueError(f"unknown first-frame preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
     ds = VideoDataset(opts.data)
-    if (ds.height, ds.width) != (world.cfg.height, world.cfg.width):
-        raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world {opts.world} was trained on "
-                         f"{world.cfg.height}x{world.cfg.width}")
+    check_frame_size(ds, world.cfg.height, world.cfg.width, f"the world {opts.world}")
     encoder = get_encoder(opts.encoder)
     with_sketch = bool(ds.has_sketches)
 
@@ -342,9 +341,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     start = int(run.get("steps", 0))
     rng = seed_run(opts.seed, start)
     ds = VideoDataset(opts.data)
-    if (ds.height, ds.width) != (src.cfg.height, src.cfg.width):
-        raise ValueError(f"{opts.data} has {ds.height}x{ds.width} frames but the world was trained on "
-                         f"{src.cfg.height}x{src.cfg.width}")
+    check_frame_size(ds, src.cfg.height, src.cfg.width, f"the world {out if resume else opts.world}")
     encoder = get_encoder(opts.encoder)
     data, events = _event_data(src, ds, opts, rng, device)  # tokens and latent actions, once
     types, counts, captions = _event_types(events)

@@ -234,12 +234,10 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
 def _clip_samplers(opts: DecoderTrainOptions, datasets: list, wcfg: WorldConfig, world: Path) -> tuple[list, np.ndarray]:
     """A train clip sampler per --data set (each checked against the world's frame size), and the fixed held-out
     clips (an equal share of each set's val split)."""
-    from bridge.data.dataset import ClipSampler
+    from bridge.data.dataset import ClipSampler, check_frame_size
 
-    for d, ds in zip(opts.data, datasets):
-        if (ds.height, ds.width) != (wcfg.height, wcfg.width):
-            raise ValueError(f"{d} has {ds.height}x{ds.width} frames but {world} was trained on "
-                             f"{wcfg.height}x{wcfg.width}: give --data footage of {wcfg.height}x{wcfg.width} frames")
+    for ds in datasets:
+        check_frame_size(ds, wcfg.height, wcfg.width, str(world))
     T, seed = wcfg.tokenizer.clip_len, opts.seed
     samplers = [ClipSampler(ds, T, "train", seed=seed) for ds in datasets]
     val = np.concatenate([ClipSampler(ds, T, "val", seed=seed).sample(max(opts.val_clips // len(datasets), 1),

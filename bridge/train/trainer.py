@@ -23,6 +23,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
+from bridge.data.dataset import check_frame_size
 from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_bytes
 from bridge.model.checkpoint import (CARD, CONFIG, MODEL, STATE, CheckpointError, load_into, load_model,
@@ -330,10 +331,8 @@ def _resumed_config(out: Path, kind: str, opts: TrainOptions, ds: VideoDataset) 
         raise ValueError(f"{out} holds a {header['kind']} run; give `train {opts.stage}` a new --out directory")
     if opts.preset not in (None, cfg.preset):
         raise ValueError(f"{out} is a --preset {cfg.preset} run; resume it with that preset or use a new --out")
-    if (cfg.height, cfg.width) != (ds.height, ds.width):
-        raise ValueError(f"{out} was trained on {cfg.height}x{cfg.width} frames but {opts.data} has {ds.height}x{ds.width}: "
-                         f"resume it with footage of {cfg.height}x{cfg.width} (it was started on "
-                         f"{card.get('data', {}).get('path', 'another dataset')}), or give a new --out to train on this one")
+    check_frame_size(ds, cfg.height, cfg.width, str(out), also="give a new --out to train on this one (it was started "
+                     f"on {card.get('data', {}).get('path', 'another dataset')})")
     tokenizer_from = card.get("tokenizer_from")
     if opts.tokenizer and str(Path(opts.tokenizer).resolve()) != (tokenizer_from or {}).get("path"):
         raise ValueError(f"{out} was started on the tokenizer {(tokenizer_from or {}).get('path')}, not "
@@ -360,9 +359,8 @@ def _build_model(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, resumin
             tcfg, ttensors, tcard, _ = warm
             ttensors = {k: v for k, v in ttensors.items() if k.startswith("tokenizer.")}
             tcard = tcard.get("tokenizer_from", {})
-        if (tcfg.height, tcfg.width) != (ds.height, ds.width):
-            raise ValueError(f"tokenizer {opts.tokenizer} was trained on {tcfg.height}x{tcfg.width} frames but "
-                             f"{opts.data} has {ds.height}x{ds.width}: train a tokenizer on this data")
+        check_frame_size(ds, tcfg.height, tcfg.width, f"the tokenizer {opts.tokenizer}" if opts.tokenizer
+                         else f"the tokenizer of {opts.init_from}", also="train a tokenizer on this data")
         cfg.tokenizer = tcfg.tokenizer
         tokenizer_from = {"path": str(Path(opts.tokenizer).resolve()), "step": tcard.get("step"),
                           "metrics": tcard.get("metrics", {})} if opts.tokenizer else tcard
