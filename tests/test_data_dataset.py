@@ -12,7 +12,7 @@ import torch
 from bridge.data.dataset import ClipSampler, VideoDataset
 from bridge.data import writer
 from bridge.data.writer import DatasetWriter
-from test_files import _replace_held_open, in_ascii_locale
+from helpers import in_ascii_locale, replace_held_open
 
 torch.set_num_threads(1)
 
@@ -164,7 +164,7 @@ def _overwrite(root, frames: int):
 
 def test_overwriting_a_dataset_a_training_run_holds_open_on_windows_names_it(tmp_path, monkeypatch):
     synthetic(tmp_path / "d", [4])
-    _replace_held_open(monkeypatch, str(tmp_path / "d"), times=1000)
+    replace_held_open(monkeypatch, str(tmp_path / "d"), times=1000)
     monkeypatch.setattr(sys, "platform", "win32")
     with pytest.raises(PermissionError, match=f"{tmp_path / 'd'} is open in another program.*close it and retry"):
         _overwrite(tmp_path / "d", 2)

@@ -19,6 +19,7 @@ from bridge.files import umask
 from bridge.host.backends import SANDBOX_NOTICE, resolve_backend
 from bridge.host.bench import bench
 from bridge.host.cli import keys, serve
+from helpers import ROOT, cli_env
 from test_model_data import DAMAGE, USAGE_DAMAGE, damaged_checkpoint
 
 
@@ -26,14 +27,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli_env() -> dict[str, str]:
-    """The environment a `python -m bridge.cli` subprocess needs: this checkout importable, one CPU thread (2 cores)."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
 @contextmanager
