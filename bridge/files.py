@@ -53,10 +53,11 @@ def _umask_by_setting() -> int:
     return mask
 
 
-def sync(fd: int) -> None:
-    """Put an open file's bytes on the disk: macOS' fsync leaves them in the drive's cache, F_FULLFSYNC does not
-    (a file system without it, such as some network ones, gets fsync)."""
-    if getattr(fcntl, "F_FULLFSYNC", None) is not None:
+def sync(fd: int, full: bool = False) -> None:
+    """Put an open file's bytes on the disk. macOS' fsync leaves them in the drive's cache; `full` flushes that whole
+    cache too (F_FULLFSYNC, tens of ms: once per publish, after every file's fsync, not once per file; a file system
+    without it, such as some network ones, gets fsync)."""
+    if full and getattr(fcntl, "F_FULLFSYNC", None) is not None:
         try:
             fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
             return
@@ -65,26 +66,30 @@ def sync(fd: int) -> None:
     os.fsync(fd)
 
 
-def fsync(path: str | Path) -> None:
+def fsync(path: str | Path, full: bool = False) -> None:
     """fsync by path: POSIX syncs through any descriptor (a folder's too); Windows' _commit needs one open for writing."""
     fd = os.open(path, os.O_RDONLY if os.name == "posix" else os.O_RDWR)
     try:
-        sync(fd)
+        sync(fd, full)
     finally:
         os.close(fd)
 
 
 def _sync(tmp: Path) -> None:
     """Put a temp file's bytes (a folder's: every file's) on disk, so a power loss after the rename that publishes it
-    leaves the whole new file, never an empty or half one in place of the old."""
+    leaves the whole new file, never an empty or half one in place of the old: each file fsynced, then the drive's
+    cache flushed once, last, for all of them."""
     if not tmp.is_dir():
-        fsync(tmp)
+        fsync(tmp, full=True)
         return
-    for folder, _, names in os.walk(tmp):
+    for folder, subfolders, names in os.walk(tmp):
         for name in names:
             fsync(Path(folder) / name)
         if os.name == "posix":  # a folder opens for fsync on POSIX only
-            fsync(folder)
+            for sub in subfolders:
+                fsync(Path(folder) / sub)
+    if os.name == "posix":
+        fsync(tmp, full=True)
 
 
 def publish(tmp: str | Path, path: str | Path) -> None:

@@ -39,3 +39,18 @@ def replace_held_open(monkeypatch, held, times: int) -> list:
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(time, "sleep", lambda s: None)
     return calls
+
+
+def macos_syncs(monkeypatch) -> list[str]:
+    """Make bridge.files sync as on macOS and log, in order, each "full" (F_FULLFSYNC: the drive's whole cache
+    flushed, costly), "fsync" and "rename" (a publish's os.replace)."""
+    from types import SimpleNamespace
+
+    import bridge.files as files
+
+    done, real = [], os.replace
+    monkeypatch.setattr(files, "fcntl", SimpleNamespace(F_FULLFSYNC=51, fcntl=lambda fd, cmd, *a: done.append("full")),
+                        raising=False)
+    monkeypatch.setattr(os, "fsync", lambda fd: done.append("fsync"))
+    monkeypatch.setattr(os, "replace", lambda src, dst: (done.append("rename"), real(src, dst))[1])
+    return done
