@@ -104,6 +104,33 @@ def publish(tmp: str | Path, path: str | Path) -> None:
         fsync(Path(path).parent)
 
 
+def publish_over(tmp: str | Path, path: str | Path) -> None:
+    """`publish` a temp folder onto `path`, which may hold an earlier one (a folder cannot be renamed over another):
+    that one is moved aside, put back if the new one did not land, deleted once it did; left anywhere else, it is
+    named, so no copy of the user's data hides unsaid."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        publish(tmp, path)
+        return
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    replace(path, old, path)
+    try:
+        publish(tmp, path)
+    except BaseException as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        if os.path.lexists(path):  # failed after its rename: the new one is in place, its name maybe not yet on disk
+            warnings.warn(f"{path} was replaced, but not yet surely on disk ({why}): the earlier one is kept as {old}; "
+                          f"delete it once {path} reads as it should", stacklevel=2)
+            raise
+        try:
+            replace(old, path, path)
+        except OSError as back:
+            raise OSError(f"{path} could not be replaced ({why}), and the earlier one could not be put back "
+                          f"({back.strerror or back}): it is kept as {old}; rename it to {path.name}") from e
+        raise
+    remove_tree(old)
+
+
 def replace(src: str | Path, dst: str | Path, held: str | Path) -> None:
     """os.replace, waited out for about a second on Windows, which refuses it while another program has either file
     open (a virus scanner or indexer for a moment, a training run until it ends); then an error naming `held`, the
