@@ -148,13 +148,19 @@ def replace(src: str | Path, dst: str | Path, held: str | Path) -> None:
             time.sleep(wait)
 
 
-def remove_tree(folder: str | Path) -> None:
-    """Delete a folder this code set aside; one that cannot be deleted (a file in it open on Windows) is left with a
-    warning naming it, rather than left unsaid."""
-    shutil.rmtree(folder, ignore_errors=True)
-    if os.path.lexists(folder):
-        warnings.warn(f"could not delete {folder} (a file in it is open in another program?): delete it yourself to "
-                      "free its space", stacklevel=2)
+def remove_tree(path: str | Path) -> None:
+    """Delete a folder or file this code set aside; one that cannot be deleted (open in another program on Windows, or
+    a file in it) is left with a warning naming it, rather than left unsaid."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    if os.path.lexists(path):
+        warnings.warn(f"could not delete {path} (it, or a file in it, is open in another program?): delete it yourself "
+                      "to free its space", stacklevel=2)
 
 
 def make_folders(folder: str | Path) -> list[Path]:

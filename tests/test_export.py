@@ -427,3 +427,18 @@ def test_finish_with_no_frames_removes_its_temp_outputs_outside_a_with_block(tmp
     with pytest.raises(ValueError, match="^there are no frames to export$"):
         ex.finish()
     assert log.closed and list(tmp_path.iterdir()) == []
+
+
+def test_a_temp_file_that_cannot_be_deleted_is_named_in_a_warning_like_a_folder(tmp_path, monkeypatch):
+    """A temp file still open on Windows stayed, hidden, without a word, while a temp folder got a warning."""
+    import os
+
+    from bridge.export import Export
+
+    ex = Export({"gif": tmp_path / "a.gif", "frames": tmp_path / "f"}, 12.0, label="test")
+    gif, real = ex.temps["gif"], os.unlink
+    monkeypatch.setattr(os, "unlink", lambda p, *a, **kw: (_ for _ in ()).throw(PermissionError(13, "Access is denied"))
+                        if os.fspath(p) == os.fspath(gif) else real(p, *a, **kw))
+    with pytest.warns(UserWarning, match=rf"could not delete {gif} .*delete it yourself"):
+        ex.discard()
+    assert [p.name for p in tmp_path.iterdir()] == [gif.name]
