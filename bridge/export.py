@@ -9,7 +9,6 @@ Comment and Source text chunks.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -303,11 +302,7 @@ class Export:
                 pass
         self.mp4 = self.gif = self.log = None
         for tmp in self.temps.values():
-            if tmp.is_dir():
-                remove_tree(tmp)
-            else:
-                with contextlib.suppress(OSError):  # still open on Windows: the error being cleaned up is the one to tell
-                    tmp.unlink(missing_ok=True)
+            remove_tree(tmp)  # one still open on Windows is named in a warning; the error being cleaned up is raised
         self.temps.clear()
         remove_empty(self.made)
         self.made.clear()

@@ -53,10 +53,11 @@ def _umask_by_setting() -> int:
     return mask
 
 
-def sync(fd: int) -> None:
-    """Put an open file's bytes on the disk: macOS' fsync leaves them in the drive's cache, F_FULLFSYNC does not
-    (a file system without it, such as some network ones, gets fsync)."""
-    if getattr(fcntl, "F_FULLFSYNC", None) is not None:
+def sync(fd: int, full: bool = False) -> None:
+    """Put an open file's bytes on the disk. macOS' fsync leaves them in the drive's cache; `full` flushes that whole
+    cache too (F_FULLFSYNC, tens of ms: once per publish, after every file's fsync, not once per file; a file system
+    without it, such as some network ones, gets fsync)."""
+    if full and getattr(fcntl, "F_FULLFSYNC", None) is not None:
         try:
             fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
             return
@@ -65,26 +66,30 @@ def sync(fd: int) -> None:
     os.fsync(fd)
 
 
-def fsync(path: str | Path) -> None:
+def fsync(path: str | Path, full: bool = False) -> None:
     """fsync by path: POSIX syncs through any descriptor (a folder's too); Windows' _commit needs one open for writing."""
     fd = os.open(path, os.O_RDONLY if os.name == "posix" else os.O_RDWR)
     try:
-        sync(fd)
+        sync(fd, full)
     finally:
         os.close(fd)
 
 
 def _sync(tmp: Path) -> None:
     """Put a temp file's bytes (a folder's: every file's) on disk, so a power loss after the rename that publishes it
-    leaves the whole new file, never an empty or half one in place of the old."""
+    leaves the whole new file, never an empty or half one in place of the old: each file fsynced, then the drive's
+    cache flushed once, last, for all of them."""
     if not tmp.is_dir():
-        fsync(tmp)
+        fsync(tmp, full=True)
         return
-    for folder, _, names in os.walk(tmp):
+    for folder, subfolders, names in os.walk(tmp):
         for name in names:
             fsync(Path(folder) / name)
         if os.name == "posix":  # a folder opens for fsync on POSIX only
-            fsync(folder)
+            for sub in subfolders:
+                fsync(Path(folder) / sub)
+    if os.name == "posix":
+        fsync(tmp, full=True)
 
 
 def publish(tmp: str | Path, path: str | Path) -> None:
@@ -97,6 +102,33 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     replace(tmp, path, path)
     if os.name == "posix":  # the rename itself, so the new name survives a power loss too
         fsync(Path(path).parent)
+
+
+def publish_over(tmp: str | Path, path: str | Path) -> None:
+    """`publish` a temp folder onto `path`, which may hold an earlier one (a folder cannot be renamed over another):
+    that one is moved aside, put back if the new one did not land, deleted once it did; left anywhere else, it is
+    named, so no copy of the user's data hides unsaid."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        publish(tmp, path)
+        return
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    replace(path, old, path)
+    try:
+        publish(tmp, path)
+    except BaseException as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        if os.path.lexists(path):  # failed after its rename: the new one is in place, its name maybe not yet on disk
+            warnings.warn(f"{path} was replaced, but not yet surely on disk ({why}): the earlier one is kept as {old}; "
+                          f"delete it once {path} reads as it should", stacklevel=2)
+            raise
+        try:
+            replace(old, path, path)
+        except OSError as back:
+            raise OSError(f"{path} could not be replaced ({why}), and the earlier one could not be put back "
+                          f"({back.strerror or back}): it is kept as {old}; rename it to {path.name}") from e
+        raise
+    remove_tree(old)
 
 
 def replace(src: str | Path, dst: str | Path, held: str | Path) -> None:
@@ -116,13 +148,19 @@ def replace(src: str | Path, dst: str | Path, held: str | Path) -> None:
             time.sleep(wait)
 
 
-def remove_tree(folder: str | Path) -> None:
-    """Delete a folder this code set aside; one that cannot be deleted (a file in it open on Windows) is left with a
-    warning naming it, rather than left unsaid."""
-    shutil.rmtree(folder, ignore_errors=True)
-    if os.path.lexists(folder):
-        warnings.warn(f"could not delete {folder} (a file in it is open in another program?): delete it yourself to "
-                      "free its space", stacklevel=2)
+def remove_tree(path: str | Path) -> None:
+    """Delete a folder or file this code set aside; one that cannot be deleted (open in another program on Windows, or
+    a file in it) is left with a warning naming it, rather than left unsaid."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    if os.path.lexists(path):
+        warnings.warn(f"could not delete {path} (it, or a file in it, is open in another program?): delete it yourself "
+                      "to free its space", stacklevel=2)
 
 
 def make_folders(folder: str | Path) -> list[Path]:

@@ -4,15 +4,16 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from bridge.data.dataset import ClipSampler, VideoDataset
-from bridge.data import writer
+import bridge.files as files
 from bridge.data.writer import DatasetWriter
-from test_files import _replace_held_open, in_ascii_locale
+from helpers import in_ascii_locale, replace_held_open
 
 torch.set_num_threads(1)
 
@@ -164,7 +165,7 @@ def _overwrite(root, frames: int):
 
 def test_overwriting_a_dataset_a_training_run_holds_open_on_windows_names_it(tmp_path, monkeypatch):
     synthetic(tmp_path / "d", [4])
-    _replace_held_open(monkeypatch, str(tmp_path / "d"), times=1000)
+    replace_held_open(monkeypatch, str(tmp_path / "d"), times=1000)
     monkeypatch.setattr(sys, "platform", "win32")
     with pytest.raises(PermissionError, match=f"{tmp_path / 'd'} is open in another program.*close it and retry"):
         _overwrite(tmp_path / "d", 2)
@@ -173,10 +174,38 @@ def test_overwriting_a_dataset_a_training_run_holds_open_on_windows_names_it(tmp
 
 def test_a_dataset_that_cannot_be_published_leaves_the_old_one_in_place(tmp_path, monkeypatch):
     synthetic(tmp_path / "d", [4])
-    monkeypatch.setattr(writer, "publish", lambda tmp, path: (_ for _ in ()).throw(OSError(28, "No space left")))
+    monkeypatch.setattr(files, "publish", lambda tmp, path: (_ for _ in ()).throw(OSError(28, "No space left")))
     with pytest.raises(OSError, match="No space left"):
         _overwrite(tmp_path / "d", 2)
     assert VideoDataset(tmp_path / "d").num_frames == 4 and [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_a_dataset_published_but_not_synced_keeps_the_old_one_and_says_where(tmp_path, monkeypatch):
+    """The new dataset is in place when the sync of its folder's entry fails: the old one is not put back over it,
+    and not deleted either (the rename may not be on disk yet), so a warning names where it is."""
+    synthetic(tmp_path / "d", [4])
+    real = files.fsync
+    monkeypatch.setattr(files, "fsync", lambda path, **kw: (_ for _ in ()).throw(OSError(5, "Input/output error"))
+                        if Path(path) == tmp_path else real(path, **kw))
+    old = tmp_path / f".d.old-{os.getpid()}"
+    with pytest.warns(UserWarning, match=rf"{tmp_path / 'd'} was replaced.*earlier one is kept as {old}"):
+        with pytest.raises(OSError, match="Input/output error"):
+            _overwrite(tmp_path / "d", 2)
+    assert VideoDataset(tmp_path / "d").num_frames == 2 and VideoDataset(old).num_frames == 4
+
+
+def test_an_old_dataset_that_cannot_be_put_back_is_named(tmp_path, monkeypatch):
+    synthetic(tmp_path / "d", [4])
+    sync, real = files._sync, os.replace
+    monkeypatch.setattr(files, "_sync", lambda tmp: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+                        if tmp.is_dir() else sync(tmp))  # the dataset's folder, not its manifest
+    old = tmp_path / f".d.old-{os.getpid()}"
+    monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError(13, "Permission denied"))
+                        if Path(src) == old else real(src, dst))
+    with pytest.raises(OSError, match=rf"No space left on device.*could not be put back .*Permission denied.*kept as "
+                                      rf"{old}"):
+        _overwrite(tmp_path / "d", 2)
+    assert VideoDataset(old).num_frames == 4 and not (tmp_path / "d").exists()
 
 
 def test_folders_that_cannot_be_deleted_are_named_in_a_warning(tmp_path, monkeypatch):

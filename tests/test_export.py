@@ -276,6 +276,18 @@ def test_each_png_is_synced_as_it_is_written_not_after_the_progress_bar(tmp_path
     assert sorted(os.listdir(tmp_path / "f")) == ["0.png", "1.png", "2.png"]
 
 
+def test_a_png_folder_flushes_the_drive_cache_once_not_twice_per_frame(tmp_path, monkeypatch):
+    """macOS' F_FULLFSYNC flushes the whole drive cache: each PNG was flushed as written and again at publish."""
+    import numpy as np
+
+    from bridge.export import export_frames
+    from helpers import macos_syncs
+
+    done = macos_syncs(monkeypatch)
+    export_frames([np.full((8, 8, 3), i, np.uint8) for i in range(5)], {"frames": tmp_path / "f"}, 10.0, label="test")
+    assert done.count("full") == 1 and done.index("full") == done.index("rename") - 1
+
+
 def _fail_after(calls: int, real):
     """`real`, made to raise ENOSPC from its (calls+1)th call on, as a disk that fills mid-export does."""
     import errno
@@ -415,3 +427,18 @@ def test_finish_with_no_frames_removes_its_temp_outputs_outside_a_with_block(tmp
     with pytest.raises(ValueError, match="^there are no frames to export$"):
         ex.finish()
     assert log.closed and list(tmp_path.iterdir()) == []
+
+
+def test_a_temp_file_that_cannot_be_deleted_is_named_in_a_warning_like_a_folder(tmp_path, monkeypatch):
+    """A temp file still open on Windows stayed, hidden, without a word, while a temp folder got a warning."""
+    import os
+
+    from bridge.export import Export
+
+    ex = Export({"gif": tmp_path / "a.gif", "frames": tmp_path / "f"}, 12.0, label="test")
+    gif, real = ex.temps["gif"], os.unlink
+    monkeypatch.setattr(os, "unlink", lambda p, *a, **kw: (_ for _ in ()).throw(PermissionError(13, "Access is denied"))
+                        if os.fspath(p) == os.fspath(gif) else real(p, *a, **kw))
+    with pytest.warns(UserWarning, match=rf"could not delete {gif} .*delete it yourself"):
+        ex.discard()
+    assert [p.name for p in tmp_path.iterdir()] == [gif.name]

@@ -2,26 +2,14 @@
 
 import os
 import stat
-import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import pytest
 
 import bridge.files as files
 from bridge.files import atomic_write_bytes, atomic_write_json, publish, temp_beside
-from test_host_cli import ROOT, cli_env
-
-
-def in_ascii_locale(code: str) -> str:
-    """Run Python `code` where open() without encoding= reads and writes ASCII (as it reads cp1252 on Windows);
-    returns its stdout. UTF-8 mode and C-locale coercion are off, or Python would pick UTF-8 anyway."""
-    env = {**cli_env(), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-                         encoding="utf-8", check=False)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+from helpers import macos_syncs, replace_held_open
 
 
 def _mode(path):
@@ -65,31 +53,14 @@ def test_fsync_opens_for_writing_where_windows_needs_it(tmp_path, monkeypatch):
     assert flags[0] & os.O_ACCMODE == os.O_RDONLY and flags[1] & os.O_ACCMODE == os.O_RDWR
 
 
-def _replace_held_open(monkeypatch, held, times: int) -> list:
-    """os.replace refused (PermissionError) `times` times while `held` is the file moved or replaced, as Windows
-    refuses it while another program has that file open; returns the paths each call moved."""
-    calls, real = [], os.replace
-    refusals = iter(range(times))
-
-    def replace(src, dst):
-        calls.append(src)
-        if held in (os.fspath(src), os.fspath(dst)) and next(refusals, None) is not None:
-            raise PermissionError(13, "Access is denied", os.fspath(src))
-        real(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(time, "sleep", lambda s: None)
-    return calls
-
-
 def test_publish_waits_out_a_program_that_briefly_holds_the_file_on_windows(tmp_path, monkeypatch):
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
-    calls = _replace_held_open(monkeypatch, str(target), times=3)  # an indexer, a virus scanner: a moment
+    calls = replace_held_open(monkeypatch, str(target), times=3)  # an indexer, a virus scanner: a moment
     monkeypatch.setattr(sys, "platform", "win32")
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new" and len(calls) == 4
-    calls = _replace_held_open(monkeypatch, str(target), times=1000)  # a training run: until it is closed
+    calls = replace_held_open(monkeypatch, str(target), times=1000)  # a training run: until it is closed
     with pytest.raises(PermissionError, match=f"{target} is open in another program .*close it and retry"):
         atomic_write_bytes(target, b"newer")
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
@@ -98,7 +69,7 @@ def test_publish_waits_out_a_program_that_briefly_holds_the_file_on_windows(tmp_
 def test_publish_does_not_retry_a_refusal_on_posix(tmp_path, monkeypatch):
     """POSIX renames over open files: a PermissionError there is the folder's permissions, not worth waiting out."""
     target = tmp_path / "out.bin"
-    calls = _replace_held_open(monkeypatch, str(target), times=1000)
+    calls = replace_held_open(monkeypatch, str(target), times=1000)
     with pytest.raises(PermissionError, match="Access is denied"):
         atomic_write_bytes(target, b"new")
     assert len(calls) == 1
@@ -139,5 +110,39 @@ def test_fsync_reaches_the_disk_on_macos(tmp_path, monkeypatch, full_sync_works)
 
     monkeypatch.setattr(files, "fcntl", SimpleNamespace(F_FULLFSYNC=51, fcntl=fcntl), raising=False)
     monkeypatch.setattr(os, "fsync", lambda fd: done.append("fsync"))
-    files.fsync(f)
+    files.fsync(f, full=True)
     assert done == ([51] if full_sync_works else ["fsync"])
+    done.clear()
+    files.fsync(f)  # one of many files published together: their publish flushes the drive cache once
+    assert done == ["fsync"]
+
+
+def test_a_published_folder_flushes_the_drive_cache_once_not_per_file(tmp_path, monkeypatch):
+    """F_FULLFSYNC flushes the whole drive cache (tens of ms): one, after every file's fsync and before the rename
+    that publishes them, is what keeps a power loss from leaving a half folder; one per file cost 2N of them."""
+    done = macos_syncs(monkeypatch)
+    tmp = tmp_path / "tmp"
+    (tmp / "sub").mkdir(parents=True)
+    for name in ("a", "b", "sub/c"):
+        (tmp / name).write_bytes(b"x")
+    publish(tmp, tmp_path / "out")
+    assert done.count("full") == 1 and done[-3:] == ["full", "rename", "fsync"]  # then the folder holding the name
+    assert done.count("fsync") == 5  # a, b, sub/c, sub, and the parent after the rename
+    done.clear()
+    atomic_write_bytes(tmp_path / "f.bin", b"x")
+    assert done == ["full", "rename", "fsync"]
+
+
+def test_a_recording_is_flushed_from_the_drive_cache_when_it_closes_not_every_second(tmp_path, monkeypatch):
+    """The once-a-second sync runs on the host loop's thread: a full flush there could stall a frame."""
+    import bridge.host.recording as recording
+
+    done, now = macos_syncs(monkeypatch), [0.0]
+    monkeypatch.setattr(recording, "clock", lambda: now[0])
+    rec = recording.Recorder(tmp_path / "r.wbrec", {})
+    for second in range(1, 4):
+        now[0] = float(second)
+        rec.write({"kind": "input", "t": now[0]})
+    assert done == ["fsync"] * 3
+    rec.close(now[0])
+    assert done == ["fsync"] * 3 + ["full"]

@@ -20,6 +20,7 @@ from bridge.host.backends import SANDBOX_NOTICE, resolve_backend
 from bridge.host.bench import bench
 from bridge.host.cli import keys, serve
 from bridge.host.protocol import Limits
+from helpers import ROOT, cli_env
 from test_model_data import DAMAGE, USAGE_DAMAGE, damaged_checkpoint
 
 
@@ -27,14 +28,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli_env() -> dict[str, str]:
-    """The environment a `python -m bridge.cli` subprocess needs: this checkout importable, one CPU thread (2 cores)."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
 @contextmanager
@@ -293,15 +286,35 @@ def test_a_bind_error_asks_about_another_host_only_when_the_port_is_taken(monkey
     assert "another host" not in str(e.value)
 
 
-def test_keys_on_windows_quotes_for_cmd_and_says_what_protects_the_secret(tmp_path, monkeypatch):
-    """cmd.exe does not read shlex's single quotes, and umask does nothing on Windows."""
-    out = tmp_path / "my keys"
+@pytest.mark.parametrize("folder", ["my keys", "R&D", "100%", "a|b"])
+def test_keys_on_windows_quotes_for_cmd_and_says_what_protects_the_secret(tmp_path, monkeypatch, folder):
+    """cmd.exe does not read shlex's single quotes, runs what follows an unquoted & or | as a command of its own, and
+    umask does nothing on Windows."""
+    from types import SimpleNamespace
+
+    import bridge.train.options as options
+
+    out = tmp_path / folder
     monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(options, "os", SimpleNamespace(name="nt"))  # os.name itself would make pathlib's Path Windows'
     res = CliRunner().invoke(keys, ["--out", str(out)])
     assert res.exit_code == 0, res.output
     assert f'--curve-secret "{out / "host.key_secret"}"\n' in res.output
     assert f"wrote {out / 'host.key'}(_secret) and {out / 'client.key'}(_secret)\n" in res.output
     assert "protected only by the permissions of its folder" in res.output and "user profile" in res.output
+
+
+@pytest.mark.parametrize("word, quoted", [("plain", "plain"), ("a&b", '"a&b"'), ("x|y", '"x|y"'), ("100%", '"100%"'),
+                                          ("(a)<b>^", '"(a)<b>^"'), ("C:\\my dir\\", '"C:\\my dir\\\\"'),
+                                          ("C:\\a&b\\", '"C:\\a&b\\\\"'), ('say "hi"&', '"say \\"hi\\"&"')])
+def test_a_word_for_cmd_exe_is_quoted_where_cmd_exe_would_split_it(monkeypatch, word, quoted):
+    """list2cmdline follows the C runtime's rules only: `a&b` passed unquoted, and cmd.exe ran `b` as a command."""
+    from bridge.train.options import shell_quote
+
+    monkeypatch.setattr(os, "name", "nt")
+    got = shell_quote(word)
+    monkeypatch.undo()
+    assert got == quoted
 
 
 def test_keys_elsewhere_says_nothing_about_windows(tmp_path):

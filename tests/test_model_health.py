@@ -11,7 +11,7 @@ from bridge.data.dataset import VideoDataset
 from bridge.model.health import (STATS, calibrate, check_rollout, failing, health, load_tokenizer, save_range,
                                  token_stats)
 from bridge.model.world import load_world
-from test_files import in_ascii_locale
+from helpers import in_ascii_locale
 from test_model_data import save_random_world, trained_micro
 
 torch.set_num_threads(1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 
 from bridge.data.dataset import FORMAT, VERSION, shard_name
 from bridge.data.interrupt import sigterm_as_ctrl_c
-from bridge.files import atomic_write_json, publish, remove_tree, replace
+from bridge.files import atomic_write_json, publish_over, remove_tree
 
 SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
 
@@ -145,18 +144,7 @@ class DatasetWriter:
             raise ValueError("no episodes were written; nothing to save")
         episodes = sorted(self.episodes, key=lambda e: e["id"])
         atomic_write_json(self.tmp / "manifest.json", {**self.header, "episodes": episodes})
-        old = None
-        if self.out.exists():
-            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            replace(self.out, old, self.out)
-        try:
-            publish(self.tmp, self.out)  # mkdtemp made it private: the dataset gets an ordinary folder's mode
-        except BaseException:
-            if old is not None and os.path.lexists(self.tmp):  # unpublished: the dataset it replaced goes back
-                replace(old, self.out, self.out)
-            raise
-        if old is not None:
-            remove_tree(old)
+        publish_over(self.tmp, self.out)  # mkdtemp made it private: the dataset gets an ordinary folder's mode
         self.done = True
         return self.out
 

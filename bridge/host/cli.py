@@ -6,10 +6,8 @@ import json
 import logging
 import os
 import re
-import shlex
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -140,13 +138,13 @@ def keys(out: Path) -> None:
         raise click.ClickException(f"cannot write keys to --out {out} ({e.strerror or e}): give a folder you can "
                                    "write to") from None
     host_public = (out / "host.key").read_text(encoding="utf-8").split('public-key = "')[1].split('"')[0]
-    windows = sys.platform == "win32"
-    secret = str(out / "host.key_secret")
+    from bridge.train.options import shell_quote
+
     click.echo(f"wrote {out / 'host.key'}(_secret) and {out / 'client.key'}(_secret)\n"
                f"serve:   worldbridge serve --bind tcp://0.0.0.0:5555 --curve-secret "
-               f"{subprocess.list2cmdline([secret]) if windows else shlex.quote(secret)}\n"  # cmd.exe has no '...'
+               f"{shell_quote(str(out / 'host.key_secret'))}\n"  # cmd.exe has no '...'
                f"clients: set the server key to {host_public}")
-    if windows:
+    if sys.platform == "win32":
         click.echo(f"the secret key is protected only by the permissions of its folder (umask has no effect on "
                    f"Windows): keep {out} under your user profile, which only you can read")
 

@@ -87,7 +87,7 @@ class Recorder:
         try:
             if write_end:
                 self.write({"kind": "end", "t": t, "frames": self.frames})
-                sync(self._f.fileno())
+                sync(self._f.fileno(), full=True)  # the drive's cache too, once: never each second on the host loop
         finally:
             self._unsynced = False  # nothing more can be synced: a closed recorder is never due (sync_due)
             try:

@@ -52,10 +52,20 @@ def as_given(ctx: click.Context) -> dict[str, Any]:
     return {k: None if ctx.get_parameter_source(k) is ParameterSource.DEFAULT else v for k, v in ctx.params.items()}
 
 
+CMD_SPECIAL = set("&|<>^%()")  # cmd.exe acts on these (&|<> end a command, ^ escapes, () group; % expands, even quoted)
+
+
 def shell_quote(arg: str) -> str:
-    """One word of a model card's command, quoted for this machine's shell (cmd.exe's rules on Windows), so the
-    command runs where it was made."""
-    return subprocess.list2cmdline([arg]) if os.name == "nt" else shlex.quote(arg)
+    """One word of a command printed for the user, quoted for this machine's shell so it runs where it was made: on
+    Windows the C runtime's rules (list2cmdline), and double quotes around a word cmd.exe would split (`a&b`), which
+    list2cmdline leaves bare."""
+    if os.name != "nt":
+        return shlex.quote(arg)
+    word = subprocess.list2cmdline([arg])
+    if word.startswith('"') or not CMD_SPECIAL & set(arg):
+        return word
+    trailing = len(word) - len(word.rstrip("\\"))  # doubled before the closing quote, or they would escape it
+    return '"' + word + "\\" * trailing + '"'
 
 
 def typed_command() -> str:
