@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 from typing import Any
 
 import numpy as np
@@ -33,3 +36,19 @@ def first_line(e: BaseException) -> str:
 def is_whole(v: Any) -> bool:
     """True for an int or a numpy integer, not a bool: what a Python caller may pass as an id, a seed or a position."""
     return is_int(v) or isinstance(v, np.integer)
+
+
+CMD_SPECIAL = set("&|<>^%()")  # cmd.exe acts on these (&|<> end a command, ^ escapes, () group; % expands, even quoted)
+
+
+def shell_quote(arg: str) -> str:
+    """One word of a command printed for the user, quoted for this machine's shell so it runs where it was made: on
+    Windows the C runtime's rules (list2cmdline), and double quotes around a word cmd.exe would split (`a&b`), which
+    list2cmdline leaves bare."""
+    if os.name != "nt":
+        return shlex.quote(arg)
+    word = subprocess.list2cmdline([arg])
+    if word.startswith('"') or not CMD_SPECIAL & set(arg):
+        return word
+    trailing = len(word) - len(word.rstrip("\\"))  # doubled before the closing quote, or they would escape it
+    return '"' + word + "\\" * trailing + '"'

@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -292,11 +291,11 @@ def test_keys_on_windows_quotes_for_cmd_and_says_what_protects_the_secret(tmp_pa
     umask does nothing on Windows."""
     from types import SimpleNamespace
 
-    import bridge.train.options as options
+    import bridge.values as values
 
     out = tmp_path / folder
     monkeypatch.setattr(sys, "platform", "win32")
-    monkeypatch.setattr(options, "os", SimpleNamespace(name="nt"))  # os.name itself would make pathlib's Path Windows'
+    monkeypatch.setattr(values, "os", SimpleNamespace(name="nt"))  # os.name itself would make pathlib's Path Windows'
     res = CliRunner().invoke(keys, ["--out", str(out)])
     assert res.exit_code == 0, res.output
     assert f'--curve-secret "{out / "host.key_secret"}"\n' in res.output
@@ -309,7 +308,7 @@ def test_keys_on_windows_quotes_for_cmd_and_says_what_protects_the_secret(tmp_pa
                                           ("C:\\a&b\\", '"C:\\a&b\\\\"'), ('say "hi"&', '"say \\"hi\\"&"')])
 def test_a_word_for_cmd_exe_is_quoted_where_cmd_exe_would_split_it(monkeypatch, word, quoted):
     """list2cmdline follows the C runtime's rules only: `a&b` passed unquoted, and cmd.exe ran `b` as a command."""
-    from bridge.train.options import shell_quote
+    from bridge.values import shell_quote
 
     monkeypatch.setattr(os, "name", "nt")
     got = shell_quote(word)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.model.checkpoint import read_train_meta
-from test_host_cli import cli_env
+from helpers import cli_env
 from test_model_data import trained_micro, write_square_dataset
 
 def _steps(run: Path) -> list[int]:

@@ -607,7 +607,7 @@ def test_a_torchrun_command_in_the_card_names_the_program_not_a_posix_shell_subs
 
 def test_a_cards_command_is_quoted_for_the_shell_of_the_machine_it_was_made_on(monkeypatch):
     """A Windows path in single quotes (POSIX quoting) is no path to cmd.exe: on Windows a word is quoted its way."""
-    from bridge.train.options import shell_quote
+    from bridge.values import shell_quote
 
     assert shell_quote("/opt/my env/bin/worldbridge") == "'/opt/my env/bin/worldbridge'"
     with monkeypatch.context() as m:

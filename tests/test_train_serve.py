@@ -1,7 +1,8 @@
 """A world just trained on micro, served by `worldbridge serve --checkpoint RUN` as a user runs it, plays to a client."""
 
 from bridge.client import WorldClient
-from test_host_cli import cli_env, serving
+from helpers import cli_env
+from test_host_cli import serving
 from test_model_data import trained_micro
 
 

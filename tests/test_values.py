@@ -78,7 +78,7 @@ def _named_after(count: ast.expr, text: str) -> bool:
     key = count.slice if isinstance(count, ast.Subscript) else None
     name = (count.id if isinstance(count, ast.Name) else count.attr if isinstance(count, ast.Attribute)
             else key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else "")
-    noun = re.match(r" (?:[A-Z]\w* )?([a-z]+)s\b(?!/)", text)
+    noun = re.match(r" (?:[A-Z]\w* )?([a-z]{2,})s\b(?!/)", text)  # not a unit such as ms
     words = name.lower().split("_")
     return bool(noun) and not name.isupper() and (noun[1] in words or noun[1] + "s" in words)
 
@@ -113,7 +113,7 @@ HAND_SPELLED = ["f\"{n} frame{'s' if n > 1 else ''}\"", "f\"{n} frame{'' if n ==
 WRITTEN_WELL = ["plural(n, 'session')", "f'{plural(n, \"session\")}: {fps:.1f} fps, {t:.1f}s'",
                 "f'holds {plural(len(arr), \"frame\")} but'", "f'{plural(n_frames, \"frame\")} kept'",
                 "f'{s[\"frames_per_s\"]:.0f} frames/s'", "f'{frame_size} pixels'", "f'{height}x{width} frames'",
-                "f'{MAX_PENDING_EVENTS} events wait'", "f'{fps:.1f} fps'"]
+                "f'{MAX_PENDING_EVENTS} events wait'", "f'{fps:.1f} fps'", "f'p95 {latency_ms} ms'"]
 
 
 @pytest.mark.parametrize("code", HAND_SPELLED + WRITTEN_WELL)

@@ -138,7 +138,7 @@ def keys(out: Path) -> None:
         raise click.ClickException(f"cannot write keys to --out {out} ({e.strerror or e}): give a folder you can "
                                    "write to") from None
     host_public = (out / "host.key").read_text(encoding="utf-8").split('public-key = "')[1].split('"')[0]
-    from bridge.train.options import shell_quote
+    from bridge.values import shell_quote
 
     click.echo(f"wrote {out / 'host.key'}(_secret) and {out / 'client.key'}(_secret)\n"
                f"serve:   worldbridge serve --bind tcp://0.0.0.0:5555 --curve-secret "

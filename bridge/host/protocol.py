@@ -99,7 +99,7 @@ def too_large(size: int, limit: int, header: Any = None, max_string_bytes: int =
     if key is None or 2 * sizes[key] < size:  # undecoded, or the bulk is in parts beyond the header
         fix = f"images, sketches and layers are what make messages big: send smaller ones, or {RAISE_LIMIT}"
     elif isinstance(msg[key], str):  # a bigger limit would not help: strings hold at most max_string_bytes
-        fix = f"its {key} is {plural(sizes[key], 'byte')}: use a shorter {key} (at most {max_string_bytes} bytes)"
+        fix = f"its {key} is {plural(sizes[key], 'byte')}: use a shorter {key} (at most {plural(max_string_bytes, 'byte')})"
     else:
         fix = f"its {key} is {plural(sizes[key], 'byte')}: use a smaller {key}, or {RAISE_LIMIT}"
     return ProtocolError("too_large", f"{kind} of {plural(size, 'byte')} is over the host's {limit}-byte limit: {fix}")

@@ -13,8 +13,9 @@ from bridge.model.presets import PRESETS
 from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NOT_NEGATIVE, OUT_FOLDER, POSITIVE,
                             TRAIN_SEED_OPTION)
 from bridge.prompts.cli import train_prompts
+from bridge.values import shell_quote
 from bridge.train.options import (DECODER_DEFAULTS, RUN_DEFAULTS, RUN_MINUTES_OPTION, as_given, guarded, saved,
-                                  shell_quote, typed_command, with_options)
+                                  typed_command, with_options)
 
 # --amp of every stage that trains under autocast (tokenizer, dynamics, decoder); kept by a resume like the rest
 AMP_OPTION = click.option("--amp/--no-amp", default=None,

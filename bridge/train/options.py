@@ -4,9 +4,6 @@ for a known failure, and the one-line result (the options every command shares: 
 
 from __future__ import annotations
 
-import os
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +13,7 @@ import click
 from click.core import ParameterSource
 
 from bridge.options import NOT_NEGATIVE
-from bridge.values import SEED_DEFAULT
+from bridge.values import SEED_DEFAULT, shell_quote
 
 # The defaults of the options a run keeps on a resume (trainer.KEPT; decoder.KEPT) when neither given nor the run's own:
 # train/cli.py's options default to None (as_given) and their --help shows these; the rest of trainer.KEPT's defaults
@@ -50,22 +47,6 @@ def as_given(ctx: click.Context) -> dict[str, Any]:
     """The options as given, None where left to their default: a resumed run keeps its own (trainer.KEPT,
     decoder.KEPT, prompts.train.KEPT)."""
     return {k: None if ctx.get_parameter_source(k) is ParameterSource.DEFAULT else v for k, v in ctx.params.items()}
-
-
-CMD_SPECIAL = set("&|<>^%()")  # cmd.exe acts on these (&|<> end a command, ^ escapes, () group; % expands, even quoted)
-
-
-def shell_quote(arg: str) -> str:
-    """One word of a command printed for the user, quoted for this machine's shell so it runs where it was made: on
-    Windows the C runtime's rules (list2cmdline), and double quotes around a word cmd.exe would split (`a&b`), which
-    list2cmdline leaves bare."""
-    if os.name != "nt":
-        return shlex.quote(arg)
-    word = subprocess.list2cmdline([arg])
-    if word.startswith('"') or not CMD_SPECIAL & set(arg):
-        return word
-    trailing = len(word) - len(word.rstrip("\\"))  # doubled before the closing quote, or they would escape it
-    return '"' + word + "\\" * trailing + '"'
 
 
 def typed_command() -> str:
