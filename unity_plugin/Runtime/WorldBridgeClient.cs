@@ -398,10 +398,12 @@ namespace WorldBridge
 
         /// <summary>The client `user` works through: `client` (its Client field), else one on its object or a parent, kept
         /// in the field. Asked whenever the client is needed, not only on enable, so one a script sets after AddComponent
-        /// (which runs OnEnable on an active object) counts.</summary>
+        /// (which runs OnEnable on an active object) counts; an empty field means that default, so one a script clears is
+        /// filled again (disable the component to detach it). A client on an inactive object counts too: the rig it is on
+        /// may be activated later, and a request through it says "not connected", not that there is no client.</summary>
         internal static WorldBridgeClient Find(Component user, ref WorldBridgeClient client)
         {
-            if (client == null) client = user.GetComponentInParent<WorldBridgeClient>();
+            if (client == null) client = user.GetComponentInParent<WorldBridgeClient>(true);
             return client;
         }
 
@@ -423,8 +425,9 @@ namespace WorldBridge
             if (next != null) user.Listen(next, true);
         }
 
-        /// <summary>False when `client` is null, saying once in NeededBy's words (until it has one again, `warned`) that
-        /// `component` has none where it needs one: a component missing its client stays on to find one added later.</summary>
+        /// <summary>False when `client` is null, saying in NeededBy's words that `component` has none where it needs one:
+        /// once until it has a client again (`warned`), not again each time it is re-enabled (WorldInput turned off while a
+        /// text field has focus). A component missing its client stays on to find one added later.</summary>
         internal static bool Present(WorldBridgeClient client, string component, MonoBehaviour user, ref bool warned)
         {
             if (client != null)

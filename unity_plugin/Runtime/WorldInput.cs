@@ -124,13 +124,19 @@ namespace WorldBridge
             actions.Clear();
 #endif
             WorldBridgeClient.Move(this, ref listened, null);
-            // realtime: the host plays the last input until another comes, so a key held as the component went off
-            // would steer the world on with nobody at the keys (the client already closed: its bye ended the session).
-            // The idle goes where the inputs went, not to a client a script put in the Client field since.
+            Release(); // re-enabled, the keys' state goes again
+        }
+
+        /// <summary>Realtime: the host plays the last input until another comes, so a key held as the component went off
+        /// (or its client was swapped or cleared) would steer the world on with nobody at the keys; the idle goes where the
+        /// inputs went, not to a client a script put in the Client field since (a client already closed: its bye ended the
+        /// session). Nothing is then held anywhere: the next input state goes again.</summary>
+        void Release()
+        {
             if (steered != null && lastSent != null && lastSent != IdleDescribed() && steered.IsConnected &&
                 steered.Session != null && steered.Connection.Mode != "step")
                 Send(steered, null);
-            lastSent = null; // re-enabled, the keys' state goes again
+            lastSent = null;
             steered = null;
         }
 
@@ -275,7 +281,9 @@ namespace WorldBridge
         void Update()
         {
             // a client a script set after AddComponent is used from here; with none (or one cleared), one warning
-            if (!WorldBridgeClient.Present(WorldBridgeClient.Use(this, ref client, ref listened), "WorldInput", this, ref warnedNoClient)) return;
+            var now = WorldBridgeClient.Use(this, ref client, ref listened);
+            if (steered != null && steered != now) Release(); // swapped or cleared: the old world must not play the held key on
+            if (!WorldBridgeClient.Present(now, "WorldInput", this, ref warnedNoClient)) return;
             var c = client.Connection;
             var session = c?.Session;
             if (c == null || !c.IsReady || session == null) return;

@@ -20,7 +20,7 @@ namespace WorldBridge
         [Tooltip("Which mouse button pastes.")]
         public PointerEventData.InputButton button = PointerEventData.InputButton.Left;
 
-        readonly HashSet<string> warned = new HashSet<string>(); // each problem once: one must not silence the next
+        readonly HashSet<string> warned = new HashSet<string>(); // the problems warned of, each once: one must not silence the next
 
         public void OnPointerClick(PointerEventData eventData)
         {
@@ -30,40 +30,42 @@ namespace WorldBridge
         /// <summary>Pastes `layer` at a screen position (for your own input code); returns the req_id or -1.</summary>
         public long PasteAt(Vector2 screenPosition, Camera eventCamera)
         {
-            if (view == null) view = GetComponentInParent<WorldView>(); // looked up late: scripts may set it after AddComponent
+            if (view == null) view = GetComponentInParent<WorldView>(true); // looked up late (scripts may set it after AddComponent), as Find looks up the client
             if (view == null)
             {
-                Warn("WorldPaste needs a WorldView: drag one into its View field");
+                Warn("view", "WorldPaste needs a WorldView: drag one into its View field");
                 return -1;
             }
             var client = WorldBridgeClient.Find(view, ref view.client); // as the view finds it
             if (client == null)
             {   // the client is the view's to find: WorldPaste has no Client field
-                Warn("WorldPaste pastes through its View's client, and " + WorldBridgeClient.NeededBy("WorldView"));
+                Warn("client", "WorldPaste pastes through its View's client, and " + WorldBridgeClient.NeededBy("WorldView"));
                 return -1;
             }
             if (layer == null)
             {
-                Warn("WorldPaste has nothing to paste: drag a texture into its Layer field");
+                Warn("layer", "WorldPaste has nothing to paste: drag a texture into its Layer field");
                 return -1;
             }
             if (client.Session != null && !client.CanEdit)
             {
-                Warn($"{client.BackendLabel} cannot edit frames, so WorldPaste does nothing here");
+                Warn("edit", $"{client.Session.BackendLabel} cannot edit frames, so WorldPaste does nothing here");
                 return -1;
             }
             if (view.rawImage == null)
             {   // ScreenToFramePixel maps clicks on the view's Raw Image only: every click would miss
-                Warn("WorldPaste maps clicks onto the world's Raw Image: set the World View's Raw Image (the one this is on)");
+                Warn("raw image", "WorldPaste maps clicks onto the world's Raw Image: set the World View's Raw Image (the one this is on)");
                 return -1;
             }
             if (!view.ScreenToFramePixel(screenPosition, eventCamera, out var pixel)) return -1; // off the picture, or no frame yet
             return centred ? client.PasteLayerCentred(layer, pixel) : client.PasteLayer(layer, pixel);
         }
 
-        void Warn(string message)
+        /// <summary>Says `message` the first time `problem` stops a paste: keyed by the problem, not its words, which may
+        /// name a backend that changes.</summary>
+        void Warn(string problem, string message)
         {
-            if (warned.Add(message)) Debug.LogWarning("[WorldBridge] " + message, this);
+            if (warned.Add(problem)) Debug.LogWarning("[WorldBridge] " + message, this);
         }
     }
 }

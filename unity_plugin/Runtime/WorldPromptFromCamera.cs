@@ -31,11 +31,7 @@ namespace WorldBridge
         /// <summary>True when this prompt starts the world once connected: the client then sends no plain start of its own.</summary>
         public bool StartsWorldWhenConnected => sendWhenConnected && delivery == Delivery.StartNewWorld && sourceCamera != null;
 
-        void OnEnable()
-        {
-            warnedNoClient = false;
-            WorldBridgeClient.Use(this, ref client, ref followed);
-        }
+        void OnEnable() => WorldBridgeClient.Use(this, ref client, ref followed);
 
         void OnDisable() => WorldBridgeClient.Move(this, ref followed, null);
 

@@ -54,7 +54,7 @@ namespace WorldBridge
         }
 
         /// <summary>A client a script set after AddComponent (or in a parent added later) is heard from the next frame; with
-        /// none the view says so once, when it would show a frame, and stays on to find one.</summary>
+        /// none the view says so once, at its first LateUpdate (Present's rule), and stays on to find one.</summary>
         void LateUpdate()
         {
             WorldBridgeClient.Present(WorldBridgeClient.Use(this, ref client, ref listened), "WorldView", this, ref warnedNoClient);

@@ -353,7 +353,7 @@ namespace WorldBridge.Core
                 biggest = key;
                 most = size;
             }
-            if (biggest == null) return "raise the host's max_message_bytes";
+            if (biggest == null) return "start the host with a larger `worldbridge serve --max-message-bytes`"; // the host's words
             return $"its {biggest} is {most} bytes: use a {(biggest == "text" ? "shorter" : "smaller")} {biggest}";
         }
 

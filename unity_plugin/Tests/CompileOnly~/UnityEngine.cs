@@ -34,10 +34,12 @@ namespace UnityEngine
         public Transform transform => owner?.transform;
         public string tag { get; set; }
         public T GetComponent<T>() => default;
-        public T GetComponentInParent<T>()
+        public T GetComponentInParent<T>() => GetComponentInParent<T>(false);
+        /// <summary>As Unity 2021.3: up the parents, skipping inactive GameObjects unless `includeInactive`.</summary>
+        public T GetComponentInParent<T>(bool includeInactive)
         {
             for (var t = transform; t != null; t = t.parent)
-                if (t.gameObject.GetComponent<T>() is T found) return found;
+                if ((includeInactive || t.gameObject.activeInHierarchy) && t.gameObject.GetComponent<T>() is T found) return found;
             return default;
         }
         public T GetComponentInChildren<T>() => default;

@@ -146,7 +146,22 @@ namespace WorldBridge.Tests
             Assert.AreEqual(1, Starts(window).Count, "nothing more was queued");
             StringAssert.StartsWith("bad_prompt: this backend takes no text prompts, and the start without the text prompt could not be sent: " +
                                     "start message of ", Status(window), "the line says what was refused and why no start without it went");
-            StringAssert.EndsWith("bytes is over the host's 8-byte limit: raise the host's max_message_bytes", Status(window));
+            StringAssert.EndsWith("bytes is over the host's 8-byte limit: start the host with a larger `worldbridge serve --max-message-bytes`", Status(window));
+            ConnectionOf(window).Close();
+        }
+
+        [Test]
+        public void TheHostsSessionsAreCountedAsAPersonWritesThem()
+        {
+            var window = ReadyWindow();
+            foreach (var one in new[] { (1L, "host: 1 session, "), (3L, "host: 3 sessions, "), (0L, "host: 0 sessions, ") })
+            {
+                var (sessions, said) = one;
+                Private.Set(ConnectionOf(window), "lastStatus", new MsgMap { { "type", "status" }, { "sessions", sessions }, { "fps_measured", 24.0 } });
+                Drawn(window);
+                var labels = UnityEditor.TestSupport.Drawn.Labels;
+                Assert.IsTrue(labels.Exists(label => label.StartsWith(said)), $"no '{said}' among: {string.Join(" | ", labels)}");
+            }
             ConnectionOf(window).Close();
         }
 

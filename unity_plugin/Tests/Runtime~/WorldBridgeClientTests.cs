@@ -211,7 +211,7 @@ namespace WorldBridge.Tests
             Assert.AreEqual(1, told.Count, "one refusal, one error: " + string.Join(" | ", told));
             StringAssert.StartsWith("bad_prompt: this backend takes no text prompts, and the start without the text prompt could not be sent: " +
                                     "start message of ", told[0]);
-            StringAssert.EndsWith("bytes is over the host's 8-byte limit: raise the host's max_message_bytes", told[0]);
+            StringAssert.EndsWith("bytes is over the host's 8-byte limit: start the host with a larger `worldbridge serve --max-message-bytes`", told[0]);
             Assert.AreEqual(1, raised.Count, "the refusal stays the game's HostError");
             connection.Close();
         }

@@ -152,16 +152,9 @@ namespace WorldBridge.Tests
         /// <summary>The warnings CheckRules logs for `session`, what it returns, and its plain (Debug.Log) lines.</summary>
         static (List<string> Warnings, List<string> Unknown, List<string> Said) Checked(WorldInput input, SessionInfo session)
         {
-            var warnings = new List<string>();
-            var said = new List<string>();
-            Application.LogCallback log = (message, stack, type) =>
-            {
-                if (type == LogType.Warning) warnings.Add(message);
-                if (type == LogType.Log) said.Add(message);
-            };
-            Application.logMessageReceived += log;
-            try { return (warnings, input.CheckRules(session), said); }
-            finally { Application.logMessageReceived -= log; }
+            List<string> unknown = null;
+            var logged = Logs.Of(() => unknown = input.CheckRules(session), LogType.Warning, LogType.Log);
+            return (logged[LogType.Warning], unknown, logged[LogType.Log]);
         }
 
         [Test]
@@ -367,8 +360,9 @@ namespace WorldBridge.Tests
             }
         }
 
-        [Test]
-        public void DisabledAfterItsClientWasSwappedItStopsTheClientThatGotTheInputs()
+        /// <summary>Runs `then(input, steered, other)` with the right arrow held: `input` sent 'right' to the realtime client
+        /// `steered`, then a script put `other` in its Client (no Update since).</summary>
+        static void SwappedWhileRightIsHeld(System.Action<WorldInput, WorldBridgeClient, WorldBridgeClient> then)
         {
             Keys.Held.Add(KeyCode.RightArrow);
             try
@@ -380,15 +374,35 @@ namespace WorldBridge.Tests
                 RunUpdate(input);                  // 'right' goes to the first client
                 var other = ClientIn(Session("s2", "realtime", "noop", "right"));
                 Set(other.Connection, "mode", "realtime");
-                input.client = other;              // a script swaps the client, and the input goes off before its next Update
-                Call(input, "OnDisable");
-                CollectionAssert.AreEqual(new[] { "right", "noop" }, Sent(steered), "the world kept moving right with the input component off");
-                CollectionAssert.IsEmpty(Sent(other), "a client that got no input was sent the idle action");
+                input.client = other;
+                then(input, steered, other);
             }
             finally
             {
                 Keys.Held.Clear();
             }
         }
+
+        [Test]
+        public void DisabledAfterItsClientWasSwappedItStopsTheClientThatGotTheInputs() => SwappedWhileRightIsHeld((input, steered, other) =>
+        {
+            Call(input, "OnDisable");              // the input goes off before its next Update
+            CollectionAssert.AreEqual(new[] { "right", "noop" }, Sent(steered), "the world kept moving right with the input component off");
+            CollectionAssert.IsEmpty(Sent(other), "a client that got no input was sent the idle action");
+        });
+
+        [Test]
+        public void AClientSwappedWhileAKeyIsHeldStopsTheWorldThatGotTheInputs() => SwappedWhileRightIsHeld((input, steered, other) =>
+        {
+            RunUpdate(input);
+            CollectionAssert.AreEqual(new[] { "right", "noop" }, Sent(steered), "the first world kept moving right with nobody steering it");
+            CollectionAssert.AreEqual(new[] { "right" }, Sent(other), "the new client gets the key held");
+            input.client = null;                   // cleared, with no client on the object or a parent: the input steers nothing
+            Logs.Of(LogType.Warning, () => RunUpdate(input));
+            CollectionAssert.AreEqual(new[] { "right", "noop" }, Sent(other), "the world of a cleared client kept moving right");
+            Call(input, "OnDisable");
+            CollectionAssert.AreEqual(new[] { "right", "noop" }, Sent(steered), "a stopped world was sent the idle again");
+            CollectionAssert.AreEqual(new[] { "right", "noop" }, Sent(other), "a stopped world was sent the idle again");
+        });
     }
 }

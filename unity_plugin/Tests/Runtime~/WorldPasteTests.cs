@@ -57,6 +57,38 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ABackendThatCannotEditIsWarnedOfOnceWhateverTheClientsLabelSays()
+        {
+            var client = SandboxClient();
+            var paste = new WorldPaste { view = new WorldView { client = client }, layer = new Texture2D(4, 4, TextureFormat.RGBA32, false) };
+            var warnings = Logs.Of(LogType.Warning, () =>
+            {
+                Click(paste);
+                Set(client, "backendInUse", "sandbox game (fake); started without the text prompt: this backend takes none");
+                Click(paste);
+                Set(client, "backendInUse", "session ended: the backend failed");
+                Click(paste);
+            });
+            Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
+            StringAssert.Contains("cannot edit frames", warnings[0]);
+        }
+
+        [Test]
+        public void AViewOnARigNotYetActivatedIsFound()
+        {
+            var rig = new GameObject("Rig", typeof(RectTransform)); // activated later, e.g. when a menu opens
+            var view = rig.AddComponent<WorldView>();
+            view.client = new WorldBridgeClient();
+            var image = new GameObject("World image", typeof(RectTransform));
+            image.transform.SetParent(rig.transform, false);
+            var paste = image.AddComponent<WorldPaste>();
+            paste.layer = new Texture2D(4, 4, TextureFormat.RGBA32, false);
+            rig.SetActive(false);
+            ClicksWarnOnce(paste, "set the World View's Raw Image");
+            Assert.AreSame(view, paste.view, "the view on the inactive rig was called missing");
+        }
+
+        [Test]
         public void EachProblemWarnsOnceAndOneDoesNotSilenceTheNext()
         {
             var paste = new WorldPaste { layer = new Texture2D(4, 4, TextureFormat.RGBA32, false) };

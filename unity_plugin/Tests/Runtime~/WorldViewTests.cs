@@ -52,7 +52,7 @@ namespace WorldBridge.Tests
         }
 
         [Test]
-        public void AViewWithNoClientWarnsOnceWhenItWouldShowAFrameAndFindsOneAddedLater()
+        public void AViewWithNoClientWarnsOnceAtItsFirstFrameAndFindsOneAddedLater()
         {
             var world = new GameObject("World", typeof(RectTransform));
             var view = world.AddComponent<WorldView>();
@@ -68,6 +68,9 @@ namespace WorldBridge.Tests
             var client = world.AddComponent<WorldBridgeClient>();
             Call(view, "LateUpdate");
             Assert.AreSame(client, view.client, "the client added to the view's object later was not found");
+            view.client = null; // an empty Client means the client on the object or a parent: disabling detaches
+            Assert.IsEmpty(Logs.Of(LogType.Warning, () => Call(view, "LateUpdate")));
+            Assert.AreSame(client, view.client, "a cleared Client is the default, the client on the view's object");
         }
 
         [Test]
