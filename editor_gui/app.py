@@ -161,8 +161,10 @@ def play(host_address: str | None, checkpoint: str | None, backend: str | None, 
     if text or step_mode:  # the first world reads the text, or starts paused: no play to stall
         window.warm_text()
     window.show()
-    if session_path is not None:
-        window.load_from(session_path)
+    if session_path is not None and (job := window.load_from(session_path)) is not None:
+        # said where the command was typed too, not only for 10 s in the status bar; the window stays open with no
+        # session, as after a failed Open…, and the exit status stays the editor's own (0 on a normal close)
+        job.errored.connect(lambda message: click.echo(f"worldbridge play: {job.title} {message}", err=True))
     if quit_after is not None:
         from PySide6.QtCore import QTimer
 
