@@ -1509,7 +1509,7 @@ class MainWindow(QMainWindow):
         path, filt = QFileDialog.getSaveFileName(self, "Save session", f"session{FILE_SUFFIX}",
                                                  f"Session file (*{FILE_SUFFIX});;Session folder (*)")
         if path:
-            if "folder" not in filt and not path.endswith(FILE_SUFFIX):
+            if "folder" not in filt and not path.lower().endswith(FILE_SUFFIX):  # "Take.WBSESSION" is one already
                 path += FILE_SUFFIX
             self.save_to(path)
 
