@@ -83,15 +83,16 @@ def check_xcb(env: dict[str, str] | None = None, platform: str = sys.platform, m
 
 def start_own_host(backend: str | None, checkpoint: str | Path | None, threads: int | None = None) -> HostHandle:
     """A host in this process on a free loopback port (`play` without --host); any program here can reach it, so it
-    records only inside ./recordings, like `worldbridge serve` (the editor sends no path)."""
+    records only inside the per-user recordings_dir() (the editor sends no path), not the folder it was started from."""
     from bridge.host.backends import set_cpu_threads
     from bridge.host.server import run_host_in_thread
+    from editor_gui.session_store import recordings_dir
 
     if backend != "sandbox":
         set_cpu_threads(threads)
 
     spec = {"backend": "sandbox" if backend == "sandbox" else None, "checkpoint": str(checkpoint) if checkpoint else None}
-    return run_host_in_thread(spec, "tcp://127.0.0.1:*")  # its text encoder loads when text is on its way (warm_text)
+    return run_host_in_thread(spec, "tcp://127.0.0.1:*", recordings_dir=recordings_dir())  # its text encoder loads when text is on its way (warm_text)
 
 
 def text_warmer(host: HostHandle) -> Callable[[], Any]:
@@ -161,8 +162,10 @@ def play(host_address: str | None, checkpoint: str | None, backend: str | None, 
     if text or step_mode:  # the first world reads the text, or starts paused: no play to stall
         window.warm_text()
     window.show()
-    if session_path is not None:
-        window.load_from(session_path)
+    if session_path is not None and (job := window.load_from(session_path)) is not None:
+        # said where the command was typed too, not only for 10 s in the status bar; the window stays open with no
+        # session, as after a failed Open…, and the exit status stays the editor's own (0 on a normal close)
+        job.errored.connect(lambda message: click.echo(f"worldbridge play: {job.title} {message}", err=True))
     if quit_after is not None:
         from PySide6.QtCore import QTimer
 

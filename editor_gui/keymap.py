@@ -235,6 +235,11 @@ def keep_play_focus(*buttons: QWidget) -> None:
         b.setFocusPolicy(Qt.FocusPolicy.TabFocus)
 
 
+def shortcut_text(keys: str) -> str:
+    """A shortcut as this platform names it ("Ctrl+Z"; "⌘Z" on macOS, where Qt's Ctrl is Cmd), for a tooltip."""
+    return QKeySequence(keys).toString(QKeySequence.SequenceFormat.NativeText)
+
+
 def is_play_key(event_key: int) -> bool:
     """Keys the viewport never claims (so Tab still moves focus and Escape still leaves)."""
     return event_key not in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab, Qt.Key.Key_Escape)

@@ -204,6 +204,7 @@ class MainWindow(QMainWindow):
         self._pause_asked: dict | None = None  # the settings request whose answer confirms the hold's pause
         self._copy_then: Callable[[], None] | None = None  # takes the hold's copy and starts its job (_pause_confirmed)
         self._resume = False  # the hold paused a world that played: it plays again when the hold ends
+        self._sent = True  # something went to the host since it last confirmed a hold's pause (_frames_may_come)
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
         self._close_when_done = False  # a close waits for an export, a save, an Open… or its keep: their end closes
         self._close_path: Path | None = None  # where a close keeps this session's unsaved work (again, if more came)
@@ -390,7 +391,7 @@ class MainWindow(QMainWindow):
             self.worker_thread.stop(wait=False)  # it may still be connecting: do not block the window on it
             self.worker_thread = None
         self.welcome = None
-        self.asked_settings, self.starting = [], False  # the old worker answers none of them now
+        self._forget_requests()
         self.caps_by_backend, self.refused_caps = {}, {}  # the host may have restarted with other backends
         self._forget_session()
         self.settings_panel.set_connection(False, "Connecting…", self.address)
@@ -417,7 +418,13 @@ class MainWindow(QMainWindow):
             self.show_error(NOT_CONNECTED)
             return False
         self.worker_thread.worker.submit(command, **kw)
+        self._sent = True
         return True
+
+    def _forget_requests(self) -> None:
+        """The worker that sent them is gone (lost, or replaced by a reconnect): no start or settings request still on
+        its way will be answered, so none may grey out Open… or decide what Pause shows."""
+        self.asked_settings, self.starting = [], False
 
     def on_connected(self, welcome: dict) -> None:
         self.welcome = welcome
@@ -427,6 +434,10 @@ class MainWindow(QMainWindow):
         opened, self._opened_kind = self._opened_kind, ""
         if missing := self._select_backend(opened):  # a session opened before the host answered (play --session)
             self.show_error(missing)
+        elif (asked := self.options.backend) and self.settings_panel.backend.findText(asked) < 0:  # play --backend
+            message = f"--backend asked for {self._not_served(asked)} (drop --backend, or run a host that serves {asked})"
+            self.show_error(message)
+            print(f"worldbridge play: {message}", file=sys.stderr)
         self.viewport.set_message("Connected. Press New world to start.")
         if self.options.autostart:
             self.options.autostart = False
@@ -439,6 +450,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def on_connection_lost(self, message: str) -> None:
+        self._forget_requests()
         self._forget_session()
         self.on_connection_failed(f"Lost the host: {message}")
 
@@ -1042,8 +1054,9 @@ class MainWindow(QMainWindow):
         self.busy = None
         self._run_with(result.session.get("settings", {}), result.session.get("mode", self.mode), whole=True)
         self._play_held()
-        note = (f" ({self.resim_mismatches} frames differ from the recording: this backend samples differently on replay)"
-                if self.resim_mismatches else "")
+        n = self.resim_mismatches
+        note = (f" ({plural(n, 'frame')} {'differs' if n == 1 else 'differ'} from the recording: this backend samples "
+                "differently on replay)" if n else "")
         prompt_note = f" — {self._prompt_note}" if self._prompt_note else ""
         self.statusBar().showMessage(f"Branch rebuilt up to frame {result.last_index}; the world continues from "
                                      f"there{note}{prompt_note}", 8000)
@@ -1305,6 +1318,7 @@ class MainWindow(QMainWindow):
         if start is None:
             return
         self._pause_timer.stop()
+        self._sent = False
         if why_not:
             message = (f"{self._held.title}: {why_not}, so it keeps the frames received until then, not any made "
                        "after")
@@ -1455,8 +1469,15 @@ class MainWindow(QMainWindow):
         if box.count() == 0:  # not connected yet: the host's answer selects it, or says it cannot (on_connected)
             self.options.backend = self._opened_kind = kind
             return None
-        return (f"Session opened, but its world was made by the {kind} backend, which this host does not serve: New "
-                f"world starts a {box.currentText()} world (run a host that serves {kind} to make it again)")
+        return (f"Session opened, but its world was made by {self._not_served(kind)} (run a host that serves {kind} to "
+                "make it again)")
+
+    def _not_served(self, kind: str) -> str:
+        """`kind`, which this host does not serve, said with the backends it serves and the one New world starts."""
+        box = self.settings_panel.backend
+        served = ", ".join(box.itemText(i) for i in range(box.count()))
+        return (f"the {kind} backend, which this host does not serve (it serves {served}): New world starts a "
+                f"{box.currentText()} world")
 
     def export_to(self, fmt: str, path: str | Path, scale: int | None = None) -> Job:
         """Export the viewed branch's recorded frames (or its action log) as mp4, gif, png or actions."""
@@ -1488,7 +1509,7 @@ class MainWindow(QMainWindow):
         path, filt = QFileDialog.getSaveFileName(self, "Save session", f"session{FILE_SUFFIX}",
                                                  f"Session file (*{FILE_SUFFIX});;Session folder (*)")
         if path:
-            if "folder" not in filt and not path.endswith(FILE_SUFFIX):
+            if "folder" not in filt and not path.lower().endswith(FILE_SUFFIX):  # "Take.WBSESSION" is one already
                 path += FILE_SUFFIX
             self.save_to(path)
 
@@ -1552,8 +1573,8 @@ class MainWindow(QMainWindow):
         close then keeps them too, in the same file. Cancelled, or failed (said in the status bar and on stderr), it
         stays open with the work, and after a second failure the close discards it."""
         first = self._unsaved_work()
-        if first is None and not (self.recording and self.info is not None and self.mode != "step"):
-            return False  # (a realtime world being recorded may have frames on their way: the hold waits for them)
+        if first is None and not self._frames_may_come():
+            return False
         path = self._close_path = self._close_path or self._autosave_path("closed")
 
         def keep(taken: tuple[Session | None, int, bytes],
@@ -1570,6 +1591,11 @@ class MainWindow(QMainWindow):
         # a save ending meanwhile may leave nothing unsaved: the work found now is written then
         self._hold_world(job, lambda: (self._unsaved_work() or first, self._unsaved, self.prompt_panel.canvas.to_png()))
         return True
+
+    def _frames_may_come(self) -> bool:
+        """A frame the recording wants may still be on its way: the world plays in realtime, or something went to it
+        since the host last confirmed a hold's pause (a key pressed in step mode makes a frame)."""
+        return self.recording and self.info is not None and (self.mode != "step" or self._sent)
 
     def _kept_on_close(self, path: Path, kept: tuple[int, bytes] | None) -> None:
         """The close's keep is written (`kept`: its unsaved count and sketch; None: nothing came to keep): the window
@@ -1597,7 +1623,9 @@ class MainWindow(QMainWindow):
         for job in list(self.jobs):
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():
-                job.start()  # queued on the next loop turn that will not come: run it now (a save must still land)
+                job.start()  # queued on the next loop turn that will not come: run it now, cancelled, so it ends as
+                # a cancel does and is said below (a save or export gets here only when the user closed again while
+                # the close waited for it, which the status bar said cancels it; an autosave leaves nothing)
             job.wait(10000)
             if job.keeps_window and (job.error or not job.isFinished()):  # stopped short, or still going as it exits
                 print(f"worldbridge play: {job.title} was cancelled as the window closed: {job.left()}", file=sys.stderr)

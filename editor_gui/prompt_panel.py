@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
 )
 
 from bridge.values import SEED_MAX
-from editor_gui.keymap import keep_play_focus
+from editor_gui.keymap import keep_play_focus, shortcut_text
 from editor_gui.session_store import PromptSpec
-from editor_gui.sketch_canvas import SketchCanvas
+from editor_gui.sketch_canvas import UNDO, SketchCanvas
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
 NEW_WORLD_TIP = "Start a new world from this prompt and seed (a new root in the timeline's tree)"
@@ -189,13 +189,14 @@ class PromptPanel(QWidget):
         clear_sketch.clicked.connect(self.clear_sketch)
         undo = QPushButton("Undo")
         undo.setObjectName("sketch_undo")
-        undo.setToolTip("Back to the sketch before the last stroke, rectangle, Clear or width change (Ctrl+Z)")
+        undo.setToolTip(f"Back to the sketch before the last stroke, rectangle, Clear or width change "
+                        f"({shortcut_text(UNDO)})")
         undo.setEnabled(False)
         undo.clicked.connect(self.undo_sketch)
         self.canvas.undo_available.connect(undo.setEnabled)
         sk_box = self.sk_box = QGroupBox("Sketch prompt")
         # Ctrl+Z while the canvas (or a control beside it) has focus; the text prompt keeps its own undo
-        QShortcut(QKeySequence("Ctrl+Z"), sk_box, self.undo_sketch, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        QShortcut(QKeySequence(UNDO), sk_box, self.undo_sketch, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         sb = QVBoxLayout(sk_box)
         sb.addLayout(pal_row)
         sb.addWidget(self.canvas, 1)

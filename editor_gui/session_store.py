@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import tempfile
 import zipfile
 import zlib
@@ -15,7 +14,7 @@ from typing import IO
 
 import numpy as np
 
-from bridge.files import Progress, publish, temp_beside, tick
+from bridge.files import Progress, publish, remove_tree, replace, temp_beside, tick
 from bridge.values import SEED_MAX, is_int, plural
 
 FORMAT = "worldbridge-editor-session"
@@ -28,9 +27,20 @@ ZIP_MAGIC = b"PK\x03\x04"  # how every zip file begins, a cut one too
 CUT = "the zip file is cut short or its index is broken"
 
 
+def user_dir() -> Path:
+    """The editor's per-user folder: the same wherever it was started from (Finder and the Dock start it in `/`, a
+    Windows shortcut often in C:\\Windows\\System32)."""
+    return Path.home() / ".worldbridge"
+
+
 def autosave_dir() -> Path:
     """Where recordings the user did not save are kept ($WORLDBRIDGE_AUTOSAVE moves it), so closing or Open… loses none."""
-    return Path(os.environ.get(AUTOSAVE_ENV) or Path.home() / ".worldbridge" / "autosave")
+    return Path(os.environ.get(AUTOSAVE_ENV) or user_dir() / "autosave")
+
+
+def recordings_dir() -> Path:
+    """Where the editor's own host writes its .wbrec recordings (the Timeline's host recording)."""
+    return user_dir() / "recordings"
 
 
 def _lock_path(running: Path) -> Path:
@@ -93,7 +103,7 @@ def recover_crashed() -> list[Path]:
             continue
         try:
             crashed = path.with_name(path.name.replace(f"-{RUNNING}-", "-crashed-"))
-            os.replace(path, crashed)
+            replace(path, crashed, path)
             found.append(crashed)
         except OSError:  # a lock left without its autosave, another start took it first, or a read-only folder
             pass
@@ -357,7 +367,7 @@ class Session:
         path.parent.mkdir(parents=True, exist_ok=True)
         total = self.images_held()
         files = self._files(progress, total)
-        if path.suffix == FILE_SUFFIX:
+        if path.suffix.lower() == FILE_SUFFIX:  # "Take.WBSESSION" too is a file, not a folder
             with temp_beside(path) as tmp:
                 with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
                     for name, data in files.items():
@@ -375,17 +385,17 @@ class Session:
             old = None
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
+                replace(path, old, path)
             try:
                 publish(tmp, path)
             except BaseException:
                 if old is not None and not path.exists():  # the old session goes back under its own name
-                    os.replace(old, path)
+                    replace(old, path, path)
                 raise
             if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+                remove_tree(old)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)
             raise
         return path
 

@@ -7,9 +7,12 @@ from PySide6.QtCore import QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from editor_gui.keymap import shortcut_text
+
 ROWS = 16  # the sandbox reads a sketch as 16 cells tall (bridge.worlds.sketch)
 CELL_PX = 4  # pixels per cell in the PNG: 64 px tall, one screen of the 64x64 sandbox per 16 columns
 UNDO_DEPTH = 100  # sketch changes Undo can go back through
+UNDO = "Ctrl+Z"  # the sketch's Undo shortcut, in Qt's portable words: Cmd+Z on macOS (tooltips say it as shortcut_text)
 
 
 def sketch_palette() -> dict[str, tuple[int, int, int]]:
@@ -49,7 +52,7 @@ class SketchCanvas(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # so Ctrl+Z after drawing undoes the sketch
-        self.setToolTip("Left: paint · Right: erase to sky · Shift+drag: rectangle · Ctrl+Z: undo")
+        self.setToolTip(f"Left: paint · Right: erase to sky · Shift+drag: rectangle · {shortcut_text(UNDO)}: undo")
         self.clear()
         self._undo.clear()  # the blank canvas before the starting layout is no step back
 

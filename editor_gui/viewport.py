@@ -15,6 +15,10 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from bridge.backend import backend_label
 from editor_gui.keymap import is_play_key
 
+# a key held with one of these is a shortcut, not play: Ctrl and Alt, and Meta, which is the physical Ctrl on macOS
+# (where Qt's ControlModifier is Cmd) and the Windows/Super key elsewhere
+SHORTCUT_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.MetaModifier
+                      | Qt.KeyboardModifier.AltModifier)
 
 def now_ms() -> float:
     """The client clock (perf_counter ms), the same clock as Frame.received_ts and client_ts."""
@@ -312,7 +316,7 @@ class Viewport(QWidget):
             self.cancel_placing()
             event.accept()
             return
-        if not is_play_key(event.key()) or event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier):
+        if not is_play_key(event.key()) or event.modifiers() & SHORTCUT_MODIFIERS:
             super().keyPressEvent(event)  # shortcuts and focus keys keep working
             return
         if not event.isAutoRepeat():

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from test_editor_flows import record_unsaved
+from test_editor_flows import autosave, last_kept, record_unsaved  # noqa: F401 - autosave: fixture
 from test_editor_gui import RIGHT, closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
 from editor_gui.session_store import PromptSpec
@@ -486,3 +486,86 @@ def test_only_a_refused_event_is_reported_as_not_fired_not_an_inputs_unknown_act
     worker._report_host_errors(SimpleNamespace(session={"id": 1}, errors=deque(
         [{"code": "bad_argument", "message": event}, {"code": "bad_argument", "message": action}, named])))
     assert refused == [(event, None), (event, 7)] and failed == [f"{action} (bad_argument)"]  # a 1.3 host names it
+
+
+def test_a_close_in_step_mode_with_nothing_unsaved_keeps_the_frame_a_key_press_still_has_on_its_way(qtbot, host,
+                                                                                                    tmp_path, autosave):
+    """Only realtime held the world for a close with nothing unsaved: in step mode the frame of a key just pressed came
+    after the window shut down, and was lost from the recording."""
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.setChecked(True)
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 2)
+    with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    last = live_frames(w)[-1].index
+    qtbot.keyClick(w.viewport, Qt.Key.Key_Right)  # its frame is on its way as the window closes
+    assert w._unsaved == 0 and closed(qtbot, w)
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert last_kept(kept) == last + 1
+
+
+def test_a_host_lost_during_a_start_leaves_no_request_waiting_for_an_answer(qtbot, host, monkeypatch):
+    """The lost host's unanswered start and settings requests stayed: Open… stayed greyed out ("Wait for the new world
+    to start") and Pause followed a mode switch that would never come, until the next reconnect."""
+    from bridge.client import WorldClient
+
+    w = open_window(qtbot, host.address, mode="realtime", autostart=False)
+
+    def lost(self, **kw):
+        time.sleep(0.3)
+        raise ConnectionError("the host stopped answering")
+
+    monkeypatch.setattr(WorldClient, "start", lost)
+    w.new_world(PromptSpec(seed=3))
+    w.pause_action.trigger()  # queued for the start on its way
+    assert w.starting and w.asked_settings
+    qtbot.waitUntil(lambda: w.welcome is None, timeout=10000)
+    assert not w.asked_settings and not w.starting
+    assert w.timeline.load_btn.isEnabled()  # Open… works without a host
+    assert w.mode == "step" and shown_mode(w) == ("step", "step")  # the user's choice stays for the next world
+
+
+def test_a_rebuild_with_one_frame_unlike_the_recording_says_one_frame_differs(qtbot, host):
+    from editor_gui.worker import ResimResult
+
+    w = open_window(qtbot, host.address, mode="step")
+    w.resim_mismatches = 1
+    w._rebuilt(ResimResult(session=w.info, last_index=4))
+    assert "(1 frame differs from the recording" in w.statusBar().currentMessage()
+
+
+def play_cli(*args: str):
+    """Run `worldbridge play ARGS --quit-after 2` in this process (the window offscreen); returns click's result."""
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    return CliRunner().invoke(main, ["play", *args, "--quit-after", "2"])
+
+
+def test_play_session_with_a_file_that_cannot_be_opened_says_so_on_stderr(qapp, host, tmp_path, monkeypatch):
+    """Only the status bar said it, for 10 s: a user who typed the command saw an empty window and nothing in the
+    terminal."""
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    (tmp_path / "bad.wbsession").write_bytes(b"not a zip")
+    r = play_cli("--host", host.address, "--session", str(tmp_path / "bad.wbsession"))
+    assert r.exit_code == 0, r.output  # the window opened, as it does, and closed normally
+    assert "worldbridge play: Opening bad.wbsession failed:" in r.stderr, r.stderr
+
+
+def test_play_with_a_backend_the_host_does_not_serve_says_so_and_names_those_it_serves(qapp, host, tmp_path,
+                                                                                      monkeypatch):
+    """`play --host H --backend world_model` with H serving only the sandbox silently started a sandbox world."""
+    from PySide6.QtWidgets import QMainWindow
+
+    from editor_gui import main_window
+
+    windows, errors, show_error = [], [], main_window.MainWindow.show_error
+    monkeypatch.setattr(main_window.MainWindow, "show", lambda w: (windows.append(w), QMainWindow.show(w))[1])
+    monkeypatch.setattr(main_window.MainWindow, "show_error", lambda w, m: (errors.append(m), show_error(w, m))[1])
+    monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
+    r = play_cli("--host", host.address, "--backend", "world_model")
+    assert r.exit_code == 0, r.output
+    said = "the world_model backend, which this host does not serve (it serves sandbox): New world starts a sandbox"
+    assert said in r.stderr and any(said in m for m in errors), (r.stderr, errors)

@@ -84,13 +84,17 @@ def test_play_names_the_apt_packages_qts_xcb_plugin_lacks(tmp_path):
         os.environ["PATH"] = old
 
 
-def test_the_editors_own_host_records_only_inside_its_recordings_folder(tmp_path, monkeypatch):
+def test_the_editors_own_host_records_only_inside_its_per_user_recordings_folder(tmp_path, monkeypatch):
+    """It recorded into ./recordings: `/` when the editor was started from Finder or the Dock, C:\\Windows\\System32
+    from a Windows shortcut."""
     import pytest
 
     from bridge.client import ProtocolError, WorldClient
     from editor_gui import app
 
-    monkeypatch.chdir(tmp_path)  # the host's recordings folder is ./recordings
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # Path.home(): the host's folder is ~/.worldbridge/recordings
+    monkeypatch.setenv("USERPROFILE", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)  # not where it was started from
     outside = tmp_path / "elsewhere" / "a.wbrec"
     with app.start_own_host("sandbox", None) as h, WorldClient(h.address) as c:
         c.start(mode="step")
@@ -100,7 +104,8 @@ def test_the_editors_own_host_records_only_inside_its_recordings_folder(tmp_path
         assert not outside.parent.exists()
         path = Path(c.record_start()["path"])  # what the editor sends: no path
         c.record_stop()
-    assert path.parent.resolve() == (tmp_path / "recordings").resolve() and path.is_file()
+    assert path.parent.resolve() == (tmp_path / "home" / ".worldbridge" / "recordings").resolve() and path.is_file()
+    assert not (tmp_path / "recordings").exists()
 
 
 def test_the_editors_own_host_leaves_the_text_encoder_to_the_window(monkeypatch):
