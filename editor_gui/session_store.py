@@ -14,7 +14,7 @@ from typing import IO
 
 import numpy as np
 
-from bridge.files import Progress, publish, remove_tree, replace, temp_beside, tick
+from bridge.files import Progress, publish_over, remove_tree, replace, temp_beside, tick
 from bridge.values import SEED_MAX, is_int, plural
 
 FORMAT = "worldbridge-editor-session"
@@ -382,18 +382,7 @@ class Session:
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_bytes(data)
             tick(progress, total, total)
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                replace(path, old, path)
-            try:
-                publish(tmp, path)
-            except BaseException:
-                if old is not None and not path.exists():  # the old session goes back under its own name
-                    replace(old, path, path)
-                raise
-            if old is not None:
-                remove_tree(old)
+            publish_over(tmp, path)  # the old session goes back under its own name if the new one did not land
         except BaseException:
             remove_tree(tmp)
             raise

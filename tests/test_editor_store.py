@@ -343,7 +343,7 @@ def test_a_save_cancelled_after_its_last_frame_keeps_the_old_session_as_it_was(t
 
 def test_a_folder_save_that_fails_to_publish_puts_the_old_folder_back(tmp_path, monkeypatch):
     """The old folder was moved aside before the new one was published: a failure left it under a hidden name."""
-    from editor_gui import session_store
+    import bridge.files
 
     s = _session()
     path = s.save(tmp_path / "a_folder")
@@ -352,7 +352,7 @@ def test_a_folder_save_that_fails_to_publish_puts_the_old_folder_back(tmp_path, 
     def failing(tmp, dest):
         raise OSError("disk full")
 
-    monkeypatch.setattr(session_store, "publish", failing)
+    monkeypatch.setattr(bridge.files, "publish", failing)  # publish_over's own publish
     with pytest.raises(OSError, match="disk full"):
         s.save(path)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
