@@ -876,7 +876,7 @@ static func _too_big_advice(msg: Dictionary) -> String:
 			biggest = key
 			most = size
 	if biggest == "":
-		return "raise the host's max_message_bytes"
+		return "start the host with a larger `worldbridge serve --max-message-bytes`"
 	var advice := (
 		"its %s is %d bytes: use a %s %s"
 		% [biggest, most, "shorter" if biggest == "text" else "smaller", biggest]
