@@ -88,6 +88,46 @@ def test_an_untyped_array_where_a_typed_one_is_declared_is_an_error_like_godot(t
                           "static func f() -> int:\n\treturn g([4])") == 4  # a literal argument is typed
 
 
+def test_null_where_a_typed_array_is_declared_is_an_error_like_godot(tmp_path):
+    """Godot refuses null for an Array[T] as for any built-in type; gdsim let it through."""
+    for body in ("static func f() -> Array[int]:\n\treturn null",
+                 "static func f() -> void:\n\tvar b: Array[int] = null",
+                 "static func f() -> void:\n\tvar b: Array[int] = 5"):
+        with pytest.raises(gdsim.SimError, match=r"a value of type '(Nil|int)' to .* of type 'Array\[int\]'"):
+            _run(tmp_path, body)
+            pytest.fail(f"no error: {body}")
+
+
+def test_static_vars_take_their_declared_type_like_godot(tmp_path):
+    """A static var converts and refuses values as any typed variable does, and starts at its type's default."""
+    body = ("static var x: float = 1\nstatic var y: int\nstatic var a: Array[int] = [1]\n\n\n"
+            "static func f() -> Array:\n\ty = 2.9\n\tvar b: Array[int] = a\n\treturn [x, y, b]")
+    assert _run(tmp_path, body) == [1.0, 2, [1]]
+    refused = {
+        "an initializer": "static var s: PackedByteArray = null\n\n\nstatic func f() -> void:\n\tprint(s)",
+        "an assignment": "static var s: Array[int]\n\n\nstatic func f() -> void:\n\tvar a := [1]\n\ts = a",
+    }
+    for why, body in refused.items():
+        with pytest.raises(gdsim.SimError, match="Trying to assign"):
+            _run(tmp_path, body)
+            pytest.fail(f"{why}: no error")
+
+
+def test_typed_arrays_godot_accepts_gdsim_accepts(tmp_path):
+    """A typed const, a parenthesised literal and get_children() (Array[Node] in Godot 4) fill an Array[T]."""
+    accepted = {
+        "a typed const": ("const A: Array[int] = [1]\n\n\n"
+                          "static func f() -> int:\n\tvar b: Array[int] = A\n\treturn b.size()"),
+        "a typed local const": ("static func f() -> int:\n\tconst A: Array[int] = [1]\n"
+                                "\tvar b: Array[int] = A\n\treturn b.size()"),
+        "a parenthesised literal": "static func f() -> int:\n\tvar b: Array[int] = ([1])\n\treturn b.size()",
+        "get_children()": ("static func f() -> int:\n\tvar box := VBoxContainer.new()\n\tbox.add_child(Label.new())\n"
+                           "\tvar kids: Array[Node] = box.get_children()\n\treturn kids.size()"),
+    }
+    for why, body in accepted.items():
+        assert _run(tmp_path, body) == 1, why
+
+
 def test_json_numbers_are_floats_like_godot(tmp_path):
     assert _run(tmp_path, 'static func f() -> Variant:\n\treturn JSON.parse_string("[1, 2.5, {\\"a\\": 3}]")') == [
         1.0, 2.5, {"a": 3.0}]

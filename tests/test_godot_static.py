@@ -259,3 +259,19 @@ def test_readme_documents_every_exported_property(script: Path):
     assert exports, f"no @export found in {script.name}"
     missing = [name for name in exports if f"`{name}`" not in paragraph[0]]
     assert not missing, f"README.md's {node} paragraph does not list the exports {missing}"
+
+
+def _doc_comment(source: str, func: str) -> str:
+    """The `##` lines right above `func` in `source`: what Godot's help shows for it."""
+    lines = source[:re.search(rf"^(static )?func {func}\(", source, re.M).start()].splitlines()
+    doc = []
+    while lines and lines[-1].startswith("##"):
+        doc.insert(0, lines.pop()[2:].strip())
+    return " ".join(doc)
+
+
+def test_the_docks_number_and_plural_helpers_are_each_documented_by_their_own_comment():
+    """plural() was inserted between _is_number's doc comment and _is_number: the number note documented plural."""
+    dock = (ADDON / "editor" / "dock.gd").read_text(encoding="utf-8")
+    assert _doc_comment(dock, "plural") == '"1 session", "3 sessions": a count as a person writes it.'
+    assert _doc_comment(dock, "_is_number").startswith("A float field may come as an integer")

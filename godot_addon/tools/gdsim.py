@@ -22,8 +22,10 @@ nodes last; layout and theme properties are ignored); pack_scene() writes what G
 property only where it differs from the class default, exported members that differ from the script's default,
 _get_property_list() storage entries always). `$Path` / get_node() find children by name, @onready vars are set
 just before _ready, and _exit_tree runs last child first, as in Godot. Typed arrays (Array[T]) are typed values,
-as in Godot: an untyped Array (or another Array[U]) assigned, passed or returned where an Array[T] is declared is an
-error; only an array literal written there takes that type (its elements are checked then, not on append).
+as in Godot: an untyped Array (or another Array[U]), or null, assigned, passed or returned where an Array[T] is
+declared is an error; only an array literal written there (parenthesised or not) takes that type (its elements are
+checked then, not on append), and a typed const keeps its declared type. Static vars are typed variables too, and
+Node.get_children() returns an Array[Node], as in Godot 4.
 Not modelled: await/coroutines, %Name and ^path, the renderer, and Godot's static analyzer
 (gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2, Vector2i and
 Color are values, as in Godot: `v.x = 1` changes `v`'s copy only, and `rect.color.a = 0.5` sets the rect's color.
@@ -407,7 +409,8 @@ class Script:
         self.enums: dict[str, GDDict] = {}
         self.signals: list[str] = []
         self.vars: list[VarDef] = []
-        self.static_vars: dict[str, Any] = {}
+        self.static_vars: dict[str, Any] = {}  # a VarDef until first used, then its value
+        self.static_types: dict[str, str | None] = {}
         self.funcs: dict[str, FuncDef] = {}
         self.annotations: list[str] = []
         self._read()
@@ -446,7 +449,7 @@ class Script:
                 self.enums[str(named.children[0])] = values
             elif kind == "const_stmt":
                 inner = node.children[0]
-                self.const_trees[str(inner.children[0])] = inner.children[-1]
+                self.const_trees[str(inner.children[0])] = inner
             elif kind in ("class_var_stmt", "static_class_var_stmt"):
                 inner = node.children[0] if kind == "class_var_stmt" else node.children[0].children[0]
                 var = _var_def(inner)
@@ -491,7 +494,7 @@ class Script:
             if name in s.consts:
                 return True, s.consts[name]
             if name in s.const_trees:
-                value = self.sim.eval_const(s, s.const_trees[name])
+                value = self.sim.eval_const(s.const_trees[name], Frame(s, None))
                 s.consts[name] = value
                 return True, value
             if name in s.enums:
@@ -1023,8 +1026,11 @@ class NodeModel(NativeObject):
         return self.parent
 
     def get_children(self, include_internal: bool = False) -> GDArray:
-        """Internal children (added with an INTERNAL_MODE: a control's own parts) only when asked for, as in Godot."""
-        return GDArray([c for c in self.children if include_internal or not self.sim.native_of(c).internal])
+        """Internal children (added with an INTERNAL_MODE: a control's own parts) only when asked for, as in Godot; an
+        Array[Node], as Godot 4 returns."""
+        children = GDArray([c for c in self.children if include_internal or not self.sim.native_of(c).internal])
+        children.element = "Node"
+        return children
 
     def get_node(self, path: str) -> Any:
         """A descendant by relative path of child names ("HUD/Layout/Label"), or `..` for the parent."""
@@ -1986,7 +1992,7 @@ class Sim:
             frame = Frame(node.script, node)
             for var in node.script.all_vars():
                 if "onready" in var.annotations and var.init is not None:
-                    self.set_member(node, var.name, self.eval(var.init, frame), frame)
+                    self.set_member(node, var.name, self.eval_stored(var.init, frame), frame)
         if isinstance(node, Instance) and node.script.find_func("_ready"):
             self.call_method(node, "_ready", [])
 
@@ -2058,10 +2064,7 @@ class Sim:
         frame = Frame(script, inst)
         for var in script.all_vars():
             onready = "onready" in var.annotations
-            value = (self.eval_stored(var.init, frame) if var.init is not None and not onready
-                     else default_for(var.type, self, script))
-            inst.member_types[var.name] = var.type if not var.inferred else type_of_value(value)
-            inst.members[var.name] = coerce(value, inst.member_types[var.name], self, script, f"var {var.name}")
+            inst.members[var.name], inst.member_types[var.name] = self.first_value(var, frame, not onready)
         if script.find_func("_init"):
             self.call_method(inst, "_init", args)
 
@@ -2152,11 +2155,7 @@ class Sim:
                 self.eval(st.children[0], frame)
             elif kind == "func_var_stmt":
                 var = _var_def(st.children[0])
-                value = (self.eval_stored(var.init, frame) if var.init is not None
-                         else default_for(var.type, self, frame.script))
-                declared = type_of_value(value) if var.inferred else var.type
-                frame.locals[var.name] = coerce(value, declared, self, frame.script, f"var {var.name}")
-                frame.types[var.name] = declared
+                frame.locals[var.name], frame.types[var.name] = self.first_value(var, frame)
             elif kind == "return_stmt":
                 raise _Return(self.eval_stored(st.children[0], frame) if st.children else None)
             elif kind == "if_stmt":
@@ -2199,7 +2198,7 @@ class Sim:
                 raise _Continue()
             elif kind == "const_stmt":
                 inner = st.children[0]
-                frame.locals[str(inner.children[0])] = self.eval(inner.children[-1], frame)
+                frame.locals[str(inner.children[0])] = self.eval_const(inner, frame)
             elif kind == "annotation":
                 pass
             else:
@@ -2243,8 +2242,11 @@ class Sim:
         raise SimError(f"cannot iterate over a {TYPE_NAMES[t]}")
 
     # -- Expressions
-    def eval_const(self, script: Script, tree: Any) -> Any:
-        return self.eval(tree, Frame(script, None))
+    def eval_const(self, inner: Tree, frame: Frame) -> Any:
+        """A `const` statement's value, of its declared type (a typed array literal stays typed), as in Godot."""
+        declared = str(inner.children[1]) if inner.data == "const_typed_assigned" else None
+        name = str(inner.children[0])
+        return coerce(self.eval_stored(inner.children[-1], frame), declared, self, frame.script, f"const {name}")
 
     def eval(self, node: Any, frame: Frame) -> Any:
         if isinstance(node, Token):
@@ -2418,10 +2420,7 @@ class Sim:
         s: Script | None = frame.script
         while s is not None:
             if name in s.static_vars:
-                var = s.static_vars[name]
-                if isinstance(var, VarDef):
-                    s.static_vars[name] = self.eval(var.init, Frame(s, None)) if var.init is not None else None
-                return s.static_vars[name]
+                return self.static_var(s, name)
             if name in s.funcs and s.funcs[name].static:
                 return GDCallable(lambda *a, _s=s: self.call_static(_s, name, list(a)), ("static", id(s), name))
             s = s.base
@@ -2515,6 +2514,21 @@ class Sim:
             return
         raise SimError(f"cannot set {name} on a {TYPE_NAMES[gd_typeof(obj)]}")
 
+    def static_var(self, script: Script, name: str) -> Any:
+        """`script`'s static var `name`, set from its initializer (or its type's default) when first used."""
+        var = script.static_vars[name]
+        if isinstance(var, VarDef):
+            script.static_vars[name], script.static_types[name] = self.first_value(var, Frame(script, None))
+        return script.static_vars[name]
+
+    def first_value(self, var: VarDef, frame: Frame, initialize: bool = True) -> tuple[Any, str | None]:
+        """A declared var's first value and its type: its initializer's (else its type's default; an @onready one
+        waits for _ready), converted or refused as Godot does."""
+        value = (self.eval_stored(var.init, frame) if var.init is not None and initialize
+                 else default_for(var.type, self, frame.script))
+        declared = type_of_value(value) if var.inferred else var.type
+        return coerce(value, declared, self, frame.script, f"var {var.name}"), declared
+
     def set_member(self, obj: Instance, name: str, value: Any, frame: Frame) -> None:
         var = _find_var(obj.script, name)
         if var is not None and var.setter and not frame.in_accessor_of(obj, var):
@@ -2586,7 +2600,8 @@ class Sim:
                     s = s.base
                 if s is None:
                     raise SimError(f'Identifier "{name}" not declared (assignment)')
-                s.static_vars[name] = value
+                self.static_var(s, name)  # its declared (or inferred) type, from its initializer
+                s.static_vars[name] = coerce(value, s.static_types[name], self, s, f"static var {name}")
             return None
         if target.data == "getattr":
             base = self.eval_getattr_base(target, frame)
@@ -2816,7 +2831,7 @@ def _is_trailing(node: Any) -> bool:
 
 
 def _is_array_literal(node: Any) -> bool:
-    while isinstance(node, Tree) and node.data == "expr" and len(node.children) == 1:
+    while isinstance(node, Tree) and node.data in ("expr", "par_expr") and len(node.children) == 1:
         node = node.children[0]
     return isinstance(node, Tree) and node.data == "array"
 
@@ -2877,7 +2892,11 @@ def coerce(value: Any, type_name: str | None, sim: Sim, script: Script, where: s
         return float(value)
     if type_name == "int" and t == T["float"]:
         return int(value)
-    if type_name.startswith("Array[") and t == T["Array"]:
+    if type_name.startswith("Array[") and t != T["Array"]:
+        if cast and value is None:
+            return None
+        raise SimError(f"Trying to assign a value of type '{TYPE_NAMES[t]}' to {where} of type '{type_name}'.")
+    if type_name.startswith("Array["):
         element = type_name[len("Array["):-1]
         if value.element == element:
             return value  # the same array, shared

@@ -537,11 +537,11 @@ func _on_edit_applied(epoch: int, frame_index: int) -> void:
 	)
 
 
-## A float field may come as an integer from a lenient encoder (protocol §2): both are numbers.
 ## "1 session", "3 sessions": a count as a person writes it.
 static func plural(count: int, noun: String) -> String:
 	return "%d %s%s" % [count, noun, "" if count == 1 else "s"]
 
 
+## A float field may come as an integer from a lenient encoder (protocol §2): both are numbers.
 func _is_number(value: Variant) -> bool:
 	return typeof(value) == TYPE_FLOAT or typeof(value) == TYPE_INT

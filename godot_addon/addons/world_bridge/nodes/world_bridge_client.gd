@@ -127,10 +127,10 @@ var _starts_sent := {}
 ## The options the current session was started with: a failed resume starts them again.
 var _session_options := {}
 var _resume_req := -1
-## Prompt kinds the newest start took from the exports (not from start_session's options): a
+## Prompt kinds the newest start sent took from the exports (not from start_session's options): a
 ## backend that refuses one gets the start again without it, so an auto start gets a world.
 var _exported_prompts := PackedStringArray()
-## Prompt kinds left out of the newest start because its backend refused them.
+## Prompt kinds left out of the newest start sent because its backend refused them.
 var _dropped_prompts := PackedStringArray()
 ## _exported_prompts of the start the current session answers: a failed resume starts that session
 ## again, and a restarted host's backend may refuse one of them as well.
@@ -296,12 +296,15 @@ func start_session(options: Dictionary = {}) -> bool:
 	opts.merge(options, true)
 	_start_options = options
 	_start_resend = {}  # a queued start goes as this one, should it not go out either
-	_exported_prompts.clear()
-	_dropped_prompts.clear()
+	var exported := PackedStringArray()
 	for key in ["text", "image", "sketch"]:
 		if opts[key] != null and not options.has(key):
-			_exported_prompts.append(key)
-	return _send_start(opts)
+			exported.append(key)
+	if not _send_start(opts):
+		return false  # the start sent before, which the host may still refuse, keeps its prompts
+	_exported_prompts = exported
+	_dropped_prompts.clear()
+	return true
 
 
 ## Sends the current input state: an action id (int) or name (String); it stays in force.
@@ -697,9 +700,10 @@ func _on_error(header: Dictionary) -> void:
 			recording_path = _text(header, "path")
 		recording_changed.emit(false, recording_path)
 	var capability := _text(header, "capability")
-	if code == "bad_prompt" and _int(header, "req_id") == _start_req:
+	if code == "bad_prompt" and _int(header, "req_id") == _start_req and not _start_pending:
 		# A refusal retried without the refused prompt says nothing now: dropped_note() says it
-		# once the start succeeds, and an error would outlast that start on a status line.
+		# once the start succeeds, and an error would outlast that start on a status line. A
+		# newer start queued for the next welcome wins: the refused one is not retried.
 		if _start_without(refused, capability):
 			return
 	if capability != "":
@@ -724,14 +728,15 @@ func _on_error(header: Dictionary) -> void:
 		_resume_id = ""
 		var dropped := dropped_prompts.duplicate()  # that session's options go without them again
 		_end_session(message)
-		# The game asked for a new world since the resume went out, and it went out: that one.
-		if _start_req > _resume_req and _starts_sent.has(_start_req):
+		# The game asked for a new world since the resume went out, and it went out (that one), or
+		# it waits for the next welcome (that one, not the lost session's options in its place).
+		if _start_pending or (_start_req > _resume_req and _starts_sent.has(_start_req)):
 			_set_link(Link.READY, "the previous session expired")
 			return
 		_set_link(Link.READY, "the previous session expired; starting a new one")
-		start_session(_session_options)
-		_exported_prompts = _session_prompts.duplicate()  # those its start took from the exports
-		_dropped_prompts = dropped
+		if start_session(_session_options):
+			_exported_prompts = _session_prompts.duplicate()  # those its start took from the exports
+			_dropped_prompts = dropped
 	elif code == "bad_prompt" and _int(header, "req_id") == _start_req:
 		return  # a start refusal leaves the session running
 	elif fatal and link == Link.IN_SESSION:
@@ -871,7 +876,7 @@ static func _too_big_advice(msg: Dictionary) -> String:
 			biggest = key
 			most = size
 	if biggest == "":
-		return "raise the host's max_message_bytes"
+		return "start the host with a larger `worldbridge serve --max-message-bytes`"
 	var advice := (
 		"its %s is %d bytes: use a %s %s"
 		% [biggest, most, "shorter" if biggest == "text" else "smaller", biggest]
