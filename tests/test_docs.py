@@ -116,6 +116,8 @@ def test_protocol_doc_gives_each_client_its_own_handshake_timeout():
 def test_editor_doc_names_every_window_shortcut():
     code = "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "editor_gui").glob("*.py")))  # the window and its panels
     shortcuts = set(re.findall(r'(?:setShortcut\(|QShortcut\()QKeySequence\("([^"]+)"\)', code))
+    for name in re.findall(r'(?:setShortcut\(|QShortcut\()QKeySequence\(([A-Z_]+)\)', code):  # a named constant
+        shortcuts.update(re.findall(rf'^{name} = "([^"]+)"', code, re.M))
     doc = (ROOT / "docs" / "editor.md").read_text(encoding="utf-8")
     missing = sorted(s for s in shortcuts if s not in doc)
     assert shortcuts and not missing, f"docs/editor.md leaves out the shortcuts {missing}"
