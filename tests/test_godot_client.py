@@ -224,7 +224,7 @@ def test_reject_stops_reconnecting_and_says_why(godot_sim, scripted):
     assert run_until(godot_sim, lambda: router.poll(0))
     ident, hello = router.recv_multipart()
     assert zmtp_raw.unpack(hello) == {"type": "hello", "protocol_major": 1, "protocol_minor": 3,
-                                      "client": "godot/0.1.17", "codecs": ["raw", "png", "jpeg"]}
+                                      "client": "godot/0.1.17", "codecs": ["raw", "png", "jpeg"], "req_id": 1}
     router.send_multipart([ident, b"\xc1"])  # not msgpack: reported, not fatal
     router.send_multipart([ident, zmtp_raw.pack({"type": "surprise"})])  # unknown type: ignored
     router.send_multipart([ident, zmtp_raw.pack({"type": "reject", "code": "version_mismatch",
@@ -615,15 +615,62 @@ def _hello_answered_with(sim, router, port, answer: dict, **members):
     return c, rec
 
 
-def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(godot_sim, scripted):
+def test_an_error_answering_hello_is_fatal_and_stops_reconnecting(godot_sim, godot_host):
+    """The real host refuses a 5000-byte client name, its error carrying the hello's req_id."""
+    c = new_client(godot_sim, godot_host.address, client_name="x" * 5000)
+    rec = Recorder(c, "error_received")
+    godot_sim.add_to_root(c)
+    assert run_until(godot_sim, lambda: rec["error_received"])
+    message = "`client` is longer than 4096 bytes"
+    assert rec["error_received"] == [("bad_message", message, True)]
+    assert c.members["link"] == 0 and message in c.members["status_text"] and c.members["_socket"] is None
+
+
+def test_an_error_answering_an_older_request_while_greeting_again_does_not_end_the_connection(godot_sim, scripted):
+    """After a not_ready the client greets again; the host's answer to an older request arriving then was taken for a
+    refused hello: the client went OFFLINE for good. Only the error answering the hello (its req_id) ends it."""
     router, port = scripted
-    refusal = {"type": "error", "req_id": None, "code": "bad_message", "message": "client is 5000 bytes",
-               "fatal": False}
-    c, rec = _hello_answered_with(godot_sim, router, port, refusal, client_name="x" * 5000)
-    assert rec["error_received"] == [("bad_message", "client is 5000 bytes", True)]
-    assert c.members["link"] == 0 and "client is 5000 bytes" in c.members["status_text"]
-    godot_sim.process(10)
-    assert not router.poll(300), "greeted again after the host refused hello"
+    c = _ready(godot_sim, router, port)
+    rec = Recorder(c, "error_received")
+    assert godot_sim.call_method(c, "start_session", [])
+    pump(godot_sim, router)
+    ident, start = recv(router)
+    router.send_multipart([ident, _not_ready(start["req_id"])])  # the host forgot this client: greet again
+    pump(godot_sim, router)
+    ident, hello = recv(router)
+    assert hello["type"] == "hello" and hello["req_id"] > start["req_id"]
+    router.send_multipart([ident, zmtp_raw.pack({"type": "error", "req_id": start["req_id"] - 1, "code": "busy",
+                                                 "message": "an older request", "fatal": False})])
+    assert run_until(godot_sim, lambda: rec["error_received"][-1:] == [("busy", "an older request", False)])
+    assert c.members["link"] == 2 and c.members["_socket"] is not None, c.members["status_text"]
+    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])  # the hello's answer comes after it
+    pump(godot_sim, router)
+    again = recv(router)[1]
+    assert again["type"] == "start" and again["req_id"] > hello["req_id"], again
+    refusal = {"type": "error", "req_id": hello["req_id"], "code": "bad_message", "message": "no", "fatal": False}
+    router.send_multipart([ident, _not_ready(again["req_id"])])  # forgotten again; this time hello is refused
+    pump(godot_sim, router)
+    ident, hello = recv(router)
+    router.send_multipart([ident, zmtp_raw.pack({**refusal, "req_id": hello["req_id"]})])
+    assert run_until(godot_sim, lambda: c.members["link"] == 0)
+    assert rec["error_received"][-1] == ("bad_message", "no", True) and c.members["_socket"] is None
+
+
+def test_an_unknown_session_error_answering_another_request_does_not_restart_the_lost_session(godot_sim, scripted):
+    """unknown_session answering anything but the resume (an older request) started the lost session again, and the
+    resume's own answer then started it a second time: only the resume's answer does."""
+    router, port = scripted
+    c = _ready(godot_sim, router, port)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a cave"})])
+    _session_started(godot_sim, router, c, "s2")
+    router, ident, resume = _restart_host(godot_sim, router, port)
+    assert resume["resume"] == "s2"
+    router.send_multipart([ident, _unknown_session(resume["req_id"] - 1)])  # answers an older request
+    for _ in range(50):
+        godot_sim.process()
+    assert [m for m in _starts_seen(router) if m["type"] == "start"] == [], "the lost session restarted"
+    starts = _starts_after_the_resume_fails(godot_sim, router, ident, resume)
+    assert [(s.get("resume"), s["text"]) for s in starts] == [(None, "a cave")], starts
 
 
 def test_a_welcome_of_another_protocol_major_is_fatal_and_stops_reconnecting(godot_sim, scripted):

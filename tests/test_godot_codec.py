@@ -207,3 +207,19 @@ def test_a_string_starting_with_a_byte_order_mark_decodes_whole(sim):
     assert gdsim._bytes_method(sim, gdsim.PackedByteArray(b"\xef\xbb\xbfab"), "get_string_from_utf8", []) == "ab"
     result = gdsim.to_py(sim.call_static(sim.script(MSGPACK), "decode", [gdsim.PackedByteArray(data)]))
     assert result == {"value": {"type": "frame", "events": [text]}, "error": ""}
+
+
+def test_the_headless_runner_writes_its_counts_as_a_person_would(sim):
+    """run_tests.gd printed "1 vectors skipped", "1 decode-only vectors read": a count of one took a plural noun."""
+    runner = sim.script("res://addons/world_bridge/tests/run_tests.gd")
+
+    def summary(n: int) -> str:
+        result = {"passed": n, "skipped": n, "decode_only": n, "failures": ["x"] * n}
+        return sim.call_static(runner, "offline_summary", [gdsim.to_gd(result)])
+
+    assert summary(1) == ("offline: 1 check passed, 1 vector skipped (uint64 > 2^63-1), 1 decode-only vector read, "
+                          "1 failed")
+    assert summary(2) == ("offline: 2 checks passed, 2 vectors skipped (uint64 > 2^63-1), 2 decode-only vectors "
+                          "read, 2 failed")
+    protocol = sim.script("res://addons/world_bridge/core/protocol.gd")  # the addon's one plural(), the dock's too
+    assert [sim.call_static(protocol, "plural", [n, "frame"]) for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]

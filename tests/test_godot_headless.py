@@ -47,5 +47,5 @@ def test_headless_runner_passes_offline_and_live(tmp_path):
             capture_output=True, text=True, timeout=240)
     log = result.stdout + result.stderr
     assert result.returncode == 0 and "RESULT: OK" in log, log
-    assert re.search(r"offline: \d+ checks passed, 1 vectors skipped", log), log
+    assert re.search(r"offline: \d+ checks passed, 1 vector skipped", log), log
     assert "live: SANDBOX GAME (test backend" in log, log

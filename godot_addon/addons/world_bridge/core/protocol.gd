@@ -29,14 +29,21 @@ const SETTINGS_KEYS := [
 const FLOAT_KEYS := ["fps", "temperature", "cfg", "event_cfg", "top_p"]
 
 
-static func hello(client_name: String = CLIENT_NAME, codecs: Array = CODECS) -> Dictionary:
-	return {
+## With a `req_id` (>= 0) the host's error refusing this hello carries it, telling it from
+## answers to older requests that arrive while a forgotten client greets again.
+static func hello(
+	client_name: String = CLIENT_NAME, codecs: Array = CODECS, req_id: int = -1
+) -> Dictionary:
+	var msg := {
 		"type": "hello",
 		"protocol_major": MAJOR,
 		"protocol_minor": MINOR,
 		"client": client_name,
 		"codecs": codecs.duplicate(),
 	}
+	if req_id >= 0:
+		msg["req_id"] = req_id
+	return msg
 
 
 ## `options` may hold any START_KEYS; missing ones are sent as nil (host defaults),
@@ -118,6 +125,11 @@ static func describe_backend(kind: String, name: String) -> String:
 	if kind == BACKEND_WORLD_MODEL:  # its name says "world model tiny (...)": the label says it once
 		return "WORLD MODEL: %s" % name.trim_prefix("world model ")
 	return "unknown backend%s: %s" % [(" " + kind) if kind != "" else "", name]
+
+
+## "1 session", "3 sessions": a count as a person writes it.
+static func plural(count: int, noun: String) -> String:
+	return "%d %s%s" % [count, noun, "" if count == 1 else "s"]
 
 
 static func _with_keys(msg: Dictionary, keys: Array, values: Dictionary) -> Dictionary:

@@ -6,6 +6,7 @@ extends VBoxContainer
 
 const Client := preload("../nodes/world_bridge_client.gd")
 const View := preload("../nodes/world_view.gd")
+const Protocol := preload("../core/protocol.gd")
 const BACKENDS := ["default", "sandbox", "world_model"]
 const UNMASK_ORDERS := ["confidence", "random"]
 const GREYED := "\n(greyed: "
@@ -394,7 +395,7 @@ func _show_host_status() -> void:
 		return
 	var sessions: Variant = answer.get("sessions")
 	var fps: Variant = answer.get("fps_measured")  # nil while the dock has no session there
-	var count := plural(int(sessions) if _is_number(sessions) else 0, "session")
+	var count := Protocol.plural(int(sessions) if _is_number(sessions) else 0, "session")
 	_host_status.text = (
 		"host: %s, %.1f fps sent" % [count, float(fps) if _is_number(fps) else 0.0]
 	)
@@ -535,11 +536,6 @@ func _on_edit_applied(epoch: int, frame_index: int) -> void:
 	_status.text = (
 		"pasted into frame %d; the world goes on from it (epoch %d)" % [frame_index, epoch]
 	)
-
-
-## "1 session", "3 sessions": a count as a person writes it.
-static func plural(count: int, noun: String) -> String:
-	return "%d %s%s" % [count, noun, "" if count == 1 else "s"]
 
 
 ## A float field may come as an integer from a lenient encoder (protocol §2): both are numbers.

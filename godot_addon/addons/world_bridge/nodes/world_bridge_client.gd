@@ -127,6 +127,8 @@ var _starts_sent := {}
 ## The options the current session was started with: a failed resume starts them again.
 var _session_options := {}
 var _resume_req := -1
+## The req_id of the newest hello: only an error carrying it refuses the handshake.
+var _hello_req := -1
 ## Prompt kinds the newest start sent took from the exports (not from start_session's options): a
 ## backend that refuses one gets the start again without it, so an auto start gets a world.
 var _exported_prompts := PackedStringArray()
@@ -687,9 +689,10 @@ func _on_error(header: Dictionary) -> void:
 	var code := _text(header, "code")
 	var message := _text(header, "message")
 	var fatal := _flag(header, "fatal")
-	if link == Link.HANDSHAKING and code != "not_ready":
+	if link == Link.HANDSHAKING and _int(header, "req_id") == _hello_req:
 		# An error answering hello (e.g. bad_message for a client name over 4096 bytes):
-		# greeting again cannot help, so it is fatal, like a reject.
+		# greeting again cannot help, so it is fatal, like a reject. One answering an older
+		# request (after a not_ready) is only that request's answer.
 		_give_up(code, message, "the host refused hello: %s" % message)
 		return
 	if code == "recording_stopped" and recording:
@@ -722,7 +725,7 @@ func _on_error(header: Dictionary) -> void:
 		if link != Link.HANDSHAKING:  # every request it forgot answers not_ready: one hello is enough
 			_set_link(Link.HANDSHAKING, "the host forgot this client; greeting it again")
 			_greet()
-	elif code == "unknown_session":
+	elif code == "unknown_session" and _int(header, "req_id") == _resume_req:
 		# The session we tried to resume is gone (timed out, or the host restarted): start a
 		# fresh one with its own options, whatever auto_start says (the game had one).
 		_resume_id = ""
@@ -805,7 +808,8 @@ func _give_up(code: String, message: String, status: String) -> void:
 ## hello, answered by welcome within the socket's handshake_timeout_s, else poll() reconnects.
 func _greet() -> void:
 	_hello_deadline_ms = Time.get_ticks_msec() + int(_socket.handshake_timeout_s * 1000.0)
-	_send(Protocol.hello(client_name))
+	_hello_req = _next_req()
+	_send(Protocol.hello(client_name, Protocol.CODECS, _hello_req))
 
 
 func _on_socket_closed(reason: String) -> void:

@@ -11,6 +11,7 @@ extends SceneTree
 
 const VectorTests := preload("vector_tests.gd")
 const Client := preload("../nodes/world_bridge_client.gd")
+const Protocol := preload("../core/protocol.gd")
 
 var _failures := PackedStringArray()
 
@@ -27,20 +28,7 @@ func _run() -> void:
 	var vectors_dir: String = args.get("vectors", default_dir)
 	var tests := VectorTests.new()
 	var result: Dictionary = tests.run(vectors_dir)
-	print(
-		(
-			(
-				"offline: %d checks passed, %d vectors skipped (uint64 > 2^63-1), "
-				+ "%d decode-only vectors read, %d failed"
-			)
-			% [
-				result["passed"],
-				result["skipped"],
-				result["decode_only"],
-				result["failures"].size()
-			]
-		)
-	)
+	print(offline_summary(result))
 	_failures.append_array(result["failures"])
 	if args.has("host"):
 		var record_dir: String = args.get("record-dir", "")
@@ -51,6 +39,19 @@ func _run() -> void:
 		printerr("FAIL: " + failure)
 	print("RESULT: %s" % ("FAILED" if _failures.size() > 0 else "OK"))
 	quit(1 if _failures.size() > 0 else 0)
+
+
+## The vector suite's `result` in one line, counts written as a person would ("1 vector skipped").
+static func offline_summary(result: Dictionary) -> String:
+	return (
+		"offline: %s passed, %s skipped (uint64 > 2^63-1), %s read, %d failed"
+		% [
+			Protocol.plural(result["passed"], "check"),
+			Protocol.plural(result["skipped"], "vector"),
+			Protocol.plural(result["decode_only"], "decode-only vector"),
+			result["failures"].size()
+		]
+	)
 
 
 ## "--key=value" and "--flag" -> {key: value or "true"}.
@@ -157,7 +158,12 @@ func _live_session(endpoint: String, backend: String, record_dir: String) -> voi
 		await _wait_for(func() -> bool: return not client.last_status.is_empty(), 10.0),
 		"live: status answered"
 	)
-	print("live: %d frames, latency %.1f ms" % [seen["frames"].size(), client.latency_ms])
+	print(
+		(
+			"live: %s, latency %.1f ms"
+			% [Protocol.plural(seen["frames"].size(), "frame"), client.latency_ms]
+		)
+	)
 	client.disconnect_from_host()
 	client.queue_free()
 
