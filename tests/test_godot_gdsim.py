@@ -128,6 +128,23 @@ def test_typed_arrays_godot_accepts_gdsim_accepts(tmp_path):
         assert _run(tmp_path, body) == 1, why
 
 
+def test_an_onready_var_takes_the_type_its_initializer_infers_and_checks_later_assignments(tmp_path):
+    """`@onready var x := 5` kept no type in gdsim, so `x = "a"` ran; Godot infers int from the initializer and
+    refuses it. A float still converts to the inferred int, as for any typed var."""
+    (tmp_path / "n.gd").write_text(
+        "extends Node\n@onready var count := 5\n@onready var names := PackedStringArray()\n\n\n"
+        "func set_count(value: Variant) -> void:\n\tcount = value\n", encoding="utf-8")
+    sim = gdsim.Sim(tmp_path)
+    node = sim.new(sim.script("res://n.gd"))
+    sim.add_to_root(node)
+    assert node.members["count"] == 5 and node.member_types["count"] == "int"
+    sim.call_method(node, "set_count", [2.7])
+    assert node.members["count"] == 2
+    with pytest.raises(gdsim.SimError, match="of type 'String' to member count of type 'int'"):
+        sim.call_method(node, "set_count", ["a"])
+    assert node.member_types["names"] == "PackedStringArray"
+
+
 def test_json_numbers_are_floats_like_godot(tmp_path):
     assert _run(tmp_path, 'static func f() -> Variant:\n\treturn JSON.parse_string("[1, 2.5, {\\"a\\": 3}]")') == [
         1.0, 2.5, {"a": 3.0}]

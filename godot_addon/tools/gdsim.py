@@ -21,11 +21,12 @@ Scenes: instance_scene() builds a .tscn's nodes in Godot's order (the engine pro
 nodes last; layout and theme properties are ignored); pack_scene() writes what Godot's save writes (an engine
 property only where it differs from the class default, exported members that differ from the script's default,
 _get_property_list() storage entries always). `$Path` / get_node() find children by name, @onready vars are set
-just before _ready, and _exit_tree runs last child first, as in Godot. Typed arrays (Array[T]) are typed values,
-as in Godot: an untyped Array (or another Array[U]), or null, assigned, passed or returned where an Array[T] is
-declared is an error; only an array literal written there (parenthesised or not) takes that type (its elements are
-checked then, not on append), and a typed const keeps its declared type. Static vars are typed variables too, and
-Node.get_children() returns an Array[Node], as in Godot 4.
+just before _ready (an inferred `:=` one takes its initializer's type then, and is null before it, where Godot's
+analyzer already gives it that type's default), and _exit_tree runs last child first, as in Godot. Typed arrays
+(Array[T]) are typed values, as in Godot: an untyped Array (or another Array[U]), or null, assigned, passed or
+returned where an Array[T] is declared is an error; only an array literal written there (parenthesised or not)
+takes that type (its elements are checked then, not on append), and a typed const keeps its declared type. Static
+vars are typed variables too, and Node.get_children() returns an Array[Node], as in Godot 4.
 Not modelled: await/coroutines, %Name and ^path, the renderer, and Godot's static analyzer
 (gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2, Vector2i and
 Color are values, as in Godot: `v.x = 1` changes `v`'s copy only, and `rect.color.a = 0.5` sets the rect's color.
@@ -1991,8 +1992,9 @@ class Sim:
         if isinstance(node, Instance):
             frame = Frame(node.script, node)
             for var in node.script.all_vars():
-                if "onready" in var.annotations and var.init is not None:
-                    self.set_member(node, var.name, self.eval_stored(var.init, frame), frame)
+                if "onready" in var.annotations and var.init is not None:  # `:=` takes its initializer's type
+                    value, node.member_types[var.name] = self.first_value(var, frame)
+                    self.set_member(node, var.name, value, frame)
         if isinstance(node, Instance) and node.script.find_func("_ready"):
             self.call_method(node, "_ready", [])
 
