@@ -21,6 +21,7 @@ namespace WorldBridge
         [SerializeField] string status = "";
 
         WorldBridgeClient listened; // the client whose messages OnMessage hears
+        WorldBridgeClient recorded; // the client whose record_start was answered: the one OnDisable must stop
 
         public bool IsRecording => recording;
         public string LastPath => lastPath;
@@ -36,17 +37,21 @@ namespace WorldBridge
             else c.MessageReceived -= OnMessage;
         }
 
+        /// <summary>The record_stop goes to the client that records, not to one a script put in the Client field since
+        /// (that client records nothing, and the recording would run on).</summary>
         void OnDisable()
         {
             WorldBridgeClient.Move(this, ref listened, null);
-            if (client == null || !recording) return;
+            var stopped = recorded;
+            recorded = null;
+            if (stopped == null || !recording) return;
             recording = false; // the host's answer comes after this component stopped listening: a re-enabled recorder starts anew
-            if (!client.IsConnected)
+            if (!stopped.IsConnected)
             {   // disabled with (after) its client: the client's bye ended the session and its recording
                 Report($"recording to {lastPath} ended with the client's connection");
                 return;
             }
-            client.RecordStop(); // not StopRecording: that listens to the client again
+            stopped.RecordStop(); // not StopRecording: that listens to the Client field's client
             Report($"recording to {lastPath} stopped: the recorder was disabled");
         }
 
@@ -116,6 +121,7 @@ namespace WorldBridge
             if (request == "record_start")
             {
                 recording = true;
+                recorded = listened;
                 lastPath = m.GetString("path", "");
                 Report($"recording to {lastPath} on the host");
             }

@@ -10,12 +10,34 @@ namespace WorldBridge.Tests
     [TestFixture]
     public class WorldRecorderTests
     {
+        /// <summary>A recorder whose client (connected, sending nowhere) the host answered record_start to.</summary>
         static WorldRecorder Recording()
         {
-            var recorder = new WorldRecorder();
-            Receive(recorder, new MsgMap { { "type", "ok" }, { "req_id", 1 }, { "request", "record_start" }, { "path", "a.wbrec" } });
+            var recorder = new WorldRecorder { client = ReadyClient() };
+            Call(recorder, "OnEnable");
+            recorder.StartRecording();
+            Call(recorder.client, "Handle", Started());
             Assert.IsTrue(recorder.IsRecording);
             return recorder;
+        }
+
+        static MsgMap Started() => new MsgMap { { "type", "ok" }, { "req_id", 1 }, { "request", "record_start" }, { "path", "a.wbrec" } };
+
+        static WorldBridgeClient ReadyClient()
+        {
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(connection, "state", ConnectionState.Ready);
+            var client = new WorldBridgeClient();
+            Use(client, connection);
+            return client;
+        }
+
+        static List<string> Requests(WorldBridgeClient client)
+        {
+            var sent = new List<string>();
+            foreach (var item in (System.Collections.IEnumerable)Get(client.Connection, "outbox"))
+                sent.Add(MsgPack.DecodeHeader((byte[])item.GetType().GetField("Bytes").GetValue(item)).GetString("type"));
+            return sent;
         }
 
         static void Receive(WorldRecorder recorder, MsgMap m) =>
@@ -54,23 +76,34 @@ namespace WorldBridge.Tests
         public void DisablingTheRecorderStopsTheRecordingAndSaysSo()
         {
             var recorder = Recording();
-            recorder.client = new WorldBridgeClient();
-            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
-            Set(connection, "state", ConnectionState.Ready);
-            Use(recorder.client, connection);
             Call(recorder, "OnDisable");
             Assert.IsFalse(recorder.IsRecording, "a re-enabled recorder would say it records, and its Toggle would send record_stop");
             StringAssert.Contains("a.wbrec stopped", recorder.Status);
-            var outbox = (System.Collections.ICollection)Get(connection, "outbox");
-            Assert.AreEqual(1, outbox.Count, "the host is asked to stop the recording");
-            connection.Close();
+            CollectionAssert.AreEqual(new[] { "record_start", "record_stop" }, Requests(recorder.client),
+                                      "the host is asked to stop the recording");
+            recorder.client.Connection.Close();
+        }
+
+        [Test]
+        public void DisabledAfterItsClientWasSwappedItStopsTheRecordingOfTheClientThatRecords()
+        {
+            var recorder = Recording();
+            var recorded = recorder.client;
+            var other = ReadyClient();
+            recorder.client = other; // a script swaps the client while it records
+            Call(recorder, "OnDisable");
+            CollectionAssert.AreEqual(new[] { "record_start", "record_stop" }, Requests(recorded),
+                                      "the recording on the first client's host ran on with the recorder off");
+            CollectionAssert.IsEmpty(Requests(other), "a client that records nothing was asked to stop recording");
+            StringAssert.Contains("a.wbrec stopped", recorder.Status);
+            recorded.Connection.Close();
+            other.Connection.Close();
         }
 
         [Test]
         public void ARecorderDisabledAfterItsClientSendsNothingAndWarnsOfNothing()
         {
             var recorder = Recording();
-            recorder.client = new WorldBridgeClient();
             var warnings = new List<string>();
             recorder.client.onError.AddListener(warnings.Add);
             recorder.client.Shutdown(); // the client on the same object was disabled first
