@@ -1,4 +1,7 @@
-"""`WorldEnv`: any world (in-process backend or a remote host) as a Gymnasium env, for agents and scripted tests."""
+"""`WorldEnv`: any world (in-process backend or a remote host) as a Gymnasium env, for agents and scripted tests.
+
+Importing this module registers the ids in `ENV_IDS` for `gymnasium.make` (gymnasium 1.x loads no env plugins, so
+`import bridge.gym` first, or name the module in the id: `gymnasium.make("bridge.gym:WorldBridge/Sandbox-v0")`)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from bridge import DEFAULT_WORLD
 from bridge.backend import Prompt, close_backend
 from bridge.host.protocol import ProtocolError
 
@@ -32,7 +36,8 @@ class WorldEnv(gymnasium.Env):
                  timeout: float = 10.0) -> None:
         if backend is not None and address is not None:
             raise ValueError(f"backend={backend!r} runs a world in this process, address= drives a host: to pick the "
-                             f"host's backend, pass backend_name={backend!r} with address=")
+                             f"host's backend, pass backend_name={backend!r} with address= (with gymnasium.make: "
+                             f"the id WorldBridge/Host-v0)")
         if backend is None and address is None:
             raise ValueError("give exactly one of backend= (in-process) or address= (a running host)")
         if render_mode not in (None, "rgb_array"):  # None: no rendering, as gymnasium.make passes by default
@@ -189,3 +194,14 @@ def _prompt_options(options: dict, keys: list[str]) -> dict:
                                                   and v.dtype == np.uint8):
             raise ValueError(f"reset option {k} must be an (H, W, 3|4) uint8 image or None, got {type(v).__name__}")
     return options
+
+
+# gymnasium.make ids -> WorldEnv kwargs (make's own kwargs override them); a world loads when its env is made
+ENV_IDS = {
+    "WorldBridge/Sandbox-v0": {"backend": "sandbox"},  # the sandbox game in this process: the test backend
+    "WorldBridge/DefaultWorld-v0": {"backend": str(DEFAULT_WORLD)},  # the embedded default world in this process
+    "WorldBridge/Host-v0": {"address": "tcp://127.0.0.1:5555"},  # a host's world (`worldbridge serve`'s address)
+}
+for _id, _kwargs in ENV_IDS.items():
+    if _id not in gymnasium.registry:  # a reload must not warn that it overrides them
+        gymnasium.register(_id, entry_point="bridge.gym:WorldEnv", kwargs=_kwargs)

@@ -12,7 +12,6 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from gymnasium.utils.env_checker import check_env
 
 from bridge.client import Frame, ProtocolError, WorldClient
 from bridge.host import protocol as P
@@ -20,6 +19,7 @@ from bridge.host.protocol import Limits
 from bridge.gym import WorldEnv
 from bridge.host.server import HostHandle, run_host_in_thread
 from bridge.worlds.sandbox import SandboxWorld
+from test_worlds_gym import checked
 from waiting import wait_until
 
 torch.set_num_threads(1)
@@ -231,9 +231,9 @@ def test_status_before_any_greeting_says_to_greet_not_that_the_host_forgot(host)
 
 
 def test_gym_env_in_process_passes_checker():
-    env = WorldEnv(backend="sandbox", max_steps=5,
-                   reward_fn=lambda prev, a, obs, info: float(np.abs(obs.astype(int) - prev).mean()))
-    check_env(env, skip_render_check=False)
+    env = gymnasium.make("WorldBridge/Sandbox-v0", max_steps=5,
+                         reward_fn=lambda prev, a, obs, info: float(np.abs(obs.astype(int) - prev).mean())).unwrapped
+    checked(env)
     assert isinstance(env.action_space, gymnasium.spaces.Discrete) and env.action_space.n == 7
     o1, info = env.reset(seed=3)
     assert info["backend_kind"] == "sandbox"
@@ -275,9 +275,9 @@ def test_a_closed_remote_gym_env_says_it_is_closed(host):
 
 
 def test_gym_env_over_the_protocol_passes_the_checker_and_clears_prompts(host):
-    env = WorldEnv(address=host.address, max_steps=5)
+    env = gymnasium.make("WorldBridge/Host-v0", address=host.address, max_steps=5).unwrapped
     try:
-        check_env(env, skip_render_check=False)  # same seed and actions, same observations and info
+        checked(env)  # same seed and actions, same observations and info
         plain, _ = env.reset(seed=1)
         env.reset(seed=1, options={"text": "a castle at dawn"})
         again, _ = env.reset(seed=1)  # the text given once is not kept, as in-process

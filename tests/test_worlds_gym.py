@@ -3,13 +3,16 @@
 import gc
 import subprocess
 import sys
+import warnings
 import weakref
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
-from bridge.gym import WorldEnv
+from bridge.gym import ENV_IDS, WorldEnv
 from bridge.worlds.sandbox import SANDBOX_FPS, SandboxWorld
 
 
@@ -31,8 +34,6 @@ def test_an_action_outside_the_space_is_refused_not_rounded(action):
 
 
 def test_render_mode_none_is_accepted_and_renders_nothing():
-    from gymnasium.utils.env_checker import check_env
-
     env = WorldEnv(backend="sandbox", render_mode=None, max_steps=3)
     check_env(env, skip_render_check=True)
     env.reset(seed=0)
@@ -57,6 +58,8 @@ def test_backend_with_address_names_backend_name():
         WorldEnv(backend="sandbox", address="tcp://127.0.0.1:5555")
     with pytest.raises(ValueError, match="exactly one"):
         WorldEnv()
+    with pytest.raises(ValueError, match="with gymnasium.make: the id WorldBridge/Host-v0"):  # the in-process id
+        gymnasium.make("WorldBridge/Sandbox-v0", address="tcp://127.0.0.1:5555")
 
 
 class ClosableSandbox(SandboxWorld):
@@ -113,3 +116,89 @@ def test_closing_an_in_process_env_needs_no_host():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout  # this tree's bridge
     assert out.split() == ["[]"]
+
+
+IDS = ["WorldBridge/Sandbox-v0", "WorldBridge/DefaultWorld-v0", "WorldBridge/Host-v0"]  # `import bridge.gym` registers
+
+
+def checked(env: gymnasium.Env) -> None:
+    """gymnasium's checker on a made env, its render modes included: no "not having a spec" warning lets them go."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not having a spec")
+        check_env(env.unwrapped, skip_render_check=False)
+
+
+@pytest.fixture(scope="module")
+def sandbox_host():
+    from bridge.host.server import run_host_in_thread
+
+    h = run_host_in_thread("sandbox")
+    yield h
+    h.stop()
+
+
+def made_kwargs(env_id: str, request) -> dict:
+    """What `gymnasium.make` needs beside the id: a host's address for the env that drives one."""
+    return {"address": request.getfixturevalue("sandbox_host").address} if env_id == "WorldBridge/Host-v0" else {}
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_gymnasium_make_gives_each_worldbridge_env_with_its_spec_and_wrappers(env_id, request):
+    """An RL user's `gymnasium.make("WorldBridge/...")` found no such id: WorldEnv was registered nowhere."""
+    env = gymnasium.make(env_id, **made_kwargs(env_id, request))
+    try:
+        assert env.spec.id == env_id and isinstance(env.unwrapped, WorldEnv)
+        assert {"PassiveEnvChecker", "OrderEnforcing"} <= {type(w).__name__ for w in _wrappers(env)}
+        obs, info = env.reset(seed=0)
+        assert obs.shape == env.observation_space.shape and obs.dtype == np.uint8
+        assert info["backend_kind"] == ("world_model" if env_id.endswith("DefaultWorld-v0") else "sandbox")
+        obs, reward, terminated, truncated, info = env.step(1)
+        assert info["frame_index"] == 1 and not terminated and not truncated
+    finally:
+        env.close()
+
+
+def _wrappers(env):
+    """The wrappers around the env `gymnasium.make` made, outermost first."""
+    while hasattr(env, "env"):
+        yield env
+        env = env.env
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_the_env_checker_tests_render_modes_on_a_made_env(env_id, request):
+    """check_env warned that it could not test the render modes: an env without a spec cannot be made again."""
+    env = gymnasium.make(env_id, max_steps=5, **made_kwargs(env_id, request))
+    try:
+        checked(env)
+    finally:
+        env.close()
+
+
+def test_make_with_max_episode_steps_truncates_the_episode():
+    env = gymnasium.make("WorldBridge/Sandbox-v0", max_episode_steps=3)
+    env.reset(seed=0)
+    assert [env.step(2)[3] for _ in range(3)] == [False, False, True]
+    assert env.spec.max_episode_steps == 3
+    env.close()
+
+
+def test_the_registry_lists_the_worldbridge_ids_and_registering_loads_no_world():
+    """Registration runs on `import bridge.gym` (gymnasium 1.x loads no plugins); it must load no world (torch)."""
+    code = ("import sys, gymnasium\nimport bridge.gym\n"
+            "print(sorted(m for m in ('torch', 'zmq') if m in sys.modules))\n"
+            "print(gymnasium.pprint_registry(disable_print=True))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.splitlines()[0] == "[]", out
+    assert "===== WorldBridge =====" in out
+    assert all(env_id in out for env_id in IDS) and sorted(ENV_IDS) == sorted(IDS)
+
+
+def test_make_imports_bridge_gym_itself_given_the_module_prefix():
+    """`gymnasium.make("bridge.gym:WorldBridge/Sandbox-v0")` works in a fresh interpreter, bridge.gym not imported."""
+    code = ("import gymnasium\nenv = gymnasium.make('bridge.gym:WorldBridge/Sandbox-v0')\n"
+            "print(env.spec.id, env.reset(seed=0)[0].shape)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.split() == ["WorldBridge/Sandbox-v0", "(64,", "64,", "3)"]
