@@ -67,7 +67,7 @@ def _whole(value: Any, what: str, top: int | None = None) -> int:
 class WorldClient:
     """One connection to a world host: handshake, one session at a time, frames newest-first."""
 
-    def __init__(self, address: str = "tcp://127.0.0.1:5555", client_name: str = "python", timeout: float = 5.0,
+    def __init__(self, address: str = P.DEFAULT_ADDRESS, client_name: str = "python", timeout: float = 5.0,
                  codecs: tuple[str, ...] | list[str] = ("raw",), *, curve_server_key: bytes | str | None = None,
                  context: zmq.Context | None = None, max_buffered_frames: int = 64) -> None:
         self.address = address

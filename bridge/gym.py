@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from bridge import DEFAULT_WORLD
 from bridge.backend import Prompt, close_backend
-from bridge.host.protocol import ProtocolError
+from bridge.host.protocol import DEFAULT_ADDRESS, ProtocolError
 
 RewardFn = Callable[[np.ndarray, int, np.ndarray, dict], float]
 
@@ -200,7 +200,7 @@ def _prompt_options(options: dict, keys: list[str]) -> dict:
 ENV_IDS = {
     "WorldBridge/Sandbox-v0": {"backend": "sandbox"},  # the sandbox game in this process: the test backend
     "WorldBridge/DefaultWorld-v0": {"backend": str(DEFAULT_WORLD)},  # the embedded default world in this process
-    "WorldBridge/Host-v0": {"address": "tcp://127.0.0.1:5555"},  # a host's world (`worldbridge serve`'s address)
+    "WorldBridge/Host-v0": {"address": DEFAULT_ADDRESS},  # a host's world (`worldbridge serve`'s address)
 }
 for _id, _kwargs in ENV_IDS.items():
     if _id not in gymnasium.registry:  # a reload must not warn that it overrides them

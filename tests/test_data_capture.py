@@ -100,3 +100,14 @@ def test_capture_summary_says_when_episodes_ended_before_frames(tmp_path):
     r = CliRunner().invoke(main, ["data", "capture", "--env", "WorldBridgeColourWalk-v0", "--episodes", "2", "--frames",
                                   "10", "--size", "16", "--out", str(tmp_path / "full")])
     assert r.exit_code == 0 and "captured 20 frames" in r.output and "ended before" not in r.output, r.output
+
+
+def test_worldbridge_ids_are_known_to_capture_without_importing_bridge_gym_first():
+    """`data capture --env WorldBridge/Sandbox-v0`: the ids register when bridge.gym is imported, which the CLI never did."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bridge.data.capture import make_env; assert 'bridge.gym' not in sys.modules; "
+            "e = make_env('WorldBridge/Sandbox-v0'); e.reset(seed=0); print(e.render().shape); e.close()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().startswith("("), r.stderr

@@ -20,6 +20,8 @@ def make_env(env_id: str):
     """gym.make(env_id, render_mode="rgb_array") with clear errors for unknown ids and missing extras."""
     import gymnasium as gym
 
+    import bridge.gym  # noqa: F401  (registers the WorldBridge/... ids)
+
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame-rendered envs draw off-screen, no display needed
     try:
         env = gym.make(env_id, render_mode="rgb_array")

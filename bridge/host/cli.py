@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from bridge.host.protocol import Limits  # the serve options' defaults
+from bridge.host.protocol import DEFAULT_ADDRESS, Limits  # the serve options' defaults
 from bridge.options import CHECKPOINT_FOLDER, OUT_TEXT, THREADS_OPTION, Folder, command_backend, one_backend
 from bridge.values import first_line, is_int, plural
 
@@ -53,7 +53,7 @@ def _check_curve_secret(path: Path) -> None:
               help="World-model checkpoint (run dir) to serve [default: the embedded default world].")
 @click.option("--backend", type=click.Choice(["sandbox"]), default=None,
               help="Serve the sandbox game (a test backend) instead of a world model.")
-@click.option("--bind", default="tcp://127.0.0.1:5555", show_default=True,
+@click.option("--bind", default=DEFAULT_ADDRESS, show_default=True,
               help="ZeroMQ endpoint. Anything but loopback needs --curve-secret.")
 @click.option("--curve-secret", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The host's CURVE secret key file (host.key_secret from `worldbridge keys`).")

@@ -13,6 +13,7 @@ from bridge.model.config import UNMASK_ORDERS  # (1.2) `settings.unmask`
 from bridge.values import SEED_MAX, is_int, is_number, plural
 
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 1, 3
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"  # where `worldbridge serve` binds and where clients look first
 # error code -> (the minor it appeared in, the code older clients get): the host sends no client a code it does not know
 NEWER_CODES = {"unsupported": (1, "bad_argument"), "recording_stopped": (3, "backend_error")}
 try:

@@ -152,7 +152,7 @@ def fine_timers(on: bool, windows: bool | None = None, winmm: Any = None) -> Non
 class Host:
     """Serves WorldBridge protocol v1 on one ROUTER socket; `run()` blocks until `stop()`."""
 
-    def __init__(self, backend: Any = None, bind: str = "tcp://127.0.0.1:5555", limits: Limits | None = None,
+    def __init__(self, backend: Any = None, bind: str = P.DEFAULT_ADDRESS, limits: Limits | None = None,
                  curve_secret: str | Path | None = None, heartbeat: bool = False, heartbeat_ivl_ms: int = 1000,
                  sndhwm: int = 4,
                  sndbuf: int = 256 * 1024, recordings_dir: str | Path = "recordings", record_anywhere: bool = False,
