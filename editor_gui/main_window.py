@@ -118,8 +118,10 @@ def apply_theme(app: QApplication) -> None:
 
 
 class Gate:
-    """A window attribute the greyed-out controls follow: setting it refreshes them (MainWindow._refresh_controls), so
-    no state change can leave a control enabled that its rule refuses, or the reverse."""
+    """A window attribute the greyed-out controls follow: assigning it another value (not the same object) refreshes
+    them at once (MainWindow._refresh_controls, which also cancels placing an object when edits become unavailable),
+    so no state change can leave a control enabled that its rule refuses, or the reverse. In `a, b = x, y` the refresh
+    after `a` sees the old `b`: the later assignment refreshes again."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.slot = f"_gate{name}"
@@ -128,6 +130,8 @@ class Gate:
         return self if obj is None else getattr(obj, self.slot)
 
     def __set__(self, obj: Any, value: Any) -> None:
+        if getattr(obj, self.slot, self) is value:  # the same object (a Session compared by value walks every frame)
+            return
         setattr(obj, self.slot, value)
         obj._refresh_controls()
 
@@ -203,6 +207,8 @@ class MainWindow(QMainWindow):
         self._held: Job | None = None  # an Open… or a close's keep writing the session: the world waits for it
         self._pause_asked: dict | None = None  # the settings request whose answer confirms the hold's pause
         self._copy_then: Callable[[], None] | None = None  # takes the hold's copy and starts its job (_pause_confirmed)
+        self._pause_refused = False  # the host refused the hold's pause: its world plays on, making frames after the copy
+        self._last_keep = False  # a close's keep after a refused pause ended: the close closes, keeping no more
         self._resume = False  # the hold paused a world that played: it plays again when the hold ends
         self._sent = True  # something went to the host since it last confirmed a hold's pause (_frames_may_come)
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
@@ -1125,8 +1131,9 @@ class MainWindow(QMainWindow):
             self._follow_mode(refused["mode"])  # it reached no world and stays the choice for the next one
         else:
             self._mode_refused(command, message)
-        if refused is self._pause_asked:  # answered all the same: every frame made before it has come
-            self._pause_confirmed()
+        if refused is self._pause_asked:  # answered all the same: every frame made before it has come, and the world
+            self._pause_refused = True  # plays on
+            self._pause_confirmed(f"the host refused the pause ({message})")
 
     def _mode_refused(self, command: str, message: str) -> None:
         """A refused switch ("mode": ours, out of step mode; "settings": the user's): Pause shows the mode in force."""
@@ -1213,7 +1220,7 @@ class MainWindow(QMainWindow):
         if job is self._held and self._copy_then is not None:
             self._copy_then = self._pause_asked = None
             self._pause_timer.stop()
-            job.cancel_unstarted()
+            job.end_cancelled()
 
     def _snapshot(self) -> Session:
         """A copy safe to read from another thread while frames keep arriving."""
@@ -1298,6 +1305,7 @@ class MainWindow(QMainWindow):
         # answered after all before it; none sent (no world, the host known gone): nothing to wait for, not even a
         # request the lost host never answered
         self._pause_asked = self.asked_settings[-1] if len(self.asked_settings) > asked else None
+        self._pause_refused = False
         self._held = job
 
         def start() -> None:
@@ -1312,8 +1320,8 @@ class MainWindow(QMainWindow):
 
     def _pause_confirmed(self, why_not: str = "") -> None:
         """The host answered the hold's pause, every frame it made before then received: the held job takes its copy
-        and starts. With `why_not` no answer came (the world went away, or none in time): it copies what there is,
-        and says so in the status bar and on stderr."""
+        and starts. With `why_not` it did not pause (the host refused, the world went away, or no answer came in
+        time): it copies what there is, and says so in the status bar and on stderr."""
         start, self._copy_then, self._pause_asked = self._copy_then, None, None
         if start is None:
             return
@@ -1554,7 +1562,7 @@ class MainWindow(QMainWindow):
         elif exporting_now and not self._close_when_done:
             message = f"{exporting_now[0].title}: the window closes when it is done — close again to cancel it"
         else:  # the keep's dialog says what happens; its end closes the window
-            return self._keeps_failed < 2 and self._keep_then_close()
+            return self._keeps_failed < 2 and not self._last_keep and self._keep_then_close()
         self._close_when_done = True
         self.statusBar().showMessage(message)
         return True
@@ -1599,9 +1607,11 @@ class MainWindow(QMainWindow):
 
     def _kept_on_close(self, path: Path, kept: tuple[int, bytes] | None) -> None:
         """The close's keep is written (`kept`: its unsaved count and sketch; None: nothing came to keep): the window
-        closes, keeping in the same file any frame that came since."""
+        closes, keeping in the same file any frame that came since, unless the host refused the pause: its world plays
+        on, so each keep would find more frames and hold it again, for ever (the refusal said what is not kept)."""
         if kept is not None:
             self._kept_work(path, *kept)
+        self._last_keep = self._pause_refused
         self._release_world(resume=False)
         self.close()
 

@@ -569,3 +569,15 @@ def test_play_with_a_backend_the_host_does_not_serve_says_so_and_names_those_it_
     assert r.exit_code == 0, r.output
     said = "the world_model backend, which this host does not serve (it serves sandbox): New world starts a sandbox"
     assert said in r.stderr and any(said in m for m in errors), (r.stderr, errors)
+
+
+def test_a_gate_assigned_the_value_it_holds_refreshes_nothing(qtbot, host, monkeypatch):
+    """Every Gate assignment refreshed the controls, an unchanged one too (and a refresh can cancel placing)."""
+    w = open_window(qtbot, host.address)
+    refreshed = []
+    monkeypatch.setattr(w, "_refresh_controls", lambda: refreshed.append(1))
+    w.starting, w.busy, w.info, w.session = w.starting, w.busy, w.info, w.session
+    assert refreshed == []
+    w.busy = "testing"
+    assert refreshed == [1]
+    w.busy = None
