@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from bridge.files import tick
 from bridge.host.protocol import MODEL_KNOBS
 from bridge.values import plural
 from editor_gui import export as exporting
@@ -63,6 +64,7 @@ NOT_CONNECTED = "Not connected to a host: check Settings → Host."
 NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothing done to it would be recorded: pick a "
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
 
+SESSION_FILES = f"Session file (*{FILE_SUFFIX} *{FILE_SUFFIX.upper()})"  # some platforms' dialogs match case
 AUTOSAVE_EVERY_MS = 30_000  # unsaved work is rewritten this often (when it changed), so a crash loses at most this much
 AUTOSAVE_SHARE = 0.1  # at most this share of a core goes to periodic autosaves: the next waits 10x the last one's time
 AUTOSAVING = "Autosaving the unsaved work"
@@ -1210,8 +1212,9 @@ class MainWindow(QMainWindow):
         job.succeeded.connect(lambda r: (finish("done"), on_done(r) if on_done else None))
         job.errored.connect(lambda m: (finish(m), self.show_error(f"{title} {m}")))
         self.jobs.append(job)
-        if start:  # on the next loop turn, so callers can connect to the returned job first
-            QTimer.singleShot(0, job, job.start)
+        if start:  # on the next loop turn, so callers can connect to the returned job first; not again when a close
+            # ran it meanwhile (_shut_down), as start() would run a finished job a second time
+            QTimer.singleShot(0, job, lambda: job.isRunning() or job.isFinished() or job.start())
         return job
 
     def _cancel(self, job: Job) -> None:
@@ -1505,7 +1508,9 @@ class MainWindow(QMainWindow):
             "mp4": lambda p: exporting.export_mp4(frames, path, fps, scale, p, label),
             "gif": lambda p: exporting.export_gif(frames, path, fps, scale, p, label),
             "png": lambda p: exporting.export_png_frames(records, path, scale, p, label),
-            "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps, world), path),
+            # one atomic write: a cancel (a close's included) counts only before it
+            "actions": lambda p: (tick(p, 0, 1), exporting.export_actions(
+                exporting.action_log(records, names, fps, world), path))[1],
         }
         return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000),
                             keeps_window=True)
@@ -1515,7 +1520,7 @@ class MainWindow(QMainWindow):
             self.show_error("nothing to save yet: start a world first")
             return
         path, filt = QFileDialog.getSaveFileName(self, "Save session", f"session{FILE_SUFFIX}",
-                                                 f"Session file (*{FILE_SUFFIX});;Session folder (*)")
+                                                 f"{SESSION_FILES};;Session folder (*)")
         if path:
             if "folder" not in filt and not path.lower().endswith(FILE_SUFFIX):  # "Take.WBSESSION" is one already
                 path += FILE_SUFFIX
@@ -1523,7 +1528,8 @@ class MainWindow(QMainWindow):
 
     def _load_dialog(self) -> None:
         """Pick a session to open; Open… is greyed out while busy, and load_from refuses a job begun meanwhile."""
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", f"Session file (*{FILE_SUFFIX});;session.json in a folder (session.json)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "",
+                                              f"{SESSION_FILES};;session.json in a folder (session.json)")
         if path:
             self.load_from(Path(path).parent if Path(path).name == "session.json" else path)
 
@@ -1633,9 +1639,10 @@ class MainWindow(QMainWindow):
         for job in list(self.jobs):
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():
-                job.start()  # queued on the next loop turn that will not come: run it now, cancelled, so it ends as
-                # a cancel does and is said below (a save or export gets here only when the user closed again while
-                # the close waited for it, which the status bar said cancels it; an autosave leaves nothing)
+                job.start()  # queued on a next loop turn that may not come: run it now, cancelled (the queued start
+                # then skips it), so it ends as a cancel does and is said below (a save or export gets here only when
+                # the user closed again while the close waited for it, which the status bar said cancels it; an
+                # autosave leaves nothing)
             job.wait(10000)
             if job.keeps_window and (job.error or not job.isFinished()):  # stopped short, or still going as it exits
                 print(f"worldbridge play: {job.title} was cancelled as the window closed: {job.left()}", file=sys.stderr)

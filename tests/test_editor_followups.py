@@ -581,3 +581,17 @@ def test_a_gate_assigned_the_value_it_holds_refreshes_nothing(qtbot, host, monke
     w.busy = "testing"
     assert refreshed == [1]
     w.busy = None
+
+
+def test_an_actions_export_still_queued_when_the_window_closes_writes_nothing_and_says_so(qtbot, host, tmp_path,
+                                                                                          capsys):
+    """The action log's export never asked its progress: closing again (which cancels) wrote it all the same, and
+    stderr said nothing of it. The close ran the queued job, and its queued start ran it a second time."""
+    w = open_window(qtbot, host.address)
+    job, ended = w.export_to("actions", tmp_path / "a.json"), []  # queued for the next loop turn
+    job.errored.connect(ended.append)
+    assert not w.close() and "close again to cancel it" in w.statusBar().currentMessage()
+    assert w.close() and not w.isVisible()
+    qtbot.wait(200)  # the loop turn the job was queued for
+    assert not (tmp_path / "a.json").exists() and ended == ["was cancelled: nothing was written"]
+    assert "Exporting a.json was cancelled as the window closed: nothing was written" in capsys.readouterr().err

@@ -504,6 +504,24 @@ def test_a_job_cancelled_as_it_runs_says_so_and_only_the_ui_thread_sets_cancelle
     assert job.wait(10000) and writers == [True, True]  # Job.__init__'s False, then the Cancel: both on the UI thread
 
 
+def test_the_session_dialogs_list_a_session_file_whatever_the_case_of_its_suffix(qtbot, host, monkeypatch):
+    """Open… filtered on `*.wbsession` alone, which hides "Take.WBSESSION" where Qt's filters are case-sensitive."""
+    import fnmatch
+    import re
+
+    from PySide6.QtWidgets import QFileDialog
+
+    w = open_window(qtbot, host.address, mode="step")
+    asked = []
+    for name in ("getOpenFileName", "getSaveFileName"):
+        monkeypatch.setattr(QFileDialog, name, lambda *a, **k: (asked.append(a[3]), ("", ""))[1])
+    w._load_dialog()
+    w._save_dialog()
+    for filters in asked:
+        patterns = re.search(r"Session file \(([^)]*)\)", filters).group(1).split()
+        assert all(any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in ("a.wbsession", "Take.WBSESSION")), filters
+
+
 def test_replay_and_host_recording(qtbot, host, tmp_path):
     w = open_window(qtbot, host.address, mode="step")
     w.timeline.record.click()
