@@ -24,7 +24,8 @@ class Job(QThread):
         self.setObjectName(title)  # Qt names it if it is ever destroyed while running
         self.keeps_window = keeps_window  # closing the window waits for it (an export or save the user waits for)
         self.kept = kept  # what a cancel leaves, said with it; a callable is asked once it has stopped
-        self.cancelled = False  # the user asked it to stop (its Cancel, or a close); one asked too late still finishes
+        self.cancelled = False  # the user asked it to stop (its Cancel, or a close); one asked too late still finishes.
+        # Written on the UI thread only; the job's thread reads it between frames (a bool: a late read costs a frame)
         self.error = ""  # why it did not finish, as `errored` says it ("was cancelled: …", "failed: …"); "" when it did
 
     def left(self) -> str:
@@ -38,8 +39,8 @@ class Job(QThread):
     def run(self) -> None:
         try:
             result = self.fn(self._progress)
-        except Cancelled:
-            self.cancel_unstarted()
+        except Cancelled:  # only _progress raises it (through tick), once the UI thread set `cancelled`
+            self.end_cancelled()
             return
         except Exception as e:  # noqa: BLE001 - shown to the user
             self.error = f"failed: {e}"
@@ -48,9 +49,10 @@ class Job(QThread):
             return
         self.errored.emit(self.error)  # set before: a close that waits for the job reads it with no event loop
 
-    def cancel_unstarted(self) -> None:
-        """End as a cancelled run does (run calls it too): for a job cancelled before it started, which never will."""
-        self.cancelled = True
+    def end_cancelled(self) -> None:
+        """End as cancelled, saying what the cancel left: run() calls it on the job's thread, and the UI thread for a job
+        cancelled before it started, which never will. It writes no `cancelled` (only the UI thread does, before), and
+        the `error` it writes is read after `errored` arrives or wait() returns, which both come after the write."""
         self.error = f"was cancelled: {self.left()}"
         self.errored.emit(self.error)
 

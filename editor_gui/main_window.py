@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from bridge.files import tick
 from bridge.host.protocol import MODEL_KNOBS
 from bridge.values import plural
 from editor_gui import export as exporting
@@ -63,6 +64,7 @@ NOT_CONNECTED = "Not connected to a host: check Settings → Host."
 NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothing done to it would be recorded: pick a "
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
 
+SESSION_FILES = f"Session file (*{FILE_SUFFIX} *{FILE_SUFFIX.upper()})"  # some platforms' dialogs match case
 AUTOSAVE_EVERY_MS = 30_000  # unsaved work is rewritten this often (when it changed), so a crash loses at most this much
 AUTOSAVE_SHARE = 0.1  # at most this share of a core goes to periodic autosaves: the next waits 10x the last one's time
 AUTOSAVING = "Autosaving the unsaved work"
@@ -118,8 +120,10 @@ def apply_theme(app: QApplication) -> None:
 
 
 class Gate:
-    """A window attribute the greyed-out controls follow: setting it refreshes them (MainWindow._refresh_controls), so
-    no state change can leave a control enabled that its rule refuses, or the reverse."""
+    """A window attribute the greyed-out controls follow: assigning it another value (not the same object) refreshes
+    them at once (MainWindow._refresh_controls, which also cancels placing an object when edits become unavailable),
+    so no state change can leave a control enabled that its rule refuses, or the reverse. In `a, b = x, y` the refresh
+    after `a` sees the old `b`: the later assignment refreshes again."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.slot = f"_gate{name}"
@@ -128,6 +132,8 @@ class Gate:
         return self if obj is None else getattr(obj, self.slot)
 
     def __set__(self, obj: Any, value: Any) -> None:
+        if getattr(obj, self.slot, self) is value:  # the same object (a Session compared by value walks every frame)
+            return
         setattr(obj, self.slot, value)
         obj._refresh_controls()
 
@@ -203,6 +209,8 @@ class MainWindow(QMainWindow):
         self._held: Job | None = None  # an Open… or a close's keep writing the session: the world waits for it
         self._pause_asked: dict | None = None  # the settings request whose answer confirms the hold's pause
         self._copy_then: Callable[[], None] | None = None  # takes the hold's copy and starts its job (_pause_confirmed)
+        self._pause_refused = False  # the host refused the hold's pause: its world plays on, making frames after the copy
+        self._last_keep = False  # a close's keep after a refused pause ended: the close closes, keeping no more
         self._resume = False  # the hold paused a world that played: it plays again when the hold ends
         self._sent = True  # something went to the host since it last confirmed a hold's pause (_frames_may_come)
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
@@ -1125,8 +1133,9 @@ class MainWindow(QMainWindow):
             self._follow_mode(refused["mode"])  # it reached no world and stays the choice for the next one
         else:
             self._mode_refused(command, message)
-        if refused is self._pause_asked:  # answered all the same: every frame made before it has come
-            self._pause_confirmed()
+        if refused is self._pause_asked:  # answered all the same: every frame made before it has come, and the world
+            self._pause_refused = True  # plays on
+            self._pause_confirmed(f"the host refused the pause ({message})")
 
     def _mode_refused(self, command: str, message: str) -> None:
         """A refused switch ("mode": ours, out of step mode; "settings": the user's): Pause shows the mode in force."""
@@ -1203,8 +1212,9 @@ class MainWindow(QMainWindow):
         job.succeeded.connect(lambda r: (finish("done"), on_done(r) if on_done else None))
         job.errored.connect(lambda m: (finish(m), self.show_error(f"{title} {m}")))
         self.jobs.append(job)
-        if start:  # on the next loop turn, so callers can connect to the returned job first
-            QTimer.singleShot(0, job, job.start)
+        if start:  # on the next loop turn, so callers can connect to the returned job first; not again when a close
+            # ran it meanwhile (_shut_down), as start() would run a finished job a second time
+            QTimer.singleShot(0, job, lambda: job.isRunning() or job.isFinished() or job.start())
         return job
 
     def _cancel(self, job: Job) -> None:
@@ -1213,7 +1223,7 @@ class MainWindow(QMainWindow):
         if job is self._held and self._copy_then is not None:
             self._copy_then = self._pause_asked = None
             self._pause_timer.stop()
-            job.cancel_unstarted()
+            job.end_cancelled()
 
     def _snapshot(self) -> Session:
         """A copy safe to read from another thread while frames keep arriving."""
@@ -1298,6 +1308,7 @@ class MainWindow(QMainWindow):
         # answered after all before it; none sent (no world, the host known gone): nothing to wait for, not even a
         # request the lost host never answered
         self._pause_asked = self.asked_settings[-1] if len(self.asked_settings) > asked else None
+        self._pause_refused = False
         self._held = job
 
         def start() -> None:
@@ -1312,8 +1323,8 @@ class MainWindow(QMainWindow):
 
     def _pause_confirmed(self, why_not: str = "") -> None:
         """The host answered the hold's pause, every frame it made before then received: the held job takes its copy
-        and starts. With `why_not` no answer came (the world went away, or none in time): it copies what there is,
-        and says so in the status bar and on stderr."""
+        and starts. With `why_not` it did not pause (the host refused, the world went away, or no answer came in
+        time): it copies what there is, and says so in the status bar and on stderr."""
         start, self._copy_then, self._pause_asked = self._copy_then, None, None
         if start is None:
             return
@@ -1497,7 +1508,9 @@ class MainWindow(QMainWindow):
             "mp4": lambda p: exporting.export_mp4(frames, path, fps, scale, p, label),
             "gif": lambda p: exporting.export_gif(frames, path, fps, scale, p, label),
             "png": lambda p: exporting.export_png_frames(records, path, scale, p, label),
-            "actions": lambda p: exporting.export_actions(exporting.action_log(records, names, fps, world), path),
+            # one atomic write: a cancel (a close's included) counts only before it
+            "actions": lambda p: (tick(p, 0, 1), exporting.export_actions(
+                exporting.action_log(records, names, fps, world), path))[1],
         }
         return self.run_job(f"Exporting {path.name}", jobs[fmt], lambda p: self.statusBar().showMessage(f"Exported {p}", 6000),
                             keeps_window=True)
@@ -1507,7 +1520,7 @@ class MainWindow(QMainWindow):
             self.show_error("nothing to save yet: start a world first")
             return
         path, filt = QFileDialog.getSaveFileName(self, "Save session", f"session{FILE_SUFFIX}",
-                                                 f"Session file (*{FILE_SUFFIX});;Session folder (*)")
+                                                 f"{SESSION_FILES};;Session folder (*)")
         if path:
             if "folder" not in filt and not path.lower().endswith(FILE_SUFFIX):  # "Take.WBSESSION" is one already
                 path += FILE_SUFFIX
@@ -1515,7 +1528,8 @@ class MainWindow(QMainWindow):
 
     def _load_dialog(self) -> None:
         """Pick a session to open; Open… is greyed out while busy, and load_from refuses a job begun meanwhile."""
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", f"Session file (*{FILE_SUFFIX});;session.json in a folder (session.json)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "",
+                                              f"{SESSION_FILES};;session.json in a folder (session.json)")
         if path:
             self.load_from(Path(path).parent if Path(path).name == "session.json" else path)
 
@@ -1554,7 +1568,7 @@ class MainWindow(QMainWindow):
         elif exporting_now and not self._close_when_done:
             message = f"{exporting_now[0].title}: the window closes when it is done — close again to cancel it"
         else:  # the keep's dialog says what happens; its end closes the window
-            return self._keeps_failed < 2 and self._keep_then_close()
+            return self._keeps_failed < 2 and not self._last_keep and self._keep_then_close()
         self._close_when_done = True
         self.statusBar().showMessage(message)
         return True
@@ -1599,9 +1613,11 @@ class MainWindow(QMainWindow):
 
     def _kept_on_close(self, path: Path, kept: tuple[int, bytes] | None) -> None:
         """The close's keep is written (`kept`: its unsaved count and sketch; None: nothing came to keep): the window
-        closes, keeping in the same file any frame that came since."""
+        closes, keeping in the same file any frame that came since, unless the host refused the pause: its world plays
+        on, so each keep would find more frames and hold it again, for ever (the refusal said what is not kept)."""
         if kept is not None:
             self._kept_work(path, *kept)
+        self._last_keep = self._pause_refused
         self._release_world(resume=False)
         self.close()
 
@@ -1623,9 +1639,10 @@ class MainWindow(QMainWindow):
         for job in list(self.jobs):
             job.cancelled = True
             if not job.isRunning() and not job.isFinished():
-                job.start()  # queued on the next loop turn that will not come: run it now, cancelled, so it ends as
-                # a cancel does and is said below (a save or export gets here only when the user closed again while
-                # the close waited for it, which the status bar said cancels it; an autosave leaves nothing)
+                job.start()  # queued on a next loop turn that may not come: run it now, cancelled (the queued start
+                # then skips it), so it ends as a cancel does and is said below (a save or export gets here only when
+                # the user closed again while the close waited for it, which the status bar said cancels it; an
+                # autosave leaves nothing)
             job.wait(10000)
             if job.keeps_window and (job.error or not job.isFinished()):  # stopped short, or still going as it exits
                 print(f"worldbridge play: {job.title} was cancelled as the window closed: {job.left()}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Editor flows a level designer hits after the first world: viewing other worlds, opened sessions, refused events,
 keeping recordings, exports (the real window against a real sandbox host, offscreen)."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -1074,17 +1075,18 @@ def test_an_export_still_running_when_the_close_stops_waiting_is_said_to_be_canc
     assert QThread.wait(job, 10000) and not (tmp_path / "a.gif").exists()
 
 
-def pausing_late(monkeypatch, seconds: float) -> list[int]:
-    """The hold's pause reaches the host `seconds` late while its world plays on (a busy host or network); returns the
-    index of every frame the worker hands to the window from now on."""
+def pausing_late(monkeypatch, late: float | threading.Event) -> list[int]:
+    """The hold's pause reaches the host `late` (seconds, or once the Event is set) while its world plays on (a busy
+    host or network); returns the index of every frame the worker hands to the window from now on."""
     import time
 
     from bridge.client import WorldClient
     from editor_gui.worker import WorldWorker
 
     settings, emit, handed = WorldClient.settings, WorldWorker._emit_frame, []
+    delay = (lambda: late.wait(20)) if isinstance(late, threading.Event) else (lambda: time.sleep(late))
     monkeypatch.setattr(WorldClient, "settings", lambda client, **kw: (
-        time.sleep(seconds if kw.get("mode") == "step" else 0), settings(client, **kw))[1])
+        kw.get("mode") == "step" and delay(), settings(client, **kw))[1])
     monkeypatch.setattr(WorldWorker, "_emit_frame", lambda worker, f: (handed.append(f.index), emit(worker, f))[1])
     return handed
 
@@ -1188,10 +1190,40 @@ def test_cancel_while_a_close_waits_for_the_pause_gives_the_window_back_at_once(
     paused and every action refused, until the answer came or the host timeout ran out."""
     w = open_window(qtbot, host.address)
     record_unsaved(qtbot, w, 3)
-    pausing_late(monkeypatch, 3.0)
+    clicked = threading.Event()
+    pausing_late(monkeypatch, clicked)  # the pause lands only after the Cancel
     held_after_cancel = []
-    cancel_when_shown(w, lambda: held_after_cancel.append(w._held))
+    cancel_when_shown(w, lambda: (held_after_cancel.append(w._held), clicked.set()))
     assert not w.close() and w._held is not None
     qtbot.waitUntil(lambda: bool(held_after_cancel), timeout=10000)
     assert held_after_cancel == [None] and w.isVisible() and not left_in(autosave)
     assert w.timeline.load_btn.isEnabled()  # the window acts again
+
+
+def test_a_close_whose_pause_the_host_refuses_closes_keeping_what_arrived(qtbot, host, tmp_path, monkeypatch, autosave,
+                                                                          capsys):
+    """Recording in realtime with nothing unsaved, a host that refuses `mode: step`: the refusal put the mode back to
+    realtime, the keep found nothing, its close held the world again, and again: the window never closed."""
+    from bridge.client import WorldClient
+
+    w = open_window(qtbot, host.address)
+    with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    settings, asked = WorldClient.settings, []
+
+    def refusing(client, **kw):
+        if kw.get("mode") == "step":
+            asked.append(kw)
+            raise RuntimeError("this host does not pause")
+        return settings(client, **kw)
+
+    monkeypatch.setattr(WorldClient, "settings", refusing)
+    w.timeline.record.setChecked(True)
+    assert w._unsaved == 0
+    w.close()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)
+    qtbot.wait(300)
+    assert len(asked) == 1  # one hold, not one after another
+    assert "refused the pause" in capsys.readouterr().err
+    kept = list(autosave.glob("*-closed-*.wbsession"))  # what arrived before the refusal, if anything did
+    assert len(kept) <= 1

@@ -569,3 +569,29 @@ def test_play_with_a_backend_the_host_does_not_serve_says_so_and_names_those_it_
     assert r.exit_code == 0, r.output
     said = "the world_model backend, which this host does not serve (it serves sandbox): New world starts a sandbox"
     assert said in r.stderr and any(said in m for m in errors), (r.stderr, errors)
+
+
+def test_a_gate_assigned_the_value_it_holds_refreshes_nothing(qtbot, host, monkeypatch):
+    """Every Gate assignment refreshed the controls, an unchanged one too (and a refresh can cancel placing)."""
+    w = open_window(qtbot, host.address)
+    refreshed = []
+    monkeypatch.setattr(w, "_refresh_controls", lambda: refreshed.append(1))
+    w.starting, w.busy, w.info, w.session = w.starting, w.busy, w.info, w.session
+    assert refreshed == []
+    w.busy = "testing"
+    assert refreshed == [1]
+    w.busy = None
+
+
+def test_an_actions_export_still_queued_when_the_window_closes_writes_nothing_and_says_so(qtbot, host, tmp_path,
+                                                                                          capsys):
+    """The action log's export never asked its progress: closing again (which cancels) wrote it all the same, and
+    stderr said nothing of it. The close ran the queued job, and its queued start ran it a second time."""
+    w = open_window(qtbot, host.address)
+    job, ended = w.export_to("actions", tmp_path / "a.json"), []  # queued for the next loop turn
+    job.errored.connect(ended.append)
+    assert not w.close() and "close again to cancel it" in w.statusBar().currentMessage()
+    assert w.close() and not w.isVisible()
+    qtbot.wait(200)  # the loop turn the job was queued for
+    assert not (tmp_path / "a.json").exists() and ended == ["was cancelled: nothing was written"]
+    assert "Exporting a.json was cancelled as the window closed: nothing was written" in capsys.readouterr().err

@@ -440,7 +440,7 @@ def test_play_command_starts_and_stops_its_own_host(tmp_path):
 def test_play_session_opens_the_file_and_names_a_backend_the_host_lacks_once_it_answers(qapp, tmp_path, monkeypatch):
     """`play --session FILE` was never driven through its command line: a session opened before the host answered
     (a slow host) selected a backend the host turned out not to serve, and nothing said so."""
-    import time
+    import threading
 
     from click.testing import CliRunner
 
@@ -453,18 +453,73 @@ def test_play_session_opens_the_file_and_names_a_backend_the_host_lacks_once_it_
         root.frames[i] = FrameRecord(i, 0, image=np.full((64, 64, 3), 40 * i, np.uint8))
     s.save(tmp_path / "model.wbsession")
     windows, errors, connect, show_error = [], [], WorldClient.connect, main_window.MainWindow.show_error
+    load_from, opened = main_window.MainWindow.load_from, threading.Event()
+
+    def opening(w, path):
+        job = load_from(w, path)
+        job.succeeded.connect(lambda _result: opened.set())  # after the window's own slot: the session is shown
+        return job
+
     monkeypatch.setattr(main_window.MainWindow, "show", lambda w: (windows.append(w), QMainWindow.show(w))[1])
     monkeypatch.setattr(main_window.MainWindow, "show_error", lambda w, m: (errors.append(m), show_error(w, m))[1])
-    monkeypatch.setattr(WorldClient, "connect", lambda c: (time.sleep(1.0), connect(c))[1])  # the open ends first
+    monkeypatch.setattr(main_window.MainWindow, "load_from", opening)
+    monkeypatch.setattr(WorldClient, "connect", lambda c: (opened.wait(20), connect(c))[1])  # the open ends first
     monkeypatch.setenv("WORLDBRIDGE_AUTOSAVE", str(tmp_path / "autosave"))
     r = CliRunner().invoke(main, ["play", "--backend", "sandbox", "--session", str(tmp_path / "model.wbsession"),
                                   "--quit-after", "3"])
     assert r.exit_code == 0, r.output
+    assert opened.is_set()  # the host answered only after the open: the case this test is for
     assert "editor closed: last frame 2 (world_model)" in r.output  # the opened session's last frame was shown
     (w,) = windows
     assert w.session.backend_kind == "world_model" and len(w.session.recorded(0)) == 3 and w.welcome is not None
     assert any("made by the world_model backend, which this host does not serve" in m for m in errors), errors
     assert w.settings_panel.backend.currentText() == "sandbox" and not (tmp_path / "autosave").exists()
+
+
+def test_a_job_cancelled_as_it_runs_says_so_and_only_the_ui_thread_sets_cancelled(qtbot):
+    """run() set `cancelled` from the job's own thread (through cancel_unstarted, named for jobs that never started),
+    racing the UI thread's own writes and reads of it."""
+    import threading
+
+    from bridge.files import tick
+    from editor_gui.jobs import Job
+
+    writers = []
+
+    class Watched(Job):
+        def __setattr__(self, name, value):
+            if name == "cancelled":
+                writers.append(threading.current_thread() is threading.main_thread())
+            super().__setattr__(name, value)
+
+    started = threading.Event()
+    job = Watched(lambda progress: (started.set(), [tick(progress, i, 100) or threading.Event().wait(0.01)
+                                                    for i in range(100)]))
+    job.start()
+    assert started.wait(10)
+    job.cancelled = True
+    with qtbot.waitSignal(job.errored, timeout=10000) as ended:
+        pass
+    assert ended.args == ["was cancelled: nothing was written"] and job.error == ended.args[0] and job.cancelled
+    assert job.wait(10000) and writers == [True, True]  # Job.__init__'s False, then the Cancel: both on the UI thread
+
+
+def test_the_session_dialogs_list_a_session_file_whatever_the_case_of_its_suffix(qtbot, host, monkeypatch):
+    """Open… filtered on `*.wbsession` alone, which hides "Take.WBSESSION" where Qt's filters are case-sensitive."""
+    import fnmatch
+    import re
+
+    from PySide6.QtWidgets import QFileDialog
+
+    w = open_window(qtbot, host.address, mode="step")
+    asked = []
+    for name in ("getOpenFileName", "getSaveFileName"):
+        monkeypatch.setattr(QFileDialog, name, lambda *a, **k: (asked.append(a[3]), ("", ""))[1])
+    w._load_dialog()
+    w._save_dialog()
+    for filters in asked:
+        patterns = re.search(r"Session file \(([^)]*)\)", filters).group(1).split()
+        assert all(any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in ("a.wbsession", "Take.WBSESSION")), filters
 
 
 def test_replay_and_host_recording(qtbot, host, tmp_path):
