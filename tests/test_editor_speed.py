@@ -163,7 +163,8 @@ def test_the_network_thread_sleeps_until_a_frame_or_a_command_comes(qtbot, host,
     w = open_window(qtbot, host.address, mode="step")
     drains = []
     drain = WorldClient.drain_frames
-    monkeypatch.setattr(WorldClient, "drain_frames", lambda self, timeout=0.0: (drains.append(timeout), drain(self, timeout))[1])
+    monkeypatch.setattr(WorldClient, "drain_frames",
+                        lambda self, timeout=0.0: (drains.append(timeout), drain(self, timeout))[1])
     qtbot.wait(500)  # paused: nothing comes
     assert len(drains) <= 3
     last = live_frames(w)[-1].index
