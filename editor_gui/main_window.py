@@ -578,12 +578,16 @@ class MainWindow(QMainWindow):
                                   settings=self._settings_due)
                 if edited:
                     rec.action, rec.edits = self._edit_action, [*self._edits_before, self.pending_edits[0]]
-                if s.add_frame(rec, rewind=rewind):
+                added = s.add_frame(rec, rewind=rewind)
+                if added:
                     self._settings_due = {}
                     if image is not None:
                         self._recorded += 1
                         self._add_unsaved(1)
-                self._timeline_dirty = True
+                if rewind or (added and image is not None):
+                    self._timeline_dirty = True  # the recorded frames changed: the scrubber and thumbnails follow
+                elif added:
+                    self.timeline.show_length(s.live)  # only the branch got longer: its frame count, no re-read
         if self.viewing is None:
             self.viewport.show_frame(ShownFrame(frame.image, frame.index, frame.epoch, frame.seq, frame.client_ts, frame.received_ts))
         if edited:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import tempfile
 import zipfile
 import zlib
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -201,6 +203,85 @@ class FrameRecord:
     # them on the first frame of a world, of a branch and after a rewind), so a rebuild makes it with the same ones
 
 
+_versions = itertools.count(1)  # one counter for every Frames: a version names one state of one Frames
+
+
+def _index(rec: FrameRecord) -> int:
+    return rec.index
+
+
+class Frames(dict):
+    """A branch's frames by index that keeps, as frames come and go, their indices in order and the recorded ones
+    (pixels held) in index order, so the timeline reads them a few times a second without sorting every frame.
+    A frame's pixels are set before it goes in: an `image` set or cleared on a record already here is not seen."""
+
+    def __init__(self, frames: dict[int, FrameRecord] | None = None):
+        super().__init__(frames or {})
+        self.indices = sorted(self)
+        self.recorded = [self[i] for i in self.indices if self[i].image is not None]
+        self.version = next(_versions)  # changes with every change: a reader that saw this version has seen them all
+
+    def __setitem__(self, index: int, rec: FrameRecord) -> None:
+        if index in self:
+            self._unrecord(self[index])
+        elif not self.indices or index > self.indices[-1]:
+            self.indices.append(index)  # frames arrive in order: append
+        else:
+            insort(self.indices, index)
+        super().__setitem__(index, rec)
+        if rec.image is not None:
+            if not self.recorded or index > self.recorded[-1].index:
+                self.recorded.append(rec)
+            else:
+                self.recorded.insert(bisect_left(self.recorded, index, key=_index), rec)
+        self.version = next(_versions)
+
+    def __delitem__(self, index: int) -> None:
+        rec = self[index]
+        super().__delitem__(index)
+        del self.indices[bisect_left(self.indices, index)]
+        self._unrecord(rec)
+        self.version = next(_versions)
+
+    def _unrecord(self, rec: FrameRecord) -> None:
+        at = bisect_left(self.recorded, rec.index, key=_index)
+        if at < len(self.recorded) and self.recorded[at] is rec:
+            del self.recorded[at]
+
+    def pop(self, index: int, *default):  # the dict methods that change it go through __setitem__ / __delitem__
+        if index not in self:
+            return super().pop(index, *default)
+        rec = self[index]
+        del self[index]
+        return rec
+
+    def popitem(self) -> tuple[int, FrameRecord]:
+        index = next(reversed(self))
+        return index, self.pop(index)
+
+    def setdefault(self, index: int, rec: FrameRecord) -> FrameRecord:  # type: ignore[override]
+        if index not in self:
+            self[index] = rec
+        return self[index]
+
+    def update(self, *args, **kwargs) -> None:
+        for index, rec in dict(*args, **kwargs).items():
+            self[index] = rec
+
+    def __ior__(self, other):  # type: ignore[override]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        super().clear()
+        self.indices.clear()
+        self.recorded.clear()
+        self.version = next(_versions)
+
+    def __reduce__(self):
+        return Frames, (dict(self),)
+
+
 @dataclass
 class Branch:
     """A timeline: frames after `parent_frame` of `parent` (roots start a world from `prompt`)."""
@@ -210,10 +291,16 @@ class Branch:
     parent_frame: int | None = None
     name: str = ""
     prompt: PromptSpec | None = None  # roots only
-    frames: dict[int, FrameRecord] = field(default_factory=dict)
+    frames: Frames = field(default_factory=Frames)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, Frames):  # a plain dict (a copy of another branch's frames)
+            self.frames = Frames(self.frames)
 
     def last_index(self) -> int:
-        return max(self.frames) if self.frames else (self.parent_frame if self.parent_frame is not None else -1)
+        if self.frames.indices:
+            return self.frames.indices[-1]
+        return self.parent_frame if self.parent_frame is not None else -1
 
 
 @dataclass
@@ -280,8 +367,17 @@ class Session:
         return [out[i] for i in sorted(out)]
 
     def recorded(self, branch_id: int) -> list[FrameRecord]:
-        """Frames of a branch's timeline that have pixels (what the scrubber and exports show)."""
-        return [r for r in self.path(branch_id) if r.image is not None]
+        """Frames of a branch's timeline that have pixels (what the scrubber and exports show): slices of each
+        branch's own recorded list, so asking a few times a second while frames arrive never sorts them all."""
+        parts, b, limit = [], self.branches[branch_id], None
+        while True:
+            recs = b.frames.recorded
+            lo = 0 if b.parent is None or b.parent_frame is None else bisect_right(recs, b.parent_frame, key=_index)
+            parts.append(recs[lo:] if limit is None else recs[lo:bisect_right(recs, limit, key=_index)])
+            if b.parent is None:
+                break
+            b, limit = self.branches[b.parent], b.parent_frame
+        return list(itertools.chain.from_iterable(reversed(parts)))
 
     def images_held(self) -> int:
         """Frames of every branch that hold pixels (what the editor's memory guard counts)."""
@@ -458,17 +554,19 @@ class Session:
                 seed=p.get("seed"), text=p.get("text"), backend=p.get("backend"),
                 image_png=read(p["image"]) if p.get("image") else None,
                 sketch_png=read(p["sketch"]) if p.get("sketch") else None)
-            b = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""), prompt)
+            frames: dict[int, FrameRecord] = {}
             for fd in bd["frames"]:
                 edits = [{"layer": read(e["layer"]), "x": int(e["x"]), "y": int(e["y"])} for e in fd.get("edits", [])]
-                b.frames[fd["index"]] = FrameRecord(fd["index"], fd["action"], list(fd.get("events", [])),
-                                                    list(fd.get("fired", [])), edits=edits,
-                                                    settings=dict(fd.get("settings", {})))
+                frames[fd["index"]] = FrameRecord(fd["index"], fd["action"], list(fd.get("events", [])),
+                                                  list(fd.get("fired", [])), edits=edits,
+                                                  settings=dict(fd.get("settings", {})))
             if any(fd.get("recorded") for fd in bd["frames"]):
-                for i, img in _npz_frames(read(f"frames/branch_{b.id}.npz"), progress, done, total).items():
-                    b.frames[i].image = img
+                for i, img in _npz_frames(read(f"frames/branch_{bd['id']}.npz"), progress, done, total).items():
+                    frames[i].image = img
                     done += 1
-            s.branches[b.id] = b
+            # the pixels are in before the frames go into the branch, which keeps its recorded ones from them
+            s.branches[bd["id"]] = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""),
+                                          prompt, Frames(frames))
         tick(progress, total, total)
         if s.live is not None and s.live not in s.branches:
             s.live = None

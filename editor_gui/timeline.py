@@ -41,21 +41,37 @@ class ThumbStrip(QWidget):
         self.records: list[FrameRecord] = []
         self.current = -1
         self.forks: set[int] = set()
-        self._cache: dict[int, QImage] = {}
+        self._cache: dict[int, QImage] = {}  # id(image) -> thumbnail, for the visible frames (alive in `records`)
+        self._drawn: tuple = ()  # what the strip shows (see set_records): it repaints only when that changes
         self.setFixedHeight(THUMB + 18)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def set_records(self, records: list[FrameRecord], current: int, forks: set[int]) -> None:
         self.records, self.current, self.forks = records, current, forks
-        live_ids = {id(r.image) for r in records}
-        self._cache = {k: v for k, v in self._cache.items() if k in live_ids}
-        self.update()
+        first, last = self._window()
+        shown = records[first:last]
+        keep = {id(r.image) for r in shown}
+        self._cache = {k: v for k, v in self._cache.items() if k in keep}  # thumbnails of the visible frames only
+        drawn = (shown, first, current, [r.index in forks for r in shown], [bool(r.events) for r in shown])
+        if not self._same(drawn):  # the strip's picture changed
+            self._drawn = drawn
+            self.update()
+
+    def _same(self, drawn: tuple) -> bool:
+        """Whether `drawn` is the picture on screen: the same frames (by identity: records compare their pixels) at
+        the same place, selected and marked alike."""
+        if not self._drawn:
+            return False
+        shown, *rest = drawn
+        was, *was_rest = self._drawn
+        return len(shown) == len(was) and all(a is b for a, b in zip(shown, was)) and rest == was_rest
 
     def _thumb(self, rec: FrameRecord) -> QImage:
         key = id(rec.image)
-        if key not in self._cache:
-            self._cache[key] = to_qimage(rec.image).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                                                           Qt.TransformationMode.FastTransformation)
+        if key not in self._cache:  # RGB32: what the strip's backing store holds, so drawing converts nothing
+            thumb = to_qimage(rec.image).convertToFormat(QImage.Format.Format_RGB32)
+            self._cache[key] = thumb.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                            Qt.TransformationMode.FastTransformation)
         return self._cache[key]
 
     def _window(self) -> tuple[int, int]:
@@ -115,6 +131,7 @@ class TimelinePanel(QWidget):
         self.session: Session | None = None
         self.branch_id: int | None = None
         self.records: list[FrameRecord] = []
+        self._seen: tuple = ()  # the viewed timeline's state `records` was read at (see _versions)
         self.follow_live = True  # the scrubber sticks to the newest frame until the user grabs it
 
         self.record = QPushButton("● Record")
@@ -165,6 +182,8 @@ class TimelinePanel(QWidget):
         self.tree.setHeaderLabels(["Branch", "Frames"])
         self.tree.setColumnWidth(0, 190)
         self.tree.setMaximumWidth(290)
+        self._tree_sig: tuple | None = None  # the tree's shape as built (see _fill_tree)
+        self._items: dict[int, QTreeWidgetItem] = {}  # its item per branch id
         self.tree.itemClicked.connect(lambda item, _col: self.show_branch(item.data(0, Qt.ItemDataRole.UserRole)))
 
         controls = QHBoxLayout()
@@ -216,7 +235,7 @@ class TimelinePanel(QWidget):
         """Re-read the session (called a few times a second while frames arrive)."""
         s = self.session
         if s is None or self.branch_id is None or self.branch_id not in s.branches:
-            self.records = []
+            self.records, self._seen = [], ()
             self.strip.set_records([], -1, set())
             self.slider.setRange(0, 0)
             self.pos_label.setText("–")
@@ -224,7 +243,9 @@ class TimelinePanel(QWidget):
             self._tree_sig, self._items = None, {}  # the items are gone: the next session's tree is built afresh
             self._update_buttons()
             return
-        self.records = s.recorded(self.branch_id)
+        seen = self._versions()
+        if seen != self._seen:  # frames of the viewed timeline came or went since the last read
+            self._seen, self.records = seen, s.recorded(self.branch_id)
         forks = {b.parent_frame for b in s.branches.values() if b.parent_frame is not None}
         pos = self.slider.value()
         self.slider.blockSignals(True)
@@ -238,14 +259,34 @@ class TimelinePanel(QWidget):
         self._fill_tree()
         self._update_buttons()
 
+    def _versions(self) -> tuple:
+        """The state of the viewed timeline's frames: each branch it runs through, where it forks and its frames'
+        version (unique to one state of one branch's frames, so a new session never matches an old one)."""
+        s, out = self.session, []
+        b = s.branches[self.branch_id]
+        while True:
+            out.append((b.id, b.parent_frame, b.frames.version))
+            if b.parent is None:
+                return tuple(out)
+            b = s.branches[b.parent]
+
+    def show_length(self, branch_id: int) -> None:
+        """A frame without pixels arrived: only the branch's frame count (and what can be exported) changes, so this
+        is all that is updated; the recorded frames stay as they were."""
+        item = self._items.get(branch_id)
+        if item is not None and self.session is not None and branch_id in self.session.branches:
+            self._show_count(item, branch_id)
+        if branch_id == self.branch_id:
+            self._update_export(bool(self.records))
+
     def _fill_tree(self) -> None:
         """Rebuild the branch tree when its shape changes; otherwise only update the frame counts."""
         s = self.session
         sig = (tuple((b.id, b.parent, b.name) for b in s.branches.values()), s.live, self.branch_id)
-        if getattr(self, "_tree_sig", None) != sig:
+        if self._tree_sig != sig:
             self._tree_sig = sig
             self.tree.clear()
-            self._items: dict[int, QTreeWidgetItem] = {}
+            self._items = {}
             for b in sorted(s.branches.values(), key=lambda b: b.id):
                 item = QTreeWidgetItem([b.name + ("  ● live" if b.id == s.live else ""), ""])
                 item.setData(0, Qt.ItemDataRole.UserRole, b.id)
@@ -255,7 +296,10 @@ class TimelinePanel(QWidget):
                 item.setSelected(b.id == self.branch_id)
             self.tree.expandAll()
         for bid, item in self._items.items():
-            item.setText(1, str(s.branches[bid].last_index() + 1))  # timeline length, frame 0 included
+            self._show_count(item, bid)
+
+    def _show_count(self, item: QTreeWidgetItem, branch_id: int) -> None:
+        item.setText(1, str(self.session.branches[branch_id].last_index() + 1))  # timeline length, frame 0 included
 
     def _label(self, pos: int) -> None:
         if not self.records:

@@ -3,12 +3,14 @@ also where an object layer is placed for a frame edit (a translucent preview fol
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -19,6 +21,11 @@ from editor_gui.keymap import is_play_key
 # (where Qt's ControlModifier is Cmd) and the Windows/Super key elsewhere
 SHORTCUT_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.MetaModifier
                       | Qt.KeyboardModifier.AltModifier)
+
+BACKGROUND = QColor("#101216")
+STATS_EVERY_MS = 400.0  # between frames the overlay's fps and latency figures are made again when this old: just
+# under the window's 500 ms overlay timer, so each of its ticks (frames stopped) shows new ones
+
 
 def now_ms() -> float:
     """The client clock (perf_counter ms), the same clock as Frame.received_ts and client_ts."""
@@ -106,7 +113,15 @@ class FrameStats:
 
     @staticmethod
     def median(values: deque[float]) -> float | None:
-        return float(np.median(values)) if values else None
+        return float(statistics.median(values)) if values else None
+
+    def text(self, index: int) -> str:
+        """The overlay's figures for frame `index`: shown fps, frame, input-to-frame latency (median)."""
+        parts = [f"{self.fps_shown():4.1f} fps", f"frame {index}"]
+        proto, editor = self.median(self.protocol_ms), self.median(self.editor_ms)
+        if proto is not None:
+            parts.append(f"input→frame {proto:.0f} ms" + (f" (+{editor:.1f} editor)" if editor is not None else ""))
+        return "   ".join(parts)
 
 
 class Viewport(QWidget):
@@ -128,6 +143,10 @@ class Viewport(QWidget):
         self.frame: ShownFrame | None = None
         self._qimage: QImage | None = None
         self._painted_key: tuple[int, int] | None = None
+        self._stats_text = ""  # the overlay's figures, made when a frame is first painted or they are old
+        self._stats_key: tuple[int, int] | None = None  # the frame they were made for, and when
+        self._stats_at = 0.0
+        self._fonts: tuple[QFont, QFont] | None = None  # (bold, regular) for the overlay; None: make them again
         self.kind, self.name = "", ""
         self.mode_label = ""  # "PAUSED", "REPLAY 12/50", "" when live
         self.message = "Connecting to the host…"
@@ -148,9 +167,10 @@ class Viewport(QWidget):
         self.update()
 
     def show_frame(self, frame: ShownFrame, live: bool = True) -> None:
-        frame.image = np.ascontiguousarray(frame.image)  # the QImage borrows this buffer
+        frame.image = np.ascontiguousarray(frame.image)
         self.frame = frame
-        self._qimage = to_qimage(frame.image)
+        # converted once to what the backing store holds (a copy: nothing borrows the array), not on every paint
+        self._qimage = to_qimage(frame.image).convertToFormat(QImage.Format.Format_RGB32)
         if live:
             self.stats.on_received(frame)
         self.message = ""
@@ -225,18 +245,34 @@ class Viewport(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
-        p.fillRect(self.rect(), QColor("#101216"))
-        if self._qimage is not None:
+        if self._qimage is None:
+            p.fillRect(self.rect(), BACKGROUND)
+        else:
+            target = self.image_rect()
+            self._fill_bars(p, target)
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)  # nearest neighbour
-            p.drawImage(self.image_rect(), self._qimage)
+            p.drawImage(target, self._qimage)
             f = self.frame
             key = (f.epoch, f.index)
+            now = now_ms()
             if key != self._painted_key and not self.mode_label.startswith("REPLAY"):
                 self._painted_key = key
-                self.stats.on_painted(f, now_ms())
+                self.stats.on_painted(f, now)
+            if key != self._stats_key or now - self._stats_at >= STATS_EVERY_MS:  # a new frame, or old figures
+                self._stats_text, self._stats_key, self._stats_at = self.stats.text(f.index), key, now
             self._paint_placing(p)
         self._paint_overlay(p)
         p.end()
+
+    def _fill_bars(self, p: QPainter, target: QRectF) -> None:
+        """Paint the background only around the frame (it covers the rest): the bars left by keeping its aspect."""
+        w, h = self.width(), self.height()
+        x0, y0 = math.ceil(target.left()), math.ceil(target.top())  # the whole pixels the frame surely covers
+        x1, y1 = math.floor(target.right()), math.floor(target.bottom())
+        for bar in (QRect(0, 0, w, y0), QRect(0, y1, w, h - y1),  # above, below
+                    QRect(0, y0, x0, y1 - y0), QRect(x1, y0, w - x1, y1 - y0)):  # left, right
+            if not bar.isEmpty():
+                p.fillRect(bar, BACKGROUND)
 
     def _pill(self, p: QPainter, x: float, y: float, text: str, bg: str, fg: str = "#ffffff", right: bool = False) -> None:
         fm = p.fontMetrics()
@@ -248,33 +284,39 @@ class Viewport(QWidget):
         p.setPen(QColor(fg))
         p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.FontChange:
+            self._fonts = None
+        super().changeEvent(event)
+
+    def _overlay_fonts(self) -> tuple[QFont, QFont]:
+        """(bold, regular): the widget's font, at least 8 pt."""
+        if self._fonts is None:
+            bold, regular = QFont(self.font()), QFont(self.font())
+            for font in (bold, regular):
+                font.setPointSizeF(max(8.0, font.pointSizeF()))
+            bold.setBold(True)
+            regular.setBold(False)
+            self._fonts = bold, regular
+        return self._fonts
+
     def _paint_overlay(self, p: QPainter) -> None:
-        font = QFont(self.font())
-        font.setBold(True)
-        font.setPointSizeF(max(8.0, font.pointSizeF()))
-        p.setFont(font)
+        bold, regular = self._overlay_fonts()
+        p.setFont(bold)
         if self.kind or self.name:
             bg = "#c0392b" if self.kind == "sandbox" else "#2e7d32"
             self._pill(p, 10, 10, badge_text(self.kind, self.name), bg)
         if self.frame is not None:
-            parts = [f"{self.stats.fps_shown():4.1f} fps", f"frame {self.frame.index}"]
-            proto, editor = FrameStats.median(self.stats.protocol_ms), FrameStats.median(self.stats.editor_ms)
-            if proto is not None:
-                parts.append(f"input→frame {proto:.0f} ms" + (f" (+{editor:.1f} editor)" if editor is not None else ""))
-            font.setBold(False)
-            p.setFont(font)
-            self._pill(p, self.width() - 10, 10, "   ".join(parts), "#b0000000", right=True)
+            p.setFont(regular)
+            self._pill(p, self.width() - 10, 10, self._stats_text, "#b0000000", right=True)
         if self.placing is not None:
-            font.setBold(True)
-            p.setFont(font)
+            p.setFont(bold)
             self._pill(p, 10, 44, "PLACING: click to paste the object (Shift+click: more) · Esc cancels", "#b58900")
         if self.mode_label:
-            font.setBold(True)
-            p.setFont(font)
+            p.setFont(bold)
             self._pill(p, 10, self.height() - 40, self.mode_label, "#b58900")
         if not self.hasFocus() and self.frame is not None and not self.mode_label.startswith("REPLAY"):
-            font.setBold(False)
-            p.setFont(font)
+            p.setFont(regular)
             self._pill(p, self.width() - 10, self.height() - 40, "click to play with the keyboard", "#a0000000", right=True)
         if self.hasFocus():
             p.setPen(QPen(QColor("#61afef"), 2))

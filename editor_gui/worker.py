@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +15,6 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from bridge.host.protocol import EVENT_REFUSED
 
-POLL_S = 0.002  # how long one wait for a frame may hold back a queued command (adds at most this to input latency)
 PING_AFTER_S = 2.0  # with no frames for this long (paused, step mode) ping to notice a dead host; a ping also
 # counts as activity on the host, so a paused session is never closed for idling while the editor runs
 
@@ -67,6 +68,9 @@ def _event_refused(message: str) -> bool:
     return message.startswith("event ") and f" {EVENT_REFUSED}" in message
 
 
+_wake_ids = itertools.count()  # one inproc address per worker's wake-up socket
+
+
 class WorldWorker(QObject):
     """Runs on a QThread; `submit` is the only method other threads call."""
 
@@ -92,10 +96,18 @@ class WorldWorker(QObject):
         self._latest = None  # the newest frame seen (explore starts from it)
         self._had_session = False
         self._last_traffic = time.monotonic()
+        self._wake_lock = threading.Lock()  # zmq sockets are not thread-safe: one sender at a time, never a closed one
+        self._wake: zmq.Socket | None = None  # submit's signal to the worker thread, waiting in its poller
 
     # --- any thread ---
     def submit(self, command: str, **kwargs: Any) -> None:
         self._inbox.put((command, kwargs))
+        with self._wake_lock:
+            if self._wake is not None:
+                try:
+                    self._wake.send(b"", zmq.NOBLOCK)
+                except zmq.Again:  # wake-ups already wait unread: the worker will look at the queue anyway
+                    pass
 
     def stop(self) -> None:
         self._running = False
@@ -124,22 +136,46 @@ class WorldWorker(QObject):
             self.finished.emit()
 
     def _loop(self, client) -> None:
-        while self._running:
-            try:
-                self._drain(client)
-                frames = client.drain_frames(POLL_S)  # every frame: the timeline records each one
-                for frame in frames:
-                    self._emit_frame(frame)
-                self._report_host_errors(client)
-                now = time.monotonic()
-                if not frames and now - self._last_traffic > PING_AFTER_S:
-                    client.ping()
-                    self._last_traffic = now
-            except Exception as e:  # noqa: BLE001
-                if _is_connection_error(e):
-                    self.connection_lost.emit(describe_error(e, self.address))
-                    return
-                self.failed.emit("receive", describe_error(e, self.address), "")
+        """Sleep in one poller until the host sends something or `submit` signals a command (no added input delay,
+        no wake-ups for nothing); with neither for PING_AFTER_S, ping."""
+        address = f"inproc://worldbridge-wake-{next(_wake_ids)}"
+        woken = zmq.Context.instance().socket(zmq.PULL)
+        woken.bind(address)
+        wake = zmq.Context.instance().socket(zmq.PUSH)
+        wake.connect(address)
+        with self._wake_lock:
+            self._wake = wake
+        poller = zmq.Poller()
+        poller.register(client._sock, zmq.POLLIN)  # the worker owns the client: it may wait on its socket
+        poller.register(woken, zmq.POLLIN)
+        try:
+            while self._running:
+                try:
+                    self._drain(client)
+                    frames = client.drain_frames(0)  # every frame: the timeline records each one
+                    for frame in frames:
+                        self._emit_frame(frame)
+                    self._report_host_errors(client)
+                    now = time.monotonic()
+                    if not frames and now - self._last_traffic > PING_AFTER_S:
+                        client.ping()
+                        self._last_traffic = now
+                    if frames or not self._inbox.empty() or not self._running:
+                        continue  # more may be waiting: look again before sleeping
+                    left = PING_AFTER_S - (time.monotonic() - self._last_traffic)
+                    if woken in dict(poller.poll(max(1, int(left * 1000)))):
+                        while woken.poll(0):
+                            woken.recv()
+                except Exception as e:  # noqa: BLE001
+                    if _is_connection_error(e):
+                        self.connection_lost.emit(describe_error(e, self.address))
+                        return
+                    self.failed.emit("receive", describe_error(e, self.address), "")
+        finally:
+            with self._wake_lock:
+                self._wake = None
+            wake.close(linger=0)
+            woken.close(linger=0)
 
     def _report_host_errors(self, client) -> None:
         """Errors the host sent without a request (a refused input, a session closed for idling)."""
