@@ -13,6 +13,9 @@ namespace WorldBridge.Core
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 
+        /// <summary>"1 session", "3 sessions": a count as a person writes it (the Godot addon's plural).</summary>
+        public static string Plural(long count, string noun) => $"{count} {noun}{(count == 1 ? "" : "s")}";
+
         /// <summary>Milliseconds on a monotonic clock: the client_ts the host echoes back in frames.</summary>
         public static double NowMs => clock.Elapsed.TotalMilliseconds;
 
