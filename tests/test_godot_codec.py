@@ -223,3 +223,18 @@ def test_the_headless_runner_writes_its_counts_as_a_person_would(sim):
                           "read, 2 failed")
     protocol = sim.script("res://addons/world_bridge/core/protocol.gd")  # the addon's one plural(), the dock's too
     assert [sim.call_static(protocol, "plural", [n, "frame"]) for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]
+
+
+def test_decoder_errors_write_a_count_of_one_as_a_person_would(sim):
+    """msgpack.gd said "1 trailing bytes", "1 bytes announced", "array of 1 items cannot fit in 1 bytes": counts that
+    can be 1 go through Protocol.plural."""
+    codec = sim.script(MSGPACK)
+    cases = {
+        b"\xc3\xc3": "1 trailing byte after the msgpack value", b"\xc3\xc3\xc3": "2 trailing bytes after",
+        b"\xc4\x01": "truncated: 1 byte announced, 0 left", b"\xc4\x03\x00": "truncated: 3 bytes announced, 1 left",
+        b"\x91": "array of 1 item cannot fit in 0 bytes", b"\x92\xc0": "array of 2 items cannot fit in 1 byte",
+        b"\x81\xc0": "map of 1 pair cannot fit in 1 byte", b"\x82\xc0\xc0": "map of 2 pairs cannot fit in 2 bytes",
+    }
+    for data, words in cases.items():
+        result = gdsim.to_py(sim.call_static(codec, "decode", [gdsim.PackedByteArray(data)]))
+        assert result["error"].startswith("msgpack: ") and words in result["error"], (data, result["error"])

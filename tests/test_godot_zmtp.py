@@ -64,6 +64,14 @@ def _receive(sim, z, timeout=5.0):
     return gdsim.to_py(got[-1]) if got else []
 
 
+def test_a_full_send_queue_writes_a_limit_of_one_as_a_person_would(sim):
+    """zmtp.gd said "send queue would exceed 1 bytes": the limit goes through Protocol.plural."""
+    for limit, words in ((1, "would exceed 1 byte:"), (2, "would exceed 2 bytes:")):
+        z, _ = _dealer(sim, state=OPEN, max_pending_bytes=limit)
+        assert sim.call_method(z, "send", [gdsim.GDArray([gdsim.PackedByteArray(b"\x80")])]) != 0
+        assert words in z.members["last_error"], z.members["last_error"]
+
+
 def test_handshake_and_multipart_long_frames_with_libzmq(sim, router):
     sock, port = router
     z, events = _dealer(sim, properties={"X-Client": "godot/test"})

@@ -210,7 +210,7 @@ namespace WorldBridge.Editor
             EditorGUILayout.HelpBox(status, MessageType.None);
             var answer = connection?.LastStatus; // the Status button's answer
             if (answer != null)
-                EditorGUILayout.LabelField($"host: {Count(answer.GetLong("sessions"), "session")}, {answer.GetDouble("fps_measured"):F1} fps sent" +
+                EditorGUILayout.LabelField($"host: {Protocol.Plural(answer.GetLong("sessions"), "session")}, {answer.GetDouble("fps_measured"):F1} fps sent" +
                                            $"  round trip {connection.RoundTripMs:F0} ms", EditorStyles.miniLabel);
             // also while no host has ever answered at the endpoint (connection refused, tried again): none may run there
             if (connection == null || connection.Welcome == null && connection.State == ConnectionState.Reconnecting)
@@ -451,9 +451,6 @@ namespace WorldBridge.Editor
         byte[] Image(bool sketch) => imagePrompt != null && imageIsSketch == sketch ? WorldBridgeClient.EncodePromptImage(imagePrompt) : null;
 
         static string NullIfEmpty(string s) => string.IsNullOrEmpty(s) ? null : s;
-
-        /// <summary>"1 session", "3 sessions": a count as a person writes it (the Godot dock's plural).</summary>
-        static string Count(long count, string noun) => $"{count} {noun}{(count == 1 ? "" : "s")}";
 
         /// <summary>Sends one request; returns its req_id or seq, or -1 after saying why in the status line.</summary>
         long Request(Func<WorldBridgeConnection, long> request)

@@ -21,7 +21,7 @@ namespace WorldBridge
         [SerializeField] string status = "";
 
         WorldBridgeClient listened; // the client whose messages OnMessage hears
-        WorldBridgeClient recorded; // the client whose record_start was answered: the one OnDisable must stop
+        WorldBridgeClient recorded; // the client whose record_start was answered: the one Stop and OnDisable must stop
 
         public bool IsRecording => recording;
         public string LastPath => lastPath;
@@ -51,7 +51,7 @@ namespace WorldBridge
                 Report($"recording to {lastPath} ended with the client's connection");
                 return;
             }
-            stopped.RecordStop(); // not StopRecording: that listens to the Client field's client
+            stopped.RecordStop(); // not StopRecording: the recorder is disabled (and no longer listens)
             Report($"recording to {lastPath} stopped: the recorder was disabled");
         }
 
@@ -69,27 +69,33 @@ namespace WorldBridge
 
         public void StartRecording()
         {
-            if (CanSend()) client.RecordStart(path);
+            var c = Target();
+            if (c != null) c.RecordStart(path);
         }
 
         public void StopRecording()
         {
-            if (CanSend()) client.RecordStop();
+            var c = Target();
+            if (c != null) c.RecordStop();
         }
 
-        /// <summary>A recorder with no client says how to give it one, where a record button would throw; one a script set
-        /// after AddComponent answers this recorder's requests too. A disabled one (or on an inactive object) says so and
-        /// sends nothing, as a disabled AudioSource will not play: it hears no answer, and no OnDisable would stop what it started.</summary>
-        bool CanSend()
+        /// <summary>The client this recorder's requests go to, or null having said why. While it records, the client that
+        /// records, still listened to: one a script put in the Client field since records nothing, and stopping it would let
+        /// the recording run on. Else its Client, listened to from now on (also one a script set after AddComponent); with
+        /// none it says how to give it one, where a record button would throw. A disabled one (or on an inactive object) says
+        /// so and sends nothing, as a disabled AudioSource will not play: it hears no answer, and no OnDisable would stop
+        /// what it started.</summary>
+        WorldBridgeClient Target()
         {
             if (!isActiveAndEnabled)
             {
                 Report("WorldRecorder is disabled or its GameObject inactive: enable it to record");
-                return false;
+                return null;
             }
-            if (WorldBridgeClient.Use(this, ref client, ref listened) != null) return true;
+            if (recording && recorded != null) return recorded;
+            if (WorldBridgeClient.Use(this, ref client, ref listened) != null) return client;
             Report(WorldBridgeClient.NeededBy("WorldRecorder"));
-            return false;
+            return null;
         }
 
         void OnMessage(MsgMap m)

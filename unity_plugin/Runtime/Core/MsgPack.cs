@@ -198,7 +198,7 @@ namespace WorldBridge.Core
             if (data == null) throw new ArgumentNullException(nameof(data));
             int pos = offset, end = offset + count;
             var value = Read(data, ref pos, end, 0);
-            if (pos != end) throw new FormatException($"msgpack: {end - pos} trailing bytes after the value at offset {pos - offset}");
+            if (pos != end) throw new FormatException($"msgpack: {Protocol.Plural(end - pos, "trailing byte")} after the value at offset {pos - offset}");
             return value;
         }
 
@@ -311,7 +311,7 @@ namespace WorldBridge.Core
 
         static void Need(int p, long n, int end)
         {
-            if (p + n > end) throw new FormatException($"msgpack: truncated, need {n} bytes at offset {p} but only {end - p} remain");
+            if (p + n > end) throw new FormatException($"msgpack: truncated, need {Protocol.Plural(n, "byte")} at offset {p} but only {end - p} remain");
         }
     }
 }

@@ -13,14 +13,23 @@ namespace WorldBridge.Core
 
         static readonly Stopwatch clock = Stopwatch.StartNew();
 
+        /// <summary>"1 session", "3 sessions": a count as a person writes it (the Godot addon's plural).</summary>
+        public static string Plural(long count, string noun) => $"{count} {noun}{(count == 1 ? "" : "s")}";
+
         /// <summary>Milliseconds on a monotonic clock: the client_ts the host echoes back in frames.</summary>
         public static double NowMs => clock.Elapsed.TotalMilliseconds;
 
-        public static MsgMap Hello(string client, IList<string> codecs) => new MsgMap
+        /// <summary>`reqId`: an error refusing this hello carries it, so it is told from answers to what was sent before.</summary>
+        public static MsgMap Hello(string client, IList<string> codecs, long? reqId = null)
         {
-            { "type", "hello" }, { "protocol_major", Major }, { "protocol_minor", Minor },
-            { "client", client }, { "codecs", new List<object>(codecs) },
-        };
+            var m = new MsgMap
+            {
+                { "type", "hello" }, { "protocol_major", Major }, { "protocol_minor", Minor },
+                { "client", client }, { "codecs", new List<object>(codecs) },
+            };
+            if (reqId != null) m["req_id"] = reqId.Value;
+            return m;
+        }
 
         public static MsgMap Start(long reqId, StartOptions o)
         {

@@ -42,6 +42,7 @@ namespace WorldBridge.Core
                                                     // welcomed it, so nothing of the queue can overtake hello or Restore
         WorldFrame latest;
         long resumeReqId = -1;
+        long helloReqId = -1; // the newest hello's: only an error carrying it refuses the handshake (IO thread)
         volatile StartOptions resumedWith;          // the options of the session the resume asks for: started again if
                                                     // the host lost it (not those of a later start the host refused)
         long starts, startsSent, startsAtResume = -1; // Start calls queued, and sent by the send thread: one still queued
@@ -468,8 +469,8 @@ namespace WorldBridge.Core
             lock (frameLock) Monitor.PulseAll(frameLock);
         }
 
-        /// <summary>hello → welcome (or reject/error: fatal), then Restore what the game asked for before a reconnect; on
-        /// the IO thread alone, before the send thread can see the connection. Close (cancel) ends it.</summary>
+        /// <summary>hello → welcome (or reject, or an error answering this hello: fatal), then Restore what the game asked for
+        /// before a reconnect; on the IO thread alone, before the send thread can see the connection. Close (cancel) ends it.</summary>
         bool Handshake(ZmtpDealer d)
         {
             // a --heartbeat host's PINGs reset the read timeout, so the whole exchange gets ConnectTimeoutMs by the clock
@@ -502,14 +503,17 @@ namespace WorldBridge.Core
 
         bool Greet(ZmtpDealer d)
         {
-            d.Send(MsgPack.Encode(Protocol.Hello(Options.Client, new[] { "raw" })));
+            d.Send(MsgPack.Encode(Protocol.Hello(Options.Client, new[] { "raw" }, helloReqId = NextReqId())));
             while (true)
             {
                 var parts = d.Receive(); // the handshake read timeout (ConnectTimeoutMs) still applies here
                 var m = MsgPack.DecodeHeader(parts[0]);
                 var type = m.GetString("type");
-                if (type == "error" && m.GetString("code") == "not_ready") // answers what was sent before this hello
+                if (type == "error" && m.GetLong("req_id", -2) != helloReqId) // answers what was sent before this hello
                 {
+                    // not_ready, or a refusal the host makes before it looks for a peer (too_large): a start refused so is
+                    // answered, and Restore must not send it again
+                    if (m.GetString("code") != "not_ready" && m.Has("req_id")) unanswered.TryRemove(m.GetLong("req_id"), out _);
                     Post(m);
                     continue;
                 }

@@ -720,14 +720,15 @@ namespace WorldBridge.Tests
                 Assert.IsTrue(c.WaitReady(5000), c.LastError);
                 var reqId = typeof(WorldBridgeConnection).GetField("reqId", BindingFlags.NonPublic | BindingFlags.Instance);
                 // the first start takes its id, then spends a while encoding a large image; the second is quick
+                var firstId = (long)reqId.GetValue(c) + 1; // hello took the ids before it
                 var first = new Thread(() => c.Start(new StartOptions { Mode = "step", Text = "first", Image = new byte[32 << 20] }));
                 first.Start();
-                Until(() => (long)reqId.GetValue(c) == 1, "the first start to take its id");
+                Until(() => (long)reqId.GetValue(c) == firstId, "the first start to take its id");
                 var second = c.Start(new StartOptions { Mode = "step", Text = "second" });
                 Assert.IsTrue(first.Join(5000));
                 var sent = new[] { host.Expect("start"), host.Expect("start") };
                 Assert.AreEqual(new[] { "first", "second" }, sent.Select(m => m.GetString("text")).ToArray(), "the older start went out last");
-                Assert.AreEqual(new[] { 1L, second }, sent.Select(m => m.GetLong("req_id")).ToArray());
+                Assert.AreEqual(new[] { firstId, second }, sent.Select(m => m.GetLong("req_id")).ToArray());
                 Restart(host, c);
                 var again = host.Expect("start");
                 Assert.AreEqual((second, "second"), (again.GetLong("req_id"), again.GetString("text")), "a reconnect repeated another start than the last sent");
@@ -887,13 +888,42 @@ namespace WorldBridge.Tests
             using (var c = new WorldBridgeConnection(Options(host)))
             {
                 c.Connect();
-                host.Accept();
-                host.Send(new MsgMap { { "type", "error" }, { "req_id", null }, { "code", "bad_message" },
+                var hello = host.Accept();
+                Assert.IsTrue(hello.Has("req_id"), "hello carries no req_id: its refusal cannot be told from another answer");
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", hello.GetLong("req_id") }, { "code", "bad_message" },
                                        { "message", "client is 5000 bytes, over the 4096-byte limit for strings" }, { "fatal", false } });
                 Until(() => c.State == ConnectionState.Failed, "the connection to give up");
                 Assert.AreEqual("client is 5000 bytes, over the 4096-byte limit for strings", c.LastError);
                 Assert.AreEqual("bad_message", NextMessage(c, "error").GetString("code"));
                 Assert.IsFalse(host.Pending(300), "retrying a hello the host refused cannot help");
+            }
+        }
+
+        [Test]
+        public void AnErrorAnsweringAnOlderRequestWhileGreetingAgainIsNoRefusedHello()
+        {
+            using (var host = new FakeHost())
+            using (var c = Welcomed(host))
+            {
+                Assert.IsTrue(c.WaitReady(5000), c.LastError);
+                var ping = c.Ping();
+                var start = c.Start(new StartOptions { Mode = "step", Text = "a cave" });
+                host.Expect("ping");
+                host.Expect("start");
+                host.Send(NotReady(ping));                     // the host forgot this client...
+                var hello = host.Expect("hello");
+                Assert.AreNotEqual(start, hello.GetLong("req_id", start), "hello needs a req_id of its own");
+                // ...after the start reached it: refused before the host looks for a peer (too large), so not not_ready
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", start }, { "code", "too_large" },
+                                       { "message", "a message of 20000000 bytes is over the host's 16777216-byte limit" }, { "fatal", false } });
+                host.Welcome();
+                Assert.IsTrue(c.WaitReady(5000), "the start's refusal was taken for a refused hello: " + c.LastError);
+                Assert.AreEqual(ConnectionState.Ready, c.State);
+                var first = NextMessage(c, "error");
+                Assert.AreEqual(("not_ready", ping), (first.GetString("code"), first.GetLong("req_id")));
+                var second = NextMessage(c, "error");
+                Assert.AreEqual(("too_large", start), (second.GetString("code"), second.GetLong("req_id")), "the start's refusal must reach the game");
+                Assert.IsEmpty(host.Drain(300), "the refused start was sent again");
             }
         }
 

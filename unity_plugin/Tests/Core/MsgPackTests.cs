@@ -93,6 +93,19 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void DecodeErrorsWriteACountOfOneAsAPersonWould()
+        {
+            // they said "1 trailing bytes" and "need 1 bytes", as the Godot decoder did
+            var cases = new Dictionary<string, string>
+            {
+                { "c0c0", "msgpack: 1 trailing byte after" }, { "c0c0c0", "msgpack: 2 trailing bytes after" },
+                { "c401", "need 1 byte at offset 2 but only 0 remain" }, { "c40300", "need 3 bytes at offset 2" },
+            };
+            foreach (var c in cases)
+                StringAssert.Contains(c.Value, Assert.Throws<FormatException>(() => MsgPack.Decode(GoldenVectors.Hex(c.Key))).Message, c.Key);
+        }
+
+        [Test]
         public void BadInputGivesClearErrors()
         {
             var truncated = Assert.Throws<FormatException>(() => MsgPack.Decode(GoldenVectors.Hex("cd01")));

@@ -40,6 +40,22 @@ namespace WorldBridge.Tests
             return sent;
         }
 
+        /// <summary>A recording recorder whose Client a script then swapped for `other`; `recorded` is the one recording.</summary>
+        static (WorldRecorder recorder, WorldBridgeClient recorded, WorldBridgeClient other) Swapped()
+        {
+            var recorder = Recording();
+            var recorded = recorder.client;
+            recorder.client = ReadyClient();
+            return (recorder, recorded, recorder.client);
+        }
+
+        static void OnlyTheRecordingClientWasStopped(WorldBridgeClient recorded, WorldBridgeClient other)
+        {
+            CollectionAssert.AreEqual(new[] { "record_start", "record_stop" }, Requests(recorded),
+                                      "the recording on the first client's host ran on");
+            CollectionAssert.IsEmpty(Requests(other), "a client that records nothing was asked to stop recording");
+        }
+
         static void Receive(WorldRecorder recorder, MsgMap m) =>
             Call(recorder, "OnMessage", m);
 
@@ -87,15 +103,28 @@ namespace WorldBridge.Tests
         [Test]
         public void DisabledAfterItsClientWasSwappedItStopsTheRecordingOfTheClientThatRecords()
         {
-            var recorder = Recording();
-            var recorded = recorder.client;
-            var other = ReadyClient();
-            recorder.client = other; // a script swaps the client while it records
+            var (recorder, recorded, other) = Swapped();
             Call(recorder, "OnDisable");
-            CollectionAssert.AreEqual(new[] { "record_start", "record_stop" }, Requests(recorded),
-                                      "the recording on the first client's host ran on with the recorder off");
-            CollectionAssert.IsEmpty(Requests(other), "a client that records nothing was asked to stop recording");
+            OnlyTheRecordingClientWasStopped(recorded, other);
             StringAssert.Contains("a.wbrec stopped", recorder.Status);
+            recorded.Connection.Close();
+            other.Connection.Close();
+        }
+
+        [Test]
+        public void StoppedAfterItsClientWasSwappedItStopsTheClientThatRecordsAndHearsItsAnswer()
+        {
+            var (recorder, recorded, other) = Swapped();
+            recorder.Toggle(); // the record button: stop
+            OnlyTheRecordingClientWasStopped(recorded, other);
+            Call(recorded, "Handle", new MsgMap { { "type", "ok" }, { "req_id", 2 }, { "request", "record_stop" },
+                                                  { "path", "a.wbrec" }, { "frames", 12L } });
+            Assert.IsFalse(recorder.IsRecording, "the stop's answer went unheard: the next Toggle would stop again");
+            Assert.AreEqual(12L, recorder.LastFrames);
+            recorder.Toggle();       // the next recording is the Client field's
+            CollectionAssert.AreEqual(new[] { "record_start" }, Requests(other));
+            Call(other, "Handle", Started());
+            Assert.IsTrue(recorder.IsRecording, "the new client's answer went unheard");
             recorded.Connection.Close();
             other.Connection.Close();
         }

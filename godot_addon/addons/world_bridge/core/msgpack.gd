@@ -8,6 +8,8 @@ extends RefCounted
 ## floats are always float64, str/bin/array/map use their smallest length class.
 ## Bytes move with StreamPeerBuffer (big_endian) put_data/get_data, never one byte at a time.
 
+const Protocol := preload("protocol.gd")  # plural(): error counts read "1 byte", "2 bytes"
+
 const MAX_DEPTH := 32
 const UINT64_WRAP := 18446744073709551616.0
 
@@ -57,8 +59,8 @@ static func decode(data: PackedByteArray) -> Dictionary:
 	var value: Variant = _read(buf, state, 0)
 	if state["error"] == "" and buf.get_available_bytes() > 0:
 		state["error"] = (
-			"%d trailing bytes after the msgpack value: send one value per frame"
-			% buf.get_available_bytes()
+			"%s after the msgpack value: send one value per frame"
+			% Protocol.plural(buf.get_available_bytes(), "trailing byte")
 		)
 	if state["error"] != "":
 		return {"value": null, "error": "msgpack: " + state["error"]}
@@ -248,8 +250,9 @@ static func _read_length(buf: StreamPeerBuffer, state: Dictionary, width: int) -
 static func _read_bytes(buf: StreamPeerBuffer, state: Dictionary, n: int) -> PackedByteArray:
 	if n < 0 or state["error"] != "":
 		return PackedByteArray()
-	if buf.get_available_bytes() < n:
-		_fail(state, "truncated: %d bytes announced, %d left" % [n, buf.get_available_bytes()])
+	var left := buf.get_available_bytes()
+	if left < n:
+		_fail(state, "truncated: %s announced, %d left" % [Protocol.plural(n, "byte"), left])
 		return PackedByteArray()
 	var got: Array = buf.get_data(n)
 	return got[1]
@@ -312,8 +315,10 @@ static func _read_array(buf: StreamPeerBuffer, state: Dictionary, n: int, depth:
 	var items := []
 	if n < 0 or state["error"] != "":
 		return items
-	if n > buf.get_available_bytes():
-		_fail(state, "array of %d items cannot fit in %d bytes" % [n, buf.get_available_bytes()])
+	var left := buf.get_available_bytes()
+	if n > left:
+		var what := [Protocol.plural(n, "item"), Protocol.plural(left, "byte")]
+		_fail(state, "array of %s cannot fit in %s" % what)
 		return items
 	items.resize(n)
 	for i in range(n):
@@ -327,8 +332,10 @@ static func _read_map(buf: StreamPeerBuffer, state: Dictionary, n: int, depth: i
 	var map := {}
 	if n < 0 or state["error"] != "":
 		return map
-	if 2 * n > buf.get_available_bytes():
-		_fail(state, "map of %d pairs cannot fit in %d bytes" % [n, buf.get_available_bytes()])
+	var left := buf.get_available_bytes()
+	if 2 * n > left:
+		var what := [Protocol.plural(n, "pair"), Protocol.plural(left, "byte")]
+		_fail(state, "map of %s cannot fit in %s" % what)
 		return map
 	for i in range(n):
 		var key: Variant = _read(buf, state, depth + 1)

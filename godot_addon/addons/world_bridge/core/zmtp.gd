@@ -15,6 +15,8 @@ signal closed(reason: String)
 
 enum State { IDLE, WAITING, CONNECTING, GREETING, HANDSHAKE, OPEN }
 
+const Protocol := preload("protocol.gd")  # plural(): "1 byte", "2 bytes"
+
 const FLAG_MORE := 1
 const FLAG_LONG := 2
 const FLAG_COMMAND := 4
@@ -138,7 +140,8 @@ func send(parts: Array) -> Error:
 		out.append_array(encode_frame(part, i < parts.size() - 1, false))
 	if _tx.size() + out.size() > max_pending_bytes:
 		last_error = (
-			"send queue would exceed %d bytes: the host is not reading" % max_pending_bytes
+			"send queue would exceed %s: the host is not reading"
+			% Protocol.plural(max_pending_bytes, "byte")
 		)
 		return ERR_OUT_OF_MEMORY
 	_tx.append_array(out)
