@@ -101,7 +101,15 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     _sync(tmp)
     replace(tmp, path, path)
     if os.name == "posix":  # the rename itself, so the new name survives a power loss too
-        fsync(Path(path).parent)
+        fsync(Path(path).parent, full=True)
+
+
+def _free_name(path: Path) -> Path:
+    """`path`, or `path-1`, `path-2`, ...: the first that names nothing yet."""
+    n = 0
+    while os.path.lexists(candidate := path.with_name(path.name + (f"-{n}" if n else ""))):
+        n += 1
+    return candidate
 
 
 def publish_over(tmp: str | Path, path: str | Path) -> None:
@@ -112,7 +120,7 @@ def publish_over(tmp: str | Path, path: str | Path) -> None:
     if not os.path.lexists(path):
         publish(tmp, path)
         return
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    old = _free_name(path.with_name(f".{path.name}.old-{os.getpid()}"))  # an earlier failed save may have kept one
     replace(path, old, path)
     try:
         publish(tmp, path)

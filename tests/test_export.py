@@ -285,7 +285,7 @@ def test_a_png_folder_flushes_the_drive_cache_once_not_twice_per_frame(tmp_path,
 
     done = macos_syncs(monkeypatch)
     export_frames([np.full((8, 8, 3), i, np.uint8) for i in range(5)], {"frames": tmp_path / "f"}, 10.0, label="test")
-    assert done.count("full") == 1 and done.index("full") == done.index("rename") - 1
+    assert done.count("full") == 2 and done.index("full") == done.index("rename") - 1  # the frames, then the name
 
 
 def _fail_after(calls: int, real):

@@ -118,19 +118,20 @@ def test_fsync_reaches_the_disk_on_macos(tmp_path, monkeypatch, full_sync_works)
 
 
 def test_a_published_folder_flushes_the_drive_cache_once_not_per_file(tmp_path, monkeypatch):
-    """F_FULLFSYNC flushes the whole drive cache (tens of ms): one, after every file's fsync and before the rename
-    that publishes them, is what keeps a power loss from leaving a half folder; one per file cost 2N of them."""
+    """F_FULLFSYNC flushes the whole drive cache (tens of ms): one after every file's fsync and before the rename
+    that publishes them keeps a power loss from leaving a half folder, one after it keeps the new name; one per file
+    cost 2N of them."""
     done = macos_syncs(monkeypatch)
     tmp = tmp_path / "tmp"
     (tmp / "sub").mkdir(parents=True)
     for name in ("a", "b", "sub/c"):
         (tmp / name).write_bytes(b"x")
     publish(tmp, tmp_path / "out")
-    assert done.count("full") == 1 and done[-3:] == ["full", "rename", "fsync"]  # then the folder holding the name
-    assert done.count("fsync") == 5  # a, b, sub/c, sub, and the parent after the rename
+    assert done.count("full") == 2 and done[-3:] == ["full", "rename", "full"]  # then the folder holding the name
+    assert done.count("fsync") == 4  # a, b, sub/c, sub
     done.clear()
     atomic_write_bytes(tmp_path / "f.bin", b"x")
-    assert done == ["full", "rename", "fsync"]
+    assert done == ["full", "rename", "full"]
 
 
 def test_a_recording_is_flushed_from_the_drive_cache_when_it_closes_not_every_second(tmp_path, monkeypatch):
@@ -146,3 +147,21 @@ def test_a_recording_is_flushed_from_the_drive_cache_when_it_closes_not_every_se
     assert done == ["fsync"] * 3
     rec.close(now[0])
     assert done == ["fsync"] * 3 + ["full"]
+
+
+def test_publish_over_a_folder_whose_earlier_copy_was_kept_uses_a_new_name(tmp_path):
+    """A publish that failed after its rename keeps `.NAME.old-PID`; the next save onto NAME must not trip over it."""
+    from bridge.files import publish_over
+
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a").write_text("old", encoding="utf-8")
+    kept = tmp_path / f".ds.old-{os.getpid()}"
+    kept.mkdir()
+    (kept / "a").write_text("kept earlier", encoding="utf-8")
+    new = tmp_path / "new.tmp"
+    new.mkdir()
+    (new / "a").write_text("new", encoding="utf-8")
+    publish_over(new, tmp_path / "ds")
+    assert (tmp_path / "ds" / "a").read_text(encoding="utf-8") == "new"
+    assert (kept / "a").read_text(encoding="utf-8") == "kept earlier"  # the user's earlier copy is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ds", kept.name])

@@ -98,3 +98,12 @@ def test_ctrl_c_before_the_first_save_does_not_claim_a_saved_state(tmp_path, cap
     with pytest.raises(SystemExit):
         guarded(saved_then_stopped, None, str(tmp_path / "run"))
     assert "the last state was saved: run the same command to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, litter", [(".DS_Store", True), ("._clip.mp4", True), ("desktop.ini", True),
+                                          (".ckpt.safetensors.tmp", True), (".git", False), ("notes.txt", False)])
+def test_a_new_out_ignores_what_file_managers_leave_and_nothing_else(name, litter):
+    """Finder leaves AppleDouble `._NAME` files on exFAT/SMB drives beside .DS_Store; a real file is somebody's work."""
+    from bridge.train.loop import is_litter
+
+    assert is_litter(name) == litter

@@ -151,7 +151,7 @@ def eval_prompts(checkpoint, backend, as_json, trials, prompts, sketches, event_
             world = load_world(checkpoint, device=device)
         sections = tuple(only) or ("checks", *PROMPT_SECTIONS)
         missing = untrained(world, sections, checkpoint or "WORLD")
-        if missing and (only or len(missing) == len(PROMPT_SECTIONS)):  # nothing asked for can be measured
+        if missing and (only or len(missing) == len(PROMPT_SECTIONS)):  # an --only section untrained, or none trained
             raise click.ClickException(f"{world.name} cannot be measured on " + "; ".join(missing.values()))
         for why in missing.values():
             click.echo(f"not measured: {why}", err=True)

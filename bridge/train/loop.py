@@ -29,7 +29,7 @@ def train_device(device: str | None) -> torch.device:
 
 
 # What a file manager leaves in any folder it shows (macOS Finder, Windows Explorer): no reason to refuse a folder
-OS_LITTER = frozenset({".DS_Store", "desktop.ini", "Thumbs.db"})
+OS_LITTER = frozenset({".DS_Store", "desktop.ini", "Thumbs.db"})  # and macOS' AppleDouble "._NAME" files
 
 
 def check_new_out(out: Path, command: str, what: str, ours: Collection[str] = ()) -> None:
@@ -44,7 +44,7 @@ def check_new_out(out: Path, command: str, what: str, ours: Collection[str] = ()
 
 def is_litter(name: str) -> bool:
     """Whether a file in a new --out is a file manager's (OS_LITTER) or a save's temp file: nobody's work."""
-    return name in OS_LITTER or (name.startswith(".") and name.endswith(".tmp"))
+    return name in OS_LITTER or name.startswith("._") or (name.startswith(".") and name.endswith(".tmp"))
 
 
 def kept_options(opts: Any, run: dict[str, Any], defaults: dict[str, Any], kept: dict[str, str]) -> Any:
