@@ -278,6 +278,14 @@ class Frames(dict):
         self.recorded.clear()
         self.version = next(_versions)
 
+    def copy(self) -> Frames:  # type: ignore[override]
+        """Another Frames holding the same records, its ordered lists copied rather than rebuilt by sorting (the
+        autosave snapshots every branch while frames arrive)."""
+        new = Frames.__new__(Frames)
+        dict.update(new, self)
+        new.indices, new.recorded, new.version = list(self.indices), list(self.recorded), next(_versions)
+        return new
+
     def __reduce__(self):
         return Frames, (dict(self),)
 

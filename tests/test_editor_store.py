@@ -14,7 +14,7 @@ import pytest
 from bridge.files import Cancelled
 from editor_gui import export as exporting
 from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap
-from editor_gui.session_store import FrameRecord, PromptSpec, Session, SessionFileError
+from editor_gui.session_store import FrameRecord, Frames, PromptSpec, Session, SessionFileError
 
 
 def _img(i: int) -> np.ndarray:
@@ -68,6 +68,20 @@ def test_rewind_drops_later_frames():
     assert s.branches[0].frames[6].action == 0 and s.branches[0].frames[6].image[0, 0, 0] == 6
     s.add_frame(FrameRecord(7, 2, [], [], _img(51)))
     assert s.branches[0].frames[7].image[0, 0, 0] == 51
+
+
+def test_a_frames_copy_keeps_the_order_and_recorded_lists_and_later_changes_leave_it_alone():
+    frames = _session().branches[0].frames
+    frames[12] = FrameRecord(12, 1)  # not recorded
+    copy = frames.copy()
+    assert isinstance(copy, Frames) and copy == frames and copy.version != frames.version
+    assert copy.indices == frames.indices == [*range(10), 12]
+    assert copy.recorded == frames.recorded and [r.index for r in copy.recorded] == list(range(10))
+    frames[13] = FrameRecord(13, 1, image=_img(13))
+    del frames[3]
+    assert copy.indices == [*range(10), 12] and [r.index for r in copy.recorded] == list(range(10))
+    copy[11] = FrameRecord(11, 1, image=_img(11))
+    assert 11 not in frames and [r.index for r in copy.recorded] == [*range(10), 11]
 
 
 @pytest.mark.parametrize("name", ["one.wbsession", "folder_session"])
