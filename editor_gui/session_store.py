@@ -202,6 +202,24 @@ class FrameRecord:
     settings: dict = field(default_factory=dict)  # sampling settings changed just before this frame was made (all of
     # them on the first frame of a world, of a branch and after a rewind), so a rebuild makes it with the same ones
 
+    def __setattr__(self, name: str, value) -> None:
+        """Once in a branch (`Frames`) a record keeps its index and pixels: the branch's ordered lists hold it by them
+        and would not see the change (the one place this is checked)."""
+        if name in _ORDERED_BY and "_in_branch" in self.__dict__:
+            raise AttributeError(f"frame {self.index}'s {name} cannot change while it is in a branch, whose ordered "
+                                 f"lists would not see it: put a new record in its place (frames[{self.index}] = "
+                                 f"dataclasses.replace(rec, {name}=...))")
+        object.__setattr__(self, name, value)
+
+
+_ORDERED_BY = ("index", "image")  # what a Frames orders and picks its recorded frames by
+
+
+def _hold(rec: FrameRecord) -> FrameRecord:
+    """Mark a record as in a branch, so its index and pixels stay as the branch's lists have them."""
+    rec.__dict__["_in_branch"] = True
+    return rec
+
 
 _versions = itertools.count(1)  # one counter for every Frames: a version names one state of one Frames
 
@@ -213,10 +231,10 @@ def _index(rec: FrameRecord) -> int:
 class Frames(dict):
     """A branch's frames by index that keeps, as frames come and go, their indices in order and the recorded ones
     (pixels held) in index order, so the timeline reads them a few times a second without sorting every frame.
-    A frame's pixels are set before it goes in: an `image` set or cleared on a record already here is not seen."""
+    A frame's pixels are set before it goes in: a record here refuses a new `image` or `index` (FrameRecord)."""
 
     def __init__(self, frames: dict[int, FrameRecord] | None = None):
-        super().__init__(frames or {})
+        super().__init__({i: _hold(r) for i, r in (frames or {}).items()})
         self.indices = sorted(self)
         self.recorded = [self[i] for i in self.indices if self[i].image is not None]
         self.version = next(_versions)  # changes with every change: a reader that saw this version has seen them all
@@ -228,7 +246,7 @@ class Frames(dict):
             self.indices.append(index)  # frames arrive in order: append
         else:
             insort(self.indices, index)
-        super().__setitem__(index, rec)
+        super().__setitem__(index, _hold(rec))
         if rec.image is not None:
             if not self.recorded or index > self.recorded[-1].index:
                 self.recorded.append(rec)

@@ -1,5 +1,6 @@
 """Editor pieces that need no host: the branch tree, session save/load, exports, key maps."""
 
+import dataclasses
 import json
 import os
 import re
@@ -84,10 +85,27 @@ def test_a_frames_copy_keeps_the_order_and_recorded_lists_and_later_changes_leav
     assert 11 not in frames and [r.index for r in copy.recorded] == [*range(10), 11]
 
 
+def test_a_frame_in_a_branch_cannot_have_its_pixels_or_index_changed_behind_the_recorded_list():
+    s = _session()
+    frames = s.branches[0].frames
+    for name, value in [("image", None), ("image", _img(77)), ("index", 40)]:
+        with pytest.raises(AttributeError, match=rf"frame 9's {name} cannot change .*frames\[9\] = "
+                                                 rf"dataclasses.replace\(rec, {name}=...\)"):
+            setattr(frames[9], name, value)
+    assert frames[9].image[0, 0, 0] == 9 and frames[9].index == 9
+    frames[9] = dataclasses.replace(frames[9], image=None)  # the way: a new record in its place
+    assert [r.index for r in s.recorded(0)] == list(range(9)) and frames[9].action == 0
+    rec = FrameRecord(10, 1)
+    rec.image = _img(10)  # not in a branch yet: its pixels may still be set
+    frames[10] = rec
+    assert [r.index for r in s.recorded(0)] == [*range(9), 10]
+
+
 @pytest.mark.parametrize("name", ["one.wbsession", "folder_session"])
 def test_save_load_roundtrip(tmp_path, name):
     s = _session()
-    s.branches[0].frames[9].image = None  # an unrecorded frame keeps its action but no pixels
+    frames = s.branches[0].frames
+    frames[9] = dataclasses.replace(frames[9], image=None)  # an unrecorded frame keeps its action but no pixels
     path = s.save(tmp_path / name)
     assert path.is_file() == name.endswith(".wbsession")
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "temp files left behind"
