@@ -228,6 +228,11 @@ def _index(rec: FrameRecord) -> int:
     return rec.index
 
 
+def _between(seq: list, after: int, upto: int | None, key=None) -> list:
+    """The part of an index-ordered list with indices in (after, upto] (upto None: to the end), found by bisection."""
+    return seq[bisect_right(seq, after, key=key):None if upto is None else bisect_right(seq, upto, key=key)]
+
+
 class Frames(dict):
     """A branch's frames by index that keeps, as frames come and go, their indices in order and the recorded ones
     (pixels held) in index order, so the timeline reads them a few times a second without sorting every frame.
@@ -381,29 +386,28 @@ class Session:
             b = self.branches[b.parent]
         return b.id
 
-    def path(self, branch_id: int) -> list[FrameRecord]:
-        """The whole timeline of a branch, frame 0 first: ancestors' frames up to each fork, then its own."""
-        out: dict[int, FrameRecord] = {}
-        b, limit = self.branches[branch_id], None
+    def _spans(self, branch_id: int) -> list[tuple[Branch, int, int | None]]:
+        """The branches a timeline reads, root first, each with the frames it gives: after its fork point (a frame it
+        holds at or before it is its ancestor's, as `owner` says), up to the next one's fork (None: to its end)."""
+        spans, b, upto = [], self.branches[branch_id], None
         while True:
-            out.update({i: r for i, r in b.frames.items() if limit is None or i <= limit})
+            after = -1 if b.parent is None or b.parent_frame is None else b.parent_frame
+            spans.append((b, after, upto))
             if b.parent is None:
                 break
-            b, limit = self.branches[b.parent], b.parent_frame
-        return [out[i] for i in sorted(out)]
+            b, upto = self.branches[b.parent], b.parent_frame
+        return spans[::-1]
+
+    def path(self, branch_id: int) -> list[FrameRecord]:
+        """The whole timeline of a branch, frame 0 first: ancestors' frames up to each fork, then its own."""
+        spans = self._spans(branch_id)
+        return [b.frames[i] for b, a, u in spans for i in _between(b.frames.indices, a, u)]
 
     def recorded(self, branch_id: int) -> list[FrameRecord]:
         """Frames of a branch's timeline that have pixels (what the scrubber and exports show): slices of each
         branch's own recorded list, so asking a few times a second while frames arrive never sorts them all."""
-        parts, b, limit = [], self.branches[branch_id], None
-        while True:
-            recs = b.frames.recorded
-            lo = 0 if b.parent is None or b.parent_frame is None else bisect_right(recs, b.parent_frame, key=_index)
-            parts.append(recs[lo:] if limit is None else recs[lo:bisect_right(recs, limit, key=_index)])
-            if b.parent is None:
-                break
-            b, limit = self.branches[b.parent], b.parent_frame
-        return list(itertools.chain.from_iterable(reversed(parts)))
+        spans = self._spans(branch_id)
+        return list(itertools.chain.from_iterable(_between(b.frames.recorded, a, u, _index) for b, a, u in spans))
 
     def images_held(self) -> int:
         """Frames of every branch that hold pixels (what the editor's memory guard counts)."""

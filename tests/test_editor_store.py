@@ -61,6 +61,19 @@ def test_branch_tree_paths():
         s.fork(1, 9)
 
 
+@pytest.mark.parametrize("saved", [False, True])
+def test_a_branchs_own_frame_at_or_before_its_fork_is_left_out_of_path_and_recorded_alike(tmp_path, saved):
+    s = _session()  # branch 1 forks the root at 4, branch 2 forks branch 1 at 6
+    del s.branches[0].frames[2]  # a hole in the root: only branch 1's own frame 2 is there
+    s.branches[1].frames.update({2: FrameRecord(2, 1, image=_img(102)), 3: FrameRecord(3, 1, image=_img(103))})
+    s.branches[2].frames[6] = FrameRecord(6, 2, image=_img(206))  # add_frame refuses these; a session file may not
+    if saved:
+        s = Session.load(s.save(tmp_path / "old.wbsession"))
+    for bid, pixels in [(1, [0, 1, 3, 4, 105, 106, 107]), (2, [0, 1, 3, 4, 105, 106, 207, 208])]:
+        assert [r.image[0, 0, 0] for r in s.path(bid)] == pixels  # the fork's ancestors' frames, never the copies
+        assert s.recorded(bid) == s.path(bid)
+
+
 def test_rewind_drops_later_frames():
     s = _session()
     s.live = 0
