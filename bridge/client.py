@@ -107,18 +107,25 @@ class WorldClient:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    @property
+    def socket(self) -> zmq.Socket:
+        """The connection's ZeroMQ socket, to wait on in a zmq.Poller beside others (then `drain_frames()`): read and
+        write only through the client, which files every message."""
+        if self._closed:
+            raise ProtocolError("closed", "this WorldClient is closed: make a new one")
+        return self._sock
+
     # --- plumbing ---
 
     def _send(self, msg: dict) -> None:
         """Send one message; one over the welcome's `max_message_bytes` is refused here in the host's words (too_large),
         as the host would answer it (or drop the connection, over twice the limit)."""
-        if self._closed:
-            raise ProtocolError("closed", "this WorldClient is closed: make a new one")
+        sock = self.socket
         data = P.encode(msg)
         limit = (self.welcome or {}).get("limits", {}).get("max_message_bytes")
         if is_int(limit) and len(data) > limit:
             raise P.too_large(len(data), limit, msg)
-        self._sock.send(data)
+        sock.send(data)
 
     def _next_req(self) -> int:
         self._req_id += 1
@@ -134,9 +141,7 @@ class WorldClient:
     def _receive(self, timeout_s: float | None) -> bool:
         """Receive and file one message (frame / reply / async error); False when nothing came in time."""
         timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
-        if self._closed:
-            raise ProtocolError("closed", "this WorldClient is closed: make a new one")
-        if not self._sock.poll(timeout_ms, zmq.POLLIN):
+        if not self.socket.poll(timeout_ms, zmq.POLLIN):
             return False
         parts = self._sock.recv_multipart()
         received = client_ms()

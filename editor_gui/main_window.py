@@ -1236,7 +1236,7 @@ class MainWindow(QMainWindow):
                        backend_kind=s.backend_kind, backend_name=s.backend_name, fps=s.fps, width=s.width,
                        height=s.height, action_names=list(s.action_names))
         for b in s.branches.values():
-            copy.branches[b.id] = Branch(b.id, b.parent, b.parent_frame, b.name, b.prompt, dict(b.frames))
+            copy.branches[b.id] = Branch(b.id, b.parent, b.parent_frame, b.name, b.prompt, b.frames.copy())
         return copy
 
     def save_to(self, path: str | Path) -> Job | None:

@@ -202,6 +202,24 @@ class FrameRecord:
     settings: dict = field(default_factory=dict)  # sampling settings changed just before this frame was made (all of
     # them on the first frame of a world, of a branch and after a rewind), so a rebuild makes it with the same ones
 
+    def __setattr__(self, name: str, value) -> None:
+        """Once in a branch (`Frames`) a record keeps its index and pixels: the branch's ordered lists hold it by them
+        and would not see the change (the one place this is checked)."""
+        if name in _ORDERED_BY and "_in_branch" in self.__dict__:
+            raise AttributeError(f"frame {self.index}'s {name} cannot change while it is in a branch, whose ordered "
+                                 f"lists would not see it: put a new record in its place (frames[{self.index}] = "
+                                 f"dataclasses.replace(rec, {name}=...))")
+        object.__setattr__(self, name, value)
+
+
+_ORDERED_BY = ("index", "image")  # what a Frames orders and picks its recorded frames by
+
+
+def _hold(rec: FrameRecord) -> FrameRecord:
+    """Mark a record as in a branch, so its index and pixels stay as the branch's lists have them."""
+    rec.__dict__["_in_branch"] = True
+    return rec
+
 
 _versions = itertools.count(1)  # one counter for every Frames: a version names one state of one Frames
 
@@ -210,13 +228,18 @@ def _index(rec: FrameRecord) -> int:
     return rec.index
 
 
+def _between(seq: list, after: int, upto: int | None, key=None) -> list:
+    """The part of an index-ordered list with indices in (after, upto] (upto None: to the end), found by bisection."""
+    return seq[bisect_right(seq, after, key=key):None if upto is None else bisect_right(seq, upto, key=key)]
+
+
 class Frames(dict):
     """A branch's frames by index that keeps, as frames come and go, their indices in order and the recorded ones
     (pixels held) in index order, so the timeline reads them a few times a second without sorting every frame.
-    A frame's pixels are set before it goes in: an `image` set or cleared on a record already here is not seen."""
+    A frame's pixels are set before it goes in: a record here refuses a new `image` or `index` (FrameRecord)."""
 
     def __init__(self, frames: dict[int, FrameRecord] | None = None):
-        super().__init__(frames or {})
+        super().__init__({i: _hold(r) for i, r in (frames or {}).items()})
         self.indices = sorted(self)
         self.recorded = [self[i] for i in self.indices if self[i].image is not None]
         self.version = next(_versions)  # changes with every change: a reader that saw this version has seen them all
@@ -228,7 +251,7 @@ class Frames(dict):
             self.indices.append(index)  # frames arrive in order: append
         else:
             insort(self.indices, index)
-        super().__setitem__(index, rec)
+        super().__setitem__(index, _hold(rec))
         if rec.image is not None:
             if not self.recorded or index > self.recorded[-1].index:
                 self.recorded.append(rec)
@@ -277,6 +300,14 @@ class Frames(dict):
         self.indices.clear()
         self.recorded.clear()
         self.version = next(_versions)
+
+    def copy(self) -> Frames:  # type: ignore[override]
+        """Another Frames holding the same records, its ordered lists copied rather than rebuilt by sorting (the
+        autosave snapshots every branch while frames arrive)."""
+        new = Frames.__new__(Frames)
+        dict.update(new, self)
+        new.indices, new.recorded, new.version = list(self.indices), list(self.recorded), next(_versions)
+        return new
 
     def __reduce__(self):
         return Frames, (dict(self),)
@@ -355,29 +386,28 @@ class Session:
             b = self.branches[b.parent]
         return b.id
 
-    def path(self, branch_id: int) -> list[FrameRecord]:
-        """The whole timeline of a branch, frame 0 first: ancestors' frames up to each fork, then its own."""
-        out: dict[int, FrameRecord] = {}
-        b, limit = self.branches[branch_id], None
+    def _spans(self, branch_id: int) -> list[tuple[Branch, int, int | None]]:
+        """The branches a timeline reads, root first, each with the frames it gives: after its fork point (a frame it
+        holds at or before it is its ancestor's, as `owner` says), up to the next one's fork (None: to its end)."""
+        spans, b, upto = [], self.branches[branch_id], None
         while True:
-            out.update({i: r for i, r in b.frames.items() if limit is None or i <= limit})
+            after = -1 if b.parent is None or b.parent_frame is None else b.parent_frame
+            spans.append((b, after, upto))
             if b.parent is None:
                 break
-            b, limit = self.branches[b.parent], b.parent_frame
-        return [out[i] for i in sorted(out)]
+            b, upto = self.branches[b.parent], b.parent_frame
+        return spans[::-1]
+
+    def path(self, branch_id: int) -> list[FrameRecord]:
+        """The whole timeline of a branch, frame 0 first: ancestors' frames up to each fork, then its own."""
+        spans = self._spans(branch_id)
+        return [b.frames[i] for b, a, u in spans for i in _between(b.frames.indices, a, u)]
 
     def recorded(self, branch_id: int) -> list[FrameRecord]:
         """Frames of a branch's timeline that have pixels (what the scrubber and exports show): slices of each
         branch's own recorded list, so asking a few times a second while frames arrive never sorts them all."""
-        parts, b, limit = [], self.branches[branch_id], None
-        while True:
-            recs = b.frames.recorded
-            lo = 0 if b.parent is None or b.parent_frame is None else bisect_right(recs, b.parent_frame, key=_index)
-            parts.append(recs[lo:] if limit is None else recs[lo:bisect_right(recs, limit, key=_index)])
-            if b.parent is None:
-                break
-            b, limit = self.branches[b.parent], b.parent_frame
-        return list(itertools.chain.from_iterable(reversed(parts)))
+        spans = self._spans(branch_id)
+        return list(itertools.chain.from_iterable(_between(b.frames.recorded, a, u, _index) for b, a, u in spans))
 
     def images_held(self) -> int:
         """Frames of every branch that hold pixels (what the editor's memory guard counts)."""

@@ -146,7 +146,7 @@ class WorldWorker(QObject):
         with self._wake_lock:
             self._wake = wake
         poller = zmq.Poller()
-        poller.register(client._sock, zmq.POLLIN)  # the worker owns the client: it may wait on its socket
+        poller.register(client.socket, zmq.POLLIN)  # the worker owns the client: it may wait on its socket
         poller.register(woken, zmq.POLLIN)
         try:
             while self._running:

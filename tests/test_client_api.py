@@ -12,6 +12,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
+import zmq
 
 from bridge.client import Frame, ProtocolError, WorldClient
 from bridge.host import protocol as P
@@ -220,6 +221,21 @@ def test_close_says_bye(host):
     assert wait_until(lambda: sid not in host.host.sessions)
     with pytest.raises(ProtocolError, match="closed"):
         c.status()
+
+
+def test_socket_wakes_a_poller_when_a_frame_comes_and_is_refused_once_closed(host):
+    c = WorldClient(host.address)
+    c.start(mode="step", seed=2)
+    assert [f.index for f in c.drain_frames(timeout=2.0)] == [0]
+    poller = zmq.Poller()
+    poller.register(c.socket, zmq.POLLIN)  # what the editor's network thread sleeps in
+    assert not poller.poll(0)
+    c.act("right")
+    assert dict(poller.poll(10_000)).get(c.socket) == zmq.POLLIN
+    assert [f.index for f in c.drain_frames(timeout=2.0)] == [1]
+    c.close()
+    with pytest.raises(ProtocolError, match="closed"):
+        c.socket
 
 
 def test_status_before_any_greeting_says_to_greet_not_that_the_host_forgot(host):

@@ -595,3 +595,20 @@ def test_an_actions_export_still_queued_when_the_window_closes_writes_nothing_an
     qtbot.wait(200)  # the loop turn the job was queued for
     assert not (tmp_path / "a.json").exists() and ended == ["was cancelled: nothing was written"]
     assert "Exporting a.json was cancelled as the window closed: nothing was written" in capsys.readouterr().err
+
+
+def test_the_autosave_snapshot_holds_the_sessions_frames_and_none_that_come_after_it(qtbot, host):
+    w = open_window(qtbot, host.address, mode="step")
+    w.timeline.record.click()
+    focus_viewport(qtbot, w)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 3)
+    s, snap = w.session, w._snapshot()
+    live = s.branches[s.live].frames
+    for bid, b in s.branches.items():
+        copy = snap.branches[bid].frames
+        assert copy is not b.frames and copy == b.frames
+        assert copy.indices == b.frames.indices and copy.recorded == b.frames.recorded
+    assert snap.recorded(s.live) == s.recorded(s.live) and len(snap.recorded(s.live)) >= 3
+    held = list(live.indices)
+    step_keys(qtbot, w, Qt.Key.Key_Right, 1)
+    assert snap.branches[s.live].frames.indices == held and live.indices == [*held, held[-1] + 1]

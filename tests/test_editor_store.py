@@ -1,5 +1,6 @@
 """Editor pieces that need no host: the branch tree, session save/load, exports, key maps."""
 
+import dataclasses
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import pytest
 from bridge.files import Cancelled
 from editor_gui import export as exporting
 from editor_gui.keymap import ActionResolver, HeldKeys, KeyMap
-from editor_gui.session_store import FrameRecord, PromptSpec, Session, SessionFileError
+from editor_gui.session_store import FrameRecord, Frames, PromptSpec, Session, SessionFileError
 
 
 def _img(i: int) -> np.ndarray:
@@ -60,6 +61,19 @@ def test_branch_tree_paths():
         s.fork(1, 9)
 
 
+@pytest.mark.parametrize("saved", [False, True])
+def test_a_branchs_own_frame_at_or_before_its_fork_is_left_out_of_path_and_recorded_alike(tmp_path, saved):
+    s = _session()  # branch 1 forks the root at 4, branch 2 forks branch 1 at 6
+    del s.branches[0].frames[2]  # a hole in the root: only branch 1's own frame 2 is there
+    s.branches[1].frames.update({2: FrameRecord(2, 1, image=_img(102)), 3: FrameRecord(3, 1, image=_img(103))})
+    s.branches[2].frames[6] = FrameRecord(6, 2, image=_img(206))  # add_frame refuses these; a session file may not
+    if saved:
+        s = Session.load(s.save(tmp_path / "old.wbsession"))
+    for bid, pixels in [(1, [0, 1, 3, 4, 105, 106, 107]), (2, [0, 1, 3, 4, 105, 106, 207, 208])]:
+        assert [r.image[0, 0, 0] for r in s.path(bid)] == pixels  # the fork's ancestors' frames, never the copies
+        assert s.recorded(bid) == s.path(bid)
+
+
 def test_rewind_drops_later_frames():
     s = _session()
     s.live = 0
@@ -70,10 +84,41 @@ def test_rewind_drops_later_frames():
     assert s.branches[0].frames[7].image[0, 0, 0] == 51
 
 
+def test_a_frames_copy_keeps_the_order_and_recorded_lists_and_later_changes_leave_it_alone():
+    frames = _session().branches[0].frames
+    frames[12] = FrameRecord(12, 1)  # not recorded
+    copy = frames.copy()
+    assert isinstance(copy, Frames) and copy == frames and copy.version != frames.version
+    assert copy.indices == frames.indices == [*range(10), 12]
+    assert copy.recorded == frames.recorded and [r.index for r in copy.recorded] == list(range(10))
+    frames[13] = FrameRecord(13, 1, image=_img(13))
+    del frames[3]
+    assert copy.indices == [*range(10), 12] and [r.index for r in copy.recorded] == list(range(10))
+    copy[11] = FrameRecord(11, 1, image=_img(11))
+    assert 11 not in frames and [r.index for r in copy.recorded] == [*range(10), 11]
+
+
+def test_a_frame_in_a_branch_cannot_have_its_pixels_or_index_changed_behind_the_recorded_list():
+    s = _session()
+    frames = s.branches[0].frames
+    for name, value in [("image", None), ("image", _img(77)), ("index", 40)]:
+        with pytest.raises(AttributeError, match=rf"frame 9's {name} cannot change .*frames\[9\] = "
+                                                 rf"dataclasses.replace\(rec, {name}=...\)"):
+            setattr(frames[9], name, value)
+    assert frames[9].image[0, 0, 0] == 9 and frames[9].index == 9
+    frames[9] = dataclasses.replace(frames[9], image=None)  # the way: a new record in its place
+    assert [r.index for r in s.recorded(0)] == list(range(9)) and frames[9].action == 0
+    rec = FrameRecord(10, 1)
+    rec.image = _img(10)  # not in a branch yet: its pixels may still be set
+    frames[10] = rec
+    assert [r.index for r in s.recorded(0)] == [*range(9), 10]
+
+
 @pytest.mark.parametrize("name", ["one.wbsession", "folder_session"])
 def test_save_load_roundtrip(tmp_path, name):
     s = _session()
-    s.branches[0].frames[9].image = None  # an unrecorded frame keeps its action but no pixels
+    frames = s.branches[0].frames
+    frames[9] = dataclasses.replace(frames[9], image=None)  # an unrecorded frame keeps its action but no pixels
     path = s.save(tmp_path / name)
     assert path.is_file() == name.endswith(".wbsession")
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "temp files left behind"
