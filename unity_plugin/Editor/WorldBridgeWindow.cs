@@ -105,7 +105,7 @@ namespace WorldBridge.Editor
             while (c.TryReceiveMessage(out var m))
             {
                 changed = true;
-                tracker.Message(m);
+                tracker.Message(m, c);
                 var type = m.GetString("type");
                 if (type == "welcome") status = $"connected to {m.GetString("host")}";
                 else if (type == "session")
@@ -141,7 +141,7 @@ namespace WorldBridge.Editor
                         status = settings.Has("event_cfg") ? $"settings: ok (event guidance {settings.GetDouble("event_cfg"):0.##})" : "settings: ok";
                     }
                     else if (request == "record_start") { recording = true; status = "recording to " + m.GetString("path"); }
-                    else if (request == "record_stop") { recording = false; status = $"recorded {m.GetLong("frames")} frames to {m.GetString("path")}"; }
+                    else if (request == "record_stop") { recording = false; status = $"recorded {Protocol.Plural(m.GetLong("frames"), "frame")} to {m.GetString("path")}"; }
                     else status = request + ": ok";
                 }
             }

@@ -84,7 +84,7 @@ namespace WorldBridge
         /// <summary>(1.1) What the running backend can do (null before a session): grey out the rest.</summary>
         public SessionCapabilities Capabilities => Session?.Capabilities;
         /// <summary>(1.1) True when the running backend can take PasteLayer (the world model can; the sandbox game cannot).</summary>
-        public bool CanEdit => Session != null && Session.Capabilities.CanEdit;
+        public bool CanEdit => Capabilities?.CanEdit == true; // Session read once: the IO thread may clear it meanwhile
         /// <summary>Which backend the user is looking at: show it next to the world.</summary>
         public string BackendLabel => backendInUse;
         public string ConnectionStateText => connectionState;
@@ -218,7 +218,7 @@ namespace WorldBridge
         void Handle(MsgMap m)
         {
             var type = m.GetString("type");
-            var ended = tracker.Message(m);
+            var ended = tracker.Message(m, Connection);
             if (type == "session")
             {
                 var s = SessionInfo.From(m, Connection?.Welcome);
@@ -425,17 +425,17 @@ namespace WorldBridge
             if (next != null) user.Listen(next, true);
         }
 
-        /// <summary>False when `client` is null, saying in NeededBy's words that `component` has none where it needs one:
-        /// once until it has a client again (`warned`), not again each time it is re-enabled (WorldInput turned off while a
-        /// text field has focus). A component missing its client stays on to find one added later.</summary>
-        internal static bool Present(WorldBridgeClient client, string component, MonoBehaviour user, ref bool warned)
+        /// <summary>False when `client` is null, warning `missing` (NeededBy's words) once until it has a client again
+        /// (`warned`), not again each time it is re-enabled (WorldInput turned off while a text field has focus). A
+        /// component missing its client stays on to find one added later.</summary>
+        internal static bool Present(WorldBridgeClient client, string missing, MonoBehaviour user, ref bool warned)
         {
             if (client != null)
             {
                 warned = false;
                 return true;
             }
-            if (!warned) Debug.LogWarning("[WorldBridge] " + NeededBy(component), user);
+            if (!warned) Debug.LogWarning("[WorldBridge] " + missing, user);
             warned = true;
             return false;
         }

@@ -283,7 +283,7 @@ namespace WorldBridge
             // a client a script set after AddComponent is used from here; with none (or one cleared), one warning
             var now = WorldBridgeClient.Use(this, ref client, ref listened);
             if (steered != null && steered != now) Release(); // swapped or cleared: the old world must not play the held key on
-            if (!WorldBridgeClient.Present(now, "WorldInput", this, ref warnedNoClient)) return;
+            if (!WorldBridgeClient.Present(now, WorldBridgeClient.NeededBy("WorldInput"), this, ref warnedNoClient)) return;
             var c = client.Connection;
             var session = c?.Session;
             if (c == null || !c.IsReady || session == null) return;

@@ -21,6 +21,7 @@ namespace WorldBridge
         public PointerEventData.InputButton button = PointerEventData.InputButton.Left;
 
         readonly HashSet<string> warned = new HashSet<string>(); // the problems warned of, each once: one must not silence the next
+        bool warnedNoClient; // Present's rule, as the other components: once until the view has a client again
 
         public void OnPointerClick(PointerEventData eventData)
         {
@@ -37,19 +38,18 @@ namespace WorldBridge
                 return -1;
             }
             var client = WorldBridgeClient.Find(view, ref view.client); // as the view finds it
-            if (client == null)
-            {   // the client is the view's to find: WorldPaste has no Client field
-                Warn("client", "WorldPaste pastes through its View's client, and " + WorldBridgeClient.NeededBy("WorldView"));
-                return -1;
-            }
+            // the client is the view's to find: WorldPaste has no Client field; warned of as the other components do
+            if (!WorldBridgeClient.Present(client, "WorldPaste pastes through its View's client, and " + WorldBridgeClient.NeededBy("WorldView"),
+                                           this, ref warnedNoClient)) return -1;
             if (layer == null)
             {
                 Warn("layer", "WorldPaste has nothing to paste: drag a texture into its Layer field");
                 return -1;
             }
-            if (client.Session != null && !client.CanEdit)
+            var session = client.Session; // read once: the IO thread may clear it meanwhile
+            if (session != null && !session.Capabilities.CanEdit)
             {
-                Warn("edit", $"{client.Session.BackendLabel} cannot edit frames, so WorldPaste does nothing here");
+                Warn("edit", $"{session.BackendLabel} cannot edit frames, so WorldPaste does nothing here");
                 return -1;
             }
             if (view.rawImage == null)

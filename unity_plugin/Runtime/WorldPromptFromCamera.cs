@@ -42,7 +42,7 @@ namespace WorldBridge
         {
             WorldBridgeClient.Use(this, ref client, ref followed); // a client set from a script after AddComponent
             // with Send When Connected and no client it would wait for a connection forever: say so once
-            if (sendWhenConnected && !WorldBridgeClient.Present(client, "WorldPromptFromCamera", this, ref warnedNoClient)) return;
+            if (sendWhenConnected && !WorldBridgeClient.Present(client, WorldBridgeClient.NeededBy("WorldPromptFromCamera"), this, ref warnedNoClient)) return;
             var connection = client != null ? client.Connection : null;
             if (!sendWhenConnected || connection == null || connection == sentOn || !connection.IsReady) return;
             if (delivery == Delivery.ResetCurrentWorld && connection.Session == null) return; // the host refuses a reset without a world

@@ -43,16 +43,24 @@ namespace WorldBridge
         {
             WorldBridgeClient.Move(this, ref listened, null);
             var stopped = recorded;
-            recorded = null;
-            if (stopped == null || !recording) return;
+            if (!Recording()) return;
             recording = false; // the host's answer comes after this component stopped listening: a re-enabled recorder starts anew
-            if (!stopped.IsConnected)
-            {   // disabled with (after) its client: the client's bye ended the session and its recording
-                Report($"recording to {lastPath} ended with the client's connection");
-                return;
-            }
+            recorded = null;
             stopped.RecordStop(); // not StopRecording: the recorder is disabled (and no longer listens)
             Report($"recording to {lastPath} stopped: the recorder was disabled");
+        }
+
+        /// <summary>Whether a recording runs, the client that records still open: one destroyed or closed since (disabled
+        /// first, on the same object) ended the session and its recording with its bye, and no answer will say so. Such a
+        /// recording is over: said once, and the next Toggle records anew instead of stopping it through another client.</summary>
+        bool Recording()
+        {
+            if (!recording) return false;
+            if (recorded != null && recorded.IsConnected) return true;
+            recording = false;
+            recorded = null;
+            Report($"recording to {lastPath} ended with the client's connection");
+            return false;
         }
 
         /// <summary>Starts or stops recording; wire it to a UI Toggle or Button.</summary>
@@ -81,20 +89,21 @@ namespace WorldBridge
 
         /// <summary>The client this recorder's requests go to, or null having said why. While it records, the client that
         /// records, still listened to: one a script put in the Client field since records nothing, and stopping it would let
-        /// the recording run on. Else its Client, listened to from now on (also one a script set after AddComponent); with
-        /// none it says how to give it one, where a record button would throw. A disabled one (or on an inactive object) says
-        /// so and sends nothing, as a disabled AudioSource will not play: it hears no answer, and no OnDisable would stop
-        /// what it started.</summary>
+        /// the recording run on; none once that client is destroyed or closed (the recording ended with it: said). Else its
+        /// Client, listened to from now on (also one a script set after AddComponent); with none it warns how to give it one,
+        /// at each request, where a record button would throw. A disabled one (or on an inactive object) warns so and sends
+        /// nothing, as a disabled AudioSource will not play: it hears no answer, and no OnDisable would stop what it
+        /// started.</summary>
         WorldBridgeClient Target()
         {
             if (!isActiveAndEnabled)
             {
-                Report("WorldRecorder is disabled or its GameObject inactive: enable it to record");
+                Report("WorldRecorder is disabled or its GameObject inactive: enable it to record", true);
                 return null;
             }
-            if (recording && recorded != null) return recorded;
+            if (recording) return Recording() ? recorded : null; // a recording that ended with its client: said, nothing sent
             if (WorldBridgeClient.Use(this, ref client, ref listened) != null) return client;
-            Report(WorldBridgeClient.NeededBy("WorldRecorder"));
+            Report(WorldBridgeClient.NeededBy("WorldRecorder"), true);
             return null;
         }
 
@@ -135,14 +144,16 @@ namespace WorldBridge
             {
                 recording = false;
                 lastFrames = m.GetLong("frames");
-                Report($"recorded {lastFrames} frames to {m.GetString("path", lastPath)}");
+                Report($"recorded {Protocol.Plural(lastFrames, "frame")} to {m.GetString("path", lastPath)}");
             }
         }
 
-        void Report(string line)
+        /// <summary>Sets Status and tells onStatus; a `problem` (a request refused here) is logged as a warning.</summary>
+        void Report(string line, bool problem = false)
         {
             status = line;
-            Debug.Log("[WorldBridge] " + line);
+            if (problem) Debug.LogWarning("[WorldBridge] " + line, this);
+            else Debug.Log("[WorldBridge] " + line);
             onStatus.Invoke(line);
         }
     }

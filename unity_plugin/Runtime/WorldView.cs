@@ -57,7 +57,7 @@ namespace WorldBridge
         /// none the view says so once, at its first LateUpdate (Present's rule), and stays on to find one.</summary>
         void LateUpdate()
         {
-            WorldBridgeClient.Present(WorldBridgeClient.Use(this, ref client, ref listened), "WorldView", this, ref warnedNoClient);
+            WorldBridgeClient.Present(WorldBridgeClient.Use(this, ref client, ref listened), WorldBridgeClient.NeededBy("WorldView"), this, ref warnedNoClient);
             PlaceBadge();
         }
 

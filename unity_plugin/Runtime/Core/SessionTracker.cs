@@ -1,5 +1,5 @@
 // Whether a connection's session still runs, as the main thread sees it: the one rule WorldBridgeClient and the editor
-// window share, so neither names a backend whose session ended (a fatal error, unknown_session, a connection that gave up).
+// window share, so neither names a backend whose session ended (a fatal error, a failed resume, a connection that gave up).
 namespace WorldBridge.Core
 {
     public sealed class SessionTracker
@@ -11,8 +11,9 @@ namespace WorldBridge.Core
         /// <summary>"session ended: …", what to show where the backend was named.</summary>
         public string EndedLine => "session ended: " + EndedReason;
 
-        /// <summary>Feeds one host message; returns why it ended the running session (a fatal error, unknown_session), else null.</summary>
-        public string Message(MsgMap m)
+        /// <summary>Feeds one host message of `c`; returns why it ended the running session (a fatal error, the unknown_session
+        /// answering c's resume), else null.</summary>
+        public string Message(MsgMap m, WorldBridgeConnection c)
         {
             var type = m.GetString("type");
             if (type == "session")
@@ -23,7 +24,7 @@ namespace WorldBridge.Core
             }
             if (type != "error" && type != "reject") return null;
             var error = HostError.From(m);
-            return error.Fatal || error.Kind == HostErrorCode.UnknownSession ? End(error.ToString()) : null;
+            return error.Fatal || (error.Kind == HostErrorCode.UnknownSession && c != null && c.AnswersResume(m)) ? End(error.ToString()) : null;
         }
 
         /// <summary>Checks the connection after its messages; returns why when it gave up during the session, else null.</summary>

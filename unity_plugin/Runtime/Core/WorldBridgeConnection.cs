@@ -557,7 +557,9 @@ namespace WorldBridge.Core
             {
                 Interlocked.Exchange(ref startsAtResume, Interlocked.Read(ref starts));
                 resumedWith = s.StartedWith;
-                d.Send(MsgPack.Encode(Protocol.Resume(resumeReqId = NextReqId(), s.SessionId)));
+                var id = NextReqId();
+                Interlocked.Exchange(ref resumeReqId, id);
+                d.Send(MsgPack.Encode(Protocol.Resume(id, s.SessionId)));
             }
         }
 
@@ -610,23 +612,27 @@ namespace WorldBridge.Core
                     if (map.Has("mode")) mode = map.GetString("mode");
                 }
             }
-            else if (type == "error" && (m.GetBool("fatal") || m.GetString("code") == "unknown_session"))
+            else if (type == "error" && m.GetString("code") == "unknown_session" && AnswersResume(m))
             {
                 session = null;
                 // the session we tried to resume is gone (the host restarted, or it timed out): start a fresh one with its
                 // own options, as Godot does, unless the game called Start since the resume (its start is on the way: one
                 // world, not two)
-                if (m.GetString("code") == "unknown_session" && m.GetLong("req_id", -2) == resumeReqId && resumedWith != null &&
-                    Interlocked.Read(ref starts) == Interlocked.Read(ref startsAtResume))
+                if (resumedWith != null && Interlocked.Read(ref starts) == Interlocked.Read(ref startsAtResume))
                 {
                     var id = NextReqId();
                     restarted = Tuple.Create(id, resumedWith); // before it goes: its answer may come at once
                     SendStart(d, id, resumedWith);
                 }
             }
+            else if (type == "error" && m.GetBool("fatal")) session = null;
             Post(m);
             return true;
         }
+
+        /// <summary>True when `m` answers the newest resume: only that unknown_session says the session is gone (as in
+        /// Godot); any other leaves the running session be.</summary>
+        public bool AnswersResume(MsgMap m) => m.GetLong("req_id", -2) == Interlocked.Read(ref resumeReqId);
 
         /// <summary>The `ok` for reset/branch/edit comes before the new epoch's first frame: older frames, in the slot or
         /// still on the way, are stale from now on (as Godot drops them).</summary>

@@ -1,10 +1,15 @@
 // COMPILE-ONLY STUB of Unity's API (UnityEngine core + IMGUI) — test scaffolding, NOT product code.
 // It declares just the members the plugin uses, with Unity's real signatures, so CI can compile Runtime/, Editor/ and
 // Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything (beyond a GameObject keeping its
-// components, GetComponentInParent finding them up the Transform parents, a Transform its parent, a component starting
-// enabled and isActiveAndEnabled following enabled and SetActive up the parents, a Texture2D keeping its size, Debug's
-// logs reaching Application.logMessageReceived, and Input reading the keys a test holds in UnityEngine.TestSupport.Keys,
-// so NUnit tests can check what a script builds, says and sends); never ship it.
+// components, GetComponentInParent finding them up the Transform parents, a Transform its parent and children, a
+// component starting enabled and isActiveAndEnabled following enabled and SetActive up the parents, a MonoBehaviour
+// getting OnDisable/OnEnable when `enabled` or SetActive changes isActiveAndEnabled and OnDisable/OnDestroy from
+// Destroy, a destroyed Object comparing equal to null, a Texture2D keeping its size, Debug's logs reaching
+// Application.logMessageReceived, and Input reading the keys a test holds in UnityEngine.TestSupport.Keys, so NUnit
+// tests can check what a script builds, says and sends); never ship it.
+// Unlike Unity, a component made with `new` (no GameObject) is allowed and counts as on an active object
+// (isActiveAndEnabled follows `enabled` alone), so a test can build one without a scene; AddComponent runs no
+// Awake/OnEnable (a test calls OnEnable itself where it matters), and Destroy acts at once, not at the frame's end.
 // Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
 using System;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -13,13 +18,20 @@ namespace UnityEngine
 {
     public class Object
     {
+        bool destroyed;
         public string name { get; set; }
         public HideFlags hideFlags { get; set; }
-        public static void Destroy(Object obj) { }
-        public static void DestroyImmediate(Object obj) { }
-        public static bool operator ==(Object x, Object y) => ReferenceEquals(x, y);
-        public static bool operator !=(Object x, Object y) => !ReferenceEquals(x, y);
-        public static implicit operator bool(Object exists) => !ReferenceEquals(exists, null);
+        public static void Destroy(Object obj)
+        {
+            if (obj) obj.Destroyed();
+        }
+        public static void DestroyImmediate(Object obj) => Destroy(obj);
+        /// <summary>As Unity: a destroyed Object equals null (its C# reference lives on).</summary>
+        static bool Gone(Object o) => ReferenceEquals(o, null) || o.destroyed;
+        internal virtual void Destroyed() => destroyed = true;
+        public static bool operator ==(Object x, Object y) => Gone(x) || Gone(y) ? Gone(x) && Gone(y) : ReferenceEquals(x, y);
+        public static bool operator !=(Object x, Object y) => !(x == y);
+        public static implicit operator bool(Object exists) => !Gone(exists);
         public override bool Equals(object other) => ReferenceEquals(this, other);
         public override int GetHashCode() => 0;
     }
@@ -43,12 +55,49 @@ namespace UnityEngine
             return default;
         }
         public T GetComponentInChildren<T>() => default;
+        internal override void Destroyed()
+        {
+            owner?.Detach(this);
+            base.Destroyed();
+        }
     }
 
     public class Behaviour : Component
     {
-        public bool enabled { get; set; } = true;
+        bool on = true;
+        public bool enabled
+        {
+            get => on;
+            set
+            {
+                var was = isActiveAndEnabled;
+                on = value;
+                Changed(was);
+            }
+        }
+        /// <summary>Unity's; true with no GameObject (a test's `new`: see the header).</summary>
         public bool isActiveAndEnabled => enabled && (gameObject == null || gameObject.activeInHierarchy);
+
+        /// <summary>Sends OnEnable or OnDisable when isActiveAndEnabled is no longer `was`, as Unity does.</summary>
+        internal void Changed(bool was)
+        {
+            if (isActiveAndEnabled != was) Message(was ? "OnDisable" : "OnEnable");
+        }
+
+        internal override void Destroyed()
+        {
+            if (isActiveAndEnabled) Message("OnDisable");
+            Message("OnDestroy");
+            base.Destroyed();
+        }
+
+        /// <summary>Runs a MonoBehaviour's Unity message `name` (private, as scripts declare them), if it has one.</summary>
+        void Message(string name)
+        {
+            if (this is MonoBehaviour)
+                GetType().GetMethod(name, System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public |
+                                          System.Reflection.BindingFlags.NonPublic, null, Type.EmptyTypes, null)?.Invoke(this, null);
+        }
     }
     public class MonoBehaviour : Behaviour { }
     public class ScriptableObject : Object { }
@@ -78,16 +127,52 @@ namespace UnityEngine
             components.Add(component);
             return component;
         }
-        public void SetActive(bool value) => activeSelf = value;
+        internal void Detach(Component component) => components.Remove(component);
+        /// <summary>As Unity: the Behaviours here and below whose isActiveAndEnabled changes get OnEnable/OnDisable.</summary>
+        public void SetActive(bool value)
+        {
+            var was = new System.Collections.Generic.Dictionary<Behaviour, bool>();
+            Each(b => was[b] = b.isActiveAndEnabled);
+            activeSelf = value;
+            foreach (var pair in was) pair.Key.Changed(pair.Value);
+        }
+        void Each(Action<Behaviour> act)
+        {
+            foreach (var component in components.ToArray())
+                if (component is Behaviour b) act(b);
+            for (var i = 0; i < transform.childCount; i++) transform.GetChild(i).gameObject.Each(act);
+        }
+        internal override void Destroyed()
+        {
+            foreach (var component in components.ToArray()) component.Destroyed();
+            for (var i = transform.childCount - 1; i >= 0; i--) transform.GetChild(i).gameObject.Destroyed();
+            base.Destroyed();
+        }
     }
 
     public class Transform : Component
     {
-        public int childCount => 0;
-        public Transform GetChild(int index) => null;
-        public Transform parent { get; set; }
+        readonly System.Collections.Generic.List<Transform> children = new System.Collections.Generic.List<Transform>();
+        Transform up;
+        public int childCount => children.Count;
+        public Transform GetChild(int index) => children[index];
+        public Transform parent
+        {
+            get => up;
+            set
+            {
+                up?.children.Remove(this);
+                up = value;
+                up?.children.Add(this);
+            }
+        }
         public void SetParent(Transform parent, bool worldPositionStays) => this.parent = parent;
-        public void SetAsFirstSibling() { }
+        public void SetAsFirstSibling()
+        {
+            if (up == null) return;
+            up.children.Remove(this);
+            up.children.Insert(0, this);
+        }
     }
 
     public sealed class RectTransform : Transform

@@ -490,6 +490,22 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AnUnknownSessionNotAnsweringTheResumeLeavesTheSession()
+        {
+            using (var host = new FakeHost())
+            using (var c = InSession(host))
+            {
+                var tracker = new SessionTracker();
+                tracker.Message(new MsgMap { { "type", "session" } }, c);
+                host.Send(new MsgMap { { "type", "error" }, { "req_id", 99L }, { "code", "unknown_session" }, { "message", "gone" }, { "fatal", false } });
+                Assert.IsNull(tracker.Message(NextMessage(c, "error"), c), "the main thread took it for the end of the session");
+                Assert.IsTrue(tracker.InSession);
+                Assert.IsNotNull(c.Session, "an unknown_session answering no resume of ours ended the running session");
+                Assert.AreEqual("s1", c.Session.SessionId);
+            }
+        }
+
+        [Test]
         public void AFailedResumeStartsAFreshSessionWithTheSameOptions()
         {
             using (var host = new FakeHost())

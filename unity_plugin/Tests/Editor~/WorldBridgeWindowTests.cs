@@ -103,6 +103,15 @@ namespace WorldBridge.Tests
         static string Status(WorldBridgeWindow window) => (string)Private.Get(window, "status");
 
         [Test]
+        public void AStoppedRecordingOfOneFrameSaysFrame()
+        {
+            var window = WindowIn(Started("sandbox", "realtime", 7, Sandbox));
+            Receive(window, new MsgMap { { "type", "ok" }, { "req_id", 2L }, { "request", "record_stop" }, { "path", "a.wbrec" }, { "frames", 1L } });
+            Assert.AreEqual("recorded 1 frame to a.wbrec", Status(window));
+            ConnectionOf(window).Close();
+        }
+
+        [Test]
         public void TheStartButtonStartsAgainWithoutAPromptTheBackendRefuses()
         {
             // (a text prompt: the compile-only Texture2D encodes to no PNG, and an image prompt is dropped by the same rule)

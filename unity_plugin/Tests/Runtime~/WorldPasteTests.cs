@@ -57,6 +57,27 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AViewThatLosesItsClientAgainIsWarnedOfAgainAsTheOtherComponentsAre()
+        {
+            var view = new WorldView();
+            var paste = new WorldPaste { view = view, layer = new Texture2D(4, 4, TextureFormat.RGBA32, false) };
+            var sandbox = SandboxClient();
+            var warnings = Logs.Of(LogType.Warning, () =>
+            {
+                Click(paste);
+                Click(paste);
+                view.client = sandbox;
+                Click(paste); // the sandbox cannot edit
+                view.client = null; // a script cleared it, and no client is on the view's object or a parent
+                Click(paste);
+                Click(paste);
+            });
+            var missing = "[WorldBridge] WorldPaste pastes through its View's client, and " + WorldBridgeClient.NeededBy("WorldView");
+            Assert.AreEqual(new[] { missing, $"[WorldBridge] {sandbox.Session.BackendLabel} cannot edit frames, so WorldPaste does nothing here", missing },
+                            warnings, "Present's rule: once until it has a client again");
+        }
+
+        [Test]
         public void ABackendThatCannotEditIsWarnedOfOnceWhateverTheClientsLabelSays()
         {
             var client = SandboxClient();

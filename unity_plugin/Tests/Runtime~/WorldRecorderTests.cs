@@ -185,6 +185,90 @@ namespace WorldBridge.Tests
             }
         }
 
+        /// <summary>A recorder on its own object recording through a client on another, which the game then destroys (Unity
+        /// runs the client's OnDisable, which closes its connection); the recorder's Client is `other` by then, if given.</summary>
+        static WorldRecorder RecordingThroughADestroyedClient(WorldBridgeClient other = null)
+        {
+            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
+            var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
+            Set(connection, "state", ConnectionState.Ready);
+            Use(client, connection);
+            var recorder = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();
+            recorder.client = client;
+            Call(recorder, "OnEnable");
+            recorder.StartRecording();
+            Call(client, "Handle", Started());
+            Assert.IsTrue(recorder.IsRecording);
+            if (other != null) recorder.client = other;
+            UnityEngine.Object.Destroy(client.gameObject);
+            Assert.IsTrue(client == null, "the stub's Destroy: a destroyed client equals null, as in Unity");
+            return recorder;
+        }
+
+        [Test]
+        public void ARecorderWhoseClientWasDestroyedStopsSayingItRecordsWhenDisabled()
+        {
+            var recorder = RecordingThroughADestroyedClient();
+            recorder.enabled = false; // Unity runs OnDisable
+            Assert.IsFalse(recorder.IsRecording, "the recording ended with its client, and the recorder still says it records");
+            Assert.AreEqual("recording to a.wbrec ended with the client's connection", recorder.Status);
+        }
+
+        [Test]
+        public void ToggledAfterItsClientWasDestroyedItStopsNothingAndSaysTheRecordingEnded()
+        {
+            var other = ReadyClient();
+            var recorder = RecordingThroughADestroyedClient(other);
+            recorder.Toggle(); // the record button: stop
+            CollectionAssert.IsEmpty(Requests(other), "a client that records nothing was asked to stop recording");
+            Assert.IsFalse(recorder.IsRecording, "the recording ended with its client, and the recorder still says it records");
+            Assert.AreEqual("recording to a.wbrec ended with the client's connection", recorder.Status);
+            recorder.Toggle(); // the next press records through the Client field's client
+            CollectionAssert.AreEqual(new[] { "record_start" }, Requests(other));
+            other.Connection.Close();
+        }
+
+        [Test]
+        public void DeactivatedItStopsTheRecording()
+        {
+            var on = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();
+            on.client = ReadyClient();
+            Call(on, "OnEnable");
+            on.StartRecording();
+            Call(on.client, "Handle", Started());
+            on.gameObject.SetActive(false); // Unity runs OnDisable
+            Assert.IsFalse(on.IsRecording);
+            StringAssert.Contains("a.wbrec stopped: the recorder was disabled", on.Status);
+            CollectionAssert.AreEqual(new[] { "record_start", "record_stop" }, Requests(on.client));
+            on.client.Connection.Close();
+        }
+
+        [Test]
+        public void AStoppedRecordingOfOneFrameSaysFrame()
+        {
+            var recorder = Recording();
+            recorder.StopRecording();
+            Call(recorder.client, "Handle", new MsgMap { { "type", "ok" }, { "req_id", 2 }, { "request", "record_stop" },
+                                                         { "path", "a.wbrec" }, { "frames", 1L } });
+            Assert.AreEqual("recorded 1 frame to a.wbrec", recorder.Status);
+            recorder.client.Connection.Close();
+        }
+
+        [Test]
+        public void ARefusalToRecordIsAWarning()
+        {
+            var unticked = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();
+            unticked.enabled = false;
+            var logged = Logs.Of(() => unticked.Toggle(), UnityEngine.LogType.Warning, UnityEngine.LogType.Log);
+            CollectionAssert.AreEqual(new[] { "[WorldBridge] WorldRecorder is disabled or its GameObject inactive: enable it to record" },
+                                      logged[UnityEngine.LogType.Warning]);
+            CollectionAssert.IsEmpty(logged[UnityEngine.LogType.Log]);
+            var orphan = new WorldRecorder();
+            logged = Logs.Of(() => orphan.Toggle(), UnityEngine.LogType.Warning, UnityEngine.LogType.Log);
+            CollectionAssert.AreEqual(new[] { "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldRecorder") }, logged[UnityEngine.LogType.Warning]);
+            CollectionAssert.IsEmpty(logged[UnityEngine.LogType.Log]);
+        }
+
         [Test]
         public void ARecorderWithoutAClientSaysHowToGiveItOne()
         {

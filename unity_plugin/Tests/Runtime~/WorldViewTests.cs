@@ -179,7 +179,7 @@ namespace WorldBridge.Tests
         public void AnEndedSessionsBackendIsNoLongerNamedInItsColour()
         {
             var fatal = new MsgMap { { "type", "error" }, { "code", "backend_error" }, { "message", "the world crashed" }, { "fatal", true } };
-            var unknown = new MsgMap { { "type", "error" }, { "code", "unknown_session" }, { "message", "no session s1" }, { "fatal", false } };
+            var unknown = new MsgMap { { "type", "error" }, { "req_id", 7L }, { "code", "unknown_session" }, { "message", "no session s1" }, { "fatal", false } };
             foreach (var ending in new[] { (fatal, "backend_error: the world crashed"), (unknown, "unknown_session: no session s1"),
                                                 ((MsgMap)null, "the connection to the host failed") })
             {
@@ -191,7 +191,8 @@ namespace WorldBridge.Tests
                 view.client.onSessionEnded.AddListener(reasons.Add);
                 var connection = view.client.Connection;
                 if (end != null)
-                {   // the IO thread forgets the session, then posts the error
+                {   // the IO thread forgets the session, then posts the error (unknown_session: the answer to its resume)
+                    Set(connection, "resumeReqId", 7L);
                     Set(connection, "session", null);
                     Call(view.client, "Handle", end);
                 }
