@@ -113,6 +113,39 @@ def test_static_vars_take_their_declared_type_like_godot(tmp_path):
             pytest.fail(f"{why}: no error")
 
 
+def test_static_vars_set_through_the_class_or_self_like_godot(tmp_path):
+    """Godot 4.1+ sets a static var written `ClassName.x = v` or `self.x = v`; gdsim said "cannot set". Either way
+    the value takes the var's type, as a bare `x = v` does."""
+    (tmp_path / "counter.gd").write_text(
+        "class_name Counter\nextends RefCounted\nstatic var total: float = 0\nstatic var kids: Array[int] = []\n\n\n"
+        "func bump() -> void:\n\tself.total = 2\n", encoding="utf-8")
+    body = ("static func f() -> Array:\n\tCounter.total = 1\n\tvar a := Counter.total\n"
+            "\tCounter.new().bump()\n\treturn [a, Counter.total]")
+    assert _run(tmp_path, body) == [1.0, 2.0]
+    with pytest.raises(gdsim.SimError, match="Trying to assign"):
+        _run(tmp_path, "static func f() -> void:\n\tvar a := [1]\n\tCounter.kids = a")
+    with pytest.raises(gdsim.SimError, match="has no constant or static member nope"):
+        _run(tmp_path, "static func f() -> void:\n\tCounter.nope = 1")
+
+
+def test_a_typed_array_checks_every_element_written_like_godot(tmp_path):
+    """Godot checks the element type of an Array[T] on every write; gdsim checked it only when a literal was
+    stored, so `kids.append(1)` into an Array[Node] ran. An int still converts into an Array[float]."""
+    writes = {
+        "append": "kids.append(1)", "push_back": "kids.push_back(1)", "push_front": "kids.push_front(1)",
+        "insert": "kids.insert(0, 1)", "an index": "kids[0] = 1", "append_array": "kids.append_array([1])",
+    }
+    for why, write in writes.items():
+        with pytest.raises(gdsim.SimError, match=r"to an element of Array\[Node\]"):
+            _run(tmp_path, "static func f() -> void:\n\tvar box := VBoxContainer.new()\n\tbox.add_child(Label.new())\n"
+                           f"\tvar kids: Array[Node] = box.get_children()\n\t{write}")
+            pytest.fail(f"{why}: no error")
+    body = ("static func f() -> Array:\n\tvar a: Array[float] = []\n\ta.append(1)\n\ta.insert(0, 2)\n\ta[1] = 3\n"
+            "\tvar u := []\n\tu.append(\"x\")\n\tu.insert(0, 1)\n\treturn [a, u]")
+    result = _run(tmp_path, body)
+    assert result == [[2.0, 3.0], [1, "x"]] and all(type(x) is float for x in result[0])
+
+
 def test_typed_arrays_godot_accepts_gdsim_accepts(tmp_path):
     """A typed const, a parenthesised literal and get_children() (Array[Node] in Godot 4) fill an Array[T]."""
     accepted = {

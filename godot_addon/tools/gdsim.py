@@ -25,8 +25,10 @@ just before _ready (an inferred `:=` one takes its initializer's type then, and 
 analyzer already gives it that type's default), and _exit_tree runs last child first, as in Godot. Typed arrays
 (Array[T]) are typed values, as in Godot: an untyped Array (or another Array[U]), or null, assigned, passed or
 returned where an Array[T] is declared is an error; only an array literal written there (parenthesised or not)
-takes that type (its elements are checked then, not on append), and a typed const keeps its declared type. Static
-vars are typed variables too, and Node.get_children() returns an Array[Node], as in Godot 4.
+takes that type (its elements are checked then, and on every later write: append, push_back, push_front, insert,
+append_array, `a[i] = v`), and a typed const keeps its declared type. Static vars are typed variables too (also set
+as `ClassName.x = v` or `self.x = v`, as Godot 4.1+ allows), and Node.get_children() returns an Array[Node], as in
+Godot 4.
 Not modelled: await/coroutines, %Name and ^path, the renderer, and Godot's static analyzer
 (gdcheck.py covers undeclared names, unknown engine members and `:=` inference). Vector2, Vector2i and
 Color are values, as in Godot: `v.x = 1` changes `v`'s copy only, and `rect.color.a = 0.5` sets the rect's color.
@@ -1811,7 +1813,28 @@ def _bytes_method(sim: "Sim", b: PackedByteArray, name: str, args: list) -> Any:
     return m[name](*args)
 
 
-def _array_method(a: list, name: str, args: list) -> Any:
+def _element(sim: "Sim", a: list, value: Any, script: Script) -> Any:
+    """`value` written into `a`: checked (and an int made a float) against an Array[T]'s T, as Godot checks every write."""
+    if not isinstance(a, GDArray) or a.element in (None, LITERAL):
+        return value
+    return coerce(value, a.element, sim, script, f"an element of Array[{a.element}]")
+
+
+def _array_method(sim: "Sim", a: list, name: str, args: list, script: Script) -> Any:
+    def put(i: int | None, v: Any) -> None:
+        v = _element(sim, a, v, script)
+        if i is None:
+            a.append(v)
+        else:
+            a.insert(i, v)
+
+    def insert(position: int, v: Any) -> int:
+        n = len(a)
+        if gd_typeof(position) != T["int"] or not -n <= position <= n:
+            raise SimError(f"Array.insert: index {position} out of bounds (size {n})")
+        put(position + n if position < 0 else position, v)
+        return 0
+
     def pop_front() -> Any:
         return a.pop(0) if a else None
 
@@ -1835,7 +1858,7 @@ def _array_method(a: list, name: str, args: list) -> Any:
                 return
 
     def append_array(other: list) -> None:
-        a.extend(other)
+        a.extend([_element(sim, a, v, script) for v in other])
 
     def duplicate(deep: bool = False) -> list:
         copy = cls(a)
@@ -1845,8 +1868,8 @@ def _array_method(a: list, name: str, args: list) -> Any:
 
     cls = type(a)
     m = {
-        "size": lambda: len(a), "is_empty": lambda: len(a) == 0, "append": lambda v: a.append(v),
-        "push_back": lambda v: a.append(v), "push_front": lambda v: a.insert(0, v), "pop_front": pop_front,
+        "size": lambda: len(a), "is_empty": lambda: len(a) == 0, "append": lambda v: put(None, v),
+        "push_back": lambda v: put(None, v), "push_front": lambda v: put(0, v), "insert": insert, "pop_front": pop_front,
         "pop_back": pop_back, "front": lambda: a[0] if a else None, "back": lambda: a[-1] if a else None,
         "clear": lambda: a.clear(), "resize": resize, "has": has, "erase": erase,
         "duplicate": duplicate, "append_array": append_array,
@@ -2505,7 +2528,12 @@ class Sim:
             if name in obj.members:
                 self.set_member(obj, name, value, frame)
                 return
-            self.set_attr(obj.native, name, value, frame)
+            if not self.set_static(obj.script, name, value):  # `self.x = v` for a static var: Godot 4.1+
+                self.set_attr(obj.native, name, value, frame)
+            return
+        if isinstance(obj, Script):
+            if not self.set_static(obj, name, value):  # `ClassName.x = v`
+                raise SimError(f"{obj!r} has no constant or static member {name}")
             return
         if isinstance(obj, NativeObject):
             if not self.set_property(obj, name, value):
@@ -2515,6 +2543,17 @@ class Sim:
             obj[name] = value
             return
         raise SimError(f"cannot set {name} on a {TYPE_NAMES[gd_typeof(obj)]}")
+
+    def set_static(self, script: Script, name: str, value: Any) -> bool:
+        """Sets the static var `name` of `script` or a base, of its declared (or inferred) type; False if none has one."""
+        s: Script | None = script
+        while s is not None and name not in s.static_vars:
+            s = s.base
+        if s is None:
+            return False
+        self.static_var(s, name)  # its declared (or inferred) type, from its initializer
+        s.static_vars[name] = coerce(value, s.static_types[name], self, s, f"static var {name}")
+        return True
 
     def static_var(self, script: Script, name: str) -> Any:
         """`script`'s static var `name`, set from its initializer (or its type's default) when first used."""
@@ -2554,7 +2593,7 @@ class Sim:
             return container[key]
         raise SimError(f"Cannot index a {TYPE_NAMES[t]}")
 
-    def set_item(self, container: Any, key: Any, value: Any) -> None:
+    def set_item(self, container: Any, key: Any, value: Any, script: Script) -> None:
         t = gd_typeof(container)
         if t in (T["Array"], T["PackedStringArray"], T["PackedByteArray"]):
             n = len(container)
@@ -2564,7 +2603,7 @@ class Sim:
                 if gd_typeof(value) != T["int"]:
                     raise SimError("PackedByteArray elements are ints")
                 value &= 0xFF
-            container[key] = value
+            container[key] = _element(self, container, value, script)
             return
         if t == T["Dictionary"]:
             container[key] = value
@@ -2596,14 +2635,8 @@ class Sim:
                 self.set_member(frame.self_obj, name, value, frame)
             elif frame.self_obj is not None and _native_attr(frame.self_obj.native, name):
                 setattr(frame.self_obj.native, name, value)
-            else:
-                s: Script | None = frame.script
-                while s is not None and name not in s.static_vars:
-                    s = s.base
-                if s is None:
-                    raise SimError(f'Identifier "{name}" not declared (assignment)')
-                self.static_var(s, name)  # its declared (or inferred) type, from its initializer
-                s.static_vars[name] = coerce(value, s.static_types[name], self, s, f"static var {name}")
+            elif not self.set_static(frame.script, name, value):
+                raise SimError(f'Identifier "{name}" not declared (assignment)')
             return None
         if target.data == "getattr":
             base = self.eval_getattr_base(target, frame)
@@ -2614,7 +2647,7 @@ class Sim:
                 self.set_attr(base, str(target.children[-1]), value, frame)
             return None
         if target.data == "subscr_expr":
-            self.set_item(self.eval(target.children[0], frame), self.eval(target.children[1], frame), value)
+            self.set_item(self.eval(target.children[0], frame), self.eval(target.children[1], frame), value, frame.script)
             return None
         raise SimError(f"gdsim: cannot assign to {target.data}")
 
@@ -2778,7 +2811,7 @@ class Sim:
         if t == T["PackedByteArray"]:
             return _bytes_method(self, base, name, args)
         if t in (T["Array"], T["PackedStringArray"]):
-            return _array_method(base, name, args)
+            return _array_method(self, base, name, args, frame.script)
         if t == T["Dictionary"]:
             return _dict_method(base, name, args)
         raise SimError(f"Cannot call method {name}() on a {TYPE_NAMES[t]}")
