@@ -159,7 +159,9 @@ def test_frames_that_are_not_recorded_leave_the_timeline_as_it_is(qtbot, host, m
 def test_the_network_thread_sleeps_until_a_frame_or_a_command_comes(qtbot, host, monkeypatch):  # noqa: F811
     """It woke every 2 ms to look for frames (500 times a second, paused or not)."""
     from bridge.client import WorldClient
+    from editor_gui import worker
 
+    monkeypatch.setattr(worker, "PING_AFTER_S", 60.0)  # no ping wakes it either: only the command's wake-up can
     w = open_window(qtbot, host.address, mode="step")
     drains = []
     drain = WorldClient.drain_frames
@@ -169,4 +171,4 @@ def test_the_network_thread_sleeps_until_a_frame_or_a_command_comes(qtbot, host,
     assert len(drains) <= 3
     last = live_frames(w)[-1].index
     w.step_action.trigger()  # a command wakes it at once
-    qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=1000)
