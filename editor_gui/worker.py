@@ -160,6 +160,7 @@ class WorldWorker(QObject):
                     if not frames and now - self._last_traffic > PING_AFTER_S:
                         client.ping()
                         self._last_traffic = now
+                        continue  # its wait filed what came before the answer (frames, host errors): hand them on
                     if frames or not self._inbox.empty() or not self._running:
                         continue  # more may be waiting: look again before sleeping
                     left = PING_AFTER_S - (time.monotonic() - self._last_traffic)
