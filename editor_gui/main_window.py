@@ -210,7 +210,8 @@ class MainWindow(QMainWindow):
         self._pause_asked: dict | None = None  # the settings request whose answer confirms the hold's pause
         self._copy_then: Callable[[], None] | None = None  # takes the hold's copy and starts its job (_pause_confirmed)
         self._pause_refused = False  # the host refused the hold's pause: its world plays on, making frames after the copy
-        self._last_keep = False  # a close's keep after a refused pause ended: the close closes, keeping no more
+        self._last_keep = False  # a close's keep ended after a refused pause, or with nothing come since its copy: the
+        # close closes, keeping no more
         self._resume = False  # the hold paused a world that played: it plays again when the hold ends
         self._sent = True  # something went to the host since it last confirmed a hold's pause (_frames_may_come)
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
@@ -1333,8 +1334,9 @@ class MainWindow(QMainWindow):
         if start is None:
             return
         self._pause_timer.stop()
-        self._sent = False
-        if why_not:
+        if not why_not:  # every frame made before the answer has come (unanswered, the pause itself is on its way)
+            self._sent = False
+        else:
             message = (f"{self._held.title}: {why_not}, so it keeps the frames received until then, not any made "
                        "after")
             self.show_error(message)
@@ -1618,10 +1620,12 @@ class MainWindow(QMainWindow):
     def _kept_on_close(self, path: Path, kept: tuple[int, bytes] | None) -> None:
         """The close's keep is written (`kept`: its unsaved count and sketch; None: nothing came to keep): the window
         closes, keeping in the same file any frame that came since, unless the host refused the pause: its world plays
-        on, so each keep would find more frames and hold it again, for ever (the refusal said what is not kept)."""
+        on, so each keep would find more frames and hold it again, for ever (the refusal said what is not kept). With
+        nothing come since, it closes without waiting again for frames a pause the host did not confirm may still
+        bring: it would wait, and time out, once more each time (the time-out said what is not kept)."""
         if kept is not None:
             self._kept_work(path, *kept)
-        self._last_keep = self._pause_refused
+        self._last_keep = self._pause_refused or self._unsaved_work() is None
         self._release_world(resume=False)
         self.close()
 

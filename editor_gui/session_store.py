@@ -215,8 +215,12 @@ class FrameRecord:
 _ORDERED_BY = ("index", "image")  # what a Frames orders and picks its recorded frames by
 
 
-def _hold(rec: FrameRecord) -> FrameRecord:
-    """Mark a record as in a branch, so its index and pixels stay as the branch's lists have them."""
+def _hold(index: int, rec: FrameRecord) -> FrameRecord:
+    """Mark a record as in a branch under `index`, its own, so its index and pixels stay as the branch's lists have
+    them (one under another index would sit at the wrong place in them)."""
+    if rec.index != index:
+        raise ValueError(f"frames[{index}] = a record of frame {rec.index}: a branch keeps each frame under its own "
+                         "index (frames[rec.index] = rec)")
     rec.__dict__["_in_branch"] = True
     return rec
 
@@ -239,19 +243,20 @@ class Frames(dict):
     A frame's pixels are set before it goes in: a record here refuses a new `image` or `index` (FrameRecord)."""
 
     def __init__(self, frames: dict[int, FrameRecord] | None = None):
-        super().__init__({i: _hold(r) for i, r in (frames or {}).items()})
+        super().__init__({i: _hold(i, r) for i, r in (frames or {}).items()})
         self.indices = sorted(self)
         self.recorded = [self[i] for i in self.indices if self[i].image is not None]
         self.version = next(_versions)  # changes with every change: a reader that saw this version has seen them all
 
     def __setitem__(self, index: int, rec: FrameRecord) -> None:
+        _hold(index, rec)  # refused before anything changes
         if index in self:
             self._unrecord(self[index])
         elif not self.indices or index > self.indices[-1]:
             self.indices.append(index)  # frames arrive in order: append
         else:
             insort(self.indices, index)
-        super().__setitem__(index, _hold(rec))
+        super().__setitem__(index, rec)
         if rec.image is not None:
             if not self.recorded or index > self.recorded[-1].index:
                 self.recorded.append(rec)

@@ -115,8 +115,14 @@ class WorldWorker(QObject):
     # --- worker thread ---
     @Slot()
     def run(self) -> None:
-        client = None
+        client, sockets = None, []
         try:
+            try:  # made before connecting: a worker that cannot wait for commands never says it is connected
+                woken = self._wake_sockets(sockets)
+            except zmq.ZMQError as e:
+                self.connection_failed.emit(f"The editor could not start its network thread ({e}): close programs or "
+                                            "windows you do not need (too many open files?), then press Reconnect")
+                return
             try:
                 from bridge.client import WorldClient
 
@@ -126,8 +132,12 @@ class WorldWorker(QObject):
                 self.connection_failed.emit(describe_error(e, self.address))
                 return
             self.connected.emit(welcome)
-            self._loop(client)
+            self._loop(client, woken)
         finally:
+            with self._wake_lock:
+                self._wake = None
+            for sock in sockets:
+                sock.close(linger=0)
             try:
                 if client is not None:
                     client.close()
@@ -135,47 +145,47 @@ class WorldWorker(QObject):
                 pass
             self.finished.emit()
 
-    def _loop(self, client) -> None:
-        """Sleep in one poller until the host sends something or `submit` signals a command (no added input delay,
-        no wake-ups for nothing); with neither for PING_AFTER_S, ping."""
-        address = f"inproc://worldbridge-wake-{next(_wake_ids)}"
-        woken = zmq.Context.instance().socket(zmq.PULL)
+    def _wake_sockets(self, made: list[zmq.Socket]) -> zmq.Socket:
+        """The inproc pair `submit` wakes the worker with: its sending end becomes `_wake`, the end the worker waits on
+        is returned; each socket goes in `made` as it is made, so the caller closes them all whatever fails."""
+        address, context = f"inproc://worldbridge-wake-{next(_wake_ids)}", zmq.Context.instance()
+        made.append(woken := context.socket(zmq.PULL))
         woken.bind(address)
-        wake = zmq.Context.instance().socket(zmq.PUSH)
+        made.append(wake := context.socket(zmq.PUSH))
         wake.connect(address)
         with self._wake_lock:
             self._wake = wake
+        return woken
+
+    def _loop(self, client, woken: zmq.Socket) -> None:
+        """Sleep in one poller until the host sends something or `submit` signals a command through `woken` (no added
+        input delay, no wake-ups for nothing); with neither for PING_AFTER_S, ping."""
         poller = zmq.Poller()
         poller.register(client.socket, zmq.POLLIN)  # the worker owns the client: it may wait on its socket
         poller.register(woken, zmq.POLLIN)
-        try:
-            while self._running:
-                try:
-                    self._drain(client)
-                    frames = client.drain_frames(0)  # every frame: the timeline records each one
-                    for frame in frames:
-                        self._emit_frame(frame)
-                    self._report_host_errors(client)
-                    now = time.monotonic()
-                    if not frames and now - self._last_traffic > PING_AFTER_S:
-                        client.ping()
-                        self._last_traffic = now
-                    if frames or not self._inbox.empty() or not self._running:
-                        continue  # more may be waiting: look again before sleeping
-                    left = PING_AFTER_S - (time.monotonic() - self._last_traffic)
-                    if woken in dict(poller.poll(max(1, int(left * 1000)))):
-                        while woken.poll(0):
-                            woken.recv()
-                except Exception as e:  # noqa: BLE001
-                    if _is_connection_error(e):
-                        self.connection_lost.emit(describe_error(e, self.address))
-                        return
-                    self.failed.emit("receive", describe_error(e, self.address), "")
-        finally:
-            with self._wake_lock:
-                self._wake = None
-            wake.close(linger=0)
-            woken.close(linger=0)
+        while self._running:
+            try:
+                self._drain(client)
+                frames = client.drain_frames(0)  # every frame: the timeline records each one
+                for frame in frames:
+                    self._emit_frame(frame)
+                self._report_host_errors(client)
+                now = time.monotonic()
+                if not frames and now - self._last_traffic > PING_AFTER_S:
+                    client.ping()
+                    self._last_traffic = now
+                    continue  # its wait filed what came before the answer (frames, host errors): hand them on
+                if frames or not self._inbox.empty() or not self._running:
+                    continue  # more may be waiting: look again before sleeping
+                left = PING_AFTER_S - (time.monotonic() - self._last_traffic)
+                if woken in dict(poller.poll(max(1, int(left * 1000)))):
+                    while woken.poll(0):
+                        woken.recv()
+            except Exception as e:  # noqa: BLE001
+                if _is_connection_error(e):
+                    self.connection_lost.emit(describe_error(e, self.address))
+                    return
+                self.failed.emit("receive", describe_error(e, self.address), "")
 
     def _report_host_errors(self, client) -> None:
         """Errors the host sent without a request (a refused input, a session closed for idling)."""

@@ -1137,6 +1137,50 @@ def test_a_hold_the_host_does_not_answer_copies_what_there_is_and_says_so(qtbot,
     assert len(left_in(autosave)) == 1 and w.session.backend_kind == "world_model"
 
 
+def test_a_close_after_a_hold_whose_pause_was_not_confirmed_still_keeps_a_step_frame_on_its_way(qtbot, host, tmp_path,
+                                                                                                monkeypatch, autosave):
+    """An Open… whose pause the host did not confirm in time cleared the note that something went to the host: a later
+    close in step mode, nothing unsaved, shut the window at once, and the frame of a step still on its way was lost."""
+    from bridge.client import WorldClient
+
+    bad = Session(backend_kind="sandbox", width=64, height=64)
+    bad.new_root(PromptSpec(seed=-1, backend="sandbox"))  # an open that fails once the hold took its copy
+    bad.save(tmp_path / "bad.wbsession")
+    w = open_window(qtbot, host.address, mode="step", timeout=1.0)
+    w.timeline.record.setChecked(True)
+    with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
+        pass
+    gate, act = threading.Event(), WorldClient.act
+    monkeypatch.setattr(WorldClient, "act", lambda client, *a, **kw: (gate.wait(20), act(client, *a, **kw))[1])
+    try:
+        last = live_frames(w)[-1].index
+        w.step_action.trigger()  # held up on its way: the host makes its frame once the gate opens
+        with qtbot.waitSignal(w.load_from(tmp_path / "bad.wbsession").errored, timeout=20000):  # pause: 1 s, no answer
+            pass
+        assert w._unsaved == 0 and live_frames(w)[-1].index == last
+        assert not w.close() and w._held is not None  # the close waits for the frame still on its way
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert last_kept(kept) == last + 1
+
+
+def test_a_close_whose_pause_is_not_confirmed_keeps_the_work_once_and_closes(qtbot, host, tmp_path, monkeypatch,
+                                                                            autosave, capsys):
+    """Each keep after an unconfirmed pause leaves the pause unanswered: the close must not hold the world and wait for
+    another one, and another, for as long as the host stays slow."""
+    w = open_window(qtbot, host.address, timeout=0.5)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: w._unsaved >= 3, timeout=10000)
+    pausing_late(monkeypatch, 2.0)
+    assert not w.close()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)
+    assert capsys.readouterr().err.count("did not confirm the pause") == 1
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert Session.load(kept).recorded(0)
+
+
 def test_a_close_whose_host_is_lost_before_it_confirms_the_pause_still_keeps_the_work_and_closes(qtbot, host, tmp_path,
                                                                                                   monkeypatch, autosave,
                                                                                                   capsys):

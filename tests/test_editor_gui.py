@@ -393,6 +393,34 @@ def test_no_host_and_lost_host_say_what_to_do(qtbot):
     qtbot.waitUntil(lambda: "Lost the host" in w2.settings_panel.conn_label.text(), timeout=10000)
 
 
+def test_a_network_thread_that_cannot_make_its_wake_up_sockets_says_so_and_offers_reconnect(qtbot, host, monkeypatch,
+                                                                                           capfd):
+    """Made outside the thread's error handling, their failure (too many open files) went to Qt as a traceback: the
+    window said Connected, and no command it sent ever ran."""
+    import itertools
+
+    import zmq
+
+    from editor_gui import worker
+
+    taken = zmq.Context.instance().socket(zmq.PULL)  # the address the next worker binds is in use
+    taken.bind("inproc://worldbridge-wake-taken")
+    monkeypatch.setattr(worker, "_wake_ids", itertools.repeat("taken"))
+    try:
+        w = add_window(qtbot, MainWindow(host.address, StartOptions(backend="sandbox", timeout=1.0)))
+        qtbot.waitUntil(lambda: w.worker_thread is not None and w.worker_thread.thread.isFinished(), timeout=10000)
+        qtbot.wait(100)  # the worker's last signals reach the window
+        text = w.settings_panel.conn_label.text()
+        assert "could not start its network thread" in text and "press Reconnect" in text, text
+        assert w.welcome is None and not w.settings_panel.reconnect_btn.isHidden()
+        assert "Traceback" not in capfd.readouterr().err
+        monkeypatch.setattr(worker, "_wake_ids", itertools.count())
+        w.settings_panel.reconnect_btn.click()  # the way back, once the cause is gone
+        qtbot.waitUntil(lambda: w.info is not None and w.viewport.frame is not None, timeout=10000)
+    finally:
+        taken.close(linger=0)
+
+
 def test_screenshot(qtbot, host, tmp_path):
     """Render the window in use; the PNG is a test artifact and, when missing or asked for, docs/editor.png."""
     from PySide6.QtWidgets import QApplication

@@ -159,7 +159,9 @@ def test_frames_that_are_not_recorded_leave_the_timeline_as_it_is(qtbot, host, m
 def test_the_network_thread_sleeps_until_a_frame_or_a_command_comes(qtbot, host, monkeypatch):  # noqa: F811
     """It woke every 2 ms to look for frames (500 times a second, paused or not)."""
     from bridge.client import WorldClient
+    from editor_gui import worker
 
+    monkeypatch.setattr(worker, "PING_AFTER_S", 60.0)  # no ping wakes it either: only the command's wake-up can
     w = open_window(qtbot, host.address, mode="step")
     drains = []
     drain = WorldClient.drain_frames
@@ -169,4 +171,26 @@ def test_the_network_thread_sleeps_until_a_frame_or_a_command_comes(qtbot, host,
     assert len(drains) <= 3
     last = live_frames(w)[-1].index
     w.step_action.trigger()  # a command wakes it at once
-    qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=5000)
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index == last + 1, timeout=1000)
+
+
+def test_an_error_the_host_sent_while_a_ping_waited_is_said_at_once(qtbot, host, monkeypatch):  # noqa: F811
+    """The ping's wait filed it in the client; the thread then slept until the next ping (2 s) before saying it (a
+    recording the host stopped, a session it ended), paused or in step mode."""
+    from bridge.client import WorldClient
+    from editor_gui import worker
+
+    monkeypatch.setattr(worker, "PING_AFTER_S", 0.3)
+    w = open_window(qtbot, host.address, mode="step")
+    ping = WorldClient.ping
+
+    def ping_that_files_an_error(client):
+        rtt = ping(client)
+        worker.PING_AFTER_S = 60.0  # no later ping wakes the thread: only handling what the client holds says it
+        client.errors.append({"type": "error", "code": "backend_error", "message": "came while the ping waited"})
+        return rtt
+
+    monkeypatch.setattr(WorldClient, "ping", ping_that_files_an_error)
+    with qtbot.waitSignal(w.worker_thread.worker.failed, timeout=1000,
+                          check_params_cb=lambda command, message, cap: "came while the ping waited" in message):
+        pass

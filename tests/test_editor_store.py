@@ -114,6 +114,19 @@ def test_a_frame_in_a_branch_cannot_have_its_pixels_or_index_changed_behind_the_
     assert [r.index for r in s.recorded(0)] == [*range(9), 10]
 
 
+def test_a_frame_put_under_another_index_is_refused_and_the_branch_stays_as_it_was():
+    """frames[5] = a record of frame 7 went in: the ordered lists held 7 at 5's place and the scrubber mixed them up."""
+    frames = _session().branches[0].frames
+    with pytest.raises(ValueError, match=r"frames\[5\] = a record of frame 7: .*frames\[rec.index\] = rec"):
+        frames[5] = FrameRecord(7, 1, image=_img(7))
+    with pytest.raises(ValueError, match=r"frames\[12\] = a record of frame 3"):
+        frames.update({12: FrameRecord(3, 1)})
+    with pytest.raises(ValueError, match=r"frames\[1\] = a record of frame 2"):
+        Frames({0: FrameRecord(0, 1), 1: FrameRecord(2, 1)})
+    assert frames.indices == sorted(frames) == list(range(10)) and frames[5].index == 5
+    assert [r.index for r in frames.recorded] == list(range(10))
+
+
 @pytest.mark.parametrize("name", ["one.wbsession", "folder_session"])
 def test_save_load_roundtrip(tmp_path, name):
     s = _session()
