@@ -54,6 +54,9 @@ def describe_error(exc: BaseException, address: str) -> str:
         return f"No world is running: press New world. ({message})"
     if code:
         return f"{message} ({code})"
+    if isinstance(exc, zmq.ZMQError):
+        return (f"The connection to the host at {address} failed ({message}): press Reconnect, or restart the host "
+                f"(`worldbridge serve`)")
     return f"{type(exc).__name__}: {message}"
 
 

@@ -225,3 +225,13 @@ def test_widening_the_sketch_extends_the_ground_and_is_no_drawing(qtbot):
     assert canvas.drawn()
     panel.cols.setValue(48)
     assert canvas.drawn() and tuple(canvas.cells[15, 40]) == pal["ground"]
+
+
+def test_a_zeromq_failure_is_said_with_what_to_do_not_as_an_exception_name():
+    import zmq
+
+    from editor_gui.worker import describe_error
+
+    said = describe_error(zmq.ZMQError(zmq.ENOTSOCK), "tcp://127.0.0.1:5555")
+    assert said.startswith("The connection to the host at tcp://127.0.0.1:5555 failed (")
+    assert "press Reconnect" in said and "ZMQError" not in said
