@@ -14,6 +14,18 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+def long_prose_lines(path: Path, width: int = 118) -> list[int]:
+    """Line numbers of a Markdown file's prose over `width` columns, so it reads in a terminal and in review diffs;
+    table rows and fenced code blocks cannot wrap and may run long."""
+    long, fenced = [], False
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and len(line) > width and not line.lstrip().startswith("|"):
+            long.append(n)
+    return long
+
+
 def in_ascii_locale(code: str) -> str:
     """Run Python `code` where open() without encoding= reads and writes ASCII (as it reads cp1252 on Windows);
     returns its stdout. UTF-8 mode and C-locale coercion are off, or Python would pick UTF-8 anyway."""

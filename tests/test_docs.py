@@ -9,6 +9,7 @@ import click
 import pytest
 
 from bridge.cli import COMMANDS, main
+from helpers import long_prose_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "unity_plugin" / "README.md",
@@ -147,6 +148,8 @@ def test_architecture_names_only_files_that_exist():
         top = folder.split("/")[0]
         for name in re.findall(r"`([\w./~-]+\.(?:py|sh|gd|cs|json|md)|[\w~-]+/[\w./~-]*)`", paragraph):
             path = name.rstrip("/")
+            if re.fullmatch(r"\w+/[\w-]+-v\d+", path):  # a gymnasium id (`WorldBridge/Sandbox-v0`), not a path
+                continue
             if not any(f == path or f.startswith(f"{path}/") or (f.startswith(f"{top}/") and f"/{path}/" in f"/{f}/")
                        for f in files):
                 gone.append(f"{folder}/: {name}")
@@ -240,3 +243,133 @@ def test_a_typed_command_name_gets_the_nearest_command_suggested():
     result = CliRunner().invoke(main, ["dmeo"])
     assert result.exit_code == 2
     assert "No such command 'dmeo'. Did you mean 'demo'?" in result.output, result.output
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if d.parent.name != "unity_plugin"],  # test_unity_package.py: its own
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_doc_prose_fits_118_columns(doc: Path):
+    long = long_prose_lines(doc)
+    assert not long, f"{doc.relative_to(ROOT)} lines {long} are over 118 columns: rewrap them"
+
+
+def _architecture_paragraph(folder: str) -> str:
+    """One folder's paragraph of docs/architecture.md, whitespace joined, so a check reads only what describes it."""
+    text = " ".join((ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").split())
+    return text.split(f"**`{folder}/`**", 1)[1].split(" **`", 1)[0]
+
+
+def test_architecture_names_where_the_imports_run_against_the_data_flow():
+    """The opening says data flows one way; the modules data and prompts import from later layers must be named, and
+    the diagram's bridge/train/ box must not claim the prompt stages, which live in bridge/prompts/."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").split("## Folders")[0]
+    intro = " ".join(" ".join(doc.split("```")[0::2]).split())
+    upstream = {"data": "host|gym|client|train", "prompts": "train|host|client"}
+    named = [f"`bridge/{m.replace('.', '/')}.py`" for folder, later in upstream.items()
+             for p in (ROOT / "bridge" / folder).glob("*.py")
+             for m in re.findall(rf"(?:from|import) bridge\.((?:{later})(?:\.\w+)?)", p.read_text(encoding="utf-8"))]
+    missing = sorted(set(n for n in named if n not in intro))
+    assert named and not missing, f"docs/architecture.md's opening does not say these imports run upstream: {missing}"
+    lines = doc.split("```")[1].splitlines()
+    row = next(n for n, line in enumerate(lines) if "bridge/train/" in line)
+    col = lines[row].index("bridge/train/")
+    box = " ".join(line[col:col + 18] for line in lines[row:row + 5])
+    assert "prompt" not in box, f"the diagram's bridge/train/ box names the prompt stages: {box}"
+
+
+def test_architecture_names_every_shared_test_module():
+    paragraph = _architecture_paragraph("tests")
+    shared = sorted(p.name for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_"))
+    missing = [name for name in shared if f"`{name}`" not in paragraph]
+    assert not missing, f"docs/architecture.md's tests/ paragraph leaves out {missing}"
+
+
+def test_architecture_names_every_public_name_of_values_and_the_default_address():
+    import bridge.values as values
+
+    bridge_paragraph = _architecture_paragraph("bridge")
+    public = [n for n, v in vars(values).items() if not n.startswith("_")
+              and (n.isupper() or inspect.isfunction(v) and v.__module__ == values.__name__)]
+    missing = [n for n in public if f"`{n}`" not in bridge_paragraph]
+    assert not missing, f"docs/architecture.md's bridge/ paragraph leaves out values.py's {missing}"
+    assert "`DEFAULT_ADDRESS`" in _architecture_paragraph("bridge/host"), "name protocol.py's DEFAULT_ADDRESS"
+
+
+def test_architecture_names_the_gymnasium_ids():
+    from bridge.gym import ENV_IDS
+
+    paragraph = _architecture_paragraph("bridge")
+    missing = [i for i in [*ENV_IDS, "ENV_IDS"] if f"`{i}`" not in paragraph]
+    assert not missing, f"docs/architecture.md's bridge/ paragraph leaves out the gymnasium ids {missing}"
+
+
+def test_architecture_names_every_editor_module_and_unity_core_file():
+    editor = _architecture_paragraph("editor_gui")
+    missing = [p.name for p in sorted((ROOT / "editor_gui").glob("*.py")) if p.name != "__init__.py"
+               and f"`{p.name}`" not in editor]
+    unity = _architecture_paragraph("unity_plugin")
+    missing += [f"Core/{p.name}" for p in sorted((ROOT / "unity_plugin" / "Runtime" / "Core").glob("*.cs"))
+                if f"`{p.name}`" not in unity]
+    assert not missing, f"docs/architecture.md leaves out {missing}"
+
+
+def test_editor_doc_lists_every_editor_test_file():
+    section = (ROOT / "docs" / "editor.md").read_text(encoding="utf-8").split("\n## Tests", 1)[1].split("\n## ", 1)[0]
+    missing = [p.name for p in sorted((ROOT / "tests").glob("test_editor_*.py")) if f"`{p.name}`" not in section]
+    assert not missing, f"docs/editor.md's Tests section leaves out {missing}"
+
+
+def test_model_doc_file_table_names_every_model_and_training_file():
+    table = (ROOT / "docs" / "model.md").read_text(encoding="utf-8").split("\n## ", 1)[0]
+    rows = " ".join(re.findall(r"^\| (.*?) \|", table, re.M))  # a row's second train file is `name` alone
+    missing = [p.name for p in sorted((ROOT / "bridge" / "model").glob("*.py")) if f"`{p.name}`" not in rows]
+    missing += [f"../train/{p.name}" for p in sorted((ROOT / "bridge" / "train").iterdir())
+                if p.suffix in (".py", ".sh") and f"`../train/{p.name}`" not in rows and f"`{p.name}`" not in rows]
+    missing = [m for m in missing if not m.endswith("__init__.py")]
+    assert not missing, f"docs/model.md's file table leaves out {missing}"
+
+
+def test_protocol_doc_gives_the_editors_own_recordings_folder():
+    from editor_gui.session_store import recordings_dir
+
+    text = " ".join(_protocol_section(4).split("### record_start", 1)[1].split("###", 1)[0].split())
+    where = f"`~/{recordings_dir().relative_to(Path.home()).as_posix()}`"
+    assert f"(`worldbridge play` without `--host`) records inside {where}" in text, f"docs/protocol.md must say {where}"
+
+
+def test_protocol_doc_says_a_sketch_may_be_jpeg_as_the_host_decodes():
+    row = re.search(r"^\| `sketch` \| bin/nil \| (.*) \|$", _protocol_section(4), re.M)[1]
+    assert "PNG (or JPEG" in row, row
+
+
+def test_protocol_doc_too_large_example_is_what_the_host_says():
+    from bridge.host import protocol as P
+
+    row = re.search(r"^\| `too_large` \| (.*) \|$", _protocol_section(5), re.M)[1]
+    said = re.search(r'\("(its [^"]+)"\)', row)
+    assert said, "docs/protocol.md's too_large row must quote an example of the host's words"
+    key, size = re.search(r"its (\w+) is (\d+) bytes", said[1]).groups()
+    part = "x" * int(size) if key == "text" else b"x" * int(size)
+    limit = next(p for p in COMMAND_LINES[("serve",)].params if p.name == "max_message_bytes").type.min  # the smallest
+    message = P.too_large(max(int(size) + 100, limit + 1), limit, {"type": "start", key: part}).message
+    assert message.endswith(": " + said[1]), f"the host would say: {message}"
+
+
+def test_engine_readmes_say_a_text_sent_with_an_image_is_not_used():
+    for readme in (ROOT / "unity_plugin" / "README.md", ROOT / "godot_addon" / "README.md"):
+        text = " ".join(readme.read_text(encoding="utf-8").split())
+        assert "with an image the text is not used (a sketch uses both)" in text.lower(), readme
+
+
+def test_godot_readme_says_which_part_a_too_big_message_names():
+    """The engines name the biggest part however small; the host only one that is at least half of the message."""
+    text = " ".join((ROOT / "godot_addon" / "README.md").read_text(encoding="utf-8").split())
+    assert "stands out" not in text
+    assert "however small" in text and "at least half of the message" in text
+
+
+def test_data_capture_help_and_doc_give_a_worldbridge_env():
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["data", "capture", "--help"])
+    assert "WorldBridge/Sandbox-v0" in result.output, result.output
+    assert "--env WorldBridge/Sandbox-v0" in (ROOT / "docs" / "data.md").read_text(encoding="utf-8")

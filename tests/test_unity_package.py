@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import long_prose_lines
+
 PLUGIN = Path(__file__).resolve().parents[1] / "unity_plugin"
 FIX = "run `python unity_plugin/Tools~/add_metas.py` to write the missing ones"
 
@@ -123,9 +125,7 @@ def test_readme_has_install_steps_and_compatibility_table():
 
 
 def test_readme_prose_fits_118_columns():
-    """Tables may run long; prose is wrapped at the file's width so it reads in a terminal and in review diffs."""
-    lines = (PLUGIN / "README.md").read_text(encoding="utf-8").splitlines()
-    long = [n for n, line in enumerate(lines, 1) if len(line) > 118 and not line.lstrip().startswith("|")]
+    long = long_prose_lines(PLUGIN / "README.md")
     assert not long, f"unity_plugin/README.md lines {long} are over 118 columns: rewrap them"
 
 

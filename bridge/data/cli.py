@@ -88,7 +88,9 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
 
 
 @data.command()
-@click.option("--env", "env_id", required=True, help="Gymnasium id, e.g. CartPole-v1 (must render rgb_array).")
+@click.option("--env", "env_id", required=True,
+              help="Gymnasium id, e.g. CartPole-v1, or WorldBridge/Sandbox-v0 (the sandbox game, a test backend); it "
+                   "must render rgb_array.")
 @click.option("--episodes", default=10, show_default=True, type=int, help="Episodes to play.")
 @click.option("--out", required=True, type=OUT_FOLDER, help="Output dataset folder.")
 @click.option("--frames", default=500, show_default=True, type=int, help="Most frames per episode (episodes may end sooner).")
