@@ -92,6 +92,12 @@ class WorldEnv(gymnasium.Env):
         self._obs: np.ndarray | None = None
         self._steps = 0
 
+    def get_action_meanings(self) -> list[str]:
+        """A name for every action id (Atari's convention, which `data capture` and wrappers read): the backend's own,
+        then `latent_N` for the latent actions it names none for."""
+        n = int(self.action_space.n)
+        return [*self.action_names[:n], *(f"latent_{i}" for i in range(len(self.action_names), n))]
+
     def _start(self, prompt: dict, seed: int | None) -> dict:
         """A step-mode session on the host (greeting it first when needed) and its first frame; returns `session`."""
         s = self.client.start(backend=self._backend_arg, mode="step", seed=seed, **prompt)

@@ -111,3 +111,10 @@ def test_worldbridge_ids_are_known_to_capture_without_importing_bridge_gym_first
             "e = make_env('WorldBridge/Sandbox-v0'); e.reset(seed=0); print(e.render().shape); e.close()")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().startswith("("), r.stderr
+
+
+def test_a_captured_worldbridge_env_keeps_its_own_action_names(tmp_path):
+    """WorldEnv names its actions (get_action_meanings), so footage of the sandbox says `left`, not `action_1`."""
+    capture("WorldBridge/Sandbox-v0", tmp_path / "sb", episodes=2, frames=8, size=16, progress=False)
+    names = VideoDataset(tmp_path / "sb").action_names
+    assert names[:3] == ["noop", "left", "right"] and not any(n.startswith("action_") for n in names)
