@@ -115,6 +115,9 @@ namespace WorldBridge
         readonly FieldStart fieldStart = new FieldStart(); // a prompt kind of the fields the backend refuses is dropped
         readonly SessionTracker tracker = new SessionTracker();
         readonly HashSet<WorldPromptFromCamera> cameraPrompts = new HashSet<WorldPromptFromCamera>();
+        // starts and resets sent with a text beside an image, by req_id: the host's answer says the text went unused
+        readonly Dictionary<long, string> textUnused = new Dictionary<long, string>();
+        bool toldTextUnused; // once per client, as the Python client
 
         /// <summary>A camera prompt that starts the world once connected replaces startOnConnect's plain start, so one start goes.</summary>
         internal void Follow(WorldPromptFromCamera prompt, bool follow)
@@ -166,6 +169,7 @@ namespace WorldBridge
             startSent = false;
             tracker.Forget();
             fieldStart.Forget();
+            textUnused.Clear();
             backendInUse = "connecting to " + endpoint;
             ConnectionChanged?.Invoke();
         }
@@ -180,6 +184,7 @@ namespace WorldBridge
             backendInUse = "not connected";
             tracker.Forget();
             fieldStart.Forget(); // the next connection's req_ids start over: none of its answers is this start's
+            textUnused.Clear();
             shownState = ConnectionState.Closed;
             connectionState = "Closed";
             frameIndex = framesDropped = 0;
@@ -219,6 +224,7 @@ namespace WorldBridge
         {
             var type = m.GetString("type");
             var ended = tracker.Message(m, Connection);
+            SayTextUnused(m, type);
             if (type == "session")
             {
                 var s = SessionInfo.From(m, Connection?.Welcome);
@@ -248,6 +254,25 @@ namespace WorldBridge
                 if (type == "reject" || last != null && last == error.Message) reportedError = last;
             }
             MessageReceived?.Invoke(m);
+        }
+
+        /// <summary>Records request `id` that sent `text` beside `image` (and `sketch`): its acceptance says once that the
+        /// text is unused, as the host only tells its stderr.</summary>
+        void ExpectTextUnused(long id, string text, byte[] image, byte[] sketch)
+        {
+            var warning = Protocol.TextUnused(text, image, sketch);
+            if (id >= 0 && warning != null && !toldTextUnused) textUnused[id] = warning;
+        }
+
+        /// <summary>Warns once when `m` accepts (session, ok) a start or reset whose text the image made unused; any answer settles it.</summary>
+        void SayTextUnused(MsgMap m, string type)
+        {
+            if (!m.Has("req_id") || !textUnused.TryGetValue(m.GetLong("req_id"), out var warning)) return;
+            textUnused.Remove(m.GetLong("req_id"));
+            if (toldTextUnused || type != "session" && type != "ok") return;
+            toldTextUnused = true;
+            textUnused.Clear();
+            Debug.LogWarning("[WorldBridge] " + warning);
         }
 
         /// <summary>No backend is named as running once its session is gone (`reason`, from the tracker; null: it runs on):
@@ -295,12 +320,18 @@ namespace WorldBridge
                 return c.Start(sent);
             });
             fieldStart.Sent(sent, id, png == null ? imagePrompt != null : cameraPrompt);
+            ExpectTextUnused(id, sent?.Text, sent?.Image, sent?.Sketch);
             return id;
         }
 
         /// <summary>A new world in the same session; prompts left null keep the previous ones.</summary>
-        public long ResetWorld(byte[] png = null, bool asSketch = false, string text = null) =>
-            Send(c => c.Reset(fixedSeed ? seed : (long?)null, text, asSketch ? null : png, asSketch ? png : null));
+        public long ResetWorld(byte[] png = null, bool asSketch = false, string text = null)
+        {
+            byte[] image = asSketch ? null : png, sketch = asSketch ? png : null;
+            var id = Send(c => c.Reset(fixedSeed ? seed : (long?)null, text, image, sketch));
+            ExpectTextUnused(id, text, image, sketch);
+            return id;
+        }
 
         public long FireEvent(string eventType) => Send(c => c.Event(eventType));
         public long FireEventText(string text) => Send(c => c.Event(null, text));

@@ -128,6 +128,13 @@ namespace WorldBridge.Core
         public static MsgMap Ping(long reqId, double clientTs) => new MsgMap { { "type", "ping" }, { "req_id", reqId }, { "client_ts", clientTs } };
         public static MsgMap Bye() => new MsgMap { { "type", "bye" } };
 
+        /// <summary>What a start or reset sending `text` beside an `image` says once, in the Python client's words: the image
+        /// starts the world and the text is unused (docs/protocol.md); null when the text counts (none, blank, or a sketch).</summary>
+        public static string TextUnused(string text, byte[] image, byte[] sketch) =>
+            string.IsNullOrWhiteSpace(text) || image == null || sketch != null ? null
+            : $"the text prompt '{text}' is not used: the image starts the world as it is drawn (a world that reads a " +
+              "flat-colour image as a sketch uses both); send the text alone, or with a sketch, for the text to count";
+
         public static string CheckMode(string mode) =>
             mode == "realtime" || mode == "step" ? mode : throw new ArgumentException($"mode '{mode}' must be \"realtime\" or \"step\"");
     }

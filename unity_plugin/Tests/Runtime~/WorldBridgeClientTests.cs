@@ -284,6 +284,38 @@ namespace WorldBridge.Tests
             connection.Close();
         }
 
+        /// <summary>The Python client's warning (bridge/client.py _warn_text_unused) for the text prompt `text`.</summary>
+        static string Unused(string text) =>
+            $"the text prompt '{text}' is not used: the image starts the world as it is drawn (a world that reads a " +
+            "flat-colour image as a sketch uses both); send the text alone, or with a sketch, for the text to count";
+
+        [Test]
+        public void ATextSentWithAnImageIsSaidUnusedOnceWhenTheHostTookItAndNeverWithASketch()
+        {
+            var client = new WorldBridgeClient { startOnConnect = false, textPrompt = "a cave" };
+            var connection = Ready(client);
+            var png = new byte[] { 1, 2, 3 };
+            client.StartWorld(png, true); // a sketch and the text both count
+            Assert.AreEqual(0, Logs.Of(UnityEngine.LogType.Warning, () => Answer(client, Session(Starts(connection)[0]))).Count);
+            client.StartWorld(png, false);
+            var refused = Logs.Of(UnityEngine.LogType.Warning, () => Answer(client, BadPrompt(Starts(connection)[1], "image_prompt")));
+            Assert.IsFalse(refused.Exists(w => w.Contains("is not used")), "a start the host refused used nothing");
+            client.StartWorld(png, false);
+            var warned = Logs.Of(UnityEngine.LogType.Warning, () => Answer(client, Session(Starts(connection)[2])));
+            Assert.AreEqual(new[] { "[WorldBridge] " + Unused("a cave") }, warned);
+            var reset = client.ResetWorld(png, false, "a desert");
+            var again = Logs.Of(UnityEngine.LogType.Warning, () => Answer(client, new MsgMap { { "type", "ok" }, { "req_id", reset }, { "request", "reset" } }));
+            CollectionAssert.IsEmpty(again, "said more than once per client");
+            connection.Close();
+
+            var other = new WorldBridgeClient { startOnConnect = false };
+            connection = Ready(other);
+            var resetOnce = other.ResetWorld(png, false, "a desert");
+            var said = Logs.Of(UnityEngine.LogType.Warning, () => Answer(other, new MsgMap { { "type", "ok" }, { "req_id", resetOnce }, { "request", "reset" } }));
+            Assert.AreEqual(new[] { "[WorldBridge] " + Unused("a desert") }, said, "a reset's text beside its image");
+            connection.Close();
+        }
+
         [Test]
         public void ATextureFileThatCannotBeReadIsAnErrorRequestsReport()
         {
