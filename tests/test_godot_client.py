@@ -1761,3 +1761,40 @@ def test_a_restarted_lost_session_that_had_dropped_a_prompt_still_says_so(godot_
     answer_the_retry_without(godot_sim, router, c, ident, fresh, "text")  # the new backend takes no text either
     assert list(c.members["dropped_prompts"]) == ["image", "text"]
     assert "image and text" in godot_sim.call_method(c, "dropped_note", [])
+
+
+def _unused(text: str) -> str:
+    """The Python client's warning (bridge/client.py _warn_text_unused) for `text`, as the addon pushes it."""
+    return (f"WorldBridge: the text prompt {text!r} is not used: the image starts the world as it is drawn (a world "
+            "that reads a flat-colour image as a sketch uses both); send the text alone, or with a sketch, for the "
+            "text to count")
+
+
+def test_a_text_sent_with_an_image_is_said_unused_once_when_the_host_took_it_and_never_with_a_sketch(
+        godot_sim, scripted):
+    router, port = scripted
+    welcome = {**SCRIPTED_WELCOME, "capabilities": ["text_prompt", "image_prompt", "sketch_prompt"]}
+    viewport = gdsim.SubViewportModel(godot_sim)
+    _render(godot_sim, viewport)
+    c = _ready(godot_sim, router, port, welcome, text_prompt="a cave", prompt_viewport=viewport,
+               prompt_viewport_as="sketch")
+    assert godot_sim.call_method(c, "start_session", [])
+    assert _session_started(godot_sim, router, c)["sketch"] is not None
+    assert godot_sim.warnings == [], "a sketch and a text both count"
+    c.members["prompt_viewport_as"] = "image"
+    assert godot_sim.call_method(c, "start_session", [])
+    pump(godot_sim, router)
+    ident, start = recv(router)
+    router.send_multipart([ident, prompt_refusal(start, "image_prompt")])
+    assert _session_started(godot_sim, router, c, "s2")["image"] is None  # sent again without the image: text counts
+    assert not [w for w in godot_sim.warnings if "is not used" in w], "a refused start, or one without the image"
+    assert godot_sim.call_method(c, "start_session", [])
+    assert _session_started(godot_sim, router, c, "s3")["image"] is not None
+    assert [w for w in godot_sim.warnings if "is not used" in w] == [_unused("a cave")]
+    assert godot_sim.call_method(c, "reset_world", [gdsim.to_gd({"text": "a desert", "image": start["image"]})])
+    pump(godot_sim, router)
+    ident, reset = recv(router)
+    router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": reset["req_id"], "request": "reset",
+                                                 "epoch": 1, "frame_index": 0})])
+    pump(godot_sim, router)
+    assert [w for w in godot_sim.warnings if "is not used" in w] == [_unused("a cave")], "said more than once"

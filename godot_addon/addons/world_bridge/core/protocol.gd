@@ -127,6 +127,24 @@ static func describe_backend(kind: String, name: String) -> String:
 	return "unknown backend%s: %s" % [(" " + kind) if kind != "" else "", name]
 
 
+## What a start or reset sending `prompt` (text, image, sketch) says once, in the Python client's
+## words: an image starts the world and a text beside it is unused (docs/protocol.md); "" when
+## the text counts (none, blank, or beside a sketch).
+static func text_unused(prompt: Dictionary) -> String:
+	var text: Variant = prompt.get("text")
+	var blank: bool = typeof(text) != TYPE_STRING or text.strip_edges() == ""
+	if blank or prompt.get("image") == null or prompt.get("sketch") != null:
+		return ""
+	return (
+		(
+			"the text prompt '%s' is not used: the image starts the world as it is drawn (a world that"
+			+ " reads a flat-colour image as a sketch uses both); send the text alone, or with a sketch,"
+			+ " for the text to count"
+		)
+		% text
+	)
+
+
 ## "1 session", "3 sessions": a count as a person writes it.
 static func plural(count: int, noun: String) -> String:
 	return "%d %s%s" % [count, noun, "" if count == 1 else "s"]

@@ -137,6 +137,9 @@ var _dropped_prompts := PackedStringArray()
 ## _exported_prompts of the start the current session answers: a failed resume starts that session
 ## again, and a restarted host's backend may refuse one of them as well.
 var _session_prompts := PackedStringArray()
+## Starts and resets sent, by req_id -> what their acceptance says once (Protocol.text_unused).
+var _text_unused := {}
+var _told_text_unused := false
 var _frame_times: Array = []
 var _last_sent_ms := 0.0
 var _latency_seq := 0
@@ -336,7 +339,10 @@ func fire_event(event_type: String = "", text: String = "") -> bool:
 
 ## A new world: `prompt` may hold seed, text, image, sketch; missing keys keep the old prompt.
 func reset_world(prompt: Dictionary = {}) -> bool:
-	return _in_session() and _send(Protocol.reset(_next_req(), prompt))
+	if not (_in_session() and _send(Protocol.reset(_next_req(), prompt))):
+		return false
+	_text_unused[_req_id] = Protocol.text_unused(prompt)
+	return true
 
 
 ## Continues from frame `frame` of the current timeline (a new epoch starts).
@@ -506,6 +512,7 @@ func _send_start(opts: Dictionary) -> bool:
 	_start_resend = {}
 	_start_req = req  # the newest start sent: one that did not go out is no start to wait for
 	_starts_sent[req] = opts
+	_text_unused[req] = Protocol.text_unused(opts)
 	return true
 
 
@@ -513,6 +520,13 @@ func _send_start(opts: Dictionary) -> bool:
 
 
 func _dispatch(header: Dictionary) -> void:
+	# A start or reset accepted (session, ok) with its text beside an image: said once, as the
+	# host only tells its stderr; any answer settles the request.
+	var unused: String = _text_unused.get(header.get("req_id"), "")
+	_text_unused.erase(header.get("req_id"))
+	if unused != "" and header["type"] in ["session", "ok"] and not _told_text_unused:
+		_told_text_unused = true
+		push_warning("WorldBridge: " + unused)
 	match header["type"]:
 		"welcome":
 			_on_welcome(header)
@@ -818,6 +832,7 @@ func _on_socket_closed(reason: String) -> void:
 	if _starts_sent.has(_start_req):  # its answer will never come on this connection
 		_resend_at_welcome(_starts_sent[_start_req])
 	_starts_sent.clear()  # their answers never come on a new connection
+	_text_unused.clear()
 	if _socket == null or _socket.state == Zmtp.State.IDLE:
 		_set_link(Link.OFFLINE, "connection lost: %s" % reason)
 	else:
