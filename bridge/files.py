@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -100,8 +100,16 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~umask())
     _sync(tmp)
     replace(tmp, path, path)
-    if os.name == "posix":  # the rename itself, so the new name survives a power loss too
-        fsync(Path(path).parent, full=True)
+    sync_names(path, full=True)  # the rename itself, so the new name survives a power loss too
+
+
+def sync_names(path: str | Path, made: Sequence[Path] = (), full: bool = False) -> None:
+    """Put on disk the name of a file made or renamed in its folder, and of each folder `make_folders` made for it:
+    fsync of a file alone may leave a power loss with the file's bytes and no name for them (POSIX; Windows opens no
+    folder to sync)."""
+    if os.name == "posix":
+        for folder in dict.fromkeys([Path(path).parent, *(f.parent for f in made)]):
+            fsync(folder, full=full)
 
 
 def _free_name(path: Path) -> Path:

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -33,6 +34,11 @@ def frame_record(i: int) -> dict:
                          "seq": None, "host_ts": float(i), "timings": {}, "events": [], "codec": "raw", "width": 4,
                          "height": 4}, use_bin_type=True)
     return {"kind": "frame", "t": float(i), "wire": [hdr, img.tobytes()], "source": "step"}
+
+
+def is_file(fd: int) -> bool:
+    """Whether `fd` is a file's, not the folder a recording's name is synced in (tests/test_recording_crash.py)."""
+    return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 HEADER = {"session": {"session_id": "s", "backend_kind": "sandbox", "width": 4, "height": 4, "fps": 24.0,
@@ -607,7 +613,7 @@ def test_a_stopped_recording_is_on_disk(tmp_path, monkeypatch):
     fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), fsync(fd)))
     path = small_recording(tmp_path / "r.wbrec", n=2)  # a power loss after record_stop must keep every frame
-    assert synced == [path.stat().st_ino] and RecordingReader(path).complete
+    assert synced == [tmp_path.stat().st_ino, path.stat().st_ino] and RecordingReader(path).complete  # its name too
 
 
 def test_a_long_recording_is_synced_once_a_second_not_per_frame(tmp_path, monkeypatch):
@@ -616,7 +622,7 @@ def test_a_long_recording_is_synced_once_a_second_not_per_frame(tmp_path, monkey
     now, synced = [0.0], []
     fsync = os.fsync
     monkeypatch.setattr(recording, "clock", lambda: now[0])
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append((now[0], os.fstat(fd).st_size)), fsync(fd)))
+    monkeypatch.setattr(os, "fsync", lambda fd: (is_file(fd) and synced.append((now[0], os.fstat(fd).st_size)), fsync(fd)))
     path = tmp_path / "long.wbrec"
     rec = Recorder(path, HEADER)
     for i in range(1, 10 * 24 + 1):  # 10 s at 24 frames/s
@@ -877,7 +883,7 @@ def test_flush_due_keeps_at_most_one_sync_a_second(tmp_path, monkeypatch):
     now, synced = [0.0], []
     fsync = os.fsync
     monkeypatch.setattr(recording, "clock", lambda: now[0])
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(now[0]), fsync(fd)))
+    monkeypatch.setattr(os, "fsync", lambda fd: (is_file(fd) and synced.append(now[0]), fsync(fd)))  # not its folder
     rec = Recorder(tmp_path / "r.wbrec", HEADER)
     rec.write(frame_record(1))
     assert rec.sync_due() == 1.0

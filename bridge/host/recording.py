@@ -17,7 +17,7 @@ import msgpack
 import numpy as np
 
 from bridge.backend import recorded_backend_label
-from bridge.files import sync
+from bridge.files import make_folders, sync, sync_names
 from bridge.host.clock import clock
 from bridge.host.pixels import decode_pixels
 from bridge.values import is_int, plural
@@ -41,8 +41,9 @@ class Recorder:
         self.path = Path(path)
         if self.path.suffix.lower() != ".wbrec":
             raise ValueError(f"recording path {self.path} must end in .wbrec")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._made = make_folders(self.path.parent)
         self._f = open(self.path, "xb")  # never overwrite another recording
+        self._named = False  # whether the file's name (and its new folders') is on disk yet: at its first sync
         self.frames = 0
         self._synced_at = clock()
         self._unsynced = False  # records written since the last sync
@@ -75,9 +76,17 @@ class Recorder:
         the host loop, so a session gone idle in step mode still has its last records on disk a second later."""
         now = clock()
         if self._unsynced and not self._f.closed and now >= self.sync_due():
-            sync(self._f.fileno())  # a failure is a failed write: the host ends this recording only
+            self._sync()  # a failure is a failed write: the host ends this recording only
             self._synced_at = now
             self._unsynced = False
+
+    def _sync(self, full: bool = False) -> None:
+        """Put the records on disk, and with the first of them the file's name: without it a power loss could drop the
+        whole take, however often its bytes were synced (names first, so `full` flushes the drive's cache for both)."""
+        if not self._named:
+            sync_names(self.path, self._made)
+            self._named = True
+        sync(self._f.fileno(), full)
 
     def close(self, t: float | None = None, write_end: bool = True) -> None:
         """End the file (with its `end` record unless a write already failed) and put it on disk, so a power loss after
@@ -87,7 +96,7 @@ class Recorder:
         try:
             if write_end:
                 self.write({"kind": "end", "t": t, "frames": self.frames})
-                sync(self._f.fileno(), full=True)  # the drive's cache too, once: never each second on the host loop
+                self._sync(full=True)  # the drive's cache too, once: never each second on the host loop
         finally:
             self._unsynced = False  # nothing more can be synced: a closed recorder is never due (sync_due)
             try:
