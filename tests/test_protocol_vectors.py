@@ -68,6 +68,19 @@ def test_vectors_cover_every_message_and_width():
     assert "uint8_200" in names and bytes.fromhex(next(v["hex"] for v in MSGPACK if v["name"] == "int8_-33")) == b"\xd0\xdf"
 
 
+def test_host_reply_vectors_carry_absolute_recording_paths():
+    """Since 1.3 the host answers every recording `path` absolute: the vectors showed `recordings/demo.wbrec`."""
+    from pathlib import PurePosixPath
+
+    replies = {v["name"]: untag(v["value"]) for v in MSGPACK
+               if v["name"] in ("msg_ok_record_start", "msg_ok_record_stop", "msg_error_recording_stopped")}
+    assert len(replies) == 3
+    for name, msg in replies.items():
+        assert PurePosixPath(msg["path"]).is_absolute(), f"{name}: {msg['path']}"
+    assert replies["msg_error_recording_stopped"]["message"].startswith(
+        f"recording {replies['msg_error_recording_stopped']['path']} stopped: ")  # as the host words it
+
+
 def test_rule_checker_rejects_wider_forms():
     make_vectors.check_rules(bytes.fromhex("ccc8"))
     for bad in ("d100c8", "d005", "ca3fc00000", "cd00ff", "d1ffe0", "c70101ff"):
