@@ -253,3 +253,47 @@ def test_too_large_from_extra_parts_or_undecodable_bytes_says_what_is_usually_bi
         P.decode(b"\xc1" * 100, 10)  # not even decoded: the host cannot tell which part is big
     assert e.value.code == "too_large" and e.value.message == ("message of 100 bytes is over the host's 10-byte "
                                                                f"limit: {general}")
+
+
+def _frame(sock: zmq.Socket) -> dict:
+    """The next frame header, past any other message."""
+    while True:
+        assert sock.poll(5000), "no frame"
+        msg = P.decode(sock.recv_multipart()[0])
+        if msg["type"] == "frame":
+            return msg
+
+
+def test_what_a_client_written_from_the_protocol_doc_alone_relies_on(tmp_path):
+    """docs/protocol.md left these out; a client written from it alone guessed them (§4, §8 "Written down")."""
+    with run_host_in_thread("sandbox", recordings_dir=tmp_path) as h:
+        sock, other = _client(h.address, 3), _client(h.address, 3)
+        assert _ask(other, {"type": "start", "req_id": 1})["type"] == "session"
+        for msg, code, says in [
+            ({"type": "start", "req_id": 2, "backend": "world_model"}, "bad_argument", "this host serves ['sandbox']"),
+            ({"type": "input", "req_id": 3}, "bad_message", "`input` needs `action`"),
+        ]:
+            err = _ask(sock, msg)
+            assert (err["type"], err["code"], err["req_id"]) == ("error", code, msg["req_id"]) and says in err["message"]
+        assert _ask(sock, {"type": "ping", "req_id": 4})["client_ts"] is None  # `client_ts` may be left out
+        assert _ask(sock, {"type": "start", "req_id": 5, "fps": 50.0})["type"] == "session"
+        first = [_frame(sock) for _ in range(3)]  # realtime ticks before any input apply action 0
+        assert [f["action"] for f in first] == [-1, 0, 0] and {f["seq"] for f in first} == {None}
+        assert _ask(sock, {"type": "status", "req_id": 6})["sessions"] == 2  # every client's sessions
+        for msg, says in [({"type": "event", "req_id": 7, "text": " "}, "event needs `event_type` or some `text`"),
+                          ({"type": "record_stop", "req_id": 8}, "not recording"),
+                          ({"type": "settings", "req_id": 9, "mode": "step"}, None),
+                          ({"type": "input", "req_id": 10, "action": 2}, None)]:
+            reply = _ask(sock, msg) if msg["type"] != "input" else (sock.send(P.encode(msg)), _frame(sock))[1]
+            if says:
+                assert (reply["code"], reply["req_id"]) == ("bad_argument", msg["req_id"]) and says in reply["message"]
+        assert (reply["action"], reply["client_ts"], reply["seq"]) == (2, None, None)  # `client_ts` echoed nil
+        assert _ask(sock, {"type": "record_start", "req_id": 11})["type"] == "ok"
+        err = _ask(sock, {"type": "record_start", "req_id": 12})
+        assert (err["code"], err["req_id"]) == ("bad_argument", 12) and "send record_stop first" in err["message"]
+        assert _ask(sock, {"type": "record_stop", "req_id": 13})["type"] == "ok"
+        err = _ask(sock, {"type": "hello", "req_id": 14, "protocol_major": 1, "client": "x" * 5000})
+        assert (err["code"], err["req_id"], err["fatal"]) == ("bad_message", 14, False)
+        assert _ask(sock, {"type": "status", "req_id": 15})["session_id"] is not None  # the session goes on
+        for s in (sock, other):
+            s.close(0)

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import math
+import re
 from pathlib import Path
 
 import msgpack
@@ -58,14 +59,45 @@ def test_decode_only_vectors_cover_the_forms_other_encoders_write():
 
 
 def test_vectors_cover_every_message_and_width():
+    from test_docs import _protocol_section  # test_docs holds §4 to the host; this holds the vectors to §4
+
     names = {v["name"] for v in MSGPACK}
     types = {untag(v["value"])["type"] for v in MSGPACK if v["name"].startswith("msg_")}
-    assert types == {"hello", "welcome", "reject", "start", "session", "input", "frame", "event", "reset", "branch",
-                     "settings", "record_start", "record_stop", "status", "ping", "pong", "ok", "error", "bye", "edit"}
+    doc = {name for heading in re.findall(r"^### (.+)$", _protocol_section(4), re.M)
+           for name in re.findall(r"(?:^|/ )([a-z_]+)", heading)}
+    assert types == doc, f"vectors lack {sorted(doc - types)}: add them to make_vectors.py"
+    assert {"hello", "start", "frame", "ok", "error", "bye", "edit", "pong"} <= types
     first_bytes = {bytes.fromhex(v["hex"])[0] for v in MSGPACK}
     for tag in (0xCC, 0xCD, 0xCE, 0xCF, 0xD0, 0xD1, 0xD2, 0xD3, 0xCB, 0xD9, 0xDA, 0xDB, 0xC4, 0xC5, 0xC6, 0xDC, 0xDE):
         assert tag in first_bytes, f"no vector starts with {tag:#04x}"
     assert "uint8_200" in names and bytes.fromhex(next(v["hex"] for v in MSGPACK if v["name"] == "int8_-33")) == b"\xd0\xdf"
+
+
+def test_host_reply_vectors_carry_absolute_recording_paths():
+    """Since 1.3 the host answers every recording `path` absolute: the vectors showed `recordings/demo.wbrec`."""
+    from pathlib import PurePosixPath
+
+    replies = {v["name"]: untag(v["value"]) for v in MSGPACK
+               if v["name"] in ("msg_ok_record_start", "msg_ok_record_stop", "msg_error_recording_stopped")}
+    assert len(replies) == 3
+    for name, msg in replies.items():
+        assert PurePosixPath(msg["path"]).is_absolute(), f"{name}: {msg['path']}"
+    assert replies["msg_error_recording_stopped"]["message"].startswith(
+        f"recording {replies['msg_error_recording_stopped']['path']} stopped: ")  # as the host words it
+
+
+CLIENT_TYPES = ("hello", "start", "input", "event", "edit", "reset", "branch", "settings", "record_start", "record_stop",
+                "ping", "bye")
+
+
+def test_every_client_message_vector_is_one_the_host_accepts():
+    """A vector a client copies byte for byte must pass the host's own checks, not only msgpack's."""
+    from bridge.host import protocol as P
+    sent = [v for v in MSGPACK if v["name"].startswith("msg_") and (untag(v["value"])["type"] in CLIENT_TYPES
+                                                                      or v["name"] == "msg_status_request")]
+    assert {untag(v["value"])["type"] for v in sent} == {*CLIENT_TYPES, "status"}
+    for v in sent:
+        assert P.validate(untag(v["value"]))["type"] == untag(v["value"])["type"], v["name"]
 
 
 def test_rule_checker_rejects_wider_forms():

@@ -166,6 +166,9 @@ def decode_only_vectors() -> list[tuple[str, bytes, object]]:
     ]
 
 
+HOST_RECORDING = "/home/me/worldbridge/recordings/demo.wbrec"  # the host answers recording paths absolute (1.3)
+
+
 def message_vectors() -> list[tuple[str, dict]]:
     """One example of every message in docs/protocol.md §4, keys in the documented order."""
     png_1x1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
@@ -244,14 +247,13 @@ def message_vectors() -> list[tuple[str, dict]]:
         ("msg_ok", {"type": "ok", "req_id": 3, "request": "event", "caption": "it begins to snow"}),
         ("msg_ok_reset", {"type": "ok", "req_id": 5, "request": "reset", "epoch": 1, "frame_index": 0, "seed": 8}),
         ("msg_ok_edit", {"type": "ok", "req_id": 13, "request": "edit", "epoch": 2, "frame_index": 42}),
-        ("msg_ok_record_stop", {"type": "ok", "req_id": 9, "request": "record_stop", "path": "recordings/demo.wbrec",
+        ("msg_ok_record_stop", {"type": "ok", "req_id": 9, "request": "record_stop", "path": HOST_RECORDING,
                                 "frames": 120}),
         ("msg_ok_settings", {"type": "ok", "req_id": 4, "request": "settings",
                              "settings": {"steps": None, "temperature": None, "cfg": None, "event_cfg": None,
                                           "top_p": None, "unmask": None, "fps": 30.0, "mode": "step"}}),
         ("msg_ok_branch", {"type": "ok", "req_id": 6, "request": "branch", "epoch": 1, "frame_index": 30}),
-        ("msg_ok_record_start", {"type": "ok", "req_id": 8, "request": "record_start",
-                                 "path": "recordings/demo.wbrec"}),
+        ("msg_ok_record_start", {"type": "ok", "req_id": 8, "request": "record_start", "path": HOST_RECORDING}),
         ("msg_error", {"type": "error", "req_id": 12, "code": "bad_argument",
                        "message": "unknown action name 'fly': use one of noop, left, right, jump", "fatal": False}),
         ("msg_error_unsupported", {"type": "error", "req_id": 13, "code": "unsupported",
@@ -260,10 +262,10 @@ def message_vectors() -> list[tuple[str, dict]]:
                                               "lists what a backend can do)", "fatal": False,
                                    "capability": "edit"}),
         ("msg_error_recording_stopped", {"type": "error", "req_id": None, "code": "recording_stopped",
-                                         "message": "recording recordings/demo.wbrec stopped: No space left on device; "
+                                         "message": f"recording {HOST_RECORDING} stopped: No space left on device; "
                                                     "everything recorded before it is kept and readable (120 frames): "
                                                     "free some space and send record_start again",
-                                         "fatal": False, "path": "recordings/demo.wbrec", "frames": 120}),
+                                         "fatal": False, "path": HOST_RECORDING, "frames": 120}),
         ("msg_error_bad_prompt", {"type": "error", "req_id": 14, "code": "bad_prompt",
                                   "message": "sandbox game cannot start from image prompts (session.capabilities lack "
                                              "image_prompt): leave `image` out, or send a flat-colour drawing as "
