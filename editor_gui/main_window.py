@@ -211,7 +211,7 @@ class MainWindow(QMainWindow):
         self._copy_then: Callable[[], None] | None = None  # takes the hold's copy and starts its job (_pause_confirmed)
         self._pause_refused = False  # the host refused the hold's pause: its world plays on, making frames after the copy
         self._last_keep = False  # a close's keep ended after a refused pause, or with nothing come since its copy: the
-        # close closes, keeping no more
+        # close closes, keeping no more (unless it waits first, for an export begun during the keep)
         self._resume = False  # the hold paused a world that played: it plays again when the hold ends
         self._sent = True  # something went to the host since it last confirmed a hold's pause (_frames_may_come)
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
@@ -1576,6 +1576,7 @@ class MainWindow(QMainWindow):
         else:  # the keep's dialog says what happens; its end closes the window
             return self._keeps_failed < 2 and not self._last_keep and self._keep_then_close()
         self._close_when_done = True
+        self._last_keep = False  # the window stays live while it waits: what is recorded meanwhile is kept too
         self.statusBar().showMessage(message)
         return True
 

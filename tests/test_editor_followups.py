@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from test_editor_flows import autosave, last_kept, record_unsaved  # noqa: F401 - autosave: fixture
+from test_editor_flows import autosave, last_kept, record_unsaved, refusing_pauses  # noqa: F401 - autosave: fixture
 from test_editor_gui import RIGHT, closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
 from editor_gui.session_store import PromptSpec
@@ -612,3 +612,29 @@ def test_the_autosave_snapshot_holds_the_sessions_frames_and_none_that_come_afte
     held = list(live.indices)
     step_keys(qtbot, w, Qt.Key.Key_Right, 1)
     assert snap.branches[s.live].frames.indices == held and live.indices == [*held, held[-1] + 1]
+
+
+def test_frames_made_while_a_close_waits_for_an_export_begun_during_its_keep_are_kept(qtbot, host, tmp_path,
+                                                                                      monkeypatch, autosave):
+    """A host that refuses the pause: the keep's close waited for an export begun during the keep, the world playing
+    on and recorded meanwhile, and then closed as its last round, losing every frame made while it waited."""
+    from editor_gui import export as exporting
+
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    gate, real = threading.Event(), exporting.export_gif
+    refusing_pauses(monkeypatch)
+    monkeypatch.setattr(exporting, "export_gif", lambda *a, **kw: (gate.wait(10), real(*a, **kw))[1])
+    w.timeline.record.setChecked(True)
+    assert not w.close()
+    w.export_to("gif", tmp_path / "a.gif")  # begun while the close keeps the work
+    qtbot.waitUntil(lambda: w._held is None and "closes when it is done" in w.statusBar().currentMessage(),
+                    timeout=20000)
+    first = live_frames(w)[-1].index
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index > first + 5, timeout=10000)  # recorded while the close waits
+    waited = live_frames(w)[-1].index
+    gate.set()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
+    assert (tmp_path / "a.gif").is_file()
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert last_kept(kept) >= waited
