@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
         self.busy: str | None = None  # what the host is busy with for the editor (a rebuild, a preview): its frames
         # need the session
         self._error_shown = ""  # the last error shown: progress leaves it in the status bar until it times out
+        self._client_warned = False  # the client's warning (a text beside an image is not used) was said: said once
         self.viewing: FrameRecord | None = None
         self.keymap = KeyMap()
         self.held = HeldKeys()
@@ -418,6 +419,7 @@ class MainWindow(QMainWindow):
         w.session_ended.connect(self.on_session_ended)
         w.host_recording_stopped.connect(self.on_host_recording_stopped)
         w.event_not_fired.connect(self.on_event_not_fired)
+        w.client_warned.connect(self.on_client_warned)
         self.worker_thread = wt
         wt.start()
 
@@ -1180,6 +1182,14 @@ class MainWindow(QMainWindow):
             self.explorer.set_busy(True, done, total)
         elif self.statusBar().currentMessage() != self._error_shown:  # an error stays readable for its 10 s
             self.statusBar().showMessage(f"Rebuilding the branch on the host: {done}/{total} frames")
+
+    def on_client_warned(self, message: str) -> None:
+        """The client's warning that a text sent beside an image is not used (the image wins, docs/prompts.md): said
+        once a window, in its words, in the status bar and on stderr, whichever client (a reconnect makes a new one)."""
+        if not self._client_warned:
+            self._client_warned = True
+            self.show_error(message)
+            print(f"worldbridge play: {message}", file=sys.stderr)
 
     def show_error(self, message: str) -> None:
         """Errors stay in the status bar for 10 s, and a rebuild's progress does not write over them."""

@@ -638,3 +638,34 @@ def test_frames_made_while_a_close_waits_for_an_export_begun_during_its_keep_are
     assert (tmp_path / "a.gif").is_file()
     (kept,) = autosave.glob("*-closed-*.wbsession")
     assert last_kept(kept) >= waited
+
+
+def test_a_text_sent_beside_an_image_is_said_unused_once_in_the_python_clients_words(qtbot, model_host, capsys):
+    """The image wins over a text sent with it (docs/prompts.md): the Python client and both engines say so once, but
+    the editor sent both and said nothing (only its client's warning, which no window shows, and the host's stderr)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from bridge.client import WorldClient
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)).save(buf, "PNG")
+    prompt = PromptSpec(seed=1, text="a cave", image_png=buf.getvalue())  # noise: no sketch, the text goes unused
+    client = WorldClient(model_host.address, timeout=30.0)
+    with pytest.warns(UserWarning) as said:
+        client.start(mode="step", text=prompt.text, image=prompt.image_png)
+    client.close()
+    words = str(said[-1].message)
+    assert words.startswith("the text prompt 'a cave' is not used")
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0, prompt=prompt)
+    qtbot.waitUntil(lambda: words in w.statusBar().currentMessage(), timeout=20000)
+    assert capsys.readouterr().err.count(words) == 1
+    w.connect_host()  # a new client, which warns again: the window has said it already
+    qtbot.waitUntil(lambda: w.welcome is not None, timeout=30000)
+    w.new_world(prompt)
+    assert w.starting
+    qtbot.waitUntil(lambda: w.info is not None and not w.starting, timeout=30000)
+    qtbot.wait(300)
+    assert words not in capsys.readouterr().err
