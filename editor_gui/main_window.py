@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
         self.busy: str | None = None  # what the host is busy with for the editor (a rebuild, a preview): its frames
         # need the session
         self._error_shown = ""  # the last error shown: progress leaves it in the status bar until it times out
+        self._client_warned = False  # the client's warning (a text beside an image is not used) was said: said once
         self.viewing: FrameRecord | None = None
         self.keymap = KeyMap()
         self.held = HeldKeys()
@@ -211,7 +212,7 @@ class MainWindow(QMainWindow):
         self._copy_then: Callable[[], None] | None = None  # takes the hold's copy and starts its job (_pause_confirmed)
         self._pause_refused = False  # the host refused the hold's pause: its world plays on, making frames after the copy
         self._last_keep = False  # a close's keep ended after a refused pause, or with nothing come since its copy: the
-        # close closes, keeping no more
+        # close closes, keeping no more (unless it waits first, for an export begun during the keep)
         self._resume = False  # the hold paused a world that played: it plays again when the hold ends
         self._sent = True  # something went to the host since it last confirmed a hold's pause (_frames_may_come)
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
@@ -418,6 +419,7 @@ class MainWindow(QMainWindow):
         w.session_ended.connect(self.on_session_ended)
         w.host_recording_stopped.connect(self.on_host_recording_stopped)
         w.event_not_fired.connect(self.on_event_not_fired)
+        w.client_warned.connect(self.on_client_warned)
         self.worker_thread = wt
         wt.start()
 
@@ -1181,6 +1183,14 @@ class MainWindow(QMainWindow):
         elif self.statusBar().currentMessage() != self._error_shown:  # an error stays readable for its 10 s
             self.statusBar().showMessage(f"Rebuilding the branch on the host: {done}/{total} frames")
 
+    def on_client_warned(self, message: str) -> None:
+        """The client's warning that a text sent beside an image is not used (the image wins, docs/prompts.md): said
+        once a window, in its words, in the status bar and on stderr, whichever client (a reconnect makes a new one)."""
+        if not self._client_warned:
+            self._client_warned = True
+            self.show_error(message)
+            print(f"worldbridge play: {message}", file=sys.stderr)
+
     def show_error(self, message: str) -> None:
         """Errors stay in the status bar for 10 s, and a rebuild's progress does not write over them."""
         self._error_shown = message
@@ -1576,6 +1586,7 @@ class MainWindow(QMainWindow):
         else:  # the keep's dialog says what happens; its end closes the window
             return self._keeps_failed < 2 and not self._last_keep and self._keep_then_close()
         self._close_when_done = True
+        self._last_keep = False  # the window stays live while it waits: what is recorded meanwhile is kept too
         self.statusBar().showMessage(message)
         return True
 

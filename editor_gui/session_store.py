@@ -333,6 +333,10 @@ class Branch:
         if not isinstance(self.frames, Frames):  # a plain dict (a copy of another branch's frames)
             self.frames = Frames(self.frames)
 
+    def forked_at(self) -> int:
+        """The last frame it shares with its parent (-1: a root): only frames after it are its own (Session.owner)."""
+        return -1 if self.parent is None or self.parent_frame is None else self.parent_frame
+
     def last_index(self) -> int:
         if self.frames.indices:
             return self.frames.indices[-1]
@@ -396,8 +400,7 @@ class Session:
         holds at or before it is its ancestor's, as `owner` says), up to the next one's fork (None: to its end)."""
         spans, b, upto = [], self.branches[branch_id], None
         while True:
-            after = -1 if b.parent is None or b.parent_frame is None else b.parent_frame
-            spans.append((b, after, upto))
+            spans.append((b, b.forked_at(), upto))
             if b.parent is None:
                 break
             b, upto = self.branches[b.parent], b.parent_frame
@@ -422,7 +425,7 @@ class Session:
         """Append a frame to the live branch; `rewind`: the host went back to rec.index, drop frames after it.
         False when the frame was already held (a re-sent one), so nothing new needs saving."""
         b = self.branches[self.live]  # type: ignore[index]
-        if b.parent_frame is not None and rec.index <= b.parent_frame:
+        if rec.index <= b.forked_at():
             return False  # a frame the branch shares with its parent (the host re-sends the fork frame)
         if rewind:
             for i in [i for i in b.frames if i > rec.index]:
@@ -589,19 +592,22 @@ class Session:
                 seed=p.get("seed"), text=p.get("text"), backend=p.get("backend"),
                 image_png=read(p["image"]) if p.get("image") else None,
                 sketch_png=read(p["sketch"]) if p.get("sketch") else None)
-            frames: dict[int, FrameRecord] = {}
+            branch, frames = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""), prompt), {}
             for fd in bd["frames"]:
+                if fd["index"] <= branch.forked_at():  # a copy of a frame its parent gives (only a file has one):
+                    continue  # no view shows it, and its pixels would count against the memory guard
                 edits = [{"layer": read(e["layer"]), "x": int(e["x"]), "y": int(e["y"])} for e in fd.get("edits", [])]
                 frames[fd["index"]] = FrameRecord(fd["index"], fd["action"], list(fd.get("events", [])),
                                                   list(fd.get("fired", [])), edits=edits,
                                                   settings=dict(fd.get("settings", {})))
             if any(fd.get("recorded") for fd in bd["frames"]):
                 for i, img in _npz_frames(read(f"frames/branch_{bd['id']}.npz"), progress, done, total).items():
-                    frames[i].image = img
+                    if i > branch.forked_at():
+                        frames[i].image = img
                     done += 1
             # the pixels are in before the frames go into the branch, which keeps its recorded ones from them
-            s.branches[bd["id"]] = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""),
-                                          prompt, Frames(frames))
+            branch.frames = Frames(frames)
+            s.branches[branch.id] = branch
         tick(progress, total, total)
         if s.live is not None and s.live not in s.branches:
             s.live = None

@@ -6,6 +6,7 @@ import itertools
 import queue
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,7 @@ class WorldWorker(QObject):
     host_recording_stopped = Signal(str)  # (1.3) the host ended its recording by itself (a full disk); why
     event_not_fired = Signal(str, object)  # the backend refused an accepted event when its frame was made: the host's
     # message and the req_id of that event's request (error.event_req_id; None from a host before it named the event)
+    client_warned = Signal(str)  # the client's warning, in its words: a text sent beside an image is not used
     finished = Signal()
 
     def __init__(self, address: str, client_name: str = "worldbridge-editor", timeout: float = 5.0):
@@ -265,7 +267,7 @@ class WorldWorker(QObject):
         """Start a world paused (step mode: the host makes only frame 0, which no sampling setting touches) and apply
         `settings` before it makes another, so no frame is made with the host's defaults; returns the session and, if
         the host refused the settings, why (the world then has the host's defaults)."""
-        session = client.start(**{**start, "mode": "step"})
+        session = self._start_telling(client, {**start, "mode": "step"})
         self._latest = None
         try:
             return self._apply(client, session, settings), None
@@ -273,6 +275,24 @@ class WorldWorker(QObject):
             if _is_connection_error(e):
                 raise
             return session, describe_error(e, self.address)
+
+    def _start_telling(self, client, start: dict) -> dict:
+        """client.start, handing on the warning it gives once when a text goes beside an image (the image wins) as
+        `client_warned`, so the window says it in the client's own words; other code's warnings that came meanwhile
+        (the host's threads) are shown as they would have been. Only such a start is watched: the warnings module's
+        capture is process-wide."""
+        if not (start.get("text") and start.get("image") is not None):
+            return client.start(**start)
+        said: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as said:
+                return client.start(**start)
+        finally:
+            for w in said:
+                if w.filename == __file__ and issubclass(w.category, UserWarning):  # warned at this call (stacklevel)
+                    self.client_warned.emit(str(w.message))
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
 
     @staticmethod
     def _apply(client, session: dict, settings: dict) -> dict:

@@ -1091,6 +1091,22 @@ def pausing_late(monkeypatch, late: float | threading.Event) -> list[int]:
     return handed
 
 
+def refusing_pauses(monkeypatch) -> list[dict]:
+    """The host refuses every `mode: step` (its world plays on); returns each pause asked for."""
+    from bridge.client import WorldClient
+
+    settings, asked = WorldClient.settings, []
+
+    def refusing(client, **kw):
+        if kw.get("mode") == "step":
+            asked.append(kw)
+            raise RuntimeError("this host does not pause")
+        return settings(client, **kw)
+
+    monkeypatch.setattr(WorldClient, "settings", refusing)
+    return asked
+
+
 def last_kept(path: Path) -> int:
     kept = Session.load(path)
     return kept.recorded(kept.live)[-1].index
@@ -1248,20 +1264,10 @@ def test_a_close_whose_pause_the_host_refuses_closes_keeping_what_arrived(qtbot,
                                                                           capsys):
     """Recording in realtime with nothing unsaved, a host that refuses `mode: step`: the refusal put the mode back to
     realtime, the keep found nothing, its close held the world again, and again: the window never closed."""
-    from bridge.client import WorldClient
-
     w = open_window(qtbot, host.address)
     with qtbot.waitSignal(w.save_to(tmp_path / "a.wbsession").succeeded, timeout=10000):
         pass
-    settings, asked = WorldClient.settings, []
-
-    def refusing(client, **kw):
-        if kw.get("mode") == "step":
-            asked.append(kw)
-            raise RuntimeError("this host does not pause")
-        return settings(client, **kw)
-
-    monkeypatch.setattr(WorldClient, "settings", refusing)
+    asked = refusing_pauses(monkeypatch)
     w.timeline.record.setChecked(True)
     assert w._unsaved == 0
     w.close()

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from test_editor_flows import autosave, last_kept, record_unsaved  # noqa: F401 - autosave: fixture
+from test_editor_flows import autosave, last_kept, record_unsaved, refusing_pauses  # noqa: F401 - autosave: fixture
 from test_editor_gui import RIGHT, closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
 from editor_gui.session_store import PromptSpec
@@ -612,3 +612,60 @@ def test_the_autosave_snapshot_holds_the_sessions_frames_and_none_that_come_afte
     held = list(live.indices)
     step_keys(qtbot, w, Qt.Key.Key_Right, 1)
     assert snap.branches[s.live].frames.indices == held and live.indices == [*held, held[-1] + 1]
+
+
+def test_frames_made_while_a_close_waits_for_an_export_begun_during_its_keep_are_kept(qtbot, host, tmp_path,
+                                                                                      monkeypatch, autosave):
+    """A host that refuses the pause: the keep's close waited for an export begun during the keep, the world playing
+    on and recorded meanwhile, and then closed as its last round, losing every frame made while it waited."""
+    from editor_gui import export as exporting
+
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    gate, real = threading.Event(), exporting.export_gif
+    refusing_pauses(monkeypatch)
+    monkeypatch.setattr(exporting, "export_gif", lambda *a, **kw: (gate.wait(10), real(*a, **kw))[1])
+    w.timeline.record.setChecked(True)
+    assert not w.close()
+    w.export_to("gif", tmp_path / "a.gif")  # begun while the close keeps the work
+    qtbot.waitUntil(lambda: w._held is None and "closes when it is done" in w.statusBar().currentMessage(),
+                    timeout=20000)
+    first = live_frames(w)[-1].index
+    qtbot.waitUntil(lambda: live_frames(w)[-1].index > first + 5, timeout=10000)  # recorded while the close waits
+    waited = live_frames(w)[-1].index
+    gate.set()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
+    assert (tmp_path / "a.gif").is_file()
+    (kept,) = autosave.glob("*-closed-*.wbsession")
+    assert last_kept(kept) >= waited
+
+
+def test_a_text_sent_beside_an_image_is_said_unused_once_in_the_python_clients_words(qtbot, model_host, capsys):
+    """The image wins over a text sent with it (docs/prompts.md): the Python client and both engines say so once, but
+    the editor sent both and said nothing (only its client's warning, which no window shows, and the host's stderr)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from bridge.client import WorldClient
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)).save(buf, "PNG")
+    prompt = PromptSpec(seed=1, text="a cave", image_png=buf.getvalue())  # noise: no sketch, the text goes unused
+    client = WorldClient(model_host.address, timeout=30.0)
+    with pytest.warns(UserWarning) as said:
+        client.start(mode="step", text=prompt.text, image=prompt.image_png)
+    client.close()
+    words = str(said[-1].message)
+    assert words.startswith("the text prompt 'a cave' is not used")
+    w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0, prompt=prompt)
+    qtbot.waitUntil(lambda: words in w.statusBar().currentMessage(), timeout=20000)
+    assert capsys.readouterr().err.count(words) == 1
+    w.connect_host()  # a new client, which warns again: the window has said it already
+    qtbot.waitUntil(lambda: w.welcome is not None, timeout=30000)
+    w.new_world(prompt)
+    assert w.starting
+    qtbot.waitUntil(lambda: w.info is not None and not w.starting, timeout=30000)
+    qtbot.wait(300)
+    assert words not in capsys.readouterr().err

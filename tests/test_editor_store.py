@@ -74,6 +74,24 @@ def test_a_branchs_own_frame_at_or_before_its_fork_is_left_out_of_path_and_recor
         assert s.recorded(bid) == s.path(bid)
 
 
+def test_an_opened_session_holds_no_branch_frame_at_or_before_its_fork_and_shows_the_same(tmp_path):
+    """No view shows a branch's own frames at or before its fork (only a session file has them), yet Open… kept them:
+    the memory guard counted their pixels, and the tree gave such a branch a timeline shorter than its fork."""
+    s = _session()  # branch 1 forks the root at 4 (own 5..7), branch 2 forks branch 1 at 6 (own 7..8)
+    shown = {bid: [(r.index, r.image[0, 0, 0]) for r in s.path(bid)] for bid in s.branches}
+    shown[3] = shown[0]
+    s.branches[1].frames.update({2: FrameRecord(2, 1, image=_img(102)), 4: FrameRecord(4, 1, image=_img(104))})
+    s.branches[2].frames[6] = FrameRecord(6, 2, image=_img(206))  # add_frame refuses these; a session file may not
+    s.fork(0, 9).frames[3] = FrameRecord(3, 1)  # branch 3 holds only such a frame
+    opened = Session.load(s.save(tmp_path / "old.wbsession"))
+    assert sorted(opened.branches[1].frames) == [5, 6, 7] and sorted(opened.branches[2].frames) == [7, 8]
+    assert not opened.branches[3].frames and opened.branches[3].last_index() == 9  # its timeline ends at its fork
+    assert opened.images_held() == 10 + 3 + 2  # the frames the views show, no more
+    for bid, frames in shown.items():
+        assert [(r.index, r.image[0, 0, 0]) for r in opened.path(bid)] == frames
+        assert opened.recorded(bid) == opened.path(bid)
+
+
 def test_rewind_drops_later_frames():
     s = _session()
     s.live = 0
