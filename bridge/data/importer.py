@@ -76,7 +76,10 @@ def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, float]:
         duration = float(meta.get("duration") or 0)
         return iio.imiter(path, plugin="FFMPEG"), fps, duration if np.isfinite(duration) else 0.0
     except Exception as e:  # imageio raises several types for unreadable files
-        raise FootageError(f"{path}: cannot read this video ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})") from None
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else "no detail"
+        raise FootageError(f"{path}: ffmpeg reads no video in it ({type(e).__name__}: {detail}): it is not a video, or "
+                           "damaged or cut short (an MP4 cut off before its index, which is often written last); "
+                           "export or copy it again, or leave it out") from None
 
 
 def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float], float]:
@@ -154,6 +157,9 @@ def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, 
     path = Path(path)
     if not path.exists():
         raise FootageError(f"{path}: no such file or folder")
+    if path.is_file() and path.stat().st_size == 0:
+        raise FootageError(f"{path}: the file is empty (0 bytes; a recording or copy that never finished): export or "
+                           "copy it again, or leave it out")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
         images = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
