@@ -292,3 +292,16 @@ def test_an_import_warning_is_one_plain_line_not_python_source(tmp_path):
     assert r.exit_code == 0, r.output
     assert "warning: " + str(tmp_path / "cut.mp4") + ": the picture stops after" in r.output
     assert "FootageWarning" not in r.output and "footage_episodes(" not in r.output and "importer.py" not in r.output
+
+
+def test_the_import_bar_counts_frames_so_one_long_video_shows_its_rate_and_time_left(tmp_path, capsys):
+    """The bar counted files: one hour-long recording sat at `0/1 [00:00<?, ?file/s]` until it was done."""
+    iio.imwrite(tmp_path / "clip.mp4", colour_frames(30), fps=30, plugin="FFMPEG", codec="libx264")
+    iio.imwrite(tmp_path / "anim.gif", colour_frames(8), duration=200, loop=0)
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in range(6):
+        iio.imwrite(folder / f"frame_{i:03d}.png", colour_frames(1)[0])
+    import_footage([tmp_path / "clip.mp4", tmp_path / "anim.gif", folder], tmp_path / "ds", size=16, progress=True)
+    bar = capsys.readouterr().err
+    assert "44/44" in bar and "frame/s" in bar and "file" not in bar, bar  # 30 + 8 + 6 source frames
