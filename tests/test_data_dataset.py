@@ -279,3 +279,14 @@ def test_no_val_episodes_is_the_dataset_s_and_names_the_command_by_how_it_was_ma
     ds = synthetic(tmp_path / "d", [4, 4])  # source "import", both episodes in train
     assert "has no val episodes (2 episodes, all in train)" in no_val_episodes(ds)
     assert "worldbridge data import ... --val-fraction 0.2 --overwrite" in no_val_episodes(ds)
+
+
+def test_no_clips_in_imported_footage_names_the_import_fix_not_generate(tmp_path):
+    """Imported game footage too short for a clip was told to run `worldbridge data generate --frames 8`, which makes
+    sandbox footage, not more of the developer's own."""
+    ds = synthetic(tmp_path / "d", [5, 7], with_actions=False)  # source "import", 10 fps
+    with pytest.raises(ValueError) as e:
+        ClipSampler(ds, clip_len=8, split="all")
+    said = str(e.value)
+    assert "no clips of 8 frames" in said and "generate" not in said, said
+    assert "worldbridge data import ... --fps" in said and "longer" in said and "10 fps" in said, said

@@ -266,3 +266,42 @@ def test_a_lost_headers_import_warning_leaves_out_what_export_and_replay_do(tmp_
     said = " ".join(str(w.message) for w in caught if issubclass(w.category, FootageWarning))
     assert "every frame is kept" in said and "export" not in said and "replay" not in said, said
     assert "export uses 24 fps unless given --fps; replay is refused" in RecordingReader(path).damage()
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"", r"empty.mp4: the file is empty \(0 bytes.*export or copy it again"),
+    (b"this is a text file, not a video\n" * 20, r"empty.mp4: ffmpeg reads no video in it.*export or copy it again"),
+])
+def test_an_unreadable_video_is_named_with_what_is_wrong_and_the_fix(tmp_path, content, says):
+    """An empty .mp4 and a text file named .mp4 said only `cannot read this video (OSError: Could not load meta
+    information)`: nothing a game developer can act on."""
+    (tmp_path / "empty.mp4").write_bytes(content)
+    with pytest.raises(FootageError, match=says):
+        import_footage([tmp_path / "empty.mp4"], tmp_path / "ds", progress=False)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_an_import_warning_is_one_plain_line_not_python_source(tmp_path):
+    """A truncated video's warning came out as `.../importer.py:218: FootageWarning: ...` and then the source line
+    `for meta, frames in footage_episodes(p, size, fps):`, inside the progress bar."""
+    iio.imwrite(tmp_path / "whole.mp4", colour_frames(60), fps=10, plugin="FFMPEG", codec="libx264",
+                output_params=["-movflags", "+faststart"])
+    data_bytes = (tmp_path / "whole.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data_bytes[: len(data_bytes) * 6 // 10])
+    r = CliRunner().invoke(data, ["import", str(tmp_path / "cut.mp4"), "--out", str(tmp_path / "ds"), "--size", "16"])
+    assert r.exit_code == 0, r.output
+    assert "warning: " + str(tmp_path / "cut.mp4") + ": the picture stops after" in r.output
+    assert "FootageWarning" not in r.output and "footage_episodes(" not in r.output and "importer.py" not in r.output
+
+
+def test_the_import_bar_counts_frames_so_one_long_video_shows_its_rate_and_time_left(tmp_path, capsys):
+    """The bar counted files: one hour-long recording sat at `0/1 [00:00<?, ?file/s]` until it was done."""
+    iio.imwrite(tmp_path / "clip.mp4", colour_frames(30), fps=30, plugin="FFMPEG", codec="libx264")
+    iio.imwrite(tmp_path / "anim.gif", colour_frames(8), duration=200, loop=0)
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in range(6):
+        iio.imwrite(folder / f"frame_{i:03d}.png", colour_frames(1)[0])
+    import_footage([tmp_path / "clip.mp4", tmp_path / "anim.gif", folder], tmp_path / "ds", size=16, progress=True)
+    bar = capsys.readouterr().err
+    assert "44/44" in bar and "frame/s" in bar and "file" not in bar, bar  # 30 + 8 + 6 source frames

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import json
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from bridge.data.interrupt import nothing_written, stopped_says
 from bridge.options import DATASET_FOLDER, OUT_FOLDER, seed_option
+
+
+@contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """A warning (a truncated video, a folder left to delete) is one `warning: ...` line above the progress bar, not
+    Python's `importer.py:218: FootageWarning:` and a line of its source inside the bar."""
+    from tqdm import tqdm
+
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: tqdm.write(f"warning: {message}", file=sys.stderr)
+        yield
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,7 +56,7 @@ def generate(world, episodes, frames, size, out, seed, workers, sketch, events_p
         cfg = GenerateConfig(world=world, episodes=episodes, frames=frames, size=size, seed=seed, workers=workers,
                              sketch=sketch, events_per_episode=events_per_episode, event_fraction=event_fraction,
                              val_fraction=val_fraction)
-        with stopped_says(nothing_written(out)):
+        with warnings_as_lines(), stopped_says(nothing_written(out)):
             summary = run(cfg, out, overwrite=overwrite, progress=not quiet)
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(str(e)) from None
@@ -79,7 +94,7 @@ def import_(paths, out, size, fps, val_fraction, overwrite) -> None:
     from bridge.values import plural
 
     try:
-        with stopped_says(nothing_written(out)):
+        with warnings_as_lines(), stopped_says(nothing_written(out)):
             summary = import_footage(paths, out, size=size, fps=fps, val_fraction=val_fraction, overwrite=overwrite)
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(f"{e} (nothing was written)") from None
@@ -103,7 +118,7 @@ def capture(env_id, episodes, out, frames, size, seed, overwrite) -> None:
     from bridge.values import plural
 
     try:
-        with stopped_says(nothing_written(out)):
+        with warnings_as_lines(), stopped_says(nothing_written(out)):
             summary = run(env_id, out, episodes=episodes, frames=frames, size=size, seed=seed, overwrite=overwrite)
     except (ValueError, OSError) as e:  # OSError: an --out that cannot be written (read-only, full disk)
         raise click.ClickException(str(e)) from None

@@ -203,8 +203,8 @@ class ClipSampler:
             longest = max((e.length for e in self.episodes), default=0)
             raise ValueError(
                 f"no clips of {plural(clip_len, 'frame')} in split {split!r} of {ds.root} "
-                f"({plural(len(self.episodes), 'episode')}, longest {plural(longest, 'frame')}): make the dataset again with episodes of {clip_len} frames or more "
-                f"(e.g. `worldbridge data generate --frames {clip_len}`)"
+                f"({plural(len(self.episodes), 'episode')}, longest {plural(longest, 'frame')}): "
+                f"{longer_episodes(ds, clip_len)}"
             )
         self.rng = np.random.default_rng(seed)
 
@@ -243,9 +243,26 @@ class ClipSampler:
         return frames, acts
 
 
+def made_by(ds: VideoDataset) -> str | None:
+    """The `worldbridge data` command that made a dataset (by its source), so a fix names the command to run again."""
+    return {"sandbox": "generate", "import": "import"}.get(ds.source, "capture" if ds.source.startswith("gymnasium:") else None)
+
+
+def longer_episodes(ds: VideoDataset, frames: int) -> str:
+    """How to make a dataset again with episodes of `frames` frames or more, by the command that made it."""
+    need = f"make the dataset again with episodes of {frames} frames or more"
+    made = made_by(ds)
+    if made == "import":  # the frames of a video are its seconds times --fps
+        return (f"{need}: import longer footage, or resample it to more frames a second (`worldbridge data import ... "
+                f"--fps`; it was imported at {ds.fps:g} fps)")
+    if made == "capture":
+        return f"{need} (`worldbridge data capture ... --frames {frames}`; an environment may end episodes sooner)"
+    return f"{need} (e.g. `worldbridge data generate --frames {frames}`)"
+
+
 def no_val_episodes(ds: VideoDataset) -> str:
     """Why a dataset has nothing held out, and the command that makes one that has (by how it was made)."""
-    made = {"sandbox": "generate", "import": "import"}.get(ds.source, "capture" if ds.source.startswith("gymnasium:") else None)
+    made = made_by(ds)
     if len(ds.episodes) < 2:
         fix = "make it again with at least 2 episodes (one is held out for validation)"
     elif made == "capture":

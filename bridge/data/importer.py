@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
 from pathlib import Path
 
@@ -76,7 +76,10 @@ def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, float]:
         duration = float(meta.get("duration") or 0)
         return iio.imiter(path, plugin="FFMPEG"), fps, duration if np.isfinite(duration) else 0.0
     except Exception as e:  # imageio raises several types for unreadable files
-        raise FootageError(f"{path}: cannot read this video ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})") from None
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else "no detail"
+        raise FootageError(f"{path}: ffmpeg reads no video in it ({type(e).__name__}: {detail}): it is not a video, or "
+                           "damaged or cut short (an MP4 cut off before its index, which is often written last); "
+                           "export or copy it again, or leave it out") from None
 
 
 def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float], float]:
@@ -123,7 +126,8 @@ def _kept_frames(frames: list, fps: float) -> list[np.ndarray]:
     return kept
 
 
-def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, np.ndarray]]:
+def _recording_episodes(path: Path, size: int, fps: float,
+                        tick: Callable[[int], object]) -> Iterator[tuple[dict, np.ndarray]]:
     """Episodes of a host recording (.wbrec): one per epoch (a reset or branch starts a new one), each resampled by
     the mode its frames were made in (`_kept_frames`)."""
     from bridge.host.recording import RecordingReader
@@ -146,25 +150,67 @@ def _recording_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dic
     backend = reader.header.get("session", {}).get("backend_name")
     for epoch, frames in sorted(by_epoch.items()):
         images = np.stack([square_resize(image, size) for image in _kept_frames(frames, fps)])
+        tick(len(frames))
         yield {"caption": "", "source_file": str(path), "epoch": epoch, "recorded_backend": backend}, images
 
 
-def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, np.ndarray]]:
-    """(manifest fields, (L, size, size, 3) frames) for every episode a path holds."""
+def _folder(path: Path) -> tuple[list[Path], list[Path]]:
+    """A folder's images (a folder of frames) and, when it holds none, its videos, GIFs and recordings, by name."""
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
+    return images, [] if images else [p for p in files if p.suffix.lower() in VIDEO_EXTS | GIF_EXTS | RECORDING_EXTS]
+
+
+def source_frames(path: Path) -> int:
+    """How many frames a path holds, read from its headers (0 where they cannot tell): the import bar's total."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            images, media = _folder(path)
+            return len(images) + sum(source_frames(p) for p in media)
+        ext = path.suffix.lower()
+        if ext in VIDEO_EXTS:
+            import imageio.v3 as iio
+
+            meta = iio.immeta(path, plugin="FFMPEG")
+            return int(round(float(meta.get("duration") or 0) * float(meta.get("fps") or 0)))
+        if ext in GIF_EXTS:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return int(getattr(im, "n_frames", 1))
+        if ext in RECORDING_EXTS:
+            from bridge.host.recording import RecordingReader
+
+            return sum(f.source != "resend" for f in RecordingReader(path).frames(decode=False))
+    except Exception:  # an unreadable file is named when it is imported; here it only counts for nothing
+        return 0
+    return 0
+
+
+def footage_episodes(path: Path, size: int, fps: float,
+                     tick: Callable[[int], object] = lambda n: None) -> Iterator[tuple[dict, np.ndarray]]:
+    """(manifest fields, (L, size, size, 3) frames) for every episode a path holds; tick(n) as n source frames are
+    read, for the bar."""
     path = Path(path)
     if not path.exists():
         raise FootageError(f"{path}: no such file or folder")
+    if path.is_file() and path.stat().st_size == 0:
+        raise FootageError(f"{path}: the file is empty (0 bytes; a recording or copy that never finished): export or "
+                           "copy it again, or leave it out")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        images = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
+        images, media = _folder(path)
         if images:  # a folder of frames is one episode, already at the dataset's frame rate
-            yield {"caption": "", "source_file": str(path)}, np.stack([square_resize(_image(p), size) for p in images])
+            frames = []
+            for p in images:
+                frames.append(square_resize(_image(p), size))
+                tick(1)
+            yield {"caption": "", "source_file": str(path)}, np.stack(frames)
             return
-        media = [p for p in files if p.suffix.lower() in VIDEO_EXTS | GIF_EXTS | RECORDING_EXTS]
         if not media:
             raise FootageError(f"{path}: the folder holds no images, videos, GIFs or .wbrec recordings")
         for p in media:
-            yield from footage_episodes(p, size, fps)
+            yield from footage_episodes(p, size, fps, tick)
         return
     ext = path.suffix.lower()
     if ext in VIDEO_EXTS:
@@ -173,6 +219,7 @@ def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, 
         try:
             for f in it:
                 frames.append(square_resize(f, size))
+                tick(1)
         except Exception as e:
             raise FootageError(f"{path}: the video is damaged after {plural(len(frames), 'frame')} ({type(e).__name__})") from None
         if not frames:
@@ -185,10 +232,11 @@ def footage_episodes(path: Path, size: int, fps: float) -> Iterator[tuple[dict, 
         yield {"caption": "", "source_file": str(path), "source_fps": src_fps}, np.stack([frames[i] for i in idx])
     elif ext in GIF_EXTS:
         frames, times, end = _gif_frames(path)
+        tick(len(frames))
         idx = resample_indices(np.array(times), fps, end=end)
         yield {"caption": "", "source_file": str(path)}, np.stack([square_resize(frames[i], size) for i in idx])
     elif ext in RECORDING_EXTS:
-        yield from _recording_episodes(path, size, fps)
+        yield from _recording_episodes(path, size, fps, tick)
     elif ext in IMAGE_EXTS:
         raise FootageError(f"{path}: a single image is not footage; put the frames in a folder and import the folder")
     else:
@@ -212,14 +260,18 @@ def import_footage(paths: Iterable[str | Path], out: str | Path, size: int = 64,
             hint = "put single images in a folder and import the folder" if p.suffix.lower() in IMAGE_EXTS else f"supported: {sorted(known)} and folders of images"
             raise FootageError(f"{p}: unsupported file type {p.suffix or '(none)'}; {hint}")
     frames_total = 0
-    with DatasetWriter(out, height=size, width=size, fps=fps, action_names=None, source="import", overwrite=overwrite) as w:
+    total = sum(source_frames(p) for p in paths) if progress else 0
+    with DatasetWriter(out, height=size, width=size, fps=fps, action_names=None, source="import", overwrite=overwrite) as w, \
+            tqdm(total=total or None, desc="import", unit="frame", dynamic_ncols=True, disable=not progress) as bar:
         eid = 0
-        for p in tqdm(paths, desc="import", unit="file", disable=not progress):
-            for meta, frames in footage_episodes(p, size, fps):
+        for p in paths:
+            for meta, frames in footage_episodes(p, size, fps, bar.update):
                 seed = zlib.crc32(f"{meta['source_file']}#{meta.get('epoch', 0)}".encode()) & 0x7FFFFFFF  # split by source
                 w.add_episode({"id": eid, "seed": seed, "params": None, "events": [], **meta}, frames)
                 frames_total += len(frames)
                 eid += 1
+        bar.total = bar.n  # the headers' count was an estimate (a truncated video holds fewer)
+        bar.refresh()
         w.split_by_seed(val_fraction)
         path = w.finish()
     return {"out": str(path), "episodes": eid, "frames": frames_total}
