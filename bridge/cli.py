@@ -46,7 +46,13 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, help_text) for name, (_, help_text) in sorted(COMMANDS.items())])
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# after the alphabetical list, the order a newcomer runs them in (README.md, top)
+START_HERE = ("Start with `worldbridge demo` (a scripted session on the embedded default world, no window needed), "
+              "then `worldbridge play` (the editor); `worldbridge serve` runs the host the Unity plugin and the Godot "
+              "addon connect to. Every command has --help; the docs are README.md and docs/.")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=START_HERE)
 @click.version_option(package_name="worldbridge")
 def main() -> None:
     """WorldBridge: generated, playable worlds for Unity, Godot and a desktop editor."""

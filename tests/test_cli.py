@@ -191,3 +191,12 @@ def test_play_refuses_both_backends_in_the_words_serve_uses_and_takes_a_world_mo
     assert r.exit_code == 2 and "give either --backend sandbox or --checkpoint PATH, not both" in r.output, r.output
     r = CliRunner().invoke(main, ["play", "--checkpoint", str(tmp_path / "nope"), "--backend", "world_model"])
     assert r.exit_code == 2 and missing_text(tmp_path / "nope") in r.output and "not both" not in r.output, r.output
+
+
+def test_top_level_help_says_where_a_newcomer_starts():
+    """`worldbridge --help` listed eleven commands alphabetically, `bench` first, and said nothing of which to run
+    first: the demo, the editor, or the host the Unity plugin and Godot addon connect to."""
+    out = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    assert "Start with `worldbridge demo`" in out, out
+    assert all(f"`worldbridge {c}`" in out for c in ("play", "serve")) and "Unity" in out and "Godot" in out, out
+    assert out.index("Start with") > out.index("Commands:"), "the pointer comes after the list, as an epilog"

@@ -373,3 +373,16 @@ def test_data_capture_help_and_doc_give_a_worldbridge_env():
     result = CliRunner().invoke(main, ["data", "capture", "--help"])
     assert "WorldBridge/Sandbox-v0" in result.output, result.output
     assert "--env WorldBridge/Sandbox-v0" in (ROOT / "docs" / "data.md").read_text(encoding="utf-8")
+
+
+def test_readme_installs_what_ci_installs():
+    """The README's apt lists (the editor headless, the C# tests) left out libegl1/libgl1/libfontconfig1/libdbus-1-3,
+    which Qt's GUI library loads, and libnunit-framework2.6.3-cil, which nunit-console does not pull in: a newcomer
+    who followed them got an ImportError from `play`, and C# tests that failed where the README said they skip."""
+    ci = re.search(r"apt-get install ([^>\n]+)", (ROOT / ".ci" / "run").read_text(encoding="utf-8"))[1].split()
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    editor = re.search(r"install `([^`]+)` \(as `\.ci/run` does\)", text)
+    csharp = re.search(r"The C# tests need (.*?) from Debian", text)
+    assert editor and csharp, "README must give the editor's apt packages and the C# tests' ones"
+    said = editor[1].split() + re.findall(r"`([^`]+)`", csharp[1])
+    assert sorted(said) == sorted(p for p in ci if not p.startswith("-")), (said, ci)
