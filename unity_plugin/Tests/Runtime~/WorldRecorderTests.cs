@@ -145,8 +145,7 @@ namespace WorldBridge.Tests
         [Test]
         public void AClientSetByScriptAfterTheRecorderWasEnabledIsHeardToo()
         {
-            var recorder = new WorldRecorder();
-            Call(recorder, "OnEnable"); // AddComponent on an active object: no client yet
+            var recorder = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>(); // OnEnable: no client yet
             recorder.client = new WorldBridgeClient();
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
@@ -193,9 +192,8 @@ namespace WorldBridge.Tests
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
             Use(client, connection);
-            var recorder = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();
+            var recorder = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>(); // OnEnable: no client yet
             recorder.client = client;
-            Call(recorder, "OnEnable");
             if (told != null) recorder.onStatus.AddListener(told.Add);
             recorder.StartRecording();
             Call(client, "Handle", Started());
@@ -269,7 +267,6 @@ namespace WorldBridge.Tests
         {
             var on = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();
             on.client = ReadyClient();
-            Call(on, "OnEnable");
             on.StartRecording();
             Call(on.client, "Handle", Started());
             on.gameObject.SetActive(false); // Unity runs OnDisable

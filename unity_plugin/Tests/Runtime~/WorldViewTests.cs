@@ -33,10 +33,10 @@ namespace WorldBridge.Tests
         public void AClientSetByScriptRightAfterAddComponentGetsItsFramesShown()
         {
             var world = new GameObject("World", typeof(RectTransform));
-            var view = world.AddComponent<WorldView>();
-            view.enabled = true; // on an active object Unity runs OnEnable inside AddComponent, before the script's next line
+            WorldView view = null;
+            // on an active object Unity runs OnEnable inside AddComponent, before the script's next line
+            var logged = Logs.Of(LogType.Error, () => view = world.AddComponent<WorldView>());
             view.rawImage = world.AddComponent<RawImage>();
-            var logged = Logs.Of(LogType.Error, () => Call(view, "OnEnable"));
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             var client = new WorldBridgeClient { startOnConnect = false };
             Use(client, connection);
@@ -55,11 +55,10 @@ namespace WorldBridge.Tests
         public void AViewWithNoClientWarnsOnceAtItsFirstFrameAndFindsOneAddedLater()
         {
             var world = new GameObject("World", typeof(RectTransform));
-            var view = world.AddComponent<WorldView>();
-            view.enabled = true;
+            WorldView view = null;
             var warnings = Logs.Of(LogType.Warning, () =>
             {
-                CollectionAssert.IsEmpty(Logs.Of(LogType.Error, () => Call(view, "OnEnable")), "no client yet is no error on enable");
+                CollectionAssert.IsEmpty(Logs.Of(LogType.Error, () => view = world.AddComponent<WorldView>()), "no client yet is no error on enable");
                 Call(view, "LateUpdate");
                 Call(view, "LateUpdate");
             });
@@ -71,6 +70,7 @@ namespace WorldBridge.Tests
             view.client = null; // an empty Client means the client on the object or a parent: disabling detaches
             Assert.IsEmpty(Logs.Of(LogType.Warning, () => Call(view, "LateUpdate")));
             Assert.AreSame(client, view.client, "a cleared Client is the default, the client on the view's object");
+            Object.Destroy(world); // the client's OnDisable closes the connection its OnEnable opened
         }
 
         [Test]
