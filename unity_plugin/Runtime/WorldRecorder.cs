@@ -9,7 +9,7 @@ namespace WorldBridge
     {
         [Tooltip("The client to record (defaults to one on this object or a parent).")]
         public WorldBridgeClient client;
-        [Tooltip("Path on the host's disk; empty = recordings/<session>-<time>.wbrec")]
+        [Tooltip("Path on the host's disk, relative to its --recordings folder; empty = <session>-<time>.wbrec there")]
         public string path = "";
         [Tooltip("Called with a status line whenever recording starts or stops.")]
         public StringEvent onStatus = new StringEvent();
