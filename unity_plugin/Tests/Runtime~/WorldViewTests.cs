@@ -211,6 +211,34 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ARawImageAssignedAfterTheFirstFrameShowsTheNextFrame()
+        {
+            var view = Session("sandbox", "platformer", target: false);
+            var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
+            view.Show(frame); // the world runs, shown nowhere yet (a UI loaded later)
+            view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
+            view.Show(frame); // the same size: no new texture
+            Assert.AreSame(view.Texture, view.rawImage.texture, "a Raw Image set after the first frame stayed empty");
+            Assert.AreEqual((0f, 1f, 1f, -1f), (view.rawImage.uvRect.x, view.rawImage.uvRect.y, view.rawImage.uvRect.width,
+                                                view.rawImage.uvRect.height), "the picture is upside down");
+        }
+
+        [Test]
+        public void ARendererSwappedAfterTheFirstFrameShowsTheNextFrame()
+        {
+            var view = Session("sandbox", "platformer", badge: false, onRawImage: false);
+            view.targetRenderer.material = new Material();
+            var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
+            view.Show(frame);
+            var first = view.targetRenderer.material;
+            view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>();
+            view.targetRenderer.material = new Material();
+            view.Show(frame);
+            Assert.AreSame(view.Texture, view.targetRenderer.material.mainTexture, "the renderer set after the first frame stayed blank");
+            Assert.AreSame(view.Texture, first.mainTexture, "the first renderer keeps its copy and the world's last frame");
+        }
+
+        [Test]
         public void ATargetAssignedOrTheBadgeTickedAtRuntimeGetsTheBadgeAtTheNextFrame()
         {
             var view = Session("sandbox", "platformer", target: false);
