@@ -9,7 +9,7 @@ namespace WorldBridge
     {
         [Tooltip("The client to record (defaults to one on this object or a parent).")]
         public WorldBridgeClient client;
-        [Tooltip("Path on the host's disk; empty = recordings/<session>-<time>.wbrec")]
+        [Tooltip("Path on the host's disk, relative to its --recordings folder; empty = <session>-<time>.wbrec there")]
         public string path = "";
         [Tooltip("Called with a status line whenever recording starts or stops.")]
         public StringEvent onStatus = new StringEvent();
@@ -33,9 +33,21 @@ namespace WorldBridge
 
         void IClientListener.Listen(WorldBridgeClient c, bool on)
         {
-            if (on) c.MessageReceived += OnMessage;
-            else c.MessageReceived -= OnMessage;
+            if (on)
+            {
+                c.MessageReceived += OnMessage;
+                c.ConnectionChanged += OnConnectionChanged;
+            }
+            else
+            {
+                c.MessageReceived -= OnMessage;
+                c.ConnectionChanged -= OnConnectionChanged;
+            }
         }
+
+        /// <summary>The client that records closed its connection (disabled, destroyed, Shutdown): IsRecording turns false
+        /// now, not at the next Toggle, so a UI bound to it never shows a recording through a client that is gone.</summary>
+        void OnConnectionChanged() => Recording();
 
         /// <summary>The record_stop goes to the client that records, not to one a script put in the Client field since
         /// (that client records nothing, and the recording would run on).</summary>
@@ -50,9 +62,10 @@ namespace WorldBridge
             Report($"recording to {lastPath} stopped: the recorder was disabled");
         }
 
-        /// <summary>Whether a recording runs, the client that records still open: one destroyed or closed since (disabled
-        /// first, on the same object) ended the session and its recording with its bye, and no answer will say so. Such a
-        /// recording is over: said once, and the next Toggle records anew instead of stopping it through another client.</summary>
+        /// <summary>Whether a recording runs, the client that records still open: one destroyed or closed since ended the
+        /// session and its recording with its bye, and no answer will say so. Such a recording is over: said once (when
+        /// the client closes, or at the next request where its connection failed), and the next Toggle records anew
+        /// instead of stopping it through another client.</summary>
         bool Recording()
         {
             if (!recording) return false;

@@ -43,6 +43,8 @@ namespace WorldBridge
         /// <summary>The screen-space canvas made for the badge when the world has no Raw Image to draw it on, else null.</summary>
         public Canvas Overlay { get; private set; }
         Material material; // targetRenderer's own copy (Renderer.material instantiates one): ours to destroy
+        RawImage shownOn; // the Raw Image and Renderer Texture was last attached to: a target set since gets it at the next frame
+        Renderer shownBy;
         WorldBridgeConnection frameFrom; // the connection LastFrame came from
         WorldBridgeClient listened; // the client whose frames and session this view hears
         bool warnedNoClient;
@@ -218,6 +220,7 @@ namespace WorldBridge
                 };
                 Attach();
             }
+            else if (rawImage != shownOn || targetRenderer != shownBy) Attach(); // a target a script set after the first frame
             Texture.LoadRawTextureData(frame.Pixels);
             Texture.Apply(false);
             if (targetTexture != null) Graphics.Blit(Texture, targetTexture, new Vector2(1, -1), new Vector2(0, 1));
@@ -247,6 +250,10 @@ namespace WorldBridge
 
         void Attach()
         {
+            // another renderer's own copy (the old one keeps the copy it draws with)
+            if (targetRenderer != shownBy) material = targetRenderer != null ? targetRenderer.material : null;
+            shownOn = rawImage;
+            shownBy = targetRenderer;
             if (rawImage != null)
             {
                 rawImage.texture = Texture;
@@ -254,7 +261,6 @@ namespace WorldBridge
             }
             if (targetRenderer != null)
             {
-                if (material == null) material = targetRenderer.material;
                 if (string.IsNullOrEmpty(textureProperty) || textureProperty == "_MainTex")
                 {   // the shader's [MainTexture]: a URP Lit material samples _BaseMap, not _MainTex
                     material.mainTexture = Texture;

@@ -3,13 +3,14 @@
 // Samples~/ with mono's mcs where Unity cannot be installed. Nothing here does anything (beyond a GameObject keeping its
 // components, GetComponentInParent finding them up the Transform parents, a Transform its parent and children, a
 // component starting enabled and isActiveAndEnabled following enabled and SetActive up the parents, a MonoBehaviour
-// getting OnDisable/OnEnable when `enabled` or SetActive changes isActiveAndEnabled and OnDisable/OnDestroy from
-// Destroy, a destroyed Object comparing equal to null, a Texture2D keeping its size, Debug's logs reaching
-// Application.logMessageReceived, and Input reading the keys a test holds in UnityEngine.TestSupport.Keys, so NUnit
-// tests can check what a script builds, says and sends); never ship it.
-// Unlike Unity, a component made with `new` (no GameObject) is allowed and counts as on an active object
-// (isActiveAndEnabled follows `enabled` alone), so a test can build one without a scene; AddComponent runs no
-// Awake/OnEnable (a test calls OnEnable itself where it matters), and Destroy acts at once, not at the frame's end.
+// getting Unity's life cycle (Awake then OnEnable from AddComponent on an active object, Awake at the first activation
+// otherwise, OnDisable/OnEnable when `enabled` or SetActive changes isActiveAndEnabled, OnDisable/OnDestroy from
+// Destroy, OnDestroy only once awake), a destroyed Object comparing equal to null, a Texture2D keeping its size,
+// Debug's logs reaching Application.logMessageReceived, and Input reading the keys a test holds in
+// UnityEngine.TestSupport.Keys, so NUnit tests can check what a script builds, says and sends); never ship it.
+// Unlike Unity, a component made with `new` (no GameObject) is allowed and counts as on an active object and awake
+// (isActiveAndEnabled follows `enabled` alone; it gets no Awake or first OnEnable: a test calls OnEnable itself), so a
+// test can build one without a scene; and Destroy acts at once, not at the frame's end.
 // Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
 using System;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
@@ -65,6 +66,7 @@ namespace UnityEngine
     public class Behaviour : Component
     {
         bool on = true;
+        bool awake; // Awake ran: Unity sends OnDestroy only to a script that was once on an active object
         public bool enabled
         {
             get => on;
@@ -78,16 +80,22 @@ namespace UnityEngine
         /// <summary>Unity's; true with no GameObject (a test's `new`: see the header).</summary>
         public bool isActiveAndEnabled => enabled && (gameObject == null || gameObject.activeInHierarchy);
 
-        /// <summary>Sends OnEnable or OnDisable when isActiveAndEnabled is no longer `was`, as Unity does.</summary>
+        /// <summary>As Unity: Awake once its GameObject is active (enabled or not), then OnEnable or OnDisable when
+        /// isActiveAndEnabled is no longer `was`.</summary>
         internal void Changed(bool was)
         {
+            if (!awake && gameObject != null && gameObject.activeInHierarchy)
+            {
+                awake = true;
+                Message("Awake");
+            }
             if (isActiveAndEnabled != was) Message(was ? "OnDisable" : "OnEnable");
         }
 
         internal override void Destroyed()
         {
             if (isActiveAndEnabled) Message("OnDisable");
-            Message("OnDestroy");
+            if (awake || gameObject == null) Message("OnDestroy");
             base.Destroyed();
         }
 
@@ -125,6 +133,7 @@ namespace UnityEngine
             var component = Activator.CreateInstance<T>();
             component.Attach(this);
             components.Add(component);
+            if (component is Behaviour b) b.Changed(false); // Awake then OnEnable, on an active object
             return component;
         }
         internal void Detach(Component component) => components.Remove(component);

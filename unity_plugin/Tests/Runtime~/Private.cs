@@ -18,7 +18,12 @@ namespace WorldBridge.Tests
         /// <summary>Runs `target`'s private method `method` (a Unity message such as Update) with `args`.</summary>
         public static object Call(object target, string method, params object[] args) => target.GetType().GetMethod(method, Instance).Invoke(target, args);
 
-        /// <summary>Gives `client` the connection `c` as Open does, without connecting it.</summary>
-        public static void Use(WorldBridgeClient client, WorldBridgeConnection c) => typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, c);
+        /// <summary>Gives `client` the connection `c` as Open does, without connecting it; the one it opened itself (the
+        /// OnEnable of AddComponent on an active object) is closed first, as no test host answers it.</summary>
+        public static void Use(WorldBridgeClient client, WorldBridgeConnection c)
+        {
+            if (client.Connection != c) client.Connection?.Close(0);
+            typeof(WorldBridgeClient).GetProperty("Connection").SetValue(client, c);
+        }
     }
 }

@@ -29,6 +29,24 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AddedByScriptItConnectsInAddComponentSoItsFieldsAreSetWithTheObjectInactive()
+        {
+            var active = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
+            active.endpoint = "tcp://127.0.0.1:1"; // too late: OnEnable ran inside AddComponent, as in Unity
+            Assert.AreEqual("tcp://127.0.0.1:5555", active.Connection.Options.Endpoint);
+            active.Shutdown();
+            var world = new UnityEngine.GameObject("World");
+            world.SetActive(false); // the README's way, and the Basic World sample's
+            var configured = world.AddComponent<WorldBridgeClient>();
+            Assert.IsNull(configured.Connection, "a client on an inactive object connected");
+            configured.endpoint = "tcp://127.0.0.1:1";
+            world.SetActive(true);
+            Assert.AreEqual("tcp://127.0.0.1:1", configured.Connection.Options.Endpoint);
+            UnityEngine.Object.Destroy(world);
+            Assert.IsNull(configured.Connection, "destroyed, the client kept its connection open");
+        }
+
+        [Test]
         public void TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing()
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });

@@ -264,9 +264,9 @@ namespace WorldBridge.Tests
         [Test]
         public void AClientSetByScriptRightAfterAddComponentGetsTheInputAndHearsItsFrames()
         {
-            var input = new GameObject("World").AddComponent<WorldInput>();
-            input.enabled = true; // on an active object Unity runs OnEnable inside AddComponent, before the script's next line
-            var logged = Logs.Of(LogType.Error, () => Call(input, "OnEnable"));
+            WorldInput input = null;
+            // on an active object Unity runs OnEnable inside AddComponent, before the script's next line
+            var logged = Logs.Of(LogType.Error, () => input = new GameObject("World").AddComponent<WorldInput>());
             input.client = ClientIn(Session("s1", "step", "noop", "right"));
             Set(input.client.Connection, "mode", "step");
             logged.AddRange(Logs.Of(LogType.Warning, () => RunUpdate(input))); // the first step input goes; its frame is awaited
@@ -282,11 +282,11 @@ namespace WorldBridge.Tests
         [Test]
         public void AnInputWithNoClientWarnsOnceWhenItWouldSendAndStaysOn()
         {
-            var input = new GameObject("World").AddComponent<WorldInput>();
-            input.enabled = true;
+            WorldInput input = null;
             var warnings = Logs.Of(LogType.Warning, () =>
             {
-                CollectionAssert.IsEmpty(Logs.Of(LogType.Error, () => Call(input, "OnEnable")), "no client yet is no error on enable");
+                CollectionAssert.IsEmpty(Logs.Of(LogType.Error, () => input = new GameObject("World").AddComponent<WorldInput>()),
+                                         "no client yet is no error on enable");
                 RunUpdate(input);
                 RunUpdate(input);
             });

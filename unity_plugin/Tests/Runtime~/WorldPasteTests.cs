@@ -54,6 +54,7 @@ namespace WorldBridge.Tests
             var paste = new WorldPaste { view = world.AddComponent<WorldView>(), layer = layer }; // the view has not looked yet
             ClicksWarnOnce(paste, "set the World View's Raw Image");
             Assert.AreSame(client, paste.view.client, "the view's client is found as the view finds it: on its object or a parent");
+            Object.Destroy(world); // the client's OnDisable closes the connection its OnEnable opened
         }
 
         [Test]

@@ -36,13 +36,13 @@ namespace WorldBridge.Tests
             var world = new GameObject("World");
             var client = world.AddComponent<WorldBridgeClient>();
             var same = world.AddComponent<WorldPromptFromCamera>();
-            Call(same, "OnEnable");
             Assert.AreSame(client, same.client, "the client on the prompt's own object");
             var child = new GameObject("Camera rig");
             child.transform.SetParent(world.transform, false);
             var below = child.AddComponent<WorldPromptFromCamera>();
             Assert.AreEqual(-1, below.SendPrompt()); // no camera: reported, not thrown
             Assert.AreSame(client, below.client, "the client on a parent, found when the prompt is sent");
+            Object.Destroy(world); // the client's OnDisable closes the connection its OnEnable opened
         }
 
         [Test]

@@ -145,8 +145,7 @@ namespace WorldBridge.Tests
         [Test]
         public void AClientSetByScriptAfterTheRecorderWasEnabledIsHeardToo()
         {
-            var recorder = new WorldRecorder();
-            Call(recorder, "OnEnable"); // AddComponent on an active object: no client yet
+            var recorder = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>(); // OnEnable: no client yet
             recorder.client = new WorldBridgeClient();
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
@@ -187,15 +186,15 @@ namespace WorldBridge.Tests
 
         /// <summary>A recorder on its own object recording through a client on another, which the game then destroys (Unity
         /// runs the client's OnDisable, which closes its connection); the recorder's Client is `other` by then, if given.</summary>
-        static WorldRecorder RecordingThroughADestroyedClient(WorldBridgeClient other = null)
+        static WorldRecorder RecordingThroughADestroyedClient(WorldBridgeClient other = null, List<string> told = null)
         {
             var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
             Use(client, connection);
-            var recorder = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();
+            var recorder = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>(); // OnEnable: no client yet
             recorder.client = client;
-            Call(recorder, "OnEnable");
+            if (told != null) recorder.onStatus.AddListener(told.Add);
             recorder.StartRecording();
             Call(client, "Handle", Started());
             Assert.IsTrue(recorder.IsRecording);
@@ -215,16 +214,51 @@ namespace WorldBridge.Tests
         }
 
         [Test]
-        public void ToggledAfterItsClientWasDestroyedItStopsNothingAndSaysTheRecordingEnded()
+        public void ARecorderWhoseClientWasDestroyedSaysAtOnceThatItNoLongerRecords()
+        {
+            var told = new List<string>();
+            var recorder = RecordingThroughADestroyedClient(told: told);
+            Assert.IsFalse(recorder.IsRecording, "a UI bound to IsRecording shows \"recording\" for a client that is gone");
+            Assert.AreEqual("recording to a.wbrec ended with the client's connection", recorder.Status);
+            CollectionAssert.AreEqual(new[] { "recording to a.wbrec on the host", recorder.Status }, told, "said once, when it ended");
+        }
+
+        [Test]
+        public void ARecorderWhoseClientWasDisabledSaysAtOnceThatItNoLongerRecords()
+        {
+            var recorder = Recording();
+            var told = new List<string>();
+            recorder.onStatus.AddListener(told.Add);
+            recorder.client.enabled = false; // Unity runs the client's OnDisable, which closes its connection
+            Assert.IsFalse(recorder.IsRecording, "a UI bound to IsRecording shows \"recording\" for a closed client");
+            CollectionAssert.AreEqual(new[] { "recording to a.wbrec ended with the client's connection" }, told);
+            recorder.client.enabled = true; // a new connection: the recording that ended with the old one is not said again
+            CollectionAssert.AreEqual(new[] { "recording to a.wbrec ended with the client's connection" }, told);
+            recorder.client.Shutdown();
+        }
+
+        [Test]
+        public void PressedAfterItsClientWasDestroyedItRecordsThroughItsClientField()
         {
             var other = ReadyClient();
             var recorder = RecordingThroughADestroyedClient(other);
+            recorder.Toggle(); // the record button, which shows "Record" again: the recording ended with its client
+            CollectionAssert.AreEqual(new[] { "record_start" }, Requests(other));
+            other.Connection.Close();
+        }
+
+        [Test]
+        public void ToggledAfterItsClientsConnectionFailedItStopsNothingAndSaysTheRecordingEnded()
+        {
+            var (recorder, recorded, other) = Swapped();
+            Set(recorded.Connection, "state", ConnectionState.Failed); // gave up reconnecting: the host dropped the session
             recorder.Toggle(); // the record button: stop
             CollectionAssert.IsEmpty(Requests(other), "a client that records nothing was asked to stop recording");
             Assert.IsFalse(recorder.IsRecording, "the recording ended with its client, and the recorder still says it records");
             Assert.AreEqual("recording to a.wbrec ended with the client's connection", recorder.Status);
             recorder.Toggle(); // the next press records through the Client field's client
             CollectionAssert.AreEqual(new[] { "record_start" }, Requests(other));
+            recorded.Connection.Close();
             other.Connection.Close();
         }
 
@@ -233,7 +267,6 @@ namespace WorldBridge.Tests
         {
             var on = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();
             on.client = ReadyClient();
-            Call(on, "OnEnable");
             on.StartRecording();
             Call(on.client, "Handle", Started());
             on.gameObject.SetActive(false); // Unity runs OnDisable

@@ -33,10 +33,10 @@ namespace WorldBridge.Tests
         public void AClientSetByScriptRightAfterAddComponentGetsItsFramesShown()
         {
             var world = new GameObject("World", typeof(RectTransform));
-            var view = world.AddComponent<WorldView>();
-            view.enabled = true; // on an active object Unity runs OnEnable inside AddComponent, before the script's next line
+            WorldView view = null;
+            // on an active object Unity runs OnEnable inside AddComponent, before the script's next line
+            var logged = Logs.Of(LogType.Error, () => view = world.AddComponent<WorldView>());
             view.rawImage = world.AddComponent<RawImage>();
-            var logged = Logs.Of(LogType.Error, () => Call(view, "OnEnable"));
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             var client = new WorldBridgeClient { startOnConnect = false };
             Use(client, connection);
@@ -55,11 +55,10 @@ namespace WorldBridge.Tests
         public void AViewWithNoClientWarnsOnceAtItsFirstFrameAndFindsOneAddedLater()
         {
             var world = new GameObject("World", typeof(RectTransform));
-            var view = world.AddComponent<WorldView>();
-            view.enabled = true;
+            WorldView view = null;
             var warnings = Logs.Of(LogType.Warning, () =>
             {
-                CollectionAssert.IsEmpty(Logs.Of(LogType.Error, () => Call(view, "OnEnable")), "no client yet is no error on enable");
+                CollectionAssert.IsEmpty(Logs.Of(LogType.Error, () => view = world.AddComponent<WorldView>()), "no client yet is no error on enable");
                 Call(view, "LateUpdate");
                 Call(view, "LateUpdate");
             });
@@ -71,6 +70,7 @@ namespace WorldBridge.Tests
             view.client = null; // an empty Client means the client on the object or a parent: disabling detaches
             Assert.IsEmpty(Logs.Of(LogType.Warning, () => Call(view, "LateUpdate")));
             Assert.AreSame(client, view.client, "a cleared Client is the default, the client on the view's object");
+            Object.Destroy(world); // the client's OnDisable closes the connection its OnEnable opened
         }
 
         [Test]
@@ -208,6 +208,34 @@ namespace WorldBridge.Tests
                     Assert.AreEqual(("session ended: " + said, Color.white), (shown.text, shown.color),
                                     "the ended world model is still named as running, in green");
             }
+        }
+
+        [Test]
+        public void ARawImageAssignedAfterTheFirstFrameShowsTheNextFrame()
+        {
+            var view = Session("sandbox", "platformer", target: false);
+            var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
+            view.Show(frame); // the world runs, shown nowhere yet (a UI loaded later)
+            view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
+            view.Show(frame); // the same size: no new texture
+            Assert.AreSame(view.Texture, view.rawImage.texture, "a Raw Image set after the first frame stayed empty");
+            Assert.AreEqual((0f, 1f, 1f, -1f), (view.rawImage.uvRect.x, view.rawImage.uvRect.y, view.rawImage.uvRect.width,
+                                                view.rawImage.uvRect.height), "the picture is upside down");
+        }
+
+        [Test]
+        public void ARendererSwappedAfterTheFirstFrameShowsTheNextFrame()
+        {
+            var view = Session("sandbox", "platformer", badge: false, onRawImage: false);
+            view.targetRenderer.material = new Material();
+            var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
+            view.Show(frame);
+            var first = view.targetRenderer.material;
+            view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>();
+            view.targetRenderer.material = new Material();
+            view.Show(frame);
+            Assert.AreSame(view.Texture, view.targetRenderer.material.mainTexture, "the renderer set after the first frame stayed blank");
+            Assert.AreSame(view.Texture, first.mainTexture, "the first renderer keeps its copy and the world's last frame");
         }
 
         [Test]
