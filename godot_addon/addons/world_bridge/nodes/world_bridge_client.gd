@@ -59,7 +59,7 @@ const FPS_WINDOW := 30
 @export var endpoint := "tcp://127.0.0.1:5555"
 ## Connect in _ready (games). The editor dock connects on demand.
 @export var auto_connect := true
-## Send `start` as soon as the host says welcome (and `start{resume}` after a reconnect).
+## Send `start` as soon as the host says welcome (a session resumes after a reconnect either way).
 @export var auto_start := true
 @export_enum("default", "sandbox", "world_model") var backend: String = "default"
 @export_enum("realtime", "step") var mode: String = "realtime"
