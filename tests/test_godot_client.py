@@ -1195,7 +1195,7 @@ def test_a_start_queued_offline_is_forgotten_at_disconnect(godot_sim, scripted):
     godot_sim.call_method(c, "disconnect_from_host", [])
     sent = _nothing_but_hello_after_connect(godot_sim, router, c, f"tcp://127.0.0.1:{port}")
     assert sent == [], f"the start asked for before the disconnect went out: {sent}"
-    assert not c.members["_start_pending"] and not c.members["_start_resend"]
+    assert not c.members["_starts"].members["pending"] and not c.members["_starts"].members["resend"]
 
 
 def test_a_start_retried_without_its_refused_prompt_emits_no_error(godot_sim, scripted):
@@ -1235,7 +1235,7 @@ def test_a_retry_that_did_not_go_out_leaves_the_refusal_as_the_answer(godot_sim,
     assert run_until(godot_sim, lambda: rec["capability_refused"][-1:] == [
         ("image_prompt", "this backend takes no image prompts")], timeout=5), rec.seen
     assert any("over the host's 2000-byte limit" in e[1] for e in rec["error_received"]), rec.seen
-    assert list(c.members["_dropped_prompts"]) == [], "a prompt counted as dropped by a start that never went out"
+    assert list(c.members["_starts"].members["dropped"]) == [], "a prompt counted as dropped by a start that never went out"
 
 
 @pytest.mark.parametrize("text_prompt,queued", [("a" * 3000, {"seed": 7}), ("a cave", {"seed": 7, "text": "b" * 3000})],

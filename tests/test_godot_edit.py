@@ -750,7 +750,7 @@ def test_dock_connect_after_an_offline_image_start_and_a_disconnect_only_connect
     m["_endpoint"].text = f"tcp://127.0.0.1:{gone_port}"
     Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "scene.png")
     m["_file_dialog"].native_signals["file_selected"].emit(str(tmp_path / "scene.png"))
-    assert client.members["link"] != 0 and client.members["_start_pending"]
+    assert client.members["link"] != 0 and client.members["_starts"].members["pending"]
     assert gdsim.click(_find_button(dock, "Disconnect"))
     _greet_dock(sim, dock, router)
     run_until(sim, lambda: sock.poll(0), timeout=0.5)

@@ -247,18 +247,33 @@ def test_changelog_newest_version_is_plugin_cfg_version():
     assert top and top[1] == version, f"CHANGELOG.md's newest entry is {top and top[1]}, plugin.cfg says {version}"
 
 
-@pytest.mark.parametrize("script", sorted((ADDON / "nodes").glob("*.gd")), ids=lambda p: p.name)
-def test_readme_documents_every_exported_property(script: Path):
-    """Each node's paragraph in the README names every property the inspector shows for it."""
+def _readme_paragraph(script: Path) -> tuple[str, str, str]:
+    """`script`'s text, its class_name and the README paragraph that opens with **`ClassName`**."""
     text = script.read_text(encoding="utf-8")
     node = re.search(r"^class_name (\w+)", text, re.M)[1]
     readme = (GODOT / "README.md").read_text(encoding="utf-8")
     paragraph = re.search(rf"^\*\*`{node}`\*\*.*?(?=\n\n)", readme, re.M | re.S)
     assert paragraph, f"README.md has no **`{node}`** paragraph"
+    return text, node, paragraph[0]
+
+
+@pytest.mark.parametrize("script", sorted((ADDON / "nodes").glob("*.gd")), ids=lambda p: p.name)
+def test_readme_documents_every_exported_property(script: Path):
+    """Each node's paragraph in the README names every property the inspector shows for it."""
+    text, node, paragraph = _readme_paragraph(script)
     exports = re.findall(r"^@export\S*\s+var (\w+)", text, re.M)
     assert exports, f"no @export found in {script.name}"
-    missing = [name for name in exports if f"`{name}`" not in paragraph[0]]
+    missing = [name for name in exports if f"`{name}`" not in paragraph]
     assert not missing, f"README.md's {node} paragraph does not list the exports {missing}"
+
+
+@pytest.mark.parametrize("script", sorted((ADDON / "nodes").glob("*.gd")), ids=lambda p: p.name)
+def test_readme_documents_every_signal(script: Path):
+    """A game connects to signals by name: WorldInput's action_sent was in no README paragraph."""
+    text, node, paragraph = _readme_paragraph(script)
+    signals = re.findall(r"^signal (\w+)", text, re.M)
+    missing = [name for name in signals if f"`{name}(" not in paragraph]
+    assert not missing, f"README.md's {node} paragraph does not name the signals {missing} (as `name(args)`)"
 
 
 def _doc_comment(source: str, func: str) -> str:

@@ -51,13 +51,15 @@ enum Link { OFFLINE, CONNECTING, HANDSHAKING, READY, IN_SESSION }
 const Zmtp := preload("../core/zmtp.gd")
 const MsgPack := preload("../core/msgpack.gd")
 const Protocol := preload("../core/protocol.gd")
-const DEFAULT_MAX_MESSAGE_BYTES := 16 * 1024 * 1024
+const StartLedger := preload("../core/start_ledger.gd")
+const SizeLimit := preload("../core/size_limit.gd")
+const Images := preload("../core/images.gd")
 const FPS_WINDOW := 30
 
 @export var endpoint := "tcp://127.0.0.1:5555"
 ## Connect in _ready (games). The editor dock connects on demand.
 @export var auto_connect := true
-## Send `start` as soon as the host says welcome (and `start{resume}` after a reconnect).
+## Send `start` as soon as the host says welcome (a session resumes after a reconnect either way).
 @export var auto_start := true
 @export_enum("default", "sandbox", "world_model") var backend: String = "default"
 @export_enum("realtime", "step") var mode: String = "realtime"
@@ -113,30 +115,10 @@ var _req_id := 0
 var _seq := 0
 var _epoch := 0
 var _resume_id := ""
-var _start_options := {}
-var _start_pending := false
-## What a start that was sent and never answered (or answered not_ready) asked for (exports and
-## options merged): the next welcome sends exactly this again, with no new prompt_viewport
-## capture; empty otherwise.
-var _start_resend := {}
-var _start_req := -1
-## What each start sent on this connection asked for (exports and options merged), by req_id,
-## until the host answers it: a session takes its start's options and action_map, and a
-## reconnect sends the start `_start_req` again if it is here (instead of a resume).
-var _starts_sent := {}
-## The options the current session was started with: a failed resume starts them again.
-var _session_options := {}
+var _starts := StartLedger.new()
 var _resume_req := -1
 ## The req_id of the newest hello: only an error carrying it refuses the handshake.
 var _hello_req := -1
-## Prompt kinds the newest start sent took from the exports (not from start_session's options): a
-## backend that refuses one gets the start again without it, so an auto start gets a world.
-var _exported_prompts := PackedStringArray()
-## Prompt kinds left out of the newest start sent because its backend refused them.
-var _dropped_prompts := PackedStringArray()
-## _exported_prompts of the start the current session answers: a failed resume starts that session
-## again, and a restarted host's backend may refuse one of them as well.
-var _session_prompts := PackedStringArray()
 ## Starts and resets sent, by req_id -> what their acceptance says once (Protocol.text_unused).
 var _text_unused := {}
 var _told_text_unused := false
@@ -176,9 +158,9 @@ func connect_to_host(address: String = "") -> Error:
 	if address != "":
 		endpoint = address
 	if _socket != null and link != Link.OFFLINE:
-		var unsent := _start_pending and _start_resend.is_empty()
+		var unsent := _starts.pending and _starts.resend.is_empty()
 		_close_connection()  # connection_changed comes once, below
-		_start_pending = unsent
+		_starts.pending = unsent
 	elif _socket != null:
 		_socket.close()
 	_forget_status()
@@ -207,8 +189,8 @@ func disconnect_from_host() -> void:
 ## disconnect_from_host() without connection_changed, which connect_to_host() emits once itself.
 ## Returns whether there was a connection to close.
 func _close_connection() -> bool:
-	_start_pending = false
-	_start_resend = {}
+	_starts.pending = false
+	_starts.resend = {}
 	if _socket == null:
 		return false
 	if link == Link.IN_SESSION:
@@ -216,7 +198,7 @@ func _close_connection() -> bool:
 	_socket.close()
 	_socket = null
 	_resume_id = ""
-	_starts_sent.clear()
+	_starts.sent.clear()
 	welcome = {}
 	_forget_status()
 	_end_session("disconnected")
@@ -274,9 +256,7 @@ func poll() -> void:
 ## Starts a session; `options` overrides the exported settings (any `start` key of the protocol).
 func start_session(options: Dictionary = {}) -> bool:
 	if link != Link.READY and link != Link.IN_SESSION:
-		_start_options = options
-		_start_pending = true
-		_start_resend = {}  # the game's new start replaces one that was sent and never answered
+		_starts.queue(options)  # in place of one that was sent and never answered
 		return false
 	var opts := {
 		"backend": null if backend == "default" else backend,
@@ -299,16 +279,16 @@ func start_session(options: Dictionary = {}) -> bool:
 		else:
 			opts[prompt_viewport_as] = png
 	opts.merge(options, true)
-	_start_options = options
-	_start_resend = {}  # a queued start goes as this one, should it not go out either
+	_starts.options = options
+	_starts.resend = {}  # a queued start goes as this one, should it not go out either
 	var exported := PackedStringArray()
 	for key in ["text", "image", "sketch"]:
 		if opts[key] != null and not options.has(key):
 			exported.append(key)
 	if not _send_start(opts):
 		return false  # the start sent before, which the host may still refuse, keeps its prompts
-	_exported_prompts = exported
-	_dropped_prompts.clear()
+	_starts.exported = exported
+	_starts.dropped.clear()
 	return true
 
 
@@ -476,30 +456,12 @@ func can_use(capability: String) -> bool:
 ## A copy of `image` ready for edit(): RGBA8, scaled down (nearest, aspect kept) so neither side
 ## exceeds `max_size` pixels (frames are small, 64x64 by default; sprites often are not).
 static func object_layer(image: Image, max_size: int) -> Image:
-	if image == null or image.is_empty():
-		return Image.new()
-	var layer: Image = image.duplicate()
-	if layer.is_compressed():
-		layer.decompress()
-	if layer.get_format() != Image.FORMAT_RGBA8:
-		layer.convert(Image.FORMAT_RGBA8)
-	var longest := maxi(layer.get_width(), layer.get_height())
-	if max_size > 0 and longest > max_size:
-		var factor := float(max_size) / longest
-		var width := maxi(1, roundi(layer.get_width() * factor))
-		var height := maxi(1, roundi(layer.get_height() * factor))
-		layer.resize(width, height, Image.INTERPOLATE_NEAREST)
-	return layer
+	return Images.object_layer(image, max_size)
 
 
 ## PNG bytes of what `viewport` rendered last; empty when it has not rendered (or headless).
 static func capture_viewport_png(viewport: Viewport) -> PackedByteArray:
-	if viewport == null or viewport.get_texture() == null:
-		return PackedByteArray()
-	var image := viewport.get_texture().get_image()
-	if image == null or image.is_empty():
-		return PackedByteArray()
-	return image.save_png_to_buffer()
+	return Images.viewport_png(viewport)
 
 
 ## Sends a start asking for `opts` as they are (exports already merged); true if it went out. A
@@ -508,10 +470,7 @@ func _send_start(opts: Dictionary) -> bool:
 	var req := _next_req()
 	if not _send(Protocol.start(req, opts)):
 		return false
-	_start_pending = false
-	_start_resend = {}
-	_start_req = req  # the newest start sent: one that did not go out is no start to wait for
-	_starts_sent[req] = opts
+	_starts.went_out(req, opts)
 	_text_unused[req] = Protocol.text_unused(opts)
 	return true
 
@@ -564,20 +523,20 @@ func _on_welcome(header: Dictionary) -> void:
 	var host_text := _text(header, "host")
 	_set_link(Link.READY, "connected to %s at %s" % [host_text, endpoint])
 	_update_capabilities()
-	if _start_pending:
+	if _starts.pending:
 		# A start asked for while reconnecting, or sent and unanswered when the connection
 		# dropped or refused with not_ready, replaces the lost session: no resume.
 		_resume_id = ""
 		_end_session("replaced by the start asked for while reconnecting")
-		var resend := _start_resend
-		var sent := start_session(_start_options) if resend.is_empty() else _send_start(resend)
+		var resend := _starts.resend
+		var sent := start_session(_starts.options) if resend.is_empty() else _send_start(resend)
 		if not sent:  # still queued: say so, or the world the game asked for seems lost
 			_client_error("the start did not go out; it goes again on the next reconnect")
 	elif _resume_id != "":
 		_resume_req = _next_req()
 		_send(Protocol.start(_resume_req, {"resume": _resume_id}))
 	elif auto_start:
-		start_session(_start_options)
+		start_session(_starts.options)
 
 
 func _on_reject(header: Dictionary) -> void:
@@ -589,8 +548,12 @@ func _on_reject(header: Dictionary) -> void:
 
 
 func _on_session(header: Dictionary) -> void:
-	var answers_newest := _int(header, "req_id") == _start_req
-	_answered(header)
+	var answers_newest := _starts.answers_newest(header)
+	var opts := _starts.answered(header)
+	if not _flag(header, "resumed"):  # a new session takes its start's options
+		_starts.session_options = opts
+		var map: Variant = opts.get("action_map")
+		action_map_sent = map if typeof(map) == TYPE_DICTIONARY else {}
 	if link == Link.IN_SESSION:
 		_end_session("a new session replaced this one")
 	session = header
@@ -599,8 +562,10 @@ func _on_session(header: Dictionary) -> void:
 	_epoch = _int(header, "epoch")
 	_resume_id = ""
 	if not _flag(header, "resumed"):
-		dropped_prompts = _dropped_prompts.duplicate() if answers_newest else PackedStringArray()
-		_session_prompts = _exported_prompts.duplicate() if answers_newest else PackedStringArray()
+		dropped_prompts = _starts.dropped.duplicate() if answers_newest else PackedStringArray()
+		_starts.session_prompts = (
+			_starts.exported.duplicate() if answers_newest else PackedStringArray()
+		)
 	if not _flag(header, "resumed") and recording:
 		recording = false  # a new session: the host's recorder ended with the old one
 		recording_changed.emit(false, recording_path)
@@ -699,7 +664,7 @@ func _on_ok(header: Dictionary) -> void:
 
 
 func _on_error(header: Dictionary) -> void:
-	var refused := _answered(header)
+	var refused := _starts.answered(header)
 	var code := _text(header, "code")
 	var message := _text(header, "message")
 	var fatal := _flag(header, "fatal")
@@ -717,7 +682,7 @@ func _on_error(header: Dictionary) -> void:
 			recording_path = _text(header, "path")
 		recording_changed.emit(false, recording_path)
 	var capability := _text(header, "capability")
-	if code == "bad_prompt" and _int(header, "req_id") == _start_req and not _start_pending:
+	if code == "bad_prompt" and _starts.answers_newest(header) and not _starts.pending:
 		# A refusal retried without the refused prompt says nothing now: dropped_note() says it
 		# once the start succeeds, and an error would outlast that start on a status line. A
 		# newer start queued for the next welcome wins: the refused one is not retried.
@@ -734,8 +699,8 @@ func _on_error(header: Dictionary) -> void:
 	if code == "not_ready":
 		# The host forgot this peer (idle before `start`, or restarted): greet it again,
 		# and repeat the `start` it refused, as it was sent, once the new welcome arrives.
-		if _int(header, "req_id") == _start_req and not refused.is_empty():
-			_resend_at_welcome(refused)
+		if _starts.answers_newest(header) and not refused.is_empty():
+			_starts.resend_at_welcome(refused)
 		if link != Link.HANDSHAKING:  # every request it forgot answers not_ready: one hello is enough
 			_set_link(Link.HANDSHAKING, "the host forgot this client; greeting it again")
 			_greet()
@@ -747,14 +712,14 @@ func _on_error(header: Dictionary) -> void:
 		_end_session(message)
 		# The game asked for a new world since the resume went out, and it went out (that one), or
 		# it waits for the next welcome (that one, not the lost session's options in its place).
-		if _start_pending or (_start_req > _resume_req and _starts_sent.has(_start_req)):
+		if _starts.pending or (_starts.newest > _resume_req and _starts.sent.has(_starts.newest)):
 			_set_link(Link.READY, "the previous session expired")
 			return
 		_set_link(Link.READY, "the previous session expired; starting a new one")
-		if start_session(_session_options):
-			_exported_prompts = _session_prompts.duplicate()  # those its start took from the exports
-			_dropped_prompts = dropped
-	elif code == "bad_prompt" and _int(header, "req_id") == _start_req:
+		if start_session(_starts.session_options):
+			_starts.exported = _starts.session_prompts.duplicate()  # its start took from the exports
+			_starts.dropped = dropped
+	elif code == "bad_prompt" and _starts.answers_newest(header):
 		return  # a start refusal leaves the session running
 	elif fatal and link == Link.IN_SESSION:
 		_end_session(message)
@@ -767,38 +732,15 @@ func _on_error(header: Dictionary) -> void:
 ## did not go out drops nothing, and the refusal stays the answer, as in Unity's FieldStart.Retry.
 func _start_without(refused: Dictionary, capability: String) -> bool:
 	var key := capability.trim_suffix("_prompt")
-	if not _exported_prompts.has(key) or refused.get(key) == null:
+	if not _starts.exported.has(key) or refused.get(key) == null:
 		return false
 	var opts := refused.duplicate()
 	opts[key] = null
 	if not _send_start(opts):
 		return false
-	_dropped_prompts.append(key)
+	_starts.dropped.append(key)
 	_set_link(link, "this backend takes no %s prompts: starting without the %s prompt" % [key, key])
 	return true
-
-
-## A `session` or `error` answering a start settles it; a new session takes that start's options.
-## Returns what that start sent (empty if it answers no start), for a start to be repeated as sent.
-func _answered(header: Dictionary) -> Dictionary:
-	var req: Variant = header.get("req_id")
-	if typeof(req) != TYPE_INT:
-		return {}
-	var opts: Dictionary = _starts_sent.get(req, {})
-	_starts_sent.erase(req)
-	if header["type"] == "session" and not _flag(header, "resumed"):
-		_session_options = opts
-		var map: Variant = opts.get("action_map")
-		action_map_sent = map if typeof(map) == TYPE_DICTIONARY else {}
-	return opts
-
-
-## A sent start the host will never answer goes again at the next welcome exactly as sent
-## (no new prompt_viewport capture), unless the game asked for another start since.
-func _resend_at_welcome(opts: Dictionary) -> void:
-	if not _start_pending:
-		_start_pending = true
-		_start_resend = opts
 
 
 # --- Connection ---
@@ -829,9 +771,7 @@ func _greet() -> void:
 func _on_socket_closed(reason: String) -> void:
 	if link == Link.IN_SESSION:
 		_resume_id = _text(session, "session_id")
-	if _starts_sent.has(_start_req):  # its answer will never come on this connection
-		_resend_at_welcome(_starts_sent[_start_req])
-	_starts_sent.clear()  # their answers never come on a new connection
+	_starts.connection_lost()
 	_text_unused.clear()
 	if _socket == null or _socket.state == Zmtp.State.IDLE:
 		_set_link(Link.OFFLINE, "connection lost: %s" % reason)
@@ -859,17 +799,9 @@ func _write(msg: Dictionary) -> bool:
 		_client_error(encoded["error"])
 		return false
 	var data: PackedByteArray = encoded["bytes"]
-	var limits: Variant = welcome.get("limits", {})
-	var limit := DEFAULT_MAX_MESSAGE_BYTES
-	if typeof(limits) == TYPE_DICTIONARY and typeof(limits.get("max_message_bytes")) == TYPE_INT:
-		limit = limits["max_message_bytes"]
-	if data.size() > limit:
-		_client_error(
-			(
-				"%s message of %d bytes is over the host's %d-byte limit: %s"
-				% [msg["type"], data.size(), limit, _too_big_advice(msg)]
-			)
-		)
+	var too_big := SizeLimit.problem(msg, data.size(), welcome)
+	if too_big != "":
+		_client_error(too_big)
 		return false
 	var err := _socket.send([data])
 	if err != OK:
@@ -877,30 +809,6 @@ func _write(msg: Dictionary) -> bool:
 	else:
 		_last_sent_ms = _now_ms()
 	return err == OK
-
-
-## What to shrink in a message over the host's limit: its biggest image, sketch, layer or text, so
-## a long text prompt is not blamed on an image.
-static func _too_big_advice(msg: Dictionary) -> String:
-	var biggest := ""
-	var most := 0
-	for key in ["image", "sketch", "layer", "text"]:
-		var value: Variant = msg.get(key)
-		var size := 0
-		if typeof(value) == TYPE_PACKED_BYTE_ARRAY:
-			size = value.size()
-		elif typeof(value) == TYPE_STRING:
-			size = value.to_utf8_buffer().size()
-		if size > most:
-			biggest = key
-			most = size
-	if biggest == "":
-		return "start the host with a larger `worldbridge serve --max-message-bytes`"
-	var advice := (
-		"its %s is %d bytes: use a %s %s"
-		% [biggest, most, "shorter" if biggest == "text" else "smaller", biggest]
-	)
-	return advice + (" (object_layer() scales one down)" if biggest == "layer" else "")
 
 
 func _in_session() -> bool:
