@@ -54,6 +54,8 @@ const Protocol := preload("../core/protocol.gd")
 const StartLedger := preload("../core/start_ledger.gd")
 const SizeLimit := preload("../core/size_limit.gd")
 const Images := preload("../core/images.gd")
+## The host's default message limit; kept here as well as in core/size_limit.gd, where it moved.
+const DEFAULT_MAX_MESSAGE_BYTES := SizeLimit.DEFAULT_MAX_BYTES
 const FPS_WINDOW := 30
 
 @export var endpoint := "tcp://127.0.0.1:5555"
