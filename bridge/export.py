@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from bridge.backend import recorded_backend_label
-from bridge.files import Progress, fsync, make_folders, publish, remove_empty, remove_tree, replace, tick
+from bridge.files import (Progress, fsync, leftover_prefix, make_folders, make_temp, publish, remove_empty, remove_tree,
+                          replace, tick)
 from bridge.values import first_line
 
 KINDS = ("mp4", "gif", "frames", "actions")
@@ -144,13 +145,9 @@ class Export:
             for kind, path in self.targets.items():  # every folder is proven writable before one frame is encoded
                 with self._writing(kind, "choose a folder you can write to"):
                     self.made += make_folders(path.parent)
-                    if kind == "frames":
-                        self.temps[kind] = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-                    else:  # the temp's suffix tells ffmpeg and pillow the format, whatever the target is named
-                        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix={"mp4": ".mp4", "gif": ".gif"}.get(kind, ".tmp"),
-                                                   dir=path.parent)
-                        os.close(fd)
-                        self.temps[kind] = Path(tmp)
+                    # the temp's suffix tells ffmpeg and pillow the format, whatever the target is named
+                    self.temps[kind] = make_temp(path, {"mp4": ".mp4", "gif": ".gif"}.get(kind, ".tmp"),
+                                                 folder=kind == "frames")
             import imageio.v2 as iio2
 
             if "mp4" in self.temps:  # H.264 yuv420p plays everywhere; yuv420p needs even sizes (macro_block_size=2)
@@ -332,7 +329,7 @@ def _keep_old(target: Path) -> Path | None:
     back; None when there is none."""
     if not os.path.lexists(target) or target.is_dir():
         return None
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)) / target.name
+    old = Path(tempfile.mkdtemp(prefix=leftover_prefix(target, "old") + "-", dir=target.parent)) / target.name
     try:
         try:
             os.link(target, old, follow_symlinks=False)

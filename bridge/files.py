@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -101,6 +104,7 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     _sync(tmp)
     replace(tmp, path, path)
     sync_names(path, full=True)  # the rename itself, so the new name survives a power loss too
+    sweep_leftovers(path, olds=True)  # `path` now holds what the user wrote: a dead writer's copy of it is stale
 
 
 def sync_names(path: str | Path, made: Sequence[Path] = (), full: bool = False) -> None:
@@ -128,7 +132,7 @@ def publish_over(tmp: str | Path, path: str | Path) -> None:
     if not os.path.lexists(path):
         publish(tmp, path)
         return
-    old = _free_name(path.with_name(f".{path.name}.old-{os.getpid()}"))  # an earlier failed save may have kept one
+    old = _free_name(path.with_name(leftover_prefix(path, "old")))  # an earlier failed save may have kept one
     replace(path, old, path)
     try:
         publish(tmp, path)
@@ -205,13 +209,100 @@ def remove_empty(folders: list[Path]) -> None:
             pass
 
 
+@functools.cache
+def _host() -> str:
+    """This machine, in a temp's name: a process on another one writing to the same folder (a network drive, a
+    container's bind mount) has its own process ids, so whether its temp is a leftover cannot be told from here."""
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def leftover_prefix(path: str | Path, kind: str) -> str:
+    """The start of the name of a temp ("tmp") or of an earlier copy set aside ("old") of `path`: hidden, beside it,
+    and naming the process that made it, so a later write to `path` can tell a killed writer's leftover from a live
+    one's."""
+    return f".{Path(path).name}.{kind}-{os.getpid()}"
+
+
+def make_temp(path: str | Path, suffix: str = ".tmp", folder: bool = False) -> Path:
+    """A new temp file (or folder) beside `path` for this process to write, `.NAME.tmp-PID-HOST-XXXX`, after removing
+    the temps a killed writer left for `path`: a PNG folder of a long take is large, and nothing else deletes it."""
+    sweep_leftovers(path)
+    prefix, folder_at = f"{leftover_prefix(path, 'tmp')}-{_host()}-", Path(path).parent
+    if folder:
+        return Path(tempfile.mkdtemp(dir=folder_at, prefix=prefix, suffix=suffix))
+    fd, tmp = tempfile.mkstemp(dir=folder_at, prefix=prefix, suffix=suffix)
+    os.close(fd)
+    return Path(tmp)
+
+
+def sweep_leftovers(path: str | Path, olds: bool = False) -> None:
+    """Delete the temps (`olds`: and the earlier copies set aside) of `path` that a process no longer running left
+    beside it (killed, a power cut), never a running one's, such as a second export to the same path. An earlier copy
+    may be the only one until a new `path` lands, so `publish` alone removes those; it lives only between two moves,
+    so its name carries no machine (a temp's does: it lives as long as its write)."""
+    path = Path(path)
+    temp = rf"tmp-(\d{{1,10}})-{_host()}-[a-z0-9_]+(?:\.[a-z0-9]+)?"
+    name = re.compile(rf"\.{re.escape(path.name)}\.(?:{temp}|old-(\d{{1,10}})(?:-[a-z0-9_]+)?)" if olds else
+                      rf"\.{re.escape(path.name)}\.{temp}")
+    try:
+        entries = os.listdir(path.parent)
+    except OSError:  # no folder yet, or one this user cannot list: nothing of ours is there
+        return
+    for entry in entries:
+        found = name.fullmatch(entry)
+        if found and not pid_alive(int(found[1] or found[2])):
+            remove_tree(path.parent / entry)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine is running (or cannot be told: kept alive), before deleting its temps."""
+    if pid == os.getpid() or not 0 < pid < 2**31:  # this one; or an id no process has: not a name this code made
+        return True
+    if sys.platform == "win32":  # os.kill(pid, 0) there would terminate the process
+        return _windows_pid_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: running, as another user
+        return True
+    return True
+
+
+def _kernel32() -> Any:
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+    return kernel32
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    """Windows: a process that cannot be opened is gone only if its id is unknown (another user's is access denied);
+    one that can is running while its exit code reads STILL_ACTIVE."""
+    import ctypes
+
+    kernel32 = _kernel32()
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() != 87  # ERROR_INVALID_PARAMETER: no process has this id
+    try:
+        code = ctypes.c_ulong()
+        return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
 @contextmanager
 def temp_beside(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temp file beside `path` to write; published onto `path` when the block ends, removed if the block raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
+    tmp = make_temp(path, suffix)
     try:
         yield Path(tmp)
         publish(tmp, path)

@@ -1,5 +1,6 @@
 """bridge/export.py: one exporter of frames for the CLI, the demo and the editor."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -442,3 +443,61 @@ def test_a_temp_file_that_cannot_be_deleted_is_named_in_a_warning_like_a_folder(
     with pytest.warns(UserWarning, match=rf"could not delete {gif} .*delete it yourself"):
         ex.discard()
     assert [p.name for p in tmp_path.iterdir()] == [gif.name]
+
+
+STOPPED_EXPORT = """
+import sys
+import numpy as np
+import bridge.export as export
+ex = export.Export(dict(zip(("mp4", "gif", "frames"), sys.argv[2:])), 4.0, label="test")
+ex.add(np.zeros((16, 16, 3), np.uint8))
+if sys.argv[1] == "finish":  # stopped between keeping the replaced file's second name and moving the new one in
+    export.publish = lambda tmp, path: (print(flush=True), sys.stdin.read())
+    ex.finish()
+print(flush=True)
+sys.stdin.read()
+"""
+
+
+def _stopped_export(*args: str):
+    """An export stopped midway in a child process, until it is killed (an export killed with -9, a power cut)."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT, cli_env
+
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_EXPORT, *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=cli_env(), cwd=ROOT)
+    proc.stdout.readline()
+    assert proc.poll() is None, "the child export failed before it stopped"
+    return proc
+
+
+def test_an_export_removes_what_a_killed_export_left_and_never_a_running_ones(tmp_path):
+    """An export killed with -9 left its hidden temp outputs (`.demo.mp4....mp4`, a PNG folder of a whole take) and the
+    replaced file's second name (`.NAME....old`) beside the targets forever; a second export running meanwhile must
+    keep its own."""
+    import numpy as np
+
+    from bridge.export import export_frames
+
+    mp4, gif, frames = tmp_path / "out.mp4", tmp_path / "out.gif", tmp_path / "frames"
+    export_frames([np.zeros((16, 16, 3), np.uint8)], {"mp4": mp4}, 4.0, label="test")
+    running = _stopped_export("encode", str(mp4), str(gif), str(frames))
+    runnings = {p.name for p in tmp_path.iterdir() if p.name.startswith(".")}
+    killed = [_stopped_export("encode", str(mp4), str(gif), str(frames)), _stopped_export("finish", str(mp4))]
+    for proc in killed:
+        proc.kill()
+        proc.wait()
+    try:
+        hidden = {p.name for p in tmp_path.iterdir() if p.name.startswith(".")}
+        assert len(runnings) == 3 and len(hidden) == 3 + 3 + 2  # the killed finish: its MP4 and out.mp4's old name
+        export_frames([np.full((16, 16, 3), 9, np.uint8)], {"mp4": mp4, "gif": gif, "frames": frames}, 4.0,
+                      label="test")
+        assert {p.name for p in tmp_path.iterdir() if p.name.startswith(".")} == runnings
+    finally:
+        running.kill()
+        running.wait()
+    shutil.rmtree(frames)
+    export_frames([np.full((16, 16, 3), 9, np.uint8)], {"mp4": mp4, "gif": gif, "frames": frames}, 4.0, label="test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "out.gif", "out.mp4"]

@@ -165,3 +165,109 @@ def test_publish_over_a_folder_whose_earlier_copy_was_kept_uses_a_new_name(tmp_p
     assert (tmp_path / "ds" / "a").read_text(encoding="utf-8") == "new"
     assert (kept / "a").read_text(encoding="utf-8") == "kept earlier"  # the user's earlier copy is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ds", kept.name])
+
+
+def _stopped_writer(code: str, *args: str):
+    """A writer stopped mid-write: a child process that runs `code`, which prints a line once it holds its temps and
+    then waits on stdin; kill it to stand for an export killed with -9 (or a power cut)."""
+    import subprocess
+
+    from helpers import ROOT, cli_env
+
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=cli_env(), cwd=ROOT)
+    line = proc.stdout.readline()
+    assert proc.poll() is None, "the child writer failed before holding its temps"
+    return proc, line.strip()
+
+
+def _killed(proc) -> None:
+    proc.kill()
+    proc.wait()
+    proc.stdin.close()
+    proc.stdout.close()
+
+
+HOLD_TEMP = """
+import sys
+from bridge.files import temp_beside
+with temp_beside(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half")
+    print(tmp, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_killed_writers_temp_is_removed_by_the_next_write_a_running_ones_kept(tmp_path):
+    """A write killed midway left its hidden `.NAME....tmp` beside the target forever; one running beside this one
+    (another process, or this one) must keep its temp."""
+    target = tmp_path / "out.bin"
+    killed, killed_tmp = _stopped_writer(HOLD_TEMP, str(target))
+    running, running_tmp = _stopped_writer(HOLD_TEMP, str(target))
+    _killed(killed)
+    try:
+        with temp_beside(target) as mine:
+            mine.write_bytes(b"mine")
+            atomic_write_bytes(target, b"new")
+            assert mine.read_bytes() == b"mine"  # this process's own temp, in use
+        assert target.read_bytes() == b"mine" and not os.path.lexists(killed_tmp)
+        assert open(running_tmp, "rb").read() == b"half"  # a live writer's temp, untouched
+    finally:
+        _killed(running)
+    atomic_write_bytes(target, b"newer")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+HOLD_OLD = """
+import sys
+import bridge.files as files
+files.publish = lambda tmp, path: (print(flush=True), sys.stdin.read())  # stopped between its two moves
+files.publish_over(sys.argv[1], sys.argv[2])
+"""
+
+
+def test_a_killed_saves_earlier_copy_is_kept_while_it_is_the_last_one_and_removed_once_a_new_save_lands(tmp_path):
+    """publish_over killed between moving the earlier folder aside and moving the new one in left `.NAME.old-...`
+    forever; until a new NAME lands it is the only copy of the user's data, so only that landing may remove it."""
+    from bridge.files import make_temp, publish_over
+
+    ds, new = tmp_path / "ds", tmp_path / "new"
+    for folder in (ds, new):
+        folder.mkdir()
+        (folder / "a").write_text(folder.name, encoding="utf-8")
+    killed, _ = _stopped_writer(HOLD_OLD, str(new), str(ds))
+    _killed(killed)
+    [old] = [p for p in tmp_path.iterdir() if p.name.startswith(".ds.old-")]
+    assert not ds.exists() and (old / "a").read_text(encoding="utf-8") == "ds"
+    tmp = make_temp(ds, folder=True)  # the next save starts: the earlier copy stays until it lands
+    assert (old / "a").read_text(encoding="utf-8") == "ds"
+    (tmp / "a").write_text("newer", encoding="utf-8")
+    publish_over(tmp, ds)
+    assert (ds / "a").read_text(encoding="utf-8") == "newer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "new"]
+
+
+def test_on_windows_a_process_is_asked_whether_it_runs_never_sent_a_signal(monkeypatch):
+    """os.kill(pid, 0) terminates the process on Windows: OpenProcess and its exit code tell instead, and a process
+    that cannot be opened is gone only when no process has its id (another user's answers access denied)."""
+    import ctypes
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", lambda *a: pytest.fail("os.kill terminates a process on Windows"))
+    exit_codes, closed, error = {8: 259, 12: 0}, [], [0]  # 259: STILL_ACTIVE
+
+    def open_process(access, inherit, pid):
+        if pid in exit_codes:
+            return pid
+        error[0] = 5 if pid == 4 else 87  # 4: the System process, access denied; 87: no such process
+        return None
+
+    def get_exit_code(handle, code):
+        code._obj.value = exit_codes[handle]
+        return 1
+
+    kernel32 = SimpleNamespace(OpenProcess=open_process, GetExitCodeProcess=get_exit_code, CloseHandle=closed.append)
+    monkeypatch.setattr(files, "_kernel32", lambda: kernel32)
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: error[0], raising=False)  # Windows-only
+    assert [files.pid_alive(pid) for pid in (8, 12, 4, 16)] == [True, False, True, False]
+    assert closed == [8, 12]
