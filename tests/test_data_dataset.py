@@ -247,6 +247,21 @@ def test_writer_rejects_bad_frames_and_cleans_up(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_killed_writers_temp_folder_is_removed_by_the_next_write_to_the_same_dataset(tmp_path):
+    """`data generate` or `import` killed with -9 leaves its hidden temp folder (the frames written so far): the next
+    write to that --out removes it, once its process is gone."""
+    import subprocess
+
+    code = ("import sys, os; from bridge.data.writer import DatasetWriter; "
+            "w = DatasetWriter(sys.argv[1], height=8, width=8, fps=10, action_names=None, source='import'); "
+            "w.__enter__(); print(w.tmp, flush=True); os._exit(0)")  # exits as a kill would: no clean-up runs
+    left = Path(subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    assert left.is_dir() and left.name.startswith(".d.tmp-")
+    synthetic(tmp_path / "d", [12])
+    assert not left.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
 def test_torch_iterable_yields_clip_tensors(tmp_path):
     from bridge.data.torch_dataset import ClipIterable
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 
 from bridge.data.dataset import FORMAT, VERSION, shard_name
 from bridge.data.interrupt import sigterm_as_ctrl_c
-from bridge.files import atomic_write_json, publish_over, remove_tree
+from bridge.files import atomic_write_json, make_temp, publish_over, remove_tree
 
 SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
 
@@ -70,7 +69,7 @@ class DatasetWriter:
         self.tmp: Path | None = None
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+            self.tmp = make_temp(self.out, "", folder=True)  # and a killed writer's leftover for --out goes
         except OSError as e:  # name the folder the user chose, not the hidden temp folder beside --out
             self.abort()
             raise OSError(f"cannot write a dataset into {self.out.parent} ({e.strerror or e}): choose an --out in a "
