@@ -164,6 +164,18 @@ def test_vq_straight_through_dead_code_reset_and_fsq():
     assert dataclasses.is_dataclass(DynamicsConfig)
 
 
+def test_fsq_with_two_levels_uses_every_code_and_passes_gradients():
+    """Levels of 2 (the LAM's FSQ default) once had an infinite tanh shift: one code for every input, zero gradient."""
+    torch.manual_seed(0)
+    fsq = FSQ((2, 2, 2))
+    z = torch.randn(1000, 3, requires_grad=True)
+    q, idx, _ = fsq(z)
+    q.sum().backward()
+    assert len(idx.unique()) == 8
+    assert torch.allclose(fsq.lookup(idx), q)
+    assert z.grad.abs().mean() > 0
+
+
 def test_vq_starts_its_codes_on_encoder_outputs():
     torch.manual_seed(0)
     vq = VectorQuantizer(8, 4).train()
