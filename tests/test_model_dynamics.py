@@ -127,6 +127,16 @@ def test_sample_categorical_matches_probabilities():
     assert torch.allclose(freq, p[0], atol=0.02) and freq[1] == 0
 
 
+def test_sample_categorical_never_draws_a_zero_probability_token_at_u_zero(monkeypatch):
+    """torch.rand returns exactly 0 once in 2**24 draws: the first token with mass must win, not a leading p = 0 one;
+    and a uniform that rounds up to the total mass must still land on the last token with mass."""
+    import bridge.model.sampler as sampler
+
+    for u, want in ((0.0, 2), (1.0, 3)):
+        monkeypatch.setattr(sampler, "uniform", lambda b, shape, device, generator=None: torch.full((b, *shape), u))
+        assert sample_categorical(torch.tensor([[0.0, 0.0, 0.6, 0.4, 0.0]])).tolist() == [want]
+
+
 def test_conditioning_slot_is_a_no_op_until_trained():
     d = _dyn(cond_dim=8, cond_prefix=True)
     d.cond_proj.weight.data.zero_()
