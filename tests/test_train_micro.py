@@ -376,6 +376,45 @@ def test_warm_start_carries_dynamics_events_and_latent_actions_over(tmp_path):
     assert json.loads((tmp_path / "warm" / "model_card.json").read_text())["tokenizer_from"]["step"] == 120
 
 
+def test_a_world_with_event_types_trains_under_ddp(tmp_path):
+    """`event_embed` was a trainable parameter no loss reads: under torchrun an event world (the shipped one, or any
+    --init-from it) failed at step 2 with DDP's "Expected to have finished reduction in the prior iteration"."""
+    import socket
+
+    import torch.distributed as dist
+    from bridge.model.presets import get_preset
+
+    cfg = get_preset("micro")
+    cfg.dynamics.cond_dim, cfg.event_types = 8, ["rain"]
+    model = WorldModel(cfg, bank_size=2)
+    model.tokenizer.requires_grad_(False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(model.train())
+        for _ in range(2):
+            ddp(torch.randint(0, 255, (2, cfg.dynamics.clip_len, cfg.height, cfg.width, 3), dtype=torch.uint8)
+                )["loss"].backward()
+    finally:
+        ddp = None
+        dist.destroy_process_group()
+
+
+def test_the_shipped_worlds_event_rows_load_and_stay_out_of_the_optimizer():
+    """The event rows are set from the text encoder, never trained: a buffer under the same checkpoint key; and the
+    conditioning slot, which a continuation without events only ever gives zero gradients, is not weight-decayed."""
+    from bridge import DEFAULT_WORLD
+
+    model = WorldModel.load(DEFAULT_WORLD)[0]
+    assert model.event_embed.abs().sum() > 0 and "event_embed" in model.state_dict()
+    opt = make_optimizer(model, 1e-3, 0.5)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert id(model.event_embed) not in {id(p) for g in opt.param_groups for p in g["params"]}
+    assert id(model.dynamics.cond_proj.weight) not in decayed and id(model.dynamics.st.blocks[0].ffn[0].weight) in decayed
+
+
 def test_warm_start_on_a_new_tokenizer_keeps_the_world_and_takes_the_tokens(tmp_path):
     run = trained_micro()
     tok = tmp_path / "tok2"  # a tokenizer trained further, as when the encoder improves

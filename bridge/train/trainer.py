@@ -170,11 +170,14 @@ def warm_start(model: WorldModel, wcfg: WorldConfig, tensors: dict[str, torch.Te
 
 
 def make_optimizer(model: nn.Module, lr: float, lam_scale: float) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (nanoGPT); the latent action model at lam_scale * lr."""
+    """AdamW; weight decay on matrices only (nanoGPT) but not the conditioning slot (a run without events gives it
+    zero gradients, so decay would only shrink it), as in `train prompts events`; the latent action model at
+    lam_scale * lr."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault((p.dim() >= 2 and "codebook" not in name, name.startswith("lam.")), []).append(p)
+            decay = p.dim() >= 2 and "codebook" not in name and ".cond_" not in name
+            groups.setdefault((decay, name.startswith("lam.")), []).append(p)
     params = [{"params": ps, "weight_decay": 0.05 if decay else 0.0, "scale": lam_scale if lam else 1.0}
               for (decay, lam), ps in sorted(groups.items())]
     return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), fused=False)
