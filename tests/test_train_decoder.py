@@ -207,6 +207,20 @@ def test_a_run_stopped_before_its_first_save_resumes_on_a_rerun(tmp_path, monkey
     assert json.loads((out / "model_card.json").read_text())["decoder"]["steps"] == 2
 
 
+def test_a_rerun_draws_on_instead_of_replaying_the_first_runs_random_numbers(tmp_path, monkeypatch):
+    """Every rerun re-seeded torch with --seed alone, so it replayed the torch draws its first run began with."""
+    import bridge.train.decoder as dec
+
+    states, set_lr = [], dec.set_lr
+    monkeypatch.setattr(dec, "set_lr", lambda opt, i, *a: (states.append(torch.random.get_rng_state()),
+                                                          set_lr(opt, i, *a))[1])
+    world, data, out = save_micro_world(tmp_path / "world"), str(sandbox_dataset()), tmp_path / "sharp"
+    for _ in range(2):
+        r = _run("--world", str(world), "--data", data, "--out", str(out), "--steps", "1", "--batch", "2")
+        assert r.exit_code == 0, r.output
+    assert len(states) == 2 and not torch.equal(states[0], states[1])
+
+
 def test_a_rerun_keeps_the_runs_own_settings_and_a_given_one_wins(tmp_path, monkeypatch):
     """A rerun without --ckpt-every fell back to 200 (--max-minutes to none, --lr, --batch, --seed, --steps to their
     defaults): a decoder run keeps its own settings now, as tokenizer and dynamics runs do, and a given one wins."""

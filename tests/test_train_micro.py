@@ -149,6 +149,24 @@ def test_resume_continues_from_the_saved_step(tmp_path):
         train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
 
 
+def test_a_resume_draws_on_instead_of_replaying_its_first_steps_random_numbers(tmp_path, monkeypatch):
+    """Every resume re-seeded torch as at step 0: a run resumed at step 2 drew step 0's masks, noise and code resets
+    again (on other clips). Its streams now follow from (--seed, step, rank), so one resumed at the same step draws
+    the same numbers."""
+    import bridge.train.trainer as T
+
+    states, set_lr = [], T.set_lr
+    monkeypatch.setattr(T, "set_lr", lambda opt, step, *a: (states.append((step, torch.random.get_rng_state())),
+                                                           set_lr(opt, step, *a))[1])
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    for out in ("a", "b"):
+        opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / out), preset="micro", progress=False)
+        train(TrainOptions(steps=2, **opts))
+        train(TrainOptions(steps=3, **opts))  # resumes at 2
+    assert [step for step, _ in states] == [0, 1, 2] * 2
+    assert not torch.equal(states[0][1], states[2][1]) and torch.equal(states[2][1], states[5][1])
+
+
 def test_a_bare_rerun_resumes_with_the_runs_own_steps_batch_lr_and_budget(tmp_path):
     ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
     bare = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), progress=False, log_every=10)

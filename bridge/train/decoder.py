@@ -26,7 +26,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
 from bridge.train.loop import (Averager, amp, card_options, check_new_out, fine_tune, kept_options, progress_bar,
-                               set_lr, train_device)
+                               seed_run, set_lr, train_device)
 from bridge.train.options import DECODER_DEFAULTS
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
@@ -172,11 +172,9 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     model = WorldModel(cfg, bank_size=tensors["bank"].shape[0] if "bank" in tensors else 0)
     load_into(model, tensors, where=str(out))
     tok = model.to(device).tokenizer
-    torch.manual_seed(opts.seed)
-
     prev = card.get("decoder", {})
     start = int(prev.get("steps", 0))
-    rng = np.random.default_rng([opts.seed, start])  # a resumed run draws other clips than the run before it
+    rng = seed_run(opts.seed, start)  # a resumed run draws other clips and noise than the run before it
     real_particles = round(particle_share(val), 6)  # the val clips never change: measured once
     before, particles_before = _measured_before(prev, tok, val, real_particles)
     params = decoder_parameters(tok)
