@@ -26,7 +26,7 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("unused", torch.zeros(num_codes, dtype=torch.long))  # steps since last use
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self._counts: torch.Tensor | None = None  # uses this step (training only)
-        self._recent: torch.Tensor | None = None  # recent encoder outputs, candidates for resets
+        self._recent: torch.Tensor | None = None  # the last batch's encoder outputs, candidates for resets
 
     def codes(self) -> torch.Tensor:
         return F.normalize(self.codebook, dim=-1)  # (K, d)
@@ -71,7 +71,8 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def reset_dead(self) -> dict[str, float] | None:
-        """Call once per optimizer step: codes unused for `reset_after` steps jump to random recent encoder outputs."""
+        """Call once per optimizer step: codes unused for `reset_after` steps jump to random encoder outputs of the
+        last batch."""
         if self._counts is None:  # not used in training this step (e.g. a frozen tokenizer)
             return None
         counts, self._counts = self._counts, None
