@@ -207,6 +207,28 @@ def test_a_run_stopped_before_its_first_save_resumes_on_a_rerun(tmp_path, monkey
     assert json.loads((out / "model_card.json").read_text())["decoder"]["steps"] == 2
 
 
+def test_every_reported_psnr_is_the_one_formula():
+    """The training bar, the decoder's loss and held-out check and `worldbridge eval` each wrote -10 log10(mse)
+    themselves; they share psnr_from_mse now (MSE of frames in [0, 1], floored at 1e-10: at most 100 dB)."""
+    from bridge.model.presets import get_preset
+    from bridge.model.tokenizer import VideoTokenizer, psnr_from_mse, to_float
+    from bridge.train.decoder import decoder_loss, held_out
+    from bridge.train.evaluate import psnr
+
+    assert psnr_from_mse(torch.tensor([0.01, 0.0])).tolist() == pytest.approx([20.0, 100.0])
+    a, b = torch.rand(2, 3, 8, 8, 3), torch.rand(2, 3, 8, 8, 3)
+    assert torch.allclose(psnr(a, b), psnr_from_mse(((a - b) ** 2).flatten(-3).mean(-1)))
+    torch.manual_seed(0)
+    tok = VideoTokenizer(get_preset("micro").tokenizer, 16, 16).eval()
+    clips = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    res = tok(clips)
+    assert torch.allclose(res["psnr"], psnr_from_mse(res["mse"]))
+    assert torch.allclose(decoder_loss(tok, clips)["psnr"], psnr_from_mse(res["mse"]))
+    with torch.no_grad():
+        per_clip = ((tok.decode(tok.encode(clips)[0]) - to_float(clips)) ** 2).flatten(1).mean(1)
+    assert held_out(tok, clips.numpy())[0] == pytest.approx(float(psnr_from_mse(per_clip).mean()), abs=1e-5)
+
+
 def test_a_rerun_draws_on_instead_of_replaying_the_first_runs_random_numbers(tmp_path, monkeypatch):
     """Every rerun re-seeded torch with --seed alone, so it replayed the torch draws its first run began with."""
     import bridge.train.decoder as dec
