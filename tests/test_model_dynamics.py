@@ -127,6 +127,16 @@ def test_sample_categorical_matches_probabilities():
     assert torch.allclose(freq, p[0], atol=0.02) and freq[1] == 0
 
 
+def test_sample_categorical_never_draws_a_zero_probability_token_at_u_zero(monkeypatch):
+    """torch.rand returns exactly 0 once in 2**24 draws: the first token with mass must win, not a leading p = 0 one;
+    and a uniform that rounds up to the total mass must still land on the last token with mass."""
+    import bridge.model.sampler as sampler
+
+    for u, want in ((0.0, 2), (1.0, 3)):
+        monkeypatch.setattr(sampler, "uniform", lambda b, shape, device, generator=None: torch.full((b, *shape), u))
+        assert sample_categorical(torch.tensor([[0.0, 0.0, 0.6, 0.4, 0.0]])).tolist() == [want]
+
+
 def test_conditioning_slot_is_a_no_op_until_trained():
     d = _dyn(cond_dim=8, cond_prefix=True)
     d.cond_proj.weight.data.zero_()
@@ -162,6 +172,18 @@ def test_vq_straight_through_dead_code_reset_and_fsq():
     assert set(reset_dead_codes(torch.nn.Sequential(vq))) == {"0"}
     assert reset_dead_codes(torch.nn.Sequential(vq)) == {}  # no forward since: nothing to report (frozen parts)
     assert dataclasses.is_dataclass(DynamicsConfig)
+
+
+def test_fsq_with_two_levels_uses_every_code_and_passes_gradients():
+    """Levels of 2 (the LAM's FSQ default) once had an infinite tanh shift: one code for every input, zero gradient."""
+    torch.manual_seed(0)
+    fsq = FSQ((2, 2, 2))
+    z = torch.randn(1000, 3, requires_grad=True)
+    q, idx, _ = fsq(z)
+    q.sum().backward()
+    assert len(idx.unique()) == 8
+    assert torch.allclose(fsq.lookup(idx), q)
+    assert z.grad.abs().mean() > 0
 
 
 def test_vq_starts_its_codes_on_encoder_outputs():

@@ -207,6 +207,42 @@ def test_a_run_stopped_before_its_first_save_resumes_on_a_rerun(tmp_path, monkey
     assert json.loads((out / "model_card.json").read_text())["decoder"]["steps"] == 2
 
 
+def test_every_reported_psnr_is_the_one_formula():
+    """The training bar, the decoder's loss and held-out check and `worldbridge eval` each wrote -10 log10(mse)
+    themselves; they share psnr_from_mse now (MSE of frames in [0, 1], floored at 1e-10: at most 100 dB)."""
+    from bridge.model.presets import get_preset
+    from bridge.model.tokenizer import VideoTokenizer, psnr_from_mse, to_float
+    from bridge.train.decoder import decoder_loss, held_out
+    from bridge.train.evaluate import psnr
+
+    assert psnr_from_mse(torch.tensor([0.01, 0.0])).tolist() == pytest.approx([20.0, 100.0])
+    a, b = torch.rand(2, 3, 8, 8, 3), torch.rand(2, 3, 8, 8, 3)
+    assert torch.allclose(psnr(a, b), psnr_from_mse(((a - b) ** 2).flatten(-3).mean(-1)))
+    torch.manual_seed(0)
+    tok = VideoTokenizer(get_preset("micro").tokenizer, 16, 16).eval()
+    clips = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    res = tok(clips)
+    assert torch.allclose(res["psnr"], psnr_from_mse(res["mse"]))
+    assert torch.allclose(decoder_loss(tok, clips)["psnr"], psnr_from_mse(res["mse"]))
+    with torch.no_grad():
+        per_clip = ((tok.decode(tok.encode(clips)[0]) - to_float(clips)) ** 2).flatten(1).mean(1)
+    assert held_out(tok, clips.numpy())[0] == pytest.approx(float(psnr_from_mse(per_clip).mean()), abs=1e-5)
+
+
+def test_a_rerun_draws_on_instead_of_replaying_the_first_runs_random_numbers(tmp_path, monkeypatch):
+    """Every rerun re-seeded torch with --seed alone, so it replayed the torch draws its first run began with."""
+    import bridge.train.decoder as dec
+
+    states, set_lr = [], dec.set_lr
+    monkeypatch.setattr(dec, "set_lr", lambda opt, i, *a: (states.append(torch.random.get_rng_state()),
+                                                          set_lr(opt, i, *a))[1])
+    world, data, out = save_micro_world(tmp_path / "world"), str(sandbox_dataset()), tmp_path / "sharp"
+    for _ in range(2):
+        r = _run("--world", str(world), "--data", data, "--out", str(out), "--steps", "1", "--batch", "2")
+        assert r.exit_code == 0, r.output
+    assert len(states) == 2 and not torch.equal(states[0], states[1])
+
+
 def test_a_rerun_keeps_the_runs_own_settings_and_a_given_one_wins(tmp_path, monkeypatch):
     """A rerun without --ckpt-every fell back to 200 (--max-minutes to none, --lr, --batch, --seed, --steps to their
     defaults): a decoder run keeps its own settings now, as tokenizer and dynamics runs do, and a given one wins."""

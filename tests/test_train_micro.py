@@ -149,6 +149,24 @@ def test_resume_continues_from_the_saved_step(tmp_path):
         train(TrainOptions(**{**opts, "preset": "tiny"}, steps=8))
 
 
+def test_a_resume_draws_on_instead_of_replaying_its_first_steps_random_numbers(tmp_path, monkeypatch):
+    """Every resume re-seeded torch as at step 0: a run resumed at step 2 drew step 0's masks, noise and code resets
+    again (on other clips). Its streams now follow from (--seed, step, rank), so one resumed at the same step draws
+    the same numbers."""
+    import bridge.train.trainer as T
+
+    states, set_lr = [], T.set_lr
+    monkeypatch.setattr(T, "set_lr", lambda opt, step, *a: (states.append((step, torch.random.get_rng_state())),
+                                                           set_lr(opt, step, *a))[1])
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    for out in ("a", "b"):
+        opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / out), preset="micro", progress=False)
+        train(TrainOptions(steps=2, **opts))
+        train(TrainOptions(steps=3, **opts))  # resumes at 2
+    assert [step for step, _ in states] == [0, 1, 2] * 2
+    assert not torch.equal(states[0][1], states[2][1]) and torch.equal(states[2][1], states[5][1])
+
+
 def test_a_bare_rerun_resumes_with_the_runs_own_steps_batch_lr_and_budget(tmp_path):
     ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
     bare = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), progress=False, log_every=10)
@@ -374,6 +392,45 @@ def test_warm_start_carries_dynamics_events_and_latent_actions_over(tmp_path):
     cfg = load_model(tmp_path / "warm")[0]
     assert cfg.event_types == ["flood", "snow"] and cfg.dynamics.cond_dim == 16 and cfg.dynamics.temperature == 1.3
     assert json.loads((tmp_path / "warm" / "model_card.json").read_text())["tokenizer_from"]["step"] == 120
+
+
+def test_a_world_with_event_types_trains_under_ddp(tmp_path):
+    """`event_embed` was a trainable parameter no loss reads: under torchrun an event world (the shipped one, or any
+    --init-from it) failed at step 2 with DDP's "Expected to have finished reduction in the prior iteration"."""
+    import socket
+
+    import torch.distributed as dist
+    from bridge.model.presets import get_preset
+
+    cfg = get_preset("micro")
+    cfg.dynamics.cond_dim, cfg.event_types = 8, ["rain"]
+    model = WorldModel(cfg, bank_size=2)
+    model.tokenizer.requires_grad_(False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(model.train())
+        for _ in range(2):
+            ddp(torch.randint(0, 255, (2, cfg.dynamics.clip_len, cfg.height, cfg.width, 3), dtype=torch.uint8)
+                )["loss"].backward()
+    finally:
+        ddp = None
+        dist.destroy_process_group()
+
+
+def test_the_shipped_worlds_event_rows_load_and_stay_out_of_the_optimizer():
+    """The event rows are set from the text encoder, never trained: a buffer under the same checkpoint key; and the
+    conditioning slot, which a continuation without events only ever gives zero gradients, is not weight-decayed."""
+    from bridge import DEFAULT_WORLD
+
+    model = WorldModel.load(DEFAULT_WORLD)[0]
+    assert model.event_embed.abs().sum() > 0 and "event_embed" in model.state_dict()
+    opt = make_optimizer(model, 1e-3, 0.5)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert id(model.event_embed) not in {id(p) for g in opt.param_groups for p in g["params"]}
+    assert id(model.dynamics.cond_proj.weight) not in decayed and id(model.dynamics.st.blocks[0].ffn[0].weight) in decayed
 
 
 def test_warm_start_on_a_new_tokenizer_keeps_the_world_and_takes_the_tokens(tmp_path):

@@ -28,7 +28,9 @@ class WorldModel(nn.Module):
         if cfg.event_types:
             if cfg.dynamics.cond_dim <= 0:
                 raise ValueError("event_types need a conditioning slot: set dynamics.cond_dim > 0")
-            self.event_embed = nn.Parameter(torch.zeros(len(cfg.event_types), cfg.dynamics.cond_dim))
+            # set from the text encoder (`train prompts events`), never by a gradient: a buffer, so DDP and the
+            # optimizers leave it alone (a parameter no loss reads fails DDP's second step)
+            self.register_buffer("event_embed", torch.zeros(len(cfg.event_types), cfg.dynamics.cond_dim))
 
     def train(self, mode: bool = True) -> "WorldModel":
         super().train(mode)

@@ -1,20 +1,7 @@
 """Latent action model: infers which of a few discrete actions explains each frame-to-frame change.
 
-Lessons built in (BRIEF section 3): the encoder sees each frame AND its difference image; the decoder must
-predict the RESIDUAL x(t+1) - x(t) from the last `decoder_context` frames plus the code, so the code has to
-carry what changed; a batch code-entropy bonus and dead-code resets keep all codes in use. With a long decoder
-context the code drifts to meaning "change relative to the recent motion" (players repeat actions), so the
-default context is 1 frame (docs/model.md). With `motion_shifts` the decoder also mixes shifted copies of x(t) per
-patch (softmax weights from its tokens): a 1-px camera pan or a sprite's step is then exact to express, while through
-a 768 -> dim -> 768 patch bottleneck it is not, so without it the codes learned weather and flicker instead of moves
-(on the sandbox: true-action accuracy at chance). With `motion_features` the encoder also gets a cost volume: for every
-patch and for the whole frame, a soft-min over small shifts of how well shift(x(t)) matches x(t+1). A 1-px camera pan
-is a faint signal in raw patches: a supervised probe of the plain encoder reaches 0.60 against a 0.54 majority class
-after 1,500 steps, and 0.78 after 1,000 steps with the cost volume (docs/model.md). With `shift_mask` the decoder is
-scored only where the frame's best global shift explains the change, so weather and enemies cannot buy the code
-(alone, the VQ then collapses to one code). With `code_norm` the encoder's outputs are standardised over the batch
-before the VQ (running statistics at eval), so a slow start in which all outputs point the same way cannot put every
-step on one code; the two together put the codes above chance (0.69 against 0.575: docs/model.md). Only the encoder is needed after training.
+Its design choices (residual decoder, decoder_context, motion_shifts, motion_features, shift_mask, code_norm) and
+their measurements: docs/model.md, "Collapse guards, on from step 1". Only the encoder is needed after training.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ PRESETS: dict[str, WorldConfig] = {
         lam=LatentActionConfig(patch=8, dim=32, depth=1, heads=2, num_actions=4, code_dim=8, window=8, reset_after=20),
         dynamics=DynamicsConfig(dim=32, depth=2, heads=2, window=8, clip_len=8, steps=4),
     ),
-    # CPU real time: 64x64 frames, patch 8 -> 64 tokens/frame; ~20 ms per generated frame on 2 cores (docs/model.md)
+    # CPU real time: 64x64 frames, patch 8 -> 64 tokens/frame; 21-38 ms per generated frame on 2 cores, by setting
+    # (docs/model.md, Presets and speed)
     "tiny": WorldConfig(
         preset="tiny", height=64, width=64,
         tokenizer=TokenizerConfig(patch=8, dim=128, enc_depth=4, dec_depth=4, heads=4, codebook=1024, code_dim=32,

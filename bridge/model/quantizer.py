@@ -26,7 +26,7 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("unused", torch.zeros(num_codes, dtype=torch.long))  # steps since last use
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self._counts: torch.Tensor | None = None  # uses this step (training only)
-        self._recent: torch.Tensor | None = None  # recent encoder outputs, candidates for resets
+        self._recent: torch.Tensor | None = None  # the last batch's encoder outputs, candidates for resets
 
     def codes(self) -> torch.Tensor:
         return F.normalize(self.codebook, dim=-1)  # (K, d)
@@ -71,7 +71,8 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def reset_dead(self) -> dict[str, float] | None:
-        """Call once per optimizer step: codes unused for `reset_after` steps jump to random recent encoder outputs."""
+        """Call once per optimizer step: codes unused for `reset_after` steps jump to random encoder outputs of the
+        last batch."""
         if self._counts is None:  # not used in training this step (e.g. a frozen tokenizer)
             return None
         counts, self._counts = self._counts, None
@@ -103,27 +104,22 @@ class FSQ(nn.Module):
         basis = [math.prod(levels[:i]) for i in range(len(levels))]
         self.register_buffer("_basis", torch.tensor(basis, dtype=torch.long), persistent=False)
 
-    def _bound(self, z: torch.Tensor) -> torch.Tensor:
-        half = (self._levels - 1) / 2
-        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
-        shift = torch.atanh(offset / half)
-        return torch.tanh(z + shift) * half - offset
+    def _value(self, digits: torch.Tensor) -> torch.Tensor:
+        """Digits 0..L-1 -> grid points spread evenly over [-1, 1], symmetric for every L."""
+        return digits * 2 / (self._levels - 1) - 1
 
     def lookup(self, idx: torch.Tensor) -> torch.Tensor:
-        digits = (idx[..., None] // self._basis) % self._levels.long()  # (..., d)
-        half = self._levels.long() // 2
-        return (digits - half).float() / half
+        return self._value(((idx[..., None] // self._basis) % self._levels.long()).float())  # (..., d)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        b = self._bound(z.float())
-        q = b + (torch.round(b) - b).detach()  # straight-through rounding
-        half = self._levels.long() // 2
-        digits = (torch.round(b).long() + half).clamp(min=0)
-        digits = torch.minimum(digits, self._levels.long() - 1)
-        idx = (digits * self._basis).sum(-1)
+        # A symmetric grid: the reference's shifted bound puts an even level's split off centre (L = 2: at z = -3.8
+        # with its eps, at -inf without, i.e. one code and no gradient); here L = 2 splits at z = 0
+        b = (torch.tanh(z.float()) + 1) / 2 * (self._levels - 1)  # in [0, L-1]
+        digits = b + (torch.round(b) - b).detach()  # straight-through rounding
+        idx = (digits.detach().long() * self._basis).sum(-1)
         zero = z.new_zeros(())
-        return (q / half).to(z.dtype), idx, {"loss": zero, "entropy": _index_entropy(idx, self.num_codes),
-                                             "entropy_bonus": zero}
+        return self._value(digits).to(z.dtype), idx, {"loss": zero, "entropy": _index_entropy(idx, self.num_codes),
+                                                      "entropy_bonus": zero}
 
 
 def _index_entropy(idx: torch.Tensor, k: int) -> torch.Tensor:

@@ -46,8 +46,11 @@ def uniform(batch: int, shape: tuple[int, ...], device: torch.device, generator:
 def sample_categorical(probs: torch.Tensor, generator: Generators = None) -> torch.Tensor:
     """One draw per row of probs (B, ..., V) by inverse CDF: one uniform per row (multinomial draws V exponentials)."""
     cdf = probs.float().cumsum(-1)
-    u = uniform(probs.shape[0], (*probs.shape[1:-1], 1), probs.device, generator) * cdf[..., -1:]
-    return torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
+    total = cdf[..., -1:]
+    u = uniform(probs.shape[0], (*probs.shape[1:-1], 1), probs.device, generator) * total
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))  # in [0, total), even when u*total rounds up
+    # the first token whose cdf exceeds u has mass (side="left" would give a leading p = 0 token at u = 0)
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
 
 
 def _scratch(buffers: dict | None, name: str, shape: tuple[int, ...], dtype: torch.dtype,

@@ -16,6 +16,11 @@ def to_float(frames: torch.Tensor) -> torch.Tensor:
     return frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
 
 
+def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) of an MSE of pixels in [0, 1] (peak 1); every PSNR training and eval report is this one formula."""
+    return -10 * torch.log10(mse.clamp(min=1e-10))
+
+
 DECODER_PARTS = ("from_code", "decoder", "patch_out")  # after the codebook: they draw the tokens, they do not define them
 
 
@@ -62,6 +67,6 @@ class VideoTokenizer(nn.Module):
         idx, q, stats = self.encode(frames)
         recon = self.decode_codes(q)
         mse = F.mse_loss(recon.float(), target)
-        psnr = -10 * torch.log10(mse.detach().clamp(min=1e-10))
+        psnr = psnr_from_mse(mse.detach())
         loss = mse + stats["loss"] - self.cfg.entropy_weight * stats["entropy_bonus"]
         return {"loss": loss, "mse": mse, "psnr": psnr, "vq": stats["loss"]}

@@ -30,8 +30,8 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import (Averager, card_options, check_new_out, fine_tune, kept_options, progress_bar, set_lr,
-                               train_device)
+from bridge.train.loop import (Averager, card_options, check_new_out, fine_tune, kept_options, progress_bar, seed_run,
+                               set_lr, train_device)
 from bridge.train.options import PROMPT_DEFAULTS
 from bridge.values import plural
 from bridge.worlds.events import EVENT_TYPES
@@ -163,13 +163,6 @@ def first_frame_samples(ds: VideoDataset, max_frames: int, rng: np.random.Genera
         for _ in ts:
             texts.append(e.caption if (e.params is None or rng.random() < 0.5) else caption_variant(e.params, rng))
     return np.concatenate(frames), (np.concatenate(sketches) if with_sketch else None), texts
-
-
-def seed_run(seed: int, start: int) -> np.random.Generator:
-    """Seed torch and return the sampling RNG of a run that starts at step `start`: a resumed run draws new batches
-    and masks instead of replaying the ones its first run began with."""
-    torch.manual_seed(seed + 1_000_003 * start)
-    return np.random.default_rng([seed, start])
 
 
 def _check_setup(source: str, meta: dict, model: FirstFrameModel, cfg, opts: PromptTrainOptions, fix: str) -> None:

@@ -23,10 +23,10 @@ from bridge.model.checkpoint import (STATE, load_into, load_model, read_config, 
                                      save_tensors, state_tensors)
 from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
-from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, to_float
+from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, psnr_from_mse, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
 from bridge.train.loop import (Averager, amp, card_options, check_new_out, fine_tune, kept_options, progress_bar,
-                               set_lr, train_device)
+                               seed_run, set_lr, train_device)
 from bridge.train.options import DECODER_DEFAULTS
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
@@ -98,7 +98,7 @@ def decoder_loss(tok: VideoTokenizer, clips: torch.Tensor, disc: PatchDiscrimina
     err = (recon.float() - target) ** 2
     plain = err.mean()
     mse = (err * detail_weights(target, detail)).mean() if detail > 0 else plain
-    out = {"loss": mse, "psnr": -10 * torch.log10(plain.detach().clamp(min=1e-10)), "recon": recon.detach(), "codes": q}
+    out = {"loss": mse, "psnr": psnr_from_mse(plain.detach()), "recon": recon.detach(), "codes": q}
     if disc is not None and adv > 0:
         g = g_hinge_loss(disc(critic_frames(recon.float()), critic_frames(q.float())))
         w = adaptive_weight(mse, g, tok.patch_out.weight, adv)
@@ -146,8 +146,7 @@ def held_out(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> tuple[f
     for i in range(0, len(clips), batch):
         x = torch.from_numpy(clips[i : i + batch]).to(tok.patch_out.weight.device)
         rec = tok.decode(tok.encode(x)[0])
-        mse = ((rec - to_float(x)) ** 2).flatten(1).mean(1).clamp(min=1e-10)
-        psnrs.append(-10 * torch.log10(mse).cpu())
+        psnrs.append(psnr_from_mse(((rec - to_float(x)) ** 2).flatten(1).mean(1)).cpu())
         drawn += particle_share((rec * 255).round().to(torch.uint8).cpu().numpy()) * len(x)
     for m, mode in zip(tok.modules(), modes):
         m.training = mode
@@ -172,11 +171,9 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     model = WorldModel(cfg, bank_size=tensors["bank"].shape[0] if "bank" in tensors else 0)
     load_into(model, tensors, where=str(out))
     tok = model.to(device).tokenizer
-    torch.manual_seed(opts.seed)
-
     prev = card.get("decoder", {})
     start = int(prev.get("steps", 0))
-    rng = np.random.default_rng([opts.seed, start])  # a resumed run draws other clips than the run before it
+    rng = seed_run(opts.seed, start)  # a resumed run draws other clips and noise than the run before it
     real_particles = round(particle_share(val), 6)  # the val clips never change: measured once
     before, particles_before = _measured_before(prev, tok, val, real_particles)
     params = decoder_parameters(tok)

@@ -25,7 +25,7 @@ from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
 from bridge.model.genie import WorldModel
 from bridge.model.sampler import sample_frame
-from bridge.model.tokenizer import VideoTokenizer
+from bridge.model.tokenizer import VideoTokenizer, psnr_from_mse
 from bridge.model.world import pick_device
 from bridge.options import CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, seed_option
 from bridge.values import plural
@@ -39,8 +39,7 @@ SPEED_FRAMES = 40  # frames of the one interactive stream that `rollout_fps` tim
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (dB) of (..., H, W, C) tensors in [0, 1]."""
-    mse = (a.float() - b.float()).pow(2).flatten(-3).mean(-1)
-    return -10 * torch.log10(mse.clamp(min=1e-10))
+    return psnr_from_mse((a.float() - b.float()).pow(2).flatten(-3).mean(-1))
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """What every training loop shares: the device it may run on, the new --out it writes, the options a resume keeps,
-bf16 autocast, the learning-rate schedule, the progress bar, the time budget, the save on Ctrl-C or `kill`, running
-means of the metrics, and the fine-tuning loop of the stages that start from a finished world (events, first frame,
-decoder)."""
+its random streams, bf16 autocast, the learning-rate schedule, the progress bar, the time budget, the save on Ctrl-C
+or `kill`, running means of the metrics, and the fine-tuning loop of the stages that start from a finished world
+(events, first frame, decoder)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -70,6 +71,13 @@ def amp(device: torch.device, on: bool | None) -> tuple[Any, bool]:
 
         on = bf16_by_default(device)
     return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext(), bool(on)
+
+
+def seed_run(seed: int, start: int, rank: int = 0) -> np.random.Generator:
+    """Seed torch and return the sampling RNG of a run (process `rank`) that starts at step `start`: a resumed run
+    draws new batches and masks instead of replaying the ones its first run began with (every stage the same)."""
+    torch.manual_seed(seed + 1000 * rank + 1_000_003 * start)
+    return np.random.default_rng([seed, start, rank])  # numpy drops trailing zeros: rank 0 is [seed, start]
 
 
 def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:

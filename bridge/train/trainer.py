@@ -35,7 +35,7 @@ from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.train.loop import (Averager, amp, card_options, check_new_out, kept_options, over_budget, progress_bar,
-                               saved_on_stop, set_lr, train_device)
+                               saved_on_stop, seed_run, set_lr, train_device)
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -170,11 +170,14 @@ def warm_start(model: WorldModel, wcfg: WorldConfig, tensors: dict[str, torch.Te
 
 
 def make_optimizer(model: nn.Module, lr: float, lam_scale: float) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (nanoGPT); the latent action model at lam_scale * lr."""
+    """AdamW; weight decay on matrices only (nanoGPT) but not the conditioning slot (a run without events gives it
+    zero gradients, so decay would only shrink it), as in `train prompts events`; the latent action model at
+    lam_scale * lr."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault((p.dim() >= 2 and "codebook" not in name, name.startswith("lam.")), []).append(p)
+            decay = p.dim() >= 2 and "codebook" not in name and ".cond_" not in name
+            groups.setdefault((decay, name.startswith("lam.")), []).append(p)
     params = [{"params": ps, "weight_decay": 0.05 if decay else 0.0, "scale": lam_scale if lam else 1.0}
               for (decay, lam), ps in sorted(groups.items())]
     return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), fused=False)
@@ -224,7 +227,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     opts = kept_options(opts, run, {**RUN_DEFAULTS, **TRAIN_DEFAULTS[cfg.preset][opts.stage]}, KEPT)
     steps, batch, lr, max_minutes = int(opts.steps), int(opts.batch), float(opts.lr), opts.max_minutes
 
-    torch.manual_seed(opts.seed + 1000 * env.rank)
+    # before a new model's weights are drawn; a resumed run draws on from its step instead of replaying step 0's
+    rng = seed_run(opts.seed, int(read_train_meta(out)["step"]) if resuming else 0, env.rank)
     model, clip_len, tokenizer_from = _build_model(opts, cfg, ds, resuming, warm, keep_lam)
     model.to(env.device).train()  # (a WorldModel keeps its frozen tokenizer in eval mode)
     sampler = ClipSampler(ds, clip_len, "train", seed=opts.seed)
@@ -245,7 +249,6 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     card = _run_card(opts, cfg, ds, env, clip_len, card if resuming else None, tokenizer_from)
 
     ddp = env.wrap(model)
-    rng = np.random.default_rng([opts.seed, env.rank, start])
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
         _truncate_csv(csv_path, start)
