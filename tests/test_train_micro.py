@@ -231,6 +231,21 @@ def test_a_resume_keeps_the_runs_lam_lr_scale_and_a_given_one_wins(tmp_path):
     assert scales() == ({0.3, 1.0}, 0.3)
 
 
+def test_a_run_whose_optimizer_groups_changed_since_it_was_saved_names_the_way_to_keep_its_weights(tmp_path,
+                                                                                                  monkeypatch):
+    """A dynamics run saved before its optimizer's groups changed (a parameter became a buffer, the conditioning slot
+    left weight decay) cannot resume: the error says how to carry its weights into a new run, not only "new --out"."""
+    import bridge.train.trainer as T
+
+    run = trained_micro()
+    opts = dict(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "w"), preset="micro", progress=False)
+    train(TrainOptions(tokenizer=str(run["tok"]), steps=1, **opts))
+    monkeypatch.setattr(T, "make_optimizer", lambda model, lr, lam_scale: torch.optim.AdamW(
+        [{"params": [p for p in model.parameters() if p.requires_grad], "scale": 1.0}], lr=lr))
+    with pytest.raises(CheckpointError, match=rf"does not fit this model .*--init-from {tmp_path / 'w'} --out NEW"):
+        train(TrainOptions(steps=2, **opts))
+
+
 def test_a_resume_refuses_another_tokenizer_instead_of_ignoring_it(tmp_path):
     run = trained_micro()
     opts = dict(stage="dynamics", data=str(run["data"]), out=str(tmp_path / "w"), preset="micro", progress=False)

@@ -31,6 +31,10 @@ class CheckpointError(Exception):
     """A checkpoint is missing, incomplete or does not fit the model asked for."""
 
 
+class OptimizerMismatch(CheckpointError):
+    """A training state whose weights fit but whose optimizer does not: the weights can still seed a new run."""
+
+
 def missing_text(path: str | Path, kind: str = "world") -> str:
     """The one wording for a checkpoint that is not there (in a training run cut short before its first one: that
     run's resume); a caller may append its own way out (e.g. the sandbox)."""
@@ -283,6 +287,6 @@ def load_train_state(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer
     try:
         opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
     except (ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: optimizer state does not fit this model ({e}); use a new --out directory") from e
+        raise OptimizerMismatch(f"{path}: optimizer state does not fit this model ({e}); use a new --out directory") from e
     extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
     return meta, extra

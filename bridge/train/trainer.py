@@ -26,7 +26,7 @@ from tqdm import tqdm
 from bridge.data.dataset import check_frame_size
 from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_bytes
-from bridge.model.checkpoint import (CARD, CONFIG, MODEL, STATE, CheckpointError, load_into, load_model,
+from bridge.model.checkpoint import (CARD, CONFIG, MODEL, STATE, CheckpointError, OptimizerMismatch, load_into, load_model,
                                      load_train_state, read_config, read_train_meta, save_model, save_train_state,
                                      state_tensors, whole_step)
 from bridge.model.config import WorldConfig
@@ -381,7 +381,12 @@ def _resume(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, opt: torch
     """Load the training state (keeping this run's lam_lr_scale) and finish a save cut short after it (a finished run
     would never save again); -> (step, elapsed_s)."""
     scales = [g["scale"] for g in opt.param_groups]  # this run's lam_lr_scale, not the saved state's
-    meta, _ = load_train_state(out, model, opt)
+    try:
+        meta, _ = load_train_state(out, model, opt)
+    except OptimizerMismatch as e:  # saved before a change to how the optimizer groups the parameters
+        if kind != "world":
+            raise
+        raise OptimizerMismatch(f"{e}; to keep its weights, start that run from them: --init-from {out} --out NEW") from e
     for g, scale in zip(opt.param_groups, scales):
         g["scale"] = scale
     start, elapsed = int(meta["step"]), float(meta.get("elapsed_s", 0.0))
