@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+
+from bridge.values import is_number
 
 
 @dataclass
@@ -73,6 +76,16 @@ def recorded_backend_label(kind: str, name: str, header_lost: bool = False) -> s
     return backend_label(kind, name) if kind or name else "backend unknown (not recorded with these frames)"
 
 
+DEFAULT_FPS = 24.0  # what a realtime session ticks at when neither its client nor its backend names a rate
+
+
+def own_fps(backend: Any) -> float | None:
+    """The rate the backend's frames were made at (a world's footage, the sandbox game's), so a session plays it at
+    that speed; None when it states none."""
+    fps = getattr(backend, "fps", None)
+    return float(fps) if is_number(fps) and math.isfinite(fps) and fps > 0 else None
+
+
 def takes(fn: Any, name: str) -> bool:
     """True when `fn` accepts the keyword `name` (or any keyword): which knobs a backend's `configure` can be given."""
     try:
@@ -104,6 +117,8 @@ class WorldBackend(Protocol):
     event_types: list[str]  # typed events this backend understands
     height: int
     width: int
+    # optional: `fps` (float), the rate its frames were made at (a world's footage fps, the sandbox game's): a session
+    # whose client names no rate ticks at it (`own_fps`)
     # optional: `event_frames_left` (int), frames the last event still conditions; the host fires a queued event
     # after them (the world model holds an event `hold` frames, the sandbox applies it at once)
 

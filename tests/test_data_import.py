@@ -84,6 +84,23 @@ def test_a_truncated_video_is_flagged_not_imported_short_in_silence(tmp_path):
     assert VideoDataset(tmp_path / "ok").num_frames == 60
 
 
+def test_a_video_without_a_frame_rate_is_read_as_30_fps_with_one_warning_naming_the_fix(tmp_path, monkeypatch):
+    """A video whose metadata gives no rate was read as 30 fps in silence: the dataset's motion could be off by any
+    factor, and nothing said so."""
+    for name in ("a.mp4", "b.mp4"):
+        iio.imwrite(tmp_path / name, colour_frames(30), fps=30, plugin="FFMPEG", codec="libx264")
+    real = iio.immeta
+    monkeypatch.setattr(iio, "immeta", lambda *a, **k: {**real(*a, **k), "fps": None})  # as a stream states none
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import_footage([tmp_path / "a.mp4", tmp_path / "b.mp4"], tmp_path / "ds", size=16, fps=10, progress=False)
+    said = [str(w.message) for w in caught if issubclass(w.category, FootageWarning)]
+    assert len(said) == 2 and all(m.startswith(f"{tmp_path / n}: ") for m, n in zip(said, ("a.mp4", "b.mp4")))
+    assert all("states no frame rate, so it is read as 30 fps" in m and "--fps" in m and "ffmpeg -r RATE" in m
+               for m in said), said
+    assert [e.length for e in VideoDataset(tmp_path / "ds").episodes] == [10, 10]  # 30 frames as 1 s, at 10 fps
+
+
 def test_unsupported_and_missing_files_are_named(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(FootageError, match=r"notes.txt: unsupported file type \.txt"):

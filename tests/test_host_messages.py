@@ -1,9 +1,12 @@
 """Every error a host request handler sends names the field, the bad value (or its type) and the fix, with the
 documented code (docs/protocol.md §4-§5); table-driven, one host per module."""
 
+import json
+
 import pytest
 import zmq
 from test_host_server import CounterWorld
+from test_model_data import save_random_world
 
 from bridge.backend import Prompt
 from bridge.host import protocol as P
@@ -113,6 +116,47 @@ def test_an_edit_the_world_cannot_make_gets_the_code_the_client_knows(minor, cod
         err = _ask(sock, {"type": "edit", "req_id": 2, "layer": b"png", "x": 0, "y": 0})
         assert (err["type"], err["code"], err["req_id"], err["fatal"]) == ("error", code, 2, False)
         assert "session.capabilities" in err["message"]
+        sock.close(0)
+
+
+class FootageWorld(CounterWorld):
+    """TEST-ONLY: a world trained on 10 fps footage, as `data import --fps 10` (docs/data.md) makes one."""
+
+    fps = 10.0
+
+
+class TooFastWorld(CounterWorld):
+    """TEST-ONLY: footage faster than a session may tick (protocol §6: fps 1-120)."""
+
+    fps = 240.0
+
+
+@pytest.mark.parametrize("world, asked, ticks", [
+    (FootageWorld, None, 10.0),  # the world's own footage rate, not 24: 24 played it 2.4x too fast
+    ("sandbox", None, 15.0),  # the sandbox game's rate (bridge.worlds.sandbox.SANDBOX_FPS)
+    (CounterWorld, None, 24.0),  # a backend that states no rate: the documented default
+    (TooFastWorld, None, 120.0),  # its rate, held to the range a client may set
+    (FootageWorld, 30.0, 30.0),  # a client that asks for a rate still gets it
+])
+def test_a_session_ticks_at_its_worlds_own_rate_unless_the_client_asks_for_one(world, asked, ticks):
+    with run_host_in_thread(world) as h:
+        sock = _client(h.address, 3)
+        session = _ask(sock, {"type": "start", "req_id": 1, **({} if asked is None else {"fps": asked})})
+        assert (session["fps"], session["settings"]["fps"]) == (ticks, ticks)
+        assert _ask(sock, {"type": "status", "req_id": 2})["fps_target"] == ticks  # the rate it ticks at
+        sock.close(0)
+
+
+def test_a_trained_world_plays_at_the_fps_of_the_footage_it_was_trained_on(tmp_path):
+    """A world trained on footage imported at `--fps 10` keeps 10 in its config.json; the host played it at 24."""
+    world = save_random_world(tmp_path / "world")
+    config = json.loads((world / "config.json").read_text(encoding="utf-8"))
+    config["world"]["fps"] = 10.0  # as `train` writes it from the dataset's manifest
+    (world / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with run_host_in_thread(world) as h:
+        sock = _client(h.address, 3)
+        session = _ask(sock, {"type": "start", "req_id": 1, "mode": "realtime"})
+        assert (session["backend_kind"], session["fps"]) == ("world_model", 10.0)
         sock.close(0)
 
 

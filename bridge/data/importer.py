@@ -18,6 +18,7 @@ VIDEO_EXTS = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".mpg", ".mpeg"}
 GIF_EXTS = {".gif"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 RECORDING_EXTS = {".wbrec"}
+ASSUMED_VIDEO_FPS = 30.0  # the rate a video is read at when its file states none (with a warning)
 
 
 class FootageWarning(UserWarning):
@@ -66,15 +67,17 @@ def resample_indices(times: np.ndarray, fps: float, end: float | None = None) ->
     return np.clip(np.searchsorted(times, ticks + 1e-9, side="right") - 1, 0, len(times) - 1)
 
 
-def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, float]:
-    """Frames of a video file, its frame rate and its duration in seconds (0 if unknown) (imageio + imageio-ffmpeg)."""
+def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float | None, float]:
+    """Frames of a video file, its frame rate (None if it states none) and its duration in seconds (0 if unknown)
+    (imageio + imageio-ffmpeg)."""
     import imageio.v3 as iio
 
     try:
         meta = iio.immeta(path, plugin="FFMPEG")
-        fps = float(meta.get("fps") or 0) or 30.0
+        fps = float(meta.get("fps") or 0)
         duration = float(meta.get("duration") or 0)
-        return iio.imiter(path, plugin="FFMPEG"), fps, duration if np.isfinite(duration) else 0.0
+        return (iio.imiter(path, plugin="FFMPEG"), fps if np.isfinite(fps) and fps > 0 else None,
+                duration if np.isfinite(duration) else 0.0)
     except Exception as e:  # imageio raises several types for unreadable files
         detail = str(e).strip().splitlines()[0] if str(e).strip() else "no detail"
         raise FootageError(f"{path}: ffmpeg reads no video in it ({type(e).__name__}: {detail}): it is not a video, or "
@@ -215,6 +218,12 @@ def footage_episodes(path: Path, size: int, fps: float,
     ext = path.suffix.lower()
     if ext in VIDEO_EXTS:
         it, src_fps, duration = _video_frames(path)
+        if src_fps is None:
+            src_fps = ASSUMED_VIDEO_FPS
+            warnings.warn(f"{path}: the video states no frame rate, so it is read as {ASSUMED_VIDEO_FPS:g} fps: made at "
+                          f"another rate, its motion comes out too fast or too slow at --fps {fps:g} (which sets the "
+                          f"dataset's rate, not the video's); give the file its rate (ffmpeg -r RATE -i {path.name} "
+                          "fixed.mp4) and import that", FootageWarning, stacklevel=2)
         frames = []
         try:
             for f in it:

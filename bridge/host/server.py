@@ -512,7 +512,7 @@ class Host:
             job.prompt = build_prompt(msg, None if job.session is None else job.session.prompt)
             if job.session is None:
                 backend = self.pool.create(msg["backend"])
-                job.session = Session(backend, mode=msg["mode"] or "realtime", fps=msg["fps"] or 24.0,
+                job.session = Session(backend, mode=msg["mode"] or "realtime", fps=msg["fps"],
                                       limits=self.limits, action_map=msg["action_map"],
                                       backend_label=msg["backend"] or self.default_kind)
             try:
