@@ -30,7 +30,8 @@ namespace WorldBridge
     public sealed class WorldBridgeClient : MonoBehaviour
     {
         [Header("Host")]
-        [Tooltip("Where `worldbridge serve` listens, e.g. tcp://127.0.0.1:5555")]
+        [Tooltip("Where `worldbridge serve` listens, e.g. tcp://127.0.0.1:5555; changed while connected, the client " +
+                 "reconnects to it at the next frame.")]
         public string endpoint = "tcp://127.0.0.1:5555";
 
         [Header("World")]
@@ -112,6 +113,8 @@ namespace WorldBridge
         public MsgMap LastStatus => Connection?.LastStatus;
 
         bool startSent;
+        bool opened; // Open was called and Shutdown not since: a changed `endpoint` reconnects
+        string openedAt; // the endpoint Open last tried, whether or not it could connect
         readonly FieldStart fieldStart = new FieldStart(); // a prompt kind of the fields the backend refuses is dropped
         readonly SessionTracker tracker = new SessionTracker();
         readonly HashSet<WorldPromptFromCamera> cameraPrompts = new HashSet<WorldPromptFromCamera>();
@@ -155,6 +158,8 @@ namespace WorldBridge
         public void Open()
         {
             if (Connection != null) return;
+            opened = true;
+            openedAt = endpoint;
             try
             {
                 Connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = endpoint, Client = "unity/" + Protocol.PluginVersion });
@@ -180,6 +185,7 @@ namespace WorldBridge
         {
             var c = Connection;
             Connection = null;
+            opened = false;
             c?.Close();
             backendInUse = "not connected";
             tracker.Forget();
@@ -193,8 +199,17 @@ namespace WorldBridge
             if (c != null) ConnectionChanged?.Invoke();
         }
 
+        /// <summary>Closes the connection and opens one to `endpoint`, a new session included; Update does this by itself
+        /// at the next frame when `endpoint` changed (a script, the inspector in Play mode): call it to switch at once.</summary>
+        public void Reconnect()
+        {
+            Shutdown();
+            Open();
+        }
+
         void Update()
         {
+            if (opened && openedAt != endpoint) Reconnect();
             var c = Connection;
             if (c == null) return;
             if (c.State != shownState) connectionState = (shownState = c.State).ToString(); // no string per frame

@@ -37,17 +37,23 @@ namespace WorldBridge
             {
                 c.MessageReceived += OnMessage;
                 c.ConnectionChanged += OnConnectionChanged;
+                c.onSessionEnded.AddListener(OnSessionEnded);
             }
             else
             {
                 c.MessageReceived -= OnMessage;
                 c.ConnectionChanged -= OnConnectionChanged;
+                c.onSessionEnded.RemoveListener(OnSessionEnded);
             }
         }
 
         /// <summary>The client that records closed its connection (disabled, destroyed, Shutdown): IsRecording turns false
         /// now, not at the next Toggle, so a UI bound to it never shows a recording through a client that is gone.</summary>
         void OnConnectionChanged() => Recording();
+
+        /// <summary>A connection that gave up (Failed) closes nothing and gets no answer: its session's end is the moment
+        /// the recording ended with it. (A fatal error's end is read from the error itself, in OnMessage.)</summary>
+        void OnSessionEnded(string reason) => Recording();
 
         /// <summary>The record_stop goes to the client that records, not to one a script put in the Client field since
         /// (that client records nothing, and the recording would run on).</summary>
@@ -64,8 +70,8 @@ namespace WorldBridge
 
         /// <summary>Whether a recording runs, the client that records still open: one destroyed or closed since ended the
         /// session and its recording with its bye, and no answer will say so. Such a recording is over: said once (when
-        /// the client closes, or at the next request where its connection failed), and the next Toggle records anew
-        /// instead of stopping it through another client.</summary>
+        /// the client closes or its connection fails), and the next Toggle records anew instead of stopping it through
+        /// another client.</summary>
         bool Recording()
         {
             if (!recording) return false;

@@ -42,7 +42,8 @@ namespace WorldBridge
         public Text Badge { get; private set; }
         /// <summary>The screen-space canvas made for the badge when the world has no Raw Image to draw it on, else null.</summary>
         public Canvas Overlay { get; private set; }
-        Material material; // targetRenderer's own copy (Renderer.material instantiates one): ours to destroy
+        Material material; // shownBy's own copy (Renderer.material instantiates one): ours to destroy
+        Material original; // what shownBy drew with before the copy: given back when the view lets it go
         RawImage shownOn; // the Raw Image and Renderer Texture was last attached to: a target set since gets it at the next frame
         Renderer shownBy;
         WorldBridgeConnection frameFrom; // the connection LastFrame came from
@@ -88,7 +89,7 @@ namespace WorldBridge
         void OnDestroy()
         {
             if (Texture != null) Destroy(Texture);
-            if (material != null) Destroy(material);
+            Release();
             if (Badge != null) Destroy(Badge.gameObject); // it lives on the Raw Image, which may outlive this view
             if (Overlay != null) Destroy(Overlay.gameObject);
         }
@@ -250,8 +251,12 @@ namespace WorldBridge
 
         void Attach()
         {
-            // another renderer's own copy (the old one keeps the copy it draws with)
-            if (targetRenderer != shownBy) material = targetRenderer != null ? targetRenderer.material : null;
+            if (targetRenderer != shownBy)
+            {
+                Release();
+                original = targetRenderer != null ? targetRenderer.sharedMaterial : null;
+                material = targetRenderer != null ? targetRenderer.material : null;
+            }
             shownOn = rawImage;
             shownBy = targetRenderer;
             if (rawImage != null)
@@ -259,7 +264,7 @@ namespace WorldBridge
                 rawImage.texture = Texture;
                 rawImage.uvRect = new Rect(0, 1, 1, -1); // row 0 of the frame is the top of the picture
             }
-            if (targetRenderer != null)
+            if (targetRenderer != null && material != null) // a renderer with no material has nowhere to show the frame
             {
                 if (string.IsNullOrEmpty(textureProperty) || textureProperty == "_MainTex")
                 {   // the shader's [MainTexture]: a URP Lit material samples _BaseMap, not _MainTex
@@ -274,6 +279,16 @@ namespace WorldBridge
                     material.SetTextureOffset(textureProperty, new Vector2(0, 1));
                 }
             }
+        }
+
+        /// <summary>Gives the renderer the view drew on its own material back (unless a script gave it another since) and
+        /// destroys the copy the view made for it: a swapped Target Renderer, or the view destroyed, leaks no material.</summary>
+        void Release()
+        {
+            if (material == null) return;
+            if (shownBy != null && shownBy.sharedMaterial == material) shownBy.sharedMaterial = original;
+            Destroy(material);
+            material = original = null;
         }
     }
 }

@@ -294,9 +294,25 @@ namespace UnityEngine
         public Texture mainTexture { get; set; }
         public Vector2 mainTextureScale { get; set; }
         public Vector2 mainTextureOffset { get; set; }
+        internal Material Copy() => (Material)MemberwiseClone();
     }
 
-    public class Renderer : Component { public Material material { get; set; } }
+    public class Renderer : Component
+    {
+        Material own; // the copy `material` made: Unity's instanced material
+        public Material sharedMaterial { get; set; }
+        /// <summary>As Unity: a get copies sharedMaterial into this renderer's own material, drawn from then on (the
+        /// getter's caller must destroy it); later gets return that copy.</summary>
+        public Material material
+        {
+            get
+            {
+                if (sharedMaterial != null && !ReferenceEquals(sharedMaterial, own)) sharedMaterial = own = sharedMaterial.Copy();
+                return sharedMaterial;
+            }
+            set => sharedMaterial = value;
+        }
+    }
 
     public enum CameraClearFlags { Skybox = 1, Color = 2, SolidColor = 2, Depth = 3, Nothing = 4 }
 

@@ -54,6 +54,18 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ARenderersMaterialIsACopyOfItsSharedMaterialThatItDrawsFromThenOn()
+        {
+            var renderer = new GameObject("Quad").AddComponent<Renderer>();
+            var shared = new Material();
+            renderer.sharedMaterial = shared;
+            var own = renderer.material;
+            Assert.AreNotSame(shared, own, "Unity instantiates the shared material on the first get");
+            Assert.AreSame(own, renderer.sharedMaterial, "the renderer draws with its copy");
+            Assert.AreSame(own, renderer.material, "a later get returns the same copy");
+        }
+
+        [Test]
         public void AChildWakesWithItsParent()
         {
             var parent = new GameObject("Parent");

@@ -47,6 +47,60 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AChangedEndpointReconnectsAtTheNextFrame()
+        {
+            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>(); // connects to the default
+            var first = client.Connection;
+            int changed = 0;
+            client.ConnectionChanged += () => changed++;
+            client.endpoint = "tcp://127.0.0.1:1"; // a script, or the inspector in Play mode
+            Call(client, "Update");
+            Assert.AreEqual("tcp://127.0.0.1:1", client.Connection.Options.Endpoint, "the client stayed on the old endpoint");
+            Assert.AreEqual(ConnectionState.Closed, first.State, "the old connection was left open");
+            Assert.AreEqual(2, changed, "the views were not told: closed, then opened");
+            Call(client, "Update");
+            Assert.AreEqual(2, changed, "an unchanged endpoint reconnected again");
+            client.Shutdown();
+            client.endpoint = "tcp://127.0.0.1:2";
+            Call(client, "Update");
+            Assert.IsNull(client.Connection, "a client a script shut down opened again");
+            UnityEngine.Object.Destroy(client.gameObject);
+        }
+
+        [Test]
+        public void AnEndpointFixedAfterABadOneConnectsAndABadOneIsReportedOnce()
+        {
+            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
+            var told = new List<string>();
+            client.onError.AddListener(told.Add);
+            foreach (var bad in new[] { "127.0.0.1:5555", null }) // typed without its scheme; cleared by a script
+            {
+                told.Clear();
+                client.endpoint = bad;
+                Call(client, "Update");
+                Call(client, "Update");
+                Assert.IsNull(client.Connection);
+                Assert.AreEqual(1, told.Count, "a bad endpoint was reported " + told.Count + " times: " + string.Join(" | ", told));
+                client.endpoint = "tcp://127.0.0.1:1";
+                Call(client, "Update");
+                Assert.AreEqual("tcp://127.0.0.1:1", client.Connection?.Options.Endpoint, "the fixed endpoint was not used");
+            }
+            UnityEngine.Object.Destroy(client.gameObject);
+        }
+
+        [Test]
+        public void ReconnectOpensANewConnectionToTheEndpointAtOnce()
+        {
+            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
+            var first = client.Connection;
+            client.endpoint = "tcp://127.0.0.1:1";
+            client.Reconnect(); // a script that sends at once to the new host
+            Assert.AreEqual("tcp://127.0.0.1:1", client.Connection.Options.Endpoint);
+            Assert.AreEqual(ConnectionState.Closed, first.State);
+            UnityEngine.Object.Destroy(client.gameObject);
+        }
+
+        [Test]
         public void TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing()
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });

@@ -263,6 +263,22 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ARecorderWhoseClientsConnectionFailedSaysAtOnceThatItNoLongerRecords()
+        {
+            var recorder = Recording();
+            Call(recorder.client, "Handle", new MsgMap { { "type", "session" }, { "session_id", "s1" }, { "resumed", true } });
+            var told = new List<string>();
+            recorder.onStatus.AddListener(told.Add);
+            Set(recorder.client.Connection, "state", ConnectionState.Failed); // gave up reconnecting: no close, no answer
+            Call(recorder.client, "Update"); // the client sees it fail: onSessionEnded
+            Assert.IsFalse(recorder.IsRecording, "a UI bound to IsRecording shows \"recording\" until the next Toggle");
+            CollectionAssert.AreEqual(new[] { "recording to a.wbrec ended with the client's connection" }, told);
+            Call(recorder.client, "Update");
+            CollectionAssert.AreEqual(new[] { "recording to a.wbrec ended with the client's connection" }, told, "said once");
+            recorder.client.Connection.Close();
+        }
+
+        [Test]
         public void DeactivatedItStopsTheRecording()
         {
             var on = new UnityEngine.GameObject("Recorder").AddComponent<WorldRecorder>();

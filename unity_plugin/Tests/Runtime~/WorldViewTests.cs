@@ -227,15 +227,43 @@ namespace WorldBridge.Tests
         public void ARendererSwappedAfterTheFirstFrameShowsTheNextFrame()
         {
             var view = Session("sandbox", "platformer", badge: false, onRawImage: false);
-            view.targetRenderer.material = new Material();
+            view.targetRenderer.sharedMaterial = new Material();
             var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
             view.Show(frame);
-            var first = view.targetRenderer.material;
             view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>();
-            view.targetRenderer.material = new Material();
+            view.targetRenderer.sharedMaterial = new Material();
             view.Show(frame);
-            Assert.AreSame(view.Texture, view.targetRenderer.material.mainTexture, "the renderer set after the first frame stayed blank");
-            Assert.AreSame(view.Texture, first.mainTexture, "the first renderer keeps its copy and the world's last frame");
+            Assert.AreSame(view.Texture, view.targetRenderer.sharedMaterial.mainTexture, "the renderer set after the first frame stayed blank");
+        }
+
+        [Test]
+        public void ARendererWithNoMaterialShowsNothingAndBreaksNothing()
+        {
+            var view = Session("sandbox", "platformer", badge: false, onRawImage: false); // its quad has no material
+            var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
+            Assert.DoesNotThrow(() => view.Show(frame), "a frame on a renderer with no material threw in the client's Update");
+            Assert.AreSame(frame, view.LastFrame);
+        }
+
+        [Test]
+        public void ARendererTheViewLetsGoGetsItsOwnMaterialBackAndTheViewsCopyIsDestroyed()
+        {
+            var view = Session("sandbox", "platformer", badge: false, onRawImage: false);
+            var quad = view.targetRenderer;
+            var own = quad.sharedMaterial = new Material();
+            var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
+            view.Show(frame);
+            var copy = quad.sharedMaterial;
+            Assert.AreNotSame(own, copy, "the view draws on a copy (Renderer.material), not on a material other objects share");
+            var other = view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>(); // swapped by a script
+            var othersOwn = other.sharedMaterial = new Material();
+            view.Show(frame);
+            Assert.AreSame(own, quad.sharedMaterial, "the old renderer kept the view's copy");
+            Assert.IsTrue(copy == null, "the view's copy for the old renderer leaked (one per swap)");
+            var otherCopy = other.sharedMaterial;
+            Object.Destroy(view);
+            Assert.AreSame(othersOwn, other.sharedMaterial, "a destroyed view left its renderer drawing a destroyed material");
+            Assert.IsTrue(otherCopy == null, "the view's copy outlived the view");
         }
 
         [Test]
