@@ -173,7 +173,7 @@ def demo(checkpoint: str | None, backend: str | None, out: Path, seed: int, text
     except (ValueError, OSError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     made = _make_out(out)
-    rec, recording = out / f"{fresh_stem(out)}.wbrec", []
+    rec, recording = out.absolute() / f"{fresh_stem(out)}.wbrec", []  # reported absolute, as the host does
     try:
         with sigterm_as_ctrl_c():
             report = _play(spec, rec, seed, _text_for(spec, text, seed), launched, recording)

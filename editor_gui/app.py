@@ -53,9 +53,20 @@ def _ldd_missing(paths: list[Path]) -> set[str]:
     return {line.split("=>")[0].strip() for line in out.splitlines() if "not found" in line}
 
 
+# libraries ldd lists for Qt's xcb plugin that Debian packages under another name (Debian 13's "t64" packages,
+# libglib2.0-0t64 and libpng16-16t64, provide the older names, so apt accepts these there too)
+_DEBIAN_PACKAGES = {"libGLdispatch.so.0": "libglvnd0", "libbrotlicommon.so.1": "libbrotli1",
+                    "libbrotlidec.so.1": "libbrotli1", "libc.so.6": "libc6", "libm.so.6": "libc6",
+                    "libdl.so.2": "libc6", "libpthread.so.0": "libc6", "libgcc_s.so.1": "libgcc-s1",
+                    "libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0", "libz.so.1": "zlib1g"}
+
+
 def _debian_package(soname: str) -> str:
-    """libxcb-icccm.so.4 -> libxcb-icccm4, libxkbcommon-x11.so.0 -> libxkbcommon-x11-0 (Debian's naming)."""
-    name, _, version = soname.partition(".so.")
+    """The apt package to install for a missing library: Debian's names are lower case, libEGL.so.1 -> libegl1,
+    libxkbcommon-x11.so.0 -> libxkbcommon-x11-0."""
+    if soname in _DEBIAN_PACKAGES:
+        return _DEBIAN_PACKAGES[soname]
+    name, _, version = soname.lower().partition(".so.")
     return f"{name}{'-' if name[-1].isdigit() else ''}{version}"
 
 

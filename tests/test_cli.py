@@ -200,3 +200,13 @@ def test_top_level_help_says_where_a_newcomer_starts():
     assert "Start with `worldbridge demo`" in out, out
     assert all(f"`worldbridge {c}`" in out for c in ("play", "serve")) and "Unity" in out and "Godot" in out, out
     assert out.index("Start with") > out.index("Commands:"), "the pointer comes after the list, as an epilog"
+
+
+def test_eval_help_and_the_readme_name_the_copy_last_frame_baseline_alike():
+    """`eval --help` called rollout_minus_copy_last the margin "over repeating the first frame" and the README the
+    copy-last-frame baseline: one baseline, the last frame the rollout was given, which is the clip's first."""
+    help_text = " ".join(CliRunner().invoke(main, ["eval", "--help"]).output.split())
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    for text in (help_text.split("rollout_minus_copy_last", 1)[1], readme.split("rollouts beat", 1)[1]):
+        said = text[:200]
+        assert "copy-last-frame baseline" in said and "the last frame the rollout was given, the clip's first" in said, said

@@ -8,7 +8,7 @@ import pytest
 
 from click.testing import CliRunner
 
-from bridge.demo import AFTER_BRANCH, SCRIPT, demo, fresh_stem
+from bridge.demo import AFTER_BRANCH, BRANCH_AT, SCRIPT, demo, fresh_stem
 from test_export import read_labels
 from test_model_data import DAMAGE, USAGE_DAMAGE, damaged_checkpoint, save_random_world
 
@@ -47,6 +47,18 @@ def test_demo_runs_twice_in_one_folder_and_keeps_the_first_run(tmp_path):
         assert sorted(rep["outputs"].values()) == [stem + ".gif", stem + ".mp4"]
         for video in rep["outputs"].values():  # the clips themselves say it is the sandbox, wherever they go
             assert read_labels(video) == ["WorldBridge — SANDBOX GAME (test backend, not the world model): sandbox game"]
+
+
+def test_the_report_gives_every_path_absolute_from_a_relative_out(tmp_path, monkeypatch):
+    """With the default --out demo_out the JSON gave `recording` absolute (the host's record reply) but `outputs` as
+    demo_out/demo.mp4 and demo_out/demo.gif: relative to a folder a reader of the report may not know."""
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(demo, ["--backend", "sandbox"])
+    assert r.exit_code == 0, r.output
+    rep, out = json.loads(r.stdout), tmp_path / "demo_out"
+    assert rep["recording"] == str(out / "demo.wbrec")
+    assert rep["outputs"] == {"mp4": str(out / "demo.mp4"), "gif": str(out / "demo.gif")}
+    assert rep["last_frame"] == {"index": BRANCH_AT + AFTER_BRANCH, "epoch": 1}  # the branch began epoch 1
 
 
 @pytest.mark.parametrize("how", DAMAGE)

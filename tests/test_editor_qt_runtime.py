@@ -84,6 +84,33 @@ def test_play_names_the_apt_packages_qts_xcb_plugin_lacks(tmp_path):
         os.environ["PATH"] = old
 
 
+def test_the_apt_packages_named_are_debians_for_every_library_qts_xcb_plugin_loads():
+    """libEGL.so.1 became "libEGL1" and libGL.so.1 "libGL1": apt knows only lower-case names (libegl1, libgl1), and
+    some libraries come in a package not named after them (libz in zlib1g). Each library ldd lists for the plugin."""
+    from editor_gui import app
+
+    debian = {"libEGL.so.1": "libegl1", "libGL.so.1": "libgl1", "libGLX.so.0": "libglx0",
+              "libGLdispatch.so.0": "libglvnd0",
+              "libX11.so.6": "libx11-6", "libX11-xcb.so.1": "libx11-xcb1", "libXau.so.6": "libxau6",
+              "libXdmcp.so.6": "libxdmcp6", "libbrotlicommon.so.1": "libbrotli1", "libbrotlidec.so.1": "libbrotli1",
+              "libbsd.so.0": "libbsd0", "libc.so.6": "libc6", "libm.so.6": "libc6", "libdl.so.2": "libc6",
+              "libpthread.so.0": "libc6", "libcap.so.2": "libcap2", "libdbus-1.so.3": "libdbus-1-3",
+              "libexpat.so.1": "libexpat1", "libfontconfig.so.1": "libfontconfig1", "libfreetype.so.6": "libfreetype6",
+              "libgcc_s.so.1": "libgcc-s1", "libgcrypt.so.20": "libgcrypt20", "libgpg-error.so.0": "libgpg-error0",
+              "libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0", "liblz4.so.1": "liblz4-1",
+              "liblzma.so.5": "liblzma5", "libmd.so.0": "libmd0", "libpcre2-8.so.0": "libpcre2-8-0",
+              "libpng16.so.16": "libpng16-16", "libstdc++.so.6": "libstdc++6", "libsystemd.so.0": "libsystemd0",
+              "libxcb.so.1": "libxcb1", "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
+              "libxcb-image.so.0": "libxcb-image0", "libxcb-keysyms.so.1": "libxcb-keysyms1",
+              "libxcb-randr.so.0": "libxcb-randr0", "libxcb-render.so.0": "libxcb-render0",
+              "libxcb-render-util.so.0": "libxcb-render-util0", "libxcb-shape.so.0": "libxcb-shape0",
+              "libxcb-shm.so.0": "libxcb-shm0", "libxcb-sync.so.1": "libxcb-sync1", "libxcb-util.so.1": "libxcb-util1",
+              "libxcb-xfixes.so.0": "libxcb-xfixes0", "libxcb-xkb.so.1": "libxcb-xkb1",
+              "libxkbcommon.so.0": "libxkbcommon0", "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+              "libz.so.1": "zlib1g", "libzstd.so.1": "libzstd1"}
+    assert {soname: app._debian_package(soname) for soname in debian} == debian
+
+
 def test_the_editors_own_host_records_only_inside_its_per_user_recordings_folder(tmp_path, monkeypatch):
     """It recorded into ./recordings: `/` when the editor was started from Finder or the Dock, C:\\Windows\\System32
     from a Windows shortcut."""

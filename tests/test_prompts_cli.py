@@ -40,8 +40,19 @@ def test_run_options_are_passed_only_when_given_so_a_resumed_run_keeps_its_own(t
         assert res.exit_code == 0, res.output
     assert got == [[None] * 6, [7, 3, 0.002, 3, 5, 0]]
     for p in train_prompts.commands[stage].params:
-        if p.name in kept:
+        if p.name in kept and p.name != "steps":  # --steps counts per run: test_steps_help_says_what_a_rerun_trains
             assert "a resumed run keeps its own]" in p.help, (p.name, p.help)
+    assert res.output.startswith(f"{stage}: step 1 saved to {tmp_path} "), res.output  # as tokenizer: and decoder: do
+
+
+@pytest.mark.parametrize("stage", ["events", "first-frame"])
+def test_steps_help_says_what_a_rerun_trains(stage):
+    """It said a rerun trains "this many more" and also that "a resumed run keeps its own": a rerun trains --steps
+    more when given, else as many more as the run it resumes was given (kept_options, the card's steps_per_run)."""
+    steps = next(p for p in train_prompts.commands[stage].params if p.name == "steps")
+    text = " ".join(steps.help.split())
+    assert "keeps its own" not in text, text
+    assert "a rerun on the same --out without --steps trains as many more as the run it resumes was given" in text, text
 
 
 @pytest.mark.parametrize("option", [["--event-guidance", "12"], ["--calibrate"]])

@@ -25,8 +25,9 @@ def _options(stage: str, out: Callable, *own: Callable) -> Callable:
                           "sketches)."),
         out,
         click.option("--steps", type=click.IntRange(min=1), default=None,
-                     help="Optimizer steps in this run (a rerun on the same --out trains this many more, its "
-                          f"learning-rate schedule afresh) [default: {d['steps']}; a resumed run keeps its own]."),
+                     help="Optimizer steps this run trains, on a learning-rate schedule of its own [default: "
+                          f"{d['steps']}; a rerun on the same --out without --steps trains as many more as the run it "
+                          "resumes was given]."),
         click.option("--batch", type=click.IntRange(min=1), default=None,
                      help=f"{'Clips' if stage == 'events' else 'Frames'} per step [default: {d['batch']}; a resumed "
                           "run keeps its own]."),
@@ -51,16 +52,14 @@ def train_prompts() -> None:
     """Teach a trained world prompts: events in the dynamics, and text/sketch -> first frame."""
 
 
-def _run(stage: str, **kw) -> dict:
+def _run(stage: str, **kw) -> None:
+    """Train `stage` and end with the line every training command ends with, named by its stage."""
     from bridge.prompts.train import KEPT, PromptTrainOptions, train_events, train_first_frame
 
     quiet, given = kw.pop("quiet"), as_given(click.get_current_context())  # None: a resumed run's own, else the default
     opts = PromptTrainOptions(**{**kw, **{k: given[k] for k in KEPT}}, progress=not quiet, command=typed_command())
-    return guarded(train_events if stage == "events" else train_first_frame, opts, kw.get("out") or kw["world"])
-
-
-def _report(result: dict) -> None:
-    click.echo(saved("", result, result["out"]))
+    result = guarded(train_events if stage == "events" else train_first_frame, opts, kw.get("out") or kw["world"])
+    click.echo(saved(f"{stage}: ", result, result["out"]))
 
 
 @train_prompts.command("events")
@@ -84,7 +83,7 @@ def _report(result: dict) -> None:
 )
 def events(**kw) -> None:
     """Fine-tune the dynamics to take event embeddings in its conditioning slot (typed and free-text events)."""
-    _report(_run("events", **kw))
+    _run("events", **kw)
 
 
 @train_prompts.command("first-frame")
@@ -101,7 +100,7 @@ def events(**kw) -> None:
 )
 def first_frame(**kw) -> None:
     """Train the text/sketch -> first frame MaskGIT on (caption, frame, sketch) triples, on the world's tokenizer."""
-    _report(_run("first-frame", **kw))
+    _run("first-frame", **kw)
 
 
 @click.command("eval-prompts", context_settings={"help_option_names": ["-h", "--help"]})

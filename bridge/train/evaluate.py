@@ -333,7 +333,8 @@ def eval_command(checkpoint, data, as_json, clips, seed, device, steps, temperat
       true_action_accuracy (0-1, target 0.9; its _detail gives chance, the majority action)
       delta_psnr (dB: inferred actions' rollout minus random actions': how much input moves the world; target 1.5
         at 4 frames)
-      rollout_minus_copy_last (dB over repeating the first frame; target +3 at 3 s)
+      rollout_minus_copy_last (dB: the rollout's PSNR minus the copy-last-frame baseline's, which repeats the last
+        frame the rollout was given, the clip's first; target +3 at 3 s)
       rollout_fps (frames/s of one interactive stream)
       *_ci95: the +- of each mean over the clips; a difference smaller than it is noise
     """
