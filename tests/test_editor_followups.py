@@ -669,3 +669,24 @@ def test_a_text_sent_beside_an_image_is_said_unused_once_in_the_python_clients_w
     qtbot.waitUntil(lambda: w.info is not None and not w.starting, timeout=30000)
     qtbot.wait(300)
     assert words not in capsys.readouterr().err
+
+
+def test_a_text_sent_beside_an_image_is_said_unused_whatever_the_process_does_with_warnings(qtbot, model_host):
+    """The editor heard the client's warning by catching warnings process-wide around its start: with warnings
+    ignored (`python -W ignore`, or another thread's capture) the window said nothing."""
+    import io
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from bridge.client import text_unused_words
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)).save(buf, "PNG")
+    prompt = PromptSpec(seed=1, text="a cave", image_png=buf.getvalue())  # noise: no sketch, the text goes unused
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0, prompt=prompt)
+        words = text_unused_words("a cave", prompt.image_png, None)
+        qtbot.waitUntil(lambda: words in w.statusBar().currentMessage(), timeout=20000)
