@@ -217,6 +217,7 @@ class MainWindow(QMainWindow):
         self._sent = True  # something went to the host since it last confirmed a hold's pause (_frames_may_come)
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
         self._close_when_done = False  # a close waits for an export, a save, an Open… or its keep: their end closes
+        self._close_cancels = False  # the status bar said closing again cancels the export or save the close waits for
         self._close_path: Path | None = None  # where a close keeps this session's unsaved work (again, if more came)
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
@@ -1581,8 +1582,9 @@ class MainWindow(QMainWindow):
         exporting_now = [j for j in self.jobs if j.keeps_window]
         if self._held is not None:
             message = f"{self._held.title}: the window closes when it is done"
-        elif exporting_now and not self._close_when_done:
+        elif exporting_now and not self._close_cancels:  # not merely pending: a close that waited for a hold
             message = f"{exporting_now[0].title}: the window closes when it is done — close again to cancel it"
+            self._close_cancels = True
         else:  # the keep's dialog says what happens; its end closes the window
             return self._keeps_failed < 2 and not self._last_keep and self._keep_then_close()
         self._close_when_done = True
@@ -1643,7 +1645,8 @@ class MainWindow(QMainWindow):
     def _not_kept_on_close(self, job: Job, message: str) -> None:
         """The close's keep was cancelled or failed: the window stays with the work, and the world plays on."""
         print(f"worldbridge play: {job.title} {message}", file=sys.stderr)
-        self._close_when_done = False  # the window stays: an export or save ending now must not close it
+        self._close_when_done = self._close_cancels = False  # the window stays: an export or save ending now must
+        # not close it, and a close then waits for it again before it cancels it
         self._release_world()
         if job.cancelled:
             return

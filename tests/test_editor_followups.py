@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from test_editor_flows import autosave, last_kept, record_unsaved, refusing_pauses  # noqa: F401 - autosave: fixture
+from test_editor_flows import autosave, last_kept, model_session, record_unsaved, refusing_pauses  # noqa: F401 - autosave: fixture
 from test_editor_gui import RIGHT, closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
 from editor_gui.session_store import PromptSpec
@@ -690,3 +690,28 @@ def test_a_text_sent_beside_an_image_is_said_unused_whatever_the_process_does_wi
         w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0, prompt=prompt)
         words = text_unused_words("a cave", prompt.image_png, None)
         qtbot.waitUntil(lambda: words in w.statusBar().currentMessage(), timeout=20000)
+
+
+def test_a_close_that_waited_for_an_open_waits_for_the_export_still_running_and_says_closing_again_cancels_it(
+        qtbot, host, tmp_path, monkeypatch, autosave):
+    """A close during a hold (an Open…, a close's keep) left the close pending; with an export running, the next close
+    (the user's, or the keep's own) took that for "close again" and cancelled the export, which the window never said
+    a close would do."""
+    from editor_gui import export as exporting
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    gate, real = threading.Event(), exporting.export_gif
+    monkeypatch.setattr(exporting, "export_gif", lambda *a, **kw: (gate.wait(10), real(*a, **kw))[1])
+    w.export_to("gif", tmp_path / "a.gif")
+    w.load_from(tmp_path / "model.wbsession")
+    assert not w.close()
+    assert "Opening model.wbsession: the window closes when it is done" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w._held is None, timeout=10000)
+    assert not w.close(), "the export is waited for: nothing said that this close cancels it"
+    said = w.statusBar().currentMessage()
+    assert "Exporting a.gif: the window closes when it is done — close again to cancel it" in said
+    gate.set()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
+    assert (tmp_path / "a.gif").is_file()
