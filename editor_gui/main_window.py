@@ -371,9 +371,9 @@ class MainWindow(QMainWindow):
         self._refresh_controls()
 
     def _refresh_controls(self) -> None:
-        """Grey out New world, Branch, Open…, Preview, Play, Paste object and the events the world cannot take (no host,
-        no world, a start, rebuild, preview, Open… or keep on its way), the tooltip saying why. The one place: a Gate
-        attribute's setter and _go_live call it whenever what it reads changes."""
+        """Grey out New world, Branch, Open…, Export, Preview, Play, Paste object and the events the world cannot take
+        (no host, no world, a start, rebuild, preview, Open… or keep on its way), the tooltip saying why. The one
+        place: a Gate attribute's setter and _go_live call it whenever what it reads changes."""
         if not self._built:
             return
         if self.info is not self._events_for:  # a new world or none: its events (the panel's status is said once)
@@ -382,6 +382,7 @@ class MainWindow(QMainWindow):
                                                unavailable("text_events", self.info) if self.info else NO_WORLD)
         why = self._not_ready(IDLE)
         self.timeline.block_open(why and why + (": its frames would belong to neither session" if self.busy else ""))
+        self.timeline.block_export(self._not_ready(UNHELD))
         why = self._not_ready(HOST)
         self.prompt_panel.block_new_world(why)
         self.new_action.setEnabled(why is None)
@@ -1507,12 +1508,17 @@ class MainWindow(QMainWindow):
         return (f"the {kind} backend, which this host does not serve (it serves {served}): New world starts a "
                 f"{box.currentText()} world")
 
-    def export_to(self, fmt: str, path: str | Path, scale: int | None = None) -> Job:
-        """Export the viewed branch's recorded frames (or its action log) as mp4, gif, png or actions."""
+    def export_to(self, fmt: str, path: str | Path, scale: int | None = None) -> Job | None:
+        """Export the viewed branch's recorded frames (or its action log) as mp4, gif, png or actions. None (refused)
+        while an Open… or a close's keep holds the window's session, as for Save…: the keep's close would otherwise
+        wait for it or cancel it."""
         if fmt not in exporting.FORMATS:
             raise ValueError(f"unknown export format {fmt!r}; use one of {exporting.FORMATS}")
         if self.session is None or self.timeline.branch_id is None:
             raise ValueError("nothing to export yet: start a world and record some frames")
+        if reason := self._not_ready(UNHELD):
+            self.show_error(f"{Path(path).name} was not exported: {in_sentence(reason)}, then Export it again")
+            return None
         path, s, bid = Path(path), self.session, self.timeline.branch_id
         records = list(s.path(bid))
         frames = [r.image for r in records if r.image is not None]
