@@ -64,6 +64,15 @@ def _whole(value: Any, what: str, top: int | None = None) -> int:
     return int(value)
 
 
+def text_unused_words(text: str | None, image: Any, sketch: Any) -> str | None:
+    """What a start or reset the host took with these prompt parts says of its text, or None: an image wins over a
+    text sent with it (docs/protocol.md); the client warns with these words and the editor shows them."""
+    if P.prompt_kinds(text, image, sketch) != ["text_prompt", "image_prompt"]:
+        return None
+    return (f"the text prompt {text!r} is not used: the image starts the world as it is drawn (a world that reads a "
+            "flat-colour image as a sketch uses both); send the text alone, or with a sketch, for the text to count")
+
+
 class WorldClient:
     """One connection to a world host: handshake, one session at a time, frames newest-first."""
 
@@ -353,11 +362,9 @@ class WorldClient:
 
     def _warn_text_unused(self, text: str | None, image: Any, sketch: Any) -> None:
         """Say once what only the host's stderr said: an image wins over a text sent with it (docs/protocol.md)."""
-        if P.prompt_kinds(text, image, sketch) == ["text_prompt", "image_prompt"] and not self._told_text_unused:
+        if (words := text_unused_words(text, image, sketch)) and not self._told_text_unused:
             self._told_text_unused = True
-            warnings.warn(f"the text prompt {text!r} is not used: the image starts the world as it is drawn (a world "
-                          "that reads a flat-colour image as a sketch uses both); send the text alone, or with a "
-                          "sketch, for the text to count", stacklevel=3)
+            warnings.warn(words, stacklevel=3)
 
     def branch(self, frame: int, timeout: float | None = None) -> dict:
         """Continue from frame `frame` of the current timeline; epoch += 1 and that frame is re-sent.

@@ -217,6 +217,7 @@ class MainWindow(QMainWindow):
         self._sent = True  # something went to the host since it last confirmed a hold's pause (_frames_may_come)
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
         self._close_when_done = False  # a close waits for an export, a save, an Open… or its keep: their end closes
+        self._close_cancels = False  # the status bar said closing again cancels the export or save the close waits for
         self._close_path: Path | None = None  # where a close keeps this session's unsaved work (again, if more came)
         self._resim_expect: dict[int, np.ndarray] = {}  # recorded frames a rebuild should reproduce
         self._resim_edited: set[int] = set()  # frame indices a rebuild edits after making them
@@ -370,9 +371,9 @@ class MainWindow(QMainWindow):
         self._refresh_controls()
 
     def _refresh_controls(self) -> None:
-        """Grey out New world, Branch, Open…, Preview, Play, Paste object and the events the world cannot take (no host,
-        no world, a start, rebuild, preview, Open… or keep on its way), the tooltip saying why. The one place: a Gate
-        attribute's setter and _go_live call it whenever what it reads changes."""
+        """Grey out New world, Branch, Open…, Export, Preview, Play, Paste object and the events the world cannot take
+        (no host, no world, a start, rebuild, preview, Open… or keep on its way), the tooltip saying why. The one
+        place: a Gate attribute's setter and _go_live call it whenever what it reads changes."""
         if not self._built:
             return
         if self.info is not self._events_for:  # a new world or none: its events (the panel's status is said once)
@@ -381,6 +382,7 @@ class MainWindow(QMainWindow):
                                                unavailable("text_events", self.info) if self.info else NO_WORLD)
         why = self._not_ready(IDLE)
         self.timeline.block_open(why and why + (": its frames would belong to neither session" if self.busy else ""))
+        self.timeline.block_export(self._not_ready(UNHELD))
         why = self._not_ready(HOST)
         self.prompt_panel.block_new_world(why)
         self.new_action.setEnabled(why is None)
@@ -1506,12 +1508,17 @@ class MainWindow(QMainWindow):
         return (f"the {kind} backend, which this host does not serve (it serves {served}): New world starts a "
                 f"{box.currentText()} world")
 
-    def export_to(self, fmt: str, path: str | Path, scale: int | None = None) -> Job:
-        """Export the viewed branch's recorded frames (or its action log) as mp4, gif, png or actions."""
+    def export_to(self, fmt: str, path: str | Path, scale: int | None = None) -> Job | None:
+        """Export the viewed branch's recorded frames (or its action log) as mp4, gif, png or actions. None (refused)
+        while an Open… or a close's keep holds the window's session, as for Save…: the keep's close would otherwise
+        wait for it or cancel it."""
         if fmt not in exporting.FORMATS:
             raise ValueError(f"unknown export format {fmt!r}; use one of {exporting.FORMATS}")
         if self.session is None or self.timeline.branch_id is None:
             raise ValueError("nothing to export yet: start a world and record some frames")
+        if reason := self._not_ready(UNHELD):
+            self.show_error(f"{Path(path).name} was not exported: {in_sentence(reason)}, then Export it again")
+            return None
         path, s, bid = Path(path), self.session, self.timeline.branch_id
         records = list(s.path(bid))
         frames = [r.image for r in records if r.image is not None]
@@ -1581,8 +1588,9 @@ class MainWindow(QMainWindow):
         exporting_now = [j for j in self.jobs if j.keeps_window]
         if self._held is not None:
             message = f"{self._held.title}: the window closes when it is done"
-        elif exporting_now and not self._close_when_done:
+        elif exporting_now and not self._close_cancels:  # not merely pending: a close that waited for a hold
             message = f"{exporting_now[0].title}: the window closes when it is done — close again to cancel it"
+            self._close_cancels = True
         else:  # the keep's dialog says what happens; its end closes the window
             return self._keeps_failed < 2 and not self._last_keep and self._keep_then_close()
         self._close_when_done = True
@@ -1643,7 +1651,8 @@ class MainWindow(QMainWindow):
     def _not_kept_on_close(self, job: Job, message: str) -> None:
         """The close's keep was cancelled or failed: the window stays with the work, and the world plays on."""
         print(f"worldbridge play: {job.title} {message}", file=sys.stderr)
-        self._close_when_done = False  # the window stays: an export or save ending now must not close it
+        self._close_when_done = self._close_cancels = False  # the window stays: an export or save ending now must
+        # not close it, and a close then waits for it again before it cancels it
         self._release_world()
         if job.cancelled:
             return

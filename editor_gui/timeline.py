@@ -177,6 +177,7 @@ class TimelinePanel(QWidget):
             self.export_actions[fmt] = act
         export.setMenu(menu)
         self.export_btn = export
+        self._export_blocked: str | None = None  # why no export may start now (see block_export)
         keep_play_focus(self.record, self.host_record, self.branch_btn, self.replay_btn, self.live_btn, save, load, export)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Branch", "Frames"])
@@ -320,6 +321,12 @@ class TimelinePanel(QWidget):
         self._branch_blocked = why
         self._update_buttons()
 
+    def block_export(self, why: str | None) -> None:
+        """Grey out Export while an Open… or a close's keep holds the session it would read; the tooltip says why
+        (None: enable when the branch has something to export)."""
+        self._export_blocked = why
+        self._update_export(bool(self.records))
+
     def _update_buttons(self) -> None:
         has = bool(self.records)
         self.branch_btn.setEnabled(has and self._branch_blocked is None)
@@ -335,8 +342,8 @@ class TimelinePanel(QWidget):
             can = log if fmt == "actions" else pictures
             act.setEnabled(can)
             act.setToolTip("" if can else NOTHING)
-        self.export_btn.setEnabled(log)
-        self.export_btn.setToolTip(EXPORT_TIP if log else NO_WORLD_TO_EXPORT)
+        self.export_btn.setEnabled(log and self._export_blocked is None)
+        self.export_btn.setToolTip(self._export_blocked or (EXPORT_TIP if log else NO_WORLD_TO_EXPORT))
 
     # --- interaction ---
     def _on_record(self, on: bool) -> None:

@@ -6,7 +6,6 @@ import itertools
 import queue
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 import zmq
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from bridge.client import text_unused_words
 from bridge.host.protocol import EVENT_REFUSED
 
 PING_AFTER_S = 2.0  # with no frames for this long (paused, step mode) ping to notice a dead host; a ping also
@@ -132,6 +132,7 @@ class WorldWorker(QObject):
                 from bridge.client import WorldClient
 
                 client = WorldClient(address=self.address, client_name=self.client_name, timeout=self.timeout)
+                client._told_text_unused = True  # the window says it (client_warned), once, not the client on stderr
                 welcome = client.connect()
             except Exception as e:  # noqa: BLE001 - every failure becomes a message for the user
                 self.connection_failed.emit(describe_error(e, self.address))
@@ -277,22 +278,13 @@ class WorldWorker(QObject):
             return session, describe_error(e, self.address)
 
     def _start_telling(self, client, start: dict) -> dict:
-        """client.start, handing on the warning it gives once when a text goes beside an image (the image wins) as
-        `client_warned`, so the window says it in the client's own words; other code's warnings that came meanwhile
-        (the host's threads) are shown as they would have been. Only such a start is watched: the warnings module's
-        capture is process-wide."""
-        if not (start.get("text") and start.get("image") is not None):
-            return client.start(**start)
-        said: list[warnings.WarningMessage] = []
-        try:
-            with warnings.catch_warnings(record=True) as said:
-                return client.start(**start)
-        finally:
-            for w in said:
-                if w.filename == __file__ and issubclass(w.category, UserWarning):  # warned at this call (stacklevel)
-                    self.client_warned.emit(str(w.message))
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+        """client.start; once the host took a text sent beside an image (the image wins), hands on the client's words
+        for it as `client_warned` for the window to say (decided here, not caught: catching warnings is
+        process-wide, so another thread's capture or a `-W ignore` would lose them)."""
+        session = client.start(**start)
+        if words := text_unused_words(start.get("text"), start.get("image"), start.get("sketch")):
+            self.client_warned.emit(words)
+        return session
 
     @staticmethod
     def _apply(client, session: dict, settings: dict) -> dict:

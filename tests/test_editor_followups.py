@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from test_editor_flows import autosave, last_kept, record_unsaved, refusing_pauses  # noqa: F401 - autosave: fixture
+from test_editor_flows import autosave, last_kept, model_session, record_unsaved  # noqa: F401 - autosave: fixture
 from test_editor_gui import RIGHT, closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
 from editor_gui.session_store import PromptSpec
@@ -614,32 +614,6 @@ def test_the_autosave_snapshot_holds_the_sessions_frames_and_none_that_come_afte
     assert snap.branches[s.live].frames.indices == held and live.indices == [*held, held[-1] + 1]
 
 
-def test_frames_made_while_a_close_waits_for_an_export_begun_during_its_keep_are_kept(qtbot, host, tmp_path,
-                                                                                      monkeypatch, autosave):
-    """A host that refuses the pause: the keep's close waited for an export begun during the keep, the world playing
-    on and recorded meanwhile, and then closed as its last round, losing every frame made while it waited."""
-    from editor_gui import export as exporting
-
-    w = open_window(qtbot, host.address)
-    record_unsaved(qtbot, w, 3)
-    gate, real = threading.Event(), exporting.export_gif
-    refusing_pauses(monkeypatch)
-    monkeypatch.setattr(exporting, "export_gif", lambda *a, **kw: (gate.wait(10), real(*a, **kw))[1])
-    w.timeline.record.setChecked(True)
-    assert not w.close()
-    w.export_to("gif", tmp_path / "a.gif")  # begun while the close keeps the work
-    qtbot.waitUntil(lambda: w._held is None and "closes when it is done" in w.statusBar().currentMessage(),
-                    timeout=20000)
-    first = live_frames(w)[-1].index
-    qtbot.waitUntil(lambda: live_frames(w)[-1].index > first + 5, timeout=10000)  # recorded while the close waits
-    waited = live_frames(w)[-1].index
-    gate.set()
-    qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
-    assert (tmp_path / "a.gif").is_file()
-    (kept,) = autosave.glob("*-closed-*.wbsession")
-    assert last_kept(kept) >= waited
-
-
 def test_a_text_sent_beside_an_image_is_said_unused_once_in_the_python_clients_words(qtbot, model_host, capsys):
     """The image wins over a text sent with it (docs/prompts.md): the Python client and both engines say so once, but
     the editor sent both and said nothing (only its client's warning, which no window shows, and the host's stderr)."""
@@ -669,3 +643,71 @@ def test_a_text_sent_beside_an_image_is_said_unused_once_in_the_python_clients_w
     qtbot.waitUntil(lambda: w.info is not None and not w.starting, timeout=30000)
     qtbot.wait(300)
     assert words not in capsys.readouterr().err
+
+
+def test_a_text_sent_beside_an_image_is_said_unused_whatever_the_process_does_with_warnings(qtbot, model_host):
+    """The editor heard the client's warning by catching warnings process-wide around its start: with warnings
+    ignored (`python -W ignore`, or another thread's capture) the window said nothing."""
+    import io
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from bridge.client import text_unused_words
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)).save(buf, "PNG")
+    prompt = PromptSpec(seed=1, text="a cave", image_png=buf.getvalue())  # noise: no sketch, the text goes unused
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = open_window(qtbot, model_host.address, backend=None, mode="step", timeout=30.0, prompt=prompt)
+        words = text_unused_words("a cave", prompt.image_png, None)
+        qtbot.waitUntil(lambda: words in w.statusBar().currentMessage(), timeout=20000)
+
+
+def test_a_close_that_waited_for_an_open_waits_for_the_export_still_running_and_says_closing_again_cancels_it(
+        qtbot, host, tmp_path, monkeypatch, autosave):
+    """A close during an Open… left the close pending; with an export running, the next close took that for "close
+    again" and cancelled the export, which the window never said a close would do (so did a keep's own close, for an
+    export begun during the keep, before exports waited for holds)."""
+    from editor_gui import export as exporting
+
+    model_session(tmp_path / "model.wbsession")
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    gate, real = threading.Event(), exporting.export_gif
+    monkeypatch.setattr(exporting, "export_gif", lambda *a, **kw: (gate.wait(10), real(*a, **kw))[1])
+    w.export_to("gif", tmp_path / "a.gif")
+    w.load_from(tmp_path / "model.wbsession")
+    assert not w.close()
+    assert "Opening model.wbsession: the window closes when it is done" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w._held is None, timeout=10000)
+    assert not w.close(), "the export is waited for: nothing said that this close cancels it"
+    said = w.statusBar().currentMessage()
+    assert "Exporting a.gif: the window closes when it is done — close again to cancel it" in said
+    gate.set()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
+    assert (tmp_path / "a.gif").is_file()
+
+
+def test_export_is_greyed_out_and_refused_while_a_close_keeps_the_work(qtbot, host, tmp_path, monkeypatch, autosave):
+    """Export was the one job no hold gated: begun during a close's keep (or an Open…) it ran beside it, and the keep's
+    close then had to wait for it or cancel it."""
+    from editor_gui.main_window import MainWindow
+
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    gate, keep = threading.Event(), MainWindow._keep
+    monkeypatch.setattr(MainWindow, "_keep", staticmethod(lambda *a, **kw: (gate.wait(10), keep(*a, **kw))[1]))
+    assert w.timeline.export_btn.isEnabled()
+    assert not w.close() and w._held is not None
+    why = "Wait for keeping the unsaved recording to finish"
+    assert not w.timeline.export_btn.isEnabled() and w.timeline.export_btn.toolTip() == why
+    jobs = list(w.jobs)
+    assert w.export_to("gif", tmp_path / "a.gif") is None and w.jobs == jobs
+    assert w.statusBar().currentMessage() == ("a.gif was not exported: wait for keeping the unsaved recording to "
+                                              "finish, then Export it again")
+    gate.set()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
+    assert not (tmp_path / "a.gif").exists()
