@@ -245,8 +245,11 @@ def test_a_typed_command_name_gets_the_nearest_command_suggested():
     assert "No such command 'dmeo'. Did you mean 'demo'?" in result.output, result.output
 
 
-@pytest.mark.parametrize("doc", [d for d in DOCS if d.parent.name != "unity_plugin"],  # test_unity_package.py: its own
-                         ids=lambda p: str(p.relative_to(ROOT)))
+CHANGELOGS = [ROOT / "godot_addon" / "CHANGELOG.md", ROOT / "unity_plugin" / "CHANGELOG.md"]
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if d.parent.name != "unity_plugin"]  # test_unity_package.py: its own
+                         + CHANGELOGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_doc_prose_fits_118_columns(doc: Path):
     long = long_prose_lines(doc)
     assert not long, f"{doc.relative_to(ROOT)} lines {long} are over 118 columns: rewrap them"

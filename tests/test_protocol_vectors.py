@@ -216,3 +216,68 @@ def test_1_1_to_1_3_vectors_match_what_the_host_sends():
     snowless.begin(Prompt(seed=1))
     snowless.queue_event("weather_snow", None, 16)
     assert snowless.step(0).refused == v["msg_error_event_refused"]
+
+
+def _sandbox_exchange(v: dict) -> list[tuple[dict, str, set[str]]]:
+    """(request, the reply vector a sandbox host answers it with, the keys whose values vary from run to run: ids,
+    clocks, counts, the host's folders, which keep only their type), sent in this order. Not here: msg_status (a host
+    before frames_sent/frames_dropped, which clients still read), world model replies, and replies no sandbox request
+    makes deterministic (msg_ok_branch, msg_error_recording_stopped)."""
+    sandbox_start = {k: x for k, x in v["msg_start"].items() if k != "image"}  # the sandbox takes no image prompt
+    return [
+        (v["msg_hello"], "msg_welcome", {"backends", "default_backend"}),  # its host serves a world model too
+        (sandbox_start, "msg_session", {"session_id"}),
+        (v["msg_event"], "msg_ok", set()),
+        ({"type": "settings", "req_id": 4, "fps": 30.0, "mode": "step"}, "msg_ok_settings", set()),
+        (v["msg_record_start"], "msg_ok_record_start", {"path"}),  # the path: checked against the recordings folder
+        (v["msg_record_stop"], "msg_ok_record_stop", {"path", "frames"}),
+        (v["msg_ping"], "msg_pong", {"host_ts"}),
+        ({**v["msg_input_name"], "action": "fly", "req_id": 12}, "msg_error", set()),
+        (v["msg_reset"], "msg_ok_reset", set()),
+        (v["msg_edit"], "msg_error_unsupported", set()),
+        ({"type": "status", "req_id": 16}, "msg_status_counts",
+         {"session_id", "fps_measured", "frames_sent", "frames_dropped"}),
+    ]
+
+
+def drift(vector: dict, real: dict, varies: set[str]) -> list[str]:
+    """How a reply vector differs from the host's reply: its keys and their order, each value (only its type where
+    it `varies`)."""
+    keys = [] if list(vector) == list(real) else [f"keys {list(vector)} != the host's {list(real)}"]
+    return keys + [f"{k}: {vector[k]!r} != the host's {real[k]!r}" for k in vector if k in real
+                   and not (type(vector[k]) is type(real[k]) if k in varies else same(vector[k], real[k]))]
+
+
+def test_host_reply_vectors_are_what_a_sandbox_host_sends(tmp_path):
+    """Engines parse these vectors as the host's replies, so they must be what a host sends: msg_session described an
+    8-action sandbox with model settings, msg_error quoted an older wording, and msg_record_start asked for
+    `recordings/demo.wbrec`, which a host writes to <recordings>/recordings/demo.wbrec."""
+    from pathlib import PurePosixPath
+    from urllib.parse import urlparse
+
+    from bridge.host.server import run_host_in_thread
+
+    v = {x["name"]: untag(x["value"]) for x in MSGPACK}
+    recordings = tmp_path / "recordings"
+    drifted, frames = {}, []
+    with run_host_in_thread("sandbox", recordings_dir=recordings) as h:
+        c = zmtp_raw.RawDealer("127.0.0.1", urlparse(h.address).port)
+        try:
+            for request, name, varies in _sandbox_exchange(v):
+                c.send(request)
+                reply, _ = c.recv()
+                while reply["type"] == "frame":
+                    frames.append(reply)
+                    reply, _ = c.recv()
+                drifted[name] = drift(v[name], reply, varies)
+                if name == "msg_ok_reset":
+                    c.send({"type": "input", "action": 0})  # one step: the status then stands at frame 1 of epoch 1
+                if "path" in varies:  # where in its recordings folder the host wrote it, as the vector says
+                    got = Path(reply["path"]).relative_to(recordings.absolute()).as_posix()
+                    said = PurePosixPath(v[name]["path"]).relative_to(make_vectors.HOST_RECORDINGS).as_posix()
+                    drifted[name] += [] if got == said else [f"path: <recordings>/{said} != the host's {got}"]
+        finally:
+            c.close()
+    bad = [f"{name}: {d}" for name, ds in drifted.items() for d in ds]
+    assert not bad, "reply vectors unlike what a sandbox host sends (fix make_vectors.py):\n" + "\n".join(bad)
+    assert frames and all(list(f) == list(v["msg_frame"]) for f in frames), "frame headers: keys differ"

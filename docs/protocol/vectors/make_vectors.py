@@ -166,7 +166,14 @@ def decode_only_vectors() -> list[tuple[str, bytes, object]]:
     ]
 
 
-HOST_RECORDING = "/home/me/worldbridge/recordings/demo.wbrec"  # the host answers recording paths absolute (1.3)
+HOST_RECORDINGS = "/home/me/worldbridge/recordings"  # the host's --recordings folder: record_start paths are in it
+HOST_RECORDING = f"{HOST_RECORDINGS}/demo.wbrec"  # the host answers recording paths absolute (1.3)
+# What a sandbox host says of its game (bridge/worlds/sandbox.py); tests/test_protocol_vectors.py holds the replies
+# below that a sandbox host sends to what it sends.
+SANDBOX_ACTIONS = ["noop", "left", "right", "jump", "left_jump", "right_jump", "down"]
+SANDBOX_EVENTS = ["weather_rain", "weather_snow", "weather_fog", "weather_clear", "night_falls", "dusk", "day_breaks",
+                  "spawn_enemy", "spawn_coins", "flood"]
+NO_MODEL_KNOBS = {"steps": None, "temperature": None, "cfg": None, "event_cfg": None, "top_p": None, "unmask": None}
 
 
 def message_vectors() -> list[tuple[str, dict]]:
@@ -194,11 +201,13 @@ def message_vectors() -> list[tuple[str, dict]]:
                        "text": "a cave with lava", "image": png_1x1, "sketch": None, "action_map": {"jump": 3},
                        "resume": None}),
         ("msg_start_resume", {"type": "start", "req_id": 2, "resume": "s-4f2a9c"}),
+        # a sandbox host's answer to msg_start without its image (the sandbox game takes no image prompt)
         ("msg_session", {"type": "session", "req_id": 1, "session_id": "s-4f2a9c", "backend_kind": "sandbox",
                          "backend_name": "sandbox game", "mode": "realtime", "fps": 24.0, "width": 64, "height": 64,
-                         "action_names": ["noop", "left", "right", "jump", "down", "left_jump", "right_jump", "use"],
-                         "num_latent_actions": 8, "event_types": ["weather_snow", "spawn_enemy"],
-                         "settings": settings, "frame_index": 0, "epoch": 0, "resumed": False}),
+                         "action_names": SANDBOX_ACTIONS, "num_latent_actions": len(SANDBOX_ACTIONS),
+                         "event_types": SANDBOX_EVENTS, "settings": {**NO_MODEL_KNOBS, "fps": 24.0, "mode": "realtime"},
+                         "frame_index": 0, "epoch": 0, "resumed": False, "branch_window": 1024,
+                         "capabilities": ["text_prompt", "sketch_prompt", "events", "text_events"], "seed": 7}),
         ("msg_session_seed", {"type": "session", "req_id": 1, "session_id": "s-4f2a9c", "backend_kind": "world_model",
                               "backend_name": "world model tiny (step 12000)", "mode": "step", "fps": 24.0,
                               "width": 64, "height": 64, "action_names": [f"a{i}" for i in range(8)],
@@ -221,7 +230,7 @@ def message_vectors() -> list[tuple[str, dict]]:
                        "codec": "raw", "width": 64, "height": 64}),
         ("msg_frame_0", {"type": "frame", "session_id": "s-4f2a9c", "index": 0, "epoch": 0, "action": -1,
                          "client_ts": None, "seq": None, "host_ts": 98000.0,
-                         "timings": {"model": 1.25, "encode": 0.5, "total": 1.75}, "events": ["it begins to snow"],
+                         "timings": {"model": 1.25, "encode": 0.5, "total": 1.75}, "events": ["it starts to snow"],
                          "codec": "png", "width": 64, "height": 64}),
         ("msg_event", {"type": "event", "req_id": 3, "event_type": "weather_snow", "text": None}),
         ("msg_event_text", {"type": "event", "req_id": 4, "event_type": None, "text": "make it snow"}),
@@ -232,7 +241,7 @@ def message_vectors() -> list[tuple[str, dict]]:
         ("msg_settings_event_cfg", {"type": "settings", "req_id": 14, "event_cfg": 2.5}),
         ("msg_settings_sampling", {"type": "settings", "req_id": 15, "top_p": 0.9, "unmask": "confidence"}),
         ("msg_edit", {"type": "edit", "req_id": 13, "layer": png_rgba_2x2, "x": -40, "y": 12}),
-        ("msg_record_start", {"type": "record_start", "req_id": 8, "path": "recordings/demo.wbrec"}),
+        ("msg_record_start", {"type": "record_start", "req_id": 8, "path": "demo.wbrec"}),
         ("msg_record_stop", {"type": "record_stop", "req_id": 9}),
         ("msg_status_request", {"type": "status", "req_id": 10}),
         ("msg_status", {"type": "status", "req_id": 10, "sessions": 1, "session_id": "s-4f2a9c", "frame_index": 42,
@@ -244,18 +253,18 @@ def message_vectors() -> list[tuple[str, dict]]:
                                "frames_sent": 4, "frames_dropped": 0}),
         ("msg_ping", {"type": "ping", "req_id": 11, "client_ts": 5000.5}),
         ("msg_pong", {"type": "pong", "req_id": 11, "client_ts": 5000.5, "host_ts": 99000.25}),
-        ("msg_ok", {"type": "ok", "req_id": 3, "request": "event", "caption": "it begins to snow"}),
+        ("msg_ok", {"type": "ok", "req_id": 3, "request": "event", "caption": "it starts to snow"}),
         ("msg_ok_reset", {"type": "ok", "req_id": 5, "request": "reset", "epoch": 1, "frame_index": 0, "seed": 8}),
         ("msg_ok_edit", {"type": "ok", "req_id": 13, "request": "edit", "epoch": 2, "frame_index": 42}),
         ("msg_ok_record_stop", {"type": "ok", "req_id": 9, "request": "record_stop", "path": HOST_RECORDING,
                                 "frames": 120}),
         ("msg_ok_settings", {"type": "ok", "req_id": 4, "request": "settings",
-                             "settings": {"steps": None, "temperature": None, "cfg": None, "event_cfg": None,
-                                          "top_p": None, "unmask": None, "fps": 30.0, "mode": "step"}}),
+                             "settings": {**NO_MODEL_KNOBS, "fps": 30.0, "mode": "step"}}),
         ("msg_ok_branch", {"type": "ok", "req_id": 6, "request": "branch", "epoch": 1, "frame_index": 30}),
         ("msg_ok_record_start", {"type": "ok", "req_id": 8, "request": "record_start", "path": HOST_RECORDING}),
         ("msg_error", {"type": "error", "req_id": 12, "code": "bad_argument",
-                       "message": "unknown action name 'fly': use one of noop, left, right, jump", "fatal": False}),
+                       "message": f"unknown action name 'fly': use one of {', '.join(SANDBOX_ACTIONS)} or an id "
+                                  f"0-{len(SANDBOX_ACTIONS) - 1}", "fatal": False}),
         ("msg_error_unsupported", {"type": "error", "req_id": 13, "code": "unsupported",
                                    "message": "sandbox game cannot edit frames (it renders from game state, not "
                                               "pixels): start a world_model session to edit (session.capabilities "

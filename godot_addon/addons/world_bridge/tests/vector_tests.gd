@@ -103,7 +103,7 @@ func test_builders(vectors: Array) -> void:
 		),
 		"msg_settings_event_cfg": Protocol.settings(14, {"event_cfg": 2.5}),
 		"msg_settings_sampling": Protocol.settings(15, {"unmask": "confidence", "top_p": 0.9}),
-		"msg_record_start": Protocol.record_start(8, "recordings/demo.wbrec"),
+		"msg_record_start": Protocol.record_start(8, "demo.wbrec"),
 		"msg_record_stop": Protocol.record_stop(9),
 		"msg_status_request": Protocol.status(10),
 		"msg_ping": Protocol.ping(11, 5000.5),
@@ -154,12 +154,19 @@ func test_client_reads_1_1_messages(vectors: Array) -> void:
 	for cap in Protocol.SESSION_CAPABILITIES:
 		_check(client.has_capability(cap) == (cap in caps), "session_caps: %s" % cap)
 	_check(client.has_capability("record"), "host features come from the welcome")
+	# The sandbox as a host sends it: no image prompt, no edit.
+	client.session = by_name["msg_session"]
+	_check(client.has_capability("sketch_prompt"), "the sandbox takes sketches")
+	_check(not client.has_capability("image_prompt"), "the sandbox takes no image prompt")
+	_check(not client.has_capability("edit"), "the sandbox cannot edit")
 	# A 1.0 host: no session.capabilities, a welcome without text_events and edit.
 	var old_welcome: Dictionary = by_name["msg_welcome"].duplicate()
 	old_welcome["protocol_minor"] = 0
 	old_welcome["capabilities"] = ["realtime", "step", "events", "text_prompt", "image_prompt"]
 	client.welcome = old_welcome
-	client.session = by_name["msg_session"]
+	var old_session: Dictionary = by_name["msg_session"].duplicate()
+	old_session.erase("capabilities")  # a 1.0 host sends no key at all
+	client.session = old_session
 	_check(client.has_capability("events") and client.has_capability("text_events"), "1.0 events")
 	_check(client.has_capability("image_prompt"), "1.0 host: what its welcome offers is allowed")
 	_check(not client.has_capability("edit"), "a 1.0 host has no edit")
