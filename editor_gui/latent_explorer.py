@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from bridge.values import plural
 from editor_gui.keymap import keep_play_focus
+from editor_gui.scroll import VerticalScroll
 from editor_gui.viewport import to_qimage
 
 PREVIEW_PX = 128
@@ -61,11 +61,11 @@ class PreviewCell(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.view, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(title)  # on its own row: beside Play a long name ("#5 · right_jump") widened the whole dock
         row = QHBoxLayout()
-        row.addWidget(title, 1)
+        row.addWidget(self.name, 1)
         row.addWidget(use)
         layout.addLayout(row)
-        layout.addWidget(self.name)
 
     def set_frames(self, frames: list[np.ndarray]) -> None:
         self.frames = [pixmap(f) for f in frames]
@@ -108,9 +108,7 @@ class LatentExplorer(QWidget):
         self.grid = QGridLayout()
         holder = QWidget()
         holder.setLayout(self.grid)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(holder)
+        scroll = VerticalScroll(holder)
         top = QHBoxLayout()
         top.addWidget(self.steps)
         top.addWidget(self.run_btn, 1)

@@ -53,6 +53,7 @@ from editor_gui.session_store import (
     recover_crashed,
     release_running_lock,
 )
+from editor_gui.scroll import VerticalScroll
 from editor_gui.settings_panel import SettingsPanel
 from editor_gui.timeline import TimelinePanel
 from editor_gui.viewport import ShownFrame, Viewport, badge_text
@@ -247,14 +248,15 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel()
         self.object_panel = ObjectPanel()
         self.timeline = TimelinePanel()
-        self._dock("Prompt", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Prompt", VerticalScroll(self.prompt_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
         tabs = QTabWidget()
+        tabs.setUsesScrollButtons(False)  # every tab's name shows: the dock is as wide as they need
         tabs.addTab(self.events_panel, "Events")
         tabs.addTab(self.object_panel, "Objects")
         tabs.addTab(self.explorer, "Latent actions")
         tabs.addTab(self.settings_panel, "Settings")
         self.tabs = tabs
-        self._dock("World", tabs, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("World", VerticalScroll(tabs), Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._toolbar()
         self._set_pause_checked(self.mode == "step")  # --step: Pause shows it before the first world

@@ -200,12 +200,11 @@ class PromptPanel(QWidget):
         sb = QVBoxLayout(sk_box)
         sb.addLayout(pal_row)
         sb.addWidget(self.canvas, 1)
-        row = QHBoxLayout()
-        row.addWidget(self.brush)
-        row.addWidget(self.cols)
-        row.addWidget(undo)
-        row.addWidget(clear_sketch)
-        sb.addLayout(row)
+        for pair in ((self.brush, self.cols), (undo, clear_sketch)):  # two rows: one would widen the whole dock
+            row = QHBoxLayout()
+            row.addWidget(pair[0])
+            row.addWidget(pair[1])
+            sb.addLayout(row)
         sb.addWidget(self.use_sketch)
         self.use_sketch.setChecked(False)
 

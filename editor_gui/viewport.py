@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from bridge.backend import backend_label
@@ -23,6 +23,7 @@ SHORTCUT_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.
                       | Qt.KeyboardModifier.AltModifier)
 
 BACKGROUND = QColor("#101216")
+MARGIN = 10  # px between the overlay's pills and the viewport's edges
 STATS_EVERY_MS = 400.0  # between frames the overlay's fps and latency figures are made again when this old: just
 # under the window's 500 ms overlay timer, so each of its ticks (frames stopped) shows new ones
 
@@ -274,15 +275,59 @@ class Viewport(QWidget):
             if not bar.isEmpty():
                 p.fillRect(bar, BACKGROUND)
 
-    def _pill(self, p: QPainter, x: float, y: float, text: str, bg: str, fg: str = "#ffffff", right: bool = False) -> None:
-        fm = p.fontMetrics()
+    @staticmethod
+    def _pill_rect(fm: QFontMetrics, x: float, y: float, text: str, right: bool = False) -> QRectF:
+        """The box of a pill of `text` whose left (right: right) edge is at `x`."""
         w, h = fm.horizontalAdvance(text) + 16, fm.height() + 8
-        rect = QRectF(x - w if right else x, y, w, h)
+        return QRectF(x - w if right else x, y, w, h)
+
+    def _pill(self, p: QPainter, rect: QRectF, text: str, bg: str, fg: str = "#ffffff") -> None:
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QColor(bg))
         p.drawRoundedRect(rect, 6, 6)
         p.setPen(QColor(fg))
         p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _pill_at(self, p: QPainter, x: float, y: float, text: str, bg: str, right: bool = False,
+                 avoid: QRectF | None = None) -> QRectF:
+        """Paint a pill of `text` at (x, y), elided to the viewport's width, above `avoid` if it would cover it; its
+        box."""
+        fm = p.fontMetrics()
+        text = fm.elidedText(text, Qt.TextElideMode.ElideRight, max(self.width() - 2 * MARGIN - 16, 0))
+        rect = self._pill_rect(fm, x, y, text, right)
+        if avoid is not None and rect.intersects(avoid):
+            rect.moveBottom(avoid.top() - 4)
+        self._pill(p, rect, text, bg)
+        return rect
+
+    def top_pills(self) -> tuple[tuple[QRectF, str] | None, tuple[QRectF, str] | None]:
+        """(box, text) of the backend badge (top left) and of the fps/latency figures (top right), or None when not
+        shown: side by side when both fit, else the figures under the badge; each elided to the viewport's width, so
+        the badge, which says which backend made the frame, is never covered or cut off at its start."""
+        bold, regular = (QFontMetrics(f) for f in self._overlay_fonts())
+        room = max(self.width() - 2 * MARGIN - 16, 0)
+        badge = stats = None
+        if self.kind or self.name:
+            text = bold.elidedText(badge_text(self.kind, self.name), Qt.TextElideMode.ElideRight, room)
+            badge = self._pill_rect(bold, MARGIN, MARGIN, text), text
+        if self.frame is not None:
+            text = regular.elidedText(self._stats_text, Qt.TextElideMode.ElideRight, room)
+            rect = self._pill_rect(regular, self.width() - MARGIN, MARGIN, text, right=True)
+            if badge is not None and rect.left() < badge[0].right() + MARGIN:
+                rect.moveTop(badge[0].bottom() + 4)
+            stats = rect, text
+        return badge, stats
+
+    def message_rect(self) -> QRectF | None:
+        """The dark box the message (connecting, host lost) is written on, centred; None with no message. Over the last
+        frame (a bright sky) light text alone would not read."""
+        if not self.message:
+            return None
+        fm = QFontMetrics(self.font())
+        width = min(self.width() - 2 * MARGIN, fm.horizontalAdvance(self.message) + 24)
+        text = fm.boundingRect(0, 0, max(width - 24, 1), 10_000, Qt.TextFlag.TextWordWrap, self.message)
+        w, h = width, min(text.height() + 16, self.height() - 2 * MARGIN)
+        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         if event.type() == QEvent.Type.FontChange:
@@ -302,29 +347,40 @@ class Viewport(QWidget):
 
     def _paint_overlay(self, p: QPainter) -> None:
         bold, regular = self._overlay_fonts()
-        p.setFont(bold)
-        if self.kind or self.name:
-            bg = "#c0392b" if self.kind == "sandbox" else "#2e7d32"
-            self._pill(p, 10, 10, badge_text(self.kind, self.name), bg)
-        if self.frame is not None:
+        badge, stats = self.top_pills()
+        below = MARGIN + 34  # under the top row of pills
+        if badge is not None:
+            p.setFont(bold)
+            self._pill(p, badge[0], badge[1], "#c0392b" if self.kind == "sandbox" else "#2e7d32")
+            below = badge[0].bottom() + 4
+        if stats is not None:
             p.setFont(regular)
-            self._pill(p, self.width() - 10, 10, self._stats_text, "#b0000000", right=True)
+            self._pill(p, stats[0], stats[1], "#b0000000")
+            below = max(below, stats[0].bottom() + 4)
         if self.placing is not None:
             p.setFont(bold)
-            self._pill(p, 10, 44, "PLACING: click to paste the object (Shift+click: more) · Esc cancels", "#b58900")
+            self._pill_at(p, MARGIN, below, "PLACING: click to paste the object (Shift+click: more) · Esc cancels",
+                          "#b58900")
+        mode = None
         if self.mode_label:
             p.setFont(bold)
-            self._pill(p, 10, self.height() - 40, self.mode_label, "#b58900")
+            mode = self._pill_at(p, MARGIN, self.height() - 40, self.mode_label, "#b58900")
         if not self.hasFocus() and self.frame is not None and not self.mode_label.startswith("REPLAY"):
             p.setFont(regular)
-            self._pill(p, self.width() - 10, self.height() - 40, "click to play with the keyboard", "#a0000000", right=True)
+            self._pill_at(p, self.width() - MARGIN, self.height() - 40, "click to play with the keyboard", "#a0000000",
+                          right=True, avoid=mode)
         if self.hasFocus():
             p.setPen(QPen(QColor("#61afef"), 2))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(self.rect().adjusted(1, 1, -1, -1))
-        if self.message:
+        if (box := self.message_rect()) is not None:
+            p.setFont(self.font())
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(16, 18, 22, 220))
+            p.drawRoundedRect(box, 6, 6)
             p.setPen(QColor("#d0d0d0"))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.message)
+            p.drawText(box.adjusted(12, 8, -12, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self.message)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self.setFocus(Qt.FocusReason.MouseFocusReason)

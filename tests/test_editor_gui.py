@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea
 
 from editor_gui import main_window
 from editor_gui.keymap import KeyMap
@@ -110,6 +110,29 @@ def test_play_with_keys_and_focus(qtbot, host):
     qtbot.waitUntil(lambda: live_frames(w)[-1].action == LEFT, timeout=20000)
     w.events_panel.text.setFocus()
     qtbot.waitUntil(lambda: live_frames(w)[-1].action == NOOP, timeout=20000)
+
+
+def test_the_window_fits_a_1024x640_screen_showing_every_tab_and_preview_whole(qtbot, host):
+    """A small laptop screen: the window must get down to 1024x640 (docks scroll rather than hold it taller), every
+    World tab's name must show (not "S" behind scroll arrows), and the latent-action cells must not be cut at the
+    right (their Play buttons hidden behind a sideways scroll bar)."""
+    w = open_window(qtbot, host.address)
+    for size in ((1024, 640), (1280, 800)):
+        w.resize(*size)
+        qtbot.waitUntil(lambda: (w.width(), w.height()) == size, timeout=5000)
+        bar = w.tabs.tabBar()
+        for i in range(bar.count()):
+            assert bar.rect().contains(bar.tabRect(i)), f"the {bar.tabText(i)} tab is cut at {size}"
+        assert w.viewport.width() >= 320 and w.viewport.height() >= 240
+        w.tabs.setCurrentWidget(w.explorer)
+        qtbot.waitUntil(lambda: bool(w.explorer.cells) and w.explorer.cells[-1].isVisible(), timeout=5000)
+        cells = w.explorer.findChild(QScrollArea)
+        assert not cells.horizontalScrollBar().isVisible(), f"latent-action cells cut at {size}"
+        dock = w.findChild(QDockWidget, "dock_World")  # the cells' width reaches the window a moment later
+        qtbot.waitUntil(lambda: dock.minimumSizeHint().width() >= w.explorer.minimumSizeHint().width(), timeout=5000)
+        hint = w.minimumSizeHint()  # with the session's cells laid out (a long action name must not widen it)
+        assert hint.width() <= 1024 and hint.height() <= 640, hint
+        w.tabs.setCurrentWidget(w.events_panel)
 
 
 def test_events_fire_and_mark_the_timeline(qtbot, host):

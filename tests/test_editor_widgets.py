@@ -155,12 +155,18 @@ def test_a_saved_sketch_off_the_grid_is_not_shown_and_says_so(qtbot):
     assert np.array_equal(panel.canvas.cells, drawn) and not panel.use_sketch.isChecked()  # nothing else is sent
 
 
-def test_viewport_badge_scaling_and_focus_keys(qtbot):
+def shown_viewport(qtbot, width: int, height: int) -> Viewport:
+    """A Viewport on screen at this size."""
     v = Viewport()
     qtbot.addWidget(v)
-    v.resize(700, 500)
+    v.resize(width, height)
     v.show()
     qtbot.waitExposed(v)
+    return v
+
+
+def test_viewport_badge_scaling_and_focus_keys(qtbot):
+    v = shown_viewport(qtbot, 700, 500)
     assert badge_text("sandbox", "sandbox game") == "SANDBOX GAME (test backend, not the world model): sandbox game"
     assert badge_text("world_model", "tiny (step 1200)") == "WORLD MODEL: tiny (step 1200)"
     assert badge_text("", "") == "NO WORLD"
@@ -235,3 +241,33 @@ def test_a_zeromq_failure_is_said_with_what_to_do_not_as_an_exception_name():
     said = describe_error(zmq.ZMQError(zmq.ENOTSOCK), "tcp://127.0.0.1:5555")
     assert said.startswith("The connection to the host at tcp://127.0.0.1:5555 failed (")
     assert "press Reconnect" in said and "ZMQError" not in said
+
+
+@pytest.mark.parametrize("width", [320, 520, 1200])
+def test_the_backend_badge_is_never_covered_by_the_figures(qtbot, width):
+    """The badge says which backend made the frame: at any viewport width the fps/latency pill must not hide it, and
+    neither may run off the viewport (a narrow one elides them, the badge keeping its leading words)."""
+    v = shown_viewport(qtbot, width, 300)
+    v.set_backend("sandbox", "sandbox game")
+    v.show_frame(ShownFrame(np.zeros((64, 64, 3), np.uint8), 40, 0))
+    v.stats.protocol_ms.append(30.0)
+    v.stats.editor_ms.append(6.0)
+    v.repaint()
+    (badge, badge_text_shown), (stats, _) = v.top_pills()
+    assert not badge.intersects(stats)
+    for r in (badge, stats):
+        assert r.left() >= 0 and r.right() <= width
+    assert badge_text_shown.startswith("SANDBOX GAME")
+    if width >= 1200:
+        assert badge.top() == stats.top()  # room for both: side by side
+
+
+def test_a_message_over_a_frame_is_on_a_dark_backing(qtbot):
+    """'Lost the host: …' painted over the last frame (bright sky) must stay readable: it sits on a dark box."""
+    v = shown_viewport(qtbot, 400, 400)
+    v.show_frame(ShownFrame(np.full((64, 64, 3), 230, np.uint8), 0, 0))
+    v.set_message("Lost the host: no answer")
+    box = v.message_rect()
+    assert box is not None and v.image_rect().intersects(box)
+    shot = v.grab().toImage()
+    assert shot.pixelColor(int(box.left()) + 3, int(box.center().y())).lightness() < 80
