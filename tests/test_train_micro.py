@@ -686,3 +686,27 @@ def test_a_cards_command_is_quoted_for_the_shell_of_the_machine_it_was_made_on(m
         m.setattr(os, "name", "nt")
         quoted = shell_quote(r"C:\Program Files\wb\worldbridge.exe"), shell_quote(r"C:\wb\worldbridge.exe")
     assert quoted == (r'"C:\Program Files\wb\worldbridge.exe"', r"C:\wb\worldbridge.exe")
+
+
+def test_a_run_its_budget_stops_says_so_in_its_last_line(tmp_path):
+    """`train tokenizer --max-minutes 2` that stopped at step 113 of 200 ended on `step 113 saved to RUN` as if its
+    --steps were done: the line now says the budget stopped it, where, and how to go on."""
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    base = ["train", "tokenizer", "--data", str(ds), "--out", str(tmp_path / "run"), "--preset", "micro", "--batch",
+            "2", "--device", "cpu", "--quiet"]
+    r = CliRunner().invoke(main, [*base, "--steps", "6", "--max-minutes", "1e-9"])
+    assert r.exit_code == 0, r.output
+    assert ("; stopped by --max-minutes 1e-09 at step 1 of 6: rerun with a larger --max-minutes (0: no limit) to go "
+            "on") in r.output, r.output
+    r = CliRunner().invoke(main, [*base, "--max-minutes", "0"])  # reaches its --steps: nothing more said
+    assert r.exit_code == 0 and "step 6 saved" in r.output and "stopped by" not in r.output, r.output
+
+
+def test_a_decoder_run_its_budget_stops_says_so_and_that_a_rerun_goes_on(tmp_path):
+    from test_prompts_helpers import sandbox_dataset, save_micro_world
+
+    world, out = save_micro_world(tmp_path / "world"), tmp_path / "sharp"
+    r = CliRunner().invoke(main, ["train", "decoder", "--world", str(world), "--data", str(sandbox_dataset()), "--out",
+                                  str(out), "--steps", "5", "--batch", "2", "--max-minutes", "1e-9", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "; stopped by --max-minutes 1e-09 at step 1 of 5: rerun to go on" in r.output, r.output

@@ -30,8 +30,8 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import (Averager, card_options, check_new_out, fine_tune, kept_options, progress_bar, seed_run,
-                               set_lr, train_device)
+from bridge.train.loop import (FINE_TUNE_RERUN, Averager, budget_stop, card_options, check_new_out, fine_tune,
+                               kept_options, progress_bar, seed_run, set_lr, train_device)
 from bridge.train.options import PROMPT_DEFAULTS
 from bridge.values import plural
 from bridge.worlds.events import EVENT_TYPES
@@ -211,7 +211,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     lr = opts.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
     n = len(tokens)
-    bar = progress_bar(opts.steps, f"train first-frame ({opts.preset})", opts.progress)
+    bar = progress_bar(opts.steps, f"train first-frame ({opts.preset})", opts.progress, max_minutes=opts.max_minutes)
     t0, avg, metrics = time.time(), Averager(), {}
     card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
             "samples": n, "captions": captions, "sketch_trained": with_sketch, "encoder": opts.encoder,
@@ -237,7 +237,8 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar, out)
     metrics = avg.flush() or metrics
     save(done)
-    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), **metrics}
+    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), **metrics,
+            **budget_stop(done, start + opts.steps, opts.max_minutes, FINE_TUNE_RERUN)}
 
 
 def _first_frame_model(out: Path, resumed: bool, opts: PromptTrainOptions, cfg, world: WorldModel) -> tuple[FirstFrameModel, str | None]:
@@ -391,13 +392,14 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         metrics = avg.add(res, bar) or metrics
 
     dyn.train()
-    bar = progress_bar(opts.steps, "train events", opts.progress)
+    bar = progress_bar(opts.steps, "train events", opts.progress, max_minutes=opts.max_minutes)
     avg = Averager()
     done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar, out)
     dyn.eval()
     metrics = avg.flush() or metrics
     save(done)
-    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), "event_types": types, **metrics}
+    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), "event_types": types, **metrics,
+            **budget_stop(done, start + opts.steps, opts.max_minutes, FINE_TUNE_RERUN)}
 
 
 def _event_out(opts: PromptTrainOptions) -> tuple[Path, bool]:

@@ -25,8 +25,8 @@ from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, psnr_from_mse, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
-from bridge.train.loop import (Averager, amp, card_options, check_new_out, fine_tune, kept_options, progress_bar,
-                               seed_run, set_lr, train_device)
+from bridge.train.loop import (FINE_TUNE_RERUN, Averager, amp, budget_stop, card_options, check_new_out, fine_tune,
+                               kept_options, progress_bar, seed_run, set_lr, train_device)
 from bridge.train.options import DECODER_DEFAULTS
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
@@ -196,7 +196,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         return after
 
     t0, avg = time.time(), Averager()
-    bar = progress_bar(opts.steps, "train decoder", opts.progress)
+    bar = progress_bar(opts.steps, "train decoder", opts.progress, max_minutes=opts.max_minutes)
 
     def step(i: int) -> None:
         nonlocal metrics
@@ -225,7 +225,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     after = save(done)
     return {"step": done, "out": str(out), "val_psnr_before": before, "val_psnr_after": after,
             "val_particles_before": particles_before, "val_particles_after": card["decoder"]["val_particles_after"],
-            "seconds": round(time.time() - t0, 1)}
+            "seconds": round(time.time() - t0, 1), **budget_stop(done, start + opts.steps, opts.max_minutes, FINE_TUNE_RERUN)}
 
 
 def _clip_samplers(opts: DecoderTrainOptions, datasets: list, wcfg: WorldConfig, world: Path) -> tuple[list, np.ndarray]:

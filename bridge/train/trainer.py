@@ -34,8 +34,8 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
-from bridge.train.loop import (Averager, amp, card_options, check_new_out, kept_options, over_budget, progress_bar,
-                               saved_on_stop, seed_run, set_lr, train_device)
+from bridge.train.loop import (Averager, amp, budget_stop, card_options, check_new_out, kept_options, over_budget,
+                               progress_bar, saved_on_stop, seed_run, set_lr, train_device)
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -257,7 +257,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         if env.main:
             _save(out, kind, cfg, model, opt, card, step, metrics, elapsed + time.time() - t_start, amp_on)
 
-    bar = progress_bar(steps, f"train {opts.stage} ({cfg.preset})", env.main and opts.progress, initial=start)
+    bar = progress_bar(steps, f"train {opts.stage} ({cfg.preset})", env.main and opts.progress, initial=start,
+                       max_minutes=max_minutes, spent_s=elapsed)
     t_start = last_ckpt = last_log = time.time()
     avg, frames_since, metrics, done = Averager(), 0, {}, start
     model.train()
@@ -296,7 +297,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     finally:
         ddp = None  # DDP's reducer holds the process group: let go of it before env.close() collects it
         env.close()
-    return {"step": done, **metrics}
+    rerun = "rerun with a larger --max-minutes (0: no limit) to go on"  # the budget counts resumes
+    return {"step": done, **metrics, **budget_stop(done, steps, max_minutes, rerun)}
 
 
 def _new_config(out: Path, opts: TrainOptions, ds: VideoDataset) -> tuple[WorldConfig, bool, tuple | None]:
