@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -143,6 +144,19 @@ def budget_stop(step: int, steps: int, max_minutes: float | None, rerun: str) ->
     if not max_minutes or step >= steps:
         return {}
     return {"stopped": f"stopped by --max-minutes {max_minutes:g} at step {step} of {steps}: {rerun}"}
+
+
+def warn_if_footage_changed(earlier: list[dict], datasets: list, out: str | Path) -> None:
+    """Say once, as a resumed run starts, when a --data set holds footage the run was not trained on (`earlier`: the
+    card's provenance records, dataset.provenance): its fingerprint is none of theirs. Unknown fingerprints (a
+    dataset made before them) leave nothing to compare and nothing is said."""
+    before = {p["fingerprint"]: p.get("path") for p in earlier if p.get("fingerprint")}
+    for ds in datasets:
+        if before and ds.fingerprint and ds.fingerprint not in before:
+            then = ", ".join(f"{path} (fingerprint {fp})" for fp, path in before.items())
+            tqdm.write(f"warning: {out} was trained on {then}, but --data {ds.root} now holds other footage "
+                       f"(fingerprint {ds.fingerprint}): this run goes on with it, mixing the two; give a new --out to "
+                       "keep them apart", file=sys.stderr)
 
 
 @contextmanager

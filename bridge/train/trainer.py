@@ -23,7 +23,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
-from bridge.data.dataset import check_frame_size
+from bridge.data.dataset import check_frame_size, provenance
 from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_bytes
 from bridge.model.checkpoint import (CARD, CONFIG, MODEL, STATE, CheckpointError, OptimizerMismatch, load_into, load_model,
@@ -35,7 +35,7 @@ from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
 from bridge.train.loop import (Averager, amp, budget_stop, card_options, check_new_out, kept_options, over_budget,
-                               progress_bar, saved_on_stop, seed_run, set_lr, train_device)
+                               progress_bar, saved_on_stop, seed_run, set_lr, train_device, warn_if_footage_changed)
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -246,6 +246,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
             print(finished)
         env.close()
         return {"step": start, "unchanged": True}
+    if resuming and env.main:
+        warn_if_footage_changed([card.get("data", {})], [ds], out)
     card = _run_card(opts, cfg, ds, env, clip_len, card if resuming else None, tokenizer_from)
 
     ddp = env.wrap(model)
@@ -431,7 +433,7 @@ def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, env: Dist,
     commands = {"command": opts.command} if resumed is None else {
         "command": resumed.get("command", opts.command), "resumed_with": [*resumed.get("resumed_with", []), opts.command]}
     card = {"preset": cfg.preset, "stage": opts.stage, **commands, "seed": opts.seed,
-            "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
+            "data": {**provenance(ds), "frames": ds.num_frames, "episodes": len(ds.episodes),
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names},
             "train": {**{key: v for key, v in card_options(opts, KEPT).items() if key != "seed"},
