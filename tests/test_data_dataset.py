@@ -305,3 +305,24 @@ def test_no_clips_in_imported_footage_names_the_import_fix_not_generate(tmp_path
     said = str(e.value)
     assert "no clips of 8 frames" in said and "generate" not in said, said
     assert "worldbridge data import ... --fps" in said and "longer" in said and "10 fps" in said, said
+
+
+def test_a_manifest_fingerprints_its_footage_so_a_rewrite_at_the_same_path_is_told_apart(tmp_path):
+    """After `data import --overwrite` at the same path nothing told the new footage from the old: the manifest now
+    carries a fingerprint of its shards and episodes, the same for the same footage and new for other footage."""
+    first = synthetic(tmp_path / "d", [5, 7], val=(1,))
+    twin = synthetic(tmp_path / "twin", [5, 7], val=(1,))
+    assert first.fingerprint and first.fingerprint == twin.fingerprint  # the same footage elsewhere
+    _overwrite(tmp_path / "d", 12)
+    assert VideoDataset(tmp_path / "d").fingerprint not in (None, first.fingerprint)
+
+
+def test_a_dataset_made_before_fingerprints_still_opens_and_says_it_has_none(tmp_path):
+    from bridge.data.dataset import provenance
+
+    synthetic(tmp_path / "d", [4])
+    m = json.loads((tmp_path / "d" / "manifest.json").read_text(encoding="utf-8"))
+    del m["fingerprint"]
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    ds = VideoDataset(tmp_path / "d")
+    assert ds.fingerprint is None and provenance(ds) == {"path": str((tmp_path / "d").resolve()), "fingerprint": None}

@@ -322,3 +322,30 @@ def test_the_import_bar_counts_frames_so_one_long_video_shows_its_rate_and_time_
     import_footage([tmp_path / "clip.mp4", tmp_path / "anim.gif", folder], tmp_path / "ds", size=16, progress=True)
     bar = capsys.readouterr().err
     assert "44/44" in bar and "frame/s" in bar and "file" not in bar, bar  # 30 + 8 + 6 source frames
+
+
+def test_an_imported_dataset_records_its_sources_and_settings_and_a_reimport_gets_a_new_fingerprint(tmp_path):
+    """A checkpoint trained on imported footage could not say which footage: the manifest now names each source file
+    (size, last change), the import's --fps and --size, and carries a fingerprint that a re-import of other footage
+    at the same --out changes."""
+    import json
+    import os
+
+    iio.imwrite(tmp_path / "anim.gif", colour_frames(8), duration=200, loop=0)
+    os.utime(tmp_path / "anim.gif", (1_700_000_000, 1_700_000_000))
+    import_footage([tmp_path / "anim.gif"], tmp_path / "ds", size=16, fps=5, progress=False)
+    m = json.loads((tmp_path / "ds" / "manifest.json").read_text(encoding="utf-8"))
+    made = m["imported_from"]
+    assert made["sources"] == [{"path": str((tmp_path / "anim.gif").resolve()),
+                                "bytes": (tmp_path / "anim.gif").stat().st_size,
+                                "modified": _iso(1_700_000_000)}]
+    assert (made["fps"], made["size"]) == (5.0, 16) and 0 <= made["val_fraction"] <= 1
+    iio.imwrite(tmp_path / "anim.gif", colour_frames(8)[::-1], duration=200, loop=0)  # other footage, same name
+    import_footage([tmp_path / "anim.gif"], tmp_path / "ds", size=16, fps=5, overwrite=True, progress=False)
+    assert VideoDataset(tmp_path / "ds").fingerprint not in (None, m["fingerprint"])
+
+
+def _iso(t: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t).isoformat(timespec="seconds")

@@ -107,3 +107,52 @@ def test_a_new_out_ignores_what_file_managers_leave_and_nothing_else(name, litte
     from bridge.train.loop import is_litter
 
     assert is_litter(name) == litter
+
+
+def _timed_bar(steps: int, max_minutes: float | None, spent_s: float = 0.0, done: int = 0, step_s: float = 1.0):
+    """A budgeted bar on a fake clock, `done` steps in at one step every step_s seconds."""
+    from bridge.train.loop import progress_bar
+
+    bar = progress_bar(steps, "train", True, max_minutes=max_minutes, spent_s=spent_s)
+    clock = [0.0]
+    bar._time, bar.start_t, bar.last_print_t = (lambda: clock[0]), 0.0, 0.0
+    for _ in range(done):
+        clock[0] += step_s
+        bar.update(1)
+    return bar
+
+
+def test_the_bars_time_left_is_the_budgets_when_the_budget_ends_the_run_first():
+    """A 2-minute budget with 60 of 200 steps done in 60 s showed 2:20 left (the steps') when 1:00 remained, and the
+    run ended at 56% of the bar: now the time left, the total and the share are the budget's."""
+    bar = _timed_bar(200, max_minutes=2, done=60)
+    shown = str(bar)
+    assert "<01:00" in shown and " 60/120 " in shown and "50%" in shown, shown
+    assert "--max-minutes 2" in shown, shown  # why the total is not --steps
+    bar.close()
+
+
+def test_a_resumed_runs_bar_counts_the_budget_its_earlier_runs_spent():
+    bar = _timed_bar(200, max_minutes=2, spent_s=90, done=10)  # 100 s of 120 spent: 20 s, 20 steps left
+    assert "<00:20" in str(bar) and " 10/30 " in str(bar), str(bar)
+    bar.close()
+
+
+@pytest.mark.parametrize("max_minutes", [None, 0, 60])
+def test_the_bar_counts_to_steps_when_no_budget_ends_the_run_first(max_minutes):
+    bar = _timed_bar(200, max_minutes=max_minutes, done=60)
+    assert "<02:20" in str(bar) and " 60/200 " in str(bar) and "max-minutes" not in str(bar), str(bar)
+    bar.close()
+
+
+def test_a_fine_tuning_run_the_budget_stops_says_so_and_how_to_go_on(monkeypatch):
+    from bridge.train.loop import budget_stop
+    from bridge.train.options import saved
+
+    _clock(monkeypatch, 60)
+    done = fine_tune(50, 100, lambda i: None, lambda s: None, ckpt_every=10, max_minutes=1.5, bar=_bar(), out="run")
+    result = {"step": done, "loss": 0.5, **budget_stop(done, 150, 1.5, "rerun to go on")}
+    assert saved("", result, "run") == ("step 102 saved to run {'loss': 0.5}; stopped by --max-minutes 1.5 at step "
+                                        "102 of 150: rerun to go on")
+    whole = {"step": 150, **budget_stop(150, 150, 1.5, "rerun to go on")}
+    assert saved("", whole, "run") == "step 150 saved to run {}"

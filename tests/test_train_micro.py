@@ -686,3 +686,100 @@ def test_a_cards_command_is_quoted_for_the_shell_of_the_machine_it_was_made_on(m
         m.setattr(os, "name", "nt")
         quoted = shell_quote(r"C:\Program Files\wb\worldbridge.exe"), shell_quote(r"C:\wb\worldbridge.exe")
     assert quoted == (r'"C:\Program Files\wb\worldbridge.exe"', r"C:\wb\worldbridge.exe")
+
+
+def test_a_run_its_budget_stops_says_so_in_its_last_line(tmp_path):
+    """`train tokenizer --max-minutes 2` that stopped at step 113 of 200 ended on `step 113 saved to RUN` as if its
+    --steps were done: the line now says the budget stopped it, where, and how to go on."""
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    base = ["train", "tokenizer", "--data", str(ds), "--out", str(tmp_path / "run"), "--preset", "micro", "--batch",
+            "2", "--device", "cpu", "--quiet"]
+    r = CliRunner().invoke(main, [*base, "--steps", "6", "--max-minutes", "1e-9"])
+    assert r.exit_code == 0, r.output
+    assert ("; stopped by --max-minutes 1e-09 at step 1 of 6: rerun with a larger --max-minutes (0: no limit) to go "
+            "on") in r.output, r.output
+    r = CliRunner().invoke(main, [*base, "--max-minutes", "0"])  # reaches its --steps: nothing more said
+    assert r.exit_code == 0 and "step 6 saved" in r.output and "stopped by" not in r.output, r.output
+
+
+def test_a_decoder_run_its_budget_stops_says_so_and_that_a_rerun_goes_on(tmp_path):
+    from test_prompts_helpers import sandbox_dataset, save_micro_world
+
+    world, out = save_micro_world(tmp_path / "world"), tmp_path / "sharp"
+    r = CliRunner().invoke(main, ["train", "decoder", "--world", str(world), "--data", str(sandbox_dataset()), "--out",
+                                  str(out), "--steps", "5", "--batch", "2", "--max-minutes", "1e-9", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "; stopped by --max-minutes 1e-09 at step 1 of 5: rerun to go on" in r.output, r.output
+
+
+def _other_footage(ds: Path) -> None:
+    """Other footage at the same path, as `data import --overwrite` leaves it."""
+    other = write_square_dataset(ds.parent / "other", episodes=4, length=12, seed=1)
+    shutil.rmtree(ds)
+    other.rename(ds)
+
+
+def _provenance(ds: Path) -> dict:
+    from bridge.data.dataset import VideoDataset, provenance
+
+    return provenance(VideoDataset(ds))
+
+
+def test_a_runs_card_says_which_footage_it_trained_on_and_a_resume_on_other_footage_says_so(tmp_path, capsys):
+    """The card recorded only the dataset's path: after `data import --overwrite` there a checkpoint could not say which
+    footage it came from, and a resume mixed the two without a word."""
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    m = json.loads((ds / "manifest.json").read_text(encoding="utf-8"))
+    (ds / "manifest.json").write_text(json.dumps({**m, "generated_by": {"episodes": 4}}), encoding="utf-8")
+    opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", batch=2, progress=False)
+    train(TrainOptions(steps=2, **opts))
+    first = _provenance(ds)
+    card = json.loads((tmp_path / "run" / "model_card.json").read_text())["data"]
+    assert first["fingerprint"] and {k: card[k] for k in first} == first  # the fingerprint and generated_by
+    _other_footage(ds)  # as `data import --overwrite` leaves it
+    capsys.readouterr()
+    train(TrainOptions(steps=3, **opts))
+    err = capsys.readouterr().err
+    now = _provenance(ds)["fingerprint"]
+    assert err.count("warning:") == 1 and first["fingerprint"] in err and now in err and str(ds) in err, err
+    assert json.loads((tmp_path / "run" / "model_card.json").read_text())["data"]["fingerprint"] == now
+    train(TrainOptions(steps=4, **opts))  # the same footage as the last run: nothing to say
+    assert "warning:" not in capsys.readouterr().err
+
+
+def test_a_run_on_a_dataset_made_before_fingerprints_trains_and_its_card_says_none(tmp_path, capsys):
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    m = json.loads((ds / "manifest.json").read_text(encoding="utf-8"))
+    del m["fingerprint"]
+    (ds / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", batch=2, progress=False)
+    train(TrainOptions(steps=1, **opts))
+    assert json.loads((tmp_path / "run" / "model_card.json").read_text())["data"]["fingerprint"] is None
+    _other_footage(ds)
+    train(TrainOptions(steps=2, **opts))  # nothing known to compare with: nothing said
+    assert "warning:" not in capsys.readouterr().err
+
+
+def test_the_fine_tuning_stages_cards_say_which_footage_and_a_rerun_on_other_footage_says_so(tmp_path, capsys):
+    from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
+    from bridge.train.decoder import DecoderTrainOptions, train_decoder
+    from test_prompts_helpers import sandbox_dataset, save_micro_world
+
+    world, data = save_micro_world(tmp_path / "world"), sandbox_dataset()
+    shared = dict(steps=1, batch=2, progress=False)
+    train_decoder(DecoderTrainOptions(world=str(world), data=[str(data)], out=str(tmp_path / "dec"), **shared))
+    prompt = dict(world=str(world), data=str(data), encoder="hashing", max_frames=48, **shared)
+    train_events(PromptTrainOptions(out=str(tmp_path / "ev"), clip_len=4, **prompt))
+    train_first_frame(PromptTrainOptions(out=str(tmp_path / "ff"), **prompt))
+    made = _provenance(data)
+    assert made["fingerprint"] and made["generated_by"]
+    assert json.loads((tmp_path / "dec" / "model_card.json").read_text())["decoder"]["data_provenance"] == [made]
+    assert json.loads((tmp_path / "ev" / "model_card.json").read_text())["events"]["data_provenance"] == made
+    assert json.loads((tmp_path / "ff" / "first_frame.json").read_text())["data_provenance"] == made
+    card = json.loads((tmp_path / "dec" / "model_card.json").read_text())
+    card["decoder"]["data_provenance"][0]["fingerprint"] = "0123456789abcdef"  # as if trained on other footage
+    (tmp_path / "dec" / "model_card.json").write_text(json.dumps(card))
+    capsys.readouterr()
+    train_decoder(DecoderTrainOptions(world=str(world), data=[str(data)], out=str(tmp_path / "dec"), **shared))
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "0123456789abcdef" in err and made["fingerprint"] in err, err

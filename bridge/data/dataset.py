@@ -108,6 +108,7 @@ class VideoDataset:
         self.height, self.width, self.fps = int(m["height"]), int(m["width"]), float(m["fps"])
         self.action_names: list[str] | None = m.get("action_names")
         self.source: str = m.get("source", "unknown")
+        self.fingerprint: str | None = m.get("fingerprint")  # None: made before datasets carried one
         self.episodes = [Episode.from_dict(e) for e in m["episodes"]]
         self.num_frames = int(sum(e.length for e in self.episodes))
         self._shards: dict[tuple[str, int], np.ndarray] = {}
@@ -241,6 +242,13 @@ class ClipSampler:
             ep, off = self.clip(int(k))
             acts[b] = self.ds.actions(ep, effective=effective)[off : off + self.clip_len - 1]
         return frames, acts
+
+
+def provenance(ds: VideoDataset) -> dict:
+    """What a model card records of the footage it was trained on: the dataset's path, its content fingerprint (None
+    for one made before fingerprints) and how it was made (`generated_by` / `imported_from`, where the manifest says)."""
+    return {"path": str(ds.root.resolve()), "fingerprint": ds.fingerprint,
+            **{k: ds.manifest[k] for k in ("generated_by", "imported_from") if k in ds.manifest}}
 
 
 def made_by(ds: VideoDataset) -> str | None:

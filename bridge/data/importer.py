@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -253,6 +254,15 @@ def footage_episodes(path: Path, size: int, fps: float,
         raise FootageError(f"{path}: unsupported file type {ext or '(none)'}; supported: {supported} and folders of images")
 
 
+def source_record(path: Path) -> dict:
+    """What a manifest's `imported_from` says of one source: its path, bytes and last change (a folder of frames: its
+    images' total and the latest of them), enough to tell later which footage it was."""
+    files = _folder(path)[0] if path.is_dir() else [path]
+    stats = [f.stat() for f in files]
+    modified = _dt.datetime.fromtimestamp(max(s.st_mtime for s in stats)).isoformat(timespec="seconds")
+    return {"path": str(path.resolve()), "bytes": sum(s.st_size for s in stats), "modified": modified}
+
+
 def import_footage(paths: Iterable[str | Path], out: str | Path, size: int = 64, fps: float = 10.0,
                    val_fraction: float = 0.05, overwrite: bool = False, progress: bool = True) -> dict:
     """Import footage into a video-only dataset at `out` (no action files); all or nothing."""
@@ -281,6 +291,10 @@ def import_footage(paths: Iterable[str | Path], out: str | Path, size: int = 64,
                 eid += 1
         bar.total = bar.n  # the headers' count was an estimate (a truncated video holds fewer)
         bar.refresh()
-        w.split_by_seed(val_fraction)
+        frac = w.split_by_seed(val_fraction)  # (every episode is in w.episodes from here)
+        sources = dict.fromkeys(e["source_file"] for e in w.episodes)
+        # which footage, and how it was read: the checkpoints trained on it say so
+        w.header["imported_from"] = {"sources": [source_record(Path(s)) for s in sources], "fps": float(fps),
+                                     "size": size, "val_fraction": frac}
         path = w.finish()
     return {"out": str(path), "episodes": eid, "frames": frames_total}

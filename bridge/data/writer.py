@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,6 +14,7 @@ from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_json, make_temp, publish_over, remove_tree
 
 SHARD_FRAMES = 5000  # target frames per shard (episodes are never split across shards)
+SAMPLES, SAMPLE_BYTES = 16, 1 << 16  # a fingerprint reads 16 spans of 64 KiB of each shard (1 MiB of a 61 MB one)
 
 
 def _seed_hash(seed: int) -> float:
@@ -128,13 +130,14 @@ class DatasetWriter:
                    _cat([p[2] for p in self._pending]), _cat([p[3] for p in self._pending]))
         self._pending, self._pending_frames = [], 0
 
-    def split_by_seed(self, val_fraction: float) -> None:
+    def split_by_seed(self, val_fraction: float) -> float:
         """Give every episode its split from its seed, with the fraction fitted to all of them (import learns its
-        seeds only while reading its sources)."""
+        seeds only while reading its sources); -> the fraction used."""
         self.flush()
         frac = fitted_val_fraction([e["seed"] for e in self.episodes], val_fraction)
         for e in self.episodes:
             e["split"] = split_for_seed(e["seed"], frac)
+        return frac
 
     def finish(self) -> Path:
         """Write the manifest (last) and move the finished dataset to `out`."""
@@ -142,7 +145,8 @@ class DatasetWriter:
         if not self.episodes:
             raise ValueError("no episodes were written; nothing to save")
         episodes = sorted(self.episodes, key=lambda e: e["id"])
-        atomic_write_json(self.tmp / "manifest.json", {**self.header, "episodes": episodes})
+        atomic_write_json(self.tmp / "manifest.json", {**self.header, "fingerprint": fingerprint(self.tmp, episodes),
+                                                       "episodes": episodes})
         publish_over(self.tmp, self.out)  # mkdtemp made it private: the dataset gets an ordinary folder's mode
         self.done = True
         return self.out
@@ -155,6 +159,21 @@ class DatasetWriter:
                 p.rmdir()
             except OSError:
                 break
+
+
+def fingerprint(folder: Path, episodes: list[dict]) -> str:
+    """A dataset's content hash, for the model cards of what trains on it: its episode list and each shard's name,
+    size and SAMPLES spans of its bytes (first, last and evenly between), so a dataset of gigabytes is read in
+    megabytes and footage made again at the same path is told from the old."""
+    h = hashlib.sha256(json.dumps(episodes, sort_keys=True).encode())
+    for path in sorted(folder.glob("*.npy")):
+        size = path.stat().st_size
+        h.update(f"{path.name}\n{size}\n".encode())
+        with open(path, "rb") as f:
+            for at in sorted({max(size - SAMPLE_BYTES, 0) * i // (SAMPLES - 1) for i in range(SAMPLES)}):
+                f.seek(at)
+                h.update(f.read(SAMPLE_BYTES))
+    return h.hexdigest()[:16]
 
 
 def _cat(parts: list[np.ndarray | None]) -> np.ndarray | None:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.data.dataset import check_frame_size
+from bridge.data.dataset import check_frame_size, provenance
 from bridge.model.checkpoint import CheckpointError, load_model, read_json, save_model, state_tensors
 from bridge.model.genie import WorldModel
 from bridge.prompts.events import (EventSettings, cond_for_clip, default_captions, load_event_settings,
@@ -30,8 +30,8 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import (Averager, card_options, check_new_out, fine_tune, kept_options, progress_bar, seed_run,
-                               set_lr, train_device)
+from bridge.train.loop import (FINE_TUNE_RERUN, Averager, budget_stop, card_options, check_new_out, fine_tune,
+                               kept_options, progress_bar, seed_run, set_lr, train_device, warn_if_footage_changed)
 from bridge.train.options import PROMPT_DEFAULTS
 from bridge.values import plural
 from bridge.worlds.events import EVENT_TYPES
@@ -211,10 +211,12 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     lr = opts.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
     n = len(tokens)
-    bar = progress_bar(opts.steps, f"train first-frame ({opts.preset})", opts.progress)
+    bar = progress_bar(opts.steps, f"train first-frame ({opts.preset})", opts.progress, max_minutes=opts.max_minutes)
     t0, avg, metrics = time.time(), Averager(), {}
+    if resumed:
+        warn_if_footage_changed([run.get("data_provenance", {})], [ds], out)
     card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
-            "samples": n, "captions": captions, "sketch_trained": with_sketch, "encoder": opts.encoder,
+            "data_provenance": provenance(ds), "samples": n, "captions": captions, "sketch_trained": with_sketch, "encoder": opts.encoder,
             "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command,
             **card_options(opts, KEPT), "init_from": init_from}
 
@@ -237,7 +239,8 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar, out)
     metrics = avg.flush() or metrics
     save(done)
-    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), **metrics}
+    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), **metrics,
+            **budget_stop(done, start + opts.steps, opts.max_minutes, FINE_TUNE_RERUN)}
 
 
 def _first_frame_model(out: Path, resumed: bool, opts: PromptTrainOptions, cfg, world: WorldModel) -> tuple[FirstFrameModel, str | None]:
@@ -335,6 +338,8 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     rng = seed_run(opts.seed, start)
     ds = VideoDataset(opts.data)
     check_frame_size(ds, src.cfg.height, src.cfg.width, f"the world {out if resume else opts.world}")
+    if resume:
+        warn_if_footage_changed([run.get("data_provenance", {})], [ds], out)
     encoder = get_encoder(opts.encoder)
     data, events = _event_data(src, ds, opts, rng, device)  # tokens and latent actions, once
     types, counts, captions = _event_types(events)
@@ -356,7 +361,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     opt = _event_optimizer(dyn, lr)
     card = {**{k: v for k, v in src_card.items() if k not in ("metrics", "events")},
             "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
-                       "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
+                       "data_provenance": provenance(ds), "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
                        "clip_len": opts.clip_len,
                        **card_options(opts, KEPT), "encoder": opts.encoder, "hold": settings.hold,
                        **({"anchor": opts.anchor, "anchor_world": str(Path(opts.world).resolve())} if ref is not None else {}),
@@ -391,13 +396,14 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
         metrics = avg.add(res, bar) or metrics
 
     dyn.train()
-    bar = progress_bar(opts.steps, "train events", opts.progress)
+    bar = progress_bar(opts.steps, "train events", opts.progress, max_minutes=opts.max_minutes)
     avg = Averager()
     done = fine_tune(opts.steps, start, step, save, opts.ckpt_every, opts.max_minutes, bar, out)
     dyn.eval()
     metrics = avg.flush() or metrics
     save(done)
-    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), "event_types": types, **metrics}
+    return {"step": done, "out": str(out), "seconds": round(time.time() - t0, 1), "event_types": types, **metrics,
+            **budget_stop(done, start + opts.steps, opts.max_minutes, FINE_TUNE_RERUN)}
 
 
 def _event_out(opts: PromptTrainOptions) -> tuple[Path, bool]:

@@ -15,7 +15,7 @@ from bridge.options import (CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, NO
 from bridge.prompts.cli import train_prompts
 from bridge.values import shell_quote
 from bridge.train.options import (DECODER_DEFAULTS, RUN_DEFAULTS, RUN_MINUTES_OPTION, as_given, guarded, saved,
-                                  typed_command, with_options)
+                                  typed_command, why_stopped, with_options)
 
 # --amp of every stage that trains under autocast (tokenizer, dynamics, decoder); kept by a resume like the rest
 AMP_OPTION = click.option("--amp/--no-amp", default=None,
@@ -119,7 +119,7 @@ def decoder(**kw) -> None:
     click.echo(f"decoder: step {r['step']} saved to {r['out']}; val PSNR {r['val_psnr_before']:.2f} -> "
                f"{r['val_psnr_after']:.2f} dB; weather particles (share of val pixels, real "
                f"{r['val_particles_after']['real']:.4%}) drawn {r['val_particles_before']['reconstructed']:.4%} -> "
-               f"{r['val_particles_after']['reconstructed']:.4%} ({r['seconds']} s)")
+               f"{r['val_particles_after']['reconstructed']:.4%} ({r['seconds']} s){why_stopped(r)}")
 
 
 def _command_line(ctx: click.Context, stage: str) -> str:

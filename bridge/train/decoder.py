@@ -25,8 +25,8 @@ from bridge.model.config import WorldConfig
 from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, psnr_from_mse, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
-from bridge.train.loop import (Averager, amp, card_options, check_new_out, fine_tune, kept_options, progress_bar,
-                               seed_run, set_lr, train_device)
+from bridge.train.loop import (FINE_TUNE_RERUN, Averager, amp, budget_stop, card_options, check_new_out, fine_tune,
+                               kept_options, progress_bar, seed_run, set_lr, train_device, warn_if_footage_changed)
 from bridge.train.options import DECODER_DEFAULTS
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
@@ -155,7 +155,7 @@ def held_out(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> tuple[f
 
 def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     """Train (or resume) the decoder of opts.world into opts.out; returns the step and val PSNR before/after."""
-    from bridge.data.dataset import VideoDataset
+    from bridge.data.dataset import VideoDataset, provenance
 
     out, src = Path(opts.out), Path(opts.world)
     device = train_device(opts.device)  # a bad --device is refused before anything is copied
@@ -180,8 +180,10 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     opt = torch.optim.AdamW(params, lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.05)
     disc, d_opt = _critic(opts, tok, out, device) if opts.adv > 0 else (None, None)
     ctx, amp_on = amp(device, opts.amp)  # the rule of `train tokenizer|dynamics`
+    if resume:
+        warn_if_footage_changed(prev.get("data_provenance", []), datasets, out)
     section = {**_section(opts, prev, src, T, len(val), before, particles_before), "device": str(device),
-               "amp_bf16": amp_on}
+               "amp_bf16": amp_on, "data_provenance": [provenance(ds) for ds in datasets]}
     metrics: dict[str, float] = {}
 
     def save(step: int) -> float:
@@ -196,7 +198,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
         return after
 
     t0, avg = time.time(), Averager()
-    bar = progress_bar(opts.steps, "train decoder", opts.progress)
+    bar = progress_bar(opts.steps, "train decoder", opts.progress, max_minutes=opts.max_minutes)
 
     def step(i: int) -> None:
         nonlocal metrics
@@ -225,7 +227,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     after = save(done)
     return {"step": done, "out": str(out), "val_psnr_before": before, "val_psnr_after": after,
             "val_particles_before": particles_before, "val_particles_after": card["decoder"]["val_particles_after"],
-            "seconds": round(time.time() - t0, 1)}
+            "seconds": round(time.time() - t0, 1), **budget_stop(done, start + opts.steps, opts.max_minutes, FINE_TUNE_RERUN)}
 
 
 def _clip_samplers(opts: DecoderTrainOptions, datasets: list, wcfg: WorldConfig, world: Path) -> tuple[list, np.ndarray]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -99,14 +100,63 @@ def set_lr(opt: torch.optim.Optimizer, step: int, total: int, base: float, warmu
     return lr
 
 
-def progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> tqdm:
-    """The bar every training loop shows: steps done of `total`, with their rate and the time left."""
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, disable=not enabled)
+class BudgetBar(tqdm):
+    """A training bar that ends where the run will: at --steps, or sooner where the --max-minutes budget (`budget_s`,
+    of which `spent_s` went to earlier runs) is spent first at the current rate; its total, share and time left are
+    then the budget's, and its label says so."""
+
+    def __init__(self, *args: Any, budget_s: float | None = None, spent_s: float = 0.0, **kwargs: Any):
+        self.budget_s, self.spent_s = budget_s, spent_s
+        super().__init__(*args, **kwargs)
+
+    @property
+    def format_dict(self) -> dict[str, Any]:
+        d = super().format_dict
+        n, total, elapsed = d["n"], d["total"], d["elapsed"]
+        if not self.budget_s or not total or not elapsed:
+            return d
+        rate = d["rate"] or (n - d["initial"]) / elapsed  # the rate tqdm's time left divides by
+        reach = n + rate * max(self.budget_s - self.spent_s - elapsed, 0.0)
+        if rate > 0 and reach < total:
+            d.update(total=max(n, int(reach)), prefix=f"{d['prefix']}, --max-minutes {self.budget_s / 60:g}")
+        return d
+
+
+def progress_bar(total: int, desc: str, enabled: bool, initial: int = 0, max_minutes: float | None = None,
+                 spent_s: float = 0.0) -> tqdm:
+    """The bar every training loop shows: steps done of `total`, with their rate and the time left, both ending
+    where the --max-minutes budget (None or 0: none; `spent_s` of it spent by earlier runs) stops the run first."""
+    return BudgetBar(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, disable=not enabled,
+                     budget_s=max_minutes * 60 if max_minutes else None, spent_s=spent_s)
 
 
 def over_budget(spent_s: float, max_minutes: float | None) -> bool:
     """Whether a --max-minutes budget is spent (None or 0: no budget, as set_lr and every --max-minutes read it)."""
     return bool(max_minutes) and spent_s > max_minutes * 60
+
+
+FINE_TUNE_RERUN = "rerun to go on"  # the fine-tuning stages' --steps and --max-minutes count per run
+
+
+def budget_stop(step: int, steps: int, max_minutes: float | None, rerun: str) -> dict[str, str]:
+    """A run's result note when its --max-minutes budget, not --steps, ended it (at `step` of `steps`), with how to go
+    on (`rerun`); {} when it reached its steps. The one-line result (options.saved) ends with it."""
+    if not max_minutes or step >= steps:
+        return {}
+    return {"stopped": f"stopped by --max-minutes {max_minutes:g} at step {step} of {steps}: {rerun}"}
+
+
+def warn_if_footage_changed(earlier: list[dict], datasets: list, out: str | Path) -> None:
+    """Say once, as a resumed run starts, when a --data set holds footage the run was not trained on (`earlier`: the
+    card's provenance records, dataset.provenance): its fingerprint is none of theirs. Unknown fingerprints (a
+    dataset made before them) leave nothing to compare and nothing is said."""
+    before = {p["fingerprint"]: p.get("path") for p in earlier if p.get("fingerprint")}
+    for ds in datasets:
+        if before and ds.fingerprint and ds.fingerprint not in before:
+            then = ", ".join(f"{path} (fingerprint {fp})" for fp, path in before.items())
+            tqdm.write(f"warning: {out} was trained on {then}, but --data {ds.root} now holds other footage "
+                       f"(fingerprint {ds.fingerprint}): this run goes on with it, mixing the two; give a new --out to "
+                       "keep them apart", file=sys.stderr)
 
 
 @contextmanager

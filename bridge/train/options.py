@@ -80,6 +80,13 @@ def guarded(fn: Callable[[Any], dict], opts: Any, out: str | None) -> dict:
 
 
 def saved(what: str, result: dict, out: str) -> str:
-    """`<what>: step N saved to OUT {float metrics}`, the line every training command ends with."""
+    """`<what>: step N saved to OUT {float metrics}`, the line every training command ends with, and why it stopped
+    short of --steps when the --max-minutes budget did (loop.budget_stop)."""
     shown = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
-    return f"{what}step {result['step']} saved to {out} {shown}"
+    return f"{what}step {result['step']} saved to {out} {shown}{why_stopped(result)}"
+
+
+def why_stopped(result: dict) -> str:
+    """`; stopped by --max-minutes M at step N of S: how to go on` where the budget, not --steps, ended a run (every
+    training command's last line ends with it); else nothing."""
+    return f"; {result['stopped']}" if "stopped" in result else ""

@@ -23,7 +23,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
-from bridge.data.dataset import check_frame_size
+from bridge.data.dataset import check_frame_size, provenance
 from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.files import atomic_write_bytes
 from bridge.model.checkpoint import (CARD, CONFIG, MODEL, STATE, CheckpointError, OptimizerMismatch, load_into, load_model,
@@ -34,8 +34,8 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
-from bridge.train.loop import (Averager, amp, card_options, check_new_out, kept_options, over_budget, progress_bar,
-                               saved_on_stop, seed_run, set_lr, train_device)
+from bridge.train.loop import (Averager, amp, budget_stop, card_options, check_new_out, kept_options, over_budget,
+                               progress_bar, saved_on_stop, seed_run, set_lr, train_device, warn_if_footage_changed)
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -246,6 +246,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
             print(finished)
         env.close()
         return {"step": start, "unchanged": True}
+    if resuming and env.main:
+        warn_if_footage_changed([card.get("data", {})], [ds], out)
     card = _run_card(opts, cfg, ds, env, clip_len, card if resuming else None, tokenizer_from)
 
     ddp = env.wrap(model)
@@ -257,7 +259,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         if env.main:
             _save(out, kind, cfg, model, opt, card, step, metrics, elapsed + time.time() - t_start, amp_on)
 
-    bar = progress_bar(steps, f"train {opts.stage} ({cfg.preset})", env.main and opts.progress, initial=start)
+    bar = progress_bar(steps, f"train {opts.stage} ({cfg.preset})", env.main and opts.progress, initial=start,
+                       max_minutes=max_minutes, spent_s=elapsed)
     t_start = last_ckpt = last_log = time.time()
     avg, frames_since, metrics, done = Averager(), 0, {}, start
     model.train()
@@ -296,7 +299,8 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
     finally:
         ddp = None  # DDP's reducer holds the process group: let go of it before env.close() collects it
         env.close()
-    return {"step": done, **metrics}
+    rerun = "rerun with a larger --max-minutes (0: no limit) to go on"  # the budget counts resumes
+    return {"step": done, **metrics, **budget_stop(done, steps, max_minutes, rerun)}
 
 
 def _new_config(out: Path, opts: TrainOptions, ds: VideoDataset) -> tuple[WorldConfig, bool, tuple | None]:
@@ -429,7 +433,7 @@ def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, env: Dist,
     commands = {"command": opts.command} if resumed is None else {
         "command": resumed.get("command", opts.command), "resumed_with": [*resumed.get("resumed_with", []), opts.command]}
     card = {"preset": cfg.preset, "stage": opts.stage, **commands, "seed": opts.seed,
-            "data": {"path": str(Path(opts.data).resolve()), "frames": ds.num_frames, "episodes": len(ds.episodes),
+            "data": {**provenance(ds), "frames": ds.num_frames, "episodes": len(ds.episodes),
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names},
             "train": {**{key: v for key, v in card_options(opts, KEPT).items() if key != "seed"},
