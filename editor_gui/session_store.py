@@ -6,7 +6,6 @@ import io
 import itertools
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from bisect import bisect_left, bisect_right, insort
@@ -16,7 +15,7 @@ from typing import IO
 
 import numpy as np
 
-from bridge.files import Progress, publish_over, remove_tree, replace, temp_beside, tick
+from bridge.files import Progress, make_temp, publish_over, remove_tree, replace, temp_beside, tick
 from bridge.values import SEED_MAX, is_int, plural
 
 FORMAT = "worldbridge-editor-session"
@@ -510,7 +509,7 @@ class Session:
             return path
         if path.exists() and not (path / "session.json").exists() and any(path.iterdir()):
             raise FileExistsError(f"{path} is a non-empty folder that is not a saved session; choose another name")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        tmp = make_temp(path, folder=True)  # named after this process: a killed save's is removed by the next
         try:
             for name, data in files.items():
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)

@@ -66,3 +66,11 @@ def macos_syncs(monkeypatch) -> list[str]:
     monkeypatch.setattr(os, "fsync", lambda fd: done.append("fsync"))
     monkeypatch.setattr(os, "replace", lambda src, dst: (done.append("rename"), real(src, dst))[1])
     return done
+
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited: what a writer killed with -9 leaves in its temps' names."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    return int(gone.stdout)

@@ -145,6 +145,23 @@ def test_a_frame_put_under_another_index_is_refused_and_the_branch_stays_as_it_w
     assert [r.index for r in frames.recorded] == list(range(10))
 
 
+def test_a_folder_save_killed_midway_leaves_a_temp_the_next_save_removes(tmp_path, monkeypatch):
+    """An editor killed while saving a folder session left its hidden temp folder (the frames so far) beside the
+    session forever; the next save to that name removes it once its process is gone."""
+    import editor_gui.session_store as store
+    from helpers import dead_pid
+
+    with monkeypatch.context() as m:  # the save of a process that is then killed: nothing of it cleans up
+        m.setattr(os, "getpid", lambda gone=dead_pid(): gone)
+        m.setattr(store, "publish_over", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+        m.setattr(store, "remove_tree", lambda *a: None)
+        with pytest.raises(KeyboardInterrupt):
+            _session().save(tmp_path / "take")
+    assert len(os.listdir(tmp_path)) == 1
+    _session().save(tmp_path / "take")
+    assert os.listdir(tmp_path) == ["take"]
+
+
 @pytest.mark.parametrize("name", ["one.wbsession", "folder_session"])
 def test_save_load_roundtrip(tmp_path, name):
     s = _session()

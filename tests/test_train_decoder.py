@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -267,6 +268,25 @@ def test_a_rerun_keeps_the_runs_own_settings_and_a_given_one_wins(tmp_path, monk
     assert saves[6:] == [6, 6]
     card = json.loads((out / "model_card.json").read_text())["decoder"]
     assert card["steps"] == 6 and card["steps_per_run"] == 2 and card["ckpt_every"] == 2
+
+
+def test_a_copy_killed_midway_leaves_a_temp_the_next_decoder_run_removes(tmp_path, monkeypatch):
+    """`train decoder` killed while copying the world into --out left its hidden temp folder (a 43 MB world) beside
+    --out forever; the next run to that --out removes it once its process is gone."""
+    import bridge.train.decoder as D
+    from helpers import dead_pid
+    from test_model_data import save_random_world
+
+    world = save_random_world(tmp_path / "world")
+    with monkeypatch.context() as m:  # the copy of a process that is then killed: nothing of it cleans up
+        m.setattr(os, "getpid", lambda gone=dead_pid(): gone)
+        m.setattr(D.shutil, "copytree", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        m.setattr(D.shutil, "rmtree", lambda *a, **k: None)
+        with pytest.raises(KeyboardInterrupt):
+            D._copy_world(world, tmp_path / "dec")
+    assert len(list(tmp_path.iterdir())) == 2
+    D._copy_world(world, tmp_path / "dec")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dec", "world"]
 
 
 def test_footage_too_short_for_a_clip_is_refused_before_the_world_is_copied(tmp_path):

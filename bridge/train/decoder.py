@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bridge.files import atomic_write_json, publish
+from bridge.files import atomic_write_json, make_temp, publish
 from bridge.model.checkpoint import (STATE, load_into, load_model, read_config, read_json, read_tensors, save_model,
                                      save_tensors, state_tensors)
 from bridge.model.config import WorldConfig
@@ -252,7 +251,7 @@ def _copy_world(src: Path, out: Path) -> None:
     check_new_out(out, "train decoder", "a decoder run's")
     card = load_model(src, kind="world")[2]
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = make_temp(out, folder=True)  # named after this process: a killed copy's is removed by the next run
     try:
         shutil.copytree(src, tmp, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(STATE, "metrics.csv"))
