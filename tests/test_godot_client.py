@@ -433,6 +433,39 @@ def test_the_edit_marker_is_not_a_world_event_and_settings_update_the_session(go
     assert c.members["session"]["fps"] == 12.0
 
 
+@pytest.mark.parametrize("members, sent", [({}, None), ({"fps": 30.0}, 30.0)])
+def test_fps_0_the_default_asks_for_the_worlds_own_rate(godot_sim, scripted, members, sent):
+    """The export defaulted to 24, so a world trained on 10 fps footage played 2.4x too fast: 0 (the default) sends
+    nil, the world's own rate, as world_seed -1 lets the host pick; any other rate goes as it is."""
+    router, port = scripted
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}", **members)
+    godot_sim.add_to_root(c)
+    _, start = greet_and_start(godot_sim, router)
+    assert start["fps"] == sent and start["mode"] == "realtime"
+
+
+def test_fps_text_shows_the_rate_the_session_plays_at(godot_sim, scripted):
+    """With fps 0 only the host's session reply says the rate: the HUDs show it beside the rate measured, in realtime
+    mode (step mode has no rate), and follow a settings change."""
+    router, _ = scripted
+    c, _, ident = _scripted_session(godot_sim, scripted, "realtime")
+    protocol = godot_sim.script("res://addons/world_bridge/core/protocol.gd")
+
+    def fps_text():
+        return godot_sim.call_static(protocol, "fps_text", [14.84, c.members["session"]])
+
+    assert fps_text() == "14.8 of 24.0 fps"
+    assert godot_sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": 12.5})])
+    pump(godot_sim, router)
+    _, settings = recv(router)
+    router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": settings["req_id"], "request": "settings",
+                                                 "settings": {"fps": 12.5, "mode": "realtime"}})])
+    assert run_until(godot_sim, lambda: c.members["session"]["fps"] == 12.5)
+    assert fps_text() == "14.8 of 12.5 fps"
+    c.members["session"]["mode"] = "step"
+    assert fps_text() == "14.8 fps"
+
+
 def _silent_for(sim, client, ms: float) -> None:
     """Stops the sim's clock `ms` after the client last sent: its pings follow its clock, not how fast this machine is."""
     sim.clock_ms = client.members["_last_sent_ms"] + ms

@@ -225,6 +225,14 @@ def test_the_headless_runner_writes_its_counts_as_a_person_would(sim):
     assert [sim.call_static(protocol, "plural", [n, "frame"]) for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]
 
 
+def test_a_start_without_fps_asks_for_the_worlds_own_rate(sim):
+    """The builder sent 24 for a nil fps, so the host never played a world at its own rate (its footage fps, the
+    sandbox game's 15): nil goes out as nil, and mode still defaults to realtime."""
+    protocol = sim.script("res://addons/world_bridge/core/protocol.gd")
+    start = gdsim.to_py(sim.call_static(protocol, "start", [1, gdsim.to_gd({})]))
+    assert (start["fps"], start["mode"]) == (None, "realtime")
+
+
 def test_decoder_errors_write_a_count_of_one_as_a_person_would(sim):
     """msgpack.gd said "1 trailing bytes", "1 bytes announced", "array of 1 items cannot fit in 1 bytes": counts that
     can be 1 go through Protocol.plural."""

@@ -46,6 +46,18 @@ def test_demo_plays_the_sandbox_with_only_paste_greyed(godot_sim, godot_host):
     godot_sim.call_method(client, "disconnect_from_host", [])
 
 
+def test_demo_plays_the_sandbox_at_its_own_rate_and_its_hud_says_so(godot_sim, godot_host):
+    """demo.tscn leaves fps at 0: the sandbox game plays at its own 15 fps (it played at 24), and the HUD shows the
+    rate the session reply names beside the rate measured."""
+    demo, client = _demo(godot_sim, godot_host.address, "sandbox")
+    assert run_until(godot_sim, lambda: client.members["frames_received"] >= 1)
+    assert client.members["session"]["fps"] == 15.0
+    godot_sim.process()
+    stats = demo.native.get_node("HUD/Layout/StatsLabel").text
+    assert " of 15.0 fps " in stats, stats
+    godot_sim.call_method(client, "disconnect_from_host", [])
+
+
 def test_demo_greys_every_button_the_world_model_session_cannot_use(godot_sim, micro_world):
     """The micro world takes image prompts and pastes, but no text, sketches or events: Prompt and Level grey too."""
     with server.run_host_in_thread(str(micro_world)) as h:

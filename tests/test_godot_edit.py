@@ -620,7 +620,8 @@ def test_dock_shows_each_frames_numbers_under_the_preview_as_unity_does(dock_sim
     sim.process()
     fps = client.members["fps_measured"]
     assert m["_frame_info"].visible
-    assert m["_frame_info"].text == f"frame 1  epoch 0  model 12.5 ms  dropped 1  {fps:.1f} fps"
+    # the rate measured, then the session's
+    assert m["_frame_info"].text == f"frame 1  epoch 0  model 12.5 ms  dropped 1  {fps:.1f} of 24.0 fps"
     assert sim.call_method(client, "send_input", ["right"])
     pump(sim, sock)
     _, sent = recv(sock)

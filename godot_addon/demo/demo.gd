@@ -109,9 +109,10 @@ func _unhandled_input(event: InputEvent) -> void:
 func _process(_delta: float) -> void:
 	var frame: Variant = client.last_frame_header.get("index", 0)
 	var latency := "-" if client.latency_ms < 0.0 else "%.0f ms" % client.latency_ms
+	var rate := WorldBridgeProtocol.fps_text(client.fps_measured, client.session)
 	stats_label.text = (
-		"frame %s   %.1f fps   input->frame %s   action %s"
-		% [str(frame), client.fps_measured, latency, str(world_input.current_action)]
+		"frame %s   %s   input->frame %s   action %s"
+		% [str(frame), rate, latency, str(world_input.current_action)]
 	)
 
 

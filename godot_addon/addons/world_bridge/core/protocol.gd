@@ -46,8 +46,9 @@ static func hello(
 	return msg
 
 
-## `options` may hold any START_KEYS; missing ones are sent as nil (host defaults),
-## except mode/fps, which default to realtime at 24 fps. With `resume`, only resume is sent.
+## `options` may hold any START_KEYS; missing ones are sent as nil (host defaults: a nil fps
+## is the world's own rate), except mode, which defaults to realtime. With `resume`, only resume
+## is sent.
 static func start(req_id: int, options: Dictionary) -> Dictionary:
 	var msg := {"type": "start", "req_id": req_id}
 	if options.get("resume") != null:
@@ -57,8 +58,6 @@ static func start(req_id: int, options: Dictionary) -> Dictionary:
 		msg[key] = _clean(key, options.get(key))
 	if msg["mode"] == null:
 		msg["mode"] = "realtime"
-	if msg["fps"] == null:
-		msg["fps"] = 24.0
 	return msg
 
 
@@ -143,6 +142,15 @@ static func text_unused(prompt: Dictionary) -> String:
 		)
 		% text
 	)
+
+
+## The rate measured and, in realtime mode, the rate `session` plays at (its fps: with the client's
+## fps 0 only the host knows it), e.g. "14.8 of 15.0 fps", for a HUD.
+static func fps_text(measured: float, session: Dictionary) -> String:
+	var target: Variant = session.get("fps")
+	if session.get("mode") != "realtime" or typeof(target) not in [TYPE_FLOAT, TYPE_INT]:
+		return "%.1f fps" % measured
+	return "%.1f of %.1f fps" % [measured, float(target)]
 
 
 ## "1 session", "3 sessions": a count as a person writes it.

@@ -132,7 +132,10 @@ func _build() -> void:
 	view.client = client
 	view.frame_clicked.connect(_on_preview_clicked)
 	_frame_info = Label.new()
-	_frame_info.tooltip_text = "latency: input to its first frame; dropped: frames not shown"
+	_frame_info.tooltip_text = (
+		"latency: input to its first frame; dropped: frames not shown; fps: received of the"
+		+ " session's rate"
+	)
 	_frame_info.visible = false
 	add_child(_frame_info)
 
@@ -380,9 +383,8 @@ func _on_frame_received(header: Dictionary, _pixels: PackedByteArray) -> void:
 	)
 	if client.latency_ms >= 0.0:
 		text += "  latency %.0f ms" % client.latency_ms
-	_frame_info.text = (
-		text + "  dropped %d  %.1f fps" % [client.frames_skipped, client.fps_measured]
-	)
+	var rate := Protocol.fps_text(client.fps_measured, client.session)
+	_frame_info.text = text + "  dropped %d  %s" % [client.frames_skipped, rate]
 	_frame_info.visible = true
 
 

@@ -65,7 +65,9 @@ const FPS_WINDOW := 30
 @export var auto_start := true
 @export_enum("default", "sandbox", "world_model") var backend: String = "default"
 @export_enum("realtime", "step") var mode: String = "realtime"
-@export_range(1.0, 120.0) var fps := 24.0
+## Target frames per second in realtime mode; 0: the world's own rate (its footage's, the sandbox
+## game's 15), which the session reply names (session.fps; WorldBridgeProtocol.fps_text shows it).
+@export_range(0.0, 120.0) var fps := 0.0
 ## World seed; -1 lets the host pick.
 @export var world_seed := -1
 @export_multiline var text_prompt := ""
@@ -263,7 +265,7 @@ func start_session(options: Dictionary = {}) -> bool:
 	var opts := {
 		"backend": null if backend == "default" else backend,
 		"mode": mode,
-		"fps": fps,
+		"fps": null if fps <= 0.0 else fps,
 		"seed": null if world_seed < 0 else world_seed,
 		"text": null if text_prompt == "" else text_prompt,
 		# Named even when absent, so a session's options started again capture no viewport.
