@@ -191,11 +191,13 @@ def _nunit_passes(tests: Path, refs: tuple[Path, ...], tmp_path: Path) -> set[st
 
 
 def test_world_input_checks_nunit(build: Path, tmp_path: Path):
-    """WorldInput's rule checks, run under mono against Tests/CompileOnly~ (Unity's API declared for the compiler)."""
+    """The Runtime components' and the Basic World sample's checks, run under mono against Tests/CompileOnly~ (Unity's
+    API declared for the compiler)."""
     engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll")
     runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine)
+    sample = mcs(tmp_path / "WorldBridge.Samples.dll", cs(PLUGIN / "Samples~" / "BasicWorld"), engine + (runtime,))
     tests = mcs(tmp_path / "WorldBridge.Runtime.Tests.dll", cs(PLUGIN / "Tests" / "Runtime~"),
-                engine + (runtime, NUNIT, "System.Core.dll"))
+                engine + (runtime, sample, NUNIT, "System.Core.dll"))
     names = _nunit_passes(tests, engine, tmp_path)
     assert_every_test_ran(names, PLUGIN / "Tests" / "Runtime~")
 

@@ -257,6 +257,10 @@ namespace WorldBridge.Editor
             var cannot = Array.FindAll(SessionCapabilities.All, c => !caps.Has(c));
             EditorGUILayout.LabelField($"Can: {caps}" + (cannot.Length > 0 ? $"   Cannot: {string.Join(", ", cannot)}" : "") +
                                        (caps.Declared ? "" : "   (a protocol 1.0 host: assumed)"), EditorStyles.miniLabel);
+            // the host's rate, not one asked for: a start without fps ticks at the world's own (the sandbox game's 15)
+            EditorGUILayout.LabelField(session.Mode == "step" ? "Step: one frame per input"
+                                       : $"Realtime at {session.Fps:0.#} fps (the session's rate)",
+                                       EditorStyles.miniLabel);
         }
 
         void DrawPreview(SessionInfo session)
@@ -298,7 +302,7 @@ namespace WorldBridge.Editor
         /// <summary>Which game keys play here (WorldInput's default rules), so nobody presses arrows a world model ignores.</summary>
         static string ActionsHeading(SessionInfo session)
         {
-            var n = Math.Min(GameKeys.DigitKeys, session.NumLatentActions);
+            var n = GameKeys.DigitKeysPlaying(session);
             if (session.ArrowKeysPlay)
                 return $"Actions (or arrow keys + space{(n > 0 ? $", keys 1–{n} by id," : "")} while the preview has focus: click it)";
             return n == 0 ? "Actions (no game keys play this backend's actions)"

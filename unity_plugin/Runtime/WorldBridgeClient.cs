@@ -31,15 +31,16 @@ namespace WorldBridge
     {
         [Header("Host")]
         [Tooltip("Where `worldbridge serve` listens, e.g. tcp://127.0.0.1:5555; changed while connected, the client " +
-                 "reconnects to it at the next frame.")]
-        public string endpoint = "tcp://127.0.0.1:5555";
+                 "reconnects to it at the next frame (typed here: once entered, not per keystroke).")]
+        [Delayed] public string endpoint = "tcp://127.0.0.1:5555";
 
         [Header("World")]
         [Tooltip("Send `start` with the settings below as soon as the host welcomed us.")]
         public bool startOnConnect = true;
         public WorldBackendChoice backend = WorldBackendChoice.HostDefault;
         public WorldMode mode = WorldMode.Realtime;
-        [Range(1, 120)] public float fps = 24;
+        [Tooltip("Frames/s of a realtime world, 1-120; 0: the world's own rate (its footage fps; the sandbox game's 15).")]
+        [Range(0, 120)] public float fps;
         public bool fixedSeed;
         [Min(0)] public int seed;
         [TextArea(2, 4)] public string textPrompt = "";
@@ -56,6 +57,8 @@ namespace WorldBridge
         [SerializeField] long frameIndex;
         [SerializeField] float latencyMs;
         [SerializeField] long framesDropped;
+        [Tooltip("Frames/s the host ticks the session at (its reply's fps): Fps, or the world's own rate for 0.")]
+        [SerializeField] float fpsTarget;
         [Tooltip("Frames/s as they arrive from the host (the last 30), whether or not the game showed each.")]
         [SerializeField] float fpsMeasured;
         [Tooltip("Ping → pong round trip in ms, measured by RequestStatus (and the keep-alive pings); -1 until measured.")]
@@ -96,6 +99,9 @@ namespace WorldBridge
         public long FramesDropped => framesDropped;
         /// <summary>Frames/s as they arrive from the host (the Godot addon's fps_measured); 0 until two frames.</summary>
         public float FpsMeasured => fpsMeasured;
+        /// <summary>Frames/s the host ticks the session at (its `session.fps`): the Fps asked for, or the world's own
+        /// rate when it was left at 0; 0 before a session.</summary>
+        public float FpsTarget => fpsTarget;
         /// <summary>Ping → pong round trip in ms (the Godot addon's rtt_ms); -1 until a pong came back.</summary>
         public float RoundTripMs => roundTripMs;
         /// <summary>False once closed or failed: requests then only report "not connected".</summary>
@@ -194,7 +200,7 @@ namespace WorldBridge
             shownState = ConnectionState.Closed;
             connectionState = "Closed";
             frameIndex = framesDropped = 0;
-            latencyMs = fpsMeasured = 0;
+            latencyMs = fpsMeasured = fpsTarget = 0;
             roundTripMs = -1;
             if (c != null) ConnectionChanged?.Invoke();
         }
@@ -245,6 +251,7 @@ namespace WorldBridge
                 var s = SessionInfo.From(m, Connection?.Welcome);
                 if (!s.Resumed) fieldStart.Started(m, Connection?.Session);
                 backendInUse = s.BackendLabel + (DroppedNote == null ? "" : "; " + DroppedNote);
+                fpsTarget = (float)s.Fps;
                 Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}, can: {s.Capabilities}");
                 onSessionStarted.Invoke();
             }
@@ -326,7 +333,7 @@ namespace WorldBridge
                 {
                     Backend = backend == WorldBackendChoice.Sandbox ? "sandbox" : backend == WorldBackendChoice.WorldModel ? "world_model" : null,
                     Mode = mode == WorldMode.Step ? "step" : "realtime",
-                    Fps = fps,
+                    Fps = fps == 0 ? (double?)null : fps, // 0: the world's own rate
                     Seed = fixedSeed ? seed : (long?)null,
                     Text = string.IsNullOrEmpty(textPrompt) ? null : textPrompt,
                     Image = asSketch ? null : image,

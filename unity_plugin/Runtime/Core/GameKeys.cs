@@ -41,6 +41,10 @@ namespace WorldBridge.Core
 
         readonly HashSet<string> held = new HashSet<string>();
 
+        /// <summary>How many digit keys play `session`'s latent actions (keys 1 to this): fewer than 8 for a world with
+        /// fewer actions, so nobody is told to press a key that plays nothing.</summary>
+        public static int DigitKeysPlaying(SessionInfo session) => Math.Min(DigitKeys, session.NumLatentActions);
+
         /// <summary>The button of the digit key that plays latent action `latent` (key 1 plays latent action 0).</summary>
         public static string DigitButton(int latent) => "digit" + (latent + 1);
 

@@ -144,7 +144,7 @@ namespace WorldBridge.Core
     {
         public string Backend;            // "sandbox", "world_model" or null for the host default
         public string Mode = "realtime";  // or "step": one frame per input
-        public double Fps = 24;
+        public double? Fps;               // null: the world's own rate (its footage fps; the sandbox game's 15)
         public long? Seed;
         public string Text;
         public byte[] Image;              // PNG or JPEG bytes

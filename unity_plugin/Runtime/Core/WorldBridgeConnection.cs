@@ -233,7 +233,8 @@ namespace WorldBridge.Core
         {
             if (options == null) throw new ArgumentNullException(nameof(options));
             Protocol.CheckMode(options.Mode);
-            if (options.Fps < 1 || options.Fps > 120) throw new ArgumentException($"fps {options.Fps} must be within 1-120");
+            if (options.Fps.HasValue && !(options.Fps >= 1 && options.Fps <= 120))
+                throw new ArgumentException($"fps {options.Fps} must be within 1-120, or null for the world's own rate");
             CheckSeed(options.Seed);
             lock (requestOrder)
             {

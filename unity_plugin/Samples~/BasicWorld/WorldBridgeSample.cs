@@ -91,7 +91,7 @@ namespace WorldBridge.Samples
             bottom.SetParent(canvas.transform, false);
             Anchor(bottom, new Vector2(1, 0), new Vector2(-16, 16), new Vector2(360, 40));
             bottom.GetComponent<HorizontalLayoutGroup>().spacing = 8;
-            Button(bottom, "New world", () => { score = 0; client.ResetWorld(); });
+            Button(bottom, "New world", NewWorld);
             recordText = Button(bottom, "Record", recorder.Toggle);
 
             client.onSessionStarted.AddListener(OnSession);
@@ -111,16 +111,35 @@ namespace WorldBridge.Samples
             if (session == null) return;
             worldFitter.aspectRatio = (float)session.Width / session.Height;
             if (crate != null) Destroy(crate);
-            paste.layer = crate = session.Capabilities.CanEdit ? Crate(System.Math.Max(2, session.Width / 5)) : null;
-            // a world model's latent actions, learned from unlabelled video, are none of the arrows: keys 1-8 play them
-            var keys = session.ArrowKeysPlay ? "arrows/WASD/gamepad to play" : "keys 1-8 play the latent actions";
-            statusText.text = keys + (session.Capabilities.CanEdit ? ", click the world to drop a crate" : " (this backend cannot paste objects)");
+            // a crate on every backend: World Paste says itself that one cannot edit frames when clicked there
+            paste.layer = crate = Crate(System.Math.Max(2, session.Width / 5));
+            statusText.text = Keys(session) + (session.Capabilities.CanEdit ? ", click the world to drop a crate" : " (this backend cannot paste objects)");
             foreach (var type in session.EventTypes)
             {
                 var eventType = type;
                 Button(eventBar, eventType.Replace('_', ' '), () => client.FireEvent(eventType));
                 eventButtons.Add(eventBar.GetChild(eventBar.childCount - 1).gameObject);
             }
+        }
+
+        /// <summary>A world of a fresh seed on each press (the next one after the world before): the client's fixed seed
+        /// alone would restart the same world each time.</summary>
+        void NewWorld()
+        {
+            score = 0;
+            client.seed++;
+            client.ResetWorld();
+        }
+
+        /// <summary>What plays the world: a world model's latent actions, learned from unlabelled video, are none of the
+        /// arrows; keys 1 to as many as it has (at most 8) play them.</summary>
+        static string Keys(SessionInfo session)
+        {
+            if (session.ArrowKeysPlay) return "arrows/WASD/gamepad to play";
+            int keys = GameKeys.DigitKeysPlaying(session), all = session.NumLatentActions;
+            if (keys == 0) return "no key plays this world's actions";
+            if (keys == 1) return "key 1 plays the latent action";
+            return $"keys 1–{keys} play {(keys < all ? $"{keys} of the {all}" : "the")} latent actions";
         }
 
         /// <summary>The crate texture would outlive the sample (a leak per Play in the editor) without this.</summary>

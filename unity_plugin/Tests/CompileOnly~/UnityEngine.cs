@@ -6,8 +6,9 @@
 // getting Unity's life cycle (Awake then OnEnable from AddComponent on an active object, Awake at the first activation
 // otherwise, OnDisable/OnEnable when `enabled` or SetActive changes isActiveAndEnabled, OnDisable/OnDestroy from
 // Destroy, OnDestroy only once awake), a destroyed Object comparing equal to null, a Texture2D keeping its size,
-// Debug's logs reaching Application.logMessageReceived, and Input reading the keys a test holds in
-// UnityEngine.TestSupport.Keys, so NUnit tests can check what a script builds, says and sends); never ship it.
+// Debug's logs reaching Application.logMessageReceived, Input reading the keys a test holds in
+// UnityEngine.TestSupport.Keys, and Range and Tooltip keeping their arguments as Unity's do, so NUnit tests can check
+// what a script builds, says, sends and shows in the inspector); never ship it.
 // Unlike Unity, a component made with `new` (no GameObject) is allowed and counts as on an active object and awake
 // (isActiveAndEnabled follows `enabled` alone; it gets no Awake or first OnEnable: a test calls OnEnable itself), so a
 // test can build one without a scene; and Destroy acts at once, not at the frame's end.
@@ -373,8 +374,17 @@ namespace UnityEngine
     // --- Attributes ---
     [AttributeUsage(AttributeTargets.Field)] public class PropertyAttribute : Attribute { }
     public sealed class HeaderAttribute : PropertyAttribute { public HeaderAttribute(string header) { } }
-    public class TooltipAttribute : PropertyAttribute { public TooltipAttribute(string tooltip) { } }
-    public sealed class RangeAttribute : PropertyAttribute { public RangeAttribute(float min, float max) { } }
+    public class TooltipAttribute : PropertyAttribute
+    {
+        public readonly string tooltip;
+        public TooltipAttribute(string tooltip) { this.tooltip = tooltip; }
+    }
+    public sealed class RangeAttribute : PropertyAttribute
+    {
+        public readonly float min, max;
+        public RangeAttribute(float min, float max) { this.min = min; this.max = max; }
+    }
+    public sealed class DelayedAttribute : PropertyAttribute { public DelayedAttribute() { } }
     public sealed class MinAttribute : PropertyAttribute { public MinAttribute(float min) { } }
     public sealed class TextAreaAttribute : PropertyAttribute { public TextAreaAttribute() { } public TextAreaAttribute(int minLines, int maxLines) { } }
     [AttributeUsage(AttributeTargets.Field)] public sealed class SerializeField : Attribute { }

@@ -580,6 +580,21 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AStartWithoutFpsAsksForTheWorldsOwnRateAndOnlyAGivenRateIsChecked()
+        {
+            using (var host = new FakeHost())
+            using (var c = new WorldBridgeConnection(Options(host)))
+            {
+                Assert.IsNull(new StartOptions().Fps, "a start asked for 24 fps whatever the world's own rate");
+                Assert.IsNull(Protocol.Start(1, new StartOptions())["fps"], "start.fps must be nil: the backend's own rate");
+                Assert.AreEqual(12.0, Protocol.Start(1, new StartOptions { Fps = 12 })["fps"]);
+                c.Start(new StartOptions());  // no rate given: nothing to check
+                foreach (var bad in new[] { 0, 121, double.NaN })
+                    StringAssert.Contains("must be within 1-120", Assert.Throws<ArgumentException>(() => c.Start(new StartOptions { Fps = bad })).Message);
+            }
+        }
+
+        [Test]
         public void AStartMadeWhileReconnectingReplacesTheResume()
         {
             using (var host = new FakeHost())

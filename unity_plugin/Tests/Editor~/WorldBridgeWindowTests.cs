@@ -174,6 +174,26 @@ namespace WorldBridge.Tests
             ConnectionOf(window).Close();
         }
 
+        [Test]
+        public void TheWindowStartsAtTheWorldsOwnRateAndShowsTheRateTheSessionTicksAt()
+        {
+            var window = ReadyWindow();
+            Private.Call(window, "StartWorld");
+            Assert.IsTrue(Starts(window)[0].ContainsKey("fps") && !Starts(window)[0].Has("fps"),
+                          "the window's start asked for 24 fps, not the world's own rate");
+            ConnectionOf(window).Close();
+            var started = Started("sandbox", "realtime", 7, Sandbox);
+            started["fps"] = 15.0; // the sandbox game's own rate
+            window = WindowIn(started);
+            Drawn(window);
+            CollectionAssert.Contains(UnityEditor.TestSupport.Drawn.Labels, "Realtime at 15 fps (the session's rate)");
+            ConnectionOf(window).Close();
+            window = WindowIn(Started("sandbox", "step", 7, Sandbox));
+            Drawn(window);
+            CollectionAssert.Contains(UnityEditor.TestSupport.Drawn.Labels, "Step: one frame per input");
+            ConnectionOf(window).Close();
+        }
+
         const string StartAHost = "Start a host first: worldbridge serve --backend sandbox";
 
         [Test]

@@ -389,6 +389,42 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void AnFpsLeftAt0AsksForTheWorldsOwnRateAndTheInspectorShowsTheSessionsRate()
+        {
+            var fps = typeof(WorldBridgeClient).GetField("fps");
+            var range = fps.GetCustomAttribute<UnityEngine.RangeAttribute>();
+            Assert.AreEqual((0f, 120f), (range.min, range.max), "the inspector cannot set the world's own rate");
+            StringAssert.Contains("0: the world's own rate", fps.GetCustomAttribute<UnityEngine.TooltipAttribute>().tooltip);
+            var client = new WorldBridgeClient { startOnConnect = false };
+            Assert.AreEqual(0f, client.fps, "a client asked for 24 fps whatever the world's own rate");
+            var connection = Ready(client);
+            client.StartWorld();
+            Assert.IsTrue(Starts(connection)[0].ContainsKey("fps") && !Starts(connection)[0].Has("fps"),
+                          "start.fps must be nil: the host ticks the world at its own rate");
+            client.fps = 30;
+            client.StartWorld();
+            Assert.AreEqual(30.0, Starts(connection)[1]["fps"], "a rate given is sent");
+            var told = new List<string>();
+            client.onError.AddListener(told.Add);
+            client.fps = 200; // a script: the range check applies to a given rate
+            Assert.AreEqual(-1, client.StartWorld());
+            StringAssert.Contains("fps 200 must be within 1-120", told[0]);
+            var session = Session(Starts(connection)[0]);
+            session["fps"] = 15.0; // the sandbox game's own rate
+            Answer(client, session);
+            Assert.AreEqual(15f, client.FpsTarget, "the client does not say the rate its session ticks at");
+            Assert.IsNotNull(typeof(WorldBridgeClient).GetField("fpsTarget", BindingFlags.NonPublic | BindingFlags.Instance)
+                .GetCustomAttribute<UnityEngine.SerializeField>(), "the session's rate must be shown in the inspector");
+            client.Shutdown();
+            Assert.AreEqual(0f, client.FpsTarget, "a closed client still shows its old session's rate");
+        }
+
+        [Test]
+        public void TypingAnEndpointInTheInspectorReconnectsOnceItIsEnteredNotOnEveryKeystroke() =>
+            Assert.IsNotNull(typeof(WorldBridgeClient).GetField("endpoint").GetCustomAttribute<UnityEngine.DelayedAttribute>(),
+                             "without [Delayed] the inspector sets the endpoint per keystroke and Update reconnects to each");
+
+        [Test]
         public void ATextureFileThatCannotBeReadIsAnErrorRequestsReport()
         {
             var read = typeof(WorldBridgeClient).GetMethod("ReadAssetFile", BindingFlags.NonPublic | BindingFlags.Static);
