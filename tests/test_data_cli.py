@@ -234,7 +234,7 @@ def test_info_counts_one_frame_and_one_episode_as_such():
 
 def test_info_says_which_footage_a_dataset_holds_and_how_it_was_made(tmp_path):
     """`data info` showed neither the fingerprint a model card records nor `generated_by` / `imported_from`, so a
-    dataset could not be matched to the checkpoints trained on it, nor its making told, without reading the manifest."""
+    dataset could not be matched to the checkpoints trained on it, nor its making told, without its manifest."""
     out = tmp_path / "gen"
     CliRunner().invoke(data, ["generate", "--episodes", "2", "--frames", "6", "--out", str(out), "--workers", "1",
                               "--seed", "4", "--quiet"])
@@ -257,5 +257,6 @@ def test_info_says_which_footage_a_dataset_holds_and_how_it_was_made(tmp_path):
     m = json.loads((tmp_path / "imp" / "manifest.json").read_text(encoding="utf-8"))
     del m["fingerprint"]  # a dataset made before fingerprints
     (tmp_path / "imp" / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
-    assert json.loads(CliRunner().invoke(data, ["info", str(tmp_path / "imp"), "--json"]).output)["fingerprint"] is None
-    assert "no fingerprint (made before datasets had one)" in CliRunner().invoke(data, ["info", str(tmp_path / "imp")]).output
+    info = json.loads(CliRunner().invoke(data, ["info", str(tmp_path / "imp"), "--json"]).output)
+    text = CliRunner().invoke(data, ["info", str(tmp_path / "imp")]).output
+    assert info["fingerprint"] is None and "no fingerprint (made before datasets had one)" in text, text

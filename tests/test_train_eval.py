@@ -59,7 +59,8 @@ def test_every_key_eval_prints_is_in_the_docs(tmp_path):
     m = json.loads((data / "manifest.json").read_text())
     (data / "manifest.json").write_text(json.dumps({**m, "generated_by": {"episodes": 4}}))  # every key there is
     res = evaluate(str(run["world"]), str(data), device="cpu", clips=2, progress=False)
-    assert {"settings", "rollout_frames", "val_episodes", "val_frames", "data_generated_by", "data_fingerprint"} <= set(res)
+    assert {"settings", "rollout_frames", "val_episodes", "val_frames", "data_generated_by",
+            "data_fingerprint"} <= set(res)
     assert not undocumented(res, "## Evaluation: `worldbridge eval"), undocumented(res, "## Evaluation: `worldbridge eval")
 
 
