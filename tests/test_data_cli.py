@@ -226,7 +226,37 @@ def test_info_counts_one_frame_and_one_episode_as_such():
             "hours": 0.0, "action_names": None, "has_actions": False, "has_sketches": False, "bytes": 100,
             "bytes_per_100k_frames": 100, "splits": {"train": {"episodes": 1, "frames": 1}},
             "episode_length": {"min": 1, "max": 1}, "params": {}, "events": {"weather_snow": 1},
-            "episodes_with_events": 1, "example_captions": []}
+            "episodes_with_events": 1, "example_captions": [], "fingerprint": None}
     text = format_info(info)
     assert "(1 frame each)" in text and "1 episode with events" in text, text
     assert "(2-30 frames each)" in format_info({**info, "episode_length": {"min": 2, "max": 30}})
+
+
+def test_info_says_which_footage_a_dataset_holds_and_how_it_was_made(tmp_path):
+    """`data info` showed neither the fingerprint a model card records nor `generated_by` / `imported_from`, so a
+    dataset could not be matched to the checkpoints trained on it, nor its making told, without its manifest."""
+    out = tmp_path / "gen"
+    CliRunner().invoke(data, ["generate", "--episodes", "2", "--frames", "6", "--out", str(out), "--workers", "1",
+                              "--seed", "4", "--quiet"])
+    m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    info = json.loads(CliRunner().invoke(data, ["info", str(out), "--json"]).output)
+    assert info["fingerprint"] == m["fingerprint"] and info["generated_by"] == m["generated_by"]
+    assert "imported_from" not in info
+    text = CliRunner().invoke(data, ["info", str(out)]).output
+    assert f"fingerprint {m['fingerprint']}" in text and "generated episodes=2, " in text and "seed=4" in text, text
+    for i in range(7):
+        iio.imwrite(tmp_path / f"clip{i}.gif", np.full((3, 16, 16, 3), 40 * i, np.uint8), duration=100, loop=0)
+    r = CliRunner().invoke(data, ["import", *(str(tmp_path / f"clip{i}.gif") for i in range(7)), "--out",
+                                  str(tmp_path / "imp"), "--size", "16", "--fps", "5"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(CliRunner().invoke(data, ["info", str(tmp_path / "imp"), "--json"]).output)
+    assert len(info["imported_from"]["sources"]) == 7 and info["imported_from"]["fps"] == 5.0 and info["fingerprint"]
+    text = CliRunner().invoke(data, ["info", str(tmp_path / "imp")]).output
+    assert "imported  7 sources at 5 fps, 16 px" in text and str(tmp_path / "clip0.gif") in text, text
+    assert str(tmp_path / "clip6.gif") not in text and "and 2 more (--json lists them all)" in text, text
+    m = json.loads((tmp_path / "imp" / "manifest.json").read_text(encoding="utf-8"))
+    del m["fingerprint"]  # a dataset made before fingerprints
+    (tmp_path / "imp" / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    info = json.loads(CliRunner().invoke(data, ["info", str(tmp_path / "imp"), "--json"]).output)
+    text = CliRunner().invoke(data, ["info", str(tmp_path / "imp")]).output
+    assert info["fingerprint"] is None and "no fingerprint (made before datasets had one)" in text, text

@@ -59,7 +59,8 @@ def test_every_key_eval_prints_is_in_the_docs(tmp_path):
     m = json.loads((data / "manifest.json").read_text())
     (data / "manifest.json").write_text(json.dumps({**m, "generated_by": {"episodes": 4}}))  # every key there is
     res = evaluate(str(run["world"]), str(data), device="cpu", clips=2, progress=False)
-    assert {"settings", "rollout_frames", "val_episodes", "val_frames", "data_generated_by"} <= set(res)
+    assert {"settings", "rollout_frames", "val_episodes", "val_frames", "data_generated_by",
+            "data_fingerprint"} <= set(res)
     assert not undocumented(res, "## Evaluation: `worldbridge eval"), undocumented(res, "## Evaluation: `worldbridge eval")
 
 
@@ -73,6 +74,29 @@ def test_eval_names_how_its_footage_was_generated(tmp_path):
     (data / "manifest.json").write_text(json.dumps({**m, "generated_by": {"episodes": 4, "seed": 9}}))
     res = evaluate(str(run["world"]), str(data), device="cpu", clips=2, progress=False)
     assert res["data_generated_by"] == {"episodes": 4, "seed": 9}
+
+
+def test_eval_names_its_footages_fingerprint_and_import(tmp_path):
+    """The report named the footage by path only: after `data import --overwrite` there a figure could not be matched
+    to the footage it was measured on, nor to the fingerprint the model cards record."""
+    import shutil
+
+    from bridge.data.dataset import VideoDataset
+
+    run = trained_micro()
+    data = tmp_path / "ds"
+    shutil.copytree(run["data"], data)
+    m = json.loads((data / "manifest.json").read_text())
+    imported = {"sources": [{"path": "/footage/a.mp4", "bytes": 10, "modified": "2026-11-25T10:00:00"}], "fps": 10.0,
+                "size": 16, "val_fraction": 0.05}
+    (data / "manifest.json").write_text(json.dumps({**m, "imported_from": imported}))
+    res = evaluate(str(run["tok"]), str(data), device="cpu", clips=2, progress=False)
+    assert res["data_fingerprint"] == VideoDataset(data).fingerprint and res["data_fingerprint"]
+    assert res["data_imported_from"] == imported and "data_generated_by" not in res
+    del m["fingerprint"]  # footage made before fingerprints
+    (data / "manifest.json").write_text(json.dumps(m))
+    res = evaluate(str(run["tok"]), str(data), device="cpu", clips=2, progress=False)
+    assert res["data_fingerprint"] is None and "data_imported_from" not in res
 
 
 def test_eval_cli_prints_json_alone_on_stdout():

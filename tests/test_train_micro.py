@@ -783,3 +783,50 @@ def test_the_fine_tuning_stages_cards_say_which_footage_and_a_rerun_on_other_foo
     train_decoder(DecoderTrainOptions(world=str(world), data=[str(data)], out=str(tmp_path / "dec"), **shared))
     err = capsys.readouterr().err
     assert err.count("warning:") == 1 and "0123456789abcdef" in err and made["fingerprint"] in err, err
+
+
+def test_a_resumed_runs_card_keeps_the_footage_it_trained_on_before(tmp_path):
+    """After a resume on other footage the card held only the new fingerprint: nothing said the run mixed two sets."""
+    ds = write_square_dataset(tmp_path / "ds", episodes=4, length=12)
+    opts = dict(stage="tokenizer", data=str(ds), out=str(tmp_path / "run"), preset="micro", batch=2, progress=False)
+    train(TrainOptions(steps=2, **opts))
+    first = _provenance(ds)
+    _other_footage(ds)
+    train(TrainOptions(steps=3, **opts))
+    earlier = [{"fingerprint": first["fingerprint"], "path": first["path"], "until_step": 2}]
+    data = json.loads((tmp_path / "run" / "model_card.json").read_text())["data"]
+    assert data["earlier_fingerprints"] == earlier and data["fingerprint"] == _provenance(ds)["fingerprint"], data
+    train(TrainOptions(steps=4, **opts))  # the same footage as the last run: the list is kept, nothing added
+    assert json.loads((tmp_path / "run" / "model_card.json").read_text())["data"]["earlier_fingerprints"] == earlier
+    fresh = dict(opts, out=str(tmp_path / "fresh"))
+    train(TrainOptions(steps=1, **fresh))
+    assert "earlier_fingerprints" not in json.loads((tmp_path / "fresh" / "model_card.json").read_text())["data"]
+
+
+def test_the_fine_tuning_stages_cards_keep_the_footage_they_trained_on_before(tmp_path):
+    """A decoder, events or first-frame rerun on other footage warned, but its card kept only the new fingerprint."""
+    from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
+    from bridge.train.decoder import DecoderTrainOptions, train_decoder
+    from test_prompts_helpers import sandbox_dataset, save_micro_world
+
+    world, data = save_micro_world(tmp_path / "world"), sandbox_dataset()
+    shared = dict(steps=1, batch=2, progress=False)
+    prompt = dict(world=str(world), data=str(data), encoder="hashing", max_frames=48, **shared)
+    decoder = DecoderTrainOptions(world=str(world), data=[str(data)], out=str(tmp_path / "dec"), **shared)
+    runs = {"decoder": (lambda: train_decoder(decoder), tmp_path / "dec" / "model_card.json", lambda c: c["decoder"],
+                        lambda s: s["data_provenance"][0]),
+            "events": (lambda: train_events(PromptTrainOptions(out=str(tmp_path / "ev"), clip_len=4, **prompt)),
+                       tmp_path / "ev" / "model_card.json", lambda c: c["events"], lambda s: s["data_provenance"]),
+            "first-frame": (lambda: train_first_frame(PromptTrainOptions(out=str(tmp_path / "ff"), **prompt)),
+                            tmp_path / "ff" / "first_frame.json", lambda c: c, lambda s: s["data_provenance"])}
+    for name, (run, path, section, record) in runs.items():
+        run()
+        assert "earlier_fingerprints" not in section(json.loads(path.read_text())), name
+        card = json.loads(path.read_text())
+        record(section(card))["fingerprint"] = "0123456789abcdef"  # as if trained on other footage
+        path.write_text(json.dumps(card))
+        run()
+        s = section(json.loads(path.read_text()))
+        assert s["earlier_fingerprints"] == [{"fingerprint": "0123456789abcdef", "path": str(data.resolve()),
+                                              "until_step": 1}], (name, s)
+        assert record(s)["fingerprint"] == _provenance(data)["fingerprint"], name

@@ -69,7 +69,8 @@ def generate(world, episodes, frames, size, out, seed, workers, sketch, events_p
 @click.argument("root", type=DATASET_FOLDER)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info(root, as_json) -> None:
-    """Summarise a dataset: episodes, frames, resolution, fps, size on disk, splits, captions and events."""
+    """Summarise a dataset: episodes, frames, resolution, fps, size on disk, splits, captions, events, its fingerprint
+    and how it was made (generated_by, or imported_from: its first 5 sources; --json lists all)."""
     from bridge.data.dataset import VideoDataset
     from bridge.data.summary import dataset_info, format_info
 

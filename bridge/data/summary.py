@@ -1,10 +1,11 @@
-"""What a dataset holds, for `worldbridge data info`: sizes, splits, captions and events."""
+"""What a dataset holds, for `worldbridge data info`: sizes, splits, captions, events and how it was made."""
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 
-from bridge.data.dataset import VideoDataset
+from bridge.data.dataset import VideoDataset, provenance
 from bridge.values import plural
 
 
@@ -36,7 +37,31 @@ def dataset_info(ds: VideoDataset) -> dict:
         "events": dict(events),
         "episodes_with_events": sum(1 for ep in ds.episodes if ep.events),
         "example_captions": sorted({ep.caption for ep in ds.episodes if ep.caption})[:5],
+        **{k: v for k, v in provenance(ds).items() if k != "path"},  # what model cards record of it (root says where)
     }
+
+
+def _setting(v: object) -> str:
+    return "/".join(map(_setting, v)) if isinstance(v, list) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _made(info: dict) -> list[str]:
+    """How the dataset was made, as `data info` prints it: the generator's settings, or an import's sources (the
+    first 5) and how they were read."""
+    lines = []
+    if "generated_by" in info:
+        settings = "generated " + ", ".join(f"{k}={_setting(v)}" for k, v in info["generated_by"].items())
+        lines += textwrap.wrap(settings, 116, initial_indent="  ", subsequent_indent=" " * 12)
+    if "imported_from" in info:
+        imp, shown = info["imported_from"], 5
+        sources = imp["sources"]
+        lines.append(f"  imported  {plural(len(sources), 'source')} at {imp['fps']:g} fps, {imp['size']} px, "
+                     f"val_fraction {_setting(imp['val_fraction'])}")
+        lines += [f"  source    {s['path']}  ({s['bytes'] / 2**20:.1f} MiB, modified {s['modified']})"
+                  for s in sources[:shown]]
+        if len(sources) > shown:
+            lines.append(f"  source    ... and {len(sources) - shown} more (--json lists them all)")
+    return lines
 
 
 def format_info(info: dict) -> str:
@@ -44,8 +69,10 @@ def format_info(info: dict) -> str:
     mb = info["bytes"] / 2**20
     shortest, longest = info["episode_length"]["min"], info["episode_length"]["max"]
     lengths = ("" if shortest == longest else f"{shortest}-") + plural(longest, "frame")
+    fingerprint = (f"fingerprint {info['fingerprint']}" if info["fingerprint"]
+                   else "no fingerprint (made before datasets had one)")
     lines = [
-        f"{info['root']}  (source: {info['source']})",
+        f"{info['root']}  (source: {info['source']}, {fingerprint})",
         f"  episodes  {info['episodes']}  ({lengths} each)",
         f"  frames    {info['frames']}  at {info['height']}x{info['width']}, {info['fps']:g} fps"
         + (f"  ({info['hours']} h)" if info["hours"] is not None else ""),
@@ -62,4 +89,4 @@ def format_info(info: dict) -> str:
                      + ", ".join(f"{k} {v}" for k, v in sorted(info["events"].items())))
     for c in info["example_captions"]:
         lines.append(f"  caption   {c}")
-    return "\n".join(lines)
+    return "\n".join(lines + _made(info))

@@ -30,8 +30,9 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import (FINE_TUNE_RERUN, Averager, budget_stop, card_options, check_new_out, fine_tune,
-                               kept_options, progress_bar, seed_run, set_lr, train_device, warn_if_footage_changed)
+from bridge.train.loop import (FINE_TUNE_RERUN, Averager, budget_stop, card_options, check_new_out, earlier_footage,
+                               fine_tune, kept_options, progress_bar, seed_run, set_lr, train_device,
+                               warn_if_footage_changed)
 from bridge.train.options import PROMPT_DEFAULTS
 from bridge.values import plural
 from bridge.worlds.events import EVENT_TYPES
@@ -216,7 +217,9 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     if resumed:
         warn_if_footage_changed([run.get("data_provenance", {})], [ds], out)
     card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
-            "data_provenance": provenance(ds), "samples": n, "captions": captions, "sketch_trained": with_sketch, "encoder": opts.encoder,
+            "data_provenance": provenance(ds),
+            **earlier_footage(run, [run.get("data_provenance", {})], [ds], start),
+            "samples": n, "captions": captions, "sketch_trained": with_sketch, "encoder": opts.encoder,
             "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command,
             **card_options(opts, KEPT), "init_from": init_from}
 
@@ -361,7 +364,9 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     opt = _event_optimizer(dyn, lr)
     card = {**{k: v for k, v in src_card.items() if k not in ("metrics", "events")},
             "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
-                       "data_provenance": provenance(ds), "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
+                       "data_provenance": provenance(ds),
+                       **earlier_footage(run, [run.get("data_provenance", {})], [ds], start),
+                       "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
                        "clip_len": opts.clip_len,
                        **card_options(opts, KEPT), "encoder": opts.encoder, "hold": settings.hold,
                        **({"anchor": opts.anchor, "anchor_world": str(Path(opts.world).resolve())} if ref is not None else {}),

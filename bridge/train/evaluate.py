@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.data.dataset import ClipSampler, VideoDataset, check_frame_size, no_val_episodes
+from bridge.data.dataset import ClipSampler, VideoDataset, check_frame_size, no_val_episodes, provenance
 from bridge.data.interrupt import stopped_says
 from bridge.model.checkpoint import CheckpointError, load_into, load_model
 from bridge.model.config import UNMASK_ORDERS
@@ -171,8 +171,9 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     bar = tqdm(total=work, desc="eval", unit="frame", unit_scale=True, file=sys.stderr, disable=not progress)
     res: dict[str, Any] = {"checkpoint": str(checkpoint), "kind": header["kind"], "step": header["step"],
                            "data": str(data), "val_episodes": len(val), "val_frames": int(sum(e.length for e in val))}
-    if "generated_by" in ds.manifest:  # so a figure can be reproduced on the same footage
-        res["data_generated_by"] = ds.manifest["generated_by"]
+    # which footage, as the model cards name it (data_fingerprint; data_generated_by / data_imported_from where the
+    # manifest says), so a figure can be matched to it and reproduced on the same footage
+    res.update({f"data_{k}": v for k, v in provenance(ds).items() if k != "path"})
 
     # --- Tokenizer: reconstruction and code usage ---
     with torch.no_grad():

@@ -159,6 +159,17 @@ def warn_if_footage_changed(earlier: list[dict], datasets: list, out: str | Path
                        "keep them apart", file=sys.stderr)
 
 
+def earlier_footage(section: dict, before: list[dict], datasets: list, step: int) -> dict:
+    """A resumed run's `earlier_fingerprints` for its card ({} when none): those its card's `section` kept, and each
+    known fingerprint of `before` (that card's provenance records) no --data set holds now, with its path and the step
+    it was left at, so the card of a run that went on with other footage says it mixed them."""
+    now = {ds.fingerprint for ds in datasets}
+    left = [{"fingerprint": p["fingerprint"], "path": p.get("path"), "until_step": step}
+            for p in before if p.get("fingerprint") and p["fingerprint"] not in now]
+    earlier = [*section.get("earlier_fingerprints", []), *left]
+    return {"earlier_fingerprints": earlier} if earlier else {}
+
+
 @contextmanager
 def saved_on_stop(save: Callable[[int], None], last: Callable[[], int], out: str | Path, bar: tqdm,
                   main: bool = True) -> Iterator[None]:

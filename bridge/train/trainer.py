@@ -34,8 +34,9 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
-from bridge.train.loop import (Averager, amp, budget_stop, card_options, check_new_out, kept_options, over_budget,
-                               progress_bar, saved_on_stop, seed_run, set_lr, train_device, warn_if_footage_changed)
+from bridge.train.loop import (Averager, amp, budget_stop, card_options, check_new_out, earlier_footage, kept_options,
+                               over_budget, progress_bar, saved_on_stop, seed_run, set_lr, train_device,
+                               warn_if_footage_changed)
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -248,7 +249,7 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
         return {"step": start, "unchanged": True}
     if resuming and env.main:
         warn_if_footage_changed([card.get("data", {})], [ds], out)
-    card = _run_card(opts, cfg, ds, env, clip_len, card if resuming else None, tokenizer_from)
+    card = _run_card(opts, cfg, ds, env, clip_len, card if resuming else None, tokenizer_from, start)
 
     ddp = env.wrap(model)
     if env.main:
@@ -428,14 +429,17 @@ def _save(out: Path, kind: str, cfg: WorldConfig, model: nn.Module, opt: torch.o
 
 
 def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, env: Dist, clip_len: int,
-              resumed: dict | None, tokenizer_from: dict | None) -> dict[str, Any]:
-    """The model card of this run: its data, kept options and commands (the first, then each resume's)."""
+              resumed: dict | None, tokenizer_from: dict | None, start: int) -> dict[str, Any]:
+    """The model card of this run: its data (and the footage a resumed run trained on before), kept options and
+    commands (the first, then each resume's)."""
     commands = {"command": opts.command} if resumed is None else {
         "command": resumed.get("command", opts.command), "resumed_with": [*resumed.get("resumed_with", []), opts.command]}
+    before = (resumed or {}).get("data", {})
     card = {"preset": cfg.preset, "stage": opts.stage, **commands, "seed": opts.seed,
             "data": {**provenance(ds), "frames": ds.num_frames, "episodes": len(ds.episodes),
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
-                     "action_names": ds.action_names},
+                     "action_names": ds.action_names,
+                     **earlier_footage(before, [before], [ds], start)},
             "train": {**{key: v for key, v in card_options(opts, KEPT).items() if key != "seed"},
                       "world_size": env.world, "device": str(env.device), "clip_len": clip_len}}
     if opts.stage == "dynamics":
