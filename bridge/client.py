@@ -78,7 +78,8 @@ class WorldClient:
 
     def __init__(self, address: str = P.DEFAULT_ADDRESS, client_name: str = "python", timeout: float = 5.0,
                  codecs: tuple[str, ...] | list[str] = ("raw",), *, curve_server_key: bytes | str | None = None,
-                 context: zmq.Context | None = None, max_buffered_frames: int = 64) -> None:
+                 context: zmq.Context | None = None, max_buffered_frames: int = 64,
+                 warn_text_unused: bool = True) -> None:
         self.address = address
         self.client_name = client_name
         self.timeout = timeout
@@ -94,7 +95,7 @@ class WorldClient:
         self._seq = 0
         self._epoch = 0
         self._last_echo: tuple = (None, None)  # (seq, client_ts) of the newest frame: latency counts its first frame
-        self._told_text_unused = False  # warned once that a text sent with an image is not used
+        self._told_text_unused = not warn_text_unused  # warned once that a text sent with an image is not used
         self._closed = False
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
@@ -267,13 +268,14 @@ class WorldClient:
         return reply
 
     def start(self, backend: str | None = None, checkpoint: str | None = None, mode: str = "realtime",
-              fps: float = 24.0, seed: int | None = None, text: str | None = None,
+              fps: float | None = None, seed: int | None = None, text: str | None = None,
               image: np.ndarray | bytes | None = None, sketch: np.ndarray | bytes | None = None,
               action_map: dict[str, int] | None = None, resume: str | None = None,
               timeout: float | None = None) -> dict:
         """Start (or resume) a session; returns the `session` message. Frame 0 follows right away. `self.session`
         is a copy of it kept current: `epoch`, `frame_index` (newest frame received) and `seed` follow the answers
-        and frames, `settings`, `mode` and `fps` follow `settings()`.
+        and frames, `settings`, `mode` and `fps` follow `settings()`. With no `fps` the world plays at its own rate
+        (a world's footage fps, the sandbox game's 15): `session["fps"]` says the rate the host chose.
 
         The host may be loading a checkpoint (and the text encoder) first, so this waits up to
         START_TIMEOUT_S (or `timeout`) rather than the client's per-request timeout.
@@ -284,7 +286,7 @@ class WorldClient:
                                                 "'world_model'")
         if self.welcome is None:
             self.connect()
-        msg = {"type": "start", "backend": backend, "mode": mode, "fps": float(fps),
+        msg = {"type": "start", "backend": backend, "mode": mode, "fps": None if fps is None else float(fps),
                "seed": None if seed is None else _whole(seed, "seed", SEED_MAX), "text": text,
                "image": None if image is None else encode_prompt_image(image),
                "sketch": None if sketch is None else encode_prompt_image(sketch),

@@ -13,7 +13,7 @@ import numpy as np
 from gymnasium import spaces
 
 from bridge import DEFAULT_WORLD
-from bridge.backend import Prompt, close_backend
+from bridge.backend import DEFAULT_FPS, Prompt, close_backend, own_fps
 from bridge.host.protocol import DEFAULT_ADDRESS, ProtocolError
 
 RewardFn = Callable[[np.ndarray, int, np.ndarray, dict], float]
@@ -28,7 +28,7 @@ class WorldEnv(gymnasium.Env):
     the env made (from a string or a factory); a world passed in stays its owner's.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 24}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": DEFAULT_FPS}
 
     def __init__(self, backend: Any = None, address: str | None = None, *, backend_name: str | None = None,
                  text: str | None = None, image: np.ndarray | None = None, sketch: np.ndarray | None = None,
@@ -82,10 +82,9 @@ class WorldEnv(gymnasium.Env):
             self.action_names = list(self.world.action_names)
             self.backend_kind = getattr(self.world, "kind", "sandbox")
             self.backend_name = getattr(self.world, "name", type(self.world).__name__)
-            fps = getattr(self.world, "fps", self.metadata["render_fps"])
-        # the rate video recorders (gymnasium's RecordVideo) play the frames back at: in-process the world's own (the
-        # sandbox 15); through a host the session's target fps (24 unless the host was asked for another), because
-        # the protocol's `session` does not carry the backend's native rate
+            fps = own_fps(self.world) or DEFAULT_FPS  # as a host plays it to a client that names no rate
+        # the rate video recorders (gymnasium's RecordVideo) play the frames back at: the world's own (the sandbox 15),
+        # in-process or through a host, which plays it at that rate since `start` names none (`session.fps`)
         self.metadata = {**self.metadata, "render_fps": float(fps)}
         self.observation_space = spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8)
         self.action_space = spaces.Discrete(n)

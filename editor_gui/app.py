@@ -120,7 +120,8 @@ def text_warmer(host: HostHandle) -> Callable[[], Any]:
               help="World-model run dir for the editor's own host (default: the embedded model, else the sandbox).")
 @click.option("--backend", type=click.Choice(["sandbox", "world_model"]), default=None,
               help="Which backend to play; 'sandbox' is the scripted test game, not the world model.")
-@click.option("--fps", type=click.FloatRange(1, 120), default=24.0, show_default=True, help="Target frame rate.")
+@click.option("--fps", type=click.FloatRange(1, 120), default=None,
+              help="Target frame rate (default: the world's own rate, e.g. the sandbox game's 15).")
 @click.option("--step", "step_mode", is_flag=True, help="Start paused (one frame per key press).")
 @world_seed_option(None, " (default: random)")
 @click.option("--text", default=None, help="Text prompt for the first world.")
@@ -128,7 +129,7 @@ def text_warmer(host: HostHandle) -> Callable[[], Any]:
 @click.option("--session", "session_path", type=click.Path(path_type=Path), default=None,
               help="Open a saved session (.wbsession file or folder).")
 @THREADS_OPTION
-def play(host_address: str | None, checkpoint: str | None, backend: str | None, fps: float, step_mode: bool,
+def play(host_address: str | None, checkpoint: str | None, backend: str | None, fps: float | None, step_mode: bool,
          seed: int | None, text: str | None, quit_after: float | None, session_path: Path | None,
          threads: int | None) -> None:
     """Open the editor window and play a world."""

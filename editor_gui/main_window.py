@@ -96,7 +96,7 @@ class StartOptions:
 
     backend: str | None = None
     mode: str = "realtime"
-    fps: float = 24.0
+    fps: float | None = None  # None: each world plays at its own rate (a world's footage fps, the sandbox game's 15)
     prompt: PromptSpec | None = None
     autostart: bool = True
     timeout: float = 5.0  # seconds to wait for a host answer before calling it gone
@@ -227,6 +227,8 @@ class MainWindow(QMainWindow):
         self._edit_action, self._edits_before = -1, []
         self.jobs: list[Job] = []
         self.kept_settings: dict[str, Any] = {}  # sampling settings the user chose and the host took: new worlds get them
+        self.fps_asked = self.options.fps  # the rate the user chose (--fps, Settings) for new worlds; None: their own
+        self._fps_own = False  # the live world plays at its own rate: no rate was asked for since it started
         self.asked_settings: list[dict] = []  # settings requests sent, not answered yet (answered in order)
         self.starting = False  # a New world or a rebuild was sent and its session has not started: a second waits
         self._host_mode = self.mode  # the mode the host's world runs in (or, during a rebuild, resumes in)
@@ -490,6 +492,7 @@ class MainWindow(QMainWindow):
         self.status_backend.setText("no world running")
         self._show_backend()
         self.settings_panel.set_session(None)
+        self._show_fps()
         self._apply_prompt_caps()
         self._pause_confirmed("the host's world went away before it confirmed the pause")
 
@@ -507,7 +510,7 @@ class MainWindow(QMainWindow):
         sent = fit_prompt(prompt, self._caps_for(self._start_kind["start"]))
         settings = self._with_asked(self.kept_settings)
         self.starting = self.submit("start", purpose="new", backend=backend or None, mode=self.mode,
-                    fps=float(self.settings_panel.fps.value() if self.info else self.options.fps), seed=prompt.seed,
+                    fps=self.fps_asked, seed=prompt.seed,
                     text=sent.text, image=sent.image_png, sketch=sent.sketch_png,
                     action_map=(self.session.action_map() or None) if self.session else None,
                     settings=settings)
@@ -547,6 +550,7 @@ class MainWindow(QMainWindow):
         self.caps_by_backend[info["backend_kind"]] = info
         self._apply_prompt_caps()
         self.explorer.set_actions(int(info.get("num_latent_actions", len(s.action_names))), s.action_names, s.latent_names)
+        self._fps_own = purpose == "new" and self.fps_asked is None  # a rebuild asks for the rate its session kept
         self.settings_panel.set_session(info)
         # a rebuild steps through its frames, then resumes in the mode shown (asked when it began, or since): keep showing it
         self._follow_mode(self.mode if purpose == "resim" else info.get("mode", self.mode))
@@ -834,6 +838,14 @@ class MainWindow(QMainWindow):
         asked = [a["mode"] for a in self.asked_settings if a.get("mode")]
         self.mode = asked[-1] if asked else self._host_mode
         self._set_pause_checked(self.mode == "step")
+        self._show_fps()
+
+    def _show_fps(self) -> None:
+        """Settings and the viewport's figures show the rate the world plays at, and say when it is the world's own;
+        step mode has no rate to keep to."""
+        self.settings_panel.show_fps_own(self._fps_own and self.info is not None)
+        live = self.info is not None and self.mode == "realtime"
+        self.viewport.stats.target = (self.settings_panel.fps.value(), self._fps_own) if live else None
 
     def _settings_now(self, settings: dict, whole: bool = False) -> None:
         """The live world's sampling settings changed (a new world, a rebuild, a `settings` answer): the next recorded
@@ -1056,6 +1068,8 @@ class MainWindow(QMainWindow):
     def _settings_taken(self, settings: dict) -> None:
         """The host took a settings change: every new world gets it too, and the panel and Pause show it."""
         asked = self.asked_settings.pop(0) if self.asked_settings else {}
+        if asked.get("fps") is not None:  # the user's rate: new worlds get it, and this one no longer plays its own
+            self.fps_asked, self._fps_own = float(settings.get("fps", asked["fps"])), False
         self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
                                    if k in MODEL_KNOBS})
         self._run_with(settings, settings.get("mode") or self.mode)

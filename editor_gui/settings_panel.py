@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QSpinBox,
@@ -71,6 +72,13 @@ class SettingsPanel(QWidget):
         self.fps.setRange(1.0, 120.0)
         self.fps.setValue(24.0)
         self.fps.setSuffix(" fps")
+        self.fps_note = QLabel("")  # says when the rate is the world's own: no rate was asked for
+        self.fps_note.setStyleSheet("color: #8b93a1")
+        fps_row = QWidget()
+        fps_box = QHBoxLayout(fps_row)
+        fps_box.setContentsMargins(0, 0, 0, 0)
+        fps_box.addWidget(self.fps)
+        fps_box.addWidget(self.fps_note, 1)
         self.mode = QComboBox()
         self.mode.addItems(["realtime", "step"])
         self.resolution = QLabel("–")
@@ -86,7 +94,7 @@ class SettingsPanel(QWidget):
         form.addRow("Top-p", self.top_p)
         form.addRow("Unmasking", self.unmask)
         form.addRow("Event guidance", self.event_cfg)
-        form.addRow("Target fps", self.fps)
+        form.addRow("Target fps", fps_row)
         form.addRow("Mode", self.mode)
         form.addRow("Resolution", self.resolution)
         form.addRow(self.note)
@@ -146,6 +154,7 @@ class SettingsPanel(QWidget):
                 self.mode.setCurrentText(settings.get("mode", session.get("mode", "realtime")))
                 self.resolution.setText(f"{session['width']}×{session['height']} (fixed by the backend)")
             if not live:
+                self.show_fps_own(False)
                 self.note.setText("Start a world to change its settings.")
             elif model:
                 self.note.setText("Fewer MaskGIT steps = faster frames; higher CFG = stronger action control.")
@@ -194,6 +203,10 @@ class SettingsPanel(QWidget):
                 self.mode.setCurrentText(settings["mode"])
         finally:
             self._loading = False
+
+    def show_fps_own(self, own: bool) -> None:
+        """Say beside the rate whether it is the world's own (its footage's, the sandbox game's 15) or one asked for."""
+        self.fps_note.setText("the world's own rate" if own else "")
 
     def show_mode(self, mode: str) -> None:
         """Show the mode the window plays in (as the Pause button does), without asking the host for it again."""

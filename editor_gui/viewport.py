@@ -72,6 +72,7 @@ class FrameStats:
         self.send_ms: deque[float] = deque(maxlen=window)  # key press -> input sent (client_ts): the editor's half
         self.display_ms: deque[float] = deque(maxlen=window)  # frame received -> painted: the other half
         self.press_ts: dict[int, float] = {}  # seq -> key press time
+        self.target: tuple[float, bool] | None = None  # (the rate the host plays at, whether it is the world's own)
         self._last_seq: int | None = None
 
     @staticmethod
@@ -117,8 +118,11 @@ class FrameStats:
         return float(statistics.median(values)) if values else None
 
     def text(self, index: int) -> str:
-        """The overlay's figures for frame `index`: shown fps, frame, input-to-frame latency (median)."""
-        parts = [f"{self.fps_shown():4.1f} fps", f"frame {index}"]
+        """The overlay's figures for frame `index`: shown fps (of the realtime target), frame, input-to-frame latency
+        (median)."""
+        rate = "" if self.target is None else f"/{self.target[0]:g}"
+        own = " (world's own)" if self.target is not None and self.target[1] else ""
+        parts = [f"{self.fps_shown():4.1f}{rate} fps{own}", f"frame {index}"]
         proto, editor = self.median(self.protocol_ms), self.median(self.editor_ms)
         if proto is not None:
             parts.append(f"input→frame {proto:.0f} ms" + (f" (+{editor:.1f} editor)" if editor is not None else ""))

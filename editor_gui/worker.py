@@ -131,8 +131,8 @@ class WorldWorker(QObject):
             try:
                 from bridge.client import WorldClient
 
-                client = WorldClient(address=self.address, client_name=self.client_name, timeout=self.timeout)
-                client._told_text_unused = True  # the window says it (client_warned), once, not the client on stderr
+                client = WorldClient(address=self.address, client_name=self.client_name, timeout=self.timeout,
+                                     warn_text_unused=False)  # the window says it (client_warned), not stderr
                 welcome = client.connect()
             except Exception as e:  # noqa: BLE001 - every failure becomes a message for the user
                 self.connection_failed.emit(describe_error(e, self.address))

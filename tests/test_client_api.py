@@ -19,7 +19,7 @@ from bridge.host import protocol as P
 from bridge.host.protocol import Limits
 from bridge.gym import WorldEnv
 from bridge.host.server import HostHandle, run_host_in_thread
-from bridge.worlds.sandbox import SandboxWorld
+from bridge.worlds.sandbox import SANDBOX_FPS, SandboxWorld
 from test_worlds_gym import checked
 from waiting import wait_until
 
@@ -148,6 +148,14 @@ def test_prompts_image_and_sketch(host):
         assert e.value.code == "bad_prompt" and e.value.capability is None  # a capability it has: nothing to name
 
 
+def test_a_start_without_fps_plays_at_the_worlds_own_rate(host):
+    """A client that names no rate gets the world's (the sandbox game's 15), not 24: a world trained on 15 fps footage
+    played 1.6x too fast; `session.fps` says the rate chosen, and a rate asked for is still kept."""
+    with WorldClient(host.address) as c:
+        assert c.start(mode="realtime")["fps"] == SANDBOX_FPS and c.session["fps"] == SANDBOX_FPS
+        assert c.start(mode="realtime", fps=30)["fps"] == 30.0
+
+
 def test_a_text_sent_with_an_image_warns_once_that_the_image_starts_the_world():
     """docs/protocol.md: an image wins over text; the host alone knew, on its stderr, that the text went unused."""
     from test_host_server import CounterWorld
@@ -169,6 +177,10 @@ def test_a_text_sent_with_an_image_warns_once_that_the_image_starts_the_world():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             c.reset(text="a hill", image=picture)  # once per client: a gym env resetting each episode says it once
+    with run_host_in_thread(EveryPromptWorld) as h, WorldClient(h.address, warn_text_unused=False) as c:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            c.start(mode="step", text="a cave", image=picture)  # a program that says it itself (the editor) opts out
 
 
 def test_an_rgba_sketch_array_is_sent_as_drawn_transparent_meaning_sky(host):

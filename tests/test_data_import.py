@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from bridge.data.cli import data
 from bridge.data.dataset import VideoDataset
-from bridge.data.importer import FootageError, FootageWarning, import_footage, resample_indices, square_resize
+from bridge.data.importer import (FootageError, FootageWarning, import_footage, resample_indices, source_frames,
+                                  square_resize)
 
 torch.set_num_threads(1)
 
@@ -91,6 +92,7 @@ def test_a_video_without_a_frame_rate_is_read_as_30_fps_with_one_warning_naming_
         iio.imwrite(tmp_path / name, colour_frames(30), fps=30, plugin="FFMPEG", codec="libx264")
     real = iio.immeta
     monkeypatch.setattr(iio, "immeta", lambda *a, **k: {**real(*a, **k), "fps": None})  # as a stream states none
+    assert source_frames(tmp_path / "a.mp4") == 30  # counted at the rate it is read at: the bar has its total
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         import_footage([tmp_path / "a.mp4", tmp_path / "b.mp4"], tmp_path / "ds", size=16, fps=10, progress=False)

@@ -1277,3 +1277,29 @@ def test_a_close_whose_pause_the_host_refuses_closes_keeping_what_arrived(qtbot,
     assert "refused the pause" in capsys.readouterr().err
     kept = list(autosave.glob("*-closed-*.wbsession"))  # what arrived before the refusal, if anything did
     assert len(kept) <= 1
+
+
+def test_a_world_plays_at_its_own_rate_unless_the_user_picks_one_and_the_editor_says_which(qtbot, host):
+    """The editor asked every world for 24 fps, so a world trained on 15 fps footage played 1.6x too fast: with no
+    --fps each world plays at its own rate, and Settings and the fps figures say so; a rate the user picks is kept."""
+    from click.testing import CliRunner
+
+    from bridge.worlds.sandbox import SANDBOX_FPS
+    from editor_gui.app import play
+    from editor_gui.main_window import StartOptions
+
+    assert StartOptions().fps is None and "the world's own rate" in " ".join(CliRunner().invoke(play, ["--help"]).output.split())
+    w = open_window(qtbot, host.address, fps=None)
+    assert w.info["fps"] == SANDBOX_FPS and w.settings_panel.fps.value() == SANDBOX_FPS
+    assert w.settings_panel.fps_note.text() == "the world's own rate"
+    assert w.viewport.stats.text(0).endswith(f"/{SANDBOX_FPS} fps (world's own)   frame 0")
+    w.settings_panel.fps.setValue(20.0)
+    qtbot.waitUntil(lambda: w.settings_panel.fps_note.text() == "" and not w.asked_settings, timeout=20000)
+    assert w.viewport.stats.text(0).endswith("/20 fps   frame 0")
+    old = w.info["session_id"]
+    w.new_world(PromptSpec(seed=4))
+    qtbot.waitUntil(lambda: w.info is not None and w.info["session_id"] != old, timeout=20000)
+    assert w.info["fps"] == 20.0 and w.settings_panel.fps_note.text() == ""  # the user's rate, not the world's
+    w.set_paused(True)
+    qtbot.waitUntil(lambda: not w.asked_settings and w.mode == "step", timeout=20000)
+    assert "/" not in w.viewport.stats.text(0).split("   ")[0]  # step mode has no rate to keep to

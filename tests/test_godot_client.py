@@ -17,6 +17,7 @@ sys.path.insert(0, str(GODOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import gdsim  # noqa: E402
+from bridge.client import text_unused_words  # noqa: E402
 import zmtp_raw  # noqa: E402
 from godot_helpers import (  # noqa: E402
     IN_SESSION, ROUTERS, SCRIPTED_WELCOME, VIEW, Recorder, answer_start, answer_the_retry_without,
@@ -1797,10 +1798,8 @@ def test_a_restarted_lost_session_that_had_dropped_a_prompt_still_says_so(godot_
 
 
 def _unused(text: str) -> str:
-    """The Python client's warning (bridge/client.py _warn_text_unused) for `text`, as the addon pushes it."""
-    return (f"WorldBridge: the text prompt {text!r} is not used: the image starts the world as it is drawn (a world "
-            "that reads a flat-colour image as a sketch uses both); send the text alone, or with a sketch, for the "
-            "text to count")
+    """The Python client's warning (bridge.client.text_unused_words) for `text`, as the addon pushes it."""
+    return f"WorldBridge: {text_unused_words(text, b'image', None)}"
 
 
 def test_a_text_sent_with_an_image_is_said_unused_once_when_the_host_took_it_and_never_with_a_sketch(

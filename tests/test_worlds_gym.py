@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from bridge.backend import DEFAULT_FPS
 from bridge.gym import ENV_IDS, WorldEnv
 from bridge.worlds.sandbox import SANDBOX_FPS, SandboxWorld
 
@@ -19,7 +20,25 @@ from bridge.worlds.sandbox import SANDBOX_FPS, SandboxWorld
 def test_render_fps_is_the_worlds_own_frame_rate():
     env = WorldEnv(backend="sandbox")
     assert env.metadata["render_fps"] == SANDBOX_FPS  # 15: a RecordVideo of the sandbox plays at real speed
-    assert WorldEnv.metadata["render_fps"] == 24  # the class default is left alone
+    assert WorldEnv.metadata["render_fps"] == DEFAULT_FPS  # the class default is left alone
+    env.close()
+
+
+class RatelessWorld(SandboxWorld):
+    fps = None  # a backend that states no rate, as `own_fps` reads it
+
+
+def test_a_world_that_states_no_rate_renders_at_the_hosts_default():
+    """In-process as through a host: a world without a usable `fps` plays at DEFAULT_FPS."""
+    env = WorldEnv(backend=RatelessWorld())
+    assert env.metadata["render_fps"] == DEFAULT_FPS
+    env.close()
+
+
+def test_render_fps_through_a_host_is_the_worlds_own_frame_rate(sandbox_host):
+    """Through a host too: the env names no rate, so the host plays the sandbox at its 15 (it was 24, the client's)."""
+    env = WorldEnv(address=sandbox_host.address, backend_name="sandbox")
+    assert env.metadata["render_fps"] == SANDBOX_FPS
     env.close()
 
 

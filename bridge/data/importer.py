@@ -174,10 +174,8 @@ def source_frames(path: Path) -> int:
             return len(images) + sum(source_frames(p) for p in media)
         ext = path.suffix.lower()
         if ext in VIDEO_EXTS:
-            import imageio.v3 as iio
-
-            meta = iio.immeta(path, plugin="FFMPEG")
-            return int(round(float(meta.get("duration") or 0) * float(meta.get("fps") or 0)))
+            _, fps, duration = _video_frames(path)  # reads nothing yet: the header only
+            return int(round(duration * (fps or ASSUMED_VIDEO_FPS)))  # at the rate the import reads it at
         if ext in GIF_EXTS:
             from PIL import Image
 

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import msgpack
 import numpy as np
 
-from bridge.backend import recorded_backend_label
+from bridge.backend import DEFAULT_FPS, recorded_backend_label
 from bridge.files import make_folders, sync, sync_names
 from bridge.host.clock import clock
 from bridge.host.pixels import decode_pixels
@@ -356,7 +356,8 @@ class RecordingReader:
             at += SCAN_CHUNK
         return self.file_bytes
 
-    def damage(self, header_note: str = "export uses 24 fps unless given --fps; replay is refused") -> str | None:
+    def damage(self, header_note: str = f"export uses {DEFAULT_FPS:g} fps unless given --fps; replay is refused"
+               ) -> str | None:
         """A one-line warning for a torn or corrupt file, or None when it read whole; `header_note` says what a lost
         header means to the command that reads the file (`record`'s by default: `data import`'s --fps is another)."""
         lost = f"; the file {self.header_lost}, so {HEADER_HOLDS} are lost ({header_note})" if self.header_lost else ""
@@ -466,7 +467,7 @@ def export_recording(path: str | Path, mp4: str | Path | None = None, gif: str |
     pictures = bool(mp4 or gif or frames_dir)
     if not rec.frame_count and pictures:
         raise ValueError(f"{path} holds no frames to export")
-    fps = fps or float(map_at(rec.header, "session").get("fps") or 24.0)
+    fps = fps or float(map_at(rec.header, "session").get("fps") or DEFAULT_FPS)
     targets = {"mp4": mp4, "gif": gif, "frames": frames_dir, "actions": actions}
     with Export(targets, fps, scale, source=rec.path, label=source_label(rec.backends, bool(rec.header_lost))) as ex, \
             tqdm(total=rec.frame_count, desc="export", unit="frame", disable=not progress) as bar:
