@@ -5,12 +5,23 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QVBoxLayout, QWidget
 
+from bridge.worlds.events import EVENT_CAPTIONS
 from editor_gui.keymap import keep_play_focus
+
+FIRE_TIP = "Fire the event the text describes (Enter does too); the backend matches it to one it knows, or refuses it"
 
 
 def pretty(event_type: str) -> str:
     """'weather_snow' -> 'Weather snow' for a button label."""
     return event_type.replace("_", " ").capitalize()
+
+
+def event_tip(event_type: str) -> str:
+    """What a typed event's button does, in the caption the frame will carry when the backend's events are the
+    sandbox's (the world models learn those); another backend's event by its id."""
+    caption = EVENT_CAPTIONS.get(event_type)
+    what = f"{caption[0].upper()}{caption[1:]} ({event_type})" if caption else f"Fires the backend's {event_type} event"
+    return f"{what}: its caption shows in the frame where it fires"
 
 
 class EventsPanel(QWidget):
@@ -27,6 +38,7 @@ class EventsPanel(QWidget):
         self.text.setPlaceholderText("Free text, e.g. “make it snow”")
         self.text.returnPressed.connect(self._fire_text)
         self.send = QPushButton("Fire")
+        self.send.setToolTip(FIRE_TIP)
         self.send.clicked.connect(self._fire_text)
         row = QHBoxLayout()
         row.addWidget(self.text, 1)
@@ -55,7 +67,7 @@ class EventsPanel(QWidget):
         for i, etype in enumerate(types):
             b = QPushButton(pretty(etype))
             b.setObjectName(f"event_{etype}")
-            b.setToolTip(etype if self.typed_reason is None else self.typed_reason)
+            b.setToolTip(event_tip(etype) if self.typed_reason is None else self.typed_reason)
             b.setEnabled(self.typed_reason is None)
             b.clicked.connect(lambda _=False, t=etype: self.fire.emit(t, None))
             keep_play_focus(b)
@@ -68,10 +80,10 @@ class EventsPanel(QWidget):
         self.typed_reason = typed
         for etype, b in self.buttons.items():
             b.setEnabled(typed is None)
-            b.setToolTip(etype if typed is None else typed)
-        for w in (self.text, self.send):
+            b.setToolTip(event_tip(etype) if typed is None else typed)
+        for w, tip in ((self.text, ""), (self.send, FIRE_TIP)):
             w.setEnabled(text is None)
-            w.setToolTip("" if text is None else text)
+            w.setToolTip(tip if text is None else text)
         self.text.setPlaceholderText("Free text, e.g. “make it snow”" if text is None else "no free-text events")
         notes = list(dict.fromkeys(r for r in (typed, text) if r))  # one reason for both (no world) is said once
         if notes:

@@ -61,6 +61,7 @@ from editor_gui.worker import ExploreResult, ResimResult, WorkerThread
 
 PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the object)"
 NO_WORLD = "No world is running: press New world."
+NO_WORLD_RUNNING = "no world running"  # the viewport's badge over the frame left, and the status bar
 NOT_CONNECTED = "Not connected to a host: check Settings → Host."
 NOT_IN_SESSION = ("The host's world is not part of the opened session, so nothing done to it would be recorded: pick a "
                   "frame and press 'Branch from this frame' to continue the session, or press New world.")
@@ -195,6 +196,7 @@ class MainWindow(QMainWindow):
         self._error_shown = ""  # the last error shown: progress leaves it in the status bar until it times out
         self._client_warned = False  # the client's warning (a text beside an image is not used) was said: said once
         self.viewing: FrameRecord | None = None
+        self._no_world = NO_WORLD_RUNNING  # why no world runs, as the viewport's badge and the status bar say it
         self.keymap = KeyMap()
         self.held = HeldKeys()
         self.resolver = ActionResolver([], 0)
@@ -387,6 +389,7 @@ class MainWindow(QMainWindow):
         why = self._not_ready(IDLE)
         self.timeline.block_open(why and why + (": its frames would belong to neither session" if self.busy else ""))
         self.timeline.block_export(self._not_ready(UNHELD))
+        self.timeline.block_save(self._not_ready(UNHELD))  # what save_to refuses
         why = self._not_ready(HOST)
         self.prompt_panel.block_new_world(why)
         self.new_action.setEnabled(why is None)
@@ -468,19 +471,20 @@ class MainWindow(QMainWindow):
 
     def on_connection_lost(self, message: str) -> None:
         self._forget_requests()
-        self._forget_session()
+        self._forget_session(f"host gone — {NO_WORLD_RUNNING}")
         self.on_connection_failed(f"Lost the host: {message}")
 
     def on_session_ended(self, message: str) -> None:
         """The host closed our session (idle timeout, fatal error): keep the editor's data, say what to do."""
-        self._forget_session()
+        self._forget_session(f"the host ended the session — {NO_WORLD_RUNNING}")
         self.viewport.set_message(message)
         self.show_error(message)
 
-    def _forget_session(self) -> None:
+    def _forget_session(self, why: str = NO_WORLD_RUNNING) -> None:
         """No host session any more (ended, connection lost, reconnecting): the recorded branches stay; nothing may act
-        as if the old world still ran (badges, enabled controls, pending forks, events and edits)."""
-        self.info = None
+        as if the old world still ran (badges, enabled controls, pending forks, events and edits); `why` is said on the
+        frame left and in the status bar."""
+        self.info, self._no_world = None, why
         self.viewport.cancel_placing()
         if self.session is not None:
             self._go_live(None)
@@ -489,7 +493,7 @@ class MainWindow(QMainWindow):
         self.explorer.set_busy(False)
         self.pending_fork, self.asked_events, self.pending_edits = None, [], []
         self._clear_pending()
-        self.status_backend.setText("no world running")
+        self.status_backend.setText(why)
         self._show_backend()
         self.settings_panel.set_session(None)
         self._show_fps()
@@ -1037,7 +1041,7 @@ class MainWindow(QMainWindow):
         elif self.info is not None:
             self.viewport.set_backend(self.info["backend_kind"], self.info["backend_name"])
         else:
-            self.viewport.set_backend("", "")
+            self.viewport.set_backend("", "", self._no_world)
 
     # ------------------------------------------------------------------ worker answers
     def on_done(self, command: str, result: Any) -> None:
@@ -1601,25 +1605,40 @@ class MainWindow(QMainWindow):
     def _close_waits(self) -> bool:
         """True when the close must wait (saying for what in the status bar): for an Open… or a keep to end, for an
         export or save (closing again cancels it), or for the unsaved work to be kept."""
-        exporting_now = [j for j in self.jobs if j.keeps_window]
-        if self._held is not None:
-            message = f"{self._held.title}: the window closes when it is done"
-        elif exporting_now and not self._close_cancels:  # not merely pending: a close that waited for a hold
-            message = f"{exporting_now[0].title}: the window closes when it is done — close again to cancel it"
-            self._close_cancels = True
-        else:  # the keep's dialog says what happens; its end closes the window
+        waits = self._close_waits_for()
+        # nothing to wait for, or an export or save the status bar said closing again cancels (a close that waited
+        # for a hold has not said so): keep the work (its dialog says what happens; its end closes the window)
+        if waits is None or (waits is not self._held and self._close_cancels):
             return self._keeps_failed < 2 and not self._last_keep and self._keep_then_close()
+        if waits is not self._held:
+            self._close_cancels = True
         self._close_when_done = True
         self._last_keep = False  # the window stays live while it waits: what is recorded meanwhile is kept too
-        self.statusBar().showMessage(message)
+        self._say_close_waits(waits)
         return True
 
+    def _close_waits_for(self) -> Job | None:
+        """What a close waits for: the hold (an Open… or a keep), else the first export or save; None: nothing."""
+        return self._held if self._held is not None else next((j for j in self.jobs if j.keeps_window), None)
+
+    def _say_close_waits(self, job: Job) -> None:
+        """The status bar says what the close waits for now (and, once said, that closing again cancels it)."""
+        cancel = " — close again to cancel it" if self._close_cancels and job is not self._held else ""
+        self.statusBar().showMessage(f"{job.title}: the window closes when it is done{cancel}")
+
     def _close_if_pending(self) -> None:
-        """A job or hold ended: a close that waited closes the window once nothing it waits for is left (on the next
-        loop turn, after the ending job's own answer)."""
-        if self._close_when_done and self._held is None and not any(j.keeps_window for j in self.jobs):
-            QTimer.singleShot(0, self, lambda: self._close_when_done and self._held is None and self.isVisible()
-                              and self.close())
+        """A job or hold ended: a close that waited closes the window once nothing it waits for is left, else says
+        what it waits for now (on the next loop turn, after the ending job's own answer)."""
+        if self._close_when_done:
+            QTimer.singleShot(0, self, self._close_or_wait)
+
+    def _close_or_wait(self) -> None:
+        if not (self._close_when_done and self.isVisible()):
+            return
+        if (waits := self._close_waits_for()) is None:
+            self.close()
+        else:
+            self._say_close_waits(waits)
 
     def _keep_then_close(self) -> bool:
         """Start keeping the unsaved work in the `closed` autosave, with the progress dialog, the world held and the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QIcon, QPixmap
+from PySide6.QtGui import QGuiApplication, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -21,6 +22,7 @@ from editor_gui.keymap import keep_play_focus
 from editor_gui.layers import BUILTINS, Layer, builtin_layer, fit_layer, load_layer, qimage_to_rgba, rgba_to_qimage
 
 PNG_FILTER = "PNG with alpha (*.png);;Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
+ICON = 32  # px: the built-in sprites' buttons show them this large
 HINT = "Pick an object, then click on the viewport to paste it into the live frame (Shift+click pastes more, Esc cancels)."
 
 
@@ -30,6 +32,17 @@ def _pixmap(layer: Layer, box: int) -> QPixmap:
     scale = max(1, box // max(w, h))
     return QPixmap.fromImage(rgba_to_qimage(layer.rgba)).scaled(w * scale, h * scale, Qt.AspectRatioMode.KeepAspectRatio,
                                                                 Qt.TransformationMode.FastTransformation)
+
+
+def _icon(layer: Layer, box: int) -> QIcon:
+    """The preview centred on a transparent `box`-square: every sprite button's icon is one size, so the buttons are."""
+    square = QPixmap(box, box)
+    square.fill(Qt.GlobalColor.transparent)
+    pix = _pixmap(layer, box)
+    painter = QPainter(square)
+    painter.drawPixmap((box - pix.width()) // 2, (box - pix.height()) // 2, pix)
+    painter.end()
+    return QIcon(square)
 
 
 class ObjectPanel(QWidget):
@@ -54,12 +67,15 @@ class ObjectPanel(QWidget):
             b.setText(name)
             b.setCheckable(True)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-            b.setIconSize(QSize(32, 32))
+            b.setIconSize(QSize(ICON, ICON))
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)  # each fills its grid cell
             b.setToolTip(f"The sandbox's {name} sprite, at this world's tile size")
             b.clicked.connect(lambda _=False, n=name: self.choose_builtin(n))
             self.group.addButton(b)
             grid.addWidget(b, i // 3, i % 3)
             self.builtin_buttons[name] = b
+        for column in range(3):
+            grid.setColumnStretch(column, 1)  # equal columns: one button size whatever the names' lengths
         self.open_btn, self.paste_btn = QPushButton("Open PNG…"), QPushButton("Paste")
         self.open_btn.setToolTip("An image file; transparent pixels (alpha) leave the frame as it is")
         self.paste_btn.setToolTip("The image on the clipboard")
@@ -100,7 +116,7 @@ class ObjectPanel(QWidget):
         """Built-in sprites follow the world's tile size; a chosen file that no longer fits is scaled down."""
         self.frame_size = (int(width), int(height))
         for name, b in self.builtin_buttons.items():
-            b.setIcon(QIcon(_pixmap(builtin_layer(name, height), 32)))
+            b.setIcon(_icon(builtin_layer(name, height), ICON))
         if self.layer is not None and self.layer.name in BUILTINS:
             self.set_layer(builtin_layer(self.layer.name, height), start=False)
         elif self.source is not None:

@@ -43,6 +43,7 @@ from editor_gui.sketch_canvas import UNDO, SketchCanvas
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
 NEW_WORLD_TIP = "Start a new world from this prompt and seed (a new root in the timeline's tree)"
+DROP_HEIGHT = 64  # px: low enough that the whole panel, New world included, shows at the window's default 1440x900
 
 
 def image_to_png(image: QImage) -> bytes:
@@ -68,7 +69,7 @@ class ImageDrop(QLabel):
         super().__init__("Drop an image here\n(or Open… / Paste)")
         self.setAcceptDrops(True)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumHeight(96)
+        self.setMinimumHeight(DROP_HEIGHT)
         self.setStyleSheet("QLabel { border: 1px dashed #5c6370; border-radius: 6px; color: #8b93a1; }")
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
@@ -238,7 +239,7 @@ class PromptPanel(QWidget):
         except ValueError as e:
             self.error.emit(str(e))
             return
-        self.drop.setPixmap(QPixmap.fromImage(image).scaled(200, 96, Qt.AspectRatioMode.KeepAspectRatio,
+        self.drop.setPixmap(QPixmap.fromImage(image).scaled(200, DROP_HEIGHT - 4, Qt.AspectRatioMode.KeepAspectRatio,
                                                             Qt.TransformationMode.FastTransformation))
 
     def load_image_file(self, path: str | Path) -> None:

@@ -15,6 +15,9 @@ class VerticalScroll(QScrollArea):
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        # a click on a button that keeps the keys on the viewport (keep_play_focus) gives focus to the nearest parent
+        # that takes clicks: not this one, or Space would scroll the panel instead of jumping
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setWidget(widget)  # QScrollArea filters its widget's events: eventFilter below sees its layout change
 
     def _width(self, inner: int) -> int:

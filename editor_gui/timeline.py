@@ -26,9 +26,16 @@ from editor_gui.viewport import to_qimage
 
 THUMB = 64
 OPEN_TIP = "Open a saved session (a .wbsession file, or session.json in a session folder)"
+SAVE_TIP = "Save the whole session (every branch, its frames and actions) as a .wbsession file or a folder"
 EXPORT_TIP = "Export the branch being viewed"
 NO_WORLD_TO_EXPORT = "Nothing to export yet: start a world (and press Record to keep its frames)"
 BRANCH_TIP = "The world continues from the selected frame in a new branch; the old branch is kept"
+
+
+def _grey(button: QWidget, why: str | None, tip: str) -> None:
+    """Grey out `button` with `why` as its tooltip, or (None) enable it with its own `tip`."""
+    button.setEnabled(why is None)
+    button.setToolTip(why or tip)
 
 
 class ThumbStrip(QWidget):
@@ -163,7 +170,8 @@ class TimelinePanel(QWidget):
         save.clicked.connect(self.save_requested.emit)
         load.clicked.connect(self.load_requested.emit)
         load.setToolTip(OPEN_TIP)
-        self.load_btn = load
+        save.setToolTip(SAVE_TIP)
+        self.load_btn, self.save_btn = load, save
         export = QToolButton()
         export.setText("Export ▾")
         export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -312,8 +320,12 @@ class TimelinePanel(QWidget):
 
     def block_open(self, why: str | None) -> None:
         """Grey out Open… while the host's frames must land in this session; the tooltip says why (None: enable)."""
-        self.load_btn.setEnabled(why is None)
-        self.load_btn.setToolTip(why or OPEN_TIP)
+        _grey(self.load_btn, why, OPEN_TIP)
+
+    def block_save(self, why: str | None) -> None:
+        """Grey out Save… while an Open… or a close's keep holds the session it would write; the tooltip says why
+        (None: enable)."""
+        _grey(self.save_btn, why, SAVE_TIP)
 
     def block_branch(self, why: str | None) -> None:
         """Grey out Branch while the host cannot take one (no host, a rebuild or preview running); the tooltip says

@@ -7,6 +7,7 @@ import math
 import statistics
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +24,12 @@ SHORTCUT_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.
                       | Qt.KeyboardModifier.AltModifier)
 
 BACKGROUND = QColor("#101216")
+DIM = QColor(16, 18, 22, 170)  # over a frame left when no world runs: it must not pass for a live one
 MARGIN = 10  # px between the overlay's pills and the viewport's edges
 STATS_EVERY_MS = 400.0  # between frames the overlay's fps and latency figures are made again when this old: just
 # under the window's 500 ms overlay timer, so each of its ticks (frames stopped) shows new ones
+RECENT_MS, RECENT_INPUTS = 10_000.0, 9  # the overlay's input->frame figure: the median of at most this many inputs
+# this recent, so one slow input (the first after a branch) leaves it within seconds instead of staying for good
 
 
 def now_ms() -> float:
@@ -73,6 +77,8 @@ class FrameStats:
         self.display_ms: deque[float] = deque(maxlen=window)  # frame received -> painted: the other half
         self.press_ts: dict[int, float] = {}  # seq -> key press time
         self.target: tuple[float, bool] | None = None  # (the rate the host plays at, whether it is the world's own)
+        self.recent: deque[tuple[float, float, float | None]] = deque(maxlen=RECENT_INPUTS)  # (paint time, protocol
+        # ms, editor ms or None) of the last inputs: what the overlay's figure is made of
         self._last_seq: int | None = None
 
     @staticmethod
@@ -101,11 +107,14 @@ class FrameStats:
         if f.client_ts is not None and f.received_ts is not None:
             self.protocol_ms.append(f.received_ts - f.client_ts)
             pressed = self.press_ts.pop(f.seq, None)
+            editor = None
             if pressed is not None:
-                self.editor_ms.append((f.client_ts - pressed) + (paint_ts - f.received_ts))
+                editor = (f.client_ts - pressed) + (paint_ts - f.received_ts)
+                self.editor_ms.append(editor)
                 self.key_to_paint_ms.append(paint_ts - pressed)
                 self.send_ms.append(f.client_ts - pressed)
                 self.display_ms.append(paint_ts - f.received_ts)
+            self.recent.append((paint_ts, f.received_ts - f.client_ts, editor))
         for s in [s for s in self.press_ts if s < f.seq]:
             del self.press_ts[s]
 
@@ -114,16 +123,23 @@ class FrameStats:
         self.received.clear()
 
     @staticmethod
-    def median(values: deque[float]) -> float | None:
+    def median(values: Sequence[float]) -> float | None:
         return float(statistics.median(values)) if values else None
+
+    def recent_latency(self) -> tuple[float | None, float | None]:
+        """(protocol, editor) median ms of the inputs of the last RECENT_MS, or None where there are none."""
+        since = now_ms() - RECENT_MS
+        recent = [(proto, editor) for t, proto, editor in self.recent if t >= since]
+        return (self.median([p for p, _ in recent]),
+                self.median([e for _, e in recent if e is not None]))
 
     def text(self, index: int) -> str:
         """The overlay's figures for frame `index`: shown fps (of the realtime target), frame, input-to-frame latency
-        (median)."""
+        (median of the recent inputs)."""
         rate = "" if self.target is None else f"/{self.target[0]:g}"
         own = " (world's own)" if self.target is not None and self.target[1] else ""
         parts = [f"{self.fps_shown():4.1f}{rate} fps{own}", f"frame {index}"]
-        proto, editor = self.median(self.protocol_ms), self.median(self.editor_ms)
+        proto, editor = self.recent_latency()
         if proto is not None:
             parts.append(f"input→frame {proto:.0f} ms" + (f" (+{editor:.1f} editor)" if editor is not None else ""))
         return "   ".join(parts)
@@ -153,14 +169,16 @@ class Viewport(QWidget):
         self._stats_at = 0.0
         self._fonts: tuple[QFont, QFont] | None = None  # (bold, regular) for the overlay; None: make them again
         self.kind, self.name = "", ""
+        self.gone = ""  # with no backend: why no world runs, said on a grey badge over the frame left (dimmed)
         self.mode_label = ""  # "PAUSED", "REPLAY 12/50", "" when live
         self.message = "Connecting to the host…"
         self.placing: QImage | None = None  # the layer being placed (its top-left follows the cursor, centred)
         self._hover: tuple[int, int] | None = None  # frame pixel under the cursor while placing
 
     # --- inputs ---
-    def set_backend(self, kind: str, name: str) -> None:
-        self.kind, self.name = kind, name
+    def set_backend(self, kind: str, name: str, gone: str = "") -> None:
+        """The backend that made the frame shown; none (`kind` empty) with `gone` dims the frame under `gone`."""
+        self.kind, self.name, self.gone = kind, name, gone
         self.update()
 
     def set_mode_label(self, text: str) -> None:
@@ -257,6 +275,8 @@ class Viewport(QWidget):
             self._fill_bars(p, target)
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)  # nearest neighbour
             p.drawImage(target, self._qimage)
+            if self._stopped():
+                p.fillRect(target, DIM)
             f = self.frame
             key = (f.epoch, f.index)
             now = now_ms()
@@ -268,6 +288,10 @@ class Viewport(QWidget):
             self._paint_placing(p)
         self._paint_overlay(p)
         p.end()
+
+    def _stopped(self) -> bool:
+        """A frame is shown and no world runs (no backend made it): it is dimmed under the `gone` badge."""
+        return self.frame is not None and not (self.kind or self.name) and bool(self.gone)
 
     def _fill_bars(self, p: QPainter, target: QRectF) -> None:
         """Paint the background only around the frame (it covers the rest): the bars left by keeping its aspect."""
@@ -311,8 +335,9 @@ class Viewport(QWidget):
         bold, regular = (QFontMetrics(f) for f in self._overlay_fonts())
         room = max(self.width() - 2 * MARGIN - 16, 0)
         badge = stats = None
-        if self.kind or self.name:
-            text = bold.elidedText(badge_text(self.kind, self.name), Qt.TextElideMode.ElideRight, room)
+        if self.kind or self.name or self._stopped():
+            said = self.gone if self._stopped() else badge_text(self.kind, self.name)
+            text = bold.elidedText(said, Qt.TextElideMode.ElideRight, room)
             badge = self._pill_rect(bold, MARGIN, MARGIN, text), text
         if self.frame is not None:
             text = regular.elidedText(self._stats_text, Qt.TextElideMode.ElideRight, room)
@@ -355,7 +380,8 @@ class Viewport(QWidget):
         below = MARGIN + 34  # under the top row of pills
         if badge is not None:
             p.setFont(bold)
-            self._pill(p, badge[0], badge[1], "#c0392b" if self.kind == "sandbox" else "#2e7d32")
+            colour = "#5c6370" if self._stopped() else "#c0392b" if self.kind == "sandbox" else "#2e7d32"
+            self._pill(p, badge[0], badge[1], colour)
             below = badge[0].bottom() + 4
         if stats is not None:
             p.setFont(regular)

@@ -683,6 +683,9 @@ def test_a_close_that_waited_for_an_open_waits_for_the_export_still_running_and_
     assert not w.close()
     assert "Opening model.wbsession: the window closes when it is done" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: w._held is None, timeout=10000)
+    # the Open… is done: the status bar says what the close waits for now, not the Open… (nor yet that closing cancels)
+    qtbot.waitUntil(lambda: w.statusBar().currentMessage() == "Exporting a.gif: the window closes when it is done",
+                    timeout=5000)
     assert not w.close(), "the export is waited for: nothing said that this close cancels it"
     said = w.statusBar().currentMessage()
     assert "Exporting a.gif: the window closes when it is done — close again to cancel it" in said
@@ -711,3 +714,22 @@ def test_export_is_greyed_out_and_refused_while_a_close_keeps_the_work(qtbot, ho
     gate.set()
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)
     assert not (tmp_path / "a.gif").exists()
+
+
+def test_save_is_greyed_out_with_the_reason_while_a_close_keeps_the_work(qtbot, host, tmp_path, monkeypatch, autosave):
+    """Save… was refused during an Open… or a close's keep, yet its button looked as live as ever (Open… and Export
+    were greyed out)."""
+    from PySide6.QtWidgets import QPushButton
+
+    from editor_gui.main_window import MainWindow
+
+    w = open_window(qtbot, host.address)
+    record_unsaved(qtbot, w, 3)
+    save = next(b for b in w.timeline.findChildren(QPushButton) if b.text() == "Save…")
+    assert save.isEnabled()
+    gate, keep = threading.Event(), MainWindow._keep
+    monkeypatch.setattr(MainWindow, "_keep", staticmethod(lambda *a, **kw: (gate.wait(10), keep(*a, **kw))[1]))
+    assert not w.close() and w._held is not None
+    assert not save.isEnabled() and save.toolTip() == "Wait for keeping the unsaved recording to finish"
+    gate.set()
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=20000)

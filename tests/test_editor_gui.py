@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea
 
 from editor_gui import main_window
@@ -133,6 +134,19 @@ def test_the_window_fits_a_1024x640_screen_showing_every_tab_and_preview_whole(q
         hint = w.minimumSizeHint()  # with the session's cells laid out (a long action name must not widen it)
         assert hint.width() <= 1024 and hint.height() <= 640, hint
         w.tabs.setCurrentWidget(w.events_panel)
+
+
+def test_the_whole_prompt_panel_shows_at_the_default_window_size(qtbot, host):
+    """At 1440x900 the Prompt panel scrolled and its New world button was cut off at the bottom (docs/editor.png)."""
+    w = open_window(qtbot, host.address)
+    assert (w.width(), w.height()) == (1440, 900)
+    scroll = w.findChild(QDockWidget, "dock_Prompt").widget()
+    img = np.random.default_rng(0).integers(0, 256, (300, 200, 3), np.uint8)  # an image prompt's preview too
+    w.prompt_panel._set_image(QImage(img.data, 200, 300, 600, QImage.Format.Format_RGB888).copy())
+    qtbot.wait(50)
+    assert scroll.verticalScrollBar().maximum() == 0, scroll.widget().minimumSizeHint()
+    go = w.prompt_panel.go
+    assert go.mapTo(scroll.viewport(), go.rect().bottomRight()).y() < scroll.viewport().height()
 
 
 def test_events_fire_and_mark_the_timeline(qtbot, host):
@@ -414,6 +428,7 @@ def test_no_host_and_lost_host_say_what_to_do(qtbot):
     w2 = open_window(qtbot, h.address, timeout=1.0)
     h.stop()
     qtbot.waitUntil(lambda: "Lost the host" in w2.settings_panel.conn_label.text(), timeout=10000)
+    assert w2.viewport.top_pills()[0][1] == "host gone — no world running"  # on the frame, not only the status bar
 
 
 def test_a_network_thread_that_cannot_make_its_wake_up_sockets_says_so_and_offers_reconnect(qtbot, host, monkeypatch,

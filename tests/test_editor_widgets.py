@@ -250,11 +250,12 @@ def test_the_backend_badge_is_never_covered_by_the_figures(qtbot, width):
     v = shown_viewport(qtbot, width, 300)
     v.set_backend("sandbox", "sandbox game")
     v.show_frame(ShownFrame(np.zeros((64, 64, 3), np.uint8), 40, 0))
-    v.stats.protocol_ms.append(30.0)
-    v.stats.editor_ms.append(6.0)
-    v.repaint()
-    (badge, badge_text_shown), (stats, _) = v.top_pills()
-    assert not badge.intersects(stats)
+    from editor_gui.viewport import now_ms
+
+    v.stats.recent.append((now_ms(), 30.0, 6.0))  # an input just now: the latency figure shows too
+    v.grab()  # painted: the overlay's figures are made
+    (badge, badge_text_shown), (stats, stats_text) = v.top_pills()
+    assert not badge.intersects(stats) and ("input→frame" in stats_text or "…" in stats_text)
     for r in (badge, stats):
         assert r.left() >= 0 and r.right() <= width
     assert badge_text_shown.startswith("SANDBOX GAME")
@@ -271,3 +272,63 @@ def test_a_message_over_a_frame_is_on_a_dark_backing(qtbot):
     assert box is not None and v.image_rect().intersects(box)
     shot = v.grab().toImage()
     assert shot.pixelColor(int(box.left()) + 3, int(box.center().y())).lightness() < 80
+
+
+def test_the_latency_figure_is_of_recent_inputs_so_one_slow_input_does_not_stay(qtbot):
+    """One slow input (the first after a branch) and few key presses after it: its 643 ms stayed in the overlay for
+    the rest of the session. Inputs older than the window drop out of the figure."""
+    from editor_gui.viewport import FrameStats, now_ms
+
+    stats = FrameStats()
+    long_ago = now_ms() - 60_000.0  # a minute ago
+    stats.press_ts[1] = long_ago - 643.0
+    stats.on_painted(ShownFrame(np.zeros((4, 4, 3), np.uint8), 1, 0, seq=1, client_ts=long_ago - 640.0,
+                                received_ts=long_ago), long_ago)
+    assert "input→frame" not in stats.text(1)  # nothing pressed lately: no figure, and not the old one
+    t = now_ms()
+    stats.on_painted(ShownFrame(np.zeros((4, 4, 3), np.uint8), 2, 0, seq=2, client_ts=t - 20.0, received_ts=t), t)
+    assert "input→frame 20 ms" in stats.text(2)
+    assert list(stats.protocol_ms) == [640.0, 20.0]  # the whole run is kept for `measure`
+
+
+def test_a_frame_left_when_no_world_runs_is_dimmed_under_a_badge_that_says_so(qtbot):
+    """After the host went, the last frame stayed as bright as a live one, with no badge at all."""
+    v = shown_viewport(qtbot, 400, 400)
+    v.set_backend("world_model", "tiny")
+    v.show_frame(ShownFrame(np.full((64, 64, 3), 230, np.uint8), 0, 0))
+    v.repaint()
+    r = v.image_rect()
+    bright = v.grab().toImage().pixelColor(int(r.left()) + 3, int(r.bottom()) - 3).lightness()
+    v.set_backend("", "", "host gone — no world running")
+    v.repaint()
+    (_box, text), _stats = v.top_pills()
+    assert text == "host gone — no world running"
+    assert v.grab().toImage().pixelColor(int(r.left()) + 3, int(r.bottom()) - 3).lightness() < bright / 2
+
+
+def test_the_built_in_sprite_buttons_are_one_size_in_an_aligned_grid(qtbot):
+    from editor_gui.object_panel import ObjectPanel
+
+    panel = ObjectPanel()
+    qtbot.addWidget(panel)
+    panel.resize(340, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    buttons = list(panel.builtin_buttons.values())
+    assert len({b.size().toTuple() for b in buttons}) == 1, [b.size() for b in buttons]
+    assert len({b.x() for b in buttons[::3]}) == 1 and len({b.x() for b in buttons[1::3]}) == 1
+    assert len({b.y() for b in buttons[:3]}) == 1
+
+
+def test_event_buttons_say_what_they_do_and_fire_has_a_tooltip(qtbot):
+    from editor_gui.events_panel import EventsPanel
+
+    panel = EventsPanel()
+    qtbot.addWidget(panel)
+    panel.set_event_types(["weather_snow", "made_up"])
+    panel.set_capabilities(None, None)
+    assert "it starts to snow" in panel.buttons["weather_snow"].toolTip().lower()
+    assert panel.buttons["made_up"].toolTip() != "made_up" and "made_up" in panel.buttons["made_up"].toolTip()
+    assert panel.send.toolTip()
+    panel.set_capabilities("no world", "no world")
+    assert panel.buttons["weather_snow"].toolTip() == "no world" and panel.send.toolTip() == "no world"
