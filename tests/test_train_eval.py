@@ -137,7 +137,7 @@ def test_image_metrics_and_code_stats():
 
 def test_true_action_map_is_scored_only_on_episodes_it_was_not_fitted_on(tmp_path):
     from bridge.data.dataset import ClipSampler, VideoDataset
-    from bridge.train.evaluate import _clips_with_actions, action_agreement
+    from bridge.train.evaluate import action_agreement, clips_with_actions
 
     lat = np.array([[0, 0], [0, 0]])
     true = np.array([[1, 1], [2, 2]])
@@ -145,7 +145,7 @@ def test_true_action_map_is_scored_only_on_episodes_it_was_not_fitted_on(tmp_pat
     assert action_agreement(lat, true, 2, 3, fit)["many_to_one"] == 0.0  # a score on unseen steps, not a memory
     ds = VideoDataset(write_square_dataset(tmp_path / "ds", episodes=6, length=20))
     sampler = ClipSampler(ds, 8, "val", seed=0) if ds.split("val") else ClipSampler(ds, 8, "train", seed=0)
-    *_, fit = _clips_with_actions(ds, sampler, 64, np.random.default_rng(0))
+    *_, fit = clips_with_actions(ds, sampler, 64, np.random.default_rng(0))
     assert fit.shape == (64, 7) and fit.any() and not fit.all()
     assert (fit.all(1) | ~fit.any(1)).all()  # whole clips, split by episode: no step on both sides
 
@@ -172,18 +172,17 @@ def test_eval_progress_counts_frames_with_rate_and_eta(capsys):
 
     from tqdm import tqdm
 
-    from bridge.model.genie import WorldModel
+    from bridge.model.world import load_world
     from bridge.train.evaluate import rollout
 
     run = trained_micro()
     evaluate(str(run["world"]), str(run["data"]), device="cpu", clips=2, progress=True)
     err = capsys.readouterr().err
     assert "frame/s" in err and "100%" in err and "<" in err, err[-400:]  # a rate and an ETA, in frames, to the end
-    model, _, _ = WorldModel.load(run["world"])
+    world = load_world(run["world"], device="cpu")
     first = torch.zeros(3, 16, 16, 3, dtype=torch.uint8)
     with tqdm(total=15, file=io.StringIO()) as bar:  # a rollout moves the bar frame by frame, not once at its end
-        rollout(model, first, torch.zeros(3, 5, dtype=torch.long), {"steps": 2, "temperature": 1.0, "cfg": 1.0,
-                                                                      "unmask": "random"}, torch.Generator(), bar)
+        rollout(world, first, torch.zeros(3, 5, dtype=torch.long), torch.Generator(), bar)
         assert bar.n == 15
 
 
@@ -214,3 +213,60 @@ def test_help_says_what_each_figure_measures_which_way_is_better_and_its_target(
     for says in ("better higher", "tokenizer_psnr (dB, target 28)", "codebook_usage", "true_action_accuracy",
                  "delta_psnr (dB", "target 1.5", "rollout_minus_copy_last", "target +3", "rollout_fps", "_ci95"):
         assert says in out, (says, out)
+
+
+def test_eval_rolls_out_the_world_as_play_does_bf16_included(monkeypatch):
+    """eval rolled out with its own copy of reset/step in fp32 while play ran bf16 (CUDA, AVX-512-BF16 CPUs): its
+    figures were not the played world's. Now a rollout is play's, frame for frame, under play's autocast."""
+    import bridge.model.world as world
+    import bridge.train.evaluate as ev
+    from bridge.backend import Prompt
+
+    run = trained_micro()
+    monkeypatch.setattr(world, "bf16_by_default", lambda device: True)  # as on a CPU with AVX-512 BF16
+    w = world.load_world(run["world"], device="cpu")
+    assert w.autocast and w.model.dynamics.act_embed.weight.dtype == torch.float32  # embeddings stay fp32
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    w.reset(Prompt(seed=5, image=image))
+    played = np.stack([w.step(a) for a in (2, 0, 3, 1)])
+    out = ev.rollout(w, torch.from_numpy(image)[None], torch.tensor([[2, 0, 3, 1]]), torch.Generator().manual_seed(5))
+    assert np.array_equal(world.to_uint8(out[0]), played)
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_eval_says_whether_its_rollouts_ran_bf16(monkeypatch, bf16):
+    import bridge.model.world as world
+    import bridge.train.evaluate as ev
+
+    run = trained_micro()
+    monkeypatch.setattr(world, "bf16_by_default", lambda device: bf16)
+    assert ev.start_rollout is world.start_rollout  # the one start of a rollout, play's
+    seen = []
+
+    def start(model, tokens, *a, **k):
+        lin = next(m for m in model.dynamics.modules() if isinstance(m, torch.nn.Linear))
+        seen.append((torch.is_autocast_enabled("cpu"), lin.weight.dtype == torch.bfloat16))
+        return world.start_rollout(model, tokens, *a, **k)
+
+    monkeypatch.setattr(ev, "start_rollout", start)
+    res = ev.evaluate(str(run["world"]), str(run["data"]), device="cpu", clips=2, progress=False)
+    assert seen == [(bf16, bf16)] * 2  # the inferred- and the random-action rollout
+    assert res["rollout_frames"]["autocast_bf16"] is bf16 and res["rollout_ms"]["autocast_bf16"] is bf16
+
+
+def test_delta_psnr_is_exactly_zero_for_a_world_whose_actions_do_nothing(tmp_path):
+    """The random-action rollout drew its MaskGIT noise after drawing the random actions from the same generator, so
+    delta_psnr carried independent sampling noise on top of the actions' effect."""
+    import shutil
+
+    from bridge.model.checkpoint import read_tensors, save_tensors
+
+    run = trained_micro()
+    deaf = tmp_path / "deaf"
+    shutil.copytree(run["world"], deaf)
+    t = read_tensors(deaf / "model.safetensors")
+    e = t["dynamics.act_embed.weight"]
+    t["dynamics.act_embed.weight"] = e[:1].expand_as(e).clone()  # every action, the null one too, is one vector
+    save_tensors(deaf / "model.safetensors", t)
+    res = evaluate(str(deaf), str(run["data"]), device="cpu", clips=4, progress=False)
+    assert res["delta_psnr"] == {"1": 0.0, "4": 0.0, "16": 0.0}

@@ -128,3 +128,20 @@ def test_code_norm_spreads_outputs_that_all_point_one_way_and_is_off_by_default(
             lam.features(frames)
     lam.eval()  # then one clip alone is treated as it was inside the batch
     assert torch.allclose(lam.features(frames[:1]), z.view(8, 3, -1)[:1], atol=0.1)
+
+
+def test_lam_mode_scores_its_codes_only_on_episodes_the_map_was_not_fitted_on(tmp_path, monkeypatch):
+    """`--mode lam` fitted the code -> action map on half of 160 overlapping clips and scored the other half, so
+    scored steps had been seen by the fit; it now splits by episode, as `worldbridge eval` does."""
+    import numpy as np
+
+    from bridge.data.dataset import VideoDataset
+
+    ds = VideoDataset(write_square_dataset(tmp_path / "ds", episodes=8, length=20))
+    clips, acts, fit = lam_oracle.held_out_clips(ds, n=40)
+    assert clips.shape[:2] == (40, 8) and acts.shape == fit.shape == (40, 7)
+    assert fit.any() and not fit.all() and (fit.all(1) | ~fit.any(1)).all()  # whole clips on one side
+    lam = LatentActionModel(get_preset("micro").lam, 16, 16)
+    lam.encode = lambda x: (torch.zeros(x.shape[0], x.shape[1] - 1, dtype=torch.long),)  # one code for every step
+    acts = np.where(fit, 1, 2)  # code 0 means action 1 where fitted, 2 where scored: a memory scores > 0
+    assert lam_oracle.code_accuracy(lam, clips, acts, fit)["accuracy"] == 0.0

@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -55,6 +55,24 @@ def resize_image(image: np.ndarray, height: int, width: int) -> torch.Tensor:
     return x[0].permute(1, 2, 0).clamp(0, 1)
 
 
+def commit_frame(model: WorldModel, tokens: torch.Tensor, action: torch.Tensor, cond: torch.Tensor | None,
+                 dyn: KVCache, dec: KVCache, clock: Callable[[], float] = time.perf_counter) -> tuple[torch.Tensor, float]:
+    """Enter a known token map (B, N) as the caches' next frame (keys and values only: nothing to sample) and decode
+    it -> (frame (B, H, W, 3) in [0, 1], unclamped; `clock()` read between the two, for timings)."""
+    model.dynamics(tokens[:, None], action, cond, dyn, kv_only=True)
+    t = clock()
+    return model.tokenizer.decode(tokens[:, None], dec)[:, 0], t
+
+
+def start_rollout(model: WorldModel, tokens: torch.Tensor, clock: Callable[[], float] = time.perf_counter
+                  ) -> tuple[KVCache, KVCache, torch.Tensor, float]:
+    """New caches holding `tokens` (B, N) as frame 0 under the null action: where play's reset and `worldbridge eval`'s
+    rollouts both begin -> (dynamics cache, decoder cache, frame 0 decoded, `clock()` after the commit)."""
+    dyn, dec = model.dynamics.new_cache(), model.tokenizer.decoder.new_cache()
+    null = torch.full((tokens.shape[0], 1), model.dynamics.null_action, device=tokens.device)
+    return dyn, dec, *commit_frame(model, tokens, null, None, dyn, dec, clock)
+
+
 def _is_number(x: Any) -> bool:
     """A real number, numpy's included, and not a bool (True is not 1 MaskGIT step)."""
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
@@ -77,7 +95,7 @@ class WorldModelBackend:
         self.height, self.width, self.fps = cfg.height, cfg.width, cfg.fps
         d = cfg.dynamics
         self.settings = {"steps": min(d.steps, cfg.tokens_per_frame), "temperature": d.temperature, "cfg": d.cfg,
-                         "unmask": d.unmask, "top_p": d.top_p}
+                         "unmask": d.unmask, "top_p": d.top_p}  # play's and `worldbridge eval`'s defaults
         self.autocast = bf16_by_default(device) if autocast is None else autocast
         self.detailed_timings = False  # also time each MaskGIT step into `last_step_ms` (bench; syncs CUDA)
         self._new_session()
@@ -147,7 +165,8 @@ class WorldModelBackend:
         self.settings = new
         return dict(new)
 
-    def _ctx(self):
+    def autocast_context(self):
+        """bf16 autocast where this world plays in it (`autocast`): every model call of play and eval runs inside."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
 
     # --- WorldBackend ---
@@ -159,7 +178,7 @@ class WorldModelBackend:
         seed = prompt.seed if prompt.seed is not None else secrets.randbelow(2**31)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))  # the running world's stays until this works
         m, image = self.model, prompt.image if prompt.image is not None else prompt.sketch
-        with self._ctx():
+        with self.autocast_context():
             t0 = time.perf_counter()
             tokens = self.prompts.first_tokens(prompt, gen)  # text and/or sketch -> (1, N), else None
             if tokens is None and image is not None:
@@ -172,13 +191,10 @@ class WorldModelBackend:
             t1 = self._sync()
             self.seed, self._gen = seed, gen  # a refused prompt (bad image, unknown words) left the old world as it was
             self.prompts.reset()
-            self._dyn, self._dec = m.dynamics.new_cache(), m.tokenizer.decoder.new_cache()
-            null = torch.full((1, 1), m.dynamics.null_action, device=self.device)
-            m.dynamics(tokens[:, None], null, None, self._dyn, kv_only=True)
-            t2 = self._sync()
-            self._frame, self._tokens = to_uint8(m.tokenizer.decode(tokens[:, None], self._dec)[0, 0]), tokens
+            self._dyn, self._dec, frame, t2 = start_rollout(m, tokens, self._sync)
+            self._frame, self._tokens = to_uint8(frame[0]), tokens
             t3 = time.perf_counter()
-        self._last = (null, None)
+        self._last = (torch.full((1, 1), m.dynamics.null_action, device=self.device), None)
         self.last_timings = {"tokenize": (t1 - t0) * 1e3, "dynamics": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
         return self._frame.copy()
 
@@ -186,7 +202,7 @@ class WorldModelBackend:
     def reconstruct(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """A real clip through the tokenizer and back (causal in time, as play decodes it): what the model can show."""
         x = torch.stack([resize_image(f, self.height, self.width) for f in frames])[None].to(self.device)
-        with self._ctx():
+        with self.autocast_context():
             out = self.model.tokenizer.decode(self.model.tokenizer.encode(x)[0])
         return list(to_uint8(out[0]))
 
@@ -214,7 +230,7 @@ class WorldModelBackend:
         m, s = self.model, self.settings
         a = torch.tensor([int(action)], device=self.device)
         self._last = (a[:, None], cond)
-        with self._ctx():
+        with self.autocast_context():
             step_ms = [] if self.detailed_timings else None
             t0 = time.perf_counter()
             tokens = sample_frame(m.dynamics, self._dyn, a, s["steps"], s["temperature"], s["cfg"], s["unmask"],
@@ -282,7 +298,7 @@ class WorldModelBackend:
         a = torch.tensor(actions, device=w0.device)  # (G,)
         cond = None if conds[0] is None else torch.cat(conds)  # (G, 1, C)
         dyn, dec = _stack_caches([w._dyn for w in ws]), _stack_caches([w._dec for w in ws])
-        with w0._ctx():
+        with w0.autocast_context():
             t0 = time.perf_counter()
             tokens = sample_frame(m.dynamics, dyn, a, s["steps"], s["temperature"], s["cfg"], s["unmask"], cond=cond,
                                   generator=[w._gen for w in ws], cond_cfg=s.get("event_cfg", 1.0),
@@ -311,14 +327,13 @@ class WorldModelBackend:
 
         edited = paste_layer(self._frame, rgba, x, y)
         m, (action, cond) = self.model, self._last
-        with self._ctx():
+        with self.autocast_context():
             img = torch.from_numpy(edited).to(self.device).float() / 255.0
             tokens = m.tokenizer.encode(img[None, None])[0][:, 0]  # (1, N)
             self._dyn.rewind()
             self._dec.rewind()
-            m.dynamics(tokens[:, None], action, cond, self._dyn, kv_only=True)
-            self._frame = to_uint8(m.tokenizer.decode(tokens[:, None], self._dec)[0, 0])
-            self._tokens = tokens
+            frame, _ = commit_frame(m, tokens, action, cond, self._dyn, self._dec)
+            self._frame, self._tokens = to_uint8(frame[0]), tokens
         return self._frame.copy()
 
     def _sync(self) -> float:

@@ -21,12 +21,11 @@ from tqdm import tqdm
 
 from bridge.data.dataset import ClipSampler, VideoDataset, check_frame_size, no_val_episodes, provenance
 from bridge.data.interrupt import stopped_says
-from bridge.model.checkpoint import CheckpointError, load_into, load_model
+from bridge.model.checkpoint import CheckpointError, load_into, load_model, read_config
 from bridge.model.config import UNMASK_ORDERS
-from bridge.model.genie import WorldModel
 from bridge.model.sampler import sample_frame
 from bridge.model.tokenizer import VideoTokenizer, psnr_from_mse
-from bridge.model.world import pick_device
+from bridge.model.world import WorldModelBackend, load_world, pick_device, start_rollout
 from bridge.options import CHECKPOINT_FOLDER, DATASET_FOLDER, DEVICE_OPTION, seed_option
 from bridge.values import plural
 
@@ -110,22 +109,21 @@ def code_stats(idx: np.ndarray, k: int) -> tuple[float, float]:
 # --- Rollouts ---
 
 @torch.no_grad()
-def rollout(model: WorldModel, first: torch.Tensor, actions: torch.Tensor, settings: dict[str, Any],
-            generator: torch.Generator, bar: tqdm | None = None) -> torch.Tensor:
-    """first (B, H, W, 3) uint8, actions (B, L) -> generated frames (B, L, H, W, 3) in [0, 1], one frame at a time
-    (`bar` counts each batch of B frames as it is made)."""
-    dyn, tok = model.dynamics, model.tokenizer
-    tokens = tok.encode(first[:, None])[0][:, 0]  # (B, N)
-    dcache, tcache = dyn.new_cache(), tok.decoder.new_cache()
-    dyn(tokens[:, None], torch.full_like(actions[:, :1], dyn.null_action), None, dcache, append=True)
-    tok.decode(tokens[:, None], tcache)
-    out = []
-    for t in range(actions.shape[1]):
-        tokens = sample_frame(dyn, dcache, actions[:, t], settings["steps"], settings["temperature"], settings["cfg"],
-                              settings["unmask"], generator=generator, top_p=settings.get("top_p", 1.0))
-        out.append(tok.decode(tokens[:, None], tcache)[:, 0])
-        if bar is not None:
-            bar.update(actions.shape[0])
+def rollout(world: WorldModelBackend, first: torch.Tensor, actions: torch.Tensor, generator: torch.Generator,
+            bar: tqdm | None = None) -> torch.Tensor:
+    """first (B, H, W, 3) uint8, actions (B, L) -> generated frames (B, L, H, W, 3) in [0, 1], one frame at a time,
+    as play makes them (its start, settings and autocast); `bar` counts each batch of B frames as it is made."""
+    m, s = world.model, world.settings
+    with world.autocast_context():
+        tokens = m.tokenizer.encode(first[:, None])[0][:, 0]  # (B, N)
+        dyn, dec, _, _ = start_rollout(m, tokens)
+        out = []
+        for t in range(actions.shape[1]):
+            tokens = sample_frame(m.dynamics, dyn, actions[:, t], s["steps"], s["temperature"], s["cfg"], s["unmask"],
+                                  generator=generator, top_p=s["top_p"])
+            out.append(m.tokenizer.decode(tokens[:, None], dec)[:, 0].float())
+            if bar is not None:
+                bar.update(actions.shape[0])
     return torch.stack(out, 1)
 
 
@@ -142,25 +140,24 @@ def _check_clips(ds: Any, val: list, clips: int, length: int) -> None:
 def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int = 64, seed: int = 0,
              overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """All metrics of a checkpoint (a world or a tokenizer run) on the val split of `data`."""
-    dev = pick_device(device)
     ds = VideoDataset(data)
     val = ds.split("val")
     if not val:
         raise ValueError(no_val_episodes(ds))
-    cfg, tensors, card, header = load_model(Path(checkpoint))
+    cfg, _, header = read_config(Path(checkpoint))
     check_frame_size(ds, cfg.height, cfg.width, str(checkpoint))
-    if header["kind"] == "world":
-        model = WorldModel(cfg, bank_size=tensors["bank"].shape[0])
-        load_into(model, tensors, where=checkpoint)
+    if header["kind"] == "world":  # the world as play loads it: its bf16 rule and weights included
+        world = load_world(checkpoint, device=device)
+        world.configure(**{k: v for k, v in (overrides or {}).items() if v is not None})
+        model, dev = world.model, world.device
         tok = model.tokenizer
     else:
+        dev = pick_device(device)
         model, tok = None, VideoTokenizer(cfg.tokenizer, cfg.height, cfg.width)
-        load_into(tok, tensors, "tokenizer.", where=checkpoint)
-    tok.to(dev).eval()
-    if model is not None:
-        model.to(dev).eval()
+        load_into(tok, load_model(Path(checkpoint))[1], "tokenizer.", where=checkpoint)
+        tok.to(dev).eval()
     rng = np.random.default_rng(seed)
-    gen = torch.Generator(device=dev).manual_seed(seed)
+    gen = torch.Generator(device=dev)
     longest = max(e.length for e in val)
     H = max(DELTA_T + tuple(round(s * ds.fps) for s in SECONDS if round(s * ds.fps) < longest))
     if header["kind"] == "world":
@@ -191,10 +188,9 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
         return res
 
     # --- Latent actions: usage, entropy, agreement with true actions ---
-    settings = {**_defaults(cfg), **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    res["settings"] = settings
+    res["settings"] = {k: v for k, v in world.settings.items() if k != "event_cfg"}  # eval fires no events
     sampler = ClipSampler(ds, T, "val", seed=seed)
-    frames, true, eff, fit = _clips_with_actions(ds, sampler, clips * 8, rng)
+    frames, true, eff, fit = clips_with_actions(ds, sampler, clips * 8, rng)
     with torch.no_grad():
         lat = np.concatenate([model.lam.encode(torch.from_numpy(frames[i:i + 32]).to(dev))[0].cpu().numpy()
                               for i in range(0, len(frames), 32)])
@@ -217,12 +213,11 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
     ref = clip.float() / 255
     with torch.no_grad():
         inferred = model.lam.encode(clip)[0]  # (B, H)
-    gen.manual_seed(seed)
+    # common random numbers: both rollouts draw the same sampling noise, so delta_psnr is the actions' doing alone
+    rand = torch.randint(0, A, (clips, max(DELTA_T)), generator=torch.Generator().manual_seed(seed + 1)).to(dev)
     t0 = time.perf_counter()
-    pred = rollout(model, clip[:, 0], inferred, settings, gen, bar)  # (B, H, ...)
-    gen.manual_seed(seed)
-    rand = torch.randint(0, A, (clips, max(DELTA_T)), device=dev, generator=gen)
-    pred_rand = rollout(model, clip[:, 0], rand, settings, gen, bar)
+    pred = rollout(world, clip[:, 0], inferred, gen.manual_seed(seed), bar)  # (B, H, ...)
+    pred_rand = rollout(world, clip[:, 0], rand, gen.manual_seed(seed), bar)
     p_inf, p_rand = psnr(pred, ref[:, 1:]), psnr(pred_rand, ref[:, 1:max(DELTA_T) + 1])  # (B, L)
     p_copy = psnr(ref[:, :1].expand_as(ref[:, 1:]), ref[:, 1:])
     gain = p_inf[:, :max(DELTA_T)] - p_rand  # per clip and frame: inferred actions vs random ones
@@ -239,19 +234,14 @@ def evaluate(checkpoint: str, data: str, device: str | None = None, clips: int =
         res["rollout_minus_copy_last"][str(s)] = float(gap[:, t - 1].mean()) if ok else None
         res["rollout_psnr_ci95"][str(s)] = ci95(p_inf[:, t - 1]) if ok else None
         res["rollout_minus_copy_last_ci95"][str(s)] = ci95(gap[:, t - 1]) if ok else None
-    res["rollout_frames"] = {"clips": clips, "horizon": H, "batch_s": round(time.perf_counter() - t0, 2)}
+    res["rollout_frames"] = {"clips": clips, "horizon": H, "batch_s": round(time.perf_counter() - t0, 2),
+                             "autocast_bf16": world.autocast}
 
     # --- Interactive speed: one stream, as a client sees it ---
-    res.update(_speed(checkpoint, device, overrides))
+    res.update(_speed(world.spawn()))
     bar.update(SPEED_FRAMES)
     bar.close()
     return res
-
-
-def _defaults(cfg) -> dict[str, Any]:
-    d = cfg.dynamics
-    return {"steps": min(d.steps, cfg.tokens_per_frame), "temperature": d.temperature, "cfg": d.cfg, "unmask": d.unmask,
-            "top_p": d.top_p}
 
 
 def action_agreement(lat: np.ndarray, true: np.ndarray, A: int, K: int, fit: np.ndarray | None = None) -> dict[str, float]:
@@ -265,7 +255,8 @@ def action_agreement(lat: np.ndarray, true: np.ndarray, A: int, K: int, fit: np.
     return mapping_accuracy(lat[a], true[a], lat[b], true[b], A, max(K, int(true[keep].max()) + 1))
 
 
-def _clips_with_actions(ds, sampler, n: int, rng: np.random.Generator):
+def clips_with_actions(ds: VideoDataset, sampler: ClipSampler, n: int, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
     """n val clips (n, T, H, W, 3) with their raw and effective actions (n, T-1) for the SAME clips (None if absent),
     and which of their steps fit the latent -> true map (n, T-1): the steps of every other val episode, so the steps
     scored were never seen by the fit (overlapping clips share steps); with one episode, its first half."""
@@ -287,12 +278,10 @@ def _clips_with_actions(ds, sampler, n: int, rng: np.random.Generator):
     return np.stack(frames), stack(raw), stack(eff), fit
 
 
-def _speed(checkpoint: str, device: str | None, overrides: dict[str, Any] | None, frames: int = SPEED_FRAMES) -> dict[str, Any]:
+def _speed(w: WorldModelBackend, frames: int = SPEED_FRAMES) -> dict[str, Any]:
+    """Median ms of one session's frames (dynamics + decode) after 5 warm-up frames, and the fps they make."""
     from bridge.backend import Prompt
-    from bridge.model.world import load_world
 
-    w = load_world(checkpoint, device=device)
-    w.configure(**{k: v for k, v in (overrides or {}).items() if v is not None})
     w.reset(Prompt(seed=0))
     dyn, dec = [], []
     for i in range(frames):

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from bridge.data.dataset import VideoDataset
+from bridge.data.dataset import ClipSampler, VideoDataset
 from bridge.model.latent_actions import LatentActionModel
 from bridge.model.presets import get_preset
 from bridge.model.quantizer import reset_dead_codes
-from bridge.train.evaluate import action_agreement, code_stats
+from bridge.train.evaluate import action_agreement, clips_with_actions, code_stats
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,26 +109,22 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(row), flush=True)
 
 
-def held_out_clips(ds: VideoDataset, n: int = 160, length: int = 8) -> tuple[torch.Tensor, np.ndarray]:
-    """A fixed set of val-split clips (all weathers) and their effective actions."""
-    eps, rng, clips, acts = list(ds.split("val")), np.random.default_rng(1), [], []
-    if not eps:
+def held_out_clips(ds: VideoDataset, n: int = 160, length: int = 8) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """A fixed set of val-split clips (all weathers), their effective actions and which steps fit the code -> action
+    map: those of every other episode, as `worldbridge eval` splits them (clips of one episode overlap)."""
+    if not ds.split("val"):
         raise SystemExit("--mode lam needs a dataset with a val split")
-    for _ in range(n):
-        ep = eps[rng.integers(len(eps))]
-        s = int(rng.integers(0, ep.length - length))
-        clips.append(np.asarray(ds.frames(ep)[s:s + length]))
-        acts.append(np.asarray(ds.actions(ep, effective=True)[s:s + length - 1]))
-    return torch.from_numpy(np.stack(clips)), np.stack(acts).clip(min=0)
+    frames, _, eff, fit = clips_with_actions(ds, ClipSampler(ds, length, "val"), n, np.random.default_rng(1))
+    return torch.from_numpy(frames), eff, fit
 
 
 @torch.no_grad()
-def code_accuracy(lam: LatentActionModel, clips: torch.Tensor, acts: np.ndarray) -> dict[str, float]:
-    """Codes fitted to actions on half the held-out steps, scored on the other half; codes used and their bits."""
+def code_accuracy(lam: LatentActionModel, clips: torch.Tensor, acts: np.ndarray, fit: np.ndarray) -> dict[str, float]:
+    """Codes fitted to actions on the `fit` steps, scored on the others (other episodes); codes used and their bits."""
     lam.eval()
     idx = torch.cat([lam.encode(clips[i:i + 40])[0] for i in range(0, len(clips), 40)]).numpy()
     lam.train()
-    m = action_agreement(idx, acts, lam.num_actions, int(acts.max()) + 1)
+    m = action_agreement(idx, acts, lam.num_actions, int(acts.max()) + 1, fit)
     usage, bits = code_stats(idx, lam.num_actions)
     return {"accuracy": round(m["many_to_one"], 4), "chance": round(m["chance"], 4), "codes_used": usage,
             "bits": round(bits, 3)}
