@@ -57,7 +57,7 @@ from editor_gui.scroll import VerticalScroll
 from editor_gui.settings_panel import SettingsPanel
 from editor_gui.timeline import TimelinePanel
 from editor_gui.viewport import ShownFrame, Viewport, badge_text
-from editor_gui.worker import ExploreResult, ResimResult, WorkerThread
+from editor_gui.worker import STOP_WAIT_S, ExploreResult, ResimResult, WorkerThread, wait_for_workers
 
 PASTE_TIP = "Paste an object layer into the live frame (Objects tab: choose the object)"
 NO_WORLD = "No world is running: press New world."
@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
         self._resume = False  # the hold paused a world that played: it plays again when the hold ends
         self._sent = True  # something went to the host since it last confirmed a hold's pause (_frames_may_come)
         self._keeps_failed = 0  # a close's keeps that failed: after the second the close discards the work
+        self._discarded = False  # discard_unsaved: the frames are nobody's work, the close keeps none (nor waits for one)
         self._close_when_done = False  # a close waits for an export, a save, an Open… or its keep: their end closes
         self._close_cancels = False  # the status bar said closing again cancels the export or save the close waits for
         self._close_path: Path | None = None  # where a close keeps this session's unsaved work (again, if more came)
@@ -407,7 +408,7 @@ class MainWindow(QMainWindow):
     def connect_host(self) -> None:
         """(Re)connect: a fresh worker thread owns a fresh client; whatever the old one knew is gone."""
         if self.worker_thread is not None:
-            self.worker_thread.stop(wait=False)  # it may still be connecting: do not block the window on it
+            self.worker_thread.stop()  # it may still be connecting: the window does not wait for it
             self.worker_thread = None
         self.welcome = None
         self._forget_requests()
@@ -1400,8 +1401,10 @@ class MainWindow(QMainWindow):
         print(f"worldbridge play: {message}", file=sys.stderr)
 
     def discard_unsaved(self) -> None:
-        """For a caller whose frames are nobody's work (the screenshot tool): closing then keeps no autosave."""
-        self._unsaved, self._sketch_kept = 0, self.prompt_panel.canvas.to_png()
+        """For a caller whose frames are nobody's work (the screenshot tool): closing then keeps no autosave, and does
+        not hold the world for frames still on their way (a caller that runs no event loop after it would never see the
+        window close, and its network thread would outlive the process: Qt aborts)."""
+        self._unsaved, self._sketch_kept, self._discarded = 0, self.prompt_panel.canvas.to_png(), True
         self._running.unlink(missing_ok=True)
 
     def _add_unsaved(self, n: int) -> None:
@@ -1609,7 +1612,7 @@ class MainWindow(QMainWindow):
         # nothing to wait for, or an export or save the status bar said closing again cancels (a close that waited
         # for a hold has not said so): keep the work (its dialog says what happens; its end closes the window)
         if waits is None or (waits is not self._held and self._close_cancels):
-            return self._keeps_failed < 2 and not self._last_keep and self._keep_then_close()
+            return self._keeps_failed < 2 and not (self._last_keep or self._discarded) and self._keep_then_close()
         if waits is not self._held:
             self._close_cancels = True
         self._close_when_done = True
@@ -1716,3 +1719,4 @@ class MainWindow(QMainWindow):
         if self.worker_thread is not None:
             self.worker_thread.stop()
             self.worker_thread = None
+        wait_for_workers(STOP_WAIT_S)  # this one and any a Reconnect left ending, all within one bounded wait

@@ -54,7 +54,7 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
     host = run_host_in_thread(checkpoint)
     w = None
     try:
-        w = MainWindow(host.address, StartOptions(backend="world_model", mode="realtime", fps=24.0,
+        w = MainWindow(host.address, StartOptions(backend="world_model", mode="realtime",
                                                   prompt=PromptSpec(seed=seed, text=text)))
         refused: list[str] = []
         w.worker_thread.worker.failed.connect(

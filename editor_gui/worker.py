@@ -42,6 +42,10 @@ class HostLost(Exception):
     """The host stopped answering."""
 
 
+class Stopped(Exception):
+    """`stop` was called during a long command: the window closed or reconnected, and waits for this thread to end."""
+
+
 def describe_error(exc: BaseException, address: str) -> str:
     """A message a user can act on, from any error the client raises."""
     code = getattr(exc, "code", None)
@@ -225,6 +229,8 @@ class WorldWorker(QObject):
                 return
             try:
                 self._run_command(client, command, kwargs)
+            except Stopped:
+                return
             except Exception as e:  # noqa: BLE001
                 if _is_connection_error(e):
                     raise
@@ -304,6 +310,12 @@ class WorldWorker(QObject):
                 raise
             return {**session, "mode": "step"}, describe_error(e, self.address)
 
+    def _go_on(self) -> None:
+        """Between the steps of a long command (a preview, a rebuild): end it once `stop` was called, so closing or
+        reconnecting never waits for, or leaves running, the rest of it."""
+        if not self._running:
+            raise Stopped
+
     def _wait_for(self, client, index: int, after_epoch: int, timeout: float = 5.0):
         """Read frames until the host's frame `index` of an epoch newer than `after_epoch` arrives (branch re-sends it)."""
         deadline = time.monotonic() + timeout
@@ -328,6 +340,7 @@ class WorldWorker(QObject):
             epoch = self._wait_for(client, start, epoch).epoch
             frames = []
             for _ in range(steps):
+                self._go_on()
                 f = client.step(a)
                 epoch = f.epoch
                 frames.append(f.image)
@@ -362,6 +375,7 @@ class WorldWorker(QObject):
         for edit in edits0 or []:
             self._edit(client, edit)
         for i, (action, fired, edits, settings) in enumerate(steps):
+            self._go_on()
             session = self._apply(client, session, settings)
             for ev in fired:
                 client.event(event_type=ev.get("event_type"), text=ev.get("text"))
@@ -377,16 +391,17 @@ class WorldWorker(QObject):
 # stopped WorkerThreads whose thread has not ended yet (a connect attempt can take `timeout`): Qt aborts the process if
 # a running QThread is destroyed, so they are kept here until their thread finishes
 _retiring: set[WorkerThread] = set()
-STOP_WAIT_MS = 5000  # how long closing the window waits for a busy worker before leaving it to end on its own
+STOP_WAIT_S = 5.0  # how long closing the window waits for its workers before leaving them to end on their own
 
 
 def wait_for_workers(timeout_s: float) -> bool:
-    """At exit: wait for stopped workers still busy; False if one is still running (the process must then leave
-    with os._exit, or Qt aborts it for destroying a running thread)."""
+    """Closing the window, and at exit: wait for stopped workers still busy; False if one is still running (the process
+    must then leave with os._exit, or Qt aborts it for destroying a running thread)."""
     deadline = time.monotonic() + timeout_s
     for wt in list(_retiring):
         if not wt.thread.wait(max(0, int((deadline - time.monotonic()) * 1000))):
             return False
+        _retiring.discard(wt)
     return True
 
 
@@ -408,16 +423,14 @@ class WorkerThread:
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self, wait: bool = True) -> None:
-        """End the worker: wait a few seconds for its thread (closing the window), or, with wait=False (reconnecting),
-        not at all. A thread still busy (a connect, a long start or rebuild: the loop checks `stop` between commands)
-        is silenced and kept alive until it ends; `wait_for_workers` waits for those at exit."""
+    def stop(self) -> None:
+        """End the worker without waiting for it (reconnecting: it may still be connecting): silenced, so a late
+        "connection failed" of it never reaches the window, and kept alive in `_retiring` until its thread ends (within
+        a step of a long command, or a connect's timeout); `wait_for_workers` joins it."""
         self.worker.stop()
         self.worker.submit("quit")
         self.thread.quit()
-        if wait and self.thread.wait(STOP_WAIT_MS):
-            return
-        for name in WINDOW_SIGNALS:  # a late "connection failed" of the old worker must not reach the window
+        for name in WINDOW_SIGNALS:
             try:
                 getattr(self.worker, name).disconnect()
             except (RuntimeError, TypeError):

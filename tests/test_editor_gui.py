@@ -697,13 +697,62 @@ def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_pat
     from editor_gui.main_window import MainWindow
     assert not [t for t in QApplication.topLevelWidgets() if isinstance(t, MainWindow) and t.isVisible()]  # closed:
     # a window left open covered the next tests' widgets, which then got no mouse events
+    made = made_workers(monkeypatch)
     r = CliRunner().invoke(screenshot.main, ["--out", str(out), "--checkpoint", str(world), "--text", ""],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    assert made and all(wt.thread.isFinished() for wt in made)  # closed: no network thread outlives the tool
     assert "WORLD MODEL: micro (world, step 0)" in r.output  # the badge names the backend
     shot = iio.imread(out)
     assert shot.shape[0] >= 800 and shot.shape[1] >= 1400 and shot.std() > 10
     assert "kept" not in r.output and not (tmp_path / "autosave").exists()  # its walk left no autosave behind
+
+
+def made_workers(monkeypatch) -> list:
+    """Every network thread the windows make from now on, to check each has ended once its window closed."""
+    made = []
+
+    class Counted(main_window.WorkerThread):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+
+    monkeypatch.setattr(main_window, "WorkerThread", Counted)
+    return made
+
+
+def test_a_window_closed_after_discarding_its_recording_closes_at_once_and_ends_its_network_thread(qtbot, host,
+                                                                                                  monkeypatch,
+                                                                                                  tmp_path):
+    """The screenshot tool records in realtime, discards the recording and closes without running the loop again: the
+    close held the world to keep frames still on their way, so the window never closed and its network thread ran on
+    as the process exited (Qt: "QThread: Destroyed while thread 'worldbridge-network' is still running", an abort)."""
+    from editor_gui.session_store import AUTOSAVE_ENV
+
+    monkeypatch.setenv(AUTOSAVE_ENV, str(tmp_path / "autosave"))
+    made = made_workers(monkeypatch)
+    w = open_window(qtbot, host.address)
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: len(live_frames(w)) >= 5, timeout=10000)
+    w.discard_unsaved()
+    w.close()
+    assert not w.isVisible() and w._held is None
+    assert len(made) == 1 and made[0].thread.isFinished()
+    assert not list((tmp_path / "autosave").glob("*closed*"))  # nothing kept
+
+
+def test_closing_ends_a_network_thread_a_reconnect_left_in_a_latent_preview(qtbot, host, monkeypatch):
+    """Reconnect leaves the old thread to end on its own; one busy in a long command (a latent preview, a rebuild) ran
+    it to its end, past the window's close and the process's exit."""
+    made = made_workers(monkeypatch)
+    w = open_window(qtbot, host.address)
+    old = w.worker_thread.worker
+    old.submit("explore", steps=1_000_000, actions=2, resume_mode="realtime")  # minutes of steps
+    qtbot.waitUntil(old._inbox.empty, timeout=10000)  # the preview has begun
+    w.connect_host()
+    qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
+    w.close()
+    assert not w.isVisible() and len(made) == 2 and all(wt.thread.isFinished() for wt in made)
 
 
 def test_reconnecting_while_connecting_does_not_abort_the_editor(tmp_path):
