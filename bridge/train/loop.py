@@ -74,11 +74,13 @@ def amp(device: torch.device, on: bool | None) -> tuple[Any, bool]:
     return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext(), bool(on)
 
 
-def seed_run(seed: int, start: int, rank: int = 0) -> np.random.Generator:
-    """Seed torch and return the sampling RNG of a run (process `rank`) that starts at step `start`: a resumed run
-    draws new batches and masks instead of replaying the ones its first run began with (every stage the same)."""
-    torch.manual_seed(seed + 1000 * rank + 1_000_003 * start)
-    return np.random.default_rng([seed, start, rank])  # numpy drops trailing zeros: rank 0 is [seed, start]
+def seed_run(seed: int, start: int, rank: int | None = None) -> np.random.Generator:
+    """Seed torch and return the sampling RNG of a run (process `rank`; None: a single-process stage) that starts at
+    step `start`: a resumed run draws new batches and masks instead of replaying the ones its first run began with,
+    and every stage keeps the numpy stream it always drew: the trainer's [seed, rank, start], the others' [seed,
+    start] (numpy drops trailing zeros, so a fresh run is [seed, rank], or [seed])."""
+    torch.manual_seed(seed + 1000 * (rank or 0) + 1_000_003 * start)
+    return np.random.default_rng([seed, start] if rank is None else [seed, rank, start])
 
 
 def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
