@@ -1,6 +1,7 @@
 """Checkpoint files: a damaged config.json is named for what is wrong in it."""
 
 import json
+import math
 
 import pytest
 
@@ -159,3 +160,66 @@ def test_a_training_state_whose_meta_is_not_an_object_is_refused_on_load(tmp_pat
     (world / STATE).write_bytes(save({"model." + k: v.clone() for k, v in net.state_dict().items()}, {"meta": "[1]"}))
     with pytest.raises(CheckpointError, match=rf"{STATE} is not a readable WorldBridge training state \(.+\); use a new --out"):
         load_train_state(world, net, torch.optim.Adam(net.parameters()))
+
+
+def _shifted_fsq(z, levels):
+    """FSQ as it quantized before its grid became symmetric (c648081): -> (values, indices)."""
+    import torch
+
+    lv = torch.tensor(levels, dtype=torch.float32)
+    half, offset = (lv - 1) / 2, torch.where(lv % 2 == 0, 0.5, 0.0)
+    b = torch.tanh(z + torch.atanh(offset / half)) * half - offset
+    hl = lv.long() // 2
+    digits = torch.minimum((torch.round(b).long() + hl).clamp(min=0), lv.long() - 1)
+    basis = torch.tensor([math.prod(levels[:i]) for i in range(len(levels))])
+    return torch.round(b) / hl, (digits * basis).sum(-1)
+
+
+def test_an_fsq_checkpoint_saved_before_the_grid_field_quantizes_as_it_was_trained(tmp_path):
+    """The symmetric FSQ grid silently re-quantized older FSQ checkpoints with an even level (the default 8, 5, 5, 5:
+    69% of codes kept); a config.json without fsq_grid now loads the grid it was trained on, a new one the new grid."""
+    import torch
+
+    from bridge.model.config import WorldConfig
+    from bridge.model.latent_actions import LatentActionModel
+    from bridge.model.tokenizer import VideoTokenizer
+
+    world = save_random_world(tmp_path / "w")
+    header = json.loads((world / "config.json").read_text())
+    for part in ("tokenizer", "lam"):
+        header["world"][part].pop("fsq_grid", None)
+        header["world"][part]["quantizer"] = "fsq"
+    (world / "config.json").write_text(json.dumps(header))
+    old = read_config(world)[0]
+    torch.manual_seed(0)
+    z = torch.randn(5000, 4) * 2
+    levels = old.tokenizer.fsq_levels
+    want_q, want_idx = _shifted_fsq(z, levels)
+    q, idx, _ = VideoTokenizer(old.tokenizer, old.height, old.width).quant(z)
+    assert torch.equal(idx, want_idx) and torch.equal(q, want_q)
+    lam = LatentActionModel(old.lam, old.height, old.width).quant
+    z3 = torch.randn(1000, len(old.lam.fsq_levels))
+    assert torch.equal(lam(z3)[1], _shifted_fsq(z3, old.lam.fsq_levels)[1])
+    assert WorldConfig.from_dict(old.to_dict()) == old  # saved again, it stays on its grid
+    new = WorldConfig.from_dict({**header["world"], "tokenizer": {**header["world"]["tokenizer"], "fsq_grid": "symmetric"}})
+    q, idx, _ = VideoTokenizer(new.tokenizer, new.height, new.width).quant(z)
+    assert not torch.equal(idx, want_idx)
+    assert torch.equal(q, idx_values(idx, levels))
+
+
+def idx_values(idx, levels):
+    """The symmetric grid's values of FSQ indices: digit d of a level L at 2d / (L - 1) - 1."""
+    import torch
+
+    digits = [(idx // math.prod(levels[:i])) % L for i, L in enumerate(levels)]
+    return torch.stack([2 * d.float() / (L - 1) - 1 for d, L in zip(digits, levels)], -1)
+
+
+def test_a_vq_config_saved_before_the_fsq_grid_field_equals_a_new_one():
+    """The field means nothing to VQ: an old VQ world's LAM must still equal the preset's, or warm starts drop it."""
+    from bridge.model.config import WorldConfig
+
+    d = WorldConfig().to_dict()
+    for part in ("tokenizer", "lam"):
+        d[part].pop("fsq_grid", None)
+    assert WorldConfig.from_dict(d) == WorldConfig()

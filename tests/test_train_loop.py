@@ -156,3 +156,25 @@ def test_a_fine_tuning_run_the_budget_stops_says_so_and_how_to_go_on(monkeypatch
                                         "102 of 150: rerun to go on")
     whole = {"step": 150, **budget_stop(150, 150, 1.5, "rerun to go on")}
     assert saved("", whole, "run") == "step 150 saved to run {}"
+
+
+@pytest.mark.parametrize("rank", [0, 1, 3])
+def test_a_fresh_run_draws_as_before_on_every_rank_and_a_stage_as_before_at_every_step(rank):
+    """seed_run seeded the trainer's numpy from [seed, start, rank]: a fresh DDP run's ranks > 0 drew other clips
+    than the same command did before (its [seed, rank, start]). The trainer keeps that stream, the single-process
+    stages (decoder, prompts) their [seed, start]; numpy drops trailing zeros, so rank 0 fresh is [seed] in both."""
+    import numpy as np
+    import torch
+
+    from bridge.train.loop import seed_run
+
+    def draws(rng):
+        return rng.integers(2**31, size=4).tolist()
+
+    for start in (0, 2):
+        assert draws(seed_run(5, start, rank)) == draws(np.random.default_rng([5, rank, start]))
+        assert draws(seed_run(5, start)) == draws(np.random.default_rng([5, start]))
+    seed_run(5, 0, rank)
+    first = torch.rand(3)
+    torch.manual_seed(5 + 1000 * rank)  # the trainer's torch seed before resumes drew on
+    assert torch.equal(first, torch.rand(3))

@@ -774,8 +774,8 @@ def test_the_fine_tuning_stages_cards_say_which_footage_and_a_rerun_on_other_foo
     made = _provenance(data)
     assert made["fingerprint"] and made["generated_by"]
     assert json.loads((tmp_path / "dec" / "model_card.json").read_text())["decoder"]["data_provenance"] == [made]
-    assert json.loads((tmp_path / "ev" / "model_card.json").read_text())["events"]["data_provenance"] == made
-    assert json.loads((tmp_path / "ff" / "first_frame.json").read_text())["data_provenance"] == made
+    assert json.loads((tmp_path / "ev" / "model_card.json").read_text())["events"]["data_provenance"] == [made]
+    assert json.loads((tmp_path / "ff" / "first_frame.json").read_text())["data_provenance"] == [made]
     card = json.loads((tmp_path / "dec" / "model_card.json").read_text())
     card["decoder"]["data_provenance"][0]["fingerprint"] = "0123456789abcdef"  # as if trained on other footage
     (tmp_path / "dec" / "model_card.json").write_text(json.dumps(card))
@@ -803,8 +803,10 @@ def test_a_resumed_runs_card_keeps_the_footage_it_trained_on_before(tmp_path):
     assert "earlier_fingerprints" not in json.loads((tmp_path / "fresh" / "model_card.json").read_text())["data"]
 
 
-def test_the_fine_tuning_stages_cards_keep_the_footage_they_trained_on_before(tmp_path):
-    """A decoder, events or first-frame rerun on other footage warned, but its card kept only the new fingerprint."""
+def test_the_fine_tuning_stages_cards_keep_the_footage_they_trained_on_before(tmp_path, capsys):
+    """A decoder, events or first-frame rerun on other footage warned, but its card kept only the new fingerprint.
+    The events and first-frame cards kept one record (a dict) where the decoder's kept a list: all keep a list now,
+    and a rerun still reads the one record of an older card."""
     from bridge.prompts.train import PromptTrainOptions, train_events, train_first_frame
     from bridge.train.decoder import DecoderTrainOptions, train_decoder
     from test_prompts_helpers import sandbox_dataset, save_micro_world
@@ -813,20 +815,24 @@ def test_the_fine_tuning_stages_cards_keep_the_footage_they_trained_on_before(tm
     shared = dict(steps=1, batch=2, progress=False)
     prompt = dict(world=str(world), data=str(data), encoder="hashing", max_frames=48, **shared)
     decoder = DecoderTrainOptions(world=str(world), data=[str(data)], out=str(tmp_path / "dec"), **shared)
-    runs = {"decoder": (lambda: train_decoder(decoder), tmp_path / "dec" / "model_card.json", lambda c: c["decoder"],
-                        lambda s: s["data_provenance"][0]),
+    runs = {"decoder": (lambda: train_decoder(decoder), tmp_path / "dec" / "model_card.json", lambda c: c["decoder"]),
             "events": (lambda: train_events(PromptTrainOptions(out=str(tmp_path / "ev"), clip_len=4, **prompt)),
-                       tmp_path / "ev" / "model_card.json", lambda c: c["events"], lambda s: s["data_provenance"]),
+                       tmp_path / "ev" / "model_card.json", lambda c: c["events"]),
             "first-frame": (lambda: train_first_frame(PromptTrainOptions(out=str(tmp_path / "ff"), **prompt)),
-                            tmp_path / "ff" / "first_frame.json", lambda c: c, lambda s: s["data_provenance"])}
-    for name, (run, path, section, record) in runs.items():
-        run()
-        assert "earlier_fingerprints" not in section(json.loads(path.read_text())), name
-        card = json.loads(path.read_text())
-        record(section(card))["fingerprint"] = "0123456789abcdef"  # as if trained on other footage
-        path.write_text(json.dumps(card))
-        run()
-        s = section(json.loads(path.read_text()))
-        assert s["earlier_fingerprints"] == [{"fingerprint": "0123456789abcdef", "path": str(data.resolve()),
-                                              "until_step": 1}], (name, s)
-        assert record(s)["fingerprint"] == _provenance(data)["fingerprint"], name
+                            tmp_path / "ff" / "first_frame.json", lambda c: c)}
+    for name, (run, path, section) in runs.items():
+        for old_card in (False, True):  # a list of records, or the one record events and first-frame cards kept
+            run()
+            card = json.loads(path.read_text())
+            assert "earlier_fingerprints" not in section(card) or old_card, name
+            section(card).pop("earlier_fingerprints", None)
+            other = {**_provenance(data), "fingerprint": "0123456789abcdef"}  # as if trained on other footage
+            section(card)["data_provenance"] = other if old_card else [other]
+            path.write_text(json.dumps(card))
+            capsys.readouterr()
+            run()
+            assert "0123456789abcdef" in capsys.readouterr().err, name
+            s = section(json.loads(path.read_text()))
+            assert s["earlier_fingerprints"] == [{"fingerprint": "0123456789abcdef", "path": str(data.resolve()),
+                                                  "until_step": s["steps" if "steps" in s else "step"] - 1}], (name, s)
+            assert s["data_provenance"] == [_provenance(data)], name

@@ -9,6 +9,9 @@ from typing import Any
 
 from bridge.values import is_int, is_number, plural
 
+# FSQ grids: "symmetric" (every level spread evenly over [-1, 1]; L = 2 splits at z = 0), or "shifted", the reference's
+# bound that every FSQ model saved before the fsq_grid field was trained on (an even level off centre)
+FSQ_GRIDS = ("symmetric", "shifted")
 UNMASK_ORDERS = ("random", "confidence")  # which tokens a MaskGIT step commits first: any, or its most confident
 
 
@@ -30,6 +33,7 @@ class TokenizerConfig:
     code_dim: int = 32
     quantizer: str = "vq"  # "vq" (cosine codebook) or "fsq"
     fsq_levels: tuple[int, ...] = (8, 5, 5, 5)  # used when quantizer == "fsq"; codebook = prod(levels)
+    fsq_grid: str = "symmetric"  # FSQ's grid (FSQ_GRIDS); a config.json saved without it loads "shifted"
     window: int = 4  # temporal context (frames) of the causal encoder/decoder
     clip_len: int = 8  # training clip length
     commit: float = 0.25
@@ -51,6 +55,7 @@ class LatentActionConfig:
     code_dim: int = 16
     quantizer: str = "vq"
     fsq_levels: tuple[int, ...] = (2, 2, 2)
+    fsq_grid: str = "symmetric"  # as TokenizerConfig.fsq_grid
     window: int = 16
     decoder_context: int = 1  # frames the decoder sees: 1 = x(t) only (codes must carry the motion), up to window
     motion_shifts: tuple[int, int] = (0, 0)  # (max |dx|, max |dy|) px: the decoder mixes shifted copies of x(t) per patch (0 = off)
@@ -151,12 +156,14 @@ class WorldConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WorldConfig":
-        """Rebuild from config.json; unknown keys are an error (a newer/other format), missing keys take defaults."""
+        """Rebuild from config.json; unknown keys are an error (a newer/other format), missing keys take defaults,
+        except an FSQ part's fsq_grid: saved before the field existed, it was trained on the shifted grid."""
         d = dict(d)
         subs = {"tokenizer": TokenizerConfig, "lam": LatentActionConfig, "dynamics": DynamicsConfig}
         for key, sub in subs.items():
             if key in d:
-                d[key] = _build(sub, d[key])
+                old_fsq = isinstance(d[key], dict) and d[key].get("quantizer") == "fsq" and "fsq_grid" not in d[key]
+                d[key] = _build(sub, {**d[key], "fsq_grid": "shifted"} if old_fsq else d[key])
         return _build(cls, d)
 
 

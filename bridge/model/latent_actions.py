@@ -69,7 +69,7 @@ class LatentActionModel(nn.Module):
         p = cfg.patch
         n = (height // p) * (width // p)
         self.quant = make_quantizer(cfg.quantizer, cfg.num_actions, cfg.code_dim, cfg.fsq_levels, cfg.commit,
-                                    cfg.reset_after, cfg.entropy_temp)
+                                    cfg.reset_after, cfg.entropy_temp, fsq_grid=cfg.fsq_grid)
         self.motion_dim = 2 * (2 * cfg.motion_features + 1) ** 2 if cfg.motion_features else 0
         self.enc_in = nn.Linear(p * p * 6 + self.motion_dim, cfg.dim)
         self.action_slot = nn.Parameter(torch.randn(1, 1, 1, cfg.dim) * 0.02)  # prefix token read out as the action

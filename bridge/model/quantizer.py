@@ -14,6 +14,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bridge.model.config import FSQ_GRIDS
+
 
 class VectorQuantizer(nn.Module):
     """VQ over L2-normalised codes (cosine similarity), commitment loss, and reset of long-unused codes."""
@@ -95,9 +97,11 @@ class VectorQuantizer(nn.Module):
 class FSQ(nn.Module):
     """Finite scalar quantization (Mentzer et al. 2023): no codebook to collapse, codes = grid points."""
 
-    def __init__(self, levels: tuple[int, ...]):
+    def __init__(self, levels: tuple[int, ...], grid: str = "symmetric"):
         super().__init__()
-        self.levels = list(levels)
+        if grid not in FSQ_GRIDS:
+            raise ValueError(f"FSQ grid must be one of {FSQ_GRIDS}, got {grid!r}: fix fsq_grid in config.json")
+        self.levels, self.grid = list(levels), grid
         self.dim = len(levels)
         self.num_codes = math.prod(levels)
         self.register_buffer("_levels", torch.tensor(levels, dtype=torch.float32), persistent=False)
@@ -105,18 +109,26 @@ class FSQ(nn.Module):
         self.register_buffer("_basis", torch.tensor(basis, dtype=torch.long), persistent=False)
 
     def _value(self, digits: torch.Tensor) -> torch.Tensor:
-        """Digits 0..L-1 -> grid points spread evenly over [-1, 1], symmetric for every L."""
+        """Digits 0..L-1 -> grid points: spread evenly over [-1, 1] (symmetric), or (d - L//2) / (L//2) (shifted)."""
+        if self.grid == "shifted":
+            half = self._levels.long() // 2
+            return (digits - half) / half
         return digits * 2 / (self._levels - 1) - 1
 
     def lookup(self, idx: torch.Tensor) -> torch.Tensor:
         return self._value(((idx[..., None] // self._basis) % self._levels.long()).float())  # (..., d)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        # A symmetric grid: the reference's shifted bound puts an even level's split off centre (L = 2: at z = -3.8
-        # with its eps, at -inf without, i.e. one code and no gradient); here L = 2 splits at z = 0
-        b = (torch.tanh(z.float()) + 1) / 2 * (self._levels - 1)  # in [0, L-1]
-        digits = b + (torch.round(b) - b).detach()  # straight-through rounding
-        idx = (digits.detach().long() * self._basis).sum(-1)
+        if self.grid == "shifted":  # the reference's bound, kept so FSQ checkpoints trained on it quantize as they were
+            half, offset = (self._levels - 1) / 2, torch.where(self._levels % 2 == 0, 0.5, 0.0)
+            b = torch.tanh(z.float() + torch.atanh(offset / half)) * half - offset  # in [-L//2, (L-1)//2]
+            digits = b + (torch.round(b) - b).detach() + self._levels.long() // 2  # straight-through rounding
+        else:
+            # A symmetric grid: the reference's shifted bound puts an even level's split off centre (L = 2: at z = -3.8
+            # with its eps, at -inf without, i.e. one code and no gradient); here L = 2 splits at z = 0
+            b = (torch.tanh(z.float()) + 1) / 2 * (self._levels - 1)  # in [0, L-1]
+            digits = b + (torch.round(b) - b).detach()  # straight-through rounding
+        idx = (torch.minimum(digits.detach().long().clamp(min=0), self._levels.long() - 1) * self._basis).sum(-1)
         zero = z.new_zeros(())
         return self._value(digits).to(z.dtype), idx, {"loss": zero, "entropy": _index_entropy(idx, self.num_codes),
                                                       "entropy_bonus": zero}
@@ -129,10 +141,10 @@ def _index_entropy(idx: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def make_quantizer(kind: str, num_codes: int, dim: int, levels: tuple[int, ...], commit: float, reset_after: int,
-                   entropy_temp: float = 0.1) -> nn.Module:
+                   entropy_temp: float = 0.1, *, fsq_grid: str) -> nn.Module:
     """The configured bottleneck; its `.dim` is the width the encoder must project to."""
     if kind == "fsq":
-        return FSQ(levels)
+        return FSQ(levels, fsq_grid)
     return VectorQuantizer(num_codes, dim, commit, reset_after, entropy_temp)
 
 

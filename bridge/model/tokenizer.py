@@ -33,7 +33,7 @@ class VideoTokenizer(nn.Module):
         p = cfg.patch
         n = (height // p) * (width // p)
         self.quant = make_quantizer(cfg.quantizer, cfg.codebook, cfg.code_dim, cfg.fsq_levels, cfg.commit, cfg.reset_after,
-                                    cfg.entropy_temp)
+                                    cfg.entropy_temp, fsq_grid=cfg.fsq_grid)
         self.patch_in = nn.Linear(p * p * 3, cfg.dim)
         self.encoder = STTransformer(cfg.dim, cfg.enc_depth, cfg.heads, n, cfg.window, cfg.dropout)
         self.to_code = nn.Linear(cfg.dim, self.quant.dim)

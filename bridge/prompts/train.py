@@ -30,9 +30,8 @@ from bridge.prompts.events import (EventSettings, cond_for_clip, default_caption
 from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel, has_first_frame, load_first_frame,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
-from bridge.train.loop import (FINE_TUNE_RERUN, Averager, budget_stop, card_options, check_new_out, earlier_footage,
-                               fine_tune, kept_options, progress_bar, seed_run, set_lr, train_device,
-                               warn_if_footage_changed)
+from bridge.train.loop import (FINE_TUNE_RERUN, Averager, budget_stop, card_options, check_new_out, fine_tune,
+                               footage_history, kept_options, progress_bar, seed_run, set_lr, train_device)
 from bridge.train.options import PROMPT_DEFAULTS
 from bridge.values import plural
 from bridge.worlds.events import EVENT_TYPES
@@ -214,11 +213,8 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     n = len(tokens)
     bar = progress_bar(opts.steps, f"train first-frame ({opts.preset})", opts.progress, max_minutes=opts.max_minutes)
     t0, avg, metrics = time.time(), Averager(), {}
-    if resumed:
-        warn_if_footage_changed([run.get("data_provenance", {})], [ds], out)
     card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
-            "data_provenance": provenance(ds),
-            **earlier_footage(run, [run.get("data_provenance", {})], [ds], start),
+            "data_provenance": [provenance(ds)], **footage_history(run, [ds], out, start, warn=resumed),
             "samples": n, "captions": captions, "sketch_trained": with_sketch, "encoder": opts.encoder,
             "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command,
             **card_options(opts, KEPT), "init_from": init_from}
@@ -341,8 +337,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     rng = seed_run(opts.seed, start)
     ds = VideoDataset(opts.data)
     check_frame_size(ds, src.cfg.height, src.cfg.width, f"the world {out if resume else opts.world}")
-    if resume:
-        warn_if_footage_changed([run.get("data_provenance", {})], [ds], out)
+    footage = {"data_provenance": [provenance(ds)], **footage_history(run, [ds], out, start, warn=resume)}
     encoder = get_encoder(opts.encoder)
     data, events = _event_data(src, ds, opts, rng, device)  # tokens and latent actions, once
     types, counts, captions = _event_types(events)
@@ -364,8 +359,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     opt = _event_optimizer(dyn, lr)
     card = {**{k: v for k, v in src_card.items() if k not in ("metrics", "events")},
             "events": {"from_world": str(Path(opts.world).resolve()), "data": str(Path(opts.data).resolve()),
-                       "data_provenance": provenance(ds),
-                       **earlier_footage(run, [run.get("data_provenance", {})], [ds], start),
+                       **footage,
                        "event_types": types, "event_counts": counts, "episodes": len(data), "events": len(events),
                        "clip_len": opts.clip_len,
                        **card_options(opts, KEPT), "encoder": opts.encoder, "hold": settings.hold,

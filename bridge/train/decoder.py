@@ -25,8 +25,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, psnr_from_mse, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
 from bridge.train.loop import (FINE_TUNE_RERUN, Averager, amp, budget_stop, card_options, check_new_out,
-                               earlier_footage, fine_tune, kept_options, progress_bar, seed_run, set_lr, train_device,
-                               warn_if_footage_changed)
+                               fine_tune, footage_history, kept_options, progress_bar, seed_run, set_lr, train_device)
 from bridge.train.options import DECODER_DEFAULTS
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
@@ -180,11 +179,9 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     opt = torch.optim.AdamW(params, lr=opts.lr, betas=(0.9, 0.95), weight_decay=0.05)
     disc, d_opt = _critic(opts, tok, out, device) if opts.adv > 0 else (None, None)
     ctx, amp_on = amp(device, opts.amp)  # the rule of `train tokenizer|dynamics`
-    if resume:
-        warn_if_footage_changed(prev.get("data_provenance", []), datasets, out)
     section = {**_section(opts, prev, src, T, len(val), before, particles_before), "device": str(device),
                "amp_bf16": amp_on, "data_provenance": [provenance(ds) for ds in datasets],
-               **earlier_footage(prev, prev.get("data_provenance", []), datasets, start)}
+               **footage_history(prev, datasets, out, start, warn=resume)}
     metrics: dict[str, float] = {}
 
     def save(step: int) -> float:

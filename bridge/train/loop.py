@@ -74,11 +74,13 @@ def amp(device: torch.device, on: bool | None) -> tuple[Any, bool]:
     return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext(), bool(on)
 
 
-def seed_run(seed: int, start: int, rank: int = 0) -> np.random.Generator:
-    """Seed torch and return the sampling RNG of a run (process `rank`) that starts at step `start`: a resumed run
-    draws new batches and masks instead of replaying the ones its first run began with (every stage the same)."""
-    torch.manual_seed(seed + 1000 * rank + 1_000_003 * start)
-    return np.random.default_rng([seed, start, rank])  # numpy drops trailing zeros: rank 0 is [seed, start]
+def seed_run(seed: int, start: int, rank: int | None = None) -> np.random.Generator:
+    """Seed torch and return the sampling RNG of a run (process `rank`; None: a single-process stage) that starts at
+    step `start`: a resumed run draws new batches and masks instead of replaying the ones its first run began with,
+    and every stage keeps the numpy stream it always drew: the trainer's [seed, rank, start], the others' [seed,
+    start] (numpy drops trailing zeros, so a fresh run is [seed, rank], or [seed])."""
+    torch.manual_seed(seed + 1000 * (rank or 0) + 1_000_003 * start)
+    return np.random.default_rng([seed, start] if rank is None else [seed, rank, start])
 
 
 def lr_at(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
@@ -146,26 +148,23 @@ def budget_stop(step: int, steps: int, max_minutes: float | None, rerun: str) ->
     return {"stopped": f"stopped by --max-minutes {max_minutes:g} at step {step} of {steps}: {rerun}"}
 
 
-def warn_if_footage_changed(earlier: list[dict], datasets: list, out: str | Path) -> None:
-    """Say once, as a resumed run starts, when a --data set holds footage the run was not trained on (`earlier`: the
-    card's provenance records, dataset.provenance): its fingerprint is none of theirs. Unknown fingerprints (a
-    dataset made before them) leave nothing to compare and nothing is said."""
-    before = {p["fingerprint"]: p.get("path") for p in earlier if p.get("fingerprint")}
+def footage_history(section: dict, datasets: list, out: str | Path, step: int, warn: bool) -> dict:
+    """Every stage's record of footage it trained on before, for its card: `earlier_fingerprints` ({} when none),
+    those `section` (the card section of the run's last save, {} when fresh) kept and each of its known fingerprints no
+    --data set holds now, with its path and the step it was left at, so a card says when a run mixed two sets. With
+    `warn` (a resumed run's main process) it first says so once. Unknown fingerprints (a dataset made before them)
+    leave nothing to compare and nothing is said."""
+    records = section.get("data_provenance", section)  # the pre-training `data` section is its one dataset's record
+    records = records if isinstance(records, list) else [records]  # events and first-frame cards of 2026-11-25
+    before = {p["fingerprint"]: p.get("path") for p in records if p.get("fingerprint")}
     for ds in datasets:
-        if before and ds.fingerprint and ds.fingerprint not in before:
+        if warn and before and ds.fingerprint and ds.fingerprint not in before:
             then = ", ".join(f"{path} (fingerprint {fp})" for fp, path in before.items())
             tqdm.write(f"warning: {out} was trained on {then}, but --data {ds.root} now holds other footage "
                        f"(fingerprint {ds.fingerprint}): this run goes on with it, mixing the two; give a new --out to "
                        "keep them apart", file=sys.stderr)
-
-
-def earlier_footage(section: dict, before: list[dict], datasets: list, step: int) -> dict:
-    """A resumed run's `earlier_fingerprints` for its card ({} when none): those its card's `section` kept, and each
-    known fingerprint of `before` (that card's provenance records) no --data set holds now, with its path and the step
-    it was left at, so the card of a run that went on with other footage says it mixed them."""
     now = {ds.fingerprint for ds in datasets}
-    left = [{"fingerprint": p["fingerprint"], "path": p.get("path"), "until_step": step}
-            for p in before if p.get("fingerprint") and p["fingerprint"] not in now]
+    left = [{"fingerprint": fp, "path": path, "until_step": step} for fp, path in before.items() if fp not in now]
     earlier = [*section.get("earlier_fingerprints", []), *left]
     return {"earlier_fingerprints": earlier} if earlier else {}
 

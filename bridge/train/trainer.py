@@ -34,9 +34,8 @@ from bridge.model.genie import WorldModel
 from bridge.model.presets import TRAIN_DEFAULTS, get_preset
 from bridge.model.quantizer import reset_dead_codes
 from bridge.model.tokenizer import VideoTokenizer
-from bridge.train.loop import (Averager, amp, budget_stop, card_options, check_new_out, earlier_footage, kept_options,
-                               over_budget, progress_bar, saved_on_stop, seed_run, set_lr, train_device,
-                               warn_if_footage_changed)
+from bridge.train.loop import (Averager, amp, budget_stop, card_options, check_new_out, footage_history, kept_options,
+                               over_budget, progress_bar, saved_on_stop, seed_run, set_lr, train_device)
 from bridge.train.options import RUN_DEFAULTS
 
 if TYPE_CHECKING:
@@ -247,8 +246,6 @@ def _train(opts: TrainOptions) -> dict[str, Any]:
             print(finished)
         env.close()
         return {"step": start, "unchanged": True}
-    if resuming and env.main:
-        warn_if_footage_changed([card.get("data", {})], [ds], out)
     card = _run_card(opts, cfg, ds, env, clip_len, card if resuming else None, tokenizer_from, start)
 
     ddp = env.wrap(model)
@@ -439,7 +436,7 @@ def _run_card(opts: TrainOptions, cfg: WorldConfig, ds: VideoDataset, env: Dist,
             "data": {**provenance(ds), "frames": ds.num_frames, "episodes": len(ds.episodes),
                      "height": ds.height, "width": ds.width, "fps": ds.fps, "source": getattr(ds, "source", "unknown"),
                      "action_names": ds.action_names,
-                     **earlier_footage(before, [before], [ds], start)},
+                     **footage_history(before, [ds], opts.out, start, warn=resumed is not None and env.main)},
             "train": {**{key: v for key, v in card_options(opts, KEPT).items() if key != "seed"},
                       "world_size": env.world, "device": str(env.device), "clip_len": clip_len}}
     if opts.stage == "dynamics":
