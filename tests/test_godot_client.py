@@ -434,15 +434,60 @@ def test_the_edit_marker_is_not_a_world_event_and_settings_update_the_session(go
     assert c.members["session"]["fps"] == 12.0
 
 
-@pytest.mark.parametrize("members, sent", [({}, None), ({"fps": 30.0}, 30.0)])
-def test_fps_0_the_default_asks_for_the_worlds_own_rate(godot_sim, scripted, members, sent):
+@pytest.mark.parametrize("members, options, sent", [
+    ({}, {}, None), ({"fps": 30.0}, {}, 30.0), ({"fps": -1.0}, {}, None), ({"fps": 30.0}, {"fps": 0}, None),
+    ({"fps": 30.0}, {"fps": -5.0}, None), ({}, {"fps": 1}, 1.0), ({}, {"fps": 120.0}, 120.0)])
+def test_fps_0_the_default_asks_for_the_worlds_own_rate(godot_sim, scripted, members, options, sent):
     """The export defaulted to 24, so a world trained on 10 fps footage played 2.4x too fast: 0 (the default) sends
-    nil, the world's own rate, as world_seed -1 lets the host pick; any other rate goes as it is."""
+    nil, the world's own rate, as world_seed -1 lets the host pick; 1-120 goes as it is. `start_session({"fps": 0})`
+    sent 0.0, which the host refuses: 0 or less is the world's own rate from the export and the options alike."""
     router, port = scripted
-    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}", **members)
-    godot_sim.add_to_root(c)
-    _, start = greet_and_start(godot_sim, router)
-    assert start["fps"] == sent and start["mode"] == "realtime"
+    c = _ready(godot_sim, router, port, **members)
+    assert godot_sim.call_method(c, "start_session", [gdsim.to_gd(options)])
+    pump(godot_sim, router)
+    _, start = recv(router)
+    assert start["type"] == "start" and start["fps"] == sent and start["mode"] == "realtime"
+    assert godot_sim.errors == []
+
+
+_START_FIX = "is outside 1-120: set fps to 0 for the world's own rate, or 1-120"
+
+
+@pytest.mark.parametrize("members, options, said", [  # Godot writes 121.0 as 121
+    ({"fps": 0.37}, {}, "0.37"), ({}, {"fps": 0.5}, "0.5"), ({"fps": 30.0}, {"fps": 121.0}, "121")])
+def test_a_start_at_a_rate_no_host_plays_is_refused_with_the_fix(godot_sim, scripted, members, options, said):
+    """The fps slider lands on 0.37 near its left end: the node sent it, the host answered bad_argument and there was
+    no world. The node now sends nothing and says what to set (push_error, error_received), also for a start asked
+    for before any host took it, which it no longer keeps for the next welcome."""
+    router, port = scripted
+    early = new_client(godot_sim, "tcp://127.0.0.1:1", auto_connect=False, **members)
+    assert not godot_sim.call_method(early, "start_session", [gdsim.to_gd(options)])
+    assert not early.members["_starts"].members["pending"]
+    c = _ready(godot_sim, router, port, **members)
+    rec = Recorder(c, "error_received")
+    godot_sim.errors.clear()
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd(options)])
+    assert godot_sim.errors == [f"WorldBridge: fps {said} {_START_FIX}"]
+    assert rec["error_received"] == [("client", f"fps {said} {_START_FIX}", False)]
+    assert godot_sim.call_method(c, "request_status", [])  # the next message the host gets: no start went out
+    pump(godot_sim, router)
+    assert recv(router)[1]["type"] == "status"
+
+
+@pytest.mark.parametrize("fps, said", [(0.5, "0.5"), (0, "0"), (-1.0, "-1"), (121, "121")])
+def test_a_settings_change_to_a_rate_no_host_plays_is_refused_with_the_fix(godot_sim, scripted, fps, said):
+    """change_settings({"fps": 0.5}) went out and got the host's bad_argument; 0 asked for the world's own rate, which
+    a settings change cannot (a nil fps keeps the rate). The node now sends nothing and says what to set."""
+    router, _ = scripted
+    c, _, _ = _scripted_session(godot_sim, scripted, "realtime")
+    rec = Recorder(c, "error_received")
+    assert not godot_sim.call_method(c, "change_settings", [gdsim.to_gd({"fps": fps, "steps": 4})])
+    why = (f"fps {said} is outside 1-120: a settings change takes 1-120 (only a start asks for the world's own rate, "
+           "with fps 0)")
+    assert godot_sim.errors == [f"WorldBridge: {why}"] and rec["error_received"] == [("client", why, False)]
+    assert godot_sim.call_method(c, "request_status", [])
+    pump(godot_sim, router)
+    assert recv(router)[1]["type"] == "status"
 
 
 def test_fps_text_shows_the_rate_the_session_plays_at(godot_sim, scripted):

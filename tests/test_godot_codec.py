@@ -225,12 +225,34 @@ def test_the_headless_runner_writes_its_counts_as_a_person_would(sim):
     assert [sim.call_static(protocol, "plural", [n, "frame"]) for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]
 
 
-def test_a_start_without_fps_asks_for_the_worlds_own_rate(sim):
+@pytest.mark.parametrize("options", [{}, {"fps": None}, {"fps": 0}, {"fps": 0.0}, {"fps": -1.0}])
+def test_a_start_without_fps_asks_for_the_worlds_own_rate(sim, options):
     """The builder sent 24 for a nil fps, so the host never played a world at its own rate (its footage fps, the
-    sandbox game's 15): nil goes out as nil, and mode still defaults to realtime."""
+    sandbox game's 15): nil goes out as nil, and mode still defaults to realtime. `start_session({"fps": 0})` sent 0.0,
+    which the host refuses: 0 or less is the world's own rate too, as the fps export's 0 is (and Unity's Fps 0)."""
     protocol = sim.script("res://addons/world_bridge/core/protocol.gd")
-    start = gdsim.to_py(sim.call_static(protocol, "start", [1, gdsim.to_gd({})]))
+    start = gdsim.to_py(sim.call_static(protocol, "start", [1, gdsim.to_gd(options)]))
     assert (start["fps"], start["mode"]) == (None, "realtime")
+
+
+def test_fps_problem_names_the_fix_for_a_rate_no_host_plays(sim):
+    """A host plays 1-120 frames/s: a start at 0.37 (the fps slider's left end) or 121 got the host's bad_argument and
+    no world. The client now refuses such a rate itself and says what to set; a settings change cannot ask for the
+    world's own rate (its nil keeps the rate), so 0 there is refused too."""
+    protocol = sim.script("res://addons/world_bridge/core/protocol.gd")
+
+    def problem(request, fps):
+        return sim.call_static(protocol, "fps_problem", [request, gdsim.to_gd(fps)])
+
+    for fps in [None, 0, 0.0, -3.0, 1, 1.0, 12.5, 120.0, "fast"]:  # a non-number is the host's to refuse, by type
+        assert problem("start", fps) == "", fps
+    for fps in [None, 1, 12.5, 120]:
+        assert problem("settings", fps) == "", fps
+    assert problem("start", 0.37) == "fps 0.37 is outside 1-120: set fps to 0 for the world's own rate, or 1-120"
+    assert problem("start", 121.0) == "fps 121 is outside 1-120: set fps to 0 for the world's own rate, or 1-120"
+    for fps, said in [(0, "0"), (-1.0, "-1"), (0.5, "0.5"), (200, "200")]:
+        assert problem("settings", fps) == (f"fps {said} is outside 1-120: a settings change takes 1-120 (only a start "
+                                            "asks for the world's own rate, with fps 0)")
 
 
 def test_decoder_errors_write_a_count_of_one_as_a_person_would(sim):

@@ -226,6 +226,7 @@ def _sandbox_exchange(v: dict) -> list[tuple[dict, str, set[str]]]:
     sandbox_start = {k: x for k, x in v["msg_start"].items() if k != "image"}  # the sandbox takes no image prompt
     return [
         (v["msg_hello"], "msg_welcome", {"backends", "default_backend"}),  # its host serves a world model too
+        (v["msg_start_own_rate"], "msg_session_own_rate", {"session_id", "seed"}),  # no seed: the host picks one
         (sandbox_start, "msg_session", {"session_id"}),
         (v["msg_event"], "msg_ok", set()),
         ({"type": "settings", "req_id": 4, "fps": 30.0, "mode": "step"}, "msg_ok_settings", set()),
@@ -238,6 +239,25 @@ def _sandbox_exchange(v: dict) -> list[tuple[dict, str, set[str]]]:
         ({"type": "status", "req_id": 16}, "msg_status_counts",
          {"session_id", "fps_measured", "frames_sent", "frames_dropped"}),
     ]
+
+
+def test_the_python_clients_default_start_is_the_own_rate_vector(monkeypatch):
+    """Every client starts at the world's own rate unless asked for another (a nil fps), yet the only start vector
+    carried fps 24: the Python client's start with no arguments is msg_start_own_rate byte for byte, as the Unity and
+    Godot builders' are (ProtocolTests.cs, vector_tests.gd)."""
+    from bridge.client import WorldClient
+
+    v = {x["name"]: x for x in MSGPACK}
+    sent = []
+    c = WorldClient("tcp://127.0.0.1:1")
+    try:
+        c.welcome = untag(v["msg_welcome"]["value"])
+        monkeypatch.setattr(c, "_send", sent.append)
+        monkeypatch.setattr(c, "_wait_reply", lambda what, timeout=None: untag(v["msg_session_own_rate"]["value"]))
+        assert c.start()["fps"] == 15.0  # the sandbox game's own rate, which the host names
+    finally:
+        c.close()
+    assert zmtp_raw.pack(sent[0]).hex() == v["msg_start_own_rate"]["hex"]
 
 
 def drift(vector: dict, real: dict, varies: set[str]) -> list[str]:

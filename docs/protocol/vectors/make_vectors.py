@@ -201,6 +201,10 @@ def message_vectors() -> list[tuple[str, dict]]:
                        "text": "a cave with lava", "image": png_1x1, "sketch": None, "action_map": {"jump": 3},
                        "resume": None}),
         ("msg_start_resume", {"type": "start", "req_id": 2, "resume": "s-4f2a9c"}),
+        # what every client sends by default: nil fps is the world's own rate, nil seed the host's pick
+        ("msg_start_own_rate", {"type": "start", "req_id": 1, "backend": None, "mode": "realtime", "fps": None,
+                                "seed": None, "text": None, "image": None, "sketch": None, "action_map": None,
+                                "resume": None}),
         # a sandbox host's answer to msg_start without its image (the sandbox game takes no image prompt)
         ("msg_session", {"type": "session", "req_id": 1, "session_id": "s-4f2a9c", "backend_kind": "sandbox",
                          "backend_name": "sandbox game", "mode": "realtime", "fps": 24.0, "width": 64, "height": 64,
@@ -208,6 +212,15 @@ def message_vectors() -> list[tuple[str, dict]]:
                          "event_types": SANDBOX_EVENTS, "settings": {**NO_MODEL_KNOBS, "fps": 24.0, "mode": "realtime"},
                          "frame_index": 0, "epoch": 0, "resumed": False, "branch_window": 1024,
                          "capabilities": ["text_prompt", "sketch_prompt", "events", "text_events"], "seed": 7}),
+        # a sandbox host's answer to msg_start_own_rate: the sandbox game's own 15 fps, and the seed it picked
+        ("msg_session_own_rate", {"type": "session", "req_id": 1, "session_id": "s-9d03b7", "backend_kind": "sandbox",
+                                  "backend_name": "sandbox game", "mode": "realtime", "fps": 15.0, "width": 64,
+                                  "height": 64, "action_names": SANDBOX_ACTIONS,
+                                  "num_latent_actions": len(SANDBOX_ACTIONS), "event_types": SANDBOX_EVENTS,
+                                  "settings": {**NO_MODEL_KNOBS, "fps": 15.0, "mode": "realtime"}, "frame_index": 0,
+                                  "epoch": 0, "resumed": False, "branch_window": 1024,
+                                  "capabilities": ["text_prompt", "sketch_prompt", "events", "text_events"],
+                                  "seed": 1804289383}),
         ("msg_session_seed", {"type": "session", "req_id": 1, "session_id": "s-4f2a9c", "backend_kind": "world_model",
                               "backend_name": "world model tiny (step 12000)", "mode": "step", "fps": 24.0,
                               "width": 64, "height": 64, "action_names": [f"a{i}" for i in range(8)],

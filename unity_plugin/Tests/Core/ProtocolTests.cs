@@ -41,6 +41,9 @@ namespace WorldBridge.Tests
                 ActionMap = new Dictionary<string, int> { { "jump", 3 } },
             }));
             AssertBytes("msg_start_resume", Protocol.Resume(2, "s-4f2a9c"));
+            // What WorldBridgeClient sends by default: Fps null (its fps 0), the world's own rate, which the host names.
+            AssertBytes("msg_start_own_rate", Protocol.Start(1, new StartOptions()));
+            Assert.AreEqual(15.0, SessionInfo.From(Message("msg_session_own_rate")).Fps, "the sandbox game's own rate");
             AssertBytes("msg_input_id", Protocol.Input(2, 1234.5, 17));
             AssertBytes("msg_input_name", Protocol.Input("jump", 1301.25, 18));
             AssertBytes("msg_event", Protocol.Event(3, "weather_snow", null));

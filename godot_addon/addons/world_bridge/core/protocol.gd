@@ -47,8 +47,8 @@ static func hello(
 
 
 ## `options` may hold any START_KEYS; missing ones are sent as nil (host defaults: a nil fps
-## is the world's own rate), except mode, which defaults to realtime. With `resume`, only resume
-## is sent.
+## is the world's own rate, as is an fps of 0 or less), except mode, which defaults to realtime.
+## With `resume`, only resume is sent.
 static func start(req_id: int, options: Dictionary) -> Dictionary:
 	var msg := {"type": "start", "req_id": req_id}
 	if options.get("resume") != null:
@@ -58,6 +58,8 @@ static func start(req_id: int, options: Dictionary) -> Dictionary:
 		msg[key] = _clean(key, options.get(key))
 	if msg["mode"] == null:
 		msg["mode"] = "realtime"
+	if typeof(msg["fps"]) == TYPE_FLOAT and msg["fps"] <= 0.0:
+		msg["fps"] = null
 	return msg
 
 
@@ -151,6 +153,23 @@ static func fps_text(measured: float, session: Dictionary) -> String:
 	if session.get("mode") != "realtime" or typeof(target) not in [TYPE_FLOAT, TYPE_INT]:
 		return "%.1f fps" % measured
 	return "%.1f of %.1f fps" % [measured, float(target)]
+
+
+## Why a `request` ("start" or "settings") cannot ask for `fps`, naming the fix; "" when it can.
+## A host plays 1-120 frames/s and refuses other rates; a start's 0 or less is the world's own
+## rate, which a settings change cannot ask for (its nil keeps the rate). A non-number is left
+## to the host, which names its type.
+static func fps_problem(request: String, fps: Variant) -> String:
+	if typeof(fps) not in [TYPE_FLOAT, TYPE_INT] or (fps >= 1 and fps <= 120):
+		return ""
+	if request == "start" and fps <= 0:
+		return ""
+	var fix := (
+		"set fps to 0 for the world's own rate, or 1-120"
+		if request == "start"
+		else "a settings change takes 1-120 (only a start asks for the world's own rate, with fps 0)"
+	)
+	return "fps %s is outside 1-120: %s" % [fps, fix]
 
 
 ## "1 session", "3 sessions": a count as a person writes it.

@@ -65,8 +65,9 @@ const FPS_WINDOW := 30
 @export var auto_start := true
 @export_enum("default", "sandbox", "world_model") var backend: String = "default"
 @export_enum("realtime", "step") var mode: String = "realtime"
-## Target frames per second in realtime mode; 0: the world's own rate (its footage's, the sandbox
-## game's 15), which the session reply names (session.fps; WorldBridgeProtocol.fps_text shows it).
+## Target frames per second in realtime mode, 1-120 (a start below 1 is refused); 0: the world's
+## own rate (its footage's, the sandbox game's 15), which the session reply names (session.fps;
+## WorldBridgeProtocol.fps_text shows it).
 @export_range(0.0, 120.0) var fps := 0.0
 ## World seed; -1 lets the host pick.
 @export var world_seed := -1
@@ -258,14 +259,19 @@ func poll() -> void:
 
 
 ## Starts a session; `options` overrides the exported settings (any `start` key of the protocol).
+## An fps of 0 or less is the world's own rate; one between 0 and 1, or over 120, is refused.
 func start_session(options: Dictionary = {}) -> bool:
+	var bad_fps := Protocol.fps_problem("start", options.get("fps", fps))
+	if bad_fps != "":
+		_client_error(bad_fps, "", true)
+		return false
 	if link != Link.READY and link != Link.IN_SESSION:
 		_starts.queue(options)  # in place of one that was sent and never answered
 		return false
 	var opts := {
 		"backend": null if backend == "default" else backend,
 		"mode": mode,
-		"fps": null if fps <= 0.0 else fps,
+		"fps": fps,  # 0 or less goes as nil (Protocol.start): the world's own rate
 		"seed": null if world_seed < 0 else world_seed,
 		"text": null if text_prompt == "" else text_prompt,
 		# Named even when absent, so a session's options started again capture no viewport.
@@ -337,8 +343,12 @@ func branch_from(frame: int) -> bool:
 ## Changes steps, temperature, cfg, event_cfg (1.1: guidance on events, 1 = off; only backends
 ## whose session.settings has it), top_p and unmask (1.2: the world model's nucleus mass in (0, 1]
 ## and unmasking order, "random" or "confidence"; null in session.settings for other backends),
-## fps or mode on the host.
+## fps (1-120; a running session has no way back to the world's own rate) or mode on the host.
 func change_settings(values: Dictionary) -> bool:
+	var bad_fps := Protocol.fps_problem("settings", values.get("fps"))
+	if bad_fps != "":
+		_client_error(bad_fps, "", true)
+		return false
 	return _in_session() and _send(Protocol.settings(_next_req(), values))
 
 
@@ -878,10 +888,14 @@ func _refuse(capability: String, code: String, message: String, fatal: bool = fa
 	capability_refused.emit(capability, message)
 
 
-## A mistake the addon caught itself: a warning, then error_received (code "client"), and
-## capability_refused when it is about a `capability` the host lacks.
-func _client_error(message: String, capability: String = "") -> void:
-	push_warning("WorldBridge: " + message)
+## A mistake the addon caught itself: a warning (an error when it `refused` what the game asked
+## for), then error_received (code "client"), and capability_refused when it is about a
+## `capability` the host lacks.
+func _client_error(message: String, capability: String = "", refused: bool = false) -> void:
+	if refused:
+		push_error("WorldBridge: " + message)
+	else:
+		push_warning("WorldBridge: " + message)
 	if capability != "":
 		_refuse(capability, "client", message)
 	else:

@@ -90,6 +90,8 @@ func test_builders(vectors: Array) -> void:
 			)
 		),
 		"msg_start_resume": Protocol.start(2, {"resume": "s-4f2a9c"}),
+		# What a WorldBridgeClient sends by default: its fps export's 0 is the world's own rate.
+		"msg_start_own_rate": Protocol.start(1, {"fps": 0.0}),
 		"msg_input_id": Protocol.input(2, 1234.5, 17),
 		"msg_input_name": Protocol.input("jump", 1301.25, 18),
 		"msg_event": Protocol.event(3, "weather_snow", ""),
