@@ -213,7 +213,8 @@ def test_folders_that_cannot_be_deleted_are_named_in_a_warning(tmp_path, monkeyp
     stays, hidden, and the user must know."""
     synthetic(tmp_path / "d", [4])
     monkeypatch.setattr(shutil, "rmtree", lambda path, ignore_errors=False: None)
-    with pytest.warns(UserWarning, match=rf"could not delete {tmp_path / '.d.old-'}\d+-{files._host()} .*delete it yourself"):
+    old = rf"{tmp_path / '.d.old-'}\d+-{files._host()}"
+    with pytest.warns(UserWarning, match=rf"could not delete {old} .*delete it yourself"):
         _overwrite(tmp_path / "d", 2)
     assert VideoDataset(tmp_path / "d").num_frames == 2
     with pytest.warns(UserWarning, match=rf"could not delete {tmp_path / '.e.tmp-'}\S+ .*delete it yourself"):
