@@ -326,6 +326,23 @@ def test_the_import_bar_counts_frames_so_one_long_video_shows_its_rate_and_time_
     assert "44/44" in bar and "frame/s" in bar and "file" not in bar, bar  # 30 + 8 + 6 source frames
 
 
+def test_the_import_bar_reads_each_files_header_once_with_the_import(tmp_path, monkeypatch, capsys):
+    """Sizing the bar probed every video with ffmpeg and indexed every recording, then the import did both again: a
+    folder of many videos paid two probes each."""
+    from bridge.host import recording as rec
+
+    iio.imwrite(tmp_path / "clip.mp4", colour_frames(30), fps=30, plugin="FFMPEG", codec="libx264")
+    _fast_recording(tmp_path / "step.wbrec", "step", n=5)
+    probed, real_meta, real_init = [], iio.immeta, rec.RecordingReader.__init__
+    monkeypatch.setattr(iio, "immeta",
+                        lambda path, *a, **k: (probed.append(Path(path).name), real_meta(path, *a, **k))[1])
+    monkeypatch.setattr(rec.RecordingReader, "__init__",
+                        lambda self, path: (probed.append(Path(path).name), real_init(self, path))[1])
+    import_footage([tmp_path], tmp_path / "ds", size=16, fps=10, progress=True)
+    assert "0/35" in capsys.readouterr().err  # the bar still has its total from the start: 30 + 5 source frames
+    assert sorted(probed) == ["clip.mp4", "step.wbrec"]
+
+
 def test_an_imported_dataset_records_its_sources_and_settings_and_a_reimport_gets_a_new_fingerprint(tmp_path):
     """A checkpoint trained on imported footage could not say which footage: the manifest now names each source file
     (size, last change), the import's --fps and --size, and carries a fingerprint that a re-import of other footage
