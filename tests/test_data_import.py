@@ -211,6 +211,13 @@ def test_a_few_sources_still_get_a_val_episode(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     splits = [e.split for e in VideoDataset(tmp_path / "ds").episodes]
     assert splits.count("val") >= 1 and splits.count("train") >= 1, splits
+    import json
+
+    from bridge.data.writer import split_for_seed
+
+    m = json.loads((tmp_path / "ds" / "manifest.json").read_text(encoding="utf-8"))
+    used = m["imported_from"]["val_fraction"]  # docs/data.md: the fraction the split was made with, not the asked 5 %
+    assert used != 0.05 and [split_for_seed(e["seed"], used) for e in m["episodes"]] == splits
 
 
 def test_the_fitted_split_always_leaves_both_a_val_and_a_train_seed():
