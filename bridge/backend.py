@@ -79,11 +79,12 @@ def recorded_backend_label(kind: str, name: str, header_lost: bool = False) -> s
 DEFAULT_FPS = 24.0  # what a realtime session ticks at when neither its client nor its backend names a rate
 
 
-def own_fps(backend: Any) -> float | None:
-    """The rate the backend's frames were made at (a world's footage, the sandbox game's), so a session plays it at
-    that speed; None when it states none."""
+def own_fps(backend: Any, low: float, high: float) -> float:
+    """The rate a session whose client names none plays the backend at, in-process as through a host: the one its
+    frames were made at (a world's footage, the sandbox game's), held to low..high (the host's `Limits`), or
+    DEFAULT_FPS when it states none."""
     fps = getattr(backend, "fps", None)
-    return float(fps) if is_number(fps) and math.isfinite(fps) and fps > 0 else None
+    return min(max(float(fps), low), high) if is_number(fps) and math.isfinite(fps) and fps > 0 else DEFAULT_FPS
 
 
 def takes(fn: Any, name: str) -> bool:

@@ -275,7 +275,8 @@ class WorldClient:
         """Start (or resume) a session; returns the `session` message. Frame 0 follows right away. `self.session`
         is a copy of it kept current: `epoch`, `frame_index` (newest frame received) and `seed` follow the answers
         and frames, `settings`, `mode` and `fps` follow `settings()`. With no `fps` the world plays at its own rate
-        (a world's footage fps, the sandbox game's 15): `session["fps"]` says the rate the host chose.
+        (a world's footage fps, the sandbox game's 15): `session["fps"]` says the rate the host chose; 0, the engine
+        clients' spelling of that, is refused here with the Python one (None).
 
         The host may be loading a checkpoint (and the text encoder) first, so this waits up to
         START_TIMEOUT_S (or `timeout`) rather than the client's per-request timeout.
@@ -284,9 +285,12 @@ class WorldClient:
             raise ProtocolError("bad_argument", "the host chooses checkpoints: start it with "
                                                 f"`worldbridge serve --checkpoint {checkpoint}` and pass backend="
                                                 "'world_model'")
+        fps = None if fps is None else float(fps)
+        if fps is not None and fps <= 0:  # Unity's and Godot's spelling of "the world's own rate", which here is None
+            raise ProtocolError("bad_argument", f"fps {fps:g}: pass fps=None for the world's own rate, or 1-120")
         if self.welcome is None:
             self.connect()
-        msg = {"type": "start", "backend": backend, "mode": mode, "fps": None if fps is None else float(fps),
+        msg = {"type": "start", "backend": backend, "mode": mode, "fps": fps,
                "seed": None if seed is None else _whole(seed, "seed", SEED_MAX), "text": text,
                "image": None if image is None else encode_prompt_image(image),
                "sketch": None if sketch is None else encode_prompt_image(sketch),

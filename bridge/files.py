@@ -218,16 +218,16 @@ def _host() -> str:
 
 def leftover_prefix(path: str | Path, kind: str) -> str:
     """The start of the name of a temp ("tmp") or of an earlier copy set aside ("old") of `path`: hidden, beside it,
-    and naming the process that made it, so a later write to `path` can tell a killed writer's leftover from a live
-    one's."""
-    return f".{Path(path).name}.{kind}-{os.getpid()}"
+    and naming the process and machine that made it, so a later write to `path` on this machine can tell a killed
+    writer's leftover from a live one's (another machine's is never judged by this one's process ids)."""
+    return f".{Path(path).name}.{kind}-{os.getpid()}-{_host()}"
 
 
 def make_temp(path: str | Path, suffix: str = ".tmp", folder: bool = False) -> Path:
     """A new temp file (or folder) beside `path` for this process to write, `.NAME.tmp-PID-HOST-XXXX`, after removing
     the temps a killed writer left for `path`: a PNG folder of a long take is large, and nothing else deletes it."""
     sweep_leftovers(path)
-    prefix, folder_at = f"{leftover_prefix(path, 'tmp')}-{_host()}-", Path(path).parent
+    prefix, folder_at = f"{leftover_prefix(path, 'tmp')}-", Path(path).parent
     if folder:
         return Path(tempfile.mkdtemp(dir=folder_at, prefix=prefix, suffix=suffix))
     fd, tmp = tempfile.mkstemp(dir=folder_at, prefix=prefix, suffix=suffix)
@@ -236,21 +236,20 @@ def make_temp(path: str | Path, suffix: str = ".tmp", folder: bool = False) -> P
 
 
 def sweep_leftovers(path: str | Path, olds: bool = False) -> None:
-    """Delete the temps (`olds`: and the earlier copies set aside) of `path` that a process no longer running left
-    beside it (killed, a power cut), never a running one's, such as a second export to the same path. An earlier copy
-    may be the only one until a new `path` lands, so `publish` alone removes those; it lives only between two moves,
-    so its name carries no machine (a temp's does: it lives as long as its write)."""
+    """Delete the temps (`olds`: and the earlier copies set aside) of `path` that a process of this machine no longer
+    running left beside it (killed, a power cut), never a running one's, such as a second export to the same path,
+    nor another machine's on a shared folder, nor an old-style `.NAME.old-PID` that names no machine. An earlier copy
+    may be the only one until a new `path` lands, so `publish` alone removes those."""
     path = Path(path)
-    temp = rf"tmp-(\d{{1,10}})-{_host()}-[a-z0-9_]+(?:\.[a-z0-9]+)?"
-    name = re.compile(rf"\.{re.escape(path.name)}\.(?:{temp}|old-(\d{{1,10}})(?:-[a-z0-9_]+)?)" if olds else
-                      rf"\.{re.escape(path.name)}\.{temp}")
+    kinds = "tmp|old" if olds else "tmp"
+    name = re.compile(rf"\.{re.escape(path.name)}\.(?:{kinds})-(\d{{1,10}})-{_host()}(?:-[a-z0-9_]+)?(?:\.[a-z0-9]+)?")
     try:
         entries = os.listdir(path.parent)
     except OSError:  # no folder yet, or one this user cannot list: nothing of ours is there
         return
     for entry in entries:
         found = name.fullmatch(entry)
-        if found and not pid_alive(int(found[1] or found[2])):
+        if found and not pid_alive(int(found[1])):
             remove_tree(path.parent / entry)
 
 

@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from bridge import DEFAULT_WORLD
 from bridge.backend import DEFAULT_FPS, Prompt, close_backend, own_fps
-from bridge.host.protocol import DEFAULT_ADDRESS, ProtocolError
+from bridge.host.protocol import DEFAULT_ADDRESS, Limits, ProtocolError
 
 RewardFn = Callable[[np.ndarray, int, np.ndarray, dict], float]
 
@@ -82,7 +82,7 @@ class WorldEnv(gymnasium.Env):
             self.action_names = list(self.world.action_names)
             self.backend_kind = getattr(self.world, "kind", "sandbox")
             self.backend_name = getattr(self.world, "name", type(self.world).__name__)
-            fps = own_fps(self.world) or DEFAULT_FPS  # as a host plays it to a client that names no rate
+            fps = own_fps(self.world, Limits.fps_min, Limits.fps_max)  # as a host plays it to a client naming none
         # the rate video recorders (gymnasium's RecordVideo) play the frames back at: the world's own (the sandbox 15),
         # in-process or through a host, which plays it at that rate since `start` names none (`session.fps`)
         self.metadata = {**self.metadata, "render_fps": float(fps)}

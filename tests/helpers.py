@@ -68,7 +68,6 @@ def macos_syncs(monkeypatch) -> list[str]:
     return done
 
 
-
 def dead_pid() -> int:
     """The id of a process that has exited: what a writer killed with -9 leaves in its temps' names."""
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,

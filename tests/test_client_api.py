@@ -156,6 +156,19 @@ def test_a_start_without_fps_plays_at_the_worlds_own_rate(host):
         assert c.start(mode="realtime", fps=30)["fps"] == 30.0
 
 
+@pytest.mark.parametrize("fps", [0, -5, 0.0])
+def test_a_start_at_fps_0_names_none_as_the_worlds_own_rate_before_it_is_sent(host, fps):
+    """Unity and Godot take 0 for the world's own rate (an inspector cannot say null); Python spells it None, and the
+    host's "fps 0 is outside its range" did not say so."""
+    with WorldClient(host.address) as c:
+        c.connect()
+        received = host.host.stats["messages"]
+        with pytest.raises(ProtocolError) as e:
+            c.start(mode="realtime", fps=fps)
+        assert e.value.code == "bad_argument" and host.host.stats["messages"] == received  # refused here, not sent
+        assert e.value.message == f"fps {fps:g}: pass fps=None for the world's own rate, or 1-120"
+
+
 def test_a_text_sent_with_an_image_warns_once_that_the_image_starts_the_world():
     """docs/protocol.md: an image wins over text; the host alone knew, on its stderr, that the text went unused."""
     from test_host_server import CounterWorld

@@ -198,7 +198,7 @@ def test_ctrl_c_during_eval_says_nothing_on_disk_changed_and_exits_130(tmp_path,
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ev, "pick_device", ctrl_c)
+    monkeypatch.setattr(ev, "VideoDataset", ctrl_c)  # the first thing eval does
     r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path), "--data", str(tmp_path)])
     assert r.exit_code == 130 and r.output.strip() == ("stopped: eval ended before printing its results; it writes "
                                                        "no files, so nothing on disk changed"), r.output

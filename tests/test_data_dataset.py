@@ -187,7 +187,7 @@ def test_a_dataset_published_but_not_synced_keeps_the_old_one_and_says_where(tmp
     real = files.fsync
     monkeypatch.setattr(files, "fsync", lambda path, **kw: (_ for _ in ()).throw(OSError(5, "Input/output error"))
                         if Path(path) == tmp_path else real(path, **kw))
-    old = tmp_path / f".d.old-{os.getpid()}"
+    old = tmp_path / files.leftover_prefix(tmp_path / "d", "old")
     with pytest.warns(UserWarning, match=rf"{tmp_path / 'd'} was replaced.*earlier one is kept as {old}"):
         with pytest.raises(OSError, match="Input/output error"):
             _overwrite(tmp_path / "d", 2)
@@ -199,7 +199,7 @@ def test_an_old_dataset_that_cannot_be_put_back_is_named(tmp_path, monkeypatch):
     sync, real = files._sync, os.replace
     monkeypatch.setattr(files, "_sync", lambda tmp: (_ for _ in ()).throw(OSError(28, "No space left on device"))
                         if tmp.is_dir() else sync(tmp))  # the dataset's folder, not its manifest
-    old = tmp_path / f".d.old-{os.getpid()}"
+    old = tmp_path / files.leftover_prefix(tmp_path / "d", "old")
     monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError(13, "Permission denied"))
                         if Path(src) == old else real(src, dst))
     with pytest.raises(OSError, match=rf"No space left on device.*could not be put back .*Permission denied.*kept as "
@@ -213,7 +213,8 @@ def test_folders_that_cannot_be_deleted_are_named_in_a_warning(tmp_path, monkeyp
     stays, hidden, and the user must know."""
     synthetic(tmp_path / "d", [4])
     monkeypatch.setattr(shutil, "rmtree", lambda path, ignore_errors=False: None)
-    with pytest.warns(UserWarning, match=rf"could not delete {tmp_path / '.d.old-'}\d+ .*delete it yourself"):
+    old = rf"{tmp_path / '.d.old-'}\d+-{files._host()}"
+    with pytest.warns(UserWarning, match=rf"could not delete {old} .*delete it yourself"):
         _overwrite(tmp_path / "d", 2)
     assert VideoDataset(tmp_path / "d").num_frames == 2
     with pytest.warns(UserWarning, match=rf"could not delete {tmp_path / '.e.tmp-'}\S+ .*delete it yourself"):

@@ -211,6 +211,13 @@ def test_a_few_sources_still_get_a_val_episode(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     splits = [e.split for e in VideoDataset(tmp_path / "ds").episodes]
     assert splits.count("val") >= 1 and splits.count("train") >= 1, splits
+    import json
+
+    from bridge.data.writer import split_for_seed
+
+    m = json.loads((tmp_path / "ds" / "manifest.json").read_text(encoding="utf-8"))
+    used = m["imported_from"]["val_fraction"]  # docs/data.md: the fraction the split was made with, not the asked 5 %
+    assert used != 0.05 and [split_for_seed(e["seed"], used) for e in m["episodes"]] == splits
 
 
 def test_the_fitted_split_always_leaves_both_a_val_and_a_train_seed():
@@ -324,6 +331,23 @@ def test_the_import_bar_counts_frames_so_one_long_video_shows_its_rate_and_time_
     import_footage([tmp_path / "clip.mp4", tmp_path / "anim.gif", folder], tmp_path / "ds", size=16, progress=True)
     bar = capsys.readouterr().err
     assert "44/44" in bar and "frame/s" in bar and "file" not in bar, bar  # 30 + 8 + 6 source frames
+
+
+def test_the_import_bar_reads_each_files_header_once_with_the_import(tmp_path, monkeypatch, capsys):
+    """Sizing the bar probed every video with ffmpeg and indexed every recording, then the import did both again: a
+    folder of many videos paid two probes each."""
+    from bridge.host import recording as rec
+
+    iio.imwrite(tmp_path / "clip.mp4", colour_frames(30), fps=30, plugin="FFMPEG", codec="libx264")
+    _fast_recording(tmp_path / "step.wbrec", "step", n=5)
+    probed, real_meta, real_init = [], iio.immeta, rec.RecordingReader.__init__
+    monkeypatch.setattr(iio, "immeta",
+                        lambda path, *a, **k: (probed.append(Path(path).name), real_meta(path, *a, **k))[1])
+    monkeypatch.setattr(rec.RecordingReader, "__init__",
+                        lambda self, path: (probed.append(Path(path).name), real_init(self, path))[1])
+    import_footage([tmp_path], tmp_path / "ds", size=16, fps=10, progress=True)
+    assert "0/35" in capsys.readouterr().err  # the bar still has its total from the start: 30 + 5 source frames
+    assert sorted(probed) == ["clip.mp4", "step.wbrec"]
 
 
 def test_an_imported_dataset_records_its_sources_and_settings_and_a_reimport_gets_a_new_fingerprint(tmp_path):

@@ -501,3 +501,15 @@ def test_an_export_removes_what_a_killed_export_left_and_never_a_running_ones(tm
     shutil.rmtree(frames)
     export_frames([np.full((16, 16, 3), 9, np.uint8)], {"mp4": mp4, "gif": gif, "frames": frames}, 4.0, label="test")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "out.gif", "out.mp4"]
+
+
+def test_an_exports_set_aside_file_names_this_machine(tmp_path):
+    """The replaced file's second name is swept by a later export only where its PID can be judged: this machine's."""
+    import os
+
+    from bridge.export import _keep_old
+    from bridge.files import _host
+
+    (tmp_path / "out.mp4").write_bytes(b"earlier")
+    old = _keep_old(tmp_path / "out.mp4")
+    assert old.parent.name.startswith(f".out.mp4.old-{os.getpid()}-{_host()}-") and old.read_bytes() == b"earlier"

@@ -247,6 +247,26 @@ def test_a_killed_saves_earlier_copy_is_kept_while_it_is_the_last_one_and_remove
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "new"]
 
 
+def test_only_this_machines_set_aside_copies_are_swept(tmp_path, monkeypatch):
+    """On a shared folder another machine's publish_over holds the user's only copy in `.NAME.old-PID...` between its
+    two moves: its PID means nothing here, so only names carrying this machine's part are judged, and an old-style
+    name without one is never deleted."""
+    from bridge.files import _host, publish_over
+    from helpers import dead_pid
+
+    dead = dead_pid()
+    mine, foreign, unmarked = (tmp_path / f".ds.old-{dead}-{_host()}", tmp_path / f".ds.old-{dead}-0badf00d",
+                               tmp_path / f".ds.old-{dead}")
+    for folder in (tmp_path / "ds", mine, foreign, unmarked, tmp_path / "new"):
+        folder.mkdir()
+    moved, real = [], files.replace
+    monkeypatch.setattr(files, "replace", lambda src, dst, held: (moved.append(os.path.basename(dst)),
+                                                                  real(src, dst, held))[1])
+    publish_over(tmp_path / "new", tmp_path / "ds")
+    assert moved[0] == f".ds.old-{os.getpid()}-{_host()}"  # its own set-aside copy names this machine
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ds", foreign.name, unmarked.name])
+
+
 def test_on_windows_a_process_is_asked_whether_it_runs_never_sent_a_signal(monkeypatch):
     """os.kill(pid, 0) terminates the process on Windows: OpenProcess and its exit code tell instead, and a process
     that cannot be opened is gone only when no process has its id (another user's answers access denied)."""

@@ -35,6 +35,19 @@ def test_a_world_that_states_no_rate_renders_at_the_hosts_default():
     env.close()
 
 
+class TooFastWorld(SandboxWorld):
+    fps = 200.0  # beyond the 1-120 a session plays at
+
+
+def test_a_world_beyond_the_hosts_rates_renders_at_the_rate_a_host_plays_it():
+    """A world stating 200 fps got render_fps 200 in-process while a host plays it at 120: recordings ran too fast."""
+    from bridge.host.session import Session
+
+    env = WorldEnv(backend=TooFastWorld())
+    assert env.metadata["render_fps"] == Session(TooFastWorld()).fps == 120.0
+    env.close()
+
+
 def test_render_fps_through_a_host_is_the_worlds_own_frame_rate(sandbox_host):
     """Through a host too: the env names no rate, so the host plays the sandbox at its 15 (it was 24, the client's)."""
     env = WorldEnv(address=sandbox_host.address, backend_name="sandbox")

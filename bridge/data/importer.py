@@ -8,12 +8,16 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from bridge.data.writer import DatasetWriter
 from bridge.values import plural
+
+if TYPE_CHECKING:
+    from bridge.host.recording import RecordingReader
 
 VIDEO_EXTS = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".mpg", ".mpeg"}
 GIF_EXTS = {".gif"}
@@ -68,17 +72,16 @@ def resample_indices(times: np.ndarray, fps: float, end: float | None = None) ->
     return np.clip(np.searchsorted(times, ticks + 1e-9, side="right") - 1, 0, len(times) - 1)
 
 
-def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float | None, float]:
-    """Frames of a video file, its frame rate (None if it states none) and its duration in seconds (0 if unknown)
-    (imageio + imageio-ffmpeg)."""
+def _video_header(path: Path) -> tuple[float | None, float]:
+    """A video file's frame rate (None if it states none) and its duration in seconds (0 if unknown), from an ffmpeg
+    probe of its header (imageio + imageio-ffmpeg)."""
     import imageio.v3 as iio
 
     try:
         meta = iio.immeta(path, plugin="FFMPEG")
         fps = float(meta.get("fps") or 0)
         duration = float(meta.get("duration") or 0)
-        return (iio.imiter(path, plugin="FFMPEG"), fps if np.isfinite(fps) and fps > 0 else None,
-                duration if np.isfinite(duration) else 0.0)
+        return fps if np.isfinite(fps) and fps > 0 else None, duration if np.isfinite(duration) else 0.0
     except Exception as e:  # imageio raises several types for unreadable files
         detail = str(e).strip().splitlines()[0] if str(e).strip() else "no detail"
         raise FootageError(f"{path}: ffmpeg reads no video in it ({type(e).__name__}: {detail}): it is not a video, or "
@@ -130,16 +133,31 @@ def _kept_frames(frames: list, fps: float) -> list[np.ndarray]:
     return kept
 
 
-def _recording_episodes(path: Path, size: int, fps: float,
-                        tick: Callable[[int], object]) -> Iterator[tuple[dict, np.ndarray]]:
-    """Episodes of a host recording (.wbrec): one per epoch (a reset or branch starts a new one), each resampled by
-    the mode its frames were made in (`_kept_frames`)."""
+def _recording(path: Path) -> RecordingReader:
+    """A host recording, indexed (one pass over the file), or a FootageError naming it."""
     from bridge.host.recording import RecordingReader
 
     try:
-        reader = RecordingReader(path)
+        return RecordingReader(path)
     except (ValueError, OSError) as e:
         raise FootageError(f"{path}: {e}") from None
+
+
+def _probed(path: Path, probe: Callable[[Path], Any], probes: dict[Path, Any] | None, take: bool = False) -> Any:
+    """`probe(path)` (a video's ffmpeg probe, a recording's index) once per import: the progress bar's count keeps it
+    in `probes` and the import `take`s it from there, rather than reading each file's header twice."""
+    if probes is None:
+        return probe(path)
+    if path not in probes:
+        probes[path] = probe(path)
+    return probes.pop(path) if take else probes[path]
+
+
+def _recording_episodes(reader: RecordingReader, size: int, fps: float,
+                        tick: Callable[[int], object]) -> Iterator[tuple[dict, np.ndarray]]:
+    """Episodes of a host recording (.wbrec): one per epoch (a reset or branch starts a new one), each resampled by
+    the mode its frames were made in (`_kept_frames`)."""
+    path = reader.path
     damage = reader.damage("the mode went with it, so every frame is kept, not resampled to --fps, until a recorded "
                            "mode switch: nothing is dropped, though frames of a realtime session then play at --fps, "
                            "not at the rate they were made")
@@ -165,16 +183,17 @@ def _folder(path: Path) -> tuple[list[Path], list[Path]]:
     return images, [] if images else [p for p in files if p.suffix.lower() in VIDEO_EXTS | GIF_EXTS | RECORDING_EXTS]
 
 
-def source_frames(path: Path) -> int:
-    """How many frames a path holds, read from its headers (0 where they cannot tell): the import bar's total."""
+def source_frames(path: Path, probes: dict[Path, Any] | None = None) -> int:
+    """How many frames a path holds, read from its headers (0 where they cannot tell): the import bar's total; what
+    it probed stays in `probes` for the import."""
     path = Path(path)
     try:
         if path.is_dir():
             images, media = _folder(path)
-            return len(images) + sum(source_frames(p) for p in media)
+            return len(images) + sum(source_frames(p, probes) for p in media)
         ext = path.suffix.lower()
         if ext in VIDEO_EXTS:
-            _, fps, duration = _video_frames(path)  # reads nothing yet: the header only
+            fps, duration = _probed(path, _video_header, probes)
             return int(round(duration * (fps or ASSUMED_VIDEO_FPS)))  # at the rate the import reads it at
         if ext in GIF_EXTS:
             from PIL import Image
@@ -182,18 +201,16 @@ def source_frames(path: Path) -> int:
             with Image.open(path) as im:
                 return int(getattr(im, "n_frames", 1))
         if ext in RECORDING_EXTS:
-            from bridge.host.recording import RecordingReader
-
-            return sum(f.source != "resend" for f in RecordingReader(path).frames(decode=False))
+            return sum(f.source != "resend" for f in _probed(path, _recording, probes).frames(decode=False))
     except Exception:  # an unreadable file is named when it is imported; here it only counts for nothing
         return 0
     return 0
 
 
-def footage_episodes(path: Path, size: int, fps: float,
-                     tick: Callable[[int], object] = lambda n: None) -> Iterator[tuple[dict, np.ndarray]]:
+def footage_episodes(path: Path, size: int, fps: float, tick: Callable[[int], object] = lambda n: None,
+                     probes: dict[Path, Any] | None = None) -> Iterator[tuple[dict, np.ndarray]]:
     """(manifest fields, (L, size, size, 3) frames) for every episode a path holds; tick(n) as n source frames are
-    read, for the bar."""
+    read, for the bar; a file `source_frames` probed into `probes` is not probed again."""
     path = Path(path)
     if not path.exists():
         raise FootageError(f"{path}: no such file or folder")
@@ -212,11 +229,13 @@ def footage_episodes(path: Path, size: int, fps: float,
         if not media:
             raise FootageError(f"{path}: the folder holds no images, videos, GIFs or .wbrec recordings")
         for p in media:
-            yield from footage_episodes(p, size, fps, tick)
+            yield from footage_episodes(p, size, fps, tick, probes)
         return
     ext = path.suffix.lower()
     if ext in VIDEO_EXTS:
-        it, src_fps, duration = _video_frames(path)
+        import imageio.v3 as iio
+
+        src_fps, duration = _probed(path, _video_header, probes, take=True)
         if src_fps is None:
             src_fps = ASSUMED_VIDEO_FPS
             warnings.warn(f"{path}: the video states no frame rate, so it is read as {ASSUMED_VIDEO_FPS:g} fps: made at "
@@ -225,7 +244,7 @@ def footage_episodes(path: Path, size: int, fps: float,
                           "fixed.mp4) and import that", FootageWarning, stacklevel=2)
         frames = []
         try:
-            for f in it:
+            for f in iio.imiter(path, plugin="FFMPEG"):
                 frames.append(square_resize(f, size))
                 tick(1)
         except Exception as e:
@@ -244,7 +263,7 @@ def footage_episodes(path: Path, size: int, fps: float,
         idx = resample_indices(np.array(times), fps, end=end)
         yield {"caption": "", "source_file": str(path)}, np.stack([square_resize(frames[i], size) for i in idx])
     elif ext in RECORDING_EXTS:
-        yield from _recording_episodes(path, size, fps, tick)
+        yield from _recording_episodes(_probed(path, _recording, probes, take=True), size, fps, tick)
     elif ext in IMAGE_EXTS:
         raise FootageError(f"{path}: a single image is not footage; put the frames in a folder and import the folder")
     else:
@@ -277,12 +296,13 @@ def import_footage(paths: Iterable[str | Path], out: str | Path, size: int = 64,
             hint = "put single images in a folder and import the folder" if p.suffix.lower() in IMAGE_EXTS else f"supported: {sorted(known)} and folders of images"
             raise FootageError(f"{p}: unsupported file type {p.suffix or '(none)'}; {hint}")
     frames_total = 0
-    total = sum(source_frames(p) for p in paths) if progress else 0
+    probes: dict[Path, Any] = {}  # each file's header, read once for the bar and the import
+    total = sum(source_frames(p, probes) for p in paths) if progress else 0
     with DatasetWriter(out, height=size, width=size, fps=fps, action_names=None, source="import", overwrite=overwrite) as w, \
             tqdm(total=total or None, desc="import", unit="frame", dynamic_ncols=True, disable=not progress) as bar:
         eid = 0
         for p in paths:
-            for meta, frames in footage_episodes(p, size, fps, bar.update):
+            for meta, frames in footage_episodes(p, size, fps, bar.update, probes):
                 seed = zlib.crc32(f"{meta['source_file']}#{meta.get('epoch', 0)}".encode()) & 0x7FFFFFFF  # split by source
                 w.add_episode({"id": eid, "seed": seed, "params": None, "events": [], **meta}, frames)
                 frames_total += len(frames)

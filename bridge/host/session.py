@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.backend import DEFAULT_FPS, Prompt, WorldBackend, WorldEvent, own_fps, takes
+from bridge.backend import Prompt, WorldBackend, WorldEvent, own_fps, takes
 from bridge.host.clock import clock
 from bridge.host.pixels import decode_layer, decode_prompt_image
 from bridge.host.protocol import MODEL_KNOBS, SESSION_CAPABILITIES, Limits, ProtocolError, event_refused, prompt_kinds
@@ -96,9 +96,8 @@ class Session:
         self.backend_label = backend_label  # the name the client used in `start.backend` (for replay)
         self.limits = limits or Limits()
         self.mode = mode
-        own = own_fps(backend)  # no rate asked for: the world plays at its footage's speed, within what `settings` takes
-        self.fps = float(fps if fps is not None else DEFAULT_FPS if own is None
-                         else min(max(own, self.limits.fps_min), self.limits.fps_max))
+        # no rate asked for: the world plays at its footage's speed, within what `settings` takes
+        self.fps = float(fps if fps is not None else own_fps(backend, self.limits.fps_min, self.limits.fps_max))
         self.epoch = 0
         self.index = 0
         self.action = 0  # the input state in force (realtime keeps applying it)
