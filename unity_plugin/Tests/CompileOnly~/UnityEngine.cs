@@ -289,6 +289,15 @@ namespace UnityEngine
 
     public class Material : Object
     {
+        /// <summary>Stub only (Unity's take a Shader): a test's material with no shader.</summary>
+        public Material() { }
+        /// <summary>As Unity: a new material with `source`'s shader and properties.</summary>
+        public Material(Material source)
+        {
+            mainTexture = source.mainTexture;
+            mainTextureScale = source.mainTextureScale;
+            mainTextureOffset = source.mainTextureOffset;
+        }
         public void SetTexture(string name, Texture value) { }
         public void SetTextureScale(string name, Vector2 value) { }
         public void SetTextureOffset(string name, Vector2 value) { }
