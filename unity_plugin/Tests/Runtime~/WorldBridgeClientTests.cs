@@ -31,17 +31,18 @@ namespace WorldBridge.Tests
         [Test]
         public void AddedByScriptItConnectsInAddComponentSoItsFieldsAreSetWithTheObjectInactive()
         {
-            var active = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
-            active.endpoint = "tcp://127.0.0.1:1"; // too late: OnEnable ran inside AddComponent, as in Unity
-            Assert.AreEqual("tcp://127.0.0.1:5555", active.Connection.Options.Endpoint);
+            Assert.AreEqual("tcp://127.0.0.1:5555", new WorldBridgeClient().endpoint, "the default the README names");
+            var active = AddClient(new UnityEngine.GameObject("World")); // Nowhere stands in for the default
+            active.endpoint = "tcp://127.0.0.1:2"; // too late: OnEnable ran inside AddComponent, as in Unity
+            Assert.AreEqual(Nowhere, active.Connection.Options.Endpoint);
             active.Shutdown();
             var world = new UnityEngine.GameObject("World");
             world.SetActive(false); // the README's way, and the Basic World sample's
-            var configured = world.AddComponent<WorldBridgeClient>();
+            var configured = AddClient(world);
             Assert.IsNull(configured.Connection, "a client on an inactive object connected");
-            configured.endpoint = "tcp://127.0.0.1:1";
+            configured.endpoint = "tcp://127.0.0.1:2";
             world.SetActive(true);
-            Assert.AreEqual("tcp://127.0.0.1:1", configured.Connection.Options.Endpoint);
+            Assert.AreEqual("tcp://127.0.0.1:2", configured.Connection.Options.Endpoint);
             UnityEngine.Object.Destroy(world);
             Assert.IsNull(configured.Connection, "destroyed, the client kept its connection open");
         }
@@ -49,19 +50,19 @@ namespace WorldBridge.Tests
         [Test]
         public void AChangedEndpointReconnectsAtTheNextFrame()
         {
-            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>(); // connects to the default
+            var client = AddClient(new UnityEngine.GameObject("World")); // connects to Nowhere
             var first = client.Connection;
             int changed = 0;
             client.ConnectionChanged += () => changed++;
-            client.endpoint = "tcp://127.0.0.1:1"; // a script, or the inspector in Play mode
+            client.endpoint = "tcp://127.0.0.1:2"; // a script, or the inspector in Play mode
             Call(client, "Update");
-            Assert.AreEqual("tcp://127.0.0.1:1", client.Connection.Options.Endpoint, "the client stayed on the old endpoint");
+            Assert.AreEqual("tcp://127.0.0.1:2", client.Connection.Options.Endpoint, "the client stayed on the old endpoint");
             Assert.AreEqual(ConnectionState.Closed, first.State, "the old connection was left open");
             Assert.AreEqual(2, changed, "the views were not told: closed, then opened");
             Call(client, "Update");
             Assert.AreEqual(2, changed, "an unchanged endpoint reconnected again");
             client.Shutdown();
-            client.endpoint = "tcp://127.0.0.1:2";
+            client.endpoint = "tcp://127.0.0.1:3";
             Call(client, "Update");
             Assert.IsNull(client.Connection, "a client a script shut down opened again");
             UnityEngine.Object.Destroy(client.gameObject);
@@ -70,7 +71,7 @@ namespace WorldBridge.Tests
         [Test]
         public void AnEndpointFixedAfterABadOneConnectsAndABadOneIsReportedOnce()
         {
-            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
+            var client = AddClient(new UnityEngine.GameObject("World"));
             var told = new List<string>();
             client.onError.AddListener(told.Add);
             foreach (var bad in new[] { "127.0.0.1:5555", null }) // typed without its scheme; cleared by a script
@@ -91,11 +92,11 @@ namespace WorldBridge.Tests
         [Test]
         public void ReconnectOpensANewConnectionToTheEndpointAtOnce()
         {
-            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
+            var client = AddClient(new UnityEngine.GameObject("World"));
             var first = client.Connection;
-            client.endpoint = "tcp://127.0.0.1:1";
+            client.endpoint = "tcp://127.0.0.1:2";
             client.Reconnect(); // a script that sends at once to the new host
-            Assert.AreEqual("tcp://127.0.0.1:1", client.Connection.Options.Endpoint);
+            Assert.AreEqual("tcp://127.0.0.1:2", client.Connection.Options.Endpoint);
             Assert.AreEqual(ConnectionState.Closed, first.State);
             UnityEngine.Object.Destroy(client.gameObject);
         }

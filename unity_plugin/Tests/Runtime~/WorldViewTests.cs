@@ -64,7 +64,7 @@ namespace WorldBridge.Tests
             });
             Assert.AreEqual(new[] { "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldView") }, warnings);
             Assert.IsTrue(view.enabled, "a view that turns itself off never finds a client added later");
-            var client = world.AddComponent<WorldBridgeClient>();
+            var client = AddClient(world);
             Call(view, "LateUpdate");
             Assert.AreSame(client, view.client, "the client added to the view's object later was not found");
             view.client = null; // an empty Client means the client on the object or a parent: disabling detaches
