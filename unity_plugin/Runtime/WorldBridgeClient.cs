@@ -160,10 +160,11 @@ namespace WorldBridge
             Shutdown();
         }
 
-        /// <summary>Connects (IO runs on background threads); the component does this in OnEnable.</summary>
+        /// <summary>Connects (IO runs on background threads); the component does this in OnEnable. A disabled client, or
+        /// one on an inactive object, connects at its next OnEnable instead: nothing would close a connection opened now.</summary>
         public void Open()
         {
-            if (Connection != null) return;
+            if (Connection != null || !isActiveAndEnabled) return;
             opened = true;
             openedAt = endpoint;
             try
@@ -205,8 +206,10 @@ namespace WorldBridge
             if (c != null) ConnectionChanged?.Invoke();
         }
 
-        /// <summary>Closes the connection and opens one to `endpoint`, a new session included; Update does this by itself
-        /// at the next frame when `endpoint` changed (a script, the inspector in Play mode): call it to switch at once.</summary>
+        /// <summary>Closes the connection and opens one to `endpoint` (where Start On Connect, when ticked, starts a world;
+        /// unticked, no session runs until StartWorld); Update does this by itself at the next frame when `endpoint`
+        /// changed (a script, the inspector in Play mode): call it to switch at once. A disabled client only closes: it
+        /// connects to `endpoint` at its next OnEnable.</summary>
         public void Reconnect()
         {
             Shutdown();

@@ -102,6 +102,30 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ReconnectOnADisabledOrInactiveClientWaitsForItsOnEnable()
+        {
+            var world = new UnityEngine.GameObject("World");
+            var client = AddClient(world);
+            client.enabled = false; // its OnDisable ran: no Update, no second OnDisable, no quit hook closes what opens now
+            client.endpoint = "tcp://127.0.0.1:2";
+            client.Reconnect();
+            var leaked = client.Connection;
+            leaked?.Close(0);
+            Assert.IsNull(leaked, "Reconnect on a disabled client opened a connection nothing closes");
+            client.enabled = true;
+            Assert.AreEqual("tcp://127.0.0.1:2", client.Connection?.Options.Endpoint, "enabled, it connects to the endpoint set");
+            var rig = new UnityEngine.GameObject("Rig");
+            rig.SetActive(false); // never activated: Unity sends its client no OnDestroy either
+            var asleep = AddClient(rig);
+            asleep.Reconnect();
+            leaked = asleep.Connection;
+            leaked?.Close(0);
+            Assert.IsNull(leaked, "Reconnect on a client on an inactive object opened a connection nothing closes");
+            UnityEngine.Object.Destroy(world);
+            UnityEngine.Object.Destroy(rig);
+        }
+
+        [Test]
         public void TheInspectorShowsRoundTripAndFpsAndRequestStatusSaysWhyItSentNothing()
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
