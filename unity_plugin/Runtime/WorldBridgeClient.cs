@@ -57,7 +57,8 @@ namespace WorldBridge
         [SerializeField] long frameIndex;
         [SerializeField] float latencyMs;
         [SerializeField] long framesDropped;
-        [Tooltip("Frames/s the host ticks the session at (its reply's fps): Fps, or the world's own rate for 0.")]
+        [Tooltip("Frames/s the host ticks the session at (its reply's fps, then a settings change's): Fps, or the " +
+                 "world's own rate for 0.")]
         [SerializeField] float fpsTarget;
         [Tooltip("Frames/s as they arrive from the host (the last 30), whether or not the game showed each.")]
         [SerializeField] float fpsMeasured;
@@ -99,8 +100,8 @@ namespace WorldBridge
         public long FramesDropped => framesDropped;
         /// <summary>Frames/s as they arrive from the host (the Godot addon's fps_measured); 0 until two frames.</summary>
         public float FpsMeasured => fpsMeasured;
-        /// <summary>Frames/s the host ticks the session at (its `session.fps`): the Fps asked for, or the world's own
-        /// rate when it was left at 0; 0 before a session.</summary>
+        /// <summary>Frames/s the host ticks the session at (Connection.Fps: its `session.fps`, then that of the answer to a
+        /// settings change): the Fps asked for, or the world's own rate when it was left at 0; 0 before a session.</summary>
         public float FpsTarget => fpsTarget;
         /// <summary>Ping → pong round trip in ms (the Godot addon's rtt_ms); -1 until a pong came back.</summary>
         public float RoundTripMs => roundTripMs;
@@ -227,6 +228,7 @@ namespace WorldBridge
             EndSession(tracker.State(c));
             roundTripMs = (float)c.RoundTripMs;
             fpsMeasured = (float)c.MeasuredFps;
+            fpsTarget = (float)c.Fps;
             var error = c.LastError; // no host, a refused handshake, a malformed frame: the IO thread only records them
             if (error != null && error != reportedError)
             {
@@ -254,7 +256,6 @@ namespace WorldBridge
                 var s = SessionInfo.From(m, Connection?.Welcome);
                 if (!s.Resumed) fieldStart.Started(m, Connection?.Session);
                 backendInUse = s.BackendLabel + (DroppedNote == null ? "" : "; " + DroppedNote);
-                fpsTarget = (float)s.Fps;
                 Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}, can: {s.Capabilities}");
                 onSessionStarted.Invoke();
             }

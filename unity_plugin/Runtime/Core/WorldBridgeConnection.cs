@@ -78,6 +78,16 @@ namespace WorldBridge.Core
         public WorldSettings CurrentSettings => settings;
         /// <summary>"realtime" or "step": from the session, updated by `settings`.</summary>
         public string Mode => mode;
+        /// <summary>Frames/s the session plays at now: the newest `settings` answer's fps (Settings(fps: …)), else the
+        /// session's; 0 before a session.</summary>
+        public double Fps
+        {
+            get
+            {
+                var s = session;
+                return s == null ? 0 : settings?.Fps ?? s.Fps;
+            }
+        }
         public string LastError => lastError;
         public long FramesReceived => Interlocked.Read(ref framesReceived);
         /// <summary>Frames replaced in the slot before anyone took them (the game ran slower than the host).</summary>

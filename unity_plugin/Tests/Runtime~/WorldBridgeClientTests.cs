@@ -436,8 +436,13 @@ namespace WorldBridge.Tests
             StringAssert.Contains("fps 200 must be within 1-120", told[0]);
             var session = Session(Starts(connection)[0]);
             session["fps"] = 15.0; // the sandbox game's own rate
+            Set(connection, "session", SessionInfo.From(session)); // as the connection keeps it
             Answer(client, session);
             Assert.AreEqual(15f, client.FpsTarget, "the client does not say the rate its session ticks at");
+            // a script's Connection.Settings(fps: 30): the connection keeps what the host's answer says
+            Set(connection, "settings", WorldSettings.From(new MsgMap { { "fps", 30.0 }, { "mode", "realtime" } }));
+            Call(client, "Update");
+            Assert.AreEqual(30f, client.FpsTarget, "the client still says the rate the session started at");
             Assert.IsNotNull(typeof(WorldBridgeClient).GetField("fpsTarget", BindingFlags.NonPublic | BindingFlags.Instance)
                 .GetCustomAttribute<UnityEngine.SerializeField>(), "the session's rate must be shown in the inspector");
             client.Shutdown();
