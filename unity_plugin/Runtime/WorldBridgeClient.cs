@@ -39,7 +39,8 @@ namespace WorldBridge
         public bool startOnConnect = true;
         public WorldBackendChoice backend = WorldBackendChoice.HostDefault;
         public WorldMode mode = WorldMode.Realtime;
-        [Tooltip("Frames/s of a realtime world, 1-120; 0: the world's own rate (its footage fps; the sandbox game's 15).")]
+        [Tooltip("Frames/s of a realtime world, 1-120; 0: the world's own rate (its footage fps; the sandbox game's 15). " +
+                 "A start with Fps between 0 and 1 is refused; a script's below 0 counts as 0.")]
         [Range(0, 120)] public float fps;
         public bool fixedSeed;
         [Min(0)] public int seed;
@@ -337,7 +338,7 @@ namespace WorldBridge
                 {
                     Backend = backend == WorldBackendChoice.Sandbox ? "sandbox" : backend == WorldBackendChoice.WorldModel ? "world_model" : null,
                     Mode = mode == WorldMode.Step ? "step" : "realtime",
-                    Fps = fps == 0 ? (double?)null : fps, // 0: the world's own rate
+                    Fps = FpsAsked(),
                     Seed = fixedSeed ? seed : (long?)null,
                     Text = string.IsNullOrEmpty(textPrompt) ? null : textPrompt,
                     Image = asSketch ? null : image,
@@ -348,6 +349,15 @@ namespace WorldBridge
             fieldStart.Sent(sent, id, png == null ? imagePrompt != null : cameraPrompt);
             ExpectTextUnused(id, sent?.Text, sent?.Image, sent?.Sketch);
             return id;
+        }
+
+        /// <summary>The rate `start` asks for: none (the world's own) for Fps 0 or less, as in the Godot addon; Fps within
+        /// 1–120. Any other is refused in the inspector's words: the host plays no rate below 1, and a slider cannot set null.</summary>
+        double? FpsAsked()
+        {
+            if (fps <= 0) return null;
+            if (Protocol.PlayableFps(fps)) return fps;
+            throw new ArgumentException($"Fps {fps} is no rate a host plays: set Fps to 0 for the world's own rate, or 1–120");
         }
 
         /// <summary>A new world in the same session; prompts left null keep the previous ones.</summary>

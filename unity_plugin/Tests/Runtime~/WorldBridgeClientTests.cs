@@ -433,7 +433,16 @@ namespace WorldBridge.Tests
             client.onError.AddListener(told.Add);
             client.fps = 200; // a script: the range check applies to a given rate
             Assert.AreEqual(-1, client.StartWorld());
-            StringAssert.Contains("fps 200 must be within 1-120", told[0]);
+            Assert.AreEqual("Fps 200 is no rate a host plays: set Fps to 0 for the world's own rate, or 1–120", told[0]);
+            client.fps = 0.37f; // the slider dragged near its left end
+            Assert.AreEqual(-1, client.StartWorld());
+            Assert.AreEqual("Fps 0.37 is no rate a host plays: set Fps to 0 for the world's own rate, or 1–120", told[1],
+                            "the inspector cannot set the null Unity's check asked for");
+            client.fps = -5; // a script's: the world's own rate, as in the Godot addon
+            client.StartWorld();
+            Assert.AreEqual(2, told.Count, "a negative Fps was refused: 0 or less is the world's own rate");
+            Assert.IsTrue(Starts(connection)[2].ContainsKey("fps") && !Starts(connection)[2].Has("fps"), "a negative fps was sent");
+            client.fps = 0;
             var session = Session(Starts(connection)[0]);
             session["fps"] = 15.0; // the sandbox game's own rate
             Set(connection, "session", SessionInfo.From(session)); // as the connection keeps it
