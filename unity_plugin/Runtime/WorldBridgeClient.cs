@@ -101,8 +101,9 @@ namespace WorldBridge
         public long FramesDropped => framesDropped;
         /// <summary>Frames/s as they arrive from the host (the Godot addon's fps_measured); 0 until two frames.</summary>
         public float FpsMeasured => fpsMeasured;
-        /// <summary>Frames/s the host ticks the session at (Connection.Fps: its `session.fps`, then that of the answer to a
-        /// settings change): the Fps asked for, or the world's own rate when it was left at 0; 0 before a session.</summary>
+        /// <summary>Frames/s the host ticks the session at (Connection.Fps: its `session.fps`, then that of the answer
+        /// to a settings change): the Fps asked for, or the world's own rate when it was left at 0; 0 before a
+        /// session.</summary>
         public float FpsTarget => fpsTarget;
         /// <summary>Ping → pong round trip in ms (the Godot addon's rtt_ms); -1 until a pong came back.</summary>
         public float RoundTripMs => roundTripMs;
@@ -162,8 +163,9 @@ namespace WorldBridge
             Shutdown();
         }
 
-        /// <summary>Connects (IO runs on background threads); the component does this in OnEnable. A disabled client, or
-        /// one on an inactive object, connects at its next OnEnable instead: nothing would close a connection opened now.</summary>
+        /// <summary>Connects (IO runs on background threads); the component does this in OnEnable. A disabled client,
+        /// or one on an inactive object, connects at its next OnEnable instead: nothing would close a connection opened
+        /// now.</summary>
         public void Open()
         {
             if (Connection != null || !isActiveAndEnabled) return;
@@ -351,8 +353,9 @@ namespace WorldBridge
             return id;
         }
 
-        /// <summary>The rate `start` asks for: none (the world's own) for Fps 0 or less, as in the Godot addon; Fps within
-        /// 1–120. Any other is refused in the inspector's words: the host plays no rate below 1, and a slider cannot set null.</summary>
+        /// <summary>The rate `start` asks for: none (the world's own) for Fps 0 or less, as in the Godot addon; Fps
+        /// within 1–120. Any other is refused in the inspector's words: the host plays no rate below 1, and a slider
+        /// cannot set null.</summary>
         double? FpsAsked()
         {
             if (fps <= 0) return null;

@@ -7,8 +7,9 @@
 // otherwise, OnDisable/OnEnable when `enabled` or SetActive changes isActiveAndEnabled, OnDisable/OnDestroy from
 // Destroy, OnDestroy only once awake), a destroyed Object comparing equal to null, a Texture2D keeping its size,
 // Debug's logs reaching Application.logMessageReceived, Input reading the keys a test holds in
-// UnityEngine.TestSupport.Keys, AddComponent running UnityEngine.TestSupport.Adding.Before, and Range and Tooltip keeping their arguments as Unity's do, so NUnit tests can check
-// what a script builds, says, sends and shows in the inspector); never ship it.
+// UnityEngine.TestSupport.Keys, AddComponent running UnityEngine.TestSupport.Adding.Before, and Range and Tooltip
+// keeping their arguments as Unity's do, so NUnit tests can check what a script builds, says, sends and shows in the
+// inspector); never ship it.
 // Unlike Unity, a component made with `new` (no GameObject) is allowed and counts as on an active object and awake
 // (isActiveAndEnabled follows `enabled` alone; it gets no Awake or first OnEnable: a test calls OnEnable itself), so a
 // test can build one without a scene; and Destroy acts at once, not at the frame's end.

@@ -254,7 +254,7 @@ namespace WorldBridge.Tests
             var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
             view.Show(frame);
             var copy = quad.sharedMaterial;
-            Assert.AreNotSame(own, copy, "the view draws on a copy (Renderer.material), not on a material other objects share");
+            Assert.AreNotSame(own, copy, "the view draws on a copy of its own, not on a material other objects share");
             var other = view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>(); // swapped by a script
             var othersOwn = other.sharedMaterial = new Material();
             view.Show(frame);
