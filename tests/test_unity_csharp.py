@@ -190,21 +190,51 @@ def _nunit_passes(tests: Path, refs: tuple[Path, ...], tmp_path: Path) -> set[st
     return {case.get("name") for case in ET.parse(result_xml).getroot().iter("test-case")}
 
 
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+
+
+def dial_logging_core(out: Path, log: Path) -> Path:
+    """WorldBridge.Core.dll built in `out` whose WorldBridgeConnection.Connect() also appends the endpoint it dials to
+    `log`, a line each: which hosts a test run reaches."""
+    source = shutil.copytree(PLUGIN / "Runtime" / "Core", out / "core")
+    connection = source / "WorldBridgeConnection.cs"
+    text = connection.read_text()
+    hook = "        public void Connect()\n        {\n"
+    assert text.count(hook) == 1, "WorldBridgeConnection.Connect() changed its form: update the dial log's hook"
+    line = f'            System.IO.File.AppendAllText(@"{log}", Options.Endpoint + "\\n");\n'
+    connection.write_text(text.replace(hook, hook + line))
+    return mcs(out / "WorldBridge.Core.dll", cs(source))
+
+
+def dialed_endpoints(dialed: Path) -> list[str]:
+    """The endpoints the run that `dialed` logged connected to, none of them the default."""
+    endpoints = dialed.read_text().split() if dialed.is_file() else []
+    assert DEFAULT_ENDPOINT not in endpoints, f"{endpoints.count(DEFAULT_ENDPOINT)} connections to {DEFAULT_ENDPOINT}"
+    return endpoints
+
+
 def test_world_input_checks_nunit(build: Path, tmp_path: Path):
     """The Runtime components' and the Basic World sample's checks, run under mono against Tests/CompileOnly~ (Unity's
-    API declared for the compiler)."""
-    engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll")
+    API declared for the compiler). None may connect to the default endpoint: a developer's host (or another job's, on
+    a shared machine) listening there would be greeted; the tests add clients with Private.AddClient."""
+    dialed = tmp_path / "dialed.txt"
+    core = dial_logging_core(tmp_path / "logging", dialed)
+    engine = (core, build / "UnityEngine.dll", build / "UnityEngine.UI.dll")
     runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine)
     sample = mcs(tmp_path / "WorldBridge.Samples.dll", cs(PLUGIN / "Samples~" / "BasicWorld"), engine + (runtime,))
     tests = mcs(tmp_path / "WorldBridge.Runtime.Tests.dll", cs(PLUGIN / "Tests" / "Runtime~"),
                 engine + (runtime, sample, NUNIT, "System.Core.dll"))
     names = _nunit_passes(tests, engine, tmp_path)
     assert_every_test_ran(names, PLUGIN / "Tests" / "Runtime~")
+    assert dialed_endpoints(dialed), "no test connected: the dial log's hook in Connect() never ran"
 
 
 def test_editor_window_checks_nunit(build: Path, tmp_path: Path):
-    """The editor window's checks, run under mono against Tests/CompileOnly~ with the editor defines Unity compiles it with."""
-    engine = (build / "WorldBridge.Core.dll", build / "UnityEngine.dll", build / "UnityEngine.UI.dll", build / "UnityEditor.dll")
+    """The editor window's checks, run under mono against Tests/CompileOnly~ with the editor defines Unity compiles it
+    with; none connects to the default endpoint."""
+    dialed = tmp_path / "dialed.txt"
+    core = dial_logging_core(tmp_path / "logging", dialed)
+    engine = (core, build / "UnityEngine.dll", build / "UnityEngine.UI.dll", build / "UnityEditor.dll")
     runtime = mcs(tmp_path / "WorldBridge.Runtime.dll", cs(PLUGIN / "Runtime"), engine, ("UNITY_EDITOR",))
     editor = mcs(tmp_path / "WorldBridge.Editor.dll", cs(PLUGIN / "Editor"), engine + (runtime,), ("UNITY_EDITOR",))
     shared = [PLUGIN / "Tests" / "Runtime~" / "Private.cs"]  # the one reflection helper both test builds use
@@ -212,6 +242,7 @@ def test_editor_window_checks_nunit(build: Path, tmp_path: Path):
                 engine + (runtime, editor, NUNIT, "System.Core.dll"))
     names = _nunit_passes(tests, engine, tmp_path)
     assert_every_test_ran(names, PLUGIN / "Tests" / "Editor~")
+    dialed_endpoints(dialed)
 
 
 VARIANTS = {

@@ -257,9 +257,10 @@ namespace WorldBridge.Editor
             var cannot = Array.FindAll(SessionCapabilities.All, c => !caps.Has(c));
             EditorGUILayout.LabelField($"Can: {caps}" + (cannot.Length > 0 ? $"   Cannot: {string.Join(", ", cannot)}" : "") +
                                        (caps.Declared ? "" : "   (a protocol 1.0 host: assumed)"), EditorStyles.miniLabel);
-            // the host's rate, not one asked for: a start without fps ticks at the world's own (the sandbox game's 15)
-            EditorGUILayout.LabelField(session.Mode == "step" ? "Step: one frame per input"
-                                       : $"Realtime at {session.Fps:0.#} fps (the session's rate)",
+            // the host's rate, not one asked for: a start without fps ticks at the world's own (the sandbox game's 15);
+            // the connection's, which a settings change's answer updates
+            EditorGUILayout.LabelField(connection.Mode == "step" ? "Step: one frame per input"
+                                       : $"Realtime at {connection.Fps:0.#} fps (the session's rate)",
                                        EditorStyles.miniLabel);
         }
 

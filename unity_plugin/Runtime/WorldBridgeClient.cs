@@ -39,7 +39,8 @@ namespace WorldBridge
         public bool startOnConnect = true;
         public WorldBackendChoice backend = WorldBackendChoice.HostDefault;
         public WorldMode mode = WorldMode.Realtime;
-        [Tooltip("Frames/s of a realtime world, 1-120; 0: the world's own rate (its footage fps; the sandbox game's 15).")]
+        [Tooltip("Frames/s of a realtime world, 1-120; 0: the world's own rate (its footage fps; the sandbox game's 15). " +
+                 "A start with Fps between 0 and 1 is refused; a script's below 0 counts as 0.")]
         [Range(0, 120)] public float fps;
         public bool fixedSeed;
         [Min(0)] public int seed;
@@ -57,7 +58,8 @@ namespace WorldBridge
         [SerializeField] long frameIndex;
         [SerializeField] float latencyMs;
         [SerializeField] long framesDropped;
-        [Tooltip("Frames/s the host ticks the session at (its reply's fps): Fps, or the world's own rate for 0.")]
+        [Tooltip("Frames/s the host ticks the session at (its reply's fps, then a settings change's): Fps, or the " +
+                 "world's own rate for 0.")]
         [SerializeField] float fpsTarget;
         [Tooltip("Frames/s as they arrive from the host (the last 30), whether or not the game showed each.")]
         [SerializeField] float fpsMeasured;
@@ -99,8 +101,9 @@ namespace WorldBridge
         public long FramesDropped => framesDropped;
         /// <summary>Frames/s as they arrive from the host (the Godot addon's fps_measured); 0 until two frames.</summary>
         public float FpsMeasured => fpsMeasured;
-        /// <summary>Frames/s the host ticks the session at (its `session.fps`): the Fps asked for, or the world's own
-        /// rate when it was left at 0; 0 before a session.</summary>
+        /// <summary>Frames/s the host ticks the session at (Connection.Fps: its `session.fps`, then that of the answer
+        /// to a settings change): the Fps asked for, or the world's own rate when it was left at 0; 0 before a
+        /// session.</summary>
         public float FpsTarget => fpsTarget;
         /// <summary>Ping → pong round trip in ms (the Godot addon's rtt_ms); -1 until a pong came back.</summary>
         public float RoundTripMs => roundTripMs;
@@ -160,10 +163,12 @@ namespace WorldBridge
             Shutdown();
         }
 
-        /// <summary>Connects (IO runs on background threads); the component does this in OnEnable.</summary>
+        /// <summary>Connects (IO runs on background threads); the component does this in OnEnable. A disabled client,
+        /// or one on an inactive object, connects at its next OnEnable instead: nothing would close a connection opened
+        /// now.</summary>
         public void Open()
         {
-            if (Connection != null) return;
+            if (Connection != null || !isActiveAndEnabled) return;
             opened = true;
             openedAt = endpoint;
             try
@@ -205,8 +210,10 @@ namespace WorldBridge
             if (c != null) ConnectionChanged?.Invoke();
         }
 
-        /// <summary>Closes the connection and opens one to `endpoint`, a new session included; Update does this by itself
-        /// at the next frame when `endpoint` changed (a script, the inspector in Play mode): call it to switch at once.</summary>
+        /// <summary>Closes the connection and opens one to `endpoint` (where Start On Connect, when ticked, starts a world;
+        /// unticked, no session runs until StartWorld); Update does this by itself at the next frame when `endpoint`
+        /// changed (a script, the inspector in Play mode): call it to switch at once. A disabled client only closes: it
+        /// connects to `endpoint` at its next OnEnable.</summary>
         public void Reconnect()
         {
             Shutdown();
@@ -224,6 +231,7 @@ namespace WorldBridge
             EndSession(tracker.State(c));
             roundTripMs = (float)c.RoundTripMs;
             fpsMeasured = (float)c.MeasuredFps;
+            fpsTarget = (float)c.Fps;
             var error = c.LastError; // no host, a refused handshake, a malformed frame: the IO thread only records them
             if (error != null && error != reportedError)
             {
@@ -251,7 +259,6 @@ namespace WorldBridge
                 var s = SessionInfo.From(m, Connection?.Welcome);
                 if (!s.Resumed) fieldStart.Started(m, Connection?.Session);
                 backendInUse = s.BackendLabel + (DroppedNote == null ? "" : "; " + DroppedNote);
-                fpsTarget = (float)s.Fps;
                 Debug.Log($"[WorldBridge] session {s.SessionId}: {s.BackendLabel}, {s.Width}x{s.Height}, {s.Mode}, can: {s.Capabilities}");
                 onSessionStarted.Invoke();
             }
@@ -333,7 +340,7 @@ namespace WorldBridge
                 {
                     Backend = backend == WorldBackendChoice.Sandbox ? "sandbox" : backend == WorldBackendChoice.WorldModel ? "world_model" : null,
                     Mode = mode == WorldMode.Step ? "step" : "realtime",
-                    Fps = fps == 0 ? (double?)null : fps, // 0: the world's own rate
+                    Fps = FpsAsked(),
                     Seed = fixedSeed ? seed : (long?)null,
                     Text = string.IsNullOrEmpty(textPrompt) ? null : textPrompt,
                     Image = asSketch ? null : image,
@@ -344,6 +351,16 @@ namespace WorldBridge
             fieldStart.Sent(sent, id, png == null ? imagePrompt != null : cameraPrompt);
             ExpectTextUnused(id, sent?.Text, sent?.Image, sent?.Sketch);
             return id;
+        }
+
+        /// <summary>The rate `start` asks for: none (the world's own) for Fps 0 or less, as in the Godot addon; Fps
+        /// within 1–120. Any other is refused in the inspector's words: the host plays no rate below 1, and a slider
+        /// cannot set null.</summary>
+        double? FpsAsked()
+        {
+            if (fps <= 0) return null;
+            if (Protocol.PlayableFps(fps)) return fps;
+            throw new ArgumentException($"Fps {fps} is no rate a host plays: set Fps to 0 for the world's own rate, or 1–120");
         }
 
         /// <summary>A new world in the same session; prompts left null keep the previous ones.</summary>

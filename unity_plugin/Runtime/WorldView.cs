@@ -42,10 +42,12 @@ namespace WorldBridge
         public Text Badge { get; private set; }
         /// <summary>The screen-space canvas made for the badge when the world has no Raw Image to draw it on, else null.</summary>
         public Canvas Overlay { get; private set; }
-        Material material; // shownBy's own copy (Renderer.material instantiates one): ours to destroy
+        Material material; // the view's own copy of shownBy's material, drawn on instead: ours to destroy
         Material original; // what shownBy drew with before the copy: given back when the view lets it go
         RawImage shownOn; // the Raw Image and Renderer Texture was last attached to: a target set since gets it at the next frame
         Renderer shownBy;
+        Texture shownBefore; // what shownOn showed before Texture, with its uvRect: given back when the view lets it go
+        Rect uvBefore;
         WorldBridgeConnection frameFrom; // the connection LastFrame came from
         WorldBridgeClient listened; // the client whose frames and session this view hears
         bool warnedNoClient;
@@ -88,8 +90,9 @@ namespace WorldBridge
 
         void OnDestroy()
         {
+            ReleaseImage(Texture);
+            ReleaseRenderer();
             if (Texture != null) Destroy(Texture);
-            Release();
             if (Badge != null) Destroy(Badge.gameObject); // it lives on the Raw Image, which may outlive this view
             if (Overlay != null) Destroy(Overlay.gameObject);
         }
@@ -214,14 +217,15 @@ namespace WorldBridge
             frameFrom = listened != null ? listened.Connection : null;
             if (Texture == null || Texture.width != frame.Width || Texture.height != frame.Height)
             {
-                if (Texture != null) Destroy(Texture);
+                var old = Texture;
                 Texture = new Texture2D(frame.Width, frame.Height, TextureFormat.RGB24, false)
                 {
                     name = "WorldBridge frame", filterMode = FilterMode.Point, wrapMode = TextureWrapMode.Clamp,
                 };
-                Attach();
+                Attach(old);
+                if (old != null) Destroy(old);
             }
-            else if (rawImage != shownOn || targetRenderer != shownBy) Attach(); // a target a script set after the first frame
+            else if (rawImage != shownOn || targetRenderer != shownBy) Attach(Texture); // a target a script set after the first frame
             Texture.LoadRawTextureData(frame.Pixels);
             Texture.Apply(false);
             if (targetTexture != null) Graphics.Blit(Texture, targetTexture, new Vector2(1, -1), new Vector2(0, 1));
@@ -249,16 +253,26 @@ namespace WorldBridge
             return inside;
         }
 
-        void Attach()
+        /// <summary>Puts Texture on the targets set now; one let go since gets back what it showed before `shown`, the
+        /// texture the view gave it.</summary>
+        void Attach(Texture shown)
         {
+            if (rawImage != shownOn)
+            {
+                ReleaseImage(shown);
+                shownOn = rawImage;
+                shownBefore = rawImage != null ? rawImage.texture : null;
+                uvBefore = rawImage != null ? rawImage.uvRect : default;
+            }
             if (targetRenderer != shownBy)
             {
-                Release();
+                ReleaseRenderer();
+                shownBy = targetRenderer;
                 original = targetRenderer != null ? targetRenderer.sharedMaterial : null;
-                material = targetRenderer != null ? targetRenderer.material : null;
+                // a copy made here, not Renderer.material: that returns the instance a game script may already hold
+                material = original != null ? new Material(original) : null;
+                if (material != null) targetRenderer.sharedMaterial = material;
             }
-            shownOn = rawImage;
-            shownBy = targetRenderer;
             if (rawImage != null)
             {
                 rawImage.texture = Texture;
@@ -281,9 +295,21 @@ namespace WorldBridge
             }
         }
 
+        /// <summary>Gives the Raw Image the view showed `shown` on what it showed before (unless a script gave it another
+        /// texture since): a swapped-out Raw Image no longer shows the live world, nor a destroyed view's texture.</summary>
+        void ReleaseImage(Texture shown)
+        {
+            if (shownOn != null && !ReferenceEquals(shown, null) && ReferenceEquals(shownOn.texture, shown))
+            {
+                shownOn.texture = shownBefore;
+                shownOn.uvRect = uvBefore;
+            }
+            shownBefore = null;
+        }
+
         /// <summary>Gives the renderer the view drew on its own material back (unless a script gave it another since) and
         /// destroys the copy the view made for it: a swapped Target Renderer, or the view destroyed, leaks no material.</summary>
-        void Release()
+        void ReleaseRenderer()
         {
             if (material == null) return;
             if (shownBy != null && shownBy.sharedMaterial == material) shownBy.sharedMaterial = original;

@@ -135,6 +135,9 @@ namespace WorldBridge.Core
             : $"the text prompt '{text}' is not used: the image starts the world as it is drawn (a world that reads a " +
               "flat-colour image as a sketch uses both); send the text alone, or with a sketch, for the text to count";
 
+        /// <summary>Whether a host plays `fps` (docs/protocol.md §4 start: 1–120 frames/s).</summary>
+        public static bool PlayableFps(double fps) => fps >= 1 && fps <= 120;
+
         public static string CheckMode(string mode) =>
             mode == "realtime" || mode == "step" ? mode : throw new ArgumentException($"mode '{mode}' must be \"realtime\" or \"step\"");
     }

@@ -78,6 +78,16 @@ namespace WorldBridge.Core
         public WorldSettings CurrentSettings => settings;
         /// <summary>"realtime" or "step": from the session, updated by `settings`.</summary>
         public string Mode => mode;
+        /// <summary>Frames/s the session plays at now: the newest `settings` answer's fps (Settings(fps: …)), else the
+        /// session's; 0 before a session.</summary>
+        public double Fps
+        {
+            get
+            {
+                var s = session;
+                return s == null ? 0 : settings?.Fps ?? s.Fps;
+            }
+        }
         public string LastError => lastError;
         public long FramesReceived => Interlocked.Read(ref framesReceived);
         /// <summary>Frames replaced in the slot before anyone took them (the game ran slower than the host).</summary>
@@ -233,7 +243,7 @@ namespace WorldBridge.Core
         {
             if (options == null) throw new ArgumentNullException(nameof(options));
             Protocol.CheckMode(options.Mode);
-            if (options.Fps.HasValue && !(options.Fps >= 1 && options.Fps <= 120))
+            if (options.Fps.HasValue && !Protocol.PlayableFps(options.Fps.Value))
                 throw new ArgumentException($"fps {options.Fps} must be within 1-120, or null for the world's own rate");
             CheckSeed(options.Seed);
             lock (requestOrder)

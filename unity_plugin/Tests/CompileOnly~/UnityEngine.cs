@@ -7,8 +7,9 @@
 // otherwise, OnDisable/OnEnable when `enabled` or SetActive changes isActiveAndEnabled, OnDisable/OnDestroy from
 // Destroy, OnDestroy only once awake), a destroyed Object comparing equal to null, a Texture2D keeping its size,
 // Debug's logs reaching Application.logMessageReceived, Input reading the keys a test holds in
-// UnityEngine.TestSupport.Keys, and Range and Tooltip keeping their arguments as Unity's do, so NUnit tests can check
-// what a script builds, says, sends and shows in the inspector); never ship it.
+// UnityEngine.TestSupport.Keys, AddComponent running UnityEngine.TestSupport.Adding.Before, and Range and Tooltip
+// keeping their arguments as Unity's do, so NUnit tests can check what a script builds, says, sends and shows in the
+// inspector); never ship it.
 // Unlike Unity, a component made with `new` (no GameObject) is allowed and counts as on an active object and awake
 // (isActiveAndEnabled follows `enabled` alone; it gets no Awake or first OnEnable: a test calls OnEnable itself), so a
 // test can build one without a scene; and Destroy acts at once, not at the frame's end.
@@ -134,6 +135,7 @@ namespace UnityEngine
             var component = Activator.CreateInstance<T>();
             component.Attach(this);
             components.Add(component);
+            TestSupport.Adding.Before?.Invoke(component);
             if (component is Behaviour b) b.Changed(false); // Awake then OnEnable, on an active object
             return component;
         }
@@ -289,6 +291,15 @@ namespace UnityEngine
 
     public class Material : Object
     {
+        /// <summary>Stub only (Unity's take a Shader): a test's material with no shader.</summary>
+        public Material() { }
+        /// <summary>As Unity: a new material with `source`'s shader and properties.</summary>
+        public Material(Material source)
+        {
+            mainTexture = source.mainTexture;
+            mainTextureScale = source.mainTextureScale;
+            mainTextureOffset = source.mainTextureOffset;
+        }
         public void SetTexture(string name, Texture value) { }
         public void SetTextureScale(string name, Vector2 value) { }
         public void SetTextureOffset(string name, Vector2 value) { }
@@ -467,5 +478,12 @@ namespace UnityEngine.TestSupport
     public static class Keys
     {
         public static readonly System.Collections.Generic.HashSet<KeyCode> Held = new System.Collections.Generic.HashSet<KeyCode>();
+    }
+
+    /// <summary>Not Unity's API: what a test does to each component AddComponent makes, before its Awake and OnEnable
+    /// (null: nothing), where a game sets fields with the object inactive; the tests point a client at no host so.</summary>
+    public static class Adding
+    {
+        public static Action<Component> Before;
     }
 }

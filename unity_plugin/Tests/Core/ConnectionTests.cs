@@ -359,14 +359,16 @@ namespace WorldBridge.Tests
                 StringAssert.Contains("2x3 but the frame is 2x1", Assert.Throws<ArgumentException>(() => c.Edit(tall, 0, 0)).Message);
                 StringAssert.Contains("not a PNG", Assert.Throws<ArgumentException>(() => c.Edit(new byte[] { 1, 2, 3 }, 0, 0)).Message);
 
+                Assert.AreEqual((24.0, "step"), (c.Fps, c.Mode), "the session's rate and mode");
                 var settingsId = c.Settings(eventCfg: 2.5);
                 var settings = host.Expect("settings");
                 Assert.AreEqual(2.5, settings.GetDouble("event_cfg"));
                 Assert.IsFalse(settings.Has("steps"));
                 host.Send(new MsgMap { { "type", "ok" }, { "req_id", settingsId }, { "request", "settings" },
-                                       { "settings", new MsgMap { { "steps", null }, { "event_cfg", 2.5 }, { "fps", 24.0 }, { "mode", "step" } } } });
+                                       { "settings", new MsgMap { { "steps", null }, { "event_cfg", 2.5 }, { "fps", 30.0 }, { "mode", "realtime" } } } });
                 c.WaitReply(settingsId, 5000);
                 Assert.AreEqual(2.5, c.CurrentSettings.EventCfg);
+                Assert.AreEqual((30.0, "realtime"), (c.Fps, c.Mode), "the rate and mode the settings answer says the session plays at");
             }
         }
 

@@ -187,6 +187,13 @@ namespace WorldBridge.Tests
             window = WindowIn(started);
             Drawn(window);
             CollectionAssert.Contains(UnityEditor.TestSupport.Drawn.Labels, "Realtime at 15 fps (the session's rate)");
+            // the host's answer to a settings change (a script's, through the connection) is the rate and mode now
+            Private.Set(ConnectionOf(window), "settings", WorldSettings.From(new MsgMap { { "fps", 30.0 }, { "mode", "realtime" } }));
+            Drawn(window);
+            CollectionAssert.Contains(UnityEditor.TestSupport.Drawn.Labels, "Realtime at 30 fps (the session's rate)");
+            Private.Set(ConnectionOf(window), "mode", "step");
+            Drawn(window);
+            CollectionAssert.Contains(UnityEditor.TestSupport.Drawn.Labels, "Step: one frame per input");
             ConnectionOf(window).Close();
             window = WindowIn(Started("sandbox", "step", 7, Sandbox));
             Drawn(window);

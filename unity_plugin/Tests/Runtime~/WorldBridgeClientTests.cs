@@ -31,17 +31,18 @@ namespace WorldBridge.Tests
         [Test]
         public void AddedByScriptItConnectsInAddComponentSoItsFieldsAreSetWithTheObjectInactive()
         {
-            var active = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
-            active.endpoint = "tcp://127.0.0.1:1"; // too late: OnEnable ran inside AddComponent, as in Unity
-            Assert.AreEqual("tcp://127.0.0.1:5555", active.Connection.Options.Endpoint);
+            Assert.AreEqual("tcp://127.0.0.1:5555", new WorldBridgeClient().endpoint, "the default the README names");
+            var active = AddClient(new UnityEngine.GameObject("World")); // Nowhere stands in for the default
+            active.endpoint = "tcp://127.0.0.1:2"; // too late: OnEnable ran inside AddComponent, as in Unity
+            Assert.AreEqual(Nowhere, active.Connection.Options.Endpoint);
             active.Shutdown();
             var world = new UnityEngine.GameObject("World");
             world.SetActive(false); // the README's way, and the Basic World sample's
-            var configured = world.AddComponent<WorldBridgeClient>();
+            var configured = AddClient(world);
             Assert.IsNull(configured.Connection, "a client on an inactive object connected");
-            configured.endpoint = "tcp://127.0.0.1:1";
+            configured.endpoint = "tcp://127.0.0.1:2";
             world.SetActive(true);
-            Assert.AreEqual("tcp://127.0.0.1:1", configured.Connection.Options.Endpoint);
+            Assert.AreEqual("tcp://127.0.0.1:2", configured.Connection.Options.Endpoint);
             UnityEngine.Object.Destroy(world);
             Assert.IsNull(configured.Connection, "destroyed, the client kept its connection open");
         }
@@ -49,19 +50,19 @@ namespace WorldBridge.Tests
         [Test]
         public void AChangedEndpointReconnectsAtTheNextFrame()
         {
-            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>(); // connects to the default
+            var client = AddClient(new UnityEngine.GameObject("World")); // connects to Nowhere
             var first = client.Connection;
             int changed = 0;
             client.ConnectionChanged += () => changed++;
-            client.endpoint = "tcp://127.0.0.1:1"; // a script, or the inspector in Play mode
+            client.endpoint = "tcp://127.0.0.1:2"; // a script, or the inspector in Play mode
             Call(client, "Update");
-            Assert.AreEqual("tcp://127.0.0.1:1", client.Connection.Options.Endpoint, "the client stayed on the old endpoint");
+            Assert.AreEqual("tcp://127.0.0.1:2", client.Connection.Options.Endpoint, "the client stayed on the old endpoint");
             Assert.AreEqual(ConnectionState.Closed, first.State, "the old connection was left open");
             Assert.AreEqual(2, changed, "the views were not told: closed, then opened");
             Call(client, "Update");
             Assert.AreEqual(2, changed, "an unchanged endpoint reconnected again");
             client.Shutdown();
-            client.endpoint = "tcp://127.0.0.1:2";
+            client.endpoint = "tcp://127.0.0.1:3";
             Call(client, "Update");
             Assert.IsNull(client.Connection, "a client a script shut down opened again");
             UnityEngine.Object.Destroy(client.gameObject);
@@ -70,7 +71,7 @@ namespace WorldBridge.Tests
         [Test]
         public void AnEndpointFixedAfterABadOneConnectsAndABadOneIsReportedOnce()
         {
-            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
+            var client = AddClient(new UnityEngine.GameObject("World"));
             var told = new List<string>();
             client.onError.AddListener(told.Add);
             foreach (var bad in new[] { "127.0.0.1:5555", null }) // typed without its scheme; cleared by a script
@@ -91,13 +92,37 @@ namespace WorldBridge.Tests
         [Test]
         public void ReconnectOpensANewConnectionToTheEndpointAtOnce()
         {
-            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
+            var client = AddClient(new UnityEngine.GameObject("World"));
             var first = client.Connection;
-            client.endpoint = "tcp://127.0.0.1:1";
+            client.endpoint = "tcp://127.0.0.1:2";
             client.Reconnect(); // a script that sends at once to the new host
-            Assert.AreEqual("tcp://127.0.0.1:1", client.Connection.Options.Endpoint);
+            Assert.AreEqual("tcp://127.0.0.1:2", client.Connection.Options.Endpoint);
             Assert.AreEqual(ConnectionState.Closed, first.State);
             UnityEngine.Object.Destroy(client.gameObject);
+        }
+
+        [Test]
+        public void ReconnectOnADisabledOrInactiveClientWaitsForItsOnEnable()
+        {
+            var world = new UnityEngine.GameObject("World");
+            var client = AddClient(world);
+            client.enabled = false; // its OnDisable ran: no Update, no second OnDisable, no quit hook closes what opens now
+            client.endpoint = "tcp://127.0.0.1:2";
+            client.Reconnect();
+            var leaked = client.Connection;
+            leaked?.Close(0);
+            Assert.IsNull(leaked, "Reconnect on a disabled client opened a connection nothing closes");
+            client.enabled = true;
+            Assert.AreEqual("tcp://127.0.0.1:2", client.Connection?.Options.Endpoint, "enabled, it connects to the endpoint set");
+            var rig = new UnityEngine.GameObject("Rig");
+            rig.SetActive(false); // never activated: Unity sends its client no OnDestroy either
+            var asleep = AddClient(rig);
+            asleep.Reconnect();
+            leaked = asleep.Connection;
+            leaked?.Close(0);
+            Assert.IsNull(leaked, "Reconnect on a client on an inactive object opened a connection nothing closes");
+            UnityEngine.Object.Destroy(world);
+            UnityEngine.Object.Destroy(rig);
         }
 
         [Test]
@@ -408,11 +433,25 @@ namespace WorldBridge.Tests
             client.onError.AddListener(told.Add);
             client.fps = 200; // a script: the range check applies to a given rate
             Assert.AreEqual(-1, client.StartWorld());
-            StringAssert.Contains("fps 200 must be within 1-120", told[0]);
+            Assert.AreEqual("Fps 200 is no rate a host plays: set Fps to 0 for the world's own rate, or 1–120", told[0]);
+            client.fps = 0.37f; // the slider dragged near its left end
+            Assert.AreEqual(-1, client.StartWorld());
+            Assert.AreEqual("Fps 0.37 is no rate a host plays: set Fps to 0 for the world's own rate, or 1–120", told[1],
+                            "the inspector cannot set the null Unity's check asked for");
+            client.fps = -5; // a script's: the world's own rate, as in the Godot addon
+            client.StartWorld();
+            Assert.AreEqual(2, told.Count, "a negative Fps was refused: 0 or less is the world's own rate");
+            Assert.IsTrue(Starts(connection)[2].ContainsKey("fps") && !Starts(connection)[2].Has("fps"), "a negative fps was sent");
+            client.fps = 0;
             var session = Session(Starts(connection)[0]);
             session["fps"] = 15.0; // the sandbox game's own rate
+            Set(connection, "session", SessionInfo.From(session)); // as the connection keeps it
             Answer(client, session);
             Assert.AreEqual(15f, client.FpsTarget, "the client does not say the rate its session ticks at");
+            // a script's Connection.Settings(fps: 30): the connection keeps what the host's answer says
+            Set(connection, "settings", WorldSettings.From(new MsgMap { { "fps", 30.0 }, { "mode", "realtime" } }));
+            Call(client, "Update");
+            Assert.AreEqual(30f, client.FpsTarget, "the client still says the rate the session started at");
             Assert.IsNotNull(typeof(WorldBridgeClient).GetField("fpsTarget", BindingFlags.NonPublic | BindingFlags.Instance)
                 .GetCustomAttribute<UnityEngine.SerializeField>(), "the session's rate must be shown in the inspector");
             client.Shutdown();

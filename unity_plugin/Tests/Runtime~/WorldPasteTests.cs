@@ -50,7 +50,7 @@ namespace WorldBridge.Tests
             var layer = new Texture2D(4, 4, TextureFormat.RGBA32, false);
             ClicksWarnOnce(new WorldPaste { view = new WorldView(), layer = layer }, WorldBridgeClient.NeededBy("WorldView"));
             var world = new GameObject("World");
-            var client = world.AddComponent<WorldBridgeClient>();
+            var client = AddClient(world);
             var paste = new WorldPaste { view = world.AddComponent<WorldView>(), layer = layer }; // the view has not looked yet
             ClicksWarnOnce(paste, "set the World View's Raw Image");
             Assert.AreSame(client, paste.view.client, "the view's client is found as the view finds it: on its object or a parent");

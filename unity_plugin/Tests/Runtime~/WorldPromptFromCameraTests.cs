@@ -34,7 +34,7 @@ namespace WorldBridge.Tests
         public void TheClientOnItsObjectOrAParentIsFoundAsTheOtherComponentsFindIt()
         {
             var world = new GameObject("World");
-            var client = world.AddComponent<WorldBridgeClient>();
+            var client = AddClient(world);
             var same = world.AddComponent<WorldPromptFromCamera>();
             Assert.AreSame(client, same.client, "the client on the prompt's own object");
             var child = new GameObject("Camera rig");
@@ -49,7 +49,7 @@ namespace WorldBridge.Tests
         public void AClientOnARigNotYetActivatedIsFound()
         {
             var rig = new GameObject("Rig"); // activated later, e.g. when a level loads
-            var client = rig.AddComponent<WorldBridgeClient>();
+            var client = AddClient(rig);
             var child = new GameObject("Camera rig");
             child.transform.SetParent(rig.transform, false);
             var prompt = child.AddComponent<WorldPromptFromCamera>();

@@ -27,7 +27,7 @@ namespace WorldBridge.Tests
         {
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
-            var client = new WorldBridgeClient();
+            var client = new WorldBridgeClient { endpoint = Nowhere }; // a test may enable it again: it opens there
             Use(client, connection);
             return client;
         }
@@ -188,7 +188,7 @@ namespace WorldBridge.Tests
         /// runs the client's OnDisable, which closes its connection); the recorder's Client is `other` by then, if given.</summary>
         static WorldRecorder RecordingThroughADestroyedClient(WorldBridgeClient other = null, List<string> told = null)
         {
-            var client = new UnityEngine.GameObject("World").AddComponent<WorldBridgeClient>();
+            var client = AddClient(new UnityEngine.GameObject("World"));
             var connection = new WorldBridgeConnection(new ConnectionOptions { Endpoint = "tcp://127.0.0.1:1" });
             Set(connection, "state", ConnectionState.Ready);
             Use(client, connection);

@@ -64,7 +64,7 @@ namespace WorldBridge.Tests
             });
             Assert.AreEqual(new[] { "[WorldBridge] " + WorldBridgeClient.NeededBy("WorldView") }, warnings);
             Assert.IsTrue(view.enabled, "a view that turns itself off never finds a client added later");
-            var client = world.AddComponent<WorldBridgeClient>();
+            var client = AddClient(world);
             Call(view, "LateUpdate");
             Assert.AreSame(client, view.client, "the client added to the view's object later was not found");
             view.client = null; // an empty Client means the client on the object or a parent: disabling detaches
@@ -254,7 +254,7 @@ namespace WorldBridge.Tests
             var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
             view.Show(frame);
             var copy = quad.sharedMaterial;
-            Assert.AreNotSame(own, copy, "the view draws on a copy (Renderer.material), not on a material other objects share");
+            Assert.AreNotSame(own, copy, "the view draws on a copy of its own, not on a material other objects share");
             var other = view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>(); // swapped by a script
             var othersOwn = other.sharedMaterial = new Material();
             view.Show(frame);
@@ -264,6 +264,53 @@ namespace WorldBridge.Tests
             Object.Destroy(view);
             Assert.AreSame(othersOwn, other.sharedMaterial, "a destroyed view left its renderer drawing a destroyed material");
             Assert.IsTrue(otherCopy == null, "the view's copy outlived the view");
+        }
+
+        [Test]
+        public void AMaterialAScriptInstancedBeforeTheFirstFrameSurvivesTheViewLettingGo()
+        {
+            foreach (var letGo in new[] { "swapped", "destroyed" })
+            {
+                var view = Session("sandbox", "platformer", badge: false, onRawImage: false);
+                var quad = view.targetRenderer;
+                quad.sharedMaterial = new Material();
+                var mine = quad.material; // the game tinted the quad before the view first drew on it
+                var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
+                view.Show(frame);
+                Assert.AreNotSame(mine, quad.sharedMaterial, "the view draws on the game's own material instance");
+                var copy = quad.sharedMaterial;
+                if (letGo == "swapped")
+                {
+                    view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>();
+                    view.targetRenderer.sharedMaterial = new Material();
+                    view.Show(frame);
+                }
+                else Object.Destroy(view);
+                Assert.IsTrue(mine != null, $"the view {letGo} destroyed the material the game's script made and holds");
+                Assert.AreSame(mine, quad.sharedMaterial, $"the {letGo} view did not give the quad its material back");
+                Assert.IsTrue(copy == null, $"the view's own copy outlived it being {letGo}");
+            }
+        }
+
+        [Test]
+        public void ARawImageTheViewLetsGoGetsBackWhatItShowedBefore()
+        {
+            var view = Session("sandbox", "platformer", target: false);
+            var before = new Texture2D(8, 8, TextureFormat.RGB24, false);
+            var first = view.rawImage = new GameObject("World", typeof(RectTransform)).AddComponent<RawImage>();
+            first.texture = before; // a placeholder picture shown until the world runs
+            first.uvRect = new Rect(0, 0, 1, 1);
+            view.Show(new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] });
+            Assert.AreSame(view.Texture, first.texture);
+            var second = view.rawImage = new GameObject("World 2", typeof(RectTransform)).AddComponent<RawImage>();
+            view.Show(new WorldFrame { Width = 4, Height = 2, Pixels = new byte[24], Events = new string[0] }); // a new size too
+            Assert.AreSame(before, first.texture, "the swapped-out Raw Image still shows the live world");
+            Assert.AreEqual((0f, 0f, 1f, 1f), (first.uvRect.x, first.uvRect.y, first.uvRect.width, first.uvRect.height),
+                            "the swapped-out Raw Image kept the view's flipped uvRect");
+            Assert.AreSame(view.Texture, second.texture, "the Raw Image swapped in shows the world");
+            Object.Destroy(view);
+            Assert.IsNull(second.texture, "a destroyed view left its Raw Image showing its destroyed texture");
+            Assert.AreEqual((0f, 0f, 0f, 0f), (second.uvRect.x, second.uvRect.y, second.uvRect.width, second.uvRect.height));
         }
 
         [Test]
