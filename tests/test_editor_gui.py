@@ -143,8 +143,9 @@ def test_the_whole_prompt_panel_shows_at_the_default_window_size(qtbot, host):
     scroll = w.findChild(QDockWidget, "dock_Prompt").widget()
     img = np.random.default_rng(0).integers(0, 256, (300, 200, 3), np.uint8)  # an image prompt's preview too
     w.prompt_panel._set_image(QImage(img.data, 200, 300, 600, QImage.Format.Format_RGB888).copy())
-    qtbot.wait(50)
-    assert scroll.verticalScrollBar().maximum() == 0, scroll.widget().minimumSizeHint()
+    panel = scroll.widget()  # the scroll area has laid the panel out around the preview: as tall as it needs, or taller
+    qtbot.waitUntil(lambda: panel.height() >= panel.minimumSizeHint().height(), timeout=5000)
+    assert scroll.verticalScrollBar().maximum() == 0, panel.minimumSizeHint()
     go = w.prompt_panel.go
     assert go.mapTo(scroll.viewport(), go.rect().bottomRight()).y() < scroll.viewport().height()
 
