@@ -699,9 +699,14 @@ def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_pat
     assert not [t for t in QApplication.topLevelWidgets() if isinstance(t, MainWindow) and t.isVisible()]  # closed:
     # a window left open covered the next tests' widgets, which then got no mouse events
     made = made_workers(monkeypatch)
+    from PySide6.QtWidgets import QStatusBar
+
+    said, show = [], QStatusBar.showMessage
+    monkeypatch.setattr(QStatusBar, "showMessage", lambda bar, text, *ms: (said.append(text), show(bar, text, *ms)))
     r = CliRunner().invoke(screenshot.main, ["--out", str(out), "--checkpoint", str(world), "--text", ""],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    assert said and not [s for s in said if "no action for" in s]  # the keys it plays are the world's latent actions
     assert made and all(wt.thread.isFinished() for wt in made)  # closed: no network thread outlives the tool
     assert "WORLD MODEL: micro (world, step 0)" in r.output  # the badge names the backend
     shot = iio.imread(out)
