@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from bridge.backend import DEFAULT_FPS
 from bridge.files import tick
 from bridge.host.protocol import MODEL_KNOBS
 from bridge.values import plural
@@ -532,7 +533,7 @@ class MainWindow(QMainWindow):
             self.session = Session(keymap=self.keymap.to_dict())
         s = self.session
         s.backend_kind, s.backend_name = info["backend_kind"], info["backend_name"]
-        s.fps, s.width, s.height = float(info.get("fps", 24.0)), int(info["width"]), int(info["height"])
+        s.width, s.height, fps = int(info["width"]), int(info["height"]), float(info.get("fps", DEFAULT_FPS))
         s.action_names = list(info.get("action_names", []))
         asked = (self.pending_prompt or PromptSpec()) if purpose == "new" else self._resim_prompt
         sent = fit_prompt(asked, info, rebuild=purpose != "new")
@@ -541,11 +542,13 @@ class MainWindow(QMainWindow):
             seed = sent.seed if sent.seed is not None else info.get("seed")  # the host reports the seed it drew
             if sent.seed is None and isinstance(seed, int):
                 self.prompt_panel.seed.setValue(seed)  # shown, so this world can be made again
-            root = s.new_root(PromptSpec(seed, sent.text, sent.image_png, sent.sketch_png, info["backend_kind"]))
+            root = s.new_root(PromptSpec(seed, sent.text, sent.image_png, sent.sketch_png, info["backend_kind"]), fps=fps)
             self._go_live(root.id)
             self.timeline.set_session(s)
             self.events_panel.clear_fired()
             self._add_unsaved(sent.sketch_png is not None)  # a drawn sketch is work too: closing keeps it
+        elif s.live is not None:
+            s.branches[s.live].fps = fps  # the rate the host rebuilt it at
         self._rebuild_resolver()
         self.viewport.stats.reset()
         self.status_backend.setText(f"{badge_text(info['backend_kind'], info['backend_name'])}   session {info['session_id'][:8]}")
@@ -972,6 +975,7 @@ class MainWindow(QMainWindow):
         self._play_focus()
         if s.live is not None and s.owner(branch_id, index) == s.owner(s.live, index) and index <= s.branches[s.live].last_index():
             self.pending_fork = s.fork(branch_id, index)
+            self.pending_fork.fps = s.fps_of(s.live)  # the host's world branches on at the rate it plays at
             self.submit("branch", frame=int(index))
         else:
             self.resimulate(branch_id, index)
@@ -1002,7 +1006,7 @@ class MainWindow(QMainWindow):
         self.resim_mismatches = 0
         self._resim_expect = {r.index: r.image for r in path if r.image is not None}
         self._resim_edited = {r.index for r in path if r.edits}
-        start = dict(backend=p.backend or s.backend_kind or None, fps=s.fps, seed=p.seed, text=p.text,
+        start = dict(backend=p.backend or s.backend_kind or None, fps=s.fps_of(branch_id), seed=p.seed, text=p.text,
                      image=p.image_png, sketch=p.sketch_png, action_map=s.action_map() or None)
         steps = [(r.action, r.fired, r.edits, r.settings) for r in path if r.index >= 1]
         first = path[0] if path and path[0].index == 0 else FrameRecord(0, -1)
@@ -1075,6 +1079,8 @@ class MainWindow(QMainWindow):
         asked = self.asked_settings.pop(0) if self.asked_settings else {}
         if asked.get("fps") is not None:  # the user's rate: new worlds get it, and this one no longer plays its own
             self.fps_asked, self._fps_own = float(settings.get("fps", asked["fps"])), False
+            if self.session is not None and self.session.live is not None:  # its branch's exports and replay too
+                self.session.branches[self.session.live].fps = self.fps_asked
         self.kept_settings.update({k: v if settings.get(k) is None else settings[k] for k, v in asked.items()
                                    if k in MODEL_KNOBS})
         self._run_with(settings, settings.get("mode") or self.mode)
@@ -1270,7 +1276,7 @@ class MainWindow(QMainWindow):
                        backend_kind=s.backend_kind, backend_name=s.backend_name, fps=s.fps, width=s.width,
                        height=s.height, action_names=list(s.action_names))
         for b in s.branches.values():
-            copy.branches[b.id] = Branch(b.id, b.parent, b.parent_frame, b.name, b.prompt, b.frames.copy())
+            copy.branches[b.id] = replace(b, frames=b.frames.copy())
         return copy
 
     def save_to(self, path: str | Path) -> Job | None:
@@ -1546,7 +1552,7 @@ class MainWindow(QMainWindow):
         records = list(s.path(bid))
         frames = [r.image for r in records if r.image is not None]
         scale = scale or exporting.auto_scale(s.height or 64, s.width or 64)
-        fps, names = s.fps, self.resolver.name_of
+        fps, names = s.fps_of(bid), self.resolver.name_of
         prompt, (kind, name) = s.root_of(bid).prompt or PromptSpec(), s.backend_of(bid)
         world = {"backend_kind": kind, "backend_name": name, "seed": prompt.seed, "text": prompt.text}
         label = exporting.source_label([(kind, name)] if kind else [])

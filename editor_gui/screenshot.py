@@ -2,8 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen python -m editor_gui.screenshot --out docs/editor.png [--checkpoint DIR]
 
-Starts its own host (the embedded default world unless --checkpoint), prompts a world by text, records while walking
-right and jumping, fires two events, branches from an earlier frame and pastes an object, then saves the window.
+Starts its own host (the embedded default world unless --checkpoint), prompts a world by text, records while playing
+a latent action, fires two events, branches from an earlier frame and plays another there, then saves the window.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
     from editor_gui.session_store import PromptSpec
     from editor_gui.viewport import badge_text
 
+    # keys 1-8 play latent actions 0-7 (a world model's latents have no names: Right and Space, "right" and "jump",
+    # would play nothing, and the status bar would say so in the picture); the default world's latent 3 runs on, its
+    # latent 0 (what it plays with no key held) walks on slower; the smallest preset, micro, has 4 latent actions
+    walk, turn = Qt.Key.Key_4, Qt.Key.Key_1
     check_qt_runtime()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     apply_theme(app)
@@ -67,7 +71,7 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
               refused)
         w.timeline.record.click()
         w.viewport.setFocus()
-        QTest.keyPress(w.viewport, Qt.Key.Key_Right)
+        QTest.keyPress(w.viewport, walk)
         _wait(app, lambda: frames() > 30, 60, "30 recorded frames", refused)
         for name in ("night_falls", "weather_snow"):
             if name in w.events_panel.buttons and w.events_panel.buttons[name].isEnabled():
@@ -78,10 +82,10 @@ def main(out: str, checkpoint: str | None, text: str, seed: int) -> None:
         w.timeline.branch_btn.click()
         _wait(app, lambda: w.session.live != first, 30, "the branch", refused)
         w.viewport.setFocus()
-        QTest.keyPress(w.viewport, Qt.Key.Key_Space)
+        QTest.keyPress(w.viewport, turn)
         _wait(app, lambda: frames() > 60, 60, "frames on the branch", refused)
-        QTest.keyRelease(w.viewport, Qt.Key.Key_Space)
-        QTest.keyRelease(w.viewport, Qt.Key.Key_Right)
+        QTest.keyRelease(w.viewport, turn)
+        QTest.keyRelease(w.viewport, walk)
         end = time.monotonic() + 0.5
         while time.monotonic() < end:
             app.processEvents()

@@ -15,6 +15,7 @@ from typing import IO
 
 import numpy as np
 
+from bridge.backend import DEFAULT_FPS
 from bridge.files import Progress, make_temp, publish_over, remove_tree, replace, temp_beside, tick
 from bridge.values import SEED_MAX, is_int, plural
 
@@ -327,6 +328,8 @@ class Branch:
     name: str = ""
     prompt: PromptSpec | None = None  # roots only
     frames: Frames = field(default_factory=Frames)
+    fps: float | None = None  # the rate its world played at (its exports and replay, its rebuild asks for it); None
+    # in a file saved when the editor kept one rate for every world: the session's
 
     def __post_init__(self) -> None:
         if not isinstance(self.frames, Frames):  # a plain dict (a copy of another branch's frames)
@@ -352,7 +355,7 @@ class Session:
     keymap: dict = field(default_factory=dict)
     backend_kind: str = ""
     backend_name: str = ""
-    fps: float = 24.0
+    fps: float = DEFAULT_FPS  # the rate of a branch that keeps none (Branch.fps)
     width: int = 0
     height: int = 0
     action_names: list[str] = field(default_factory=list)
@@ -364,17 +367,18 @@ class Session:
             b = self.branches[b.parent]
         return b
 
-    def new_root(self, prompt: PromptSpec, name: str = "") -> Branch:
+    def new_root(self, prompt: PromptSpec, name: str = "", fps: float | None = None) -> Branch:
         bid = max(self.branches, default=-1) + 1
-        self.branches[bid] = Branch(bid, name=name or f"world {sum(b.parent is None for b in self.branches.values()) + 1}", prompt=prompt)
+        self.branches[bid] = Branch(bid, name=name or f"world {sum(b.parent is None for b in self.branches.values()) + 1}", prompt=prompt, fps=fps)
         return self.branches[bid]
 
     def fork(self, branch_id: int, index: int, name: str = "") -> Branch:
-        """A new branch continuing from frame `index` of `branch_id`'s timeline."""
+        """A new branch continuing from frame `index` of `branch_id`'s timeline, at that timeline's rate."""
         if index not in {f.index for f in self.path(branch_id)}:
             raise ValueError(f"frame {index} is not on branch {branch_id}'s timeline")
         bid = max(self.branches) + 1
-        self.branches[bid] = Branch(bid, parent=self.owner(branch_id, index), parent_frame=index, name=name or f"branch {bid} @ {index}")
+        self.branches[bid] = Branch(bid, parent=self.owner(branch_id, index), parent_frame=index, name=name or f"branch {bid} @ {index}",
+                                    fps=self.fps_of(branch_id))
         return self.branches[bid]
 
     def fork_edit(self, branch_id: int, index: int, name: str = "") -> Branch:
@@ -384,7 +388,7 @@ class Session:
             raise ValueError(f"frame index must be >= 0, got {index}")
         bid = max(self.branches) + 1
         self.branches[bid] = Branch(bid, parent=self.owner(branch_id, index - 1), parent_frame=index - 1,
-                                    name=name or f"edit {bid} @ {index}")
+                                    name=name or f"edit {bid} @ {index}", fps=self.fps_of(branch_id))
         return self.branches[bid]
 
     def owner(self, branch_id: int, index: int) -> int:
@@ -439,6 +443,12 @@ class Session:
         kind = (self.root_of(branch_id).prompt or PromptSpec()).backend or self.backend_kind
         return kind, self.backend_name if kind == self.backend_kind else ""
 
+    def fps_of(self, branch_id: int) -> float:
+        """The rate a branch's world played at: worlds play at their own rates (a sandbox at 15, a world model at its
+        footage's), so one session-wide rate would export, replay and rebuild some of them too fast or too slow."""
+        fps = self.branches[branch_id].fps
+        return self.fps if fps is None else fps
+
     def children(self, branch_id: int) -> list[Branch]:
         return [b for b in self.branches.values() if b.parent == branch_id]
 
@@ -452,7 +462,7 @@ class Session:
         for b in self.branches.values():
             p = b.prompt
             branches.append({
-                "id": b.id, "parent": b.parent, "parent_frame": b.parent_frame, "name": b.name,
+                "id": b.id, "parent": b.parent, "parent_frame": b.parent_frame, "name": b.name, "fps": b.fps,
                 "prompt": None if p is None else {
                     "seed": p.seed, "text": p.text, "backend": p.backend,
                     "image": f"prompts/{b.id}_image.png" if p.image_png else None,
@@ -579,7 +589,7 @@ class Session:
                                    f"reads up to {VERSION}): update WorldBridge to open it")
         s = cls(live=m.get("live"), latent_names={int(k): v for k, v in m.get("latent_names", {}).items()},
                 keymap=m.get("keymap", {}), backend_kind=m.get("backend_kind", ""), backend_name=m.get("backend_name", ""),
-                fps=float(m.get("fps", 24.0)), width=int(m.get("width", 0)), height=int(m.get("height", 0)),
+                fps=float(m.get("fps", DEFAULT_FPS)), width=int(m.get("width", 0)), height=int(m.get("height", 0)),
                 action_names=list(m.get("action_names", [])))
         done, total = 0, sum(bool(fd.get("recorded")) for bd in m["branches"] for fd in bd["frames"])
         for bd in m["branches"]:
@@ -591,7 +601,8 @@ class Session:
                 seed=p.get("seed"), text=p.get("text"), backend=p.get("backend"),
                 image_png=read(p["image"]) if p.get("image") else None,
                 sketch_png=read(p["sketch"]) if p.get("sketch") else None)
-            branch, frames = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""), prompt), {}
+            branch, frames = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""), prompt,
+                                    fps=None if bd.get("fps") is None else float(bd["fps"])), {}
             for fd in bd["frames"]:
                 if fd["index"] <= branch.forked_at():  # a copy of a frame its parent gives (only a file has one):
                     continue  # no view shows it, and its pixels would count against the memory guard

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bridge.backend import DEFAULT_FPS
 from bridge.host.protocol import UNMASK_ORDERS  # the orders `settings.unmask` takes (protocol 1.2)
 
 MODEL_ONLY = ("steps", "temperature", "cfg")  # the sandbox ignores these (docs/protocol.md, settings)
@@ -70,7 +71,7 @@ class SettingsPanel(QWidget):
         self.event_cfg.setValue(1.0)
         self.fps = QDoubleSpinBox()
         self.fps.setRange(1.0, 120.0)
-        self.fps.setValue(24.0)
+        self.fps.setValue(DEFAULT_FPS)
         self.fps.setSuffix(" fps")
         self.fps_note = QLabel("")  # says when the rate is the world's own: no rate was asked for
         self.fps_note.setStyleSheet("color: #8b93a1")
@@ -150,7 +151,7 @@ class SettingsPanel(QWidget):
             self.fps.setEnabled(live)
             self.mode.setEnabled(live)
             if live:
-                self.fps.setValue(float(settings.get("fps", session.get("fps", 24.0))))
+                self.fps.setValue(float(settings.get("fps", session.get("fps", DEFAULT_FPS))))
                 self.mode.setCurrentText(settings.get("mode", session.get("mode", "realtime")))
                 self.resolution.setText(f"{session['width']}×{session['height']} (fixed by the backend)")
             if not live:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bridge.backend import DEFAULT_FPS
 from editor_gui.export import NOTHING
 from editor_gui.keymap import keep_play_focus
 from editor_gui.session_store import FrameRecord, Session
@@ -407,7 +408,7 @@ class TimelinePanel(QWidget):
 
     def _on_replay(self, on: bool) -> None:
         if on and self.records:
-            fps = self.session.fps if self.session else 24.0
+            fps = self.session.fps_of(self.branch_id) if self.session and self.branch_id is not None else DEFAULT_FPS
             if self.slider.value() >= len(self.records) - 1:
                 self._select(0)
             self.replay_btn.setText("■ Stop replay")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from test_editor_gui import add_window, closed, focus_viewport, host, live_frames, open_window, step_keys  # noqa: F401 - host: fixture
 
+from bridge.worlds.sandbox import SandboxWorld
 from editor_gui.session_store import AUTOSAVE_ENV, FrameRecord, PromptSpec, Session
 
 pytest.importorskip("pytestqt")
@@ -1303,3 +1304,79 @@ def test_a_world_plays_at_its_own_rate_unless_the_user_picks_one_and_the_editor_
     w.set_paused(True)
     qtbot.waitUntil(lambda: not w.asked_settings and w.mode == "step", timeout=20000)
     assert "/" not in w.viewport.stats.text(0).split("   ")[0]  # step mode has no rate to keep to
+
+
+class TenFpsWorld(SandboxWorld):
+    """TEST-ONLY: a world model whose footage ran at 10 fps (the sandbox game's frames under that name), so one host
+    serves worlds at two rates: this one at 10, the sandbox at 15."""
+
+    kind, name, fps = "world_model", "ten fps test world", 10
+
+
+@pytest.fixture(scope="module")
+def two_rate_host(tmp_path_factory):
+    from bridge.host.server import run_host_in_thread
+
+    h = run_host_in_thread(TenFpsWorld, "tcp://127.0.0.1:*", recordings_dir=tmp_path_factory.mktemp("recordings"))
+    yield h
+    h.stop()
+
+
+def record_live(qtbot, w, n: int = 3) -> int:
+    """Record `n` frames of the live world; its branch."""
+    live = w.session.live
+    w.timeline.record.setChecked(True)
+    qtbot.waitUntil(lambda: len(w.session.recorded(live)) >= n, timeout=20000)
+    w.timeline.record.setChecked(False)
+    return live
+
+
+def exported_rates(qtbot, w, branch: int, tmp_path: Path) -> tuple[float, float]:
+    """(the action log's fps, the MP4's fps) of a branch exported."""
+    import json
+
+    import imageio.v3 as iio
+
+    w.timeline.show_branch(branch)
+    for fmt, name in (("actions", f"b{branch}.json"), ("mp4", f"b{branch}.mp4")):
+        with qtbot.waitSignal(w.export_to(fmt, tmp_path / name).succeeded, timeout=30000):
+            pass
+    return json.loads((tmp_path / f"b{branch}.json").read_text())["fps"], iio.immeta(tmp_path / f"b{branch}.mp4")["fps"]
+
+
+def test_each_world_exports_replays_rebuilds_and_saves_at_its_own_rate(qtbot, two_rate_host, tmp_path):
+    """One session-wide rate, overwritten by each new world: after a 10 fps world, a 15 fps sandbox branch exported
+    and replayed at 10 (1.5x too slow) and its rebuild asked the host for 10; a Settings rate change reached no
+    export. Each world's branches keep the rate they played at, in the saved file too."""
+    from bridge.worlds.sandbox import SANDBOX_FPS
+
+    w = open_window(qtbot, two_rate_host.address, fps=None)
+    assert w.info["fps"] == SANDBOX_FPS
+    sandbox = record_live(qtbot, w)
+    w.new_world(PromptSpec(seed=4), backend="world_model")
+    qtbot.waitUntil(lambda: w.info is not None and w.info["backend_kind"] == "world_model", timeout=20000)
+    assert w.info["fps"] == 10
+    model = record_live(qtbot, w)
+    assert exported_rates(qtbot, w, sandbox, tmp_path) == (SANDBOX_FPS, SANDBOX_FPS)
+    assert exported_rates(qtbot, w, model, tmp_path) == (10, 10)
+    w.timeline.show_branch(sandbox)
+    w.timeline.replay_btn.click()
+    assert w.timeline.replay_timer.interval() == int(1000 / SANDBOX_FPS)
+    w.timeline.stop_replay()
+    with qtbot.waitSignal(w.save_to(tmp_path / "s.wbsession").succeeded, timeout=30000):
+        pass
+    saved = Session.load(tmp_path / "s.wbsession")
+    assert (saved.fps_of(sandbox), saved.fps_of(model)) == (SANDBOX_FPS, 10)
+    w.resimulate(sandbox, 2)  # the sandbox world again, at its own rate
+    qtbot.waitUntil(lambda: w.busy is None and w.info is not None and w.info["backend_kind"] == "sandbox",
+                    timeout=20000)
+    assert w.info["fps"] == SANDBOX_FPS
+    rebuilt = record_live(qtbot, w, 4)
+    w.settings_panel.fps.setValue(20.0)  # the user's rate for this branch: its exports follow, no other's
+    qtbot.waitUntil(lambda: w.fps_asked == 20.0 and not w.asked_settings, timeout=20000)
+    assert exported_rates(qtbot, w, rebuilt, tmp_path) == (20, 20)
+    assert exported_rates(qtbot, w, sandbox, tmp_path) == (SANDBOX_FPS, SANDBOX_FPS)
+    assert exported_rates(qtbot, w, model, tmp_path) == (10, 10)
+    w.branch_from(sandbox, 1)  # a frame of the sandbox world on the live timeline too: the host branches its world,
+    qtbot.waitUntil(lambda: w.session.live not in (rebuilt, None) and w.pending_fork is None, timeout=20000)
+    assert w.session.branches[w.session.live].parent == sandbox and w.session.fps_of(w.session.live) == 20  # at 20

@@ -143,8 +143,9 @@ def test_the_whole_prompt_panel_shows_at_the_default_window_size(qtbot, host):
     scroll = w.findChild(QDockWidget, "dock_Prompt").widget()
     img = np.random.default_rng(0).integers(0, 256, (300, 200, 3), np.uint8)  # an image prompt's preview too
     w.prompt_panel._set_image(QImage(img.data, 200, 300, 600, QImage.Format.Format_RGB888).copy())
-    qtbot.wait(50)
-    assert scroll.verticalScrollBar().maximum() == 0, scroll.widget().minimumSizeHint()
+    panel = scroll.widget()  # the scroll area has laid the panel out around the preview: as tall as it needs, or taller
+    qtbot.waitUntil(lambda: panel.height() >= panel.minimumSizeHint().height(), timeout=5000)
+    assert scroll.verticalScrollBar().maximum() == 0, panel.minimumSizeHint()
     go = w.prompt_panel.go
     assert go.mapTo(scroll.viewport(), go.rect().bottomRight()).y() < scroll.viewport().height()
 
@@ -698,9 +699,14 @@ def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_pat
     assert not [t for t in QApplication.topLevelWidgets() if isinstance(t, MainWindow) and t.isVisible()]  # closed:
     # a window left open covered the next tests' widgets, which then got no mouse events
     made = made_workers(monkeypatch)
+    from PySide6.QtWidgets import QStatusBar
+
+    said, show = [], QStatusBar.showMessage
+    monkeypatch.setattr(QStatusBar, "showMessage", lambda bar, text, *ms: (said.append(text), show(bar, text, *ms)))
     r = CliRunner().invoke(screenshot.main, ["--out", str(out), "--checkpoint", str(world), "--text", ""],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    assert said and not [s for s in said if "no action for" in s]  # the keys it plays are the world's latent actions
     assert made and all(wt.thread.isFinished() for wt in made)  # closed: no network thread outlives the tool
     assert "WORLD MODEL: micro (world, step 0)" in r.output  # the badge names the backend
     shot = iio.imread(out)

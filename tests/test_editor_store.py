@@ -337,6 +337,17 @@ def test_keymap_resolution_and_combos():
         KeyMap.from_dict({"bindings": {"Left": [1]}})
 
 
+def saved_with(path, manifest: dict, folder):
+    """The `.wbsession` at `path` as a session folder whose session.json is `manifest` (an older editor's file)."""
+    folder.mkdir()
+    (folder / "session.json").write_text(json.dumps(manifest))
+    for name in zipfile.ZipFile(path).namelist():
+        if name != "session.json":
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(zipfile.ZipFile(path).read(name))
+    return folder
+
+
 def test_frame_settings_save_and_reload_and_older_sessions_have_none(tmp_path):
     s = _session()
     s.branches[0].frames[0].settings = {"steps": 8, "temperature": 1.0}  # what the world started with
@@ -349,13 +360,7 @@ def test_frame_settings_save_and_reload_and_older_sessions_have_none(tmp_path):
     for f in manifest["branches"][0]["frames"]:  # a session saved before settings were recorded
         f.pop("settings", None)
     manifest["version"] = 2
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / "session.json").write_text(json.dumps(manifest))
-    for name in zipfile.ZipFile(path).namelist():
-        if name != "session.json":
-            (old / name).parent.mkdir(parents=True, exist_ok=True)
-            (old / name).write_bytes(zipfile.ZipFile(path).read(name))
+    old = saved_with(path, manifest, tmp_path / "old")
     assert all(r.settings == {} for r in Session.load(old).path(0))  # it opens; its rebuilds use the host's defaults
     assert json.loads((_session().save(tmp_path / "plain") / "session.json").read_text())["version"] == 1
 
@@ -494,3 +499,27 @@ def test_a_prompt_seed_the_prompt_panel_cannot_show_is_a_session_file_error_nami
     shown = re.escape(repr(seed))
     with pytest.raises(SessionFileError, match=rf"damaged saved session \(branch 1's prompt has seed {shown}"):
         Session.load(tmp_path / "bad.wbsession")
+
+
+def test_each_branch_keeps_its_worlds_rate_through_save_and_older_files_use_the_sessions_one(tmp_path):
+    from bridge.backend import DEFAULT_FPS
+
+    s = _session()  # the session's one rate: 12
+    assert [s.fps_of(b) for b in s.branches] == [12.0, 12.0, 12.0]  # a fork plays on at its timeline's rate
+    s.branches[0].fps = 15.0
+    s.branches[1].fps = 20.0  # Settings on branch 1, after branch 2 forked from it: branch 2 keeps its rate
+    other = s.new_root(PromptSpec(seed=1, backend="world_model"), fps=10.0)
+    forked = s.fork(1, 6)
+    rates = [15.0, 20.0, 12.0, 10.0, 20.0]
+    assert [s.fps_of(b) for b in (0, 1, 2, other.id, forked.id)] == rates
+    path = s.save(tmp_path / "rates.wbsession")
+    t = Session.load(path)
+    assert [t.fps_of(b) for b in (0, 1, 2, other.id, forked.id)] == rates
+    manifest = json.loads(zipfile.ZipFile(path).read("session.json"))
+    for b in manifest["branches"]:  # a session saved when the editor kept one rate for all its worlds
+        b.pop("fps")
+    old = saved_with(path, manifest, tmp_path / "old")
+    assert {Session.load(old).fps_of(b) for b in t.branches} == {12.0}
+    del manifest["fps"]
+    (old / "session.json").write_text(json.dumps(manifest))
+    assert Session.load(old).fps_of(0) == Session().fps == DEFAULT_FPS
