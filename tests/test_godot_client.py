@@ -474,6 +474,59 @@ def test_a_start_at_a_rate_no_host_plays_is_refused_with_the_fix(godot_sim, scri
     assert recv(router)[1]["type"] == "status"
 
 
+def _welcomed(sim, router, c) -> list[dict]:
+    """Answers client `c`'s hello with the scripted welcome; returns every message it sends after that."""
+    pump(sim, router)
+    ident, hello = recv(router)
+    assert hello["type"] == "hello"
+    router.send_multipart([ident, zmtp_raw.pack(SCRIPTED_WELCOME)])
+    assert run_until(sim, lambda: c.members["link"] == 3)
+    sim.process(5)
+    return _starts_seen(router, 300)
+
+
+@pytest.mark.parametrize("auto_start", [False, True])
+def test_a_queued_start_whose_rate_turned_unplayable_is_dropped_at_welcome(godot_sim, scripted, auto_start):
+    """A start queued while connecting, then the fps export set to 0.5: each welcome refused it, said it "goes again
+    on the next reconnect" and kept it, so every reconnect said both again and no world ever started. The refusal
+    with its fix is said once, and the start is dropped (auto_start does not ask for it again at that welcome; it
+    asks at each welcome, so only without it is the next one silent)."""
+    router, port = scripted
+    c = new_client(godot_sim, f"tcp://127.0.0.1:{port}", auto_start=auto_start)
+    godot_sim.add_to_root(c)
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])  # no welcome yet
+    assert c.members["_starts"].members["pending"]
+    c.members["fps"] = 0.5
+    rec = Recorder(c, "error_received")
+    godot_sim.errors.clear()
+    assert _welcomed(godot_sim, router, c) == []
+    said = f"fps 0.5 {_START_FIX}"
+    assert rec["error_received"] == [("client", said, False)] and godot_sim.errors == [f"WorldBridge: {said}"]
+    assert not c.members["_starts"].members["pending"], "the refused start waits for the next welcome"
+    if auto_start:
+        return
+    router.close()
+    router, _ = _rebind(port)
+    assert run_until(godot_sim, lambda: c.members["link"] != 3)
+    assert _welcomed(godot_sim, router, c) == []
+    assert rec["error_received"] == [("client", said, False)], "the next reconnect refused the start again"
+
+
+def test_a_queued_start_refused_for_its_rate_at_welcome_replaces_no_session(godot_sim, scripted):
+    """The start the game asked for while reconnecting, refused at welcome for an fps export set to 0.5 since, ended
+    the lost session as if it replaced it, and nothing did: that session resumes, as a start refused online leaves
+    the session running."""
+    router, port = scripted
+    c, _, _ = _scripted_session(godot_sim, scripted, "realtime")
+    router = _drop(godot_sim, router, port, c)
+    rec = Recorder(c, "error_received", "session_ended")
+    assert not godot_sim.call_method(c, "start_session", [gdsim.to_gd({"text": "a desert"})])  # queued
+    c.members["fps"] = 0.5
+    sent = _welcomed(godot_sim, router, c)
+    assert [(m["type"], m.get("resume")) for m in sent] == [("start", "s1")], f"no resume of the lost session: {sent}"
+    assert rec["error_received"] == [("client", f"fps 0.5 {_START_FIX}", False)] and rec["session_ended"] == []
+
+
 @pytest.mark.parametrize("fps, said", [(0.5, "0.5"), (0, "0"), (-1.0, "-1"), (121, "121")])
 def test_a_settings_change_to_a_rate_no_host_plays_is_refused_with_the_fix(godot_sim, scripted, fps, said):
     """change_settings({"fps": 0.5}) went out and got the host's bad_argument; 0 asked for the world's own rate, which

@@ -41,6 +41,12 @@ func queue(start_options: Dictionary) -> void:
 	resend = {}
 
 
+## No start waits for the next welcome: the game disconnected, or its newest start was refused.
+func forget_queued() -> void:
+	pending = false
+	resend = {}
+
+
 ## A start went out as request `req` asking for `opts`: nothing waits for a welcome any more.
 func went_out(req: int, opts: Dictionary) -> void:
 	pending = false

@@ -194,8 +194,7 @@ func disconnect_from_host() -> void:
 ## disconnect_from_host() without connection_changed, which connect_to_host() emits once itself.
 ## Returns whether there was a connection to close.
 func _close_connection() -> bool:
-	_starts.pending = false
-	_starts.resend = {}
+	_starts.forget_queued()
 	if _socket == null:
 		return false
 	if link == Link.IN_SESSION:
@@ -261,9 +260,7 @@ func poll() -> void:
 ## Starts a session; `options` overrides the exported settings (any `start` key of the protocol).
 ## An fps of 0 or less is the world's own rate; one between 0 and 1, or over 120, is refused.
 func start_session(options: Dictionary = {}) -> bool:
-	var bad_fps := Protocol.fps_problem("start", options.get("fps", fps))
-	if bad_fps != "":
-		_client_error(bad_fps, "", true)
+	if _fps_refused(options):
 		return false
 	if link != Link.READY and link != Link.IN_SESSION:
 		_starts.queue(options)  # in place of one that was sent and never answered
@@ -478,6 +475,17 @@ static func capture_viewport_png(viewport: Viewport) -> PackedByteArray:
 	return Images.viewport_png(viewport)
 
 
+## Whether a start asking for `options` (exports not merged) is refused for its rate, which it
+## says with the fix; no start then waits for the next welcome, which would refuse it again.
+func _fps_refused(options: Dictionary) -> bool:
+	var bad_fps := Protocol.fps_problem("start", options.get("fps", fps))
+	if bad_fps == "":
+		return false
+	_client_error(bad_fps, "", true)
+	_starts.forget_queued()
+	return true
+
+
 ## Sends a start asking for `opts` as they are (exports already merged); true if it went out. A
 ## start queued for the next welcome stays queued until one goes out.
 func _send_start(opts: Dictionary) -> bool:
@@ -537,6 +545,9 @@ func _on_welcome(header: Dictionary) -> void:
 	var host_text := _text(header, "host")
 	_set_link(Link.READY, "connected to %s at %s" % [host_text, endpoint])
 	_update_capabilities()
+	# A queued start refused for its rate (the fps export changed since) is dropped, said once,
+	# and replaces nothing: the lost session resumes.
+	var refused := _starts.pending and _starts.resend.is_empty() and _fps_refused(_starts.options)
 	if _starts.pending:
 		# A start asked for while reconnecting, or sent and unanswered when the connection
 		# dropped or refused with not_ready, replaces the lost session: no resume.
@@ -549,7 +560,7 @@ func _on_welcome(header: Dictionary) -> void:
 	elif _resume_id != "":
 		_resume_req = _next_req()
 		_send(Protocol.start(_resume_req, {"resume": _resume_id}))
-	elif auto_start:
+	elif auto_start and not refused:
 		start_session(_starts.options)
 
 
