@@ -163,7 +163,7 @@ def test_a_training_state_whose_meta_is_not_an_object_is_refused_on_load(tmp_pat
 
 
 def _shifted_fsq(z, levels):
-    """FSQ as it quantized before its grid became symmetric (c648081): -> (values, indices)."""
+    """FSQ as it quantized before its grid became symmetric (7e66a83): -> (values, indices)."""
     import torch
 
     lv = torch.tensor(levels, dtype=torch.float32)
