@@ -340,7 +340,7 @@ namespace WorldBridge
                 {
                     Backend = backend == WorldBackendChoice.Sandbox ? "sandbox" : backend == WorldBackendChoice.WorldModel ? "world_model" : null,
                     Mode = mode == WorldMode.Step ? "step" : "realtime",
-                    Fps = FpsAsked(),
+                    Fps = fps, // 0 or less: the world's own rate (Protocol.StartFps refuses one no host plays)
                     Seed = fixedSeed ? seed : (long?)null,
                     Text = string.IsNullOrEmpty(textPrompt) ? null : textPrompt,
                     Image = asSketch ? null : image,
@@ -351,16 +351,6 @@ namespace WorldBridge
             fieldStart.Sent(sent, id, png == null ? imagePrompt != null : cameraPrompt);
             ExpectTextUnused(id, sent?.Text, sent?.Image, sent?.Sketch);
             return id;
-        }
-
-        /// <summary>The rate `start` asks for: none (the world's own) for Fps 0 or less, as in the Godot addon; Fps
-        /// within 1–120. Any other is refused in the inspector's words: the host plays no rate below 1, and a slider
-        /// cannot set null.</summary>
-        double? FpsAsked()
-        {
-            if (fps <= 0) return null;
-            if (Protocol.PlayableFps(fps)) return fps;
-            throw new ArgumentException($"Fps {fps} is no rate a host plays: set Fps to 0 for the world's own rate, or 1–120");
         }
 
         /// <summary>A new world in the same session; prompts left null keep the previous ones.</summary>

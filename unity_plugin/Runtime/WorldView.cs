@@ -1,6 +1,7 @@
 // Shows the generated world: one Texture2D created per frame size, filled on the main thread each frame
 // (LoadRawTextureData + Apply(false): no allocation, no mipmaps), flipped because the host sends rows top first.
 using UnityEngine;
+using UnityEngine.Rendering;
 using UnityEngine.UI;
 using WorldBridge.Core;
 
@@ -15,9 +16,10 @@ namespace WorldBridge
         [Header("Targets (any combination)")]
         [Tooltip("A UI RawImage, e.g. a full-screen background under the HUD.")]
         public RawImage rawImage;
-        [Tooltip("A renderer whose material gets the frame (e.g. a quad in the scene).")]
+        [Tooltip("A renderer that shows the frame (e.g. a quad in the scene), set through its property block: its " +
+                 "materials are never replaced, so a script's Renderer.material (a tint) keeps working.")]
         public Renderer targetRenderer;
-        [Tooltip("The material's texture to set; empty or _MainTex: its main texture, whatever its shader calls it " +
+        [Tooltip("The shader's texture the frame goes in; empty or _MainTex: its main texture, whatever its shader calls it " +
                  "(the [MainTexture] property: _BaseMap in URP Lit, _MainTex in the built-in shaders).")]
         public string textureProperty = "_MainTex";
         [Tooltip("A RenderTexture the frame is blitted into (flipped upright), for custom shaders or post effects.")]
@@ -42,10 +44,10 @@ namespace WorldBridge
         public Text Badge { get; private set; }
         /// <summary>The screen-space canvas made for the badge when the world has no Raw Image to draw it on, else null.</summary>
         public Canvas Overlay { get; private set; }
-        Material material; // the view's own copy of shownBy's material, drawn on instead: ours to destroy
-        Material original; // what shownBy drew with before the copy: given back when the view lets it go
         RawImage shownOn; // the Raw Image and Renderer Texture was last attached to: a target set since gets it at the next frame
         Renderer shownBy;
+        MaterialPropertyBlock blockBefore; // shownBy's property block before the view's: given back when the view lets it go
+        MaterialPropertyBlock block; // the frame's texture and flip over shownBy's own values (made at first use, not in a constructor)
         Texture shownBefore; // what shownOn showed before Texture, with its uvRect: given back when the view lets it go
         Rect uvBefore;
         WorldBridgeConnection frameFrom; // the connection LastFrame came from
@@ -268,31 +270,32 @@ namespace WorldBridge
             {
                 ReleaseRenderer();
                 shownBy = targetRenderer;
-                original = targetRenderer != null ? targetRenderer.sharedMaterial : null;
-                // a copy made here, not Renderer.material: that returns the instance a game script may already hold
-                material = original != null ? new Material(original) : null;
-                if (material != null) targetRenderer.sharedMaterial = material;
+                if (shownBy != null) shownBy.GetPropertyBlock(blockBefore = new MaterialPropertyBlock());
             }
             if (rawImage != null)
             {
                 rawImage.texture = Texture;
                 rawImage.uvRect = new Rect(0, 1, 1, -1); // row 0 of the frame is the top of the picture
             }
-            if (targetRenderer != null && material != null) // a renderer with no material has nowhere to show the frame
-            {
-                if (string.IsNullOrEmpty(textureProperty) || textureProperty == "_MainTex")
-                {   // the shader's [MainTexture]: a URP Lit material samples _BaseMap, not _MainTex
-                    material.mainTexture = Texture;
-                    material.mainTextureScale = new Vector2(1, -1);
-                    material.mainTextureOffset = new Vector2(0, 1);
-                }
-                else
-                {
-                    material.SetTexture(textureProperty, Texture);
-                    material.SetTextureScale(textureProperty, new Vector2(1, -1));
-                    material.SetTextureOffset(textureProperty, new Vector2(0, 1));
-                }
+            if (targetRenderer != null && targetRenderer.sharedMaterial != null) // with no material it has nowhere to show the frame
+            {   // a property block, not a material of the view's: the material a script takes with Renderer.material shows it too
+                var property = FrameProperty(targetRenderer.sharedMaterial.shader);
+                if (block == null) block = new MaterialPropertyBlock();
+                targetRenderer.GetPropertyBlock(block); // keeps values a script set through the block
+                block.SetTexture(property, Texture);
+                block.SetVector(property + "_ST", new Vector4(1, -1, 0, 1)); // row 0 of the frame is the top of the picture
+                targetRenderer.SetPropertyBlock(block);
             }
+        }
+
+        /// <summary>The texture property the frame goes in: textureProperty, or for _MainTex (or none) the shader's
+        /// [MainTexture], as Material.mainTexture finds it: a URP Lit material samples _BaseMap, not _MainTex.</summary>
+        string FrameProperty(Shader shader)
+        {
+            if (!string.IsNullOrEmpty(textureProperty) && textureProperty != "_MainTex") return textureProperty;
+            for (var i = 0; i < shader.GetPropertyCount(); i++)
+                if ((shader.GetPropertyFlags(i) & ShaderPropertyFlags.MainTexture) != 0) return shader.GetPropertyName(i);
+            return "_MainTex"; // Unity's main texture when the shader marks none
         }
 
         /// <summary>Gives the Raw Image the view showed `shown` on what it showed before (unless a script gave it another
@@ -307,14 +310,12 @@ namespace WorldBridge
             shownBefore = null;
         }
 
-        /// <summary>Gives the renderer the view drew on its own material back (unless a script gave it another since) and
-        /// destroys the copy the view made for it: a swapped Target Renderer, or the view destroyed, leaks no material.</summary>
+        /// <summary>Gives the renderer the view drew on the property block it had before (none: cleared), so a swapped
+        /// Target Renderer, or the view's when the view is destroyed, draws its own material again, not the world.</summary>
         void ReleaseRenderer()
         {
-            if (material == null) return;
-            if (shownBy != null && shownBy.sharedMaterial == material) shownBy.sharedMaterial = original;
-            Destroy(material);
-            material = original = null;
+            if (shownBy != null) shownBy.SetPropertyBlock(blockBefore.isEmpty ? null : blockBefore);
+            blockBefore = null;
         }
     }
 }

@@ -41,7 +41,7 @@ namespace WorldBridge.Core
             }
             return new MsgMap
             {
-                { "type", "start" }, { "req_id", reqId }, { "backend", o.Backend }, { "mode", o.Mode }, { "fps", o.Fps },
+                { "type", "start" }, { "req_id", reqId }, { "backend", o.Backend }, { "mode", o.Mode }, { "fps", StartFps(o.Fps) },
                 { "seed", o.Seed }, { "text", o.Text }, { "image", o.Image }, { "sketch", o.Sketch },
                 { "action_map", actionMap }, { "resume", null },
             };
@@ -138,6 +138,16 @@ namespace WorldBridge.Core
         /// <summary>Whether a host plays `fps` (docs/protocol.md §4 start: 1–120 frames/s).</summary>
         public static bool PlayableFps(double fps) => fps >= 1 && fps <= 120;
 
+        /// <summary>The `fps` a start sends: none (the world's own rate) for null or 0 or less, as the Godot addon's core
+        /// sends it; 1–120 as given. Any other is refused in the inspector's words: the host plays no rate below 1, and
+        /// a slider cannot set null.</summary>
+        public static double? StartFps(double? fps)
+        {
+            if (!fps.HasValue || fps <= 0) return null;
+            if (PlayableFps(fps.Value)) return fps;
+            throw new ArgumentException($"Fps {fps:G7} is no rate a host plays: set Fps to 0 for the world's own rate, or 1–120");
+        }
+
         public static string CheckMode(string mode) =>
             mode == "realtime" || mode == "step" ? mode : throw new ArgumentException($"mode '{mode}' must be \"realtime\" or \"step\"");
     }
@@ -147,7 +157,7 @@ namespace WorldBridge.Core
     {
         public string Backend;            // "sandbox", "world_model" or null for the host default
         public string Mode = "realtime";  // or "step": one frame per input
-        public double? Fps;               // null: the world's own rate (its footage fps; the sandbox game's 15)
+        public double? Fps;               // null, or 0 or less: the world's own rate (its footage fps; the sandbox game's 15)
         public long? Seed;
         public string Text;
         public byte[] Image;              // PNG or JPEG bytes

@@ -243,8 +243,7 @@ namespace WorldBridge.Core
         {
             if (options == null) throw new ArgumentNullException(nameof(options));
             Protocol.CheckMode(options.Mode);
-            if (options.Fps.HasValue && !Protocol.PlayableFps(options.Fps.Value))
-                throw new ArgumentException($"fps {options.Fps} must be within 1-120, or null for the world's own rate");
+            Protocol.StartFps(options.Fps); // a rate no host plays is refused before a req_id is taken
             CheckSeed(options.Seed);
             lock (requestOrder)
             {

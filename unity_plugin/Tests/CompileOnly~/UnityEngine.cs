@@ -6,7 +6,8 @@
 // getting Unity's life cycle (Awake then OnEnable from AddComponent on an active object, Awake at the first activation
 // otherwise, OnDisable/OnEnable when `enabled` or SetActive changes isActiveAndEnabled, OnDisable/OnDestroy from
 // Destroy, OnDestroy only once awake), a destroyed Object comparing equal to null, a Texture2D keeping its size,
-// Debug's logs reaching Application.logMessageReceived, Input reading the keys a test holds in
+// a Renderer keeping a copy of the property block it is given and its material copied on `material`'s first get,
+// a Shader naming its [MainTexture], Debug's logs reaching Application.logMessageReceived, Input reading the keys a test holds in
 // UnityEngine.TestSupport.Keys, AddComponent running UnityEngine.TestSupport.Adding.Before, and Range and Tooltip
 // keeping their arguments as Unity's do, so NUnit tests can check what a script builds, says, sends and shows in the
 // inspector); never ship it.
@@ -15,6 +16,7 @@
 // test can build one without a scene; and Destroy acts at once, not at the frame's end.
 // Keep every declaration identical to https://docs.unity3d.com/ScriptReference/ when adding one.
 using System;
+using System.Collections.Generic;
 #pragma warning disable 67 // events are declared for the plugin to subscribe to, never raised here
 
 namespace UnityEngine
@@ -216,6 +218,12 @@ namespace UnityEngine
         public static Vector2 one => new Vector2(1, 1);
     }
 
+    public struct Vector4
+    {
+        public float x, y, z, w;
+        public Vector4(float x, float y, float z, float w) { this.x = x; this.y = y; this.z = z; this.w = w; }
+    }
+
     public struct Vector2Int
     {
         public Vector2Int(int x, int y) { this.x = x; this.y = y; }
@@ -296,6 +304,7 @@ namespace UnityEngine
         /// <summary>As Unity: a new material with `source`'s shader and properties.</summary>
         public Material(Material source)
         {
+            shader = source.shader;
             mainTexture = source.mainTexture;
             mainTextureScale = source.mainTextureScale;
             mainTextureOffset = source.mainTextureOffset;
@@ -303,15 +312,49 @@ namespace UnityEngine
         public void SetTexture(string name, Texture value) { }
         public void SetTextureScale(string name, Vector2 value) { }
         public void SetTextureOffset(string name, Vector2 value) { }
+        public Shader shader { get; set; } = new Shader();
         public Texture mainTexture { get; set; }
         public Vector2 mainTextureScale { get; set; }
         public Vector2 mainTextureOffset { get; set; }
         internal Material Copy() => (Material)MemberwiseClone();
     }
 
+    public sealed class Shader : Object
+    {
+        readonly string mainTexture;
+        /// <summary>Stub only (Unity's come from shader assets): a shader whose texture property `mainTexture` is marked
+        /// [MainTexture]; with none, no property is (Unity then takes _MainTex as the main texture).</summary>
+        public Shader(string mainTexture = null) { this.mainTexture = mainTexture; }
+        public int GetPropertyCount() => mainTexture == null ? 0 : 1;
+        public string GetPropertyName(int propertyIndex) => mainTexture;
+        public Rendering.ShaderPropertyFlags GetPropertyFlags(int propertyIndex) => Rendering.ShaderPropertyFlags.MainTexture;
+    }
+
+    public sealed class MaterialPropertyBlock
+    {
+        internal readonly Dictionary<string, object> values = new Dictionary<string, object>();
+        public bool isEmpty => values.Count == 0;
+        public void Clear() => values.Clear();
+        public void SetTexture(string name, Texture value) => values[name] = value;
+        public void SetVector(string name, Vector4 value) => values[name] = value;
+        public Texture GetTexture(string name) => values.TryGetValue(name, out var value) ? value as Texture : null;
+        public Vector4 GetVector(string name) => values.TryGetValue(name, out var value) && value is Vector4 v ? v : default;
+        internal void CopyFrom(MaterialPropertyBlock source)
+        {
+            values.Clear();
+            if (source != null) foreach (var kv in source.values) values[kv.Key] = kv.Value;
+        }
+    }
+
     public class Renderer : Component
     {
         Material own; // the copy `material` made: Unity's instanced material
+        readonly MaterialPropertyBlock block = new MaterialPropertyBlock(); // the renderer's overrides of its material's values
+        /// <summary>As Unity: the renderer keeps a copy of `properties`' values; null clears them.</summary>
+        public void SetPropertyBlock(MaterialPropertyBlock properties) => block.CopyFrom(properties);
+        /// <summary>As Unity: `dest` gets a copy of the renderer's overrides (empty when it has none).</summary>
+        public void GetPropertyBlock(MaterialPropertyBlock dest) => dest.CopyFrom(block);
+        public bool HasPropertyBlock() => !block.isEmpty;
         public Material sharedMaterial { get; set; }
         /// <summary>As Unity: a get copies sharedMaterial into this renderer's own material, drawn from then on (the
         /// getter's caller must destroy it); later gets return that copy.</summary>
@@ -444,6 +487,11 @@ namespace UnityEngine
     {
         public static Rect GetAspectRect(float aspect, params GUILayoutOption[] options) => default;
     }
+}
+
+namespace UnityEngine.Rendering
+{
+    [Flags] public enum ShaderPropertyFlags { None = 0, HideInInspector = 1, PerRendererData = 2, NoScaleOffset = 4, Normal = 8, HDR = 16, Gamma = 32, NonModifiableTextureData = 64, MainTexture = 128, MainColor = 256 }
 }
 
 namespace UnityEngine.Events

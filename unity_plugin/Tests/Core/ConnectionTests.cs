@@ -582,7 +582,7 @@ namespace WorldBridge.Tests
         }
 
         [Test]
-        public void AStartWithoutFpsAsksForTheWorldsOwnRateAndOnlyAGivenRateIsChecked()
+        public void AStartWithoutFpsOrWithFpsZeroOrLessAsksForTheWorldsOwnRateAndOnlyAGivenRateIsChecked()
         {
             using (var host = new FakeHost())
             using (var c = new WorldBridgeConnection(Options(host)))
@@ -591,8 +591,15 @@ namespace WorldBridge.Tests
                 Assert.IsNull(Protocol.Start(1, new StartOptions())["fps"], "start.fps must be nil: the backend's own rate");
                 Assert.AreEqual(12.0, Protocol.Start(1, new StartOptions { Fps = 12 })["fps"]);
                 c.Start(new StartOptions());  // no rate given: nothing to check
-                foreach (var bad in new[] { 0, 121, double.NaN })
-                    StringAssert.Contains("must be within 1-120", Assert.Throws<ArgumentException>(() => c.Start(new StartOptions { Fps = bad })).Message);
+                foreach (var own in new[] { 0, -5 })
+                {   // as the Godot addon's core sends it: 0 or less is the world's own rate
+                    Assert.IsNull(Protocol.Start(1, new StartOptions { Fps = own })["fps"], $"fps {own} was sent, not nil");
+                    Assert.DoesNotThrow(() => c.Start(new StartOptions { Fps = own }), $"fps {own} was refused");
+                }
+                Assert.AreEqual("Fps 0.37 is no rate a host plays: set Fps to 0 for the world's own rate, or 1–120",
+                                Assert.Throws<ArgumentException>(() => c.Start(new StartOptions { Fps = 0.37 })).Message);
+                foreach (var bad in new[] { 0.5, 121, double.NaN })
+                    StringAssert.Contains("is no rate a host plays", Assert.Throws<ArgumentException>(() => c.Start(new StartOptions { Fps = bad })).Message);
             }
         }
 

@@ -66,6 +66,23 @@ namespace WorldBridge.Tests
         }
 
         [Test]
+        public void ARendererKeepsACopyOfThePropertyBlockItIsGivenAndNullClearsIt()
+        {
+            var renderer = new GameObject("Quad").AddComponent<Renderer>();
+            var texture = new Texture2D(1, 1, TextureFormat.RGB24, false);
+            var block = new MaterialPropertyBlock();
+            block.SetTexture("_MainTex", texture);
+            renderer.SetPropertyBlock(block);
+            block.Clear();
+            var read = new MaterialPropertyBlock();
+            renderer.GetPropertyBlock(read);
+            Assert.AreSame(texture, read.GetTexture("_MainTex"), "Unity copies a block's values into the renderer");
+            renderer.SetPropertyBlock(null);
+            renderer.GetPropertyBlock(read);
+            Assert.IsTrue(read.isEmpty && !renderer.HasPropertyBlock(), "null clears the renderer's overrides");
+        }
+
+        [Test]
         public void AChildWakesWithItsParent()
         {
             var parent = new GameObject("Parent");

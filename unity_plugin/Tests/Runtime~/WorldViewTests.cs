@@ -223,17 +223,59 @@ namespace WorldBridge.Tests
                                                 view.rawImage.uvRect.height), "the picture is upside down");
         }
 
+        /// <summary>The texture `r` draws as `property`, as Unity draws it: its property block's, else its material's
+        /// (whose main texture stands for `property` here).</summary>
+        static Texture Drawn(Renderer r, string property = "_MainTex")
+        {
+            var block = new MaterialPropertyBlock();
+            r.GetPropertyBlock(block);
+            var over = block.GetTexture(property);
+            return !ReferenceEquals(over, null) ? over : r.sharedMaterial != null ? r.sharedMaterial.mainTexture : null;
+        }
+
+        /// <summary>Whether `r`'s property block flips `property` upright: row 0 of a frame is the top of the picture.</summary>
+        static bool Flipped(Renderer r, string property)
+        {
+            var block = new MaterialPropertyBlock();
+            r.GetPropertyBlock(block);
+            var st = block.GetVector(property + "_ST");
+            return st.x == 1 && st.y == -1 && st.z == 0 && st.w == 1;
+        }
+
+        static WorldFrame Frame(int width, int height) =>
+            new WorldFrame { Width = width, Height = height, Pixels = new byte[width * height * 3], Events = new string[0] };
+
+        /// <summary>A view whose Target Renderer, a quad, draws `material`.</summary>
+        static WorldView OnQuad(Material material)
+        {
+            var view = Session("sandbox", "platformer", badge: false, onRawImage: false);
+            view.targetRenderer.sharedMaterial = material;
+            return view;
+        }
+
+        /// <summary>`view` lets its renderer go, as `how` says: a script swaps its Target Renderer, or it is destroyed.</summary>
+        static void LetGo(WorldView view, string how)
+        {
+            if (how == "destroyed")
+            {
+                Object.Destroy(view);
+                return;
+            }
+            view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>();
+            view.targetRenderer.sharedMaterial = new Material();
+            view.Show(Frame(2, 1));
+        }
+
         [Test]
         public void ARendererSwappedAfterTheFirstFrameShowsTheNextFrame()
         {
-            var view = Session("sandbox", "platformer", badge: false, onRawImage: false);
-            view.targetRenderer.sharedMaterial = new Material();
-            var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
-            view.Show(frame);
-            view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>();
-            view.targetRenderer.sharedMaterial = new Material();
-            view.Show(frame);
-            Assert.AreSame(view.Texture, view.targetRenderer.sharedMaterial.mainTexture, "the renderer set after the first frame stayed blank");
+            var view = OnQuad(new Material());
+            var first = view.targetRenderer;
+            view.Show(Frame(2, 1));
+            LetGo(view, "swapped");
+            Assert.AreSame(view.Texture, Drawn(view.targetRenderer), "the renderer set after the first frame stayed blank");
+            Assert.IsTrue(Flipped(view.targetRenderer, "_MainTex"), "the picture is upside down");
+            Assert.IsNull(Drawn(first), "the swapped-out renderer kept showing the live world");
         }
 
         [Test]
@@ -246,24 +288,23 @@ namespace WorldBridge.Tests
         }
 
         [Test]
-        public void ARendererTheViewLetsGoGetsItsOwnMaterialBackAndTheViewsCopyIsDestroyed()
+        public void ARendererKeepsItsMaterialUntouchedAndDrawsItAgainWhenTheViewLetsGo()
         {
-            var view = Session("sandbox", "platformer", badge: false, onRawImage: false);
-            var quad = view.targetRenderer;
-            var own = quad.sharedMaterial = new Material();
-            var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
-            view.Show(frame);
-            var copy = quad.sharedMaterial;
-            Assert.AreNotSame(own, copy, "the view draws on a copy of its own, not on a material other objects share");
-            var other = view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>(); // swapped by a script
-            var othersOwn = other.sharedMaterial = new Material();
-            view.Show(frame);
-            Assert.AreSame(own, quad.sharedMaterial, "the old renderer kept the view's copy");
-            Assert.IsTrue(copy == null, "the view's copy for the old renderer leaked (one per swap)");
-            var otherCopy = other.sharedMaterial;
-            Object.Destroy(view);
-            Assert.AreSame(othersOwn, other.sharedMaterial, "a destroyed view left its renderer drawing a destroyed material");
-            Assert.IsTrue(otherCopy == null, "the view's copy outlived the view");
+            foreach (var letGo in new[] { "swapped", "destroyed" })
+            {
+                var paint = new Texture2D(8, 8, TextureFormat.RGB24, false);
+                var own = new Material { mainTexture = paint };
+                var view = OnQuad(own);
+                var quad = view.targetRenderer;
+                view.Show(Frame(2, 1));
+                Assert.AreSame(view.Texture, Drawn(quad), "the quad does not show the world");
+                Assert.AreSame(own, quad.sharedMaterial, "the view replaced the renderer's material");
+                Assert.AreSame(paint, own.mainTexture, "the view drew on a material other objects may share");
+                LetGo(view, letGo);
+                Assert.AreSame(paint, Drawn(quad), $"the {letGo} view left the quad on the world's frame, not its own texture");
+                Assert.IsFalse(quad.HasPropertyBlock(), $"the {letGo} view left its overrides on the quad");
+                Assert.IsTrue(own != null && paint != null, $"the {letGo} view destroyed the renderer's material or texture");
+            }
         }
 
         [Test]
@@ -271,25 +312,51 @@ namespace WorldBridge.Tests
         {
             foreach (var letGo in new[] { "swapped", "destroyed" })
             {
-                var view = Session("sandbox", "platformer", badge: false, onRawImage: false);
+                var view = OnQuad(new Material());
                 var quad = view.targetRenderer;
-                quad.sharedMaterial = new Material();
                 var mine = quad.material; // the game tinted the quad before the view first drew on it
-                var frame = new WorldFrame { Width = 2, Height = 1, Pixels = new byte[6], Events = new string[0] };
-                view.Show(frame);
-                Assert.AreNotSame(mine, quad.sharedMaterial, "the view draws on the game's own material instance");
-                var copy = quad.sharedMaterial;
-                if (letGo == "swapped")
-                {
-                    view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>();
-                    view.targetRenderer.sharedMaterial = new Material();
-                    view.Show(frame);
-                }
-                else Object.Destroy(view);
+                view.Show(Frame(2, 1));
+                Assert.AreSame(view.Texture, Drawn(quad), "the quad does not show the world");
+                Assert.AreSame(mine, quad.sharedMaterial, "the quad no longer draws the game's own material instance");
+                LetGo(view, letGo);
                 Assert.IsTrue(mine != null, $"the view {letGo} destroyed the material the game's script made and holds");
-                Assert.AreSame(mine, quad.sharedMaterial, $"the {letGo} view did not give the quad its material back");
-                Assert.IsTrue(copy == null, $"the view's own copy outlived it being {letGo}");
+                Assert.AreSame(mine, quad.sharedMaterial, $"the {letGo} view did not leave the quad on the game's material");
+                Assert.IsNull(Drawn(quad), $"the {letGo} view left the quad showing the world");
             }
+        }
+
+        [Test]
+        public void AMaterialAScriptTakesWhileTheWorldPlaysShowsEveryFrameSizeAndOutlivesTheView()
+        {
+            var view = OnQuad(new Material());
+            var quad = view.targetRenderer;
+            view.Show(Frame(2, 1));
+            var tinted = quad.material; // renderer.material.color = Color.red, to flash on damage
+            Assert.AreSame(view.Texture, Drawn(quad), "the tinted quad no longer shows the world");
+            view.Show(Frame(4, 2)); // a new session, backend or host: a new texture, the old one destroyed
+            Assert.AreSame(view.Texture, Drawn(quad), "after a new frame size the tinted quad drew the destroyed texture");
+            Object.Destroy(view);
+            Assert.IsTrue(tinted != null, "the destroyed view destroyed the game's material");
+            Assert.AreSame(tinted, quad.sharedMaterial, "the destroyed view took the game's material off the quad");
+            Assert.IsTrue(ReferenceEquals(Drawn(quad), null), "the quad draws the destroyed view's texture");
+        }
+
+        [Test]
+        public void TheFrameGoesInTheShadersMainTextureOrTheNamedProperty()
+        {
+            var view = OnQuad(new Material { shader = new Shader("_BaseMap") }); // URP Lit: [MainTexture] _BaseMap
+            var quad = view.targetRenderer;
+            view.Show(Frame(2, 1));
+            Assert.AreSame(view.Texture, Drawn(quad, "_BaseMap"), "a URP Lit quad does not show the world");
+            Assert.IsTrue(Flipped(quad, "_BaseMap"), "the picture is upside down");
+            var other = view.targetRenderer = new GameObject("Other quad").AddComponent<Renderer>();
+            other.sharedMaterial = new Material();
+            view.textureProperty = "_Overlay";
+            view.Show(Frame(2, 1));
+            var block = new MaterialPropertyBlock();
+            other.GetPropertyBlock(block);
+            Assert.AreSame(view.Texture, block.GetTexture("_Overlay"), "the Texture Property named was not set");
+            Assert.IsTrue(Flipped(other, "_Overlay"), "the picture is upside down");
         }
 
         [Test]
