@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 pytest.importorskip("pytestqt")
 
 RIGHT, LEFT, NOOP = 2, 1, 0  # sandbox action ids (bridge.worlds.sandbox.ACTIONS)
-DOCS_PNG = Path(__file__).resolve().parents[1] / "docs" / "editor.png"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -460,10 +460,18 @@ def test_a_network_thread_that_cannot_make_its_wake_up_sockets_says_so_and_offer
         taken.close(linger=0)
 
 
-def test_screenshot(qtbot, host, tmp_path):
-    """Render the window in use; the PNG is a test artifact and, when missing or asked for, docs/editor.png."""
+def docs_files() -> dict[str, bytes]:
+    """Every file under docs/, by path: what a test must leave as it found it."""
+    return {str(f.relative_to(DOCS)): f.read_bytes() for f in sorted(DOCS.rglob("*")) if f.is_file()}
+
+
+def test_screenshot(qtbot, host, tmp_path, monkeypatch):
+    """Render the sandbox window in use to the test's tmp dir. It wrote it over docs/editor.png when that was missing
+    or WORLDBRIDGE_UPDATE_DOCS was set, though that picture is the world-model screenshot tool's: no test writes docs/."""
     from PySide6.QtWidgets import QApplication
 
+    monkeypatch.setenv("WORLDBRIDGE_UPDATE_DOCS", "1")  # what once made it write there
+    docs = docs_files()
     apply_theme(QApplication.instance())  # as `worldbridge play` shows it
     w = open_window(qtbot, host.address, prompt=PromptSpec(seed=5, text="a snowy night level with many coins"))
     w.resize(1440, 900)
@@ -488,8 +496,7 @@ def test_screenshot(qtbot, host, tmp_path):
     assert w.grab().save(str(out))
     shot = iio.imread(out)
     assert shot.shape[0] >= 800 and shot.shape[1] >= 1400 and shot.std() > 20
-    if os.environ.get("WORLDBRIDGE_UPDATE_DOCS") or not DOCS_PNG.exists():
-        DOCS_PNG.write_bytes(out.read_bytes())
+    assert docs_files() == docs
 
 
 def test_play_command_starts_and_stops_its_own_host(tmp_path):
