@@ -418,7 +418,7 @@ class MainWindow(QMainWindow):
         self.settings_panel.set_connection(False, "Connecting…", self.address)
         self.viewport.set_message(f"Connecting to the host at {self.address}…")
         wt = WorkerThread(self.address, timeout=self.options.timeout)
-        w = wt.worker
+        w = wt.signals
         w.connected.connect(self.on_connected)
         w.connection_failed.connect(self.on_connection_failed)
         w.connection_lost.connect(self.on_connection_lost)
