@@ -418,7 +418,7 @@ class MainWindow(QMainWindow):
         self.settings_panel.set_connection(False, "Connecting…", self.address)
         self.viewport.set_message(f"Connecting to the host at {self.address}…")
         wt = WorkerThread(self.address, timeout=self.options.timeout)
-        w = wt.worker
+        w = wt.signals
         w.connected.connect(self.on_connected)
         w.connection_failed.connect(self.on_connection_failed)
         w.connection_lost.connect(self.on_connection_lost)
@@ -533,7 +533,8 @@ class MainWindow(QMainWindow):
             self.session = Session(keymap=self.keymap.to_dict())
         s = self.session
         s.backend_kind, s.backend_name = info["backend_kind"], info["backend_name"]
-        s.width, s.height, fps = int(info["width"]), int(info["height"]), float(info.get("fps", DEFAULT_FPS))
+        size, fps = (int(info["width"]), int(info["height"])), float(info.get("fps", DEFAULT_FPS))
+        s.width, s.height = size  # what an older editor, which keeps one size, opens the saved session at
         s.action_names = list(info.get("action_names", []))
         asked = (self.pending_prompt or PromptSpec()) if purpose == "new" else self._resim_prompt
         sent = fit_prompt(asked, info, rebuild=purpose != "new")
@@ -542,18 +543,19 @@ class MainWindow(QMainWindow):
             seed = sent.seed if sent.seed is not None else info.get("seed")  # the host reports the seed it drew
             if sent.seed is None and isinstance(seed, int):
                 self.prompt_panel.seed.setValue(seed)  # shown, so this world can be made again
-            root = s.new_root(PromptSpec(seed, sent.text, sent.image_png, sent.sketch_png, info["backend_kind"]), fps=fps)
+            root = s.new_root(PromptSpec(seed, sent.text, sent.image_png, sent.sketch_png, info["backend_kind"]), fps=fps,
+                              size=size)
             self._go_live(root.id)
             self.timeline.set_session(s)
             self.events_panel.clear_fired()
             self._add_unsaved(sent.sketch_png is not None)  # a drawn sketch is work too: closing keeps it
         elif s.live is not None:
-            s.branches[s.live].fps = fps  # the rate the host rebuilt it at
+            s.branches[s.live].fps, s.branches[s.live].size = fps, size  # the rate and size the host rebuilt it at
         self._rebuild_resolver()
         self.viewport.stats.reset()
         self.status_backend.setText(f"{badge_text(info['backend_kind'], info['backend_name'])}   session {info['session_id'][:8]}")
         self.events_panel.set_event_types(list(info.get("event_types", [])))
-        self.object_panel.set_frame_size(s.width, s.height)
+        self.object_panel.set_frame_size(*size)  # objects are pasted into the host's world
         self.pending_edits = []
         self.caps_by_backend[info["backend_kind"]] = info
         self._apply_prompt_caps()
@@ -1551,7 +1553,8 @@ class MainWindow(QMainWindow):
         path, s, bid = Path(path), self.session, self.timeline.branch_id
         records = list(s.path(bid))
         frames = [r.image for r in records if r.image is not None]
-        scale = scale or exporting.auto_scale(s.height or 64, s.width or 64)
+        width, height = s.size_of(bid)
+        scale = scale or exporting.auto_scale(height or 64, width or 64)
         fps, names = s.fps_of(bid), self.resolver.name_of
         prompt, (kind, name) = s.root_of(bid).prompt or PromptSpec(), s.backend_of(bid)
         world = {"backend_kind": kind, "backend_name": name, "seed": prompt.seed, "text": prompt.text}

@@ -330,6 +330,8 @@ class Branch:
     frames: Frames = field(default_factory=Frames)
     fps: float | None = None  # the rate its world played at (its exports and replay, its rebuild asks for it); None
     # in a file saved when the editor kept one rate for every world: the session's
+    size: tuple[int, int] | None = None  # (width, height) of its world's frames (its exports' scale); None in a file
+    # saved when the editor kept one size for every world: the session's
 
     def __post_init__(self) -> None:
         if not isinstance(self.frames, Frames):  # a plain dict (a copy of another branch's frames)
@@ -356,7 +358,7 @@ class Session:
     backend_kind: str = ""
     backend_name: str = ""
     fps: float = DEFAULT_FPS  # the rate of a branch that keeps none (Branch.fps)
-    width: int = 0
+    width: int = 0  # the frame size of a branch that keeps none (Branch.size)
     height: int = 0
     action_names: list[str] = field(default_factory=list)
 
@@ -367,18 +369,20 @@ class Session:
             b = self.branches[b.parent]
         return b
 
-    def new_root(self, prompt: PromptSpec, name: str = "", fps: float | None = None) -> Branch:
+    def new_root(self, prompt: PromptSpec, name: str = "", fps: float | None = None,
+                 size: tuple[int, int] | None = None) -> Branch:
         bid = max(self.branches, default=-1) + 1
-        self.branches[bid] = Branch(bid, name=name or f"world {sum(b.parent is None for b in self.branches.values()) + 1}", prompt=prompt, fps=fps)
+        self.branches[bid] = Branch(bid, name=name or f"world {sum(b.parent is None for b in self.branches.values()) + 1}", prompt=prompt, fps=fps,
+                                    size=size)
         return self.branches[bid]
 
     def fork(self, branch_id: int, index: int, name: str = "") -> Branch:
-        """A new branch continuing from frame `index` of `branch_id`'s timeline, at that timeline's rate."""
+        """A new branch continuing from frame `index` of `branch_id`'s timeline, at that timeline's rate and size."""
         if index not in {f.index for f in self.path(branch_id)}:
             raise ValueError(f"frame {index} is not on branch {branch_id}'s timeline")
         bid = max(self.branches) + 1
         self.branches[bid] = Branch(bid, parent=self.owner(branch_id, index), parent_frame=index, name=name or f"branch {bid} @ {index}",
-                                    fps=self.fps_of(branch_id))
+                                    fps=self.fps_of(branch_id), size=self.size_of(branch_id))
         return self.branches[bid]
 
     def fork_edit(self, branch_id: int, index: int, name: str = "") -> Branch:
@@ -388,7 +392,8 @@ class Session:
             raise ValueError(f"frame index must be >= 0, got {index}")
         bid = max(self.branches) + 1
         self.branches[bid] = Branch(bid, parent=self.owner(branch_id, index - 1), parent_frame=index - 1,
-                                    name=name or f"edit {bid} @ {index}", fps=self.fps_of(branch_id))
+                                    name=name or f"edit {bid} @ {index}", fps=self.fps_of(branch_id),
+                                    size=self.size_of(branch_id))
         return self.branches[bid]
 
     def owner(self, branch_id: int, index: int) -> int:
@@ -449,6 +454,12 @@ class Session:
         fps = self.branches[branch_id].fps
         return self.fps if fps is None else fps
 
+    def size_of(self, branch_id: int) -> tuple[int, int]:
+        """(width, height) of a branch's world's frames: worlds have their own sizes (a 64 px sandbox, a 16 px micro
+        world model), so one session-wide size would scale some of their exports too large or too small."""
+        size = self.branches[branch_id].size
+        return (self.width, self.height) if size is None else size
+
     def children(self, branch_id: int) -> list[Branch]:
         return [b for b in self.branches.values() if b.parent == branch_id]
 
@@ -463,6 +474,7 @@ class Session:
             p = b.prompt
             branches.append({
                 "id": b.id, "parent": b.parent, "parent_frame": b.parent_frame, "name": b.name, "fps": b.fps,
+                "size": None if b.size is None else list(b.size),
                 "prompt": None if p is None else {
                     "seed": p.seed, "text": p.text, "backend": p.backend,
                     "image": f"prompts/{b.id}_image.png" if p.image_png else None,
@@ -602,7 +614,8 @@ class Session:
                 image_png=read(p["image"]) if p.get("image") else None,
                 sketch_png=read(p["sketch"]) if p.get("sketch") else None)
             branch, frames = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""), prompt,
-                                    fps=None if bd.get("fps") is None else float(bd["fps"])), {}
+                                    fps=None if bd.get("fps") is None else float(bd["fps"]),
+                                    size=None if bd.get("size") is None else (int(bd["size"][0]), int(bd["size"][1]))), {}
             for fd in bd["frames"]:
                 if fd["index"] <= branch.forked_at():  # a copy of a frame its parent gives (only a file has one):
                     continue  # no view shows it, and its pixels would count against the memory guard

@@ -79,8 +79,8 @@ def _event_refused(message: str) -> bool:
 _wake_ids = itertools.count()  # one inproc address per worker's wake-up socket
 
 
-class WorldWorker(QObject):
-    """Runs on a QThread; `submit` is the only method other threads call."""
+class WorkerSignals(QObject):
+    """What a worker tells the window; WorkerThread relays it through one of these in the window's thread."""
 
     connected = Signal(dict)  # the host's welcome
     connection_failed = Signal(str)  # could not connect (host down, version mismatch)
@@ -95,6 +95,14 @@ class WorldWorker(QObject):
     event_not_fired = Signal(str, object)  # the backend refused an accepted event when its frame was made: the host's
     # message and the req_id of that event's request (error.event_req_id; None from a host before it named the event)
     client_warned = Signal(str)  # the client's warning, in its words: a text sent beside an image is not used
+
+
+WINDOW_SIGNALS = tuple(name for name, value in vars(WorkerSignals).items() if isinstance(value, Signal))
+
+
+class WorldWorker(WorkerSignals):
+    """Runs on a QThread; `submit` is the only method other threads call."""
+
     finished = Signal()
 
     def __init__(self, address: str, client_name: str = "worldbridge-editor", timeout: float = 5.0):
@@ -405,18 +413,19 @@ def wait_for_workers(timeout_s: float) -> bool:
     return True
 
 
-WINDOW_SIGNALS = ("connected", "connection_failed", "connection_lost", "session_started", "frame_received", "done",
-                  "failed", "progress", "session_ended")  # what the window listens to (not `finished`: the thread's)
-
-
 class WorkerThread:
-    """A WorldWorker on its own QThread, started and stopped together."""
+    """A WorldWorker on its own QThread, started and stopped together; the window listens to `signals`."""
 
     def __init__(self, address: str, timeout: float = 5.0):
         self.thread = QThread()
         self.thread.setObjectName("worldbridge-network")
         self.worker = WorldWorker(address, timeout=timeout)
         self.worker.moveToThread(self.thread)
+        # the worker's signals wait in the window thread's event queue, where disconnecting them cannot recall them:
+        # they reach this relay there, which a stopped worker's no longer passes on (to a closed or reconnected window)
+        self.signals = WorkerSignals()
+        for name in WINDOW_SIGNALS:
+            getattr(self.worker, name).connect(getattr(self.signals, name))
         self.thread.started.connect(self.worker.run)
         self.worker.finished.connect(self.thread.quit)
 
@@ -424,15 +433,16 @@ class WorkerThread:
         self.thread.start()
 
     def stop(self) -> None:
-        """End the worker without waiting for it (reconnecting: it may still be connecting): silenced, so a late
-        "connection failed" of it never reaches the window, and kept alive in `_retiring` until its thread ends (within
-        a step of a long command, or a connect's timeout); `wait_for_workers` joins it."""
+        """End the worker without waiting for it (reconnecting: it may still be connecting): silenced, so nothing it
+        said, even before this, reaches the window (a late "connection failed", a refusal still queued), and kept alive
+        in `_retiring` until its thread ends (within a step of a long command, or a connect's timeout);
+        `wait_for_workers` joins it."""
         self.worker.stop()
         self.worker.submit("quit")
         self.thread.quit()
         for name in WINDOW_SIGNALS:
             try:
-                getattr(self.worker, name).disconnect()
+                getattr(self.signals, name).disconnect()
             except (RuntimeError, TypeError):
                 pass
         if self.thread.isRunning():

@@ -1307,10 +1307,13 @@ def test_a_world_plays_at_its_own_rate_unless_the_user_picks_one_and_the_editor_
 
 
 class TenFpsWorld(SandboxWorld):
-    """TEST-ONLY: a world model whose footage ran at 10 fps (the sandbox game's frames under that name), so one host
-    serves worlds at two rates: this one at 10, the sandbox at 15."""
+    """TEST-ONLY: a world model whose footage ran at 10 fps in 128 px frames (the sandbox game's frames under that
+    name), so one host serves worlds at two rates and two sizes: this one at 10 and 128 px, the sandbox at 15 and 64."""
 
     kind, name, fps = "world_model", "ten fps test world", 10
+
+    def __init__(self, size: int = 128, seed: int = 0):
+        super().__init__(size, seed)
 
 
 @pytest.fixture(scope="module")
@@ -1380,3 +1383,28 @@ def test_each_world_exports_replays_rebuilds_and_saves_at_its_own_rate(qtbot, tw
     w.branch_from(sandbox, 1)  # a frame of the sandbox world on the live timeline too: the host branches its world,
     qtbot.waitUntil(lambda: w.session.live not in (rebuilt, None) and w.pending_fork is None, timeout=20000)
     assert w.session.branches[w.session.live].parent == sandbox and w.session.fps_of(w.session.live) == 20  # at 20
+
+
+def test_each_world_exports_and_saves_at_its_own_frame_size(qtbot, two_rate_host, tmp_path):
+    """One session-wide frame size, overwritten by each new world: after a 128 px world, a 64 px sandbox branch
+    exported at the 128 px world's scale (192 px, not near 384) and the saved file gave both worlds 128 px."""
+    import imageio.v3 as iio
+
+    def exported_size(branch: int) -> tuple[int, int]:
+        w.timeline.show_branch(branch)
+        with qtbot.waitSignal(w.export_to("png", tmp_path / f"b{branch}").succeeded, timeout=30000):
+            pass
+        return iio.imread(min((tmp_path / f"b{branch}").glob("*.png"))).shape[:2]
+
+    w = open_window(qtbot, two_rate_host.address, fps=None)
+    assert (w.info["width"], w.object_panel.frame_size) == (64, (64, 64))
+    sandbox = record_live(qtbot, w)
+    w.new_world(PromptSpec(seed=4), backend="world_model")
+    qtbot.waitUntil(lambda: w.info is not None and w.info["backend_kind"] == "world_model", timeout=20000)
+    assert (w.info["width"], w.object_panel.frame_size) == (128, (128, 128))  # pasted objects fit the live world
+    model = record_live(qtbot, w)
+    assert (exported_size(sandbox), exported_size(model)) == ((384, 384), (384, 384))  # each scaled from its own size
+    with qtbot.waitSignal(w.save_to(tmp_path / "s.wbsession").succeeded, timeout=30000):
+        pass
+    saved = Session.load(tmp_path / "s.wbsession")
+    assert (saved.size_of(sandbox), saved.size_of(model)) == ((64, 64), (128, 128))

@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 pytest.importorskip("pytestqt")
 
 RIGHT, LEFT, NOOP = 2, 1, 0  # sandbox action ids (bridge.worlds.sandbox.ACTIONS)
-DOCS_PNG = Path(__file__).resolve().parents[1] / "docs" / "editor.png"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -460,10 +460,18 @@ def test_a_network_thread_that_cannot_make_its_wake_up_sockets_says_so_and_offer
         taken.close(linger=0)
 
 
-def test_screenshot(qtbot, host, tmp_path):
-    """Render the window in use; the PNG is a test artifact and, when missing or asked for, docs/editor.png."""
+def docs_files() -> dict[str, bytes]:
+    """Every file under docs/, by path: what a test must leave as it found it."""
+    return {str(f.relative_to(DOCS)): f.read_bytes() for f in sorted(DOCS.rglob("*")) if f.is_file()}
+
+
+def test_screenshot(qtbot, host, tmp_path, monkeypatch):
+    """Render the sandbox window in use to the test's tmp dir. It wrote it over docs/editor.png when that was missing
+    or WORLDBRIDGE_UPDATE_DOCS was set, though that picture is the world-model screenshot tool's: no test writes docs/."""
     from PySide6.QtWidgets import QApplication
 
+    monkeypatch.setenv("WORLDBRIDGE_UPDATE_DOCS", "1")  # what once made it write there
+    docs = docs_files()
     apply_theme(QApplication.instance())  # as `worldbridge play` shows it
     w = open_window(qtbot, host.address, prompt=PromptSpec(seed=5, text="a snowy night level with many coins"))
     w.resize(1440, 900)
@@ -488,8 +496,7 @@ def test_screenshot(qtbot, host, tmp_path):
     assert w.grab().save(str(out))
     shot = iio.imread(out)
     assert shot.shape[0] >= 800 and shot.shape[1] >= 1400 and shot.std() > 20
-    if os.environ.get("WORLDBRIDGE_UPDATE_DOCS") or not DOCS_PNG.exists():
-        DOCS_PNG.write_bytes(out.read_bytes())
+    assert docs_files() == docs
 
 
 def test_play_command_starts_and_stops_its_own_host(tmp_path):
@@ -707,6 +714,7 @@ def test_screenshot_tool_plays_a_world_model_and_saves_the_window(qtbot, tmp_pat
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert said and not [s for s in said if "no action for" in s]  # the keys it plays are the world's latent actions
+    assert not [s for s in said if "text prompts" in s or "Not connected" in s]  # none of the refused run's window
     assert made and all(wt.thread.isFinished() for wt in made)  # closed: no network thread outlives the tool
     assert "WORLD MODEL: micro (world, step 0)" in r.output  # the badge names the backend
     shot = iio.imread(out)
@@ -759,6 +767,39 @@ def test_closing_ends_a_network_thread_a_reconnect_left_in_a_latent_preview(qtbo
     qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
     w.close()
     assert not w.isVisible() and len(made) == 2 and all(wt.thread.isFinished() for wt in made)
+
+
+def emitted_elsewhere(signal, *args) -> None:
+    """Emit as the network thread does: from another thread, so it waits in the window's event queue."""
+    import threading
+
+    emitter = threading.Thread(target=signal.emit, args=args)
+    emitter.start()
+    emitter.join()
+
+
+def test_a_closed_or_reconnected_window_gets_no_late_message_of_its_old_worker(qtbot, host):
+    """A refusal the worker sent just before the window closed waited in the event queue and reached the closed window
+    (the screenshot tool's second run showed its first window's "start: … cannot start from text prompts", and that
+    window's retry "Not connected to a host"): disconnecting the worker's signals cannot recall what they already sent.
+    A worker the window stopped (a close, a Reconnect) reaches it no more."""
+    from PySide6.QtWidgets import QApplication
+
+    w = open_window(qtbot, host.address)
+    said = []
+    w.statusBar().messageChanged.connect(said.append)
+    old = w.worker_thread.worker
+    emitted_elsewhere(old.connection_lost, "the old connection's last word")
+    w.connect_host()  # Reconnect: the old worker's last word is not the new connection's
+    qtbot.waitUntil(lambda: w.welcome is not None, timeout=10000)
+    QApplication.processEvents()
+    assert w.welcome is not None and not [s for s in said if "old connection" in s]
+    worker = w.worker_thread.worker
+    emitted_elsewhere(worker.failed, "start", "this world cannot start from text prompts (bad_prompt)", "text_prompt")
+    w.discard_unsaved()
+    w.close()
+    QApplication.processEvents()
+    assert not w.isVisible() and not [s for s in said if "text prompts" in s or "Not connected" in s], said
 
 
 def test_reconnecting_while_connecting_does_not_abort_the_editor(tmp_path):

@@ -523,3 +523,21 @@ def test_each_branch_keeps_its_worlds_rate_through_save_and_older_files_use_the_
     del manifest["fps"]
     (old / "session.json").write_text(json.dumps(manifest))
     assert Session.load(old).fps_of(0) == Session().fps == DEFAULT_FPS
+
+
+def test_each_branch_keeps_its_worlds_frame_size_through_save_and_older_files_use_the_sessions_one(tmp_path):
+    s = _session()  # the session's one size: 16x16, its root kept none (a session opened from an older file)
+    big = s.new_root(PromptSpec(seed=1, backend="world_model"), size=(128, 64))
+    s.live = big.id
+    s.add_frame(FrameRecord(0, -1, [], [], np.zeros((64, 128, 3), np.uint8)))
+    forked, edited = s.fork(big.id, 0), s.fork_edit(big.id, 0)  # a branch plays on in its world, at its size
+    sizes = [(16, 16), (16, 16), (128, 64), (128, 64), (128, 64)]
+    assert [s.size_of(b) for b in (0, 2, big.id, forked.id, edited.id)] == sizes
+    path = s.save(tmp_path / "sizes.wbsession")
+    t = Session.load(path)
+    assert [t.size_of(b) for b in (0, 2, big.id, forked.id, edited.id)] == sizes
+    manifest = json.loads(zipfile.ZipFile(path).read("session.json"))
+    for b in manifest["branches"]:  # a session saved when the editor kept one size for all its worlds
+        b.pop("size", None)
+    old = saved_with(path, manifest, tmp_path / "old")
+    assert {Session.load(old).size_of(b) for b in t.branches} == {(16, 16)}
