@@ -535,6 +535,7 @@ class MainWindow(QMainWindow):
         s.backend_kind, s.backend_name = info["backend_kind"], info["backend_name"]
         size, fps = (int(info["width"]), int(info["height"])), float(info.get("fps", DEFAULT_FPS))
         s.width, s.height = size  # what an older editor, which keeps one size, opens the saved session at
+        s.fps = fps  # and the one rate it opens it at
         s.action_names = list(info.get("action_names", []))
         asked = (self.pending_prompt or PromptSpec()) if purpose == "new" else self._resim_prompt
         sent = fit_prompt(asked, info, rebuild=purpose != "new")

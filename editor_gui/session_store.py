@@ -614,8 +614,11 @@ class Session:
                 image_png=read(p["image"]) if p.get("image") else None,
                 sketch_png=read(p["sketch"]) if p.get("sketch") else None)
             branch, frames = Branch(bd["id"], bd.get("parent"), bd.get("parent_frame"), bd.get("name", ""), prompt,
-                                    fps=None if bd.get("fps") is None else float(bd["fps"]),
-                                    size=None if bd.get("size") is None else (int(bd["size"][0]), int(bd["size"][1]))), {}
+                                    # an older file's one rate and size are its branches' own: the next world
+                                    # the editor starts sets the session's, and must not re-rate these
+                                    fps=s.fps if bd.get("fps") is None else float(bd["fps"]),
+                                    size=(None if not s.width else (s.width, s.height)) if bd.get("size") is None
+                                    else (int(bd["size"][0]), int(bd["size"][1]))), {}
             for fd in bd["frames"]:
                 if fd["index"] <= branch.forked_at():  # a copy of a frame its parent gives (only a file has one):
                     continue  # no view shows it, and its pixels would count against the memory guard

@@ -1370,6 +1370,7 @@ def test_each_world_exports_replays_rebuilds_and_saves_at_its_own_rate(qtbot, tw
         pass
     saved = Session.load(tmp_path / "s.wbsession")
     assert (saved.fps_of(sandbox), saved.fps_of(model)) == (SANDBOX_FPS, 10)
+    assert saved.fps == w.session.fps_of(w.session.live)  # the one rate an older editor opens the file at: the newest
     w.resimulate(sandbox, 2)  # the sandbox world again, at its own rate
     qtbot.waitUntil(lambda: w.busy is None and w.info is not None and w.info["backend_kind"] == "sandbox",
                     timeout=20000)

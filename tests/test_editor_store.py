@@ -520,6 +520,9 @@ def test_each_branch_keeps_its_worlds_rate_through_save_and_older_files_use_the_
         b.pop("fps")
     old = saved_with(path, manifest, tmp_path / "old")
     assert {Session.load(old).fps_of(b) for b in t.branches} == {12.0}
+    opened = Session.load(old)
+    opened.fps = 15.0  # the next world the editor starts sets the session's rate: an opened branch keeps its own
+    assert {opened.fps_of(b) for b in t.branches} == {12.0}
     del manifest["fps"]
     (old / "session.json").write_text(json.dumps(manifest))
     assert Session.load(old).fps_of(0) == Session().fps == DEFAULT_FPS
