@@ -258,7 +258,7 @@ def made_by(ds: VideoDataset) -> str | None:
 
 def longer_episodes(ds: VideoDataset, frames: int) -> str:
     """How to make a dataset again with episodes of `frames` frames or more, by the command that made it."""
-    need = f"make the dataset again with episodes of {frames} frames or more"
+    need = f"make the dataset again with episodes of {plural(frames, 'frame')} or more"
     made = made_by(ds)
     if made == "import":  # the frames of a video are its seconds times --fps
         return (f"{need}: import longer footage, or resample it to more frames a second (`worldbridge data import ... "
