@@ -1924,7 +1924,9 @@ def test_a_text_sent_with_an_image_is_said_unused_once_when_the_host_took_it_and
     assert godot_sim.call_method(c, "reset_world", [gdsim.to_gd({"text": "a desert", "image": start["image"]})])
     pump(godot_sim, router)
     ident, reset = recv(router)
-    router.send_multipart([ident, zmtp_raw.pack({"type": "ok", "req_id": reset["req_id"], "request": "reset",
-                                                 "epoch": 1, "frame_index": 0})])
-    pump(godot_sim, router)
+    # the ok sits unread in the client's socket, then one poll reads it (pumping until the client sent something
+    # waited for its keep-alive ping, a third of the 60 s idle timeout: 20 s, the pump's own limit)
+    send_unread(c, router, ident, [zmtp_raw.pack({"type": "ok", "req_id": reset["req_id"], "request": "reset",
+                                                  "epoch": 1, "frame_index": 0})])
+    godot_sim.call_method(c, "poll", [])
     assert [w for w in godot_sim.warnings if "is not used" in w] == [_unused("a cave")], "said more than once"
