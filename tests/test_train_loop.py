@@ -178,3 +178,22 @@ def test_a_fresh_run_draws_as_before_on_every_rank_and_a_stage_as_before_at_ever
     first = torch.rand(3)
     torch.manual_seed(5 + 1000 * rank)  # the trainer's torch seed before resumes drew on
     assert torch.equal(first, torch.rand(3))
+
+
+def test_a_resume_onto_footage_without_a_fingerprint_says_it_cannot_be_told_apart(capsys):
+    """A run trained on fingerprinted footage, resumed with --data that has none (made before fingerprints), went on
+    in silence while its card recorded the old footage as left behind: it now says once that the two cannot be told
+    apart, and how to keep them apart."""
+    from pathlib import Path
+
+    from bridge.train.loop import footage_history
+
+    section = {"path": "/data/a", "fingerprint": "f1"}
+    old = SimpleNamespace(fingerprint=None, root=Path("/data/old"))
+    assert footage_history(section, [old], "runs/w", 40, warn=True)["earlier_fingerprints"][0]["fingerprint"] == "f1"
+    said = capsys.readouterr().err
+    assert said.count("warning:") == 1 and "/data/old has no fingerprint" in said and "new --out" in said
+    footage_history(section, [old], "runs/w", 40, warn=False)  # not the main process, or a fresh run
+    same = SimpleNamespace(fingerprint="f1", root=Path("/data/a"))
+    assert footage_history(section, [same], "runs/w", 40, warn=True) == {}
+    assert capsys.readouterr().err == ""

@@ -152,17 +152,19 @@ def footage_history(section: dict, datasets: list, out: str | Path, step: int, w
     """Every stage's record of footage it trained on before, for its card: `earlier_fingerprints` ({} when none),
     those `section` (the card section of the run's last save, {} when fresh) kept and each of its known fingerprints no
     --data set holds now, with its path and the step it was left at, so a card says when a run mixed two sets. With
-    `warn` (a resumed run's main process) it first says so once. Unknown fingerprints (a dataset made before them)
-    leave nothing to compare and nothing is said."""
+    `warn` (a resumed run's main process) it first says so once. A card without fingerprints (a run made before them)
+    leaves nothing to compare; a --data without one (made before them) is said to be impossible to tell apart."""
     records = section.get("data_provenance", section)  # the pre-training `data` section is its one dataset's record
     records = records if isinstance(records, list) else [records]  # events and first-frame cards of 2026-11-25
     before = {p["fingerprint"]: p.get("path") for p in records if p.get("fingerprint")}
     for ds in datasets:
-        if warn and before and ds.fingerprint and ds.fingerprint not in before:
-            then = ", ".join(f"{path} (fingerprint {fp})" for fp, path in before.items())
-            tqdm.write(f"warning: {out} was trained on {then}, but --data {ds.root} now holds other footage "
-                       f"(fingerprint {ds.fingerprint}): this run goes on with it, mixing the two; give a new --out to "
-                       "keep them apart", file=sys.stderr)
+        if not (warn and before) or ds.fingerprint in before:
+            continue
+        then = ", ".join(f"{path} (fingerprint {fp})" for fp, path in before.items())
+        now = (f"now holds other footage (fingerprint {ds.fingerprint})" if ds.fingerprint else
+               "has no fingerprint (made before datasets had one), so it cannot be told apart from that")
+        tqdm.write(f"warning: {out} was trained on {then}, but --data {ds.root} {now}: this run goes on with it; if it "
+                   "is other footage, the two are mixed: give a new --out to keep them apart", file=sys.stderr)
     now = {ds.fingerprint for ds in datasets}
     left = [{"fingerprint": fp, "path": path, "until_step": step} for fp, path in before.items() if fp not in now]
     earlier = [*section.get("earlier_fingerprints", []), *left]
