@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bridge.data.dataset import check_frame_size, provenance
+from bridge.data.dataset import check_frame_size
 from bridge.model.checkpoint import CheckpointError, load_model, read_json, save_model, state_tensors
 from bridge.model.genie import WorldModel
 from bridge.prompts.events import (EventSettings, cond_for_clip, default_captions, load_event_settings,
@@ -31,7 +31,7 @@ from bridge.prompts.first_frame import (META, PRESETS, WEIGHTS, FirstFrameModel,
                                         save_first_frame, sketch_class_map, tokenizer_fingerprint)
 from bridge.prompts.text_encoder import get_encoder
 from bridge.train.loop import (FINE_TUNE_RERUN, Averager, budget_stop, card_options, check_new_out, fine_tune,
-                               footage_history, kept_options, progress_bar, seed_run, set_lr, train_device)
+                               footage_record, kept_options, progress_bar, seed_run, set_lr, train_device)
 from bridge.train.options import PROMPT_DEFAULTS
 from bridge.values import plural
 from bridge.worlds.events import EVENT_TYPES
@@ -214,7 +214,7 @@ def train_first_frame(opts: PromptTrainOptions) -> dict[str, Any]:
     bar = progress_bar(opts.steps, f"train first-frame ({opts.preset})", opts.progress, max_minutes=opts.max_minutes)
     t0, avg, metrics = time.time(), Averager(), {}
     card = {"world": str(Path(opts.world).resolve()), "world_step": world_card.get("step"), "data": str(Path(opts.data).resolve()),
-            "data_provenance": [provenance(ds)], **footage_history(run, [ds], out, start, warn=resumed),
+            **footage_record(run, [ds], out, start, warn=resumed),
             "samples": n, "captions": captions, "sketch_trained": with_sketch, "encoder": opts.encoder,
             "tokenizer": tokenizer_fingerprint(world.tokenizer), "command": opts.command,
             **card_options(opts, KEPT), "init_from": init_from}
@@ -337,7 +337,7 @@ def train_events(opts: PromptTrainOptions) -> dict[str, Any]:
     rng = seed_run(opts.seed, start)
     ds = VideoDataset(opts.data)
     check_frame_size(ds, src.cfg.height, src.cfg.width, f"the world {out if resume else opts.world}")
-    footage = {"data_provenance": [provenance(ds)], **footage_history(run, [ds], out, start, warn=resume)}
+    footage = footage_record(run, [ds], out, start, warn=resume)
     encoder = get_encoder(opts.encoder)
     data, events = _event_data(src, ds, opts, rng, device)  # tokens and latent actions, once
     types, counts, captions = _event_types(events)

@@ -25,7 +25,7 @@ from bridge.model.genie import WorldModel
 from bridge.model.tokenizer import DECODER_PARTS, VideoTokenizer, psnr_from_mse, to_float
 from bridge.train.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
 from bridge.train.loop import (FINE_TUNE_RERUN, Averager, amp, budget_stop, card_options, check_new_out,
-                               fine_tune, footage_history, kept_options, progress_bar, seed_run, set_lr, train_device)
+                               fine_tune, footage_record, kept_options, progress_bar, seed_run, set_lr, train_device)
 from bridge.train.options import DECODER_DEFAULTS
 
 # The settings a decoder run records in its card's "decoder" section and a rerun keeps unless given again (--steps and
@@ -154,7 +154,7 @@ def held_out(tok: VideoTokenizer, clips: np.ndarray, batch: int = 16) -> tuple[f
 
 def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     """Train (or resume) the decoder of opts.world into opts.out; returns the step and val PSNR before/after."""
-    from bridge.data.dataset import VideoDataset, provenance
+    from bridge.data.dataset import VideoDataset
 
     out, src = Path(opts.out), Path(opts.world)
     device = train_device(opts.device)  # a bad --device is refused before anything is copied
@@ -180,8 +180,7 @@ def train_decoder(opts: DecoderTrainOptions) -> dict[str, Any]:
     disc, d_opt = _critic(opts, tok, out, device) if opts.adv > 0 else (None, None)
     ctx, amp_on = amp(device, opts.amp)  # the rule of `train tokenizer|dynamics`
     section = {**_section(opts, prev, src, T, len(val), before, particles_before), "device": str(device),
-               "amp_bf16": amp_on, "data_provenance": [provenance(ds) for ds in datasets],
-               **footage_history(prev, datasets, out, start, warn=resume)}
+               "amp_bf16": amp_on, **footage_record(prev, datasets, out, start, warn=resume)}
     metrics: dict[str, float] = {}
 
     def save(step: int) -> float:

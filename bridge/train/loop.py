@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bridge.data.dataset import provenance
 from bridge.data.interrupt import sigterm_as_ctrl_c
 from bridge.model.world import pick_device
 
@@ -169,6 +170,13 @@ def footage_history(section: dict, datasets: list, out: str | Path, step: int, w
     left = [{"fingerprint": fp, "path": path, "until_step": step} for fp, path in before.items() if fp not in now]
     earlier = [*section.get("earlier_fingerprints", []), *left]
     return {"earlier_fingerprints": earlier} if earlier else {}
+
+
+def footage_record(section: dict, datasets: list, out: str | Path, step: int, warn: bool) -> dict:
+    """A fine-tuning stage's card record of its footage: each --data set's provenance (`data_provenance`), then
+    `footage_history`'s record of what it trained on before (the pre-training stages keep theirs flat in `data`)."""
+    return {"data_provenance": [provenance(ds) for ds in datasets],
+            **footage_history(section, datasets, out, step, warn)}
 
 
 @contextmanager
